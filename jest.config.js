@@ -1,0 +1,21 @@
+// One jest run, three layers: unit specs beside the code, integration specs against real
+// components, end-to-end specs that drive the running gateway with the official SDKs.
+const fs = require('node:fs');
+const path = require('node:path');
+
+const swcrc = JSON.parse(fs.readFileSync(path.join(__dirname, '.swcrc'), 'utf8'));
+const paths = JSON.parse(fs.readFileSync(path.join(__dirname, 'tsconfig.base.json'), 'utf8')).compilerOptions.paths;
+const moduleNameMapper = Object.fromEntries(
+  Object.entries(paths).map(([alias, [target]]) => [`^${alias}$`, `<rootDir>/${target}`]),
+);
+const { baseUrl: _b, paths: _p, ...jsc } = swcrc.jsc;
+const transform = { '^.+\\.ts$': ['@swc/jest', { ...swcrc, jsc, swcrc: false }] };
+const common = { rootDir: __dirname, testEnvironment: 'node', transform, moduleNameMapper, testPathIgnorePatterns: ['/node_modules/', '/dist/'] };
+
+module.exports = {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{services,libs,proto,scripts,bench}/**/*.spec.ts'] },
+    { ...common, displayName: 'integration', testMatch: ['<rootDir>/{services,libs,test}/**/*.int-spec.ts'], testTimeout: 60000 },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'], testTimeout: 120000 },
+  ],
+};

@@ -1,0 +1,36 @@
+import type { ClientReadableStream, ClientUnaryCall, Metadata, ServiceError } from '@grpc/grpc-js';
+import { GatewayError } from '@openrouter/errors';
+import { fromGrpcError } from './grpc-errors';
+
+/**
+ * Reads a server stream as an async iterable of messages. Aborting the signal cancels the call,
+ * which the server sees as a cancelled call and passes on to its own downstream work.
+ */
+export async function* readStream<T>(call: ClientReadableStream<T>, signal?: AbortSignal): AsyncGenerator<T> {
+  const onAbort = (): void => call.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const message of call as AsyncIterable<T>) yield message;
+  } catch (error) {
+    if (signal?.aborted) throw new GatewayError('cancelled', 'The client went away.', { cause: error });
+    throw fromGrpcError(error);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    call.cancel();
+  }
+}
+
+type UnaryMethod<Req, Res> = (request: Req, metadata: Metadata, callback: (error: ServiceError | null, response: Res) => void) => ClientUnaryCall;
+
+/** Calls a unary method as a promise; aborting the signal cancels the call. */
+export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata, signal?: AbortSignal): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    const call = method(request, metadata, (error, response) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (error) reject(signal?.aborted ? new GatewayError('cancelled', 'The client went away.', { cause: error }) : fromGrpcError(error));
+      else resolve(response);
+    });
+    const onAbort = (): void => call.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

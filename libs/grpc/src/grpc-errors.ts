@@ -1,0 +1,86 @@
+import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
+import { errorv1 } from '@openrouter/contracts';
+import { GatewayError, type ErrorKind } from '@openrouter/errors';
+
+/** Trailer that carries the canonical error across a gRPC hop. */
+export const ERROR_TRAILER = 'openrouter-error-bin';
+
+function statusFor(kind: ErrorKind): status {
+  switch (kind) {
+    case 'bad_request':
+    case 'context_length_exceeded':
+    case 'content_filtered':
+      return status.INVALID_ARGUMENT;
+    case 'auth_failed':
+      return status.UNAUTHENTICATED;
+    case 'permission_denied':
+      return status.PERMISSION_DENIED;
+    case 'not_found':
+      return status.NOT_FOUND;
+    case 'rate_limited':
+    case 'budget_exceeded':
+      return status.RESOURCE_EXHAUSTED;
+    case 'overloaded':
+    case 'unavailable':
+    case 'upstream_error':
+      return status.UNAVAILABLE;
+    case 'timeout':
+      return status.DEADLINE_EXCEEDED;
+    case 'cancelled':
+      return status.CANCELLED;
+    case 'internal':
+      return status.INTERNAL;
+  }
+}
+
+/** A GatewayError as the status object a grpc-js handler passes to its callback or `destroy`. */
+export function toGrpcStatus(error: unknown): Partial<StatusObject> & { code: status; details: string; metadata: Metadata } {
+  const e = GatewayError.from(error);
+  const metadata = new Metadata();
+  const detail = errorv1.ErrorDetail.encode({
+    kind: e.kind,
+    message: e.message,
+    retryable: e.retryable,
+    param: e.param,
+    code: e.code,
+    retryAfterMs: e.retryAfterMs,
+    upstreamStatus: e.upstreamStatus,
+    provider: e.provider,
+  }).finish();
+  metadata.set(ERROR_TRAILER, Buffer.from(detail));
+  return { code: statusFor(e.kind), details: e.message, metadata };
+}
+
+/** Anything a gRPC client call rejected with, as a GatewayError. */
+export function fromGrpcError(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error;
+  const serviceError = error as Partial<ServiceError>;
+  const raw = serviceError.metadata?.get(ERROR_TRAILER)[0];
+  if (raw instanceof Buffer) {
+    try {
+      const d = errorv1.ErrorDetail.decode(raw);
+      if (GatewayError.isKind(d.kind)) {
+        return new GatewayError(d.kind, d.message, {
+          retryable: d.retryable,
+          param: d.param,
+          code: d.code,
+          retryAfterMs: d.retryAfterMs,
+          upstreamStatus: d.upstreamStatus,
+          provider: d.provider,
+        });
+      }
+    } catch {
+      // fall through to the status code
+    }
+  }
+  switch (serviceError.code) {
+    case status.CANCELLED:
+      return new GatewayError('cancelled', 'The request was cancelled.', { cause: error });
+    case status.DEADLINE_EXCEEDED:
+      return new GatewayError('timeout', 'The request timed out inside the gateway.', { cause: error });
+    case status.UNAVAILABLE:
+      return new GatewayError('unavailable', 'An internal gateway service is unavailable.', { cause: error });
+    default:
+      return GatewayError.from(error);
+  }
+}

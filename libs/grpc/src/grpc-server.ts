@@ -1,0 +1,46 @@
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+
+export interface GrpcServiceBinding {
+  definition: ServiceDefinition;
+  implementation: UntypedServiceImplementation;
+}
+
+/** Settings shared by every server and client so streams stay healthy across idle periods. */
+export const CHANNEL_OPTIONS = {
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.max_send_message_length': 64 * 1024 * 1024,
+} as const;
+
+/** A started gRPC server; `close` drains in-flight calls up to a grace period, then cuts them. */
+export class GrpcServerHandle {
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(host: string, port: number, services: GrpcServiceBinding[]): Promise<GrpcServerHandle> {
+    const server = new Server(CHANNEL_OPTIONS);
+    for (const s of services) server.addService(s.definition, s.implementation);
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, actual) => (error ? reject(error) : resolve(actual))),
+    );
+    return new GrpcServerHandle(server, bound);
+  }
+
+  async close(graceMs = 5_000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,4 @@
+export { ERROR_TRAILER, fromGrpcError, toGrpcStatus } from './grpc-errors';
+export { CHANNEL_OPTIONS, GrpcServerHandle } from './grpc-server';
+export type { GrpcServiceBinding } from './grpc-server';
+export { callUnary, readStream } from './grpc-call';

@@ -1,0 +1,4 @@
+export { createLogger, NestPinoLogger } from './logger';
+export type { Logger } from './logger';
+export { evaluateReadiness } from './health';
+export type { ReadinessCheck, ReadinessReport } from './health';

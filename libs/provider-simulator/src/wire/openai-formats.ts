@@ -1,0 +1,209 @@
+import type { PacedFrame } from '../core/stream-pacer';
+
+export interface OpenAiErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+export function openAiError(message: string, type: string, param: string | null = null, code: string | null = null): OpenAiErrorBody {
+  return { error: { message, type, param, code } };
+}
+
+/** The `type` OpenAI uses for each status family. */
+export function errorTypeForStatus(status: number): string {
+  if (status === 429) return 'requests';
+  if (status >= 500) return 'server_error';
+  return 'invalid_request_error';
+}
+
+export function defaultErrorCode(status: number): string | null {
+  if (status === 429) return 'rate_limit_exceeded';
+  if (status === 401) return 'invalid_api_key';
+  return null;
+}
+
+export function defaultErrorMessage(status: number, model: string | undefined): string {
+  switch (status) {
+    case 400:
+      return 'Bad request (simulated).';
+    case 401:
+      return 'Incorrect API key provided.';
+    case 403:
+      return 'You are not allowed to sample from this model.';
+    case 404:
+      return `The model \`${model ?? 'unknown'}\` does not exist or you do not have access to it.`;
+    case 429:
+      return `Rate limit reached for ${model ?? 'this model'} (simulated). Please try again later.`;
+    case 503:
+      return 'The engine is currently overloaded, please try again later.';
+    default:
+      return status >= 500
+        ? 'The server had an error while processing your request. Sorry about that!'
+        : `Request failed with status ${status} (simulated).`;
+  }
+}
+
+export interface OpenAiUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+  completion_tokens_details: { reasoning_tokens: number };
+}
+
+export function chatUsage(promptTokens: number, completionTokens: number): OpenAiUsage {
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0 },
+  };
+}
+
+export type ChatFinishReason = 'stop' | 'length' | 'tool_calls';
+
+export interface ToolCallPlan {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+export interface ChoicePlan {
+  index: number;
+  /** Text content; null for a tool call. */
+  content: string | null;
+  toolCall?: ToolCallPlan;
+  /** Streamed fragments: content tokens, or argument fragments of the tool call. */
+  pieces: readonly string[];
+  finishReason: ChatFinishReason;
+  completionTokens: number;
+}
+
+export interface ChatCompletionPlan {
+  id: string;
+  created: number;
+  model: string;
+  systemFingerprint: string;
+  promptTokens: number;
+  completionTokens: number;
+  choices: ChoicePlan[];
+}
+
+export function chatCompletionBody(plan: ChatCompletionPlan): unknown {
+  return {
+    id: plan.id,
+    object: 'chat.completion',
+    created: plan.created,
+    model: plan.model,
+    choices: plan.choices.map((choice) => ({
+      index: choice.index,
+      message: choice.toolCall
+        ? {
+            role: 'assistant',
+            content: null,
+            refusal: null,
+            tool_calls: [{ id: choice.toolCall.id, type: 'function', function: { name: choice.toolCall.name, arguments: choice.toolCall.arguments } }],
+          }
+        : { role: 'assistant', content: choice.content, refusal: null },
+      logprobs: null,
+      finish_reason: choice.finishReason,
+    })),
+    usage: chatUsage(plan.promptTokens, plan.completionTokens),
+    system_fingerprint: plan.systemFingerprint,
+  };
+}
+
+const sse = (payload: unknown): string => `data: ${JSON.stringify(payload)}\n\n`;
+
+export const SSE_DONE = 'data: [DONE]\n\n';
+
+/**
+ * The stream as OpenAI sends it: an opening delta per choice, one chunk per token (choices
+ * interleaved per step), a closing chunk per choice with its finish_reason, the optional
+ * usage chunk with `choices: []`, then `[DONE]`.
+ */
+export function chatCompletionFrames(plan: ChatCompletionPlan, includeUsage: boolean): PacedFrame[] {
+  const chunk = (choices: unknown[]): string =>
+    sse({
+      id: plan.id,
+      object: 'chat.completion.chunk',
+      created: plan.created,
+      model: plan.model,
+      system_fingerprint: plan.systemFingerprint,
+      choices,
+      ...(includeUsage ? { usage: null } : {}),
+    });
+  const choiceDelta = (index: number, delta: unknown, finishReason: ChatFinishReason | null = null): unknown => ({
+    index,
+    delta,
+    logprobs: null,
+    finish_reason: finishReason,
+  });
+
+  const frames: PacedFrame[] = [];
+  for (const choice of plan.choices) {
+    const opening = choice.toolCall
+      ? {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ index: 0, id: choice.toolCall.id, type: 'function', function: { name: choice.toolCall.name, arguments: '' } }],
+        }
+      : { role: 'assistant', content: '' };
+    frames.push({ text: chunk([choiceDelta(choice.index, opening)]) });
+  }
+  const steps = Math.max(0, ...plan.choices.map((choice) => choice.pieces.length));
+  for (let step = 0; step < steps; step++) {
+    for (const choice of plan.choices) {
+      const piece = choice.pieces[step];
+      if (piece === undefined) continue;
+      const delta = choice.toolCall ? { tool_calls: [{ index: 0, function: { arguments: piece } }] } : { content: piece };
+      frames.push({ text: chunk([choiceDelta(choice.index, delta)]), tokenStep: step });
+    }
+  }
+  for (const choice of plan.choices) {
+    frames.push({ text: chunk([choiceDelta(choice.index, {}, choice.finishReason)]) });
+  }
+  if (includeUsage) {
+    frames.push({
+      text: sse({
+        id: plan.id,
+        object: 'chat.completion.chunk',
+        created: plan.created,
+        model: plan.model,
+        system_fingerprint: plan.systemFingerprint,
+        choices: [],
+        usage: chatUsage(plan.promptTokens, plan.completionTokens),
+      }),
+    });
+  }
+  frames.push({ text: SSE_DONE });
+  return frames;
+}
+
+export const SIMULATED_MODELS: readonly string[] = [
+  'gpt-4o',
+  'gpt-4o-mini',
+  'gpt-4.1',
+  'gpt-4.1-mini',
+  'text-embedding-3-small',
+  'text-embedding-3-large',
+];
+
+const MODEL_CREATED = 1_700_000_000;
+
+export function modelBody(id: string): unknown {
+  return { id, object: 'model', created: MODEL_CREATED, owned_by: 'simulator' };
+}
+
+export function modelListBody(): unknown {
+  return { object: 'list', data: SIMULATED_MODELS.map(modelBody) };
+}
+
+export function embeddingListBody(model: string, embeddings: readonly (number[] | string)[], promptTokens: number): unknown {
+  return {
+    object: 'list',
+    data: embeddings.map((embedding, index) => ({ object: 'embedding', index, embedding })),
+    model,
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+  };
+}

@@ -1,0 +1,113 @@
+import { z } from 'zod';
+
+const contentPartSchema = z.looseObject({ type: z.string(), text: z.string().optional() });
+
+const messageContentSchema = z.union([z.string(), z.array(contentPartSchema)]).nullable().optional();
+
+const toolCallSchema = z.looseObject({
+  id: z.string(),
+  type: z.literal('function'),
+  function: z.looseObject({ name: z.string(), arguments: z.string() }),
+});
+
+const messageSchema = z.looseObject({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
+  content: messageContentSchema,
+  name: z.string().optional(),
+  tool_calls: z.array(toolCallSchema).optional(),
+  tool_call_id: z.string().optional(),
+});
+
+const functionToolSchema = z.looseObject({
+  type: z.literal('function'),
+  function: z.looseObject({
+    name: z.string().min(1),
+    description: z.string().optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    strict: z.boolean().nullable().optional(),
+  }),
+});
+
+const toolChoiceSchema = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string() }) }),
+]);
+
+const responseFormatSchema = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('text') }),
+  z.looseObject({ type: z.literal('json_object') }),
+  z.looseObject({
+    type: z.literal('json_schema'),
+    json_schema: z.looseObject({
+      name: z.string(),
+      description: z.string().optional(),
+      schema: z.record(z.string(), z.unknown()).optional(),
+      strict: z.boolean().nullable().optional(),
+    }),
+  }),
+]);
+
+const positiveTokenLimit = z.int().min(1).nullable().optional();
+
+export const chatCompletionRequestSchema = z.looseObject({
+  model: z.string().min(1),
+  messages: z.array(messageSchema).min(1),
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+  n: z.int().min(1).max(128).nullable().optional(),
+  max_tokens: positiveTokenLimit,
+  max_completion_tokens: positiveTokenLimit,
+  stop: z.union([z.string(), z.array(z.string()).max(4)]).nullable().optional(),
+  tools: z.array(functionToolSchema).optional(),
+  tool_choice: toolChoiceSchema.optional(),
+  response_format: responseFormatSchema.optional(),
+});
+
+export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+export type ChatMessage = ChatCompletionRequest['messages'][number];
+export type FunctionTool = NonNullable<ChatCompletionRequest['tools']>[number];
+
+const tokenIds = z.array(z.int().min(0)).min(1);
+
+export const embeddingRequestSchema = z.looseObject({
+  model: z.string().min(1),
+  input: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(2048), tokenIds, z.array(tokenIds).min(1).max(2048)]),
+  dimensions: z.int().min(1).optional(),
+  encoding_format: z.enum(['float', 'base64']).optional(),
+  user: z.string().optional(),
+});
+
+export type EmbeddingRequest = z.infer<typeof embeddingRequestSchema>;
+
+export interface RequestProblem {
+  message: string;
+  param: string | null;
+  code: string | null;
+}
+
+/** Maps a zod failure onto OpenAI's wording: missing vs. invalid, with the dotted param path. */
+export function describeProblem(error: z.ZodError, raw: unknown): RequestProblem {
+  const issue = error.issues[0];
+  if (issue === undefined) return { message: 'Invalid request body.', param: null, code: null };
+  const path = issue.path.filter((segment): segment is string | number => typeof segment !== 'symbol');
+  const param = path.length === 0 ? null : formatParam(path);
+  if (param !== null && issue.code === 'invalid_type' && valueAt(raw, path) === undefined) {
+    return { message: `Missing required parameter: '${param}'.`, param, code: 'missing_required_parameter' };
+  }
+  if (param === null) return { message: `Invalid request body: ${issue.message}.`, param: null, code: 'invalid_request_body' };
+  const code = issue.code === 'invalid_type' ? 'invalid_type' : 'invalid_value';
+  return { message: `Invalid value for '${param}': ${issue.message}.`, param, code };
+}
+
+function formatParam(path: readonly (string | number)[]): string {
+  return path.map((segment, i) => (typeof segment === 'number' ? `[${segment}]` : i === 0 ? segment : `.${segment}`)).join('');
+}
+
+function valueAt(raw: unknown, path: readonly (string | number)[]): unknown {
+  let node = raw;
+  for (const segment of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<string | number, unknown>)[segment];
+  }
+  return node;
+}

@@ -1,0 +1,49 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply } from 'fastify';
+import type { Listen } from '@openrouter/config';
+import { NestPinoLogger, type Logger } from '@openrouter/observability';
+
+export interface HttpAppOptions {
+  bodyLimit?: number;
+  /** Accept the caller's `x-request-id` when it is well-formed, else make one. */
+  requestIds?: boolean;
+  /** Handles errors Fastify raises before a route runs (body parsing, size limits). */
+  onError?: (error: unknown, reply: FastifyReply) => void;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Boots a NestJS module on Fastify and listens; the caller owns `close()`. */
+export async function startHttpApp(module: Type<unknown> | DynamicModule, listen: Listen, logger: Logger, options: HttpAppOptions = {}): Promise<{ app: NestFastifyApplication; port: number }> {
+  const adapter = new FastifyAdapter({
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    logger: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    requestIdHeader: false,
+    genReqId: options.requestIds
+      ? (req: IncomingMessage) => {
+          const given = req.headers['x-request-id'];
+          return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        }
+      : undefined,
+  });
+  const onError = options.onError;
+  if (onError) adapter.getInstance().setErrorHandler((error, _request, reply) => onError(error, reply));
+  if (options.requestIds) {
+    adapter.getInstance().addHook('onRequest', async (request, reply) => {
+      void reply.header('x-request-id', request.id);
+    });
+  }
+  const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: new NestPinoLogger(logger), abortOnError: false, bufferLogs: false });
+  await app.listen(listen.port, listen.host);
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : listen.port;
+  return { app, port };
+}
+
+export type { INestApplication };

@@ -1,0 +1,6 @@
+export { HealthHttpController, READINESS_CHECKS, SERVICE_NAME } from './health.http.controller';
+export { HealthModule } from './health.module';
+export { startHttpApp } from './http-app';
+export type { HttpAppOptions } from './http-app';
+export { closeOnSignals, runServiceMain } from './service-handle';
+export type { ServiceHandle } from './service-handle';

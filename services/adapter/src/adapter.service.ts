@@ -1,0 +1,54 @@
+import type { GatewayConfig } from '@openrouter/config';
+import type { adapterv1, chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import type { ProviderAdapter, ProviderRegistry } from './providers/provider-adapter';
+
+interface Call<T> {
+  requestId: string;
+  provider: string;
+  upstreamModel: string;
+  request?: T | undefined;
+  timeoutMs: number;
+}
+
+/** Holds one adapter per configured provider this instance serves and dispatches calls to it. */
+export class AdapterService {
+  private readonly adapters = new Map<string, ProviderAdapter>();
+
+  constructor(config: GatewayConfig, registry: ProviderRegistry) {
+    const served = config.adapter.providers.length > 0 ? config.adapter.providers : Object.keys(config.providers);
+    for (const id of served) {
+      const provider = config.providers[id];
+      if (provider) this.adapters.set(id, registry[provider.type](id, provider));
+    }
+  }
+
+  get providerIds(): string[] {
+    return [...this.adapters.keys()];
+  }
+
+  chat(call: Call<chatv1.ChatRequest>, signal: AbortSignal): AsyncGenerator<adapterv1.ChatResponse> {
+    const request = required(call.request);
+    return this.adapterFor(call.provider).chat({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal });
+  }
+
+  embed(call: Call<chatv1.EmbeddingRequest>, signal: AbortSignal): Promise<chatv1.EmbeddingResponse> {
+    const request = required(call.request);
+    return this.adapterFor(call.provider).embed({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.adapters.values()].map((a) => a.close()));
+  }
+
+  private adapterFor(provider: string): ProviderAdapter {
+    const adapter = this.adapters.get(provider);
+    if (!adapter) throw new GatewayError('unavailable', `This adapter instance does not serve the provider "${provider}".`, { retryable: true });
+    return adapter;
+  }
+}
+
+function required<T>(request: T | undefined): T {
+  if (request === undefined) throw new GatewayError('bad_request', 'The call carries no request.');
+  return request;
+}

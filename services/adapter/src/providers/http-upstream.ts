@@ -1,0 +1,61 @@
+import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { GatewayError } from '@openrouter/errors';
+
+/** Keep-alive connection pools to one provider, shared by all its calls. */
+export function createUpstreamAgent(): Agent {
+  return new Agent({ keepAliveTimeout: 30_000, connections: 256, pipelining: 1 });
+}
+
+export interface UpstreamRequest {
+  url: URL;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+  signal: AbortSignal;
+  provider: string;
+}
+
+/** POSTs JSON; failures to reach the provider become canonical errors. */
+export async function postJson(agent: Agent, req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
+  try {
+    return await agent.request({
+      origin: req.url.origin,
+      path: req.url.pathname + req.url.search,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...req.headers },
+      body: req.body,
+      signal: req.signal,
+      headersTimeout: req.timeoutMs,
+      bodyTimeout: req.timeoutMs,
+    });
+  } catch (error) {
+    throw transportError(error, req.signal, req.provider);
+  }
+}
+
+export function transportError(error: unknown, signal: AbortSignal, provider: string): GatewayError {
+  if (error instanceof GatewayError) return error;
+  if (signal.aborted) return new GatewayError('cancelled', 'The request was cancelled.', { provider, cause: error });
+  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
+    return new GatewayError('timeout', `The provider "${provider}" did not answer in time.`, { provider, cause: error });
+  }
+  return new GatewayError('unavailable', `The provider "${provider}" could not be reached.`, { provider, cause: error });
+}
+
+/** Server-sent events of a response body, as they arrive. */
+export async function* readServerSentEvents(body: AsyncIterable<Buffer | string>, signal: AbortSignal, provider: string): AsyncGenerator<EventSourceMessage> {
+  const pending: EventSourceMessage[] = [];
+  const parser = createParser({ onEvent: (event) => pending.push(event) });
+  const decoder = new TextDecoder();
+  try {
+    for await (const piece of body) {
+      parser.feed(typeof piece === 'string' ? piece : decoder.decode(piece, { stream: true }));
+      while (pending.length > 0) yield pending.shift() as EventSourceMessage;
+    }
+  } catch (error) {
+    if (signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled.', { provider, cause: error });
+    if (error instanceof undiciErrors.BodyTimeoutError) throw new GatewayError('timeout', `The provider "${provider}" stalled mid-stream.`, { provider, cause: error });
+    throw new GatewayError('upstream_error', `The provider "${provider}" closed the stream unexpectedly.`, { provider, cause: error });
+  }
+}

@@ -1,0 +1,99 @@
+import type { ProviderConfig } from '@openrouter/config';
+import type { adapterv1, chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import {
+  parseOpenAIChunk,
+  parseOpenAICompletion,
+  parseOpenAIEmbeddingResponse,
+  parseOpenAIErrorResponse,
+  toOpenAIChatBody,
+  toOpenAIEmbeddingBody,
+} from '@openrouter/openai-wire';
+import { createUpstreamAgent, postJson, readServerSentEvents, transportError } from '../http-upstream';
+import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
+
+/**
+ * OpenAI and every server that speaks its API (Mistral, Groq, Together, DeepSeek, vLLM, Ollama…):
+ * a base URL, a bearer key and optional extra headers.
+ */
+export function createOpenAIAdapter(id: string, config: ProviderConfig): ProviderAdapter {
+  const agent = createUpstreamAgent();
+  const base = config.baseUrl.replace(/\/+$/, '');
+  const chatUrl = new URL(`${base}/chat/completions`);
+  const embeddingsUrl = new URL(`${base}/embeddings`);
+  const headers: Record<string, string> = { ...config.headers };
+  if (config.apiKey) headers['authorization'] = `Bearer ${config.apiKey}`;
+
+  async function post(url: URL, body: Record<string, unknown>, call: ProviderCall<unknown>) {
+    const response = await postJson(agent, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
+    if (response.statusCode >= 400) {
+      const text = await response.body.text().catch(() => '');
+      const retryAfter = response.headers['retry-after-ms'] !== undefined ? undefined : headerValue(response.headers['retry-after']);
+      const error = parseOpenAIErrorResponse(response.statusCode, retryAfter, text, id);
+      const retryAfterMs = Number(headerValue(response.headers['retry-after-ms']));
+      throw Number.isFinite(retryAfterMs) && retryAfterMs > 0 && error.retryAfterMs === undefined
+        ? new GatewayError(error.kind, error.message, { ...error, retryAfterMs })
+        : error;
+    }
+    return response;
+  }
+
+  async function readJson(response: Awaited<ReturnType<typeof post>>, call: ProviderCall<unknown>): Promise<unknown> {
+    try {
+      return await response.body.json();
+    } catch (error) {
+      if (error instanceof SyntaxError) throw new GatewayError('upstream_error', `The provider "${id}" returned a malformed response.`, { provider: id, cause: error });
+      throw transportError(error, call.signal, id);
+    }
+  }
+
+  return {
+    async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
+      const response = await post(chatUrl, toOpenAIChatBody(call.request, call.upstreamModel), call);
+      if (!call.request.stream) {
+        yield { completion: parseOpenAICompletion(await readJson(response, call)) };
+        return;
+      }
+      let done = false;
+      try {
+        for await (const event of readServerSentEvents(response.body, call.signal, id)) {
+          if (event.data === '[DONE]') {
+            done = true;
+            break;
+          }
+          const json = parseEventJson(event.data, id);
+          if (isErrorEvent(json)) throw parseOpenAIErrorResponse(500, undefined, event.data, id);
+          yield { chunk: parseOpenAIChunk(json) };
+        }
+      } finally {
+        if (!done) response.body.destroy();
+      }
+      if (!done) throw new GatewayError('upstream_error', `The provider "${id}" ended the stream before it finished.`, { provider: id });
+    },
+
+    async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
+      const response = await post(embeddingsUrl, toOpenAIEmbeddingBody(call.request, call.upstreamModel), call);
+      return parseOpenAIEmbeddingResponse(await readJson(response, call));
+    },
+
+    async close(): Promise<void> {
+      await agent.close();
+    },
+  };
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function parseEventJson(data: string, provider: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch (error) {
+    throw new GatewayError('upstream_error', `The provider "${provider}" sent a malformed stream event.`, { provider, cause: error });
+  }
+}
+
+function isErrorEvent(json: unknown): boolean {
+  return typeof json === 'object' && json !== null && 'error' in json && !('choices' in json);
+}

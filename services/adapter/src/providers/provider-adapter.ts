@@ -1,0 +1,24 @@
+import type { ProviderConfig, ProviderType } from '@openrouter/config';
+import type { adapterv1, chatv1 } from '@openrouter/contracts';
+
+export interface ProviderCall<T> {
+  requestId: string;
+  upstreamModel: string;
+  request: T;
+  timeoutMs: number;
+  signal: AbortSignal;
+}
+
+/**
+ * One provider family's translation to and from its wire format. Implementations throw
+ * GatewayError with a canonical kind for every failure; the transport maps it.
+ */
+export interface ProviderAdapter {
+  /** Yields chunks for a streamed request, one completion otherwise. */
+  chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse>;
+  embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse>;
+  close(): Promise<void>;
+}
+
+export type ProviderFactory = (id: string, config: ProviderConfig) => ProviderAdapter;
+export type ProviderRegistry = Record<ProviderType, ProviderFactory>;

@@ -1,0 +1,7 @@
+import { createOpenAIAdapter } from './openai/openai.adapter';
+import type { ProviderRegistry } from './provider-adapter';
+
+/** Every provider family the adapter speaks; adding one is a folder plus a line here. */
+export const PROVIDER_REGISTRY = {
+  openai: createOpenAIAdapter,
+} satisfies ProviderRegistry;

@@ -1,0 +1,51 @@
+import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { GatewayError } from '@openrouter/errors';
+import type { Logger } from '@openrouter/observability';
+import { toOpenAIError } from '@openrouter/openai-wire';
+
+/** Anything thrown while serving the API, as a GatewayError. Client mistakes never become 5xx. */
+export function asGatewayError(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error;
+  if (error instanceof HttpException) {
+    const status = error.getStatus();
+    if (status === 404) return new GatewayError('not_found', 'Unknown request URL. Please check the URL and method.', { code: 'unknown_url' });
+    if (status < 500) return new GatewayError('bad_request', error.message);
+  }
+  const fastifyError = error as { statusCode?: unknown; code?: unknown; message?: unknown };
+  if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    switch (fastifyError.code) {
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return new GatewayError('bad_request', 'We could not parse the JSON body of your request. The body must be a valid JSON object.', { code: 'invalid_json' });
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return new GatewayError('bad_request', 'The request body is too large.', { code: 'request_too_large' });
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return new GatewayError('bad_request', 'The request body must be sent as application/json.', { code: 'invalid_content_type' });
+      default:
+        return new GatewayError('bad_request', 'The request could not be read.', { code: 'invalid_request' });
+    }
+  }
+  if (error instanceof SyntaxError) return new GatewayError('bad_request', 'We could not parse the JSON body of your request.', { code: 'invalid_json' });
+  return GatewayError.from(error);
+}
+
+export function sendError(reply: FastifyReply, error: GatewayError): void {
+  const response = toOpenAIError(error);
+  if (reply.sent || reply.raw.headersSent) {
+    reply.raw.destroy();
+    return;
+  }
+  void reply.status(response.status).headers(response.headers).send(response.body);
+}
+
+@Catch()
+export class OpenAIExceptionFilter implements ExceptionFilter {
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const error = asGatewayError(exception);
+    if (error.kind === 'internal') this.logger.error({ err: error.cause ?? error }, 'request failed');
+    sendError(host.switchToHttp().getResponse<FastifyReply>(), error);
+  }
+}

@@ -1,0 +1,33 @@
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { routerv1 } from '@openrouter/contracts';
+import { CHANNEL_OPTIONS, callUnary, readStream } from '@openrouter/grpc';
+
+/** The router, over gRPC. Aborting a call's signal cancels it all the way to the provider. */
+export class RouterClient {
+  private readonly client: routerv1.RouterServiceClient;
+
+  constructor(address: string) {
+    this.client = new routerv1.RouterServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+  }
+
+  chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {
+    return readStream(this.client.chat(request, new Metadata()), signal);
+  }
+
+  embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse> {
+    return callUnary(this.client.embed.bind(this.client), request, new Metadata(), signal);
+  }
+
+  listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {
+    return callUnary(this.client.listModels.bind(this.client), { context }, new Metadata());
+  }
+
+  /** Ready when the channel to the router connects within the deadline. */
+  isReachable(timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => this.client.waitForReady(Date.now() + timeoutMs, (error) => resolve(!error)));
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,56 @@
+import { Controller, Post, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError } from '@openrouter/errors';
+import { parseChatRequest, toOpenAIChunk, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
+import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
+import { asGatewayError } from '../openai-exception.filter';
+import { RouterClient } from '../router.client';
+import { openChat, routeHeaders, type AnswerEvent } from './chat.service';
+import { clientGone } from './client-connection';
+import { SseWriter } from './sse.writer';
+
+@Controller('v1')
+@UseGuards(ApiKeyGuard)
+export class ChatCompletionsHttpController {
+  constructor(private readonly router: RouterClient) {}
+
+  @Post('chat/completions')
+  async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const request = parseChatRequest(req.body);
+    const clientWantsUsage = request.streamOptions?.includeUsage === true;
+    if (request.stream) {
+      // Usage is always asked of the provider (metering needs it) and shown only when the client asked.
+      request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
+    }
+    const signal = clientGone(reply);
+    const opened = await openChat(this.router, requestContextOf(req), request, signal);
+    const model = opened.decision.model;
+    const headers = { ...routeHeaders(opened.decision), 'x-request-id': String(req.id) };
+
+    if (!request.stream) {
+      const completion = opened.first.completion;
+      if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
+      await reply.headers(headers).send(toOpenAICompletion(completion, model));
+      return;
+    }
+
+    reply.hijack();
+    const sse = new SseWriter(reply.raw);
+    sse.open(headers);
+    try {
+      for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
+        const chunk = event.chunk;
+        if (!chunk) continue;
+        if (!clientWantsUsage) {
+          if (chunk.choices.length === 0 && chunk.usage) continue;
+          chunk.usage = undefined;
+        }
+        await sse.data(toOpenAIChunk(chunk, model));
+      }
+      sse.done();
+    } catch (error) {
+      if (signal.aborted) return;
+      sse.fail(toOpenAIError(asGatewayError(error)).body);
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import type { chatv1, routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import type { RouterClient } from '../router.client';
+
+export type AnswerEvent = { chunk: chatv1.ChatChunk; completion?: undefined } | { completion: chatv1.ChatCompletion; chunk?: undefined };
+
+/** A routed chat call whose deployment is decided and whose first answer event has arrived. */
+export interface OpenedChat {
+  decision: routerv1.RouteDecision;
+  first: AnswerEvent;
+  rest: AsyncGenerator<AnswerEvent>;
+}
+
+/**
+ * Opens a chat call through the router and waits for its first answer event, so every failure
+ * before the answer starts can still be told to the client as a proper HTTP error.
+ */
+export async function openChat(router: RouterClient, context: routerv1.RequestContext, request: chatv1.ChatRequest, signal: AbortSignal): Promise<OpenedChat> {
+  const events = answerEvents(router.chat({ context, request }, signal));
+  const head = await events.next();
+  if (head.done || !('decision' in head.value)) throw new GatewayError('upstream_error', 'The router answered without a routing decision.');
+  const first = await events.next();
+  if (first.done || 'decision' in first.value) throw new GatewayError('upstream_error', 'The provider returned an empty answer.');
+  return { decision: head.value.decision, first: first.value, rest: events as AsyncGenerator<AnswerEvent> };
+}
+
+async function* answerEvents(stream: AsyncGenerator<routerv1.ChatResponse>): AsyncGenerator<AnswerEvent | { decision: routerv1.RouteDecision }> {
+  for await (const event of stream) {
+    if (event.decision) yield { decision: event.decision };
+    else if (event.chunk) yield { chunk: event.chunk };
+    else if (event.completion) yield { completion: event.completion };
+  }
+}
+
+/** Response headers that explain which deployment served the request. */
+export function routeHeaders(decision: routerv1.RouteDecision): Record<string, string> {
+  const headers: Record<string, string> = {
+    'x-openrouter-model': decision.model,
+    'x-openrouter-provider': decision.provider,
+    'x-openrouter-deployment': decision.deployment,
+    'x-openrouter-attempts': String(decision.attempts),
+  };
+  if (decision.taskType) headers['x-openrouter-task-type'] = decision.taskType;
+  if (decision.reason) headers['x-openrouter-route-reason'] = decision.reason;
+  return headers;
+}

@@ -1,0 +1,91 @@
+import { Controller, Post, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion, toOpenAIError, toOpenAIUsage, type LegacyCompletionRequest } from '@openrouter/openai-wire';
+import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
+import { asGatewayError } from '../openai-exception.filter';
+import { RouterClient } from '../router.client';
+import { openChat, routeHeaders, type AnswerEvent } from './chat.service';
+import { clientGone } from './client-connection';
+import { SseWriter } from './sse.writer';
+
+/**
+ * The legacy `/v1/completions` API, served by the chat path: each prompt becomes one user
+ * message, so every provider can answer it.
+ */
+@Controller('v1')
+@UseGuards(ApiKeyGuard)
+export class CompletionsHttpController {
+  constructor(private readonly router: RouterClient) {}
+
+  @Post('completions')
+  async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const legacy = parseLegacyCompletionRequest(req.body);
+    const context = requestContextOf(req);
+    const signal = clientGone(reply);
+    const choicesPerPrompt = legacy.chat.n ?? 1;
+
+    if (!legacy.stream) {
+      const opened = await Promise.all(legacy.prompts.map((prompt) => openChat(this.router, context, chatFor(legacy, prompt, false), signal)));
+      const first = opened[0];
+      if (!first) throw new GatewayError('bad_request', 'The prompt is empty.', { param: 'prompt' });
+      const completions = opened.map((o) => {
+        if (!o.first.completion) throw new GatewayError('upstream_error', 'The provider returned no completion.');
+        return o.first.completion;
+      });
+      await reply
+        .headers({ ...routeHeaders(first.decision), 'x-request-id': String(req.id) })
+        .send(toLegacyCompletion(completions, first.decision.model, choicesPerPrompt));
+      return;
+    }
+
+    // Streamed prompts are answered one after the other, indexes offset per prompt as OpenAI does.
+    let opened = await openChat(this.router, context, chatFor(legacy, legacy.prompts[0] ?? '', true), signal);
+    const model = opened.decision.model;
+    reply.hijack();
+    const sse = new SseWriter(reply.raw);
+    sse.open({ ...routeHeaders(opened.decision), 'x-request-id': String(req.id) });
+    const usage: chatv1.Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false };
+    let lastId = '';
+    try {
+      for (let p = 0; p < legacy.prompts.length; p++) {
+        if (p > 0) opened = await openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal);
+        for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
+          const chunk = event.chunk;
+          if (!chunk) continue;
+          lastId = chunk.id;
+          if (chunk.usage) addUsage(usage, chunk.usage);
+          if (chunk.choices.length === 0) continue;
+          await sse.data(toLegacyChunk(chunk, model, p * choicesPerPrompt));
+        }
+      }
+      if (legacy.includeUsage) await sse.data({ id: lastId, object: 'text_completion', created: Math.floor(Date.now() / 1000), model, choices: [], usage: toOpenAIUsage(usage) });
+      sse.done();
+    } catch (error) {
+      if (signal.aborted) return;
+      sse.fail(toOpenAIError(asGatewayError(error)).body);
+    }
+  }
+}
+
+function chatFor(legacy: LegacyCompletionRequest, prompt: string, stream: boolean): chatv1.ChatRequest {
+  const message: chatv1.Message = { role: 'user', text: prompt, contentIsNull: false, toolCalls: [], extraJson: '' };
+  return {
+    ...legacy.chat,
+    model: legacy.model,
+    messages: [message],
+    stream,
+    streamOptions: stream ? { includeUsage: true, extraJson: '' } : undefined,
+  };
+}
+
+function addUsage(total: chatv1.Usage, u: chatv1.Usage): void {
+  total.promptTokens += u.promptTokens;
+  total.completionTokens += u.completionTokens;
+  total.totalTokens += u.totalTokens;
+  total.cachedReadTokens += u.cachedReadTokens;
+  total.cacheWriteTokens += u.cacheWriteTokens;
+  total.reasoningTokens += u.reasoningTokens;
+}
+

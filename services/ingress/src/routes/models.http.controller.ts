@@ -1,0 +1,39 @@
+import { Controller, Get, Req, UseGuards } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import type { routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
+import { RouterClient } from '../router.client';
+
+interface OpenAIModel {
+  id: string;
+  object: 'model';
+  created: number;
+  owned_by: string;
+}
+
+function toOpenAIModel(m: routerv1.ModelInfo): OpenAIModel {
+  return { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy };
+}
+
+@Controller('v1/models')
+@UseGuards(ApiKeyGuard)
+export class ModelsHttpController {
+  constructor(private readonly router: RouterClient) {}
+
+  @Get()
+  async list(@Req() req: FastifyRequest): Promise<{ object: 'list'; data: OpenAIModel[] }> {
+    const { models } = await this.router.listModels(requestContextOf(req));
+    return { object: 'list', data: models.map(toOpenAIModel) };
+  }
+
+  // Model ids may hold slashes (`vendor/model`), so the id is the rest of the path.
+  @Get('*')
+  async retrieve(@Req() req: FastifyRequest): Promise<OpenAIModel> {
+    const id = decodeURIComponent((req.params as Record<string, string>)['*'] ?? '');
+    const { models } = await this.router.listModels(requestContextOf(req));
+    const model = models.find((m) => m.id === id);
+    if (!model) throw new GatewayError('not_found', `The model '${id}' does not exist`, { param: 'model', code: 'model_not_found' });
+    return toOpenAIModel(model);
+  }
+}

@@ -1,0 +1,26 @@
+import { credentials } from '@grpc/grpc-js';
+import { adapterv1 } from '@openrouter/contracts';
+import { CHANNEL_OPTIONS } from '@openrouter/grpc';
+
+/** One gRPC client per adapter address; a provider without its own address uses `default`. */
+export class AdapterClients {
+  private readonly byAddress = new Map<string, adapterv1.AdapterServiceClient>();
+
+  constructor(private readonly addresses: Readonly<Record<string, string>>) {}
+
+  for(provider: string): adapterv1.AdapterServiceClient {
+    const address = this.addresses[provider] ?? this.addresses['default'];
+    if (!address) throw new Error(`no adapter address for provider "${provider}" and no default`);
+    let client = this.byAddress.get(address);
+    if (!client) {
+      client = new adapterv1.AdapterServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+      this.byAddress.set(address, client);
+    }
+    return client;
+  }
+
+  close(): void {
+    for (const client of this.byAddress.values()) client.close();
+    this.byAddress.clear();
+  }
+}

@@ -1,0 +1,46 @@
+import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
+import { routerv1 } from '@openrouter/contracts';
+import { toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
+import type { Logger } from '@openrouter/observability';
+import type { RouterService } from './router.service';
+
+/** gRPC transport only: calls into the service; a cancelled call aborts the work below it. */
+export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcServiceBinding {
+  const implementation: routerv1.RouterServiceServer = {
+    chat(call: ServerWritableStream<routerv1.ChatRequest, routerv1.ChatResponse>): void {
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      void (async () => {
+        try {
+          for await (const event of service.chat(call.request, abort.signal)) {
+            if (abort.signal.aborted) return;
+            call.write(event);
+          }
+          call.end();
+        } catch (error) {
+          if (abort.signal.aborted) return;
+          logger.debug({ requestId: call.request.context?.requestId, err: error }, 'route failed');
+          call.emit('error', toGrpcStatus(error));
+        }
+      })();
+    },
+
+    embed(call: ServerUnaryCall<routerv1.EmbedRequest, routerv1.EmbedResponse>, callback: sendUnaryData<routerv1.EmbedResponse>): void {
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      service.embed(call.request, abort.signal).then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toGrpcStatus(error)),
+      );
+    },
+
+    listModels(call: ServerUnaryCall<routerv1.ListModelsRequest, routerv1.ListModelsResponse>, callback: sendUnaryData<routerv1.ListModelsResponse>): void {
+      try {
+        callback(null, service.listModels(call.request.context));
+      } catch (error) {
+        callback(toGrpcStatus(error));
+      }
+    },
+  };
+  return { definition: routerv1.RouterServiceService, implementation };
+}
