@@ -123,22 +123,14 @@ export const SSE_DONE = 'data: [DONE]\n\n';
  * usage chunk with `choices: []`, then `[DONE]`.
  */
 export function chatCompletionFrames(plan: ChatCompletionPlan, includeUsage: boolean): PacedFrame[] {
-  const chunk = (choices: unknown[]): string =>
-    sse({
-      id: plan.id,
-      object: 'chat.completion.chunk',
-      created: plan.created,
-      model: plan.model,
-      system_fingerprint: plan.systemFingerprint,
-      choices,
-      ...(includeUsage ? { usage: null } : {}),
-    });
-  const choiceDelta = (index: number, delta: unknown, finishReason: ChatFinishReason | null = null): unknown => ({
-    index,
-    delta,
-    logprobs: null,
-    finish_reason: finishReason,
-  });
+  // Every chunk shares its envelope; building it once keeps per-token cost to one small
+  // JSON.stringify (this is the benchmark hot path). Key order matches JSON.stringify of the object.
+  const head =
+    `data: {"id":${JSON.stringify(plan.id)},"object":"chat.completion.chunk","created":${plan.created},` +
+    `"model":${JSON.stringify(plan.model)},"system_fingerprint":${JSON.stringify(plan.systemFingerprint)},"choices":[`;
+  const tail = includeUsage ? '],"usage":null}\n\n' : ']}\n\n';
+  const choiceChunk = (index: number, delta: unknown, finishReason: ChatFinishReason | null = null): string =>
+    `${head}${JSON.stringify({ index, delta, logprobs: null, finish_reason: finishReason })}${tail}`;
 
   const frames: PacedFrame[] = [];
   for (const choice of plan.choices) {
@@ -149,19 +141,21 @@ export function chatCompletionFrames(plan: ChatCompletionPlan, includeUsage: boo
           tool_calls: [{ index: 0, id: choice.toolCall.id, type: 'function', function: { name: choice.toolCall.name, arguments: '' } }],
         }
       : { role: 'assistant', content: '' };
-    frames.push({ text: chunk([choiceDelta(choice.index, opening)]) });
+    frames.push({ text: choiceChunk(choice.index, opening) });
   }
   const steps = Math.max(0, ...plan.choices.map((choice) => choice.pieces.length));
   for (let step = 0; step < steps; step++) {
     for (const choice of plan.choices) {
       const piece = choice.pieces[step];
       if (piece === undefined) continue;
-      const delta = choice.toolCall ? { tool_calls: [{ index: 0, function: { arguments: piece } }] } : { content: piece };
-      frames.push({ text: chunk([choiceDelta(choice.index, delta)]), tokenStep: step });
+      const delta = choice.toolCall
+        ? `{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(piece)}}}]}`
+        : `{"content":${JSON.stringify(piece)}}`;
+      frames.push({ text: `${head}{"index":${choice.index},"delta":${delta},"logprobs":null,"finish_reason":null}${tail}`, tokenStep: step });
     }
   }
   for (const choice of plan.choices) {
-    frames.push({ text: chunk([choiceDelta(choice.index, {}, choice.finishReason)]) });
+    frames.push({ text: choiceChunk(choice.index, {}, choice.finishReason) });
   }
   if (includeUsage) {
     frames.push({

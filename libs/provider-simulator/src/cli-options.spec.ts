@@ -1,0 +1,28 @@
+import { parseCliArgs } from './cli-options';
+
+describe('CLI options', () => {
+  it('defaults to an empty option set', () => {
+    expect(parseCliArgs([])).toEqual({ kind: 'start', options: {} });
+  });
+
+  it('maps flags onto simulator options and behaviour', () => {
+    expect(
+      parseCliArgs(['--port', '8089', '--host', '0.0.0.0', '--api-key', 'sk-x', '--latency-ms', '20', '--ttft-ms', '150', '--tokens-per-second', '40', '--seed', '9']),
+    ).toEqual({
+      kind: 'start',
+      options: { port: 8089, host: '0.0.0.0', apiKey: 'sk-x', seed: 9, behaviour: { latencyMs: 20, ttftMs: 150, tokensPerSecond: 40 } },
+    });
+    expect(parseCliArgs(['--completion-tokens=64', '--embedding-dimensions=256', '--context-window=8000'])).toEqual({
+      kind: 'start',
+      options: { behaviour: { completionTokens: 64, embeddingDimensions: 256, contextWindow: 8000 } },
+    });
+  });
+
+  it('recognises --help', () => {
+    expect(parseCliArgs(['--help'])).toEqual({ kind: 'help' });
+  });
+
+  it.each([[['--port', 'abc']], [['--port', '70000']], [['--latency-ms', '-5']], [['--bogus']], [['positional']]])('rejects %j', (argv) => {
+    expect(() => parseCliArgs(argv)).toThrow();
+  });
+});

@@ -1,0 +1,44 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Behaviour } from '../core/behaviour-config';
+import { parseBehaviourPatch } from '../core/behaviour-config';
+import type { ObservedRequest } from '../core/request-log';
+import { parseJson, readRequestBody, writeJson } from './http-io';
+
+export const CONTROL_PREFIX = '/_sim/';
+
+export interface SimulatorControl {
+  behaviour(): Behaviour;
+  configure(patch: Partial<Behaviour>): void;
+  reset(): void;
+  requests(): ObservedRequest[];
+}
+
+const controlError = (message: string): unknown => ({ error: { message, type: 'invalid_request_error', param: null, code: null } });
+
+/** `/_sim/*`: lets another process (a benchmark, the gateway's e2e suite) drive the simulator. */
+export async function handleControlRequest(req: IncomingMessage, res: ServerResponse, pathname: string, control: SimulatorControl): Promise<void> {
+  const route = `${req.method ?? 'GET'} ${pathname}`;
+  switch (route) {
+    case 'GET /_sim/behaviour':
+      return writeJson(res, 200, { behaviour: control.behaviour() });
+    case 'POST /_sim/behaviour': {
+      const read = await readRequestBody(req);
+      if (!read.ok) return read.reason === 'too_large' ? writeJson(res, 413, controlError('Request body too large.')) : undefined;
+      const parsed = parseJson(read.body);
+      if (!parsed.ok) return writeJson(res, 400, controlError(`Body is not valid JSON: ${parsed.message}`));
+      const patch = parseBehaviourPatch(parsed.value);
+      if (!patch.ok) return writeJson(res, 400, controlError(`Invalid behaviour: ${patch.message}`));
+      control.configure(patch.value);
+      return writeJson(res, 200, { behaviour: control.behaviour() });
+    }
+    case 'POST /_sim/reset':
+      req.resume();
+      control.reset();
+      return writeJson(res, 200, { behaviour: control.behaviour() });
+    case 'GET /_sim/requests':
+      return writeJson(res, 200, { object: 'list', data: control.requests() });
+    default:
+      req.resume();
+      return writeJson(res, 404, controlError(`Unknown control route: ${route}`));
+  }
+}

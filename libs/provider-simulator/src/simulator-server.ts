@@ -1,0 +1,143 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Behaviour, DEFAULT_BEHAVIOUR, mergeBehaviour, parseBehaviourPatch } from './core/behaviour-config';
+import { FaultInjector } from './core/fault-injector';
+import { DEFAULT_REQUEST_LOG_LIMIT, type ObservedRequest, RequestLog } from './core/request-log';
+import { mixSeeds, SeededRandom } from './core/seeded-random';
+import { CONTROL_PREFIX, handleControlRequest, type SimulatorControl } from './http/control-routes';
+import { HttpExchange } from './http/http-exchange';
+import { openAiWire } from './wire/openai';
+import { openAiError } from './wire/openai-formats';
+import type { SimulatorRuntime, WireHandler, WireProtocol } from './wire/wire-protocol';
+
+export interface SimulatorOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (an ephemeral port). */
+  port?: number;
+  /** If set, requests must carry `Authorization: Bearer <apiKey>` or get a 401. */
+  apiKey?: string;
+  behaviour?: Partial<Behaviour>;
+  /** Seeds replies, embeddings, ids and fault rolls (default 1). */
+  seed?: number;
+  /** How many requests the log keeps, newest first out last (default 10 000). */
+  requestLogLimit?: number;
+}
+
+export interface RunningSimulator {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** url + '/v1' */
+  baseUrl: string;
+  port: number;
+  configure(behaviour: Partial<Behaviour>): void;
+  /** Back to the behaviour the simulator was started with, fault PRNG re-seeded, log cleared. */
+  reset(): void;
+  requests(): ObservedRequest[];
+  /** Resolves when a logged request satisfies `predicate`; re-checked on every log change. */
+  waitForRequest(predicate: (request: ObservedRequest) => boolean, timeoutMs?: number): Promise<ObservedRequest>;
+  close(): Promise<void>;
+}
+
+const DEFAULT_SEED = 1;
+const DEFAULT_WAIT_MS = 5_000;
+const WIRE_PROTOCOLS: readonly WireProtocol[] = [openAiWire];
+
+function validated(patch: Partial<Behaviour>): Partial<Behaviour> {
+  const result = parseBehaviourPatch(patch);
+  if (!result.ok) throw new Error(`Invalid simulator behaviour: ${result.message}`);
+  return result.value;
+}
+
+export async function startSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
+  const seed = options.seed ?? DEFAULT_SEED;
+  const startupBehaviour = mergeBehaviour(DEFAULT_BEHAVIOUR, validated(options.behaviour ?? {}));
+  let behaviour = mergeBehaviour(startupBehaviour, {});
+  const faults = new FaultInjector(mixSeeds(seed, 0xfa17));
+  faults.setFaults(behaviour.faults);
+  const log = new RequestLog(options.requestLogLimit ?? DEFAULT_REQUEST_LOG_LIMIT);
+  const runtime: SimulatorRuntime = {
+    apiKey: options.apiKey,
+    seed,
+    behaviour: () => behaviour,
+    faults,
+    ids: new SeededRandom(mixSeeds(seed, 0x1d5)),
+  };
+
+  const control: SimulatorControl = {
+    behaviour: () => mergeBehaviour(behaviour, {}),
+    configure(patch) {
+      const value = validated(patch);
+      behaviour = mergeBehaviour(behaviour, value);
+      if (value.faults !== undefined) faults.setFaults(behaviour.faults);
+    },
+    reset() {
+      behaviour = mergeBehaviour(startupBehaviour, {});
+      faults.reset(behaviour.faults);
+      log.clear();
+    },
+    requests: () => log.list(),
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const rawUrl = req.url ?? '/';
+    const queryAt = rawUrl.indexOf('?');
+    const pathname = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
+    const method = req.method ?? 'GET';
+    if (pathname.startsWith(CONTROL_PREFIX)) {
+      handleControlRequest(req, res, pathname, control).catch((error: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(openAiError(String(error), 'server_error')));
+      });
+      return;
+    }
+    const entry = log.open(pathname, req.headers);
+    const exchange = new HttpExchange(req, res, pathname, log, entry, `req_${runtime.ids.alphanumeric(32)}`);
+    let handler: WireHandler | undefined;
+    for (const wire of WIRE_PROTOCOLS) {
+      handler = wire.route(method, pathname);
+      if (handler !== undefined) break;
+    }
+    if (handler === undefined) {
+      req.resume();
+      exchange.sendJson(404, openAiError(`Invalid URL (${method} ${pathname})`, 'invalid_request_error'));
+      return;
+    }
+    handler(exchange, runtime).catch((error: unknown) => exchange.fail(error));
+  };
+
+  const server = createServer({ keepAlive: true, noDelay: true }, handle);
+  // Longer than common client pools' idle timeouts, so clients never reuse a socket we are closing.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  let closing: Promise<void> | undefined;
+
+  return {
+    url,
+    baseUrl: `${url}/v1`,
+    port: address.port,
+    configure: (patch) => control.configure(patch),
+    reset: () => control.reset(),
+    requests: () => log.list(),
+    waitForRequest: (predicate, timeoutMs = DEFAULT_WAIT_MS) => log.waitFor(predicate, timeoutMs),
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,210 @@
+import { request } from 'undici';
+import { type RunningSimulator, startSimulator } from '../index';
+
+/** Wire-level contract checks over raw HTTP (the SDK-level checks live in simulator.int-spec.ts). */
+describe('OpenAI wire format over HTTP', () => {
+  let sim: RunningSimulator;
+
+  beforeAll(async () => {
+    sim = await startSimulator();
+  });
+  afterEach(() => sim.reset());
+  afterAll(() => sim.close());
+
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+    const response = await request(`${sim.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    return { status: response.statusCode, headers: response.headers, text: await response.body.text() };
+  };
+  const chat = (body: Record<string, unknown>) => post('/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'Hi' }], ...body });
+  const sseEvents = (text: string): string[] => {
+    expect(text.endsWith('\n\n')).toBe(true);
+    return text
+      .slice(0, -2)
+      .split('\n\n')
+      .map((event) => {
+        expect(event.startsWith('data: ')).toBe(true);
+        return event.slice('data: '.length);
+      });
+  };
+
+  it('accepts requests without credentials when no apiKey is configured', async () => {
+    const response = await chat({});
+    expect(response.status).toBe(200);
+    expect(response.headers['content-type']).toBe('application/json');
+    expect(response.headers['x-request-id']).toMatch(/^req_/);
+    expect(sim.requests()[0]?.headers['authorization']).toBe('absent');
+  });
+
+  it('streams well-formed SSE that agrees with the non-stream answer', async () => {
+    const plain = JSON.parse((await chat({})).text);
+    const streamed = await chat({ stream: true });
+    expect(streamed.headers['content-type']).toBe('text/event-stream');
+    const events = sseEvents(streamed.text);
+    expect(events[events.length - 1]).toBe('[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    expect(chunks[0]).toEqual({
+      id: expect.stringMatching(/^chatcmpl-/),
+      object: 'chat.completion.chunk',
+      created: expect.any(Number),
+      model: 'gpt-4o',
+      system_fingerprint: plain.system_fingerprint,
+      choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+    });
+    expect(chunks.every((c) => !('usage' in c))).toBe(true);
+    expect(chunks.slice(1, -1).map((c) => c.choices[0].delta.content).join('')).toBe(plain.choices[0].message.content);
+    expect(chunks[chunks.length - 1].choices).toEqual([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]);
+  });
+
+  it('interleaves n choices per token and ends each with its finish_reason', async () => {
+    const events = sseEvents((await chat({ stream: true, n: 2, max_tokens: 3 })).text);
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    expect(chunks.map((c) => c.choices[0].index)).toEqual([0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
+    expect(chunks.slice(-2).map((c) => c.choices[0].finish_reason)).toEqual(['length', 'length']);
+  });
+
+  it('answers malformed JSON and missing parameters in the OpenAI error shape', async () => {
+    const malformed = await post('/v1/chat/completions', '{"model": ');
+    expect(malformed.status).toBe(400);
+    expect(JSON.parse(malformed.text)).toEqual({ error: { message: expect.stringContaining('parse the JSON body'), type: 'invalid_request_error', param: null, code: null } });
+
+    const noMessages = await post('/v1/chat/completions', { model: 'gpt-4o' });
+    expect(JSON.parse(noMessages.text)).toEqual({
+      error: { message: "Missing required parameter: 'messages'.", type: 'invalid_request_error', param: 'messages', code: 'missing_required_parameter' },
+    });
+    const noModel = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }] });
+    expect(JSON.parse(noModel.text).error).toMatchObject({ param: 'model', code: 'missing_required_parameter' });
+    const badRole = await chat({ messages: [{ role: 'robot', content: 'x' }] });
+    expect(badRole.status).toBe(400);
+    expect(JSON.parse(badRole.text).error.param).toBe('messages[0].role');
+    expect(sim.requests().map((r) => r.outcome)).toEqual(['error', 'error', 'error', 'error']);
+  });
+
+  it('rejects a prompt above the context window', async () => {
+    sim.configure({ contextWindow: 20 });
+    const response = await chat({ messages: [{ role: 'user', content: 'many words '.repeat(30) }] });
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.text).error).toMatchObject({ code: 'context_length_exceeded', param: 'messages', type: 'invalid_request_error' });
+  });
+
+  it('serves models and 404s unknown routes', async () => {
+    const model = await request(`${sim.baseUrl}/models/my-custom-model`);
+    expect(await model.body.json()).toEqual({ id: 'my-custom-model', object: 'model', created: expect.any(Number), owned_by: 'simulator' });
+    const missing = await request(`${sim.baseUrl}/nope`);
+    expect(missing.statusCode).toBe(404);
+    expect(await missing.body.json()).toEqual({ error: { message: 'Invalid URL (GET /v1/nope)', type: 'invalid_request_error', param: null, code: null } });
+  });
+
+  it('embeds token-id input and honours dimensions', async () => {
+    const response = await post('/v1/embeddings', { model: 'text-embedding-3-small', input: [[1, 2, 3], [4, 5]], dimensions: 8 });
+    const body = JSON.parse(response.text);
+    expect(body.data).toHaveLength(2);
+    expect(body.data[1].embedding).toHaveLength(8);
+    expect(body.usage).toEqual({ prompt_tokens: 5, total_tokens: 5 });
+    const single = JSON.parse((await post('/v1/embeddings', { model: 'm', input: [1, 2, 3] })).text);
+    expect(single.data).toHaveLength(1);
+    expect(single.data[0].embedding).toHaveLength(1536);
+    expect((await post('/v1/embeddings', { model: 'm', input: [] })).status).toBe(400);
+  });
+
+  describe('control endpoints', () => {
+    it('sets behaviour, rejects bad input, lists and resets requests', async () => {
+      const ok = await post('/_sim/behaviour', { completionTokens: 5 });
+      expect(ok.status).toBe(200);
+      expect(JSON.parse(ok.text).behaviour.completionTokens).toBe(5);
+      expect(JSON.parse((await chat({})).text).usage.completion_tokens).toBe(5);
+
+      expect((await post('/_sim/behaviour', { completionTokens: -1 })).status).toBe(400);
+      expect((await post('/_sim/behaviour', { faults: [{ kind: 'nonsense' }] })).status).toBe(400);
+      expect((await post('/_sim/behaviour', 'not json')).status).toBe(400);
+
+      const listed = await request(`${sim.url}/_sim/requests`);
+      const log = (await listed.body.json()) as { object: string; data: { path: string }[] };
+      expect(log.data.map((r) => r.path)).toEqual(['/v1/chat/completions']);
+
+      await post('/_sim/reset', {});
+      expect(sim.requests()).toEqual([]);
+      expect(JSON.parse((await chat({})).text).usage.completion_tokens).toBe(16);
+    });
+  });
+
+  describe('faults', () => {
+    it('returns 5xx bodies in the OpenAI error shape, only for the targeted model and path', async () => {
+      sim.configure({ faults: [{ kind: 'http_error', status: 503, model: 'gpt-4o', path: 'chat' }] });
+      const failed = await chat({});
+      expect(failed.status).toBe(503);
+      expect(JSON.parse(failed.text)).toEqual({ error: { message: expect.any(String), type: 'server_error', param: null, code: null } });
+      expect((await chat({ model: 'gpt-4o-mini' })).status).toBe(200);
+      expect((await post('/v1/embeddings', { model: 'gpt-4o', input: 'x' })).status).toBe(200);
+    });
+
+    it('uses the fault’s code and message', async () => {
+      sim.configure({ faults: [{ kind: 'http_error', status: 400, code: 'content_filter', message: 'Blocked.' }] });
+      expect(JSON.parse((await chat({})).text)).toEqual({ error: { message: 'Blocked.', type: 'invalid_request_error', param: null, code: 'content_filter' } });
+    });
+
+    it('drops the connection before any response', async () => {
+      sim.configure({ faults: [{ kind: 'drop_before_response' }] });
+      await expect(chat({})).rejects.toThrow();
+      expect(sim.requests()[0]?.outcome).toBe('dropped');
+    });
+
+    it('drops a stream after the given number of content tokens', async () => {
+      sim.configure({ faults: [{ kind: 'drop_mid_stream', afterTokens: 3 }] });
+      const response = await request(`${sim.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hi' }], stream: true }),
+      });
+      expect(response.statusCode).toBe(200);
+      let received = '';
+      await expect(
+        (async () => {
+          for await (const part of response.body) received += (part as Buffer).toString('utf8');
+        })(),
+      ).rejects.toThrow();
+      const chunks = received.split('\n\n').filter((e) => e.startsWith('data: {'));
+      expect(chunks).toHaveLength(4);
+      expect(received).not.toContain('[DONE]');
+      expect(sim.requests()[0]?.outcome).toBe('dropped');
+    });
+
+    it('truncates a non-stream body for drop_mid_stream', async () => {
+      sim.configure({ faults: [{ kind: 'drop_mid_stream' }] });
+      await expect(chat({})).rejects.toThrow();
+      expect(sim.requests()[0]?.outcome).toBe('dropped');
+    });
+
+    it('never answers a timeout fault until the client gives up', async () => {
+      sim.configure({ faults: [{ kind: 'timeout', remaining: 1 }] });
+      const controller = new AbortController();
+      const pending = request(`${sim.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hi' }] }),
+        signal: controller.signal,
+      });
+      await sim.waitForRequest((r) => r.model === 'gpt-4o' && r.outcome === 'pending');
+      controller.abort();
+      await expect(pending).rejects.toThrow();
+      await expect(sim.waitForRequest((r) => r.outcome === 'aborted')).resolves.toMatchObject({ path: '/v1/chat/completions' });
+      expect((await chat({})).status).toBe(200);
+    });
+  });
+
+  it('delays by latencyMs and paces tokens by ttft / tokensPerSecond', async () => {
+    sim.configure({ latencyMs: 30 });
+    let started = Date.now();
+    await chat({});
+    expect(Date.now() - started).toBeGreaterThanOrEqual(25);
+
+    sim.configure({ latencyMs: 0, ttftMs: 40, tokensPerSecond: 200, completionTokens: 5 });
+    started = Date.now();
+    const streamed = await chat({ stream: true });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(40 + 4 * 5 - 5);
+    expect(sseEvents(streamed.text)).toHaveLength(1 + 5 + 1 + 1);
+  });
+});

@@ -1,0 +1,231 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import { type Behaviour, type Fault, type FaultPath, MAX_EMBEDDING_DIMENSIONS } from '../core/behaviour-config';
+import { type EmbeddingInput, encodeEmbeddingBase64, generateEmbedding } from '../core/embedding-generator';
+import { deliverFrames } from '../core/stream-pacer';
+import { countTokens } from '../core/token-counter';
+import type { HttpExchange } from '../http/http-exchange';
+import { parseJson } from '../http/http-io';
+import { planChatCompletion } from './openai-chat-planner';
+import {
+  chatCompletionBody,
+  chatCompletionFrames,
+  defaultErrorCode,
+  defaultErrorMessage,
+  embeddingListBody,
+  errorTypeForStatus,
+  modelBody,
+  modelListBody,
+  openAiError,
+} from './openai-formats';
+import {
+  chatCompletionRequestSchema,
+  describeProblem,
+  type EmbeddingRequest,
+  embeddingRequestSchema,
+  type RequestProblem,
+} from './openai-request-schemas';
+import type { SimulatorRuntime, WireHandler, WireProtocol } from './wire-protocol';
+
+const JSON_HEADERS: OutgoingHttpHeaders = { 'content-type': 'application/json' };
+const SSE_HEADERS: OutgoingHttpHeaders = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache',
+  connection: 'keep-alive',
+};
+
+const INVALID_JSON_MESSAGE =
+  "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)";
+
+interface Prepared {
+  behaviour: Behaviour;
+  body: unknown;
+  model: string | undefined;
+  /** Set only for a fault that has to act while the response is written (drop_mid_stream). */
+  midResponseFault: Fault | undefined;
+}
+
+/**
+ * The steps every OpenAI route shares, in the order the real service applies them:
+ * read body → latency → auth → JSON → fault. Returns undefined once the exchange is answered.
+ */
+async function prepare(exchange: HttpExchange, runtime: SimulatorRuntime, faultPath: FaultPath | undefined): Promise<Prepared | undefined> {
+  const behaviour = runtime.behaviour();
+  let body: unknown;
+  let invalidJson = false;
+  if (exchange.method === 'POST') {
+    const read = await exchange.readBody();
+    if (!read.ok) {
+      if (read.reason === 'too_large') sendError(exchange, 413, 'Request body too large.', null, null);
+      return undefined;
+    }
+    const parsed = parseJson(read.body);
+    invalidJson = !parsed.ok;
+    body = parsed.ok ? parsed.value : parsed.raw;
+    const record = parsed.ok && isRecord(parsed.value) ? parsed.value : undefined;
+    exchange.observe({
+      body,
+      model: typeof record?.['model'] === 'string' ? record['model'] : undefined,
+      stream: record?.['stream'] === true,
+    });
+  } else {
+    exchange.req.resume();
+  }
+  if (behaviour.latencyMs > 0 && !(await exchange.cancel.delay(behaviour.latencyMs))) return undefined;
+  if (!authorize(exchange, runtime.apiKey)) return undefined;
+  if (invalidJson) {
+    sendError(exchange, 400, INVALID_JSON_MESSAGE, null, null);
+    return undefined;
+  }
+  const model = isRecord(body) && typeof body['model'] === 'string' ? body['model'] : undefined;
+  const fault = faultPath === undefined ? undefined : runtime.faults.select({ model, path: faultPath });
+  if (fault !== undefined && fault.kind !== 'drop_mid_stream') {
+    await applyFault(exchange, fault, model);
+    return undefined;
+  }
+  return { behaviour, body, model, midResponseFault: fault };
+}
+
+function authorize(exchange: HttpExchange, apiKey: string | undefined): boolean {
+  if (apiKey === undefined) return true;
+  const header = exchange.req.headers.authorization;
+  if (header === undefined || header.length === 0) {
+    sendError(
+      exchange,
+      401,
+      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+      null,
+      null,
+    );
+    return false;
+  }
+  const match = /^Bearer\s+(.+)$/i.exec(header);
+  if (match?.[1] !== apiKey) {
+    sendError(exchange, 401, 'Incorrect API key provided.', null, 'invalid_api_key');
+    return false;
+  }
+  return true;
+}
+
+async function applyFault(exchange: HttpExchange, fault: Fault, model: string | undefined): Promise<void> {
+  switch (fault.kind) {
+    case 'timeout':
+      await exchange.hang();
+      return;
+    case 'drop_before_response':
+      exchange.dropNow();
+      return;
+    default: {
+      const status = fault.status ?? 500;
+      const headers: OutgoingHttpHeaders = {};
+      const retryAfter = fault.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
+      if (retryAfter !== undefined) headers['retry-after'] = String(Math.ceil(retryAfter));
+      const message = fault.message ?? defaultErrorMessage(status, model);
+      sendError(exchange, status, message, null, fault.code ?? defaultErrorCode(status), headers);
+    }
+  }
+}
+
+function sendError(
+  exchange: HttpExchange,
+  status: number,
+  message: string,
+  param: string | null,
+  code: string | null,
+  headers: OutgoingHttpHeaders = {},
+): void {
+  exchange.sendJson(status, openAiError(message, errorTypeForStatus(status), param, code), headers);
+}
+
+function sendProblem(exchange: HttpExchange, problem: RequestProblem): void {
+  sendError(exchange, 400, problem.message, problem.param, problem.code);
+}
+
+const handleChatCompletions: WireHandler = async (exchange, runtime) => {
+  const prepared = await prepare(exchange, runtime, 'chat');
+  if (prepared === undefined) return;
+  const parsed = chatCompletionRequestSchema.safeParse(prepared.body);
+  if (!parsed.success) return sendProblem(exchange, describeProblem(parsed.error, prepared.body));
+  const result = planChatCompletion(parsed.data, prepared.behaviour, runtime);
+  if (!result.ok) return sendProblem(exchange, result.problem);
+
+  const dropAfterTokens = prepared.midResponseFault?.afterTokens ?? (prepared.midResponseFault ? 0 : undefined);
+  if (!result.stream) {
+    const body = chatCompletionBody(result.plan);
+    if (dropAfterTokens !== undefined) return exchange.sendTruncated(200, JSON_HEADERS, JSON.stringify(body));
+    return exchange.sendJson(200, body);
+  }
+  if (!exchange.open) return;
+  const sink = exchange.startStream(SSE_HEADERS);
+  await deliverFrames(
+    chatCompletionFrames(result.plan, result.includeUsage),
+    { ttftMs: prepared.behaviour.ttftMs, tokensPerSecond: prepared.behaviour.tokensPerSecond, dropAfterTokens },
+    exchange.cancel,
+    sink,
+  );
+};
+
+const handleEmbeddings: WireHandler = async (exchange, runtime) => {
+  const prepared = await prepare(exchange, runtime, 'embeddings');
+  if (prepared === undefined) return;
+  const parsed = embeddingRequestSchema.safeParse(prepared.body);
+  if (!parsed.success) return sendProblem(exchange, describeProblem(parsed.error, prepared.body));
+  const request = parsed.data;
+  const dimensions = request.dimensions ?? prepared.behaviour.embeddingDimensions;
+  if (dimensions > MAX_EMBEDDING_DIMENSIONS) {
+    return sendProblem(exchange, {
+      message: `Invalid value for 'dimensions': at most ${MAX_EMBEDDING_DIMENSIONS} dimensions are supported.`,
+      param: 'dimensions',
+      code: 'invalid_value',
+    });
+  }
+  const inputs = embeddingInputs(request.input);
+  let promptTokens = 0;
+  const embeddings = inputs.map((input) => {
+    promptTokens += typeof input === 'string' ? countTokens(input) : input.length;
+    const vector = generateEmbedding(runtime.seed, input, dimensions);
+    return request.encoding_format === 'base64' ? encodeEmbeddingBase64(vector) : Array.from(vector);
+  });
+  const body = embeddingListBody(request.model, embeddings, promptTokens);
+  if (prepared.midResponseFault !== undefined) return exchange.sendTruncated(200, JSON_HEADERS, JSON.stringify(body));
+  exchange.sendJson(200, body);
+};
+
+function embeddingInputs(input: EmbeddingRequest['input']): EmbeddingInput[] {
+  if (typeof input === 'string') return [input];
+  const items: readonly (string | number | number[])[] = input;
+  if (items.every((item): item is number => typeof item === 'number')) return [items];
+  return items.filter((item): item is string | number[] => typeof item !== 'number');
+}
+
+const handleListModels: WireHandler = async (exchange, runtime) => {
+  if ((await prepare(exchange, runtime, undefined)) === undefined) return;
+  exchange.sendJson(200, modelListBody());
+};
+
+const handleRetrieveModel: WireHandler = async (exchange, runtime) => {
+  if ((await prepare(exchange, runtime, undefined)) === undefined) return;
+  const raw = exchange.pathname.slice('/v1/models/'.length);
+  let id = raw;
+  try {
+    id = decodeURIComponent(raw);
+  } catch {
+    // Keep the raw segment: a malformed escape is still a usable model id for a simulator.
+  }
+  exchange.sendJson(200, modelBody(id));
+};
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** OpenAI's REST surface: models, chat completions (incl. SSE streaming) and embeddings. */
+export const openAiWire: WireProtocol = {
+  name: 'openai',
+  route(method, pathname) {
+    if (method === 'POST' && pathname === '/v1/chat/completions') return handleChatCompletions;
+    if (method === 'POST' && pathname === '/v1/embeddings') return handleEmbeddings;
+    if (method === 'GET' && pathname === '/v1/models') return handleListModels;
+    if (method === 'GET' && pathname.startsWith('/v1/models/') && pathname.length > '/v1/models/'.length) return handleRetrieveModel;
+    return undefined;
+  },
+};
