@@ -1,7 +1,7 @@
 // Regenerates the TypeScript contracts from proto/ (buf + ts-proto). With --check, generates into
 // a scratch folder and fails when the committed code differs, so CI proves the contracts are current.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 

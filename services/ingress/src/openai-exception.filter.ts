@@ -7,24 +7,15 @@ import { toOpenAIError } from '@openrouter/openai-wire';
 /** Anything thrown while serving the API, as a GatewayError. Client mistakes never become 5xx. */
 export function asGatewayError(error: unknown): GatewayError {
   if (error instanceof GatewayError) return error;
-  if (error instanceof HttpException) {
-    const status = error.getStatus();
+  // Body-parsing failures reach here either as Fastify's own errors or wrapped by Nest.
+  const status = error instanceof HttpException ? error.getStatus() : (error as { statusCode?: unknown }).statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
     if (status === 404) return new GatewayError('not_found', 'Unknown request URL. Please check the URL and method.', { code: 'unknown_url' });
-    if (status < 500) return new GatewayError('bad_request', error.message);
-  }
-  const fastifyError = error as { statusCode?: unknown; code?: unknown; message?: unknown };
-  if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
-    switch (fastifyError.code) {
-      case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-        return new GatewayError('bad_request', 'We could not parse the JSON body of your request. The body must be a valid JSON object.', { code: 'invalid_json' });
-      case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return new GatewayError('bad_request', 'The request body is too large.', { code: 'request_too_large' });
-      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return new GatewayError('bad_request', 'The request body must be sent as application/json.', { code: 'invalid_content_type' });
-      default:
-        return new GatewayError('bad_request', 'The request could not be read.', { code: 'invalid_request' });
-    }
+    if (status === 413) return new GatewayError('bad_request', 'The request body is too large.', { code: 'request_too_large' });
+    if (status === 415) return new GatewayError('bad_request', 'The request body must be sent as application/json.', { code: 'invalid_content_type' });
+    const message = error instanceof Error ? error.message : '';
+    if (/JSON/i.test(message)) return new GatewayError('bad_request', 'We could not parse the JSON body of your request. The body must be a valid JSON object.', { code: 'invalid_json' });
+    return new GatewayError('bad_request', 'The request could not be read.', { code: 'invalid_request' });
   }
   if (error instanceof SyntaxError) return new GatewayError('bad_request', 'We could not parse the JSON body of your request.', { code: 'invalid_json' });
   return GatewayError.from(error);

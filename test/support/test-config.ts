@@ -1,0 +1,37 @@
+import { parseConfig, type GatewayConfig } from '@openrouter/config';
+
+export const TEST_DEV_KEY = 'sk-or-test-0123456789abcdef';
+export const SIM_KEY = 'sim-secret-key';
+
+export interface TestPorts {
+  ingress: number;
+  router: number;
+  adapter: number;
+  routerHttp?: number;
+  adapterHttp?: number;
+  billing?: number;
+  alerting?: number;
+}
+
+/** The configuration document the tests run the gateway with, pointed at a simulator. */
+export function testConfigDocument(simulatorBaseUrl: string, ports: TestPorts): Record<string, unknown> {
+  return {
+    version: 1,
+    log: { level: 'silent' },
+    ingress: { http: { host: '127.0.0.1', port: ports.ingress }, router: `127.0.0.1:${ports.router}`, devKey: TEST_DEV_KEY },
+    router: { grpc: { port: ports.router }, http: { port: ports.routerHttp ?? 0 }, adapters: { default: `127.0.0.1:${ports.adapter}` } },
+    adapter: { grpc: { port: ports.adapter }, http: { port: ports.adapterHttp ?? 0 } },
+    billing: { http: { port: ports.billing ?? 0 } },
+    alerting: { http: { port: ports.alerting ?? 0 } },
+    providers: { simulated: { type: 'openai', baseUrl: simulatorBaseUrl, apiKey: SIM_KEY, headers: { 'x-gateway-test': 'yes' } } },
+    models: [
+      { id: 'gpt-4o-mini', capabilities: ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'completions'], pricing: { input: '0.15', output: '0.60' }, deployments: [{ id: 'sim-mini', provider: 'simulated', model: 'sim-mini-upstream' }] },
+      { id: 'vendor/model-with-slash', deployments: [{ provider: 'simulated', model: 'slash-upstream' }] },
+      { id: 'text-embedding-3-small', capabilities: ['embeddings'], pricing: { input: '0.02' }, deployments: [{ provider: 'simulated', model: 'embed-upstream' }] },
+    ],
+  };
+}
+
+export function testConfig(simulatorBaseUrl: string, ports: TestPorts): GatewayConfig {
+  return parseConfig(testConfigDocument(simulatorBaseUrl, ports), {});
+}
