@@ -1,0 +1,92 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import OpenAI from 'openai';
+import { stringify } from 'yaml';
+import { freePort } from '../support/ports';
+import { SIM_KEY, TEST_DEV_KEY, testConfigDocument } from '../support/test-config';
+
+const root = resolve(__dirname, '../..');
+
+async function waitForHealthy(url: string, child: ChildProcess, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${url}: process exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not become healthy`);
+    await new Promise((r) => setTimeout(r, 50)); // poll interval while waiting on the condition
+  }
+}
+
+describe('distributed mode: every service its own process', () => {
+  const children: Array<{ name: string; child: ChildProcess }> = [];
+  let baseURL = '';
+
+  beforeAll(async () => {
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'ignore' });
+    const [sim, ingress, router, adapter, routerHttp, adapterHttp, billing, alerting] = await Promise.all(Array.from({ length: 8 }, freePort));
+    const document = testConfigDocument(`http://127.0.0.1:${sim}/v1`, { ingress: ingress!, router: router!, adapter: adapter!, routerHttp, adapterHttp, billing, alerting });
+    const dir = mkdtempSync(join(tmpdir(), 'openrouter-dist-'));
+    const configPath = join(dir, 'config.yaml');
+    writeFileSync(configPath, stringify(document));
+    const env = { ...process.env, OPENROUTER_CONFIG: configPath };
+    const run = (name: string, script: string, args: string[] = []): ChildProcess => {
+      const child = spawn(process.execPath, [join(root, script), ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] });
+      children.push({ name, child });
+      return child;
+    };
+    const simChild = run('simulator', 'dist/libs/provider-simulator/src/main.js', ['--port', String(sim), '--api-key', SIM_KEY]);
+    await waitForHealthy(`http://127.0.0.1:${sim}/_sim/requests`, simChild);
+    const adapterChild = run('adapter', 'dist/services/adapter/src/main.js');
+    const routerChild = run('router', 'dist/services/router/src/main.js');
+    const billingChild = run('billing', 'dist/services/billing/src/main.js');
+    const alertingChild = run('alerting', 'dist/services/alerting/src/main.js');
+    const ingressChild = run('ingress', 'dist/services/ingress/src/main.js');
+    await Promise.all([
+      waitForHealthy(`http://127.0.0.1:${adapterHttp}/health`, adapterChild),
+      waitForHealthy(`http://127.0.0.1:${routerHttp}/health`, routerChild),
+      waitForHealthy(`http://127.0.0.1:${billing}/health`, billingChild),
+      waitForHealthy(`http://127.0.0.1:${alerting}/health`, alertingChild),
+      waitForHealthy(`http://127.0.0.1:${ingress}/ready`, ingressChild),
+    ]);
+    baseURL = `http://127.0.0.1:${ingress}/v1`;
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(children.filter(({ child }) => child.exitCode === null).map(async ({ child }) => {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }));
+  });
+
+  it('serves chat, streaming and embeddings across processes', async () => {
+    const client = new OpenAI({ baseURL, apiKey: TEST_DEV_KEY, maxRetries: 0 });
+    const completion = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'distributed' }] });
+    expect(completion.choices[0]?.message.content).toBeTruthy();
+    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'distributed' }], stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      usage = chunk.usage ?? usage;
+    }
+    expect(text).toBe(completion.choices[0]?.message.content);
+    expect(usage?.total_tokens).toBe(completion.usage?.total_tokens);
+    const embedding = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' });
+    expect(embedding.data[0]?.embedding.length).toBeGreaterThan(0);
+  });
+
+  it('shuts every service down gracefully on SIGTERM', async () => {
+    const services = children.filter(({ name }) => name !== 'simulator');
+    const exits = services.map(({ child }) => once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>);
+    for (const { child } of [...services].reverse()) child.kill('SIGTERM');
+    const codes = (await Promise.all(exits)).map(([code]) => code);
+    expect(codes).toEqual(services.map(() => 0));
+  });
+});
