@@ -170,6 +170,21 @@ describe('gateway end to end through the official openai SDK', () => {
     expect(wrongType.json.error?.param).toBe('temperature');
   });
 
+  it.each([
+    ['an empty body', ''],
+    ['a JSON array', '[1,2]'],
+    ['a JSON string', '"hello"'],
+    ['deep nesting', `{"model":"gpt-4o-mini","messages":${'['.repeat(2000)}${']'.repeat(2000)}}`],
+    ['invalid UTF-8', Buffer.from([0x7b, 0x22, 0x6d, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]).toString('latin1')],
+    ['truncated JSON', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x'],
+  ])('answers %s with a 4xx in OpenAI shape, never a 5xx', async (_name, body) => {
+    const result = await post(gw, '/chat/completions', body);
+    expect(result.status).toBeGreaterThanOrEqual(400);
+    expect(result.status).toBeLessThan(500);
+    expect(result.json.error?.type).toBe('invalid_request_error');
+    expect((await fetch(`${gw.url}/health`)).status).toBe(200);
+  });
+
   it('answers 404 model_not_found for an unknown model and for an unknown URL', async () => {
     await expect(client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 404, code: 'model_not_found', param: 'model' });
     const unknownUrl = await post(gw, '/nothing-here', '{}');

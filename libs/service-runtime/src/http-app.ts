@@ -3,7 +3,6 @@ import type { IncomingMessage } from 'node:http';
 import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyReply } from 'fastify';
 import type { Listen } from '@openrouter/config';
 import { NestPinoLogger, type Logger } from '@openrouter/observability';
 
@@ -11,8 +10,6 @@ export interface HttpAppOptions {
   bodyLimit?: number;
   /** Accept the caller's `x-request-id` when it is well-formed, else make one. */
   requestIds?: boolean;
-  /** Handles errors Fastify raises before a route runs (body parsing, size limits). */
-  onError?: (error: unknown, reply: FastifyReply) => void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -32,8 +29,6 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
         }
       : undefined,
   });
-  const onError = options.onError;
-  if (onError) adapter.getInstance().setErrorHandler((error, _request, reply) => onError(error, reply));
   if (options.requestIds) {
     adapter.getInstance().addHook('onRequest', async (request, reply) => {
       void reply.header('x-request-id', request.id);

@@ -4,7 +4,6 @@ import type { Logger } from '@openrouter/observability';
 import { startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { DevKeyStore } from './auth/key-store';
 import { IngressModule } from './ingress.module';
-import { asGatewayError, sendError } from './openai-exception.filter';
 import { RouterClient } from './router.client';
 
 export interface IngressHandle extends ServiceHandle {
@@ -29,8 +28,6 @@ export async function startIngress(config: GatewayConfig, logger: Logger): Promi
     {
       bodyLimit: config.ingress.limits.bodyBytes,
       requestIds: true,
-      // Failures before a route runs (unreadable JSON, oversized bodies) get OpenAI's error shape too.
-      onError: (error, reply) => sendError(reply, asGatewayError(error)),
     },
   );
   logger.info({ httpPort: port, router: config.ingress.router }, 'ingress started');
