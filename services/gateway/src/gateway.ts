@@ -1,5 +1,5 @@
 import type { GatewayConfig } from '@openrouter/config';
-import type { Logger } from '@openrouter/observability';
+import { createLogger, type Logger } from '@openrouter/observability';
 import { startSimulator, type RunningSimulator } from '@openrouter/provider-simulator';
 import type { ServiceHandle } from '@openrouter/service-runtime';
 import { startAdapter } from '@openrouter/adapter';
@@ -30,7 +30,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     const sim = config.gateway.simulator;
     const simulator = sim.enabled ? await startSimulator({ host: sim.host, port: sim.port, apiKey: sim.apiKey || undefined }) : undefined;
     if (simulator) started.push(simulator);
-    const child = (name: string) => logger.child({ service: name });
+    const child = (name: string): Logger => createLogger(name, config.log.level);
 
     const adapter = await startAdapter({ ...config, adapter: { ...config.adapter, grpc: internal, http: internal } }, child('adapter'));
     started.push(adapter);
