@@ -43,6 +43,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     started.push(await startAlerting({ ...config, alerting: { http: internal } }, child('alerting')));
     const ingress = await startIngress({ ...config, ingress: { ...config.ingress, router: `127.0.0.1:${grpcPort(router)}` } }, child('ingress'));
     started.push(ingress);
+    logger.info({ httpPort: ingress.httpPort, simulator: simulator?.baseUrl }, 'embedded gateway started');
     return { ingress, simulator, url: `http://${config.ingress.http.host}:${ingress.httpPort}`, close: closeAll };
   } catch (error) {
     await closeAll();
