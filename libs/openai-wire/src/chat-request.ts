@@ -1,130 +1,218 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
-import { extraJson, mergeExtra, validate } from './validation';
+import { extraJson, isObject, type JsonObject, mergeExtra, opt, validate } from './validation';
 
-const json = z.unknown();
-const text = z.string();
+const UINT32_MAX = 4_294_967_295;
 
-const contentPart = z.looseObject({ type: z.string() });
-const toolCall = z.looseObject({ id: z.string(), type: z.string().default('function'), function: z.looseObject({ name: z.string(), arguments: z.string() }) });
+/** Extra checks for objects whose required fields depend on their `type`; other types pass as they are. */
+function byType(shapes: Readonly<Record<string, z.ZodType>>) {
+  return (value: { type: string }, ctx: z.RefinementCtx): void => {
+    const shape = Object.hasOwn(shapes, value.type) ? shapes[value.type] : undefined;
+    const result = shape?.safeParse(value);
+    if (result && !result.success) for (const issue of result.error.issues) ctx.addIssue({ ...issue });
+  };
+}
 
-const message = z.looseObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
-  content: z.union([text, z.array(contentPart), z.null()]).optional(),
-  name: z.string().optional(),
-  tool_calls: z.array(toolCall).optional(),
-  tool_call_id: z.string().optional(),
-  refusal: z.string().nullable().optional(),
+const contentPart = z.looseObject({ type: z.string() }).superRefine(
+  byType({
+    text: z.looseObject({ text: z.string() }),
+    image_url: z.looseObject({ image_url: z.looseObject({ url: z.string(), detail: z.string().nullish() }) }),
+    input_audio: z.looseObject({ input_audio: z.looseObject({ data: z.string(), format: z.string() }) }),
+    refusal: z.looseObject({ refusal: z.string() }),
+  }),
+);
+
+const toolCall = z.looseObject({
+  id: z.string(),
+  type: z.string().optional(),
+  function: z.looseObject({ name: z.string(), arguments: z.string() }),
 });
 
-const tool = z.looseObject({ type: z.string() });
-const MESSAGE_KEYS = new Set(['role', 'content', 'name', 'tool_calls', 'tool_call_id', 'refusal']);
+export const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
+
+const message = z.looseObject({
+  role: z.enum(MESSAGE_ROLES),
+  content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+  name: z.string().nullish(),
+  tool_calls: z.array(toolCall).nullish(),
+  tool_call_id: z.string().nullish(),
+  refusal: z.string().nullish(),
+});
+type WireMessage = z.infer<typeof message>;
+const MESSAGE_KEYS: ReadonlySet<string> = new Set(Object.keys(message.shape));
+const MESSAGE_LOSSY = { nullModelled: 'content', defaultUnmodelled: new Set(['tool_calls']) };
+
+const functionDefinition = z.looseObject({
+  name: z.string().min(1),
+  description: z.string().optional(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+  strict: z.boolean().nullish(),
+});
+const tool = z.looseObject({ type: z.string() }).superRefine(byType({ function: z.looseObject({ function: functionDefinition }) }));
+
+const toolChoice = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.looseObject({ type: z.string() }).superRefine(byType({ function: z.looseObject({ function: z.looseObject({ name: z.string() }) }) })),
+]);
+
+const jsonSchemaFormat = z.looseObject({
+  name: z.string(),
+  description: z.string().optional(),
+  schema: z.record(z.string(), z.unknown()).optional(),
+  strict: z.boolean().nullish(),
+});
+const responseFormat = z
+  .looseObject({ type: z.enum(['text', 'json_object', 'json_schema']), json_schema: jsonSchemaFormat.optional() })
+  .superRefine(byType({ json_schema: z.looseObject({ json_schema: jsonSchemaFormat }) }));
 
 const chatBody = z.looseObject({
   model: z.string().min(1),
   messages: z.array(message).min(1),
-  tools: z.array(tool).optional(),
-  tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.looseObject({ type: z.string() })]).optional(),
-  parallel_tool_calls: z.boolean().optional(),
-  response_format: z.looseObject({ type: z.enum(['text', 'json_object', 'json_schema']), json_schema: z.looseObject({ name: z.string(), schema: json.optional(), description: z.string().optional(), strict: z.boolean().nullable().optional() }).optional() }).optional(),
-  temperature: z.number().min(0).max(2).nullable().optional(),
-  top_p: z.number().min(0).max(1).nullable().optional(),
-  stop: z.union([z.string(), z.array(z.string()).max(4)]).nullable().optional(),
-  max_tokens: z.number().int().min(1).nullable().optional(),
-  max_completion_tokens: z.number().int().min(1).nullable().optional(),
-  n: z.number().int().min(1).max(128).nullable().optional(),
-  seed: z.number().int().nullable().optional(),
-  logprobs: z.boolean().nullable().optional(),
-  top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
-  user: z.string().optional(),
-  stream: z.boolean().nullable().optional(),
-  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional(),
-  presence_penalty: z.number().min(-2).max(2).nullable().optional(),
-  frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
-  logit_bias: z.record(z.string(), z.number()).nullable().optional(),
-  reasoning_effort: z.string().nullable().optional(),
-  service_tier: z.string().nullable().optional(),
-  metadata: z.record(z.string(), z.string()).nullable().optional(),
-  store: z.boolean().nullable().optional(),
-  modalities: z.array(z.string()).nullable().optional(),
+  tools: z.array(tool).nullish(),
+  tool_choice: toolChoice.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  response_format: responseFormat.nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  stop: z.union([z.string(), z.array(z.string())]).nullish(),
+  max_tokens: z.int().min(1).max(UINT32_MAX).nullish(),
+  max_completion_tokens: z.int().min(1).max(UINT32_MAX).nullish(),
+  n: z.int().min(1).max(128).nullish(),
+  seed: z.int().nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.int().min(0).max(20).nullish(),
+  user: z.string().nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  logit_bias: z.record(z.string(), z.number().min(-100).max(100)).nullish(),
+  reasoning_effort: z.string().nullish(),
+  service_tier: z.string().nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  store: z.boolean().nullish(),
+  modalities: z.array(z.string()).nullish(),
 });
 type ChatBody = z.infer<typeof chatBody>;
-const CHAT_KEYS = new Set(Object.keys(chatBody.shape));
+const CHAT_KEYS: ReadonlySet<string> = new Set(Object.keys(chatBody.shape));
+const CHAT_LOSSY = { defaultUnmodelled: new Set(['tools', 'stop', 'logit_bias', 'metadata', 'modalities', 'stream']) };
+const STREAM_OPTIONS_LOSSY = { defaultUnmodelled: new Set(['include_usage']) };
+const STREAM_OPTION_KEYS: ReadonlySet<string> = new Set(['include_usage']);
 
-function toPart(part: z.infer<typeof contentPart>): chatv1.ContentPart {
-  const p = part as Record<string, unknown>;
-  if (part.type === 'text' && typeof p['text'] === 'string' && Object.keys(p).length === 2) return { text: p['text'] };
-  if (part.type === 'refusal' && typeof p['refusal'] === 'string' && Object.keys(p).length === 2) return { refusal: p['refusal'] };
-  const img = p['image_url'] as { url?: unknown; detail?: unknown } | undefined;
-  if (part.type === 'image_url' && img && typeof img.url === 'string' && Object.keys(p).length === 2 && Object.keys(img).every((k) => k === 'url' || k === 'detail')) {
-    return { imageUrl: { url: img.url, detail: typeof img.detail === 'string' ? img.detail : undefined } };
-  }
-  const audio = p['input_audio'] as { data?: unknown; format?: unknown } | undefined;
-  if (part.type === 'input_audio' && audio && typeof audio.data === 'string' && typeof audio.format === 'string' && Object.keys(p).length === 2) {
-    return { inputAudio: { data: audio.data, format: audio.format } };
+/** True when `obj` has no keys outside `allowed` (no array is allocated on this hot path). */
+function onlyKeys(obj: JsonObject, allowed: ReadonlySet<string>): boolean {
+  for (const key in obj) if (!allowed.has(key)) return false;
+  return true;
+}
+
+const TEXT_PART = new Set(['type', 'text']);
+const REFUSAL_PART = new Set(['type', 'refusal']);
+const IMAGE_PART = new Set(['type', 'image_url']);
+const IMAGE_URL = new Set(['url', 'detail']);
+const AUDIO_PART = new Set(['type', 'input_audio']);
+const INPUT_AUDIO = new Set(['data', 'format']);
+const TOOL_KEYS = new Set(['type', 'function']);
+const FUNCTION_KEYS = new Set(['name', 'description', 'parameters', 'strict']);
+const NAMED_FUNCTION = new Set(['name']);
+
+/** A part the typed form would reproduce exactly becomes typed; anything else travels as its JSON. */
+function toPart(part: JsonObject & { type: string }): chatv1.ContentPart {
+  switch (part.type) {
+    case 'text':
+      if (typeof part['text'] === 'string' && onlyKeys(part, TEXT_PART)) return { text: part['text'] };
+      break;
+    case 'refusal':
+      if (typeof part['refusal'] === 'string' && onlyKeys(part, REFUSAL_PART)) return { refusal: part['refusal'] };
+      break;
+    case 'image_url': {
+      const image = part['image_url'];
+      if (isObject(image) && typeof image['url'] === 'string' && onlyKeys(part, IMAGE_PART) && onlyKeys(image, IMAGE_URL)) {
+        const detail = image['detail'];
+        if (detail === undefined) return { imageUrl: { url: image['url'] } };
+        if (typeof detail === 'string') return { imageUrl: { url: image['url'], detail } };
+      }
+      break;
+    }
+    case 'input_audio': {
+      const audio = part['input_audio'];
+      if (isObject(audio) && typeof audio['data'] === 'string' && typeof audio['format'] === 'string' && onlyKeys(part, AUDIO_PART) && onlyKeys(audio, INPUT_AUDIO)) {
+        return { inputAudio: { data: audio['data'], format: audio['format'] } };
+      }
+      break;
+    }
   }
   return { rawJson: JSON.stringify(part) };
 }
 
-function toMessage(m: z.infer<typeof message>): chatv1.Message {
+function toMessage(m: WireMessage): chatv1.Message {
   const out: chatv1.Message = {
     role: m.role,
     contentIsNull: m.content === null,
-    toolCalls: (m.tool_calls ?? []).map((c) => ({ id: c.id, type: c.type, function: { name: c.function.name, arguments: c.function.arguments } })),
-    extraJson: extraJson(m, MESSAGE_KEYS),
-    name: m.name,
-    toolCallId: m.tool_call_id,
-    refusal: m.refusal ?? undefined,
+    name: opt(m.name),
+    toolCalls: m.tool_calls ? m.tool_calls.map((c) => ({ id: c.id, type: c.type ?? '', function: { name: c.function.name, arguments: c.function.arguments } })) : [],
+    toolCallId: opt(m.tool_call_id),
+    refusal: opt(m.refusal),
+    extraJson: extraJson(m, MESSAGE_KEYS, MESSAGE_LOSSY),
   };
   if (typeof m.content === 'string') out.text = m.content;
   else if (Array.isArray(m.content)) out.parts = { parts: m.content.map(toPart) };
   return out;
 }
 
-function toTool(t: z.infer<typeof tool>): chatv1.Tool {
-  const f = (t as Record<string, unknown>)['function'] as Record<string, unknown> | undefined;
-  const plain = t.type === 'function' && f && typeof f['name'] === 'string' && Object.keys(t).length === 2 && Object.keys(f).every((k) => ['name', 'description', 'parameters', 'strict'].includes(k));
-  if (!plain || !f) return { type: t.type, rawJson: JSON.stringify(t) };
+/**
+ * Function tools always fill `function` (routing and non-OpenAI adapters read it); when the typed
+ * form would drop something (extra keys, `strict: null`), the tool's JSON rides along in `rawJson`
+ * and OpenAI-compatible providers get that instead.
+ */
+function toTool(t: JsonObject & { type: string }): chatv1.Tool {
+  const f = t['function'];
+  if (t.type !== 'function' || !isObject(f) || typeof f['name'] !== 'string') return { type: t.type, rawJson: JSON.stringify(t) };
+  const description = f['description'];
+  const parameters = f['parameters'];
+  const strict = f['strict'];
+  const exact = onlyKeys(t, TOOL_KEYS) && onlyKeys(f, FUNCTION_KEYS) && strict !== null;
   return {
     type: 'function',
     function: {
-      name: f['name'] as string,
-      description: typeof f['description'] === 'string' ? f['description'] : undefined,
-      parametersJson: f['parameters'] === undefined ? '' : JSON.stringify(f['parameters']),
-      strict: typeof f['strict'] === 'boolean' ? f['strict'] : undefined,
+      name: f['name'],
+      description: typeof description === 'string' ? description : undefined,
+      parametersJson: parameters === undefined ? '' : JSON.stringify(parameters),
+      strict: typeof strict === 'boolean' ? strict : undefined,
     },
-    rawJson: '',
+    rawJson: exact ? '' : JSON.stringify(t),
   };
 }
 
-function toToolChoice(c: ChatBody['tool_choice']): chatv1.ToolChoice | undefined {
-  if (c === undefined) return undefined;
+function toToolChoice(c: NonNullable<ChatBody['tool_choice']>): chatv1.ToolChoice {
   if (typeof c === 'string') return { mode: c };
-  const f = (c as Record<string, unknown>)['function'] as { name?: unknown } | undefined;
-  if (c.type === 'function' && f && typeof f.name === 'string' && Object.keys(c).length === 2 && Object.keys(f).length === 1) return { functionName: f.name };
+  const f = c['function'];
+  if (c.type === 'function' && isObject(f) && typeof f['name'] === 'string' && onlyKeys(c, TOOL_KEYS) && onlyKeys(f, NAMED_FUNCTION)) return { functionName: f['name'] };
   return { rawJson: JSON.stringify(c) };
 }
 
-const opt = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
+function toResponseFormat(rf: NonNullable<ChatBody['response_format']>): chatv1.ResponseFormat {
+  const js = rf.json_schema;
+  if (!js) return { type: rf.type };
+  return {
+    type: rf.type,
+    jsonSchema: { name: js.name, description: js.description, schemaJson: js.schema === undefined ? '' : JSON.stringify(js.schema), strict: opt(js.strict) },
+  };
+}
 
-/** A client's chat body, validated, as the canonical request. Unknown parameters ride in extraJson. */
+/**
+ * A client's chat body, validated, as the canonical request. Unknown parameters (and explicit
+ * nulls of known ones) ride in `extraJson`, so `toOpenAIChatBody` gives the provider the same body.
+ */
 export function parseChatRequest(body: unknown): chatv1.ChatRequest {
   const b = validate(chatBody, body);
-  const rf = b.response_format;
+  const so = b.stream_options;
   return {
     model: b.model,
     messages: b.messages.map(toMessage),
-    tools: (b.tools ?? []).map(toTool),
-    toolChoice: toToolChoice(b.tool_choice),
-    parallelToolCalls: b.parallel_tool_calls,
-    responseFormat: rf
-      ? {
-          type: rf.type,
-          jsonSchema: rf.json_schema
-            ? { name: rf.json_schema.name, description: rf.json_schema.description, schemaJson: rf.json_schema.schema === undefined ? '' : JSON.stringify(rf.json_schema.schema), strict: opt(rf.json_schema.strict) }
-            : undefined,
-        }
-      : undefined,
+    tools: b.tools ? b.tools.map(toTool) : [],
+    toolChoice: b.tool_choice ? toToolChoice(b.tool_choice) : undefined,
+    parallelToolCalls: opt(b.parallel_tool_calls),
+    responseFormat: b.response_format ? toResponseFormat(b.response_format) : undefined,
     temperature: opt(b.temperature),
     topP: opt(b.top_p),
     stop: b.stop == null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop,
@@ -134,9 +222,9 @@ export function parseChatRequest(body: unknown): chatv1.ChatRequest {
     seed: opt(b.seed),
     logprobs: opt(b.logprobs),
     topLogprobs: opt(b.top_logprobs),
-    user: b.user,
+    user: opt(b.user),
     stream: b.stream === true,
-    streamOptions: b.stream_options ? { includeUsage: b.stream_options.include_usage === true, extraJson: extraJson(b.stream_options, new Set(['include_usage'])) } : undefined,
+    streamOptions: so ? { includeUsage: so.include_usage === true, extraJson: extraJson(so, STREAM_OPTION_KEYS, STREAM_OPTIONS_LOSSY) } : undefined,
     presencePenalty: opt(b.presence_penalty),
     frequencyPenalty: opt(b.frequency_penalty),
     logitBias: b.logit_bias ?? {},
@@ -145,7 +233,7 @@ export function parseChatRequest(body: unknown): chatv1.ChatRequest {
     metadata: b.metadata ?? {},
     store: opt(b.store),
     modalities: b.modalities ?? [],
-    extraJson: extraJson(b, CHAT_KEYS),
+    extraJson: extraJson(b, CHAT_KEYS, CHAT_LOSSY),
   };
 }
 
@@ -154,16 +242,23 @@ function fromPart(p: chatv1.ContentPart): unknown {
   if (p.imageUrl) return { type: 'image_url', image_url: p.imageUrl.detail === undefined ? { url: p.imageUrl.url } : { url: p.imageUrl.url, detail: p.imageUrl.detail } };
   if (p.inputAudio) return { type: 'input_audio', input_audio: { data: p.inputAudio.data, format: p.inputAudio.format } };
   if (p.refusal !== undefined) return { type: 'refusal', refusal: p.refusal };
-  return JSON.parse(p.rawJson ?? '{}');
+  return p.rawJson ? JSON.parse(p.rawJson) : { type: 'text', text: '' };
 }
 
-function fromMessage(m: chatv1.Message): Record<string, unknown> {
-  const out: Record<string, unknown> = { role: m.role };
+function fromToolCall(c: chatv1.ToolCall): JsonObject {
+  const out: JsonObject = { id: c.id };
+  if (c.type) out['type'] = c.type;
+  out['function'] = { name: c.function?.name ?? '', arguments: c.function?.arguments ?? '' };
+  return out;
+}
+
+function fromMessage(m: chatv1.Message): JsonObject {
+  const out: JsonObject = { role: m.role };
   if (m.text !== undefined) out['content'] = m.text;
   else if (m.parts) out['content'] = m.parts.parts.map(fromPart);
   else if (m.contentIsNull) out['content'] = null;
   if (m.name !== undefined) out['name'] = m.name;
-  if (m.toolCalls.length > 0) out['tool_calls'] = m.toolCalls.map((c) => ({ id: c.id, type: c.type, function: { name: c.function?.name ?? '', arguments: c.function?.arguments ?? '' } }));
+  if (m.toolCalls.length > 0) out['tool_calls'] = m.toolCalls.map(fromToolCall);
   if (m.toolCallId !== undefined) out['tool_call_id'] = m.toolCallId;
   if (m.refusal !== undefined) out['refusal'] = m.refusal;
   return mergeExtra(out, m.extraJson);
@@ -172,59 +267,68 @@ function fromMessage(m: chatv1.Message): Record<string, unknown> {
 function fromTool(t: chatv1.Tool): unknown {
   if (t.rawJson) return JSON.parse(t.rawJson);
   const f = t.function;
-  const fn: Record<string, unknown> = { name: f?.name ?? '' };
+  const fn: JsonObject = { name: f?.name ?? '' };
   if (f?.description !== undefined) fn['description'] = f.description;
   if (f?.parametersJson) fn['parameters'] = JSON.parse(f.parametersJson);
   if (f?.strict !== undefined) fn['strict'] = f.strict;
-  return { type: 'function', function: fn };
+  return { type: t.type || 'function', function: fn };
 }
 
 function fromToolChoice(c: chatv1.ToolChoice): unknown {
   if (c.mode !== undefined) return c.mode;
   if (c.functionName !== undefined) return { type: 'function', function: { name: c.functionName } };
-  return JSON.parse(c.rawJson ?? '""');
+  return c.rawJson ? JSON.parse(c.rawJson) : 'auto';
 }
 
-/** The canonical request as an OpenAI-compatible provider's body, for its own model name. */
-export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string): Record<string, unknown> {
-  const out: Record<string, unknown> = { model: upstreamModel, messages: r.messages.map(fromMessage) };
-  const set = (key: string, value: unknown): void => {
-    if (value !== undefined) out[key] = value;
-  };
+function fromResponseFormat(rf: chatv1.ResponseFormat): JsonObject {
+  const out: JsonObject = { type: rf.type };
+  const js = rf.jsonSchema;
+  if (js) {
+    const schema: JsonObject = { name: js.name };
+    if (js.description !== undefined) schema['description'] = js.description;
+    if (js.schemaJson) schema['schema'] = JSON.parse(js.schemaJson);
+    if (js.strict !== undefined) schema['strict'] = js.strict;
+    out['json_schema'] = schema;
+  }
+  return out;
+}
+
+/**
+ * The canonical request as an OpenAI-compatible provider's body, under the provider's own model
+ * name. `extraJson` keys are merged at the top level; typed fields win over them.
+ */
+export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string): JsonObject {
+  const out: JsonObject = { model: upstreamModel, messages: r.messages.map(fromMessage) };
   if (r.tools.length > 0) out['tools'] = r.tools.map(fromTool);
   if (r.toolChoice) out['tool_choice'] = fromToolChoice(r.toolChoice);
-  set('parallel_tool_calls', r.parallelToolCalls);
-  if (r.responseFormat) {
-    const rf: Record<string, unknown> = { type: r.responseFormat.type };
-    const js = r.responseFormat.jsonSchema;
-    if (js) {
-      const schema: Record<string, unknown> = { name: js.name };
-      if (js.description !== undefined) schema['description'] = js.description;
-      if (js.schemaJson) schema['schema'] = JSON.parse(js.schemaJson);
-      if (js.strict !== undefined) schema['strict'] = js.strict;
-      rf['json_schema'] = schema;
-    }
-    out['response_format'] = rf;
-  }
-  set('temperature', r.temperature);
-  set('top_p', r.topP);
+  if (r.parallelToolCalls !== undefined) out['parallel_tool_calls'] = r.parallelToolCalls;
+  if (r.responseFormat) out['response_format'] = fromResponseFormat(r.responseFormat);
+  if (r.temperature !== undefined) out['temperature'] = r.temperature;
+  if (r.topP !== undefined) out['top_p'] = r.topP;
   if (r.stop.length > 0) out['stop'] = r.stop;
-  set('max_tokens', r.maxTokens);
-  set('max_completion_tokens', r.maxCompletionTokens);
-  set('n', r.n);
-  set('seed', r.seed);
-  set('logprobs', r.logprobs);
-  set('top_logprobs', r.topLogprobs);
-  set('user', r.user);
+  if (r.maxTokens !== undefined) out['max_tokens'] = r.maxTokens;
+  if (r.maxCompletionTokens !== undefined) out['max_completion_tokens'] = r.maxCompletionTokens;
+  if (r.n !== undefined) out['n'] = r.n;
+  if (r.seed !== undefined) out['seed'] = r.seed;
+  if (r.logprobs !== undefined) out['logprobs'] = r.logprobs;
+  if (r.topLogprobs !== undefined) out['top_logprobs'] = r.topLogprobs;
+  if (r.user !== undefined) out['user'] = r.user;
   if (r.stream) out['stream'] = true;
-  if (r.streamOptions) out['stream_options'] = mergeExtra({ include_usage: r.streamOptions.includeUsage }, r.streamOptions.extraJson);
-  set('presence_penalty', r.presencePenalty);
-  set('frequency_penalty', r.frequencyPenalty);
-  if (Object.keys(r.logitBias).length > 0) out['logit_bias'] = r.logitBias;
-  set('reasoning_effort', r.reasoningEffort);
-  set('service_tier', r.serviceTier);
-  if (Object.keys(r.metadata).length > 0) out['metadata'] = r.metadata;
-  set('store', r.store);
+  if (r.streamOptions) {
+    out['stream_options'] = mergeExtra(r.streamOptions.includeUsage ? { include_usage: true } : {}, r.streamOptions.extraJson);
+  }
+  if (r.presencePenalty !== undefined) out['presence_penalty'] = r.presencePenalty;
+  if (r.frequencyPenalty !== undefined) out['frequency_penalty'] = r.frequencyPenalty;
+  if (hasKeys(r.logitBias)) out['logit_bias'] = r.logitBias;
+  if (r.reasoningEffort !== undefined) out['reasoning_effort'] = r.reasoningEffort;
+  if (r.serviceTier !== undefined) out['service_tier'] = r.serviceTier;
+  if (hasKeys(r.metadata)) out['metadata'] = r.metadata;
+  if (r.store !== undefined) out['store'] = r.store;
   if (r.modalities.length > 0) out['modalities'] = r.modalities;
   return mergeExtra(out, r.extraJson);
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }

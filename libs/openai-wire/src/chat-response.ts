@@ -1,112 +1,137 @@
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { isObject, type JsonObject, jsonText, jsonValue, mergeExtra } from './validation';
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-const ASSISTANT_KEYS = new Set(['role', 'content', 'tool_calls', 'refusal']);
-const DELTA_KEYS = new Set(['role', 'content', 'tool_calls', 'refusal']);
+const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.trunc(v) : 0);
+const EMPTY: JsonObject = {};
+const objectOrEmpty = (v: unknown): JsonObject => (isObject(v) ? v : EMPTY);
+const indexOr = (v: unknown, fallback: number): number => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : fallback);
 
-function object(json: unknown, what: string): Obj {
-  if (!isObj(json)) throw new GatewayError('upstream_error', `The provider returned a malformed ${what}.`);
-  return json;
-}
+const MESSAGE_KEYS: ReadonlySet<string> = new Set(['role', 'content', 'tool_calls', 'refusal']);
 
-function extra(source: Obj, known: ReadonlySet<string>): string {
-  const rest: Obj = {};
-  let any = false;
-  for (const [k, v] of Object.entries(source)) {
-    if (!known.has(k) && v !== undefined && v !== null) {
-      rest[k] = v;
-      any = true;
-    }
+/** Fields the canonical message has no slot for, as JSON object text; nulls are the same as absent here. */
+function extraFields(source: JsonObject, known: ReadonlySet<string>): string {
+  let rest: JsonObject | undefined;
+  for (const key in source) {
+    const value = source[key];
+    if (known.has(key) || value === undefined || value === null) continue;
+    (rest ??= {})[key] = value;
   }
-  return any ? JSON.stringify(rest) : '';
+  return rest ? JSON.stringify(rest) : '';
 }
 
+function malformed(what: string): GatewayError {
+  return new GatewayError('upstream_error', `The provider returned a malformed ${what}.`);
+}
+
+/** OpenAI's usage object (with its details) as canonical usage; undefined when absent or null. */
 export function parseOpenAIUsage(json: unknown): chatv1.Usage | undefined {
-  if (!isObj(json)) return undefined;
-  const prompt = isObj(json['prompt_tokens_details']) ? json['prompt_tokens_details'] : {};
-  const completion = isObj(json['completion_tokens_details']) ? json['completion_tokens_details'] : {};
+  if (!isObject(json)) return undefined;
+  const prompt = objectOrEmpty(json['prompt_tokens_details']);
+  const completion = objectOrEmpty(json['completion_tokens_details']);
+  const promptTokens = count(json['prompt_tokens']);
+  const completionTokens = count(json['completion_tokens']);
   return {
-    promptTokens: num(json['prompt_tokens']),
-    completionTokens: num(json['completion_tokens']),
-    totalTokens: num(json['total_tokens']) || num(json['prompt_tokens']) + num(json['completion_tokens']),
-    cachedReadTokens: num(prompt['cached_tokens']),
-    cacheWriteTokens: num(prompt['cache_write_tokens']),
-    reasoningTokens: num(completion['reasoning_tokens']),
+    promptTokens,
+    completionTokens,
+    totalTokens: count(json['total_tokens']) || promptTokens + completionTokens,
+    // DeepSeek-style servers report cache hits at the top level instead of in the details.
+    cachedReadTokens: count(prompt['cached_tokens']) || count(json['prompt_cache_hit_tokens']),
+    cacheWriteTokens: count(prompt['cache_write_tokens']),
+    reasoningTokens: count(completion['reasoning_tokens']),
     estimated: false,
   };
 }
 
-function toolCalls(v: unknown): chatv1.ToolCall[] {
+function parseToolCalls(v: unknown): chatv1.ToolCall[] {
   if (!Array.isArray(v)) return [];
-  return v.filter(isObj).map((c) => {
-    const f = isObj(c['function']) ? c['function'] : {};
-    return { id: str(c['id']) ?? '', type: str(c['type']) ?? 'function', function: { name: str(f['name']) ?? '', arguments: str(f['arguments']) ?? '' } };
-  });
+  const out: chatv1.ToolCall[] = [];
+  for (const c of v) {
+    if (!isObject(c)) continue;
+    const f = objectOrEmpty(c['function']);
+    out.push({ id: str(c['id']) ?? '', type: str(c['type']) ?? 'function', function: { name: str(f['name']) ?? '', arguments: str(f['arguments']) ?? '' } });
+  }
+  return out;
 }
 
-const logprobs = (v: unknown): string => (v === undefined || v === null ? '' : JSON.stringify(v));
+function parseChoice(ch: JsonObject, position: number): chatv1.Choice {
+  const m = objectOrEmpty(ch['message']);
+  return {
+    index: indexOr(ch['index'], position),
+    message: { role: str(m['role']) ?? 'assistant', content: str(m['content']), toolCalls: parseToolCalls(m['tool_calls']), refusal: str(m['refusal']), extraJson: extraFields(m, MESSAGE_KEYS) },
+    finishReason: str(ch['finish_reason']) ?? '',
+    logprobsJson: jsonText(ch['logprobs']),
+  };
+}
 
 /** A provider's chat.completion object as the canonical completion. */
 export function parseOpenAICompletion(json: unknown): chatv1.ChatCompletion {
-  const c = object(json, 'completion');
-  if (!Array.isArray(c['choices'])) throw new GatewayError('upstream_error', 'The provider returned a completion without choices.');
+  if (!isObject(json)) throw malformed('completion');
+  const choices = json['choices'];
+  if (!Array.isArray(choices)) throw malformed('completion (no choices)');
+  const parsed: chatv1.Choice[] = [];
+  for (let i = 0; i < choices.length; i++) {
+    const ch: unknown = choices[i];
+    if (isObject(ch)) parsed.push(parseChoice(ch, i));
+  }
   return {
-    id: str(c['id']) ?? '',
-    created: num(c['created']),
-    model: str(c['model']) ?? '',
-    choices: c['choices'].filter(isObj).map((ch, i) => {
-      const m = isObj(ch['message']) ? ch['message'] : {};
-      return {
-        index: typeof ch['index'] === 'number' ? ch['index'] : i,
-        message: { role: str(m['role']) ?? 'assistant', content: str(m['content']), toolCalls: toolCalls(m['tool_calls']), refusal: str(m['refusal']), extraJson: extra(m, ASSISTANT_KEYS) },
-        finishReason: str(ch['finish_reason']) ?? '',
-        logprobsJson: logprobs(ch['logprobs']),
-      };
-    }),
-    usage: parseOpenAIUsage(c['usage']),
-    systemFingerprint: str(c['system_fingerprint']),
-    serviceTier: str(c['service_tier']),
+    id: str(json['id']) ?? '',
+    created: count(json['created']),
+    model: str(json['model']) ?? '',
+    choices: parsed,
+    usage: parseOpenAIUsage(json['usage']),
+    systemFingerprint: str(json['system_fingerprint']),
+    serviceTier: str(json['service_tier']),
   };
 }
 
-/** A provider's chat.completion.chunk as the canonical chunk. */
+function parseToolCallDeltas(v: unknown): chatv1.ToolCallDelta[] {
+  if (!Array.isArray(v)) return [];
+  const out: chatv1.ToolCallDelta[] = [];
+  for (let i = 0; i < v.length; i++) {
+    const t: unknown = v[i];
+    if (!isObject(t)) continue;
+    const f = objectOrEmpty(t['function']);
+    out.push({ index: indexOr(t['index'], i), id: str(t['id']), type: str(t['type']), name: str(f['name']), arguments: str(f['arguments']) });
+  }
+  return out;
+}
+
+function parseChunkChoice(ch: JsonObject, position: number): chatv1.ChunkChoice {
+  const d = objectOrEmpty(ch['delta']);
+  return {
+    index: indexOr(ch['index'], position),
+    delta: { role: str(d['role']), content: str(d['content']), toolCalls: parseToolCallDeltas(d['tool_calls']), refusal: str(d['refusal']), extraJson: extraFields(d, MESSAGE_KEYS) },
+    finishReason: str(ch['finish_reason']),
+    logprobsJson: jsonText(ch['logprobs']),
+  };
+}
+
+/** A provider's chat.completion.chunk as the canonical chunk (usage-only chunks have no choices). */
 export function parseOpenAIChunk(json: unknown): chatv1.ChatChunk {
-  const c = object(json, 'stream chunk');
-  const choices = Array.isArray(c['choices']) ? c['choices'].filter(isObj) : [];
+  if (!isObject(json)) throw malformed('stream chunk');
+  const choices = json['choices'];
+  const parsed: chatv1.ChunkChoice[] = [];
+  if (Array.isArray(choices)) {
+    for (let i = 0; i < choices.length; i++) {
+      const ch: unknown = choices[i];
+      if (isObject(ch)) parsed.push(parseChunkChoice(ch, i));
+    }
+  }
   return {
-    id: str(c['id']) ?? '',
-    created: num(c['created']),
-    model: str(c['model']) ?? '',
-    choices: choices.map((ch, i) => {
-      const d = isObj(ch['delta']) ? ch['delta'] : {};
-      const calls = Array.isArray(d['tool_calls']) ? d['tool_calls'].filter(isObj) : [];
-      return {
-        index: typeof ch['index'] === 'number' ? ch['index'] : i,
-        delta: {
-          role: str(d['role']),
-          content: str(d['content']),
-          refusal: str(d['refusal']),
-          toolCalls: calls.map((t, j) => {
-            const f = isObj(t['function']) ? t['function'] : {};
-            return { index: typeof t['index'] === 'number' ? t['index'] : j, id: str(t['id']), type: str(t['type']), name: str(f['name']), arguments: str(f['arguments']) };
-          }),
-          extraJson: extra(d, DELTA_KEYS),
-        },
-        finishReason: str(ch['finish_reason']),
-        logprobsJson: logprobs(ch['logprobs']),
-      };
-    }),
-    usage: parseOpenAIUsage(c['usage']),
-    systemFingerprint: str(c['system_fingerprint']),
-    serviceTier: str(c['service_tier']),
+    id: str(json['id']) ?? '',
+    created: count(json['created']),
+    model: str(json['model']) ?? '',
+    choices: parsed,
+    usage: parseOpenAIUsage(json['usage']),
+    systemFingerprint: str(json['system_fingerprint']),
+    serviceTier: str(json['service_tier']),
   };
 }
 
-export function toOpenAIUsage(u: chatv1.Usage): Obj {
+/** Canonical usage in OpenAI's shape, details included. */
+export function toOpenAIUsage(u: chatv1.Usage): JsonObject {
   return {
     prompt_tokens: u.promptTokens,
     completion_tokens: u.completionTokens,
@@ -116,64 +141,58 @@ export function toOpenAIUsage(u: chatv1.Usage): Obj {
   };
 }
 
-function withExtra(target: Obj, json: string): Obj {
-  return json ? { ...(JSON.parse(json) as Obj), ...target } : target;
+function toolCallJson(c: chatv1.ToolCall): JsonObject {
+  return { id: c.id, type: c.type || 'function', function: { name: c.function?.name ?? '', arguments: c.function?.arguments ?? '' } };
 }
 
-function toolCallJson(c: chatv1.ToolCall): Obj {
-  return { id: c.id, type: c.type, function: { name: c.function?.name ?? '', arguments: c.function?.arguments ?? '' } };
+function toolCallDeltaJson(t: chatv1.ToolCallDelta): JsonObject {
+  const call: JsonObject = { index: t.index };
+  if (t.id !== undefined) call['id'] = t.id;
+  if (t.type !== undefined) call['type'] = t.type;
+  const fn: JsonObject = {};
+  if (t.name !== undefined) fn['name'] = t.name;
+  if (t.arguments !== undefined) fn['arguments'] = t.arguments;
+  call['function'] = fn;
+  return call;
+}
+
+const createdOrNow = (created: number): number => created || Math.floor(Date.now() / 1000);
+
+function choiceJson(ch: chatv1.Choice): JsonObject {
+  const m = ch.message;
+  const message: JsonObject = { role: m?.role || 'assistant', content: m?.content ?? null, refusal: m?.refusal ?? null };
+  if (m && m.toolCalls.length > 0) message['tool_calls'] = m.toolCalls.map(toolCallJson);
+  if (m?.extraJson) mergeExtra(message, m.extraJson);
+  return { index: ch.index, message, logprobs: jsonValue(ch.logprobsJson), finish_reason: ch.finishReason || null };
 }
 
 /** The canonical completion as OpenAI's chat.completion object, under the public model id. */
-export function toOpenAICompletion(c: chatv1.ChatCompletion, model: string): Obj {
-  const out: Obj = {
-    id: c.id,
-    object: 'chat.completion',
-    created: c.created || Math.floor(Date.now() / 1000),
-    model,
-    choices: c.choices.map((ch) => {
-      const m = ch.message;
-      const message: Obj = { role: m?.role ?? 'assistant', content: m?.content ?? null, refusal: m?.refusal ?? null };
-      if (m && m.toolCalls.length > 0) message['tool_calls'] = m.toolCalls.map(toolCallJson);
-      return { index: ch.index, message: withExtra(message, m?.extraJson ?? ''), logprobs: ch.logprobsJson ? JSON.parse(ch.logprobsJson) : null, finish_reason: ch.finishReason || null };
-    }),
-    usage: c.usage ? toOpenAIUsage(c.usage) : undefined,
-    system_fingerprint: c.systemFingerprint ?? null,
-  };
+export function toOpenAICompletion(c: chatv1.ChatCompletion, model: string): JsonObject {
+  const out: JsonObject = { id: c.id, object: 'chat.completion', created: createdOrNow(c.created), model, choices: c.choices.map(choiceJson) };
+  if (c.usage) out['usage'] = toOpenAIUsage(c.usage);
+  if (c.systemFingerprint !== undefined) out['system_fingerprint'] = c.systemFingerprint;
   if (c.serviceTier !== undefined) out['service_tier'] = c.serviceTier;
   return out;
 }
 
+function chunkChoiceJson(ch: chatv1.ChunkChoice): JsonObject {
+  const d = ch.delta;
+  const delta: JsonObject = {};
+  if (d) {
+    if (d.role !== undefined) delta['role'] = d.role;
+    if (d.content !== undefined) delta['content'] = d.content;
+    if (d.refusal !== undefined) delta['refusal'] = d.refusal;
+    if (d.toolCalls.length > 0) delta['tool_calls'] = d.toolCalls.map(toolCallDeltaJson);
+    if (d.extraJson) mergeExtra(delta, d.extraJson);
+  }
+  return { index: ch.index, delta, logprobs: jsonValue(ch.logprobsJson), finish_reason: ch.finishReason ?? null };
+}
+
 /** The canonical chunk as OpenAI's chat.completion.chunk object, under the public model id. */
-export function toOpenAIChunk(c: chatv1.ChatChunk, model: string): Obj {
-  const out: Obj = {
-    id: c.id,
-    object: 'chat.completion.chunk',
-    created: c.created || Math.floor(Date.now() / 1000),
-    model,
-    choices: c.choices.map((ch) => {
-      const d = ch.delta;
-      const delta: Obj = {};
-      if (d?.role !== undefined) delta['role'] = d.role;
-      if (d?.content !== undefined) delta['content'] = d.content;
-      if (d?.refusal !== undefined) delta['refusal'] = d.refusal;
-      if (d && d.toolCalls.length > 0) {
-        delta['tool_calls'] = d.toolCalls.map((t) => {
-          const call: Obj = { index: t.index };
-          if (t.id !== undefined) call['id'] = t.id;
-          if (t.type !== undefined) call['type'] = t.type;
-          const fn: Obj = {};
-          if (t.name !== undefined) fn['name'] = t.name;
-          if (t.arguments !== undefined) fn['arguments'] = t.arguments;
-          call['function'] = fn;
-          return call;
-        });
-      }
-      return { index: ch.index, delta: withExtra(delta, d?.extraJson ?? ''), logprobs: ch.logprobsJson ? JSON.parse(ch.logprobsJson) : null, finish_reason: ch.finishReason ?? null };
-    }),
-    system_fingerprint: c.systemFingerprint ?? null,
-  };
+export function toOpenAIChunk(c: chatv1.ChatChunk, model: string): JsonObject {
+  const out: JsonObject = { id: c.id, object: 'chat.completion.chunk', created: createdOrNow(c.created), model, choices: c.choices.map(chunkChoiceJson) };
   if (c.usage) out['usage'] = toOpenAIUsage(c.usage);
+  if (c.systemFingerprint !== undefined) out['system_fingerprint'] = c.systemFingerprint;
   if (c.serviceTier !== undefined) out['service_tier'] = c.serviceTier;
   return out;
 }

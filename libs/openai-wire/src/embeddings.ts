@@ -2,33 +2,42 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseOpenAIUsage } from './chat-response';
-import { extraJson, mergeExtra, validate } from './validation';
+import { badRequest, extraJson, isObject, type JsonObject, mergeExtra, opt, validate } from './validation';
 
-const tokens = z.array(z.number().int().min(0));
+export type EmbeddingEncoding = 'float' | 'base64';
+
+const UINT32_MAX = 4_294_967_295;
+const tokenIds = z.array(z.int().min(0).max(UINT32_MAX)).min(1);
+
 const embeddingBody = z.looseObject({
   model: z.string().min(1),
-  input: z.union([z.string(), z.array(z.string()).min(1), tokens.min(1), z.array(tokens.min(1)).min(1)]),
-  dimensions: z.number().int().min(1).optional(),
-  encoding_format: z.enum(['float', 'base64']).optional(),
-  user: z.string().optional(),
+  input: z.union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)]),
+  dimensions: z.int().min(1).max(UINT32_MAX).nullish(),
+  encoding_format: z.enum(['float', 'base64']).nullish(),
+  user: z.string().nullish(),
 });
-const KEYS = new Set(Object.keys(embeddingBody.shape));
+const EMBEDDING_KEYS: ReadonlySet<string> = new Set(Object.keys(embeddingBody.shape));
 
-export function parseEmbeddingRequest(body: unknown): { request: chatv1.EmbeddingRequest; encodingFormat: 'float' | 'base64' } {
+/** A client's embeddings body as the canonical request, plus the encoding the client wants back. */
+export function parseEmbeddingRequest(body: unknown): { request: chatv1.EmbeddingRequest; encodingFormat: EmbeddingEncoding } {
   const b = validate(embeddingBody, body);
   const input = b.input;
-  if (input === '' || (Array.isArray(input) && input.some((v) => v === ''))) throw new GatewayError('bad_request', "'input' must not be empty.", { param: 'input', code: 'invalid_value' });
-  const list: unknown[] = typeof input === 'string' ? [input] : input;
-  const texts = list.every((v) => typeof v === 'string') ? (list as string[]) : [];
-  const tokenInputs = texts.length > 0 ? [] : list.every((v) => typeof v === 'number') ? [{ ids: list as number[] }] : (list as number[][]).map((ids) => ({ ids }));
+  let texts: string[] = [];
+  let tokenInputs: chatv1.TokenIds[] = [];
+  if (typeof input === 'string') texts = [input];
+  else if (typeof input[0] === 'string') texts = input as string[];
+  else if (typeof input[0] === 'number') tokenInputs = [{ ids: input as number[] }];
+  else tokenInputs = (input as number[][]).map((ids) => ({ ids }));
+  for (const text of texts) if (text === '') throw badRequest("'input' must not contain empty strings.", 'input', 'invalid_value');
   return {
-    request: { model: b.model, texts, tokenInputs, dimensions: b.dimensions, user: b.user, extraJson: extraJson(b, KEYS) },
+    request: { model: b.model, texts, tokenInputs, dimensions: opt(b.dimensions), user: opt(b.user), extraJson: extraJson(b, EMBEDDING_KEYS) },
     encodingFormat: b.encoding_format ?? 'float',
   };
 }
 
-export function toOpenAIEmbeddingBody(r: chatv1.EmbeddingRequest, upstreamModel: string): Record<string, unknown> {
-  const out: Record<string, unknown> = {
+/** The canonical request as an OpenAI-compatible provider's body; vectors are always asked as base64 (compact, exact). */
+export function toOpenAIEmbeddingBody(r: chatv1.EmbeddingRequest, upstreamModel: string): JsonObject {
+  const out: JsonObject = {
     model: upstreamModel,
     input: r.texts.length > 0 ? r.texts : r.tokenInputs.map((t) => t.ids),
     encoding_format: 'base64',
@@ -38,37 +47,63 @@ export function toOpenAIEmbeddingBody(r: chatv1.EmbeddingRequest, upstreamModel:
   return mergeExtra(out, r.extraJson);
 }
 
-function toBytes(embedding: unknown): Buffer {
-  if (typeof embedding === 'string') return Buffer.from(embedding, 'base64');
+function malformed(detail: string): GatewayError {
+  return new GatewayError('upstream_error', `The provider returned a malformed embedding: ${detail}.`);
+}
+
+function vectorBytes(embedding: unknown, position: number): Buffer {
+  if (typeof embedding === 'string') {
+    const bytes = Buffer.from(embedding, 'base64');
+    if (bytes.byteLength % 4 !== 0) throw malformed(`data[${position}] is not a whole number of float32 values`);
+    return bytes;
+  }
   if (Array.isArray(embedding)) {
     const out = Buffer.allocUnsafe(embedding.length * 4);
-    embedding.forEach((v, i) => out.writeFloatLE(Number(v), i * 4));
+    for (let i = 0; i < embedding.length; i++) {
+      const v: unknown = embedding[i];
+      if (typeof v !== 'number') throw malformed(`data[${position}] holds a non-number`);
+      out.writeFloatLE(v, i * 4);
+    }
     return out;
   }
-  throw new GatewayError('upstream_error', 'The provider returned a malformed embedding.');
+  throw malformed(`data[${position}] has no embedding`);
 }
 
+/** A provider's embeddings list (base64 or float vectors) as canonical little-endian float32 bytes. */
 export function parseOpenAIEmbeddingResponse(json: unknown): chatv1.EmbeddingResponse {
-  const r = json as { model?: unknown; data?: unknown; usage?: unknown };
-  if (typeof json !== 'object' || json === null || !Array.isArray(r.data)) throw new GatewayError('upstream_error', 'The provider returned malformed embeddings.');
-  return {
-    model: typeof r.model === 'string' ? r.model : '',
-    data: (r.data as Array<{ index?: unknown; embedding?: unknown }>).map((d, i) => ({ index: typeof d.index === 'number' ? d.index : i, vectorF32le: toBytes(d.embedding) })),
-    usage: parseOpenAIUsage(r.usage) ?? { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: true },
-  };
+  if (!isObject(json) || !Array.isArray(json['data'])) throw malformed('no data list');
+  const data: unknown[] = json['data'];
+  const out: chatv1.Embedding[] = new Array<chatv1.Embedding>(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const d: unknown = data[i];
+    if (!isObject(d)) throw malformed(`data[${i}] is not an object`);
+    const index = d['index'];
+    out[i] = { index: typeof index === 'number' && Number.isInteger(index) && index >= 0 ? index : i, vectorF32le: vectorBytes(d['embedding'], i) };
+  }
+  const model = json['model'];
+  return { model: typeof model === 'string' ? model : '', data: out, usage: parseOpenAIUsage(json['usage']) };
 }
 
-function toFloats(bytes: Uint8Array): number[] {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Array<number>(buf.length >> 2);
-  for (let i = 0; i < out.length; i++) out[i] = buf.readFloatLE(i * 4);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function floats(bytes: Uint8Array): number[] {
+  const length = bytes.byteLength >> 2;
+  if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, length));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Array<number>(length);
+  for (let i = 0; i < length; i++) out[i] = view.getFloat32(i * 4, true);
   return out;
 }
 
-export function toOpenAIEmbeddingResponse(r: chatv1.EmbeddingResponse, model: string, format: 'float' | 'base64'): Record<string, unknown> {
+function base64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+/** The canonical embeddings as OpenAI's list object, under the public model id, in the encoding the client asked for. */
+export function toOpenAIEmbeddingResponse(r: chatv1.EmbeddingResponse, model: string, format: EmbeddingEncoding): JsonObject {
   return {
     object: 'list',
-    data: r.data.map((d) => ({ object: 'embedding', index: d.index, embedding: format === 'base64' ? Buffer.from(d.vectorF32le).toString('base64') : toFloats(d.vectorF32le) })),
+    data: r.data.map((d) => ({ object: 'embedding', index: d.index, embedding: format === 'base64' ? base64(d.vectorF32le) : floats(d.vectorF32le) })),
     model,
     usage: { prompt_tokens: r.usage?.promptTokens ?? 0, total_tokens: r.usage?.totalTokens ?? 0 },
   };

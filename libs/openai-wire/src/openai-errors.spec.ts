@@ -1,39 +1,136 @@
-import { ERROR_KINDS, GatewayError } from '@openrouter/errors';
-import { parseOpenAIErrorResponse, toOpenAIError } from './openai-errors';
+import { ERROR_KINDS, type ErrorKind, GatewayError } from '@openrouter/errors';
+import { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError } from './openai-errors';
 
-describe('OpenAI error mapping', () => {
-  it.each(ERROR_KINDS.map((k) => [k]))('maps %s to an OpenAI error body with a 4xx/5xx status', (kind) => {
-    const response = toOpenAIError(new GatewayError(kind, 'msg'));
-    expect(response.status).toBeGreaterThanOrEqual(400);
-    expect(response.body.error).toEqual(expect.objectContaining({ message: expect.any(String), type: expect.any(String) }));
+describe('toOpenAIError', () => {
+  const table: Record<ErrorKind, [number, string, string | null]> = {
+    bad_request: [400, 'invalid_request_error', null],
+    auth_failed: [401, 'authentication_error', 'invalid_api_key'],
+    permission_denied: [403, 'permission_error', null],
+    not_found: [404, 'invalid_request_error', null],
+    rate_limited: [429, 'rate_limit_error', 'rate_limit_exceeded'],
+    budget_exceeded: [402, 'insufficient_quota', 'budget_exceeded'],
+    overloaded: [503, 'server_error', 'overloaded'],
+    context_length_exceeded: [400, 'invalid_request_error', 'context_length_exceeded'],
+    content_filtered: [400, 'invalid_request_error', 'content_filter'],
+    timeout: [504, 'server_error', 'timeout'],
+    unavailable: [503, 'server_error', 'unavailable'],
+    upstream_error: [502, 'server_error', 'upstream_error'],
+    cancelled: [499, 'invalid_request_error', 'cancelled'],
+    internal: [500, 'server_error', null],
+  };
+
+  it.each(ERROR_KINDS.map((k) => [k, ...table[k]] as const))('maps %s to HTTP %i, type %s, code %s', (kind, status, type, code) => {
+    const response = toOpenAIError(new GatewayError(kind, 'Something specific.'));
+    expect(response.status).toBe(status);
+    expect(response.body.error).toMatchObject({ type, code, param: null });
   });
 
-  it('never turns client mistakes into 5xx', () => {
-    for (const kind of ['bad_request', 'auth_failed', 'not_found', 'context_length_exceeded', 'budget_exceeded', 'rate_limited'] as const) {
-      expect(toOpenAIError(new GatewayError(kind, 'x')).status).toBeLessThan(500);
-    }
+  it('keeps the message and param of client errors', () => {
+    expect(toOpenAIError(new GatewayError('bad_request', "Invalid value for 'temperature'.", { param: 'temperature', code: 'invalid_value' })).body).toEqual({
+      error: { message: "Invalid value for 'temperature'.", type: 'invalid_request_error', param: 'temperature', code: 'invalid_value' },
+    });
   });
 
-  it('rounds Retry-After up to whole seconds', () => {
-    expect(toOpenAIError(new GatewayError('rate_limited', 'x', { retryAfterMs: 1200 })).headers['retry-after']).toBe('2');
+  it('keeps the code given for not_found', () => {
+    expect(toOpenAIError(new GatewayError('not_found', "The model 'x' does not exist.", { param: 'model', code: 'model_not_found' })).body.error).toMatchObject({ code: 'model_not_found', param: 'model' });
+  });
+
+  it('hides the text of internal errors', () => {
+    const response = toOpenAIError(new GatewayError('internal', 'db password=hunter2 failed', { param: 'x', code: 'y' }));
+    expect(response.body.error).toEqual({ message: 'The gateway failed to process the request.', type: 'server_error', param: null, code: null });
   });
 
   it.each([
-    [429, '3', '{"error":{"message":"slow"}}', 'rate_limited'],
-    [400, undefined, '{"error":{"message":"too long","code":"context_length_exceeded"}}', 'context_length_exceeded'],
-    [400, undefined, "{\"error\":{\"message\":\"This model's maximum context length is 10\"}}", 'context_length_exceeded'],
-    [400, undefined, '{"error":{"code":"content_filter"}}', 'content_filtered'],
-    [400, undefined, '{"error":{"message":"bad","param":"x"}}', 'bad_request'],
-    [401, undefined, 'not json', 'auth_failed'],
-    [404, undefined, '', 'not_found'],
-    [500, undefined, '', 'upstream_error'],
-    [503, undefined, '', 'overloaded'],
-    [529, undefined, '', 'overloaded'],
-    [504, undefined, '', 'timeout'],
-  ])('reads a provider %i as %s', (status, retryAfter, body, kind) => {
-    const error = parseOpenAIErrorResponse(status, retryAfter, body, 'p');
+    [1200, '2'],
+    [1000, '1'],
+    [1, '1'],
+    [0, '0'],
+  ])('sends retry-after %ims as whole seconds rounded up (%s)', (ms, header) => {
+    expect(toOpenAIError(new GatewayError('rate_limited', 'x', { retryAfterMs: ms })).headers).toEqual({ 'retry-after': header });
+  });
+
+  it('sends no retry-after when the wait is unknown', () => {
+    expect(toOpenAIError(new GatewayError('rate_limited', 'x')).headers).toEqual({});
+  });
+});
+
+describe('parseOpenAIErrorResponse', () => {
+  const body = (error: Record<string, unknown>): string => JSON.stringify({ error });
+
+  it.each([
+    [400, body({ message: 'too long', code: 'context_length_exceeded' }), 'context_length_exceeded'],
+    [400, body({ message: "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens." }), 'context_length_exceeded'],
+    [400, body({ message: 'blocked', code: 'content_filter' }), 'content_filtered'],
+    [400, body({ message: 'bad', param: 'x', code: 'invalid_value' }), 'bad_request'],
+    [422, JSON.stringify({ detail: 'field required' }), 'bad_request'],
+    [401, body({ message: 'Incorrect API key provided: sk-proj-abcdef123456.' }), 'auth_failed'],
+    [402, body({ message: 'out of credits' }), 'upstream_error'],
+    [403, body({ message: 'region not supported' }), 'permission_denied'],
+    [404, body({ message: 'model not found', code: 'model_not_found' }), 'not_found'],
+    [408, '', 'timeout'],
+    [409, 'conflict', 'bad_request'],
+    [429, body({ message: 'slow down' }), 'rate_limited'],
+    [500, '', 'upstream_error'],
+    [502, '<html>bad gateway</html>', 'upstream_error'],
+    [503, '', 'overloaded'],
+    [529, body({ type: 'overloaded_error', message: 'Overloaded' }), 'overloaded'],
+    [504, '', 'timeout'],
+    [599, '', 'upstream_error'],
+  ])('reads a provider HTTP %i as %s', (status, text, kind) => {
+    const error = parseOpenAIErrorResponse(status, undefined, text, 'acme');
+    expect(error).toBeInstanceOf(GatewayError);
     expect(error.kind).toBe(kind);
     expect(error.upstreamStatus).toBe(status);
-    if (retryAfter) expect(error.retryAfterMs).toBe(3000);
+    expect(error.provider).toBe('acme');
+  });
+
+  it('keeps the provider message and param of a 400', () => {
+    expect(parseOpenAIErrorResponse(400, undefined, body({ message: "Invalid 'tools[0].function.name'", param: 'tools[0].function.name', code: 'invalid_value' }), 'acme')).toMatchObject({
+      kind: 'bad_request',
+      message: "Invalid 'tools[0].function.name'",
+      param: 'tools[0].function.name',
+      code: 'invalid_value',
+    });
+  });
+
+  it('never echoes a key from a 401', () => {
+    const error = parseOpenAIErrorResponse(401, undefined, body({ message: 'Incorrect API key provided: sk-proj-abcdef123456. You can find your API key at …' }), 'acme');
+    expect(error.message).not.toMatch(/sk-|abcdef/);
+  });
+
+  it('redacts credentials other errors quote', () => {
+    const error = parseOpenAIErrorResponse(403, undefined, body({ message: 'key sk-live-1234567890 is not allowed; header was Bearer abc.def' }), 'acme');
+    expect(error.message).not.toMatch(/1234567890|abc\.def/);
+    expect(error.message).toContain('[redacted]');
+  });
+
+  it.each([
+    ['3', undefined, 3000],
+    ['0.5', undefined, 500],
+    [undefined, '1500', 1500],
+    ['10', '250', 250],
+    [undefined, undefined, undefined],
+    ['soon', undefined, undefined],
+  ])('reads retry-after %p / retry-after-ms %p as %p ms', (retryAfter, retryAfterMs, expected) => {
+    expect(parseOpenAIErrorResponse(429, retryAfter, '', 'acme', retryAfterMs).retryAfterMs).toBe(expected);
+  });
+
+  it('reads a Retry-After HTTP date', () => {
+    const inTenSeconds = new Date(Date.now() + 10_000).toUTCString();
+    const ms = parseOpenAIErrorResponse(429, inTenSeconds, '', 'acme').retryAfterMs ?? 0;
+    expect(ms).toBeGreaterThan(8_000);
+    expect(ms).toBeLessThanOrEqual(10_000);
+    expect(parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT')).toBe(0);
+  });
+
+  it('marks retryable kinds retryable', () => {
+    expect(parseOpenAIErrorResponse(429, undefined, '', 'acme').retryable).toBe(true);
+    expect(parseOpenAIErrorResponse(503, undefined, '', 'acme').retryable).toBe(true);
+    expect(parseOpenAIErrorResponse(400, undefined, '', 'acme').retryable).toBe(false);
+  });
+
+  it('round-trips through toOpenAIError for the client-visible kinds', () => {
+    const error = parseOpenAIErrorResponse(400, undefined, body({ message: "This model's maximum context length is 10 tokens." }), 'acme');
+    expect(toOpenAIError(error)).toMatchObject({ status: 400, body: { error: { code: 'context_length_exceeded', type: 'invalid_request_error' } } });
   });
 });

@@ -1,4 +1,5 @@
-import { GatewayError } from '@openrouter/errors';
+import { GatewayError, type GatewayErrorOptions } from '@openrouter/errors';
+import { isObject } from './validation';
 
 export interface OpenAIErrorResponse {
   status: number;
@@ -6,97 +7,149 @@ export interface OpenAIErrorResponse {
   body: { error: { message: string; type: string; param: string | null; code: string | null } };
 }
 
-function shape(status: number, type: string, e: GatewayError, code: string | null, message = e.message): OpenAIErrorResponse {
-  return { status, headers: {}, body: { error: { message, type, param: e.param ?? null, code: e.code ?? code } } };
+const GENERIC_INTERNAL_MESSAGE = 'The gateway failed to process the request.';
+
+function response(status: number, type: string, e: GatewayError, code: string | null, message = e.message): OpenAIErrorResponse {
+  return { status, headers: {}, body: { error: { message, type, param: e.param ?? null, code } } };
 }
 
-/** The canonical error as OpenAI's error response; one exhaustive mapping for the edge. */
+/** The canonical error as OpenAI's error response; the one mapping every client-facing edge uses. */
 export function toOpenAIError(e: GatewayError): OpenAIErrorResponse {
-  switch (e.kind) {
+  const kind = e.kind;
+  switch (kind) {
     case 'bad_request':
-      return shape(400, 'invalid_request_error', e, null);
+      return response(400, 'invalid_request_error', e, e.code ?? null);
     case 'context_length_exceeded':
-      return shape(400, 'invalid_request_error', e, 'context_length_exceeded');
+      return response(400, 'invalid_request_error', e, 'context_length_exceeded');
     case 'content_filtered':
-      return shape(400, 'invalid_request_error', e, 'content_filter');
+      return response(400, 'invalid_request_error', e, 'content_filter');
     case 'auth_failed':
-      return shape(401, 'authentication_error', e, 'invalid_api_key');
-    case 'permission_denied':
-      return shape(403, 'permission_error', e, null);
-    case 'not_found':
-      return shape(404, 'invalid_request_error', e, null);
+      return response(401, 'authentication_error', e, e.code ?? 'invalid_api_key');
     case 'budget_exceeded':
-      return shape(402, 'insufficient_quota', e, 'budget_exceeded');
+      return response(402, 'insufficient_quota', e, 'budget_exceeded');
+    case 'permission_denied':
+      return response(403, 'permission_error', e, e.code ?? null);
+    case 'not_found':
+      return response(404, 'invalid_request_error', e, e.code ?? null);
     case 'rate_limited': {
-      const response = shape(429, 'rate_limit_error', e, 'rate_limit_exceeded');
-      response.body.error.code = 'rate_limit_exceeded';
-      if (e.retryAfterMs !== undefined) response.headers['retry-after'] = String(Math.max(1, Math.ceil(e.retryAfterMs / 1000)));
-      return response;
+      const out = response(429, 'rate_limit_error', e, 'rate_limit_exceeded');
+      if (e.retryAfterMs !== undefined) out.headers['retry-after'] = String(Math.max(0, Math.ceil(e.retryAfterMs / 1000)));
+      return out;
     }
-    case 'overloaded':
-    case 'unavailable':
-      return shape(503, 'server_error', e, e.kind);
-    case 'upstream_error':
-      return shape(502, 'server_error', e, 'upstream_error');
-    case 'timeout':
-      return shape(504, 'server_error', e, 'timeout');
     case 'cancelled':
-      return shape(499, 'invalid_request_error', e, 'cancelled');
+      return response(499, 'invalid_request_error', e, e.code ?? 'cancelled');
     case 'internal':
-      return shape(500, 'server_error', e, null, 'The gateway failed to process the request.');
+      return { status: 500, headers: {}, body: { error: { message: GENERIC_INTERNAL_MESSAGE, type: 'server_error', param: null, code: null } } };
+    case 'upstream_error':
+      return response(502, 'server_error', e, e.code ?? 'upstream_error');
+    case 'overloaded':
+      return response(503, 'server_error', e, e.code ?? 'overloaded');
+    case 'unavailable':
+      return response(503, 'server_error', e, e.code ?? 'unavailable');
+    case 'timeout':
+      return response(504, 'server_error', e, 'timeout');
+    default: {
+      const unhandled: never = kind;
+      throw new Error(`Unhandled error kind ${String(unhandled)}`);
+    }
   }
 }
 
-function retryAfterMs(header: string | undefined): number | undefined {
-  if (!header) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+/** Milliseconds from a Retry-After value: delay seconds (fractions allowed) or an HTTP date. */
+export function parseRetryAfter(header: string | undefined, now = Date.now()): number | undefined {
+  if (header === undefined) return undefined;
+  const trimmed = header.trim();
+  if (trimmed === '') return undefined;
+  const seconds = Number(trimmed);
+  if (Number.isFinite(seconds)) return seconds >= 0 ? Math.round(seconds * 1000) : undefined;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-function readProviderError(bodyText: string): { message?: string; param?: string; code?: string } {
+function parseRetryAfterMs(header: string | undefined): number | undefined {
+  if (header === undefined || header.trim() === '') return undefined;
+  const ms = Number(header);
+  return Number.isFinite(ms) && ms >= 0 ? Math.round(ms) : undefined;
+}
+
+interface ProviderErrorDetail {
+  message?: string | undefined;
+  param?: string | undefined;
+  code?: string | undefined;
+  type?: string | undefined;
+}
+
+const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined);
+
+/** Reads OpenAI's `{error:{message,type,param,code}}` and the looser shapes compatible servers send. */
+function readProviderError(bodyText: string): ProviderErrorDetail {
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(bodyText) as { error?: { message?: unknown; param?: unknown; code?: unknown } | string; message?: unknown };
-    const err = typeof parsed.error === 'object' && parsed.error ? parsed.error : {};
-    const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : typeof v === 'number' ? String(v) : undefined);
-    return { message: str(err.message) ?? str(parsed.error) ?? str(parsed.message), param: str(err.param), code: str(err.code) };
+    parsed = JSON.parse(bodyText);
   } catch {
     return {};
   }
+  if (!isObject(parsed)) return {};
+  const inner = parsed['error'];
+  const err = isObject(inner) ? inner : parsed;
+  return {
+    message: redact(text(err['message']) ?? text(inner) ?? text(parsed['message']) ?? text(parsed['detail'])),
+    param: text(err['param']),
+    code: text(err['code']),
+    type: text(err['type']),
+  };
 }
 
-/** A provider's HTTP error (OpenAI-shaped body) as a canonical error the router can act on. */
-export function parseOpenAIErrorResponse(status: number, retryAfterHeader: string | undefined, bodyText: string, provider: string): GatewayError {
+// Providers sometimes quote the credential they were given; it must not travel further.
+const SECRET = /\b(?:sk|pk|rk|gsk|xai|key)-[A-Za-z0-9_*.-]{6,}|\bBearer\s+\S+/gi;
+const redact = (message: string | undefined): string | undefined => message?.replace(SECRET, '[redacted]');
+
+const CONTEXT_LENGTH = /maximum context length|context[_ ]length[_ ]exceeded|context window|prompt is too long/i;
+const CONTENT_FILTER_CODES = new Set(['content_filter', 'content_policy_violation']);
+
+/**
+ * A provider's HTTP error (an OpenAI-shaped body, or not) as the canonical error the router acts
+ * on. `retryAfterMsHeader` is the non-standard `retry-after-ms` header some servers send; it wins
+ * over Retry-After because it is more precise.
+ */
+export function parseOpenAIErrorResponse(status: number, retryAfterHeader: string | undefined, bodyText: string, provider: string, retryAfterMsHeader?: string): GatewayError {
   const detail = readProviderError(bodyText);
-  const base = { upstreamStatus: status, provider, param: detail.param, code: detail.code };
-  const message = (fallback: string): string => `${fallback}${detail.message ? `: ${detail.message}` : ''}`;
+  const base: GatewayErrorOptions = { upstreamStatus: status, provider, param: detail.param, code: detail.code };
+  const withDetail = (summary: string): string => (detail.message ? `${summary}: ${detail.message}` : `${summary}.`);
+
   if (status === 400 || status === 422) {
-    if (detail.code === 'context_length_exceeded' || /maximum context length/i.test(detail.message ?? '')) {
-      return new GatewayError('context_length_exceeded', message('The request exceeds the model context window'), { ...base, code: 'context_length_exceeded' });
+    if (detail.code === 'context_length_exceeded' || CONTEXT_LENGTH.test(detail.message ?? '')) {
+      return new GatewayError('context_length_exceeded', withDetail('The request exceeds the model context length'), { ...base, code: 'context_length_exceeded' });
     }
-    if (detail.code === 'content_filter' || detail.code === 'content_policy_violation') {
-      return new GatewayError('content_filtered', message('The provider filtered the content'), { ...base, code: 'content_filter' });
+    if ((detail.code !== undefined && CONTENT_FILTER_CODES.has(detail.code)) || detail.type === 'content_filter') {
+      return new GatewayError('content_filtered', withDetail('The provider filtered the content'), { ...base, code: 'content_filter' });
     }
-    return new GatewayError('bad_request', detail.message ?? 'The provider rejected the request.', base);
+    return new GatewayError('bad_request', detail.message ?? `The provider "${provider}" rejected the request (HTTP ${status}).`, base);
   }
   switch (status) {
     case 401:
-      return new GatewayError('auth_failed', `The provider "${provider}" rejected the gateway's credentials.`, { ...base, code: 'upstream_auth_failed', retryable: true });
+      // The provider's own text is dropped: it often quotes part of the key it was sent.
+      return new GatewayError('auth_failed', `The provider "${provider}" rejected the gateway's credentials.`, { upstreamStatus: status, provider, code: 'upstream_auth_failed', retryable: true });
+    case 402:
+      return new GatewayError('upstream_error', withDetail(`The provider "${provider}" refused to bill the request`), base);
     case 403:
-      return new GatewayError('permission_denied', message(`The provider "${provider}" refused the request`), base);
+      return new GatewayError('permission_denied', withDetail(`The provider "${provider}" refused the request`), base);
     case 404:
-      return new GatewayError('not_found', message(`The provider "${provider}" does not know the model or endpoint`), { ...base, retryable: true });
+      return new GatewayError('not_found', withDetail(`The provider "${provider}" does not know the model or endpoint`), { ...base, retryable: true });
     case 408:
       return new GatewayError('timeout', `The provider "${provider}" timed out.`, base);
     case 429:
-      return new GatewayError('rate_limited', `The provider "${provider}" is rate limiting requests.`, { ...base, code: 'rate_limit_exceeded', retryAfterMs: retryAfterMs(retryAfterHeader) });
+      return new GatewayError('rate_limited', withDetail(`The provider "${provider}" is rate limiting requests`), {
+        ...base,
+        code: detail.code ?? 'rate_limit_exceeded',
+        retryAfterMs: parseRetryAfterMs(retryAfterMsHeader) ?? parseRetryAfter(retryAfterHeader),
+      });
     case 503:
     case 529:
-      return new GatewayError('overloaded', `The provider "${provider}" is overloaded.`, base);
+      return new GatewayError('overloaded', withDetail(`The provider "${provider}" is overloaded`), { ...base, retryAfterMs: parseRetryAfterMs(retryAfterMsHeader) ?? parseRetryAfter(retryAfterHeader) });
     case 504:
       return new GatewayError('timeout', `The provider "${provider}" timed out.`, base);
-    default:
-      return new GatewayError(status >= 500 ? 'upstream_error' : 'bad_request', status >= 500 ? `The provider "${provider}" failed (HTTP ${status}).` : detail.message ?? `The provider rejected the request (HTTP ${status}).`, base);
   }
+  if (status >= 500) return new GatewayError('upstream_error', withDetail(`The provider "${provider}" failed (HTTP ${status})`), base);
+  return new GatewayError('bad_request', detail.message ?? `The provider "${provider}" rejected the request (HTTP ${status}).`, base);
 }

@@ -1,41 +1,160 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { GatewayError } from '@openrouter/errors';
 
-function paramOf(path: ReadonlyArray<PropertyKey>): string | undefined {
-  if (path.length === 0) return undefined;
-  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '');
+export type JsonObject = Record<string, unknown>;
+
+export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export type ValidationCode = 'invalid_value' | 'missing_required_parameter' | 'invalid_type';
+
+/** `messages[0].content` style, as OpenAI names params in its errors. */
+export function paramOf(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out;
 }
 
-/** Validates a client body; the first problem becomes a 400 naming its param. */
-export function validate<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new GatewayError('bad_request', 'The request body must be a JSON object.', { code: 'invalid_request' });
+export function badRequest(message: string, param: string | undefined, code: ValidationCode | 'unsupported_parameter'): GatewayError {
+  return new GatewayError('bad_request', message, { param, code });
+}
+
+function valueAt(body: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let v = body;
+  for (const p of path) {
+    if (typeof v !== 'object' || v === null) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
   }
+  return v;
+}
+
+interface Found {
+  issue: z.core.$ZodIssue;
+  path: PropertyKey[];
+}
+
+/** The JSON type an issue wanted, when it is a type mismatch (an enum of strings rejects a number by value). */
+function expectedType(issue: z.core.$ZodIssue, value: unknown): string | undefined {
+  if (issue.code === 'invalid_type') return issue.expected;
+  if (issue.code === 'invalid_value') {
+    const wanted = typeof issue.values[0];
+    if (typeof value !== wanted) return wanted;
+  }
+  return undefined;
+}
+
+/**
+ * Zod reports a failed union as one issue per branch. The branch that got furthest (the value had
+ * the right shape but something inside was wrong) is the one the client meant; when every branch
+ * failed at the top the value simply has the wrong type.
+ */
+function resolve(issue: z.core.$ZodIssue, prefix: PropertyKey[], body: unknown): Found | { union: PropertyKey[]; expected: string[] } {
+  const path = [...prefix, ...issue.path];
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return { issue, path };
+  const value = valueAt(body, path);
+  let best: z.core.$ZodIssue | undefined;
+  for (const branch of issue.errors) {
+    const first = branch[0];
+    if (first && first.path.length > 0 && (!best || first.path.length > best.path.length)) best = first;
+  }
+  // A branch that accepted the type but not the value (e.g. an unknown enum string) says more than a type mismatch.
+  best ??= issue.errors.map((branch) => branch[0]).find((first) => first !== undefined && expectedType(first, value) === undefined);
+  if (best) return resolve(best, path, body);
+  const expected: string[] = [];
+  for (const branch of issue.errors) {
+    const type = branch[0] && expectedType(branch[0], value);
+    if (type && !expected.includes(type)) expected.push(type);
+  }
+  return { union: path, expected };
+}
+
+function describeExpected(expected: string[]): string {
+  if (expected.length === 0) return 'a different value';
+  if (expected.length === 1) return article(expected[0] ?? '');
+  return `${expected.slice(0, -1).map(article).join(', ')} or ${article(expected[expected.length - 1] ?? '')}`;
+}
+
+function article(type: string): string {
+  if (type === 'null') return 'null';
+  if (type === 'int') return 'an integer';
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** Validates a client body; the first problem becomes a 400 naming its param the way OpenAI does. */
+export function validate<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  if (!isObject(body)) throw badRequest('The request body must be a JSON object.', undefined, 'invalid_type');
   const result = schema.safeParse(body);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const param = paramOf(issue?.path ?? []);
-  const missing = issue?.code === 'invalid_type' && issue.input === undefined;
-  throw new GatewayError(
-    'bad_request',
-    missing ? `Missing required parameter: '${param}'.` : `Invalid value for '${param}': ${issue?.message ?? 'invalid'}.`,
-    { param, code: missing ? 'missing_required_parameter' : issue?.code === 'invalid_type' ? 'invalid_type' : 'invalid_value' },
-  );
+  const first = result.error.issues[0];
+  if (!first) throw badRequest('The request body is invalid.', undefined, 'invalid_value');
+  const found = resolve(first, [], body);
+  const path = 'union' in found ? found.union : found.path;
+  const param = paramOf(path);
+  const value = valueAt(body, path);
+  if (value === undefined) throw badRequest(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
+  if ('union' in found) throw badRequest(`Invalid type for '${param}': expected ${describeExpected(found.expected)}.`, param, 'invalid_type');
+  const type = expectedType(found.issue, value);
+  if (type !== undefined) throw badRequest(`Invalid type for '${param}': expected ${article(type)}.`, param, 'invalid_type');
+  throw badRequest(`Invalid value for '${param}': ${lowerFirst(found.issue.message)}.`, param, 'invalid_value');
 }
 
-/** JSON object text of the keys of `source` not listed in `known`; '' when there are none. */
-export function extraJson(source: Record<string, unknown>, known: ReadonlySet<string>): string {
-  let extra: Record<string, unknown> | undefined;
-  for (const key of Object.keys(source)) {
-    if (known.has(key) || source[key] === undefined) continue;
-    (extra ??= {})[key] = source[key];
+const lowerFirst = (s: string): string => s.charAt(0).toLowerCase() + s.slice(1);
+
+/**
+ * JSON object text of the keys of `source` not in `known`; '' when there are none. With `lossy`,
+ * known keys whose value the typed field cannot hold (an explicit null, or a `false`/`[]`/`{}` that
+ * reads as absent) are kept too, so the provider still gets the body exactly as the client wrote it.
+ */
+export function extraJson(source: JsonObject, known: ReadonlySet<string>, lossy?: LossyFields): string {
+  let extra: JsonObject | undefined;
+  for (const key in source) {
+    const value = source[key];
+    if (value === undefined) continue;
+    if (known.has(key) && !(lossy && carried(key, value, lossy))) continue;
+    setOwn((extra ??= {}), key, value);
   }
   return extra ? JSON.stringify(extra) : '';
 }
 
-export function mergeExtra(target: Record<string, unknown>, json: string): Record<string, unknown> {
+/** Plain assignment of `__proto__` would replace the prototype instead of adding the client's field. */
+function setOwn(target: JsonObject, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+function carried(key: string, value: unknown, lossy: LossyFields): boolean {
+  if (value === null) return key !== lossy.nullModelled;
+  return lossy.defaultUnmodelled?.has(key) === true && readsAsAbsent(value);
+}
+
+export interface LossyFields {
+  /** The one known key whose null the canonical message models itself (a message's `content`). */
+  nullModelled?: string;
+  /** Known keys whose canonical field cannot tell `false`, `[]` or `{}` from absent (bools, repeated and map fields). */
+  defaultUnmodelled?: ReadonlySet<string>;
+}
+
+function readsAsAbsent(value: unknown): boolean {
+  if (value === false) return true;
+  if (Array.isArray(value)) return value.length === 0;
+  if (!isObject(value)) return false;
+  for (const _ in value) return false;
+  return true;
+}
+
+/** Adds the extra fields to `target` in place; fields already set there win. */
+export function mergeExtra(target: JsonObject, json: string): JsonObject {
   if (!json) return target;
-  const extra = JSON.parse(json) as Record<string, unknown>;
-  for (const key of Object.keys(extra)) if (!(key in target)) target[key] = extra[key];
+  const extra: unknown = JSON.parse(json);
+  if (!isObject(extra)) return target;
+  for (const key in extra) if (!Object.hasOwn(target, key)) setOwn(target, key, extra[key]);
   return target;
 }
+
+/** JSON text of an opaque value, '' when absent or null. */
+export const jsonText = (v: unknown): string => (v === undefined || v === null ? '' : JSON.stringify(v));
+
+/** The value of JSON text written by `jsonText`, null when empty. */
+export const jsonValue = (text: string | undefined): unknown => (text ? JSON.parse(text) : null);
+
+/** `null` and absent mean the same to OpenAI; the canonical message only knows absent. */
+export const opt = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);

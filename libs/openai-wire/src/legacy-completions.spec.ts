@@ -1,0 +1,131 @@
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion } from './legacy-completions';
+
+function errorOf(fn: () => unknown): GatewayError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof GatewayError) return e;
+    throw e;
+  }
+  throw new Error('expected a GatewayError');
+}
+
+const usage = (p: number, c: number): chatv1.Usage => ({ promptTokens: p, completionTokens: c, totalTokens: p + c, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false });
+
+describe('parseLegacyCompletionRequest', () => {
+  it('reads one prompt and applies the legacy max_tokens default', () => {
+    const r = parseLegacyCompletionRequest({ model: 'gpt-3.5-turbo-instruct', prompt: 'Say hi' });
+    expect(r).toMatchObject({ model: 'gpt-3.5-turbo-instruct', prompts: ['Say hi'], stream: false, includeUsage: false });
+    expect(r.chat).toMatchObject({ model: 'gpt-3.5-turbo-instruct', messages: [], maxTokens: LEGACY_DEFAULT_MAX_TOKENS, stop: [], extraJson: '' });
+    expect(LEGACY_DEFAULT_MAX_TOKENS).toBe(16);
+  });
+
+  it('copies the sampling parameters into the chat template', () => {
+    const r = parseLegacyCompletionRequest({
+      model: 'm',
+      prompt: ['a', 'b'],
+      max_tokens: 50,
+      temperature: 0.5,
+      top_p: 0.9,
+      n: 2,
+      stop: '\n',
+      seed: 3,
+      user: 'u',
+      presence_penalty: 0.1,
+      frequency_penalty: -0.1,
+      logit_bias: { '50256': -100 },
+      stream: true,
+      stream_options: { include_usage: true },
+      echo: false,
+      best_of: 1,
+      suffix: null,
+      logprobs: null,
+      top_k: 20,
+    });
+    expect(r).toMatchObject({ prompts: ['a', 'b'], stream: true, includeUsage: true });
+    expect(r.chat).toMatchObject({
+      maxTokens: 50,
+      temperature: 0.5,
+      topP: 0.9,
+      n: 2,
+      stop: ['\n'],
+      seed: 3,
+      user: 'u',
+      presencePenalty: 0.1,
+      frequencyPenalty: -0.1,
+      logitBias: { '50256': -100 },
+      stream: true,
+      extraJson: '{"top_k":20}',
+    });
+  });
+
+  it.each([
+    ['echo', { echo: true }],
+    ['suffix', { suffix: 'end' }],
+    ['best_of', { best_of: 3 }],
+    ['logprobs', { logprobs: 2 }],
+    ['logprobs', { logprobs: 0 }],
+  ])('refuses %s by name', (param, extra) => {
+    const error = errorOf(() => parseLegacyCompletionRequest({ model: 'm', prompt: 'p', ...extra }));
+    expect(error).toMatchObject({ kind: 'bad_request', param, code: 'unsupported_parameter' });
+    expect(error.message).toContain('not supported');
+  });
+
+  it.each([
+    ['a token-array prompt', { model: 'm', prompt: [1, 2, 3] }, 'prompt', 'invalid_type'],
+    ['a list of token arrays', { model: 'm', prompt: [[1], [2]] }, 'prompt', 'invalid_type'],
+    ['no prompt', { model: 'm' }, 'prompt', 'missing_required_parameter'],
+    ['an empty prompt list', { model: 'm', prompt: [] }, 'prompt', 'invalid_value'],
+    ['max_tokens zero', { model: 'm', prompt: 'p', max_tokens: 0 }, 'max_tokens', 'invalid_value'],
+    ['temperature out of range', { model: 'm', prompt: 'p', temperature: 5 }, 'temperature', 'invalid_value'],
+    ['no model', { prompt: 'p' }, 'model', 'missing_required_parameter'],
+  ])('rejects %s with 400', (_name, body, param, code) => {
+    expect(errorOf(() => parseLegacyCompletionRequest(body))).toMatchObject({ kind: 'bad_request', param, code });
+  });
+});
+
+describe('toLegacyCompletion', () => {
+  const completion = (id: string, texts: string[], u: chatv1.Usage): chatv1.ChatCompletion => ({
+    id,
+    created: 1_700_000_000,
+    model: 'up',
+    choices: texts.map((content, index) => ({ index, message: { role: 'assistant', content, toolCalls: [], extraJson: '' }, finishReason: 'stop', logprobsJson: '' })),
+    usage: u,
+  });
+
+  it('offsets choice indexes by prompt and sums usage', () => {
+    const out = toLegacyCompletion([completion('chatcmpl-1', ['a0', 'a1'], usage(3, 4)), completion('chatcmpl-2', ['b0', 'b1'], usage(5, 6))], 'public', 2);
+    expect(out).toEqual({
+      id: 'cmpl-1',
+      object: 'text_completion',
+      created: 1_700_000_000,
+      model: 'public',
+      choices: [
+        { text: 'a0', index: 0, logprobs: null, finish_reason: 'stop' },
+        { text: 'a1', index: 1, logprobs: null, finish_reason: 'stop' },
+        { text: 'b0', index: 2, logprobs: null, finish_reason: 'stop' },
+        { text: 'b1', index: 3, logprobs: null, finish_reason: 'stop' },
+      ],
+      usage: { prompt_tokens: 8, completion_tokens: 10, total_tokens: 18, prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0 } },
+    });
+  });
+});
+
+describe('toLegacyChunk', () => {
+  const chunk: chatv1.ChatChunk = { id: 'chatcmpl-9', created: 5, model: 'up', choices: [{ index: 1, delta: { content: 'tok', toolCalls: [], extraJson: '' }, logprobsJson: '' }] };
+
+  it('writes the delta text at the prompt offset', () => {
+    expect(toLegacyChunk(chunk, 'public', 4)).toEqual({ id: 'cmpl-9', object: 'text_completion', created: 5, model: 'public', choices: [{ text: 'tok', index: 5, logprobs: null, finish_reason: null }] });
+  });
+
+  it('writes an empty text for a role-only delta and keeps the finish reason', () => {
+    const out = toLegacyChunk({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', toolCalls: [], extraJson: '' }, finishReason: 'length', logprobsJson: '' }] }, 'p');
+    expect(out['choices']).toEqual([{ text: '', index: 0, logprobs: null, finish_reason: 'length' }]);
+  });
+
+  it('keeps the usage of a usage-only chunk', () => {
+    expect(toLegacyChunk({ ...chunk, choices: [], usage: usage(1, 2) }, 'p', 0)).toMatchObject({ choices: [], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } });
+  });
+});
