@@ -216,6 +216,13 @@ describe('gateway end to end through the official openai SDK', () => {
     expect(dropped.json.error?.message).not.toMatch(/127\.0\.0\.1|ECONN|sim-secret/);
   });
 
+  it('answers 504 when the provider does not answer within its timeout, and serves the next request', async () => {
+    gw.sim.configure({ faults: [{ kind: 'timeout', remaining: 1 }] });
+    await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 504, code: 'timeout' });
+    const next = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
+    expect(next.choices[0]?.message.content).toBeTruthy();
+  });
+
   it('ends a stream the provider drops with a final error event', async () => {
     gw.sim.configure({ completionTokens: 40, faults: [{ kind: 'drop_mid_stream', afterTokens: 3, remaining: 1 }] });
     const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });

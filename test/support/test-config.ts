@@ -23,7 +23,7 @@ export function testConfigDocument(simulatorBaseUrl: string, ports: TestPorts): 
     adapter: { grpc: { port: ports.adapter }, http: { port: ports.adapterHttp ?? 0 } },
     billing: { http: { port: ports.billing ?? 0 } },
     alerting: { http: { port: ports.alerting ?? 0 } },
-    providers: { simulated: { type: 'openai', baseUrl: simulatorBaseUrl, apiKey: SIM_KEY, headers: { 'x-gateway-test': 'yes' } } },
+    providers: { simulated: { type: 'openai', baseUrl: simulatorBaseUrl, apiKey: SIM_KEY, headers: { 'x-gateway-test': 'yes' }, timeoutMs: 1500 } },
     models: [
       { id: 'gpt-4o-mini', capabilities: ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'completions'], pricing: { input: '0.15', output: '0.60' }, deployments: [{ id: 'sim-mini', provider: 'simulated', model: 'sim-mini-upstream' }] },
       { id: 'vendor/model-with-slash', deployments: [{ provider: 'simulated', model: 'slash-upstream' }] },

@@ -1,5 +1,5 @@
+import { errorOf } from './gateway-error.testing';
 import { chatv1 } from '@openrouter/contracts';
-import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest, toOpenAIChatBody } from './chat-request';
 
 type Body = Record<string, unknown>;
@@ -16,16 +16,6 @@ function expected(body: Body): Body {
   const out: Body = { ...body, model: 'upstream' };
   if (typeof body['stop'] === 'string') out['stop'] = [body['stop']];
   return out;
-}
-
-function errorOf(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof GatewayError) return e;
-    throw e;
-  }
-  throw new Error('expected a GatewayError');
 }
 
 // Every value a client may send for each parameter, including nulls and the defaults the

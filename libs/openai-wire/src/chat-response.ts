@@ -66,14 +66,12 @@ function parseChoice(ch: JsonObject, position: number): chatv1.Choice {
 }
 
 /** A provider's chat.completion object as the canonical completion. */
-export function parseOpenAICompletion(json: unknown): chatv1.ChatCompletion {
-  if (!isObject(json)) throw malformed('completion');
-  const choices = json['choices'];
-  if (!Array.isArray(choices)) throw malformed('completion (no choices)');
-  const parsed: chatv1.Choice[] = [];
+/** The fields a completion and a chunk share, with their choices parsed by `parseChoiceAt`. */
+function parseEnvelope<C>(json: JsonObject, choices: unknown[], parseChoiceAt: (ch: JsonObject, position: number) => C) {
+  const parsed: C[] = [];
   for (let i = 0; i < choices.length; i++) {
     const ch: unknown = choices[i];
-    if (isObject(ch)) parsed.push(parseChoice(ch, i));
+    if (isObject(ch)) parsed.push(parseChoiceAt(ch, i));
   }
   return {
     id: str(json['id']) ?? '',
@@ -84,6 +82,14 @@ export function parseOpenAICompletion(json: unknown): chatv1.ChatCompletion {
     systemFingerprint: str(json['system_fingerprint']),
     serviceTier: str(json['service_tier']),
   };
+}
+
+/** A provider's chat.completion object as the canonical completion. */
+export function parseOpenAICompletion(json: unknown): chatv1.ChatCompletion {
+  if (!isObject(json)) throw malformed('completion');
+  const choices = json['choices'];
+  if (!Array.isArray(choices)) throw malformed('completion (no choices)');
+  return parseEnvelope(json, choices, parseChoice);
 }
 
 function parseToolCallDeltas(v: unknown): chatv1.ToolCallDelta[] {
@@ -112,25 +118,24 @@ function parseChunkChoice(ch: JsonObject, position: number): chatv1.ChunkChoice 
 export function parseOpenAIChunk(json: unknown): chatv1.ChatChunk {
   if (!isObject(json)) throw malformed('stream chunk');
   const choices = json['choices'];
-  const parsed: chatv1.ChunkChoice[] = [];
-  if (Array.isArray(choices)) {
-    for (let i = 0; i < choices.length; i++) {
-      const ch: unknown = choices[i];
-      if (isObject(ch)) parsed.push(parseChunkChoice(ch, i));
-    }
-  }
-  return {
-    id: str(json['id']) ?? '',
-    created: count(json['created']),
-    model: str(json['model']) ?? '',
-    choices: parsed,
-    usage: parseOpenAIUsage(json['usage']),
-    systemFingerprint: str(json['system_fingerprint']),
-    serviceTier: str(json['service_tier']),
-  };
+  return parseEnvelope(json, Array.isArray(choices) ? choices : [], parseChunkChoice);
 }
 
-/** Canonical usage in OpenAI's shape, details included. */
+export function emptyUsage(): chatv1.Usage {
+  return { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false };
+}
+
+/** Adds `u` into `total` (several provider calls answering one client request). */
+export function addUsage(total: chatv1.Usage, u: chatv1.Usage): void {
+  total.promptTokens += u.promptTokens;
+  total.completionTokens += u.completionTokens;
+  total.totalTokens += u.totalTokens;
+  total.cachedReadTokens += u.cachedReadTokens;
+  total.cacheWriteTokens += u.cacheWriteTokens;
+  total.reasoningTokens += u.reasoningTokens;
+  total.estimated ||= u.estimated;
+}
+
 export function toOpenAIUsage(u: chatv1.Usage): JsonObject {
   return {
     prompt_tokens: u.promptTokens,

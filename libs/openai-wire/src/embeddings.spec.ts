@@ -1,5 +1,5 @@
+import { errorOf } from './gateway-error.testing';
 import { chatv1 } from '@openrouter/contracts';
-import { GatewayError } from '@openrouter/errors';
 import { parseEmbeddingRequest, parseOpenAIEmbeddingResponse, toOpenAIEmbeddingBody, toOpenAIEmbeddingResponse } from './embeddings';
 
 const f32le = (values: number[]): Buffer => {
@@ -7,16 +7,6 @@ const f32le = (values: number[]): Buffer => {
   values.forEach((v, i) => out.writeFloatLE(v, i * 4));
   return out;
 };
-
-function errorOf(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof GatewayError) return e;
-    throw e;
-  }
-  throw new Error('expected a GatewayError');
-}
 
 describe('parseEmbeddingRequest', () => {
   it.each([

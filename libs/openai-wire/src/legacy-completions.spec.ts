@@ -1,16 +1,6 @@
+import { errorOf } from './gateway-error.testing';
 import type { chatv1 } from '@openrouter/contracts';
-import { GatewayError } from '@openrouter/errors';
 import { LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion } from './legacy-completions';
-
-function errorOf(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof GatewayError) return e;
-    throw e;
-  }
-  throw new Error('expected a GatewayError');
-}
 
 const usage = (p: number, c: number): chatv1.Usage => ({ promptTokens: p, completionTokens: c, totalTokens: p + c, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false });
 

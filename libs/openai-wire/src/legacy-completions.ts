@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
-import { toOpenAIUsage } from './chat-response';
+import { addUsage, emptyUsage, toOpenAIUsage } from './chat-response';
 import { badRequest, extraJson, isObject, type JsonObject, opt, validate } from './validation';
 
 /**
@@ -93,7 +93,7 @@ const createdOrNow = (created: number): number => created || Math.floor(Date.now
  * across prompts: prompt p's choice i has index p * choicesPerPrompt + i, as OpenAI numbers them.
  */
 export function toLegacyCompletion(completions: readonly chatv1.ChatCompletion[], model: string, choicesPerPrompt: number): JsonObject {
-  const usage: chatv1.Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false };
+  const usage = emptyUsage();
   const choices: JsonObject[] = [];
   for (let p = 0; p < completions.length; p++) {
     const c = completions[p];
@@ -101,16 +101,7 @@ export function toLegacyCompletion(completions: readonly chatv1.ChatCompletion[]
     for (const ch of c.choices) {
       choices.push({ text: ch.message?.content ?? '', index: p * choicesPerPrompt + ch.index, logprobs: null, finish_reason: ch.finishReason || null });
     }
-    const u = c.usage;
-    if (u) {
-      usage.promptTokens += u.promptTokens;
-      usage.completionTokens += u.completionTokens;
-      usage.totalTokens += u.totalTokens;
-      usage.cachedReadTokens += u.cachedReadTokens;
-      usage.cacheWriteTokens += u.cacheWriteTokens;
-      usage.reasoningTokens += u.reasoningTokens;
-      usage.estimated ||= u.estimated;
-    }
+    if (c.usage) addUsage(usage, c.usage);
   }
   const first = completions[0];
   const out: JsonObject = { id: legacyId(first?.id ?? ''), object: 'text_completion', created: createdOrNow(first?.created ?? 0), model, choices, usage: toOpenAIUsage(usage) };

@@ -1,5 +1,5 @@
 import { Metadata } from '@grpc/grpc-js';
-import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
+import type { adapterv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { callUnary, readStream } from '@openrouter/grpc';
 import type { AdapterClients } from './adapter-clients';
@@ -72,4 +72,3 @@ function requiredRequest<T>(input: { context?: routerv1.RequestContext | undefin
   return { context: input.context, request: input.request };
 }
 
-export type { chatv1 };

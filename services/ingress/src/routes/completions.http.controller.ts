@@ -2,7 +2,7 @@ import { Controller, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion, toOpenAIError, toOpenAIUsage, type LegacyCompletionRequest } from '@openrouter/openai-wire';
+import { addUsage, emptyUsage, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion, toOpenAIError, toOpenAIUsage, type LegacyCompletionRequest } from '@openrouter/openai-wire';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
 import { RouterClient } from '../router.client';
@@ -46,7 +46,7 @@ export class CompletionsHttpController {
     reply.hijack();
     const sse = new SseWriter(reply.raw);
     sse.open({ ...routeHeaders(opened.decision), 'x-request-id': String(req.id) });
-    const usage: chatv1.Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false };
+    const usage = emptyUsage();
     let lastId = '';
     try {
       for (let p = 0; p < legacy.prompts.length; p++) {
@@ -79,13 +79,3 @@ function chatFor(legacy: LegacyCompletionRequest, prompt: string, stream: boolea
     streamOptions: stream ? { includeUsage: true, extraJson: '' } : undefined,
   };
 }
-
-function addUsage(total: chatv1.Usage, u: chatv1.Usage): void {
-  total.promptTokens += u.promptTokens;
-  total.completionTokens += u.completionTokens;
-  total.totalTokens += u.totalTokens;
-  total.cachedReadTokens += u.cachedReadTokens;
-  total.cacheWriteTokens += u.cacheWriteTokens;
-  total.reasoningTokens += u.reasoningTokens;
-}
-

@@ -28,12 +28,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfig): Provide
     const response = await postJson(agent, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
     if (response.statusCode >= 400) {
       const text = await response.body.text().catch(() => '');
-      const retryAfter = response.headers['retry-after-ms'] !== undefined ? undefined : headerValue(response.headers['retry-after']);
-      const error = parseOpenAIErrorResponse(response.statusCode, retryAfter, text, id);
-      const retryAfterMs = Number(headerValue(response.headers['retry-after-ms']));
-      throw Number.isFinite(retryAfterMs) && retryAfterMs > 0 && error.retryAfterMs === undefined
-        ? new GatewayError(error.kind, error.message, { ...error, retryAfterMs })
-        : error;
+      throw parseOpenAIErrorResponse(response.statusCode, headerValue(response.headers['retry-after']), text, id, headerValue(response.headers['retry-after-ms']));
     }
     return response;
   }
