@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join, posix, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_CONFIG_PATH, loadConfigFile, type GatewayConfig, type Listen } from '@openrouter/config';
+import { DEFAULT_CONFIG_PATH, loadConfigFile, providerApiKey, providerBaseUrl, type GatewayConfig, type Listen, type ProviderConfig } from '@openrouter/config';
 
 const ROOT = resolve(__dirname, '..', '..');
 const DEPLOY = join(ROOT, 'deploy');
@@ -331,10 +331,10 @@ describe('deploy/compose.yaml', () => {
 
   it('runs each provider that is a compose service on the port, and with the key, the configuration gives it', () => {
     const config = configOf(routerRunner as Runner);
-    const local = Object.entries(config.providers).filter(([, provider]) => serviceNames.includes(new URL(provider.baseUrl).hostname));
+    const local = Object.entries(config.providers).filter(([, provider]) => serviceNames.includes(new URL(providerBaseUrl(provider)).hostname));
     expect(local.length).toBeGreaterThan(0);
     for (const [id, provider] of local) {
-      const url = new URL(provider.baseUrl);
+      const url = new URL(providerBaseUrl(provider));
       const server = runnerNamed(url.hostname);
       expect(server).toBeDefined();
       const flag = (name: string): string | undefined => {
@@ -344,7 +344,7 @@ describe('deploy/compose.yaml', () => {
       expect({ id, host: flag('host'), port: Number(flag('port')) }).toEqual({ id, host: '0.0.0.0', port: Number(url.port) });
       // The key the provider's adapter instance sends is the one the simulator requires.
       const adapter = runnerNamed(`adapter-${id}`) as Runner;
-      expect({ id, apiKey: flag('api-key') ?? '' }).toEqual({ id, apiKey: configOf(adapter).providers[id]?.apiKey });
+      expect({ id, apiKey: flag('api-key') ?? '' }).toEqual({ id, apiKey: providerApiKey(configOf(adapter).providers[id] as ProviderConfig) });
     }
   });
 
@@ -370,7 +370,7 @@ describe('deploy/compose.yaml', () => {
     if (routerRunner) for (const address of Object.values(configOf(routerRunner).router.adapters)) add(routerRunner, hostAndPort(address).host);
     for (const adapter of adapterRunners) {
       const provider = configOf(adapter).providers[adapter.name.slice('adapter-'.length)];
-      if (provider) add(adapter, new URL(provider.baseUrl).hostname);
+      if (provider) add(adapter, new URL(providerBaseUrl(provider)).hostname);
     }
     expect(needs.size).toBeGreaterThan(0);
     for (const [name, peers] of needs) {

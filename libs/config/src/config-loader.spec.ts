@@ -22,7 +22,7 @@ describe('config', () => {
 
   it('parses a minimal document and applies defaults', () => {
     const config = parseConfig(minimal, { SIM_KEY: 'k' });
-    expect(config.providers['sim']?.apiKey).toBe('k');
+    expect(config.providers['sim']).toMatchObject({ type: 'openai', apiKey: 'k' });
     expect(config.ingress.http.host).toBe('127.0.0.1');
     expect(config.models[0]?.pricing.input).toBe('0');
     expect(config.models[0]?.deployments[0]?.weight).toBe(1);

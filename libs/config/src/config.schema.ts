@@ -1,68 +1,18 @@
 import { z } from 'zod';
+import { accessSchema } from './access.schema';
+import { modelSchema, routingSchema } from './catalog.schema';
+import { observabilitySchema } from './observability.schema';
+import { address, flag, host, identifier, listenSchema, port } from './primitives';
+import { providerSchema } from './providers.schema';
+import { usageSchema } from './usage.schema';
 
-/** Decimal amounts travel as strings so money never passes through a float. */
-const decimal = z
-  .union([z.string(), z.number()])
-  .transform((v) => String(v))
-  .refine((v) => /^\d+(\.\d+)?$/.test(v), { message: 'must be a non-negative decimal number, e.g. "0.15"' });
-
-/** A boolean that may come from an environment variable as text. */
-const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
-
-const port = z.coerce.number().int().min(0).max(65535);
-const host = z.string().min(1).default('127.0.0.1');
-
-export const listenSchema = z.object({ host, port });
-export type Listen = z.infer<typeof listenSchema>;
-
-/** host:port of a gRPC peer. */
-const address = z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port');
-
-export const PROVIDER_TYPES = ['openai'] as const;
-export type ProviderType = (typeof PROVIDER_TYPES)[number];
-
-export const providerSchema = z.object({
-  type: z.enum(PROVIDER_TYPES),
-  baseUrl: z.string().url(),
-  apiKey: z.string().default(''),
-  headers: z.record(z.string(), z.string()).default({}),
-  timeoutMs: z.coerce.number().int().positive().default(600_000),
-});
-export type ProviderConfig = z.infer<typeof providerSchema>;
-
-export const CAPABILITIES = ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'embeddings', 'completions'] as const;
-export type Capability = (typeof CAPABILITIES)[number];
-
-export const pricingSchema = z.object({
-  currency: z.string().length(3).default('USD'),
-  /** Prices per 1M tokens. */
-  input: decimal.default('0'),
-  output: decimal.default('0'),
-  cachedInput: decimal.optional(),
-  cacheWrite: decimal.optional(),
-  perRequest: decimal.default('0'),
-});
-export type Pricing = z.infer<typeof pricingSchema>;
-
-export const deploymentSchema = z.object({
-  id: z.string().min(1).optional(),
-  provider: z.string().min(1),
-  /** The model name the provider knows. */
-  model: z.string().min(1),
-  weight: z.number().positive().default(1),
-});
-export type DeploymentConfig = z.infer<typeof deploymentSchema>;
-
-export const modelSchema = z.object({
-  id: z.string().min(1),
-  ownedBy: z.string().default('open-router'),
-  created: z.number().int().nonnegative().default(0),
-  capabilities: z.array(z.enum(CAPABILITIES)).default(['chat']),
-  contextWindow: z.number().int().positive().default(128_000),
-  pricing: pricingSchema.default({ currency: 'USD', input: '0', output: '0', perRequest: '0' }),
-  deployments: z.array(deploymentSchema).min(1),
-});
-export type ModelConfig = z.infer<typeof modelSchema>;
+export * from './access.schema';
+export * from './catalog.schema';
+export * from './observability.schema';
+export * from './pricing.schema';
+export * from './primitives';
+export * from './providers.schema';
+export * from './usage.schema';
 
 const httpOnly = z.object({ http: listenSchema });
 
@@ -104,8 +54,12 @@ export const configSchema = z
     }),
     billing: httpOnly,
     alerting: httpOnly,
-    providers: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'provider ids are lower-case letters, digits, - and _'), providerSchema),
+    providers: z.record(identifier, providerSchema),
     models: z.array(modelSchema).min(1),
+    routing: routingSchema.prefault({}),
+    usage: usageSchema.prefault({}),
+    access: accessSchema.prefault({}),
+    observability: observabilitySchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();

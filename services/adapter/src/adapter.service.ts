@@ -1,7 +1,7 @@
 import type { GatewayConfig } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import type { ProviderAdapter, ProviderRegistry } from './providers/provider-adapter';
+import { createProviderAdapter, type ProviderAdapter, type ProviderRegistry } from './providers/provider-adapter';
 
 interface Call<T> {
   requestId: string;
@@ -19,7 +19,7 @@ export class AdapterService {
     const served = config.adapter.providers.length > 0 ? config.adapter.providers : Object.keys(config.providers);
     for (const id of served) {
       const provider = config.providers[id];
-      if (provider) this.adapters.set(id, registry[provider.type](id, provider));
+      if (provider) this.adapters.set(id, createProviderAdapter(registry, id, provider));
     }
   }
 

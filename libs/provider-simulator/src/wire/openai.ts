@@ -48,7 +48,17 @@ interface Prepared {
  * The steps every OpenAI route shares, in the order the real service applies them:
  * read body → latency → auth → JSON → fault. Returns undefined once the exchange is answered.
  */
-async function prepare(exchange: HttpExchange, runtime: SimulatorRuntime, faultPath: FaultPath | undefined): Promise<Prepared | undefined> {
+/** OpenAI's own URL layout and bearer auth, or Azure OpenAI's deployments, `api-version` and `api-key`. */
+type Dialect = 'openai' | 'azure';
+
+const AZURE_DEPLOYMENT_ROUTE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/;
+
+async function prepare(
+  exchange: HttpExchange,
+  runtime: SimulatorRuntime,
+  faultPath: FaultPath | undefined,
+  dialect: Dialect = 'openai',
+): Promise<Prepared | undefined> {
   const behaviour = runtime.behaviour();
   let body: unknown;
   let invalidJson = false;
@@ -71,12 +81,13 @@ async function prepare(exchange: HttpExchange, runtime: SimulatorRuntime, faultP
     exchange.req.resume();
   }
   if (behaviour.latencyMs > 0 && !(await exchange.cancel.delay(behaviour.latencyMs))) return undefined;
-  if (!authorize(exchange, runtime.apiKey)) return undefined;
+  if (dialect === 'azure' ? !authorizeAzure(exchange, runtime.apiKey) : !authorize(exchange, runtime.apiKey)) return undefined;
   if (invalidJson) {
     sendError(exchange, 400, INVALID_JSON_MESSAGE, null, null);
     return undefined;
   }
-  const model = isRecord(body) && typeof body['model'] === 'string' ? body['model'] : undefined;
+  const model = dialect === 'azure' ? azureDeployment(exchange) : isRecord(body) && typeof body['model'] === 'string' ? body['model'] : undefined;
+  if (dialect === 'azure' && isRecord(body) && model !== undefined) body = { ...body, model };
   const fault = faultPath === undefined ? undefined : runtime.faults.select({ model, path: faultPath });
   if (fault !== undefined && fault.kind !== 'drop_mid_stream') {
     await applyFault(exchange, fault, model);
@@ -104,6 +115,31 @@ function authorize(exchange: HttpExchange, apiKey: string | undefined): boolean 
     return false;
   }
   return true;
+}
+
+/** Azure checks the `api-key` header and insists on an `api-version` query parameter. */
+function authorizeAzure(exchange: HttpExchange, apiKey: string | undefined): boolean {
+  const version = new URL(exchange.req.url ?? '/', 'http://simulator').searchParams.get('api-version');
+  if (!version) {
+    exchange.sendJson(404, { error: { code: '404', message: 'Resource not found' } });
+    return false;
+  }
+  if (apiKey === undefined) return true;
+  if (exchange.req.headers['api-key'] !== apiKey) {
+    exchange.sendJson(401, {
+      error: {
+        code: '401',
+        message: 'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.',
+      },
+    });
+    return false;
+  }
+  return true;
+}
+
+function azureDeployment(exchange: HttpExchange): string | undefined {
+  const match = AZURE_DEPLOYMENT_ROUTE.exec(exchange.pathname);
+  return match?.[1] === undefined ? undefined : decodeURIComponent(match[1]);
 }
 
 async function applyFault(exchange: HttpExchange, fault: Fault, model: string | undefined): Promise<void> {
@@ -140,8 +176,8 @@ function sendProblem(exchange: HttpExchange, problem: RequestProblem): void {
   sendError(exchange, 400, problem.message, problem.param, problem.code);
 }
 
-const handleChatCompletions: WireHandler = async (exchange, runtime) => {
-  const prepared = await prepare(exchange, runtime, 'chat');
+const chatCompletions = (dialect: Dialect): WireHandler => async (exchange, runtime) => {
+  const prepared = await prepare(exchange, runtime, 'chat', dialect);
   if (prepared === undefined) return;
   const parsed = chatCompletionRequestSchema.safeParse(prepared.body);
   if (!parsed.success) return sendProblem(exchange, describeProblem(parsed.error, prepared.body));
@@ -164,8 +200,8 @@ const handleChatCompletions: WireHandler = async (exchange, runtime) => {
   );
 };
 
-const handleEmbeddings: WireHandler = async (exchange, runtime) => {
-  const prepared = await prepare(exchange, runtime, 'embeddings');
+const embeddings = (dialect: Dialect): WireHandler => async (exchange, runtime) => {
+  const prepared = await prepare(exchange, runtime, 'embeddings', dialect);
   if (prepared === undefined) return;
   const parsed = embeddingRequestSchema.safeParse(prepared.body);
   if (!parsed.success) return sendProblem(exchange, describeProblem(parsed.error, prepared.body));
@@ -218,6 +254,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+const handleChatCompletions = chatCompletions('openai');
+const handleEmbeddings = embeddings('openai');
+const handleAzureChatCompletions = chatCompletions('azure');
+const handleAzureEmbeddings = embeddings('azure');
+
 /** OpenAI's REST surface: models, chat completions (incl. SSE streaming) and embeddings. */
 export const openAiWire: WireProtocol = {
   name: 'openai',
@@ -227,5 +268,18 @@ export const openAiWire: WireProtocol = {
     if (method === 'GET' && pathname === '/v1/models') return handleListModels;
     if (method === 'GET' && pathname.startsWith('/v1/models/') && pathname.length > '/v1/models/'.length) return handleRetrieveModel;
     return undefined;
+  },
+};
+
+/**
+ * Azure OpenAI's URL scheme over the same behaviour: `/openai/deployments/{deployment}/…?api-version=…`
+ * with an `api-key` header; the deployment name stands in for the model.
+ */
+export const azureOpenAiWire: WireProtocol = {
+  name: 'azure',
+  route(method, pathname) {
+    const match = method === 'POST' ? AZURE_DEPLOYMENT_ROUTE.exec(pathname) : null;
+    if (match === null) return undefined;
+    return match[2] === 'embeddings' ? handleAzureEmbeddings : handleAzureChatCompletions;
   },
 };

@@ -1,4 +1,4 @@
-import type { ProviderConfig, ProviderType } from '@openrouter/config';
+import type { ProviderConfig, ProviderConfigOf, ProviderType } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 
 export interface ProviderCall<T> {
@@ -20,5 +20,12 @@ export interface ProviderAdapter {
   close(): Promise<void>;
 }
 
-export type ProviderFactory = (id: string, config: ProviderConfig) => ProviderAdapter;
-export type ProviderRegistry = Record<ProviderType, ProviderFactory>;
+export type ProviderFactory<T extends ProviderType = ProviderType> = (id: string, config: ProviderConfigOf<T>) => ProviderAdapter;
+export type ProviderRegistry = { readonly [T in ProviderType]: ProviderFactory<T> };
+
+/** Builds the adapter for one configured provider from the factory of its type. */
+export function createProviderAdapter(registry: ProviderRegistry, id: string, config: ProviderConfig): ProviderAdapter {
+  // The registry is keyed by type, so the factory found always matches the config's variant.
+  const factory = registry[config.type] as ProviderFactory;
+  return factory(id, config);
+}

@@ -1,7 +1,9 @@
+import { createAzureAdapter } from './azure/azure.adapter';
 import { createOpenAIAdapter } from './openai/openai.adapter';
 import type { ProviderRegistry } from './provider-adapter';
 
 /** Every provider family the adapter speaks; adding one is a folder plus a line here. */
 export const PROVIDER_REGISTRY = {
   openai: createOpenAIAdapter,
+  azure: createAzureAdapter,
 } satisfies ProviderRegistry;

@@ -1,4 +1,4 @@
-import type { ProviderConfig } from '@openrouter/config';
+import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import {
@@ -12,20 +12,34 @@ import {
 import { createUpstreamAgent, postJson, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
 
+/** Where an OpenAI-style server takes calls for one upstream model, and how it is authenticated. */
+export interface OpenAIEndpoints {
+  chatUrl(upstreamModel: string): URL;
+  embeddingsUrl(upstreamModel: string): URL;
+  headers: Record<string, string>;
+  timeoutMs: number;
+}
+
 /**
  * OpenAI and every server that speaks its API (Mistral, Groq, Together, DeepSeek, vLLM, Ollama…):
  * a base URL, a bearer key and optional extra headers.
  */
-export function createOpenAIAdapter(id: string, config: ProviderConfig): ProviderAdapter {
-  const agent = createUpstreamAgent();
+export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai'>): ProviderAdapter {
   const base = config.baseUrl.replace(/\/+$/, '');
   const chatUrl = new URL(`${base}/chat/completions`);
   const embeddingsUrl = new URL(`${base}/embeddings`);
   const headers: Record<string, string> = { ...config.headers };
   if (config.apiKey) headers['authorization'] = `Bearer ${config.apiKey}`;
+  return createOpenAIWireAdapter(id, { chatUrl: () => chatUrl, embeddingsUrl: () => embeddingsUrl, headers, timeoutMs: config.timeoutMs });
+}
+
+/** The OpenAI wire format over any endpoint layout (OpenAI's own, Azure's deployments…). */
+export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints): ProviderAdapter {
+  const agent = createUpstreamAgent();
+  const { headers } = endpoints;
 
   async function post(url: URL, body: Record<string, unknown>, call: ProviderCall<unknown>) {
-    const response = await postJson(agent, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
+    const response = await postJson(agent, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoints.timeoutMs, signal: call.signal, provider: id });
     if (response.statusCode >= 400) {
       const text = await response.body.text().catch(() => '');
       throw parseOpenAIErrorResponse(response.statusCode, headerValue(response.headers['retry-after']), text, id, headerValue(response.headers['retry-after-ms']));
@@ -44,7 +58,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfig): Provide
 
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
-      const response = await post(chatUrl, toOpenAIChatBody(call.request, call.upstreamModel), call);
+      const response = await post(endpoints.chatUrl(call.upstreamModel), toOpenAIChatBody(call.request, call.upstreamModel), call);
       if (!call.request.stream) {
         yield { completion: parseOpenAICompletion(await readJson(response, call)) };
         return;
@@ -67,7 +81,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfig): Provide
     },
 
     async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
-      const response = await post(embeddingsUrl, toOpenAIEmbeddingBody(call.request, call.upstreamModel), call);
+      const response = await post(endpoints.embeddingsUrl(call.upstreamModel), toOpenAIEmbeddingBody(call.request, call.upstreamModel), call);
       return parseOpenAIEmbeddingResponse(await readJson(response, call));
     },
 

@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+/** Every provider family the adapter speaks; each has a folder under services/adapter/src/providers. */
+export const PROVIDER_TYPES = ['openai', 'azure'] as const;
+export type ProviderType = (typeof PROVIDER_TYPES)[number];
+
+const common = {
+  /** Extra headers sent with every call to this provider. */
+  headers: z.record(z.string(), z.string()).default({}),
+  timeoutMs: z.coerce.number().int().positive().default(600_000),
+};
+
+/** OpenAI and every server that speaks its API: Mistral, Groq, Together, DeepSeek, vLLM, Ollama… */
+const openaiProvider = z.object({
+  type: z.literal('openai'),
+  baseUrl: z.string().url(),
+  apiKey: z.string().default(''),
+  ...common,
+});
+
+export const anthropicProvider = z.object({
+  type: z.literal('anthropic'),
+  baseUrl: z.string().url().default('https://api.anthropic.com'),
+  apiKey: z.string().default(''),
+  /** Sent as `anthropic-version`. */
+  version: z.string().min(1).default('2023-06-01'),
+  /** Anthropic requires max_tokens; used when the request sets neither max_tokens nor max_completion_tokens. */
+  defaultMaxTokens: z.coerce.number().int().positive().default(4096),
+  ...common,
+});
+
+export const geminiProvider = z.object({
+  type: z.literal('gemini'),
+  baseUrl: z.string().url().default('https://generativelanguage.googleapis.com/v1beta'),
+  apiKey: z.string().default(''),
+  ...common,
+});
+
+/** Azure OpenAI: the deployment name is the deployment's `model`. */
+const azureProvider = z.object({
+  type: z.literal('azure'),
+  /** https://RESOURCE.openai.azure.com */
+  baseUrl: z.string().url(),
+  apiKey: z.string().default(''),
+  apiVersion: z.string().min(1).default('2024-10-21'),
+  ...common,
+});
+
+export const bedrockProvider = z.object({
+  type: z.literal('bedrock'),
+  region: z.string().min(1),
+  /** Defaults to https://bedrock-runtime.REGION.amazonaws.com. */
+  baseUrl: z.string().url().optional(),
+  credentials: z.object({
+    accessKeyId: z.string().min(1),
+    secretAccessKey: z.string().min(1),
+    sessionToken: z.string().optional(),
+  }),
+  ...common,
+});
+
+// A family joins the union (and PROVIDER_TYPES) when its adapter is in the registry.
+export const providerSchema = z.discriminatedUnion('type', [openaiProvider, azureProvider]);
+export type ProviderConfig = z.infer<typeof providerSchema>;
+export type ProviderConfigOf<T extends ProviderType> = Extract<ProviderConfig, { type: T }>;
+
+/** Where calls to a provider go, with the provider family's default filled in. */
+export function providerBaseUrl(provider: ProviderConfig): string {
+  if ('baseUrl' in provider && provider.baseUrl) return provider.baseUrl.replace(/\/+$/, '');
+  if ('region' in provider) return `https://bedrock-runtime.${provider.region}.amazonaws.com`;
+  throw new Error('unreachable: every provider family has a base URL');
+}
+
+/** The secret a provider is called with, for families that use one key. */
+export function providerApiKey(provider: ProviderConfig): string {
+  return 'apiKey' in provider ? provider.apiKey : '';
+}

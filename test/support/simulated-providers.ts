@@ -1,0 +1,27 @@
+import type { ProviderConfigOf, ProviderType } from '@openrouter/config';
+
+/** How each provider family reaches the simulated provider, and what the family offers. */
+export interface SimulatedProvider<T extends ProviderType> {
+  config(simulatorUrl: string, apiKey: string): ProviderConfigOf<T>;
+  /** An upstream model name the family would use. */
+  chatModel: string;
+  /** Undefined for families without an embeddings API. */
+  embeddingModel?: string;
+}
+
+/**
+ * One entry per provider family in the registry; the type makes a new family add its entry,
+ * and the conformance spec then runs every check against it.
+ */
+export const SIMULATED_PROVIDERS: { readonly [T in ProviderType]: SimulatedProvider<T> } = {
+  openai: {
+    config: (url, apiKey) => ({ type: 'openai', baseUrl: `${url}/v1`, apiKey, headers: {}, timeoutMs: 1500 }),
+    chatModel: 'gpt-4o-mini',
+    embeddingModel: 'text-embedding-3-small',
+  },
+  azure: {
+    config: (url, apiKey) => ({ type: 'azure', baseUrl: url, apiKey, apiVersion: '2024-10-21', headers: {}, timeoutMs: 1500 }),
+    chatModel: 'my-gpt-4o-deployment',
+    embeddingModel: 'my-embedding-deployment',
+  },
+};
