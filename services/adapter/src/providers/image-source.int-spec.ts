@@ -1,0 +1,51 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GatewayError } from '@openrouter/errors';
+import { loadImage, parseDataUrl } from './image-source';
+
+const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+
+describe('image source', () => {
+  let server: Server;
+  let base: string;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      if (req.url === '/cat.png') return void res.writeHead(200, { 'content-type': 'image/png' }).end(PNG);
+      if (req.url === '/page.html') return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<html></html>');
+      if (req.url === '/big.png') return void res.writeHead(200, { 'content-type': 'image/png' }).end(Buffer.alloc(4096));
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const signal = new AbortController().signal;
+
+  it('decodes a base64 data URL without a network call', async () => {
+    const url = `data:image/png;base64,${PNG.toString('base64')}`;
+    expect(parseDataUrl(url)).toEqual({ mediaType: 'image/png', base64: PNG.toString('base64') });
+    await expect(loadImage(url, { signal })).resolves.toEqual({ mediaType: 'image/png', base64: PNG.toString('base64') });
+  });
+
+  it('fetches an http(s) image and inlines it', async () => {
+    await expect(loadImage(`${base}/cat.png`, { signal })).resolves.toEqual({ mediaType: 'image/png', base64: PNG.toString('base64') });
+  });
+
+  it.each([
+    ['a missing image', '/missing.png', /HTTP 404/],
+    ['a page that is not an image', '/page.html', /type "text\/html"/],
+    ['an image over the size limit', '/big.png', /larger than 1024 bytes/],
+  ])('rejects %s as a bad request naming messages', async (_name, path, message) => {
+    const failure = await loadImage(`${base}${path}`, { signal, maxBytes: 1024 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(GatewayError);
+    expect(failure).toMatchObject({ kind: 'bad_request', param: 'messages', code: 'invalid_image_url' });
+    expect((failure as Error).message).toMatch(message);
+  });
+
+  it('rejects URLs of other schemes', async () => {
+    await expect(loadImage('file:///etc/passwd', { signal })).rejects.toMatchObject({ kind: 'bad_request', param: 'messages' });
+    await expect(loadImage('data:text/plain;base64,aGk=', { signal })).rejects.toMatchObject({ kind: 'bad_request' });
+  });
+});
