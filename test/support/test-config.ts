@@ -2,6 +2,7 @@ import { parseConfig, type GatewayConfig } from '@openrouter/config';
 
 export const TEST_DEV_KEY = 'sk-or-test-0123456789abcdef';
 export const SIM_KEY = 'sim-secret-key';
+export const TEST_ADMIN_KEY = 'sk-or-admin-test-0123456789abcdef';
 
 export interface TestPorts {
   ingress: number;
@@ -19,6 +20,7 @@ export function testConfigDocument(simulatorBaseUrl: string, ports: TestPorts): 
     version: 1,
     log: { level: 'silent' },
     ingress: { http: { host: '127.0.0.1', port: ports.ingress }, router: `127.0.0.1:${ports.router}`, devKey: TEST_DEV_KEY },
+    access: { admin: { devKey: TEST_ADMIN_KEY }, orgs: [{ id: 'default', teams: [{ id: 'default', projects: [{ id: 'default' }] }] }] },
     router: { grpc: { port: ports.router }, http: { port: ports.routerHttp ?? 0 }, adapters: { default: `127.0.0.1:${ports.adapter}` } },
     adapter: { grpc: { port: ports.adapter }, http: { port: ports.adapterHttp ?? 0 } },
     billing: { http: { port: ports.billing ?? 0 } },

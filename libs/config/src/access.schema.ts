@@ -1,5 +1,106 @@
 import { z } from 'zod';
+import { identifier } from './primitives';
 
-/** Tenants, API keys, rate limits, admin keys and request limits. */
-export const accessSchema = z.object({});
+/** Requests and tokens per minute; absent means unlimited. */
+export const limitsSchema = z.object({
+  rpm: z.coerce.number().int().positive().optional(),
+  tpm: z.coerce.number().int().positive().optional(),
+});
+export type Limits = z.infer<typeof limitsSchema>;
+
+const costCenter = z.string().min(1).optional();
+
+export const projectSchema = z.object({ id: identifier, name: z.string().optional(), costCenter, limits: limitsSchema.prefault({}) });
+export const teamSchema = z.object({
+  id: identifier,
+  name: z.string().optional(),
+  costCenter,
+  limits: limitsSchema.prefault({}),
+  projects: z.array(projectSchema).default([]),
+});
+export const orgSchema = z.object({ id: identifier, name: z.string().optional(), costCenter, teams: z.array(teamSchema).default([]) });
+export type OrgConfig = z.infer<typeof orgSchema>;
+export type TeamConfig = z.infer<typeof teamSchema>;
+export type ProjectConfig = z.infer<typeof projectSchema>;
+
+/** A keyed hash (HMAC-SHA256, hex) of the key; the key itself is never stored. */
+const keyHash = z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64-hex-digit keyed hash printed by `npm run key:hash`');
+
+/** An API key for traffic, declared in configuration by its hash. */
+export const configKeySchema = z.object({
+  id: identifier,
+  hash: keyHash,
+  /** The first characters of the key, for display. */
+  prefix: z.string().default(''),
+  name: z.string().default(''),
+  org: identifier,
+  team: identifier.optional(),
+  project: identifier.optional(),
+  app: z.string().optional(),
+  /** Models and aliases the key may use; empty means all. */
+  allowedModels: z.array(z.string().min(1)).default([]),
+  limits: limitsSchema.prefault({}),
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+  metadata: z.record(z.string(), z.string()).default({}),
+  tags: z.record(z.string(), z.string()).default({}),
+});
+export type ConfigKey = z.infer<typeof configKeySchema>;
+
+export const ADMIN_ROLES = ['admin', 'finance', 'viewer', 'project'] as const;
+export type AdminRole = (typeof ADMIN_ROLES)[number];
+
+/** A key for the admin API. A `project` key reads only its project's usage. */
+export const adminKeySchema = z
+  .object({
+    id: identifier,
+    hash: keyHash,
+    role: z.enum(ADMIN_ROLES),
+    org: identifier.optional(),
+    project: identifier.optional(),
+  })
+  .refine((k) => k.role !== 'project' || (k.org !== undefined && k.project !== undefined), 'a project key names its org and project');
+export type AdminKeyConfig = z.infer<typeof adminKeySchema>;
+
+export const accessSchema = z.object({
+  /**
+   * Secret for the keyed hash of API keys (HMAC-SHA256). Every ingress replica needs the same
+   * value; changing it invalidates every issued key.
+   */
+  keyHashSecret: z.string().min(16, 'use at least 16 characters').default('open-router-development-secret'),
+  /** Redis for issued keys, tenants added at run time, the audit log and rate limits. Empty: in memory. */
+  redis: z
+    .object({ url: z.string().default(''), keyPrefix: z.string().default('or:') })
+    .prefault({}),
+  /** How long a resolved key stays cached in each ingress process (revocations are pushed at once). */
+  keyCacheMs: z.coerce.number().int().nonnegative().default(30_000),
+  orgs: z.array(orgSchema).default([]),
+  keys: z.array(configKeySchema).default([]),
+  admin: z
+    .object({
+      keys: z.array(adminKeySchema).default([]),
+      /** Development admin key (embedded mode); empty means generate one at start-up. Set `disabled` to turn it off. */
+      devKey: z.string().default(''),
+    })
+    .prefault({}),
+  rateLimits: z
+    .object({
+      /** What happens when Redis cannot be reached: `open` lets traffic through (and says so), `closed` refuses it. */
+      failMode: z.enum(['open', 'closed']).default('open'),
+      /** Default limits for every key, project and team that sets none. */
+      key: limitsSchema.prefault({}),
+      project: limitsSchema.prefault({}),
+      team: limitsSchema.prefault({}),
+      /** Per served model id, across all tenants. */
+      models: z.record(z.string(), limitsSchema).default({}),
+    })
+    .prefault({}),
+  requests: z
+    .object({
+      maxMessages: z.coerce.number().int().positive().default(2048),
+      maxTokens: z.coerce.number().int().positive().default(1_000_000),
+      maxN: z.coerce.number().int().positive().default(16),
+      maxWebSocketStreams: z.coerce.number().int().positive().default(32),
+    })
+    .prefault({}),
+});
 export type AccessConfig = z.infer<typeof accessSchema>;

@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 import type { GatewayConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
-import { DevKeyStore } from './auth/key-store';
+import { AccessService } from './access/access.service';
+import { MemoryAccessRepository, RedisAccessRepository } from './access/access.repository';
+import { ADMIN_KEY_PREFIX, generateApiKey } from './access/api-key';
+import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
+import { connectRedis } from './access/redis-connection';
+import { AdminAuth } from './admin/admin-auth';
 import { IngressModule } from './ingress.module';
 import { RouterClient } from './router.client';
 
@@ -10,6 +15,9 @@ export interface IngressHandle extends ServiceHandle {
   /** The accepted development key, and whether it was generated because none was configured. */
   readonly devKey: string;
   readonly devKeyGenerated: boolean;
+  /** The development admin key ('' when disabled), and whether it was generated. */
+  readonly adminKey: string;
+  readonly adminKeyGenerated: boolean;
 }
 
 export function generateDevKey(): string {
@@ -20,9 +28,18 @@ export function generateDevKey(): string {
 export async function startIngress(config: GatewayConfig, logger: Logger): Promise<IngressHandle> {
   const devKeyGenerated = config.ingress.devKey === '';
   const devKey = devKeyGenerated ? generateDevKey() : config.ingress.devKey;
+  const adminKeyGenerated = config.access.admin.devKey === '';
+  const adminKey = adminKeyGenerated ? generateApiKey(ADMIN_KEY_PREFIX) : config.access.admin.devKey === 'disabled' ? '' : config.access.admin.devKey;
   const router = new RouterClient(config.ingress.router);
+  const { url: redisUrl, keyPrefix } = config.access.redis;
+  const repository = redisUrl ? new RedisAccessRepository(redisUrl, keyPrefix) : new MemoryAccessRepository();
+  const counters = redisUrl ? new RedisCounterStore(connectRedis(redisUrl), keyPrefix) : new MemoryCounterStore();
+  const access = new AccessService(config, repository, counters, logger, devKey);
+  await access.start();
+  const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined);
+  const readiness = [{ name: 'router', check: () => router.isReachable(500) }];
   const { app, port } = await startHttpApp(
-    IngressModule.register({ router, keys: new DevKeyStore(devKey), logger }),
+    IngressModule.register({ router, access, adminAuth, readiness, logger }),
     config.ingress.http,
     logger,
     {
@@ -36,9 +53,13 @@ export async function startIngress(config: GatewayConfig, logger: Logger): Promi
     httpPort: port,
     devKey,
     devKeyGenerated,
+    adminKey,
+    adminKeyGenerated,
     async close() {
       await app.close();
       router.close();
+      await access.close();
+      await counters.close();
     },
   };
 }

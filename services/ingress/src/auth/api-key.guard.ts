@@ -1,34 +1,81 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import type { routerv1 } from '@openrouter/contracts';
-import type { KeyStore } from './key-store';
-
-export const KEY_STORE = Symbol('KEY_STORE');
+import { AccessService, type TrafficAttributes } from '../access/access.service';
+import type { Admission } from '../access/rate-limiter';
+import { RateLimitedError } from '../access/rate-limiter';
 
 declare module 'fastify' {
   interface FastifyRequest {
     requestContext?: routerv1.RequestContext;
+    admission?: Admission;
   }
 }
 
-/** Accepts `Authorization: Bearer <key>` and attaches the caller's request context. */
+/**
+ * Authenticates `Authorization: Bearer <key>`, attaches the caller's request context and charges
+ * the request to its rate limits. The rate-limit headers go on the response whatever follows.
+ */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
-  constructor(@Inject(KEY_STORE) private readonly keys: KeyStore) {}
+  constructor(@Inject(AccessService) private readonly access: AccessService) {}
 
-  canActivate(context: ExecutionContext): boolean {
-    const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match?.[1]) {
-      throw new GatewayError('auth_failed', "You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'.", { code: 'missing_api_key' });
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const http = context.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const presented = bearerToken(request.headers.authorization);
+    const body = request.body;
+    const authenticated = await this.access.authenticate(presented, String(request.id), trafficAttributes(request.headers, body));
+    if (!authenticated) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
+    request.requestContext = authenticated.context;
+    const model = typeof body === 'object' && body !== null && typeof (body as Record<string, unknown>)['model'] === 'string' ? String((body as Record<string, unknown>)['model']) : '';
+    try {
+      request.admission = await this.access.admit(authenticated.record, authenticated.context, model, body);
+      setHeaders(reply, request.admission.headers);
+    } catch (error) {
+      if (error instanceof RateLimitedError) setHeaders(reply, error.headers);
+      throw error;
     }
-    const tenant = this.keys.find(match[1]);
-    if (!tenant) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
-    request.requestContext = { ...tenant, requestId: String(request.id), endUser: '' };
     return true;
   }
+}
+
+export function bearerToken(header: string | undefined): string {
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (!match?.[1]) {
+    throw new GatewayError('auth_failed', "You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'.", { code: 'missing_api_key' });
+  }
+  return match[1];
+}
+
+/** App, end-user and tags a caller adds to its traffic: headers, and OpenAI's `user` field. */
+export function trafficAttributes(headers: FastifyRequest['headers'], body: unknown): TrafficAttributes {
+  const header = (name: string): string | undefined => {
+    const value = headers[name];
+    return typeof value === 'string' && value.length > 0 ? value.slice(0, 256) : undefined;
+  };
+  const user = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['user'] : undefined;
+  return { app: header('x-openrouter-app'), endUser: header('x-openrouter-user') ?? (typeof user === 'string' ? user.slice(0, 256) : undefined), tags: parseTags(header('x-openrouter-tags')) };
+}
+
+/** `team=search,env=prod` → { team: 'search', env: 'prod' } (at most 16 tags). */
+export function parseTags(value: string | undefined): Record<string, string> {
+  const tags: Record<string, string> = {};
+  if (!value) return tags;
+  for (const pair of value.split(',').slice(0, 16)) {
+    const at = pair.indexOf('=');
+    if (at <= 0) continue;
+    const key = pair.slice(0, at).trim();
+    const v = pair.slice(at + 1).trim();
+    if (/^[A-Za-z0-9_.:-]{1,64}$/.test(key)) tags[key] = v.slice(0, 128);
+  }
+  return tags;
+}
+
+function setHeaders(reply: FastifyReply, headers: Record<string, string>): void {
+  for (const [name, value] of Object.entries(headers)) reply.raw.setHeader(name, value);
 }
 
 export function requestContextOf(request: FastifyRequest): routerv1.RequestContext {

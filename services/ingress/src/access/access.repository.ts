@@ -1,0 +1,160 @@
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import { orgSchema, type OrgConfig } from '@openrouter/config';
+import { z } from 'zod';
+import { apiKeyRecordSchema, type ApiKeyRecord } from './key-record';
+import { connectRedis, connectSubscriber } from './redis-connection';
+
+export const auditEntrySchema = z.object({
+  at: z.string(),
+  actor: z.string(),
+  action: z.string(),
+  target: z.string(),
+  details: z.record(z.string(), z.unknown()),
+});
+export type AuditEntry = z.infer<typeof auditEntrySchema>;
+
+/** A change every ingress replica must see at once (a revoked key, a new team). */
+export type AccessChange = { kind: 'key'; hash: string } | { kind: 'tenants' };
+const changeSchema = z.union([z.object({ kind: z.literal('key'), hash: z.string() }), z.object({ kind: z.literal('tenants') })]);
+
+/** Issued keys, tenants added at run time, and the audit log. */
+export interface AccessRepository {
+  findKey(hash: string): Promise<ApiKeyRecord | undefined>;
+  keyById(id: string): Promise<ApiKeyRecord | undefined>;
+  saveKey(record: ApiKeyRecord): Promise<void>;
+  listKeys(): Promise<ApiKeyRecord[]>;
+  listOrgs(): Promise<OrgConfig[]>;
+  saveOrg(org: OrgConfig): Promise<void>;
+  appendAudit(entry: AuditEntry): Promise<void>;
+  listAudit(limit: number): Promise<AuditEntry[]>;
+  publish(change: AccessChange): Promise<void>;
+  onChange(listener: (change: AccessChange) => void): void;
+  close(): Promise<void>;
+}
+
+const AUDIT_KEEP = 100_000;
+
+/** The embedded mode's store: one process, nothing shared. */
+export class MemoryAccessRepository implements AccessRepository {
+  private readonly keys = new Map<string, ApiKeyRecord>();
+  private readonly orgs = new Map<string, OrgConfig>();
+  private readonly audit: AuditEntry[] = [];
+  private readonly events = new EventEmitter();
+
+  async findKey(hash: string) {
+    return this.keys.get(hash);
+  }
+  async keyById(id: string) {
+    return [...this.keys.values()].find((k) => k.id === id);
+  }
+  async saveKey(record: ApiKeyRecord) {
+    this.keys.set(record.hash, record);
+  }
+  async listKeys() {
+    return [...this.keys.values()];
+  }
+  async listOrgs() {
+    return [...this.orgs.values()];
+  }
+  async saveOrg(org: OrgConfig) {
+    this.orgs.set(org.id, org);
+  }
+  async appendAudit(entry: AuditEntry) {
+    this.audit.push(entry);
+    if (this.audit.length > AUDIT_KEEP) this.audit.shift();
+  }
+  async listAudit(limit: number) {
+    return this.audit.slice(-limit).reverse();
+  }
+  async publish(change: AccessChange) {
+    this.events.emit('change', change);
+  }
+  onChange(listener: (change: AccessChange) => void) {
+    this.events.on('change', listener);
+  }
+  async close() {
+    this.events.removeAllListeners();
+  }
+}
+
+/** Shared by every ingress replica; changes are pushed to all of them over pub/sub. */
+export class RedisAccessRepository implements AccessRepository {
+  private readonly redis: Redis;
+  private readonly subscriber: Redis;
+  private readonly listeners: Array<(change: AccessChange) => void> = [];
+
+  constructor(
+    url: string,
+    private readonly prefix: string,
+  ) {
+    this.redis = connectRedis(url);
+    this.subscriber = connectSubscriber(url);
+    this.redis.on('error', () => undefined);
+    this.subscriber.on('error', () => undefined);
+    void this.subscriber.subscribe(this.channel).catch(() => undefined);
+    this.subscriber.on('message', (_channel: string, message: string) => {
+      const parsed = changeSchema.safeParse(safeJson(message));
+      if (parsed.success) for (const listener of this.listeners) listener(parsed.data);
+    });
+  }
+
+  private get channel(): string {
+    return `${this.prefix}access-changes`;
+  }
+
+  async findKey(hash: string) {
+    return parseRecord(await this.redis.get(`${this.prefix}key:${hash}`));
+  }
+  async keyById(id: string) {
+    const hash = await this.redis.hget(`${this.prefix}key-ids`, id);
+    return hash ? this.findKey(hash) : undefined;
+  }
+  async saveKey(record: ApiKeyRecord) {
+    await this.redis.multi().set(`${this.prefix}key:${record.hash}`, JSON.stringify(record)).hset(`${this.prefix}key-ids`, record.id, record.hash).exec();
+  }
+  async listKeys() {
+    const hashes = await this.redis.hvals(`${this.prefix}key-ids`);
+    if (hashes.length === 0) return [];
+    const values = await this.redis.mget(hashes.map((h) => `${this.prefix}key:${h}`));
+    return values.map(parseRecord).filter((r): r is ApiKeyRecord => r !== undefined);
+  }
+  async listOrgs() {
+    const values = await this.redis.hvals(`${this.prefix}orgs`);
+    return values.map((v) => orgSchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
+  }
+  async saveOrg(org: OrgConfig) {
+    await this.redis.hset(`${this.prefix}orgs`, org.id, JSON.stringify(org));
+  }
+  async appendAudit(entry: AuditEntry) {
+    await this.redis.multi().lpush(`${this.prefix}audit`, JSON.stringify(entry)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1).exec();
+  }
+  async listAudit(limit: number) {
+    const values = await this.redis.lrange(`${this.prefix}audit`, 0, limit - 1);
+    return values.map((v) => auditEntrySchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
+  }
+  async publish(change: AccessChange) {
+    await this.redis.publish(this.channel, JSON.stringify(change));
+  }
+  onChange(listener: (change: AccessChange) => void) {
+    this.listeners.push(listener);
+  }
+  async close() {
+    this.redis.disconnect();
+    this.subscriber.disconnect();
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function parseRecord(text: string | null): ApiKeyRecord | undefined {
+  if (text === null) return undefined;
+  const parsed = apiKeyRecordSchema.safeParse(safeJson(text));
+  return parsed.success ? parsed.data : undefined;
+}

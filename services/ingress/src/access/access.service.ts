@@ -1,0 +1,282 @@
+import type { GatewayConfig, Limits, OrgConfig } from '@openrouter/config';
+import type { routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import type { Logger } from '@openrouter/observability';
+import type { AccessRepository } from './access.repository';
+import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
+import { countPromptTokens } from './prompt-tokens';
+import { KeyDirectory } from './key-directory';
+import { publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
+import type { CounterStore } from './counter.store';
+import { RateLimiter, type Admission, type ApplicableLimit } from './rate-limiter';
+import { effectiveLimits, TenantDirectory } from './tenant-directory';
+
+/** Who made an admin change, for the audit log. */
+export interface Actor {
+  id: string;
+  role: string;
+}
+
+export interface IssueKeyInput {
+  name: string;
+  org: string;
+  team?: string | undefined;
+  project?: string | undefined;
+  app?: string | undefined;
+  allowedModels: string[];
+  limits: Limits;
+  expiresAt?: string | undefined;
+  metadata: Record<string, string>;
+  tags: Record<string, string>;
+}
+
+/** Traffic attributes a caller may add per request (apps and end-users are attributes of traffic). */
+export interface TrafficAttributes {
+  app?: string | undefined;
+  endUser?: string | undefined;
+  tags?: Record<string, string> | undefined;
+}
+
+/**
+ * The access layer: who a key is, where it sits in the organisation, what it may use and how
+ * fast; and the admin operations that change it, each written to the audit log.
+ */
+export class AccessService {
+  readonly keys: KeyDirectory;
+  readonly tenants: TenantDirectory;
+  private readonly limiter: RateLimiter;
+  private readonly defaults: GatewayConfig['access']['rateLimits'];
+
+  constructor(
+    config: GatewayConfig,
+    private readonly repository: AccessRepository,
+    counters: CounterStore,
+    private readonly logger: Logger,
+    devKey: string | undefined,
+  ) {
+    const access = config.access;
+    this.tenants = new TenantDirectory(access.orgs);
+    const extra: ApiKeyRecord[] = devKey ? [devRecord(hashApiKey(access.keyHashSecret, devKey), displayPrefix(devKey))] : [];
+    this.keys = new KeyDirectory(access.keyHashSecret, access.keys, extra, repository, access.keyCacheMs);
+    this.defaults = access.rateLimits;
+    let lastWarning = 0;
+    this.limiter = new RateLimiter(counters, access.rateLimits.failMode, (error) => {
+      // One line per 10 s at most: an outage must not flood the log.
+      if (Date.now() - lastWarning < 10_000) return;
+      lastWarning = Date.now();
+      this.logger.warn({ err: error, failMode: access.rateLimits.failMode }, 'rate-limit store unreachable');
+    });
+    repository.onChange((change) => {
+      if (change.kind === 'tenants') void this.reloadTenants();
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.reloadTenants();
+  }
+
+  private async reloadTenants(): Promise<void> {
+    try {
+      this.tenants.replaceRuntime(await this.repository.listOrgs());
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not load tenants added at run time');
+    }
+  }
+
+  /** The request context of a presented key, or undefined when the key is unknown, revoked or expired. */
+  async authenticate(presented: string, requestId: string, traffic: TrafficAttributes): Promise<{ record: ApiKeyRecord; context: routerv1.RequestContext } | undefined> {
+    let record: ApiKeyRecord | undefined;
+    try {
+      record = await this.keys.authenticate(presented);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'key store unreachable');
+      throw new GatewayError('unavailable', 'API keys cannot be checked right now. Please retry.', { code: 'key_store_unavailable' });
+    }
+    if (!record) return undefined;
+    const placement = this.tenants.place(record.orgId, record.teamId || undefined, record.projectId || undefined);
+    return {
+      record,
+      context: {
+        requestId,
+        orgId: record.orgId,
+        projectId: placement.projectId,
+        teamId: placement.teamId,
+        appId: record.appId || traffic.app || '',
+        costCenter: placement.costCenter,
+        keyId: record.id,
+        endUser: traffic.endUser ?? '',
+        tags: { ...(traffic.tags ?? {}), ...record.tags },
+        allowedModels: record.allowedModels,
+      },
+    };
+  }
+
+  /** Charges the request to every rate limit that applies; throws a 429 when one is exhausted. */
+  async admit(record: ApiKeyRecord, context: routerv1.RequestContext, model: string, body: unknown): Promise<Admission> {
+    const limits = this.applicableLimits(record, context, model);
+    const tokens = limits.some((l) => l.kind === 'tokens') ? countPromptTokens(body) : 0;
+    return this.limiter.admit(limits, tokens);
+  }
+
+  applicableLimits(record: ApiKeyRecord, context: routerv1.RequestContext, model: string): ApplicableLimit[] {
+    const placement = this.tenants.place(record.orgId, record.teamId || undefined, record.projectId || undefined);
+    const scopes: Array<[ApplicableLimit['scope'], string, Limits]> = [['key', record.id, effectiveLimits(record.limits, this.defaults.key)]];
+    if (context.projectId) scopes.push(['project', `${context.orgId}/${context.projectId}`, effectiveLimits(placement.projectLimits, this.defaults.project)]);
+    if (context.teamId) scopes.push(['team', `${context.orgId}/${context.teamId}`, effectiveLimits(placement.teamLimits, this.defaults.team)]);
+    const modelLimits = model ? this.defaults.models[model] : undefined;
+    if (modelLimits) scopes.push(['model', model, modelLimits]);
+    const limits: ApplicableLimit[] = [];
+    for (const [scope, id, l] of scopes) {
+      if (l.rpm) limits.push({ scope, id, kind: 'requests', perMinute: l.rpm });
+      if (l.tpm) limits.push({ scope, id, kind: 'tokens', perMinute: l.tpm });
+    }
+    return limits;
+  }
+
+  // ── admin operations ──────────────────────────────────────────────────────────
+
+  async issueKey(actor: Actor, input: IssueKeyInput): Promise<{ key: string; record: PublicApiKey }> {
+    const placement = this.tenants.place(input.org, input.team, input.project);
+    if (!this.tenants.org(input.org)) throw new GatewayError('not_found', `The organisation "${input.org}" does not exist.`, { param: 'org' });
+    if (input.expiresAt !== undefined && Date.parse(input.expiresAt) <= Date.now()) {
+      throw new GatewayError('bad_request', 'expires_at must be in the future.', { param: 'expires_at' });
+    }
+    const key = generateApiKey();
+    const hash = this.keys.hash(key);
+    const record: ApiKeyRecord = {
+      id: `key_${hash.slice(0, 16)}`,
+      hash,
+      prefix: displayPrefix(key),
+      name: input.name,
+      orgId: placement.orgId,
+      teamId: placement.teamId,
+      projectId: placement.projectId,
+      appId: input.app ?? '',
+      allowedModels: input.allowedModels,
+      limits: input.limits,
+      metadata: input.metadata,
+      tags: input.tags,
+      createdAt: new Date().toISOString(),
+      ...(input.expiresAt ? { expiresAt: new Date(input.expiresAt).toISOString() } : {}),
+      source: 'issued',
+    };
+    await this.repository.saveKey(record);
+    await this.audit(actor, 'key.issue', record.id, { org: record.orgId, team: record.teamId, project: record.projectId, prefix: record.prefix });
+    return { key, record: publicView(record) };
+  }
+
+  async revokeKey(actor: Actor, id: string): Promise<PublicApiKey> {
+    const record = await this.repository.keyById(id);
+    if (!record) throw new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id' });
+    const revoked: ApiKeyRecord = { ...record, revokedAt: record.revokedAt ?? new Date().toISOString() };
+    await this.repository.saveKey(revoked);
+    this.keys.forget(record.hash);
+    await this.repository.publish({ kind: 'key', hash: record.hash });
+    await this.audit(actor, 'key.revoke', id, {});
+    return publicView(revoked);
+  }
+
+  async listKeys(filter: { org?: string | undefined; project?: string | undefined }): Promise<PublicApiKey[]> {
+    const keys = await this.repository.listKeys();
+    return keys
+      .filter((k) => (!filter.org || k.orgId === filter.org) && (!filter.project || k.projectId === filter.project))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+      .map(publicView);
+  }
+
+  async getKey(id: string): Promise<PublicApiKey> {
+    const record = await this.repository.keyById(id);
+    if (!record) throw new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id' });
+    return publicView(record);
+  }
+
+  async addOrg(actor: Actor, entry: TenantEntry): Promise<OrgConfig> {
+    if (this.tenants.org(entry.id)) throw alreadyExists('organisation', entry.id);
+    return this.saveOrg(actor, 'org.create', entry.id, { id: entry.id, ...named(entry), teams: [] });
+  }
+
+  async addTeam(actor: Actor, orgId: string, entry: TenantEntry): Promise<OrgConfig> {
+    const org = this.requireOrg(orgId);
+    if (org.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
+    const base = await this.runtimeOrg(orgId);
+    return this.saveOrg(actor, 'team.create', entry.id, { ...base, teams: [...base.teams, { id: entry.id, ...named(entry), limits: {}, projects: [] }] });
+  }
+
+  async addProject(actor: Actor, orgId: string, teamId: string, entry: TenantEntry): Promise<OrgConfig> {
+    const org = this.requireOrg(orgId);
+    const team = org.teams.find((t) => t.id === teamId);
+    if (!team) throw new GatewayError('not_found', `The team "${teamId}" does not exist in "${orgId}".`, { param: 'team' });
+    if (org.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
+    const base = await this.runtimeOrg(orgId);
+    const teams = base.teams.some((t) => t.id === teamId) ? base.teams : [...base.teams, { ...team, projects: [] }];
+    const project = { id: entry.id, ...named(entry), limits: {} };
+    return this.saveOrg(actor, 'project.create', entry.id, { ...base, teams: teams.map((t) => (t.id === teamId ? { ...t, projects: [...t.projects, project] } : t)) });
+  }
+
+  private requireOrg(orgId: string): OrgConfig {
+    const org = this.tenants.org(orgId);
+    if (!org) throw new GatewayError('not_found', `The organisation "${orgId}" does not exist.`, { param: 'org' });
+    return org;
+  }
+
+  /** The part of an org that was added at run time (configuration keeps the rest). */
+  private async runtimeOrg(orgId: string): Promise<OrgConfig> {
+    const stored = (await this.repository.listOrgs()).find((o) => o.id === orgId);
+    return stored ?? { id: orgId, teams: [] };
+  }
+
+  private async saveOrg(actor: Actor, action: string, target: string, org: OrgConfig): Promise<OrgConfig> {
+    await this.repository.saveOrg(org);
+    await this.reloadTenants();
+    await this.repository.publish({ kind: 'tenants' });
+    await this.audit(actor, action, target, { org: org.id });
+    return this.tenants.org(org.id) ?? org;
+  }
+
+  listAudit(limit: number) {
+    return this.repository.listAudit(limit);
+  }
+
+  private async audit(actor: Actor, action: string, target: string, details: Record<string, unknown>): Promise<void> {
+    const entry = { at: new Date().toISOString(), actor: actor.id, action, target, details: { ...details, role: actor.role } };
+    await this.repository.appendAudit(entry);
+    this.logger.info({ audit: entry }, 'admin change');
+  }
+
+  close(): Promise<void> {
+    return this.repository.close();
+  }
+}
+
+export interface TenantEntry {
+  id: string;
+  name?: string | undefined;
+  costCenter?: string | undefined;
+}
+
+function named(entry: TenantEntry): { name?: string; costCenter?: string } {
+  return { ...(entry.name ? { name: entry.name } : {}), ...(entry.costCenter ? { costCenter: entry.costCenter } : {}) };
+}
+
+function alreadyExists(what: string, id: string): GatewayError {
+  return new GatewayError('bad_request', `The ${what} "${id}" already exists.`, { param: 'id', code: 'already_exists' });
+}
+
+function devRecord(hash: string, prefix: string): ApiKeyRecord {
+  return {
+    id: 'dev',
+    hash,
+    prefix,
+    name: 'development key',
+    orgId: 'default',
+    teamId: '',
+    projectId: '',
+    appId: '',
+    allowedModels: [],
+    limits: {},
+    metadata: {},
+    tags: {},
+    createdAt: new Date(0).toISOString(),
+    source: 'config',
+  };
+}

@@ -1,0 +1,127 @@
+import type { Redis } from 'ioredis';
+import { adjustTat, gcra, type GcraLimit, type GcraOutcome } from './gcra';
+
+/** One limit a request is charged against. */
+export interface CounterCharge extends GcraLimit {
+  /** Storage key, e.g. `rl:key:abc:tokens`. */
+  key: string;
+  cost: number;
+}
+
+/** Where the rate-limit state lives: Redis (shared by replicas) or this process's memory. */
+export interface CounterStore {
+  /** Charges every limit or none: atomic across all of them. */
+  take(charges: readonly CounterCharge[]): Promise<GcraOutcome[]>;
+  /** Adds (or refunds, when negative) units without a check: the correction after real usage. */
+  adjust(charges: readonly CounterCharge[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class MemoryCounterStore implements CounterStore {
+  private readonly tats = new Map<string, number>();
+
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  async take(charges: readonly CounterCharge[]): Promise<GcraOutcome[]> {
+    const now = this.clock();
+    const outcomes = charges.map((c) => gcra(this.tats.get(c.key) ?? 0, now, c.cost, c));
+    if (outcomes.every((o) => o.allowed)) charges.forEach((c, i) => this.tats.set(c.key, (outcomes[i] as GcraOutcome).nextTat));
+    this.sweep(now);
+    return outcomes;
+  }
+
+  async adjust(charges: readonly CounterCharge[]): Promise<void> {
+    const now = this.clock();
+    for (const c of charges) this.tats.set(c.key, adjustTat(this.tats.get(c.key) ?? 0, now, c.cost, c));
+  }
+
+  async close(): Promise<void> {
+    this.tats.clear();
+  }
+
+  /** Drops state that has fully refilled, so memory follows active keys only. */
+  private sweep(now: number): void {
+    if (this.tats.size < 10_000) return;
+    for (const [key, tat] of this.tats) if (tat <= now) this.tats.delete(key);
+  }
+}
+
+/**
+ * GCRA over every charged limit in one Lua script, so concurrent requests on any replica see a
+ * consistent state and a request is charged to all its limits or to none. Time is Redis's.
+ */
+const TAKE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local adjust = ARGV[1] == 'adjust'
+local out = {}
+local next = {}
+local allowed = 1
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[2 + (i - 1) * 3])
+  local window = tonumber(ARGV[3 + (i - 1) * 3])
+  local cost = tonumber(ARGV[4 + (i - 1) * 3])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local interval = window / limit
+  local start = math.max(tat, now)
+  local tatNext = start + cost * interval
+  if adjust then
+    next[i] = math.max(now, tatNext)
+  else
+    local allowAt = tatNext - window
+    if allowAt > now then
+      allowed = 0
+      out[#out + 1] = 0
+      out[#out + 1] = math.max(0, math.floor((now + window - start) / interval))
+      out[#out + 1] = math.ceil(start - now)
+      out[#out + 1] = math.ceil(allowAt - now)
+    else
+      next[i] = tatNext
+      out[#out + 1] = 1
+      out[#out + 1] = math.floor((now + window - tatNext) / interval)
+      out[#out + 1] = math.ceil(tatNext - now)
+      out[#out + 1] = 0
+    end
+  end
+end
+if adjust or allowed == 1 then
+  for i = 1, #KEYS do
+    local ttl = math.ceil(next[i] - now) + 1000
+    redis.call('SET', KEYS[i], string.format('%.3f', next[i]), 'PX', ttl)
+  end
+end
+return out
+`;
+
+export class RedisCounterStore implements CounterStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {
+    redis.defineCommand('orGcra', { lua: TAKE });
+  }
+
+  async take(charges: readonly CounterCharge[]): Promise<GcraOutcome[]> {
+    if (charges.length === 0) return [];
+    const flat = (await this.run('take', charges)) as number[];
+    return charges.map((_, i) => {
+      const [allowed, remaining, resetMs, retryAfterMs] = flat.slice(i * 4, i * 4 + 4) as [number, number, number, number];
+      return { allowed: allowed === 1, remaining, resetMs, retryAfterMs, nextTat: 0 };
+    });
+  }
+
+  async adjust(charges: readonly CounterCharge[]): Promise<void> {
+    if (charges.length > 0) await this.run('adjust', charges);
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+
+  private run(mode: 'take' | 'adjust', charges: readonly CounterCharge[]): Promise<unknown> {
+    const keys = charges.map((c) => `${this.prefix}${c.key}`);
+    const args = [mode, ...charges.flatMap((c) => [String(c.limit), String(c.windowMs), String(c.cost)])];
+    const command = (this.redis as unknown as Record<string, (n: number, ...a: string[]) => Promise<unknown>>)['orGcra'] as (n: number, ...a: string[]) => Promise<unknown>;
+    return command.call(this.redis, keys.length, ...keys, ...args);
+  }
+}

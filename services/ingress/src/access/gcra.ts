@@ -1,0 +1,37 @@
+/**
+ * The generic cell rate algorithm: one stored number per limit, the theoretical arrival time
+ * (TAT). A limit of L units per window W admits a burst of L and refills at one unit every W/L.
+ */
+export interface GcraLimit {
+  /** Units per window. */
+  limit: number;
+  windowMs: number;
+}
+
+export interface GcraOutcome {
+  allowed: boolean;
+  /** Units still available right after this decision. */
+  remaining: number;
+  /** Until the limit is back to full. */
+  resetMs: number;
+  /** When denied: until `cost` units would be admitted. */
+  retryAfterMs: number;
+  /** The TAT to store if every limit of the request admits it. */
+  nextTat: number;
+}
+
+export function gcra(tat: number, now: number, cost: number, { limit, windowMs }: GcraLimit): GcraOutcome {
+  const interval = windowMs / limit;
+  const start = Math.max(tat, now);
+  const nextTat = start + cost * interval;
+  const allowAt = nextTat - windowMs;
+  if (allowAt > now) {
+    return { allowed: false, remaining: Math.max(0, Math.floor((now + windowMs - start) / interval)), resetMs: Math.ceil(start - now), retryAfterMs: Math.ceil(allowAt - now), nextTat: tat };
+  }
+  return { allowed: true, remaining: Math.floor((now + windowMs - nextTat) / interval), resetMs: Math.ceil(nextTat - now), retryAfterMs: 0, nextTat };
+}
+
+/** Moves a TAT by `delta` units (a correction after the real usage is known); never below now. */
+export function adjustTat(tat: number, now: number, delta: number, { limit, windowMs }: GcraLimit): number {
+  return Math.max(now, Math.max(tat, now) + delta * (windowMs / limit));
+}

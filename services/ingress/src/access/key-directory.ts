@@ -1,0 +1,84 @@
+import type { ConfigKey } from '@openrouter/config';
+import type { AccessRepository } from './access.repository';
+import { hashApiKey, sameDigest } from './api-key';
+import { isActive, type ApiKeyRecord } from './key-record';
+
+interface CacheEntry {
+  record: ApiKeyRecord | undefined;
+  until: number;
+}
+
+const NEGATIVE_CACHE_MS = 1_000;
+const CACHE_LIMIT = 50_000;
+
+/**
+ * Resolves a presented key by its keyed hash: configured keys first, then issued keys from the
+ * shared store, cached in-process. A revocation published by any replica drops the entry here
+ * at once; the TTL only bounds staleness if a notification were missed.
+ */
+export class KeyDirectory {
+  private readonly configured = new Map<string, ApiKeyRecord>();
+  private readonly cache = new Map<string, CacheEntry>();
+
+  constructor(
+    private readonly secret: string,
+    configKeys: readonly ConfigKey[],
+    extra: readonly ApiKeyRecord[],
+    private readonly repository: AccessRepository,
+    private readonly cacheMs: number,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    for (const key of configKeys) this.configured.set(key.hash, fromConfig(key));
+    for (const record of extra) this.configured.set(record.hash, record);
+    repository.onChange((change) => {
+      if (change.kind === 'key') this.cache.delete(change.hash);
+    });
+  }
+
+  hash(presented: string): string {
+    return hashApiKey(this.secret, presented);
+  }
+
+  async authenticate(presented: string): Promise<ApiKeyRecord | undefined> {
+    const hash = this.hash(presented);
+    const record = this.configured.get(hash) ?? (await this.issued(hash));
+    // The lookup is by keyed hash; the final comparison is constant-time all the same.
+    if (!record || !sameDigest(record.hash, hash)) return undefined;
+    return isActive(record, this.now()) ? record : undefined;
+  }
+
+  /** Forgets a cached key (called on revoke before the notification round-trips). */
+  forget(hash: string): void {
+    this.cache.delete(hash);
+  }
+
+  private async issued(hash: string): Promise<ApiKeyRecord | undefined> {
+    const at = Date.now();
+    const cached = this.cache.get(hash);
+    if (cached && cached.until > at) return cached.record;
+    const record = await this.repository.findKey(hash);
+    if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(hash, { record, until: at + (record ? this.cacheMs : Math.min(this.cacheMs, NEGATIVE_CACHE_MS)) });
+    return record;
+  }
+}
+
+function fromConfig(key: ConfigKey): ApiKeyRecord {
+  return {
+    id: key.id,
+    hash: key.hash,
+    prefix: key.prefix,
+    name: key.name,
+    orgId: key.org,
+    teamId: key.team ?? '',
+    projectId: key.project ?? '',
+    appId: key.app ?? '',
+    allowedModels: key.allowedModels,
+    limits: key.limits,
+    metadata: key.metadata,
+    tags: key.tags,
+    createdAt: new Date(0).toISOString(),
+    ...(key.expiresAt ? { expiresAt: key.expiresAt } : {}),
+    source: 'config',
+  };
+}

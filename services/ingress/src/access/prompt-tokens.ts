@@ -1,0 +1,53 @@
+import { encode } from 'gpt-tokenizer';
+
+const PER_MESSAGE_OVERHEAD = 4;
+const PER_IMAGE = 765;
+/** Text beyond this many characters per request is estimated at 4 characters a token: exact counting costs CPU. */
+const EXACT_CHARS = 32_000;
+
+interface Budget {
+  exactChars: number;
+}
+
+/**
+ * An estimate of a request's prompt tokens before the call, for token rate limits; corrected
+ * by the real usage afterwards. Reads chat `messages`, legacy `prompt` and embeddings `input`.
+ */
+export function countPromptTokens(body: unknown): number {
+  if (typeof body !== 'object' || body === null) return 0;
+  const budget = { exactChars: EXACT_CHARS };
+  const record = body as Record<string, unknown>;
+  let tokens = 0;
+  if (Array.isArray(record['messages'])) {
+    for (const message of record['messages']) {
+      tokens += PER_MESSAGE_OVERHEAD;
+      if (typeof message === 'object' && message !== null) tokens += contentTokens((message as Record<string, unknown>)['content'], budget);
+    }
+  }
+  tokens += contentTokens(record['prompt'], budget) + contentTokens(record['input'], budget);
+  if (record['tools'] !== undefined) tokens += textTokens(JSON.stringify(record['tools']), budget);
+  return tokens;
+}
+
+function contentTokens(content: unknown, budget: Budget): number {
+  if (typeof content === 'string') return textTokens(content, budget);
+  if (!Array.isArray(content)) return 0;
+  let tokens = 0;
+  for (const part of content) {
+    if (typeof part === 'string') tokens += textTokens(part, budget);
+    else if (typeof part === 'number') tokens += 1;
+    else if (Array.isArray(part)) tokens += part.length;
+    else if (typeof part === 'object' && part !== null) {
+      const p = part as Record<string, unknown>;
+      if (typeof p['text'] === 'string') tokens += textTokens(p['text'], budget);
+      else if (p['type'] === 'image_url') tokens += PER_IMAGE;
+    }
+  }
+  return tokens;
+}
+
+function textTokens(text: string, budget: Budget): number {
+  if (text.length > budget.exactChars) return Math.ceil(text.length / 4);
+  budget.exactChars -= text.length;
+  return encode(text).length;
+}

@@ -1,0 +1,121 @@
+import { GatewayError } from '@openrouter/errors';
+import type { CounterCharge, CounterStore } from './counter.store';
+import type { GcraOutcome } from './gcra';
+
+export type LimitScope = 'key' | 'project' | 'team' | 'model';
+export type LimitKind = 'requests' | 'tokens';
+
+/** One limit that applies to a request. */
+export interface ApplicableLimit {
+  scope: LimitScope;
+  /** The scope's id (key id, project id, …). */
+  id: string;
+  kind: LimitKind;
+  perMinute: number;
+}
+
+/** What was charged, so the token charge can be corrected once the real usage is known. */
+export interface Admission {
+  headers: Record<string, string>;
+  /** Charges the difference between the real token count and the estimate. */
+  settle(actualTokens: number): Promise<void>;
+}
+
+export type FailMode = 'open' | 'closed';
+
+const WINDOW_MS = 60_000;
+const NOTHING: Admission = { headers: {}, settle: async () => undefined };
+
+/**
+ * Requests and tokens per minute, per key, project, team and model, checked all at once.
+ * Redis trouble is handled by the fail mode: `open` lets the request through (reported via
+ * `onStoreFailure`), `closed` refuses it with 503.
+ */
+export class RateLimiter {
+  constructor(
+    private readonly store: CounterStore,
+    private readonly failMode: FailMode,
+    private readonly onStoreFailure: (error: unknown) => void,
+  ) {}
+
+  async admit(limits: readonly ApplicableLimit[], estimatedTokens: number): Promise<Admission> {
+    if (limits.length === 0) return NOTHING;
+    const charges = limits.map((l) => charge(l, l.kind === 'requests' ? 1 : estimatedTokens));
+    let outcomes: GcraOutcome[];
+    try {
+      outcomes = await this.store.take(charges);
+    } catch (error) {
+      this.onStoreFailure(error);
+      if (this.failMode === 'closed') throw new GatewayError('unavailable', 'Rate limits cannot be checked right now; the request was not served. Please retry.', { code: 'rate_limiter_unavailable' });
+      return NOTHING;
+    }
+    const headers = rateLimitHeaders(limits, outcomes);
+    const deniedAt = outcomes.findIndex((o) => !o.allowed);
+    if (deniedAt !== -1) {
+      const limit = limits[deniedAt] as ApplicableLimit;
+      const outcome = outcomes[deniedAt] as GcraOutcome;
+      const retryAfterMs = Math.max(...outcomes.filter((o) => !o.allowed).map((o) => o.retryAfterMs));
+      const what = limit.kind === 'requests' ? 'requests per minute (RPM)' : 'tokens per minute (TPM)';
+      throw new RateLimitedError(
+        `Rate limit reached for ${what} on ${limit.scope} ${limit.id}: limit ${limit.perMinute}, remaining ${outcome.remaining}` +
+          (limit.kind === 'tokens' ? `, requested ${estimatedTokens}` : '') +
+          `. Please try again in ${formatDuration(outcome.retryAfterMs)}.`,
+        retryAfterMs,
+        headers,
+      );
+    }
+    const tokenLimits = limits.filter((l) => l.kind === 'tokens');
+    return {
+      headers,
+      settle: async (actualTokens) => {
+        const delta = actualTokens - estimatedTokens;
+        if (tokenLimits.length === 0 || delta === 0) return;
+        try {
+          await this.store.adjust(tokenLimits.map((l) => charge(l, delta)));
+        } catch (error) {
+          this.onStoreFailure(error);
+        }
+      },
+    };
+  }
+}
+
+/** A 429 that carries the rate-limit headers of the decision. */
+export class RateLimitedError extends GatewayError {
+  constructor(
+    message: string,
+    retryAfterMs: number,
+    readonly headers: Record<string, string>,
+  ) {
+    super('rate_limited', message, { code: 'rate_limit_exceeded', retryAfterMs, retryable: false });
+  }
+}
+
+function charge(limit: ApplicableLimit, cost: number): CounterCharge {
+  return { key: `rl:${limit.scope}:${limit.id}:${limit.kind}`, limit: limit.perMinute, windowMs: WINDOW_MS, cost };
+}
+
+/** OpenAI's headers, for the tightest request limit and the tightest token limit. */
+export function rateLimitHeaders(limits: readonly ApplicableLimit[], outcomes: readonly GcraOutcome[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const kind of ['requests', 'tokens'] as const) {
+    let tightest: { limit: ApplicableLimit; outcome: GcraOutcome } | undefined;
+    limits.forEach((limit, i) => {
+      const outcome = outcomes[i] as GcraOutcome;
+      if (limit.kind === kind && (!tightest || outcome.remaining < tightest.outcome.remaining)) tightest = { limit, outcome };
+    });
+    if (!tightest) continue;
+    headers[`x-ratelimit-limit-${kind}`] = String(tightest.limit.perMinute);
+    headers[`x-ratelimit-remaining-${kind}`] = String(tightest.outcome.remaining);
+    headers[`x-ratelimit-reset-${kind}`] = formatDuration(tightest.outcome.resetMs);
+  }
+  return headers;
+}
+
+/** OpenAI's duration style: `20ms`, `1.5s`, `6m0s`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = Number(((ms % 60_000) / 1000).toFixed(3));
+  return minutes > 0 ? `${minutes}m${seconds}s` : `${seconds}s`;
+}

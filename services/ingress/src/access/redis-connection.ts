@@ -1,0 +1,21 @@
+import { Redis } from 'ioredis';
+
+/**
+ * A Redis client that fails fast instead of queueing while disconnected, so a Redis outage is
+ * seen at once (and handled by the configured fail mode) rather than as hung requests.
+ */
+export function connectRedis(url: string): Redis {
+  return new Redis(url, {
+    lazyConnect: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    commandTimeout: 1_000,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+  });
+}
+
+/** A second connection for pub/sub (a subscribed connection can run nothing else). */
+export function connectSubscriber(url: string): Redis {
+  return new Redis(url, { lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: null, retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) });
+}

@@ -1,0 +1,77 @@
+import { Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { AccessService } from '../access/access.service';
+import type { PublicApiKey } from '../access/key-record';
+import { AdminGuard, adminOf, Roles } from './admin.guard';
+import { issueKeyBody, keyListQuery, parseInput } from './admin-input';
+
+/** Issuing, listing and revoking traffic keys (role `admin`). */
+@Controller('admin/v1/keys')
+@UseGuards(AdminGuard)
+@Roles('admin')
+export class KeysHttpController {
+  constructor(@Inject(AccessService) private readonly access: AccessService) {}
+
+  @Post()
+  @HttpCode(201)
+  async issue(@Req() req: FastifyRequest) {
+    const input = parseInput(issueKeyBody, req.body);
+    const { key, record } = await this.access.issueKey(adminOf(req), {
+      name: input.name,
+      org: input.org,
+      team: input.team,
+      project: input.project,
+      app: input.app,
+      allowedModels: input.allowed_models,
+      limits: input.limits,
+      expiresAt: input.expires_at,
+      metadata: input.metadata,
+      tags: input.tags,
+    });
+    // The only time the key itself is shown.
+    return { ...view(record), key };
+  }
+
+  @Get()
+  async list(@Query() query: unknown) {
+    const filter = parseInput(keyListQuery, query);
+    return { object: 'list', data: (await this.access.listKeys(filter)).map(view) };
+  }
+
+  @Get(':id')
+  async get(@Param('id') id: string) {
+    return view(await this.access.getKey(id));
+  }
+
+  @Post(':id/revoke')
+  @HttpCode(200)
+  async revoke(@Req() req: FastifyRequest, @Param('id') id: string) {
+    return view(await this.access.revokeKey(adminOf(req), id));
+  }
+
+  @Delete(':id')
+  async remove(@Req() req: FastifyRequest, @Param('id') id: string) {
+    return view(await this.access.revokeKey(adminOf(req), id));
+  }
+}
+
+function view(key: PublicApiKey) {
+  return {
+    object: 'api_key',
+    id: key.id,
+    name: key.name,
+    prefix: key.prefix,
+    org: key.orgId,
+    team: key.teamId || null,
+    project: key.projectId || null,
+    app: key.appId || null,
+    allowed_models: key.allowedModels,
+    limits: key.limits,
+    metadata: key.metadata,
+    tags: key.tags,
+    created_at: key.createdAt,
+    expires_at: key.expiresAt ?? null,
+    revoked_at: key.revokedAt ?? null,
+    status: key.revokedAt ? 'revoked' : key.expiresAt && Date.parse(key.expiresAt) <= Date.now() ? 'expired' : 'active',
+  };
+}

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { issueKeyBody, tenantBody } from './admin-input';
+
+const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
+const ok = (description: string) => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
+const error = { description: "An error in OpenAI's shape", content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+const roles = (...r: string[]) => ({ 'x-roles': r });
+const idParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
+
+/** The admin API's description, served at /admin/v1/openapi.json. */
+export const ADMIN_OPENAPI = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Open-Router admin API',
+    version: '1.0.0',
+    description: 'Tenants, API keys, audit log, routing state and usage reports. Authenticate with `Authorization: Bearer <admin key>`; each operation lists the roles (`x-roles`) that may call it — `admin` may call all.',
+  },
+  servers: [{ url: '/' }],
+  security: [{ adminKey: [] }],
+  components: {
+    securitySchemes: { adminKey: { type: 'http', scheme: 'bearer' } },
+    schemas: {
+      Error: {
+        type: 'object',
+        properties: { error: { type: 'object', properties: { message: { type: 'string' }, type: { type: 'string' }, param: { type: ['string', 'null'] }, code: { type: ['string', 'null'] } } } },
+      },
+      IssueKey: json(issueKeyBody),
+      Tenant: json(tenantBody),
+    },
+  },
+  paths: {
+    '/admin/v1/whoami': { get: { summary: 'The calling admin key', ...roles('admin', 'finance', 'viewer', 'project'), responses: { 200: ok('The principal'), 401: error } } },
+    '/admin/v1/health': { get: { summary: 'Readiness of the gateway', ...roles('admin', 'viewer'), responses: { 200: ok('Readiness report'), 401: error, 403: error } } },
+    '/admin/v1/keys': {
+      post: {
+        summary: 'Issue a traffic key (the key is shown once)',
+        ...roles('admin'),
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/IssueKey' } } } },
+        responses: { 201: ok('The key record and the key'), 400: error, 401: error, 403: error, 404: error },
+      },
+      get: {
+        summary: 'List issued keys (no secrets)',
+        ...roles('admin'),
+        parameters: [
+          { name: 'org', in: 'query', schema: { type: 'string' } },
+          { name: 'project', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: { 200: ok('Keys'), 401: error, 403: error },
+      },
+    },
+    '/admin/v1/keys/{id}': {
+      get: { summary: 'One key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The key record'), 404: error } },
+      delete: { summary: 'Revoke a key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The revoked key'), 404: error } },
+    },
+    '/admin/v1/keys/{id}/revoke': { post: { summary: 'Revoke a key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The revoked key'), 404: error } } },
+    '/admin/v1/tenants': {
+      get: { summary: 'Organisations, teams and projects', ...roles('admin', 'finance'), responses: { 200: ok('Tenants') } },
+      post: { summary: 'Add an organisation', ...roles('admin'), requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } }, responses: { 201: ok('The organisation'), 400: error } },
+    },
+    '/admin/v1/tenants/{org}/teams': {
+      post: { summary: 'Add a team', ...roles('admin'), parameters: [idParam('org')], requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } }, responses: { 201: ok('The organisation'), 400: error, 404: error } },
+    },
+    '/admin/v1/tenants/{org}/teams/{team}/projects': {
+      post: {
+        summary: 'Add a project',
+        ...roles('admin'),
+        parameters: [idParam('org'), idParam('team')],
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
+        responses: { 201: ok('The organisation'), 400: error, 404: error },
+      },
+    },
+    '/admin/v1/audit': {
+      get: { summary: 'Admin changes, newest first', ...roles('admin'), parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }], responses: { 200: ok('Audit entries') } },
+    },
+  } as Record<string, unknown>,
+};

@@ -1,0 +1,48 @@
+import { Controller, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { AccessService, type TenantEntry } from '../access/access.service';
+import { AdminGuard, adminOf, Roles } from './admin.guard';
+import { auditQuery, parseInput, tenantBody } from './admin-input';
+
+/** Organisations → teams → projects, extendable at run time; and the audit log of admin changes. */
+@Controller('admin/v1')
+@UseGuards(AdminGuard)
+@Roles('admin')
+export class TenantsHttpController {
+  constructor(@Inject(AccessService) private readonly access: AccessService) {}
+
+  @Get('tenants')
+  @Roles('admin', 'finance')
+  list() {
+    return { object: 'list', data: this.access.tenants.list() };
+  }
+
+  @Post('tenants')
+  @HttpCode(201)
+  addOrg(@Req() req: FastifyRequest) {
+    return this.access.addOrg(adminOf(req), entry(req.body));
+  }
+
+  @Post('tenants/:org/teams')
+  @HttpCode(201)
+  addTeam(@Req() req: FastifyRequest, @Param('org') org: string) {
+    return this.access.addTeam(adminOf(req), org, entry(req.body));
+  }
+
+  @Post('tenants/:org/teams/:team/projects')
+  @HttpCode(201)
+  addProject(@Req() req: FastifyRequest, @Param('org') org: string, @Param('team') team: string) {
+    return this.access.addProject(adminOf(req), org, team, entry(req.body));
+  }
+
+  @Get('audit')
+  async audit(@Query() query: unknown) {
+    const { limit } = parseInput(auditQuery, query);
+    return { object: 'list', data: await this.access.listAudit(limit) };
+  }
+}
+
+function entry(body: unknown): TenantEntry {
+  const input = parseInput(tenantBody, body);
+  return { id: input.id, name: input.name, costCenter: input.cost_center };
+}
