@@ -2,23 +2,37 @@ import OpenAI from 'openai';
 import { startGateway, type GatewayHandle } from '@openrouter/gateway';
 import { createLogger } from '@openrouter/observability';
 import { startSimulator, type RunningSimulator } from '@openrouter/provider-simulator';
-import { SIM_KEY, TEST_DEV_KEY, testConfig } from './test-config';
+import type { DestinationStream } from 'pino';
+import { parseConfig } from '@openrouter/config';
+import { SIM_KEY, TEST_DEV_KEY, testConfigDocument } from './test-config';
 
 export interface TestGateway {
   baseURL: string;
   url: string;
   apiKey: string;
   sim: RunningSimulator;
-  client(options?: { maxRetries?: number }): OpenAI;
+  gateway: GatewayHandle;
+  client(options?: { maxRetries?: number; apiKey?: string }): OpenAI;
   close(): Promise<void>;
 }
 
+export interface TestGatewayOptions {
+  /** Changes the configuration document before it is parsed. */
+  configure?: (document: Record<string, unknown>) => void;
+  /** Receives every service's log lines (the level is then `info`). */
+  logs?: DestinationStream;
+}
+
 /** The embedded gateway in this process, in front of a simulator the test controls. */
-export async function startTestGateway(): Promise<TestGateway> {
+export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
   const sim = await startSimulator({ apiKey: SIM_KEY, seed: 7 });
   let gateway: GatewayHandle;
   try {
-    gateway = await startGateway(testConfig(sim.baseUrl, { ingress: 0, router: 0, adapter: 0 }), createLogger('test', 'silent'));
+    const document = testConfigDocument(sim.baseUrl, { ingress: 0, router: 0, adapter: 0 });
+    if (options.logs) document['log'] = { level: 'info' };
+    options.configure?.(document);
+    const config = parseConfig(document, {});
+    gateway = await startGateway(config, createLogger('test', config.log.level, options.logs), options.logs);
   } catch (error) {
     await sim.close();
     throw error;
@@ -28,7 +42,8 @@ export async function startTestGateway(): Promise<TestGateway> {
     url: gateway.url,
     apiKey: TEST_DEV_KEY,
     sim,
-    client: (options = {}) => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: TEST_DEV_KEY, maxRetries: options.maxRetries ?? 0 }),
+    gateway,
+    client: (options = {}) => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: options.apiKey ?? TEST_DEV_KEY, maxRetries: options.maxRetries ?? 0 }),
     async close() {
       await gateway.close();
       await sim.close();

@@ -45,8 +45,8 @@ describe('toOpenAIError', () => {
     [1000, '1'],
     [1, '1'],
     [0, '0'],
-  ])('sends retry-after %ims as whole seconds rounded up (%s)', (ms, header) => {
-    expect(toOpenAIError(new GatewayError('rate_limited', 'x', { retryAfterMs: ms })).headers).toEqual({ 'retry-after': header });
+  ])('sends retry-after %ims as whole seconds rounded up (%s), and retry-after-ms', (ms, header) => {
+    expect(toOpenAIError(new GatewayError('rate_limited', 'x', { retryAfterMs: ms })).headers).toEqual({ 'retry-after': header, 'retry-after-ms': String(Math.ceil(ms)) });
   });
 
   it('sends no retry-after when the wait is unknown', () => {

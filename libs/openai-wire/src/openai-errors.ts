@@ -33,7 +33,10 @@ export function toOpenAIError(e: GatewayError): OpenAIErrorResponse {
       return response(404, 'invalid_request_error', e, e.code ?? null);
     case 'rate_limited': {
       const out = response(429, 'rate_limit_error', e, 'rate_limit_exceeded');
-      if (e.retryAfterMs !== undefined) out.headers['retry-after'] = String(Math.max(0, Math.ceil(e.retryAfterMs / 1000)));
+      if (e.retryAfterMs !== undefined) {
+        out.headers['retry-after'] = String(Math.max(0, Math.ceil(e.retryAfterMs / 1000)));
+        out.headers['retry-after-ms'] = String(Math.max(0, Math.ceil(e.retryAfterMs)));
+      }
       return out;
     }
     case 'cancelled':

@@ -1,4 +1,5 @@
 import type { GatewayConfig } from '@openrouter/config';
+import type { DestinationStream } from 'pino';
 import { createLogger, type Logger } from '@openrouter/observability';
 import { startSimulator, type RunningSimulator } from '@openrouter/provider-simulator';
 import type { ServiceHandle } from '@openrouter/service-runtime';
@@ -21,7 +22,7 @@ const internal = { host: '127.0.0.1', port: 0 };
  * The embedded mode: every service in this process, wired over loopback gRPC on ports the
  * system picks, so the request path is the same code as in the distributed mode.
  */
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<GatewayHandle> {
+export async function startGateway(config: GatewayConfig, logger: Logger, logDestination?: DestinationStream): Promise<GatewayHandle> {
   const started: Array<{ close(): Promise<void> }> = [];
   const closeAll = async (): Promise<void> => {
     for (const handle of started.reverse()) await handle.close();
@@ -30,7 +31,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     const sim = config.gateway.simulator;
     const simulator = sim.enabled ? await startSimulator({ host: sim.host, port: sim.port, apiKey: sim.apiKey || undefined }) : undefined;
     if (simulator) started.push(simulator);
-    const child = (name: string): Logger => createLogger(name, config.log.level);
+    const child = (name: string): Logger => createLogger(name, config.log.level, logDestination);
 
     const adapter = await startAdapter({ ...config, adapter: { ...config.adapter, grpc: internal, http: internal } }, child('adapter'));
     started.push(adapter);

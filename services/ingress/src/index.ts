@@ -11,6 +11,8 @@ import { AdminAuth } from './admin/admin-auth';
 import { IngressModule } from './ingress.module';
 import { RouterClient } from './router.client';
 
+export { hashApiKey, generateApiKey, API_KEY_PREFIX, ADMIN_KEY_PREFIX } from './access/api-key';
+
 export interface IngressHandle extends ServiceHandle {
   /** The accepted development key, and whether it was generated because none was configured. */
   readonly devKey: string;

@@ -1,4 +1,4 @@
-import { Controller, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest, toOpenAIChunk, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
@@ -15,6 +15,7 @@ export class ChatCompletionsHttpController {
   constructor(private readonly router: RouterClient) {}
 
   @Post('chat/completions')
+  @HttpCode(200)
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const request = parseChatRequest(req.body);
     const clientWantsUsage = request.streamOptions?.includeUsage === true;
@@ -31,6 +32,7 @@ export class ChatCompletionsHttpController {
       const completion = opened.first.completion;
       if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
       await reply.headers(headers).send(toOpenAICompletion(completion, model));
+      void req.admission?.settle(completion.usage?.totalTokens ?? 0);
       return;
     }
 
@@ -41,6 +43,7 @@ export class ChatCompletionsHttpController {
       for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
         const chunk = event.chunk;
         if (!chunk) continue;
+        if (chunk.usage) void req.admission?.settle(chunk.usage.totalTokens);
         if (!clientWantsUsage) {
           if (chunk.choices.length === 0 && chunk.usage) continue;
           chunk.usage = undefined;

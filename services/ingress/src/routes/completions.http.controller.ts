@@ -1,4 +1,4 @@
-import { Controller, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
@@ -20,6 +20,7 @@ export class CompletionsHttpController {
   constructor(private readonly router: RouterClient) {}
 
   @Post('completions')
+  @HttpCode(200)
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const legacy = parseLegacyCompletionRequest(req.body);
     const context = requestContextOf(req);
@@ -37,6 +38,7 @@ export class CompletionsHttpController {
       await reply
         .headers({ ...routeHeaders(first.decision), 'x-request-id': String(req.id) })
         .send(toLegacyCompletion(completions, first.decision.model, choicesPerPrompt));
+      void req.admission?.settle(completions.reduce((sum, c) => sum + (c.usage?.totalTokens ?? 0), 0));
       return;
     }
 
@@ -60,6 +62,7 @@ export class CompletionsHttpController {
           await sse.data(toLegacyChunk(chunk, model, p * choicesPerPrompt));
         }
       }
+      void req.admission?.settle(usage.totalTokens);
       if (legacy.includeUsage) await sse.data({ id: lastId, object: 'text_completion', created: Math.floor(Date.now() / 1000), model, choices: [], usage: toOpenAIUsage(usage) });
       sse.done();
     } catch (error) {

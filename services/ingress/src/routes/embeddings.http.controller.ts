@@ -1,4 +1,4 @@
-import { Controller, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { parseEmbeddingRequest, toOpenAIEmbeddingResponse } from '@openrouter/openai-wire';
@@ -13,6 +13,7 @@ export class EmbeddingsHttpController {
   constructor(private readonly router: RouterClient) {}
 
   @Post('embeddings')
+  @HttpCode(200)
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const { request, encodingFormat } = parseEmbeddingRequest(req.body);
     const result = await this.router.embed({ context: requestContextOf(req), request }, clientGone(reply));
@@ -20,5 +21,6 @@ export class EmbeddingsHttpController {
     await reply
       .headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id) })
       .send(toOpenAIEmbeddingResponse(result.response, result.decision.model, encodingFormat));
+    void req.admission?.settle(result.response.usage?.totalTokens ?? 0);
   }
 }

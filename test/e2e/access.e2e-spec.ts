@@ -1,0 +1,193 @@
+import { Writable } from 'node:stream';
+import { hashApiKey } from '@openrouter/ingress';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+import { TEST_ADMIN_KEY, TEST_DEV_KEY } from '../support/test-config';
+
+const SECRET = 'access-e2e-hash-secret';
+const FINANCE_KEY = 'sk-or-admin-finance-e2e-key-000000000000';
+const VIEWER_KEY = 'sk-or-admin-viewer-e2e-key-0000000000000';
+const PROJECT_KEY = 'sk-or-admin-project-e2e-key-000000000000';
+const LIMITED_KEY = 'sk-or-v1-limited-config-key-0000000000000000';
+const TOKEN_KEY = 'sk-or-v1-token-limited-config-key-00000000000';
+const PROMPT_MARKER = 'purple-elephant-prompt-marker-4711';
+
+interface Json {
+  [key: string]: unknown;
+}
+
+describe('access layer end to end', () => {
+  let gw: TestGateway;
+  const lines: string[] = [];
+  const logs = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      logs,
+      configure: (doc) => {
+        doc['access'] = {
+          keyHashSecret: SECRET,
+          admin: {
+            devKey: TEST_ADMIN_KEY,
+            keys: [
+              { id: 'fin', hash: hashApiKey(SECRET, FINANCE_KEY), role: 'finance' },
+              { id: 'view', hash: hashApiKey(SECRET, VIEWER_KEY), role: 'viewer' },
+              { id: 'proj', hash: hashApiKey(SECRET, PROJECT_KEY), role: 'project', org: 'acme', project: 'search' },
+            ],
+          },
+          orgs: [
+            { id: 'default', teams: [{ id: 'default', projects: [{ id: 'default' }] }] },
+            { id: 'acme', costCenter: 'CC-100', teams: [{ id: 'platform', costCenter: 'CC-200', projects: [{ id: 'search', costCenter: 'CC-300' }, { id: 'ads' }] }] },
+          ],
+          keys: [
+            { id: 'limited', hash: hashApiKey(SECRET, LIMITED_KEY), org: 'acme', project: 'search', limits: { rpm: 12 } },
+            { id: 'tokens', hash: hashApiKey(SECRET, TOKEN_KEY), org: 'acme', project: 'ads', limits: { tpm: 200 } },
+          ],
+        };
+      },
+    });
+  });
+  afterAll(async () => gw?.close());
+  beforeEach(() => gw.sim.reset());
+
+  async function admin(method: string, path: string, key: string, body?: unknown): Promise<{ status: number; json: Json }> {
+    const response = await fetch(`${gw.url}/admin/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: response.status, json: (await response.json()) as Json };
+  }
+
+  it('serves the OpenAPI document and tells each admin key its role', async () => {
+    const spec = (await (await fetch(`${gw.url}/admin/v1/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(spec.openapi).toBe('3.1.0');
+    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/admin/v1/keys', '/admin/v1/keys/{id}/revoke', '/admin/v1/tenants', '/admin/v1/audit']));
+    await expect(admin('GET', '/whoami', FINANCE_KEY)).resolves.toMatchObject({ status: 200, json: { id: 'fin', role: 'finance' } });
+    await expect(admin('GET', '/whoami', PROJECT_KEY)).resolves.toMatchObject({ status: 200, json: { role: 'project', org: 'acme', project: 'search' } });
+    await expect(admin('GET', '/whoami', TEST_DEV_KEY)).resolves.toMatchObject({ status: 401, json: { error: { code: 'invalid_admin_key', type: 'authentication_error' } } });
+  });
+
+  it('keeps each role to its endpoints', async () => {
+    const issue = { org: 'acme', project: 'search', name: 'not allowed' };
+    await expect(admin('POST', '/keys', FINANCE_KEY, issue)).resolves.toMatchObject({ status: 403, json: { error: { code: 'insufficient_role' } } });
+    await expect(admin('POST', '/keys', VIEWER_KEY, issue)).resolves.toMatchObject({ status: 403 });
+    await expect(admin('GET', '/keys', PROJECT_KEY)).resolves.toMatchObject({ status: 403 });
+    await expect(admin('GET', '/health', VIEWER_KEY)).resolves.toMatchObject({ status: 200, json: { ready: true } });
+    await expect(admin('GET', '/tenants', FINANCE_KEY)).resolves.toMatchObject({ status: 200 });
+    await expect(admin('GET', '/tenants', VIEWER_KEY)).resolves.toMatchObject({ status: 403 });
+  });
+
+  it('issues a key that works at once, attributes it to its project, and refuses it right after revocation', async () => {
+    const issued = await admin('POST', '/keys', TEST_ADMIN_KEY, { name: 'search backend', org: 'acme', project: 'search', tags: { env: 'test' } });
+    expect(issued.status).toBe(201);
+    const key = issued.json['key'] as string;
+    expect(key).toMatch(/^sk-or-v1-[A-Za-z0-9_-]{43}$/);
+    expect(issued.json).toMatchObject({ object: 'api_key', org: 'acme', team: 'platform', project: 'search', status: 'active', prefix: key.slice(0, 14) });
+
+    const client = gw.client({ apiKey: key });
+    const { response } = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    expect(response.status).toBe(200);
+
+    const listed = await admin('GET', '/keys?project=search', TEST_ADMIN_KEY);
+    const entry = (listed.json['data'] as Json[]).find((k) => k['id'] === issued.json['id']);
+    expect(entry).toMatchObject({ prefix: key.slice(0, 14) });
+    expect(JSON.stringify(listed.json)).not.toContain(key);
+
+    const revoked = await admin('POST', `/keys/${String(issued.json['id'])}/revoke`, TEST_ADMIN_KEY);
+    expect(revoked).toMatchObject({ status: 200, json: { status: 'revoked' } });
+    await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 401, code: 'invalid_api_key' });
+
+    const audit = await admin('GET', '/audit?limit=10', TEST_ADMIN_KEY);
+    const actions = (audit.json['data'] as Json[]).map((e) => `${String(e['action'])}:${String(e['target'])}`);
+    expect(actions).toEqual(expect.arrayContaining([`key.issue:${String(issued.json['id'])}`, `key.revoke:${String(issued.json['id'])}`]));
+  });
+
+  it('rejects bad admin input with a 400 naming the parameter, and unknown tenants with a 404', async () => {
+    await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', limits: { rpm: -1 } })).resolves.toMatchObject({ status: 400, json: { error: { param: 'limits.rpm' } } });
+    await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', surprise: true })).resolves.toMatchObject({ status: 400, json: { error: { param: 'surprise' } } });
+    await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'nobody' })).resolves.toMatchObject({ status: 404, json: { error: { param: 'org' } } });
+    await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', project: 'missing' })).resolves.toMatchObject({ status: 404, json: { error: { param: 'project' } } });
+    await expect(admin('POST', '/keys/nope/revoke', TEST_ADMIN_KEY)).resolves.toMatchObject({ status: 404 });
+  });
+
+  it('adds teams and projects at run time, inheriting the cost centre', async () => {
+    await expect(admin('POST', '/tenants/acme/teams', TEST_ADMIN_KEY, { id: 'research' })).resolves.toMatchObject({ status: 201 });
+    await expect(admin('POST', '/tenants/acme/teams/research/projects', TEST_ADMIN_KEY, { id: 'papers', cost_center: 'CC-900' })).resolves.toMatchObject({ status: 201 });
+    await expect(admin('POST', '/tenants/acme/teams', TEST_ADMIN_KEY, { id: 'research' })).resolves.toMatchObject({ status: 400, json: { error: { code: 'already_exists' } } });
+    const tenants = await admin('GET', '/tenants', TEST_ADMIN_KEY);
+    const acme = (tenants.json['data'] as Array<{ id: string; teams: Array<{ id: string; projects: Array<{ id: string }> }> }>).find((o) => o.id === 'acme');
+    expect(acme?.teams.map((t) => t.id)).toEqual(expect.arrayContaining(['platform', 'research']));
+    const issued = await admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', team: 'research', project: 'papers' });
+    expect(issued).toMatchObject({ status: 201, json: { team: 'research', project: 'papers' } });
+  });
+
+  it('limits requests per minute with OpenAI headers, a 429 with Retry-After, and honours the reset', async () => {
+    const client = gw.client({ apiKey: LIMITED_KEY });
+    const remaining: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const { response } = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+      expect(response.headers.get('x-ratelimit-limit-requests')).toBe('12');
+      expect(response.headers.get('x-ratelimit-reset-requests')).toMatch(/^\d+(\.\d+)?(ms|s)$|^\d+m\d+(\.\d+)?s$/);
+      remaining.push(response.headers.get('x-ratelimit-remaining-requests') ?? '');
+    }
+    expect(remaining).toEqual(['11', '10', '9', '8', '7', '6', '5', '4', '3', '2', '1', '0']);
+    const denied = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${LIMITED_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(denied.status).toBe(429);
+    expect(await denied.json()).toMatchObject({ error: { code: 'rate_limit_exceeded', type: 'rate_limit_error' } });
+    const retryAfter = Number(denied.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(5);
+    expect(denied.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    // A twelfth of the window refills one request: it is served once that time has passed.
+    const retryAfterMs = Number(denied.headers.get('retry-after-ms') ?? retryAfter * 1000);
+    const started = Date.now();
+    let served = 0;
+    while (served === 0 && Date.now() - started < 30_000) {
+      const attempt = await fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${LIMITED_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      await attempt.arrayBuffer();
+      if (attempt.status === 200) served = Date.now() - started;
+      else await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(served).toBeGreaterThan(0);
+    expect(served).toBeGreaterThanOrEqual(retryAfterMs - 1_000);
+  }, 40_000);
+
+  it('charges tokens before the call and corrects them by the real usage', async () => {
+    const client = gw.client({ apiKey: TOKEN_KEY });
+    const first = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'one two three' }], max_tokens: 5 }).withResponse();
+    const estimateRemaining = Number(first.response.headers.get('x-ratelimit-remaining-tokens'));
+    expect(first.response.headers.get('x-ratelimit-limit-tokens')).toBe('200');
+    const total = first.data.usage?.total_tokens ?? 0;
+    expect(total).toBeGreaterThan(0);
+    // The next request sees the correction: the previous request's real total, not its estimate.
+    const second = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'one two three' }], max_tokens: 5 }).withResponse();
+    const estimate = 200 - estimateRemaining;
+    const secondRemaining = Number(second.response.headers.get('x-ratelimit-remaining-tokens'));
+    expect(200 - secondRemaining).toBeGreaterThanOrEqual(total + estimate - 1);
+    expect(200 - secondRemaining).toBeLessThanOrEqual(total + estimate + 1);
+    await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x '.repeat(400) }] })).rejects.toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
+  });
+
+  it('never writes a key or prompt text into a log line', async () => {
+    const client = gw.client();
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: PROMPT_MARKER }] });
+    await fetch(`${gw.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer sk-or-v1-wrong-key-in-log-check', 'content-type': 'application/json' }, body: JSON.stringify({ model: 'x', messages: [{ role: 'user', content: PROMPT_MARKER }] }) });
+    expect(lines.length).toBeGreaterThan(0);
+    for (const secret of [TEST_DEV_KEY, TEST_ADMIN_KEY, FINANCE_KEY, LIMITED_KEY, TOKEN_KEY, 'sk-or-v1-wrong-key-in-log-check', PROMPT_MARKER, 'one two three']) {
+      expect(lines.filter((line) => line.includes(secret))).toEqual([]);
+    }
+  });
+});
