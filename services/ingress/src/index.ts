@@ -6,12 +6,13 @@ import { AccessService } from './access/access.service';
 import { MemoryAccessRepository, RedisAccessRepository } from './access/access.repository';
 import { ADMIN_KEY_PREFIX, generateApiKey } from './access/api-key';
 import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
-import { connectRedis } from './access/redis-connection';
+import { connectRedis, whenReady } from './access/redis-connection';
 import { AdminAuth } from './admin/admin-auth';
 import { IngressModule } from './ingress.module';
 import { RouterClient } from './router.client';
 
 export { hashApiKey, generateApiKey, API_KEY_PREFIX, ADMIN_KEY_PREFIX } from './access/api-key';
+export { RedisCounterStore, MemoryCounterStore, type CounterCharge } from './access/counter.store';
 
 export interface IngressHandle extends ServiceHandle {
   /** The accepted development key, and whether it was generated because none was configured. */
@@ -35,7 +36,10 @@ export async function startIngress(config: GatewayConfig, logger: Logger): Promi
   const router = new RouterClient(config.ingress.router);
   const { url: redisUrl, keyPrefix } = config.access.redis;
   const repository = redisUrl ? new RedisAccessRepository(redisUrl, keyPrefix) : new MemoryAccessRepository();
-  const counters = redisUrl ? new RedisCounterStore(connectRedis(redisUrl), keyPrefix) : new MemoryCounterStore();
+  const counterRedis = redisUrl ? connectRedis(redisUrl) : undefined;
+  const counters = counterRedis ? new RedisCounterStore(counterRedis, keyPrefix) : new MemoryCounterStore();
+  const [storeReady, countersReady] = await Promise.all([repository.ready(), counterRedis ? whenReady(counterRedis, 3_000) : true]);
+  if (!storeReady || !countersReady) logger.warn('Redis is not reachable yet; keys and limits follow the configured fail mode until it is');
   const access = new AccessService(config, repository, counters, logger, devKey);
   await access.start();
   const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined);

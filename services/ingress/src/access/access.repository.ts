@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import { orgSchema, type OrgConfig } from '@openrouter/config';
 import { z } from 'zod';
 import { apiKeyRecordSchema, type ApiKeyRecord } from './key-record';
-import { connectRedis, connectSubscriber } from './redis-connection';
+import { GatewayError } from '@openrouter/errors';
+import { connectRedis, connectSubscriber, whenReady } from './redis-connection';
 
 export const auditEntrySchema = z.object({
   at: z.string(),
@@ -20,6 +21,8 @@ const changeSchema = z.union([z.object({ kind: z.literal('key'), hash: z.string(
 
 /** Issued keys, tenants added at run time, and the audit log. */
 export interface AccessRepository {
+  /** Resolves once the store can be used (or after a bounded wait). */
+  ready(): Promise<boolean>;
   findKey(hash: string): Promise<ApiKeyRecord | undefined>;
   keyById(id: string): Promise<ApiKeyRecord | undefined>;
   saveKey(record: ApiKeyRecord): Promise<void>;
@@ -41,6 +44,10 @@ export class MemoryAccessRepository implements AccessRepository {
   private readonly orgs = new Map<string, OrgConfig>();
   private readonly audit: AuditEntry[] = [];
   private readonly events = new EventEmitter();
+
+  async ready() {
+    return true;
+  }
 
   async findKey(hash: string) {
     return this.keys.get(hash);
@@ -99,42 +106,74 @@ export class RedisAccessRepository implements AccessRepository {
     });
   }
 
+  async ready() {
+    const [main, sub] = await Promise.all([whenReady(this.redis, 3_000), whenReady(this.subscriber, 3_000)]);
+    return main && sub;
+  }
+
+  /** A Redis failure is the store being unavailable (503), never an internal error. */
+  private async call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      throw new GatewayError('unavailable', 'The access store (Redis) cannot be reached right now. Please retry.', { code: 'access_store_unavailable', cause: error });
+    }
+  }
+
   private get channel(): string {
     return `${this.prefix}access-changes`;
   }
 
   async findKey(hash: string) {
-    return parseRecord(await this.redis.get(`${this.prefix}key:${hash}`));
+    return this.call(async () => {
+      return parseRecord(await this.redis.get(`${this.prefix}key:${hash}`));
+    });
   }
   async keyById(id: string) {
-    const hash = await this.redis.hget(`${this.prefix}key-ids`, id);
-    return hash ? this.findKey(hash) : undefined;
+    return this.call(async () => {
+      const hash = await this.redis.hget(`${this.prefix}key-ids`, id);
+      return hash ? this.findKey(hash) : undefined;
+    });
   }
   async saveKey(record: ApiKeyRecord) {
-    await this.redis.multi().set(`${this.prefix}key:${record.hash}`, JSON.stringify(record)).hset(`${this.prefix}key-ids`, record.id, record.hash).exec();
+    return this.call(async () => {
+      await this.redis.multi().set(`${this.prefix}key:${record.hash}`, JSON.stringify(record)).hset(`${this.prefix}key-ids`, record.id, record.hash).exec();
+    });
   }
   async listKeys() {
-    const hashes = await this.redis.hvals(`${this.prefix}key-ids`);
-    if (hashes.length === 0) return [];
-    const values = await this.redis.mget(hashes.map((h) => `${this.prefix}key:${h}`));
-    return values.map(parseRecord).filter((r): r is ApiKeyRecord => r !== undefined);
+    return this.call(async () => {
+      const hashes = await this.redis.hvals(`${this.prefix}key-ids`);
+      if (hashes.length === 0) return [];
+      const values = await this.redis.mget(hashes.map((h) => `${this.prefix}key:${h}`));
+      return values.map(parseRecord).filter((r): r is ApiKeyRecord => r !== undefined);
+    });
   }
   async listOrgs() {
-    const values = await this.redis.hvals(`${this.prefix}orgs`);
-    return values.map((v) => orgSchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
+    return this.call(async () => {
+      const values = await this.redis.hvals(`${this.prefix}orgs`);
+      return values.map((v) => orgSchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
+    });
   }
   async saveOrg(org: OrgConfig) {
-    await this.redis.hset(`${this.prefix}orgs`, org.id, JSON.stringify(org));
+    return this.call(async () => {
+      await this.redis.hset(`${this.prefix}orgs`, org.id, JSON.stringify(org));
+    });
   }
   async appendAudit(entry: AuditEntry) {
-    await this.redis.multi().lpush(`${this.prefix}audit`, JSON.stringify(entry)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1).exec();
+    return this.call(async () => {
+      await this.redis.multi().lpush(`${this.prefix}audit`, JSON.stringify(entry)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1).exec();
+    });
   }
   async listAudit(limit: number) {
-    const values = await this.redis.lrange(`${this.prefix}audit`, 0, limit - 1);
-    return values.map((v) => auditEntrySchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
+    return this.call(async () => {
+      const values = await this.redis.lrange(`${this.prefix}audit`, 0, limit - 1);
+      return values.map((v) => auditEntrySchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
+    });
   }
   async publish(change: AccessChange) {
-    await this.redis.publish(this.channel, JSON.stringify(change));
+    return this.call(async () => {
+      await this.redis.publish(this.channel, JSON.stringify(change));
+    });
   }
   onChange(listener: (change: AccessChange) => void) {
     this.listeners.push(listener);

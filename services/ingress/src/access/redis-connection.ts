@@ -19,3 +19,18 @@ export function connectRedis(url: string): Redis {
 export function connectSubscriber(url: string): Redis {
   return new Redis(url, { lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: null, retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) });
 }
+
+/** Resolves once the connection is ready, or after `timeoutMs` (the fail mode covers the rest). */
+export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ready: boolean): void => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = (): void => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.once('ready', onReady);
+  });
+}
