@@ -37,6 +37,18 @@ const message = z.looseObject({
   tool_calls: z.array(toolCall).nullish(),
   tool_call_id: z.string().nullish(),
   refusal: z.string().nullish(),
+}).superRefine((m, ctx) => {
+  // What OpenAI itself requires of each role.
+  const hasContent = m.content !== undefined && m.content !== null;
+  if (['system', 'developer', 'user', 'tool'].includes(m.role) && !hasContent) {
+    ctx.addIssue({ code: 'custom', path: ['content'], message: `Missing required parameter: content (a ${m.role} message needs content)` });
+  }
+  if (m.role === 'tool' && (m.tool_call_id === undefined || m.tool_call_id === null)) {
+    ctx.addIssue({ code: 'custom', path: ['tool_call_id'], message: 'Missing required parameter: tool_call_id (a tool message answers a tool call)' });
+  }
+  if (m.role === 'assistant' && !hasContent && !m.tool_calls?.length && m['function_call'] === undefined && m['audio'] === undefined && !m.refusal) {
+    ctx.addIssue({ code: 'custom', path: ['content'], message: 'Missing required parameter: content (an assistant message needs content or tool_calls)' });
+  }
 });
 type WireMessage = z.infer<typeof message>;
 const MESSAGE_KEYS: ReadonlySet<string> = new Set(Object.keys(message.shape));

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
@@ -29,12 +30,24 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
         }
       : undefined,
   });
+  const instance = adapter.getInstance();
+  // JSON bodies must be valid UTF-8: bytes that are not are refused instead of silently replaced.
+  const parseJson = instance.getDefaultJsonParser('error', 'error');
+  instance.removeContentTypeParser('application/json');
+  instance.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    if (!isUtf8(bytes)) {
+      done(Object.assign(new Error('The request body is not valid UTF-8.'), { statusCode: 400 }), undefined);
+      return;
+    }
+    parseJson(request, bytes.toString('utf8'), done);
+  });
   if (options.requestIds) {
     adapter.getInstance().addHook('onRequest', async (request, reply) => {
       void reply.header('x-request-id', request.id);
     });
   }
-  const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: new NestPinoLogger(logger), abortOnError: false, bufferLogs: false });
+  const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: new NestPinoLogger(logger), abortOnError: false, bufferLogs: false, bodyParser: false });
   await app.listen(listen.port, listen.host);
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : listen.port;

@@ -14,6 +14,7 @@ export function asGatewayError(error: unknown): GatewayError {
     if (status === 413) return new GatewayError('bad_request', 'The request body is too large.', { code: 'request_too_large' });
     if (status === 415) return new GatewayError('bad_request', 'The request body must be sent as application/json.', { code: 'invalid_content_type' });
     const message = error instanceof Error ? error.message : '';
+    if (/UTF-8/.test(message)) return new GatewayError('bad_request', 'The request body is not valid UTF-8.', { code: 'invalid_encoding' });
     if (/JSON/i.test(message)) return new GatewayError('bad_request', 'We could not parse the JSON body of your request. The body must be a valid JSON object.', { code: 'invalid_json' });
     return new GatewayError('bad_request', 'The request could not be read.', { code: 'invalid_request' });
   }

@@ -1,0 +1,24 @@
+import type { AccessConfig } from '@openrouter/config';
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+
+export type RequestBounds = AccessConfig['requests'];
+export const REQUEST_BOUNDS = Symbol('REQUEST_BOUNDS');
+
+/** The operator's bounds on a chat request, beyond what the schema checks; each names its parameter. */
+export function checkChatBounds(request: chatv1.ChatRequest, bounds: RequestBounds): void {
+  if (request.messages.length > bounds.maxMessages) {
+    throw tooLarge('messages', `At most ${bounds.maxMessages} messages are accepted; the request has ${request.messages.length}.`);
+  }
+  for (const [param, value] of [
+    ['max_tokens', request.maxTokens],
+    ['max_completion_tokens', request.maxCompletionTokens],
+  ] as const) {
+    if (value !== undefined && value > bounds.maxTokens) throw tooLarge(param, `${param} may be at most ${bounds.maxTokens}; got ${value}.`);
+  }
+  if (request.n !== undefined && request.n > bounds.maxN) throw tooLarge('n', `n may be at most ${bounds.maxN}; got ${request.n}.`);
+}
+
+function tooLarge(param: string, message: string): GatewayError {
+  return new GatewayError('bad_request', message, { param, code: 'invalid_value' });
+}
