@@ -24,4 +24,25 @@ export const SIMULATED_PROVIDERS: { readonly [T in ProviderType]: SimulatedProvi
     chatModel: 'my-gpt-4o-deployment',
     embeddingModel: 'my-embedding-deployment',
   },
+  bedrock: {
+    config: (url, apiKey) => ({
+      type: 'bedrock',
+      region: 'us-east-1',
+      baseUrl: url,
+      credentials: { accessKeyId: 'AKIDSIMULATED', secretAccessKey: apiKey },
+      headers: {},
+      timeoutMs: 1500,
+    }),
+    chatModel: 'anthropic.claude-3-5-sonnet-20241022-v2:0',
+    embeddingModel: 'amazon.titan-embed-text-v2:0',
+  },
+  anthropic: {
+    config: (url, apiKey) => ({ type: 'anthropic', baseUrl: url, apiKey, version: '2023-06-01', defaultMaxTokens: 1024, headers: {}, timeoutMs: 1500 }),
+    chatModel: 'claude-sonnet-4-5',
+  },
+  gemini: {
+    config: (url, apiKey) => ({ type: 'gemini', baseUrl: `${url}/v1beta`, apiKey, headers: {}, timeoutMs: 1500 }),
+    chatModel: 'gemini-2.5-flash',
+    embeddingModel: 'gemini-embedding-001',
+  },
 };

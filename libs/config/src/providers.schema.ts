@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /** Every provider family the adapter speaks; each has a folder under services/adapter/src/providers. */
-export const PROVIDER_TYPES = ['openai', 'azure'] as const;
+export const PROVIDER_TYPES = ['openai', 'azure', 'bedrock', 'anthropic', 'gemini'] as const;
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
 
 const common = {
@@ -60,7 +60,7 @@ export const bedrockProvider = z.object({
 });
 
 // A family joins the union (and PROVIDER_TYPES) when its adapter is in the registry.
-export const providerSchema = z.discriminatedUnion('type', [openaiProvider, azureProvider]);
+export const providerSchema = z.discriminatedUnion('type', [openaiProvider, azureProvider, bedrockProvider, anthropicProvider, geminiProvider]);
 export type ProviderConfig = z.infer<typeof providerSchema>;
 export type ProviderConfigOf<T extends ProviderType> = Extract<ProviderConfig, { type: T }>;
 

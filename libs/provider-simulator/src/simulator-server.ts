@@ -6,6 +6,9 @@ import { DEFAULT_REQUEST_LOG_LIMIT, type ObservedRequest, RequestLog } from './c
 import { mixSeeds, SeededRandom } from './core/seeded-random';
 import { CONTROL_PREFIX, handleControlRequest, type SimulatorControl } from './http/control-routes';
 import { HttpExchange } from './http/http-exchange';
+import { bedrockWire } from './wire/bedrock';
+import { anthropicWire } from './wire/anthropic';
+import { geminiWire } from './wire/gemini';
 import { azureOpenAiWire, openAiWire } from './wire/openai';
 import { openAiError } from './wire/openai-formats';
 import type { SimulatorRuntime, WireHandler, WireProtocol } from './wire/wire-protocol';
@@ -41,7 +44,7 @@ export interface RunningSimulator {
 
 const DEFAULT_SEED = 1;
 const DEFAULT_WAIT_MS = 5_000;
-const WIRE_PROTOCOLS: readonly WireProtocol[] = [openAiWire, azureOpenAiWire];
+const WIRE_PROTOCOLS: readonly WireProtocol[] = [openAiWire, azureOpenAiWire, bedrockWire, anthropicWire, geminiWire];
 
 function validated(patch: Partial<Behaviour>): Partial<Behaviour> {
   const result = parseBehaviourPatch(patch);

@@ -7,6 +7,7 @@ import { AdapterService } from './adapter.service';
 import { PROVIDER_REGISTRY } from './providers/provider.registry';
 
 export { PROVIDER_REGISTRY } from './providers/provider.registry';
+export { createProviderAdapter, type ProviderAdapter } from './providers/provider-adapter';
 
 /** Starts the adapter: gRPC for the router, HTTP for health. */
 export async function startAdapter(config: GatewayConfig, logger: Logger): Promise<ServiceHandle> {

@@ -1,4 +1,7 @@
+import { createAnthropicAdapter } from './anthropic/anthropic.adapter';
 import { createAzureAdapter } from './azure/azure.adapter';
+import { createBedrockAdapter } from './bedrock/bedrock.adapter';
+import { createGeminiAdapter } from './gemini/gemini.adapter';
 import { createOpenAIAdapter } from './openai/openai.adapter';
 import type { ProviderRegistry } from './provider-adapter';
 
@@ -6,4 +9,7 @@ import type { ProviderRegistry } from './provider-adapter';
 export const PROVIDER_REGISTRY = {
   openai: createOpenAIAdapter,
   azure: createAzureAdapter,
+  bedrock: createBedrockAdapter,
+  anthropic: createAnthropicAdapter,
+  gemini: createGeminiAdapter,
 } satisfies ProviderRegistry;

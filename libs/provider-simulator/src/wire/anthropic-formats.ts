@@ -1,0 +1,130 @@
+import type { PacedFrame } from '../core/stream-pacer';
+import type { MessagePlan } from './anthropic-planner';
+
+export interface AnthropicErrorBody {
+  type: 'error';
+  error: { type: string; message: string };
+}
+
+export function anthropicError(type: string, message: string): AnthropicErrorBody {
+  return { type: 'error', error: { type, message } };
+}
+
+/** The error `type` Anthropic uses for each status. */
+export function errorTypeForStatus(status: number): string {
+  switch (status) {
+    case 401:
+      return 'authentication_error';
+    case 402:
+      return 'billing_error';
+    case 403:
+      return 'permission_error';
+    case 404:
+      return 'not_found_error';
+    case 413:
+      return 'request_too_large';
+    case 429:
+      return 'rate_limit_error';
+    case 504:
+      return 'timeout_error';
+    case 529:
+      return 'overloaded_error';
+  }
+  return status >= 500 ? 'api_error' : 'invalid_request_error';
+}
+
+export function defaultErrorMessage(status: number, model: string | undefined): string {
+  switch (status) {
+    case 401:
+      return 'invalid x-api-key';
+    case 403:
+      return 'Your API key does not have permission to use the specified resource.';
+    case 404:
+      return `model: ${model ?? 'unknown'}`;
+    case 413:
+      return 'Request exceeds the maximum allowed number of bytes.';
+    case 429:
+      return `This request would exceed the rate limit for your organization of input tokens per minute for ${model ?? 'this model'} (simulated). Please try again later.`;
+    case 529:
+      return 'Overloaded';
+    case 504:
+      return 'Request timed out (simulated).';
+  }
+  return status >= 500 ? 'Internal server error' : `Request failed with status ${status} (simulated).`;
+}
+
+export interface AnthropicUsageBody {
+  input_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+  output_tokens: number;
+}
+
+function usage(plan: MessagePlan, outputTokens: number): AnthropicUsageBody {
+  return { input_tokens: plan.inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputTokens };
+}
+
+function contentBlock(plan: MessagePlan): unknown {
+  const b = plan.block;
+  return b.type === 'text' ? { type: 'text', text: b.text } : { type: 'tool_use', id: b.id, name: b.name, input: b.input };
+}
+
+export function messageBody(plan: MessagePlan): unknown {
+  return {
+    id: plan.id,
+    type: 'message',
+    role: 'assistant',
+    model: plan.model,
+    content: [contentBlock(plan)],
+    stop_reason: plan.stopReason,
+    stop_sequence: plan.stopSequence,
+    usage: usage(plan, plan.outputTokens),
+  };
+}
+
+const event = (name: string, payload: unknown): string => `event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`;
+
+/**
+ * The stream as Anthropic sends it: message_start (input usage, output 1), the content block's
+ * start, a ping, one delta per token (text_delta, or input_json_delta after an empty first
+ * fragment for a tool), the block's stop, message_delta with the stop reason and final output
+ * usage, then message_stop.
+ */
+export function messageFrames(plan: MessagePlan): PacedFrame[] {
+  const b = plan.block;
+  const frames: PacedFrame[] = [
+    {
+      text: event('message_start', {
+        type: 'message_start',
+        message: { id: plan.id, type: 'message', role: 'assistant', model: plan.model, content: [], stop_reason: null, stop_sequence: null, usage: usage(plan, 1) },
+      }),
+    },
+    {
+      text: event('content_block_start', {
+        type: 'content_block_start',
+        index: 0,
+        content_block: b.type === 'text' ? { type: 'text', text: '' } : { type: 'tool_use', id: b.id, name: b.name, input: {} },
+      }),
+    },
+    { text: event('ping', { type: 'ping' }) },
+  ];
+  if (b.type === 'tool_use') {
+    frames.push({ text: event('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '' } }) });
+  }
+  b.pieces.forEach((piece, step) => {
+    const delta = b.type === 'text' ? { type: 'text_delta', text: piece } : { type: 'input_json_delta', partial_json: piece };
+    frames.push({ text: event('content_block_delta', { type: 'content_block_delta', index: 0, delta }), tokenStep: step });
+  });
+  frames.push(
+    { text: event('content_block_stop', { type: 'content_block_stop', index: 0 }) },
+    {
+      text: event('message_delta', {
+        type: 'message_delta',
+        delta: { stop_reason: plan.stopReason, stop_sequence: plan.stopSequence },
+        usage: { output_tokens: plan.outputTokens },
+      }),
+    },
+    { text: event('message_stop', { type: 'message_stop' }) },
+  );
+  return frames;
+}

@@ -1,0 +1,198 @@
+import type { Behaviour } from '../core/behaviour-config';
+import { finalizeContent, generateReplyPieces, TOOL_RESULT_OPENING } from '../core/reply-generator';
+import type { SeededRandom } from '../core/seeded-random';
+import { countPromptTokens, splitIntoTokenPieces } from '../core/token-counter';
+import { synthesizeFromSchema, synthesizeToolArguments } from '../core/tool-argument-synthesizer';
+import type { AnthropicMessage, AnthropicTool, ContentBlock, MessagesRequest } from './anthropic-request-schemas';
+
+export type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use';
+
+export type PlannedBlock =
+  | { type: 'text'; text: string; pieces: readonly string[] }
+  | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown>; pieces: readonly string[] };
+
+export interface MessagePlan {
+  id: string;
+  model: string;
+  block: PlannedBlock;
+  stopReason: StopReason;
+  stopSequence: string | null;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** An answer the simulator refuses, in Anthropic's terms. */
+export interface MessageProblem {
+  status: number;
+  type: string;
+  message: string;
+}
+
+export type MessagePlanResult = { ok: true; plan: MessagePlan } | { ok: false; problem: MessageProblem };
+
+export interface PlannerContext {
+  seed: number;
+  ids: SeededRandom;
+}
+
+/**
+ * Turns a validated Messages request into the complete answer before anything is written:
+ * checks the rules the real service enforces beyond the schema (tool_use/tool_result pairing,
+ * known forced tool, context window), then plans either a forced tool_use or a text reply.
+ */
+export function planMessage(request: MessagesRequest, behaviour: Behaviour, context: PlannerContext): MessagePlanResult {
+  const pairing = checkToolPairing(request);
+  if (pairing) return fail(pairing);
+
+  const inputTokens = countPromptTokens(promptTexts(request));
+  if (inputTokens > behaviour.contextWindow) return fail(`prompt is too long: ${inputTokens} tokens > ${behaviour.contextWindow} maximum`);
+
+  const forced = forcedTool(request);
+  if (typeof forced === 'string') return fail(forced);
+
+  const id = `msg_01${context.ids.alphanumeric(22)}`;
+  const base = { id, model: request.model, inputTokens };
+  if (forced) {
+    const fullInput = synthesizeToolArguments(forced.input_schema);
+    const content = finalizeContent(splitIntoTokenPieces(JSON.stringify(fullInput)).pieces, { maxTokens: request.max_tokens });
+    const truncated = content.finishReason === 'length';
+    return {
+      ok: true,
+      plan: {
+        ...base,
+        block: { type: 'tool_use', id: `toolu_01${context.ids.alphanumeric(22)}`, name: forced.name, input: truncated ? {} : fullInput, pieces: content.pieces },
+        stopReason: truncated ? 'max_tokens' : 'tool_use',
+        stopSequence: null,
+        outputTokens: content.completionTokens,
+      },
+    };
+  }
+
+  const last = request.messages[request.messages.length - 1];
+  const answeringToolResult = last !== undefined && last.role === 'user' && blocksOf(last).some((b) => b.type === 'tool_result');
+  const lastUserText = lastTextOf(request.messages);
+  const seedText = answeringToolResult ? `${lastUserText}\u0000${toolResultTexts(last).join('\n')}` : lastUserText;
+  const schema = request.output_config?.format?.schema;
+  const natural = schema
+    ? splitIntoTokenPieces(JSON.stringify(synthesizeFromSchema(schema))).pieces
+    : generateReplyPieces(context.seed, seedText, behaviour.completionTokens, answeringToolResult ? TOOL_RESULT_OPENING : []);
+  const stops = request.stop_sequences ?? [];
+  const limited = finalizeContent(natural, { maxTokens: request.max_tokens });
+  const content = finalizeContent(natural, { maxTokens: request.max_tokens, stop: stops });
+  const stopSequence = content.text.length < limited.text.length ? earliestStop(limited.text, stops) : undefined;
+  return {
+    ok: true,
+    plan: {
+      ...base,
+      block: { type: 'text', text: content.text, pieces: content.pieces },
+      stopReason: stopSequence !== undefined ? 'stop_sequence' : limited.finishReason === 'length' ? 'max_tokens' : 'end_turn',
+      stopSequence: stopSequence ?? null,
+      outputTokens: content.completionTokens,
+    },
+  };
+}
+
+export function blocksOf(message: AnthropicMessage): ContentBlock[] {
+  return typeof message.content === 'string' ? [{ type: 'text', text: message.content }] : message.content;
+}
+
+/** The texts that count towards input tokens: the system prompt as one message, then every turn. */
+function promptTexts(request: MessagesRequest): string[][] {
+  const out: string[][] = [];
+  const system = request.system;
+  if (system !== undefined) out.push(typeof system === 'string' ? [system] : system.map((b) => b.text));
+  for (const message of request.messages) {
+    const texts: string[] = [];
+    for (const block of blocksOf(message)) {
+      if (block.type === 'text') texts.push(block.text);
+      else if (block.type === 'tool_use') texts.push(block.name, JSON.stringify(block.input));
+      else if (block.type === 'tool_result') texts.push(...resultTexts(block));
+    }
+    out.push(texts);
+  }
+  return out;
+}
+
+function resultTexts(block: Extract<ContentBlock, { type: 'tool_result' }>): string[] {
+  if (typeof block.content === 'string') return [block.content];
+  return (block.content ?? []).flatMap((b) => (b.type === 'text' ? [b.text] : []));
+}
+
+function toolResultTexts(message: AnthropicMessage | undefined): string[] {
+  if (!message) return [];
+  return blocksOf(message).flatMap((b) => (b.type === 'tool_result' ? resultTexts(b) : []));
+}
+
+function lastTextOf(messages: readonly AnthropicMessage[]): string {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const message = messages[i];
+    if (message?.role !== 'user') continue;
+    const texts = blocksOf(message).flatMap((b) => (b.type === 'text' ? [b.text] : []));
+    if (texts.length > 0) return texts.join('\n');
+  }
+  return '';
+}
+
+/**
+ * Every tool_use must be answered by a tool_result in the very next (user) message, and every
+ * tool_result must answer a tool_use of the message before it; tools must be declared whenever
+ * either appears. Returns the real service's wording for the first violation.
+ */
+function checkToolPairing(request: MessagesRequest): string | undefined {
+  const messages = request.messages;
+  let usesTools = false;
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i] as AnthropicMessage;
+    const blocks = blocksOf(message);
+    const results = blocks.filter((b) => b.type === 'tool_result');
+    if (results.length > 0 || blocks.some((b) => b.type === 'tool_use')) usesTools = true;
+    const previous = i > 0 ? messages[i - 1] : undefined;
+    const offered = new Set(previous?.role === 'assistant' ? blocksOf(previous).flatMap((b) => (b.type === 'tool_use' ? [b.id] : [])) : []);
+    const stray = results.filter((r) => !offered.has(r.tool_use_id));
+    if (message.role === 'assistant' && results.length > 0) return `messages.${i}: tool_result blocks are only allowed in user messages`;
+    if (stray.length > 0) {
+      return `messages.${i}.content: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${stray.map((r) => r.tool_use_id).join(', ')}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`;
+    }
+    if (message.role !== 'assistant' || i === messages.length - 1) continue;
+    const next = messages[i + 1] as AnthropicMessage;
+    const answered = new Set(next.role === 'user' ? blocksOf(next).flatMap((b) => (b.type === 'tool_result' ? [b.tool_use_id] : [])) : []);
+    const missing = blocks.flatMap((b) => (b.type === 'tool_use' && !answered.has(b.id) ? [b.id] : []));
+    if (missing.length > 0) {
+      return `messages.${i}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${missing.join(', ')}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`;
+    }
+  }
+  if (usesTools && (request.tools ?? []).length === 0) return 'Requests which include `tool_use` or `tool_result` blocks must define tools.';
+  return undefined;
+}
+
+/**
+ * The tool a forced tool_choice makes the model call: the named one, or for `any` the first tool
+ * (the last one when answering a tool result, so an agent loop can finish through a final tool).
+ */
+function forcedTool(request: MessagesRequest): AnthropicTool | undefined | string {
+  const choice = request.tool_choice;
+  const tools = request.tools ?? [];
+  if (choice === undefined || choice.type === 'auto' || choice.type === 'none') return undefined;
+  if (tools.length === 0) return 'tool_choice may only be specified while providing tools.';
+  if (choice.type === 'tool') return tools.find((t) => t.name === choice.name) ?? `Tool '${choice.name}' not found in provided tools`;
+  const last = request.messages[request.messages.length - 1];
+  const answeringToolResult = last !== undefined && blocksOf(last).some((b) => b.type === 'tool_result');
+  return answeringToolResult ? tools[tools.length - 1] : tools[0];
+}
+
+function earliestStop(text: string, stops: readonly string[]): string | undefined {
+  let found: string | undefined;
+  let at = Infinity;
+  for (const stop of stops) {
+    const i = stop === '' ? -1 : text.indexOf(stop);
+    if (i !== -1 && i < at) {
+      at = i;
+      found = stop;
+    }
+  }
+  return found;
+}
+
+function fail(message: string): { ok: false; problem: MessageProblem } {
+  return { ok: false, problem: { status: 400, type: 'invalid_request_error', message } };
+}

@@ -1,0 +1,124 @@
+import { z } from 'zod';
+
+const cacheControl = z.looseObject({ type: z.literal('ephemeral') }).nullish();
+
+const textBlock = z.looseObject({ type: z.literal('text'), text: z.string().min(1, 'text content blocks must be non-empty'), cache_control: cacheControl });
+
+const IMAGE_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] as const;
+const imageBlock = z.looseObject({
+  type: z.literal('image'),
+  source: z.discriminatedUnion('type', [
+    z.looseObject({ type: z.literal('base64'), media_type: z.enum(IMAGE_MEDIA_TYPES), data: z.string().min(1) }),
+    z.looseObject({ type: z.literal('url'), url: z.string().url() }),
+  ]),
+  cache_control: cacheControl,
+});
+
+const documentBlock = z.looseObject({
+  type: z.literal('document'),
+  source: z.looseObject({ type: z.string() }),
+  cache_control: cacheControl,
+});
+
+const toolUseBlock = z.looseObject({
+  type: z.literal('tool_use'),
+  id: z.string().regex(/^[a-zA-Z0-9_-]+$/, 'String should match pattern ^[a-zA-Z0-9_-]+$'),
+  name: z.string().min(1),
+  input: z.record(z.string(), z.unknown()),
+  cache_control: cacheControl,
+});
+
+const toolResultBlock = z.looseObject({
+  type: z.literal('tool_result'),
+  tool_use_id: z.string().regex(/^[a-zA-Z0-9_-]+$/, 'String should match pattern ^[a-zA-Z0-9_-]+$'),
+  content: z.union([z.string(), z.array(z.discriminatedUnion('type', [textBlock, imageBlock, documentBlock]))]).optional(),
+  is_error: z.boolean().optional(),
+  cache_control: cacheControl,
+});
+
+/** Thinking blocks handed back by a client with extended thinking are accepted as they are. */
+const thinkingBlock = z.looseObject({ type: z.enum(['thinking', 'redacted_thinking']) });
+
+const contentBlock = z.discriminatedUnion('type', [textBlock, imageBlock, documentBlock, toolUseBlock, toolResultBlock, thinkingBlock]);
+export type ContentBlock = z.infer<typeof contentBlock>;
+
+const message = z.looseObject({
+  role: z.enum(['user', 'assistant']),
+  content: z.union([z.string(), z.array(contentBlock)]),
+});
+export type AnthropicMessage = z.infer<typeof message>;
+
+const tool = z.looseObject({
+  name: z.string().regex(/^[a-zA-Z0-9_-]{1,128}$/, 'String should match pattern ^[a-zA-Z0-9_-]{1,128}$'),
+  description: z.string().optional(),
+  input_schema: z.looseObject({ type: z.literal('object') }),
+  cache_control: cacheControl,
+});
+export type AnthropicTool = z.infer<typeof tool>;
+
+const toolChoice = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('auto'), disable_parallel_tool_use: z.boolean().optional() }),
+  z.strictObject({ type: z.literal('any'), disable_parallel_tool_use: z.boolean().optional() }),
+  z.strictObject({ type: z.literal('tool'), name: z.string(), disable_parallel_tool_use: z.boolean().optional() }),
+  z.strictObject({ type: z.literal('none') }),
+]);
+
+/**
+ * The Messages API body. Like the real service it refuses fields it does not know, so a
+ * translation that leaks an OpenAI parameter is caught here.
+ */
+export const messagesRequestSchema = z.strictObject({
+  model: z.string().min(1),
+  max_tokens: z.int().min(1),
+  messages: z.array(message).min(1),
+  system: z.union([z.string(), z.array(textBlock)]).optional(),
+  tools: z.array(tool).optional(),
+  tool_choice: toolChoice.optional(),
+  stop_sequences: z.array(z.string()).optional(),
+  stream: z.boolean().optional(),
+  temperature: z.number().min(0).max(1).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+  top_k: z.int().min(0).optional(),
+  metadata: z.strictObject({ user_id: z.string().max(256).nullish() }).optional(),
+  service_tier: z.enum(['auto', 'standard_only']).optional(),
+  output_config: z.looseObject({ format: z.looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) }).nullish() }).optional(),
+  thinking: z.looseObject({ type: z.enum(['enabled', 'disabled', 'adaptive']) }).optional(),
+  container: z.unknown().optional(),
+  context_management: z.unknown().optional(),
+  mcp_servers: z.unknown().optional(),
+});
+export type MessagesRequest = z.infer<typeof messagesRequestSchema>;
+
+/** Anthropic names the failing field by its dotted path, e.g. `messages.0.content.1.source`. */
+export function describeProblem(error: z.ZodError, raw: unknown): string {
+  const first = error.issues[0];
+  if (first === undefined) return 'Invalid request body.';
+  const { issue, path } = deepest(first, []);
+  const where = path.join('.');
+  if (issue.code === 'unrecognized_keys') return `${where ? `${where}.` : ''}${issue.keys.join(', ')}: Extra inputs are not permitted`;
+  if (issue.code === 'invalid_type' && valueAt(raw, path) === undefined) return `${where}: Field required`;
+  return `${where || 'body'}: ${issue.message}`;
+}
+
+type Issue = z.core.$ZodIssue;
+
+/** For a failed union (string or blocks…) the branch that got furthest is the one the client meant. */
+function deepest(issue: Issue, prefix: (string | number)[]): { issue: Issue; path: (string | number)[] } {
+  const path = [...prefix, ...issue.path.filter((segment): segment is string | number => typeof segment !== 'symbol')];
+  if (issue.code !== 'invalid_union') return { issue, path };
+  let best: Issue | undefined;
+  for (const branch of issue.errors) {
+    const candidate = branch[0];
+    if (candidate && candidate.path.length > 0 && (!best || candidate.path.length > best.path.length)) best = candidate;
+  }
+  return best ? deepest(best, path) : { issue, path };
+}
+
+function valueAt(raw: unknown, path: readonly (string | number)[]): unknown {
+  let node = raw;
+  for (const segment of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<string | number, unknown>)[segment];
+  }
+  return node;
+}

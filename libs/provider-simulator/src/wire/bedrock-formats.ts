@@ -1,0 +1,241 @@
+import { EventStreamCodec } from '@smithy/eventstream-codec';
+import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
+import type { Behaviour } from '../core/behaviour-config';
+import { finalizeContent, generateReplyPieces, TOOL_RESULT_OPENING } from '../core/reply-generator';
+import type { SeededRandom } from '../core/seeded-random';
+import type { PacedFrame } from '../core/stream-pacer';
+import { countPromptTokens, splitIntoTokenPieces } from '../core/token-counter';
+import { synthesizeToolArguments } from '../core/tool-argument-synthesizer';
+import type { ConverseContentBlock, ConverseMessage, ConverseRequest, ConverseTool } from './bedrock-request-schemas';
+
+export type BedrockStopReason = 'end_turn' | 'stop_sequence' | 'max_tokens' | 'tool_use';
+
+export interface ConversePlan {
+  /** Text pieces, or fragments of the tool input JSON. */
+  pieces: readonly string[];
+  text: string | undefined;
+  toolUse: { toolUseId: string; name: string; input: Record<string, unknown> } | undefined;
+  stopReason: BedrockStopReason;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export type ConversePlanResult = { ok: true; plan: ConversePlan } | { ok: false; message: string };
+
+/** Bedrock's own text for a prompt over the model's context window. */
+export const INPUT_TOO_LONG = 'Input is too long for requested model.';
+
+function blockTexts(block: ConverseContentBlock): string[] {
+  const texts: string[] = [];
+  if (block.text !== undefined) texts.push(block.text);
+  if (block.toolUse) texts.push(block.toolUse.name, JSON.stringify(block.toolUse.input));
+  if (block.toolResult) for (const c of block.toolResult.content) if (c.text !== undefined) texts.push(c.text);
+  return texts;
+}
+
+function lastText(messages: readonly ConverseMessage[]): string {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    if (m?.role !== 'user') continue;
+    const texts = m.content.flatMap((b) => (b.text !== undefined ? [b.text] : []));
+    if (texts.length > 0) return texts.join('\n');
+  }
+  return '';
+}
+
+/**
+ * The complete answer to a Converse request, before anything is written. It follows the
+ * OpenAI planner: forced tools answer with synthesized arguments, a tool result is answered in
+ * text, a system prompt asking for a JSON object gets one, stop sequences and maxTokens cut.
+ */
+export function planConverse(request: ConverseRequest, behaviour: Behaviour, seed: number, ids: SeededRandom): ConversePlanResult {
+  const system = (request.system ?? []).flatMap((s) => (s.text !== undefined ? [s.text] : []));
+  const promptTokens = countPromptTokens([...system.map((t) => [t]), ...request.messages.map((m) => m.content.flatMap(blockTexts))]);
+  if (promptTokens > behaviour.contextWindow) return { ok: false, message: INPUT_TOO_LONG };
+
+  const last = request.messages[request.messages.length - 1];
+  const answeringToolResult = last?.role === 'user' && last.content.some((b) => b.toolResult !== undefined);
+  const forced = forcedTool(request);
+  if (!forced.ok) return forced;
+  const maxTokens = request.inferenceConfig?.maxTokens;
+
+  if (forced.tool && !answeringToolResult) {
+    const input = synthesizeToolArguments(forced.tool.toolSpec.inputSchema.json);
+    const pieces = splitIntoTokenPieces(JSON.stringify(input)).pieces;
+    return {
+      ok: true,
+      plan: {
+        pieces,
+        text: undefined,
+        toolUse: { toolUseId: `tooluse_${ids.alphanumeric(22)}`, name: forced.tool.toolSpec.name, input },
+        stopReason: 'tool_use',
+        inputTokens: promptTokens,
+        outputTokens: pieces.length,
+      },
+    };
+  }
+
+  const userText = lastText(request.messages);
+  const seedText = answeringToolResult ? `${userText}\u0000${last?.content.flatMap(blockTexts).join('\n') ?? ''}` : userText;
+  let natural = generateReplyPieces(seed, seedText, behaviour.completionTokens, answeringToolResult ? TOOL_RESULT_OPENING : []);
+  if (system.some((t) => /\bJSON object\b/i.test(t))) natural = splitIntoTokenPieces(JSON.stringify({ reply: natural.join('') })).pieces;
+  const stops = request.inferenceConfig?.stopSequences ?? [];
+  const content = finalizeContent(natural, { maxTokens, stop: stops });
+  // finalizeContent reports "stop" for a stop-sequence cut too; a shorter text tells them apart.
+  const cutByStop = content.finishReason === 'stop' && content.text !== natural.join('');
+  return {
+    ok: true,
+    plan: {
+      pieces: content.pieces,
+      text: content.text,
+      toolUse: undefined,
+      stopReason: content.finishReason === 'length' ? 'max_tokens' : cutByStop ? 'stop_sequence' : 'end_turn',
+      inputTokens: promptTokens,
+      outputTokens: content.completionTokens,
+    },
+  };
+}
+
+type ForcedTool = { ok: true; tool: ConverseTool | undefined } | { ok: false; message: string };
+
+function forcedTool(request: ConverseRequest): ForcedTool {
+  const config = request.toolConfig;
+  const choice = config?.toolChoice;
+  if (!config || !choice || 'auto' in choice) return { ok: true, tool: undefined };
+  if ('any' in choice) return { ok: true, tool: config.tools[0] };
+  const named = config.tools.find((t) => t.toolSpec.name === choice.tool.name);
+  if (!named) return { ok: false, message: `The tool "${choice.tool.name}" named in toolChoice is not defined in toolConfig.tools.` };
+  return { ok: true, tool: named };
+}
+
+function usage(plan: ConversePlan): Record<string, number> {
+  return { inputTokens: plan.inputTokens, outputTokens: plan.outputTokens, totalTokens: plan.inputTokens + plan.outputTokens };
+}
+
+export function converseBody(plan: ConversePlan, latencyMs: number): unknown {
+  const content = plan.toolUse ? [{ toolUse: plan.toolUse }] : [{ text: plan.text ?? '' }];
+  return { output: { message: { role: 'assistant', content } }, stopReason: plan.stopReason, usage: usage(plan), metrics: { latencyMs } };
+}
+
+const codec = new EventStreamCodec(toUtf8, fromUtf8);
+const PADDING = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0';
+
+/** Bytes travel through the text-based stream pacer as latin1 strings (one char per byte). */
+export function frameText(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/** One `:message-type: event` message; like Bedrock, each payload carries a `p` padding field. */
+export function eventFrame(eventType: string, payload: Record<string, unknown>, padTo = 0): Uint8Array {
+  const body = { ...payload, p: PADDING.slice(0, Math.max(1, padTo % PADDING.length)) };
+  return codec.encode({
+    headers: {
+      ':event-type': { type: 'string', value: eventType },
+      ':content-type': { type: 'string', value: 'application/json' },
+      ':message-type': { type: 'string', value: 'event' },
+    },
+    body: fromUtf8(JSON.stringify(body)),
+  });
+}
+
+/** One `:message-type: exception` message, as Bedrock sends a failure after the stream began. */
+export function exceptionFrame(exceptionType: string, message: string): Uint8Array {
+  return codec.encode({
+    headers: {
+      ':exception-type': { type: 'string', value: exceptionType },
+      ':content-type': { type: 'string', value: 'application/json' },
+      ':message-type': { type: 'string', value: 'exception' },
+    },
+    body: fromUtf8(JSON.stringify({ message })),
+  });
+}
+
+/** The whole ConverseStream answer: text answers have no contentBlockStart, tool uses do. */
+export function converseStreamFrames(plan: ConversePlan, latencyMs: number): PacedFrame[] {
+  const frames: PacedFrame[] = [{ text: frameText(eventFrame('messageStart', { role: 'assistant' }, 7)) }];
+  if (plan.toolUse) {
+    frames.push({ text: frameText(eventFrame('contentBlockStart', { contentBlockIndex: 0, start: { toolUse: { toolUseId: plan.toolUse.toolUseId, name: plan.toolUse.name } } }, 11)) });
+  }
+  plan.pieces.forEach((piece, step) => {
+    const delta = plan.toolUse ? { toolUse: { input: piece } } : { text: piece };
+    frames.push({ text: frameText(eventFrame('contentBlockDelta', { contentBlockIndex: 0, delta }, step)), tokenStep: step });
+  });
+  frames.push({ text: frameText(eventFrame('contentBlockStop', { contentBlockIndex: 0 }, 5)) });
+  frames.push({ text: frameText(eventFrame('messageStop', { stopReason: plan.stopReason }, 9)) });
+  frames.push({ text: frameText(eventFrame('metadata', { usage: usage(plan), metrics: { latencyMs } }, 3)) });
+  return frames;
+}
+
+/** The error type Bedrock uses for an HTTP status (faults name a status, Bedrock answers with a type). */
+export function errorTypeForStatus(status: number): string {
+  switch (status) {
+    case 400:
+      return 'ValidationException';
+    case 401:
+      return 'UnrecognizedClientException';
+    case 403:
+      return 'AccessDeniedException';
+    case 404:
+      return 'ResourceNotFoundException';
+    case 408:
+      return 'ModelTimeoutException';
+    case 424:
+      return 'ModelErrorException';
+    case 429:
+      return 'ThrottlingException';
+    case 503:
+      return 'ServiceUnavailableException';
+    default:
+      return status >= 500 ? 'InternalServerException' : 'ValidationException';
+  }
+}
+
+export function defaultErrorMessage(errorType: string, model: string | undefined): string {
+  switch (errorType) {
+    case 'ThrottlingException':
+      return 'Too many requests, please wait before trying again.';
+    case 'ServiceUnavailableException':
+      return 'Bedrock is unable to process your request.';
+    case 'InternalServerException':
+      return 'The system encountered an unexpected error during processing. Try your request again.';
+    case 'AccessDeniedException':
+      return "You don't have access to the model with the specified model ID.";
+    case 'ResourceNotFoundException':
+      return `The model ${model ?? ''} could not be found.`.replace('  ', ' ');
+    case 'ModelTimeoutException':
+      return 'The model timed out while processing the request (simulated).';
+    case 'ModelErrorException':
+      return 'The model returned an error (simulated).';
+    case 'ModelNotReadyException':
+      return 'The model is not ready to serve inference requests; retry shortly.';
+    case 'UnrecognizedClientException':
+      return 'The security token included in the request is invalid.';
+    default:
+      return 'Malformed input request, please reformat your input and try again.';
+  }
+}
+
+/** The stream exception name (lower camel case) for an HTTP error type. */
+export function streamExceptionName(errorType: string): string {
+  const known: Readonly<Record<string, string>> = {
+    ThrottlingException: 'throttlingException',
+    ValidationException: 'validationException',
+    ServiceUnavailableException: 'serviceUnavailableException',
+    InternalServerException: 'internalServerException',
+    ModelErrorException: 'modelStreamErrorException',
+  };
+  return known[errorType] ?? `${errorType.charAt(0).toLowerCase()}${errorType.slice(1)}`;
+}
+
+const EMBEDDING_DEFAULTS: readonly [RegExp, number][] = [
+  [/^amazon\.titan-embed-text-v2/, 1024],
+  [/^amazon\.titan-embed-text-v1/, 1536],
+  [/^cohere\.embed-(english|multilingual)-v3/, 1024],
+  [/^cohere\.embed/, 1536],
+];
+
+/** The vector size a Bedrock embedding model returns when the request does not choose one. */
+export function defaultEmbeddingDimensions(modelId: string): number | undefined {
+  const bare = modelId.replace(/^(?:us|eu|apac|global)\./, '');
+  return EMBEDDING_DEFAULTS.find(([pattern]) => pattern.test(bare))?.[1];
+}

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+
+/** Converse request bodies as Bedrock validates them (the parts the simulator reads). */
+const imageBlock = z.looseObject({
+  format: z.enum(['png', 'jpeg', 'gif', 'webp']),
+  source: z.looseObject({ bytes: z.string().min(1) }),
+});
+const toolResultContent = z.looseObject({ text: z.string().optional(), json: z.unknown().optional(), image: imageBlock.optional() });
+const contentBlock = z.looseObject({
+  text: z.string().optional(),
+  image: imageBlock.optional(),
+  toolUse: z.looseObject({ toolUseId: z.string().min(1), name: z.string().min(1), input: z.record(z.string(), z.unknown()) }).optional(),
+  toolResult: z
+    .looseObject({ toolUseId: z.string().min(1), content: z.array(toolResultContent), status: z.enum(['success', 'error']).optional() })
+    .optional(),
+  cachePoint: z.looseObject({ type: z.string() }).optional(),
+});
+export type ConverseContentBlock = z.infer<typeof contentBlock>;
+
+const message = z.looseObject({ role: z.enum(['user', 'assistant']), content: z.array(contentBlock).min(1) });
+export type ConverseMessage = z.infer<typeof message>;
+
+const toolSpec = z.looseObject({
+  toolSpec: z.looseObject({
+    name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/),
+    description: z.string().optional(),
+    inputSchema: z.looseObject({ json: z.record(z.string(), z.unknown()) }),
+  }),
+});
+export type ConverseTool = z.infer<typeof toolSpec>;
+
+const toolChoice = z.union([
+  z.strictObject({ auto: z.looseObject({}) }),
+  z.strictObject({ any: z.looseObject({}) }),
+  z.strictObject({ tool: z.looseObject({ name: z.string() }) }),
+]);
+
+export const converseRequestSchema = z.looseObject({
+  messages: z.array(message).min(1),
+  system: z.array(z.looseObject({ text: z.string().optional(), cachePoint: z.unknown().optional() })).optional(),
+  inferenceConfig: z
+    .looseObject({
+      maxTokens: z.int().min(1).optional(),
+      temperature: z.number().min(0).max(1).optional(),
+      topP: z.number().min(0).max(1).optional(),
+      stopSequences: z.array(z.string()).max(4).optional(),
+    })
+    .optional(),
+  toolConfig: z.looseObject({ tools: z.array(toolSpec).min(1), toolChoice: toolChoice.optional() }).optional(),
+});
+export type ConverseRequest = z.infer<typeof converseRequestSchema>;
+
+export const titanEmbeddingSchema = z.looseObject({
+  inputText: z.string().min(1),
+  dimensions: z.union([z.literal(256), z.literal(512), z.literal(1024)]).optional(),
+  normalize: z.boolean().optional(),
+});
+
+export const cohereEmbeddingSchema = z.looseObject({
+  texts: z.array(z.string()).min(1).max(96),
+  input_type: z.enum(['search_document', 'search_query', 'classification', 'clustering']),
+  truncate: z.enum(['NONE', 'START', 'END']).optional(),
+  embedding_types: z.array(z.enum(['float', 'int8', 'uint8', 'binary', 'ubinary'])).optional(),
+  output_dimension: z.union([z.literal(256), z.literal(512), z.literal(1024), z.literal(1536)]).optional(),
+});
+
+/** Bedrock's ValidationException text for a failed body: the first problem, with its path. */
+export function describeValidation(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (issue === undefined) return 'Malformed input request, please reformat your input and try again.';
+  const path = issue.path.map(String).join('.');
+  return `1 validation error detected: Value at '${path}' failed to satisfy constraint: ${issue.message}`;
+}

@@ -1,0 +1,57 @@
+import { parseAnthropicErrorResponse } from './anthropic-errors';
+
+const body = (type: string, message: string, extra: Record<string, unknown> = {}) => JSON.stringify({ type: 'error', error: { type, message, ...extra }, request_id: 'req_011' });
+const parse = (status: number, text: string, retryAfter?: string) => parseAnthropicErrorResponse(status, { retryAfter }, text, 'anthropic');
+
+describe('parseAnthropicErrorResponse', () => {
+  it.each([
+    [400, 'invalid_request_error', 'max_tokens: Field required', 'bad_request', false],
+    [401, 'authentication_error', 'invalid x-api-key', 'auth_failed', true],
+    [402, 'billing_error', 'Your credit balance is too low', 'upstream_error', true],
+    [403, 'permission_error', 'Not allowed', 'permission_denied', false],
+    [404, 'not_found_error', 'model: claude-nope', 'not_found', true],
+    [413, 'request_too_large', 'Request exceeds the maximum allowed number of bytes.', 'bad_request', false],
+    [429, 'rate_limit_error', 'Number of requests has exceeded your rate limit', 'rate_limited', true],
+    [500, 'api_error', 'Internal server error', 'upstream_error', true],
+    [504, 'timeout_error', 'Request timed out', 'timeout', true],
+    [529, 'overloaded_error', 'Overloaded', 'overloaded', true],
+  ])('maps HTTP %i %s to %s (retryable %s)', (status, type, message, kind, retryable) => {
+    const error = parse(status, body(type, message));
+    expect(error).toMatchObject({ kind, retryable, upstreamStatus: status, provider: 'anthropic' });
+  });
+
+  it.each(['prompt is too long: 208310 tokens > 200000 maximum', 'input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000, decrease input length or `max_tokens` and try again'])(
+    'recognises "%s" as context_length_exceeded',
+    (message) => {
+      const error = parse(400, body('invalid_request_error', message));
+      expect(error).toMatchObject({ kind: 'context_length_exceeded', code: 'context_length_exceeded', retryable: false });
+      expect(error.message).toContain(message);
+    },
+  );
+
+  it('carries retry-after of a 429 and a 529 in milliseconds', () => {
+    expect(parse(429, body('rate_limit_error', 'slow down'), '7').retryAfterMs).toBe(7000);
+    expect(parse(529, body('overloaded_error', 'Overloaded'), '2').retryAfterMs).toBe(2000);
+    expect(parse(429, body('rate_limit_error', 'slow down')).retryAfterMs).toBeUndefined();
+  });
+
+  it('reports a reached spend limit without a retry-after', () => {
+    const error = parse(429, body('rate_limit_error', 'You have reached your monthly spend limit', { details: { error_code: 'enforced_spend_limit_reached' } }), '3600');
+    expect(error).toMatchObject({ kind: 'rate_limited', code: 'spend_limit_reached', retryAfterMs: undefined });
+  });
+
+  it('never passes on the provider’s text for a 401, and redacts keys quoted elsewhere', () => {
+    const auth = parse(401, body('authentication_error', 'invalid x-api-key sk-ant-api03-abcdefghijklmnop'));
+    expect(auth.message).not.toContain('sk-ant');
+    const forbidden = parse(403, body('permission_error', 'key sk-ant-api03-abcdefghijklmnop may not use this model'));
+    expect(forbidden.message).toContain('[redacted]');
+    expect(forbidden.message).not.toContain('abcdefghijklmnop');
+  });
+
+  it('classifies bodies that are not Anthropic errors by status alone', () => {
+    expect(parse(413, '<html>Request Entity Too Large</html>')).toMatchObject({ kind: 'bad_request', code: 'request_too_large' });
+    expect(parse(502, 'Bad gateway')).toMatchObject({ kind: 'upstream_error', retryable: true });
+    expect(parse(503, '')).toMatchObject({ kind: 'overloaded', retryable: true });
+    expect(parse(409, body('invalid_request_error', 'conflict'))).toMatchObject({ kind: 'bad_request', message: 'conflict' });
+  });
+});

@@ -1,0 +1,272 @@
+import { GatewayError } from '@openrouter/errors';
+import { parseChatRequest } from '@openrouter/openai-wire';
+import { type AnthropicTranslation, JSON_RESPONSE_TOOL, toAnthropicRequest } from './anthropic-request';
+
+const signal = new AbortController().signal;
+const user = (content: unknown) => ({ role: 'user', content });
+const translate = (body: Record<string, unknown>): Promise<AnthropicTranslation> =>
+  toAnthropicRequest(parseChatRequest({ model: 'claude', messages: [user('Hi')], ...body }), 'claude-sonnet-4-5', { defaultMaxTokens: 1024, signal });
+const bodyOf = async (body: Record<string, unknown>) => (await translate(body)).body;
+
+async function rejection(body: Record<string, unknown>): Promise<GatewayError> {
+  try {
+    await translate(body);
+  } catch (error) {
+    if (error instanceof GatewayError) return error;
+    throw error;
+  }
+  throw new Error('expected a GatewayError');
+}
+
+const weatherTool = { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } };
+const call = (id: string, city: string) => ({ id, type: 'function', function: { name: 'get_weather', arguments: JSON.stringify({ city }) } });
+
+describe('toAnthropicRequest', () => {
+  describe('messages', () => {
+    it('hoists every system and developer message, wherever it stands, into top-level system blocks in order', async () => {
+      const body = await bodyOf({
+        messages: [{ role: 'system', content: 'One.' }, user('Hi'), { role: 'developer', content: 'Two.' }, { role: 'system', content: [{ type: 'text', text: 'Three.' }] }],
+      });
+      expect(body.system).toEqual([
+        { type: 'text', text: 'One.' },
+        { type: 'text', text: 'Two.' },
+        { type: 'text', text: 'Three.' },
+      ]);
+      expect(body.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }]);
+    });
+
+    it('sends a single system message as a plain string', async () => {
+      expect((await bodyOf({ messages: [{ role: 'system', content: 'Be brief.' }, user('Hi')] })).system).toBe('Be brief.');
+    });
+
+    it('merges consecutive same-role messages so user and assistant alternate', async () => {
+      const body = await bodyOf({
+        messages: [user('a'), user([{ type: 'text', text: 'b' }]), { role: 'assistant', content: 'c' }, { role: 'assistant', content: 'd' }, user('e')],
+      });
+      expect(body.messages).toEqual([
+        { role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] },
+        { role: 'assistant', content: [{ type: 'text', text: 'c' }, { type: 'text', text: 'd' }] },
+        { role: 'user', content: [{ type: 'text', text: 'e' }] },
+      ]);
+    });
+
+    it('turns an assistant message with empty content and tool calls into tool_use blocks only', async () => {
+      for (const content of ['', null]) {
+        const body = await bodyOf({
+          messages: [user('Weather?'), { role: 'assistant', content, tool_calls: [call('toolu_1', 'Oslo')] }, { role: 'tool', tool_call_id: 'toolu_1', content: 'cold' }],
+          tools: [weatherTool],
+        });
+        expect(body.messages[1]).toEqual({ role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }] });
+      }
+    });
+
+    it('gathers results of parallel tool calls into one user turn, tool results before any text', async () => {
+      const body = await bodyOf({
+        messages: [
+          user('Weather in Oslo and Rome?'),
+          { role: 'assistant', content: 'Checking.', tool_calls: [call('toolu_1', 'Oslo'), call('toolu_2', 'Rome')] },
+          { role: 'tool', tool_call_id: 'toolu_2', content: 'warm' },
+          { role: 'tool', tool_call_id: 'toolu_1', content: 'cold' },
+          user('And now?'),
+        ],
+        tools: [weatherTool],
+      });
+      expect(body.messages).toHaveLength(3);
+      expect(body.messages[1]?.content).toEqual([
+        { type: 'text', text: 'Checking.' },
+        { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } },
+        { type: 'tool_use', id: 'toolu_2', name: 'get_weather', input: { city: 'Rome' } },
+      ]);
+      expect(body.messages[2]).toEqual({
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: 'toolu_2', content: 'warm' },
+          { type: 'tool_result', tool_use_id: 'toolu_1', content: 'cold' },
+          { type: 'text', text: 'And now?' },
+        ],
+      });
+    });
+
+    it('puts tool results first even when user text came before them', async () => {
+      const body = await bodyOf({
+        messages: [user('Go'), { role: 'assistant', content: null, tool_calls: [call('toolu_1', 'Oslo')] }, user('(note)'), { role: 'tool', tool_call_id: 'toolu_1', content: 'cold' }],
+        tools: [weatherTool],
+      });
+      expect(body.messages[2]?.content.map((b) => b.type)).toEqual(['tool_result', 'text']);
+    });
+
+    it('leaves out an empty tool result and keeps an empty arguments string as an empty input', async () => {
+      const body = await bodyOf({
+        messages: [
+          user('Go'),
+          { role: 'assistant', content: null, tool_calls: [{ id: 'toolu_1', type: 'function', function: { name: 'ping', arguments: '' } }] },
+          { role: 'tool', tool_call_id: 'toolu_1', content: '' },
+        ],
+        tools: [{ type: 'function', function: { name: 'ping' } }],
+      });
+      expect(body.messages[1]?.content).toEqual([{ type: 'tool_use', id: 'toolu_1', name: 'ping', input: {} }]);
+      expect(body.messages[2]?.content).toEqual([{ type: 'tool_result', tool_use_id: 'toolu_1' }]);
+      expect(body.tools).toEqual([{ name: 'ping', input_schema: { type: 'object', properties: {} } }]);
+    });
+
+    it('rewrites tool call ids from other providers into the characters Anthropic accepts, on both sides', async () => {
+      const body = await bodyOf({
+        messages: [user('Go'), { role: 'assistant', content: null, tool_calls: [call('call:abc/1', 'Oslo')] }, { role: 'tool', tool_call_id: 'call:abc/1', content: 'ok' }],
+        tools: [weatherTool],
+      });
+      expect(body.messages[1]?.content[0]).toMatchObject({ id: 'call_abc_1' });
+      expect(body.messages[2]?.content[0]).toMatchObject({ tool_use_id: 'call_abc_1' });
+    });
+
+    it('keeps unicode text exactly', async () => {
+      const text = 'Ünïcødé ✓ — 日本語 👩‍💻 \u0000 end';
+      const body = await bodyOf({ messages: [{ role: 'system', content: 'Système 🧭' }, user(text)] });
+      expect(body.system).toBe('Système 🧭');
+      expect(body.messages[0]?.content).toEqual([{ type: 'text', text }]);
+      expect(JSON.parse(JSON.stringify(body)).messages[0].content[0].text).toBe(text);
+    });
+
+    it('drops blank text and trims the whitespace a final assistant prefill may not end with', async () => {
+      const body = await bodyOf({ messages: [user('Say it'), user('   '), { role: 'assistant', content: 'The answer is ' }] });
+      expect(body.messages).toEqual([
+        { role: 'user', content: [{ type: 'text', text: 'Say it' }] },
+        { role: 'assistant', content: [{ type: 'text', text: 'The answer is' }] },
+      ]);
+    });
+
+    it('honours cache_control on text parts and turns a base64 PDF file part into a document block', async () => {
+      const body = await bodyOf({
+        messages: [
+          { role: 'system', content: [{ type: 'text', text: 'Long policy…', cache_control: { type: 'ephemeral' } }] },
+          user([{ type: 'file', file: { filename: 'terms.pdf', file_data: 'data:application/pdf;base64,JVBERi0xLjQK' } }, { type: 'text', text: 'Summarise.' }]),
+        ],
+      });
+      expect(body.system).toEqual([{ type: 'text', text: 'Long policy…', cache_control: { type: 'ephemeral' } }]);
+      expect(body.messages[0]?.content[0]).toEqual({ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0xLjQK' }, title: 'terms.pdf' });
+    });
+
+    it('refuses what Anthropic cannot take, naming the param', async () => {
+      await expect(rejection({ messages: [{ role: 'system', content: 'only a system prompt' }] })).resolves.toMatchObject({ kind: 'bad_request', param: 'messages' });
+      await expect(rejection({ messages: [user([{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }])] })).resolves.toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0]' });
+      await expect(rejection({ messages: [user('x'), { role: 'function', name: 'f', content: '1' }] })).resolves.toMatchObject({ param: 'messages[1].role' });
+      await expect(rejection({ messages: [{ role: 'system', content: [{ type: 'image_url', image_url: { url: 'https://x.test/a.png' } }] }, user('x')] })).resolves.toMatchObject({ param: 'messages[0].content[0]' });
+      await expect(rejection({ messages: [user([{ type: 'image_url', image_url: { url: 'data:image/tiff;base64,AAAA' } }])] })).resolves.toMatchObject({ param: 'messages', code: 'invalid_image_url' });
+      await expect(rejection({ messages: [user('x'), { role: 'assistant', content: null, tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '[1,2' } }] }] })).resolves.toMatchObject({
+        param: 'messages[1].tool_calls[0].function.arguments',
+      });
+      await expect(rejection({ messages: [user([{ type: 'file', file: { file_id: 'file-123' } }])] })).resolves.toMatchObject({ param: 'messages[0].content[0]' });
+    });
+  });
+
+  describe('tools', () => {
+    it.each([
+      ['auto', { type: 'auto' }],
+      ['none', { type: 'none' }],
+      ['required', { type: 'any' }],
+      [{ type: 'function', function: { name: 'get_weather' } }, { type: 'tool', name: 'get_weather' }],
+    ])('maps tool_choice %j to %j', async (toolChoice, expected) => {
+      const body = await bodyOf({ tools: [weatherTool], tool_choice: toolChoice });
+      expect(body.tool_choice).toEqual(expected);
+      expect(body.tools).toEqual([{ name: 'get_weather', input_schema: weatherTool.function.parameters }]);
+    });
+
+    it('sends no tool_choice by default and disables parallel use when parallel_tool_calls is false', async () => {
+      expect((await bodyOf({ tools: [weatherTool] })).tool_choice).toBeUndefined();
+      expect((await bodyOf({ tools: [weatherTool], parallel_tool_calls: false })).tool_choice).toEqual({ type: 'auto', disable_parallel_tool_use: true });
+      expect((await bodyOf({ tools: [weatherTool], parallel_tool_calls: false, tool_choice: 'required' })).tool_choice).toEqual({ type: 'any', disable_parallel_tool_use: true });
+      expect((await bodyOf({ tools: [weatherTool], parallel_tool_calls: false, tool_choice: 'none' })).tool_choice).toEqual({ type: 'none' });
+      expect((await bodyOf({ tool_choice: 'auto' })).tool_choice).toBeUndefined();
+    });
+
+    it('refuses a named tool that is not among the tools, other tool types and other tool_choice shapes', async () => {
+      await expect(rejection({ tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'nope' } } })).resolves.toMatchObject({ param: 'tool_choice' });
+      await expect(rejection({ tools: [{ type: 'custom', custom: { name: 'grammar' } }] })).resolves.toMatchObject({ param: 'tools[0]' });
+      await expect(rejection({ tools: [weatherTool], tool_choice: { type: 'allowed_tools', allowed_tools: { mode: 'auto', tools: [] } } })).resolves.toMatchObject({ param: 'tool_choice' });
+    });
+  });
+
+  describe('response_format', () => {
+    it('forces json_object answers through the answer tool', async () => {
+      const t = await translate({ response_format: { type: 'json_object' } });
+      expect(t.responseTool).toBe(JSON_RESPONSE_TOOL);
+      expect(t.body.tools).toEqual([{ name: JSON_RESPONSE_TOOL, description: expect.any(String), input_schema: { type: 'object', additionalProperties: true } }]);
+      expect(t.body.tool_choice).toEqual({ type: 'tool', name: JSON_RESPONSE_TOOL, disable_parallel_tool_use: true });
+    });
+
+    it('lets the model choose between client tools and the answer tool when tool_choice is auto', async () => {
+      const t = await translate({ tools: [weatherTool], response_format: { type: 'json_object' }, parallel_tool_calls: false });
+      expect(t.body.tools?.map((x) => x.name)).toEqual(['get_weather', JSON_RESPONSE_TOOL]);
+      expect(t.body.tool_choice).toEqual({ type: 'any', disable_parallel_tool_use: true });
+    });
+
+    it('leaves the format unenforced when a client tool call is required anyway', async () => {
+      const t = await translate({ tools: [weatherTool], tool_choice: 'required', response_format: { type: 'json_object' } });
+      expect(t.responseTool).toBeUndefined();
+      expect(t.body.tool_choice).toEqual({ type: 'any' });
+    });
+
+    it('sends nothing for text and refuses non-object schemas and a client tool named like the answer tool', async () => {
+      expect((await translate({ response_format: { type: 'text' } })).body.tools).toBeUndefined();
+      await expect(rejection({ response_format: { type: 'json_schema', json_schema: { name: 'list', schema: { type: 'array' } } } })).resolves.toMatchObject({
+        param: 'response_format.json_schema.schema',
+      });
+      await expect(rejection({ tools: [{ type: 'function', function: { name: JSON_RESPONSE_TOOL } }], response_format: { type: 'json_object' } })).resolves.toMatchObject({ param: 'tools' });
+    });
+  });
+
+  describe('parameters', () => {
+    it('clamps temperature to Anthropic’s maximum of 1 and passes lower values through', async () => {
+      expect((await bodyOf({ temperature: 2 })).temperature).toBe(1);
+      expect((await bodyOf({ temperature: 0.3 })).temperature).toBe(0.3);
+      expect((await bodyOf({ temperature: 0 })).temperature).toBe(0);
+    });
+
+    it('takes max_completion_tokens over max_tokens over the configured default', async () => {
+      expect((await bodyOf({ max_tokens: 50, max_completion_tokens: 70 })).max_tokens).toBe(70);
+      expect((await bodyOf({ max_tokens: 50 })).max_tokens).toBe(50);
+      expect((await bodyOf({})).max_tokens).toBe(1024);
+    });
+
+    it('translates user, top_k, service_tier and stop, and drops seed, penalties, metadata and store', async () => {
+      const body = await bodyOf({
+        user: 'u-1',
+        top_k: 40,
+        service_tier: 'default',
+        stop: ['\n\n', 'END'],
+        seed: 3,
+        presence_penalty: 1,
+        frequency_penalty: -1,
+        metadata: { team: 'a' },
+        store: true,
+        reasoning_effort: 'high',
+        prediction: { type: 'content', content: 'x' },
+        n: 1,
+        logprobs: false,
+        modalities: ['text'],
+      });
+      expect(body).toEqual({
+        model: 'claude-sonnet-4-5',
+        max_tokens: 1024,
+        messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }],
+        metadata: { user_id: 'u-1' },
+        top_k: 40,
+        service_tier: 'standard_only',
+        stop_sequences: ['\n\n', 'END'],
+      });
+      expect((await bodyOf({ service_tier: 'auto' })).service_tier).toBe('auto');
+      expect((await bodyOf({ service_tier: 'flex' })).service_tier).toBeUndefined();
+    });
+
+    it.each([
+      [{ n: 2 }, 'n'],
+      [{ logprobs: true }, 'logprobs'],
+      [{ top_logprobs: 3 }, 'top_logprobs'],
+      [{ logit_bias: { '42': 10 } }, 'logit_bias'],
+      [{ modalities: ['text', 'audio'] }, 'modalities'],
+      [{ audio: { voice: 'alloy', format: 'mp3' } }, 'audio'],
+      [{ web_search_options: {} }, 'web_search_options'],
+    ])('refuses %j with a 400 naming %s', async (params, param) => {
+      await expect(rejection(params)).resolves.toMatchObject({ kind: 'bad_request', param, retryable: false });
+    });
+  });
+});

@@ -1,0 +1,402 @@
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { loadImage, parseDataUrl } from '../image-source';
+
+/** Anthropic's JSON values as we send them; the shapes follow the Messages API reference. */
+type JsonObject = Record<string, unknown>;
+
+export interface AnthropicTextBlock {
+  type: 'text';
+  text: string;
+  cache_control?: JsonObject;
+}
+export interface AnthropicImageBlock {
+  type: 'image';
+  source: { type: 'base64'; media_type: string; data: string } | { type: 'url'; url: string };
+  cache_control?: JsonObject;
+}
+export interface AnthropicDocumentBlock {
+  type: 'document';
+  source: { type: 'base64'; media_type: string; data: string };
+  title?: string;
+}
+export interface AnthropicToolUseBlock {
+  type: 'tool_use';
+  id: string;
+  name: string;
+  input: JsonObject;
+}
+export interface AnthropicToolResultBlock {
+  type: 'tool_result';
+  tool_use_id: string;
+  content?: string | (AnthropicTextBlock | AnthropicImageBlock)[];
+}
+export type AnthropicContentBlock = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock | AnthropicToolUseBlock | AnthropicToolResultBlock;
+
+export interface AnthropicMessage {
+  role: 'user' | 'assistant';
+  content: AnthropicContentBlock[];
+}
+
+export interface AnthropicTool {
+  name: string;
+  description?: string;
+  input_schema: JsonObject;
+}
+
+export type AnthropicToolChoice =
+  | { type: 'auto' | 'any'; disable_parallel_tool_use?: boolean }
+  | { type: 'tool'; name: string; disable_parallel_tool_use?: boolean }
+  | { type: 'none' };
+
+export interface AnthropicMessagesBody {
+  model: string;
+  max_tokens: number;
+  messages: AnthropicMessage[];
+  system?: string | AnthropicTextBlock[];
+  tools?: AnthropicTool[];
+  tool_choice?: AnthropicToolChoice;
+  stop_sequences?: string[];
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  metadata?: { user_id: string };
+  service_tier?: 'auto' | 'standard_only';
+  stream?: boolean;
+}
+
+export interface AnthropicTranslation {
+  body: AnthropicMessagesBody;
+  /**
+   * Set when `response_format` asked for JSON: the name of the tool the answer is forced
+   * through. Its input is the JSON answer and comes back as message content, not a tool call.
+   */
+  responseTool: string | undefined;
+}
+
+export interface RequestOptions {
+  defaultMaxTokens: number;
+  signal: AbortSignal;
+}
+
+/** The tool a JSON answer is forced through; a client tool of the same name is refused. */
+export const JSON_RESPONSE_TOOL = 'json_response';
+/** Anthropic's sampling temperature tops out at 1 where OpenAI's goes to 2. */
+export const MAX_TEMPERATURE = 1;
+
+const TOOL_ID = /[^A-Za-z0-9_-]/g;
+/** Anthropic accepts only these characters in tool_use ids; ids from other providers may carry more. */
+const toolUseId = (id: string): string => (id.replace(TOOL_ID, '_') || 'tool_call');
+
+function unsupported(message: string, param: string): GatewayError {
+  return new GatewayError('bad_request', message, { param, code: 'unsupported_parameter' });
+}
+
+function invalid(message: string, param: string): GatewayError {
+  return new GatewayError('bad_request', message, { param, code: 'invalid_value' });
+}
+
+function parseObject(text: string): JsonObject | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The canonical request as the body of `POST /v1/messages`. Parameters Anthropic cannot honour
+ * are either dropped (sampling hints with no equivalent) or refused with a 400 naming the
+ * parameter (anything whose loss would change what the client gets back); docs/providers/anthropic.md
+ * lists every decision.
+ */
+export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: string, options: RequestOptions): Promise<AnthropicTranslation> {
+  refuseUnsupported(r);
+  const system: AnthropicTextBlock[] = [];
+  const turns: AnthropicMessage[] = [];
+  for (let i = 0; i < r.messages.length; i++) {
+    const m = r.messages[i] as chatv1.Message;
+    const param = `messages[${i}]`;
+    switch (m.role) {
+      case 'system':
+      case 'developer':
+        system.push(...(await contentBlocks(m, param, options, 'system')).filter(isText));
+        break;
+      case 'user':
+        push(turns, 'user', await contentBlocks(m, param, options, 'user'));
+        break;
+      case 'assistant':
+        push(turns, 'assistant', await assistantBlocks(m, param, options));
+        break;
+      case 'tool':
+        push(turns, 'user', [await toolResult(m, param, options)]);
+        break;
+      default:
+        throw unsupported(`The role "${m.role}" is not supported by this model; send tool results with role "tool".`, `${param}.role`);
+    }
+  }
+  if (turns.length === 0) throw invalid('At least one user or assistant message with content is required for this model.', 'messages');
+  for (const turn of turns) if (turn.role === 'user') turn.content = toolResultsFirst(turn.content);
+  trimFinalAssistant(turns);
+
+  const body: AnthropicMessagesBody = {
+    model: upstreamModel,
+    max_tokens: r.maxCompletionTokens ?? r.maxTokens ?? options.defaultMaxTokens,
+    messages: turns,
+  };
+  const onlySystem = system.length === 1 ? system[0] : undefined;
+  if (onlySystem && onlySystem.cache_control === undefined) body.system = onlySystem.text;
+  else if (system.length > 0) body.system = system;
+  const responseTool = applyTools(r, body);
+  if (r.stop.length > 0) body.stop_sequences = [...r.stop];
+  if (r.temperature !== undefined) body.temperature = Math.min(r.temperature, MAX_TEMPERATURE);
+  if (r.topP !== undefined) body.top_p = r.topP;
+  const topK = topKOf(r.extraJson);
+  if (topK !== undefined) body.top_k = topK;
+  if (r.user !== undefined && r.user !== '') body.metadata = { user_id: r.user };
+  if (r.serviceTier === 'auto') body.service_tier = 'auto';
+  else if (r.serviceTier === 'default') body.service_tier = 'standard_only';
+  if (r.stream) body.stream = true;
+  return { body, responseTool };
+}
+
+/** Parameters whose loss would silently change the answer's shape are refused up front. */
+function refuseUnsupported(r: chatv1.ChatRequest): void {
+  if (r.n !== undefined && r.n > 1) throw unsupported('This model returns one choice per request; "n" greater than 1 is not supported.', 'n');
+  if (r.logprobs === true) throw unsupported('This model does not return log probabilities.', 'logprobs');
+  if (r.topLogprobs !== undefined && r.topLogprobs > 0) throw unsupported('This model does not return log probabilities.', 'top_logprobs');
+  if (Object.keys(r.logitBias).length > 0) throw unsupported('This model does not support "logit_bias" (token ids are tokenizer-specific).', 'logit_bias');
+  if (r.modalities.some((m) => m !== 'text')) throw unsupported('This model only answers in text.', 'modalities');
+  const extra = r.extraJson ? parseObject(r.extraJson) : undefined;
+  if (extra) {
+    if (extra['audio'] != null) throw unsupported('This model does not produce audio.', 'audio');
+    if (extra['web_search_options'] != null) throw unsupported('This model does not support "web_search_options".', 'web_search_options');
+  }
+}
+
+function topKOf(extraJson: string): number | undefined {
+  const value = extraJson ? parseObject(extraJson)?.['top_k'] : undefined;
+  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
+const isText = (b: AnthropicContentBlock): b is AnthropicTextBlock => b.type === 'text';
+
+/** Adjacent turns of one role become one message: Anthropic requires user and assistant to alternate. */
+function push(turns: AnthropicMessage[], role: AnthropicMessage['role'], content: AnthropicContentBlock[]): void {
+  if (content.length === 0) return;
+  const last = turns[turns.length - 1];
+  if (last?.role === role) last.content.push(...content);
+  else turns.push({ role, content });
+}
+
+/** In a user turn, tool results must come before any other content. */
+function toolResultsFirst(content: AnthropicContentBlock[]): AnthropicContentBlock[] {
+  const results = content.filter((b) => b.type === 'tool_result');
+  if (results.length === 0 || results.length === content.length) return content;
+  return [...results, ...content.filter((b) => b.type !== 'tool_result')];
+}
+
+/** A final assistant turn is a prefill, and Anthropic refuses one that ends in whitespace. */
+function trimFinalAssistant(turns: AnthropicMessage[]): void {
+  const last = turns[turns.length - 1];
+  if (last?.role !== 'assistant') return;
+  const block = last.content[last.content.length - 1];
+  if (block?.type !== 'text') return;
+  block.text = block.text.trimEnd();
+  if (block.text === '') last.content.pop();
+  if (last.content.length === 0) turns.pop();
+}
+
+type Context = 'system' | 'user' | 'assistant' | 'tool';
+
+async function contentBlocks(m: chatv1.Message, param: string, options: RequestOptions, context: Context): Promise<AnthropicContentBlock[]> {
+  if (m.text !== undefined) return nonBlank(m.text) ? [{ type: 'text', text: m.text }] : [];
+  if (!m.parts) return [];
+  const blocks: AnthropicContentBlock[] = [];
+  const parts = m.parts.parts;
+  for (let j = 0; j < parts.length; j++) {
+    const block = await partBlock(parts[j] as chatv1.ContentPart, `${param}.content[${j}]`, options, context);
+    if (block) blocks.push(block);
+  }
+  return blocks;
+}
+
+/** Anthropic refuses empty and whitespace-only text blocks; they carry nothing, so they are left out. */
+const nonBlank = (text: string): boolean => text.trim() !== '';
+
+async function partBlock(p: chatv1.ContentPart, param: string, options: RequestOptions, context: Context): Promise<AnthropicContentBlock | undefined> {
+  if (p.text !== undefined) return nonBlank(p.text) ? { type: 'text', text: p.text } : undefined;
+  if (p.refusal !== undefined) return nonBlank(p.refusal) ? { type: 'text', text: p.refusal } : undefined;
+  if (p.imageUrl) return imageBlock(p.imageUrl.url, param, options, context);
+  if (p.inputAudio) throw unsupported('This model does not accept audio input.', param);
+  if (p.rawJson) return rawPartBlock(p.rawJson, param, options, context);
+  return undefined;
+}
+
+async function imageBlock(url: string, param: string, options: RequestOptions, context: Context, cacheControl?: JsonObject): Promise<AnthropicImageBlock> {
+  if (context === 'system' || context === 'assistant') throw unsupported(`Images are only accepted in user and tool messages.`, param);
+  let block: AnthropicImageBlock;
+  if (url.startsWith('https://')) {
+    block = { type: 'image', source: { type: 'url', url } };
+  } else {
+    // Data URLs are checked (type, encoding); plain http URLs are fetched and inlined, since Anthropic only fetches https.
+    const image = await loadImage(url, { signal: options.signal });
+    block = { type: 'image', source: { type: 'base64', media_type: image.mediaType, data: image.base64 } };
+  }
+  if (cacheControl) block.cache_control = cacheControl;
+  return block;
+}
+
+/**
+ * Parts the canonical form keeps as JSON: text or image parts with extra keys (an Anthropic-aware
+ * client's `cache_control` is honoured) and `file` parts holding a base64 PDF.
+ */
+async function rawPartBlock(rawJson: string, param: string, options: RequestOptions, context: Context): Promise<AnthropicContentBlock | undefined> {
+  const part = parseObject(rawJson);
+  const cacheControl = part && typeof part['cache_control'] === 'object' && part['cache_control'] !== null ? (part['cache_control'] as JsonObject) : undefined;
+  switch (part?.['type']) {
+    case 'text': {
+      const text = part['text'];
+      if (typeof text !== 'string') break;
+      if (!nonBlank(text)) return undefined;
+      const block: AnthropicTextBlock = { type: 'text', text };
+      if (cacheControl) block.cache_control = cacheControl;
+      return block;
+    }
+    case 'image_url': {
+      const image = part['image_url'];
+      const url = typeof image === 'object' && image !== null ? (image as JsonObject)['url'] : undefined;
+      if (typeof url === 'string') return imageBlock(url, param, options, context, cacheControl);
+      break;
+    }
+    case 'file':
+      return documentBlock(part['file'], param, context);
+  }
+  throw unsupported(`The content part type "${String(part?.['type'] ?? 'unknown')}" is not supported by this model.`, param);
+}
+
+function documentBlock(file: unknown, param: string, context: Context): AnthropicDocumentBlock {
+  const f = typeof file === 'object' && file !== null ? (file as JsonObject) : {};
+  const data = typeof f['file_data'] === 'string' ? parseDataUrl(f['file_data']) : undefined;
+  if (context !== 'user' && context !== 'tool') throw unsupported('Files are only accepted in user messages.', param);
+  if (!data || data.mediaType !== 'application/pdf') throw unsupported('Only PDF files given inline as base64 `file_data` are supported by this model.', param);
+  const block: AnthropicDocumentBlock = { type: 'document', source: { type: 'base64', media_type: data.mediaType, data: data.base64 } };
+  if (typeof f['filename'] === 'string' && f['filename'] !== '') block.title = f['filename'];
+  return block;
+}
+
+async function assistantBlocks(m: chatv1.Message, param: string, options: RequestOptions): Promise<AnthropicContentBlock[]> {
+  const blocks = await contentBlocks(m, param, options, 'assistant');
+  if (m.refusal !== undefined && nonBlank(m.refusal) && blocks.length === 0) blocks.push({ type: 'text', text: m.refusal });
+  for (let k = 0; k < m.toolCalls.length; k++) {
+    const call = m.toolCalls[k] as chatv1.ToolCall;
+    const args = call.function?.arguments ?? '';
+    const input = args.trim() === '' ? {} : parseObject(args);
+    if (!input) throw invalid('Tool call arguments must be a JSON object.', `${param}.tool_calls[${k}].function.arguments`);
+    blocks.push({ type: 'tool_use', id: toolUseId(call.id), name: call.function?.name ?? '', input });
+  }
+  return blocks;
+}
+
+async function toolResult(m: chatv1.Message, param: string, options: RequestOptions): Promise<AnthropicToolResultBlock> {
+  if (!m.toolCallId) throw new GatewayError('bad_request', 'A tool message needs the "tool_call_id" it answers.', { param: `${param}.tool_call_id`, code: 'missing_required_parameter' });
+  const block: AnthropicToolResultBlock = { type: 'tool_result', tool_use_id: toolUseId(m.toolCallId) };
+  if (m.text !== undefined) {
+    if (m.text !== '') block.content = m.text;
+    return block;
+  }
+  const parts = (await contentBlocks(m, param, options, 'tool')).filter((b): b is AnthropicTextBlock | AnthropicImageBlock => b.type === 'text' || b.type === 'image');
+  if (parts.length > 0) block.content = parts;
+  return block;
+}
+
+/**
+ * Tools and tool_choice, plus JSON mode. Anthropic has no `response_format`, so a JSON answer is
+ * forced through a tool whose input schema is the requested schema (any object for json_object);
+ * the tool's input is returned to the client as the message content. With client tools and
+ * tool_choice auto, the model must pick a client tool or the answer tool (`any`), so a turn ends
+ * either in real tool calls or in a JSON answer. With `required` or a named tool the answer is a
+ * tool call anyway and the format is not enforced.
+ */
+function applyTools(r: chatv1.ChatRequest, body: AnthropicMessagesBody): string | undefined {
+  const tools = r.tools.map(toTool);
+  const disableParallel = r.parallelToolCalls === false;
+  const choice = r.toolChoice;
+  if (choice?.rawJson !== undefined) throw unsupported('This form of "tool_choice" is not supported by this model; use none, auto, required or a named function.', 'tool_choice');
+  const mode = choice?.functionName !== undefined ? 'named' : (choice?.mode ?? 'auto');
+  if (choice?.functionName !== undefined && !tools.some((t) => t.name === choice.functionName)) {
+    throw invalid(`"tool_choice" names the function "${choice.functionName}", which is not among the tools.`, 'tool_choice');
+  }
+  const schema = jsonSchemaOf(r.responseFormat);
+  const answerInJson = schema !== undefined && (mode === 'auto' || mode === 'none' || tools.length === 0);
+  if (answerInJson) {
+    if (tools.some((t) => t.name === JSON_RESPONSE_TOOL)) throw invalid(`The tool name "${JSON_RESPONSE_TOOL}" is reserved for JSON answers on this model.`, 'tools');
+    const description = r.responseFormat?.jsonSchema?.description;
+    body.tools = [
+      ...tools,
+      {
+        name: JSON_RESPONSE_TOOL,
+        description: `Give the final answer as JSON through this tool.${description ? ` ${description}` : ''}`,
+        input_schema: schema,
+      },
+    ];
+    // Forced to the answer tool, one call is all there is; with client tools the client's choice stands.
+    const useClientTools = tools.length > 0 && mode === 'auto';
+    body.tool_choice = useClientTools ? parallel({ type: 'any' }, disableParallel) : { type: 'tool', name: JSON_RESPONSE_TOOL, disable_parallel_tool_use: true };
+    return JSON_RESPONSE_TOOL;
+  }
+  if (tools.length === 0) return undefined;
+  body.tools = tools;
+  switch (mode) {
+    case 'none':
+      body.tool_choice = { type: 'none' };
+      break;
+    case 'required':
+      body.tool_choice = parallel({ type: 'any' }, disableParallel);
+      break;
+    case 'named':
+      body.tool_choice = parallel({ type: 'tool', name: choice?.functionName ?? '' }, disableParallel);
+      break;
+    case 'auto':
+      if (choice !== undefined || disableParallel) body.tool_choice = parallel({ type: 'auto' }, disableParallel);
+      break;
+    default:
+      throw invalid(`Invalid value for "tool_choice": "${mode}".`, 'tool_choice');
+  }
+  return undefined;
+}
+
+/** `parallel_tool_calls: false` is Anthropic's `disable_parallel_tool_use: true` on the tool choice. */
+function parallel(choice: Exclude<AnthropicToolChoice, { type: 'none' }>, disable: boolean): AnthropicToolChoice {
+  if (disable) choice.disable_parallel_tool_use = true;
+  return choice;
+}
+
+function toTool(t: chatv1.Tool, index: number): AnthropicTool {
+  const f = t.function;
+  if ((t.type && t.type !== 'function') || !f) throw unsupported(`Only function tools are supported by this model.`, `tools[${index}]`);
+  let schema: JsonObject = { type: 'object', properties: {} };
+  if (f.parametersJson) {
+    const parsed = parseObject(f.parametersJson);
+    if (!parsed) throw invalid('Function parameters must be a JSON Schema object.', `tools[${index}].function.parameters`);
+    schema = parsed['type'] === undefined ? { type: 'object', ...parsed } : parsed;
+  }
+  const tool: AnthropicTool = { name: f.name, input_schema: schema };
+  if (f.description !== undefined && f.description !== '') tool.description = f.description;
+  return tool;
+}
+
+/** The input schema of the answer tool; undefined when no JSON answer was asked for. */
+function jsonSchemaOf(rf: chatv1.ResponseFormat | undefined): JsonObject | undefined {
+  if (!rf || rf.type === 'text') return undefined;
+  if (rf.type === 'json_object') return { type: 'object', additionalProperties: true };
+  if (rf.type !== 'json_schema') throw invalid(`Invalid value for "response_format.type": "${rf.type}".`, 'response_format');
+  const text = rf.jsonSchema?.schemaJson ?? '';
+  if (text === '') return { type: 'object', additionalProperties: true };
+  const schema = parseObject(text);
+  if (!schema || (schema['type'] !== undefined && schema['type'] !== 'object')) {
+    throw unsupported('The JSON schema must describe an object at its root for this model.', 'response_format.json_schema.schema');
+  }
+  return schema['type'] === undefined ? { type: 'object', ...schema } : schema;
+}

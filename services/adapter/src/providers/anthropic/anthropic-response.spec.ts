@@ -1,0 +1,139 @@
+import { GatewayError } from '@openrouter/errors';
+import { parseAnthropicMessage } from './anthropic-response';
+import { AnthropicStreamTranslator } from './anthropic-stream';
+
+const message = (over: Record<string, unknown>) => ({
+  id: 'msg_01',
+  type: 'message',
+  role: 'assistant',
+  model: 'claude-sonnet-4-5',
+  content: [{ type: 'text', text: 'Hello' }],
+  stop_reason: 'end_turn',
+  stop_sequence: null,
+  usage: { input_tokens: 10, output_tokens: 5 },
+  ...over,
+});
+const parse = (over: Record<string, unknown>, responseTool?: string) => parseAnthropicMessage(message(over), { responseTool, provider: 'anthropic', now: 1 });
+
+function thrown(fn: () => unknown): GatewayError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof GatewayError) return error;
+    throw error;
+  }
+  throw new Error('expected a GatewayError');
+}
+
+describe('parseAnthropicMessage', () => {
+  it.each([
+    ['end_turn', 'stop'],
+    ['stop_sequence', 'stop'],
+    ['pause_turn', 'stop'],
+    ['max_tokens', 'length'],
+    ['model_context_window_exceeded', 'length'],
+    ['refusal', 'content_filter'],
+    [null, 'stop'],
+  ])('maps stop_reason %s to finish_reason %s', (stopReason, finish) => {
+    expect(parse({ stop_reason: stopReason }).choices[0]?.finishReason).toBe(finish);
+  });
+
+  it('gives null content beside tool calls when the model said nothing, and an empty string otherwise', () => {
+    const tools = parse({ content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: {} }], stop_reason: 'tool_use' });
+    expect(tools.choices[0]?.message?.content).toBeUndefined();
+    expect(tools.choices[0]?.message?.toolCalls).toEqual([{ id: 'toolu_1', type: 'function', function: { name: 'f', arguments: '{}' } }]);
+    expect(tools.choices[0]?.finishReason).toBe('tool_calls');
+    expect(parse({ content: [] }).choices[0]?.message?.content).toBe('');
+  });
+
+  it('leaves out thinking blocks but reports thinking tokens as reasoning tokens', () => {
+    const c = parse({
+      content: [{ type: 'thinking', thinking: 'hmm', signature: 'sig' }, { type: 'redacted_thinking', data: 'xyz' }, { type: 'text', text: 'Done.' }],
+      usage: { input_tokens: 10, output_tokens: 50, output_tokens_details: { thinking_tokens: 40 } },
+    });
+    expect(c.choices[0]?.message?.content).toBe('Done.');
+    expect(c.usage).toMatchObject({ promptTokens: 10, completionTokens: 50, reasoningTokens: 40 });
+  });
+
+  it('treats null cache counts as zero and tolerates a missing usage', () => {
+    expect(parse({ usage: { input_tokens: 7, output_tokens: 3, cache_read_input_tokens: null, cache_creation_input_tokens: null } }).usage).toEqual({
+      promptTokens: 7,
+      completionTokens: 3,
+      totalTokens: 10,
+      cachedReadTokens: 0,
+      cacheWriteTokens: 0,
+      reasoningTokens: 0,
+      estimated: false,
+    });
+    expect(parse({ usage: undefined }).usage).toBeUndefined();
+  });
+
+  it('returns a JSON answer and a client tool call side by side when the model made both', () => {
+    const c = parse(
+      {
+        content: [
+          { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } },
+          { type: 'tool_use', id: 'toolu_2', name: 'json_response', input: { ok: true } },
+        ],
+        stop_reason: 'tool_use',
+      },
+      'json_response',
+    );
+    expect(c.choices[0]?.message?.content).toBe('{"ok":true}');
+    expect(c.choices[0]?.message?.toolCalls.map((t) => t.function?.name)).toEqual(['get_weather']);
+    expect(c.choices[0]?.finishReason).toBe('tool_calls');
+  });
+
+  it('calls a body that is not a message a malformed upstream answer', () => {
+    expect(thrown(() => parseAnthropicMessage({ type: 'error' }, { responseTool: undefined, provider: 'anthropic' }))).toMatchObject({ kind: 'upstream_error', retryable: true });
+    expect(thrown(() => parseAnthropicMessage('nope', { responseTool: undefined, provider: 'anthropic' })).kind).toBe('upstream_error');
+  });
+});
+
+describe('AnthropicStreamTranslator', () => {
+  const translator = (includeUsage = true) => new AnthropicStreamTranslator({ responseTool: undefined, includeUsage, provider: 'anthropic', now: 1 });
+  const start = JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude', usage: { input_tokens: 5, output_tokens: 1 } } });
+  const stop = JSON.stringify({ type: 'message_stop' });
+
+  it('still finishes with a finish_reason when message_delta never came', () => {
+    const t = translator(false);
+    t.accept(start);
+    const chunks = t.accept(stop);
+    expect(chunks).toHaveLength(1);
+    expect(chunks[0]?.choices[0]?.finishReason).toBe('stop');
+    expect(t.complete).toBe(true);
+  });
+
+  it('ends with the usage chunk only when asked for, counting cumulative message_delta usage', () => {
+    const t = translator(true);
+    t.accept(start);
+    t.accept(JSON.stringify({ type: 'message_delta', delta: { stop_reason: 'max_tokens' }, usage: { output_tokens: 12, input_tokens: 9, cache_read_input_tokens: 100 } }));
+    expect(t.accept(JSON.stringify({ type: 'message_delta', delta: { stop_reason: 'max_tokens' }, usage: { output_tokens: 12 } }))).toEqual([]);
+    const [last] = t.accept(stop);
+    expect(last?.choices).toEqual([]);
+    expect(last?.usage).toMatchObject({ promptTokens: 109, completionTokens: 12, totalTokens: 121, cachedReadTokens: 100 });
+    expect(t.accept(start)).toEqual([]);
+  });
+
+  it('skips event types it does not know and refuses malformed events', () => {
+    const t = translator();
+    t.accept(start);
+    expect(t.accept(JSON.stringify({ type: 'future_event', payload: 1 }))).toEqual([]);
+    expect(thrown(() => t.accept('{not json')).kind).toBe('upstream_error');
+    expect(thrown(() => t.accept(JSON.stringify({ type: 'content_block_delta', index: 4, delta: { type: 'text_delta', text: 'x' } }))).kind).toBe('upstream_error');
+    expect(thrown(() => translator().accept(JSON.stringify({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }))).kind).toBe('upstream_error');
+  });
+
+  it.each([
+    ['overloaded_error', 'overloaded', true],
+    ['rate_limit_error', 'rate_limited', true],
+    ['api_error', 'upstream_error', true],
+    ['invalid_request_error', 'bad_request', false],
+    ['mystery_error', 'upstream_error', true],
+  ])('turns an error event of type %s into %s (retryable %s)', (type, kind, retryable) => {
+    const t = translator();
+    t.accept(start);
+    const error = thrown(() => t.accept(JSON.stringify({ type: 'error', error: { type, message: 'boom' } })));
+    expect(error).toMatchObject({ kind, retryable, provider: 'anthropic' });
+  });
+});

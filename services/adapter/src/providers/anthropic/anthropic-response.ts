@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+
+const count = z
+  .number()
+  .nullish()
+  .transform((v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.trunc(v) : 0));
+
+/** Anthropic's usage object; the stream's message_delta sends the same fields, all cumulative. */
+export const anthropicUsageSchema = z.looseObject({
+  input_tokens: count,
+  output_tokens: count,
+  cache_creation_input_tokens: count,
+  cache_read_input_tokens: count,
+  output_tokens_details: z.looseObject({ thinking_tokens: count }).nullish(),
+});
+export type AnthropicUsage = z.infer<typeof anthropicUsageSchema>;
+
+const contentBlock = z.looseObject({
+  type: z.string(),
+  text: z.string().optional(),
+  id: z.string().optional(),
+  name: z.string().optional(),
+  input: z.unknown().optional(),
+});
+
+export const anthropicMessageSchema = z.looseObject({
+  id: z.string(),
+  type: z.literal('message').optional(),
+  role: z.literal('assistant').optional(),
+  model: z.string().default(''),
+  content: z.array(contentBlock),
+  stop_reason: z.string().nullish(),
+  stop_sequence: z.string().nullish(),
+  usage: anthropicUsageSchema.nullish(),
+});
+
+/** Usage as OpenAI counts it: cache reads and writes are part of the prompt and also reported apart. */
+export function toCanonicalUsage(u: AnthropicUsage): chatv1.Usage {
+  const promptTokens = u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens;
+  return {
+    promptTokens,
+    completionTokens: u.output_tokens,
+    totalTokens: promptTokens + u.output_tokens,
+    cachedReadTokens: u.cache_read_input_tokens,
+    cacheWriteTokens: u.cache_creation_input_tokens,
+    reasoningTokens: u.output_tokens_details?.thinking_tokens ?? 0,
+    estimated: false,
+  };
+}
+
+/**
+ * Anthropic's stop_reason as OpenAI's finish_reason. A turn that ended by calling only the JSON
+ * answer tool finished normally, so it is `stop`.
+ */
+export function toFinishReason(stopReason: string | null | undefined, calledClientTools: boolean): string {
+  switch (stopReason) {
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return 'length';
+    case 'tool_use':
+      return calledClientTools ? 'tool_calls' : 'stop';
+    case 'refusal':
+      return 'content_filter';
+    default:
+      // end_turn, stop_sequence, pause_turn (a server tool paused; the answer so far is complete).
+      return calledClientTools ? 'tool_calls' : 'stop';
+  }
+}
+
+export interface TranslationContext {
+  /** The tool a JSON answer was forced through, if any. */
+  responseTool: string | undefined;
+  provider: string;
+  /** Seconds since the epoch; Anthropic sends no creation time. */
+  now?: number;
+}
+
+function malformed(provider: string, what: string, cause?: unknown): GatewayError {
+  return new GatewayError('upstream_error', `The provider "${provider}" returned a malformed ${what}.`, { provider, cause });
+}
+
+const inputText = (input: unknown): string => JSON.stringify(input ?? {});
+
+/** A Messages API response as the canonical completion. */
+export function parseAnthropicMessage(json: unknown, ctx: TranslationContext): chatv1.ChatCompletion {
+  const parsed = anthropicMessageSchema.safeParse(json);
+  if (!parsed.success) throw malformed(ctx.provider, 'message', parsed.error);
+  const m = parsed.data;
+  let text = '';
+  const toolCalls: chatv1.ToolCall[] = [];
+  for (const block of m.content) {
+    if (block.type === 'text') text += block.text ?? '';
+    else if (block.type === 'tool_use') {
+      if (block.name === ctx.responseTool) text += inputText(block.input);
+      else toolCalls.push({ id: block.id ?? '', type: 'function', function: { name: block.name ?? '', arguments: inputText(block.input) } });
+    }
+    // thinking / redacted_thinking / server tool blocks have no OpenAI counterpart and are left out.
+  }
+  return {
+    id: m.id,
+    created: ctx.now ?? Math.floor(Date.now() / 1000),
+    model: m.model,
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: 'assistant',
+          // OpenAI sends null content beside tool calls when the model said nothing.
+          content: text === '' && toolCalls.length > 0 ? undefined : text,
+          toolCalls,
+          refusal: undefined,
+          extraJson: '',
+        },
+        finishReason: toFinishReason(m.stop_reason, toolCalls.length > 0),
+        logprobsJson: '',
+      },
+    ],
+    usage: m.usage ? toCanonicalUsage(m.usage) : undefined,
+    systemFingerprint: undefined,
+    serviceTier: undefined,
+  };
+}

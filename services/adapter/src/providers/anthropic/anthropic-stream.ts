@@ -1,0 +1,204 @@
+import { z } from 'zod';
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { anthropicStreamError } from './anthropic-errors';
+import { anthropicUsageSchema, type AnthropicUsage, toCanonicalUsage, toFinishReason } from './anthropic-response';
+
+const messageStart = z.looseObject({
+  type: z.literal('message_start'),
+  message: z.looseObject({ id: z.string(), model: z.string().default(''), usage: anthropicUsageSchema.nullish() }),
+});
+const blockStart = z.looseObject({
+  type: z.literal('content_block_start'),
+  index: z.number().int().min(0),
+  content_block: z.looseObject({ type: z.string(), text: z.string().optional(), id: z.string().optional(), name: z.string().optional() }),
+});
+const blockDelta = z.looseObject({
+  type: z.literal('content_block_delta'),
+  index: z.number().int().min(0),
+  delta: z.looseObject({ type: z.string(), text: z.string().optional(), partial_json: z.string().optional() }),
+});
+const messageDelta = z.looseObject({
+  type: z.literal('message_delta'),
+  delta: z.looseObject({ stop_reason: z.string().nullish() }),
+  usage: anthropicUsageSchema.partial().nullish(),
+});
+const streamEvent = z.discriminatedUnion('type', [
+  messageStart,
+  blockStart,
+  blockDelta,
+  messageDelta,
+  z.looseObject({ type: z.literal('content_block_stop') }),
+  z.looseObject({ type: z.literal('message_stop') }),
+  z.looseObject({ type: z.literal('ping') }),
+  z.looseObject({ type: z.literal('error') }),
+]);
+
+export interface StreamOptions {
+  /** The tool a JSON answer was forced through, if any: its input streams as content. */
+  responseTool: string | undefined;
+  /** End with a usage-only chunk (`choices: []`), as OpenAI does for `stream_options.include_usage`. */
+  includeUsage: boolean;
+  provider: string;
+  now?: number;
+}
+
+type Block = { kind: 'text' } | { kind: 'answer' } | { kind: 'tool'; toolIndex: number } | { kind: 'other' };
+
+/**
+ * Turns Anthropic's event stream (message_start, content_block_start/delta/stop, message_delta,
+ * message_stop, ping, error) into OpenAI-shaped chunks: an opening role chunk, content and tool
+ * call deltas (tool calls numbered in order of appearance, id and name on their first delta),
+ * one chunk with the finish_reason, then the usage chunk when asked for.
+ */
+export class AnthropicStreamTranslator {
+  private id = '';
+  private model = '';
+  private created: number;
+  private started = false;
+  private finished = false;
+  private done = false;
+  private readonly blocks = new Map<number, Block>();
+  private toolCalls = 0;
+  private usage: AnthropicUsage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens_details: undefined };
+  private stopReason: string | null | undefined;
+
+  constructor(private readonly options: StreamOptions) {
+    this.created = options.now ?? Math.floor(Date.now() / 1000);
+  }
+
+  /** True once message_stop has arrived; anything after it is ignored. */
+  get complete(): boolean {
+    return this.done;
+  }
+
+  /** The chunks one event's data produces (often none). Throws GatewayError for error events and malformed data. */
+  accept(data: string): chatv1.ChatChunk[] {
+    if (this.done) return [];
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch (error) {
+      throw this.malformed(error);
+    }
+    const parsed = streamEvent.safeParse(json);
+    if (!parsed.success) {
+      // Event types added to the API later are skipped, as Anthropic's versioning policy asks of clients.
+      if (typeof json === 'object' && json !== null && typeof (json as { type?: unknown }).type === 'string' && !KNOWN.has((json as { type: string }).type)) return [];
+      throw this.malformed(parsed.error);
+    }
+    const event = parsed.data;
+    switch (event.type) {
+      case 'message_start':
+        return this.start(event);
+      case 'content_block_start':
+        return this.blockStart(event);
+      case 'content_block_delta':
+        return this.blockDelta(event);
+      case 'message_delta':
+        return this.messageDelta(event);
+      case 'message_stop':
+        return this.stop();
+      case 'error':
+        throw anthropicStreamError(json, this.options.provider);
+      case 'content_block_stop':
+      case 'ping':
+        return [];
+    }
+  }
+
+  private start(event: z.infer<typeof messageStart>): chatv1.ChatChunk[] {
+    if (this.started) return [];
+    this.started = true;
+    this.id = event.message.id;
+    this.model = event.message.model;
+    if (event.message.usage) this.usage = event.message.usage;
+    return [this.chunk({ role: 'assistant', content: '' })];
+  }
+
+  private blockStart(event: z.infer<typeof blockStart>): chatv1.ChatChunk[] {
+    this.requireStarted();
+    const b = event.content_block;
+    if (b.type === 'text') {
+      this.blocks.set(event.index, { kind: 'text' });
+      return b.text ? [this.chunk({ content: b.text })] : [];
+    }
+    if (b.type === 'tool_use' && b.name === this.options.responseTool) {
+      this.blocks.set(event.index, { kind: 'answer' });
+      return [];
+    }
+    if (b.type === 'tool_use') {
+      const toolIndex = this.toolCalls++;
+      this.blocks.set(event.index, { kind: 'tool', toolIndex });
+      return [this.chunk({ toolCalls: [{ index: toolIndex, id: b.id ?? '', type: 'function', name: b.name ?? '', arguments: '' }] })];
+    }
+    // thinking, redacted_thinking and server tool blocks have no OpenAI counterpart.
+    this.blocks.set(event.index, { kind: 'other' });
+    return [];
+  }
+
+  private blockDelta(event: z.infer<typeof blockDelta>): chatv1.ChatChunk[] {
+    this.requireStarted();
+    const block = this.blocks.get(event.index);
+    const d = event.delta;
+    if (!block) throw this.malformed(new Error(`delta for unopened content block ${event.index}`));
+    if (block.kind === 'text' && d.type === 'text_delta' && d.text) return [this.chunk({ content: d.text })];
+    if (block.kind === 'answer' && d.type === 'input_json_delta' && d.partial_json) return [this.chunk({ content: d.partial_json })];
+    if (block.kind === 'tool' && d.type === 'input_json_delta' && d.partial_json) {
+      return [this.chunk({ toolCalls: [{ index: block.toolIndex, id: undefined, type: undefined, name: undefined, arguments: d.partial_json }] })];
+    }
+    return [];
+  }
+
+  private messageDelta(event: z.infer<typeof messageDelta>): chatv1.ChatChunk[] {
+    this.requireStarted();
+    if (event.delta.stop_reason !== undefined) this.stopReason = event.delta.stop_reason;
+    const u = event.usage;
+    if (u) {
+      // message_delta counts are cumulative; input counts appear here only when they changed.
+      if (u.output_tokens !== undefined) this.usage.output_tokens = u.output_tokens;
+      if (u.input_tokens) this.usage.input_tokens = u.input_tokens;
+      if (u.cache_creation_input_tokens) this.usage.cache_creation_input_tokens = u.cache_creation_input_tokens;
+      if (u.cache_read_input_tokens) this.usage.cache_read_input_tokens = u.cache_read_input_tokens;
+      if (u.output_tokens_details) this.usage.output_tokens_details = u.output_tokens_details;
+    }
+    return this.stopReason && !this.finished ? [this.finish()] : [];
+  }
+
+  private stop(): chatv1.ChatChunk[] {
+    this.requireStarted();
+    this.done = true;
+    const out: chatv1.ChatChunk[] = [];
+    if (!this.finished) out.push(this.finish());
+    if (this.options.includeUsage) out.push({ ...this.envelope(), choices: [], usage: toCanonicalUsage(this.usage) });
+    return out;
+  }
+
+  /** The one chunk with finish_reason; a repeated message_delta only updates usage. */
+  private finish(): chatv1.ChatChunk {
+    this.finished = true;
+    return {
+      ...this.envelope(),
+      choices: [{ index: 0, delta: { toolCalls: [], extraJson: '' }, finishReason: toFinishReason(this.stopReason, this.toolCalls > 0), logprobsJson: '' }],
+    };
+  }
+
+  private chunk(delta: Partial<chatv1.Delta>): chatv1.ChatChunk {
+    return { ...this.envelope(), choices: [{ index: 0, delta: { toolCalls: [], extraJson: '', ...delta }, finishReason: undefined, logprobsJson: '' }] };
+  }
+
+  private envelope(): Omit<chatv1.ChatChunk, 'choices'> {
+    return { id: this.id, created: this.created, model: this.model, usage: undefined, systemFingerprint: undefined, serviceTier: undefined };
+  }
+
+  private requireStarted(): void {
+    if (!this.started) throw this.malformed(new Error('event before message_start'));
+  }
+
+  private malformed(cause: unknown): GatewayError {
+    const provider = this.options.provider;
+    return new GatewayError('upstream_error', `The provider "${provider}" sent a malformed stream event.`, { provider, cause });
+  }
+}
+
+const KNOWN: ReadonlySet<string> = new Set(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop', 'ping', 'error']);

@@ -1,0 +1,85 @@
+import type { Dispatcher } from 'undici';
+import type { ProviderConfigOf } from '@openrouter/config';
+import type { adapterv1, chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { createUpstreamAgent, postJson, readServerSentEvents, transportError } from '../http-upstream';
+import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
+import { parseAnthropicErrorResponse } from './anthropic-errors';
+import { toAnthropicRequest } from './anthropic-request';
+import { parseAnthropicMessage } from './anthropic-response';
+import { AnthropicStreamTranslator } from './anthropic-stream';
+
+/** Where the Messages API lives under a base URL given with or without its `/v1`. */
+export function messagesUrl(baseUrl: string): URL {
+  const base = baseUrl.replace(/\/+$/, '');
+  return new URL(base.endsWith('/v1') ? `${base}/messages` : `${base}/v1/messages`);
+}
+
+/**
+ * Anthropic's Messages API (`POST /v1/messages`), authenticated with `x-api-key` and pinned to
+ * the configured `anthropic-version`. Anthropic has no embeddings API.
+ */
+export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'anthropic'>): ProviderAdapter {
+  const agent = createUpstreamAgent();
+  const url = messagesUrl(config.baseUrl);
+  const headers: Record<string, string> = { ...config.headers, 'anthropic-version': config.version };
+  if (config.apiKey) headers['x-api-key'] = config.apiKey;
+
+  async function post(body: unknown, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
+    const response = await postJson(agent, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
+    if (response.statusCode >= 400) {
+      const text = await response.body.text().catch(() => '');
+      throw parseAnthropicErrorResponse(response.statusCode, { retryAfter: headerValue(response.headers['retry-after']) }, text, id);
+    }
+    return response;
+  }
+
+  async function readJson(response: Dispatcher.ResponseData, call: ProviderCall<unknown>): Promise<unknown> {
+    try {
+      return await response.body.json();
+    } catch (error) {
+      if (error instanceof SyntaxError) throw new GatewayError('upstream_error', `The provider "${id}" returned a malformed response.`, { provider: id, cause: error });
+      const failure = transportError(error, call.signal, id);
+      // The provider was reached and answered; losing the connection mid-body is its failure, not unreachability.
+      if (failure.kind === 'unavailable') throw new GatewayError('upstream_error', `The provider "${id}" closed the connection before the answer was complete.`, { provider: id, cause: error });
+      throw failure;
+    }
+  }
+
+  return {
+    async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
+      const { body, responseTool } = await toAnthropicRequest(call.request, call.upstreamModel, { defaultMaxTokens: config.defaultMaxTokens, signal: call.signal });
+      const response = await post(body, call);
+      if (!call.request.stream) {
+        yield { completion: parseAnthropicMessage(await readJson(response, call), { responseTool, provider: id }) };
+        return;
+      }
+      const translator = new AnthropicStreamTranslator({ responseTool, includeUsage: call.request.streamOptions?.includeUsage === true, provider: id });
+      try {
+        for await (const event of readServerSentEvents(response.body, call.signal, id)) {
+          for (const chunk of translator.accept(event.data)) yield { chunk };
+          if (translator.complete) break;
+        }
+      } finally {
+        if (!translator.complete) response.body.destroy();
+      }
+      if (!translator.complete) throw new GatewayError('upstream_error', `The provider "${id}" ended the stream before it finished.`, { provider: id });
+    },
+
+    async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
+      throw new GatewayError('bad_request', `The model "${call.request.model || call.upstreamModel}" does not support embeddings: Anthropic has no embeddings API.`, {
+        param: 'model',
+        code: 'model_not_supported',
+        provider: id,
+      });
+    },
+
+    async close(): Promise<void> {
+      await agent.close();
+    },
+  };
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

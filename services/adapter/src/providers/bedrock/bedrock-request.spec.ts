@@ -1,0 +1,181 @@
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { parseChatRequest } from '@openrouter/openai-wire';
+import { loadImage } from '../image-source';
+import { JSON_OBJECT_INSTRUCTION, JSON_RESPONSE_TOOL, toConverseRequest } from './bedrock-request';
+import fixture from './fixtures/converse-request.fixture.json';
+
+const signal = new AbortController().signal;
+const loader = (url: string) => loadImage(url, { signal });
+const translate = (body: Record<string, unknown>) => toConverseRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], ...body }), loader);
+
+async function rejection(promise: Promise<unknown>): Promise<GatewayError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(GatewayError);
+  return error as GatewayError;
+}
+
+const TOOL = { type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: { q: { type: 'string' } } } } };
+const TOOL_HISTORY = [
+  { role: 'user', content: 'Find it' },
+  { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'lookup', arguments: '{"q":"x"}' } }] },
+  { role: 'tool', tool_call_id: 't1', content: 'found' },
+];
+
+describe('Converse request translation', () => {
+  it('translates the recorded OpenAI body to the recorded Converse body', async () => {
+    const { body, jsonTool } = await toConverseRequest(parseChatRequest(fixture.openai), loader);
+    expect(body).toEqual(fixture.converse);
+    expect(jsonTool).toBeUndefined();
+  });
+
+  it('keeps multiple system and developer messages in order, wherever they appear', async () => {
+    const { body } = await translate({
+      messages: [
+        { role: 'system', content: 'one' },
+        { role: 'user', content: 'Hi' },
+        { role: 'developer', content: 'two' },
+        { role: 'system', content: '   ' },
+      ],
+    });
+    expect(body.system).toEqual([{ text: 'one' }, { text: 'two' }]);
+    expect(body.messages).toEqual([{ role: 'user', content: [{ text: 'Hi' }] }]);
+  });
+
+  it('merges consecutive same-role turns and drops empty text blocks', async () => {
+    const { body } = await translate({
+      messages: [
+        { role: 'user', content: 'a' },
+        { role: 'user', content: '' },
+        { role: 'user', content: 'b' },
+        { role: 'assistant', content: 'c' },
+        { role: 'assistant', content: [{ type: 'text', text: 'd' }] },
+      ],
+    });
+    expect(body.messages).toEqual([
+      { role: 'user', content: [{ text: 'a' }, { text: 'b' }] },
+      { role: 'assistant', content: [{ text: 'c' }, { text: 'd' }] },
+    ]);
+  });
+
+  it('sends an assistant turn with empty content and tool calls as toolUse blocks only; empty arguments are {}', async () => {
+    const { body } = await translate({
+      tools: [TOOL],
+      messages: [
+        { role: 'user', content: 'go' },
+        { role: 'assistant', content: '', tool_calls: [{ id: 'a', type: 'function', function: { name: 'lookup', arguments: '' } }] },
+        { role: 'tool', tool_call_id: 'a', content: '' },
+      ],
+    });
+    expect(body.messages[1]).toEqual({ role: 'assistant', content: [{ toolUse: { toolUseId: 'a', name: 'lookup', input: {} } }] });
+    expect(body.messages[2]).toEqual({ role: 'user', content: [{ toolResult: { toolUseId: 'a', content: [] } }] });
+  });
+
+  it('maps every inference parameter, max_completion_tokens over max_tokens', async () => {
+    expect((await translate({ max_tokens: 10 })).body.inferenceConfig).toEqual({ maxTokens: 10 });
+    expect((await translate({ max_tokens: 10, max_completion_tokens: 20, temperature: 0, top_p: 1, stop: 'x' })).body.inferenceConfig).toEqual({
+      maxTokens: 20,
+      temperature: 0,
+      topP: 1,
+      stopSequences: ['x'],
+    });
+    expect((await translate({})).body.inferenceConfig).toBeUndefined();
+  });
+
+  it.each([
+    ['required', { any: {} }],
+    [{ type: 'function', function: { name: 'lookup' } }, { tool: { name: 'lookup' } }],
+    ['auto', { auto: {} }],
+  ])('maps tool_choice %j', async (choice, expected) => {
+    expect((await translate({ tools: [TOOL], tool_choice: choice })).body.toolConfig?.toolChoice).toEqual(expected);
+  });
+
+  it('leaves toolChoice unset when the client did not choose (Bedrock defaults to auto)', async () => {
+    expect((await translate({ tools: [TOOL] })).body.toolConfig).toEqual({
+      tools: [{ toolSpec: { name: 'lookup', inputSchema: { json: TOOL.function.parameters } } }],
+    });
+  });
+
+  it('omits tools for tool_choice none, but keeps them declared when the history holds tool blocks', async () => {
+    expect((await translate({ tools: [TOOL], tool_choice: 'none' })).body.toolConfig).toBeUndefined();
+    const withHistory = await translate({ tools: [TOOL], tool_choice: 'none', messages: TOOL_HISTORY });
+    expect(withHistory.body.toolConfig?.tools).toHaveLength(1);
+    expect(withHistory.body.toolConfig?.toolChoice).toBeUndefined();
+  });
+
+  it('asks for a JSON object through a system instruction', async () => {
+    const { body } = await translate({ messages: [{ role: 'system', content: 'Be terse.' }, { role: 'user', content: 'Hi' }], response_format: { type: 'json_object' } });
+    expect(body.system).toEqual([{ text: 'Be terse.' }, { text: JSON_OBJECT_INSTRUCTION }]);
+  });
+
+  it('turns json_schema into a forced answer tool, alongside client tools when they may be used', async () => {
+    const schema = { type: 'object', properties: { ok: { type: 'boolean' } } };
+    const alone = await translate({ response_format: { type: 'json_schema', json_schema: { name: 'verdict', schema } } });
+    expect(alone.jsonTool).toBe(JSON_RESPONSE_TOOL);
+    expect(alone.body.toolConfig).toEqual({
+      tools: [{ toolSpec: { name: JSON_RESPONSE_TOOL, description: expect.stringContaining('verdict'), inputSchema: { json: schema } } }],
+      toolChoice: { tool: { name: JSON_RESPONSE_TOOL } },
+    });
+    const withTools = await translate({ tools: [TOOL], response_format: { type: 'json_schema', json_schema: { name: 'verdict', schema } } });
+    expect(withTools.body.toolConfig?.tools.map((t) => t.toolSpec.name)).toEqual(['lookup', JSON_RESPONSE_TOOL]);
+    expect(withTools.body.toolConfig?.toolChoice).toEqual({ any: {} });
+  });
+
+  it('passes Converse-only fields sent as extra body keys and drops other unknown keys', async () => {
+    const { body } = await translate({ performanceConfig: { latency: 'optimized' }, additionalModelRequestFields: { top_k: 5 }, some_future_param: 1 });
+    expect(body['performanceConfig']).toEqual({ latency: 'optimized' });
+    expect(body['additionalModelRequestFields']).toEqual({ top_k: 5 });
+    expect(body['some_future_param']).toBeUndefined();
+  });
+
+  it.each([
+    ['n', { n: 2 }],
+    ['logprobs', { logprobs: true }],
+    ['top_logprobs', { top_logprobs: 3 }],
+    ['logit_bias', { logit_bias: { '42': 10 } }],
+    ['modalities', { modalities: ['text', 'audio'] }],
+    ['audio', { audio: { voice: 'alloy', format: 'wav' } }],
+    ['web_search_options', { web_search_options: {} }],
+    ['tools', { tools: [{ type: 'custom', custom: { name: 'x' } }] }],
+    ['tool_choice', { tools: [TOOL], tool_choice: { type: 'allowed_tools', allowed_tools: { mode: 'auto', tools: [] } } }],
+    ['tool_choice', { tools: [TOOL], tool_choice: { type: 'function', function: { name: 'missing' } } }],
+    ['tool_choice', { tool_choice: 'required' }],
+  ])('refuses what Bedrock cannot do with a 400 naming %s', async (param, body) => {
+    await expect(rejection(translate(body))).resolves.toMatchObject({ kind: 'bad_request', param });
+  });
+
+  it('accepts the harmless forms of refused parameters', async () => {
+    await expect(translate({ n: 1, logprobs: false, top_logprobs: 0, modalities: ['text'], tool_choice: 'auto' })).resolves.toBeDefined();
+  });
+
+  it.each([
+    ['audio input', [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }]],
+    ['a file part', [{ type: 'file', file: { file_id: 'f1' } }]],
+    ['an image of another type', [{ type: 'image_url', image_url: { url: 'data:image/svg+xml;base64,PHN2Zz4=' } }]],
+  ])('refuses %s in the messages', async (_name, content) => {
+    await expect(rejection(translate({ messages: [{ role: 'user', content }] }))).resolves.toMatchObject({ kind: 'bad_request', param: 'messages' });
+  });
+
+  it('refuses tool-call arguments that are not a JSON object, and the deprecated function role', async () => {
+    const bad = (args: string) => translate({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: args } }] }] });
+    await expect(rejection(bad('{not json'))).resolves.toMatchObject({ param: 'messages' });
+    await expect(rejection(bad('[1,2]'))).resolves.toMatchObject({ param: 'messages' });
+    await expect(rejection(translate({ messages: [{ role: 'function', name: 'f', content: 'x' }] }))).resolves.toMatchObject({ param: 'messages' });
+  });
+
+  it('keeps images inside tool results', async () => {
+    const png = 'data:image/png;base64,iVBORw0KGgo=';
+    const request: chatv1.ChatRequest = parseChatRequest({
+      model: 'm',
+      messages: [...TOOL_HISTORY.slice(0, 2), { role: 'tool', tool_call_id: 't1', content: [{ type: 'text', text: 'chart:' }, { type: 'image_url', image_url: { url: png } }] }],
+      tools: [TOOL],
+    });
+    const { body } = await toConverseRequest(request, loader);
+    expect(body.messages[2]?.content).toEqual([
+      { toolResult: { toolUseId: 't1', content: [{ text: 'chart:' }, { image: { format: 'png', source: { bytes: 'iVBORw0KGgo=' } } }] } },
+    ]);
+  });
+});

@@ -1,0 +1,276 @@
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import type { InlineImage } from '../image-source';
+
+/** Bedrock Converse request shapes (the subset the gateway sends). */
+export type BedrockImageFormat = 'png' | 'jpeg' | 'gif' | 'webp';
+export type BedrockContentBlock =
+  | { text: string }
+  | { image: { format: BedrockImageFormat; source: { bytes: string } } }
+  | { toolUse: { toolUseId: string; name: string; input: Record<string, unknown> } }
+  | { toolResult: { toolUseId: string; content: BedrockToolResultContent[]; status?: 'success' | 'error' } };
+export type BedrockToolResultContent = { text: string } | { image: { format: BedrockImageFormat; source: { bytes: string } } };
+export interface BedrockMessage {
+  role: 'user' | 'assistant';
+  content: BedrockContentBlock[];
+}
+export interface BedrockToolSpec {
+  toolSpec: { name: string; description?: string; inputSchema: { json: Record<string, unknown> } };
+}
+export type BedrockToolChoice = { auto: Record<string, never> } | { any: Record<string, never> } | { tool: { name: string } };
+export interface ConverseBody {
+  messages: BedrockMessage[];
+  system?: { text: string }[];
+  inferenceConfig?: { maxTokens?: number; temperature?: number; topP?: number; stopSequences?: string[] };
+  toolConfig?: { tools: BedrockToolSpec[]; toolChoice?: BedrockToolChoice };
+  [passthrough: string]: unknown;
+}
+
+/** What the response side needs to know about how the request was translated. */
+export interface ConverseTranslation {
+  body: ConverseBody;
+  /** Set when `response_format: json_schema` became a forced tool: its tool use is the answer text. */
+  jsonTool: string | undefined;
+}
+
+/** Fetches an image part's bytes (data URL or http(s)); the adapter passes `loadImage`. */
+export type ImageLoader = (url: string) => Promise<InlineImage>;
+
+/** The tool that carries a `json_schema` answer; a name no client tool is likely to use. */
+export const JSON_RESPONSE_TOOL = 'json_response';
+export const JSON_OBJECT_INSTRUCTION = 'Respond with a single valid JSON object only, with no text before or after it.';
+
+/** Top-level Converse fields a client may send as extra body keys; passed through unchanged. */
+const PASSTHROUGH_KEYS = ['additionalModelRequestFields', 'additionalModelResponseFieldPaths', 'guardrailConfig', 'performanceConfig', 'promptVariables', 'requestMetadata'];
+/** Extra OpenAI parameters that ask for something Bedrock cannot do; refused rather than ignored. */
+const REFUSED_EXTRA_KEYS = ['audio', 'web_search_options', 'prediction'];
+const IMAGE_FORMATS: Readonly<Record<string, BedrockImageFormat>> = { 'image/png': 'png', 'image/jpeg': 'jpeg', 'image/gif': 'gif', 'image/webp': 'webp' };
+
+function badRequest(message: string, param: string): GatewayError {
+  return new GatewayError('bad_request', message, { param, code: 'unsupported_parameter' });
+}
+
+/**
+ * The canonical request as a Converse body. Parameters Converse has no slot for are either
+ * dropped (sampling hints that change nothing essential) or refused with a 400 naming the
+ * parameter (asks the gateway cannot honour); docs/providers/bedrock.md lists each.
+ */
+export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageLoader): Promise<ConverseTranslation> {
+  refuseUnsupported(r);
+  const { system, messages } = await translateMessages(r.messages, loadImage);
+  const body: ConverseBody = { messages };
+
+  const inference: NonNullable<ConverseBody['inferenceConfig']> = {};
+  const maxTokens = r.maxCompletionTokens ?? r.maxTokens;
+  if (maxTokens !== undefined) inference.maxTokens = maxTokens;
+  if (r.temperature !== undefined) inference.temperature = r.temperature;
+  if (r.topP !== undefined) inference.topP = r.topP;
+  if (r.stop.length > 0) inference.stopSequences = [...r.stop];
+  if (Object.keys(inference).length > 0) body.inferenceConfig = inference;
+
+  const format = r.responseFormat?.type;
+  if (format === 'json_object') system.push({ text: JSON_OBJECT_INSTRUCTION });
+  if (system.length > 0) body.system = system;
+
+  const historyUsesTools = messages.some((m) => m.content.some((b) => 'toolUse' in b || 'toolResult' in b));
+  const jsonTool = format === 'json_schema' ? jsonSchemaTool(r) : undefined;
+  const toolConfig = translateTools(r, jsonTool, historyUsesTools);
+  if (toolConfig) body.toolConfig = toolConfig;
+
+  Object.assign(body, passthrough(r.extraJson));
+  return { body, jsonTool: jsonTool?.toolSpec.name };
+}
+
+function refuseUnsupported(r: chatv1.ChatRequest): void {
+  if (r.n !== undefined && r.n > 1) throw badRequest("Bedrock returns one choice per request; 'n' must be 1.", 'n');
+  if (r.logprobs === true) throw badRequest("Bedrock does not return log probabilities; 'logprobs' is not supported.", 'logprobs');
+  if (r.topLogprobs !== undefined && r.topLogprobs > 0) throw badRequest("Bedrock does not return log probabilities; 'top_logprobs' is not supported.", 'top_logprobs');
+  if (Object.keys(r.logitBias).length > 0) throw badRequest("Bedrock cannot bias tokens; 'logit_bias' is not supported.", 'logit_bias');
+  if (r.modalities.some((m) => m !== 'text')) throw badRequest("Bedrock Converse answers in text only; 'modalities' may only contain \"text\".", 'modalities');
+  const extra = parseObject(r.extraJson);
+  for (const key of REFUSED_EXTRA_KEYS) if (extra[key] !== undefined && extra[key] !== null) throw badRequest(`'${key}' is not supported by Bedrock.`, key);
+}
+
+function passthrough(extraJson: string): Record<string, unknown> {
+  const extra = parseObject(extraJson);
+  const out: Record<string, unknown> = {};
+  for (const key of PASSTHROUGH_KEYS) if (extra[key] !== undefined && extra[key] !== null) out[key] = extra[key];
+  return out;
+}
+
+function parseObject(json: string): Record<string, unknown> {
+  if (!json) return {};
+  const value: unknown = JSON.parse(json);
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+async function translateMessages(source: readonly chatv1.Message[], loadImage: ImageLoader): Promise<{ system: { text: string }[]; messages: BedrockMessage[] }> {
+  const system: { text: string }[] = [];
+  const turns: BedrockMessage[] = [];
+  const push = (role: BedrockMessage['role'], content: BedrockContentBlock[]): void => {
+    if (content.length === 0) return;
+    const last = turns[turns.length - 1];
+    // Converse wants strict user/assistant alternation; same-role neighbours become one turn.
+    if (last?.role === role) last.content.push(...content);
+    else turns.push({ role, content });
+  };
+
+  for (let i = 0; i < source.length; i++) {
+    const m = source[i] as chatv1.Message;
+    const where = `messages[${i}]`;
+    switch (m.role) {
+      case 'system':
+      case 'developer':
+        for (const text of messageTexts(m, where)) if (text.trim() !== '') system.push({ text });
+        break;
+      case 'user':
+        push('user', await userContent(m, where, loadImage));
+        break;
+      case 'assistant':
+        push('assistant', assistantContent(m, where));
+        break;
+      case 'tool':
+        push('user', [await toolResult(m, where, loadImage)]);
+        break;
+      default:
+        throw new GatewayError('bad_request', `${where}: the role "${m.role}" is not supported by Bedrock; use tools and tool messages.`, { param: 'messages' });
+    }
+  }
+  return { system, messages: turns };
+}
+
+/** The text of a message that may only hold text (system, developer). */
+function messageTexts(m: chatv1.Message, where: string): string[] {
+  if (m.text !== undefined) return [m.text];
+  if (!m.parts) return [];
+  return m.parts.parts.map((p, j) => {
+    if (p.text !== undefined) return p.text;
+    throw new GatewayError('bad_request', `${where}.content[${j}]: only text parts are allowed in ${m.role} messages.`, { param: 'messages' });
+  });
+}
+
+async function userContent(m: chatv1.Message, where: string, loadImage: ImageLoader): Promise<BedrockContentBlock[]> {
+  if (m.text !== undefined) return m.text === '' ? [] : [{ text: m.text }];
+  if (!m.parts) return [];
+  return Promise.all(m.parts.parts.map((p, j) => contentBlock(p, `${where}.content[${j}]`, loadImage))).then((blocks) => blocks.filter((b) => !('text' in b) || b.text !== ''));
+}
+
+async function contentBlock(p: chatv1.ContentPart, where: string, loadImage: ImageLoader): Promise<BedrockContentBlock> {
+  if (p.text !== undefined) return { text: p.text };
+  if (p.refusal !== undefined) return { text: p.refusal };
+  if (p.imageUrl) return { image: await image(p.imageUrl.url, loadImage) };
+  if (p.inputAudio) throw new GatewayError('bad_request', `${where}: audio input is not supported by Bedrock Converse.`, { param: 'messages', code: 'unsupported_content' });
+  const type = partType(p.rawJson ?? '');
+  throw new GatewayError('bad_request', `${where}: content parts of type "${type}" are not supported by Bedrock.`, { param: 'messages', code: 'unsupported_content' });
+}
+
+function partType(rawJson: string): string {
+  try {
+    const value: unknown = JSON.parse(rawJson);
+    if (typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>)['type'] === 'string') return (value as Record<string, string>)['type'] ?? 'unknown';
+  } catch {
+    // fall through: the type is reported as unknown
+  }
+  return 'unknown';
+}
+
+async function image(url: string, loadImage: ImageLoader): Promise<{ format: BedrockImageFormat; source: { bytes: string } }> {
+  const loaded = await loadImage(url);
+  const format = IMAGE_FORMATS[loaded.mediaType];
+  if (!format) throw new GatewayError('bad_request', `An image in the messages has type "${loaded.mediaType}", which Bedrock does not accept.`, { param: 'messages', code: 'invalid_image_url' });
+  return { format, source: { bytes: loaded.base64 } };
+}
+
+function assistantContent(m: chatv1.Message, where: string): BedrockContentBlock[] {
+  const blocks: BedrockContentBlock[] = [];
+  if (m.text !== undefined && m.text !== '') blocks.push({ text: m.text });
+  else if (m.parts) {
+    for (const p of m.parts.parts) {
+      const text = p.text ?? p.refusal;
+      if (text === undefined) throw new GatewayError('bad_request', `${where}: assistant messages may only hold text parts.`, { param: 'messages' });
+      if (text !== '') blocks.push({ text });
+    }
+  } else if (m.refusal !== undefined && m.refusal !== '') blocks.push({ text: m.refusal });
+  m.toolCalls.forEach((call, j) => {
+    blocks.push({ toolUse: { toolUseId: call.id, name: call.function?.name ?? '', input: toolInput(call.function?.arguments ?? '', `${where}.tool_calls[${j}]`) } });
+  });
+  return blocks;
+}
+
+/** Tool-call arguments as the JSON object Converse wants; empty arguments are an empty object. */
+function toolInput(args: string, where: string): Record<string, unknown> {
+  if (args.trim() === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(args);
+  } catch {
+    throw new GatewayError('bad_request', `${where}.function.arguments is not valid JSON.`, { param: 'messages' });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new GatewayError('bad_request', `${where}.function.arguments must be a JSON object for Bedrock.`, { param: 'messages' });
+  }
+  return value as Record<string, unknown>;
+}
+
+async function toolResult(m: chatv1.Message, where: string, loadImage: ImageLoader): Promise<BedrockContentBlock> {
+  if (!m.toolCallId) throw new GatewayError('bad_request', `${where}: tool messages need a 'tool_call_id'.`, { param: 'messages' });
+  const content: BedrockToolResultContent[] = [];
+  if (m.text !== undefined) {
+    if (m.text !== '') content.push({ text: m.text });
+  } else if (m.parts) {
+    for (let j = 0; j < m.parts.parts.length; j++) {
+      const block = await contentBlock(m.parts.parts[j] as chatv1.ContentPart, `${where}.content[${j}]`, loadImage);
+      if ('text' in block) {
+        if (block.text !== '') content.push(block);
+      } else if ('image' in block) content.push(block);
+    }
+  }
+  return { toolResult: { toolUseId: m.toolCallId, content } };
+}
+
+function schemaObject(json: string, param: string): Record<string, unknown> {
+  if (!json) return { type: 'object', properties: {} };
+  const value: unknown = JSON.parse(json);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('The schema must be a JSON object.', param);
+  return value as Record<string, unknown>;
+}
+
+function jsonSchemaTool(r: chatv1.ChatRequest): BedrockToolSpec {
+  const js = r.responseFormat?.jsonSchema;
+  if (r.tools.some((t) => t.function?.name === JSON_RESPONSE_TOOL)) {
+    throw badRequest(`A tool named "${JSON_RESPONSE_TOOL}" cannot be combined with response_format json_schema on Bedrock.`, 'response_format');
+  }
+  const description = js?.description ?? `Give the final answer${js?.name ? ` (${js.name})` : ''} as JSON matching this schema.`;
+  return { toolSpec: { name: JSON_RESPONSE_TOOL, description, inputSchema: { json: schemaObject(js?.schemaJson ?? '', 'response_format') } } };
+}
+
+function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undefined, historyUsesTools: boolean): ConverseBody['toolConfig'] {
+  const tools: BedrockToolSpec[] = r.tools.map((t, i) => {
+    if (t.type !== 'function' || !t.function) throw badRequest(`tools[${i}]: only function tools are supported by Bedrock (got "${t.type}").`, 'tools');
+    const spec: BedrockToolSpec['toolSpec'] = { name: t.function.name, inputSchema: { json: schemaObject(t.function.parametersJson, 'tools') } };
+    if (t.function.description) spec.description = t.function.description;
+    return { toolSpec: spec };
+  });
+  const choice = r.toolChoice;
+  if (choice?.rawJson) throw badRequest('This form of tool_choice is not supported by Bedrock; use "auto", "required", "none" or a named function.', 'tool_choice');
+  const named = choice?.functionName;
+  if (named !== undefined && !tools.some((t) => t.toolSpec.name === named)) throw badRequest(`tool_choice names "${named}", which is not in tools.`, 'tool_choice');
+  if ((choice?.mode === 'required' || named !== undefined) && tools.length === 0) throw badRequest("'tool_choice' needs 'tools'.", 'tool_choice');
+
+  if (jsonTool) {
+    // The answer is the forced schema tool, unless the client forces or allows its own tools.
+    if (choice?.mode === 'none' || tools.length === 0) {
+      return { tools: historyUsesTools ? [...tools, jsonTool] : [jsonTool], toolChoice: { tool: { name: jsonTool.toolSpec.name } } };
+    }
+    return { tools: [...tools, jsonTool], toolChoice: named !== undefined ? { tool: { name: named } } : { any: {} } };
+  }
+  if (tools.length === 0) return undefined;
+  if (choice?.mode === 'none') {
+    // Converse has no "none"; tools are left out, except that a history with tool blocks needs them declared.
+    return historyUsesTools ? { tools } : undefined;
+  }
+  if (named !== undefined) return { tools, toolChoice: { tool: { name: named } } };
+  if (choice?.mode === 'required') return { tools, toolChoice: { any: {} } };
+  // Unset means Bedrock's default (auto); models without tool-choice support accept that form only.
+  return choice?.mode === 'auto' ? { tools, toolChoice: { auto: {} } } : { tools };
+}

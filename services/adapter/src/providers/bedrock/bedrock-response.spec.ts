@@ -1,0 +1,73 @@
+import { GatewayError } from '@openrouter/errors';
+import { toOpenAICompletion } from '@openrouter/openai-wire';
+import { JSON_RESPONSE_TOOL } from './bedrock-request';
+import { finishReason, fromConverseResponse, toCanonicalUsage } from './bedrock-response';
+import textResponse from './fixtures/converse-text.response.json';
+import toolResponse from './fixtures/converse-tool-use.response.json';
+
+const ctx = { id: 'chatcmpl-req-1', created: 1_740_000_000, model: 'anthropic.claude-3-5-sonnet-20241022-v2:0', jsonTool: undefined };
+
+describe('Converse response translation', () => {
+  it('gives a text answer the OpenAI completion shape', () => {
+    const completion = fromConverseResponse(textResponse, ctx);
+    expect(toOpenAICompletion(completion, 'public-model')).toEqual({
+      id: 'chatcmpl-req-1',
+      object: 'chat.completion',
+      created: 1_740_000_000,
+      model: 'public-model',
+      choices: [{ index: 0, message: { role: 'assistant', content: "Lisbon sits on the Tagus estuary. It is Portugal's capital.", refusal: null }, logprobs: null, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 21, completion_tokens: 14, total_tokens: 35, prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0 } },
+    });
+  });
+
+  it('gives parallel tool uses as tool_calls, with cache reads and writes counted into prompt tokens', () => {
+    const completion = fromConverseResponse(toolResponse, ctx);
+    const choice = completion.choices[0];
+    expect(choice?.finishReason).toBe('tool_calls');
+    expect(choice?.message?.content).toBe('Checking both cities.');
+    expect(choice?.message?.toolCalls).toEqual([
+      { id: 'tooluse_Qm2rT8xLw0aV1bN3cD4eF5', type: 'function', function: { name: 'lookup_tide', arguments: '{"port":"Porto","day":"2025-03-02"}' } },
+      { id: 'tooluse_Zx9yW8vU7tS6rQ5pO4nM3l', type: 'function', function: { name: 'lookup_tide', arguments: '{"port":"Faro","day":"2025-03-02"}' } },
+    ]);
+    expect(completion.usage).toEqual({ promptTokens: 1240, completionTokens: 58, totalTokens: 1298, cachedReadTokens: 1100, cacheWriteTokens: 100, reasoningTokens: 0, estimated: false });
+  });
+
+  it('gives content null when the answer is tool calls only', () => {
+    const json = { ...toolResponse, output: { message: { role: 'assistant', content: toolResponse.output.message.content.slice(1) } } };
+    const message = toOpenAICompletion(fromConverseResponse(json, ctx), 'm')['choices'] as { message: Record<string, unknown> }[];
+    expect(message[0]?.message['content']).toBeNull();
+  });
+
+  it('returns the json_schema answer tool as text with finish_reason stop', () => {
+    const json = { output: { message: { role: 'assistant', content: [{ toolUse: { toolUseId: 'tooluse_x', name: JSON_RESPONSE_TOOL, input: { ok: true } } }] } }, stopReason: 'tool_use' };
+    const completion = fromConverseResponse(json, { ...ctx, jsonTool: JSON_RESPONSE_TOOL });
+    expect(completion.choices[0]).toMatchObject({ finishReason: 'stop', message: { content: '{"ok":true}', toolCalls: [] } });
+  });
+
+  it('carries reasoning text as reasoning_content', () => {
+    const json = { output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: 'Think.', signature: 's' } } }, { text: 'Done.' }] } }, stopReason: 'end_turn' };
+    expect(fromConverseResponse(json, ctx).choices[0]?.message).toMatchObject({ content: 'Done.', extraJson: '{"reasoning_content":"Think."}' });
+  });
+
+  it.each([
+    ['end_turn', 'stop'],
+    ['stop_sequence', 'stop'],
+    ['max_tokens', 'length'],
+    ['model_context_window_exceeded', 'length'],
+    ['tool_use', 'tool_calls'],
+    ['guardrail_intervened', 'content_filter'],
+    ['content_filtered', 'content_filter'],
+    ['something_new', 'stop'],
+  ])('maps stopReason %s to %s', (stop, finish) => {
+    expect(finishReason(stop)).toBe(finish);
+  });
+
+  it('treats missing usage fields as zero', () => {
+    expect(toCanonicalUsage({ outputTokens: 3 })).toMatchObject({ promptTokens: 0, completionTokens: 3, totalTokens: 3 });
+  });
+
+  it('rejects a body that is not a Converse response as upstream_error', () => {
+    expect(() => fromConverseResponse({ choices: [] }, ctx)).toThrow(GatewayError);
+    expect(() => fromConverseResponse({ choices: [] }, ctx)).toThrow(expect.objectContaining({ kind: 'upstream_error' }));
+  });
+});

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+
+const tokenCount = z.number().int().nonnegative().catch(0);
+
+/** Converse `usage` (also the stream's metadata usage); cache fields only appear with prompt caching. */
+export const bedrockUsageSchema = z.looseObject({
+  inputTokens: tokenCount.optional(),
+  outputTokens: tokenCount.optional(),
+  totalTokens: tokenCount.optional(),
+  cacheReadInputTokens: tokenCount.optional(),
+  cacheWriteInputTokens: tokenCount.optional(),
+});
+export type BedrockUsage = z.infer<typeof bedrockUsageSchema>;
+
+const reasoningBlock = z.looseObject({ reasoningText: z.looseObject({ text: z.string().optional() }).optional() });
+const outputBlock = z.looseObject({
+  text: z.string().optional(),
+  toolUse: z.looseObject({ toolUseId: z.string(), name: z.string(), input: z.unknown() }).optional(),
+  reasoningContent: reasoningBlock.optional(),
+});
+
+const converseResponseSchema = z.looseObject({
+  output: z.looseObject({ message: z.looseObject({ role: z.string().optional(), content: z.array(outputBlock) }) }),
+  stopReason: z.string(),
+  usage: bedrockUsageSchema.optional(),
+});
+
+/** Converse stop reasons as OpenAI finish reasons. */
+export function finishReason(stopReason: string): string {
+  switch (stopReason) {
+    case 'end_turn':
+    case 'stop_sequence':
+      return 'stop';
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return 'length';
+    case 'tool_use':
+      return 'tool_calls';
+    case 'guardrail_intervened':
+    case 'content_filtered':
+      return 'content_filter';
+    default:
+      return 'stop';
+  }
+}
+
+/**
+ * Bedrock's `inputTokens` leaves out tokens read from or written to the prompt cache; OpenAI's
+ * `prompt_tokens` includes them, so they are added back and reported in the details as well.
+ */
+export function toCanonicalUsage(u: BedrockUsage): chatv1.Usage {
+  const cachedReadTokens = u.cacheReadInputTokens ?? 0;
+  const cacheWriteTokens = u.cacheWriteInputTokens ?? 0;
+  const promptTokens = (u.inputTokens ?? 0) + cachedReadTokens + cacheWriteTokens;
+  const completionTokens = u.outputTokens ?? 0;
+  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, cachedReadTokens, cacheWriteTokens, reasoningTokens: 0, estimated: false };
+}
+
+export interface ResponseContext {
+  id: string;
+  created: number;
+  model: string;
+  /** The forced tool that carries a json_schema answer (its input becomes the text). */
+  jsonTool: string | undefined;
+}
+
+/** A Converse response as the canonical completion. */
+export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv1.ChatCompletion {
+  const parsed = converseResponseSchema.safeParse(json);
+  if (!parsed.success) throw new GatewayError('upstream_error', 'The provider returned a malformed Converse response.', { cause: parsed.error });
+  const r = parsed.data;
+  const texts: string[] = [];
+  const reasoning: string[] = [];
+  const toolCalls: chatv1.ToolCall[] = [];
+  let answeredByJsonTool = false;
+  for (const block of r.output.message.content) {
+    if (block.text !== undefined) texts.push(block.text);
+    else if (block.toolUse) {
+      const args = JSON.stringify(block.toolUse.input ?? {});
+      if (ctx.jsonTool !== undefined && block.toolUse.name === ctx.jsonTool) {
+        texts.push(args);
+        answeredByJsonTool = true;
+      } else toolCalls.push({ id: block.toolUse.toolUseId, type: 'function', function: { name: block.toolUse.name, arguments: args } });
+    } else if (block.reasoningContent?.reasoningText?.text !== undefined) reasoning.push(block.reasoningContent.reasoningText.text);
+  }
+  const content = texts.length > 0 ? texts.join('') : toolCalls.length > 0 ? undefined : '';
+  let finish = finishReason(r.stopReason);
+  if (finish === 'tool_calls' && toolCalls.length === 0 && answeredByJsonTool) finish = 'stop';
+  return {
+    id: ctx.id,
+    created: ctx.created,
+    model: ctx.model,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content, toolCalls, refusal: undefined, extraJson: reasoning.length > 0 ? JSON.stringify({ reasoning_content: reasoning.join('') }) : '' },
+        finishReason: finish,
+        logprobsJson: '',
+      },
+    ],
+    usage: r.usage ? toCanonicalUsage(r.usage) : undefined,
+    systemFingerprint: undefined,
+    serviceTier: undefined,
+  };
+}

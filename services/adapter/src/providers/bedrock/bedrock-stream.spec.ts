@@ -1,0 +1,156 @@
+import { EventStreamCodec, type MessageHeaders } from '@smithy/eventstream-codec';
+import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { toOpenAIChunk } from '@openrouter/openai-wire';
+import { JSON_RESPONSE_TOOL } from './bedrock-request';
+import { ConverseStreamTranslator, decodeStreamMessage, eventStreamMessages, type StreamContext } from './bedrock-stream';
+import textTranscript from './fixtures/converse-stream-text.transcript.json';
+import throttledTranscript from './fixtures/converse-stream-throttled.transcript.json';
+import toolsTranscript from './fixtures/converse-stream-tools.transcript.json';
+
+type TranscriptEntry = { event: string; payload: unknown } | { exception: string; payload: unknown };
+
+const codec = new EventStreamCodec(toUtf8, fromUtf8);
+const str = (value: string) => ({ type: 'string' as const, value });
+
+/** A transcript as the bytes Bedrock sends: one event-stream message per entry. */
+function encode(entries: readonly TranscriptEntry[]): Buffer {
+  return Buffer.concat(
+    entries.map((entry) => {
+      const headers: MessageHeaders =
+        'event' in entry
+          ? { ':event-type': str(entry.event), ':content-type': str('application/json'), ':message-type': str('event') }
+          : { ':exception-type': str(entry.exception), ':content-type': str('application/json'), ':message-type': str('exception') };
+      return codec.encode({ headers, body: fromUtf8(JSON.stringify(entry.payload)) });
+    }),
+  );
+}
+
+async function* pieces(bytes: Buffer, size: number): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+}
+
+const CTX: StreamContext = { id: 'chatcmpl-r1', created: 1_740_000_000, model: 'anthropic.claude-3-5-sonnet-20241022-v2:0', includeUsage: true, jsonTool: undefined, provider: 'bedrock' };
+
+/** Replays bytes through framing, decoding and translation, as the adapter does. */
+async function replay(bytes: Buffer, ctx: Partial<StreamContext> = {}, chunkSize = bytes.length): Promise<{ chunks: chatv1.ChatChunk[]; finished: boolean }> {
+  const translator = new ConverseStreamTranslator({ ...CTX, ...ctx });
+  const chunks: chatv1.ChatChunk[] = [];
+  for await (const frame of eventStreamMessages(pieces(bytes, chunkSize), 'bedrock')) chunks.push(...translator.accept(decodeStreamMessage(frame, 'bedrock')));
+  return { chunks, finished: translator.finished };
+}
+
+async function replayError(bytes: Buffer, ctx: Partial<StreamContext> = {}): Promise<{ error: GatewayError; chunks: chatv1.ChatChunk[] }> {
+  const translator = new ConverseStreamTranslator({ ...CTX, ...ctx });
+  const chunks: chatv1.ChatChunk[] = [];
+  try {
+    for await (const frame of eventStreamMessages(pieces(bytes, 64), 'bedrock')) chunks.push(...translator.accept(decodeStreamMessage(frame, 'bedrock')));
+  } catch (error) {
+    expect(error).toBeInstanceOf(GatewayError);
+    return { error: error as GatewayError, chunks };
+  }
+  throw new Error('expected the stream to fail');
+}
+
+const openai = (chunks: chatv1.ChatChunk[]) => chunks.map((c) => toOpenAIChunk(c, 'public-model'));
+
+describe('ConverseStream transcripts', () => {
+  it('turns a text transcript into OpenAI chunks: role, deltas, finish, usage', async () => {
+    const { chunks, finished } = await replay(encode(textTranscript));
+    expect(finished).toBe(true);
+    const envelope = { id: 'chatcmpl-r1', object: 'chat.completion.chunk', created: 1_740_000_000, model: 'public-model' };
+    const choice = (delta: unknown, finish: string | null = null) => ({ ...envelope, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+    expect(openai(chunks)).toEqual([
+      choice({ role: 'assistant', content: '' }),
+      choice({ content: 'Olá' }),
+      choice({ content: ', café ' }),
+      choice({ content: '☕🌍 ok' }),
+      choice({}, 'stop'),
+      {
+        ...envelope,
+        choices: [],
+        usage: { prompt_tokens: 332, completion_tokens: 7, total_tokens: 339, prompt_tokens_details: { cached_tokens: 300 }, completion_tokens_details: { reasoning_tokens: 0 } },
+      },
+    ]);
+    expect(chunks[chunks.length - 1]?.usage).toMatchObject({ cachedReadTokens: 300, cacheWriteTokens: 20 });
+  });
+
+  it('gives the same chunks when the bytes arrive one at a time, splitting frames and UTF-8 characters', async () => {
+    const whole = await replay(encode(textTranscript));
+    const trickled = await replay(encode(textTranscript), {}, 1);
+    expect(trickled.chunks).toEqual(whole.chunks);
+  });
+
+  it('streams parallel tool uses as id/name first, then arguments, indexed by position', async () => {
+    const { chunks } = await replay(encode(toolsTranscript), { includeUsage: false });
+    const toolDeltas = openai(chunks).flatMap((c) => ((c['choices'] as { delta: { tool_calls?: unknown[] } }[])[0]?.delta.tool_calls ?? []) as unknown[]);
+    expect(toolDeltas).toEqual([
+      { index: 0, id: 'tooluse_Aa1Bb2Cc3Dd4Ee5Ff6Gg7H', type: 'function', function: { name: 'lookup_tide', arguments: '' } },
+      { index: 0, function: { arguments: '{"port": "Po' } },
+      { index: 0, function: { arguments: 'rto"}' } },
+      { index: 1, id: 'tooluse_Hh8Ii9Jj0Kk1Ll2Mm3Nn4O', type: 'function', function: { name: 'lookup_tide', arguments: '' } },
+      { index: 1, function: { arguments: '{"port": "Faro"}' } },
+    ]);
+    expect(chunks.map((c) => c.choices[0]?.delta?.content).filter((t) => t)).toEqual(['Looking up both.']);
+    expect(chunks[chunks.length - 1]?.choices[0]?.finishReason).toBe('tool_calls');
+    expect(chunks.every((c) => c.usage === undefined)).toBe(true);
+  });
+
+  it('streams the json_schema answer tool as content', async () => {
+    const transcript: TranscriptEntry[] = [
+      { event: 'messageStart', payload: { role: 'assistant' } },
+      { event: 'contentBlockStart', payload: { contentBlockIndex: 0, start: { toolUse: { toolUseId: 'tooluse_j', name: JSON_RESPONSE_TOOL } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { toolUse: { input: '{"ok":' } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { toolUse: { input: 'true}' } } } },
+      { event: 'contentBlockStop', payload: { contentBlockIndex: 0 } },
+      { event: 'messageStop', payload: { stopReason: 'tool_use' } },
+    ];
+    const { chunks } = await replay(encode(transcript), { jsonTool: JSON_RESPONSE_TOOL });
+    expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe('{"ok":true}');
+    expect(chunks.every((c) => c.choices[0]?.delta?.toolCalls.length === 0)).toBe(true);
+    expect(chunks[chunks.length - 1]?.choices[0]?.finishReason).toBe('stop');
+  });
+
+  it('ends with the mapped error after the chunks already translated when an exception frame arrives', async () => {
+    const { error, chunks } = await replayError(encode(throttledTranscript as TranscriptEntry[]));
+    expect(error).toMatchObject({ kind: 'rate_limited', retryable: true, upstreamStatus: 429 });
+    expect(error.message).toContain('Too many tokens');
+    expect(chunks.map((c) => c.choices[0]?.delta?.content)).toEqual(['', 'Partial']);
+  });
+
+  it.each([
+    ['modelStreamErrorException', 'upstream_error', true],
+    ['internalServerException', 'upstream_error', true],
+    ['serviceUnavailableException', 'unavailable', true],
+    ['validationException', 'bad_request', false],
+  ])('maps the %s frame to %s', async (exception, kind, retryable) => {
+    const bytes = encode([{ event: 'messageStart', payload: { role: 'assistant' } }, { exception, payload: { message: 'boom' } }]);
+    await expect(replayError(bytes).then((r) => r.error)).resolves.toMatchObject({ kind, retryable });
+  });
+
+  it('maps an error message (":message-type: error") to a canonical error', async () => {
+    const bytes = Buffer.from(
+      codec.encode({ headers: { ':message-type': str('error'), ':error-code': str('InternalFailure'), ':error-message': str('oops') }, body: new Uint8Array() }),
+    );
+    await expect(replayError(bytes).then((r) => r.error)).resolves.toMatchObject({ kind: 'upstream_error' });
+  });
+
+  it('reports a stream without messageStop as unfinished', async () => {
+    const { finished } = await replay(encode(textTranscript.slice(0, 3)));
+    expect(finished).toBe(false);
+  });
+
+  it.each([
+    ['a truncated frame', (b: Buffer) => b.subarray(0, b.length - 5)],
+    ['a corrupted checksum', (b: Buffer) => Buffer.concat([b.subarray(0, b.length - 1), Buffer.from([(b[b.length - 1] ?? 0) ^ 0xff])])],
+    ['an impossible length prefix', (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 3]), b])],
+  ])('rejects %s as upstream_error', async (_name, damage) => {
+    await expect(replayError(damage(encode(textTranscript))).then((r) => r.error)).resolves.toMatchObject({ kind: 'upstream_error', retryable: true });
+  });
+
+  it('rejects a delta for a tool block that never started', async () => {
+    const bytes = encode([{ event: 'contentBlockDelta', payload: { contentBlockIndex: 3, delta: { toolUse: { input: '{}' } } } }]);
+    await expect(replayError(bytes).then((r) => r.error)).resolves.toMatchObject({ kind: 'upstream_error' });
+  });
+});

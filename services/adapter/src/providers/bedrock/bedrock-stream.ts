@@ -1,0 +1,220 @@
+import { EventStreamCodec } from '@smithy/eventstream-codec';
+import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
+import { z } from 'zod';
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { bedrockUsageSchema, finishReason, toCanonicalUsage } from './bedrock-response';
+import { statusOfErrorType, toGatewayError } from './bedrock-errors';
+
+/** Prelude (total length, headers length, prelude CRC) plus the trailing message CRC. */
+const FRAME_OVERHEAD = 16;
+/** Bedrock frames are small; a larger length prefix means the stream is corrupt. */
+const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+function malformed(provider: string, what: string, cause?: unknown): GatewayError {
+  return new GatewayError('upstream_error', `The provider "${provider}" sent a malformed event stream (${what}).`, { provider, cause });
+}
+
+/**
+ * Cuts a byte stream into whole event-stream messages (each starts with its big-endian total
+ * length); network chunks may split a message anywhere, including inside a UTF-8 character.
+ */
+export async function* eventStreamMessages(body: AsyncIterable<Uint8Array>, provider: string): AsyncGenerator<Uint8Array> {
+  let pending: Buffer = Buffer.alloc(0);
+  for await (const piece of body) {
+    pending = pending.length === 0 ? Buffer.from(piece) : Buffer.concat([pending, piece]);
+    while (pending.length >= 4) {
+      const total = pending.readUInt32BE(0);
+      if (total < FRAME_OVERHEAD || total > MAX_FRAME_BYTES) throw malformed(provider, `bad frame length ${total}`);
+      if (pending.length < total) break;
+      yield new Uint8Array(pending.subarray(0, total));
+      pending = pending.subarray(total);
+    }
+  }
+  if (pending.length > 0) throw malformed(provider, 'truncated frame');
+}
+
+/** One decoded `:message-type: event` message: its `:event-type` and JSON payload. */
+export interface ConverseStreamEvent {
+  type: string;
+  payload: unknown;
+}
+
+const codec = new EventStreamCodec(toUtf8, fromUtf8);
+
+function stringHeader(headers: Record<string, { type: string; value: unknown }>, name: string): string | undefined {
+  const header = headers[name];
+  return header?.type === 'string' && typeof header.value === 'string' ? header.value : undefined;
+}
+
+/**
+ * Decodes one message with the AWS event-stream codec (CRCs checked). Exception and error
+ * messages become the canonical error, thrown, so the caller's stream ends with it.
+ */
+export function decodeStreamMessage(bytes: Uint8Array, provider: string): ConverseStreamEvent {
+  let message;
+  try {
+    message = codec.decode(bytes);
+  } catch (error) {
+    throw malformed(provider, 'bad frame', error);
+  }
+  const headers = message.headers as Record<string, { type: string; value: unknown }>;
+  const messageType = stringHeader(headers, ':message-type');
+  const bodyText = toUtf8(message.body);
+  if (messageType === 'exception') {
+    const errorType = stringHeader(headers, ':exception-type');
+    const parsed = parseJson(bodyText);
+    const text = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>)['message'] : undefined;
+    throw toGatewayError({ status: statusOfErrorType(errorType) ?? 500, errorType, message: typeof text === 'string' ? text : undefined }, provider);
+  }
+  if (messageType === 'error') {
+    throw toGatewayError({ status: 500, errorType: stringHeader(headers, ':error-code'), message: stringHeader(headers, ':error-message') }, provider);
+  }
+  const type = stringHeader(headers, ':event-type');
+  if (messageType !== 'event' || type === undefined) throw malformed(provider, `unexpected message type "${messageType ?? ''}"`);
+  const payload = parseJson(bodyText);
+  if (payload === undefined) throw malformed(provider, `unreadable ${type} payload`);
+  return { type, payload };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+const blockIndex = z.number().int().nonnegative();
+const contentBlockStart = z.looseObject({
+  contentBlockIndex: blockIndex,
+  start: z.looseObject({ toolUse: z.looseObject({ toolUseId: z.string(), name: z.string() }).optional() }).optional(),
+});
+const contentBlockDelta = z.looseObject({
+  contentBlockIndex: blockIndex,
+  delta: z.looseObject({
+    text: z.string().optional(),
+    toolUse: z.looseObject({ input: z.string() }).optional(),
+    reasoningContent: z.looseObject({ text: z.string().optional() }).optional(),
+  }),
+});
+const messageStop = z.looseObject({ stopReason: z.string() });
+const metadata = z.looseObject({ usage: bedrockUsageSchema.optional() });
+
+export interface StreamContext {
+  id: string;
+  created: number;
+  model: string;
+  includeUsage: boolean;
+  jsonTool: string | undefined;
+  provider: string;
+}
+
+interface ToolBlock {
+  /** Position among the answer's tool calls (OpenAI's `tool_calls[].index`). */
+  index: number;
+  /** The json_schema answer tool: its input streams as content. */
+  isAnswer: boolean;
+}
+
+/**
+ * ConverseStream events as OpenAI-shaped chunks: a role chunk, content and tool-call deltas
+ * (id and name first, then argument fragments, indexed by position), a finish chunk on
+ * messageStop, and a usage chunk with no choices when the request asked for usage.
+ */
+export class ConverseStreamTranslator {
+  private readonly tools = new Map<number, ToolBlock>();
+  private toolCount = 0;
+  private answeredByJsonTool = false;
+  private started = false;
+  private stopped = false;
+  private usageSeen = false;
+
+  constructor(private readonly ctx: StreamContext) {}
+
+  get finished(): boolean {
+    return this.stopped;
+  }
+
+  accept(event: ConverseStreamEvent): chatv1.ChatChunk[] {
+    switch (event.type) {
+      case 'messageStart':
+        if (this.started) return [];
+        this.started = true;
+        return [this.chunk({ role: 'assistant', content: '' })];
+      case 'contentBlockStart':
+        return this.onBlockStart(this.parse(contentBlockStart, event));
+      case 'contentBlockDelta':
+        return this.onBlockDelta(this.parse(contentBlockDelta, event));
+      case 'messageStop': {
+        const stop = this.parse(messageStop, event);
+        this.stopped = true;
+        let finish = finishReason(stop.stopReason);
+        if (finish === 'tool_calls' && this.answeredByJsonTool && this.toolCount === 0) finish = 'stop';
+        return [...this.ensureStarted(), this.chunk({}, finish)];
+      }
+      case 'metadata': {
+        const meta = this.parse(metadata, event);
+        if (!meta.usage || this.usageSeen) return [];
+        this.usageSeen = true;
+        if (!this.ctx.includeUsage) return [];
+        return [{ ...this.envelope(), choices: [], usage: toCanonicalUsage(meta.usage) }];
+      }
+      default:
+        // contentBlockStop and any event type added later carry nothing a chunk needs.
+        return [];
+    }
+  }
+
+  private onBlockStart(e: z.infer<typeof contentBlockStart>): chatv1.ChatChunk[] {
+    const toolUse = e.start?.toolUse;
+    if (!toolUse) return [];
+    const isAnswer = this.ctx.jsonTool !== undefined && toolUse.name === this.ctx.jsonTool;
+    if (isAnswer) {
+      this.answeredByJsonTool = true;
+      this.tools.set(e.contentBlockIndex, { index: -1, isAnswer });
+      return this.ensureStarted();
+    }
+    const index = this.toolCount++;
+    this.tools.set(e.contentBlockIndex, { index, isAnswer });
+    return [...this.ensureStarted(), this.chunk({ toolCalls: [{ index, id: toolUse.toolUseId, type: 'function', name: toolUse.name, arguments: '' }] })];
+  }
+
+  private onBlockDelta(e: z.infer<typeof contentBlockDelta>): chatv1.ChatChunk[] {
+    const d = e.delta;
+    if (d.text !== undefined) return d.text === '' ? [] : [...this.ensureStarted(), this.chunk({ content: d.text })];
+    if (d.toolUse) {
+      const tool = this.tools.get(e.contentBlockIndex);
+      if (!tool) throw malformed(this.ctx.provider, 'tool input for a block that never started');
+      if (d.toolUse.input === '') return [];
+      if (tool.isAnswer) return [this.chunk({ content: d.toolUse.input })];
+      return [this.chunk({ toolCalls: [{ index: tool.index, id: undefined, type: undefined, name: undefined, arguments: d.toolUse.input }] })];
+    }
+    if (d.reasoningContent?.text) return [...this.ensureStarted(), this.chunk({ extraJson: JSON.stringify({ reasoning_content: d.reasoningContent.text }) })];
+    return [];
+  }
+
+  /** A role chunk when the provider skipped messageStart, so clients always see one first. */
+  private ensureStarted(): chatv1.ChatChunk[] {
+    if (this.started) return [];
+    this.started = true;
+    return [this.chunk({ role: 'assistant', content: '' })];
+  }
+
+  private parse<T>(schema: z.ZodType<T>, event: ConverseStreamEvent): T {
+    const parsed = schema.safeParse(event.payload);
+    if (!parsed.success) throw malformed(this.ctx.provider, `unreadable ${event.type} event`, parsed.error);
+    return parsed.data;
+  }
+
+  private envelope(): Omit<chatv1.ChatChunk, 'choices'> {
+    return { id: this.ctx.id, created: this.ctx.created, model: this.ctx.model, usage: undefined, systemFingerprint: undefined, serviceTier: undefined };
+  }
+
+  private chunk(delta: Partial<chatv1.Delta>, finish?: string): chatv1.ChatChunk {
+    return {
+      ...this.envelope(),
+      choices: [{ index: 0, delta: { role: undefined, content: undefined, toolCalls: [], refusal: undefined, extraJson: '', ...delta }, finishReason: finish, logprobsJson: '' }],
+    };
+  }
+}

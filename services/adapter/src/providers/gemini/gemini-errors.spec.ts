@@ -1,0 +1,96 @@
+import { parseGeminiErrorResponse } from './gemini-errors';
+import { batchEmbedBodies, embeddingResponse, parseBatchEmbedResponse } from './gemini-embeddings';
+import { fromGeminiResponse, toolCallId } from './gemini-response';
+import { estimatedUsage } from './gemini-usage';
+
+const body = (code: number, status: string, message: string, details?: unknown[]): string => JSON.stringify({ error: { code, message, status, ...(details ? { details } : {}) } });
+
+describe('parseGeminiErrorResponse', () => {
+  it.each([
+    [400, 'INVALID_ARGUMENT', 'Request contains an invalid argument.', 'bad_request', false],
+    [400, 'FAILED_PRECONDITION', 'User location is not supported for the API use.', 'permission_denied', true],
+    [403, 'PERMISSION_DENIED', 'The caller does not have permission', 'permission_denied', true],
+    [401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.', 'auth_failed', true],
+    [404, 'NOT_FOUND', 'models/gemini-9 is not found for API version v1beta.', 'not_found', true],
+    [429, 'RESOURCE_EXHAUSTED', 'Resource has been exhausted (e.g. check quota).', 'rate_limited', true],
+    [500, 'INTERNAL', 'An internal error has occurred.', 'upstream_error', true],
+    [503, 'UNAVAILABLE', 'The service is currently unavailable.', 'unavailable', true],
+    [503, 'UNAVAILABLE', 'The model is overloaded. Please try again later.', 'overloaded', true],
+    [504, 'DEADLINE_EXCEEDED', 'Deadline expired before operation could complete.', 'timeout', true],
+  ])('maps HTTP %i %s to %s', (status, googleStatus, message, kind, retryable) => {
+    const error = parseGeminiErrorResponse(status, body(status, googleStatus, message), 'gemini');
+    expect(error).toMatchObject({ kind, retryable, upstreamStatus: status, provider: 'gemini' });
+  });
+
+  it('reads the retry delay from RetryInfo, else from a retry-after header', () => {
+    const details = [{ '@type': 'type.googleapis.com/google.rpc.QuotaFailure' }, { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '31.5s' }];
+    expect(parseGeminiErrorResponse(429, body(429, 'RESOURCE_EXHAUSTED', 'quota', details), 'g').retryAfterMs).toBe(31_500);
+    expect(parseGeminiErrorResponse(429, body(429, 'RESOURCE_EXHAUSTED', 'quota'), 'g', 4000).retryAfterMs).toBe(4000);
+  });
+
+  it('maps token-limit errors to context_length_exceeded', () => {
+    const error = parseGeminiErrorResponse(400, body(400, 'INVALID_ARGUMENT', 'The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).'), 'g');
+    expect(error).toMatchObject({ kind: 'context_length_exceeded', retryable: false, code: 'context_length_exceeded' });
+  });
+
+  it('maps key problems to a retryable auth_failed that does not repeat Google\'s text', () => {
+    const invalid = parseGeminiErrorResponse(400, body(400, 'INVALID_ARGUMENT', 'API key not valid. Please pass a valid API key.', [{ reason: 'API_KEY_INVALID' }]), 'g');
+    const missing = parseGeminiErrorResponse(403, body(403, 'PERMISSION_DENIED', "Method doesn't allow unregistered callers."), 'g');
+    for (const error of [invalid, missing]) {
+      expect(error).toMatchObject({ kind: 'auth_failed', retryable: true, code: 'upstream_auth_failed' });
+      expect(error.message).not.toMatch(/API key not valid|unregistered/);
+    }
+  });
+
+  it('falls back to the HTTP status for bodies that are not Google errors, including list-wrapped ones', () => {
+    expect(parseGeminiErrorResponse(502, '<html>Bad gateway</html>', 'g')).toMatchObject({ kind: 'upstream_error', upstreamStatus: 502 });
+    expect(parseGeminiErrorResponse(429, `[${body(429, 'RESOURCE_EXHAUSTED', 'q')}]`, 'g')).toMatchObject({ kind: 'rate_limited' });
+    expect(parseGeminiErrorResponse(413, '', 'g')).toMatchObject({ kind: 'bad_request', retryable: false });
+  });
+});
+
+describe('fromGeminiResponse edge cases', () => {
+  const ctx = { requestId: 'req-9', created: 1, upstreamModel: 'gemini-2.5-flash', provider: 'g', estimateUsage: (text: string) => estimatedUsage(5, text.length) };
+
+  it('turns a blocked prompt into content_filtered', () => {
+    expect(() => fromGeminiResponse({ promptFeedback: { blockReason: 'SAFETY' } }, ctx)).toThrow(expect.objectContaining({ kind: 'content_filtered', retryable: false }));
+  });
+
+  it('estimates usage when Gemini reports none, and keeps synthesized ids stable', () => {
+    const json = { candidates: [{ content: { parts: [{ functionCall: { name: 'f', args: { a: 1 } } }] }, finishReason: 'STOP' }] };
+    const first = fromGeminiResponse(json, ctx);
+    const again = fromGeminiResponse(json, ctx);
+    expect(first.usage).toMatchObject({ promptTokens: 5, completionTokens: 7, estimated: true });
+    expect(first.choices[0]?.message?.toolCalls[0]?.id).toBe(again.choices[0]?.message?.toolCalls[0]?.id);
+    expect(first.choices[0]?.message?.toolCalls[0]?.id).toBe(toolCallId('req-9', 0, 0, 'f'));
+    expect(first.id).toBe('chatcmpl-req-9');
+  });
+
+  it('rejects a response without candidates or with the wrong shape as upstream_error', () => {
+    expect(() => fromGeminiResponse({}, ctx)).toThrow(expect.objectContaining({ kind: 'upstream_error' }));
+    expect(() => fromGeminiResponse({ candidates: 'nope' }, ctx)).toThrow(expect.objectContaining({ kind: 'upstream_error' }));
+  });
+});
+
+describe('Gemini embeddings', () => {
+  it('batches at most 100 texts per call and refuses token ids', () => {
+    const texts = Array.from({ length: 205 }, (_, i) => `t${i}`);
+    const bodies = batchEmbedBodies({ model: 'e', texts, tokenInputs: [], dimensions: 8, user: 'u', extraJson: '' }, 'models/gemini-embedding-001');
+    expect(bodies.map((b) => b.requests.length)).toEqual([100, 100, 5]);
+    expect(bodies[2]?.requests[4]).toEqual({ model: 'models/gemini-embedding-001', content: { parts: [{ text: 't204' }] }, outputDimensionality: 8 });
+    expect(() => batchEmbedBodies({ model: 'e', texts: [], tokenInputs: [{ ids: [1, 2] }], dimensions: undefined, user: undefined, extraJson: '' }, 'models/x')).toThrow(
+      expect.objectContaining({ kind: 'bad_request', param: 'input' }),
+    );
+  });
+
+  it('turns values into float32 little-endian bytes with estimated usage', () => {
+    const vectors = parseBatchEmbedResponse({ embeddings: [{ values: [0.5, -1] }, { values: [0.25, 2] }] }, 2, 'g');
+    const response = embeddingResponse('gemini-embedding-001', ['hello world', 'hi'], vectors);
+    expect(response.data.map((d) => [d.index, d.vectorF32le.readFloatLE(0), d.vectorF32le.readFloatLE(4)])).toEqual([
+      [0, 0.5, -1],
+      [1, 0.25, 2],
+    ]);
+    expect(response.usage).toEqual({ promptTokens: 3, completionTokens: 0, totalTokens: 3, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: true });
+    expect(() => parseBatchEmbedResponse({ embeddings: [] }, 1, 'g')).toThrow(expect.objectContaining({ kind: 'upstream_error' }));
+  });
+});

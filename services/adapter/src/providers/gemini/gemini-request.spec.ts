@@ -1,0 +1,182 @@
+import { GatewayError } from '@openrouter/errors';
+import { parseChatRequest } from '@openrouter/openai-wire';
+import type { InlineImage } from '../image-source';
+import { modelResource, toGeminiRequest } from './gemini-request';
+import { toGeminiSchema } from './gemini-schema';
+
+const PNG: InlineImage = { mediaType: 'image/png', base64: 'iVBORw0KGgo=' };
+const fetched: string[] = [];
+const loader = async (url: string): Promise<InlineImage> => {
+  fetched.push(url);
+  return PNG;
+};
+const translate = (body: Record<string, unknown>) => toGeminiRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], ...body }), loader);
+async function refusal(body: Record<string, unknown>): Promise<GatewayError> {
+  const error = await translate(body).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(GatewayError);
+  return error as GatewayError;
+}
+
+describe('toGeminiRequest', () => {
+  it('merges every system and developer message into systemInstruction, wherever they stand', async () => {
+    const body = await translate({
+      messages: [
+        { role: 'system', content: 'One.' },
+        { role: 'user', content: 'Hi' },
+        { role: 'developer', content: 'Two.' },
+      ],
+    });
+    expect(body.systemInstruction).toEqual({ parts: [{ text: 'One.' }, { text: 'Two.' }] });
+    expect(body.contents).toEqual([{ role: 'user', parts: [{ text: 'Hi' }] }]);
+  });
+
+  it('merges consecutive messages of one role into one turn and skips empty ones', async () => {
+    const body = await translate({
+      messages: [
+        { role: 'user', content: 'a' },
+        { role: 'user', content: [{ type: 'text', text: '' }] },
+        { role: 'user', content: 'b' },
+        { role: 'assistant', content: 'c' },
+        { role: 'assistant', content: 'd' },
+      ],
+    });
+    expect(body.contents).toEqual([
+      { role: 'user', parts: [{ text: 'a' }, { text: 'b' }] },
+      { role: 'model', parts: [{ text: 'c' }, { text: 'd' }] },
+    ]);
+  });
+
+  it('sends an assistant turn with tool calls and empty content as function calls only', async () => {
+    const body = await translate({
+      messages: [
+        { role: 'user', content: 'x' },
+        { role: 'assistant', content: '', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: [{ type: 'text', text: '[1,' }, { type: 'text', text: '2]' }] },
+      ],
+    });
+    expect(body.contents[1]).toEqual({ role: 'model', parts: [{ functionCall: { name: 'f', args: {} }, thoughtSignature: 'skip_thought_signature_validator' }] });
+    expect(body.contents[2]).toEqual({ role: 'user', parts: [{ functionResponse: { name: 'f', response: { result: '[1,2]' } } }] });
+  });
+
+  it('answers results of parallel calls in one turn, function responses before other user parts, images after', async () => {
+    const body = await translate({
+      messages: [
+        { role: 'user', content: 'x' },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [
+            { id: 'a', type: 'function', function: { name: 'first', arguments: '{}' } },
+            { id: 'b', type: 'function', function: { name: 'second', arguments: '{"n":1}' } },
+          ],
+        },
+        { role: 'tool', tool_call_id: 'b', content: [{ type: 'text', text: 'chart' }, { type: 'image_url', image_url: { url: 'https://example.com/c.png' } }] },
+        { role: 'user', content: 'and now?' },
+        { role: 'tool', tool_call_id: 'a', content: '{"ok":true}' },
+      ],
+    });
+    expect(body.contents[2]).toEqual({
+      role: 'user',
+      parts: [
+        { functionResponse: { name: 'second', response: { result: 'chart' } } },
+        { functionResponse: { name: 'first', response: { ok: true } } },
+        { inlineData: { mimeType: 'image/png', data: PNG.base64 } },
+        { text: 'and now?' },
+      ],
+    });
+    expect(fetched).toContain('https://example.com/c.png');
+  });
+
+  it('keeps unicode text exactly', async () => {
+    const text = 'Grüße — 你好 👋🏽 \u0000 \u{1F9EA}';
+    const body = await translate({ messages: [{ role: 'user', content: text }] });
+    expect(body.contents[0]?.parts[0]?.text).toBe(text);
+  });
+
+  it.each([
+    ['none', { mode: 'NONE' }],
+    ['auto', { mode: 'AUTO' }],
+    ['required', { mode: 'ANY' }],
+    [{ type: 'function', function: { name: 'f' } }, { mode: 'ANY', allowedFunctionNames: ['f'] }],
+  ])('translates tool_choice %j', async (choice, config) => {
+    const body = await translate({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: choice });
+    expect(body.toolConfig).toEqual({ functionCallingConfig: config });
+    expect(body.tools).toEqual([{ functionDeclarations: [{ name: 'f' }] }]);
+  });
+
+  it('sends json_object as the JSON mime type alone and maps reasoning_effort to a thinking budget', async () => {
+    const body = await translate({ response_format: { type: 'json_object' }, reasoning_effort: 'none' });
+    expect(body.generationConfig).toEqual({ responseMimeType: 'application/json', thinkingConfig: { thinkingBudget: 0 } });
+  });
+
+  it('sends a tool schema Gemini\'s subset cannot express as parametersJsonSchema', async () => {
+    const parameters = { type: 'object', properties: { tags: { type: 'object', additionalProperties: { type: 'string' } } } };
+    const body = await translate({ tools: [{ type: 'function', function: { name: 'f', parameters: { $schema: 'x', ...parameters } } }] });
+    expect(body.tools?.[0]?.functionDeclarations[0]).toEqual({ name: 'f', parametersJsonSchema: parameters });
+  });
+
+  it('drops user, metadata, store, service_tier, parallel_tool_calls and unknown extras', async () => {
+    const body = await translate({ user: 'u', metadata: { a: 'b' }, store: true, service_tier: 'flex', parallel_tool_calls: false, verbosity: 'low' });
+    expect(body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'Hi' }] }] });
+  });
+
+  it.each([
+    [{ logit_bias: { '1': 5 } }, 'logit_bias'],
+    [{ modalities: ['text', 'audio'] }, 'modalities'],
+    [{ audio: { voice: 'alloy', format: 'mp3' } }, 'audio'],
+    [{ prediction: { type: 'content', content: 'x' } }, 'prediction'],
+    [{ web_search_options: {} }, 'web_search_options'],
+    [{ reasoning_effort: 'extreme' }, 'reasoning_effort'],
+    [{ seed: 2 ** 40 }, 'seed'],
+    [{ tool_choice: 'required' }, 'tool_choice'],
+    [{ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }, 'tool_choice'],
+    [{ tools: [{ type: 'custom', custom: { name: 'c' } }] }, 'tools[0]'],
+    [{ messages: [{ role: 'tool', tool_call_id: 'nope', content: 'x' }] }, 'messages[0].tool_call_id'],
+    [{ messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '[1]' } }] }] }, 'messages[0].tool_calls[0].function.arguments'],
+    [{ messages: [{ role: 'system', content: 'only system' }] }, 'messages'],
+    [{ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AA==', format: 'flac' } }] }] }, 'messages[0].content[0]'],
+    [{ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-1' } }] }] }, 'messages[0].content[0]'],
+  ])('refuses %j with a 400 naming %s', async (body, param) => {
+    const error = await refusal(body);
+    expect(error).toMatchObject({ kind: 'bad_request', param, retryable: false });
+  });
+});
+
+describe('modelResource', () => {
+  it('prefixes bare model names and keeps full resource names', () => {
+    expect(modelResource('gemini-2.5-flash')).toBe('models/gemini-2.5-flash');
+    expect(modelResource('tunedModels/my-model')).toBe('tunedModels/my-model');
+  });
+});
+
+describe('toGeminiSchema', () => {
+  it('inlines $defs, merges allOf and turns oneOf into anyOf', () => {
+    expect(
+      toGeminiSchema({
+        type: 'object',
+        properties: { a: { allOf: [{ $ref: '#/definitions/base' }, { properties: { y: { type: 'integer' } } }] }, b: { oneOf: [{ type: 'string' }, { type: 'number' }] } },
+        definitions: { base: { type: 'object', properties: { x: { type: 'boolean' } }, required: ['x'] } },
+      }),
+    ).toEqual({
+      type: 'OBJECT',
+      properties: {
+        a: { type: 'OBJECT', properties: { x: { type: 'BOOLEAN' }, y: { type: 'INTEGER' } }, required: ['x'], propertyOrdering: ['x', 'y'] },
+        b: { anyOf: [{ type: 'STRING' }, { type: 'NUMBER' }] },
+      },
+      propertyOrdering: ['a', 'b'],
+    });
+  });
+
+  it.each([
+    ['recursion', { type: 'object', properties: { next: { $ref: '#' } } }],
+    ['a map', { type: 'object', properties: { m: { type: 'object', additionalProperties: { type: 'number' } } } }],
+    ['an untyped property', { type: 'object', properties: { any: {} } }],
+    ['a numeric enum', { type: 'object', properties: { n: { type: 'integer', enum: [1, 2] } } }],
+    ['a tuple', { type: 'object', properties: { t: { type: 'array', prefixItems: [{ type: 'string' }] } } }],
+  ])('gives up on %s', (_what, schema) => {
+    expect(toGeminiSchema(schema)).toBeUndefined();
+  });
+});

@@ -1,0 +1,107 @@
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { readGoogleError, toGatewayError } from './gemini-errors';
+import { blockedPromptError, finishReason, logprobsJson, parseGenerateContentResponse, splitParts, toCanonicalUsage, toolCallId, type UsageMetadata } from './gemini-response';
+
+export interface StreamContext {
+  requestId: string;
+  created: number;
+  upstreamModel: string;
+  includeUsage: boolean;
+  provider: string;
+  /** Stands in for usage when the stream reported none. */
+  estimateUsage: (completionText: string) => chatv1.Usage;
+}
+
+interface CandidateState {
+  toolCalls: number;
+  finished: boolean;
+}
+
+/**
+ * streamGenerateContent events (each a partial GenerateContentResponse) as OpenAI-shaped chunks:
+ * a role chunk per choice, content deltas, each function call as its id and name then its
+ * arguments (Gemini sends a call whole), a finish chunk per choice, and — once the body has
+ * ended — a usage chunk with no choices when the request asked for usage.
+ */
+export class GeminiStreamTranslator {
+  private readonly candidates = new Map<number, CandidateState>();
+  private responseId: string | undefined;
+  private model: string | undefined;
+  private usage: UsageMetadata | undefined;
+  private text = '';
+
+  constructor(private readonly ctx: StreamContext) {}
+
+  /** True once every choice that started has finished. */
+  get finished(): boolean {
+    return this.candidates.size > 0 && [...this.candidates.values()].every((c) => c.finished);
+  }
+
+  accept(json: unknown): chatv1.ChatChunk[] {
+    const error = readGoogleError(json);
+    if (error) throw toGatewayError(error, error.code ?? 500, this.ctx.provider);
+    const event = parseGenerateContentResponse(json, this.ctx.provider, 'stream event');
+    const blocked = blockedPromptError(event, this.ctx.provider);
+    if (blocked) throw blocked;
+    this.responseId ??= event.responseId;
+    this.model ??= event.modelVersion;
+    if (event.usageMetadata) this.usage = event.usageMetadata;
+    const out: chatv1.ChatChunk[] = [];
+    (event.candidates ?? []).forEach((c, position) => {
+      const index = c.index ?? position;
+      let state = this.candidates.get(index);
+      if (!state) {
+        state = { toolCalls: 0, finished: false };
+        this.candidates.set(index, state);
+        out.push(this.chunk(index, { role: 'assistant', content: '' }));
+      }
+      if (state.finished) return;
+      const key = this.responseId ?? this.ctx.requestId;
+      const parts = splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, index, at, name), state.toolCalls);
+      if (parts.reasoning) out.push(this.chunk(index, { extraJson: JSON.stringify({ reasoning_content: parts.reasoning }) }));
+      if (parts.text) {
+        this.text += parts.text;
+        out.push(this.chunk(index, { content: parts.text }, undefined, logprobsJson(c.logprobsResult)));
+      }
+      for (const call of parts.toolCalls) {
+        const at = state.toolCalls++;
+        const args = call.function?.arguments ?? '{}';
+        this.text += args;
+        out.push(this.chunk(index, { toolCalls: [{ index: at, id: call.id, type: 'function', name: call.function?.name ?? '', arguments: '' }] }));
+        out.push(this.chunk(index, { toolCalls: [{ index: at, id: undefined, type: undefined, name: undefined, arguments: args }] }));
+      }
+      if (c.finishReason) {
+        state.finished = true;
+        out.push(this.chunk(index, {}, finishReason(c.finishReason, state.toolCalls > 0)));
+      }
+    });
+    return out;
+  }
+
+  /** Called once the body has ended: the usage chunk, or an error if the answer was cut short. */
+  end(): chatv1.ChatChunk[] {
+    if (!this.finished) throw new GatewayError('upstream_error', `The provider "${this.ctx.provider}" ended the stream before it finished.`, { provider: this.ctx.provider });
+    if (!this.ctx.includeUsage) return [];
+    const usage = this.usage ? toCanonicalUsage(this.usage) : this.ctx.estimateUsage(this.text);
+    return [{ ...this.envelope(), choices: [], usage }];
+  }
+
+  private envelope(): Omit<chatv1.ChatChunk, 'choices'> {
+    return {
+      id: `chatcmpl-${this.responseId ?? this.ctx.requestId}`,
+      created: this.ctx.created,
+      model: this.model ?? this.ctx.upstreamModel,
+      usage: undefined,
+      systemFingerprint: undefined,
+      serviceTier: undefined,
+    };
+  }
+
+  private chunk(index: number, delta: Partial<chatv1.Delta>, finish?: string, logprobs = ''): chatv1.ChatChunk {
+    return {
+      ...this.envelope(),
+      choices: [{ index, delta: { role: undefined, content: undefined, toolCalls: [], refusal: undefined, extraJson: '', ...delta }, finishReason: finish, logprobsJson: logprobs }],
+    };
+  }
+}

@@ -1,0 +1,130 @@
+import { errors as undiciErrors, type Dispatcher } from 'undici';
+import type { ProviderConfigOf } from '@openrouter/config';
+import type { adapterv1, chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { createUpstreamAgent, postJson, readServerSentEvents, transportError } from '../http-upstream';
+import { loadImage } from '../image-source';
+import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
+import { batchEmbedBodies, embeddingResponse, EMBED_BATCH, parseBatchEmbedResponse } from './gemini-embeddings';
+import { parseGeminiErrorResponse } from './gemini-errors';
+import { modelResource, toGeminiRequest } from './gemini-request';
+import { fromGeminiResponse } from './gemini-response';
+import { GeminiStreamTranslator } from './gemini-stream';
+import { countTextTokens, estimatedUsage, estimatePromptTokens } from './gemini-usage';
+
+type Method = 'generateContent' | 'streamGenerateContent' | 'batchEmbedContents';
+
+/** Embedding batches sent at once for a request with more than EMBED_BATCH inputs. */
+const PARALLEL_EMBED_CALLS = 4;
+
+function retryAfterMs(headers: Dispatcher.ResponseData['headers']): number | undefined {
+  const raw = headers['retry-after'];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  const seconds = Number(value);
+  return value !== undefined && Number.isFinite(seconds) && seconds >= 0 ? Math.round(seconds * 1000) : undefined;
+}
+
+/**
+ * Google Gemini (the Generative Language API): chat through `models/{model}:generateContent` and
+ * `:streamGenerateContent?alt=sse`, embeddings through `:batchEmbedContents`, authenticated with
+ * the `x-goog-api-key` header.
+ */
+export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini'>): ProviderAdapter {
+  const agent = createUpstreamAgent();
+  const base = config.baseUrl.replace(/\/+$/, '');
+  const headers: Record<string, string> = { ...config.headers };
+  if (config.apiKey) headers['x-goog-api-key'] = config.apiKey;
+
+  async function send(upstreamModel: string, method: Method, body: unknown, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
+    const url = new URL(`${base}/${modelResource(upstreamModel)}:${method}`);
+    if (method === 'streamGenerateContent') url.searchParams.set('alt', 'sse');
+    const response = await postJson(agent, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
+    if (response.statusCode >= 400) {
+      const text = await response.body.text().catch(() => '');
+      throw parseGeminiErrorResponse(response.statusCode, text, id, retryAfterMs(response.headers));
+    }
+    return response;
+  }
+
+  async function readJson(response: Dispatcher.ResponseData, call: ProviderCall<unknown>): Promise<unknown> {
+    try {
+      return await response.body.json();
+    } catch (error) {
+      if (error instanceof SyntaxError) throw new GatewayError('upstream_error', `The provider "${id}" returned a malformed response.`, { provider: id, cause: error });
+      if (call.signal.aborted || error instanceof undiciErrors.BodyTimeoutError) throw transportError(error, call.signal, id);
+      throw new GatewayError('upstream_error', `The provider "${id}" closed the connection mid-response.`, { provider: id, cause: error });
+    }
+  }
+
+  return {
+    async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
+      const request = call.request;
+      const body = await toGeminiRequest(request, (url) => loadImage(url, { signal: call.signal }));
+      const created = Math.floor(Date.now() / 1000);
+      const estimateUsage = (completionText: string): chatv1.Usage => estimatedUsage(estimatePromptTokens(request), countTextTokens(completionText));
+      if (!request.stream) {
+        const response = await send(call.upstreamModel, 'generateContent', body, call);
+        const json = await readJson(response, call);
+        yield { completion: fromGeminiResponse(json, { requestId: call.requestId, created, upstreamModel: call.upstreamModel, provider: id, estimateUsage }) };
+        return;
+      }
+      const response = await send(call.upstreamModel, 'streamGenerateContent', body, call);
+      const translator = new GeminiStreamTranslator({
+        requestId: call.requestId,
+        created,
+        upstreamModel: call.upstreamModel,
+        includeUsage: request.streamOptions?.includeUsage === true,
+        provider: id,
+        estimateUsage,
+      });
+      let ended = false;
+      try {
+        for await (const event of readServerSentEvents(response.body, call.signal, id)) {
+          for (const chunk of translator.accept(parseEventJson(event.data, id))) yield { chunk };
+        }
+        ended = true;
+      } catch (error) {
+        throw transportError(error, call.signal, id);
+      } finally {
+        if (!ended) response.body.destroy();
+      }
+      for (const chunk of translator.end()) yield { chunk };
+    },
+
+    async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
+      const bodies = batchEmbedBodies(call.request, modelResource(call.upstreamModel));
+      const batches = await mapLimited(bodies, PARALLEL_EMBED_CALLS, async (body, at) => {
+        const response = await send(call.upstreamModel, 'batchEmbedContents', body, call);
+        const expected = Math.min(EMBED_BATCH, call.request.texts.length - at * EMBED_BATCH);
+        return parseBatchEmbedResponse(await readJson(response, call), expected, id);
+      });
+      return embeddingResponse(call.upstreamModel, call.request.texts, batches.flat());
+    },
+
+    async close(): Promise<void> {
+      await agent.close();
+    },
+  };
+}
+
+function parseEventJson(data: string, provider: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch (error) {
+    throw new GatewayError('upstream_error', `The provider "${provider}" sent a malformed stream event.`, { provider, cause: error });
+  }
+}
+
+/** `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const at = next++;
+      results[at] = await fn(items[at] as T, at);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
