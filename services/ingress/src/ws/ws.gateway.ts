@@ -1,0 +1,180 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { chatv1, routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import type { Logger } from '@openrouter/observability';
+import { parseChatRequest, toOpenAIChunk, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
+import type { AccessService } from '../access/access.service';
+import type { ApiKeyRecord } from '../access/key-record';
+import { trafficAttributes } from '../auth/api-key.guard';
+import { asGatewayError } from '../openai-exception.filter';
+import type { RouterClient } from '../router.client';
+import { openChat, routeHeaders, type AnswerEvent } from '../routes/chat.service';
+import { checkChatBounds, type RequestBounds } from '../routes/request-bounds';
+import { BEARER_PROTOCOL_PREFIX, clientFrameSchema, WS_PROTOCOL, type ServerFrame } from './ws-protocol';
+
+const PATH = '/v1/ws';
+const MAX_FRAME_BYTES = 10 * 1024 * 1024;
+
+interface Connection {
+  socket: WebSocket;
+  record: ApiKeyRecord;
+  context: routerv1.RequestContext;
+  streams: Map<string, AbortController>;
+}
+
+/**
+ * Chat over one WebSocket: authenticated at the upgrade, then any number of requests in flight
+ * at once, each tagged with the client's id, each cancellable. Every request passes the same
+ * validation, rate limits and routing as over HTTP.
+ */
+export class WsGateway {
+  private readonly server = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false) });
+  private readonly connections = new Set<Connection>();
+
+  constructor(
+    private readonly access: AccessService,
+    private readonly router: RouterClient,
+    private readonly bounds: RequestBounds,
+    private readonly logger: Logger,
+  ) {}
+
+  attach(http: Server): void {
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== PATH) {
+        refuse(socket, 404, 'Not Found');
+        return;
+      }
+      void this.upgrade(req, socket, head);
+    });
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    try {
+      const key = presentedKey(req);
+      if (!key) return refuse(socket, 401, 'Unauthorized', 'missing_api_key');
+      const authenticated = await this.access.authenticate(key, randomUUID(), trafficAttributes(req.headers, undefined));
+      if (!authenticated) return refuse(socket, 401, 'Unauthorized', 'invalid_api_key');
+      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, authenticated.record, authenticated.context));
+    } catch (error) {
+      const e = asGatewayError(error);
+      refuse(socket, toOpenAIError(e).status, 'Unavailable', e.code);
+    }
+  }
+
+  private serve(socket: WebSocket, record: ApiKeyRecord, context: routerv1.RequestContext): void {
+    const connection: Connection = { socket, record, context, streams: new Map() };
+    this.connections.add(connection);
+    socket.on('message', (data, isBinary) => {
+      if (isBinary) return send(connection, errorFrame(null, new GatewayError('bad_request', 'Frames are JSON text.', { code: 'invalid_frame' })));
+      void this.onFrame(connection, data.toString());
+    });
+    socket.on('close', () => {
+      for (const controller of connection.streams.values()) controller.abort();
+      connection.streams.clear();
+      this.connections.delete(connection);
+    });
+    socket.on('error', () => socket.terminate());
+  }
+
+  private async onFrame(connection: Connection, text: string): Promise<void> {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return send(connection, errorFrame(null, new GatewayError('bad_request', 'A frame is not valid JSON.', { code: 'invalid_json' })));
+    }
+    const parsed = clientFrameSchema.safeParse(json);
+    if (!parsed.success) {
+      const id = typeof (json as { id?: unknown } | null)?.id === 'string' ? (json as { id: string }).id : null;
+      return send(connection, errorFrame(id, new GatewayError('bad_request', 'A frame is {"type":"chat.completions","id":"…","body":{…}} or {"type":"cancel","id":"…"}.', { code: 'invalid_frame', param: 'type' })));
+    }
+    const frame = parsed.data;
+    if (frame.type === 'cancel') {
+      connection.streams.get(frame.id)?.abort();
+      return;
+    }
+    if (connection.streams.has(frame.id)) {
+      return send(connection, errorFrame(frame.id, new GatewayError('bad_request', `A request with the id "${frame.id}" is already in flight.`, { code: 'duplicate_id', param: 'id' })));
+    }
+    if (connection.streams.size >= this.bounds.maxWebSocketStreams) {
+      return send(connection, errorFrame(frame.id, new GatewayError('rate_limited', `At most ${this.bounds.maxWebSocketStreams} requests may be in flight on one socket.`, { code: 'too_many_streams' })));
+    }
+    const controller = new AbortController();
+    connection.streams.set(frame.id, controller);
+    try {
+      await this.chat(connection, frame.id, frame.body, controller.signal);
+    } catch (error) {
+      if (!controller.signal.aborted) send(connection, errorFrame(frame.id, asGatewayError(error)));
+      else send(connection, { type: 'error', id: frame.id, status: 499, error: toOpenAIError(new GatewayError('cancelled', 'The request was cancelled.')).body });
+    } finally {
+      connection.streams.delete(frame.id);
+    }
+  }
+
+  private async chat(connection: Connection, id: string, body: unknown, signal: AbortSignal): Promise<void> {
+    const context = { ...connection.context, requestId: `${connection.context.requestId}:${id}`.slice(0, 200) };
+    const request: chatv1.ChatRequest = parseChatRequest(body);
+    checkChatBounds(request, this.bounds);
+    const admission = await this.access.admit(connection.record, context, request.model, body);
+    const clientWantsUsage = request.streamOptions?.includeUsage === true;
+    if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
+    const opened = await openChat(this.router, context, request, signal);
+    const headers = { ...routeHeaders(opened.decision), ...admission.headers, 'x-request-id': context.requestId };
+    const model = opened.decision.model;
+    if (!request.stream) {
+      const completion = opened.first.completion;
+      if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
+      void admission.settle(completion.usage?.totalTokens ?? 0);
+      send(connection, { type: 'completion', id, data: toOpenAICompletion(completion, model), headers });
+      return;
+    }
+    send(connection, { type: 'start', id, headers });
+    for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
+      const chunk = event.chunk;
+      if (!chunk) continue;
+      if (chunk.usage) void admission.settle(chunk.usage.totalTokens);
+      if (!clientWantsUsage) {
+        if (chunk.choices.length === 0 && chunk.usage) continue;
+        chunk.usage = undefined;
+      }
+      send(connection, { type: 'chunk', id, data: toOpenAIChunk(chunk, model) });
+    }
+    send(connection, { type: 'done', id });
+  }
+
+  async close(): Promise<void> {
+    for (const connection of this.connections) connection.socket.close(1001, 'server shutting down');
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** `Authorization: Bearer <key>`, or the `bearer.<key>` subprotocol browsers can send. */
+function presentedKey(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (match?.[1]) return match[1];
+  const protocols = String(req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((p) => p.trim());
+  const bearer = protocols.find((p) => p.startsWith(BEARER_PROTOCOL_PREFIX));
+  return bearer ? bearer.slice(BEARER_PROTOCOL_PREFIX.length) : undefined;
+}
+
+function refuse(socket: Duplex, status: number, reason: string, code?: string): void {
+  const body = JSON.stringify({ error: { message: reason, type: status === 401 ? 'authentication_error' : 'invalid_request_error', param: null, code: code ?? null } });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+function errorFrame(id: string | null, error: GatewayError): ServerFrame {
+  const response = toOpenAIError(error);
+  return { type: 'error', id, status: response.status, error: response.body };
+}
+
+function send(connection: Connection, frame: ServerFrame): void {
+  if (connection.socket.readyState === connection.socket.OPEN) connection.socket.send(JSON.stringify(frame));
+}

@@ -1,0 +1,151 @@
+import WebSocket from 'ws';
+import { hashApiKey } from '@openrouter/ingress';
+import { TEST_ADMIN_KEY } from '../support/test-config';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+
+interface Frame {
+  type: string;
+  id: string | null;
+  data?: { choices?: Array<{ delta?: { content?: string }; message?: { content?: string } }> };
+  status?: number;
+  error?: { error?: { code?: string } };
+  headers?: Record<string, string>;
+}
+
+const SECRET = 'ws-e2e-hash-secret-0000';
+const LIMITED = 'sk-or-v1-websocket-limited-key-000000000000000';
+
+/** A socket that queues every frame it receives, so tests can wait on frames by condition. */
+class Client {
+  readonly frames: Frame[] = [];
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      this.frames.push(JSON.parse(data.toString()) as Frame);
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  static open(url: string, options: { key?: string; protocolKey?: string }): Promise<Client> {
+    const protocols = ['openrouter.v1', ...(options.protocolKey ? [`bearer.${options.protocolKey}`] : [])];
+    const socket = new WebSocket(url, protocols, options.key ? { headers: { authorization: `Bearer ${options.key}` } } : {});
+    return new Promise((resolve, reject) => {
+      socket.once('open', () => resolve(new Client(socket)));
+      socket.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`refused ${res.statusCode}`), { status: res.statusCode })));
+      socket.once('error', reject);
+    });
+  }
+
+  send(frame: unknown): void {
+    this.socket.send(JSON.stringify(frame));
+  }
+
+  async until(predicate: (frames: Frame[]) => boolean, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this.frames)) {
+      if (Date.now() > deadline) throw new Error(`timed out; frames so far: ${JSON.stringify(this.frames).slice(0, 500)}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+  }
+
+  of(id: string): Frame[] {
+    return this.frames.filter((f) => f.id === id);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+describe('WebSocket API', () => {
+  let gw: TestGateway;
+  let url: string;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        doc['access'] = {
+          ...(doc['access'] as object),
+          keyHashSecret: SECRET,
+          admin: { devKey: TEST_ADMIN_KEY },
+          keys: [{ id: 'ws-limited', hash: hashApiKey(SECRET, LIMITED), org: 'default', limits: { rpm: 2 } }],
+        };
+      },
+    });
+    url = `${gw.url.replace('http', 'ws')}/v1/ws`;
+  });
+  afterAll(async () => gw?.close());
+  beforeEach(() => gw.sim.reset());
+
+  it('refuses an upgrade without a valid key', async () => {
+    await expect(Client.open(url, {})).rejects.toMatchObject({ status: 401 });
+    await expect(Client.open(url, { key: 'sk-or-v1-wrong' })).rejects.toMatchObject({ status: 401 });
+    await expect(Client.open(url, { protocolKey: 'sk-or-v1-wrong' })).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('multiplexes two streams on one socket, authenticated the browser way', async () => {
+    gw.sim.configure({ tokensPerSecond: 200, completionTokens: 12 });
+    const client = await Client.open(url, { protocolKey: gw.apiKey });
+    const body = (content: string) => ({ model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content }] });
+    client.send({ type: 'chat.completions', id: 'a', body: body('first question') });
+    client.send({ type: 'chat.completions', id: 'b', body: body('second question') });
+    await client.until((frames) => ['a', 'b'].every((id) => frames.some((f) => f.id === id && f.type === 'done')));
+    for (const id of ['a', 'b']) {
+      const frames = client.of(id);
+      expect(frames[0]).toMatchObject({ type: 'start', headers: { 'x-openrouter-model': 'gpt-4o-mini' } });
+      const text = frames.map((f) => f.data?.choices?.[0]?.delta?.content ?? '').join('');
+      expect(text.length).toBeGreaterThan(0);
+      expect(frames.some((f) => f.type === 'chunk' && (f.data as { usage?: unknown }).usage)).toBe(true);
+    }
+    // Interleaved: chunks of b arrived before a finished.
+    const firstDone = client.frames.findIndex((f) => f.type === 'done');
+    const other = client.frames[firstDone]?.id === 'a' ? 'b' : 'a';
+    expect(client.frames.slice(0, firstDone).some((f) => f.id === other && f.type === 'chunk')).toBe(true);
+    client.close();
+  });
+
+  it('cancels one request and keeps the other running', async () => {
+    gw.sim.configure({ tokensPerSecond: 20, completionTokens: 40 });
+    const client = await Client.open(url, { key: gw.apiKey });
+    client.send({ type: 'chat.completions', id: 'slow', body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'long answer' }] } });
+    client.send({ type: 'chat.completions', id: 'whole', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'short' }], max_tokens: 3 } });
+    await client.until((frames) => frames.some((f) => f.id === 'slow' && f.type === 'chunk'));
+    client.send({ type: 'cancel', id: 'slow' });
+    await client.until((frames) => frames.some((f) => f.id === 'slow' && f.type === 'error') && frames.some((f) => f.id === 'whole' && f.type === 'completion'));
+    expect(client.of('slow').find((f) => f.type === 'error')).toMatchObject({ status: 499 });
+    expect(client.of('slow').some((f) => f.type === 'done')).toBe(false);
+    expect(client.of('whole')[0]?.data?.choices?.[0]?.message?.content?.length).toBeGreaterThan(0);
+    // The provider call was aborted too.
+    await expect(gw.sim.waitForRequest((r) => r.outcome === 'aborted', 5_000)).resolves.toMatchObject({ outcome: 'aborted' });
+    client.close();
+  });
+
+  it('answers bad frames and bad requests with error frames, and keeps the socket open', async () => {
+    const client = await Client.open(url, { key: gw.apiKey });
+    client.socket.send('not json');
+    client.send({ type: 'chat.completions', id: 'bad', body: { model: 'gpt-4o-mini', messages: 'nope' } });
+    client.send({ type: 'dance', id: 'x' });
+    client.send({ type: 'chat.completions', id: 'ok', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } });
+    await client.until((frames) => frames.some((f) => f.id === 'ok'));
+    expect(client.frames.find((f) => f.id === null)).toMatchObject({ type: 'error', status: 400, error: { error: { code: 'invalid_json' } } });
+    expect(client.of('bad')[0]).toMatchObject({ type: 'error', status: 400 });
+    expect(client.of('x')[0]).toMatchObject({ type: 'error', status: 400, error: { error: { code: 'invalid_frame' } } });
+    expect(client.of('ok')[0]).toMatchObject({ type: 'completion' });
+    client.close();
+  });
+
+  it('applies the same rate limits as HTTP', async () => {
+    const client = await Client.open(url, { key: LIMITED });
+    for (const id of ['1', '2', '3']) client.send({ type: 'chat.completions', id, body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } });
+    await client.until((frames) => ['1', '2', '3'].every((id) => frames.some((f) => f.id === id)));
+    const outcomes = ['1', '2', '3'].map((id) => client.of(id)[0]?.type);
+    expect(outcomes.filter((t) => t === 'completion')).toHaveLength(2);
+    const denied = client.frames.find((f) => f.type === 'error');
+    expect(denied).toMatchObject({ status: 429, error: { error: { code: 'rate_limit_exceeded' } } });
+    client.close();
+  });
+});
