@@ -104,3 +104,28 @@ export const accessSchema = z.object({
     .prefault({}),
 });
 export type AccessConfig = z.infer<typeof accessSchema>;
+
+/** Keys and admin keys must name tenants that exist; ids must be unique. */
+export function accessReferenceIssues(access: AccessConfig): Array<{ path: Array<string | number>; message: string }> {
+  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+  const orgs = new Map(access.orgs.map((o) => [o.id, o]));
+  const seen = new Set<string>();
+  access.keys.forEach((key, i) => {
+    if (seen.has(key.id)) issues.push({ path: ['access', 'keys', i, 'id'], message: `duplicate key id "${key.id}"` });
+    seen.add(key.id);
+    const org = orgs.get(key.org);
+    if (!org) {
+      if (key.team || key.project) issues.push({ path: ['access', 'keys', i, 'org'], message: `unknown organisation "${key.org}"` });
+      return;
+    }
+    const team = key.team ? org.teams.find((t) => t.id === key.team) : undefined;
+    if (key.team && !team) issues.push({ path: ['access', 'keys', i, 'team'], message: `unknown team "${key.team}" in "${key.org}"` });
+    if (key.project && !(team ? [team] : org.teams).some((t) => t.projects.some((p) => p.id === key.project))) {
+      issues.push({ path: ['access', 'keys', i, 'project'], message: `unknown project "${key.project}" in "${key.org}"` });
+    }
+  });
+  access.admin.keys.forEach((key, i) => {
+    if (key.role === 'project' && key.org && !orgs.has(key.org)) issues.push({ path: ['access', 'admin', 'keys', i, 'org'], message: `unknown organisation "${key.org}"` });
+  });
+  return issues;
+}
