@@ -11,11 +11,13 @@ const moduleNameMapper = Object.fromEntries(
 const { baseUrl: _b, paths: _p, ...jsc } = swcrc.jsc;
 const transform = { '^.+\\.ts$': ['@swc/jest', { ...swcrc, jsc, swcrc: false }] };
 const common = { rootDir: __dirname, testEnvironment: 'node', transform, moduleNameMapper, testPathIgnorePatterns: ['/node_modules/', '/dist/'] };
+// Integration and end-to-end suites share one real Kafka broker and one Redis for the run.
+const infra = { globalSetup: '<rootDir>/test/support/infra/global-setup.ts', globalTeardown: '<rootDir>/test/support/infra/global-teardown.ts' };
 
 module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/{services,libs,proto,scripts,bench}/**/*.spec.ts'] },
-    { ...common, displayName: 'integration', testMatch: ['<rootDir>/{services,libs,test}/**/*.int-spec.ts'], testTimeout: 60000 },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'], testTimeout: 120000 },
+    { ...common, ...infra, displayName: 'integration', testMatch: ['<rootDir>/{services,libs,test}/**/*.int-spec.ts'], testTimeout: 60000 },
+    { ...common, ...infra, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'], testTimeout: 120000 },
   ],
 };

@@ -181,6 +181,21 @@ describe('access layer end to end', () => {
     await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x '.repeat(400) }] })).rejects.toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
   });
 
+  it('explains a routing decision and shows deployment health to the roles allowed', async () => {
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Write a Python function that reverses a list' }] };
+    const explained = await admin('POST', '/route/explain', TEST_ADMIN_KEY, body);
+    expect(explained.status).toBe(200);
+    expect(explained.json).toMatchObject({ requested_model: 'gpt-4o-mini', task_type: 'code' });
+    expect(JSON.stringify(explained.json)).toContain('sim-mini');
+    await expect(admin('POST', '/route/explain', VIEWER_KEY, body)).resolves.toMatchObject({ status: 403 });
+    await expect(admin('POST', '/route/explain', TEST_ADMIN_KEY, { model: 'gpt-4o-mini', messages: 'no' })).resolves.toMatchObject({ status: 400 });
+    const health = await admin('GET', '/providers/health', VIEWER_KEY);
+    expect(health.status).toBe(200);
+    expect(JSON.stringify(health.json)).toContain('sim-mini');
+    await expect(admin('GET', '/routing/gray-releases', VIEWER_KEY)).resolves.toMatchObject({ status: 200 });
+    await expect(admin('GET', '/providers/health', FINANCE_KEY)).resolves.toMatchObject({ status: 403 });
+  });
+
   it('never writes a key or prompt text into a log line', async () => {
     const client = gw.client();
     await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: PROMPT_MARKER }] });

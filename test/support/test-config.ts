@@ -25,6 +25,11 @@ export function testConfigDocument(simulatorBaseUrl: string, ports: TestPorts): 
     adapter: { grpc: { port: ports.adapter }, http: { port: ports.adapterHttp ?? 0 } },
     billing: { http: { port: ports.billing ?? 0 } },
     alerting: { http: { port: ports.alerting ?? 0 } },
+    // chDB's throw-away data directory: tests never share or leave a database on disk.
+    usage: { clickhouse: { embedded: { path: ':memory:' } } },
+    // One attempt and no circuit breaking: these suites check how single provider failures map to
+    // client errors; routing's retries and breakers have their own suite (test/e2e/routing).
+    routing: { retry: { maxAttempts: 1 }, breaker: { consecutiveFailures: 1_000_000, minRequests: 1_000_000 } },
     providers: { simulated: { type: 'openai', baseUrl: simulatorBaseUrl, apiKey: SIM_KEY, headers: { 'x-gateway-test': 'yes' }, timeoutMs: 1500 } },
     models: [
       { id: 'gpt-4o-mini', capabilities: ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'completions'], pricing: { input: '0.15', output: '0.60' }, deployments: [{ id: 'sim-mini', provider: 'simulated', model: 'sim-mini-upstream' }] },

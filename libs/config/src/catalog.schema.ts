@@ -1,17 +1,57 @@
 import { z } from 'zod';
+import { decimal } from './primitives';
 import { pricingSchema } from './pricing.schema';
 
 export const CAPABILITIES = ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'embeddings', 'completions'] as const;
 export type Capability = (typeof CAPABILITIES)[number];
+
+/** What a chat request is about, as the router's task classifier recognises it. */
+export const TASK_TYPES = ['code', 'math', 'reasoning', 'creative', 'extraction', 'summarization', 'translation', 'chat'] as const;
+export type TaskType = (typeof TASK_TYPES)[number];
+
+export const ROUTE_STRATEGIES = ['cost', 'latency', 'quality', 'balanced'] as const;
+export type RouteStrategy = (typeof ROUTE_STRATEGIES)[number];
+
+export const BALANCING_METHODS = ['weighted', 'least_outstanding', 'p2c'] as const;
+export type BalancingMethod = (typeof BALANCING_METHODS)[number];
+
+/** The reserved model name that lets the router choose among every chat model (or the configured set). */
+export const AUTO_MODEL = 'auto';
+
+const unit = z.number().min(0).max(1);
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+const name = z.string().min(1);
 
 export const deploymentSchema = z.object({
   id: z.string().min(1).optional(),
   provider: z.string().min(1),
   /** The model name the provider knows. */
   model: z.string().min(1),
+  /** Relative share among the model's deployments when the load balancer draws one. */
   weight: z.number().positive().default(1),
+  /** Requests per minute this deployment may receive from this router process; unset means unlimited. */
+  rpm: positiveInt.optional(),
+  /** Tokens per minute (prompt estimate + max tokens); unset means unlimited. */
+  tpm: positiveInt.optional(),
+  /** Prior for latency-aware routing until live measurements exist (time to first token, ms). */
+  expectedLatencyMs: nonNegativeInt.optional(),
 });
 export type DeploymentConfig = z.infer<typeof deploymentSchema>;
+
+/** Quality per task type, 0–1; `default` covers task types not listed. */
+export const qualitySchema = z.strictObject({
+  default: unit.optional(),
+  code: unit.optional(),
+  math: unit.optional(),
+  reasoning: unit.optional(),
+  creative: unit.optional(),
+  extraction: unit.optional(),
+  summarization: unit.optional(),
+  translation: unit.optional(),
+  chat: unit.optional(),
+});
+export type QualityScores = z.infer<typeof qualitySchema>;
 
 export const modelSchema = z.object({
   id: z.string().min(1),
@@ -20,10 +60,222 @@ export const modelSchema = z.object({
   capabilities: z.array(z.enum(CAPABILITIES)).default(['chat']),
   contextWindow: z.number().int().positive().default(128_000),
   pricing: pricingSchema.prefault({}),
+  /** Quality scores per task type, 0–1 (unset: 0.5). */
+  quality: qualitySchema.default({}),
+  /** Prior for latency-aware routing of every deployment without its own (ms to first token). */
+  expectedLatencyMs: nonNegativeInt.optional(),
+  /** Models to try, in order, when every deployment of this one failed and the request allows fallbacks. */
+  fallbacks: z.array(name).default([]),
+  /** Left out of `auto` (still callable by id or through an alias). */
+  excludeFromAuto: z.boolean().default(false),
   deployments: z.array(deploymentSchema).min(1),
 });
 export type ModelConfig = z.infer<typeof modelSchema>;
 
+const providerPreferences = z.object({
+  /** Providers to try first, in this order. */
+  order: z.array(name).optional(),
+  /** Only these providers. */
+  only: z.array(name).optional(),
+  /** Never these providers. */
+  ignore: z.array(name).optional(),
+});
+
+/** Maximum price per 1M tokens: one decimal for both directions, or prompt/completion separately. */
+export const maxPriceSchema = z.union([decimal, z.object({ prompt: decimal.optional(), completion: decimal.optional() }).strict()]);
+
+/** Route settings as configuration writes them; requests write the same in snake_case. */
+export const routeSettingsSchema = z.object({
+  strategy: z.enum(ROUTE_STRATEGIES).optional(),
+  minQuality: unit.optional(),
+  maxPrice: maxPriceSchema.optional(),
+  latencySensitive: z.boolean().optional(),
+  allowFallbacks: z.boolean().optional(),
+  providers: providerPreferences.optional(),
+});
+export type RouteSettings = z.infer<typeof routeSettingsSchema>;
+
+export const ROUTE_OVERRIDABLE_FIELDS = ['models', 'strategy', 'minQuality', 'maxPrice', 'latencySensitive', 'allowFallbacks', 'providers'] as const;
+export type RouteOverridableField = (typeof ROUTE_OVERRIDABLE_FIELDS)[number];
+
+export const aliasSchema = z.object({
+  /** Models (ids) the alias may choose among. */
+  models: z.array(name).min(1),
+  /** Defaults applied when a request names the alias. */
+  route: routeSettingsSchema.default({}),
+  description: z.string().default(''),
+});
+export type AliasConfig = z.infer<typeof aliasSchema>;
+
+export const policySchema = z.object({
+  id: name,
+  /** Who the policy applies to; unset fields match everyone. The most specific matching policy wins. */
+  match: z.object({ org: name.optional(), project: name.optional() }).default({}),
+  /** Defaults for requests that match. */
+  route: routeSettingsSchema.default({}),
+  /** Which per-request controls may change the defaults: `true` all, `false` none, or a list. */
+  allowOverrides: z.union([z.boolean(), z.array(z.enum(ROUTE_OVERRIDABLE_FIELDS))]).default(true),
+});
+export type PolicyConfig = z.infer<typeof policySchema>;
+
+export const experimentSchema = z.object({
+  id: name,
+  /** The model id or alias clients name; requests for it are split between the arms. */
+  target: name,
+  arms: z
+    .array(z.object({ name, model: name, weight: z.number().positive() }))
+    .min(2)
+    .refine((arms) => new Set(arms.map((a) => a.name)).size === arms.length, 'arm names must be unique'),
+  /** What keeps a caller on its arm: the end user (`user`, falling back to the key), the API key, or nothing. */
+  stickiness: z.enum(['user', 'key', 'request']).default('user'),
+  enabled: z.boolean().default(true),
+});
+export type ExperimentConfig = z.infer<typeof experimentSchema>;
+
+const instant = z.string().refine((v) => !Number.isNaN(Date.parse(v)), { message: 'must be an ISO 8601 instant, e.g. 2025-06-01T09:00:00Z' });
+
+export const grayReleaseSchema = z.object({
+  id: name,
+  /** The model id or alias clients name. */
+  target: name,
+  /** What serves the target today, and the model taking over. */
+  baseline: name,
+  canary: name,
+  /** When the first step starts; unset means when the router starts. */
+  startAt: instant.optional(),
+  /** The canary's share in percent, each step starting `afterMinutes` after `startAt`. */
+  steps: z
+    .array(z.object({ afterMinutes: z.number().nonnegative(), percent: z.number().min(0).max(100) }))
+    .min(1)
+    .refine((steps) => steps.every((s, i) => i === 0 || s.afterMinutes > (steps[i - 1]?.afterMinutes ?? -1)), 'steps must be in increasing `afterMinutes` order'),
+  rollback: z
+    .object({
+      /** Roll back when the canary's error rate exceeds the baseline's by more than this (absolute, 0–1). */
+      errorRateMargin: unit.default(0.05),
+      /** Roll back when the canary's p95 latency exceeds the baseline's by more than this fraction (0.5 = +50%). */
+      p95LatencyMargin: z.number().nonnegative().default(0.5),
+      /** Canary calls needed in the window before a verdict. */
+      minRequests: positiveInt.default(20),
+      windowMs: positiveInt.default(300_000),
+    })
+    .prefault({}),
+});
+export type GrayReleaseConfig = z.infer<typeof grayReleaseSchema>;
+
+export const breakerSchema = z
+  .object({
+    /** Consecutive failures that open the circuit. */
+    consecutiveFailures: positiveInt.default(5),
+    /** Error rate over the window that opens the circuit, once `minRequests` were seen. */
+    errorRate: unit.default(0.5),
+    minRequests: positiveInt.default(20),
+    windowMs: positiveInt.default(30_000),
+    /** How long an open circuit stays open before one probe is let through. */
+    cooldownMs: positiveInt.default(30_000),
+  })
+  .prefault({});
+export type BreakerSettings = z.infer<typeof breakerSchema>;
+
+export const retrySchema = z
+  .object({
+    /** Calls per request, the first included. */
+    maxAttempts: positiveInt.default(4),
+    /** Time budget to get a first answer event, across every attempt and backoff. */
+    deadlineMs: positiveInt.default(60_000),
+    /** Time one attempt may take to produce its first answer event. */
+    attemptTimeoutMs: positiveInt.default(30_000),
+    /** Full-jitter exponential backoff between attempts. */
+    baseDelayMs: nonNegativeInt.default(50),
+    maxDelayMs: nonNegativeInt.default(2_000),
+    /** A Retry-After longer than this takes the deployment out of rotation instead of being waited for. */
+    maxRetryAfterMs: nonNegativeInt.default(10_000),
+  })
+  .prefault({});
+export type RetrySettings = z.infer<typeof retrySchema>;
+
 /** Aliases, strategies, experiments and policies: how a request's model becomes a deployment. */
-export const routingSchema = z.object({});
+export const routingSchema = z.object({
+  /** Settings for every request unless an alias, a policy or the request itself says otherwise. */
+  defaults: routeSettingsSchema.default({}),
+  /** Named groups of models (`smart`, `cheap`); `auto` may be declared here to narrow it. */
+  aliases: z.record(name, aliasSchema).default({}),
+  /** Weights of the balanced strategy (normalised). */
+  balanced: z
+    .object({ quality: z.number().nonnegative().default(0.5), cost: z.number().nonnegative().default(0.3), latency: z.number().nonnegative().default(0.2) })
+    .prefault({}),
+  /** How the load balancer orders equivalent deployments of one model. */
+  balancing: z.enum(BALANCING_METHODS).default('p2c'),
+  /** Weight of a new latency sample in the moving averages (0–1). */
+  latencyEwmaAlpha: z.number().gt(0).max(1).default(0.2),
+  retry: retrySchema,
+  breaker: breakerSchema,
+  /** On `context_length_exceeded`, try a model with a larger context window. */
+  contextFallback: z.boolean().default(true),
+  policies: z.array(policySchema).default([]),
+  experiments: z.array(experimentSchema).default([]),
+  grayReleases: z.array(grayReleaseSchema).default([]),
+  /** Seed of the router's random draws (load balancing, jitter); unset means a random seed per process. */
+  seed: z.number().int().optional(),
+});
 export type RoutingConfig = z.infer<typeof routingSchema>;
+
+interface ReferenceIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/** Cross-references of the routing section to models and providers, once the shape is valid. */
+export function routingReferenceIssues(routing: RoutingConfig, models: readonly ModelConfig[], providers: readonly string[]): ReferenceIssue[] {
+  const issues: ReferenceIssue[] = [];
+  const modelIds = new Set(models.map((m) => m.id));
+  const aliasNames = new Set(Object.keys(routing.aliases));
+  const nameable = (n: string): boolean => modelIds.has(n) || aliasNames.has(n) || n === AUTO_MODEL;
+  const providerIds = new Set(providers);
+  const checkProviders = (settings: RouteSettings, path: (string | number)[]): void => {
+    for (const key of ['order', 'only', 'ignore'] as const) {
+      (settings.providers?.[key] ?? []).forEach((p, i) => {
+        if (!providerIds.has(p)) issues.push({ path: [...path, 'providers', key, i], message: `unknown provider "${p}"` });
+      });
+    }
+  };
+  models.forEach((model, i) => {
+    model.fallbacks.forEach((f, j) => {
+      if (!modelIds.has(f)) issues.push({ path: ['models', i, 'fallbacks', j], message: `unknown model "${f}"` });
+    });
+  });
+  checkProviders(routing.defaults, ['routing', 'defaults']);
+  for (const [alias, config] of Object.entries(routing.aliases)) {
+    if (modelIds.has(alias)) issues.push({ path: ['routing', 'aliases', alias], message: `alias "${alias}" has the id of a model` });
+    config.models.forEach((m, j) => {
+      if (!modelIds.has(m)) issues.push({ path: ['routing', 'aliases', alias, 'models', j], message: `unknown model "${m}"` });
+    });
+    checkProviders(config.route, ['routing', 'aliases', alias, 'route']);
+  }
+  routing.policies.forEach((policy, i) => checkProviders(policy.route, ['routing', 'policies', i, 'route']));
+  const experimentIds = new Set<string>();
+  const targets = new Set<string>();
+  const claimTarget = (target: string, path: (string | number)[]): void => {
+    if (!nameable(target)) issues.push({ path, message: `unknown model or alias "${target}"` });
+    else if (targets.has(target)) issues.push({ path, message: `"${target}" is already the target of another experiment or gray release` });
+    targets.add(target);
+  };
+  const claimId = (id: string, path: (string | number)[]): void => {
+    if (experimentIds.has(id)) issues.push({ path, message: `duplicate experiment or gray release id "${id}"` });
+    experimentIds.add(id);
+  };
+  routing.experiments.forEach((experiment, i) => {
+    claimId(experiment.id, ['routing', 'experiments', i, 'id']);
+    claimTarget(experiment.target, ['routing', 'experiments', i, 'target']);
+    experiment.arms.forEach((arm, j) => {
+      if (!nameable(arm.model)) issues.push({ path: ['routing', 'experiments', i, 'arms', j, 'model'], message: `unknown model or alias "${arm.model}"` });
+    });
+  });
+  routing.grayReleases.forEach((release, i) => {
+    claimId(release.id, ['routing', 'grayReleases', i, 'id']);
+    claimTarget(release.target, ['routing', 'grayReleases', i, 'target']);
+    for (const key of ['baseline', 'canary'] as const) {
+      if (!nameable(release[key])) issues.push({ path: ['routing', 'grayReleases', i, key], message: `unknown model or alias "${release[key]}"` });
+    }
+  });
+  return issues;
+}

@@ -1,12 +1,14 @@
 import { z } from 'zod';
-import { accessSchema } from './access.schema';
-import { modelSchema, routingSchema } from './catalog.schema';
+import { accessReferenceIssues, accessSchema } from './access.schema';
+import { billingSchema, budgetsSchema } from './budgets.schema';
+import { modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { observabilitySchema } from './observability.schema';
 import { address, flag, host, identifier, listenSchema, port } from './primitives';
 import { providerSchema } from './providers.schema';
 import { usageSchema } from './usage.schema';
 
 export * from './access.schema';
+export * from './budgets.schema';
 export * from './catalog.schema';
 export * from './observability.schema';
 export * from './pricing.schema';
@@ -31,6 +33,8 @@ export const configSchema = z
     ingress: z.object({
       http: listenSchema,
       router: address,
+      /** Billing's gRPC address, for the report endpoints of the admin API; unset: they answer 503. */
+      billing: address.optional(),
       /** Development traffic key (embedded mode); empty means generate one at start-up. */
       devKey: z.string().default(''),
       limits: z
@@ -52,13 +56,14 @@ export const configSchema = z
       /** Provider ids this instance serves; empty means all. */
       providers: z.array(z.string()).default([]),
     }),
-    billing: httpOnly,
+    billing: billingSchema,
     alerting: httpOnly,
     providers: z.record(identifier, providerSchema),
     models: z.array(modelSchema).min(1),
     routing: routingSchema.prefault({}),
     usage: usageSchema.prefault({}),
     access: accessSchema.prefault({}),
+    budgets: budgetsSchema.prefault({}),
     observability: observabilitySchema.prefault({}),
   })
   .superRefine((config, ctx) => {
@@ -75,6 +80,8 @@ export const configSchema = z
     for (const id of config.adapter.providers) {
       if (!(id in config.providers)) ctx.addIssue({ code: 'custom', path: ['adapter', 'providers'], message: `unknown provider "${id}"` });
     }
+    for (const issue of accessReferenceIssues(config.access)) ctx.addIssue({ code: 'custom', ...issue });
+    for (const issue of routingReferenceIssues(config.routing, config.models, Object.keys(config.providers))) ctx.addIssue({ code: 'custom', ...issue });
   });
 
 export type GatewayConfig = z.infer<typeof configSchema>;

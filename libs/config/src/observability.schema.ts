@@ -1,5 +1,148 @@
 import { z } from 'zod';
+import { flag, identifier } from './primitives';
+
+const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().nonnegative();
+const ratio = z.coerce.number().min(0).max(1);
+
+export const metricsSchema = z.object({
+  /** `/metrics` on every service; off still answers, with an empty exposition. */
+  enabled: flag.default(true),
+  /** Node.js process metrics (CPU, memory, event loop lag, GC) next to the gateway's own. */
+  processMetrics: flag.default(true),
+});
+export type MetricsConfig = z.infer<typeof metricsSchema>;
+
+export const tracingSchema = z.object({
+  /** Off: no spans are made, no context is carried, nothing is exported. */
+  enabled: flag.default(false),
+  /** OTLP/HTTP traces endpoint, e.g. `http://otel-collector:4318/v1/traces`; '' with tracing on exports nowhere. */
+  otlpEndpoint: z.string().default(''),
+  /** Extra headers for the exporter (an API key of a tracing backend: use `${VAR}`). */
+  headers: z.record(z.string(), z.string()).default({}),
+  /** Fraction of new traces recorded; a request that arrives with a sampled parent follows the parent. */
+  sampleRatio: ratio.default(1),
+  exportTimeoutMs: positiveInt.default(10_000),
+});
+export type TracingConfig = z.infer<typeof tracingSchema>;
+
+export const logSettingsSchema = z.object({
+  /** Debug aid: log the byte sizes of prompt and completion bodies (never their contents). */
+  debugSizes: flag.default(false),
+});
+
+const windowMs = positiveInt.max(24 * 60 * 60_000);
+
+const ruleBase = {
+  id: identifier,
+  /** `warning` or `critical`: shown in notifications, never changes behaviour. */
+  severity: z.enum(['info', 'warning', 'critical']).default('warning'),
+  /** Channel ids to notify; empty means every channel. */
+  channels: z.array(identifier).default([]),
+  /** After a notification, the same alert is not sent again for this long (a reminder follows if it still fires). */
+  cooldownMs: nonNegativeInt.default(15 * 60_000),
+};
+
+const scope = z.enum(['provider', 'deployment']).default('provider');
+
+export const alertRuleSchema = z.discriminatedUnion('kind', [
+  z.object({
+    ...ruleBase,
+    kind: z.literal('error_rate'),
+    scope,
+    windowMs: windowMs.default(5 * 60_000),
+    /** Fires when errors / requests in the window reach this ratio. */
+    threshold: ratio.default(0.2),
+    /** Below this many requests in the window the rate is not judged. */
+    minRequests: positiveInt.default(20),
+  }),
+  z.object({
+    ...ruleBase,
+    kind: z.literal('latency_p95'),
+    scope,
+    windowMs: windowMs.default(5 * 60_000),
+    thresholdMs: positiveInt.default(10_000),
+    minRequests: positiveInt.default(20),
+  }),
+  z.object({ ...ruleBase, kind: z.literal('circuit_open') }),
+  z.object({
+    ...ruleBase,
+    kind: z.literal('budget_threshold'),
+    /** Fires for budget events at or above this percentage of the budget. */
+    minPercent: z.coerce.number().min(0).max(1000).default(80),
+    /** A budget alert holds this long after its event, then resolves unless a new period restarts it. */
+    holdMs: positiveInt.default(24 * 60 * 60_000),
+  }),
+  z.object({
+    ...ruleBase,
+    kind: z.literal('spend_anomaly'),
+    /** Spend in the last `windowMs`, per organisation, against the average of the `baselineWindows` before it. */
+    windowMs: windowMs.default(15 * 60_000),
+    baselineWindows: positiveInt.max(96).default(8),
+    /** Fires when current spend ≥ factor × baseline (and ≥ minSpend). */
+    factor: z.coerce.number().positive().default(3),
+    minSpend: z.coerce.number().nonnegative().default(1),
+  }),
+  z.object({ ...ruleBase, kind: z.literal('canary_rolled_back') }),
+]);
+export type AlertRuleConfig = z.infer<typeof alertRuleSchema>;
+
+export const alertChannelSchema = z.discriminatedUnion('kind', [
+  z.object({
+    id: identifier,
+    kind: z.literal('webhook'),
+    url: z.url(),
+    /** HMAC-SHA256 key of the signature header; use `${VAR}`. Empty sends unsigned. */
+    secret: z.string().default(''),
+    headers: z.record(z.string(), z.string()).default({}),
+  }),
+  z.object({ id: identifier, kind: z.literal('slack'), url: z.url() }),
+]);
+export type AlertChannelConfig = z.infer<typeof alertChannelSchema>;
+
+export const alertingSchema = z
+  .object({
+    /** How often rules are evaluated. */
+    evaluateIntervalMs: positiveInt.default(10_000),
+    /** Width of one aggregation bucket; windows are whole buckets. */
+    bucketMs: positiveInt.default(10_000),
+    /** Kafka consumer group of the alerting service. */
+    consumerGroup: z.string().min(1).default('alerting'),
+    /** The router's gRPC address, polled for circuit and gray-release state; '' turns those rules off. */
+    router: z.string().default(''),
+    routerPollMs: positiveInt.default(10_000),
+    rules: z.array(alertRuleSchema).default([]),
+    channels: z.array(alertChannelSchema).default([]),
+    delivery: z
+      .object({
+        timeoutMs: positiveInt.default(5_000),
+        maxAttempts: positiveInt.max(50).default(8),
+        initialBackoffMs: positiveInt.default(1_000),
+        maxBackoffMs: positiveInt.default(5 * 60_000),
+        /** Notifications waiting for delivery at most; beyond it the oldest is dropped (and counted). */
+        queueLimit: positiveInt.default(1_000),
+      })
+      .prefault({}),
+  })
+  .superRefine((a, ctx) => {
+    const channels = new Set(a.channels.map((c) => c.id));
+    const ids = new Set<string>();
+    a.rules.forEach((rule, i) => {
+      if (ids.has(rule.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${rule.id}"` });
+      ids.add(rule.id);
+      rule.channels.forEach((c, j) => {
+        if (!channels.has(c)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'channels', j], message: `unknown channel "${c}"` });
+      });
+    });
+    if (a.router !== '' && !/^[^\s:]+:\d+$/.test(a.router)) ctx.addIssue({ code: 'custom', path: ['router'], message: 'must be host:port or empty' });
+  });
+export type AlertingConfig = z.infer<typeof alertingSchema>;
 
 /** Metrics, tracing and alert rules and channels. */
-export const observabilitySchema = z.object({});
+export const observabilitySchema = z.object({
+  metrics: metricsSchema.prefault({}),
+  tracing: tracingSchema.prefault({}),
+  log: logSettingsSchema.prefault({}),
+  alerting: alertingSchema.prefault({}),
+});
 export type ObservabilityConfig = z.infer<typeof observabilitySchema>;

@@ -1,13 +1,67 @@
 import { z } from 'zod';
 import { decimal } from './primitives';
 
+/** A calendar date (`2025-06-01`, midnight UTC) or an ISO 8601 instant with a zone. */
+const effectiveFrom = z
+  .string()
+  .refine((v) => /^\d{4}-\d{2}-\d{2}$/.test(v) || /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(v), {
+    message: 'must be a date (2025-06-01) or an ISO 8601 instant with a zone (2025-06-01T00:00:00Z)',
+  })
+  .refine((v) => !Number.isNaN(Date.parse(v)), { message: 'is not a valid date' });
+
+const currency = z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD');
+
+/** Price fields, per 1M tokens except `perRequest`; each may be left out to keep the earlier value. */
+const priceFields = {
+  currency: currency.optional(),
+  input: decimal.optional(),
+  output: decimal.optional(),
+  /** Cached input read; unset means the input price. */
+  cachedInput: decimal.optional(),
+  /** Cache write; unset means the input price. */
+  cacheWrite: decimal.optional(),
+  perRequest: decimal.optional(),
+};
+
+/** A price change that takes effect at `from`; fields left out keep the value in effect before. */
+export const priceChangeSchema = z.object({ from: effectiveFrom, ...priceFields });
+export type PriceChange = z.infer<typeof priceChangeSchema>;
+
+const changeList = z
+  .array(priceChangeSchema)
+  .default([])
+  .superRefine((changes, ctx) => {
+    for (let i = 1; i < changes.length; i++) {
+      const previous = changes[i - 1];
+      const current = changes[i];
+      if (previous && current && Date.parse(current.from) <= Date.parse(previous.from)) {
+        ctx.addIssue({ code: 'custom', path: [i, 'from'], message: 'price changes must be listed in increasing `from` order' });
+      }
+    }
+  });
+
+/**
+ * A deployment's own prices, laid over the model's at every instant: fields it sets (in its base
+ * or in a change in effect) win, the others come from the model's price at that instant.
+ */
+export const deploymentPricingSchema = z.object({ ...priceFields, changes: changeList });
+export type DeploymentPricing = z.infer<typeof deploymentPricingSchema>;
+
+/**
+ * A model's prices. The top-level fields are the price since forever (what existing configs
+ * declare); `changes` lists later prices with the instant they take effect, so a price change
+ * never reprices earlier requests; `deployments` overrides prices per deployment id (the
+ * deployment's `id`, or `<model id>#<index>` when it has none).
+ */
 export const pricingSchema = z.object({
-  currency: z.string().length(3).default('USD'),
+  currency: currency.default('USD'),
   /** Prices per 1M tokens. */
   input: decimal.default('0'),
   output: decimal.default('0'),
   cachedInput: decimal.optional(),
   cacheWrite: decimal.optional(),
   perRequest: decimal.default('0'),
+  changes: changeList,
+  deployments: z.record(z.string().min(1), deploymentPricingSchema).default({}),
 });
 export type Pricing = z.infer<typeof pricingSchema>;

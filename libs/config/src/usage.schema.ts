@@ -1,5 +1,89 @@
 import { z } from 'zod';
 
-/** Kafka, ClickHouse and Redis connections, the usage pipeline and budgets. */
-export const usageSchema = z.object({});
+const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().nonnegative();
+
+/** Broker addresses as a list or as one comma-separated string (an environment variable). */
+const brokerList = z
+  .union([z.array(z.string()), z.string()])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((b) => b.trim()).filter((b) => b !== ''))
+  .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port')));
+
+const ClickHouseIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and _');
+
+export const kafkaUsageSchema = z.object({
+  brokers: brokerList.default([]),
+  clientId: z.string().min(1).default('openrouter'),
+  topic: z.string().min(1).default('openrouter.usage.v1'),
+  dlqTopic: z.string().min(1).default('openrouter.usage.v1.dlq'),
+  /** Created at start-up when missing (the broker must allow it; production creates them ahead). */
+  partitions: positiveInt.default(6),
+  replicationFactor: positiveInt.default(1),
+  consumerGroup: z.string().min(1).default('billing'),
+  /** A send that takes longer goes to the outbox instead (it may still arrive: consumers dedupe). */
+  sendTimeoutMs: positiveInt.default(5_000),
+  connectionTimeoutMs: positiveInt.default(3_000),
+  /** Producer batching: wait at most this long to fill a batch of at most `batchMaxEvents`. */
+  lingerMs: nonNegativeInt.default(5),
+  batchMaxEvents: positiveInt.default(1_000),
+});
+export type KafkaUsageConfig = z.infer<typeof kafkaUsageSchema>;
+
+export const outboxSchema = z.object({
+  /** Directory of the producer's durable outbox; '' means `<gateway.dataDir>/outbox/<service>`. */
+  dir: z.string().default(''),
+  /** When the outbox holds this much, publishing fails loudly instead of filling the disk. */
+  maxBytes: positiveInt.default(1024 * 1024 * 1024),
+  segmentBytes: positiveInt.default(16 * 1024 * 1024),
+  /** How often a non-empty outbox retries Kafka. */
+  replayIntervalMs: positiveInt.default(1_000),
+});
+export type OutboxConfig = z.infer<typeof outboxSchema>;
+
+export const clickhouseSchema = z
+  .object({
+    /** A ClickHouse server (`http(s)://[user:password@]host:8123`). Empty means the embedded engine (chDB). */
+    url: z.string().default(''),
+    /** Credentials, when not given in the URL. */
+    username: z.string().default(''),
+    password: z.string().default(''),
+    /** chDB data directory; '' means `<gateway.dataDir>/clickhouse`, ':memory:' a throw-away one. */
+    embedded: z.object({ path: z.string().default('') }).prefault({}),
+    database: ClickHouseIdentifier.default('openrouter'),
+    requestTimeoutMs: positiveInt.default(30_000),
+    /** Raw usage events are kept this long; the daily rollups are kept for good. At most 50 years (DateTime range). */
+    retentionDays: positiveInt.max(18_250).default(400),
+  })
+  .superRefine((c, ctx) => {
+    if (c.url !== '' && !/^https?:\/\/[^\s]+$/.test(c.url)) ctx.addIssue({ code: 'custom', path: ['url'], message: 'must be an http(s) URL or empty for the embedded engine' });
+  });
+export type ClickHouseConfig = z.infer<typeof clickhouseSchema>;
+
+export const usageConsumerSchema = z.object({
+  /** Messages per ClickHouse insert, at most (a Kafka fetch may bring fewer). */
+  batchMaxEvents: positiveInt.default(10_000),
+  /** Kafka fetch tuning: wait up to this long for `minBytes` so inserts are large. */
+  maxWaitMs: positiveInt.default(250),
+  minBytes: positiveInt.default(64 * 1024),
+  maxBytesPerPartition: positiveInt.default(8 * 1024 * 1024),
+  partitionsConsumedConcurrently: positiveInt.default(3),
+  /** Backoff between retries of a failed insert (the batch is retried until it succeeds). */
+  retryInitialMs: positiveInt.default(200),
+  retryMaxMs: positiveInt.default(10_000),
+});
+export type UsageConsumerConfig = z.infer<typeof usageConsumerSchema>;
+
+/** The usage pipeline: how ingress publishes usage events and how billing stores them. */
+export const usageSchema = z
+  .object({
+    /** `in-process` (embedded mode: ingress and billing in one process) or `kafka`. */
+    bus: z.enum(['in-process', 'kafka']).default('in-process'),
+    kafka: kafkaUsageSchema.prefault({}),
+    outbox: outboxSchema.prefault({}),
+    clickhouse: clickhouseSchema.prefault({}),
+    consumer: usageConsumerSchema.prefault({}),
+  })
+  .superRefine((u, ctx) => {
+    if (u.bus === 'kafka' && u.kafka.brokers.length === 0) ctx.addIssue({ code: 'custom', path: ['kafka', 'brokers'], message: 'name at least one broker when usage.bus is kafka' });
+  });
 export type UsageConfig = z.infer<typeof usageSchema>;

@@ -2,11 +2,14 @@
 export interface ReadinessCheck {
   name: string;
   check(): Promise<boolean>;
+  /** Facts shown next to the verdict in `/ready` (e.g. consumer lag); never secrets. */
+  details?(): Promise<Record<string, unknown>>;
 }
 
 export interface ReadinessReport {
   ready: boolean;
   checks: Record<string, 'ok' | 'failing'>;
+  details?: Record<string, Record<string, unknown>>;
 }
 
 export async function evaluateReadiness(checks: readonly ReadinessCheck[], timeoutMs = 1_000): Promise<ReadinessReport> {
@@ -17,5 +20,17 @@ export async function evaluateReadiness(checks: readonly ReadinessCheck[], timeo
       return [c.name, ok ? 'ok' : 'failing'] as const;
     }),
   );
-  return { ready: results.every(([, r]) => r === 'ok'), checks: Object.fromEntries(results) };
+  const report: ReadinessReport = { ready: results.every(([, r]) => r === 'ok'), checks: Object.fromEntries(results) };
+  const withDetails = checks.filter((c) => c.details);
+  if (withDetails.length > 0) {
+    const details = await Promise.all(
+      withDetails.map(async (c) => {
+        const timeout = new Promise<Record<string, unknown>>((resolve) => setTimeout(() => resolve({ error: 'timed out' }), timeoutMs).unref());
+        const value = await Promise.race([(c.details?.() ?? Promise.resolve({})).catch((error: unknown) => ({ error: error instanceof Error ? error.message : String(error) })), timeout]);
+        return [c.name, value] as const;
+      }),
+    );
+    report.details = Object.fromEntries(details);
+  }
+  return report;
 }

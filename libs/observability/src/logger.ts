@@ -1,5 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import pino, { type Logger, type LevelWithSilent } from 'pino';
+import { activeTraceIds } from './tracing/tracing';
 
 export type { Logger } from 'pino';
 
@@ -8,16 +9,32 @@ const REDACT = [
   'req.headers.authorization',
   'req.headers["x-api-key"]',
   'req.headers["api-key"]',
+  'req.headers["x-goog-api-key"]',
+  'req.headers["proxy-authorization"]',
+  'req.headers.cookie',
   'headers.authorization',
   'headers["x-api-key"]',
+  'headers["api-key"]',
+  'headers["x-goog-api-key"]',
+  'headers["proxy-authorization"]',
+  'headers.cookie',
+  'authorization',
   'apiKey',
   '*.apiKey',
   'key',
   'devKey',
+  'secret',
+  '*.secret',
+  'password',
+  '*.password',
 ];
 
+/**
+ * The service's JSON logger: every line has `service`, and `traceId`/`spanId` when a span is
+ * active (tracing on), so a log line leads to its trace.
+ */
 export function createLogger(service: string, level: LevelWithSilent, destination?: pino.DestinationStream): Logger {
-  return pino({ level, base: { service }, redact: { paths: REDACT, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  return pino({ level, base: { service }, mixin: activeTraceIds, redact: { paths: REDACT, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }
 
 /** Routes NestJS's own framework messages into the service's JSON log. */

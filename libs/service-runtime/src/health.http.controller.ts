@@ -21,6 +21,8 @@ export class HealthHttpController {
   @Get('ready')
   async ready(@Res() reply: FastifyReply): Promise<void> {
     const report = await evaluateReadiness(this.checks);
-    await reply.status(report.ready ? 200 : 503).send({ status: report.ready ? 'ready' : 'not_ready', service: this.service, checks: report.checks });
+    await reply
+      .status(report.ready ? 200 : 503)
+      .send({ status: report.ready ? 'ready' : 'not_ready', service: this.service, checks: report.checks, ...(report.details ? { details: report.details } : {}) });
   }
 }

@@ -1,17 +1,22 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import type { ReadinessCheck } from '@openrouter/observability';
+import { Registry, type ReadinessCheck } from '@openrouter/observability';
 import { HealthHttpController, READINESS_CHECKS, SERVICE_NAME } from './health.http.controller';
+import { METRICS_REGISTRY, MetricsHttpController } from './metrics.http.controller';
 
-/** `/health` and `/ready` for a service, with the dependencies its readiness depends on. */
+/**
+ * `/health` and `/ready` for a service, with the dependencies its readiness depends on, and
+ * `/metrics` from the service's registry (an empty one when none is given).
+ */
 @Module({})
 export class HealthModule {
-  static register(service: string, checks: ReadinessCheck[] = []): DynamicModule {
+  static register(service: string, checks: ReadinessCheck[] = [], registry: Registry = new Registry()): DynamicModule {
     return {
       module: HealthModule,
-      controllers: [HealthHttpController],
+      controllers: [HealthHttpController, MetricsHttpController],
       providers: [
         { provide: SERVICE_NAME, useValue: service },
         { provide: READINESS_CHECKS, useValue: checks },
+        { provide: METRICS_REGISTRY, useValue: registry },
       ],
     };
   }

@@ -2,16 +2,45 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Listen } from '@openrouter/config';
-import { NestPinoLogger, type Logger } from '@openrouter/observability';
+import { NestPinoLogger, type HttpMetrics, type Logger, type Tracing } from '@openrouter/observability';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** W3C headers naming this request's server span (tracing on), to carry onto events it causes. */
+    traceHeaders?: Record<string, string>;
+  }
+}
+
+/** One finished HTTP exchange, as told to `onResponded`. */
+export interface RespondedExchange {
+  request: FastifyRequest;
+  route: string;
+  method: string;
+  status: number;
+  durationMs: number;
+  /** The request's trace id when tracing is on. */
+  traceId?: string;
+}
 
 export interface HttpAppOptions {
   bodyLimit?: number;
   /** Accept the caller's `x-request-id` when it is well-formed, else make one. */
   requestIds?: boolean;
+  /** A server span per request (child of the caller's `traceparent`), active while the handler runs. */
+  tracing?: Tracing;
+  /** Requests, latency and in-flight requests by route pattern. */
+  metrics?: HttpMetrics;
+  /** Told when each response has ended (on the tick after, so `close` listeners of the handler ran first). */
+  onResponded?: (exchange: RespondedExchange) => void;
 }
+
+/** Probes and scrapes: measured, never traced. */
+const UNTRACED = new Set(['/health', '/ready', '/metrics']);
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -47,11 +76,55 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
       void reply.header('x-request-id', request.id);
     });
   }
+  observeExchanges(instance, options);
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: new NestPinoLogger(logger), abortOnError: false, bufferLogs: false, bodyParser: false });
   await app.listen(listen.port, listen.host);
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : listen.port;
   return { app, port };
+}
+
+function observeExchanges(instance: FastifyInstance, options: HttpAppOptions): void {
+  const { metrics, onResponded } = options;
+  const tracing = options.tracing?.enabled ? options.tracing : undefined;
+  if (!metrics && !onResponded && !tracing) return;
+  const spans = new WeakMap<FastifyRequest, ReturnType<Tracing['tracer']['startSpan']>>();
+  instance.addHook('onRequest', async (request, reply) => {
+    const started = performance.now();
+    const route = request.routeOptions.url ?? 'unmatched';
+    const method = request.method;
+    metrics?.started(route);
+    const span = tracing && !UNTRACED.has(route)
+      ? tracing.tracer.startSpan(`${method} ${route}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': method, 'http.route': route, 'openrouter.request_id': String(request.id) } }, tracing.extract(request.headers))
+      : undefined;
+    if (span && tracing) {
+      spans.set(request, span);
+      request.traceHeaders = tracing.headers(trace.setSpan(ROOT_CONTEXT, span));
+    }
+    reply.raw.once('close', () => {
+      const status = reply.raw.statusCode;
+      const durationMs = performance.now() - started;
+      metrics?.ended({ route, method, status, durationSeconds: durationMs / 1000 });
+      if (span) {
+        span.setAttribute('http.response.status_code', status);
+        if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        if (!reply.raw.writableFinished) span.setAttribute('openrouter.cancelled', true);
+        span.end();
+      }
+      if (onResponded) {
+        const traceId = span?.spanContext().traceId;
+        setImmediate(() => onResponded({ request, route, method, status, durationMs, ...(traceId ? { traceId } : {}) }));
+      }
+    });
+  });
+  if (tracing) {
+    // The handler (guards included) runs with the request's span active, so its outgoing calls are children.
+    instance.addHook('preHandler', (request, _reply, done) => {
+      const span = spans.get(request);
+      if (span) context.with(trace.setSpan(ROOT_CONTEXT, span), done);
+      else done();
+    });
+  }
 }
 
 export type { INestApplication };

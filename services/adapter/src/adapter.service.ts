@@ -1,6 +1,7 @@
 import type { GatewayConfig } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { UpstreamInstrumentation } from '@openrouter/observability';
 import { createProviderAdapter, type ProviderAdapter, type ProviderRegistry } from './providers/provider-adapter';
 
 interface Call<T> {
@@ -15,7 +16,12 @@ interface Call<T> {
 export class AdapterService {
   private readonly adapters = new Map<string, ProviderAdapter>();
 
-  constructor(config: GatewayConfig, registry: ProviderRegistry) {
+  constructor(
+    config: GatewayConfig,
+    registry: ProviderRegistry,
+    /** Upstream latency metrics and provider-call spans. */
+    private readonly upstream: UpstreamInstrumentation = new UpstreamInstrumentation(undefined),
+  ) {
     const served = config.adapter.providers.length > 0 ? config.adapter.providers : Object.keys(config.providers);
     for (const id of served) {
       const provider = config.providers[id];
@@ -29,12 +35,18 @@ export class AdapterService {
 
   chat(call: Call<chatv1.ChatRequest>, signal: AbortSignal): AsyncGenerator<adapterv1.ChatResponse> {
     const request = required(call.request);
-    return this.adapterFor(call.provider).chat({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal });
+    const adapter = this.adapterFor(call.provider);
+    return this.upstream.stream({ provider: call.provider, operation: 'chat', upstreamModel: call.upstreamModel }, signal, () =>
+      adapter.chat({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal }),
+    );
   }
 
   embed(call: Call<chatv1.EmbeddingRequest>, signal: AbortSignal): Promise<chatv1.EmbeddingResponse> {
     const request = required(call.request);
-    return this.adapterFor(call.provider).embed({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal });
+    const adapter = this.adapterFor(call.provider);
+    return this.upstream.call({ provider: call.provider, operation: 'embedding', upstreamModel: call.upstreamModel }, signal, () =>
+      adapter.embed({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal }),
+    );
   }
 
   async close(): Promise<void> {

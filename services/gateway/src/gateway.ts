@@ -5,12 +5,14 @@ import { startSimulator, type RunningSimulator } from '@openrouter/provider-simu
 import type { ServiceHandle } from '@openrouter/service-runtime';
 import { startAdapter } from '@openrouter/adapter';
 import { startAlerting } from '@openrouter/alerting';
-import { startBilling } from '@openrouter/billing';
+import { startBilling, type BillingHandle } from '@openrouter/billing';
 import { startIngress, type IngressHandle } from '@openrouter/ingress';
 import { startRouter } from '@openrouter/router';
+import { InProcessUsageBus } from '@openrouter/usage';
 
 export interface GatewayHandle {
   readonly ingress: IngressHandle;
+  readonly billing: BillingHandle;
   readonly simulator: RunningSimulator | undefined;
   readonly url: string;
   close(): Promise<void>;
@@ -40,12 +42,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger, logDes
       child('router'),
     );
     started.push(router);
-    started.push(await startBilling({ ...config, billing: { http: internal } }, child('billing')));
+    // One process: usage events go from ingress to billing over the in-process bus, unless Kafka is configured.
+    const bus = config.usage.bus === 'in-process' ? new InProcessUsageBus(child('usage-bus'), config.usage.consumer) : undefined;
+    const billing = await startBilling({ ...config, billing: { ...config.billing, http: internal } }, child('billing'), { usageSource: bus });
+    started.push(billing);
+    // Closed after ingress (which publishes) and before billing (which stores): the bus drains in between.
+    if (bus) started.push(bus);
     started.push(await startAlerting({ ...config, alerting: { http: internal } }, child('alerting')));
-    const ingress = await startIngress({ ...config, ingress: { ...config.ingress, router: `127.0.0.1:${grpcPort(router)}` } }, child('ingress'));
+    const ingress = await startIngress({ ...config, ingress: { ...config.ingress, router: `127.0.0.1:${grpcPort(router)}` } }, child('ingress'), { usagePublisher: bus });
     started.push(ingress);
     logger.info({ httpPort: ingress.httpPort, simulator: simulator?.baseUrl }, 'embedded gateway started');
-    return { ingress, simulator, url: `http://${config.ingress.http.host}:${ingress.httpPort}`, close: closeAll };
+    return { ingress, billing, simulator, url: `http://${config.ingress.http.host}:${ingress.httpPort}`, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

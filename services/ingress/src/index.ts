@@ -1,15 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import type { GatewayConfig } from '@openrouter/config';
-import type { Logger } from '@openrouter/observability';
+import { createTelemetry, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
+import { PriceBook, type ClickHouseTarget, type UsagePublisher } from '@openrouter/usage';
+import { InProcessBudgetBus, KafkaBudgetPublisher, MemoryBudgetLedger, RedisBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
 import { AccessService } from './access/access.service';
 import { MemoryAccessRepository, RedisAccessRepository } from './access/access.repository';
 import { ADMIN_KEY_PREFIX, generateApiKey } from './access/api-key';
 import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
 import { connectRedis, whenReady } from './access/redis-connection';
 import { AdminAuth } from './admin/admin-auth';
+import { BudgetService } from './budgets/budget.service';
+import { connectBudgetRedis } from './budgets/budget-redis';
 import { IngressModule } from './ingress.module';
+import { alertHistoryFor, IngressTelemetry } from './observability/ingress-telemetry';
 import { RouterClient } from './router.client';
+import { WsGateway } from './ws/ws.gateway';
+import { createUsagePublisher } from './usage/usage-publisher.factory';
+import { UsageRecorder } from './usage/usage-recorder';
 
 export { hashApiKey, generateApiKey, API_KEY_PREFIX, ADMIN_KEY_PREFIX } from './access/api-key';
 export { RedisCounterStore, MemoryCounterStore, type CounterCharge } from './access/counter.store';
@@ -21,6 +29,20 @@ export interface IngressHandle extends ServiceHandle {
   /** The development admin key ('' when disabled), and whether it was generated. */
   readonly adminKey: string;
   readonly adminKeyGenerated: boolean;
+  /** Budget reservations, and where threshold crossings go (an in-process bus unless usage.bus is kafka). */
+  readonly budgets: BudgetService;
+  readonly budgetEvents: BudgetEventPublisher;
+}
+
+export interface IngressOptions {
+  /** The embedded gateway's in-process usage bus; without it ingress publishes per `usage.bus`. */
+  usagePublisher?: UsagePublisher;
+  /** Tracing exporter override (tests). */
+  telemetry?: TelemetryOptions;
+  /** The embedded gateway's analytics store, where alert history is read from. */
+  analyticsStore?: ClickHouseTarget;
+  /** Where budget threshold events go; without it, Kafka when usage.bus is kafka, else an in-process bus. */
+  budgetEvents?: BudgetEventPublisher;
 }
 
 export function generateDevKey(): string {
@@ -28,12 +50,14 @@ export function generateDevKey(): string {
 }
 
 /** Starts the edge: the OpenAI-compatible HTTP API in front of the router. */
-export async function startIngress(config: GatewayConfig, logger: Logger): Promise<IngressHandle> {
+export async function startIngress(config: GatewayConfig, logger: Logger, options: IngressOptions = {}): Promise<IngressHandle> {
+  const telemetry = new IngressTelemetry(createTelemetry('ingress', config.observability, options.telemetry), logger, config.observability.log.debugSizes);
+  const alertHistory = alertHistoryFor(config, options.analyticsStore);
   const devKeyGenerated = config.ingress.devKey === '';
   const devKey = devKeyGenerated ? generateDevKey() : config.ingress.devKey;
   const adminKeyGenerated = config.access.admin.devKey === '';
   const adminKey = adminKeyGenerated ? generateApiKey(ADMIN_KEY_PREFIX) : config.access.admin.devKey === 'disabled' ? '' : config.access.admin.devKey;
-  const router = new RouterClient(config.ingress.router);
+  const router = new RouterClient(config.ingress.router, tracingClientOptions(telemetry.telemetry.tracing));
   const { url: redisUrl, keyPrefix } = config.access.redis;
   const repository = redisUrl ? new RedisAccessRepository(redisUrl, keyPrefix) : new MemoryAccessRepository();
   const counterRedis = redisUrl ? connectRedis(redisUrl) : undefined;
@@ -44,15 +68,29 @@ export async function startIngress(config: GatewayConfig, logger: Logger): Promi
   await access.start();
   const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined);
   const readiness = [{ name: 'router', check: () => router.isReachable(500) }];
+  const publisher = options.usagePublisher ?? (await createUsagePublisher(config, logger));
+  const prices = PriceBook.fromModels(config.models);
+  const usage = new UsageRecorder(telemetry.instrumentPublisher(publisher), prices, logger, telemetry.metered);
+  const budgetEvents =
+    options.budgetEvents ?? (config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : new InProcessBudgetBus(logger));
+  const budgetRedis = redisUrl ? connectBudgetRedis(redisUrl) : undefined;
+  if (budgetRedis && !(await whenReady(budgetRedis, 3_000))) logger.warn('Redis is not reachable yet; requests under a budget follow budgets.failMode until it is');
+  const budgetLedger = budgetRedis ? new RedisBudgetLedger(budgetRedis, keyPrefix) : new MemoryBudgetLedger();
+  const budgets = new BudgetService(config, prices, budgetLedger, budgetEvents, logger);
   const { app, port } = await startHttpApp(
-    IngressModule.register({ router, access, adminAuth, readiness, logger }),
+    IngressModule.register({ registry: telemetry.telemetry.registry, alertHistory: alertHistory.store,  router, access, adminAuth, readiness, bounds: config.access.requests, usage, budgets, logger }),
     config.ingress.http,
     logger,
     {
       bodyLimit: config.ingress.limits.bodyBytes,
       requestIds: true,
+      tracing: telemetry.telemetry.tracing,
+      metrics: telemetry.http,
+      onResponded: telemetry.responded,
     },
   );
+  const ws = new WsGateway(access, router, config.access.requests, logger);
+  ws.attach(app.getHttpServer());
   logger.info({ httpPort: port, router: config.ingress.router }, 'ingress started');
   return {
     name: 'ingress',
@@ -61,11 +99,20 @@ export async function startIngress(config: GatewayConfig, logger: Logger): Promi
     devKeyGenerated,
     adminKey,
     adminKeyGenerated,
+    budgets,
+    budgetEvents,
     async close() {
+      await ws.close();
       await app.close();
+      // Every answered request's usage event is handed over, then the publisher flushes.
+      await usage.drain();
+      if (!options.usagePublisher) await publisher.close();
+      await budgets.close();
       router.close();
       await access.close();
       await counters.close();
+      await alertHistory.close();
+      await telemetry.telemetry.close();
     },
   };
 }

@@ -1,27 +1,39 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
-import type { Logger, ReadinessCheck } from '@openrouter/observability';
+import type { AlertHistoryStore, Logger, ReadinessCheck, Registry } from '@openrouter/observability';
 import { HealthModule } from '@openrouter/service-runtime';
 import { AccessService } from './access/access.service';
 import { AdminAuth } from './admin/admin-auth';
 import { AdminGuard } from './admin/admin.guard';
+import { ALERT_HISTORY, AlertsHttpController } from './admin/alerts.http.controller';
 import { KeysHttpController } from './admin/keys.http.controller';
 import { ADMIN_READINESS, AdminStatusHttpController } from './admin/status.http.controller';
+import { RoutingHttpController } from './admin/routing.http.controller';
 import { TenantsHttpController } from './admin/tenants.http.controller';
 import { ApiKeyGuard } from './auth/api-key.guard';
+import { BudgetService } from './budgets/budget.service';
 import { OpenAIExceptionFilter } from './openai-exception.filter';
 import { RouterClient } from './router.client';
 import { ChatCompletionsHttpController } from './routes/chat-completions.http.controller';
 import { CompletionsHttpController } from './routes/completions.http.controller';
 import { EmbeddingsHttpController } from './routes/embeddings.http.controller';
 import { ModelsHttpController } from './routes/models.http.controller';
+import { REQUEST_BOUNDS, type RequestBounds } from './routes/request-bounds';
+import { UsageRecorder } from './usage/usage-recorder';
 
 export interface IngressDependencies {
   router: RouterClient;
   access: AccessService;
   adminAuth: AdminAuth;
   readiness: ReadinessCheck[];
+  bounds: RequestBounds;
+  usage: UsageRecorder;
+  budgets: BudgetService;
   logger: Logger;
+  /** The service's metrics registry, served at `/metrics`. */
+  registry?: Registry;
+  /** Alert history for `GET /admin/v1/alerts`; absent answers 503. */
+  alertHistory?: AlertHistoryStore | undefined;
 }
 
 @Module({})
@@ -29,7 +41,7 @@ export class IngressModule {
   static register(deps: IngressDependencies): DynamicModule {
     return {
       module: IngressModule,
-      imports: [HealthModule.register('ingress', deps.readiness)],
+      imports: [HealthModule.register('ingress', deps.readiness, deps.registry)],
       controllers: [
         ChatCompletionsHttpController,
         CompletionsHttpController,
@@ -38,12 +50,18 @@ export class IngressModule {
         KeysHttpController,
         TenantsHttpController,
         AdminStatusHttpController,
+        AlertsHttpController,
+        RoutingHttpController,
       ],
       providers: [
         { provide: RouterClient, useValue: deps.router },
         { provide: AccessService, useValue: deps.access },
         { provide: AdminAuth, useValue: deps.adminAuth },
         { provide: ADMIN_READINESS, useValue: deps.readiness },
+        { provide: ALERT_HISTORY, useValue: deps.alertHistory },
+        { provide: REQUEST_BOUNDS, useValue: deps.bounds },
+        { provide: UsageRecorder, useValue: deps.usage },
+        { provide: BudgetService, useValue: deps.budgets },
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,
         AdminGuard,

@@ -1,4 +1,4 @@
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { credentials, Metadata, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
 import { CHANNEL_OPTIONS, callUnary, readStream } from '@openrouter/grpc';
 
@@ -6,8 +6,9 @@ import { CHANNEL_OPTIONS, callUnary, readStream } from '@openrouter/grpc';
 export class RouterClient {
   private readonly client: routerv1.RouterServiceClient;
 
-  constructor(address: string) {
-    this.client = new routerv1.RouterServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+  /** `clientOptions`: extra client options, e.g. the tracing interceptor. */
+  constructor(address: string, clientOptions: ChannelOptions & { interceptors?: Interceptor[] } = {}) {
+    this.client = new routerv1.RouterServiceClient(address, credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...clientOptions });
   }
 
   chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {
@@ -20,6 +21,18 @@ export class RouterClient {
 
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {
     return callUnary(this.client.listModels.bind(this.client), { context }, new Metadata());
+  }
+
+  explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse> {
+    return callUnary(this.client.explain.bind(this.client), request, new Metadata());
+  }
+
+  providersHealth(): Promise<routerv1.ProvidersHealthResponse> {
+    return callUnary(this.client.providersHealth.bind(this.client), {}, new Metadata());
+  }
+
+  grayReleases(): Promise<routerv1.GrayReleasesResponse> {
+    return callUnary(this.client.grayReleases.bind(this.client), {}, new Metadata());
   }
 
   /** Ready when the channel to the router connects within the deadline. */

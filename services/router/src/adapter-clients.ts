@@ -1,4 +1,4 @@
-import { credentials } from '@grpc/grpc-js';
+import { credentials, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { adapterv1 } from '@openrouter/contracts';
 import { CHANNEL_OPTIONS } from '@openrouter/grpc';
 
@@ -6,14 +6,18 @@ import { CHANNEL_OPTIONS } from '@openrouter/grpc';
 export class AdapterClients {
   private readonly byAddress = new Map<string, adapterv1.AdapterServiceClient>();
 
-  constructor(private readonly addresses: Readonly<Record<string, string>>) {}
+  constructor(
+    private readonly addresses: Readonly<Record<string, string>>,
+    /** Extra client options, e.g. the tracing interceptor. */
+    private readonly clientOptions: ChannelOptions & { interceptors?: Interceptor[] } = {},
+  ) {}
 
   for(provider: string): adapterv1.AdapterServiceClient {
     const address = this.addresses[provider] ?? this.addresses['default'];
     if (!address) throw new Error(`no adapter address for provider "${provider}" and no default`);
     let client = this.byAddress.get(address);
     if (!client) {
-      client = new adapterv1.AdapterServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+      client = new adapterv1.AdapterServiceClient(address, credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...this.clientOptions });
       this.byAddress.set(address, client);
     }
     return client;

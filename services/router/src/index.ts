@@ -1,18 +1,25 @@
 import type { GatewayConfig } from '@openrouter/config';
 import { GrpcServerHandle } from '@openrouter/grpc';
-import type { Logger } from '@openrouter/observability';
+import { createTelemetry, RouterMetrics, traceGrpcBinding, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { AdapterClients } from './adapter-clients';
-import { ModelCatalog } from './model-catalog';
+import { deploymentCircuits, instrumentAdapterPort } from './observability/router-telemetry';
 import { routerGrpcBinding } from './router.grpc.controller';
-import { RouterService } from './router.service';
+import { grpcAdapters, RouterService } from './router.service';
+import { createRoutingEngine } from './routing/routing-engine';
+
+export { measureRouteDecision } from './bench/route-decision.bench';
 
 /** Starts the router: gRPC for ingress, HTTP for health. */
-export async function startRouter(config: GatewayConfig, logger: Logger): Promise<ServiceHandle> {
-  const adapters = new AdapterClients(config.router.adapters);
-  const service = new RouterService(new ModelCatalog(config), adapters);
-  const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [routerGrpcBinding(service, logger)]);
-  const http = await startHttpApp(HealthModule.register('router'), config.router.http, logger);
+export async function startRouter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}): Promise<ServiceHandle> {
+  const telemetry = createTelemetry('router', config.observability, telemetryOptions);
+  const metrics = new RouterMetrics(telemetry.registry);
+  const adapters = new AdapterClients(config.router.adapters, tracingClientOptions(telemetry.tracing));
+  const engine = createRoutingEngine(config);
+  metrics.readCircuitsFrom(() => deploymentCircuits(engine));
+  const service = new RouterService(engine, instrumentAdapterPort(grpcAdapters(adapters), metrics, engine.catalog.list()));
+  const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)]);
+  const http = await startHttpApp(HealthModule.register('router', [], telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port }, 'router started');
   return {
     name: 'router',
@@ -22,6 +29,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger): Promis
       await grpc.close();
       await http.app.close();
       adapters.close();
+      await telemetry.close();
     },
   };
 }

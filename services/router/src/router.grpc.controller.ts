@@ -4,6 +4,16 @@ import { toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { RouterService } from './router.service';
 
+function unary<Req, Res>(work: (request: Req) => Res): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    try {
+      callback(null, work(call.request));
+    } catch (error) {
+      callback(toGrpcStatus(error));
+    }
+  };
+}
+
 /** gRPC transport only: calls into the service; a cancelled call aborts the work below it. */
 export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcServiceBinding {
   const implementation: routerv1.RouterServiceServer = {
@@ -34,13 +44,10 @@ export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcS
       );
     },
 
-    listModels(call: ServerUnaryCall<routerv1.ListModelsRequest, routerv1.ListModelsResponse>, callback: sendUnaryData<routerv1.ListModelsResponse>): void {
-      try {
-        callback(null, service.listModels(call.request.context));
-      } catch (error) {
-        callback(toGrpcStatus(error));
-      }
-    },
+    listModels: unary((request: routerv1.ListModelsRequest) => service.listModels(request.context)),
+    explain: unary((request: routerv1.ExplainRequest) => service.explain(request)),
+    providersHealth: unary(() => service.providersHealth()),
+    grayReleases: unary(() => service.grayReleases()),
   };
   return { definition: routerv1.RouterServiceService, implementation };
 }

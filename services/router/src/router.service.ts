@@ -1,74 +1,175 @@
 import { Metadata } from '@grpc/grpc-js';
-import type { adapterv1, routerv1 } from '@openrouter/contracts';
+import type { Capability } from '@openrouter/config';
+import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { callUnary, readStream } from '@openrouter/grpc';
 import type { AdapterClients } from './adapter-clients';
-import type { CatalogModel, Deployment, ModelCatalog } from './model-catalog';
+import { decisionFor } from './explain/route-decision';
+import { explainPlan } from './explain/route-explanation';
+import { providersHealth } from './explain/providers-health';
+import { serveWithFailover, type AttemptListener, type AttemptOpener } from './resilience/failover';
+import { chatRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
+import { takeRequestControls } from './routing/route-settings';
+import type { RoutingEngine } from './routing/routing-engine';
+
+/** The adapter calls the router makes; a port so routing can be tested without gRPC. */
+export interface AdapterPort {
+  chat(request: adapterv1.ChatRequest, signal: AbortSignal): AsyncIterator<adapterv1.ChatResponse>;
+  embed(request: adapterv1.EmbedRequest, signal: AbortSignal): Promise<adapterv1.EmbedResponse>;
+}
+
+/** AdapterPort over the adapters' gRPC clients. */
+export function grpcAdapters(clients: AdapterClients): AdapterPort {
+  return {
+    chat: (request, signal) => readStream<adapterv1.ChatResponse>(clients.for(request.provider).chat(request, new Metadata()), signal),
+    embed: (request, signal) => {
+      const client = clients.for(request.provider);
+      return callUnary<adapterv1.EmbedRequest, adapterv1.EmbedResponse>(client.embed.bind(client), request, new Metadata(), signal);
+    },
+  };
+}
+
+interface PreparedChat {
+  planRequest: PlanRequest;
+  /** The request as the adapter gets it: routing controls taken out. */
+  upstream: chatv1.ChatRequest;
+}
 
 /**
- * Resolves the requested model to a deployment and calls its adapter. The full routing engine
- * (strategies, failover, experiments) builds on `plan`, which returns candidates in order.
+ * Serves routed calls: plans the candidates for a request (`plan`), calls them with failover, and
+ * emits the decision once a deployment produced its first answer event, so the decision names
+ * the deployment that actually serves and every attempt made.
  */
 export class RouterService {
   constructor(
-    private readonly catalog: ModelCatalog,
-    private readonly adapters: AdapterClients,
+    private readonly engine: RoutingEngine,
+    private readonly adapters: AdapterPort,
   ) {}
 
-  plan(model: CatalogModel): Deployment[] {
-    return model.deployments;
+  /** The ordered candidates for a chat request, without calling anything. */
+  plan(context: routerv1.RequestContext, request: chatv1.ChatRequest, explain = false): RoutePlan {
+    return this.engine.planner.plan(this.prepareChat(context, request).planRequest, explain);
   }
 
   async *chat(input: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {
     const { context, request } = requiredRequest(input);
-    const model = this.catalog.resolve(request.model, 'chat', context.allowedModels);
-    const deployment = this.first(model);
-    yield { decision: decisionFor(model, deployment, 'requested model') };
-    const call = this.adapters.for(deployment.provider).chat(
-      { requestId: context.requestId, provider: deployment.provider, upstreamModel: deployment.model, request, timeoutMs: 0 },
-      new Metadata(),
-    );
-    for await (const event of readStream<adapterv1.ChatResponse>(call, signal)) yield event;
+    const prepared = this.prepareChat(context, request);
+    const plan = this.engine.planner.plan(prepared.planRequest);
+    const open: AttemptOpener<adapterv1.ChatResponse> = (candidate, callSignal) =>
+      this.adapters.chat({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request: prepared.upstream, timeoutMs: 0 }, callSignal);
+    const served = await serveWithFailover(plan, open, signal, this.engine.failover, {
+      stream: request.stream,
+      tokens: prepared.planRequest.promptTokens + prepared.planRequest.maxOutputTokens,
+      onAttempt: this.grayReleaseListener(plan),
+    });
+    let failure: unknown;
+    try {
+      yield { decision: decisionFor(plan, served.candidate, served.attempts) };
+      yield answerEvent(served.first);
+      for (let next = await served.rest.next(); !next.done; next = await served.rest.next()) yield answerEvent(next.value);
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      served.finish(failure ?? (signal.aborted ? new GatewayError('cancelled', 'The client went away.') : undefined));
+      await served.rest.return?.();
+    }
   }
 
   async embed(input: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse> {
     const { context, request } = requiredRequest(input);
-    const model = this.catalog.resolve(request.model, 'embeddings', context.allowedModels);
-    const deployment = this.first(model);
-    const client = this.adapters.for(deployment.provider);
-    const result = await callUnary<adapterv1.EmbedRequest, adapterv1.EmbedResponse>(
-      client.embed.bind(client),
-      { requestId: context.requestId, provider: deployment.provider, upstreamModel: deployment.model, request, timeoutMs: 0 },
-      new Metadata(),
-      signal,
-    );
-    if (!result.response) throw new GatewayError('upstream_error', 'The adapter returned no embeddings.');
-    return { decision: decisionFor(model, deployment, 'requested model'), response: result.response };
+    const planRequest: PlanRequest = {
+      context,
+      capability: 'embeddings',
+      model: request.model,
+      controls: { route: {} },
+      taskType: undefined,
+      needs: [],
+      promptTokens: 0,
+      maxOutputTokens: 0,
+      stream: false,
+      user: request.user,
+    };
+    const plan = this.engine.planner.plan(planRequest);
+    const open: AttemptOpener<adapterv1.EmbedResponse> = (candidate, callSignal) =>
+      once(this.adapters.embed({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal));
+    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: 0, onAttempt: this.grayReleaseListener(plan) });
+    served.finish();
+    if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no embeddings.');
+    return { decision: decisionFor(plan, served.candidate, served.attempts), response: served.first.response };
   }
 
   listModels(context: routerv1.RequestContext | undefined): routerv1.ListModelsResponse {
     const allowed = context?.allowedModels ?? [];
+    const { catalog } = this.engine;
+    const models: routerv1.ModelInfo[] = catalog
+      .list()
+      .filter((m) => allowed.length === 0 || allowed.includes(m.id))
+      .map((m) => ({ id: m.id, created: m.created, ownedBy: m.ownedBy, capabilities: m.capabilities, contextWindow: m.contextWindow }));
+    for (const name of catalog.aliasNames()) {
+      const members = (catalog.membersOf(name, 'chat') ?? []).filter((m) => allowed.length === 0 || allowed.includes(m.id) || allowed.includes(name));
+      if (members.length === 0) continue;
+      const capabilities = [...new Set(members.flatMap((m) => m.capabilities))];
+      models.push({ id: name, created: 0, ownedBy: 'open-router', capabilities, contextWindow: Math.max(...members.map((m) => m.contextWindow)) });
+    }
+    return { models };
+  }
+
+  explain(input: routerv1.ExplainRequest): routerv1.ExplainResponse {
+    const { context, request } = requiredRequest(input);
+    const prediction = this.engine.classifier.explain(request);
+    try {
+      const prepared = this.prepareChat(context, request, prediction.taskType);
+      return explainPlan(this.engine.planner.plan(prepared.planRequest, true), prediction, undefined, request.model, (id) => ({
+        breakerState: this.engine.breakers.of(id).current(),
+        outstanding: this.engine.stats.of(id).outstanding,
+      }));
+    } catch (error) {
+      return explainPlan(undefined, prediction, GatewayError.from(error), request.model);
+    }
+  }
+
+  providersHealth(): routerv1.ProvidersHealthResponse {
+    return providersHealth(this.engine);
+  }
+
+  grayReleases(): routerv1.GrayReleasesResponse {
+    return { releases: this.engine.grayReleases.states() };
+  }
+
+  private prepareChat(context: routerv1.RequestContext, request: chatv1.ChatRequest, taskType = this.engine.classifier.classify(request)): PreparedChat {
+    const { controls, extraJson } = takeRequestControls(request.extraJson);
+    const traits = chatRequestTraits(request);
+    const capability: Capability = 'chat';
     return {
-      models: this.catalog
-        .list()
-        .filter((m) => allowed.length === 0 || allowed.includes(m.id))
-        .map((m) => ({ id: m.id, created: m.created, ownedBy: m.ownedBy, capabilities: m.capabilities, contextWindow: m.contextWindow })),
+      planRequest: { context, capability, model: request.model, controls, taskType, ...traits, stream: request.stream, user: request.user },
+      upstream: extraJson === request.extraJson ? request : { ...request, extraJson },
     };
   }
 
-  private first(model: CatalogModel): Deployment {
-    const deployment = this.plan(model)[0];
-    if (!deployment) throw new GatewayError('unavailable', `No deployment can serve \`${model.id}\` right now.`);
-    return deployment;
+  /** The first attempt of a request in a gray release counts for its arm. */
+  private grayReleaseListener(plan: RoutePlan): AttemptListener | undefined {
+    const assignment = plan.assignment;
+    if (assignment?.kind !== 'gray_release') return undefined;
+    const release = this.engine.grayReleases.byId(assignment.experiment);
+    const arm = assignment.arm === 'canary' ? 'canary' : 'baseline';
+    return (_candidate, attempt, index) => {
+      if (index === 0) release?.record(arm, attempt.errorKind === '', attempt.latencyMs);
+    };
   }
 }
 
-function decisionFor(model: CatalogModel, deployment: Deployment, reason: string): routerv1.RouteDecision {
-  return { model: model.id, provider: deployment.provider, deployment: deployment.id, upstreamModel: deployment.model, attempts: 1, taskType: '', reason };
+function answerEvent(event: adapterv1.ChatResponse): routerv1.ChatResponse {
+  if (event.chunk) return { chunk: event.chunk };
+  if (event.completion) return { completion: event.completion };
+  throw new GatewayError('upstream_error', 'The adapter sent an empty event.');
+}
+
+async function* once<T>(promise: Promise<T>): AsyncGenerator<T> {
+  yield await promise;
 }
 
 function requiredRequest<T>(input: { context?: routerv1.RequestContext | undefined; request?: T | undefined }): { context: routerv1.RequestContext; request: T } {
   if (!input.request || !input.context) throw new GatewayError('bad_request', 'The call carries no request or context.');
   return { context: input.context, request: input.request };
 }
-

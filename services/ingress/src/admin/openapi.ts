@@ -69,6 +69,16 @@ export const ADMIN_OPENAPI = {
         responses: { 201: ok('The organisation'), 400: error, 404: error },
       },
     },
+    '/admin/v1/route/explain': {
+      post: {
+        summary: 'How a chat request would be routed: task type, every candidate with why it was filtered or how it scored, and the decision; no provider is called',
+        ...roles('admin'),
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', description: 'A POST /v1/chat/completions body, with `models` and `route` if wanted' } } } },
+        responses: { 200: ok('The explanation'), 400: error },
+      },
+    },
+    '/admin/v1/providers/health': { get: { summary: 'Circuit state, latency, errors and load per provider and deployment', ...roles('admin', 'viewer'), responses: { 200: ok('Health') } } },
+    '/admin/v1/routing/gray-releases': { get: { summary: 'Every gray release: step, shares, canary and baseline statistics, rollback', ...roles('admin', 'viewer'), responses: { 200: ok('Gray releases') } } },
     '/admin/v1/audit': {
       get: { summary: 'Admin changes, newest first', ...roles('admin'), parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }], responses: { 200: ok('Audit entries') } },
     },

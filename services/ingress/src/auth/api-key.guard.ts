@@ -1,10 +1,12 @@
-import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Inject, Injectable, Optional, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import type { routerv1 } from '@openrouter/contracts';
 import { AccessService, type TrafficAttributes } from '../access/access.service';
 import type { Admission } from '../access/rate-limiter';
 import { RateLimitedError } from '../access/rate-limiter';
+import { BudgetService } from '../budgets/budget.service';
+import { reserveBudget } from '../budgets/budget-request';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -19,7 +21,10 @@ declare module 'fastify' {
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
-  constructor(@Inject(AccessService) private readonly access: AccessService) {}
+  constructor(
+    @Inject(AccessService) private readonly access: AccessService,
+    @Optional() @Inject(BudgetService) private readonly budgets?: BudgetService,
+  ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
@@ -38,6 +43,7 @@ export class ApiKeyGuard implements CanActivate {
       if (error instanceof RateLimitedError) setHeaders(reply, error.headers);
       throw error;
     }
+    if (this.budgets) await reserveBudget(this.budgets, request, reply);
     return true;
   }
 }

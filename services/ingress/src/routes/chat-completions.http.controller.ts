@@ -1,37 +1,49 @@
-import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest, toOpenAIChunk, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
+import { budgetAdmitsChunk, budgetStopChunk } from '../budgets/budget-request';
 import { asGatewayError } from '../openai-exception.filter';
 import { RouterClient } from '../router.client';
-import { openChat, routeHeaders, type AnswerEvent } from './chat.service';
+import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent } from './chat.service';
 import { clientGone } from './client-connection';
+import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
+import { UsageRecorder } from '../usage/usage-recorder';
 
 @Controller('v1')
 @UseGuards(ApiKeyGuard)
 export class ChatCompletionsHttpController {
-  constructor(private readonly router: RouterClient) {}
+  constructor(
+    private readonly router: RouterClient,
+    @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
+    private readonly usage: UsageRecorder,
+  ) {}
 
   @Post('chat/completions')
   @HttpCode(200)
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const usage = this.usage.track(req, reply, 'chat');
     const request = parseChatRequest(req.body);
+    applyRouteHeaders(request, req.headers);
+    checkChatBounds(request, this.bounds);
     const clientWantsUsage = request.streamOptions?.includeUsage === true;
     if (request.stream) {
       // Usage is always asked of the provider (metering needs it) and shown only when the client asked.
       request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
     }
     const signal = clientGone(reply);
-    const opened = await openChat(this.router, requestContextOf(req), request, signal);
+    const opened = await usage.guard(openChat(this.router, requestContextOf(req), request, signal));
+    usage.routed(opened.decision);
     const model = opened.decision.model;
     const headers = { ...routeHeaders(opened.decision), 'x-request-id': String(req.id) };
 
     if (!request.stream) {
       const completion = opened.first.completion;
       if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
-      await reply.headers(headers).send(toOpenAICompletion(completion, model));
+      usage.completion(completion);
+      await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(toOpenAICompletion(completion, model)));
       void req.admission?.settle(completion.usage?.totalTokens ?? 0);
       return;
     }
@@ -43,15 +55,23 @@ export class ChatCompletionsHttpController {
       for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
         const chunk = event.chunk;
         if (!chunk) continue;
+        if (!budgetAdmitsChunk(req, chunk)) {
+          // The hard budget is reached: end the answer cleanly and stop the provider.
+          await sse.data(toOpenAIChunk(budgetStopChunk(chunk), model));
+          void opened.rest.return(undefined);
+          break;
+        }
+        usage.chunk(chunk);
         if (chunk.usage) void req.admission?.settle(chunk.usage.totalTokens);
         if (!clientWantsUsage) {
           if (chunk.choices.length === 0 && chunk.usage) continue;
           chunk.usage = undefined;
         }
-        await sse.data(toOpenAIChunk(chunk, model));
+        await sse.data(usage.decorate(toOpenAIChunk(chunk, model)));
       }
       sse.done();
     } catch (error) {
+      usage.failed(error);
       if (signal.aborted) return;
       sse.fail(toOpenAIError(asGatewayError(error)).body);
     }

@@ -42,5 +42,27 @@ export function routeHeaders(decision: routerv1.RouteDecision): Record<string, s
   };
   if (decision.taskType) headers['x-openrouter-task-type'] = decision.taskType;
   if (decision.reason) headers['x-openrouter-route-reason'] = decision.reason;
+  if (decision.experiment) headers['x-openrouter-experiment'] = `${decision.experiment}/${decision.experimentArm}`;
   return headers;
+}
+
+/**
+ * Routing controls for clients that cannot add body fields: `x-openrouter-route` (the `route`
+ * object as JSON) and `x-openrouter-models` (comma-separated fallback list) go into the request's
+ * extra fields, where the router reads them. Fields in the body win.
+ */
+export function applyRouteHeaders(request: chatv1.ChatRequest, headers: Readonly<Record<string, string | string[] | undefined>>): void {
+  const route = headers['x-openrouter-route'];
+  const models = headers['x-openrouter-models'];
+  if (typeof route !== 'string' && typeof models !== 'string') return;
+  const extra = request.extraJson ? (JSON.parse(request.extraJson) as Record<string, unknown>) : {};
+  if (typeof route === 'string' && extra['route'] === undefined) {
+    try {
+      extra['route'] = JSON.parse(route) as unknown;
+    } catch {
+      throw new GatewayError('bad_request', 'The x-openrouter-route header must be a JSON object.', { param: 'x-openrouter-route', code: 'invalid_value' });
+    }
+  }
+  if (typeof models === 'string' && extra['models'] === undefined) extra['models'] = models.split(',').map((m) => m.trim()).filter(Boolean);
+  request.extraJson = JSON.stringify(extra);
 }

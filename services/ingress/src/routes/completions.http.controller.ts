@@ -1,4 +1,4 @@
-import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
@@ -8,7 +8,9 @@ import { asGatewayError } from '../openai-exception.filter';
 import { RouterClient } from '../router.client';
 import { openChat, routeHeaders, type AnswerEvent } from './chat.service';
 import { clientGone } from './client-connection';
+import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
+import { UsageRecorder } from '../usage/usage-recorder';
 
 /**
  * The legacy `/v1/completions` API, served by the chat path: each prompt becomes one user
@@ -17,33 +19,43 @@ import { SseWriter } from './sse.writer';
 @Controller('v1')
 @UseGuards(ApiKeyGuard)
 export class CompletionsHttpController {
-  constructor(private readonly router: RouterClient) {}
+  constructor(
+    private readonly router: RouterClient,
+    @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
+    private readonly usageRecorder: UsageRecorder,
+  ) {}
 
   @Post('completions')
   @HttpCode(200)
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const metering = this.usageRecorder.track(req, reply, 'completion');
     const legacy = parseLegacyCompletionRequest(req.body);
+    checkChatBounds(legacy.chat, this.bounds);
+    if (legacy.prompts.length > this.bounds.maxMessages) throw new GatewayError('bad_request', `At most ${this.bounds.maxMessages} prompts are accepted.`, { param: 'prompt', code: 'invalid_value' });
     const context = requestContextOf(req);
     const signal = clientGone(reply);
     const choicesPerPrompt = legacy.chat.n ?? 1;
 
     if (!legacy.stream) {
-      const opened = await Promise.all(legacy.prompts.map((prompt) => openChat(this.router, context, chatFor(legacy, prompt, false), signal)));
+      const opened = await metering.guard(Promise.all(legacy.prompts.map((prompt) => openChat(this.router, context, chatFor(legacy, prompt, false), signal))));
       const first = opened[0];
       if (!first) throw new GatewayError('bad_request', 'The prompt is empty.', { param: 'prompt' });
+      metering.routed(first.decision);
       const completions = opened.map((o) => {
         if (!o.first.completion) throw new GatewayError('upstream_error', 'The provider returned no completion.');
         return o.first.completion;
       });
+      for (const completion of completions) metering.completion(completion);
       await reply
-        .headers({ ...routeHeaders(first.decision), 'x-request-id': String(req.id) })
-        .send(toLegacyCompletion(completions, first.decision.model, choicesPerPrompt));
+        .headers({ ...routeHeaders(first.decision), 'x-request-id': String(req.id), ...metering.costHeaders() })
+        .send(metering.decorate(toLegacyCompletion(completions, first.decision.model, choicesPerPrompt)));
       void req.admission?.settle(completions.reduce((sum, c) => sum + (c.usage?.totalTokens ?? 0), 0));
       return;
     }
 
     // Streamed prompts are answered one after the other, indexes offset per prompt as OpenAI does.
-    let opened = await openChat(this.router, context, chatFor(legacy, legacy.prompts[0] ?? '', true), signal);
+    let opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[0] ?? '', true), signal));
+    metering.routed(opened.decision);
     const model = opened.decision.model;
     reply.hijack();
     const sse = new SseWriter(reply.raw);
@@ -57,15 +69,17 @@ export class CompletionsHttpController {
           const chunk = event.chunk;
           if (!chunk) continue;
           lastId = chunk.id;
+          metering.chunk(chunk);
           if (chunk.usage) addUsage(usage, chunk.usage);
           if (chunk.choices.length === 0) continue;
           await sse.data(toLegacyChunk(chunk, model, p * choicesPerPrompt));
         }
       }
       void req.admission?.settle(usage.totalTokens);
-      if (legacy.includeUsage) await sse.data({ id: lastId, object: 'text_completion', created: Math.floor(Date.now() / 1000), model, choices: [], usage: toOpenAIUsage(usage) });
+      if (legacy.includeUsage) await sse.data(metering.decorate({ id: lastId, object: 'text_completion', created: Math.floor(Date.now() / 1000), model, choices: [], usage: toOpenAIUsage(usage) }));
       sse.done();
     } catch (error) {
+      metering.failed(error);
       if (signal.aborted) return;
       sse.fail(toOpenAIError(asGatewayError(error)).body);
     }

@@ -6,21 +6,28 @@ import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { RouterClient } from '../router.client';
 import { routeHeaders } from './chat.service';
 import { clientGone } from './client-connection';
+import { UsageRecorder } from '../usage/usage-recorder';
 
 @Controller('v1')
 @UseGuards(ApiKeyGuard)
 export class EmbeddingsHttpController {
-  constructor(private readonly router: RouterClient) {}
+  constructor(
+    private readonly router: RouterClient,
+    private readonly usage: UsageRecorder,
+  ) {}
 
   @Post('embeddings')
   @HttpCode(200)
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const usage = this.usage.track(req, reply, 'embedding');
     const { request, encodingFormat } = parseEmbeddingRequest(req.body);
-    const result = await this.router.embed({ context: requestContextOf(req), request }, clientGone(reply));
+    const result = await usage.guard(this.router.embed({ context: requestContextOf(req), request }, clientGone(reply)));
     if (!result.decision || !result.response) throw new GatewayError('upstream_error', 'The router returned no embeddings.');
+    usage.routed(result.decision);
+    usage.embedding(result.response.usage);
     await reply
-      .headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id) })
-      .send(toOpenAIEmbeddingResponse(result.response, result.decision.model, encodingFormat));
+      .headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() })
+      .send(usage.decorate(toOpenAIEmbeddingResponse(result.response, result.decision.model, encodingFormat)));
     void req.admission?.settle(result.response.usage?.totalTokens ?? 0);
   }
 }

@@ -28,6 +28,13 @@ import {
   EmbeddingResponse,
 } from "../../chat/v1/chat";
 
+export enum RouteAttemptStatus {
+  ROUTE_ATTEMPT_STATUS_UNSPECIFIED = 0,
+  ROUTE_ATTEMPT_STATUS_OK = 1,
+  ROUTE_ATTEMPT_STATUS_ERROR = 2,
+  UNRECOGNIZED = -1,
+}
+
 /** Who is asking, resolved at ingress; travels with the request into the usage record. */
 export interface RequestContext {
   requestId: string;
@@ -69,6 +76,27 @@ export interface RouteDecision {
   attempts: number;
   taskType: string;
   reason: string;
+  /** A/B experiment or gray release that chose the model, and the arm this request fell into. */
+  experiment: string;
+  experimentArm: string;
+  /** Every call made to serve the request, in order; the last one served it. */
+  attemptDetails: RouteAttempt[];
+  /** cost | latency | quality | balanced */
+  strategy: string;
+}
+
+/** One call to one deployment while serving a request. */
+export interface RouteAttempt {
+  model: string;
+  provider: string;
+  deployment: string;
+  status: RouteAttemptStatus;
+  /** Canonical error kind (libs/errors) of a failed attempt; empty when it succeeded. */
+  errorKind: string;
+  /** Time from the call to its first answer event, or to its failure. */
+  latencyMs: number;
+  /** HTTP status the provider answered a failed attempt with, when known. */
+  upstreamStatus: number;
 }
 
 export interface EmbedRequest {
@@ -95,6 +123,129 @@ export interface ModelInfo {
   ownedBy: string;
   capabilities: string[];
   contextWindow: number;
+}
+
+export interface ExplainRequest {
+  context?: RequestContext | undefined;
+  request?: ChatRequest1 | undefined;
+}
+
+export interface ExplainResponse {
+  requestedModel: string;
+  taskType: string;
+  taskScores: TaskScore[];
+  strategy: string;
+  experiment: string;
+  experimentArm: string;
+  /** Every deployment considered, eligible or not, in the order they would be tried (filtered last). */
+  candidates: ExplainedCandidate[];
+  /** The first choice; empty when no candidate remains. */
+  decision?:
+    | RouteDecision
+    | undefined;
+  /** When no candidate remains: the error the client would receive. */
+  error: string;
+  /** Effective route settings after config defaults, policy and the request's own controls, as JSON. */
+  routeJson: string;
+}
+
+export interface TaskScore {
+  taskType: string;
+  probability: number;
+}
+
+export interface ExplainedCandidate {
+  model: string;
+  provider: string;
+  deployment: string;
+  upstreamModel: string;
+  /** The requested name (model, alias, `auto`, fallback entry) that brought this candidate in. */
+  via: string;
+  eligible: boolean;
+  /** Why an ineligible candidate was filtered out. */
+  filteredReason: string;
+  /** 1-based position in the attempt order; 0 when filtered. */
+  rank: number;
+  /** Strategy score in [0, 1], higher is better, and how it was reached. */
+  score: number;
+  scoreDetail: string;
+  quality: number;
+  /** Per 1M tokens, decimal strings. */
+  priceInput: string;
+  priceOutput: string;
+  latencyMs: number;
+  breakerState: string;
+  outstanding: number;
+}
+
+export interface ProvidersHealthRequest {
+}
+
+export interface ProvidersHealthResponse {
+  providers: ProviderHealth[];
+  deployments: DeploymentHealth[];
+}
+
+export interface ProviderHealth {
+  provider: string;
+  /** False when every deployment on the provider has an open circuit. */
+  healthy: boolean;
+  deployments: number;
+  openCircuits: number;
+}
+
+export interface DeploymentHealth {
+  deployment: string;
+  model: string;
+  provider: string;
+  /** closed | open | half_open */
+  breakerState: string;
+  consecutiveFailures: number;
+  /** Over the breaker's sliding window. */
+  windowRequests: number;
+  windowErrorRate: number;
+  latencyEwmaMs: number;
+  ttftEwmaMs: number;
+  p95LatencyMs: number;
+  outstanding: number;
+  requestsLastMinute: number;
+  /** 0 when unlimited. */
+  rpmCapacity: number;
+  /** Unix ms until which the deployment is skipped (open circuit or Retry-After); 0 when not. */
+  cooldownUntilMs: number;
+  healthy: boolean;
+}
+
+export interface GrayReleasesRequest {
+}
+
+export interface GrayReleasesResponse {
+  releases: GrayReleaseState[];
+}
+
+export interface GrayReleaseState {
+  id: string;
+  /** The model or alias clients name. */
+  target: string;
+  baseline: string;
+  canary: string;
+  /** pending | active | completed | rolled_back */
+  status: string;
+  canaryPercent: number;
+  step: number;
+  /** Unix ms of the next scheduled step; 0 when none. */
+  nextStepAtMs: number;
+  rolledBackAtMs: number;
+  rollbackReason: string;
+  baselineStats?: GrayReleaseArmStats | undefined;
+  canaryStats?: GrayReleaseArmStats | undefined;
+}
+
+export interface GrayReleaseArmStats {
+  requests: number;
+  errors: number;
+  errorRate: number;
+  p95LatencyMs: number;
 }
 
 function createBaseRequestContext(): RequestContext {
@@ -506,7 +657,19 @@ export const ChatResponse: MessageFns<ChatResponse> = {
 };
 
 function createBaseRouteDecision(): RouteDecision {
-  return { model: "", provider: "", deployment: "", upstreamModel: "", attempts: 0, taskType: "", reason: "" };
+  return {
+    model: "",
+    provider: "",
+    deployment: "",
+    upstreamModel: "",
+    attempts: 0,
+    taskType: "",
+    reason: "",
+    experiment: "",
+    experimentArm: "",
+    attemptDetails: [],
+    strategy: "",
+  };
 }
 
 export const RouteDecision: MessageFns<RouteDecision> = {
@@ -531,6 +694,18 @@ export const RouteDecision: MessageFns<RouteDecision> = {
     }
     if (message.reason !== "") {
       writer.uint32(58).string(message.reason);
+    }
+    if (message.experiment !== "") {
+      writer.uint32(66).string(message.experiment);
+    }
+    if (message.experimentArm !== "") {
+      writer.uint32(74).string(message.experimentArm);
+    }
+    for (const v of message.attemptDetails) {
+      RouteAttempt.encode(v!, writer.uint32(82).fork()).join();
+    }
+    if (message.strategy !== "") {
+      writer.uint32(90).string(message.strategy);
     }
     return writer;
   },
@@ -604,6 +779,38 @@ export const RouteDecision: MessageFns<RouteDecision> = {
             message.reason = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.experiment = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.experimentArm = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.attemptDetails.push(RouteAttempt.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.strategy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -628,6 +835,137 @@ export const RouteDecision: MessageFns<RouteDecision> = {
     message.attempts = object.attempts ?? 0;
     message.taskType = object.taskType ?? "";
     message.reason = object.reason ?? "";
+    message.experiment = object.experiment ?? "";
+    message.experimentArm = object.experimentArm ?? "";
+    message.attemptDetails = object.attemptDetails?.map((e) => RouteAttempt.fromPartial(e)) || [];
+    message.strategy = object.strategy ?? "";
+    return message;
+  },
+};
+
+function createBaseRouteAttempt(): RouteAttempt {
+  return { model: "", provider: "", deployment: "", status: 0, errorKind: "", latencyMs: 0, upstreamStatus: 0 };
+}
+
+export const RouteAttempt: MessageFns<RouteAttempt> = {
+  encode(message: RouteAttempt, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.provider !== "") {
+      writer.uint32(18).string(message.provider);
+    }
+    if (message.deployment !== "") {
+      writer.uint32(26).string(message.deployment);
+    }
+    if (message.status !== 0) {
+      writer.uint32(32).int32(message.status);
+    }
+    if (message.errorKind !== "") {
+      writer.uint32(42).string(message.errorKind);
+    }
+    if (message.latencyMs !== 0) {
+      writer.uint32(48).uint32(message.latencyMs);
+    }
+    if (message.upstreamStatus !== 0) {
+      writer.uint32(56).uint32(message.upstreamStatus);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RouteAttempt {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRouteAttempt();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.deployment = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.errorKind = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.latencyMs = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.upstreamStatus = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RouteAttempt>, I>>(base?: I): RouteAttempt {
+    return RouteAttempt.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RouteAttempt>, I>>(object: I): RouteAttempt {
+    const message = createBaseRouteAttempt();
+    message.model = object.model ?? "";
+    message.provider = object.provider ?? "";
+    message.deployment = object.deployment ?? "";
+    message.status = object.status ?? 0;
+    message.errorKind = object.errorKind ?? "";
+    message.latencyMs = object.latencyMs ?? 0;
+    message.upstreamStatus = object.upstreamStatus ?? 0;
     return message;
   },
 };
@@ -989,6 +1327,1405 @@ export const ModelInfo: MessageFns<ModelInfo> = {
   },
 };
 
+function createBaseExplainRequest(): ExplainRequest {
+  return { context: undefined, request: undefined };
+}
+
+export const ExplainRequest: MessageFns<ExplainRequest> = {
+  encode(message: ExplainRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.request !== undefined) {
+      ChatRequest1.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExplainRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExplainRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = ChatRequest1.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ExplainRequest>, I>>(base?: I): ExplainRequest {
+    return ExplainRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExplainRequest>, I>>(object: I): ExplainRequest {
+    const message = createBaseExplainRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.request = (object.request !== undefined && object.request !== null)
+      ? ChatRequest1.fromPartial(object.request)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseExplainResponse(): ExplainResponse {
+  return {
+    requestedModel: "",
+    taskType: "",
+    taskScores: [],
+    strategy: "",
+    experiment: "",
+    experimentArm: "",
+    candidates: [],
+    decision: undefined,
+    error: "",
+    routeJson: "",
+  };
+}
+
+export const ExplainResponse: MessageFns<ExplainResponse> = {
+  encode(message: ExplainResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestedModel !== "") {
+      writer.uint32(10).string(message.requestedModel);
+    }
+    if (message.taskType !== "") {
+      writer.uint32(18).string(message.taskType);
+    }
+    for (const v of message.taskScores) {
+      TaskScore.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.strategy !== "") {
+      writer.uint32(34).string(message.strategy);
+    }
+    if (message.experiment !== "") {
+      writer.uint32(42).string(message.experiment);
+    }
+    if (message.experimentArm !== "") {
+      writer.uint32(50).string(message.experimentArm);
+    }
+    for (const v of message.candidates) {
+      ExplainedCandidate.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.decision !== undefined) {
+      RouteDecision.encode(message.decision, writer.uint32(66).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(74).string(message.error);
+    }
+    if (message.routeJson !== "") {
+      writer.uint32(82).string(message.routeJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExplainResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExplainResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestedModel = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.taskType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.taskScores.push(TaskScore.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.strategy = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.experiment = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.experimentArm = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.candidates.push(ExplainedCandidate.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.decision = RouteDecision.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.routeJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ExplainResponse>, I>>(base?: I): ExplainResponse {
+    return ExplainResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExplainResponse>, I>>(object: I): ExplainResponse {
+    const message = createBaseExplainResponse();
+    message.requestedModel = object.requestedModel ?? "";
+    message.taskType = object.taskType ?? "";
+    message.taskScores = object.taskScores?.map((e) => TaskScore.fromPartial(e)) || [];
+    message.strategy = object.strategy ?? "";
+    message.experiment = object.experiment ?? "";
+    message.experimentArm = object.experimentArm ?? "";
+    message.candidates = object.candidates?.map((e) => ExplainedCandidate.fromPartial(e)) || [];
+    message.decision = (object.decision !== undefined && object.decision !== null)
+      ? RouteDecision.fromPartial(object.decision)
+      : undefined;
+    message.error = object.error ?? "";
+    message.routeJson = object.routeJson ?? "";
+    return message;
+  },
+};
+
+function createBaseTaskScore(): TaskScore {
+  return { taskType: "", probability: 0 };
+}
+
+export const TaskScore: MessageFns<TaskScore> = {
+  encode(message: TaskScore, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskType !== "") {
+      writer.uint32(10).string(message.taskType);
+    }
+    if (message.probability !== 0) {
+      writer.uint32(17).double(message.probability);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskScore {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskScore();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskType = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.probability = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TaskScore>, I>>(base?: I): TaskScore {
+    return TaskScore.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskScore>, I>>(object: I): TaskScore {
+    const message = createBaseTaskScore();
+    message.taskType = object.taskType ?? "";
+    message.probability = object.probability ?? 0;
+    return message;
+  },
+};
+
+function createBaseExplainedCandidate(): ExplainedCandidate {
+  return {
+    model: "",
+    provider: "",
+    deployment: "",
+    upstreamModel: "",
+    via: "",
+    eligible: false,
+    filteredReason: "",
+    rank: 0,
+    score: 0,
+    scoreDetail: "",
+    quality: 0,
+    priceInput: "",
+    priceOutput: "",
+    latencyMs: 0,
+    breakerState: "",
+    outstanding: 0,
+  };
+}
+
+export const ExplainedCandidate: MessageFns<ExplainedCandidate> = {
+  encode(message: ExplainedCandidate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.provider !== "") {
+      writer.uint32(18).string(message.provider);
+    }
+    if (message.deployment !== "") {
+      writer.uint32(26).string(message.deployment);
+    }
+    if (message.upstreamModel !== "") {
+      writer.uint32(34).string(message.upstreamModel);
+    }
+    if (message.via !== "") {
+      writer.uint32(42).string(message.via);
+    }
+    if (message.eligible !== false) {
+      writer.uint32(48).bool(message.eligible);
+    }
+    if (message.filteredReason !== "") {
+      writer.uint32(58).string(message.filteredReason);
+    }
+    if (message.rank !== 0) {
+      writer.uint32(64).uint32(message.rank);
+    }
+    if (message.score !== 0) {
+      writer.uint32(73).double(message.score);
+    }
+    if (message.scoreDetail !== "") {
+      writer.uint32(82).string(message.scoreDetail);
+    }
+    if (message.quality !== 0) {
+      writer.uint32(89).double(message.quality);
+    }
+    if (message.priceInput !== "") {
+      writer.uint32(98).string(message.priceInput);
+    }
+    if (message.priceOutput !== "") {
+      writer.uint32(106).string(message.priceOutput);
+    }
+    if (message.latencyMs !== 0) {
+      writer.uint32(113).double(message.latencyMs);
+    }
+    if (message.breakerState !== "") {
+      writer.uint32(122).string(message.breakerState);
+    }
+    if (message.outstanding !== 0) {
+      writer.uint32(128).uint32(message.outstanding);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExplainedCandidate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExplainedCandidate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.deployment = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.upstreamModel = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.via = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.eligible = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.filteredReason = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.rank = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.score = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.scoreDetail = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.quality = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.priceInput = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.priceOutput = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 113) {
+              break;
+            }
+
+            message.latencyMs = reader.double();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.breakerState = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.outstanding = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ExplainedCandidate>, I>>(base?: I): ExplainedCandidate {
+    return ExplainedCandidate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExplainedCandidate>, I>>(object: I): ExplainedCandidate {
+    const message = createBaseExplainedCandidate();
+    message.model = object.model ?? "";
+    message.provider = object.provider ?? "";
+    message.deployment = object.deployment ?? "";
+    message.upstreamModel = object.upstreamModel ?? "";
+    message.via = object.via ?? "";
+    message.eligible = object.eligible ?? false;
+    message.filteredReason = object.filteredReason ?? "";
+    message.rank = object.rank ?? 0;
+    message.score = object.score ?? 0;
+    message.scoreDetail = object.scoreDetail ?? "";
+    message.quality = object.quality ?? 0;
+    message.priceInput = object.priceInput ?? "";
+    message.priceOutput = object.priceOutput ?? "";
+    message.latencyMs = object.latencyMs ?? 0;
+    message.breakerState = object.breakerState ?? "";
+    message.outstanding = object.outstanding ?? 0;
+    return message;
+  },
+};
+
+function createBaseProvidersHealthRequest(): ProvidersHealthRequest {
+  return {};
+}
+
+export const ProvidersHealthRequest: MessageFns<ProvidersHealthRequest> = {
+  encode(_: ProvidersHealthRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProvidersHealthRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProvidersHealthRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ProvidersHealthRequest>, I>>(base?: I): ProvidersHealthRequest {
+    return ProvidersHealthRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProvidersHealthRequest>, I>>(_: I): ProvidersHealthRequest {
+    const message = createBaseProvidersHealthRequest();
+    return message;
+  },
+};
+
+function createBaseProvidersHealthResponse(): ProvidersHealthResponse {
+  return { providers: [], deployments: [] };
+}
+
+export const ProvidersHealthResponse: MessageFns<ProvidersHealthResponse> = {
+  encode(message: ProvidersHealthResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.providers) {
+      ProviderHealth.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.deployments) {
+      DeploymentHealth.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProvidersHealthResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProvidersHealthResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.providers.push(ProviderHealth.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deployments.push(DeploymentHealth.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ProvidersHealthResponse>, I>>(base?: I): ProvidersHealthResponse {
+    return ProvidersHealthResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProvidersHealthResponse>, I>>(object: I): ProvidersHealthResponse {
+    const message = createBaseProvidersHealthResponse();
+    message.providers = object.providers?.map((e) => ProviderHealth.fromPartial(e)) || [];
+    message.deployments = object.deployments?.map((e) => DeploymentHealth.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseProviderHealth(): ProviderHealth {
+  return { provider: "", healthy: false, deployments: 0, openCircuits: 0 };
+}
+
+export const ProviderHealth: MessageFns<ProviderHealth> = {
+  encode(message: ProviderHealth, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.provider !== "") {
+      writer.uint32(10).string(message.provider);
+    }
+    if (message.healthy !== false) {
+      writer.uint32(16).bool(message.healthy);
+    }
+    if (message.deployments !== 0) {
+      writer.uint32(24).uint32(message.deployments);
+    }
+    if (message.openCircuits !== 0) {
+      writer.uint32(32).uint32(message.openCircuits);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProviderHealth {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProviderHealth();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.healthy = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.deployments = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.openCircuits = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ProviderHealth>, I>>(base?: I): ProviderHealth {
+    return ProviderHealth.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProviderHealth>, I>>(object: I): ProviderHealth {
+    const message = createBaseProviderHealth();
+    message.provider = object.provider ?? "";
+    message.healthy = object.healthy ?? false;
+    message.deployments = object.deployments ?? 0;
+    message.openCircuits = object.openCircuits ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeploymentHealth(): DeploymentHealth {
+  return {
+    deployment: "",
+    model: "",
+    provider: "",
+    breakerState: "",
+    consecutiveFailures: 0,
+    windowRequests: 0,
+    windowErrorRate: 0,
+    latencyEwmaMs: 0,
+    ttftEwmaMs: 0,
+    p95LatencyMs: 0,
+    outstanding: 0,
+    requestsLastMinute: 0,
+    rpmCapacity: 0,
+    cooldownUntilMs: 0,
+    healthy: false,
+  };
+}
+
+export const DeploymentHealth: MessageFns<DeploymentHealth> = {
+  encode(message: DeploymentHealth, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deployment !== "") {
+      writer.uint32(10).string(message.deployment);
+    }
+    if (message.model !== "") {
+      writer.uint32(18).string(message.model);
+    }
+    if (message.provider !== "") {
+      writer.uint32(26).string(message.provider);
+    }
+    if (message.breakerState !== "") {
+      writer.uint32(34).string(message.breakerState);
+    }
+    if (message.consecutiveFailures !== 0) {
+      writer.uint32(40).uint32(message.consecutiveFailures);
+    }
+    if (message.windowRequests !== 0) {
+      writer.uint32(48).uint32(message.windowRequests);
+    }
+    if (message.windowErrorRate !== 0) {
+      writer.uint32(57).double(message.windowErrorRate);
+    }
+    if (message.latencyEwmaMs !== 0) {
+      writer.uint32(65).double(message.latencyEwmaMs);
+    }
+    if (message.ttftEwmaMs !== 0) {
+      writer.uint32(73).double(message.ttftEwmaMs);
+    }
+    if (message.p95LatencyMs !== 0) {
+      writer.uint32(81).double(message.p95LatencyMs);
+    }
+    if (message.outstanding !== 0) {
+      writer.uint32(88).uint32(message.outstanding);
+    }
+    if (message.requestsLastMinute !== 0) {
+      writer.uint32(96).uint32(message.requestsLastMinute);
+    }
+    if (message.rpmCapacity !== 0) {
+      writer.uint32(104).uint32(message.rpmCapacity);
+    }
+    if (message.cooldownUntilMs !== 0) {
+      writer.uint32(112).int64(message.cooldownUntilMs);
+    }
+    if (message.healthy !== false) {
+      writer.uint32(120).bool(message.healthy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeploymentHealth {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeploymentHealth();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deployment = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.breakerState = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.consecutiveFailures = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.windowRequests = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.windowErrorRate = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.latencyEwmaMs = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.ttftEwmaMs = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.p95LatencyMs = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.outstanding = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.requestsLastMinute = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.rpmCapacity = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.cooldownUntilMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.healthy = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeploymentHealth>, I>>(base?: I): DeploymentHealth {
+    return DeploymentHealth.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeploymentHealth>, I>>(object: I): DeploymentHealth {
+    const message = createBaseDeploymentHealth();
+    message.deployment = object.deployment ?? "";
+    message.model = object.model ?? "";
+    message.provider = object.provider ?? "";
+    message.breakerState = object.breakerState ?? "";
+    message.consecutiveFailures = object.consecutiveFailures ?? 0;
+    message.windowRequests = object.windowRequests ?? 0;
+    message.windowErrorRate = object.windowErrorRate ?? 0;
+    message.latencyEwmaMs = object.latencyEwmaMs ?? 0;
+    message.ttftEwmaMs = object.ttftEwmaMs ?? 0;
+    message.p95LatencyMs = object.p95LatencyMs ?? 0;
+    message.outstanding = object.outstanding ?? 0;
+    message.requestsLastMinute = object.requestsLastMinute ?? 0;
+    message.rpmCapacity = object.rpmCapacity ?? 0;
+    message.cooldownUntilMs = object.cooldownUntilMs ?? 0;
+    message.healthy = object.healthy ?? false;
+    return message;
+  },
+};
+
+function createBaseGrayReleasesRequest(): GrayReleasesRequest {
+  return {};
+}
+
+export const GrayReleasesRequest: MessageFns<GrayReleasesRequest> = {
+  encode(_: GrayReleasesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrayReleasesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrayReleasesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GrayReleasesRequest>, I>>(base?: I): GrayReleasesRequest {
+    return GrayReleasesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrayReleasesRequest>, I>>(_: I): GrayReleasesRequest {
+    const message = createBaseGrayReleasesRequest();
+    return message;
+  },
+};
+
+function createBaseGrayReleasesResponse(): GrayReleasesResponse {
+  return { releases: [] };
+}
+
+export const GrayReleasesResponse: MessageFns<GrayReleasesResponse> = {
+  encode(message: GrayReleasesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.releases) {
+      GrayReleaseState.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrayReleasesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrayReleasesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.releases.push(GrayReleaseState.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GrayReleasesResponse>, I>>(base?: I): GrayReleasesResponse {
+    return GrayReleasesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrayReleasesResponse>, I>>(object: I): GrayReleasesResponse {
+    const message = createBaseGrayReleasesResponse();
+    message.releases = object.releases?.map((e) => GrayReleaseState.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGrayReleaseState(): GrayReleaseState {
+  return {
+    id: "",
+    target: "",
+    baseline: "",
+    canary: "",
+    status: "",
+    canaryPercent: 0,
+    step: 0,
+    nextStepAtMs: 0,
+    rolledBackAtMs: 0,
+    rollbackReason: "",
+    baselineStats: undefined,
+    canaryStats: undefined,
+  };
+}
+
+export const GrayReleaseState: MessageFns<GrayReleaseState> = {
+  encode(message: GrayReleaseState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.target !== "") {
+      writer.uint32(18).string(message.target);
+    }
+    if (message.baseline !== "") {
+      writer.uint32(26).string(message.baseline);
+    }
+    if (message.canary !== "") {
+      writer.uint32(34).string(message.canary);
+    }
+    if (message.status !== "") {
+      writer.uint32(42).string(message.status);
+    }
+    if (message.canaryPercent !== 0) {
+      writer.uint32(49).double(message.canaryPercent);
+    }
+    if (message.step !== 0) {
+      writer.uint32(56).uint32(message.step);
+    }
+    if (message.nextStepAtMs !== 0) {
+      writer.uint32(64).int64(message.nextStepAtMs);
+    }
+    if (message.rolledBackAtMs !== 0) {
+      writer.uint32(72).int64(message.rolledBackAtMs);
+    }
+    if (message.rollbackReason !== "") {
+      writer.uint32(82).string(message.rollbackReason);
+    }
+    if (message.baselineStats !== undefined) {
+      GrayReleaseArmStats.encode(message.baselineStats, writer.uint32(90).fork()).join();
+    }
+    if (message.canaryStats !== undefined) {
+      GrayReleaseArmStats.encode(message.canaryStats, writer.uint32(98).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrayReleaseState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrayReleaseState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.baseline = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.canary = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.canaryPercent = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.step = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.nextStepAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.rolledBackAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.rollbackReason = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.baselineStats = GrayReleaseArmStats.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.canaryStats = GrayReleaseArmStats.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GrayReleaseState>, I>>(base?: I): GrayReleaseState {
+    return GrayReleaseState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrayReleaseState>, I>>(object: I): GrayReleaseState {
+    const message = createBaseGrayReleaseState();
+    message.id = object.id ?? "";
+    message.target = object.target ?? "";
+    message.baseline = object.baseline ?? "";
+    message.canary = object.canary ?? "";
+    message.status = object.status ?? "";
+    message.canaryPercent = object.canaryPercent ?? 0;
+    message.step = object.step ?? 0;
+    message.nextStepAtMs = object.nextStepAtMs ?? 0;
+    message.rolledBackAtMs = object.rolledBackAtMs ?? 0;
+    message.rollbackReason = object.rollbackReason ?? "";
+    message.baselineStats = (object.baselineStats !== undefined && object.baselineStats !== null)
+      ? GrayReleaseArmStats.fromPartial(object.baselineStats)
+      : undefined;
+    message.canaryStats = (object.canaryStats !== undefined && object.canaryStats !== null)
+      ? GrayReleaseArmStats.fromPartial(object.canaryStats)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGrayReleaseArmStats(): GrayReleaseArmStats {
+  return { requests: 0, errors: 0, errorRate: 0, p95LatencyMs: 0 };
+}
+
+export const GrayReleaseArmStats: MessageFns<GrayReleaseArmStats> = {
+  encode(message: GrayReleaseArmStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requests !== 0) {
+      writer.uint32(8).uint32(message.requests);
+    }
+    if (message.errors !== 0) {
+      writer.uint32(16).uint32(message.errors);
+    }
+    if (message.errorRate !== 0) {
+      writer.uint32(25).double(message.errorRate);
+    }
+    if (message.p95LatencyMs !== 0) {
+      writer.uint32(33).double(message.p95LatencyMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrayReleaseArmStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrayReleaseArmStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requests = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.errors = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.errorRate = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.p95LatencyMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GrayReleaseArmStats>, I>>(base?: I): GrayReleaseArmStats {
+    return GrayReleaseArmStats.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrayReleaseArmStats>, I>>(object: I): GrayReleaseArmStats {
+    const message = createBaseGrayReleaseArmStats();
+    message.requests = object.requests ?? 0;
+    message.errors = object.errors ?? 0;
+    message.errorRate = object.errorRate ?? 0;
+    message.p95LatencyMs = object.p95LatencyMs ?? 0;
+    return message;
+  },
+};
+
 /** Ingress asks the router to serve a request; the router picks a deployment and calls adapters. */
 export type RouterServiceService = typeof RouterServiceService;
 export const RouterServiceService = {
@@ -1019,12 +2756,51 @@ export const RouterServiceService = {
     responseSerialize: (value: ListModelsResponse): Buffer => Buffer.from(ListModelsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListModelsResponse => ListModelsResponse.decode(value),
   },
+  /** How a chat request would be routed (task type, every candidate, the order), without calling a provider. */
+  explain: {
+    path: "/openrouter.router.v1.RouterService/Explain" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExplainRequest): Buffer => Buffer.from(ExplainRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExplainRequest => ExplainRequest.decode(value),
+    responseSerialize: (value: ExplainResponse): Buffer => Buffer.from(ExplainResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExplainResponse => ExplainResponse.decode(value),
+  },
+  /** Live health of every deployment this router process knows: circuit state, latency, errors, load. */
+  providersHealth: {
+    path: "/openrouter.router.v1.RouterService/ProvidersHealth" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ProvidersHealthRequest): Buffer =>
+      Buffer.from(ProvidersHealthRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProvidersHealthRequest => ProvidersHealthRequest.decode(value),
+    responseSerialize: (value: ProvidersHealthResponse): Buffer =>
+      Buffer.from(ProvidersHealthResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProvidersHealthResponse => ProvidersHealthResponse.decode(value),
+  },
+  /** State of every configured gray release (current share, rollback). */
+  grayReleases: {
+    path: "/openrouter.router.v1.RouterService/GrayReleases" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GrayReleasesRequest): Buffer => Buffer.from(GrayReleasesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GrayReleasesRequest => GrayReleasesRequest.decode(value),
+    responseSerialize: (value: GrayReleasesResponse): Buffer =>
+      Buffer.from(GrayReleasesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GrayReleasesResponse => GrayReleasesResponse.decode(value),
+  },
 } as const;
 
 export interface RouterServiceServer extends UntypedServiceImplementation {
   chat: handleServerStreamingCall<ChatRequest, ChatResponse>;
   embed: handleUnaryCall<EmbedRequest, EmbedResponse>;
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
+  /** How a chat request would be routed (task type, every candidate, the order), without calling a provider. */
+  explain: handleUnaryCall<ExplainRequest, ExplainResponse>;
+  /** Live health of every deployment this router process knows: circuit state, latency, errors, load. */
+  providersHealth: handleUnaryCall<ProvidersHealthRequest, ProvidersHealthResponse>;
+  /** State of every configured gray release (current share, rollback). */
+  grayReleases: handleUnaryCall<GrayReleasesRequest, GrayReleasesResponse>;
 }
 
 export interface RouterServiceClient extends Client {
@@ -1059,6 +2835,54 @@ export interface RouterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListModelsResponse) => void,
+  ): ClientUnaryCall;
+  /** How a chat request would be routed (task type, every candidate, the order), without calling a provider. */
+  explain(
+    request: ExplainRequest,
+    callback: (error: ServiceError | null, response: ExplainResponse) => void,
+  ): ClientUnaryCall;
+  explain(
+    request: ExplainRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ExplainResponse) => void,
+  ): ClientUnaryCall;
+  explain(
+    request: ExplainRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ExplainResponse) => void,
+  ): ClientUnaryCall;
+  /** Live health of every deployment this router process knows: circuit state, latency, errors, load. */
+  providersHealth(
+    request: ProvidersHealthRequest,
+    callback: (error: ServiceError | null, response: ProvidersHealthResponse) => void,
+  ): ClientUnaryCall;
+  providersHealth(
+    request: ProvidersHealthRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProvidersHealthResponse) => void,
+  ): ClientUnaryCall;
+  providersHealth(
+    request: ProvidersHealthRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProvidersHealthResponse) => void,
+  ): ClientUnaryCall;
+  /** State of every configured gray release (current share, rollback). */
+  grayReleases(
+    request: GrayReleasesRequest,
+    callback: (error: ServiceError | null, response: GrayReleasesResponse) => void,
+  ): ClientUnaryCall;
+  grayReleases(
+    request: GrayReleasesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GrayReleasesResponse) => void,
+  ): ClientUnaryCall;
+  grayReleases(
+    request: GrayReleasesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GrayReleasesResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,200 @@
+import { z } from 'zod';
+import type { Scenario } from './load';
+import type { TargetName } from './targets/target';
+
+/** The p-th percentile (0..1) of unsorted values, nearest-rank; 0 for no values. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? 0;
+}
+
+const round = (n: number, digits = 3): number => Number(n.toFixed(digits));
+
+const rowSchema = z.object({
+  scenario: z.enum(['chat', 'stream', 'embeddings']),
+  concurrency: z.number().int().positive(),
+  target: z.enum(['direct', 'floor', 'embedded', 'distributed']),
+  requests: z.number().int().nonnegative(),
+  errors: z.number().int().nonnegative(),
+  requestsPerSecond: z.number().nonnegative(),
+  p50Ms: z.number().nonnegative(),
+  p99Ms: z.number().nonnegative(),
+  /** Latency above the direct call's at the same percentile (may be negative within noise). */
+  overheadP50Ms: z.number(),
+  overheadP99Ms: z.number(),
+  ttfbP50Ms: z.number().nonnegative().optional(),
+  ttfbP99Ms: z.number().nonnegative().optional(),
+  ttfbOverheadP50Ms: z.number().optional(),
+  /** CPU (user + system) of the target's own processes per request, summed over them. */
+  cpuMsPerRequest: z.number().nonnegative(),
+  /** Highest summed RSS of the target's processes during this cell's runs. */
+  peakRssMb: z.number().nonnegative(),
+  /** Against the floor proxy at the same cell: throughput share, CPU multiple. */
+  throughputVsFloor: z.number().nonnegative().optional(),
+  cpuVsFloor: z.number().nonnegative().optional(),
+});
+export type ResultRow = z.infer<typeof rowSchema>;
+
+const targetCheckSchema = z.object({ name: z.string(), target: z.string(), measured: z.number().nullable(), unit: z.string(), met: z.boolean().nullable(), note: z.string().optional() });
+export type TargetCheck = z.infer<typeof targetCheckSchema>;
+
+export const benchReportSchema = z.object({
+  schema: z.literal('open-router-bench/v1'),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  machine: z.object({ cpus: z.number().int().positive(), cpuModel: z.string(), memoryMb: z.number().positive(), node: z.string(), platform: z.string() }),
+  settings: z.object({
+    smoke: z.boolean(),
+    concurrency: z.array(z.number().int().positive()),
+    durationMs: z.number().int().positive(),
+    rounds: z.number().int().positive(),
+    warmupMs: z.number().int().nonnegative(),
+    targets: z.array(z.enum(['direct', 'floor', 'embedded', 'distributed'])),
+    profile: z.boolean(),
+  }),
+  pipeline: z.object({ embedded: z.string(), distributed: z.string(), missing: z.array(z.string()) }),
+  rows: z.array(rowSchema),
+  /** Summed RSS peak of each target's processes over the whole run, MB. */
+  peakRssMb: z.record(z.string(), z.number().nonnegative()),
+  routeDecision: z.object({ decisions: z.number().int().positive(), p50Micros: z.number().nonnegative(), p99Micros: z.number().nonnegative() }).nullable(),
+  usagePipeline: z
+    .object({ events: z.number().int().positive(), eventsPerSecond: z.number().positive(), publishSeconds: z.number().nonnegative(), storedSeconds: z.number().positive(), stored: z.number().int().nonnegative() })
+    .nullable(),
+  chargeback: z
+    .object({
+      events: z.number().int().positive(),
+      insertSeconds: z.number().nonnegative(),
+      rawQueryMs: z.number().nonnegative(),
+      rollupQueryMs: z.number().nonnegative(),
+      groups: z.number().int().nonnegative(),
+      totalCost: z.string(),
+    })
+    .nullable(),
+  targets: z.array(targetCheckSchema),
+  notes: z.array(z.string()),
+});
+export type BenchReport = z.infer<typeof benchReportSchema>;
+
+export interface CellMeasurement {
+  scenario: Scenario;
+  concurrency: number;
+  target: TargetName;
+  requests: number;
+  errors: number;
+  durationMs: number;
+  latenciesMs: number[];
+  ttfbMs: number[];
+  cpuMs: number;
+  peakRssBytes: number;
+}
+
+/** Turns raw cells into report rows: percentiles, overhead over direct, ratios to the floor. */
+export function summarise(cells: readonly CellMeasurement[]): ResultRow[] {
+  const rows: ResultRow[] = cells.map((c) => ({
+    scenario: c.scenario,
+    concurrency: c.concurrency,
+    target: c.target,
+    requests: c.requests,
+    errors: c.errors,
+    requestsPerSecond: round(c.durationMs > 0 ? (c.requests * 1000) / c.durationMs : 0, 1),
+    p50Ms: round(percentile(c.latenciesMs, 0.5)),
+    p99Ms: round(percentile(c.latenciesMs, 0.99)),
+    overheadP50Ms: 0,
+    overheadP99Ms: 0,
+    ...(c.scenario === 'stream' ? { ttfbP50Ms: round(percentile(c.ttfbMs, 0.5)), ttfbP99Ms: round(percentile(c.ttfbMs, 0.99)), ttfbOverheadP50Ms: 0 } : {}),
+    cpuMsPerRequest: round(c.requests > 0 ? c.cpuMs / c.requests : 0, 4),
+    peakRssMb: round(c.peakRssBytes / 1024 / 1024, 1),
+  }));
+  const find = (row: ResultRow, target: TargetName): ResultRow | undefined => rows.find((r) => r.scenario === row.scenario && r.concurrency === row.concurrency && r.target === target);
+  for (const row of rows) {
+    const direct = find(row, 'direct');
+    if (direct) {
+      row.overheadP50Ms = round(row.p50Ms - direct.p50Ms);
+      row.overheadP99Ms = round(row.p99Ms - direct.p99Ms);
+      if (row.ttfbP50Ms !== undefined && direct.ttfbP50Ms !== undefined) row.ttfbOverheadP50Ms = round(row.ttfbP50Ms - direct.ttfbP50Ms);
+    }
+    const floor = find(row, 'floor');
+    if (floor && row.target !== 'direct' && row.target !== 'floor') {
+      if (floor.requestsPerSecond > 0) row.throughputVsFloor = round(row.requestsPerSecond / floor.requestsPerSecond, 3);
+      if (floor.cpuMsPerRequest > 0) row.cpuVsFloor = round(row.cpuMsPerRequest / floor.cpuMsPerRequest, 2);
+    }
+  }
+  return rows;
+}
+
+/** The issue's targets, checked against the measured rows. `met: null` means not measured. */
+export function checkTargets(report: Omit<BenchReport, 'targets'>): TargetCheck[] {
+  const row = (scenario: Scenario, concurrency: number, target: TargetName): ResultRow | undefined =>
+    report.rows.find((r) => r.scenario === scenario && r.concurrency === concurrency && r.target === target);
+  const highest = Math.max(...report.settings.concurrency);
+  const loaded = report.settings.concurrency.includes(16) ? 16 : highest;
+  const checks: TargetCheck[] = [];
+  const add = (name: string, target: string, measured: number | undefined, unit: string, ok: (v: number) => boolean, note?: string): void => {
+    checks.push({ name, target, measured: measured ?? null, unit, met: measured === undefined ? null : ok(measured), ...(note ? { note } : {}) });
+  };
+  const distChat = row('chat', loaded, 'distributed');
+  add('distributed: CPU per request, all services (chat, c=' + loaded + ')', '≤ 0.5', distChat?.cpuMsPerRequest, 'ms', (v) => v <= 0.5);
+  add('distributed: TTFB overhead p50 (stream, c=1)', '≤ 1', row('stream', 1, 'distributed')?.ttfbOverheadP50Ms, 'ms', (v) => v <= 1);
+  add('distributed: overhead p50 at c=1 (chat)', '≤ 0.5', row('chat', 1, 'distributed')?.overheadP50Ms, 'ms', (v) => v <= 0.5);
+  add('embedded: throughput vs floor (chat, c=' + loaded + ')', '≥ 0.5', row('chat', loaded, 'embedded')?.throughputVsFloor, '×', (v) => v >= 0.5);
+  const rss = report.peakRssMb['distributed'];
+  add('distributed: all services RSS under load', '≤ 300', rss, 'MB', (v) => v <= 300);
+  add('usage pipeline into ClickHouse', '≥ 20000', report.usagePipeline?.eventsPerSecond, 'events/s', (v) => v >= 20_000);
+  add(`chargeback over a month (${report.chargeback?.events ?? 0} events, raw table)`, '< 1000', report.chargeback?.rawQueryMs, 'ms', (v) => v < 1000);
+  add('routing decision p50 (no classification)', '< 50', report.routeDecision?.p50Micros, 'µs', (v) => v < 50);
+  return checks;
+}
+
+const fmt = (n: number | undefined, digits = 2): string => (n === undefined ? '–' : n.toFixed(digits));
+
+/** The report as markdown: one table per scenario, then the targets and the pipeline. */
+export function toMarkdown(report: BenchReport): string {
+  const lines: string[] = [];
+  const m = report.machine;
+  lines.push(`Measured ${report.startedAt} on ${m.cpus} × ${m.cpuModel}, ${Math.round(m.memoryMb / 1024)} GB, Node ${m.node}${report.settings.smoke ? ' (smoke run: numbers are not meaningful)' : ''}.`);
+  lines.push(
+    `Per cell: ${report.settings.rounds} round(s) of ${report.settings.durationMs / 1000} s per target, targets alternated, after ${report.settings.warmupMs / 1000} s warm-up each.`,
+  );
+  lines.push('');
+  for (const scenario of ['chat', 'stream', 'embeddings'] as const) {
+    const rows = report.rows.filter((r) => r.scenario === scenario);
+    if (rows.length === 0) continue;
+    const stream = scenario === 'stream';
+    lines.push(`### ${scenario === 'chat' ? 'Chat, non-streaming' : stream ? 'Chat, streaming (SSE)' : 'Embeddings'}`, '');
+    lines.push(
+      `| c | target | req/s | p50 ms | p99 ms | overhead p50 ms | overhead p99 ms |${stream ? ' TTFB p50 ms | TTFB p99 ms | TTFB overhead p50 ms |' : ''} CPU ms/req | peak RSS MB | req/s vs floor | CPU vs floor | errors |`,
+    );
+    lines.push(`|---|---|---:|---:|---:|---:|---:|${stream ? '---:|---:|---:|' : ''}---:|---:|---:|---:|---:|`);
+    for (const r of rows) {
+      lines.push(
+        `| ${r.concurrency} | ${r.target} | ${fmt(r.requestsPerSecond, 0)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.overheadP50Ms, 3)} | ${fmt(r.overheadP99Ms, 3)} |` +
+          (stream ? ` ${fmt(r.ttfbP50Ms, 3)} | ${fmt(r.ttfbP99Ms, 3)} | ${fmt(r.ttfbOverheadP50Ms, 3)} |` : '') +
+          ` ${fmt(r.cpuMsPerRequest, 3)} | ${fmt(r.peakRssMb, 0)} | ${fmt(r.throughputVsFloor, 2)} | ${fmt(r.cpuVsFloor, 2)} | ${r.errors} |`,
+      );
+    }
+    lines.push('');
+  }
+  lines.push('### Targets', '', '| target | goal | measured | met |', '|---|---|---:|---|');
+  for (const t of report.targets) lines.push(`| ${t.name} | ${t.target} ${t.unit} | ${t.measured === null ? 'not measured' : `${t.measured} ${t.unit}`} | ${t.met === null ? '–' : t.met ? 'yes' : '**no**'} |`);
+  lines.push('');
+  lines.push('### Usage pipeline and chargeback', '');
+  const u = report.usagePipeline;
+  lines.push(
+    u
+      ? `- Kafka → billing → ClickHouse: ${u.events} events published in ${u.publishSeconds.toFixed(2)} s, all stored and committed after ${u.storedSeconds.toFixed(2)} s: **${Math.round(u.eventsPerSecond)} events/s**.`
+      : '- Kafka → billing → ClickHouse: not measured.',
+  );
+  const c = report.chargeback;
+  lines.push(
+    c
+      ? `- Chargeback for one month over ${c.events} events (inserted in ${c.insertSeconds.toFixed(1)} s): raw table **${c.rawQueryMs.toFixed(0)} ms**, daily rollup **${c.rollupQueryMs.toFixed(0)} ms** (${c.groups} groups, total ${c.totalCost}).`
+      : '- Chargeback: not measured.',
+  );
+  const rd = report.routeDecision;
+  lines.push(rd ? `- Routing decision without classification: p50 **${rd.p50Micros} µs**, p99 ${rd.p99Micros} µs over ${rd.decisions} decisions.` : '- Routing decision: not measured.');
+  if (report.pipeline.missing.length > 0) lines.push(`- Not in the pipeline yet: ${report.pipeline.missing.join('; ')}.`);
+  for (const note of report.notes) lines.push(`- ${note}`);
+  lines.push('');
+  return lines.join('\n');
+}

@@ -1,0 +1,257 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { configSchema } from '@openrouter/config';
+import { KafkaBroker } from '../test/support/infra/kafka';
+import { RedisServer } from '../test/support/infra/redis';
+import { benchKeys } from './bench-config';
+import { checkTarget, drive, SCENARIOS, type Scenario } from './load';
+import { measureChargeback, type ChargebackResult } from './pipeline/chargeback';
+import { measureUsageThroughput, type UsageThroughputResult } from './pipeline/usage-throughput';
+import { ProcessGroupMeter } from './proc-stats';
+import { benchReportSchema, checkTargets, summarise, toMarkdown, type BenchReport, type CellMeasurement } from './report';
+import { REPO_ROOT } from './targets/child-process';
+import { directTarget, startDistributed, startEmbedded, startFloor, startUpstream, type Upstream } from './targets/start-targets';
+import { TARGET_NAMES, type BenchTarget, type TargetName } from './targets/target';
+
+const list = <T extends string>(values: readonly [T, ...T[]]) =>
+  z
+    .string()
+    .transform((s) => s.split(',').map((v) => v.trim()).filter((v) => v !== ''))
+    .pipe(z.array(z.enum(values)).min(1));
+const positiveInts = z
+  .string()
+  .transform((s) => s.split(',').map((v) => Number(v.trim())))
+  .pipe(z.array(z.number().int().positive()).min(1));
+const count = z.coerce.number().int().nonnegative();
+
+const optionsSchema = z.object({
+  smoke: z.boolean().default(false),
+  concurrency: positiveInts.optional(),
+  durationMs: count.optional(),
+  rounds: count.pipe(z.number().positive()).optional(),
+  warmupMs: count.optional(),
+  targets: list(TARGET_NAMES).default([...TARGET_NAMES]),
+  scenarios: list(SCENARIOS).default([...SCENARIOS]),
+  usageEvents: count.optional(),
+  chargebackEvents: count.optional(),
+  skipPipeline: z.boolean().default(false),
+  kafkaBrokers: z.string().optional(),
+  redisUrl: z.string().optional(),
+  out: z.string().default(join(REPO_ROOT, 'bench/results')),
+  profile: z.string().optional(),
+});
+
+export type BenchOptions = z.infer<typeof optionsSchema>;
+
+function parseOptions(argv: readonly string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    options: {
+      smoke: { type: 'boolean' },
+      concurrency: { type: 'string' },
+      'duration-ms': { type: 'string' },
+      rounds: { type: 'string' },
+      'warmup-ms': { type: 'string' },
+      targets: { type: 'string' },
+      scenarios: { type: 'string' },
+      'usage-events': { type: 'string' },
+      'chargeback-events': { type: 'string' },
+      'skip-pipeline': { type: 'boolean' },
+      'kafka-brokers': { type: 'string' },
+      'redis-url': { type: 'string' },
+      out: { type: 'string' },
+      profile: { type: 'string' },
+    },
+  });
+  const parsed = optionsSchema.safeParse({
+    smoke: values.smoke,
+    concurrency: values.concurrency,
+    durationMs: values['duration-ms'],
+    rounds: values.rounds,
+    warmupMs: values['warmup-ms'],
+    targets: values.targets,
+    scenarios: values.scenarios,
+    usageEvents: values['usage-events'],
+    chargebackEvents: values['chargeback-events'],
+    skipPipeline: values['skip-pipeline'],
+    kafkaBrokers: values['kafka-brokers'],
+    redisUrl: values['redis-url'],
+    out: values.out,
+    profile: values.profile,
+  });
+  if (!parsed.success) throw new Error(`bad options:\n${parsed.error.issues.map((i) => `  --${i.path.join('.')}: ${i.message}`).join('\n')}`);
+  return parsed.data;
+}
+
+const log = (message: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+};
+
+const routeDecisionSchema = z.object({ decisions: z.number().int().positive(), p50Micros: z.number().nonnegative(), p99Micros: z.number().nonnegative() });
+const ROUTE_DECISION_BENCH = join(REPO_ROOT, 'services/router/src/bench/route-decision.bench.ts');
+
+/** The router's own micro-benchmark, when the router ships one. */
+async function measureRouteDecision(decisions: number): Promise<z.infer<typeof routeDecisionSchema> | null> {
+  if (!existsSync(ROUTE_DECISION_BENCH)) return null;
+  const module: unknown = await import(ROUTE_DECISION_BENCH);
+  const bench = z.object({ measureRouteDecision: z.custom<(n: number) => unknown>((v) => typeof v === 'function') }).parse(module);
+  return routeDecisionSchema.parse(bench.measureRouteDecision(decisions));
+}
+
+interface Infra {
+  brokers: string[];
+  redisUrl: string;
+  stop(): Promise<void>;
+}
+
+/** The given Kafka and Redis, or a real broker and redis-server of the bench's own. */
+async function startInfra(options: BenchOptions): Promise<Infra> {
+  if (options.kafkaBrokers && options.redisUrl) return { brokers: options.kafkaBrokers.split(','), redisUrl: options.redisUrl, stop: async () => undefined };
+  log('starting Kafka (KRaft) and redis-server');
+  const [kafka, redis] = await Promise.all([KafkaBroker.start(), RedisServer.start()]);
+  return { brokers: kafka.brokers, redisUrl: redis.url, stop: async () => void (await Promise.all([kafka.destroy(), redis.stop()])) };
+}
+
+export async function runBench(options: BenchOptions): Promise<BenchReport> {
+  const startedAt = new Date().toISOString();
+  const smoke = options.smoke;
+  const settings = {
+    smoke,
+    concurrency: options.concurrency ?? (smoke ? [1, 16] : [1, 16, 64]),
+    durationMs: options.durationMs ?? (smoke ? 1_000 : 5_000),
+    rounds: options.rounds ?? (smoke ? 1 : 3),
+    warmupMs: options.warmupMs ?? (smoke ? 500 : 3_000),
+    targets: options.targets,
+    profile: options.profile !== undefined,
+  };
+  const runId = randomBytes(4).toString('hex');
+  const notes: string[] = [];
+
+  log('routing decision micro-benchmark');
+  const routeDecision = await measureRouteDecision(smoke ? 2_000 : 50_000);
+  if (!routeDecision) notes.push('services/router/src/bench/route-decision.bench.ts is absent: routing decision not measured.');
+
+  const needsInfra = settings.targets.includes('distributed') || !options.skipPipeline;
+  const infra = needsInfra ? await startInfra(options) : undefined;
+  const keys = benchKeys();
+  const targets: BenchTarget[] = [];
+  let upstream: Upstream | undefined;
+  const cells = new Map<string, CellMeasurement>();
+  const peakRss = new Map<TargetName, number>();
+  let usagePipeline: UsageThroughputResult | null = null;
+  let chargeback: ChargebackResult | null = null;
+  try {
+    upstream = await startUpstream(keys);
+    const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : [];
+    for (const name of settings.targets) {
+      log(`starting target ${name}`);
+      const gateway = { upstream, keys, runId, kafkaBrokers: infra?.brokers, redisUrl: infra?.redisUrl, nodeArgs };
+      const target =
+        name === 'direct' ? directTarget(upstream, keys) : name === 'floor' ? await startFloor(upstream, keys) : name === 'embedded' ? await startEmbedded(gateway) : await startDistributed(gateway);
+      targets.push(target);
+      await checkTarget(target);
+    }
+
+    const measure = async (target: BenchTarget, scenario: Scenario, concurrency: number, durationMs: number): Promise<void> => {
+      const meter = new ProcessGroupMeter(target.pids);
+      meter.begin();
+      const sample = await drive(target, scenario, concurrency, durationMs);
+      const usage = meter.end();
+      peakRss.set(target.name, Math.max(peakRss.get(target.name) ?? 0, usage.peakRssBytes));
+      const key = `${scenario}/${concurrency}/${target.name}`;
+      const cell = cells.get(key) ?? { scenario, concurrency, target: target.name, requests: 0, errors: 0, durationMs: 0, latenciesMs: [], ttfbMs: [], cpuMs: 0, peakRssBytes: 0 };
+      cell.requests += sample.requests;
+      cell.errors += sample.errors;
+      cell.durationMs += sample.durationMs;
+      for (const v of sample.latenciesMs) cell.latenciesMs.push(v);
+      for (const v of sample.ttfbMs) cell.ttfbMs.push(v);
+      cell.cpuMs += usage.cpuMs;
+      cell.peakRssBytes = Math.max(cell.peakRssBytes, usage.peakRssBytes);
+      cells.set(key, cell);
+    };
+
+    log('warm-up');
+    for (const target of targets) for (const scenario of options.scenarios) await drive(target, scenario, 16, settings.warmupMs);
+
+    // Alternate targets inside every cell, rotating the order each round, so drift (thermal,
+    // neighbours, GC, caches) falls on every target alike.
+    for (const scenario of options.scenarios) {
+      for (const concurrency of settings.concurrency) {
+        for (let round = 0; round < settings.rounds; round++) {
+          const order = targets.map((_, i) => targets[(i + round) % targets.length] as BenchTarget);
+          for (const target of order) await measure(target, scenario, concurrency, settings.durationMs);
+        }
+        log(`${scenario} c=${concurrency} done`);
+      }
+    }
+  } finally {
+    for (const target of targets.reverse()) await target.stop().catch((error: unknown) => log(`stopping ${target.name}: ${String(error)}`));
+    await upstream?.process.stop();
+  }
+
+  try {
+    if (!options.skipPipeline && infra) {
+      const usageEvents = options.usageEvents ?? (smoke ? 5_000 : 200_000);
+      log(`usage pipeline: ${usageEvents} events through Kafka → billing → ClickHouse`);
+      usagePipeline = await measureUsageThroughput({ brokers: infra.brokers, events: usageEvents, runId });
+      const chargebackEvents = options.chargebackEvents ?? (smoke ? 100_000 : 10_000_000);
+      log(`chargeback: generating ${chargebackEvents} events into ClickHouse (chDB)`);
+      chargeback = await measureChargeback(chargebackEvents);
+    }
+  } finally {
+    await infra?.stop();
+  }
+
+  const budgetsOn = 'budgets' in configSchema.shape;
+  const missing = budgetsOn ? [] : ['budget reservation (no `budgets` configuration exists yet, so nothing is reserved)'];
+  notes.push(
+    'CPU ms/req and RSS count the target\'s own processes only: the upstream simulator, Kafka, Redis and the load generator are not included. The direct target has none.',
+    'Latency overhead is the difference of percentiles against the direct call in the same cell; on a shared machine small negative values are noise.',
+  );
+  if (settings.profile) notes.push('Run with --cpu-prof on the gateway processes: timings are inflated by the profiler.');
+  const base = {
+    schema: 'open-router-bench/v1' as const,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? 'unknown', memoryMb: Math.round(totalmem() / 1024 / 1024), node: process.versions.node, platform: process.platform },
+    settings,
+    pipeline: {
+      embedded: `one process: API key auth, rate limits (in-memory counters)${budgetsOn ? ', hard budgets reserved and settled (in-memory ledger)' : ''}, routing, usage events over the in-process bus into billing and chDB`,
+      distributed: `ingress, router, adapter, billing, alerting as processes: API key auth, rate limits in Redis${budgetsOn ? ', hard budgets reserved and settled in Redis' : ''}, routing over gRPC, usage events to Kafka, billing consuming into chDB`,
+      missing,
+    },
+    rows: summarise([...cells.values()]),
+    peakRssMb: Object.fromEntries([...peakRss].map(([name, bytes]) => [name, Math.round(bytes / 1024 / 1024)])),
+    routeDecision,
+    usagePipeline,
+    chargeback,
+    notes,
+  };
+  return benchReportSchema.parse({ ...base, targets: checkTargets(base) });
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const report = await runBench(options);
+  const out = resolve(options.out);
+  mkdirSync(out, { recursive: true });
+  const stamp = report.startedAt.replace(/[:.]/g, '-');
+  const name = `${options.smoke ? 'smoke' : 'bench'}-${stamp}`;
+  writeFileSync(join(out, `${name}.json`), JSON.stringify(report, null, 2) + '\n');
+  const markdown = toMarkdown(report);
+  writeFileSync(join(out, `${name}.md`), markdown);
+  writeFileSync(join(out, `latest${options.smoke ? '-smoke' : ''}.json`), JSON.stringify(report, null, 2) + '\n');
+  process.stdout.write(`${markdown}\nwritten: ${join(out, `${name}.json`)} and .md\n`);
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  });
+}

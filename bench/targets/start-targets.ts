@@ -1,0 +1,126 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { freePort } from '../../test/support/ports';
+import { BENCH_MODELS, benchConfigDocument, type BenchKeys, type GatewayPorts } from '../bench-config';
+import { BenchProcess } from './child-process';
+import type { BenchTarget } from './target';
+
+const REGISTER = ['-r', './bench/register.js'];
+
+export interface Upstream {
+  /** http://127.0.0.1:PORT/v1 */
+  baseUrl: string;
+  process: BenchProcess;
+}
+
+/** The simulated provider with zero latency, in a process of its own, from the build. */
+export async function startUpstream(keys: BenchKeys): Promise<Upstream> {
+  const port = await freePort();
+  const sim = BenchProcess.node('upstream', 'dist/libs/provider-simulator/src/main.js', ['--port', String(port), '--api-key', keys.upstreamKey, '--latency-ms', '0', '--ttft-ms', '0', '--tokens-per-second', '0']);
+  await sim.waitHealthy(`http://127.0.0.1:${port}/_sim/requests`);
+  return { baseUrl: `http://127.0.0.1:${port}/v1`, process: sim };
+}
+
+const upstreamModels = { chat: BENCH_MODELS.chat.upstream, embeddings: BENCH_MODELS.embeddings.upstream };
+const gatewayModels = { chat: BENCH_MODELS.chat.public, embeddings: BENCH_MODELS.embeddings.public };
+
+export function directTarget(upstream: Upstream, keys: BenchKeys): BenchTarget {
+  return { name: 'direct', baseUrl: upstream.baseUrl, authorization: `Bearer ${keys.upstreamKey}`, models: upstreamModels, pids: [], stop: async () => undefined };
+}
+
+export async function startFloor(upstream: Upstream, keys: BenchKeys): Promise<BenchTarget> {
+  const port = await freePort();
+  const proxy = BenchProcess.node('floor', 'bench/targets/floor-proxy.main.ts', ['--port', String(port), '--upstream', upstream.baseUrl], { nodeArgs: REGISTER });
+  await proxy.waitHealthy(`http://127.0.0.1:${port}/__floor/health`);
+  return { name: 'floor', baseUrl: `http://127.0.0.1:${port}/v1`, authorization: `Bearer ${keys.upstreamKey}`, models: upstreamModels, pids: [proxy.pid], stop: () => proxy.stop() };
+}
+
+export interface GatewayTargetOptions {
+  upstream: Upstream;
+  keys: BenchKeys;
+  runId: string;
+  kafkaBrokers?: readonly string[];
+  redisUrl?: string;
+  /** Extra node flags for every gateway process, e.g. `--cpu-prof`. */
+  nodeArgs?: readonly string[];
+}
+
+async function gatewayPorts(): Promise<GatewayPorts> {
+  const [ingress, router, routerHttp, adapter, adapterHttp, billing, billingGrpc, alerting] = await Promise.all(Array.from({ length: 8 }, freePort));
+  return { ingress: ingress!, router: router!, routerHttp: routerHttp!, adapter: adapter!, adapterHttp: adapterHttp!, billing: billing!, billingGrpc: billingGrpc!, alerting: alerting! };
+}
+
+function writeConfig(mode: 'embedded' | 'distributed', ports: GatewayPorts, options: GatewayTargetOptions): string {
+  const dir = mkdtempSync(join(tmpdir(), `or-bench-${mode}-`));
+  const document = benchConfigDocument({
+    mode,
+    ports,
+    keys: options.keys,
+    upstreamBaseUrl: options.upstream.baseUrl,
+    kafkaBrokers: options.kafkaBrokers,
+    redisUrl: options.redisUrl,
+    dataDir: join(dir, 'data'),
+    runId: `${options.runId}_${mode}`,
+  });
+  const path = join(dir, 'config.yaml');
+  writeFileSync(path, stringify(document));
+  return path;
+}
+
+/** The embedded gateway (every service in one process) as a child process, so it is measured alone. */
+export async function startEmbedded(options: GatewayTargetOptions): Promise<BenchTarget> {
+  const ports = await gatewayPorts();
+  const config = writeConfig('embedded', ports, options);
+  const gateway = BenchProcess.node('embedded', 'dist/services/gateway/src/main.js', [], { env: { OPENROUTER_CONFIG: config }, nodeArgs: options.nodeArgs });
+  try {
+    await gateway.waitHealthy(`http://127.0.0.1:${ports.ingress}/ready`);
+  } catch (error) {
+    await gateway.stop(1_000);
+    throw error;
+  }
+  return {
+    name: 'embedded',
+    baseUrl: `http://127.0.0.1:${ports.ingress}/v1`,
+    authorization: `Bearer ${options.keys.apiKey}`,
+    models: gatewayModels,
+    pids: [gateway.pid],
+    stop: () => gateway.stop(),
+  };
+}
+
+const SERVICES = ['adapter', 'router', 'billing', 'alerting', 'ingress'] as const;
+
+/** The distributed mode: each service its own process, usage over Kafka, counters in Redis. */
+export async function startDistributed(options: GatewayTargetOptions): Promise<BenchTarget> {
+  const ports = await gatewayPorts();
+  const config = writeConfig('distributed', ports, options);
+  const processes = new Map<string, BenchProcess>();
+  const stopAll = async (): Promise<void> => {
+    // Ingress first (it publishes), billing after the bus is drained into Kafka.
+    for (const name of [...SERVICES].reverse()) await processes.get(name)?.stop();
+  };
+  try {
+    for (const name of SERVICES) processes.set(name, BenchProcess.node(name, `dist/services/${name}/src/main.js`, [], { env: { OPENROUTER_CONFIG: config }, nodeArgs: options.nodeArgs }));
+    const health: Record<(typeof SERVICES)[number], string> = {
+      adapter: `http://127.0.0.1:${ports.adapterHttp}/health`,
+      router: `http://127.0.0.1:${ports.routerHttp}/health`,
+      billing: `http://127.0.0.1:${ports.billing}/ready`,
+      alerting: `http://127.0.0.1:${ports.alerting}/health`,
+      ingress: `http://127.0.0.1:${ports.ingress}/ready`,
+    };
+    await Promise.all(SERVICES.map((name) => processes.get(name)!.waitHealthy(health[name], 90_000)));
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  return {
+    name: 'distributed',
+    baseUrl: `http://127.0.0.1:${ports.ingress}/v1`,
+    authorization: `Bearer ${options.keys.apiKey}`,
+    models: gatewayModels,
+    pids: [...processes.values()].map((p) => p.pid),
+    stop: stopAll,
+  };
+}

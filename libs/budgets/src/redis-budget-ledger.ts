@@ -1,0 +1,200 @@
+import type { Redis } from 'ioredis';
+import type { AccountState, BudgetLedger, LedgerLine, ReserveOutcome, ReserveRequest } from './budget-ledger';
+
+/**
+ * Returns every reservation whose expiry (its score in the expiry set) has passed: each holds
+ * its amount on a list of `reserved` counters, kept in its record as `amount\nkey\nkey…`.
+ * Shared by every script, so a crashed process's reservations come back with the next call.
+ */
+const SWEEP = `
+local function unreserve(record)
+  local amount = nil
+  for part in string.gmatch(record, '[^\\n]+') do
+    if amount == nil then
+      amount = tonumber(part)
+    else
+      local left = redis.call('DECRBY', part, amount)
+      if left < 0 then redis.call('INCRBY', part, -left) end
+    end
+  end
+end
+local function sweep(expiry, recordPrefix, now)
+  local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, 200)
+  for _, id in ipairs(due) do
+    local record = redis.call('GET', recordPrefix .. id)
+    if record then
+      unreserve(record)
+      redis.call('DEL', recordPrefix .. id)
+    end
+    redis.call('ZREM', expiry, id)
+  end
+  return #due
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+/**
+ * KEYS: expiry set, reservation record, then (spent, reserved) per line.
+ * ARGV: record prefix, reservation id, ttl ms, worst, floor, then (limit, hard, keep ms) per line.
+ * Returns {1, amount} or {0, line, spent, reserved}.
+ */
+const RESERVE = `${SWEEP}
+sweep(KEYS[1], ARGV[1], now)
+local lines = (#KEYS - 2) / 2
+local amount = tonumber(ARGV[4])
+local floor = tonumber(ARGV[5])
+for i = 1, lines do
+  if ARGV[5 + (i - 1) * 3 + 2] == '1' then
+    local limit = tonumber(ARGV[5 + (i - 1) * 3 + 1])
+    local spent = tonumber(redis.call('GET', KEYS[2 + (i - 1) * 2 + 1]) or '0')
+    local reserved = tonumber(redis.call('GET', KEYS[2 + (i - 1) * 2 + 2]) or '0')
+    local left = limit - spent - reserved
+    if left <= 0 or left < floor then return {0, i, spent, reserved} end
+    if left < amount then amount = left end
+  end
+end
+local text = string.format('%d', amount)
+local record = text
+for i = 1, lines do
+  local reserved = KEYS[2 + (i - 1) * 2 + 2]
+  local keep = ARGV[5 + (i - 1) * 3 + 3]
+  redis.call('INCRBY', reserved, text)
+  redis.call('PEXPIRE', reserved, keep)
+  record = record .. '\\n' .. reserved
+end
+redis.call('SET', KEYS[2], record)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+return {1, amount}
+`;
+
+/**
+ * KEYS: expiry set, reservation record, then spent per line.
+ * ARGV: record prefix, reservation id, actual, then keep ms per line. Returns each line's spend.
+ */
+const SETTLE = `${SWEEP}
+sweep(KEYS[1], ARGV[1], now)
+local record = redis.call('GET', KEYS[2])
+if record then
+  unreserve(record)
+  redis.call('DEL', KEYS[2])
+end
+redis.call('ZREM', KEYS[1], ARGV[2])
+local out = {}
+for i = 3, #KEYS do
+  if ARGV[3] ~= '0' then
+    out[#out + 1] = redis.call('INCRBY', KEYS[i], ARGV[3])
+    redis.call('PEXPIRE', KEYS[i], ARGV[4 + (i - 3)])
+  else
+    out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  end
+end
+return out
+`;
+
+/** KEYS: expiry set. ARGV: record prefix. */
+const SWEEP_ONLY = `${SWEEP}
+return sweep(KEYS[1], ARGV[1], now)
+`;
+
+/** KEYS: spent. ARGV: delta, keep ms. */
+const ADJUST = `
+local spent = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return spent
+`;
+
+type Script = (numberOfKeys: number, ...args: string[]) => Promise<unknown>;
+
+/**
+ * Budget accounts in Redis. Every key carries the `{budgets}` hash tag so one script can touch
+ * all of a request's accounts on a Redis Cluster too. Time is Redis's, so replicas agree on
+ * which reservations have expired.
+ */
+export class RedisBudgetLedger implements BudgetLedger {
+  private readonly base: string;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.base = `${prefix}{budgets}:`;
+    redis.defineCommand('orBudgetReserve', { lua: RESERVE });
+    redis.defineCommand('orBudgetSettle', { lua: SETTLE });
+    redis.defineCommand('orBudgetSweep', { lua: SWEEP_ONLY });
+    redis.defineCommand('orBudgetAdjust', { lua: ADJUST });
+  }
+
+  async reserve(request: ReserveRequest): Promise<ReserveOutcome> {
+    const keys = [this.expiryKey(), this.recordKey(request.id), ...request.lines.flatMap((l) => [this.spentKey(l.account), this.reservedKey(l.account)])];
+    const args = [
+      this.recordKey(''),
+      request.id,
+      String(Math.max(1, Math.round(request.ttlMs))),
+      integer(request.worstMicros),
+      integer(request.floorMicros),
+      ...request.lines.flatMap((l) => [integer(l.limitMicros), l.hard ? '1' : '0', String(Math.max(1, Math.round(l.keepMs)))]),
+    ];
+    const result = (await this.script('orBudgetReserve')(keys.length, ...keys, ...args)) as number[];
+    if (result[0] === 1) return { ok: true, amountMicros: Number(result[1]) };
+    return { ok: false, line: Number(result[1]) - 1, spentMicros: Number(result[2]), reservedMicros: Number(result[3]) };
+  }
+
+  async settle(id: string, lines: readonly LedgerLine[], actualMicros: number): Promise<number[]> {
+    const keys = [this.expiryKey(), this.recordKey(id), ...lines.map((l) => this.spentKey(l.account))];
+    const args = [this.recordKey(''), id, integer(actualMicros), ...lines.map((l) => String(Math.max(1, Math.round(l.keepMs))))];
+    const result = (await this.script('orBudgetSettle')(keys.length, ...keys, ...args)) as number[];
+    return result.map(Number);
+  }
+
+  async read(accounts: readonly string[]): Promise<AccountState[]> {
+    if (accounts.length === 0) return [];
+    const values = await this.redis.mget(...accounts.flatMap((a) => [this.spentKey(a), this.reservedKey(a)]));
+    return accounts.map((_, i) => ({ spentMicros: Number(values[i * 2] ?? 0), reservedMicros: Number(values[i * 2 + 1] ?? 0) }));
+  }
+
+  async adjust(line: LedgerLine, deltaMicros: number): Promise<number> {
+    const spent = await this.script('orBudgetAdjust')(1, this.spentKey(line.account), integer(deltaMicros, true), String(Math.max(1, Math.round(line.keepMs))));
+    return Number(spent);
+  }
+
+  async markOnce(marker: string, keepMs: number): Promise<boolean> {
+    return (await this.redis.set(`${this.base}mark:${marker}`, '1', 'PX', Math.max(1, Math.round(keepMs)), 'NX')) === 'OK';
+  }
+
+  async unmark(marker: string): Promise<void> {
+    await this.redis.del(`${this.base}mark:${marker}`);
+  }
+
+  async sweep(): Promise<number> {
+    return Number(await this.script('orBudgetSweep')(1, this.expiryKey(), this.recordKey('')));
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+
+  private script(name: string): Script {
+    const command = (this.redis as unknown as Record<string, Script>)[name];
+    if (!command) throw new Error(`Redis script ${name} is not defined`);
+    return command.bind(this.redis);
+  }
+
+  private expiryKey(): string {
+    return `${this.base}expiry`;
+  }
+  private recordKey(id: string): string {
+    return `${this.base}res:${id}`;
+  }
+  private spentKey(account: string): string {
+    return `${this.base}spent:${account}`;
+  }
+  private reservedKey(account: string): string {
+    return `${this.base}reserved:${account}`;
+  }
+}
+
+function integer(value: number, signed = false): string {
+  if (!Number.isSafeInteger(value) || (!signed && value < 0)) throw new RangeError(`not a budget amount in micro-units: ${value}`);
+  return String(value);
+}

@@ -1,0 +1,105 @@
+import { z } from 'zod';
+import { decimal, identifier, listenSchema } from './primitives';
+
+const positiveInt = z.coerce.number().int().positive();
+
+/** An IANA time zone that this runtime knows (`Europe/Berlin`, `UTC`). */
+const timeZone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an IANA time zone such as UTC or Europe/Berlin' },
+);
+
+/**
+ * Which traffic a budget counts. `org` is required; every other field set narrows it, so
+ * `{ org: acme, project: search }` is the search project's budget and `{ org: acme, key: k1 }`
+ * one key's.
+ */
+export const budgetScopeSchema = z.strictObject({
+  org: identifier,
+  team: identifier.optional(),
+  project: identifier.optional(),
+  /** An API key id (config key id or issued key id). */
+  key: z.string().min(1).max(128).optional(),
+});
+export type BudgetScope = z.infer<typeof budgetScopeSchema>;
+
+export const BUDGET_PERIODS = ['daily', 'weekly', 'monthly'] as const;
+export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
+
+export const budgetSchema = z.strictObject({
+  id: identifier,
+  scope: budgetScopeSchema,
+  /** Days start at midnight, weeks on Monday, months on the 1st — in `timezone`. */
+  period: z.enum(BUDGET_PERIODS),
+  timezone: timeZone.default('UTC'),
+  /** The most that may be spent in one period, in `currency` (a decimal, e.g. "250.00"). */
+  amount: decimal.refine((v) => Number(v) > 0, 'must be greater than 0'),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD').default('USD'),
+  /** `hard`: requests that would overspend are refused (402) and streams are cut; `soft`: alerts only. */
+  enforcement: z.enum(['hard', 'soft']).default('hard'),
+  /** Percentages of `amount` at which an alert is published (once per period each). */
+  alertThresholds: z
+    .array(z.number().int().min(1).max(1000))
+    .default([50, 80, 100])
+    .transform((t) => [...new Set(t)].sort((a, b) => a - b)),
+});
+export type BudgetConfig = z.infer<typeof budgetSchema>;
+
+/** Budgets: spend limits per org, team, project or key, enforced at ingress. */
+export const budgetsSchema = z
+  .object({
+    /** Output tokens reserved when a request sets no `max_tokens`/`max_completion_tokens` and its model no `maxOutputTokens` below. */
+    defaultMaxOutputTokens: positiveInt.default(4_096),
+    /** Per public model id: the most output tokens it can produce (caps the reservation). */
+    maxOutputTokens: z.record(z.string().min(1), positiveInt).default({}),
+    /**
+     * A stream may start with less than its worst case reserved when a hard budget has at least
+     * this many output tokens' worth left; it is then ended (finish_reason "length") when its
+     * running cost reaches what was reserved. 0 turns partial reservations off.
+     */
+    minStreamOutputTokens: z.coerce.number().int().nonnegative().default(16),
+    /** A reservation not settled within this long (its process crashed) is returned to the budget. */
+    reservationTtlMs: positiveInt.default(15 * 60_000),
+    /** Kafka topic of threshold crossings (the brokers are `usage.kafka`'s). */
+    topic: z.string().min(1).default('openrouter.budget.v1'),
+    /**
+     * What happens to a request under a budget when Redis cannot be reached or does not answer in
+     * time: `closed` refuses it with 503 (no budget is ever overspent), `open` admits it unreserved.
+     */
+    failMode: z.enum(['open', 'closed']).default('closed'),
+    /** Billing compares Redis spend with ClickHouse this often and corrects drift; 0 disables it. */
+    reconcileIntervalMs: z.coerce.number().int().nonnegative().default(5 * 60_000),
+    list: z.array(budgetSchema).default([]),
+  })
+  .superRefine((b, ctx) => {
+    const seen = new Set<string>();
+    b.list.forEach((budget, i) => {
+      if (seen.has(budget.id)) ctx.addIssue({ code: 'custom', path: ['list', i, 'id'], message: `duplicate budget id "${budget.id}"` });
+      seen.add(budget.id);
+    });
+  });
+export type BudgetsConfig = z.infer<typeof budgetsSchema>;
+
+/** Billing's own settings: listen addresses and the chargeback allocation rules. */
+export const billingSchema = z.object({
+  http: listenSchema,
+  grpc: z.object({ host: z.string().min(1).default('127.0.0.1'), port: z.coerce.number().int().min(0).max(65535).default(50071) }).prefault({}),
+  chargeback: z
+    .object({
+      /** Cost centres whose spend is shared and allocated to the others (spend with no cost centre always is). */
+      sharedCostCenters: z.array(z.string().min(1)).default([]),
+      /** The default rule: `proportional` to each cost centre's direct spend, or `fixed` shares. */
+      allocation: z.enum(['proportional', 'fixed']).default('proportional'),
+      /** Cost centre → weight (decimal); normalised to sum to 1. Used by `fixed`. */
+      fixedShares: z.record(z.string().min(1), decimal).default({}),
+    })
+    .prefault({}),
+});
+export type BillingConfig = z.infer<typeof billingSchema>;

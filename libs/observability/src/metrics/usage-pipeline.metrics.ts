@@ -1,0 +1,80 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { FAST_BUCKETS } from './metrics-registry';
+
+export interface PublisherReading {
+  mode: 'direct' | 'outbox';
+  pending: number;
+  outboxBytes: number;
+}
+
+/** The producer side of the usage pipeline (ingress): outbox depth and lost events. */
+export class UsageProducerMetrics {
+  readonly errors: Counter<'stage'>;
+
+  constructor(registry: Registry, read: () => PublisherReading) {
+    const registers = [registry];
+    this.errors = new Counter({ name: 'openrouter_usage_producer_errors_total', help: 'Usage events the producer could not make durable (neither Kafka nor the outbox took them).', labelNames: ['stage'], registers });
+    new Gauge({
+      name: 'openrouter_usage_outbox_depth',
+      help: 'Usage events accepted and not yet on the bus (batching, or waiting in the outbox while Kafka is unreachable).',
+      registers,
+      collect() {
+        this.set(read().pending);
+      },
+    });
+    new Gauge({
+      name: 'openrouter_usage_outbox_bytes',
+      help: 'Bytes held in the durable usage outbox.',
+      registers,
+      collect() {
+        this.set(read().outboxBytes);
+      },
+    });
+    new Gauge({
+      name: 'openrouter_usage_outbox_active',
+      help: '1 while usage events go to the outbox because Kafka is unreachable.',
+      registers,
+      collect() {
+        this.set(read().mode === 'outbox' ? 1 : 0);
+      },
+    });
+  }
+}
+
+/** The consumer side (billing, alerting): lag and store writes. */
+export class UsageConsumerMetrics {
+  readonly insertDuration: Histogram<'table' | 'outcome'>;
+  readonly events: Counter<'result'>;
+
+  constructor(registry: Registry, consumer: string, lag: () => Promise<number>) {
+    const registers = [registry];
+    this.insertDuration = new Histogram({ name: 'openrouter_clickhouse_insert_duration_seconds', help: 'ClickHouse insert latency, by table and outcome.', labelNames: ['table', 'outcome'], buckets: FAST_BUCKETS, registers });
+    this.events = new Counter({ name: 'openrouter_usage_events_consumed_total', help: 'Usage events consumed, by result (stored, duplicate, dead_letter).', labelNames: ['result'], registers });
+    new Gauge({
+      name: 'openrouter_usage_consumer_lag',
+      help: 'Usage messages on the bus not yet committed by this consumer group.',
+      labelNames: ['group'],
+      registers,
+      async collect() {
+        try {
+          this.set({ group: consumer }, await lag());
+        } catch {
+          // The broker is unreachable: the last value stays; readiness reports the outage.
+        }
+      },
+    });
+  }
+
+  /** Times a store write, recording its outcome. */
+  async timeInsert<T>(table: string, write: () => Promise<T>): Promise<T> {
+    const end = this.insertDuration.startTimer({ table });
+    try {
+      const result = await write();
+      end({ outcome: 'ok' });
+      return result;
+    } catch (error) {
+      end({ outcome: 'error' });
+      throw error;
+    }
+  }
+}

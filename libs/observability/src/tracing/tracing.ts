@@ -1,0 +1,94 @@
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { context, defaultTextMapGetter, defaultTextMapSetter, ProxyTracerProvider, ROOT_CONTEXT, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import type { TracingConfig } from '@openrouter/config';
+
+export type { Context, Span, SpanExporter, Tracer };
+
+export interface TracingOptions {
+  /** Spans go here instead of OTLP (tests use an in-memory exporter); exported one by one. */
+  spanExporter?: SpanExporter;
+}
+
+const propagator = new W3CTraceContextPropagator();
+const NOOP_TRACER = new ProxyTracerProvider().getTracer('openrouter');
+
+/**
+ * A service's tracer. Disabled, it is free: no provider, no context manager, no spans, no
+ * propagation work — callers check `enabled` before doing anything per request. Enabled, each
+ * service instance has its own provider (the embedded gateway runs several in one process) with
+ * the OTLP exporter from settings; the asynchronous context manager is the process's (one per
+ * process by OpenTelemetry's design), so the active span follows awaits.
+ */
+export class Tracing {
+  private constructor(
+    readonly enabled: boolean,
+    readonly tracer: Tracer,
+    private readonly provider: BasicTracerProvider | undefined,
+  ) {}
+
+  static disabled(): Tracing {
+    return new Tracing(false, NOOP_TRACER, undefined);
+  }
+
+  static create(service: string, config: TracingConfig, options: TracingOptions = {}): Tracing {
+    if (!config.enabled) return Tracing.disabled();
+    const processors: SpanProcessor[] = [];
+    if (options.spanExporter) processors.push(new SimpleSpanProcessor(options.spanExporter));
+    else if (config.otlpEndpoint) {
+      processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: config.otlpEndpoint, headers: config.headers, timeoutMillis: config.exportTimeoutMs })));
+    }
+    const provider = new BasicTracerProvider({
+      resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: `openrouter-${service}` }),
+      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
+      spanProcessors: processors,
+    });
+    // Returns false when the process has one already (another service of the embedded gateway).
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    return new Tracing(true, provider.getTracer(`openrouter-${service}`), provider);
+  }
+
+  /** W3C `traceparent`/`tracestate` of `ctx` into a header map (HTTP, Kafka). */
+  inject(ctx: Context, carrier: Record<string, string>): void {
+    if (this.enabled) propagator.inject(ctx, carrier, defaultTextMapSetter);
+  }
+
+  /** The remote parent named by W3C headers; the root context when there is none. */
+  extract(carrier: Record<string, string | string[] | undefined>): Context {
+    if (!this.enabled) return ROOT_CONTEXT;
+    return propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter);
+  }
+
+  /** Headers carrying the active (or given) span's context; empty when tracing is off. */
+  headers(ctx: Context = context.active()): Record<string, string> {
+    const carrier: Record<string, string> = {};
+    this.inject(ctx, carrier);
+    return carrier;
+  }
+
+  /** Runs `work` with `span` active, so spans started below it (and outgoing calls) are its children. */
+  withSpan<T>(span: Span, work: () => T): T {
+    return context.with(trace.setSpan(context.active(), span), work);
+  }
+
+  async forceFlush(): Promise<void> {
+    await this.provider?.forceFlush();
+  }
+
+  /** Flushes what is buffered to the exporter and stops. */
+  async shutdown(): Promise<void> {
+    await this.provider?.shutdown();
+  }
+}
+
+/** The trace and span ids of the active span, for log lines; empty when none. */
+export function activeTraceIds(): { traceId?: string; spanId?: string } {
+  const span = trace.getSpan(context.active());
+  if (!span) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { traceId, spanId };
+}

@@ -1,0 +1,117 @@
+import type { usagev1 } from '@openrouter/contracts';
+import type { Logger } from '@openrouter/observability';
+import { toUsageMessage } from '../event/usage-event.codec';
+import type { PublishOptions, PublisherStatus, UsageBatchHandler, UsageMessage, UsagePublisher, UsageSource } from './usage-bus';
+
+export interface InProcessUsageBusOptions {
+  batchMaxEvents?: number;
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** How long `close` waits for the consumer to take what is queued. */
+  drainTimeoutMs?: number;
+}
+
+/**
+ * The event bus of the embedded mode: ingress and billing in one process. Messages are the same
+ * protobuf payloads as on Kafka and go through the same handler; a failed batch is delivered
+ * again (after a backoff) until the handler takes it, so nothing is dropped while the process runs.
+ */
+export class InProcessUsageBus implements UsagePublisher, UsageSource {
+  private readonly queue: UsageMessage[] = [];
+  private handler: UsageBatchHandler | undefined;
+  private draining: Promise<void> | undefined;
+  private closed = false;
+  private wake: (() => void) | undefined;
+  private readonly batchMaxEvents: number;
+  private readonly retryInitialMs: number;
+  private readonly retryMaxMs: number;
+  private readonly drainTimeoutMs: number;
+
+  constructor(
+    private readonly logger: Logger,
+    options: InProcessUsageBusOptions = {},
+  ) {
+    this.batchMaxEvents = options.batchMaxEvents ?? 10_000;
+    this.retryInitialMs = options.retryInitialMs ?? 200;
+    this.retryMaxMs = options.retryMaxMs ?? 10_000;
+    this.drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+  }
+
+  async publish(event: usagev1.UsageEvent, options: PublishOptions = {}): Promise<void> {
+    this.publishMessage(toUsageMessage(event, options.headers));
+  }
+
+  /** Puts an already encoded message on the bus (tests use it for messages no producer would make). */
+  publishMessage(message: UsageMessage): void {
+    this.queue.push(message);
+    this.kick();
+  }
+
+  status(): PublisherStatus {
+    return { mode: 'direct', pending: this.queue.length, outboxBytes: 0 };
+  }
+
+  async start(handler: UsageBatchHandler): Promise<void> {
+    if (this.handler) throw new Error('the in-process usage bus has a consumer already');
+    this.handler = handler;
+    this.kick();
+  }
+
+  async lag(): Promise<number> {
+    return this.queue.length;
+  }
+
+  /** Waits (bounded) for the consumer to take every queued message, then stops delivering. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.handler && this.queue.length > 0) {
+      const deadline = Date.now() + this.drainTimeoutMs;
+      while (this.queue.length > 0 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 20));
+      if (this.queue.length > 0) this.logger.error({ pending: this.queue.length }, 'usage events left undelivered at shutdown');
+    }
+    this.closed = true;
+    this.wake?.();
+    await this.draining;
+  }
+
+  private kick(): void {
+    if (!this.handler || this.closed) return;
+    if (this.draining) {
+      this.wake?.();
+      return;
+    }
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined;
+      if (this.queue.length > 0 && !this.closed) this.kick();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    const handler = this.handler;
+    if (!handler) return;
+    let delay = this.retryInitialMs;
+    // Let a burst of publishes gather into one batch.
+    await new Promise((done) => setImmediate(done));
+    while (this.queue.length > 0 && !this.closed) {
+      const batch = this.queue.slice(0, this.batchMaxEvents);
+      try {
+        await handler(batch);
+        this.queue.splice(0, batch.length);
+        delay = this.retryInitialMs;
+      } catch (error) {
+        this.logger.warn({ err: error, events: batch.length, retryInMs: delay }, 'usage batch not stored; retrying');
+        await new Promise<void>((done) => {
+          const timer = setTimeout(done, delay);
+          this.wake = () => {
+            if (this.closed) {
+              clearTimeout(timer);
+              done();
+            }
+          };
+        });
+        this.wake = undefined;
+        delay = Math.min(delay * 2, this.retryMaxMs);
+      }
+    }
+  }
+}

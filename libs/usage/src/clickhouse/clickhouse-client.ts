@@ -1,0 +1,49 @@
+import { mkdirSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+import type { ClickHouseConfig } from '@openrouter/config';
+
+export type { ClickHouseClient };
+
+export interface ClickHouseTarget {
+  client: ClickHouseClient;
+  /** `server` (HTTP) or `embedded` (chDB in this process). */
+  kind: 'server' | 'embedded';
+  database: string;
+  /** The server URL or the chDB data directory, for logs. */
+  location: string;
+}
+
+/**
+ * The analytics store: a ClickHouse server over HTTP when `url` is set, else chDB in this process
+ * behind the same `@clickhouse/client` API, so every query is the same code. chDB allows one data
+ * directory per process; every service in the process must use the same one.
+ */
+export function createClickHouse(config: ClickHouseConfig, dataDir: string): ClickHouseTarget {
+  const settings = { output_format_json_quote_decimals: 1, output_format_json_quote_64bit_integers: 0 } as const;
+  if (config.url) {
+    const client = createClient({
+      url: config.url,
+      ...(config.username ? { username: config.username } : {}),
+      ...(config.password ? { password: config.password } : {}),
+      request_timeout: config.requestTimeoutMs,
+      clickhouse_settings: settings,
+    });
+    return { client, kind: 'server', database: config.database, location: config.url };
+  }
+  const path = embeddedPath(config, dataDir);
+  if (path !== ':memory:') mkdirSync(path, { recursive: true });
+  // chdb types its connection against its own copy of @clickhouse/client-common's declarations;
+  // the shapes are the same, the declaration files differ.
+  const connection = createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>;
+  const client = createClient({ connection, clickhouse_settings: settings });
+  return { client, kind: 'embedded', database: config.database, location: path };
+}
+
+export function embeddedPath(config: ClickHouseConfig, dataDir: string): string {
+  const path = config.embedded.path;
+  if (path === ':memory:') return path;
+  if (path === '') return resolve(dataDir, 'clickhouse');
+  return isAbsolute(path) ? path : resolve(path);
+}

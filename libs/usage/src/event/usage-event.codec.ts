@@ -1,0 +1,46 @@
+import { usagev1 } from '@openrouter/contracts';
+import type { UsageMessage } from '../bus/usage-bus';
+
+export const USAGE_SCHEMA_VERSION = 1;
+export const USAGE_CONTENT_TYPE = 'application/x-protobuf';
+export const USAGE_SCHEMA_NAME = 'openrouter.usage.v1.UsageEvent';
+
+const DECIMAL = /^\d{1,20}(\.\d{1,18})?$/;
+const CURRENCY = /^[A-Z]{3}$/;
+
+/** The bus message for an event: protobuf payload, keyed by organisation. */
+export function toUsageMessage(event: usagev1.UsageEvent, headers: Record<string, string> = {}): UsageMessage {
+  return {
+    key: event.tenant?.orgId ?? '',
+    value: Buffer.from(usagev1.UsageEvent.encode(event).finish()),
+    headers: { ...headers, 'content-type': USAGE_CONTENT_TYPE, schema: USAGE_SCHEMA_NAME },
+  };
+}
+
+export type DecodedUsage = { ok: true; event: usagev1.UsageEvent } | { ok: false; reason: string };
+
+/** Decodes and validates a message; a message that fails can never be stored (a poison message). */
+export function decodeUsageMessage(value: Buffer | null | undefined): DecodedUsage {
+  if (!value || value.length === 0) return { ok: false, reason: 'empty payload' };
+  let event: usagev1.UsageEvent;
+  try {
+    event = usagev1.UsageEvent.decode(value);
+  } catch (error) {
+    return { ok: false, reason: `undecodable protobuf: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  const problem = validateUsageEvent(event);
+  return problem ? { ok: false, reason: problem } : { ok: true, event };
+}
+
+/** The first reason the event cannot be stored, or undefined when it is valid. */
+export function validateUsageEvent(event: usagev1.UsageEvent): string | undefined {
+  if (event.schemaVersion !== USAGE_SCHEMA_VERSION) return `unsupported schema_version ${event.schemaVersion}`;
+  if (!event.eventId || event.eventId.length > 256) return 'event_id is missing or longer than 256 characters';
+  if (!event.tenant?.orgId) return 'tenant.org_id is missing';
+  if (!(event.receivedAtMs > 0) || !(event.completedAtMs >= event.receivedAtMs)) return 'timestamps are missing or out of order';
+  if (event.status === usagev1.Status.STATUS_UNSPECIFIED || event.status === usagev1.Status.UNRECOGNIZED) return 'status is unspecified';
+  const cost = event.cost;
+  if (!cost || !DECIMAL.test(cost.amount)) return `cost.amount is not a decimal: ${JSON.stringify(cost?.amount ?? null).slice(0, 40)}`;
+  if (!CURRENCY.test(cost.currency)) return 'cost.currency is not an ISO 4217 code';
+  return undefined;
+}

@@ -1,0 +1,329 @@
+import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { UsageMessage } from '../bus/usage-bus';
+
+export interface FileOutboxOptions {
+  /** Appends that would grow the outbox past this many bytes fail with `OutboxFullError`. */
+  maxBytes: number;
+  /** A segment file is closed and a new one started once it reaches this size. */
+  segmentBytes: number;
+}
+
+export class OutboxFullError extends Error {
+  constructor(readonly bytes: number) {
+    super(`the usage outbox is full (${bytes} bytes pending): Kafka has been unreachable too long`);
+    this.name = 'OutboxFullError';
+  }
+}
+
+/** Oldest pending records, and where they end so `ack` can move past them. */
+export interface OutboxPeek {
+  records: UsageMessage[];
+  /** Byte offset (in the head segment) just after each record. */
+  ends: number[];
+  segment: number;
+}
+
+interface Cursor {
+  segment: number;
+  offset: number;
+}
+
+const HEADER_BYTES = 8;
+const SEGMENT = /^segment-(\d{12})\.log$/;
+const READ_CHUNK = 4 * 1024 * 1024;
+
+/**
+ * A durable, append-only, bounded queue of usage messages on local disk, for when Kafka is
+ * unreachable. Records are framed `[u32 length][u32 crc32][payload]` in numbered segment files;
+ * an append resolves only after the data is fsynced. A cursor file (replaced atomically) says how
+ * far delivery has got; fully delivered segments are deleted. After a crash, a torn last record
+ * is cut off, and records delivered but not yet acknowledged are delivered again (consumers
+ * count an event once, by its id).
+ */
+export class FileOutbox {
+  private segments: number[] = [];
+  private cursor: Cursor = { segment: 1, offset: 0 };
+  private nextSegment = 1;
+  private active: FileHandle | undefined;
+  private activeSize = 0;
+  private pendingRecords = 0;
+  private pendingBytes = 0;
+  private inFlightAppends = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly dir: string,
+    private readonly options: FileOutboxOptions,
+  ) {}
+
+  static async open(dir: string, options: FileOutboxOptions): Promise<FileOutbox> {
+    const outbox = new FileOutbox(dir, options);
+    await outbox.recover();
+    return outbox;
+  }
+
+  /** Records written and not yet acknowledged (appends in progress count too). */
+  get size(): number {
+    return this.pendingRecords + this.inFlightAppends;
+  }
+
+  get bytes(): number {
+    return this.pendingBytes;
+  }
+
+  isEmpty(): boolean {
+    return this.size === 0;
+  }
+
+  /** Appends the records in order and fsyncs them; rejects with `OutboxFullError` when full. */
+  append(records: UsageMessage[]): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
+    this.inFlightAppends += records.length;
+    return this.serialize(async () => {
+      try {
+        const frames = records.map(encodeRecord);
+        const total = frames.reduce((n, f) => n + f.length, 0);
+        if (this.pendingBytes + total > this.options.maxBytes) throw new OutboxFullError(this.pendingBytes);
+        const file = await this.activeSegment();
+        const data = Buffer.concat(frames);
+        await file.write(data, 0, data.length, this.activeSize);
+        await file.datasync();
+        this.activeSize += data.length;
+        this.pendingBytes += total;
+        this.pendingRecords += records.length;
+      } finally {
+        this.inFlightAppends -= records.length;
+      }
+    });
+  }
+
+  /** Up to `max` of the oldest pending records, in append order (from one segment). */
+  peek(max: number): Promise<OutboxPeek> {
+    return this.serialize(async () => {
+      const empty: OutboxPeek = { records: [], ends: [], segment: this.cursor.segment };
+      while (this.pendingRecords > 0) {
+        const segment = this.cursor.segment;
+        const path = this.segmentPath(segment);
+        const size = segment === this.current() ? this.activeSize : (await stat(path)).size;
+        if (this.cursor.offset >= size) {
+          if (segment === this.current()) return empty;
+          await this.dropHead();
+          continue;
+        }
+        const handle = await open(path, 'r');
+        try {
+          const peek: OutboxPeek = { records: [], ends: [], segment };
+          let offset = this.cursor.offset;
+          while (peek.records.length < max && offset < size) {
+            const length = Math.min(READ_CHUNK, size - offset);
+            const buffer = Buffer.alloc(length);
+            await handle.read(buffer, 0, length, offset);
+            let at = 0;
+            for (;;) {
+              if (peek.records.length >= max) break;
+              const frame = decodeFrame(buffer, at);
+              if (frame === 'short') break;
+              if (frame === 'corrupt') throw new Error(`usage outbox segment ${path} is corrupt at byte ${offset + at}`);
+              at += frame.length;
+              peek.records.push(frame.record);
+              peek.ends.push(offset + at);
+            }
+            if (at === 0) {
+              if (length < READ_CHUNK) break;
+              throw new Error(`usage outbox segment ${path} holds a record larger than ${READ_CHUNK} bytes at ${offset}`);
+            }
+            offset += at;
+          }
+          return peek;
+        } finally {
+          await handle.close();
+        }
+      }
+      return empty;
+    });
+  }
+
+  /** Marks the first `count` records of `peek` delivered. */
+  ack(peek: OutboxPeek, count: number): Promise<void> {
+    if (count === 0) return Promise.resolve();
+    return this.serialize(async () => {
+      const end = peek.ends[count - 1];
+      if (end === undefined || peek.segment !== this.cursor.segment || end <= this.cursor.offset) {
+        throw new Error('usage outbox: acknowledgement does not match the pending head');
+      }
+      const bytes = end - this.cursor.offset;
+      this.cursor = { segment: peek.segment, offset: end };
+      this.pendingRecords -= count;
+      this.pendingBytes -= bytes;
+      if (this.pendingRecords === 0) {
+        // Everything is delivered: start over with an empty segment.
+        await this.reset();
+        return;
+      }
+      if (peek.segment !== this.current() && end >= (await stat(this.segmentPath(peek.segment))).size) await this.dropHead();
+      else await this.writeCursor();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.serialize(async () => {
+      await this.active?.close();
+      this.active = undefined;
+    });
+  }
+
+  private serialize<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private current(): number | undefined {
+    return this.segments[this.segments.length - 1];
+  }
+
+  private segmentPath(segment: number): string {
+    return join(this.dir, `segment-${String(segment).padStart(12, '0')}.log`);
+  }
+
+  private async activeSegment(): Promise<FileHandle> {
+    if (this.active && this.activeSize < this.options.segmentBytes) return this.active;
+    if (this.active) await this.active.close();
+    const next = this.nextSegment++;
+    this.segments.push(next);
+    this.active = await open(this.segmentPath(next), 'a+');
+    this.activeSize = 0;
+    if (this.segments.length === 1) {
+      this.cursor = { segment: next, offset: 0 };
+      await this.writeCursor();
+    }
+    await this.syncDir();
+    return this.active;
+  }
+
+  private async dropHead(): Promise<void> {
+    const head = this.segments.shift();
+    if (head !== undefined) await rm(this.segmentPath(head), { force: true });
+    this.cursor = { segment: this.segments[0] ?? this.nextSegment, offset: 0 };
+    await this.writeCursor();
+  }
+
+  private async reset(): Promise<void> {
+    await this.active?.close();
+    this.active = undefined;
+    // The cursor moves to a fresh segment number first, so it never points into a reused file.
+    this.cursor = { segment: this.nextSegment, offset: 0 };
+    await this.writeCursor();
+    for (const segment of this.segments) await rm(this.segmentPath(segment), { force: true });
+    this.segments = [];
+    this.activeSize = 0;
+    this.pendingBytes = 0;
+    this.pendingRecords = 0;
+  }
+
+  private async writeCursor(): Promise<void> {
+    const path = join(this.dir, 'cursor.json');
+    const temp = `${path}.tmp`;
+    const handle = await open(temp, 'w');
+    try {
+      await handle.writeFile(JSON.stringify(this.cursor));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  }
+
+  private async syncDir(): Promise<void> {
+    const handle = await open(this.dir, 'r');
+    try {
+      await handle.sync();
+    } catch {
+      // Some file systems cannot fsync a directory; the data files are synced regardless.
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Reads the segments left by an earlier run, cutting a torn last record. */
+  private async recover(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const names = await readdir(this.dir);
+    this.segments = names
+      .map((n) => SEGMENT.exec(n)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    const cursor = await readFile(join(this.dir, 'cursor.json'), 'utf8').then(
+      (text) => JSON.parse(text) as Cursor,
+      () => undefined,
+    );
+    const last = this.segments[this.segments.length - 1] ?? 0;
+    this.nextSegment = Math.max(last + 1, cursor ? (cursor.offset === 0 ? cursor.segment : cursor.segment + 1) : 1);
+    if (this.segments.length === 0) {
+      this.cursor = { segment: this.nextSegment, offset: 0 };
+      return;
+    }
+    // Segments before the cursor's were delivered.
+    const first = this.segments[0] ?? 0;
+    this.cursor = cursor && this.segments.includes(cursor.segment) ? cursor : { segment: first, offset: 0 };
+    for (const segment of [...this.segments]) {
+      if (segment < this.cursor.segment) {
+        await rm(this.segmentPath(segment), { force: true });
+        this.segments = this.segments.filter((s) => s !== segment);
+      }
+    }
+    for (const segment of this.segments) {
+      const path = this.segmentPath(segment);
+      const data = await readFile(path);
+      let at = 0;
+      let records = 0;
+      let pendingFrom = segment === this.cursor.segment ? this.cursor.offset : 0;
+      for (;;) {
+        const frame = decodeFrame(data, at);
+        if (frame === 'short' || frame === 'corrupt') break;
+        if (at >= pendingFrom) records++;
+        at += frame.length;
+      }
+      if (at < data.length) {
+        // A torn or corrupt tail: the append never completed, so it was never acknowledged.
+        const handle = await open(path, 'r+');
+        await handle.truncate(at);
+        await handle.sync();
+        await handle.close();
+      }
+      pendingFrom = Math.min(pendingFrom, at);
+      this.pendingRecords += records;
+      this.pendingBytes += at - pendingFrom;
+      if (segment === this.current()) this.activeSize = at;
+    }
+    const current = this.current();
+    if (current !== undefined) this.active = await open(this.segmentPath(current), 'a+');
+    if (this.pendingRecords === 0) await this.reset();
+  }
+}
+
+function encodeRecord(record: UsageMessage): Buffer {
+  const payload = Buffer.from(JSON.stringify({ k: record.key, h: record.headers, v: record.value.toString('base64') }));
+  const frame = Buffer.alloc(HEADER_BYTES + payload.length);
+  frame.writeUInt32BE(payload.length, 0);
+  frame.writeUInt32BE(crc32(payload), 4);
+  payload.copy(frame, HEADER_BYTES);
+  return frame;
+}
+
+function decodeFrame(buffer: Buffer, at: number): { record: UsageMessage; length: number } | 'short' | 'corrupt' {
+  if (buffer.length - at < HEADER_BYTES) return 'short';
+  const length = buffer.readUInt32BE(at);
+  if (buffer.length - at - HEADER_BYTES < length) return 'short';
+  const payload = buffer.subarray(at + HEADER_BYTES, at + HEADER_BYTES + length);
+  if (crc32(payload) !== buffer.readUInt32BE(at + 4)) return 'corrupt';
+  try {
+    const parsed = JSON.parse(payload.toString('utf8')) as { k: string; h: Record<string, string>; v: string };
+    return { record: { key: parsed.k, headers: parsed.h, value: Buffer.from(parsed.v, 'base64') }, length: HEADER_BYTES + length };
+  } catch {
+    return 'corrupt';
+  }
+}

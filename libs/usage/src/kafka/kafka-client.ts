@@ -1,0 +1,44 @@
+import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
+import type { KafkaUsageConfig } from '@openrouter/config';
+import type { Logger } from '@openrouter/observability';
+
+/** A kafkajs client whose log lines go to the service logger (warnings and errors only). */
+export function createKafka(config: KafkaUsageConfig, logger: Logger, clientSuffix: string): Kafka {
+  return new Kafka({
+    clientId: `${config.clientId}-${clientSuffix}`,
+    brokers: config.brokers,
+    connectionTimeout: config.connectionTimeoutMs,
+    logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ namespace, level, log }: LogEntry) => {
+        const { message, ...extra } = log;
+        const fields = { kafka: namespace, broker: extra['broker'], error: extra['error'] };
+        if (level <= logLevel.WARN) logger.warn(fields, `kafka: ${message}`);
+      },
+  });
+}
+
+/** Creates the usage topic and its dead-letter topic when they are missing. */
+export async function ensureUsageTopics(kafka: Kafka, config: KafkaUsageConfig): Promise<void> {
+  const admin: Admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const topics = [config.topic, config.dlqTopic]
+      .filter((topic) => !existing.has(topic))
+      .map((topic) => ({ topic, numPartitions: topic === config.topic ? config.partitions : 1, replicationFactor: config.replicationFactor }));
+    if (topics.length > 0) await admin.createTopics({ topics, waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Rejects with a timeout error when `promise` has not settled within `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,206 @@
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import type { KafkaUsageConfig, OutboxConfig } from '@openrouter/config';
+import type { usagev1 } from '@openrouter/contracts';
+import type { Logger } from '@openrouter/observability';
+import type { PublishOptions, PublisherStatus, UsageMessage, UsagePublisher } from '../bus/usage-bus';
+import { toUsageMessage } from '../event/usage-event.codec';
+import { FileOutbox } from './file-outbox';
+import { createKafka, ensureUsageTopics, withTimeout } from './kafka-client';
+
+export interface KafkaUsagePublisherOptions {
+  kafka: KafkaUsageConfig;
+  outbox: Omit<OutboxConfig, 'dir'> & { dir: string };
+  /** Name in the Kafka client id, e.g. `ingress`. */
+  clientName?: string;
+}
+
+interface Pending {
+  message: UsageMessage;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Publishes usage events to Kafka: idempotent producer, `acks: all`, keyed by organisation, in
+ * batches. When Kafka does not take a batch in time, the batch and every event after it go to
+ * the durable outbox on disk until Kafka is back, and the outbox is replayed in order before
+ * events go direct again. `close` flushes everything accepted to Kafka or to the outbox.
+ */
+export class KafkaUsagePublisher implements UsagePublisher {
+  private readonly kafka: Kafka;
+  private producer: Producer | undefined;
+  private mode: 'direct' | 'outbox' = 'direct';
+  private readonly pending: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private replayTimer: NodeJS.Timeout | undefined;
+  private replaying: Promise<void> | undefined;
+  private topicsReady = false;
+  private closed = false;
+
+  private constructor(
+    private readonly options: KafkaUsagePublisherOptions,
+    private readonly outbox: FileOutbox,
+    private readonly logger: Logger,
+  ) {
+    this.kafka = createKafka(options.kafka, logger, options.clientName ?? 'usage-producer');
+  }
+
+  /** Opens the outbox (replaying what an earlier run left) and connects; Kafka may be down. */
+  static async start(options: KafkaUsagePublisherOptions, logger: Logger): Promise<KafkaUsagePublisher> {
+    const outbox = await FileOutbox.open(options.outbox.dir, { maxBytes: options.outbox.maxBytes, segmentBytes: options.outbox.segmentBytes });
+    const publisher = new KafkaUsagePublisher(options, outbox, logger);
+    if (!outbox.isEmpty()) {
+      logger.warn({ events: outbox.size, bytes: outbox.bytes }, 'usage outbox holds events from an earlier run; replaying them');
+      publisher.mode = 'outbox';
+      publisher.scheduleReplay(0);
+    } else {
+      await publisher.connect().catch((error: unknown) => {
+        logger.warn({ err: error }, 'Kafka is unreachable at start-up; usage events go to the outbox until it is back');
+        publisher.mode = 'outbox';
+        publisher.scheduleReplay();
+      });
+    }
+    return publisher;
+  }
+
+  publish(event: usagev1.UsageEvent, options: PublishOptions = {}): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the usage publisher is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ message: toUsageMessage(event, options.headers), resolve, reject });
+      if (this.pending.length >= this.options.kafka.batchMaxEvents) this.flushNow();
+      else this.lingerTimer ??= setTimeout(() => this.flushNow(), this.options.kafka.lingerMs);
+    });
+  }
+
+  status(): PublisherStatus {
+    return { mode: this.mode, pending: this.pending.length + this.outbox.size, outboxBytes: this.outbox.bytes };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.flushNow();
+    while (this.flushing) await this.flushing;
+    if (this.replayTimer) clearTimeout(this.replayTimer);
+    await this.replaying;
+    // One last, short attempt to hand the outbox to Kafka; what stays is replayed by the next run.
+    if (!this.outbox.isEmpty()) await this.replayOnce().catch(() => undefined);
+    if (!this.outbox.isEmpty()) this.logger.warn({ events: this.outbox.size }, 'usage outbox kept on disk for the next start');
+    await this.disconnect();
+    await this.outbox.close();
+  }
+
+  private flushNow(): void {
+    if (this.lingerTimer) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = undefined;
+    }
+    if (this.flushing || this.pending.length === 0) return;
+    this.flushing = this.flushLoop().finally(() => {
+      this.flushing = undefined;
+      if (this.pending.length > 0) this.flushNow();
+    });
+  }
+
+  /** One batch at a time, so events leave in the order they were published. */
+  private async flushLoop(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, this.options.kafka.batchMaxEvents);
+      const messages = batch.map((p) => p.message);
+      if (this.mode === 'direct') {
+        try {
+          await this.send(messages);
+          for (const p of batch) p.resolve();
+          continue;
+        } catch (error) {
+          this.logger.warn({ err: error, events: messages.length }, 'Kafka did not take usage events; writing them to the outbox');
+          this.mode = 'outbox';
+          await this.disconnect();
+          this.scheduleReplay();
+        }
+      }
+      try {
+        await this.outbox.append(messages);
+        for (const p of batch) p.resolve();
+      } catch (error) {
+        this.logger.error({ err: error, events: messages.length }, 'usage events could not be written to the outbox');
+        for (const p of batch) p.reject(error);
+      }
+    }
+  }
+
+  private scheduleReplay(delayMs = this.options.outbox.replayIntervalMs): void {
+    if (this.replayTimer || this.closed) return;
+    this.replayTimer = setTimeout(() => {
+      this.replayTimer = undefined;
+      this.replaying = this.replayOnce()
+        .catch((error: unknown) => {
+          this.logger.debug({ err: error, pending: this.outbox.size }, 'usage outbox replay failed; trying again later');
+          void this.disconnect();
+        })
+        .finally(() => {
+          this.replaying = undefined;
+          if (this.mode === 'outbox') this.scheduleReplay();
+        });
+    }, delayMs);
+    this.replayTimer.unref();
+  }
+
+  /** Sends the outbox to Kafka oldest first; when it is empty, events go direct again. */
+  private async replayOnce(): Promise<void> {
+    for (;;) {
+      const peek = await this.outbox.peek(this.options.kafka.batchMaxEvents);
+      if (peek.records.length === 0) break;
+      await this.send(peek.records);
+      await this.outbox.ack(peek, peek.records.length);
+    }
+    // Appends still in progress keep the outbox non-empty, so nothing can overtake them.
+    if (this.outbox.isEmpty() && this.mode === 'outbox') {
+      this.mode = 'direct';
+      this.logger.info('Kafka is back; usage outbox replayed');
+    }
+  }
+
+  private async send(messages: UsageMessage[]): Promise<void> {
+    const producer = await this.connect();
+    await withTimeout(
+      producer.send({
+        topic: this.options.kafka.topic,
+        acks: -1,
+        messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
+      }),
+      this.options.kafka.sendTimeoutMs,
+      'Kafka send',
+    );
+  }
+
+  private async connect(): Promise<Producer> {
+    if (this.producer) return this.producer;
+    const producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
+    try {
+      await withTimeout(producer.connect(), this.options.kafka.sendTimeoutMs, 'Kafka connect');
+      if (!this.topicsReady) {
+        await withTimeout(ensureUsageTopics(this.kafka, this.options.kafka), this.options.kafka.sendTimeoutMs * 2, 'Kafka topic check');
+        this.topicsReady = true;
+      }
+    } catch (error) {
+      await producer.disconnect().catch(() => undefined);
+      throw error;
+    }
+    this.producer = producer;
+    return producer;
+  }
+
+  private async disconnect(): Promise<void> {
+    const producer = this.producer;
+    this.producer = undefined;
+    await producer?.disconnect().catch(() => undefined);
+  }
+}

@@ -1,0 +1,93 @@
+import { usagev1 } from '@openrouter/contracts';
+import { pricingSchema } from '@openrouter/config';
+import { emptyUsageEvent } from '../event/usage-event.factory';
+import { costOf, priceEvent } from './cost';
+import { Money, moneyText } from './money';
+import { PriceBook } from './price-book';
+
+const JUNE = Date.parse('2025-06-01T00:00:00Z');
+
+function book(pricing: Record<string, unknown>, id = 'm'): PriceBook {
+  return PriceBook.fromModels([{ id, pricing: pricingSchema.parse(pricing) }]);
+}
+
+function event(model: string, deployment: string, atMs: number, tokens: Partial<usagev1.Tokens>, status = usagev1.Status.STATUS_OK): usagev1.UsageEvent {
+  const e = emptyUsageEvent('r', atMs);
+  e.servedModel = model;
+  e.deployment = deployment;
+  e.status = status;
+  e.tokens = { prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false, ...tokens };
+  return e;
+}
+
+describe('pricing', () => {
+  it('computes cost exactly where floats would not', () => {
+    const b = book({ input: '0.1', output: '0.2' });
+    // 0.1 + 0.2 per token in floats is 0.30000000000000004.
+    const priced = priceEvent(b, event('m', 'd', JUNE, { prompt: 1_000_000, completion: 1_000_000 }));
+    expect(priced.amount).toBe('0.3');
+    let sum = new Money(0);
+    for (let i = 0; i < 10_000; i++) sum = sum.plus(priceEvent(b, event('m', 'd', JUNE, { prompt: 7, completion: 3 })).amount);
+    expect(moneyText(sum)).toBe('0.013');
+  });
+
+  it('prices cached reads, cache writes and output at their own rates, and the request fee', () => {
+    const b = book({ input: '3', output: '15', cachedInput: '0.3', cacheWrite: '3.75', perRequest: '0.0001' });
+    const price = b.priceAt('m', 'd', JUNE);
+    if (!price) throw new Error('no price');
+    // 1000 prompt tokens of which 600 cached reads and 100 cache writes: 300 plain.
+    const cost = costOf({ prompt: 1000, completion: 200, cachedRead: 600, cacheWrite: 100 }, price, true);
+    // (300*3 + 600*0.3 + 100*3.75 + 200*15) / 1e6 + 0.0001
+    expect(moneyText(cost)).toBe('0.004555');
+    expect(moneyText(costOf({ prompt: 1000, completion: 200, cachedRead: 600, cacheWrite: 100 }, price, false))).toBe('0.004455');
+  });
+
+  it('charges cached tokens at the input price when no cache price is set', () => {
+    const b = book({ input: '2', output: '0' });
+    expect(priceEvent(b, event('m', 'd', JUNE, { prompt: 500_000, cachedRead: 250_000 })).amount).toBe('1');
+  });
+
+  it('keeps earlier requests at their price when the price changes', () => {
+    const b = book({ input: '1', output: '2', changes: [{ from: '2025-06-15', input: '0.5' }, { from: '2025-07-01T12:00:00Z', output: '4' }] });
+    const tokens = { prompt: 1_000_000, completion: 1_000_000 };
+    const before = priceEvent(b, event('m', 'd', Date.parse('2025-06-14T23:59:59.999Z'), tokens));
+    const after = priceEvent(b, event('m', 'd', Date.parse('2025-06-15T00:00:00Z'), tokens));
+    const later = priceEvent(b, event('m', 'd', Date.parse('2025-07-02T00:00:00Z'), tokens));
+    expect([before.amount, after.amount, later.amount]).toEqual(['3', '2.5', '4.5']);
+    expect(new Set([before.priceVersion, after.priceVersion, later.priceVersion]).size).toBe(3);
+    expect(before.priceVersion).toMatch(/^m@base#[0-9a-f]{10}$/);
+    expect(after.priceVersion).toMatch(/^m@2025-06-15T00:00:00\.000Z#/);
+    // Adding a later change does not touch the version or amount of earlier requests.
+    const extended = book({ input: '1', output: '2', changes: [{ from: '2025-06-15', input: '0.5' }, { from: '2025-07-01T12:00:00Z', output: '4' }, { from: '2026-01-01', input: '9' }] });
+    expect(priceEvent(extended, event('m', 'd', Date.parse('2025-06-14T00:00:00Z'), tokens))).toEqual(before);
+  });
+
+  it('lays deployment prices over the model price', () => {
+    const b = book({ input: '1', output: '2', changes: [{ from: '2025-06-15', output: '3' }], deployments: { cheap: { input: '0.5', changes: [{ from: '2025-07-01', perRequest: '0.01' }] } } });
+    const tokens = { prompt: 1_000_000, completion: 1_000_000 };
+    expect(priceEvent(b, event('m', 'other', JUNE, tokens)).amount).toBe('3');
+    expect(priceEvent(b, event('m', 'cheap', JUNE, tokens)).amount).toBe('2.5');
+    expect(priceEvent(b, event('m', 'cheap', Date.parse('2025-06-20T00:00:00Z'), tokens)).amount).toBe('3.5');
+    const july = priceEvent(b, event('m', 'cheap', Date.parse('2025-07-02T00:00:00Z'), tokens));
+    expect(july.amount).toBe('3.51');
+    expect(july.priceVersion).toMatch(/^m@2025-06-15T00:00:00\.000Z\+cheap@2025-07-01T00:00:00\.000Z#/);
+  });
+
+  it('gives the same version for the same prices however they are written', () => {
+    const a = book({ input: '0.15', output: '0.6' }).priceAt('m', 'd', JUNE);
+    const b = book({ input: '0.150', output: '0.60' }).priceAt('m', 'd', JUNE);
+    expect(a?.version).toBe(b?.version);
+  });
+
+  it('costs nothing for an unknown model and charges no request fee for errors', () => {
+    const b = book({ input: '1', perRequest: '0.5' });
+    expect(priceEvent(b, event('unknown', 'd', JUNE, { prompt: 10 }))).toEqual({ amount: '0', currency: 'USD', priceVersion: '' });
+    expect(priceEvent(b, event('m', 'd', JUNE, {}, usagev1.Status.STATUS_ERROR)).amount).toBe('0');
+    expect(priceEvent(b, event('m', 'd', JUNE, {}, usagev1.Status.STATUS_CANCELLED)).amount).toBe('0.5');
+  });
+
+  it('rejects price changes out of order', () => {
+    expect(() => pricingSchema.parse({ changes: [{ from: '2025-07-01' }, { from: '2025-06-01' }] })).toThrow(/increasing/);
+    expect(() => pricingSchema.parse({ changes: [{ from: 'yesterday' }] })).toThrow(/date/);
+  });
+});

@@ -1,0 +1,116 @@
+import type { Admin, Consumer, IHeaders, Kafka } from 'kafkajs';
+import type { UsageConfig } from '@openrouter/config';
+import type { Logger } from '@openrouter/observability';
+import { createKafka, ensureUsageTopics, type UsageBatchHandler, type UsageMessage, type UsageSource } from '@openrouter/usage';
+
+/**
+ * Reads `openrouter.usage.v1` in the consumer group `billing` with `eachBatch`. A batch's offsets
+ * are committed only after the handler stored it; while the handler fails (ClickHouse down) the
+ * same messages are retried with backoff, heartbeating, so the consumer waits instead of losing
+ * or skipping anything. A rebalance mid-retry leaves the batch uncommitted for the next owner.
+ */
+export class KafkaUsageSource implements UsageSource {
+  private readonly kafka: Kafka;
+  private consumer: Consumer | undefined;
+  private admin: Admin | undefined;
+  private running = false;
+
+  constructor(
+    private readonly config: UsageConfig,
+    private readonly logger: Logger,
+  ) {
+    this.kafka = createKafka(config.kafka, logger, 'billing');
+  }
+
+  async start(handler: UsageBatchHandler): Promise<void> {
+    const { kafka: k, consumer: c } = this.config;
+    await ensureUsageTopics(this.kafka, k);
+    const consumer = this.kafka.consumer({
+      groupId: k.consumerGroup,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: c.maxWaitMs,
+      minBytes: c.minBytes,
+      maxBytesPerPartition: c.maxBytesPerPartition,
+      maxBytes: c.maxBytesPerPartition * 4,
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5_000 },
+    });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topic: k.topic, fromBeginning: true });
+    this.running = true;
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: c.partitionsConsumedConcurrently,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        for (let from = 0; from < batch.messages.length; from += c.batchMaxEvents) {
+          const chunk = batch.messages.slice(from, from + c.batchMaxEvents);
+          const last = chunk[chunk.length - 1];
+          if (!last) break;
+          const messages: UsageMessage[] = chunk.map((m) => ({
+            key: m.key?.toString('utf8') ?? '',
+            value: m.value ?? Buffer.alloc(0),
+            headers: headerText(m.headers),
+            origin: { topic: batch.topic, partition: batch.partition, offset: m.offset },
+          }));
+          let delay = c.retryInitialMs;
+          for (;;) {
+            if (!isRunning() || isStale()) return;
+            try {
+              await handler(messages);
+              break;
+            } catch (error) {
+              this.logger.warn({ err: error, partition: batch.partition, offset: chunk[0]?.offset, events: chunk.length, retryInMs: delay }, 'usage batch not stored; retrying, offsets not committed');
+              await new Promise((done) => setTimeout(done, delay));
+              await heartbeat().catch(() => undefined);
+              delay = Math.min(delay * 2, c.retryMaxMs);
+            }
+          }
+          resolveOffset(last.offset);
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+          await heartbeat();
+        }
+      },
+    });
+  }
+
+  /** Messages in the topic not yet committed by the group (the consumer lag). */
+  async lag(): Promise<number> {
+    const { topic, consumerGroup } = this.config.kafka;
+    if (!this.admin) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      this.admin = admin;
+    }
+    const [ends, committed] = await Promise.all([this.admin.fetchTopicOffsets(topic), this.admin.fetchOffsets({ groupId: consumerGroup, topics: [topic] })]);
+    const done = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+    let lag = 0n;
+    for (const p of ends) {
+      const high = BigInt(p.high);
+      const at = done.get(p.partition) ?? -1n;
+      const from = at < 0n ? BigInt(p.low) : at;
+      if (high > from) lag += high - from;
+    }
+    return Number(lag);
+  }
+
+  isRunning(): boolean {
+    return this.running;
+  }
+
+  async close(): Promise<void> {
+    this.running = false;
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
+  }
+}
+
+function headerText(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (value === undefined) continue;
+    const first = Array.isArray(value) ? value[0] : value;
+    if (first !== undefined) out[name] = first.toString();
+  }
+  return out;
+}

@@ -1,0 +1,67 @@
+import type { GatewayConfig } from '@openrouter/config';
+import type { Logger, ReadinessCheck } from '@openrouter/observability';
+import { applyRetention, createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type DeadLetterSink, type UsageSource } from '@openrouter/usage';
+import { KafkaDeadLetterSink, MemoryDeadLetterSink } from './dead-letter.sink';
+import { KafkaUsageSource } from './kafka-usage.source';
+import { ClickHouseUsageEventRepository } from './usage-event.repository';
+import { UsageIngestService, type IngestStats } from './usage-ingest.service';
+
+/** What a running usage pipeline shows: lag for readiness and metrics, counters for tests. */
+export interface UsagePipelineHandle {
+  lag(): Promise<number>;
+  stats(): IngestStats;
+  readonly store: ClickHouseTarget;
+  readiness: ReadinessCheck[];
+  close(): Promise<void>;
+}
+
+/**
+ * Billing's usage pipeline: migrate ClickHouse, then consume usage events (Kafka, or the
+ * in-process bus the embedded gateway hands in) into it.
+ */
+export async function startUsagePipeline(config: GatewayConfig, logger: Logger, given?: UsageSource): Promise<UsagePipelineHandle> {
+  const store = createClickHouse(config.usage.clickhouse, config.gateway.dataDir);
+  let source: UsageSource | undefined;
+  let deadLetters: DeadLetterSink | undefined;
+  try {
+    const migration = await migrate(store.client, store.database, USAGE_MIGRATIONS);
+    await applyRetention(store.client, store.database, config.usage.clickhouse.retentionDays);
+    logger.info({ store: store.kind, location: store.location, database: store.database, applied: migration.applied, schema: migration.current }, 'usage store ready');
+
+    const repository = new ClickHouseUsageEventRepository(store.client, store.database);
+    const kafka = given === undefined && config.usage.bus === 'kafka';
+    deadLetters = kafka ? new KafkaDeadLetterSink(config.usage.kafka, logger) : new MemoryDeadLetterSink(logger);
+    const ingest = new UsageIngestService(repository, deadLetters, logger);
+    source = given ?? (kafka ? new KafkaUsageSource(config.usage, logger) : undefined);
+    if (source) await source.start(ingest.handle);
+    else logger.warn('usage.bus is in-process but billing runs on its own: no usage events will arrive (use usage.bus: kafka)');
+
+    const active = source;
+    const readiness: ReadinessCheck[] = [
+      { name: 'clickhouse', check: () => repository.ping() },
+      {
+        name: 'usage-consumer',
+        check: async () => active !== undefined && (await active.lag()) >= 0,
+        details: async () => ({ bus: kafka ? 'kafka' : 'in-process', lag: active ? await active.lag() : null, ...ingest.stats() }),
+      },
+    ];
+    const dlq = deadLetters;
+    return {
+      lag: () => (active ? active.lag() : Promise.resolve(0)),
+      stats: () => ingest.stats(),
+      store,
+      readiness,
+      async close() {
+        // Stop taking messages first; a batch in flight finishes or stays uncommitted.
+        if (kafka) await active?.close();
+        await dlq.close();
+        await store.client.close();
+      },
+    };
+  } catch (error) {
+    if (given === undefined) await source?.close().catch(() => undefined);
+    await deadLetters?.close().catch(() => undefined);
+    await store.client.close().catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,48 @@
+import { Controller, Get, HttpCode, Inject, Post, Req, UseGuards } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { parseChatRequest } from '@openrouter/openai-wire';
+import { RouterClient } from '../router.client';
+import { applyRouteHeaders } from '../routes/chat.service';
+import { AdminGuard, adminOf, Roles } from './admin.guard';
+
+/**
+ * Routing state from the router: how a request would be routed, deployment health, gray
+ * releases. In a scaled deployment each router replica keeps its own live statistics; these
+ * endpoints show the replica this ingress is connected to.
+ */
+@Controller('admin/v1')
+@UseGuards(AdminGuard)
+@Roles('admin')
+export class RoutingHttpController {
+  constructor(@Inject(RouterClient) private readonly router: RouterClient) {}
+
+  /** The routing decision for a chat request body — task type, candidates, scores — without calling a provider. */
+  @Post('route/explain')
+  @HttpCode(200)
+  async explain(@Req() req: FastifyRequest) {
+    const request = parseChatRequest(req.body);
+    applyRouteHeaders(request, req.headers);
+    const admin = adminOf(req);
+    const context = { requestId: String(req.id), orgId: admin.org ?? 'default', projectId: admin.project ?? '', teamId: '', appId: '', costCenter: '', keyId: admin.id, endUser: '', tags: {}, allowedModels: [] };
+    return snakeCase(await this.router.explain({ context, request }));
+  }
+
+  @Get('providers/health')
+  @Roles('viewer')
+  async health() {
+    return snakeCase(await this.router.providersHealth());
+  }
+
+  @Get('routing/gray-releases')
+  @Roles('viewer')
+  async grayReleases() {
+    return snakeCase(await this.router.grayReleases());
+  }
+}
+
+/** The contracts' camelCase objects with the API's snake_case keys. */
+export function snakeCase(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeCase);
+  if (Buffer.isBuffer(value) || value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), snakeCase(v)]));
+}

@@ -1,0 +1,17 @@
+import { Redis } from 'ioredis';
+
+/**
+ * The budget ledger's Redis connection. Like the access layer's it fails fast while Redis is
+ * down, but it waits longer for an answer: a reservation that times out is refused (or admitted
+ * unreserved, per `budgets.failMode`) even though Redis may have made it, which only expires later.
+ */
+export function connectBudgetRedis(url: string): Redis {
+  return new Redis(url, {
+    lazyConnect: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    commandTimeout: 5_000,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+  });
+}

@@ -1,0 +1,45 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { chatv1 } from '@openrouter/contracts';
+import type { BudgetReservation, BudgetService } from './budget.service';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    budget?: BudgetReservation;
+  }
+}
+
+/**
+ * Reserves the request's worst case against its budgets (throws `budget_exceeded`). The usage
+ * recorder settles it with the real cost when the response ends; if nothing does (the request
+ * failed before it was metered), it is released once the response has closed.
+ */
+export async function reserveBudget(budgets: BudgetService, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const context = request.requestContext;
+  if (!context || request.method !== 'POST') return;
+  const reservation = await budgets.reserve({ requestId: String(request.id), tenant: context, body: request.body });
+  if (!reservation) return;
+  request.budget = reservation;
+  // Deferred, so the usage recorder's own close handler settles with the real cost first.
+  reply.raw.once('close', () => setImmediate(() => void reservation.release()));
+}
+
+/**
+ * Whether a streamed chunk may still be sent under the request's budget reservation. When it may
+ * not, the stream ends with `budgetStopChunk` instead (see docs/billing.md).
+ */
+export function budgetAdmitsChunk(request: FastifyRequest, chunk: chatv1.ChatChunk): boolean {
+  const reservation = request.budget;
+  if (!reservation?.capped) return true;
+  let chars = 0;
+  for (const choice of chunk.choices) {
+    chars += (choice.delta?.content?.length ?? 0) + (choice.delta?.refusal?.length ?? 0);
+    for (const call of choice.delta?.toolCalls ?? []) chars += (call.arguments?.length ?? 0) + (call.name?.length ?? 0);
+  }
+  return reservation.admitDelta(chars);
+}
+
+/** The clean end of a stream cut at its budget: every choice finishes with reason "length". */
+export function budgetStopChunk(chunk: chatv1.ChatChunk): chatv1.ChatChunk {
+  const choices = [...new Set(chunk.choices.map((c) => c.index))].map((index) => ({ index, delta: { toolCalls: [], extraJson: '' }, finishReason: 'length', logprobsJson: '' }));
+  return { id: chunk.id, created: chunk.created, model: chunk.model, choices: choices.length > 0 ? choices : [{ index: 0, delta: { toolCalls: [], extraJson: '' }, finishReason: 'length', logprobsJson: '' }] };
+}

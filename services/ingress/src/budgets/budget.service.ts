@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import type { BudgetConfig, GatewayConfig } from '@openrouter/config';
+import { budgetv1 } from '@openrouter/contracts';
+import { accountAt, BudgetBook, BUDGET_SCHEMA_VERSION, fromMicros, toMicros, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant } from '@openrouter/budgets';
+import { GatewayError } from '@openrouter/errors';
+import type { Logger } from '@openrouter/observability';
+import { Money, type PriceBook } from '@openrouter/usage';
+import { countPromptTokens } from '../access/prompt-tokens';
+import { paddedPromptTokens, positiveInt, WorstCasePricing } from './worst-case-cost';
+
+export interface ReserveInput {
+  requestId: string;
+  tenant: BudgetTenant;
+  /** The request body as the client sent it (may be changed: a capped stream gets a smaller max_tokens). */
+  body: unknown;
+}
+
+const PERIODS: Record<BudgetConfig['period'], budgetv1.Period> = {
+  daily: budgetv1.Period.PERIOD_DAILY,
+  weekly: budgetv1.Period.PERIOD_WEEKLY,
+  monthly: budgetv1.Period.PERIOD_MONTHLY,
+};
+
+/**
+ * Budget enforcement at ingress: before a request is routed, its worst-case cost is reserved
+ * against every budget that applies, atomically; when it ends, the reservation is settled with
+ * the real cost (or released). Threshold crossings are published once per budget and period.
+ */
+export class BudgetService {
+  private readonly book: BudgetBook;
+  private readonly pricing: WorstCasePricing;
+  private readonly open = new Map<string, BudgetReservation>();
+
+  constructor(
+    private readonly config: Pick<GatewayConfig, 'models' | 'routing' | 'budgets'>,
+    prices: PriceBook,
+    private readonly ledger: BudgetLedger,
+    private readonly events: BudgetEventPublisher,
+    private readonly logger: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.book = new BudgetBook(config.budgets.list);
+    this.pricing = new WorstCasePricing(config, prices);
+  }
+
+  /**
+   * Reserves the request's worst-case cost, or throws `budget_exceeded` when a hard budget
+   * cannot cover it. Resolves to undefined when no budget applies.
+   */
+  async reserve(input: ReserveInput): Promise<BudgetReservation | undefined> {
+    if (this.book.empty || typeof input.body !== 'object' || input.body === null) return undefined;
+    const budgets = this.book.applicable(input.tenant);
+    if (budgets.length === 0) return undefined;
+    const body = input.body as Record<string, unknown>;
+    const model = typeof body['model'] === 'string' ? body['model'] : '';
+    const fallbacks = Array.isArray(body['models']) ? body['models'].filter((m): m is string => typeof m === 'string') : [];
+    const now = this.clock();
+    const models = this.pricing.candidates(model, fallbacks);
+    const price = this.pricing.priceAt(models, now);
+    const embedding = body['input'] !== undefined && body['messages'] === undefined && body['prompt'] === undefined;
+    const choices = positiveInt(body['n']) ?? 1;
+    const outputTokens = embedding ? 0 : this.pricing.maxOutputTokens(models, body) * choices;
+    const promptMicros = price.inputMicros.times(paddedPromptTokens(countPromptTokens(body))).plus(price.requestMicros);
+    const worst = ceil(promptMicros.plus(price.outputMicros.times(outputTokens)));
+    const minStream = this.config.budgets.minStreamOutputTokens;
+    const partial = body['stream'] === true && minStream > 0 && outputTokens > minStream * choices;
+    const floor = partial ? ceil(promptMicros.plus(price.outputMicros.times(minStream * choices))) : worst;
+
+    const accounts = this.book.accountsAt(budgets, now);
+    const id = `${input.requestId}:${randomUUID()}`;
+    let outcome;
+    try {
+      outcome = await this.ledger.reserve({ id, lines: accounts.map((a) => a.line), worstMicros: worst, floorMicros: floor, ttlMs: this.config.budgets.reservationTtlMs });
+    } catch (error) {
+      if (this.config.budgets.failMode === 'closed') throw new GatewayError('unavailable', 'Budgets cannot be checked right now.', { code: 'budget_store_unavailable', cause: error });
+      this.logger.warn({ err: error, requestId: input.requestId }, 'budget store unreachable: request admitted without a reservation (budgets.failMode open)');
+      return undefined;
+    }
+    if (!outcome.ok) {
+      const budget = accounts[outcome.line]?.budget;
+      const which = budget ? `The ${budget.period} budget "${budget.id}"` : 'A budget';
+      throw new GatewayError('budget_exceeded', `${which} is exhausted: this request could cost more than is left.`, { code: 'budget_exceeded' });
+    }
+    const capped = outcome.amountMicros < worst;
+    if (capped) {
+      // Ask the provider for no more output than the reservation pays for.
+      const affordable = Math.max(1, Math.floor(new Money(outcome.amountMicros).minus(promptMicros).dividedBy(price.outputMicros).dividedBy(choices).toNumber()));
+      if (positiveInt(body['max_completion_tokens']) !== undefined) body['max_completion_tokens'] = affordable;
+      else body['max_tokens'] = affordable;
+    }
+    const reservation = new BudgetReservation(this, id, accounts, outcome.amountMicros, capped, promptMicros, price.outputMicros);
+    this.open.set(id, reservation);
+    return reservation;
+  }
+
+  /** Settles with the real cost (decimal text); a cost of 0 releases. Never throws. */
+  async settle(reservation: BudgetReservation, cost: string): Promise<void> {
+    if (!this.open.delete(reservation.id)) return;
+    let actual: number;
+    try {
+      actual = toMicros(cost);
+    } catch {
+      actual = reservation.amountMicros;
+    }
+    const lines = reservation.accounts.map((a) => a.line);
+    try {
+      const spent = await this.ledger.settle(reservation.id, lines, actual);
+      if (actual > 0) await this.alert(reservation.accounts, spent);
+    } catch (error) {
+      // The reservation expires on its own; the spend is corrected by billing's reconciliation.
+      this.logger.error({ err: error, reservation: reservation.id }, 'budget reservation could not be settled');
+    }
+  }
+
+  /** Reservations not yet settled (a request in flight). */
+  get inFlight(): number {
+    return this.open.size;
+  }
+
+  /** Where each budget that applies stands now (for the admin API and tests). */
+  async status(tenant?: BudgetTenant): Promise<Array<{ budget: BudgetConfig; account: BudgetAccount; spent: string; reserved: string }>> {
+    const budgets = tenant ? this.book.applicable(tenant) : [...this.book.budgets];
+    const now = this.clock();
+    const accounts = budgets.map((b) => accountAt(b, now));
+    const states = await this.ledger.read(accounts.map((a) => a.line.account));
+    return accounts.map((account, i) => ({ budget: account.budget, account, spent: fromMicros(states[i]?.spentMicros ?? 0), reserved: fromMicros(states[i]?.reservedMicros ?? 0) }));
+  }
+
+  async close(): Promise<void> {
+    await this.events.close();
+    await this.ledger.close();
+  }
+
+  private async alert(accounts: readonly BudgetAccount[], spent: readonly number[]): Promise<void> {
+    for (const [i, account] of accounts.entries()) {
+      const total = spent[i] ?? 0;
+      const limit = account.line.limitMicros;
+      for (const threshold of account.budget.alertThresholds) {
+        if (total * 100 < limit * threshold) break;
+        const marker = `${account.line.account}:${threshold}`;
+        if (!(await this.ledger.markOnce(marker, account.line.keepMs))) continue;
+        const event = this.thresholdEvent(account, total, threshold);
+        try {
+          await this.events.publish(event);
+        } catch (error) {
+          // Not marked, so the next settled request of the period publishes it again.
+          await this.ledger.unmark(marker).catch(() => undefined);
+          this.logger.error({ err: error, budget: account.budget.id, threshold }, 'budget threshold event could not be published');
+        }
+      }
+    }
+  }
+
+  private thresholdEvent(account: BudgetAccount, spentMicros: number, threshold: number): budgetv1.BudgetEvent {
+    const b = account.budget;
+    return {
+      schemaVersion: BUDGET_SCHEMA_VERSION,
+      eventId: `${b.id}/${account.window.key}/${threshold}`,
+      occurredAtMs: this.clock(),
+      budgetId: b.id,
+      scope: { orgId: b.scope.org, teamId: b.scope.team ?? '', projectId: b.scope.project ?? '', keyId: b.scope.key ?? '' },
+      period: PERIODS[b.period],
+      periodKey: account.window.key,
+      periodStartMs: account.window.startMs,
+      periodEndMs: account.window.endMs,
+      timezone: b.timezone,
+      limit: new Money(b.amount).toFixed(),
+      spent: fromMicros(spentMicros),
+      currency: b.currency,
+      thresholdPercent: threshold,
+      enforcement: b.enforcement === 'hard' ? budgetv1.Enforcement.ENFORCEMENT_HARD : budgetv1.Enforcement.ENFORCEMENT_SOFT,
+    };
+  }
+}
+
+/** One request's hold on its budgets. */
+export class BudgetReservation {
+  private streamedChars = 0;
+
+  constructor(
+    private readonly service: BudgetService,
+    readonly id: string,
+    readonly accounts: readonly BudgetAccount[],
+    readonly amountMicros: number,
+    /** Less than the worst case was reserved: the answer is capped to what it pays for. */
+    readonly capped: boolean,
+    private readonly promptMicros: Money,
+    private readonly outputMicros: Money,
+  ) {}
+
+  /**
+   * Counts a streamed delta of `chars` characters; false once the answer's estimated cost
+   * (4 characters a token, at the worst-case price) would pass what is reserved, so the stream
+   * must end before this delta is sent.
+   */
+  admitDelta(chars: number): boolean {
+    const next = this.streamedChars + chars;
+    const cost = this.promptMicros.plus(this.outputMicros.times(Math.ceil(next / 4)));
+    if (cost.greaterThan(this.amountMicros)) return false;
+    this.streamedChars = next;
+    return true;
+  }
+
+  settle(cost: string): Promise<void> {
+    return this.service.settle(this, cost);
+  }
+
+  release(): Promise<void> {
+    return this.service.settle(this, '0');
+  }
+}
+
+function ceil(micros: Money): number {
+  return micros.toDecimalPlaces(0, Money.ROUND_CEIL).toNumber();
+}

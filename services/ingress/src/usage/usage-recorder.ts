@@ -1,0 +1,263 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { usagev1, type chatv1, type routerv1 } from '@openrouter/contracts';
+import { GatewayError, type ErrorKind } from '@openrouter/errors';
+import type { Logger } from '@openrouter/observability';
+import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type UsagePublisher } from '@openrouter/usage';
+import { countPromptTokens } from '../access/prompt-tokens';
+
+export type UsageOperation = 'chat' | 'completion' | 'embedding';
+
+const OPERATIONS: Record<UsageOperation, usagev1.Operation> = {
+  chat: usagev1.Operation.OPERATION_CHAT,
+  completion: usagev1.Operation.OPERATION_COMPLETION,
+  embedding: usagev1.Operation.OPERATION_EMBEDDING,
+};
+
+/** Header with the request's exact cost (a decimal string in the model's price currency). */
+export const COST_HEADER = 'x-openrouter-cost';
+
+/** Told of every metered request when it ends (metrics), with its routing decision when there was one. */
+export type UsageObserver = (event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined) => void;
+
+/**
+ * Meters API requests: each tracked request yields exactly one usage event, published when its
+ * response ends (answered, failed or abandoned by the client), priced with the price in effect
+ * when the request arrived.
+ */
+export class UsageRecorder {
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly publisher: UsagePublisher,
+    private readonly prices: PriceBook,
+    private readonly logger: Logger,
+    private readonly observer?: UsageObserver,
+  ) {}
+
+  /** Starts metering a request; call first in the handler, before anything can throw. */
+  track(req: FastifyRequest, reply: FastifyReply, operation: UsageOperation): UsageTrack {
+    return new UsageTrack(this, req, reply, operation);
+  }
+
+  price(event: usagev1.UsageEvent): PricedUsage {
+    return priceEvent(this.prices, event);
+  }
+
+  observe(event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined): void {
+    this.observer?.(event, decision);
+  }
+
+  publish(event: usagev1.UsageEvent, headers: Record<string, string>): void {
+    const done = this.publisher.publish(event, { headers }).catch((error: unknown) => {
+      // The outbox refused it (full or unwritable): loud, since this is a lost record.
+      this.logger.error({ err: error, eventId: event.eventId, orgId: event.tenant?.orgId }, 'usage event could not be recorded');
+    });
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+  }
+
+  /** Waits for every usage event handed to the publisher (shutdown, after the HTTP server closed). */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+}
+
+/** One request's metering: what was routed, the tokens, when the first token left. */
+export class UsageTrack {
+  private readonly event: usagev1.UsageEvent;
+  private readonly usage = { prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false, reported: false };
+  private streamedChars = 0;
+  private errorKind: ErrorKind | undefined;
+  private finished = false;
+  private decision: routerv1.RouteDecision | undefined;
+
+  constructor(
+    private readonly recorder: UsageRecorder,
+    private readonly req: FastifyRequest,
+    private readonly reply: FastifyReply,
+    operation: UsageOperation,
+  ) {
+    const now = Date.now();
+    this.event = emptyUsageEvent(String(req.id), Math.round(now - reply.elapsedTime));
+    this.event.operation = OPERATIONS[operation];
+    const body = req.body as { model?: unknown; stream?: unknown } | null | undefined;
+    this.event.requestedModel = typeof body?.model === 'string' ? body.model.slice(0, 256) : '';
+    this.event.stream = body?.stream === true;
+    reply.raw.once('close', () => this.finish());
+  }
+
+  /** The routing decision (the first one, when a request makes several calls). */
+  routed(decision: routerv1.RouteDecision): void {
+    if (this.event.servedModel) return;
+    this.decision = decision;
+    this.event.servedModel = decision.model;
+    this.event.provider = decision.provider;
+    this.event.deployment = decision.deployment;
+    this.event.upstreamModel = decision.upstreamModel;
+    this.event.taskType = decision.taskType;
+    this.event.experiment = decision.experiment;
+    this.event.experimentArm = decision.experimentArm;
+    this.event.attempts = decision.attemptDetails.map((a) => ({
+      provider: a.provider,
+      deployment: a.deployment,
+      status: a.errorKind ? usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR : usagev1.AttemptStatus.ATTEMPT_STATUS_OK,
+      errorKind: a.errorKind,
+      latencyMs: a.latencyMs,
+    }));
+  }
+
+  /** Records the error kind of a failed call, then rethrows it. */
+  async guard<T>(call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (error) {
+      this.failed(error);
+      throw error;
+    }
+  }
+
+  failed(error: unknown): void {
+    this.errorKind ??= error instanceof GatewayError ? error.kind : 'internal';
+  }
+
+  completion(completion: chatv1.ChatCompletion): void {
+    this.markFirstToken();
+    if (completion.usage) this.addUsage(completion.usage);
+  }
+
+  chunk(chunk: chatv1.ChatChunk): void {
+    if (chunk.choices.length > 0) this.markFirstToken();
+    for (const choice of chunk.choices) this.streamedChars += (choice.delta?.content?.length ?? 0) + (choice.delta?.refusal?.length ?? 0);
+    if (chunk.usage) this.addUsage(chunk.usage);
+  }
+
+  embedding(usage: chatv1.Usage | undefined): void {
+    if (usage) this.addUsage(usage);
+  }
+
+  /** The cost so far (final once the answer's usage arrived). */
+  cost(): PricedUsage {
+    this.fillTokens();
+    return this.recorder.price(this.event);
+  }
+
+  costHeaders(): Record<string, string> {
+    return { [COST_HEADER]: this.cost().amount };
+  }
+
+  /**
+   * Adds `cost` to an OpenAI response object's `usage`, as OpenRouter does: a JSON number (the
+   * exact decimal is in the `x-openrouter-cost` header and the usage record).
+   */
+  decorate<T>(body: T): T {
+    const usage = (body as { usage?: unknown } | null)?.usage;
+    if (typeof usage === 'object' && usage !== null) (usage as Record<string, unknown>)['cost'] = Number(this.cost().amount);
+    return body;
+  }
+
+  private markFirstToken(): void {
+    if (this.event.firstTokenAtMs === 0) this.event.firstTokenAtMs = Date.now();
+  }
+
+  private addUsage(u: chatv1.Usage): void {
+    this.usage.reported = true;
+    this.usage.prompt += u.promptTokens;
+    this.usage.completion += u.completionTokens;
+    this.usage.cachedRead += u.cachedReadTokens;
+    this.usage.cacheWrite += u.cacheWriteTokens;
+    this.usage.reasoning += u.reasoningTokens;
+    this.usage.estimated ||= u.estimated;
+  }
+
+  private fillTokens(): void {
+    const u = this.usage;
+    if (!u.reported && this.event.servedModel && this.event.firstTokenAtMs > 0) {
+      // The answer started but its usage never came (the client left): estimate what was spent.
+      this.event.tokens = { prompt: countPromptTokens(this.req.body), completion: Math.ceil(this.streamedChars / 4), cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
+      return;
+    }
+    this.event.tokens = { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, reasoning: u.reasoning, estimated: u.estimated };
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const context = this.req.requestContext;
+    if (!context) return;
+    const event = this.event;
+    const raw = this.reply.raw;
+    const cancelled = !raw.writableFinished;
+    const status = raw.statusCode;
+    event.completedAtMs = Math.max(Date.now(), event.receivedAtMs);
+    event.latencyMs = event.completedAtMs - event.receivedAtMs;
+    event.ttftMs = event.firstTokenAtMs > 0 ? Math.max(0, event.firstTokenAtMs - event.receivedAtMs) : 0;
+    event.tenant = {
+      orgId: context.orgId,
+      projectId: context.projectId,
+      teamId: context.teamId,
+      appId: context.appId,
+      costCenter: context.costCenter,
+      keyId: context.keyId,
+      endUser: context.endUser,
+      tags: { ...context.tags },
+    };
+    event.cancelled = cancelled;
+    event.httpStatus = status;
+    const errorKind = this.errorKind ?? (status >= 400 ? kindOfStatus(status) : undefined);
+    event.status = cancelled ? usagev1.Status.STATUS_CANCELLED : errorKind ? usagev1.Status.STATUS_ERROR : usagev1.Status.STATUS_OK;
+    event.errorKind = event.status === usagev1.Status.STATUS_ERROR ? (errorKind ?? 'internal') : '';
+    if (event.provider) {
+      event.attempts = [
+        {
+          provider: event.provider,
+          deployment: event.deployment,
+          status: cancelled ? usagev1.AttemptStatus.ATTEMPT_STATUS_CANCELLED : errorKind ? usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR : usagev1.AttemptStatus.ATTEMPT_STATUS_OK,
+          errorKind: errorKind ?? '',
+          latencyMs: event.latencyMs,
+        },
+      ];
+    }
+    const cost = this.cost();
+    event.cost = { amount: cost.amount, currency: cost.currency, priceVersion: cost.priceVersion };
+    void this.req.budget?.settle(cost.amount);
+    this.recorder.observe(event, this.decision);
+    this.recorder.publish(event, this.req.traceHeaders ?? traceHeaders(this.req));
+  }
+}
+
+function kindOfStatus(status: number): ErrorKind {
+  switch (status) {
+    case 400:
+    case 413:
+    case 415:
+    case 422:
+      return 'bad_request';
+    case 401:
+      return 'auth_failed';
+    case 402:
+      return 'budget_exceeded';
+    case 403:
+      return 'permission_denied';
+    case 404:
+      return 'not_found';
+    case 429:
+      return 'rate_limited';
+    case 503:
+      return 'unavailable';
+    case 504:
+      return 'timeout';
+    default:
+      return status >= 500 ? 'upstream_error' : 'bad_request';
+  }
+}
+
+/** W3C trace context of the request, carried on the usage message. */
+function traceHeaders(req: FastifyRequest): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name of ['traceparent', 'tracestate'] as const) {
+    const value = req.headers[name];
+    if (typeof value === 'string' && value.length <= 512) headers[name] = value;
+  }
+  return headers;
+}
+

@@ -1,0 +1,74 @@
+import { configWith, contextFor, engineFor, ManualClock, planRequest, TWO_MODELS } from '../routing/test-engine.testing';
+import { AbExperiments } from './ab-experiments';
+import { GrayRelease } from './gray-release';
+
+describe('A/B experiments', () => {
+  const experiments = new AbExperiments([{ id: 'exp', target: 'm', stickiness: 'user', enabled: true, arms: [{ name: 'a', model: 'x', weight: 70 }, { name: 'b', model: 'y', weight: 30 }] }]);
+
+  it('splits by weight within ±3% over 10k callers', () => {
+    let a = 0;
+    for (let i = 0; i < 10_000; i++) if (experiments.assign('m', contextFor({ endUser: `user-${i}` }), undefined)?.arm === 'a') a++;
+    expect(Math.abs(a / 10_000 - 0.7)).toBeLessThan(0.03);
+  });
+
+  it('keeps a caller on its arm, by end user, then key', () => {
+    for (let i = 0; i < 100; i++) {
+      const first = experiments.assign('m', contextFor({ endUser: `u${i}`, requestId: 'r1' }), undefined);
+      const again = experiments.assign('m', contextFor({ endUser: `u${i}`, requestId: 'r2' }), undefined);
+      expect(again).toEqual(first);
+    }
+    expect(experiments.assign('m', contextFor({ keyId: 'k', requestId: 'x' }), undefined)).toEqual(experiments.assign('m', contextFor({ keyId: 'k', requestId: 'y' }), undefined));
+    expect(experiments.assign('other', contextFor(), undefined)).toBeUndefined();
+  });
+
+  it('routes the arm and records it on the plan', () => {
+    const engine = engineFor(configWith(TWO_MODELS, { experiments: [{ id: 'e1', target: 'premium', arms: [{ name: 'control', model: 'premium', weight: 1 }, { name: 'cheaper', model: 'cheap', weight: 1 }] }] }));
+    const plans = Array.from({ length: 40 }, (_, i) => engine.planner.plan(planRequest('premium', { context: contextFor({ endUser: `u${i}` }) })));
+    for (const plan of plans) expect(plan.candidates[0]?.model.id).toBe(plan.assignment?.arm === 'control' ? 'premium' : 'cheap');
+    expect(new Set(plans.map((p) => p.assignment?.arm))).toEqual(new Set(['control', 'cheaper']));
+  });
+
+  it('rejects experiments on unknown names', () => {
+    expect(() => configWith(TWO_MODELS, { experiments: [{ id: 'e', target: 'ghost', arms: [{ name: 'a', model: 'cheap', weight: 1 }, { name: 'b', model: 'premium', weight: 1 }] }] })).toThrow(/routing.experiments\[0\].target: unknown model or alias "ghost"/);
+  });
+});
+
+describe('gray release', () => {
+  const config = configWith(TWO_MODELS, {
+    grayReleases: [{ id: 'gr', target: 'cheap', baseline: 'cheap', canary: 'premium', steps: [{ afterMinutes: 0, percent: 10 }, { afterMinutes: 60, percent: 50 }, { afterMinutes: 120, percent: 100 }], rollback: { minRequests: 10, errorRateMargin: 0.1 } }],
+  }).routing.grayReleases[0];
+
+  it('moves through its steps on schedule', () => {
+    const clock = new ManualClock();
+    const release = new GrayRelease(config!, clock);
+    expect(release.state()).toMatchObject({ status: 'active', canaryPercent: 10, step: 1 });
+    clock.advance(61 * 60_000);
+    expect(release.state()).toMatchObject({ status: 'active', canaryPercent: 50, step: 2 });
+    clock.advance(60 * 60_000);
+    expect(release.state()).toMatchObject({ status: 'completed', canaryPercent: 100 });
+  });
+
+  it('sends about the step share to the canary, sticky per user', () => {
+    const release = new GrayRelease(config!, new ManualClock());
+    let canary = 0;
+    for (let i = 0; i < 10_000; i++) if (release.assign(contextFor({ endUser: `u${i}` }), undefined).arm === 'canary') canary++;
+    expect(Math.abs(canary / 10_000 - 0.1)).toBeLessThan(0.03);
+  });
+
+  it('rolls back when the canary errors more than the baseline by the margin', () => {
+    const release = new GrayRelease(config!, new ManualClock());
+    for (let i = 0; i < 20; i++) release.record('baseline', true, 100);
+    for (let i = 0; i < 9; i++) release.record('canary', i % 3 !== 0, 100);
+    expect(release.status()).toBe('active');
+    release.record('canary', false, 100);
+    expect(release.state()).toMatchObject({ status: 'rolled_back', canaryPercent: 0, rollbackReason: expect.stringContaining('error rate') });
+    expect(release.assign(contextFor({ endUser: 'anyone' }), undefined).arm).toBe('baseline');
+  });
+
+  it('rolls back on p95 latency', () => {
+    const release = new GrayRelease(config!, new ManualClock());
+    for (let i = 0; i < 20; i++) release.record('baseline', true, 100);
+    for (let i = 0; i < 10; i++) release.record('canary', true, 400);
+    expect(release.state()).toMatchObject({ status: 'rolled_back', rollbackReason: expect.stringContaining('p95') });
+  });
+});

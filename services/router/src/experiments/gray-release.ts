@@ -1,0 +1,148 @@
+import type { GrayReleaseConfig } from '@openrouter/config';
+import type { routerv1 } from '@openrouter/contracts';
+import { stablePoint, type Clock } from '../stats/clock';
+import { percentile } from '../stats/deployment-stats';
+import { stickyKey, type ArmAssignment } from './ab-experiments';
+
+export type GrayReleaseStatus = 'pending' | 'active' | 'completed' | 'rolled_back';
+type Arm = 'baseline' | 'canary';
+
+interface Outcome {
+  at: number;
+  ok: boolean;
+  latencyMs: number;
+}
+
+/**
+ * One gray release: the canary's share follows the configured steps over time; every call to
+ * either arm is recorded, and when the canary's error rate or p95 latency exceeds the baseline's
+ * by more than the configured margin the release rolls back (canary share 0) for good.
+ */
+export class GrayRelease {
+  private readonly startAt: number;
+  private rolledBack: { at: number; reason: string } | undefined;
+  private readonly outcomes: Record<Arm, Outcome[]> = { baseline: [], canary: [] };
+
+  constructor(
+    readonly config: GrayReleaseConfig,
+    private readonly clock: Clock,
+  ) {
+    this.startAt = config.startAt ? Date.parse(config.startAt) : clock.now();
+  }
+
+  /** The current step (index into `steps`, -1 before the first) and canary percent. */
+  position(): { step: number; percent: number; nextStepAt: number } {
+    if (this.rolledBack) return { step: -1, percent: 0, nextStepAt: 0 };
+    const elapsedMinutes = (this.clock.now() - this.startAt) / 60_000;
+    let step = -1;
+    this.config.steps.forEach((s, i) => {
+      if (elapsedMinutes >= s.afterMinutes) step = i;
+    });
+    const next = this.config.steps[step + 1];
+    return { step, percent: this.config.steps[step]?.percent ?? 0, nextStepAt: next ? this.startAt + next.afterMinutes * 60_000 : 0 };
+  }
+
+  status(): GrayReleaseStatus {
+    if (this.rolledBack) return 'rolled_back';
+    const { step } = this.position();
+    if (step < 0) return 'pending';
+    return step === this.config.steps.length - 1 ? 'completed' : 'active';
+  }
+
+  assign(context: Pick<routerv1.RequestContext, 'endUser' | 'keyId' | 'requestId'>, user: string | undefined): ArmAssignment {
+    const { percent } = this.position();
+    const point = stablePoint(`${this.config.id}:${stickyKey('user', context, user)}`);
+    const arm: Arm = point * 100 < percent ? 'canary' : 'baseline';
+    return { experiment: this.config.id, arm, model: arm === 'canary' ? this.config.canary : this.config.baseline };
+  }
+
+  /** One call to one arm, then the rollback check. */
+  record(arm: Arm, ok: boolean, latencyMs: number): void {
+    const list = this.outcomes[arm];
+    list.push({ at: this.clock.now(), ok, latencyMs });
+    this.prune();
+    if (arm === 'canary' && !this.rolledBack) this.check();
+  }
+
+  stats(arm: Arm): routerv1.GrayReleaseArmStats {
+    this.prune();
+    const list = this.outcomes[arm];
+    const errors = list.filter((o) => !o.ok).length;
+    return {
+      requests: list.length,
+      errors,
+      errorRate: list.length ? errors / list.length : 0,
+      p95LatencyMs: percentile(
+        list.filter((o) => o.ok).map((o) => o.latencyMs),
+        0.95,
+      ),
+    };
+  }
+
+  state(): routerv1.GrayReleaseState {
+    const position = this.position();
+    return {
+      id: this.config.id,
+      target: this.config.target,
+      baseline: this.config.baseline,
+      canary: this.config.canary,
+      status: this.status(),
+      canaryPercent: position.percent,
+      step: Math.max(0, position.step + 1),
+      nextStepAtMs: position.nextStepAt,
+      rolledBackAtMs: this.rolledBack?.at ?? 0,
+      rollbackReason: this.rolledBack?.reason ?? '',
+      baselineStats: this.stats('baseline'),
+      canaryStats: this.stats('canary'),
+    };
+  }
+
+  private check(): void {
+    const { errorRateMargin, p95LatencyMargin, minRequests } = this.config.rollback;
+    const canary = this.stats('canary');
+    if (canary.requests < minRequests) return;
+    const baseline = this.stats('baseline');
+    if (canary.errorRate > baseline.errorRate + errorRateMargin) {
+      this.rollBack(`canary error rate ${pct(canary.errorRate)} exceeds baseline ${pct(baseline.errorRate)} by more than ${pct(errorRateMargin)}`);
+      return;
+    }
+    if (baseline.requests >= minRequests && baseline.p95LatencyMs > 0 && canary.p95LatencyMs > baseline.p95LatencyMs * (1 + p95LatencyMargin)) {
+      this.rollBack(`canary p95 latency ${Math.round(canary.p95LatencyMs)} ms exceeds baseline ${Math.round(baseline.p95LatencyMs)} ms by more than ${pct(p95LatencyMargin)}`);
+    }
+  }
+
+  private rollBack(reason: string): void {
+    this.rolledBack = { at: this.clock.now(), reason };
+  }
+
+  private prune(): void {
+    const from = this.clock.now() - this.config.rollback.windowMs;
+    for (const list of Object.values(this.outcomes)) while (list.length > 0 && (list[0]?.at ?? from) < from) list.shift();
+  }
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(1)}%`;
+}
+
+/** Every configured gray release, by target name. */
+export class GrayReleases {
+  private readonly byTarget: ReadonlyMap<string, GrayRelease>;
+
+  constructor(configs: readonly GrayReleaseConfig[], clock: Clock) {
+    this.byTarget = new Map(configs.map((c) => [c.target, new GrayRelease(c, clock)]));
+  }
+
+  forTarget(target: string): GrayRelease | undefined {
+    return this.byTarget.get(target);
+  }
+
+  byId(id: string): GrayRelease | undefined {
+    for (const release of this.byTarget.values()) if (release.config.id === id) return release;
+    return undefined;
+  }
+
+  states(): routerv1.GrayReleaseState[] {
+    return [...this.byTarget.values()].map((r) => r.state());
+  }
+}

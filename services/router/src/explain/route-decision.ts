@@ -1,0 +1,34 @@
+import type { routerv1 } from '@openrouter/contracts';
+import type { Candidate, RoutePlan } from '../routing/route-planner';
+
+/** The decision for the deployment that served, with every attempt and why it was chosen. */
+export function decisionFor(plan: RoutePlan, served: Candidate, attempts: routerv1.RouteAttempt[]): routerv1.RouteDecision {
+  return {
+    model: served.model.id,
+    provider: served.deployment.provider,
+    deployment: served.deployment.id,
+    upstreamModel: served.deployment.model,
+    attempts: attempts.length,
+    taskType: plan.taskType ?? '',
+    reason: routeReason(plan, served, attempts.length),
+    experiment: plan.assignment?.experiment ?? '',
+    experimentArm: plan.assignment?.arm ?? '',
+    attemptDetails: attempts,
+    strategy: plan.route.strategy,
+  };
+}
+
+/** A short ASCII reason (it travels in a response header). */
+export function routeReason(plan: RoutePlan, served: Candidate, attempts: number): string {
+  const parts: string[] = [];
+  const primary = plan.assignment?.model ?? plan.requested;
+  if (served.via.startsWith('context fallback')) parts.push(served.via);
+  else if (served.via !== primary) parts.push(`fallback ${served.via}`);
+  else if (served.via === served.model.id) parts.push('requested model');
+  else parts.push(`${served.via}: ${plan.route.strategy} strategy`);
+  if (plan.route.minQuality > 0) parts.push(`min_quality ${plan.route.minQuality}`);
+  if (plan.assignment) parts.push(`${plan.assignment.kind === 'experiment' ? 'experiment' : 'gray release'} ${plan.assignment.experiment} arm ${plan.assignment.arm}`);
+  if (attempts > 1) parts.push(`failover after ${attempts - 1} failed attempt${attempts > 2 ? 's' : ''}`);
+  return parts.join('; ');
+}
+

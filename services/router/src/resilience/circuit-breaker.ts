@@ -1,0 +1,129 @@
+import type { BreakerSettings } from '@openrouter/config';
+import type { Clock } from '../stats/clock';
+
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+/**
+ * A circuit breaker per deployment: consecutive failures or an error rate over a sliding window
+ * open it; after the cooldown one probe is let through (half-open); its success closes the
+ * circuit, its failure opens it again. Hand-written rather than cockatiel's: the router must read
+ * the state without running a call (to rank and explain candidates), decide success at the first
+ * streamed event rather than when a promise settles, and run on an injected clock.
+ */
+export class CircuitBreaker {
+  private state: BreakerState = 'closed';
+  private consecutive = 0;
+  private openUntil = 0;
+  private probeInFlight = false;
+  private outcomes: Array<{ at: number; ok: boolean }> = [];
+
+  constructor(
+    private readonly settings: BreakerSettings,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The state as routing sees it now: an open circuit whose cooldown passed reads half-open. */
+  current(): BreakerState {
+    if (this.state === 'open' && this.clock.now() >= this.openUntil) return 'half_open';
+    return this.state;
+  }
+
+  /** Whether a call may go out now; in half-open, reserves the single probe. */
+  tryAcquire(): boolean {
+    const state = this.current();
+    if (state === 'closed') return true;
+    if (state === 'open' || this.probeInFlight) return false;
+    this.state = 'half_open';
+    this.probeInFlight = true;
+    return true;
+  }
+
+  /** True when a call could go out now (without reserving anything). */
+  available(): boolean {
+    const state = this.current();
+    return state === 'closed' || (state === 'half_open' && !this.probeInFlight);
+  }
+
+  success(): void {
+    this.consecutive = 0;
+    this.record(true);
+    if (this.state !== 'closed') {
+      this.state = 'closed';
+      this.probeInFlight = false;
+      this.outcomes = [];
+    }
+  }
+
+  failure(): void {
+    this.consecutive++;
+    this.record(false);
+    if (this.state === 'half_open') return this.open();
+    if (this.state === 'closed' && (this.consecutive >= this.settings.consecutiveFailures || this.tooManyErrors())) this.open();
+  }
+
+  /** A reserved probe that never ran (the request ended first) frees the slot. */
+  release(): void {
+    this.probeInFlight = false;
+  }
+
+  snapshot(): { state: BreakerState; consecutiveFailures: number; windowRequests: number; windowErrorRate: number; openUntil: number } {
+    this.prune();
+    const errors = this.outcomes.filter((o) => !o.ok).length;
+    return {
+      state: this.current(),
+      consecutiveFailures: this.consecutive,
+      windowRequests: this.outcomes.length,
+      windowErrorRate: this.outcomes.length ? errors / this.outcomes.length : 0,
+      openUntil: this.state === 'open' ? this.openUntil : 0,
+    };
+  }
+
+  private open(): void {
+    this.state = 'open';
+    this.probeInFlight = false;
+    this.openUntil = this.clock.now() + this.settings.cooldownMs;
+  }
+
+  private record(ok: boolean): void {
+    this.outcomes.push({ at: this.clock.now(), ok });
+    this.prune();
+  }
+
+  private prune(): void {
+    const from = this.clock.now() - this.settings.windowMs;
+    while (this.outcomes.length > 0 && (this.outcomes[0]?.at ?? from) < from) this.outcomes.shift();
+  }
+
+  private tooManyErrors(): boolean {
+    if (this.outcomes.length < this.settings.minRequests) return false;
+    const errors = this.outcomes.filter((o) => !o.ok).length;
+    return errors / this.outcomes.length >= this.settings.errorRate;
+  }
+}
+
+/** One breaker per deployment, plus Retry-After cooldowns. */
+export class CircuitBreakers {
+  private readonly breakers = new Map<string, CircuitBreaker>();
+  private readonly cooldowns = new Map<string, number>();
+
+  constructor(
+    private readonly settings: BreakerSettings,
+    readonly clock: Clock,
+  ) {}
+
+  of(deploymentId: string): CircuitBreaker {
+    let breaker = this.breakers.get(deploymentId);
+    if (!breaker) this.breakers.set(deploymentId, (breaker = new CircuitBreaker(this.settings, this.clock)));
+    return breaker;
+  }
+
+  /** Skip the deployment until `until` (a provider's Retry-After). */
+  coolDown(deploymentId: string, until: number): void {
+    this.cooldowns.set(deploymentId, Math.max(until, this.cooldowns.get(deploymentId) ?? 0));
+  }
+
+  coolingUntil(deploymentId: string): number {
+    const until = this.cooldowns.get(deploymentId) ?? 0;
+    return until > this.clock.now() ? until : 0;
+  }
+}

@@ -1,0 +1,131 @@
+import type { adapterv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { configWith, engineFor, ManualClock, planRequest, TWO_MODELS } from '../routing/test-engine.testing';
+import { serveWithFailover, type AttemptOpener } from './failover';
+
+type Script = Record<string, Array<GatewayError | 'ok'>>;
+
+/** An opener whose deployments fail or answer as scripted, call by call. */
+function scripted(script: Script): { open: AttemptOpener<string>; calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    open: (candidate) => {
+      calls.push(candidate.deployment.id);
+      const outcome = script[candidate.deployment.id]?.shift() ?? 'ok';
+      return (async function* () {
+        if (outcome !== 'ok') throw outcome;
+        yield `answer from ${candidate.deployment.id}`;
+        yield 'more';
+      })();
+    },
+  };
+}
+
+const config = configWith(
+  [
+    { ...TWO_MODELS[1], contextWindow: 8000, fallbacks: ['cheap'] },
+    { ...TWO_MODELS[0], contextWindow: 100000 },
+  ],
+  { retry: { baseDelayMs: 0, maxDelayMs: 0, maxAttempts: 4 }, breaker: { consecutiveFailures: 2, cooldownMs: 1000 }, balancing: 'weighted', seed: 1 },
+);
+
+async function serve(engine: ReturnType<typeof engineFor>, open: AttemptOpener<string>, model = 'premium') {
+  const plan = engine.planner.plan(planRequest(model, { controls: { route: { providers: { order: ['a'] } } } }));
+  return serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: true, tokens: 10 });
+}
+
+describe('failover', () => {
+  it('moves to the next deployment on a 5xx and records every attempt', async () => {
+    const engine = engineFor(config);
+    const { open, calls } = scripted({ 'premium-a': [new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 })] });
+    const served = await serve(engine, open);
+    expect(served.first).toBe('answer from premium-b');
+    expect(calls).toEqual(['premium-a', 'premium-b']);
+    expect(served.attempts.map((a) => [a.deployment, a.errorKind, a.upstreamStatus])).toEqual([
+      ['premium-a', 'upstream_error', 500],
+      ['premium-b', '', 0],
+    ]);
+  });
+
+  it('falls back to the configured fallback model when every deployment fails', async () => {
+    const engine = engineFor(config);
+    const down = (): GatewayError => new GatewayError('unavailable', 'down');
+    const { open } = scripted({ 'premium-a': [down()], 'premium-b': [down()] });
+    expect((await serve(engine, open)).candidate.model.id).toBe('cheap');
+  });
+
+  it('does not retry errors that are the request’s fault', async () => {
+    const engine = engineFor(config);
+    const { open, calls } = scripted({ 'premium-a': [new GatewayError('bad_request', 'no')] });
+    await expect(serve(engine, open)).rejects.toMatchObject({ kind: 'bad_request' });
+    expect(calls).toEqual(['premium-a']);
+  });
+
+  it('moves to a larger context window on context_length_exceeded', async () => {
+    const engine = engineFor(configWith([{ ...TWO_MODELS[1], contextWindow: 8000 }, { ...TWO_MODELS[0], contextWindow: 100000 }], { balancing: 'weighted' }));
+    const { open, calls } = scripted({ 'premium-a': [new GatewayError('context_length_exceeded', 'long')], 'premium-b': [new GatewayError('context_length_exceeded', 'long')] });
+    const served = await serve(engine, open);
+    expect(served.candidate.model.id).toBe('cheap');
+    expect(calls).toEqual(['premium-a', 'cheap-a']);
+  });
+
+  it('takes a rate-limited deployment out for its Retry-After, and retries it after waiting when it is the only one', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { baseDelayMs: 0, maxDelayMs: 0 } }), clock);
+    const { open, calls } = scripted({ 'cheap-a': [new GatewayError('rate_limited', 'slow', { retryAfterMs: 5 })] });
+    const served = await serve(engine, open, 'cheap');
+    expect(calls).toEqual(['cheap-a', 'cheap-a']);
+    expect(served.attempts).toHaveLength(2);
+  });
+
+  it('gives up at the deadline', async () => {
+    const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { baseDelayMs: 0, maxDelayMs: 0, deadlineMs: 1000 } }));
+    const { open } = scripted({ 'cheap-a': [new GatewayError('rate_limited', 'slow', { retryAfterMs: 5000 })] });
+    await expect(serve(engine, open, 'cheap')).rejects.toMatchObject({ kind: 'rate_limited' });
+  });
+
+  it('opens the breaker after consecutive failures and closes it after a successful probe', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(config, clock);
+    const fail = (): GatewayError => new GatewayError('upstream_error', 'x');
+    const { open } = scripted({ 'premium-a': [fail(), fail()] });
+    await serve(engine, open);
+    await serve(engine, open);
+    expect(engine.breakers.of('premium-a').current()).toBe('open');
+    expect(engine.planner.plan(planRequest('premium')).candidates.map((c) => c.deployment.id)).not.toContain('premium-a');
+    clock.advance(1000);
+    expect(engine.breakers.of('premium-a').current()).toBe('half_open');
+    const served = await serve(engine, open);
+    expect(served.candidate.deployment.id).toBe('premium-a');
+    expect(engine.breakers.of('premium-a').current()).toBe('closed');
+  });
+
+  it('never retries once the first event arrived', async () => {
+    const engine = engineFor(config);
+    let calls = 0;
+    const open: AttemptOpener<string> = () => {
+      calls++;
+      return (async function* () {
+        yield 'token';
+        throw new GatewayError('upstream_error', 'dropped');
+      })();
+    };
+    const served = await serve(engine, open);
+    await expect(served.rest.next()).rejects.toMatchObject({ kind: 'upstream_error' });
+    served.finish(new Error('dropped'));
+    expect(calls).toBe(1);
+  });
+
+  it('times out an attempt that produces nothing and tries the next', async () => {
+    const engine = engineFor(configWith(TWO_MODELS, { retry: { attemptTimeoutMs: 20, baseDelayMs: 0, maxDelayMs: 0 } }));
+    const open: AttemptOpener<adapterv1.ChatResponse | string> = (candidate, signal) =>
+      (async function* () {
+        if (candidate.deployment.id === 'premium-a') await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new GatewayError('cancelled', 'x'))));
+        yield 'ok';
+      })();
+    const plan = engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } }));
+    const served = await serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 });
+    expect(served.attempts.map((a) => a.errorKind)).toEqual(['timeout', '']);
+  });
+});

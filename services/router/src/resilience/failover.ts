@@ -1,0 +1,175 @@
+import type { RetrySettings } from '@openrouter/config';
+import { routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import type { Candidate, RoutePlan } from '../routing/route-planner';
+import type { Clock, Random } from '../stats/clock';
+import type { LiveStats } from '../stats/deployment-stats';
+import { backoffDelay, sleep } from './backoff';
+import type { CircuitBreakers } from './circuit-breaker';
+
+const MAX_COOLDOWN_MS = 10 * 60_000;
+
+/** Opens one call to one deployment; the iterator's first `next()` is the call's first answer event. */
+export type AttemptOpener<T> = (candidate: Candidate, signal: AbortSignal) => AsyncIterator<T>;
+
+/** Told about every attempt's outcome (gray releases watch the canary this way). */
+export type AttemptListener = (candidate: Candidate, attempt: routerv1.RouteAttempt, index: number) => void;
+
+export interface FailoverDependencies {
+  retry: RetrySettings;
+  contextFallback: boolean;
+  breakers: CircuitBreakers;
+  stats: LiveStats;
+  clock: Clock;
+  random: Random;
+}
+
+export interface Served<T> {
+  candidate: Candidate;
+  attempts: routerv1.RouteAttempt[];
+  first: T;
+  rest: AsyncIterator<T>;
+  /** Call once the answer has been fully relayed (or failed after the first event). */
+  finish(error?: unknown): void;
+}
+
+/**
+ * Tries the plan's deployments in order until one produces its first answer event: retryable
+ * failures (rate limits, 5xx, timeouts, lost connections) move on after a jittered backoff,
+ * within the total deadline and attempt budget; a context-length failure moves to a model with
+ * a larger window; anything else is the client's answer at once. Once a first event arrived
+ * nothing is retried, so a stream never fails over after the client saw a token.
+ */
+export async function serveWithFailover<T>(
+  plan: RoutePlan,
+  open: AttemptOpener<T>,
+  signal: AbortSignal,
+  deps: FailoverDependencies,
+  options: { stream: boolean; tokens: number; onAttempt?: AttemptListener },
+): Promise<Served<T>> {
+  const { retry, breakers, stats, clock } = deps;
+  const deadline = clock.now() + retry.deadlineMs;
+  const attempts: routerv1.RouteAttempt[] = [];
+  let queue = [...plan.candidates];
+  const retryable = new Set<string>();
+  let lastError: GatewayError | undefined;
+  let cursor = 0;
+
+  let round = 0;
+  const next = (): Candidate | undefined => {
+    for (;;) {
+      while (cursor < queue.length) {
+        const candidate = queue[cursor++];
+        if (!candidate) continue;
+        if (round > 0 && !retryable.has(candidate.deployment.id)) continue;
+        if (breakers.of(candidate.deployment.id).available()) return candidate;
+      }
+      // Every candidate was tried: go round again over those that failed retryably.
+      if (retryable.size === 0 || round >= retry.maxAttempts) return undefined;
+      round++;
+      cursor = 0;
+    }
+  };
+
+  while (attempts.length < retry.maxAttempts) {
+    const candidate = next();
+    if (!candidate) break;
+    if (attempts.length > 0) {
+      let delay = backoffDelay(attempts.length, retry, deps.random);
+      // Going round again to a deployment that sent Retry-After: wait for it.
+      const cooling = round > 0 ? breakers.coolingUntil(candidate.deployment.id) : 0;
+      if (cooling) delay = Math.max(delay, cooling - clock.now());
+      if (clock.now() + delay >= deadline) break;
+      try {
+        await sleep(delay, signal);
+      } catch {
+        throw new GatewayError('cancelled', 'The client went away.');
+      }
+    }
+    const breaker = breakers.of(candidate.deployment.id);
+    if (!breaker.tryAcquire()) continue;
+    const deploymentStats = stats.of(candidate.deployment.id);
+    deploymentStats.begin(clock.now(), options.tokens);
+    const started = clock.now();
+    const call = new AbortController();
+    const onAbort = (): void => call.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    let timedOut = false;
+    const timer = setTimeout(
+      () => {
+        timedOut = true;
+        call.abort();
+      },
+      Math.max(1, Math.min(retry.attemptTimeoutMs, deadline - clock.now())),
+    );
+    const iterator = open(candidate, call.signal);
+    let first: IteratorResult<T>;
+    try {
+      first = await iterator.next();
+      if (first.done) throw new GatewayError('upstream_error', 'The provider returned an empty answer.');
+    } catch (error) {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      deploymentStats.end();
+      if (signal.aborted) {
+        breaker.release();
+        throw new GatewayError('cancelled', 'The client went away.', { cause: error });
+      }
+      const failure = timedOut ? new GatewayError('timeout', `The deployment ${candidate.deployment.id} did not answer in time.`, { cause: error }) : GatewayError.from(error);
+      // A refusal of this request (bad input, too long) says nothing about the deployment's health.
+      if (failure.retryable) breaker.failure();
+      else breaker.success();
+      const attempt = attemptRecord(candidate, clock.now() - started, failure);
+      attempts.push(attempt);
+      options.onAttempt?.(candidate, attempt, attempts.length - 1);
+      lastError = failure;
+      if (failure.kind === 'rate_limited' && failure.retryAfterMs) breakers.coolDown(candidate.deployment.id, clock.now() + Math.min(failure.retryAfterMs, MAX_COOLDOWN_MS));
+      if (failure.kind === 'context_length_exceeded' && deps.contextFallback) {
+        queue = [...queue.slice(cursor).filter((c) => c.model.contextWindow > candidate.model.contextWindow), ...plan.largerContext(candidate.model)];
+        cursor = 0;
+        retryable.clear();
+        continue;
+      }
+      if (!failure.retryable) throw failure;
+      if (failure.kind !== 'rate_limited' || (failure.retryAfterMs ?? 0) <= retry.maxRetryAfterMs) retryable.add(candidate.deployment.id);
+      continue;
+    }
+    clearTimeout(timer);
+    const ttft = clock.now() - started;
+    breaker.success();
+    deploymentStats.observeFirstEvent(ttft, options.stream);
+    const attempt = attemptRecord(candidate, ttft, undefined);
+    attempts.push(attempt);
+    options.onAttempt?.(candidate, attempt, attempts.length - 1);
+    let finished = false;
+    return {
+      candidate,
+      attempts,
+      first: first.value,
+      rest: iterator,
+      finish: (error?: unknown) => {
+        if (finished) return;
+        finished = true;
+        signal.removeEventListener('abort', onAbort);
+        deploymentStats.end();
+        if (error === undefined) {
+          if (options.stream) deploymentStats.observeLatency(clock.now() - started);
+        } else if (!signal.aborted) breaker.failure();
+      },
+    };
+  }
+  if (lastError) throw lastError;
+  throw new GatewayError('unavailable', `No deployment can serve \`${plan.requested}\` right now.`, { code: 'no_available_deployment' });
+}
+
+function attemptRecord(candidate: Candidate, latencyMs: number, error: GatewayError | undefined): routerv1.RouteAttempt {
+  return {
+    model: candidate.model.id,
+    provider: candidate.deployment.provider,
+    deployment: candidate.deployment.id,
+    status: error ? routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR : routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_OK,
+    errorKind: error?.kind ?? '',
+    latencyMs: Math.max(0, Math.round(latencyMs)),
+    upstreamStatus: error?.upstreamStatus ?? 0,
+  };
+}

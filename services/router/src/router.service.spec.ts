@@ -1,0 +1,78 @@
+import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { RouterService, type AdapterPort } from './router.service';
+import { configWith, contextFor, engineFor, TWO_MODELS } from './routing/test-engine.testing';
+
+const message = (text: string): chatv1.Message => ({ role: 'user', text, contentIsNull: false, toolCalls: [], extraJson: '' });
+function chatRequest(model: string, text: string, extra: Record<string, unknown> = {}): chatv1.ChatRequest {
+  return { model, messages: [message(text)], tools: [], stop: [], stream: false, logitBias: {}, metadata: {}, modalities: [], extraJson: JSON.stringify(extra) } as chatv1.ChatRequest;
+}
+const completion = (model: string): chatv1.ChatCompletion => ({ id: 'c', created: 1, model, choices: [] });
+
+class FakeAdapters implements AdapterPort {
+  readonly seen: adapterv1.ChatRequest[] = [];
+  failures: Record<string, GatewayError[]> = {};
+  chat(request: adapterv1.ChatRequest): AsyncIterator<adapterv1.ChatResponse> {
+    this.seen.push(request);
+    const failure = this.failures[request.upstreamModel]?.shift();
+    return (async function* () {
+      if (failure) throw failure;
+      yield { completion: completion(request.upstreamModel) };
+    })();
+  }
+  embed(): Promise<adapterv1.EmbedResponse> {
+    return Promise.resolve({ response: { model: 'e', data: [] } as never });
+  }
+}
+
+async function collect(stream: AsyncGenerator<routerv1.ChatResponse>): Promise<routerv1.ChatResponse[]> {
+  const out: routerv1.ChatResponse[] = [];
+  for await (const e of stream) out.push(e);
+  return out;
+}
+
+describe('RouterService', () => {
+  const config = configWith(TWO_MODELS, { retry: { baseDelayMs: 0, maxDelayMs: 0 }, aliases: { smart: { models: ['cheap', 'premium'], route: { strategy: 'quality' } } } });
+
+  it('emits the decision after the first answer, with attempts, task type and reason', async () => {
+    const adapters = new FakeAdapters();
+    adapters.failures['p'] = [new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 })];
+    const service = new RouterService(engineFor(config), adapters);
+    const events = await collect(service.chat({ context: contextFor(), request: chatRequest('smart', 'Solve 3x + 1 = 10 for x', { models: ['cheap'], route: { strategy: 'quality' }, seed_extra: 1 }) }, new AbortController().signal));
+    const decision = events[0]?.decision;
+    expect(decision).toMatchObject({ model: 'premium', attempts: 2, taskType: 'math', strategy: 'quality', reason: 'smart: quality strategy; failover after 1 failed attempt' });
+    expect(decision?.attemptDetails.map((a) => a.errorKind)).toEqual(['upstream_error', '']);
+    expect(events[1]?.completion).toBeDefined();
+    expect(adapters.seen.every((r) => JSON.parse(r.request?.extraJson ?? '{}').route === undefined)).toBe(true);
+    expect(JSON.parse(adapters.seen[0]?.request?.extraJson ?? '{}')).toEqual({ seed_extra: 1 });
+  });
+
+  it('answers a bad route control with a 400-kind error naming the parameter', async () => {
+    const service = new RouterService(engineFor(config), new FakeAdapters());
+    await expect(collect(service.chat({ context: contextFor(), request: chatRequest('smart', 'hi', { route: { strategy: 'nope' } }) }, new AbortController().signal))).rejects.toMatchObject({ kind: 'bad_request', param: 'route.strategy' });
+  });
+
+  it('explains every candidate without calling a provider', () => {
+    const adapters = new FakeAdapters();
+    const service = new RouterService(engineFor(config), adapters);
+    const explained = service.explain({ context: contextFor(), request: chatRequest('auto', 'Write a Python function to reverse a string', { route: { strategy: 'cost', min_quality: 0.6 } }) });
+    expect(adapters.seen).toHaveLength(0);
+    expect(explained).toMatchObject({ taskType: 'code', strategy: 'cost', decision: { model: 'premium' }, error: '' });
+    expect(explained.candidates.find((c) => c.model === 'cheap')).toMatchObject({ eligible: false, filteredReason: 'quality 0.4 for code < min_quality 0.6' });
+    expect(explained.candidates.filter((c) => c.eligible).map((c) => c.rank)).toEqual([1, 2]);
+    expect(service.explain({ context: contextFor(), request: chatRequest('ghost', 'hi') }).error).toContain('ghost');
+  });
+
+  it('reports provider and deployment health and lists aliases as models', () => {
+    const engine = engineFor(config);
+    const service = new RouterService(engine, new FakeAdapters());
+    for (let i = 0; i < 5; i++) engine.breakers.of('premium-b').failure();
+    const health = service.providersHealth();
+    expect(health.deployments.find((d) => d.deployment === 'premium-b')).toMatchObject({ breakerState: 'open', healthy: false, consecutiveFailures: 5 });
+    expect(health.providers).toEqual([
+      { provider: 'a', healthy: true, deployments: 2, openCircuits: 0 },
+      { provider: 'b', healthy: false, deployments: 1, openCircuits: 1 },
+    ]);
+    expect(service.listModels(contextFor()).models.map((m) => m.id)).toEqual(['cheap', 'premium', 'smart']);
+  });
+});

@@ -1,0 +1,105 @@
+import { GatewayError } from '@openrouter/errors';
+import { configWith, engineFor, ManualClock, planRequest, TWO_MODELS } from './test-engine.testing';
+
+const ids = (candidates: Array<{ deployment: { id: string } }>): string[] => candidates.map((c) => c.deployment.id);
+
+describe('RoutePlanner strategies', () => {
+  const config = configWith(TWO_MODELS, { aliases: { both: { models: ['cheap', 'premium'] } }, balancing: 'weighted' });
+
+  it('cost: the cheapest model whose quality for the task reaches min_quality', () => {
+    const engine = engineFor(config);
+    const chat = engine.planner.plan(planRequest('auto', { taskType: 'chat', controls: { route: { strategy: 'cost', minQuality: 0.7 } } }));
+    expect(chat.candidates[0]?.model.id).toBe('cheap');
+    const code = engine.planner.plan(planRequest('auto', { taskType: 'code', controls: { route: { strategy: 'cost', minQuality: 0.7 } } }));
+    expect(code.candidates.map((c) => c.model.id)).toEqual(['premium', 'premium']);
+  });
+
+  it('quality: the best model for the task', () => {
+    const engine = engineFor(config);
+    expect(engine.planner.plan(planRequest('both', { taskType: 'code', controls: { route: { strategy: 'quality' } } })).candidates[0]?.model.id).toBe('premium');
+  });
+
+  it('latency: the deployment with the lowest live latency, priors until measured', () => {
+    const engine = engineFor(config);
+    const plan = () => engine.planner.plan(planRequest('both', { controls: { route: { strategy: 'latency' } } }));
+    expect(plan().candidates[0]?.model.id).toBe('premium');
+    engine.stats.of('premium-a').observeLatency(2000);
+    engine.stats.of('premium-b').observeLatency(900);
+    expect(ids(plan().candidates)).toEqual(['cheap-a', 'premium-b', 'premium-a']);
+  });
+
+  it('balanced: weighs quality, cost and latency', () => {
+    const engine = engineFor(configWith(TWO_MODELS, { balanced: { quality: 0, cost: 1, latency: 0 } }));
+    expect(engine.planner.plan(planRequest('auto')).candidates[0]?.model.id).toBe('cheap');
+    const qualityFirst = engineFor(configWith(TWO_MODELS, { balanced: { quality: 1, cost: 0, latency: 0 } }));
+    expect(qualityFirst.planner.plan(planRequest('auto', { taskType: 'math' })).candidates[0]?.model.id).toBe('premium');
+  });
+
+  it('filters by max_price with exact decimals, providers, capabilities and context window', () => {
+    const engine = engineFor(config);
+    expect(ids(engine.planner.plan(planRequest('auto', { controls: { route: { maxPrice: '0.40' } } })).candidates)).toEqual(['cheap-a']);
+    expect(ids(engine.planner.plan(planRequest('premium', { controls: { route: { providers: { only: ['b'] } } } })).candidates)).toEqual(['premium-b']);
+    expect(ids(engine.planner.plan(planRequest('premium', { controls: { route: { providers: { ignore: ['b'] } } } })).candidates)).toEqual(['premium-a']);
+    expect(engine.planner.plan(planRequest('auto', { needs: ['vision'] })).candidates).toEqual([]);
+    expect(engine.planner.plan(planRequest('auto', { promptTokens: 200_000 })).candidates).toEqual([]);
+  });
+
+  it('puts providers.order first and appends the models fallback list', () => {
+    const engine = engineFor(config);
+    const plan = engine.planner.plan(planRequest('premium', { controls: { models: ['cheap'], route: { providers: { order: ['b'] } } } }));
+    expect(ids(plan.candidates)).toEqual(['premium-b', 'premium-a', 'cheap-a']);
+    const noFallback = engine.planner.plan(planRequest('premium', { controls: { models: ['cheap'], route: { allowFallbacks: false } } }));
+    expect(noFallback.candidates.map((c) => c.model.id)).toEqual(['premium', 'premium']);
+  });
+
+  it('rejects unknown models and models the key may not use', () => {
+    const engine = engineFor(config);
+    expect(() => engine.planner.plan(planRequest('nope'))).toThrow(GatewayError);
+    expect(() => engine.planner.plan(planRequest('cheap', { controls: { models: ['nope'], route: {} } }))).toThrow(/nope/);
+    const request = planRequest('premium');
+    request.context.allowedModels = ['cheap'];
+    expect(() => engine.planner.plan(request)).toThrow(expect.objectContaining({ kind: 'not_found' }));
+  });
+
+  it('leaves deployments with an open circuit or at capacity out', () => {
+    const clock = new ManualClock();
+    const engine = engineFor(configWith([{ ...TWO_MODELS[1], deployments: [{ id: 'p1', provider: 'a', model: 'p', rpm: 2 }, { id: 'p2', provider: 'b', model: 'p' }] }], { breaker: { consecutiveFailures: 1 } }), clock);
+    engine.breakers.of('p2').failure();
+    engine.stats.of('p1').begin(clock.now(), 1);
+    engine.stats.of('p1').begin(clock.now(), 1);
+    const plan = engine.planner.plan(planRequest('premium'), true);
+    expect(plan.candidates).toEqual([]);
+    expect(plan.considered.map((c) => c.filteredReason)).toEqual([expect.stringContaining('capacity'), 'circuit open']);
+    clock.advance(60_001);
+    // A minute later the window has room again and the circuit admits a probe.
+    expect(ids(engine.planner.plan(planRequest('premium')).candidates).sort()).toEqual(['p1', 'p2']);
+  });
+
+  it('is deterministic for a seed', () => {
+    const run = (): string[] => {
+      const engine = engineFor(configWith(TWO_MODELS), new ManualClock(), 99);
+      return Array.from({ length: 20 }, () => ids(engine.planner.plan(planRequest('premium')).candidates)[0] ?? '');
+    };
+    expect(run()).toEqual(run());
+  });
+});
+
+describe('policies', () => {
+  const config = configWith(TWO_MODELS, {
+    defaults: { strategy: 'quality' },
+    policies: [
+      { id: 'org-cost', match: { org: 'thrifty' }, route: { strategy: 'cost', maxPrice: '1' }, allowOverrides: ['minQuality'] },
+    ],
+  });
+
+  it('applies the matching policy and refuses overrides it does not allow', () => {
+    const engine = engineFor(config);
+    const request = planRequest('auto');
+    request.context.orgId = 'thrifty';
+    expect(engine.planner.plan(request).route.strategy).toBe('cost');
+    expect(engine.planner.plan(request).candidates.map((c) => c.model.id)).toEqual(['cheap']);
+    expect(() => engine.planner.plan({ ...request, controls: { route: { strategy: 'quality' } } })).toThrow(expect.objectContaining({ kind: 'permission_denied', param: 'route.strategy' }));
+    expect(engine.planner.plan({ ...request, controls: { route: { minQuality: 0.1 } } }).route.minQuality).toBe(0.1);
+    expect(engine.planner.plan(planRequest('auto')).route.strategy).toBe('quality');
+  });
+});

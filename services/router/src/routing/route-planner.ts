@@ -1,0 +1,334 @@
+import { AUTO_MODEL, type Capability, type GatewayConfig, type TaskType } from '@openrouter/config';
+import type { chatv1, routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { balance } from '../balancing/load-balancer';
+import type { CatalogModel, Deployment, EffectivePrice, ModelCatalog } from '../catalog/model-catalog';
+import type { AbExperiments, ArmAssignment } from '../experiments/ab-experiments';
+import type { GrayReleases } from '../experiments/gray-release';
+import type { CircuitBreakers } from '../resilience/circuit-breaker';
+import type { Random } from '../stats/clock';
+import type { LiveStats } from '../stats/deployment-stats';
+import { scoreCandidates } from '../strategies/strategy';
+import { effectiveRoute, policyFor, type EffectiveRoute, type RequestControls } from './route-settings';
+
+/** One deployment the router may call, with what the ranking knew of it. */
+export interface Candidate {
+  model: CatalogModel;
+  deployment: Deployment;
+  /** The requested name that brought it in. */
+  via: string;
+  quality: number;
+  price: EffectivePrice;
+  latencyMs: number;
+  score: number;
+  scoreDetail: string;
+}
+
+/** A deployment that was considered, eligible or not (for explanations). */
+export interface ConsideredCandidate extends Candidate {
+  filteredReason: string;
+  rank: number;
+}
+
+export interface Assignment extends ArmAssignment {
+  kind: 'experiment' | 'gray_release';
+}
+
+export interface RoutePlan {
+  requested: string;
+  taskType: TaskType | undefined;
+  route: EffectiveRoute;
+  assignment: Assignment | undefined;
+  /** Deployments in the order to try them. */
+  candidates: Candidate[];
+  /** Every deployment considered; filled only when the plan is built for an explanation. */
+  considered: ConsideredCandidate[];
+  /** Candidates for a context-length failure: models with a larger window, smallest first. */
+  largerContext(than: CatalogModel): Candidate[];
+}
+
+/** What a plan needs to know about the request. */
+export interface PlanRequest {
+  context: routerv1.RequestContext;
+  capability: Capability;
+  model: string;
+  controls: RequestControls;
+  taskType: TaskType | undefined;
+  /** Capabilities the request needs beyond `capability` (tools, vision, JSON modes). */
+  needs: Capability[];
+  promptTokens: number;
+  maxOutputTokens: number;
+  stream: boolean;
+  user: string | undefined;
+}
+
+export interface PlannerDependencies {
+  catalog: ModelCatalog;
+  routing: GatewayConfig['routing'];
+  stats: LiveStats;
+  breakers: CircuitBreakers;
+  experiments: AbExperiments;
+  grayReleases: GrayReleases;
+  random: Random;
+}
+
+interface Group {
+  name: string;
+  models: CatalogModel[];
+  alias: boolean;
+}
+
+/** Assumed answer length when the request sets no limit (for cost estimates and TPM). */
+const DEFAULT_OUTPUT_TOKENS = 256;
+const MILLION = 1_000_000;
+
+/**
+ * Turns a request into an ordered list of deployments: resolves the name (id, alias, `auto`,
+ * the `models` fallback list, experiments and gray releases), filters by capability, permission,
+ * context window, quality, price, providers, circuit state and capacity, ranks the models by the
+ * strategy and orders each model's deployments with the load balancer.
+ */
+export class RoutePlanner {
+  constructor(private readonly deps: PlannerDependencies) {}
+
+  plan(input: PlanRequest, explain = false): RoutePlan {
+    const { catalog, routing } = this.deps;
+    const policy = policyFor(routing.policies, input.context);
+    let primary = input.model;
+    let assignment: Assignment | undefined;
+    const ab = this.deps.experiments.assign(primary, input.context, input.user);
+    if (ab) {
+      assignment = { ...ab, kind: 'experiment' };
+      primary = ab.model;
+    } else {
+      const release = this.deps.grayReleases.forTarget(primary);
+      if (release) {
+        const arm = release.assign(input.context, input.user);
+        assignment = { ...arm, kind: 'gray_release' };
+        primary = arm.model;
+      }
+    }
+    const route = effectiveRoute(routing, policy, catalog.alias(primary)?.route ?? catalog.alias(input.model)?.route, input.controls);
+
+    const names = [primary];
+    if (route.allowFallbacks) {
+      for (const name of input.controls.models ?? []) if (!names.includes(name)) names.push(name);
+      if (assignment?.kind === 'gray_release' && assignment.arm === 'canary') {
+        const baseline = this.deps.grayReleases.byId(assignment.experiment)?.config.baseline;
+        if (baseline && !names.includes(baseline)) names.push(baseline);
+      }
+    }
+    const groups: Group[] = names.map((name, i) => {
+      const models = catalog.membersOf(name, input.capability);
+      if (!models) {
+        const param = i === 0 ? 'model' : 'models';
+        throw new GatewayError('not_found', `The model \`${name}\` does not exist or you do not have access to it.`, { param, code: 'model_not_found' });
+      }
+      return { name, models, alias: catalog.isAlias(name) };
+    });
+    if (route.allowFallbacks) {
+      for (const group of [...groups]) {
+        if (group.alias) continue;
+        for (const model of group.models)
+          for (const id of model.fallbacks) {
+            const fallback = catalog.model(id);
+            if (fallback && !groups.some((g) => g.name === id)) groups.push({ name: id, models: [fallback], alias: false });
+          }
+      }
+    }
+
+    // An explicit model the caller may not use or that cannot serve the request is a client error, as before routing existed.
+    const first = groups[0];
+    if (first && !first.alias) {
+      const model = first.models[0];
+      if (model && !this.allowed(model, first.name, input.context)) {
+        throw new GatewayError('not_found', `The model \`${first.name}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
+      }
+      if (model && !model.capabilities.includes(input.capability)) {
+        throw new GatewayError('bad_request', `The model \`${first.name}\` does not support ${input.capability}.`, { param: 'model', code: 'model_not_supported' });
+      }
+    }
+
+    const now = this.deps.stats.clock.now();
+    const considered: ConsideredCandidate[] = [];
+    const seen = new Set<string>();
+    const ordered: Candidate[] = [];
+    for (const [index, group] of groups.entries()) {
+      const ranked = this.rankGroup(group, input, route, now, seen, explain ? considered : undefined);
+      if (index === 0 && !route.allowFallbacks) {
+        const top = ranked[0]?.model;
+        ordered.push(...ranked.filter((c) => c.model === top));
+        break;
+      }
+      ordered.push(...ranked);
+    }
+    ordered.forEach((c, i) => {
+      const entry = considered.find((e) => e.deployment.id === c.deployment.id);
+      if (entry) entry.rank = i + 1;
+    });
+    if (explain) considered.sort((a, b) => (a.rank || Infinity) - (b.rank || Infinity));
+
+    return {
+      requested: input.model,
+      taskType: input.taskType,
+      route,
+      assignment,
+      candidates: ordered,
+      considered,
+      largerContext: (than) => this.largerContext(than, input, route, now, new Set(ordered.map((c) => c.deployment.id))),
+    };
+  }
+
+  private allowed(model: CatalogModel, via: string, context: routerv1.RequestContext): boolean {
+    const allowed = context.allowedModels;
+    return allowed.length === 0 || allowed.includes(model.id) || allowed.includes(via);
+  }
+
+  /** Why a deployment cannot take this request, or '' when it can. */
+  private filter(model: CatalogModel, deployment: Deployment, via: string, input: PlanRequest, route: EffectiveRoute, quality: number, price: EffectivePrice, now: number, checkContext = true): string {
+    if (!this.allowed(model, via, input.context)) return 'not allowed for this key';
+    if (!model.capabilities.includes(input.capability)) return `does not support ${input.capability}`;
+    for (const need of input.needs) if (!model.capabilities.includes(need)) return `does not support ${need}`;
+    if (checkContext && input.capability === 'chat' && input.promptTokens + input.maxOutputTokens > model.contextWindow) {
+      return `context window ${model.contextWindow} < ~${input.promptTokens + input.maxOutputTokens} tokens`;
+    }
+    if (input.taskType && quality < route.minQuality) return `quality ${quality} for ${input.taskType} < min_quality ${route.minQuality}`;
+    const maxPrice = route.maxPrice;
+    if (maxPrice !== undefined) {
+      const prompt = typeof maxPrice === 'string' ? maxPrice : maxPrice.prompt;
+      const completion = typeof maxPrice === 'string' ? maxPrice : maxPrice.completion;
+      if (prompt !== undefined && price.input.gt(prompt)) return `input price ${price.input.toString()} > max_price ${prompt}`;
+      if (completion !== undefined && price.output.gt(completion)) return `output price ${price.output.toString()} > max_price ${completion}`;
+    }
+    const providers = route.providers;
+    if (providers.only && !providers.only.includes(deployment.provider)) return `provider ${deployment.provider} not in providers.only`;
+    if (providers.ignore.includes(deployment.provider)) return `provider ${deployment.provider} in providers.ignore`;
+    const breaker = this.deps.breakers.of(deployment.id);
+    if (!breaker.available()) return `circuit ${breaker.current()}`;
+    if (deployment.rpm !== undefined || deployment.tpm !== undefined) {
+      const usage = this.deps.stats.of(deployment.id).usage(now);
+      if (deployment.rpm !== undefined && usage.requests >= deployment.rpm) return `at capacity (${usage.requests}/${deployment.rpm} requests per minute)`;
+      if (deployment.tpm !== undefined && usage.tokens + input.promptTokens + input.maxOutputTokens > deployment.tpm) return `at capacity (${usage.tokens}/${deployment.tpm} tokens per minute)`;
+    }
+    return '';
+  }
+
+  private rankGroup(group: Group, input: PlanRequest, route: EffectiveRoute, now: number, seen: Set<string>, considered: ConsideredCandidate[] | undefined): Candidate[] {
+    const { catalog, stats, routing } = this.deps;
+    const outputTokens = input.maxOutputTokens || DEFAULT_OUTPUT_TOKENS;
+    interface Entry {
+      model: CatalogModel;
+      deployments: Candidate[];
+      quality: number;
+      cost: number;
+      latencyMs: number;
+    }
+    const entries: Entry[] = [];
+    for (const model of group.models) {
+      const quality = input.taskType ? catalog.quality(model, input.taskType) : catalog.quality(model, 'chat');
+      const deployments: Candidate[] = [];
+      let cost = Infinity;
+      for (const deployment of model.deployments) {
+        if (seen.has(deployment.id)) continue;
+        seen.add(deployment.id);
+        const price = catalog.price(model, deployment, now);
+        const latencyMs = stats.expectedLatency(deployment.id, input.stream, deployment.expectedLatencyMs ?? model.expectedLatencyMs);
+        const candidate: Candidate = { model, deployment, via: group.name, quality, price, latencyMs, score: 0, scoreDetail: '' };
+        const reason = this.filter(model, deployment, group.name, input, route, quality, price, now);
+        if (considered) considered.push({ ...candidate, filteredReason: reason, rank: 0 });
+        if (reason) continue;
+        deployments.push(candidate);
+        cost = Math.min(cost, (input.promptTokens * price.input.toNumber() + outputTokens * price.output.toNumber()) / MILLION);
+      }
+      if (deployments.length > 0) entries.push({ model, deployments, quality, cost, latencyMs: Math.min(...deployments.map((d) => d.latencyMs)) });
+    }
+    if (entries.length === 0) return [];
+
+    const perDeployment = route.strategy === 'latency';
+    const units = perDeployment
+      ? entries.flatMap((e) => e.deployments.map((d) => ({ entry: e, deployments: [d], quality: e.quality, cost: e.cost, latencyMs: d.latencyMs })))
+      : entries.map((e) => ({ entry: e, deployments: e.deployments, quality: e.quality, cost: e.cost, latencyMs: e.latencyMs }));
+    const scores = scoreCandidates(route.strategy, units, routing.balanced, route.latencySensitive);
+    const order = units.map((unit, i) => ({ unit, score: scores[i] ?? { score: 0, tieBreak: 0, detail: '' } }));
+    order.sort((a, b) => b.score.score - a.score.score || a.score.tieBreak - b.score.tieBreak);
+
+    const result: Candidate[] = [];
+    for (const { unit, score } of order) {
+      const balanced = balance(
+        routing.balancing,
+        unit.deployments.map((d) => ({ candidate: d, id: d.deployment.id, weight: d.deployment.weight, outstanding: stats.of(d.deployment.id).outstanding, latencyMs: d.latencyMs })),
+        this.deps.random,
+      );
+      for (const b of balanced) {
+        b.candidate.score = score.score;
+        b.candidate.scoreDetail = score.detail;
+        result.push(b.candidate);
+        const entry = considered?.find((c) => c.deployment.id === b.id);
+        if (entry) {
+          entry.score = score.score;
+          entry.scoreDetail = score.detail;
+        }
+      }
+    }
+    // A deployment a provider asked to wait (Retry-After) goes last: tried only when nothing else is left.
+    const cooling = (c: Candidate): number => (this.deps.breakers.coolingUntil(c.deployment.id) ? 1 : 0);
+    if (result.some((c) => cooling(c))) result.sort((a, b) => cooling(a) - cooling(b));
+    const preferred = route.providers.order;
+    if (preferred.length > 0) {
+      const rank = (c: Candidate): number => {
+        const i = preferred.indexOf(c.deployment.provider);
+        return i === -1 ? preferred.length : i;
+      };
+      result.sort((a, b) => cooling(a) - cooling(b) || rank(a) - rank(b));
+    }
+    return result;
+  }
+
+  private largerContext(than: CatalogModel, input: PlanRequest, route: EffectiveRoute, now: number, exclude: ReadonlySet<string>): Candidate[] {
+    const { catalog } = this.deps;
+    const out: Candidate[] = [];
+    const models = catalog
+      .list()
+      .filter((m) => m.contextWindow > than.contextWindow)
+      .sort((a, b) => a.contextWindow - b.contextWindow);
+    for (const model of models) {
+      const quality = input.taskType ? catalog.quality(model, input.taskType) : catalog.quality(model, 'chat');
+      for (const deployment of model.deployments) {
+        if (exclude.has(deployment.id)) continue;
+        const price = catalog.price(model, deployment, now);
+        if (this.filter(model, deployment, AUTO_MODEL, input, route, quality, price, now, false)) continue;
+        const latencyMs = this.deps.stats.expectedLatency(deployment.id, input.stream, deployment.expectedLatencyMs ?? model.expectedLatencyMs);
+        out.push({ model, deployment, via: `context fallback from ${than.id}`, quality, price, latencyMs, score: 0, scoreDetail: 'larger context window' });
+      }
+    }
+    return out;
+  }
+}
+
+/** What the planner reads from a chat request besides the model name. */
+export function chatRequestTraits(request: chatv1.ChatRequest): { needs: Capability[]; promptTokens: number; maxOutputTokens: number } {
+  const needs: Capability[] = [];
+  if (request.tools.length > 0) needs.push('tools');
+  let chars = 0;
+  let images = false;
+  for (const message of request.messages) {
+    if (message.text !== undefined) chars += message.text.length;
+    else if (message.parts) {
+      for (const part of message.parts.parts) {
+        if (part.text !== undefined) chars += part.text.length;
+        else if (part.imageUrl) images = true;
+      }
+    }
+    for (const call of message.toolCalls) chars += call.function?.arguments.length ?? 0;
+  }
+  if (images) needs.push('vision');
+  const format = request.responseFormat?.type;
+  if (format === 'json_schema') needs.push('json_schema');
+  else if (format === 'json_object') needs.push('json_object');
+  return {
+    needs,
+    promptTokens: Math.ceil(chars / 4) + request.messages.length * 4,
+    maxOutputTokens: request.maxCompletionTokens ?? request.maxTokens ?? 0,
+  };
+}
+

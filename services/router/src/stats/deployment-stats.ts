@@ -1,0 +1,86 @@
+import type { Clock } from './clock';
+
+const WINDOW_MS = 60_000;
+const LATENCY_SAMPLES = 200;
+
+/** Live numbers of one deployment in this router process. */
+export class DeploymentStats {
+  latencyEwmaMs: number | undefined;
+  ttftEwmaMs: number | undefined;
+  outstanding = 0;
+  private readonly latencies: number[] = [];
+  private latencyCursor = 0;
+  /** Start times and token estimates of recent requests, oldest first, for RPM/TPM capacity. */
+  private readonly recent: Array<{ at: number; tokens: number }> = [];
+
+  constructor(private readonly alpha: number) {}
+
+  begin(now: number, tokens: number): void {
+    this.outstanding++;
+    this.recent.push({ at: now, tokens });
+  }
+
+  end(): void {
+    if (this.outstanding > 0) this.outstanding--;
+  }
+
+  /** Time to the first answer event (TTFT for streams, the whole answer otherwise). */
+  observeFirstEvent(ms: number, stream: boolean): void {
+    if (stream) this.ttftEwmaMs = ewma(this.ttftEwmaMs, ms, this.alpha);
+    else this.observeLatency(ms);
+  }
+
+  observeLatency(ms: number): void {
+    this.latencyEwmaMs = ewma(this.latencyEwmaMs, ms, this.alpha);
+    if (this.latencies.length < LATENCY_SAMPLES) this.latencies.push(ms);
+    else this.latencies[this.latencyCursor] = ms;
+    this.latencyCursor = (this.latencyCursor + 1) % LATENCY_SAMPLES;
+  }
+
+  p95(): number {
+    return percentile(this.latencies, 0.95);
+  }
+
+  usage(now: number): { requests: number; tokens: number } {
+    while (this.recent.length > 0 && (this.recent[0]?.at ?? now) <= now - WINDOW_MS) this.recent.shift();
+    let tokens = 0;
+    for (const r of this.recent) tokens += r.tokens;
+    return { requests: this.recent.length, tokens };
+  }
+}
+
+function ewma(previous: number | undefined, sample: number, alpha: number): number {
+  return previous === undefined ? sample : previous + alpha * (sample - previous);
+}
+
+export function percentile(values: readonly number[], q: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
+}
+
+/** Per-deployment live statistics, kept in memory per router process. */
+export class LiveStats {
+  private readonly byDeployment = new Map<string, DeploymentStats>();
+
+  constructor(
+    readonly clock: Clock,
+    private readonly alpha = 0.2,
+  ) {}
+
+  of(deploymentId: string): DeploymentStats {
+    let stats = this.byDeployment.get(deploymentId);
+    if (!stats) this.byDeployment.set(deploymentId, (stats = new DeploymentStats(this.alpha)));
+    return stats;
+  }
+
+  /** Expected time to the first answer event: the live average, else the configured prior. */
+  expectedLatency(deploymentId: string, stream: boolean, prior: number | undefined): number {
+    const stats = this.byDeployment.get(deploymentId);
+    const live = stream ? (stats?.ttftEwmaMs ?? stats?.latencyEwmaMs) : (stats?.latencyEwmaMs ?? stats?.ttftEwmaMs);
+    return live ?? prior ?? UNKNOWN_LATENCY_MS;
+  }
+}
+
+/** What a deployment with no measurement and no prior is assumed to take. */
+export const UNKNOWN_LATENCY_MS = 1_000;

@@ -1,0 +1,91 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { sharedKafkaBrokers, sharedRedisUrl } from '../support/infra/shared-infra';
+
+const root = resolve(__dirname, '../..');
+
+/** The part of the report (bench/report.ts) this spec checks; the harness validates all of it. */
+const reportSchema = z.object({
+  settings: z.object({ concurrency: z.array(z.number()), targets: z.array(z.string()) }),
+  rows: z.array(
+    z.object({
+      scenario: z.string(),
+      target: z.string(),
+      requests: z.number(),
+      errors: z.number(),
+      requestsPerSecond: z.number(),
+      p50Ms: z.number(),
+      p99Ms: z.number(),
+      ttfbP50Ms: z.number().optional(),
+      cpuMsPerRequest: z.number(),
+      peakRssMb: z.number(),
+      throughputVsFloor: z.number().optional(),
+    }),
+  ),
+  peakRssMb: z.record(z.string(), z.number()),
+  routeDecision: z.object({ p50Micros: z.number() }).nullable(),
+  usagePipeline: z.object({ events: z.number(), stored: z.number(), eventsPerSecond: z.number() }).nullable(),
+  chargeback: z.object({ events: z.number(), groups: z.number(), totalCost: z.string() }).nullable(),
+  targets: z.array(z.object({ name: z.string(), measured: z.number().nullable() })),
+});
+
+/**
+ * `npm run bench:smoke` end to end, on the shared Kafka and Redis: every target starts, every
+ * scenario runs, the pipeline benchmarks run, and the report has the promised shape. Timings
+ * are never asserted: they belong to the machine, not to the code.
+ */
+describe('benchmark harness (smoke)', () => {
+  let report: z.infer<typeof reportSchema>;
+
+  beforeAll(async () => {
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'ignore' });
+    const out = mkdtempSync(join(tmpdir(), 'or-bench-smoke-'));
+    const child = spawn(
+      process.execPath,
+      ['-r', './bench/register.js', 'bench/run.ts', '--smoke', '--kafka-brokers', sharedKafkaBrokers().join(','), '--redis-url', sharedRedisUrl(), '--out', out],
+      { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-6000)));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    if (code !== 0) throw new Error(`the smoke bench exited with ${code}:\n${stderr}`);
+    report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'latest-smoke.json'), 'utf8')));
+  }, 300_000);
+
+  it('measures every scenario, concurrency and target without errors', () => {
+    const { concurrency, targets } = report.settings;
+    expect(report.rows).toHaveLength(3 * concurrency.length * targets.length);
+    for (const row of report.rows) {
+      expect(row.errors).toBe(0);
+      expect(row.requests).toBeGreaterThan(0);
+      expect(row.requestsPerSecond).toBeGreaterThan(0);
+      expect(row.p50Ms).toBeGreaterThan(0);
+      expect(row.p99Ms).toBeGreaterThanOrEqual(row.p50Ms);
+      if (row.scenario === 'stream') expect(row.ttfbP50Ms).toBeGreaterThan(0);
+      if (row.target !== 'direct') {
+        expect(row.cpuMsPerRequest).toBeGreaterThan(0);
+        expect(row.peakRssMb).toBeGreaterThan(0);
+      }
+      if (row.target === 'embedded' || row.target === 'distributed') expect(row.throughputVsFloor).toBeGreaterThan(0);
+    }
+  });
+
+  it('runs the usage pipeline and the chargeback over generated events', () => {
+    expect(report.usagePipeline?.stored).toBe(report.usagePipeline?.events);
+    expect(report.usagePipeline?.eventsPerSecond).toBeGreaterThan(0);
+    expect(report.chargeback?.events).toBeGreaterThan(0);
+    expect(report.chargeback?.groups).toBeGreaterThan(0);
+    expect(Number(report.chargeback?.totalCost)).toBeGreaterThan(0);
+  });
+
+  it('checks every target of the issue and measures the routing decision', () => {
+    expect(report.targets.length).toBeGreaterThanOrEqual(8);
+    for (const check of report.targets) expect(check.measured).not.toBeNull();
+    expect(report.routeDecision?.p50Micros).toBeGreaterThan(0);
+    expect(report.peakRssMb['distributed']).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import OpenAI from 'openai';
+import type { budgetv1 } from '@openrouter/contracts';
+import { InProcessBudgetBus, toMicros } from '@openrouter/budgets';
+import { Money, moneyText } from '@openrouter/usage';
+import { sharedRedisUrl } from '../support/infra/shared-infra';
+import { waitFor } from '../support/infra/wait-for';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+
+function withBudgets(list: unknown[], redis = false): (doc: Record<string, unknown>) => void {
+  return (doc) => {
+    doc['budgets'] = { list };
+    if (redis) doc['access'] = { ...(doc['access'] as object), redis: { url: sharedRedisUrl(), keyPrefix: `budgets-e2e-${randomBytes(4).toString('hex')}:` } };
+  };
+}
+
+const hi = [{ role: 'user' as const, content: 'hi' }];
+
+describe('budgets through the gateway', () => {
+  describe('a hard budget on a real Redis', () => {
+    let gw: TestGateway;
+    // gpt-4o-mini: 0.15 in / 0.60 out per 1M tokens. "hi" pads to 22 prompt tokens, max_tokens 50:
+    // worst case 22 × 0.15 + 50 × 0.60 = 33.3 micro-units, reserved as 34; 0.0017 holds 50 of them.
+    const budget = '0.0017';
+
+    beforeAll(async () => {
+      gw = await startTestGateway({ configure: withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: budget, enforcement: 'hard' }], true) });
+    }, 120_000);
+    afterAll(async () => gw?.close());
+
+    it('accepts 200 concurrent requests only up to the budget, and refuses the rest with 402 budget_exceeded', async () => {
+      const client = gw.client();
+      const outcomes = await Promise.all(
+        Array.from({ length: 200 }, async (_, i) => {
+          try {
+            const { response } = await client.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 50, messages: [{ role: 'user', content: `hi ${i % 7}` }] }).withResponse();
+            return { status: 200, cost: response.headers.get('x-openrouter-cost') ?? 'missing' };
+          } catch (error) {
+            if (!(error instanceof OpenAI.APIError)) throw error;
+            return { status: error.status ?? 0, cost: '0', code: error.code, type: error.type, message: error.message };
+          }
+        }),
+      );
+      const accepted = outcomes.filter((o) => o.status === 200);
+      const refused = outcomes.filter((o) => o.status !== 200);
+      const total = accepted.reduce((sum, o) => sum.plus(o.cost), new Money(0));
+      expect(total.lessThanOrEqualTo(budget)).toBe(true);
+      expect(accepted.length).toBeGreaterThanOrEqual(50);
+      expect(refused.length).toBeGreaterThan(0);
+      for (const r of refused) expect(r).toMatchObject({ status: 402, code: 'budget_exceeded', type: 'insufficient_quota' });
+      // Every reservation is settled with the real cost: the ledger holds the accepted spend.
+      const status = await waitFor(async () => {
+        const [s] = await gw.gateway.ingress.budgets.status();
+        return s && s.reserved === '0' ? s : undefined;
+      });
+      // Each request is counted in whole micro-units, rounded up: exactly the sum of what was settled.
+      expect(toMicros(status.spent)).toBe(accepted.reduce((sum, o) => sum + toMicros(o.cost), 0));
+      expect(toMicros(status.spent)).toBeLessThanOrEqual(toMicros(budget));
+    }, 120_000);
+  });
+
+  describe('in memory (embedded mode)', () => {
+    let gw: TestGateway;
+    const events: budgetv1.BudgetEvent[] = [];
+
+    beforeAll(async () => {
+      gw = await startTestGateway({
+        configure: withBudgets([
+          // The stream test's own key budget is small; the org's soft budget only alerts.
+          { id: 'tiny', scope: { org: 'default' }, period: 'monthly', timezone: 'Europe/Berlin', amount: '0.00002', enforcement: 'hard', alertThresholds: [50, 100] },
+          { id: 'org-soft', scope: { org: 'default' }, period: 'weekly', amount: '0.000001', enforcement: 'soft', alertThresholds: [50, 80, 100] },
+        ]),
+      });
+      const bus = gw.gateway.ingress.budgetEvents;
+      if (!(bus instanceof InProcessBudgetBus)) throw new Error('expected the in-process budget bus');
+      bus.subscribe((e) => events.push(e));
+    }, 120_000);
+    afterAll(async () => gw?.close());
+
+    it('ends a stream cleanly with finish_reason "length" where the hard budget runs out, then refuses with 402', async () => {
+      gw.sim.configure({ completionTokens: 400 });
+      const client = gw.client();
+      const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Tell me a long story' }] });
+      let text = '';
+      let finish: string | null | undefined;
+      for await (const chunk of stream) {
+        for (const choice of chunk.choices) {
+          text += choice.delta.content ?? '';
+          finish = choice.finish_reason ?? finish;
+        }
+      }
+      expect(finish).toBe('length');
+      expect(text.length).toBeGreaterThan(0);
+      // 0.00002 = 20 micro-units: at 0.6 per output token, far fewer than the 400 the provider would write.
+      expect(text.split(' ').length).toBeLessThan(60);
+      const [tiny] = await waitFor(async () => {
+        const s = await gw.gateway.ingress.budgets.status();
+        return s[0]?.reserved === '0' ? s : undefined;
+      });
+      expect(new Money(tiny?.spent ?? '1').lessThanOrEqualTo('0.00002')).toBe(true);
+
+      const refused = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: hi }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(OpenAI.APIError);
+      const e = refused as InstanceType<typeof OpenAI.APIError>;
+      expect(e.status).toBe(402);
+      expect(e.error).toEqual({ message: expect.stringContaining('budget "tiny"'), type: 'insufficient_quota', param: null, code: 'budget_exceeded' });
+
+      // Threshold crossings: once per budget, period and threshold, whatever the traffic.
+      await waitFor(() => events.length >= 4 || undefined, { what: 'budget events' });
+      const ids = events.map((x) => x.eventId).sort();
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(events.filter((x) => x.budgetId === 'org-soft').map((x) => x.thresholdPercent)).toEqual([50, 80, 100]);
+      const soft = events.find((x) => x.budgetId === 'org-soft');
+      expect(soft).toMatchObject({ limit: '0.000001', currency: 'USD', scope: { orgId: 'default' } });
+      expect(moneyText(new Money(soft?.spent ?? '0'))).not.toBe('0');
+    }, 60_000);
+  });
+});

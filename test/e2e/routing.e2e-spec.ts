@@ -1,0 +1,157 @@
+import OpenAI from 'openai';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+
+const model = (id: string, upstream: string[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  id,
+  capabilities: ['chat', 'tools', 'json_object'],
+  deployments: upstream.map((u) => ({ id: u, provider: 'simulated', model: u })),
+  ...extra,
+});
+
+/** Models whose upstream names the simulator's faults can target one by one. */
+const MODELS = [
+  model('primary', ['primary-a', 'primary-b'], { fallbacks: ['backup'], pricing: { input: '1', output: '2' } }),
+  model('backup', ['backup-a'], { pricing: { input: '1', output: '2' } }),
+  model('solo', ['solo-a']),
+  model('budget', ['budget-a'], { pricing: { input: '0.10', output: '0.40' }, quality: { default: 0.4, chat: 0.8, creative: 0.75 } }),
+  model('frontier', ['frontier-a'], { pricing: { input: '5', output: '15' }, quality: { default: 0.9 } }),
+  model('base', ['base-a']),
+  model('canary', ['canary-a']),
+  { id: 'text-embedding-3-small', capabilities: ['embeddings'], deployments: [{ provider: 'simulated', model: 'embed-upstream' }] },
+];
+
+const ROUTING = {
+  seed: 3,
+  balancing: 'weighted',
+  aliases: { smart: { models: ['budget', 'frontier'] }, rollout: { models: ['base'] } },
+  retry: { maxAttempts: 4, deadlineMs: 10_000, attemptTimeoutMs: 400, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 3_000 },
+  breaker: { consecutiveFailures: 3, cooldownMs: 3_000, minRequests: 100 },
+  grayReleases: [{ id: 'canary-rollout', target: 'rollout', baseline: 'base', canary: 'canary', steps: [{ afterMinutes: 0, percent: 50 }], rollback: { minRequests: 5, errorRateMargin: 0.2 } }],
+};
+
+const user = (text: string): OpenAI.ChatCompletionMessageParam[] => [{ role: 'user', content: text }];
+
+describe('routing end to end with injected provider faults', () => {
+  let gw: TestGateway;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        doc['models'] = MODELS;
+        doc['routing'] = ROUTING;
+      },
+    });
+    client = gw.client();
+  });
+  afterAll(async () => gw?.close());
+  beforeEach(() => gw.sim.reset());
+
+  async function ask(modelName: string, extra: Record<string, unknown> = {}, text = 'Hello there'): Promise<{ data: OpenAI.ChatCompletion; headers: Headers }> {
+    const { data, response } = await client.chat.completions.create({ model: modelName, messages: user(text), max_tokens: 4, ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
+    return { data, headers: response.headers };
+  }
+
+  it('serves from the next deployment when the first answers 500, and says so in the headers', async () => {
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 500, model: 'primary-a', remaining: 1 }] });
+    const { data, headers } = await ask('primary', { route: { providers: { order: ['simulated'] } } });
+    expect(data.choices[0]?.message.content).toBeTruthy();
+    expect(headers.get('x-openrouter-model')).toBe('primary');
+    const attempts = Number(headers.get('x-openrouter-attempts'));
+    const firstTried = gw.sim.requests()[0]?.model;
+    if (firstTried === 'primary-a') {
+      expect(attempts).toBe(2);
+      expect(headers.get('x-openrouter-deployment')).toBe('primary-b');
+      expect(headers.get('x-openrouter-route-reason')).toContain('failover after 1 failed attempt');
+    } else {
+      expect(attempts).toBe(1);
+    }
+    expect(headers.get('x-openrouter-task-type')).toBe('chat');
+  });
+
+  it('falls back to the fallback model when every deployment of the primary fails', async () => {
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 503, model: 'primary-a' }, { kind: 'http_error', status: 500, model: 'primary-b' }] });
+    const { headers } = await ask('primary');
+    expect(headers.get('x-openrouter-model')).toBe('backup');
+    expect(headers.get('x-openrouter-attempts')).toBe('3');
+    expect(headers.get('x-openrouter-route-reason')).toContain('fallback backup');
+  });
+
+  it('waits out a 429 Retry-After on the only deployment and succeeds', async () => {
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 429, model: 'solo-a', retryAfterSeconds: 1, remaining: 1 }] });
+    const started = Date.now();
+    const { headers } = await ask('solo');
+    expect(headers.get('x-openrouter-attempts')).toBe('2');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(gw.sim.requests().filter((r) => r.model === 'solo-a')).toHaveLength(2);
+  });
+
+  it('moves on from a deployment that does not answer in time', async () => {
+    gw.sim.configure({ faults: [{ kind: 'timeout', model: 'backup-a' }] });
+    const { headers } = await ask('backup', { models: ['solo'] });
+    expect(headers.get('x-openrouter-model')).toBe('solo');
+    expect(headers.get('x-openrouter-route-reason')).toContain('fallback solo');
+  });
+
+  it('fails over a stream before its first token, so the client sees only the good stream', async () => {
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 502, model: 'backup-a', remaining: 1 }] });
+    const { data: stream, response } = await client.chat.completions.create({ model: 'backup', models: ['solo'], messages: user('Stream please'), stream: true } as OpenAI.ChatCompletionCreateParamsStreaming).withResponse();
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text.length).toBeGreaterThan(0);
+    expect(response.headers.get('x-openrouter-deployment')).toBe('solo-a');
+    expect(response.headers.get('x-openrouter-attempts')).toBe('2');
+  });
+
+  it('opens the circuit after repeated failures and closes it once the deployment recovers', async () => {
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 500, model: 'primary-a' }] });
+    const served: string[] = [];
+    for (let i = 0; i < 8; i++) served.push((await ask('primary', { route: { providers: { only: ['simulated'] } } })).headers.get('x-openrouter-attempts') ?? '');
+    // Once open, primary-a is no longer tried: every later request is served at the first attempt.
+    expect(served.slice(-3)).toEqual(['1', '1', '1']);
+    const triedWhileOpen = gw.sim.requests().filter((r) => r.model === 'primary-a').length;
+    expect(triedWhileOpen).toBeGreaterThanOrEqual(1);
+    expect(triedWhileOpen).toBeLessThanOrEqual(3);
+    gw.sim.configure({ faults: [] });
+    // After the cooldown a probe goes to primary-a again, succeeds, and the circuit closes.
+    let recovered = false;
+    const giveUpAt = Date.now() + 20_000;
+    while (!recovered && Date.now() < giveUpAt) {
+      await ask('primary');
+      recovered = gw.sim.requests().filter((r) => r.model === 'primary-a').length > triedWhileOpen;
+    }
+    expect(recovered).toBe(true);
+  });
+
+  it('picks the cheap model only where its quality reaches min_quality', async () => {
+    const route = { strategy: 'cost', min_quality: 0.7 };
+    const chat = await ask('smart', { route }, 'Hi! How are you doing today?');
+    expect(chat.headers.get('x-openrouter-task-type')).toBe('chat');
+    expect(chat.headers.get('x-openrouter-model')).toBe('budget');
+    const code = await ask('smart', { route }, 'Write a Python function that merges two sorted lists.');
+    expect(code.headers.get('x-openrouter-task-type')).toBe('code');
+    expect(code.headers.get('x-openrouter-model')).toBe('frontier');
+  });
+
+  it('takes route controls from headers and rejects bad ones with a 400 naming the parameter', async () => {
+    const headerRoute = await client.chat.completions
+      .create({ model: 'smart', messages: user('Hi! How are you doing today?'), max_tokens: 4 }, { headers: { 'x-openrouter-route': JSON.stringify({ strategy: 'quality' }) } })
+      .withResponse();
+    expect(headerRoute.response.headers.get('x-openrouter-model')).toBe('frontier');
+    await expect(ask('smart', { route: { strategy: 'fastest' } })).rejects.toMatchObject({ status: 400, param: 'route.strategy' });
+    await expect(ask('ghost')).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+    expect(gw.sim.requests().every((r) => (r.body as Record<string, unknown>)['route'] === undefined)).toBe(true);
+  });
+
+  it('rolls a gray release back when the canary fails, while every client request still succeeds', async () => {
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 500, model: 'canary-a' }] });
+    const arms: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const { headers } = await ask('rollout', { user: `user-${i}` });
+      arms.push(headers.get('x-openrouter-experiment') ?? '');
+      expect(headers.get('x-openrouter-model')).toBe('base');
+    }
+    expect(arms.filter((a) => a === 'canary-rollout/canary')).toHaveLength(5);
+    expect(arms.slice(-10).every((a) => a === 'canary-rollout/baseline')).toBe(true);
+  });
+});

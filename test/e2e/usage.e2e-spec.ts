@@ -1,0 +1,107 @@
+import { Money, moneyText } from '@openrouter/usage';
+import { queryRows } from '../support/infra/clickhouse';
+import { sharedKafkaBrokers } from '../support/infra/shared-infra';
+import { waitFor } from '../support/infra/wait-for';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+import { usageTestConfig } from '../support/usage-fixtures';
+
+interface Row {
+  event_id: string;
+  cost: string;
+  status: string;
+  operation: string;
+  stream: boolean;
+  prompt_tokens: number;
+  completion_tokens: number;
+  org_id: string;
+  served_model: string;
+  price_version: string;
+}
+
+async function rows(gw: TestGateway): Promise<Row[]> {
+  return queryRows<Row>(
+    gw.gateway.billing.usage.store,
+    'SELECT event_id, toString(cost) AS cost, status, operation, stream, prompt_tokens, completion_tokens, org_id, served_model, price_version FROM {db:Identifier}.usage_events FINAL',
+  );
+}
+
+async function inBatches<T>(count: number, concurrency: number, run: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < count; i += concurrency) out.push(...(await Promise.all(Array.from({ length: Math.min(concurrency, count - i) }, (_, j) => run(i + j)))));
+  return out;
+}
+
+describe.each([
+  ['Kafka and ClickHouse (chDB)', 'kafka'],
+  ['the in-process bus and chDB (default embedded mode)', 'in-process'],
+] as const)('usage metering end to end through %s', (_name, bus) => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    const usage = usageTestConfig({ brokers: sharedKafkaBrokers() }).usage;
+    gw = await startTestGateway({
+      configure: (document) => {
+        document['usage'] = bus === 'kafka' ? usage : { clickhouse: usage.clickhouse };
+      },
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('records one priced row per request and tells the client the same cost', async () => {
+    const client = gw.client();
+    const nonStream = await inBatches(bus === 'kafka' ? 300 : 100, 20, async (i) => {
+      const { data, response } = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `Say something about ${i}` }] }).withResponse();
+      const header = response.headers.get('x-openrouter-cost') ?? '';
+      const usage = data.usage as (typeof data.usage & { cost?: number }) | undefined;
+      return { id: response.headers.get('x-request-id') ?? '', header, cost: usage?.cost };
+    });
+    for (const r of nonStream) {
+      expect(r.header).toMatch(/^\d+(\.\d+)?$/);
+      expect(Number(r.header)).toBeGreaterThan(0);
+      expect(r.cost).toBe(Number(r.header));
+    }
+
+    const streamed = await inBatches(30, 10, async (i) => {
+      const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: `Stream ${i}` }] });
+      let cost: number | undefined;
+      for await (const chunk of stream) {
+        const usage = chunk.usage as (typeof chunk.usage & { cost?: number }) | null | undefined;
+        if (usage) cost = usage.cost;
+      }
+      return cost;
+    });
+    for (const cost of streamed) expect(cost).toBeGreaterThan(0);
+
+    const embeddings = await inBatches(10, 10, async (i) => {
+      const { response } = await client.embeddings.create({ model: 'text-embedding-3-small', input: `text ${i}` }).withResponse();
+      return response.headers.get('x-openrouter-cost');
+    });
+    for (const cost of embeddings) expect(cost).toMatch(/^\d+(\.\d+)?$/);
+
+    const failures = await inBatches(5, 5, async () => client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }).then(() => 'answered', (error: { status?: number }) => error.status));
+    expect(failures).toEqual([404, 404, 404, 404, 404]);
+
+    const total = nonStream.length + streamed.length + embeddings.length + failures.length;
+    await waitFor(async () => (await rows(gw)).length === total, { timeoutMs: 60_000, intervalMs: 200, what: `${total} usage rows` });
+    const stored = await rows(gw);
+    expect(new Set(stored.map((r) => r.event_id)).size).toBe(total);
+    const byId = new Map(stored.map((r) => [r.event_id, r]));
+    for (const r of nonStream) expect(moneyText(new Money(byId.get(r.id)?.cost ?? '-1'))).toBe(r.header);
+    const expectedChat = nonStream.reduce((sum, r) => sum.plus(r.header), new Money(0));
+    const storedChat = stored.filter((r) => r.operation === 'chat' && !r.stream && r.status === 'ok').reduce((sum, r) => sum.plus(r.cost), new Money(0));
+    expect(moneyText(storedChat)).toBe(moneyText(expectedChat));
+    expect(stored.filter((r) => r.stream)).toHaveLength(streamed.length);
+    expect(stored.filter((r) => r.operation === 'embedding')).toHaveLength(embeddings.length);
+    const errors = stored.filter((r) => r.status === 'error');
+    expect(errors).toHaveLength(failures.length);
+    for (const e of errors) expect(moneyText(new Money(e.cost))).toBe('0');
+    for (const r of stored.filter((x) => x.status === 'ok')) {
+      expect(r.org_id).toBe('default');
+      expect(r.price_version).toMatch(/@base#/);
+      expect(r.prompt_tokens).toBeGreaterThan(0);
+    }
+  }, 240_000);
+});

@@ -1,0 +1,122 @@
+import { Kafka, logLevel } from 'kafkajs';
+import { startBilling, type BillingHandle } from '@openrouter/billing';
+import type { GatewayConfig } from '@openrouter/config';
+import { createLogger } from '@openrouter/observability';
+import { KafkaUsagePublisher, Money, moneyText, PriceBook, type UsagePublisher } from '@openrouter/usage';
+import { queryRows } from '../support/infra/clickhouse';
+import { sharedKafkaBrokers } from '../support/infra/shared-infra';
+import { waitFor } from '../support/infra/wait-for';
+import { makeUsageEvent, usageTestConfig } from '../support/usage-fixtures';
+
+const logger = createLogger('usage-pipeline-spec', 'silent');
+const T0 = Date.parse('2025-06-10T12:00:00Z');
+
+async function startPublisher(config: GatewayConfig): Promise<KafkaUsagePublisher> {
+  return KafkaUsagePublisher.start({ kafka: config.usage.kafka, outbox: config.usage.outbox, clientName: 'spec' }, logger);
+}
+
+async function totals(billing: BillingHandle): Promise<{ rows: number; unique: number; cost: string; rollupRequests: number; rollupCost: string }> {
+  const store = billing.usage.store;
+  const [raw] = await queryRows<{ rows: string; unique: string; cost: string }>(
+    store,
+    'SELECT count() AS rows, uniqExact(event_id) AS unique, toString(sum(cost)) AS cost FROM {db:Identifier}.usage_events FINAL',
+  );
+  const [rollup] = await queryRows<{ requests: string; cost: string }>(store, 'SELECT sum(requests) AS requests, toString(sum(cost)) AS cost FROM {db:Identifier}.usage_daily');
+  return { rows: Number(raw?.rows), unique: Number(raw?.unique), cost: moneyText(new Money(raw?.cost ?? '0')), rollupRequests: Number(rollup?.requests ?? 0), rollupCost: moneyText(new Money(rollup?.cost ?? '0')) };
+}
+
+describe('usage pipeline: Kafka → billing → ClickHouse (real broker, chDB)', () => {
+  let config: GatewayConfig;
+  let billing: BillingHandle;
+  let publisher: UsagePublisher;
+  let prices: PriceBook;
+
+  beforeAll(async () => {
+    config = usageTestConfig({ brokers: sharedKafkaBrokers(), pricing: { input: '0.15', output: '0.60', cachedInput: '0.075', changes: [{ from: '2025-06-15', input: '0.10', output: '0.40' }] } });
+    prices = PriceBook.fromModels(config.models);
+    billing = await startBilling(config, logger);
+    publisher = await startPublisher(config);
+  }, 120_000);
+
+  afterAll(async () => {
+    await publisher?.close();
+    await billing?.close();
+  });
+
+  it('stores 10,000 events as exactly 10,000 rows with the exact cost sum, and a replay adds nothing', async () => {
+    const events = Array.from({ length: 10_000 }, (_, i) => makeUsageEvent(prices, i, T0 + i));
+    const expected = moneyText(events.reduce((sum, e) => sum.plus(e.cost?.amount ?? '0'), new Money(0)));
+    const started = Date.now();
+    await Promise.all(events.map((e) => publisher.publish(e)));
+    await waitFor(async () => billing.usage.stats().stored >= 10_000, { timeoutMs: 120_000, what: '10,000 stored events' });
+    const seconds = (Date.now() - started) / 1000;
+    process.stderr.write(`usage pipeline: 10,000 events published and stored in ${seconds.toFixed(2)} s (${Math.round(10_000 / seconds)} events/s end to end)\n`);
+    expect(await totals(billing)).toEqual({ rows: 10_000, unique: 10_000, cost: expected, rollupRequests: 10_000, rollupCost: expected });
+
+    // The same events again (an outbox replay, a producer retry): counted once.
+    await Promise.all(events.slice(0, 500).map((e) => publisher.publish(e)));
+    await waitFor(async () => (await billing.usage.lag()) === 0 && billing.usage.stats().duplicates >= 500, { timeoutMs: 60_000, what: 'the replay consumed' });
+    expect(await totals(billing)).toEqual({ rows: 10_000, unique: 10_000, cost: expected, rollupRequests: 10_000, rollupCost: expected });
+  }, 240_000);
+
+  it('keeps earlier events at their price when the price changes mid-month', async () => {
+    const before = makeUsageEvent(prices, 1, Date.parse('2025-06-14T23:59:59.000Z'), 'price');
+    const after = makeUsageEvent(prices, 2, Date.parse('2025-06-15T00:00:00.000Z'), 'price');
+    for (const e of [before, after]) e.tokens = { prompt: 1_000_000, completion: 1_000_000, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false };
+    before.cost = { amount: '0.75', currency: 'USD', priceVersion: prices.priceAt('gpt-4o-mini', 'sim-mini', before.receivedAtMs)?.version ?? '' };
+    after.cost = { amount: '0.5', currency: 'USD', priceVersion: prices.priceAt('gpt-4o-mini', 'sim-mini', after.receivedAtMs)?.version ?? '' };
+    await Promise.all([publisher.publish(before), publisher.publish(after)]);
+    await waitFor(async () => (await queryRows(billing.usage.store, "SELECT 1 FROM {db:Identifier}.usage_events WHERE event_id LIKE 'price-%'")).length === 2, { timeoutMs: 30_000, what: 'priced events' });
+    const rows = await queryRows<{ event_id: string; cost: string; price_version: string }>(
+      billing.usage.store,
+      "SELECT event_id, toString(cost) AS cost, price_version FROM {db:Identifier}.usage_events FINAL WHERE event_id LIKE 'price-%' ORDER BY event_id",
+    );
+    expect(rows.map((r) => [r.event_id, moneyText(new Money(r.cost))])).toEqual([
+      ['price-1', '0.75'],
+      ['price-2', '0.5'],
+    ]);
+    expect(rows[0]?.price_version).toMatch(/^gpt-4o-mini@base#/);
+    expect(rows[1]?.price_version).toMatch(/^gpt-4o-mini@2025-06-15T00:00:00\.000Z#/);
+    // A later price list (another change added) prices the old instants exactly as before.
+    const later = PriceBook.fromModels(
+      usageTestConfig({ brokers: sharedKafkaBrokers(), pricing: { input: '0.15', output: '0.60', cachedInput: '0.075', changes: [{ from: '2025-06-15', input: '0.10', output: '0.40' }, { from: '2025-06-20', input: '9' }] } }).models,
+    );
+    expect(later.priceAt('gpt-4o-mini', 'sim-mini', before.receivedAtMs)?.version).toBe(rows[0]?.price_version);
+  }, 60_000);
+
+  it('sends a poison message to the dead-letter topic with the reason and keeps consuming', async () => {
+    const valid = makeUsageEvent(prices, 1, T0, 'after-poison');
+    const kafka = new Kafka({ clientId: 'poison-spec', brokers: sharedKafkaBrokers(), logLevel: logLevel.NOTHING });
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: config.usage.kafka.topic, messages: [{ key: valid.tenant?.orgId ?? '', value: Buffer.from([0xff, 0xff, 0xff, 0x01, 0x02]) }] });
+    await producer.disconnect();
+    await publisher.publish(valid);
+    // Same key, same partition: the valid event is behind the poison message.
+    await waitFor(async () => (await queryRows(billing.usage.store, "SELECT 1 FROM {db:Identifier}.usage_events WHERE event_id = 'after-poison-1'")).length === 1, { timeoutMs: 30_000, what: 'the event after the poison message' });
+    await waitFor(() => billing.usage.stats().deadLettered === 1, { timeoutMs: 10_000, what: 'the dead-letter count' });
+
+    const consumer = kafka.consumer({ groupId: `dlq-reader-${Date.now()}` });
+    await consumer.connect();
+    await consumer.subscribe({ topic: config.usage.kafka.dlqTopic, fromBeginning: true });
+    const letters: Array<{ reason: string; offset: string }> = [];
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        letters.push({ reason: String(message.headers?.['x-dlq-reason'] ?? ''), offset: String(message.headers?.['x-dlq-source-offset'] ?? '') });
+      },
+    });
+    await waitFor(() => letters.length >= 1, { timeoutMs: 30_000, what: 'the dead letter' });
+    await consumer.disconnect();
+    expect(letters).toHaveLength(1);
+    expect(letters[0]?.reason).toMatch(/undecodable protobuf|schema_version|missing/);
+    expect(letters[0]?.offset).toMatch(/^\d+$/);
+  }, 60_000);
+
+  it('shows consumer lag and counters in /ready', async () => {
+    const response = await fetch(`http://127.0.0.1:${billing.httpPort}/ready`);
+    const body = (await response.json()) as { status: string; checks: Record<string, string>; details?: Record<string, Record<string, unknown>> };
+    expect(response.status).toBe(200);
+    expect(body.checks).toEqual({ clickhouse: 'ok', 'usage-consumer': 'ok' });
+    expect(body.details?.['usage-consumer']).toEqual(expect.objectContaining({ bus: 'kafka', lag: 0, deadLettered: 1 }));
+  });
+});
