@@ -123,6 +123,12 @@ describe('every provider family through the gateway', () => {
       await expect(client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
       gw.sim.configure({ faults: [{ kind: 'http_error', status: 500, model: upstream }] });
       await expect(client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 502 });
+      gw.sim.configure({ faults: [{ kind: 'http_error', status: 503, model: upstream }] });
+      await expect(client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 503 });
+      gw.sim.configure({ faults: [{ kind: 'timeout', model: upstream }] });
+      await expect(client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 504, code: 'timeout' });
+      gw.sim.configure({ faults: [{ kind: 'http_error', status: 400, model: upstream }] });
+      await expect(client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 400 });
       gw.sim.configure({ faults: [], contextWindow: 40 });
       await expect(client.chat.completions.create({ model, messages: [{ role: 'user', content: 'word '.repeat(300) }] })).rejects.toMatchObject({ status: 400, code: 'context_length_exceeded' });
       gw.sim.configure({ contextWindow: 128_000, faults: [{ kind: 'drop_mid_stream', afterTokens: 2, model: upstream }] });
