@@ -146,55 +146,55 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   let usagePipeline: UsageThroughputResult | null = null;
   let chargeback: ChargebackResult | null = null;
   try {
-    upstream = await startUpstream(keys);
-    const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : [];
-    for (const name of settings.targets) {
-      log(`starting target ${name}`);
-      const gateway = { upstream, keys, runId, kafkaBrokers: infra?.brokers, redisUrl: infra?.redisUrl, nodeArgs };
-      const target =
-        name === 'direct' ? directTarget(upstream, keys) : name === 'floor' ? await startFloor(upstream, keys) : name === 'embedded' ? await startEmbedded(gateway) : await startDistributed(gateway);
-      targets.push(target);
-      await checkTarget(target);
-    }
-
-    const measure = async (target: BenchTarget, scenario: Scenario, concurrency: number, durationMs: number): Promise<void> => {
-      const meter = new ProcessGroupMeter(target.pids);
-      meter.begin();
-      const sample = await drive(target, scenario, concurrency, durationMs);
-      const usage = meter.end();
-      peakRss.set(target.name, Math.max(peakRss.get(target.name) ?? 0, usage.peakRssBytes));
-      const key = `${scenario}/${concurrency}/${target.name}`;
-      const cell = cells.get(key) ?? { scenario, concurrency, target: target.name, requests: 0, errors: 0, durationMs: 0, latenciesMs: [], ttfbMs: [], cpuMs: 0, peakRssBytes: 0 };
-      cell.requests += sample.requests;
-      cell.errors += sample.errors;
-      cell.durationMs += sample.durationMs;
-      for (const v of sample.latenciesMs) cell.latenciesMs.push(v);
-      for (const v of sample.ttfbMs) cell.ttfbMs.push(v);
-      cell.cpuMs += usage.cpuMs;
-      cell.peakRssBytes = Math.max(cell.peakRssBytes, usage.peakRssBytes);
-      cells.set(key, cell);
-    };
-
-    log('warm-up');
-    for (const target of targets) for (const scenario of options.scenarios) await drive(target, scenario, 16, settings.warmupMs);
-
-    // Alternate targets inside every cell, rotating the order each round, so drift (thermal,
-    // neighbours, GC, caches) falls on every target alike.
-    for (const scenario of options.scenarios) {
-      for (const concurrency of settings.concurrency) {
-        for (let round = 0; round < settings.rounds; round++) {
-          const order = targets.map((_, i) => targets[(i + round) % targets.length] as BenchTarget);
-          for (const target of order) await measure(target, scenario, concurrency, settings.durationMs);
-        }
-        log(`${scenario} c=${concurrency} done`);
+    try {
+      upstream = await startUpstream(keys);
+      const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : [];
+      for (const name of settings.targets) {
+        log(`starting target ${name}`);
+        const gateway = { upstream, keys, runId, kafkaBrokers: infra?.brokers, redisUrl: infra?.redisUrl, nodeArgs };
+        const target =
+          name === 'direct' ? directTarget(upstream, keys) : name === 'floor' ? await startFloor(upstream, keys) : name === 'embedded' ? await startEmbedded(gateway) : await startDistributed(gateway);
+        targets.push(target);
+        await checkTarget(target);
       }
-    }
-  } finally {
-    for (const target of targets.reverse()) await target.stop().catch((error: unknown) => log(`stopping ${target.name}: ${String(error)}`));
-    await upstream?.process.stop();
-  }
 
-  try {
+      const measure = async (target: BenchTarget, scenario: Scenario, concurrency: number, durationMs: number): Promise<void> => {
+        const meter = new ProcessGroupMeter(target.pids);
+        meter.begin();
+        const sample = await drive(target, scenario, concurrency, durationMs);
+        const usage = meter.end();
+        peakRss.set(target.name, Math.max(peakRss.get(target.name) ?? 0, usage.peakRssBytes));
+        const key = `${scenario}/${concurrency}/${target.name}`;
+        const cell = cells.get(key) ?? { scenario, concurrency, target: target.name, requests: 0, errors: 0, durationMs: 0, latenciesMs: [], ttfbMs: [], cpuMs: 0, peakRssBytes: 0 };
+        cell.requests += sample.requests;
+        cell.errors += sample.errors;
+        cell.durationMs += sample.durationMs;
+        for (const v of sample.latenciesMs) cell.latenciesMs.push(v);
+        for (const v of sample.ttfbMs) cell.ttfbMs.push(v);
+        cell.cpuMs += usage.cpuMs;
+        cell.peakRssBytes = Math.max(cell.peakRssBytes, usage.peakRssBytes);
+        cells.set(key, cell);
+      };
+
+      log('warm-up');
+      for (const target of targets) for (const scenario of options.scenarios) await drive(target, scenario, 16, settings.warmupMs);
+
+      // Alternate targets inside every cell, rotating the order each round, so drift (thermal,
+      // neighbours, GC, caches) falls on every target alike.
+      for (const scenario of options.scenarios) {
+        for (const concurrency of settings.concurrency) {
+          for (let round = 0; round < settings.rounds; round++) {
+            const order = targets.map((_, i) => targets[(i + round) % targets.length] as BenchTarget);
+            for (const target of order) await measure(target, scenario, concurrency, settings.durationMs);
+          }
+          log(`${scenario} c=${concurrency} done`);
+        }
+      }
+    } finally {
+      for (const target of targets.reverse()) await target.stop().catch((error: unknown) => log(`stopping ${target.name}: ${String(error)}`));
+      await upstream?.process.stop();
+    }
+
     if (!options.skipPipeline && infra) {
       const usageEvents = options.usageEvents ?? (smoke ? 5_000 : 200_000);
       log(`usage pipeline: ${usageEvents} events through Kafka → billing → ClickHouse`);
