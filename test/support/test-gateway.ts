@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { startGateway, type GatewayHandle } from '@openrouter/gateway';
-import { createLogger } from '@openrouter/observability';
+import { createLogger, type TelemetryOptions } from '@openrouter/observability';
 import { startSimulator, type RunningSimulator } from '@openrouter/provider-simulator';
 import type { DestinationStream } from 'pino';
 import { parseConfig } from '@openrouter/config';
@@ -21,6 +21,8 @@ export interface TestGatewayOptions {
   configure?: (document: Record<string, unknown>) => void;
   /** Receives every service's log lines (the level is then `info`). */
   logs?: DestinationStream;
+  /** Tracing exporter for every service (with `observability.tracing.enabled` set by `configure`). */
+  telemetry?: TelemetryOptions;
 }
 
 /** The embedded gateway in this process, in front of a simulator the test controls. */
@@ -32,7 +34,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     if (options.logs) document['log'] = { level: 'info' };
     options.configure?.(document);
     const config = parseConfig(document, {});
-    gateway = await startGateway(config, createLogger('test', config.log.level, options.logs), options.logs);
+    gateway = await startGateway(config, createLogger('test', config.log.level, options.logs), options.logs, { telemetry: options.telemetry });
   } catch (error) {
     await sim.close();
     throw error;

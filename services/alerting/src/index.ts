@@ -1,13 +1,110 @@
 import type { GatewayConfig } from '@openrouter/config';
-import type { Logger } from '@openrouter/observability';
+import type { budgetv1 } from '@openrouter/contracts';
+import { AlertingMetrics, ClickHouseAlertHistory, createTelemetry, UsageConsumerMetrics, type AlertHistoryStore, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
+import { createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageSource } from '@openrouter/usage';
+import { AlertingService } from './alerting.service';
+import type { NotificationChannel } from './channels/notification';
+import { SlackChannel } from './channels/slack.channel';
+import { WebhookChannel } from './channels/webhook.channel';
+import { DeliveryQueue } from './delivery/delivery-queue';
+import { HistoryWriter } from './delivery/history-writer';
+import { KafkaAlertSource } from './sources/kafka-alert.source';
+import { RouterStatusSource } from './sources/router-status.source';
+
+export { AlertingService } from './alerting.service';
+export { signPayload, verifySignature, SIGNATURE_HEADER, TIMESTAMP_HEADER, DELIVERY_HEADER } from './channels/webhook.channel';
+
+export interface AlertingDependencies {
+  /** The embedded gateway's in-process usage bus; without it alerting consumes Kafka per `usage.bus`. */
+  usageSource?: UsageSource;
+  /** The embedded gateway's in-process budget events. */
+  budgetEvents?: { subscribe(handler: (event: budgetv1.BudgetEvent) => void): () => void };
+  /** The embedded gateway's analytics store (one chDB per process); else a ClickHouse server from `usage.clickhouse.url`. */
+  store?: ClickHouseTarget;
+  /** The router's gRPC address (the embedded gateway's loopback port); else `observability.alerting.router`. */
+  routerAddress?: string;
+  telemetry?: TelemetryOptions;
+}
+
+export interface AlertingHandle extends ServiceHandle {
+  readonly alerting: AlertingService;
+  /** Resolves once every alert transition so far is written to the history store. */
+  historyFlushed(): Promise<void>;
+}
+
+function channelsOf(config: GatewayConfig): NotificationChannel[] {
+  return config.observability.alerting.channels.map((c) => (c.kind === 'webhook' ? new WebhookChannel(c.id, c.url, c.secret, c.headers) : new SlackChannel(c.id, c.url)));
+}
 
 /**
- * Starts the alerting service. For now it boots with its health endpoints; its work (see the README)
- * plugs in here.
+ * Starts the alerting service: takes usage and budget events (consumer group `alerting`, or the
+ * in-process buses of the embedded gateway), evaluates the configured rules over windowed
+ * aggregates, notifies webhook and Slack channels in the background and keeps alert history.
  */
-export async function startAlerting(config: GatewayConfig, logger: Logger): Promise<ServiceHandle> {
-  const http = await startHttpApp(HealthModule.register('alerting'), config.alerting.http, logger);
-  logger.info({ httpPort: http.port }, 'alerting started');
-  return { name: 'alerting', httpPort: http.port, close: () => http.app.close() };
+export async function startAlerting(config: GatewayConfig, logger: Logger, deps: AlertingDependencies = {}): Promise<AlertingHandle> {
+  const settings = config.observability.alerting;
+  const telemetry = createTelemetry('alerting', config.observability, deps.telemetry);
+  const metrics = new AlertingMetrics(telemetry.registry);
+  const consumerMetrics = new UsageConsumerMetrics(telemetry.registry, settings.consumerGroup);
+  const own = deps.store ? undefined : config.usage.clickhouse.url ? createClickHouse(config.usage.clickhouse, config.gateway.dataDir) : undefined;
+  const target = deps.store ?? own;
+  const cleanups: Array<() => Promise<void> | void> = [];
+  try {
+    let store: AlertHistoryStore | undefined;
+    if (target) {
+      await migrate(target.client, target.database, USAGE_MIGRATIONS);
+      const history = new ClickHouseAlertHistory(target.client, target.database);
+      store = { append: (entries) => consumerMetrics.timeInsert('alert_history', () => history.append(entries)), list: (query) => history.list(query) };
+    } else {
+      logger.warn('no ClickHouse server configured (usage.clickhouse.url): alert history is not kept');
+    }
+    const history = new HistoryWriter(store, logger);
+    cleanups.push(() => history.close());
+    const delivery = new DeliveryQueue(settings.delivery, metrics, logger);
+    cleanups.push(() => delivery.close());
+    const routerAddress = deps.routerAddress ?? settings.router;
+    const router = routerAddress ? new RouterStatusSource(routerAddress, settings.routerPollMs, logger) : undefined;
+    if (router) cleanups.push(() => router.close());
+    const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: () => router?.snapshot() });
+    cleanups.push(() => service.close());
+
+    const readiness: ReadinessCheck[] = [];
+    if (target) readiness.push({ name: 'clickhouse', check: async () => (await target.client.ping()).success });
+    if (deps.usageSource) {
+      await deps.usageSource.start(service.takeUsage);
+      consumerMetrics.readLagFrom(() => deps.usageSource?.lag() ?? Promise.resolve(0));
+    } else if (config.usage.bus === 'kafka') {
+      const kafka = new KafkaAlertSource(config, logger);
+      cleanups.push(() => kafka.close());
+      await kafka.start({ usage: service.takeUsage, budget: service.takeBudget });
+      consumerMetrics.readLagFrom(() => kafka.lag());
+      readiness.push({ name: 'kafka', check: async () => (await kafka.lag()) >= 0 });
+    } else {
+      logger.warn('usage.bus is in-process but alerting runs on its own: no usage events will arrive (use usage.bus: kafka)');
+    }
+    const unsubscribe = deps.budgetEvents?.subscribe((event) => service.observeBudget(event));
+    if (unsubscribe) cleanups.push(unsubscribe);
+    router?.start(() => undefined);
+    service.start();
+
+    const http = await startHttpApp(HealthModule.register('alerting', readiness, telemetry.registry), config.alerting.http, logger);
+    logger.info({ httpPort: http.port, rules: settings.rules.length, channels: settings.channels.length, router: routerAddress || null }, 'alerting started');
+    return {
+      name: 'alerting',
+      httpPort: http.port,
+      alerting: service,
+      historyFlushed: () => history.flushed(),
+      async close() {
+        await http.app.close();
+        for (const cleanup of cleanups.reverse()) await cleanup();
+        await own?.client.close();
+        await telemetry.close();
+      },
+    };
+  } catch (error) {
+    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
+    await own?.client.close().catch(() => undefined);
+    throw error;
+  }
 }

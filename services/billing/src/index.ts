@@ -1,7 +1,8 @@
 import type { GatewayConfig } from '@openrouter/config';
-import type { Logger } from '@openrouter/observability';
+import { createTelemetry, UsageConsumerMetrics, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import type { UsageSource } from '@openrouter/usage';
+import { startReports, type ReportsHandle } from './reports/reports-server';
 import { startUsagePipeline, type UsagePipelineHandle } from './usage/usage-pipeline';
 
 export type { IngestStats } from './usage/usage-ingest.service';
@@ -10,28 +11,43 @@ export type { UsagePipelineHandle } from './usage/usage-pipeline';
 export interface BillingDependencies {
   /** The embedded gateway's in-process usage bus; without it billing consumes Kafka per `usage.bus`. */
   usageSource?: UsageSource;
+  /** Tracing exporter override (tests). */
+  telemetry?: TelemetryOptions;
 }
 
 export interface BillingHandle extends ServiceHandle {
   readonly usage: UsagePipelineHandle;
+  /** Report RPCs (gRPC) and budget reconciliation. */
+  readonly reports: ReportsHandle;
 }
 
 /** Starts the billing service: the usage pipeline into ClickHouse, and its health endpoints. */
 export async function startBilling(config: GatewayConfig, logger: Logger, deps: BillingDependencies = {}): Promise<BillingHandle> {
-  const usage = await startUsagePipeline(config, logger, deps.usageSource);
+  const telemetry = createTelemetry('billing', config.observability, deps.telemetry);
+  const consumerMetrics = new UsageConsumerMetrics(telemetry.registry, config.usage.kafka.consumerGroup);
+  const usage = await startUsagePipeline(config, logger, deps.usageSource, consumerMetrics);
+  consumerMetrics.readLagFrom(() => usage.lag());
+  let reports: ReportsHandle | undefined;
   try {
-    const http = await startHttpApp(HealthModule.register('billing', usage.readiness), config.billing.http, logger);
-    logger.info({ httpPort: http.port }, 'billing started');
+    reports = await startReports(config, usage, logger);
+    const http = await startHttpApp(HealthModule.register('billing', usage.readiness, telemetry.registry), config.billing.http, logger);
+    logger.info({ httpPort: http.port, grpcPort: reports.grpcPort }, 'billing started');
+    const read = reports;
     return {
       name: 'billing',
       httpPort: http.port,
+      grpcPort: read.grpcPort,
       usage,
+      reports: read,
       async close() {
+        await read.close();
         await usage.close();
         await http.app.close();
+        await telemetry.close();
       },
     };
   } catch (error) {
+    await reports?.close();
     await usage.close();
     throw error;
   }

@@ -1,6 +1,7 @@
 import type { GatewayConfig } from '@openrouter/config';
 import type { DestinationStream } from 'pino';
-import { createLogger, type Logger } from '@openrouter/observability';
+import { createLogger, type Logger, type TelemetryOptions } from '@openrouter/observability';
+import { InProcessBudgetBus } from '@openrouter/budgets';
 import { startSimulator, type RunningSimulator } from '@openrouter/provider-simulator';
 import type { ServiceHandle } from '@openrouter/service-runtime';
 import { startAdapter } from '@openrouter/adapter';
@@ -9,11 +10,19 @@ import { startBilling, type BillingHandle } from '@openrouter/billing';
 import { startIngress, type IngressHandle } from '@openrouter/ingress';
 import { startRouter } from '@openrouter/router';
 import { InProcessUsageBus } from '@openrouter/usage';
+import { UsageFanOut } from './usage-fan-out';
+
+export interface GatewayOptions {
+  /** Tracing exporter override for every service (tests use an in-memory exporter). */
+  telemetry?: TelemetryOptions;
+}
 
 export interface GatewayHandle {
   readonly ingress: IngressHandle;
   readonly billing: BillingHandle;
   readonly simulator: RunningSimulator | undefined;
+  /** Every service of the gateway (their HTTP ports serve /health, /ready and /metrics). */
+  readonly services: readonly ServiceHandle[];
   readonly url: string;
   close(): Promise<void>;
 }
@@ -24,7 +33,8 @@ const internal = { host: '127.0.0.1', port: 0 };
  * The embedded mode: every service in this process, wired over loopback gRPC on ports the
  * system picks, so the request path is the same code as in the distributed mode.
  */
-export async function startGateway(config: GatewayConfig, logger: Logger, logDestination?: DestinationStream): Promise<GatewayHandle> {
+export async function startGateway(config: GatewayConfig, logger: Logger, logDestination?: DestinationStream, options: GatewayOptions = {}): Promise<GatewayHandle> {
+  const telemetry = options.telemetry;
   const started: Array<{ close(): Promise<void> }> = [];
   const closeAll = async (): Promise<void> => {
     for (const handle of started.reverse()) await handle.close();
@@ -35,24 +45,37 @@ export async function startGateway(config: GatewayConfig, logger: Logger, logDes
     if (simulator) started.push(simulator);
     const child = (name: string): Logger => createLogger(name, config.log.level, logDestination);
 
-    const adapter = await startAdapter({ ...config, adapter: { ...config.adapter, grpc: internal, http: internal } }, child('adapter'));
+    const adapter = await startAdapter({ ...config, adapter: { ...config.adapter, grpc: internal, http: internal } }, child('adapter'), telemetry);
     started.push(adapter);
     const router = await startRouter(
       { ...config, router: { ...config.router, grpc: internal, http: internal, adapters: { default: `127.0.0.1:${grpcPort(adapter)}` } } },
       child('router'),
+      telemetry,
     );
     started.push(router);
     // One process: usage events go from ingress to billing over the in-process bus, unless Kafka is configured.
     const bus = config.usage.bus === 'in-process' ? new InProcessUsageBus(child('usage-bus'), config.usage.consumer) : undefined;
-    const billing = await startBilling({ ...config, billing: { ...config.billing, http: internal } }, child('billing'), { usageSource: bus });
+    const billing = await startBilling({ ...config, billing: { ...config.billing, http: internal, grpc: internal } }, child('billing'), { usageSource: bus, telemetry });
     started.push(billing);
     // Closed after ingress (which publishes) and before billing (which stores): the bus drains in between.
     if (bus) started.push(bus);
-    started.push(await startAlerting({ ...config, alerting: { http: internal } }, child('alerting')));
-    const ingress = await startIngress({ ...config, ingress: { ...config.ingress, router: `127.0.0.1:${grpcPort(router)}` } }, child('ingress'), { usagePublisher: bus });
+    // Alerting has its own in-process bus (its own consumer group on Kafka); ingress publishes to both.
+    const alertingBus = bus ? new InProcessUsageBus(child('usage-bus'), config.usage.consumer) : undefined;
+    const budgetBus = config.usage.bus === 'in-process' ? new InProcessBudgetBus(child('budget-bus')) : undefined;
+    const alerting = await startAlerting({ ...config, alerting: { http: internal } }, child('alerting'), {
+      usageSource: alertingBus,
+      budgetEvents: budgetBus,
+      store: billing.usage.store,
+      routerAddress: `127.0.0.1:${grpcPort(router)}`,
+      telemetry,
+    });
+    started.push(alerting);
+    if (alertingBus) started.push(alertingBus);
+    const usagePublisher = bus && alertingBus ? new UsageFanOut([bus, alertingBus]) : bus;
+    const ingress = await startIngress({ ...config, ingress: { ...config.ingress, router: `127.0.0.1:${grpcPort(router)}`, billing: `127.0.0.1:${grpcPort(billing)}` } }, child('ingress'), { usagePublisher, budgetEvents: budgetBus, analyticsStore: billing.usage.store, telemetry });
     started.push(ingress);
     logger.info({ httpPort: ingress.httpPort, simulator: simulator?.baseUrl }, 'embedded gateway started');
-    return { ingress, billing, simulator, url: `http://${config.ingress.http.host}:${ingress.httpPort}`, close: closeAll };
+    return { ingress, billing, simulator, services: [adapter, router, billing, alerting, ingress], url: `http://${config.ingress.http.host}:${ingress.httpPort}`, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

@@ -10,6 +10,7 @@ import { ADMIN_KEY_PREFIX, generateApiKey } from './access/api-key';
 import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
 import { connectRedis, whenReady } from './access/redis-connection';
 import { AdminAuth } from './admin/admin-auth';
+import { BillingClient } from './billing.client';
 import { BudgetService } from './budgets/budget.service';
 import { connectBudgetRedis } from './budgets/budget-redis';
 import { IngressModule } from './ingress.module';
@@ -77,8 +78,9 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   if (budgetRedis && !(await whenReady(budgetRedis, 3_000))) logger.warn('Redis is not reachable yet; requests under a budget follow budgets.failMode until it is');
   const budgetLedger = budgetRedis ? new RedisBudgetLedger(budgetRedis, keyPrefix) : new MemoryBudgetLedger();
   const budgets = new BudgetService(config, prices, budgetLedger, budgetEvents, logger);
+  const billing = config.ingress.billing ? new BillingClient(config.ingress.billing) : undefined;
   const { app, port } = await startHttpApp(
-    IngressModule.register({ registry: telemetry.telemetry.registry, alertHistory: alertHistory.store,  router, access, adminAuth, readiness, bounds: config.access.requests, usage, budgets, logger }),
+    IngressModule.register({ registry: telemetry.telemetry.registry, alertHistory: alertHistory.store, router, access, adminAuth, readiness, bounds: config.access.requests, usage, budgets, billing, logger }),
     config.ingress.http,
     logger,
     {
@@ -108,6 +110,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       await usage.drain();
       if (!options.usagePublisher) await publisher.close();
       await budgets.close();
+      billing?.close();
       router.close();
       await access.close();
       await counters.close();

@@ -7,10 +7,12 @@ import { AdminAuth } from './admin/admin-auth';
 import { AdminGuard } from './admin/admin.guard';
 import { ALERT_HISTORY, AlertsHttpController } from './admin/alerts.http.controller';
 import { KeysHttpController } from './admin/keys.http.controller';
+import { ReportsHttpController } from './admin/reports.http.controller';
 import { ADMIN_READINESS, AdminStatusHttpController } from './admin/status.http.controller';
 import { RoutingHttpController } from './admin/routing.http.controller';
 import { TenantsHttpController } from './admin/tenants.http.controller';
 import { ApiKeyGuard } from './auth/api-key.guard';
+import { BillingClient } from './billing.client';
 import { BudgetService } from './budgets/budget.service';
 import { OpenAIExceptionFilter } from './openai-exception.filter';
 import { RouterClient } from './router.client';
@@ -29,6 +31,8 @@ export interface IngressDependencies {
   bounds: RequestBounds;
   usage: UsageRecorder;
   budgets: BudgetService;
+  /** Billing's reports; absent when ingress.billing is not configured (the report endpoints answer 503). */
+  billing?: BillingClient | undefined;
   logger: Logger;
   /** The service's metrics registry, served at `/metrics`. */
   registry?: Registry;
@@ -49,6 +53,7 @@ export class IngressModule {
         ModelsHttpController,
         KeysHttpController,
         TenantsHttpController,
+        ReportsHttpController,
         AdminStatusHttpController,
         AlertsHttpController,
         RoutingHttpController,
@@ -62,6 +67,7 @@ export class IngressModule {
         { provide: REQUEST_BOUNDS, useValue: deps.bounds },
         { provide: UsageRecorder, useValue: deps.usage },
         { provide: BudgetService, useValue: deps.budgets },
+        ...(deps.billing ? [{ provide: BillingClient, useValue: deps.billing }] : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,
         AdminGuard,

@@ -46,7 +46,10 @@ export class UsageConsumerMetrics {
   readonly insertDuration: Histogram<'table' | 'outcome'>;
   readonly events: Counter<'result'>;
 
-  constructor(registry: Registry, consumer: string, lag: () => Promise<number>) {
+  private lag: () => Promise<number> = async () => 0;
+
+  constructor(registry: Registry, consumer: string) {
+    const read = (): Promise<number> => this.lag();
     const registers = [registry];
     this.insertDuration = new Histogram({ name: 'openrouter_clickhouse_insert_duration_seconds', help: 'ClickHouse insert latency, by table and outcome.', labelNames: ['table', 'outcome'], buckets: FAST_BUCKETS, registers });
     this.events = new Counter({ name: 'openrouter_usage_events_consumed_total', help: 'Usage events consumed, by result (stored, duplicate, dead_letter).', labelNames: ['result'], registers });
@@ -57,12 +60,17 @@ export class UsageConsumerMetrics {
       registers,
       async collect() {
         try {
-          this.set({ group: consumer }, await lag());
+          this.set({ group: consumer }, await read());
         } catch {
           // The broker is unreachable: the last value stays; readiness reports the outage.
         }
       },
     });
+  }
+
+  /** Where the lag gauge reads from at scrape time. */
+  readLagFrom(lag: () => Promise<number>): void {
+    this.lag = lag;
   }
 
   /** Times a store write, recording its outcome. */

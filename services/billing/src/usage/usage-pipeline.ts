@@ -1,9 +1,10 @@
 import type { GatewayConfig } from '@openrouter/config';
-import type { Logger, ReadinessCheck } from '@openrouter/observability';
+import type { Logger, ReadinessCheck, UsageConsumerMetrics } from '@openrouter/observability';
 import { applyRetention, createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type DeadLetterSink, type UsageSource } from '@openrouter/usage';
 import { KafkaDeadLetterSink, MemoryDeadLetterSink } from './dead-letter.sink';
 import { KafkaUsageSource } from './kafka-usage.source';
 import { ClickHouseUsageEventRepository } from './usage-event.repository';
+import { TimedUsageEventRepository } from './timed-usage-event.repository';
 import { UsageIngestService, type IngestStats } from './usage-ingest.service';
 
 /** What a running usage pipeline shows: lag for readiness and metrics, counters for tests. */
@@ -19,7 +20,7 @@ export interface UsagePipelineHandle {
  * Billing's usage pipeline: migrate ClickHouse, then consume usage events (Kafka, or the
  * in-process bus the embedded gateway hands in) into it.
  */
-export async function startUsagePipeline(config: GatewayConfig, logger: Logger, given?: UsageSource): Promise<UsagePipelineHandle> {
+export async function startUsagePipeline(config: GatewayConfig, logger: Logger, given?: UsageSource, metrics?: UsageConsumerMetrics): Promise<UsagePipelineHandle> {
   const store = createClickHouse(config.usage.clickhouse, config.gateway.dataDir);
   let source: UsageSource | undefined;
   let deadLetters: DeadLetterSink | undefined;
@@ -28,7 +29,8 @@ export async function startUsagePipeline(config: GatewayConfig, logger: Logger, 
     await applyRetention(store.client, store.database, config.usage.clickhouse.retentionDays);
     logger.info({ store: store.kind, location: store.location, database: store.database, applied: migration.applied, schema: migration.current }, 'usage store ready');
 
-    const repository = new ClickHouseUsageEventRepository(store.client, store.database);
+    const clickhouse = new ClickHouseUsageEventRepository(store.client, store.database);
+    const repository = metrics ? new TimedUsageEventRepository(clickhouse, metrics) : clickhouse;
     const kafka = given === undefined && config.usage.bus === 'kafka';
     deadLetters = kafka ? new KafkaDeadLetterSink(config.usage.kafka, logger) : new MemoryDeadLetterSink(logger);
     const ingest = new UsageIngestService(repository, deadLetters, logger);

@@ -79,6 +79,61 @@ export const ADMIN_OPENAPI = {
     },
     '/admin/v1/providers/health': { get: { summary: 'Circuit state, latency, errors and load per provider and deployment', ...roles('admin', 'viewer'), responses: { 200: ok('Health') } } },
     '/admin/v1/routing/gray-releases': { get: { summary: 'Every gray release: step, shares, canary and baseline statistics, rollback', ...roles('admin', 'viewer'), responses: { 200: ok('Gray releases') } } },
+    '/admin/v1/usage': {
+      get: {
+        summary: 'Usage grouped by any dimensions and filtered by any of them over [from, to); a project key sees only its project (another one is 404)',
+        ...roles('admin', 'finance', 'project'),
+        parameters: [
+          { name: 'from', in: 'query', schema: { type: 'string' }, description: 'Date or ISO instant; default the first of this month (UTC)' },
+          { name: 'to', in: 'query', schema: { type: 'string' }, description: 'Date or ISO instant (exclusive); default the end of today (UTC)' },
+          { name: 'group_by', in: 'query', schema: { type: 'string' }, description: 'Comma-separated: org, project, team, app, cost_center, key, model, provider, deployment, operation, status, experiment, experiment_arm, day, month, tag:<name>' },
+          ...['org', 'project', 'team', 'app', 'cost_center', 'key', 'model', 'provider', 'operation', 'status', 'experiment'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })),
+          { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } },
+        ],
+        responses: { 200: ok('Rows and a total; money as decimal strings'), 400: error, 401: error, 403: error, 404: error, 503: error },
+      },
+    },
+    '/admin/v1/invoices/{org}/{month}': {
+      get: {
+        summary: "An organisation's invoice for a calendar month (UTC), one line per model",
+        ...roles('admin', 'finance', 'project'),
+        parameters: [idParam('org'), { ...idParam('month'), description: 'YYYY-MM' }, { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } }],
+        responses: { 200: ok('The invoice'), 400: error, 404: error },
+      },
+    },
+    '/admin/v1/chargeback': {
+      get: {
+        summary: 'Spend per cost centre for a month, with shared and untagged spend allocated (proportional to direct spend, or fixed shares)',
+        ...roles('admin', 'finance', 'project'),
+        parameters: [
+          { name: 'month', in: 'query', required: true, schema: { type: 'string' } },
+          { name: 'org', in: 'query', schema: { type: 'string' } },
+          { name: 'allocation', in: 'query', schema: { enum: ['proportional', 'fixed'] } },
+          { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } },
+        ],
+        responses: { 200: ok('Lines per org and cost centre, unallocated rest, totals'), 400: error, 404: error },
+      },
+    },
+    '/admin/v1/exports/focus': {
+      get: {
+        summary: 'A month of usage as FOCUS cost and usage rows',
+        ...roles('admin', 'finance', 'project'),
+        parameters: [
+          { name: 'month', in: 'query', required: true, schema: { type: 'string' } },
+          { name: 'org', in: 'query', schema: { type: 'string' } },
+          { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } },
+        ],
+        responses: { 200: ok('FOCUS rows'), 400: error, 404: error },
+      },
+    },
+    '/admin/v1/experiments/{id}/report': {
+      get: {
+        summary: 'The arms of an A/B experiment or gray release compared: requests, error rate, p50/p95 latency and TTFT, tokens and cost per request',
+        ...roles('admin', 'finance', 'project'),
+        parameters: [idParam('id'), { name: 'from', in: 'query', schema: { type: 'string' } }, { name: 'to', in: 'query', schema: { type: 'string' } }, { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } }],
+        responses: { 200: ok('One row per arm'), 400: error },
+      },
+    },
     '/admin/v1/audit': {
       get: { summary: 'Admin changes, newest first', ...roles('admin'), parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }], responses: { 200: ok('Audit entries') } },
     },

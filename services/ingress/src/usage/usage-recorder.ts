@@ -207,7 +207,16 @@ export class UsageTrack {
     event.status = cancelled ? usagev1.Status.STATUS_CANCELLED : errorKind ? usagev1.Status.STATUS_ERROR : usagev1.Status.STATUS_OK;
     event.errorKind = event.status === usagev1.Status.STATUS_ERROR ? (errorKind ?? 'internal') : '';
     if (event.provider) {
+      // The routing decision's failed attempts (retried or failed over) come before the one that served.
+      const earlier = (this.decision?.attemptDetails ?? []).slice(0, -1).map((a) => ({
+        provider: a.provider,
+        deployment: a.deployment,
+        status: a.errorKind ? usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR : usagev1.AttemptStatus.ATTEMPT_STATUS_OK,
+        errorKind: a.errorKind,
+        latencyMs: a.latencyMs,
+      }));
       event.attempts = [
+        ...earlier,
         {
           provider: event.provider,
           deployment: event.deployment,

@@ -1,0 +1,138 @@
+import { Writable } from 'node:stream';
+import { Metadata } from '@grpc/grpc-js';
+import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { tracingSchema } from '@openrouter/config';
+import { createLogger } from './logger';
+import { IngressMetrics } from './metrics/ingress.metrics';
+import { createMetricsRegistry } from './metrics/metrics-registry';
+import { RouterMetrics } from './metrics/router.metrics';
+import { extractFromMetadata, injectIntoMetadata, tracingClientOptions } from './tracing/grpc-tracing';
+import { Tracing } from './tracing/tracing';
+import { UpstreamInstrumentation } from './upstream-instrumentation';
+
+describe('metrics registries', () => {
+  it('are one per service instance: the same metric names live side by side, each with its service label', async () => {
+    const a = createMetricsRegistry('ingress', { processMetrics: false });
+    const b = createMetricsRegistry('ingress', { processMetrics: false });
+    const one = new IngressMetrics(a);
+    new IngressMetrics(b);
+    one.responded('r1', '/v1/models', 200);
+    expect(await a.metrics()).toContain('openrouter_requests_total{endpoint="/v1/models",model="none",provider="none",status="200",service="ingress"} 1');
+    expect(await b.metrics()).not.toContain('openrouter_requests_total{');
+  });
+
+  it('counts a metered request once, with its model and provider, not again when its response ends', async () => {
+    const registry = createMetricsRegistry('ingress', { processMetrics: false });
+    const metrics = new IngressMetrics(registry);
+    metrics.metered({ requestId: 'r1', endpoint: '/v1/chat/completions', model: 'gpt', provider: 'p', httpStatus: 200, outcome: 'ok', errorKind: '', stream: true, latencyMs: 900, ttftMs: 300, upstreamMs: 250, promptTokens: 10, completionTokens: 20, cost: 0.5, currency: 'USD' });
+    metrics.responded('r1', '/v1/chat/completions', 200);
+    metrics.responded('r2', '/v1/chat/completions', 429);
+    metrics.responded('r3', '/v1/chat/completions', 402);
+    const text = await registry.metrics();
+    expect(text).toContain('openrouter_requests_total{endpoint="/v1/chat/completions",model="gpt",provider="p",status="200",service="ingress"} 1');
+    expect(text).toContain('openrouter_rate_limited_requests_total{endpoint="/v1/chat/completions",service="ingress"} 1');
+    expect(text).toContain('openrouter_budget_rejected_requests_total{endpoint="/v1/chat/completions",service="ingress"} 1');
+    expect(text).toContain('openrouter_gateway_overhead_seconds_sum{service="ingress",endpoint="/v1/chat/completions"} 0.05');
+    expect(text).toContain('openrouter_tokens_total{model="gpt",provider="p",direction="output",service="ingress"} 20');
+  });
+
+  it('reads circuit state at scrape time and counts retries and failovers', async () => {
+    const registry = createMetricsRegistry('router', { processMetrics: false });
+    const metrics = new RouterMetrics(registry);
+    let state: 'closed' | 'open' = 'closed';
+    metrics.readCircuitsFrom(() => [{ provider: 'p', deployment: 'd1', state }]);
+    metrics.attempt('p', 'd1', 'upstream_error', 0, undefined);
+    metrics.attempt('p', 'd1', 'upstream_error', 1, 'd1');
+    metrics.attempt('q', 'd2', 'ok', 2, 'd1');
+    expect(await registry.metrics()).toContain('openrouter_circuit_state{provider="p",deployment="d1",service="router"} 0');
+    state = 'open';
+    const text = await registry.metrics();
+    expect(text).toContain('openrouter_circuit_state{provider="p",deployment="d1",service="router"} 2');
+    expect(text).toContain('openrouter_router_retries_total{provider="p",deployment="d1",service="router"} 1');
+    expect(text).toContain('openrouter_router_failovers_total{from_deployment="d1",to_deployment="d2",service="router"} 1');
+  });
+});
+
+describe('tracing', () => {
+  it('costs nothing when disabled: no propagation, no spans, the gRPC client gets no interceptor', async () => {
+    const tracing = Tracing.create('router', tracingSchema.parse({}));
+    expect(tracing.enabled).toBe(false);
+    expect(tracing.headers()).toEqual({});
+    expect(tracing.extract({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' })).toBe(ROOT_CONTEXT);
+    expect(tracingClientOptions(tracing)).toEqual({});
+    const upstream = new UpstreamInstrumentation(undefined, tracing);
+    await expect(upstream.call({ provider: 'p', operation: 'embedding', upstreamModel: 'm' }, new AbortController().signal, async () => 42)).resolves.toBe(42);
+  });
+
+  it('carries the span context through gRPC metadata and W3C headers', () => {
+    const exporter = new InMemorySpanExporter();
+    const tracing = Tracing.create('ingress', tracingSchema.parse({ enabled: true }), { spanExporter: exporter });
+    const span = tracing.tracer.startSpan('parent');
+    const metadata = new Metadata();
+    injectIntoMetadata(tracing, trace.setSpan(ROOT_CONTEXT, span), metadata);
+    expect(String(metadata.get('traceparent')[0])).toMatch(new RegExp(`^00-${span.spanContext().traceId}-${span.spanContext().spanId}-01$`));
+    const remote = trace.getSpanContext(extractFromMetadata(tracing, metadata));
+    expect(remote).toMatchObject({ traceId: span.spanContext().traceId, spanId: span.spanContext().spanId, isRemote: true });
+    const child = tracing.tracer.startSpan('child', {}, extractFromMetadata(tracing, metadata));
+    child.end();
+    span.end();
+    expect(exporter.getFinishedSpans().map((s) => [s.name, s.spanContext().traceId])).toEqual([
+      ['child', span.spanContext().traceId],
+      ['parent', span.spanContext().traceId],
+    ]);
+    expect(exporter.getFinishedSpans()[0]?.resource.attributes['service.name']).toBe('openrouter-ingress');
+  });
+
+  it('makes provider calls client spans of the active span, timing them in the registry', async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracing = Tracing.create('adapter', tracingSchema.parse({ enabled: true }), { spanExporter: exporter });
+    const registry = createMetricsRegistry('adapter', { processMetrics: false });
+    const upstream = new UpstreamInstrumentation(registry, tracing);
+    const server = tracing.tracer.startSpan('server');
+    async function* answer(): AsyncGenerator<number> {
+      yield 1;
+      yield 2;
+    }
+    const got: number[] = [];
+    await context.with(trace.setSpan(ROOT_CONTEXT, server), async () => {
+      for await (const n of upstream.stream({ provider: 'sim', operation: 'chat', upstreamModel: 'm' }, new AbortController().signal, answer)) got.push(n);
+    });
+    await expect(
+      upstream.call({ provider: 'sim', operation: 'embedding', upstreamModel: 'e' }, new AbortController().signal, async () => {
+        throw Object.assign(new Error('down'), { kind: 'unavailable' });
+      }),
+    ).rejects.toThrow('down');
+    server.end();
+    expect(got).toEqual([1, 2]);
+    const provider = exporter.getFinishedSpans().find((s) => s.name === 'POST sim');
+    expect(provider?.parentSpanContext?.spanId).toBe(server.spanContext().spanId);
+    const text = await registry.metrics();
+    expect(text).toContain('openrouter_upstream_requests_total{provider="sim",operation="chat",outcome="ok",service="adapter"} 1');
+    expect(text).toContain('openrouter_upstream_requests_total{provider="sim",operation="embedding",outcome="unavailable",service="adapter"} 1');
+    expect(text).toContain('openrouter_upstream_first_event_seconds_count{service="adapter",provider="sim",operation="chat"} 1');
+  });
+});
+
+describe('logger', () => {
+  it('writes JSON with the service and the active trace ids, and redacts secrets', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const logger = createLogger('ingress', 'info', sink);
+    const tracing = Tracing.create('ingress', tracingSchema.parse({ enabled: true }), { spanExporter: new InMemorySpanExporter() });
+    const span = tracing.tracer.startSpan('request');
+    context.with(trace.setSpan(ROOT_CONTEXT, span), () => {
+      logger.info({ requestId: 'r1', orgId: 'acme', req: { headers: { authorization: 'Bearer sk-secret', 'x-api-key': 'k', cookie: 'c' } }, secret: 's', channel: { secret: 's2' } }, 'hello');
+    });
+    span.end();
+    const line = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
+    expect(line).toMatchObject({ service: 'ingress', requestId: 'r1', orgId: 'acme', traceId: span.spanContext().traceId, spanId: span.spanContext().spanId, secret: '[redacted]', channel: { secret: '[redacted]' } });
+    expect(line['req']).toEqual({ headers: { authorization: '[redacted]', 'x-api-key': '[redacted]', cookie: '[redacted]' } });
+    expect(lines.join('')).not.toContain('sk-secret');
+  });
+});

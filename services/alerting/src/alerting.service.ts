@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import type { AlertingConfig } from '@openrouter/config';
+import { budgetv1, usagev1 } from '@openrouter/contracts';
+import type { AlertHistoryEntry, AlertingMetrics, Logger } from '@openrouter/observability';
+import { decodeUsageMessage, type UsageMessage } from '@openrouter/usage';
+import { UsageWindows } from './aggregation/usage-windows';
+import type { AlertNotification, NotificationChannel } from './channels/notification';
+import type { DeliveryQueue } from './delivery/delivery-queue';
+import type { HistoryWriter } from './delivery/history-writer';
+import { AlertTracker, type AlertTransition } from './rules/alert-tracker';
+import { evaluateRules, type BudgetCrossing, type RouterSnapshot } from './rules/rule-evaluator';
+
+/** Error kinds that say a provider or deployment is unhealthy (not the caller's fault). */
+const PROVIDER_FAILURES = new Set(['upstream_error', 'unavailable', 'timeout', 'overloaded', 'rate_limited', 'internal']);
+
+export interface AlertingServiceDependencies {
+  channels: readonly NotificationChannel[];
+  delivery: DeliveryQueue;
+  history: HistoryWriter;
+  metrics: AlertingMetrics;
+  logger: Logger;
+  /** The router's last status, when it is polled. */
+  router?: () => RouterSnapshot | undefined;
+  clock?: () => number;
+}
+
+/**
+ * Keeps windowed aggregates of usage and the budget crossings seen, evaluates the configured
+ * rules on a timer, and turns alert transitions into grouped notifications (delivered in the
+ * background) and history entries. Taking events never waits on a channel or the store.
+ */
+export class AlertingService {
+  private readonly windows: UsageWindows;
+  private readonly tracker = new AlertTracker();
+  private readonly budgets = new Map<string, BudgetCrossing>();
+  private readonly clock: () => number;
+  private readonly startedAt: number;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly config: AlertingConfig,
+    private readonly deps: AlertingServiceDependencies,
+  ) {
+    this.clock = deps.clock ?? Date.now;
+    this.startedAt = this.clock();
+    this.windows = new UsageWindows(config.bucketMs, retentionOf(config));
+  }
+
+  /** Usage messages from the bus; poison messages are skipped (billing dead-letters them). */
+  readonly takeUsage = async (messages: UsageMessage[]): Promise<void> => {
+    for (const message of messages) {
+      const decoded = decodeUsageMessage(message.value);
+      if (decoded.ok) this.observeUsage(decoded.event);
+    }
+    this.deps.metrics.signals.inc({ kind: 'usage' }, messages.length);
+  };
+
+  observeUsage(event: usagev1.UsageEvent): void {
+    const at = event.completedAtMs || this.clock();
+    for (const attempt of event.attempts) {
+      if (!attempt.provider || attempt.status === usagev1.AttemptStatus.ATTEMPT_STATUS_CANCELLED) continue;
+      const failed = attempt.status === usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR && PROVIDER_FAILURES.has(attempt.errorKind);
+      this.windows.recordAttempt(attempt.provider, attempt.deployment, at, failed, attempt.latencyMs);
+    }
+    const amount = Number(event.cost?.amount ?? 0);
+    if (event.tenant?.orgId && amount > 0) this.windows.recordSpend(event.tenant.orgId, event.cost?.currency ?? 'USD', at, amount);
+  }
+
+  /** A budget event from the bus (protobuf, as on Kafka). */
+  readonly takeBudget = (value: Buffer): void => {
+    try {
+      this.observeBudget(budgetv1.BudgetEvent.decode(value));
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'undecodable budget event skipped');
+    }
+  };
+
+  observeBudget(event: budgetv1.BudgetEvent): void {
+    if (event.schemaVersion !== 1) {
+      this.deps.logger.warn({ schemaVersion: event.schemaVersion, eventId: event.eventId }, 'budget event of an unknown schema version skipped');
+      return;
+    }
+    this.deps.metrics.signals.inc({ kind: 'budget' });
+    this.budgets.set(event.eventId, {
+      eventId: event.eventId,
+      budgetId: event.budgetId,
+      orgId: event.scope?.orgId ?? '',
+      periodKey: event.periodKey,
+      periodEndMs: event.periodEndMs,
+      thresholdPercent: event.thresholdPercent,
+      spent: event.spent,
+      limit: event.limit,
+      currency: event.currency,
+      receivedAtMs: this.clock(),
+    });
+  }
+
+  start(): void {
+    const tick = (): void => {
+      try {
+        this.evaluate();
+      } catch (error) {
+        this.deps.logger.error({ err: error }, 'alert evaluation failed');
+      }
+      this.timer = setTimeout(tick, this.config.evaluateIntervalMs);
+      this.timer.unref();
+    };
+    this.timer = setTimeout(tick, this.config.evaluateIntervalMs);
+    this.timer.unref();
+  }
+
+  /** One evaluation round: rules → transitions → notifications and history. */
+  evaluate(): AlertTransition[] {
+    const now = this.clock();
+    this.windows.prune(now);
+    for (const [id, b] of this.budgets) if (b.periodEndMs > 0 && now > b.periodEndMs + 60_000) this.budgets.delete(id);
+    const verdicts = evaluateRules(this.config.rules, { now, windows: this.windows, budgets: [...this.budgets.values()], router: this.deps.router?.(), observingSince: this.startedAt });
+    const transitions = this.tracker.apply(verdicts, now);
+    this.deps.metrics.evaluations.inc();
+    this.deps.metrics.firing.reset();
+    for (const a of this.tracker.firing()) this.deps.metrics.firing.inc({ rule: a.rule.id, rule_kind: a.rule.kind });
+    if (transitions.length === 0) return transitions;
+    this.deps.history.append(transitions.map((t) => this.historyEntry(t)));
+    for (const t of transitions) {
+      if (!t.notify) this.deps.metrics.suppressed.inc({ rule_kind: t.rule.kind });
+      this.deps.logger.info({ alert: t.fingerprint, rule: t.rule.id, status: t.status, notify: t.notify, labels: t.labels, value: t.value }, t.status === 'firing' ? 'alert firing' : 'alert resolved');
+    }
+    this.notify(transitions.filter((t) => t.notify), now);
+    return transitions;
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Groups one round's transitions per rule and status into one notification per channel. */
+  private notify(transitions: AlertTransition[], now: number): void {
+    const groups = new Map<string, AlertTransition[]>();
+    for (const t of transitions) {
+      const key = `${t.rule.id}\u0000${t.status}`;
+      groups.set(key, [...(groups.get(key) ?? []), t]);
+    }
+    for (const alerts of groups.values()) {
+      const first = alerts[0];
+      if (!first) continue;
+      const notification: AlertNotification = { id: randomUUID(), status: first.status, ruleId: first.rule.id, ruleKind: first.rule.kind, severity: first.rule.severity, alerts, sentAt: now };
+      for (const channel of this.channelsOf(first.rule.channels)) this.deps.delivery.enqueue(channel, notification);
+    }
+  }
+
+  private channelsOf(ids: readonly string[]): readonly NotificationChannel[] {
+    return ids.length === 0 ? this.deps.channels : this.deps.channels.filter((c) => ids.includes(c.id));
+  }
+
+  private historyEntry(t: AlertTransition): AlertHistoryEntry {
+    return {
+      at: new Date(t.at).toISOString(),
+      alertId: t.fingerprint,
+      ruleId: t.rule.id,
+      ruleKind: t.rule.kind,
+      severity: t.rule.severity,
+      status: t.status,
+      labels: t.labels,
+      value: t.value,
+      threshold: t.threshold,
+      summary: t.summary,
+      startedAt: new Date(t.startedAt).toISOString(),
+      notified: t.notify,
+      channels: t.notify ? this.channelsOf(t.rule.channels).map((c) => c.id) : [],
+    };
+  }
+}
+
+/** Long enough for the widest window any rule looks at (spend baselines included). */
+function retentionOf(config: AlertingConfig): number {
+  let longest = 60 * 60_000;
+  for (const rule of config.rules) {
+    if (rule.kind === 'error_rate' || rule.kind === 'latency_p95') longest = Math.max(longest, rule.windowMs);
+    if (rule.kind === 'spend_anomaly') longest = Math.max(longest, rule.windowMs * (rule.baselineWindows + 1));
+  }
+  return longest + config.bucketMs;
+}

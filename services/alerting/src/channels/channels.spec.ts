@@ -1,0 +1,78 @@
+import { createServer } from 'node:http';
+import { alertRuleSchema } from '@openrouter/config';
+import type { AlertNotification } from './notification';
+import { slackPayload, SlackChannel } from './slack.channel';
+import { DELIVERY_HEADER, signPayload, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature, WebhookChannel } from './webhook.channel';
+
+const T0 = Date.parse('2025-06-10T12:00:00Z');
+const rule = alertRuleSchema.parse({ id: 'errors', kind: 'error_rate', severity: 'critical' });
+const notification: AlertNotification = {
+  id: 'n-1',
+  status: 'firing',
+  ruleId: 'errors',
+  ruleKind: 'error_rate',
+  severity: 'critical',
+  sentAt: T0,
+  alerts: [{ fingerprint: 'errors|provider=a', rule, status: 'firing', labels: { provider: 'a' }, value: 0.5, threshold: 0.2, summary: 'Provider a: error rate 50.0%', startedAt: T0, at: T0, notify: true }],
+};
+
+async function receive(handler: (status: { code: number }) => void = () => undefined) {
+  const got: Array<{ headers: Record<string, string | string[] | undefined>; body: string }> = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      got.push({ headers: req.headers, body });
+      const status = { code: 204 };
+      handler(status);
+      res.writeHead(status.code).end();
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const address = server.address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/hook`;
+  return { got, url, close: () => new Promise<void>((done) => server.close(() => done())) };
+}
+
+describe('webhook channel', () => {
+  it('signs "<timestamp>.<body>" with HMAC-SHA256 and a receiver can verify it', async () => {
+    const receiver = await receive();
+    await new WebhookChannel('ops', receiver.url, 'top-secret', { 'x-team': 'sre' }, () => T0).send(notification, AbortSignal.timeout(2_000));
+    await receiver.close();
+    const [hit] = receiver.got;
+    const headers = hit?.headers ?? {};
+    expect(headers[TIMESTAMP_HEADER]).toBe(String(T0 / 1000));
+    expect(headers[DELIVERY_HEADER]).toBe('n-1');
+    expect(headers['x-team']).toBe('sre');
+    expect(headers[SIGNATURE_HEADER]).toBe(signPayload('top-secret', String(T0 / 1000), hit?.body ?? ''));
+    expect(verifySignature('top-secret', String(T0 / 1000), hit?.body ?? '', String(headers[SIGNATURE_HEADER]), 300, T0)).toBe(true);
+    expect(verifySignature('top-secret', String(T0 / 1000), hit?.body ?? '', String(headers[SIGNATURE_HEADER]), 300, T0 + 301_000)).toBe(false);
+    expect(JSON.parse(hit?.body ?? '{}')).toEqual({
+      version: 1,
+      id: 'n-1',
+      status: 'firing',
+      rule: { id: 'errors', kind: 'error_rate', severity: 'critical' },
+      sent_at: '2025-06-10T12:00:00.000Z',
+      alerts: [{ id: 'errors|provider=a', status: 'firing', labels: { provider: 'a' }, value: 0.5, threshold: 0.2, summary: 'Provider a: error rate 50.0%', started_at: '2025-06-10T12:00:00.000Z' }],
+    });
+  });
+
+  it('sends unsigned without a secret, and fails on a non-2xx answer', async () => {
+    const receiver = await receive((s) => (s.code = 502));
+    await expect(new WebhookChannel('ops', receiver.url, '').send(notification, AbortSignal.timeout(2_000))).rejects.toThrow('502');
+    await receiver.close();
+    expect(receiver.got[0]?.headers[SIGNATURE_HEADER]).toBeUndefined();
+  });
+});
+
+describe('Slack channel', () => {
+  it('posts the Slack webhook payload: text with the status, rule and each alert', async () => {
+    const receiver = await receive();
+    await new SlackChannel('chat', receiver.url).send(notification, AbortSignal.timeout(2_000));
+    await receiver.close();
+    const body = JSON.parse(receiver.got[0]?.body ?? '{}') as { text: string; blocks: unknown[] };
+    expect(body.text).toBe(':rotating_light: [FIRING] errors (error_rate, critical) — 1 alert\n• Provider a: error rate 50.0%');
+    expect(body.blocks).toHaveLength(2);
+    expect(slackPayload({ ...notification, status: 'resolved' }).text).toMatch(/^:white_check_mark: \[RESOLVED\]/);
+  });
+});

@@ -1,0 +1,26 @@
+import type { AlertRuleConfig } from '@openrouter/config';
+
+/** A rule's verdict for one group (a provider, a deployment, a budget, an organisation): it holds now. */
+export interface AlertCondition {
+  rule: AlertRuleConfig;
+  /** What the alert is about; with the rule id, its identity. */
+  labels: Record<string, string>;
+  value: number;
+  threshold: number;
+  summary: string;
+}
+
+/** Every condition holding for one rule, or `known: false` when its data is unavailable (keep state). */
+export interface RuleVerdict {
+  rule: AlertRuleConfig;
+  known: boolean;
+  conditions: AlertCondition[];
+}
+
+/** The alert's stable id: rule and group labels, in a fixed order. */
+export function fingerprintOf(ruleId: string, labels: Record<string, string>): string {
+  const parts = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`);
+  return [ruleId, ...parts].join('|');
+}

@@ -1,0 +1,119 @@
+import { alertRuleSchema, type AlertRuleConfig } from '@openrouter/config';
+import { UsageWindows } from '../aggregation/usage-windows';
+import { AlertTracker } from './alert-tracker';
+import { evaluateRules, type EvaluationInput } from './rule-evaluator';
+
+const rule = (r: Record<string, unknown>): AlertRuleConfig => alertRuleSchema.parse(r);
+const T0 = 1_750_000_000_000;
+
+function traffic(windows: UsageWindows, at: number, provider: string, calls: number, errors: number, latencyMs = 100, deployment = `${provider}-a`): void {
+  for (let i = 0; i < calls; i++) windows.recordAttempt(provider, deployment, at, i < errors, latencyMs);
+}
+
+function input(windows: UsageWindows, now: number, extra: Partial<EvaluationInput> = {}): EvaluationInput {
+  return { now, windows, budgets: [], router: undefined, observingSince: T0 - 24 * 3_600_000, ...extra };
+}
+
+describe('rule evaluation', () => {
+  it('judges the error rate per provider or deployment over the window, above a minimum of calls', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    traffic(windows, T0 - 30_000, 'alpha', 10, 5);
+    traffic(windows, T0 - 30_000, 'beta', 10, 1);
+    traffic(windows, T0 - 30_000, 'gamma', 3, 3);
+    traffic(windows, T0 - 400_000, 'beta', 100, 100); // outside the window
+    const [byProvider] = evaluateRules([rule({ id: 'errors', kind: 'error_rate', windowMs: 60_000, threshold: 0.3, minRequests: 5 })], input(windows, T0));
+    expect(byProvider?.conditions.map((c) => [c.labels, c.value])).toEqual([[{ provider: 'alpha' }, 0.5]]);
+    const [byDeployment] = evaluateRules([rule({ id: 'd', kind: 'error_rate', scope: 'deployment', windowMs: 60_000, threshold: 0.3, minRequests: 5 })], input(windows, T0));
+    expect(byDeployment?.conditions.map((c) => c.labels)).toEqual([{ provider: 'alpha', deployment: 'alpha-a' }]);
+  });
+
+  it('reads p95 latency from the window histogram', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    traffic(windows, T0 - 1_000, 'slow', 90, 0, 200);
+    traffic(windows, T0 - 1_000, 'slow', 10, 0, 15_000);
+    traffic(windows, T0 - 1_000, 'fast', 100, 0, 80);
+    const [verdict] = evaluateRules([rule({ id: 'p95', kind: 'latency_p95', windowMs: 60_000, thresholdMs: 1_000, minRequests: 10 })], input(windows, T0));
+    expect(verdict?.conditions.map((c) => [c.labels['provider'], c.value])).toEqual([['slow', 20_000]]);
+  });
+
+  it('turns open circuits and rolled-back canaries into conditions, and keeps state while the router is unknown', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    const rules = [rule({ id: 'circuits', kind: 'circuit_open' }), rule({ id: 'canary', kind: 'canary_rolled_back' })];
+    const router = {
+      circuits: [
+        { provider: 'p', deployment: 'd1', state: 'open' },
+        { provider: 'p', deployment: 'd2', state: 'closed' },
+      ],
+      grayReleases: [{ id: 'g1', target: 'chat', canary: 'new-model', status: 'rolled_back', rolledBackAtMs: T0, reason: 'error rate 30%' }],
+    };
+    const [circuits, canary] = evaluateRules(rules, input(windows, T0, { router }));
+    expect(circuits?.conditions.map((c) => c.labels)).toEqual([{ provider: 'p', deployment: 'd1' }]);
+    expect(canary?.conditions[0]?.summary).toContain('rolled back canary new-model');
+    expect(evaluateRules(rules, input(windows, T0)).map((v) => v.known)).toEqual([false, false]);
+  });
+
+  it('fires budget thresholds at or above the rule minimum until the period ends', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    const crossing = (thresholdPercent: number) => ({ eventId: `b/2025-06/${thresholdPercent}`, budgetId: 'b', orgId: 'acme', periodKey: '2025-06', periodEndMs: T0 + 60_000, thresholdPercent, spent: '81', limit: '100', currency: 'USD', receivedAtMs: T0 });
+    const rules = [rule({ id: 'budget', kind: 'budget_threshold', minPercent: 80 })];
+    const [now] = evaluateRules(rules, input(windows, T0, { budgets: [crossing(50), crossing(80)] }));
+    expect(now?.conditions.map((c) => c.labels)).toEqual([{ org: 'acme', budget: 'b', period: '2025-06', threshold: '80' }]);
+    const [later] = evaluateRules(rules, input(windows, T0 + 61_000, { budgets: [crossing(80)] }));
+    expect(later?.conditions).toEqual([]);
+  });
+
+  it('flags spend far above the trailing baseline, only once a baseline was observed', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    for (let w = 1; w <= 4; w++) windows.recordSpend('acme', 'USD', T0 - w * 60_000 - 1_000, 1);
+    windows.recordSpend('acme', 'USD', T0 - 5_000, 10);
+    windows.recordSpend('calm', 'USD', T0 - 5_000, 1);
+    const rules = [rule({ id: 'spend', kind: 'spend_anomaly', windowMs: 60_000, baselineWindows: 4, factor: 3, minSpend: 2 })];
+    const [verdict] = evaluateRules(rules, input(windows, T0));
+    expect(verdict?.conditions.map((c) => [c.labels['org'], c.value, c.threshold])).toEqual([['acme', 10, 3]]);
+    const [young] = evaluateRules(rules, input(windows, T0, { observingSince: T0 - 60_000 }));
+    expect(young?.conditions).toEqual([]);
+  });
+});
+
+describe('alert tracking', () => {
+  const errors = rule({ id: 'errors', kind: 'error_rate', cooldownMs: 60_000 });
+  const holding = (...providers: string[]) => [{ rule: errors, known: true, conditions: providers.map((provider) => ({ rule: errors, labels: { provider }, value: 0.5, threshold: 0.2, summary: provider })) }];
+
+  it('notifies a firing alert once, however long it holds, and its resolution once', () => {
+    const tracker = new AlertTracker();
+    const fired = tracker.apply(holding('a'), T0);
+    expect(fired.map((t) => [t.status, t.notify, t.fingerprint])).toEqual([['firing', true, 'errors|provider=a']]);
+    for (let i = 1; i <= 20; i++) expect(tracker.apply(holding('a'), T0 + i * 1_000)).toEqual([]);
+    const resolved = tracker.apply(holding(), T0 + 30_000);
+    expect(resolved.map((t) => [t.status, t.notify, t.startedAt])).toEqual([['resolved', true, T0]]);
+    expect(tracker.apply(holding(), T0 + 31_000)).toEqual([]);
+  });
+
+  it('holds back a flapping alert within the cooldown and notifies it when the cooldown ends if it still fires', () => {
+    const tracker = new AlertTracker();
+    tracker.apply(holding('a'), T0);
+    tracker.apply(holding(), T0 + 5_000);
+    const again = tracker.apply(holding('a'), T0 + 10_000);
+    expect(again.map((t) => [t.status, t.notify])).toEqual([['firing', false]]);
+    expect(tracker.apply(holding('a'), T0 + 30_000)).toEqual([]);
+    const reminded = tracker.apply(holding('a'), T0 + 60_000);
+    expect(reminded.map((t) => [t.status, t.notify])).toEqual([['firing', true]]);
+  });
+
+  it('resolves a held-back episode silently, and groups alerts by their labels', () => {
+    const tracker = new AlertTracker();
+    tracker.apply(holding('a'), T0);
+    tracker.apply(holding(), T0 + 1_000);
+    tracker.apply(holding('a', 'b'), T0 + 2_000);
+    const out = tracker.apply(holding('b'), T0 + 3_000);
+    expect(out.map((t) => [t.labels['provider'], t.status, t.notify])).toEqual([['a', 'resolved', false]]);
+    expect(tracker.firing().map((f) => f.labels['provider'])).toEqual(['b']);
+  });
+
+  it('keeps alerts of a rule whose data is unknown', () => {
+    const tracker = new AlertTracker();
+    tracker.apply(holding('a'), T0);
+    expect(tracker.apply([{ rule: errors, known: false, conditions: [] }], T0 + 1_000)).toEqual([]);
+    expect(tracker.firing()).toHaveLength(1);
+  });
+});

@@ -1,0 +1,91 @@
+import type { AlertRuleConfig } from '@openrouter/config';
+import { fingerprintOf, type AlertCondition, type RuleVerdict } from './alert-condition';
+
+export type AlertStatus = 'firing' | 'resolved';
+
+/** One alert changing state; `notify` is false when the rule's cooldown holds it back. */
+export interface AlertTransition {
+  fingerprint: string;
+  rule: AlertRuleConfig;
+  status: AlertStatus;
+  labels: Record<string, string>;
+  value: number;
+  threshold: number;
+  summary: string;
+  startedAt: number;
+  at: number;
+  notify: boolean;
+}
+
+interface ActiveAlert {
+  condition: AlertCondition;
+  startedAt: number;
+  /** Whether this episode's firing was notified (only then is its resolution). */
+  notified: boolean;
+}
+
+/**
+ * De-duplicates alerts: an alert (rule + group labels) notifies once when it starts firing and
+ * once when it resolves, however many evaluations it holds through. After a notification the
+ * same alert stays quiet for the rule's cooldown: a flapping alert that fires again within it is
+ * held back, and notified when the cooldown ends if it still fires.
+ */
+export class AlertTracker {
+  private readonly active = new Map<string, ActiveAlert>();
+  private readonly lastNotified = new Map<string, number>();
+
+  /** Applies one evaluation round; returns the transitions, notified or held back. */
+  apply(verdicts: readonly RuleVerdict[], now: number): AlertTransition[] {
+    const transitions: AlertTransition[] = [];
+    for (const verdict of verdicts) {
+      if (!verdict.known) continue;
+      const holding = new Set<string>();
+      for (const condition of verdict.conditions) {
+        const fingerprint = fingerprintOf(condition.rule.id, condition.labels);
+        holding.add(fingerprint);
+        const current = this.active.get(fingerprint);
+        if (current) {
+          current.condition = condition;
+          if (!current.notified && this.outOfCooldown(fingerprint, condition.rule, now)) {
+            current.notified = true;
+            this.lastNotified.set(fingerprint, now);
+            transitions.push(this.transition(fingerprint, current, 'firing', now, true));
+          }
+          continue;
+        }
+        const notify = this.outOfCooldown(fingerprint, condition.rule, now);
+        const alert: ActiveAlert = { condition, startedAt: now, notified: notify };
+        this.active.set(fingerprint, alert);
+        if (notify) this.lastNotified.set(fingerprint, now);
+        transitions.push(this.transition(fingerprint, alert, 'firing', now, notify));
+      }
+      for (const [fingerprint, alert] of this.active) {
+        if (alert.condition.rule.id !== verdict.rule.id || holding.has(fingerprint)) continue;
+        this.active.delete(fingerprint);
+        transitions.push(this.transition(fingerprint, alert, 'resolved', now, alert.notified));
+      }
+    }
+    this.forgetOldCooldowns(now);
+    return transitions;
+  }
+
+  /** Alerts firing now. */
+  firing(): Array<{ fingerprint: string; rule: AlertRuleConfig; labels: Record<string, string>; startedAt: number }> {
+    return [...this.active].map(([fingerprint, a]) => ({ fingerprint, rule: a.condition.rule, labels: a.condition.labels, startedAt: a.startedAt }));
+  }
+
+  private outOfCooldown(fingerprint: string, rule: AlertRuleConfig, now: number): boolean {
+    const last = this.lastNotified.get(fingerprint);
+    return last === undefined || now - last >= rule.cooldownMs;
+  }
+
+  private transition(fingerprint: string, alert: ActiveAlert, status: AlertStatus, now: number, notify: boolean): AlertTransition {
+    const c = alert.condition;
+    return { fingerprint, rule: c.rule, status, labels: c.labels, value: c.value, threshold: c.threshold, summary: c.summary, startedAt: alert.startedAt, at: now, notify };
+  }
+
+  private forgetOldCooldowns(now: number): void {
+    if (this.lastNotified.size < 10_000) return;
+    for (const [fingerprint, at] of this.lastNotified) if (!this.active.has(fingerprint) && now - at > 24 * 60 * 60_000) this.lastNotified.delete(fingerprint);
+  }
+}

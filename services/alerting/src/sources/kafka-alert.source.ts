@@ -1,0 +1,99 @@
+import type { Admin, Consumer, Kafka } from 'kafkajs';
+import type { GatewayConfig } from '@openrouter/config';
+import type { Logger } from '@openrouter/observability';
+import { createKafka, ensureUsageTopics, type UsageMessage } from '@openrouter/usage';
+
+export interface AlertInputHandlers {
+  usage(messages: UsageMessage[]): Promise<void>;
+  budget(value: Buffer, headers: Record<string, string>): void;
+}
+
+/**
+ * Reads the usage topic and the budget topic in the consumer group `alerting`. Alerting works on
+ * recent windows, so a new group starts at the end of the topics rather than replaying history;
+ * offsets are committed after each batch was taken into the aggregates.
+ */
+export class KafkaAlertSource {
+  private readonly kafka: Kafka;
+  private consumer: Consumer | undefined;
+  private admin: Admin | undefined;
+
+  constructor(
+    private readonly config: Pick<GatewayConfig, 'usage' | 'budgets' | 'observability'>,
+    private readonly logger: Logger,
+  ) {
+    this.kafka = createKafka(config.usage.kafka, logger, 'alerting');
+  }
+
+  async start(handlers: AlertInputHandlers): Promise<void> {
+    const usageTopic = this.config.usage.kafka.topic;
+    const budgetTopic = this.config.budgets.topic;
+    await ensureUsageTopics(this.kafka, this.config.usage.kafka);
+    await this.ensureTopic(budgetTopic);
+    const consumer = this.kafka.consumer({ groupId: this.config.observability.alerting.consumerGroup, allowAutoTopicCreation: false, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5_000 } });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topics: [usageTopic, budgetTopic], fromBeginning: false });
+    await consumer.run({
+      eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+        const headers = (h: Record<string, unknown> | undefined): Record<string, string> => {
+          const out: Record<string, string> = {};
+          for (const [k, v] of Object.entries(h ?? {})) {
+            const first = Array.isArray(v) ? v[0] : v;
+            if (first !== undefined && first !== null) out[k] = String(first);
+          }
+          return out;
+        };
+        if (batch.topic === usageTopic) {
+          await handlers.usage(
+            batch.messages.map((m) => ({ key: m.key?.toString('utf8') ?? '', value: m.value ?? Buffer.alloc(0), headers: headers(m.headers), origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } })),
+          );
+        } else {
+          for (const m of batch.messages) if (m.value) handlers.budget(m.value, headers(m.headers));
+        }
+        const last = batch.messages[batch.messages.length - 1];
+        if (last) resolveOffset(last.offset);
+        await heartbeat();
+      },
+    });
+  }
+
+  /** Usage messages not yet committed by the group. */
+  async lag(): Promise<number> {
+    const topic = this.config.usage.kafka.topic;
+    if (!this.admin) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      this.admin = admin;
+    }
+    const [ends, committed] = await Promise.all([this.admin.fetchTopicOffsets(topic), this.admin.fetchOffsets({ groupId: this.config.observability.alerting.consumerGroup, topics: [topic] })]);
+    const done = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+    let lag = 0n;
+    for (const p of ends) {
+      const at = done.get(p.partition) ?? -1n;
+      // A group that has not committed yet starts at the end: nothing is behind.
+      if (at >= 0n && BigInt(p.high) > at) lag += BigInt(p.high) - at;
+    }
+    return Number(lag);
+  }
+
+  async close(): Promise<void> {
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
+  }
+
+  private async ensureTopic(topic: string): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      if (!(await admin.listTopics()).includes(topic)) {
+        const k = this.config.usage.kafka;
+        await admin.createTopics({ topics: [{ topic, numPartitions: k.partitions, replicationFactor: k.replicationFactor }], waitForLeaders: true }).catch((error: unknown) => {
+          this.logger.warn({ err: error, topic }, 'could not create the budget topic');
+        });
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  }
+}

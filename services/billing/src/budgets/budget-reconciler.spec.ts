@@ -1,0 +1,44 @@
+import { budgetSchema } from '@openrouter/config';
+import { accountAt, MemoryBudgetLedger } from '@openrouter/budgets';
+import { createLogger } from '@openrouter/observability';
+import { BudgetReconciler, type SpendSource } from './budget-reconciler';
+
+const NOW = Date.parse('2025-06-14T12:00:00Z');
+
+describe('BudgetReconciler', () => {
+  const budget = budgetSchema.parse({ id: 'b', scope: { org: 'acme', project: 'p' }, period: 'monthly', amount: '10' });
+  const line = accountAt(budget, NOW).line;
+
+  function setup(stored: string, pending = 0) {
+    const ledger = new MemoryBudgetLedger(() => NOW);
+    const calls: unknown[] = [];
+    const store: SpendSource = {
+      spend: async (fromMs, toMs, filters) => {
+        calls.push({ fromMs, toMs, filters });
+        return [{ currency: 'USD', cost: stored }];
+      },
+    };
+    const state = { pending };
+    const reconciler = new BudgetReconciler([budget], ledger, store, async () => state.pending, createLogger('test', 'silent'), () => NOW);
+    return { ledger, reconciler, calls, state };
+  }
+
+  it('raises a ledger that counts less than was stored at once, over the budget period and scope', async () => {
+    const { ledger, reconciler, calls } = setup('1.5');
+    await ledger.settle('r', [line], 1_000_000);
+    const [result] = await reconciler.reconcile();
+    expect(result).toMatchObject({ ledgerMicros: 1_000_000, storedMicros: 1_500_000, correctionMicros: 500_000 });
+    expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(1_500_000);
+    expect(calls[0]).toEqual({ fromMs: Date.parse('2025-06-01T00:00:00Z'), toMs: Date.parse('2025-07-01T00:00:00Z'), filters: [['org', 'acme'], ['project', 'p']] });
+  });
+
+  it('lowers a surplus only when the bus is quiet and the surplus was seen twice', async () => {
+    const { ledger, reconciler, state } = setup('1', 3);
+    await ledger.settle('r', [line], 1_200_000);
+    expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(0);
+    expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(0); // events still pending
+    state.pending = 0;
+    expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(-200_000);
+    expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(1_000_000);
+  });
+});

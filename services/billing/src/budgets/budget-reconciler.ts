@@ -1,0 +1,91 @@
+import type { BudgetConfig } from '@openrouter/config';
+import { accountAt, fromMicros, toMicros, type BudgetLedger } from '@openrouter/budgets';
+import type { Logger } from '@openrouter/observability';
+import type { DimensionName } from '../reports/report-dimensions';
+
+export interface SpendSource {
+  /** Stored spend per currency of the events matching `filters` received in [fromMs, toMs). */
+  spend(fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<Array<{ currency: string; cost: string }>>;
+}
+
+export interface Reconciliation {
+  budget: string;
+  account: string;
+  ledgerMicros: number;
+  storedMicros: number;
+  /** What was added to the ledger's spend (negative: taken off); 0 when nothing was corrected. */
+  correctionMicros: number;
+}
+
+/**
+ * Compares each budget's spend in the ledger (Redis) with the stored usage events (ClickHouse)
+ * for the current period, and corrects the ledger. The ledger counting less than was stored
+ * (Redis lost data, a settle never ran) is corrected at once. The ledger counting more is
+ * normal while events are on their way to ClickHouse, so it is only corrected when the usage
+ * bus has nothing pending and the same surplus was seen on the previous run; corrections are
+ * relative (INCRBY), so requests settling meanwhile are never lost.
+ */
+export class BudgetReconciler {
+  private readonly surplus = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly budgets: readonly BudgetConfig[],
+    private readonly ledger: BudgetLedger,
+    private readonly store: SpendSource,
+    private readonly pendingEvents: () => Promise<number>,
+    private readonly logger: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  start(intervalMs: number): void {
+    if (intervalMs <= 0 || this.budgets.length === 0) return;
+    this.timer = setInterval(() => {
+      this.running ??= this.reconcile()
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'budget reconciliation failed; retrying next interval'))
+        .finally(() => (this.running = undefined));
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  async reconcile(): Promise<Reconciliation[]> {
+    await this.ledger.sweep();
+    const quiet = (await this.pendingEvents()) === 0;
+    const now = this.clock();
+    const out: Reconciliation[] = [];
+    for (const budget of this.budgets) {
+      const account = accountAt(budget, now);
+      const filters: Array<[DimensionName, string]> = [['org', budget.scope.org]];
+      if (budget.scope.team) filters.push(['team', budget.scope.team]);
+      if (budget.scope.project) filters.push(['project', budget.scope.project]);
+      if (budget.scope.key) filters.push(['key', budget.scope.key]);
+      const stored = (await this.store.spend(account.window.startMs, account.window.endMs, filters)).find((s) => s.currency === budget.currency);
+      const storedMicros = toMicros(stored?.cost ?? '0');
+      const [state] = await this.ledger.read([account.line.account]);
+      const ledgerMicros = state?.spentMicros ?? 0;
+      let correction = 0;
+      if (storedMicros > ledgerMicros) {
+        correction = storedMicros - ledgerMicros;
+      } else if (storedMicros < ledgerMicros) {
+        const seen = this.surplus.get(account.line.account);
+        const surplus = ledgerMicros - storedMicros;
+        if (quiet && seen !== undefined) correction = -Math.min(seen, surplus);
+        this.surplus.set(account.line.account, surplus);
+      }
+      if (correction !== 0) {
+        await this.ledger.adjust(account.line, correction);
+        this.surplus.delete(account.line.account);
+        this.logger.info({ budget: budget.id, period: account.window.key, ledger: fromMicros(ledgerMicros), stored: fromMicros(storedMicros), correction: fromMicros(Math.abs(correction)), direction: correction > 0 ? 'up' : 'down' }, 'budget spend corrected');
+      }
+      out.push({ budget: budget.id, account: account.line.account, ledgerMicros, storedMicros, correctionMicros: correction });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+    await this.ledger.close();
+  }
+}

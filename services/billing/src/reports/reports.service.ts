@@ -1,0 +1,232 @@
+import type { BillingConfig } from '@openrouter/config';
+import { billingv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { Money, moneyText } from '@openrouter/usage';
+import { allocate } from './allocation';
+import { FILTERS, GROUP_BY_NAMES, parseGroupBy, type DimensionName, type GroupBy } from './report-dimensions';
+import type { ReportsRepository, UsageAggregate } from './reports.repository';
+
+const DAY_MS = 86_400_000;
+const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
+
+type Filters = Array<[DimensionName, string]>;
+
+/** [start, end) of a calendar month in UTC. */
+export function monthWindow(month: string): { fromMs: number; toMs: number } {
+  const m = MONTH.exec(month);
+  if (!m) throw new GatewayError('bad_request', 'month must be YYYY-MM.', { param: 'month', code: 'invalid_value' });
+  const year = Number(m[1]);
+  const index = Number(m[2]) - 1;
+  return { fromMs: Date.UTC(year, index, 1), toMs: Date.UTC(year, index + 1, 1) };
+}
+
+/** Filters the caller's scope imposes (a project-scoped key sees only its project). */
+function scopeFilters(scope: billingv1.TenantScope | undefined): Filters {
+  const out: Filters = [];
+  if (scope?.orgId) out.push(['org', scope.orgId]);
+  if (scope?.projectId) out.push(['project', scope.projectId]);
+  return out;
+}
+
+const text = (amount: Money | string): string => moneyText(new Money(amount));
+
+function totalsOf(rows: readonly UsageAggregate[]): billingv1.UsageTotals {
+  let cost = new Money(0);
+  const t = { requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 };
+  for (const r of rows) {
+    t.requests += r.requests;
+    t.errors += r.errors;
+    t.promptTokens += r.promptTokens;
+    t.completionTokens += r.completionTokens;
+    t.cachedReadTokens += r.cachedReadTokens;
+    t.cacheWriteTokens += r.cacheWriteTokens;
+    t.reasoningTokens += r.reasoningTokens;
+    cost = cost.plus(r.cost);
+  }
+  return { ...t, cost: text(cost) };
+}
+
+function sumByCurrency(entries: Iterable<{ currency: string; amount: Money | string }>): Record<string, string> {
+  const sums = new Map<string, Money>();
+  for (const e of entries) sums.set(e.currency, (sums.get(e.currency) ?? new Money(0)).plus(e.amount));
+  return Object.fromEntries([...sums].map(([c, v]) => [c, text(v)]));
+}
+
+/**
+ * The reports: usage, invoices, chargeback, FOCUS export and experiment comparison. Every
+ * money figure is an exact decimal sum of stored event costs; nothing passes through a float.
+ */
+export class ReportsService {
+  constructor(
+    private readonly repository: ReportsRepository,
+    private readonly config: BillingConfig['chargeback'],
+  ) {}
+
+  async usage(request: billingv1.UsageReportRequest): Promise<billingv1.UsageReportResponse> {
+    if (!(request.toMs > request.fromMs)) throw new GatewayError('bad_request', '`to` must be after `from`.', { param: 'to', code: 'invalid_value' });
+    const groupBy: GroupBy[] = [];
+    for (const name of request.groupBy) {
+      const parsed = parseGroupBy(name);
+      if (!parsed) throw new GatewayError('bad_request', `Unknown group_by "${name}"; use ${GROUP_BY_NAMES.join(', ')}.`, { param: 'group_by', code: 'invalid_value' });
+      if (!groupBy.some((g) => g.name === parsed.name)) groupBy.push(parsed);
+    }
+    const filters = scopeFilters(request.scope);
+    for (const [field, dimension] of Object.entries(FILTERS) as Array<[keyof typeof FILTERS, DimensionName]>) {
+      const value = request.filter?.[field];
+      if (value) filters.push([dimension, value]);
+    }
+    const result = await this.repository.usage({ fromMs: request.fromMs, toMs: request.toMs, groupBy, filters });
+    return {
+      source: result.source,
+      total: totalsOf(result.rows),
+      rows: result.rows.map((r) => ({
+        dimensions: Object.fromEntries(groupBy.map((g, i) => [g.name, r.dimensions[i] ?? ''])),
+        currency: r.currency,
+        totals: totalsOf([r]),
+      })),
+    };
+  }
+
+  async invoice(request: billingv1.InvoiceRequest): Promise<billingv1.InvoiceResponse> {
+    if (!request.orgId) throw new GatewayError('bad_request', 'Name the organisation.', { param: 'org', code: 'invalid_value' });
+    const window = monthWindow(request.month);
+    const filters: Filters = [...scopeFilters(request.scope), ['org', request.orgId]];
+    const { rows } = await this.repository.usage({ ...window, groupBy: [{ kind: 'dimension', name: 'model' }], filters });
+    const lines = rows.map((r) => ({
+      model: r.dimensions[0] ?? '',
+      currency: r.currency,
+      requests: r.requests,
+      promptTokens: r.promptTokens,
+      completionTokens: r.completionTokens,
+      cachedReadTokens: r.cachedReadTokens,
+      cacheWriteTokens: r.cacheWriteTokens,
+      amount: text(r.cost),
+    }));
+    return { orgId: request.orgId, month: request.month, periodStartMs: window.fromMs, periodEndMs: window.toMs, lines, totals: sumByCurrency(lines) };
+  }
+
+  async chargeback(request: billingv1.ChargebackRequest): Promise<billingv1.ChargebackResponse> {
+    const window = monthWindow(request.month);
+    const allocation =
+      request.allocation === billingv1.Allocation.ALLOCATION_UNSPECIFIED || request.allocation === billingv1.Allocation.UNRECOGNIZED
+        ? this.config.allocation === 'fixed'
+          ? billingv1.Allocation.ALLOCATION_FIXED
+          : billingv1.Allocation.ALLOCATION_PROPORTIONAL
+        : request.allocation;
+    const filters: Filters = scopeFilters(request.scope);
+    if (request.orgId) filters.push(['org', request.orgId]);
+    const { rows } = await this.repository.usage({
+      ...window,
+      groupBy: [
+        { kind: 'dimension', name: 'org' },
+        { kind: 'dimension', name: 'cost_center' },
+      ],
+      filters,
+    });
+    const shared = new Set(this.config.sharedCostCenters);
+    // Per org and currency: direct spend per cost centre, and the pool of shared and untagged spend.
+    const groups = new Map<string, { org: string; currency: string; direct: Map<string, { cost: Money; requests: number }>; pool: Money; poolRequests: number }>();
+    for (const r of rows) {
+      const [org = '', costCenter = ''] = r.dimensions;
+      const key = `${org}\u0000${r.currency}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { org, currency: r.currency, direct: new Map(), pool: new Money(0), poolRequests: 0 }));
+      if (costCenter === '' || shared.has(costCenter)) {
+        g.pool = g.pool.plus(r.cost);
+        g.poolRequests += r.requests;
+      } else {
+        const d = g.direct.get(costCenter) ?? { cost: new Money(0), requests: 0 };
+        g.direct.set(costCenter, { cost: d.cost.plus(r.cost), requests: d.requests + r.requests });
+      }
+    }
+    const lines: billingv1.ChargebackLine[] = [];
+    const unallocated: billingv1.ChargebackLine[] = [];
+    for (const g of groups.values()) {
+      const weights: Array<readonly [string, Money]> =
+        allocation === billingv1.Allocation.ALLOCATION_FIXED
+          ? Object.entries(this.config.fixedShares).map(([cc, w]) => [cc, new Money(w)] as const)
+          : [...g.direct].map(([cc, d]) => [cc, d.cost] as const);
+      const shares = g.pool.isZero() ? new Map<string, Money>() : allocate(g.pool, weights);
+      const centres = new Set([...g.direct.keys(), ...(shares?.keys() ?? [])]);
+      for (const cc of [...centres].sort()) {
+        const direct = g.direct.get(cc)?.cost ?? new Money(0);
+        const allocated = shares?.get(cc) ?? new Money(0);
+        lines.push({ orgId: g.org, costCenter: cc, currency: g.currency, direct: text(direct), allocated: text(allocated), total: text(direct.plus(allocated)), requests: g.direct.get(cc)?.requests ?? 0 });
+      }
+      if (!shares && !g.pool.isZero()) {
+        unallocated.push({ orgId: g.org, costCenter: '', currency: g.currency, direct: text(g.pool), allocated: '0', total: text(g.pool), requests: g.poolRequests });
+      }
+    }
+    return {
+      month: request.month,
+      allocation,
+      lines,
+      unallocated,
+      totals: sumByCurrency([...lines, ...unallocated].map((l) => ({ currency: l.currency, amount: l.total }))),
+    };
+  }
+
+  async focus(request: billingv1.FocusExportRequest): Promise<billingv1.FocusExportResponse> {
+    const window = monthWindow(request.month);
+    const filters: Filters = scopeFilters(request.scope);
+    if (request.orgId) filters.push(['org', request.orgId]);
+    const names: DimensionName[] = ['day', 'org', 'project', 'team', 'app', 'cost_center', 'model', 'provider'];
+    const { rows } = await this.repository.usage({ ...window, groupBy: names.map((name) => ({ kind: 'dimension', name })), filters });
+    return {
+      billingPeriodStartMs: window.fromMs,
+      billingPeriodEndMs: window.toMs,
+      rows: rows.map((r) => {
+        const [day = '', org = '', project = '', team = '', app = '', costCenter = '', model = '', provider = ''] = r.dimensions;
+        const start = Date.parse(`${day}T00:00:00Z`);
+        const cost = text(r.cost);
+        const tags: Record<string, string> = {};
+        if (team) tags['openrouter/team'] = team;
+        if (app) tags['openrouter/app'] = app;
+        if (costCenter) tags['openrouter/cost-center'] = costCenter;
+        return {
+          billedCost: cost,
+          effectiveCost: cost,
+          listCost: cost,
+          consumedQuantity: String(r.promptTokens + r.completionTokens),
+          consumedUnit: 'Tokens',
+          chargePeriodStartMs: start,
+          chargePeriodEndMs: start + DAY_MS,
+          billingAccountId: org,
+          subAccountId: project ? `${org}/${project}` : org,
+          serviceName: 'Open-Router',
+          skuId: model,
+          providerName: provider,
+          billingCurrency: r.currency,
+          tags,
+        };
+      }),
+    };
+  }
+
+  async experiment(request: billingv1.ExperimentReportRequest): Promise<billingv1.ExperimentReportResponse> {
+    if (!request.experiment) throw new GatewayError('bad_request', 'Name the experiment.', { param: 'id', code: 'invalid_value' });
+    if (!(request.toMs > request.fromMs)) throw new GatewayError('bad_request', '`to` must be after `from`.', { param: 'to', code: 'invalid_value' });
+    const arms = await this.repository.experiment(request.experiment, request.fromMs, request.toMs, scopeFilters(request.scope));
+    return {
+      experiment: request.experiment,
+      arms: arms.map((a) => {
+        const per = (v: Money | number | string, places: number): string => (a.requests > 0 ? new Money(v).dividedBy(a.requests).toDecimalPlaces(places, Money.ROUND_HALF_EVEN).toFixed() : '0');
+        return {
+          arm: a.arm,
+          requests: a.requests,
+          errors: a.errors,
+          errorRate: per(a.errors, 6),
+          latencyP50Ms: a.latencyP50,
+          latencyP95Ms: a.latencyP95,
+          ttftP50Ms: a.ttftP50,
+          ttftP95Ms: a.ttftP95,
+          promptTokensPerRequest: per(a.promptTokens, 2),
+          completionTokensPerRequest: per(a.completionTokens, 2),
+          cost: text(a.cost),
+          costPerRequest: moneyText(new Money(per(a.cost, 18))),
+          currency: a.currency,
+        };
+      }),
+    };
+  }
+}

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+const id = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'must be 1–64 lower-case letters, digits, ., - or _');
+const text = z.string().min(1).max(256);
+const month = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM');
+/** A date (midnight UTC) or an ISO 8601 instant with a zone. */
+const instant = z
+  .string()
+  .refine((v) => /^\d{4}-\d{2}-\d{2}$/.test(v) || /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/.test(v), 'must be a date (2025-06-01) or an ISO 8601 instant with a zone')
+  .transform((v) => Date.parse(v.length === 10 ? `${v}T00:00:00Z` : v))
+  .refine((v) => Number.isFinite(v), 'is not a valid date');
+const format = z.enum(['json', 'csv']).default('json');
+
+export const usageQuery = z.strictObject({
+  from: instant.optional(),
+  to: instant.optional(),
+  group_by: z
+    .string()
+    .max(512)
+    .transform((v) => v.split(',').map((g) => g.trim()).filter(Boolean))
+    .pipe(z.array(z.string().max(80)).max(8, 'at most 8 dimensions'))
+    .default([]),
+  org: id.optional(),
+  project: id.optional(),
+  team: id.optional(),
+  app: text.optional(),
+  cost_center: text.optional(),
+  key: text.optional(),
+  model: text.optional(),
+  provider: text.optional(),
+  operation: z.enum(['chat', 'completion', 'embedding']).optional(),
+  status: z.enum(['ok', 'error', 'cancelled']).optional(),
+  experiment: text.optional(),
+  format,
+});
+
+export const invoiceParams = z.strictObject({ org: id, month });
+export const invoiceQuery = z.strictObject({ format });
+export const chargebackQuery = z.strictObject({ month, org: id.optional(), allocation: z.enum(['proportional', 'fixed']).optional(), format });
+export const focusQuery = z.strictObject({ month, org: id.optional(), format });
+export const experimentQuery = z.strictObject({ from: instant.optional(), to: instant.optional(), format });
+export const experimentId = z.string().min(1).max(128);

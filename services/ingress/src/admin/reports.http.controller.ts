@@ -1,0 +1,217 @@
+import { Controller, Get, Inject, Optional, Param, Query, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { billingv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { BillingClient } from '../billing.client';
+import type { AdminPrincipal } from './admin-auth';
+import { AdminGuard, adminOf, Roles } from './admin.guard';
+import { parseInput } from './admin-input';
+import { toCsv } from './csv';
+import { chargebackQuery, experimentId, experimentQuery, focusQuery, invoiceParams, invoiceQuery, usageQuery } from './reports-input';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * What the caller may see. `admin` and `finance` keys see every tenant; a `project` key sees only
+ * its own org and project, and asking for anything else is answered as if it did not exist (404).
+ */
+export function reportScope(admin: AdminPrincipal, requested: { org?: string | undefined; project?: string | undefined }): billingv1.TenantScope {
+  if (admin.role !== 'project') return { orgId: '', projectId: '' };
+  const org = admin.org ?? '';
+  const project = admin.project ?? '';
+  if ((requested.org !== undefined && requested.org !== org) || (requested.project !== undefined && requested.project !== project)) {
+    throw new GatewayError('not_found', 'No such organisation or project.', { code: 'not_found' });
+  }
+  return { orgId: org, projectId: project };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Usage reports, invoices, chargeback and exports, served by billing (roles `admin`, `finance`, `project`). */
+@Controller('admin/v1')
+@UseGuards(AdminGuard)
+@Roles('finance', 'project')
+export class ReportsHttpController {
+  constructor(@Optional() @Inject(BillingClient) private readonly billing?: BillingClient) {}
+
+  @Get('usage')
+  async usage(@Req() req: FastifyRequest, @Query() query: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const q = parseInput(usageQuery, query);
+    const scope = reportScope(adminOf(req), q);
+    const now = Date.now();
+    const fromMs = q.from ?? Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), 1);
+    const toMs = q.to ?? Math.ceil((now + 1) / DAY_MS) * DAY_MS;
+    if (!(toMs > fromMs)) throw new GatewayError('bad_request', 'Invalid to: must be after from.', { param: 'to', code: 'invalid_value' });
+    const report = await this.client().usage({
+      scope,
+      fromMs,
+      toMs,
+      groupBy: q.group_by,
+      filter: {
+        orgId: q.org ?? '',
+        projectId: q.project ?? '',
+        teamId: q.team ?? '',
+        appId: q.app ?? '',
+        costCenter: q.cost_center ?? '',
+        keyId: q.key ?? '',
+        model: q.model ?? '',
+        provider: q.provider ?? '',
+        operation: q.operation ?? '',
+        status: q.status ?? '',
+        experiment: q.experiment ?? '',
+      },
+    });
+    const rows = report.rows.map((r) => ({ ...r.dimensions, currency: r.currency, ...totals(r.totals) }));
+    if (q.format === 'csv') {
+      const header = [...q.group_by, 'currency', ...TOTAL_COLUMNS];
+      return csv(reply, 'usage.csv', header, rows.map((r) => header.map((h) => (r as Record<string, string | number>)[h] ?? '')));
+    }
+    return { object: 'usage_report', from: iso(fromMs), to: iso(toMs), group_by: q.group_by, source: report.source, data: rows, total: totals(report.total) };
+  }
+
+  @Get('invoices/:org/:month')
+  async invoice(@Req() req: FastifyRequest, @Param() params: unknown, @Query() query: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const p = parseInput(invoiceParams, params);
+    const q = parseInput(invoiceQuery, query);
+    const scope = reportScope(adminOf(req), { org: p.org });
+    const invoice = await this.client().invoice({ scope, orgId: p.org, month: p.month });
+    const lines = invoice.lines.map((l) => ({
+      model: l.model,
+      currency: l.currency,
+      requests: l.requests,
+      prompt_tokens: l.promptTokens,
+      completion_tokens: l.completionTokens,
+      cached_read_tokens: l.cachedReadTokens,
+      cache_write_tokens: l.cacheWriteTokens,
+      amount: l.amount,
+    }));
+    if (q.format === 'csv') {
+      const header = ['model', 'currency', 'requests', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'amount'] as const;
+      return csv(reply, `invoice-${p.org}-${p.month}.csv`, header, lines.map((l) => header.map((h) => l[h])));
+    }
+    return {
+      object: 'invoice',
+      org: invoice.orgId,
+      month: invoice.month,
+      period_start: iso(invoice.periodStartMs),
+      period_end: iso(invoice.periodEndMs),
+      project: scope.projectId || null,
+      lines,
+      totals: invoice.totals,
+    };
+  }
+
+  @Get('chargeback')
+  async chargeback(@Req() req: FastifyRequest, @Query() query: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const q = parseInput(chargebackQuery, query);
+    const scope = reportScope(adminOf(req), { org: q.org });
+    const allocation = q.allocation === 'fixed' ? billingv1.Allocation.ALLOCATION_FIXED : q.allocation === 'proportional' ? billingv1.Allocation.ALLOCATION_PROPORTIONAL : billingv1.Allocation.ALLOCATION_UNSPECIFIED;
+    const report = await this.client().chargeback({ scope, month: q.month, orgId: q.org ?? '', allocation });
+    const line = (l: billingv1.ChargebackLine) => ({ org: l.orgId, cost_center: l.costCenter, currency: l.currency, direct: l.direct, allocated: l.allocated, total: l.total, requests: l.requests });
+    const lines = report.lines.map(line);
+    const unallocated = report.unallocated.map(line);
+    if (q.format === 'csv') {
+      const header = ['org', 'cost_center', 'currency', 'direct', 'allocated', 'total', 'requests'] as const;
+      return csv(reply, `chargeback-${q.month}.csv`, header, [...lines, ...unallocated.map((u) => ({ ...u, cost_center: '(unallocated)' }))].map((l) => header.map((h) => l[h])));
+    }
+    return {
+      object: 'chargeback',
+      month: report.month,
+      allocation: report.allocation === billingv1.Allocation.ALLOCATION_FIXED ? 'fixed' : 'proportional',
+      lines,
+      unallocated,
+      totals: report.totals,
+    };
+  }
+
+  @Get('exports/focus')
+  async focus(@Req() req: FastifyRequest, @Query() query: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const q = parseInput(focusQuery, query);
+    const scope = reportScope(adminOf(req), { org: q.org });
+    const report = await this.client().focus({ scope, month: q.month, orgId: q.org ?? '' });
+    const rows = report.rows.map((r) => ({
+      BilledCost: r.billedCost,
+      EffectiveCost: r.effectiveCost,
+      ListCost: r.listCost,
+      ConsumedQuantity: r.consumedQuantity,
+      ConsumedUnit: r.consumedUnit,
+      ChargeCategory: 'Usage',
+      ChargePeriodStart: iso(r.chargePeriodStartMs),
+      ChargePeriodEnd: iso(r.chargePeriodEndMs),
+      BillingPeriodStart: iso(report.billingPeriodStartMs),
+      BillingPeriodEnd: iso(report.billingPeriodEndMs),
+      BillingAccountId: r.billingAccountId,
+      BillingCurrency: r.billingCurrency,
+      SubAccountId: r.subAccountId,
+      ServiceName: r.serviceName,
+      ServiceCategory: 'AI and Machine Learning',
+      SkuId: r.skuId,
+      ProviderName: r.providerName,
+      Tags: r.tags,
+    }));
+    if (q.format === 'csv') {
+      const header = Object.keys(rows[0] ?? FOCUS_EMPTY) as Array<keyof (typeof rows)[number]>;
+      return csv(reply, `focus-${q.month}.csv`, header, rows.map((r) => header.map((h) => (h === 'Tags' ? JSON.stringify(r.Tags) : (r[h] as string)))));
+    }
+    return { object: 'focus_export', month: q.month, data: rows };
+  }
+
+  @Get('experiments/:id/report')
+  async experiment(@Req() req: FastifyRequest, @Param('id') id: string, @Query() query: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const experiment = parseInput(experimentId, id);
+    const q = parseInput(experimentQuery, query);
+    const scope = reportScope(adminOf(req), {});
+    const now = Date.now();
+    const fromMs = q.from ?? now - 30 * DAY_MS;
+    const toMs = q.to ?? now + 1;
+    const report = await this.client().experiment({ scope, experiment, fromMs, toMs });
+    const arms = report.arms.map((a) => ({
+      arm: a.arm,
+      currency: a.currency,
+      requests: a.requests,
+      errors: a.errors,
+      error_rate: a.errorRate,
+      latency_p50_ms: a.latencyP50Ms,
+      latency_p95_ms: a.latencyP95Ms,
+      ttft_p50_ms: a.ttftP50Ms,
+      ttft_p95_ms: a.ttftP95Ms,
+      prompt_tokens_per_request: a.promptTokensPerRequest,
+      completion_tokens_per_request: a.completionTokensPerRequest,
+      cost: a.cost,
+      cost_per_request: a.costPerRequest,
+    }));
+    if (q.format === 'csv') {
+      const header = Object.keys(arms[0] ?? { arm: '' }) as Array<keyof (typeof arms)[number]>;
+      return csv(reply, `experiment-${experiment}.csv`, header, arms.map((a) => header.map((h) => a[h])));
+    }
+    return { object: 'experiment_report', experiment: report.experiment, from: iso(fromMs), to: iso(toMs), arms };
+  }
+
+  private client(): BillingClient {
+    if (!this.billing) throw new GatewayError('unavailable', 'Reports are not available: ingress.billing names no billing address.', { code: 'billing_unavailable' });
+    return this.billing;
+  }
+}
+
+const TOTAL_COLUMNS = ['requests', 'errors', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'reasoning_tokens', 'cost'] as const;
+const FOCUS_EMPTY = { BilledCost: '' };
+
+function totals(t: billingv1.UsageTotals | undefined) {
+  return {
+    requests: t?.requests ?? 0,
+    errors: t?.errors ?? 0,
+    prompt_tokens: t?.promptTokens ?? 0,
+    completion_tokens: t?.completionTokens ?? 0,
+    cached_read_tokens: t?.cachedReadTokens ?? 0,
+    cache_write_tokens: t?.cacheWriteTokens ?? 0,
+    reasoning_tokens: t?.reasoningTokens ?? 0,
+    cost: t?.cost ?? '0',
+  };
+}
+
+function csv(reply: FastifyReply, filename: string, header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  void reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${filename}"`);
+  return toCsv(header, rows);
+}

@@ -1,0 +1,40 @@
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { billingv1 } from '@openrouter/contracts';
+import { CHANNEL_OPTIONS, callUnary } from '@openrouter/grpc';
+
+/** Billing's reports, over gRPC. */
+export class BillingClient {
+  private readonly client: billingv1.BillingServiceClient;
+
+  constructor(address: string) {
+    this.client = new billingv1.BillingServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+  }
+
+  usage(request: billingv1.UsageReportRequest): Promise<billingv1.UsageReportResponse> {
+    return callUnary(this.client.usageReport.bind(this.client), request, this.metadata());
+  }
+
+  invoice(request: billingv1.InvoiceRequest): Promise<billingv1.InvoiceResponse> {
+    return callUnary(this.client.invoice.bind(this.client), request, this.metadata());
+  }
+
+  chargeback(request: billingv1.ChargebackRequest): Promise<billingv1.ChargebackResponse> {
+    return callUnary(this.client.chargeback.bind(this.client), request, this.metadata());
+  }
+
+  focus(request: billingv1.FocusExportRequest): Promise<billingv1.FocusExportResponse> {
+    return callUnary(this.client.focusExport.bind(this.client), request, this.metadata());
+  }
+
+  experiment(request: billingv1.ExperimentReportRequest): Promise<billingv1.ExperimentReportResponse> {
+    return callUnary(this.client.experimentReport.bind(this.client), request, this.metadata());
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private metadata(): Metadata {
+    return new Metadata();
+  }
+}

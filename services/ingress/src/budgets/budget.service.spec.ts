@@ -1,0 +1,86 @@
+import { configSchema, parseConfig } from '@openrouter/config';
+import type { budgetv1 } from '@openrouter/contracts';
+import { MemoryBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
+import { GatewayError } from '@openrouter/errors';
+import { createLogger } from '@openrouter/observability';
+import { PriceBook } from '@openrouter/usage';
+import { BudgetService } from './budget.service';
+
+const tenant = { orgId: 'acme', teamId: 't', projectId: 'p', keyId: 'k1' };
+const NOW = Date.parse('2025-06-14T12:00:00Z');
+
+function service(budgets: unknown[], extra: Record<string, unknown> = {}) {
+  const config = parseConfig(
+    {
+      version: 1,
+      ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
+      router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
+      adapter: { grpc: { port: 0 }, http: { port: 0 } },
+      billing: { http: { port: 0 } },
+      alerting: { http: { port: 0 } },
+      providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1' } },
+      // 1 micro-unit per input token, 2 per output token.
+      models: [{ id: 'm', pricing: { input: '1', output: '2' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }],
+      budgets: { list: budgets, ...extra },
+    },
+    {},
+  );
+  const published: budgetv1.BudgetEvent[] = [];
+  const events: BudgetEventPublisher = { publish: async (e) => void published.push(e), close: async () => undefined };
+  const ledger = new MemoryBudgetLedger(() => NOW);
+  const budgetService = new BudgetService(config, PriceBook.fromModels(config.models), ledger, events, createLogger('test', 'silent'), () => NOW);
+  return { budgetService, published, ledger };
+}
+
+describe('BudgetService', () => {
+  it('parses as part of the configuration', () => {
+    expect(configSchema.shape.budgets).toBeDefined();
+  });
+
+  it('reserves the worst case from the prompt, max_tokens and the dearest price, and refuses when it does not fit', async () => {
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.0005' }]);
+    const body = { model: 'm', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] };
+    // prompt "hi": 4 + 1 = 5 tokens, padded to ceil(5.5) + 16 = 22 → 22 + 100 × 2 = 222 micro-units.
+    const r = await budgetService.reserve({ requestId: 'a', tenant, body });
+    expect(r?.amountMicros).toBe(222);
+    expect(r?.capped).toBe(false);
+    await budgetService.reserve({ requestId: 'b', tenant, body });
+    const refused = await budgetService.reserve({ requestId: 'c', tenant, body }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(GatewayError);
+    expect(refused).toMatchObject({ kind: 'budget_exceeded', code: 'budget_exceeded' });
+    await r?.settle('0.0001');
+    const [status] = await budgetService.status();
+    expect(status).toMatchObject({ spent: '0.0001', reserved: '0.000222' });
+  });
+
+  it('ignores tenants no budget names', async () => {
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme', project: 'other' }, period: 'daily', amount: '0.000001' }]);
+    expect(await budgetService.reserve({ requestId: 'a', tenant, body: { model: 'm', messages: [] } })).toBeUndefined();
+  });
+
+  it('starts a stream with what is left and lowers its max_tokens to what that pays for', async () => {
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'monthly', amount: '0.0001' }]);
+    const body: Record<string, unknown> = { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] };
+    const r = await budgetService.reserve({ requestId: 'a', tenant, body });
+    expect(r).toMatchObject({ amountMicros: 100, capped: true });
+    // (100 − 22) / 2 = 39 output tokens.
+    expect(body['max_tokens']).toBe(39);
+    // 4 characters a token: 156 characters fit, the 157th does not.
+    expect(r?.admitDelta(156)).toBe(true);
+    expect(r?.admitDelta(1)).toBe(false);
+  });
+
+  it('publishes each threshold once per period', async () => {
+    const { budgetService, published } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.001', enforcement: 'soft', alertThresholds: [80, 50, 100] }]);
+    for (const cost of ['0.0006', '0.0001', '0.0002', '0.0005']) {
+      const r = await budgetService.reserve({ requestId: cost, tenant, body: { model: 'm', max_tokens: 1, messages: [] } });
+      await r?.settle(cost);
+    }
+    expect(published.map((e) => [e.thresholdPercent, e.spent, e.periodKey])).toEqual([
+      [50, '0.0006', '2025-06-14'],
+      [80, '0.0009', '2025-06-14'],
+      [100, '0.0014', '2025-06-14'],
+    ]);
+    expect(published[0]?.eventId).toBe('b/2025-06-14/50');
+  });
+});
