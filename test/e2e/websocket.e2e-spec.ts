@@ -1,5 +1,7 @@
 import WebSocket from 'ws';
+import { toMicros } from '@openrouter/budgets';
 import { hashApiKey } from '@openrouter/ingress';
+import { waitFor } from '../support/infra/wait-for';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
@@ -14,6 +16,7 @@ interface Frame {
 
 const SECRET = 'ws-e2e-hash-secret-0000';
 const LIMITED = 'sk-or-v1-websocket-limited-key-000000000000000';
+const BUDGETED = 'sk-or-v1-websocket-budgeted-key-00000000000000';
 
 /** A socket that queues every frame it receives, so tests can wait on frames by condition. */
 class Client {
@@ -72,8 +75,13 @@ describe('WebSocket API', () => {
           ...(doc['access'] as object),
           keyHashSecret: SECRET,
           admin: { devKey: TEST_ADMIN_KEY },
-          keys: [{ id: 'ws-limited', hash: hashApiKey(SECRET, LIMITED), org: 'default', limits: { rpm: 2 } }],
+          keys: [
+            { id: 'ws-limited', hash: hashApiKey(SECRET, LIMITED), org: 'default', limits: { rpm: 2 } },
+            { id: 'ws-budgeted', hash: hashApiKey(SECRET, BUDGETED), org: 'default', project: 'default' },
+          ],
         };
+        // About two requests' worst case (gpt-4o-mini, max_tokens 50) for the budgeted key's project.
+        doc['budgets'] = { list: [{ id: 'ws-project', scope: { org: 'default', project: 'default' }, period: 'daily', amount: '0.00007', enforcement: 'hard' }] };
       },
     });
     url = `${gw.url.replace('http', 'ws')}/v1/ws`;
@@ -135,6 +143,25 @@ describe('WebSocket API', () => {
     expect(client.of('bad')[0]).toMatchObject({ type: 'error', status: 400 });
     expect(client.of('x')[0]).toMatchObject({ type: 'error', status: 400, error: { error: { code: 'invalid_frame' } } });
     expect(client.of('ok')[0]).toMatchObject({ type: 'completion' });
+    client.close();
+  });
+
+  it('applies the same budgets and usage records as HTTP: spend settles, then 402 budget_exceeded', async () => {
+    const client = await Client.open(url, { key: BUDGETED });
+    const ask = (id: string) => client.send({ type: 'chat.completions', id, body: { model: 'gpt-4o-mini', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] } });
+    ask('first');
+    await client.until((frames) => frames.some((f) => f.id === 'first'));
+    expect(client.of('first')[0]).toMatchObject({ type: 'completion', headers: { 'x-openrouter-cost': expect.stringMatching(/^0\.\d+$/) } });
+    // The usage record of the socket's request settled the reservation with its real cost.
+    const settled = await waitFor(async () => {
+      const [status] = await gw.gateway.ingress.budgets.status();
+      return status && status.reserved === '0' && Number(status.spent) > 0 ? status : undefined;
+    });
+    // Budgets count whole micro-units, rounded up.
+    expect(toMicros(settled.spent)).toBe(toMicros(client.of('first')[0]?.headers?.['x-openrouter-cost'] ?? ''));
+    for (const id of ['b', 'c', 'd']) ask(id);
+    await client.until((frames) => ['b', 'c', 'd'].every((id) => frames.some((f) => f.id === id)));
+    expect(client.frames.find((f) => f.type === 'error')).toMatchObject({ status: 402, error: { error: { code: 'budget_exceeded' } } });
     client.close();
   });
 

@@ -28,7 +28,11 @@ export async function reserveBudget(budgets: BudgetService, request: FastifyRequ
  * not, the stream ends with `budgetStopChunk` instead (see docs/billing.md).
  */
 export function budgetAdmitsChunk(request: FastifyRequest, chunk: chatv1.ChatChunk): boolean {
-  const reservation = request.budget;
+  return reservationAdmitsChunk(request.budget, chunk);
+}
+
+/** The same check for any reservation (the WebSocket path has no Fastify request). */
+export function reservationAdmitsChunk(reservation: BudgetReservation | undefined, chunk: chatv1.ChatChunk): boolean {
   if (!reservation?.capped) return true;
   let chars = 0;
   for (const choice of chunk.choices) {

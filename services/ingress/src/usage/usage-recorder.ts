@@ -4,8 +4,37 @@ import { GatewayError, type ErrorKind } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type UsagePublisher } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
+import type { BudgetReservation } from '../budgets/budget.service';
 
 export type UsageOperation = 'chat' | 'completion' | 'embedding';
+
+/** What metering needs of one request, whatever carried it (an HTTP exchange, a WebSocket frame). */
+export interface MeteredExchange {
+  readonly id: string;
+  readonly body: unknown;
+  readonly receivedAtMs: number;
+  context(): routerv1.RequestContext | undefined;
+  budget(): BudgetReservation | undefined;
+  traceHeaders(): Record<string, string>;
+  /** Calls `listener` once, when the exchange has ended one way or another. */
+  onEnd(listener: () => void): void;
+  /** How it ended: abandoned before the answer was complete, and the (HTTP-equivalent) status. */
+  outcome(): { cancelled: boolean; status: number };
+}
+
+/** An HTTP request/response pair as a metered exchange. */
+export function httpExchange(req: FastifyRequest, reply: FastifyReply): MeteredExchange {
+  return {
+    id: String(req.id),
+    body: req.body,
+    receivedAtMs: Math.round(Date.now() - reply.elapsedTime),
+    context: () => req.requestContext,
+    budget: () => req.budget,
+    traceHeaders: () => req.traceHeaders ?? traceHeaders(req),
+    onEnd: (listener) => void reply.raw.once('close', listener),
+    outcome: () => ({ cancelled: !reply.raw.writableFinished, status: reply.raw.statusCode }),
+  };
+}
 
 const OPERATIONS: Record<UsageOperation, usagev1.Operation> = {
   chat: usagev1.Operation.OPERATION_CHAT,
@@ -36,7 +65,12 @@ export class UsageRecorder {
 
   /** Starts metering a request; call first in the handler, before anything can throw. */
   track(req: FastifyRequest, reply: FastifyReply, operation: UsageOperation): UsageTrack {
-    return new UsageTrack(this, req, reply, operation);
+    return new UsageTrack(this, httpExchange(req, reply), operation);
+  }
+
+  /** Starts metering a request that did not come over HTTP (a WebSocket frame). */
+  trackExchange(exchange: MeteredExchange, operation: UsageOperation): UsageTrack {
+    return new UsageTrack(this, exchange, operation);
   }
 
   price(event: usagev1.UsageEvent): PricedUsage {
@@ -73,17 +107,15 @@ export class UsageTrack {
 
   constructor(
     private readonly recorder: UsageRecorder,
-    private readonly req: FastifyRequest,
-    private readonly reply: FastifyReply,
+    private readonly exchange: MeteredExchange,
     operation: UsageOperation,
   ) {
-    const now = Date.now();
-    this.event = emptyUsageEvent(String(req.id), Math.round(now - reply.elapsedTime));
+    this.event = emptyUsageEvent(exchange.id, exchange.receivedAtMs);
     this.event.operation = OPERATIONS[operation];
-    const body = req.body as { model?: unknown; stream?: unknown } | null | undefined;
+    const body = exchange.body as { model?: unknown; stream?: unknown } | null | undefined;
     this.event.requestedModel = typeof body?.model === 'string' ? body.model.slice(0, 256) : '';
     this.event.stream = body?.stream === true;
-    reply.raw.once('close', () => this.finish());
+    exchange.onEnd(() => this.finish());
   }
 
   /** The routing decision (the first one, when a request makes several calls). */
@@ -173,7 +205,7 @@ export class UsageTrack {
     const u = this.usage;
     if (!u.reported && this.event.servedModel && this.event.firstTokenAtMs > 0) {
       // The answer started but its usage never came (the client left): estimate what was spent.
-      this.event.tokens = { prompt: countPromptTokens(this.req.body), completion: Math.ceil(this.streamedChars / 4), cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
+      this.event.tokens = { prompt: countPromptTokens(this.exchange.body), completion: Math.ceil(this.streamedChars / 4), cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
       return;
     }
     this.event.tokens = { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, reasoning: u.reasoning, estimated: u.estimated };
@@ -182,12 +214,10 @@ export class UsageTrack {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    const context = this.req.requestContext;
+    const context = this.exchange.context();
     if (!context) return;
     const event = this.event;
-    const raw = this.reply.raw;
-    const cancelled = !raw.writableFinished;
-    const status = raw.statusCode;
+    const { cancelled, status } = this.exchange.outcome();
     event.completedAtMs = Math.max(Date.now(), event.receivedAtMs);
     event.latencyMs = event.completedAtMs - event.receivedAtMs;
     event.ttftMs = event.firstTokenAtMs > 0 ? Math.max(0, event.firstTokenAtMs - event.receivedAtMs) : 0;
@@ -228,9 +258,9 @@ export class UsageTrack {
     }
     const cost = this.cost();
     event.cost = { amount: cost.amount, currency: cost.currency, priceVersion: cost.priceVersion };
-    void this.req.budget?.settle(cost.amount);
+    void this.exchange.budget()?.settle(cost.amount);
     this.recorder.observe(event, this.decision);
-    this.recorder.publish(event, this.req.traceHeaders ?? traceHeaders(this.req));
+    this.recorder.publish(event, this.exchange.traceHeaders());
   }
 }
 

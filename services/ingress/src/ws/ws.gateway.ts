@@ -13,6 +13,9 @@ import { asGatewayError } from '../openai-exception.filter';
 import type { RouterClient } from '../router.client';
 import { openChat, routeHeaders, type AnswerEvent } from '../routes/chat.service';
 import { checkChatBounds, type RequestBounds } from '../routes/request-bounds';
+import type { BudgetReservation, BudgetService } from '../budgets/budget.service';
+import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
+import type { MeteredExchange, UsageRecorder } from '../usage/usage-recorder';
 import { BEARER_PROTOCOL_PREFIX, clientFrameSchema, WS_PROTOCOL, type ServerFrame } from './ws-protocol';
 
 const PATH = '/v1/ws';
@@ -38,6 +41,8 @@ export class WsGateway {
     private readonly access: AccessService,
     private readonly router: RouterClient,
     private readonly bounds: RequestBounds,
+    private readonly usage: UsageRecorder,
+    private readonly budgets: BudgetService | undefined,
     private readonly logger: Logger,
   ) {}
 
@@ -116,35 +121,77 @@ export class WsGateway {
     }
   }
 
+  /**
+   * One request of a socket, metered, limited and budgeted exactly as over HTTP: one usage record
+   * when it ends, whatever the ending (answered, failed, cancelled, socket closed).
+   */
   private async chat(connection: Connection, id: string, body: unknown, signal: AbortSignal): Promise<void> {
     const context = { ...connection.context, requestId: `${connection.context.requestId}:${id}`.slice(0, 200) };
-    const request: chatv1.ChatRequest = parseChatRequest(body);
-    checkChatBounds(request, this.bounds);
-    const admission = await this.access.admit(connection.record, context, request.model, body);
-    const clientWantsUsage = request.streamOptions?.includeUsage === true;
-    if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
-    const opened = await openChat(this.router, context, request, signal);
-    const headers = { ...routeHeaders(opened.decision), ...admission.headers, 'x-request-id': context.requestId };
-    const model = opened.decision.model;
-    if (!request.stream) {
-      const completion = opened.first.completion;
-      if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
-      void admission.settle(completion.usage?.totalTokens ?? 0);
-      send(connection, { type: 'completion', id, data: toOpenAICompletion(completion, model), headers });
-      return;
-    }
-    send(connection, { type: 'start', id, headers });
-    for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
-      const chunk = event.chunk;
-      if (!chunk) continue;
-      if (chunk.usage) void admission.settle(chunk.usage.totalTokens);
-      if (!clientWantsUsage) {
-        if (chunk.choices.length === 0 && chunk.usage) continue;
-        chunk.usage = undefined;
+    let reservation: BudgetReservation | undefined;
+    let outcome = { cancelled: true, status: 499 };
+    const listeners: Array<() => void> = [];
+    const exchange: MeteredExchange = {
+      id: context.requestId,
+      body,
+      receivedAtMs: Date.now(),
+      context: () => context,
+      budget: () => reservation,
+      traceHeaders: () => ({}),
+      onEnd: (listener) => void listeners.push(listener),
+      outcome: () => outcome,
+    };
+    const usage = this.usage.trackExchange(exchange, 'chat');
+    try {
+      const model = typeof (body as { model?: unknown } | null)?.model === 'string' ? (body as { model: string }).model : '';
+      const admission = await this.access.admit(connection.record, context, model, body);
+      if (this.budgets) reservation = await this.budgets.reserve({ requestId: context.requestId, tenant: context, body });
+      const request: chatv1.ChatRequest = parseChatRequest(body);
+      checkChatBounds(request, this.bounds);
+      const clientWantsUsage = request.streamOptions?.includeUsage === true;
+      if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
+      const opened = await usage.guard(openChat(this.router, context, request, signal));
+      usage.routed(opened.decision);
+      const headers = { ...routeHeaders(opened.decision), ...admission.headers, 'x-request-id': context.requestId };
+      const served = opened.decision.model;
+      if (!request.stream) {
+        const completion = opened.first.completion;
+        if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
+        usage.completion(completion);
+        void admission.settle(completion.usage?.totalTokens ?? 0);
+        send(connection, { type: 'completion', id, data: usage.decorate(toOpenAICompletion(completion, served)), headers: { ...headers, ...usage.costHeaders() } });
+        outcome = { cancelled: false, status: 200 };
+        return;
       }
-      send(connection, { type: 'chunk', id, data: toOpenAIChunk(chunk, model) });
+      send(connection, { type: 'start', id, headers });
+      for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
+        const chunk = event.chunk;
+        if (!chunk) continue;
+        if (!reservationAdmitsChunk(reservation, chunk)) {
+          // The hard budget is reached: end the answer cleanly and stop the provider, as over HTTP.
+          send(connection, { type: 'chunk', id, data: toOpenAIChunk(budgetStopChunk(chunk), served) });
+          void opened.rest.return(undefined);
+          break;
+        }
+        usage.chunk(chunk);
+        if (chunk.usage) void admission.settle(chunk.usage.totalTokens);
+        if (!clientWantsUsage) {
+          if (chunk.choices.length === 0 && chunk.usage) continue;
+          chunk.usage = undefined;
+        }
+        send(connection, { type: 'chunk', id, data: usage.decorate(toOpenAIChunk(chunk, served)) });
+      }
+      send(connection, { type: 'done', id });
+      outcome = { cancelled: false, status: 200 };
+    } catch (error) {
+      usage.failed(error);
+      outcome = { cancelled: signal.aborted, status: signal.aborted ? 499 : toOpenAIError(asGatewayError(error)).status };
+      throw error;
+    } finally {
+      for (const listener of listeners) listener();
+      // After the usage record settled it with the real cost; a no-op then, a release otherwise.
+      const held = reservation;
+      if (held) setImmediate(() => void held.release());
     }
-    send(connection, { type: 'done', id });
   }
 
   async close(): Promise<void> {
