@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { verifySignature, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '@openrouter/alerting';
@@ -134,6 +135,10 @@ describe('observability: metrics, tracing and alerting through the embedded gate
       expect(adapter?.parentSpanContext?.spanId).toBe(router?.spanContext().spanId);
       expect(provider?.parentSpanContext?.spanId).toBe(adapter?.spanContext().spanId);
       expect(new Set(spans.map((s) => s.spanContext().traceId))).toEqual(new Set([traceId]));
+      // The usage event carries the ingress span in its message headers: the consumer's span links to it.
+      const consumed = await waitFor(() => exporter.getFinishedSpans().find((s) => s.links.some((l) => l.context.traceId === traceId)), { what: 'the alerting consumer span' });
+      expect(consumed.resource.attributes['service.name']).toBe('openrouter-alerting');
+      expect(consumed.links.find((l) => l.context.traceId === traceId)?.context.spanId).toBe(ingress?.spanContext().spanId);
 
       // A request without a parent starts its own trace, still across all three services.
       exporter.reset();
@@ -144,7 +149,47 @@ describe('observability: metrics, tracing and alerting through the embedded gate
         const all = exporter.getFinishedSpans();
         return new Set(all.map((s) => s.resource.attributes['service.name'])).size >= 3 && all.some((s) => s.name === 'POST simulated') ? all : undefined;
       }, { what: 'spans of the streamed request' });
-      expect(new Set(fresh.map((s) => s.spanContext().traceId)).size).toBe(1);
+      const requestPath = fresh.filter((s) => s.resource.attributes['service.name'] !== 'openrouter-alerting');
+      expect(new Set(requestPath.map((s) => s.spanContext().traceId)).size).toBe(1);
+    }, 60_000);
+  });
+
+  describe('logs', () => {
+    let gw: TestGateway;
+    const lines: string[] = [];
+    beforeAll(async () => {
+      const logs = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(...chunk.toString().split('\n').filter(Boolean));
+          done();
+        },
+      });
+      gw = await startTestGateway({
+        logs,
+        telemetry: { spanExporter: new InMemorySpanExporter() },
+        configure: (doc) => {
+          doc['log'] = { level: 'debug' };
+          doc['observability'] = { tracing: { enabled: true }, log: { debugSizes: true } };
+        },
+      });
+    }, 120_000);
+    afterAll(async () => gw?.close());
+
+    it('logs JSON access lines with request, trace and tenant ids and sizes, never keys, prompts or completions', async () => {
+      const prompt = 'PROMPT-MARKER-7d1f please answer';
+      const { data, response } = await gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] }).withResponse();
+      const requestId = response.headers.get('x-request-id');
+      const line = await waitFor(() => lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['requestId'] === requestId && l['msg'] === 'request served'), { what: 'the access line' });
+      expect(line).toMatchObject({ service: 'ingress', route: '/v1/chat/completions', status: 200, orgId: 'default', teamId: expect.any(String), projectId: expect.any(String) });
+      expect(line['traceId']).toMatch(/^[0-9a-f]{32}$/);
+      expect(line['keyId']).toEqual(expect.any(String));
+      expect(line['requestBytes']).toBeGreaterThan(prompt.length);
+      const completion = data.choices[0]?.message.content ?? '';
+      expect(completion.length).toBeGreaterThan(5);
+      const all = lines.join('\n');
+      expect(all).not.toContain('PROMPT-MARKER-7d1f');
+      expect(all).not.toContain(completion);
+      expect(all).not.toContain(gw.apiKey);
     }, 60_000);
   });
 

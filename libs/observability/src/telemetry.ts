@@ -1,5 +1,5 @@
 import type { ObservabilityConfig } from '@openrouter/config';
-import { createMetricsRegistry, type Registry } from './metrics/metrics-registry';
+import { createMetricsRegistry, Registry } from './metrics/metrics-registry';
 import { Tracing, type TracingOptions } from './tracing/tracing';
 
 /** What one service instance observes itself with: its own metrics registry and its own tracer. */
@@ -13,8 +13,15 @@ export interface Telemetry {
 
 export type TelemetryOptions = TracingOptions;
 
+/** Metrics turned off: instruments still work (so code needs no branches), the exposition is empty. */
+class SilentRegistry extends Registry {
+  override async metrics(): Promise<string> {
+    return '';
+  }
+}
+
 export function createTelemetry(service: string, config: Pick<ObservabilityConfig, 'metrics' | 'tracing'>, options: TelemetryOptions = {}): Telemetry {
-  const registry = createMetricsRegistry(service, { processMetrics: config.metrics.enabled && config.metrics.processMetrics });
+  const registry = config.metrics.enabled ? createMetricsRegistry(service, { processMetrics: config.metrics.processMetrics }) : new SilentRegistry();
   const tracing = Tracing.create(service, config.tracing, options);
   return {
     service,

@@ -25,6 +25,8 @@ export interface RespondedExchange {
   durationMs: number;
   /** The request's trace id when tracing is on. */
   traceId?: string;
+  /** The response's `content-length`, when it had one (streams have none). */
+  responseBytes?: number;
 }
 
 export interface HttpAppOptions {
@@ -113,7 +115,8 @@ function observeExchanges(instance: FastifyInstance, options: HttpAppOptions): v
       }
       if (onResponded) {
         const traceId = span?.spanContext().traceId;
-        setImmediate(() => onResponded({ request, route, method, status, durationMs, ...(traceId ? { traceId } : {}) }));
+        const length = Number(reply.raw.getHeader('content-length'));
+        setImmediate(() => onResponded({ request, route, method, status, durationMs, ...(traceId ? { traceId } : {}), ...(Number.isFinite(length) && length >= 0 ? { responseBytes: length } : {}) }));
       }
     });
   });

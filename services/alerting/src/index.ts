@@ -2,7 +2,7 @@ import type { GatewayConfig } from '@openrouter/config';
 import type { budgetv1 } from '@openrouter/contracts';
 import { AlertingMetrics, ClickHouseAlertHistory, createTelemetry, UsageConsumerMetrics, type AlertHistoryStore, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
-import { createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageSource } from '@openrouter/usage';
+import { createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageMessage, type UsageSource } from '@openrouter/usage';
 import { AlertingService } from './alerting.service';
 import type { NotificationChannel } from './channels/notification';
 import { SlackChannel } from './channels/slack.channel';
@@ -69,15 +69,17 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: () => router?.snapshot() });
     cleanups.push(() => service.close());
 
+    const takeUsage = (messages: UsageMessage[]): Promise<void> =>
+      telemetry.tracing.consume(`${config.usage.kafka.topic} process`, messages.map((m) => m.headers), () => service.takeUsage(messages));
     const readiness: ReadinessCheck[] = [];
     if (target) readiness.push({ name: 'clickhouse', check: async () => (await target.client.ping()).success });
     if (deps.usageSource) {
-      await deps.usageSource.start(service.takeUsage);
+      await deps.usageSource.start(takeUsage);
       consumerMetrics.readLagFrom(() => deps.usageSource?.lag() ?? Promise.resolve(0));
     } else if (config.usage.bus === 'kafka') {
       const kafka = new KafkaAlertSource(config, logger);
       cleanups.push(() => kafka.close());
-      await kafka.start({ usage: service.takeUsage, budget: service.takeBudget });
+      await kafka.start({ usage: takeUsage, budget: service.takeBudget });
       consumerMetrics.readLagFrom(() => kafka.lag());
       readiness.push({ name: 'kafka', check: async () => (await kafka.lag()) >= 0 });
     } else {

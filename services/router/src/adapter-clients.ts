@@ -23,6 +23,15 @@ export class AdapterClients {
     return client;
   }
 
+  /** Ready when at least one configured adapter accepts a connection within the deadline. */
+  async anyReachable(timeoutMs: number): Promise<boolean> {
+    const providers = Object.keys(this.addresses);
+    const results = await Promise.all(
+      providers.map((provider) => new Promise<boolean>((resolve) => this.for(provider).waitForReady(Date.now() + timeoutMs, (error) => resolve(!error)))),
+    );
+    return results.some(Boolean);
+  }
+
   close(): void {
     for (const client of this.byAddress.values()) client.close();
     this.byAddress.clear();

@@ -19,7 +19,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   metrics.readCircuitsFrom(() => deploymentCircuits(engine));
   const service = new RouterService(engine, instrumentAdapterPort(grpcAdapters(adapters), metrics, engine.catalog.list()));
   const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)]);
-  const http = await startHttpApp(HealthModule.register('router', [], telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
+  const http = await startHttpApp(HealthModule.register('router', [{ name: 'adapters', check: () => adapters.anyReachable(500) }], telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port }, 'router started');
   return {
     name: 'router',

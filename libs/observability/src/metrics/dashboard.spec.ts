@@ -18,7 +18,7 @@ describe('the Grafana dashboard', () => {
     new UsageProducerMetrics(registry, () => ({ mode: 'direct', pending: 0, outboxBytes: 0 }));
     new UsageConsumerMetrics(registry, 'billing');
     new AlertingMetrics(registry);
-    const families = new Set((await registry.getMetricsAsJSON()).flatMap((m) => (m.type === 'histogram' ? [`${m.name}_bucket`, `${m.name}_count`, `${m.name}_sum`] : [m.name])));
+    const families = new Set((await registry.getMetricsAsJSON()).flatMap((m) => (String(m.type) === 'histogram' ? [`${m.name}_bucket`, `${m.name}_count`, `${m.name}_sum`] : [m.name])));
     const dashboard = readFileSync(join(__dirname, '../../../../deploy/grafana/openrouter-dashboard.json'), 'utf8');
     const used = new Set(dashboard.match(/openrouter_[a-z0-9_]+/g) ?? []);
     used.delete('openrouter_dashboard');

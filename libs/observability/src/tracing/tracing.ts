@@ -1,5 +1,5 @@
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { context, defaultTextMapGetter, defaultTextMapSetter, ProxyTracerProvider, ROOT_CONTEXT, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { context, defaultTextMapGetter, defaultTextMapSetter, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -73,6 +73,28 @@ export class Tracing {
   /** Runs `work` with `span` active, so spans started below it (and outgoing calls) are its children. */
   withSpan<T>(span: Span, work: () => T): T {
     return context.with(trace.setSpan(context.active(), span), work);
+  }
+
+  /**
+   * Runs the handling of a batch of bus messages as one consumer span, linked to the span that
+   * produced each message (named in its `traceparent` header). Tracing off: just `work()`.
+   */
+  async consume<T>(name: string, headers: ReadonlyArray<Record<string, string>>, work: () => Promise<T>): Promise<T> {
+    if (!this.enabled) return work();
+    const links: Link[] = [];
+    for (const h of headers.slice(0, 128)) {
+      const linked = trace.getSpanContext(this.extract(h));
+      if (linked) links.push({ context: linked });
+    }
+    const span = this.tracer.startSpan(name, { kind: SpanKind.CONSUMER, links, attributes: { 'messaging.batch.message_count': headers.length } }, ROOT_CONTEXT);
+    try {
+      return await context.with(trace.setSpan(ROOT_CONTEXT, span), work);
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+      throw error;
+    } finally {
+      span.end();
+    }
   }
 
   async forceFlush(): Promise<void> {

@@ -134,6 +134,19 @@ export const ADMIN_OPENAPI = {
         responses: { 200: ok('One row per arm'), 400: error },
       },
     },
+    '/admin/v1/alerts': {
+      get: {
+        summary: 'Alert history (fired and resolved), newest first; keys scoped to an organisation see its alerts only',
+        ...roles('admin', 'viewer', 'finance'),
+        parameters: [
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+          { name: 'status', in: 'query', schema: { type: 'string', enum: ['firing', 'resolved'] } },
+          { name: 'rule', in: 'query', schema: { type: 'string' } },
+          { name: 'since', in: 'query', schema: { type: 'string', format: 'date-time' } },
+        ],
+        responses: { 200: ok('Alert history entries'), 400: error, 401: error, 403: error, 503: error },
+      },
+    },
     '/admin/v1/audit': {
       get: { summary: 'Admin changes, newest first', ...roles('admin'), parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }], responses: { 200: ok('Audit entries') } },
     },

@@ -77,8 +77,7 @@ export class IngressTelemetry {
     };
     if (this.debugSizes) {
       line['requestBytes'] = Number(request.headers['content-length'] ?? 0);
-      const sent = request.raw.socket?.bytesWritten;
-      if (typeof sent === 'number') line['connectionBytesWritten'] = sent;
+      if (exchange.responseBytes !== undefined) line['responseBytes'] = exchange.responseBytes;
     }
     if (status >= 500) this.logger.warn(line, 'request failed');
     else if (status >= 400) this.logger.info(line, 'request refused');

@@ -1,6 +1,5 @@
-import { embeddedClickHouse, queryRows } from '../../../../test/support/infra/clickhouse';
-import { applyRetention, migrate, type Migration } from './migration';
-import { USAGE_MIGRATIONS } from './migrations';
+import { applyRetention, migrate, USAGE_MIGRATIONS, type Migration } from '@openrouter/usage';
+import { embeddedClickHouse, queryRows } from '../support/infra/clickhouse';
 
 describe('ClickHouse migrations (chDB)', () => {
   const target = embeddedClickHouse();
@@ -12,7 +11,8 @@ describe('ClickHouse migrations (chDB)', () => {
     const second = await migrate(target.client, target.database, USAGE_MIGRATIONS);
     expect(second.applied).toEqual([]);
     const recorded = await queryRows<{ version: number; name: string }>(target, 'SELECT version, name FROM {db:Identifier}.schema_migrations FINAL ORDER BY version');
-    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily']);
+    expect(recorded.map((r) => r.name)).toEqual(USAGE_MIGRATIONS.map((m) => m.name));
+    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history']);
     const tables = await queryRows<{ name: string }>(target, 'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name', { db: target.database });
     expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['usage_events', 'usage_event_ids', 'usage_event_ids_mv', 'usage_daily', 'usage_daily_mv', 'schema_migrations']));
   }, 60_000);
