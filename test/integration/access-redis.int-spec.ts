@@ -99,6 +99,9 @@ describe('access layer on a real Redis', () => {
       if (status === 503) expect(body.error?.code).toBe('rate_limiter_unavailable');
       else expect(response.headers.get('x-ratelimit-limit-requests')).toBeNull();
       expect((await fetch(`${gw.url}/health`)).status).toBe(200);
+      // The outage is counted, for the RateLimitStoreUnreachable alert (deploy/prometheus/alerts.yml).
+      const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`^openrouter_rate_limit_store_failures_total\\{[^}]*fail_mode="${failMode}"[^}]*\\} [1-9]`, 'm'));
     });
   });
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Counter } from 'prom-client';
 import type { GatewayConfig } from '@openrouter/config';
 import { createTelemetry, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
@@ -65,7 +66,14 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const counters = counterRedis ? new RedisCounterStore(counterRedis, keyPrefix) : new MemoryCounterStore();
   const [storeReady, countersReady] = await Promise.all([repository.ready(), counterRedis ? whenReady(counterRedis, 3_000) : true]);
   if (!storeReady || !countersReady) logger.warn('Redis is not reachable yet; keys and limits follow the configured fail mode until it is');
-  const access = new AccessService(config, repository, counters, logger, devKey);
+  const storeFailures = new Counter({
+    name: 'openrouter_rate_limit_store_failures_total',
+    help: 'Rate-limit checks that could not reach Redis, by the fail mode applied (open: served unlimited; closed: refused).',
+    labelNames: ['fail_mode'],
+    registers: [telemetry.telemetry.registry],
+  });
+  const failMode = config.access.rateLimits.failMode;
+  const access = new AccessService(config, repository, counters, logger, devKey, () => storeFailures.inc({ fail_mode: failMode }));
   await access.start();
   const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined);
   const readiness = [{ name: 'router', check: () => router.isReachable(500) }];

@@ -53,6 +53,8 @@ export class AccessService {
     counters: CounterStore,
     private readonly logger: Logger,
     devKey: string | undefined,
+    /** Counts rate-limit store failures (the `openrouter_rate_limit_store_failures_total` metric). */
+    onStoreFailure: () => void = () => undefined,
   ) {
     const access = config.access;
     this.tenants = new TenantDirectory(access.orgs);
@@ -61,6 +63,7 @@ export class AccessService {
     this.defaults = access.rateLimits;
     let lastWarning = 0;
     this.limiter = new RateLimiter(counters, access.rateLimits.failMode, (error) => {
+      onStoreFailure();
       // One line per 10 s at most: an outage must not flood the log.
       if (Date.now() - lastWarning < 10_000) return;
       lastWarning = Date.now();
