@@ -9,12 +9,23 @@ interface Budget {
   exactChars: number;
 }
 
+const counted = new WeakMap<object, number>();
+
 /**
  * An estimate of a request's prompt tokens before the call, for token rate limits; corrected
  * by the real usage afterwards. Reads chat `messages`, legacy `prompt` and embeddings `input`.
  */
 export function countPromptTokens(body: unknown): number {
   if (typeof body !== 'object' || body === null) return 0;
+  // Rate limits, budgets and metering all ask for the same body: count it once.
+  const known = counted.get(body);
+  if (known !== undefined) return known;
+  const tokens = count(body);
+  counted.set(body, tokens);
+  return tokens;
+}
+
+function count(body: object): number {
   const budget = { exactChars: EXACT_CHARS };
   const record = body as Record<string, unknown>;
   let tokens = 0;
