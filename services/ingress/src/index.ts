@@ -99,7 +99,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       onResponded: telemetry.responded,
     },
   );
-  const ws = new WsGateway(access, router, config.access.requests, usage, budgets, logger);
+  const ws = new WsGateway(access, router, config.access.requests, usage, budgets);
   ws.attach(app.getHttpServer());
   logger.info({ httpPort: port, router: config.ingress.router }, 'ingress started');
   return {

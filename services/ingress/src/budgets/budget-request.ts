@@ -27,11 +27,6 @@ export async function reserveBudget(budgets: BudgetService, request: FastifyRequ
  * Whether a streamed chunk may still be sent under the request's budget reservation. When it may
  * not, the stream ends with `budgetStopChunk` instead (see docs/billing.md).
  */
-export function budgetAdmitsChunk(request: FastifyRequest, chunk: chatv1.ChatChunk): boolean {
-  return reservationAdmitsChunk(request.budget, chunk);
-}
-
-/** The same check for any reservation (the WebSocket path has no Fastify request). */
 export function reservationAdmitsChunk(reservation: BudgetReservation | undefined, chunk: chatv1.ChatChunk): boolean {
   if (!reservation?.capped) return true;
   let chars = 0;

@@ -1,12 +1,11 @@
 import { Controller, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
-import { parseChatRequest, toOpenAIChunk, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
+import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
-import { budgetAdmitsChunk, budgetStopChunk } from '../budgets/budget-request';
 import { asGatewayError } from '../openai-exception.filter';
 import { RouterClient } from '../router.client';
-import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent } from './chat.service';
+import { applyRouteHeaders, clientChunks, openChat, routeHeaders } from './chat.service';
 import { clientGone } from './client-connection';
 import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
@@ -52,23 +51,7 @@ export class ChatCompletionsHttpController {
     const sse = new SseWriter(reply.raw);
     sse.open(headers);
     try {
-      for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
-        const chunk = event.chunk;
-        if (!chunk) continue;
-        if (!budgetAdmitsChunk(req, chunk)) {
-          // The hard budget is reached: end the answer cleanly and stop the provider.
-          await sse.data(toOpenAIChunk(budgetStopChunk(chunk), model));
-          void opened.rest.return(undefined);
-          break;
-        }
-        usage.chunk(chunk);
-        if (chunk.usage) void req.admission?.settle(chunk.usage.totalTokens);
-        if (!clientWantsUsage) {
-          if (chunk.choices.length === 0 && chunk.usage) continue;
-          chunk.usage = undefined;
-        }
-        await sse.data(usage.decorate(toOpenAIChunk(chunk, model)));
-      }
+      for await (const chunk of clientChunks(opened, { usage, admission: req.admission, budget: req.budget, clientWantsUsage })) await sse.data(chunk);
       sse.done();
     } catch (error) {
       usage.failed(error);

@@ -1,6 +1,11 @@
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { toOpenAIChunk } from '@openrouter/openai-wire';
+import type { Admission } from '../access/rate-limiter';
+import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
+import type { BudgetReservation } from '../budgets/budget.service';
 import type { RouterClient } from '../router.client';
+import type { UsageTrack } from '../usage/usage-recorder';
 
 export type AnswerEvent = { chunk: chatv1.ChatChunk; completion?: undefined } | { completion: chatv1.ChatCompletion; chunk?: undefined };
 
@@ -65,4 +70,40 @@ export function applyRouteHeaders(request: chatv1.ChatRequest, headers: Readonly
   }
   if (typeof models === 'string' && extra['models'] === undefined) extra['models'] = models.split(',').map((m) => m.trim()).filter(Boolean);
   request.extraJson = JSON.stringify(extra);
+}
+
+/** What a streamed answer is checked and metered against on its way to the client. */
+export interface StreamAccounting {
+  usage: UsageTrack;
+  admission: Admission | undefined;
+  budget: BudgetReservation | undefined;
+  /** Whether the client asked for the usage chunk (the provider is always asked, for metering). */
+  clientWantsUsage: boolean;
+}
+
+/**
+ * The chunks a client is sent, in OpenAI's shape, whatever carries them (SSE or WebSocket):
+ * metered, token limits corrected by the real usage, the usage chunk shown only when asked, and
+ * the answer ended cleanly with finish reason "length" when a hard budget is reached.
+ */
+export async function* clientChunks(opened: OpenedChat, accounting: StreamAccounting): AsyncGenerator<unknown> {
+  const { usage, admission, budget, clientWantsUsage } = accounting;
+  const model = opened.decision.model;
+  for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
+    const chunk = event.chunk;
+    if (!chunk) continue;
+    if (!reservationAdmitsChunk(budget, chunk)) {
+      // The hard budget is reached: end the answer cleanly and stop the provider.
+      yield toOpenAIChunk(budgetStopChunk(chunk), model);
+      void opened.rest.return(undefined);
+      return;
+    }
+    usage.chunk(chunk);
+    if (chunk.usage) void admission?.settle(chunk.usage.totalTokens);
+    if (!clientWantsUsage) {
+      if (chunk.choices.length === 0 && chunk.usage) continue;
+      chunk.usage = undefined;
+    }
+    yield usage.decorate(toOpenAIChunk(chunk, model));
+  }
 }

@@ -4,17 +4,15 @@ import { randomUUID } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import type { Logger } from '@openrouter/observability';
-import { parseChatRequest, toOpenAIChunk, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
+import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import type { AccessService } from '../access/access.service';
 import type { ApiKeyRecord } from '../access/key-record';
 import { trafficAttributes } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
 import type { RouterClient } from '../router.client';
-import { openChat, routeHeaders, type AnswerEvent } from '../routes/chat.service';
+import { clientChunks, openChat, routeHeaders } from '../routes/chat.service';
 import { checkChatBounds, type RequestBounds } from '../routes/request-bounds';
 import type { BudgetReservation, BudgetService } from '../budgets/budget.service';
-import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
 import type { MeteredExchange, UsageRecorder } from '../usage/usage-recorder';
 import { BEARER_PROTOCOL_PREFIX, clientFrameSchema, WS_PROTOCOL, type ServerFrame } from './ws-protocol';
 
@@ -43,7 +41,6 @@ export class WsGateway {
     private readonly bounds: RequestBounds,
     private readonly usage: UsageRecorder,
     private readonly budgets: BudgetService | undefined,
-    private readonly logger: Logger,
   ) {}
 
   attach(http: Server): void {
@@ -163,23 +160,7 @@ export class WsGateway {
         return;
       }
       send(connection, { type: 'start', id, headers });
-      for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
-        const chunk = event.chunk;
-        if (!chunk) continue;
-        if (!reservationAdmitsChunk(reservation, chunk)) {
-          // The hard budget is reached: end the answer cleanly and stop the provider, as over HTTP.
-          send(connection, { type: 'chunk', id, data: toOpenAIChunk(budgetStopChunk(chunk), served) });
-          void opened.rest.return(undefined);
-          break;
-        }
-        usage.chunk(chunk);
-        if (chunk.usage) void admission.settle(chunk.usage.totalTokens);
-        if (!clientWantsUsage) {
-          if (chunk.choices.length === 0 && chunk.usage) continue;
-          chunk.usage = undefined;
-        }
-        send(connection, { type: 'chunk', id, data: usage.decorate(toOpenAIChunk(chunk, served)) });
-      }
+      for await (const chunk of clientChunks(opened, { usage, admission, budget: reservation, clientWantsUsage })) send(connection, { type: 'chunk', id, data: chunk });
       send(connection, { type: 'done', id });
       outcome = { cancelled: false, status: 200 };
     } catch (error) {
