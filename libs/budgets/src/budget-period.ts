@@ -68,8 +68,20 @@ function addDays(date: LocalDate, days: number): LocalDate {
 const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
 const dayKey = (d: LocalDate): string => `${pad(d.year, 4)}-${pad(d.month)}-${pad(d.day)}`;
 
+/** The last window computed per period and zone: every request in it resolves without time-zone arithmetic. */
+const lastWindows = new Map<string, PeriodWindow>();
+
 /** The period of a budget that contains `atMs`, computed in the budget's IANA time zone. */
 export function periodAt(period: BudgetPeriod, timeZone: string, atMs: number): PeriodWindow {
+  const cacheKey = `${period} ${timeZone}`;
+  const last = lastWindows.get(cacheKey);
+  if (last && atMs >= last.startMs && atMs < last.endMs) return last;
+  const window = computePeriodAt(period, timeZone, atMs);
+  lastWindows.set(cacheKey, Object.freeze(window));
+  return window;
+}
+
+function computePeriodAt(period: BudgetPeriod, timeZone: string, atMs: number): PeriodWindow {
   const w = wallClock(atMs, timeZone);
   const today: LocalDate = { year: w.year, month: w.month, day: w.day };
   switch (period) {

@@ -2,3 +2,4 @@ export { ERROR_TRAILER, fromGrpcError, toGrpcStatus } from './grpc-errors';
 export { CHANNEL_OPTIONS, GrpcServerHandle } from './grpc-server';
 export type { GrpcServiceBinding } from './grpc-server';
 export { callUnary, readStream } from './grpc-call';
+export { callStreamInProcess, callUnaryInProcess } from './in-process';

@@ -15,7 +15,7 @@ export type { PublisherReading } from './metrics/usage-pipeline.metrics';
 export { AlertingMetrics } from './metrics/alerting.metrics';
 export { activeTraceIds, Tracing } from './tracing/tracing';
 export type { Context, Span, SpanExporter, Tracer, TracingOptions } from './tracing/tracing';
-export { extractFromMetadata, injectIntoMetadata, traceGrpcBinding, tracingClientOptions, tracingInterceptor } from './tracing/grpc-tracing';
+export { extractFromMetadata, injectIntoMetadata, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, tracingClientOptions, tracingInterceptor } from './tracing/grpc-tracing';
 export { createTelemetry } from './telemetry';
 export type { Telemetry, TelemetryOptions } from './telemetry';
 export { UpstreamInstrumentation } from './upstream-instrumentation';

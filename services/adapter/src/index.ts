@@ -1,6 +1,7 @@
 import type { GatewayConfig } from '@openrouter/config';
-import { GrpcServerHandle } from '@openrouter/grpc';
-import { createTelemetry, traceGrpcBinding, UpstreamInstrumentation, type Logger, type TelemetryOptions } from '@openrouter/observability';
+import type { adapterv1 } from '@openrouter/contracts';
+import { callStreamInProcess, callUnaryInProcess, GrpcServerHandle } from '@openrouter/grpc';
+import { createTelemetry, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, UpstreamInstrumentation, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { adapterGrpcBinding } from './adapter.grpc.controller';
 import { AdapterService } from './adapter.service';
@@ -9,15 +10,33 @@ import { PROVIDER_REGISTRY } from './providers/provider.registry';
 export { PROVIDER_REGISTRY } from './providers/provider.registry';
 export { createProviderAdapter, type ProviderAdapter } from './providers/provider-adapter';
 
+/** The adapter's methods as the router calls them: over gRPC, or in process in the embedded gateway. */
+export interface AdapterCalls {
+  chat(request: adapterv1.ChatRequest, signal: AbortSignal): AsyncGenerator<adapterv1.ChatResponse>;
+  embed(request: adapterv1.EmbedRequest, signal: AbortSignal): Promise<adapterv1.EmbedResponse>;
+}
+
+export interface AdapterHandle extends ServiceHandle {
+  /** The gRPC methods called in process, with the same errors, cancellation and spans (the embedded gateway). */
+  readonly inProcess: AdapterCalls;
+}
+
 /** Starts the adapter: gRPC for the router, HTTP for health. */
-export async function startAdapter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}): Promise<ServiceHandle> {
+export async function startAdapter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}): Promise<AdapterHandle> {
   const telemetry = createTelemetry('adapter', config.observability, telemetryOptions);
   const service = new AdapterService(config, PROVIDER_REGISTRY, new UpstreamInstrumentation(telemetry.registry, telemetry.tracing));
   const grpc = await GrpcServerHandle.start(config.adapter.grpc.host, config.adapter.grpc.port, [traceGrpcBinding(adapterGrpcBinding(service, logger), telemetry.tracing)]);
   const http = await startHttpApp(HealthModule.register('adapter', [], telemetry.registry), config.adapter.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port, providers: service.providerIds }, 'adapter started');
+  const tracing = telemetry.tracing;
+  const chat = traceStreamInProcess(tracing, 'openrouter.adapter.v1.AdapterService/Chat', (request: adapterv1.ChatRequest, signal: AbortSignal) => service.chat(request, signal));
+  const embed = traceUnaryInProcess(tracing, 'openrouter.adapter.v1.AdapterService/Embed', async (request: adapterv1.EmbedRequest, signal: AbortSignal) => ({ response: await service.embed(request, signal) }));
   return {
     name: 'adapter',
+    inProcess: {
+      chat: (request, signal) => callStreamInProcess((callee) => chat(request, callee), signal),
+      embed: (request, signal) => callUnaryInProcess((callee) => embed(request, callee), signal),
+    },
     httpPort: http.port,
     grpcPort: grpc.port,
     async close() {

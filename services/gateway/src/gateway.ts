@@ -30,8 +30,10 @@ export interface GatewayHandle {
 const internal = { host: '127.0.0.1', port: 0 };
 
 /**
- * The embedded mode: every service in this process, wired over loopback gRPC on ports the
- * system picks, so the request path is the same code as in the distributed mode.
+ * The embedded mode: every service in this process. Ingress calls the router, and the router the
+ * adapter, in process: the same service code as in the distributed mode, with the gRPC transport's
+ * error mapping, cancellation and spans, but no socket and no serialisation. Each service still
+ * listens on loopback ports the system picks (gRPC, and HTTP for health and metrics).
  */
 export async function startGateway(config: GatewayConfig, logger: Logger, logDestination?: DestinationStream, options: GatewayOptions = {}): Promise<GatewayHandle> {
   const telemetry = options.telemetry;
@@ -51,6 +53,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, logDes
       { ...config, router: { ...config.router, grpc: internal, http: internal, adapters: { default: `127.0.0.1:${grpcPort(adapter)}` } } },
       child('router'),
       telemetry,
+      { adapter: adapter.inProcess },
     );
     started.push(router);
     // One process: usage events go from ingress to billing over the in-process bus, unless Kafka is configured.
@@ -72,7 +75,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger, logDes
     started.push(alerting);
     if (alertingBus) started.push(alertingBus);
     const usagePublisher = bus && alertingBus ? new UsageFanOut([bus, alertingBus]) : bus;
-    const ingress = await startIngress({ ...config, ingress: { ...config.ingress, router: `127.0.0.1:${grpcPort(router)}`, billing: `127.0.0.1:${grpcPort(billing)}` } }, child('ingress'), { usagePublisher, budgetEvents: budgetBus, analyticsStore: billing.usage.store, telemetry });
+    const ingress = await startIngress({ ...config, ingress: { ...config.ingress, router: `127.0.0.1:${grpcPort(router)}`, billing: `127.0.0.1:${grpcPort(billing)}` } }, child('ingress'), {
+      router: router.inProcess,
+      usagePublisher,
+      budgetEvents: budgetBus,
+      analyticsStore: billing.usage.store,
+      telemetry,
+    });
     started.push(ingress);
     logger.info({ httpPort: ingress.httpPort, simulator: simulator?.baseUrl }, 'embedded gateway started');
     return { ingress, billing, simulator, services: [adapter, router, billing, alerting, ingress], url: `http://${config.ingress.http.host}:${ingress.httpPort}`, close: closeAll };

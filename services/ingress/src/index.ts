@@ -17,6 +17,7 @@ import { connectBudgetRedis } from './budgets/budget-redis';
 import { IngressModule } from './ingress.module';
 import { alertHistoryFor, IngressTelemetry } from './observability/ingress-telemetry';
 import { RouterClient } from './router.client';
+import { InProcessRouter, RouterPort, type RouterCalls } from './router.port';
 import { WsGateway } from './ws/ws.gateway';
 import { createUsagePublisher } from './usage/usage-publisher.factory';
 import { UsageRecorder } from './usage/usage-recorder';
@@ -37,6 +38,8 @@ export interface IngressHandle extends ServiceHandle {
 }
 
 export interface IngressOptions {
+  /** The router called in process (the embedded gateway); without it, over gRPC at `ingress.router`. */
+  router?: RouterCalls;
   /** The embedded gateway's in-process usage bus; without it ingress publishes per `usage.bus`. */
   usagePublisher?: UsagePublisher;
   /** Tracing exporter override (tests). */
@@ -59,7 +62,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const devKey = devKeyGenerated ? generateDevKey() : config.ingress.devKey;
   const adminKeyGenerated = config.access.admin.devKey === '';
   const adminKey = adminKeyGenerated ? generateApiKey(ADMIN_KEY_PREFIX) : config.access.admin.devKey === 'disabled' ? '' : config.access.admin.devKey;
-  const router = new RouterClient(config.ingress.router, tracingClientOptions(telemetry.telemetry.tracing));
+  const router: RouterPort = options.router ? new InProcessRouter(options.router) : new RouterClient(config.ingress.router, tracingClientOptions(telemetry.telemetry.tracing));
   const { url: redisUrl, keyPrefix } = config.access.redis;
   const repository = redisUrl ? new RedisAccessRepository(redisUrl, keyPrefix) : new MemoryAccessRepository();
   const counterRedis = redisUrl ? connectRedis(redisUrl) : undefined;

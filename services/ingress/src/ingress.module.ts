@@ -15,7 +15,7 @@ import { ApiKeyGuard } from './auth/api-key.guard';
 import { BillingClient } from './billing.client';
 import { BudgetService } from './budgets/budget.service';
 import { OpenAIExceptionFilter } from './openai-exception.filter';
-import { RouterClient } from './router.client';
+import { RouterPort } from './router.port';
 import { ChatCompletionsHttpController } from './routes/chat-completions.http.controller';
 import { CompletionsHttpController } from './routes/completions.http.controller';
 import { EmbeddingsHttpController } from './routes/embeddings.http.controller';
@@ -24,7 +24,7 @@ import { REQUEST_BOUNDS, type RequestBounds } from './routes/request-bounds';
 import { UsageRecorder } from './usage/usage-recorder';
 
 export interface IngressDependencies {
-  router: RouterClient;
+  router: RouterPort;
   access: AccessService;
   adminAuth: AdminAuth;
   readiness: ReadinessCheck[];
@@ -59,7 +59,7 @@ export class IngressModule {
         RoutingHttpController,
       ],
       providers: [
-        { provide: RouterClient, useValue: deps.router },
+        { provide: RouterPort, useValue: deps.router },
         { provide: AccessService, useValue: deps.access },
         { provide: AdminAuth, useValue: deps.adminAuth },
         { provide: ADMIN_READINESS, useValue: deps.readiness },

@@ -1,13 +1,15 @@
 import { credentials, Metadata, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
 import { CHANNEL_OPTIONS, callUnary, readStream } from '@openrouter/grpc';
+import { RouterPort } from './router.port';
 
 /** The router, over gRPC. Aborting a call's signal cancels it all the way to the provider. */
-export class RouterClient {
+export class RouterClient extends RouterPort {
   private readonly client: routerv1.RouterServiceClient;
 
   /** `clientOptions`: extra client options, e.g. the tracing interceptor. */
   constructor(address: string, clientOptions: ChannelOptions & { interceptors?: Interceptor[] } = {}) {
+    super();
     this.client = new routerv1.RouterServiceClient(address, credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...clientOptions });
   }
 

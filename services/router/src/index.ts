@@ -1,28 +1,67 @@
 import type { GatewayConfig } from '@openrouter/config';
-import { GrpcServerHandle } from '@openrouter/grpc';
-import { createTelemetry, RouterMetrics, traceGrpcBinding, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
+import type { routerv1 } from '@openrouter/contracts';
+import { callStreamInProcess, callUnaryInProcess, GrpcServerHandle } from '@openrouter/grpc';
+import { createTelemetry, RouterMetrics, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { AdapterClients } from './adapter-clients';
 import { deploymentCircuits, instrumentAdapterPort } from './observability/router-telemetry';
 import { routerGrpcBinding } from './router.grpc.controller';
-import { grpcAdapters, RouterService } from './router.service';
+import { grpcAdapters, RouterService, type AdapterPort } from './router.service';
 import { createRoutingEngine } from './routing/routing-engine';
 
 export { measureRouteDecision } from './bench/route-decision.bench';
+export type { AdapterPort } from './router.service';
+
+/** The router's methods as ingress calls them: over gRPC, or in process in the embedded gateway. */
+export interface RouterCalls {
+  chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse>;
+  embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse>;
+  listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
+  explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
+  providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
+  grayReleases(): Promise<routerv1.GrayReleasesResponse>;
+}
+
+export interface RouterHandle extends ServiceHandle {
+  /** The gRPC methods called in process, with the same errors, cancellation and spans (the embedded gateway). */
+  readonly inProcess: RouterCalls;
+}
+
+export interface RouterOptions {
+  /** The adapter called in process (the embedded gateway); without it, over gRPC at `router.adapters`. */
+  adapter?: AdapterPort;
+}
 
 /** Starts the router: gRPC for ingress, HTTP for health. */
-export async function startRouter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}): Promise<ServiceHandle> {
+export async function startRouter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}, options: RouterOptions = {}): Promise<RouterHandle> {
   const telemetry = createTelemetry('router', config.observability, telemetryOptions);
   const metrics = new RouterMetrics(telemetry.registry);
   const adapters = new AdapterClients(config.router.adapters, tracingClientOptions(telemetry.tracing));
   const engine = createRoutingEngine(config);
   metrics.readCircuitsFrom(() => deploymentCircuits(engine));
-  const service = new RouterService(engine, instrumentAdapterPort(grpcAdapters(adapters), metrics, engine.catalog.list()));
+  const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics, engine.catalog.list()));
   const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)]);
-  const http = await startHttpApp(HealthModule.register('router', [{ name: 'adapters', check: () => adapters.anyReachable(500) }], telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
+  const http = await startHttpApp(HealthModule.register('router', [{ name: 'adapters', check: async () => options.adapter !== undefined || adapters.anyReachable(500) }], telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port }, 'router started');
+  const tracing = telemetry.tracing;
+  const unary = <A extends unknown[], T>(method: string, run: (...args: A) => T | Promise<T>): ((...args: A) => Promise<T>) =>
+    traceUnaryInProcess(tracing, `openrouter.router.v1.RouterService/${method}`, async (...args: A) => run(...args));
+  const chat = traceStreamInProcess(tracing, 'openrouter.router.v1.RouterService/Chat', (request: routerv1.ChatRequest, signal: AbortSignal) => service.chat(request, signal));
+  const embed = unary('Embed', (request: routerv1.EmbedRequest, signal: AbortSignal) => service.embed(request, signal));
+  const listModels = unary('ListModels', (context: routerv1.RequestContext) => service.listModels(context));
+  const explain = unary('Explain', (request: routerv1.ExplainRequest) => service.explain(request));
+  const providersHealth = unary('ProvidersHealth', () => service.providersHealth());
+  const grayReleases = unary('GrayReleases', () => service.grayReleases());
   return {
     name: 'router',
+    inProcess: {
+      chat: (request, signal) => callStreamInProcess((callee) => chat(request, callee), signal),
+      embed: (request, signal) => callUnaryInProcess((callee) => embed(request, callee), signal),
+      listModels: (context) => callUnaryInProcess(() => listModels(context)),
+      explain: (request) => callUnaryInProcess(() => explain(request)),
+      providersHealth: () => callUnaryInProcess(() => providersHealth()),
+      grayReleases: () => callUnaryInProcess(() => grayReleases()),
+    },
     httpPort: http.port,
     grpcPort: grpc.port,
     async close() {

@@ -106,3 +106,56 @@ export function tracingInterceptor(tracing: Tracing): Interceptor {
 export function tracingClientOptions(tracing: Tracing): { interceptors?: Interceptor[] } {
   return tracing.enabled ? { interceptors: [tracingInterceptor(tracing)] } : {};
 }
+
+function serverSpan(tracing: Tracing, path: string): { span: Span; active: Context } {
+  const [service = path, rpc = ''] = path.split('/');
+  const parent = context.active();
+  const span = tracing.tracer.startSpan(path, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': rpc } }, parent);
+  return { span, active: trace.setSpan(parent, span) };
+}
+
+/**
+ * A streaming method called in process (the embedded gateway), traced as its gRPC call would be:
+ * a server span named by the method's path (`openrouter.router.v1.RouterService/Chat`), child of
+ * the caller's active span, active while the callee works. Tracing off: the stream itself.
+ */
+export function traceStreamInProcess<A extends unknown[], T>(tracing: Tracing, path: string, open: (...args: A) => AsyncIterable<T>): (...args: A) => AsyncIterable<T> {
+  if (!tracing.enabled) return open;
+  return async function* traced(...args: A): AsyncGenerator<T> {
+    const { span, active } = serverSpan(tracing, path);
+    let failure: unknown;
+    try {
+      const messages = context.with(active, () => open(...args)[Symbol.asyncIterator]());
+      try {
+        for (;;) {
+          const next = await context.with(active, () => messages.next());
+          if (next.done) return;
+          yield next.value;
+        }
+      } finally {
+        await context.with(active, async () => messages.return?.());
+      }
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      endWith(span, failure);
+    }
+  };
+}
+
+/** A unary method called in process, traced as its gRPC call would be. Tracing off: the method itself. */
+export function traceUnaryInProcess<A extends unknown[], T>(tracing: Tracing, path: string, run: (...args: A) => Promise<T>): (...args: A) => Promise<T> {
+  if (!tracing.enabled) return run;
+  return async (...args: A): Promise<T> => {
+    const { span, active } = serverSpan(tracing, path);
+    try {
+      const result = await context.with(active, () => run(...args));
+      endWith(span, undefined);
+      return result;
+    } catch (error) {
+      endWith(span, error);
+      throw error;
+    }
+  };
+}

@@ -5,6 +5,12 @@ import type { PublishOptions, PublisherStatus, UsageBatchHandler, UsageMessage, 
 
 export interface InProcessUsageBusOptions {
   batchMaxEvents?: number;
+  /**
+   * How long a batch may gather before it is handed over (unless it is full first): every
+   * ClickHouse insert writes parts for the events table and its materialized views, so one insert
+   * per request would cost more than the request. 0 hands over on the next turn of the event loop.
+   */
+  maxWaitMs?: number;
   retryInitialMs?: number;
   retryMaxMs?: number;
   /** How long `close` waits for the consumer to take what is queued. */
@@ -23,6 +29,9 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
   private closed = false;
   private wake: (() => void) | undefined;
   private readonly batchMaxEvents: number;
+  private readonly maxWaitMs: number;
+  /** Set by `close`: what is queued goes now, without waiting for a batch to fill. */
+  private flushing = false;
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
   private readonly drainTimeoutMs: number;
@@ -32,6 +41,7 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
     options: InProcessUsageBusOptions = {},
   ) {
     this.batchMaxEvents = options.batchMaxEvents ?? 10_000;
+    this.maxWaitMs = options.maxWaitMs ?? 0;
     this.retryInitialMs = options.retryInitialMs ?? 200;
     this.retryMaxMs = options.retryMaxMs ?? 10_000;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
@@ -64,6 +74,8 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
   /** Waits (bounded) for the consumer to take every queued message, then stops delivering. */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.flushing = true;
+    this.wake?.();
     if (this.handler && this.queue.length > 0) {
       const deadline = Date.now() + this.drainTimeoutMs;
       while (this.queue.length > 0 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 20));
@@ -90,8 +102,7 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
     const handler = this.handler;
     if (!handler) return;
     let delay = this.retryInitialMs;
-    // Let a burst of publishes gather into one batch.
-    await new Promise((done) => setImmediate(done));
+    await this.gather();
     while (this.queue.length > 0 && !this.closed) {
       const batch = this.queue.slice(0, this.batchMaxEvents);
       try {
@@ -100,18 +111,33 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
         delay = this.retryInitialMs;
       } catch (error) {
         this.logger.warn({ err: error, events: batch.length, retryInMs: delay }, 'usage batch not stored; retrying');
-        await new Promise<void>((done) => {
-          const timer = setTimeout(done, delay);
-          this.wake = () => {
-            if (this.closed) {
-              clearTimeout(timer);
-              done();
-            }
-          };
-        });
-        this.wake = undefined;
+        await this.sleep(delay, () => this.closed);
         delay = Math.min(delay * 2, this.retryMaxMs);
       }
     }
+  }
+
+  /** Lets publishes gather into one batch: until it is full, `maxWaitMs` has passed, or `close` flushes. */
+  private async gather(): Promise<void> {
+    if (this.maxWaitMs === 0) {
+      await new Promise((done) => setImmediate(done));
+      return;
+    }
+    await this.sleep(this.maxWaitMs, () => this.queue.length >= this.batchMaxEvents || this.flushing || this.closed);
+  }
+
+  /** Waits `ms`, or less when `kick` finds `cutShort` true. */
+  private async sleep(ms: number, cutShort: () => boolean): Promise<void> {
+    if (cutShort()) return;
+    await new Promise<void>((done) => {
+      const timer = setTimeout(done, ms);
+      this.wake = () => {
+        if (cutShort()) {
+          clearTimeout(timer);
+          done();
+        }
+      };
+    });
+    this.wake = undefined;
   }
 }

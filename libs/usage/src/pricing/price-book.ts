@@ -5,14 +5,14 @@ import { Money } from './money';
 /** The prices in effect for one model deployment at one instant. */
 export interface ResolvedPrice {
   /** Stable id of this price (which entries applied, and a digest of their values). */
-  version: string;
-  currency: string;
+  readonly version: string;
+  readonly currency: string;
   /** Per 1M tokens. */
-  input: Money;
-  output: Money;
-  cachedInput: Money;
-  cacheWrite: Money;
-  perRequest: Money;
+  readonly input: Money;
+  readonly output: Money;
+  readonly cachedInput: Money;
+  readonly cacheWrite: Money;
+  readonly perRequest: Money;
 }
 
 type Fields = Partial<Record<'currency' | 'input' | 'output' | 'cachedInput' | 'cacheWrite' | 'perRequest', string>>;
@@ -36,6 +36,9 @@ const FIELD_NAMES = ['currency', 'input', 'output', 'cachedInput', 'cacheWrite',
  * answer forever, whatever changes are added later.
  */
 export class PriceBook {
+  /** Resolved prices by the timeline entries they come from: the same entries always resolve alike. */
+  private readonly resolved = new Map<TimelineEntry, Map<TimelineEntry | undefined, ResolvedPrice>>();
+
   private constructor(private readonly models: Map<string, ModelPrices>) {}
 
   static fromModels(models: ReadonlyArray<Pick<ModelConfig, 'id' | 'pricing'>>): PriceBook {
@@ -49,31 +52,39 @@ export class PriceBook {
     const base = entryAt(prices.model, atMs);
     if (!base) return undefined;
     const overlay = entryAt(prices.deployments.get(deployment) ?? [], atMs);
-    const fields: Fields = { ...base.fields, ...(overlay?.fields ?? {}) };
-    const label = overlay ? `${model}@${base.label}+${deployment}@${overlay.label}` : `${model}@${base.label}`;
-    const input = fields.input ?? '0';
-    const resolved = {
-      currency: fields.currency ?? 'USD',
-      input,
-      output: fields.output ?? '0',
-      cachedInput: fields.cachedInput ?? input,
-      cacheWrite: fields.cacheWrite ?? input,
-      perRequest: fields.perRequest ?? '0',
-    };
-    const digest = createHash('sha256')
-      .update(FIELD_NAMES.map((f) => `${f}=${f === 'currency' ? resolved.currency : new Money(resolved[f]).toFixed()}`).join(';'))
-      .digest('hex')
-      .slice(0, 10);
-    return {
-      version: `${label}#${digest}`,
-      currency: resolved.currency,
-      input: new Money(resolved.input),
-      output: new Money(resolved.output),
-      cachedInput: new Money(resolved.cachedInput),
-      cacheWrite: new Money(resolved.cacheWrite),
-      perRequest: new Money(resolved.perRequest),
-    };
+    let byOverlay = this.resolved.get(base);
+    if (!byOverlay) this.resolved.set(base, (byOverlay = new Map()));
+    let price = byOverlay.get(overlay);
+    if (!price) byOverlay.set(overlay, (price = resolve(model, base, deployment, overlay)));
+    return price;
   }
+}
+
+function resolve(model: string, base: TimelineEntry, deployment: string, overlay: TimelineEntry | undefined): ResolvedPrice {
+  const fields: Fields = { ...base.fields, ...(overlay?.fields ?? {}) };
+  const label = overlay ? `${model}@${base.label}+${deployment}@${overlay.label}` : `${model}@${base.label}`;
+  const input = fields.input ?? '0';
+  const resolved = {
+    currency: fields.currency ?? 'USD',
+    input,
+    output: fields.output ?? '0',
+    cachedInput: fields.cachedInput ?? input,
+    cacheWrite: fields.cacheWrite ?? input,
+    perRequest: fields.perRequest ?? '0',
+  };
+  const digest = createHash('sha256')
+    .update(FIELD_NAMES.map((f) => `${f}=${f === 'currency' ? resolved.currency : new Money(resolved[f]).toFixed()}`).join(';'))
+    .digest('hex')
+    .slice(0, 10);
+  return {
+    version: `${label}#${digest}`,
+    currency: resolved.currency,
+    input: new Money(resolved.input),
+    output: new Money(resolved.output),
+    cachedInput: new Money(resolved.cachedInput),
+    cacheWrite: new Money(resolved.cacheWrite),
+    perRequest: new Money(resolved.perRequest),
+  };
 }
 
 function timelinesOf(pricing: Pricing): ModelPrices {

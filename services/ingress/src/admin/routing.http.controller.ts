@@ -1,7 +1,7 @@
 import { Controller, Get, HttpCode, Inject, Post, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { parseChatRequest } from '@openrouter/openai-wire';
-import { RouterClient } from '../router.client';
+import { RouterPort } from '../router.port';
 import { applyRouteHeaders } from '../routes/chat.service';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 
@@ -14,7 +14,7 @@ import { AdminGuard, adminOf, Roles } from './admin.guard';
 @UseGuards(AdminGuard)
 @Roles('admin')
 export class RoutingHttpController {
-  constructor(@Inject(RouterClient) private readonly router: RouterClient) {}
+  constructor(@Inject(RouterPort) private readonly router: RouterPort) {}
 
   /** The routing decision for a chat request body — task type, candidates, scores — without calling a provider. */
   @Post('route/explain')

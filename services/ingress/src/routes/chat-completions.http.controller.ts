@@ -4,7 +4,7 @@ import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
-import { RouterClient } from '../router.client';
+import { RouterPort } from '../router.port';
 import { applyRouteHeaders, clientChunks, openChat, routeHeaders } from './chat.service';
 import { clientGone } from './client-connection';
 import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
@@ -15,7 +15,7 @@ import { UsageRecorder } from '../usage/usage-recorder';
 @UseGuards(ApiKeyGuard)
 export class ChatCompletionsHttpController {
   constructor(
-    private readonly router: RouterClient,
+    private readonly router: RouterPort,
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
     private readonly usage: UsageRecorder,
   ) {}

@@ -4,7 +4,7 @@ import { toOpenAIChunk } from '@openrouter/openai-wire';
 import type { Admission } from '../access/rate-limiter';
 import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
 import type { BudgetReservation } from '../budgets/budget.service';
-import type { RouterClient } from '../router.client';
+import type { RouterPort } from '../router.port';
 import type { UsageTrack } from '../usage/usage-recorder';
 
 export type AnswerEvent = { chunk: chatv1.ChatChunk; completion?: undefined } | { completion: chatv1.ChatCompletion; chunk?: undefined };
@@ -20,7 +20,7 @@ export interface OpenedChat {
  * Opens a chat call through the router and waits for its first answer event, so every failure
  * before the answer starts can still be told to the client as a proper HTTP error.
  */
-export async function openChat(router: RouterClient, context: routerv1.RequestContext, request: chatv1.ChatRequest, signal: AbortSignal): Promise<OpenedChat> {
+export async function openChat(router: RouterPort, context: routerv1.RequestContext, request: chatv1.ChatRequest, signal: AbortSignal): Promise<OpenedChat> {
   const events = answerEvents(router.chat({ context, request }, signal));
   const head = await events.next();
   if (head.done || !('decision' in head.value)) throw new GatewayError('upstream_error', 'The router answered without a routing decision.');

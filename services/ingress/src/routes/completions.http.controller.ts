@@ -5,7 +5,7 @@ import { GatewayError } from '@openrouter/errors';
 import { addUsage, emptyUsage, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion, toOpenAIError, toOpenAIUsage, type LegacyCompletionRequest } from '@openrouter/openai-wire';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
-import { RouterClient } from '../router.client';
+import { RouterPort } from '../router.port';
 import { openChat, routeHeaders, type AnswerEvent } from './chat.service';
 import { clientGone } from './client-connection';
 import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
@@ -20,7 +20,7 @@ import { UsageRecorder } from '../usage/usage-recorder';
 @UseGuards(ApiKeyGuard)
 export class CompletionsHttpController {
   constructor(
-    private readonly router: RouterClient,
+    private readonly router: RouterPort,
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
     private readonly usageRecorder: UsageRecorder,
   ) {}

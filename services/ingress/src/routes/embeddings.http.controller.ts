@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { parseEmbeddingRequest, toOpenAIEmbeddingResponse } from '@openrouter/openai-wire';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
-import { RouterClient } from '../router.client';
+import { RouterPort } from '../router.port';
 import { routeHeaders } from './chat.service';
 import { clientGone } from './client-connection';
 import { UsageRecorder } from '../usage/usage-recorder';
@@ -12,7 +12,7 @@ import { UsageRecorder } from '../usage/usage-recorder';
 @UseGuards(ApiKeyGuard)
 export class EmbeddingsHttpController {
   constructor(
-    private readonly router: RouterClient,
+    private readonly router: RouterPort,
     private readonly usage: UsageRecorder,
   ) {}
 

@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
-import { RouterClient } from '../router.client';
+import { RouterPort } from '../router.port';
 
 interface OpenAIModel {
   id: string;
@@ -19,7 +19,7 @@ function toOpenAIModel(m: routerv1.ModelInfo): OpenAIModel {
 @Controller('v1/models')
 @UseGuards(ApiKeyGuard)
 export class ModelsHttpController {
-  constructor(private readonly router: RouterClient) {}
+  constructor(private readonly router: RouterPort) {}
 
   @Get()
   async list(@Req() req: FastifyRequest): Promise<{ object: 'list'; data: OpenAIModel[] }> {

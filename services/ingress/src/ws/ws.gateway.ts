@@ -9,7 +9,7 @@ import type { AccessService } from '../access/access.service';
 import type { ApiKeyRecord } from '../access/key-record';
 import { trafficAttributes } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
-import type { RouterClient } from '../router.client';
+import type { RouterPort } from '../router.port';
 import { clientChunks, openChat, routeHeaders } from '../routes/chat.service';
 import { checkChatBounds, type RequestBounds } from '../routes/request-bounds';
 import type { BudgetReservation, BudgetService } from '../budgets/budget.service';
@@ -37,7 +37,7 @@ export class WsGateway {
 
   constructor(
     private readonly access: AccessService,
-    private readonly router: RouterClient,
+    private readonly router: RouterPort,
     private readonly bounds: RequestBounds,
     private readonly usage: UsageRecorder,
     private readonly budgets: BudgetService | undefined,

@@ -1,0 +1,73 @@
+import { createLogger } from '@openrouter/observability';
+import { InProcessUsageBus } from './in-process-usage-bus';
+import type { UsageMessage } from './usage-bus';
+
+const logger = createLogger('usage-bus-spec', 'silent');
+const message = (n: number): UsageMessage => ({ key: 'org', value: Buffer.from(String(n)), headers: {} });
+const payloads = (batch: UsageMessage[]): string[] => batch.map((m) => m.value.toString());
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
+}
+
+describe('InProcessUsageBus', () => {
+  it('hands a burst of publishes over as one batch after the linger, in order', async () => {
+    const bus = new InProcessUsageBus(logger, { maxWaitMs: 10_000 });
+    const batches: string[][] = [];
+    const delivered = deferred();
+    await bus.start(async (batch) => {
+      batches.push(payloads(batch));
+      delivered.resolve();
+    });
+    for (let n = 0; n < 5; n++) bus.publishMessage(message(n));
+    // Nothing is delivered while the batch gathers (the linger is far longer than this test)...
+    await new Promise((done) => setImmediate(done));
+    expect(batches).toEqual([]);
+    expect(await bus.lag()).toBe(5);
+    // ...and close flushes it at once rather than waiting out the linger.
+    await bus.close();
+    await delivered.promise;
+    expect(batches).toEqual([['0', '1', '2', '3', '4']]);
+    expect(await bus.lag()).toBe(0);
+  });
+
+  it('hands a batch over as soon as it is full, without waiting out the linger', async () => {
+    const bus = new InProcessUsageBus(logger, { maxWaitMs: 10_000, batchMaxEvents: 3 });
+    const batches: string[][] = [];
+    const twoBatches = deferred();
+    await bus.start(async (batch) => {
+      batches.push(payloads(batch));
+      if (batches.length === 2) twoBatches.resolve();
+    });
+    for (let n = 0; n < 6; n++) bus.publishMessage(message(n));
+    await twoBatches.promise;
+    expect(batches).toEqual([
+      ['0', '1', '2'],
+      ['3', '4', '5'],
+    ]);
+    await bus.close();
+  });
+
+  it('delivers a failed batch again until the handler takes it', async () => {
+    const bus = new InProcessUsageBus(logger, { retryInitialMs: 1, retryMaxMs: 2 });
+    const attempts: string[][] = [];
+    const stored = deferred();
+    await bus.start(async (batch) => {
+      attempts.push(payloads(batch));
+      if (attempts.length < 3) throw new Error('insert failed');
+      stored.resolve();
+    });
+    bus.publishMessage(message(1));
+    bus.publishMessage(message(2));
+    await stored.promise;
+    expect(attempts).toEqual([
+      ['1', '2'],
+      ['1', '2'],
+      ['1', '2'],
+    ]);
+    await bus.close();
+    expect(await bus.lag()).toBe(0);
+  });
+});

@@ -1,0 +1,57 @@
+import type { routerv1 } from '@openrouter/contracts';
+
+/**
+ * The router as ingress calls it: `RouterClient` over gRPC (the distributed mode), or
+ * `InProcessRouter` in the embedded gateway. Aborting a call's signal cancels it down to the provider.
+ */
+export abstract class RouterPort {
+  abstract chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse>;
+  abstract embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse>;
+  abstract listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
+  abstract explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
+  abstract providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
+  abstract grayReleases(): Promise<routerv1.GrayReleasesResponse>;
+  /** Ready when the router answers within the deadline. */
+  abstract isReachable(timeoutMs: number): Promise<boolean>;
+  abstract close(): void;
+}
+
+/** The router's methods, as the embedded gateway hands them over. */
+export type RouterCalls = Pick<RouterPort, 'chat' | 'embed' | 'listModels' | 'explain' | 'providersHealth' | 'grayReleases'>;
+
+/** The router in this process (the embedded gateway): no socket, no serialisation. */
+export class InProcessRouter extends RouterPort {
+  constructor(private readonly calls: RouterCalls) {
+    super();
+  }
+
+  chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {
+    return this.calls.chat(request, signal);
+  }
+
+  embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse> {
+    return this.calls.embed(request, signal);
+  }
+
+  listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {
+    return this.calls.listModels(context);
+  }
+
+  explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse> {
+    return this.calls.explain(request);
+  }
+
+  providersHealth(): Promise<routerv1.ProvidersHealthResponse> {
+    return this.calls.providersHealth();
+  }
+
+  grayReleases(): Promise<routerv1.GrayReleasesResponse> {
+    return this.calls.grayReleases();
+  }
+
+  async isReachable(): Promise<boolean> {
+    return true;
+  }
+
+  close(): void {}
+}
