@@ -11,6 +11,8 @@ export function connectRedis(url: string): Redis {
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     commandTimeout: 1_000,
+    // Commands issued in the same turn of the event loop (concurrent requests) share one socket write.
+    enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
   });
 }

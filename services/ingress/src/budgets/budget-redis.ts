@@ -12,6 +12,8 @@ export function connectBudgetRedis(url: string): Redis {
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     commandTimeout: 5_000,
+    // Commands issued in the same turn of the event loop (concurrent requests) share one socket write.
+    enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
   });
 }
