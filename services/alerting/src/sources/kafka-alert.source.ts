@@ -3,6 +3,25 @@ import type { GatewayConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { createKafka, ensureUsageTopics, type UsageMessage } from '@openrouter/usage';
 
+/** How long start-up waits out retriable Kafka errors (topic leaders not elected yet) before failing. */
+const SETUP_PATIENCE_MS = 60_000;
+
+/** Runs `work` again after retriable KafkaJS errors, with backoff, until it succeeds or `patienceMs` passed. */
+export async function retryWhileRetriable(logger: Logger, patienceMs: number, work: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + patienceMs;
+  for (let delay = 200; ; delay = Math.min(delay * 2, 3_000)) {
+    try {
+      await work();
+      return;
+    } catch (error) {
+      const retriable = typeof error === 'object' && error !== null && (error as { retriable?: unknown }).retriable === true;
+      if (!retriable || Date.now() + delay > deadline) throw error;
+      logger.warn({ err: error, retryInMs: delay }, 'Kafka is not ready for the alerting consumer yet; retrying');
+      await new Promise((done) => setTimeout(done, delay));
+    }
+  }
+}
+
 export interface AlertInputHandlers {
   usage(messages: UsageMessage[]): Promise<void>;
   budget(value: Buffer, headers: Record<string, string>): void;
@@ -28,12 +47,16 @@ export class KafkaAlertSource {
   async start(handlers: AlertInputHandlers): Promise<void> {
     const usageTopic = this.config.usage.kafka.topic;
     const budgetTopic = this.config.budgets.topic;
-    await ensureUsageTopics(this.kafka, this.config.usage.kafka);
-    await this.ensureTopic(budgetTopic);
     const consumer = this.kafka.consumer({ groupId: this.config.observability.alerting.consumerGroup, allowAutoTopicCreation: false, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5_000 } });
     this.consumer = consumer;
-    await consumer.connect();
-    await consumer.subscribe({ topics: [usageTopic, budgetTopic], fromBeginning: false });
+    // Topics just created (here or by billing) may not be served by their leaders yet: retriable
+    // errors are waited out rather than ending the service.
+    await retryWhileRetriable(this.logger, SETUP_PATIENCE_MS, async () => {
+      await ensureUsageTopics(this.kafka, this.config.usage.kafka);
+      await this.ensureTopic(budgetTopic);
+      await consumer.connect();
+      await consumer.subscribe({ topics: [usageTopic, budgetTopic], fromBeginning: false });
+    });
     await consumer.run({
       eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
         const headers = (h: Record<string, unknown> | undefined): Record<string, string> => {
