@@ -39,6 +39,7 @@ const optionsSchema = z.object({
   usageEvents: count.optional(),
   chargebackEvents: count.optional(),
   skipPipeline: z.boolean().default(false),
+  onlyPipeline: z.boolean().default(false),
   kafkaBrokers: z.string().optional(),
   redisUrl: z.string().optional(),
   out: z.string().default(join(REPO_ROOT, 'bench/results')),
@@ -62,6 +63,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       'usage-events': { type: 'string' },
       'chargeback-events': { type: 'string' },
       'skip-pipeline': { type: 'boolean' },
+      'only-pipeline': { type: 'boolean' },
       'kafka-brokers': { type: 'string' },
       'redis-url': { type: 'string' },
       out: { type: 'string' },
@@ -79,12 +81,14 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     usageEvents: values['usage-events'],
     chargebackEvents: values['chargeback-events'],
     skipPipeline: values['skip-pipeline'],
+    onlyPipeline: values['only-pipeline'],
     kafkaBrokers: values['kafka-brokers'],
     redisUrl: values['redis-url'],
     out: values.out,
     profile: values.profile,
   });
   if (!parsed.success) throw new Error(`bad options:\n${parsed.error.issues.map((i) => `  --${i.path.join('.')}: ${i.message}`).join('\n')}`);
+  if (parsed.data.onlyPipeline && parsed.data.skipPipeline) throw new Error('bad options: --only-pipeline and --skip-pipeline exclude each other');
   return parsed.data;
 }
 
@@ -126,15 +130,19 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     durationMs: options.durationMs ?? (smoke ? 1_000 : 5_000),
     rounds: options.rounds ?? (smoke ? 1 : 3),
     warmupMs: options.warmupMs ?? (smoke ? 500 : 3_000),
-    targets: options.targets,
+    targets: options.onlyPipeline ? [] : options.targets,
     profile: options.profile !== undefined,
   };
   const runId = randomBytes(4).toString('hex');
   const notes: string[] = [];
 
-  log('routing decision micro-benchmark');
-  const routeDecision = await measureRouteDecision(smoke ? 2_000 : 50_000);
-  if (!routeDecision) notes.push('services/router/src/bench/route-decision.bench.ts is absent: routing decision not measured.');
+  let routeDecision: Awaited<ReturnType<typeof measureRouteDecision>> = null;
+  if (options.onlyPipeline) notes.push('--only-pipeline: no load targets and no routing decision measured.');
+  else {
+    log('routing decision micro-benchmark');
+    routeDecision = await measureRouteDecision(smoke ? 2_000 : 50_000);
+    if (!routeDecision) notes.push('services/router/src/bench/route-decision.bench.ts is absent: routing decision not measured.');
+  }
 
   const needsInfra = settings.targets.includes('distributed') || !options.skipPipeline;
   const infra = needsInfra ? await startInfra(options) : undefined;
@@ -147,9 +155,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   let chargeback: ChargebackResult | null = null;
   try {
     try {
-      upstream = await startUpstream(keys);
       const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : [];
       for (const name of settings.targets) {
+        upstream ??= await startUpstream(keys);
         log(`starting target ${name}`);
         const gateway = { upstream, keys, runId, kafkaBrokers: infra?.brokers, redisUrl: infra?.redisUrl, nodeArgs };
         const target =
@@ -176,12 +184,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         cells.set(key, cell);
       };
 
-      log('warm-up');
+      if (targets.length > 0) log('warm-up');
       for (const target of targets) for (const scenario of options.scenarios) await drive(target, scenario, 16, settings.warmupMs);
 
       // Alternate targets inside every cell, rotating the order each round, so drift (thermal,
       // neighbours, GC, caches) falls on every target alike.
-      for (const scenario of options.scenarios) {
+      for (const scenario of targets.length > 0 ? options.scenarios : []) {
         for (const concurrency of settings.concurrency) {
           for (let round = 0; round < settings.rounds; round++) {
             const order = targets.map((_, i) => targets[(i + round) % targets.length] as BenchTarget);
@@ -198,10 +206,14 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     if (!options.skipPipeline && infra) {
       const usageEvents = options.usageEvents ?? (smoke ? 5_000 : 200_000);
       log(`usage pipeline: ${usageEvents} events through Kafka → billing → ClickHouse`);
-      usagePipeline = await measureUsageThroughput({ brokers: infra.brokers, events: usageEvents, runId });
+      const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : [];
+      usagePipeline = await measureUsageThroughput({ brokers: infra.brokers, events: usageEvents, runId, nodeArgs });
+      log(`usage pipeline: ${usagePipeline.eventsPerSecond} events/s (published in ${usagePipeline.publishSeconds.toFixed(2)} s, stored after ${usagePipeline.storedSeconds.toFixed(2)} s, ${usagePipeline.batches} inserts)`);
       const chargebackEvents = options.chargebackEvents ?? (smoke ? 100_000 : 10_000_000);
-      log(`chargeback: generating ${chargebackEvents} events into ClickHouse (chDB)`);
-      chargeback = await measureChargeback(chargebackEvents);
+      if (chargebackEvents > 0) {
+        log(`chargeback: generating ${chargebackEvents} events into ClickHouse (chDB)`);
+        chargeback = await measureChargeback(chargebackEvents);
+      } else notes.push('--chargeback-events 0: chargeback not measured.');
     }
   } finally {
     await infra?.stop();

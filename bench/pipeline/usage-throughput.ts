@@ -20,6 +20,8 @@ export interface UsageThroughputResult {
   publishSeconds: number;
   storedSeconds: number;
   stored: number;
+  /** Handler calls billing made (one ClickHouse insert each). */
+  batches: number;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface UsageThroughputResult {
  * consumes them into ClickHouse (chDB) and commits. Done means the group's committed offsets
  * cover every event, which billing only commits after the insert succeeded.
  */
-export async function measureUsageThroughput(options: { brokers: readonly string[]; events: number; runId: string }): Promise<UsageThroughputResult> {
+export async function measureUsageThroughput(options: { brokers: readonly string[]; events: number; runId: string; nodeArgs?: readonly string[] }): Promise<UsageThroughputResult> {
   const dir = mkdtempSync(join(tmpdir(), 'or-bench-pipeline-'));
   const [billingPort, billingGrpc] = await Promise.all([freePort(), freePort()]);
   const document = benchConfigDocument({
@@ -46,7 +48,7 @@ export async function measureUsageThroughput(options: { brokers: readonly string
   const config = parseConfig(document, {});
   const logger = createLogger('bench-usage', 'warn');
 
-  const billing = BenchProcess.node('billing', 'dist/services/billing/src/main.js', [], { env: { OPENROUTER_CONFIG: configPath } });
+  const billing = BenchProcess.node('billing', 'dist/services/billing/src/main.js', [], { env: { OPENROUTER_CONFIG: configPath }, nodeArgs: options.nodeArgs ?? [] });
   const kafka = new Kafka({ clientId: 'bench-usage-probe', brokers: [...options.brokers], logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   let publisher: KafkaUsagePublisher | undefined;
@@ -79,8 +81,8 @@ export async function measureUsageThroughput(options: { brokers: readonly string
     }
     const storedAt = performance.now();
     const storedSeconds = (storedAt - started) / 1000;
-    const stored = await storedCount(billingPort);
-    return { events: options.events, eventsPerSecond: Math.round(options.events / storedSeconds), publishSeconds: (published - started) / 1000, storedSeconds, stored };
+    const { stored, batches } = await ingestCounters(billingPort);
+    return { events: options.events, eventsPerSecond: Math.round(options.events / storedSeconds), publishSeconds: (published - started) / 1000, storedSeconds, stored, batches };
   } finally {
     await publisher?.close().catch(() => undefined);
     await admin.disconnect().catch(() => undefined);
@@ -88,10 +90,11 @@ export async function measureUsageThroughput(options: { brokers: readonly string
   }
 }
 
-const readySchema = z.object({ details: z.object({ 'usage-consumer': z.object({ stored: z.number() }) }) });
+const readySchema = z.object({ details: z.object({ 'usage-consumer': z.object({ stored: z.number(), batches: z.number() }) }) });
 
-/** The events billing says it inserted (its readiness details). */
-async function storedCount(billingPort: number): Promise<number> {
+/** The events billing says it inserted and in how many batches (its readiness details). */
+async function ingestCounters(billingPort: number): Promise<{ stored: number; batches: number }> {
   const response = await fetch(`http://127.0.0.1:${billingPort}/ready`);
-  return readySchema.parse(await response.json()).details['usage-consumer'].stored;
+  const { stored, batches } = readySchema.parse(await response.json()).details['usage-consumer'];
+  return { stored, batches };
 }

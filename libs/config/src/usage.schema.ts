@@ -25,7 +25,7 @@ export const kafkaUsageSchema = z.object({
   connectionTimeoutMs: positiveInt.default(3_000),
   /** Producer batching: wait at most this long to fill a batch of at most `batchMaxEvents`. */
   lingerMs: nonNegativeInt.default(5),
-  batchMaxEvents: positiveInt.default(1_000),
+  batchMaxEvents: positiveInt.default(3_000),
 });
 export type KafkaUsageConfig = z.infer<typeof kafkaUsageSchema>;
 
@@ -60,11 +60,16 @@ export const clickhouseSchema = z
 export type ClickHouseConfig = z.infer<typeof clickhouseSchema>;
 
 export const usageConsumerSchema = z.object({
-  /** Messages per ClickHouse insert, at most (a Kafka fetch may bring fewer). */
-  batchMaxEvents: positiveInt.default(10_000),
+  /**
+   * Messages per ClickHouse insert, at most (a Kafka fetch may bring fewer). Chunks of partitions
+   * consumed at the same time are stored together up to this many.
+   */
+  batchMaxEvents: positiveInt.default(30_000),
+  /** When no insert runs, how long the first partition's chunk waits for the others of its fetch. */
+  coalesceLingerMs: nonNegativeInt.default(5),
   /** Kafka fetch tuning: wait up to this long for `minBytes` so inserts are large. */
-  maxWaitMs: positiveInt.default(250),
-  minBytes: positiveInt.default(64 * 1024),
+  maxWaitMs: positiveInt.default(500),
+  minBytes: positiveInt.default(1024 * 1024),
   maxBytesPerPartition: positiveInt.default(8 * 1024 * 1024),
   partitionsConsumedConcurrently: positiveInt.default(3),
   /** Backoff between retries of a failed insert (the batch is retried until it succeeds). */

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
+import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions, type ClickHouseSettings } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 import type { ClickHouseConfig } from '@openrouter/config';
 
@@ -15,13 +15,24 @@ export interface ClickHouseTarget {
   location: string;
 }
 
+/** Output settings on every query of the client: decimals as strings, so money never becomes a float. */
+const OUTPUT_SETTINGS = { output_format_json_quote_decimals: 1, output_format_json_quote_64bit_integers: 0 } as const;
+
+/**
+ * Per-request settings that drop the client's output settings, for inserts and id lookups that
+ * read no decimals. chDB runs client settings as `SET …;` statements in front of the query, and
+ * a multi-statement query is scanned whole: for an insert with its rows inline that doubles the
+ * engine's parse time. Over HTTP an undefined setting is simply not sent.
+ */
+export const WITHOUT_OUTPUT_SETTINGS: ClickHouseSettings = Object.fromEntries(Object.keys(OUTPUT_SETTINGS).map((name) => [name, undefined]));
+
 /**
  * The analytics store: a ClickHouse server over HTTP when `url` is set, else chDB in this process
  * behind the same `@clickhouse/client` API, so every query is the same code. chDB allows one data
  * directory per process; every service in the process must use the same one.
  */
 export function createClickHouse(config: ClickHouseConfig, dataDir: string): ClickHouseTarget {
-  const settings = { output_format_json_quote_decimals: 1, output_format_json_quote_64bit_integers: 0 } as const;
+  const settings = OUTPUT_SETTINGS;
   if (config.url) {
     const client = createClient({
       url: config.url,

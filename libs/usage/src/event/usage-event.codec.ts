@@ -1,3 +1,4 @@
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { usagev1 } from '@openrouter/contracts';
 import type { UsageMessage } from '../bus/usage-bus';
 
@@ -7,14 +8,33 @@ export const USAGE_SCHEMA_NAME = 'openrouter.usage.v1.UsageEvent';
 
 const DECIMAL = /^\d{1,20}(\.\d{1,18})?$/;
 const CURRENCY = /^[A-Z]{3}$/;
+/** ClickHouse DateTime64 ends with 2299; a later time could never be stored. */
+const LATEST_TIME_MS = Date.UTC(2300, 0, 1);
 
 /** The bus message for an event: protobuf payload, keyed by organisation. */
-export function toUsageMessage(event: usagev1.UsageEvent, headers: Record<string, string> = {}): UsageMessage {
+export function toUsageMessage(event: usagev1.UsageEvent, headers: Record<string, string> = {}, writer: BinaryWriter = new BinaryWriter()): UsageMessage {
   return {
     key: event.tenant?.orgId ?? '',
-    value: Buffer.from(usagev1.UsageEvent.encode(event).finish()),
+    value: asBuffer(usagev1.UsageEvent.encode(event, writer).finish()),
     headers: { ...headers, 'content-type': USAGE_CONTENT_TYPE, schema: USAGE_SCHEMA_NAME },
   };
+}
+
+/**
+ * Encodes messages with one protobuf writer whose buffer is kept between events: a fresh writer
+ * grows from 128 bytes by doubling and copying for every event.
+ */
+export class UsageMessageEncoder {
+  private readonly writer = new BinaryWriter();
+
+  encode(event: usagev1.UsageEvent, headers: Record<string, string> = {}): UsageMessage {
+    return toUsageMessage(event, headers, this.writer);
+  }
+}
+
+/** The encoder's fresh bytes as a Buffer without copying them. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export type DecodedUsage = { ok: true; event: usagev1.UsageEvent } | { ok: false; reason: string };
@@ -38,6 +58,7 @@ export function validateUsageEvent(event: usagev1.UsageEvent): string | undefine
   if (!event.eventId || event.eventId.length > 256) return 'event_id is missing or longer than 256 characters';
   if (!event.tenant?.orgId) return 'tenant.org_id is missing';
   if (!(event.receivedAtMs > 0) || !(event.completedAtMs >= event.receivedAtMs)) return 'timestamps are missing or out of order';
+  if (!(event.completedAtMs < LATEST_TIME_MS) || !(event.firstTokenAtMs < LATEST_TIME_MS)) return 'timestamps are beyond the year 2299';
   if (event.status === usagev1.Status.STATUS_UNSPECIFIED || event.status === usagev1.Status.UNRECOGNIZED) return 'status is unspecified';
   const cost = event.cost;
   if (!cost || !DECIMAL.test(cost.amount)) return `cost.amount is not a decimal: ${JSON.stringify(cost?.amount ?? null).slice(0, 40)}`;

@@ -1,13 +1,16 @@
-import type { Admin, Consumer, IHeaders, Kafka } from 'kafkajs';
+import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import type { UsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { createKafka, ensureUsageTopics, type UsageBatchHandler, type UsageMessage, type UsageSource } from '@openrouter/usage';
+import { UsageBatchCoalescer } from './usage-batch-coalescer';
 
 /**
  * Reads `openrouter.usage.v1` in the consumer group `billing` with `eachBatch`. A batch's offsets
  * are committed only after the handler stored it; while the handler fails (ClickHouse down) the
  * same messages are retried with backoff, heartbeating, so the consumer waits instead of losing
  * or skipping anything. A rebalance mid-retry leaves the batch uncommitted for the next owner.
+ * Chunks of partitions consumed at the same time are stored in one handler call
+ * ({@link UsageBatchCoalescer}); each partition still commits only its own offsets.
  */
 export class KafkaUsageSource implements UsageSource {
   private readonly kafka: Kafka;
@@ -38,6 +41,7 @@ export class KafkaUsageSource implements UsageSource {
     await consumer.connect();
     await consumer.subscribe({ topic: k.topic, fromBeginning: true });
     this.running = true;
+    const store = new UsageBatchCoalescer(handler, c.batchMaxEvents, c.coalesceLingerMs).handle;
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -47,17 +51,12 @@ export class KafkaUsageSource implements UsageSource {
           const chunk = batch.messages.slice(from, from + c.batchMaxEvents);
           const last = chunk[chunk.length - 1];
           if (!last) break;
-          const messages: UsageMessage[] = chunk.map((m) => ({
-            key: m.key?.toString('utf8') ?? '',
-            value: m.value ?? Buffer.alloc(0),
-            headers: headerText(m.headers),
-            origin: { topic: batch.topic, partition: batch.partition, offset: m.offset },
-          }));
+          const messages: UsageMessage[] = chunk.map((m) => new KafkaRecordMessage(m, batch.topic, batch.partition));
           let delay = c.retryInitialMs;
           for (;;) {
             if (!isRunning() || isStale()) return;
             try {
-              await handler(messages);
+              await store(messages);
               break;
             } catch (error) {
               this.logger.warn({ err: error, partition: batch.partition, offset: chunk[0]?.offset, events: chunk.length, retryInMs: delay }, 'usage batch not stored; retrying, offsets not committed');
@@ -102,6 +101,36 @@ export class KafkaUsageSource implements UsageSource {
     this.running = false;
     await this.consumer?.disconnect().catch(() => undefined);
     await this.admin?.disconnect().catch(() => undefined);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A consumed record as a usage message. Only the payload is read for every message; key and
+ * headers are turned into text when asked, i.e. for dead letters.
+ */
+class KafkaRecordMessage implements UsageMessage {
+  readonly origin: { topic: string; partition: number; offset: string };
+
+  constructor(
+    private readonly record: KafkaMessage,
+    topic: string,
+    partition: number,
+  ) {
+    this.origin = { topic, partition, offset: record.offset };
+  }
+
+  get key(): string {
+    return this.record.key?.toString('utf8') ?? '';
+  }
+
+  get value(): Buffer {
+    return this.record.value ?? EMPTY;
+  }
+
+  get headers(): Record<string, string> {
+    return headerText(this.record.headers);
   }
 }
 

@@ -29,7 +29,7 @@ export async function startUsagePipeline(config: GatewayConfig, logger: Logger, 
     await applyRetention(store.client, store.database, config.usage.clickhouse.retentionDays);
     logger.info({ store: store.kind, location: store.location, database: store.database, applied: migration.applied, schema: migration.current }, 'usage store ready');
 
-    const clickhouse = new ClickHouseUsageEventRepository(store.client, store.database);
+    const clickhouse = new ClickHouseUsageEventRepository(store.client, store.database, store.kind);
     const repository = metrics ? new TimedUsageEventRepository(clickhouse, metrics) : clickhouse;
     const kafka = given === undefined && config.usage.bus === 'kafka';
     deadLetters = kafka ? new KafkaDeadLetterSink(config.usage.kafka, logger) : new MemoryDeadLetterSink(logger);

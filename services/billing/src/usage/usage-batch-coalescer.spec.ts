@@ -1,0 +1,77 @@
+import type { UsageMessage } from '@openrouter/usage';
+import { UsageBatchCoalescer } from './usage-batch-coalescer';
+
+const message = (key: string): UsageMessage => ({ key, value: Buffer.from(key), headers: {} });
+const chunk = (prefix: string, n: number): UsageMessage[] => Array.from({ length: n }, (_, i) => message(`${prefix}${i}`));
+
+/** A handler that records its calls and settles each when the test says so. */
+class ControlledHandler {
+  readonly calls: UsageMessage[][] = [];
+  private readonly pending: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+
+  readonly handle = (messages: UsageMessage[]): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      this.calls.push(messages);
+      this.pending.push({ resolve, reject });
+    });
+
+  succeed(): void {
+    this.pending.shift()?.resolve();
+  }
+
+  fail(error: Error): void {
+    this.pending.shift()?.reject(error);
+  }
+}
+
+/** Lets queued promise callbacks and immediate timers run. */
+const settle = (): Promise<void> => new Promise((done) => setImmediate(done));
+
+describe('UsageBatchCoalescer', () => {
+  it('stores the chunks that arrive together in one call and resolves each', async () => {
+    const handler = new ControlledHandler();
+    const coalescer = new UsageBatchCoalescer(handler.handle, 100, 1);
+    const done = [coalescer.handle(chunk('a', 3)), coalescer.handle(chunk('b', 2)), coalescer.handle(chunk('c', 1))];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(handler.calls.map((c) => c.map((m) => m.key))).toEqual([['a0', 'a1', 'a2', 'b0', 'b1', 'c0']]);
+    handler.succeed();
+    await expect(Promise.all(done)).resolves.toEqual([undefined, undefined, undefined]);
+  });
+
+  it('runs one call at a time and sends what arrived meanwhile next, up to the limit, never splitting a chunk', async () => {
+    const handler = new ControlledHandler();
+    const coalescer = new UsageBatchCoalescer(handler.handle, 5, 0);
+    const first = coalescer.handle(chunk('a', 2));
+    await settle();
+    const later = [coalescer.handle(chunk('b', 3)), coalescer.handle(chunk('c', 2)), coalescer.handle(chunk('d', 4))];
+    await settle();
+    expect(handler.calls).toHaveLength(1);
+    handler.succeed();
+    await first;
+    await settle();
+    expect(handler.calls.map((c) => c.length)).toEqual([2, 5]);
+    handler.succeed();
+    await Promise.all(later.slice(0, 2));
+    await settle();
+    expect(handler.calls.map((c) => c.length)).toEqual([2, 5, 4]);
+    handler.succeed();
+    await later[2];
+  });
+
+  it('rejects every chunk of a failed call, so none of them is committed, and goes on with the next', async () => {
+    const handler = new ControlledHandler();
+    const coalescer = new UsageBatchCoalescer(handler.handle, 100, 1);
+    const a = coalescer.handle(chunk('a', 1));
+    const b = coalescer.handle(chunk('b', 1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    handler.fail(new Error('clickhouse is down'));
+    await expect(a).rejects.toThrow('clickhouse is down');
+    await expect(b).rejects.toThrow('clickhouse is down');
+    // The retry of one partition's chunk is stored on its own.
+    const retry = coalescer.handle(chunk('a', 1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(handler.calls).toHaveLength(2);
+    handler.succeed();
+    await expect(retry).resolves.toBeUndefined();
+  });
+});
