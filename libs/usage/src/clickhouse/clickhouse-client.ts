@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions, type ClickHouseSettings } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
+import type * as Chdb from 'chdb/connection';
 import type { ClickHouseConfig } from '@openrouter/config';
 
 export type { ClickHouseClient };
@@ -47,9 +47,19 @@ export function createClickHouse(config: ClickHouseConfig, dataDir: string): Cli
   if (path !== ':memory:') mkdirSync(path, { recursive: true });
   // chdb types its connection against its own copy of @clickhouse/client-common's declarations;
   // the shapes are the same, the declaration files differ.
-  const connection = createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>;
+  const connection = loadChdb().createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>;
   const client = createClient({ connection, clickhouse_settings: settings });
   return { client, kind: 'embedded', database: config.database, location: path };
+}
+
+/**
+ * chDB's engine is a native library of ~150 MB resident once loaded: it is loaded when a process
+ * first opens an embedded store, so services that never do (ingress and alerting next to a
+ * ClickHouse server, the router, the adapters) do not carry it.
+ */
+function loadChdb(): typeof Chdb {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- deliberately loaded on first use
+  return require('chdb/connection') as typeof Chdb;
 }
 
 export function embeddedPath(config: ClickHouseConfig, dataDir: string): string {
