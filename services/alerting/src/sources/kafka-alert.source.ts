@@ -47,7 +47,16 @@ export class KafkaAlertSource {
   async start(handlers: AlertInputHandlers): Promise<void> {
     const usageTopic = this.config.usage.kafka.topic;
     const budgetTopic = this.config.budgets.topic;
-    const consumer = this.kafka.consumer({ groupId: this.config.observability.alerting.consumerGroup, allowAutoTopicCreation: false, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5_000 } });
+    // Fetches wait for a batch as billing's do (`usage.consumer.minBytes`, `maxWaitMs`): a fetch per
+    // event would cost the consumer milliseconds of CPU for every request the gateway serves.
+    const fetch = this.config.usage.consumer;
+    const consumer = this.kafka.consumer({
+      groupId: this.config.observability.alerting.consumerGroup,
+      allowAutoTopicCreation: false,
+      minBytes: fetch.minBytes,
+      maxWaitTimeInMs: fetch.maxWaitMs,
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5_000 },
+    });
     this.consumer = consumer;
     // Topics just created (here or by billing) may not be served by their leaders yet: retriable
     // errors are waited out rather than ending the service.
