@@ -9,14 +9,19 @@ import { fromGrpcError } from './grpc-errors';
 export async function* readStream<T>(call: ClientReadableStream<T>, signal?: AbortSignal): AsyncGenerator<T> {
   const onAbort = (): void => call.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
+  let ended = false;
   try {
     for await (const message of call as AsyncIterable<T>) yield message;
+    ended = true;
   } catch (error) {
+    ended = true;
     if (signal?.aborted) throw new GatewayError('cancelled', 'The client went away.', { cause: error });
     throw fromGrpcError(error);
   } finally {
     signal?.removeEventListener('abort', onAbort);
-    call.cancel();
+    // A reader that stops early cancels the call; one that read to the end leaves the finished
+    // call alone (a cancel would cost both sides a reset frame and an abort for nothing).
+    if (!ended) call.cancel();
   }
 }
 
