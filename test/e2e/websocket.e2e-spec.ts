@@ -165,6 +165,33 @@ describe('WebSocket API', () => {
     client.close();
   });
 
+  it('ends a socket whose key is revoked, its in-flight stream included, and refuses the key at the next upgrade', async () => {
+    const adminCall = async (path: string, body?: unknown): Promise<Record<string, unknown>> => {
+      const response = await fetch(`${gw.url}/admin/v1${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body ?? {}),
+      });
+      expect(response.status).toBeLessThan(300);
+      return (await response.json()) as Record<string, unknown>;
+    };
+    const issued = await adminCall('/keys', { name: 'socket to revoke', org: 'default' });
+    const key = issued['key'] as string;
+    gw.sim.configure({ tokensPerSecond: 20, completionTokens: 200 });
+    const client = await Client.open(url, { key });
+    const closed = new Promise<number>((resolve) => client.socket.once('close', (code) => resolve(code)));
+    client.send({ type: 'chat.completions', id: 'long', body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'a long answer' }] } });
+    await client.until((frames) => frames.some((f) => f.id === 'long' && f.type === 'chunk'));
+
+    await adminCall(`/keys/${String(issued['id'])}/revoke`);
+    expect(await closed).toBe(1008);
+    expect(client.frames.find((f) => f.type === 'error')).toMatchObject({ status: 401, error: { error: { code: 'invalid_api_key' } } });
+    expect(client.of('long').some((f) => f.type === 'done')).toBe(false);
+    // The provider call of the cut stream was aborted, and the key no longer opens a socket.
+    await expect(gw.sim.waitForRequest((r) => r.outcome === 'aborted', 5_000)).resolves.toMatchObject({ outcome: 'aborted' });
+    await expect(Client.open(url, { key })).rejects.toMatchObject({ status: 401 });
+  });
+
   it('applies the same rate limits as HTTP', async () => {
     const client = await Client.open(url, { key: LIMITED });
     for (const id of ['1', '2', '3']) client.send({ type: 'chat.completions', id, body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } });

@@ -74,6 +74,16 @@ export class AccessService {
     });
   }
 
+  /**
+   * Calls `listener` with the hash of a key changed anywhere (revoked, deleted, updated), after
+   * this replica forgot its cached copy: `authenticate` then sees the change.
+   */
+  onKeyChange(listener: (hash: string) => void): void {
+    this.repository.onChange((change) => {
+      if (change.kind === 'key') listener(change.hash);
+    });
+  }
+
   async start(): Promise<void> {
     await this.reloadTenants();
   }

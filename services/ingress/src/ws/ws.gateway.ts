@@ -5,7 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
-import type { AccessService } from '../access/access.service';
+import type { AccessService, TrafficAttributes } from '../access/access.service';
 import type { ApiKeyRecord } from '../access/key-record';
 import { trafficAttributes } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
@@ -18,9 +18,14 @@ import { BEARER_PROTOCOL_PREFIX, clientFrameSchema, WS_PROTOCOL, type ServerFram
 
 const PATH = '/v1/ws';
 const MAX_FRAME_BYTES = 10 * 1024 * 1024;
+/** Close code for a socket whose key was revoked or expired (1008: policy violation). */
+const KEY_REVOKED_CLOSE = 1008;
 
 interface Connection {
   socket: WebSocket;
+  /** The key the socket was opened with, checked again on every request and when it changes. */
+  key: string;
+  traffic: TrafficAttributes;
   record: ApiKeyRecord;
   context: routerv1.RequestContext;
   streams: Map<string, AbortController>;
@@ -41,7 +46,11 @@ export class WsGateway {
     private readonly bounds: RequestBounds,
     private readonly usage: UsageRecorder,
     private readonly budgets: BudgetService | undefined,
-  ) {}
+  ) {
+    access.onKeyChange((hash) => {
+      for (const connection of this.connections) if (connection.record.hash === hash) void this.recheck(connection);
+    });
+  }
 
   attach(http: Server): void {
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -59,17 +68,18 @@ export class WsGateway {
     try {
       const key = presentedKey(req);
       if (!key) return refuse(socket, 401, 'Unauthorized', 'missing_api_key');
-      const authenticated = await this.access.authenticate(key, randomUUID(), trafficAttributes(req.headers, undefined));
+      const traffic = trafficAttributes(req.headers, undefined);
+      const authenticated = await this.access.authenticate(key, randomUUID(), traffic);
       if (!authenticated) return refuse(socket, 401, 'Unauthorized', 'invalid_api_key');
-      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, authenticated.record, authenticated.context));
+      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, key, traffic, authenticated.record, authenticated.context));
     } catch (error) {
       const e = asGatewayError(error);
       refuse(socket, toOpenAIError(e).status, 'Unavailable', e.code);
     }
   }
 
-  private serve(socket: WebSocket, record: ApiKeyRecord, context: routerv1.RequestContext): void {
-    const connection: Connection = { socket, record, context, streams: new Map() };
+  private serve(socket: WebSocket, key: string, traffic: TrafficAttributes, record: ApiKeyRecord, context: routerv1.RequestContext): void {
+    const connection: Connection = { socket, key, traffic, record, context, streams: new Map() };
     this.connections.add(connection);
     socket.on('message', (data, isBinary) => {
       if (isBinary) return send(connection, errorFrame(null, new GatewayError('bad_request', 'Frames are JSON text.', { code: 'invalid_frame' })));
@@ -109,6 +119,7 @@ export class WsGateway {
     const controller = new AbortController();
     connection.streams.set(frame.id, controller);
     try {
+      if (!(await this.stillAuthorized(connection))) return this.cut(connection, frame.id);
       await this.chat(connection, frame.id, frame.body, controller.signal);
     } catch (error) {
       if (!controller.signal.aborted) send(connection, errorFrame(frame.id, asGatewayError(error)));
@@ -173,6 +184,26 @@ export class WsGateway {
       const held = reservation;
       if (held) setImmediate(() => void held.release());
     }
+  }
+
+  /** Whether the socket's key is still valid (not revoked, deleted or expired). */
+  private async stillAuthorized(connection: Connection): Promise<boolean> {
+    return (await this.access.authenticate(connection.key, connection.context.requestId, connection.traffic)) !== undefined;
+  }
+
+  /** After a change to the socket's key: a key no longer valid ends the socket and its streams. */
+  private async recheck(connection: Connection): Promise<void> {
+    try {
+      if (!(await this.stillAuthorized(connection))) this.cut(connection, null);
+    } catch {
+      // The key store is unreachable: the next request on the socket checks again.
+    }
+  }
+
+  /** Tells the client why, then closes the socket; closing aborts its streams (each still metered). */
+  private cut(connection: Connection, id: string | null): void {
+    send(connection, errorFrame(id, new GatewayError('auth_failed', 'The API key was revoked or has expired.', { code: 'invalid_api_key' })));
+    connection.socket.close(KEY_REVOKED_CLOSE, 'api key revoked or expired');
   }
 
   async close(): Promise<void> {
