@@ -135,7 +135,8 @@ export class KafkaBroker {
   private async format(): Promise<void> {
     // A Kafka cluster id is 16 random bytes in URL-safe base64 without padding.
     const clusterId = randomBytes(16).toString('base64url');
-    const child = spawn('java', this.javaArgs('kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', this.propertiesPath]), { stdio: ['ignore', 'pipe', 'pipe'] });
+    // `--cluster-id=<id>`, not `-t <id>`: an id starting with '-' (1 in 64) would be read as an option.
+    const child = spawn('java', this.javaArgs('kafka.tools.StorageTool', ['format', `--cluster-id=${clusterId}`, `--config=${this.propertiesPath}`]), { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
