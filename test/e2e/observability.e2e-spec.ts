@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { SpanKind } from '@opentelemetry/api';
 import { verifySignature, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '@openrouter/alerting';
 import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
@@ -136,9 +137,19 @@ describe('observability: metrics, tracing and alerting through the embedded gate
       expect(provider?.parentSpanContext?.spanId).toBe(adapter?.spanContext().spanId);
       expect(new Set(spans.map((s) => s.spanContext().traceId))).toEqual(new Set([traceId]));
       // The usage event carries the ingress span in its message headers: the consumer's span links to it.
-      const consumed = await waitFor(() => exporter.getFinishedSpans().find((s) => s.links.some((l) => l.context.traceId === traceId)), { what: 'the alerting consumer span' });
-      expect(consumed.resource.attributes['service.name']).toBe('openrouter-alerting');
-      expect(consumed.links.find((l) => l.context.traceId === traceId)?.context.spanId).toBe(ingress?.spanContext().spanId);
+      // Both consumers (alerting's aggregates, billing's insert) make a span linked to it.
+      const consumers = await waitFor(
+        () => {
+          const linked = exporter.getFinishedSpans().filter((s) => s.links.some((l) => l.context.traceId === traceId));
+          const services = new Set(linked.map((s) => s.resource.attributes['service.name']));
+          return services.has('openrouter-alerting') && services.has('openrouter-billing') ? linked : undefined;
+        },
+        { what: 'the alerting and billing consumer spans' },
+      );
+      for (const consumed of consumers) {
+        expect(consumed.kind).toBe(SpanKind.CONSUMER);
+        expect(consumed.links.find((l) => l.context.traceId === traceId)?.context.spanId).toBe(ingress?.spanContext().spanId);
+      }
 
       // A request without a parent starts its own trace, still across all three services.
       exporter.reset();

@@ -25,7 +25,7 @@ export interface BillingHandle extends ServiceHandle {
 export async function startBilling(config: GatewayConfig, logger: Logger, deps: BillingDependencies = {}): Promise<BillingHandle> {
   const telemetry = createTelemetry('billing', config.observability, deps.telemetry);
   const consumerMetrics = new UsageConsumerMetrics(telemetry.registry, config.usage.kafka.consumerGroup);
-  const usage = await startUsagePipeline(config, logger, deps.usageSource, consumerMetrics);
+  const usage = await startUsagePipeline(config, logger, deps.usageSource, consumerMetrics, telemetry.tracing);
   consumerMetrics.readLagFrom(() => usage.lag());
   let reports: ReportsHandle | undefined;
   try {

@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '@openrouter/config';
-import type { Logger, ReadinessCheck, UsageConsumerMetrics } from '@openrouter/observability';
-import { applyRetention, createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type DeadLetterSink, type UsageSource } from '@openrouter/usage';
+import type { Logger, ReadinessCheck, Tracing, UsageConsumerMetrics } from '@openrouter/observability';
+import { applyRetention, createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type DeadLetterSink, type UsageBatchHandler, type UsageSource } from '@openrouter/usage';
 import { KafkaDeadLetterSink, MemoryDeadLetterSink } from './dead-letter.sink';
 import { KafkaUsageSource } from './kafka-usage.source';
 import { ClickHouseUsageEventRepository } from './usage-event.repository';
@@ -20,7 +20,7 @@ export interface UsagePipelineHandle {
  * Billing's usage pipeline: migrate ClickHouse, then consume usage events (Kafka, or the
  * in-process bus the embedded gateway hands in) into it.
  */
-export async function startUsagePipeline(config: GatewayConfig, logger: Logger, given?: UsageSource, metrics?: UsageConsumerMetrics): Promise<UsagePipelineHandle> {
+export async function startUsagePipeline(config: GatewayConfig, logger: Logger, given?: UsageSource, metrics?: UsageConsumerMetrics, tracing?: Tracing): Promise<UsagePipelineHandle> {
   const store = createClickHouse(config.usage.clickhouse, config.gateway.dataDir);
   let source: UsageSource | undefined;
   let deadLetters: DeadLetterSink | undefined;
@@ -35,7 +35,12 @@ export async function startUsagePipeline(config: GatewayConfig, logger: Logger, 
     deadLetters = kafka ? new KafkaDeadLetterSink(config.usage.kafka, logger) : new MemoryDeadLetterSink(logger);
     const ingest = new UsageIngestService(repository, deadLetters, logger);
     source = given ?? (kafka ? new KafkaUsageSource(config.usage, logger) : undefined);
-    if (source) await source.start(ingest.handle);
+    // Each stored batch is a consumer span linked to the request spans that produced its events
+    // (their `traceparent` headers). Headers are only read when tracing is on.
+    const handle: UsageBatchHandler = tracing?.enabled
+      ? (messages) => tracing.consume(`${config.usage.kafka.topic} process`, messages.map((m) => m.headers), () => ingest.handle(messages))
+      : ingest.handle;
+    if (source) await source.start(handle);
     else logger.warn('usage.bus is in-process but billing runs on its own: no usage events will arrive (use usage.bus: kafka)');
 
     const active = source;
