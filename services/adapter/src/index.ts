@@ -1,5 +1,5 @@
 import type { GatewayConfig } from '@openrouter/config';
-import type { adapterv1 } from '@openrouter/contracts';
+import { adapterv1 } from '@openrouter/contracts';
 import { callStreamInProcess, callUnaryInProcess, GrpcServerHandle } from '@openrouter/grpc';
 import { createTelemetry, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, UpstreamInstrumentation, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
@@ -29,8 +29,8 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
   const http = await startHttpApp(HealthModule.register('adapter', [], telemetry.registry), config.adapter.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port, providers: service.providerIds }, 'adapter started');
   const tracing = telemetry.tracing;
-  const chat = traceStreamInProcess(tracing, 'openrouter.adapter.v1.AdapterService/Chat', (request: adapterv1.ChatRequest, signal: AbortSignal) => service.chat(request, signal));
-  const embed = traceUnaryInProcess(tracing, 'openrouter.adapter.v1.AdapterService/Embed', async (request: adapterv1.EmbedRequest, signal: AbortSignal) => ({ response: await service.embed(request, signal) }));
+  const chat = traceStreamInProcess(tracing, adapterv1.AdapterServiceService.chat.path, (request: adapterv1.ChatRequest, signal: AbortSignal) => service.chat(request, signal));
+  const embed = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.embed.path, async (request: adapterv1.EmbedRequest, signal: AbortSignal) => ({ response: await service.embed(request, signal) }));
   return {
     name: 'adapter',
     inProcess: {

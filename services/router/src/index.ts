@@ -1,5 +1,5 @@
 import type { GatewayConfig } from '@openrouter/config';
-import type { routerv1 } from '@openrouter/contracts';
+import { routerv1 } from '@openrouter/contracts';
 import { callStreamInProcess, callUnaryInProcess, GrpcServerHandle } from '@openrouter/grpc';
 import { createTelemetry, RouterMetrics, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
@@ -44,14 +44,15 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   const http = await startHttpApp(HealthModule.register('router', [{ name: 'adapters', check: async () => options.adapter !== undefined || adapters.anyReachable(500) }], telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port }, 'router started');
   const tracing = telemetry.tracing;
-  const unary = <A extends unknown[], T>(method: string, run: (...args: A) => T | Promise<T>): ((...args: A) => Promise<T>) =>
-    traceUnaryInProcess(tracing, `openrouter.router.v1.RouterService/${method}`, async (...args: A) => run(...args));
-  const chat = traceStreamInProcess(tracing, 'openrouter.router.v1.RouterService/Chat', (request: routerv1.ChatRequest, signal: AbortSignal) => service.chat(request, signal));
-  const embed = unary('Embed', (request: routerv1.EmbedRequest, signal: AbortSignal) => service.embed(request, signal));
-  const listModels = unary('ListModels', (context: routerv1.RequestContext) => service.listModels(context));
-  const explain = unary('Explain', (request: routerv1.ExplainRequest) => service.explain(request));
-  const providersHealth = unary('ProvidersHealth', () => service.providersHealth());
-  const grayReleases = unary('GrayReleases', () => service.grayReleases());
+  const methods = routerv1.RouterServiceService;
+  const unary = <A extends unknown[], T>(method: { path: string }, run: (...args: A) => T | Promise<T>): ((...args: A) => Promise<T>) =>
+    traceUnaryInProcess(tracing, method.path, async (...args: A) => run(...args));
+  const chat = traceStreamInProcess(tracing, methods.chat.path, (request: routerv1.ChatRequest, signal: AbortSignal) => service.chat(request, signal));
+  const embed = unary(methods.embed, (request: routerv1.EmbedRequest, signal: AbortSignal) => service.embed(request, signal));
+  const listModels = unary(methods.listModels, (context: routerv1.RequestContext) => service.listModels(context));
+  const explain = unary(methods.explain, (request: routerv1.ExplainRequest) => service.explain(request));
+  const providersHealth = unary(methods.providersHealth, () => service.providersHealth());
+  const grayReleases = unary(methods.grayReleases, () => service.grayReleases());
   return {
     name: 'router',
     inProcess: {

@@ -54,20 +54,16 @@ export function traceGrpcBinding<T extends Binding>(binding: T, tracing: Tracing
       implementation[method] = handler;
       continue;
     }
-    const path = definition.path.replace(/^\//, '');
-    const [service = path, rpc = ''] = path.split('/');
     const original = handler as unknown as Handler;
     const wrapped: Handler = (...args: unknown[]) => {
       const call = args[0] as ServerCall;
-      const parent = extractFromMetadata(tracing, call.metadata);
-      const span = tracing.tracer.startSpan(path, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': rpc } }, parent);
+      const { span, active } = serverSpan(tracing, definition.path, extractFromMetadata(tracing, call.metadata));
       let ended = false;
       const end = (error?: unknown): void => {
         if (ended) return;
         ended = true;
         endWith(span, error);
       };
-      const active = trace.setSpan(parent, span);
       if (definition.responseStream || definition.requestStream) {
         call.once('finish', () => end());
         call.once('error', (error) => end(error));
@@ -107,22 +103,23 @@ export function tracingClientOptions(tracing: Tracing): { interceptors?: Interce
   return tracing.enabled ? { interceptors: [tracingInterceptor(tracing)] } : {};
 }
 
-function serverSpan(tracing: Tracing, path: string): { span: Span; active: Context } {
+/** A server span for a gRPC method (`/pkg.Service/Method`, as in its definition), child of `parent`. */
+function serverSpan(tracing: Tracing, methodPath: string, parent: Context): { span: Span; active: Context } {
+  const path = methodPath.replace(/^\//, '');
   const [service = path, rpc = ''] = path.split('/');
-  const parent = context.active();
   const span = tracing.tracer.startSpan(path, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': rpc } }, parent);
   return { span, active: trace.setSpan(parent, span) };
 }
 
 /**
  * A streaming method called in process (the embedded gateway), traced as its gRPC call would be:
- * a server span named by the method's path (`openrouter.router.v1.RouterService/Chat`), child of
- * the caller's active span, active while the callee works. Tracing off: the stream itself.
+ * a server span named by the method's path (from its service definition), child of the caller's
+ * active span, active while the callee works. Tracing off: the stream itself.
  */
-export function traceStreamInProcess<A extends unknown[], T>(tracing: Tracing, path: string, open: (...args: A) => AsyncIterable<T>): (...args: A) => AsyncIterable<T> {
+export function traceStreamInProcess<A extends unknown[], T>(tracing: Tracing, methodPath: string, open: (...args: A) => AsyncIterable<T>): (...args: A) => AsyncIterable<T> {
   if (!tracing.enabled) return open;
   return async function* traced(...args: A): AsyncGenerator<T> {
-    const { span, active } = serverSpan(tracing, path);
+    const { span, active } = serverSpan(tracing, methodPath, context.active());
     let failure: unknown;
     try {
       const messages = context.with(active, () => open(...args)[Symbol.asyncIterator]());
@@ -145,10 +142,10 @@ export function traceStreamInProcess<A extends unknown[], T>(tracing: Tracing, p
 }
 
 /** A unary method called in process, traced as its gRPC call would be. Tracing off: the method itself. */
-export function traceUnaryInProcess<A extends unknown[], T>(tracing: Tracing, path: string, run: (...args: A) => Promise<T>): (...args: A) => Promise<T> {
+export function traceUnaryInProcess<A extends unknown[], T>(tracing: Tracing, methodPath: string, run: (...args: A) => Promise<T>): (...args: A) => Promise<T> {
   if (!tracing.enabled) return run;
   return async (...args: A): Promise<T> => {
-    const { span, active } = serverSpan(tracing, path);
+    const { span, active } = serverSpan(tracing, methodPath, context.active());
     try {
       const result = await context.with(active, () => run(...args));
       endWith(span, undefined);
