@@ -208,7 +208,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       log(`usage pipeline: ${usageEvents} events through Kafka → billing → ClickHouse`);
       const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : [];
       usagePipeline = await measureUsageThroughput({ brokers: infra.brokers, events: usageEvents, runId, nodeArgs });
-      log(`usage pipeline: ${usagePipeline.eventsPerSecond} events/s (published in ${usagePipeline.publishSeconds.toFixed(2)} s, stored after ${usagePipeline.storedSeconds.toFixed(2)} s, ${usagePipeline.batches} inserts)`);
+      log(`usage pipeline: consumer ${usagePipeline.consumer.eventsPerSecond} events/s over a backlog (${usagePipeline.consumer.batches} inserts); live ${usagePipeline.eventsPerSecond} events/s (published in ${usagePipeline.publishSeconds.toFixed(2)} s, stored after ${usagePipeline.storedSeconds.toFixed(2)} s, ${usagePipeline.batches} inserts)`);
       const chargebackEvents = options.chargebackEvents ?? (smoke ? 100_000 : 10_000_000);
       if (chargebackEvents > 0) {
         log(`chargeback: generating ${chargebackEvents} events into ClickHouse (chDB)`);

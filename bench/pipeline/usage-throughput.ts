@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { Kafka, logLevel } from 'kafkajs';
-import { parseConfig } from '@openrouter/config';
-import { createLogger } from '@openrouter/observability';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { parseConfig, type GatewayConfig as Config } from '@openrouter/config';
+import { createLogger, type Logger } from '@openrouter/observability';
 import { KafkaUsagePublisher } from '@openrouter/usage';
 import { freePort } from '../../test/support/ports';
 import { benchConfigDocument, benchKeys } from '../bench-config';
@@ -15,23 +15,107 @@ import { syntheticUsageEvent } from './event-generator';
 
 export interface UsageThroughputResult {
   events: number;
-  /** Events stored in ClickHouse and committed in Kafka per second, from the first publish. */
+  /**
+   * Live: events stored in ClickHouse and committed in Kafka per second, from the first publish,
+   * with the publisher producing on the same machine while billing consumes.
+   */
   eventsPerSecond: number;
   publishSeconds: number;
   storedSeconds: number;
   stored: number;
   /** Handler calls billing made (one ClickHouse insert each). */
   batches: number;
+  /**
+   * The consumer's own throughput: billing drains `events` already waiting in Kafka (the
+   * publisher has finished), events per second between its first and its last commit.
+   */
+  consumer: { eventsPerSecond: number; drainSeconds: number; batches: number };
 }
 
+const POLL_MS = 20;
+
 /**
- * Usage events per second through the real pipeline: the ingress publisher (libs/usage) sends
- * `events` synthetic events to Kafka, the billing service (its own process, from the build)
- * consumes them into ClickHouse (chDB) and commits. Done means the group's committed offsets
- * cover every event, which billing only commits after the insert succeeded.
+ * Usage events per second through the real pipeline, measured twice with the billing service as
+ * its own process from the build, consuming into ClickHouse (chDB):
+ *
+ * - live: the ingress publisher (libs/usage) sends `events` synthetic events to Kafka while billing
+ *   consumes them; done when the group's committed offsets cover every event, which billing only
+ *   commits after the insert succeeded;
+ * - backlog: `events` are published first, then billing starts and drains them; the rate between
+ *   its first and its last commit is the consumer's throughput, with no publisher competing for
+ *   the machine's cores (in production the publishers are ingress replicas elsewhere).
  */
 export async function measureUsageThroughput(options: { brokers: readonly string[]; events: number; runId: string; nodeArgs?: readonly string[] }): Promise<UsageThroughputResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'or-bench-pipeline-'));
+  const kafka = new Kafka({ clientId: 'bench-usage-probe', brokers: [...options.brokers], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  const logger = createLogger('bench-usage', 'warn');
+  await admin.connect();
+  try {
+    const live = await measureLive(options, admin, logger);
+    const consumer = await measureBacklog(options, admin, logger);
+    return { ...live, consumer };
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+type ThroughputOptions = Parameters<typeof measureUsageThroughput>[0];
+
+async function measureLive(options: ThroughputOptions, admin: Admin, logger: Logger): Promise<Omit<UsageThroughputResult, 'consumer'>> {
+  const run = await pipelineRun(options, 'pipeline');
+  const billing = await run.startBilling();
+  let publisher: KafkaUsagePublisher | undefined;
+  try {
+    publisher = await run.startPublisher(logger);
+    const started = performance.now();
+    await publishAll(publisher, options.events, options.runId);
+    const published = performance.now();
+    await waitCommitted(admin, run.config, billing, options.events, () => undefined);
+    const storedSeconds = (performance.now() - started) / 1000;
+    const { stored, batches } = await ingestCounters(run.billingPort);
+    return { events: options.events, eventsPerSecond: Math.round(options.events / storedSeconds), publishSeconds: (published - started) / 1000, storedSeconds, stored, batches };
+  } finally {
+    await publisher?.close().catch(() => undefined);
+    await billing.stop();
+  }
+}
+
+async function measureBacklog(options: ThroughputOptions, admin: Admin, logger: Logger): Promise<UsageThroughputResult['consumer']> {
+  const run = await pipelineRun(options, 'backlog');
+  const publisher = await run.startPublisher(logger);
+  try {
+    await publishAll(publisher, options.events, `${options.runId}-backlog`);
+  } finally {
+    await publisher.close();
+  }
+  const billing = await run.startBilling();
+  try {
+    const ready = performance.now();
+    let first: { at: number; committed: number } | undefined;
+    await waitCommitted(admin, run.config, billing, options.events, (committed, at) => {
+      if (!first && committed > 0) first = { at, committed };
+    });
+    const done = performance.now();
+    // The rate between the first and the last commit; when one batch took everything, from readiness.
+    const [from, counted] = first && first.committed < options.events && done > first.at ? [first.at, options.events - first.committed] : [ready, options.events];
+    const drainSeconds = (done - from) / 1000;
+    const { batches } = await ingestCounters(run.billingPort);
+    return { eventsPerSecond: Math.round(counted / drainSeconds), drainSeconds, batches };
+  } finally {
+    await billing.stop();
+  }
+}
+
+interface PipelineRun {
+  config: Config;
+  billingPort: number;
+  startBilling(): Promise<BenchProcess>;
+  startPublisher(logger: Logger): Promise<KafkaUsagePublisher>;
+}
+
+/** A configuration of its own (topics, consumer group, data directory) for one measurement. */
+async function pipelineRun(options: ThroughputOptions, name: string): Promise<PipelineRun> {
+  const dir = mkdtempSync(join(tmpdir(), `or-bench-${name}-`));
   const [billingPort, billingGrpc] = await Promise.all([freePort(), freePort()]);
   const document = benchConfigDocument({
     mode: 'distributed',
@@ -41,52 +125,52 @@ export async function measureUsageThroughput(options: { brokers: readonly string
     kafkaBrokers: options.brokers,
     redisUrl: 'redis://127.0.0.1:9',
     dataDir: join(dir, 'data'),
-    runId: `${options.runId}_pipeline`,
+    runId: `${options.runId}_${name}`,
   });
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, stringify(document));
   const config = parseConfig(document, {});
-  const logger = createLogger('bench-usage', 'warn');
+  return {
+    config,
+    billingPort,
+    async startBilling() {
+      const billing = BenchProcess.node(`billing-${name}`, 'dist/services/billing/src/main.js', [], { env: { OPENROUTER_CONFIG: configPath }, nodeArgs: options.nodeArgs ?? [] });
+      try {
+        await billing.waitHealthy(`http://127.0.0.1:${billingPort}/ready`, 90_000);
+      } catch (error) {
+        await billing.stop();
+        throw error;
+      }
+      return billing;
+    },
+    startPublisher: (logger) => KafkaUsagePublisher.start({ kafka: config.usage.kafka, outbox: { ...config.usage.outbox, dir: join(dir, 'outbox') } }, logger),
+  };
+}
 
-  const billing = BenchProcess.node('billing', 'dist/services/billing/src/main.js', [], { env: { OPENROUTER_CONFIG: configPath }, nodeArgs: options.nodeArgs ?? [] });
-  const kafka = new Kafka({ clientId: 'bench-usage-probe', brokers: [...options.brokers], logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  let publisher: KafkaUsagePublisher | undefined;
-  try {
-    await billing.waitHealthy(`http://127.0.0.1:${billingPort}/ready`, 90_000);
-    await admin.connect();
-    const { topic, consumerGroup } = config.usage.kafka;
-    publisher = await KafkaUsagePublisher.start({ kafka: config.usage.kafka, outbox: { ...config.usage.outbox, dir: join(dir, 'outbox') } }, logger);
+async function publishAll(publisher: KafkaUsagePublisher, events: number, idPrefix: string): Promise<void> {
+  const base = Date.UTC(2025, 2, 1);
+  const publishing: Array<Promise<void>> = [];
+  for (let i = 0; i < events; i++) {
+    publishing.push(publisher.publish(syntheticUsageEvent(idPrefix, i, base + i)));
+    // Yield now and then so batches leave while the rest is produced.
+    if (i % 5_000 === 4_999) await new Promise((done) => setImmediate(done));
+  }
+  await Promise.all(publishing);
+  if (publisher.status().mode !== 'direct') throw new Error('the usage publisher fell back to its outbox: Kafka did not take the events');
+}
 
-    const base = Date.UTC(2025, 2, 1);
-    const started = performance.now();
-    const publishing: Array<Promise<void>> = [];
-    for (let i = 0; i < options.events; i++) {
-      publishing.push(publisher.publish(syntheticUsageEvent(options.runId, i, base + i)));
-      // Yield now and then so batches leave while the rest is produced.
-      if (i % 5_000 === 4_999) await new Promise((done) => setImmediate(done));
-    }
-    await Promise.all(publishing);
-    const published = performance.now();
-    if (publisher.status().mode !== 'direct') throw new Error('the usage publisher fell back to its outbox: Kafka did not take the events');
-
-    let committed = 0;
-    const deadline = Date.now() + 600_000;
-    while (committed < options.events) {
-      if (!billing.running) throw new Error(`billing exited:\n${billing.tail}`);
-      if (Date.now() > deadline) throw new Error(`billing stored ${committed} of ${options.events} events in 10 minutes`);
-      const offsets = await admin.fetchOffsets({ groupId: consumerGroup, topics: [topic] });
-      committed = (offsets[0]?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
-      if (committed < options.events) await new Promise((done) => setTimeout(done, 50));
-    }
-    const storedAt = performance.now();
-    const storedSeconds = (storedAt - started) / 1000;
-    const { stored, batches } = await ingestCounters(billingPort);
-    return { events: options.events, eventsPerSecond: Math.round(options.events / storedSeconds), publishSeconds: (published - started) / 1000, storedSeconds, stored, batches };
-  } finally {
-    await publisher?.close().catch(() => undefined);
-    await admin.disconnect().catch(() => undefined);
-    await billing.stop();
+/** Polls the consumer group's committed offsets until they cover `events`. */
+async function waitCommitted(admin: Admin, config: Config, billing: BenchProcess, events: number, observe: (committed: number, at: number) => void): Promise<void> {
+  const { topic, consumerGroup } = config.usage.kafka;
+  let committed = 0;
+  const deadline = Date.now() + 600_000;
+  while (committed < events) {
+    if (!billing.running) throw new Error(`billing exited:\n${billing.tail}`);
+    if (Date.now() > deadline) throw new Error(`billing stored ${committed} of ${events} events in 10 minutes`);
+    const offsets = await admin.fetchOffsets({ groupId: consumerGroup, topics: [topic] });
+    committed = (offsets[0]?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+    observe(committed, performance.now());
+    if (committed < events) await new Promise((done) => setTimeout(done, POLL_MS));
   }
 }
 

@@ -28,7 +28,7 @@ const reportSchema = z.object({
   ),
   peakRssMb: z.record(z.string(), z.number()),
   routeDecision: z.object({ p50Micros: z.number() }).nullable(),
-  usagePipeline: z.object({ events: z.number(), stored: z.number(), eventsPerSecond: z.number() }).nullable(),
+  usagePipeline: z.object({ events: z.number(), stored: z.number(), eventsPerSecond: z.number(), consumer: z.object({ eventsPerSecond: z.number(), batches: z.number() }) }).nullable(),
   chargeback: z.object({ events: z.number(), groups: z.number(), totalCost: z.string() }).nullable(),
   targets: z.array(z.object({ name: z.string(), measured: z.number().nullable() })),
 });
@@ -77,6 +77,8 @@ describe('benchmark harness (smoke)', () => {
   it('runs the usage pipeline and the chargeback over generated events', () => {
     expect(report.usagePipeline?.stored).toBe(report.usagePipeline?.events);
     expect(report.usagePipeline?.eventsPerSecond).toBeGreaterThan(0);
+    expect(report.usagePipeline?.consumer.eventsPerSecond).toBeGreaterThan(0);
+    expect(report.usagePipeline?.consumer.batches).toBeGreaterThan(0);
     expect(report.chargeback?.events).toBeGreaterThan(0);
     expect(report.chargeback?.groups).toBeGreaterThan(0);
     expect(Number(report.chargeback?.totalCost)).toBeGreaterThan(0);

@@ -2,15 +2,14 @@ import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import type { UsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { createKafka, ensureUsageTopics, type UsageBatchHandler, type UsageMessage, type UsageSource } from '@openrouter/usage';
-import { UsageBatchCoalescer } from './usage-batch-coalescer';
 
 /**
  * Reads `openrouter.usage.v1` in the consumer group `billing` with `eachBatch`. A batch's offsets
  * are committed only after the handler stored it; while the handler fails (ClickHouse down) the
  * same messages are retried with backoff, heartbeating, so the consumer waits instead of losing
  * or skipping anything. A rebalance mid-retry leaves the batch uncommitted for the next owner.
- * Chunks of partitions consumed at the same time are stored in one handler call
- * ({@link UsageBatchCoalescer}); each partition still commits only its own offsets.
+ * Partitions are consumed concurrently, each handing its chunks to the handler (which may join
+ * them into one insert: `UsageBatchCoalescer`); each partition commits only its own offsets.
  */
 export class KafkaUsageSource implements UsageSource {
   private readonly kafka: Kafka;
@@ -41,7 +40,6 @@ export class KafkaUsageSource implements UsageSource {
     await consumer.connect();
     await consumer.subscribe({ topic: k.topic, fromBeginning: true });
     this.running = true;
-    const store = new UsageBatchCoalescer(handler, c.batchMaxEvents, c.coalesceLingerMs).handle;
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -56,7 +54,7 @@ export class KafkaUsageSource implements UsageSource {
           for (;;) {
             if (!isRunning() || isStale()) return;
             try {
-              await store(messages);
+              await handler(messages);
               break;
             } catch (error) {
               this.logger.warn({ err: error, partition: batch.partition, offset: chunk[0]?.offset, events: chunk.length, retryInMs: delay }, 'usage batch not stored; retrying, offsets not committed');

@@ -1,6 +1,6 @@
 import type { usagev1 } from '@openrouter/contracts';
 import type { UsageConsumerMetrics } from '@openrouter/observability';
-import type { UsageEventRepository } from './usage-event.repository';
+import type { EncodedUsageRow, UsageEventRepository } from './usage-event.repository';
 
 /** The usage store with its inserts timed and the stored events counted. */
 export class TimedUsageEventRepository implements UsageEventRepository {
@@ -13,10 +13,14 @@ export class TimedUsageEventRepository implements UsageEventRepository {
     return this.inner.storedIds(ids);
   }
 
-  async insert(events: readonly usagev1.UsageEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    await this.metrics.timeInsert('usage_events', () => this.inner.insert(events));
-    this.metrics.events.inc({ result: 'stored' }, events.length);
+  encode(event: usagev1.UsageEvent): EncodedUsageRow {
+    return this.inner.encode(event);
+  }
+
+  async insertRows(rows: readonly EncodedUsageRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.metrics.timeInsert('usage_events', () => this.inner.insertRows(rows));
+    this.metrics.events.inc({ result: 'stored' }, rows.length);
   }
 
   ping(): Promise<boolean> {

@@ -30,7 +30,7 @@ const settle = (): Promise<void> => new Promise((done) => setImmediate(done));
 describe('UsageBatchCoalescer', () => {
   it('stores the chunks that arrive together in one call and resolves each', async () => {
     const handler = new ControlledHandler();
-    const coalescer = new UsageBatchCoalescer(handler.handle, 100, 1);
+    const coalescer = UsageBatchCoalescer.of(handler.handle, 100, 1);
     const done = [coalescer.handle(chunk('a', 3)), coalescer.handle(chunk('b', 2)), coalescer.handle(chunk('c', 1))];
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(handler.calls.map((c) => c.map((m) => m.key))).toEqual([['a0', 'a1', 'a2', 'b0', 'b1', 'c0']]);
@@ -40,7 +40,7 @@ describe('UsageBatchCoalescer', () => {
 
   it('runs one call at a time and sends what arrived meanwhile next, up to the limit, never splitting a chunk', async () => {
     const handler = new ControlledHandler();
-    const coalescer = new UsageBatchCoalescer(handler.handle, 5, 0);
+    const coalescer = UsageBatchCoalescer.of(handler.handle, 5, 0);
     const first = coalescer.handle(chunk('a', 2));
     await settle();
     const later = [coalescer.handle(chunk('b', 3)), coalescer.handle(chunk('c', 2)), coalescer.handle(chunk('d', 4))];
@@ -60,7 +60,7 @@ describe('UsageBatchCoalescer', () => {
 
   it('rejects every chunk of a failed call, so none of them is committed, and goes on with the next', async () => {
     const handler = new ControlledHandler();
-    const coalescer = new UsageBatchCoalescer(handler.handle, 100, 1);
+    const coalescer = UsageBatchCoalescer.of(handler.handle, 100, 1);
     const a = coalescer.handle(chunk('a', 1));
     const b = coalescer.handle(chunk('b', 1));
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -73,5 +73,55 @@ describe('UsageBatchCoalescer', () => {
     expect(handler.calls).toHaveLength(2);
     handler.succeed();
     await expect(retry).resolves.toBeUndefined();
+  });
+
+  it('prepares each chunk as it arrives, while a store runs, and stores the prepared chunks together', async () => {
+    const prepared: string[] = [];
+    const stores: string[][][] = [];
+    const pending: Array<() => void> = [];
+    const coalescer = new UsageBatchCoalescer<string[]>(
+      {
+        prepare: (messages) => {
+          const keys = messages.map((m) => m.key);
+          prepared.push(keys.join(','));
+          return keys;
+        },
+        store: (chunks) =>
+          new Promise<void>((resolve) => {
+            stores.push(chunks);
+            pending.push(resolve);
+          }),
+      },
+      100,
+      0,
+    );
+    const first = coalescer.handle(chunk('a', 2));
+    const second = coalescer.handle(chunk('b', 1));
+    const third = coalescer.handle(chunk('c', 1));
+    // b and c were prepared when they arrived, before a's store finished.
+    expect(prepared).toEqual(['a0,a1', 'b0', 'c0']);
+    expect(stores).toEqual([[['a0', 'a1']]]);
+    pending.shift()?.();
+    await first;
+    await settle();
+    expect(stores[1]).toEqual([['b0'], ['c0']]);
+    pending.shift()?.();
+    await expect(Promise.all([second, third])).resolves.toEqual([undefined, undefined]);
+  });
+
+  it('rejects a chunk whose preparation throws, without holding up the others', async () => {
+    const coalescer = new UsageBatchCoalescer<number>(
+      {
+        prepare: (messages) => {
+          if (messages[0]?.key === 'bad0') throw new Error('cannot encode');
+          return messages.length;
+        },
+        store: () => Promise.resolve(),
+      },
+      100,
+      0,
+    );
+    await expect(coalescer.handle(chunk('bad', 1))).rejects.toThrow('cannot encode');
+    await expect(coalescer.handle(chunk('ok', 2))).resolves.toBeUndefined();
   });
 });

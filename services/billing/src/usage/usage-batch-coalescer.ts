@@ -1,35 +1,57 @@
 import type { UsageBatchHandler, UsageMessage } from '@openrouter/usage';
 
-interface Waiter {
-  messages: UsageMessage[];
+/** A batch handler in two stages: see {@link UsageBatchCoalescer}. */
+export interface StagedUsageHandler<P> {
+  /** The CPU part (decode, encode), done as each chunk arrives. */
+  prepare(messages: UsageMessage[]): P;
+  /** The write, for chunks prepared so far, together; one call at a time. */
+  store(prepared: P[]): Promise<void>;
+}
+
+interface Waiter<P> {
+  prepared: P;
+  size: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
 
 /**
- * Joins the chunks that partitions hand in at about the same time into one handler call, so the
+ * Joins the chunks that partitions hand in at about the same time into one store call, so the
  * partitions of a fetch become one ClickHouse insert instead of one each: every insert writes a
  * part in each table and its views, and parts are merged later, so fewer and larger inserts cost
- * much less. One call runs at a time; chunks that arrive meanwhile wait and go together in the
- * next, up to `maxEvents` messages (a chunk is never split). Each submitter learns the outcome of
- * the call that carried its chunk: it commits only after that call stored it, and on failure
- * retries its own chunk, so the guarantees of a plain handler call are kept.
+ * much less. One store runs at a time; chunks that arrive meanwhile are prepared at once (decoded
+ * and encoded while the store's write runs on ClickHouse's side) and go together in the next,
+ * up to `maxEvents` messages (a chunk is never split). Each submitter learns the outcome of the
+ * call that carried its chunk: it commits only after that call stored it, and on failure retries
+ * its own chunk, so the guarantees of a plain handler call are kept.
  */
-export class UsageBatchCoalescer {
-  private readonly waiting: Waiter[] = [];
+export class UsageBatchCoalescer<P> {
+  private readonly waiting: Array<Waiter<P>> = [];
   private running = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly handler: UsageBatchHandler,
+    private readonly stages: StagedUsageHandler<P>,
     private readonly maxEvents: number,
     /** How long the first chunk waits for the other partitions of its fetch when no call runs. */
     private readonly lingerMs: number,
   ) {}
 
+  /** A coalescer over a plain handler: nothing prepared ahead, chunks concatenated. */
+  static of(handler: UsageBatchHandler, maxEvents: number, lingerMs: number): UsageBatchCoalescer<UsageMessage[]> {
+    return new UsageBatchCoalescer({ prepare: (messages) => messages, store: (chunks) => handler(chunks.length === 1 ? (chunks[0] ?? []) : chunks.flat()) }, maxEvents, lingerMs);
+  }
+
   readonly handle: UsageBatchHandler = (messages) =>
     new Promise<void>((resolve, reject) => {
-      this.waiting.push({ messages, resolve, reject });
+      let prepared: P;
+      try {
+        prepared = this.stages.prepare(messages);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      this.waiting.push({ prepared, size: messages.length, resolve, reject });
       if (this.running) return;
       if (this.waitingEvents() >= this.maxEvents || this.lingerMs === 0) this.flush();
       else this.timer ??= setTimeout(() => this.flush(), this.lingerMs);
@@ -37,7 +59,7 @@ export class UsageBatchCoalescer {
 
   private waitingEvents(): number {
     let events = 0;
-    for (const w of this.waiting) events += w.messages.length;
+    for (const w of this.waiting) events += w.size;
     return events;
   }
 
@@ -47,24 +69,29 @@ export class UsageBatchCoalescer {
       this.timer = undefined;
     }
     if (this.running || this.waiting.length === 0) return;
-    const group: Waiter[] = [];
+    const group: Array<Waiter<P>> = [];
     let events = 0;
     while (this.waiting.length > 0) {
       const next = this.waiting[0];
-      if (!next || (group.length > 0 && events + next.messages.length > this.maxEvents)) break;
+      if (!next || (group.length > 0 && events + next.size > this.maxEvents)) break;
       group.push(next);
-      events += next.messages.length;
+      events += next.size;
       this.waiting.shift();
     }
-    const messages = group.length === 1 ? (group[0]?.messages ?? []) : group.flatMap((w) => w.messages);
     this.running = true;
-    void this.handler(messages).then(
+    let storing: Promise<void>;
+    try {
+      storing = this.stages.store(group.map((w) => w.prepared));
+    } catch (error) {
+      storing = Promise.reject(error);
+    }
+    void storing.then(
       () => this.settle(group, undefined),
       (error: unknown) => this.settle(group, error ?? new Error('usage batch failed')),
     );
   }
 
-  private settle(group: Waiter[], error: unknown): void {
+  private settle(group: Array<Waiter<P>>, error: unknown): void {
     this.running = false;
     for (const w of group) {
       if (error === undefined) w.resolve();

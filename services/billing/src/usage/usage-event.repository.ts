@@ -1,12 +1,21 @@
+import { Readable } from 'node:stream';
 import type { usagev1 } from '@openrouter/contracts';
 import { WITHOUT_OUTPUT_SETTINGS, type ClickHouseClient, type ClickHouseTarget } from '@openrouter/usage';
 import { ClickHouseTimeFormat, toUsageRowValues, USAGE_EVENT_COLUMNS } from './usage-row';
 
-/** Where billing stores usage events. */
+/** An event encoded as one row of the store's insert format (for ClickHouse a JSONCompactEachRow line). */
+export type EncodedUsageRow = string & { readonly __encodedUsageRow: true };
+
+/**
+ * Where billing stores usage events. Encoding is separate from inserting so that a batch can be
+ * encoded as it arrives, while the previous one is being written.
+ */
 export interface UsageEventRepository {
   /** The ids among `ids` that are stored already. */
   storedIds(ids: readonly string[]): Promise<Set<string>>;
-  insert(events: readonly usagev1.UsageEvent[]): Promise<void>;
+  encode(event: usagev1.UsageEvent): EncodedUsageRow;
+  /** Inserts encoded rows in one write. */
+  insertRows(rows: readonly EncodedUsageRow[]): Promise<void>;
   ping(): Promise<boolean>;
 }
 
@@ -21,12 +30,15 @@ export class ClickHouseUsageEventRepository implements UsageEventRepository {
 
   private readonly idsPerQuery: number;
 
+  private readonly insertStatement: string;
+
   constructor(
     private readonly client: ClickHouseClient,
     private readonly database: string,
     kind: ClickHouseTarget['kind'] = 'server',
   ) {
     this.idsPerQuery = IDS_PER_QUERY[kind];
+    this.insertStatement = `INSERT INTO ${database}.usage_events (${USAGE_EVENT_COLUMNS.join(', ')}) FORMAT JSONCompactEachRow`;
   }
 
   async storedIds(ids: readonly string[]): Promise<Set<string>> {
@@ -43,15 +55,25 @@ export class ClickHouseUsageEventRepository implements UsageEventRepository {
     return stored;
   }
 
-  async insert(events: readonly usagev1.UsageEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    await this.client.insert({
-      table: `${this.database}.usage_events`,
-      columns: [...USAGE_EVENT_COLUMNS],
-      values: events.map((event) => toUsageRowValues(event, this.time)),
-      format: 'JSONCompactEachRow',
+  /** The row as JSONCompactEachRow, positional in {@link USAGE_EVENT_COLUMNS}' order (what `client.insert` would send). */
+  encode(event: usagev1.UsageEvent): EncodedUsageRow {
+    return `${JSON.stringify(toUsageRowValues(event, this.time))}\n` as EncodedUsageRow;
+  }
+
+  async insertRows(rows: readonly EncodedUsageRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    // `exec` with a body: the rows are encoded already, `insert` would encode them again.
+    const result = await this.client.exec({
+      query: this.insertStatement,
+      values: Readable.from([rows.join('')]),
       clickhouse_settings: WITHOUT_OUTPUT_SETTINGS,
     });
+    // An insert answers with an empty body; reading it to the end frees the connection.
+    for await (const chunk of result.stream) void chunk;
+  }
+
+  insert(events: readonly usagev1.UsageEvent[]): Promise<void> {
+    return this.insertRows(events.map((event) => this.encode(event)));
   }
 
   async ping(): Promise<boolean> {

@@ -1,7 +1,6 @@
-import type { usagev1 } from '@openrouter/contracts';
 import type { Logger } from '@openrouter/observability';
 import { decodeUsageMessage, type DeadLetterSink, type UsageMessage } from '@openrouter/usage';
-import type { UsageEventRepository } from './usage-event.repository';
+import type { EncodedUsageRow, UsageEventRepository } from './usage-event.repository';
 
 export interface IngestStats {
   stored: number;
@@ -10,11 +9,25 @@ export interface IngestStats {
   batches: number;
 }
 
+/** Messages decoded, validated and encoded as rows: the CPU part of storing them. */
+export interface PreparedUsage {
+  /** The encoded row per event id, each id once. */
+  readonly rows: Map<string, EncodedUsageRow>;
+  readonly poison: Array<{ message: UsageMessage; reason: string }>;
+  /** Repeats of an event id within the messages. */
+  readonly duplicates: number;
+  /** How many messages were prepared. */
+  readonly size: number;
+}
+
 /**
- * Stores a batch of usage messages so each event is counted once: poison messages (undecodable
- * or invalid) go to the dead letters with the reason; of the rest, events already stored and
- * repeats within the batch are dropped by event id; the others are inserted in one write.
- * Throwing means nothing may be committed: the same batch comes again, and is safe to repeat.
+ * Stores usage messages so each event is counted once: poison messages (undecodable or invalid)
+ * go to the dead letters with the reason; of the rest, events already stored and repeats are
+ * dropped by event id; the others are inserted in one write.
+ *
+ * Two stages, so a consumer can overlap them: `prepare` decodes and encodes (CPU, synchronous),
+ * `store` looks up the stored ids and writes (I/O, one at a time). Throwing from `store` means
+ * nothing may be committed: the same messages come again, and are safe to repeat.
  */
 export class UsageIngestService {
   private readonly counters: IngestStats = { stored: 0, duplicates: 0, deadLettered: 0, batches: 0 };
@@ -29,19 +42,42 @@ export class UsageIngestService {
     return { ...this.counters };
   }
 
-  readonly handle = async (messages: UsageMessage[]): Promise<void> => {
-    const events = new Map<string, usagev1.UsageEvent>();
-    const poison: Array<{ message: UsageMessage; reason: string }> = [];
+  /** Both stages for one batch. */
+  readonly handle = (messages: UsageMessage[]): Promise<void> => this.store([this.prepare(messages)]);
+
+  readonly prepare = (messages: UsageMessage[]): PreparedUsage => {
+    const rows = new Map<string, EncodedUsageRow>();
+    const poison: PreparedUsage['poison'] = [];
     let duplicates = 0;
     for (const message of messages) {
       const decoded = decodeUsageMessage(message.value);
       if (!decoded.ok) poison.push({ message, reason: decoded.reason });
-      else if (events.has(decoded.event.eventId)) duplicates++;
-      else events.set(decoded.event.eventId, decoded.event);
+      else if (rows.has(decoded.event.eventId)) duplicates++;
+      else rows.set(decoded.event.eventId, this.repository.encode(decoded.event));
     }
-    const stored = events.size > 0 ? await this.repository.storedIds([...events.keys()]) : new Set<string>();
-    const fresh = [...events.values()].filter((e) => !stored.has(e.eventId));
-    await this.repository.insert(fresh);
+    return { rows, poison, duplicates, size: messages.length };
+  };
+
+  /** Stores prepared batches together, as one insert. */
+  readonly store = async (batches: readonly PreparedUsage[]): Promise<void> => {
+    const [first, ...rest] = batches;
+    if (!first) return;
+    let { rows, duplicates } = first;
+    const poison = rest.length === 0 ? first.poison : batches.flatMap((b) => b.poison);
+    if (rest.length > 0) {
+      rows = new Map(rows);
+      for (const batch of rest) {
+        duplicates += batch.duplicates;
+        for (const [id, row] of batch.rows) {
+          if (rows.has(id)) duplicates++;
+          else rows.set(id, row);
+        }
+      }
+    }
+    const stored = rows.size > 0 ? await this.repository.storedIds([...rows.keys()]) : new Set<string>();
+    const fresh: EncodedUsageRow[] = [];
+    for (const [id, row] of rows) if (!stored.has(id)) fresh.push(row);
+    await this.repository.insertRows(fresh);
     if (poison.length > 0) {
       await this.deadLetters.send(poison);
       for (const p of poison) this.logger.warn({ reason: p.reason, origin: p.message.origin }, 'usage message sent to the dead-letter topic');

@@ -5,6 +5,7 @@ import { KafkaDeadLetterSink, MemoryDeadLetterSink } from './dead-letter.sink';
 import { KafkaUsageSource } from './kafka-usage.source';
 import { ClickHouseUsageEventRepository } from './usage-event.repository';
 import { TimedUsageEventRepository } from './timed-usage-event.repository';
+import { UsageBatchCoalescer } from './usage-batch-coalescer';
 import { UsageIngestService, type IngestStats } from './usage-ingest.service';
 
 /** What a running usage pipeline shows: lag for readiness and metrics, counters for tests. */
@@ -35,11 +36,14 @@ export async function startUsagePipeline(config: GatewayConfig, logger: Logger, 
     deadLetters = kafka ? new KafkaDeadLetterSink(config.usage.kafka, logger) : new MemoryDeadLetterSink(logger);
     const ingest = new UsageIngestService(repository, deadLetters, logger);
     source = given ?? (kafka ? new KafkaUsageSource(config.usage, logger) : undefined);
-    // Each stored batch is a consumer span linked to the request spans that produced its events
+    // Chunks handed in together (Kafka partitions, or bus batches) are prepared as they arrive and
+    // stored together, one insert at a time.
+    const coalesced = new UsageBatchCoalescer(ingest, config.usage.consumer.batchMaxEvents, config.usage.consumer.coalesceLingerMs).handle;
+    // Each stored chunk is a consumer span linked to the request spans that produced its events
     // (their `traceparent` headers). Headers are only read when tracing is on.
     const handle: UsageBatchHandler = tracing?.enabled
-      ? (messages) => tracing.consume(`${config.usage.kafka.topic} process`, messages.map((m) => m.headers), () => ingest.handle(messages))
-      : ingest.handle;
+      ? (messages) => tracing.consume(`${config.usage.kafka.topic} process`, messages.map((m) => m.headers), () => coalesced(messages))
+      : coalesced;
     if (source) await source.start(handle);
     else logger.warn('usage.bus is in-process but billing runs on its own: no usage events will arrive (use usage.bus: kafka)');
 
