@@ -50,6 +50,36 @@ describe('InProcessUsageBus', () => {
     await bus.close();
   });
 
+  it('gathers what arrives while a batch is stored into the next batch, not straight away', async () => {
+    const bus = new InProcessUsageBus(logger, { maxWaitMs: 10_000, batchMaxEvents: 3 });
+    const batches: string[][] = [];
+    const storing = deferred();
+    const release = deferred();
+    await bus.start(async (batch) => {
+      batches.push(payloads(batch));
+      if (batches.length === 1) {
+        storing.resolve();
+        await release.promise;
+      }
+    });
+    for (let n = 0; n < 3; n++) bus.publishMessage(message(n));
+    await storing.promise;
+    // Published during the first insert: one event, far from a full batch.
+    bus.publishMessage(message(3));
+    release.resolve();
+    for (let i = 0; i < 5; i++) await new Promise((done) => setImmediate(done));
+    expect(batches).toEqual([['0', '1', '2']]);
+    expect(await bus.lag()).toBe(1);
+    // It goes when the batch fills (or the linger ends, or close flushes).
+    bus.publishMessage(message(4));
+    bus.publishMessage(message(5));
+    await bus.close();
+    expect(batches).toEqual([
+      ['0', '1', '2'],
+      ['3', '4', '5'],
+    ]);
+  });
+
   it('delivers a failed batch again until the handler takes it', async () => {
     const bus = new InProcessUsageBus(logger, { retryInitialMs: 1, retryMaxMs: 2 });
     const attempts: string[][] = [];
