@@ -1,6 +1,6 @@
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import { adapterv1 } from '@openrouter/contracts';
-import { toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
+import { ServerCallCancellation, toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { AdapterService } from './adapter.service';
 
@@ -8,17 +8,19 @@ import type { AdapterService } from './adapter.service';
 export function adapterGrpcBinding(service: AdapterService, logger: Logger): GrpcServiceBinding {
   const implementation: adapterv1.AdapterServiceServer = {
     chat(call: ServerWritableStream<adapterv1.ChatRequest, adapterv1.ChatResponse>): void {
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
+      const cancellation = new ServerCallCancellation(call);
+      const { signal } = cancellation;
       void (async () => {
         try {
-          for await (const event of service.chat(call.request, abort.signal)) {
-            if (abort.signal.aborted) return;
+          for await (const event of service.chat(call.request, signal)) {
+            if (signal.aborted) return;
             call.write(event);
           }
+          cancellation.answered();
           call.end();
         } catch (error) {
-          if (abort.signal.aborted) return;
+          if (signal.aborted) return;
+          cancellation.answered();
           logger.debug({ requestId: call.request.requestId, err: error }, 'provider call failed');
           call.emit('error', toGrpcStatus(error));
         }
@@ -26,11 +28,16 @@ export function adapterGrpcBinding(service: AdapterService, logger: Logger): Grp
     },
 
     embed(call: ServerUnaryCall<adapterv1.EmbedRequest, adapterv1.EmbedResponse>, callback: sendUnaryData<adapterv1.EmbedResponse>): void {
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
-      service.embed(call.request, abort.signal).then(
-        (response) => callback(null, { response }),
-        (error: unknown) => callback(toGrpcStatus(error)),
+      const cancellation = new ServerCallCancellation(call);
+      service.embed(call.request, cancellation.signal).then(
+        (response) => {
+          cancellation.answered();
+          callback(null, { response });
+        },
+        (error: unknown) => {
+          cancellation.answered();
+          callback(toGrpcStatus(error));
+        },
       );
     },
   };

@@ -1,6 +1,6 @@
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
-import { toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
+import { ServerCallCancellation, toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { RouterService } from './router.service';
 
@@ -18,17 +18,19 @@ function unary<Req, Res>(work: (request: Req) => Res): (call: ServerUnaryCall<Re
 export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcServiceBinding {
   const implementation: routerv1.RouterServiceServer = {
     chat(call: ServerWritableStream<routerv1.ChatRequest, routerv1.ChatResponse>): void {
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
+      const cancellation = new ServerCallCancellation(call);
+      const { signal } = cancellation;
       void (async () => {
         try {
-          for await (const event of service.chat(call.request, abort.signal)) {
-            if (abort.signal.aborted) return;
+          for await (const event of service.chat(call.request, signal)) {
+            if (signal.aborted) return;
             call.write(event);
           }
+          cancellation.answered();
           call.end();
         } catch (error) {
-          if (abort.signal.aborted) return;
+          if (signal.aborted) return;
+          cancellation.answered();
           logger.debug({ requestId: call.request.context?.requestId, err: error }, 'route failed');
           call.emit('error', toGrpcStatus(error));
         }
@@ -36,11 +38,16 @@ export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcS
     },
 
     embed(call: ServerUnaryCall<routerv1.EmbedRequest, routerv1.EmbedResponse>, callback: sendUnaryData<routerv1.EmbedResponse>): void {
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
-      service.embed(call.request, abort.signal).then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(toGrpcStatus(error)),
+      const cancellation = new ServerCallCancellation(call);
+      service.embed(call.request, cancellation.signal).then(
+        (response) => {
+          cancellation.answered();
+          callback(null, response);
+        },
+        (error: unknown) => {
+          cancellation.answered();
+          callback(toGrpcStatus(error));
+        },
       );
     },
 
