@@ -68,7 +68,7 @@ export const usageConsumerSchema = z.object({
   /** When no insert runs, how long the first partition's chunk waits for the others of its fetch. */
   coalesceLingerMs: nonNegativeInt.default(5),
   /** Kafka fetch tuning: wait up to this long for `minBytes` so inserts are large. */
-  maxWaitMs: positiveInt.default(500),
+  maxWaitMs: positiveInt.default(1_000),
   minBytes: positiveInt.default(1024 * 1024),
   maxBytesPerPartition: positiveInt.default(8 * 1024 * 1024),
   partitionsConsumedConcurrently: positiveInt.default(3),
