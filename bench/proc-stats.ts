@@ -33,6 +33,8 @@ function statusKb(status: string, field: string): number {
 
 export interface GroupUsage {
   cpuMs: number;
+  /** The same CPU per named process. */
+  cpuMsByProcess: Record<string, number>;
   /** Highest summed RSS seen while sampling (a sum of per-process peaks would overstate it). */
   peakRssBytes: number;
   /** Summed VmHWM at the end: each process's own peak since it started. */
@@ -49,12 +51,12 @@ export class ProcessGroupMeter {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly pids: readonly number[],
+    private readonly processes: ReadonlyArray<{ name: string; pid: number }>,
     private readonly intervalMs = 100,
   ) {}
 
   begin(): void {
-    for (const pid of this.pids) this.start.set(pid, sampleProcess(pid)?.cpuMs ?? 0);
+    for (const { pid } of this.processes) this.start.set(pid, sampleProcess(pid)?.cpuMs ?? 0);
     this.peakRss = 0;
     this.sampleRss();
     this.timer = setInterval(() => this.sampleRss(), this.intervalMs);
@@ -67,18 +69,21 @@ export class ProcessGroupMeter {
     this.sampleRss();
     let cpuMs = 0;
     let hwmBytes = 0;
-    for (const pid of this.pids) {
+    const cpuMsByProcess: Record<string, number> = {};
+    for (const { name, pid } of this.processes) {
       const sample = sampleProcess(pid);
       if (!sample) continue;
-      cpuMs += sample.cpuMs - (this.start.get(pid) ?? 0);
+      const used = sample.cpuMs - (this.start.get(pid) ?? 0);
+      cpuMs += used;
+      cpuMsByProcess[name] = (cpuMsByProcess[name] ?? 0) + used;
       hwmBytes += sample.hwmBytes;
     }
-    return { cpuMs, peakRssBytes: this.peakRss, hwmBytes };
+    return { cpuMs, cpuMsByProcess, peakRssBytes: this.peakRss, hwmBytes };
   }
 
   private sampleRss(): void {
     let sum = 0;
-    for (const pid of this.pids) sum += sampleProcess(pid)?.rssBytes ?? 0;
+    for (const { pid } of this.processes) sum += sampleProcess(pid)?.rssBytes ?? 0;
     if (sum > this.peakRss) this.peakRss = sum;
   }
 }

@@ -28,6 +28,8 @@ const rowSchema = z.object({
   ttfbOverheadP50Ms: z.number().optional(),
   /** CPU (user + system) of the target's own processes per request, summed over them. */
   cpuMsPerRequest: z.number().nonnegative(),
+  /** The same per process of the target (the distributed mode's services), where it has more than one. */
+  cpuMsPerRequestByProcess: z.record(z.string(), z.number().nonnegative()).optional(),
   /** Highest summed RSS of the target's processes during this cell's runs. */
   peakRssMb: z.number().nonnegative(),
   /** Against the floor proxy at the same cell: throughput share, CPU multiple. */
@@ -93,6 +95,7 @@ export interface CellMeasurement {
   latenciesMs: number[];
   ttfbMs: number[];
   cpuMs: number;
+  cpuMsByProcess: Record<string, number>;
   peakRssBytes: number;
 }
 
@@ -111,6 +114,9 @@ export function summarise(cells: readonly CellMeasurement[]): ResultRow[] {
     overheadP99Ms: 0,
     ...(c.scenario === 'stream' ? { ttfbP50Ms: round(percentile(c.ttfbMs, 0.5)), ttfbP99Ms: round(percentile(c.ttfbMs, 0.99)), ttfbOverheadP50Ms: 0 } : {}),
     cpuMsPerRequest: round(c.requests > 0 ? c.cpuMs / c.requests : 0, 4),
+    ...(Object.keys(c.cpuMsByProcess).length > 1
+      ? { cpuMsPerRequestByProcess: Object.fromEntries(Object.entries(c.cpuMsByProcess).map(([name, ms]) => [name, round(c.requests > 0 ? ms / c.requests : 0, 4)])) }
+      : {}),
     peakRssMb: round(c.peakRssBytes / 1024 / 1024, 1),
   }));
   const find = (row: ResultRow, target: TargetName): ResultRow | undefined => rows.find((r) => r.scenario === row.scenario && r.concurrency === row.concurrency && r.target === target);
@@ -181,6 +187,14 @@ export function toMarkdown(report: BenchReport): string {
           ` ${fmt(r.cpuMsPerRequest, 3)} | ${fmt(r.peakRssMb, 0)} | ${fmt(r.throughputVsFloor, 2)} | ${fmt(r.cpuVsFloor, 2)} | ${r.errors} |`,
       );
     }
+    lines.push('');
+  }
+  const split = report.rows.filter((r) => r.cpuMsPerRequestByProcess !== undefined);
+  const names = [...new Set(split.flatMap((r) => Object.keys(r.cpuMsPerRequestByProcess ?? {})))];
+  if (split.length > 0) {
+    lines.push('### CPU ms per request by process', '');
+    lines.push(`| scenario | c | target | ${names.join(' | ')} | total |`, `|---|---|---|${names.map(() => '---:|').join('')}---:|`);
+    for (const r of split) lines.push(`| ${r.scenario} | ${r.concurrency} | ${r.target} | ${names.map((n) => fmt(r.cpuMsPerRequestByProcess?.[n], 3)).join(' | ')} | ${fmt(r.cpuMsPerRequest, 3)} |`);
     lines.push('');
   }
   lines.push('### Targets', '', '| target | goal | measured | met |', '|---|---|---:|---|');

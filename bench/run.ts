@@ -167,19 +167,20 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       }
 
       const measure = async (target: BenchTarget, scenario: Scenario, concurrency: number, durationMs: number): Promise<void> => {
-        const meter = new ProcessGroupMeter(target.pids);
+        const meter = new ProcessGroupMeter(target.processes);
         meter.begin();
         const sample = await drive(target, scenario, concurrency, durationMs);
         const usage = meter.end();
         peakRss.set(target.name, Math.max(peakRss.get(target.name) ?? 0, usage.peakRssBytes));
         const key = `${scenario}/${concurrency}/${target.name}`;
-        const cell = cells.get(key) ?? { scenario, concurrency, target: target.name, requests: 0, errors: 0, durationMs: 0, latenciesMs: [], ttfbMs: [], cpuMs: 0, peakRssBytes: 0 };
+        const cell = cells.get(key) ?? { scenario, concurrency, target: target.name, requests: 0, errors: 0, durationMs: 0, latenciesMs: [], ttfbMs: [], cpuMs: 0, cpuMsByProcess: {}, peakRssBytes: 0 };
         cell.requests += sample.requests;
         cell.errors += sample.errors;
         cell.durationMs += sample.durationMs;
         for (const v of sample.latenciesMs) cell.latenciesMs.push(v);
         for (const v of sample.ttfbMs) cell.ttfbMs.push(v);
         cell.cpuMs += usage.cpuMs;
+        for (const [name, ms] of Object.entries(usage.cpuMsByProcess)) cell.cpuMsByProcess[name] = (cell.cpuMsByProcess[name] ?? 0) + ms;
         cell.peakRssBytes = Math.max(cell.peakRssBytes, usage.peakRssBytes);
         cells.set(key, cell);
       };

@@ -27,14 +27,14 @@ const upstreamModels = { chat: BENCH_MODELS.chat.upstream, embeddings: BENCH_MOD
 const gatewayModels = { chat: BENCH_MODELS.chat.public, embeddings: BENCH_MODELS.embeddings.public };
 
 export function directTarget(upstream: Upstream, keys: BenchKeys): BenchTarget {
-  return { name: 'direct', baseUrl: upstream.baseUrl, authorization: `Bearer ${keys.upstreamKey}`, models: upstreamModels, pids: [], stop: async () => undefined };
+  return { name: 'direct', baseUrl: upstream.baseUrl, authorization: `Bearer ${keys.upstreamKey}`, models: upstreamModels, processes: [], stop: async () => undefined };
 }
 
 export async function startFloor(upstream: Upstream, keys: BenchKeys): Promise<BenchTarget> {
   const port = await freePort();
   const proxy = BenchProcess.node('floor', 'bench/targets/floor-proxy.main.ts', ['--port', String(port), '--upstream', upstream.baseUrl], { nodeArgs: REGISTER });
   await proxy.waitHealthy(`http://127.0.0.1:${port}/__floor/health`);
-  return { name: 'floor', baseUrl: `http://127.0.0.1:${port}/v1`, authorization: `Bearer ${keys.upstreamKey}`, models: upstreamModels, pids: [proxy.pid], stop: () => proxy.stop() };
+  return { name: 'floor', baseUrl: `http://127.0.0.1:${port}/v1`, authorization: `Bearer ${keys.upstreamKey}`, models: upstreamModels, processes: [{ name: 'floor', pid: proxy.pid }], stop: () => proxy.stop() };
 }
 
 export interface GatewayTargetOptions {
@@ -85,7 +85,7 @@ export async function startEmbedded(options: GatewayTargetOptions): Promise<Benc
     baseUrl: `http://127.0.0.1:${ports.ingress}/v1`,
     authorization: `Bearer ${options.keys.apiKey}`,
     models: gatewayModels,
-    pids: [gateway.pid],
+    processes: [{ name: 'gateway', pid: gateway.pid }],
     stop: () => gateway.stop(),
   };
 }
@@ -120,7 +120,7 @@ export async function startDistributed(options: GatewayTargetOptions): Promise<B
     baseUrl: `http://127.0.0.1:${ports.ingress}/v1`,
     authorization: `Bearer ${options.keys.apiKey}`,
     models: gatewayModels,
-    pids: [...processes.values()].map((p) => p.pid),
+    processes: [...processes].map(([name, p]) => ({ name, pid: p.pid })),
     stop: stopAll,
   };
 }

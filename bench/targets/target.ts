@@ -1,3 +1,8 @@
+export interface BenchTargetProcess {
+  name: string;
+  pid: number;
+}
+
 /** Something the load driver calls: the upstream itself, the floor proxy, or a gateway. */
 export interface BenchTarget {
   readonly name: TargetName;
@@ -5,8 +10,8 @@ export interface BenchTarget {
   readonly baseUrl: string;
   readonly authorization: string;
   readonly models: { chat: string; embeddings: string };
-  /** The processes whose CPU and memory count as this target's cost (none for the direct call). */
-  readonly pids: readonly number[];
+  /** The processes whose CPU and memory count as this target's cost (none for the direct call), by name. */
+  readonly processes: readonly BenchTargetProcess[];
   stop(): Promise<void>;
 }
 

@@ -22,6 +22,7 @@ const reportSchema = z.object({
       p99Ms: z.number(),
       ttfbP50Ms: z.number().optional(),
       cpuMsPerRequest: z.number(),
+      cpuMsPerRequestByProcess: z.record(z.string(), z.number()).optional(),
       peakRssMb: z.number(),
       throughputVsFloor: z.number().optional(),
     }),
@@ -71,6 +72,13 @@ describe('benchmark harness (smoke)', () => {
         expect(row.peakRssMb).toBeGreaterThan(0);
       }
       if (row.target === 'embedded' || row.target === 'distributed') expect(row.throughputVsFloor).toBeGreaterThan(0);
+      if (row.target === 'distributed') {
+        // Each service's share, adding up to the total.
+        const byProcess = row.cpuMsPerRequestByProcess ?? {};
+        expect(Object.keys(byProcess).sort()).toEqual(['adapter', 'alerting', 'billing', 'ingress', 'router']);
+        const sum = Object.values(byProcess).reduce((a, b) => a + b, 0);
+        expect(Math.abs(sum - row.cpuMsPerRequest)).toBeLessThan(0.01 + row.cpuMsPerRequest * 0.001);
+      } else expect(row.cpuMsPerRequestByProcess).toBeUndefined();
     }
   });
 
