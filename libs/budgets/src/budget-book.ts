@@ -46,6 +46,18 @@ export class BudgetBook {
   }
 }
 
+const LIMIT_MICROS = new WeakMap<BudgetConfig, number>();
+
+/** A budget's amount in micro-units, converted once per budget (every reservation needs it). */
+function limitMicrosOf(budget: BudgetConfig): number {
+  let micros = LIMIT_MICROS.get(budget);
+  if (micros === undefined) {
+    micros = toMicros(budget.amount);
+    LIMIT_MICROS.set(budget, micros);
+  }
+  return micros;
+}
+
 export function accountAt(budget: BudgetConfig, atMs: number): BudgetAccount {
   const window = periodAt(budget.period, budget.timezone, atMs);
   return {
@@ -53,7 +65,7 @@ export function accountAt(budget: BudgetConfig, atMs: number): BudgetAccount {
     window,
     line: {
       account: `${budget.id}:${window.key}`,
-      limitMicros: toMicros(budget.amount),
+      limitMicros: limitMicrosOf(budget),
       hard: budget.enforcement === 'hard',
       keepMs: Math.max(1, window.endMs - atMs) + KEEP_AFTER_PERIOD_MS,
     },
