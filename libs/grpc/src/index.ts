@@ -3,4 +3,4 @@ export { CHANNEL_OPTIONS, GrpcServerHandle } from './grpc-server';
 export type { GrpcServiceBinding } from './grpc-server';
 export { callUnary, readStream } from './grpc-call';
 export { callStreamInProcess, callUnaryInProcess } from './in-process';
-export { ServerCallCancellation } from './server-call';
+export { serveStream, serveUnary } from './server-call';

@@ -1,6 +1,6 @@
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
-import { ServerCallCancellation, toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
+import { serveStream, serveUnary, toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { RouterService } from './router.service';
 
@@ -18,37 +18,15 @@ function unary<Req, Res>(work: (request: Req) => Res): (call: ServerUnaryCall<Re
 export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcServiceBinding {
   const implementation: routerv1.RouterServiceServer = {
     chat(call: ServerWritableStream<routerv1.ChatRequest, routerv1.ChatResponse>): void {
-      const cancellation = new ServerCallCancellation(call);
-      const { signal } = cancellation;
-      void (async () => {
-        try {
-          for await (const event of service.chat(call.request, signal)) {
-            if (signal.aborted) return;
-            call.write(event);
-          }
-          cancellation.answered();
-          call.end();
-        } catch (error) {
-          if (signal.aborted) return;
-          cancellation.answered();
-          logger.debug({ requestId: call.request.context?.requestId, err: error }, 'route failed');
-          call.emit('error', toGrpcStatus(error));
-        }
-      })();
+      serveStream(
+        call,
+        (signal) => service.chat(call.request, signal),
+        (error) => logger.debug({ requestId: call.request.context?.requestId, err: error }, 'route failed'),
+      );
     },
 
     embed(call: ServerUnaryCall<routerv1.EmbedRequest, routerv1.EmbedResponse>, callback: sendUnaryData<routerv1.EmbedResponse>): void {
-      const cancellation = new ServerCallCancellation(call);
-      service.embed(call.request, cancellation.signal).then(
-        (response) => {
-          cancellation.answered();
-          callback(null, response);
-        },
-        (error: unknown) => {
-          cancellation.answered();
-          callback(toGrpcStatus(error));
-        },
-      );
+      serveUnary(call, callback, (signal) => service.embed(call.request, signal));
     },
 
     listModels: unary((request: routerv1.ListModelsRequest) => service.listModels(request.context)),

@@ -24,13 +24,17 @@ class ControlledHandler {
   }
 }
 
+/** A coalescer over a plain handler: nothing prepared ahead, the chunks of a store concatenated. */
+const coalescerOver = (handler: (messages: UsageMessage[]) => Promise<void>, maxEvents: number, lingerMs: number): UsageBatchCoalescer<UsageMessage[]> =>
+  new UsageBatchCoalescer<UsageMessage[]>({ prepare: (messages) => messages, store: (chunks) => handler(chunks.flat()) }, maxEvents, lingerMs);
+
 /** Lets queued promise callbacks and immediate timers run. */
 const settle = (): Promise<void> => new Promise((done) => setImmediate(done));
 
 describe('UsageBatchCoalescer', () => {
   it('stores the chunks that arrive together in one call and resolves each', async () => {
     const handler = new ControlledHandler();
-    const coalescer = UsageBatchCoalescer.of(handler.handle, 100, 1);
+    const coalescer = coalescerOver(handler.handle, 100, 1);
     const done = [coalescer.handle(chunk('a', 3)), coalescer.handle(chunk('b', 2)), coalescer.handle(chunk('c', 1))];
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(handler.calls.map((c) => c.map((m) => m.key))).toEqual([['a0', 'a1', 'a2', 'b0', 'b1', 'c0']]);
@@ -40,7 +44,7 @@ describe('UsageBatchCoalescer', () => {
 
   it('runs one call at a time and sends what arrived meanwhile next, up to the limit, never splitting a chunk', async () => {
     const handler = new ControlledHandler();
-    const coalescer = UsageBatchCoalescer.of(handler.handle, 5, 0);
+    const coalescer = coalescerOver(handler.handle, 5, 0);
     const first = coalescer.handle(chunk('a', 2));
     await settle();
     const later = [coalescer.handle(chunk('b', 3)), coalescer.handle(chunk('c', 2)), coalescer.handle(chunk('d', 4))];
@@ -60,7 +64,7 @@ describe('UsageBatchCoalescer', () => {
 
   it('rejects every chunk of a failed call, so none of them is committed, and goes on with the next', async () => {
     const handler = new ControlledHandler();
-    const coalescer = UsageBatchCoalescer.of(handler.handle, 100, 1);
+    const coalescer = coalescerOver(handler.handle, 100, 1);
     const a = coalescer.handle(chunk('a', 1));
     const b = coalescer.handle(chunk('b', 1));
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -37,11 +37,6 @@ export class UsageBatchCoalescer<P> {
     private readonly lingerMs: number,
   ) {}
 
-  /** A coalescer over a plain handler: nothing prepared ahead, chunks concatenated. */
-  static of(handler: UsageBatchHandler, maxEvents: number, lingerMs: number): UsageBatchCoalescer<UsageMessage[]> {
-    return new UsageBatchCoalescer({ prepare: (messages) => messages, store: (chunks) => handler(chunks.length === 1 ? (chunks[0] ?? []) : chunks.flat()) }, maxEvents, lingerMs);
-  }
-
   readonly handle: UsageBatchHandler = (messages) =>
     new Promise<void>((resolve, reject) => {
       let prepared: P;

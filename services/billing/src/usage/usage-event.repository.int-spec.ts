@@ -52,7 +52,7 @@ describe('ClickHouseUsageEventRepository (chDB)', () => {
   it('stores awkward text, exact decimals, times and nulls as they were, and knows them as stored', async () => {
     const repository = new ClickHouseUsageEventRepository(store.client, store.database, store.kind);
     const events = Array.from({ length: 40 }, (_, i) => awkwardEvent(i));
-    await repository.insert(events);
+    await repository.insertRows(events.map((event) => repository.encode(event)));
     const rows = await queryRows<Record<string, unknown>>(
       store,
       `SELECT event_id, toString(received_at) AS received_at, toString(first_token_at) AS first_token_at, key_id, end_user, tags, experiment,

@@ -72,10 +72,6 @@ export class ClickHouseUsageEventRepository implements UsageEventRepository {
     for await (const chunk of result.stream) void chunk;
   }
 
-  insert(events: readonly usagev1.UsageEvent[]): Promise<void> {
-    return this.insertRows(events.map((event) => this.encode(event)));
-  }
-
   async ping(): Promise<boolean> {
     const result = await this.client.ping();
     return result.success;
