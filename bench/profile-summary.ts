@@ -29,16 +29,23 @@ function frameName(frame: { functionName: string; url: string; lineNumber: numbe
 }
 
 /** Self time per function (and, with `byPackage`, per package or repository folder), highest first. */
-export function summariseProfile(text: string, byPackage = false): { totalMs: number; entries: ProfileEntry[]; main: string } {
+export function summariseProfile(text: string, byPackage = false, lastMs?: number): { totalMs: number; entries: ProfileEntry[]; main: string } {
   const profile = profileSchema.parse(JSON.parse(text));
   // The program's entry point names the service (dist/services/<name>/src/main.js).
   const main = profile.nodes.map((n) => n.callFrame.url).find((url) => /\/src\/main\.js$/.test(url)) ?? '';
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<string, number>();
+  // With `lastMs`, only the samples of the profile's last `lastMs` (e.g. a load phase that ended
+  // just before the process was stopped), leaving start-up out.
+  const endUs = profile.timeDeltas.reduce((sum, d) => sum + d, 0);
+  const fromUs = lastMs === undefined ? -Infinity : endUs - lastMs * 1000;
+  let atUs = 0;
   let totalUs = 0;
   profile.samples.forEach((id, i) => {
     const node = byId.get(id);
     const delta = profile.timeDeltas[i] ?? 0;
+    atUs += delta;
+    if (atUs < fromUs) return;
     totalUs += delta;
     if (!node) return;
     const name = byPackage ? packageOf(node.callFrame.url, node.callFrame.functionName) : frameName(node.callFrame);
@@ -64,11 +71,12 @@ function packageOf(url: string, functionName: string): string {
 }
 
 function main(): void {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, packages: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, packages: { type: 'boolean' }, 'last-ms': { type: 'string' } } });
   const top = Number(values.top ?? 25);
+  const lastMs = values['last-ms'] === undefined ? undefined : Number(values['last-ms']);
   for (const dir of positionals) {
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
-      const { totalMs, entries, main } = summariseProfile(readFileSync(join(dir, file), 'utf8'), values.packages === true);
+      const { totalMs, entries, main } = summariseProfile(readFileSync(join(dir, file), 'utf8'), values.packages === true, lastMs);
       console.log(`\n${main} (${file}): ${totalMs.toFixed(0)} ms sampled`);
       for (const e of entries.slice(0, top)) console.log(`${(e.selfShare * 100).toFixed(1).padStart(5)}%  ${e.selfMs.toFixed(0).padStart(7)} ms  ${e.frame}`);
     }

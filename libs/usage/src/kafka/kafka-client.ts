@@ -1,9 +1,11 @@
 import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
 import type { KafkaUsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
+import { fixRequestQueueTimer } from './request-queue-timer';
 
 /** A kafkajs client whose log lines go to the service logger (warnings and errors only). */
 export function createKafka(config: KafkaUsageConfig, logger: Logger, clientSuffix: string): Kafka {
+  fixRequestQueueTimer();
   return new Kafka({
     clientId: `${config.clientId}-${clientSuffix}`,
     brokers: config.brokers,
