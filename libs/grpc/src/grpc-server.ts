@@ -12,6 +12,11 @@ export const CHANNEL_OPTIONS = {
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.max_send_message_length': 64 * 1024 * 1024,
+  // Failover is the router's own (other deployments, models, backoff): grpc-js's transparent
+  // retries would only buffer every message of every call in case of a retry.
+  'grpc.enable_retries': 0,
+  // No channelz server is exposed, so its per-call bookkeeping would be collected for nobody.
+  'grpc.enable_channelz': 0,
 } as const;
 
 /** A started gRPC server; `close` drains in-flight calls up to a grace period, then cuts them. */
