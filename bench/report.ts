@@ -20,9 +20,12 @@ const rowSchema = z.object({
   requestsPerSecond: z.number().nonnegative(),
   p50Ms: z.number().nonnegative(),
   p99Ms: z.number().nonnegative(),
-  /** Latency above the direct call's at the same percentile (may be negative within noise). */
-  overheadP50Ms: z.number(),
-  overheadP99Ms: z.number(),
+  /**
+   * Latency above the direct call's at the same percentile (may be negative within noise);
+   * absent when the run did not measure the direct call (`--targets` without `direct`).
+   */
+  overheadP50Ms: z.number().optional(),
+  overheadP99Ms: z.number().optional(),
   ttfbP50Ms: z.number().nonnegative().optional(),
   ttfbP99Ms: z.number().nonnegative().optional(),
   ttfbOverheadP50Ms: z.number().optional(),
@@ -110,9 +113,7 @@ export function summarise(cells: readonly CellMeasurement[]): ResultRow[] {
     requestsPerSecond: round(c.durationMs > 0 ? (c.requests * 1000) / c.durationMs : 0, 1),
     p50Ms: round(percentile(c.latenciesMs, 0.5)),
     p99Ms: round(percentile(c.latenciesMs, 0.99)),
-    overheadP50Ms: 0,
-    overheadP99Ms: 0,
-    ...(c.scenario === 'stream' ? { ttfbP50Ms: round(percentile(c.ttfbMs, 0.5)), ttfbP99Ms: round(percentile(c.ttfbMs, 0.99)), ttfbOverheadP50Ms: 0 } : {}),
+    ...(c.scenario === 'stream' ? { ttfbP50Ms: round(percentile(c.ttfbMs, 0.5)), ttfbP99Ms: round(percentile(c.ttfbMs, 0.99)) } : {}),
     cpuMsPerRequest: round(c.requests > 0 ? c.cpuMs / c.requests : 0, 4),
     ...(Object.keys(c.cpuMsByProcess).length > 1
       ? { cpuMsPerRequestByProcess: Object.fromEntries(Object.entries(c.cpuMsByProcess).map(([name, ms]) => [name, round(c.requests > 0 ? ms / c.requests : 0, 4)])) }
