@@ -26,6 +26,18 @@ export function sampleProcess(pid: number): ProcessSample | undefined {
   }
 }
 
+/**
+ * Proportional set size: resident pages, each shared one divided by the number of processes
+ * mapping it (the Node binary, shared libraries), so a sum over processes counts it once.
+ */
+export function sampleProportionalBytes(pid: number): number | undefined {
+  try {
+    return statusKb(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss') * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
 function statusKb(status: string, field: string): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
   return match ? Number(match[1]) : 0;
@@ -39,6 +51,10 @@ export interface GroupUsage {
   peakRssBytes: number;
   /** Summed VmHWM at the end: each process's own peak since it started. */
   hwmBytes: number;
+  /** Highest summed proportional set size (shared pages counted once), sampled every `pssIntervalMs`. */
+  peakPssBytes: number;
+  /** Each named process's own highest RSS and PSS during the run. */
+  memoryByProcess: Record<string, { peakRssBytes: number; peakPssBytes: number }>;
 }
 
 /**
@@ -48,16 +64,29 @@ export interface GroupUsage {
 export class ProcessGroupMeter {
   private readonly start = new Map<number, number>();
   private peakRss = 0;
+  private peakPss = 0;
+  private readonly peakRssByPid = new Map<number, number>();
+  private readonly peakPssByPid = new Map<number, number>();
+  private lastPssAt = 0;
   private timer: NodeJS.Timeout | undefined;
 
+  /**
+   * `pssIntervalMs` is longer than `intervalMs`: the kernel walks a process's page tables to
+   * answer smaps_rollup, which would otherwise cost the measured processes time.
+   */
   constructor(
     private readonly processes: ReadonlyArray<{ name: string; pid: number }>,
     private readonly intervalMs = 100,
+    private readonly pssIntervalMs = 1_000,
   ) {}
 
   begin(): void {
     for (const { pid } of this.processes) this.start.set(pid, sampleProcess(pid)?.cpuMs ?? 0);
     this.peakRss = 0;
+    this.peakPss = 0;
+    this.peakRssByPid.clear();
+    this.peakPssByPid.clear();
+    this.lastPssAt = 0;
     this.sampleRss();
     this.timer = setInterval(() => this.sampleRss(), this.intervalMs);
     this.timer.unref();
@@ -66,11 +95,14 @@ export class ProcessGroupMeter {
   end(): GroupUsage {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.lastPssAt = 0;
     this.sampleRss();
     let cpuMs = 0;
     let hwmBytes = 0;
     const cpuMsByProcess: Record<string, number> = {};
+    const memoryByProcess: GroupUsage['memoryByProcess'] = {};
     for (const { name, pid } of this.processes) {
+      memoryByProcess[name] = { peakRssBytes: this.peakRssByPid.get(pid) ?? 0, peakPssBytes: this.peakPssByPid.get(pid) ?? 0 };
       const sample = sampleProcess(pid);
       if (!sample) continue;
       const used = sample.cpuMs - (this.start.get(pid) ?? 0);
@@ -78,12 +110,26 @@ export class ProcessGroupMeter {
       cpuMsByProcess[name] = (cpuMsByProcess[name] ?? 0) + used;
       hwmBytes += sample.hwmBytes;
     }
-    return { cpuMs, cpuMsByProcess, peakRssBytes: this.peakRss, hwmBytes };
+    return { cpuMs, cpuMsByProcess, peakRssBytes: this.peakRss, hwmBytes, peakPssBytes: this.peakPss, memoryByProcess };
   }
 
   private sampleRss(): void {
     let sum = 0;
-    for (const { pid } of this.processes) sum += sampleProcess(pid)?.rssBytes ?? 0;
+    for (const { pid } of this.processes) {
+      const rss = sampleProcess(pid)?.rssBytes ?? 0;
+      sum += rss;
+      if (rss > (this.peakRssByPid.get(pid) ?? 0)) this.peakRssByPid.set(pid, rss);
+    }
     if (sum > this.peakRss) this.peakRss = sum;
+    const now = Date.now();
+    if (now - this.lastPssAt < this.pssIntervalMs) return;
+    this.lastPssAt = now;
+    let pssSum = 0;
+    for (const { pid } of this.processes) {
+      const pss = sampleProportionalBytes(pid) ?? 0;
+      pssSum += pss;
+      if (pss > (this.peakPssByPid.get(pid) ?? 0)) this.peakPssByPid.set(pid, pss);
+    }
+    if (pssSum > this.peakPss) this.peakPss = pssSum;
   }
 }

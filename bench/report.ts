@@ -44,6 +44,13 @@ export type ResultRow = z.infer<typeof rowSchema>;
 const targetCheckSchema = z.object({ name: z.string(), target: z.string(), measured: z.number().nullable(), unit: z.string(), met: z.boolean().nullable(), note: z.string().optional() });
 export type TargetCheck = z.infer<typeof targetCheckSchema>;
 
+const megabytes = z.number().nonnegative();
+const targetMemorySchema = z.object({
+  peakRssMb: megabytes,
+  peakPssMb: megabytes,
+  byProcess: z.record(z.string(), z.object({ peakRssMb: megabytes, peakPssMb: megabytes })),
+});
+
 export const benchReportSchema = z.object({
   schema: z.literal('open-router-bench/v1'),
   startedAt: z.string(),
@@ -62,6 +69,11 @@ export const benchReportSchema = z.object({
   rows: z.array(rowSchema),
   /** Summed RSS peak of each target's processes over the whole run, MB. */
   peakRssMb: z.record(z.string(), z.number().nonnegative()),
+  /**
+   * Per target: the peak of the summed RSS and of the summed PSS (shared pages such as the Node
+   * binary counted once instead of once per process), and each process's own peaks, MB.
+   */
+  memory: z.record(z.string(), targetMemorySchema),
   routeDecision: z.object({ decisions: z.number().int().positive(), p50Micros: z.number().nonnegative(), p99Micros: z.number().nonnegative() }).nullable(),
   usagePipeline: z
     .object({
@@ -87,6 +99,7 @@ export const benchReportSchema = z.object({
   notes: z.array(z.string()),
 });
 export type BenchReport = z.infer<typeof benchReportSchema>;
+export type TargetMemory = z.infer<typeof targetMemorySchema>;
 
 export interface CellMeasurement {
   scenario: Scenario;
@@ -153,7 +166,8 @@ export function checkTargets(report: Omit<BenchReport, 'targets'>): TargetCheck[
   add('distributed: overhead p50 at c=1 (chat)', '≤ 0.5', row('chat', 1, 'distributed')?.overheadP50Ms, 'ms', (v) => v <= 0.5);
   add('embedded: throughput vs floor (chat, c=' + loaded + ')', '≥ 0.5', row('chat', loaded, 'embedded')?.throughputVsFloor, '×', (v) => v >= 0.5);
   const rss = report.peakRssMb['distributed'];
-  add('distributed: all services RSS under load', '≤ 300', rss, 'MB', (v) => v <= 300);
+  const pss = report.memory['distributed']?.peakPssMb;
+  add('distributed: all services RSS under load', '≤ 300', rss, 'MB', (v) => v <= 300, pss === undefined ? undefined : `summed PSS ${pss} MB`);
   add('usage consumer into ClickHouse (Kafka backlog → billing → chDB)', '≥ 20000', report.usagePipeline?.consumer.eventsPerSecond, 'events/s', (v) => v >= 20_000);
   add('usage pipeline live (publisher on the same cores)', '≥ 20000', report.usagePipeline?.eventsPerSecond, 'events/s', (v) => v >= 20_000);
   add(`chargeback over a month (${report.chargeback?.events ?? 0} events, raw table)`, '< 1000', report.chargeback?.rawQueryMs, 'ms', (v) => v < 1000);
@@ -198,8 +212,19 @@ export function toMarkdown(report: BenchReport): string {
     for (const r of split) lines.push(`| ${r.scenario} | ${r.concurrency} | ${r.target} | ${names.map((n) => fmt(r.cpuMsPerRequestByProcess?.[n], 3)).join(' | ')} | ${fmt(r.cpuMsPerRequest, 3)} |`);
     lines.push('');
   }
+  const memory = Object.entries(report.memory);
+  if (memory.length > 0) {
+    lines.push('### Memory, peak under load', '');
+    lines.push('RSS counts pages shared between processes (the Node binary, libraries) once per process; PSS divides each shared page among the processes that map it, so its sum counts it once.', '');
+    lines.push('| target | summed RSS MB | summed PSS MB | per process: RSS / PSS MB |', '|---|---:|---:|---|');
+    for (const [name, m] of memory) {
+      const parts = Object.entries(m.byProcess).map(([process, p]) => `${process} ${p.peakRssMb} / ${p.peakPssMb}`);
+      lines.push(`| ${name} | ${m.peakRssMb} | ${m.peakPssMb} | ${parts.join(', ')} |`);
+    }
+    lines.push('');
+  }
   lines.push('### Targets', '', '| target | goal | measured | met |', '|---|---|---:|---|');
-  for (const t of report.targets) lines.push(`| ${t.name} | ${t.target} ${t.unit} | ${t.measured === null ? 'not measured' : `${t.measured} ${t.unit}`} | ${t.met === null ? '–' : t.met ? 'yes' : '**no**'} |`);
+  for (const t of report.targets) lines.push(`| ${t.name} | ${t.target} ${t.unit} | ${t.measured === null ? 'not measured' : `${t.measured} ${t.unit}${t.note ? ` (${t.note})` : ''}`} | ${t.met === null ? '–' : t.met ? 'yes' : '**no**'} |`);
   lines.push('');
   lines.push('### Usage pipeline and chargeback', '');
   const u = report.usagePipeline;

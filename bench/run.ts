@@ -11,8 +11,8 @@ import { benchKeys } from './bench-config';
 import { checkTarget, drive, SCENARIOS, type Scenario } from './load';
 import { measureChargeback, type ChargebackResult } from './pipeline/chargeback';
 import { measureUsageThroughput, type UsageThroughputResult } from './pipeline/usage-throughput';
-import { ProcessGroupMeter } from './proc-stats';
-import { benchReportSchema, checkTargets, summarise, toMarkdown, type BenchReport, type CellMeasurement } from './report';
+import { ProcessGroupMeter, type GroupUsage } from './proc-stats';
+import { benchReportSchema, checkTargets, summarise, toMarkdown, type BenchReport, type CellMeasurement, type TargetMemory } from './report';
 import { REPO_ROOT } from './targets/child-process';
 import { directTarget, startDistributed, startEmbedded, startFloor, startUpstream, type Upstream } from './targets/start-targets';
 import { TARGET_NAMES, type BenchTarget, type TargetName } from './targets/target';
@@ -114,6 +114,17 @@ interface Infra {
 }
 
 /** The given Kafka and Redis, or a real broker and redis-server of the bench's own. */
+/** The highest memory a target was seen using over all its runs: summed and per process, in MB. */
+function mergeMemory(before: TargetMemory | undefined, usage: GroupUsage): TargetMemory {
+  const mb = (bytes: number): number => Math.round(bytes / 1024 / 1024);
+  const byProcess: TargetMemory['byProcess'] = { ...before?.byProcess };
+  for (const [name, m] of Object.entries(usage.memoryByProcess)) {
+    const seen = byProcess[name];
+    byProcess[name] = { peakRssMb: Math.max(seen?.peakRssMb ?? 0, mb(m.peakRssBytes)), peakPssMb: Math.max(seen?.peakPssMb ?? 0, mb(m.peakPssBytes)) };
+  }
+  return { peakRssMb: Math.max(before?.peakRssMb ?? 0, mb(usage.peakRssBytes)), peakPssMb: Math.max(before?.peakPssMb ?? 0, mb(usage.peakPssBytes)), byProcess };
+}
+
 async function startInfra(options: BenchOptions): Promise<Infra> {
   if (options.kafkaBrokers && options.redisUrl) return { brokers: options.kafkaBrokers.split(','), redisUrl: options.redisUrl, stop: async () => undefined };
   log('starting Kafka (KRaft) and redis-server');
@@ -151,6 +162,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   let upstream: Upstream | undefined;
   const cells = new Map<string, CellMeasurement>();
   const peakRss = new Map<TargetName, number>();
+  const memory = new Map<TargetName, TargetMemory>();
   let usagePipeline: UsageThroughputResult | null = null;
   let chargeback: ChargebackResult | null = null;
   try {
@@ -172,6 +184,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         const sample = await drive(target, scenario, concurrency, durationMs);
         const usage = meter.end();
         peakRss.set(target.name, Math.max(peakRss.get(target.name) ?? 0, usage.peakRssBytes));
+        memory.set(target.name, mergeMemory(memory.get(target.name), usage));
         const key = `${scenario}/${concurrency}/${target.name}`;
         const cell = cells.get(key) ?? { scenario, concurrency, target: target.name, requests: 0, errors: 0, durationMs: 0, latenciesMs: [], ttfbMs: [], cpuMs: 0, cpuMsByProcess: {}, peakRssBytes: 0 };
         cell.requests += sample.requests;
@@ -240,6 +253,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     },
     rows: summarise([...cells.values()]),
     peakRssMb: Object.fromEntries([...peakRss].map(([name, bytes]) => [name, Math.round(bytes / 1024 / 1024)])),
+    memory: Object.fromEntries([...memory]),
     routeDecision,
     usagePipeline,
     chargeback,

@@ -28,6 +28,7 @@ const reportSchema = z.object({
     }),
   ),
   peakRssMb: z.record(z.string(), z.number()),
+  memory: z.record(z.string(), z.object({ peakRssMb: z.number(), peakPssMb: z.number(), byProcess: z.record(z.string(), z.object({ peakRssMb: z.number(), peakPssMb: z.number() })) })),
   routeDecision: z.object({ p50Micros: z.number() }).nullable(),
   usagePipeline: z.object({ events: z.number(), stored: z.number(), eventsPerSecond: z.number(), consumer: z.object({ eventsPerSecond: z.number(), batches: z.number() }) }).nullable(),
   chargeback: z.object({ events: z.number(), groups: z.number(), totalCost: z.string() }).nullable(),
@@ -97,5 +98,22 @@ describe('benchmark harness (smoke)', () => {
     for (const check of report.targets) expect(check.measured).not.toBeNull();
     expect(report.routeDecision?.p50Micros).toBeGreaterThan(0);
     expect(report.peakRssMb['distributed']).toBeGreaterThan(0);
+  });
+
+  it('reports memory summed as RSS and as PSS, and per process', () => {
+    const distributed = report.memory['distributed'];
+    expect(Object.keys(distributed?.byProcess ?? {}).sort()).toEqual(['adapter', 'alerting', 'billing', 'ingress', 'router']);
+    for (const [name, m] of Object.entries(report.memory)) {
+      expect(m.peakRssMb).toBe(report.peakRssMb[name]);
+      // The direct call has no process of its own to measure.
+      if (name === 'direct') continue;
+      // Shared pages are counted once in the PSS sum, once per process in the RSS sum.
+      expect(m.peakPssMb).toBeGreaterThan(0);
+      expect(m.peakPssMb).toBeLessThanOrEqual(m.peakRssMb);
+      for (const p of Object.values(m.byProcess)) {
+        expect(p.peakPssMb).toBeGreaterThan(0);
+        expect(p.peakPssMb).toBeLessThanOrEqual(p.peakRssMb);
+      }
+    }
   });
 });
