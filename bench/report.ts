@@ -74,6 +74,8 @@ export const benchReportSchema = z.object({
    * binary counted once instead of once per process), and each process's own peaks, MB.
    */
   memory: z.record(z.string(), targetMemorySchema),
+  /** Per target and process: CPU ms per second with no traffic, measured after the warm-up. */
+  idleCpuMsPerSecond: z.record(z.string(), z.record(z.string(), z.number().nonnegative())),
   routeDecision: z.object({ decisions: z.number().int().positive(), p50Micros: z.number().nonnegative(), p99Micros: z.number().nonnegative() }).nullable(),
   usagePipeline: z
     .object({
@@ -220,6 +222,16 @@ export function toMarkdown(report: BenchReport): string {
     for (const [name, m] of memory) {
       const parts = Object.entries(m.byProcess).map(([process, p]) => `${process} ${p.peakRssMb} / ${p.peakPssMb}`);
       lines.push(`| ${name} | ${m.peakRssMb} | ${m.peakPssMb} | ${parts.join(', ')} |`);
+    }
+    lines.push('');
+  }
+  const idle = Object.entries(report.idleCpuMsPerSecond);
+  if (idle.length > 0) {
+    lines.push('### Idle CPU after the warm-up, ms per second', '');
+    lines.push('| target | per process | total |', '|---|---|---:|');
+    for (const [name, byProcess] of idle) {
+      const total = Object.values(byProcess).reduce((a, b) => a + b, 0);
+      lines.push(`| ${name} | ${Object.entries(byProcess).map(([process, ms]) => `${process} ${ms}`).join(', ')} | ${total} |`);
     }
     lines.push('');
   }

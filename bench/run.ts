@@ -163,6 +163,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const cells = new Map<string, CellMeasurement>();
   const peakRss = new Map<TargetName, number>();
   const memory = new Map<TargetName, TargetMemory>();
+  const idleCpu: Partial<Record<TargetName, Record<string, number>>> = {};
   let usagePipeline: UsageThroughputResult | null = null;
   let chargeback: ChargebackResult | null = null;
   try {
@@ -200,6 +201,19 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
 
       if (targets.length > 0) log('warm-up');
       for (const target of targets) for (const scenario of options.scenarios) await drive(target, scenario, 16, settings.warmupMs);
+      if (targets.length > 0) {
+        // Background CPU without traffic, once every connection has been opened by the warm-up:
+        // timers, consumers and merges that every request then pays for.
+        const idleMs = smoke ? 1_000 : 5_000;
+        log(`idle ${idleMs / 1000} s`);
+        const meters = targets.filter((t) => t.processes.length > 0).map((t) => ({ name: t.name, meter: new ProcessGroupMeter(t.processes) }));
+        for (const { meter } of meters) meter.begin();
+        await new Promise((done) => setTimeout(done, idleMs));
+        for (const { name, meter } of meters) {
+          const usage = meter.end();
+          idleCpu[name] = Object.fromEntries(Object.entries(usage.cpuMsByProcess).map(([process, ms]) => [process, Math.round((ms * 1000) / idleMs)]));
+        }
+      }
 
       // Alternate targets inside every cell, rotating the order each round, so drift (thermal,
       // neighbours, GC, caches) falls on every target alike.
@@ -254,6 +268,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     rows: summarise([...cells.values()]),
     peakRssMb: Object.fromEntries([...peakRss].map(([name, bytes]) => [name, Math.round(bytes / 1024 / 1024)])),
     memory: Object.fromEntries([...memory]),
+    idleCpuMsPerSecond: idleCpu,
     routeDecision,
     usagePipeline,
     chargeback,

@@ -29,6 +29,7 @@ const reportSchema = z.object({
   ),
   peakRssMb: z.record(z.string(), z.number()),
   memory: z.record(z.string(), z.object({ peakRssMb: z.number(), peakPssMb: z.number(), byProcess: z.record(z.string(), z.object({ peakRssMb: z.number(), peakPssMb: z.number() })) })),
+  idleCpuMsPerSecond: z.record(z.string(), z.record(z.string(), z.number())),
   routeDecision: z.object({ p50Micros: z.number() }).nullable(),
   usagePipeline: z.object({ events: z.number(), stored: z.number(), eventsPerSecond: z.number(), consumer: z.object({ eventsPerSecond: z.number(), batches: z.number() }) }).nullable(),
   chargeback: z.object({ events: z.number(), groups: z.number(), totalCost: z.string() }).nullable(),
@@ -98,6 +99,12 @@ describe('benchmark harness (smoke)', () => {
     for (const check of report.targets) expect(check.measured).not.toBeNull();
     expect(report.routeDecision?.p50Micros).toBeGreaterThan(0);
     expect(report.peakRssMb['distributed']).toBeGreaterThan(0);
+  });
+
+  it('measures the background CPU of every process with no traffic', () => {
+    expect(Object.keys(report.idleCpuMsPerSecond).sort()).toEqual(['distributed', 'embedded', 'floor']);
+    expect(Object.keys(report.idleCpuMsPerSecond['distributed'] ?? {}).sort()).toEqual(['adapter', 'alerting', 'billing', 'ingress', 'router']);
+    for (const byProcess of Object.values(report.idleCpuMsPerSecond)) for (const ms of Object.values(byProcess)) expect(ms).toBeGreaterThanOrEqual(0);
   });
 
   it('reports memory summed as RSS and as PSS, and per process', () => {
