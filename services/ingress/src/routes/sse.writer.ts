@@ -1,7 +1,12 @@
 import type { ServerResponse } from 'node:http';
-import { once } from 'node:events';
 
-/** Writes server-sent events to a raw response, respecting backpressure. */
+/**
+ * Writes server-sent events to a raw response, respecting backpressure.
+ *
+ * Events written in the same turn of the event loop (a provider's burst of chunks, read at once)
+ * leave in one socket write: Node's HTTP response corks its socket on a write and uncorks it on
+ * the next tick.
+ */
 export class SseWriter {
   constructor(private readonly response: ServerResponse) {}
 
@@ -17,9 +22,7 @@ export class SseWriter {
 
   async data(payload: unknown): Promise<void> {
     if (this.response.destroyed) return;
-    if (!this.response.write(`data: ${JSON.stringify(payload)}\n\n`)) {
-      await Promise.race([once(this.response, 'drain'), once(this.response, 'close')]);
-    }
+    if (!this.response.write(`data: ${JSON.stringify(payload)}\n\n`)) await this.drained();
   }
 
   done(): void {
@@ -30,5 +33,18 @@ export class SseWriter {
   fail(body: unknown): void {
     if (this.response.destroyed) return;
     this.response.end(`data: ${JSON.stringify(body)}\n\n`);
+  }
+
+  /** Until the client has read what was written, or has gone; leaves no listener behind. */
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.response.off('drain', done);
+        this.response.off('close', done);
+        resolve();
+      };
+      this.response.on('drain', done);
+      this.response.on('close', done);
+    });
   }
 }
