@@ -1,6 +1,6 @@
 import { accessSchema } from '@openrouter/config';
 import { MemoryAccessRepository } from './access.repository';
-import { displayPrefix, generateApiKey, hashApiKey, sameDigest } from './api-key';
+import { displayPrefix, generateApiKey, hashApiKey, hashingKey, sameDigest } from './api-key';
 import { MemoryCounterStore } from './counter.store';
 import { KeyDirectory } from './key-directory';
 import type { ApiKeyRecord } from './key-record';
@@ -40,6 +40,9 @@ describe('api keys', () => {
     expect(sameDigest(hashApiKey(SECRET, a), hashApiKey(SECRET, a))).toBe(true);
     expect(sameDigest(hashApiKey(SECRET, a), hashApiKey(SECRET, b))).toBe(false);
     expect(sameDigest('', '')).toBe(false);
+    // The prepared key object hashes exactly as the secret string does.
+    expect(hashApiKey(hashingKey(SECRET), a)).toBe(hashApiKey(SECRET, a));
+    expect(hashApiKey(hashingKey('sécret-ünïcode-0001'), a)).toBe(hashApiKey('sécret-ünïcode-0001', a));
   });
 
   it('resolve through the store, cached, and are forgotten on revocation notices', async () => {

@@ -1,6 +1,7 @@
+import type { KeyObject } from 'node:crypto';
 import type { ConfigKey } from '@openrouter/config';
 import type { AccessRepository } from './access.repository';
-import { hashApiKey, sameDigest } from './api-key';
+import { hashApiKey, hashingKey, sameDigest } from './api-key';
 import { isActive, type ApiKeyRecord } from './key-record';
 
 interface CacheEntry {
@@ -19,15 +20,17 @@ const CACHE_LIMIT = 50_000;
 export class KeyDirectory {
   private readonly configured = new Map<string, ApiKeyRecord>();
   private readonly cache = new Map<string, CacheEntry>();
+  private readonly hashKey: KeyObject;
 
   constructor(
-    private readonly secret: string,
+    secret: string,
     configKeys: readonly ConfigKey[],
     extra: readonly ApiKeyRecord[],
     private readonly repository: AccessRepository,
     private readonly cacheMs: number,
     private readonly now: () => Date = () => new Date(),
   ) {
+    this.hashKey = hashingKey(secret);
     for (const key of configKeys) this.configured.set(key.hash, fromConfig(key));
     for (const record of extra) this.configured.set(record.hash, record);
     repository.onChange((change) => {
@@ -36,7 +39,7 @@ export class KeyDirectory {
   }
 
   hash(presented: string): string {
-    return hashApiKey(this.secret, presented);
+    return hashApiKey(this.hashKey, presented);
   }
 
   async authenticate(presented: string): Promise<ApiKeyRecord | undefined> {
