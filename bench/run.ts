@@ -113,7 +113,6 @@ interface Infra {
   stop(): Promise<void>;
 }
 
-/** The given Kafka and Redis, or a real broker and redis-server of the bench's own. */
 /** The highest memory a target was seen using over all its runs: summed and per process, in MB. */
 function mergeMemory(before: TargetMemory | undefined, usage: GroupUsage): TargetMemory {
   const mb = (bytes: number): number => Math.round(bytes / 1024 / 1024);
@@ -125,6 +124,7 @@ function mergeMemory(before: TargetMemory | undefined, usage: GroupUsage): Targe
   return { peakRssMb: Math.max(before?.peakRssMb ?? 0, mb(usage.peakRssBytes)), peakPssMb: Math.max(before?.peakPssMb ?? 0, mb(usage.peakPssBytes)), byProcess };
 }
 
+/** The given Kafka and Redis, or a real broker and redis-server of the bench's own. */
 async function startInfra(options: BenchOptions): Promise<Infra> {
   if (options.kafkaBrokers && options.redisUrl) return { brokers: options.kafkaBrokers.split(','), redisUrl: options.redisUrl, stop: async () => undefined };
   log('starting Kafka (KRaft) and redis-server');
