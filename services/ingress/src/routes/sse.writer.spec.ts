@@ -34,6 +34,16 @@ function reader(body: ReadableStream<Uint8Array>): { events: string[]; until: (n
 describe('SseWriter', () => {
   let http: Awaited<ReturnType<typeof serve>>;
 
+  /** A request to the server, and an SSE writer on its response (headers set, nothing sent yet). */
+  async function openStream(headers: Record<string, string> = {}, signal?: AbortSignal): Promise<{ response: ServerResponse; sse: SseWriter; answering: Promise<Response> }> {
+    const responding = http.next();
+    const answering = fetch(http.url, signal ? { signal } : {});
+    const response = await responding;
+    const sse = new SseWriter(response);
+    sse.open(headers);
+    return { response, sse, answering };
+  }
+
   beforeEach(async () => {
     http = await serve();
   });
@@ -43,11 +53,7 @@ describe('SseWriter', () => {
   });
 
   it('holds the events written in one turn and sends them together, without waiting for the end', async () => {
-    const responding = http.next();
-    const answering = fetch(http.url);
-    const response = await responding;
-    const sse = new SseWriter(response);
-    sse.open({ 'x-request-id': 'r1' });
+    const { response, sse, answering } = await openStream({ 'x-request-id': 'r1' });
 
     for (let i = 0; i < 3; i++) await sse.data({ i });
     // Still in the turn that wrote them: nothing has gone to the socket yet.
@@ -70,11 +76,7 @@ describe('SseWriter', () => {
   });
 
   it('ends with the events written just before done, in order', async () => {
-    const responding = http.next();
-    const answering = fetch(http.url);
-    const response = await responding;
-    const sse = new SseWriter(response);
-    sse.open({});
+    const { sse, answering } = await openStream();
     for (let i = 0; i < 50; i++) await sse.data({ i });
     sse.fail({ error: { message: 'cut' } });
     const stream = reader((await answering).body!);
@@ -85,11 +87,7 @@ describe('SseWriter', () => {
   });
 
   it('waits for a slow client to read a large burst, leaving no listener behind', async () => {
-    const responding = http.next();
-    const answering = fetch(http.url);
-    const response = await responding;
-    const sse = new SseWriter(response);
-    sse.open({});
+    const { response, sse, answering } = await openStream();
     const big = 'x'.repeat(64 * 1024);
     const listeners = (): number => response.listenerCount('close') + response.listenerCount('drain') + response.listenerCount('error');
     const before = listeners();
@@ -110,12 +108,8 @@ describe('SseWriter', () => {
   });
 
   it('writes nothing once the client has gone', async () => {
-    const responding = http.next();
     const controller = new AbortController();
-    const answering = fetch(http.url, { signal: controller.signal });
-    const response = await responding;
-    const sse = new SseWriter(response);
-    sse.open({});
+    const { response, sse, answering } = await openStream({}, controller.signal);
     await sse.data({ i: 0 });
     const answer = await answering;
     controller.abort();
