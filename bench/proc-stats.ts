@@ -87,8 +87,8 @@ export class ProcessGroupMeter {
     this.peakRssByPid.clear();
     this.peakPssByPid.clear();
     this.lastPssAt = 0;
-    this.sampleRss();
-    this.timer = setInterval(() => this.sampleRss(), this.intervalMs);
+    this.sampleMemory();
+    this.timer = setInterval(() => this.sampleMemory(), this.intervalMs);
     this.timer.unref();
   }
 
@@ -96,7 +96,7 @@ export class ProcessGroupMeter {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.lastPssAt = 0;
-    this.sampleRss();
+    this.sampleMemory();
     let cpuMs = 0;
     let hwmBytes = 0;
     const cpuMsByProcess: Record<string, number> = {};
@@ -113,7 +113,8 @@ export class ProcessGroupMeter {
     return { cpuMs, cpuMsByProcess, peakRssBytes: this.peakRss, hwmBytes, peakPssBytes: this.peakPss, memoryByProcess };
   }
 
-  private sampleRss(): void {
+  /** Summed RSS now (every call), PSS at most every `pssIntervalMs`; each kept as a peak. */
+  private sampleMemory(): void {
     let sum = 0;
     for (const { pid } of this.processes) {
       const rss = sampleProcess(pid)?.rssBytes ?? 0;
