@@ -1,5 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { REPO_ROOT } from './targets/child-process';
@@ -74,12 +74,12 @@ function main(): void {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, packages: { type: 'boolean' }, 'last-ms': { type: 'string' } } });
   const top = Number(values.top ?? 25);
   const lastMs = values['last-ms'] === undefined ? undefined : Number(values['last-ms']);
-  for (const dir of positionals) {
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
-      const { totalMs, entries, main } = summariseProfile(readFileSync(join(dir, file), 'utf8'), values.packages === true, lastMs);
-      console.log(`\n${main} (${file}): ${totalMs.toFixed(0)} ms sampled`);
-      for (const e of entries.slice(0, top)) console.log(`${(e.selfShare * 100).toFixed(1).padStart(5)}%  ${e.selfMs.toFixed(0).padStart(7)} ms  ${e.frame}`);
-    }
+  // Each argument is a profile or a directory of them.
+  const files = positionals.flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(p, f)) : [p]));
+  for (const path of files) {
+    const { totalMs, entries, main } = summariseProfile(readFileSync(path, 'utf8'), values.packages === true, lastMs);
+    console.log(`\n${main} (${basename(path)}): ${totalMs.toFixed(0)} ms sampled`);
+    for (const e of entries.slice(0, top)) console.log(`${(e.selfShare * 100).toFixed(1).padStart(5)}%  ${e.selfMs.toFixed(0).padStart(7)} ms  ${e.frame}`);
   }
 }
 

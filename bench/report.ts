@@ -41,6 +41,18 @@ const rowSchema = z.object({
 });
 export type ResultRow = z.infer<typeof rowSchema>;
 
+const grpcFloorRowSchema = z.object({
+  scenario: z.enum(['chat', 'stream']),
+  concurrency: z.number().int().positive(),
+  requests: z.number().int().positive(),
+  errors: z.number().int().nonnegative(),
+  requestsPerSecond: z.number().nonnegative(),
+  p50Ms: z.number().nonnegative(),
+  /** CPU per call of the client, the relay and the backend, and their sum. */
+  cpuMsPerRequest: z.object({ client: z.number().nonnegative(), relay: z.number().nonnegative(), backend: z.number().nonnegative(), total: z.number().nonnegative() }),
+});
+export type GrpcFloorRow = z.infer<typeof grpcFloorRowSchema>;
+
 const targetCheckSchema = z.object({ name: z.string(), target: z.string(), measured: z.number().nullable(), unit: z.string(), met: z.boolean().nullable(), note: z.string().optional() });
 export type TargetCheck = z.infer<typeof targetCheckSchema>;
 
@@ -76,6 +88,11 @@ export const benchReportSchema = z.object({
   memory: z.record(z.string(), targetMemorySchema),
   /** Per target and process: CPU ms per second with no traffic, measured after the warm-up. */
   idleCpuMsPerSecond: z.record(z.string(), z.record(z.string(), z.number().nonnegative())),
+  /**
+   * The distributed mode's two gRPC hops alone (client, relay, backend; no logic), measured
+   * interleaved with the targets; absent when the distributed mode was not measured.
+   */
+  grpcFloor: z.array(grpcFloorRowSchema).optional(),
   routeDecision: z.object({ decisions: z.number().int().positive(), p50Micros: z.number().nonnegative(), p99Micros: z.number().nonnegative() }).nullable(),
   usagePipeline: z
     .object({
@@ -163,9 +180,14 @@ export function checkTargets(report: Omit<BenchReport, 'targets'>): TargetCheck[
     checks.push({ name, target, measured: measured ?? null, unit, met: measured === undefined ? null : ok(measured), ...(note ? { note } : {}) });
   };
   const distChat = row('chat', loaded, 'distributed');
-  add('distributed: CPU per request, all services (chat, c=' + loaded + ')', '≤ 0.5', distChat?.cpuMsPerRequest, 'ms', (v) => v <= 0.5);
-  add('distributed: TTFB overhead p50 (stream, c=1)', '≤ 1', row('stream', 1, 'distributed')?.ttfbOverheadP50Ms, 'ms', (v) => v <= 1);
-  add('distributed: overhead p50 at c=1 (chat)', '≤ 0.5', row('chat', 1, 'distributed')?.overheadP50Ms, 'ms', (v) => v <= 0.5);
+  const grpcChat = report.grpcFloor?.find((r) => r.scenario === 'chat' && r.concurrency === loaded);
+  add('distributed: CPU per request, all services (chat, c=' + loaded + ')', '≤ 0.5', distChat?.cpuMsPerRequest, 'ms', (v) => v <= 0.5, grpcChat ? `the two gRPC hops alone: ${grpcChat.cpuMsPerRequest.total} ms` : undefined);
+  const grpcAlone = (scenario: 'chat' | 'stream', what: string): string | undefined => {
+    const g = report.grpcFloor?.find((r) => r.scenario === scenario && r.concurrency === 1);
+    return g ? `the two gRPC hops alone: p50 ${g.p50Ms} ms${what}` : undefined;
+  };
+  add('distributed: TTFB overhead p50 (stream, c=1)', '≤ 1', row('stream', 1, 'distributed')?.ttfbOverheadP50Ms, 'ms', (v) => v <= 1, grpcAlone('stream', ' for the whole stream'));
+  add('distributed: overhead p50 at c=1 (chat)', '≤ 0.5', row('chat', 1, 'distributed')?.overheadP50Ms, 'ms', (v) => v <= 0.5, grpcAlone('chat', ''));
   add('embedded: throughput vs floor (chat, c=' + loaded + ')', '≥ 0.5', row('chat', loaded, 'embedded')?.throughputVsFloor, '×', (v) => v >= 0.5);
   const rss = report.peakRssMb['distributed'];
   const pss = report.memory['distributed']?.peakPssMb;
@@ -182,6 +204,8 @@ const fmt = (n: number | undefined, digits = 2): string => (n === undefined ? '�
 /** The report as markdown: one table per scenario, then the targets and the pipeline. */
 export function toMarkdown(report: BenchReport): string {
   const lines: string[] = [];
+  const row = (scenario: Scenario, concurrency: number, target: TargetName): ResultRow | undefined =>
+    report.rows.find((r) => r.scenario === scenario && r.concurrency === concurrency && r.target === target);
   const m = report.machine;
   lines.push(`Measured ${report.startedAt} on ${m.cpus} × ${m.cpuModel}, ${Math.round(m.memoryMb / 1024)} GB, Node ${m.node}${report.settings.smoke ? ' (smoke run: numbers are not meaningful)' : ''}.`);
   lines.push(
@@ -212,6 +236,24 @@ export function toMarkdown(report: BenchReport): string {
     lines.push('### CPU ms per request by process', '');
     lines.push(`| scenario | c | target | ${names.join(' | ')} | total |`, `|---|---|---|${names.map(() => '---:|').join('')}---:|`);
     for (const r of split) lines.push(`| ${r.scenario} | ${r.concurrency} | ${r.target} | ${names.map((n) => fmt(r.cpuMsPerRequestByProcess?.[n], 3)).join(' | ')} | ${fmt(r.cpuMsPerRequest, 3)} |`);
+    lines.push('');
+  }
+  const grpc = report.grpcFloor ?? [];
+  if (grpc.length > 0) {
+    lines.push('### gRPC transport floor: the distributed mode\'s two hops, no logic', '');
+    lines.push(
+      "A client (ingress's place), a relay (the router's) and a backend with a canned answer (the adapter's), with the gateway's contracts, channel options and call helpers, measured interleaved with the targets. The distributed columns are the same cell's ingress, router and adapter.",
+      '',
+    );
+    lines.push('| scenario | c | calls/s | p50 ms | client | relay | backend | total CPU ms/call | distributed ingress + router + adapter | distributed ÷ floor |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const g of grpc) {
+      const d = row(g.scenario, g.concurrency, 'distributed')?.cpuMsPerRequestByProcess;
+      const hops = d ? (d['ingress'] ?? 0) + (d['router'] ?? 0) + (d['adapter'] ?? 0) : undefined;
+      const c = g.cpuMsPerRequest;
+      lines.push(
+        `| ${g.scenario} | ${g.concurrency} | ${fmt(g.requestsPerSecond, 0)} | ${fmt(g.p50Ms, 3)} | ${fmt(c.client, 3)} | ${fmt(c.relay, 3)} | ${fmt(c.backend, 3)} | ${fmt(c.total, 3)} | ${fmt(hops, 3)} | ${hops === undefined || c.total === 0 ? '–' : fmt(hops / c.total, 2)} |`,
+      );
+    }
     lines.push('');
   }
   const memory = Object.entries(report.memory);

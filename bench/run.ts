@@ -8,11 +8,12 @@ import { configSchema } from '@openrouter/config';
 import { KafkaBroker } from '../test/support/infra/kafka';
 import { RedisServer } from '../test/support/infra/redis';
 import { benchKeys } from './bench-config';
+import { GrpcChain, grpcFloorRow, type GrpcChainSample } from './grpc-floor';
 import { checkTarget, drive, SCENARIOS, type Scenario } from './load';
 import { measureChargeback, type ChargebackResult } from './pipeline/chargeback';
 import { measureUsageThroughput, type UsageThroughputResult } from './pipeline/usage-throughput';
 import { ProcessGroupMeter, type GroupUsage } from './proc-stats';
-import { benchReportSchema, checkTargets, summarise, toMarkdown, type BenchReport, type CellMeasurement, type TargetMemory } from './report';
+import { benchReportSchema, checkTargets, summarise, toMarkdown, type BenchReport, type CellMeasurement, type GrpcFloorRow, type TargetMemory } from './report';
 import { REPO_ROOT } from './targets/child-process';
 import { directTarget, startDistributed, startEmbedded, startFloor, startUpstream, type Upstream } from './targets/start-targets';
 import { TARGET_NAMES, type BenchTarget, type TargetName } from './targets/target';
@@ -164,8 +165,11 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const peakRss = new Map<TargetName, number>();
   const memory = new Map<TargetName, TargetMemory>();
   const idleCpu: Partial<Record<TargetName, Record<string, number>>> = {};
+  const grpcCells = new Map<string, { scenario: 'chat' | 'stream'; concurrency: number; samples: GrpcChainSample[] }>();
+  let grpcFloor: GrpcFloorRow[] | undefined;
   let usagePipeline: UsageThroughputResult | null = null;
   let chargeback: ChargebackResult | null = null;
+  let chain: GrpcChain | undefined;
   try {
     try {
       const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : [];
@@ -199,8 +203,16 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         cells.set(key, cell);
       };
 
+      // The distributed mode's reference: its two gRPC hops with no logic, interleaved with the targets.
+      const chainScenarios = settings.targets.includes('distributed') ? options.scenarios.filter((s): s is 'chat' | 'stream' => s === 'chat' || s === 'stream') : [];
+      if (chainScenarios.length > 0) {
+        log('starting the gRPC transport floor');
+        chain = await GrpcChain.start();
+      }
+
       if (targets.length > 0) log('warm-up');
       for (const target of targets) for (const scenario of options.scenarios) await drive(target, scenario, 16, settings.warmupMs);
+      for (const scenario of chainScenarios) await chain?.measure(scenario, 16, settings.warmupMs);
       if (targets.length > 0) {
         // Background CPU without traffic, once every connection has been opened by the warm-up:
         // timers, consumers and merges that every request then pays for.
@@ -222,11 +234,18 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           for (let round = 0; round < settings.rounds; round++) {
             const order = targets.map((_, i) => targets[(i + round) % targets.length] as BenchTarget);
             for (const target of order) await measure(target, scenario, concurrency, settings.durationMs);
+            if (chain && (scenario === 'chat' || scenario === 'stream')) {
+              const cell = grpcCells.get(`${scenario}/${concurrency}`) ?? { scenario, concurrency, samples: [] };
+              cell.samples.push(await chain.measure(scenario, concurrency, settings.durationMs));
+              grpcCells.set(`${scenario}/${concurrency}`, cell);
+            }
           }
           log(`${scenario} c=${concurrency} done`);
         }
       }
+      if (chain) grpcFloor = [...grpcCells.values()].map((c) => grpcFloorRow(c.scenario, c.concurrency, c.samples));
     } finally {
+      await chain?.stop();
       for (const target of targets.reverse()) await target.stop().catch((error: unknown) => log(`stopping ${target.name}: ${String(error)}`));
       await upstream?.process.stop();
     }
@@ -269,6 +288,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     peakRssMb: Object.fromEntries([...peakRss].map(([name, bytes]) => [name, Math.round(bytes / 1024 / 1024)])),
     memory: Object.fromEntries([...memory]),
     idleCpuMsPerSecond: idleCpu,
+    ...(grpcFloor ? { grpcFloor } : {}),
     routeDecision,
     usagePipeline,
     chargeback,

@@ -30,10 +30,13 @@ const reportSchema = z.object({
   peakRssMb: z.record(z.string(), z.number()),
   memory: z.record(z.string(), z.object({ peakRssMb: z.number(), peakPssMb: z.number(), byProcess: z.record(z.string(), z.object({ peakRssMb: z.number(), peakPssMb: z.number() })) })),
   idleCpuMsPerSecond: z.record(z.string(), z.record(z.string(), z.number())),
+  grpcFloor: z.array(
+    z.object({ scenario: z.string(), concurrency: z.number(), requests: z.number(), errors: z.number(), cpuMsPerRequest: z.object({ client: z.number(), relay: z.number(), backend: z.number(), total: z.number() }) }),
+  ),
   routeDecision: z.object({ p50Micros: z.number() }).nullable(),
   usagePipeline: z.object({ events: z.number(), stored: z.number(), eventsPerSecond: z.number(), consumer: z.object({ eventsPerSecond: z.number(), batches: z.number() }) }).nullable(),
   chargeback: z.object({ events: z.number(), groups: z.number(), totalCost: z.string() }).nullable(),
-  targets: z.array(z.object({ name: z.string(), measured: z.number().nullable() })),
+  targets: z.array(z.object({ name: z.string(), measured: z.number().nullable(), note: z.string().optional() })),
 });
 
 /**
@@ -82,6 +85,19 @@ describe('benchmark harness (smoke)', () => {
         expect(Math.abs(sum - row.cpuMsPerRequest)).toBeLessThan(0.01 + row.cpuMsPerRequest * 0.001);
       } else expect(row.cpuMsPerRequestByProcess).toBeUndefined();
     }
+  });
+
+  it("measures the distributed mode's two gRPC hops alone, for chat and stream at every concurrency", () => {
+    const cells = report.grpcFloor.map((g) => `${g.scenario}/${g.concurrency}`).sort();
+    expect(cells).toEqual(report.settings.concurrency.flatMap((c) => [`chat/${c}`, `stream/${c}`]).sort());
+    for (const g of report.grpcFloor) {
+      expect(g.errors).toBe(0);
+      expect(g.requests).toBeGreaterThan(0);
+      const { client, relay, backend, total } = g.cpuMsPerRequest;
+      for (const part of [client, relay, backend]) expect(part).toBeGreaterThan(0);
+      expect(Math.abs(client + relay + backend - total)).toBeLessThan(0.01);
+    }
+    expect(report.targets.find((t) => t.name.startsWith('distributed: CPU per request'))?.note).toMatch(/the two gRPC hops alone: [0-9.]+ ms/);
   });
 
   it('runs the usage pipeline and the chargeback over generated events', () => {

@@ -1,0 +1,30 @@
+import { routerv1 } from '@openrouter/contracts';
+import { chainAnswer, chainRequest, grpcFloorRow, type GrpcChainSample } from './grpc-floor';
+
+const sample = (requests: number, durationMs: number, latencyMs: number, cpuMs: GrpcChainSample['cpuMs']): GrpcChainSample => ({
+  requests,
+  errors: 0,
+  durationMs,
+  latenciesMs: Array.from({ length: requests }, () => latencyMs),
+  cpuMs,
+});
+
+describe('gRPC transport floor', () => {
+  it('sums the rounds of a cell before dividing: CPU per call of each part and their total', () => {
+    const row = grpcFloorRow('chat', 16, [sample(100, 1_000, 2, { client: 50, relay: 80, backend: 20 }), sample(300, 1_000, 4, { client: 150, relay: 120, backend: 40 })]);
+    expect(row).toMatchObject({ scenario: 'chat', concurrency: 16, requests: 400, errors: 0, requestsPerSecond: 200, p50Ms: 4 });
+    expect(row.cpuMsPerRequest).toEqual({ client: 0.5, relay: 0.5, backend: 0.15, total: 1.15 });
+  });
+
+  it('sends what the gateway sends: a decision, then a completion or the chunks of a stream with its usage last', () => {
+    const chat = [...chainAnswer(false)];
+    expect(chat.map((m) => Object.entries(m).filter(([, v]) => v !== undefined).map(([k]) => k))).toEqual([['decision'], ['completion']]);
+    const stream = [...chainAnswer(true)];
+    expect(stream[0]?.decision?.provider).toBe('openai');
+    expect(stream.slice(1).every((m) => m.chunk !== undefined)).toBe(true);
+    expect(stream.at(-1)?.chunk?.usage?.completionTokens).toBe(stream.length - 3);
+    // Both survive the wire format unchanged.
+    for (const m of [...chat, ...stream]) expect(routerv1.ChatResponse.decode(routerv1.ChatResponse.encode(m).finish())).toEqual(m);
+    expect(routerv1.ChatRequest.decode(routerv1.ChatRequest.encode(chainRequest(true)).finish()).request?.streamOptions?.includeUsage).toBe(true);
+  });
+});

@@ -1,0 +1,171 @@
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { routerv1 } from '@openrouter/contracts';
+import { CHANNEL_OPTIONS, readStream } from '@openrouter/grpc';
+import { freePort } from '../test/support/ports';
+import { percentile, type GrpcFloorRow } from './report';
+import { ProcessGroupMeter, sampleProcess } from './proc-stats';
+import { BenchProcess } from './targets/child-process';
+
+/**
+ * The gRPC transport floor of the distributed mode: ingress → router → adapter is two grpc-js
+ * hops, each a client and a server. Here the same two hops run with the gateway's contracts,
+ * channel options and call helpers, and no logic: a client (in this process, ingress's place), a
+ * relay (the router's) and a backend answering a canned answer (the adapter's), the relay and the
+ * backend each a process of its own (`targets/grpc-chain.main.ts`). Their CPU per call is what
+ * grpc-js, HTTP/2 and protobuf cost the distributed mode before it does anything.
+ */
+
+const REQUEST_TEXT = 'Summarise the trade-offs of running an LLM gateway in front of several providers, in two sentences.';
+const ANSWER_WORDS = 16;
+
+/** A chat request as ingress sends it to the router for the bench's prompt. */
+export function chainRequest(stream: boolean): routerv1.ChatRequest {
+  return routerv1.ChatRequest.fromPartial({
+    context: { requestId: 'req_0123456789abcdef', orgId: 'org-bench', projectId: 'proj-bench', teamId: 'team-bench', appId: 'app-bench', costCenter: 'cc-bench', keyId: 'key_bench' },
+    request: { model: 'bench-chat', messages: [{ role: 'user', text: REQUEST_TEXT }], maxTokens: 64, stream, ...(stream ? { streamOptions: { includeUsage: true } } : {}) },
+  });
+}
+
+/**
+ * The answer the router streams back for it: the route decision, then one completion, or (streamed)
+ * a chunk per word, a finish chunk and a usage chunk, as the simulated provider's 16 tokens give.
+ */
+export function* chainAnswer(stream: boolean): Generator<routerv1.ChatResponse> {
+  yield routerv1.ChatResponse.fromPartial({ decision: { model: 'bench-chat', provider: 'openai', deployment: 'openai-sim', upstreamModel: 'sim-mini-upstream', attempts: 1, taskType: 'writing', strategy: 'fixed' } });
+  const base = { id: 'chatcmpl-0123456789abcdef', created: 1_764_700_000, model: 'sim-mini-upstream' };
+  const usage = { promptTokens: 22, completionTokens: ANSWER_WORDS, totalTokens: 22 + ANSWER_WORDS };
+  if (!stream) {
+    const content = Array.from({ length: ANSWER_WORDS }, (_, i) => `word${i}`).join(' ');
+    yield routerv1.ChatResponse.fromPartial({ completion: { ...base, choices: [{ index: 0, message: { role: 'assistant', content }, finishReason: 'stop' }], usage } });
+    return;
+  }
+  for (let i = 0; i < ANSWER_WORDS; i++) {
+    yield routerv1.ChatResponse.fromPartial({ chunk: { ...base, choices: [{ index: 0, delta: { ...(i === 0 ? { role: 'assistant' } : {}), content: ` word${i}` } }] } });
+  }
+  yield routerv1.ChatResponse.fromPartial({ chunk: { ...base, choices: [{ index: 0, delta: {}, finishReason: 'stop' }] } });
+  yield routerv1.ChatResponse.fromPartial({ chunk: { ...base, choices: [], usage } });
+}
+
+/** One measured run of the chain: calls, and the CPU each part used, in ms. */
+export interface GrpcChainSample {
+  requests: number;
+  errors: number;
+  durationMs: number;
+  latenciesMs: number[];
+  cpuMs: { client: number; relay: number; backend: number };
+}
+
+/**
+ * The chain, started: `measure` drives it from this process like the load driver drives the HTTP
+ * targets, so the bench can interleave it with them.
+ */
+export class GrpcChain {
+  private constructor(
+    private readonly client: routerv1.RouterServiceClient,
+    private readonly relay: BenchProcess,
+    private readonly backend: BenchProcess,
+  ) {}
+
+  static async start(): Promise<GrpcChain> {
+    const [backendPort, relayPort] = [await freePort(), await freePort()];
+    const register = { nodeArgs: ['-r', './bench/register.js'] };
+    const backend = BenchProcess.node('backend', 'bench/targets/grpc-chain.main.ts', ['--role', 'backend', '--port', String(backendPort)], register);
+    const relay = BenchProcess.node('relay', 'bench/targets/grpc-chain.main.ts', ['--role', 'relay', '--port', String(relayPort), '--backend', `127.0.0.1:${backendPort}`], register);
+    const chain = new GrpcChain(new routerv1.RouterServiceClient(`127.0.0.1:${relayPort}`, credentials.createInsecure(), CHANNEL_OPTIONS), relay, backend);
+    try {
+      await chain.waitReady();
+    } catch (error) {
+      await chain.stop();
+      throw error;
+    }
+    return chain;
+  }
+
+  /** `concurrency` calls always in flight for `durationMs`, with the CPU of each part. */
+  async measure(scenario: 'chat' | 'stream', concurrency: number, durationMs: number): Promise<GrpcChainSample> {
+    const meter = new ProcessGroupMeter([
+      { name: 'relay', pid: this.relay.pid },
+      { name: 'backend', pid: this.backend.pid },
+    ]);
+    const clientStart = sampleProcess(process.pid)?.cpuMs ?? 0;
+    meter.begin();
+    const run = await this.drive(scenario === 'stream', concurrency, durationMs);
+    const usage = meter.end();
+    const client = (sampleProcess(process.pid)?.cpuMs ?? 0) - clientStart;
+    if (run.requests === 0) throw new Error(`gRPC floor ${scenario} c=${concurrency}: no call completed (${run.errors} failed): ${run.lastError}`);
+    return { ...run, cpuMs: { client, relay: usage.cpuMsByProcess['relay'] ?? 0, backend: usage.cpuMsByProcess['backend'] ?? 0 } };
+  }
+
+  async stop(): Promise<void> {
+    this.client.close();
+    await Promise.all([this.relay.stop(), this.backend.stop()]);
+  }
+
+  private async waitReady(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const dead = [this.relay, this.backend].find((p) => !p.running);
+      if (dead) throw new Error(`gRPC floor: ${dead.name} exited:\n${dead.tail}`);
+      // One whole call proves the relay and the backend are both up.
+      if (await this.call(false).then(() => true, () => false)) return;
+      if (Date.now() > deadline) throw new Error(`gRPC floor: the chain did not answer in 30 s:\n${this.relay.tail}\n${this.backend.tail}`);
+      await new Promise((done) => setTimeout(done, 100));
+    }
+  }
+
+  private async call(stream: boolean): Promise<void> {
+    const expected = stream ? STREAM_MESSAGES : CHAT_MESSAGES;
+    let messages = 0;
+    for await (const _ of readStream(this.client.chat(stream ? STREAM_REQUEST : CHAT_REQUEST, new Metadata()))) messages++;
+    if (messages !== expected) throw new Error(`expected ${expected} messages, got ${messages}`);
+  }
+
+  private async drive(stream: boolean, concurrency: number, durationMs: number) {
+    const latenciesMs: number[] = [];
+    let errors = 0;
+    let lastError = '';
+    const started = performance.now();
+    const end = started + durationMs;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < end) {
+          const t0 = performance.now();
+          try {
+            await this.call(stream);
+            latenciesMs.push(performance.now() - t0);
+          } catch (error) {
+            errors++;
+            lastError = String(error);
+          }
+        }
+      }),
+    );
+    return { requests: latenciesMs.length, errors, lastError, latenciesMs, durationMs: performance.now() - started };
+  }
+}
+
+const CHAT_REQUEST = chainRequest(false);
+const STREAM_REQUEST = chainRequest(true);
+const CHAT_MESSAGES = [...chainAnswer(false)].length;
+const STREAM_MESSAGES = [...chainAnswer(true)].length;
+
+const round = (n: number): number => Number(n.toFixed(3));
+
+/** A report row from a cell's samples. */
+export function grpcFloorRow(scenario: 'chat' | 'stream', concurrency: number, samples: readonly GrpcChainSample[]): GrpcFloorRow {
+  const sum = (f: (s: GrpcChainSample) => number): number => samples.reduce((acc, s) => acc + f(s), 0);
+  const requests = sum((s) => s.requests);
+  const per = (ms: number): number => round(ms / requests);
+  const client = sum((s) => s.cpuMs.client);
+  const relay = sum((s) => s.cpuMs.relay);
+  const backend = sum((s) => s.cpuMs.backend);
+  return {
+    scenario,
+    concurrency,
+    requests,
+    errors: sum((s) => s.errors),
+    requestsPerSecond: round((requests * 1000) / sum((s) => s.durationMs)),
+    p50Ms: round(percentile(samples.flatMap((s) => s.latenciesMs), 0.5)),
+    cpuMsPerRequest: { client: per(client), relay: per(relay), backend: per(backend), total: per(client + relay + backend) },
+  };
+}
