@@ -2,7 +2,8 @@ import { Kafka, logLevel } from 'kafkajs';
 import { startBilling, type BillingHandle } from '@openrouter/billing';
 import type { GatewayConfig } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
-import { KafkaUsagePublisher, Money, moneyText, PriceBook, type UsagePublisher } from '@openrouter/usage';
+import { KafkaUsagePublisher, Money, moneyText, PriceBook, USAGE_BATCH_SCHEMA_NAME, type UsagePublisher } from '@openrouter/usage';
+import { usagev1 } from '@openrouter/contracts';
 import { queryRows } from '../support/infra/clickhouse';
 import { sharedKafkaBrokers } from '../support/infra/shared-infra';
 import { waitFor } from '../support/infra/wait-for';
@@ -119,4 +120,51 @@ describe('usage pipeline: Kafka → billing → ClickHouse (real broker, chDB)',
     expect(body.checks).toEqual({ clickhouse: 'ok', 'usage-consumer': 'ok' });
     expect(body.details?.['usage-consumer']).toEqual(expect.objectContaining({ bus: 'kafka', lag: 0, deadLettered: 1 }));
   });
+
+  it("carries an organisation's events several to a message; a bad event of a batch goes to the dead letters alone, with its own trace context", async () => {
+    const kafka = new Kafka({ clientId: 'batch-spec', brokers: sharedKafkaBrokers(), logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    const messagesInTopic = async (): Promise<number> => (await admin.fetchTopicOffsets(config.usage.kafka.topic)).reduce((sum, p) => sum + Number(p.high), 0);
+    const before = await messagesInTopic();
+    const deadBefore = billing.usage.stats().deadLettered;
+
+    // 400 events of four organisations, and among acme's an event that can never be stored.
+    const events = Array.from({ length: 400 }, (_, i) => makeUsageEvent(prices, i, T0 + i, 'packed'));
+    const bad = makeUsageEvent(prices, 0, T0, 'packed-bad');
+    bad.cost = { amount: '0.1', currency: 'usd', priceVersion: 'x' };
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    await Promise.all([...events.slice(0, 200).map((e) => publisher.publish(e)), publisher.publish(bad, { headers: { traceparent } }), ...events.slice(200).map((e) => publisher.publish(e))]);
+    // And a record that claims to be a batch but is not one.
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: config.usage.kafka.topic, messages: [{ key: 'acme', value: Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]), headers: { schema: USAGE_BATCH_SCHEMA_NAME } }] });
+    await producer.disconnect();
+
+    const stored = async (): Promise<number> => Number((await queryRows<{ n: string }>(billing.usage.store, "SELECT count() AS n FROM {db:Identifier}.usage_events FINAL WHERE event_id LIKE 'packed-%'"))[0]?.n ?? 0);
+    await waitFor(async () => (await stored()) === 400 && billing.usage.stats().deadLettered === deadBefore + 2, { timeoutMs: 60_000, what: '400 events stored and 2 dead letters' });
+    // 401 events took a few messages per organisation, not one each (plus the fake batch).
+    const sent = (await messagesInTopic()) - before;
+    expect(sent).toBeLessThanOrEqual(4 * 3 + 1);
+    await admin.disconnect();
+
+    const consumer = kafka.consumer({ groupId: `dlq-batch-reader-${Date.now()}` });
+    await consumer.connect();
+    await consumer.subscribe({ topic: config.usage.kafka.dlqTopic, fromBeginning: true });
+    const letters: Array<{ reason: string; traceparent: string; schema: string; value: Buffer }> = [];
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        const header = (name: string): string => String(message.headers?.[name] ?? '');
+        letters.push({ reason: header('x-dlq-reason'), traceparent: header('traceparent'), schema: header('schema'), value: message.value ?? Buffer.alloc(0) });
+      },
+    });
+    await waitFor(() => letters.length >= 3, { timeoutMs: 30_000, what: 'the dead letters' });
+    await consumer.disconnect();
+    const event = letters.find((l) => l.reason.includes('currency'));
+    expect(event).toMatchObject({ traceparent, schema: 'openrouter.usage.v1.UsageEvent' });
+    expect(usagev1.UsageEvent.decode(event?.value ?? Buffer.alloc(0)).eventId).toBe('packed-bad-0');
+    const batch = letters.find((l) => l.reason.startsWith('undecodable usage event batch'));
+    expect(batch?.schema).toBe(USAGE_BATCH_SCHEMA_NAME);
+    expect(batch?.value).toEqual(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]));
+  }, 90_000);
 });

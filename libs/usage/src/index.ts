@@ -3,6 +3,7 @@ export { InProcessUsageBus } from './bus/in-process-usage-bus';
 export type { InProcessUsageBusOptions } from './bus/in-process-usage-bus';
 export { decodeUsageMessage, toUsageMessage, validateUsageEvent, USAGE_CONTENT_TYPE, USAGE_SCHEMA_NAME, USAGE_SCHEMA_VERSION } from './event/usage-event.codec';
 export type { DecodedUsage } from './event/usage-event.codec';
+export { isUsageBatchSchema, packUsageMessages, unpackUsageBatch, USAGE_BATCH_SCHEMA_NAME } from './event/usage-batch.codec';
 export { emptyUsageEvent } from './event/usage-event.factory';
 export { FileOutbox, OutboxFullError } from './kafka/file-outbox';
 export type { FileOutboxOptions, OutboxPeek } from './kafka/file-outbox';

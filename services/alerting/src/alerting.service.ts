@@ -49,6 +49,8 @@ export class AlertingService {
   /** Usage messages from the bus; poison messages are skipped (billing dead-letters them). */
   readonly takeUsage = async (messages: UsageMessage[]): Promise<void> => {
     for (const message of messages) {
+      // A message its source could not read (an undecodable batch) is billing's dead letter.
+      if (message.poison !== undefined) continue;
       const decoded = decodeUsageMessage(message.value);
       if (decoded.ok) this.observeUsage(decoded.event);
     }

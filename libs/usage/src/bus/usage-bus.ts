@@ -8,6 +8,8 @@ export interface UsageMessage {
   headers: Record<string, string>;
   /** Where a consumed message came from (Kafka), for dead letters and logs. */
   origin?: { topic: string; partition: number; offset: string };
+  /** Set by a source that could not read the message (an undecodable batch): why it can never be stored. */
+  poison?: string;
 }
 
 export interface PublishOptions {

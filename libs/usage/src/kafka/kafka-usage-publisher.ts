@@ -3,6 +3,7 @@ import type { KafkaUsageConfig, OutboxConfig } from '@openrouter/config';
 import type { usagev1 } from '@openrouter/contracts';
 import type { Logger } from '@openrouter/observability';
 import type { PublishOptions, PublisherStatus, UsageMessage, UsagePublisher } from '../bus/usage-bus';
+import { packUsageMessages } from '../event/usage-batch.codec';
 import { UsageMessageEncoder } from '../event/usage-event.codec';
 import { FileOutbox } from './file-outbox';
 import { createKafka, ensureUsageTopics, withTimeout } from './kafka-client';
@@ -22,8 +23,9 @@ interface Pending {
 
 /**
  * Publishes usage events to Kafka: idempotent producer, `acks: all`, keyed by organisation, in
- * batches. When Kafka does not take a batch in time, the batch and every event after it go to
- * the durable outbox on disk until Kafka is back, and the outbox is replayed in order before
+ * batches, each organisation's events of a batch packed into `UsageEventBatch` messages. When
+ * Kafka does not take a batch in time, the batch and every event after it go to the durable
+ * outbox on disk until Kafka is back, and the outbox is replayed in order before
  * events go direct again. `close` flushes everything accepted to Kafka or to the outbox.
  */
 export class KafkaUsagePublisher implements UsagePublisher {
@@ -169,8 +171,9 @@ export class KafkaUsagePublisher implements UsagePublisher {
       producer.send({
         topic: this.options.kafka.topic,
         acks: -1,
-        // Key, value and headers as they are: no copy of the batch on the way to kafkajs.
-        messages,
+        // An organisation's events together, as few messages as `eventsPerMessage` allows. The
+        // outbox keeps events one by one, so what it replays is packed the same way.
+        messages: packUsageMessages(messages, this.options.kafka.eventsPerMessage),
       }),
       this.options.kafka.sendTimeoutMs,
       'Kafka send',

@@ -1,7 +1,7 @@
 import type { Admin, Consumer, Kafka } from 'kafkajs';
 import type { GatewayConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
-import { createKafka, ensureUsageTopics, type UsageMessage } from '@openrouter/usage';
+import { createKafka, ensureUsageTopics, isUsageBatchSchema, unpackUsageBatch, type UsageMessage } from '@openrouter/usage';
 
 /** How long start-up waits out retriable Kafka errors (topic leaders not elected yet) before failing. */
 const SETUP_PATIENCE_MS = 60_000;
@@ -78,7 +78,10 @@ export class KafkaAlertSource {
         };
         if (batch.topic === usageTopic) {
           await handlers.usage(
-            batch.messages.map((m) => ({ key: m.key?.toString('utf8') ?? '', value: m.value ?? Buffer.alloc(0), headers: headers(m.headers), origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } })),
+            batch.messages.flatMap((m) => {
+              const message = { key: m.key?.toString('utf8') ?? '', value: m.value ?? Buffer.alloc(0), headers: headers(m.headers), origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } };
+              return isUsageBatchSchema(message.headers['schema']) ? unpackUsageBatch(message) : [message];
+            }),
           );
         } else {
           for (const m of batch.messages) if (m.value) handlers.budget(m.value, headers(m.headers));

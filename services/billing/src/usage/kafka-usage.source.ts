@@ -1,15 +1,16 @@
 import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import type { UsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
-import { createKafka, ensureUsageTopics, type UsageBatchHandler, type UsageMessage, type UsageSource } from '@openrouter/usage';
+import { createKafka, ensureUsageTopics, isUsageBatchSchema, unpackUsageBatch, type UsageBatchHandler, type UsageMessage, type UsageSource } from '@openrouter/usage';
 
 /**
- * Reads `openrouter.usage.v1` in the consumer group `billing` with `eachBatch`. A batch's offsets
- * are committed only after the handler stored it; while the handler fails (ClickHouse down) the
- * same messages are retried with backoff, heartbeating, so the consumer waits instead of losing
- * or skipping anything. A rebalance mid-retry leaves the batch uncommitted for the next owner.
- * Partitions are consumed concurrently, each handing its chunks to the handler (which may join
- * them into one insert: `UsageBatchCoalescer`); each partition commits only its own offsets.
+ * Reads `openrouter.usage.v1` in the consumer group `billing` with `eachBatch`, a `UsageEventBatch`
+ * record as the events it holds. A batch's offsets are committed only after the handler stored
+ * it; while the handler fails (ClickHouse down) the same messages are retried with backoff,
+ * heartbeating, so the consumer waits instead of losing or skipping anything. A rebalance
+ * mid-retry leaves the batch uncommitted for the next owner. Partitions are consumed
+ * concurrently, each handing its chunks to the handler (which may join them into one insert:
+ * `UsageBatchCoalescer`); each partition commits only its own offsets.
  */
 export class KafkaUsageSource implements UsageSource {
   private readonly kafka: Kafka;
@@ -45,28 +46,40 @@ export class KafkaUsageSource implements UsageSource {
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: c.partitionsConsumedConcurrently,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        for (let from = 0; from < batch.messages.length; from += c.batchMaxEvents) {
-          const chunk = batch.messages.slice(from, from + c.batchMaxEvents);
-          const last = chunk[chunk.length - 1];
-          if (!last) break;
-          const messages: UsageMessage[] = chunk.map((m) => new KafkaRecordMessage(m, batch.topic, batch.partition));
+        // Chunks of at most `batchMaxEvents` events, cut between records (a batch record's events
+        // share its offset); each is stored, then its offsets committed.
+        let chunk: UsageMessage[] = [];
+        let lastOffset: string | undefined;
+        const storeChunk = async (): Promise<boolean> => {
           let delay = c.retryInitialMs;
           for (;;) {
-            if (!isRunning() || isStale()) return;
+            if (!isRunning() || isStale()) return false;
             try {
-              await handler(messages);
+              await handler(chunk);
               break;
             } catch (error) {
-              this.logger.warn({ err: error, partition: batch.partition, offset: chunk[0]?.offset, events: chunk.length, retryInMs: delay }, 'usage batch not stored; retrying, offsets not committed');
+              this.logger.warn({ err: error, partition: batch.partition, offset: chunk[0]?.origin?.offset, events: chunk.length, retryInMs: delay }, 'usage batch not stored; retrying, offsets not committed');
               await new Promise((done) => setTimeout(done, delay));
               await heartbeat().catch(() => undefined);
               delay = Math.min(delay * 2, c.retryMaxMs);
             }
           }
-          resolveOffset(last.offset);
-          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+          if (lastOffset !== undefined) {
+            resolveOffset(lastOffset);
+            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(lastOffset) + 1n).toString() }]);
+          }
           await heartbeat();
+          chunk = [];
+          return true;
+        };
+        for (const record of batch.messages) {
+          const message = new KafkaRecordMessage(record, batch.topic, batch.partition);
+          if (isUsageBatchSchema(firstHeader(record.headers?.['schema']))) for (const event of unpackUsageBatch(message)) chunk.push(event);
+          else chunk.push(message);
+          lastOffset = record.offset;
+          if (chunk.length >= c.batchMaxEvents && !(await storeChunk())) return;
         }
+        if (chunk.length > 0) await storeChunk();
       },
     });
   }
@@ -135,9 +148,13 @@ class KafkaRecordMessage implements UsageMessage {
 function headerText(headers: IHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers ?? {})) {
-    if (value === undefined) continue;
-    const first = Array.isArray(value) ? value[0] : value;
+    const first = firstHeader(value);
     if (first !== undefined) out[name] = first.toString();
   }
   return out;
+}
+
+/** A header's value; Kafka allows a name to repeat, and the first counts. */
+function firstHeader(value: IHeaders[string]): Buffer | string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

@@ -50,7 +50,7 @@ export class UsageIngestService {
     const poison: PreparedUsage['poison'] = [];
     let duplicates = 0;
     for (const message of messages) {
-      const decoded = decodeUsageMessage(message.value);
+      const decoded = message.poison === undefined ? decodeUsageMessage(message.value) : ({ ok: false, reason: message.poison } as const);
       if (!decoded.ok) poison.push({ message, reason: decoded.reason });
       else if (rows.has(decoded.event.eventId)) duplicates++;
       else rows.set(decoded.event.eventId, this.repository.encode(decoded.event));

@@ -75,6 +75,34 @@ export interface UsageEvent {
   httpStatus: number;
 }
 
+/**
+ * Several usage events of one organisation in one message of the topic, so the bus carries a
+ * record per batch instead of one per event (Kafka clients spend most of their time per record).
+ * Its `schema` header is `openrouter.usage.v1.UsageEventBatch`; a message with any other schema
+ * header, or none, is a single UsageEvent. Publishers may send either; consumers read both.
+ */
+export interface UsageEventBatch {
+  entries: UsageEventEntry[];
+}
+
+export interface UsageEventEntry {
+  /**
+   * One UsageEvent in protobuf binary form: bytes, so a consumer hands each event on as it would a
+   * single-event message, decoding it once.
+   */
+  event: Buffer;
+  /**
+   * The headers the event would carry as a message of its own (W3C `traceparent`, `tracestate`),
+   * without `content-type` and `schema`.
+   */
+  headers: { [key: string]: string };
+}
+
+export interface UsageEventEntry_HeadersEntry {
+  key: string;
+  value: string;
+}
+
 /** Who made the request, as resolved at ingress from the API key. */
 export interface Tenant {
   orgId: string;
@@ -494,6 +522,206 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     message.status = object.status ?? 0;
     message.errorKind = object.errorKind ?? "";
     message.httpStatus = object.httpStatus ?? 0;
+    return message;
+  },
+};
+
+function createBaseUsageEventBatch(): UsageEventBatch {
+  return { entries: [] };
+}
+
+export const UsageEventBatch: MessageFns<UsageEventBatch> = {
+  encode(message: UsageEventBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      UsageEventEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageEventBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageEventBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(UsageEventEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UsageEventBatch>, I>>(base?: I): UsageEventBatch {
+    return UsageEventBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UsageEventBatch>, I>>(object: I): UsageEventBatch {
+    const message = createBaseUsageEventBatch();
+    message.entries = object.entries?.map((e) => UsageEventEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseUsageEventEntry(): UsageEventEntry {
+  return { event: Buffer.alloc(0), headers: {} };
+}
+
+export const UsageEventEntry: MessageFns<UsageEventEntry> = {
+  encode(message: UsageEventEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.event.length !== 0) {
+      writer.uint32(10).bytes(message.event);
+    }
+    globalThis.Object.entries(message.headers).forEach(([key, value]: [string, string]) => {
+      UsageEventEntry_HeadersEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageEventEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageEventEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = UsageEventEntry_HeadersEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.headers[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UsageEventEntry>, I>>(base?: I): UsageEventEntry {
+    return UsageEventEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UsageEventEntry>, I>>(object: I): UsageEventEntry {
+    const message = createBaseUsageEventEntry();
+    message.event = object.event ?? Buffer.alloc(0);
+    message.headers = (globalThis.Object.entries(object.headers ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseUsageEventEntry_HeadersEntry(): UsageEventEntry_HeadersEntry {
+  return { key: "", value: "" };
+}
+
+export const UsageEventEntry_HeadersEntry: MessageFns<UsageEventEntry_HeadersEntry> = {
+  encode(message: UsageEventEntry_HeadersEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageEventEntry_HeadersEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageEventEntry_HeadersEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UsageEventEntry_HeadersEntry>, I>>(base?: I): UsageEventEntry_HeadersEntry {
+    return UsageEventEntry_HeadersEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UsageEventEntry_HeadersEntry>, I>>(object: I): UsageEventEntry_HeadersEntry {
+    const message = createBaseUsageEventEntry_HeadersEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
