@@ -285,7 +285,7 @@ export function toMarkdown(report: BenchReport): string {
   lines.push(
     u
       ? [
-          `- Billing draining a Kafka backlog into ClickHouse: ${u.events} events waiting, drained in ${u.consumer.drainSeconds.toFixed(2)} s between the first and the last commit, ${u.consumer.batches} inserts: **${Math.round(u.consumer.eventsPerSecond)} events/s**.`,
+          `- Billing draining a Kafka backlog into ClickHouse: ${u.events} events waiting, drained in ${u.consumer.drainSeconds.toFixed(2)} s between the first and the last insert, ${u.consumer.batches} inserts: **${Math.round(u.consumer.eventsPerSecond)} events/s**.`,
           `- Live, publisher and billing on the same cores: ${u.events} events published in ${u.publishSeconds.toFixed(2)} s, all stored and committed after ${u.storedSeconds.toFixed(2)} s: **${Math.round(u.eventsPerSecond)} events/s**.`,
         ].join('\n')
       : '- Kafka → billing → ClickHouse: not measured.',
