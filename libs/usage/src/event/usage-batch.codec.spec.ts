@@ -41,6 +41,18 @@ describe('usage event batches on the bus', () => {
     expect(unpacked.map((m) => Buffer.from(m.value))).toEqual([Buffer.from(messages[0]!.value), Buffer.from(messages[2]!.value)]);
   });
 
+  it('closes a batch message before its events pass the byte limit; an event over it alone goes plain', () => {
+    const messages = [eventMessage('acme', 'a1'), eventMessage('acme', 'a2'), eventMessage('acme', 'a3'), eventMessage('acme', 'a4')];
+    const size = messages[0]!.value.length;
+    // Room for two events per message, not three.
+    const packed = packUsageMessages(messages, 100, size * 2 + 1);
+    expect(packed.map((m) => unpackUsageBatch(m).map(idOf))).toEqual([
+      ['a1', 'a2'],
+      ['a3', 'a4'],
+    ]);
+    expect(packUsageMessages(messages.slice(0, 2), 100, size - 1)).toEqual(messages.slice(0, 2));
+  });
+
   it('changes nothing with one event per message', () => {
     const messages = [eventMessage('acme', 'a1'), eventMessage('acme', 'a2')];
     expect(packUsageMessages(messages, 1)).toEqual(messages);

@@ -6,12 +6,19 @@ export const USAGE_BATCH_SCHEMA_NAME = 'openrouter.usage.v1.UsageEventBatch';
 const BATCH_SCHEMA_BYTES = Buffer.from(USAGE_BATCH_SCHEMA_NAME);
 
 /**
- * Packs event messages into `UsageEventBatch` messages for the bus: the events of one key
- * (organisation) together, at most `maxEvents` per message, in the order they came. A key with a
- * single event keeps its plain message, and `maxEvents` 1 changes nothing. Kafka keeps order per
- * key, so each organisation's events stay in order; across keys there is no order to keep.
+ * Payload bytes per batch message, at most: well below Kafka's default limit for a message
+ * (`message.max.bytes`, 1 MB), whatever the events carry (tags, error text).
  */
-export function packUsageMessages(messages: readonly UsageMessage[], maxEvents: number): UsageMessage[] {
+export const USAGE_BATCH_MAX_BYTES = 256 * 1024;
+
+/**
+ * Packs event messages into `UsageEventBatch` messages for the bus: the events of one key
+ * (organisation) together, at most `maxEvents` and about `maxBytes` of events per message, in the
+ * order they came. A part with a single event keeps its plain message, and `maxEvents` 1 changes
+ * nothing. Kafka keeps order per key, so each organisation's events stay in order; across keys
+ * there is no order to keep.
+ */
+export function packUsageMessages(messages: readonly UsageMessage[], maxEvents: number, maxBytes = USAGE_BATCH_MAX_BYTES): UsageMessage[] {
   if (maxEvents <= 1 || messages.length <= 1) return [...messages];
   const byKey = new Map<string, UsageMessage[]>();
   for (const message of messages) {
@@ -20,12 +27,23 @@ export function packUsageMessages(messages: readonly UsageMessage[], maxEvents: 
     else byKey.set(message.key, [message]);
   }
   const packed: UsageMessage[] = [];
+  const close = (key: string, part: UsageMessage[]): void => {
+    if (part.length === 1 && part[0]) packed.push(part[0]);
+    else if (part.length > 1) packed.push(batchMessage(key, part));
+  };
   for (const [key, group] of byKey) {
-    for (let from = 0; from < group.length; from += maxEvents) {
-      const part = group.slice(from, from + maxEvents);
-      if (part.length === 1 && part[0]) packed.push(part[0]);
-      else packed.push(batchMessage(key, part));
+    let part: UsageMessage[] = [];
+    let bytes = 0;
+    for (const message of group) {
+      if (part.length === maxEvents || (part.length > 0 && bytes + message.value.length > maxBytes)) {
+        close(key, part);
+        part = [];
+        bytes = 0;
+      }
+      part.push(message);
+      bytes += message.value.length;
     }
+    close(key, part);
   }
   return packed;
 }
