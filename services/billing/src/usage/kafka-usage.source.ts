@@ -74,10 +74,11 @@ export class KafkaUsageSource implements UsageSource {
         };
         for (const record of batch.messages) {
           const message = new KafkaRecordMessage(record, batch.topic, batch.partition);
-          if (isUsageBatchSchema(firstHeader(record.headers?.['schema']))) for (const event of unpackUsageBatch(message)) chunk.push(event);
-          else chunk.push(message);
+          const events = isUsageBatchSchema(firstHeader(record.headers?.['schema'])) ? unpackUsageBatch(message) : [message];
+          // The chunk so far, up to the previous record, when this record's events would not fit.
+          if (chunk.length > 0 && chunk.length + events.length > c.batchMaxEvents && !(await storeChunk())) return;
+          for (const event of events) chunk.push(event);
           lastOffset = record.offset;
-          if (chunk.length >= c.batchMaxEvents && !(await storeChunk())) return;
         }
         if (chunk.length > 0) await storeChunk();
       },
