@@ -6,6 +6,7 @@ import { startReports, type ReportsHandle } from './reports/reports-server';
 import { startUsagePipeline, type UsagePipelineHandle } from './usage/usage-pipeline';
 
 export type { IngestStats } from './usage/usage-ingest.service';
+export { KafkaUsageSource } from './usage/kafka-usage.source';
 export type { UsagePipelineHandle } from './usage/usage-pipeline';
 
 export interface BillingDependencies {
