@@ -8,6 +8,9 @@ export interface BenchKeys {
   upstreamKey: string;
 }
 
+/** What every request of the bench asks (chat, stream, embeddings, and the gRPC floor's calls). */
+export const BENCH_PROMPT = 'Summarise the trade-offs of running an LLM gateway in front of several providers, in two sentences.';
+
 /** Public model ids behind the gateway and the upstream names they map to. */
 export const BENCH_MODELS = {
   chat: { public: 'gpt-4o-mini', upstream: 'sim-mini-upstream' },

@@ -2,6 +2,7 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
 import { CHANNEL_OPTIONS, readStream } from '@openrouter/grpc';
 import { freePort } from '../test/support/ports';
+import { BENCH_PROMPT } from './bench-config';
 import { percentile, type GrpcFloorRow } from './report';
 import { ProcessGroupMeter, sampleProcess } from './proc-stats';
 import { BenchProcess } from './targets/child-process';
@@ -15,14 +16,13 @@ import { BenchProcess } from './targets/child-process';
  * grpc-js, HTTP/2 and protobuf cost the distributed mode before it does anything.
  */
 
-const REQUEST_TEXT = 'Summarise the trade-offs of running an LLM gateway in front of several providers, in two sentences.';
 const ANSWER_WORDS = 16;
 
 /** A chat request as ingress sends it to the router for the bench's prompt. */
 export function chainRequest(stream: boolean): routerv1.ChatRequest {
   return routerv1.ChatRequest.fromPartial({
     context: { requestId: 'req_0123456789abcdef', orgId: 'org-bench', projectId: 'proj-bench', teamId: 'team-bench', appId: 'app-bench', costCenter: 'cc-bench', keyId: 'key_bench' },
-    request: { model: 'bench-chat', messages: [{ role: 'user', text: REQUEST_TEXT }], maxTokens: 64, stream, ...(stream ? { streamOptions: { includeUsage: true } } : {}) },
+    request: { model: 'bench-chat', messages: [{ role: 'user', text: BENCH_PROMPT }], maxTokens: 64, stream, ...(stream ? { streamOptions: { includeUsage: true } } : {}) },
   });
 }
 

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
+import { BENCH_PROMPT } from './bench-config';
 import type { BenchTarget } from './targets/target';
 
 export const SCENARIOS = ['chat', 'stream', 'embeddings'] as const;
@@ -21,19 +22,18 @@ interface RequestShape {
   body: string;
 }
 
-const PROMPT = 'Summarise the trade-offs of running an LLM gateway in front of several providers, in two sentences.';
 
 export function requestFor(target: BenchTarget, scenario: Scenario): RequestShape {
   switch (scenario) {
     case 'chat':
-      return { path: '/chat/completions', body: JSON.stringify({ model: target.models.chat, messages: [{ role: 'user', content: PROMPT }], max_tokens: 64 }) };
+      return { path: '/chat/completions', body: JSON.stringify({ model: target.models.chat, messages: [{ role: 'user', content: BENCH_PROMPT }], max_tokens: 64 }) };
     case 'stream':
       return {
         path: '/chat/completions',
-        body: JSON.stringify({ model: target.models.chat, messages: [{ role: 'user', content: PROMPT }], max_tokens: 64, stream: true, stream_options: { include_usage: true } }),
+        body: JSON.stringify({ model: target.models.chat, messages: [{ role: 'user', content: BENCH_PROMPT }], max_tokens: 64, stream: true, stream_options: { include_usage: true } }),
       };
     case 'embeddings':
-      return { path: '/embeddings', body: JSON.stringify({ model: target.models.embeddings, input: PROMPT }) };
+      return { path: '/embeddings', body: JSON.stringify({ model: target.models.embeddings, input: BENCH_PROMPT }) };
   }
 }
 
