@@ -7,7 +7,7 @@ export { isUsageBatchSchema, packUsageMessages, unpackUsageBatch, USAGE_BATCH_SC
 export { emptyUsageEvent } from './event/usage-event.factory';
 export { FileOutbox, OutboxFullError } from './kafka/file-outbox';
 export type { FileOutboxOptions, OutboxPeek } from './kafka/file-outbox';
-export { createKafka, ensureUsageTopics, withTimeout } from './kafka/kafka-client';
+export { createKafka, ensureUsageTopics, firstHeader, headerText, withTimeout } from './kafka/kafka-client';
 export { KafkaUsagePublisher } from './kafka/kafka-usage-publisher';
 export type { KafkaUsagePublisherOptions } from './kafka/kafka-usage-publisher';
 export { costOf, priceEvent } from './pricing/cost';

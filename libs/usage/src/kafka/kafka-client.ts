@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type IHeaders, type LogEntry } from 'kafkajs';
 import type { KafkaUsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { fixRequestQueueTimer } from './request-queue-timer';
@@ -43,4 +43,19 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
     timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A consumed record's headers as text; Kafka allows a name to repeat, and the first counts. */
+export function headerText(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const first = firstHeader(value);
+    if (first !== undefined) out[name] = first.toString();
+  }
+  return out;
+}
+
+/** One header's value as Kafka hands it (bytes or text); the first when the name repeats. */
+export function firstHeader(value: IHeaders[string]): Buffer | string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

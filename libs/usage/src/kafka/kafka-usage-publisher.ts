@@ -25,8 +25,8 @@ interface Pending {
  * Publishes usage events to Kafka: idempotent producer, `acks: all`, keyed by organisation, in
  * batches, each organisation's events of a batch packed into `UsageEventBatch` messages. When
  * Kafka does not take a batch in time, the batch and every event after it go to the durable
- * outbox on disk until Kafka is back, and the outbox is replayed in order before
- * events go direct again. `close` flushes everything accepted to Kafka or to the outbox.
+ * outbox on disk until Kafka is back, and the outbox is replayed in order before events go direct
+ * again. `close` flushes everything accepted to Kafka or to the outbox.
  */
 export class KafkaUsagePublisher implements UsagePublisher {
   private readonly kafka: Kafka;

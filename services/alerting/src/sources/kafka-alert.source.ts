@@ -1,7 +1,7 @@
 import type { Admin, Consumer, Kafka } from 'kafkajs';
 import type { GatewayConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
-import { createKafka, ensureUsageTopics, isUsageBatchSchema, unpackUsageBatch, type UsageMessage } from '@openrouter/usage';
+import { createKafka, ensureUsageTopics, headerText, isUsageBatchSchema, unpackUsageBatch, type UsageMessage } from '@openrouter/usage';
 
 /** How long start-up waits out retriable Kafka errors (topic leaders not elected yet) before failing. */
 const SETUP_PATIENCE_MS = 60_000;
@@ -68,23 +68,15 @@ export class KafkaAlertSource {
     });
     await consumer.run({
       eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
-        const headers = (h: Record<string, unknown> | undefined): Record<string, string> => {
-          const out: Record<string, string> = {};
-          for (const [k, v] of Object.entries(h ?? {})) {
-            const first = Array.isArray(v) ? v[0] : v;
-            if (first !== undefined && first !== null) out[k] = String(first);
-          }
-          return out;
-        };
         if (batch.topic === usageTopic) {
           await handlers.usage(
             batch.messages.flatMap((m) => {
-              const message = { key: m.key?.toString('utf8') ?? '', value: m.value ?? Buffer.alloc(0), headers: headers(m.headers), origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } };
+              const message = { key: m.key?.toString('utf8') ?? '', value: m.value ?? Buffer.alloc(0), headers: headerText(m.headers), origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } };
               return isUsageBatchSchema(message.headers['schema']) ? unpackUsageBatch(message) : [message];
             }),
           );
         } else {
-          for (const m of batch.messages) if (m.value) handlers.budget(m.value, headers(m.headers));
+          for (const m of batch.messages) if (m.value) handlers.budget(m.value, headerText(m.headers));
         }
         const last = batch.messages[batch.messages.length - 1];
         if (last) resolveOffset(last.offset);

@@ -1,7 +1,7 @@
-import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import type { UsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
-import { createKafka, ensureUsageTopics, isUsageBatchSchema, unpackUsageBatch, type UsageBatchHandler, type UsageMessage, type UsageSource } from '@openrouter/usage';
+import { createKafka, ensureUsageTopics, firstHeader, headerText, isUsageBatchSchema, unpackUsageBatch, type UsageBatchHandler, type UsageMessage, type UsageSource } from '@openrouter/usage';
 
 /**
  * Reads `openrouter.usage.v1` in the consumer group `billing` with `eachBatch`, a `UsageEventBatch`
@@ -144,18 +144,4 @@ class KafkaRecordMessage implements UsageMessage {
   get headers(): Record<string, string> {
     return headerText(this.record.headers);
   }
-}
-
-function headerText(headers: IHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    const first = firstHeader(value);
-    if (first !== undefined) out[name] = first.toString();
-  }
-  return out;
-}
-
-/** A header's value; Kafka allows a name to repeat, and the first counts. */
-function firstHeader(value: IHeaders[string]): Buffer | string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
