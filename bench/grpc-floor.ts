@@ -1,6 +1,6 @@
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { credentials } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
-import { CHANNEL_OPTIONS, readStream } from '@openrouter/grpc';
+import { acceptBatches, CHANNEL_OPTIONS, chatChunkBatching, readStream } from '@openrouter/grpc';
 import { freePort } from '../test/support/ports';
 import { BENCH_PROMPT } from './bench-config';
 import { percentile, type GrpcFloorRow } from './report';
@@ -116,7 +116,7 @@ export class GrpcChain {
   private async call(stream: boolean): Promise<void> {
     const expected = stream ? STREAM_MESSAGES : CHAT_MESSAGES;
     let messages = 0;
-    for await (const _ of readStream(this.client.chat(stream ? STREAM_REQUEST : CHAT_REQUEST, new Metadata()))) messages++;
+    for await (const _ of readStream(this.client.chat(stream ? STREAM_REQUEST : CHAT_REQUEST, acceptBatches(CHUNKS)), undefined, CHUNKS)) messages++;
     if (messages !== expected) throw new Error(`expected ${expected} messages, got ${messages}`);
   }
 
@@ -144,6 +144,7 @@ export class GrpcChain {
   }
 }
 
+const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 const CHAT_REQUEST = chainRequest(false);
 const STREAM_REQUEST = chainRequest(true);
 const CHAT_MESSAGES = [...chainAnswer(false)].length;

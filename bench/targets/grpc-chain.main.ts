@@ -1,18 +1,21 @@
-import { credentials, Metadata, type ServerWritableStream } from '@grpc/grpc-js';
+import { credentials, type ServerWritableStream } from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
 import { routerv1 } from '@openrouter/contracts';
-import { CHANNEL_OPTIONS, GrpcServerHandle, readStream, serveStream } from '@openrouter/grpc';
+import { acceptBatches, CHANNEL_OPTIONS, chatChunkBatching, GrpcServerHandle, readStream, serveStream } from '@openrouter/grpc';
 import { chainAnswer } from '../grpc-floor';
 
 /**
  * The gRPC transport floor's two servers, with the gateway's contracts, channel options and call
- * helpers and no logic at all:
+ * helpers (chunk batching included) and no logic at all:
  *   --role backend: answers `RouterService.Chat` with a canned answer (the adapter's place);
  *   --role relay:   serves `RouterService.Chat` by calling the backend's and passing every message
  *                   on (the router's place).
  * What the gateway's router and adapter cost above these is their own work.
  */
 const { values } = parseArgs({ options: { role: { type: 'string' }, port: { type: 'string' }, backend: { type: 'string' } } });
+
+/** Chunks ready together travel as one message, as between the gateway's services. */
+const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 
 type ChatCall = ServerWritableStream<routerv1.ChatRequest, routerv1.ChatResponse>;
 
@@ -26,11 +29,12 @@ async function main(): Promise<void> {
           yield* chainAnswer(call.request.request?.stream === true);
         },
         () => undefined,
+        CHUNKS,
       );
   } else if (values.role === 'relay') {
     if (!values.backend) throw new Error('--backend is required for the relay');
     const backend = new routerv1.RouterServiceClient(values.backend, credentials.createInsecure(), CHANNEL_OPTIONS);
-    chat = (call) => serveStream(call, (signal) => readStream(backend.chat(call.request, new Metadata()), signal), () => undefined);
+    chat = (call) => serveStream(call, (signal) => readStream(backend.chat(call.request, acceptBatches(CHUNKS)), signal, CHUNKS), () => undefined, CHUNKS);
   } else throw new Error('--role backend|relay is required');
   const server = await GrpcServerHandle.start('127.0.0.1', Number(values.port ?? 0), [{ definition: routerv1.RouterServiceService, implementation: { chat } }]);
   process.stdout.write(`grpc-chain ${values.role} on ${server.port}\n`);

@@ -27,10 +27,12 @@ async function waitForHealthy(url: string, child: ChildProcess, timeoutMs = 30_0
 describe('distributed mode: every service its own process', () => {
   const children: Array<{ name: string; child: ChildProcess }> = [];
   let baseURL = '';
+  let simPort = 0;
 
   beforeAll(async () => {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'ignore' });
     const [sim, ingress, router, adapter, routerHttp, adapterHttp, billing, alerting] = await Promise.all(Array.from({ length: 8 }, freePort));
+    simPort = sim!;
     const document = testConfigDocument(`http://127.0.0.1:${sim}/v1`, { ingress: ingress!, router: router!, adapter: adapter!, routerHttp, adapterHttp, billing, alerting });
     const dir = mkdtempSync(join(tmpdir(), 'openrouter-dist-'));
     const configPath = join(dir, 'config.yaml');
@@ -80,6 +82,43 @@ describe('distributed mode: every service its own process', () => {
     expect(usage?.total_tokens).toBe(completion.usage?.total_tokens);
     const embedding = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' });
     expect(embedding.data[0]?.embedding.length).toBeGreaterThan(0);
+  });
+
+  it('carries long streams and streamed tool calls whole across the processes (chunks batched between services)', async () => {
+    // Unpaced, the simulator's chunks arrive in bursts: the adapter and the router pass them on in
+    // batches (more than the 64 a batch holds), and the client still reads every chunk in order.
+    const simulator = `http://127.0.0.1:${simPort}`;
+    const configured = await fetch(`${simulator}/_sim/behaviour`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ completionTokens: 300 }) });
+    expect(configured.status).toBe(200);
+    try {
+      const client = new OpenAI({ baseURL, apiKey: TEST_DEV_KEY, maxRetries: 0 });
+      const request = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'a long distributed answer' }] };
+      const whole = await client.chat.completions.create(request);
+      let text = '';
+      let chunks = 0;
+      for await (const chunk of await client.chat.completions.create({ ...request, stream: true })) {
+        text += chunk.choices[0]?.delta.content ?? '';
+        chunks += 1;
+      }
+      expect(chunks).toBeGreaterThan(64);
+      expect(text).toBe(whole.choices[0]?.message.content);
+
+      const tools = [{ type: 'function' as const, function: { name: 'lookup', parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city', 'days'] } } }];
+      const toolRequest = { ...request, tools, tool_choice: 'required' as const };
+      const wholeCall = (await client.chat.completions.create(toolRequest)).choices[0]?.message.tool_calls?.[0];
+      let name = '';
+      let args = '';
+      for await (const chunk of await client.chat.completions.create({ ...toolRequest, stream: true })) {
+        const call = chunk.choices[0]?.delta.tool_calls?.[0];
+        name += call?.function?.name ?? '';
+        args += call?.function?.arguments ?? '';
+      }
+      expect(wholeCall?.type === 'function' ? wholeCall.function.name : undefined).toBe('lookup');
+      expect(name).toBe('lookup');
+      expect(JSON.parse(args)).toEqual(JSON.parse(wholeCall?.type === 'function' ? wholeCall.function.arguments : 'null'));
+    } finally {
+      await fetch(`${simulator}/_sim/reset`, { method: 'POST' });
+    }
   });
 
   it('shuts every service down gracefully on SIGTERM', async () => {

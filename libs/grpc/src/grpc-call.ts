@@ -1,17 +1,24 @@
 import type { ClientReadableStream, ClientUnaryCall, Metadata, ServiceError } from '@grpc/grpc-js';
 import { GatewayError } from '@openrouter/errors';
 import { fromGrpcError } from './grpc-errors';
+import type { StreamBatching } from './stream-batching';
 
 /**
  * Reads a server stream as an async iterable of messages. Aborting the signal cancels the call,
- * which the server sees as a cancelled call and passes on to its own downstream work.
+ * which the server sees as a cancelled call and passes on to its own downstream work. With
+ * `batching` (the call's metadata accepted it: `acceptBatches`), a batch is read as the messages
+ * it carries.
  */
-export async function* readStream<T>(call: ClientReadableStream<T>, signal?: AbortSignal): AsyncGenerator<T> {
+export async function* readStream<T>(call: ClientReadableStream<T>, signal?: AbortSignal, batching?: StreamBatching<T>): AsyncGenerator<T> {
   const onAbort = (): void => call.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
   let ended = false;
   try {
-    for await (const message of call as AsyncIterable<T>) yield message;
+    for await (const message of call as AsyncIterable<T>) {
+      const batch = batching?.unpack(message);
+      if (batch === undefined) yield message;
+      else yield* batch;
+    }
     ended = true;
   } catch (error) {
     ended = true;

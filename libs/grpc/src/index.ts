@@ -4,3 +4,5 @@ export type { GrpcServiceBinding } from './grpc-server';
 export { callUnary, readStream } from './grpc-call';
 export { callStreamInProcess, callUnaryInProcess } from './in-process';
 export { serveStream, serveUnary } from './server-call';
+export { acceptBatches, acceptsBatches, chatChunkBatching, MAX_STREAM_BATCH, STREAM_BATCHES_HEADER } from './stream-batching';
+export type { StreamBatching } from './stream-batching';

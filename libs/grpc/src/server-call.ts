@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import { toGrpcStatus } from './grpc-errors';
+import { acceptsBatches, MAX_STREAM_BATCH, type StreamBatching } from './stream-batching';
 
 /**
  * The abort signal of a gRPC server call: aborted when the client cancels the call. grpc-js also
@@ -29,23 +30,76 @@ export class ServerCallCancellation {
 }
 
 /**
- * Serves a server-streaming call: writes what `work` yields, then ends the call, or answers its
- * error as a gRPC status (after `onError`, for logging). A client cancellation aborts `work`'s
- * signal, and nothing more is written.
+ * Writes a stream's messages, sending those that become ready while a write is in flight as one
+ * batch when the write completes (see {@link StreamBatching}). Messages that cannot be batched
+ * flush what is held and go alone, so the order is kept.
  */
-export function serveStream<Req, Res>(call: ServerWritableStream<Req, Res>, work: (signal: AbortSignal) => AsyncIterable<Res>, onError: (error: unknown) => void): void {
+class BatchingWriter<T> {
+  private inFlight = 0;
+  private held: T[] = [];
+
+  constructor(
+    private readonly call: ServerWritableStream<unknown, T>,
+    private readonly batching: StreamBatching<T>,
+  ) {}
+
+  write(message: T): void {
+    if (!this.batching.batchable(message)) {
+      this.flush();
+      this.send(message);
+    } else if (this.inFlight === 0 && this.held.length === 0) {
+      this.send(message);
+    } else {
+      this.held.push(message);
+      if (this.held.length >= MAX_STREAM_BATCH) this.flush();
+    }
+  }
+
+  /** Sends what is held now: before the stream ends or fails. */
+  flush(): void {
+    const held = this.held;
+    if (held.length === 0) return;
+    this.held = [];
+    this.send(held.length === 1 ? (held[0] as T) : this.batching.pack(held));
+  }
+
+  private send(message: T): void {
+    this.inFlight += 1;
+    this.call.write(message, () => {
+      this.inFlight -= 1;
+      if (this.inFlight === 0) this.flush();
+    });
+  }
+}
+
+/**
+ * Serves a server-streaming call: writes what `work` yields, then ends the call, or answers its
+ * error as a gRPC status (after `onError`, for logging) once the messages before it are written.
+ * A client cancellation aborts `work`'s signal, and nothing more is written. With `batching`,
+ * messages ready together go as one to a caller that accepts batches.
+ */
+export function serveStream<Req, Res>(
+  call: ServerWritableStream<Req, Res>,
+  work: (signal: AbortSignal) => AsyncIterable<Res>,
+  onError: (error: unknown) => void,
+  batching?: StreamBatching<Res>,
+): void {
   const cancellation = new ServerCallCancellation(call);
   const { signal } = cancellation;
+  const batches = batching !== undefined && acceptsBatches(call.metadata, batching) ? new BatchingWriter<Res>(call as ServerWritableStream<unknown, Res>, batching) : undefined;
   void (async () => {
     try {
       for await (const event of work(signal)) {
         if (signal.aborted) return;
-        call.write(event);
+        if (batches) batches.write(event);
+        else call.write(event);
       }
+      batches?.flush();
       cancellation.answered();
       call.end();
     } catch (error) {
       if (signal.aborted) return;
+      batches?.flush();
       cancellation.answered();
       onError(error);
       call.emit('error', toGrpcStatus(error));

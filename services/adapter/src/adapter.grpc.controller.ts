@@ -1,8 +1,10 @@
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import { adapterv1 } from '@openrouter/contracts';
-import { serveStream, serveUnary, type GrpcServiceBinding } from '@openrouter/grpc';
+import { chatChunkBatching, serveStream, serveUnary, type GrpcServiceBinding } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { AdapterService } from './adapter.service';
+
+const CHAT_CHUNKS = chatChunkBatching<adapterv1.ChatResponse>();
 
 /** gRPC transport only: turns calls into service calls and cancellations into aborts. */
 export function adapterGrpcBinding(service: AdapterService, logger: Logger): GrpcServiceBinding {
@@ -12,6 +14,7 @@ export function adapterGrpcBinding(service: AdapterService, logger: Logger): Grp
         call,
         (signal) => service.chat(call.request, signal),
         (error) => logger.debug({ requestId: call.request.requestId, err: error }, 'provider call failed'),
+        CHAT_CHUNKS,
       );
     },
 

@@ -1,7 +1,9 @@
 import { credentials, Metadata, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
-import { CHANNEL_OPTIONS, callUnary, readStream } from '@openrouter/grpc';
+import { acceptBatches, CHANNEL_OPTIONS, callUnary, chatChunkBatching, readStream } from '@openrouter/grpc';
 import { RouterPort } from './router.port';
+
+const CHAT_CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 
 /** The router, over gRPC. Aborting a call's signal cancels it all the way to the provider. */
 export class RouterClient extends RouterPort {
@@ -14,7 +16,7 @@ export class RouterClient extends RouterPort {
   }
 
   chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {
-    return readStream(this.client.chat(request, new Metadata()), signal);
+    return readStream(this.client.chat(request, acceptBatches(CHAT_CHUNKS)), signal, CHAT_CHUNKS);
   }
 
   embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse> {

@@ -1,6 +1,6 @@
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
-import { serveStream, serveUnary, toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
+import { chatChunkBatching, serveStream, serveUnary, toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { RouterService } from './router.service';
 
@@ -14,6 +14,8 @@ function unary<Req, Res>(work: (request: Req) => Res): (call: ServerUnaryCall<Re
   };
 }
 
+const CHAT_CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
+
 /** gRPC transport only: calls into the service; a cancelled call aborts the work below it. */
 export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcServiceBinding {
   const implementation: routerv1.RouterServiceServer = {
@@ -22,6 +24,7 @@ export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcS
         call,
         (signal) => service.chat(call.request, signal),
         (error) => logger.debug({ requestId: call.request.context?.requestId, err: error }, 'route failed'),
+        CHAT_CHUNKS,
       );
     },
 

@@ -2,7 +2,7 @@ import { Metadata } from '@grpc/grpc-js';
 import type { Capability } from '@openrouter/config';
 import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { callUnary, readStream } from '@openrouter/grpc';
+import { acceptBatches, callUnary, chatChunkBatching, readStream } from '@openrouter/grpc';
 import type { AdapterClients } from './adapter-clients';
 import { decisionFor } from './explain/route-decision';
 import { explainPlan } from './explain/route-explanation';
@@ -18,10 +18,12 @@ export interface AdapterPort {
   embed(request: adapterv1.EmbedRequest, signal: AbortSignal): Promise<adapterv1.EmbedResponse>;
 }
 
-/** AdapterPort over the adapters' gRPC clients. */
+const ADAPTER_CHUNKS = chatChunkBatching<adapterv1.ChatResponse>();
+
+/** AdapterPort over the adapters' gRPC clients; streamed chunks may arrive in batches. */
 export function grpcAdapters(clients: AdapterClients): AdapterPort {
   return {
-    chat: (request, signal) => readStream<adapterv1.ChatResponse>(clients.for(request.provider).chat(request, new Metadata()), signal),
+    chat: (request, signal) => readStream(clients.for(request.provider).chat(request, acceptBatches(ADAPTER_CHUNKS)), signal, ADAPTER_CHUNKS),
     embed: (request, signal) => {
       const client = clients.for(request.provider);
       return callUnary<adapterv1.EmbedRequest, adapterv1.EmbedResponse>(client.embed.bind(client), request, new Metadata(), signal);

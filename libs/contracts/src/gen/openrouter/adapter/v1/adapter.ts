@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import {
   ChatChunk,
+  ChatChunkBatch,
   ChatCompletion,
   ChatRequest as ChatRequest1,
   EmbeddingRequest,
@@ -52,7 +53,11 @@ export interface EmbedRequest {
 /** Chunks for a streamed request, one completion otherwise. */
 export interface ChatResponse {
   chunk?: ChatChunk | undefined;
-  completion?: ChatCompletion | undefined;
+  completion?:
+    | ChatCompletion
+    | undefined;
+  /** Consecutive chunks as one message, to a caller that asked for batches. */
+  chunks?: ChatChunkBatch | undefined;
 }
 
 export interface EmbedResponse {
@@ -270,7 +275,7 @@ export const EmbedRequest: MessageFns<EmbedRequest> = {
 };
 
 function createBaseChatResponse(): ChatResponse {
-  return { chunk: undefined, completion: undefined };
+  return { chunk: undefined, completion: undefined, chunks: undefined };
 }
 
 export const ChatResponse: MessageFns<ChatResponse> = {
@@ -280,6 +285,9 @@ export const ChatResponse: MessageFns<ChatResponse> = {
     }
     if (message.completion !== undefined) {
       ChatCompletion.encode(message.completion, writer.uint32(18).fork()).join();
+    }
+    if (message.chunks !== undefined) {
+      ChatChunkBatch.encode(message.chunks, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -313,6 +321,14 @@ export const ChatResponse: MessageFns<ChatResponse> = {
             message.completion = ChatCompletion.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.chunks = ChatChunkBatch.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -335,6 +351,9 @@ export const ChatResponse: MessageFns<ChatResponse> = {
       : undefined;
     message.completion = (object.completion !== undefined && object.completion !== null)
       ? ChatCompletion.fromPartial(object.completion)
+      : undefined;
+    message.chunks = (object.chunks !== undefined && object.chunks !== null)
+      ? ChatChunkBatch.fromPartial(object.chunks)
       : undefined;
     return message;
   },

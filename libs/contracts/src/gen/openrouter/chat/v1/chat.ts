@@ -211,6 +211,14 @@ export interface ChatChunk {
   serviceTier?: string | undefined;
 }
 
+/**
+ * Chunks that were ready together, sent as one message. A server sends batches only to a caller
+ * that asked for them (call metadata `or-stream-batches: chunks`); see libs/grpc.
+ */
+export interface ChatChunkBatch {
+  chunks: ChatChunk[];
+}
+
 export interface ChunkChoice {
   index: number;
   delta?: Delta | undefined;
@@ -2499,6 +2507,61 @@ export const ChatChunk: MessageFns<ChatChunk> = {
     message.usage = (object.usage !== undefined && object.usage !== null) ? Usage.fromPartial(object.usage) : undefined;
     message.systemFingerprint = object.systemFingerprint ?? undefined;
     message.serviceTier = object.serviceTier ?? undefined;
+    return message;
+  },
+};
+
+function createBaseChatChunkBatch(): ChatChunkBatch {
+  return { chunks: [] };
+}
+
+export const ChatChunkBatch: MessageFns<ChatChunkBatch> = {
+  encode(message: ChatChunkBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.chunks) {
+      ChatChunk.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChatChunkBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChatChunkBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chunks.push(ChatChunk.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ChatChunkBatch>, I>>(base?: I): ChatChunkBatch {
+    return ChatChunkBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChatChunkBatch>, I>>(object: I): ChatChunkBatch {
+    const message = createBaseChatChunkBatch();
+    message.chunks = object.chunks?.map((e) => ChatChunk.fromPartial(e)) || [];
     return message;
   },
 };

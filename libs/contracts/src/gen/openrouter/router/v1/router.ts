@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import {
   ChatChunk,
+  ChatChunkBatch,
   ChatCompletion,
   ChatRequest as ChatRequest1,
   EmbeddingRequest,
@@ -64,7 +65,11 @@ export interface ChatRequest {
 export interface ChatResponse {
   decision?: RouteDecision | undefined;
   chunk?: ChatChunk | undefined;
-  completion?: ChatCompletion | undefined;
+  completion?:
+    | ChatCompletion
+    | undefined;
+  /** Consecutive chunks as one message, to a caller that asked for batches. */
+  chunks?: ChatChunkBatch | undefined;
 }
 
 export interface RouteDecision {
@@ -572,7 +577,7 @@ export const ChatRequest: MessageFns<ChatRequest> = {
 };
 
 function createBaseChatResponse(): ChatResponse {
-  return { decision: undefined, chunk: undefined, completion: undefined };
+  return { decision: undefined, chunk: undefined, completion: undefined, chunks: undefined };
 }
 
 export const ChatResponse: MessageFns<ChatResponse> = {
@@ -585,6 +590,9 @@ export const ChatResponse: MessageFns<ChatResponse> = {
     }
     if (message.completion !== undefined) {
       ChatCompletion.encode(message.completion, writer.uint32(26).fork()).join();
+    }
+    if (message.chunks !== undefined) {
+      ChatChunkBatch.encode(message.chunks, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -626,6 +634,14 @@ export const ChatResponse: MessageFns<ChatResponse> = {
             message.completion = ChatCompletion.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.chunks = ChatChunkBatch.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -651,6 +667,9 @@ export const ChatResponse: MessageFns<ChatResponse> = {
       : undefined;
     message.completion = (object.completion !== undefined && object.completion !== null)
       ? ChatCompletion.fromPartial(object.completion)
+      : undefined;
+    message.chunks = (object.chunks !== undefined && object.chunks !== null)
+      ? ChatChunkBatch.fromPartial(object.chunks)
       : undefined;
     return message;
   },
