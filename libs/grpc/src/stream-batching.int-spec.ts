@@ -98,6 +98,24 @@ describe('stream batching over a real gRPC server', () => {
     expect(raw.every((m) => m.chunk !== undefined)).toBe(true);
   });
 
+  it("a caller's cancellation mid-burst aborts the work, and what was held is dropped", async () => {
+    let aborted: Promise<void> | undefined;
+    work = async function* (signal) {
+      aborted = new Promise<void>((done) => signal.addEventListener('abort', () => done(), { once: true }));
+      for (let i = 0; i < 20; i++) yield chunk(i);
+      await aborted;
+    };
+    const call = client.chat({}, acceptBatches(CHUNKS));
+    call.on('error', () => undefined);
+    const first = await new Promise<routerv1.ChatResponse>((done) => call.once('data', done));
+    expect(ids(first)).toEqual(['c0']);
+    call.cancel();
+    await aborted;
+    // The server still answers the next call normally.
+    work = burst(3);
+    expect((await wire(acceptBatches(CHUNKS))).flatMap(ids)).toEqual(['decision', 'c0', 'c1', 'c2']);
+  });
+
   it('delivers every chunk sent before a failure, then the failure as its gateway error', async () => {
     work = async function* () {
       yield* burst(30)(new AbortController().signal);
