@@ -39,7 +39,7 @@ class BatchingWriter<T> {
   private held: T[] = [];
 
   constructor(
-    private readonly call: ServerWritableStream<unknown, T>,
+    private readonly call: { write(message: T, written: () => void): unknown },
     private readonly batching: StreamBatching<T>,
   ) {}
 
@@ -86,7 +86,7 @@ export function serveStream<Req, Res>(
 ): void {
   const cancellation = new ServerCallCancellation(call);
   const { signal } = cancellation;
-  const batches = batching !== undefined && acceptsBatches(call.metadata, batching) ? new BatchingWriter<Res>(call as ServerWritableStream<unknown, Res>, batching) : undefined;
+  const batches = batching !== undefined && acceptsBatches(call.metadata, batching) ? new BatchingWriter(call, batching) : undefined;
   void (async () => {
     try {
       for await (const event of work(signal)) {
