@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '@openrouter/observability';
 import { KafkaUsagePublisher } from '@openrouter/usage';
 import { freePort } from '../../test/support/ports';
 import { benchConfigDocument, benchKeys } from '../bench-config';
+import { sampleProcess } from '../proc-stats';
 import { BenchProcess } from '../targets/child-process';
 import { syntheticUsageEvent } from './event-generator';
 
@@ -29,7 +30,17 @@ export interface UsageThroughputResult {
    * The consumer's own throughput: billing drains `events` already waiting in Kafka (the
    * publisher has finished), events per second between its first and its last commit.
    */
-  consumer: { eventsPerSecond: number; drainSeconds: number; batches: number };
+  consumer: {
+    eventsPerSecond: number;
+    drainSeconds: number;
+    batches: number;
+    /**
+     * Billing's CPU (every thread, chDB's included) from its readiness to its last commit, per
+     * 1,000 events: steadier than the rate on a shared machine, whose neighbours take the cores
+     * but not this process's CPU time.
+     */
+    cpuMsPerThousandEvents: number;
+  };
 }
 
 const POLL_MS = 20;
@@ -91,19 +102,27 @@ async function measureBacklog(options: ThroughputOptions, admin: Admin, logger: 
   const billing = await run.startBilling();
   try {
     const ready = performance.now();
+    const cpuAtReady = billingCpuMs(billing);
     let first: { at: number; stored: number } | undefined;
     await waitCommitted(admin, run.config, billing, run.billingPort, options.events, (stored, at) => {
       if (!first && stored > 0) first = { at, stored };
     });
     const done = performance.now();
+    const cpuMs = billingCpuMs(billing) - cpuAtReady;
     // The rate between the first and the last insert; when one insert took everything, from readiness.
     const [from, counted] = first && first.stored < options.events && done > first.at ? [first.at, options.events - first.stored] : [ready, options.events];
     const drainSeconds = (done - from) / 1000;
     const { batches } = await ingestCounters(run.billingPort);
-    return { eventsPerSecond: Math.round(counted / drainSeconds), drainSeconds, batches };
+    return { eventsPerSecond: Math.round(counted / drainSeconds), drainSeconds, batches, cpuMsPerThousandEvents: (cpuMs * 1_000) / options.events };
   } finally {
     await billing.stop();
   }
+}
+
+function billingCpuMs(billing: BenchProcess): number {
+  const sample = sampleProcess(billing.pid);
+  if (!sample) throw new Error(`billing exited:\n${billing.tail}`);
+  return sample.cpuMs;
 }
 
 interface PipelineRun {
@@ -190,9 +209,21 @@ async function waitCommitted(admin: Admin, config: Config, billing: BenchProcess
 
 const readySchema = z.object({ details: z.object({ 'usage-consumer': z.object({ stored: z.number(), batches: z.number() }) }) });
 
-/** The events billing says it inserted and in how many batches (its readiness details). */
+/**
+ * The events billing says it inserted and in how many batches (its readiness details). A busy
+ * billing can take longer than the readiness check allows to read its consumer lag; its details
+ * then say `timed out` instead, and are asked for again.
+ */
 async function ingestCounters(billingPort: number): Promise<{ stored: number; batches: number }> {
-  const response = await fetch(`http://127.0.0.1:${billingPort}/ready`);
-  const { stored, batches } = readySchema.parse(await response.json()).details['usage-consumer'];
-  return { stored, batches };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const response = await fetch(`http://127.0.0.1:${billingPort}/ready`);
+    const parsed = readySchema.safeParse(await response.json());
+    if (parsed.success) {
+      const { stored, batches } = parsed.data.details['usage-consumer'];
+      return { stored, batches };
+    }
+    if (Date.now() > deadline) throw new Error(`billing's readiness has given no usage counters for a minute: ${parsed.error.message}`);
+    await new Promise((done) => setTimeout(done, POLL_MS));
+  }
 }

@@ -34,7 +34,7 @@ const reportSchema = z.object({
     z.object({ scenario: z.string(), concurrency: z.number(), requests: z.number(), errors: z.number(), cpuMsPerRequest: z.object({ client: z.number(), relay: z.number(), backend: z.number(), total: z.number() }) }),
   ),
   routeDecision: z.object({ p50Micros: z.number() }).nullable(),
-  usagePipeline: z.object({ events: z.number(), stored: z.number(), eventsPerSecond: z.number(), consumer: z.object({ eventsPerSecond: z.number(), batches: z.number() }) }).nullable(),
+  usagePipeline: z.object({ events: z.number(), stored: z.number(), eventsPerSecond: z.number(), consumer: z.object({ eventsPerSecond: z.number(), batches: z.number(), cpuMsPerThousandEvents: z.number() }) }).nullable(),
   chargeback: z.object({ events: z.number(), groups: z.number(), totalCost: z.string() }).nullable(),
   targets: z.array(z.object({ name: z.string(), measured: z.number().nullable(), note: z.string().optional() })),
 });
@@ -105,6 +105,7 @@ describe('benchmark harness (smoke)', () => {
     expect(report.usagePipeline?.eventsPerSecond).toBeGreaterThan(0);
     expect(report.usagePipeline?.consumer.eventsPerSecond).toBeGreaterThan(0);
     expect(report.usagePipeline?.consumer.batches).toBeGreaterThan(0);
+    expect(report.usagePipeline?.consumer.cpuMsPerThousandEvents).toBeGreaterThan(0);
     expect(report.chargeback?.events).toBeGreaterThan(0);
     expect(report.chargeback?.groups).toBeGreaterThan(0);
     expect(Number(report.chargeback?.totalCost)).toBeGreaterThan(0);

@@ -89,4 +89,19 @@ describe('ClickHouseUsageEventRepository (chDB)', () => {
     const chunked = await new ClickHouseUsageEventRepository(store.client, store.database, 'server').storedIds([...unknown, ...events.map((e) => e.eventId)]);
     expect(chunked).toEqual(new Set(events.map((e) => e.eventId)));
   });
+
+  it('reads a duplicate that one insert carried once, though the insert no longer collapses it', async () => {
+    // Inserts skip the engine's merge on insert (optimize_on_insert = 0): the consumer
+    // de-duplicates every batch first, and every read of the raw table is FINAL.
+    const repository = new ClickHouseUsageEventRepository(store.client, store.database, store.kind);
+    const event = awkwardEvent(1);
+    event.eventId = 'twice-in-one-insert';
+    await repository.insertRows([repository.encode(event), repository.encode(event)]);
+    const raw = await queryRows<{ rows: number; final: number }>(
+      store,
+      "SELECT (SELECT count() FROM {db:Identifier}.usage_events WHERE event_id = 'twice-in-one-insert') AS rows, (SELECT count() FROM {db:Identifier}.usage_events FINAL WHERE event_id = 'twice-in-one-insert') AS final",
+    );
+    expect(raw).toEqual([{ rows: 2, final: 1 }]);
+    expect(await repository.storedIds(['twice-in-one-insert'])).toEqual(new Set(['twice-in-one-insert']));
+  });
 });
