@@ -12,7 +12,7 @@ describe('ClickHouse migrations (chDB)', () => {
     expect(second.applied).toEqual([]);
     const recorded = await queryRows<{ version: number; name: string }>(target, 'SELECT version, name FROM {db:Identifier}.schema_migrations FINAL ORDER BY version');
     expect(recorded.map((r) => r.name)).toEqual(USAGE_MIGRATIONS.map((m) => m.name));
-    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history']);
+    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history', 'usage_daily_signed_counts']);
     const tables = await queryRows<{ name: string }>(target, 'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name', { db: target.database });
     expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['usage_events', 'usage_event_ids', 'usage_event_ids_mv', 'usage_daily', 'usage_daily_mv', 'schema_migrations']));
   }, 60_000);
@@ -26,6 +26,31 @@ describe('ClickHouse migrations (chDB)', () => {
     const extra: Migration = { version: USAGE_MIGRATIONS.length + 1, name: 'extra', statements: ['CREATE TABLE IF NOT EXISTS {db:Identifier}.extra (x UInt8) ENGINE = MergeTree ORDER BY x'] };
     const result = await migrate(target.client, target.database, [...USAGE_MIGRATIONS, extra]);
     expect(result.applied).toEqual([extra.version]);
+  });
+
+  it('makes the rollup counts signed on a database that has rollup rows, keeping them', async () => {
+    const older = embeddedClickHouse();
+    try {
+      await migrate(older.client, older.database, USAGE_MIGRATIONS.slice(0, 4));
+      await older.client.command({
+        query: "INSERT INTO {db:Identifier}.usage_daily (day, org_id, currency, requests, prompt_tokens, cost) VALUES ('2025-03-01', 'acme', 'USD', 3, 300, '1.5')",
+        query_params: { db: older.database },
+      });
+      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([5]);
+      const columns = await queryRows<{ name: string; type: string }>(older, "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'usage_daily' AND name IN ('requests', 'prompt_tokens')", { db: older.database });
+      expect(columns).toEqual([
+        { name: 'requests', type: 'Int64' },
+        { name: 'prompt_tokens', type: 'Int64' },
+      ]);
+      await older.client.command({
+        query: "INSERT INTO {db:Identifier}.usage_daily (day, org_id, currency, requests, prompt_tokens, cost) VALUES ('2025-03-01', 'acme', 'USD', -1, -100, '-0.5')",
+        query_params: { db: older.database },
+      });
+      const [sums] = await queryRows<Record<string, string>>(older, 'SELECT toString(sum(requests)) AS requests, toString(sum(prompt_tokens)) AS prompt, toString(sum(cost)) AS cost FROM {db:Identifier}.usage_daily');
+      expect(sums).toEqual({ requests: '2', prompt: '200', cost: '1' });
+    } finally {
+      await older.client.close();
+    }
   });
 
   it('sets the retention TTL from configuration only when it differs', async () => {

@@ -101,5 +101,20 @@ export const billingSchema = z.object({
       fixedShares: z.record(z.string().min(1), decimal).default({}),
     })
     .prefault({}),
+  /**
+   * The daily rollup's reconciliation: each closed UTC day of the last `lookbackDays` is compared
+   * with the raw events, and what the rollup counted twice (two consumers storing one batch in a
+   * rebalance race) or missed is corrected. One billing replica at a time does it (a lease in
+   * `access.redis` when set).
+   */
+  rollup: z
+    .object({
+      /** How often; 0 disables it. */
+      reconcileIntervalMs: z.coerce.number().int().nonnegative().default(60 * 60_000),
+      lookbackDays: z.coerce.number().int().min(1).max(400).default(7),
+      /** A day is corrected only when two reads this far apart agree (no insert was half-way). */
+      settleMs: z.coerce.number().int().nonnegative().default(2_000),
+    })
+    .prefault({}),
 });
 export type BillingConfig = z.infer<typeof billingSchema>;

@@ -1,6 +1,7 @@
 import type { BudgetConfig } from '@openrouter/config';
 import { accountAt, fromMicros, toMicros, type BudgetLedger } from '@openrouter/budgets';
 import type { Logger } from '@openrouter/observability';
+import { SOLE_LEASE, type Lease } from '../reconciliation/lease';
 import type { DimensionName } from '../reports/report-dimensions';
 
 export interface SpendSource {
@@ -23,7 +24,9 @@ export interface Reconciliation {
  * (Redis lost data, a settle never ran) is corrected at once. The ledger counting more is
  * normal while events are on their way to ClickHouse, so it is only corrected when the usage
  * bus has nothing pending and the same surplus was seen on the previous run; corrections are
- * relative (INCRBY), so requests settling meanwhile are never lost.
+ * relative (INCRBY), so requests settling meanwhile are never lost. Being relative, they must be
+ * made by one billing replica at a time: the periodic run happens only while this replica holds
+ * the lease.
  */
 export class BudgetReconciler {
   private readonly surplus = new Map<string, number>();
@@ -37,16 +40,23 @@ export class BudgetReconciler {
     private readonly pendingEvents: () => Promise<number>,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
+    private readonly lease: Lease = SOLE_LEASE,
   ) {}
 
   start(intervalMs: number): void {
     if (intervalMs <= 0 || this.budgets.length === 0) return;
     this.timer = setInterval(() => {
-      this.running ??= this.reconcile()
+      this.running ??= this.reconcileIfLeased()
         .catch((error: unknown) => this.logger.warn({ err: error }, 'budget reconciliation failed; retrying next interval'))
         .finally(() => (this.running = undefined));
     }, intervalMs);
     this.timer.unref();
+  }
+
+  /** One periodic run: reconciles when this replica holds the lease; undefined when another does. */
+  async reconcileIfLeased(): Promise<Reconciliation[] | undefined> {
+    if (!(await this.lease.hold())) return undefined;
+    return this.reconcile();
   }
 
   async reconcile(): Promise<Reconciliation[]> {
@@ -86,6 +96,7 @@ export class BudgetReconciler {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.running;
+    await this.lease.release().catch((error: unknown) => this.logger.warn({ err: error }, 'could not release the budget reconciliation lease; it expires on its own'));
     await this.ledger.close();
   }
 }

@@ -4,6 +4,8 @@ import { GrpcServerHandle } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import { Redis } from 'ioredis';
 import { BudgetReconciler } from '../budgets/budget-reconciler';
+import { leaseTtlFor, RedisLease, SOLE_LEASE, type Lease } from '../reconciliation/lease';
+import { RollupReconciler } from '../reconciliation/rollup-reconciler';
 import type { UsagePipelineHandle } from '../usage/usage-pipeline';
 import { billingGrpcBinding } from './billing.grpc.controller';
 import { ClickHouseReportsRepository } from './reports.repository';
@@ -14,32 +16,44 @@ export interface ReportsHandle {
   readonly service: ReportsService;
   /** Present when budgets live in Redis (`access.redis.url`) and some are configured. */
   readonly reconciler: BudgetReconciler | undefined;
+  readonly rollup: RollupReconciler;
   close(): Promise<void>;
 }
 
 /**
- * Billing's read side: the report RPCs over the usage store, and the periodic reconciliation of
- * budget spend in Redis against it.
+ * Billing's read side: the report RPCs over the usage store, and the periodic reconciliations:
+ * budget spend in Redis against the store, and the daily rollup against the raw events. With
+ * `access.redis` set, a lease in Redis lets one billing replica at a time run each; without it,
+ * billing is taken to run alone.
  */
 export async function startReports(config: GatewayConfig, usage: UsagePipelineHandle, logger: Logger): Promise<ReportsHandle> {
   const repository = new ClickHouseReportsRepository(usage.store.client, usage.store.database);
   const service = new ReportsService(repository, config.billing.chargeback);
   const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)]);
-  let reconciler: BudgetReconciler | undefined;
   const { url: redisUrl, keyPrefix } = config.access.redis;
+  const leases = redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 5_000 }) : undefined;
+  const lease = (job: string, intervalMs: number): Lease => (leases ? new RedisLease(leases, `${keyPrefix}billing:lease:${job}`, leaseTtlFor(intervalMs)) : SOLE_LEASE);
+  let reconciler: BudgetReconciler | undefined;
   if (redisUrl && config.budgets.list.length > 0) {
     const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 5_000 });
-    reconciler = new BudgetReconciler(config.budgets.list, new RedisBudgetLedger(redis, keyPrefix), repository, () => usage.lag(), logger);
-    reconciler.start(config.budgets.reconcileIntervalMs);
+    const interval = config.budgets.reconcileIntervalMs;
+    reconciler = new BudgetReconciler(config.budgets.list, new RedisBudgetLedger(redis, keyPrefix), repository, () => usage.lag(), logger, Date.now, lease('budget-reconciliation', interval));
+    reconciler.start(interval);
   }
+  const { reconcileIntervalMs, lookbackDays, settleMs } = config.billing.rollup;
+  const rollup = new RollupReconciler(usage.store.client, usage.store.database, { lookbackDays, settleMs }, logger, lease('rollup-reconciliation', reconcileIntervalMs));
+  rollup.start(reconcileIntervalMs);
   const budgets = reconciler;
   return {
     grpcPort: grpc.port,
     service,
     reconciler,
+    rollup,
     async close() {
       await grpc.close();
       await budgets?.close();
+      await rollup.close();
+      leases?.disconnect();
     },
   };
 }

@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { accountAt, RedisBudgetLedger } from '@openrouter/budgets';
+import { budgetSchema, clickhouseSchema } from '@openrouter/config';
+import { usagev1 } from '@openrouter/contracts';
+import { createLogger } from '@openrouter/observability';
+import { createClickHouse, emptyUsageEvent, migrate, USAGE_MIGRATIONS, type ClickHouseTarget } from '@openrouter/usage';
+import { BudgetReconciler } from '../budgets/budget-reconciler';
+import { ClickHouseReportsRepository } from '../reports/reports.repository';
+import { ClickHouseUsageEventRepository } from '../usage/usage-event.repository';
+import { RedisLease } from './lease';
+import { RollupReconciler } from './rollup-reconciler';
+
+const logger = createLogger('test', 'silent');
+
+/** The redis-server the integration project's global setup started. */
+function redisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error('OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest\'s integration project');
+  return url;
+}
+
+/** Polls `condition` until it holds, failing after `timeoutMs`. */
+async function eventually(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 20));
+  }
+}
+const DAY = '2025-03-10';
+const DAY_START = Date.parse(`${DAY}T00:00:00Z`);
+const NOW = Date.parse('2025-03-12T09:00:00Z');
+
+function event(id: string, at: number, project: string, cost: string, status = usagev1.Status.STATUS_OK, org = 'acme'): usagev1.UsageEvent {
+  const e = emptyUsageEvent(id, at);
+  e.completedAtMs = at + 40;
+  e.latencyMs = 40;
+  e.tenant = { orgId: org, projectId: project, teamId: 't', appId: 'a', costCenter: 'cc', keyId: 'k1', endUser: '', tags: {} };
+  e.servedModel = 'gpt-4o-mini';
+  e.provider = 'openai';
+  e.tokens = { prompt: 100, completion: 20, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false };
+  e.cost = { amount: cost, currency: 'USD', priceVersion: 'v1' };
+  e.status = status;
+  e.httpStatus = status === usagev1.Status.STATUS_OK ? 200 : 502;
+  return e;
+}
+
+async function rows<T>(store: ClickHouseTarget, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+  const result = await store.client.query({ query, query_params: { db: store.database, ...params }, format: 'JSONEachRow' });
+  return result.json<T>();
+}
+
+/** The day per project from the rollup and from the raw events, as reports read them. */
+async function dayTotals(store: ClickHouseTarget, day: string): Promise<{ rollup: unknown[]; raw: unknown[] }> {
+  const rollup = await rows(
+    store,
+    'SELECT project_id, toString(sum(requests)) AS requests, toString(sum(errors)) AS errors, toString(sum(prompt_tokens)) AS prompt, toString(sum(cost)) AS cost, toString(sum(latency_ms_sum)) AS latency FROM {db:Identifier}.usage_daily WHERE day = {day:Date} GROUP BY project_id ORDER BY project_id',
+    { day },
+  );
+  const raw = await rows(
+    store,
+    "SELECT project_id, toString(count()) AS requests, toString(countIf(status = 'error')) AS errors, toString(sum(prompt_tokens)) AS prompt, toString(sum(cost)) AS cost, toString(sum(latency_ms)) AS latency FROM {db:Identifier}.usage_events FINAL WHERE toDate(received_at) = {day:Date} GROUP BY project_id ORDER BY project_id",
+    { day },
+  );
+  return { rollup, raw };
+}
+
+describe('reconciliation (chDB, redis-server)', () => {
+  let store: ClickHouseTarget;
+  let repository: ClickHouseUsageEventRepository;
+  const redises: Redis[] = [];
+  const redis = (): Redis => {
+    const r = new Redis(redisUrl());
+    redises.push(r);
+    return r;
+  };
+
+  beforeAll(async () => {
+    store = createClickHouse(clickhouseSchema.parse({ embedded: { path: ':memory:' }, database: `recon_${randomBytes(6).toString('hex')}` }), '.');
+    await migrate(store.client, store.database, USAGE_MIGRATIONS);
+    repository = new ClickHouseUsageEventRepository(store.client, store.database, store.kind);
+  }, 60_000);
+
+  afterAll(async () => {
+    redises.forEach((r) => r.disconnect());
+    await store.client.close();
+  });
+
+  describe('the daily rollup', () => {
+    it('takes off what a batch stored twice added, once, and leaves a consistent day alone', async () => {
+      const batch = [event('a1', DAY_START + 1_000, 'search', '0.25'), event('a2', DAY_START + 2_000, 'search', '0.5'), event('a3', DAY_START + 3_000, 'chat', '1.125', usagev1.Status.STATUS_ERROR)];
+      await repository.insertRows(batch.map((e) => repository.encode(e)));
+      // Two consumers in a rebalance race store the same batch: the raw table forgives it (FINAL), the rollup does not.
+      await repository.insertRows(batch.slice(0, 2).map((e) => repository.encode(e)));
+      await repository.insertRows([repository.encode(event('b1', DAY_START + 86_399_999, 'chat', '2'))]);
+      const before = await dayTotals(store, DAY);
+      expect(before.raw).toEqual([
+        { project_id: 'chat', requests: '2', errors: '1', prompt: '200', cost: '3.125', latency: '80' },
+        { project_id: 'search', requests: '2', errors: '0', prompt: '200', cost: '0.75', latency: '80' },
+      ]);
+      expect(before.rollup).toEqual([
+        { project_id: 'chat', requests: '2', errors: '1', prompt: '200', cost: '3.125', latency: '80' },
+        { project_id: 'search', requests: '4', errors: '0', prompt: '400', cost: '1.5', latency: '160' },
+      ]);
+
+      const reconciler = new RollupReconciler(store.client, store.database, { lookbackDays: 3, settleMs: 10 }, logger, undefined, () => NOW);
+      const results = await reconciler.reconcileIfLeased();
+      expect(results).toEqual([
+        { day: '2025-03-09', outcome: 'consistent', groups: 0, requests: 0 },
+        { day: DAY, outcome: 'corrected', groups: 1, requests: -2 },
+        { day: '2025-03-11', outcome: 'consistent', groups: 0, requests: 0 },
+      ]);
+      const after = await dayTotals(store, DAY);
+      expect(after.rollup).toEqual(after.raw);
+      expect(after.raw).toEqual(before.raw);
+      // Corrected once: the next run finds nothing.
+      expect(await reconciler.reconcileDay(DAY)).toEqual({ day: DAY, outcome: 'consistent', groups: 0, requests: 0 });
+      // A whole-month report reads the rollup, and now agrees with the events.
+      const report = new ClickHouseReportsRepository(store.client, store.database);
+      const month = await report.usage({ fromMs: Date.parse('2025-03-01T00:00:00Z'), toMs: Date.parse('2025-04-01T00:00:00Z'), groupBy: [], filters: [['org', 'acme']] });
+      expect(month.source).toBe('rollup');
+      expect(month.rows.map((r) => ({ requests: r.requests, cost: r.cost }))).toEqual([{ requests: 4, cost: '3.875' }]);
+      await reconciler.close();
+    });
+
+    it('adds what the rollup missed, and corrects a day only with the lease', async () => {
+      const day = '2025-03-11';
+      await repository.insertRows([repository.encode(event('c1', Date.parse(`${day}T08:00:00Z`), 'search', '0.1'))]);
+      // A rollup row lost (a part dropped by hand, a failed view): the raw event has no rollup.
+      await store.client.command({ query: 'ALTER TABLE {db:Identifier}.usage_daily DELETE WHERE day = {day:Date}', query_params: { db: store.database, day }, clickhouse_settings: { mutations_sync: '1' } });
+      const key = `recon-${randomBytes(4).toString('hex')}:billing:lease:rollup-reconciliation`;
+      const replicas = [0, 1].map(() => new RollupReconciler(store.client, store.database, { lookbackDays: 1, settleMs: 10 }, logger, new RedisLease(redis(), key, 60_000), () => NOW));
+      const results = await Promise.all(replicas.map((r) => r.reconcileIfLeased()));
+      expect(results.filter((r) => r === undefined)).toHaveLength(1);
+      expect(results.find((r) => r !== undefined)).toEqual([{ day, outcome: 'corrected', groups: 1, requests: 1 }]);
+      const totals = await dayTotals(store, day);
+      expect(totals.rollup).toEqual(totals.raw);
+      expect(totals.raw).toEqual([{ project_id: 'search', requests: '1', errors: '0', prompt: '100', cost: '0.1', latency: '40' }]);
+      await Promise.all(replicas.map((r) => r.close()));
+    });
+  });
+
+  describe('the lease', () => {
+    it('is held by one holder, renewed by it, handed over on release or expiry', async () => {
+      const key = `lease-${randomBytes(4).toString('hex')}`;
+      const a = new RedisLease(redis(), key, 300);
+      const b = new RedisLease(redis(), key, 300);
+      expect(await a.hold()).toBe(true);
+      expect(await b.hold()).toBe(false);
+      expect(await a.hold()).toBe(true);
+      await b.release(); // not b's to give up
+      expect(await b.hold()).toBe(false);
+      await a.release();
+      expect(await b.hold()).toBe(true);
+      // b stops renewing (its replica died): the lease expires and a takes it.
+      await eventually(() => a.hold(), 5_000, 'the lease to expire');
+      expect(await b.hold()).toBe(false);
+    });
+  });
+
+  describe('budget spend, with two billing replicas', () => {
+    it('raises a ledger that missed spend once, not once per replica', async () => {
+      const now = Date.parse('2025-03-20T12:00:00Z');
+      const budget = budgetSchema.parse({ id: 'acme-month', scope: { org: 'acme-two' }, period: 'monthly', amount: '100' });
+      await repository.insertRows([repository.encode(event('d1', Date.parse('2025-03-05T10:00:00Z'), 'search', '1.5', usagev1.Status.STATUS_OK, 'acme-two'))]);
+      const prefix = `recon-${randomBytes(4).toString('hex')}:`;
+      const line = accountAt(budget, now).line;
+      const ledgers = [0, 1].map(() => new RedisBudgetLedger(redis(), prefix));
+      await ledgers[0]?.settle('r1', [line], 1_000_000);
+      const store2 = new ClickHouseReportsRepository(store.client, store.database);
+      const replicas = ledgers.map((ledger) => new BudgetReconciler([budget], ledger, store2, async () => 0, logger, () => now, new RedisLease(redis(), `${prefix}billing:lease:budget-reconciliation`, 60_000)));
+      const results = await Promise.all(replicas.map((r) => r.reconcileIfLeased()));
+      const holder = results.findIndex((r) => r !== undefined);
+      expect(results.filter((r) => r === undefined)).toHaveLength(1);
+      expect(results[holder]).toMatchObject([{ ledgerMicros: 1_000_000, storedMicros: 1_500_000, correctionMicros: 500_000 }]);
+      expect((await ledgers[1]?.read([line.account]))?.[0]?.spentMicros).toBe(1_500_000);
+      // The holder keeps the job and finds the ledger right; the other replica still skips.
+      expect(await replicas[holder]?.reconcileIfLeased()).toMatchObject([{ correctionMicros: 0 }]);
+      expect(await replicas[1 - holder]?.reconcileIfLeased()).toBeUndefined();
+      await Promise.all(replicas.map((r) => r.close()));
+    });
+  });
+});

@@ -1,0 +1,142 @@
+import type { Logger } from '@openrouter/observability';
+import { WITHOUT_OUTPUT_SETTINGS, type ClickHouseClient } from '@openrouter/usage';
+import { SOLE_LEASE, type Lease } from './lease';
+
+const DAY_MS = 86_400_000;
+
+/** The rollup's key below the day, in its sort order. */
+const KEY = ['org_id', 'project_id', 'team_id', 'app_id', 'cost_center', 'key_id', 'served_model', 'provider', 'currency'] as const;
+
+/** The rollup's summed columns, and how the raw events make each. */
+const SUMS = [
+  ['requests', 'toInt64(count())'],
+  ['errors', "toInt64(countIf(status = 'error'))"],
+  ['cancelled', 'toInt64(countIf(cancelled))'],
+  ['prompt_tokens', 'toInt64(sum(prompt_tokens))'],
+  ['completion_tokens', 'toInt64(sum(completion_tokens))'],
+  ['cached_read_tokens', 'toInt64(sum(cached_read_tokens))'],
+  ['cache_write_tokens', 'toInt64(sum(cache_write_tokens))'],
+  ['reasoning_tokens', 'toInt64(sum(reasoning_tokens))'],
+  ['cost', 'sum(cost)'],
+  ['latency_ms_sum', 'toInt64(sum(latency_ms))'],
+] as const;
+
+type Correction = Record<(typeof KEY)[number] | (typeof SUMS)[number][0], string>;
+
+export interface DayReconciliation {
+  /** The UTC day, `YYYY-MM-DD`. */
+  day: string;
+  /** `corrected`: rows were added; `consistent`: nothing to do; `unsettled`: events were arriving, try again later. */
+  outcome: 'corrected' | 'consistent' | 'unsettled';
+  /** Rollup groups corrected. */
+  groups: number;
+  /** What the correction added to the day's request count (negative: counted twice). */
+  requests: number;
+}
+
+/**
+ * Keeps `usage_daily` equal to the raw events. The rollup is filled by a materialized view in
+ * the same insert as the raw rows, and the raw table forgives a duplicate (ReplacingMergeTree,
+ * read with FINAL) where the rollup cannot: two consumers storing the same batch during a
+ * rebalance race count it twice in the rollup, which invoices, chargeback and budget spend read.
+ *
+ * For each closed UTC day of the window, one query computes per rollup group the raw events'
+ * sums minus the rollup's; the differences are inserted as correction rows, which
+ * SummingMergeTree adds to the group. A day is corrected only when two reads `settleMs` apart
+ * give the same differences and the same newest raw row (an insert half-way between the raw table
+ * and the rollup would otherwise look like a difference), and only by the replica holding the
+ * lease (a correction is relative, so it must be made once).
+ */
+export class RollupReconciler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly client: ClickHouseClient,
+    private readonly database: string,
+    private readonly settings: { lookbackDays: number; settleMs: number },
+    private readonly logger: Logger,
+    private readonly lease: Lease = SOLE_LEASE,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  start(intervalMs: number): void {
+    if (intervalMs <= 0) return;
+    this.timer = setInterval(() => {
+      this.running ??= this.reconcileIfLeased()
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'rollup reconciliation failed; retrying next interval'))
+        .finally(() => (this.running = undefined));
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  /** One periodic run: the closed days of the window, when this replica holds the lease. */
+  async reconcileIfLeased(): Promise<DayReconciliation[] | undefined> {
+    if (!(await this.lease.hold())) return undefined;
+    const today = Math.floor(this.clock() / DAY_MS);
+    const out: DayReconciliation[] = [];
+    for (let back = this.settings.lookbackDays; back >= 1; back--) out.push(await this.reconcileDay(new Date((today - back) * DAY_MS).toISOString().slice(0, 10)));
+    return out;
+  }
+
+  async reconcileDay(day: string): Promise<DayReconciliation> {
+    const first = await this.differences(day);
+    if (first.corrections.length === 0) return { day, outcome: 'consistent', groups: 0, requests: 0 };
+    await new Promise((done) => setTimeout(done, this.settings.settleMs));
+    const second = await this.differences(day);
+    if (JSON.stringify(first) !== JSON.stringify(second)) return { day, outcome: 'unsettled', groups: 0, requests: 0 };
+    if (second.corrections.length === 0) return { day, outcome: 'consistent', groups: 0, requests: 0 };
+    await this.client.insert({
+      table: `${this.database}.usage_daily`,
+      values: second.corrections.map((c) => ({ day, ...c })),
+      format: 'JSONEachRow',
+      clickhouse_settings: WITHOUT_OUTPUT_SETTINGS,
+    });
+    const requests = second.corrections.reduce((sum, c) => sum + Number(c.requests), 0);
+    this.logger.warn({ day, groups: second.corrections.length, requests }, 'daily rollup differed from the raw usage events; corrected');
+    return { day, outcome: 'corrected', groups: second.corrections.length, requests };
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+    await this.lease.release().catch((error: unknown) => this.logger.warn({ err: error }, 'could not release the rollup reconciliation lease; it expires on its own'));
+  }
+
+  /**
+   * Per rollup group of `day`: raw sums minus rollup sums, the groups that differ; and when the
+   * day's newest raw row was stored (every insert stamps its rows; merges keep the newest).
+   */
+  private async differences(day: string): Promise<{ lastStored: string; corrections: Correction[] }> {
+    const key = KEY.join(', ');
+    const raw = SUMS.map(([name, expr]) => `${expr} AS ${name}`).join(', ');
+    const rollup = SUMS.map(([name]) => `-sum(${name}) AS ${name}`).join(', ');
+    // Distinct output names: an alias equal to a column it sums would refer to itself.
+    const outer = SUMS.map(([name]) => `sum(${name}) AS d_${name}`).join(', ');
+    const differs = SUMS.map(([name]) => `d_${name} != 0`).join(' OR ');
+    const result = await this.client.query({
+      query: `SELECT ${KEY.map((k) => `toString(${k}) AS ${k}`).join(', ')}, ${SUMS.map(([name]) => `toString(d_${name}) AS ${name}`).join(', ')}
+FROM (
+    SELECT ${key}, ${outer}
+    FROM (
+        SELECT ${key}, ${raw} FROM {db:Identifier}.usage_events FINAL WHERE toDate(received_at) = {day:Date} GROUP BY ${key}
+        UNION ALL
+        SELECT ${key}, ${rollup} FROM {db:Identifier}.usage_daily WHERE day = {day:Date} GROUP BY ${key}
+    )
+    GROUP BY ${key}
+    HAVING ${differs}
+)
+ORDER BY ${key}`,
+      query_params: { db: this.database, day },
+      format: 'JSONEachRow',
+    });
+    const corrections = await result.json<Correction>();
+    const stored = await this.client.query({
+      query: 'SELECT toString(max(ingested_at)) AS last FROM {db:Identifier}.usage_events WHERE toDate(received_at) = {day:Date}',
+      query_params: { db: this.database, day },
+      format: 'JSONEachRow',
+    });
+    const [row] = await stored.json<{ last: string }>();
+    return { lastStored: row?.last ?? '', corrections };
+  }
+}
