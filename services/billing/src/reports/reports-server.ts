@@ -31,7 +31,9 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
   const service = new ReportsService(repository, config.billing.chargeback);
   const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)]);
   const { url: redisUrl, keyPrefix } = config.access.redis;
-  const leases = redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 5_000 }) : undefined;
+  // Connected at a job's first run; a failure to reach Redis fails that run, which logs it.
+  const leases = redisUrl ? new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 5_000 }) : undefined;
+  leases?.on('error', (error: unknown) => logger.debug({ err: error }, 'reconciliation lease connection error'));
   const lease = (job: string, intervalMs: number): Lease => (leases ? new RedisLease(leases, `${keyPrefix}billing:lease:${job}`, leaseTtlFor(intervalMs)) : SOLE_LEASE);
   let reconciler: BudgetReconciler | undefined;
   if (redisUrl && config.budgets.list.length > 0) {
