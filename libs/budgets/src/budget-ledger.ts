@@ -47,8 +47,10 @@ export interface BudgetLedger {
   read(accounts: readonly string[]): Promise<AccountState[]>;
   /** Corrects an account's spend by `deltaMicros` (reconciliation); resolves to the new spend. */
   adjust(line: LedgerLine, deltaMicros: number): Promise<number>;
-  /** Records that `marker` happened; false when it was recorded already (threshold alerts, once each). */
+  /** Records that `marker` happened, for `keepMs`; false when it is recorded already (threshold alerts, once each). */
   markOnce(marker: string, keepMs: number): Promise<boolean>;
+  /** Keeps a recorded marker for `keepMs` from now; nothing when it is not recorded. */
+  keepMark(marker: string, keepMs: number): Promise<void>;
   unmark(marker: string): Promise<void>;
   /** Returns reservations whose time is up; resolves to how many. */
   sweep(): Promise<number>;

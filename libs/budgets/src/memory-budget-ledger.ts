@@ -82,6 +82,12 @@ export class MemoryBudgetLedger implements BudgetLedger {
     return true;
   }
 
+  async keepMark(marker: string, keepMs: number): Promise<void> {
+    const now = this.clock();
+    const until = this.markers.get(marker);
+    if (until !== undefined && until > now) this.markers.set(marker, now + keepMs);
+  }
+
   async unmark(marker: string): Promise<void> {
     this.markers.delete(marker);
   }

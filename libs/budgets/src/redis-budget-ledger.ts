@@ -162,6 +162,10 @@ export class RedisBudgetLedger implements BudgetLedger {
     return (await this.redis.set(`${this.base}mark:${marker}`, '1', 'PX', Math.max(1, Math.round(keepMs)), 'NX')) === 'OK';
   }
 
+  async keepMark(marker: string, keepMs: number): Promise<void> {
+    await this.redis.pexpire(`${this.base}mark:${marker}`, Math.max(1, Math.round(keepMs)));
+  }
+
   async unmark(marker: string): Promise<void> {
     await this.redis.del(`${this.base}mark:${marker}`);
   }

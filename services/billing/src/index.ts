@@ -1,3 +1,4 @@
+import type { BudgetEventPublisher } from '@openrouter/budgets';
 import type { GatewayConfig } from '@openrouter/config';
 import { createTelemetry, UsageConsumerMetrics, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
@@ -12,6 +13,11 @@ export type { UsagePipelineHandle } from './usage/usage-pipeline';
 export interface BillingDependencies {
   /** The embedded gateway's in-process usage bus; without it billing consumes Kafka per `usage.bus`. */
   usageSource?: UsageSource;
+  /**
+   * The embedded gateway's in-process budget bus, where the budget reconciliation publishes the
+   * threshold crossings no settle published; without it they go to Kafka when `usage.bus` is kafka.
+   */
+  budgetEvents?: BudgetEventPublisher;
   /** Tracing exporter override (tests). */
   telemetry?: TelemetryOptions;
 }
@@ -30,7 +36,7 @@ export async function startBilling(config: GatewayConfig, logger: Logger, deps: 
   consumerMetrics.readLagFrom(() => usage.lag());
   let reports: ReportsHandle | undefined;
   try {
-    reports = await startReports(config, usage, logger);
+    reports = await startReports(config, usage, logger, deps.budgetEvents);
     const http = await startHttpApp(HealthModule.register('billing', usage.readiness, telemetry.registry), config.billing.http, logger);
     logger.info({ httpPort: http.port, grpcPort: reports.grpcPort }, 'billing started');
     const read = reports;

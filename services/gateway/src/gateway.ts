@@ -58,13 +58,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger, logDes
     started.push(router);
     // One process: usage events go from ingress to billing over the in-process bus, unless Kafka is configured.
     const bus = config.usage.bus === 'in-process' ? new InProcessUsageBus(child('usage-bus'), config.usage.consumer) : undefined;
-    const billing = await startBilling({ ...config, billing: { ...config.billing, http: internal, grpc: internal } }, child('billing'), { usageSource: bus, telemetry });
+    const budgetBus = config.usage.bus === 'in-process' ? new InProcessBudgetBus(child('budget-bus')) : undefined;
+    const billing = await startBilling({ ...config, billing: { ...config.billing, http: internal, grpc: internal } }, child('billing'), { usageSource: bus, budgetEvents: budgetBus, telemetry });
     started.push(billing);
     // Closed after ingress (which publishes) and before billing (which stores): the bus drains in between.
     if (bus) started.push(bus);
     // Alerting has its own in-process bus (its own consumer group on Kafka); ingress publishes to both.
     const alertingBus = bus ? new InProcessUsageBus(child('usage-bus'), config.usage.consumer) : undefined;
-    const budgetBus = config.usage.bus === 'in-process' ? new InProcessBudgetBus(child('budget-bus')) : undefined;
     const alerting = await startAlerting({ ...config, alerting: { http: internal } }, child('alerting'), {
       usageSource: alertingBus,
       budgetEvents: budgetBus,

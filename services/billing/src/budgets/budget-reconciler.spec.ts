@@ -19,7 +19,7 @@ describe('BudgetReconciler', () => {
       },
     };
     const state = { pending };
-    const reconciler = new BudgetReconciler([budget], ledger, store, async () => state.pending, createLogger('test', 'silent'), () => NOW);
+    const reconciler = new BudgetReconciler([budget], ledger, store, async () => state.pending, createLogger('test', 'silent'), { clock: () => NOW });
     return { ledger, reconciler, calls, state };
   }
 

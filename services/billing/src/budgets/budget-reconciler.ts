@@ -1,5 +1,5 @@
 import type { BudgetConfig } from '@openrouter/config';
-import { accountAt, fromMicros, toMicros, type BudgetLedger } from '@openrouter/budgets';
+import { accountAt, fromMicros, toMicros, type BudgetLedger, type ThresholdAlerts } from '@openrouter/budgets';
 import type { Logger } from '@openrouter/observability';
 import { SOLE_LEASE, type Lease } from '../reconciliation/lease';
 import type { DimensionName } from '../reports/report-dimensions';
@@ -16,6 +16,8 @@ export interface Reconciliation {
   storedMicros: number;
   /** What was added to the ledger's spend (negative: taken off); 0 when nothing was corrected. */
   correctionMicros: number;
+  /** Threshold crossings of the period published by this run (none had been, or their publishing failed). */
+  thresholdsPublished: number;
 }
 
 /**
@@ -26,12 +28,18 @@ export interface Reconciliation {
  * bus has nothing pending and the same surplus was seen on the previous run; corrections are
  * relative (INCRBY), so requests settling meanwhile are never lost. Being relative, they must be
  * made by one billing replica at a time: the periodic run happens only while this replica holds
- * the lease.
+ * the lease. Each run also publishes the thresholds the period's spend has reached that no settle
+ * managed to publish (Kafka was down, the ingress died): a hard budget's last crossing is often
+ * followed by no settle at all, as the budget then refuses requests.
  */
 export class BudgetReconciler {
   private readonly surplus = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
+
+  private readonly clock: () => number;
+  private readonly lease: Lease;
+  private readonly alerts: ThresholdAlerts | undefined;
 
   constructor(
     private readonly budgets: readonly BudgetConfig[],
@@ -39,9 +47,18 @@ export class BudgetReconciler {
     private readonly store: SpendSource,
     private readonly pendingEvents: () => Promise<number>,
     private readonly logger: Logger,
-    private readonly clock: () => number = Date.now,
-    private readonly lease: Lease = SOLE_LEASE,
-  ) {}
+    options: {
+      clock?: () => number;
+      /** Held by the replica that reconciles (default: this process alone). */
+      lease?: Lease;
+      /** Threshold crossings that no settle managed to publish are published at each run. */
+      alerts?: ThresholdAlerts;
+    } = {},
+  ) {
+    this.clock = options.clock ?? Date.now;
+    this.lease = options.lease ?? SOLE_LEASE;
+    this.alerts = options.alerts;
+  }
 
   start(intervalMs: number): void {
     if (intervalMs <= 0 || this.budgets.length === 0) return;
@@ -83,12 +100,14 @@ export class BudgetReconciler {
         if (quiet && seen !== undefined) correction = -Math.min(seen, surplus);
         this.surplus.set(account.line.account, surplus);
       }
+      let spentMicros = ledgerMicros;
       if (correction !== 0) {
-        await this.ledger.adjust(account.line, correction);
+        spentMicros = await this.ledger.adjust(account.line, correction);
         this.surplus.delete(account.line.account);
         this.logger.info({ budget: budget.id, period: account.window.key, ledger: fromMicros(ledgerMicros), stored: fromMicros(storedMicros), correction: fromMicros(Math.abs(correction)), direction: correction > 0 ? 'up' : 'down' }, 'budget spend corrected');
       }
-      out.push({ budget: budget.id, account: account.line.account, ledgerMicros, storedMicros, correctionMicros: correction });
+      const thresholdsPublished = this.alerts ? await this.alerts.publishCrossed([account], [spentMicros]) : 0;
+      out.push({ budget: budget.id, account: account.line.account, ledgerMicros, storedMicros, correctionMicros: correction, thresholdsPublished });
     }
     return out;
   }

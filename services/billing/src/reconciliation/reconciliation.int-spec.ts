@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { accountAt, RedisBudgetLedger } from '@openrouter/budgets';
+import { accountAt, InProcessBudgetBus, RedisBudgetLedger, ThresholdAlerts } from '@openrouter/budgets';
 import { budgetSchema, clickhouseSchema } from '@openrouter/config';
 import { usagev1 } from '@openrouter/contracts';
 import { createLogger } from '@openrouter/observability';
@@ -169,7 +169,7 @@ describe('reconciliation (chDB, redis-server)', () => {
       const ledgers = [0, 1].map(() => new RedisBudgetLedger(redis(), prefix));
       await ledgers[0]?.settle('r1', [line], 1_000_000);
       const store2 = new ClickHouseReportsRepository(store.client, store.database);
-      const replicas = ledgers.map((ledger) => new BudgetReconciler([budget], ledger, store2, async () => 0, logger, () => now, new RedisLease(redis(), `${prefix}billing:lease:budget-reconciliation`, 60_000)));
+      const replicas = ledgers.map((ledger) => new BudgetReconciler([budget], ledger, store2, async () => 0, logger, { clock: () => now, lease: new RedisLease(redis(), `${prefix}billing:lease:budget-reconciliation`, 60_000) }));
       const results = await Promise.all(replicas.map((r) => r.reconcileIfLeased()));
       const holder = results.findIndex((r) => r !== undefined);
       expect(results.filter((r) => r === undefined)).toHaveLength(1);
@@ -179,6 +179,29 @@ describe('reconciliation (chDB, redis-server)', () => {
       expect(await replicas[holder]?.reconcileIfLeased()).toMatchObject([{ correctionMicros: 0 }]);
       expect(await replicas[1 - holder]?.reconcileIfLeased()).toBeUndefined();
       await Promise.all(replicas.map((r) => r.close()));
+    });
+
+    it('publishes the threshold crossings no settle published, once', async () => {
+      const now = Date.parse('2025-03-20T12:00:00Z');
+      // The ingress that settled the request past 80 % could not publish (Kafka down), and the
+      // budget, now nearly spent, refuses what would have settled next.
+      const budget = budgetSchema.parse({ id: 'acme-alerts', scope: { org: 'acme-three' }, period: 'monthly', amount: '2' });
+      await repository.insertRows([repository.encode(event('e1', Date.parse('2025-03-06T10:00:00Z'), 'search', '1.7', usagev1.Status.STATUS_OK, 'acme-three'))]);
+      const prefix = `recon-${randomBytes(4).toString('hex')}:`;
+      const ledger = new RedisBudgetLedger(redis(), prefix);
+      await ledger.settle('r1', [accountAt(budget, now).line], 1_700_000);
+      const bus = new InProcessBudgetBus(logger);
+      const received: string[] = [];
+      bus.subscribe((e) => received.push(`${e.eventId} ${e.spent}`));
+      const reconciler = new BudgetReconciler([budget], ledger, new ClickHouseReportsRepository(store.client, store.database), async () => 0, logger, {
+        clock: () => now,
+        alerts: new ThresholdAlerts(ledger, bus, logger, () => now),
+      });
+      expect(await reconciler.reconcile()).toMatchObject([{ correctionMicros: 0, thresholdsPublished: 2 }]);
+      expect(received).toEqual(['acme-alerts/2025-03/50 1.7', 'acme-alerts/2025-03/80 1.7']);
+      expect(await reconciler.reconcile()).toMatchObject([{ thresholdsPublished: 0 }]);
+      expect(received).toHaveLength(2);
+      await reconciler.close();
     });
   });
 });

@@ -1,5 +1,5 @@
 import type { GatewayConfig } from '@openrouter/config';
-import { RedisBudgetLedger } from '@openrouter/budgets';
+import { KafkaBudgetPublisher, RedisBudgetLedger, ThresholdAlerts, type BudgetEventPublisher } from '@openrouter/budgets';
 import { GrpcServerHandle } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import { Redis } from 'ioredis';
@@ -26,7 +26,7 @@ export interface ReportsHandle {
  * `access.redis` set, a lease in Redis lets one billing replica at a time run each; without it,
  * billing is taken to run alone.
  */
-export async function startReports(config: GatewayConfig, usage: UsagePipelineHandle, logger: Logger): Promise<ReportsHandle> {
+export async function startReports(config: GatewayConfig, usage: UsagePipelineHandle, logger: Logger, budgetEvents?: BudgetEventPublisher): Promise<ReportsHandle> {
   const repository = new ClickHouseReportsRepository(usage.store.client, usage.store.database);
   const service = new ReportsService(repository, config.billing.chargeback);
   const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)]);
@@ -36,12 +36,21 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
   leases?.on('error', (error: unknown) => logger.debug({ err: error }, 'reconciliation lease connection error'));
   const lease = (job: string, intervalMs: number): Lease => (leases ? new RedisLease(leases, `${keyPrefix}billing:lease:${job}`, leaseTtlFor(intervalMs)) : SOLE_LEASE);
   let reconciler: BudgetReconciler | undefined;
+  // Threshold events go where ingress sends them: the embedded gateway's bus, or Kafka.
+  let ownEvents: BudgetEventPublisher | undefined;
   if (redisUrl && config.budgets.list.length > 0) {
     const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 5_000 });
+    const ledger = new RedisBudgetLedger(redis, keyPrefix);
     const interval = config.budgets.reconcileIntervalMs;
-    reconciler = new BudgetReconciler(config.budgets.list, new RedisBudgetLedger(redis, keyPrefix), repository, () => usage.lag(), logger, Date.now, lease('budget-reconciliation', interval));
+    ownEvents = budgetEvents ? undefined : config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : undefined;
+    const events = budgetEvents ?? ownEvents;
+    reconciler = new BudgetReconciler(config.budgets.list, ledger, repository, () => usage.lag(), logger, {
+      lease: lease('budget-reconciliation', interval),
+      ...(events ? { alerts: new ThresholdAlerts(ledger, events, logger) } : {}),
+    });
     reconciler.start(interval);
   }
+  const thresholdEvents = ownEvents;
   const { reconcileIntervalMs, lookbackDays, settleMs } = config.billing.rollup;
   const rollup = new RollupReconciler(usage.store.client, usage.store.database, { lookbackDays, settleMs }, logger, lease('rollup-reconciliation', reconcileIntervalMs));
   rollup.start(reconcileIntervalMs);
@@ -54,6 +63,7 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
     async close() {
       await grpc.close();
       await budgets?.close();
+      await thresholdEvents?.close();
       await rollup.close();
       leases?.disconnect();
     },

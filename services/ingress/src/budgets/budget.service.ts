@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { BudgetConfig, GatewayConfig } from '@openrouter/config';
-import { budgetv1 } from '@openrouter/contracts';
-import { accountAt, BudgetBook, BUDGET_SCHEMA_VERSION, fromMicros, toMicros, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant } from '@openrouter/budgets';
+import { accountAt, BudgetBook, fromMicros, ThresholdAlerts, toMicros, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Money, type PriceBook } from '@openrouter/usage';
@@ -15,12 +14,6 @@ export interface ReserveInput {
   body: unknown;
 }
 
-const PERIODS: Record<BudgetConfig['period'], budgetv1.Period> = {
-  daily: budgetv1.Period.PERIOD_DAILY,
-  weekly: budgetv1.Period.PERIOD_WEEKLY,
-  monthly: budgetv1.Period.PERIOD_MONTHLY,
-};
-
 /**
  * Budget enforcement at ingress: before a request is routed, its worst-case cost is reserved
  * against every budget that applies, atomically; when it ends, the reservation is settled with
@@ -30,6 +23,7 @@ export class BudgetService {
   private readonly book: BudgetBook;
   private readonly pricing: WorstCasePricing;
   private readonly open = new Map<string, BudgetReservation>();
+  private readonly alerts: ThresholdAlerts;
 
   constructor(
     private readonly config: Pick<GatewayConfig, 'models' | 'routing' | 'budgets'>,
@@ -40,6 +34,7 @@ export class BudgetService {
     private readonly clock: () => number = Date.now,
   ) {
     this.book = new BudgetBook(config.budgets.list);
+    this.alerts = new ThresholdAlerts(ledger, events, logger, clock);
     this.pricing = new WorstCasePricing(config, prices);
   }
 
@@ -105,7 +100,7 @@ export class BudgetService {
     const lines = reservation.accounts.map((a) => a.line);
     try {
       const spent = await this.ledger.settle(reservation.id, lines, actual);
-      if (actual > 0) await this.alert(reservation.accounts, spent);
+      if (actual > 0) await this.alerts.publishCrossed(reservation.accounts, spent);
     } catch (error) {
       // The reservation expires on its own; the spend is corrected by billing's reconciliation.
       this.logger.error({ err: error, reservation: reservation.id }, 'budget reservation could not be settled');
@@ -129,47 +124,6 @@ export class BudgetService {
   async close(): Promise<void> {
     await this.events.close();
     await this.ledger.close();
-  }
-
-  private async alert(accounts: readonly BudgetAccount[], spent: readonly number[]): Promise<void> {
-    for (const [i, account] of accounts.entries()) {
-      const total = spent[i] ?? 0;
-      const limit = account.line.limitMicros;
-      for (const threshold of account.budget.alertThresholds) {
-        if (total * 100 < limit * threshold) break;
-        const marker = `${account.line.account}:${threshold}`;
-        if (!(await this.ledger.markOnce(marker, account.line.keepMs))) continue;
-        const event = this.thresholdEvent(account, total, threshold);
-        try {
-          await this.events.publish(event);
-        } catch (error) {
-          // Not marked, so the next settled request of the period publishes it again.
-          await this.ledger.unmark(marker).catch(() => undefined);
-          this.logger.error({ err: error, budget: account.budget.id, threshold }, 'budget threshold event could not be published');
-        }
-      }
-    }
-  }
-
-  private thresholdEvent(account: BudgetAccount, spentMicros: number, threshold: number): budgetv1.BudgetEvent {
-    const b = account.budget;
-    return {
-      schemaVersion: BUDGET_SCHEMA_VERSION,
-      eventId: `${b.id}/${account.window.key}/${threshold}`,
-      occurredAtMs: this.clock(),
-      budgetId: b.id,
-      scope: { orgId: b.scope.org, teamId: b.scope.team ?? '', projectId: b.scope.project ?? '', keyId: b.scope.key ?? '' },
-      period: PERIODS[b.period],
-      periodKey: account.window.key,
-      periodStartMs: account.window.startMs,
-      periodEndMs: account.window.endMs,
-      timezone: b.timezone,
-      limit: new Money(b.amount).toFixed(),
-      spent: fromMicros(spentMicros),
-      currency: b.currency,
-      thresholdPercent: threshold,
-      enforcement: b.enforcement === 'hard' ? budgetv1.Enforcement.ENFORCEMENT_HARD : budgetv1.Enforcement.ENFORCEMENT_SOFT,
-    };
   }
 }
 

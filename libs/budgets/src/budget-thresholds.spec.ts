@@ -1,0 +1,65 @@
+import { budgetSchema } from '@openrouter/config';
+import type { budgetv1 } from '@openrouter/contracts';
+import { createLogger } from '@openrouter/observability';
+import { accountAt } from './budget-book';
+import { InProcessBudgetBus, type BudgetEventPublisher } from './budget-events';
+import { THRESHOLD_CLAIM_MS, ThresholdAlerts } from './budget-thresholds';
+import { MemoryBudgetLedger } from './memory-budget-ledger';
+
+const logger = createLogger('test', 'silent');
+const START = Date.parse('2025-06-14T12:00:00Z');
+
+describe('ThresholdAlerts', () => {
+  const budget = budgetSchema.parse({ id: 'acme-monthly', scope: { org: 'acme' }, period: 'monthly', amount: '10' });
+  const account = accountAt(budget, START);
+
+  function setup(publisher?: (bus: InProcessBudgetBus) => BudgetEventPublisher) {
+    const clock = { now: START };
+    const ledger = new MemoryBudgetLedger(() => clock.now);
+    const bus = new InProcessBudgetBus(logger);
+    const received: budgetv1.BudgetEvent[] = [];
+    bus.subscribe((event) => received.push(event));
+    const alerts = new ThresholdAlerts(ledger, publisher ? publisher(bus) : bus, logger, () => clock.now);
+    return { clock, ledger, alerts, received };
+  }
+
+  it('publishes each threshold reached once per period, with its id and the spend', async () => {
+    const { alerts, received } = setup();
+    expect(await alerts.publishCrossed([account], [8_500_000])).toBe(2);
+    expect(received.map((e) => [e.eventId, e.thresholdPercent, e.spent, e.limit])).toEqual([
+      ['acme-monthly/2025-06/50', 50, '8.5', '10'],
+      ['acme-monthly/2025-06/80', 80, '8.5', '10'],
+    ]);
+    expect(await alerts.publishCrossed([account], [9_000_000])).toBe(0);
+    expect(await alerts.publishCrossed([account], [10_000_000])).toBe(1);
+    expect(received.map((e) => e.eventId)).toEqual(['acme-monthly/2025-06/50', 'acme-monthly/2025-06/80', 'acme-monthly/2025-06/100']);
+  });
+
+  it('publishes again after a failed publish', async () => {
+    let failures = 1;
+    const { alerts, received } = setup((bus) => ({
+      publish: async (event) => {
+        if (failures-- > 0) throw new Error('Kafka send timed out');
+        await bus.publish(event);
+      },
+      close: () => bus.close(),
+    }));
+    expect(await alerts.publishCrossed([account], [5_000_000])).toBe(0);
+    expect(received).toHaveLength(0);
+    expect(await alerts.publishCrossed([account], [5_000_000])).toBe(1);
+    expect(received.map((e) => e.eventId)).toEqual(['acme-monthly/2025-06/50']);
+  });
+
+  it('publishes a crossing whose claimant died before publishing, once its claim has run out', async () => {
+    const { clock, ledger, alerts, received } = setup();
+    // Another replica claimed the 50 % crossing, then died before publishing it.
+    expect(await ledger.markOnce(`${account.line.account}:50`, THRESHOLD_CLAIM_MS)).toBe(true);
+    expect(await alerts.publishCrossed([account], [5_000_000])).toBe(0);
+    clock.now += THRESHOLD_CLAIM_MS + 1;
+    expect(await alerts.publishCrossed([account], [5_000_000])).toBe(1);
+    // Published, the marker is kept for the period: the claim's expiry no longer matters.
+    clock.now += THRESHOLD_CLAIM_MS * 10;
+    expect(await alerts.publishCrossed([account], [5_000_000])).toBe(0);
+    expect(received.map((e) => e.eventId)).toEqual(['acme-monthly/2025-06/50']);
+  });
+});

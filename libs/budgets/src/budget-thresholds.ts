@@ -1,0 +1,87 @@
+import type { BudgetConfig } from '@openrouter/config';
+import { budgetv1 } from '@openrouter/contracts';
+import type { Logger } from '@openrouter/observability';
+import { Money } from '@openrouter/usage';
+import type { BudgetAccount } from './budget-book';
+import { BUDGET_SCHEMA_VERSION, type BudgetEventPublisher } from './budget-events';
+import type { BudgetLedger } from './budget-ledger';
+import { fromMicros } from './micro-units';
+
+const PERIODS: Record<BudgetConfig['period'], budgetv1.Period> = {
+  daily: budgetv1.Period.PERIOD_DAILY,
+  weekly: budgetv1.Period.PERIOD_WEEKLY,
+  monthly: budgetv1.Period.PERIOD_MONTHLY,
+};
+
+/**
+ * How long a replica's claim on publishing a threshold event lasts before it is confirmed. A
+ * replica that dies between claiming and publishing leaves a claim that expires after this, and
+ * the event is published by the next settle or reconciliation that finds it crossed.
+ */
+export const THRESHOLD_CLAIM_MS = 60_000;
+
+/** The event of `account`'s budget reaching `threshold` percent with `spentMicros` spent. */
+export function thresholdEvent(account: BudgetAccount, spentMicros: number, threshold: number, nowMs: number): budgetv1.BudgetEvent {
+  const b = account.budget;
+  return {
+    schemaVersion: BUDGET_SCHEMA_VERSION,
+    eventId: `${b.id}/${account.window.key}/${threshold}`,
+    occurredAtMs: nowMs,
+    budgetId: b.id,
+    scope: { orgId: b.scope.org, teamId: b.scope.team ?? '', projectId: b.scope.project ?? '', keyId: b.scope.key ?? '' },
+    period: PERIODS[b.period],
+    periodKey: account.window.key,
+    periodStartMs: account.window.startMs,
+    periodEndMs: account.window.endMs,
+    timezone: b.timezone,
+    limit: new Money(b.amount).toFixed(),
+    spent: fromMicros(spentMicros),
+    currency: b.currency,
+    thresholdPercent: threshold,
+    enforcement: b.enforcement === 'hard' ? budgetv1.Enforcement.ENFORCEMENT_HARD : budgetv1.Enforcement.ENFORCEMENT_SOFT,
+  };
+}
+
+/**
+ * Threshold crossings, published at least once per budget, period and threshold, by whichever
+ * replica finds one first (ingress after a settle, billing at its reconciliation). A marker in the
+ * ledger records it: claimed for {@link THRESHOLD_CLAIM_MS} before publishing, kept for the
+ * period once published, removed when publishing failed. A crossing whose publisher failed or
+ * died is therefore published again by the next one to look; consumers know an event by its id.
+ */
+export class ThresholdAlerts {
+  constructor(
+    private readonly ledger: BudgetLedger,
+    private readonly events: BudgetEventPublisher,
+    private readonly logger: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** Publishes each threshold `spent[i]` has reached on `accounts[i]` and nobody has published; resolves to how many. */
+  async publishCrossed(accounts: readonly BudgetAccount[], spent: readonly number[]): Promise<number> {
+    let published = 0;
+    for (const [i, account] of accounts.entries()) {
+      const total = spent[i] ?? 0;
+      const limit = account.line.limitMicros;
+      for (const threshold of account.budget.alertThresholds) {
+        if (total * 100 < limit * threshold) break;
+        const marker = `${account.line.account}:${threshold}`;
+        if (!(await this.ledger.markOnce(marker, THRESHOLD_CLAIM_MS))) continue;
+        try {
+          await this.events.publish(thresholdEvent(account, total, threshold, this.clock()));
+        } catch (error) {
+          // Not marked, so the next settle or reconciliation of the period publishes it again.
+          await this.ledger.unmark(marker).catch(() => undefined);
+          this.logger.error({ err: error, budget: account.budget.id, threshold }, 'budget threshold event could not be published');
+          continue;
+        }
+        published++;
+        await this.ledger.keepMark(marker, account.line.keepMs).catch((error: unknown) => {
+          // The claim expires instead: the event may be published once more, which consumers absorb.
+          this.logger.warn({ err: error, budget: account.budget.id, threshold }, 'budget threshold marker could not be kept');
+        });
+      }
+    }
+    return published;
+  }
+}
