@@ -139,6 +139,26 @@ describe('reconciliation (chDB, redis-server)', () => {
       expect(totals.raw).toEqual([{ project_id: 'search', requests: '1', errors: '0', prompt: '100', cost: '0.1', latency: '40' }]);
       await Promise.all(replicas.map((r) => r.close()));
     });
+
+    it('leaves a day alone while events for it are arriving, and corrects it once they stop', async () => {
+      const day = '2025-03-09';
+      const at = Date.parse(`${day}T12:00:00Z`);
+      const first = event('f1', at, 'search', '0.3');
+      await repository.insertRows([repository.encode(first)]);
+      await repository.insertRows([repository.encode(first)]); // counted twice in the rollup
+      let arriving = true;
+      // Between the day's two reads, a late event of that day is stored (an outbox replayed).
+      const reconciler = new RollupReconciler(store.client, store.database, { lookbackDays: 1, settleMs: 0 }, logger, undefined, () => NOW, async () => {
+        if (arriving) await repository.insertRows([repository.encode(event(`late-${Date.now()}`, at + 1, 'search', '0.2'))]);
+      });
+      expect(await reconciler.reconcileDay(day)).toEqual({ day, outcome: 'unsettled', groups: 0, requests: 0 });
+      arriving = false;
+      expect(await reconciler.reconcileDay(day)).toEqual({ day, outcome: 'corrected', groups: 1, requests: -1 });
+      const totals = await dayTotals(store, day);
+      expect(totals.rollup).toEqual(totals.raw);
+      expect(totals.raw).toEqual([{ project_id: 'search', requests: '2', errors: '0', prompt: '200', cost: '0.5', latency: '80' }]);
+      await reconciler.close();
+    });
   });
 
   describe('the lease', () => {

@@ -58,6 +58,8 @@ export class RollupReconciler {
     private readonly logger: Logger,
     private readonly lease: Lease = SOLE_LEASE,
     private readonly clock: () => number = Date.now,
+    /** Waits between a day's two reads. */
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((done) => setTimeout(done, ms)),
   ) {}
 
   start(intervalMs: number): void {
@@ -82,7 +84,7 @@ export class RollupReconciler {
   async reconcileDay(day: string): Promise<DayReconciliation> {
     const first = await this.differences(day);
     if (first.corrections.length === 0) return { day, outcome: 'consistent', groups: 0, requests: 0 };
-    await new Promise((done) => setTimeout(done, this.settings.settleMs));
+    await this.sleep(this.settings.settleMs);
     const second = await this.differences(day);
     if (JSON.stringify(first) !== JSON.stringify(second)) return { day, outcome: 'unsettled', groups: 0, requests: 0 };
     if (second.corrections.length === 0) return { day, outcome: 'consistent', groups: 0, requests: 0 };
