@@ -13,6 +13,8 @@ export { UpstreamMetrics } from './metrics/upstream.metrics';
 export { UsageConsumerMetrics, UsageProducerMetrics } from './metrics/usage-pipeline.metrics';
 export type { PublisherReading } from './metrics/usage-pipeline.metrics';
 export { AlertingMetrics } from './metrics/alerting.metrics';
+export { ReconciliationMetrics } from './metrics/reconciliation.metrics';
+export type { ReconciliationJob } from './metrics/reconciliation.metrics';
 export { activeTraceIds, Tracing } from './tracing/tracing';
 export type { Context, Span, SpanExporter, Tracer, TracingOptions } from './tracing/tracing';
 export { extractFromMetadata, injectIntoMetadata, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, tracingClientOptions, tracingInterceptor } from './tracing/grpc-tracing';

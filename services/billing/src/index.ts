@@ -36,7 +36,7 @@ export async function startBilling(config: GatewayConfig, logger: Logger, deps: 
   consumerMetrics.readLagFrom(() => usage.lag());
   let reports: ReportsHandle | undefined;
   try {
-    reports = await startReports(config, usage, logger, deps.budgetEvents);
+    reports = await startReports(config, usage, logger, telemetry.registry, deps.budgetEvents);
     const http = await startHttpApp(HealthModule.register('billing', usage.readiness, telemetry.registry), config.billing.http, logger);
     logger.info({ httpPort: http.port, grpcPort: reports.grpcPort }, 'billing started');
     const read = reports;

@@ -1,6 +1,6 @@
 import type { BudgetConfig } from '@openrouter/config';
 import { accountAt, fromMicros, toMicros, type BudgetLedger, type ThresholdAlerts } from '@openrouter/budgets';
-import type { Logger } from '@openrouter/observability';
+import type { Logger, ReconciliationMetrics } from '@openrouter/observability';
 import { SOLE_LEASE, type Lease } from '../reconciliation/lease';
 import type { DimensionName } from '../reports/report-dimensions';
 
@@ -40,6 +40,7 @@ export class BudgetReconciler {
   private readonly clock: () => number;
   private readonly lease: Lease;
   private readonly alerts: ThresholdAlerts | undefined;
+  private readonly metrics: ReconciliationMetrics | undefined;
 
   constructor(
     private readonly budgets: readonly BudgetConfig[],
@@ -53,11 +54,13 @@ export class BudgetReconciler {
       lease?: Lease;
       /** Threshold crossings that no settle managed to publish are published at each run. */
       alerts?: ThresholdAlerts;
+      metrics?: ReconciliationMetrics;
     } = {},
   ) {
     this.clock = options.clock ?? Date.now;
     this.lease = options.lease ?? SOLE_LEASE;
     this.alerts = options.alerts;
+    this.metrics = options.metrics;
   }
 
   start(intervalMs: number): void {
@@ -72,8 +75,19 @@ export class BudgetReconciler {
 
   /** One periodic run: reconciles when this replica holds the lease; undefined when another does. */
   async reconcileIfLeased(): Promise<Reconciliation[] | undefined> {
-    if (!(await this.lease.hold())) return undefined;
-    return this.reconcile();
+    try {
+      if (!(await this.lease.hold())) {
+        this.metrics?.notLeader('budget');
+        return undefined;
+      }
+      const out = await this.reconcile();
+      this.metrics?.ran('budget', out.filter((r) => r.correctionMicros !== 0).length);
+      this.metrics?.thresholdsCaughtUp(out.reduce((sum, r) => sum + r.thresholdsPublished, 0));
+      return out;
+    } catch (error) {
+      this.metrics?.failed('budget');
+      throw error;
+    }
   }
 
   async reconcile(): Promise<Reconciliation[]> {

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { accountAt, InProcessBudgetBus, RedisBudgetLedger, ThresholdAlerts } from '@openrouter/budgets';
 import { budgetSchema, clickhouseSchema } from '@openrouter/config';
 import { usagev1 } from '@openrouter/contracts';
-import { createLogger } from '@openrouter/observability';
+import { createLogger, createMetricsRegistry, ReconciliationMetrics } from '@openrouter/observability';
 import { createClickHouse, emptyUsageEvent, migrate, USAGE_MIGRATIONS, type ClickHouseTarget } from '@openrouter/usage';
 import { BudgetReconciler } from '../budgets/budget-reconciler';
 import { ClickHouseReportsRepository } from '../reports/reports.repository';
@@ -104,7 +104,9 @@ describe('reconciliation (chDB, redis-server)', () => {
         { project_id: 'search', requests: '4', errors: '0', prompt: '400', cost: '1.5', latency: '160' },
       ]);
 
-      const reconciler = new RollupReconciler(store.client, store.database, { lookbackDays: 3, settleMs: 10 }, logger, undefined, () => NOW);
+      const registry = createMetricsRegistry('billing', { processMetrics: false });
+      const metrics = new ReconciliationMetrics(registry);
+      const reconciler = new RollupReconciler(store.client, store.database, { lookbackDays: 3, settleMs: 10 }, logger, { clock: () => NOW, metrics });
       const results = await reconciler.reconcileIfLeased();
       expect(results).toEqual([
         { day: '2025-03-09', outcome: 'consistent', groups: 0, requests: 0 },
@@ -114,6 +116,9 @@ describe('reconciliation (chDB, redis-server)', () => {
       const after = await dayTotals(store, DAY);
       expect(after.rollup).toEqual(after.raw);
       expect(after.raw).toEqual(before.raw);
+      const exposition = await registry.metrics();
+      expect(exposition).toContain('openrouter_billing_reconciliation_runs_total{job="rollup",outcome="ran",service="billing"} 1');
+      expect(exposition).toContain('openrouter_billing_reconciliation_corrections_total{job="rollup",service="billing"} 1');
       // Corrected once: the next run finds nothing.
       expect(await reconciler.reconcileDay(DAY)).toEqual({ day: DAY, outcome: 'consistent', groups: 0, requests: 0 });
       // A whole-month report reads the rollup, and now agrees with the events.
@@ -130,7 +135,7 @@ describe('reconciliation (chDB, redis-server)', () => {
       // A rollup row lost (a part dropped by hand, a failed view): the raw event has no rollup.
       await store.client.command({ query: 'ALTER TABLE {db:Identifier}.usage_daily DELETE WHERE day = {day:Date}', query_params: { db: store.database, day }, clickhouse_settings: { mutations_sync: '1' } });
       const key = `recon-${randomBytes(4).toString('hex')}:billing:lease:rollup-reconciliation`;
-      const replicas = [0, 1].map(() => new RollupReconciler(store.client, store.database, { lookbackDays: 1, settleMs: 10 }, logger, new RedisLease(redis(), key, 60_000), () => NOW));
+      const replicas = [0, 1].map(() => new RollupReconciler(store.client, store.database, { lookbackDays: 1, settleMs: 10 }, logger, { lease: new RedisLease(redis(), key, 60_000), clock: () => NOW }));
       const results = await Promise.all(replicas.map((r) => r.reconcileIfLeased()));
       expect(results.filter((r) => r === undefined)).toHaveLength(1);
       expect(results.find((r) => r !== undefined)).toEqual([{ day, outcome: 'corrected', groups: 1, requests: 1 }]);
@@ -148,8 +153,11 @@ describe('reconciliation (chDB, redis-server)', () => {
       await repository.insertRows([repository.encode(first)]); // counted twice in the rollup
       let arriving = true;
       // Between the day's two reads, a late event of that day is stored (an outbox replayed).
-      const reconciler = new RollupReconciler(store.client, store.database, { lookbackDays: 1, settleMs: 0 }, logger, undefined, () => NOW, async () => {
-        if (arriving) await repository.insertRows([repository.encode(event(`late-${Date.now()}`, at + 1, 'search', '0.2'))]);
+      const reconciler = new RollupReconciler(store.client, store.database, { lookbackDays: 1, settleMs: 0 }, logger, {
+        clock: () => NOW,
+        sleep: async () => {
+          if (arriving) await repository.insertRows([repository.encode(event(`late-${Date.now()}`, at + 1, 'search', '0.2'))]);
+        },
       });
       expect(await reconciler.reconcileDay(day)).toEqual({ day, outcome: 'unsettled', groups: 0, requests: 0 });
       arriving = false;
@@ -213,11 +221,14 @@ describe('reconciliation (chDB, redis-server)', () => {
       const bus = new InProcessBudgetBus(logger);
       const received: string[] = [];
       bus.subscribe((e) => received.push(`${e.eventId} ${e.spent}`));
+      const registry = createMetricsRegistry('billing', { processMetrics: false });
       const reconciler = new BudgetReconciler([budget], ledger, new ClickHouseReportsRepository(store.client, store.database), async () => 0, logger, {
         clock: () => now,
         alerts: new ThresholdAlerts(ledger, bus, logger, () => now),
+        metrics: new ReconciliationMetrics(registry),
       });
-      expect(await reconciler.reconcile()).toMatchObject([{ correctionMicros: 0, thresholdsPublished: 2 }]);
+      expect(await reconciler.reconcileIfLeased()).toMatchObject([{ correctionMicros: 0, thresholdsPublished: 2 }]);
+      expect(await registry.metrics()).toContain('openrouter_budget_threshold_events_caught_up_total{service="billing"} 2');
       expect(received).toEqual(['acme-alerts/2025-03/50 1.7', 'acme-alerts/2025-03/80 1.7']);
       expect(await reconciler.reconcile()).toMatchObject([{ thresholdsPublished: 0 }]);
       expect(received).toHaveLength(2);

@@ -1,4 +1,4 @@
-import type { Logger } from '@openrouter/observability';
+import type { Logger, ReconciliationMetrics } from '@openrouter/observability';
 import { WITHOUT_OUTPUT_SETTINGS, type ClickHouseClient } from '@openrouter/usage';
 import { SOLE_LEASE, type Lease } from './lease';
 
@@ -51,16 +51,30 @@ export class RollupReconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
 
+  private readonly lease: Lease;
+  private readonly clock: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly metrics: ReconciliationMetrics | undefined;
+
   constructor(
     private readonly client: ClickHouseClient,
     private readonly database: string,
     private readonly settings: { lookbackDays: number; settleMs: number },
     private readonly logger: Logger,
-    private readonly lease: Lease = SOLE_LEASE,
-    private readonly clock: () => number = Date.now,
-    /** Waits between a day's two reads. */
-    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((done) => setTimeout(done, ms)),
-  ) {}
+    options: {
+      /** Held by the replica that reconciles (default: this process alone). */
+      lease?: Lease;
+      clock?: () => number;
+      /** Waits between a day's two reads. */
+      sleep?: (ms: number) => Promise<void>;
+      metrics?: ReconciliationMetrics;
+    } = {},
+  ) {
+    this.lease = options.lease ?? SOLE_LEASE;
+    this.clock = options.clock ?? Date.now;
+    this.sleep = options.sleep ?? ((ms) => new Promise((done) => setTimeout(done, ms)));
+    this.metrics = options.metrics;
+  }
 
   start(intervalMs: number): void {
     if (intervalMs <= 0) return;
@@ -74,11 +88,20 @@ export class RollupReconciler {
 
   /** One periodic run: the closed days of the window, when this replica holds the lease. */
   async reconcileIfLeased(): Promise<DayReconciliation[] | undefined> {
-    if (!(await this.lease.hold())) return undefined;
-    const today = Math.floor(this.clock() / DAY_MS);
-    const out: DayReconciliation[] = [];
-    for (let back = this.settings.lookbackDays; back >= 1; back--) out.push(await this.reconcileDay(new Date((today - back) * DAY_MS).toISOString().slice(0, 10)));
-    return out;
+    try {
+      if (!(await this.lease.hold())) {
+        this.metrics?.notLeader('rollup');
+        return undefined;
+      }
+      const today = Math.floor(this.clock() / DAY_MS);
+      const out: DayReconciliation[] = [];
+      for (let back = this.settings.lookbackDays; back >= 1; back--) out.push(await this.reconcileDay(new Date((today - back) * DAY_MS).toISOString().slice(0, 10)));
+      this.metrics?.ran('rollup', out.reduce((sum, d) => sum + d.groups, 0));
+      return out;
+    } catch (error) {
+      this.metrics?.failed('rollup');
+      throw error;
+    }
   }
 
   async reconcileDay(day: string): Promise<DayReconciliation> {

@@ -1,7 +1,7 @@
 import type { GatewayConfig } from '@openrouter/config';
 import { KafkaBudgetPublisher, RedisBudgetLedger, ThresholdAlerts, type BudgetEventPublisher } from '@openrouter/budgets';
 import { GrpcServerHandle } from '@openrouter/grpc';
-import type { Logger } from '@openrouter/observability';
+import { ReconciliationMetrics, type Logger, type Registry } from '@openrouter/observability';
 import { Redis } from 'ioredis';
 import { BudgetReconciler } from '../budgets/budget-reconciler';
 import { leaseTtlFor, RedisLease, SOLE_LEASE, type Lease } from '../reconciliation/lease';
@@ -26,7 +26,8 @@ export interface ReportsHandle {
  * `access.redis` set, a lease in Redis lets one billing replica at a time run each; without it,
  * billing is taken to run alone.
  */
-export async function startReports(config: GatewayConfig, usage: UsagePipelineHandle, logger: Logger, budgetEvents?: BudgetEventPublisher): Promise<ReportsHandle> {
+export async function startReports(config: GatewayConfig, usage: UsagePipelineHandle, logger: Logger, registry: Registry, budgetEvents?: BudgetEventPublisher): Promise<ReportsHandle> {
+  const metrics = new ReconciliationMetrics(registry);
   const repository = new ClickHouseReportsRepository(usage.store.client, usage.store.database);
   const service = new ReportsService(repository, config.billing.chargeback);
   const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)]);
@@ -46,13 +47,14 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
     const events = budgetEvents ?? ownEvents;
     reconciler = new BudgetReconciler(config.budgets.list, ledger, repository, () => usage.lag(), logger, {
       lease: lease('budget-reconciliation', interval),
+      metrics,
       ...(events ? { alerts: new ThresholdAlerts(ledger, events, logger) } : {}),
     });
     reconciler.start(interval);
   }
   const thresholdEvents = ownEvents;
   const { reconcileIntervalMs, lookbackDays, settleMs } = config.billing.rollup;
-  const rollup = new RollupReconciler(usage.store.client, usage.store.database, { lookbackDays, settleMs }, logger, lease('rollup-reconciliation', reconcileIntervalMs));
+  const rollup = new RollupReconciler(usage.store.client, usage.store.database, { lookbackDays, settleMs }, logger, { lease: lease('rollup-reconciliation', reconcileIntervalMs), metrics });
   rollup.start(reconcileIntervalMs);
   const budgets = reconciler;
   return {
