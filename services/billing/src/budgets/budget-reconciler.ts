@@ -1,7 +1,7 @@
 import type { BudgetConfig } from '@openrouter/config';
 import { accountAt, fromMicros, toMicros, type BudgetLedger, type ThresholdAlerts } from '@openrouter/budgets';
 import type { Logger, ReconciliationMetrics } from '@openrouter/observability';
-import { SOLE_LEASE, type Lease } from '../reconciliation/lease';
+import { LeasedJob, type LeasedJobOptions } from '../reconciliation/leased-job';
 import type { DimensionName } from '../reports/report-dimensions';
 
 export interface SpendSource {
@@ -34,13 +34,10 @@ export interface Reconciliation {
  */
 export class BudgetReconciler {
   private readonly surplus = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-
   private readonly clock: () => number;
-  private readonly lease: Lease;
   private readonly alerts: ThresholdAlerts | undefined;
   private readonly metrics: ReconciliationMetrics | undefined;
+  private readonly job: LeasedJob<Reconciliation[]>;
 
   constructor(
     private readonly budgets: readonly BudgetConfig[],
@@ -48,46 +45,25 @@ export class BudgetReconciler {
     private readonly store: SpendSource,
     private readonly pendingEvents: () => Promise<number>,
     private readonly logger: Logger,
-    options: {
+    options: LeasedJobOptions & {
       clock?: () => number;
-      /** Held by the replica that reconciles (default: this process alone). */
-      lease?: Lease;
       /** Threshold crossings that no settle managed to publish are published at each run. */
       alerts?: ThresholdAlerts;
-      metrics?: ReconciliationMetrics;
     } = {},
   ) {
     this.clock = options.clock ?? Date.now;
-    this.lease = options.lease ?? SOLE_LEASE;
     this.alerts = options.alerts;
     this.metrics = options.metrics;
+    this.job = new LeasedJob('budget', () => this.reconcile(), (out) => out.filter((r) => r.correctionMicros !== 0).length, logger, options);
   }
 
   start(intervalMs: number): void {
-    if (intervalMs <= 0 || this.budgets.length === 0) return;
-    this.timer = setInterval(() => {
-      this.running ??= this.reconcileIfLeased()
-        .catch((error: unknown) => this.logger.warn({ err: error }, 'budget reconciliation failed; retrying next interval'))
-        .finally(() => (this.running = undefined));
-    }, intervalMs);
-    this.timer.unref();
+    if (this.budgets.length > 0) this.job.start(intervalMs);
   }
 
   /** One periodic run: reconciles when this replica holds the lease; undefined when another does. */
-  async reconcileIfLeased(): Promise<Reconciliation[] | undefined> {
-    try {
-      if (!(await this.lease.hold())) {
-        this.metrics?.notLeader('budget');
-        return undefined;
-      }
-      const out = await this.reconcile();
-      this.metrics?.ran('budget', out.filter((r) => r.correctionMicros !== 0).length);
-      this.metrics?.thresholdsCaughtUp(out.reduce((sum, r) => sum + r.thresholdsPublished, 0));
-      return out;
-    } catch (error) {
-      this.metrics?.failed('budget');
-      throw error;
-    }
+  reconcileIfLeased(): Promise<Reconciliation[] | undefined> {
+    return this.job.runIfLeased();
   }
 
   async reconcile(): Promise<Reconciliation[]> {
@@ -123,13 +99,12 @@ export class BudgetReconciler {
       const thresholdsPublished = this.alerts ? await this.alerts.publishCrossed([account], [spentMicros]) : 0;
       out.push({ budget: budget.id, account: account.line.account, ledgerMicros, storedMicros, correctionMicros: correction, thresholdsPublished });
     }
+    this.metrics?.thresholdsCaughtUp(out.reduce((sum, r) => sum + r.thresholdsPublished, 0));
     return out;
   }
 
   async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
-    await this.lease.release().catch((error: unknown) => this.logger.warn({ err: error }, 'could not release the budget reconciliation lease; it expires on its own'));
+    await this.job.close();
     await this.ledger.close();
   }
 }

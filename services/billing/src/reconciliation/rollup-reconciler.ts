@@ -1,6 +1,6 @@
-import type { Logger, ReconciliationMetrics } from '@openrouter/observability';
+import type { Logger } from '@openrouter/observability';
 import { WITHOUT_OUTPUT_SETTINGS, type ClickHouseClient } from '@openrouter/usage';
-import { SOLE_LEASE, type Lease } from './lease';
+import { LeasedJob, type LeasedJobOptions } from './leased-job';
 
 const DAY_MS = 86_400_000;
 
@@ -48,60 +48,41 @@ export interface DayReconciliation {
  * lease (a correction is relative, so it must be made once).
  */
 export class RollupReconciler {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-
-  private readonly lease: Lease;
   private readonly clock: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
-  private readonly metrics: ReconciliationMetrics | undefined;
+  private readonly job: LeasedJob<DayReconciliation[]>;
 
   constructor(
     private readonly client: ClickHouseClient,
     private readonly database: string,
     private readonly settings: { lookbackDays: number; settleMs: number },
     private readonly logger: Logger,
-    options: {
-      /** Held by the replica that reconciles (default: this process alone). */
-      lease?: Lease;
+    options: LeasedJobOptions & {
       clock?: () => number;
       /** Waits between a day's two reads. */
       sleep?: (ms: number) => Promise<void>;
-      metrics?: ReconciliationMetrics;
     } = {},
   ) {
-    this.lease = options.lease ?? SOLE_LEASE;
     this.clock = options.clock ?? Date.now;
     this.sleep = options.sleep ?? ((ms) => new Promise((done) => setTimeout(done, ms)));
-    this.metrics = options.metrics;
+    this.job = new LeasedJob('rollup', () => this.reconcileWindow(), (days) => days.reduce((sum, d) => sum + d.groups, 0), logger, options);
   }
 
   start(intervalMs: number): void {
-    if (intervalMs <= 0) return;
-    this.timer = setInterval(() => {
-      this.running ??= this.reconcileIfLeased()
-        .catch((error: unknown) => this.logger.warn({ err: error }, 'rollup reconciliation failed; retrying next interval'))
-        .finally(() => (this.running = undefined));
-    }, intervalMs);
-    this.timer.unref();
+    this.job.start(intervalMs);
   }
 
   /** One periodic run: the closed days of the window, when this replica holds the lease. */
-  async reconcileIfLeased(): Promise<DayReconciliation[] | undefined> {
-    try {
-      if (!(await this.lease.hold())) {
-        this.metrics?.notLeader('rollup');
-        return undefined;
-      }
-      const today = Math.floor(this.clock() / DAY_MS);
-      const out: DayReconciliation[] = [];
-      for (let back = this.settings.lookbackDays; back >= 1; back--) out.push(await this.reconcileDay(new Date((today - back) * DAY_MS).toISOString().slice(0, 10)));
-      this.metrics?.ran('rollup', out.reduce((sum, d) => sum + d.groups, 0));
-      return out;
-    } catch (error) {
-      this.metrics?.failed('rollup');
-      throw error;
-    }
+  reconcileIfLeased(): Promise<DayReconciliation[] | undefined> {
+    return this.job.runIfLeased();
+  }
+
+  /** Each closed UTC day of the last `lookbackDays`, oldest first. */
+  async reconcileWindow(): Promise<DayReconciliation[]> {
+    const today = Math.floor(this.clock() / DAY_MS);
+    const out: DayReconciliation[] = [];
+    for (let back = this.settings.lookbackDays; back >= 1; back--) out.push(await this.reconcileDay(new Date((today - back) * DAY_MS).toISOString().slice(0, 10)));
+    return out;
   }
 
   async reconcileDay(day: string): Promise<DayReconciliation> {
@@ -122,10 +103,8 @@ export class RollupReconciler {
     return { day, outcome: 'corrected', groups: second.corrections.length, requests };
   }
 
-  async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
-    await this.lease.release().catch((error: unknown) => this.logger.warn({ err: error }, 'could not release the rollup reconciliation lease; it expires on its own'));
+  close(): Promise<void> {
+    return this.job.close();
   }
 
   /**
