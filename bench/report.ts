@@ -76,6 +76,8 @@ export const benchReportSchema = z.object({
     warmupMs: z.number().int().nonnegative(),
     targets: z.array(z.enum(['direct', 'floor', 'embedded', 'distributed'])),
     profile: z.boolean(),
+    /** Extra Node options the gateway's processes ran with. */
+    nodeArgs: z.array(z.string()).default([]),
   }),
   pipeline: z.object({ embedded: z.string(), distributed: z.string(), missing: z.array(z.string()) }),
   rows: z.array(rowSchema),
@@ -209,7 +211,7 @@ export function toMarkdown(report: BenchReport): string {
   const m = report.machine;
   lines.push(`Measured ${report.startedAt} on ${m.cpus} × ${m.cpuModel}, ${Math.round(m.memoryMb / 1024)} GB, Node ${m.node}${report.settings.smoke ? ' (smoke run: numbers are not meaningful)' : ''}.`);
   lines.push(
-    `Per cell: ${report.settings.rounds} round(s) of ${report.settings.durationMs / 1000} s per target, targets alternated, after ${report.settings.warmupMs / 1000} s warm-up each.`,
+    `Per cell: ${report.settings.rounds} round(s) of ${report.settings.durationMs / 1000} s per target, targets alternated, after ${report.settings.warmupMs / 1000} s warm-up each.${report.settings.nodeArgs.length > 0 ? ` Gateway processes ran with \`${report.settings.nodeArgs.join(' ')}\`.` : ''}`,
   );
   lines.push('');
   for (const scenario of ['chat', 'stream', 'embeddings'] as const) {

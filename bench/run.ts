@@ -45,6 +45,12 @@ const optionsSchema = z.object({
   redisUrl: z.string().optional(),
   out: z.string().default(join(REPO_ROOT, 'bench/results')),
   profile: z.string().optional(),
+  /** Extra Node options for the gateway's processes (deployment flags to compare), space-separated. */
+  nodeArgs: z
+    .string()
+    .transform((v) => v.split(/\s+/).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^--[a-z0-9-]+(=\S+)?$/, 'a Node or V8 option such as --max-semi-space-size=2')))
+    .optional(),
 });
 
 export type BenchOptions = z.infer<typeof optionsSchema>;
@@ -69,6 +75,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       'redis-url': { type: 'string' },
       out: { type: 'string' },
       profile: { type: 'string' },
+      'node-args': { type: 'string' },
     },
   });
   const parsed = optionsSchema.safeParse({
@@ -87,6 +94,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     redisUrl: values['redis-url'],
     out: values.out,
     profile: values.profile,
+    nodeArgs: values['node-args'],
   });
   if (!parsed.success) throw new Error(`bad options:\n${parsed.error.issues.map((i) => `  --${i.path.join('.')}: ${i.message}`).join('\n')}`);
   if (parsed.data.onlyPipeline && parsed.data.skipPipeline) throw new Error('bad options: --only-pipeline and --skip-pipeline exclude each other');
@@ -144,7 +152,10 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     warmupMs: options.warmupMs ?? (smoke ? 500 : 3_000),
     targets: options.onlyPipeline ? [] : options.targets,
     profile: options.profile !== undefined,
+    nodeArgs: options.nodeArgs ?? [],
   };
+  // The gateway's processes (the targets, and billing in the pipeline) run with these.
+  const nodeArgs = [...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : []), ...settings.nodeArgs];
   const runId = randomBytes(4).toString('hex');
   const notes: string[] = [];
 
@@ -172,7 +183,6 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   let chain: GrpcChain | undefined;
   try {
     try {
-      const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : [];
       for (const name of settings.targets) {
         upstream ??= await startUpstream(keys);
         log(`starting target ${name}`);
@@ -253,7 +263,6 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     if (!options.skipPipeline && infra) {
       const usageEvents = options.usageEvents ?? (smoke ? 5_000 : 200_000);
       log(`usage pipeline: ${usageEvents} events through Kafka → billing → ClickHouse`);
-      const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : [];
       usagePipeline = await measureUsageThroughput({ brokers: infra.brokers, events: usageEvents, runId, nodeArgs });
       log(`usage pipeline: consumer ${usagePipeline.consumer.eventsPerSecond} events/s over a backlog (${usagePipeline.consumer.batches} inserts); live ${usagePipeline.eventsPerSecond} events/s (published in ${usagePipeline.publishSeconds.toFixed(2)} s, stored after ${usagePipeline.storedSeconds.toFixed(2)} s, ${usagePipeline.batches} inserts)`);
       const chargebackEvents = options.chargebackEvents ?? (smoke ? 100_000 : 10_000_000);
