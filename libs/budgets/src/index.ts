@@ -8,4 +8,4 @@ export type { BudgetAccount, BudgetTenant } from './budget-book';
 export { fromMicros, MICROS_PER_UNIT, toMicros } from './micro-units';
 export { BUDGET_SCHEMA_NAME, BUDGET_SCHEMA_VERSION, InProcessBudgetBus, KafkaBudgetPublisher } from './budget-events';
 export type { BudgetEventHandler, BudgetEventPublisher } from './budget-events';
-export { THRESHOLD_CLAIM_MS, ThresholdAlerts, thresholdEvent } from './budget-thresholds';
+export { ThresholdAlerts } from './budget-thresholds';

@@ -170,6 +170,29 @@ describe('reconciliation (chDB, redis-server)', () => {
   });
 
   describe('the lease', () => {
+    it('fails a run, counted and correcting nothing, when Redis cannot be reached', async () => {
+      const day = '2025-03-08';
+      const e = event('g1', Date.parse(`${day}T06:00:00Z`), 'search', '0.4');
+      await repository.insertRows([repository.encode(e)]);
+      await repository.insertRows([repository.encode(e)]); // counted twice in the rollup
+      // Nothing listens on port 1; no reconnection, so the command fails at once.
+      const down = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      down.on('error', () => undefined);
+      redises.push(down);
+      const registry = createMetricsRegistry('billing', { processMetrics: false });
+      const reconciler = new RollupReconciler(store.client, store.database, { lookbackDays: 1, settleMs: 0 }, logger, {
+        lease: new RedisLease(down, 'never-held', 60_000),
+        clock: () => Date.parse('2025-03-09T01:00:00Z'),
+        metrics: new ReconciliationMetrics(registry),
+      });
+      await expect(reconciler.reconcileIfLeased()).rejects.toThrow();
+      expect(await registry.metrics()).toContain('openrouter_billing_reconciliation_runs_total{job="rollup",outcome="failed",service="billing"} 1');
+      const totals = await dayTotals(store, day);
+      expect(totals.raw).toEqual([{ project_id: 'search', requests: '1', errors: '0', prompt: '100', cost: '0.4', latency: '40' }]);
+      expect(totals.rollup).toEqual([{ project_id: 'search', requests: '2', errors: '0', prompt: '200', cost: '0.8', latency: '80' }]);
+      await reconciler.close();
+    });
+
     it('is held by one holder, renewed by it, handed over on release or expiry', async () => {
       const key = `lease-${randomBytes(4).toString('hex')}`;
       const a = new RedisLease(redis(), key, 300);

@@ -36,15 +36,14 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
   const leases = redisUrl ? new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 5_000 }) : undefined;
   leases?.on('error', (error: unknown) => logger.debug({ err: error }, 'reconciliation lease connection error'));
   const lease = (job: string, intervalMs: number): Lease => (leases ? new RedisLease(leases, `${keyPrefix}billing:lease:${job}`, leaseTtlFor(intervalMs)) : SOLE_LEASE);
+  const budgetsInRedis = redisUrl !== '' && config.budgets.list.length > 0;
+  // Threshold events go where ingress sends them: the embedded gateway's bus, or Kafka (billing's own producer).
+  const ownEvents = budgetsInRedis && !budgetEvents && config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : undefined;
+  const events = budgetEvents ?? ownEvents;
   let reconciler: BudgetReconciler | undefined;
-  // Threshold events go where ingress sends them: the embedded gateway's bus, or Kafka.
-  let ownEvents: BudgetEventPublisher | undefined;
-  if (redisUrl && config.budgets.list.length > 0) {
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 5_000 });
-    const ledger = new RedisBudgetLedger(redis, keyPrefix);
+  if (budgetsInRedis) {
+    const ledger = new RedisBudgetLedger(new Redis(redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 5_000 }), keyPrefix);
     const interval = config.budgets.reconcileIntervalMs;
-    ownEvents = budgetEvents ? undefined : config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : undefined;
-    const events = budgetEvents ?? ownEvents;
     reconciler = new BudgetReconciler(config.budgets.list, ledger, repository, () => usage.lag(), logger, {
       lease: lease('budget-reconciliation', interval),
       metrics,
@@ -52,7 +51,6 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
     });
     reconciler.start(interval);
   }
-  const thresholdEvents = ownEvents;
   const { reconcileIntervalMs, lookbackDays, settleMs } = config.billing.rollup;
   if (!leases && reconcileIntervalMs > 0 && usage.store.kind === 'server') {
     // A shared ClickHouse server may have several billing replicas, and each would correct the rollup.
@@ -69,7 +67,7 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
     async close() {
       await grpc.close();
       await budgets?.close();
-      await thresholdEvents?.close();
+      await ownEvents?.close();
       await rollup.close();
       leases?.disconnect();
     },
