@@ -65,6 +65,21 @@ describe('gray release', () => {
     expect(release.assign(contextFor({ endUser: 'anyone' }), undefined).arm).toBe('baseline');
   });
 
+  it('judges the canary on the rollback window only, with its p95 read to within 2.5 %', () => {
+    const clock = new ManualClock();
+    const release = new GrayRelease(config!, clock);
+    for (let i = 0; i < 20; i++) release.record('baseline', true, 100);
+    for (let i = 0; i < 9; i++) release.record('canary', false, 100);
+    // Nine canary failures, then the five-minute window moves past them.
+    clock.advance(301_000);
+    for (let i = 0; i < 20; i++) release.record('baseline', i !== 0, 200);
+    for (let i = 0; i < 10; i++) release.record('canary', true, 210);
+    expect(release.state()).toMatchObject({ status: 'active', baselineStats: { requests: 20, errors: 1 }, canaryStats: { requests: 10, errors: 0 } });
+    const { baselineStats, canaryStats } = release.state();
+    expect(Math.abs((baselineStats?.p95LatencyMs ?? 0) - 200)).toBeLessThanOrEqual(5);
+    expect(Math.abs((canaryStats?.p95LatencyMs ?? 0) - 210)).toBeLessThanOrEqual(6);
+  });
+
   it('rolls back on p95 latency', () => {
     const release = new GrayRelease(config!, new ManualClock());
     for (let i = 0; i < 20; i++) release.record('baseline', true, 100);

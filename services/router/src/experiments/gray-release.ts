@@ -1,17 +1,16 @@
 import type { GrayReleaseConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { stablePoint, type Clock } from '../stats/clock';
-import { percentile } from '../stats/deployment-stats';
+import { binnedPercentile, LATENCY_BINS, latencyBin, SlidingWindow } from '../stats/sliding-window';
 import { stickyKey, type ArmAssignment } from './ab-experiments';
 
 export type GrayReleaseStatus = 'pending' | 'active' | 'completed' | 'rolled_back';
 type Arm = 'baseline' | 'canary';
 
-interface Outcome {
-  at: number;
-  ok: boolean;
-  latencyMs: number;
-}
+/** Per arm over the rollback window: calls, errors, and the successful calls' latencies in bins. */
+const REQUESTS = 0;
+const ERRORS = 1;
+const LATENCIES = 2;
 
 /**
  * One gray release: the canary's share follows the configured steps over time; every call to
@@ -21,13 +20,15 @@ interface Outcome {
 export class GrayRelease {
   private readonly startAt: number;
   private rolledBack: { at: number; reason: string } | undefined;
-  private readonly outcomes: Record<Arm, Outcome[]> = { baseline: [], canary: [] };
+  private readonly outcomes: Record<Arm, SlidingWindow>;
 
   constructor(
     readonly config: GrayReleaseConfig,
     private readonly clock: Clock,
   ) {
     this.startAt = config.startAt ? Date.parse(config.startAt) : clock.now();
+    const window = (): SlidingWindow => new SlidingWindow(config.rollback.windowMs, LATENCIES + LATENCY_BINS);
+    this.outcomes = { baseline: window(), canary: window() };
   }
 
   /** The current step (index into `steps`, -1 before the first) and canary percent. */
@@ -58,24 +59,22 @@ export class GrayRelease {
 
   /** One call to one arm, then the rollback check. */
   record(arm: Arm, ok: boolean, latencyMs: number): void {
-    const list = this.outcomes[arm];
-    list.push({ at: this.clock.now(), ok, latencyMs });
-    this.prune();
+    const window = this.outcomes[arm];
+    const now = this.clock.now();
+    window.add(now, REQUESTS);
+    window.add(now, ok ? LATENCIES + latencyBin(latencyMs) : ERRORS);
     if (arm === 'canary' && !this.rolledBack) this.check();
   }
 
   stats(arm: Arm): routerv1.GrayReleaseArmStats {
-    this.prune();
-    const list = this.outcomes[arm];
-    const errors = list.filter((o) => !o.ok).length;
+    const totals = this.outcomes[arm].totalsAt(this.clock.now());
+    const requests = totals[REQUESTS] ?? 0;
+    const errors = totals[ERRORS] ?? 0;
     return {
-      requests: list.length,
+      requests,
       errors,
-      errorRate: list.length ? errors / list.length : 0,
-      p95LatencyMs: percentile(
-        list.filter((o) => o.ok).map((o) => o.latencyMs),
-        0.95,
-      ),
+      errorRate: requests ? errors / requests : 0,
+      p95LatencyMs: Math.round(binnedPercentile(totals, LATENCIES, 0.95)),
     };
   }
 
@@ -113,11 +112,6 @@ export class GrayRelease {
 
   private rollBack(reason: string): void {
     this.rolledBack = { at: this.clock.now(), reason };
-  }
-
-  private prune(): void {
-    const from = this.clock.now() - this.config.rollback.windowMs;
-    for (const list of Object.values(this.outcomes)) while (list.length > 0 && (list[0]?.at ?? from) < from) list.shift();
   }
 }
 

@@ -1,5 +1,9 @@
 import type { BreakerSettings } from '@openrouter/config';
 import type { Clock } from '../stats/clock';
+import { SlidingWindow } from '../stats/sliding-window';
+
+const REQUESTS = 0;
+const ERRORS = 1;
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
@@ -15,12 +19,15 @@ export class CircuitBreaker {
   private consecutive = 0;
   private openUntil = 0;
   private probeInFlight = false;
-  private outcomes: Array<{ at: number; ok: boolean }> = [];
+  /** Calls and failures over the last `windowMs`. */
+  private readonly window: SlidingWindow;
 
   constructor(
     private readonly settings: BreakerSettings,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.window = new SlidingWindow(settings.windowMs, 2);
+  }
 
   /** The state as routing sees it now: an open circuit whose cooldown passed reads half-open. */
   current(): BreakerState {
@@ -50,7 +57,7 @@ export class CircuitBreaker {
     if (this.state !== 'closed') {
       this.state = 'closed';
       this.probeInFlight = false;
-      this.outcomes = [];
+      this.window.clear();
     }
   }
 
@@ -67,13 +74,12 @@ export class CircuitBreaker {
   }
 
   snapshot(): { state: BreakerState; consecutiveFailures: number; windowRequests: number; windowErrorRate: number; openUntil: number } {
-    this.prune();
-    const errors = this.outcomes.filter((o) => !o.ok).length;
+    const [requests = 0, errors = 0] = this.window.totalsAt(this.clock.now());
     return {
       state: this.current(),
       consecutiveFailures: this.consecutive,
-      windowRequests: this.outcomes.length,
-      windowErrorRate: this.outcomes.length ? errors / this.outcomes.length : 0,
+      windowRequests: requests,
+      windowErrorRate: requests ? errors / requests : 0,
       openUntil: this.state === 'open' ? this.openUntil : 0,
     };
   }
@@ -85,19 +91,14 @@ export class CircuitBreaker {
   }
 
   private record(ok: boolean): void {
-    this.outcomes.push({ at: this.clock.now(), ok });
-    this.prune();
-  }
-
-  private prune(): void {
-    const from = this.clock.now() - this.settings.windowMs;
-    while (this.outcomes.length > 0 && (this.outcomes[0]?.at ?? from) < from) this.outcomes.shift();
+    const now = this.clock.now();
+    this.window.add(now, REQUESTS);
+    if (!ok) this.window.add(now, ERRORS);
   }
 
   private tooManyErrors(): boolean {
-    if (this.outcomes.length < this.settings.minRequests) return false;
-    const errors = this.outcomes.filter((o) => !o.ok).length;
-    return errors / this.outcomes.length >= this.settings.errorRate;
+    const [requests = 0, errors = 0] = this.window.totalsAt(this.clock.now());
+    return requests >= this.settings.minRequests && errors / requests >= this.settings.errorRate;
   }
 }
 

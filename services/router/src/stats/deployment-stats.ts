@@ -1,7 +1,10 @@
 import type { Clock } from './clock';
+import { SlidingWindow } from './sliding-window';
 
 const WINDOW_MS = 60_000;
 const LATENCY_SAMPLES = 200;
+const REQUESTS = 0;
+const TOKENS = 1;
 
 /** Live numbers of one deployment in this router process. */
 export class DeploymentStats {
@@ -10,14 +13,15 @@ export class DeploymentStats {
   outstanding = 0;
   private readonly latencies: number[] = [];
   private latencyCursor = 0;
-  /** Start times and token estimates of recent requests, oldest first, for RPM/TPM capacity. */
-  private readonly recent: Array<{ at: number; tokens: number }> = [];
+  /** Requests started and their token estimates over the last minute, for RPM/TPM capacity. */
+  private readonly recent = new SlidingWindow(WINDOW_MS, 2);
 
   constructor(private readonly alpha: number) {}
 
   begin(now: number, tokens: number): void {
     this.outstanding++;
-    this.recent.push({ at: now, tokens });
+    this.recent.add(now, REQUESTS);
+    this.recent.add(now, TOKENS, tokens);
   }
 
   end(): void {
@@ -42,10 +46,8 @@ export class DeploymentStats {
   }
 
   usage(now: number): { requests: number; tokens: number } {
-    while (this.recent.length > 0 && (this.recent[0]?.at ?? now) <= now - WINDOW_MS) this.recent.shift();
-    let tokens = 0;
-    for (const r of this.recent) tokens += r.tokens;
-    return { requests: this.recent.length, tokens };
+    const [requests = 0, tokens = 0] = this.recent.totalsAt(now);
+    return { requests, tokens };
   }
 }
 
@@ -53,7 +55,7 @@ function ewma(previous: number | undefined, sample: number, alpha: number): numb
   return previous === undefined ? sample : previous + alpha * (sample - previous);
 }
 
-export function percentile(values: readonly number[], q: number): number {
+function percentile(values: readonly number[], q: number): number {
   if (values.length === 0) return 0;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
