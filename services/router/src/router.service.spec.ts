@@ -60,6 +60,7 @@ describe('RouterService', () => {
     expect(explained).toMatchObject({ taskType: 'code', strategy: 'cost', decision: { model: 'premium' }, error: '' });
     expect(explained.candidates.find((c) => c.model === 'cheap')).toMatchObject({ eligible: false, filteredReason: 'quality 0.4 for code < min_quality 0.6' });
     expect(explained.candidates.filter((c) => c.eligible).map((c) => c.rank)).toEqual([1, 2]);
+    for (const c of explained.candidates.filter((c) => c.eligible)) expect(c.scoreDetail).toMatch(/^cost \d/);
     expect(service.explain({ context: contextFor(), request: chatRequest('ghost', 'hi') }).error).toContain('ghost');
   });
 

@@ -21,6 +21,7 @@ export interface Candidate {
   price: EffectivePrice;
   latencyMs: number;
   score: number;
+  /** How the score was reached; filled only when the plan is explained. */
   scoreDetail: string;
 }
 
@@ -249,7 +250,7 @@ export class RoutePlanner {
       ? entries.flatMap((e) => e.deployments.map((d) => ({ entry: e, deployments: [d], quality: e.quality, cost: e.cost, latencyMs: d.latencyMs })))
       : entries.map((e) => ({ entry: e, deployments: e.deployments, quality: e.quality, cost: e.cost, latencyMs: e.latencyMs }));
     const scores = scoreCandidates(route.strategy, units, routing.balanced, route.latencySensitive);
-    const order = units.map((unit, i) => ({ unit, score: scores[i] ?? { score: 0, tieBreak: 0, detail: '' } }));
+    const order = units.map((unit, i) => ({ unit, score: scores[i] ?? { score: 0, tieBreak: 0, detail: () => '' } }));
     order.sort((a, b) => b.score.score - a.score.score || a.score.tieBreak - b.score.tieBreak);
 
     const result: Candidate[] = [];
@@ -261,12 +262,11 @@ export class RoutePlanner {
       );
       for (const b of balanced) {
         b.candidate.score = score.score;
-        b.candidate.scoreDetail = score.detail;
         result.push(b.candidate);
         const entry = considered?.find((c) => c.deployment.id === b.id);
         if (entry) {
           entry.score = score.score;
-          entry.scoreDetail = score.detail;
+          entry.scoreDetail = b.candidate.scoreDetail = score.detail();
         }
       }
     }

@@ -19,7 +19,8 @@ export interface StrategyScore {
   score: number;
   /** Breaks ties between equal scores, lower first. */
   tieBreak: number;
-  detail: string;
+  /** How the score was reached, for the explain endpoint (built only when asked for). */
+  detail: () => string;
 }
 
 /**
@@ -37,11 +38,11 @@ export function scoreCandidates(strategy: RouteStrategy, inputs: readonly Strate
     const good = quality(input.quality);
     switch (strategy) {
       case 'cost':
-        return { score: cheap, tieBreak: -input.quality, detail: `cost ${fmt(input.cost)} → ${fmt(cheap)}` };
+        return { score: cheap, tieBreak: -input.quality, detail: () => `cost ${fmt(input.cost)} → ${fmt(cheap)}` };
       case 'quality':
-        return { score: good, tieBreak: input.cost, detail: `quality ${fmt(input.quality)} → ${fmt(good)}` };
+        return { score: good, tieBreak: input.cost, detail: () => `quality ${fmt(input.quality)} → ${fmt(good)}` };
       case 'latency':
-        return { score: fast, tieBreak: input.cost, detail: `latency ${Math.round(input.latencyMs)} ms → ${fmt(fast)}` };
+        return { score: fast, tieBreak: input.cost, detail: () => `latency ${Math.round(input.latencyMs)} ms → ${fmt(fast)}` };
       case 'balanced': {
         const wl = weights.latency * (latencySensitive ? 3 : 1);
         const total = weights.quality + weights.cost + wl || 1;
@@ -49,7 +50,7 @@ export function scoreCandidates(strategy: RouteStrategy, inputs: readonly Strate
         return {
           score,
           tieBreak: input.cost,
-          detail: `${fmt(weights.quality / total)}×quality ${fmt(good)} + ${fmt(weights.cost / total)}×cost ${fmt(cheap)} + ${fmt(wl / total)}×latency ${fmt(fast)}`,
+          detail: () => `${fmt(weights.quality / total)}×quality ${fmt(good)} + ${fmt(weights.cost / total)}×cost ${fmt(cheap)} + ${fmt(wl / total)}×latency ${fmt(fast)}`,
         };
       }
     }
