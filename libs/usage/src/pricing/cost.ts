@@ -20,13 +20,13 @@ export function costOf(tokens: TokenCounts, price: ResolvedPrice, chargeRequestF
   const cached = Math.min(tokens.cachedRead, tokens.prompt);
   const written = Math.min(tokens.cacheWrite, tokens.prompt - cached);
   const plainInput = tokens.prompt - cached - written;
-  const perMillion = price.input
-    .times(plainInput)
-    .plus(price.cachedInput.times(cached))
-    .plus(price.cacheWrite.times(written))
-    .plus(price.output.times(tokens.completion));
-  const fee = chargeRequestFee ? price.perRequest : new Money(0);
-  return perMillion.dividedBy(PER_TOKENS).plus(fee);
+  // Terms with no tokens are left out: most requests have no cached or cache-write tokens.
+  let perMillion = price.input.times(plainInput);
+  if (cached > 0) perMillion = perMillion.plus(price.cachedInput.times(cached));
+  if (written > 0) perMillion = perMillion.plus(price.cacheWrite.times(written));
+  if (tokens.completion > 0) perMillion = perMillion.plus(price.output.times(tokens.completion));
+  const cost = perMillion.dividedBy(PER_TOKENS);
+  return chargeRequestFee ? cost.plus(price.perRequest) : cost;
 }
 
 export interface PricedUsage {

@@ -103,6 +103,7 @@ export class UsageTrack {
   private streamedChars = 0;
   private errorKind: ErrorKind | undefined;
   private finished = false;
+  private priced: { key: string; value: PricedUsage } | undefined;
   private decision: routerv1.RouteDecision | undefined;
 
   constructor(
@@ -170,7 +171,11 @@ export class UsageTrack {
   /** The cost so far (final once the answer's usage arrived). */
   cost(): PricedUsage {
     this.fillTokens();
-    return this.recorder.price(this.event);
+    // Asked for up to three times a request (headers, body, record), mostly for the same tokens.
+    const { servedModel, deployment, status, tokens } = this.event;
+    const key = `${servedModel}\n${deployment}\n${status}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}`;
+    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price(this.event) };
+    return this.priced.value;
   }
 
   costHeaders(): Record<string, string> {
