@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
 import type { budgetv1 } from '@openrouter/contracts';
 import { InProcessBudgetBus, toMicros } from '@openrouter/budgets';
+import { hashApiKey } from '@openrouter/ingress';
 import { Money, moneyText } from '@openrouter/usage';
 import { sharedRedisUrl } from '../support/infra/shared-infra';
 import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
+import { TEST_ADMIN_KEY, TEST_DEV_KEY } from '../support/test-config';
 
 function withBudgets(list: unknown[], redis = false): (doc: Record<string, unknown>) => void {
   return (doc) => {
@@ -57,6 +59,56 @@ describe('budgets through the gateway', () => {
       expect(toMicros(status.spent)).toBe(accepted.reduce((sum, o) => sum + toMicros(o.cost), 0));
       expect(toMicros(status.spent)).toBeLessThanOrEqual(toMicros(budget));
     }, 120_000);
+  });
+
+  describe('with rate limits, both on a real Redis', () => {
+    let gw: TestGateway;
+    const SECRET = 'budgets-e2e-hash-secret';
+    const KEY = 'sk-or-v1-budget-and-rate-limited-key-000000000';
+    // Each request holds 34 micro-units (see above) while it runs and spends about 3: after four,
+    // 0.00012 covers two more at once and no third.
+    const budget = '0.00012';
+
+    beforeAll(async () => {
+      gw = await startTestGateway({
+        configure: (doc) => {
+          withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: budget, enforcement: 'hard' }], true)(doc);
+          doc['access'] = {
+            ...(doc['access'] as object),
+            keyHashSecret: SECRET,
+            admin: { devKey: TEST_ADMIN_KEY },
+            keys: [{ id: 'both', hash: hashApiKey(SECRET, KEY), org: 'default', limits: { rpm: 4 } }],
+          };
+        },
+      });
+    }, 120_000);
+    afterAll(async () => gw?.close());
+
+    async function ask(key: string): Promise<{ status: number; cost: string; code?: string | null; remaining: string | null }> {
+      const response = await fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 50, messages: hi }),
+      });
+      const json = (await response.json()) as { error?: { code: string | null } };
+      return { status: response.status, cost: response.headers.get('x-openrouter-cost') ?? '0', code: json.error?.code, remaining: response.headers.get('x-ratelimit-remaining-requests') };
+    }
+
+    it('never lets a client over its rate limit take budget from the other requests of its org', async () => {
+      const first = [];
+      for (let i = 0; i < 4; i++) first.push(await ask(KEY));
+      expect(first.map((o) => o.status)).toEqual([200, 200, 200, 200]);
+      // The limited key floods on while another key of the org sends two requests the budget still
+      // covers: the flood is refused by its rate limit before any reservation, so both are served.
+      const [flood, others] = await Promise.all([Promise.all(Array.from({ length: 30 }, () => ask(KEY))), Promise.all([ask(TEST_DEV_KEY), ask(TEST_DEV_KEY)])]);
+      for (const o of flood) expect(o).toMatchObject({ status: 429, code: 'rate_limit_exceeded', remaining: '0' });
+      expect(others.map((o) => o.status)).toEqual([200, 200]);
+      const status = await waitFor(async () => {
+        const [s] = await gw.gateway.ingress.budgets.status();
+        return s && s.reserved === '0' ? s : undefined;
+      });
+      expect(toMicros(status.spent)).toBe([...first, ...others].reduce((sum, o) => sum + toMicros(o.cost), 0));
+    }, 60_000);
   });
 
   describe('in memory (embedded mode)', () => {
