@@ -65,8 +65,8 @@ describe('budgets through the gateway', () => {
     let gw: TestGateway;
     const SECRET = 'budgets-e2e-hash-secret';
     const KEY = 'sk-or-v1-budget-and-rate-limited-key-000000000';
-    // Each request holds 34 micro-units (see above) while it runs and spends about 3: after four,
-    // 0.00012 covers two more at once and no third.
+    // Each request holds 34 micro-units (see above) while it runs and spends 11: after four, the
+    // 76 left of 0.00012 cover two more at once and no third.
     const budget = '0.00012';
 
     beforeAll(async () => {
