@@ -61,6 +61,21 @@ describe('budgets through the gateway', () => {
     }, 120_000);
   });
 
+  it('reserves for a prompt that quotes special tokens, counting them as plain text', async () => {
+    const gw = await startTestGateway({ configure: withBudgets([{ id: 'org-monthly', scope: { org: 'default' }, period: 'monthly', amount: '10', enforcement: 'hard' }]) });
+    try {
+      const answer = await gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'What do <|endoftext|> and <|im_start|> mean in a tokenizer?' }] });
+      expect(answer.choices[0]?.message.content).toBeTruthy();
+      const [status] = await waitFor(async () => {
+        const s = await gw.gateway.ingress.budgets.status();
+        return s[0]?.reserved === '0' && s[0].spent !== '0' ? s : undefined;
+      });
+      expect(status?.budget.id).toBe('org-monthly');
+    } finally {
+      await gw.close();
+    }
+  }, 60_000);
+
   describe('with rate limits, both on a real Redis', () => {
     let gw: TestGateway;
     const SECRET = 'budgets-e2e-hash-secret';

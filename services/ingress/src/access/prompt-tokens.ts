@@ -1,4 +1,5 @@
-import { encode } from 'gpt-tokenizer';
+import { createHash, randomBytes } from 'node:crypto';
+import { countTokens } from 'gpt-tokenizer';
 
 const PER_MESSAGE_OVERHEAD = 4;
 const PER_IMAGE = 765;
@@ -10,6 +11,8 @@ interface Budget {
 }
 
 const counted = new WeakMap<object, number>();
+/** A prompt may quote strings like "<|endoftext|>": they count as plain text (the tokenizer would throw). */
+const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
 /**
  * An estimate of a request's prompt tokens before the call, for token rate limits; corrected
@@ -60,5 +63,44 @@ function contentTokens(content: unknown, budget: Budget): number {
 function textTokens(text: string, budget: Budget): number {
   if (text.length > budget.exactChars) return Math.ceil(text.length / 4);
   budget.exactChars -= text.length;
-  return encode(text).length;
+  return longTexts.count(text);
 }
+
+/**
+ * Token counts of long texts, remembered by a salted digest. A conversation resends every earlier
+ * message with each turn and applications repeat their system prompts, so the same long texts come
+ * back request after request; a digest costs about a twentieth of tokenizing them. Short texts are
+ * tokenized each time (cheaper than the digest). Only digests are kept, never text: the salt is
+ * random per process, so they cannot be matched against the digest of a guessed prompt.
+ */
+export class TextTokenCounter {
+  private readonly counts = new Map<string, number>();
+  private readonly salt = randomBytes(16);
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    private readonly minChars = 512,
+    private readonly capacity = 4_096,
+  ) {}
+
+  count(text: string): number {
+    if (text.length < this.minChars) return countTokens(text, PLAIN_TEXT);
+    const key = createHash('sha256').update(this.salt).update(text).digest('base64');
+    const known = this.counts.get(key);
+    if (known !== undefined) {
+      this.hits++;
+      // Most recently used last: the first entry is the one to evict.
+      this.counts.delete(key);
+      this.counts.set(key, known);
+      return known;
+    }
+    this.misses++;
+    const tokens = countTokens(text, PLAIN_TEXT);
+    if (this.counts.size >= this.capacity) this.counts.delete(this.counts.keys().next().value as string);
+    this.counts.set(key, tokens);
+    return tokens;
+  }
+}
+
+const longTexts = new TextTokenCounter();
