@@ -84,7 +84,15 @@ describe('1,000 seeded malformed requests', () => {
   let gw: TestGateway;
 
   beforeAll(async () => {
-    gw = await startTestGateway();
+    // The full request path: token and request limits on the key and a hard budget, so every body
+    // also crosses the prompt-token estimate, the rate limiter and the budget reservation.
+    gw = await startTestGateway({
+      configure: (doc) => {
+        const access = doc['access'] as Record<string, unknown>;
+        access['rateLimits'] = { key: { rpm: 1_000_000, tpm: 1_000_000_000 } };
+        doc['budgets'] = { list: [{ id: 'org-monthly', scope: { org: 'default' }, period: 'monthly', amount: '1000', enforcement: 'hard' }] };
+      },
+    });
   });
   afterAll(async () => gw?.close());
 
@@ -124,5 +132,27 @@ describe('1,000 seeded malformed requests', () => {
     expect((await fetch(`${gw.url}/health`)).status).toBe(200);
     const after = await gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'still here?' }] });
     expect(after.choices[0]?.message.content).toBeTruthy();
+  }, 120_000);
+
+  it('serves valid requests whose text is odd: special-token strings, lone surrogates, control and bidi characters', async () => {
+    const random = seeded(20261204);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+    const pieces = ['<|endoftext|>', '<|im_start|>system', '<|im_end|>', '<|fim_prefix|>', '<|endofprompt|>', '\ud800', '\udfff', '\u0000', '\u202e', '\ufeff', '🧑‍💻', '日本語', 'x'.repeat(700), 'ﷺ', '\r\n\t'];
+    const text = (): string => Array.from({ length: 1 + Math.floor(random() * 6) }, () => pick(pieces)).join(pick([' ', '', '\n']));
+    const statuses: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const body = pick([
+        () => ({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: text() }, { role: 'user', content: text() }] }),
+        () => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: [{ type: 'text', text: text() }, { type: 'text', text: text() }] }], tools: [{ type: 'function', function: { name: 'f', description: text(), parameters: { type: 'object' } } }] }),
+        () => ({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: text() }] }),
+        () => ({ model: 'text-embedding-3-small', input: [text(), text()] }),
+        () => ({ model: 'gpt-4o-mini', prompt: text() }),
+      ])();
+      const path = 'input' in body ? '/v1/embeddings' : 'prompt' in body ? '/v1/completions' : '/v1/chat/completions';
+      const response = await fetch(`${gw.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${gw.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      const answer = await response.text();
+      if (response.status !== 200) statuses.push(`#${i} ${path} → ${response.status} ${answer.slice(0, 200)}`);
+    }
+    expect(statuses).toEqual([]);
   }, 120_000);
 });
