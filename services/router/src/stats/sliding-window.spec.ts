@@ -40,6 +40,13 @@ describe('SlidingWindow', () => {
     expect(window.totalsAt(start + 70_000)[0]).toBe(0);
   });
 
+  it('keeps its span when it is shorter than its number of buckets', () => {
+    const window = new SlidingWindow(5, 1);
+    window.add(start, 0);
+    expect(window.total(start + 4, 0)).toBe(1);
+    expect(window.total(start + 5, 0)).toBe(0);
+  });
+
   it('empties on clear', () => {
     const window = new SlidingWindow(10_000, 2);
     window.add(start, 0, 3);

@@ -19,7 +19,8 @@ export class SlidingWindow {
     readonly width: number,
     private readonly buckets = 20,
   ) {
-    this.bucketMs = Math.max(1, windowMs / buckets);
+    // Fractional for windows shorter than `buckets` ms, so the window keeps its span.
+    this.bucketMs = windowMs / buckets;
     this.slots = new Float64Array(buckets * width);
     this.totals = new Float64Array(width);
   }
