@@ -1,5 +1,5 @@
 import type { usagev1 } from '@openrouter/contracts';
-import { toUsageMessage, type InProcessUsageBus, type PublisherStatus, type PublishOptions, type UsagePublisher } from '@openrouter/usage';
+import { UsageMessageEncoder, type InProcessUsageBus, type PublisherStatus, type PublishOptions, type UsagePublisher } from '@openrouter/usage';
 
 /**
  * One publisher in front of several in-process buses: in the embedded mode each consumer (billing,
@@ -8,10 +8,12 @@ import { toUsageMessage, type InProcessUsageBus, type PublisherStatus, type Publ
  * are closed by their owner, not here.
  */
 export class UsageFanOut implements UsagePublisher {
+  private readonly encoder = new UsageMessageEncoder();
+
   constructor(private readonly targets: readonly [InProcessUsageBus, ...InProcessUsageBus[]]) {}
 
   async publish(event: usagev1.UsageEvent, options?: PublishOptions): Promise<void> {
-    const message = toUsageMessage(event, options?.headers);
+    const message = this.encoder.encode(event, options?.headers);
     for (const target of this.targets) target.publishMessage(message);
   }
 

@@ -1,6 +1,6 @@
 import type { usagev1 } from '@openrouter/contracts';
 import type { Logger } from '@openrouter/observability';
-import { toUsageMessage } from '../event/usage-event.codec';
+import { UsageMessageEncoder } from '../event/usage-event.codec';
 import type { PublishOptions, PublisherStatus, UsageBatchHandler, UsageMessage, UsagePublisher, UsageSource } from './usage-bus';
 
 export interface InProcessUsageBusOptions {
@@ -35,6 +35,7 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
   private readonly drainTimeoutMs: number;
+  private readonly encoder = new UsageMessageEncoder();
 
   constructor(
     private readonly logger: Logger,
@@ -48,7 +49,7 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
   }
 
   async publish(event: usagev1.UsageEvent, options: PublishOptions = {}): Promise<void> {
-    this.publishMessage(toUsageMessage(event, options.headers));
+    this.publishMessage(this.encoder.encode(event, options.headers));
   }
 
   /** Puts an already encoded message on the bus (tests use it for messages no producer would make). */
