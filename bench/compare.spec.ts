@@ -51,6 +51,8 @@ describe('bench comparison', () => {
       });
     const [figure] = compareReports([distributed(2, 1)], [distributed(1, 1)]).filter((f) => f.metric === 'ingress+router+adapter CPU vs gRPC floor');
     expect(figure).toMatchObject({ base: [4], head: [3], change: -0.25 });
+    // One run a side: the change is given, never marked.
+    expect(comparisonMarkdown([figure!], { base: 'a', head: 'b', pairs: 1, args: [] })).toContain('| 4 (4) | 3 (3) | -25.0 % |');
   });
 
   it('leaves out a figure only one side measured', () => {

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { z } from 'zod';
 import { benchReportSchema, percentile, type BenchReport } from './report';
 import { REPO_ROOT } from './targets/child-process';
@@ -118,21 +118,23 @@ function range(values: readonly number[]): string {
 }
 
 /**
- * The comparison as a markdown table. A change is marked only when the two sides' ranges do not
- * overlap: anything else is within what this machine's noise did in these runs.
+ * The comparison as a markdown table. A change is marked only when both sides ran at least twice
+ * and their ranges do not overlap: anything else is within what this machine's noise did in these runs.
  */
 export function comparisonMarkdown(figures: readonly ComparedFigure[], header: { base: string; head: string; pairs: number; args: readonly string[] }): string {
   const lines = [
     `# Bench comparison: ${header.head} against ${header.base}`,
     '',
     `${header.pairs} run(s) each, alternated (base, head, head, base, …), \`bench/run.ts ${header.args.join(' ')}\`.`,
-    'Ranges are min–max over the runs; the change is of the medians; ✓ better and ✗ worse only where the ranges do not overlap.',
+    'Ranges are min–max over the runs; the change is of the medians; ✓ better and ✗ worse only where both sides ran twice or more and their ranges do not overlap.',
     '',
     '| what | figure | base | head | change |',
     '|---|---|---:|---:|---:|',
   ];
   for (const f of figures) {
-    const separated = Math.min(...f.head) > Math.max(...f.base) || Math.max(...f.head) < Math.min(...f.base);
+    // One run a side says nothing of the noise: only ranges of two runs or more are compared.
+    const measuredTwice = f.base.length >= 2 && f.head.length >= 2;
+    const separated = measuredTwice && (Math.min(...f.head) > Math.max(...f.base) || Math.max(...f.head) < Math.min(...f.base));
     const improved = f.better === 'higher' ? f.headMedian > f.baseMedian : f.headMedian < f.baseMedian;
     const mark = separated ? (improved ? ' ✓' : ' ✗') : '';
     const change = f.change === undefined ? '–' : `${f.change >= 0 ? '+' : ''}${(f.change * 100).toFixed(1)} %${mark}`;
@@ -147,29 +149,22 @@ const optionsSchema = z.object({
   out: z.string().optional(),
 });
 
-function run(command: string, args: readonly string[], cwd: string, logFile?: string): Promise<void> {
-  return new Promise((done, fail) => {
-    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.on('error', fail);
-    child.on('close', (code) => {
-      if (logFile) writeFileSync(logFile, output);
-      if (code === 0) done();
-      else fail(new Error(`${command} ${args.join(' ')} (in ${cwd}) exited with ${code}:\n${output.slice(-2_000)}`));
-    });
-  });
+const execFileAsync = promisify(execFile);
+
+/** Runs a command to its end and returns its standard output; with `logFile`, writes both outputs there. */
+async function run(command: string, args: readonly string[], cwd: string, logFile?: string): Promise<string> {
+  try {
+    const { stdout, stderr } = await execFileAsync(command, [...args], { cwd, maxBuffer: 256 * 1024 * 1024 });
+    if (logFile) writeFileSync(logFile, stdout + stderr);
+    return stdout;
+  } catch (error) {
+    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
+    if (logFile) writeFileSync(logFile, stdout + stderr);
+    throw new Error(`${command} ${args.join(' ')} (in ${cwd}) failed:\n${(stdout + stderr).slice(-2_000)}`, { cause: error });
+  }
 }
 
-async function gitOutput(args: readonly string[]): Promise<string> {
-  return new Promise((done, fail) => {
-    const child = spawn('git', args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.on('close', (code) => (code === 0 ? done(output.trim()) : fail(new Error(`git ${args.join(' ')} exited with ${code}`))));
-  });
-}
+const git = async (args: readonly string[]): Promise<string> => (await run('git', args, REPO_ROOT)).trim();
 
 /**
  * A worktree of `sha` outside the repository (where jest, eslint and tsc would find its sources),
@@ -178,8 +173,9 @@ async function gitOutput(args: readonly string[]): Promise<string> {
 async function prepareBase(sha: string, log: (line: string) => void): Promise<string> {
   const dir = join(tmpdir(), 'open-router-bench', `base-${sha.slice(0, 12)}`);
   mkdirSync(join(tmpdir(), 'open-router-bench'), { recursive: true });
-  if (!existsSync(dir)) await run('git', ['worktree', 'add', '--detach', dir, sha], REPO_ROOT);
-  for (const shared of ['.cache']) if (existsSync(join(REPO_ROOT, shared)) && !existsSync(join(dir, shared))) symlinkSync(join(REPO_ROOT, shared), join(dir, shared));
+  if (!existsSync(dir)) await git(['worktree', 'add', '--detach', dir, sha]);
+  // The Kafka jars the harness starts the broker from.
+  if (existsSync(join(REPO_ROOT, '.cache')) && !existsSync(join(dir, '.cache'))) symlinkSync(join(REPO_ROOT, '.cache'), join(dir, '.cache'));
   if (!existsSync(join(dir, 'node_modules'))) {
     const sameLock = readFileSync(join(dir, 'package-lock.json'), 'utf8') === readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8');
     if (sameLock) symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'));
@@ -200,8 +196,8 @@ async function main(): Promise<void> {
   const log = (line: string): void => void process.stdout.write(`[compare ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
   if (benchArgs.some((a) => a === '--out' || a.startsWith('--out='))) throw new Error('--out goes before `--`: each run writes into the comparison folder');
 
-  const sha = await gitOutput(['rev-parse', '--verify', `${options.base}^{commit}`]);
-  const headName = `${(await gitOutput(['rev-parse', '--short=12', 'HEAD'])) || 'HEAD'}${(await gitOutput(['status', '--porcelain'])) ? ' + working tree' : ''}`;
+  const sha = await git(['rev-parse', '--verify', `${options.base}^{commit}`]);
+  const headName = `${(await git(['rev-parse', '--short=12', 'HEAD'])) || 'HEAD'}${(await git(['status', '--porcelain'])) ? ' + working tree' : ''}`;
   const out = resolve(options.out ?? join(REPO_ROOT, 'bench/results', `compare-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   mkdirSync(out, { recursive: true });
   const baseDir = await prepareBase(sha, log);
