@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { GatewayError } from '@openrouter/errors';
@@ -43,13 +44,20 @@ export function transportError(error: unknown, signal: AbortSignal, provider: st
   return new GatewayError('unavailable', `The provider "${provider}" could not be reached.`, { provider, cause: error });
 }
 
-/** Server-sent events of a response body, as they arrive. */
-export async function* readServerSentEvents(body: AsyncIterable<Buffer | string>, signal: AbortSignal, provider: string): AsyncGenerator<EventSourceMessage> {
+/**
+ * Server-sent events of a response body, as they arrive. Stopping early leaves the body as it is:
+ * the caller either tears it down (`body.destroy()`, the call was cancelled or failed) or, after the
+ * provider's last event, lets it finish (`discardRest`).
+ */
+export async function* readServerSentEvents(body: Readable | AsyncIterable<Buffer | string>, signal: AbortSignal, provider: string): AsyncGenerator<EventSourceMessage> {
   const pending: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (event) => pending.push(event) });
   const decoder = new TextDecoder();
+  // A stream's own iterator destroys it when left early, with an `AbortError` (and its stack trace)
+  // even when only the end of the body is still to come: the common case, after the last event.
+  const pieces: AsyncIterable<Buffer | string> = body instanceof Readable ? { [Symbol.asyncIterator]: () => body.iterator({ destroyOnReturn: false }) } : body;
   try {
-    for await (const piece of body) {
+    for await (const piece of pieces) {
       parser.feed(typeof piece === 'string' ? piece : decoder.decode(piece, { stream: true }));
       while (pending.length > 0) yield pending.shift() as EventSourceMessage;
     }
@@ -58,4 +66,15 @@ export async function* readServerSentEvents(body: AsyncIterable<Buffer | string>
     if (error instanceof undiciErrors.BodyTimeoutError) throw new GatewayError('timeout', `The provider "${provider}" stalled mid-stream.`, { provider, cause: error });
     throw new GatewayError('upstream_error', `The provider "${provider}" closed the stream unexpectedly.`, { provider, cause: error });
   }
+}
+
+/**
+ * After a stream's last event: what is left of the body (normally only its end) is read and
+ * dropped, so the response completes and its connection returns to the pool. A provider that keeps
+ * the body open past its last event is cut off by the body timeout, whose error is dropped too.
+ */
+export function discardRest(body: Readable): void {
+  if (body.readableEnded || body.destroyed) return;
+  body.on('error', () => undefined);
+  body.resume();
 }

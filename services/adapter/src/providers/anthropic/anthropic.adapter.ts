@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { createUpstreamAgent, postJson, readServerSentEvents, transportError } from '../http-upstream';
+import { createUpstreamAgent, discardRest, postJson, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
 import { parseAnthropicErrorResponse } from './anthropic-errors';
 import { toAnthropicRequest } from './anthropic-request';
@@ -61,7 +61,8 @@ export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'ant
           if (translator.complete) break;
         }
       } finally {
-        if (!translator.complete) response.body.destroy();
+        if (translator.complete) discardRest(response.body);
+        else response.body.destroy();
       }
       if (!translator.complete) throw new GatewayError('upstream_error', `The provider "${id}" ended the stream before it finished.`, { provider: id });
     },

@@ -9,7 +9,7 @@ import {
   toOpenAIChatBody,
   toOpenAIEmbeddingBody,
 } from '@openrouter/openai-wire';
-import { createUpstreamAgent, postJson, readServerSentEvents, transportError } from '../http-upstream';
+import { createUpstreamAgent, discardRest, postJson, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
 
 /** Where an OpenAI-style server takes calls for one upstream model, and how it is authenticated. */
@@ -75,7 +75,8 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
           yield { chunk: parseOpenAIChunk(json) };
         }
       } finally {
-        if (!done) response.body.destroy();
+        if (done) discardRest(response.body);
+        else response.body.destroy();
       }
       if (!done) throw new GatewayError('upstream_error', `The provider "${id}" ended the stream before it finished.`, { provider: id });
     },
