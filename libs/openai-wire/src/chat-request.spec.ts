@@ -333,10 +333,27 @@ describe('parseChatRequest validation', () => {
     expect(error.message).toContain(param);
   });
 
-  it('says what was expected', () => {
-    expect(errorOf(() => parseChatRequest({ ...base, temperature: 3 })).message).toBe("Invalid value for 'temperature': too big: expected number to be <=2.");
-    expect(errorOf(() => parseChatRequest({ ...base, messages: [{ role: 'user', content: 5 }] })).message).toBe("Invalid type for 'messages[0].content': expected a string, an array or null.");
+  it('says what was expected and what it got', () => {
+    expect(errorOf(() => parseChatRequest({ ...base, temperature: 3 })).message).toBe("Invalid value for 'temperature': expected a value <= 2, but got 3 instead.");
+    expect(errorOf(() => parseChatRequest({ ...base, messages: [{ role: 'user', content: 5 }] })).message).toBe("Invalid type for 'messages[0].content': expected a string, an array or null, but got an integer instead.");
     expect(errorOf(() => parseChatRequest({ messages: [] })).message).toBe("Missing required parameter: 'model'.");
+    expect(errorOf(() => parseChatRequest({ ...base, model: '' })).message).toBe("Invalid value for 'model': expected a non-empty string, but got an empty string instead.");
+    expect(errorOf(() => parseChatRequest({ ...base, messages: [] })).message).toBe("Invalid value for 'messages': expected a non-empty array, but got an empty array instead.");
+    expect(errorOf(() => parseChatRequest({ ...base, n: 1.5 })).message).toBe("Invalid type for 'n': expected an integer, but got a decimal number instead.");
+    expect(errorOf(() => parseChatRequest({ ...base, logit_bias: 5 })).message).toBe("Invalid type for 'logit_bias': expected an object, but got an integer instead.");
+    expect(errorOf(() => parseChatRequest({ ...base, response_format: { type: 'yaml' } })).message).toBe(
+      "Invalid value for 'response_format.type': expected 'text', 'json_object' or 'json_schema', but got 'yaml' instead.",
+    );
+  });
+
+  it.each([
+    ['a user message without content', { role: 'user' }, 'messages[0].content', "Missing required parameter: 'messages[0].content' (a user message needs content)."],
+    ['a user message with null content', { role: 'user', content: null }, 'messages[0].content', "Missing required parameter: 'messages[0].content' (a user message needs content, not null)."],
+    ['an assistant message with neither content nor tool_calls', { role: 'assistant', content: null }, 'messages[0].content', "Missing required parameter: 'messages[0].content' (an assistant message needs content or tool_calls, not null)."],
+    ['a tool message with a null tool_call_id', { role: 'tool', content: 'x', tool_call_id: null }, 'messages[0].tool_call_id', "Missing required parameter: 'messages[0].tool_call_id' (a tool message names the tool call it answers, not null)."],
+  ])('rejects %s as a missing required parameter', (_name, message, param, text) => {
+    const error = errorOf(() => parseChatRequest({ model: 'm', messages: [message] }));
+    expect(error).toMatchObject({ kind: 'bad_request', param, code: 'missing_required_parameter', message: text });
   });
 
   it.each([null, [], 'text', 5, undefined])('rejects a body that is not an object (%p) with no param', (body) => {

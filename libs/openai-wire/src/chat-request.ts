@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
-import { extraJson, isObject, type JsonObject, mergeExtra, opt, validate } from './validation';
+import { extraJson, isObject, type JsonObject, mergeExtra, opt, REQUIRED, validate } from './validation';
 
 const UINT32_MAX = 4_294_967_295;
 
@@ -41,13 +41,13 @@ const message = z.looseObject({
   // What OpenAI itself requires of each role.
   const hasContent = m.content !== undefined && m.content !== null;
   if (['system', 'developer', 'user', 'tool'].includes(m.role) && !hasContent) {
-    ctx.addIssue({ code: 'custom', path: ['content'], message: `Missing required parameter: content (a ${m.role} message needs content)` });
+    ctx.addIssue({ code: 'custom', path: ['content'], message: `a ${m.role} message needs content`, params: REQUIRED });
   }
   if (m.role === 'tool' && (m.tool_call_id === undefined || m.tool_call_id === null)) {
-    ctx.addIssue({ code: 'custom', path: ['tool_call_id'], message: 'Missing required parameter: tool_call_id (a tool message answers a tool call)' });
+    ctx.addIssue({ code: 'custom', path: ['tool_call_id'], message: 'a tool message names the tool call it answers', params: REQUIRED });
   }
   if (m.role === 'assistant' && !hasContent && !m.tool_calls?.length && m['function_call'] === undefined && m['audio'] === undefined && !m.refusal) {
-    ctx.addIssue({ code: 'custom', path: ['content'], message: 'Missing required parameter: content (an assistant message needs content or tool_calls)' });
+    ctx.addIssue({ code: 'custom', path: ['content'], message: 'an assistant message needs content or tool_calls', params: REQUIRED });
   }
 });
 type WireMessage = z.infer<typeof message>;

@@ -6,3 +6,4 @@ export { LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk,
 export type { LegacyCompletionRequest } from './legacy-completions';
 export { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError } from './openai-errors';
 export type { OpenAIErrorResponse } from './openai-errors';
+export { paramOf, validate } from './validation';

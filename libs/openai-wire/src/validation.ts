@@ -5,7 +5,7 @@ export type JsonObject = Record<string, unknown>;
 
 export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export type ValidationCode = 'invalid_value' | 'missing_required_parameter' | 'invalid_type';
+export type ValidationCode = 'invalid_value' | 'missing_required_parameter' | 'invalid_type' | 'unknown_parameter';
 
 /** `messages[0].content` style, as OpenAI names params in its errors. */
 export function paramOf(path: ReadonlyArray<PropertyKey>): string {
@@ -17,6 +17,12 @@ export function paramOf(path: ReadonlyArray<PropertyKey>): string {
 export function badRequest(message: string, param: string | undefined, code: ValidationCode | 'unsupported_parameter'): GatewayError {
   return new GatewayError('bad_request', message, { param, code });
 }
+
+/**
+ * Params of a custom issue for a field a refinement requires (e.g. a user message's `content`):
+ * the client gets `missing_required_parameter` whether the field is absent or null.
+ */
+export const REQUIRED = { required: true } as const;
 
 function valueAt(body: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let v = body;
@@ -69,14 +75,63 @@ function resolve(issue: z.core.$ZodIssue, prefix: PropertyKey[], body: unknown):
 
 function describeExpected(expected: string[]): string {
   if (expected.length === 0) return 'a different value';
-  if (expected.length === 1) return article(expected[0] ?? '');
-  return `${expected.slice(0, -1).map(article).join(', ')} or ${article(expected[expected.length - 1] ?? '')}`;
+  return oneOf(expected.map(article));
 }
 
+/** `a, b or c`. */
+function oneOf(items: readonly string[]): string {
+  if (items.length <= 1) return items[0] ?? '';
+  return `${items.slice(0, -1).join(', ')} or ${items[items.length - 1] ?? ''}`;
+}
+
+/** Zod's type names as the JSON types a client writes. */
+const JSON_TYPE: Readonly<Record<string, string>> = { int: 'integer', record: 'object', map: 'object', tuple: 'array' };
+
 function article(type: string): string {
-  if (type === 'null') return 'null';
-  if (type === 'int') return 'an integer';
-  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+  const name = JSON_TYPE[type] ?? type;
+  if (name === 'null') return 'null';
+  return /^[aeiou]/.test(name) ? `an ${name}` : `a ${name}`;
+}
+
+/** What the client sent, in the words of the expected type. */
+function received(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a decimal number';
+  return article(typeof value);
+}
+
+/** A short rendering of a client's value for a message. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return value.length > 40 ? `'${value.slice(0, 40)}…'` : `'${value}'`;
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  return received(value);
+}
+
+function size(value: unknown, unit: string): string {
+  const n = typeof value === 'string' || Array.isArray(value) ? value.length : 0;
+  if (n === 0) return `an empty ${unit === 'characters' ? 'string' : 'array'}`;
+  return `${n} ${unit}`;
+}
+
+/** What a value-level issue (a bound, an enum) wanted and what it got, e.g. `expected a value <= 2, but got 3 instead`. */
+function describeValue(issue: z.core.$ZodIssue, value: unknown): string {
+  switch (issue.code) {
+    case 'too_big':
+    case 'too_small': {
+      const big = issue.code === 'too_big';
+      const limit = Number(big ? issue.maximum : issue.minimum);
+      const inclusive = issue.inclusive !== false;
+      if (issue.origin === 'number') return `expected a value ${big ? '<' : '>'}${inclusive ? '=' : ''} ${limit}, but got ${shown(value)} instead`;
+      const unit = issue.origin === 'string' ? 'characters' : issue.origin === 'array' ? 'items' : undefined;
+      if (!unit) break;
+      if (!big && limit === 1) return `expected a non-empty ${unit === 'characters' ? 'string' : 'array'}, but got ${size(value, unit)} instead`;
+      return `expected ${big ? 'at most' : 'at least'} ${limit} ${unit}, but got ${size(value, unit)} instead`;
+    }
+    case 'invalid_value':
+      return `expected ${oneOf(issue.values.map(shown))}, but got ${shown(value)} instead`;
+  }
+  return lowerFirst(issue.message);
 }
 
 /** Validates a client body; the first problem becomes a 400 naming its param the way OpenAI does. */
@@ -88,13 +143,21 @@ export function validate<S extends z.ZodType>(schema: S, body: unknown): z.infer
   if (!first) throw badRequest('The request body is invalid.', undefined, 'invalid_value');
   const found = resolve(first, [], body);
   const path = 'union' in found ? found.union : found.path;
+  if (!('union' in found) && found.issue.code === 'unrecognized_keys') {
+    const param = paramOf([...path, found.issue.keys[0] ?? '']);
+    throw badRequest(`Unknown parameter: '${param}'.`, param, 'unknown_parameter');
+  }
   const param = paramOf(path);
   const value = valueAt(body, path);
+  if (!('union' in found) && found.issue.code === 'custom' && found.issue.params?.['required'] === true) {
+    const why = value === null ? `${found.issue.message}, not null` : found.issue.message;
+    throw badRequest(`Missing required parameter: '${param}' (${why}).`, param, 'missing_required_parameter');
+  }
   if (value === undefined) throw badRequest(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
-  if ('union' in found) throw badRequest(`Invalid type for '${param}': expected ${describeExpected(found.expected)}.`, param, 'invalid_type');
+  if ('union' in found) throw badRequest(`Invalid type for '${param}': expected ${describeExpected(found.expected)}, but got ${received(value)} instead.`, param, 'invalid_type');
   const type = expectedType(found.issue, value);
-  if (type !== undefined) throw badRequest(`Invalid type for '${param}': expected ${article(type)}.`, param, 'invalid_type');
-  throw badRequest(`Invalid value for '${param}': ${lowerFirst(found.issue.message)}.`, param, 'invalid_value');
+  if (type !== undefined) throw badRequest(`Invalid type for '${param}': expected ${article(type)}, but got ${received(value)} instead.`, param, 'invalid_type');
+  throw badRequest(`Invalid value for '${param}': ${describeValue(found.issue, value)}.`, param, 'invalid_value');
 }
 
 const lowerFirst = (s: string): string => s.charAt(0).toLowerCase() + s.slice(1);

@@ -1,4 +1,5 @@
 import { GatewayError } from '@openrouter/errors';
+import { paramOf } from '@openrouter/openai-wire';
 import { z } from 'zod';
 
 const id = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'must be 1–64 lower-case letters, digits, ., - or _');
@@ -28,7 +29,7 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown): z.in
   const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0];
-  const param = issue?.path.length ? issue.path.join('.') : undefined;
+  const param = issue?.path.length ? paramOf(issue.path) : undefined;
   const message = issue ? (issue.code === 'unrecognized_keys' ? `Unrecognized parameter(s): ${issue.keys.join(', ')}.` : `Invalid ${param ?? 'body'}: ${issue.message}.`) : 'Invalid request.';
   throw new GatewayError('bad_request', message, { param: issue?.code === 'unrecognized_keys' ? issue.keys[0] : param, code: 'invalid_value' });
 }

@@ -15,9 +15,11 @@ describe('request routing controls', () => {
     [{ route: { min_quality: 2 } }, 'route.min_quality'],
     [{ route: { max_price: '-1' } }, 'route.max_price'],
     [{ route: { providers: { only: 'x' } } }, 'route.providers.only'],
-    [{ route: { nope: 1 } }, 'route'],
+    [{ route: { nope: 1 } }, 'route.nope'],
     [{ models: [] }, 'models'],
     [{ models: 'a' }, 'models'],
+    [{ models: ['a', ''] }, 'models[1]'],
+    [{ models: ['a', 5] }, 'models[1]'],
   ])('rejects %j naming %s', (extra, param) => {
     try {
       takeRequestControls(JSON.stringify(extra));
@@ -26,5 +28,14 @@ describe('request routing controls', () => {
       expect(error).toBeInstanceOf(GatewayError);
       expect(error).toMatchObject({ kind: 'bad_request', param });
     }
+  });
+
+  it.each([
+    [{ models: ['a', ''] }, 'invalid_value', "Invalid value for 'models[1]': expected a non-empty string, but got an empty string instead."],
+    [{ models: [7] }, 'invalid_type', "Invalid type for 'models[0]': expected a string, but got an integer instead."],
+    [{ route: { strategy: 'fastest' } }, 'invalid_value', "Invalid value for 'route.strategy': expected 'cost', 'latency', 'quality' or 'balanced', but got 'fastest' instead."],
+    [{ route: { nope: 1 } }, 'unknown_parameter', "Unknown parameter: 'route.nope'."],
+  ])('explains %j the way the request body is explained', (extra, code, message) => {
+    expect(() => takeRequestControls(JSON.stringify(extra))).toThrow(expect.objectContaining({ code, message }) as Error);
   });
 });

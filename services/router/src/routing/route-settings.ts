@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ROUTE_STRATEGIES, type GatewayConfig, type PolicyConfig, type RouteOverridableField, type RouteSettings, type RouteStrategy } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { validate } from '@openrouter/openai-wire';
 
 const decimalText = z.union([z.string(), z.number().nonnegative()]).transform((v, ctx) => {
   const text = String(v);
@@ -46,13 +47,9 @@ export function takeRequestControls(extraJson: string): { controls: RequestContr
   if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) return { controls: { route: {} }, extraJson };
   const { models, route, ...rest } = extra as Record<string, unknown>;
   if (models === undefined && route === undefined) return { controls: { route: {} }, extraJson };
-  const parsed = requestControlsSchema.safeParse({ models: models ?? undefined, route: route ?? undefined });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const param = issue ? issue.path.map(String).join('.') : 'route';
-    throw new GatewayError('bad_request', `Invalid value for '${param}': ${issue?.message ?? 'invalid'}`, { param, code: 'invalid_value' });
-  }
-  const r = parsed.data.route ?? {};
+  // Named the way the request's own fields are (`models[0]`, `route.strategy`).
+  const parsed = validate(requestControlsSchema, { models: models ?? undefined, route: route ?? undefined });
+  const r = parsed.route ?? {};
   const settings: RouteSettings = {};
   if (r.strategy !== undefined) settings.strategy = r.strategy;
   if (r.min_quality !== undefined) settings.minQuality = r.min_quality;
@@ -61,7 +58,7 @@ export function takeRequestControls(extraJson: string): { controls: RequestContr
   if (r.allow_fallbacks !== undefined) settings.allowFallbacks = r.allow_fallbacks;
   if (r.providers !== undefined) settings.providers = r.providers;
   return {
-    controls: { models: parsed.data.models, route: settings },
+    controls: { models: parsed.models, route: settings },
     extraJson: Object.keys(rest).length > 0 ? JSON.stringify(rest) : '',
   };
 }
