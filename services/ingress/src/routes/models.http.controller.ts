@@ -27,10 +27,11 @@ export class ModelsHttpController {
     return { object: 'list', data: models.map(toOpenAIModel) };
   }
 
-  // Model ids may hold slashes (`vendor/model`), so the id is the rest of the path.
+  // Model ids may hold slashes (`vendor/model`), so the id is the rest of the path. Fastify has
+  // already percent-decoded it once; decoding again would misread an id holding `%`.
   @Get('*')
   async retrieve(@Req() req: FastifyRequest): Promise<OpenAIModel> {
-    const id = decodeURIComponent((req.params as Record<string, string>)['*'] ?? '');
+    const id = (req.params as Record<string, string>)['*'] ?? '';
     const { models } = await this.router.listModels(requestContextOf(req));
     const model = models.find((m) => m.id === id);
     if (!model) throw new GatewayError('not_found', `The model '${id}' does not exist`, { param: 'model', code: 'model_not_found' });

@@ -1,0 +1,50 @@
+import OpenAI, { APIError } from 'openai';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+
+/** What the SDK rejected with; fails the test when the call succeeded or failed some other way. */
+async function apiError(call: Promise<unknown>): Promise<APIError> {
+  try {
+    await call;
+  } catch (error) {
+    if (error instanceof APIError) return error;
+    throw error;
+  }
+  throw new Error('the request was accepted');
+}
+
+describe('errors on the wire, as the openai SDK sees them', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        (doc['models'] as unknown[]).push({ id: 'vendor/50%-off', deployments: [{ provider: 'simulated', model: 'percent-upstream' }] });
+      },
+    });
+  });
+  afterAll(async () => gw?.close());
+
+  it('retrieves a model whose id holds a literal %', async () => {
+    await expect(gw.client().models.retrieve('vendor/50%-off')).resolves.toMatchObject({ id: 'vendor/50%-off', object: 'model' });
+  });
+
+  it.each(['%zz', '%25zz', 'nope%'])('answers GET /v1/models/{%s} with 404 model_not_found', async (id) => {
+    const error = await apiError(gw.client().models.retrieve(id));
+    expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(error).toMatchObject({ status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model' });
+    expect(error.message).toContain(`'${id}'`);
+  });
+
+  it('names a null required field as missing, with an OpenAI-style param', async () => {
+    const messages = [{ role: 'user', content: null }] as unknown as OpenAI.ChatCompletionMessageParam[];
+    const error = await apiError(gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages }));
+    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error', code: 'missing_required_parameter', param: 'messages[0].content' });
+    expect(error.message).toContain("Missing required parameter: 'messages[0].content' (a user message needs content, not null)");
+  });
+
+  it('names a bad entry of the models fallback list models[1]', async () => {
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }], models: ['gpt-4o-mini', ''] };
+    const error = await apiError(gw.client().chat.completions.create(body));
+    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error', code: 'invalid_value', param: 'models[1]' });
+  });
+});
