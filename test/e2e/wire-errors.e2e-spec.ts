@@ -1,6 +1,8 @@
 import OpenAI, { APIError } from 'openai';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
+const BODY_LIMIT = 64 * 1024;
+
 /** What the SDK rejected with; fails the test when the call succeeded or failed some other way. */
 async function apiError(call: Promise<unknown>): Promise<APIError> {
   try {
@@ -14,15 +16,21 @@ async function apiError(call: Promise<unknown>): Promise<APIError> {
 
 describe('errors on the wire, as the openai SDK sees them', () => {
   let gw: TestGateway;
+  let calls = 0;
+  /** A client that retries as the SDK does by default, counting what it sends. */
+  let retrying: OpenAI;
 
   beforeAll(async () => {
     gw = await startTestGateway({
       configure: (doc) => {
+        (doc['ingress'] as Record<string, unknown>)['limits'] = { bodyBytes: BODY_LIMIT };
         (doc['models'] as unknown[]).push({ id: 'vendor/50%-off', deployments: [{ provider: 'simulated', model: 'percent-upstream' }] });
       },
     });
+    retrying = new OpenAI({ baseURL: gw.baseURL, apiKey: gw.apiKey, maxRetries: 2, fetch: (url, init) => (calls++, fetch(url, init)) });
   });
   afterAll(async () => gw?.close());
+  beforeEach(() => (calls = 0));
 
   it('retrieves a model whose id holds a literal %', async () => {
     await expect(gw.client().models.retrieve('vendor/50%-off')).resolves.toMatchObject({ id: 'vendor/50%-off', object: 'model' });
@@ -33,6 +41,13 @@ describe('errors on the wire, as the openai SDK sees them', () => {
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     expect(error).toMatchObject({ status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model' });
     expect(error.message).toContain(`'${id}'`);
+  });
+
+  it('answers a body over ingress.limits.bodyBytes with 413 request_too_large, not retried', async () => {
+    const error = await apiError(retrying.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x'.repeat(BODY_LIMIT) }] }));
+    expect(error).toMatchObject({ status: 413, type: 'invalid_request_error', code: 'request_too_large', param: null });
+    expect(calls).toBe(1);
+    expect((await fetch(`${gw.url}/health`)).status).toBe(200);
   });
 
   it('names a null required field as missing, with an OpenAI-style param', async () => {

@@ -31,6 +31,19 @@ describe('toOpenAIError', () => {
     });
   });
 
+  it.each([
+    ['request_too_large', 413],
+    ['url_too_long', 414],
+    ['headers_too_large', 431],
+    ['request_timeout', 408],
+    ['invalid_value', 400],
+    ['constructor', 400],
+  ])('answers a bad_request with code %s with HTTP %i', (code, status) => {
+    const response = toOpenAIError(new GatewayError('bad_request', 'Too much.', { code }));
+    expect(response.status).toBe(status);
+    expect(response.body.error).toEqual({ message: 'Too much.', type: 'invalid_request_error', param: null, code });
+  });
+
   it('keeps the code given for not_found', () => {
     expect(toOpenAIError(new GatewayError('not_found', "The model 'x' does not exist.", { param: 'model', code: 'model_not_found' })).body.error).toMatchObject({ code: 'model_not_found', param: 'model' });
   });

@@ -13,12 +13,23 @@ function response(status: number, type: string, e: GatewayError, code: string | 
   return { status, headers: {}, body: { error: { message, type, param: e.param ?? null, code } } };
 }
 
+/**
+ * Client errors HTTP has a status of its own for (OpenAI answers 413 for an oversized body). The
+ * OpenAI SDKs retry 408 (a request too slow to arrive may be sent again) and none of the others.
+ */
+const BAD_REQUEST_STATUS: ReadonlyMap<string, number> = new Map([
+  ['request_timeout', 408],
+  ['request_too_large', 413],
+  ['url_too_long', 414],
+  ['headers_too_large', 431],
+]);
+
 /** The canonical error as OpenAI's error response; the one mapping every client-facing edge uses. */
 export function toOpenAIError(e: GatewayError): OpenAIErrorResponse {
   const kind = e.kind;
   switch (kind) {
     case 'bad_request':
-      return response(400, 'invalid_request_error', e, e.code ?? null);
+      return response((e.code !== undefined && BAD_REQUEST_STATUS.get(e.code)) || 400, 'invalid_request_error', e, e.code ?? null);
     case 'context_length_exceeded':
       return response(400, 'invalid_request_error', e, 'context_length_exceeded');
     case 'content_filtered':
