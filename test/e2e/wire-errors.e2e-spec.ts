@@ -43,6 +43,19 @@ describe('errors on the wire, as the openai SDK sees them', () => {
     expect(error.message).toContain(`'${id}'`);
   });
 
+  it('answers a malformed percent-encoding in the path with 400 invalid_url', async () => {
+    const error = await apiError(retrying.get('/%zz'));
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error', code: 'invalid_url', param: null });
+    expect(calls).toBe(1);
+  });
+
+  it('answers headers over the size limit with 431 headers_too_large, not retried', async () => {
+    const error = await apiError(retrying.models.list({ headers: { 'x-padding': 'a'.repeat(20_000) } }));
+    expect(error).toMatchObject({ status: 431, type: 'invalid_request_error', code: 'headers_too_large', param: null });
+    expect(calls).toBe(1);
+  });
+
   it('answers a body over ingress.limits.bodyBytes with 413 request_too_large, not retried', async () => {
     const error = await apiError(retrying.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x'.repeat(BODY_LIMIT) }] }));
     expect(error).toMatchObject({ status: 413, type: 'invalid_request_error', code: 'request_too_large', param: null });

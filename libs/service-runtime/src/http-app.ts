@@ -1,12 +1,15 @@
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Listen } from '@openrouter/config';
+import { GatewayError } from '@openrouter/errors';
+import { toOpenAIError } from '@openrouter/openai-wire';
 import { NestPinoLogger, type HttpMetrics, type Logger, type Tracing } from '@openrouter/observability';
 
 declare module 'fastify' {
@@ -46,12 +49,52 @@ const UNTRACED = new Set(['/health', '/ready', '/metrics']);
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+function sendError(reply: FastifyReply, error: GatewayError, headers: Record<string, string> = {}): void {
+  const response = toOpenAIError(error);
+  void reply.code(response.status).headers({ ...response.headers, ...headers }).send(response.body);
+}
+
+/** Errors Fastify raises while routing, before any handler or Nest filter runs, in OpenAI's shape. */
+function frameworkError(error: FastifyError): GatewayError {
+  switch (error.code) {
+    case 'FST_ERR_BAD_URL':
+      return new GatewayError('bad_request', 'The request URL is not valid: it holds a malformed percent-encoding.', { code: 'invalid_url' });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new GatewayError('bad_request', 'A path segment of the request URL is too long.', { code: 'url_too_long' });
+    default:
+      return GatewayError.from(error);
+  }
+}
+
+/**
+ * Errors of the HTTP parser (headers too large, malformed request line, slow headers) happen before
+ * there is a request; the answer is written to the socket, which is then closed, as Node does.
+ */
+function clientErrorHandler(error: ConnectionError, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const e =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new GatewayError('bad_request', 'The request headers are too large.', { code: 'headers_too_large' })
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new GatewayError('bad_request', 'The request was not received in time.', { code: 'request_timeout' })
+        : new GatewayError('bad_request', 'The request is not valid HTTP.', { code: 'invalid_request' });
+  const { status, body } = toOpenAIError(e);
+  const text = JSON.stringify(body);
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+  }
+  socket.destroy(error);
+}
+
 /** Boots a NestJS module on Fastify and listens; the caller owns `close()`. */
 export async function startHttpApp(module: Type<unknown> | DynamicModule, listen: Listen, logger: Logger, options: HttpAppOptions = {}): Promise<{ app: NestFastifyApplication; port: number }> {
   const adapter = new FastifyAdapter({
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     logger: false,
-    return503OnClosing: true,
+    // Answered by the onRequest hook below instead, in OpenAI's error shape.
+    return503OnClosing: false,
+    frameworkErrors: (error: FastifyError, _request: unknown, reply: FastifyReply) => sendError(reply, frameworkError(error)),
+    clientErrorHandler,
     forceCloseConnections: 'idle',
     requestIdHeader: false,
     genReqId: options.requestIds
@@ -78,7 +121,18 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
       void reply.header('x-request-id', request.id);
     });
   }
+  // Measured and logged from here on, the shutdown refusal below included.
   observeExchanges(instance, options);
+  // While the server drains at shutdown, new requests on open connections are turned away.
+  let closing = false;
+  instance.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  instance.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) return done();
+    sendError(reply, new GatewayError('unavailable', 'The server is shutting down; send the request again.', { code: 'shutting_down' }), { connection: 'close' });
+  });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: new NestPinoLogger(logger), abortOnError: false, bufferLogs: false, bodyParser: false });
   await app.listen(listen.port, listen.host);
   const address = app.getHttpServer().address();

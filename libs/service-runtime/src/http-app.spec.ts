@@ -1,0 +1,109 @@
+import { connect, type Socket } from 'node:net';
+import { Controller, Get, Module } from '@nestjs/common';
+import { createLogger } from '@openrouter/observability';
+import { startHttpApp, type INestApplication } from './http-app';
+
+/** A handler the test holds open, to have a request in flight while the server closes. */
+class Gate {
+  entered!: () => void;
+  readonly inside = new Promise<void>((resolve) => (this.entered = resolve));
+  open!: () => void;
+  readonly opened = new Promise<void>((resolve) => (this.open = resolve));
+}
+const gate = { current: new Gate() };
+
+@Controller()
+class ProbeController {
+  @Get('ping')
+  ping(): { ok: true } {
+    return { ok: true };
+  }
+
+  @Get('held')
+  async held(): Promise<{ ok: true }> {
+    gate.current.entered();
+    await gate.current.opened;
+    return { ok: true };
+  }
+}
+
+@Module({ controllers: [ProbeController] })
+class ProbeModule {}
+
+/** Writes raw bytes and collects everything the server sends until it closes the connection. */
+function exchange(port: number, write: (socket: Socket) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    socket.on('error', (error) => (received ? resolve(received) : reject(error)));
+    socket.on('close', () => resolve(received));
+    socket.on('connect', () => write(socket));
+  });
+}
+
+function errorBodyOf(raw: string): unknown {
+  return JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as unknown;
+}
+
+describe('startHttpApp: errors raised inside Fastify are in OpenAI’s error shape', () => {
+  let app: INestApplication;
+  let port: number;
+  let closing: Promise<void> | undefined;
+
+  beforeEach(async () => {
+    gate.current = new Gate();
+    closing = undefined;
+    ({ app, port } = await startHttpApp(ProbeModule, { host: '127.0.0.1', port: 0 }, createLogger('test', 'silent')));
+  });
+  afterEach(async () => {
+    gate.current.open();
+    await (closing ?? app.close());
+  });
+
+  it('answers a malformed percent-encoding in the path with 400 invalid_url', async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/%zz`);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ error: { message: expect.stringContaining('percent-encoding') as string, type: 'invalid_request_error', param: null, code: 'invalid_url' } });
+  });
+
+  it('answers headers over the size limit with 431 headers_too_large', async () => {
+    const raw = await exchange(port, (socket) => socket.write(`GET /ping HTTP/1.1\r\nHost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`));
+    expect(raw).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    expect(raw).toMatch(/\r\nContent-Type: application\/json\r\n/);
+    expect(errorBodyOf(raw)).toEqual({ error: { message: 'The request headers are too large.', type: 'invalid_request_error', param: null, code: 'headers_too_large' } });
+  });
+
+  it('answers a request that is not HTTP with 400 invalid_request', async () => {
+    const raw = await exchange(port, (socket) => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+    expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(errorBodyOf(raw)).toMatchObject({ error: { type: 'invalid_request_error', code: 'invalid_request' } });
+  });
+
+  it('answers a request arriving while the server shuts down with 503 shutting_down, and finishes the one in flight', async () => {
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.on('connect', () => resolve()));
+    socket.write('GET /held HTTP/1.1\r\nHost: x\r\n\r\n');
+    await gate.current.inside;
+
+    closing = app.close();
+    // The server stops listening once the shutdown has begun.
+    while (app.getHttpServer().listening) await new Promise((resolve) => setImmediate(resolve));
+    socket.write('GET /ping HTTP/1.1\r\nHost: x\r\n\r\n');
+    gate.current.open();
+    await closing;
+    await closed;
+
+    const responses = received.split(/(?=HTTP\/1\.1 )/);
+    expect(responses).toHaveLength(2);
+    expect(responses[0]).toMatch(/^HTTP\/1\.1 200 /);
+    expect(responses[1]).toMatch(/^HTTP\/1\.1 503 /);
+    expect(responses[1]).toMatch(/\r\nconnection: close\r\n/i);
+    expect(errorBodyOf(responses[1] ?? '')).toEqual({ error: { message: 'The server is shutting down; send the request again.', type: 'server_error', param: null, code: 'shutting_down' } });
+  });
+});
