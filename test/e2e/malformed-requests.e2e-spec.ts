@@ -1,3 +1,4 @@
+import OpenAI, { APIError } from 'openai';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
 /** mulberry32: a small seeded PRNG so every run sends the same 1,000 bodies. */
@@ -133,6 +134,46 @@ describe('1,000 seeded malformed requests', () => {
     const after = await gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'still here?' }] });
     expect(after.choices[0]?.message.content).toBeTruthy();
   }, 120_000);
+
+  // Deep enough to overflow any recursive walk (JSON.stringify among them) of the parsed value.
+  const DEEP = 5_000;
+  const deepObject = `${'{"a":'.repeat(DEEP)}1${'}'.repeat(DEEP)}`;
+  const deepArray = deepNesting(DEEP, '[', ']');
+  const chat = (extra: string): string => `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],${extra}}`;
+
+  it.each([
+    ['an unknown top-level field', '/chat/completions', chat(`"vendor_knob":${deepObject}`)],
+    ['tools[].function.parameters', '/chat/completions', chat(`"tools":[{"type":"function","function":{"name":"f","parameters":${deepObject}}}]`)],
+    ['a file content part', '/chat/completions', `{"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"file","file":${deepObject}}]}]}`],
+    ['response_format.json_schema.schema', '/chat/completions', chat(`"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":${deepObject}}}`)],
+    ['an unknown field on /v1/embeddings', '/embeddings', `{"model":"text-embedding-3-small","input":"hi","vendor_knob":${deepArray}}`],
+    ['an unknown field on /v1/completions', '/completions', `{"model":"gpt-4o-mini","prompt":"hi","vendor_knob":${deepArray}}`],
+  ])('answers deep nesting in %s with 400 json_too_deep, once (never retried)', async (_name, path, body) => {
+    let calls = 0;
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: gw.apiKey, maxRetries: 2, fetch: (url, init) => (calls++, fetch(url, init)) });
+    const error = await client.post(path, { body, headers: { 'content-type': 'application/json' } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error', code: 'json_too_deep', param: null });
+    expect((error as APIError).message).toContain('at most 128 levels');
+    expect(calls).toBe(1);
+  });
+
+  it('answers a deeply nested x-openrouter-route header with 400 json_too_deep naming the header', async () => {
+    const request = gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-openrouter-route': deepArray } });
+    await expect(request).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+    await expect(request).rejects.toMatchObject({ status: 400, type: 'invalid_request_error', code: 'json_too_deep', param: 'x-openrouter-route' });
+  });
+
+  it('accepts nesting up to the limit in a pass-through field', async () => {
+    // 128 levels in all: the body object and 127 arrays.
+    const nested = `${'['.repeat(127)}${']'.repeat(127)}`;
+    const completion = await gw.client().post<OpenAI.ChatCompletion>('/chat/completions', { body: chat(`"vendor_knob":${nested}`), headers: { 'content-type': 'application/json' } });
+    expect(completion.choices[0]?.message.content).toBeTruthy();
+    await expect(gw.client().post('/chat/completions', { body: chat(`"vendor_knob":[${nested}]`), headers: { 'content-type': 'application/json' } })).rejects.toMatchObject({ status: 400, code: 'json_too_deep' });
+  });
 
   it('serves valid requests whose text is odd: special-token strings, lone surrogates, control and bidi characters', async () => {
     const random = seeded(20261204);

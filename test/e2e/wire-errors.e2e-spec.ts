@@ -23,7 +23,8 @@ describe('errors on the wire, as the openai SDK sees them', () => {
   beforeAll(async () => {
     gw = await startTestGateway({
       configure: (doc) => {
-        (doc['ingress'] as Record<string, unknown>)['limits'] = { bodyBytes: BODY_LIMIT };
+        // A small body limit, and a nesting limit high enough that deep bodies reach the handlers.
+        (doc['ingress'] as Record<string, unknown>)['limits'] = { bodyBytes: BODY_LIMIT, jsonDepth: 1_000_000 };
         (doc['models'] as unknown[]).push({ id: 'vendor/50%-off', deployments: [{ provider: 'simulated', model: 'percent-upstream' }] });
       },
     });
@@ -61,6 +62,15 @@ describe('errors on the wire, as the openai SDK sees them', () => {
     expect(error).toMatchObject({ status: 413, type: 'invalid_request_error', code: 'request_too_large', param: null });
     expect(calls).toBe(1);
     expect((await fetch(`${gw.url}/health`)).status).toBe(200);
+  });
+
+  it('answers a value nested too deeply for the handlers with 400 json_too_deep, not 500', async () => {
+    const deep = `${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}`;
+    const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"vendor_knob":${deep}}`;
+    const error = await apiError(retrying.post('/chat/completions', { body, headers: { 'content-type': 'application/json' } }));
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error', code: 'json_too_deep' });
+    expect(calls).toBe(1);
   });
 
   it('names a null required field as missing, with an OpenAI-style param', async () => {

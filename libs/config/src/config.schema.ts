@@ -40,9 +40,11 @@ export const configSchema = z
       limits: z
         .object({
           bodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
+          /** Deepest nesting of arrays and objects accepted in a JSON body or the x-openrouter-route header. */
+          jsonDepth: z.number().int().positive().default(128),
           shutdownGraceMs: z.number().int().nonnegative().default(10_000),
         })
-        .default({ bodyBytes: 10 * 1024 * 1024, shutdownGraceMs: 10_000 }),
+        .default({ bodyBytes: 10 * 1024 * 1024, jsonDepth: 128, shutdownGraceMs: 10_000 }),
     }),
     router: z.object({
       grpc: listenSchema,

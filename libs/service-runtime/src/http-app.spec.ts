@@ -1,7 +1,26 @@
 import { connect, type Socket } from 'node:net';
 import { Controller, Get, Module } from '@nestjs/common';
 import { createLogger } from '@openrouter/observability';
-import { startHttpApp, type INestApplication } from './http-app';
+import { jsonTooDeep, startHttpApp, type INestApplication } from './http-app';
+
+describe('jsonTooDeep', () => {
+  it.each([
+    ['a flat object', '{"a":1,"b":[1,2]}', 2, false],
+    ['arrays exactly at the limit', '[[[1]]]', 3, false],
+    ['arrays one past the limit', '[[[[1]]]]', 3, true],
+    ['objects past the limit', '{"a":{"a":{"a":{}}}}', 3, true],
+    ['brackets inside strings', '{"a":"[[[[{{{{"}', 1, false],
+    ['escaped quotes inside strings', '{"a":"\\"[[[["}', 1, false],
+    ['an escaped backslash before the closing quote', '{"a":"\\\\","b":[[1]]}', 2, true],
+    ['siblings that each stay under the limit', '[[1],[2],[3]]', 2, false],
+  ])('%s', (_name, text, limit, expected) => {
+    expect(jsonTooDeep(text, limit)).toBe(expected);
+  });
+
+  it('scans 100,000 levels without recursion', () => {
+    expect(jsonTooDeep('['.repeat(100_000) + ']'.repeat(100_000), 128)).toBe(true);
+  });
+});
 
 /** A handler the test holds open, to have a request in flight while the server closes. */
 class Gate {

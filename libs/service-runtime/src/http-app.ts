@@ -34,6 +34,10 @@ export interface RespondedExchange {
 
 export interface HttpAppOptions {
   bodyLimit?: number;
+  /** Deepest nesting of arrays and objects accepted in a JSON body or JSON header (default 128). */
+  jsonDepth?: number;
+  /** Headers whose value is JSON (e.g. `x-openrouter-route`), held to `jsonDepth` like bodies. */
+  jsonHeaders?: readonly string[];
   /** Accept the caller's `x-request-id` when it is well-formed, else make one. */
   requestIds?: boolean;
   /** A server span per request (child of the caller's `traceparent`), active while the handler runs. */
@@ -48,6 +52,33 @@ export interface HttpAppOptions {
 const UNTRACED = new Set(['/health', '/ready', '/metrics']);
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export const DEFAULT_JSON_DEPTH = 128;
+
+/**
+ * Whether JSON text nests arrays and objects deeper than `limit`, found by one pass over the text
+ * (no recursion, no parse). Deeper values would overflow the stack of every recursive walk that
+ * follows (JSON.stringify, schema checks), so they are refused before parsing.
+ */
+export function jsonTooDeep(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+function tooDeep(what: string, param: string | undefined, limit: number): GatewayError {
+  return new GatewayError('bad_request', `${what} is nested too deeply: at most ${limit} levels of arrays and objects are accepted.`, { param, code: 'json_too_deep' });
+}
 
 function sendError(reply: FastifyReply, error: GatewayError, headers: Record<string, string> = {}): void {
   const response = toOpenAIError(error);
@@ -88,6 +119,7 @@ function clientErrorHandler(error: ConnectionError, socket: Socket): void {
 
 /** Boots a NestJS module on Fastify and listens; the caller owns `close()`. */
 export async function startHttpApp(module: Type<unknown> | DynamicModule, listen: Listen, logger: Logger, options: HttpAppOptions = {}): Promise<{ app: NestFastifyApplication; port: number }> {
+  const jsonDepth = options.jsonDepth ?? DEFAULT_JSON_DEPTH;
   const adapter = new FastifyAdapter({
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     logger: false,
@@ -114,14 +146,19 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
       done(Object.assign(new Error('The request body is not valid UTF-8.'), { statusCode: 400 }), undefined);
       return;
     }
-    parseJson(request, bytes.toString('utf8'), done);
+    const text = bytes.toString('utf8');
+    if (jsonTooDeep(text, jsonDepth)) {
+      done(tooDeep('The request body', undefined, jsonDepth), undefined);
+      return;
+    }
+    parseJson(request, text, done);
   });
   if (options.requestIds) {
     adapter.getInstance().addHook('onRequest', async (request, reply) => {
       void reply.header('x-request-id', request.id);
     });
   }
-  // Measured and logged from here on, the shutdown refusal below included.
+  // Measured and logged from here on, the refusals below included.
   observeExchanges(instance, options);
   // While the server drains at shutdown, new requests on open connections are turned away.
   let closing = false;
@@ -133,6 +170,15 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
     if (!closing) return done();
     sendError(reply, new GatewayError('unavailable', 'The server is shutting down; send the request again.', { code: 'shutting_down' }), { connection: 'close' });
   });
+  const jsonHeaders = options.jsonHeaders ?? [];
+  if (jsonHeaders.length > 0) {
+    instance.addHook('onRequest', async (request) => {
+      for (const name of jsonHeaders) {
+        const value = request.headers[name];
+        if (typeof value === 'string' && jsonTooDeep(value, jsonDepth)) throw tooDeep(`The ${name} header`, name, jsonDepth);
+      }
+    });
+  }
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: new NestPinoLogger(logger), abortOnError: false, bufferLogs: false, bodyParser: false });
   await app.listen(listen.port, listen.host);
   const address = app.getHttpServer().address();

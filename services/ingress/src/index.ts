@@ -96,6 +96,8 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     logger,
     {
       bodyLimit: config.ingress.limits.bodyBytes,
+      jsonDepth: config.ingress.limits.jsonDepth,
+      jsonHeaders: ['x-openrouter-route'],
       requestIds: true,
       tracing: telemetry.telemetry.tracing,
       metrics: telemetry.http,

@@ -19,6 +19,11 @@ export function asGatewayError(error: unknown): GatewayError {
     return new GatewayError('bad_request', 'The request could not be read.', { code: 'invalid_request' });
   }
   if (error instanceof SyntaxError) return new GatewayError('bad_request', 'We could not parse the JSON body of your request.', { code: 'invalid_json' });
+  // A client value nested deeper than a recursive walk of it (JSON.stringify, a schema) can follow.
+  // Bodies and JSON headers are held to a nesting limit before this; this is the backstop.
+  if (error instanceof RangeError && /call stack/i.test(error.message)) {
+    return new GatewayError('bad_request', 'The request is nested too deeply to process.', { code: 'json_too_deep', cause: error });
+  }
   return GatewayError.from(error);
 }
 
