@@ -166,19 +166,19 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
     closing = true;
     done();
   });
-  instance.addHook('onRequest', (_request, reply, done) => {
-    if (!closing) return done();
-    sendError(reply, new GatewayError('unavailable', 'The server is shutting down; send the request again.', { code: 'shutting_down' }), { connection: 'close' });
-  });
+  // One hook for both checks, in callback style: no promise per request on the hot path.
   const jsonHeaders = options.jsonHeaders ?? [];
-  if (jsonHeaders.length > 0) {
-    instance.addHook('onRequest', async (request) => {
-      for (const name of jsonHeaders) {
-        const value = request.headers[name];
-        if (typeof value === 'string' && jsonTooDeep(value, jsonDepth)) throw tooDeep(`The ${name} header`, name, jsonDepth);
-      }
-    });
-  }
+  instance.addHook('onRequest', (request, reply, done) => {
+    if (closing) {
+      sendError(reply, new GatewayError('unavailable', 'The server is shutting down; send the request again.', { code: 'shutting_down' }), { connection: 'close' });
+      return;
+    }
+    for (const name of jsonHeaders) {
+      const value = request.headers[name];
+      if (typeof value === 'string' && jsonTooDeep(value, jsonDepth)) return done(tooDeep(`The ${name} header`, name, jsonDepth));
+    }
+    done();
+  });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: new NestPinoLogger(logger), abortOnError: false, bufferLogs: false, bodyParser: false });
   await app.listen(listen.port, listen.host);
   const address = app.getHttpServer().address();
