@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import type { adapterv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { configWith, engineFor, ManualClock, planRequest, TWO_MODELS } from '../routing/test-engine.testing';
@@ -127,5 +128,48 @@ describe('failover', () => {
     const plan = engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } }));
     const served = await serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 });
     expect(served.attempts.map((a) => a.errorKind)).toEqual(['timeout', '']);
+  });
+  it('a request refused for its own fault neither closes a half-open circuit nor keeps its probe slot', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(config, clock);
+    const fail = (): GatewayError => new GatewayError('upstream_error', 'x');
+    await serve(engine, scripted({ 'premium-a': [fail()] }).open);
+    // A 400 between two failures does not reset the count: the second failure opens the circuit.
+    await expect(serve(engine, scripted({ 'premium-a': [new GatewayError('bad_request', 'no')] }).open)).rejects.toMatchObject({ kind: 'bad_request' });
+    await serve(engine, scripted({ 'premium-a': [fail()] }).open);
+    expect(engine.breakers.of('premium-a').current()).toBe('open');
+    clock.advance(1000);
+    await expect(serve(engine, scripted({ 'premium-a': [new GatewayError('bad_request', 'no')] }).open)).rejects.toMatchObject({ kind: 'bad_request' });
+    expect(engine.breakers.of('premium-a').current()).toBe('half_open');
+    expect(engine.breakers.of('premium-a').available()).toBe(true);
+  });
+
+  it('treats an opener that throws at once as that deployment failing: the next one serves, nothing leaks', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(config, clock);
+    const calls: string[] = [];
+    const open: AttemptOpener<string> = (candidate) => {
+      calls.push(candidate.deployment.id);
+      if (candidate.deployment.provider === 'a') throw new Error('no adapter address for provider "a" and no default');
+      return (async function* () {
+        yield 'ok';
+      })();
+    };
+    const signal = new AbortController().signal;
+    const plan = () => engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } }));
+    const served = await serveWithFailover(plan(), open, signal, engine.failover, { stream: false, tokens: 1 });
+    served.finish();
+    expect(calls).toEqual(['premium-a', 'premium-b']);
+    expect(served.attempts.map((a) => a.errorKind)).toEqual(['unavailable', '']);
+    expect(engine.stats.of('premium-a').outstanding).toBe(0);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    // A half-open probe that throws at once reopens the circuit rather than holding the probe forever.
+    await serveWithFailover(plan(), open, signal, engine.failover, { stream: false, tokens: 1 });
+    expect(engine.breakers.of('premium-a').current()).toBe('open');
+    clock.advance(1000);
+    await serveWithFailover(plan(), open, signal, engine.failover, { stream: false, tokens: 1 });
+    expect(engine.breakers.of('premium-a').current()).toBe('open');
+    clock.advance(1000);
+    expect(engine.breakers.of('premium-a').available()).toBe(true);
   });
 });

@@ -87,7 +87,8 @@ export async function serveWithFailover<T>(
       }
     }
     const breaker = breakers.of(candidate.deployment.id);
-    if (!breaker.tryAcquire()) continue;
+    const permit = breaker.tryAcquire();
+    if (!permit) continue;
     const deploymentStats = stats.of(candidate.deployment.id);
     deploymentStats.begin(clock.now(), options.tokens);
     const started = clock.now();
@@ -102,9 +103,10 @@ export async function serveWithFailover<T>(
       },
       Math.max(1, Math.min(retry.attemptTimeoutMs, deadline - clock.now())),
     );
-    const iterator = open(candidate, call.signal);
+    let iterator: AsyncIterator<T>;
     let first: IteratorResult<T>;
     try {
+      iterator = openAttempt(open, candidate, call.signal);
       first = await iterator.next();
       if (first.done) throw new GatewayError('upstream_error', 'The provider returned an empty answer.');
     } catch (error) {
@@ -112,13 +114,13 @@ export async function serveWithFailover<T>(
       signal.removeEventListener('abort', onAbort);
       deploymentStats.end();
       if (signal.aborted) {
-        breaker.release();
+        breaker.release(permit);
         throw new GatewayError('cancelled', 'The client went away.', { cause: error });
       }
       const failure = timedOut ? new GatewayError('timeout', `The deployment ${candidate.deployment.id} did not answer in time.`, { cause: error }) : GatewayError.from(error);
       // A refusal of this request (bad input, too long) says nothing about the deployment's health.
-      if (failure.retryable) breaker.failure();
-      else breaker.success();
+      if (failure.retryable) breaker.failure(permit);
+      else breaker.release(permit);
       const attempt = attemptRecord(candidate, clock.now() - started, failure);
       attempts.push(attempt);
       options.onAttempt?.(candidate, attempt, attempts.length - 1);
@@ -136,7 +138,7 @@ export async function serveWithFailover<T>(
     }
     clearTimeout(timer);
     const ttft = clock.now() - started;
-    breaker.success();
+    breaker.success(permit);
     deploymentStats.observeFirstEvent(ttft, options.stream);
     const attempt = attemptRecord(candidate, ttft, undefined);
     attempts.push(attempt);
@@ -154,12 +156,22 @@ export async function serveWithFailover<T>(
         deploymentStats.end();
         if (error === undefined) {
           if (options.stream) deploymentStats.observeLatency(clock.now() - started);
-        } else if (!signal.aborted) breaker.failure();
+        } else if (!signal.aborted) breaker.failure(permit);
       },
     };
   }
   if (lastError) throw lastError;
   throw new GatewayError('unavailable', `No deployment can serve \`${plan.requested}\` right now.`, { code: 'no_available_deployment' });
+}
+
+/** Opens an attempt; a synchronous throw (no adapter for the provider, say) fails this deployment only. */
+function openAttempt<T>(open: AttemptOpener<T>, candidate: Candidate, signal: AbortSignal): AsyncIterator<T> {
+  try {
+    return open(candidate, signal);
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
+    throw new GatewayError('unavailable', `The deployment ${candidate.deployment.id} could not be called.`, { cause: error });
+  }
 }
 
 function attemptRecord(candidate: Candidate, latencyMs: number, error: GatewayError | undefined): routerv1.RouteAttempt {
