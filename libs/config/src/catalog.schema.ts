@@ -202,6 +202,7 @@ export const routingSchema = z.object({
   /** Weights of the balanced strategy (normalised). */
   balanced: z
     .object({ quality: z.number().nonnegative().default(0.5), cost: z.number().nonnegative().default(0.3), latency: z.number().nonnegative().default(0.2) })
+    .refine((w) => w.quality + w.cost + w.latency > 0, 'at least one of quality, cost and latency must be above 0')
     .prefault({}),
   /** How the load balancer orders equivalent deployments of one model. */
   balancing: z.enum(BALANCING_METHODS).default('p2c'),
@@ -276,6 +277,7 @@ export function routingReferenceIssues(routing: RoutingConfig, models: readonly 
     for (const key of ['baseline', 'canary'] as const) {
       if (!nameable(release[key])) issues.push({ path: ['routing', 'grayReleases', i, key], message: `unknown model or alias "${release[key]}"` });
     }
+    if (release.baseline === release.canary) issues.push({ path: ['routing', 'grayReleases', i, 'canary'], message: `the canary is the baseline ("${release.canary}"): a gray release moves traffic to a different model or alias` });
   });
   return issues;
 }
