@@ -80,6 +80,42 @@ describe('failover', () => {
     expect(served.attempts).toHaveLength(2);
   });
 
+  it('leaves a deployment cooling down for a long Retry-After out of new requests, after every other model', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(config, clock);
+    engine.breakers.coolDown('premium-a', clock.now() + 30_000);
+    const plan = engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } }));
+    // Cooling goes after the fallback model too, not only after its own model's deployments.
+    expect(plan.candidates.map((c) => c.deployment.id)).toEqual(['premium-b', 'cheap-a', 'premium-a']);
+    const down = (): GatewayError[] => [new GatewayError('upstream_error', 'x'), new GatewayError('upstream_error', 'x')];
+    const { open, calls } = scripted({ 'premium-b': down(), 'cheap-a': down() });
+    const error = await serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: false, tokens: 1 }).catch((e: unknown) => e);
+    expect(calls).toEqual(['premium-b', 'cheap-a', 'premium-b', 'cheap-a']);
+    // Nothing served: the client is told when the skipped deployment takes calls again.
+    expect(error).toMatchObject({ kind: 'rate_limited', retryAfterMs: 30_000 });
+  });
+
+  it('answers 429 with the remaining Retry-After when the only deployment is cooling down too long', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { maxRetryAfterMs: 1000 } }), clock);
+    engine.breakers.coolDown('cheap-a', clock.now() + 20_000);
+    clock.advance(5_000);
+    const { open, calls } = scripted({});
+    await expect(serve(engine, open, 'cheap')).rejects.toMatchObject({ kind: 'rate_limited', retryAfterMs: 15_000 });
+    expect(calls).toEqual([]);
+  });
+
+  it('waits for a deployment cooling down within maxRetryAfterMs before calling it', async () => {
+    const clock = { now: () => Date.now() };
+    const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { maxRetryAfterMs: 1000 } }), clock as ManualClock);
+    engine.breakers.coolDown('cheap-a', Date.now() + 60);
+    const { open, calls } = scripted({});
+    const started = Date.now();
+    await serve(engine, open, 'cheap');
+    expect(calls).toEqual(['cheap-a']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(50);
+  });
+
   it('gives up at the deadline', async () => {
     const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { baseDelayMs: 0, maxDelayMs: 0, deadlineMs: 1000 } }));
     const { open } = scripted({ 'cheap-a': [new GatewayError('rate_limited', 'slow', { retryAfterMs: 5000 })] });

@@ -36,8 +36,9 @@ export interface Served<T> {
 /**
  * Tries the plan's deployments in order until one produces its first answer event: retryable
  * failures (rate limits, 5xx, timeouts, lost connections) move on after a jittered backoff,
- * within the total deadline and attempt budget; a context-length failure moves to a model with
- * a larger window; anything else is the client's answer at once. Once a first event arrived
+ * within the total deadline and attempt budget; a deployment cooling down after a Retry-After is
+ * waited for when the wait fits `maxRetryAfterMs` and the deadline, else skipped; a context-length
+ * failure moves to a model with a larger window; anything else is the client's answer at once. Once a first event arrived
  * nothing is retried, so a stream never fails over after the client saw a token.
  */
 export async function serveWithFailover<T>(
@@ -53,6 +54,8 @@ export async function serveWithFailover<T>(
   let queue = [...plan.candidates];
   const retryable = new Set<string>();
   let lastError: GatewayError | undefined;
+  /** The earliest a deployment left out for its Retry-After takes calls again (0: none was). */
+  let skippedUntil = 0;
   let cursor = 0;
 
   let round = 0;
@@ -74,11 +77,18 @@ export async function serveWithFailover<T>(
   while (attempts.length < retry.maxAttempts) {
     const candidate = next();
     if (!candidate) break;
-    if (attempts.length > 0) {
-      let delay = backoffDelay(attempts.length, retry, deps.random);
-      // Going round again to a deployment that sent Retry-After: wait for it.
-      const cooling = round > 0 ? breakers.coolingUntil(candidate.deployment.id) : 0;
-      if (cooling) delay = Math.max(delay, cooling - clock.now());
+    let delay = attempts.length > 0 ? backoffDelay(attempts.length, retry, deps.random) : 0;
+    // A deployment that sent Retry-After is waited for when the wait fits, else left out of this request.
+    const cooling = breakers.coolingUntil(candidate.deployment.id);
+    if (cooling) {
+      const wait = cooling - clock.now();
+      if (wait > retry.maxRetryAfterMs || clock.now() + wait >= deadline) {
+        skippedUntil = skippedUntil ? Math.min(skippedUntil, cooling) : cooling;
+        continue;
+      }
+      delay = Math.max(delay, wait);
+    }
+    if (attempts.length > 0 || delay > 0) {
       if (clock.now() + delay >= deadline) break;
       try {
         await sleep(delay, signal);
@@ -159,6 +169,11 @@ export async function serveWithFailover<T>(
         } else if (!signal.aborted) breaker.failure(permit);
       },
     };
+  }
+  // Deployments left out for their Retry-After: the client learns when capacity is back.
+  if (skippedUntil && (!lastError || lastError.retryable)) {
+    const retryAfterMs = Math.max(0, skippedUntil - clock.now());
+    throw new GatewayError('rate_limited', `The providers serving \`${plan.requested}\` are rate limiting requests; retry after ${Math.ceil(retryAfterMs / 1000)} s.`, { retryAfterMs, code: 'rate_limit_exceeded' });
   }
   if (lastError) throw lastError;
   throw new GatewayError('unavailable', `No deployment can serve \`${plan.requested}\` right now.`, { code: 'no_available_deployment' });

@@ -153,7 +153,7 @@ export class RoutePlanner {
     const now = this.deps.stats.clock.now();
     const considered: ConsideredCandidate[] = [];
     const seen = new Set<string>();
-    const ordered: Candidate[] = [];
+    let ordered: Candidate[] = [];
     for (const [index, group] of groups.entries()) {
       const ranked = this.rankGroup(group, input, route, now, seen, explain ? considered : undefined);
       if (index === 0 && !route.allowFallbacks) {
@@ -163,6 +163,9 @@ export class RoutePlanner {
       }
       ordered.push(...ranked);
     }
+    // A deployment a provider asked to wait (Retry-After) goes after every other model's: tried only when nothing else is left.
+    const cooling = ordered.filter((c) => this.deps.breakers.coolingUntil(c.deployment.id));
+    if (cooling.length > 0) ordered = [...ordered.filter((c) => !cooling.includes(c)), ...cooling];
     ordered.forEach((c, i) => {
       const entry = considered.find((e) => e.deployment.id === c.deployment.id);
       if (entry) entry.rank = i + 1;
@@ -270,16 +273,13 @@ export class RoutePlanner {
         }
       }
     }
-    // A deployment a provider asked to wait (Retry-After) goes last: tried only when nothing else is left.
-    const cooling = (c: Candidate): number => (this.deps.breakers.coolingUntil(c.deployment.id) ? 1 : 0);
-    if (result.some((c) => cooling(c))) result.sort((a, b) => cooling(a) - cooling(b));
     const preferred = route.providers.order;
     if (preferred.length > 0) {
       const rank = (c: Candidate): number => {
         const i = preferred.indexOf(c.deployment.provider);
         return i === -1 ? preferred.length : i;
       };
-      result.sort((a, b) => cooling(a) - cooling(b) || rank(a) - rank(b));
+      result.sort((a, b) => rank(a) - rank(b));
     }
     return result;
   }
