@@ -71,6 +71,14 @@ describe('failover', () => {
     expect(calls).toEqual(['premium-a', 'cheap-a']);
   });
 
+  it('does not move to a larger context window when the request turned fallbacks off', async () => {
+    const engine = engineFor(configWith([{ ...TWO_MODELS[1], contextWindow: 8000 }, { ...TWO_MODELS[0], contextWindow: 100000 }], { balancing: 'weighted' }));
+    const { open, calls } = scripted({ 'premium-a': [new GatewayError('context_length_exceeded', 'long')] });
+    const plan = engine.planner.plan(planRequest('premium', { controls: { route: { allowFallbacks: false, providers: { order: ['a'] } } } }));
+    await expect(serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: false, tokens: 1 })).rejects.toMatchObject({ kind: 'context_length_exceeded' });
+    expect(calls).toEqual(['premium-a']);
+  });
+
   it('takes a rate-limited deployment out for its Retry-After, and retries it after waiting when it is the only one', async () => {
     const clock = new ManualClock();
     const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { baseDelayMs: 0, maxDelayMs: 0 } }), clock);

@@ -38,7 +38,8 @@ export interface Served<T> {
  * failures (rate limits, 5xx, timeouts, lost connections) move on after a jittered backoff,
  * within the total deadline and attempt budget; a deployment cooling down after a Retry-After is
  * waited for when the wait fits `maxRetryAfterMs` and the deadline, else skipped; a context-length
- * failure moves to a model with a larger window; anything else is the client's answer at once. Once a first event arrived
+ * failure moves to a model with a larger window when fallbacks are allowed; anything else is the
+ * client's answer at once. Once a first event arrived
  * nothing is retried, so a stream never fails over after the client saw a token.
  */
 export async function serveWithFailover<T>(
@@ -136,7 +137,7 @@ export async function serveWithFailover<T>(
       options.onAttempt?.(candidate, attempt, attempts.length - 1);
       lastError = failure;
       if (failure.kind === 'rate_limited' && failure.retryAfterMs) breakers.coolDown(candidate.deployment.id, clock.now() + Math.min(failure.retryAfterMs, MAX_COOLDOWN_MS));
-      if (failure.kind === 'context_length_exceeded' && deps.contextFallback) {
+      if (failure.kind === 'context_length_exceeded' && deps.contextFallback && plan.route.allowFallbacks) {
         queue = [...queue.slice(cursor).filter((c) => c.model.contextWindow > candidate.model.contextWindow), ...plan.largerContext(candidate.model)];
         cursor = 0;
         retryable.clear();
