@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
 const model = (id: string, upstream: string[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -23,7 +24,8 @@ const MODELS = [
 const ROUTING = {
   seed: 3,
   balancing: 'weighted',
-  aliases: { smart: { models: ['budget', 'frontier'] }, rollout: { models: ['base'] } },
+  aliases: { smart: { models: ['budget', 'frontier'] }, rollout: { models: ['base'] }, duo: { models: ['budget'] } },
+  experiments: [{ id: 'duo-split', target: 'duo', arms: [{ name: 'budget', model: 'budget', weight: 1 }, { name: 'frontier', model: 'frontier', weight: 1 }] }],
   retry: { maxAttempts: 4, deadlineMs: 10_000, attemptTimeoutMs: 400, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 3_000 },
   breaker: { consecutiveFailures: 3, cooldownMs: 3_000, minRequests: 100 },
   grayReleases: [{ id: 'canary-rollout', target: 'rollout', baseline: 'base', canary: 'canary', steps: [{ afterMinutes: 0, percent: 50 }], rollback: { minRequests: 5, errorRateMargin: 0.2 } }],
@@ -153,5 +155,28 @@ describe('routing end to end with injected provider faults', () => {
     }
     expect(arms.filter((a) => a === 'canary-rollout/canary')).toHaveLength(5);
     expect(arms.slice(-10).every((a) => a === 'canary-rollout/baseline')).toBe(true);
+  });
+  it('serves every arm of an experiment or gray release to a key allowed only the name it asks for', async () => {
+    const issued = await fetch(`${gw.url}/admin/v1/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ org: 'default', allowed_models: ['duo', 'rollout'] }),
+    });
+    expect(issued.status).toBe(201);
+    const limited = gw.client({ apiKey: ((await issued.json()) as { key: string }).key });
+    const served = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const { response } = await limited.chat.completions.create({ model: 'duo', messages: user('Hello there'), max_tokens: 4, user: `duo-user-${i}` }).withResponse();
+      served.add(`${response.headers.get('x-openrouter-experiment')} ${response.headers.get('x-openrouter-model')}`);
+    }
+    expect(served).toEqual(new Set(['duo-split/budget budget', 'duo-split/frontier frontier']));
+    const rollout = await limited.chat.completions.create({ model: 'rollout', messages: user('Hello there'), max_tokens: 4 }).withResponse();
+    expect(rollout.response.headers.get('x-openrouter-experiment')).toMatch(/^canary-rollout\//);
+    // Asking for an arm's model by name is still refused, and the 404 names what was asked for.
+    await expect(limited.chat.completions.create({ model: 'frontier', messages: user('Hello there'), max_tokens: 4 })).rejects.toMatchObject({
+      status: 404,
+      code: 'model_not_found',
+      error: { message: 'The model `frontier` does not exist or you do not have access to it.' },
+    });
   });
 });

@@ -77,6 +77,8 @@ interface Group {
   name: string;
   models: CatalogModel[];
   alias: boolean;
+  /** The arm of an experiment or gray release: the key's permission for the requested name covers it. */
+  arm: boolean;
 }
 
 /** Assumed answer length when the request sets no limit (for cost estimates and TPM). */
@@ -95,6 +97,10 @@ export class RoutePlanner {
   plan(input: PlanRequest, explain = false): RoutePlan {
     const { catalog, routing } = this.deps;
     const policy = policyFor(routing.policies, input.context);
+    // Permission is the key's for the name the client asked for; the arms an experiment or gray release puts behind it inherit it.
+    if (!this.mayUse(input.model, input)) {
+      throw new GatewayError('not_found', `The model \`${input.model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
+    }
     let primary = input.model;
     let assignment: Assignment | undefined;
     const ab = this.deps.experiments.assign(primary, input.context, input.user);
@@ -112,12 +118,11 @@ export class RoutePlanner {
     const route = effectiveRoute(routing, policy, catalog.alias(primary)?.route ?? catalog.alias(input.model)?.route, input.controls);
 
     const names = [primary];
+    // A gray release's canary falls back to its baseline, which is as much an arm as the canary.
+    const baseline = assignment?.kind === 'gray_release' && assignment.arm === 'canary' ? this.deps.grayReleases.byId(assignment.experiment)?.config.baseline : undefined;
     if (route.allowFallbacks) {
       for (const name of input.controls.models ?? []) if (!names.includes(name)) names.push(name);
-      if (assignment?.kind === 'gray_release' && assignment.arm === 'canary') {
-        const baseline = this.deps.grayReleases.byId(assignment.experiment)?.config.baseline;
-        if (baseline && !names.includes(baseline)) names.push(baseline);
-      }
+      if (baseline && !names.includes(baseline)) names.push(baseline);
     }
     const groups: Group[] = names.map((name, i) => {
       const models = catalog.membersOf(name, input.capability);
@@ -125,7 +130,7 @@ export class RoutePlanner {
         const param = i === 0 ? 'model' : 'models';
         throw new GatewayError('not_found', `The model \`${name}\` does not exist or you do not have access to it.`, { param, code: 'model_not_found' });
       }
-      return { name, models, alias: catalog.isAlias(name) };
+      return { name, models, alias: catalog.isAlias(name), arm: assignment !== undefined && (i === 0 || name === baseline) };
     });
     if (route.allowFallbacks) {
       for (const group of [...groups]) {
@@ -133,18 +138,15 @@ export class RoutePlanner {
         for (const model of group.models)
           for (const id of model.fallbacks) {
             const fallback = catalog.model(id);
-            if (fallback && !groups.some((g) => g.name === id)) groups.push({ name: id, models: [fallback], alias: false });
+            if (fallback && !groups.some((g) => g.name === id)) groups.push({ name: id, models: [fallback], alias: false, arm: false });
           }
       }
     }
 
-    // An explicit model the caller may not use or that cannot serve the request is a client error, as before routing existed.
+    // An explicit model that cannot serve the request is a client error, as before routing existed.
     const first = groups[0];
-    if (first && !first.alias) {
+    if (first && !first.alias && !assignment) {
       const model = first.models[0];
-      if (model && !this.allowed(model, first.name, input.context)) {
-        throw new GatewayError('not_found', `The model \`${first.name}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
-      }
       if (model && !model.capabilities.includes(input.capability)) {
         throw new GatewayError('bad_request', `The model \`${first.name}\` does not support ${input.capability}.`, { param: 'model', code: 'model_not_supported' });
       }
@@ -183,14 +185,23 @@ export class RoutePlanner {
     };
   }
 
-  private allowed(model: CatalogModel, via: string, context: routerv1.RequestContext): boolean {
-    const allowed = context.allowedModels;
-    return allowed.length === 0 || allowed.includes(model.id) || allowed.includes(via);
+  /** Whether the key may name `name`: itself, or (for an alias or `auto`) one of its members. */
+  private mayUse(name: string, input: PlanRequest): boolean {
+    const allowed = input.context.allowedModels;
+    if (allowed.length === 0 || allowed.includes(name)) return true;
+    const { catalog } = this.deps;
+    return catalog.isAlias(name) && (catalog.membersOf(name, input.capability) ?? []).some((m) => allowed.includes(m.id));
+  }
+
+  /** Whether the key may use `model` brought in by `group` (an arm inherits the requested name's permission). */
+  private allowed(model: CatalogModel, group: Pick<Group, 'name' | 'arm'>, input: PlanRequest): boolean {
+    const allowed = input.context.allowedModels;
+    return allowed.length === 0 || allowed.includes(model.id) || allowed.includes(group.name) || (group.arm && allowed.includes(input.model));
   }
 
   /** Why a deployment cannot take this request, or '' when it can. */
-  private filter(model: CatalogModel, deployment: Deployment, via: string, input: PlanRequest, route: EffectiveRoute, quality: number, price: EffectivePrice, now: number, checkContext = true): string {
-    if (!this.allowed(model, via, input.context)) return 'not allowed for this key';
+  private filter(model: CatalogModel, deployment: Deployment, group: Pick<Group, 'name' | 'arm'>, input: PlanRequest, route: EffectiveRoute, quality: number, price: EffectivePrice, now: number, checkContext = true): string {
+    if (!this.allowed(model, group, input)) return 'not allowed for this key';
     if (!model.capabilities.includes(input.capability)) return `does not support ${input.capability}`;
     for (const need of input.needs) if (!model.capabilities.includes(need)) return `does not support ${need}`;
     if (checkContext && input.capability === 'chat' && input.promptTokens + input.maxOutputTokens > model.contextWindow) {
@@ -238,7 +249,7 @@ export class RoutePlanner {
         const price = catalog.price(model, deployment, now);
         const latencyMs = stats.expectedLatency(deployment.id, input.stream, deployment.expectedLatencyMs ?? model.expectedLatencyMs);
         const candidate: Candidate = { model, deployment, via: group.name, quality, price, latencyMs, score: 0, scoreDetail: '' };
-        const reason = this.filter(model, deployment, group.name, input, route, quality, price, now);
+        const reason = this.filter(model, deployment, group, input, route, quality, price, now);
         if (considered) considered.push({ ...candidate, filteredReason: reason, rank: 0 });
         if (reason) continue;
         deployments.push(candidate);
@@ -296,7 +307,7 @@ export class RoutePlanner {
       for (const deployment of model.deployments) {
         if (exclude.has(deployment.id)) continue;
         const price = catalog.price(model, deployment, now);
-        if (this.filter(model, deployment, AUTO_MODEL, input, route, quality, price, now, false)) continue;
+        if (this.filter(model, deployment, { name: AUTO_MODEL, arm: false }, input, route, quality, price, now, false)) continue;
         const latencyMs = this.deps.stats.expectedLatency(deployment.id, input.stream, deployment.expectedLatencyMs ?? model.expectedLatencyMs);
         out.push({ model, deployment, via: `context fallback from ${than.id}`, quality, price, latencyMs, score: 0, scoreDetail: 'larger context window' });
       }
