@@ -18,6 +18,7 @@ const MODELS = [
   model('frontier', ['frontier-a'], { pricing: { input: '5', output: '15' }, quality: { default: 0.9 } }),
   model('base', ['base-a']),
   model('canary', ['canary-a']),
+  model('tiny', ['tiny-a'], { contextWindow: 64, excludeFromAuto: true }),
   { id: 'text-embedding-3-small', capabilities: ['embeddings'], deployments: [{ provider: 'simulated', model: 'embed-upstream' }] },
 ];
 
@@ -143,6 +144,19 @@ describe('routing end to end with injected provider faults', () => {
     await expect(ask('smart', { route: { strategy: 'fastest' } })).rejects.toMatchObject({ status: 400, param: 'route.strategy' });
     await expect(ask('ghost')).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
     expect(gw.sim.requests().every((r) => (r.body as Record<string, unknown>)['route'] === undefined)).toBe(true);
+  });
+
+  it('answers 400 with the reason, not a retryable 503, when the model cannot serve the request', async () => {
+    const image: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] }];
+    await expect(client.chat.completions.create({ model: 'solo', messages: image })).rejects.toMatchObject({ status: 400, code: 'model_not_supported', param: 'messages', error: { message: 'The model `solo` cannot serve this request: does not support vision.' } });
+    const schema = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object' } } } as const;
+    await expect(client.chat.completions.create({ model: 'solo', messages: user('Hi'), response_format: schema })).rejects.toMatchObject({ status: 400, code: 'model_not_supported', param: 'response_format' });
+    await expect(client.chat.completions.create({ model: 'tiny', messages: user('word '.repeat(400)) })).rejects.toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'messages' });
+    await expect(client.chat.completions.create({ model: 'tiny', messages: user('Hi'), max_tokens: 100 })).rejects.toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'max_tokens' });
+    await expect(ask('smart', { route: { max_price: '0.01' } })).rejects.toMatchObject({ status: 400, code: 'max_price_exceeded', param: 'route.max_price' });
+    // The SDK retries a 503 but not a 400: even with retries on, the refusal is answered once.
+    await expect(gw.client({ maxRetries: 2 }).chat.completions.create({ model: 'solo', messages: image })).rejects.toMatchObject({ status: 400 });
+    expect(gw.sim.requests()).toHaveLength(0);
   });
 
   it('rolls a gray release back when the canary fails, while every client request still succeeds', async () => {

@@ -52,6 +52,16 @@ describe('RouterService', () => {
     await expect(collect(service.chat({ context: contextFor(), request: chatRequest('smart', 'hi', { route: { strategy: 'nope' } }) }, new AbortController().signal))).rejects.toMatchObject({ kind: 'bad_request', param: 'route.strategy' });
   });
 
+  it('refuses a request the model cannot serve with a 400-kind error, without calling a provider', async () => {
+    const adapters = new FakeAdapters();
+    const service = new RouterService(engineFor(config), adapters);
+    const withTools = { ...chatRequest('cheap', 'hi'), tools: [{ type: 'function', function: { name: 'f' } } as chatv1.Tool] };
+    await expect(collect(service.chat({ context: contextFor(), request: withTools }, new AbortController().signal))).rejects.toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'tools' });
+    await expect(collect(service.chat({ context: contextFor(), request: chatRequest('premium', 'x'.repeat(600_000)) }, new AbortController().signal))).rejects.toMatchObject({ kind: 'context_length_exceeded', param: 'messages' });
+    expect(adapters.seen).toHaveLength(0);
+    expect(service.explain({ context: contextFor(), request: withTools }).error).toBe('The model `cheap` cannot serve this request: does not support tools.');
+  });
+
   it('explains every candidate without calling a provider', () => {
     const adapters = new FakeAdapters();
     const service = new RouterService(engineFor(config), adapters);

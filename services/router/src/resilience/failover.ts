@@ -177,7 +177,7 @@ export async function serveWithFailover<T>(
     throw new GatewayError('rate_limited', `The providers serving \`${plan.requested}\` are rate limiting requests; retry after ${Math.ceil(retryAfterMs / 1000)} s.`, { retryAfterMs, code: 'rate_limit_exceeded' });
   }
   if (lastError) throw lastError;
-  throw new GatewayError('unavailable', `No deployment can serve \`${plan.requested}\` right now.`, { code: 'no_available_deployment' });
+  throw plan.refusal ?? new GatewayError('unavailable', `No deployment can serve \`${plan.requested}\` right now.`, { code: 'no_available_deployment' });
 }
 
 /** Opens an attempt; a synchronous throw (no adapter for the provider, say) fails this deployment only. */
