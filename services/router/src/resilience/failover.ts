@@ -12,8 +12,8 @@ const MAX_COOLDOWN_MS = 10 * 60_000;
 /** Opens one call to one deployment; the iterator's first `next()` is the call's first answer event. */
 export type AttemptOpener<T> = (candidate: Candidate, signal: AbortSignal) => AsyncIterator<T>;
 
-/** Told about every attempt's outcome (gray releases watch the canary this way). */
-export type AttemptListener = (candidate: Candidate, attempt: routerv1.RouteAttempt, index: number) => void;
+/** Told about every attempt's outcome, with its failure if it failed (gray releases watch the canary this way). */
+export type AttemptListener = (candidate: Candidate, attempt: routerv1.RouteAttempt, failure: GatewayError | undefined) => void;
 
 export interface FailoverDependencies {
   retry: RetrySettings;
@@ -134,7 +134,7 @@ export async function serveWithFailover<T>(
       else breaker.release(permit);
       const attempt = attemptRecord(candidate, clock.now() - started, failure);
       attempts.push(attempt);
-      options.onAttempt?.(candidate, attempt, attempts.length - 1);
+      options.onAttempt?.(candidate, attempt, failure);
       lastError = failure;
       if (failure.kind === 'rate_limited' && failure.retryAfterMs) breakers.coolDown(candidate.deployment.id, clock.now() + Math.min(failure.retryAfterMs, MAX_COOLDOWN_MS));
       if (failure.kind === 'context_length_exceeded' && deps.contextFallback && plan.route.allowFallbacks) {
@@ -153,7 +153,7 @@ export async function serveWithFailover<T>(
     deploymentStats.observeFirstEvent(ttft, options.stream);
     const attempt = attemptRecord(candidate, ttft, undefined);
     attempts.push(attempt);
-    options.onAttempt?.(candidate, attempt, attempts.length - 1);
+    options.onAttempt?.(candidate, attempt, undefined);
     let finished = false;
     return {
       candidate,
