@@ -27,7 +27,7 @@ const ROUTING = {
   balancing: 'weighted',
   aliases: { smart: { models: ['budget', 'frontier'] }, rollout: { models: ['base'] }, duo: { models: ['budget'] } },
   experiments: [{ id: 'duo-split', target: 'duo', arms: [{ name: 'budget', model: 'budget', weight: 1 }, { name: 'frontier', model: 'frontier', weight: 1 }] }],
-  retry: { maxAttempts: 4, deadlineMs: 10_000, attemptTimeoutMs: 400, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 3_000 },
+  retry: { maxAttempts: 4, deadlineMs: 10_000, attemptTimeoutMs: 400, completionTimeoutMs: 400, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 3_000 },
   breaker: { consecutiveFailures: 3, cooldownMs: 3_000, minRequests: 100 },
   grayReleases: [{ id: 'canary-rollout', target: 'rollout', baseline: 'base', canary: 'canary', steps: [{ afterMinutes: 0, percent: 50 }], rollback: { minRequests: 3, errorRateMargin: 0.2 } }],
 };

@@ -180,10 +180,16 @@ export const retrySchema = z
   .object({
     /** Calls per request, the first included. */
     maxAttempts: positiveInt.default(4),
-    /** Time budget to get a first answer event, across every attempt and backoff. */
+    /** Time budget to get a first answer event, across every attempt and backoff: no attempt starts after it. */
     deadlineMs: positiveInt.default(60_000),
-    /** Time one attempt may take to produce its first answer event. */
+    /** Time one streamed attempt may take to produce its first answer event. */
     attemptTimeoutMs: positiveInt.default(30_000),
+    /**
+     * Time one non-streamed attempt may take to return its whole answer (its only event). Not cut
+     * short by `deadlineMs`, which only stops new attempts: a long generation is not abandoned
+     * and paid for twice.
+     */
+    completionTimeoutMs: positiveInt.default(300_000),
     /** Full-jitter exponential backoff between attempts. */
     baseDelayMs: nonNegativeInt.default(50),
     maxDelayMs: nonNegativeInt.default(2_000),

@@ -173,6 +173,30 @@ describe('failover', () => {
     const served = await serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 });
     expect(served.attempts.map((a) => a.errorKind)).toEqual(['timeout', '']);
   });
+  it('gives a non-streamed attempt completionTimeoutMs to return its whole answer, not the first-event timeout', async () => {
+    const engine = engineFor(configWith(TWO_MODELS, { retry: { attemptTimeoutMs: 20, completionTimeoutMs: 5_000, deadlineMs: 30, baseDelayMs: 0, maxDelayMs: 0 } }));
+    const calls: string[] = [];
+    const slow: AttemptOpener<string> = (candidate, signal) => {
+      calls.push(candidate.deployment.id);
+      return (async function* () {
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(resolve, 80);
+          signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            reject(new GatewayError('cancelled', 'aborted'));
+          });
+        });
+        yield 'the whole answer';
+      })();
+    };
+    const plan = () => engine.planner.plan(planRequest('premium'));
+    const served = await serveWithFailover(plan(), slow, new AbortController().signal, engine.failover, { stream: false, tokens: 1 });
+    expect(served.first).toBe('the whole answer');
+    expect(calls).toHaveLength(1);
+    // A stream still has to show its first event within attemptTimeoutMs.
+    await expect(serveWithFailover(plan(), slow, new AbortController().signal, engine.failover, { stream: true, tokens: 1 })).rejects.toMatchObject({ kind: 'timeout' });
+  });
+
   it('a request refused for its own fault neither closes a half-open circuit nor keeps its probe slot', async () => {
     const clock = new ManualClock();
     const engine = engineFor(config, clock);

@@ -112,7 +112,8 @@ export async function serveWithFailover<T>(
         timedOut = true;
         call.abort();
       },
-      Math.max(1, Math.min(retry.attemptTimeoutMs, deadline - clock.now())),
+      // A non-streamed answer arrives whole: its attempt gets the time a full generation takes.
+      options.stream ? Math.max(1, Math.min(retry.attemptTimeoutMs, deadline - clock.now())) : retry.completionTimeoutMs,
     );
     let iterator: AsyncIterator<T>;
     let first: IteratorResult<T>;
