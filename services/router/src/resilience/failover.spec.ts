@@ -95,6 +95,11 @@ describe('failover', () => {
     const plan = engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } }));
     // Cooling goes after the fallback model too, not only after its own model's deployments.
     expect(plan.candidates.map((c) => c.deployment.id)).toEqual(['premium-b', 'cheap-a', 'premium-a']);
+    // Without fallbacks, an alias's top model is the best one not cooling down.
+    const alias = engineFor(configWith(TWO_MODELS, { aliases: { both: { models: ['premium', 'cheap'], route: { strategy: 'quality' } } } }), clock);
+    alias.breakers.coolDown('premium-a', clock.now() + 30_000);
+    alias.breakers.coolDown('premium-b', clock.now() + 30_000);
+    expect(alias.planner.plan(planRequest('both', { controls: { route: { allowFallbacks: false } } })).candidates.map((c) => c.deployment.id)).toEqual(['cheap-a']);
     const down = (): GatewayError[] => [new GatewayError('upstream_error', 'x'), new GatewayError('upstream_error', 'x')];
     const { open, calls } = scripted({ 'premium-b': down(), 'cheap-a': down() });
     const error = await serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: false, tokens: 1 }).catch((e: unknown) => e);

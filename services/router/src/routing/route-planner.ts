@@ -183,7 +183,8 @@ export class RoutePlanner {
     for (const [index, group] of groups.entries()) {
       const ranked = this.rankGroup(group, input, route, now, seen, rejected, explain ? considered : undefined);
       if (index === 0 && !route.allowFallbacks) {
-        const top = ranked[0]?.model;
+        // The top model that is not cooling down after a Retry-After, if there is one.
+        const top = (ranked.find((c) => !this.deps.breakers.coolingUntil(c.deployment.id)) ?? ranked[0])?.model;
         ordered.push(...ranked.filter((c) => c.model === top));
         break;
       }
