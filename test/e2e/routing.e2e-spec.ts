@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
 const model = (id: string, upstream: string[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -17,16 +18,18 @@ const MODELS = [
   model('frontier', ['frontier-a'], { pricing: { input: '5', output: '15' }, quality: { default: 0.9 } }),
   model('base', ['base-a']),
   model('canary', ['canary-a']),
+  model('tiny', ['tiny-a'], { contextWindow: 64, excludeFromAuto: true }),
   { id: 'text-embedding-3-small', capabilities: ['embeddings'], deployments: [{ provider: 'simulated', model: 'embed-upstream' }] },
 ];
 
 const ROUTING = {
   seed: 3,
   balancing: 'weighted',
-  aliases: { smart: { models: ['budget', 'frontier'] }, rollout: { models: ['base'] } },
-  retry: { maxAttempts: 4, deadlineMs: 10_000, attemptTimeoutMs: 400, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 3_000 },
+  aliases: { smart: { models: ['budget', 'frontier'] }, rollout: { models: ['base'] }, duo: { models: ['budget'] } },
+  experiments: [{ id: 'duo-split', target: 'duo', arms: [{ name: 'budget', model: 'budget', weight: 1 }, { name: 'frontier', model: 'frontier', weight: 1 }] }],
+  retry: { maxAttempts: 4, deadlineMs: 10_000, attemptTimeoutMs: 400, completionTimeoutMs: 400, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 3_000 },
   breaker: { consecutiveFailures: 3, cooldownMs: 3_000, minRequests: 100 },
-  grayReleases: [{ id: 'canary-rollout', target: 'rollout', baseline: 'base', canary: 'canary', steps: [{ afterMinutes: 0, percent: 50 }], rollback: { minRequests: 5, errorRateMargin: 0.2 } }],
+  grayReleases: [{ id: 'canary-rollout', target: 'rollout', baseline: 'base', canary: 'canary', steps: [{ afterMinutes: 0, percent: 50 }], rollback: { minRequests: 3, errorRateMargin: 0.2 } }],
 };
 
 const user = (text: string): OpenAI.ChatCompletionMessageParam[] => [{ role: 'user', content: text }];
@@ -143,6 +146,19 @@ describe('routing end to end with injected provider faults', () => {
     expect(gw.sim.requests().every((r) => (r.body as Record<string, unknown>)['route'] === undefined)).toBe(true);
   });
 
+  it('answers 400 with the reason, not a retryable 503, when the model cannot serve the request', async () => {
+    const image: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] }];
+    await expect(client.chat.completions.create({ model: 'solo', messages: image })).rejects.toMatchObject({ status: 400, code: 'model_not_supported', param: 'messages', error: { message: 'The model `solo` cannot serve this request: does not support vision.' } });
+    const schema = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object' } } } as const;
+    await expect(client.chat.completions.create({ model: 'solo', messages: user('Hi'), response_format: schema })).rejects.toMatchObject({ status: 400, code: 'model_not_supported', param: 'response_format' });
+    await expect(client.chat.completions.create({ model: 'tiny', messages: user('word '.repeat(400)) })).rejects.toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'messages' });
+    await expect(client.chat.completions.create({ model: 'tiny', messages: user('Hi'), max_tokens: 100 })).rejects.toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'max_tokens' });
+    await expect(ask('smart', { route: { max_price: '0.01' } })).rejects.toMatchObject({ status: 400, code: 'max_price_exceeded', param: 'route.max_price' });
+    // The SDK retries a 503 but not a 400: even with retries on, the refusal is answered once.
+    await expect(gw.client({ maxRetries: 2 }).chat.completions.create({ model: 'solo', messages: image })).rejects.toMatchObject({ status: 400 });
+    expect(gw.sim.requests()).toHaveLength(0);
+  });
+
   it('rolls a gray release back when the canary fails, while every client request still succeeds', async () => {
     gw.sim.configure({ faults: [{ kind: 'http_error', status: 500, model: 'canary-a' }] });
     const arms: string[] = [];
@@ -151,7 +167,31 @@ describe('routing end to end with injected provider faults', () => {
       arms.push(headers.get('x-openrouter-experiment') ?? '');
       expect(headers.get('x-openrouter-model')).toBe('base');
     }
-    expect(arms.filter((a) => a === 'canary-rollout/canary')).toHaveLength(5);
+    // Three canary calls fail (each served by the baseline instead): the release rolls back.
+    expect(arms.filter((a) => a === 'canary-rollout/canary')).toHaveLength(3);
     expect(arms.slice(-10).every((a) => a === 'canary-rollout/baseline')).toBe(true);
+  });
+  it('serves every arm of an experiment or gray release to a key allowed only the name it asks for', async () => {
+    const issued = await fetch(`${gw.url}/admin/v1/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ org: 'default', allowed_models: ['duo', 'rollout'] }),
+    });
+    expect(issued.status).toBe(201);
+    const limited = gw.client({ apiKey: ((await issued.json()) as { key: string }).key });
+    const served = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const { response } = await limited.chat.completions.create({ model: 'duo', messages: user('Hello there'), max_tokens: 4, user: `duo-user-${i}` }).withResponse();
+      served.add(`${response.headers.get('x-openrouter-experiment')} ${response.headers.get('x-openrouter-model')}`);
+    }
+    expect(served).toEqual(new Set(['duo-split/budget budget', 'duo-split/frontier frontier']));
+    const rollout = await limited.chat.completions.create({ model: 'rollout', messages: user('Hello there'), max_tokens: 4 }).withResponse();
+    expect(rollout.response.headers.get('x-openrouter-experiment')).toMatch(/^canary-rollout\//);
+    // Asking for an arm's model by name is still refused, and the 404 names what was asked for.
+    await expect(limited.chat.completions.create({ model: 'frontier', messages: user('Hello there'), max_tokens: 4 })).rejects.toMatchObject({
+      status: 404,
+      code: 'model_not_found',
+      error: { message: 'The model `frontier` does not exist or you do not have access to it.' },
+    });
   });
 });

@@ -180,10 +180,16 @@ export const retrySchema = z
   .object({
     /** Calls per request, the first included. */
     maxAttempts: positiveInt.default(4),
-    /** Time budget to get a first answer event, across every attempt and backoff. */
+    /** Time budget to get a first answer event, across every attempt and backoff: no attempt starts after it. */
     deadlineMs: positiveInt.default(60_000),
-    /** Time one attempt may take to produce its first answer event. */
+    /** Time one streamed attempt may take to produce its first answer event. */
     attemptTimeoutMs: positiveInt.default(30_000),
+    /**
+     * Time one non-streamed attempt may take to return its whole answer (its only event). Not cut
+     * short by `deadlineMs`, which only stops new attempts: a long generation is not abandoned
+     * and paid for twice.
+     */
+    completionTimeoutMs: positiveInt.default(300_000),
     /** Full-jitter exponential backoff between attempts. */
     baseDelayMs: nonNegativeInt.default(50),
     maxDelayMs: nonNegativeInt.default(2_000),
@@ -202,6 +208,7 @@ export const routingSchema = z.object({
   /** Weights of the balanced strategy (normalised). */
   balanced: z
     .object({ quality: z.number().nonnegative().default(0.5), cost: z.number().nonnegative().default(0.3), latency: z.number().nonnegative().default(0.2) })
+    .refine((w) => w.quality + w.cost + w.latency > 0, 'at least one of quality, cost and latency must be above 0')
     .prefault({}),
   /** How the load balancer orders equivalent deployments of one model. */
   balancing: z.enum(BALANCING_METHODS).default('p2c'),
@@ -276,6 +283,7 @@ export function routingReferenceIssues(routing: RoutingConfig, models: readonly 
     for (const key of ['baseline', 'canary'] as const) {
       if (!nameable(release[key])) issues.push({ path: ['routing', 'grayReleases', i, key], message: `unknown model or alias "${release[key]}"` });
     }
+    if (release.baseline === release.canary) issues.push({ path: ['routing', 'grayReleases', i, 'canary'], message: `the canary is the baseline ("${release.canary}"): a gray release moves traffic to a different model or alias` });
   });
   return issues;
 }

@@ -56,6 +56,54 @@ describe('config', () => {
     expect(() => parseConfig(bad, { SIM_KEY: 'k' })).toThrow(/models\[0\]\.deployments\[0\]\.provider: unknown provider "ghost"[\s\S]*models\[1\]\.id: duplicate model id "m"/);
   });
 
+  it('rejects duplicate deployment ids, the default `<model>#<index>` ids included', () => {
+    const problems = (models: unknown[]): string => {
+      try {
+        parseConfig({ ...minimal, models }, { SIM_KEY: 'k' });
+        return '';
+      } catch (e) {
+        return (e as ConfigError).problems.join('\n');
+      }
+    };
+    expect(
+      problems([
+        { id: 'a', deployments: [{ id: 'd', provider: 'sim', model: 'x' }] },
+        { id: 'b', deployments: [{ id: 'd', provider: 'sim', model: 'y' }] },
+      ]),
+    ).toContain('models[1].deployments[0].id: deployment id "d" is already used by models[0].deployments[0]; deployment ids must be unique');
+    expect(
+      problems([
+        { id: 'a', deployments: [{ provider: 'sim', model: 'x' }] },
+        { id: 'b', deployments: [{ id: 'a#0', provider: 'sim', model: 'y' }] },
+      ]),
+    ).toContain('models[1].deployments[0].id: deployment id "a#0" is already used by models[0].deployments[0]');
+    expect(
+      problems([
+        { id: 'b', deployments: [{ id: 'a#0', provider: 'sim', model: 'y' }] },
+        { id: 'a', deployments: [{ provider: 'sim', model: 'x' }] },
+      ]),
+    ).toContain('models[1].deployments[0]: the default id "a#0" of this deployment is already used by models[0].deployments[0]');
+    expect(problems([{ id: 'a', deployments: [{ provider: 'sim', model: 'x' }, { provider: 'sim', model: 'y' }] }])).toBe('');
+  });
+
+  it('rejects a deployment whose provider no adapter serves', () => {
+    const doc = { ...minimal, router: { ...minimal.router, adapters: { other: '127.0.0.1:3' } }, providers: { ...minimal.providers, other: { type: 'openai', baseUrl: 'http://127.0.0.1:8/v1' } } };
+    expect(() => parseConfig(doc, { SIM_KEY: 'k' })).toThrow('models[0].deployments[0].provider: no adapter serves provider "sim": add router.adapters.sim or router.adapters.default');
+    expect(parseConfig({ ...doc, router: { ...doc.router, adapters: { sim: '127.0.0.1:3' } } }, { SIM_KEY: 'k' }).models).toHaveLength(1);
+  });
+
+  it('rejects balanced weights that are all zero and a gray release whose canary is its baseline', () => {
+    const doc = {
+      ...minimal,
+      models: [...minimal.models, { id: 'n', deployments: [{ provider: 'sim', model: 'up' }] }],
+      routing: { balanced: { quality: 0, cost: 0, latency: 0 }, grayReleases: [{ id: 'g', target: 'm', baseline: 'n', canary: 'n', steps: [{ afterMinutes: 0, percent: 10 }] }] },
+    };
+    expect(() => parseConfig(doc, { SIM_KEY: 'k' })).toThrow('routing.balanced: at least one of quality, cost and latency must be above 0');
+    expect(() => parseConfig({ ...doc, routing: { ...doc.routing, balanced: { quality: 1, cost: 0, latency: 0 } } }, { SIM_KEY: 'k' })).toThrow(
+      'routing.grayReleases[0].canary: the canary is the baseline ("n"): a gray release moves traffic to a different model or alias',
+    );
+  });
+
   it('reads booleans given as text from the environment', () => {
     const doc = { ...minimal, gateway: { simulator: { enabled: '${SIM:-true}' } } };
     expect(parseConfig(doc, { SIM_KEY: 'k', SIM: 'false' }).gateway.simulator.enabled).toBe(false);

@@ -70,13 +70,26 @@ export const configSchema = z
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
+    // Deployment ids name breakers, live stats, limits and price overrides, so they must be unique;
+    // a deployment without an id is `<model id>#<index>`.
+    const deploymentIds = new Map<string, string>();
+    const adapters = config.router.adapters;
     config.models.forEach((model, i) => {
       if (seen.has(model.id)) ctx.addIssue({ code: 'custom', path: ['models', i, 'id'], message: `duplicate model id "${model.id}"` });
       seen.add(model.id);
       model.deployments.forEach((d, j) => {
         if (!(d.provider in config.providers)) {
           ctx.addIssue({ code: 'custom', path: ['models', i, 'deployments', j, 'provider'], message: `unknown provider "${d.provider}"` });
+        } else if (!(d.provider in adapters) && !('default' in adapters)) {
+          ctx.addIssue({ code: 'custom', path: ['models', i, 'deployments', j, 'provider'], message: `no adapter serves provider "${d.provider}": add router.adapters.${d.provider} or router.adapters.default` });
         }
+        const id = d.id ?? `${model.id}#${j}`;
+        const where = `models[${i}].deployments[${j}]`;
+        const first = deploymentIds.get(id);
+        if (first !== undefined) {
+          const what = d.id === undefined ? `the default id "${id}" of this deployment` : `deployment id "${id}"`;
+          ctx.addIssue({ code: 'custom', path: d.id === undefined ? ['models', i, 'deployments', j] : ['models', i, 'deployments', j, 'id'], message: `${what} is already used by ${first}; deployment ids must be unique` });
+        } else deploymentIds.set(id, where);
       });
     });
     for (const id of config.adapter.providers) {

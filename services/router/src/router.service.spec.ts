@@ -52,6 +52,46 @@ describe('RouterService', () => {
     await expect(collect(service.chat({ context: contextFor(), request: chatRequest('smart', 'hi', { route: { strategy: 'nope' } }) }, new AbortController().signal))).rejects.toMatchObject({ kind: 'bad_request', param: 'route.strategy' });
   });
 
+  it('refuses a request the model cannot serve with a 400-kind error, without calling a provider', async () => {
+    const adapters = new FakeAdapters();
+    const service = new RouterService(engineFor(config), adapters);
+    const withTools = { ...chatRequest('cheap', 'hi'), tools: [{ type: 'function', function: { name: 'f' } } as chatv1.Tool] };
+    await expect(collect(service.chat({ context: contextFor(), request: withTools }, new AbortController().signal))).rejects.toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'tools' });
+    await expect(collect(service.chat({ context: contextFor(), request: chatRequest('premium', 'x'.repeat(600_000)) }, new AbortController().signal))).rejects.toMatchObject({ kind: 'context_length_exceeded', param: 'messages' });
+    expect(adapters.seen).toHaveLength(0);
+    expect(service.explain({ context: contextFor(), request: withTools }).error).toBe('The model `cheap` cannot serve this request: does not support tools.');
+  });
+
+  it('judges a gray release only on server-side failures of the arm’s own model', async () => {
+    const releaseConfig = (minRequests: number) =>
+      configWith(TWO_MODELS, {
+        retry: { baseDelayMs: 0, maxDelayMs: 0 },
+        aliases: { gr: { models: ['cheap'] } },
+        grayReleases: [{ id: 'g', target: 'gr', baseline: 'cheap', canary: 'premium', steps: [{ afterMinutes: 0, percent: 100 }], rollback: { minRequests, errorRateMargin: 0.1 } }],
+      });
+    const ask = (service: RouterService, i: number) => collect(service.chat({ context: contextFor({ endUser: `u${i}` }), request: chatRequest('gr', 'hi') }, new AbortController().signal));
+
+    // One caller's bad requests are its own: the canary refusing them does not roll the release back.
+    const engine = engineFor(releaseConfig(3));
+    const adapters = new FakeAdapters();
+    const service = new RouterService(engine, adapters);
+    adapters.failures['p'] = Array.from({ length: 5 }, () => new GatewayError('bad_request', 'bad', { upstreamStatus: 400 }));
+    for (let i = 0; i < 5; i++) await expect(ask(service, i)).rejects.toMatchObject({ kind: 'bad_request' });
+    expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ status: 'completed', canaryStats: { requests: 0 } });
+
+    // A canary left out by its breaker is served by the baseline: neither arm is judged on that.
+    for (const id of ['premium-a', 'premium-b']) for (let i = 0; i < 5; i++) engine.breakers.of(id).failure();
+    for (let i = 0; i < 5; i++) expect((await ask(service, i))[0]?.decision?.model).toBe('cheap');
+    expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ status: 'completed', canaryStats: { requests: 0 }, baselineStats: { requests: 0 } });
+
+    // Server-side failures of the canary roll it back, while every request is still served.
+    const failing = engineFor(releaseConfig(3));
+    const down = new FakeAdapters();
+    down.failures['p'] = Array.from({ length: 6 }, () => new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 }));
+    for (let i = 0; i < 3; i++) expect((await ask(new RouterService(failing, down), i))[0]?.decision?.model).toBe('cheap');
+    expect(failing.grayReleases.byId('g')?.state()).toMatchObject({ status: 'rolled_back', canaryStats: { requests: 3, errors: 3 } });
+  });
+
   it('explains every candidate without calling a provider', () => {
     const adapters = new FakeAdapters();
     const service = new RouterService(engineFor(config), adapters);

@@ -149,14 +149,25 @@ export class RouterService {
     };
   }
 
-  /** The first attempt of a request in a gray release counts for its arm. */
+  /**
+   * A request in a gray release counts once for its arm, by its first attempt to the arm's own
+   * model (a canary left out by its breaker and served by the baseline says nothing about the
+   * canary). Failures on the deployment's side, the ones failover retries (5xx, timeouts, lost
+   * connections, 429s, an upstream 401 or 404), count against the arm; a refusal of the request
+   * itself (bad request, context too long, content filter) is not counted at all.
+   */
   private grayReleaseListener(plan: RoutePlan): AttemptListener | undefined {
     const assignment = plan.assignment;
     if (assignment?.kind !== 'gray_release') return undefined;
     const release = this.engine.grayReleases.byId(assignment.experiment);
+    if (!release) return undefined;
     const arm = assignment.arm === 'canary' ? 'canary' : 'baseline';
-    return (_candidate, attempt, index) => {
-      if (index === 0) release?.record(arm, attempt.errorKind === '', attempt.latencyMs);
+    let counted = false;
+    return (candidate, attempt, failure) => {
+      if (counted || candidate.via !== assignment.model) return;
+      counted = true;
+      if (failure && !failure.retryable) return;
+      release.record(arm, failure === undefined, attempt.latencyMs);
     };
   }
 }

@@ -28,6 +28,32 @@ describe('A/B experiments', () => {
     expect(new Set(plans.map((p) => p.assignment?.arm))).toEqual(new Set(['control', 'cheaper']));
   });
 
+  it('lets a key allowed only the target use every arm, and names the target when the key may not use it', () => {
+    const engine = engineFor(
+      configWith(TWO_MODELS, {
+        aliases: { both: { models: ['cheap', 'premium'] }, pair: { models: ['cheap'] } },
+        experiments: [{ id: 'e1', target: 'pair', arms: [{ name: 'a', model: 'cheap', weight: 1 }, { name: 'b', model: 'premium', weight: 1 }] }],
+        grayReleases: [{ id: 'g1', target: 'both', baseline: 'cheap', canary: 'premium', steps: [{ afterMinutes: 0, percent: 50 }] }],
+      }),
+    );
+    for (const target of ['pair', 'both']) {
+      const plans = Array.from({ length: 30 }, (_, i) => engine.planner.plan(planRequest(target, { context: contextFor({ endUser: `u${i}`, allowedModels: [target] }) })));
+      expect(new Set(plans.map((p) => p.candidates[0]?.model.id))).toEqual(new Set(['cheap', 'premium']));
+    }
+    // The canary's fallback to its baseline is an arm too.
+    const canary = Array.from({ length: 30 }, (_, i) => engine.planner.plan(planRequest('both', { context: contextFor({ endUser: `u${i}`, allowedModels: ['both'] }) }))).find((p) => p.assignment?.arm === 'canary');
+    expect(canary?.candidates.map((c) => c.model.id)).toEqual(['premium', 'premium', 'cheap']);
+    // A key that may not use the target gets a 404 naming what it asked for, not an arm's model.
+    for (let i = 0; i < 10; i++) {
+      expect(() => engine.planner.plan(planRequest('both', { context: contextFor({ endUser: `u${i}`, allowedModels: ['elsewhere'] }) }))).toThrow(
+        expect.objectContaining({ kind: 'not_found', param: 'model', message: 'The model `both` does not exist or you do not have access to it.' }),
+      );
+    }
+    // Permission for one member of the target covers that member only, not the other arm.
+    const member = Array.from({ length: 30 }, (_, i) => engine.planner.plan(planRequest('pair', { context: contextFor({ endUser: `u${i}`, allowedModels: ['cheap'] }) })));
+    expect(new Set(member.flatMap((p) => p.candidates.map((c) => c.model.id)))).toEqual(new Set(['cheap']));
+  });
+
   it('rejects experiments on unknown names', () => {
     expect(() => configWith(TWO_MODELS, { experiments: [{ id: 'e', target: 'ghost', arms: [{ name: 'a', model: 'cheap', weight: 1 }, { name: 'b', model: 'premium', weight: 1 }] }] })).toThrow(/routing.experiments\[0\].target: unknown model or alias "ghost"/);
   });

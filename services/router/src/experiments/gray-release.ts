@@ -13,9 +13,9 @@ const ERRORS = 1;
 const LATENCIES = 2;
 
 /**
- * One gray release: the canary's share follows the configured steps over time; every call to
- * either arm is recorded, and when the canary's error rate or p95 latency exceeds the baseline's
- * by more than the configured margin the release rolls back (canary share 0) for good.
+ * One gray release: the canary's share follows the configured steps over time; each arm's calls
+ * are recorded as the router reports them, and when the canary's error rate or p95 latency exceeds
+ * the baseline's by more than the configured margin the release rolls back (canary share 0) for good.
  */
 export class GrayRelease {
   private readonly startAt: number;

@@ -9,7 +9,7 @@ export type LiveLookup = (deploymentId: string) => { breakerState: string; outst
 
 export function explainPlan(plan: RoutePlan | undefined, prediction: TaskPrediction, error: GatewayError | undefined, requested = plan?.requested ?? '', live?: LiveLookup): routerv1.ExplainResponse {
   const first = plan?.candidates[0];
-  const noRoute = plan && !first ? `No deployment can serve \`${plan.requested}\` for this request: every candidate was filtered.` : '';
+  const noRoute = plan && !first ? (plan.refusal?.message ?? `No deployment can serve \`${plan.requested}\` for this request: every candidate was filtered.`) : '';
   return {
     requestedModel: requested,
     taskType: prediction.taskType,

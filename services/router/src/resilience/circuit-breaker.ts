@@ -7,12 +7,23 @@ const ERRORS = 1;
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
+/** What `tryAcquire` hands out: the results of a call count according to how it was let through. */
+export interface BreakerPermit {
+  /** The single call let through a half-open circuit; only its result closes or reopens it. */
+  readonly probe: boolean;
+}
+
+const CALL: BreakerPermit = { probe: false };
+const PROBE: BreakerPermit = { probe: true };
+
 /**
  * A circuit breaker per deployment: consecutive failures or an error rate over a sliding window
  * open it; after the cooldown one probe is let through (half-open); its success closes the
- * circuit, its failure opens it again. Hand-written rather than cockatiel's: the router must read
- * the state without running a call (to rank and explain candidates), decide success at the first
- * streamed event rather than when a promise settles, and run on an injected clock.
+ * circuit, its failure opens it again. While the circuit is open or half-open only the probe's
+ * result changes it: a slow call let through before it opened neither closes nor reopens it.
+ * Hand-written rather than cockatiel's: the router must read the state without running a call
+ * (to rank and explain candidates), decide success at the first streamed event rather than when
+ * a promise settles, and run on an injected clock.
  */
 export class CircuitBreaker {
   private state: BreakerState = 'closed';
@@ -35,14 +46,14 @@ export class CircuitBreaker {
     return this.state;
   }
 
-  /** Whether a call may go out now; in half-open, reserves the single probe. */
-  tryAcquire(): boolean {
+  /** A permit when a call may go out now (in half-open, the single probe), else undefined. */
+  tryAcquire(): BreakerPermit | undefined {
     const state = this.current();
-    if (state === 'closed') return true;
-    if (state === 'open' || this.probeInFlight) return false;
+    if (state === 'closed') return CALL;
+    if (state === 'open' || this.probeInFlight) return undefined;
     this.state = 'half_open';
     this.probeInFlight = true;
-    return true;
+    return PROBE;
   }
 
   /** True when a call could go out now (without reserving anything). */
@@ -51,26 +62,34 @@ export class CircuitBreaker {
     return state === 'closed' || (state === 'half_open' && !this.probeInFlight);
   }
 
-  success(): void {
-    this.consecutive = 0;
-    this.record(true);
-    if (this.state !== 'closed') {
+  /** The call succeeded. Without a permit: a call let through while closed. */
+  success(permit: BreakerPermit = CALL): void {
+    if (permit.probe && this.state === 'half_open') {
       this.state = 'closed';
       this.probeInFlight = false;
+      this.consecutive = 0;
       this.window.clear();
     }
+    if (this.state !== 'closed') return;
+    this.consecutive = 0;
+    this.record(true);
   }
 
-  failure(): void {
+  /** The call failed in a way that says the deployment is unwell. */
+  failure(permit: BreakerPermit = CALL): void {
+    if (permit.probe && this.state === 'half_open') return this.open();
+    if (this.state !== 'closed') return;
     this.consecutive++;
     this.record(false);
-    if (this.state === 'half_open') return this.open();
-    if (this.state === 'closed' && (this.consecutive >= this.settings.consecutiveFailures || this.tooManyErrors())) this.open();
+    if (this.consecutive >= this.settings.consecutiveFailures || this.tooManyErrors()) this.open();
   }
 
-  /** A reserved probe that never ran (the request ended first) frees the slot. */
-  release(): void {
-    this.probeInFlight = false;
+  /**
+   * The call ended without saying anything about the deployment's health (the client went away,
+   * or the request itself was refused): no success, no failure, and a probe frees its slot.
+   */
+  release(permit: BreakerPermit = CALL): void {
+    if (permit.probe && this.state === 'half_open') this.probeInFlight = false;
   }
 
   snapshot(): { state: BreakerState; consecutiveFailures: number; windowRequests: number; windowErrorRate: number; openUntil: number } {

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import type { adapterv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { configWith, engineFor, ManualClock, planRequest, TWO_MODELS } from '../routing/test-engine.testing';
@@ -70,6 +71,14 @@ describe('failover', () => {
     expect(calls).toEqual(['premium-a', 'cheap-a']);
   });
 
+  it('does not move to a larger context window when the request turned fallbacks off', async () => {
+    const engine = engineFor(configWith([{ ...TWO_MODELS[1], contextWindow: 8000 }, { ...TWO_MODELS[0], contextWindow: 100000 }], { balancing: 'weighted' }));
+    const { open, calls } = scripted({ 'premium-a': [new GatewayError('context_length_exceeded', 'long')] });
+    const plan = engine.planner.plan(planRequest('premium', { controls: { route: { allowFallbacks: false, providers: { order: ['a'] } } } }));
+    await expect(serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: false, tokens: 1 })).rejects.toMatchObject({ kind: 'context_length_exceeded' });
+    expect(calls).toEqual(['premium-a']);
+  });
+
   it('takes a rate-limited deployment out for its Retry-After, and retries it after waiting when it is the only one', async () => {
     const clock = new ManualClock();
     const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { baseDelayMs: 0, maxDelayMs: 0 } }), clock);
@@ -77,6 +86,47 @@ describe('failover', () => {
     const served = await serve(engine, open, 'cheap');
     expect(calls).toEqual(['cheap-a', 'cheap-a']);
     expect(served.attempts).toHaveLength(2);
+  });
+
+  it('leaves a deployment cooling down for a long Retry-After out of new requests, after every other model', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(config, clock);
+    engine.breakers.coolDown('premium-a', clock.now() + 30_000);
+    const plan = engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } }));
+    // Cooling goes after the fallback model too, not only after its own model's deployments.
+    expect(plan.candidates.map((c) => c.deployment.id)).toEqual(['premium-b', 'cheap-a', 'premium-a']);
+    // Without fallbacks, an alias's top model is the best one not cooling down.
+    const alias = engineFor(configWith(TWO_MODELS, { aliases: { both: { models: ['premium', 'cheap'], route: { strategy: 'quality' } } } }), clock);
+    alias.breakers.coolDown('premium-a', clock.now() + 30_000);
+    alias.breakers.coolDown('premium-b', clock.now() + 30_000);
+    expect(alias.planner.plan(planRequest('both', { controls: { route: { allowFallbacks: false } } })).candidates.map((c) => c.deployment.id)).toEqual(['cheap-a']);
+    const down = (): GatewayError[] => [new GatewayError('upstream_error', 'x'), new GatewayError('upstream_error', 'x')];
+    const { open, calls } = scripted({ 'premium-b': down(), 'cheap-a': down() });
+    const error = await serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: false, tokens: 1 }).catch((e: unknown) => e);
+    expect(calls).toEqual(['premium-b', 'cheap-a', 'premium-b', 'cheap-a']);
+    // Nothing served: the client is told when the skipped deployment takes calls again.
+    expect(error).toMatchObject({ kind: 'rate_limited', retryAfterMs: 30_000 });
+  });
+
+  it('answers 429 with the remaining Retry-After when the only deployment is cooling down too long', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { maxRetryAfterMs: 1000 } }), clock);
+    engine.breakers.coolDown('cheap-a', clock.now() + 20_000);
+    clock.advance(5_000);
+    const { open, calls } = scripted({});
+    await expect(serve(engine, open, 'cheap')).rejects.toMatchObject({ kind: 'rate_limited', retryAfterMs: 15_000 });
+    expect(calls).toEqual([]);
+  });
+
+  it('waits for a deployment cooling down within maxRetryAfterMs before calling it', async () => {
+    const clock = { now: () => Date.now() };
+    const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { maxRetryAfterMs: 1000 } }), clock as ManualClock);
+    engine.breakers.coolDown('cheap-a', Date.now() + 60);
+    const { open, calls } = scripted({});
+    const started = Date.now();
+    await serve(engine, open, 'cheap');
+    expect(calls).toEqual(['cheap-a']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(50);
   });
 
   it('gives up at the deadline', async () => {
@@ -127,5 +177,72 @@ describe('failover', () => {
     const plan = engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } }));
     const served = await serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 });
     expect(served.attempts.map((a) => a.errorKind)).toEqual(['timeout', '']);
+  });
+  it('gives a non-streamed attempt completionTimeoutMs to return its whole answer, not the first-event timeout', async () => {
+    const engine = engineFor(configWith(TWO_MODELS, { retry: { attemptTimeoutMs: 20, completionTimeoutMs: 5_000, deadlineMs: 30, baseDelayMs: 0, maxDelayMs: 0 } }));
+    const calls: string[] = [];
+    const slow: AttemptOpener<string> = (candidate, signal) => {
+      calls.push(candidate.deployment.id);
+      return (async function* () {
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(resolve, 80);
+          signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            reject(new GatewayError('cancelled', 'aborted'));
+          });
+        });
+        yield 'the whole answer';
+      })();
+    };
+    const plan = () => engine.planner.plan(planRequest('premium'));
+    const served = await serveWithFailover(plan(), slow, new AbortController().signal, engine.failover, { stream: false, tokens: 1 });
+    expect(served.first).toBe('the whole answer');
+    expect(calls).toHaveLength(1);
+    // A stream still has to show its first event within attemptTimeoutMs.
+    await expect(serveWithFailover(plan(), slow, new AbortController().signal, engine.failover, { stream: true, tokens: 1 })).rejects.toMatchObject({ kind: 'timeout' });
+  });
+
+  it('a request refused for its own fault neither closes a half-open circuit nor keeps its probe slot', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(config, clock);
+    const fail = (): GatewayError => new GatewayError('upstream_error', 'x');
+    await serve(engine, scripted({ 'premium-a': [fail()] }).open);
+    // A 400 between two failures does not reset the count: the second failure opens the circuit.
+    await expect(serve(engine, scripted({ 'premium-a': [new GatewayError('bad_request', 'no')] }).open)).rejects.toMatchObject({ kind: 'bad_request' });
+    await serve(engine, scripted({ 'premium-a': [fail()] }).open);
+    expect(engine.breakers.of('premium-a').current()).toBe('open');
+    clock.advance(1000);
+    await expect(serve(engine, scripted({ 'premium-a': [new GatewayError('bad_request', 'no')] }).open)).rejects.toMatchObject({ kind: 'bad_request' });
+    expect(engine.breakers.of('premium-a').current()).toBe('half_open');
+    expect(engine.breakers.of('premium-a').available()).toBe(true);
+  });
+
+  it('treats an opener that throws at once as that deployment failing: the next one serves, nothing leaks', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(config, clock);
+    const calls: string[] = [];
+    const open: AttemptOpener<string> = (candidate) => {
+      calls.push(candidate.deployment.id);
+      if (candidate.deployment.provider === 'a') throw new Error('no adapter address for provider "a" and no default');
+      return (async function* () {
+        yield 'ok';
+      })();
+    };
+    const signal = new AbortController().signal;
+    const plan = () => engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } }));
+    const served = await serveWithFailover(plan(), open, signal, engine.failover, { stream: false, tokens: 1 });
+    served.finish();
+    expect(calls).toEqual(['premium-a', 'premium-b']);
+    expect(served.attempts.map((a) => a.errorKind)).toEqual(['unavailable', '']);
+    expect(engine.stats.of('premium-a').outstanding).toBe(0);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    // A half-open probe that throws at once reopens the circuit rather than holding the probe forever.
+    await serveWithFailover(plan(), open, signal, engine.failover, { stream: false, tokens: 1 });
+    expect(engine.breakers.of('premium-a').current()).toBe('open');
+    clock.advance(1000);
+    await serveWithFailover(plan(), open, signal, engine.failover, { stream: false, tokens: 1 });
+    expect(engine.breakers.of('premium-a').current()).toBe('open');
+    clock.advance(1000);
+    expect(engine.breakers.of('premium-a').available()).toBe(true);
   });
 });

@@ -12,8 +12,8 @@ const MAX_COOLDOWN_MS = 10 * 60_000;
 /** Opens one call to one deployment; the iterator's first `next()` is the call's first answer event. */
 export type AttemptOpener<T> = (candidate: Candidate, signal: AbortSignal) => AsyncIterator<T>;
 
-/** Told about every attempt's outcome (gray releases watch the canary this way). */
-export type AttemptListener = (candidate: Candidate, attempt: routerv1.RouteAttempt, index: number) => void;
+/** Told about every attempt's outcome, with its failure if it failed (gray releases watch the canary this way). */
+export type AttemptListener = (candidate: Candidate, attempt: routerv1.RouteAttempt, failure: GatewayError | undefined) => void;
 
 export interface FailoverDependencies {
   retry: RetrySettings;
@@ -36,8 +36,10 @@ export interface Served<T> {
 /**
  * Tries the plan's deployments in order until one produces its first answer event: retryable
  * failures (rate limits, 5xx, timeouts, lost connections) move on after a jittered backoff,
- * within the total deadline and attempt budget; a context-length failure moves to a model with
- * a larger window; anything else is the client's answer at once. Once a first event arrived
+ * within the total deadline and attempt budget; a deployment cooling down after a Retry-After is
+ * waited for when the wait fits `maxRetryAfterMs` and the deadline, else skipped; a context-length
+ * failure moves to a model with a larger window when fallbacks are allowed; anything else is the
+ * client's answer at once. Once a first event arrived
  * nothing is retried, so a stream never fails over after the client saw a token.
  */
 export async function serveWithFailover<T>(
@@ -53,6 +55,8 @@ export async function serveWithFailover<T>(
   let queue = [...plan.candidates];
   const retryable = new Set<string>();
   let lastError: GatewayError | undefined;
+  /** The earliest a deployment left out for its Retry-After takes calls again (0: none was). */
+  let skippedUntil = 0;
   let cursor = 0;
 
   let round = 0;
@@ -74,11 +78,18 @@ export async function serveWithFailover<T>(
   while (attempts.length < retry.maxAttempts) {
     const candidate = next();
     if (!candidate) break;
-    if (attempts.length > 0) {
-      let delay = backoffDelay(attempts.length, retry, deps.random);
-      // Going round again to a deployment that sent Retry-After: wait for it.
-      const cooling = round > 0 ? breakers.coolingUntil(candidate.deployment.id) : 0;
-      if (cooling) delay = Math.max(delay, cooling - clock.now());
+    let delay = attempts.length > 0 ? backoffDelay(attempts.length, retry, deps.random) : 0;
+    // A deployment that sent Retry-After is waited for when the wait fits, else left out of this request.
+    const cooling = breakers.coolingUntil(candidate.deployment.id);
+    if (cooling) {
+      const wait = cooling - clock.now();
+      if (wait > retry.maxRetryAfterMs || clock.now() + wait >= deadline) {
+        skippedUntil = skippedUntil ? Math.min(skippedUntil, cooling) : cooling;
+        continue;
+      }
+      delay = Math.max(delay, wait);
+    }
+    if (attempts.length > 0 || delay > 0) {
       if (clock.now() + delay >= deadline) break;
       try {
         await sleep(delay, signal);
@@ -87,7 +98,8 @@ export async function serveWithFailover<T>(
       }
     }
     const breaker = breakers.of(candidate.deployment.id);
-    if (!breaker.tryAcquire()) continue;
+    const permit = breaker.tryAcquire();
+    if (!permit) continue;
     const deploymentStats = stats.of(candidate.deployment.id);
     deploymentStats.begin(clock.now(), options.tokens);
     const started = clock.now();
@@ -100,11 +112,13 @@ export async function serveWithFailover<T>(
         timedOut = true;
         call.abort();
       },
-      Math.max(1, Math.min(retry.attemptTimeoutMs, deadline - clock.now())),
+      // A non-streamed answer arrives whole: its attempt gets the time a full generation takes.
+      options.stream ? Math.max(1, Math.min(retry.attemptTimeoutMs, deadline - clock.now())) : retry.completionTimeoutMs,
     );
-    const iterator = open(candidate, call.signal);
+    let iterator: AsyncIterator<T>;
     let first: IteratorResult<T>;
     try {
+      iterator = openAttempt(open, candidate, call.signal);
       first = await iterator.next();
       if (first.done) throw new GatewayError('upstream_error', 'The provider returned an empty answer.');
     } catch (error) {
@@ -112,19 +126,19 @@ export async function serveWithFailover<T>(
       signal.removeEventListener('abort', onAbort);
       deploymentStats.end();
       if (signal.aborted) {
-        breaker.release();
+        breaker.release(permit);
         throw new GatewayError('cancelled', 'The client went away.', { cause: error });
       }
       const failure = timedOut ? new GatewayError('timeout', `The deployment ${candidate.deployment.id} did not answer in time.`, { cause: error }) : GatewayError.from(error);
       // A refusal of this request (bad input, too long) says nothing about the deployment's health.
-      if (failure.retryable) breaker.failure();
-      else breaker.success();
+      if (failure.retryable) breaker.failure(permit);
+      else breaker.release(permit);
       const attempt = attemptRecord(candidate, clock.now() - started, failure);
       attempts.push(attempt);
-      options.onAttempt?.(candidate, attempt, attempts.length - 1);
+      options.onAttempt?.(candidate, attempt, failure);
       lastError = failure;
       if (failure.kind === 'rate_limited' && failure.retryAfterMs) breakers.coolDown(candidate.deployment.id, clock.now() + Math.min(failure.retryAfterMs, MAX_COOLDOWN_MS));
-      if (failure.kind === 'context_length_exceeded' && deps.contextFallback) {
+      if (failure.kind === 'context_length_exceeded' && deps.contextFallback && plan.route.allowFallbacks) {
         queue = [...queue.slice(cursor).filter((c) => c.model.contextWindow > candidate.model.contextWindow), ...plan.largerContext(candidate.model)];
         cursor = 0;
         retryable.clear();
@@ -136,11 +150,11 @@ export async function serveWithFailover<T>(
     }
     clearTimeout(timer);
     const ttft = clock.now() - started;
-    breaker.success();
+    breaker.success(permit);
     deploymentStats.observeFirstEvent(ttft, options.stream);
     const attempt = attemptRecord(candidate, ttft, undefined);
     attempts.push(attempt);
-    options.onAttempt?.(candidate, attempt, attempts.length - 1);
+    options.onAttempt?.(candidate, attempt, undefined);
     let finished = false;
     return {
       candidate,
@@ -154,12 +168,27 @@ export async function serveWithFailover<T>(
         deploymentStats.end();
         if (error === undefined) {
           if (options.stream) deploymentStats.observeLatency(clock.now() - started);
-        } else if (!signal.aborted) breaker.failure();
+        } else if (!signal.aborted) breaker.failure(permit);
       },
     };
   }
+  // Deployments left out for their Retry-After: the client learns when capacity is back.
+  if (skippedUntil && (!lastError || lastError.retryable)) {
+    const retryAfterMs = Math.max(0, skippedUntil - clock.now());
+    throw new GatewayError('rate_limited', `The providers serving \`${plan.requested}\` are rate limiting requests; retry after ${Math.ceil(retryAfterMs / 1000)} s.`, { retryAfterMs, code: 'rate_limit_exceeded' });
+  }
   if (lastError) throw lastError;
-  throw new GatewayError('unavailable', `No deployment can serve \`${plan.requested}\` right now.`, { code: 'no_available_deployment' });
+  throw plan.refusal ?? new GatewayError('unavailable', `No deployment can serve \`${plan.requested}\` right now.`, { code: 'no_available_deployment' });
+}
+
+/** Opens an attempt; a synchronous throw (no adapter for the provider, say) fails this deployment only. */
+function openAttempt<T>(open: AttemptOpener<T>, candidate: Candidate, signal: AbortSignal): AsyncIterator<T> {
+  try {
+    return open(candidate, signal);
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
+    throw new GatewayError('unavailable', `The deployment ${candidate.deployment.id} could not be called.`, { cause: error });
+  }
 }
 
 function attemptRecord(candidate: Candidate, latencyMs: number, error: GatewayError | undefined): routerv1.RouteAttempt {

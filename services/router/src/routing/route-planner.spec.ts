@@ -1,5 +1,5 @@
 import { GatewayError } from '@openrouter/errors';
-import { configWith, engineFor, ManualClock, planRequest, TWO_MODELS } from './test-engine.testing';
+import { configWith, contextFor, engineFor, ManualClock, planRequest, TWO_MODELS } from './test-engine.testing';
 
 const ids = (candidates: Array<{ deployment: { id: string } }>): string[] => candidates.map((c) => c.deployment.id);
 
@@ -42,6 +42,42 @@ describe('RoutePlanner strategies', () => {
     expect(ids(engine.planner.plan(planRequest('premium', { controls: { route: { providers: { ignore: ['b'] } } } })).candidates)).toEqual(['premium-a']);
     expect(engine.planner.plan(planRequest('auto', { needs: ['vision'] })).candidates).toEqual([]);
     expect(engine.planner.plan(planRequest('auto', { promptTokens: 200_000 })).candidates).toEqual([]);
+  });
+
+  it('refuses with a client error naming the reason when the request itself rules out every deployment', () => {
+    const engine = engineFor(config);
+    const refusal = (model: string, overrides: Parameters<typeof planRequest>[1] = {}) => {
+      const plan = engine.planner.plan(planRequest(model, overrides));
+      expect(plan.candidates).toEqual([]);
+      return plan.refusal;
+    };
+    expect(refusal('cheap', { needs: ['tools'] })).toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'tools', message: 'The model `cheap` cannot serve this request: does not support tools.' });
+    expect(refusal('premium', { needs: ['json_schema'] })).toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'response_format' });
+    expect(refusal('auto', { needs: ['vision'] })).toMatchObject({
+      kind: 'bad_request',
+      code: 'model_not_supported',
+      param: 'messages',
+      message: 'None of the models for `auto` can serve this request (cheap: does not support vision; premium: does not support vision).',
+    });
+    expect(refusal('premium', { promptTokens: 200_000 })).toMatchObject({ kind: 'context_length_exceeded', code: 'context_length_exceeded', param: 'messages', message: expect.stringContaining('context window 128000') });
+    expect(refusal('premium', { promptTokens: 1_000, maxOutputTokens: 127_500 })).toMatchObject({ kind: 'context_length_exceeded', param: 'max_tokens' });
+    expect(refusal('auto', { taskType: 'code', controls: { route: { minQuality: 0.95 } } })).toMatchObject({ kind: 'bad_request', code: 'min_quality_not_met', param: 'route.min_quality' });
+    expect(refusal('premium', { controls: { route: { maxPrice: '1' } } })).toMatchObject({ kind: 'bad_request', code: 'max_price_exceeded', param: 'route.max_price' });
+    expect(refusal('cheap', { controls: { route: { providers: { only: ['b'] } } } })).toMatchObject({ kind: 'bad_request', code: 'provider_not_allowed', param: 'route.providers.only' });
+    expect(refusal('cheap', { controls: { route: { providers: { ignore: ['a'] } } } })).toMatchObject({ code: 'provider_not_allowed', param: 'route.providers.ignore' });
+    // A key allowed one member of `auto` hears about that member, not about the models it may not use.
+    expect(refusal('auto', { needs: ['tools'], context: contextFor({ allowedModels: ['cheap'] }) })).toMatchObject({ code: 'model_not_supported', message: expect.not.stringContaining('premium') });
+    expect(engine.planner.plan(planRequest('cheap')).refusal).toBeUndefined();
+  });
+
+  it('leaves no refusal (the gateway answers 503) when a deployment is only down or busy', () => {
+    const engine = engineFor(configWith(TWO_MODELS, { breaker: { consecutiveFailures: 1 } }));
+    engine.breakers.of('cheap-a').failure();
+    const plan = engine.planner.plan(planRequest('auto', { controls: { route: { maxPrice: '0.40' } } }));
+    expect(plan.candidates).toEqual([]);
+    // premium is over max_price, but cheap is only open-circuited: not the request's fault.
+    expect(plan.refusal).toBeUndefined();
+    expect(engine.planner.plan(planRequest('cheap')).candidates).toEqual([]);
   });
 
   it('puts providers.order first and appends the models fallback list', () => {

@@ -44,9 +44,32 @@ export interface RoutePlan {
   candidates: Candidate[];
   /** Every deployment considered; filled only when the plan is built for an explanation. */
   considered: ConsideredCandidate[];
+  /**
+   * Why nothing can serve the request when `candidates` is empty and every deployment was left out
+   * for the request's own sake (capability, context window, route constraints, permission): a
+   * client error. Unset otherwise: deployments that are down or busy make it the gateway's 503.
+   */
+  refusal: GatewayError | undefined;
   /** Candidates for a context-length failure: models with a larger window, smallest first. */
   largerContext(than: CatalogModel): Candidate[];
 }
+
+/** Why a deployment cannot take a request. */
+interface Rejection {
+  reason: string;
+  /** Set when the request is the cause rather than the deployment's state (circuit, capacity). */
+  fault?: { code: string; param: string };
+}
+
+interface RejectedDeployment {
+  model: CatalogModel;
+  rejection: Rejection;
+}
+
+/** The request field a missing capability is about. */
+const NEED_PARAM: Partial<Record<Capability, string>> = { tools: 'tools', vision: 'messages', json_object: 'response_format', json_schema: 'response_format' };
+/** At most this many models are named in a refusal. */
+const REFUSAL_DETAILS = 5;
 
 /** What a plan needs to know about the request. */
 export interface PlanRequest {
@@ -77,6 +100,8 @@ interface Group {
   name: string;
   models: CatalogModel[];
   alias: boolean;
+  /** The arm of an experiment or gray release: the key's permission for the requested name covers it. */
+  arm: boolean;
 }
 
 /** Assumed answer length when the request sets no limit (for cost estimates and TPM). */
@@ -95,6 +120,10 @@ export class RoutePlanner {
   plan(input: PlanRequest, explain = false): RoutePlan {
     const { catalog, routing } = this.deps;
     const policy = policyFor(routing.policies, input.context);
+    // Permission is the key's for the name the client asked for; the arms an experiment or gray release puts behind it inherit it.
+    if (!this.mayUse(input.model, input)) {
+      throw new GatewayError('not_found', `The model \`${input.model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
+    }
     let primary = input.model;
     let assignment: Assignment | undefined;
     const ab = this.deps.experiments.assign(primary, input.context, input.user);
@@ -112,12 +141,11 @@ export class RoutePlanner {
     const route = effectiveRoute(routing, policy, catalog.alias(primary)?.route ?? catalog.alias(input.model)?.route, input.controls);
 
     const names = [primary];
+    // A gray release's canary falls back to its baseline, which is as much an arm as the canary.
+    const baseline = assignment?.kind === 'gray_release' && assignment.arm === 'canary' ? this.deps.grayReleases.byId(assignment.experiment)?.config.baseline : undefined;
     if (route.allowFallbacks) {
       for (const name of input.controls.models ?? []) if (!names.includes(name)) names.push(name);
-      if (assignment?.kind === 'gray_release' && assignment.arm === 'canary') {
-        const baseline = this.deps.grayReleases.byId(assignment.experiment)?.config.baseline;
-        if (baseline && !names.includes(baseline)) names.push(baseline);
-      }
+      if (baseline && !names.includes(baseline)) names.push(baseline);
     }
     const groups: Group[] = names.map((name, i) => {
       const models = catalog.membersOf(name, input.capability);
@@ -125,7 +153,7 @@ export class RoutePlanner {
         const param = i === 0 ? 'model' : 'models';
         throw new GatewayError('not_found', `The model \`${name}\` does not exist or you do not have access to it.`, { param, code: 'model_not_found' });
       }
-      return { name, models, alias: catalog.isAlias(name) };
+      return { name, models, alias: catalog.isAlias(name), arm: assignment !== undefined && (i === 0 || name === baseline) };
     });
     if (route.allowFallbacks) {
       for (const group of [...groups]) {
@@ -133,18 +161,15 @@ export class RoutePlanner {
         for (const model of group.models)
           for (const id of model.fallbacks) {
             const fallback = catalog.model(id);
-            if (fallback && !groups.some((g) => g.name === id)) groups.push({ name: id, models: [fallback], alias: false });
+            if (fallback && !groups.some((g) => g.name === id)) groups.push({ name: id, models: [fallback], alias: false, arm: false });
           }
       }
     }
 
-    // An explicit model the caller may not use or that cannot serve the request is a client error, as before routing existed.
+    // An explicit model that cannot serve the request is a client error, as before routing existed.
     const first = groups[0];
-    if (first && !first.alias) {
+    if (first && !first.alias && !assignment) {
       const model = first.models[0];
-      if (model && !this.allowed(model, first.name, input.context)) {
-        throw new GatewayError('not_found', `The model \`${first.name}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
-      }
       if (model && !model.capabilities.includes(input.capability)) {
         throw new GatewayError('bad_request', `The model \`${first.name}\` does not support ${input.capability}.`, { param: 'model', code: 'model_not_supported' });
       }
@@ -152,17 +177,22 @@ export class RoutePlanner {
 
     const now = this.deps.stats.clock.now();
     const considered: ConsideredCandidate[] = [];
+    const rejected: RejectedDeployment[] = [];
     const seen = new Set<string>();
-    const ordered: Candidate[] = [];
+    let ordered: Candidate[] = [];
     for (const [index, group] of groups.entries()) {
-      const ranked = this.rankGroup(group, input, route, now, seen, explain ? considered : undefined);
+      const ranked = this.rankGroup(group, input, route, now, seen, rejected, explain ? considered : undefined);
       if (index === 0 && !route.allowFallbacks) {
-        const top = ranked[0]?.model;
+        // The top model that is not cooling down after a Retry-After, if there is one.
+        const top = (ranked.find((c) => !this.deps.breakers.coolingUntil(c.deployment.id)) ?? ranked[0])?.model;
         ordered.push(...ranked.filter((c) => c.model === top));
         break;
       }
       ordered.push(...ranked);
     }
+    // A deployment a provider asked to wait (Retry-After) goes after every other model's: tried only when nothing else is left.
+    const cooling = ordered.filter((c) => this.deps.breakers.coolingUntil(c.deployment.id));
+    if (cooling.length > 0) ordered = [...ordered.filter((c) => !cooling.includes(c)), ...cooling];
     ordered.forEach((c, i) => {
       const entry = considered.find((e) => e.deployment.id === c.deployment.id);
       if (entry) entry.rank = i + 1;
@@ -176,45 +206,79 @@ export class RoutePlanner {
       assignment,
       candidates: ordered,
       considered,
+      refusal: ordered.length === 0 ? this.refusal(input, rejected) : undefined,
       largerContext: (than) => this.largerContext(than, input, route, now, new Set(ordered.map((c) => c.deployment.id))),
     };
   }
 
-  private allowed(model: CatalogModel, via: string, context: routerv1.RequestContext): boolean {
-    const allowed = context.allowedModels;
-    return allowed.length === 0 || allowed.includes(model.id) || allowed.includes(via);
+  /** Whether the key may name `name`: itself, or (for an alias or `auto`) one of its members. */
+  private mayUse(name: string, input: PlanRequest): boolean {
+    const allowed = input.context.allowedModels;
+    if (allowed.length === 0 || allowed.includes(name)) return true;
+    const { catalog } = this.deps;
+    return catalog.isAlias(name) && (catalog.membersOf(name, input.capability) ?? []).some((m) => allowed.includes(m.id));
   }
 
-  /** Why a deployment cannot take this request, or '' when it can. */
-  private filter(model: CatalogModel, deployment: Deployment, via: string, input: PlanRequest, route: EffectiveRoute, quality: number, price: EffectivePrice, now: number, checkContext = true): string {
-    if (!this.allowed(model, via, input.context)) return 'not allowed for this key';
-    if (!model.capabilities.includes(input.capability)) return `does not support ${input.capability}`;
-    for (const need of input.needs) if (!model.capabilities.includes(need)) return `does not support ${need}`;
-    if (checkContext && input.capability === 'chat' && input.promptTokens + input.maxOutputTokens > model.contextWindow) {
-      return `context window ${model.contextWindow} < ~${input.promptTokens + input.maxOutputTokens} tokens`;
+  /** Whether the key may use `model` brought in by `group` (an arm inherits the requested name's permission). */
+  private allowed(model: CatalogModel, group: Pick<Group, 'name' | 'arm'>, input: PlanRequest): boolean {
+    const allowed = input.context.allowedModels;
+    return allowed.length === 0 || allowed.includes(model.id) || allowed.includes(group.name) || (group.arm && allowed.includes(input.model));
+  }
+
+  /** Why a deployment cannot take this request, or undefined when it can. */
+  private filter(model: CatalogModel, deployment: Deployment, group: Pick<Group, 'name' | 'arm'>, input: PlanRequest, route: EffectiveRoute, quality: number, price: EffectivePrice, now: number, checkContext = true): Rejection | undefined {
+    if (!this.allowed(model, group, input)) return { reason: 'not allowed for this key', fault: { code: 'model_not_found', param: 'model' } };
+    if (!model.capabilities.includes(input.capability)) return { reason: `does not support ${input.capability}`, fault: { code: 'model_not_supported', param: 'model' } };
+    for (const need of input.needs) {
+      if (!model.capabilities.includes(need)) return { reason: `does not support ${need}`, fault: { code: 'model_not_supported', param: NEED_PARAM[need] ?? 'model' } };
     }
-    if (input.taskType && quality < route.minQuality) return `quality ${quality} for ${input.taskType} < min_quality ${route.minQuality}`;
+    if (checkContext && input.capability === 'chat' && input.promptTokens + input.maxOutputTokens > model.contextWindow) {
+      const param = input.promptTokens > model.contextWindow ? 'messages' : 'max_tokens';
+      return { reason: `context window ${model.contextWindow} < ~${input.promptTokens + input.maxOutputTokens} tokens (prompt estimate + max_tokens)`, fault: { code: 'context_length_exceeded', param } };
+    }
+    if (input.taskType && quality < route.minQuality) return { reason: `quality ${quality} for ${input.taskType} < min_quality ${route.minQuality}`, fault: { code: 'min_quality_not_met', param: 'route.min_quality' } };
     const maxPrice = route.maxPrice;
     if (maxPrice !== undefined) {
       const prompt = typeof maxPrice === 'string' ? maxPrice : maxPrice.prompt;
       const completion = typeof maxPrice === 'string' ? maxPrice : maxPrice.completion;
-      if (prompt !== undefined && price.input.gt(prompt)) return `input price ${price.input.toString()} > max_price ${prompt}`;
-      if (completion !== undefined && price.output.gt(completion)) return `output price ${price.output.toString()} > max_price ${completion}`;
+      const fault = { code: 'max_price_exceeded', param: 'route.max_price' };
+      if (prompt !== undefined && price.input.gt(prompt)) return { reason: `input price ${price.input.toString()} > max_price ${prompt}`, fault };
+      if (completion !== undefined && price.output.gt(completion)) return { reason: `output price ${price.output.toString()} > max_price ${completion}`, fault };
     }
     const providers = route.providers;
-    if (providers.only && !providers.only.includes(deployment.provider)) return `provider ${deployment.provider} not in providers.only`;
-    if (providers.ignore.includes(deployment.provider)) return `provider ${deployment.provider} in providers.ignore`;
+    if (providers.only && !providers.only.includes(deployment.provider)) return { reason: `provider ${deployment.provider} not in providers.only`, fault: { code: 'provider_not_allowed', param: 'route.providers.only' } };
+    if (providers.ignore.includes(deployment.provider)) return { reason: `provider ${deployment.provider} in providers.ignore`, fault: { code: 'provider_not_allowed', param: 'route.providers.ignore' } };
     const breaker = this.deps.breakers.of(deployment.id);
-    if (!breaker.available()) return `circuit ${breaker.current()}`;
+    if (!breaker.available()) return { reason: `circuit ${breaker.current()}` };
     if (deployment.rpm !== undefined || deployment.tpm !== undefined) {
       const usage = this.deps.stats.of(deployment.id).usage(now);
-      if (deployment.rpm !== undefined && usage.requests >= deployment.rpm) return `at capacity (${usage.requests}/${deployment.rpm} requests per minute)`;
-      if (deployment.tpm !== undefined && usage.tokens + input.promptTokens + input.maxOutputTokens > deployment.tpm) return `at capacity (${usage.tokens}/${deployment.tpm} tokens per minute)`;
+      if (deployment.rpm !== undefined && usage.requests >= deployment.rpm) return { reason: `at capacity (${usage.requests}/${deployment.rpm} requests per minute)` };
+      if (deployment.tpm !== undefined && usage.tokens + input.promptTokens + input.maxOutputTokens > deployment.tpm) return { reason: `at capacity (${usage.tokens}/${deployment.tpm} tokens per minute)` };
     }
-    return '';
+    return undefined;
   }
 
-  private rankGroup(group: Group, input: PlanRequest, route: EffectiveRoute, now: number, seen: Set<string>, considered: ConsideredCandidate[] | undefined): Candidate[] {
+  /** The client error for a request no deployment took, when the request itself is why (see RoutePlan.refusal). */
+  private refusal(input: PlanRequest, rejected: readonly RejectedDeployment[]): GatewayError | undefined {
+    if (rejected.some((r) => !r.rejection.fault)) return undefined;
+    if (rejected.length === 0) {
+      // Nothing to filter: the name stands for no model with the capability (`auto` for embeddings, say).
+      return new GatewayError('bad_request', `No model behind \`${input.model}\` supports ${input.capability}.`, { param: 'model', code: 'model_not_supported' });
+    }
+    // A model the key may not use explains nothing; the other reasons do.
+    const relevant = rejected.filter((r) => r.rejection.fault?.code !== 'model_not_found');
+    const first = relevant[0]?.rejection.fault;
+    if (!first) return new GatewayError('not_found', `The model \`${input.model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
+    const details = [...new Set(relevant.map((r) => `${r.model.id}: ${r.rejection.reason}`))];
+    const single = new Set(relevant.map((r) => r.model.id)).size === 1 && relevant[0]?.model.id === input.model;
+    const message = single
+      ? `The model \`${input.model}\` cannot serve this request: ${relevant[0]?.rejection.reason ?? ''}.`
+      : `None of the models for \`${input.model}\` can serve this request (${details.slice(0, REFUSAL_DETAILS).join('; ')}${details.length > REFUSAL_DETAILS ? '; …' : ''}).`;
+    const kind = first.code === 'context_length_exceeded' ? 'context_length_exceeded' : 'bad_request';
+    return new GatewayError(kind, message, { param: first.param, code: first.code });
+  }
+
+  private rankGroup(group: Group, input: PlanRequest, route: EffectiveRoute, now: number, seen: Set<string>, rejected: RejectedDeployment[], considered: ConsideredCandidate[] | undefined): Candidate[] {
     const { catalog, stats, routing } = this.deps;
     const outputTokens = input.maxOutputTokens || DEFAULT_OUTPUT_TOKENS;
     interface Entry {
@@ -235,9 +299,12 @@ export class RoutePlanner {
         const price = catalog.price(model, deployment, now);
         const latencyMs = stats.expectedLatency(deployment.id, input.stream, deployment.expectedLatencyMs ?? model.expectedLatencyMs);
         const candidate: Candidate = { model, deployment, via: group.name, quality, price, latencyMs, score: 0, scoreDetail: '' };
-        const reason = this.filter(model, deployment, group.name, input, route, quality, price, now);
-        if (considered) considered.push({ ...candidate, filteredReason: reason, rank: 0 });
-        if (reason) continue;
+        const rejection = this.filter(model, deployment, group, input, route, quality, price, now);
+        if (considered) considered.push({ ...candidate, filteredReason: rejection?.reason ?? '', rank: 0 });
+        if (rejection) {
+          rejected.push({ model, rejection });
+          continue;
+        }
         deployments.push(candidate);
         cost = Math.min(cost, (input.promptTokens * price.input.toNumber() + outputTokens * price.output.toNumber()) / MILLION);
       }
@@ -270,16 +337,13 @@ export class RoutePlanner {
         }
       }
     }
-    // A deployment a provider asked to wait (Retry-After) goes last: tried only when nothing else is left.
-    const cooling = (c: Candidate): number => (this.deps.breakers.coolingUntil(c.deployment.id) ? 1 : 0);
-    if (result.some((c) => cooling(c))) result.sort((a, b) => cooling(a) - cooling(b));
     const preferred = route.providers.order;
     if (preferred.length > 0) {
       const rank = (c: Candidate): number => {
         const i = preferred.indexOf(c.deployment.provider);
         return i === -1 ? preferred.length : i;
       };
-      result.sort((a, b) => cooling(a) - cooling(b) || rank(a) - rank(b));
+      result.sort((a, b) => rank(a) - rank(b));
     }
     return result;
   }
@@ -296,7 +360,7 @@ export class RoutePlanner {
       for (const deployment of model.deployments) {
         if (exclude.has(deployment.id)) continue;
         const price = catalog.price(model, deployment, now);
-        if (this.filter(model, deployment, AUTO_MODEL, input, route, quality, price, now, false)) continue;
+        if (this.filter(model, deployment, { name: AUTO_MODEL, arm: false }, input, route, quality, price, now, false) !== undefined) continue;
         const latencyMs = this.deps.stats.expectedLatency(deployment.id, input.stream, deployment.expectedLatencyMs ?? model.expectedLatencyMs);
         out.push({ model, deployment, via: `context fallback from ${than.id}`, quality, price, latencyMs, score: 0, scoreDetail: 'larger context window' });
       }
