@@ -128,6 +128,11 @@ describe.each(PROVIDER_TYPES.map((type) => [type] as const))('provider family %s
     expect(typeof JSON.parse(text)).toBe('object');
   });
 
+  it('answers a request whose user is an email address and whose stop sequences include a newline', async () => {
+    const [only] = await chat({ user: 'ada@example.com', stop: ['\n', 'END'], max_tokens: 32 });
+    expect(only?.completion?.choices[0]?.message?.content).toEqual(expect.any(String));
+  });
+
   it.each([
     [429, 'rate_limited', true],
     [500, 'upstream_error', true],

@@ -1,5 +1,6 @@
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
+import { createHash } from 'node:crypto';
 import { type AnthropicTranslation, JSON_RESPONSE_TOOL, toAnthropicRequest } from './anthropic-request';
 
 const signal = new AbortController().signal;
@@ -232,7 +233,7 @@ describe('toAnthropicRequest', () => {
         user: 'u-1',
         top_k: 40,
         service_tier: 'default',
-        stop: ['\n\n', 'END'],
+        stop: ['STOP', 'END'],
         seed: 3,
         presence_penalty: 1,
         frequency_penalty: -1,
@@ -248,13 +249,27 @@ describe('toAnthropicRequest', () => {
         model: 'claude-sonnet-4-5',
         max_tokens: 1024,
         messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }],
-        metadata: { user_id: 'u-1' },
+        metadata: { user_id: createHash('sha256').update('u-1').digest('hex') },
         top_k: 40,
         service_tier: 'standard_only',
-        stop_sequences: ['\n\n', 'END'],
+        stop_sequences: ['STOP', 'END'],
       });
       expect((await bodyOf({ service_tier: 'auto' })).service_tier).toBe('auto');
       expect((await bodyOf({ service_tier: 'flex' })).service_tier).toBeUndefined();
+    });
+
+    it('sends user as a SHA-256 hex digest, so an email address or a long id is never refused', async () => {
+      const email = (await bodyOf({ user: 'ada@example.com' })).metadata?.user_id;
+      expect(email).toMatch(/^[0-9a-f]{64}$/);
+      expect(email).not.toContain('@');
+      expect((await bodyOf({ user: 'ada@example.com' })).metadata?.user_id).toBe(email);
+      expect((await bodyOf({ user: 'x'.repeat(1000) })).metadata?.user_id).toHaveLength(64);
+      expect((await bodyOf({ user: '' })).metadata).toBeUndefined();
+    });
+
+    it('leaves out whitespace-only stop sequences, which Anthropic refuses', async () => {
+      expect((await bodyOf({ stop: ['\n', 'END', ' \t'] })).stop_sequences).toEqual(['END']);
+      expect((await bodyOf({ stop: '\n' })).stop_sequences).toBeUndefined();
     });
 
     it.each([

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { loadImage, parseDataUrl } from '../image-source';
@@ -149,17 +150,25 @@ export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: s
   if (onlySystem && onlySystem.cache_control === undefined) body.system = onlySystem.text;
   else if (system.length > 0) body.system = system;
   const responseTool = applyTools(r, body);
-  if (r.stop.length > 0) body.stop_sequences = [...r.stop];
+  // Anthropic refuses whitespace-only stop sequences ("\n" is a common one); they are left out.
+  const stops = r.stop.filter(nonBlank);
+  if (stops.length > 0) body.stop_sequences = stops;
   if (r.temperature !== undefined) body.temperature = Math.min(r.temperature, MAX_TEMPERATURE);
   if (r.topP !== undefined) body.top_p = r.topP;
   const topK = topKOf(r.extraJson);
   if (topK !== undefined) body.top_k = topK;
-  if (r.user !== undefined && r.user !== '') body.metadata = { user_id: r.user };
+  if (r.user !== undefined && r.user !== '') body.metadata = { user_id: opaqueUserId(r.user) };
   if (r.serviceTier === 'auto') body.service_tier = 'auto';
   else if (r.serviceTier === 'default') body.service_tier = 'standard_only';
   if (r.stream) body.stream = true;
   return { body, responseTool };
 }
+
+/**
+ * Anthropic wants an opaque user id (it refuses one that looks like an email address, and any over
+ * 256 characters); a SHA-256 of `user` is stable per user and reveals nothing.
+ */
+export const opaqueUserId = (user: string): string => createHash('sha256').update(user).digest('hex');
 
 /** Parameters whose loss would silently change the answer's shape are refused up front. */
 function refuseUnsupported(r: chatv1.ChatRequest): void {
