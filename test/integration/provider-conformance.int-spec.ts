@@ -117,6 +117,32 @@ describe.each(PROVIDER_TYPES.map((type) => [type] as const))('provider family %s
     expect(only?.completion?.choices[0]?.message?.content?.length).toBeGreaterThan(0);
   });
 
+  it('accepts text parts that carry cache_control, as prompt-caching clients send them', async () => {
+    const cached = (text: string) => ({ type: 'text', text, cache_control: { type: 'ephemeral' } });
+    const [only] = await chat({
+      messages: [
+        { role: 'system', content: [cached('You answer questions about the weather.')] },
+        { role: 'user', content: [cached('A long shared document.'), { type: 'text', text: 'Weather in Paris?' }] },
+      ],
+    });
+    expect(only?.completion?.choices[0]?.message?.content?.length).toBeGreaterThan(0);
+  });
+
+  it('accepts blank text, a final assistant message ending in whitespace and tool ids from another provider', async () => {
+    const id = 'functions.get_weather:0';
+    const [only] = await chat({
+      tools: [weather],
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'user', content: [{ type: 'text', text: ' \n' }] },
+        { role: 'assistant', content: '  ', tool_calls: [{ id, type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: id, content: '{"celsius":21}' },
+        { role: 'assistant', content: 'It is ' },
+      ],
+    });
+    expect(only?.completion?.choices[0]?.message?.content).toEqual(expect.any(String));
+  });
+
   it('accepts an image part', async () => {
     const [only] = await chat({ messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: PIXEL } }] }] });
     expect(only?.completion?.usage?.promptTokens).toBeGreaterThan(0);

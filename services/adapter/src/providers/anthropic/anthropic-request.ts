@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { loadImage, parseDataUrl } from '../image-source';
+import { nonBlank, safeToolId, trimFinalAssistant } from '../message-content';
 
 /** Anthropic's JSON values as we send them; the shapes follow the Messages API reference. */
 type JsonObject = Record<string, unknown>;
@@ -84,10 +85,6 @@ export interface RequestOptions {
 export const JSON_RESPONSE_TOOL = 'json_response';
 /** Anthropic's sampling temperature tops out at 1 where OpenAI's goes to 2. */
 export const MAX_TEMPERATURE = 1;
-
-const TOOL_ID = /[^A-Za-z0-9_-]/g;
-/** Anthropic accepts only these characters in tool_use ids; ids from other providers may carry more. */
-const toolUseId = (id: string): string => (id.replace(TOOL_ID, '_') || 'tool_call');
 
 function unsupported(message: string, param: string): GatewayError {
   return new GatewayError('bad_request', message, { param, code: 'unsupported_parameter' });
@@ -206,17 +203,6 @@ function toolResultsFirst(content: AnthropicContentBlock[]): AnthropicContentBlo
   return [...results, ...content.filter((b) => b.type !== 'tool_result')];
 }
 
-/** A final assistant turn is a prefill, and Anthropic refuses one that ends in whitespace. */
-function trimFinalAssistant(turns: AnthropicMessage[]): void {
-  const last = turns[turns.length - 1];
-  if (last?.role !== 'assistant') return;
-  const block = last.content[last.content.length - 1];
-  if (block?.type !== 'text') return;
-  block.text = block.text.trimEnd();
-  if (block.text === '') last.content.pop();
-  if (last.content.length === 0) turns.pop();
-}
-
 type Context = 'system' | 'user' | 'assistant' | 'tool';
 
 async function contentBlocks(m: chatv1.Message, param: string, options: RequestOptions, context: Context): Promise<AnthropicContentBlock[]> {
@@ -230,9 +216,6 @@ async function contentBlocks(m: chatv1.Message, param: string, options: RequestO
   }
   return blocks;
 }
-
-/** Anthropic refuses empty and whitespace-only text blocks; they carry nothing, so they are left out. */
-const nonBlank = (text: string): boolean => text.trim() !== '';
 
 async function partBlock(p: chatv1.ContentPart, param: string, options: RequestOptions, context: Context): Promise<AnthropicContentBlock | undefined> {
   if (p.text !== undefined) return nonBlank(p.text) ? { type: 'text', text: p.text } : undefined;
@@ -303,14 +286,14 @@ async function assistantBlocks(m: chatv1.Message, param: string, options: Reques
     const args = call.function?.arguments ?? '';
     const input = args.trim() === '' ? {} : parseObject(args);
     if (!input) throw invalid('Tool call arguments must be a JSON object.', `${param}.tool_calls[${k}].function.arguments`);
-    blocks.push({ type: 'tool_use', id: toolUseId(call.id), name: call.function?.name ?? '', input });
+    blocks.push({ type: 'tool_use', id: safeToolId(call.id), name: call.function?.name ?? '', input });
   }
   return blocks;
 }
 
 async function toolResult(m: chatv1.Message, param: string, options: RequestOptions): Promise<AnthropicToolResultBlock> {
   if (!m.toolCallId) throw new GatewayError('bad_request', 'A tool message needs the "tool_call_id" it answers.', { param: `${param}.tool_call_id`, code: 'missing_required_parameter' });
-  const block: AnthropicToolResultBlock = { type: 'tool_result', tool_use_id: toolUseId(m.toolCallId) };
+  const block: AnthropicToolResultBlock = { type: 'tool_result', tool_use_id: safeToolId(m.toolCallId) };
   if (m.text !== undefined) {
     if (m.text !== '') block.content = m.text;
     return block;
