@@ -143,6 +143,20 @@ describe.each(PROVIDER_TYPES.map((type) => [type] as const))('provider family %s
     expect(only?.completion?.choices[0]?.message?.content).toEqual(expect.any(String));
   });
 
+  it.each([false, true])('answers in text when a tool-call history comes without tools, as a summarising step sends it (stream: %s)', async (stream) => {
+    const events = await chat({
+      stream,
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: '{"celsius":21}' },
+        { role: 'user', content: 'Summarise this conversation in one sentence.' },
+      ],
+    });
+    const text = events.map((e) => e.completion?.choices[0]?.message?.content ?? e.chunk?.choices.map((c) => c.delta?.content ?? '').join('') ?? '').join('');
+    expect(text.length).toBeGreaterThan(0);
+  });
+
   it('accepts an image part', async () => {
     const [only] = await chat({ messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: PIXEL } }] }] });
     expect(only?.completion?.usage?.promptTokens).toBeGreaterThan(0);

@@ -41,6 +41,20 @@ export function safeToolId(id: string, maxLength = Number.POSITIVE_INFINITY): st
   return `${safe.slice(0, Math.max(0, maxLength - digest.length - 1))}_${digest}`;
 }
 
+/** The description of a stub tool: the model is told not to call it, and on Anthropic cannot. */
+export const HISTORY_TOOL_DESCRIPTION = 'Called earlier in this conversation and not available now; do not call it.';
+
+/**
+ * Both refuse tool calls and results in the history of a request that declares no tools, which
+ * OpenAI accepts (agent frameworks send such histories to summarise or compact them). The names
+ * of the stub tools declared for them: the calls' own names, in the characters and length tool
+ * names allow, once each.
+ */
+export function historyToolNames(calledNames: readonly string[], maxLength: number): string[] {
+  const names = new Set(calledNames.map((name) => name.replace(TOOL_ID_CHARS, '_').slice(0, maxLength)).filter((name) => name !== ''));
+  return names.size > 0 ? [...names] : ['tool'];
+}
+
 interface Turn<B> {
   role: 'user' | 'assistant';
   content: B[];

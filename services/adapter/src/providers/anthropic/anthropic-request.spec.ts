@@ -179,6 +179,24 @@ describe('toAnthropicRequest', () => {
       expect((await bodyOf({ tool_choice: 'auto' })).tool_choice).toBeUndefined();
     });
 
+    it('declares stub tools, not to be called, for a tool history sent without tools', async () => {
+      const history = [
+        user('Weather in Paris and the time?'),
+        { role: 'assistant', content: null, tool_calls: [call('call_1', 'Paris'), { id: 'call_2', type: 'function', function: { name: 'clock.now', arguments: '' } }, call('call_3', 'Lyon')] },
+        { role: 'tool', tool_call_id: 'call_1', content: '21°C' },
+        { role: 'tool', tool_call_id: 'call_2', content: '12:00' },
+        { role: 'tool', tool_call_id: 'call_3', content: '19°C' },
+        user('Summarise the conversation.'),
+      ];
+      const body = await bodyOf({ messages: history });
+      const stub = (name: string) => ({ name, description: expect.stringContaining('do not call it') as unknown, input_schema: { type: 'object' } });
+      expect(body.tools).toEqual([stub('get_weather'), stub('clock_now')]);
+      expect(body.tool_choice).toEqual({ type: 'none' });
+      expect((await bodyOf({ messages: history, tool_choice: 'required' })).tool_choice).toEqual({ type: 'none' });
+      expect((await bodyOf({ messages: [user('Hi')] })).tools).toBeUndefined();
+      expect((await bodyOf({ messages: history, tools: [weatherTool] })).tools).toEqual([{ name: 'get_weather', input_schema: weatherTool.function.parameters }]);
+    });
+
     it('refuses a named tool that is not among the tools, other tool types and other tool_choice shapes', async () => {
       await expect(rejection({ tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'nope' } } })).resolves.toMatchObject({ param: 'tool_choice' });
       await expect(rejection({ tools: [{ type: 'custom', custom: { name: 'grammar' } }] })).resolves.toMatchObject({ param: 'tools[0]' });

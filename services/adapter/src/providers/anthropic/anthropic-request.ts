@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { loadImage, parseDataUrl } from '../image-source';
-import { nonBlank, safeToolId, trimFinalAssistant } from '../message-content';
+import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, safeToolId, trimFinalAssistant } from '../message-content';
 
 /** Anthropic's JSON values as we send them; the shapes follow the Messages API reference. */
 type JsonObject = Record<string, unknown>;
@@ -83,6 +83,8 @@ export interface RequestOptions {
 
 /** The tool a JSON answer is forced through; a client tool of the same name is refused. */
 export const JSON_RESPONSE_TOOL = 'json_response';
+/** Anthropic's limit on tool names (`[a-zA-Z0-9_-]{1,128}`). */
+const MAX_TOOL_NAME = 128;
 /** Anthropic's sampling temperature tops out at 1 where OpenAI's goes to 2. */
 export const MAX_TEMPERATURE = 1;
 
@@ -147,6 +149,7 @@ export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: s
   if (onlySystem && onlySystem.cache_control === undefined) body.system = onlySystem.text;
   else if (system.length > 0) body.system = system;
   const responseTool = applyTools(r, body);
+  if (body.tools === undefined) declareHistoryTools(body);
   // Anthropic refuses whitespace-only stop sequences ("\n" is a common one); they are left out.
   const stops = r.stop.filter(nonBlank);
   if (stops.length > 0) body.stop_sequences = stops;
@@ -357,6 +360,19 @@ function applyTools(r: chatv1.ChatRequest, body: AnthropicMessagesBody): string 
       throw invalid(`Invalid value for "tool_choice": "${mode}".`, 'tool_choice');
   }
   return undefined;
+}
+
+/**
+ * Anthropic refuses tool_use and tool_result blocks in a request without tools. When the client
+ * sent a tool history but no tools, stubs named after the calls are declared and `tool_choice:
+ * none` keeps the model from calling them.
+ */
+function declareHistoryTools(body: AnthropicMessagesBody): void {
+  const blocks = body.messages.flatMap((m) => m.content);
+  if (!blocks.some((b) => b.type === 'tool_use' || b.type === 'tool_result')) return;
+  const called = blocks.flatMap((b) => (b.type === 'tool_use' ? [b.name] : []));
+  body.tools = historyToolNames(called, MAX_TOOL_NAME).map((name) => ({ name, description: HISTORY_TOOL_DESCRIPTION, input_schema: { type: 'object' } }));
+  body.tool_choice = { type: 'none' };
 }
 
 /** `parallel_tool_calls: false` is Anthropic's `disable_parallel_tool_use: true` on the tool choice. */

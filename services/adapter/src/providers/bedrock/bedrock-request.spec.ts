@@ -177,6 +177,15 @@ describe('Converse request translation', () => {
     expect(withHistory.body.toolConfig?.toolChoice).toBeUndefined();
   });
 
+  it('declares stub tools for a tool history sent without tools, with no toolChoice (Converse has no "none")', async () => {
+    const { body } = await translate({ messages: [...TOOL_HISTORY, { role: 'user', content: 'Summarise.' }] });
+    expect(body.toolConfig).toEqual({
+      tools: [{ toolSpec: { name: 'lookup', description: expect.stringContaining('do not call it') as unknown, inputSchema: { json: { type: 'object' } } } }],
+    });
+    expect((await translate({ tool_choice: 'none', messages: TOOL_HISTORY })).body.toolConfig?.tools.map((t) => t.toolSpec.name)).toEqual(['lookup']);
+    expect((await translate({})).body.toolConfig).toBeUndefined();
+  });
+
   it('asks for a JSON object through a system instruction', async () => {
     const { body } = await translate({ messages: [{ role: 'system', content: 'Be terse.' }, { role: 'user', content: 'Hi' }], response_format: { type: 'json_object' } });
     expect(body.system).toEqual([{ text: 'Be terse.' }, { text: JSON_OBJECT_INSTRUCTION }]);

@@ -1,7 +1,7 @@
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { InlineImage } from '../image-source';
-import { nonBlank, partText, safeToolId, trimFinalAssistant } from '../message-content';
+import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, partText, safeToolId, trimFinalAssistant } from '../message-content';
 
 /** Bedrock Converse request shapes (the subset the gateway sends). */
 export type BedrockImageFormat = 'png' | 'jpeg' | 'gif' | 'webp';
@@ -46,7 +46,7 @@ const PASSTHROUGH_KEYS = ['additionalModelRequestFields', 'additionalModelRespon
 /** Extra OpenAI parameters that ask for something Bedrock cannot do; refused rather than ignored. */
 const REFUSED_EXTRA_KEYS = ['audio', 'web_search_options', 'prediction'];
 const IMAGE_FORMATS: Readonly<Record<string, BedrockImageFormat>> = { 'image/png': 'png', 'image/jpeg': 'jpeg', 'image/gif': 'gif', 'image/webp': 'webp' };
-/** Converse's limit on tool use ids (`[a-zA-Z0-9_-]{1,64}`). */
+/** Converse's limit on tool use ids and tool names (`[a-zA-Z0-9_-]{1,64}`). */
 const MAX_TOOL_ID = 64;
 const toolId = (id: string): string => safeToolId(id, MAX_TOOL_ID);
 
@@ -76,9 +76,8 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   if (format === 'json_object') system.push({ text: JSON_OBJECT_INSTRUCTION });
   if (system.length > 0) body.system = system;
 
-  const historyUsesTools = messages.some((m) => m.content.some((b) => 'toolUse' in b || 'toolResult' in b));
   const jsonTool = format === 'json_schema' ? jsonSchemaTool(r) : undefined;
-  const toolConfig = translateTools(r, jsonTool, historyUsesTools);
+  const toolConfig = translateTools(r, jsonTool, historyTools(messages));
   if (toolConfig) body.toolConfig = toolConfig;
 
   Object.assign(body, passthrough(r.extraJson));
@@ -255,7 +254,19 @@ function jsonSchemaTool(r: chatv1.ChatRequest): BedrockToolSpec {
   return { toolSpec: { name: JSON_RESPONSE_TOOL, description, inputSchema: { json: schemaObject(js?.schemaJson ?? '', 'response_format') } } };
 }
 
-function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undefined, historyUsesTools: boolean): ConverseBody['toolConfig'] {
+/**
+ * Converse refuses toolUse and toolResult blocks without a toolConfig. For a history with tool
+ * blocks: stubs named after its calls, declared when the request has no tools of its own.
+ * Undefined when the history has none.
+ */
+function historyTools(messages: readonly BedrockMessage[]): BedrockToolSpec[] | undefined {
+  const blocks = messages.flatMap((m) => m.content);
+  if (!blocks.some((b) => 'toolUse' in b || 'toolResult' in b)) return undefined;
+  const called = blocks.flatMap((b) => ('toolUse' in b ? [b.toolUse.name] : []));
+  return historyToolNames(called, MAX_TOOL_ID).map((name) => ({ toolSpec: { name, description: HISTORY_TOOL_DESCRIPTION, inputSchema: { json: { type: 'object' } } } }));
+}
+
+function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undefined, historyStubs: BedrockToolSpec[] | undefined): ConverseBody['toolConfig'] {
   const tools: BedrockToolSpec[] = r.tools.map((t, i) => {
     if (t.type !== 'function' || !t.function) throw badRequest(`tools[${i}]: only function tools are supported by Bedrock (got "${t.type}").`, 'tools');
     const spec: BedrockToolSpec['toolSpec'] = { name: t.function.name, inputSchema: { json: schemaObject(t.function.parametersJson, 'tools') } };
@@ -271,15 +282,14 @@ function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undef
   if (jsonTool) {
     // The answer is the forced schema tool, unless the client forces or allows its own tools.
     if (choice?.mode === 'none' || tools.length === 0) {
-      return { tools: historyUsesTools ? [...tools, jsonTool] : [jsonTool], toolChoice: { tool: { name: jsonTool.toolSpec.name } } };
+      return { tools: historyStubs ? [...tools, jsonTool] : [jsonTool], toolChoice: { tool: { name: jsonTool.toolSpec.name } } };
     }
     return { tools: [...tools, jsonTool], toolChoice: named !== undefined ? { tool: { name: named } } : { any: {} } };
   }
-  if (tools.length === 0) return undefined;
-  if (choice?.mode === 'none') {
-    // Converse has no "none"; tools are left out, except that a history with tool blocks needs them declared.
-    return historyUsesTools ? { tools } : undefined;
-  }
+  // Converse has no "none": without tools to offer, only a tool history still needs them declared;
+  // the stubs' description tells the model not to call them.
+  if (tools.length === 0) return historyStubs ? { tools: historyStubs } : undefined;
+  if (choice?.mode === 'none') return historyStubs ? { tools } : undefined;
   if (named !== undefined) return { tools, toolChoice: { tool: { name: named } } };
   if (choice?.mode === 'required') return { tools, toolChoice: { any: {} } };
   // Unset means Bedrock's default (auto); models without tool-choice support accept that form only.
