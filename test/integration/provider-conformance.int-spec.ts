@@ -173,6 +173,23 @@ describe.each(PROVIDER_TYPES.map((type) => [type] as const))('provider family %s
     expect(only?.completion?.choices[0]?.message?.content).toEqual(expect.any(String));
   });
 
+  const report = { type: 'json_schema', json_schema: { name: 'report', schema: { type: 'object', properties: { city: { type: 'string' }, celsius: { type: 'number' } }, required: ['city', 'celsius'] } } };
+
+  it.each([false, true])('answers JSON mode next to tools it may not call in JSON (stream: %s)', async (stream) => {
+    const events = await chat({ stream, tools: [weather], tool_choice: 'none', response_format: report, messages: [{ role: 'user', content: 'Report the weather in Paris.' }] });
+    const text = events.map((e) => e.completion?.choices[0]?.message?.content ?? e.chunk?.choices.map((c) => c.delta?.content ?? '').join('') ?? '').join('');
+    expect(JSON.parse(text)).toEqual(expect.objectContaining({ city: expect.any(String) }));
+    const finish = events.flatMap((e) => [...(e.completion?.choices ?? []), ...(e.chunk?.choices ?? [])].map((c) => c.finishReason).filter(Boolean));
+    expect(finish).toEqual(['stop']);
+  });
+
+  it('answers JSON mode next to tools it may call with a tool call or JSON', async () => {
+    const [only] = await chat({ tools: [weather], response_format: report, messages: [{ role: 'user', content: 'Report the weather in Paris.' }] });
+    const message = only?.completion?.choices[0]?.message;
+    if (message?.toolCalls.length) expect(message.toolCalls[0]?.function?.name).toBe('get_weather');
+    else expect(JSON.parse(message?.content ?? '')).toEqual(expect.any(Object));
+  });
+
   it.each([
     [429, 'rate_limited', true],
     [500, 'upstream_error', true],
