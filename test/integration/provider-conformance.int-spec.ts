@@ -117,6 +117,46 @@ describe.each(PROVIDER_TYPES.map((type) => [type] as const))('provider family %s
     expect(only?.completion?.choices[0]?.message?.content?.length).toBeGreaterThan(0);
   });
 
+  it('accepts text parts that carry cache_control, as prompt-caching clients send them', async () => {
+    const cached = (text: string) => ({ type: 'text', text, cache_control: { type: 'ephemeral' } });
+    const [only] = await chat({
+      messages: [
+        { role: 'system', content: [cached('You answer questions about the weather.')] },
+        { role: 'user', content: [cached('A long shared document.'), { type: 'text', text: 'Weather in Paris?' }] },
+      ],
+    });
+    expect(only?.completion?.choices[0]?.message?.content?.length).toBeGreaterThan(0);
+  });
+
+  it('accepts blank text, a final assistant message ending in whitespace and tool ids from another provider', async () => {
+    const id = 'functions.get_weather:0';
+    const [only] = await chat({
+      tools: [weather],
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'user', content: [{ type: 'text', text: ' \n' }] },
+        { role: 'assistant', content: '  ', tool_calls: [{ id, type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: id, content: '{"celsius":21}' },
+        { role: 'assistant', content: 'It is ' },
+      ],
+    });
+    expect(only?.completion?.choices[0]?.message?.content).toEqual(expect.any(String));
+  });
+
+  it.each([false, true])('answers in text when a tool-call history comes without tools, as a summarising step sends it (stream: %s)', async (stream) => {
+    const events = await chat({
+      stream,
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: '{"celsius":21}' },
+        { role: 'user', content: 'Summarise this conversation in one sentence.' },
+      ],
+    });
+    const text = events.map((e) => e.completion?.choices[0]?.message?.content ?? e.chunk?.choices.map((c) => c.delta?.content ?? '').join('') ?? '').join('');
+    expect(text.length).toBeGreaterThan(0);
+  });
+
   it('accepts an image part', async () => {
     const [only] = await chat({ messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: PIXEL } }] }] });
     expect(only?.completion?.usage?.promptTokens).toBeGreaterThan(0);
@@ -126,6 +166,28 @@ describe.each(PROVIDER_TYPES.map((type) => [type] as const))('provider family %s
     const [only] = await chat({ response_format: { type: 'json_object' }, messages: [{ role: 'user', content: 'Give me a JSON object about cats' }] });
     const text = only?.completion?.choices[0]?.message?.content ?? '';
     expect(typeof JSON.parse(text)).toBe('object');
+  });
+
+  it('answers a request whose user is an email address and whose stop sequences include a newline', async () => {
+    const [only] = await chat({ user: 'ada@example.com', stop: ['\n', 'END'], max_tokens: 32 });
+    expect(only?.completion?.choices[0]?.message?.content).toEqual(expect.any(String));
+  });
+
+  const report = { type: 'json_schema', json_schema: { name: 'report', schema: { type: 'object', properties: { city: { type: 'string' }, celsius: { type: 'number' } }, required: ['city', 'celsius'] } } };
+
+  it.each([false, true])('answers JSON mode next to tools it may not call in JSON (stream: %s)', async (stream) => {
+    const events = await chat({ stream, tools: [weather], tool_choice: 'none', response_format: report, messages: [{ role: 'user', content: 'Report the weather in Paris.' }] });
+    const text = events.map((e) => e.completion?.choices[0]?.message?.content ?? e.chunk?.choices.map((c) => c.delta?.content ?? '').join('') ?? '').join('');
+    expect(JSON.parse(text)).toEqual(expect.objectContaining({ city: expect.any(String) }));
+    const finish = events.flatMap((e) => [...(e.completion?.choices ?? []), ...(e.chunk?.choices ?? [])].map((c) => c.finishReason).filter(Boolean));
+    expect(finish).toEqual(['stop']);
+  });
+
+  it('answers JSON mode next to tools it may call with a tool call or JSON', async () => {
+    const [only] = await chat({ tools: [weather], response_format: report, messages: [{ role: 'user', content: 'Report the weather in Paris.' }] });
+    const message = only?.completion?.choices[0]?.message;
+    if (message?.toolCalls.length) expect(message.toolCalls[0]?.function?.name).toBe('get_weather');
+    else expect(JSON.parse(message?.content ?? '')).toEqual(expect.any(Object));
   });
 
   it.each([

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** Anthropic wants an opaque user id and refuses one that looks like an email address. */
+const EMAIL = /[^\s@]+@[^\s@]+\.[^\s@]+/;
+
 const cacheControl = z.looseObject({ type: z.literal('ephemeral') }).nullish();
 
 const textBlock = z.looseObject({ type: z.literal('text'), text: z.string().min(1, 'text content blocks must be non-empty'), cache_control: cacheControl });
@@ -74,12 +77,23 @@ export const messagesRequestSchema = z.strictObject({
   system: z.union([z.string(), z.array(textBlock)]).optional(),
   tools: z.array(tool).optional(),
   tool_choice: toolChoice.optional(),
-  stop_sequences: z.array(z.string()).optional(),
+  stop_sequences: z
+    .array(z.string())
+    .refine((stops) => stops.every((stop) => /\S/.test(stop)), 'each stop sequence must contain non-whitespace')
+    .optional(),
   stream: z.boolean().optional(),
   temperature: z.number().min(0).max(1).optional(),
   top_p: z.number().min(0).max(1).optional(),
   top_k: z.int().min(0).optional(),
-  metadata: z.strictObject({ user_id: z.string().max(256).nullish() }).optional(),
+  metadata: z
+    .strictObject({
+      user_id: z
+        .string()
+        .max(256)
+        .refine((id) => !EMAIL.test(id), 'user_id appears to contain an email address. Please send a uuid or hash value instead.')
+        .nullish(),
+    })
+    .optional(),
   service_tier: z.enum(['auto', 'standard_only']).optional(),
   output_config: z.looseObject({ format: z.looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) }).nullish() }).optional(),
   thinking: z.looseObject({ type: z.enum(['enabled', 'disabled', 'adaptive']) }).optional(),

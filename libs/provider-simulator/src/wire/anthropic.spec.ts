@@ -82,6 +82,9 @@ describe('Anthropic Messages wire format over HTTP', () => {
       [{ messages: [{ role: 'user', content: [{ type: 'text', text: '' }] }] }, 'text content blocks must be non-empty'],
       [{ messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/tiff', data: 'AAAA' } }] }] }, 'messages.0.content.0.source.media_type'],
       [{ tool_choice: { type: 'any' } }, 'tool_choice may only be specified while providing tools'],
+      [{ stop_sequences: ['END', '\n'] }, 'stop_sequences: each stop sequence must contain non-whitespace'],
+      [{ metadata: { user_id: 'ada@example.com' } }, 'metadata.user_id: user_id appears to contain an email address'],
+      [{ metadata: { user_id: 'x'.repeat(257) } }, 'metadata.user_id'],
     ])('refuses %j with invalid_request_error', async (patch, message) => {
       const response = await messages(patch);
       expect(response.status).toBe(400);

@@ -5,13 +5,15 @@ const imageBlock = z.looseObject({
   format: z.enum(['png', 'jpeg', 'gif', 'webp']),
   source: z.looseObject({ bytes: z.string().min(1) }),
 });
+/** Converse's pattern for tool use ids, on toolUse and toolResult alike. */
+const toolUseId = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, "Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+ with length 1 to 64");
 const toolResultContent = z.looseObject({ text: z.string().optional(), json: z.unknown().optional(), image: imageBlock.optional() });
 const contentBlock = z.looseObject({
   text: z.string().optional(),
   image: imageBlock.optional(),
-  toolUse: z.looseObject({ toolUseId: z.string().min(1), name: z.string().min(1), input: z.record(z.string(), z.unknown()) }).optional(),
+  toolUse: z.looseObject({ toolUseId, name: z.string().min(1), input: z.record(z.string(), z.unknown()) }).optional(),
   toolResult: z
-    .looseObject({ toolUseId: z.string().min(1), content: z.array(toolResultContent), status: z.enum(['success', 'error']).optional() })
+    .looseObject({ toolUseId, content: z.array(toolResultContent), status: z.enum(['success', 'error']).optional() })
     .optional(),
   cachePoint: z.looseObject({ type: z.string() }).optional(),
 });
@@ -49,6 +51,30 @@ export const converseRequestSchema = z.looseObject({
   toolConfig: z.looseObject({ tools: z.array(toolSpec).min(1), toolChoice: toolChoice.optional() }).optional(),
 });
 export type ConverseRequest = z.infer<typeof converseRequestSchema>;
+
+/**
+ * The checks Converse makes beyond the body's shape, in its own words: text blocks must hold
+ * more than whitespace, tool blocks need a toolConfig, and Claude models (which apply Anthropic's
+ * rules) refuse a final assistant message ending in whitespace. Undefined when the request passes.
+ */
+export function converseRuleViolation(request: ConverseRequest, modelId: string): string | undefined {
+  let usesTools = false;
+  for (const [i, message] of request.messages.entries()) {
+    for (const [j, block] of message.content.entries()) {
+      if (block.text !== undefined && block.text.trim() === '') {
+        return `The text field in the ContentBlock object at messages.${i}.content.${j} is blank. Add text to the text field, and try again.`;
+      }
+      if (block.toolUse !== undefined || block.toolResult !== undefined) usesTools = true;
+    }
+  }
+  if (usesTools && request.toolConfig === undefined) return 'The toolConfig field must be defined when using toolUse and toolResult content blocks.';
+  const last = request.messages[request.messages.length - 1];
+  const lastBlock = last?.content[last.content.length - 1];
+  if (/\banthropic\./.test(modelId) && last?.role === 'assistant' && lastBlock?.text !== undefined && /\s$/.test(lastBlock.text)) {
+    return 'The model returned the following errors: messages: final assistant content cannot end with trailing whitespace';
+  }
+  return undefined;
+}
 
 export const titanEmbeddingSchema = z.looseObject({
   inputText: z.string().min(1),

@@ -167,6 +167,59 @@ describe('Bedrock wire format over HTTP', () => {
     expect(String(notJson.headers['x-amzn-errortype'])).toMatch(/^SerializationException/);
   });
 
+  it.each([
+    [
+      'a whitespace-only text block',
+      { messages: [{ role: 'user', content: [{ text: 'Hi' }, { text: ' \n' }] }] },
+      'The text field in the ContentBlock object at messages.0.content.1 is blank. Add text to the text field, and try again.',
+    ],
+    [
+      'tool blocks without a toolConfig',
+      {
+        messages: [
+          { role: 'user', content: [{ text: 'Go' }] },
+          { role: 'assistant', content: [{ toolUse: { toolUseId: 't1', name: 'lookup', input: {} } }] },
+          { role: 'user', content: [{ toolResult: { toolUseId: 't1', content: [{ text: 'found' }] } }] },
+        ],
+      },
+      'The toolConfig field must be defined when using toolUse and toolResult content blocks.',
+    ],
+    [
+      'a final assistant message ending in whitespace (Claude)',
+      { messages: [{ role: 'user', content: [{ text: 'Hi' }] }, { role: 'assistant', content: [{ text: 'The answer is ' }] }] },
+      'The model returned the following errors: messages: final assistant content cannot end with trailing whitespace',
+    ],
+    [
+      'a tool use id outside [a-zA-Z0-9_-]',
+      {
+        toolConfig: { tools: [{ toolSpec: { name: 'lookup', inputSchema: { json: { type: 'object' } } } }] },
+        messages: [
+          { role: 'user', content: [{ text: 'Go' }] },
+          { role: 'assistant', content: [{ toolUse: { toolUseId: 'functions.lookup:0', name: 'lookup', input: {} } }] },
+          { role: 'user', content: [{ toolResult: { toolUseId: 'functions.lookup:0', content: [{ text: 'found' }] } }] },
+        ],
+      },
+      "Value at 'messages.1.content.0.toolUse.toolUseId' failed to satisfy constraint",
+    ],
+  ])('refuses %s with ValidationException, as Bedrock does', async (_name, body, message) => {
+    const response = await converse(body);
+    expect(response.status).toBe(400);
+    expect(String(response.headers['x-amzn-errortype'])).toMatch(/^ValidationException/);
+    expect(response.json()['message']).toContain(message);
+  });
+
+  it('accepts tool blocks once toolConfig declares tools', async () => {
+    const response = await converse({
+      toolConfig: { tools: [{ toolSpec: { name: 'lookup', inputSchema: { json: { type: 'object' } } } }] },
+      messages: [
+        { role: 'user', content: [{ text: 'Go' }] },
+        { role: 'assistant', content: [{ toolUse: { toolUseId: 't1', name: 'lookup', input: {} } }] },
+        { role: 'user', content: [{ toolResult: { toolUseId: 't1', content: [{ text: 'found' }] } }] },
+      ],
+    });
+    expect(response.status).toBe(200);
+  });
+
   it('sends an exception frame mid-stream for an http_error fault with afterTokens', async () => {
     sim.configure({ faults: [{ kind: 'http_error', status: 429, afterTokens: 2 }] });
     const response = await converse({}, true);

@@ -17,7 +17,7 @@ import {
   planConverse,
   streamExceptionName,
 } from './bedrock-formats';
-import { cohereEmbeddingSchema, converseRequestSchema, describeValidation, titanEmbeddingSchema } from './bedrock-request-schemas';
+import { cohereEmbeddingSchema, converseRequestSchema, converseRuleViolation, describeValidation, titanEmbeddingSchema } from './bedrock-request-schemas';
 import { verifySigV4 } from './bedrock-sigv4';
 import type { SimulatorRuntime, WireHandler, WireProtocol } from './wire-protocol';
 
@@ -141,6 +141,8 @@ const converse = (stream: boolean): WireHandler => async (exchange, runtime) => 
   const { requestId } = prepared;
   const parsed = converseRequestSchema.safeParse(prepared.body);
   if (!parsed.success) return sendError(exchange, 400, 'ValidationException', describeValidation(parsed.error), requestId);
+  const violation = converseRuleViolation(parsed.data, prepared.modelId);
+  if (violation !== undefined) return sendError(exchange, 400, 'ValidationException', violation, requestId);
   const result = planConverse(parsed.data, prepared.behaviour, runtime.seed, runtime.ids);
   if (!result.ok) return sendError(exchange, 400, 'ValidationException', result.message, requestId);
   const latencyMs = Math.round(prepared.behaviour.latencyMs + prepared.behaviour.ttftMs);

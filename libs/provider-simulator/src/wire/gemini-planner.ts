@@ -22,6 +22,7 @@ export interface PlannerContext {
 export function planGenerateContent(request: GenerateContentRequest, model: string, behaviour: Behaviour, context: PlannerContext): GeneratePlanResult {
   const turns = checkFunctionTurns(request.contents);
   if (turns) return { ok: false, message: turns };
+  if (jsonWithFunctionsRefused(request, model)) return { ok: false, message: "Function calling with a response mime type: 'application/json' is unsupported" };
 
   const promptTokens = countPromptTokens([...(request.systemInstruction ? [partTexts(request.systemInstruction.parts)] : []), ...request.contents.map((c) => partTexts(c.parts))]);
   if (promptTokens > behaviour.contextWindow) {
@@ -102,6 +103,16 @@ function checkFunctionTurns(contents: readonly GeminiContent[]): string | undefi
     }
   }
   return undefined;
+}
+
+/**
+ * Models before Gemini 3 refuse function declarations next to the JSON response mime type, unless
+ * function calling is switched off (mode NONE). The version is read from the model name.
+ */
+function jsonWithFunctionsRefused(request: GenerateContentRequest, model: string): boolean {
+  const major = Number(/(?:^|\/)gemini-(\d+)/.exec(model)?.[1] ?? 0);
+  const declarations = (request.tools ?? []).flatMap((t) => t.functionDeclarations ?? []);
+  return major < 3 && declarations.length > 0 && request.generationConfig?.responseMimeType === 'application/json' && request.toolConfig?.functionCallingConfig?.mode !== 'NONE';
 }
 
 function forcedFunction(request: GenerateContentRequest): FunctionDeclaration | undefined | string {

@@ -120,6 +120,15 @@ describe('Gemini API wire format over HTTP', () => {
       expect(errorOf(answer.json())).toMatchObject({ status: 'INVALID_ARGUMENT', message: expect.stringContaining(message) });
     });
 
+    it('refuses function declarations next to the JSON mime type before Gemini 3, unless function calling is off', async () => {
+      const body = { contents: [USER], tools: [{ functionDeclarations: [WEATHER] }], generationConfig: { responseMimeType: 'application/json' } };
+      const refused = await post('generateContent', body, undefined, '', 'gemini-2.5-flash');
+      expect(refused.status).toBe(400);
+      expect(errorOf(refused.json())).toMatchObject({ status: 'INVALID_ARGUMENT', message: "Function calling with a response mime type: 'application/json' is unsupported" });
+      expect((await post('generateContent', { ...body, toolConfig: { functionCallingConfig: { mode: 'NONE' } } }, undefined, '', 'gemini-2.5-flash')).status).toBe(200);
+      expect((await post('generateContent', body, undefined, '', 'gemini-3-pro-preview')).status).toBe(200);
+    });
+
     it('rejects prompts over the context window with Google\'s token-limit message', async () => {
       sim.configure({ contextWindow: 5 });
       const answer = await generate({ contents: [{ role: 'user', parts: [{ text: 'word '.repeat(20) }] }] });

@@ -1,4 +1,4 @@
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { GatewayError } from '@openrouter/errors';
 
 /** An image as bytes, for providers that take images inline rather than by URL. */
@@ -19,6 +19,10 @@ const DATA_URL = /^data:([a-z]+\/[a-z0-9.+-]+)?(;[a-z-]+=[^;,]*)*;base64,(.*)$/i
 const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
 const SUPPORTED = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 const fetchAgent = new Agent({ keepAliveTimeout: 10_000, connections: 16 });
+/** Image hosts (CDNs, object stores, wikis) commonly answer with a redirect, and some refuse requests without a User-Agent. */
+const MAX_REDIRECTS = 5;
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+const USER_AGENT = 'open-router-gateway/1.0 (image fetch)';
 
 /** Splits a base64 data URL; undefined when `url` is not one. */
 export function parseDataUrl(url: string): InlineImage | undefined {
@@ -29,33 +33,38 @@ export function parseDataUrl(url: string): InlineImage | undefined {
 
 /**
  * The bytes of an image part: decoded from a data URL, or fetched from an http(s) URL
- * (fetch-and-inline). Bad URLs, non-images and oversized bodies are the caller's 400.
+ * (fetch-and-inline), following up to MAX_REDIRECTS redirects. Every hop is checked as the first
+ * URL is (http or https only) and the size limit holds for the final body. Bad URLs, non-images
+ * and oversized bodies are the caller's 400.
  */
 export async function loadImage(url: string, options: ImageFetchOptions): Promise<InlineImage> {
   const inline = parseDataUrl(url);
   if (inline) return checked(inline);
-  let target: URL;
-  try {
-    target = new URL(url);
-  } catch {
-    throw invalidImage('is neither an http(s) URL nor a base64 data URL');
-  }
-  if (target.protocol !== 'https:' && target.protocol !== 'http:') throw invalidImage('is neither an http(s) URL nor a base64 data URL');
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const timeoutMs = options.timeoutMs ?? 15_000;
-  let response;
-  try {
-    response = await fetchAgent.request({
-      origin: target.origin,
-      path: target.pathname + target.search,
-      method: 'GET',
-      signal: options.signal,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-    });
-  } catch (error) {
-    if (options.signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled.', { cause: error });
-    throw invalidImage('could not be downloaded', error);
+  let target = httpUrl(url);
+  let response: Dispatcher.ResponseData;
+  for (let redirects = 0; ; redirects++) {
+    try {
+      response = await fetchAgent.request({
+        origin: target.origin,
+        path: target.pathname + target.search,
+        method: 'GET',
+        headers: { 'user-agent': USER_AGENT, accept: 'image/*' },
+        signal: options.signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+    } catch (error) {
+      if (options.signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled.', { cause: error });
+      throw invalidImage('could not be downloaded', error);
+    }
+    if (!REDIRECTS.has(response.statusCode)) break;
+    await response.body.dump().catch(() => undefined);
+    const location = headerValue(response.headers['location']);
+    if (location === undefined) throw invalidImage(`could not be downloaded (HTTP ${response.statusCode} without a Location)`);
+    if (redirects >= MAX_REDIRECTS) throw invalidImage(`could not be downloaded (more than ${MAX_REDIRECTS} redirects)`);
+    target = httpUrl(location, target);
   }
   if (response.statusCode !== 200) {
     await response.body.dump().catch(() => undefined);
@@ -74,6 +83,23 @@ export async function loadImage(url: string, options: ImageFetchOptions): Promis
     chunks.push(piece);
   }
   return checked({ mediaType, base64: Buffer.concat(chunks).toString('base64') });
+}
+
+/** An http(s) URL, relative ones (a redirect's Location) resolved against `base`. */
+function httpUrl(url: string, base?: URL): URL {
+  let target: URL;
+  try {
+    target = new URL(url, base);
+  } catch {
+    throw invalidImage('is neither an http(s) URL nor a base64 data URL');
+  }
+  if (target.protocol !== 'https:' && target.protocol !== 'http:') throw invalidImage('is neither an http(s) URL nor a base64 data URL');
+  return target;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  const first = Array.isArray(value) ? value[0] : value;
+  return first === undefined || first === '' ? undefined : first;
 }
 
 function checked(image: InlineImage): InlineImage {

@@ -29,6 +29,23 @@ describe('parseAnthropicErrorResponse', () => {
     },
   );
 
+  it.each([
+    [400, 'invalid_request_error', 'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.'],
+    [400, 'invalid_request_error', 'This organization has been disabled.'],
+    [400, 'invalid_request_error', 'Your organization is not allowed to use this model.'],
+    [402, 'billing_error', 'Your credit balance is too low'],
+  ])('treats a refusal of the account (HTTP %i %s "%s") as retryable elsewhere, without passing its text on', (status, type, message) => {
+    const error = parse(status, body(type, message));
+    expect(error).toMatchObject({ kind: 'upstream_error', code: 'upstream_account_refused', retryable: true, upstreamStatus: status });
+    expect(error.message).not.toMatch(/credit|organization|billing/i);
+    expect((error.cause as Error).message).toBe(message);
+  });
+
+  it('keeps an ordinary bad request naming an organization-free "not allowed" as the client’s error', () => {
+    const error = parse(400, body('invalid_request_error', 'messages.0: tool_result blocks are only allowed in user messages'));
+    expect(error).toMatchObject({ kind: 'bad_request', retryable: false });
+  });
+
   it('carries retry-after of a 429 and a 529 in milliseconds', () => {
     expect(parse(429, body('rate_limit_error', 'slow down'), '7').retryAfterMs).toBe(7000);
     expect(parse(529, body('overloaded_error', 'Overloaded'), '2').retryAfterMs).toBe(2000);

@@ -29,6 +29,12 @@ const SECRET = /\bsk-ant-[A-Za-z0-9_*.-]+|\b(?:sk|key)-[A-Za-z0-9_*.-]{6,}/gi;
 const redact = (message: string | undefined): string | undefined => (message === '' ? undefined : message?.replace(SECRET, '[redacted]'));
 
 const CONTEXT_LENGTH = /prompt is too long|exceed context limit|context window|maximum context length/i;
+/**
+ * Refusals about the gateway's own Anthropic account that arrive as a 400 invalid_request_error
+ * (an empty credit balance, a disabled organization): nothing the client sent is wrong, and
+ * another deployment may serve the request.
+ */
+const ACCOUNT_REFUSAL = /credit balance is too low|\b(?:organization|workspace)\b[^.]*\b(?:disabled|not allowed|archived)\b/i;
 
 /** The HTTP status Anthropic uses for each error type, for errors that arrive without one (stream events). */
 const STATUS_OF_TYPE: Readonly<Record<string, number>> = {
@@ -76,6 +82,7 @@ function anthropicError(status: number, detail: AnthropicErrorDetail, provider: 
     if (CONTEXT_LENGTH.test(detail.message ?? '')) {
       return new GatewayError('context_length_exceeded', withDetail('The request exceeds the model context length'), { ...base, code: 'context_length_exceeded' });
     }
+    if (ACCOUNT_REFUSAL.test(detail.message ?? '')) return accountRefusal(status, detail, provider);
   }
   switch (kindStatus) {
     case 400:
@@ -85,7 +92,7 @@ function anthropicError(status: number, detail: AnthropicErrorDetail, provider: 
       // deployment has other credentials, so the router may try it.
       return new GatewayError('auth_failed', `The provider "${provider}" rejected the gateway's credentials.`, { upstreamStatus: status, provider, code: 'upstream_auth_failed', retryable: true });
     case 402:
-      return new GatewayError('upstream_error', withDetail(`The provider "${provider}" refused to bill the request`), base);
+      return accountRefusal(status, detail, provider);
     case 403:
       return new GatewayError('permission_denied', withDetail(`The provider "${provider}" refused the request`), base);
     case 404:
@@ -107,4 +114,19 @@ function anthropicError(status: number, detail: AnthropicErrorDetail, provider: 
   }
   if (kindStatus >= 500) return new GatewayError('upstream_error', withDetail(`The provider "${provider}" failed (HTTP ${status})`), base);
   return new GatewayError('bad_request', detail.message ?? `The provider "${provider}" rejected the request (HTTP ${status}).`, base);
+}
+
+/**
+ * The provider refused the gateway's account (billing, a disabled organization). Its text is the
+ * operator's business, not the client's: it stays in the cause, which the adapter's log shows and
+ * no response carries. Another deployment may still serve the request.
+ */
+function accountRefusal(status: number, detail: AnthropicErrorDetail, provider: string): GatewayError {
+  return new GatewayError('upstream_error', `The provider "${provider}" refused the gateway's account.`, {
+    upstreamStatus: status,
+    provider,
+    code: 'upstream_account_refused',
+    retryable: true,
+    cause: new Error(detail.message ?? `HTTP ${status} ${detail.type ?? ''}`.trim()),
+  });
 }

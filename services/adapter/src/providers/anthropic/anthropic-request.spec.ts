@@ -1,5 +1,6 @@
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
+import { createHash } from 'node:crypto';
 import { type AnthropicTranslation, JSON_RESPONSE_TOOL, toAnthropicRequest } from './anthropic-request';
 
 const signal = new AbortController().signal;
@@ -178,6 +179,24 @@ describe('toAnthropicRequest', () => {
       expect((await bodyOf({ tool_choice: 'auto' })).tool_choice).toBeUndefined();
     });
 
+    it('declares stub tools, not to be called, for a tool history sent without tools', async () => {
+      const history = [
+        user('Weather in Paris and the time?'),
+        { role: 'assistant', content: null, tool_calls: [call('call_1', 'Paris'), { id: 'call_2', type: 'function', function: { name: 'clock.now', arguments: '' } }, call('call_3', 'Lyon')] },
+        { role: 'tool', tool_call_id: 'call_1', content: '21°C' },
+        { role: 'tool', tool_call_id: 'call_2', content: '12:00' },
+        { role: 'tool', tool_call_id: 'call_3', content: '19°C' },
+        user('Summarise the conversation.'),
+      ];
+      const body = await bodyOf({ messages: history });
+      const stub = (name: string) => ({ name, description: expect.stringContaining('do not call it') as unknown, input_schema: { type: 'object' } });
+      expect(body.tools).toEqual([stub('get_weather'), stub('clock_now')]);
+      expect(body.tool_choice).toEqual({ type: 'none' });
+      expect((await bodyOf({ messages: history, tool_choice: 'required' })).tool_choice).toEqual({ type: 'none' });
+      expect((await bodyOf({ messages: [user('Hi')] })).tools).toBeUndefined();
+      expect((await bodyOf({ messages: history, tools: [weatherTool] })).tools).toEqual([{ name: 'get_weather', input_schema: weatherTool.function.parameters }]);
+    });
+
     it('refuses a named tool that is not among the tools, other tool types and other tool_choice shapes', async () => {
       await expect(rejection({ tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'nope' } } })).resolves.toMatchObject({ param: 'tool_choice' });
       await expect(rejection({ tools: [{ type: 'custom', custom: { name: 'grammar' } }] })).resolves.toMatchObject({ param: 'tools[0]' });
@@ -232,7 +251,7 @@ describe('toAnthropicRequest', () => {
         user: 'u-1',
         top_k: 40,
         service_tier: 'default',
-        stop: ['\n\n', 'END'],
+        stop: ['STOP', 'END'],
         seed: 3,
         presence_penalty: 1,
         frequency_penalty: -1,
@@ -248,13 +267,27 @@ describe('toAnthropicRequest', () => {
         model: 'claude-sonnet-4-5',
         max_tokens: 1024,
         messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }],
-        metadata: { user_id: 'u-1' },
+        metadata: { user_id: createHash('sha256').update('u-1').digest('hex') },
         top_k: 40,
         service_tier: 'standard_only',
-        stop_sequences: ['\n\n', 'END'],
+        stop_sequences: ['STOP', 'END'],
       });
       expect((await bodyOf({ service_tier: 'auto' })).service_tier).toBe('auto');
       expect((await bodyOf({ service_tier: 'flex' })).service_tier).toBeUndefined();
+    });
+
+    it('sends user as a SHA-256 hex digest, so an email address or a long id is never refused', async () => {
+      const email = (await bodyOf({ user: 'ada@example.com' })).metadata?.user_id;
+      expect(email).toMatch(/^[0-9a-f]{64}$/);
+      expect(email).not.toContain('@');
+      expect((await bodyOf({ user: 'ada@example.com' })).metadata?.user_id).toBe(email);
+      expect((await bodyOf({ user: 'x'.repeat(1000) })).metadata?.user_id).toHaveLength(64);
+      expect((await bodyOf({ user: '' })).metadata).toBeUndefined();
+    });
+
+    it('leaves out whitespace-only stop sequences, which Anthropic refuses', async () => {
+      expect((await bodyOf({ stop: ['\n', 'END', ' \t'] })).stop_sequences).toEqual(['END']);
+      expect((await bodyOf({ stop: '\n' })).stop_sequences).toBeUndefined();
     });
 
     it.each([

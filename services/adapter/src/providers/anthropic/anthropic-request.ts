@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { loadImage, parseDataUrl } from '../image-source';
+import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, safeToolId, trimFinalAssistant } from '../message-content';
 
 /** Anthropic's JSON values as we send them; the shapes follow the Messages API reference. */
 type JsonObject = Record<string, unknown>;
@@ -81,12 +83,10 @@ export interface RequestOptions {
 
 /** The tool a JSON answer is forced through; a client tool of the same name is refused. */
 export const JSON_RESPONSE_TOOL = 'json_response';
+/** Anthropic's limit on tool names (`[a-zA-Z0-9_-]{1,128}`). */
+const MAX_TOOL_NAME = 128;
 /** Anthropic's sampling temperature tops out at 1 where OpenAI's goes to 2. */
 export const MAX_TEMPERATURE = 1;
-
-const TOOL_ID = /[^A-Za-z0-9_-]/g;
-/** Anthropic accepts only these characters in tool_use ids; ids from other providers may carry more. */
-const toolUseId = (id: string): string => (id.replace(TOOL_ID, '_') || 'tool_call');
 
 function unsupported(message: string, param: string): GatewayError {
   return new GatewayError('bad_request', message, { param, code: 'unsupported_parameter' });
@@ -149,17 +149,26 @@ export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: s
   if (onlySystem && onlySystem.cache_control === undefined) body.system = onlySystem.text;
   else if (system.length > 0) body.system = system;
   const responseTool = applyTools(r, body);
-  if (r.stop.length > 0) body.stop_sequences = [...r.stop];
+  if (body.tools === undefined) declareHistoryTools(body);
+  // Anthropic refuses whitespace-only stop sequences ("\n" is a common one); they are left out.
+  const stops = r.stop.filter(nonBlank);
+  if (stops.length > 0) body.stop_sequences = stops;
   if (r.temperature !== undefined) body.temperature = Math.min(r.temperature, MAX_TEMPERATURE);
   if (r.topP !== undefined) body.top_p = r.topP;
   const topK = topKOf(r.extraJson);
   if (topK !== undefined) body.top_k = topK;
-  if (r.user !== undefined && r.user !== '') body.metadata = { user_id: r.user };
+  if (r.user !== undefined && r.user !== '') body.metadata = { user_id: opaqueUserId(r.user) };
   if (r.serviceTier === 'auto') body.service_tier = 'auto';
   else if (r.serviceTier === 'default') body.service_tier = 'standard_only';
   if (r.stream) body.stream = true;
   return { body, responseTool };
 }
+
+/**
+ * Anthropic wants an opaque user id (it refuses one that looks like an email address, and any over
+ * 256 characters); a SHA-256 of `user` is stable per user and reveals nothing.
+ */
+export const opaqueUserId = (user: string): string => createHash('sha256').update(user).digest('hex');
 
 /** Parameters whose loss would silently change the answer's shape are refused up front. */
 function refuseUnsupported(r: chatv1.ChatRequest): void {
@@ -197,17 +206,6 @@ function toolResultsFirst(content: AnthropicContentBlock[]): AnthropicContentBlo
   return [...results, ...content.filter((b) => b.type !== 'tool_result')];
 }
 
-/** A final assistant turn is a prefill, and Anthropic refuses one that ends in whitespace. */
-function trimFinalAssistant(turns: AnthropicMessage[]): void {
-  const last = turns[turns.length - 1];
-  if (last?.role !== 'assistant') return;
-  const block = last.content[last.content.length - 1];
-  if (block?.type !== 'text') return;
-  block.text = block.text.trimEnd();
-  if (block.text === '') last.content.pop();
-  if (last.content.length === 0) turns.pop();
-}
-
 type Context = 'system' | 'user' | 'assistant' | 'tool';
 
 async function contentBlocks(m: chatv1.Message, param: string, options: RequestOptions, context: Context): Promise<AnthropicContentBlock[]> {
@@ -221,9 +219,6 @@ async function contentBlocks(m: chatv1.Message, param: string, options: RequestO
   }
   return blocks;
 }
-
-/** Anthropic refuses empty and whitespace-only text blocks; they carry nothing, so they are left out. */
-const nonBlank = (text: string): boolean => text.trim() !== '';
 
 async function partBlock(p: chatv1.ContentPart, param: string, options: RequestOptions, context: Context): Promise<AnthropicContentBlock | undefined> {
   if (p.text !== undefined) return nonBlank(p.text) ? { type: 'text', text: p.text } : undefined;
@@ -294,14 +289,14 @@ async function assistantBlocks(m: chatv1.Message, param: string, options: Reques
     const args = call.function?.arguments ?? '';
     const input = args.trim() === '' ? {} : parseObject(args);
     if (!input) throw invalid('Tool call arguments must be a JSON object.', `${param}.tool_calls[${k}].function.arguments`);
-    blocks.push({ type: 'tool_use', id: toolUseId(call.id), name: call.function?.name ?? '', input });
+    blocks.push({ type: 'tool_use', id: safeToolId(call.id), name: call.function?.name ?? '', input });
   }
   return blocks;
 }
 
 async function toolResult(m: chatv1.Message, param: string, options: RequestOptions): Promise<AnthropicToolResultBlock> {
   if (!m.toolCallId) throw new GatewayError('bad_request', 'A tool message needs the "tool_call_id" it answers.', { param: `${param}.tool_call_id`, code: 'missing_required_parameter' });
-  const block: AnthropicToolResultBlock = { type: 'tool_result', tool_use_id: toolUseId(m.toolCallId) };
+  const block: AnthropicToolResultBlock = { type: 'tool_result', tool_use_id: safeToolId(m.toolCallId) };
   if (m.text !== undefined) {
     if (m.text !== '') block.content = m.text;
     return block;
@@ -365,6 +360,19 @@ function applyTools(r: chatv1.ChatRequest, body: AnthropicMessagesBody): string 
       throw invalid(`Invalid value for "tool_choice": "${mode}".`, 'tool_choice');
   }
   return undefined;
+}
+
+/**
+ * Anthropic refuses tool_use and tool_result blocks in a request without tools. When the client
+ * sent a tool history but no tools, stubs named after the calls are declared and `tool_choice:
+ * none` keeps the model from calling them.
+ */
+function declareHistoryTools(body: AnthropicMessagesBody): void {
+  const blocks = body.messages.flatMap((m) => m.content);
+  if (!blocks.some((b) => b.type === 'tool_use' || b.type === 'tool_result')) return;
+  const called = blocks.flatMap((b) => (b.type === 'tool_use' ? [b.name] : []));
+  body.tools = historyToolNames(called, MAX_TOOL_NAME).map((name) => ({ name, description: HISTORY_TOOL_DESCRIPTION, input_schema: { type: 'object' } }));
+  body.tool_choice = { type: 'none' };
 }
 
 /** `parallel_tool_calls: false` is Anthropic's `disable_parallel_tool_use: true` on the tool choice. */

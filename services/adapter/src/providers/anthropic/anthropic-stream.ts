@@ -18,6 +18,7 @@ const blockDelta = z.looseObject({
   index: z.number().int().min(0),
   delta: z.looseObject({ type: z.string(), text: z.string().optional(), partial_json: z.string().optional() }),
 });
+const blockStop = z.looseObject({ type: z.literal('content_block_stop'), index: z.number().int().min(0) });
 const messageDelta = z.looseObject({
   type: z.literal('message_delta'),
   delta: z.looseObject({ stop_reason: z.string().nullish() }),
@@ -28,7 +29,7 @@ const streamEvent = z.discriminatedUnion('type', [
   blockStart,
   blockDelta,
   messageDelta,
-  z.looseObject({ type: z.literal('content_block_stop') }),
+  blockStop,
   z.looseObject({ type: z.literal('message_stop') }),
   z.looseObject({ type: z.literal('ping') }),
   z.looseObject({ type: z.literal('error') }),
@@ -43,7 +44,8 @@ export interface StreamOptions {
   now?: number;
 }
 
-type Block = { kind: 'text' } | { kind: 'answer' } | { kind: 'tool'; toolIndex: number } | { kind: 'other' };
+/** `hasInput` is set once a non-empty input fragment went out, so a call without arguments still ends with `{}`. */
+type Block = { kind: 'text' } | { kind: 'answer'; hasInput: boolean } | { kind: 'tool'; toolIndex: number; hasInput: boolean } | { kind: 'other' };
 
 /**
  * Turns Anthropic's event stream (message_start, content_block_start/delta/stop, message_delta,
@@ -102,6 +104,7 @@ export class AnthropicStreamTranslator {
       case 'error':
         throw anthropicStreamError(json, this.options.provider);
       case 'content_block_stop':
+        return this.blockStop(event);
       case 'ping':
         return [];
     }
@@ -124,12 +127,12 @@ export class AnthropicStreamTranslator {
       return b.text ? [this.chunk({ content: b.text })] : [];
     }
     if (b.type === 'tool_use' && b.name === this.options.responseTool) {
-      this.blocks.set(event.index, { kind: 'answer' });
+      this.blocks.set(event.index, { kind: 'answer', hasInput: false });
       return [];
     }
     if (b.type === 'tool_use') {
       const toolIndex = this.toolCalls++;
-      this.blocks.set(event.index, { kind: 'tool', toolIndex });
+      this.blocks.set(event.index, { kind: 'tool', toolIndex, hasInput: false });
       return [this.chunk({ toolCalls: [{ index: toolIndex, id: b.id ?? '', type: 'function', name: b.name ?? '', arguments: '' }] })];
     }
     // thinking, redacted_thinking and server tool blocks have no OpenAI counterpart.
@@ -143,11 +146,28 @@ export class AnthropicStreamTranslator {
     const d = event.delta;
     if (!block) throw this.malformed(new Error(`delta for unopened content block ${event.index}`));
     if (block.kind === 'text' && d.type === 'text_delta' && d.text) return [this.chunk({ content: d.text })];
-    if (block.kind === 'answer' && d.type === 'input_json_delta' && d.partial_json) return [this.chunk({ content: d.partial_json })];
-    if (block.kind === 'tool' && d.type === 'input_json_delta' && d.partial_json) {
-      return [this.chunk({ toolCalls: [{ index: block.toolIndex, id: undefined, type: undefined, name: undefined, arguments: d.partial_json }] })];
+    if ((block.kind === 'answer' || block.kind === 'tool') && d.type === 'input_json_delta' && d.partial_json) {
+      block.hasInput = true;
+      return [this.inputChunk(block, d.partial_json)];
     }
     return [];
+  }
+
+  /**
+   * A tool called without arguments streams only empty fragments; the non-streamed answer has
+   * `{}` for it, so the stream ends the call with `{}` too.
+   */
+  private blockStop(event: z.infer<typeof blockStop>): chatv1.ChatChunk[] {
+    this.requireStarted();
+    const block = this.blocks.get(event.index);
+    if ((block?.kind !== 'answer' && block?.kind !== 'tool') || block.hasInput) return [];
+    block.hasInput = true;
+    return [this.inputChunk(block, '{}')];
+  }
+
+  private inputChunk(block: Extract<Block, { kind: 'answer' | 'tool' }>, json: string): chatv1.ChatChunk {
+    if (block.kind === 'answer') return this.chunk({ content: json });
+    return this.chunk({ toolCalls: [{ index: block.toolIndex, id: undefined, type: undefined, name: undefined, arguments: json }] });
   }
 
   private messageDelta(event: z.infer<typeof messageDelta>): chatv1.ChatChunk[] {

@@ -61,6 +61,77 @@ describe('Converse request translation', () => {
     ]);
   });
 
+  it('drops whitespace-only text blocks, which Converse refuses as blank', async () => {
+    const { body } = await translate({
+      tools: [TOOL],
+      messages: [
+        { role: 'user', content: 'a' },
+        { role: 'user', content: ' \n' },
+        { role: 'user', content: [{ type: 'text', text: '\t' }, { type: 'text', text: 'b' }] },
+        { role: 'assistant', content: '  ', tool_calls: [{ id: 't1', type: 'function', function: { name: 'lookup', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: 't1', content: '   ' },
+        { role: 'assistant', content: [{ type: 'text', text: '\n\n' }] },
+        { role: 'user', content: 'c' },
+      ],
+    });
+    expect(body.messages).toEqual([
+      { role: 'user', content: [{ text: 'a' }, { text: 'b' }] },
+      { role: 'assistant', content: [{ toolUse: { toolUseId: 't1', name: 'lookup', input: {} } }] },
+      { role: 'user', content: [{ toolResult: { toolUseId: 't1', content: [] } }, { text: 'c' }] },
+    ]);
+  });
+
+  it('trims trailing whitespace from a final assistant message (a prefill), and drops it when nothing is left', async () => {
+    const prefill = await translate({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'The answer is \n' }] });
+    expect(prefill.body.messages[1]).toEqual({ role: 'assistant', content: [{ text: 'The answer is' }] });
+    const earlier = await translate({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello. ' }, { role: 'user', content: 'More' }] });
+    expect(earlier.body.messages[1]).toEqual({ role: 'assistant', content: [{ text: 'Hello. ' }] });
+  });
+
+  it('rewrites tool call ids to the characters and length Converse accepts, the same way on toolUse and toolResult', async () => {
+    const long = `call.${'x'.repeat(80)}`;
+    const { body } = await translate({
+      tools: [TOOL],
+      messages: [
+        { role: 'user', content: 'go' },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [
+            { id: 'functions.lookup:0', type: 'function', function: { name: 'lookup', arguments: '{}' } },
+            { id: long, type: 'function', function: { name: 'lookup', arguments: '{}' } },
+          ],
+        },
+        { role: 'tool', tool_call_id: 'functions.lookup:0', content: 'one' },
+        { role: 'tool', tool_call_id: long, content: 'two' },
+      ],
+    });
+    const ids = body.messages.flatMap((m) => m.content.flatMap((b) => ('toolUse' in b ? [b.toolUse.toolUseId] : 'toolResult' in b ? [b.toolResult.toolUseId] : [])));
+    expect(ids[0]).toBe('functions_lookup_0');
+    expect(ids[2]).toBe(ids[0]);
+    expect(ids[1]).toMatch(/^[A-Za-z0-9_-]{64}$/);
+    expect(ids[3]).toBe(ids[1]);
+  });
+
+  it('reads text parts that carry extra keys such as cache_control, in system, user, assistant and tool messages', async () => {
+    const cached = (text: string) => ({ type: 'text', text, cache_control: { type: 'ephemeral' } });
+    const { body } = await translate({
+      tools: [TOOL],
+      messages: [
+        { role: 'system', content: [cached('Be brief.')] },
+        { role: 'user', content: [cached('Long document'), { type: 'text', text: 'Question' }] },
+        { role: 'assistant', content: [cached('Earlier answer')], tool_calls: [{ id: 't1', type: 'function', function: { name: 'lookup', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: 't1', content: [cached('found')] },
+      ],
+    });
+    expect(body.system).toEqual([{ text: 'Be brief.' }]);
+    expect(body.messages).toEqual([
+      { role: 'user', content: [{ text: 'Long document' }, { text: 'Question' }] },
+      { role: 'assistant', content: [{ text: 'Earlier answer' }, { toolUse: { toolUseId: 't1', name: 'lookup', input: {} } }] },
+      { role: 'user', content: [{ toolResult: { toolUseId: 't1', content: [{ text: 'found' }] } }] },
+    ]);
+  });
+
   it('sends an assistant turn with empty content and tool calls as toolUse blocks only; empty arguments are {}', async () => {
     const { body } = await translate({
       tools: [TOOL],
@@ -104,6 +175,15 @@ describe('Converse request translation', () => {
     const withHistory = await translate({ tools: [TOOL], tool_choice: 'none', messages: TOOL_HISTORY });
     expect(withHistory.body.toolConfig?.tools).toHaveLength(1);
     expect(withHistory.body.toolConfig?.toolChoice).toBeUndefined();
+  });
+
+  it('declares stub tools for a tool history sent without tools, with no toolChoice (Converse has no "none")', async () => {
+    const { body } = await translate({ messages: [...TOOL_HISTORY, { role: 'user', content: 'Summarise.' }] });
+    expect(body.toolConfig).toEqual({
+      tools: [{ toolSpec: { name: 'lookup', description: expect.stringContaining('do not call it') as unknown, inputSchema: { json: { type: 'object' } } } }],
+    });
+    expect((await translate({ tool_choice: 'none', messages: TOOL_HISTORY })).body.toolConfig?.tools.map((t) => t.toolSpec.name)).toEqual(['lookup']);
+    expect((await translate({})).body.toolConfig).toBeUndefined();
   });
 
   it('asks for a JSON object through a system instruction', async () => {

@@ -1,6 +1,7 @@
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { InlineImage } from '../image-source';
+import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, partText, safeToolId, trimFinalAssistant } from '../message-content';
 
 /** Bedrock Converse request shapes (the subset the gateway sends). */
 export type BedrockImageFormat = 'png' | 'jpeg' | 'gif' | 'webp';
@@ -45,6 +46,9 @@ const PASSTHROUGH_KEYS = ['additionalModelRequestFields', 'additionalModelRespon
 /** Extra OpenAI parameters that ask for something Bedrock cannot do; refused rather than ignored. */
 const REFUSED_EXTRA_KEYS = ['audio', 'web_search_options', 'prediction'];
 const IMAGE_FORMATS: Readonly<Record<string, BedrockImageFormat>> = { 'image/png': 'png', 'image/jpeg': 'jpeg', 'image/gif': 'gif', 'image/webp': 'webp' };
+/** Converse's limit on tool use ids and tool names (`[a-zA-Z0-9_-]{1,64}`). */
+const MAX_TOOL_ID = 64;
+const toolId = (id: string): string => safeToolId(id, MAX_TOOL_ID);
 
 function badRequest(message: string, param: string): GatewayError {
   return new GatewayError('bad_request', message, { param, code: 'unsupported_parameter' });
@@ -72,9 +76,8 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   if (format === 'json_object') system.push({ text: JSON_OBJECT_INSTRUCTION });
   if (system.length > 0) body.system = system;
 
-  const historyUsesTools = messages.some((m) => m.content.some((b) => 'toolUse' in b || 'toolResult' in b));
   const jsonTool = format === 'json_schema' ? jsonSchemaTool(r) : undefined;
-  const toolConfig = translateTools(r, jsonTool, historyUsesTools);
+  const toolConfig = translateTools(r, jsonTool, historyTools(messages));
   if (toolConfig) body.toolConfig = toolConfig;
 
   Object.assign(body, passthrough(r.extraJson));
@@ -121,7 +124,7 @@ async function translateMessages(source: readonly chatv1.Message[], loadImage: I
     switch (m.role) {
       case 'system':
       case 'developer':
-        for (const text of messageTexts(m, where)) if (text.trim() !== '') system.push({ text });
+        for (const text of messageTexts(m, where)) if (nonBlank(text)) system.push({ text });
         break;
       case 'user':
         push('user', await userContent(m, where, loadImage));
@@ -136,6 +139,7 @@ async function translateMessages(source: readonly chatv1.Message[], loadImage: I
         throw new GatewayError('bad_request', `${where}: the role "${m.role}" is not supported by Bedrock; use tools and tool messages.`, { param: 'messages' });
     }
   }
+  trimFinalAssistant(turns);
   return { system, messages: turns };
 }
 
@@ -144,20 +148,25 @@ function messageTexts(m: chatv1.Message, where: string): string[] {
   if (m.text !== undefined) return [m.text];
   if (!m.parts) return [];
   return m.parts.parts.map((p, j) => {
-    if (p.text !== undefined) return p.text;
+    const text = partText(p);
+    if (text !== undefined) return text;
     throw new GatewayError('bad_request', `${where}.content[${j}]: only text parts are allowed in ${m.role} messages.`, { param: 'messages' });
   });
 }
 
 async function userContent(m: chatv1.Message, where: string, loadImage: ImageLoader): Promise<BedrockContentBlock[]> {
-  if (m.text !== undefined) return m.text === '' ? [] : [{ text: m.text }];
+  if (m.text !== undefined) return nonBlank(m.text) ? [{ text: m.text }] : [];
   if (!m.parts) return [];
-  return Promise.all(m.parts.parts.map((p, j) => contentBlock(p, `${where}.content[${j}]`, loadImage))).then((blocks) => blocks.filter((b) => !('text' in b) || b.text !== ''));
+  return Promise.all(m.parts.parts.map((p, j) => contentBlock(p, `${where}.content[${j}]`, loadImage))).then((blocks) => blocks.filter((b) => !('text' in b) || nonBlank(b.text)));
 }
 
+/**
+ * One content part as a Converse block. A text part with extra keys (an Anthropic-aware client's
+ * `cache_control`) is sent as its text; Converse marks cache points differently, so the key is dropped.
+ */
 async function contentBlock(p: chatv1.ContentPart, where: string, loadImage: ImageLoader): Promise<BedrockContentBlock> {
-  if (p.text !== undefined) return { text: p.text };
-  if (p.refusal !== undefined) return { text: p.refusal };
+  const text = partText(p) ?? p.refusal;
+  if (text !== undefined) return { text };
   if (p.imageUrl) return { image: await image(p.imageUrl.url, loadImage) };
   if (p.inputAudio) throw new GatewayError('bad_request', `${where}: audio input is not supported by Bedrock Converse.`, { param: 'messages', code: 'unsupported_content' });
   const type = partType(p.rawJson ?? '');
@@ -183,16 +192,17 @@ async function image(url: string, loadImage: ImageLoader): Promise<{ format: Bed
 
 function assistantContent(m: chatv1.Message, where: string): BedrockContentBlock[] {
   const blocks: BedrockContentBlock[] = [];
-  if (m.text !== undefined && m.text !== '') blocks.push({ text: m.text });
+  if (m.text !== undefined && nonBlank(m.text)) blocks.push({ text: m.text });
   else if (m.parts) {
     for (const p of m.parts.parts) {
-      const text = p.text ?? p.refusal;
+      const text = partText(p) ?? p.refusal;
       if (text === undefined) throw new GatewayError('bad_request', `${where}: assistant messages may only hold text parts.`, { param: 'messages' });
-      if (text !== '') blocks.push({ text });
+      if (nonBlank(text)) blocks.push({ text });
     }
-  } else if (m.refusal !== undefined && m.refusal !== '') blocks.push({ text: m.refusal });
+  }
+  if (blocks.length === 0 && m.refusal !== undefined && nonBlank(m.refusal)) blocks.push({ text: m.refusal });
   m.toolCalls.forEach((call, j) => {
-    blocks.push({ toolUse: { toolUseId: call.id, name: call.function?.name ?? '', input: toolInput(call.function?.arguments ?? '', `${where}.tool_calls[${j}]`) } });
+    blocks.push({ toolUse: { toolUseId: toolId(call.id), name: call.function?.name ?? '', input: toolInput(call.function?.arguments ?? '', `${where}.tool_calls[${j}]`) } });
   });
   return blocks;
 }
@@ -216,16 +226,16 @@ async function toolResult(m: chatv1.Message, where: string, loadImage: ImageLoad
   if (!m.toolCallId) throw new GatewayError('bad_request', `${where}: tool messages need a 'tool_call_id'.`, { param: 'messages' });
   const content: BedrockToolResultContent[] = [];
   if (m.text !== undefined) {
-    if (m.text !== '') content.push({ text: m.text });
+    if (nonBlank(m.text)) content.push({ text: m.text });
   } else if (m.parts) {
     for (let j = 0; j < m.parts.parts.length; j++) {
       const block = await contentBlock(m.parts.parts[j] as chatv1.ContentPart, `${where}.content[${j}]`, loadImage);
       if ('text' in block) {
-        if (block.text !== '') content.push(block);
+        if (nonBlank(block.text)) content.push(block);
       } else if ('image' in block) content.push(block);
     }
   }
-  return { toolResult: { toolUseId: m.toolCallId, content } };
+  return { toolResult: { toolUseId: toolId(m.toolCallId), content } };
 }
 
 function schemaObject(json: string, param: string): Record<string, unknown> {
@@ -244,7 +254,19 @@ function jsonSchemaTool(r: chatv1.ChatRequest): BedrockToolSpec {
   return { toolSpec: { name: JSON_RESPONSE_TOOL, description, inputSchema: { json: schemaObject(js?.schemaJson ?? '', 'response_format') } } };
 }
 
-function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undefined, historyUsesTools: boolean): ConverseBody['toolConfig'] {
+/**
+ * Converse refuses toolUse and toolResult blocks without a toolConfig. For a history with tool
+ * blocks: stubs named after its calls, declared when the request has no tools of its own.
+ * Undefined when the history has none.
+ */
+function historyTools(messages: readonly BedrockMessage[]): BedrockToolSpec[] | undefined {
+  const blocks = messages.flatMap((m) => m.content);
+  if (!blocks.some((b) => 'toolUse' in b || 'toolResult' in b)) return undefined;
+  const called = blocks.flatMap((b) => ('toolUse' in b ? [b.toolUse.name] : []));
+  return historyToolNames(called, MAX_TOOL_ID).map((name) => ({ toolSpec: { name, description: HISTORY_TOOL_DESCRIPTION, inputSchema: { json: { type: 'object' } } } }));
+}
+
+function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undefined, historyStubs: BedrockToolSpec[] | undefined): ConverseBody['toolConfig'] {
   const tools: BedrockToolSpec[] = r.tools.map((t, i) => {
     if (t.type !== 'function' || !t.function) throw badRequest(`tools[${i}]: only function tools are supported by Bedrock (got "${t.type}").`, 'tools');
     const spec: BedrockToolSpec['toolSpec'] = { name: t.function.name, inputSchema: { json: schemaObject(t.function.parametersJson, 'tools') } };
@@ -260,15 +282,14 @@ function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undef
   if (jsonTool) {
     // The answer is the forced schema tool, unless the client forces or allows its own tools.
     if (choice?.mode === 'none' || tools.length === 0) {
-      return { tools: historyUsesTools ? [...tools, jsonTool] : [jsonTool], toolChoice: { tool: { name: jsonTool.toolSpec.name } } };
+      return { tools: historyStubs ? [...tools, jsonTool] : [jsonTool], toolChoice: { tool: { name: jsonTool.toolSpec.name } } };
     }
     return { tools: [...tools, jsonTool], toolChoice: named !== undefined ? { tool: { name: named } } : { any: {} } };
   }
-  if (tools.length === 0) return undefined;
-  if (choice?.mode === 'none') {
-    // Converse has no "none"; tools are left out, except that a history with tool blocks needs them declared.
-    return historyUsesTools ? { tools } : undefined;
-  }
+  // Converse has no "none": without tools to offer, only a tool history still needs them declared;
+  // the stubs' description tells the model not to call them.
+  if (tools.length === 0) return historyStubs ? { tools: historyStubs } : undefined;
+  if (choice?.mode === 'none') return historyStubs ? { tools } : undefined;
   if (named !== undefined) return { tools, toolChoice: { tool: { name: named } } };
   if (choice?.mode === 'required') return { tools, toolChoice: { any: {} } };
   // Unset means Bedrock's default (auto); models without tool-choice support accept that form only.

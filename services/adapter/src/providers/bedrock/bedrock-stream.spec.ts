@@ -112,6 +112,23 @@ describe('ConverseStream transcripts', () => {
     expect(chunks[chunks.length - 1]?.choices[0]?.finishReason).toBe('stop');
   });
 
+  it('ends a tool call streamed without input with "{}" arguments, as the non-streamed answer has', async () => {
+    const transcript: TranscriptEntry[] = [
+      { event: 'messageStart', payload: { role: 'assistant' } },
+      { event: 'contentBlockStart', payload: { contentBlockIndex: 0, start: { toolUse: { toolUseId: 'tooluse_clock', name: 'get_time' } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { toolUse: { input: '' } } } },
+      { event: 'contentBlockStop', payload: { contentBlockIndex: 0 } },
+      { event: 'messageStop', payload: { stopReason: 'tool_use' } },
+    ];
+    const { chunks } = await replay(encode(transcript), { includeUsage: false });
+    const toolDeltas = openai(chunks).flatMap((c) => ((c['choices'] as { delta: { tool_calls?: unknown[] } }[])[0]?.delta.tool_calls ?? []) as unknown[]);
+    expect(toolDeltas).toEqual([
+      { index: 0, id: 'tooluse_clock', type: 'function', function: { name: 'get_time', arguments: '' } },
+      { index: 0, function: { arguments: '{}' } },
+    ]);
+    expect(chunks[chunks.length - 1]?.choices[0]?.finishReason).toBe('tool_calls');
+  });
+
   it('ends with the mapped error after the chunks already translated when an exception frame arrives', async () => {
     const { error, chunks } = await replayError(encode(throttledTranscript as TranscriptEntry[]));
     expect(error).toMatchObject({ kind: 'rate_limited', retryable: true, upstreamStatus: 429 });

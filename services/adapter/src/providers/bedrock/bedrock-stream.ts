@@ -98,6 +98,7 @@ const contentBlockDelta = z.looseObject({
     reasoningContent: z.looseObject({ text: z.string().optional() }).optional(),
   }),
 });
+const contentBlockStop = z.looseObject({ contentBlockIndex: blockIndex });
 const messageStop = z.looseObject({ stopReason: z.string() });
 const metadata = z.looseObject({ usage: bedrockUsageSchema.optional() });
 
@@ -115,6 +116,8 @@ interface ToolBlock {
   index: number;
   /** The json_schema answer tool: its input streams as content. */
   isAnswer: boolean;
+  /** Set once a non-empty input fragment went out, so a call without arguments still ends with `{}`. */
+  hasInput: boolean;
 }
 
 /**
@@ -146,6 +149,8 @@ export class ConverseStreamTranslator {
         return this.onBlockStart(this.parse(contentBlockStart, event));
       case 'contentBlockDelta':
         return this.onBlockDelta(this.parse(contentBlockDelta, event));
+      case 'contentBlockStop':
+        return this.onBlockStop(this.parse(contentBlockStop, event));
       case 'messageStop': {
         const stop = this.parse(messageStop, event);
         this.stopped = true;
@@ -161,7 +166,7 @@ export class ConverseStreamTranslator {
         return [{ ...this.envelope(), choices: [], usage: toCanonicalUsage(meta.usage) }];
       }
       default:
-        // contentBlockStop and any event type added later carry nothing a chunk needs.
+        // Event types added later carry nothing a chunk needs.
         return [];
     }
   }
@@ -172,11 +177,11 @@ export class ConverseStreamTranslator {
     const isAnswer = this.ctx.jsonTool !== undefined && toolUse.name === this.ctx.jsonTool;
     if (isAnswer) {
       this.answeredByJsonTool = true;
-      this.tools.set(e.contentBlockIndex, { index: -1, isAnswer });
+      this.tools.set(e.contentBlockIndex, { index: -1, isAnswer, hasInput: false });
       return this.ensureStarted();
     }
     const index = this.toolCount++;
-    this.tools.set(e.contentBlockIndex, { index, isAnswer });
+    this.tools.set(e.contentBlockIndex, { index, isAnswer, hasInput: false });
     return [...this.ensureStarted(), this.chunk({ toolCalls: [{ index, id: toolUse.toolUseId, type: 'function', name: toolUse.name, arguments: '' }] })];
   }
 
@@ -187,11 +192,24 @@ export class ConverseStreamTranslator {
       const tool = this.tools.get(e.contentBlockIndex);
       if (!tool) throw malformed(this.ctx.provider, 'tool input for a block that never started');
       if (d.toolUse.input === '') return [];
-      if (tool.isAnswer) return [this.chunk({ content: d.toolUse.input })];
-      return [this.chunk({ toolCalls: [{ index: tool.index, id: undefined, type: undefined, name: undefined, arguments: d.toolUse.input }] })];
+      tool.hasInput = true;
+      return [this.inputChunk(tool, d.toolUse.input)];
     }
     if (d.reasoningContent?.text) return [...this.ensureStarted(), this.chunk({ extraJson: JSON.stringify({ reasoning_content: d.reasoningContent.text }) })];
     return [];
+  }
+
+  /** A tool called without arguments streams no input; the non-streamed answer has `{}` for it, so the stream does too. */
+  private onBlockStop(e: z.infer<typeof contentBlockStop>): chatv1.ChatChunk[] {
+    const tool = this.tools.get(e.contentBlockIndex);
+    if (!tool || tool.hasInput) return [];
+    tool.hasInput = true;
+    return [this.inputChunk(tool, '{}')];
+  }
+
+  private inputChunk(tool: ToolBlock, json: string): chatv1.ChatChunk {
+    if (tool.isAnswer) return this.chunk({ content: json });
+    return this.chunk({ toolCalls: [{ index: tool.index, id: undefined, type: undefined, name: undefined, arguments: json }] });
   }
 
   /** A role chunk when the provider skipped messageStart, so clients always see one first. */

@@ -27,6 +27,8 @@ const noEstimate = (): chatv1.Usage => estimatedUsage(-1, -1);
 
 interface StreamFixture {
   includeUsage: boolean;
+  /** The function a JSON answer was forced through, when the request had one. */
+  answerTool?: string;
   chunks: unknown[];
   error?: { kind: string; retryable: boolean; retryAfterMs?: number };
 }
@@ -48,17 +50,18 @@ async function* slices(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
 describe('Gemini fixtures', () => {
   describe.each(fixtures('request-', '.json'))('request %s', (name) => {
     it('becomes the expected generateContent body', async () => {
-      const f = json<{ openai: unknown; gemini: unknown }>(name);
+      const f = json<{ openai: unknown; gemini: unknown; answerTool?: string }>(name);
       const signal = new AbortController().signal;
-      const body = await toGeminiRequest(parseChatRequest(f.openai), (url) => loadImage(url, { signal }));
+      const { body, answerTool } = await toGeminiRequest(parseChatRequest(f.openai), (url) => loadImage(url, { signal }), UPSTREAM_MODEL);
       expect(body).toEqual(f.gemini);
+      expect(answerTool).toBe(f.answerTool ?? undefined);
     });
   });
 
   describe.each(fixtures('response-', '.json'))('response %s', (name) => {
     it('becomes the expected chat.completion', () => {
-      const f = json<{ gemini: { responseId?: string }; openai: unknown }>(name);
-      const completion = fromGeminiResponse(f.gemini, { requestId: REQUEST_ID, created: NOW, upstreamModel: UPSTREAM_MODEL, provider: 'gemini', estimateUsage: noEstimate });
+      const f = json<{ gemini: { responseId?: string }; openai: unknown; answerTool?: string }>(name);
+      const completion = fromGeminiResponse(f.gemini, { requestId: REQUEST_ID, created: NOW, upstreamModel: UPSTREAM_MODEL, provider: 'gemini', estimateUsage: noEstimate, answerTool: f.answerTool });
       expect(toOpenAICompletion(completion, PUBLIC_MODEL)).toEqual(withCallIds(f.openai, f.gemini.responseId ?? REQUEST_ID));
     });
   });
@@ -68,7 +71,15 @@ describe('Gemini fixtures', () => {
 
     it.each([7, 64, 100_000])('replays into the expected chunks when read %i bytes at a time', async (size) => {
       const signal = new AbortController().signal;
-      const translator = new GeminiStreamTranslator({ requestId: REQUEST_ID, created: NOW, upstreamModel: UPSTREAM_MODEL, includeUsage: expected.includeUsage, provider: 'gemini', estimateUsage: noEstimate });
+      const translator = new GeminiStreamTranslator({
+        requestId: REQUEST_ID,
+        created: NOW,
+        upstreamModel: UPSTREAM_MODEL,
+        includeUsage: expected.includeUsage,
+        provider: 'gemini',
+        estimateUsage: noEstimate,
+        answerTool: expected.answerTool,
+      });
       const seen: unknown[] = [];
       let error: unknown;
       try {

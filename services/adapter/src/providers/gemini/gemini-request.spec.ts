@@ -1,7 +1,7 @@
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import type { InlineImage } from '../image-source';
-import { modelResource, toGeminiRequest } from './gemini-request';
+import { allowsJsonWithFunctions, type GeminiRequestBody, JSON_RESPONSE_FUNCTION, modelResource, toGeminiRequest } from './gemini-request';
 import { toGeminiSchema } from './gemini-schema';
 
 const PNG: InlineImage = { mediaType: 'image/png', base64: 'iVBORw0KGgo=' };
@@ -10,7 +10,9 @@ const loader = async (url: string): Promise<InlineImage> => {
   fetched.push(url);
   return PNG;
 };
-const translate = (body: Record<string, unknown>) => toGeminiRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], ...body }), loader);
+const translation = (body: Record<string, unknown>, upstreamModel = 'gemini-2.5-flash') =>
+  toGeminiRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], ...body }), loader, upstreamModel);
+const translate = async (body: Record<string, unknown>) => (await translation(body)).body;
 async function refusal(body: Record<string, unknown>): Promise<GatewayError> {
   const error = await translate(body).then(
     () => undefined,
@@ -110,6 +112,59 @@ describe('toGeminiRequest', () => {
   it('sends json_object as the JSON mime type alone and maps reasoning_effort to a thinking budget', async () => {
     const body = await translate({ response_format: { type: 'json_object' }, reasoning_effort: 'none' });
     expect(body.generationConfig).toEqual({ responseMimeType: 'application/json', thinkingConfig: { thinkingBudget: 0 } });
+  });
+
+  describe('JSON mode next to tools', () => {
+    const tool = { type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { q: { type: 'string' } } } } };
+    const schema = { type: 'json_schema', json_schema: { name: 'answer', schema: { type: 'object', properties: { ok: { type: 'boolean' } } } } };
+    const answerOf = (body: GeminiRequestBody) => body.tools?.[0]?.functionDeclarations.find((d) => d.name === JSON_RESPONSE_FUNCTION);
+
+    it('forces the answer through a function on models before Gemini 3, which refuse the JSON mime type next to functions', async () => {
+      const { body, answerTool } = await translation({ tools: [tool], response_format: schema });
+      expect(answerTool).toBe(JSON_RESPONSE_FUNCTION);
+      expect(body.generationConfig).toBeUndefined();
+      expect(answerOf(body)?.parameters).toEqual({ type: 'OBJECT', properties: { ok: { type: 'BOOLEAN' } }, propertyOrdering: ['ok'] });
+      expect(body.toolConfig).toEqual({ functionCallingConfig: { mode: 'ANY' } });
+      const none = await translation({ tools: [tool], tool_choice: 'none', response_format: { type: 'json_object' } });
+      expect(none.body.toolConfig).toEqual({ functionCallingConfig: { mode: 'ANY', allowedFunctionNames: [JSON_RESPONSE_FUNCTION] } });
+      expect(answerOf(none.body)?.parametersJsonSchema).toEqual({ type: 'object' });
+    });
+
+    it('leaves the format unenforced when a function call is required anyway', async () => {
+      for (const choice of ['required', { type: 'function', function: { name: 'f' } }]) {
+        const { body, answerTool } = await translation({ tools: [tool], tool_choice: choice, response_format: schema });
+        expect(answerTool).toBeUndefined();
+        expect(answerOf(body)).toBeUndefined();
+        expect(body.generationConfig).toBeUndefined();
+      }
+    });
+
+    it('keeps the JSON mime type and schema next to tools on Gemini 3, and without tools on any model', async () => {
+      const three = await translation({ tools: [tool], response_format: schema }, 'models/gemini-3-pro-preview');
+      expect(three.answerTool).toBeUndefined();
+      expect(three.body.generationConfig).toMatchObject({ responseMimeType: 'application/json' });
+      const alone = await translation({ response_format: schema });
+      expect(alone.answerTool).toBeUndefined();
+      expect(alone.body.generationConfig).toMatchObject({ responseMimeType: 'application/json', responseSchema: expect.any(Object) as unknown });
+    });
+
+    it.each([
+      ['gemini-2.5-flash', false],
+      ['models/gemini-2.0-flash-001', false],
+      ['gemini-flash-latest', false],
+      ['tunedModels/my-model', false],
+      ['gemini-3-pro-preview', true],
+      ['gemini-3.1-flash', true],
+    ])('reads %s as %s for JSON next to functions', (model, allowed) => {
+      expect(allowsJsonWithFunctions(model)).toBe(allowed);
+    });
+
+    it('refuses a client tool named like the answer function and a schema whose root is not an object', async () => {
+      const reserved = await refusal({ tools: [{ type: 'function', function: { name: JSON_RESPONSE_FUNCTION } }], response_format: schema });
+      expect(reserved).toMatchObject({ kind: 'bad_request', param: 'tools' });
+      const list = await refusal({ tools: [tool], response_format: { type: 'json_schema', json_schema: { name: 'l', schema: { type: 'array', items: { type: 'string' } } } } });
+      expect(list).toMatchObject({ kind: 'bad_request', param: 'response_format.json_schema.schema' });
+    });
   });
 
   it('sends a tool schema Gemini\'s subset cannot express as parametersJsonSchema', async () => {

@@ -51,8 +51,30 @@ export interface GeminiRequestBody {
   generationConfig?: GeminiGenerationConfig;
 }
 
+export interface GeminiTranslation {
+  body: GeminiRequestBody;
+  /**
+   * Set when a JSON answer is forced through a function (JSON mode next to tools, on models
+   * before Gemini 3): the call of this function is the answer, returned as message content.
+   */
+  answerTool: string | undefined;
+}
+
 /** Fetches (or decodes) the bytes of an image URL; the adapter passes `loadImage`. */
 export type ImageLoader = (url: string) => Promise<InlineImage>;
+
+/** The function a JSON answer is forced through; a client tool of the same name is refused then. */
+export const JSON_RESPONSE_FUNCTION = 'json_response';
+
+/**
+ * Models before Gemini 3 refuse function calling next to `responseMimeType: application/json`
+ * ("Function calling with a response mime type: 'application/json' is unsupported"). The version
+ * is read from the model name; a name without one (a tuned model, an alias) counts as older.
+ */
+export function allowsJsonWithFunctions(upstreamModel: string): boolean {
+  const major = /(?:^|\/)gemini-(\d+)/.exec(upstreamModel)?.[1];
+  return major !== undefined && Number(major) >= 3;
+}
 
 /**
  * The signature Google documents for function calls whose real thought signature is not at hand
@@ -104,7 +126,7 @@ export function modelResource(upstreamModel: string): string {
  * nothing the client can see, and refused with a 400 naming the parameter otherwise;
  * docs/providers/gemini.md lists every decision.
  */
-export async function toGeminiRequest(r: chatv1.ChatRequest, loadImage: ImageLoader): Promise<GeminiRequestBody> {
+export async function toGeminiRequest(r: chatv1.ChatRequest, loadImage: ImageLoader, upstreamModel: string): Promise<GeminiTranslation> {
   const extra = r.extraJson ? (parseObject(r.extraJson) ?? {}) : {};
   refuseUnsupported(r, extra);
   const toolNames = toolNamesById(r.messages);
@@ -136,10 +158,15 @@ export async function toGeminiRequest(r: chatv1.ChatRequest, loadImage: ImageLoa
 
   const body: GeminiRequestBody = { contents };
   if (system.length > 0) body.systemInstruction = { parts: system };
-  applyTools(r, body);
-  const config = generationConfig(r, extra);
+  const jsonByFunction = r.tools.length > 0 && wantsJson(r.responseFormat) && !allowsJsonWithFunctions(upstreamModel);
+  const answerTool = applyTools(r, body, jsonByFunction ? answerDeclaration(r.responseFormat) : undefined);
+  const config = generationConfig(r, extra, !jsonByFunction);
   if (Object.keys(config).length > 0) body.generationConfig = config;
-  return body;
+  return { body, answerTool };
+}
+
+function wantsJson(rf: chatv1.ResponseFormat | undefined): boolean {
+  return rf?.type === 'json_object' || rf?.type === 'json_schema';
 }
 
 function refuseUnsupported(r: chatv1.ChatRequest, extra: JsonObject): void {
@@ -292,8 +319,15 @@ async function toolResultParts(m: chatv1.Message, param: string, toolNames: Read
   return [{ functionResponse: { name, response: parseObject(text) ?? { result: text } } }, ...media];
 }
 
-/** Tools as function declarations, tool_choice as the function calling mode. */
-function applyTools(r: chatv1.ChatRequest, body: GeminiRequestBody): void {
+/**
+ * Tools as function declarations, tool_choice as the function calling mode. With an answer
+ * function (JSON mode next to tools on a model that cannot combine them) it is declared too and
+ * the answer is forced through it as the Anthropic adapter does: with tool_choice auto the model
+ * must call a client function or answer (mode ANY), with none it must answer; with required or a
+ * named function the answer is a call anyway and the format is not enforced. Returns the answer
+ * function's name when it was declared.
+ */
+function applyTools(r: chatv1.ChatRequest, body: GeminiRequestBody, answer: GeminiFunctionDeclaration | undefined): string | undefined {
   const declarations = r.tools.map(toDeclaration);
   const choice = r.toolChoice;
   if (choice?.rawJson !== undefined) throw unsupported('This form of "tool_choice" is not supported by this model; use none, auto, required or a named function.', 'tool_choice');
@@ -301,28 +335,51 @@ function applyTools(r: chatv1.ChatRequest, body: GeminiRequestBody): void {
     throw invalid(`"tool_choice" names the function "${choice.functionName}", which is not among the tools.`, 'tool_choice');
   }
   if (choice?.mode === 'required' && declarations.length === 0) throw invalid('"tool_choice" "required" needs at least one tool.', 'tool_choice');
-  if (declarations.length === 0) return;
+  if (declarations.length === 0) return undefined;
   body.tools = [{ functionDeclarations: declarations }];
   if (choice?.functionName !== undefined) {
     body.toolConfig = { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: [choice.functionName] } };
-    return;
+    return undefined;
   }
   const mode = choice?.mode;
+  if (answer && (mode === undefined || mode === 'auto' || mode === 'none')) {
+    if (declarations.some((d) => d.name === answer.name)) throw invalid(`The tool name "${answer.name}" is reserved for JSON answers on this model.`, 'tools');
+    body.tools = [{ functionDeclarations: [...declarations, answer] }];
+    body.toolConfig = { functionCallingConfig: mode === 'none' ? { mode: 'ANY', allowedFunctionNames: [answer.name] } : { mode: 'ANY' } };
+    return answer.name;
+  }
   switch (mode) {
     case undefined:
-      return;
+      return undefined;
     case 'auto':
       body.toolConfig = { functionCallingConfig: { mode: 'AUTO' } };
-      return;
+      return undefined;
     case 'none':
       body.toolConfig = { functionCallingConfig: { mode: 'NONE' } };
-      return;
+      return undefined;
     case 'required':
       body.toolConfig = { functionCallingConfig: { mode: 'ANY' } };
-      return;
+      return undefined;
     default:
       throw invalid(`Invalid value for "tool_choice": "${mode}".`, 'tool_choice');
   }
+}
+
+/** The function a JSON answer is forced through: its parameters are the requested schema (any object for json_object). */
+function answerDeclaration(rf: chatv1.ResponseFormat | undefined): GeminiFunctionDeclaration {
+  const extra = rf?.jsonSchema?.description;
+  const head = { name: JSON_RESPONSE_FUNCTION, description: `Give the final answer as JSON through this function.${extra ? ` ${extra}` : ''}` };
+  const text = rf?.type === 'json_schema' ? (rf.jsonSchema?.schemaJson ?? '') : '';
+  if (text === '') return { ...head, parametersJsonSchema: { type: 'object' } };
+  const schema = parseObject(text);
+  if (!schema) throw invalid('The JSON schema must be a JSON object.', 'response_format.json_schema.schema');
+  if (schema['type'] !== undefined && schema['type'] !== 'object') {
+    throw unsupported('Next to tools, this model needs a JSON schema with an object at its root.', 'response_format.json_schema.schema');
+  }
+  const rooted = schema['type'] === undefined ? { type: 'object', ...schema } : schema;
+  // Gemini's Schema refuses an OBJECT without properties; JSON Schema takes any object.
+  const converted = hasNoProperties(rooted) ? undefined : toGeminiSchema(rooted);
+  return converted ? { ...head, parameters: converted } : { ...head, parametersJsonSchema: withoutMetaKeywords(rooted) };
 }
 
 function toDeclaration(t: chatv1.Tool, index: number): GeminiFunctionDeclaration {
@@ -346,7 +403,7 @@ function withoutMetaKeywords(schema: JsonObject): JsonObject {
   return rest;
 }
 
-function generationConfig(r: chatv1.ChatRequest, extra: JsonObject): GeminiGenerationConfig {
+function generationConfig(r: chatv1.ChatRequest, extra: JsonObject, withResponseFormat: boolean): GeminiGenerationConfig {
   const config: GeminiGenerationConfig = {};
   if (r.stop.length > 0) config.stopSequences = [...r.stop];
   const maxTokens = r.maxCompletionTokens ?? r.maxTokens;
@@ -364,7 +421,7 @@ function generationConfig(r: chatv1.ChatRequest, extra: JsonObject): GeminiGener
     if (r.topLogprobs !== undefined && r.topLogprobs > 0) config.logprobs = r.topLogprobs;
   }
   if (r.reasoningEffort !== undefined) config.thinkingConfig = { thinkingBudget: THINKING_BUDGETS[r.reasoningEffort] ?? 0 };
-  applyResponseFormat(r.responseFormat, config);
+  if (withResponseFormat) applyResponseFormat(r.responseFormat, config);
   return config;
 }
 

@@ -124,6 +124,8 @@ export interface CompletionContext {
   provider: string;
   /** Stands in for usage when Gemini reports none. */
   estimateUsage: (completionText: string) => chatv1.Usage;
+  /** The function a JSON answer was forced through, if any: its call is the answer text. */
+  answerTool?: string | undefined;
 }
 
 export interface CandidateParts {
@@ -132,13 +134,18 @@ export interface CandidateParts {
   toolCalls: chatv1.ToolCall[];
 }
 
-/** The visible text, thought summary and function calls of one candidate's parts. */
-export function splitParts(parts: readonly ResponsePart[], idOf: (position: number, name: string) => string, firstPosition = 0): CandidateParts {
+/**
+ * The visible text, thought summary and function calls of one candidate's parts. A call of
+ * `answerTool` is a forced JSON answer: its arguments are text, not a tool call.
+ */
+export function splitParts(parts: readonly ResponsePart[], idOf: (position: number, name: string) => string, firstPosition = 0, answerTool?: string): CandidateParts {
   let text: string | undefined;
   let reasoning: string | undefined;
   const toolCalls: chatv1.ToolCall[] = [];
   for (const part of parts) {
-    if (part.functionCall) {
+    if (part.functionCall && answerTool !== undefined && part.functionCall.name === answerTool) {
+      text = (text ?? '') + JSON.stringify(part.functionCall.args ?? {});
+    } else if (part.functionCall) {
       const call = part.functionCall;
       const id = call.id || idOf(firstPosition + toolCalls.length, call.name);
       toolCalls.push({ id, type: 'function', function: { name: call.name, arguments: JSON.stringify(call.args ?? {}) } });
@@ -161,7 +168,7 @@ export function fromGeminiResponse(json: unknown, ctx: CompletionContext): chatv
   let allText = '';
   const choices = candidates.map((c, position): chatv1.Choice => {
     const index = c.index ?? position;
-    const parts = splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, index, at, name));
+    const parts = splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, index, at, name), 0, ctx.answerTool);
     allText += (parts.text ?? '') + parts.toolCalls.map((t) => t.function?.arguments ?? '').join('');
     const finish = finishReason(c.finishReason ?? 'STOP', parts.toolCalls.length > 0);
     const content = parts.text ?? (parts.toolCalls.length > 0 || finish === 'content_filter' ? undefined : '');

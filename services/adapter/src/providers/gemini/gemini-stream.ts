@@ -11,6 +11,8 @@ export interface StreamContext {
   provider: string;
   /** Stands in for usage when the stream reported none. */
   estimateUsage: (completionText: string) => chatv1.Usage;
+  /** The function a JSON answer was forced through, if any: its call streams as content. */
+  answerTool?: string | undefined;
 }
 
 interface CandidateState {
@@ -58,7 +60,7 @@ export class GeminiStreamTranslator {
       }
       if (state.finished) return;
       const key = this.responseId ?? this.ctx.requestId;
-      const parts = splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, index, at, name), state.toolCalls);
+      const parts = splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, index, at, name), state.toolCalls, this.ctx.answerTool);
       if (parts.reasoning) out.push(this.chunk(index, { extraJson: JSON.stringify({ reasoning_content: parts.reasoning }) }));
       if (parts.text) {
         this.text += parts.text;

@@ -59,13 +59,13 @@ export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
       const request = call.request;
-      const body = await toGeminiRequest(request, (url) => loadImage(url, { signal: call.signal }));
+      const { body, answerTool } = await toGeminiRequest(request, (url) => loadImage(url, { signal: call.signal }), call.upstreamModel);
       const created = Math.floor(Date.now() / 1000);
       const estimateUsage = (completionText: string): chatv1.Usage => estimatedUsage(estimatePromptTokens(request), countTextTokens(completionText));
       if (!request.stream) {
         const response = await send(call.upstreamModel, 'generateContent', body, call);
         const json = await readJson(response, call);
-        yield { completion: fromGeminiResponse(json, { requestId: call.requestId, created, upstreamModel: call.upstreamModel, provider: id, estimateUsage }) };
+        yield { completion: fromGeminiResponse(json, { requestId: call.requestId, created, upstreamModel: call.upstreamModel, provider: id, estimateUsage, answerTool }) };
         return;
       }
       const response = await send(call.upstreamModel, 'streamGenerateContent', body, call);
@@ -76,6 +76,7 @@ export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini
         includeUsage: request.streamOptions?.includeUsage === true,
         provider: id,
         estimateUsage,
+        answerTool,
       });
       let ended = false;
       try {
