@@ -1,17 +1,21 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1 } from '@openrouter/contracts';
+import { onResponseClose } from '../routes/client-connection';
 import type { BudgetReservation, BudgetService } from './budget.service';
 
 declare module 'fastify' {
   interface FastifyRequest {
     budget?: BudgetReservation;
+    /** Set once the request's usage is tracked: its usage record then settles the reservation. */
+    metered?: boolean;
   }
 }
 
 /**
  * Reserves the request's worst case against its budgets (throws `budget_exceeded`). The usage
  * recorder settles it with the real cost when the response ends; if nothing does (the request
- * failed before it was metered), it is released once the response has closed.
+ * failed or its client left before it was metered), it is released once the response has closed,
+ * including a close that happened while the reservation was being made.
  */
 export async function reserveBudget(budgets: BudgetService, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const context = request.requestContext;
@@ -19,8 +23,10 @@ export async function reserveBudget(budgets: BudgetService, request: FastifyRequ
   const reservation = await budgets.reserve({ requestId: String(request.id), tenant: context, body: request.body });
   if (!reservation) return;
   request.budget = reservation;
-  // Deferred, so the usage recorder's own close handler settles with the real cost first.
-  reply.raw.once('close', () => setImmediate(() => void reservation.release()));
+  // A metered request is settled by its usage record, which may wait for a provider call to end.
+  onResponseClose(reply, () => {
+    if (!request.metered) void reservation.release();
+  });
 }
 
 /**

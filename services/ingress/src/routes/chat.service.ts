@@ -21,6 +21,8 @@ export interface OpenedChat {
  * before the answer starts can still be told to the client as a proper HTTP error.
  */
 export async function openChat(router: RouterPort, context: routerv1.RequestContext, request: chatv1.ChatRequest, signal: AbortSignal): Promise<OpenedChat> {
+  // A client that is gone already gets no provider call (nothing would be read or paid for it).
+  if (signal.aborted) throw new GatewayError('cancelled', 'The client went away.');
   const events = answerEvents(router.chat({ context, request }, signal));
   const head = await events.next();
   if (head.done || !('decision' in head.value)) throw new GatewayError('upstream_error', 'The router answered without a routing decision.');

@@ -5,6 +5,7 @@ import type { Logger } from '@openrouter/observability';
 import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type UsagePublisher } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import type { BudgetReservation } from '../budgets/budget.service';
+import { onResponseClose } from '../routes/client-connection';
 
 export type UsageOperation = 'chat' | 'completion' | 'embedding';
 
@@ -24,6 +25,7 @@ export interface MeteredExchange {
 
 /** An HTTP request/response pair as a metered exchange. */
 export function httpExchange(req: FastifyRequest, reply: FastifyReply): MeteredExchange {
+  req.metered = true;
   return {
     id: String(req.id),
     body: req.body,
@@ -31,7 +33,7 @@ export function httpExchange(req: FastifyRequest, reply: FastifyReply): MeteredE
     context: () => req.requestContext,
     budget: () => req.budget,
     traceHeaders: () => req.traceHeaders ?? traceHeaders(req),
-    onEnd: (listener) => void reply.raw.once('close', listener),
+    onEnd: (listener) => onResponseClose(reply, listener),
     outcome: () => ({ cancelled: !reply.raw.writableFinished, status: reply.raw.statusCode }),
   };
 }
@@ -103,6 +105,9 @@ export class UsageTrack {
   private streamedChars = 0;
   private errorKind: ErrorKind | undefined;
   private finished = false;
+  /** Calls in flight (`guard`): the record waits for them, so an answer that arrives is metered. */
+  private pending = 0;
+  private ended = false;
   private priced: { key: string; value: PricedUsage } | undefined;
   private decision: routerv1.RouteDecision | undefined;
 
@@ -116,7 +121,10 @@ export class UsageTrack {
     const body = exchange.body as { model?: unknown; stream?: unknown } | null | undefined;
     this.event.requestedModel = typeof body?.model === 'string' ? body.model.slice(0, 256) : '';
     this.event.stream = body?.stream === true;
-    exchange.onEnd(() => this.finish());
+    exchange.onEnd(() => {
+      this.ended = true;
+      if (this.pending === 0) this.finish();
+    });
   }
 
   /** The routing decision (the first one, when a request makes several calls). */
@@ -141,11 +149,16 @@ export class UsageTrack {
 
   /** Records the error kind of a failed call, then rethrows it. */
   async guard<T>(call: Promise<T>): Promise<T> {
+    this.pending++;
     try {
       return await call;
     } catch (error) {
       this.failed(error);
       throw error;
+    } finally {
+      // The client left during the call: the record is written once the handler has taken in
+      // what the call returned (its routing and answer), on the next turn of the loop.
+      if (--this.pending === 0 && this.ended) setImmediate(() => this.finish());
     }
   }
 
