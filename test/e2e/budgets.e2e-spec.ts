@@ -285,4 +285,62 @@ describe('budgets through the gateway', () => {
       expect(moneyText(new Money(soft?.spent ?? '0'))).not.toBe('0');
     }, 60_000);
   });
+
+  describe('a hard budget reserves for the dearest model the router may use', () => {
+    let gw: TestGateway;
+    // 1000 micro-units: enough for one gpt-4o-mini call of 200 tokens, far from one of `dear`.
+    const budget = '0.001';
+
+    beforeAll(async () => {
+      gw = await startTestGateway({
+        configure: (doc) => {
+          withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: budget, enforcement: 'hard' }])(doc);
+          const models = doc['models'] as Array<Record<string, unknown>>;
+          models.push(
+            { id: 'dear', capabilities: ['chat', 'completions'], pricing: { input: '5', output: '20' }, deployments: [{ id: 'sim-dear', provider: 'simulated', model: 'dear-upstream' }] },
+            { id: 'cheap', capabilities: ['chat', 'completions'], pricing: { input: '0.15', output: '0.60' }, fallbacks: ['dear'], deployments: [{ id: 'sim-cheap', provider: 'simulated', model: 'cheap-upstream' }] },
+          );
+          doc['routing'] = { ...(doc['routing'] as object), retry: { maxAttempts: 2 } };
+        },
+      });
+    }, 120_000);
+    afterAll(async () => gw?.close());
+    beforeEach(async () => {
+      gw.sim.configure({ completionTokens: 200, faults: [] });
+    });
+
+    /** What a request answered, and whether the ledger still holds no more than the budget. */
+    async function outcome(call: () => Promise<Response>): Promise<{ status: number; code?: string | undefined }> {
+      const response = await call();
+      const json = (await response.json()) as { error?: { code?: string } };
+      const [s] = await waitFor(async () => {
+        const st = await gw.gateway.ingress.budgets.status();
+        return st[0]?.reserved === '0' ? st : undefined;
+      });
+      expect(new Money(s?.spent ?? '1').lessThanOrEqualTo(budget)).toBe(true);
+      return { status: response.status, code: json.error?.code };
+    }
+
+    const post = (path: string, body: unknown, headers: Record<string, string> = {}) => () =>
+      fetch(`${gw.baseURL}${path}`, { method: 'POST', headers: { authorization: `Bearer ${TEST_DEV_KEY}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+    it('counts a configured fallback the router fails over to', async () => {
+      gw.sim.configure({ completionTokens: 200, faults: [{ model: 'cheap-upstream', kind: 'http_error', status: 500 }] });
+      expect(await outcome(post('/chat/completions', { model: 'cheap', max_tokens: 200, messages: hi }))).toEqual({ status: 402, code: 'budget_exceeded' });
+    });
+
+    it('counts a fallback list sent in the x-openrouter-models header', async () => {
+      gw.sim.configure({ completionTokens: 200, faults: [{ model: 'sim-mini-upstream', kind: 'http_error', status: 500 }] });
+      expect(await outcome(post('/chat/completions', { model: 'gpt-4o-mini', max_tokens: 200, messages: hi }, { 'x-openrouter-models': 'dear' }))).toEqual({ status: 402, code: 'budget_exceeded' });
+      // Without fallbacks the same request fits: gpt-4o-mini alone is reserved for (and fails here).
+      expect((await outcome(post('/chat/completions', { model: 'gpt-4o-mini', max_tokens: 200, messages: hi }, { 'x-openrouter-models': 'dear', 'x-openrouter-route': '{"allow_fallbacks":false}' }))).status).toBe(502);
+    });
+
+    it('counts every prompt of a legacy completion', async () => {
+      const prompts = Array.from({ length: 40 }, (_, i) => `say something ${i}`);
+      expect(await outcome(post('/completions', { model: 'gpt-4o-mini', max_tokens: 200, prompt: prompts }))).toEqual({ status: 402, code: 'budget_exceeded' });
+      // One prompt fits, and is answered.
+      expect((await outcome(post('/completions', { model: 'gpt-4o-mini', max_tokens: 200, prompt: prompts.slice(0, 1) }))).status).toBe(200);
+    });
+  });
 });
