@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { usagev1, type chatv1, type routerv1 } from '@openrouter/contracts';
 import { GatewayError, type ErrorKind } from '@openrouter/errors';
@@ -116,7 +117,9 @@ export class UsageTrack {
     private readonly exchange: MeteredExchange,
     operation: UsageOperation,
   ) {
-    this.event = emptyUsageEvent(exchange.id, exchange.receivedAtMs);
+    // The client's request id is not unique (clients reuse one across calls): the record gets its own.
+    this.event = emptyUsageEvent(randomUUID(), exchange.receivedAtMs);
+    this.event.requestId = exchange.id.slice(0, 256);
     this.event.operation = OPERATIONS[operation];
     const body = exchange.body as { model?: unknown; stream?: unknown } | null | undefined;
     this.event.requestedModel = typeof body?.model === 'string' ? body.model.slice(0, 256) : '';
