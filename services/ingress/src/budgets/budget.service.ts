@@ -83,7 +83,8 @@ export class BudgetService {
     }
     const capped = outcome.amountMicros < worst;
     const hard = accounts.some((a) => a.budget.enforcement === 'hard');
-    if (!capped && hard && !embedding && positiveInt(body['max_completion_tokens']) === undefined && positiveInt(body['max_tokens']) === undefined) {
+    // Only absent limits are filled in: an invalid one is left for the handler to refuse (400).
+    if (!capped && hard && !embedding && body['max_completion_tokens'] == null && body['max_tokens'] == null) {
       // The reservation assumed this many output tokens: the provider must not write more.
       body['max_tokens'] = perChoice;
     }
@@ -91,7 +92,7 @@ export class BudgetService {
       // Ask the provider for no more output than the reservation pays for.
       const affordable = Math.max(1, Math.floor(new Money(outcome.amountMicros).minus(promptMicros).dividedBy(price.outputMicros).dividedBy(choices).toNumber()));
       if (positiveInt(body['max_completion_tokens']) !== undefined) body['max_completion_tokens'] = affordable;
-      else body['max_tokens'] = affordable;
+      else if (body['max_tokens'] == null || positiveInt(body['max_tokens']) !== undefined) body['max_tokens'] = affordable;
     }
     const reservation = new BudgetReservation(this, id, accounts, outcome.amountMicros, capped, promptMicros, price.outputMicros);
     this.open.set(id, reservation);
