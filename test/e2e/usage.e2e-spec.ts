@@ -126,3 +126,47 @@ describe.each([
     expect(gw.gateway.billing.usage.stats().duplicates).toBe(0);
   }, 120_000);
 });
+
+describe('legacy completions with several prompts', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (document) => {
+        // A provider call is only ended by the gateway here, never by its own timeout.
+        const providers = document['providers'] as Record<string, Record<string, unknown>>;
+        providers['simulated'] = { ...providers['simulated'], timeoutMs: 120_000 };
+      },
+    });
+  }, 120_000);
+  afterAll(async () => gw?.close());
+
+  it('stops the other prompts at the provider when one fails', async () => {
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 500, remaining: 1 }, { kind: 'timeout' }] });
+    try {
+      const error = await gw.client().completions.create({ model: 'gpt-4o-mini', prompt: ['one', 'two', 'three'], max_tokens: 5 }).then(
+        () => undefined,
+        (e: { status?: number }) => e,
+      );
+      expect(error?.status).toBe(502);
+      const calls = await waitFor(() => {
+        const seen = gw.sim.requests();
+        return seen.length === 3 && seen.every((r) => r.outcome !== 'pending') ? seen : undefined;
+      }, { timeoutMs: 10_000, what: 'every prompt call ended' });
+      expect(calls.map((c) => c.outcome).sort()).toEqual(['aborted', 'aborted', 'error']);
+    } finally {
+      gw.sim.configure({ faults: [] });
+    }
+  });
+
+  it('streams every prompt under the first answer’s id and creation time, the usage chunk too', async () => {
+    const stream = await gw.client().completions.create({ model: 'gpt-4o-mini', prompt: ['one', 'two', 'three'], max_tokens: 5, stream: true, stream_options: { include_usage: true } });
+    const chunks: Array<{ id: string; created: number; usage?: unknown; choices: Array<{ index: number }> }> = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(new Set(chunks.flatMap((c) => c.choices.map((ch) => ch.index)))).toEqual(new Set([0, 1, 2]));
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect(chunks[0]?.id).toMatch(/^cmpl-/);
+    expect(new Set(chunks.map((c) => c.created)).size).toBe(1);
+    expect(chunks.at(-1)?.usage).toBeTruthy();
+  });
+});
