@@ -7,6 +7,7 @@ import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type Usa
 import { countPromptTokens } from '../access/prompt-tokens';
 import type { BudgetReservation } from '../budgets/budget.service';
 import { onResponseClose } from '../routes/client-connection';
+import { outputChars } from './output-chars';
 
 export type UsageOperation = 'chat' | 'completion' | 'embedding';
 
@@ -176,7 +177,7 @@ export class UsageTrack {
 
   chunk(chunk: chatv1.ChatChunk): void {
     if (chunk.choices.length > 0) this.markFirstToken();
-    for (const choice of chunk.choices) this.streamedChars += (choice.delta?.content?.length ?? 0) + (choice.delta?.refusal?.length ?? 0);
+    this.streamedChars += outputChars(chunk);
     if (chunk.usage) this.addUsage(chunk.usage);
   }
 
@@ -192,6 +193,15 @@ export class UsageTrack {
     const key = `${servedModel}\n${deployment}\n${status}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}`;
     if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price(this.event) };
     return this.priced.value;
+  }
+
+  /** The tokens so far, as the client's usage chunk shows them (estimated until the provider's usage arrived). */
+  tokens(): chatv1.Usage {
+    this.fillTokens();
+    const t = this.event.tokens;
+    const prompt = t?.prompt ?? 0;
+    const completion = t?.completion ?? 0;
+    return { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedReadTokens: t?.cachedRead ?? 0, cacheWriteTokens: t?.cacheWrite ?? 0, reasoningTokens: t?.reasoning ?? 0, estimated: t?.estimated ?? false };
   }
 
   costHeaders(): Record<string, string> {
