@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import OpenAI from 'openai';
 import type { budgetv1 } from '@openrouter/contracts';
 import { InProcessBudgetBus, toMicros } from '@openrouter/budgets';
@@ -17,6 +18,62 @@ function withBudgets(list: unknown[], redis = false): (doc: Record<string, unkno
 }
 
 const hi = [{ role: 'user' as const, content: 'hi' }];
+
+/**
+ * A TCP proxy in front of Redis that can hold what the gateway sends, so a test decides when a
+ * request's Redis calls (its reservation) complete.
+ */
+async function gatedProxy(target: URL): Promise<{ url: string; hold(): void; release(): void; close(): Promise<void> }> {
+  let held = false;
+  const waiting: Array<() => void> = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('data', (data) => (held ? waiting.push(() => upstream.write(data)) : upstream.write(data)));
+    upstream.on('data', (data) => client.write(data));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    hold: () => void (held = true),
+    release: () => {
+      held = false;
+      for (const write of waiting.splice(0)) write();
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Sends a chat request on a raw socket and returns the socket, so the test can drop it. */
+async function rawChat(url: string, body: unknown): Promise<Socket> {
+  const target = new URL(url);
+  const json = JSON.stringify(body);
+  const socket = connect(Number(target.port), target.hostname);
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer ${TEST_DEV_KEY}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
+  return socket;
+}
+
+/** Chat requests the ingress has finished with (answered or abandoned), from its own metrics. */
+async function chatExchangesEnded(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) if (line.startsWith('openrouter_http_requests_total{') && line.includes('route="/v1/chat/completions"')) total += Number(line.split(' ').pop());
+  return total;
+}
 
 describe('budgets through the gateway', () => {
   describe('a hard budget on a real Redis', () => {
@@ -60,6 +117,49 @@ describe('budgets through the gateway', () => {
       expect(toMicros(status.spent)).toBeLessThanOrEqual(toMicros(budget));
     }, 120_000);
   });
+
+  it('gives a client that leaves while its reservation is being made no provider call, and holds nothing for it', async () => {
+    const gate = await gatedProxy(new URL(sharedRedisUrl()));
+    const gw = await startTestGateway({
+      configure: (doc) => {
+        withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: '10', enforcement: 'hard' }])(doc);
+        doc['access'] = { ...(doc['access'] as object), redis: { url: gate.url, keyPrefix: `budgets-e2e-${randomBytes(4).toString('hex')}:` } };
+      },
+    });
+    try {
+      const budgets = gw.gateway.ingress.budgets;
+      const reserve = jest.spyOn(budgets, 'reserve');
+      gate.hold();
+      const sockets = await Promise.all(Array.from({ length: 10 }, (_, i) => rawChat(gw.url, { model: 'gpt-4o-mini', max_tokens: 100, messages: [{ role: 'user', content: `hello ${i}` }] })));
+      // Every request waits on Redis for its reservation when its client leaves.
+      await waitFor(() => reserve.mock.calls.length === 10 || undefined, { what: 'ten reservations under way' });
+      for (const socket of sockets) socket.destroy();
+      await waitFor(async () => (await chatExchangesEnded(gw.url)) === 10 || undefined, { what: 'the ingress to see every client leave' });
+      gate.release();
+      await Promise.allSettled(reserve.mock.results.map((r) => r.value as Promise<unknown>));
+      const [status] = await waitFor(async () => {
+        const s = await budgets.status();
+        return budgets.inFlight === 0 && s[0]?.reserved === '0' ? s : undefined;
+      }, { what: 'every reservation released' });
+      expect(status?.spent).toBe('0');
+      expect(gw.sim.requests()).toHaveLength(0);
+
+      // The next request is served and recorded as usual: one usage record, the ledger holds its cost.
+      const { response } = await gw.client().chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 20, messages: hi }).withResponse();
+      const cost = response.headers.get('x-openrouter-cost') ?? 'missing';
+      await waitFor(() => gw.gateway.billing.usage.stats().stored === 1 || undefined, { what: 'the served request recorded' });
+      const [after] = await waitFor(async () => {
+        const s = await budgets.status();
+        return s[0]?.reserved === '0' && s[0].spent !== '0' ? s : undefined;
+      });
+      expect(toMicros(after?.spent ?? '0')).toBe(toMicros(cost));
+      expect(gw.sim.requests()).toHaveLength(1);
+      expect(gw.gateway.billing.usage.stats()).toMatchObject({ stored: 1, duplicates: 0 });
+    } finally {
+      await gw.close();
+      await gate.close();
+    }
+  }, 60_000);
 
   it('reserves for a prompt that quotes special tokens, counting them as plain text', async () => {
     const gw = await startTestGateway({ configure: withBudgets([{ id: 'org-monthly', scope: { org: 'default' }, period: 'monthly', amount: '10', enforcement: 'hard' }]) });
@@ -184,5 +284,63 @@ describe('budgets through the gateway', () => {
       expect(soft).toMatchObject({ limit: '0.000001', currency: 'USD', scope: { orgId: 'default' } });
       expect(moneyText(new Money(soft?.spent ?? '0'))).not.toBe('0');
     }, 60_000);
+  });
+
+  describe('a hard budget reserves for the dearest model the router may use', () => {
+    let gw: TestGateway;
+    // 1000 micro-units: enough for one gpt-4o-mini call of 200 tokens, far from one of `dear`.
+    const budget = '0.001';
+
+    beforeAll(async () => {
+      gw = await startTestGateway({
+        configure: (doc) => {
+          withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: budget, enforcement: 'hard' }])(doc);
+          const models = doc['models'] as Array<Record<string, unknown>>;
+          models.push(
+            { id: 'dear', capabilities: ['chat', 'completions'], pricing: { input: '5', output: '20' }, deployments: [{ id: 'sim-dear', provider: 'simulated', model: 'dear-upstream' }] },
+            { id: 'cheap', capabilities: ['chat', 'completions'], pricing: { input: '0.15', output: '0.60' }, fallbacks: ['dear'], deployments: [{ id: 'sim-cheap', provider: 'simulated', model: 'cheap-upstream' }] },
+          );
+          doc['routing'] = { ...(doc['routing'] as object), retry: { maxAttempts: 2 } };
+        },
+      });
+    }, 120_000);
+    afterAll(async () => gw?.close());
+    beforeEach(async () => {
+      gw.sim.configure({ completionTokens: 200, faults: [] });
+    });
+
+    /** What a request answered, and whether the ledger still holds no more than the budget. */
+    async function outcome(call: () => Promise<Response>): Promise<{ status: number; code?: string | undefined }> {
+      const response = await call();
+      const json = (await response.json()) as { error?: { code?: string } };
+      const [s] = await waitFor(async () => {
+        const st = await gw.gateway.ingress.budgets.status();
+        return st[0]?.reserved === '0' ? st : undefined;
+      });
+      expect(new Money(s?.spent ?? '1').lessThanOrEqualTo(budget)).toBe(true);
+      return { status: response.status, code: json.error?.code };
+    }
+
+    const post = (path: string, body: unknown, headers: Record<string, string> = {}) => () =>
+      fetch(`${gw.baseURL}${path}`, { method: 'POST', headers: { authorization: `Bearer ${TEST_DEV_KEY}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+    it('counts a configured fallback the router fails over to', async () => {
+      gw.sim.configure({ completionTokens: 200, faults: [{ model: 'cheap-upstream', kind: 'http_error', status: 500 }] });
+      expect(await outcome(post('/chat/completions', { model: 'cheap', max_tokens: 200, messages: hi }))).toEqual({ status: 402, code: 'budget_exceeded' });
+    });
+
+    it('counts a fallback list sent in the x-openrouter-models header', async () => {
+      gw.sim.configure({ completionTokens: 200, faults: [{ model: 'sim-mini-upstream', kind: 'http_error', status: 500 }] });
+      expect(await outcome(post('/chat/completions', { model: 'gpt-4o-mini', max_tokens: 200, messages: hi }, { 'x-openrouter-models': 'dear' }))).toEqual({ status: 402, code: 'budget_exceeded' });
+      // Without fallbacks the same request fits: gpt-4o-mini alone is reserved for (and fails here).
+      expect((await outcome(post('/chat/completions', { model: 'gpt-4o-mini', max_tokens: 200, messages: hi }, { 'x-openrouter-models': 'dear', 'x-openrouter-route': '{"allow_fallbacks":false}' }))).status).toBe(502);
+    });
+
+    it('counts every prompt of a legacy completion', async () => {
+      const prompts = Array.from({ length: 40 }, (_, i) => `say something ${i}`);
+      expect(await outcome(post('/completions', { model: 'gpt-4o-mini', max_tokens: 200, prompt: prompts }))).toEqual({ status: 402, code: 'budget_exceeded' });
+      // One prompt fits, and is answered.
+      expect((await outcome(post('/completions', { model: 'gpt-4o-mini', max_tokens: 200, prompt: prompts.slice(0, 1) }))).status).toBe(200);
+    });
   });
 });

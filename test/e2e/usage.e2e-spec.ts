@@ -7,6 +7,7 @@ import { usageTestConfig } from '../support/usage-fixtures';
 
 interface Row {
   event_id: string;
+  request_id: string;
   cost: string;
   status: string;
   operation: string;
@@ -21,7 +22,7 @@ interface Row {
 async function rows(gw: TestGateway): Promise<Row[]> {
   return queryRows<Row>(
     gw.gateway.billing.usage.store,
-    'SELECT event_id, toString(cost) AS cost, status, operation, stream, prompt_tokens, completion_tokens, org_id, served_model, price_version FROM {db:Identifier}.usage_events FINAL',
+    'SELECT event_id, request_id, toString(cost) AS cost, status, operation, stream, prompt_tokens, completion_tokens, org_id, served_model, price_version FROM {db:Identifier}.usage_events FINAL',
   );
 }
 
@@ -88,7 +89,7 @@ describe.each([
     await waitFor(async () => (await rows(gw)).length === total, { timeoutMs: 60_000, intervalMs: 200, what: `${total} usage rows` });
     const stored = await rows(gw);
     expect(new Set(stored.map((r) => r.event_id)).size).toBe(total);
-    const byId = new Map(stored.map((r) => [r.event_id, r]));
+    const byId = new Map(stored.map((r) => [r.request_id, r]));
     for (const r of nonStream) expect(moneyText(new Money(byId.get(r.id)?.cost ?? '-1'))).toBe(r.header);
     const expectedChat = nonStream.reduce((sum, r) => sum.plus(r.header), new Money(0));
     const storedChat = stored.filter((r) => r.operation === 'chat' && !r.stream && r.status === 'ok').reduce((sum, r) => sum.plus(r.cost), new Money(0));
@@ -104,4 +105,68 @@ describe.each([
       expect(r.prompt_tokens).toBeGreaterThan(0);
     }
   }, 240_000);
+
+  it('records every request once even when clients reuse a request id, keeping the id beside a unique event id', async () => {
+    const before = (await rows(gw)).length;
+    const client = gw.client();
+    const costs: string[] = [];
+    // Several calls under one trace id, as agent frameworks send them, then one without an id.
+    for (let i = 0; i < 3; i++) {
+      const { response } = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `question number ${i}` }] }, { headers: { 'x-request-id': 'trace-abc-123' } }).withResponse();
+      expect(response.headers.get('x-request-id')).toBe('trace-abc-123');
+      costs.push(response.headers.get('x-openrouter-cost') ?? 'missing');
+    }
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'no id' }] });
+    await waitFor(async () => (await rows(gw)).length === before + 4, { timeoutMs: 60_000, intervalMs: 200, what: 'four more usage rows' });
+    const shared = (await rows(gw)).filter((r) => r.request_id === 'trace-abc-123');
+    expect(shared).toHaveLength(3);
+    expect(new Set(shared.map((r) => r.event_id)).size).toBe(3);
+    for (const r of shared) expect(r.event_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-/);
+    expect(shared.map((r) => moneyText(new Money(r.cost))).sort()).toEqual([...costs].sort());
+    expect(gw.gateway.billing.usage.stats().duplicates).toBe(0);
+  }, 120_000);
+});
+
+describe('legacy completions with several prompts', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (document) => {
+        // A provider call is only ended by the gateway here, never by its own timeout.
+        const providers = document['providers'] as Record<string, Record<string, unknown>>;
+        providers['simulated'] = { ...providers['simulated'], timeoutMs: 120_000 };
+      },
+    });
+  }, 120_000);
+  afterAll(async () => gw?.close());
+
+  it('stops the other prompts at the provider when one fails', async () => {
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 500, remaining: 1 }, { kind: 'timeout' }] });
+    try {
+      const error = await gw.client().completions.create({ model: 'gpt-4o-mini', prompt: ['one', 'two', 'three'], max_tokens: 5 }).then(
+        () => undefined,
+        (e: { status?: number }) => e,
+      );
+      expect(error?.status).toBe(502);
+      const calls = await waitFor(() => {
+        const seen = gw.sim.requests();
+        return seen.length === 3 && seen.every((r) => r.outcome !== 'pending') ? seen : undefined;
+      }, { timeoutMs: 10_000, what: 'every prompt call ended' });
+      expect(calls.map((c) => c.outcome).sort()).toEqual(['aborted', 'aborted', 'error']);
+    } finally {
+      gw.sim.configure({ faults: [] });
+    }
+  });
+
+  it('streams every prompt under the first answer’s id and creation time, the usage chunk too', async () => {
+    const stream = await gw.client().completions.create({ model: 'gpt-4o-mini', prompt: ['one', 'two', 'three'], max_tokens: 5, stream: true, stream_options: { include_usage: true } });
+    const chunks: Array<{ id: string; created: number; usage?: unknown; choices: Array<{ index: number }> }> = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(new Set(chunks.flatMap((c) => c.choices.map((ch) => ch.index)))).toEqual(new Set([0, 1, 2]));
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect(chunks[0]?.id).toMatch(/^cmpl-/);
+    expect(new Set(chunks.map((c) => c.created)).size).toBe(1);
+    expect(chunks.at(-1)?.usage).toBeTruthy();
+  });
 });

@@ -12,7 +12,7 @@ describe('ClickHouse migrations (chDB)', () => {
     expect(second.applied).toEqual([]);
     const recorded = await queryRows<{ version: number; name: string }>(target, 'SELECT version, name FROM {db:Identifier}.schema_migrations FINAL ORDER BY version');
     expect(recorded.map((r) => r.name)).toEqual(USAGE_MIGRATIONS.map((m) => m.name));
-    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history', 'usage_daily_signed_counts']);
+    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history', 'usage_daily_signed_counts', 'usage_event_request_id']);
     const tables = await queryRows<{ name: string }>(target, 'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name', { db: target.database });
     expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['usage_events', 'usage_event_ids', 'usage_event_ids_mv', 'usage_daily', 'usage_daily_mv', 'schema_migrations']));
   }, 60_000);
@@ -36,7 +36,7 @@ describe('ClickHouse migrations (chDB)', () => {
         query: "INSERT INTO {db:Identifier}.usage_daily (day, org_id, currency, requests, prompt_tokens, cost) VALUES ('2025-03-01', 'acme', 'USD', 3, 300, '1.5')",
         query_params: { db: older.database },
       });
-      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([5]);
+      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([5, 6]);
       const columns = await queryRows<{ name: string; type: string }>(older, "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'usage_daily' AND name IN ('requests', 'prompt_tokens')", { db: older.database });
       expect(columns).toEqual([
         { name: 'requests', type: 'Int64' },

@@ -51,6 +51,21 @@ describe('config', () => {
     expect(problems).toContain('models[0].pricing.input');
   });
 
+  it('refuses a rollup reconciliation that looks back past the raw events\' retention', () => {
+    const problems = (doc: Record<string, unknown>): string => {
+      try {
+        parseConfig(doc, { SIM_KEY: 'k' });
+        return '';
+      } catch (e) {
+        return e instanceof ConfigError ? e.problems.join('\n') : String(e);
+      }
+    };
+    const usage = { clickhouse: { retentionDays: 7 } };
+    expect(problems({ ...minimal, usage, billing: { http: { port: 0 }, rollup: { lookbackDays: 7 } } })).toContain('billing.rollup.lookbackDays: must be less than usage.clickhouse.retentionDays (7)');
+    expect(problems({ ...minimal, usage, billing: { http: { port: 0 }, rollup: { lookbackDays: 6 } } })).toBe('');
+    expect(problems({ ...minimal, usage, billing: { http: { port: 0 }, rollup: { lookbackDays: 30, reconcileIntervalMs: 0 } } })).toBe('');
+  });
+
   it('reports cross-references: unknown providers and duplicate ids', () => {
     const bad = { ...minimal, models: [{ id: 'm', deployments: [{ provider: 'ghost', model: 'x' }] }, { id: 'm', deployments: [{ provider: 'sim', model: 'x' }] }] };
     expect(() => parseConfig(bad, { SIM_KEY: 'k' })).toThrow(/models\[0\]\.deployments\[0\]\.provider: unknown provider "ghost"[\s\S]*models\[1\]\.id: duplicate model id "m"/);

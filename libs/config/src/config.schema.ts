@@ -97,6 +97,15 @@ export const configSchema = z
     }
     for (const issue of accessReferenceIssues(config.access)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of routingReferenceIssues(config.routing, config.models, Object.keys(config.providers))) ctx.addIssue({ code: 'custom', ...issue });
+    const rollup = config.billing.rollup;
+    if (rollup.reconcileIntervalMs > 0 && config.usage.clickhouse.retentionDays <= rollup.lookbackDays) {
+      // The reconciliation compares each day with its raw events: once they expire it would erase the day's rollup.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['billing', 'rollup', 'lookbackDays'],
+        message: `must be less than usage.clickhouse.retentionDays (${config.usage.clickhouse.retentionDays}): the rollup reconciliation needs each day's raw events, which are deleted after retentionDays`,
+      });
+    }
   });
 
 export type GatewayConfig = z.infer<typeof configSchema>;

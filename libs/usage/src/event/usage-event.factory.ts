@@ -29,5 +29,6 @@ export function emptyUsageEvent(eventId: string, receivedAtMs: number): usagev1.
     status: usagev1.Status.STATUS_UNSPECIFIED,
     errorKind: '',
     httpStatus: 0,
+    requestId: '',
   };
 }

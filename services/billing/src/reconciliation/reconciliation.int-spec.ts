@@ -129,6 +129,14 @@ describe('reconciliation (chDB, redis-server)', () => {
       await reconciler.close();
     });
 
+    it('never compares a day whose raw events may have expired', async () => {
+      // Retention of 2 days at NOW: of a 3-day look-back only the day wholly inside it is compared.
+      const reconciler = new RollupReconciler(store.client, store.database, { lookbackDays: 3, settleMs: 0, retentionDays: 2 }, logger, { clock: () => NOW });
+      const days = await reconciler.reconcileWindow();
+      expect(days.map((d) => d.day)).toEqual(['2025-03-11']);
+      await reconciler.close();
+    });
+
     it('adds what the rollup missed, and corrects a day only with the lease', async () => {
       const day = '2025-03-11';
       await repository.insertRows([repository.encode(event('c1', Date.parse(`${day}T08:00:00Z`), 'search', '0.1'))]);

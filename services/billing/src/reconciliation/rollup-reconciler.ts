@@ -55,7 +55,8 @@ export class RollupReconciler {
   constructor(
     private readonly client: ClickHouseClient,
     private readonly database: string,
-    private readonly settings: { lookbackDays: number; settleMs: number },
+    /** `retentionDays`: the raw events' TTL; a day not wholly within it is never compared. */
+    private readonly settings: { lookbackDays: number; settleMs: number; retentionDays?: number },
     private readonly logger: Logger,
     options: LeasedJobOptions & {
       clock?: () => number;
@@ -77,11 +78,21 @@ export class RollupReconciler {
     return this.job.runIfLeased();
   }
 
-  /** Each closed UTC day of the last `lookbackDays`, oldest first. */
+  /**
+   * Each closed UTC day of the last `lookbackDays`, oldest first, that lies wholly within the raw
+   * events' retention: a day whose first events may have expired would look over-counted and have
+   * its rollup taken off.
+   */
   async reconcileWindow(): Promise<DayReconciliation[]> {
-    const today = Math.floor(this.clock() / DAY_MS);
+    const now = this.clock();
+    const today = Math.floor(now / DAY_MS);
+    const kept = this.settings.retentionDays === undefined ? -Infinity : now - this.settings.retentionDays * DAY_MS;
     const out: DayReconciliation[] = [];
-    for (let back = this.settings.lookbackDays; back >= 1; back--) out.push(await this.reconcileDay(new Date((today - back) * DAY_MS).toISOString().slice(0, 10)));
+    for (let back = this.settings.lookbackDays; back >= 1; back--) {
+      const start = (today - back) * DAY_MS;
+      if (start < kept) continue;
+      out.push(await this.reconcileDay(new Date(start).toISOString().slice(0, 10)));
+    }
     return out;
   }
 

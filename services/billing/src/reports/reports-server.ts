@@ -56,7 +56,7 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
     // A shared ClickHouse server may have several billing replicas, and each would correct the rollup.
     logger.warn('the rollup reconciliation runs without a lease (no access.redis.url): run a single billing replica against this ClickHouse, or configure Redis');
   }
-  const rollup = new RollupReconciler(usage.store.client, usage.store.database, { lookbackDays, settleMs }, logger, { lease: lease('rollup-reconciliation', reconcileIntervalMs), metrics });
+  const rollup = new RollupReconciler(usage.store.client, usage.store.database, { lookbackDays, settleMs, retentionDays: config.usage.clickhouse.retentionDays }, logger, { lease: lease('rollup-reconciliation', reconcileIntervalMs), metrics });
   rollup.start(reconcileIntervalMs);
   const budgets = reconciler;
   return {

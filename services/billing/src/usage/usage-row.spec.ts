@@ -23,6 +23,7 @@ describe('usage rows', () => {
     event.attempts = [{ provider: 'openai', deployment: 'd#0', status: usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR, errorKind: 'rate_limited', latencyMs: 12 }];
     event.cost = { amount: '12345678901234567890.123456789012345678', currency: 'USD', priceVersion: 'v' };
     event.status = usagev1.Status.STATUS_OK;
+    event.requestId = 'trace-1';
     const values = toUsageRowValues(event);
     expect(values).toHaveLength(USAGE_EVENT_COLUMNS.length);
     const row = Object.fromEntries(USAGE_EVENT_COLUMNS.map((column, i) => [column, values[i]]));
@@ -37,6 +38,7 @@ describe('usage rows', () => {
         'attempts.latency_ms': [12],
         cost: '12345678901234567890.123456789012345678',
         status: 'ok',
+        request_id: 'trace-1',
       }),
     );
   });

@@ -47,6 +47,7 @@ export const USAGE_EVENT_COLUMNS = [
   'status',
   'error_kind',
   'http_status',
+  'request_id',
 ] as const satisfies readonly [string, ...string[]];
 
 export type UsageEventColumn = (typeof USAGE_EVENT_COLUMNS)[number];
@@ -167,5 +168,6 @@ export function toUsageRowValues(event: usagev1.UsageEvent, time: ClickHouseTime
     STATUS[event.status],
     event.errorKind,
     event.httpStatus,
+    event.requestId,
   ];
 }

@@ -7,6 +7,7 @@ import type { Admission } from '../access/rate-limiter';
 import { RateLimitedError } from '../access/rate-limiter';
 import { BudgetService } from '../budgets/budget.service';
 import { reserveBudget } from '../budgets/budget-request';
+import { clientHasLeft, stopIfClientLeft } from '../routes/client-connection';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -35,6 +36,9 @@ export class ApiKeyGuard implements CanActivate {
     const authenticated = await this.access.authenticate(presented, String(request.id), trafficAttributes(request.headers, body));
     if (!authenticated) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
     request.requestContext = authenticated.context;
+    // Every check below awaits Redis: a client that leaves meanwhile is stopped after each one,
+    // so its request never reaches a provider and holds nothing.
+    stopIfClientLeft(reply);
     const model = typeof body === 'object' && body !== null && typeof (body as Record<string, unknown>)['model'] === 'string' ? String((body as Record<string, unknown>)['model']) : '';
     try {
       request.admission = await this.access.admit(authenticated.record, authenticated.context, model, body);
@@ -44,6 +48,11 @@ export class ApiKeyGuard implements CanActivate {
       throw error;
     }
     if (this.budgets) await reserveBudget(this.budgets, request, reply);
+    if (clientHasLeft(reply)) {
+      // The reservation, if any, is released by its close listener (the request is not metered).
+      void request.admission.settle(0);
+      stopIfClientLeft(reply);
+    }
     return true;
   }
 }

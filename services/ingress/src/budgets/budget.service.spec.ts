@@ -9,7 +9,7 @@ import { BudgetService } from './budget.service';
 const tenant = { orgId: 'acme', teamId: 't', projectId: 'p', keyId: 'k1' };
 const NOW = Date.parse('2025-06-14T12:00:00Z');
 
-function service(budgets: unknown[], extra: Record<string, unknown> = {}) {
+function service(budgets: unknown[], extra: Record<string, unknown> = {}, catalog: { models?: unknown[]; routing?: Record<string, unknown> } = {}) {
   const config = parseConfig(
     {
       version: 1,
@@ -20,7 +20,8 @@ function service(budgets: unknown[], extra: Record<string, unknown> = {}) {
       alerting: { http: { port: 0 } },
       providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1' } },
       // 1 micro-unit per input token, 2 per output token.
-      models: [{ id: 'm', pricing: { input: '1', output: '2' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }],
+      models: catalog.models ?? [{ id: 'm', pricing: { input: '1', output: '2' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }],
+      ...(catalog.routing ? { routing: catalog.routing } : {}),
       budgets: { list: budgets, ...extra },
     },
     {},
@@ -82,5 +83,64 @@ describe('BudgetService', () => {
       [100, '0.0014', '2025-06-14'],
     ]);
     expect(published[0]?.eventId).toBe('b/2025-06-14/50');
+  });
+
+  describe('prices the dearest model the router may use for the request', () => {
+    // Every model costs 1 micro-unit per input token; the output price tells them apart.
+    const model = (id: string, output: string, more: Record<string, unknown> = {}) => ({ id, pricing: { input: '1', output }, deployments: [{ id: `${id}-d`, provider: 'sim', model: id }], ...more });
+    const hard = [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }];
+    const hi = [{ role: 'user', content: 'hi' }];
+    // "hi" pads to 22 prompt tokens: the worst case is 22 + 10 × (the dearest output price).
+    const worst = (output: number) => 22 + 10 * output;
+
+    async function reserved(body: Record<string, unknown>, catalog: { models?: unknown[]; routing?: Record<string, unknown> }, headers: Record<string, string> = {}): Promise<number | undefined> {
+      const { budgetService } = service(hard, {}, catalog);
+      return (await budgetService.reserve({ requestId: 'r', tenant, body: { max_tokens: 10, messages: hi, ...body }, headers }))?.amountMicros;
+    }
+
+    it('follows configured fallbacks transitively, unless the request forbids fallbacks', async () => {
+      const models = [model('m', '2', { fallbacks: ['f1'] }), model('f1', '3', { fallbacks: ['f2'] }), model('f2', '50')];
+      expect(await reserved({ model: 'm' }, { models })).toBe(worst(50));
+      expect(await reserved({ model: 'm', route: { allow_fallbacks: false } }, { models })).toBe(worst(2));
+    });
+
+    it('reads the fallback list and route from the x-openrouter-models and x-openrouter-route headers', async () => {
+      const models = [model('m', '2'), model('dear', '40')];
+      expect(await reserved({ model: 'm' }, { models }, { 'x-openrouter-models': 'dear' })).toBe(worst(40));
+      expect(await reserved({ model: 'm' }, { models }, { 'x-openrouter-models': 'dear', 'x-openrouter-route': '{"allow_fallbacks":false}' })).toBe(worst(2));
+    });
+
+    it('keeps a policy that does not let requests turn fallbacks off', async () => {
+      const models = [model('m', '2', { fallbacks: ['dear'] }), model('dear', '40')];
+      const routing = { policies: [{ id: 'p', match: { org: 'acme' }, route: { allowFallbacks: true }, allowOverrides: false }] };
+      expect(await reserved({ model: 'm', route: { allow_fallbacks: false } }, { models, routing })).toBe(worst(40));
+    });
+
+    it('includes experiment arms and both sides of a gray release', async () => {
+      const models = [model('m', '2'), model('arm', '30'), model('canary', '45'), model('base', '7')];
+      expect(await reserved({ model: 'm' }, { models, routing: { experiments: [{ id: 'e', target: 'm', arms: [{ name: 'a', model: 'm', weight: 1 }, { name: 'b', model: 'arm', weight: 1 }] }] } })).toBe(worst(30));
+      expect(await reserved({ model: 'm' }, { models, routing: { grayReleases: [{ id: 'g', target: 'm', baseline: 'base', canary: 'canary', steps: [{ afterMinutes: 0, percent: 5 }] }] } })).toBe(worst(45));
+    });
+
+    it('includes models with a larger context window while context fallback is on', async () => {
+      const models = [model('m', '2', { contextWindow: 8_000 }), model('long', '60', { contextWindow: 1_000_000 })];
+      expect(await reserved({ model: 'm' }, { models })).toBe(worst(60));
+      expect(await reserved({ model: 'm' }, { models, routing: { contextFallback: false } })).toBe(worst(2));
+    });
+
+    it('reserves the output, prompt margin and request fee once per legacy prompt', async () => {
+      const models = [{ id: 'm', pricing: { input: '1', output: '2', perRequest: '0.000005' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }];
+      // "a", "b", "c": 3 tokens, ceil(3.3) + 3 × 16 = 52 prompt; 3 × 10 × 2 = 60 output; 3 × 5 fees.
+      expect(await reserved({ model: 'm', prompt: ['a', 'b', 'c'], messages: undefined }, { models })).toBe(52 + 60 + 15);
+    });
+  });
+
+  it('tells the provider the output cap it reserved for when a hard budget applies, and only then', async () => {
+    const hardBody: Record<string, unknown> = { model: 'm', messages: [{ role: 'user', content: 'hi' }] };
+    await service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { defaultMaxOutputTokens: 300 }).budgetService.reserve({ requestId: 'a', tenant, body: hardBody });
+    expect(hardBody['max_tokens']).toBe(300);
+    const softBody: Record<string, unknown> = { model: 'm', messages: [{ role: 'user', content: 'hi' }] };
+    await service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100', enforcement: 'soft' }], { defaultMaxOutputTokens: 300 }).budgetService.reserve({ requestId: 'a', tenant, body: softBody });
+    expect(softBody['max_tokens']).toBeUndefined();
   });
 });

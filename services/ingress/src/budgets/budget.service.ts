@@ -5,13 +5,15 @@ import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Money, type PriceBook } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
-import { paddedPromptTokens, positiveInt, WorstCasePricing } from './worst-case-cost';
+import { paddedPromptTokens, positiveInt, providerCalls, WorstCasePricing } from './worst-case-cost';
 
 export interface ReserveInput {
   requestId: string;
   tenant: BudgetTenant;
-  /** The request body as the client sent it (may be changed: a capped stream gets a smaller max_tokens). */
+  /** The request body as the client sent it (may be changed: the provider is told the output cap reserved for). */
   body: unknown;
+  /** The request's headers, for the routing controls that may come as headers (`x-openrouter-models`, `x-openrouter-route`). */
+  headers?: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 /**
@@ -48,14 +50,17 @@ export class BudgetService {
     if (budgets.length === 0) return undefined;
     const body = input.body as Record<string, unknown>;
     const model = typeof body['model'] === 'string' ? body['model'] : '';
-    const fallbacks = Array.isArray(body['models']) ? body['models'].filter((m): m is string => typeof m === 'string') : [];
+    const controls = routeControls(body, input.headers ?? {});
     const now = this.clock();
-    const models = this.pricing.candidates(model, fallbacks);
+    const models = this.pricing.candidates({ model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant });
     const price = this.pricing.priceAt(models, now);
     const embedding = body['input'] !== undefined && body['messages'] === undefined && body['prompt'] === undefined;
-    const choices = positiveInt(body['n']) ?? 1;
-    const outputTokens = embedding ? 0 : this.pricing.maxOutputTokens(models, body) * choices;
-    const promptMicros = price.inputMicros.times(paddedPromptTokens(countPromptTokens(body))).plus(price.requestMicros);
+    // Each legacy prompt is a provider call of its own, with its own answers and request fee.
+    const calls = providerCalls(body);
+    const choices = (positiveInt(body['n']) ?? 1) * calls;
+    const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, body);
+    const outputTokens = perChoice * choices;
+    const promptMicros = price.inputMicros.times(paddedPromptTokens(countPromptTokens(body), calls)).plus(price.requestMicros.times(calls));
     const worst = ceil(promptMicros.plus(price.outputMicros.times(outputTokens)));
     const minStream = this.config.budgets.minStreamOutputTokens;
     const partial = body['stream'] === true && minStream > 0 && outputTokens > minStream * choices;
@@ -77,11 +82,17 @@ export class BudgetService {
       throw new GatewayError('budget_exceeded', `${which} is exhausted: this request could cost more than is left.`, { code: 'budget_exceeded' });
     }
     const capped = outcome.amountMicros < worst;
+    const hard = accounts.some((a) => a.budget.enforcement === 'hard');
+    // Only absent limits are filled in: an invalid one is left for the handler to refuse (400).
+    if (!capped && hard && !embedding && body['max_completion_tokens'] == null && body['max_tokens'] == null) {
+      // The reservation assumed this many output tokens: the provider must not write more.
+      body['max_tokens'] = perChoice;
+    }
     if (capped) {
       // Ask the provider for no more output than the reservation pays for.
       const affordable = Math.max(1, Math.floor(new Money(outcome.amountMicros).minus(promptMicros).dividedBy(price.outputMicros).dividedBy(choices).toNumber()));
       if (positiveInt(body['max_completion_tokens']) !== undefined) body['max_completion_tokens'] = affordable;
-      else body['max_tokens'] = affordable;
+      else if (body['max_tokens'] == null || positiveInt(body['max_tokens']) !== undefined) body['max_tokens'] = affordable;
     }
     const reservation = new BudgetReservation(this, id, accounts, outcome.amountMicros, capped, promptMicros, price.outputMicros);
     this.open.set(id, reservation);
@@ -162,6 +173,27 @@ export class BudgetReservation {
   release(): Promise<void> {
     return this.service.settle(this, '0');
   }
+}
+
+/**
+ * The request's fallback list and `allow_fallbacks`, from the body or else the routing headers
+ * (as the chat handler applies them before routing). A malformed header counts as absent here:
+ * the handler refuses the request with a 400 before anything is routed.
+ */
+function routeControls(body: Record<string, unknown>, headers: Readonly<Record<string, string | string[] | undefined>>): { models: string[]; allowFallbacks: boolean | undefined } {
+  const header = headers['x-openrouter-models'];
+  const listed = Array.isArray(body['models']) ? body['models'] : typeof header === 'string' ? header.split(',').map((m) => m.trim()) : [];
+  let route: unknown = body['route'];
+  const routeHeader = headers['x-openrouter-route'];
+  if (route === undefined && typeof routeHeader === 'string') {
+    try {
+      route = JSON.parse(routeHeader) as unknown;
+    } catch {
+      route = undefined;
+    }
+  }
+  const allow = typeof route === 'object' && route !== null ? (route as Record<string, unknown>)['allow_fallbacks'] : undefined;
+  return { models: listed.filter((m): m is string => typeof m === 'string' && m.length > 0), allowFallbacks: typeof allow === 'boolean' ? allow : undefined };
 }
 
 function ceil(micros: Money): number {

@@ -1,4 +1,4 @@
-import type { GatewayConfig } from '@openrouter/config';
+import type { GatewayConfig, PolicyConfig } from '@openrouter/config';
 import { Money, type PriceBook } from '@openrouter/usage';
 
 /** The highest prices a request naming a model can be charged, per token, in micro-units. */
@@ -13,32 +13,83 @@ export interface WorstPrice {
 /** The estimate of prompt tokens is padded so a provider that counts a few more is still covered. */
 export const PROMPT_MARGIN = { ratio: 1.1, tokens: 16 } as const;
 
+/** What in a request decides which models may serve it. */
+export interface CandidateQuery {
+  /** The model the request names (an id, an alias, `auto`). */
+  model: string;
+  /** The request's fallback list (`models`, in the body or the `x-openrouter-models` header). */
+  fallbacks: readonly string[];
+  /** The request's `route.allow_fallbacks`, when it sets one. */
+  allowFallbacks: boolean | undefined;
+  /** Who asks (the routing policy that applies depends on it). */
+  tenant: { orgId: string; projectId: string };
+}
+
 /**
- * Worst-case prices for a requested model: the dearest of the deployments that may serve it.
- * An alias may pick any of its models; `auto`, a fallback list or an unknown id may pick any
- * model, so the dearest model in the catalog is assumed.
+ * Worst-case prices for a request: the dearest of the deployments the router may use for it.
+ * That is the named model (an alias: any member; `auto` or an unknown id: any model), the arms of
+ * an experiment and both sides of a gray release on that name, and — when fallbacks are allowed —
+ * the request's fallback list and each model's configured `fallbacks`, followed transitively.
+ * With `routing.contextFallback` on, the router may also move to any model with a larger context
+ * window than one it tried, so those are included too.
  */
 export class WorstCasePricing {
   private readonly deployments = new Map<string, string[]>();
-  private readonly aliases: Record<string, { models: string[] }>;
+  private readonly catalog = new Map<string, GatewayConfig['models'][number]>();
+  private readonly routing: GatewayConfig['routing'];
 
   constructor(
     private readonly config: Pick<GatewayConfig, 'models' | 'routing' | 'budgets'>,
     private readonly prices: PriceBook,
   ) {
-    for (const model of config.models) this.deployments.set(model.id, model.deployments.map((d, i) => d.id ?? `${model.id}#${i}`));
-    this.aliases = config.routing.aliases;
+    for (const model of config.models) {
+      this.deployments.set(model.id, model.deployments.map((d, i) => d.id ?? `${model.id}#${i}`));
+      this.catalog.set(model.id, model);
+    }
+    this.routing = config.routing;
   }
 
   /** Every public model the request may be served by. */
-  candidates(model: string, fallbacks: readonly string[]): string[] {
+  candidates(query: CandidateQuery): string[] {
+    const primaries = [query.model];
+    for (const experiment of this.routing.experiments) if (experiment.enabled && experiment.target === query.model) primaries.push(...experiment.arms.map((a) => a.model));
+    for (const release of this.routing.grayReleases) if (release.target === query.model) primaries.push(release.baseline, release.canary);
+    const fallbacksAllowed = this.fallbacksAllowed(query, primaries);
+    const names = fallbacksAllowed ? [...primaries, ...query.fallbacks] : primaries;
     const out = new Set<string>();
-    for (const name of [model, ...fallbacks]) {
+    for (const name of names) {
       if (this.deployments.has(name)) out.add(name);
-      else if (this.aliases[name]) for (const m of this.aliases[name].models) out.add(m);
+      else if (this.routing.aliases[name]) for (const m of this.routing.aliases[name].models) out.add(m);
       else return [...this.deployments.keys()];
     }
+    if (fallbacksAllowed) {
+      // A set grows while it is iterated: every model added is visited too (fallbacks of fallbacks).
+      for (const id of out) for (const fallback of this.catalog.get(id)?.fallbacks ?? []) out.add(fallback);
+    }
+    if (this.routing.contextFallback) {
+      const smallest = Math.min(...[...out].map((id) => this.catalog.get(id)?.contextWindow ?? Infinity));
+      for (const model of this.catalog.values()) if (model.contextWindow > smallest) out.add(model.id);
+    }
     return [...out];
+  }
+
+  /**
+   * Whether the router may go past the first model: the routing defaults, the caller's policy,
+   * the alias and the request, layered as the router layers them (a field the policy does not let
+   * requests override keeps the policy's value). True when any of the possible primaries allows it.
+   */
+  private fallbacksAllowed(query: CandidateQuery, primaries: readonly string[]): boolean {
+    const policy = policyFor(this.routing.policies, query.tenant);
+    const overridable = !policy || policy.allowOverrides === true || (Array.isArray(policy.allowOverrides) && policy.allowOverrides.includes('allowFallbacks'));
+    return [query.model, ...primaries].some((name) => {
+      let allowed = this.routing.defaults.allowFallbacks;
+      if (policy?.route.allowFallbacks !== undefined) allowed = policy.route.allowFallbacks;
+      const alias = this.routing.aliases[name]?.route.allowFallbacks;
+      if (alias !== undefined) allowed = alias;
+      if (query.allowFallbacks !== undefined && overridable) allowed = query.allowFallbacks;
+      if (!overridable && policy?.route.allowFallbacks !== undefined) allowed = policy.route.allowFallbacks;
+      return allowed ?? true;
+    });
   }
 
   priceAt(models: readonly string[], atMs: number): WorstPrice {
@@ -66,8 +117,28 @@ export class WorstCasePricing {
   }
 }
 
-export function paddedPromptTokens(tokens: number): number {
-  return Math.ceil(tokens * PROMPT_MARGIN.ratio) + PROMPT_MARGIN.tokens;
+/** Padded prompt tokens of a request whose prompt goes out in `calls` provider calls (legacy prompts). */
+export function paddedPromptTokens(tokens: number, calls = 1): number {
+  return Math.ceil(tokens * PROMPT_MARGIN.ratio) + PROMPT_MARGIN.tokens * calls;
+}
+
+/** Provider calls a request makes: one per prompt of a legacy completion, else one. */
+export function providerCalls(body: Record<string, unknown>): number {
+  const prompt = body['prompt'];
+  return Array.isArray(prompt) && prompt.length > 0 ? prompt.length : 1;
+}
+
+/** The most specific routing policy for a caller, as the router picks it. */
+function policyFor(policies: readonly PolicyConfig[], tenant: { orgId: string; projectId: string }): PolicyConfig | undefined {
+  let best: { policy: PolicyConfig; specificity: number } | undefined;
+  for (const policy of policies) {
+    const { org, project } = policy.match;
+    if (org !== undefined && org !== tenant.orgId) continue;
+    if (project !== undefined && project !== tenant.projectId) continue;
+    const specificity = (org ? 2 : 0) + (project ? 1 : 0);
+    if (!best || specificity > best.specificity) best = { policy, specificity };
+  }
+  return best?.policy;
 }
 
 export function positiveInt(value: unknown): number | undefined {

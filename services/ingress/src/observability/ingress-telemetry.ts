@@ -42,7 +42,7 @@ export class IngressTelemetry {
   readonly metered = (event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined): void => {
     const attempts = decision?.attemptDetails ?? [];
     this.api.metered({
-      requestId: event.eventId,
+      requestId: event.requestId,
       endpoint: ENDPOINTS[event.operation],
       model: event.servedModel,
       provider: event.provider,

@@ -21,6 +21,8 @@ export interface OpenedChat {
  * before the answer starts can still be told to the client as a proper HTTP error.
  */
 export async function openChat(router: RouterPort, context: routerv1.RequestContext, request: chatv1.ChatRequest, signal: AbortSignal): Promise<OpenedChat> {
+  // A client that is gone already gets no provider call (nothing would be read or paid for it).
+  if (signal.aborted) throw new GatewayError('cancelled', 'The client went away.');
   const events = answerEvents(router.chat({ context, request }, signal));
   const head = await events.next();
   if (head.done || !('decision' in head.value)) throw new GatewayError('upstream_error', 'The router answered without a routing decision.');
@@ -89,14 +91,23 @@ export interface StreamAccounting {
 export async function* clientChunks(opened: OpenedChat, accounting: StreamAccounting): AsyncGenerator<unknown> {
   const { usage, admission, budget, clientWantsUsage } = accounting;
   const model = opened.decision.model;
+  // Choices seen and not finished yet: a cut ends each of them.
+  const open = new Set<number>();
   for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
     const chunk = event.chunk;
     if (!chunk) continue;
     if (!reservationAdmitsChunk(budget, chunk)) {
-      // The hard budget is reached: end the answer cleanly and stop the provider.
-      yield toOpenAIChunk(budgetStopChunk(chunk), model);
+      // The hard budget is reached: end every open choice cleanly, stop the provider, and give a
+      // client that asked for usage the (estimated) usage so far, as any stream ends.
+      for (const choice of chunk.choices) open.add(choice.index);
+      yield toOpenAIChunk(budgetStopChunk(chunk, open), model);
       void opened.rest.return(undefined);
+      if (clientWantsUsage) yield usage.decorate(toOpenAIChunk({ id: chunk.id, created: chunk.created, model: chunk.model, choices: [], usage: usage.tokens() }, model));
       return;
+    }
+    for (const choice of chunk.choices) {
+      if (choice.finishReason) open.delete(choice.index);
+      else open.add(choice.index);
     }
     usage.chunk(chunk);
     if (chunk.usage) void admission?.settle(chunk.usage.totalTokens);

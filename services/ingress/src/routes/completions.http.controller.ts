@@ -37,15 +37,40 @@ export class CompletionsHttpController {
     const choicesPerPrompt = legacy.chat.n ?? 1;
 
     if (!legacy.stream) {
-      const opened = await metering.guard(Promise.all(legacy.prompts.map((prompt) => openChat(this.router, context, chatFor(legacy, prompt, false), signal))));
+      // One provider call per prompt, all at once. When one fails the others are stopped (they are
+      // paid for, and the client gets an error anyway), and every answer that did arrive is metered.
+      const calls = new AbortController();
+      const stop = (): void => calls.abort();
+      let firstFailure: { error: unknown } | undefined;
+      signal.addEventListener('abort', stop, { once: true });
+      if (signal.aborted) stop();
+      const outcomes = await metering.guard(
+        Promise.allSettled(
+          legacy.prompts.map((prompt) =>
+            openChat(this.router, context, chatFor(legacy, prompt, false), calls.signal).catch((error: unknown) => {
+              // The first failure is the cause; the others are the calls it stopped.
+              firstFailure ??= { error };
+              stop();
+              throw error;
+            }),
+          ),
+        ),
+      );
+      signal.removeEventListener('abort', stop);
+      const opened = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+      for (const o of opened) void o.rest.return(undefined);
       const first = opened[0];
+      if (first) metering.routed(first.decision);
+      for (const o of opened) if (o.first.completion) metering.completion(o.first.completion);
+      if (firstFailure) {
+        metering.failed(firstFailure.error);
+        throw firstFailure.error;
+      }
       if (!first) throw new GatewayError('bad_request', 'The prompt is empty.', { param: 'prompt' });
-      metering.routed(first.decision);
       const completions = opened.map((o) => {
         if (!o.first.completion) throw new GatewayError('upstream_error', 'The provider returned no completion.');
         return o.first.completion;
       });
-      for (const completion of completions) metering.completion(completion);
       await reply
         .headers({ ...routeHeaders(first.decision), 'x-request-id': String(req.id), ...metering.costHeaders() })
         .send(metering.decorate(toLegacyCompletion(completions, first.decision.model, choicesPerPrompt)));
@@ -53,7 +78,8 @@ export class CompletionsHttpController {
       return;
     }
 
-    // Streamed prompts are answered one after the other, indexes offset per prompt as OpenAI does.
+    // Streamed prompts are answered one after the other, indexes offset per prompt as OpenAI does;
+    // every chunk carries the first answer's id and creation time, as one completion's would.
     let opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[0] ?? '', true), signal));
     metering.routed(opened.decision);
     const model = opened.decision.model;
@@ -61,25 +87,30 @@ export class CompletionsHttpController {
     const sse = new SseWriter(reply.raw);
     sse.open({ ...routeHeaders(opened.decision), 'x-request-id': String(req.id) });
     const usage = emptyUsage();
-    let lastId = '';
+    const head = opened.first.chunk ?? opened.first.completion;
+    const id = head?.id ?? '';
+    const created = head?.created || Math.floor(Date.now() / 1000);
     try {
       for (let p = 0; p < legacy.prompts.length; p++) {
-        if (p > 0) opened = await openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal);
+        if (p > 0) opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal));
         for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
           const chunk = event.chunk;
           if (!chunk) continue;
-          lastId = chunk.id;
           metering.chunk(chunk);
           if (chunk.usage) addUsage(usage, chunk.usage);
           if (chunk.choices.length === 0) continue;
-          await sse.data(toLegacyChunk(chunk, model, p * choicesPerPrompt));
+          await sse.data(toLegacyChunk({ ...chunk, id, created }, model, p * choicesPerPrompt));
         }
       }
       void req.admission?.settle(usage.totalTokens);
-      if (legacy.includeUsage) await sse.data(metering.decorate({ id: lastId, object: 'text_completion', created: Math.floor(Date.now() / 1000), model, choices: [], usage: toOpenAIUsage(usage) }));
+      if (legacy.includeUsage) {
+        const last = toLegacyChunk({ id, created, model, choices: [] }, model);
+        await sse.data(metering.decorate({ ...last, usage: toOpenAIUsage(usage) }));
+      }
       sse.done();
     } catch (error) {
       metering.failed(error);
+      void opened.rest.return(undefined);
       if (signal.aborted) return;
       sse.fail(toOpenAIError(asGatewayError(error)).body);
     }

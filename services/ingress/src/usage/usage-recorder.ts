@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { usagev1, type chatv1, type routerv1 } from '@openrouter/contracts';
 import { GatewayError, type ErrorKind } from '@openrouter/errors';
@@ -5,6 +6,8 @@ import type { Logger } from '@openrouter/observability';
 import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type UsagePublisher } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import type { BudgetReservation } from '../budgets/budget.service';
+import { onResponseClose } from '../routes/client-connection';
+import { outputChars } from './output-chars';
 
 export type UsageOperation = 'chat' | 'completion' | 'embedding';
 
@@ -24,6 +27,7 @@ export interface MeteredExchange {
 
 /** An HTTP request/response pair as a metered exchange. */
 export function httpExchange(req: FastifyRequest, reply: FastifyReply): MeteredExchange {
+  req.metered = true;
   return {
     id: String(req.id),
     body: req.body,
@@ -31,7 +35,7 @@ export function httpExchange(req: FastifyRequest, reply: FastifyReply): MeteredE
     context: () => req.requestContext,
     budget: () => req.budget,
     traceHeaders: () => req.traceHeaders ?? traceHeaders(req),
-    onEnd: (listener) => void reply.raw.once('close', listener),
+    onEnd: (listener) => onResponseClose(reply, listener),
     outcome: () => ({ cancelled: !reply.raw.writableFinished, status: reply.raw.statusCode }),
   };
 }
@@ -103,6 +107,9 @@ export class UsageTrack {
   private streamedChars = 0;
   private errorKind: ErrorKind | undefined;
   private finished = false;
+  /** Calls in flight (`guard`): the record waits for them, so an answer that arrives is metered. */
+  private pending = 0;
+  private ended = false;
   private priced: { key: string; value: PricedUsage } | undefined;
   private decision: routerv1.RouteDecision | undefined;
 
@@ -111,12 +118,17 @@ export class UsageTrack {
     private readonly exchange: MeteredExchange,
     operation: UsageOperation,
   ) {
-    this.event = emptyUsageEvent(exchange.id, exchange.receivedAtMs);
+    // The client's request id is not unique (clients reuse one across calls): the record gets its own.
+    this.event = emptyUsageEvent(randomUUID(), exchange.receivedAtMs);
+    this.event.requestId = exchange.id.slice(0, 256);
     this.event.operation = OPERATIONS[operation];
     const body = exchange.body as { model?: unknown; stream?: unknown } | null | undefined;
     this.event.requestedModel = typeof body?.model === 'string' ? body.model.slice(0, 256) : '';
     this.event.stream = body?.stream === true;
-    exchange.onEnd(() => this.finish());
+    exchange.onEnd(() => {
+      this.ended = true;
+      if (this.pending === 0) this.finish();
+    });
   }
 
   /** The routing decision (the first one, when a request makes several calls). */
@@ -141,11 +153,16 @@ export class UsageTrack {
 
   /** Records the error kind of a failed call, then rethrows it. */
   async guard<T>(call: Promise<T>): Promise<T> {
+    this.pending++;
     try {
       return await call;
     } catch (error) {
       this.failed(error);
       throw error;
+    } finally {
+      // The client left during the call: the record is written once the handler has taken in
+      // what the call returned (its routing and answer), on the next turn of the loop.
+      if (--this.pending === 0 && this.ended) setImmediate(() => this.finish());
     }
   }
 
@@ -160,7 +177,7 @@ export class UsageTrack {
 
   chunk(chunk: chatv1.ChatChunk): void {
     if (chunk.choices.length > 0) this.markFirstToken();
-    for (const choice of chunk.choices) this.streamedChars += (choice.delta?.content?.length ?? 0) + (choice.delta?.refusal?.length ?? 0);
+    this.streamedChars += outputChars(chunk);
     if (chunk.usage) this.addUsage(chunk.usage);
   }
 
@@ -176,6 +193,15 @@ export class UsageTrack {
     const key = `${servedModel}\n${deployment}\n${status}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}`;
     if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price(this.event) };
     return this.priced.value;
+  }
+
+  /** The tokens so far, as the client's usage chunk shows them (estimated until the provider's usage arrived). */
+  tokens(): chatv1.Usage {
+    this.fillTokens();
+    const t = this.event.tokens;
+    const prompt = t?.prompt ?? 0;
+    const completion = t?.completion ?? 0;
+    return { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedReadTokens: t?.cachedRead ?? 0, cacheWriteTokens: t?.cacheWrite ?? 0, reasoningTokens: t?.reasoning ?? 0, estimated: t?.estimated ?? false };
   }
 
   costHeaders(): Record<string, string> {

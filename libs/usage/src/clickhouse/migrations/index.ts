@@ -4,6 +4,7 @@ import { usageEventIds } from './0002-usage-event-ids';
 import { usageDaily } from './0003-usage-daily';
 import { alertHistory } from './0004-alert-history';
 import { usageDailySigned } from './0005-usage-daily-signed';
+import { usageEventRequestId } from './0006-usage-event-request-id';
 
 /** Every ClickHouse migration, in order. Applied migrations never change: add a new one. */
-export const USAGE_MIGRATIONS: readonly Migration[] = [usageEvents, usageEventIds, usageDaily, alertHistory, usageDailySigned];
+export const USAGE_MIGRATIONS: readonly Migration[] = [usageEvents, usageEventIds, usageDaily, alertHistory, usageDailySigned, usageEventRequestId];

@@ -34,13 +34,13 @@ export enum AttemptStatus {
 /**
  * One record per client request, written by ingress when the request ends (success, error or
  * cancel) to the Kafka topic `openrouter.usage.v1`, keyed by organisation. The payload is this
- * message in protobuf binary form; `event_id` is the request id, so a replayed event is the same
- * event and consumers count it once.
+ * message in protobuf binary form; `event_id` is unique per request, made by the gateway, so a
+ * replayed event is the same event and consumers count it once.
  */
 export interface UsageEvent {
   /** Version of this payload's meaning; consumers reject versions they do not know. Currently 1. */
   schemaVersion: number;
-  /** The request id (x-request-id): the idempotency key of the record. */
+  /** A unique id the gateway gives each request (a UUID): the idempotency key of the record. */
   eventId: string;
   /** Unix epoch milliseconds. first_token is 0 when no token was produced. */
   receivedAtMs: number;
@@ -73,6 +73,11 @@ export interface UsageEvent {
   errorKind: string;
   /** HTTP status the client was answered with (200 for streams that started). */
   httpStatus: number;
+  /**
+   * The request id the client sees (`x-request-id`, its own when it sent one; on a WebSocket,
+   * `<connection id>:<frame id>`). Not unique: clients may reuse one across requests.
+   */
+  requestId: string;
 }
 
 /**
@@ -180,6 +185,7 @@ function createBaseUsageEvent(): UsageEvent {
     status: 0,
     errorKind: "",
     httpStatus: 0,
+    requestId: "",
   };
 }
 
@@ -259,6 +265,9 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     }
     if (message.httpStatus !== 0) {
       writer.uint32(200).uint32(message.httpStatus);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(210).string(message.requestId);
     }
     return writer;
   },
@@ -476,6 +485,14 @@ export const UsageEvent: MessageFns<UsageEvent> = {
             message.httpStatus = reader.uint32();
             continue;
           }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -522,6 +539,7 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     message.status = object.status ?? 0;
     message.errorKind = object.errorKind ?? "";
     message.httpStatus = object.httpStatus ?? 0;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };

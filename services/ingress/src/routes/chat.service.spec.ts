@@ -1,0 +1,98 @@
+import { parseConfig } from '@openrouter/config';
+import type { chatv1, routerv1, usagev1 } from '@openrouter/contracts';
+import { MemoryBudgetLedger } from '@openrouter/budgets';
+import { createLogger } from '@openrouter/observability';
+import { PriceBook, type UsagePublisher } from '@openrouter/usage';
+import { BudgetService, type BudgetReservation } from '../budgets/budget.service';
+import { UsageRecorder, type MeteredExchange } from '../usage/usage-recorder';
+import { clientChunks, type AnswerEvent, type OpenedChat } from './chat.service';
+
+const tenant = { orgId: 'acme', teamId: 't', projectId: 'p', keyId: 'k1', requestId: 'r', appId: '', costCenter: '', endUser: '', tags: {}, allowedModels: [] };
+const config = parseConfig(
+  {
+    version: 1,
+    ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
+    router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
+    adapter: { grpc: { port: 0 }, http: { port: 0 } },
+    billing: { http: { port: 0 } },
+    alerting: { http: { port: 0 } },
+    providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1' } },
+    // 1 micro-unit per input token, 2 per output token.
+    models: [{ id: 'm', pricing: { input: '1', output: '2' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }],
+    // 100 micro-units: a stream of two choices starts with what that pays for and is cut there.
+    budgets: { list: [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.0001' }], minStreamOutputTokens: 1 },
+  },
+  {},
+);
+const prices = PriceBook.fromModels(config.models);
+const decision: routerv1.RouteDecision = { model: 'm', provider: 'sim', deployment: 'd', upstreamModel: 'u', attempts: 1, taskType: '', reason: '', experiment: '', experimentArm: '', attemptDetails: [], strategy: '' };
+
+function chunk(choices: Array<{ index: number; content?: string; tool?: { name?: string; arguments: string }; finish?: string }>): chatv1.ChatChunk {
+  return {
+    id: 'chatcmpl-1',
+    created: 1,
+    model: 'u',
+    choices: choices.map((c) => ({
+      index: c.index,
+      delta: { content: c.content, toolCalls: c.tool ? [{ index: 0, name: c.tool.name, arguments: c.tool.arguments }] : [], extraJson: '' },
+      finishReason: c.finish,
+      logprobsJson: '',
+    })),
+  };
+}
+
+function opened(chunks: chatv1.ChatChunk[]): OpenedChat {
+  const [first, ...rest] = chunks.map((c): AnswerEvent => ({ chunk: c }));
+  if (!first) throw new Error('no chunk');
+  async function* more(): AsyncGenerator<AnswerEvent> {
+    for (const event of rest) yield event;
+  }
+  return { decision, first, rest: more() };
+}
+
+async function setup(body: Record<string, unknown>) {
+  const events: usagev1.UsageEvent[] = [];
+  const publisher: UsagePublisher = { publish: async (e) => void events.push(e), status: () => ({ mode: 'direct', pending: 0, outboxBytes: 0 }), close: async () => undefined };
+  const logger = createLogger('test', 'silent');
+  const budgets = new BudgetService(config, prices, new MemoryBudgetLedger(), { publish: async () => undefined, close: async () => undefined }, logger);
+  const budget: BudgetReservation | undefined = await budgets.reserve({ requestId: 'r', tenant, body });
+  const ended: Array<() => void> = [];
+  const exchange: MeteredExchange = { id: 'r', body, receivedAtMs: Date.now(), context: () => tenant, budget: () => budget, traceHeaders: () => ({}), onEnd: (l) => void ended.push(l), outcome: () => ({ cancelled: false, status: 200 }) };
+  const usage = new UsageRecorder(publisher, prices, logger).trackExchange(exchange, 'chat');
+  usage.routed(decision);
+  return { budget, usage, events, end: () => ended.forEach((l) => l()) };
+}
+
+async function collect(stream: AsyncGenerator<unknown>): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = [];
+  for await (const c of stream) out.push(c as Record<string, unknown>);
+  return out;
+}
+
+describe('clientChunks at a hard budget', () => {
+  it('finishes every open choice with "length" and sends the usage chunk a client asked for', async () => {
+    const { budget, usage } = await setup({ model: 'm', stream: true, n: 2, messages: [{ role: 'user', content: 'hi' }] });
+    expect(budget?.capped).toBe(true);
+    const long = 'x'.repeat(400);
+    const sent = await collect(clientChunks(opened([chunk([{ index: 0, content: 'ab' }, { index: 1, content: 'cd' }]), chunk([{ index: 1, content: long }]), chunk([{ index: 0, finish: 'stop' }])]), { usage, admission: undefined, budget, clientWantsUsage: true }));
+    const last = sent.at(-1) as { choices: unknown[]; usage?: { completion_tokens: number; cost?: number } };
+    const stop = sent.at(-2) as { choices: Array<{ index: number; finish_reason: string }> };
+    expect(stop.choices.map((c) => [c.index, c.finish_reason])).toEqual([
+      [0, 'length'],
+      [1, 'length'],
+    ]);
+    expect(last.choices).toEqual([]);
+    expect(last.usage?.completion_tokens).toBe(1);
+    expect(last.usage?.cost).toBeGreaterThan(0);
+  });
+
+  it('counts tool-call names and arguments in the estimate of a cut stream, as the budget does', async () => {
+    const { budget, usage, events, end } = await setup({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    const args = '{"city":"Paris"}'.repeat(2);
+    await collect(clientChunks(opened([chunk([{ index: 0, tool: { name: 'get_weather', arguments: args } }]), chunk([{ index: 0, tool: { arguments: 'y'.repeat(1000) } }])]), { usage, admission: undefined, budget, clientWantsUsage: false }));
+    end();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(events).toHaveLength(1);
+    expect(events[0]?.tokens).toMatchObject({ estimated: true, completion: Math.ceil(('get_weather'.length + args.length) / 4) });
+  });
+});
