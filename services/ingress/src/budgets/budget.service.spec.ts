@@ -91,7 +91,7 @@ describe('BudgetService', () => {
     const hard = [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }];
     const hi = [{ role: 'user', content: 'hi' }];
     // "hi" pads to 22 prompt tokens: the worst case is 22 + 10 × (the dearest output price).
-    const worst = (output: number) => 22 + 10 * output;
+    const worst = (output: number, maxTokens = 10) => 22 + maxTokens * output;
 
     async function reserved(body: Record<string, unknown>, catalog: { models?: unknown[]; routing?: Record<string, unknown> }, headers: Record<string, string> = {}): Promise<number | undefined> {
       const { budgetService } = service(hard, {}, catalog);
@@ -122,10 +122,13 @@ describe('BudgetService', () => {
       expect(await reserved({ model: 'm' }, { models, routing: { grayReleases: [{ id: 'g', target: 'm', baseline: 'base', canary: 'canary', steps: [{ afterMinutes: 0, percent: 5 }] }] } })).toBe(worst(45));
     });
 
-    it('includes models with a larger context window while context fallback is on', async () => {
-      const models = [model('m', '2', { contextWindow: 8_000 }), model('long', '60', { contextWindow: 1_000_000 })];
-      expect(await reserved({ model: 'm' }, { models })).toBe(worst(60));
-      expect(await reserved({ model: 'm' }, { models, routing: { contextFallback: false } })).toBe(worst(2));
+    it('includes models with a larger context window when the padded request does not fit, context fallback is on and fallbacks are allowed', async () => {
+      const models = [model('m', '2', { contextWindow: 40 }), model('long', '60', { contextWindow: 1_000_000 })];
+      // 22 padded prompt tokens plus max_tokens 10 fit a window of 40; plus 30 they do not.
+      expect(await reserved({ model: 'm' }, { models })).toBe(worst(2));
+      expect(await reserved({ model: 'm', max_tokens: 30 }, { models })).toBe(worst(60, 30));
+      expect(await reserved({ model: 'm', max_tokens: 30 }, { models, routing: { contextFallback: false } })).toBe(worst(2, 30));
+      expect(await reserved({ model: 'm', max_tokens: 30, route: { allow_fallbacks: false } }, { models })).toBe(worst(2, 30));
     });
 
     it('reserves the output, prompt margin and request fee once per legacy prompt', async () => {

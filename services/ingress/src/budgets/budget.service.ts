@@ -52,15 +52,17 @@ export class BudgetService {
     const model = typeof body['model'] === 'string' ? body['model'] : '';
     const controls = routeControls(body, input.headers ?? {});
     const now = this.clock();
-    const models = this.pricing.candidates({ model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant });
-    const price = this.pricing.priceAt(models, now);
     const embedding = body['input'] !== undefined && body['messages'] === undefined && body['prompt'] === undefined;
     // Each legacy prompt is a provider call of its own, with its own answers and request fee.
     const calls = providerCalls(body);
+    const promptTokens = countPromptTokens(body);
+    const query = { model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant };
+    const models = this.pricing.candidates(query, (candidates) => paddedPromptTokens(promptTokens, calls) + (embedding ? 0 : this.pricing.maxOutputTokens(candidates, body)));
+    const price = this.pricing.priceAt(models, now);
     const choices = (positiveInt(body['n']) ?? 1) * calls;
     const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, body);
     const outputTokens = perChoice * choices;
-    const promptMicros = price.inputMicros.times(paddedPromptTokens(countPromptTokens(body), calls)).plus(price.requestMicros.times(calls));
+    const promptMicros = price.inputMicros.times(paddedPromptTokens(promptTokens, calls)).plus(price.requestMicros.times(calls));
     const worst = ceil(promptMicros.plus(price.outputMicros.times(outputTokens)));
     const minStream = this.config.budgets.minStreamOutputTokens;
     const partial = body['stream'] === true && minStream > 0 && outputTokens > minStream * choices;

@@ -30,8 +30,11 @@ export interface CandidateQuery {
  * That is the named model (an alias: any member; `auto` or an unknown id: any model), the arms of
  * an experiment and both sides of a gray release on that name, and — when fallbacks are allowed —
  * the request's fallback list and each model's configured `fallbacks`, followed transitively.
- * With `routing.contextFallback` on, the router may also move to any model with a larger context
- * window than one it tried, so those are included too.
+ * With `routing.contextFallback` on and fallbacks allowed, the router moves to a model with a
+ * larger context window after a provider refused the request for its length: those models are
+ * included when the request's padded size (`tokensFor`) does not fit a candidate's window. The
+ * reservation already assumes a provider counts at most `PROMPT_MARGIN` more prompt tokens than the
+ * estimate, so a request that fits every candidate's window this way is not refused for its length.
  */
 export class WorstCasePricing {
   private readonly deployments = new Map<string, string[]>();
@@ -50,7 +53,7 @@ export class WorstCasePricing {
   }
 
   /** Every public model the request may be served by. */
-  candidates(query: CandidateQuery): string[] {
+  candidates(query: CandidateQuery, tokensFor?: (models: readonly string[]) => number): string[] {
     const primaries = [query.model];
     for (const experiment of this.routing.experiments) if (experiment.enabled && experiment.target === query.model) primaries.push(...experiment.arms.map((a) => a.model));
     for (const release of this.routing.grayReleases) if (release.target === query.model) primaries.push(release.baseline, release.canary);
@@ -62,13 +65,12 @@ export class WorstCasePricing {
       else if (this.routing.aliases[name]) for (const m of this.routing.aliases[name].models) out.add(m);
       else return [...this.deployments.keys()];
     }
-    if (fallbacksAllowed) {
-      // A set grows while it is iterated: every model added is visited too (fallbacks of fallbacks).
-      for (const id of out) for (const fallback of this.catalog.get(id)?.fallbacks ?? []) out.add(fallback);
-    }
+    if (!fallbacksAllowed) return [...out];
+    // A set grows while it is iterated: every model added is visited too (fallbacks of fallbacks).
+    for (const id of out) for (const fallback of this.catalog.get(id)?.fallbacks ?? []) out.add(fallback);
     if (this.routing.contextFallback) {
       const smallest = Math.min(...[...out].map((id) => this.catalog.get(id)?.contextWindow ?? Infinity));
-      for (const model of this.catalog.values()) if (model.contextWindow > smallest) out.add(model.id);
+      if (!tokensFor || tokensFor([...out]) > smallest) for (const model of this.catalog.values()) if (model.contextWindow > smallest) out.add(model.id);
     }
     return [...out];
   }
