@@ -9,13 +9,13 @@ describe('BudgetReconciler', () => {
   const budget = budgetSchema.parse({ id: 'b', scope: { org: 'acme', project: 'p' }, period: 'monthly', amount: '10' });
   const line = accountAt(budget, NOW).line;
 
-  function setup(stored: string, pending = 0) {
+  function setup(stored: string, pending = 0, requests = 1_000_000) {
     const ledger = new MemoryBudgetLedger(() => NOW);
     const calls: unknown[] = [];
     const store: SpendSource = {
       spend: async (fromMs, toMs, filters) => {
         calls.push({ fromMs, toMs, filters });
-        return [{ currency: 'USD', cost: stored }];
+        return [{ currency: 'USD', cost: stored, requests }];
       },
     };
     const state = { pending };
@@ -40,5 +40,15 @@ describe('BudgetReconciler', () => {
     state.pending = 0;
     expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(-200_000);
     expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(1_000_000);
+  });
+
+  it('lowers a surplus by no more than the rounding of the stored requests: the rest is spend still on its way', async () => {
+    // 40 stored requests, each settle rounded up by under a micro-unit: at most 40 micro-units.
+    const { ledger, reconciler } = setup('1', 0, 40);
+    // 0.2 more in the ledger: events held in an ingress's outbox, which billing cannot see.
+    await ledger.settle('r', [line], 1_200_000);
+    expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(0);
+    expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(-40);
+    expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(1_199_960);
   });
 });

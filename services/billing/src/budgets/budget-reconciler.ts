@@ -5,8 +5,8 @@ import { LeasedJob, type LeasedJobOptions } from '../reconciliation/leased-job';
 import type { DimensionName } from '../reports/report-dimensions';
 
 export interface SpendSource {
-  /** Stored spend per currency of the events matching `filters` received in [fromMs, toMs). */
-  spend(fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<Array<{ currency: string; cost: string }>>;
+  /** Stored spend and request count per currency of the events matching `filters` received in [fromMs, toMs). */
+  spend(fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<Array<{ currency: string; cost: string; requests: number }>>;
 }
 
 export interface Reconciliation {
@@ -24,8 +24,11 @@ export interface Reconciliation {
  * Compares each budget's spend in the ledger (Redis) with the stored usage events (ClickHouse)
  * for the current period, and corrects the ledger. The ledger counting less than was stored
  * (Redis lost data, a settle never ran) is corrected at once. The ledger counting more is
- * normal while events are on their way to ClickHouse, so it is only corrected when the usage
- * bus has nothing pending and the same surplus was seen on the previous run; corrections are
+ * normal: each settle rounds its cost up to a micro-unit, and events are on their way to
+ * ClickHouse — some where billing cannot see them (an ingress's outbox while Kafka is out of its
+ * reach). So a surplus is only lowered by what the rounding explains (a micro-unit per stored
+ * request), when the usage bus has nothing pending and the same surplus was seen on the previous
+ * run: lowering it further would reopen a hard budget for spend still on its way. Corrections are
  * relative (INCRBY), so requests settling meanwhile are never lost. Being relative, they must be
  * made by one billing replica at a time: the periodic run happens only while this replica holds
  * the lease. Each run also publishes the thresholds the period's spend has reached that no settle
@@ -87,7 +90,8 @@ export class BudgetReconciler {
       } else if (storedMicros < ledgerMicros) {
         const seen = this.surplus.get(account.line.account);
         const surplus = ledgerMicros - storedMicros;
-        if (quiet && seen !== undefined) correction = -Math.min(seen, surplus);
+        const rounding = stored?.requests ?? 0;
+        if (quiet && seen !== undefined) correction = -Math.min(seen, surplus, rounding);
         this.surplus.set(account.line.account, surplus);
       }
       let spentMicros = ledgerMicros;

@@ -47,7 +47,7 @@ export interface ReportsRepository {
   usage(query: UsageQuery): Promise<UsageSource>;
   experiment(experiment: string, fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<ArmAggregate[]>;
   /** Spend per account window: sum of cost of `filters`' events received in [fromMs, toMs). */
-  spend(fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<Array<{ currency: string; cost: string }>>;
+  spend(fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<Array<{ currency: string; cost: string; requests: number }>>;
 }
 
 const DAY_MS = 86_400_000;
@@ -187,9 +187,9 @@ ORDER BY arm, currency`,
     }));
   }
 
-  async spend(fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<Array<{ currency: string; cost: string }>> {
+  async spend(fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<Array<{ currency: string; cost: string; requests: number }>> {
     const { rows } = await this.usage({ fromMs, toMs, groupBy: [], filters });
-    return rows.map((r) => ({ currency: r.currency, cost: r.cost }));
+    return rows.map((r) => ({ currency: r.currency, cost: r.cost, requests: r.requests }));
   }
 
   private async rows<T>(query: string, params: Record<string, unknown>): Promise<T[]> {
