@@ -156,9 +156,9 @@ describe('usage reports through the admin API', () => {
   it('reports usage grouped by any dimension, in JSON and CSV, from the rollup', async () => {
     const all = await events();
     const { body } = await get(`/admin/v1/usage?from=${month}-01&group_by=org,project,model`);
-    const report = body as { source: string; data: Array<Record<string, string | number>>; total: { cost: string; requests: number } };
+    const report = body as { source: string; data: Array<Record<string, string | number>>; total: { cost: string | null; requests: number; cost_by_currency: Record<string, string> } };
     expect(report.source).toBe('rollup');
-    expect(report.total).toMatchObject({ cost: sum(all.map((e) => e.cost)), requests: all.length });
+    expect(report.total).toMatchObject({ cost: sum(all.map((e) => e.cost)), requests: all.length, cost_by_currency: { USD: sum(all.map((e) => e.cost)) } });
     const search = report.data.filter((r) => r['org'] === 'acme' && r['project'] === 'search');
     expect(sum(search.map((r) => String(r['cost'])))).toBe(sum(all.filter((e) => e.project_id === 'search').map((e) => e.cost)));
     const csv = await get(`/admin/v1/usage?from=${month}-01&group_by=cost_center&format=csv`);

@@ -66,6 +66,23 @@ describe('config', () => {
     expect(problems({ ...minimal, usage, billing: { http: { port: 0 }, rollup: { lookbackDays: 30, reconcileIntervalMs: 0 } } })).toBe('');
   });
 
+  it('rejects a budget in another currency than a price it may be charged', () => {
+    const problems = (raw: Record<string, unknown>): string => {
+      try {
+        parseConfig({ ...minimal, ...raw }, { SIM_KEY: 'k' });
+        return '';
+      } catch (e) {
+        return e instanceof ConfigError ? e.problems.join('\n') : String(e);
+      }
+    };
+    const budgets = { list: [{ id: 'b', scope: { org: 'acme' }, period: 'monthly', amount: '10', currency: 'EUR' }] };
+    const priced = (pricing: Record<string, unknown>) => [{ id: 'm', pricing, deployments: [{ id: 'd', provider: 'sim', model: 'x' }] }];
+    expect(problems({ budgets, models: priced({ currency: 'EUR', input: '1' }) })).toBe('');
+    expect(problems({ budgets, models: priced({ input: '1' }) })).toContain('budgets.list[0].currency: budget "b" is in EUR but model "m" is priced in USD');
+    expect(problems({ budgets, models: priced({ currency: 'EUR', deployments: { d: { currency: 'GBP', input: '2' } } }) })).toContain('is priced in GBP');
+    expect(problems({ budgets, models: priced({ currency: 'EUR', changes: [{ from: '2026-01-01', currency: 'USD', input: '2' }] }) })).toContain('is priced in USD');
+  });
+
   it('reports cross-references: unknown providers and duplicate ids', () => {
     const bad = { ...minimal, models: [{ id: 'm', deployments: [{ provider: 'ghost', model: 'x' }] }, { id: 'm', deployments: [{ provider: 'sim', model: 'x' }] }] };
     expect(() => parseConfig(bad, { SIM_KEY: 'k' })).toThrow(/models\[0\]\.deployments\[0\]\.provider: unknown provider "ghost"[\s\S]*models\[1\]\.id: duplicate model id "m"/);

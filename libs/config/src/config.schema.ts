@@ -97,6 +97,7 @@ export const configSchema = z
     }
     for (const issue of accessReferenceIssues(config.access)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of routingReferenceIssues(config.routing, config.models, Object.keys(config.providers))) ctx.addIssue({ code: 'custom', ...issue });
+    for (const issue of budgetCurrencyIssues(config.budgets.list, config.models)) ctx.addIssue({ code: 'custom', ...issue });
     const rollup = config.billing.rollup;
     if (rollup.reconcileIntervalMs > 0 && config.usage.clickhouse.retentionDays <= rollup.lookbackDays) {
       // The reconciliation compares each day with its raw events: once they expire it would erase the day's rollup.
@@ -109,3 +110,32 @@ export const configSchema = z
   });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
+
+/**
+ * A budget counts spend in its own currency and any model may be charged to it (budgets scope
+ * callers, not models), so every price must be in that currency: the ledger adds costs without
+ * converting, and the reconciliation reads the budget's currency only.
+ */
+function budgetCurrencyIssues(
+  budgets: ReadonlyArray<{ id: string; currency: string }>,
+  models: ReadonlyArray<{ id: string; pricing: { currency: string; changes: ReadonlyArray<{ currency?: string | undefined }>; deployments: Record<string, { currency?: string | undefined; changes: ReadonlyArray<{ currency?: string | undefined }> }> } }>,
+): Array<{ path: Array<string | number>; message: string }> {
+  const priced = new Map<string, string>();
+  for (const model of models) {
+    const { pricing } = model;
+    const currencies = [pricing.currency, ...pricing.changes.map((c) => c.currency), ...Object.values(pricing.deployments).flatMap((d) => [d.currency, ...d.changes.map((c) => c.currency)])];
+    for (const currency of currencies) if (currency !== undefined && !priced.has(currency)) priced.set(currency, model.id);
+  }
+  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+  budgets.forEach((budget, i) => {
+    for (const [currency, model] of priced) {
+      if (currency === budget.currency) continue;
+      issues.push({
+        path: ['budgets', 'list', i, 'currency'],
+        message: `budget "${budget.id}" is in ${budget.currency} but model "${model}" is priced in ${currency}: every price must be in the currency of the budgets, which add costs without converting them`,
+      });
+      break;
+    }
+  });
+  return issues;
+}

@@ -76,9 +76,13 @@ export class ReportsService {
       if (value) filters.push([dimension, value]);
     }
     const result = await this.repository.usage({ fromMs: request.fromMs, toMs: request.toMs, groupBy, filters });
+    // Costs in different currencies are not added up: the total's cost is given only for one currency.
+    const costByCurrency = sumByCurrency(result.rows.map((r) => ({ currency: r.currency, amount: r.cost })));
+    const total = totalsOf(result.rows);
     return {
       source: result.source,
-      total: totalsOf(result.rows),
+      total: Object.keys(costByCurrency).length > 1 ? { ...total, cost: '' } : total,
+      costByCurrency,
       rows: result.rows.map((r) => ({
         dimensions: Object.fromEntries(groupBy.map((g, i) => [g.name, r.dimensions[i] ?? ''])),
         currency: r.currency,

@@ -90,7 +90,7 @@ export const ADMIN_OPENAPI = {
           ...['org', 'project', 'team', 'app', 'cost_center', 'key', 'model', 'provider', 'operation', 'status', 'experiment'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })),
           { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } },
         ],
-        responses: { 200: ok('Rows and a total; money as decimal strings'), 400: error, 401: error, 403: error, 404: error, 503: error },
+        responses: { 200: ok('Rows and a total (its cost per currency in cost_by_currency; cost is null when rows are in several currencies); money as decimal strings'), 400: error, 401: error, 403: error, 404: error, 503: error },
       },
     },
     '/admin/v1/invoices/{org}/{month}': {

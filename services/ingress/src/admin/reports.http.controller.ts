@@ -68,7 +68,9 @@ export class ReportsHttpController {
       const header = [...q.group_by, 'currency', ...TOTAL_COLUMNS];
       return csv(reply, 'usage.csv', header, rows.map((r) => header.map((h) => (r as Record<string, string | number>)[h] ?? '')));
     }
-    return { object: 'usage_report', from: iso(fromMs), to: iso(toMs), group_by: q.group_by, source: report.source, data: rows, total: totals(report.total) };
+    // Costs in different currencies are never added up: `total.cost` is null then, and `cost_by_currency` has each.
+    const total = { ...totals(report.total), cost: report.total?.cost || null, cost_by_currency: report.costByCurrency };
+    return { object: 'usage_report', from: iso(fromMs), to: iso(toMs), group_by: q.group_by, source: report.source, data: rows, total };
   }
 
   @Get('invoices/:org/:month')

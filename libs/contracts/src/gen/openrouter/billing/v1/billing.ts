@@ -86,11 +86,19 @@ export interface UsageRow_DimensionsEntry {
 
 export interface UsageReportResponse {
   rows: UsageRow[];
+  /** Summed over every row; its `cost` is empty when the rows are in more than one currency. */
   total?:
     | UsageTotals
     | undefined;
   /** `rollup` (the daily rollup) or `events` (raw events), for operators. */
   source: string;
+  /** Currency → summed cost of the rows in it. */
+  costByCurrency: { [key: string]: string };
+}
+
+export interface UsageReportResponse_CostByCurrencyEntry {
+  key: string;
+  value: string;
 }
 
 export interface InvoiceRequest {
@@ -890,7 +898,7 @@ export const UsageRow_DimensionsEntry: MessageFns<UsageRow_DimensionsEntry> = {
 };
 
 function createBaseUsageReportResponse(): UsageReportResponse {
-  return { rows: [], total: undefined, source: "" };
+  return { rows: [], total: undefined, source: "", costByCurrency: {} };
 }
 
 export const UsageReportResponse: MessageFns<UsageReportResponse> = {
@@ -904,6 +912,9 @@ export const UsageReportResponse: MessageFns<UsageReportResponse> = {
     if (message.source !== "") {
       writer.uint32(26).string(message.source);
     }
+    globalThis.Object.entries(message.costByCurrency).forEach(([key, value]: [string, string]) => {
+      UsageReportResponse_CostByCurrencyEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
     return writer;
   },
 
@@ -944,6 +955,17 @@ export const UsageReportResponse: MessageFns<UsageReportResponse> = {
             message.source = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = UsageReportResponse_CostByCurrencyEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.costByCurrency[entry4.key] = entry4.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -966,6 +988,86 @@ export const UsageReportResponse: MessageFns<UsageReportResponse> = {
       ? UsageTotals.fromPartial(object.total)
       : undefined;
     message.source = object.source ?? "";
+    message.costByCurrency = (globalThis.Object.entries(object.costByCurrency ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseUsageReportResponse_CostByCurrencyEntry(): UsageReportResponse_CostByCurrencyEntry {
+  return { key: "", value: "" };
+}
+
+export const UsageReportResponse_CostByCurrencyEntry: MessageFns<UsageReportResponse_CostByCurrencyEntry> = {
+  encode(message: UsageReportResponse_CostByCurrencyEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageReportResponse_CostByCurrencyEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageReportResponse_CostByCurrencyEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UsageReportResponse_CostByCurrencyEntry>, I>>(
+    base?: I,
+  ): UsageReportResponse_CostByCurrencyEntry {
+    return UsageReportResponse_CostByCurrencyEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UsageReportResponse_CostByCurrencyEntry>, I>>(
+    object: I,
+  ): UsageReportResponse_CostByCurrencyEntry {
+    const message = createBaseUsageReportResponse_CostByCurrencyEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
