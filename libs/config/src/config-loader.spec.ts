@@ -83,6 +83,12 @@ describe('config', () => {
     expect(problems({ budgets, models: priced({ currency: 'EUR', changes: [{ from: '2026-01-01', currency: 'USD', input: '2' }] }) })).toContain('is priced in USD');
   });
 
+  it('rejects a price override for a deployment the model does not have', () => {
+    const models = (deployments: Record<string, unknown>) => [{ id: 'm', pricing: { input: '1', deployments }, deployments: [{ id: 'd', provider: 'sim', model: 'x' }, { provider: 'sim', model: 'y' }] }];
+    expect(() => parseConfig({ ...minimal, models: models({ d: { input: '2' }, 'm#1': { input: '3' } }) }, { SIM_KEY: 'k' })).not.toThrow();
+    expect(() => parseConfig({ ...minimal, models: models({ dd: { input: '2' } }) }, { SIM_KEY: 'k' })).toThrow('models[0].pricing.deployments.dd: "dd" is not a deployment of model "m" (its deployments: d, m#1)');
+  });
+
   it('reports cross-references: unknown providers and duplicate ids', () => {
     const bad = { ...minimal, models: [{ id: 'm', deployments: [{ provider: 'ghost', model: 'x' }] }, { id: 'm', deployments: [{ provider: 'sim', model: 'x' }] }] };
     expect(() => parseConfig(bad, { SIM_KEY: 'k' })).toThrow(/models\[0\]\.deployments\[0\]\.provider: unknown provider "ghost"[\s\S]*models\[1\]\.id: duplicate model id "m"/);

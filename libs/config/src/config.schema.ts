@@ -91,6 +91,11 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: d.id === undefined ? ['models', i, 'deployments', j] : ['models', i, 'deployments', j, 'id'], message: `${what} is already used by ${first}; deployment ids must be unique` });
         } else deploymentIds.set(id, where);
       });
+      // A price override under a name that is not one of the model's deployments would silently not apply.
+      const own = model.deployments.map((d, j) => d.id ?? `${model.id}#${j}`);
+      for (const key of Object.keys(model.pricing.deployments)) {
+        if (!own.includes(key)) ctx.addIssue({ code: 'custom', path: ['models', i, 'pricing', 'deployments', key], message: `"${key}" is not a deployment of model "${model.id}" (its deployments: ${own.join(', ')})` });
+      }
     });
     for (const id of config.adapter.providers) {
       if (!(id in config.providers)) ctx.addIssue({ code: 'custom', path: ['adapter', 'providers'], message: `unknown provider "${id}"` });
