@@ -314,11 +314,14 @@ describe('observability: metrics, tracing and alerting through the embedded gate
       // The history is readable in the admin API.
       const history = await waitFor(async () => {
         const r = await fetch(`${gw.url}/admin/v1/alerts?rule=provider-errors`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
-        const list = (await r.json()) as { data: Array<{ status: string; labels: Record<string, string>; notified: boolean }> };
+        const list = (await r.json()) as { data: Array<{ at: string; status: string; labels: Record<string, string>; notified: boolean }> };
         return list.data.length >= 2 ? list.data : undefined;
       }, { what: 'alert history' });
       expect(history.map((h) => h.status)).toEqual(['resolved', 'firing']);
       expect(history[1]).toMatchObject({ labels: { provider: 'simulated' }, notified: true });
+      const sinceResolved = await fetch(`${gw.url}/admin/v1/alerts?rule=provider-errors&since=${encodeURIComponent(history[0]?.at ?? '')}`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+      expect(sinceResolved.status).toBe(200);
+      expect(((await sinceResolved.json()) as { data: Array<{ status: string }> }).data.map((h) => h.status)).toEqual(['resolved']);
       expect((await fetch(`${gw.url}/admin/v1/alerts`)).status).toBe(401);
       expect((await fetch(`${gw.url}/admin/v1/alerts?limit=0`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } })).status).toBe(400);
 

@@ -105,22 +105,24 @@ export class ClickHouseAlertHistory implements AlertHistoryStore {
       params['rule'] = query.ruleId;
     }
     if (query.sinceMs !== undefined) {
-      where.push('at >= fromUnixTimestamp64Milli({since:Int64})');
+      where.push("at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')");
       params['since'] = query.sinceMs;
     }
     if (query.org !== undefined) {
       where.push("labels['org'] = {org:String}");
       params['org'] = query.org;
     }
+    // The text columns get names of their own: an alias `at` would shadow the DateTime64 column in
+    // WHERE and ORDER BY, and comparing it with a time fails.
     const result = await this.client.query({
-      query: `SELECT toString(at) AS at, alert_id, rule_id, rule_kind, severity, status, labels, value, threshold, summary, toString(started_at) AS started_at, notified, channels
+      query: `SELECT toString(at) AS at_text, alert_id, rule_id, rule_kind, severity, status, labels, value, threshold, summary, toString(started_at) AS started_at_text, notified, channels
 FROM {db:Identifier}.alert_history ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
 ORDER BY at DESC, alert_id LIMIT {limit:UInt32}`,
       query_params: params,
       format: 'JSONEachRow',
     });
-    return (await result.json<AlertHistoryRow>()).map((r) => ({
-      at: isoTime(r.at),
+    return (await result.json<Omit<AlertHistoryRow, 'at' | 'started_at'> & { at_text: string; started_at_text: string }>()).map((r) => ({
+      at: isoTime(r.at_text),
       alertId: r.alert_id,
       ruleId: r.rule_id,
       ruleKind: r.rule_kind,
@@ -130,7 +132,7 @@ ORDER BY at DESC, alert_id LIMIT {limit:UInt32}`,
       value: Number(r.value),
       threshold: Number(r.threshold),
       summary: r.summary,
-      startedAt: isoTime(r.started_at),
+      startedAt: isoTime(r.started_at_text),
       notified: r.notified === true || r.notified === 1,
       channels: r.channels,
     }));
