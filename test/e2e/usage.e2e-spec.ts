@@ -169,4 +169,29 @@ describe('legacy completions with several prompts', () => {
     expect(new Set(chunks.map((c) => c.created)).size).toBe(1);
     expect(chunks.at(-1)?.usage).toBeTruthy();
   });
+
+  it('records the serving attempt’s latency as the provider’s time to its first answer event, not the whole stream', async () => {
+    gw.sim.configure({ tokensPerSecond: 20 });
+    try {
+      const { data: stream, response } = await gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Tell a long story' }], max_tokens: 20, stream: true }).withResponse();
+      for await (const chunk of stream) void chunk;
+      const requestId = response.headers.get('x-request-id') ?? '';
+      const [row] = await waitFor(
+        async () => {
+          const found = await queryRows<{ latency_ms: number; ttft_ms: number; attempt_latency: number }>(
+            gw.gateway.billing.usage.store,
+            'SELECT latency_ms, ttft_ms, attempts.latency_ms[-1] AS attempt_latency FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
+            { id: requestId },
+          );
+          return found.length > 0 ? found : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200, what: 'the streamed request’s usage row' },
+      );
+      // 20 tokens at 20 a second: the whole request takes about a second, its first event comes at once.
+      expect(row?.latency_ms).toBeGreaterThanOrEqual(700);
+      expect(row?.attempt_latency).toBeLessThanOrEqual(row?.ttft_ms ?? 0);
+    } finally {
+      gw.sim.configure({ tokensPerSecond: 0 });
+    }
+  });
 });

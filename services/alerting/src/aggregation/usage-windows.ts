@@ -7,6 +7,7 @@ interface AttemptBucket {
   requests: number;
   errors: number;
   latency: number[];
+  maxLatencyMs: number;
 }
 
 interface Series<B> {
@@ -18,7 +19,10 @@ export interface WindowCounts {
   labels: Record<string, string>;
   requests: number;
   errors: number;
-  /** Upper bound of the bucket holding the 95th percentile; undefined without requests. */
+  /**
+   * The 95th percentile, estimated from the histogram: interpolated linearly inside the bucket that
+   * holds it, and never above the slowest call seen. Undefined without requests.
+   */
   p95Ms: number | undefined;
 }
 
@@ -69,14 +73,16 @@ export class UsageWindows {
     for (const series of this.attempts[scope].values()) {
       let requests = 0;
       let errors = 0;
+      let maxLatencyMs = 0;
       const latency = new Array<number>(LATENCY_BOUNDS_MS.length).fill(0);
       for (const [start, b] of series.buckets) {
         if (start < from || start > now) continue;
         requests += b.requests;
         errors += b.errors;
+        maxLatencyMs = Math.max(maxLatencyMs, b.maxLatencyMs);
         b.latency.forEach((n, i) => (latency[i] = (latency[i] ?? 0) + n));
       }
-      out.push({ labels: series.labels, requests, errors, p95Ms: percentile(latency, requests, 0.95) });
+      out.push({ labels: series.labels, requests, errors, p95Ms: percentile(latency, requests, 0.95, maxLatencyMs) });
     }
     return out;
   }
@@ -122,27 +128,36 @@ export class UsageWindows {
     }
     let b = series.buckets.get(bucket);
     if (!b) {
-      b = { requests: 0, errors: 0, latency: new Array<number>(LATENCY_BOUNDS_MS.length).fill(0) };
+      b = { requests: 0, errors: 0, latency: new Array<number>(LATENCY_BOUNDS_MS.length).fill(0), maxLatencyMs: 0 };
       series.buckets.set(bucket, b);
     }
     b.requests++;
     if (failed) b.errors++;
+    b.maxLatencyMs = Math.max(b.maxLatencyMs, latencyMs);
     const slot = LATENCY_BOUNDS_MS.findIndex((bound) => latencyMs <= bound);
     b.latency[slot] = (b.latency[slot] ?? 0) + 1;
   }
 }
 
-function percentile(counts: number[], total: number, q: number): number | undefined {
+/**
+ * The q-quantile of a histogram, interpolated linearly between the bounds of the bucket that holds
+ * it (as Prometheus' histogram_quantile does) and capped at the slowest value seen: reading the
+ * bucket's upper bound would report every call of 510 ms as "1000 ms". The open top bucket reads
+ * as the slowest value seen.
+ */
+function percentile(counts: number[], total: number, q: number, max: number): number | undefined {
   if (total === 0) return undefined;
-  const rank = Math.ceil(total * q);
+  const rank = total * q;
   let seen = 0;
   for (let i = 0; i < counts.length; i++) {
-    seen += counts[i] ?? 0;
-    if (seen >= rank) {
-      const bound = LATENCY_BOUNDS_MS[i] ?? Number.POSITIVE_INFINITY;
-      // The open top bucket reads as its lower bound.
-      return Number.isFinite(bound) ? bound : (LATENCY_BOUNDS_MS[i - 1] ?? 0);
+    const inBucket = counts[i] ?? 0;
+    if (inBucket > 0 && seen + inBucket >= rank) {
+      const lower = LATENCY_BOUNDS_MS[i - 1] ?? 0;
+      const upper = LATENCY_BOUNDS_MS[i] ?? Number.POSITIVE_INFINITY;
+      if (!Number.isFinite(upper)) return Math.max(lower, max);
+      return Math.min(max, Math.round(lower + ((upper - lower) * (rank - seen)) / inBucket));
     }
+    seen += inBucket;
   }
-  return undefined;
+  return max;
 }

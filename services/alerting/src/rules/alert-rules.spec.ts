@@ -33,7 +33,22 @@ describe('rule evaluation', () => {
     traffic(windows, T0 - 1_000, 'slow', 10, 0, 15_000);
     traffic(windows, T0 - 1_000, 'fast', 100, 0, 80);
     const [verdict] = evaluateRules([rule({ id: 'p95', kind: 'latency_p95', windowMs: 60_000, thresholdMs: 1_000, minRequests: 10 })], input(windows, T0));
-    expect(verdict?.conditions.map((c) => [c.labels['provider'], c.value])).toEqual([['slow', 20_000]]);
+    // The 95th call is the 5th of 10 in the 10–20 s bucket: interpolated, then capped at the slowest call.
+    expect(verdict?.conditions.map((c) => [c.labels['provider'], c.value])).toEqual([['slow', 15_000]]);
+  });
+
+  it('does not report a healthy provider at the upper bound of its latency bucket', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    traffic(windows, T0 - 1_000, 'steady', 100, 0, 510);
+    const [steady] = evaluateRules([rule({ id: 'p95', kind: 'latency_p95', windowMs: 60_000, thresholdMs: 1_000, minRequests: 10 })], input(windows, T0));
+    expect(steady?.conditions).toEqual([]);
+    expect(windows.attemptWindows('provider', 60_000, T0)[0]?.p95Ms).toBe(510);
+    traffic(windows, T0 - 1_000, 'spread', 100, 0, 600);
+    traffic(windows, T0 - 1_000, 'spread', 100, 0, 990);
+    // 200 calls in the 500–1000 ms bucket: the 190th reads as 500 + 500 × 190/200.
+    expect(windows.attemptWindows('provider', 60_000, T0).find((w) => w.labels['provider'] === 'spread')?.p95Ms).toBe(975);
+    const [spread] = evaluateRules([rule({ id: 'p95', kind: 'latency_p95', windowMs: 60_000, thresholdMs: 900, minRequests: 10 })], input(windows, T0));
+    expect(spread?.conditions.map((c) => c.summary)).toEqual(['Provider spread: p95 time to first answer about 975 ms over 200 calls in 1 min (threshold 900 ms)']);
   });
 
   it('turns open circuits and rolled-back canaries into conditions, and keeps state while the router is unknown', () => {

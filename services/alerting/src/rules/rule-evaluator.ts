@@ -56,7 +56,7 @@ function evaluateRule(rule: AlertRuleConfig, input: EvaluationInput): RuleVerdic
       for (const w of input.windows.attemptWindows(rule.scope, rule.windowMs, input.now)) {
         if (w.requests < rule.minRequests || w.p95Ms === undefined) continue;
         if (w.p95Ms >= rule.thresholdMs) {
-          conditions.push({ rule, labels: w.labels, value: w.p95Ms, threshold: rule.thresholdMs, summary: `${describe(w.labels)}: p95 latency ≥ ${w.p95Ms} ms over ${w.requests} calls in ${minutes(rule.windowMs)} (threshold ${rule.thresholdMs} ms)` });
+          conditions.push({ rule, labels: w.labels, value: w.p95Ms, threshold: rule.thresholdMs, summary: `${describe(w.labels)}: p95 time to first answer about ${w.p95Ms} ms over ${w.requests} calls in ${minutes(rule.windowMs)} (threshold ${rule.thresholdMs} ms)` });
         }
       }
       return { rule, known: true, conditions };

@@ -269,7 +269,8 @@ export class UsageTrack {
     event.errorKind = event.status === usagev1.Status.STATUS_ERROR ? (errorKind ?? 'internal') : '';
     if (event.provider) {
       // The routing decision's failed attempts (retried or failed over) come before the one that served.
-      const earlier = (this.decision?.attemptDetails ?? []).slice(0, -1).map((a) => ({
+      const details = this.decision?.attemptDetails ?? [];
+      const earlier = details.slice(0, -1).map((a) => ({
         provider: a.provider,
         deployment: a.deployment,
         status: a.errorKind ? usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR : usagev1.AttemptStatus.ATTEMPT_STATUS_OK,
@@ -283,7 +284,9 @@ export class UsageTrack {
           deployment: event.deployment,
           status: cancelled ? usagev1.AttemptStatus.ATTEMPT_STATUS_CANCELLED : errorKind ? usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR : usagev1.AttemptStatus.ATTEMPT_STATUS_OK,
           errorKind: errorKind ?? '',
-          latencyMs: event.latencyMs,
+          // Like every other attempt: the provider's time to its first answer event, as the router
+          // measured it; not the whole request, which includes the streamed answer and the client.
+          latencyMs: details.at(-1)?.latencyMs ?? (event.ttftMs > 0 ? event.ttftMs : event.latencyMs),
         },
       ];
     }
