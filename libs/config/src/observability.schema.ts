@@ -87,16 +87,32 @@ export const alertRuleSchema = z.discriminatedUnion('kind', [
 ]);
 export type AlertRuleConfig = z.infer<typeof alertRuleSchema>;
 
+/**
+ * A receiver's URL. Credentials in it (`https://user:token@host/…`) are refused: fetch does not
+ * send them, and they would end up in logs; put them in `headers` (`authorization`) instead.
+ */
+const receiverUrl = z.url().refine(
+  (url) => {
+    try {
+      const parsed = new URL(url);
+      return parsed.username === '' && parsed.password === '';
+    } catch {
+      return true;
+    }
+  },
+  { message: 'must not contain credentials (user:password@); send them in headers, e.g. authorization: "Basic ${WEBHOOK_AUTH}"' },
+);
+
 export const alertChannelSchema = z.discriminatedUnion('kind', [
   z.object({
     id: identifier,
     kind: z.literal('webhook'),
-    url: z.url(),
+    url: receiverUrl,
     /** HMAC-SHA256 key of the signature header; use `${VAR}`. Empty sends unsigned. */
     secret: z.string().default(''),
     headers: z.record(z.string(), z.string()).default({}),
   }),
-  z.object({ id: identifier, kind: z.literal('slack'), url: z.url() }),
+  z.object({ id: identifier, kind: z.literal('slack'), url: receiverUrl }),
 ]);
 export type AlertChannelConfig = z.infer<typeof alertChannelSchema>;
 
@@ -130,6 +146,11 @@ export const alertingSchema = z
     a.rules.forEach((rule, i) => {
       if (ids.has(rule.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${rule.id}"` });
       ids.add(rule.id);
+      // Windows are whole buckets: a window shorter than a bucket, or between two, would see
+      // nothing (or a varying span) depending on where in the bucket the evaluation falls.
+      if ('windowMs' in rule && rule.windowMs % a.bucketMs !== 0) {
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'windowMs'], message: `must be a multiple of bucketMs (${a.bucketMs})` });
+      }
       rule.channels.forEach((c, j) => {
         if (!channels.has(c)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'channels', j], message: `unknown channel "${c}"` });
       });

@@ -1,17 +1,21 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { alertingSchema } from '@openrouter/config';
 import { AlertingMetrics, createLogger, createMetricsRegistry } from '@openrouter/observability';
 import type { AlertNotification, NotificationChannel } from '../channels/notification';
+import { WebhookChannel } from '../channels/webhook.channel';
 import { DeliveryQueue } from './delivery-queue';
 
 const logger = createLogger('delivery-spec', 'silent');
 const settings = alertingSchema.parse({ delivery: { initialBackoffMs: 5, maxBackoffMs: 20, maxAttempts: 4, timeoutMs: 1_000, queueLimit: 3 } }).delivery;
-const notification = (id: string): AlertNotification => ({ id, status: 'firing', ruleId: 'r', ruleKind: 'error_rate', severity: 'warning', alerts: [], sentAt: 0 });
+const notification = (id: string, status: AlertNotification['status'] = 'firing', ruleId = 'r'): AlertNotification => ({ id, status, ruleId, ruleKind: 'error_rate', severity: 'warning', alerts: [], sentAt: 0 });
 
-function flakyChannel(failures: number): NotificationChannel & { calls: string[] } {
+function flakyChannel(failures: number, id = 'flaky'): NotificationChannel & { calls: string[] } {
   const calls: string[] = [];
   let left = failures;
   return {
-    id: 'flaky',
+    id,
     kind: 'webhook',
     calls,
     async send(n) {
@@ -44,12 +48,62 @@ describe('delivery queue', () => {
     const registry = createMetricsRegistry('alerting', { processMetrics: false });
     const queue = new DeliveryQueue(settings, new AlertingMetrics(registry), logger);
     const dead = flakyChannel(100);
-    const fine = flakyChannel(0);
+    const fine = flakyChannel(0, 'fine');
     queue.enqueue(dead, notification('x'));
     queue.enqueue(fine, notification('y'));
     expect(fine.calls).toEqual(['y']);
     await until(() => dead.calls.length === 4 && queue.pending === 0);
     expect(await registry.metrics()).toContain('openrouter_alert_deliveries_dropped_total{channel="flaky",service="alerting"} 1');
     await queue.close();
+  });
+
+  it('never lets a resolution overtake the firing it resolves while the receiver is down', async () => {
+    // A real receiver on a port that first refuses connections, then answers.
+    const received: string[] = [];
+    const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push(`${(JSON.parse(body) as { id: string }).id}`);
+        res.writeHead(204).end();
+      });
+    };
+    const probe = createServer(handler);
+    await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((done) => probe.close(() => done()));
+    let receiver: Server | undefined;
+    const queue = new DeliveryQueue({ ...settings, initialBackoffMs: 300, maxBackoffMs: 300, maxAttempts: 20 }, new AlertingMetrics(createMetricsRegistry('alerting', { processMetrics: false })), logger, () => 0.99);
+    const channel = new WebhookChannel('pager', `http://127.0.0.1:${port}/hook`, '');
+    const other = new WebhookChannel('pager', `http://127.0.0.1:${port}/hook`, '');
+    try {
+      queue.enqueue(channel, notification('fired', 'firing'));
+      await until(() => queue.pending === 1 && received.length === 0);
+      // The receiver comes back while the firing waits for its retry; the resolution is made now.
+      receiver = createServer(handler);
+      await new Promise<void>((done) => receiver?.listen(port, '127.0.0.1', done));
+      queue.enqueue(channel, notification('resolved', 'resolved'));
+      queue.enqueue(other, notification('another-rule', 'firing', 'other'));
+      await until(() => received.length === 3);
+      expect(received.indexOf('fired')).toBeLessThan(received.indexOf('resolved'));
+      // Another rule's notification did not wait behind them.
+      expect(received[0]).toBe('another-rule');
+    } finally {
+      await queue.close();
+      await new Promise<void>((done) => (receiver ? receiver.close(() => done()) : done()));
+    }
+  });
+
+  it('logs a channel failure by its name and code, never its message (which may carry the URL and its token)', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
+    const queue = new DeliveryQueue({ ...settings, maxAttempts: 2 }, new AlertingMetrics(createMetricsRegistry('alerting', { processMetrics: false })), createLogger('delivery-spec', 'info', sink));
+    queue.enqueue(new WebhookChannel('ops', 'http://user:tok-9f8e7d@127.0.0.1:9/hook', ''), notification('a'));
+    await until(() => queue.pending === 0 && lines.some((l) => l.includes('given up')));
+    await queue.close();
+    const failures = lines.map((l) => JSON.parse(l) as { channel?: string; failure?: { name: string } }).filter((l) => l.failure);
+    expect(failures).toHaveLength(2);
+    expect(failures.every((l) => l.channel === 'ops' && l.failure?.name === 'TypeError')).toBe(true);
+    expect(lines.join('\n')).not.toContain('tok-9f8e7d');
   });
 });
