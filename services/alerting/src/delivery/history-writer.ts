@@ -26,9 +26,11 @@ export class HistoryWriter {
     if (!this.store || entries.length === 0 || this.closed) return;
     this.buffer.push(...entries);
     if (this.buffer.length > this.limit) {
-      const dropped = this.buffer.length - this.limit;
-      this.buffer.splice(0, dropped);
-      this.logger.error({ dropped }, 'alert history buffer full: oldest entries dropped');
+      const dropped = this.buffer.splice(0, this.buffer.length - this.limit);
+      this.logger.error(
+        { dropped: dropped.length, first: dropped.slice(0, 20).map((e) => ({ at: e.at, alert: e.alertId, status: e.status })) },
+        'alert history buffer full: oldest entries dropped',
+      );
     }
     if (!this.timer) this.flush();
   }
@@ -57,7 +59,9 @@ export class HistoryWriter {
       .append(batch)
       .then(
         () => {
-          this.buffer.splice(0, batch.length);
+          // By identity: the buffer may have been trimmed while the batch was written.
+          const written = new Set(batch);
+          this.buffer = this.buffer.filter((e) => !written.has(e));
           this.delay = this.initialDelayMs;
         },
         (error: unknown) => {

@@ -1,0 +1,59 @@
+import { Writable } from 'node:stream';
+import { createLogger, type AlertHistoryEntry, type AlertHistoryQuery, type AlertHistoryStore } from '@openrouter/observability';
+import { HistoryWriter } from './history-writer';
+
+const entry = (alertId: string): AlertHistoryEntry => ({
+  at: '2026-01-01T00:00:00.000Z',
+  alertId,
+  ruleId: 'r',
+  ruleKind: 'error_rate',
+  severity: 'warning',
+  status: 'firing',
+  labels: {},
+  value: 1,
+  threshold: 1,
+  summary: '',
+  startedAt: '2026-01-01T00:00:00.000Z',
+  notified: true,
+  channels: [],
+});
+
+/** A store whose first write waits until released. */
+class SlowStore implements AlertHistoryStore {
+  readonly written: string[] = [];
+  private release: (() => void) | undefined;
+  private first = true;
+
+  append(entries: readonly AlertHistoryEntry[]): Promise<void> {
+    const write = (): void => void this.written.push(...entries.map((e) => e.alertId));
+    if (!this.first) return Promise.resolve(write());
+    this.first = false;
+    return new Promise((resolve) => (this.release = () => resolve(write())));
+  }
+
+  list(_query: AlertHistoryQuery): Promise<AlertHistoryEntry[]> {
+    return Promise.resolve([]);
+  }
+
+  releaseFirst(): void {
+    this.release?.();
+  }
+}
+
+describe('alert history writer', () => {
+  it('keeps entries appended while a batch is written, even when the buffer was trimmed meanwhile, and logs what it dropped', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
+    const store = new SlowStore();
+    const writer = new HistoryWriter(store, createLogger('history-spec', 'info', sink), 3);
+    writer.append([entry('a'), entry('b'), entry('c')]);
+    // While a, b, c are being written: two more push a and b out of the bounded buffer.
+    writer.append([entry('d'), entry('e')]);
+    store.releaseFirst();
+    await writer.flushed();
+    expect(store.written).toEqual(['a', 'b', 'c', 'd', 'e']);
+    const dropped = lines.map((l) => JSON.parse(l) as { msg: string; dropped?: number; first?: Array<{ alert: string }> }).find((l) => l.msg.includes('buffer full'));
+    expect(dropped).toMatchObject({ dropped: 2, first: [{ alert: 'a' }, { alert: 'b' }] });
+    await writer.close();
+  });
+});
