@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { toMicros } from '@openrouter/budgets';
 import { hashApiKey } from '@openrouter/ingress';
+import { queryRows } from '../support/infra/clickhouse';
 import { waitFor } from '../support/infra/wait-for';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
@@ -191,6 +192,33 @@ describe('WebSocket API', () => {
     await expect(gw.sim.waitForRequest((r) => r.outcome === 'aborted', 5_000)).resolves.toMatchObject({ outcome: 'aborted' });
     await expect(Client.open(url, { key })).rejects.toMatchObject({ status: 401 });
   });
+
+  it('slows a stream down to the pace its client reads at, instead of buffering the whole answer', async () => {
+    // Far more than the loopback socket buffers hold, so a client that does not read holds the stream up.
+    gw.sim.configure({ completionTokens: 60_000 });
+    const body = { model: 'gpt-4o-mini', stream: true, max_tokens: 60_000, messages: [{ role: 'user', content: 'a very long answer' }] };
+    const paused = await Client.open(url, { key: gw.apiKey });
+    const socket = (paused.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    paused.send({ type: 'chat.completions', id: 'unread', body });
+    const reading = await Client.open(url, { key: gw.apiKey });
+    reading.send({ type: 'chat.completions', id: 'read', body });
+    await reading.until((frames) => frames.some((f) => f.id === 'read' && (f.type === 'done' || f.type === 'error')), 60_000);
+    expect(reading.of('read').at(-1)?.type).toBe('done');
+    // The answer read to the end is metered; the one nobody read is still held by the gateway, not finished.
+    const metered = async (): Promise<string[]> =>
+      (await queryRows<{ request_id: string }>(gw.gateway.billing.usage.store, "SELECT request_id FROM {db:Identifier}.usage_events FINAL WHERE request_id LIKE '%:read' OR request_id LIKE '%:unread'")).map((r) => r.request_id);
+    await waitFor(async () => (await metered()).some((id) => id.endsWith(':read')), { what: 'the read stream metered' });
+    expect((await metered()).filter((id) => id.endsWith(':unread'))).toEqual([]);
+    // Once the client reads, its stream completes in full.
+    socket.resume();
+    await paused.until((frames) => frames.some((f) => f.id === 'unread' && (f.type === 'done' || f.type === 'error')), 60_000);
+    expect(paused.of('unread').at(-1)?.type).toBe('done');
+    const chunks = (c: Client, id: string) => c.of(id).filter((f) => f.type === 'chunk').length;
+    expect(chunks(paused, 'unread')).toBe(chunks(reading, 'read'));
+    paused.close();
+    reading.close();
+  }, 120_000);
 
   it('applies the same rate limits as HTTP', async () => {
     const client = await Client.open(url, { key: LIMITED });

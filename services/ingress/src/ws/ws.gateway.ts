@@ -20,6 +20,19 @@ const PATH = '/v1/ws';
 const MAX_FRAME_BYTES = 10 * 1024 * 1024;
 /** Close code for a socket whose key was revoked or expired (1008: policy violation). */
 const KEY_REVOKED_CLOSE = 1008;
+/**
+ * Past this many bytes sent but not yet taken by the client, a stream waits before it takes its
+ * next chunk, and a new request waits before it starts: a client that does not read slows its own
+ * answers down (the provider stream with them) instead of filling the gateway's memory.
+ */
+const SEND_HIGH_WATER_BYTES = 1024 * 1024;
+/**
+ * Past this many bytes waiting for the client, the socket is closed (1008) and its requests are
+ * cancelled. Streams wait at the high-water mark, so only frames that cannot wait (whole answers,
+ * errors of requests sent regardless) can reach it.
+ */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+const NOT_READING_CLOSE = 1008;
 
 interface Connection {
   socket: WebSocket;
@@ -29,6 +42,10 @@ interface Connection {
   record: ApiKeyRecord;
   context: routerv1.RequestContext;
   streams: Map<string, AbortController>;
+  /** Resolves when the last frame sent has been handed to the network, or could not be. */
+  lastWrite: Promise<void>;
+  /** Resolves when the socket closed. */
+  closed: Promise<void>;
 }
 
 /**
@@ -79,7 +96,8 @@ export class WsGateway {
   }
 
   private serve(socket: WebSocket, key: string, traffic: TrafficAttributes, record: ApiKeyRecord, context: routerv1.RequestContext): void {
-    const connection: Connection = { socket, key, traffic, record, context, streams: new Map() };
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const connection: Connection = { socket, key, traffic, record, context, streams: new Map(), lastWrite: Promise.resolve(), closed };
     this.connections.add(connection);
     socket.on('message', (data, isBinary) => {
       if (isBinary) return send(connection, errorFrame(null, new GatewayError('bad_request', 'Frames are JSON text.', { code: 'invalid_frame' })));
@@ -137,6 +155,8 @@ export class WsGateway {
     const context = { ...connection.context, requestId: `${connection.context.requestId}:${id}`.slice(0, 200) };
     let reservation: BudgetReservation | undefined;
     let outcome = { cancelled: true, status: 499 };
+    // Nothing new starts while the client has not read what it was sent.
+    await drained(connection, signal);
     const listeners: Array<() => void> = [];
     const exchange: MeteredExchange = {
       id: context.requestId,
@@ -171,7 +191,10 @@ export class WsGateway {
         return;
       }
       send(connection, { type: 'start', id, headers });
-      for await (const chunk of clientChunks(opened, { usage, admission, budget: reservation, clientWantsUsage })) send(connection, { type: 'chunk', id, data: chunk });
+      for await (const chunk of clientChunks(opened, { usage, admission, budget: reservation, clientWantsUsage })) {
+        send(connection, { type: 'chunk', id, data: chunk });
+        await drained(connection, signal);
+      }
       send(connection, { type: 'done', id });
       outcome = { cancelled: false, status: 200 };
     } catch (error) {
@@ -235,5 +258,30 @@ function errorFrame(id: string | null, error: GatewayError): ServerFrame {
 }
 
 function send(connection: Connection, frame: ServerFrame): void {
-  if (connection.socket.readyState === connection.socket.OPEN) connection.socket.send(JSON.stringify(frame));
+  const socket = connection.socket;
+  if (socket.readyState !== socket.OPEN) return;
+  connection.lastWrite = new Promise<void>((resolve) => socket.send(JSON.stringify(frame), () => resolve()));
+  if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+    for (const controller of connection.streams.values()) controller.abort();
+    socket.close(NOT_READING_CLOSE, 'client not reading: too much data waiting');
+  }
+}
+
+/** Until the client has taken enough of what it was sent, or the socket closed, or the request was cancelled. */
+async function drained(connection: Connection, signal: AbortSignal): Promise<void> {
+  const socket = connection.socket;
+  if (socket.bufferedAmount <= SEND_HIGH_WATER_BYTES) return;
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<void>((resolve) => (onAbort = resolve));
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    while (socket.bufferedAmount > SEND_HIGH_WATER_BYTES && socket.readyState === socket.OPEN && !signal.aborted) {
+      const waitedOn = connection.lastWrite;
+      await Promise.race([waitedOn, connection.closed, aborted]);
+      // Written, yet still over the mark (bytes the socket holds beyond our frames): check again shortly rather than spin.
+      if (connection.lastWrite === waitedOn && socket.bufferedAmount > SEND_HIGH_WATER_BYTES) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
