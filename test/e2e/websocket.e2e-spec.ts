@@ -117,6 +117,22 @@ describe('WebSocket API', () => {
     client.close();
   });
 
+  it('records each request under the end user its body names, as over HTTP', async () => {
+    const client = await Client.open(url, { protocolKey: gw.apiKey });
+    for (const [id, user] of [['u1', 'alice@example.com'], ['u2', 'bob']]) {
+      client.send({ type: 'chat.completions', id, body: { model: 'gpt-4o-mini', user, messages: [{ role: 'user', content: 'hi' }] } });
+    }
+    await client.until((frames) => ['u1', 'u2'].every((id) => frames.some((f) => f.id === id && f.type === 'completion')));
+    client.close();
+    const rows = async () =>
+      queryRows<{ request_id: string; end_user: string }>(gw.gateway.billing.usage.store, "SELECT request_id, end_user FROM {db:Identifier}.usage_events FINAL WHERE request_id LIKE '%:u1' OR request_id LIKE '%:u2' ORDER BY request_id");
+    await waitFor(async () => (await rows()).length === 2, { what: 'both requests metered' });
+    expect((await rows()).map((r) => [r.request_id.split(':').at(-1), r.end_user])).toEqual([
+      ['u1', 'alice@example.com'],
+      ['u2', 'bob'],
+    ]);
+  });
+
   it('cancels one request and keeps the other running', async () => {
     gw.sim.configure({ tokensPerSecond: 20, completionTokens: 40 });
     const client = await Client.open(url, { key: gw.apiKey });

@@ -152,7 +152,10 @@ export class WsGateway {
    * when it ends, whatever the ending (answered, failed, cancelled, socket closed).
    */
   private async chat(connection: Connection, id: string, body: unknown, signal: AbortSignal): Promise<void> {
-    const context = { ...connection.context, requestId: `${connection.context.requestId}:${id}`.slice(0, 200) };
+    // The end user, as over HTTP: the upgrade's x-openrouter-user header, else each request's `user`.
+    const user = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['user'] : undefined;
+    const endUser = connection.traffic.endUser ?? (typeof user === 'string' ? user.slice(0, 256) : '');
+    const context = { ...connection.context, endUser, requestId: `${connection.context.requestId}:${id}`.slice(0, 200) };
     let reservation: BudgetReservation | undefined;
     let outcome = { cancelled: true, status: 499 };
     // Nothing new starts while the client has not read what it was sent.
