@@ -31,9 +31,9 @@ class Client {
     });
   }
 
-  static open(url: string, options: { key?: string; protocolKey?: string }): Promise<Client> {
+  static open(url: string, options: { key?: string; protocolKey?: string; autoPong?: boolean }): Promise<Client> {
     const protocols = ['openrouter.v1', ...(options.protocolKey ? [`bearer.${options.protocolKey}`] : [])];
-    const socket = new WebSocket(url, protocols, options.key ? { headers: { authorization: `Bearer ${options.key}` } } : {});
+    const socket = new WebSocket(url, protocols, { autoPong: options.autoPong ?? true, ...(options.key ? { headers: { authorization: `Bearer ${options.key}` } } : {}) });
     return new Promise((resolve, reject) => {
       socket.once('open', () => resolve(new Client(socket)));
       socket.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`refused ${res.statusCode}`), { status: res.statusCode })));
@@ -245,5 +245,33 @@ describe('WebSocket API', () => {
     const denied = client.frames.find((f) => f.type === 'error');
     expect(denied).toMatchObject({ status: 429, error: { error: { code: 'rate_limit_exceeded' } } });
     client.close();
+  });
+});
+
+describe('WebSocket liveness and shutdown', () => {
+  let gw: TestGateway;
+  let url: string;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        const access = doc['access'] as { requests?: object };
+        doc['access'] = { ...access, requests: { ...access.requests, webSocketHeartbeatMs: 1_000 } };
+      },
+    });
+    url = `${gw.url.replace('http', 'ws')}/v1/ws`;
+  });
+  afterAll(async () => gw?.close());
+
+  it('drops a socket whose peer stopped answering pings, and keeps one that answers', async () => {
+    const silent = await Client.open(url, { protocolKey: gw.apiKey, autoPong: false });
+    const alive = await Client.open(url, { protocolKey: gw.apiKey });
+    const dropped = new Promise<number>((resolve) => silent.socket.once('close', (code) => resolve(code)));
+    // Pinged at the first beat, found silent at the second: 1006, the connection was cut without a close frame.
+    expect(await dropped).toBe(1006);
+    expect(alive.socket.readyState).toBe(WebSocket.OPEN);
+    alive.send({ type: 'chat.completions', id: 'still', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } });
+    await alive.until((frames) => frames.some((f) => f.id === 'still' && f.type === 'completion'));
+    alive.close();
   });
 });

@@ -7,7 +7,7 @@ describe('access configuration', () => {
     const access = accessSchema.parse({});
     expect(access.rateLimits.failMode).toBe('open');
     expect(access.rateLimits.key).toEqual({});
-    expect(access.requests).toEqual({ maxMessages: 2048, maxTokens: 1_000_000, maxN: 16, maxWebSocketStreams: 32 });
+    expect(access.requests).toEqual({ maxMessages: 2048, maxTokens: 1_000_000, maxN: 16, maxWebSocketStreams: 32, webSocketHeartbeatMs: 30_000 });
   });
 
   it('refuses a key hash that is not 64 hex digits and a project admin key without its project', () => {

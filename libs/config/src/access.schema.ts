@@ -100,6 +100,8 @@ export const accessSchema = z.object({
       maxTokens: z.coerce.number().int().positive().default(1_000_000),
       maxN: z.coerce.number().int().positive().default(16),
       maxWebSocketStreams: z.coerce.number().int().positive().default(32),
+      /** Each WebSocket is pinged this often; one that has not answered the previous ping is dropped. */
+      webSocketHeartbeatMs: z.coerce.number().int().min(1_000).default(30_000),
     })
     .prefault({}),
 });

@@ -46,6 +46,8 @@ interface Connection {
   lastWrite: Promise<void>;
   /** Resolves when the socket closed. */
   closed: Promise<void>;
+  /** Whether the client answered the last ping. */
+  alive: boolean;
 }
 
 /**
@@ -56,6 +58,11 @@ interface Connection {
 export class WsGateway {
   private readonly server = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false) });
   private readonly connections = new Set<Connection>();
+  /** Set at shutdown: requests still arriving are refused, those in flight may finish. */
+  private closing = false;
+  /** Woken whenever a request ends, while shutdown waits for the last ones. */
+  private onRequestEnd: (() => void) | undefined;
+  private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
     private readonly access: AccessService,
@@ -67,6 +74,18 @@ export class WsGateway {
     access.onKeyChange((hash) => {
       for (const connection of this.connections) if (connection.record.hash === hash) void this.recheck(connection);
     });
+    // A peer that vanished without closing (a dropped network, a suspended laptop) would otherwise hold its socket for good.
+    this.heartbeat = setInterval(() => {
+      for (const connection of this.connections) {
+        if (!connection.alive) {
+          connection.socket.terminate();
+          continue;
+        }
+        connection.alive = false;
+        connection.socket.ping();
+      }
+    }, bounds.webSocketHeartbeatMs);
+    this.heartbeat.unref();
   }
 
   attach(http: Server): void {
@@ -97,8 +116,9 @@ export class WsGateway {
 
   private serve(socket: WebSocket, key: string, traffic: TrafficAttributes, record: ApiKeyRecord, context: routerv1.RequestContext): void {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    const connection: Connection = { socket, key, traffic, record, context, streams: new Map(), lastWrite: Promise.resolve(), closed };
+    const connection: Connection = { socket, key, traffic, record, context, streams: new Map(), lastWrite: Promise.resolve(), closed, alive: true };
     this.connections.add(connection);
+    socket.on('pong', () => (connection.alive = true));
     socket.on('message', (data, isBinary) => {
       if (isBinary) return send(connection, errorFrame(null, new GatewayError('bad_request', 'Frames are JSON text.', { code: 'invalid_frame' })));
       void this.onFrame(connection, data.toString());
@@ -128,6 +148,9 @@ export class WsGateway {
       connection.streams.get(frame.id)?.abort();
       return;
     }
+    if (this.closing) {
+      return send(connection, errorFrame(frame.id, new GatewayError('unavailable', 'The server is shutting down; send the request again on a new socket.', { code: 'shutting_down' })));
+    }
     if (connection.streams.has(frame.id)) {
       return send(connection, errorFrame(frame.id, new GatewayError('bad_request', `A request with the id "${frame.id}" is already in flight.`, { code: 'duplicate_id', param: 'id' })));
     }
@@ -144,6 +167,7 @@ export class WsGateway {
       else send(connection, { type: 'error', id: frame.id, status: 499, error: toOpenAIError(new GatewayError('cancelled', 'The request was cancelled.')).body });
     } finally {
       connection.streams.delete(frame.id);
+      this.onRequestEnd?.();
     }
   }
 
@@ -232,10 +256,38 @@ export class WsGateway {
     connection.socket.close(KEY_REVOKED_CLOSE, 'api key revoked or expired');
   }
 
-  async close(): Promise<void> {
+  /**
+   * Shutdown: requests arriving from now on are refused (503 shutting_down), those in flight have
+   * `graceMs` to finish; what is left then is cancelled (each gets its 499 error frame and is
+   * metered as cancelled), and every socket is closed with 1001.
+   */
+  async close(graceMs = 0): Promise<void> {
+    this.closing = true;
+    clearInterval(this.heartbeat);
+    await this.untilIdle(graceMs);
+    // What is left is cancelled; each request sends its 499 frame as it unwinds, before its socket closes.
+    for (const connection of this.connections) for (const controller of connection.streams.values()) controller.abort();
+    await this.untilIdle(1_000);
     for (const connection of this.connections) connection.socket.close(1001, 'server shutting down');
+    await within(Promise.all([...this.connections].map((c) => c.closed)), 1_000);
+    for (const connection of this.connections) connection.socket.terminate();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+
+  /** Until no request is in flight on any socket, or `ms` passed. */
+  private async untilIdle(ms: number): Promise<void> {
+    const inFlight = (): number => [...this.connections].reduce((n, c) => n + c.streams.size, 0);
+    if (inFlight() === 0 || ms <= 0) return;
+    await within(new Promise<void>((resolve) => (this.onRequestEnd = () => inFlight() === 0 && resolve())), ms);
+    this.onRequestEnd = undefined;
+  }
+}
+
+/** Waits for `promise`, or `ms`, whichever comes first. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** `Authorization: Bearer <key>`, or the `bearer.<key>` subprotocol browsers can send. */
