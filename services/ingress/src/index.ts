@@ -3,7 +3,7 @@ import { Counter } from 'prom-client';
 import type { GatewayConfig } from '@openrouter/config';
 import { createTelemetry, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
-import { PriceBook, type ClickHouseTarget, type UsagePublisher } from '@openrouter/usage';
+import { PriceBook, UnpricedModels, type ClickHouseTarget, type UsagePublisher } from '@openrouter/usage';
 import { InProcessBudgetBus, KafkaBudgetPublisher, MemoryBudgetLedger, RedisBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
 import { AccessService } from './access/access.service';
 import { MemoryAccessRepository, RedisAccessRepository } from './access/access.repository';
@@ -82,7 +82,12 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const readiness = [{ name: 'router', check: () => router.isReachable(500) }];
   const publisher = options.usagePublisher ?? (await createUsagePublisher(config, logger));
   const prices = PriceBook.fromModels(config.models);
-  const usage = new UsageRecorder(telemetry.instrumentPublisher(publisher), prices, logger, telemetry.metered);
+  // The router may serve a model this ingress has no price for (added without restarting it): loud, not silent.
+  const unpriced = new UnpricedModels(telemetry.telemetry.registry, logger);
+  const usage = new UsageRecorder(telemetry.instrumentPublisher(publisher), prices, logger, (event, decision) => {
+    unpriced.check(event);
+    telemetry.metered(event, decision);
+  });
   const budgetEvents =
     options.budgetEvents ?? (config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : new InProcessBudgetBus(logger));
   const budgetRedis = redisUrl ? connectBudgetRedis(redisUrl) : undefined;
