@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Counter } from 'prom-client';
 import type { GatewayConfig } from '@openrouter/config';
 import { createTelemetry, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
-import { startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
+import { closeWithinGrace, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { PriceBook, UnpricedModels, type ClickHouseTarget, type UsagePublisher } from '@openrouter/usage';
 import { InProcessBudgetBus, KafkaBudgetPublisher, MemoryBudgetLedger, RedisBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
 import { AccessService } from './access/access.service';
@@ -124,6 +124,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const ws = new WsGateway(access, router, config.access.requests, usage, budgets);
   ws.attach(app.getHttpServer());
   logger.info({ httpPort: port, router: config.ingress.router }, 'ingress started');
+  let closing: Promise<void> | undefined;
   return {
     name: 'ingress',
     httpPort: port,
@@ -133,19 +134,26 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     adminKeyGenerated,
     budgets,
     budgetEvents,
-    async close() {
-      await ws.close();
-      await app.close();
-      // Every answered request's usage event is handed over, then the publisher flushes.
-      await usage.drain();
-      if (!options.usagePublisher) await publisher.close();
-      await budgets.close();
-      billing?.close();
-      router.close();
-      await access.close();
-      await counters.close();
-      await alertHistory.close();
-      await telemetry.telemetry.close();
+    close() {
+      closing ??= shutDown();
+      return closing;
     },
   };
+
+  async function shutDown(): Promise<void> {
+    // HTTP requests and WebSocket sessions drain together, up to the grace; what is still open
+    // then is cut and metered as cancelled, so its usage event is produced before the process exits.
+    const graceMs = config.ingress.limits.shutdownGraceMs;
+    if (await closeWithinGrace(app, graceMs, [ws.close()])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were cut');
+    // Every request's usage event is handed over, then the publisher flushes.
+    await usage.drain();
+    if (!options.usagePublisher) await publisher.close();
+    await budgets.close();
+    billing?.close();
+    router.close();
+    await access.close();
+    await counters.close();
+    await alertHistory.close();
+    await telemetry.telemetry.close();
+  }
 }
