@@ -21,6 +21,7 @@ const byNumber = (a: number, b: number): number => a - b;
 
 interface ComposeService {
   build?: string | { context?: string; dockerfile?: string };
+  stop_grace_period?: string;
   image?: string;
   command?: string | string[];
   environment?: Record<string, string | number | boolean | null> | string[];
@@ -431,6 +432,64 @@ describe('deploy/compose.yaml', () => {
     for (const name of REQUIRED_SHELL_VARS) {
       const { [name]: _dropped, ...without } = SHELL;
       expect(() => interpolateCompose(rawCompose, without)).toThrow(name);
+    }
+  });
+});
+
+/** A Markdown file's section under `heading`, up to the next heading of the same or a higher level (outside code blocks). */
+function section(file: string, heading: string): string {
+  const lines = readFileSync(join(ROOT, file), 'utf8').split('\n');
+  const start = lines.indexOf(heading);
+  if (start < 0) throw new Error(`${file} has no section ${heading}`);
+  const level = (heading.split(' ')[0] as string).length;
+  let inCode = false;
+  let end = lines.length;
+  for (let i = start + 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line.startsWith('```')) inCode = !inCode;
+    const hashes = /^(#+) /.exec(line)?.[1]?.length;
+    if (!inCode && hashes !== undefined && hashes <= level) {
+      end = i;
+      break;
+    }
+  }
+  return lines.slice(start + 1, end).join('\n');
+}
+
+/** compose's duration text (`20s`, `1m30s`) in milliseconds. */
+function durationMs(text: string): number {
+  let ms = 0;
+  for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) ms += Number(amount) * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'];
+  return ms;
+}
+
+describe('the documented ways to run the distributed stack', () => {
+  const distributed = join(CONFIG_DIR, 'distributed.yaml');
+  const required = placeholders(parseYaml(readFileSync(distributed, 'utf8')), false);
+  const recipes = [
+    ['README.md', section('README.md', '## Run it distributed')],
+    ['docs/deploy.md', section('docs/deploy.md', '## Run it as processes')],
+  ] as const;
+
+  it('export every variable the configuration requires, and say where Kafka, Redis and ClickHouse are', () => {
+    expect(required.length).toBeGreaterThan(0);
+    for (const [file, recipe] of recipes) {
+      for (const name of [...required, ...INFRA_VARS]) expect({ file, variable: name, exported: new RegExp(`\\b${name}=`).test(recipe) }).toEqual({ file, variable: name, exported: true });
+    }
+  });
+
+  it('list every variable compose requires in the table of variables compose reads', () => {
+    const table = section('docs/deploy.md', '## Run it with Docker Compose');
+    for (const name of REQUIRED_SHELL_VARS) expect({ variable: name, listed: table.includes(`| \`${name}\` |`) }).toEqual({ variable: name, listed: true });
+  });
+
+  it('give every service a shutdown grace below the time compose waits before it kills the container', () => {
+    for (const runner of serviceRunners.filter((r) => r.program !== 'gateway')) {
+      const stopGrace = durationMs(String(compose.services[runner.name]?.stop_grace_period ?? '10s'));
+      const config = configOf(runner);
+      for (const [key, grace] of [['grpc.shutdownGraceMs', config.grpc.shutdownGraceMs], ['ingress.limits.shutdownGraceMs', config.ingress.limits.shutdownGraceMs]] as const) {
+        expect({ service: runner.name, key, below: grace < stopGrace, aboveDefault: grace > 5_000 }).toEqual({ service: runner.name, key, below: true, aboveDefault: true });
+      }
     }
   });
 });

@@ -60,6 +60,19 @@ export const configSchema = z
     }),
     billing: billingSchema,
     alerting: httpOnly,
+    grpc: z
+      .object({
+        /**
+         * How long a gRPC server (router, adapter, billing) lets calls in flight finish at shutdown
+         * before it cuts them: just under the orchestrator's grace (compose: stop_grace_period 20s).
+         */
+        shutdownGraceMs: z.number().int().nonnegative().default(15_000),
+        /** Deadline of a unary call to the router (model list, embeddings, explain, health). */
+        callTimeoutMs: z.number().int().positive().default(5_000),
+        /** Deadline of a report call to billing: reports scan the usage store. */
+        reportTimeoutMs: z.number().int().positive().default(60_000),
+      })
+      .prefault({}),
     providers: z.record(identifier, providerSchema),
     models: z.array(modelSchema).min(1),
     routing: routingSchema.prefault({}),

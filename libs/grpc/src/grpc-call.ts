@@ -1,20 +1,42 @@
-import type { ClientReadableStream, ClientUnaryCall, Metadata, ServiceError } from '@grpc/grpc-js';
+import { status, type CallOptions, type ClientReadableStream, type ClientUnaryCall, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { GatewayError } from '@openrouter/errors';
-import { fromGrpcError } from './grpc-errors';
+import { ERROR_TRAILER, fromGrpcError } from './grpc-errors';
 import type { StreamBatching } from './stream-batching';
+
+/** Bounds of a call: who answers it (named in a timeout's message), and how long it may take. */
+export interface CallBounds {
+  /** The peer, as the error names it ("router", "billing"). */
+  peer?: string;
+  /** Unary: the call's deadline. Stream: the time allowed until the first message. */
+  timeoutMs?: number;
+}
+
+function timedOut(peer: string | undefined, ms: number, cause: unknown): GatewayError {
+  return new GatewayError('timeout', `The ${peer ?? 'gateway service'} did not answer within ${ms} ms.`, { cause });
+}
 
 /**
  * Reads a server stream as an async iterable of messages. Aborting the signal cancels the call,
  * which the server sees as a cancelled call and passes on to its own downstream work. With
  * `batching` (the call's metadata accepted it: `acceptBatches`), a batch is read as the messages
- * it carries.
+ * it carries. With `bounds.timeoutMs`, a call whose first message does not arrive in time is
+ * cancelled and fails as a timeout (a peer that hangs, rather than one that is down).
  */
-export async function* readStream<T>(call: ClientReadableStream<T>, signal?: AbortSignal, batching?: StreamBatching<T>): AsyncGenerator<T> {
+export async function* readStream<T>(call: ClientReadableStream<T>, signal?: AbortSignal, batching?: StreamBatching<T>, bounds: CallBounds = {}): AsyncGenerator<T> {
   const onAbort = (): void => call.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
+  let expired = false;
+  const firstMessageTimer =
+    bounds.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          expired = true;
+          call.cancel();
+        }, bounds.timeoutMs);
   let ended = false;
   try {
     for await (const message of call as AsyncIterable<T>) {
+      clearTimeout(firstMessageTimer);
       const batch = batching?.unpack(message);
       if (batch === undefined) yield message;
       else yield* batch;
@@ -23,8 +45,10 @@ export async function* readStream<T>(call: ClientReadableStream<T>, signal?: Abo
   } catch (error) {
     ended = true;
     if (signal?.aborted) throw new GatewayError('cancelled', 'The client went away.', { cause: error });
+    if (expired) throw timedOut(bounds.peer, bounds.timeoutMs ?? 0, error);
     throw fromGrpcError(error);
   } finally {
+    clearTimeout(firstMessageTimer);
     signal?.removeEventListener('abort', onAbort);
     // A reader that stops early cancels the call; one that read to the end leaves the finished
     // call alone (a cancel would cost both sides a reset frame and an abort for nothing).
@@ -32,15 +56,23 @@ export async function* readStream<T>(call: ClientReadableStream<T>, signal?: Abo
   }
 }
 
-type UnaryMethod<Req, Res> = (request: Req, metadata: Metadata, callback: (error: ServiceError | null, response: Res) => void) => ClientUnaryCall;
+type UnaryMethod<Req, Res> = (request: Req, metadata: Metadata, options: Partial<CallOptions>, callback: (error: ServiceError | null, response: Res) => void) => ClientUnaryCall;
 
-/** Calls a unary method as a promise; aborting the signal cancels the call. */
-export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata, signal?: AbortSignal): Promise<Res> {
+/**
+ * Calls a unary method as a promise; aborting the signal cancels the call. With
+ * `bounds.timeoutMs`, the call carries that deadline (the server sees it too) and fails as a
+ * timeout when it passes.
+ */
+export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata, signal?: AbortSignal, bounds: CallBounds = {}): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
-    const call = method(request, metadata, (error, response) => {
+    const options: Partial<CallOptions> = bounds.timeoutMs === undefined ? {} : { deadline: Date.now() + bounds.timeoutMs };
+    const call = method(request, metadata, options, (error, response) => {
       signal?.removeEventListener('abort', onAbort);
-      if (error) reject(signal?.aborted ? new GatewayError('cancelled', 'The client went away.', { cause: error }) : fromGrpcError(error));
-      else resolve(response);
+      if (!error) resolve(response);
+      else if (signal?.aborted) reject(new GatewayError('cancelled', 'The client went away.', { cause: error }));
+      // The deadline passed here, not a timeout the peer reported (that one carries its own error).
+      else if (error.code === status.DEADLINE_EXCEEDED && bounds.timeoutMs !== undefined && !error.metadata?.get(ERROR_TRAILER).length) reject(timedOut(bounds.peer, bounds.timeoutMs, error));
+      else reject(fromGrpcError(error));
     });
     const onAbort = (): void => call.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });

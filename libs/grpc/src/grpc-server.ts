@@ -17,7 +17,14 @@ export const CHANNEL_OPTIONS = {
   'grpc.enable_retries': 0,
   // No channelz server is exposed, so its per-call bookkeeping would be collected for nobody.
   'grpc.enable_channelz': 0,
+  // A peer that restarts is called again within seconds, not after grpc-js's default backoff
+  // (up to 120 s of UNAVAILABLE while the peer is already back).
+  'grpc.initial_reconnect_backoff_ms': 1_000,
+  'grpc.max_reconnect_backoff_ms': 5_000,
 } as const;
+
+/** Default of `grpc.shutdownGraceMs`: just under compose's stop_grace_period of 20 s. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 15_000;
 
 /** A started gRPC server; `close` drains in-flight calls up to a grace period, then cuts them. */
 export class GrpcServerHandle {
@@ -35,7 +42,7 @@ export class GrpcServerHandle {
     return new GrpcServerHandle(server, bound);
   }
 
-  async close(graceMs = 5_000): Promise<void> {
+  async close(graceMs = DEFAULT_SHUTDOWN_GRACE_MS): Promise<void> {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();

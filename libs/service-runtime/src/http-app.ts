@@ -231,3 +231,25 @@ function observeExchanges(instance: FastifyInstance, options: HttpAppOptions): v
 }
 
 export type { INestApplication };
+
+/**
+ * Closes an HTTP app within a grace: it stops accepting at once and lets the requests in flight
+ * finish (with `alsoDraining`, e.g. WebSocket sessions, closed alongside under the same grace);
+ * when the grace is over, the connections still open are cut. A handler sees that as its client
+ * going away, so a request cut this way ends as cancelled, like any abandoned request.
+ * Resolves with whether anything had to be cut.
+ */
+export async function closeWithinGrace(app: INestApplication, graceMs: number, alsoDraining: Array<Promise<void>> = []): Promise<boolean> {
+  const drained = Promise.all([app.close(), ...alsoDraining]).then(() => false);
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<true>((resolve) => {
+    timer = setTimeout(() => resolve(true), graceMs);
+  });
+  const cut = await Promise.race([drained, expired]);
+  clearTimeout(timer);
+  if (cut) {
+    (app.getHttpServer() as import('node:http').Server).closeAllConnections();
+    await drained;
+  }
+  return cut;
+}

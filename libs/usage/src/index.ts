@@ -15,6 +15,7 @@ export type { PricedUsage, TokenCounts } from './pricing/cost';
 export { Money, MONEY_SCALE, moneyText } from './pricing/money';
 export { PriceBook } from './pricing/price-book';
 export type { ResolvedPrice } from './pricing/price-book';
+export { UnpricedModels } from './pricing/unpriced-models';
 export { createClickHouse, embeddedPath, WITHOUT_OUTPUT_SETTINGS } from './clickhouse/clickhouse-client';
 export type { ClickHouseClient, ClickHouseTarget } from './clickhouse/clickhouse-client';
 export { applyRetention, checksumOf, migrate } from './clickhouse/migration';

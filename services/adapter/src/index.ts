@@ -40,7 +40,7 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
     httpPort: http.port,
     grpcPort: grpc.port,
     async close() {
-      await grpc.close();
+      await grpc.close(config.grpc.shutdownGraceMs);
       await http.app.close();
       await service.close();
       await telemetry.close();

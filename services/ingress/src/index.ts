@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Counter } from 'prom-client';
 import type { GatewayConfig } from '@openrouter/config';
 import { createTelemetry, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
-import { startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
-import { PriceBook, type ClickHouseTarget, type UsagePublisher } from '@openrouter/usage';
+import { closeWithinGrace, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
+import { PriceBook, UnpricedModels, type ClickHouseTarget, type UsagePublisher } from '@openrouter/usage';
 import { InProcessBudgetBus, KafkaBudgetPublisher, MemoryBudgetLedger, RedisBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
 import { AccessService } from './access/access.service';
 import { MemoryAccessRepository, RedisAccessRepository } from './access/access.repository';
@@ -16,7 +16,7 @@ import { BudgetService } from './budgets/budget.service';
 import { connectBudgetRedis } from './budgets/budget-redis';
 import { IngressModule } from './ingress.module';
 import { alertHistoryFor, IngressTelemetry } from './observability/ingress-telemetry';
-import { RouterClient } from './router.client';
+import { RouterClient, type RouterTimeouts } from './router.client';
 import { InProcessRouter, RouterPort, type RouterCalls } from './router.port';
 import { WsGateway } from './ws/ws.gateway';
 import { createUsagePublisher } from './usage/usage-publisher.factory';
@@ -54,6 +54,18 @@ export function generateDevKey(): string {
   return `sk-or-dev-${randomBytes(24).toString('base64url')}`;
 }
 
+/**
+ * How long ingress waits on the router. A chat's first message comes when the router has a first
+ * answer event, which its own retry deadline bounds (a non-streamed attempt started just before it
+ * may still run a whole completion): ingress waits that long plus `grpc.callTimeoutMs`, so only a
+ * router that hangs is cut, never one still failing over.
+ */
+export function routerTimeouts(config: GatewayConfig): RouterTimeouts {
+  const { deadlineMs, completionTimeoutMs } = config.routing.retry;
+  const margin = config.grpc.callTimeoutMs;
+  return { callMs: config.grpc.callTimeoutMs, firstStreamedMs: deadlineMs + margin, wholeAnswerMs: deadlineMs + completionTimeoutMs + margin };
+}
+
 /** Starts the edge: the OpenAI-compatible HTTP API in front of the router. */
 export async function startIngress(config: GatewayConfig, logger: Logger, options: IngressOptions = {}): Promise<IngressHandle> {
   const telemetry = new IngressTelemetry(createTelemetry('ingress', config.observability, options.telemetry), logger, config.observability.log.debugSizes);
@@ -62,7 +74,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const devKey = devKeyGenerated ? generateDevKey() : config.ingress.devKey;
   const adminKeyGenerated = config.access.admin.devKey === '';
   const adminKey = adminKeyGenerated ? generateApiKey(ADMIN_KEY_PREFIX) : config.access.admin.devKey === 'disabled' ? '' : config.access.admin.devKey;
-  const router: RouterPort = options.router ? new InProcessRouter(options.router) : new RouterClient(config.ingress.router, tracingClientOptions(telemetry.telemetry.tracing));
+  const router: RouterPort = options.router ? new InProcessRouter(options.router) : new RouterClient(config.ingress.router, routerTimeouts(config), tracingClientOptions(telemetry.telemetry.tracing));
   const { url: redisUrl, keyPrefix } = config.access.redis;
   const repository = redisUrl ? new RedisAccessRepository(redisUrl, keyPrefix) : new MemoryAccessRepository();
   const counterRedis = redisUrl ? connectRedis(redisUrl) : undefined;
@@ -82,14 +94,19 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const readiness = [{ name: 'router', check: () => router.isReachable(500) }];
   const publisher = options.usagePublisher ?? (await createUsagePublisher(config, logger));
   const prices = PriceBook.fromModels(config.models);
-  const usage = new UsageRecorder(telemetry.instrumentPublisher(publisher), prices, logger, telemetry.metered);
+  // The router may serve a model this ingress has no price for (added without restarting it): loud, not silent.
+  const unpriced = new UnpricedModels(telemetry.telemetry.registry, logger);
+  const usage = new UsageRecorder(telemetry.instrumentPublisher(publisher), prices, logger, (event, decision) => {
+    unpriced.check(event);
+    telemetry.metered(event, decision);
+  });
   const budgetEvents =
     options.budgetEvents ?? (config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : new InProcessBudgetBus(logger));
   const budgetRedis = redisUrl ? connectBudgetRedis(redisUrl) : undefined;
   if (budgetRedis && !(await whenReady(budgetRedis, 3_000))) logger.warn('Redis is not reachable yet; requests under a budget follow budgets.failMode until it is');
   const budgetLedger = budgetRedis ? new RedisBudgetLedger(budgetRedis, keyPrefix) : new MemoryBudgetLedger();
   const budgets = new BudgetService(config, prices, budgetLedger, budgetEvents, logger);
-  const billing = config.ingress.billing ? new BillingClient(config.ingress.billing) : undefined;
+  const billing = config.ingress.billing ? new BillingClient(config.ingress.billing, config.grpc.reportTimeoutMs) : undefined;
   const { app, port } = await startHttpApp(
     IngressModule.register({ registry: telemetry.telemetry.registry, alertHistory: alertHistory.store, router, access, adminAuth, readiness, bounds: config.access.requests, usage, budgets, billing, logger }),
     config.ingress.http,
@@ -107,6 +124,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const ws = new WsGateway(access, router, config.access.requests, usage, budgets);
   ws.attach(app.getHttpServer());
   logger.info({ httpPort: port, router: config.ingress.router }, 'ingress started');
+  let closing: Promise<void> | undefined;
   return {
     name: 'ingress',
     httpPort: port,
@@ -116,19 +134,26 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     adminKeyGenerated,
     budgets,
     budgetEvents,
-    async close() {
-      await ws.close();
-      await app.close();
-      // Every answered request's usage event is handed over, then the publisher flushes.
-      await usage.drain();
-      if (!options.usagePublisher) await publisher.close();
-      await budgets.close();
-      billing?.close();
-      router.close();
-      await access.close();
-      await counters.close();
-      await alertHistory.close();
-      await telemetry.telemetry.close();
+    close() {
+      closing ??= shutDown();
+      return closing;
     },
   };
+
+  async function shutDown(): Promise<void> {
+    // HTTP requests and WebSocket sessions drain together, up to the grace; what is still open
+    // then is cut and metered as cancelled, so its usage event is produced before the process exits.
+    const graceMs = config.ingress.limits.shutdownGraceMs;
+    if (await closeWithinGrace(app, graceMs, [ws.close()])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were cut');
+    // Every request's usage event is handed over, then the publisher flushes.
+    await usage.drain();
+    if (!options.usagePublisher) await publisher.close();
+    await budgets.close();
+    billing?.close();
+    router.close();
+    await access.close();
+    await counters.close();
+    await alertHistory.close();
+    await telemetry.telemetry.close();
+  }
 }

@@ -5,38 +5,53 @@ import { RouterPort } from './router.port';
 
 const CHAT_CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 
+/** How long ingress waits on the router before answering the client with a timeout. */
+export interface RouterTimeouts {
+  /** Deadline of the light unary calls (model list, explain, health, gray releases). */
+  callMs: number;
+  /** Until the first message of a streamed chat: the router's own deadline for a first token, plus a margin. */
+  firstStreamedMs: number;
+  /** Until a whole answer (a non-streamed chat's first message, an embedding): the router's deadline plus one full attempt, plus a margin. */
+  wholeAnswerMs: number;
+}
+
 /** The router, over gRPC. Aborting a call's signal cancels it all the way to the provider. */
 export class RouterClient extends RouterPort {
   private readonly client: routerv1.RouterServiceClient;
 
   /** `clientOptions`: extra client options, e.g. the tracing interceptor. */
-  constructor(address: string, clientOptions: ChannelOptions & { interceptors?: Interceptor[] } = {}) {
+  constructor(
+    address: string,
+    private readonly timeouts: RouterTimeouts,
+    clientOptions: ChannelOptions & { interceptors?: Interceptor[] } = {},
+  ) {
     super();
     this.client = new routerv1.RouterServiceClient(address, credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...clientOptions });
   }
 
   chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {
-    return readStream(this.client.chat(request, acceptBatches(CHAT_CHUNKS)), signal, CHAT_CHUNKS);
+    const timeoutMs = request.request?.stream ? this.timeouts.firstStreamedMs : this.timeouts.wholeAnswerMs;
+    return readStream(this.client.chat(request, acceptBatches(CHAT_CHUNKS)), signal, CHAT_CHUNKS, { peer: 'router', timeoutMs });
   }
 
   embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse> {
-    return callUnary(this.client.embed.bind(this.client), request, new Metadata(), signal);
+    return callUnary(this.client.embed.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
   }
 
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {
-    return callUnary(this.client.listModels.bind(this.client), { context }, new Metadata());
+    return callUnary(this.client.listModels.bind(this.client), { context }, new Metadata(), undefined, this.light());
   }
 
   explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse> {
-    return callUnary(this.client.explain.bind(this.client), request, new Metadata());
+    return callUnary(this.client.explain.bind(this.client), request, new Metadata(), undefined, this.light());
   }
 
   providersHealth(): Promise<routerv1.ProvidersHealthResponse> {
-    return callUnary(this.client.providersHealth.bind(this.client), {}, new Metadata());
+    return callUnary(this.client.providersHealth.bind(this.client), {}, new Metadata(), undefined, this.light());
   }
 
   grayReleases(): Promise<routerv1.GrayReleasesResponse> {
-    return callUnary(this.client.grayReleases.bind(this.client), {}, new Metadata());
+    return callUnary(this.client.grayReleases.bind(this.client), {}, new Metadata(), undefined, this.light());
   }
 
   /** Ready when the channel to the router connects within the deadline. */
@@ -46,5 +61,9 @@ export class RouterClient extends RouterPort {
 
   close(): void {
     this.client.close();
+  }
+
+  private light(): { peer: string; timeoutMs: number } {
+    return { peer: 'router', timeoutMs: this.timeouts.callMs };
   }
 }

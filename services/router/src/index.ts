@@ -66,7 +66,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
     httpPort: http.port,
     grpcPort: grpc.port,
     async close() {
-      await grpc.close();
+      await grpc.close(config.grpc.shutdownGraceMs);
       await http.app.close();
       adapters.close();
       await telemetry.close();

@@ -65,7 +65,7 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
     reconciler,
     rollup,
     async close() {
-      await grpc.close();
+      await grpc.close(config.grpc.shutdownGraceMs);
       await budgets?.close();
       await ownEvents?.close();
       await rollup.close();

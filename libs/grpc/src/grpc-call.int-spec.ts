@@ -1,0 +1,125 @@
+import { credentials, makeGenericClientConstructor, Metadata, type Client, type ClientReadableStream, type ServiceDefinition, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { GatewayError } from '@openrouter/errors';
+import { callUnary, readStream } from './grpc-call';
+import { CHANNEL_OPTIONS, GrpcServerHandle } from './grpc-server';
+
+const bytes = { serialize: (b: Buffer): Buffer => b, deserialize: (b: Buffer): Buffer => b };
+const definition: ServiceDefinition = {
+  stream: { path: '/test.Calls/Stream', requestStream: false, responseStream: true, requestSerialize: bytes.serialize, requestDeserialize: bytes.deserialize, responseSerialize: bytes.serialize, responseDeserialize: bytes.deserialize },
+  unary: { path: '/test.Calls/Unary', requestStream: false, responseStream: false, requestSerialize: bytes.serialize, requestDeserialize: bytes.deserialize, responseSerialize: bytes.serialize, responseDeserialize: bytes.deserialize },
+};
+const ClientConstructor = makeGenericClientConstructor(definition, 'Calls');
+
+type TestClient = Client & {
+  unary: Parameters<typeof callUnary<Buffer, Buffer>>[0];
+  stream: (request: Buffer) => ClientReadableStream<Buffer>;
+};
+
+function clientOf(port: number, host = '127.0.0.1'): TestClient {
+  return new ClientConstructor(`${host}:${port}`, credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as TestClient;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+}
+
+describe('deadlines of gRPC calls, against a server that never answers', () => {
+  let server: GrpcServerHandle;
+  let client: TestClient;
+  /** Messages the stream sends before it goes silent for good. */
+  let sendBeforeSilence = 0;
+  const held: Array<ServerUnaryCall<Buffer, Buffer> | ServerWritableStream<Buffer, Buffer>> = [];
+
+  beforeAll(async () => {
+    server = await GrpcServerHandle.start('127.0.0.1', 0, [
+      {
+        definition,
+        implementation: {
+          unary: (call: ServerUnaryCall<Buffer, Buffer>) => void held.push(call),
+          stream: (call: ServerWritableStream<Buffer, Buffer>) => {
+            held.push(call);
+            for (let i = 0; i < sendBeforeSilence; i++) call.write(Buffer.from([i]));
+          },
+        },
+      },
+    ]);
+    client = clientOf(server.port);
+  });
+  afterAll(async () => {
+    client.close();
+    await server.close(0);
+  });
+
+  it('fails a unary call at its deadline as a timeout naming the peer', async () => {
+    const started = Date.now();
+    const error = await rejection(callUnary(client.unary.bind(client), Buffer.from('x'), new Metadata(), undefined, { peer: 'router', timeoutMs: 300 }));
+    expect(error).toBeInstanceOf(GatewayError);
+    expect(error).toMatchObject({ kind: 'timeout', message: 'The router did not answer within 300 ms.' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('fails a stream whose first message does not arrive in time', async () => {
+    sendBeforeSilence = 0;
+    const read = async (): Promise<void> => {
+      for await (const _ of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 300 })) void _;
+    };
+    const error = await rejection(read());
+    expect(error).toMatchObject({ kind: 'timeout', message: 'The router did not answer within 300 ms.' });
+  });
+
+  it('leaves a stream that has begun alone: the bound is on the first message only', async () => {
+    sendBeforeSilence = 1;
+    const controller = new AbortController();
+    const received: number[] = [];
+    const read = (async (): Promise<void> => {
+      for await (const message of readStream(client.stream(Buffer.from('x')), controller.signal, undefined, { peer: 'router', timeoutMs: 200 })) received.push(message[0] ?? -1);
+    })();
+    // Past the bound, with the call still open: only the client's own cancel ends it.
+    while (received.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    const stillOpen = await Promise.race([read.then(() => 'ended', () => 'failed'), new Promise((resolve) => setTimeout(resolve, 600, 'open'))]);
+    expect(stillOpen).toBe('open');
+    controller.abort();
+    expect(await rejection(read)).toMatchObject({ kind: 'cancelled' });
+    expect(received).toEqual([0]);
+  });
+});
+
+describe('reconnecting to a peer that restarts', () => {
+  it('calls a restarted server again within the reconnect backoff bound, however long it was down', async () => {
+    const first = await GrpcServerHandle.start('127.0.0.1', 0, [{ definition, implementation: { unary: (_call: unknown, cb: (e: null, r: Buffer) => void) => cb(null, Buffer.from('ok')), stream: () => undefined } }]);
+    const port = first.port;
+    // A name, as peers are addressed in the distributed configuration (`router:50051`).
+    const client = clientOf(port, 'localhost');
+    const call = (): Promise<unknown> => callUnary(client.unary.bind(client), Buffer.from('x'), new Metadata(), undefined, { timeoutMs: 2_000 });
+    try {
+      await expect(call()).resolves.toEqual(Buffer.from('ok'));
+      await first.close(0);
+
+      // The peer stays down for a while, called all along, as ingress calls a router that is away.
+      const downSince = Date.now();
+      while (Date.now() - downSince < 12_000) {
+        await rejection(call());
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      const second = await GrpcServerHandle.start('127.0.0.1', port, [{ definition, implementation: { unary: (_call: unknown, cb: (e: null, r: Buffer) => void) => cb(null, Buffer.from('back')), stream: () => undefined } }]);
+      const restarted = Date.now();
+      try {
+        let answer: unknown;
+        while (!(answer instanceof Buffer)) {
+          answer = await call().catch((error: unknown) => error);
+          if (!(answer instanceof Buffer)) await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        expect(answer).toEqual(Buffer.from('back'));
+        // max_reconnect_backoff_ms (5 s) with grpc-js's ±20% jitter, and room for a loaded machine.
+        expect(Date.now() - restarted).toBeLessThan(CHANNEL_OPTIONS['grpc.max_reconnect_backoff_ms'] * 1.2 + 1_000);
+      } finally {
+        await second.close(0);
+      }
+    } finally {
+      client.close();
+    }
+  }, 60_000);
+});
