@@ -1,3 +1,4 @@
+import WebSocket from 'ws';
 import { queryRows } from '../support/infra/clickhouse';
 import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
@@ -38,9 +39,25 @@ describe('ingress shutdown', () => {
       text += new TextDecoder().decode(value);
     }
 
+    // A WebSocket stream in flight as well, on a socket that will also send a request during the shutdown.
+    const frames: Array<{ type: string; id: string | null; status?: number; error?: { error: { code: string | null } } }> = [];
+    const socket = new WebSocket(`${gw.url.replace('http', 'ws')}/v1/ws`, ['openrouter.v1', `bearer.${gw.apiKey}`]);
+    const socketClosed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    socket.on('message', (data) => frames.push(JSON.parse(data.toString()) as (typeof frames)[number]));
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    socket.send(JSON.stringify({ type: 'chat.completions', id: 'long', body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'Another long story.' }] } }));
+    await waitFor(async () => frames.some((f) => f.id === 'long' && f.type === 'chunk'), { what: 'the socket stream started' });
+
     const started = Date.now();
-    await gw.gateway.ingress.close();
+    const closing = gw.gateway.ingress.close();
+    socket.send(JSON.stringify({ type: 'chat.completions', id: 'late', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } }));
+    await waitFor(async () => frames.some((f) => f.id === 'late'), { what: 'the answer to a request sent during the shutdown' });
+    expect(frames.find((f) => f.id === 'late')).toMatchObject({ type: 'error', status: 503, error: { error: { code: 'shutting_down' } } });
+    await closing;
     const tookMs = Date.now() - started;
+    // The socket's stream was given the grace too, then cancelled with its 499 frame before the close.
+    expect(await socketClosed).toBe(1001);
+    expect(frames.filter((f) => f.id === 'long').at(-1)).toMatchObject({ type: 'error', status: 499 });
     expect(tookMs).toBeGreaterThanOrEqual(GRACE_MS - 50);
     expect(tookMs).toBeLessThan(GRACE_MS + 5_000);
     // The client's stream ended without the answer's end.

@@ -144,7 +144,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     // HTTP requests and WebSocket sessions drain together, up to the grace; what is still open
     // then is cut and metered as cancelled, so its usage event is produced before the process exits.
     const graceMs = config.ingress.limits.shutdownGraceMs;
-    if (await closeWithinGrace(app, graceMs, [ws.close()])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were cut');
+    if (await closeWithinGrace(app, graceMs, [ws.close(graceMs)])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were cut');
     // Every request's usage event is handed over, then the publisher flushes.
     await usage.drain();
     if (!options.usagePublisher) await publisher.close();
