@@ -59,6 +59,9 @@ export type UsageObserver = (event: usagev1.UsageEvent, decision: routerv1.Route
  */
 export class UsageRecorder {
   private readonly inFlight = new Set<Promise<void>>();
+  /** Requests being metered whose event is not written yet. */
+  private readonly open = new Set<UsageTrack>();
+  private onClosed: (() => void) | undefined;
 
   constructor(
     private readonly publisher: UsagePublisher,
@@ -69,12 +72,23 @@ export class UsageRecorder {
 
   /** Starts metering a request; call first in the handler, before anything can throw. */
   track(req: FastifyRequest, reply: FastifyReply, operation: UsageOperation): UsageTrack {
-    return new UsageTrack(this, httpExchange(req, reply), operation);
+    return this.opened(new UsageTrack(this, httpExchange(req, reply), operation));
   }
 
   /** Starts metering a request that did not come over HTTP (a WebSocket frame). */
   trackExchange(exchange: MeteredExchange, operation: UsageOperation): UsageTrack {
-    return new UsageTrack(this, exchange, operation);
+    return this.opened(new UsageTrack(this, exchange, operation));
+  }
+
+  private opened(track: UsageTrack): UsageTrack {
+    if (!track.isFinished()) this.open.add(track);
+    return track;
+  }
+
+  /** A request's event was written (or it had none to write). */
+  closed(track: UsageTrack): void {
+    this.open.delete(track);
+    this.onClosed?.();
   }
 
   price(event: usagev1.UsageEvent): PricedUsage {
@@ -94,8 +108,20 @@ export class UsageRecorder {
     void done.finally(() => this.inFlight.delete(done));
   }
 
-  /** Waits for every usage event handed to the publisher (shutdown, after the HTTP server closed). */
-  async drain(): Promise<void> {
+  /**
+   * Shutdown, after the servers closed (every request has ended, answered or cut): waits for the
+   * requests still writing their event — one cut inside a call writes it once the call has
+   * unwound — up to `timeoutMs`, then for every event handed to the publisher.
+   */
+  async drain(timeoutMs = 5_000): Promise<void> {
+    if (this.open.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const allClosed = new Promise<void>((resolve) => (this.onClosed = () => this.open.size === 0 && resolve()));
+      await Promise.race([allClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      clearTimeout(timer);
+      this.onClosed = undefined;
+      if (this.open.size > 0) this.logger.error({ requests: this.open.size }, 'usage events of requests still open at shutdown were not written');
+    }
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 }
@@ -242,9 +268,21 @@ export class UsageTrack {
     this.event.tokens = { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, reasoning: u.reasoning, estimated: u.estimated };
   }
 
+  isFinished(): boolean {
+    return this.finished;
+  }
+
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    try {
+      this.write();
+    } finally {
+      this.recorder.closed(this);
+    }
+  }
+
+  private write(): void {
     const context = this.exchange.context();
     if (!context) return;
     const event = this.event;
