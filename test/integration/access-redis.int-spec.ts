@@ -99,6 +99,10 @@ describe('access layer on a real Redis', () => {
       if (status === 503) expect(body.error?.code).toBe('rate_limiter_unavailable');
       else expect(response.headers.get('x-ratelimit-limit-requests')).toBeNull();
       expect((await fetch(`${gw.url}/health`)).status).toBe(200);
+      // Ready only while requests can be served: with the closed fail mode, not while Redis is away.
+      const ready = await fetch(`${gw.url}/ready`);
+      expect(ready.status).toBe(failMode === 'closed' ? 503 : 200);
+      if (failMode === 'closed') expect(await ready.json()).toMatchObject({ checks: { redis: 'failing' } });
       // The outage is counted, for the RateLimitStoreUnreachable alert (deploy/prometheus/alerts.yml).
       const metrics = await (await fetch(`${gw.url}/metrics`)).text();
       expect(metrics).toMatch(new RegExp(`^openrouter_rate_limit_store_failures_total\\{[^}]*fail_mode="${failMode}"[^}]*\\} [1-9]`, 'm'));

@@ -92,6 +92,9 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   await access.start();
   const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined);
   const readiness = [{ name: 'router', check: () => router.isReachable(500) }];
+  // With a fail mode of `closed`, requests are refused while Redis is away: the replica is not ready then.
+  const redisGates = failMode === 'closed' || (config.budgets.list.length > 0 && config.budgets.failMode === 'closed');
+  if (counterRedis && redisGates) readiness.push({ name: 'redis', check: async () => (await counterRedis.ping()) === 'PONG' });
   const publisher = options.usagePublisher ?? (await createUsagePublisher(config, logger));
   const prices = PriceBook.fromModels(config.models);
   // The router may serve a model this ingress has no price for (added without restarting it): loud, not silent.
