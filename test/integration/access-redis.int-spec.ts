@@ -1,8 +1,11 @@
 import { Redis } from 'ioredis';
-import { RedisCounterStore, type CounterCharge } from '@openrouter/ingress';
+import { hashApiKey, RedisCounterStore, type CounterCharge } from '@openrouter/ingress';
+import { freePort } from '../support/ports';
 import { RedisServer } from '../support/infra/redis';
 import { waitFor } from '../support/infra/wait-for';
 import { TEST_ADMIN_KEY } from '../support/test-config';
+
+const DEV_HASH_SECRET = 'open-router-development-secret';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
 const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }] };
@@ -68,6 +71,53 @@ describe('access layer on a real Redis', () => {
       expect(await post(`${a.baseURL}/chat/completions`, key)).toBe(401);
       expect(Date.now() - revokedAt).toBeLessThan(1_000);
     });
+  });
+
+  describe('a replica started before Redis', () => {
+    let late: RedisServer | undefined;
+    let gw: TestGateway;
+    let port: number;
+
+    beforeAll(async () => {
+      port = await freePort();
+      gw = await startTestGateway({
+        configure: (doc) => {
+          doc['access'] = { ...(doc['access'] as object), redis: { url: `redis://127.0.0.1:${port}`, keyPrefix: 'late:' } };
+        },
+      });
+    });
+    afterAll(async () => {
+      await gw?.close();
+      await late?.stop();
+    });
+
+    /** A key stored by another replica, with the tenant it names, announced to nobody. */
+    async function storeKey(client: Redis, key: string, org: string, team: string, project: string): Promise<void> {
+      const hash = hashApiKey(DEV_HASH_SECRET, key);
+      const record = { id: `key_${hash.slice(0, 16)}`, hash, prefix: key.slice(0, 12), name: '', orgId: org, teamId: team, projectId: project, appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: new Date().toISOString(), source: 'issued' };
+      await client.multi().set(`late:key:${hash}`, JSON.stringify(record)).hset('late:key-ids', record.id, hash).exec();
+    }
+
+    it('loads tenants added elsewhere once Redis is reachable, and answers 503 for a key whose project is unknown', async () => {
+      const key = 'sk-or-v1-late-tenant-key-000000000000000000';
+      late = await RedisServer.start(port);
+      const client = new Redis(late.url);
+      try {
+        await client.hset('late:orgs', 'late-org', JSON.stringify({ id: 'late-org', teams: [{ id: 'late-team', projects: [{ id: 'late-project' }] }] }));
+        await storeKey(client, key, 'late-org', 'late-team', 'late-project');
+        await waitFor(async () => (await post(`${gw.baseURL}/chat/completions`, key)) === 200, { timeoutMs: 10_000, intervalMs: 100, what: 'the replica to serve a key of a tenant stored while it was disconnected' });
+        const projects = (await (await fetch(`${gw.url}/admin/v1/tenants`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } })).json()) as { data: Array<{ id: string }> };
+        expect(projects.data.map((o) => o.id)).toContain('late-org');
+
+        const ghost = 'sk-or-v1-ghost-project-key-00000000000000000';
+        await storeKey(client, ghost, 'late-org', '', 'ghost-project');
+        const response = await fetch(`${gw.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${ghost}`, 'content-type': 'application/json' }, body: JSON.stringify(chat) });
+        expect(response.status).toBe(503);
+        expect(((await response.json()) as { error: { code: string } }).error.code).toBe('tenant_unavailable');
+      } finally {
+        client.disconnect();
+      }
+    }, 30_000);
   });
 
   describe.each([

@@ -9,7 +9,7 @@ import { KeyDirectory } from './key-directory';
 import { publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
 import type { CounterStore } from './counter.store';
 import { RateLimiter, type Admission, type ApplicableLimit } from './rate-limiter';
-import { effectiveLimits, TenantDirectory } from './tenant-directory';
+import { effectiveLimits, TenantDirectory, type TenantPlacement } from './tenant-directory';
 
 /** Who made an admin change, for the audit log. */
 export interface Actor {
@@ -92,11 +92,43 @@ export class AccessService {
     await this.reloadTenants();
   }
 
-  private async reloadTenants(): Promise<void> {
+  private reloading: Promise<boolean> | undefined;
+
+  /** Reloads the tenants added at run time; concurrent callers share one load. True when it loaded. */
+  private reloadTenants(): Promise<boolean> {
+    this.reloading ??= this.repository
+      .listOrgs()
+      .then((orgs) => {
+        this.tenants.replaceRuntime(orgs);
+        return true;
+      })
+      .catch((error: unknown) => {
+        this.logger.warn({ err: error }, 'could not load tenants added at run time');
+        return false;
+      })
+      .finally(() => {
+        this.reloading = undefined;
+      });
+    return this.reloading;
+  }
+
+  /**
+   * Where a key sits. A key can name a team or project this replica has not loaded yet (added on
+   * another replica while this one could not reach Redis): reload once before answering, and if
+   * it is still unknown, that is the gateway's state, not the caller's fault (503).
+   */
+  private async placeKey(record: ApiKeyRecord): Promise<TenantPlacement> {
+    const place = (): TenantPlacement => this.tenants.place(record.orgId, record.teamId || undefined, record.projectId || undefined);
     try {
-      this.tenants.replaceRuntime(await this.repository.listOrgs());
-    } catch (error) {
-      this.logger.warn({ err: error }, 'could not load tenants added at run time');
+      return place();
+    } catch {
+      await this.reloadTenants();
+      try {
+        return place();
+      } catch (error) {
+        this.logger.warn({ keyId: record.id, org: record.orgId, team: record.teamId, project: record.projectId }, 'a key names a team or project this replica does not know');
+        throw new GatewayError('unavailable', "The key's team or project cannot be resolved right now. Please retry.", { code: 'tenant_unavailable', cause: error });
+      }
     }
   }
 
@@ -110,7 +142,7 @@ export class AccessService {
       throw new GatewayError('unavailable', 'API keys cannot be checked right now. Please retry.', { code: 'key_store_unavailable' });
     }
     if (!record) return undefined;
-    const placement = this.tenants.place(record.orgId, record.teamId || undefined, record.projectId || undefined);
+    const placement = await this.placeKey(record);
     return {
       record,
       context: {
