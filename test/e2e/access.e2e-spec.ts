@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import OpenAI from 'openai';
 import { hashApiKey } from '@openrouter/ingress';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { TEST_ADMIN_KEY, TEST_DEV_KEY } from '../support/test-config';
@@ -207,7 +208,16 @@ describe('access layer end to end', () => {
     const secondRemaining = Number(second.response.headers.get('x-ratelimit-remaining-tokens'));
     expect(200 - secondRemaining).toBeGreaterThanOrEqual(total + estimate - 1);
     expect(200 - secondRemaining).toBeLessThanOrEqual(total + estimate + 1);
-    await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x '.repeat(400) }] })).rejects.toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
+    // More than the whole limit can never be served: refused at once, and the SDK does not retry it.
+    let sent = 0;
+    const retrying = new OpenAI({ apiKey: TOKEN_KEY, baseURL: gw.baseURL, maxRetries: 2, fetch: (url: string | URL | Request, init?: RequestInit) => ((sent += 1), fetch(url, init)) });
+    const tooLarge = await retrying.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x '.repeat(400) }] }).catch((e: unknown) => e);
+    expect(tooLarge).toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
+    expect((tooLarge as Error).message).toContain('Request too large for tokens per minute (TPM)');
+    const headers = (tooLarge as { headers: Headers }).headers;
+    expect(headers.get('retry-after')).toBeNull();
+    expect(headers.get('x-should-retry')).toBe('false');
+    expect(sent).toBe(1);
   });
 
   it('explains a routing decision and shows deployment health to the roles allowed', async () => {
