@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { hashApiKey, RedisCounterStore, type CounterCharge } from '@openrouter/ingress';
 import { freePort } from '../support/ports';
@@ -126,10 +127,18 @@ describe('access layer on a real Redis', () => {
   ] as const)('when Redis is unreachable and the fail mode is %s', (failMode, status) => {
     let down: RedisServer;
     let gw: TestGateway;
+    const lines: string[] = [];
+    const logs = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+        done();
+      },
+    });
 
     beforeAll(async () => {
       down = await RedisServer.start();
       gw = await startTestGateway({
+        logs,
         configure: (doc) => {
           doc['access'] = { ...(doc['access'] as object), redis: { url: down.url }, rateLimits: { failMode, key: { rpm: 1000 } } };
         },
@@ -141,6 +150,7 @@ describe('access layer on a real Redis', () => {
     });
 
     it(`answers ${status} while it is down, and stays healthy`, async () => {
+      const unhandled = jest.spyOn(console, 'error');
       expect(await post(`${gw.baseURL}/chat/completions`, gw.apiKey)).toBe(200);
       await down.stop();
       const response = await fetch(`${gw.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${gw.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(chat) });
@@ -152,6 +162,13 @@ describe('access layer on a real Redis', () => {
       // The outage is counted, for the RateLimitStoreUnreachable alert (deploy/prometheus/alerts.yml).
       const metrics = await (await fetch(`${gw.url}/metrics`)).text();
       expect(metrics).toMatch(new RegExp(`^openrouter_rate_limit_store_failures_total\\{[^}]*fail_mode="${failMode}"[^}]*\\} [1-9]`, 'm'));
+      // The outage is logged once per connection through the service's logger, not on every retry.
+      const outage = (what: string): number => lines.filter((l) => l.includes(`${what}: Redis is unreachable`)).length;
+      await waitFor(() => outage('rate-limit counters') === 1, { timeoutMs: 5_000, intervalMs: 20, what: 'the counter connection to log its outage' });
+      for (let i = 0; i < 3; i++) await post(`${gw.baseURL}/chat/completions`, gw.apiKey);
+      expect(outage('rate-limit counters')).toBe(1);
+      expect(unhandled.mock.calls.filter((args) => String(args[0]).includes('Unhandled error event'))).toEqual([]);
+      unhandled.mockRestore();
     });
   });
 });

@@ -65,6 +65,25 @@ describe('api keys', () => {
     now = new Date('2026-07-01T00:00:01Z');
     await expect(directory.authenticate(other)).resolves.toBeUndefined();
   });
+
+  it('never caches a lookup that a revocation notice overtook', async () => {
+    const key = generateApiKey();
+    const hash = hashApiKey(SECRET, key);
+    const stale = issued(key);
+    let stored: ApiKeyRecord = stale;
+    const reads: Array<(record: ApiKeyRecord) => void> = [];
+    const repository = new MemoryAccessRepository();
+    // The first read answers with what the store held when it was sent, after the notice arrived.
+    repository.findKey = (h: string) => (h === hash && reads.length === 0 ? new Promise((resolve) => reads.push(resolve)) : Promise.resolve(stored));
+    const directory = new KeyDirectory(SECRET, [], [], repository, 60_000);
+    const first = directory.authenticate(key);
+    stored = { ...stale, revokedAt: new Date().toISOString() };
+    await repository.publish({ kind: 'key', hash });
+    reads[0]?.(stale);
+    // The overtaken answer is not trusted: the store is asked again, and nothing stale is cached.
+    await expect(first).resolves.toBeUndefined();
+    await expect(directory.authenticate(key)).resolves.toBeUndefined();
+  });
 });
 
 describe('tenant directory', () => {
