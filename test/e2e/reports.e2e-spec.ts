@@ -13,6 +13,7 @@ const keys = {
   untagged: 'sk-or-test-untagged-0123456789ab',
   finance: 'sk-or-admin-finance-0123456789abc',
   projectSearch: 'sk-or-admin-search-0123456789abcd',
+  financeOther: 'sk-or-admin-fin-other-0123456789a',
 };
 
 interface EventRow {
@@ -78,6 +79,7 @@ describe('usage reports through the admin API', () => {
             keys: [
               { id: 'finance', hash: hashApiKey(SECRET, keys.finance), role: 'finance' },
               { id: 'search-admin', hash: hashApiKey(SECRET, keys.projectSearch), role: 'project', org: 'acme', project: 'search' },
+              { id: 'other-finance', hash: hashApiKey(SECRET, keys.financeOther), role: 'finance', org: 'other' },
             ],
           },
         };
@@ -212,5 +214,57 @@ describe('usage reports through the admin API', () => {
     const issue = await fetch(`${gw.url}/admin/v1/keys`, { method: 'POST', headers: { authorization: `Bearer ${keys.finance}`, 'content-type': 'application/json' }, body: JSON.stringify({ org: 'acme' }) });
     expect(issue.status).toBe(403);
     expect(((await issue.json()) as { error: { code: string } }).error.code).toBe('insufficient_role');
+  });
+
+  it('lets a finance key scoped to an org read only that org: every report, export and the tenants list', async () => {
+    const all = await events();
+    const own = all.filter((e) => e.org_id === 'other');
+    expect(own.length).toBe(5);
+    const usage = await get(`/admin/v1/usage?from=${month}-01&group_by=org`, keys.financeOther);
+    expect(usage.status).toBe(200);
+    const rows = (usage.body as { data: Array<{ org: string; cost: string }> }).data;
+    expect(rows.map((r) => r.org)).toEqual(['other']);
+    expect(sum(rows.map((r) => r.cost))).toBe(sum(own.map((e) => e.cost)));
+    expect((await get(`/admin/v1/usage?org=acme`, keys.financeOther)).status).toBe(404);
+    expect((await get(`/admin/v1/invoices/acme/${month}`, keys.financeOther)).status).toBe(404);
+    expect((await get(`/admin/v1/invoices/acme/${month}?format=csv`, keys.financeOther)).status).toBe(404);
+    const invoice = await get(`/admin/v1/invoices/other/${month}`, keys.financeOther);
+    expect((invoice.body as { totals: Record<string, string> }).totals).toEqual({ USD: sum(own.map((e) => e.cost)) });
+    const chargeback = await get(`/admin/v1/chargeback?month=${month}`, keys.financeOther);
+    const lines = (chargeback.body as { lines: Array<{ org: string }>; unallocated: Array<{ org: string }> });
+    expect(new Set([...lines.lines, ...lines.unallocated].map((l) => l.org))).toEqual(new Set(['other']));
+    expect((await get(`/admin/v1/chargeback?month=${month}&org=acme`, keys.financeOther)).status).toBe(404);
+    const focus = await get(`/admin/v1/exports/focus?month=${month}`, keys.financeOther);
+    const focusRows = (focus.body as { data: Array<{ BilledCost: string }> }).data;
+    expect(sum(focusRows.map((r) => r.BilledCost))).toBe(sum(own.map((e) => e.cost)));
+    expect((await get(`/admin/v1/exports/focus?month=${month}&org=acme`, keys.financeOther)).status).toBe(404);
+    // The experiment's traffic came from acme: none of it is visible.
+    const experiment = await get('/admin/v1/experiments/exp-1/report', keys.financeOther);
+    expect((experiment.body as { arms: Array<{ requests: number }> }).arms.reduce((n, a) => n + a.requests, 0)).toBe(0);
+    const tenants = await get('/admin/v1/tenants', keys.financeOther);
+    expect((tenants.body as { data: Array<{ id: string }> }).data.map((o) => o.id)).toEqual(['other']);
+    const unscoped = await get('/admin/v1/tenants', keys.finance);
+    expect((unscoped.body as { data: Array<{ id: string }> }).data.map((o) => o.id)).toEqual(['default', 'acme', 'other']);
+  });
+
+  it('refuses group_by names of Object.prototype as unknown dimensions (400)', async () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+      const { status, body } = await get(`/admin/v1/usage?group_by=${name}`);
+      expect(status).toBe(400);
+      expect((body as { error: { code: string; param: string } }).error).toMatchObject({ code: 'invalid_value' });
+    }
+  });
+
+  it('answers experiment ids with line breaks with 400 and sends any other id as a well-formed CSV file name', async () => {
+    for (const id of ['a%0D%0Ab', 'a%0Ab', 'x%7F']) {
+      const { status, body } = await get(`/admin/v1/experiments/${id}/report?format=csv`);
+      expect(status).toBe(400);
+      expect((body as { error: { code: string } }).error.code).toBe('invalid_value');
+    }
+    const response = await fetch(`${gw.url}/admin/v1/experiments/${encodeURIComponent('exp "1" 実験')}/report?format=csv`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-disposition')).toBe(`attachment; filename="experiment-exp__1____.csv"; filename*=UTF-8''experiment-exp%20%221%22%20%E5%AE%9F%E9%A8%93.csv`);
+    const plain = await fetch(`${gw.url}/admin/v1/experiments/exp-1/report?format=csv`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+    expect(plain.headers.get('content-disposition')).toBe('attachment; filename="experiment-exp-1.csv"');
   });
 });

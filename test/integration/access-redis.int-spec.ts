@@ -1,8 +1,12 @@
+import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
-import { RedisCounterStore, type CounterCharge } from '@openrouter/ingress';
+import { hashApiKey, RedisCounterStore, type CounterCharge } from '@openrouter/ingress';
+import { freePort } from '../support/ports';
 import { RedisServer } from '../support/infra/redis';
 import { waitFor } from '../support/infra/wait-for';
 import { TEST_ADMIN_KEY } from '../support/test-config';
+
+const DEV_HASH_SECRET = 'open-router-development-secret';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
 const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }] };
@@ -70,16 +74,71 @@ describe('access layer on a real Redis', () => {
     });
   });
 
+  describe('a replica started before Redis', () => {
+    let late: RedisServer | undefined;
+    let gw: TestGateway;
+    let port: number;
+
+    beforeAll(async () => {
+      port = await freePort();
+      gw = await startTestGateway({
+        configure: (doc) => {
+          doc['access'] = { ...(doc['access'] as object), redis: { url: `redis://127.0.0.1:${port}`, keyPrefix: 'late:' } };
+        },
+      });
+    });
+    afterAll(async () => {
+      await gw?.close();
+      await late?.stop();
+    });
+
+    /** A key stored by another replica, with the tenant it names, announced to nobody. */
+    async function storeKey(client: Redis, key: string, org: string, team: string, project: string): Promise<void> {
+      const hash = hashApiKey(DEV_HASH_SECRET, key);
+      const record = { id: `key_${hash.slice(0, 16)}`, hash, prefix: key.slice(0, 12), name: '', orgId: org, teamId: team, projectId: project, appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: new Date().toISOString(), source: 'issued' };
+      await client.multi().set(`late:key:${hash}`, JSON.stringify(record)).hset('late:key-ids', record.id, hash).exec();
+    }
+
+    it('loads tenants added elsewhere once Redis is reachable, and answers 503 for a key whose project is unknown', async () => {
+      const key = 'sk-or-v1-late-tenant-key-000000000000000000';
+      late = await RedisServer.start(port);
+      const client = new Redis(late.url);
+      try {
+        await client.hset('late:orgs', 'late-org', JSON.stringify({ id: 'late-org', teams: [{ id: 'late-team', projects: [{ id: 'late-project' }] }] }));
+        await storeKey(client, key, 'late-org', 'late-team', 'late-project');
+        await waitFor(async () => (await post(`${gw.baseURL}/chat/completions`, key)) === 200, { timeoutMs: 10_000, intervalMs: 100, what: 'the replica to serve a key of a tenant stored while it was disconnected' });
+        const projects = (await (await fetch(`${gw.url}/admin/v1/tenants`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } })).json()) as { data: Array<{ id: string }> };
+        expect(projects.data.map((o) => o.id)).toContain('late-org');
+
+        const ghost = 'sk-or-v1-ghost-project-key-00000000000000000';
+        await storeKey(client, ghost, 'late-org', '', 'ghost-project');
+        const response = await fetch(`${gw.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${ghost}`, 'content-type': 'application/json' }, body: JSON.stringify(chat) });
+        expect(response.status).toBe(503);
+        expect(((await response.json()) as { error: { code: string } }).error.code).toBe('tenant_unavailable');
+      } finally {
+        client.disconnect();
+      }
+    }, 30_000);
+  });
+
   describe.each([
     ['open', 200],
     ['closed', 503],
   ] as const)('when Redis is unreachable and the fail mode is %s', (failMode, status) => {
     let down: RedisServer;
     let gw: TestGateway;
+    const lines: string[] = [];
+    const logs = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+        done();
+      },
+    });
 
     beforeAll(async () => {
       down = await RedisServer.start();
       gw = await startTestGateway({
+        logs,
         configure: (doc) => {
           doc['access'] = { ...(doc['access'] as object), redis: { url: down.url }, rateLimits: { failMode, key: { rpm: 1000 } } };
         },
@@ -91,6 +150,7 @@ describe('access layer on a real Redis', () => {
     });
 
     it(`answers ${status} while it is down, and stays healthy`, async () => {
+      const unhandled = jest.spyOn(console, 'error');
       expect(await post(`${gw.baseURL}/chat/completions`, gw.apiKey)).toBe(200);
       await down.stop();
       const response = await fetch(`${gw.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${gw.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(chat) });
@@ -106,6 +166,13 @@ describe('access layer on a real Redis', () => {
       // The outage is counted, for the RateLimitStoreUnreachable alert (deploy/prometheus/alerts.yml).
       const metrics = await (await fetch(`${gw.url}/metrics`)).text();
       expect(metrics).toMatch(new RegExp(`^openrouter_rate_limit_store_failures_total\\{[^}]*fail_mode="${failMode}"[^}]*\\} [1-9]`, 'm'));
+      // The outage is logged once per connection through the service's logger, not on every retry.
+      const outage = (what: string): number => lines.filter((l) => l.includes(`${what}: Redis is unreachable`)).length;
+      await waitFor(() => outage('rate-limit counters') === 1, { timeoutMs: 5_000, intervalMs: 20, what: 'the counter connection to log its outage' });
+      for (let i = 0; i < 3; i++) await post(`${gw.baseURL}/chat/completions`, gw.apiKey);
+      expect(outage('rate-limit counters')).toBe(1);
+      expect(unhandled.mock.calls.filter((args) => String(args[0]).includes('Unhandled error event'))).toEqual([]);
+      unhandled.mockRestore();
     });
   });
 });

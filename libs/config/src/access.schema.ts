@@ -49,7 +49,10 @@ export type ConfigKey = z.infer<typeof configKeySchema>;
 export const ADMIN_ROLES = ['admin', 'finance', 'viewer', 'project'] as const;
 export type AdminRole = (typeof ADMIN_ROLES)[number];
 
-/** A key for the admin API. A `project` key reads only its project's usage. */
+/**
+ * A key for the admin API. A key that names an org (any role; a `project` key must) reads only
+ * that org's reports and tenants, and with a project only that project's.
+ */
 export const adminKeySchema = z
   .object({
     id: identifier,
@@ -58,7 +61,8 @@ export const adminKeySchema = z
     org: identifier.optional(),
     project: identifier.optional(),
   })
-  .refine((k) => k.role !== 'project' || (k.org !== undefined && k.project !== undefined), 'a project key names its org and project');
+  .refine((k) => k.role !== 'project' || (k.org !== undefined && k.project !== undefined), 'a project key names its org and project')
+  .refine((k) => k.project === undefined || k.org !== undefined, 'a key that names a project names its org too');
 export type AdminKeyConfig = z.infer<typeof adminKeySchema>;
 
 export const accessSchema = z.object({

@@ -9,7 +9,7 @@ import { AccessService } from './access/access.service';
 import { MemoryAccessRepository, RedisAccessRepository } from './access/access.repository';
 import { ADMIN_KEY_PREFIX, generateApiKey } from './access/api-key';
 import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
-import { connectRedis, whenReady } from './access/redis-connection';
+import { connectRedis, logOutages, whenReady } from './access/redis-connection';
 import { AdminAuth } from './admin/admin-auth';
 import { BillingClient } from './billing.client';
 import { BudgetService } from './budgets/budget.service';
@@ -78,6 +78,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const { url: redisUrl, keyPrefix } = config.access.redis;
   const repository = redisUrl ? new RedisAccessRepository(redisUrl, keyPrefix) : new MemoryAccessRepository();
   const counterRedis = redisUrl ? connectRedis(redisUrl) : undefined;
+  if (counterRedis) logOutages(counterRedis, logger, 'rate-limit counters');
   const counters = counterRedis ? new RedisCounterStore(counterRedis, keyPrefix) : new MemoryCounterStore();
   const [storeReady, countersReady] = await Promise.all([repository.ready(), counterRedis ? whenReady(counterRedis, 3_000) : true]);
   if (!storeReady || !countersReady) logger.warn('Redis is not reachable yet; keys and limits follow the configured fail mode until it is');
@@ -106,6 +107,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const budgetEvents =
     options.budgetEvents ?? (config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : new InProcessBudgetBus(logger));
   const budgetRedis = redisUrl ? connectBudgetRedis(redisUrl) : undefined;
+  if (budgetRedis) logOutages(budgetRedis, logger, 'budget ledger');
   if (budgetRedis && !(await whenReady(budgetRedis, 3_000))) logger.warn('Redis is not reachable yet; requests under a budget follow budgets.failMode until it is');
   const budgetLedger = budgetRedis ? new RedisBudgetLedger(budgetRedis, keyPrefix) : new MemoryBudgetLedger();
   const budgets = new BudgetService(config, prices, budgetLedger, budgetEvents, logger);

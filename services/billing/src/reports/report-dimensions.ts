@@ -61,13 +61,14 @@ const TAG = /^tag:([A-Za-z0-9_.:-]{1,64})$/;
 export type GroupBy = { kind: 'dimension'; name: DimensionName } | { kind: 'tag'; name: string; tag: string };
 
 export function parseGroupBy(name: string): GroupBy | undefined {
-  if (name in DIMENSIONS) return { kind: 'dimension', name: name as DimensionName };
+  if (isDimension(name)) return { kind: 'dimension', name };
   const tag = TAG.exec(name);
   return tag?.[1] ? { kind: 'tag', name, tag: tag[1] } : undefined;
 }
 
+/** Own keys only: `in` would also accept `constructor`, `toString` and the rest of Object.prototype. */
 export function isDimension(name: string): name is DimensionName {
-  return name in DIMENSIONS;
+  return Object.hasOwn(DIMENSIONS, name);
 }
 
 export const GROUP_BY_NAMES = [...Object.keys(DIMENSIONS), 'tag:<name>'];

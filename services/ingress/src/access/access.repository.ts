@@ -99,6 +99,11 @@ export class RedisAccessRepository implements AccessRepository {
     this.subscriber = connectSubscriber(url);
     this.redis.on('error', () => undefined);
     this.subscriber.on('error', () => undefined);
+    // Tenants added while this replica could not reach Redis were announced to nobody here:
+    // every (re)connection is a reason to reload them.
+    this.redis.on('ready', () => {
+      for (const listener of this.listeners) listener({ kind: 'tenants' });
+    });
     void this.subscriber.subscribe(this.channel).catch(() => undefined);
     this.subscriber.on('message', (_channel: string, message: string) => {
       const parsed = changeSchema.safeParse(safeJson(message));

@@ -65,6 +65,25 @@ describe('api keys', () => {
     now = new Date('2026-07-01T00:00:01Z');
     await expect(directory.authenticate(other)).resolves.toBeUndefined();
   });
+
+  it('never caches a lookup that a revocation notice overtook', async () => {
+    const key = generateApiKey();
+    const hash = hashApiKey(SECRET, key);
+    const stale = issued(key);
+    let stored: ApiKeyRecord = stale;
+    const reads: Array<(record: ApiKeyRecord) => void> = [];
+    const repository = new MemoryAccessRepository();
+    // The first read answers with what the store held when it was sent, after the notice arrived.
+    repository.findKey = (h: string) => (h === hash && reads.length === 0 ? new Promise((resolve) => reads.push(resolve)) : Promise.resolve(stored));
+    const directory = new KeyDirectory(SECRET, [], [], repository, 60_000);
+    const first = directory.authenticate(key);
+    stored = { ...stale, revokedAt: new Date().toISOString() };
+    await repository.publish({ kind: 'key', hash });
+    reads[0]?.(stale);
+    // The overtaken answer is not trusted: the store is asked again, and nothing stale is cached.
+    await expect(first).resolves.toBeUndefined();
+    await expect(directory.authenticate(key)).resolves.toBeUndefined();
+  });
 });
 
 describe('tenant directory', () => {
@@ -122,8 +141,23 @@ describe('rate limiter', () => {
     expect(denied).toBeInstanceOf(RateLimitedError);
     expect(denied).toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded', retryAfterMs: 30_000 });
     expect((denied as RateLimitedError).headers['x-ratelimit-remaining-requests']).toBe('0');
+    // The refused request was not charged: the token limit shows what two requests left.
+    expect((denied as RateLimitedError).headers['x-ratelimit-remaining-tokens']).toBe('80');
+    expect((denied as RateLimitedError).headers['x-ratelimit-reset-tokens']).toBe('12s');
     now = 30_000;
     await expect(limiter.admit(limits, 10)).resolves.toBeDefined();
+  });
+
+  it('refuses a request larger than a token limit as too large, without Retry-After and charging nothing', async () => {
+    const store = new MemoryCounterStore(() => 0);
+    const limiter = new RateLimiter(store, 'open', () => undefined);
+    const tooLarge = await limiter.admit(limits, 101).catch((e: unknown) => e);
+    expect(tooLarge).toBeInstanceOf(RateLimitedError);
+    expect(tooLarge).toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded', retryAfterMs: undefined, headers: { 'x-should-retry': 'false' } });
+    expect((tooLarge as RateLimitedError).message).toMatch(/^Request too large for tokens per minute \(TPM\) on key k: Limit 100, Requested 101\./);
+    const next = await limiter.admit(limits, 100);
+    expect(next.headers['x-ratelimit-remaining-requests']).toBe('1');
+    expect(next.headers['x-ratelimit-remaining-tokens']).toBe('0');
   });
 
   it('corrects the token charge by the real usage', async () => {

@@ -20,6 +20,8 @@ const CACHE_LIMIT = 50_000;
 export class KeyDirectory {
   private readonly configured = new Map<string, ApiKeyRecord>();
   private readonly cache = new Map<string, CacheEntry>();
+  /** Changes seen per hash while a lookup of it is in flight (entries live only that long). */
+  private readonly changesInFlight = new Map<string, { changes: number; lookups: number }>();
   private readonly hashKey: KeyObject;
 
   constructor(
@@ -34,7 +36,7 @@ export class KeyDirectory {
     for (const key of configKeys) this.configured.set(key.hash, fromConfig(key));
     for (const record of extra) this.configured.set(record.hash, record);
     repository.onChange((change) => {
-      if (change.kind === 'key') this.cache.delete(change.hash);
+      if (change.kind === 'key') this.forget(change.hash);
     });
   }
 
@@ -53,16 +55,35 @@ export class KeyDirectory {
   /** Forgets a cached key (called on revoke before the notification round-trips). */
   forget(hash: string): void {
     this.cache.delete(hash);
+    const inFlight = this.changesInFlight.get(hash);
+    if (inFlight) inFlight.changes++;
   }
 
   private async issued(hash: string): Promise<ApiKeyRecord | undefined> {
     const at = Date.now();
     const cached = this.cache.get(hash);
     if (cached && cached.until > at) return cached.record;
-    const record = await this.repository.findKey(hash);
-    if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
-    this.cache.set(hash, { record, until: at + (record ? this.cacheMs : Math.min(this.cacheMs, NEGATIVE_CACHE_MS)) });
-    return record;
+    // A change (a revocation) that arrives while the lookup is in flight may have been read
+    // before it: such a result is neither cached nor trusted, the store is asked again.
+    for (let attempt = 0; ; attempt++) {
+      const inFlight = this.changesInFlight.get(hash) ?? { changes: 0, lookups: 0 };
+      this.changesInFlight.set(hash, inFlight);
+      const before = inFlight.changes;
+      inFlight.lookups++;
+      let record: ApiKeyRecord | undefined;
+      try {
+        record = await this.repository.findKey(hash);
+      } finally {
+        if (--inFlight.lookups === 0) this.changesInFlight.delete(hash);
+      }
+      if (inFlight.changes !== before) {
+        if (attempt === 0) continue;
+        return record;
+      }
+      if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
+      this.cache.set(hash, { record, until: at + (record ? this.cacheMs : Math.min(this.cacheMs, NEGATIVE_CACHE_MS)) });
+      return record;
+    }
   }
 }
 

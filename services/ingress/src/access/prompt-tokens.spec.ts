@@ -1,5 +1,5 @@
 import { encode } from 'gpt-tokenizer';
-import { countPromptTokens, TextTokenCounter } from './prompt-tokens';
+import { countPromptTokens, EXACT_BYTES, estimatedTokens, exactTokens, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
 
 describe('prompt token estimate', () => {
   it('counts message text, parts, images, tools, legacy prompts and embedding inputs', () => {
@@ -16,6 +16,54 @@ describe('prompt token estimate', () => {
 
   it('estimates very long texts at 4 characters a token instead of tokenizing them', () => {
     expect(countPromptTokens({ messages: [{ role: 'user', content: 'a'.repeat(40_000) }] })).toBe(4 + 10_000);
+  });
+
+  it('counts long runs in slices, within 1% of the tokenizer for CJK prose', () => {
+    const japanese = '今日は天気がとても良いので、公園へ散歩に行きました。桜の花がきれいに咲いていて、多くの人が写真を撮っていました。'.repeat(40);
+    const chinese = '我们的季度报告显示收入增长了百分之四，而运营成本保持不变。管理层预计新产品线将在下半年做出重要贡献。'.repeat(40);
+    // Measured: 1,720 and 1,240 tokens whole; 1,724 and 1,245 in slices.
+    for (const text of [japanese, chinese]) {
+      const whole = encode(text).length;
+      expect(exactTokens(text)).toBeGreaterThanOrEqual(whole);
+      expect(exactTokens(text)).toBeLessThanOrEqual(whole * 1.01);
+    }
+    expect(encode(japanese).length).toBe(1_720);
+    expect(exactTokens(japanese)).toBe(1_724);
+    // A slice boundary never splits a surrogate pair (half an emoji would count as stray bytes).
+    const emoji = '😀'.repeat(SLICE_CHARS);
+    expect(exactTokens(emoji)).toBe(encode(emoji).length);
+    // Whitespace runs are sliced too (measured: 136 tokens, 138 whole); text between runs is
+    // counted as the tokenizer does.
+    const spaced = `intro ${' '.repeat(1_000)}${'x'.repeat(1_000)} outro`;
+    expect(encode(spaced).length).toBe(138);
+    expect(exactTokens(spaced)).toBe(136);
+    expect(exactTokens('plain prose, no long runs.')).toBe(encode('plain prose, no long runs.').length);
+  });
+
+  it('tokenizes at most EXACT_BYTES of UTF-8 per request and estimates the rest', () => {
+    const cjk = '漢字'.repeat(1_500); // 3,000 characters, 9,000 bytes: over the budget
+    expect(Buffer.byteLength(cjk)).toBeGreaterThan(EXACT_BYTES);
+    // Estimated at 3 bytes a token, not 4 characters: the tokenizer counts 1,500 for this text,
+    // and 5,693 for 3,000 random CJK characters, where 4 characters a token gave 750.
+    expect(countPromptTokens({ input: cjk })).toBe(3_000);
+    // Within the budget it is tokenized; the next text no longer fits and is estimated.
+    const half = '漢字'.repeat(600); // 3,600 bytes
+    expect(countPromptTokens({ input: [half, half, half] })).toBe(2 * encode(half).length + 1_200);
+    // Longer ASCII fits better: 8,192 characters are tokenized.
+    const prose = 'The report shows revenue grew. '.repeat(264).slice(0, EXACT_BYTES);
+    expect(countPromptTokens({ input: prose })).toBe(encode(prose).length);
+  });
+
+  it('estimates ASCII at 4 characters a token and anything else at 3 UTF-8 bytes a token', () => {
+    expect(estimatedTokens('abcdefgh')).toBe(2);
+    expect(estimatedTokens('漢字漢')).toBe(3);
+    expect(estimatedTokens('Привет')).toBe(4); // 12 bytes
+    expect(estimatedTokens('😀😀😀')).toBe(4); // 12 bytes
+    // Against the tokenizer: prose and CJK prose are not under-counted.
+    const prose = 'The quarterly report shows that revenue grew by four percent, while operating costs remained flat. '.repeat(20);
+    const japanese = '今日は天気がとても良いので、公園へ散歩に行きました。'.repeat(20);
+    expect(estimatedTokens(prose)).toBeGreaterThanOrEqual(encode(prose).length);
+    expect(estimatedTokens(japanese)).toBeGreaterThanOrEqual(encode(japanese).length);
   });
 
   it('counts a body once, however many parts of the request path ask', () => {
@@ -40,5 +88,19 @@ describe('prompt token estimate', () => {
     // Short texts are tokenized each time and never kept.
     expect(counter.count('hello world')).toBe(2);
     expect(counter).toMatchObject({ hits: 2, misses: 4 });
+  });
+
+  it('does not charge a remembered count to the exact budget, and never remembers an estimate', () => {
+    const counter = new TextTokenCounter(100, 8);
+    const text = '漢字'.repeat(600); // 3,600 bytes
+    const budget = { exactBytes: 4_000 };
+    expect(counter.count(text, budget)).toBe(encode(text).length);
+    expect(budget.exactBytes).toBe(400);
+    expect(counter.count(text, budget)).toBe(encode(text).length);
+    expect(budget.exactBytes).toBe(400);
+    const other = '字漢'.repeat(600);
+    expect(counter.count(other, budget)).toBe(1_200);
+    expect(counter.count(other, { exactBytes: 4_000 })).toBe(encode(other).length);
+    expect(counter).toMatchObject({ hits: 1, misses: 2 });
   });
 });

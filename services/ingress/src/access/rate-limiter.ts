@@ -40,6 +40,17 @@ export class RateLimiter {
 
   async admit(limits: readonly ApplicableLimit[], estimatedTokens: number): Promise<Admission> {
     if (limits.length === 0) return NOTHING;
+    // More tokens than a limit admits in a whole window can never be served: waiting does not
+    // help, so no Retry-After, and `x-should-retry: false` stops the SDKs' automatic retries.
+    const tooLarge = estimatedTokens > 0 ? limits.find((l) => l.kind === 'tokens' && estimatedTokens > l.perMinute) : undefined;
+    if (tooLarge) {
+      throw new RateLimitedError(
+        `Request too large for tokens per minute (TPM) on ${tooLarge.scope} ${tooLarge.id}: Limit ${tooLarge.perMinute}, Requested ${estimatedTokens}. ` +
+          'The input or output tokens must be reduced in order to run successfully.',
+        undefined,
+        { 'x-should-retry': 'false' },
+      );
+    }
     const charges = limits.map((l) => charge(l, l.kind === 'requests' ? 1 : estimatedTokens));
     let outcomes: GcraOutcome[];
     try {
@@ -49,8 +60,10 @@ export class RateLimiter {
       if (this.failMode === 'closed') throw new GatewayError('unavailable', 'Rate limits cannot be checked right now; the request was not served. Please retry.', { code: 'rate_limiter_unavailable' });
       return NOTHING;
     }
-    const headers = rateLimitHeaders(limits, outcomes);
     const deniedAt = outcomes.findIndex((o) => !o.allowed);
+    // A refused request is charged to none of its limits: the ones that would have admitted it
+    // still have what they had before it.
+    const headers = rateLimitHeaders(limits, deniedAt === -1 ? outcomes : outcomes.map((o, i) => (o.allowed ? uncharged(o, limits[i] as ApplicableLimit, charges[i] as CounterCharge) : o)));
     if (deniedAt !== -1) {
       const limit = limits[deniedAt] as ApplicableLimit;
       const outcome = outcomes[deniedAt] as GcraOutcome;
@@ -84,11 +97,17 @@ export class RateLimiter {
 export class RateLimitedError extends GatewayError {
   constructor(
     message: string,
-    retryAfterMs: number,
+    retryAfterMs: number | undefined,
     readonly headers: Record<string, string>,
   ) {
     super('rate_limited', message, { code: 'rate_limit_exceeded', retryAfterMs, retryable: false });
   }
+}
+
+/** An admitting outcome as it was before the request's charge. */
+function uncharged(outcome: GcraOutcome, limit: ApplicableLimit, charged: CounterCharge): GcraOutcome {
+  const interval = WINDOW_MS / limit.perMinute;
+  return { ...outcome, remaining: Math.min(limit.perMinute, outcome.remaining + charged.cost), resetMs: Math.max(0, Math.ceil(outcome.resetMs - charged.cost * interval)) };
 }
 
 function charge(limit: ApplicableLimit, cost: number): CounterCharge {

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import type { Logger } from '@openrouter/observability';
 
 /**
  * A Redis client that fails fast instead of queueing while disconnected, so a Redis outage is
@@ -34,5 +35,23 @@ export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
     const onReady = (): void => done(true);
     const timer = setTimeout(() => done(false), timeoutMs);
     redis.once('ready', onReady);
+  });
+}
+
+/**
+ * Logs a connection's outage once when it starts and once when it ends, through the service's
+ * logger. Without an 'error' listener ioredis prints "Unhandled error event" on every retry.
+ */
+export function logOutages(redis: Redis, logger: Logger, what: string): void {
+  let down = false;
+  redis.on('error', (error: unknown) => {
+    if (down) return;
+    down = true;
+    logger.warn({ err: error }, `${what}: Redis is unreachable; retrying`);
+  });
+  redis.on('ready', () => {
+    if (!down) return;
+    down = false;
+    logger.info(`${what}: Redis is reachable again`);
   });
 }

@@ -39,4 +39,6 @@ export const invoiceQuery = z.strictObject({ format });
 export const chargebackQuery = z.strictObject({ month, org: id.optional(), allocation: z.enum(['proportional', 'fixed']).optional(), format });
 export const focusQuery = z.strictObject({ month, org: id.optional(), format });
 export const experimentQuery = z.strictObject({ from: instant.optional(), to: instant.optional(), format });
-export const experimentId = z.string().min(1).max(128);
+/** Any experiment name, but no control characters: it is echoed into the CSV's file name. */
+// eslint-disable-next-line no-control-regex
+export const experimentId = z.string().min(1).max(128).regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'must not contain control characters');

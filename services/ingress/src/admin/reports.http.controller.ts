@@ -12,14 +12,15 @@ import { chargebackQuery, experimentId, experimentQuery, focusQuery, invoicePara
 const DAY_MS = 86_400_000;
 
 /**
- * What the caller may see. `admin` and `finance` keys see every tenant; a `project` key sees only
- * its own org and project, and asking for anything else is answered as if it did not exist (404).
+ * What the caller may see. A key without an org (`admin`, `finance`, `viewer`) sees every tenant;
+ * a key of any role that names an org (and a project) sees only that org (and project), and asking
+ * for anything else is answered as if it did not exist (404).
  */
 export function reportScope(admin: AdminPrincipal, requested: { org?: string | undefined; project?: string | undefined }): billingv1.TenantScope {
-  if (admin.role !== 'project') return { orgId: '', projectId: '' };
+  if (admin.org === undefined && admin.project === undefined) return { orgId: '', projectId: '' };
   const org = admin.org ?? '';
   const project = admin.project ?? '';
-  if ((requested.org !== undefined && requested.org !== org) || (requested.project !== undefined && requested.project !== project)) {
+  if ((requested.org !== undefined && requested.org !== org) || (requested.project !== undefined && project !== '' && requested.project !== project)) {
     throw new GatewayError('not_found', 'No such organisation or project.', { code: 'not_found' });
   }
   return { orgId: org, projectId: project };
@@ -214,6 +215,17 @@ function totals(t: billingv1.UsageTotals | undefined) {
 }
 
 function csv(reply: FastifyReply, filename: string, header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
-  void reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${filename}"`);
+  void reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', contentDisposition(filename));
   return toCsv(header, rows);
+}
+
+/**
+ * An attachment header for any file name: a plain-ASCII `filename` for old clients and the exact
+ * name RFC 5987-encoded in `filename*`, so quotes, line breaks or non-Latin-1 letters in a name
+ * (an experiment id) can neither break the header nor fail to send it.
+ */
+export function contentDisposition(filename: string): string {
+  const ascii = filename.replace(/[^A-Za-z0-9._-]/g, '_');
+  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return ascii === filename ? `attachment; filename="${filename}"` : `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }

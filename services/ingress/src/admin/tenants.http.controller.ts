@@ -1,6 +1,8 @@
 import { Controller, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
+import type { OrgConfig } from '@openrouter/config';
 import { AccessService, type TenantEntry } from '../access/access.service';
+import type { AdminPrincipal } from './admin-auth';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { auditQuery, parseInput, tenantBody } from './admin-input';
 
@@ -13,8 +15,8 @@ export class TenantsHttpController {
 
   @Get('tenants')
   @Roles('admin', 'finance')
-  list() {
-    return { object: 'list', data: this.access.tenants.list() };
+  list(@Req() req: FastifyRequest) {
+    return { object: 'list', data: visibleTenants(this.access.tenants.list(), adminOf(req)) };
   }
 
   @Post('tenants')
@@ -40,6 +42,20 @@ export class TenantsHttpController {
     const { limit } = parseInput(auditQuery, query);
     return { object: 'list', data: await this.access.listAudit(limit) };
   }
+}
+
+/** A key scoped to an org (and a project) sees only that org (and the team holding that project). */
+export function visibleTenants(orgs: OrgConfig[], admin: AdminPrincipal): OrgConfig[] {
+  if (admin.org === undefined) return orgs;
+  return orgs
+    .filter((o) => o.id === admin.org)
+    .map((o) => {
+      if (admin.project === undefined) return o;
+      const teams = o.teams
+        .map((t) => ({ ...t, projects: t.projects.filter((p) => p.id === admin.project) }))
+        .filter((t) => t.projects.length > 0);
+      return { ...o, teams };
+    });
 }
 
 function entry(body: unknown): TenantEntry {
