@@ -48,12 +48,6 @@ describe('access layer end to end', () => {
             { id: 'limited', hash: hashApiKey(SECRET, LIMITED_KEY), org: 'acme', project: 'search', limits: { rpm: 12 } },
             { id: 'tokens', hash: hashApiKey(SECRET, TOKEN_KEY), org: 'acme', project: 'ads', limits: { tpm: 200 } },
           ],
-          rateLimits: { models: { 'vendor/model-with-slash': { rpm: 2 } } },
-        };
-        doc['routing'] = {
-          ...(doc['routing'] as object),
-          aliases: { 'slash-alias': { models: ['vendor/model-with-slash'] }, 'exp-target': { models: ['gpt-4o-mini'] } },
-          experiments: [{ id: 'exp-slash', target: 'exp-target', stickiness: 'request', arms: [{ name: 'a', model: 'gpt-4o-mini', weight: 1 }, { name: 'b', model: 'vendor/model-with-slash', weight: 1 }] }],
         };
       },
     });
@@ -171,29 +165,6 @@ describe('access layer end to end', () => {
     expect(served).toBeGreaterThan(0);
     expect(served).toBeGreaterThanOrEqual(retryAfterMs - 1_000);
   }, 40_000);
-
-  it('charges a model\'s limit to requests that may be served by it: through an alias, auto, an experiment or a fallback list', async () => {
-    const client = gw.client({ apiKey: TEST_DEV_KEY });
-    for (let i = 0; i < 2; i++) await client.chat.completions.create({ model: 'vendor/model-with-slash', messages: [{ role: 'user', content: 'hi' }] });
-    const refused = async (body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<number> => {
-      const response = await fetch(`${gw.baseURL}/chat/completions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${TEST_DEV_KEY}`, 'content-type': 'application/json', ...headers },
-        body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], ...body }),
-      });
-      const json = (await response.json()) as { error?: { message: string } };
-      if (response.status === 429) expect(json.error?.message).toContain('vendor/model-with-slash');
-      return response.status;
-    };
-    expect(await refused({ model: 'vendor/model-with-slash' })).toBe(429);
-    expect(await refused({ model: 'slash-alias' })).toBe(429);
-    expect(await refused({ model: 'auto' })).toBe(429);
-    expect(await refused({ model: 'exp-target' })).toBe(429);
-    expect(await refused({ model: 'gpt-4o-mini', models: ['vendor/model-with-slash'] })).toBe(429);
-    expect(await refused({ model: 'gpt-4o-mini' }, { 'x-openrouter-models': 'vendor/model-with-slash' })).toBe(429);
-    // A request that cannot reach the limited model is served.
-    expect(await refused({ model: 'gpt-4o-mini' })).toBe(200);
-  });
 
   it('charges tokens before the call and corrects them by the real usage', async () => {
     const client = gw.client({ apiKey: TOKEN_KEY });

@@ -94,7 +94,7 @@ export const accessSchema = z.object({
       key: limitsSchema.prefault({}),
       project: limitsSchema.prefault({}),
       team: limitsSchema.prefault({}),
-      /** Per served model id, across all tenants. */
+      /** Per model id a request names, across all tenants (aliases, `auto` and fallbacks are not charged to their members: see docs/access.md). */
       models: z.record(z.string(), limitsSchema).default({}),
     })
     .prefault({}),

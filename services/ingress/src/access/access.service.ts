@@ -1,4 +1,4 @@
-import { AUTO_MODEL, type GatewayConfig, type Limits, type OrgConfig } from '@openrouter/config';
+import type { GatewayConfig, Limits, OrgConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
@@ -46,8 +46,6 @@ export class AccessService {
   readonly tenants: TenantDirectory;
   private readonly limiter: RateLimiter;
   private readonly defaults: GatewayConfig['access']['rateLimits'];
-  private readonly routing: GatewayConfig['routing'];
-  private readonly autoModels: string[];
 
   constructor(
     config: GatewayConfig,
@@ -63,8 +61,6 @@ export class AccessService {
     const extra: ApiKeyRecord[] = devKey ? [devRecord(hashApiKey(access.keyHashSecret, devKey), displayPrefix(devKey))] : [];
     this.keys = new KeyDirectory(access.keyHashSecret, access.keys, extra, repository, access.keyCacheMs);
     this.defaults = access.rateLimits;
-    this.routing = config.routing;
-    this.autoModels = config.models.filter((m) => !m.excludeFromAuto && m.capabilities.includes('chat')).map((m) => m.id);
     let lastWarning = 0;
     this.limiter = new RateLimiter(counters, access.rateLimits.failMode, (error) => {
       onStoreFailure();
@@ -160,59 +156,26 @@ export class AccessService {
     };
   }
 
-  /**
-   * Charges the request to every rate limit that applies; throws a 429 when one is exhausted.
-   * `fallbacks` is the request's fallback list when it came in a header (`x-openrouter-models`).
-   */
-  async admit(record: ApiKeyRecord, context: routerv1.RequestContext, model: string, body: unknown, fallbacks: readonly string[] = []): Promise<Admission> {
-    const listed = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['models'] : undefined;
-    const names = [model, ...fallbacks, ...(Array.isArray(listed) ? listed.filter((m): m is string => typeof m === 'string') : [])];
-    const limits = this.applicableLimits(record, context, names);
+  /** Charges the request to every rate limit that applies; throws a 429 when one is exhausted. */
+  async admit(record: ApiKeyRecord, context: routerv1.RequestContext, model: string, body: unknown): Promise<Admission> {
+    const limits = this.applicableLimits(record, context, model);
     const tokens = limits.some((l) => l.kind === 'tokens') ? countPromptTokens(body) : 0;
     return this.limiter.admit(limits, tokens);
   }
 
-  applicableLimits(record: ApiKeyRecord, context: routerv1.RequestContext, models: readonly string[]): ApplicableLimit[] {
+  applicableLimits(record: ApiKeyRecord, context: routerv1.RequestContext, model: string): ApplicableLimit[] {
     const placement = this.tenants.place(record.orgId, record.teamId || undefined, record.projectId || undefined);
     const scopes: Array<[ApplicableLimit['scope'], string, Limits]> = [['key', record.id, effectiveLimits(record.limits, this.defaults.key)]];
     if (context.projectId) scopes.push(['project', `${context.orgId}/${context.projectId}`, effectiveLimits(placement.projectLimits, this.defaults.project)]);
     if (context.teamId) scopes.push(['team', `${context.orgId}/${context.teamId}`, effectiveLimits(placement.teamLimits, this.defaults.team)]);
-    for (const id of this.limitedModels(models)) {
-      const modelLimits = this.defaults.models[id];
-      if (modelLimits) scopes.push(['model', id, modelLimits]);
-    }
+    const modelLimits = model ? this.defaults.models[model] : undefined;
+    if (modelLimits) scopes.push(['model', model, modelLimits]);
     const limits: ApplicableLimit[] = [];
     for (const [scope, id, l] of scopes) {
       if (l.rpm) limits.push({ scope, id, kind: 'requests', perMinute: l.rpm });
       if (l.tpm) limits.push({ scope, id, kind: 'tokens', perMinute: l.tpm });
     }
     return limits;
-  }
-
-  /**
-   * The models with a limit that a request naming `names` may be served by: each name, an
-   * alias's members, `auto`'s models, the arms of an experiment and both sides of a gray release
-   * on a name, followed transitively. All of them are charged, since which one serves the request
-   * is decided later, by the router. A model's configured `fallbacks` and larger-context models,
-   * which the router tries on its own after a failure, are not.
-   */
-  private limitedModels(names: readonly string[]): string[] {
-    const limited = this.defaults.models;
-    if (Object.keys(limited).length === 0) return [];
-    const found = new Set<string>();
-    const seen = new Set<string>();
-    const queue = names.filter(Boolean);
-    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
-      if (seen.has(name)) continue;
-      seen.add(name);
-      if (Object.hasOwn(limited, name)) found.add(name);
-      const alias = Object.hasOwn(this.routing.aliases, name) ? this.routing.aliases[name] : undefined;
-      if (alias) queue.push(...alias.models);
-      else if (name === AUTO_MODEL) queue.push(...this.autoModels);
-      for (const experiment of this.routing.experiments) if (experiment.enabled && experiment.target === name) queue.push(...experiment.arms.map((a) => a.model));
-      for (const release of this.routing.grayReleases) if (release.target === name) queue.push(release.baseline, release.canary);
-    }
-    return [...found];
   }
 
   // ── admin operations ──────────────────────────────────────────────────────────

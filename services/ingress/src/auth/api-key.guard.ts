@@ -41,7 +41,7 @@ export class ApiKeyGuard implements CanActivate {
     stopIfClientLeft(reply);
     const model = typeof body === 'object' && body !== null && typeof (body as Record<string, unknown>)['model'] === 'string' ? String((body as Record<string, unknown>)['model']) : '';
     try {
-      request.admission = await this.access.admit(authenticated.record, authenticated.context, model, body, headerModels(request.headers));
+      request.admission = await this.access.admit(authenticated.record, authenticated.context, model, body);
       setHeaders(reply, request.admission.headers);
     } catch (error) {
       if (error instanceof RateLimitedError) setHeaders(reply, error.headers);
@@ -55,12 +55,6 @@ export class ApiKeyGuard implements CanActivate {
     }
     return true;
   }
-}
-
-/** The fallback list of the `x-openrouter-models` header (`a,b`), for the per-model rate limits. */
-function headerModels(headers: FastifyRequest['headers']): string[] {
-  const value = headers['x-openrouter-models'];
-  return typeof value === 'string' ? value.split(',').map((m) => m.trim()).filter(Boolean) : [];
 }
 
 export function bearerToken(header: string | undefined): string {
