@@ -78,6 +78,8 @@ function textTokens(text: string, budget: Budget): number {
 
 /** Tokens of a text as the tokenizer counts them, long runs in slices (see SLICE_CHARS). */
 export function exactTokens(text: string): number {
+  // Too short to hold a long run: no scan needed (most messages).
+  if (text.length <= SLICE_CHARS) return countTokens(text, PLAIN_TEXT);
   let tokens = 0;
   let from = 0;
   for (const run of text.matchAll(LONG_RUN)) {
