@@ -118,6 +118,19 @@ export const policySchema = z.object({
 });
 export type PolicyConfig = z.infer<typeof policySchema>;
 
+/** The most specific routing policy for a caller: org and project beat org, which beats catch-all. */
+export function policyFor(policies: readonly PolicyConfig[], tenant: { orgId: string; projectId: string }): PolicyConfig | undefined {
+  let best: { policy: PolicyConfig; specificity: number } | undefined;
+  for (const policy of policies) {
+    const { org, project } = policy.match;
+    if (org !== undefined && org !== tenant.orgId) continue;
+    if (project !== undefined && project !== tenant.projectId) continue;
+    const specificity = (org ? 2 : 0) + (project ? 1 : 0);
+    if (!best || specificity > best.specificity) best = { policy, specificity };
+  }
+  return best?.policy;
+}
+
 export const experimentSchema = z.object({
   id: name,
   /** The model id or alias clients name; requests for it are split between the arms. */

@@ -1,4 +1,4 @@
-import type { GatewayConfig, PolicyConfig } from '@openrouter/config';
+import { policyFor, type GatewayConfig } from '@openrouter/config';
 import { Money, type PriceBook } from '@openrouter/usage';
 
 /** The highest prices a request naming a model can be charged, per token, in micro-units. */
@@ -128,19 +128,6 @@ export function paddedPromptTokens(tokens: number, calls = 1): number {
 export function providerCalls(body: Record<string, unknown>): number {
   const prompt = body['prompt'];
   return Array.isArray(prompt) && prompt.length > 0 ? prompt.length : 1;
-}
-
-/** The most specific routing policy for a caller, as the router picks it. */
-function policyFor(policies: readonly PolicyConfig[], tenant: { orgId: string; projectId: string }): PolicyConfig | undefined {
-  let best: { policy: PolicyConfig; specificity: number } | undefined;
-  for (const policy of policies) {
-    const { org, project } = policy.match;
-    if (org !== undefined && org !== tenant.orgId) continue;
-    if (project !== undefined && project !== tenant.projectId) continue;
-    const specificity = (org ? 2 : 0) + (project ? 1 : 0);
-    if (!best || specificity > best.specificity) best = { policy, specificity };
-  }
-  return best?.policy;
 }
 
 export function positiveInt(value: unknown): number | undefined {

@@ -1,4 +1,4 @@
-import { AUTO_MODEL, type Capability, type GatewayConfig, type TaskType } from '@openrouter/config';
+import { AUTO_MODEL, policyFor, type Capability, type GatewayConfig, type TaskType } from '@openrouter/config';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { balance } from '../balancing/load-balancer';
@@ -9,7 +9,7 @@ import type { CircuitBreakers } from '../resilience/circuit-breaker';
 import type { Random } from '../stats/clock';
 import type { LiveStats } from '../stats/deployment-stats';
 import { scoreCandidates } from '../strategies/strategy';
-import { effectiveRoute, policyFor, type EffectiveRoute, type RequestControls } from './route-settings';
+import { effectiveRoute, type EffectiveRoute, type RequestControls } from './route-settings';
 
 /** One deployment the router may call, with what the ranking knew of it. */
 export interface Candidate {

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { ROUTE_STRATEGIES, type GatewayConfig, type PolicyConfig, type RouteOverridableField, type RouteSettings, type RouteStrategy } from '@openrouter/config';
-import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { validate } from '@openrouter/openai-wire';
 
@@ -75,19 +74,6 @@ export interface EffectiveRoute {
 }
 
 const SETTING_FIELDS = ['strategy', 'minQuality', 'maxPrice', 'latencySensitive', 'allowFallbacks', 'providers'] as const;
-
-/** The most specific policy that matches the caller: org and project beat org, which beats catch-all. */
-export function policyFor(policies: readonly PolicyConfig[], context: Pick<routerv1.RequestContext, 'orgId' | 'projectId'>): PolicyConfig | undefined {
-  let best: { policy: PolicyConfig; specificity: number } | undefined;
-  for (const policy of policies) {
-    const { org, project } = policy.match;
-    if (org !== undefined && org !== context.orgId) continue;
-    if (project !== undefined && project !== context.projectId) continue;
-    const specificity = (org ? 2 : 0) + (project ? 1 : 0);
-    if (!best || specificity > best.specificity) best = { policy, specificity };
-  }
-  return best?.policy;
-}
 
 export function overridable(policy: PolicyConfig | undefined, field: RouteOverridableField): boolean {
   if (!policy) return true;
