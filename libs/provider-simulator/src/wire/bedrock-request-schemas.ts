@@ -55,7 +55,8 @@ export type ConverseRequest = z.infer<typeof converseRequestSchema>;
 /**
  * The checks Converse makes beyond the body's shape, in its own words: text blocks must hold
  * more than whitespace, tool blocks need a toolConfig, and Claude models (which apply Anthropic's
- * rules) refuse a final assistant message ending in whitespace. Undefined when the request passes.
+ * rules) refuse a final assistant message ending in whitespace and whitespace-only stop
+ * sequences. Undefined when the request passes.
  */
 export function converseRuleViolation(request: ConverseRequest, modelId: string): string | undefined {
   let usesTools = false;
@@ -70,8 +71,12 @@ export function converseRuleViolation(request: ConverseRequest, modelId: string)
   if (usesTools && request.toolConfig === undefined) return 'The toolConfig field must be defined when using toolUse and toolResult content blocks.';
   const last = request.messages[request.messages.length - 1];
   const lastBlock = last?.content[last.content.length - 1];
-  if (/\banthropic\./.test(modelId) && last?.role === 'assistant' && lastBlock?.text !== undefined && /\s$/.test(lastBlock.text)) {
+  const claude = /\banthropic\./.test(modelId);
+  if (claude && last?.role === 'assistant' && lastBlock?.text !== undefined && /\s$/.test(lastBlock.text)) {
     return 'The model returned the following errors: messages: final assistant content cannot end with trailing whitespace';
+  }
+  if (claude && (request.inferenceConfig?.stopSequences ?? []).some((stop) => stop.trim() === '')) {
+    return 'The model returned the following errors: stop_sequences: each stop sequence must contain non-whitespace';
   }
   return undefined;
 }

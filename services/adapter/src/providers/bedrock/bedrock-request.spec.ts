@@ -61,6 +61,12 @@ describe('Converse request translation', () => {
     ]);
   });
 
+  it('leaves whitespace-only stop sequences out for Claude models, which refuse them, and only there', async () => {
+    const request = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], stop: ['\n', 'END'] });
+    expect((await toConverseRequest(request, loader, 'anthropic.claude-3-5-sonnet-20241022-v2:0')).body.inferenceConfig?.stopSequences).toEqual(['END']);
+    expect((await toConverseRequest(request, loader, 'meta.llama3-70b-instruct-v1:0')).body.inferenceConfig?.stopSequences).toEqual(['\n', 'END']);
+  });
+
   it('drops whitespace-only text blocks, which Converse refuses as blank', async () => {
     const { body } = await translate({
       tools: [TOOL],

@@ -59,7 +59,7 @@ function badRequest(message: string, param: string): GatewayError {
  * dropped (sampling hints that change nothing essential) or refused with a 400 naming the
  * parameter (asks the gateway cannot honour); docs/providers/bedrock.md lists each.
  */
-export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageLoader): Promise<ConverseTranslation> {
+export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageLoader, upstreamModel = ''): Promise<ConverseTranslation> {
   refuseUnsupported(r);
   const { system, messages } = await translateMessages(r.messages, loadImage);
   const body: ConverseBody = { messages };
@@ -69,7 +69,9 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   if (maxTokens !== undefined) inference.maxTokens = maxTokens;
   if (r.temperature !== undefined) inference.temperature = r.temperature;
   if (r.topP !== undefined) inference.topP = r.topP;
-  if (r.stop.length > 0) inference.stopSequences = [...r.stop];
+  // Claude models apply Anthropic's rule: a whitespace-only stop sequence ("\n") is refused; they are left out there.
+  const stops = /\banthropic\./.test(upstreamModel) ? r.stop.filter(nonBlank) : r.stop;
+  if (stops.length > 0) inference.stopSequences = [...stops];
   if (Object.keys(inference).length > 0) body.inferenceConfig = inference;
 
   const format = r.responseFormat?.type;
