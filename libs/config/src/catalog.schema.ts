@@ -118,6 +118,12 @@ export const policySchema = z.object({
 });
 export type PolicyConfig = z.infer<typeof policySchema>;
 
+/** Whether a request may set `field` under `policy` (no policy: it may set everything). */
+export function overridable(policy: PolicyConfig | undefined, field: RouteOverridableField): boolean {
+  if (!policy) return true;
+  return policy.allowOverrides === true || (Array.isArray(policy.allowOverrides) && policy.allowOverrides.includes(field));
+}
+
 /** The most specific routing policy for a caller: org and project beat org, which beats catch-all. */
 export function policyFor(policies: readonly PolicyConfig[], tenant: { orgId: string; projectId: string }): PolicyConfig | undefined {
   let best: { policy: PolicyConfig; specificity: number } | undefined;

@@ -1,4 +1,4 @@
-import { policyFor, type GatewayConfig } from '@openrouter/config';
+import { overridable, policyFor, type GatewayConfig } from '@openrouter/config';
 import { Money, type PriceBook } from '@openrouter/usage';
 
 /** The highest prices a request naming a model can be charged, per token, in micro-units. */
@@ -82,14 +82,14 @@ export class WorstCasePricing {
    */
   private fallbacksAllowed(query: CandidateQuery, primaries: readonly string[]): boolean {
     const policy = policyFor(this.routing.policies, query.tenant);
-    const overridable = !policy || policy.allowOverrides === true || (Array.isArray(policy.allowOverrides) && policy.allowOverrides.includes('allowFallbacks'));
+    const requestMay = overridable(policy, 'allowFallbacks');
     return [query.model, ...primaries].some((name) => {
       let allowed = this.routing.defaults.allowFallbacks;
       if (policy?.route.allowFallbacks !== undefined) allowed = policy.route.allowFallbacks;
       const alias = this.routing.aliases[name]?.route.allowFallbacks;
       if (alias !== undefined) allowed = alias;
-      if (query.allowFallbacks !== undefined && overridable) allowed = query.allowFallbacks;
-      if (!overridable && policy?.route.allowFallbacks !== undefined) allowed = policy.route.allowFallbacks;
+      if (query.allowFallbacks !== undefined && requestMay) allowed = query.allowFallbacks;
+      if (!requestMay && policy?.route.allowFallbacks !== undefined) allowed = policy.route.allowFallbacks;
       return allowed ?? true;
     });
   }

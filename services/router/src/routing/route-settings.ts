@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ROUTE_STRATEGIES, type GatewayConfig, type PolicyConfig, type RouteOverridableField, type RouteSettings, type RouteStrategy } from '@openrouter/config';
+import { overridable, ROUTE_STRATEGIES, type GatewayConfig, type PolicyConfig, type RouteSettings, type RouteStrategy } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { validate } from '@openrouter/openai-wire';
 
@@ -74,11 +74,6 @@ export interface EffectiveRoute {
 }
 
 const SETTING_FIELDS = ['strategy', 'minQuality', 'maxPrice', 'latencySensitive', 'allowFallbacks', 'providers'] as const;
-
-export function overridable(policy: PolicyConfig | undefined, field: RouteOverridableField): boolean {
-  if (!policy) return true;
-  return policy.allowOverrides === true || (Array.isArray(policy.allowOverrides) && policy.allowOverrides.includes(field));
-}
 
 /**
  * Layers route settings: config defaults, then the caller's policy, then the alias the request
