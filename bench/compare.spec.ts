@@ -55,6 +55,18 @@ describe('bench comparison', () => {
     expect(comparisonMarkdown([figure!], { base: 'a', head: 'b', pairs: 1, args: [] })).toContain('| 4 (4) | 3 (3) | -25.0 % |');
   });
 
+  it('compares the summed PSS at rest, which reports from before it was measured lack', () => {
+    const atRest = (pssMb: number): BenchReport =>
+      report([floorRow], { memory: { embedded: { peakRssMb: 550, peakPssMb: 420, byProcess: {}, atRest: { rssMb: 300, pssMb, byProcess: { gateway: { rssMb: 300, pssMb } } } } } });
+    expect(compareReports([atRest(250), atRest(260)], [atRest(230), atRest(235)]).find((f) => f.metric === 'PSS MB')).toMatchObject({
+      subject: 'embedded (at rest)',
+      base: [250, 260],
+      head: [230, 235],
+      better: 'lower',
+    });
+    expect(compareReports([report([floorRow])], [atRest(230)]).some((f) => f.subject === 'embedded (at rest)')).toBe(false);
+  });
+
   it('leaves out a figure only one side measured', () => {
     const withPipeline = report([floorRow], {
       usagePipeline: { events: 1_000, eventsPerSecond: 20_000, publishSeconds: 1, storedSeconds: 1, stored: 1_000, consumer: { eventsPerSecond: 30_000, drainSeconds: 1, batches: 2, cpuMsPerThousandEvents: 30 } },

@@ -66,7 +66,11 @@ const figuresOf: Extract = (report) => {
       out.push({ subject, metric: 'ingress+router+adapter CPU vs gRPC floor', better: 'lower', value: hops / floor.cpuMsPerRequest.total });
     }
   }
-  for (const [target, memory] of Object.entries(report.memory)) out.push({ subject: `${target} (whole run)`, metric: 'peak PSS MB', better: 'lower', value: memory.peakPssMb });
+  for (const [target, memory] of Object.entries(report.memory)) {
+    out.push({ subject: `${target} (whole run)`, metric: 'peak PSS MB', better: 'lower', value: memory.peakPssMb });
+    // Steadier than the peak: what the processes keep once loaded and connected.
+    if (memory.atRest) out.push({ subject: `${target} (at rest)`, metric: 'PSS MB', better: 'lower', value: memory.atRest.pssMb });
+  }
   const pipeline = report.usagePipeline;
   if (pipeline) {
     out.push({ subject: 'usage pipeline', metric: 'consumer events/s', better: 'higher', value: pipeline.consumer.eventsPerSecond });

@@ -7,6 +7,7 @@ const sample = (requests: number, durationMs: number, latencyMs: number, cpuMs: 
   durationMs,
   latenciesMs: Array.from({ length: requests }, () => latencyMs),
   cpuMs,
+  memory: { peakRssBytes: 0, peakPssBytes: 0, memoryByProcess: {} },
 });
 
 describe('gRPC transport floor', () => {

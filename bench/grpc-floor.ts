@@ -4,7 +4,7 @@ import { acceptBatches, CHANNEL_OPTIONS, chatChunkBatching, readStream } from '@
 import { freePort } from '../test/support/ports';
 import { BENCH_PROMPT } from './bench-config';
 import { percentile, type GrpcFloorRow } from './report';
-import { ProcessGroupMeter, sampleProcess } from './proc-stats';
+import { ProcessGroupMeter, sampleProcess, type MemoryPeaks } from './proc-stats';
 import { BenchProcess } from './targets/child-process';
 
 /**
@@ -53,6 +53,8 @@ export interface GrpcChainSample {
   durationMs: number;
   latenciesMs: number[];
   cpuMs: { client: number; relay: number; backend: number };
+  /** The relay's and the backend's memory during the run. */
+  memory: MemoryPeaks;
 }
 
 /**
@@ -81,19 +83,25 @@ export class GrpcChain {
     return chain;
   }
 
-  /** `concurrency` calls always in flight for `durationMs`, with the CPU of each part. */
-  async measure(scenario: 'chat' | 'stream', concurrency: number, durationMs: number): Promise<GrpcChainSample> {
-    const meter = new ProcessGroupMeter([
+  /** The relay and the backend, the chain's processes of its own. */
+  get processes(): Array<{ name: string; pid: number }> {
+    return [
       { name: 'relay', pid: this.relay.pid },
       { name: 'backend', pid: this.backend.pid },
-    ]);
+    ];
+  }
+
+  /** `concurrency` calls always in flight for `durationMs`, with the CPU of each part and the memory of the relay and backend. */
+  async measure(scenario: 'chat' | 'stream', concurrency: number, durationMs: number): Promise<GrpcChainSample> {
+    const meter = new ProcessGroupMeter(this.processes);
     const clientStart = sampleProcess(process.pid)?.cpuMs ?? 0;
     meter.begin();
     const run = await this.drive(scenario === 'stream', concurrency, durationMs);
     const usage = meter.end();
     const client = (sampleProcess(process.pid)?.cpuMs ?? 0) - clientStart;
     if (run.requests === 0) throw new Error(`gRPC floor ${scenario} c=${concurrency}: no call completed (${run.errors} failed): ${run.lastError}`);
-    return { ...run, cpuMs: { client, relay: usage.cpuMsByProcess['relay'] ?? 0, backend: usage.cpuMsByProcess['backend'] ?? 0 } };
+    const memory = { peakRssBytes: usage.peakRssBytes, peakPssBytes: usage.peakPssBytes, memoryByProcess: usage.memoryByProcess };
+    return { ...run, cpuMs: { client, relay: usage.cpuMsByProcess['relay'] ?? 0, backend: usage.cpuMsByProcess['backend'] ?? 0 }, memory };
   }
 
   async stop(): Promise<void> {

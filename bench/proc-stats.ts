@@ -38,6 +38,26 @@ export function sampleProportionalBytes(pid: number): number | undefined {
   }
 }
 
+/** Summed RSS and PSS of a set of processes at one moment, and each one's. */
+export interface GroupMemory {
+  rssBytes: number;
+  pssBytes: number;
+  byProcess: Record<string, { rssBytes: number; pssBytes: number }>;
+}
+
+/** The processes' memory now, PSS included; a process that is gone counts 0. */
+export function sampleGroupMemory(processes: ReadonlyArray<{ name: string; pid: number }>): GroupMemory {
+  const memory: GroupMemory = { rssBytes: 0, pssBytes: 0, byProcess: {} };
+  for (const { name, pid } of processes) {
+    const rssBytes = sampleProcess(pid)?.rssBytes ?? 0;
+    const pssBytes = sampleProportionalBytes(pid) ?? 0;
+    memory.rssBytes += rssBytes;
+    memory.pssBytes += pssBytes;
+    memory.byProcess[name] = { rssBytes, pssBytes };
+  }
+  return memory;
+}
+
 function statusKb(status: string, field: string): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
   return match ? Number(match[1]) : 0;
@@ -56,6 +76,9 @@ export interface GroupUsage {
   /** Each named process's own highest RSS and PSS during the run. */
   memoryByProcess: Record<string, { peakRssBytes: number; peakPssBytes: number }>;
 }
+
+/** The memory part of a run's usage. */
+export type MemoryPeaks = Pick<GroupUsage, 'peakRssBytes' | 'peakPssBytes' | 'memoryByProcess'>;
 
 /**
  * Measures a set of processes over a load run: CPU as the delta of utime+stime, summed; memory

@@ -57,10 +57,19 @@ const targetCheckSchema = z.object({ name: z.string(), target: z.string(), measu
 export type TargetCheck = z.infer<typeof targetCheckSchema>;
 
 const megabytes = z.number().nonnegative();
+/** Summed RSS and PSS at one moment, and each process's, MB. */
+const memorySampleSchema = z.object({ rssMb: megabytes, pssMb: megabytes, byProcess: z.record(z.string(), z.object({ rssMb: megabytes, pssMb: megabytes })) });
 const targetMemorySchema = z.object({
   peakRssMb: megabytes,
   peakPssMb: megabytes,
   byProcess: z.record(z.string(), z.object({ peakRssMb: megabytes, peakPssMb: megabytes })),
+  /**
+   * Right after the target was ready, before the warm-up: the code and libraries loaded, nothing
+   * served yet. Absent for the direct call and in reports that predate it.
+   */
+  atStart: memorySampleSchema.optional(),
+  /** At the end of the idle phase after the warm-up: every connection open, no traffic. */
+  atRest: memorySampleSchema.optional(),
 });
 
 export const benchReportSchema = z.object({
@@ -95,6 +104,11 @@ export const benchReportSchema = z.object({
    * interleaved with the targets; absent when the distributed mode was not measured.
    */
   grpcFloor: z.array(grpcFloorRowSchema).optional(),
+  /**
+   * The gRPC floor's relay and backend: two Node processes with grpc-js and the gateway's
+   * contracts and nothing else. Peak over its measured runs, at start and at rest as the targets'.
+   */
+  grpcFloorMemory: targetMemorySchema.optional(),
   routeDecision: z.object({ decisions: z.number().int().positive(), p50Micros: z.number().nonnegative(), p99Micros: z.number().nonnegative() }).nullable(),
   usagePipeline: z
     .object({
@@ -121,6 +135,7 @@ export const benchReportSchema = z.object({
 });
 export type BenchReport = z.infer<typeof benchReportSchema>;
 export type TargetMemory = z.infer<typeof targetMemorySchema>;
+export type MemorySample = z.infer<typeof memorySampleSchema>;
 
 export interface CellMeasurement {
   scenario: Scenario;
@@ -192,8 +207,16 @@ export function checkTargets(report: Omit<BenchReport, 'targets'>): TargetCheck[
   add('distributed: overhead p50 at c=1 (chat)', '≤ 0.5', row('chat', 1, 'distributed')?.overheadP50Ms, 'ms', (v) => v <= 0.5, grpcAlone('chat', ''));
   add('embedded: throughput vs floor (chat, c=' + loaded + ')', '≥ 0.5', row('chat', loaded, 'embedded')?.throughputVsFloor, '×', (v) => v >= 0.5);
   const rss = report.peakRssMb['distributed'];
-  const pss = report.memory['distributed']?.peakPssMb;
-  add('distributed: all services RSS under load', '≤ 300', rss, 'MB', (v) => v <= 300, pss === undefined ? undefined : `summed PSS ${pss} MB`);
+  const distMemory = report.memory['distributed'];
+  const rest = distMemory?.atRest;
+  add(
+    'distributed: all services RSS under load',
+    '≤ 300',
+    rss,
+    'MB',
+    (v) => v <= 300,
+    distMemory === undefined ? undefined : `summed PSS ${distMemory.peakPssMb} MB${rest ? `; at rest ${rest.rssMb} MB RSS, ${rest.pssMb} MB PSS` : ''}`,
+  );
   add('usage consumer into ClickHouse (Kafka backlog → billing → chDB)', '≥ 20000', report.usagePipeline?.consumer.eventsPerSecond, 'events/s', (v) => v >= 20_000);
   add('usage pipeline live (publisher on the same cores)', '≥ 20000', report.usagePipeline?.eventsPerSecond, 'events/s', (v) => v >= 20_000);
   add(`chargeback over a month (${report.chargeback?.events ?? 0} events, raw table)`, '< 1000', report.chargeback ? round(report.chargeback.rawQueryMs, 1) : undefined, 'ms', (v) => v < 1000);
@@ -258,16 +281,33 @@ export function toMarkdown(report: BenchReport): string {
     }
     lines.push('');
   }
-  const memory = Object.entries(report.memory);
+  // The direct call has no process of its own to measure.
+  const memory = [...Object.entries(report.memory), ...(report.grpcFloorMemory ? [['gRPC floor', report.grpcFloorMemory] as const] : [])].filter(([, m]) => Object.keys(m.byProcess).length > 0);
   if (memory.length > 0) {
-    lines.push('### Memory, peak under load', '');
-    lines.push('RSS counts pages shared between processes (the Node binary, libraries) once per process; PSS divides each shared page among the processes that map it, so its sum counts it once.', '');
-    lines.push('| target | summed RSS MB | summed PSS MB | per process: RSS / PSS MB |', '|---|---:|---:|---|');
-    for (const [name, m] of memory) {
-      const parts = Object.entries(m.byProcess).map(([process, p]) => `${process} ${p.peakRssMb} / ${p.peakPssMb}`);
-      lines.push(`| ${name} | ${m.peakRssMb} | ${m.peakPssMb} | ${parts.join(', ')} |`);
-    }
+    const mb = (n: number | undefined): string => (n === undefined ? '–' : String(n));
+    const header = '| RSS at start | RSS at rest | RSS peak | PSS at start | PSS at rest | PSS peak |';
+    lines.push('### Memory: at start, at rest, peak under load', '');
+    lines.push(
+      'At start: right after the target is ready, before the warm-up (code and libraries loaded, nothing served). At rest: at the end of the idle phase after the warm-up. Peak: the highest sample under load. ' +
+        'RSS counts pages shared between processes (the Node binary, libraries) once per process; PSS divides each shared page among the processes that map it, so its sum counts it once. ' +
+        "The gRPC floor is its relay and backend: two Node processes with grpc-js and the gateway's contracts and nothing else.",
+      '',
+    );
+    lines.push(`| summed over the processes, MB ${header}`, '|---|---:|---:|---:|---:|---:|---:|');
+    for (const [name, m] of memory) lines.push(`| ${name} | ${mb(m.atStart?.rssMb)} | ${mb(m.atRest?.rssMb)} | ${m.peakRssMb} | ${mb(m.atStart?.pssMb)} | ${mb(m.atRest?.pssMb)} | ${m.peakPssMb} |`);
     lines.push('');
+    const split = memory.filter(([, m]) => Object.keys(m.byProcess).length > 1);
+    if (split.length > 0) {
+      lines.push(`| per process, MB ${header}`, '|---|---:|---:|---:|---:|---:|---:|');
+      for (const [name, m] of split) {
+        for (const [process, p] of Object.entries(m.byProcess)) {
+          const start = m.atStart?.byProcess[process];
+          const rest = m.atRest?.byProcess[process];
+          lines.push(`| ${name}: ${process} | ${mb(start?.rssMb)} | ${mb(rest?.rssMb)} | ${p.peakRssMb} | ${mb(start?.pssMb)} | ${mb(rest?.pssMb)} | ${p.peakPssMb} |`);
+        }
+      }
+      lines.push('');
+    }
   }
   const idle = Object.entries(report.idleCpuMsPerSecond);
   if (idle.length > 0) {

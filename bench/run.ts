@@ -12,8 +12,8 @@ import { GrpcChain, grpcFloorRow, type GrpcChainSample } from './grpc-floor';
 import { checkTarget, drive, SCENARIOS, type Scenario } from './load';
 import { measureChargeback, type ChargebackResult } from './pipeline/chargeback';
 import { measureUsageThroughput, type UsageThroughputResult } from './pipeline/usage-throughput';
-import { ProcessGroupMeter, type GroupUsage } from './proc-stats';
-import { benchReportSchema, checkTargets, summarise, toMarkdown, type BenchReport, type CellMeasurement, type GrpcFloorRow, type TargetMemory } from './report';
+import { ProcessGroupMeter, sampleGroupMemory, type MemoryPeaks } from './proc-stats';
+import { benchReportSchema, checkTargets, summarise, toMarkdown, type BenchReport, type CellMeasurement, type GrpcFloorRow, type MemorySample, type TargetMemory } from './report';
 import { REPO_ROOT } from './targets/child-process';
 import { directTarget, startDistributed, startEmbedded, startFloor, startUpstream, type Upstream } from './targets/start-targets';
 import { TARGET_NAMES, type BenchTarget, type TargetName } from './targets/target';
@@ -122,16 +122,27 @@ interface Infra {
   stop(): Promise<void>;
 }
 
+const mb = (bytes: number): number => Math.round(bytes / 1024 / 1024);
+
 /** The highest memory a target was seen using over all its runs: summed and per process, in MB. */
-function mergeMemory(before: TargetMemory | undefined, usage: GroupUsage): TargetMemory {
-  const mb = (bytes: number): number => Math.round(bytes / 1024 / 1024);
+function mergeMemory(before: TargetMemory | undefined, usage: MemoryPeaks): TargetMemory {
   const byProcess: TargetMemory['byProcess'] = { ...before?.byProcess };
   for (const [name, m] of Object.entries(usage.memoryByProcess)) {
     const seen = byProcess[name];
     byProcess[name] = { peakRssMb: Math.max(seen?.peakRssMb ?? 0, mb(m.peakRssBytes)), peakPssMb: Math.max(seen?.peakPssMb ?? 0, mb(m.peakPssBytes)) };
   }
-  return { peakRssMb: Math.max(before?.peakRssMb ?? 0, mb(usage.peakRssBytes)), peakPssMb: Math.max(before?.peakPssMb ?? 0, mb(usage.peakPssBytes)), byProcess };
+  return { ...before, peakRssMb: Math.max(before?.peakRssMb ?? 0, mb(usage.peakRssBytes)), peakPssMb: Math.max(before?.peakPssMb ?? 0, mb(usage.peakPssBytes)), byProcess };
 }
+
+/** A sample of the processes' memory now, in MB, for the report. */
+function memoryNow(processes: ReadonlyArray<{ name: string; pid: number }>): MemorySample {
+  const sample = sampleGroupMemory(processes);
+  const byProcess = Object.fromEntries(Object.entries(sample.byProcess).map(([name, p]) => [name, { rssMb: mb(p.rssBytes), pssMb: mb(p.pssBytes) }]));
+  return { rssMb: mb(sample.rssBytes), pssMb: mb(sample.pssBytes), byProcess };
+}
+
+/** No load measured yet: the peaks fill in with the runs. */
+const noPeaks = { peakRssMb: 0, peakPssMb: 0, byProcess: {} };
 
 /** The given Kafka and Redis, or a real broker and redis-server of the bench's own. */
 async function startInfra(options: BenchOptions): Promise<Infra> {
@@ -178,6 +189,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const idleCpu: Partial<Record<TargetName, Record<string, number>>> = {};
   const grpcCells = new Map<string, { scenario: 'chat' | 'stream'; concurrency: number; samples: GrpcChainSample[] }>();
   let grpcFloor: GrpcFloorRow[] | undefined;
+  let grpcFloorMemory: TargetMemory | undefined;
   let usagePipeline: UsageThroughputResult | null = null;
   let chargeback: ChargebackResult | null = null;
   let chain: GrpcChain | undefined;
@@ -190,6 +202,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         const target =
           name === 'direct' ? directTarget(upstream, keys) : name === 'floor' ? await startFloor(upstream, keys) : name === 'embedded' ? await startEmbedded(gateway) : await startDistributed(gateway);
         targets.push(target);
+        // What the code and libraries take before the target serves anything.
+        if (target.processes.length > 0) memory.set(name, { ...noPeaks, atStart: memoryNow(target.processes) });
         await checkTarget(target);
       }
 
@@ -218,6 +232,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       if (chainScenarios.length > 0) {
         log('starting the gRPC transport floor');
         chain = await GrpcChain.start();
+        grpcFloorMemory = { ...noPeaks, atStart: memoryNow(chain.processes) };
       }
 
       if (targets.length > 0) log('warm-up');
@@ -235,6 +250,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
           const usage = meter.end();
           idleCpu[name] = Object.fromEntries(Object.entries(usage.cpuMsByProcess).map(([process, ms]) => [process, Math.round((ms * 1000) / idleMs)]));
         }
+        // Memory at rest: everything loaded and connected, nothing in flight.
+        for (const target of targets) {
+          const before = memory.get(target.name);
+          if (before) memory.set(target.name, { ...before, atRest: memoryNow(target.processes) });
+        }
+        if (chain && grpcFloorMemory) grpcFloorMemory = { ...grpcFloorMemory, atRest: memoryNow(chain.processes) };
       }
 
       // Alternate targets inside every cell, rotating the order each round, so drift (thermal,
@@ -246,7 +267,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
             for (const target of order) await measure(target, scenario, concurrency, settings.durationMs);
             if (chain && (scenario === 'chat' || scenario === 'stream')) {
               const cell = grpcCells.get(`${scenario}/${concurrency}`) ?? { scenario, concurrency, samples: [] };
-              cell.samples.push(await chain.measure(scenario, concurrency, settings.durationMs));
+              const sample = await chain.measure(scenario, concurrency, settings.durationMs);
+              cell.samples.push(sample);
+              grpcFloorMemory = mergeMemory(grpcFloorMemory, sample.memory);
               grpcCells.set(`${scenario}/${concurrency}`, cell);
             }
           }
@@ -298,6 +321,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     memory: Object.fromEntries([...memory]),
     idleCpuMsPerSecond: idleCpu,
     ...(grpcFloor ? { grpcFloor } : {}),
+    ...(grpcFloorMemory ? { grpcFloorMemory } : {}),
     routeDecision,
     usagePipeline,
     chargeback,

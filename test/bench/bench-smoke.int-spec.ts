@@ -8,6 +8,15 @@ import { sharedKafkaBrokers, sharedRedisUrl } from '../support/infra/shared-infr
 
 const root = resolve(__dirname, '../..');
 
+const memorySample = z.object({ rssMb: z.number(), pssMb: z.number(), byProcess: z.record(z.string(), z.object({ rssMb: z.number(), pssMb: z.number() })) });
+const targetMemory = z.object({
+  peakRssMb: z.number(),
+  peakPssMb: z.number(),
+  byProcess: z.record(z.string(), z.object({ peakRssMb: z.number(), peakPssMb: z.number() })),
+  atStart: memorySample.optional(),
+  atRest: memorySample.optional(),
+});
+
 /** The part of the report (bench/report.ts) this spec checks; the harness validates all of it. */
 const reportSchema = z.object({
   settings: z.object({ concurrency: z.array(z.number()), targets: z.array(z.string()) }),
@@ -28,7 +37,8 @@ const reportSchema = z.object({
     }),
   ),
   peakRssMb: z.record(z.string(), z.number()),
-  memory: z.record(z.string(), z.object({ peakRssMb: z.number(), peakPssMb: z.number(), byProcess: z.record(z.string(), z.object({ peakRssMb: z.number(), peakPssMb: z.number() })) })),
+  memory: z.record(z.string(), targetMemory),
+  grpcFloorMemory: targetMemory.optional(),
   idleCpuMsPerSecond: z.record(z.string(), z.record(z.string(), z.number())),
   grpcFloor: z.array(
     z.object({ scenario: z.string(), concurrency: z.number(), requests: z.number(), errors: z.number(), cpuMsPerRequest: z.object({ client: z.number(), relay: z.number(), backend: z.number(), total: z.number() }) }),
@@ -139,5 +149,20 @@ describe('benchmark harness (smoke)', () => {
         expect(p.peakPssMb).toBeLessThanOrEqual(p.peakRssMb);
       }
     }
+  });
+
+  it("reports memory at start and at rest for every target's processes and the gRPC floor's relay and backend", () => {
+    expect(report.memory['direct']?.atStart).toBeUndefined();
+    const groups = [...Object.entries(report.memory).filter(([name]) => name !== 'direct'), ['gRPC floor', report.grpcFloorMemory] as const];
+    for (const [name, m] of groups) {
+      expect(m).toBeDefined();
+      if (name === 'gRPC floor') expect(Object.keys(m?.byProcess ?? {}).sort()).toEqual(['backend', 'relay']);
+      for (const at of [m?.atStart, m?.atRest]) {
+        expect(Object.keys(at?.byProcess ?? {}).sort()).toEqual(Object.keys(m?.byProcess ?? {}).sort());
+        expect(at?.pssMb).toBeGreaterThan(0);
+        expect(at?.pssMb).toBeLessThanOrEqual(at?.rssMb ?? 0);
+      }
+    }
+    expect(report.targets.find((t) => t.name.startsWith('distributed: all services RSS'))?.note).toMatch(/^summed PSS \d+ MB; at rest \d+ MB RSS, \d+ MB PSS$/);
   });
 });
