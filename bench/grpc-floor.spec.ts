@@ -1,5 +1,6 @@
 import { routerv1 } from '@openrouter/contracts';
-import { chainAnswer, chainRequest, grpcFloorRow, type GrpcChainSample } from './grpc-floor';
+import { chainRequest, grpcFloorRow, type GrpcChainSample } from './grpc-floor';
+import { chainAnswer } from './targets/grpc-chain-answer';
 
 const sample = (requests: number, durationMs: number, latencyMs: number, cpuMs: GrpcChainSample['cpuMs']): GrpcChainSample => ({
   requests,

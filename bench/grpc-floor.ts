@@ -6,6 +6,7 @@ import { BENCH_PROMPT } from './bench-config';
 import { percentile, type GrpcFloorRow } from './report';
 import { ProcessGroupMeter, sampleProcess, type MemoryPeaks } from './proc-stats';
 import { BenchProcess } from './targets/child-process';
+import { chainAnswer } from './targets/grpc-chain-answer';
 
 /**
  * The gRPC transport floor of the distributed mode: ingress → router → adapter is two grpc-js
@@ -16,7 +17,7 @@ import { BenchProcess } from './targets/child-process';
  * grpc-js, HTTP/2 and protobuf cost the distributed mode before it does anything.
  */
 
-const ANSWER_WORDS = 16;
+const CHAIN_MAIN = 'dist/bench/targets/grpc-chain.main.js';
 
 /** A chat request as ingress sends it to the router for the bench's prompt. */
 export function chainRequest(stream: boolean): routerv1.ChatRequest {
@@ -26,25 +27,6 @@ export function chainRequest(stream: boolean): routerv1.ChatRequest {
   });
 }
 
-/**
- * The answer the router streams back for it: the route decision, then one completion, or (streamed)
- * a chunk per word, a finish chunk and a usage chunk, as the simulated provider's 16 tokens give.
- */
-export function* chainAnswer(stream: boolean): Generator<routerv1.ChatResponse> {
-  yield routerv1.ChatResponse.fromPartial({ decision: { model: 'bench-chat', provider: 'openai', deployment: 'openai-sim', upstreamModel: 'sim-mini-upstream', attempts: 1, taskType: 'writing', strategy: 'fixed' } });
-  const base = { id: 'chatcmpl-0123456789abcdef', created: 1_764_700_000, model: 'sim-mini-upstream' };
-  const usage = { promptTokens: 22, completionTokens: ANSWER_WORDS, totalTokens: 22 + ANSWER_WORDS };
-  if (!stream) {
-    const content = Array.from({ length: ANSWER_WORDS }, (_, i) => `word${i}`).join(' ');
-    yield routerv1.ChatResponse.fromPartial({ completion: { ...base, choices: [{ index: 0, message: { role: 'assistant', content }, finishReason: 'stop' }], usage } });
-    return;
-  }
-  for (let i = 0; i < ANSWER_WORDS; i++) {
-    yield routerv1.ChatResponse.fromPartial({ chunk: { ...base, choices: [{ index: 0, delta: { ...(i === 0 ? { role: 'assistant' } : {}), content: ` word${i}` } }] } });
-  }
-  yield routerv1.ChatResponse.fromPartial({ chunk: { ...base, choices: [{ index: 0, delta: {}, finishReason: 'stop' }] } });
-  yield routerv1.ChatResponse.fromPartial({ chunk: { ...base, choices: [], usage } });
-}
 
 /** One measured run of the chain: calls, and the CPU each part used, in ms. */
 export interface GrpcChainSample {
@@ -70,9 +52,9 @@ export class GrpcChain {
 
   static async start(): Promise<GrpcChain> {
     const [backendPort, relayPort] = [await freePort(), await freePort()];
-    const register = { nodeArgs: ['-r', './bench/register.js'] };
-    const backend = BenchProcess.node('backend', 'bench/targets/grpc-chain.main.ts', ['--role', 'backend', '--port', String(backendPort)], register);
-    const relay = BenchProcess.node('relay', 'bench/targets/grpc-chain.main.ts', ['--role', 'relay', '--port', String(relayPort), '--backend', `127.0.0.1:${backendPort}`], register);
+    // Built like the services (`npm run build`), so no compiler is loaded in them either.
+    const backend = BenchProcess.node('backend', CHAIN_MAIN, ['--role', 'backend', '--port', String(backendPort)]);
+    const relay = BenchProcess.node('relay', CHAIN_MAIN, ['--role', 'relay', '--port', String(relayPort), '--backend', `127.0.0.1:${backendPort}`]);
     const chain = new GrpcChain(new routerv1.RouterServiceClient(`127.0.0.1:${relayPort}`, credentials.createInsecure(), CHANNEL_OPTIONS), relay, backend);
     try {
       await chain.waitReady();

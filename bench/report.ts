@@ -106,8 +106,8 @@ export const benchReportSchema = z.object({
   grpcFloor: z.array(grpcFloorRowSchema).optional(),
   /**
    * The gRPC floor's relay and backend: two Node processes with grpc-js and the gateway's
-   * contracts, run from source through bench/register.js (so with swc's compiler loaded). Peak
-   * over its measured runs, at start and at rest as the targets'.
+   * contracts, built into dist/ like the services. Peak over its measured runs, at start and at
+   * rest as the targets'.
    */
   grpcFloorMemory: targetMemorySchema.optional(),
   routeDecision: z.object({ decisions: z.number().int().positive(), p50Micros: z.number().nonnegative(), p99Micros: z.number().nonnegative() }).nullable(),
@@ -291,7 +291,7 @@ export function toMarkdown(report: BenchReport): string {
     lines.push(
       'At start: right after the target is ready, before the warm-up (code and libraries loaded, nothing served). At rest: at the end of the idle phase after the warm-up. Peak: the highest sample under load. ' +
         'RSS counts pages shared between processes (the Node binary, libraries) once per process; PSS divides each shared page among the processes that map it, so its sum counts it once. ' +
-        "The gRPC floor is its relay and backend: two Node processes with grpc-js and the gateway's contracts, run from source (swc's compiler loaded too, ≈ 30 MB RSS each).",
+        "The gRPC floor is its relay and backend: two Node processes with grpc-js and the gateway's contracts and no logic.",
       '',
     );
     lines.push(`| summed over the processes, MB ${header}`, '|---|---:|---:|---:|---:|---:|---:|');

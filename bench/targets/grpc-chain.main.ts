@@ -2,7 +2,7 @@ import { credentials, type ServerWritableStream } from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
 import { routerv1 } from '@openrouter/contracts';
 import { acceptBatches, CHANNEL_OPTIONS, chatChunkBatching, GrpcServerHandle, readStream, serveStream } from '@openrouter/grpc';
-import { chainAnswer } from '../grpc-floor';
+import { chainAnswer } from './grpc-chain-answer';
 
 /**
  * The gRPC transport floor's two servers, with the gateway's contracts, channel options and call

@@ -7,7 +7,6 @@ import { BENCH_MODELS, benchConfigDocument, type BenchKeys, type GatewayPorts } 
 import { BenchProcess } from './child-process';
 import type { BenchTarget } from './target';
 
-const REGISTER = ['-r', './bench/register.js'];
 
 export interface Upstream {
   /** http://127.0.0.1:PORT/v1 */
@@ -32,7 +31,7 @@ export function directTarget(upstream: Upstream, keys: BenchKeys): BenchTarget {
 
 export async function startFloor(upstream: Upstream, keys: BenchKeys): Promise<BenchTarget> {
   const port = await freePort();
-  const proxy = BenchProcess.node('floor', 'bench/targets/floor-proxy.main.ts', ['--port', String(port), '--upstream', upstream.baseUrl], { nodeArgs: REGISTER });
+  const proxy = BenchProcess.node('floor', 'dist/bench/targets/floor-proxy.main.js', ['--port', String(port), '--upstream', upstream.baseUrl]);
   await proxy.waitHealthy(`http://127.0.0.1:${port}/__floor/health`);
   return { name: 'floor', baseUrl: `http://127.0.0.1:${port}/v1`, authorization: `Bearer ${keys.upstreamKey}`, models: upstreamModels, processes: [{ name: 'floor', pid: proxy.pid }], stop: () => proxy.stop() };
 }
