@@ -7,7 +7,28 @@ describe('access configuration', () => {
     const access = accessSchema.parse({});
     expect(access.rateLimits.failMode).toBe('open');
     expect(access.rateLimits.key).toEqual({});
-    expect(access.requests).toEqual({ maxMessages: 2048, maxTokens: 1_000_000, maxN: 16, maxWebSocketStreams: 32, webSocketHeartbeatMs: 30_000 });
+    expect(access.requests).toEqual({
+      maxMessages: 2048,
+      maxTokens: 1_000_000,
+      maxN: 16,
+      maxWebSocketStreams: 32,
+      webSocketHeartbeatMs: 30_000,
+      webSocketHighWaterBytes: 1024 * 1024,
+      webSocketMaxBufferedBytes: 16 * 1024 * 1024,
+    });
+  });
+
+  it('refuses WebSocket buffer limits whose maximum is not above the high-water mark, naming the setting', () => {
+    const issues = (requests: object): string[] => {
+      const result = accessSchema.safeParse({ requests });
+      return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(issues({ webSocketHighWaterBytes: 16_384, webSocketMaxBufferedBytes: 65_536 })).toEqual([]);
+    expect(issues({ webSocketHighWaterBytes: 65_536, webSocketMaxBufferedBytes: 65_536 })).toEqual(['requests.webSocketMaxBufferedBytes: must be larger than webSocketHighWaterBytes (65536)']);
+    // Against the defaults of the other one, too.
+    expect(issues({ webSocketMaxBufferedBytes: 1024 * 1024 })).toEqual(['requests.webSocketMaxBufferedBytes: must be larger than webSocketHighWaterBytes (1048576)']);
+    expect(issues({ webSocketHighWaterBytes: 32 * 1024 * 1024 })).toEqual(['requests.webSocketMaxBufferedBytes: must be larger than webSocketHighWaterBytes (33554432)']);
+    expect(issues({ webSocketHighWaterBytes: 0, webSocketMaxBufferedBytes: 1.5 })).toHaveLength(2);
   });
 
   it('refuses a key hash that is not 64 hex digits and a project admin key without its project', () => {

@@ -106,6 +106,15 @@ export const accessSchema = z.object({
       maxWebSocketStreams: z.coerce.number().int().positive().default(32),
       /** Each WebSocket is pinged this often; one that has not answered the previous ping is dropped. */
       webSocketHeartbeatMs: z.coerce.number().int().min(1_000).default(30_000),
+      /** Past this many bytes a WebSocket's client has not taken yet, its streams and new requests wait for it to read. */
+      webSocketHighWaterBytes: z.coerce.number().int().positive().default(1024 * 1024),
+      /** Past this many bytes waiting for the client (whole answers, which cannot wait), the socket is closed (1008). */
+      webSocketMaxBufferedBytes: z.coerce.number().int().positive().default(16 * 1024 * 1024),
+    })
+    // At or below the high-water mark, a client merely slow to read would be cut instead of slowed down.
+    .superRefine((r, ctx) => {
+      if (r.webSocketMaxBufferedBytes > r.webSocketHighWaterBytes) return;
+      ctx.addIssue({ code: 'custom', path: ['webSocketMaxBufferedBytes'], message: `must be larger than webSocketHighWaterBytes (${r.webSocketHighWaterBytes})` });
     })
     .prefault({}),
 });

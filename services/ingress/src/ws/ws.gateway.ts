@@ -20,18 +20,7 @@ const PATH = '/v1/ws';
 const MAX_FRAME_BYTES = 10 * 1024 * 1024;
 /** Close code for a socket whose key was revoked or expired (1008: policy violation). */
 const KEY_REVOKED_CLOSE = 1008;
-/**
- * Past this many bytes sent but not yet taken by the client, a stream waits before it takes its
- * next chunk, and a new request waits before it starts: a client that does not read slows its own
- * answers down (the provider stream with them) instead of filling the gateway's memory.
- */
-const SEND_HIGH_WATER_BYTES = 1024 * 1024;
-/**
- * Past this many bytes waiting for the client, the socket is closed (1008) and its requests are
- * cancelled. Streams wait at the high-water mark, so only frames that cannot wait (whole answers,
- * errors of requests sent regardless) can reach it.
- */
-const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+/** Close code for a socket whose client does not read what it is sent (1008: policy violation). */
 const NOT_READING_CLOSE = 1008;
 
 interface Connection {
@@ -48,6 +37,18 @@ interface Connection {
   closed: Promise<void>;
   /** Whether the client answered the last ping. */
   alive: boolean;
+  /**
+   * Past this many bytes sent but not yet taken by the client, a stream waits before it takes its
+   * next chunk, and a new request waits before it starts: a client that does not read slows its own
+   * answers down (the provider stream with them) instead of filling the gateway's memory.
+   */
+  highWaterBytes: number;
+  /**
+   * Past this many bytes waiting for the client, the socket is closed (1008) and its requests are
+   * cancelled. Streams wait at the high-water mark, so only frames that cannot wait (whole answers,
+   * errors of requests sent regardless) can reach it.
+   */
+  maxBufferedBytes: number;
 }
 
 /**
@@ -116,7 +117,19 @@ export class WsGateway {
 
   private serve(socket: WebSocket, key: string, traffic: TrafficAttributes, record: ApiKeyRecord, context: routerv1.RequestContext): void {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    const connection: Connection = { socket, key, traffic, record, context, streams: new Map(), lastWrite: Promise.resolve(), closed, alive: true };
+    const connection: Connection = {
+      socket,
+      key,
+      traffic,
+      record,
+      context,
+      streams: new Map(),
+      lastWrite: Promise.resolve(),
+      closed,
+      alive: true,
+      highWaterBytes: this.bounds.webSocketHighWaterBytes,
+      maxBufferedBytes: this.bounds.webSocketMaxBufferedBytes,
+    };
     this.connections.add(connection);
     socket.on('pong', () => (connection.alive = true));
     socket.on('message', (data, isBinary) => {
@@ -316,7 +329,7 @@ function send(connection: Connection, frame: ServerFrame): void {
   const socket = connection.socket;
   if (socket.readyState !== socket.OPEN) return;
   connection.lastWrite = new Promise<void>((resolve) => socket.send(JSON.stringify(frame), () => resolve()));
-  if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+  if (socket.bufferedAmount > connection.maxBufferedBytes) {
     for (const controller of connection.streams.values()) controller.abort();
     socket.close(NOT_READING_CLOSE, 'client not reading: too much data waiting');
   }
@@ -325,16 +338,16 @@ function send(connection: Connection, frame: ServerFrame): void {
 /** Until the client has taken enough of what it was sent, or the socket closed, or the request was cancelled. */
 async function drained(connection: Connection, signal: AbortSignal): Promise<void> {
   const socket = connection.socket;
-  if (socket.bufferedAmount <= SEND_HIGH_WATER_BYTES) return;
+  if (socket.bufferedAmount <= connection.highWaterBytes) return;
   let onAbort: () => void = () => undefined;
   const aborted = new Promise<void>((resolve) => (onAbort = resolve));
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    while (socket.bufferedAmount > SEND_HIGH_WATER_BYTES && socket.readyState === socket.OPEN && !signal.aborted) {
+    while (socket.bufferedAmount > connection.highWaterBytes && socket.readyState === socket.OPEN && !signal.aborted) {
       const waitedOn = connection.lastWrite;
       await Promise.race([waitedOn, connection.closed, aborted]);
       // Written, yet still over the mark (bytes the socket holds beyond our frames): check again shortly rather than spin.
-      if (connection.lastWrite === waitedOn && socket.bufferedAmount > SEND_HIGH_WATER_BYTES) await new Promise((resolve) => setTimeout(resolve, 20));
+      if (connection.lastWrite === waitedOn && socket.bufferedAmount > connection.highWaterBytes) await new Promise((resolve) => setTimeout(resolve, 20));
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
