@@ -275,3 +275,67 @@ describe('WebSocket liveness and shutdown', () => {
     alive.close();
   });
 });
+
+describe('WebSocket buffer limits', () => {
+  const HIGH_WATER = 16 * 1024;
+  const MAX_BUFFERED = 64 * 1024;
+  let gw: TestGateway;
+  let url: string;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        const access = doc['access'] as { requests?: object };
+        doc['access'] = { ...access, requests: { ...access.requests, webSocketHighWaterBytes: HIGH_WATER, webSocketMaxBufferedBytes: MAX_BUFFERED } };
+      },
+    });
+    url = `${gw.url.replace('http', 'ws')}/v1/ws`;
+  });
+  afterAll(async () => gw?.close());
+
+  it('closes a socket whose client does not read once whole answers pile up past the maximum, cancels its requests, and serves others', async () => {
+    // A slow stream stays in flight; the whole answers (about 330 KB each) cannot wait, and together
+    // they hold far more than the loopback socket buffers take before bytes wait in the gateway.
+    gw.sim.configure({ completionTokens: 60_000, tokensPerSecond: 5 });
+    const paused = await Client.open(url, { key: gw.apiKey });
+    const socket = (paused.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => paused.socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    paused.send({ type: 'chat.completions', id: 'held', body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'a slow answer' }] } });
+    const whole = Array.from({ length: 31 }, (_, i) => `whole-${i}`);
+    for (const id of whole) paused.send({ type: 'chat.completions', id, body: { model: 'gpt-4o-mini', max_tokens: 60_000, messages: [{ role: 'user', content: `a long answer ${id}` }] } });
+
+    // Closing the socket cancelled the stream, down to the provider, while the client still reads nothing.
+    await expect(gw.sim.waitForRequest((r) => r.stream && r.outcome === 'aborted', 30_000)).resolves.toMatchObject({ outcome: 'aborted' });
+    socket.resume();
+    expect(await closed).toEqual({ code: 1008, reason: 'client not reading: too much data waiting' });
+    // What was queued before the close arrives; nothing after it, not even the 499 frames.
+    expect(paused.of('held').some((f) => f.type === 'done' || f.type === 'error')).toBe(false);
+    const answered = whole.filter((id) => paused.of(id).some((f) => f.type === 'completion'));
+    expect(answered.length).toBeLessThan(whole.length);
+    expect(paused.frames.every((f) => f.type === 'completion' || (f.id === 'held' && (f.type === 'start' || f.type === 'chunk')))).toBe(true);
+
+    // Every request is metered once: the answers the client got as answered, the rest as cancelled.
+    const ids = ['held', ...whole];
+    const rows = async () =>
+      (await queryRows<{ request_id: string; status: string; http_status: number }>(gw.gateway.billing.usage.store, 'SELECT request_id, status, http_status FROM {db:Identifier}.usage_events FINAL')).filter((r) =>
+        ids.includes(r.request_id.split(':').at(-1) ?? ''),
+      );
+    await waitFor(async () => (await rows()).length === ids.length, { what: 'every request of the closed socket metered' });
+    const metered = new Map((await rows()).map((r) => [r.request_id.split(':').at(-1), r]));
+    expect(metered.get('held')).toMatchObject({ status: 'cancelled', http_status: 499 });
+    for (const id of whole) {
+      expect([id, metered.get(id)]).toEqual([id, answered.includes(id) ? expect.objectContaining({ status: 'ok', http_status: 200 }) : expect.objectContaining({ status: 'cancelled', http_status: 499 })]);
+    }
+
+    // Another client is served as usual.
+    gw.sim.reset();
+    const reading = await Client.open(url, { key: gw.apiKey });
+    reading.send({ type: 'chat.completions', id: 'after', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } });
+    reading.send({ type: 'chat.completions', id: 'after-stream', body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] } });
+    await reading.until((frames) => frames.some((f) => f.id === 'after') && frames.some((f) => f.id === 'after-stream' && (f.type === 'done' || f.type === 'error')));
+    expect(reading.of('after')[0]?.data?.choices?.[0]?.message?.content?.length).toBeGreaterThan(0);
+    expect(reading.of('after-stream').at(-1)?.type).toBe('done');
+    reading.close();
+  }, 120_000);
+});
