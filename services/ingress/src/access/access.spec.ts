@@ -169,6 +169,16 @@ describe('rate limiter', () => {
     expect(next.headers['x-ratelimit-remaining-tokens']).toBe('30');
   });
 
+  it('corrects the token charge once, whatever calls settle again', async () => {
+    const limiter = new RateLimiter(new MemoryCounterStore(() => 0), 'open', () => undefined);
+    const tokenOnly = limits.filter((l) => l.kind === 'tokens');
+    const admission = await limiter.admit(tokenOnly, 10);
+    await Promise.all([admission.settle(60), admission.settle(60)]);
+    await admission.settle(0);
+    const next = await limiter.admit(tokenOnly, 10);
+    expect(next.headers['x-ratelimit-remaining-tokens']).toBe('30');
+  });
+
   it('follows the fail mode when the store fails', async () => {
     const broken = { take: () => Promise.reject(new Error('down')), adjust: () => Promise.reject(new Error('down')), close: async () => undefined };
     const failures: unknown[] = [];

@@ -17,7 +17,7 @@ export interface ApplicableLimit {
 /** What was charged, so the token charge can be corrected once the real usage is known. */
 export interface Admission {
   headers: Record<string, string>;
-  /** Charges the difference between the real token count and the estimate. */
+  /** Charges the difference between the real token count and the estimate; only the first call counts. */
   settle(actualTokens: number): Promise<void>;
 }
 
@@ -78,9 +78,13 @@ export class RateLimiter {
       );
     }
     const tokenLimits = limits.filter((l) => l.kind === 'tokens');
+    let settled = false;
     return {
       headers,
       settle: async (actualTokens) => {
+        // A second correction would charge the difference again.
+        if (settled) return;
+        settled = true;
         const delta = actualTokens - estimatedTokens;
         if (tokenLimits.length === 0 || delta === 0) return;
         try {
