@@ -1,6 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
 import OpenAI from 'openai';
+import WebSocket from 'ws';
 import { hashApiKey } from '@openrouter/ingress';
+import { queryRows } from '../support/infra/clickhouse';
+import { sharedRedisUrl } from '../support/infra/shared-infra';
+import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { TEST_ADMIN_KEY, TEST_DEV_KEY } from '../support/test-config';
 
@@ -213,6 +219,174 @@ describe('access layer end to end', () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const secret of [TEST_DEV_KEY, TEST_ADMIN_KEY, FINANCE_KEY, LIMITED_KEY, TOKEN_KEY, 'sk-or-v1-wrong-key-in-log-check', PROMPT_MARKER, 'one two three']) {
       expect(lines.filter((line) => line.includes(secret))).toEqual([]);
+    }
+  });
+});
+
+describe('token limits corrected by the usage record, on a real Redis', () => {
+  const SETTLE_SECRET = 'settle-e2e-hash-secret';
+  // 600 ms a token: what a request is charged drains by less than a token while it runs.
+  const TPM = 100;
+  const TOKEN_MS = 60_000 / TPM;
+  const KEYS = {
+    answered: 'sk-or-v1-settle-answered-key-000000000000000',
+    left: 'sk-or-v1-settle-client-left-key-0000000000000',
+    refused: 'sk-or-v1-settle-budget-refused-key-0000000000',
+    failed: 'sk-or-v1-settle-provider-failed-key-000000000',
+    socket: 'sk-or-v1-settle-websocket-key-00000000000000',
+  } as const;
+  type KeyId = keyof typeof KEYS;
+  // About 55 tokens: far more than the limit drains during a test, under the limit itself.
+  const messages = [{ role: 'user' as const, content: `Tell me a long story about ${'words '.repeat(48)}` }];
+  const prefix = `settle-e2e-${randomBytes(4).toString('hex')}:`;
+  let gw: TestGateway;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        doc['access'] = {
+          ...(doc['access'] as object),
+          keyHashSecret: SETTLE_SECRET,
+          redis: { url: sharedRedisUrl(), keyPrefix: prefix },
+          keys: Object.entries(KEYS).map(([id, key]) => ({ id, hash: hashApiKey(SETTLE_SECRET, key), org: 'default', limits: { tpm: TPM } })),
+        };
+        // Far less than any request's worst case: the key's requests are admitted, then refused with 402.
+        doc['budgets'] = { list: [{ id: 'settle-broke', scope: { org: 'default', key: 'refused' }, period: 'daily', amount: '0.000001', enforcement: 'hard' }] };
+      },
+    });
+    redis = new Redis(sharedRedisUrl());
+  }, 120_000);
+  afterAll(async () => {
+    redis?.disconnect();
+    await gw?.close();
+  });
+  beforeEach(() => gw.sim.reset());
+
+  /** The key's token limit as Redis holds it: its theoretical arrival time (0 when unset), and Redis's clock, in ms. */
+  async function tokenLimit(id: KeyId): Promise<{ tat: number; now: number }> {
+    const [[, tat], [, time]] = (await redis.multi().get(`${prefix}rl:key:${id}:tokens`).time().exec()) as [[null, string | null], [null, [string, string]]];
+    return { tat: Number(tat ?? 0), now: Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) };
+  }
+
+  /** Waits until the key's limit holds exactly `tokens` charged since `start` (the admission's moment, up to a token later). */
+  async function chargedSince(id: KeyId, start: number, tokens: number): Promise<void> {
+    await waitFor(
+      async () => {
+        const charged = ((await tokenLimit(id)).tat - start) / TOKEN_MS;
+        return (charged >= tokens && charged < tokens + 1) || undefined;
+      },
+      { timeoutMs: 10_000, what: `the ${id} key's token limit to hold ${tokens} tokens` },
+    );
+  }
+
+  /** Waits until nothing is charged to the key's token limit any more. */
+  async function givenBack(id: KeyId): Promise<void> {
+    await waitFor(
+      async () => {
+        const { tat, now } = await tokenLimit(id);
+        return tat <= now || undefined;
+      },
+      { timeoutMs: 10_000, what: `the ${id} key's estimate given back` },
+    );
+  }
+
+  /** The tokens of a request's usage record, once it is written. */
+  async function recorded(requestIdPattern: string): Promise<{ status: string; tokens: number; completion: number }> {
+    const [row] = await waitFor(async () => {
+      const rows = await queryRows<{ status: string; prompt_tokens: number; completion_tokens: number }>(
+        gw.gateway.billing.usage.store,
+        'SELECT status, prompt_tokens, completion_tokens FROM {db:Identifier}.usage_events FINAL WHERE request_id LIKE {pattern:String}',
+        { pattern: requestIdPattern },
+      );
+      return rows.length > 0 ? rows : undefined;
+    }, { what: `the usage record of ${requestIdPattern}` });
+    return { status: row?.status ?? '', tokens: Number(row?.prompt_tokens) + Number(row?.completion_tokens), completion: Number(row?.completion_tokens) };
+  }
+
+  const post = (key: string, body: unknown, init: { requestId?: string; signal?: AbortSignal } = {}): Promise<Response> =>
+    fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...(init.requestId ? { 'x-request-id': init.requestId } : {}) },
+      body: JSON.stringify(body),
+      signal: init.signal,
+    });
+
+  it('charges answered requests, whole and streamed, with the provider\'s usage', async () => {
+    const { now: start } = await tokenLimit('answered');
+    const client = gw.client({ apiKey: KEYS.answered });
+    // Short, so both fit the limit.
+    const short = [{ role: 'user' as const, content: 'Tell me a short story' }];
+    const whole = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: short });
+    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: short, stream: true, stream_options: { include_usage: true } });
+    let streamed = 0;
+    for await (const chunk of stream) streamed += chunk.usage?.total_tokens ?? 0;
+    expect(whole.usage?.total_tokens).toBeGreaterThan(0);
+    expect(streamed).toBeGreaterThan(0);
+    await chargedSince('answered', start, (whole.usage?.total_tokens ?? 0) + streamed);
+  });
+
+  it('charges a stream whose client left with the tokens its usage record holds, not the estimate', async () => {
+    gw.sim.configure({ completionTokens: 2_000, tokensPerSecond: 100 });
+    const { now: start } = await tokenLimit('left');
+    const abort = new AbortController();
+    const response = await post(KEYS.left, { model: 'gpt-4o-mini', stream: true, messages }, { requestId: 'settle-client-left', signal: abort.signal });
+    const admitted = TPM - Number(response.headers.get('x-ratelimit-remaining-tokens'));
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let received = '';
+    while ((received.match(/"content":/g) ?? []).length < 20) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('the stream ended before the client left');
+      received += decoder.decode(value);
+    }
+    abort.abort();
+    const record = await recorded('settle-client-left');
+    expect(record.status).toBe('cancelled');
+    // The answer's tokens so far count on top of the prompt estimate charged at admission.
+    expect(record.completion).toBeGreaterThan(5);
+    expect(record.tokens).toBeGreaterThan(admitted + 5);
+    await chargedSince('left', start, record.tokens);
+  });
+
+  it('gives the estimate back to a request its budget refused after it was admitted', async () => {
+    const response = await post(KEYS.refused, { model: 'gpt-4o-mini', max_tokens: 50, messages });
+    expect(response.status).toBe(402);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('budget_exceeded');
+    // It was charged its estimate at admission.
+    expect(Number(response.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(TPM - 40);
+    await givenBack('refused');
+  });
+
+  it('gives the estimate back to a request whose provider failed', async () => {
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 500 }] });
+    const response = await post(KEYS.failed, { model: 'gpt-4o-mini', messages }, { requestId: 'settle-provider-failed' });
+    expect(response.status).toBeGreaterThanOrEqual(500);
+    await response.arrayBuffer();
+    expect(Number(response.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(TPM - 40);
+    expect(await recorded('settle-provider-failed')).toMatchObject({ status: 'error', tokens: 0 });
+    await givenBack('failed');
+  });
+
+  it('charges a WebSocket stream cancelled by its client with the tokens its usage record holds', async () => {
+    gw.sim.configure({ completionTokens: 2_000, tokensPerSecond: 100 });
+    const { now: start } = await tokenLimit('socket');
+    const socket = new WebSocket(`${gw.url.replace('http', 'ws')}/v1/ws`, ['openrouter.v1'], { headers: { authorization: `Bearer ${KEYS.socket}` } });
+    const frames: Array<{ type: string; id: string | null; headers?: Record<string, string> }> = [];
+    socket.on('message', (data) => frames.push(JSON.parse(data.toString()) as (typeof frames)[number]));
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    try {
+      socket.send(JSON.stringify({ type: 'chat.completions', id: 'settle-cut', body: { model: 'gpt-4o-mini', stream: true, messages } }));
+      await waitFor(() => frames.filter((f) => f.type === 'chunk').length >= 20 || undefined, { what: 'twenty chunks' });
+      socket.send(JSON.stringify({ type: 'cancel', id: 'settle-cut' }));
+      await waitFor(() => frames.some((f) => f.type === 'error') || undefined, { what: 'the cancelled request\'s error frame' });
+      const admitted = TPM - Number(frames.find((f) => f.type === 'start')?.headers?.['x-ratelimit-remaining-tokens']);
+      const record = await recorded('%:settle-cut');
+      expect(record.status).toBe('cancelled');
+      expect(record.tokens).toBeGreaterThan(admitted + 5);
+      await chargedSince('socket', start, record.tokens);
+    } finally {
+      socket.close();
     }
   });
 });

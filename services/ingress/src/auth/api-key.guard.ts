@@ -7,7 +7,7 @@ import type { Admission } from '../access/rate-limiter';
 import { RateLimitedError } from '../access/rate-limiter';
 import { BudgetService } from '../budgets/budget.service';
 import { reserveBudget } from '../budgets/budget-request';
-import { clientHasLeft, stopIfClientLeft } from '../routes/client-connection';
+import { onResponseClose, stopIfClientLeft } from '../routes/client-connection';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -40,19 +40,23 @@ export class ApiKeyGuard implements CanActivate {
     // so its request never reaches a provider and holds nothing.
     stopIfClientLeft(reply);
     const model = typeof body === 'object' && body !== null && typeof (body as Record<string, unknown>)['model'] === 'string' ? String((body as Record<string, unknown>)['model']) : '';
+    let admission: Admission;
     try {
-      request.admission = await this.access.admit(authenticated.record, authenticated.context, model, body);
-      setHeaders(reply, request.admission.headers);
+      admission = await this.access.admit(authenticated.record, authenticated.context, model, body);
+      setHeaders(reply, admission.headers);
     } catch (error) {
       if (error instanceof RateLimitedError) setHeaders(reply, error.headers);
       throw error;
     }
+    request.admission = admission;
+    // A metered request's usage record corrects the token charge; one refused before it was
+    // metered (its budget, its client gone) used nothing and gets its estimate back.
+    onResponseClose(reply, () => {
+      if (!request.metered) void admission.settle(0);
+    });
     if (this.budgets) await reserveBudget(this.budgets, request, reply);
-    if (clientHasLeft(reply)) {
-      // The reservation, if any, is released by its close listener (the request is not metered).
-      void request.admission.settle(0);
-      stopIfClientLeft(reply);
-    }
+    // The reservation and the admission are given back by their close listeners (the request is not metered).
+    stopIfClientLeft(reply);
     return true;
   }
 }

@@ -43,7 +43,6 @@ export class ChatCompletionsHttpController {
       if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
       usage.completion(completion);
       await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(toOpenAICompletion(completion, model)));
-      void req.admission?.settle(completion.usage?.totalTokens ?? 0);
       return;
     }
 
@@ -51,7 +50,7 @@ export class ChatCompletionsHttpController {
     const sse = new SseWriter(reply.raw);
     sse.open(headers);
     try {
-      for await (const chunk of clientChunks(opened, { usage, admission: req.admission, budget: req.budget, clientWantsUsage })) await sse.data(chunk);
+      for await (const chunk of clientChunks(opened, { usage, budget: req.budget, clientWantsUsage })) await sse.data(chunk);
       sse.done();
     } catch (error) {
       usage.failed(error);

@@ -57,7 +57,7 @@ async function setup(body: Record<string, unknown>) {
   const budgets = new BudgetService(config, prices, new MemoryBudgetLedger(), { publish: async () => undefined, close: async () => undefined }, logger);
   const budget: BudgetReservation | undefined = await budgets.reserve({ requestId: 'r', tenant, body });
   const ended: Array<() => void> = [];
-  const exchange: MeteredExchange = { id: 'r', body, receivedAtMs: Date.now(), context: () => tenant, budget: () => budget, traceHeaders: () => ({}), onEnd: (l) => void ended.push(l), outcome: () => ({ cancelled: false, status: 200 }) };
+  const exchange: MeteredExchange = { id: 'r', body, receivedAtMs: Date.now(), context: () => tenant, budget: () => budget, admission: () => undefined, traceHeaders: () => ({}), onEnd: (l) => void ended.push(l), outcome: () => ({ cancelled: false, status: 200 }) };
   const usage = new UsageRecorder(publisher, prices, logger).trackExchange(exchange, 'chat');
   usage.routed(decision);
   return { budget, usage, events, end: () => ended.forEach((l) => l()) };
@@ -74,7 +74,7 @@ describe('clientChunks at a hard budget', () => {
     const { budget, usage } = await setup({ model: 'm', stream: true, n: 2, messages: [{ role: 'user', content: 'hi' }] });
     expect(budget?.capped).toBe(true);
     const long = 'x'.repeat(400);
-    const sent = await collect(clientChunks(opened([chunk([{ index: 0, content: 'ab' }, { index: 1, content: 'cd' }]), chunk([{ index: 1, content: long }]), chunk([{ index: 0, finish: 'stop' }])]), { usage, admission: undefined, budget, clientWantsUsage: true }));
+    const sent = await collect(clientChunks(opened([chunk([{ index: 0, content: 'ab' }, { index: 1, content: 'cd' }]), chunk([{ index: 1, content: long }]), chunk([{ index: 0, finish: 'stop' }])]), { usage, budget, clientWantsUsage: true }));
     const last = sent.at(-1) as { choices: unknown[]; usage?: { completion_tokens: number; cost?: number } };
     const stop = sent.at(-2) as { choices: Array<{ index: number; finish_reason: string }> };
     expect(stop.choices.map((c) => [c.index, c.finish_reason])).toEqual([
@@ -89,7 +89,7 @@ describe('clientChunks at a hard budget', () => {
   it('counts tool-call names and arguments in the estimate of a cut stream, as the budget does', async () => {
     const { budget, usage, events, end } = await setup({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] });
     const args = '{"city":"Paris"}'.repeat(2);
-    await collect(clientChunks(opened([chunk([{ index: 0, tool: { name: 'get_weather', arguments: args } }]), chunk([{ index: 0, tool: { arguments: 'y'.repeat(1000) } }])]), { usage, admission: undefined, budget, clientWantsUsage: false }));
+    await collect(clientChunks(opened([chunk([{ index: 0, tool: { name: 'get_weather', arguments: args } }]), chunk([{ index: 0, tool: { arguments: 'y'.repeat(1000) } }])]), { usage, budget, clientWantsUsage: false }));
     end();
     await new Promise((resolve) => setImmediate(resolve));
     expect(events).toHaveLength(1);

@@ -1,7 +1,6 @@
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { toOpenAIChunk } from '@openrouter/openai-wire';
-import type { Admission } from '../access/rate-limiter';
 import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
 import type { BudgetReservation } from '../budgets/budget.service';
 import type { RouterPort } from '../router.port';
@@ -77,7 +76,6 @@ export function applyRouteHeaders(request: chatv1.ChatRequest, headers: Readonly
 /** What a streamed answer is checked and metered against on its way to the client. */
 export interface StreamAccounting {
   usage: UsageTrack;
-  admission: Admission | undefined;
   budget: BudgetReservation | undefined;
   /** Whether the client asked for the usage chunk (the provider is always asked, for metering). */
   clientWantsUsage: boolean;
@@ -85,11 +83,11 @@ export interface StreamAccounting {
 
 /**
  * The chunks a client is sent, in OpenAI's shape, whatever carries them (SSE or WebSocket):
- * metered, token limits corrected by the real usage, the usage chunk shown only when asked, and
- * the answer ended cleanly with finish reason "length" when a hard budget is reached.
+ * metered, the usage chunk shown only when asked, and the answer ended cleanly with finish reason
+ * "length" when a hard budget is reached.
  */
 export async function* clientChunks(opened: OpenedChat, accounting: StreamAccounting): AsyncGenerator<unknown> {
-  const { usage, admission, budget, clientWantsUsage } = accounting;
+  const { usage, budget, clientWantsUsage } = accounting;
   const model = opened.decision.model;
   // Choices seen and not finished yet: a cut ends each of them.
   const open = new Set<number>();
@@ -110,7 +108,6 @@ export async function* clientChunks(opened: OpenedChat, accounting: StreamAccoun
       else open.add(choice.index);
     }
     usage.chunk(chunk);
-    if (chunk.usage) void admission?.settle(chunk.usage.totalTokens);
     if (!clientWantsUsage) {
       if (chunk.choices.length === 0 && chunk.usage) continue;
       chunk.usage = undefined;

@@ -74,7 +74,6 @@ export class CompletionsHttpController {
       await reply
         .headers({ ...routeHeaders(first.decision), 'x-request-id': String(req.id), ...metering.costHeaders() })
         .send(metering.decorate(toLegacyCompletion(completions, first.decision.model, choicesPerPrompt)));
-      void req.admission?.settle(completions.reduce((sum, c) => sum + (c.usage?.totalTokens ?? 0), 0));
       return;
     }
 
@@ -102,7 +101,6 @@ export class CompletionsHttpController {
           await sse.data(toLegacyChunk({ ...chunk, id, created }, model, p * choicesPerPrompt));
         }
       }
-      void req.admission?.settle(usage.totalTokens);
       if (legacy.includeUsage) {
         const last = toLegacyChunk({ id, created, model, choices: [] }, model);
         await sse.data(metering.decorate({ ...last, usage: toOpenAIUsage(usage) }));

@@ -28,6 +28,5 @@ export class EmbeddingsHttpController {
     await reply
       .headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() })
       .send(usage.decorate(toOpenAIEmbeddingResponse(result.response, result.decision.model, encodingFormat)));
-    void req.admission?.settle(result.response.usage?.totalTokens ?? 0);
   }
 }

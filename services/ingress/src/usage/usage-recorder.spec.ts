@@ -1,7 +1,10 @@
-import type { routerv1, usagev1 } from '@openrouter/contracts';
+import type { chatv1, routerv1, usagev1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
 import { PriceBook, type UsagePublisher } from '@openrouter/usage';
+import { countPromptTokens } from '../access/prompt-tokens';
+import type { Admission } from '../access/rate-limiter';
+import type { BudgetReservation } from '../budgets/budget.service';
 import { UsageRecorder, type MeteredExchange } from './usage-recorder';
 
 /** A publisher that keeps what it was given. */
@@ -18,14 +21,15 @@ function collecting(): UsagePublisher & { events: usagev1.UsageEvent[] } {
 const context: routerv1.RequestContext = { requestId: 'r', orgId: 'acme', projectId: 'p', teamId: 't', appId: '', costCenter: '', keyId: 'k', endUser: '', tags: {}, allowedModels: [] };
 
 /** An exchange the test ends when it wants, as a client that goes away. */
-function exchange(id: string): MeteredExchange & { end(): void } {
+function exchange(id: string, held: { budget?: BudgetReservation; admission?: Admission } = {}): MeteredExchange & { end(): void } {
   const listeners: Array<() => void> = [];
   return {
     id,
-    body: { model: 'm', messages: [] },
+    body: { model: 'm', messages: [{ role: 'user', content: 'tell me a story' }] },
     receivedAtMs: Date.now(),
     context: () => context,
-    budget: () => undefined,
+    budget: () => held.budget,
+    admission: () => held.admission,
     traceHeaders: () => ({}),
     onEnd: (listener) => void listeners.push(listener),
     outcome: () => ({ cancelled: true, status: 499 }),
@@ -60,5 +64,58 @@ describe('UsageRecorder.drain', () => {
     await recorder.drain(10);
     expect(publisher.events).toEqual([]);
     expect(errors).toHaveLength(1);
+  });
+});
+
+describe('a usage record', () => {
+  const logger = createLogger('test', 'silent');
+  const decision: routerv1.RouteDecision = { model: 'm', provider: 'sim', deployment: 'd', upstreamModel: 'u', attempts: 1, taskType: '', reason: '', experiment: '', experimentArm: '', attemptDetails: [], strategy: '' };
+  const chunk = (content: string, usage?: Partial<chatv1.Usage>): chatv1.ChatChunk => ({
+    id: 'c',
+    created: 1,
+    model: 'u',
+    choices: content ? [{ index: 0, delta: { content, toolCalls: [], extraJson: '' }, logprobsJson: '' }] : [],
+    usage: usage && { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false, ...usage },
+  });
+
+  /** An exchange holding an admission and a reservation that note what they were settled with. */
+  function held(id: string): { exchange: ReturnType<typeof exchange>; settled: Array<[string, number | string]> } {
+    const settled: Array<[string, number | string]> = [];
+    const admission: Admission = { headers: {}, settle: async (tokens) => void settled.push(['admission', tokens]) };
+    const budget = { settle: async (cost: string) => void settled.push(['budget', cost]) } as unknown as BudgetReservation;
+    return { exchange: exchange(id, { admission, budget }), settled };
+  }
+
+  it('settles the token limits with the provider\'s usage, in the same turn as the budget', () => {
+    const { exchange: answered, settled } = held('answered');
+    const track = new UsageRecorder(collecting(), PriceBook.fromModels([]), logger).trackExchange(answered, 'chat');
+    track.routed(decision);
+    track.chunk(chunk('Once upon a time'));
+    track.chunk(chunk('', { promptTokens: 12, completionTokens: 30, totalTokens: 42 }));
+    answered.end();
+    expect(settled).toEqual([
+      ['budget', '0'],
+      ['admission', 42],
+    ]);
+  });
+
+  it('settles a stream cut before its usage came with the estimate it records', () => {
+    const { exchange: cut, settled } = held('cut');
+    const publisher = collecting();
+    const track = new UsageRecorder(publisher, PriceBook.fromModels([]), logger).trackExchange(cut, 'chat');
+    track.routed(decision);
+    track.chunk(chunk('x'.repeat(40)));
+    cut.end();
+    const expected = countPromptTokens(cut.body) + 10;
+    expect(publisher.events[0]?.tokens).toMatchObject({ estimated: true, completion: 10 });
+    expect(settled.filter(([what]) => what === 'admission')).toEqual([['admission', expected]]);
+  });
+
+  it('gives back the whole estimate of a request that got no answer', () => {
+    const { exchange: failed, settled } = held('failed');
+    const track = new UsageRecorder(collecting(), PriceBook.fromModels([]), logger).trackExchange(failed, 'chat');
+    track.failed(new GatewayError('upstream_error', 'The provider failed.'));
+    failed.end();
+    expect(settled.filter(([what]) => what === 'admission')).toEqual([['admission', 0]]);
   });
 });

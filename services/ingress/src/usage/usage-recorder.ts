@@ -5,6 +5,7 @@ import { GatewayError, type ErrorKind } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type UsagePublisher } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
+import type { Admission } from '../access/rate-limiter';
 import type { BudgetReservation } from '../budgets/budget.service';
 import { onResponseClose } from '../routes/client-connection';
 import { outputChars } from './output-chars';
@@ -18,6 +19,8 @@ export interface MeteredExchange {
   readonly receivedAtMs: number;
   context(): routerv1.RequestContext | undefined;
   budget(): BudgetReservation | undefined;
+  /** What the request was charged to its rate limits, corrected by its record's tokens. */
+  admission(): Admission | undefined;
   traceHeaders(): Record<string, string>;
   /** Calls `listener` once, when the exchange has ended one way or another. */
   onEnd(listener: () => void): void;
@@ -34,6 +37,7 @@ export function httpExchange(req: FastifyRequest, reply: FastifyReply): MeteredE
     receivedAtMs: Math.round(Date.now() - reply.elapsedTime),
     context: () => req.requestContext,
     budget: () => req.budget,
+    admission: () => req.admission,
     traceHeaders: () => req.traceHeaders ?? traceHeaders(req),
     onEnd: (listener) => onResponseClose(reply, listener),
     outcome: () => ({ cancelled: !reply.raw.writableFinished, status: reply.raw.statusCode }),
@@ -330,7 +334,10 @@ export class UsageTrack {
     }
     const cost = this.cost();
     event.cost = { amount: cost.amount, currency: cost.currency, priceVersion: cost.priceVersion };
+    // The record's tokens correct the token limits' estimate (a request that used nothing gets it
+    // back), in the same turn as the budget's settle.
     void this.exchange.budget()?.settle(cost.amount);
+    void this.exchange.admission()?.settle((event.tokens?.prompt ?? 0) + (event.tokens?.completion ?? 0));
     this.recorder.observe(event, this.decision);
     this.recorder.publish(event, this.exchange.traceHeaders());
   }

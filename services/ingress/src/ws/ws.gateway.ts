@@ -7,6 +7,7 @@ import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import type { AccessService, TrafficAttributes } from '../access/access.service';
 import type { ApiKeyRecord } from '../access/key-record';
+import type { Admission } from '../access/rate-limiter';
 import { trafficAttributes } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
 import type { RouterPort } from '../router.port';
@@ -194,6 +195,7 @@ export class WsGateway {
     const endUser = connection.traffic.endUser ?? (typeof user === 'string' ? user.slice(0, 256) : '');
     const context = { ...connection.context, endUser, requestId: `${connection.context.requestId}:${id}`.slice(0, 200) };
     let reservation: BudgetReservation | undefined;
+    let admission: Admission | undefined;
     let outcome = { cancelled: true, status: 499 };
     // Nothing new starts while the client has not read what it was sent.
     await drained(connection, signal);
@@ -204,6 +206,7 @@ export class WsGateway {
       receivedAtMs: Date.now(),
       context: () => context,
       budget: () => reservation,
+      admission: () => admission,
       traceHeaders: () => ({}),
       onEnd: (listener) => void listeners.push(listener),
       outcome: () => outcome,
@@ -211,7 +214,7 @@ export class WsGateway {
     const usage = this.usage.trackExchange(exchange, 'chat');
     try {
       const model = typeof (body as { model?: unknown } | null)?.model === 'string' ? (body as { model: string }).model : '';
-      const admission = await this.access.admit(connection.record, context, model, body);
+      admission = await this.access.admit(connection.record, context, model, body);
       if (this.budgets) reservation = await this.budgets.reserve({ requestId: context.requestId, tenant: context, body });
       const request: chatv1.ChatRequest = parseChatRequest(body);
       checkChatBounds(request, this.bounds);
@@ -225,13 +228,12 @@ export class WsGateway {
         const completion = opened.first.completion;
         if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
         usage.completion(completion);
-        void admission.settle(completion.usage?.totalTokens ?? 0);
         send(connection, { type: 'completion', id, data: usage.decorate(toOpenAICompletion(completion, served)), headers: { ...headers, ...usage.costHeaders() } });
         outcome = { cancelled: false, status: 200 };
         return;
       }
       send(connection, { type: 'start', id, headers });
-      for await (const chunk of clientChunks(opened, { usage, admission, budget: reservation, clientWantsUsage })) {
+      for await (const chunk of clientChunks(opened, { usage, budget: reservation, clientWantsUsage })) {
         send(connection, { type: 'chunk', id, data: chunk });
         await drained(connection, signal);
       }
