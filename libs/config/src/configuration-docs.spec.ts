@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import type { z } from 'zod';
 import { routeSettingsSchema } from './catalog.schema';
 import { configSchema } from './config.schema';
@@ -199,6 +200,42 @@ describe('docs/configuration.md', () => {
     const all = paths.flatMap((p) => p.map((_, i) => show(p.slice(0, i + 1))));
     const unknown = rows.flatMap((row) => row.keys.map(show).filter((k) => !all.includes(k)).map((k) => `${k} (line ${row.line})`));
     expect(unknown).toEqual([]);
+  });
+});
+
+/** The variables a shipped configuration file reads: the `${NAME}` placeholders of its string values. */
+function fileVariables(file: string): string[] {
+  const found = new Set<string>();
+  const walk = (value: unknown): void => {
+    if (typeof value === 'string') for (const m of value.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)) found.add(m[1] ?? '');
+    else if (Array.isArray(value)) value.forEach(walk);
+    else if (value !== null && typeof value === 'object') Object.values(value).forEach(walk);
+  };
+  walk(parse(readFileSync(join(__dirname, '../../../deploy/config', file), 'utf8')));
+  return [...found].sort();
+}
+
+/** Per shipped file, the variables the table under "## Environment variables" says it reads. */
+function documentedVariables(markdown: string): Record<string, string[]> {
+  const lines = markdown.split('\n');
+  const start = lines.findIndex((l) => l.trim() === '## Environment variables');
+  const byFile: Record<string, Set<string>> = { 'embedded.yaml': new Set(), 'distributed.yaml': new Set() };
+  for (const line of lines.slice(start + 1)) {
+    if (line.startsWith('## ')) break;
+    if (!line.startsWith('|')) continue;
+    const [names = '', readBy = ''] = line.split('|').slice(1, -1);
+    const files = /both files/.test(readBy) ? Object.keys(byFile) : Object.keys(byFile).filter((f) => readBy.includes(`\`${f}\``));
+    for (const name of codeSpans(names)) for (const file of files) byFile[file]?.add(name);
+  }
+  return Object.fromEntries(Object.entries(byFile).map(([file, names]) => [file, [...names].sort()]));
+}
+
+describe('docs/configuration.md, environment variables', () => {
+  const documented = documentedVariables(readFileSync(join(__dirname, '../../../docs/configuration.md'), 'utf8'));
+
+  it.each(['embedded.yaml', 'distributed.yaml'])('lists exactly the variables deploy/config/%s reads, as read by it', (file) => {
+    expect(fileVariables(file).length).toBeGreaterThan(5);
+    expect(documented[file]).toEqual(fileVariables(file));
   });
 });
 
