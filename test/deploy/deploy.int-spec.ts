@@ -478,6 +478,12 @@ describe('the documented ways to run the distributed stack', () => {
     }
   });
 
+  it('pass every variable the configuration requires to an image run on its own with it', () => {
+    const runs = readFileSync(join(ROOT, 'docs/deploy.md'), 'utf8').split('\n').filter((l) => /^docker run .*OPENROUTER_CONFIG=deploy\/config\/distributed\.yaml/.test(l));
+    expect(runs.length).toBeGreaterThan(0);
+    for (const run of runs) for (const name of required) expect({ run, variable: name, passed: run.includes(`-e ${name}=`) }).toEqual({ run, variable: name, passed: true });
+  });
+
   it('list every variable compose requires in the table of variables compose reads', () => {
     const table = section('docs/deploy.md', '## Run it with Docker Compose');
     for (const name of REQUIRED_SHELL_VARS) expect({ variable: name, listed: table.includes(`| \`${name}\` |`) }).toEqual({ variable: name, listed: true });
