@@ -126,3 +126,27 @@ describe('startHttpApp: errors raised inside Fastify are in OpenAI’s error sha
     expect(errorBodyOf(responses[1] ?? '')).toEqual({ error: { message: 'The server is shutting down; send the request again.', type: 'server_error', param: null, code: 'shutting_down' } });
   });
 });
+
+describe('startHttpApp with request ids: the errors Fastify and the HTTP parser raise carry one too', () => {
+  let app: INestApplication;
+  let port: number;
+
+  beforeAll(async () => {
+    ({ app, port } = await startHttpApp(ProbeModule, { host: '127.0.0.1', port: 0 }, createLogger('test', 'silent'), { requestIds: true }));
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it('names the caller’s x-request-id on a 400 invalid_url', async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/%zz`, { headers: { 'x-request-id': 'caller-id-1' } });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('x-request-id')).toBe('caller-id-1');
+  });
+
+  it('gives a 431 headers_too_large a request id of its own', async () => {
+    const raw = await exchange(port, (socket) => socket.write(`GET /ping HTTP/1.1\r\nHost: x\r\nx-request-id: caller-id-2\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`));
+    expect(raw).toMatch(/^HTTP\/1\.1 431 /);
+    expect(raw).toMatch(/\r\nx-request-id: [0-9a-f-]{36}\r\n/i);
+  });
+});

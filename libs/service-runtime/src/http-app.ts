@@ -100,8 +100,9 @@ function frameworkError(error: FastifyError): GatewayError {
 /**
  * Errors of the HTTP parser (headers too large, malformed request line, slow headers) happen before
  * there is a request; the answer is written to the socket, which is then closed, as Node does.
+ * With request ids, the answer gets a fresh one: the caller's header was never read.
  */
-function clientErrorHandler(error: ConnectionError, socket: Socket): void {
+const clientErrorHandler = (requestIds: boolean) => (error: ConnectionError, socket: Socket): void => {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const e =
     error.code === 'HPE_HEADER_OVERFLOW'
@@ -111,11 +112,12 @@ function clientErrorHandler(error: ConnectionError, socket: Socket): void {
         : new GatewayError('bad_request', 'The request is not valid HTTP.', { code: 'invalid_request' });
   const { status, body } = toOpenAIError(e);
   const text = JSON.stringify(body);
+  const requestId = requestIds ? `X-Request-Id: ${randomUUID()}\r\n` : '';
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${requestId}Connection: close\r\n\r\n${text}`);
   }
   socket.destroy(error);
-}
+};
 
 /** Boots a NestJS module on Fastify and listens; the caller owns `close()`. */
 export async function startHttpApp(module: Type<unknown> | DynamicModule, listen: Listen, logger: Logger, options: HttpAppOptions = {}): Promise<{ app: NestFastifyApplication; port: number }> {
@@ -125,8 +127,10 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
     logger: false,
     // Answered by the onRequest hook below instead, in OpenAI's error shape.
     return503OnClosing: false,
-    frameworkErrors: (error: FastifyError, _request: unknown, reply: FastifyReply) => sendError(reply, frameworkError(error)),
-    clientErrorHandler,
+    // Raised before the onRequest hooks, so the request id header is set here.
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) =>
+      sendError(reply, frameworkError(error), options.requestIds ? { 'x-request-id': String(request.id) } : {}),
+    clientErrorHandler: clientErrorHandler(options.requestIds === true),
     forceCloseConnections: 'idle',
     requestIdHeader: false,
     genReqId: options.requestIds
