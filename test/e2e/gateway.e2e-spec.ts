@@ -29,7 +29,9 @@ describe('gateway end to end through the official openai SDK', () => {
   it('lists and retrieves models, including ids with a slash', async () => {
     const ids: string[] = [];
     for await (const model of client.models.list()) ids.push(model.id);
-    expect(ids).toEqual(['gpt-4o-mini', 'vendor/model-with-slash', 'text-embedding-3-small']);
+    expect(ids).toEqual(['gpt-4o-mini', 'vendor/model-with-slash', 'text-embedding-3-small', 'auto']);
+    // `auto` is callable, so it can be looked up like any model.
+    expect(await client.models.retrieve('auto')).toMatchObject({ id: 'auto', object: 'model', owned_by: 'open-router' });
     const model = await client.models.retrieve('vendor/model-with-slash');
     expect(model).toMatchObject({ id: 'vendor/model-with-slash', object: 'model' });
     await expect(client.models.retrieve('nope')).rejects.toMatchObject({ status: 404, code: 'model_not_found' });

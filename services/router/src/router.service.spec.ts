@@ -104,7 +104,7 @@ describe('RouterService', () => {
     expect(service.explain({ context: contextFor(), request: chatRequest('ghost', 'hi') }).error).toContain('ghost');
   });
 
-  it('reports provider and deployment health and lists aliases as models', () => {
+  it('reports provider and deployment health and lists aliases and auto as models', () => {
     const engine = engineFor(config);
     const service = new RouterService(engine, new FakeAdapters());
     for (let i = 0; i < 5; i++) engine.breakers.of('premium-b').failure();
@@ -114,6 +114,7 @@ describe('RouterService', () => {
       { provider: 'a', healthy: true, deployments: 2, openCircuits: 0 },
       { provider: 'b', healthy: false, deployments: 1, openCircuits: 1 },
     ]);
-    expect(service.listModels(contextFor()).models.map((m) => m.id)).toEqual(['cheap', 'premium', 'smart']);
+    expect(service.listModels(contextFor()).models.map((m) => m.id)).toEqual(['cheap', 'premium', 'smart', 'auto']);
+    expect(service.listModels(contextFor()).models.find((m) => m.id === 'auto')).toMatchObject({ ownedBy: 'open-router', created: 0 });
   });
 });

@@ -1,5 +1,5 @@
 import { Metadata } from '@grpc/grpc-js';
-import type { Capability } from '@openrouter/config';
+import { AUTO_MODEL, type Capability } from '@openrouter/config';
 import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { acceptBatches, callUnary, chatChunkBatching, readStream } from '@openrouter/grpc';
@@ -108,7 +108,8 @@ export class RouterService {
       .list()
       .filter((m) => allowed.length === 0 || allowed.includes(m.id))
       .map((m) => ({ id: m.id, created: m.created, ownedBy: m.ownedBy, capabilities: m.capabilities, contextWindow: m.contextWindow }));
-    for (const name of catalog.aliasNames()) {
+    // `auto` is callable like an alias, so it is listed like one (once, if an alias is called `auto`).
+    for (const name of new Set([...catalog.aliasNames(), AUTO_MODEL])) {
       const members = (catalog.membersOf(name, 'chat') ?? []).filter((m) => allowed.length === 0 || allowed.includes(m.id) || allowed.includes(name));
       if (members.length === 0) continue;
       const capabilities = [...new Set(members.flatMap((m) => m.capabilities))];
