@@ -1,8 +1,11 @@
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { billingv1 } from '@openrouter/contracts';
+import { GatewayError, type ErrorKind } from '@openrouter/errors';
 import { toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { ReportsService } from './reports.service';
+
+const CALLER_MISTAKES: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['bad_request', 'not_found', 'permission_denied']);
 
 /** gRPC transport only: each report RPC calls the service; failures map to gRPC status. */
 export function billingGrpcBinding(reports: ReportsService, logger: Logger): GrpcServiceBinding {
@@ -12,7 +15,10 @@ export function billingGrpcBinding(reports: ReportsService, logger: Logger): Grp
       work(call.request).then(
         (response) => callback(null, response),
         (error: unknown) => {
-          logger.warn({ err: error, rpc: name }, 'report failed');
+          // A report asked for wrongly (bad filter, unknown group) is the caller's mistake: said in one
+          // line. Anything else is billing's own failure, logged with its stack.
+          if (error instanceof GatewayError && CALLER_MISTAKES.has(error.kind)) logger.info({ rpc: name, kind: error.kind, code: error.code }, 'report refused');
+          else logger.warn({ err: error, rpc: name }, 'report failed');
           callback(toGrpcStatus(error));
         },
       );
