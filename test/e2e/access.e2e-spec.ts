@@ -122,13 +122,59 @@ describe('access layer end to end', () => {
     await expect(admin('POST', '/keys/nope/revoke', TEST_ADMIN_KEY)).resolves.toMatchObject({ status: 404 });
   });
 
-  it('adds teams and projects at run time, inheriting the cost centre', async () => {
-    await expect(admin('POST', '/tenants/acme/teams', TEST_ADMIN_KEY, { id: 'research' })).resolves.toMatchObject({ status: 201 });
-    await expect(admin('POST', '/tenants/acme/teams/research/projects', TEST_ADMIN_KEY, { id: 'papers', cost_center: 'CC-900' })).resolves.toMatchObject({ status: 201 });
+  it('adds organisations, teams and projects at run time and shows them in the admin API shape, cost_center as posted', async () => {
+    const unlimited = { rpm: null, tpm: null };
+    await expect(admin('POST', '/tenants', TEST_ADMIN_KEY, { id: 'globex', name: 'Globex', cost_center: 'CC-500' })).resolves.toEqual({
+      status: 201,
+      json: { object: 'organization', id: 'globex', name: 'Globex', cost_center: 'CC-500', teams: [] },
+    });
+    await expect(admin('POST', '/tenants/acme/teams', TEST_ADMIN_KEY, { id: 'research' })).resolves.toEqual({
+      status: 201,
+      json: { object: 'team', id: 'research', name: null, cost_center: null, limits: unlimited, projects: [] },
+    });
+    await expect(admin('POST', '/tenants/acme/teams/research/projects', TEST_ADMIN_KEY, { id: 'papers', cost_center: 'CC-900' })).resolves.toEqual({
+      status: 201,
+      json: { object: 'project', id: 'papers', name: null, cost_center: 'CC-900', limits: unlimited },
+    });
+    // A project added to a team declared in configuration.
+    await expect(admin('POST', '/tenants/acme/teams/platform/projects', TEST_ADMIN_KEY, { id: 'maps', name: 'Maps' })).resolves.toEqual({
+      status: 201,
+      json: { object: 'project', id: 'maps', name: 'Maps', cost_center: null, limits: unlimited },
+    });
     await expect(admin('POST', '/tenants/acme/teams', TEST_ADMIN_KEY, { id: 'research' })).resolves.toMatchObject({ status: 400, json: { error: { code: 'already_exists' } } });
+
     const tenants = await admin('GET', '/tenants', TEST_ADMIN_KEY);
-    const acme = (tenants.json['data'] as Array<{ id: string; teams: Array<{ id: string; projects: Array<{ id: string }> }> }>).find((o) => o.id === 'acme');
-    expect(acme?.teams.map((t) => t.id)).toEqual(expect.arrayContaining(['platform', 'research']));
+    expect(tenants.status).toBe(200);
+    expect(tenants.json['object']).toBe('list');
+    const data = tenants.json['data'] as Json[];
+    expect(data.find((o) => o['id'] === 'globex')).toEqual({ object: 'organization', id: 'globex', name: 'Globex', cost_center: 'CC-500', teams: [] });
+    // Entries added at run time may come before or after the declared ones: compare as sets.
+    const acme = data.find((o) => o['id'] === 'acme');
+    expect(acme).toEqual({ object: 'organization', id: 'acme', name: null, cost_center: 'CC-100', teams: expect.any(Array) as unknown });
+    const teams = acme?.['teams'] as Json[];
+    expect(teams).toHaveLength(2);
+    expect(teams).toEqual(
+      expect.arrayContaining([
+        {
+          object: 'team',
+          id: 'platform',
+          name: null,
+          cost_center: 'CC-200',
+          limits: unlimited,
+          projects: expect.arrayContaining([
+            { object: 'project', id: 'search', name: null, cost_center: 'CC-300', limits: unlimited },
+            { object: 'project', id: 'ads', name: null, cost_center: null, limits: unlimited },
+            { object: 'project', id: 'maps', name: 'Maps', cost_center: null, limits: unlimited },
+          ]) as unknown,
+        },
+        { object: 'team', id: 'research', name: null, cost_center: null, limits: unlimited, projects: [{ object: 'project', id: 'papers', name: null, cost_center: 'CC-900', limits: unlimited }] },
+      ]),
+    );
+    expect(teams.find((t) => t['id'] === 'platform')?.['projects']).toHaveLength(3);
+    // No internal (camelCase) name anywhere in the list.
+    const names = JSON.stringify(tenants.json).match(/"[^"]+":/g) ?? [];
+    expect(names.filter((n) => !/^"[a-z_]+":$/.test(n))).toEqual([]);
+
     const issued = await admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', team: 'research', project: 'papers' });
     expect(issued).toMatchObject({ status: 201, json: { team: 'research', project: 'papers' } });
   });

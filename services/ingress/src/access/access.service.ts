@@ -1,4 +1,4 @@
-import type { GatewayConfig, Limits, OrgConfig } from '@openrouter/config';
+import type { GatewayConfig, Limits, OrgConfig, ProjectConfig, TeamConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
@@ -240,22 +240,27 @@ export class AccessService {
     return this.saveOrg(actor, 'org.create', entry.id, { id: entry.id, ...named(entry), teams: [] });
   }
 
-  async addTeam(actor: Actor, orgId: string, entry: TenantEntry): Promise<OrgConfig> {
+  /** Returns the new team as the directory now holds it. */
+  async addTeam(actor: Actor, orgId: string, entry: TenantEntry): Promise<TeamConfig> {
     const org = this.requireOrg(orgId);
     if (org.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
     const base = await this.runtimeOrg(orgId);
-    return this.saveOrg(actor, 'team.create', entry.id, { ...base, teams: [...base.teams, { id: entry.id, ...named(entry), limits: {}, projects: [] }] });
+    const team: TeamConfig = { id: entry.id, ...named(entry), limits: {}, projects: [] };
+    const saved = await this.saveOrg(actor, 'team.create', entry.id, { ...base, teams: [...base.teams, team] });
+    return saved.teams.find((t) => t.id === entry.id) ?? team;
   }
 
-  async addProject(actor: Actor, orgId: string, teamId: string, entry: TenantEntry): Promise<OrgConfig> {
+  /** Returns the new project as the directory now holds it. */
+  async addProject(actor: Actor, orgId: string, teamId: string, entry: TenantEntry): Promise<ProjectConfig> {
     const org = this.requireOrg(orgId);
     const team = org.teams.find((t) => t.id === teamId);
     if (!team) throw new GatewayError('not_found', `The team "${teamId}" does not exist in "${orgId}".`, { param: 'team' });
     if (org.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
     const base = await this.runtimeOrg(orgId);
     const teams = base.teams.some((t) => t.id === teamId) ? base.teams : [...base.teams, { ...team, projects: [] }];
-    const project = { id: entry.id, ...named(entry), limits: {} };
-    return this.saveOrg(actor, 'project.create', entry.id, { ...base, teams: teams.map((t) => (t.id === teamId ? { ...t, projects: [...t.projects, project] } : t)) });
+    const project: ProjectConfig = { id: entry.id, ...named(entry), limits: {} };
+    const saved = await this.saveOrg(actor, 'project.create', entry.id, { ...base, teams: teams.map((t) => (t.id === teamId ? { ...t, projects: [...t.projects, project] } : t)) });
+    return saved.teams.find((t) => t.id === teamId)?.projects.find((p) => p.id === entry.id) ?? project;
   }
 
   private requireOrg(orgId: string): OrgConfig {

@@ -1,8 +1,14 @@
 import { z } from 'zod';
 import { issueKeyBody, tenantBody } from './admin-input';
+import { orgViewSchema, projectViewSchema, teamViewSchema } from './tenants.http.controller';
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
 const ok = (description: string) => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
+const returns = (description: string, schema: string) => ({ description, content: { 'application/json': { schema: { $ref: `#/components/schemas/${schema}` } } } });
+const listOf = (description: string, schema: string) => ({
+  description,
+  content: { 'application/json': { schema: { type: 'object', properties: { object: { const: 'list' }, data: { type: 'array', items: { $ref: `#/components/schemas/${schema}` } } } } } },
+});
 const error = { description: "An error in OpenAI's shape", content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
 const roles = (...r: string[]) => ({ 'x-roles': r });
 const idParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
@@ -26,6 +32,9 @@ export const ADMIN_OPENAPI = {
       },
       IssueKey: json(issueKeyBody),
       Tenant: json(tenantBody),
+      Organization: z.toJSONSchema(orgViewSchema),
+      Team: z.toJSONSchema(teamViewSchema),
+      Project: z.toJSONSchema(projectViewSchema),
     },
   },
   paths: {
@@ -54,11 +63,26 @@ export const ADMIN_OPENAPI = {
     },
     '/admin/v1/keys/{id}/revoke': { post: { summary: 'Revoke a key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The revoked key'), 404: error } } },
     '/admin/v1/tenants': {
-      get: { summary: 'Organisations, teams and projects', ...roles('admin', 'finance'), responses: { 200: ok('Tenants') } },
-      post: { summary: 'Add an organisation', ...roles('admin'), requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } }, responses: { 201: ok('The organisation'), 400: error } },
+      get: {
+        summary: 'Organisations, teams and projects; a key scoped to an org (and a project) sees only that org (and the team holding that project)',
+        ...roles('admin', 'finance'),
+        responses: { 200: listOf('Organisations with their teams and projects', 'Organization'), 401: error, 403: error },
+      },
+      post: {
+        summary: 'Add an organisation',
+        ...roles('admin'),
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
+        responses: { 201: returns('The new organisation', 'Organization'), 400: error, 401: error, 403: error },
+      },
     },
     '/admin/v1/tenants/{org}/teams': {
-      post: { summary: 'Add a team', ...roles('admin'), parameters: [idParam('org')], requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } }, responses: { 201: ok('The organisation'), 400: error, 404: error } },
+      post: {
+        summary: 'Add a team',
+        ...roles('admin'),
+        parameters: [idParam('org')],
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
+        responses: { 201: returns('The new team', 'Team'), 400: error, 401: error, 403: error, 404: error },
+      },
     },
     '/admin/v1/tenants/{org}/teams/{team}/projects': {
       post: {
@@ -66,7 +90,7 @@ export const ADMIN_OPENAPI = {
         ...roles('admin'),
         parameters: [idParam('org'), idParam('team')],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
-        responses: { 201: ok('The organisation'), 400: error, 404: error },
+        responses: { 201: returns('The new project', 'Project'), 400: error, 401: error, 403: error, 404: error },
       },
     },
     '/admin/v1/route/explain': {

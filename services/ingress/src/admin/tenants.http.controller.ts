@@ -1,6 +1,7 @@
 import { Controller, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import type { OrgConfig } from '@openrouter/config';
+import { z } from 'zod';
+import type { Limits, OrgConfig, ProjectConfig, TeamConfig } from '@openrouter/config';
 import { AccessService, type TenantEntry } from '../access/access.service';
 import type { AdminPrincipal } from './admin-auth';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
@@ -16,25 +17,25 @@ export class TenantsHttpController {
   @Get('tenants')
   @Roles('admin', 'finance')
   list(@Req() req: FastifyRequest) {
-    return { object: 'list', data: visibleTenants(this.access.tenants.list(), adminOf(req)) };
+    return { object: 'list', data: visibleTenants(this.access.tenants.list(), adminOf(req)).map(orgView) };
   }
 
   @Post('tenants')
   @HttpCode(201)
-  addOrg(@Req() req: FastifyRequest) {
-    return this.access.addOrg(adminOf(req), entry(req.body));
+  async addOrg(@Req() req: FastifyRequest) {
+    return orgView(await this.access.addOrg(adminOf(req), entry(req.body)));
   }
 
   @Post('tenants/:org/teams')
   @HttpCode(201)
-  addTeam(@Req() req: FastifyRequest, @Param('org') org: string) {
-    return this.access.addTeam(adminOf(req), org, entry(req.body));
+  async addTeam(@Req() req: FastifyRequest, @Param('org') org: string) {
+    return teamView(await this.access.addTeam(adminOf(req), org, entry(req.body)));
   }
 
   @Post('tenants/:org/teams/:team/projects')
   @HttpCode(201)
-  addProject(@Req() req: FastifyRequest, @Param('org') org: string, @Param('team') team: string) {
-    return this.access.addProject(adminOf(req), org, team, entry(req.body));
+  async addProject(@Req() req: FastifyRequest, @Param('org') org: string, @Param('team') team: string) {
+    return projectView(await this.access.addProject(adminOf(req), org, team, entry(req.body)));
   }
 
   @Get('audit')
@@ -56,6 +57,43 @@ export function visibleTenants(orgs: OrgConfig[], admin: AdminPrincipal): OrgCon
         .filter((t) => t.projects.length > 0);
       return { ...o, teams };
     });
+}
+
+/*
+ * How tenants are shown: the admin API's snake_case names and a fixed set of fields, whatever
+ * else the configuration objects hold. These schemas also describe the responses in the OpenAPI
+ * document.
+ */
+const limitsViewSchema = z
+  .strictObject({ rpm: z.number().int().nullable(), tpm: z.number().int().nullable() })
+  .describe("The entry's own requests and tokens per minute; null: the configured default for its scope (access.rateLimits)");
+const entryFields = {
+  id: z.string(),
+  name: z.string().nullable(),
+  cost_center: z.string().nullable().describe("The entry's own cost centre; null: inherited (project → team → organisation → the organisation id)"),
+};
+export const projectViewSchema = z.strictObject({ object: z.literal('project'), ...entryFields, limits: limitsViewSchema });
+export const teamViewSchema = z.strictObject({ object: z.literal('team'), ...entryFields, limits: limitsViewSchema, projects: z.array(projectViewSchema) });
+export const orgViewSchema = z.strictObject({ object: z.literal('organization'), ...entryFields, teams: z.array(teamViewSchema) });
+export type ProjectView = z.infer<typeof projectViewSchema>;
+export type TeamView = z.infer<typeof teamViewSchema>;
+export type OrgView = z.infer<typeof orgViewSchema>;
+type LimitsView = z.infer<typeof limitsViewSchema>;
+
+export function orgView(org: OrgConfig): OrgView {
+  return { object: 'organization', id: org.id, name: org.name ?? null, cost_center: org.costCenter ?? null, teams: org.teams.map(teamView) };
+}
+
+export function teamView(team: TeamConfig): TeamView {
+  return { object: 'team', id: team.id, name: team.name ?? null, cost_center: team.costCenter ?? null, limits: limitsView(team.limits), projects: team.projects.map(projectView) };
+}
+
+export function projectView(project: ProjectConfig): ProjectView {
+  return { object: 'project', id: project.id, name: project.name ?? null, cost_center: project.costCenter ?? null, limits: limitsView(project.limits) };
+}
+
+function limitsView(limits: Limits): LimitsView {
+  return { rpm: limits.rpm ?? null, tpm: limits.tpm ?? null };
 }
 
 function entry(body: unknown): TenantEntry {

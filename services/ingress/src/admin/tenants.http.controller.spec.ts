@@ -1,0 +1,87 @@
+import { orgSchema, type OrgConfig } from '@openrouter/config';
+import { ADMIN_OPENAPI } from './openapi';
+import { orgView, orgViewSchema, projectView, projectViewSchema, teamView, teamViewSchema, visibleTenants } from './tenants.http.controller';
+
+const acme = orgSchema.parse({
+  id: 'acme',
+  name: 'Acme',
+  costCenter: 'CC-100',
+  teams: [
+    { id: 'platform', costCenter: 'CC-200', limits: { rpm: 600 }, projects: [{ id: 'search', name: 'Search', costCenter: 'CC-300', limits: { tpm: 9000 } }, { id: 'ads' }] },
+    { id: 'research', projects: [{ id: 'papers' }] },
+  ],
+});
+const other = orgSchema.parse({ id: 'other', teams: [] });
+
+/** Every key of a JSON value, at any depth. */
+function keysOf(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(keysOf);
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([k, v]) => [k, ...keysOf(v)]);
+}
+
+describe('tenant views', () => {
+  it('show an organisation with snake_case fields, its own cost centre and limits by their admin API names', () => {
+    expect(orgView(acme)).toEqual({
+      object: 'organization',
+      id: 'acme',
+      name: 'Acme',
+      cost_center: 'CC-100',
+      teams: [
+        {
+          object: 'team',
+          id: 'platform',
+          name: null,
+          cost_center: 'CC-200',
+          limits: { rpm: 600, tpm: null },
+          projects: [
+            { object: 'project', id: 'search', name: 'Search', cost_center: 'CC-300', limits: { rpm: null, tpm: 9000 } },
+            { object: 'project', id: 'ads', name: null, cost_center: null, limits: { rpm: null, tpm: null } },
+          ],
+        },
+        { object: 'team', id: 'research', name: null, cost_center: null, limits: { rpm: null, tpm: null }, projects: [{ object: 'project', id: 'papers', name: null, cost_center: null, limits: { rpm: null, tpm: null } }] },
+      ],
+    });
+  });
+
+  it('show only their fixed fields, whatever else the configuration object holds', () => {
+    const team = { ...acme.teams[0]!, internalNote: 'not for clients', projects: [{ ...acme.teams[0]!.projects[0]!, allowedModels: ['x'] }] };
+    const held: OrgConfig = { ...acme, teams: [team] };
+    const keys = new Set(keysOf(orgView(held)));
+    expect(keys).toEqual(new Set(['object', 'id', 'name', 'cost_center', 'teams', 'limits', 'rpm', 'tpm', 'projects']));
+    expect(Object.keys(teamView(team)).sort()).toEqual(['cost_center', 'id', 'limits', 'name', 'object', 'projects']);
+    expect(Object.keys(projectView(team.projects[0]!)).sort()).toEqual(['cost_center', 'id', 'limits', 'name', 'object']);
+  });
+
+  it('match the schemas the OpenAPI document gives for the tenants responses', () => {
+    expect(orgViewSchema.safeParse(orgView(acme)).success).toBe(true);
+    expect(teamViewSchema.safeParse(teamView(acme.teams[0]!)).success).toBe(true);
+    expect(projectViewSchema.safeParse(projectView(acme.teams[0]!.projects[0]!)).success).toBe(true);
+    const schemas = ADMIN_OPENAPI.components.schemas;
+    expect(Object.keys(schemas.Organization.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'teams']);
+    expect(Object.keys(schemas.Team.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'projects']);
+    expect(Object.keys(schemas.Project.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits']);
+    const paths = ADMIN_OPENAPI.paths as Record<string, { get?: unknown; post?: unknown }>;
+    expect(JSON.stringify(paths['/admin/v1/tenants'])).toContain('#/components/schemas/Organization');
+    expect(JSON.stringify(paths['/admin/v1/tenants/{org}/teams'])).toContain('#/components/schemas/Team');
+    expect(JSON.stringify(paths['/admin/v1/tenants/{org}/teams/{team}/projects'])).toContain('#/components/schemas/Project');
+  });
+});
+
+describe('visibleTenants', () => {
+  const orgs = [acme, other];
+
+  it('shows every org to an unscoped key', () => {
+    expect(visibleTenants(orgs, { id: 'ops', role: 'admin' }).map((o) => o.id)).toEqual(['acme', 'other']);
+  });
+
+  it('shows an org-scoped key its org only, whole', () => {
+    expect(visibleTenants(orgs, { id: 'fin', role: 'finance', org: 'acme' })).toEqual([acme]);
+  });
+
+  it('shows a project-scoped key its org with only the team and project it holds', () => {
+    const [seen, ...rest] = visibleTenants(orgs, { id: 'fin', role: 'finance', org: 'acme', project: 'search' }).map(orgView);
+    expect(rest).toEqual([]);
+    expect(seen?.teams.map((t) => [t.id, t.projects.map((p) => p.id)])).toEqual([['platform', ['search']]]);
+  });
+});
