@@ -14,6 +14,8 @@ const SECRET = 'access-e2e-hash-secret';
 const FINANCE_KEY = 'sk-or-admin-finance-e2e-key-000000000000';
 const VIEWER_KEY = 'sk-or-admin-viewer-e2e-key-0000000000000';
 const PROJECT_KEY = 'sk-or-admin-project-e2e-key-000000000000';
+const INITECH_ADMIN_KEY = 'sk-or-admin-initech-e2e-key-000000000000';
+const BILLING_ADMIN_KEY = 'sk-or-admin-billing-e2e-key-000000000000';
 const LIMITED_KEY = 'sk-or-v1-limited-config-key-0000000000000000';
 const TOKEN_KEY = 'sk-or-v1-token-limited-config-key-00000000000';
 const PROMPT_MARKER = 'purple-elephant-prompt-marker-4711';
@@ -44,11 +46,14 @@ describe('access layer end to end', () => {
               { id: 'fin', hash: hashApiKey(SECRET, FINANCE_KEY), role: 'finance' },
               { id: 'view', hash: hashApiKey(SECRET, VIEWER_KEY), role: 'viewer' },
               { id: 'proj', hash: hashApiKey(SECRET, PROJECT_KEY), role: 'project', org: 'acme', project: 'search' },
+              { id: 'initech-ops', hash: hashApiKey(SECRET, INITECH_ADMIN_KEY), role: 'admin', org: 'initech' },
+              { id: 'billing-ops', hash: hashApiKey(SECRET, BILLING_ADMIN_KEY), role: 'admin', org: 'initech', project: 'billing' },
             ],
           },
           orgs: [
             { id: 'default', teams: [{ id: 'default', projects: [{ id: 'default' }] }] },
             { id: 'acme', costCenter: 'CC-100', teams: [{ id: 'platform', costCenter: 'CC-200', projects: [{ id: 'search', costCenter: 'CC-300' }, { id: 'ads' }] }] },
+            { id: 'initech', teams: [{ id: 'ops', projects: [{ id: 'billing' }, { id: 'payroll' }] }] },
           ],
           keys: [
             { id: 'limited', hash: hashApiKey(SECRET, LIMITED_KEY), org: 'acme', project: 'search', limits: { rpm: 12 } },
@@ -177,6 +182,81 @@ describe('access layer end to end', () => {
 
     const issued = await admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', team: 'research', project: 'papers' });
     expect(issued).toMatchObject({ status: 201, json: { team: 'research', project: 'papers' } });
+  });
+
+  describe('an admin key scoped to an org (or a project) manages only that scope', () => {
+    const NOT_FOUND = { status: 404, json: { error: { code: 'not_found', message: 'No such organisation or project.', type: 'invalid_request_error' } } };
+    const chat = (key: string) => gw.client({ apiKey: key }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+
+    it('issues keys only for its org (and project), answering another org as if it did not exist', async () => {
+      await expect(admin('POST', '/keys', INITECH_ADMIN_KEY, { org: 'acme', name: 'foreign' })).resolves.toMatchObject(NOT_FOUND);
+      await expect(admin('POST', '/keys', INITECH_ADMIN_KEY, { org: 'no-such-org' })).resolves.toMatchObject(NOT_FOUND);
+      await expect(admin('POST', '/keys', BILLING_ADMIN_KEY, { org: 'initech', project: 'payroll' })).resolves.toMatchObject(NOT_FOUND);
+      const keys = await admin('GET', '/keys', TEST_ADMIN_KEY);
+      expect((keys.json['data'] as Json[]).filter((k) => k['name'] === 'foreign' || k['project'] === 'payroll')).toEqual([]);
+
+      await expect(admin('POST', '/keys', INITECH_ADMIN_KEY, { org: 'initech', project: 'payroll' })).resolves.toMatchObject({ status: 201, json: { org: 'initech', project: 'payroll' } });
+      // A project key that names no project issues one for its own.
+      await expect(admin('POST', '/keys', BILLING_ADMIN_KEY, { org: 'initech' })).resolves.toMatchObject({ status: 201, json: { org: 'initech', team: 'ops', project: 'billing' } });
+    });
+
+    it("lists, reads and revokes only its own org's keys; another org's key is 404 and keeps working", async () => {
+      const acme = await admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', project: 'search', name: 'acme backend' });
+      const acmeId = String(acme.json['id']);
+      const billing = await admin('POST', '/keys', INITECH_ADMIN_KEY, { org: 'initech', project: 'billing' });
+      const payroll = await admin('POST', '/keys', INITECH_ADMIN_KEY, { org: 'initech', project: 'payroll' });
+      const orgWide = await admin('POST', '/keys', INITECH_ADMIN_KEY, { org: 'initech' });
+      expect([acme.status, billing.status, payroll.status, orgWide.status]).toEqual([201, 201, 201, 201]);
+
+      const listed = await admin('GET', '/keys', INITECH_ADMIN_KEY);
+      const orgs = new Set((listed.json['data'] as Json[]).map((k) => k['org']));
+      expect(orgs).toEqual(new Set(['initech']));
+      expect((listed.json['data'] as Json[]).map((k) => k['id'])).toEqual(expect.arrayContaining([billing.json['id'], payroll.json['id'], orgWide.json['id']]));
+      const projectListed = await admin('GET', '/keys', BILLING_ADMIN_KEY);
+      expect(new Set((projectListed.json['data'] as Json[]).map((k) => `${String(k['org'])}/${String(k['project'])}`))).toEqual(new Set(['initech/billing']));
+      await expect(admin('GET', '/keys?org=acme', INITECH_ADMIN_KEY)).resolves.toMatchObject(NOT_FOUND);
+      await expect(admin('GET', '/keys?project=payroll', BILLING_ADMIN_KEY)).resolves.toMatchObject(NOT_FOUND);
+
+      const missing = { status: 404, json: { error: { message: `No issued key has the id "${acmeId}".`, param: 'id' } } };
+      await expect(admin('GET', `/keys/${acmeId}`, INITECH_ADMIN_KEY)).resolves.toMatchObject(missing);
+      await expect(admin('POST', `/keys/${acmeId}/revoke`, INITECH_ADMIN_KEY)).resolves.toMatchObject(missing);
+      await expect(admin('DELETE', `/keys/${acmeId}`, INITECH_ADMIN_KEY)).resolves.toMatchObject(missing);
+      await expect(admin('POST', `/keys/${String(payroll.json['id'])}/revoke`, BILLING_ADMIN_KEY)).resolves.toMatchObject({ status: 404 });
+      await expect(admin('GET', `/keys/${acmeId}`, TEST_ADMIN_KEY)).resolves.toMatchObject({ status: 200, json: { status: 'active' } });
+      await expect(chat(String(acme.json['key']))).resolves.toMatchObject({ object: 'chat.completion' });
+      await expect(chat(String(payroll.json['key']))).resolves.toMatchObject({ object: 'chat.completion' });
+
+      await expect(admin('GET', `/keys/${String(billing.json['id'])}`, BILLING_ADMIN_KEY)).resolves.toMatchObject({ status: 200, json: { project: 'billing' } });
+      await expect(admin('POST', `/keys/${String(billing.json['id'])}/revoke`, BILLING_ADMIN_KEY)).resolves.toMatchObject({ status: 200, json: { status: 'revoked' } });
+      await expect(admin('DELETE', `/keys/${String(payroll.json['id'])}`, INITECH_ADMIN_KEY)).resolves.toMatchObject({ status: 200, json: { status: 'revoked' } });
+      await expect(chat(String(payroll.json['key']))).rejects.toMatchObject({ status: 401 });
+    });
+
+    it('adds teams and projects only to its own org, and never organisations; a project key adds none', async () => {
+      await expect(admin('POST', '/tenants', INITECH_ADMIN_KEY, { id: 'hooli' })).resolves.toMatchObject({ status: 403, json: { error: { code: 'insufficient_scope', type: 'permission_error' } } });
+      await expect(admin('POST', '/tenants/acme/teams', INITECH_ADMIN_KEY, { id: 'intruders' })).resolves.toMatchObject(NOT_FOUND);
+      await expect(admin('POST', '/tenants/acme/teams/platform/projects', INITECH_ADMIN_KEY, { id: 'intrusion' })).resolves.toMatchObject(NOT_FOUND);
+      await expect(admin('POST', '/tenants/initech/teams', BILLING_ADMIN_KEY, { id: 'shadow' })).resolves.toMatchObject({ status: 403, json: { error: { code: 'insufficient_scope' } } });
+      await expect(admin('POST', '/tenants/initech/teams/ops/projects', BILLING_ADMIN_KEY, { id: 'shadow' })).resolves.toMatchObject({ status: 403, json: { error: { code: 'insufficient_scope' } } });
+      const after = JSON.stringify((await admin('GET', '/tenants', TEST_ADMIN_KEY)).json);
+      for (const id of ['hooli', 'intruders', 'intrusion', 'shadow']) expect(after).not.toContain(`"${id}"`);
+
+      await expect(admin('POST', '/tenants/initech/teams', INITECH_ADMIN_KEY, { id: 'infra' })).resolves.toMatchObject({ status: 201, json: { object: 'team', id: 'infra' } });
+      await expect(admin('POST', '/tenants/initech/teams/infra/projects', INITECH_ADMIN_KEY, { id: 'dns' })).resolves.toMatchObject({ status: 201, json: { object: 'project', id: 'dns' } });
+    });
+
+    it("reads only its own org's (and project's) entries in the audit log", async () => {
+      const acme = await admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme' });
+      const own = await admin('POST', '/keys', BILLING_ADMIN_KEY, { org: 'initech' });
+      const entries = async (key: string) => ((await admin('GET', '/audit?limit=1000', key)).json['data'] as Array<{ target: string; details: Json }>) ?? [];
+      expect((await entries(TEST_ADMIN_KEY)).map((e) => e.target)).toEqual(expect.arrayContaining([acme.json['id'], own.json['id']]));
+      const orgView = await entries(INITECH_ADMIN_KEY);
+      expect(orgView.map((e) => e.target)).toContain(own.json['id']);
+      expect(new Set(orgView.map((e) => e.details['org']))).toEqual(new Set(['initech']));
+      const projectView = await entries(BILLING_ADMIN_KEY);
+      expect(projectView.map((e) => e.target)).toContain(own.json['id']);
+      expect(new Set(projectView.map((e) => `${String(e.details['org'])}/${String(e.details['project'])}`))).toEqual(new Set(['initech/billing']));
+    });
   });
 
   it('limits requests per minute with OpenAI headers, a 429 with Retry-After, and honours the reset', async () => {

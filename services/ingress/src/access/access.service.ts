@@ -2,7 +2,8 @@ import type { GatewayConfig, Limits, OrgConfig, ProjectConfig, TeamConfig } from
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
-import type { AccessRepository } from './access.repository';
+import type { AccessRepository, AuditEntry } from './access.repository';
+import { inScope, isScoped, outOfScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
 import { countPromptTokens } from './prompt-tokens';
 import { KeyDirectory } from './key-directory';
@@ -11,8 +12,8 @@ import type { CounterStore } from './counter.store';
 import { RateLimiter, type Admission, type ApplicableLimit } from './rate-limiter';
 import { effectiveLimits, TenantDirectory, type TenantPlacement } from './tenant-directory';
 
-/** Who made an admin change, for the audit log. */
-export interface Actor {
+/** Who calls an admin operation: named in the audit log, and confined to its scope (org, project) if it has one. */
+export interface Actor extends AdminScope {
   id: string;
   role: string;
 }
@@ -181,6 +182,9 @@ export class AccessService {
   // ── admin operations ──────────────────────────────────────────────────────────
 
   async issueKey(actor: Actor, input: IssueKeyInput): Promise<{ key: string; record: PublicApiKey }> {
+    // A project-scoped key issues keys for its own project; naming none means that project.
+    if (actor.project !== undefined) input = { ...input, project: input.project ?? actor.project };
+    requireInScope(actor, input.org, input.project);
     const placement = this.tenants.place(input.org, input.team, input.project);
     if (!this.tenants.org(input.org)) throw new GatewayError('not_found', `The organisation "${input.org}" does not exist.`, { param: 'org' });
     if (input.expiresAt !== undefined && Date.parse(input.expiresAt) <= Date.now()) {
@@ -211,37 +215,45 @@ export class AccessService {
   }
 
   async revokeKey(actor: Actor, id: string): Promise<PublicApiKey> {
-    const record = await this.repository.keyById(id);
-    if (!record) throw new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id' });
+    const record = await this.visibleKey(actor, id);
     const revoked: ApiKeyRecord = { ...record, revokedAt: record.revokedAt ?? new Date().toISOString() };
     await this.repository.saveKey(revoked);
     this.keys.forget(record.hash);
     await this.repository.publish({ kind: 'key', hash: record.hash });
-    await this.audit(actor, 'key.revoke', id, {});
+    await this.audit(actor, 'key.revoke', id, { org: record.orgId, team: record.teamId, project: record.projectId });
     return publicView(revoked);
   }
 
-  async listKeys(filter: { org?: string | undefined; project?: string | undefined }): Promise<PublicApiKey[]> {
+  async listKeys(actor: Actor, filter: { org?: string | undefined; project?: string | undefined }): Promise<PublicApiKey[]> {
+    if ((filter.org !== undefined && !inScope(actor, filter.org)) || (filter.project !== undefined && actor.project !== undefined && filter.project !== actor.project)) throw outOfScope();
     const keys = await this.repository.listKeys();
     return keys
+      .filter((k) => inScope(actor, k.orgId, k.projectId))
       .filter((k) => (!filter.org || k.orgId === filter.org) && (!filter.project || k.projectId === filter.project))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
       .map(publicView);
   }
 
-  async getKey(id: string): Promise<PublicApiKey> {
+  async getKey(actor: Actor, id: string): Promise<PublicApiKey> {
+    return publicView(await this.visibleKey(actor, id));
+  }
+
+  /** An issued key the actor may see; another scope's key is answered like a missing one. */
+  private async visibleKey(actor: Actor, id: string): Promise<ApiKeyRecord> {
     const record = await this.repository.keyById(id);
-    if (!record) throw new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id' });
-    return publicView(record);
+    if (!record || !inScope(actor, record.orgId, record.projectId)) throw new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id' });
+    return record;
   }
 
   async addOrg(actor: Actor, entry: TenantEntry): Promise<OrgConfig> {
+    if (isScoped(actor)) throw scopeTooNarrow(actor, 'create organisations');
     if (this.tenants.org(entry.id)) throw alreadyExists('organisation', entry.id);
     return this.saveOrg(actor, 'org.create', entry.id, { id: entry.id, ...named(entry), teams: [] });
   }
 
   /** Returns the new team as the directory now holds it. */
   async addTeam(actor: Actor, orgId: string, entry: TenantEntry): Promise<TeamConfig> {
+    this.requireTenantWriter(actor, orgId, 'add teams');
     const org = this.requireOrg(orgId);
     if (org.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
     const base = await this.runtimeOrg(orgId);
@@ -252,6 +264,7 @@ export class AccessService {
 
   /** Returns the new project as the directory now holds it. */
   async addProject(actor: Actor, orgId: string, teamId: string, entry: TenantEntry): Promise<ProjectConfig> {
+    this.requireTenantWriter(actor, orgId, 'add projects');
     const org = this.requireOrg(orgId);
     const team = org.teams.find((t) => t.id === teamId);
     if (!team) throw new GatewayError('not_found', `The team "${teamId}" does not exist in "${orgId}".`, { param: 'team' });
@@ -261,6 +274,12 @@ export class AccessService {
     const project: ProjectConfig = { id: entry.id, ...named(entry), limits: {} };
     const saved = await this.saveOrg(actor, 'project.create', entry.id, { ...base, teams: teams.map((t) => (t.id === teamId ? { ...t, projects: [...t.projects, project] } : t)) });
     return saved.teams.find((t) => t.id === teamId)?.projects.find((p) => p.id === entry.id) ?? project;
+  }
+
+  /** Teams and projects are added by unscoped keys, or by an org-scoped key inside its own org. */
+  private requireTenantWriter(actor: Actor, orgId: string, what: string): void {
+    if (actor.project !== undefined) throw scopeTooNarrow(actor, what);
+    requireInScope(actor, orgId);
   }
 
   private requireOrg(orgId: string): OrgConfig {
@@ -283,8 +302,14 @@ export class AccessService {
     return this.tenants.org(org.id) ?? org;
   }
 
-  listAudit(limit: number) {
-    return this.repository.listAudit(limit);
+  /**
+   * The newest `limit` changes the actor may see. A scoped key sees the entries that name its org
+   * (and project) in their details; entries naming none (written before they did) are not shown.
+   */
+  async listAudit(actor: Actor, limit: number): Promise<AuditEntry[]> {
+    if (!isScoped(actor)) return this.repository.listAudit(limit);
+    const visible = (e: AuditEntry) => typeof e.details['org'] === 'string' && inScope(actor, e.details['org'], typeof e.details['project'] === 'string' ? e.details['project'] : '');
+    return (await this.repository.listAudit(AUDIT_SCAN)).filter(visible).slice(0, limit);
   }
 
   private async audit(actor: Actor, action: string, target: string, details: Record<string, unknown>): Promise<void> {
@@ -297,6 +322,9 @@ export class AccessService {
     return this.repository.close();
   }
 }
+
+/** How far back a scoped key's audit view looks (the log keeps more; this bounds one read). */
+const AUDIT_SCAN = 10_000;
 
 export interface TenantEntry {
   id: string;

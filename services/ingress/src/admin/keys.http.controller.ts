@@ -5,7 +5,7 @@ import type { PublicApiKey } from '../access/key-record';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { issueKeyBody, keyListQuery, parseInput } from './admin-input';
 
-/** Issuing, listing and revoking traffic keys (role `admin`). */
+/** Issuing, listing and revoking traffic keys (role `admin`; a scoped key only within its org and project). */
 @Controller('admin/v1/keys')
 @UseGuards(AdminGuard)
 @Roles('admin')
@@ -33,14 +33,14 @@ export class KeysHttpController {
   }
 
   @Get()
-  async list(@Query() query: unknown) {
+  async list(@Req() req: FastifyRequest, @Query() query: unknown) {
     const filter = parseInput(keyListQuery, query);
-    return { object: 'list', data: (await this.access.listKeys(filter)).map(view) };
+    return { object: 'list', data: (await this.access.listKeys(adminOf(req), filter)).map(view) };
   }
 
   @Get(':id')
-  async get(@Param('id') id: string) {
-    return view(await this.access.getKey(id));
+  async get(@Req() req: FastifyRequest, @Param('id') id: string) {
+    return view(await this.access.getKey(adminOf(req), id));
   }
 
   @Post(':id/revoke')

@@ -2,6 +2,7 @@ import { Controller, Get, Inject, Optional, Param, Query, Req, Res, UseGuards } 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { billingv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { outOfScope } from '../access/admin-scope';
 import { BillingClient } from '../billing.client';
 import type { AdminPrincipal } from './admin-auth';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
@@ -21,7 +22,7 @@ export function reportScope(admin: AdminPrincipal, requested: { org?: string | u
   const org = admin.org ?? '';
   const project = admin.project ?? '';
   if ((requested.org !== undefined && requested.org !== org) || (requested.project !== undefined && project !== '' && requested.project !== project)) {
-    throw new GatewayError('not_found', 'No such organisation or project.', { code: 'not_found' });
+    throw outOfScope();
   }
   return { orgId: org, projectId: project };
 }

@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Limits, OrgConfig, ProjectConfig, TeamConfig } from '@openrouter/config';
 import { AccessService, type TenantEntry } from '../access/access.service';
-import type { AdminPrincipal } from './admin-auth';
+import { visibleTenants } from '../access/admin-scope';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { auditQuery, parseInput, tenantBody } from './admin-input';
 
@@ -39,24 +39,10 @@ export class TenantsHttpController {
   }
 
   @Get('audit')
-  async audit(@Query() query: unknown) {
+  async audit(@Req() req: FastifyRequest, @Query() query: unknown) {
     const { limit } = parseInput(auditQuery, query);
-    return { object: 'list', data: await this.access.listAudit(limit) };
+    return { object: 'list', data: await this.access.listAudit(adminOf(req), limit) };
   }
-}
-
-/** A key scoped to an org (and a project) sees only that org (and the team holding that project). */
-export function visibleTenants(orgs: OrgConfig[], admin: AdminPrincipal): OrgConfig[] {
-  if (admin.org === undefined) return orgs;
-  return orgs
-    .filter((o) => o.id === admin.org)
-    .map((o) => {
-      if (admin.project === undefined) return o;
-      const teams = o.teams
-        .map((t) => ({ ...t, projects: t.projects.filter((p) => p.id === admin.project) }))
-        .filter((t) => t.projects.length > 0);
-      return { ...o, teams };
-    });
 }
 
 /*
