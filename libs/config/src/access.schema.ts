@@ -50,8 +50,9 @@ export const ADMIN_ROLES = ['admin', 'finance', 'viewer', 'project'] as const;
 export type AdminRole = (typeof ADMIN_ROLES)[number];
 
 /**
- * A key for the admin API. A key that names an org (any role; a `project` key must) reads only
- * that org's reports and tenants, and with a project only that project's.
+ * A key for the admin API. A key that names an org (any role; a `project` key must) reads and
+ * changes only that org's reports, tenants, keys and audit entries, and with a project only that
+ * project's (docs/admin-api.md).
  */
 export const adminKeySchema = z
   .object({

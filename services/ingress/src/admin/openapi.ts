@@ -19,7 +19,7 @@ export const ADMIN_OPENAPI = {
   info: {
     title: 'Open-Router admin API',
     version: '1.0.0',
-    description: 'Tenants, API keys, audit log, routing state and usage reports. Authenticate with `Authorization: Bearer <admin key>`; each operation lists the roles (`x-roles`) that may call it — `admin` may call all.',
+    description: 'Tenants, API keys, audit log, routing state and usage reports. Authenticate with `Authorization: Bearer <admin key>`; each operation lists the roles (`x-roles`) that may call it — `admin` may call all. A key that names an org (and a project) reads and changes only that org (and project): anything outside it is 404 `not_found`, as if it did not exist, and creating what is wider than it is 403 `insufficient_scope`.',
   },
   servers: [{ url: '/' }],
   security: [{ adminKey: [] }],
@@ -42,26 +42,26 @@ export const ADMIN_OPENAPI = {
     '/admin/v1/health': { get: { summary: 'Readiness of the gateway', ...roles('admin', 'viewer'), responses: { 200: ok('Readiness report'), 401: error, 403: error } } },
     '/admin/v1/keys': {
       post: {
-        summary: 'Issue a traffic key (the key is shown once)',
+        summary: 'Issue a traffic key (the key is shown once); a scoped key issues only for its org (and project: naming none means its own), another is 404',
         ...roles('admin'),
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/IssueKey' } } } },
         responses: { 201: ok('The key record and the key'), 400: error, 401: error, 403: error, 404: error },
       },
       get: {
-        summary: 'List issued keys (no secrets)',
+        summary: 'List issued keys (no secrets); a scoped key sees only its org (and project), and asking for another is 404',
         ...roles('admin'),
         parameters: [
           { name: 'org', in: 'query', schema: { type: 'string' } },
           { name: 'project', in: 'query', schema: { type: 'string' } },
         ],
-        responses: { 200: ok('Keys'), 401: error, 403: error },
+        responses: { 200: ok('Keys'), 401: error, 403: error, 404: error },
       },
     },
     '/admin/v1/keys/{id}': {
-      get: { summary: 'One key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The key record'), 404: error } },
-      delete: { summary: 'Revoke a key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The revoked key'), 404: error } },
+      get: { summary: 'One key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The key record'), 404: error } },
+      delete: { summary: 'Revoke a key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The revoked key'), 404: error } },
     },
-    '/admin/v1/keys/{id}/revoke': { post: { summary: 'Revoke a key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The revoked key'), 404: error } } },
+    '/admin/v1/keys/{id}/revoke': { post: { summary: 'Revoke a key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The revoked key'), 404: error } } },
     '/admin/v1/tenants': {
       get: {
         summary: 'Organisations, teams and projects; a key scoped to an org (and a project) sees only that org (and the team holding that project)',
@@ -69,7 +69,7 @@ export const ADMIN_OPENAPI = {
         responses: { 200: listOf('Organisations with their teams and projects', 'Organization'), 401: error, 403: error },
       },
       post: {
-        summary: 'Add an organisation',
+        summary: 'Add an organisation; a key scoped to an org is refused (403 insufficient_scope)',
         ...roles('admin'),
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
         responses: { 201: returns('The new organisation', 'Organization'), 400: error, 401: error, 403: error },
@@ -77,7 +77,7 @@ export const ADMIN_OPENAPI = {
     },
     '/admin/v1/tenants/{org}/teams': {
       post: {
-        summary: 'Add a team',
+        summary: 'Add a team; an org-scoped key only to its org (another is 404), a project-scoped key never (403 insufficient_scope)',
         ...roles('admin'),
         parameters: [idParam('org')],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
@@ -86,7 +86,7 @@ export const ADMIN_OPENAPI = {
     },
     '/admin/v1/tenants/{org}/teams/{team}/projects': {
       post: {
-        summary: 'Add a project',
+        summary: 'Add a project; an org-scoped key only to its org (another is 404), a project-scoped key never (403 insufficient_scope)',
         ...roles('admin'),
         parameters: [idParam('org'), idParam('team')],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
@@ -172,7 +172,12 @@ export const ADMIN_OPENAPI = {
       },
     },
     '/admin/v1/audit': {
-      get: { summary: 'Admin changes, newest first', ...roles('admin'), parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }], responses: { 200: ok('Audit entries') } },
+      get: {
+        summary: 'Admin changes, newest first; a scoped key sees only the entries naming its org (and project) in `details`',
+        ...roles('admin'),
+        parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }],
+        responses: { 200: ok('Audit entries') },
+      },
     },
   } as Record<string, unknown>,
 };
