@@ -3,7 +3,7 @@ import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import type { AccessRepository, AuditEntry } from './access.repository';
-import { inScope, isScoped, outOfScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
+import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
 import { countPromptTokens } from './prompt-tokens';
 import { KeyDirectory } from './key-directory';
@@ -225,7 +225,7 @@ export class AccessService {
   }
 
   async listKeys(actor: Actor, filter: { org?: string | undefined; project?: string | undefined }): Promise<PublicApiKey[]> {
-    if ((filter.org !== undefined && !inScope(actor, filter.org)) || (filter.project !== undefined && actor.project !== undefined && filter.project !== actor.project)) throw outOfScope();
+    requireFilterInScope(actor, filter);
     const keys = await this.repository.listKeys();
     return keys
       .filter((k) => inScope(actor, k.orgId, k.projectId))

@@ -35,6 +35,16 @@ export function requireInScope(scope: AdminScope, org: string, project?: string)
   if (!inScope(scope, org, project)) throw outOfScope();
 }
 
+/**
+ * Throws a 404 unless a query's filters (an org, a project, each optional) stay inside the scope:
+ * a scoped key may narrow its view, never widen it.
+ */
+export function requireFilterInScope(scope: AdminScope, filter: { org?: string | undefined; project?: string | undefined }): void {
+  const otherOrg = filter.org !== undefined && scope.org !== undefined && filter.org !== scope.org;
+  const otherProject = filter.project !== undefined && scope.project !== undefined && filter.project !== scope.project;
+  if (otherOrg || otherProject) throw outOfScope();
+}
+
 /** A 403 for an operation wider than the scope (creating an org; a project key adding teams or projects). */
 export function scopeTooNarrow(scope: AdminScope, what: string): GatewayError {
   return new GatewayError('permission_denied', `A key scoped to ${scope.project !== undefined ? 'a project' : 'an organisation'} may not ${what}.`, { code: 'insufficient_scope' });

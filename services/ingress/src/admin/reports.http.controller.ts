@@ -2,7 +2,7 @@ import { Controller, Get, Inject, Optional, Param, Query, Req, Res, UseGuards } 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { billingv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { outOfScope } from '../access/admin-scope';
+import { requireFilterInScope } from '../access/admin-scope';
 import { BillingClient } from '../billing.client';
 import type { AdminPrincipal } from './admin-auth';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
@@ -19,12 +19,8 @@ const DAY_MS = 86_400_000;
  */
 export function reportScope(admin: AdminPrincipal, requested: { org?: string | undefined; project?: string | undefined }): billingv1.TenantScope {
   if (admin.org === undefined && admin.project === undefined) return { orgId: '', projectId: '' };
-  const org = admin.org ?? '';
-  const project = admin.project ?? '';
-  if ((requested.org !== undefined && requested.org !== org) || (requested.project !== undefined && project !== '' && requested.project !== project)) {
-    throw outOfScope();
-  }
-  return { orgId: org, projectId: project };
+  requireFilterInScope(admin, requested);
+  return { orgId: admin.org ?? '', projectId: admin.project ?? '' };
 }
 
 function iso(ms: number): string {
