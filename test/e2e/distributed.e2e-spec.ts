@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import OpenAI from 'openai';
 import { stringify } from 'yaml';
+import { waitFor } from '../support/infra/wait-for';
 import { freePort } from '../support/ports';
 import { SIM_KEY, TEST_DEV_KEY, testConfigDocument } from '../support/test-config';
 
@@ -116,6 +117,42 @@ describe('distributed mode: every service its own process', () => {
       expect(wholeCall?.type === 'function' ? wholeCall.function.name : undefined).toBe('lookup');
       expect(name).toBe('lookup');
       expect(JSON.parse(args)).toEqual(JSON.parse(wholeCall?.type === 'function' ? wholeCall.function.arguments : 'null'));
+    } finally {
+      await fetch(`${simulator}/_sim/reset`, { method: 'POST' });
+    }
+  });
+
+  it('charges a request abandoned before the provider answered to the deployment the router was calling', async () => {
+    // The router names the deployment it calls before the call, across the gRPC hop; without it
+    // ingress would not know what the abandoned request was spending.
+    const simulator = `http://127.0.0.1:${simPort}`;
+    const metrics = async (): Promise<string> => (await fetch(baseURL.replace(/\/v1$/, '/metrics'))).text();
+    const count = (text: string, labels: string): number => Number(new RegExp(`^${labels.replace(/[{}]/g, '\\$&')}[^}]*\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    const abandoned = 'openrouter_requests_total{endpoint="/v1/chat/completions",model="gpt-4o-mini",provider="simulated",status="499"';
+    const unrouted = 'openrouter_requests_total{endpoint="/v1/chat/completions",model="none",provider="none",status="200"';
+    const inputTokens = 'openrouter_tokens_total{model="gpt-4o-mini",provider="simulated",direction="input"';
+    const text = await metrics();
+    const before = { abandoned: count(text, abandoned), unrouted: count(text, unrouted), input: count(text, inputTokens) };
+    await fetch(`${simulator}/_sim/behaviour`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ faults: [{ kind: 'timeout' }] }) });
+    try {
+      const seen = async (): Promise<Array<{ outcome: string }>> => ((await (await fetch(`${simulator}/_sim/requests`)).json()) as { data: Array<{ outcome: string }> }).data;
+      const calls = (await seen()).length;
+      const client = new AbortController();
+      const call = new OpenAI({ baseURL, apiKey: TEST_DEV_KEY, maxRetries: 0 }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'nobody waits for this answer' }] }, { signal: client.signal });
+      await waitFor(async () => ((await seen()).length > calls ? true : undefined), { timeoutMs: 10_000, what: 'the provider call' });
+      client.abort();
+      await expect(call).rejects.toThrow();
+      const after = await waitFor(
+        async () => {
+          const now = await metrics();
+          return count(now, abandoned) > before.abandoned ? { abandoned: count(now, abandoned), unrouted: count(now, unrouted), input: count(now, inputTokens) } : undefined;
+        },
+        { timeoutMs: 10_000, intervalMs: 100, what: 'the abandoned request metered' },
+      );
+      // Counted once, as the model and provider it was with, and its prompt metered.
+      expect(after).toMatchObject({ abandoned: before.abandoned + 1, unrouted: before.unrouted });
+      expect(after.input).toBeGreaterThan(before.input);
+      expect((await seen()).at(-1)?.outcome).toBe('aborted');
     } finally {
       await fetch(`${simulator}/_sim/reset`, { method: 'POST' });
     }

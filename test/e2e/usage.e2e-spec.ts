@@ -195,3 +195,56 @@ describe('legacy completions with several prompts', () => {
     }
   });
 });
+
+describe('a request the client abandons while the provider works on it, before any answer', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (document) => {
+        // The provider holds the call until the client leaves; only the client ends it.
+        const providers = document['providers'] as Record<string, Record<string, unknown>>;
+        providers['simulated'] = { ...providers['simulated'], timeoutMs: 120_000 };
+      },
+    });
+  }, 120_000);
+  afterAll(async () => gw?.close());
+
+  it.each([
+    ['whole', false],
+    ['streamed', true],
+  ] as const)('is charged the prompt, estimated, at the price of the deployment it was with (%s)', async (_name, stream) => {
+    gw.sim.configure({ faults: [{ kind: 'timeout' }] });
+    try {
+      const requestId = `abandoned-${_name}`;
+      const before = gw.sim.requests().length;
+      const client = new AbortController();
+      const call = gw.client().chat.completions.create(
+        { model: 'gpt-4o-mini', stream, messages: [{ role: 'user', content: 'A long question whose answer nobody waits for in the end' }] },
+        { signal: client.signal, headers: { 'x-request-id': requestId } },
+      );
+      await waitFor(() => (gw.sim.requests().length > before ? true : undefined), { timeoutMs: 10_000, what: 'the provider call' });
+      client.abort();
+      await expect(call).rejects.toThrow();
+      const [row] = await waitFor(
+        async () => {
+          const found = await queryRows<{ status: string; cancelled: boolean; served_model: string; provider: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string; attempt_status: string }>(
+            gw.gateway.billing.usage.store,
+            'SELECT status, cancelled, served_model, provider, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost, attempts.status[-1] AS attempt_status FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
+            { id: requestId },
+          );
+          return found.length > 0 ? found : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200, what: 'the abandoned request’s usage row' },
+      );
+      expect(row).toMatchObject({ status: 'cancelled', cancelled: true, served_model: 'gpt-4o-mini', provider: 'simulated', deployment: 'sim-mini', completion_tokens: 0, tokens_estimated: true, attempt_status: 'cancelled' });
+      expect(row?.prompt_tokens).toBeGreaterThan(0);
+      // gpt-4o-mini's input price: 0.15 per million tokens.
+      expect(moneyText(new Money(row?.cost ?? '-1'))).toBe(moneyText(new Money(row?.prompt_tokens ?? 0).times('0.15').div(1_000_000)));
+      // The provider call was stopped, not left to run.
+      await waitFor(() => (gw.sim.requests().at(-1)?.outcome === 'aborted' ? true : undefined), { timeoutMs: 10_000, what: 'the provider call aborted' });
+    } finally {
+      gw.sim.configure({ faults: [] });
+    }
+  });
+});

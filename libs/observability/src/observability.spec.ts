@@ -17,20 +17,25 @@ describe('metrics registries', () => {
     const b = createMetricsRegistry('ingress', { processMetrics: false });
     const one = new IngressMetrics(a);
     new IngressMetrics(b);
-    one.responded('r1', '/v1/models', 200);
+    one.responded('/v1/models', 200, false);
     expect(await a.metrics()).toContain('openrouter_requests_total{endpoint="/v1/models",model="none",provider="none",status="200",service="ingress"} 1');
     expect(await b.metrics()).not.toContain('openrouter_requests_total{');
   });
 
-  it('counts a metered request once, with its model and provider, not again when its response ends', async () => {
+  it('counts a metered request once, with its model and provider, not again when its response ends (before or after)', async () => {
     const registry = createMetricsRegistry('ingress', { processMetrics: false });
     const metrics = new IngressMetrics(registry);
-    metrics.metered({ requestId: 'r1', endpoint: '/v1/chat/completions', model: 'gpt', provider: 'p', httpStatus: 200, outcome: 'ok', errorKind: '', stream: true, latencyMs: 900, ttftMs: 300, upstreamMs: 250, promptTokens: 10, completionTokens: 20, cost: 0.5, currency: 'USD' });
-    metrics.responded('r1', '/v1/chat/completions', 200);
-    metrics.responded('r2', '/v1/chat/completions', 429);
-    metrics.responded('r3', '/v1/chat/completions', 402);
+    // A request cut during its provider call: the response ends first, its metering once the call unwound.
+    metrics.responded('/v1/chat/completions', 499, true);
+    metrics.metered({ endpoint: '/v1/chat/completions', model: 'gpt', provider: 'p', httpStatus: 499, outcome: 'cancelled', errorKind: '', stream: false, latencyMs: 90, ttftMs: 0, upstreamMs: 0, promptTokens: 10, completionTokens: 0, cost: 0.1, currency: 'USD' });
+    metrics.metered({ endpoint: '/v1/chat/completions', model: 'gpt', provider: 'p', httpStatus: 200, outcome: 'ok', errorKind: '', stream: true, latencyMs: 900, ttftMs: 300, upstreamMs: 250, promptTokens: 10, completionTokens: 20, cost: 0.5, currency: 'USD' });
+    metrics.responded('/v1/chat/completions', 200, true);
+    metrics.responded('/v1/chat/completions', 429, false);
+    metrics.responded('/v1/chat/completions', 402, false);
     const text = await registry.metrics();
     expect(text).toContain('openrouter_requests_total{endpoint="/v1/chat/completions",model="gpt",provider="p",status="200",service="ingress"} 1');
+    expect(text).toContain('openrouter_requests_total{endpoint="/v1/chat/completions",model="gpt",provider="p",status="499",service="ingress"} 1');
+    expect(text).not.toMatch(/openrouter_requests_total\{endpoint="\/v1\/chat\/completions",model="none",provider="none",status="(200|499)"/);
     expect(text).toContain('openrouter_rate_limited_requests_total{endpoint="/v1/chat/completions",service="ingress"} 1');
     expect(text).toContain('openrouter_budget_rejected_requests_total{endpoint="/v1/chat/completions",service="ingress"} 1');
     expect(text).toContain('openrouter_gateway_overhead_seconds_sum{service="ingress",endpoint="/v1/chat/completions"} 0.05');

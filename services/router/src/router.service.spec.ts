@@ -1,4 +1,4 @@
-import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
+import { routerv1, type adapterv1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { RouterService, type AdapterPort } from './router.service';
 import { configWith, contextFor, engineFor, TWO_MODELS } from './routing/test-engine.testing';
@@ -25,6 +25,8 @@ class FakeAdapters implements AdapterPort {
   }
 }
 
+const decisionOf = (events: routerv1.ChatResponse[]) => events.find((e) => e.decision)?.decision;
+
 async function collect(stream: AsyncGenerator<routerv1.ChatResponse>): Promise<routerv1.ChatResponse[]> {
   const out: routerv1.ChatResponse[] = [];
   for await (const e of stream) out.push(e);
@@ -34,17 +36,68 @@ async function collect(stream: AsyncGenerator<routerv1.ChatResponse>): Promise<r
 describe('RouterService', () => {
   const config = configWith(TWO_MODELS, { retry: { baseDelayMs: 0, maxDelayMs: 0 }, aliases: { smart: { models: ['cheap', 'premium'], route: { strategy: 'quality' } } } });
 
-  it('emits the decision after the first answer, with attempts, task type and reason', async () => {
+  it('names each deployment before calling it, then emits the decision after the first answer, with attempts, task type and reason', async () => {
     const adapters = new FakeAdapters();
     adapters.failures['p'] = [new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 })];
     const service = new RouterService(engineFor(config), adapters);
     const events = await collect(service.chat({ context: contextFor(), request: chatRequest('smart', 'Solve 3x + 1 = 10 for x', { models: ['cheap'], route: { strategy: 'quality' }, seed_extra: 1 }) }, new AbortController().signal));
-    const decision = events[0]?.decision;
-    expect(decision).toMatchObject({ model: 'premium', attempts: 2, taskType: 'math', strategy: 'quality', reason: 'smart: quality strategy; failover after 1 failed attempt' });
+    expect(events.map((e) => Object.keys(e).filter((k) => e[k as keyof routerv1.ChatResponse] !== undefined))).toEqual([['calling'], ['calling'], ['decision'], ['completion']]);
+    const [first, second] = [events[0]?.calling, events[1]?.calling];
+    const IN_PROGRESS = routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_IN_PROGRESS;
+    expect(first).toMatchObject({ model: 'premium', attempts: 1, taskType: 'math', attemptDetails: [{ deployment: first?.deployment, status: IN_PROGRESS, latencyMs: 0 }] });
+    expect(second).toMatchObject({ model: 'premium', attempts: 2, attemptDetails: [{ deployment: first?.deployment, errorKind: 'upstream_error' }, { deployment: second?.deployment, status: IN_PROGRESS }] });
+    expect(second?.deployment).not.toBe(first?.deployment);
+    const decision = events[2]?.decision;
+    expect(decision).toMatchObject({ model: 'premium', deployment: second?.deployment, attempts: 2, taskType: 'math', strategy: 'quality', reason: 'smart: quality strategy; failover after 1 failed attempt' });
     expect(decision?.attemptDetails.map((a) => a.errorKind)).toEqual(['upstream_error', '']);
-    expect(events[1]?.completion).toBeDefined();
+    expect(decision?.attemptDetails.map((a) => a.status)).toEqual([routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR, routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_OK]);
+    expect(events[3]?.completion).toBeDefined();
     expect(adapters.seen.every((r) => JSON.parse(r.request?.extraJson ?? '{}').route === undefined)).toBe(true);
     expect(JSON.parse(adapters.seen[0]?.request?.extraJson ?? '{}')).toEqual({ seed_extra: 1 });
+  });
+
+  it('ends a call whose reader left before it answered, and one that answers after its reader left', async () => {
+    for (const answersAfterLeaving of [false, true]) {
+      const engine = engineFor(config);
+      let called!: () => void;
+      const reached = new Promise<void>((resolve) => (called = resolve));
+      let answer!: () => void;
+      const answered = new Promise<void>((resolve) => (answer = resolve));
+      const closed: string[] = [];
+      const adapters: AdapterPort = {
+        chat: (request, signal) =>
+          (async function* () {
+            try {
+              called();
+              if (answersAfterLeaving) await answered;
+              else await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new GatewayError('cancelled', 'gone')), { once: true }));
+              yield { completion: completion(request.upstreamModel) };
+            } finally {
+              closed.push(request.upstreamModel);
+            }
+          })(),
+        embed: () => Promise.reject(new Error('unused')),
+      };
+      const client = new AbortController();
+      const stream = new RouterService(engine, adapters).chat({ context: contextFor(), request: chatRequest('cheap', 'hi') }, answersAfterLeaving ? new AbortController().signal : client.signal);
+      expect((await stream.next()).value).toMatchObject({ calling: { model: 'cheap', deployment: 'cheap-a' } });
+      await reached;
+      expect(engine.stats.of('cheap-a').outstanding).toBe(1);
+      if (answersAfterLeaving) {
+        // The reader stops at the announcement (as a cancelled gRPC call's writer does), then the call answers.
+        await expect(stream.return(undefined)).resolves.toMatchObject({ done: true });
+        answer();
+        await answered;
+      } else {
+        const next = stream.next();
+        client.abort();
+        await expect(next).rejects.toMatchObject({ kind: 'cancelled' });
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(closed).toEqual(['c']);
+      expect(engine.stats.of('cheap-a').outstanding).toBe(0);
+      expect(engine.breakers.of('cheap-a').current()).toBe('closed');
+    }
   });
 
   it('answers a bad route control with a 400-kind error naming the parameter', async () => {
@@ -81,14 +134,14 @@ describe('RouterService', () => {
 
     // A canary left out by its breaker is served by the baseline: neither arm is judged on that.
     for (const id of ['premium-a', 'premium-b']) for (let i = 0; i < 5; i++) engine.breakers.of(id).failure();
-    for (let i = 0; i < 5; i++) expect((await ask(service, i))[0]?.decision?.model).toBe('cheap');
+    for (let i = 0; i < 5; i++) expect(decisionOf(await ask(service, i))?.model).toBe('cheap');
     expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ status: 'completed', canaryStats: { requests: 0 }, baselineStats: { requests: 0 } });
 
     // Server-side failures of the canary roll it back, while every request is still served.
     const failing = engineFor(releaseConfig(3));
     const down = new FakeAdapters();
     down.failures['p'] = Array.from({ length: 6 }, () => new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 }));
-    for (let i = 0; i < 3; i++) expect((await ask(new RouterService(failing, down), i))[0]?.decision?.model).toBe('cheap');
+    for (let i = 0; i < 3; i++) expect(decisionOf(await ask(new RouterService(failing, down), i))?.model).toBe('cheap');
     expect(failing.grayReleases.byId('g')?.state()).toMatchObject({ status: 'rolled_back', canaryStats: { requests: 3, errors: 3 } });
   });
 

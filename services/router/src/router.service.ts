@@ -4,10 +4,10 @@ import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { acceptBatches, callUnary, chatChunkBatching, readStream } from '@openrouter/grpc';
 import type { AdapterClients } from './adapter-clients';
-import { decisionFor } from './explain/route-decision';
+import { callingDecision, decisionFor } from './explain/route-decision';
 import { explainPlan } from './explain/route-explanation';
 import { providersHealth } from './explain/providers-health';
-import { serveWithFailover, type AttemptListener, type AttemptOpener } from './resilience/failover';
+import { serveWithFailover, type AttemptListener, type AttemptOpener, type Served } from './resilience/failover';
 import { chatRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
 import { takeRequestControls } from './routing/route-settings';
 import type { RoutingEngine } from './routing/routing-engine';
@@ -59,11 +59,41 @@ export class RouterService {
     const plan = this.engine.planner.plan(prepared.planRequest);
     const open: AttemptOpener<adapterv1.ChatResponse> = (candidate, callSignal) =>
       this.adapters.chat({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request: prepared.upstream, timeoutMs: 0 }, callSignal);
-    const served = await serveWithFailover(plan, open, signal, this.engine.failover, {
+    // Each call is announced before it is made, while failover goes on; then the decision follows.
+    const calls: routerv1.ChatResponse[] = [];
+    let wake: (() => void) | undefined;
+    let outcome: { served: Served<adapterv1.ChatResponse> } | { error: unknown } | undefined;
+    const serving = serveWithFailover(plan, open, signal, this.engine.failover, {
       stream: request.stream,
       tokens: prepared.planRequest.promptTokens + prepared.planRequest.maxOutputTokens,
       onAttempt: this.grayReleaseListener(plan),
+      onCall: (candidate, earlier) => {
+        calls.push({ calling: callingDecision(plan, candidate, earlier) });
+        wake?.();
+      },
     });
+    serving.then(
+      (served) => {
+        outcome = { served };
+        wake?.();
+      },
+      (error: unknown) => {
+        outcome = { error };
+        wake?.();
+      },
+    );
+    try {
+      while (calls.length > 0 || !outcome) {
+        const call = calls.shift();
+        if (call) yield call;
+        else await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      // The reader left while a call was being made: the call is ended when it settles.
+      if (!outcome) void serving.then((served) => abandon(served), () => undefined);
+    }
+    if ('error' in outcome) throw outcome.error;
+    const { served } = outcome;
     let failure: unknown;
     try {
       yield { decision: decisionFor(plan, served.candidate, served.attempts) };
@@ -186,4 +216,10 @@ async function* once<T>(promise: Promise<T>): AsyncGenerator<T> {
 function requiredRequest<T>(input: { context?: routerv1.RequestContext | undefined; request?: T | undefined }): { context: routerv1.RequestContext; request: T } {
   if (!input.request || !input.context) throw new GatewayError('bad_request', 'The call carries no request or context.');
   return { context: input.context, request: input.request };
+}
+
+/** Ends a call that produced its first answer event after its reader left. */
+function abandon(served: Served<unknown>): void {
+  served.finish(new GatewayError('cancelled', 'The client went away.'));
+  void served.rest.return?.();
 }

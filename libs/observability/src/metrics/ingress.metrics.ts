@@ -3,7 +3,6 @@ import { FAST_BUCKETS, label, LATENCY_BUCKETS } from './metrics-registry';
 
 /** What ingress knows when a metered API request ends (a usage event and its routing decision). */
 export interface MeteredRequest {
-  requestId: string;
   endpoint: string;
   model: string;
   provider: string;
@@ -37,8 +36,6 @@ export class IngressMetrics {
   readonly cost: Counter<'model' | 'provider' | 'currency'>;
   readonly rateLimited: Counter<'endpoint'>;
   readonly budgetRejected: Counter<'endpoint'>;
-  /** Request ids whose metered end was recorded, so the HTTP-level end does not count them again. */
-  private readonly meteredIds = new Set<string>();
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -54,8 +51,6 @@ export class IngressMetrics {
 
   /** A metered request ended (called once per usage event). */
   metered(r: MeteredRequest): void {
-    this.meteredIds.add(r.requestId);
-    if (this.meteredIds.size > 100_000) this.meteredIds.clear();
     const model = label(r.model);
     const provider = label(r.provider);
     this.requests.inc({ endpoint: r.endpoint, model, provider, status: String(r.httpStatus) });
@@ -72,12 +67,12 @@ export class IngressMetrics {
   }
 
   /**
-   * Any API response ended; requests refused before they were metered (bad key, rate limit,
-   * budget) are counted here. Call after the metered end had its chance (next tick of `close`).
+   * Any API response ended. A metered request is counted by its metered end instead, which may
+   * come later (a request cut during a provider call is metered once the call has unwound); the
+   * others, refused before they were metered (bad key, rate limit, budget), are counted here.
    */
-  responded(requestId: string, endpoint: string, status: number): void {
-    if (this.meteredIds.delete(requestId)) return;
-    if (!endpoint.startsWith('/v1/')) return;
+  responded(endpoint: string, status: number, metered: boolean): void {
+    if (metered || !endpoint.startsWith('/v1/')) return;
     this.requests.inc({ endpoint, model: 'none', provider: 'none', status: String(status) });
     if (status === 429) this.rateLimited.inc({ endpoint });
     else if (status === 402) this.budgetRejected.inc({ endpoint });

@@ -42,7 +42,6 @@ export class IngressTelemetry {
   readonly metered = (event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined): void => {
     const attempts = decision?.attemptDetails ?? [];
     this.api.metered({
-      requestId: event.requestId,
       endpoint: ENDPOINTS[event.operation],
       model: event.servedModel,
       provider: event.provider,
@@ -63,7 +62,7 @@ export class IngressTelemetry {
   /** Every response, once it ended. */
   readonly responded = (exchange: RespondedExchange): void => {
     const { request, route, status } = exchange;
-    this.api.responded(String(request.id), route, status);
+    this.api.responded(route, status, request.metered === true);
     if (route === '/health' || route === '/ready' || route === '/metrics') return;
     const tenant = request.requestContext;
     const line: Record<string, unknown> = {

@@ -33,7 +33,7 @@ export class ChatCompletionsHttpController {
       request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
     }
     const signal = clientGone(reply);
-    const opened = await usage.guard(openChat(this.router, requestContextOf(req), request, signal));
+    const opened = await usage.guard(openChat(this.router, requestContextOf(req), request, signal, usage.calling));
     usage.routed(opened.decision);
     const model = opened.decision.model;
     const headers = { ...routeHeaders(opened.decision), 'x-request-id': String(req.id) };

@@ -5,7 +5,8 @@ import { createLogger } from '@openrouter/observability';
 import { PriceBook, type UsagePublisher } from '@openrouter/usage';
 import { BudgetService, type BudgetReservation } from '../budgets/budget.service';
 import { UsageRecorder, type MeteredExchange } from '../usage/usage-recorder';
-import { clientChunks, type AnswerEvent, type OpenedChat } from './chat.service';
+import type { RouterPort } from '../router.port';
+import { clientChunks, openChat, type AnswerEvent, type OpenedChat } from './chat.service';
 
 const tenant = { orgId: 'acme', teamId: 't', projectId: 'p', keyId: 'k1', requestId: 'r', appId: '', costCenter: '', endUser: '', tags: {}, allowedModels: [] };
 const config = parseConfig(
@@ -94,5 +95,32 @@ describe('clientChunks at a hard budget', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(events).toHaveLength(1);
     expect(events[0]?.tokens).toMatchObject({ estimated: true, completion: Math.ceil(('get_weather'.length + args.length) / 4) });
+  });
+});
+
+describe('openChat', () => {
+  const calling = (deployment: string): routerv1.RouteDecision => ({ ...decision, deployment });
+  const routerAnswering = (events: routerv1.ChatResponse[]): RouterPort =>
+    ({
+      chat: async function* () {
+        yield* events;
+      },
+    }) as unknown as RouterPort;
+  const completion: chatv1.ChatCompletion = { id: 'c', created: 1, model: 'u', choices: [] };
+
+  it('tells each deployment called before the decision, then opens on the decision and the first answer event', async () => {
+    const heard: string[] = [];
+    const router = routerAnswering([{ calling: calling('d0') }, {}, { calling: calling('d') }, { decision }, { completion }]);
+    const chat = await openChat(router, tenant, {} as chatv1.ChatRequest, new AbortController().signal, (c) => heard.push(c.deployment));
+    expect(heard).toEqual(['d0', 'd']);
+    expect(chat.decision).toBe(decision);
+    expect(chat.first).toEqual({ completion });
+  });
+
+  it('refuses a router answer with no decision, or with a second announcement in place of the answer', async () => {
+    const signal = new AbortController().signal;
+    await expect(openChat(routerAnswering([{ calling: calling('d') }, { completion }]), tenant, {} as chatv1.ChatRequest, signal)).rejects.toMatchObject({ kind: 'upstream_error' });
+    await expect(openChat(routerAnswering([{ calling: calling('d') }]), tenant, {} as chatv1.ChatRequest, signal)).rejects.toMatchObject({ kind: 'upstream_error' });
+    await expect(openChat(routerAnswering([{ decision }, { calling: calling('d') }]), tenant, {} as chatv1.ChatRequest, signal)).rejects.toMatchObject({ kind: 'upstream_error', message: 'The provider returned an empty answer.' });
   });
 });

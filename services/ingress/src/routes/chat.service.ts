@@ -17,22 +17,37 @@ export interface OpenedChat {
 
 /**
  * Opens a chat call through the router and waits for its first answer event, so every failure
- * before the answer starts can still be told to the client as a proper HTTP error.
+ * before the answer starts can still be told to the client as a proper HTTP error. `onCalling`
+ * hears of each deployment the router calls before one answers (see `UsageTrack.calling`).
  */
-export async function openChat(router: RouterPort, context: routerv1.RequestContext, request: chatv1.ChatRequest, signal: AbortSignal): Promise<OpenedChat> {
+export async function openChat(
+  router: RouterPort,
+  context: routerv1.RequestContext,
+  request: chatv1.ChatRequest,
+  signal: AbortSignal,
+  onCalling?: (calling: routerv1.RouteDecision) => void,
+): Promise<OpenedChat> {
   // A client that is gone already gets no provider call (nothing would be read or paid for it).
   if (signal.aborted) throw new GatewayError('cancelled', 'The client went away.');
   const events = answerEvents(router.chat({ context, request }, signal));
-  const head = await events.next();
+  let head = await events.next();
+  for (; !head.done && 'calling' in head.value; head = await events.next()) onCalling?.(head.value.calling);
   if (head.done || !('decision' in head.value)) throw new GatewayError('upstream_error', 'The router answered without a routing decision.');
   const first = await events.next();
-  if (first.done || 'decision' in first.value) throw new GatewayError('upstream_error', 'The provider returned an empty answer.');
+  if (first.done || !isAnswer(first.value)) throw new GatewayError('upstream_error', 'The provider returned an empty answer.');
   return { decision: head.value.decision, first: first.value, rest: events as AsyncGenerator<AnswerEvent> };
 }
 
-async function* answerEvents(stream: AsyncGenerator<routerv1.ChatResponse>): AsyncGenerator<AnswerEvent | { decision: routerv1.RouteDecision }> {
+type RouterEvent = AnswerEvent | { decision: routerv1.RouteDecision } | { calling: routerv1.RouteDecision };
+
+function isAnswer(event: RouterEvent): event is AnswerEvent {
+  return !('decision' in event) && !('calling' in event);
+}
+
+async function* answerEvents(stream: AsyncGenerator<routerv1.ChatResponse>): AsyncGenerator<RouterEvent> {
   for await (const event of stream) {
-    if (event.decision) yield { decision: event.decision };
+    if (event.calling) yield { calling: event.calling };
+    else if (event.decision) yield { decision: event.decision };
     else if (event.chunk) yield { chunk: event.chunk };
     else if (event.completion) yield { completion: event.completion };
   }

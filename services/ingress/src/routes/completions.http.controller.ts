@@ -47,7 +47,7 @@ export class CompletionsHttpController {
       const outcomes = await metering.guard(
         Promise.allSettled(
           legacy.prompts.map((prompt) =>
-            openChat(this.router, context, chatFor(legacy, prompt, false), calls.signal).catch((error: unknown) => {
+            openChat(this.router, context, chatFor(legacy, prompt, false), calls.signal, metering.calling).catch((error: unknown) => {
               // The first failure is the cause; the others are the calls it stopped.
               firstFailure ??= { error };
               stop();
@@ -79,7 +79,7 @@ export class CompletionsHttpController {
 
     // Streamed prompts are answered one after the other, indexes offset per prompt as OpenAI does;
     // every chunk carries the first answer's id and creation time, as one completion's would.
-    let opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[0] ?? '', true), signal));
+    let opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[0] ?? '', true), signal, metering.calling));
     metering.routed(opened.decision);
     const model = opened.decision.model;
     reply.hijack();
@@ -91,7 +91,7 @@ export class CompletionsHttpController {
     const created = head?.created || Math.floor(Date.now() / 1000);
     try {
       for (let p = 0; p < legacy.prompts.length; p++) {
-        if (p > 0) opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal));
+        if (p > 0) opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal, metering.calling));
         for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
           const chunk = event.chunk;
           if (!chunk) continue;

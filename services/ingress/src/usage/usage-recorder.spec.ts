@@ -1,6 +1,8 @@
-import type { chatv1, routerv1, usagev1 } from '@openrouter/contracts';
+import Decimal from 'decimal.js';
+import { routerv1, usagev1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
+import { pricingSchema } from '@openrouter/config';
 import { PriceBook, type UsagePublisher } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import type { Admission } from '../access/rate-limiter';
@@ -109,6 +111,57 @@ describe('a usage record', () => {
     const expected = countPromptTokens(cut.body) + 10;
     expect(publisher.events[0]?.tokens).toMatchObject({ estimated: true, completion: 10 });
     expect(settled.filter(([what]) => what === 'admission')).toEqual([['admission', expected]]);
+  });
+
+  describe('of a request abandoned while a deployment was working on it', () => {
+    const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '2', output: '8' }) }]);
+    const failedAttempt: routerv1.RouteAttempt = { model: 'm', provider: 'sim', deployment: 'd0', status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR, errorKind: 'upstream_error', latencyMs: 7, upstreamStatus: 500 };
+    const inProgress: routerv1.RouteAttempt = { ...failedAttempt, deployment: 'd', status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_IN_PROGRESS, errorKind: '', latencyMs: 0, upstreamStatus: 0 };
+    const calling: routerv1.RouteDecision = { ...decision, attempts: 2, taskType: 'chat', experiment: 'x', experimentArm: 'b', attemptDetails: [failedAttempt, inProgress] };
+
+    it('charges the prompt, estimated, to the deployment being called, and records the attempts', () => {
+      const { exchange: cut, settled } = held('cut');
+      const publisher = collecting();
+      const track = new UsageRecorder(publisher, book, logger).trackExchange(cut, 'chat');
+      track.calling({ ...calling, deployment: 'd0', attempts: 1, attemptDetails: [{ ...inProgress, deployment: 'd0' }] });
+      track.calling(calling);
+      track.failed(new GatewayError('cancelled', 'The client went away.'));
+      cut.end();
+      const prompt = countPromptTokens(cut.body);
+      const event = publisher.events[0];
+      expect(event).toMatchObject({ status: usagev1.Status.STATUS_CANCELLED, cancelled: true, servedModel: 'm', provider: 'sim', deployment: 'd', upstreamModel: 'u', taskType: 'chat', experiment: 'x', experimentArm: 'b', firstTokenAtMs: 0, ttftMs: 0 });
+      expect(event?.tokens).toMatchObject({ prompt, completion: 0, estimated: true });
+      // $2 per million prompt tokens.
+      expect(event?.cost?.amount).toBe(new Decimal(prompt).times(2).div(1_000_000).toString());
+      expect(event?.attempts.map((a) => [a.deployment, a.status, a.errorKind])).toEqual([
+        ['d0', usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR, 'upstream_error'],
+        ['d', usagev1.AttemptStatus.ATTEMPT_STATUS_CANCELLED, 'cancelled'],
+      ]);
+      expect(event?.attempts[1]?.latencyMs).toBe(event?.latencyMs);
+      expect(settled).toEqual([
+        ['budget', event?.cost?.amount],
+        ['admission', prompt],
+      ]);
+    });
+
+    it('is charged as answered once the decision came, and not at all when the router failed', () => {
+      const publisher = collecting();
+      const recorder = new UsageRecorder(publisher, book, logger);
+      const answered = exchange('answered');
+      const track = recorder.trackExchange({ ...answered, outcome: () => ({ cancelled: false, status: 200 }) }, 'chat');
+      track.calling(calling);
+      track.routed({ ...decision, deployment: 'd2', attemptDetails: [] });
+      track.completion({ id: 'c', created: 1, model: 'u', choices: [], usage: { promptTokens: 3, completionTokens: 1, totalTokens: 4, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false } });
+      answered.end();
+      expect(publisher.events[0]).toMatchObject({ deployment: 'd2', status: usagev1.Status.STATUS_OK, tokens: { prompt: 3, completion: 1, estimated: false } });
+
+      const refused = exchange('refused');
+      const failed = recorder.trackExchange({ ...refused, outcome: () => ({ cancelled: false, status: 502 }) }, 'chat');
+      failed.calling(calling);
+      failed.failed(new GatewayError('upstream_error', 'The provider failed.'));
+      refused.end();
+      expect(publisher.events[1]).toMatchObject({ servedModel: '', deployment: '', status: usagev1.Status.STATUS_ERROR, cost: { amount: '0' } });
+    });
   });
 
   it('gives back the whole estimate of a request that got no answer', () => {

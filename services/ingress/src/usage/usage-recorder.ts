@@ -142,6 +142,10 @@ export class UsageTrack {
   private ended = false;
   private priced: { key: string; value: PricedUsage } | undefined;
   private decision: routerv1.RouteDecision | undefined;
+  /** The deployment being called when no decision has arrived yet. */
+  private inCall: routerv1.RouteDecision | undefined;
+  /** The request was abandoned while a deployment was working on it, before its first answer event. */
+  private abandonedInCall = false;
 
   constructor(
     private readonly recorder: UsageRecorder,
@@ -180,6 +184,15 @@ export class UsageTrack {
       latencyMs: a.latencyMs,
     }));
   }
+
+  /**
+   * The deployment the router is calling, before it answers (`openChat`'s `onCalling`). A request
+   * the client abandons at this point is charged to it: the prompt, counted here, since the
+   * provider may bill the prompt it started on; nothing for an answer nobody saw begin.
+   */
+  readonly calling = (decision: routerv1.RouteDecision): void => {
+    if (!this.event.servedModel) this.inCall = decision;
+  };
 
   /** Records the error kind of a failed call, then rethrows it. */
   async guard<T>(call: Promise<T>): Promise<T> {
@@ -264,8 +277,8 @@ export class UsageTrack {
 
   private fillTokens(): void {
     const u = this.usage;
-    if (!u.reported && this.event.servedModel && this.event.firstTokenAtMs > 0) {
-      // The answer started but its usage never came (the client left): estimate what was spent.
+    if (!u.reported && this.event.servedModel && (this.event.firstTokenAtMs > 0 || this.abandonedInCall)) {
+      // The answer started (or was being worked on) but its usage never came (the client left): estimate what was spent.
       this.event.tokens = { prompt: countPromptTokens(this.exchange.body), completion: Math.ceil(this.streamedChars / 4), cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
       return;
     }
@@ -290,7 +303,10 @@ export class UsageTrack {
     const context = this.exchange.context();
     if (!context) return;
     const event = this.event;
-    const { cancelled, status } = this.exchange.outcome();
+    const outcome = this.exchange.outcome();
+    const status = outcome.status;
+    // A client that left during a call may still have been written its 499 by the time the call unwound.
+    const cancelled = outcome.cancelled || this.errorKind === 'cancelled';
     event.completedAtMs = Math.max(Date.now(), event.receivedAtMs);
     event.latencyMs = event.completedAtMs - event.receivedAtMs;
     event.ttftMs = event.firstTokenAtMs > 0 ? Math.max(0, event.firstTokenAtMs - event.receivedAtMs) : 0;
@@ -304,6 +320,10 @@ export class UsageTrack {
       endUser: context.endUser,
       tags: { ...context.tags },
     };
+    if (cancelled && this.inCall && !event.servedModel) {
+      this.routed(this.inCall);
+      this.abandonedInCall = true;
+    }
     event.cancelled = cancelled;
     event.httpStatus = status;
     const errorKind = this.errorKind ?? (status >= 400 ? kindOfStatus(status) : undefined);
@@ -328,7 +348,8 @@ export class UsageTrack {
           errorKind: errorKind ?? '',
           // Like every other attempt: the provider's time to its first answer event, as the router
           // measured it; not the whole request, which includes the streamed answer and the client.
-          latencyMs: details.at(-1)?.latencyMs ?? (event.ttftMs > 0 ? event.ttftMs : event.latencyMs),
+          // (A call abandoned before it answered ran until the client left.)
+          latencyMs: this.abandonedInCall ? event.latencyMs : (details.at(-1)?.latencyMs ?? (event.ttftMs > 0 ? event.ttftMs : event.latencyMs)),
         },
       ];
     }

@@ -220,7 +220,7 @@ export class WsGateway {
       checkChatBounds(request, this.bounds);
       const clientWantsUsage = request.streamOptions?.includeUsage === true;
       if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
-      const opened = await usage.guard(openChat(this.router, context, request, signal));
+      const opened = await usage.guard(openChat(this.router, context, request, signal, usage.calling));
       usage.routed(opened.decision);
       const headers = { ...routeHeaders(opened.decision), ...admission.headers, 'x-request-id': context.requestId };
       const served = opened.decision.model;

@@ -1,4 +1,4 @@
-import type { routerv1 } from '@openrouter/contracts';
+import { routerv1 } from '@openrouter/contracts';
 import type { Candidate, RoutePlan } from '../routing/route-planner';
 
 /** The decision for the deployment that served, with every attempt and why it was chosen. */
@@ -16,6 +16,20 @@ export function decisionFor(plan: RoutePlan, served: Candidate, attempts: router
     attemptDetails: attempts,
     strategy: plan.route.strategy,
   };
+}
+
+/** The decision while `calling` is being called: the attempts made before it, then this one, in progress. */
+export function callingDecision(plan: RoutePlan, calling: Candidate, earlier: readonly routerv1.RouteAttempt[]): routerv1.RouteDecision {
+  const inProgress: routerv1.RouteAttempt = {
+    model: calling.model.id,
+    provider: calling.deployment.provider,
+    deployment: calling.deployment.id,
+    status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_IN_PROGRESS,
+    errorKind: '',
+    latencyMs: 0,
+    upstreamStatus: 0,
+  };
+  return decisionFor(plan, calling, [...earlier, inProgress]);
 }
 
 /** A short ASCII reason (it travels in a response header). */

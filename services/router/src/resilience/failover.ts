@@ -15,6 +15,9 @@ export type AttemptOpener<T> = (candidate: Candidate, signal: AbortSignal) => As
 /** Told about every attempt's outcome, with its failure if it failed (gray releases watch the canary this way). */
 export type AttemptListener = (candidate: Candidate, attempt: routerv1.RouteAttempt, failure: GatewayError | undefined) => void;
 
+/** Told just before each call to a deployment, with the attempts made before it. */
+export type CallListener = (candidate: Candidate, earlier: readonly routerv1.RouteAttempt[]) => void;
+
 export interface FailoverDependencies {
   retry: RetrySettings;
   contextFallback: boolean;
@@ -47,7 +50,7 @@ export async function serveWithFailover<T>(
   open: AttemptOpener<T>,
   signal: AbortSignal,
   deps: FailoverDependencies,
-  options: { stream: boolean; tokens: number; onAttempt?: AttemptListener },
+  options: { stream: boolean; tokens: number; onAttempt?: AttemptListener; onCall?: CallListener },
 ): Promise<Served<T>> {
   const { retry, breakers, stats, clock } = deps;
   const deadline = clock.now() + retry.deadlineMs;
@@ -117,6 +120,7 @@ export async function serveWithFailover<T>(
     );
     let iterator: AsyncIterator<T>;
     let first: IteratorResult<T>;
+    options.onCall?.(candidate, attempts);
     try {
       iterator = openAttempt(open, candidate, call.signal);
       first = await iterator.next();

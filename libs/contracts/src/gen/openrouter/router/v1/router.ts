@@ -33,6 +33,8 @@ export enum RouteAttemptStatus {
   ROUTE_ATTEMPT_STATUS_UNSPECIFIED = 0,
   ROUTE_ATTEMPT_STATUS_OK = 1,
   ROUTE_ATTEMPT_STATUS_ERROR = 2,
+  /** ROUTE_ATTEMPT_STATUS_IN_PROGRESS - Called and not answered yet (in a `calling` message). */
+  ROUTE_ATTEMPT_STATUS_IN_PROGRESS = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -61,7 +63,10 @@ export interface ChatRequest {
   request?: ChatRequest1 | undefined;
 }
 
-/** The first message names the serving deployment; the rest carry the answer. */
+/**
+ * Before each call to a deployment, `calling` names it; once one produced its first answer
+ * event, `decision` names the deployment that serves, and the rest carry the answer.
+ */
 export interface ChatResponse {
   decision?: RouteDecision | undefined;
   chunk?: ChatChunk | undefined;
@@ -69,7 +74,15 @@ export interface ChatResponse {
     | ChatCompletion
     | undefined;
   /** Consecutive chunks as one message, to a caller that asked for batches. */
-  chunks?: ChatChunkBatch | undefined;
+  chunks?:
+    | ChatChunkBatch
+    | undefined;
+  /**
+   * The deployment about to be called, as `decision` would name it if it answers: the attempts
+   * before it, then this one, in progress. What a request abandoned before its first answer
+   * event is charged to (the provider may bill the prompt it started on).
+   */
+  calling?: RouteDecision | undefined;
 }
 
 export interface RouteDecision {
@@ -577,7 +590,7 @@ export const ChatRequest: MessageFns<ChatRequest> = {
 };
 
 function createBaseChatResponse(): ChatResponse {
-  return { decision: undefined, chunk: undefined, completion: undefined, chunks: undefined };
+  return { decision: undefined, chunk: undefined, completion: undefined, chunks: undefined, calling: undefined };
 }
 
 export const ChatResponse: MessageFns<ChatResponse> = {
@@ -593,6 +606,9 @@ export const ChatResponse: MessageFns<ChatResponse> = {
     }
     if (message.chunks !== undefined) {
       ChatChunkBatch.encode(message.chunks, writer.uint32(34).fork()).join();
+    }
+    if (message.calling !== undefined) {
+      RouteDecision.encode(message.calling, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -642,6 +658,14 @@ export const ChatResponse: MessageFns<ChatResponse> = {
             message.chunks = ChatChunkBatch.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.calling = RouteDecision.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -670,6 +694,9 @@ export const ChatResponse: MessageFns<ChatResponse> = {
       : undefined;
     message.chunks = (object.chunks !== undefined && object.chunks !== null)
       ? ChatChunkBatch.fromPartial(object.chunks)
+      : undefined;
+    message.calling = (object.calling !== undefined && object.calling !== null)
+      ? RouteDecision.fromPartial(object.calling)
       : undefined;
     return message;
   },
