@@ -18,12 +18,14 @@ describe('gRPC transport floor', () => {
     expect(row.cpuMsPerRequest).toEqual({ client: 0.5, relay: 0.5, backend: 0.15, total: 1.15 });
   });
 
-  it('sends what the gateway sends: a decision, then a completion or the chunks of a stream with its usage last', () => {
+  it('sends what the router sends ingress: the deployment called, then the decision with a completion or with the first chunk of a stream, the others after it, its usage last', () => {
     const chat = [...chainAnswer(false)];
-    expect(chat.map((m) => Object.entries(m).filter(([, v]) => v !== undefined).map(([k]) => k))).toEqual([['decision'], ['completion']]);
+    expect(chat.map((m) => Object.entries(m).filter(([, v]) => v !== undefined).map(([k]) => k))).toEqual([['calling'], ['routed']]);
+    expect(chat[1]?.routed?.completion?.choices).toHaveLength(1);
     const stream = [...chainAnswer(true)];
-    expect(stream[0]?.decision?.provider).toBe('openai');
-    expect(stream.slice(1).every((m) => m.chunk !== undefined)).toBe(true);
+    expect(stream[0]?.calling?.provider).toBe('openai');
+    expect(stream[1]?.routed).toMatchObject({ decision: { provider: 'openai' }, chunk: { choices: [{ delta: { role: 'assistant' } }] } });
+    expect(stream.slice(2).every((m) => m.chunk !== undefined)).toBe(true);
     expect(stream.at(-1)?.chunk?.usage?.completionTokens).toBe(stream.length - 3);
     // Both survive the wire format unchanged.
     for (const m of [...chat, ...stream]) expect(routerv1.ChatResponse.decode(routerv1.ChatResponse.encode(m).finish())).toEqual(m);

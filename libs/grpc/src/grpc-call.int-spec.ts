@@ -91,6 +91,28 @@ describe('deadlines of gRPC calls, against a server that never answers', () => {
     // The second message came three bounds after the first, and the stream ended as the server ended it.
     expect(received).toEqual([0, 1]);
   });
+
+  it('keeps the bound running past messages that are no answer (progress notices), and ends it at the first answer', async () => {
+    // Message 0 is a notice: the server then goes silent, and the call fails at the bound.
+    sendBeforeSilence = 1;
+    const notices: number[] = [];
+    const read = async (): Promise<void> => {
+      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 300, answers: (m) => m[0] !== 0 })) notices.push(message[0] ?? -1);
+    };
+    expect(await rejection(read())).toMatchObject({ kind: 'timeout', message: 'The router did not answer within 300 ms.' });
+    expect(notices).toEqual([0]);
+
+    // Message 1, an answer, comes within the bound; nothing bounds the rest.
+    sendBeforeSilence = 2;
+    lateMessageAfterMs = 600;
+    const received: number[] = [];
+    try {
+      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 200, answers: (m) => m[0] !== 0 })) received.push(message[0] ?? -1);
+    } finally {
+      lateMessageAfterMs = 0;
+    }
+    expect(received).toEqual([0, 1, 2]);
+  });
 });
 
 describe('reconnecting to a peer that restarts', () => {

@@ -4,11 +4,13 @@ import { ERROR_TRAILER, fromGrpcError } from './grpc-errors';
 import type { StreamBatching } from './stream-batching';
 
 /** Bounds of a call: who answers it (named in a timeout's message), and how long it may take. */
-export interface CallBounds {
+export interface CallBounds<T = unknown> {
   /** The peer, as the error names it ("router", "billing"). */
   peer?: string;
-  /** Unary: the call's deadline. Stream: the time allowed until the first message. */
+  /** Unary: the call's deadline. Stream: the time allowed until the first message (see `answers`). */
   timeoutMs?: number;
+  /** Stream: which messages end the wait `timeoutMs` bounds (default: any); others, such as progress notices, do not. */
+  answers?: (message: T) => boolean;
 }
 
 function timedOut(peer: string | undefined, ms: number, cause: unknown): GatewayError {
@@ -19,10 +21,11 @@ function timedOut(peer: string | undefined, ms: number, cause: unknown): Gateway
  * Reads a server stream as an async iterable of messages. Aborting the signal cancels the call,
  * which the server sees as a cancelled call and passes on to its own downstream work. With
  * `batching` (the call's metadata accepted it: `acceptBatches`), a batch is read as the messages
- * it carries. With `bounds.timeoutMs`, a call whose first message does not arrive in time is
- * cancelled and fails as a timeout (a peer that hangs, rather than one that is down).
+ * it carries. With `bounds.timeoutMs`, a call whose first message (the first of `bounds.answers`)
+ * does not arrive in time is cancelled and fails as a timeout (a peer that hangs, rather than one
+ * that is down).
  */
-export async function* readStream<T>(call: ClientReadableStream<T>, signal?: AbortSignal, batching?: StreamBatching<T>, bounds: CallBounds = {}): AsyncGenerator<T> {
+export async function* readStream<T>(call: ClientReadableStream<T>, signal?: AbortSignal, batching?: StreamBatching<T>, bounds: CallBounds<T> = {}): AsyncGenerator<T> {
   const onAbort = (): void => call.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
   let expired = false;
@@ -35,8 +38,12 @@ export async function* readStream<T>(call: ClientReadableStream<T>, signal?: Abo
         }, bounds.timeoutMs);
   let ended = false;
   try {
+    let waiting = firstMessageTimer !== undefined;
     for await (const message of call as AsyncIterable<T>) {
-      clearTimeout(firstMessageTimer);
+      if (waiting && (bounds.answers === undefined || bounds.answers(message))) {
+        clearTimeout(firstMessageTimer);
+        waiting = false;
+      }
       const batch = batching?.unpack(message);
       if (batch === undefined) yield message;
       else yield* batch;

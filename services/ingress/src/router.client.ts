@@ -1,9 +1,12 @@
 import { credentials, Metadata, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
-import { acceptBatches, CHANNEL_OPTIONS, callUnary, chatChunkBatching, readStream } from '@openrouter/grpc';
+import { acceptBatches, CHANNEL_OPTIONS, callUnary, chatChunkBatching, readStream, ROUTE_CALLS_FEATURE, withFeatures } from '@openrouter/grpc';
 import { RouterPort } from './router.port';
 
 const CHAT_CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
+
+/** A `calling` notice is no answer: the router's deadline for one still runs. */
+const isAnswer = (message: routerv1.ChatResponse): boolean => message.calling === undefined;
 
 /** How long ingress waits on the router before answering the client with a timeout. */
 export interface RouterTimeouts {
@@ -31,7 +34,8 @@ export class RouterClient extends RouterPort {
 
   chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {
     const timeoutMs = request.request?.stream ? this.timeouts.firstStreamedMs : this.timeouts.wholeAnswerMs;
-    return readStream(this.client.chat(request, acceptBatches(CHAT_CHUNKS)), signal, CHAT_CHUNKS, { peer: 'router', timeoutMs });
+    const metadata = withFeatures([ROUTE_CALLS_FEATURE], acceptBatches(CHAT_CHUNKS));
+    return readStream(this.client.chat(request, metadata), signal, CHAT_CHUNKS, { peer: 'router', timeoutMs, answers: isAnswer });
   }
 
   embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse> {

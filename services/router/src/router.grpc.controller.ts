@@ -1,6 +1,6 @@
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
-import { chatChunkBatching, serveStream, serveUnary, toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
+import { chatChunkBatching, hasFeature, ROUTE_CALLS_FEATURE, serveStream, serveUnary, toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { RouterService } from './router.service';
 
@@ -22,7 +22,7 @@ export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcS
     chat(call: ServerWritableStream<routerv1.ChatRequest, routerv1.ChatResponse>): void {
       serveStream(
         call,
-        (signal) => service.chat(call.request, signal),
+        (signal) => service.chat(call.request, signal, hasFeature(call.metadata, ROUTE_CALLS_FEATURE)),
         (error) => logger.debug({ requestId: call.request.context?.requestId, err: error }, 'route failed'),
         CHAT_CHUNKS,
       );

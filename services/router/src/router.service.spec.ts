@@ -25,7 +25,8 @@ class FakeAdapters implements AdapterPort {
   }
 }
 
-const decisionOf = (events: routerv1.ChatResponse[]) => events.find((e) => e.decision)?.decision;
+const decisionOf = (events: routerv1.ChatResponse[]) => events.find((e) => e.routed)?.routed?.decision;
+const kinds = (events: routerv1.ChatResponse[]) => events.map((e) => Object.keys(e).filter((k) => e[k as keyof routerv1.ChatResponse] !== undefined));
 
 async function collect(stream: AsyncGenerator<routerv1.ChatResponse>): Promise<routerv1.ChatResponse[]> {
   const out: routerv1.ChatResponse[] = [];
@@ -36,24 +37,34 @@ async function collect(stream: AsyncGenerator<routerv1.ChatResponse>): Promise<r
 describe('RouterService', () => {
   const config = configWith(TWO_MODELS, { retry: { baseDelayMs: 0, maxDelayMs: 0 }, aliases: { smart: { models: ['cheap', 'premium'], route: { strategy: 'quality' } } } });
 
-  it('names each deployment before calling it, then emits the decision after the first answer, with attempts, task type and reason', async () => {
+  it('names each deployment before calling it, then emits the decision with the first answer, with attempts, task type and reason', async () => {
     const adapters = new FakeAdapters();
     adapters.failures['p'] = [new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 })];
     const service = new RouterService(engineFor(config), adapters);
     const events = await collect(service.chat({ context: contextFor(), request: chatRequest('smart', 'Solve 3x + 1 = 10 for x', { models: ['cheap'], route: { strategy: 'quality' }, seed_extra: 1 }) }, new AbortController().signal));
-    expect(events.map((e) => Object.keys(e).filter((k) => e[k as keyof routerv1.ChatResponse] !== undefined))).toEqual([['calling'], ['calling'], ['decision'], ['completion']]);
+    expect(kinds(events)).toEqual([['calling'], ['calling'], ['routed']]);
     const [first, second] = [events[0]?.calling, events[1]?.calling];
     const IN_PROGRESS = routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_IN_PROGRESS;
     expect(first).toMatchObject({ model: 'premium', attempts: 1, taskType: 'math', attemptDetails: [{ deployment: first?.deployment, status: IN_PROGRESS, latencyMs: 0 }] });
     expect(second).toMatchObject({ model: 'premium', attempts: 2, attemptDetails: [{ deployment: first?.deployment, errorKind: 'upstream_error' }, { deployment: second?.deployment, status: IN_PROGRESS }] });
     expect(second?.deployment).not.toBe(first?.deployment);
-    const decision = events[2]?.decision;
+    const decision = events[2]?.routed?.decision;
     expect(decision).toMatchObject({ model: 'premium', deployment: second?.deployment, attempts: 2, taskType: 'math', strategy: 'quality', reason: 'smart: quality strategy; failover after 1 failed attempt' });
     expect(decision?.attemptDetails.map((a) => a.errorKind)).toEqual(['upstream_error', '']);
     expect(decision?.attemptDetails.map((a) => a.status)).toEqual([routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR, routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_OK]);
-    expect(events[3]?.completion).toBeDefined();
+    expect(events[2]?.routed?.completion).toBeDefined();
     expect(adapters.seen.every((r) => JSON.parse(r.request?.extraJson ?? '{}').route === undefined)).toBe(true);
     expect(JSON.parse(adapters.seen[0]?.request?.extraJson ?? '{}')).toEqual({ seed_extra: 1 });
+  });
+
+  it('sends a caller that does not ask for route calls the decision, then the answer, as before', async () => {
+    const adapters = new FakeAdapters();
+    adapters.failures['p'] = [new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 })];
+    const service = new RouterService(engineFor(config), adapters);
+    const events = await collect(service.chat({ context: contextFor(), request: chatRequest('premium', 'hi') }, new AbortController().signal, false));
+    expect(kinds(events)).toEqual([['decision'], ['completion']]);
+    expect(events[0]?.decision).toMatchObject({ model: 'premium', attempts: 2 });
+    expect(adapters.seen).toHaveLength(2);
   });
 
   it('ends a call whose reader left before it answered, and one that answers after its reader left', async () => {

@@ -53,13 +53,18 @@ export class RouterService {
     return this.engine.planner.plan(this.prepareChat(context, request).planRequest, explain);
   }
 
-  async *chat(input: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {
+  /**
+   * Serves a chat request. With `routeCalls` (a caller that understands them), each deployment is
+   * named before it is called (`calling`) and the decision travels with the first answer event
+   * (`routed`); otherwise the decision, then the answer events, as older callers expect.
+   */
+  async *chat(input: routerv1.ChatRequest, signal: AbortSignal, routeCalls = true): AsyncGenerator<routerv1.ChatResponse> {
     const { context, request } = requiredRequest(input);
     const prepared = this.prepareChat(context, request);
     const plan = this.engine.planner.plan(prepared.planRequest);
     const open: AttemptOpener<adapterv1.ChatResponse> = (candidate, callSignal) =>
       this.adapters.chat({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request: prepared.upstream, timeoutMs: 0 }, callSignal);
-    // Each call is announced before it is made, while failover goes on; then the decision follows.
+    // Each call is announced before it is made, while failover goes on.
     const calls: routerv1.ChatResponse[] = [];
     let wake: (() => void) | undefined;
     let outcome: { served: Served<adapterv1.ChatResponse> } | { error: unknown } | undefined;
@@ -67,10 +72,12 @@ export class RouterService {
       stream: request.stream,
       tokens: prepared.planRequest.promptTokens + prepared.planRequest.maxOutputTokens,
       onAttempt: this.grayReleaseListener(plan),
-      onCall: (candidate, earlier) => {
-        calls.push({ calling: callingDecision(plan, candidate, earlier) });
-        wake?.();
-      },
+      onCall: routeCalls
+        ? (candidate, earlier) => {
+            calls.push({ calling: callingDecision(plan, candidate, earlier) });
+            wake?.();
+          }
+        : undefined,
     });
     serving.then(
       (served) => {
@@ -96,8 +103,13 @@ export class RouterService {
     const { served } = outcome;
     let failure: unknown;
     try {
-      yield { decision: decisionFor(plan, served.candidate, served.attempts) };
-      yield answerEvent(served.first);
+      const decision = decisionFor(plan, served.candidate, served.attempts);
+      const first = answerEvent(served.first);
+      if (routeCalls) yield { routed: { decision, chunk: first.chunk, completion: first.completion } };
+      else {
+        yield { decision };
+        yield first;
+      }
       for (let next = await served.rest.next(); !next.done; next = await served.rest.next()) yield answerEvent(next.value);
     } catch (error) {
       failure = error;

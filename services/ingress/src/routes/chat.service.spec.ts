@@ -117,10 +117,23 @@ describe('openChat', () => {
     expect(chat.first).toEqual({ completion });
   });
 
+  it('reads the decision that travels with the first answer event (routed) as the two in a row', async () => {
+    const heard: string[] = [];
+    const chunk = { id: 'x', created: 1, model: 'u', choices: [] } as chatv1.ChatChunk;
+    const router = routerAnswering([{ calling: calling('d') }, { routed: { decision, chunk } }, { chunk: { ...chunk, id: 'y' } }]);
+    const chat = await openChat(router, tenant, {} as chatv1.ChatRequest, new AbortController().signal, (c) => heard.push(c.deployment));
+    expect(heard).toEqual(['d']);
+    expect(chat.decision).toBe(decision);
+    expect(chat.first).toEqual({ chunk });
+    expect((await chat.rest.next()).value).toEqual({ chunk: { ...chunk, id: 'y' } });
+    expect((await chat.rest.next()).done).toBe(true);
+  });
+
   it('refuses a router answer with no decision, or with a second announcement in place of the answer', async () => {
     const signal = new AbortController().signal;
     await expect(openChat(routerAnswering([{ calling: calling('d') }, { completion }]), tenant, {} as chatv1.ChatRequest, signal)).rejects.toMatchObject({ kind: 'upstream_error' });
     await expect(openChat(routerAnswering([{ calling: calling('d') }]), tenant, {} as chatv1.ChatRequest, signal)).rejects.toMatchObject({ kind: 'upstream_error' });
     await expect(openChat(routerAnswering([{ decision }, { calling: calling('d') }]), tenant, {} as chatv1.ChatRequest, signal)).rejects.toMatchObject({ kind: 'upstream_error', message: 'The provider returned an empty answer.' });
+    await expect(openChat(routerAnswering([{ routed: { decision } }]), tenant, {} as chatv1.ChatRequest, signal)).rejects.toMatchObject({ kind: 'upstream_error', message: 'The provider returned an empty answer.' });
   });
 });

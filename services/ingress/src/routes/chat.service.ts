@@ -47,7 +47,13 @@ function isAnswer(event: RouterEvent): event is AnswerEvent {
 async function* answerEvents(stream: AsyncGenerator<routerv1.ChatResponse>): AsyncGenerator<RouterEvent> {
   for await (const event of stream) {
     if (event.calling) yield { calling: event.calling };
-    else if (event.decision) yield { decision: event.decision };
+    else if (event.routed) {
+      // The decision with the first answer event: as if they had come one after the other.
+      const { decision, chunk, completion } = event.routed;
+      if (decision) yield { decision };
+      if (chunk) yield { chunk };
+      else if (completion) yield { completion };
+    } else if (event.decision) yield { decision: event.decision };
     else if (event.chunk) yield { chunk: event.chunk };
     else if (event.completion) yield { completion: event.completion };
   }

@@ -64,8 +64,9 @@ export interface ChatRequest {
 }
 
 /**
- * Before each call to a deployment, `calling` names it; once one produced its first answer
- * event, `decision` names the deployment that serves, and the rest carry the answer.
+ * The first message names the serving deployment (`decision`); the rest carry the answer. To a
+ * caller that asked for route calls (see libs/grpc call features), `calling` names each
+ * deployment before it is called, and the decision travels with the first answer event (`routed`).
  */
 export interface ChatResponse {
   decision?: RouteDecision | undefined;
@@ -82,7 +83,17 @@ export interface ChatResponse {
    * before it, then this one, in progress. What a request abandoned before its first answer
    * event is charged to (the provider may bill the prompt it started on).
    */
-  calling?: RouteDecision | undefined;
+  calling?:
+    | RouteDecision
+    | undefined;
+  /** The decision and the first answer event, in one message. */
+  routed?: RoutedAnswer | undefined;
+}
+
+export interface RoutedAnswer {
+  decision?: RouteDecision | undefined;
+  chunk?: ChatChunk | undefined;
+  completion?: ChatCompletion | undefined;
 }
 
 export interface RouteDecision {
@@ -590,7 +601,14 @@ export const ChatRequest: MessageFns<ChatRequest> = {
 };
 
 function createBaseChatResponse(): ChatResponse {
-  return { decision: undefined, chunk: undefined, completion: undefined, chunks: undefined, calling: undefined };
+  return {
+    decision: undefined,
+    chunk: undefined,
+    completion: undefined,
+    chunks: undefined,
+    calling: undefined,
+    routed: undefined,
+  };
 }
 
 export const ChatResponse: MessageFns<ChatResponse> = {
@@ -609,6 +627,9 @@ export const ChatResponse: MessageFns<ChatResponse> = {
     }
     if (message.calling !== undefined) {
       RouteDecision.encode(message.calling, writer.uint32(42).fork()).join();
+    }
+    if (message.routed !== undefined) {
+      RoutedAnswer.encode(message.routed, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -666,6 +687,14 @@ export const ChatResponse: MessageFns<ChatResponse> = {
             message.calling = RouteDecision.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.routed = RoutedAnswer.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -697,6 +726,94 @@ export const ChatResponse: MessageFns<ChatResponse> = {
       : undefined;
     message.calling = (object.calling !== undefined && object.calling !== null)
       ? RouteDecision.fromPartial(object.calling)
+      : undefined;
+    message.routed = (object.routed !== undefined && object.routed !== null)
+      ? RoutedAnswer.fromPartial(object.routed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRoutedAnswer(): RoutedAnswer {
+  return { decision: undefined, chunk: undefined, completion: undefined };
+}
+
+export const RoutedAnswer: MessageFns<RoutedAnswer> = {
+  encode(message: RoutedAnswer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decision !== undefined) {
+      RouteDecision.encode(message.decision, writer.uint32(10).fork()).join();
+    }
+    if (message.chunk !== undefined) {
+      ChatChunk.encode(message.chunk, writer.uint32(18).fork()).join();
+    }
+    if (message.completion !== undefined) {
+      ChatCompletion.encode(message.completion, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RoutedAnswer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRoutedAnswer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decision = RouteDecision.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.chunk = ChatChunk.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.completion = ChatCompletion.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RoutedAnswer>, I>>(base?: I): RoutedAnswer {
+    return RoutedAnswer.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RoutedAnswer>, I>>(object: I): RoutedAnswer {
+    const message = createBaseRoutedAnswer();
+    message.decision = (object.decision !== undefined && object.decision !== null)
+      ? RouteDecision.fromPartial(object.decision)
+      : undefined;
+    message.chunk = (object.chunk !== undefined && object.chunk !== null)
+      ? ChatChunk.fromPartial(object.chunk)
+      : undefined;
+    message.completion = (object.completion !== undefined && object.completion !== null)
+      ? ChatCompletion.fromPartial(object.completion)
       : undefined;
     return message;
   },
