@@ -255,6 +255,11 @@ describe('access layer end to end', () => {
       expect(new Set(orgView.map((e) => e.details['org']))).toEqual(new Set(['initech']));
       const projectView = await entries(BILLING_ADMIN_KEY);
       expect(projectView.map((e) => e.target)).toContain(own.json['id']);
+      // Each entry names the scope of the key that made the change, when it had one.
+      expect(projectView.find((e) => e.target === own.json['id'])?.details).toMatchObject({ org: 'initech', project: 'billing', actor_org: 'initech', actor_project: 'billing' });
+      const byUnscoped = (await entries(TEST_ADMIN_KEY)).find((e) => e.target === acme.json['id'])?.details;
+      expect(byUnscoped).toMatchObject({ org: 'acme', role: 'admin' });
+      expect(byUnscoped).not.toHaveProperty('actor_org');
       expect(new Set(projectView.map((e) => `${String(e.details['org'])}/${String(e.details['project'])}`))).toEqual(new Set(['initech/billing']));
     });
   });

@@ -313,7 +313,9 @@ export class AccessService {
   }
 
   private async audit(actor: Actor, action: string, target: string, details: Record<string, unknown>): Promise<void> {
-    const entry = { at: new Date().toISOString(), actor: actor.id, action, target, details: { ...details, role: actor.role } };
+    // A scoped actor's own scope is recorded beside what it changed (`org`, `project`).
+    const scope = { ...(actor.org !== undefined && { actor_org: actor.org }), ...(actor.project !== undefined && { actor_project: actor.project }) };
+    const entry = { at: new Date().toISOString(), actor: actor.id, action, target, details: { ...details, role: actor.role, ...scope } };
     await this.repository.appendAudit(entry);
     this.logger.info({ audit: entry }, 'admin change');
   }
