@@ -149,6 +149,30 @@ describe('WebSocket API', () => {
     client.close();
   });
 
+  it('charges a request cancelled while the provider works on it, before any answer, its prompt at that deployment', async () => {
+    gw.sim.configure({ faults: [{ kind: 'timeout' }] });
+    const client = await Client.open(url, { key: gw.apiKey });
+    client.send({ type: 'chat.completions', id: 'unanswered', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'a question nobody waits for' }] } });
+    await gw.sim.waitForRequest(() => true, 5_000);
+    client.send({ type: 'cancel', id: 'unanswered' });
+    await client.until((frames) => frames.some((f) => f.id === 'unanswered' && f.type === 'error'));
+    expect(client.of('unanswered').find((f) => f.type === 'error')).toMatchObject({ status: 499 });
+    client.close();
+    const row = await waitFor(
+      async () =>
+        (
+          await queryRows<{ status: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string }>(
+            gw.gateway.billing.usage.store,
+            "SELECT status, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost FROM {db:Identifier}.usage_events FINAL WHERE request_id LIKE '%:unanswered'",
+          )
+        )[0],
+      { what: 'the cancelled request metered' },
+    );
+    expect(row).toMatchObject({ status: 'cancelled', deployment: 'sim-mini', completion_tokens: 0, tokens_estimated: true });
+    expect(row.prompt_tokens).toBeGreaterThan(0);
+    expect(Number(row.cost)).toBeGreaterThan(0);
+  });
+
   it('answers bad frames and bad requests with error frames, and keeps the socket open', async () => {
     const client = await Client.open(url, { key: gw.apiKey });
     client.socket.send('not json');
