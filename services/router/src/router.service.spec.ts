@@ -42,17 +42,19 @@ describe('RouterService', () => {
     adapters.failures['p'] = [new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 })];
     const service = new RouterService(engineFor(config), adapters);
     const events = await collect(service.chat({ context: contextFor(), request: chatRequest('smart', 'Solve 3x + 1 = 10 for x', { models: ['cheap'], route: { strategy: 'quality' }, seed_extra: 1 }) }, new AbortController().signal));
-    expect(kinds(events)).toEqual([['calling'], ['calling'], ['routed']]);
-    const [first, second] = [events[0]?.calling, events[1]?.calling];
-    const IN_PROGRESS = routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_IN_PROGRESS;
+    // Before the first call, after its failure (no call in progress while backing off), before the second.
+    expect(kinds(events)).toEqual([['calling'], ['calling'], ['calling'], ['routed']]);
+    const [first, failed, second] = [events[0]?.calling, events[1]?.calling, events[2]?.calling];
+    const { ROUTE_ATTEMPT_STATUS_IN_PROGRESS: IN_PROGRESS, ROUTE_ATTEMPT_STATUS_ERROR: ERROR } = routerv1.RouteAttemptStatus;
     expect(first).toMatchObject({ model: 'premium', attempts: 1, taskType: 'math', attemptDetails: [{ deployment: first?.deployment, status: IN_PROGRESS, latencyMs: 0 }] });
+    expect(failed).toMatchObject({ attempts: 1, attemptDetails: [{ deployment: first?.deployment, status: ERROR, errorKind: 'upstream_error' }] });
     expect(second).toMatchObject({ model: 'premium', attempts: 2, attemptDetails: [{ deployment: first?.deployment, errorKind: 'upstream_error' }, { deployment: second?.deployment, status: IN_PROGRESS }] });
     expect(second?.deployment).not.toBe(first?.deployment);
-    const decision = events[2]?.routed?.decision;
+    const decision = events[3]?.routed?.decision;
     expect(decision).toMatchObject({ model: 'premium', deployment: second?.deployment, attempts: 2, taskType: 'math', strategy: 'quality', reason: 'smart: quality strategy; failover after 1 failed attempt' });
     expect(decision?.attemptDetails.map((a) => a.errorKind)).toEqual(['upstream_error', '']);
     expect(decision?.attemptDetails.map((a) => a.status)).toEqual([routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR, routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_OK]);
-    expect(events[2]?.routed?.completion).toBeDefined();
+    expect(events[3]?.routed?.completion).toBeDefined();
     expect(adapters.seen.every((r) => JSON.parse(r.request?.extraJson ?? '{}').route === undefined)).toBe(true);
     expect(JSON.parse(adapters.seen[0]?.request?.extraJson ?? '{}')).toEqual({ seed_extra: 1 });
   });

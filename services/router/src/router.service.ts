@@ -64,20 +64,20 @@ export class RouterService {
     const plan = this.engine.planner.plan(prepared.planRequest);
     const open: AttemptOpener<adapterv1.ChatResponse> = (candidate, callSignal) =>
       this.adapters.chat({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request: prepared.upstream, timeoutMs: 0 }, callSignal);
-    // Each call is announced before it is made, while failover goes on.
+    // Each call is announced before it is made, and each failed one after it, while failover goes on.
     const calls: routerv1.ChatResponse[] = [];
     let wake: (() => void) | undefined;
+    const announce = (route: routerv1.RouteDecision): void => {
+      calls.push({ calling: route });
+      wake?.();
+    };
+    const gray = this.grayReleaseListener(plan);
     let outcome: { served: Served<adapterv1.ChatResponse> } | { error: unknown } | undefined;
     const serving = serveWithFailover(plan, open, signal, this.engine.failover, {
       stream: request.stream,
       tokens: prepared.planRequest.promptTokens + prepared.planRequest.maxOutputTokens,
-      onAttempt: this.grayReleaseListener(plan),
-      onCall: routeCalls
-        ? (candidate, earlier) => {
-            calls.push({ calling: callingDecision(plan, candidate, earlier) });
-            wake?.();
-          }
-        : undefined,
+      onAttempt: routeCalls ? this.progressListener(plan, gray, announce) : gray,
+      onCall: routeCalls ? (candidate, earlier) => announce(callingDecision(plan, candidate, earlier)) : undefined,
     });
     serving.then(
       (served) => {
@@ -199,6 +199,16 @@ export class RouterService {
    * connections, 429s, an upstream 401 or 404), count against the arm; a refusal of the request
    * itself (bad request, context too long, content filter) is not counted at all.
    */
+  /** Tells `gray` of every attempt, and `announce` of the route so far after a failed one (no call in progress until the next). */
+  private progressListener(plan: RoutePlan, gray: AttemptListener | undefined, announce: (route: routerv1.RouteDecision) => void): AttemptListener {
+    const attempts: routerv1.RouteAttempt[] = [];
+    return (candidate, attempt, failure) => {
+      gray?.(candidate, attempt, failure);
+      attempts.push(attempt);
+      if (failure) announce(decisionFor(plan, candidate, [...attempts]));
+    };
+  }
+
   private grayReleaseListener(plan: RoutePlan): AttemptListener | undefined {
     const assignment = plan.assignment;
     if (assignment?.kind !== 'gray_release') return undefined;

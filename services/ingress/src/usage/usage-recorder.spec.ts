@@ -144,6 +144,21 @@ describe('a usage record', () => {
       ]);
     });
 
+    it('is charged nothing when abandoned between calls, while the router backs off after a failed one', () => {
+      const { exchange: cut, settled } = held('between');
+      const publisher = collecting();
+      const track = new UsageRecorder(publisher, book, logger).trackExchange(cut, 'chat');
+      track.calling({ ...calling, deployment: 'd0', attempts: 1, attemptDetails: [{ ...inProgress, deployment: 'd0' }] });
+      track.calling({ ...calling, deployment: 'd0', attempts: 1, attemptDetails: [failedAttempt] });
+      track.failed(new GatewayError('cancelled', 'The client went away.'));
+      cut.end();
+      expect(publisher.events[0]).toMatchObject({ status: usagev1.Status.STATUS_CANCELLED, servedModel: '', deployment: '', cost: { amount: '0' }, tokens: { prompt: 0, estimated: false } });
+      expect(settled).toEqual([
+        ['budget', '0'],
+        ['admission', 0],
+      ]);
+    });
+
     it('is charged as answered once the decision came, and not at all when the router failed', () => {
       const publisher = collecting();
       const recorder = new UsageRecorder(publisher, book, logger);

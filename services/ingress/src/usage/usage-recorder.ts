@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { usagev1, type chatv1, type routerv1 } from '@openrouter/contracts';
+import { routerv1, usagev1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError, type ErrorKind } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type UsagePublisher } from '@openrouter/usage';
@@ -186,12 +186,16 @@ export class UsageTrack {
   }
 
   /**
-   * The deployment the router is calling, before it answers (`openChat`'s `onCalling`). A request
-   * the client abandons at this point is charged to it: the prompt, counted here, since the
+   * The route so far, before the router's decision (`openChat`'s `onCalling`): the deployment
+   * being called, or none while the router backs off after a failed call. A request the client
+   * abandons during a call is charged to that deployment: the prompt, counted here, since the
    * provider may bill the prompt it started on; nothing for an answer nobody saw begin.
    */
-  readonly calling = (decision: routerv1.RouteDecision): void => {
-    if (!this.event.servedModel) this.inCall = decision;
+  readonly calling = (route: routerv1.RouteDecision): void => {
+    if (this.event.servedModel) return;
+    // After a failed call the router is between calls (backing off): nothing is being spent.
+    const inProgress = route.attemptDetails.at(-1)?.status === routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_IN_PROGRESS;
+    this.inCall = inProgress ? route : undefined;
   };
 
   /** Records the error kind of a failed call, then rethrows it. */

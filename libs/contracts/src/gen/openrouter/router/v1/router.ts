@@ -79,9 +79,11 @@ export interface ChatResponse {
     | ChatChunkBatch
     | undefined;
   /**
-   * The deployment about to be called, as `decision` would name it if it answers: the attempts
-   * before it, then this one, in progress. What a request abandoned before its first answer
-   * event is charged to (the provider may bill the prompt it started on).
+   * The route so far, sent before each call and after each failed one. Before a call: the
+   * deployment about to be called, as `decision` would name it if it answers, the attempts before
+   * it, then this one, in progress. After a failed call: the attempts made, none in progress. A
+   * request abandoned while a call is in progress is charged to that deployment (the provider
+   * may bill the prompt it started on); one abandoned between calls, to none.
    */
   calling?:
     | RouteDecision
