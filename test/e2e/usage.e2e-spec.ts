@@ -247,4 +247,38 @@ describe('a request the client abandons while the provider works on it, before a
       gw.sim.configure({ faults: [] });
     }
   });
+
+  it('charges a legacy completion of several prompts abandoned during its calls once, every prompt counted', async () => {
+    gw.sim.configure({ faults: [{ kind: 'timeout' }] });
+    try {
+      const requestId = 'abandoned-legacy';
+      const before = gw.sim.requests().length;
+      const client = new AbortController();
+      const prompts = ['the first prompt of three', 'the second prompt of three', 'the third prompt of three'];
+      const call = gw.client().completions.create({ model: 'gpt-4o-mini', prompt: prompts, max_tokens: 5 }, { signal: client.signal, headers: { 'x-request-id': requestId } });
+      await waitFor(() => (gw.sim.requests().length >= before + 3 ? true : undefined), { timeoutMs: 10_000, what: 'the three provider calls' });
+      client.abort();
+      await expect(call).rejects.toThrow();
+      const rows = await waitFor(
+        async () => {
+          const found = await queryRows<{ status: string; operation: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string }>(
+            gw.gateway.billing.usage.store,
+            'SELECT status, operation, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
+            { id: requestId },
+          );
+          return found.length > 0 ? found : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200, what: 'the abandoned completion’s usage row' },
+      );
+      expect(rows).toHaveLength(1);
+      const [row] = rows;
+      expect(row).toMatchObject({ status: 'cancelled', operation: 'completion', deployment: 'sim-mini', completion_tokens: 0, tokens_estimated: true });
+      // Every prompt's tokens: more than the longest prompt alone could have.
+      expect(row?.prompt_tokens).toBeGreaterThanOrEqual(3 * 5);
+      expect(moneyText(new Money(row?.cost ?? '-1'))).toBe(moneyText(new Money(row?.prompt_tokens ?? 0).times('0.15').div(1_000_000)));
+      await waitFor(() => (gw.sim.requests().slice(before).every((r) => r.outcome === 'aborted') ? true : undefined), { timeoutMs: 10_000, what: 'every provider call aborted' });
+    } finally {
+      gw.sim.configure({ faults: [] });
+    }
+  });
 });
