@@ -113,6 +113,18 @@ describe('RouterService', () => {
     }
   });
 
+  it('ends a call that answered while its reader was still at an announcement, when the reader leaves there', async () => {
+    const engine = engineFor(config);
+    const stream = new RouterService(engine, new FakeAdapters()).chat({ context: contextFor(), request: chatRequest('cheap', 'hi') }, new AbortController().signal);
+    expect((await stream.next()).value).toMatchObject({ calling: { deployment: 'cheap-a' } });
+    // The answer comes while the reader holds the announcement.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(engine.stats.of('cheap-a').outstanding).toBe(1);
+    await stream.return(undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(engine.stats.of('cheap-a').outstanding).toBe(0);
+  });
+
   it('answers a bad route control with a 400-kind error naming the parameter', async () => {
     const service = new RouterService(engineFor(config), new FakeAdapters());
     await expect(collect(service.chat({ context: contextFor(), request: chatRequest('smart', 'hi', { route: { strategy: 'nope' } }) }, new AbortController().signal))).rejects.toMatchObject({ kind: 'bad_request', param: 'route.strategy' });

@@ -89,15 +89,17 @@ export class RouterService {
         wake?.();
       },
     );
+    let taken = false;
     try {
       while (calls.length > 0 || !outcome) {
         const call = calls.shift();
         if (call) yield call;
         else await new Promise<void>((resolve) => (wake = resolve));
       }
+      taken = true;
     } finally {
-      // The reader left while a call was being made: the call is ended when it settles.
-      if (!outcome) void serving.then((served) => abandon(served), () => undefined);
+      // The reader left at an announcement: a call that answers (or did already) is ended here.
+      if (!taken) void serving.then((served) => abandon(served), () => undefined);
     }
     if ('error' in outcome) throw outcome.error;
     const { served } = outcome;
