@@ -65,44 +65,22 @@ export class RouterService {
     const open: AttemptOpener<adapterv1.ChatResponse> = (candidate, callSignal) =>
       this.adapters.chat({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request: prepared.upstream, timeoutMs: 0 }, callSignal);
     // Each call is announced before it is made, and each failed one after it, while failover goes on.
-    const calls: routerv1.ChatResponse[] = [];
-    let wake: (() => void) | undefined;
-    const announce = (route: routerv1.RouteDecision): void => {
-      calls.push({ calling: route });
-      wake?.();
-    };
+    const notices = new Notices<routerv1.ChatResponse>();
+    const announce = (route: routerv1.RouteDecision): void => notices.push({ calling: route });
     const gray = this.grayReleaseListener(plan);
-    let outcome: { served: Served<adapterv1.ChatResponse> } | { error: unknown } | undefined;
     const serving = serveWithFailover(plan, open, signal, this.engine.failover, {
       stream: request.stream,
       tokens: prepared.planRequest.promptTokens + prepared.planRequest.maxOutputTokens,
       onAttempt: routeCalls ? this.progressListener(plan, gray, announce) : gray,
       onCall: routeCalls ? (candidate, earlier) => announce(callingDecision(plan, candidate, earlier)) : undefined,
     });
-    serving.then(
-      (served) => {
-        outcome = { served };
-        wake?.();
-      },
-      (error: unknown) => {
-        outcome = { error };
-        wake?.();
-      },
-    );
-    let taken = false;
+    let served: Served<adapterv1.ChatResponse> | undefined;
     try {
-      while (calls.length > 0 || !outcome) {
-        const call = calls.shift();
-        if (call) yield call;
-        else await new Promise<void>((resolve) => (wake = resolve));
-      }
-      taken = true;
+      served = yield* notices.until(serving);
     } finally {
       // The reader left at an announcement: a call that answers (or did already) is ended here.
-      if (!taken) void serving.then((served) => abandon(served), () => undefined);
+      if (!served) void serving.then((late) => abandon(late), () => undefined);
     }
-    if ('error' in outcome) throw outcome.error;
-    const { served } = outcome;
     let failure: unknown;
     try {
       const decision = decisionFor(plan, served.candidate, served.attempts);
@@ -194,13 +172,6 @@ export class RouterService {
     };
   }
 
-  /**
-   * A request in a gray release counts once for its arm, by its first attempt to the arm's own
-   * model (a canary left out by its breaker and served by the baseline says nothing about the
-   * canary). Failures on the deployment's side, the ones failover retries (5xx, timeouts, lost
-   * connections, 429s, an upstream 401 or 404), count against the arm; a refusal of the request
-   * itself (bad request, context too long, content filter) is not counted at all.
-   */
   /** Tells `gray` of every attempt, and `announce` of the route so far after a failed one (no call in progress until the next). */
   private progressListener(plan: RoutePlan, gray: AttemptListener | undefined, announce: (route: routerv1.RouteDecision) => void): AttemptListener {
     const attempts: routerv1.RouteAttempt[] = [];
@@ -211,6 +182,13 @@ export class RouterService {
     };
   }
 
+  /**
+   * A request in a gray release counts once for its arm, by its first attempt to the arm's own
+   * model (a canary left out by its breaker and served by the baseline says nothing about the
+   * canary). Failures on the deployment's side, the ones failover retries (5xx, timeouts, lost
+   * connections, 429s, an upstream 401 or 404), count against the arm; a refusal of the request
+   * itself (bad request, context too long, content filter) is not counted at all.
+   */
   private grayReleaseListener(plan: RoutePlan): AttemptListener | undefined {
     const assignment = plan.assignment;
     if (assignment?.kind !== 'gray_release') return undefined;
@@ -246,4 +224,36 @@ function requiredRequest<T>(input: { context?: routerv1.RequestContext | undefin
 function abandon(served: Served<unknown>): void {
   served.finish(new GatewayError('cancelled', 'The client went away.'));
   void served.rest.return?.();
+}
+
+/** Notices pushed while some work settles: yielded in order, then the work's value returned (or its error thrown). */
+class Notices<N> {
+  private readonly queue: N[] = [];
+  private wake: (() => void) | undefined;
+
+  push(notice: N): void {
+    this.queue.push(notice);
+    this.wake?.();
+  }
+
+  async *until<T>(work: Promise<T>): AsyncGenerator<N, T> {
+    let outcome: { value: T } | { error: unknown } | undefined;
+    work.then(
+      (value) => {
+        outcome = { value };
+        this.wake?.();
+      },
+      (error: unknown) => {
+        outcome = { error };
+        this.wake?.();
+      },
+    );
+    while (this.queue.length > 0 || !outcome) {
+      const notice = this.queue.shift();
+      if (notice !== undefined) yield notice;
+      else await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+    if ('error' in outcome) throw outcome.error;
+    return outcome.value;
+  }
 }
