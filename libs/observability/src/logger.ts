@@ -37,12 +37,16 @@ export function createLogger(service: string, level: LevelWithSilent, destinatio
   return pino({ level, base: { service }, mixin: activeTraceIds, redact: { paths: REDACT, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }
 
-/** Routes NestJS's own framework messages into the service's JSON log. */
+/**
+ * Routes NestJS's own framework messages into the service's JSON log. Its informational messages
+ * (modules initialised, every route mapped, application started: some ninety lines for the
+ * embedded gateway) are start-up chatter, logged at debug; each service logs its own start.
+ */
 export class NestPinoLogger implements LoggerService {
   constructor(private readonly logger: Logger) {}
 
   log(message: unknown, context?: string): void {
-    this.logger.info({ context }, String(message));
+    this.logger.debug({ context }, String(message));
   }
   error(message: unknown, trace?: string, context?: string): void {
     this.logger.error({ context, trace }, String(message));

@@ -3,7 +3,7 @@ import { Metadata } from '@grpc/grpc-js';
 import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { tracingSchema } from '@openrouter/config';
-import { createLogger } from './logger';
+import { createLogger, NestPinoLogger } from './logger';
 import { IngressMetrics } from './metrics/ingress.metrics';
 import { createMetricsRegistry } from './metrics/metrics-registry';
 import { RouterMetrics } from './metrics/router.metrics';
@@ -139,5 +139,23 @@ describe('logger', () => {
     expect(line).toMatchObject({ service: 'ingress', requestId: 'r1', orgId: 'acme', traceId: span.spanContext().traceId, spanId: span.spanContext().spanId, secret: '[redacted]', channel: { secret: '[redacted]' } });
     expect(line['req']).toEqual({ headers: { authorization: '[redacted]', 'x-api-key': '[redacted]', cookie: '[redacted]' } });
     expect(lines.join('')).not.toContain('sk-secret');
+  });
+
+  it("keeps NestJS's start-up chatter out of an info log, and its warnings and errors in", () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const nest = new NestPinoLogger(createLogger('router', 'info', sink));
+    nest.log('Mapped {/health, GET} route', 'RouterExplorer');
+    nest.warn('something odd', 'NestApplication');
+    nest.error('it broke', 'stack', 'ExceptionHandler');
+    expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>).map((l) => [l['level'], l['context'], l['msg']])).toEqual([
+      [40, 'NestApplication', 'something odd'],
+      [50, 'ExceptionHandler', 'it broke'],
+    ]);
   });
 });
