@@ -127,17 +127,21 @@ describe.each([
   }, 120_000);
 });
 
+/** A gateway whose provider calls are ended by the gateway or the client only, never by their own timeout. */
+function startWithoutProviderTimeout(): Promise<TestGateway> {
+  return startTestGateway({
+    configure: (document) => {
+      const providers = document['providers'] as Record<string, Record<string, unknown>>;
+      providers['simulated'] = { ...providers['simulated'], timeoutMs: 120_000 };
+    },
+  });
+}
+
 describe('legacy completions with several prompts', () => {
   let gw: TestGateway;
 
   beforeAll(async () => {
-    gw = await startTestGateway({
-      configure: (document) => {
-        // A provider call is only ended by the gateway here, never by its own timeout.
-        const providers = document['providers'] as Record<string, Record<string, unknown>>;
-        providers['simulated'] = { ...providers['simulated'], timeoutMs: 120_000 };
-      },
-    });
+    gw = await startWithoutProviderTimeout();
   }, 120_000);
   afterAll(async () => gw?.close());
 
@@ -200,13 +204,7 @@ describe('a request the client abandons while the provider works on it, before a
   let gw: TestGateway;
 
   beforeAll(async () => {
-    gw = await startTestGateway({
-      configure: (document) => {
-        // The provider holds the call until the client leaves; only the client ends it.
-        const providers = document['providers'] as Record<string, Record<string, unknown>>;
-        providers['simulated'] = { ...providers['simulated'], timeoutMs: 120_000 };
-      },
-    });
+    gw = await startWithoutProviderTimeout();
   }, 120_000);
   afterAll(async () => gw?.close());
 
