@@ -119,15 +119,21 @@ describe('tracing', () => {
   });
 });
 
+/** A stream that keeps the lines written to it. */
+function collectingSink(): { lines: string[]; sink: Writable } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { lines, sink };
+}
+
 describe('logger', () => {
   it('writes JSON with the service and the active trace ids, and redacts secrets', () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
+    const { lines, sink } = collectingSink();
     const logger = createLogger('ingress', 'info', sink);
     const tracing = Tracing.create('ingress', tracingSchema.parse({ enabled: true }), { spanExporter: new InMemorySpanExporter() });
     const span = tracing.tracer.startSpan('request');
@@ -142,13 +148,7 @@ describe('logger', () => {
   });
 
   it("keeps NestJS's start-up chatter out of an info log, and its warnings and errors in", () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
+    const { lines, sink } = collectingSink();
     const nest = new NestPinoLogger(createLogger('router', 'info', sink));
     nest.log('Mapped {/health, GET} route', 'RouterExplorer');
     nest.warn('something odd', 'NestApplication');
