@@ -272,17 +272,22 @@ describe('WebSocket API', () => {
   });
 });
 
+/** A gateway with these `access.requests` settings on top of the test configuration. */
+function startWithRequestSettings(settings: Record<string, number>): Promise<TestGateway> {
+  return startTestGateway({
+    configure: (doc) => {
+      const access = doc['access'] as { requests?: object };
+      doc['access'] = { ...access, requests: { ...access.requests, ...settings } };
+    },
+  });
+}
+
 describe('WebSocket liveness and shutdown', () => {
   let gw: TestGateway;
   let url: string;
 
   beforeAll(async () => {
-    gw = await startTestGateway({
-      configure: (doc) => {
-        const access = doc['access'] as { requests?: object };
-        doc['access'] = { ...access, requests: { ...access.requests, webSocketHeartbeatMs: 1_000 } };
-      },
-    });
+    gw = await startWithRequestSettings({ webSocketHeartbeatMs: 1_000 });
     url = `${gw.url.replace('http', 'ws')}/v1/ws`;
   });
   afterAll(async () => gw?.close());
@@ -307,12 +312,7 @@ describe('WebSocket buffer limits', () => {
   let url: string;
 
   beforeAll(async () => {
-    gw = await startTestGateway({
-      configure: (doc) => {
-        const access = doc['access'] as { requests?: object };
-        doc['access'] = { ...access, requests: { ...access.requests, webSocketHighWaterBytes: HIGH_WATER, webSocketMaxBufferedBytes: MAX_BUFFERED } };
-      },
-    });
+    gw = await startWithRequestSettings({ webSocketHighWaterBytes: HIGH_WATER, webSocketMaxBufferedBytes: MAX_BUFFERED });
     url = `${gw.url.replace('http', 'ws')}/v1/ws`;
   });
   afterAll(async () => gw?.close());
