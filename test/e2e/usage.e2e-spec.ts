@@ -246,6 +246,43 @@ describe('a request the client abandons while the provider works on it, before a
     }
   });
 
+  it('lets an abandoned embeddings call finish and records what the provider reported, as cancelled', async () => {
+    gw.sim.configure({ latencyMs: 1_500 });
+    try {
+      const requestId = 'abandoned-embedding';
+      const before = gw.sim.requests().length;
+      const client = new AbortController();
+      const call = gw.client().embeddings.create({ model: 'text-embedding-3-small', input: ['an input nobody waits for', 'and a second one'] }, { signal: client.signal, headers: { 'x-request-id': requestId } });
+      await waitFor(() => (gw.sim.requests().length > before ? true : undefined), { timeoutMs: 10_000, what: 'the provider call' });
+      client.abort();
+      await expect(call).rejects.toThrow();
+      // The provider call is not stopped: the provider bills the input it began on.
+      const served = await waitFor(() => {
+        const request = gw.sim.requests()[before];
+        return request && request.outcome !== 'pending' ? request : undefined;
+      }, { timeoutMs: 10_000, what: 'the provider call to end' });
+      expect(served.outcome).toBe('completed');
+      const [row] = await waitFor(
+        async () => {
+          const found = await queryRows<{ status: string; cancelled: boolean; operation: string; served_model: string; provider: string; prompt_tokens: number; tokens_estimated: boolean; cost: string; http_status: number; attempt_status: string }>(
+            gw.gateway.billing.usage.store,
+            'SELECT status, cancelled, operation, served_model, provider, prompt_tokens, tokens_estimated, toString(cost) AS cost, http_status, attempts.status[-1] AS attempt_status FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
+            { id: requestId },
+          );
+          return found.length > 0 ? found : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200, what: 'the abandoned embedding’s usage row' },
+      );
+      // The provider's own count, not an estimate.
+      expect(row).toMatchObject({ status: 'cancelled', cancelled: true, operation: 'embedding', served_model: 'text-embedding-3-small', provider: 'simulated', tokens_estimated: false, http_status: 499, attempt_status: 'ok' });
+      expect(row?.prompt_tokens).toBeGreaterThan(0);
+      // text-embedding-3-small's input price: 0.02 per million tokens.
+      expect(moneyText(new Money(row?.cost ?? '-1'))).toBe(moneyText(new Money(row?.prompt_tokens ?? 0).times('0.02').div(1_000_000)));
+    } finally {
+      gw.sim.configure({ latencyMs: 0 });
+    }
+  });
+
   it('charges a legacy completion of several prompts abandoned during its calls once, every prompt counted', async () => {
     gw.sim.configure({ faults: [{ kind: 'timeout' }] });
     try {

@@ -38,7 +38,7 @@ export class RouterClient extends RouterPort {
     return readStream(this.client.chat(request, metadata), signal, CHAT_CHUNKS, { peer: 'router', timeoutMs, answers: isAnswer });
   }
 
-  embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse> {
+  embed(request: routerv1.EmbedRequest, signal?: AbortSignal): Promise<routerv1.EmbedResponse> {
     return callUnary(this.client.embed.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
   }
 

@@ -6,7 +6,8 @@ import type { routerv1 } from '@openrouter/contracts';
  */
 export abstract class RouterPort {
   abstract chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse>;
-  abstract embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse>;
+  /** Without a signal, the call runs to its answer (or the router's deadline) whatever the client does. */
+  abstract embed(request: routerv1.EmbedRequest, signal?: AbortSignal): Promise<routerv1.EmbedResponse>;
   abstract listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
   abstract explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   abstract providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
@@ -29,7 +30,7 @@ export class InProcessRouter extends RouterPort {
     return this.calls.chat(request, signal);
   }
 
-  embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse> {
+  embed(request: routerv1.EmbedRequest, signal?: AbortSignal): Promise<routerv1.EmbedResponse> {
     return this.calls.embed(request, signal);
   }
 

@@ -15,7 +15,7 @@ export type { AdapterPort } from './router.service';
 /** The router's methods as ingress calls them: over gRPC, or in process in the embedded gateway. */
 export interface RouterCalls {
   chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse>;
-  embed(request: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse>;
+  embed(request: routerv1.EmbedRequest, signal?: AbortSignal): Promise<routerv1.EmbedResponse>;
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
   explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   providersHealth(): Promise<routerv1.ProvidersHealthResponse>;

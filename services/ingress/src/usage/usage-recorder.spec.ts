@@ -179,6 +179,21 @@ describe('a usage record', () => {
     });
   });
 
+  it('records an answer that came after its client left (written its 499) as cancelled, at the provider\'s usage', () => {
+    const publisher = collecting();
+    const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '2' }) }]);
+    const left = exchange('left');
+    // The 499 was written by the time the record is: the response finished.
+    const track = new UsageRecorder(publisher, book, logger).trackExchange({ ...left, outcome: () => ({ cancelled: false, status: 499 }) }, 'embedding');
+    track.routed({ ...decision, attemptDetails: [{ model: 'm', provider: 'sim', deployment: 'd', status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_OK, errorKind: '', latencyMs: 5, upstreamStatus: 200 }] });
+    track.embedding({ promptTokens: 500, completionTokens: 0, totalTokens: 500, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false });
+    left.end();
+    const event = publisher.events[0];
+    expect(event).toMatchObject({ status: usagev1.Status.STATUS_CANCELLED, cancelled: true, errorKind: '', httpStatus: 499, tokens: { prompt: 500, estimated: false }, cost: { amount: '0.001' } });
+    // The provider's call ended answered: its attempt is not the one cancelled.
+    expect(event?.attempts.map((a) => [a.deployment, a.status, a.errorKind])).toEqual([['d', usagev1.AttemptStatus.ATTEMPT_STATUS_OK, '']]);
+  });
+
   it('gives back the whole estimate of a request that got no answer', () => {
     const { exchange: failed, settled } = held('failed');
     const track = new UsageRecorder(collecting(), PriceBook.fromModels([]), logger).trackExchange(failed, 'chat');

@@ -309,8 +309,9 @@ export class UsageTrack {
     const event = this.event;
     const outcome = this.exchange.outcome();
     const status = outcome.status;
-    // A client that left during a call may still have been written its 499 by the time the call unwound.
-    const cancelled = outcome.cancelled || this.errorKind === 'cancelled';
+    // A client that left during a call may still have been written its 499 by the time the call
+    // unwound (or its answer arrived: an embedding's call runs on without the client).
+    const cancelled = outcome.cancelled || this.errorKind === 'cancelled' || status === CLIENT_CLOSED_REQUEST;
     event.completedAtMs = Math.max(Date.now(), event.receivedAtMs);
     event.latencyMs = event.completedAtMs - event.receivedAtMs;
     event.ttftMs = event.firstTokenAtMs > 0 ? Math.max(0, event.firstTokenAtMs - event.receivedAtMs) : 0;
@@ -343,13 +344,21 @@ export class UsageTrack {
         errorKind: a.errorKind,
         latencyMs: a.latencyMs,
       }));
+      // A call that reported its usage ended at the provider, answered, even if its client had left.
+      const attemptStatus = cancelled
+        ? this.usage.reported
+          ? usagev1.AttemptStatus.ATTEMPT_STATUS_OK
+          : usagev1.AttemptStatus.ATTEMPT_STATUS_CANCELLED
+        : errorKind
+          ? usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR
+          : usagev1.AttemptStatus.ATTEMPT_STATUS_OK;
       event.attempts = [
         ...earlier,
         {
           provider: event.provider,
           deployment: event.deployment,
-          status: cancelled ? usagev1.AttemptStatus.ATTEMPT_STATUS_CANCELLED : errorKind ? usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR : usagev1.AttemptStatus.ATTEMPT_STATUS_OK,
-          errorKind: errorKind ?? '',
+          status: attemptStatus,
+          errorKind: attemptStatus === usagev1.AttemptStatus.ATTEMPT_STATUS_OK ? '' : (errorKind ?? ''),
           // Like every other attempt: the provider's time to its first answer event, as the router
           // measured it; not the whole request, which includes the streamed answer and the client.
           // (A call abandoned before it answered ran until the client left.)
@@ -368,6 +377,9 @@ export class UsageTrack {
   }
 }
 
+/** The status of a request whose client went away before its response was written. */
+const CLIENT_CLOSED_REQUEST = 499;
+
 function kindOfStatus(status: number): ErrorKind {
   switch (status) {
     case 400:
@@ -385,6 +397,8 @@ function kindOfStatus(status: number): ErrorKind {
       return 'not_found';
     case 429:
       return 'rate_limited';
+    case CLIENT_CLOSED_REQUEST:
+      return 'cancelled';
     case 503:
       return 'unavailable';
     case 504:
