@@ -1,7 +1,7 @@
 export type { DeadLetterSink, PublisherStatus, PublishOptions, UsageBatchHandler, UsageMessage, UsagePublisher, UsageSource } from './bus/usage-bus';
 export { InProcessUsageBus } from './bus/in-process-usage-bus';
 export type { InProcessUsageBusOptions } from './bus/in-process-usage-bus';
-export { decodeUsageMessage, toUsageMessage, UsageMessageEncoder, validateUsageEvent, USAGE_CONTENT_TYPE, USAGE_SCHEMA_NAME, USAGE_SCHEMA_VERSION } from './event/usage-event.codec';
+export { decodeUsageMessage, inProcessUsageMessage, readUsageMessage, toUsageMessage, UsageMessageEncoder, validateUsageEvent, USAGE_CONTENT_TYPE, USAGE_SCHEMA_NAME, USAGE_SCHEMA_VERSION } from './event/usage-event.codec';
 export type { DecodedUsage } from './event/usage-event.codec';
 export { isUsageBatchSchema, packUsageMessages, unpackUsageBatch, USAGE_BATCH_SCHEMA_NAME } from './event/usage-batch.codec';
 export { emptyUsageEvent } from './event/usage-event.factory';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AlertingConfig } from '@openrouter/config';
 import { budgetv1, usagev1 } from '@openrouter/contracts';
 import type { AlertHistoryEntry, AlertingMetrics, Logger } from '@openrouter/observability';
-import { decodeUsageMessage, type UsageMessage } from '@openrouter/usage';
+import { readUsageMessage, type UsageMessage } from '@openrouter/usage';
 import { UsageWindows } from './aggregation/usage-windows';
 import type { AlertNotification, NotificationChannel } from './channels/notification';
 import type { DeliveryQueue } from './delivery/delivery-queue';
@@ -50,8 +50,7 @@ export class AlertingService {
   readonly takeUsage = async (messages: UsageMessage[]): Promise<void> => {
     for (const message of messages) {
       // A message its source could not read (an undecodable batch) is billing's dead letter.
-      if (message.poison !== undefined) continue;
-      const decoded = decodeUsageMessage(message.value);
+      const decoded = readUsageMessage(message);
       if (decoded.ok) this.observeUsage(decoded.event);
     }
     this.deps.metrics.signals.inc({ kind: 'usage' }, messages.length);

@@ -1,6 +1,6 @@
 import type { usagev1 } from '@openrouter/contracts';
 import type { Logger } from '@openrouter/observability';
-import { UsageMessageEncoder } from '../event/usage-event.codec';
+import { inProcessUsageMessage } from '../event/usage-event.codec';
 import type { PublishOptions, PublisherStatus, UsageBatchHandler, UsageMessage, UsagePublisher, UsageSource } from './usage-bus';
 
 export interface InProcessUsageBusOptions {
@@ -18,8 +18,9 @@ export interface InProcessUsageBusOptions {
 }
 
 /**
- * The event bus of the embedded mode: ingress and billing in one process. Messages are the same
- * protobuf payloads as on Kafka and go through the same handler; a failed batch is delivered
+ * The event bus of the embedded mode: ingress and billing in one process. Messages are those of
+ * Kafka and go through the same handler, but carry the event itself, so nothing is encoded and
+ * decoded on the way (`inProcessUsageMessage`); a failed batch is delivered
  * again (after a backoff) until the handler takes it, so nothing is dropped while the process runs.
  */
 export class InProcessUsageBus implements UsagePublisher, UsageSource {
@@ -35,7 +36,6 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
   private readonly drainTimeoutMs: number;
-  private readonly encoder = new UsageMessageEncoder();
 
   constructor(
     private readonly logger: Logger,
@@ -49,7 +49,7 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
   }
 
   async publish(event: usagev1.UsageEvent, options: PublishOptions = {}): Promise<void> {
-    this.publishMessage(this.encoder.encode(event, options.headers));
+    this.publishMessage(inProcessUsageMessage(event, options.headers));
   }
 
   /** Puts an already encoded message on the bus (tests use it for messages no producer would make). */

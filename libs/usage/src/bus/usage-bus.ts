@@ -10,6 +10,12 @@ export interface UsageMessage {
   origin?: { topic: string; partition: number; offset: string };
   /** Set by a source that could not read the message (an undecodable batch): why it can never be stored. */
   poison?: string;
+  /**
+   * The event itself, when the message never left the process (the embedded mode's bus):
+   * consumers read it (`readUsageMessage`) instead of decoding `value`, which is then encoded
+   * only if something asks for the bytes (a dead letter). Nobody changes an event once published.
+   */
+  event?: usagev1.UsageEvent;
 }
 
 export interface PublishOptions {

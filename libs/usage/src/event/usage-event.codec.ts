@@ -21,6 +21,22 @@ export function toUsageMessage(event: usagev1.UsageEvent, headers: Record<string
 }
 
 /**
+ * The message for an event that stays in this process: it carries the event, and its protobuf
+ * bytes are made only when `value` is read.
+ */
+export function inProcessUsageMessage(event: usagev1.UsageEvent, headers: Record<string, string> = {}): UsageMessage {
+  let value: Buffer | undefined;
+  return {
+    key: event.tenant?.orgId ?? '',
+    get value(): Buffer {
+      return (value ??= asBuffer(usagev1.UsageEvent.encode(event).finish()));
+    },
+    headers: { ...headers, 'content-type': USAGE_CONTENT_TYPE, schema: USAGE_SCHEMA_NAME },
+    event,
+  };
+}
+
+/**
  * Encodes messages with one protobuf writer whose buffer is kept between events: a fresh writer
  * grows from 128 bytes by doubling and copying for every event.
  */
@@ -38,6 +54,14 @@ function asBuffer(bytes: Uint8Array): Buffer {
 }
 
 export type DecodedUsage = { ok: true; event: usagev1.UsageEvent } | { ok: false; reason: string };
+
+/** A consumed message's event, validated: the event it carries (in process), else its decoded bytes. */
+export function readUsageMessage(message: UsageMessage): DecodedUsage {
+  if (message.poison !== undefined) return { ok: false, reason: message.poison };
+  if (!message.event) return decodeUsageMessage(message.value);
+  const problem = validateUsageEvent(message.event);
+  return problem ? { ok: false, reason: problem } : { ok: true, event: message.event };
+}
 
 /** Decodes and validates a message; a message that fails can never be stored (a poison message). */
 export function decodeUsageMessage(value: Buffer | null | undefined): DecodedUsage {

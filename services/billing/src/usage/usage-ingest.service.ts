@@ -1,5 +1,5 @@
 import type { Logger } from '@openrouter/observability';
-import { decodeUsageMessage, type DeadLetterSink, type UsageMessage } from '@openrouter/usage';
+import { readUsageMessage, type DeadLetterSink, type UsageMessage } from '@openrouter/usage';
 import type { EncodedUsageRow, UsageEventRepository } from './usage-event.repository';
 
 export interface IngestStats {
@@ -50,7 +50,7 @@ export class UsageIngestService {
     const poison: PreparedUsage['poison'] = [];
     let duplicates = 0;
     for (const message of messages) {
-      const decoded = message.poison === undefined ? decodeUsageMessage(message.value) : ({ ok: false, reason: message.poison } as const);
+      const decoded = readUsageMessage(message);
       if (!decoded.ok) poison.push({ message, reason: decoded.reason });
       else if (rows.has(decoded.event.eventId)) duplicates++;
       else rows.set(decoded.event.eventId, this.repository.encode(decoded.event));
