@@ -2,10 +2,13 @@ import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { SpanKind } from '@opentelemetry/api';
-import { verifySignature, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '@openrouter/alerting';
+import { startAlerting, verifySignature, SIGNATURE_HEADER, TIMESTAMP_HEADER, type AlertingHandle } from '@openrouter/alerting';
+import { parseConfig } from '@openrouter/config';
+import { createLogger } from '@openrouter/observability';
+import { InProcessUsageBus } from '@openrouter/usage';
 import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
-import { TEST_ADMIN_KEY } from '../support/test-config';
+import { TEST_ADMIN_KEY, testConfigDocument } from '../support/test-config';
 import { WebhookReceiver } from '../support/webhook-receiver';
 
 const hi = [{ role: 'user' as const, content: 'hi' }];
@@ -330,4 +333,83 @@ describe('observability: metrics, tracing and alerting through the embedded gate
       expect(value(metrics, 'openrouter_alerts_sent_total', { rule_kind: 'error_rate', channel: 'ops', status: 'resolved' })).toBe(1);
     }, 90_000);
   });
+});
+
+describe('alerting that restarts while an alert fires', () => {
+  let gw: TestGateway;
+  let hooks: WebhookReceiver;
+  const running: AlertingHandle[] = [];
+
+  beforeAll(async () => {
+    hooks = await WebhookReceiver.start();
+    // The circuit stays open long enough for a restart to happen while it is.
+    gw = await startTestGateway({ configure: (doc) => void (doc['routing'] = { retry: { maxAttempts: 1 }, breaker: { consecutiveFailures: 3, cooldownMs: 15_000, minRequests: 1_000 } }) });
+  }, 120_000);
+  afterAll(async () => {
+    for (const handle of running) await handle.close();
+    await gw?.close();
+    await hooks?.close();
+  });
+
+  /** An alerting service of its own, as a separate process would be: the gateway's router and alert history, no usage. */
+  async function alerting(): Promise<AlertingHandle> {
+    const router = gw.gateway.services.find((s) => s.name === 'router');
+    const document = testConfigDocument(gw.sim.baseUrl, { ingress: 0, router: 0, adapter: 0 });
+    document['observability'] = {
+      alerting: {
+        evaluateIntervalMs: 100,
+        routerPollMs: 100,
+        delivery: { initialBackoffMs: 50, maxBackoffMs: 200, timeoutMs: 2_000 },
+        channels: [{ id: 'ops', kind: 'webhook', url: hooks.url('/restart') }],
+        rules: [{ id: 'circuits', kind: 'circuit_open', channels: ['ops'] }],
+      },
+    };
+    const handle = await startAlerting(parseConfig(document, {}), createLogger('alerting', 'silent'), {
+      store: gw.gateway.billing.usage.store,
+      routerAddress: `127.0.0.1:${router?.grpcPort ?? 0}`,
+      usageSource: new InProcessUsageBus(createLogger('bus', 'silent')),
+    });
+    running.push(handle);
+    return handle;
+  }
+
+  const sent = (status: string) => hooks.on('/restart').filter((h) => (h.json as { status?: string }).status === status);
+  const evaluations = async (handle: AlertingHandle) => value(await (await fetch(`http://127.0.0.1:${handle.httpPort}/metrics`)).text(), 'openrouter_alert_evaluations_total');
+  const health = async () => (await fetch(`${gw.url}/admin/v1/providers/health`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } })).text();
+
+  it('does not notify an alert that still holds again, and resolves it once it ends', async () => {
+    const first = await alerting();
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 500 }] });
+    const client = gw.client();
+    await waitFor(
+      async () => {
+        await client.chat.completions.create({ model: 'gpt-4o-mini', messages: hi }).catch(() => undefined);
+        return sent('firing').length > 0;
+      },
+      { timeoutMs: 30_000, what: 'the circuit alert' },
+    );
+    await first.historyFlushed();
+    await first.close();
+    running.splice(running.indexOf(first), 1);
+
+    // The restart, while the circuit is still open.
+    const second = await alerting();
+    const from = await evaluations(second);
+    await waitFor(async () => ((await evaluations(second)) >= from + 20 ? true : undefined), { what: '20 evaluation rounds of the restarted service' });
+    // It has polled the router all along, and the circuit was open all along: nothing was sent.
+    expect(await health()).toContain('"open"');
+    expect(sent('firing')).toHaveLength(1);
+    expect(sent('resolved')).toHaveLength(0);
+
+    // The circuit reads half-open once its cooldown passes: the restarted service resolves the alert.
+    gw.sim.configure({ faults: [] });
+    await waitFor(() => (sent('resolved').length > 0 ? true : undefined), { timeoutMs: 30_000, what: 'the resolved notification' });
+    const [resolved] = sent('resolved');
+    const [fired] = sent('firing');
+    const alertOf = (h: typeof fired) => (h?.json as { alerts: Array<{ labels: Record<string, string>; started_at: string }> }).alerts[0];
+    expect(alertOf(resolved)?.labels).toEqual({ provider: 'simulated', deployment: 'sim-mini' });
+    // The same episode: it started before the restart.
+    expect(alertOf(resolved)?.started_at).toBe(alertOf(fired)?.started_at);
+    expect(sent('firing')).toHaveLength(1);
+  }, 90_000);
 });

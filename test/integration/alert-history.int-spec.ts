@@ -34,6 +34,7 @@ describe('alert history in ClickHouse (chDB)', () => {
       entry(iso(1), 'errors', 'resolved'),
       entry(iso(2), 'latency', 'firing', 'beta'),
     ]);
+
   }, 60_000);
   afterAll(() => target.client.close());
 
@@ -52,5 +53,36 @@ describe('alert history in ClickHouse (chDB)', () => {
     expect((await history.list({ limit: 10, sinceMs: since })).map((e) => e.at)).toEqual([iso(2), iso(1)]);
     expect((await history.list({ limit: 10, sinceMs: since + 1, ruleId: 'errors' })).map((e) => e.at)).toEqual([]);
     expect((await history.list({ limit: 10, status: 'firing', org: 'acme' })).map((e) => e.at)).toEqual([iso(0)]);
+  });
+});
+
+describe('the alerts firing, by their history in ClickHouse (chDB)', () => {
+  const target = embeddedClickHouse();
+  const history = new ClickHouseAlertHistory(target.client, target.database);
+
+  beforeAll(async () => {
+    await migrate(target.client, target.database, USAGE_MIGRATIONS);
+    await history.append([
+      entry(iso(0), 'errors', 'firing'),
+      entry(iso(1), 'errors', 'resolved'),
+      entry(iso(2), 'latency', 'firing', 'beta'),
+      // One that fired again after it resolved, and one resolved in the instant it fired.
+      entry(iso(0), 'flapping', 'firing'),
+      entry(iso(1), 'flapping', 'resolved'),
+      entry(iso(3), 'flapping', 'firing'),
+      entry(iso(2), 'instant', 'firing'),
+      entry(iso(2), 'instant', 'resolved'),
+    ]);
+  }, 60_000);
+  afterAll(() => target.client.close());
+
+  it('tells the alerts whose latest entry is firing: what alerting takes back when it restarts', async () => {
+    const firing = await history.firing();
+    expect(firing.map((e) => [e.alertId, e.at, e.status])).toEqual([
+      ['latency:beta', iso(2), 'firing'],
+      ['flapping:acme', iso(3), 'firing'],
+    ]);
+    expect(firing[0]).toMatchObject({ ruleKind: 'error_rate', labels: { org: 'beta' }, notified: true, startedAt: iso(0) });
+    expect(await history.firing(1)).toHaveLength(1);
   });
 });

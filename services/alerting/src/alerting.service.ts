@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AlertingConfig } from '@openrouter/config';
+import type { AlertingConfig, AlertRuleConfig } from '@openrouter/config';
 import { budgetv1, usagev1 } from '@openrouter/contracts';
 import type { AlertHistoryEntry, AlertingMetrics, Logger } from '@openrouter/observability';
 import { readUsageMessage, type UsageMessage } from '@openrouter/usage';
@@ -7,7 +7,7 @@ import { UsageWindows } from './aggregation/usage-windows';
 import type { AlertNotification, NotificationChannel } from './channels/notification';
 import type { DeliveryQueue } from './delivery/delivery-queue';
 import type { HistoryWriter } from './delivery/history-writer';
-import { AlertTracker, type AlertTransition } from './rules/alert-tracker';
+import { AlertTracker, type AlertTransition, type RestoredAlert } from './rules/alert-tracker';
 import { evaluateRules, type BudgetCrossing, type RouterSnapshot } from './rules/rule-evaluator';
 
 /** Error kinds that say a provider or deployment is unhealthy (not the caller's fault). */
@@ -94,6 +94,44 @@ export class AlertingService {
       currency: event.currency,
       receivedAtMs: this.clock(),
     });
+  }
+
+  /**
+   * Takes back the alerts that were firing when the service last stopped (each alert's latest
+   * history entry), so a restart neither notifies them again nor leaves them open for good. Those
+   * of rules no longer configured (or now of another kind) are left alone. Returns how many.
+   */
+  restore(entries: readonly AlertHistoryEntry[]): number {
+    const rules = new Map(this.config.rules.map((r) => [r.id, r]));
+    const restored: RestoredAlert[] = [];
+    for (const e of entries) {
+      const rule = rules.get(e.ruleId);
+      const at = Date.parse(e.at);
+      const startedAt = Date.parse(e.startedAt);
+      if (!rule || rule.kind !== e.ruleKind || e.status !== 'firing' || !Number.isFinite(at) || !Number.isFinite(startedAt)) continue;
+      restored.push({ condition: { rule, labels: e.labels, value: e.value, threshold: e.threshold, summary: e.summary }, startedAt, notifiedAt: e.notified ? at : undefined, heldUntil: this.heldUntil(rule, startedAt) });
+    }
+    this.tracker.restore(restored);
+    return restored.length;
+  }
+
+  /** Until when a restored alert of `rule` cannot be told to have ended, unless its rule sees it again. */
+  private heldUntil(rule: AlertRuleConfig, startedAt: number): number {
+    switch (rule.kind) {
+      case 'error_rate':
+      case 'latency_p95':
+        // Its window, watched whole since this start.
+        return this.startedAt + rule.windowMs;
+      case 'spend_anomaly':
+        return this.startedAt + rule.windowMs * (rule.baselineWindows + 1);
+      case 'budget_threshold':
+        // Its crossing is not seen again, and its period's end is not in the history: the rule's hold.
+        return startedAt + rule.holdMs;
+      case 'circuit_open':
+      case 'canary_rolled_back':
+        // Told by the router's next status.
+        return this.startedAt;
+    }
   }
 
   start(): void {

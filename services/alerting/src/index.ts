@@ -55,7 +55,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     if (target) {
       await migrate(target.client, target.database, USAGE_MIGRATIONS);
       const history = new ClickHouseAlertHistory(target.client, target.database);
-      store = { append: (entries) => consumerMetrics.timeInsert('alert_history', () => history.append(entries)), list: (query) => history.list(query) };
+      store = { append: (entries) => consumerMetrics.timeInsert('alert_history', () => history.append(entries)), list: (query) => history.list(query), firing: (limit) => history.firing(limit) };
     } else {
       logger.warn('no ClickHouse server configured (usage.clickhouse.url): alert history is not kept');
     }
@@ -87,6 +87,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     }
     const unsubscribe = deps.budgetEvents?.subscribe((event) => service.observeBudget(event));
     if (unsubscribe) cleanups.push(unsubscribe);
+    if (store) await restoreFiring(service, store, logger);
     router?.start(() => undefined);
     service.start();
 
@@ -108,5 +109,15 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
     await own?.client.close().catch(() => undefined);
     throw error;
+  }
+}
+
+/** What was firing when alerting last stopped, from its history; a store that cannot say is no reason not to start. */
+async function restoreFiring(service: AlertingService, store: AlertHistoryStore, logger: Logger): Promise<void> {
+  try {
+    const restored = service.restore(await store.firing());
+    if (restored > 0) logger.info({ alerts: restored }, 'firing alerts taken back from the alert history');
+  } catch (error) {
+    logger.warn({ err: error }, 'firing alerts could not be read from the alert history: those still holding will notify again');
   }
 }

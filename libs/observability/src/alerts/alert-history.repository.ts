@@ -35,7 +35,14 @@ export interface AlertHistoryQuery {
 export interface AlertHistoryStore {
   append(entries: readonly AlertHistoryEntry[]): Promise<void>;
   list(query: AlertHistoryQuery): Promise<AlertHistoryEntry[]>;
+  /** The alerts whose latest entry is `firing` (what was firing when alerting last stopped), at most `limit`. */
+  firing(limit?: number): Promise<AlertHistoryEntry[]>;
 }
+
+type AlertHistoryResultRow = Omit<AlertHistoryRow, 'at' | 'started_at'> & { at_text: string; started_at_text: string };
+
+/** The text columns get names of their own: an alias `at` would shadow the DateTime64 column in WHERE and ORDER BY, and comparing it with a time fails. */
+const ENTRY_COLUMNS = 'toString(at) AS at_text, alert_id, rule_id, rule_kind, severity, status, labels, value, threshold, summary, toString(started_at) AS started_at_text, notified, channels';
 
 interface AlertHistoryRow {
   at: string;
@@ -112,29 +119,41 @@ export class ClickHouseAlertHistory implements AlertHistoryStore {
       where.push("labels['org'] = {org:String}");
       params['org'] = query.org;
     }
-    // The text columns get names of their own: an alias `at` would shadow the DateTime64 column in
-    // WHERE and ORDER BY, and comparing it with a time fails.
     const result = await this.client.query({
-      query: `SELECT toString(at) AS at_text, alert_id, rule_id, rule_kind, severity, status, labels, value, threshold, summary, toString(started_at) AS started_at_text, notified, channels
+      query: `SELECT ${ENTRY_COLUMNS}
 FROM {db:Identifier}.alert_history ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
 ORDER BY at DESC, alert_id LIMIT {limit:UInt32}`,
       query_params: params,
       format: 'JSONEachRow',
     });
-    return (await result.json<Omit<AlertHistoryRow, 'at' | 'started_at'> & { at_text: string; started_at_text: string }>()).map((r) => ({
-      at: isoTime(r.at_text),
-      alertId: r.alert_id,
-      ruleId: r.rule_id,
-      ruleKind: r.rule_kind,
-      severity: r.severity,
-      status: r.status === 'resolved' ? 'resolved' : 'firing',
-      labels: r.labels,
-      value: Number(r.value),
-      threshold: Number(r.threshold),
-      summary: r.summary,
-      startedAt: isoTime(r.started_at_text),
-      notified: r.notified === true || r.notified === 1,
-      channels: r.channels,
-    }));
+    return (await result.json<AlertHistoryResultRow>()).map(entryOf);
   }
+
+  async firing(limit = 10_000): Promise<AlertHistoryEntry[]> {
+    const result = await this.client.query({
+      query: `SELECT * FROM (SELECT ${ENTRY_COLUMNS} FROM {db:Identifier}.alert_history ORDER BY alert_id, at DESC, status = 'resolved' DESC LIMIT 1 BY alert_id)
+WHERE status = 'firing' ORDER BY at_text LIMIT {limit:UInt32}`,
+      query_params: { db: this.database, limit },
+      format: 'JSONEachRow',
+    });
+    return (await result.json<AlertHistoryResultRow>()).map(entryOf);
+  }
+}
+
+function entryOf(r: AlertHistoryResultRow): AlertHistoryEntry {
+  return {
+    at: isoTime(r.at_text),
+    alertId: r.alert_id,
+    ruleId: r.rule_id,
+    ruleKind: r.rule_kind,
+    severity: r.severity,
+    status: r.status === 'resolved' ? 'resolved' : 'firing',
+    labels: r.labels,
+    value: Number(r.value),
+    threshold: Number(r.threshold),
+    summary: r.summary,
+    startedAt: isoTime(r.started_at_text),
+    notified: r.notified === true || r.notified === 1,
+    channels: r.channels,
+  };
 }

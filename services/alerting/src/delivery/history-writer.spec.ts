@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createLogger, type AlertHistoryEntry, type AlertHistoryQuery, type AlertHistoryStore } from '@openrouter/observability';
+import { createLogger, type AlertHistoryEntry, type AlertHistoryStore } from '@openrouter/observability';
 import { HistoryWriter } from './history-writer';
 
 const entry = (alertId: string): AlertHistoryEntry => ({
@@ -19,7 +19,7 @@ const entry = (alertId: string): AlertHistoryEntry => ({
 });
 
 /** A store whose first write waits until released. */
-class SlowStore implements AlertHistoryStore {
+class SlowStore implements Pick<AlertHistoryStore, 'append'> {
   readonly written: string[] = [];
   private release: (() => void) | undefined;
   private first = true;
@@ -29,10 +29,6 @@ class SlowStore implements AlertHistoryStore {
     if (!this.first) return Promise.resolve(write());
     this.first = false;
     return new Promise((resolve) => (this.release = () => resolve(write())));
-  }
-
-  list(_query: AlertHistoryQuery): Promise<AlertHistoryEntry[]> {
-    return Promise.resolve([]);
   }
 
   releaseFirst(): void {

@@ -13,7 +13,7 @@ export class HistoryWriter {
   private closed = false;
 
   constructor(
-    private readonly store: AlertHistoryStore | undefined,
+    private readonly store: Pick<AlertHistoryStore, 'append'> | undefined,
     private readonly logger: Logger,
     private readonly limit = 10_000,
     private readonly initialDelayMs = 500,

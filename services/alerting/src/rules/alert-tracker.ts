@@ -22,6 +22,21 @@ interface ActiveAlert {
   startedAt: number;
   /** Whether this episode's firing was notified (only then is its resolution). */
   notified: boolean;
+  /**
+   * An alert restored from history after a restart is not resolved before this instant unless
+   * its rule sees it again: until then the service has not watched enough to tell it has ended.
+   */
+  heldUntil?: number;
+}
+
+/** An alert that was firing when the service last stopped, as its history tells it. */
+export interface RestoredAlert {
+  condition: AlertCondition;
+  startedAt: number;
+  /** When its firing was notified; undefined when a cooldown held it back. */
+  notifiedAt: number | undefined;
+  /** Not resolved before this instant unless the rule sees it again (see `ActiveAlert.heldUntil`). */
+  heldUntil: number;
 }
 
 /**
@@ -46,6 +61,7 @@ export class AlertTracker {
         const current = this.active.get(fingerprint);
         if (current) {
           current.condition = condition;
+          current.heldUntil = undefined;
           if (!current.notified && this.outOfCooldown(fingerprint, condition.rule, now)) {
             current.notified = true;
             this.lastNotified.set(fingerprint, now);
@@ -61,12 +77,26 @@ export class AlertTracker {
       }
       for (const [fingerprint, alert] of this.active) {
         if (alert.condition.rule.id !== verdict.rule.id || holding.has(fingerprint)) continue;
+        if (alert.heldUntil !== undefined && now < alert.heldUntil) continue;
         this.active.delete(fingerprint);
         transitions.push(this.transition(fingerprint, alert, 'resolved', now, alert.notified));
       }
     }
     this.forgetOldCooldowns(now);
     return transitions;
+  }
+
+  /**
+   * Takes back the alerts that were firing when the service stopped: one that still holds is not
+   * notified again, and one that has ended is resolved, notified as its firing was.
+   */
+  restore(alerts: readonly RestoredAlert[]): void {
+    for (const a of alerts) {
+      const fingerprint = fingerprintOf(a.condition.rule.id, a.condition.labels);
+      if (this.active.has(fingerprint)) continue;
+      this.active.set(fingerprint, { condition: a.condition, startedAt: a.startedAt, notified: a.notifiedAt !== undefined, heldUntil: a.heldUntil });
+      if (a.notifiedAt !== undefined) this.lastNotified.set(fingerprint, a.notifiedAt);
+    }
   }
 
   /** Alerts firing now. */
