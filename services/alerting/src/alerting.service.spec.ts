@@ -22,7 +22,7 @@ describe('an alerting service that restarts', () => {
   });
   const logger = createLogger('test', 'silent');
 
-  function started(now: { at: number }, router: { snapshot: RouterSnapshot | undefined }): AlertingService {
+  function started(now: { at: number }, router: { snapshot: RouterSnapshot | undefined }, budgetPeriodEnd?: (budgetId: string, periodKey: string, atMs: number) => number | undefined): AlertingService {
     const metrics = new AlertingMetrics(new Registry());
     return new AlertingService(config, {
       channels: [],
@@ -31,6 +31,7 @@ describe('an alerting service that restarts', () => {
       metrics,
       logger,
       router: () => router.snapshot,
+      budgetPeriodEnd,
       clock: () => now.at,
     });
   }
@@ -107,6 +108,22 @@ describe('an alerting service that restarts', () => {
     expect(service.evaluate()).toEqual([]);
     now.at = T0 - 30 * 60_000 + HOUR;
     expect(service.evaluate().map((t) => [t.labels['budget'], t.status, t.notify])).toEqual([['b', 'resolved', true]]);
+  });
+
+  it('resolves a restored budget alert when its period ends, if that comes before the rule\'s hold', () => {
+    const now = { at: T0 };
+    const periodEnd = T0 + 10 * 60_000;
+    const service = started(now, { snapshot: undefined }, (budgetId, periodKey) => (budgetId === 'b' && periodKey === '2025-06' ? periodEnd : undefined));
+    const crossings = history.filter((e) => e.ruleId === 'budget-80');
+    const other = firing('budget-80|budget=gone|org=acme|period=2025-06|threshold=80', 'budget-80', 'budget_threshold', { org: 'acme', budget: 'gone', period: '2025-06', threshold: '80' }, T0 - 30 * 60_000);
+    expect(service.restore([...crossings, other])).toBe(2);
+    now.at = periodEnd - 1;
+    expect(service.evaluate()).toEqual([]);
+    now.at = periodEnd;
+    expect(service.evaluate().map((t) => [t.labels['budget'], t.status])).toEqual([['b', 'resolved']]);
+    // A budget no longer configured: its period is not known, the rule's hold is.
+    now.at = T0 - 30 * 60_000 + HOUR;
+    expect(service.evaluate().map((t) => [t.labels['budget'], t.status])).toEqual([['gone', 'resolved']]);
   });
 
   it('keeps a restored alert within its cooldown: one that ends and fires again is held back', () => {

@@ -21,6 +21,8 @@ export interface AlertingServiceDependencies {
   logger: Logger;
   /** The router's last status, when it is polled. */
   router?: () => RouterSnapshot | undefined;
+  /** When a configured budget's period with this key (the one holding `atMs`) ends; undefined when unknown. */
+  budgetPeriodEnd?: (budgetId: string, periodKey: string, atMs: number) => number | undefined;
   clock?: () => number;
 }
 
@@ -109,14 +111,14 @@ export class AlertingService {
       const at = Date.parse(e.at);
       const startedAt = Date.parse(e.startedAt);
       if (!rule || rule.kind !== e.ruleKind || e.status !== 'firing' || !Number.isFinite(at) || !Number.isFinite(startedAt)) continue;
-      restored.push({ condition: { rule, labels: e.labels, value: e.value, threshold: e.threshold, summary: e.summary }, startedAt, notifiedAt: e.notified ? at : undefined, heldUntil: this.heldUntil(rule, startedAt) });
+      restored.push({ condition: { rule, labels: e.labels, value: e.value, threshold: e.threshold, summary: e.summary }, startedAt, notifiedAt: e.notified ? at : undefined, heldUntil: this.heldUntil(rule, startedAt, e.labels) });
     }
     this.tracker.restore(restored);
     return restored.length;
   }
 
   /** Until when a restored alert of `rule` cannot be told to have ended, unless its rule sees it again. */
-  private heldUntil(rule: AlertRuleConfig, startedAt: number): number {
+  private heldUntil(rule: AlertRuleConfig, startedAt: number, labels: Record<string, string>): number {
     switch (rule.kind) {
       case 'error_rate':
       case 'latency_p95':
@@ -124,9 +126,12 @@ export class AlertingService {
         return this.startedAt + rule.windowMs;
       case 'spend_anomaly':
         return this.startedAt + rule.windowMs * (rule.baselineWindows + 1);
-      case 'budget_threshold':
-        // Its crossing is not seen again, and its period's end is not in the history: the rule's hold.
-        return startedAt + rule.holdMs;
+      case 'budget_threshold': {
+        // Its crossing is not seen again: as the rule holds a crossing, until its period ends
+        // (when the budget is still configured) or `holdMs` after it started, whichever is first.
+        const periodEnd = this.deps.budgetPeriodEnd?.(labels['budget'] ?? '', labels['period'] ?? '', startedAt);
+        return Math.min(startedAt + rule.holdMs, periodEnd ?? Infinity);
+      }
       case 'circuit_open':
       case 'canary_rolled_back':
         // Told by the router's next status.

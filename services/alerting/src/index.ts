@@ -4,6 +4,7 @@ import { AlertingMetrics, ClickHouseAlertHistory, createTelemetry, UsageConsumer
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageMessage, type UsageSource } from '@openrouter/usage';
 import { AlertingService } from './alerting.service';
+import { budgetPeriodEndOf } from './rules/budget-period-end';
 import type { NotificationChannel } from './channels/notification';
 import { SlackChannel } from './channels/slack.channel';
 import { WebhookChannel } from './channels/webhook.channel';
@@ -66,7 +67,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     const routerAddress = deps.routerAddress ?? settings.router;
     const router = routerAddress ? new RouterStatusSource(routerAddress, settings.routerPollMs, logger) : undefined;
     if (router) cleanups.push(() => router.close());
-    const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: () => router?.snapshot() });
+    const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: () => router?.snapshot(), budgetPeriodEnd: budgetPeriodEndOf(config.budgets.list) });
     cleanups.push(() => service.close());
 
     const takeUsage = (messages: UsageMessage[]): Promise<void> =>

@@ -1,0 +1,18 @@
+import { budgetSchema } from '@openrouter/config';
+import { budgetPeriodEndOf } from './budget-period-end';
+
+describe('the end of a configured budget\'s period, by its key', () => {
+  const budget = (id: string, period: string, timezone: string) => budgetSchema.parse({ id, scope: { org: 'acme' }, period, timezone, amount: '10' });
+  const endOf = budgetPeriodEndOf([budget('daily', 'daily', 'UTC'), budget('monthly-tokyo', 'monthly', 'Asia/Tokyo')]);
+
+  it('is the end of the period holding the instant, in the budget\'s zone', () => {
+    expect(endOf('daily', '2025-06-14', Date.UTC(2025, 5, 14, 13))).toBe(Date.UTC(2025, 5, 15));
+    // June in Tokyo ends at 15:00 UTC on 30 June.
+    expect(endOf('monthly-tokyo', '2025-06', Date.UTC(2025, 5, 14))).toBe(Date.UTC(2025, 5, 30, 15));
+  });
+
+  it('is unknown for a key that is not that period\'s, or a budget no longer configured', () => {
+    expect(endOf('daily', '2025-06-13', Date.UTC(2025, 5, 14, 13))).toBeUndefined();
+    expect(endOf('gone', '2025-06-14', Date.UTC(2025, 5, 14, 13))).toBeUndefined();
+  });
+});
