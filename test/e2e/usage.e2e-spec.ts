@@ -26,6 +26,17 @@ async function rows(gw: TestGateway): Promise<Row[]> {
   );
 }
 
+/** The usage rows of one request (by the id the client sent), once there are any. */
+function rowsOfRequest<T>(gw: TestGateway, columns: string, requestId: string): Promise<T[]> {
+  return waitFor(
+    async () => {
+      const found = await queryRows<T>(gw.gateway.billing.usage.store, `SELECT ${columns} FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}`, { id: requestId });
+      return found.length > 0 ? found : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200, what: `the usage row of ${requestId}` },
+  );
+}
+
 async function inBatches<T>(count: number, concurrency: number, run: (i: number) => Promise<T>): Promise<T[]> {
   const out: T[] = [];
   for (let i = 0; i < count; i += concurrency) out.push(...(await Promise.all(Array.from({ length: Math.min(concurrency, count - i) }, (_, j) => run(i + j)))));
@@ -180,17 +191,7 @@ describe('legacy completions with several prompts', () => {
       const { data: stream, response } = await gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Tell a long story' }], max_tokens: 20, stream: true }).withResponse();
       for await (const chunk of stream) void chunk;
       const requestId = response.headers.get('x-request-id') ?? '';
-      const [row] = await waitFor(
-        async () => {
-          const found = await queryRows<{ latency_ms: number; ttft_ms: number; attempt_latency: number }>(
-            gw.gateway.billing.usage.store,
-            'SELECT latency_ms, ttft_ms, attempts.latency_ms[-1] AS attempt_latency FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
-            { id: requestId },
-          );
-          return found.length > 0 ? found : undefined;
-        },
-        { timeoutMs: 30_000, intervalMs: 200, what: 'the streamed request’s usage row' },
-      );
+      const [row] = await rowsOfRequest<{ latency_ms: number; ttft_ms: number; attempt_latency: number }>(gw, 'latency_ms, ttft_ms, attempts.latency_ms[-1] AS attempt_latency', requestId);
       // 20 tokens at 20 a second: the whole request takes about a second, its first event comes at once.
       expect(row?.latency_ms).toBeGreaterThanOrEqual(700);
       expect(row?.attempt_latency).toBeLessThanOrEqual(row?.ttft_ms ?? 0);
@@ -224,17 +225,7 @@ describe('a request the client abandons while the provider works on it, before a
       await waitFor(() => (gw.sim.requests().length > before ? true : undefined), { timeoutMs: 10_000, what: 'the provider call' });
       client.abort();
       await expect(call).rejects.toThrow();
-      const [row] = await waitFor(
-        async () => {
-          const found = await queryRows<{ status: string; cancelled: boolean; served_model: string; provider: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string; attempt_status: string }>(
-            gw.gateway.billing.usage.store,
-            'SELECT status, cancelled, served_model, provider, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost, attempts.status[-1] AS attempt_status FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
-            { id: requestId },
-          );
-          return found.length > 0 ? found : undefined;
-        },
-        { timeoutMs: 30_000, intervalMs: 200, what: 'the abandoned request’s usage row' },
-      );
+      const [row] = await rowsOfRequest<{ status: string; cancelled: boolean; served_model: string; provider: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string; attempt_status: string }>(gw, 'status, cancelled, served_model, provider, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost, attempts.status[-1] AS attempt_status', requestId);
       expect(row).toMatchObject({ status: 'cancelled', cancelled: true, served_model: 'gpt-4o-mini', provider: 'simulated', deployment: 'sim-mini', completion_tokens: 0, tokens_estimated: true, attempt_status: 'cancelled' });
       expect(row?.prompt_tokens).toBeGreaterThan(0);
       // gpt-4o-mini's input price: 0.15 per million tokens.
@@ -262,17 +253,7 @@ describe('a request the client abandons while the provider works on it, before a
         return request && request.outcome !== 'pending' ? request : undefined;
       }, { timeoutMs: 10_000, what: 'the provider call to end' });
       expect(served.outcome).toBe('completed');
-      const [row] = await waitFor(
-        async () => {
-          const found = await queryRows<{ status: string; cancelled: boolean; operation: string; served_model: string; provider: string; prompt_tokens: number; tokens_estimated: boolean; cost: string; http_status: number; attempt_status: string }>(
-            gw.gateway.billing.usage.store,
-            'SELECT status, cancelled, operation, served_model, provider, prompt_tokens, tokens_estimated, toString(cost) AS cost, http_status, attempts.status[-1] AS attempt_status FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
-            { id: requestId },
-          );
-          return found.length > 0 ? found : undefined;
-        },
-        { timeoutMs: 30_000, intervalMs: 200, what: 'the abandoned embedding’s usage row' },
-      );
+      const [row] = await rowsOfRequest<{ status: string; cancelled: boolean; operation: string; served_model: string; provider: string; prompt_tokens: number; tokens_estimated: boolean; cost: string; http_status: number; attempt_status: string }>(gw, 'status, cancelled, operation, served_model, provider, prompt_tokens, tokens_estimated, toString(cost) AS cost, http_status, attempts.status[-1] AS attempt_status', requestId);
       // The provider's own count, not an estimate.
       expect(row).toMatchObject({ status: 'cancelled', cancelled: true, operation: 'embedding', served_model: 'text-embedding-3-small', provider: 'simulated', tokens_estimated: false, http_status: 499, attempt_status: 'ok' });
       expect(row?.prompt_tokens).toBeGreaterThan(0);
@@ -294,17 +275,7 @@ describe('a request the client abandons while the provider works on it, before a
       await waitFor(() => (gw.sim.requests().length >= before + 3 ? true : undefined), { timeoutMs: 10_000, what: 'the three provider calls' });
       client.abort();
       await expect(call).rejects.toThrow();
-      const rows = await waitFor(
-        async () => {
-          const found = await queryRows<{ status: string; operation: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string }>(
-            gw.gateway.billing.usage.store,
-            'SELECT status, operation, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
-            { id: requestId },
-          );
-          return found.length > 0 ? found : undefined;
-        },
-        { timeoutMs: 30_000, intervalMs: 200, what: 'the abandoned completion’s usage row' },
-      );
+      const rows = await rowsOfRequest<{ status: string; operation: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string }>(gw, 'status, operation, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost', requestId);
       expect(rows).toHaveLength(1);
       const [row] = rows;
       expect(row).toMatchObject({ status: 'cancelled', operation: 'completion', deployment: 'sim-mini', completion_tokens: 0, tokens_estimated: true });

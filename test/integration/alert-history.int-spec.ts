@@ -23,20 +23,22 @@ const entry = (at: string, ruleId: string, status: 'firing' | 'resolved', org = 
   channels: ['ops'],
 });
 
-describe('alert history in ClickHouse (chDB)', () => {
+/** An alert history in a fresh chDB database holding `entries`, for the enclosing describe. */
+function historyOf(entries: () => AlertHistoryEntry[]): ClickHouseAlertHistory {
   const target = embeddedClickHouse();
   const history = new ClickHouseAlertHistory(target.client, target.database);
-
   beforeAll(async () => {
     await migrate(target.client, target.database, USAGE_MIGRATIONS);
-    await history.append([
-      entry(iso(0), 'errors', 'firing'),
-      entry(iso(1), 'errors', 'resolved'),
-      entry(iso(2), 'latency', 'firing', 'beta'),
-    ]);
-
+    await history.append(entries());
   }, 60_000);
   afterAll(() => target.client.close());
+  return history;
+}
+
+const SOME = (): AlertHistoryEntry[] => [entry(iso(0), 'errors', 'firing'), entry(iso(1), 'errors', 'resolved'), entry(iso(2), 'latency', 'firing', 'beta')];
+
+describe('alert history in ClickHouse (chDB)', () => {
+  const history = historyOf(SOME);
 
   it('lists newest first with the times as written', async () => {
     const all = await history.list({ limit: 10 });
@@ -57,24 +59,15 @@ describe('alert history in ClickHouse (chDB)', () => {
 });
 
 describe('the alerts firing, by their history in ClickHouse (chDB)', () => {
-  const target = embeddedClickHouse();
-  const history = new ClickHouseAlertHistory(target.client, target.database);
-
-  beforeAll(async () => {
-    await migrate(target.client, target.database, USAGE_MIGRATIONS);
-    await history.append([
-      entry(iso(0), 'errors', 'firing'),
-      entry(iso(1), 'errors', 'resolved'),
-      entry(iso(2), 'latency', 'firing', 'beta'),
-      // One that fired again after it resolved, and one resolved in the instant it fired.
-      entry(iso(0), 'flapping', 'firing'),
-      entry(iso(1), 'flapping', 'resolved'),
-      entry(iso(3), 'flapping', 'firing'),
-      entry(iso(2), 'instant', 'firing'),
-      entry(iso(2), 'instant', 'resolved'),
-    ]);
-  }, 60_000);
-  afterAll(() => target.client.close());
+  const history = historyOf(() => [
+    ...SOME(),
+    // One that fired again after it resolved, and one resolved in the instant it fired.
+    entry(iso(0), 'flapping', 'firing'),
+    entry(iso(1), 'flapping', 'resolved'),
+    entry(iso(3), 'flapping', 'firing'),
+    entry(iso(2), 'instant', 'firing'),
+    entry(iso(2), 'instant', 'resolved'),
+  ]);
 
   it('tells the alerts whose latest entry is firing: what alerting takes back when it restarts', async () => {
     const firing = await history.firing();
