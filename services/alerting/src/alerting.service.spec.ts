@@ -22,7 +22,7 @@ describe('an alerting service that restarts', () => {
   });
   const logger = createLogger('test', 'silent');
 
-  function started(now: { at: number }, router: { snapshot: RouterSnapshot | undefined }, budgetPeriodEnd?: (budgetId: string, periodKey: string, atMs: number) => number | undefined): AlertingService {
+  function started(now: { at: number }, router: { snapshot: RouterSnapshot | undefined } | undefined, budgetPeriodEnd?: (budgetId: string, periodKey: string, atMs: number) => number | undefined): AlertingService {
     const metrics = new AlertingMetrics(new Registry());
     return new AlertingService(config, {
       channels: [],
@@ -30,7 +30,7 @@ describe('an alerting service that restarts', () => {
       history: new HistoryWriter(undefined, logger),
       metrics,
       logger,
-      router: () => router.snapshot,
+      router: router && (() => router.snapshot),
       budgetPeriodEnd,
       clock: () => now.at,
     });
@@ -124,6 +124,16 @@ describe('an alerting service that restarts', () => {
     // A budget no longer configured: its period is not known, the rule's hold is.
     now.at = T0 - 30 * 60_000 + HOUR;
     expect(service.evaluate().map((t) => [t.labels['budget'], t.status])).toEqual([['gone', 'resolved']]);
+  });
+
+  it('leaves alone the alerts only the router could end when no router is polled, so none is held for good', () => {
+    const now = { at: T0 };
+    const service = started(now, undefined);
+    expect(service.restore(history)).toBe(3);
+    now.at = T0 + 61_000;
+    const resolved = service.evaluate().map((t) => t.fingerprint);
+    expect(resolved).toEqual(['errors|provider=alpha', 'errors|provider=beta']);
+    expect(resolved.some((f) => f.startsWith('circuits'))).toBe(false);
   });
 
   it('keeps a restored alert within its cooldown: one that ends and fires again is held back', () => {

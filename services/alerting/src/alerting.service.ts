@@ -19,7 +19,7 @@ export interface AlertingServiceDependencies {
   history: HistoryWriter;
   metrics: AlertingMetrics;
   logger: Logger;
-  /** The router's last status, when it is polled. */
+  /** The router's last status, when it is polled; absent when no router is configured. */
   router?: () => RouterSnapshot | undefined;
   /** When a configured budget's period with this key (the one holding `atMs`) ends; undefined when unknown. */
   budgetPeriodEnd?: (budgetId: string, periodKey: string, atMs: number) => number | undefined;
@@ -101,7 +101,8 @@ export class AlertingService {
   /**
    * Takes back the alerts that were firing when the service last stopped (each alert's latest
    * history entry), so a restart neither notifies them again nor leaves them open for good. Those
-   * of rules no longer configured (or now of another kind) are left alone. Returns how many.
+   * of rules no longer configured (or now of another kind), and those only the router's status
+   * could end when no router is polled, are left alone. Returns how many.
    */
   restore(entries: readonly AlertHistoryEntry[]): number {
     const rules = new Map(this.config.rules.map((r) => [r.id, r]));
@@ -111,6 +112,7 @@ export class AlertingService {
       const at = Date.parse(e.at);
       const startedAt = Date.parse(e.startedAt);
       if (!rule || rule.kind !== e.ruleKind || e.status !== 'firing' || !Number.isFinite(at) || !Number.isFinite(startedAt)) continue;
+      if ((rule.kind === 'circuit_open' || rule.kind === 'canary_rolled_back') && !this.deps.router) continue;
       restored.push({ condition: { rule, labels: e.labels, value: e.value, threshold: e.threshold, summary: e.summary }, startedAt, notifiedAt: e.notified ? at : undefined, heldUntil: this.heldUntil(rule, startedAt, e.labels) });
     }
     this.tracker.restore(restored);

@@ -67,7 +67,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     const routerAddress = deps.routerAddress ?? settings.router;
     const router = routerAddress ? new RouterStatusSource(routerAddress, settings.routerPollMs, logger) : undefined;
     if (router) cleanups.push(() => router.close());
-    const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: () => router?.snapshot(), budgetPeriodEnd: budgetPeriodEndOf(config.budgets.list) });
+    const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: router ? () => router.snapshot() : undefined, budgetPeriodEnd: budgetPeriodEndOf(config.budgets.list) });
     cleanups.push(() => service.close());
 
     const takeUsage = (messages: UsageMessage[]): Promise<void> =>
