@@ -14,7 +14,7 @@ import { measureChargeback, type ChargebackResult } from './pipeline/chargeback'
 import { measureUsageThroughput, type UsageThroughputResult } from './pipeline/usage-throughput';
 import { ProcessGroupMeter, sampleGroupMemory, type MemoryPeaks } from './proc-stats';
 import { benchReportSchema, checkTargets, summarise, toMarkdown, type BenchReport, type CellMeasurement, type GrpcFloorRow, type MemorySample, type TargetMemory } from './report';
-import { REPO_ROOT } from './targets/child-process';
+import { BenchProcess, REPO_ROOT } from './targets/child-process';
 import { directTarget, startDistributed, startEmbedded, startFloor, startUpstream, type Upstream } from './targets/start-targets';
 import { TARGET_NAMES, type BenchTarget, type TargetName } from './targets/target';
 
@@ -45,6 +45,8 @@ const optionsSchema = z.object({
   redisUrl: z.string().optional(),
   out: z.string().default(join(REPO_ROOT, 'bench/results')),
   profile: z.string().optional(),
+  /** A directory for every started process's whole output, one `<name>.log` each. */
+  processLogs: z.string().min(1).optional(),
   /** Extra Node options for the gateway's processes (deployment flags to compare), space-separated. */
   nodeArgs: z
     .string()
@@ -75,6 +77,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       'redis-url': { type: 'string' },
       out: { type: 'string' },
       profile: { type: 'string' },
+      'process-logs': { type: 'string' },
       'node-args': { type: 'string' },
     },
   });
@@ -94,6 +97,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     redisUrl: values['redis-url'],
     out: values.out,
     profile: values.profile,
+    processLogs: values['process-logs'],
     nodeArgs: values['node-args'],
   });
   if (!parsed.success) throw new Error(`bad options:\n${parsed.error.issues.map((i) => `  --${i.path.join('.')}: ${i.message}`).join('\n')}`);
@@ -168,6 +172,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   // The gateway's processes (the targets, and billing in the pipeline) run with these.
   const nodeArgs = [...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`] : []), ...settings.nodeArgs];
   const runId = randomBytes(4).toString('hex');
+  if (options.processLogs !== undefined) BenchProcess.logDir = resolve(options.processLogs);
   const notes: string[] = [];
 
   let routeDecision: Awaited<ReturnType<typeof measureRouteDecision>> = null;

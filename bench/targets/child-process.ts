@@ -1,11 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { resolve } from 'node:path';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(__dirname, '../..');
 
 /** A process the bench started, with the tail of its output for error messages. */
 export class BenchProcess {
+  /**
+   * Where every process started from now on also writes its whole output, as `<name>.log`
+   * (`--process-logs`): for what the processes print themselves, such as `--trace-gc`.
+   */
+  static logDir: string | undefined;
   private output = '';
 
   private constructor(
@@ -17,6 +23,13 @@ export class BenchProcess {
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
+    if (BenchProcess.logDir !== undefined) {
+      mkdirSync(BenchProcess.logDir, { recursive: true });
+      const log = createWriteStream(join(BenchProcess.logDir, `${name}.log`), { flags: 'a' });
+      child.stdout?.pipe(log, { end: false });
+      child.stderr?.pipe(log, { end: false });
+      child.once('close', () => log.end());
+    }
   }
 
   /** Starts `node [nodeArgs] script [args]` from the repository root. */
