@@ -136,6 +136,17 @@ describe.each([
     expect(shared.map((r) => moneyText(new Money(r.cost))).sort()).toEqual([...costs].sort());
     expect(gw.gateway.billing.usage.stats().duplicates).toBe(0);
   }, 120_000);
+
+  it('stores the row of a request whose end user is a lone surrogate, and of the requests after it', async () => {
+    const client = gw.client();
+    // An emoji cut in half: valid JSON, but no valid Unicode. ClickHouse refuses it in a JSON row.
+    const broken = `team-a-${'\ud83d'}`;
+    await client.chat.completions.create({ model: 'gpt-4o-mini', user: broken, messages: [{ role: 'user', content: 'half an emoji' }] }, { headers: { 'x-request-id': `lone-surrogate-${bus}` } });
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'next one' }] }, { headers: { 'x-request-id': `after-lone-surrogate-${bus}` } });
+    const [row] = await rowsOfRequest<{ end_user: string; status: string }>(gw, 'end_user, status', `lone-surrogate-${bus}`);
+    expect(row).toEqual({ end_user: 'team-a-\ufffd', status: 'ok' });
+    expect(await rowsOfRequest<{ status: string }>(gw, 'status', `after-lone-surrogate-${bus}`)).toEqual([{ status: 'ok' }]);
+  }, 120_000);
 });
 
 /** A gateway whose provider calls are ended by the gateway or the client only, never by their own timeout. */

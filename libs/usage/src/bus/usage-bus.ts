@@ -33,7 +33,9 @@ export interface PublisherStatus {
 
 /**
  * Where ingress sends usage events. `publish` resolves once the event is durable: acknowledged by
- * the bus, or (when the bus is unreachable) fsynced to the local outbox. `close` flushes.
+ * the bus, or (when the bus is unreachable) fsynced to the local outbox. The event is taken as it
+ * is when `publish` is called (encoded, or copied in process): what the caller changes in its
+ * object afterwards is not recorded. `close` flushes.
  */
 export interface UsagePublisher {
   publish(event: usagev1.UsageEvent, options?: PublishOptions): Promise<void>;

@@ -2,6 +2,16 @@ import { usagev1 } from '@openrouter/contracts';
 import { emptyUsageEvent } from './usage-event.factory';
 import { inProcessUsageMessage, readUsageMessage, toUsageMessage, UsageMessageEncoder } from './usage-event.codec';
 
+/** An event billing would store: completed, priced. */
+function storableEvent(id: string): usagev1.UsageEvent {
+  const event = emptyUsageEvent(id, 1_750_000_000_000);
+  event.tenant = { orgId: 'acme', projectId: 'p', teamId: 't', appId: 'a', costCenter: 'cc', keyId: 'k', endUser: '', tags: {} };
+  event.completedAtMs = event.receivedAtMs + 5;
+  event.status = usagev1.Status.STATUS_OK;
+  event.cost = { amount: '0.25', currency: 'USD', priceVersion: 'v1' };
+  return event;
+}
+
 describe('usage event messages', () => {
   it('encode with one reused writer exactly as with a fresh one, each message its own bytes', () => {
     const encoder = new UsageMessageEncoder();
@@ -26,8 +36,8 @@ describe('usage event messages', () => {
     event.cost = { amount: '0.25', currency: 'USD', priceVersion: 'v1' };
     const message = inProcessUsageMessage(event, { traceparent: 'tp' });
     const read = readUsageMessage(message);
-    // The consumer gets the very object: nothing was encoded or decoded.
-    expect(read.ok && read.event).toBe(event);
+    // The consumer gets the event as it was published: nothing was encoded or decoded.
+    expect(read.ok && read.event).toEqual(event);
     expect(message).toMatchObject({ key: 'acme', headers: { traceparent: 'tp', 'content-type': 'application/x-protobuf' } });
     // The same bytes as on Kafka, when something needs them, and the same validation.
     expect(message.value).toEqual(toUsageMessage(event).value);
@@ -36,5 +46,38 @@ describe('usage event messages', () => {
     expect(readUsageMessage(invalid)).toEqual({ ok: false, reason: expect.stringContaining('cost.amount is not a decimal') });
     expect(usagev1.UsageEvent.decode(invalid.value).cost?.amount).toBe('1e3');
     expect(readUsageMessage({ ...message, poison: 'undecodable batch' })).toEqual({ ok: false, reason: 'undecodable batch' });
+  });
+
+  it('in process, keep the event as it was published, whatever its producer changes afterwards', () => {
+    const event = storableEvent('e');
+    event.tenant = { orgId: 'acme', projectId: 'p', teamId: 't', appId: 'a', costCenter: 'cc', keyId: 'k', endUser: '', tags: { team: 'search' } };
+    event.attempts = [{ provider: 'openai', deployment: 'd1', status: usagev1.AttemptStatus.ATTEMPT_STATUS_OK, errorKind: '', latencyMs: 12 }];
+    event.tokens = { prompt: 10, completion: 2, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
+    const published = usagev1.UsageEvent.decode(toUsageMessage(event).value);
+    const message = inProcessUsageMessage(event);
+    // What a request's metering may still do after its record was written (a client that left
+    // while chunks were queued): the Kafka publisher had encoded the event by then.
+    event.tokens = { prompt: 900, completion: 450, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false };
+    event.tenant.tags['team'] = 'ads';
+    event.attempts.push({ provider: 'anthropic', deployment: 'd2', status: usagev1.AttemptStatus.ATTEMPT_STATUS_OK, errorKind: '', latencyMs: 30 });
+    event.servedModel = 'changed';
+    expect(readUsageMessage(message)).toEqual({ ok: true, event: published });
+    expect(usagev1.UsageEvent.decode(message.value)).toEqual(published);
+  });
+
+  it('in process, make every string well-formed, as the bytes on Kafka would: ClickHouse refuses a lone surrogate', () => {
+    const event = storableEvent('e');
+    // A client's `user` of one lone surrogate, a model name cut in the middle of an emoji, a tag of each.
+    event.tenant = { orgId: 'acme', projectId: 'p', teamId: 't', appId: 'a', costCenter: 'cc', keyId: 'k', endUser: '\ud83d', tags: { ['k\ude00']: 'v\ud83d' } };
+    event.requestedModel = `${'m'.repeat(255)}${'\ud83d\ude00'}`.slice(0, 256);
+    event.attempts = [{ provider: 'openai', deployment: 'd', status: usagev1.AttemptStatus.ATTEMPT_STATUS_OK, errorKind: '\udc00x', latencyMs: 1 }];
+    const read = readUsageMessage(inProcessUsageMessage(event));
+    const overKafka = readUsageMessage(toUsageMessage(event));
+    expect(read.ok).toBe(true);
+    expect(read).toEqual(overKafka);
+    expect(read.ok && read.event.tenant).toMatchObject({ endUser: '\ufffd', tags: { ['k\ufffd']: 'v\ufffd' } });
+    expect(read.ok && read.event.requestedModel).toBe(`${'m'.repeat(255)}\ufffd`);
+    expect(read.ok && read.event.attempts[0]?.errorKind).toBe('\ufffdx');
+    expect(read.ok && JSON.stringify(read.event)).not.toMatch(/\\ud[89a-f]/i);
   });
 });

@@ -21,10 +21,12 @@ export function toUsageMessage(event: usagev1.UsageEvent, headers: Record<string
 }
 
 /**
- * The message for an event that stays in this process: it carries the event, and its protobuf
- * bytes are made only when `value` is read.
+ * The message for an event that stays in this process: it carries the event as a consumer on
+ * the other side of Kafka would read it (see {@link wireCopy}), and its protobuf bytes are made
+ * only when `value` is read.
  */
-export function inProcessUsageMessage(event: usagev1.UsageEvent, headers: Record<string, string> = {}): UsageMessage {
+export function inProcessUsageMessage(published: usagev1.UsageEvent, headers: Record<string, string> = {}): UsageMessage {
+  const event = wireCopy(published);
   let value: Buffer | undefined;
   return {
     key: event.tenant?.orgId ?? '',
@@ -34,6 +36,36 @@ export function inProcessUsageMessage(event: usagev1.UsageEvent, headers: Record
     headers: { ...headers, 'content-type': USAGE_CONTENT_TYPE, schema: USAGE_SCHEMA_NAME },
     event,
   };
+}
+
+/**
+ * The event as it comes out of a protobuf round trip, without the round trip: a copy that nothing
+ * else holds (the producer may go on changing its own object after publishing it, as it may after
+ * the Kafka publisher encoded it), with every string well-formed. A lone surrogate (a client's
+ * `"\ud83d"` as its `user`, or an emoji cut in half by a length limit) becomes U+FFFD, as
+ * protobuf's UTF-8 makes it; left as it was, `JSON.stringify` would write it as an escape that
+ * ClickHouse refuses, and the insert of every event with it would fail.
+ */
+function wireCopy(event: usagev1.UsageEvent): usagev1.UsageEvent {
+  const copy = usagev1.UsageEvent.fromPartial(event);
+  return allWellFormed(copy) ? copy : (withWellFormedStrings(copy) as usagev1.UsageEvent);
+}
+
+function allWellFormed(value: unknown): boolean {
+  if (typeof value === 'string') return value.isWellFormed();
+  if (typeof value !== 'object' || value === null) return true;
+  if (Array.isArray(value)) return value.every(allWellFormed);
+  for (const key in value) if (!key.isWellFormed() || !allWellFormed((value as Record<string, unknown>)[key])) return false;
+  return true;
+}
+
+function withWellFormedStrings(value: unknown): unknown {
+  if (typeof value === 'string') return value.toWellFormed();
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(withWellFormedStrings);
+  const copy: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) copy[key.toWellFormed()] = withWellFormedStrings(field);
+  return copy;
 }
 
 /**
