@@ -161,6 +161,31 @@ describe('budgets through the gateway', () => {
     }
   }, 60_000);
 
+  it('answers what a request deserves under a hard budget: 404 for a model named like an object property, 400 for an absurd max_tokens, 16 tokens for a legacy completion that asks for none', async () => {
+    const gw = await startTestGateway({ configure: withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: '10', enforcement: 'hard' }], true) });
+    try {
+      const client = gw.client();
+      for (const model of ['constructor', 'toString', '__proto__']) {
+        const error = await client.chat.completions.create({ model, messages: hi }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+        expect(error).toMatchObject({ status: 404, type: 'invalid_request_error' });
+      }
+      const fallback = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: hi }, { headers: { 'x-openrouter-models': 'gpt-4o-mini,valueOf' } }).catch((e: unknown) => e);
+      expect(fallback).not.toBeInstanceOf(OpenAI.InternalServerError);
+      const tooMany = await client.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 1e15, messages: hi }).catch((e: unknown) => e);
+      expect(tooMany).toBeInstanceOf(OpenAI.BadRequestError);
+      expect(tooMany).toMatchObject({ status: 400, param: 'max_tokens' });
+
+      await client.completions.create({ model: 'gpt-4o-mini', prompt: 'Write a story' });
+      const sent = gw.sim.requests().at(-1)?.body as { max_tokens?: number; max_completion_tokens?: number };
+      expect(sent.max_tokens ?? sent.max_completion_tokens).toBe(16);
+      // Nothing held: every reservation was released or settled.
+      await waitFor(async () => ((await gw.gateway.ingress.budgets.status())[0]?.reserved === '0' ? true : undefined), { what: 'no reservation left' });
+    } finally {
+      await gw.close();
+    }
+  }, 60_000);
+
   it('reserves for a prompt that quotes special tokens, counting them as plain text', async () => {
     const gw = await startTestGateway({ configure: withBudgets([{ id: 'org-monthly', scope: { org: 'default' }, period: 'monthly', amount: '10', enforcement: 'hard' }]) });
     try {

@@ -3,6 +3,8 @@ import type { chatv1 } from '@openrouter/contracts';
 import { extraJson, isObject, type JsonObject, mergeExtra, opt, REQUIRED, validate } from './validation';
 
 const UINT32_MAX = 4_294_967_295;
+/** The bounds a request's output limit and number of choices must keep (chat and legacy completions alike). */
+export const REQUEST_BOUNDS = { maxTokens: UINT32_MAX, choices: 128 } as const;
 
 /** Extra checks for objects whose required fields depend on their `type`; other types pass as they are. */
 function byType(shapes: Readonly<Record<string, z.ZodType>>) {
@@ -87,9 +89,9 @@ const chatBody = z.looseObject({
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().min(0).max(1).nullish(),
   stop: z.union([z.string(), z.array(z.string())]).nullish(),
-  max_tokens: z.int().min(1).max(UINT32_MAX).nullish(),
-  max_completion_tokens: z.int().min(1).max(UINT32_MAX).nullish(),
-  n: z.int().min(1).max(128).nullish(),
+  max_tokens: z.int().min(1).max(REQUEST_BOUNDS.maxTokens).nullish(),
+  max_completion_tokens: z.int().min(1).max(REQUEST_BOUNDS.maxTokens).nullish(),
+  n: z.int().min(1).max(REQUEST_BOUNDS.choices).nullish(),
   seed: z.int().nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.int().min(0).max(20).nullish(),

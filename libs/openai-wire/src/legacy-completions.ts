@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { addUsage, emptyUsage, toOpenAIUsage } from './chat-response';
+import { REQUEST_BOUNDS } from './chat-request';
 import { badRequest, extraJson, isObject, type JsonObject, opt, validate } from './validation';
 
 /**
@@ -18,15 +19,14 @@ export interface LegacyCompletionRequest {
 
 /** OpenAI's default for the legacy endpoint (the chat endpoint has none). */
 export const LEGACY_DEFAULT_MAX_TOKENS = 16;
-const UINT32_MAX = 4_294_967_295;
 
 const legacyBody = z.looseObject({
   model: z.string().min(1),
   prompt: z.union([z.string(), z.array(z.string()).min(1)]),
-  max_tokens: z.int().min(1).max(UINT32_MAX).nullish(),
+  max_tokens: z.int().min(1).max(REQUEST_BOUNDS.maxTokens).nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().min(0).max(1).nullish(),
-  n: z.int().min(1).max(128).nullish(),
+  n: z.int().min(1).max(REQUEST_BOUNDS.choices).nullish(),
   stop: z.union([z.string(), z.array(z.string())]).nullish(),
   seed: z.int().nullish(),
   user: z.string().nullish(),

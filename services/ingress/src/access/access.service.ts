@@ -169,7 +169,8 @@ export class AccessService {
     const scopes: Array<[ApplicableLimit['scope'], string, Limits]> = [['key', record.id, effectiveLimits(record.limits, this.defaults.key)]];
     if (context.projectId) scopes.push(['project', `${context.orgId}/${context.projectId}`, effectiveLimits(placement.projectLimits, this.defaults.project)]);
     if (context.teamId) scopes.push(['team', `${context.orgId}/${context.teamId}`, effectiveLimits(placement.teamLimits, this.defaults.team)]);
-    const modelLimits = model ? this.defaults.models[model] : undefined;
+    // Own entries only: a request naming `constructor` names no model with limits.
+    const modelLimits = Object.hasOwn(this.defaults.models, model) ? this.defaults.models[model] : undefined;
     if (modelLimits) scopes.push(['model', model, modelLimits]);
     const limits: ApplicableLimit[] = [];
     for (const [scope, id, l] of scopes) {

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1 } from '@openrouter/contracts';
-import { onResponseClose } from '../routes/client-connection';
+import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
 import { outputChars } from '../usage/output-chars';
 import type { BudgetReservation, BudgetService } from './budget.service';
 
@@ -21,7 +21,7 @@ declare module 'fastify' {
 export async function reserveBudget(budgets: BudgetService, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const context = request.requestContext;
   if (!context || request.method !== 'POST') return;
-  const reservation = await budgets.reserve({ requestId: String(request.id), tenant: context, body: request.body, headers: request.headers });
+  const reservation = await budgets.reserve({ requestId: String(request.id), tenant: context, body: request.body, headers: request.headers, receivedAtMs: arrivedAtMs(reply) });
   if (!reservation) return;
   request.budget = reservation;
   // A metered request is settled by its usage record, which may wait for a provider call to end.

@@ -146,4 +146,52 @@ describe('BudgetService', () => {
     await service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100', enforcement: 'soft' }], { defaultMaxOutputTokens: 300 }).budgetService.reserve({ requestId: 'a', tenant, body: softBody });
     expect(softBody['max_tokens']).toBeUndefined();
   });
+
+  it('reads a model named like an object property as an unknown model, not an alias', async () => {
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], {}, { routing: { aliases: { fast: { models: ['m'] } } } });
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const body = { model: name, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] };
+      // Priced as any model of the catalog (the router answers 404 for it), never a TypeError.
+      await expect(budgetService.reserve({ requestId: name, tenant, body })).resolves.toMatchObject({ amountMicros: 22 + 10 * 2 });
+      await expect(budgetService.reserve({ requestId: name, tenant, body: { ...body, model: 'm' }, headers: { 'x-openrouter-models': `m,${name}` } })).resolves.toMatchObject({ amountMicros: 42 });
+    }
+  });
+
+  it('reserves a legacy completion that sets no max_tokens for OpenAI’s 16, and never raises its limit', async () => {
+    const hard = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { defaultMaxOutputTokens: 4096 }).budgetService;
+    const body: Record<string, unknown> = { model: 'm', prompt: 'Write a story' };
+    // "Write a story": 3 tokens, padded to ceil(3.3) + 16 = 20; 16 output tokens × 2.
+    await expect(hard.reserve({ requestId: 'a', tenant, body })).resolves.toMatchObject({ amountMicros: 20 + 16 * 2, capped: false });
+    expect(body['max_tokens']).toBe(16);
+    // What is left pays for the 16 tokens, not for the configured default's 4 096: admitted whole.
+    const nearlySpent = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.00006' }], { defaultMaxOutputTokens: 4096 }).budgetService;
+    await expect(nearlySpent.reserve({ requestId: 'b', tenant, body: { model: 'm', prompt: 'Write a story', stream: true } })).resolves.toMatchObject({ amountMicros: 52, capped: false });
+    const chat: Record<string, unknown> = { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10, stream: true };
+    const tight = service([{ id: 'b', scope: { org: 'acme' }, period: 'monthly', amount: '0.00003' }], { minStreamOutputTokens: 1 }).budgetService;
+    await expect(tight.reserve({ requestId: 'c', tenant, body: chat })).resolves.toMatchObject({ amountMicros: 30, capped: true });
+    // (30 − 22) / 2 = 4 output tokens, below the 10 asked: lowered, never raised.
+    expect(chat['max_tokens']).toBe(4);
+  });
+
+  it('leaves a limit the request may not ask for to the handler’s 400, and holds an amount no ledger could count at its bound', async () => {
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { defaultMaxOutputTokens: 300 });
+    const body: Record<string, unknown> = { model: 'm', max_tokens: 1e15, n: 1e9, messages: [{ role: 'user', content: 'hi' }] };
+    // Priced as a request that sets neither (one choice of 300 tokens); the handler then refuses it.
+    await expect(budgetService.reserve({ requestId: 'a', tenant, body })).resolves.toMatchObject({ amountMicros: 22 + 300 * 2 });
+    expect(body['max_tokens']).toBe(1e15);
+    // A price no budget could hold: refused as over budget, not as a ledger failure.
+    const dear = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1000000' }], {}, { models: [{ id: 'm', pricing: { input: '1', output: '9000000000' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }] }).budgetService;
+    const refused = await dear.reserve({ requestId: 'b', tenant, body: { model: 'm', max_tokens: 4_000_000_000, n: 128, messages: [] } }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ kind: 'budget_exceeded' });
+  });
+
+  it('charges a request to the period it arrived in, though its reservation is made after the period ended', async () => {
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }]);
+    const arrived = Date.parse('2025-06-14T23:59:59.995Z');
+    // The service's clock is not asked: the arrival decides the period (the reservation itself may come after midnight).
+    const r = await budgetService.reserve({ requestId: 'a', tenant, body: { model: 'm', max_tokens: 1, messages: [] }, receivedAtMs: arrived });
+    expect(r?.accounts.map((a) => a.line.account)).toEqual([expect.stringContaining('2025-06-14')]);
+    const later = await budgetService.reserve({ requestId: 'b', tenant, body: { model: 'm', max_tokens: 1, messages: [] }, receivedAtMs: arrived + 10 });
+    expect(later?.accounts.map((a) => a.line.account)).toEqual([expect.stringContaining('2025-06-15')]);
+  });
 });

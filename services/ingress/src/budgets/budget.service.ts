@@ -5,7 +5,8 @@ import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Money, type PriceBook } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
-import { paddedPromptTokens, positiveInt, providerCalls, WorstCasePricing } from './worst-case-cost';
+import { REQUEST_BOUNDS } from '@openrouter/openai-wire';
+import { countWithin, paddedPromptTokens, providerCalls, WorstCasePricing } from './worst-case-cost';
 
 export interface ReserveInput {
   requestId: string;
@@ -14,6 +15,11 @@ export interface ReserveInput {
   body: unknown;
   /** The request's headers, for the routing controls that may come as headers (`x-openrouter-models`, `x-openrouter-route`). */
   headers?: Readonly<Record<string, string | string[] | undefined>>;
+  /**
+   * When the request arrived (epoch ms): it is priced, and its budget periods chosen, at that
+   * time, as its usage record is (a request that arrives just before a period ends belongs to it).
+   */
+  receivedAtMs?: number;
 }
 
 /**
@@ -51,7 +57,7 @@ export class BudgetService {
     const body = input.body as Record<string, unknown>;
     const model = typeof body['model'] === 'string' ? body['model'] : '';
     const controls = routeControls(body, input.headers ?? {});
-    const now = this.clock();
+    const now = input.receivedAtMs ?? this.clock();
     const embedding = body['input'] !== undefined && body['messages'] === undefined && body['prompt'] === undefined;
     // Each legacy prompt is a provider call of its own, with its own answers and request fee.
     const calls = providerCalls(body);
@@ -59,7 +65,7 @@ export class BudgetService {
     const query = { model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant };
     const models = this.pricing.candidates(query, (candidates) => paddedPromptTokens(promptTokens, calls) + (embedding ? 0 : this.pricing.maxOutputTokens(candidates, body)));
     const price = this.pricing.priceAt(models, now);
-    const choices = (positiveInt(body['n']) ?? 1) * calls;
+    const choices = (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1) * calls;
     const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, body);
     const outputTokens = perChoice * choices;
     const promptMicros = price.inputMicros.times(paddedPromptTokens(promptTokens, calls)).plus(price.requestMicros.times(calls));
@@ -92,9 +98,11 @@ export class BudgetService {
     }
     if (capped) {
       // Ask the provider for no more output than the reservation pays for.
-      const affordable = Math.max(1, Math.floor(new Money(outcome.amountMicros).minus(promptMicros).dividedBy(price.outputMicros).dividedBy(choices).toNumber()));
-      if (positiveInt(body['max_completion_tokens']) !== undefined) body['max_completion_tokens'] = affordable;
-      else if (body['max_tokens'] == null || positiveInt(body['max_tokens']) !== undefined) body['max_tokens'] = affordable;
+      // Never more than the request would get without a budget (a legacy completion's 16 included).
+      const affordable = Math.min(perChoice, Math.max(1, Math.floor(new Money(outcome.amountMicros).minus(promptMicros).dividedBy(price.outputMicros).dividedBy(choices).toNumber())));
+      const limit = REQUEST_BOUNDS.maxTokens;
+      if (countWithin(body['max_completion_tokens'], limit) !== undefined) body['max_completion_tokens'] = affordable;
+      else if (body['max_tokens'] == null || countWithin(body['max_tokens'], limit) !== undefined) body['max_tokens'] = affordable;
     }
     const reservation = new BudgetReservation(this, id, accounts, outcome.amountMicros, capped, promptMicros, price.outputMicros);
     this.open.set(id, reservation);
@@ -198,6 +206,11 @@ function routeControls(body: Record<string, unknown>, headers: Readonly<Record<s
   return { models: listed.filter((m): m is string => typeof m === 'string' && m.length > 0), allowFallbacks: typeof allow === 'boolean' ? allow : undefined };
 }
 
+/**
+ * Whole micro-units, rounded up. An amount beyond what the ledger counts exactly (2^53 micro-units,
+ * some nine billion in the currency: no budget holds that much) is held at that bound, so a hard
+ * budget refuses it rather than the ledger failing as if it were unreachable.
+ */
 function ceil(micros: Money): number {
-  return micros.toDecimalPlaces(0, Money.ROUND_CEIL).toNumber();
+  return Math.min(micros.toDecimalPlaces(0, Money.ROUND_CEIL).toNumber(), Number.MAX_SAFE_INTEGER);
 }

@@ -1,4 +1,5 @@
 import { overridable, policyFor, type GatewayConfig } from '@openrouter/config';
+import { LEGACY_DEFAULT_MAX_TOKENS, REQUEST_BOUNDS } from '@openrouter/openai-wire';
 import { Money, type PriceBook } from '@openrouter/usage';
 
 /** The highest prices a request naming a model can be charged, per token, in micro-units. */
@@ -39,6 +40,8 @@ export interface CandidateQuery {
 export class WorstCasePricing {
   private readonly deployments = new Map<string, string[]>();
   private readonly catalog = new Map<string, GatewayConfig['models'][number]>();
+  /** By name, as the router reads them: a request naming `constructor` names no alias. */
+  private readonly aliases: ReadonlyMap<string, GatewayConfig['routing']['aliases'][string]>;
   private readonly routing: GatewayConfig['routing'];
 
   constructor(
@@ -50,6 +53,7 @@ export class WorstCasePricing {
       this.catalog.set(model.id, model);
     }
     this.routing = config.routing;
+    this.aliases = new Map(Object.entries(config.routing.aliases));
   }
 
   /** Every public model the request may be served by. */
@@ -62,8 +66,11 @@ export class WorstCasePricing {
     const out = new Set<string>();
     for (const name of names) {
       if (this.deployments.has(name)) out.add(name);
-      else if (this.routing.aliases[name]) for (const m of this.routing.aliases[name].models) out.add(m);
-      else return [...this.deployments.keys()];
+      else {
+        const alias = this.aliases.get(name);
+        if (!alias) return [...this.deployments.keys()];
+        for (const m of alias.models) out.add(m);
+      }
     }
     if (!fallbacksAllowed) return [...out];
     // A set grows while it is iterated: every model added is visited too (fallbacks of fallbacks).
@@ -86,7 +93,7 @@ export class WorstCasePricing {
     return [query.model, ...primaries].some((name) => {
       let allowed = this.routing.defaults.allowFallbacks;
       if (policy?.route.allowFallbacks !== undefined) allowed = policy.route.allowFallbacks;
-      const alias = this.routing.aliases[name]?.route.allowFallbacks;
+      const alias = this.aliases.get(name)?.route.allowFallbacks;
       if (alias !== undefined) allowed = alias;
       if (query.allowFallbacks !== undefined && requestMay) allowed = query.allowFallbacks;
       if (!requestMay && policy?.route.allowFallbacks !== undefined) allowed = policy.route.allowFallbacks;
@@ -110,10 +117,15 @@ export class WorstCasePricing {
     return { inputMicros: input, outputMicros: output, requestMicros: fee.times(1_000_000) };
   }
 
-  /** Output tokens the request may produce: what it asks for, else the models' configured maximum, else the default. */
+  /**
+   * Output tokens the request may produce: what it asks for, else the models' configured maximum,
+   * else the default; a legacy completion that asks for nothing gets OpenAI's 16. A limit the
+   * request may not ask for (the handler refuses it with a 400) counts as none.
+   */
   maxOutputTokens(models: readonly string[], body: Record<string, unknown>): number {
-    const asked = positiveInt(body['max_completion_tokens']) ?? positiveInt(body['max_tokens']);
+    const asked = countWithin(body['max_completion_tokens'], REQUEST_BOUNDS.maxTokens) ?? countWithin(body['max_tokens'], REQUEST_BOUNDS.maxTokens);
     if (asked !== undefined) return asked;
+    if (body['prompt'] !== undefined && body['messages'] === undefined) return LEGACY_DEFAULT_MAX_TOKENS;
     const caps = models.map((m) => this.config.budgets.maxOutputTokens[m] ?? this.config.budgets.defaultMaxOutputTokens);
     return caps.length > 0 ? Math.max(...caps) : this.config.budgets.defaultMaxOutputTokens;
   }
@@ -132,4 +144,10 @@ export function providerCalls(body: Record<string, unknown>): number {
 
 export function positiveInt(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
+/** A positive integer no larger than `max` (a bound the request's validation enforces), else undefined. */
+export function countWithin(value: unknown, max: number): number | undefined {
+  const n = positiveInt(value);
+  return n !== undefined && n <= max ? n : undefined;
 }

@@ -31,6 +31,11 @@ export function clientGone(reply: FastifyReply): AbortSignal {
   return abort.signal;
 }
 
+/** When the request arrived (epoch ms), from the time Fastify has been handling it. */
+export function arrivedAtMs(reply: FastifyReply): number {
+  return Math.round(Date.now() - reply.elapsedTime);
+}
+
 /** Throws `cancelled` when the client has gone, so nothing further is spent on its request. */
 export function stopIfClientLeft(reply: FastifyReply): void {
   if (clientHasLeft(reply)) throw new GatewayError('cancelled', 'The client went away.');

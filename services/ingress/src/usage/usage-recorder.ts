@@ -7,7 +7,7 @@ import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type Usa
 import { countPromptTokens } from '../access/prompt-tokens';
 import type { Admission } from '../access/rate-limiter';
 import type { BudgetReservation } from '../budgets/budget.service';
-import { onResponseClose } from '../routes/client-connection';
+import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
 import { outputChars } from './output-chars';
 
 export type UsageOperation = 'chat' | 'completion' | 'embedding';
@@ -34,7 +34,7 @@ export function httpExchange(req: FastifyRequest, reply: FastifyReply): MeteredE
   return {
     id: String(req.id),
     body: req.body,
-    receivedAtMs: Math.round(Date.now() - reply.elapsedTime),
+    receivedAtMs: arrivedAtMs(reply),
     context: () => req.requestContext,
     budget: () => req.budget,
     admission: () => req.admission,

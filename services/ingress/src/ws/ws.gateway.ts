@@ -215,7 +215,7 @@ export class WsGateway {
     try {
       const model = typeof (body as { model?: unknown } | null)?.model === 'string' ? (body as { model: string }).model : '';
       admission = await this.access.admit(connection.record, context, model, body);
-      if (this.budgets) reservation = await this.budgets.reserve({ requestId: context.requestId, tenant: context, body });
+      if (this.budgets) reservation = await this.budgets.reserve({ requestId: context.requestId, tenant: context, body, receivedAtMs: exchange.receivedAtMs });
       const request: chatv1.ChatRequest = parseChatRequest(body);
       checkChatBounds(request, this.bounds);
       const clientWantsUsage = request.streamOptions?.includeUsage === true;
