@@ -17,14 +17,12 @@ const weather = {
 const chatModel = (type: ProviderType): string => `${type}-chat`;
 const embeddingModel = (type: ProviderType): string => `${type}-embed`;
 
-describe('every provider family through the gateway', () => {
-  let gw: TestGateway;
-  let client: OpenAI;
-
-  beforeAll(async () => {
-    gw = await startTestGateway({
-      configure: (doc) => {
-        const url = String((doc['providers'] as { simulated: { baseUrl: string } }).simulated.baseUrl).replace(/\/v1$/, '');
+/** A gateway with one chat model (and one embeddings model, where the family has one) per provider family. */
+function startWithEveryFamily(more: (doc: Record<string, unknown>) => void = () => undefined): Promise<TestGateway> {
+  return startTestGateway({
+    configure: (doc) => {
+      more(doc);
+      const url = String((doc['providers'] as { simulated: { baseUrl: string } }).simulated.baseUrl).replace(/\/v1$/, '');
         const providers = doc['providers'] as Record<string, unknown>;
         const models = doc['models'] as Array<Record<string, unknown>>;
         for (const type of PROVIDER_TYPES) {
@@ -40,8 +38,16 @@ describe('every provider family through the gateway', () => {
             models.push({ id: embeddingModel(type), capabilities: ['embeddings'], deployments: [{ id: `sim-${type}-embed`, provider: `sim-${type}`, model: profile.embeddingModel }] });
           }
         }
-      },
-    });
+    },
+  });
+}
+
+describe('every provider family through the gateway', () => {
+  let gw: TestGateway;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    gw = await startWithEveryFamily();
     client = gw.client();
   });
   afterAll(async () => gw?.close());
@@ -147,5 +153,34 @@ describe('every provider family through the gateway', () => {
         expect(result.data[0]?.embedding).toHaveLength(256);
       });
     }
+  });
+});
+
+describe('every provider family, with retries', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startWithEveryFamily((doc) => {
+      const routing = doc['routing'] as Record<string, unknown>;
+      doc['routing'] = { ...routing, retry: { maxAttempts: 2, baseDelayMs: 0, maxDelayMs: 0 } };
+    });
+  });
+  afterAll(async () => gw?.close());
+  beforeEach(() => gw.sim.reset());
+
+  it.each(PROVIDER_TYPES.map((type) => [type] as const))('%s: retries a stream the provider drops after opening its message, before any token: the client sees one whole answer', async (type) => {
+    const upstream = SIMULATED_PROVIDERS[type].chatModel;
+    gw.sim.configure({ faults: [{ kind: 'drop_mid_stream', afterTokens: 0, model: upstream, remaining: 1 }] });
+    const { data: stream, response } = await gw.client().chat.completions.create({ model: chatModel(type), messages: [{ role: 'user', content: 'hi' }], stream: true, max_tokens: 16 }).withResponse();
+    let content = '';
+    let finish: string | null | undefined;
+    for await (const chunk of stream) {
+      content += chunk.choices[0]?.delta.content ?? '';
+      finish ??= chunk.choices[0]?.finish_reason;
+    }
+    expect(content.length).toBeGreaterThan(0);
+    expect(finish).toBeTruthy();
+    expect(response.headers.get('x-openrouter-attempts')).toBe('2');
+    expect(gw.sim.requests().map((r) => r.outcome)).toEqual([expect.not.stringMatching(/^completed$/), 'completed']);
   });
 });

@@ -73,6 +73,7 @@ export class RouterService {
       tokens: prepared.planRequest.promptTokens + prepared.planRequest.maxOutputTokens,
       onAttempt: routeCalls ? this.progressListener(plan, gray, announce) : gray,
       onCall: routeCalls ? (candidate, earlier) => announce(callingDecision(plan, candidate, earlier)) : undefined,
+      commits: carriesAnswer,
     });
     let served: Served<adapterv1.ChatResponse> | undefined;
     try {
@@ -203,6 +204,17 @@ export class RouterService {
       release.record(arm, failure === undefined, attempt.latencyMs);
     };
   }
+}
+
+/**
+ * Whether an adapter event carries any of the answer. A chunk that only opens the message (the
+ * role, an empty content: Anthropic's `message_start`, OpenAI's first chunk) does not: a provider
+ * that fails or stalls after it has shown the client nothing, and the request fails over.
+ */
+export function carriesAnswer(event: adapterv1.ChatResponse): boolean {
+  const chunk = event.chunk;
+  if (!chunk || chunk.usage) return true;
+  return chunk.choices.some((c) => !!c.finishReason || !!c.logprobsJson || (!!c.delta && (!!c.delta.content || c.delta.toolCalls.length > 0 || !!c.delta.refusal || !!c.delta.extraJson)));
 }
 
 function answerEvent(event: adapterv1.ChatResponse): routerv1.ChatResponse {

@@ -71,6 +71,17 @@ describe('failover', () => {
     expect(calls).toEqual(['premium-a', 'cheap-a']);
   });
 
+  it('moves to a larger context window on context_length_exceeded in a later round too', async () => {
+    const retry = { baseDelayMs: 0, maxDelayMs: 0, maxAttempts: 4 };
+    const engine = engineFor(configWith([{ ...TWO_MODELS[1], contextWindow: 8000 }, { ...TWO_MODELS[0], contextWindow: 100000 }], { balancing: 'weighted', retry }));
+    // Both deployments are down at first; on the second round the first one reads the prompt and finds it too long.
+    const down = (): GatewayError => new GatewayError('unavailable', 'down');
+    const { open, calls } = scripted({ 'premium-a': [down(), new GatewayError('context_length_exceeded', 'long')], 'premium-b': [down()] });
+    const served = await serve(engine, open);
+    expect(served.candidate.model.id).toBe('cheap');
+    expect(calls).toEqual(['premium-a', 'premium-b', 'premium-a', 'cheap-a']);
+  });
+
   it('does not move to a larger context window when the request turned fallbacks off', async () => {
     const engine = engineFor(configWith([{ ...TWO_MODELS[1], contextWindow: 8000 }, { ...TWO_MODELS[0], contextWindow: 100000 }], { balancing: 'weighted' }));
     const { open, calls } = scripted({ 'premium-a': [new GatewayError('context_length_exceeded', 'long')] });
@@ -178,6 +189,70 @@ describe('failover', () => {
     const served = await serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 });
     expect(served.attempts.map((a) => a.errorKind)).toEqual(['timeout', '']);
   });
+  describe('with events that do not commit (a stream that has only named its role)', () => {
+    const opening = (id: string): string => `role from ${id}`;
+    const commits = (event: string): boolean => !event.startsWith('role');
+    const plan = (engine: ReturnType<typeof engineFor>) => engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } }));
+
+    it('moves on when the provider fails after its opening, and serves what was held with the answer', async () => {
+      const engine = engineFor(configWith(TWO_MODELS, { retry: { baseDelayMs: 0, maxDelayMs: 0 } }));
+      const open: AttemptOpener<string> = (candidate) =>
+        (async function* () {
+          yield opening(candidate.deployment.id);
+          if (candidate.deployment.id === 'premium-a') throw new GatewayError('unavailable', 'overloaded');
+          yield opening(candidate.deployment.id);
+          yield `answer from ${candidate.deployment.id}`;
+          yield 'more';
+        })();
+      const served = await serveWithFailover(plan(engine), open, new AbortController().signal, engine.failover, { stream: true, tokens: 1, commits });
+      expect(served.attempts.map((a) => [a.deployment, a.errorKind])).toEqual([
+        ['premium-a', 'unavailable'],
+        ['premium-b', ''],
+      ]);
+      const events = [served.first];
+      for (let next = await served.rest.next(); !next.done; next = await served.rest.next()) events.push(next.value);
+      expect(events).toEqual(['role from premium-b', 'role from premium-b', 'answer from premium-b', 'more']);
+      served.finish();
+    });
+
+    it('times out a provider that stalls after its opening, and tries the next', async () => {
+      const engine = engineFor(configWith(TWO_MODELS, { retry: { attemptTimeoutMs: 20, baseDelayMs: 0, maxDelayMs: 0 } }));
+      const open: AttemptOpener<string> = (candidate, signal) =>
+        (async function* () {
+          yield opening(candidate.deployment.id);
+          if (candidate.deployment.id === 'premium-a') await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new GatewayError('cancelled', 'x'))));
+          yield `answer from ${candidate.deployment.id}`;
+        })();
+      const served = await serveWithFailover(plan(engine), open, new AbortController().signal, engine.failover, { stream: true, tokens: 1, commits });
+      expect(served.attempts.map((a) => a.errorKind)).toEqual(['timeout', '']);
+      expect(served.first).toBe('role from premium-b');
+      served.finish();
+    });
+
+    it('serves a stream that ends after its opening as it is, and ends the call when the reader stops early', async () => {
+      const engine = engineFor(configWith(TWO_MODELS, { retry: { baseDelayMs: 0, maxDelayMs: 0 } }));
+      const empty = await serveWithFailover(plan(engine), () => (async function* () { yield opening('a'); })(), new AbortController().signal, engine.failover, { stream: true, tokens: 1, commits });
+      expect([empty.first, await empty.rest.next()]).toEqual(['role from a', { done: true, value: undefined }]);
+      empty.finish();
+      let ended = false;
+      const long: AttemptOpener<string> = () =>
+        (async function* () {
+          try {
+            yield opening('a');
+            yield 'answer';
+            yield 'never read';
+          } finally {
+            ended = true;
+          }
+        })();
+      const served = await serveWithFailover(plan(engine), long, new AbortController().signal, engine.failover, { stream: true, tokens: 1, commits });
+      expect(await served.rest.next()).toEqual({ done: false, value: 'answer' });
+      await served.rest.return?.();
+      expect(ended).toBe(true);
+      served.finish();
+    });
+  });
+
   it('gives a non-streamed attempt completionTimeoutMs to return its whole answer, not the first-event timeout', async () => {
     const engine = engineFor(configWith(TWO_MODELS, { retry: { attemptTimeoutMs: 20, completionTimeoutMs: 5_000, deadlineMs: 30, baseDelayMs: 0, maxDelayMs: 0 } }));
     const calls: string[] = [];

@@ -37,12 +37,13 @@ export interface Served<T> {
 }
 
 /**
- * Tries the plan's deployments in order until one produces its first answer event: retryable
+ * Tries the plan's deployments in order until one produces its first answer event (the first
+ * that `options.commits`; those before it are held back and served with it): retryable
  * failures (rate limits, 5xx, timeouts, lost connections) move on after a jittered backoff,
  * within the total deadline and attempt budget; a deployment cooling down after a Retry-After is
  * waited for when the wait fits `maxRetryAfterMs` and the deadline, else skipped; a context-length
  * failure moves to a model with a larger window when fallbacks are allowed; anything else is the
- * client's answer at once. Once a first event arrived
+ * client's answer at once. Once a first answer event arrived
  * nothing is retried, so a stream never fails over after the client saw a token.
  */
 export async function serveWithFailover<T>(
@@ -50,7 +51,18 @@ export async function serveWithFailover<T>(
   open: AttemptOpener<T>,
   signal: AbortSignal,
   deps: FailoverDependencies,
-  options: { stream: boolean; tokens: number; onAttempt?: AttemptListener; onCall?: CallListener },
+  options: {
+    stream: boolean;
+    tokens: number;
+    onAttempt?: AttemptListener;
+    onCall?: CallListener;
+    /**
+     * Whether an event commits the request to its deployment (default: every event). Events before
+     * the first that does (a stream's opening chunk that only names the role) are held back: the
+     * attempt's timeout still runs and a failure still moves on, since the client has seen nothing.
+     */
+    commits?: (event: T) => boolean;
+  },
 ): Promise<Served<T>> {
   const { retry, breakers, stats, clock } = deps;
   const deadline = clock.now() + retry.deadlineMs;
@@ -119,12 +131,17 @@ export async function serveWithFailover<T>(
       options.stream ? Math.max(1, Math.min(retry.attemptTimeoutMs, deadline - clock.now())) : retry.completionTimeoutMs,
     );
     let iterator: AsyncIterator<T>;
-    let first: IteratorResult<T>;
+    const held: T[] = [];
     options.onCall?.(candidate, attempts);
     try {
       iterator = openAttempt(open, candidate, call.signal);
-      first = await iterator.next();
-      if (first.done) throw new GatewayError('upstream_error', 'The provider returned an empty answer.');
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) break;
+        held.push(next.value);
+        if (!options.commits || options.commits(next.value)) break;
+      }
+      if (held.length === 0) throw new GatewayError('upstream_error', 'The provider returned an empty answer.');
     } catch (error) {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
@@ -144,7 +161,9 @@ export async function serveWithFailover<T>(
       if (failure.kind === 'rate_limited' && failure.retryAfterMs) breakers.coolDown(candidate.deployment.id, clock.now() + Math.min(failure.retryAfterMs, MAX_COOLDOWN_MS));
       if (failure.kind === 'context_length_exceeded' && deps.contextFallback && plan.route.allowFallbacks) {
         queue = [...queue.slice(cursor).filter((c) => c.model.contextWindow > candidate.model.contextWindow), ...plan.largerContext(candidate.model)];
+        // The larger windows are a new first round: none of them has failed this request yet.
         cursor = 0;
+        round = 0;
         retryable.clear();
         continue;
       }
@@ -160,11 +179,12 @@ export async function serveWithFailover<T>(
     attempts.push(attempt);
     options.onAttempt?.(candidate, attempt, undefined);
     let finished = false;
+    const [first, ...after] = held as [T, ...T[]];
     return {
       candidate,
       attempts,
-      first: first.value,
-      rest: iterator,
+      first,
+      rest: after.length === 0 ? iterator : withLeading(after, iterator),
       finish: (error?: unknown) => {
         if (finished) return;
         finished = true;
@@ -183,6 +203,14 @@ export async function serveWithFailover<T>(
   }
   if (lastError) throw lastError;
   throw plan.refusal ?? new GatewayError('unavailable', `No deployment can serve \`${plan.requested}\` right now.`, { code: 'no_available_deployment' });
+}
+
+/** The iterator's events after `leading`, which were read from it already; returning returns it. */
+function withLeading<T>(leading: T[], iterator: AsyncIterator<T>): AsyncIterator<T> {
+  return {
+    next: () => (leading.length > 0 ? Promise.resolve({ done: false, value: leading.shift() as T }) : iterator.next()),
+    return: async (value?: unknown) => (await iterator.return?.(value)) ?? { done: true, value: undefined },
+  };
 }
 
 /** Opens an attempt; a synchronous throw (no adapter for the provider, say) fails this deployment only. */
