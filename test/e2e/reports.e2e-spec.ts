@@ -181,7 +181,19 @@ describe('usage reports through the admin API', () => {
       expect.objectContaining({ ConsumedUnit: 'Tokens', BillingAccountId: 'acme', ServiceName: 'Open-Router', ChargeCategory: 'Usage', BillingCurrency: 'USD', Tags: expect.any(Object) }),
     );
     const csv = await get(`/admin/v1/exports/focus?month=${month}&format=csv`);
-    expect(csv.text.split('\r\n')[0]).toContain('BilledCost,EffectiveCost,ListCost,ConsumedQuantity,ConsumedUnit');
+    const header = csv.text.split('\r\n')[0];
+    expect(header).toContain('BilledCost,EffectiveCost,ListCost,ConsumedQuantity,ConsumedUnit');
+    // A month without usage is still a FOCUS file: every column, no rows.
+    const empty = await get('/admin/v1/exports/focus?month=2001-01&format=csv');
+    expect(empty.text).toBe(`${header}\r\n`);
+    const noArms = await get('/admin/v1/experiments/never-run/report?format=csv');
+    expect(noArms.text.split('\r\n')[0]).toBe('arm,currency,requests,errors,error_rate,latency_p50_ms,latency_p95_ms,ttft_p50_ms,ttft_p95_ms,prompt_tokens_per_request,completion_tokens_per_request,cost,cost_per_request');
+    // A day the calendar does not have, or a year the store cannot hold, is a 400, not another period.
+    for (const path of ['/admin/v1/usage?from=2025-02-30', `/admin/v1/invoices/acme/0070-01`, '/admin/v1/chargeback?month=1969-12']) {
+      const bad = await get(path);
+      expect(bad.status).toBe(400);
+      expect((bad.body as { error: { code: string; type: string } }).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_value' });
+    }
   });
 
   it('compares the arms of an experiment', async () => {

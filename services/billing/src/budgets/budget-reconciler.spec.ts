@@ -12,13 +12,13 @@ describe('BudgetReconciler', () => {
   function setup(stored: string, pending = 0, requests = 1_000_000) {
     const ledger = new MemoryBudgetLedger(() => NOW);
     const calls: unknown[] = [];
+    const state = { pending, stored };
     const store: SpendSource = {
       spend: async (fromMs, toMs, filters) => {
         calls.push({ fromMs, toMs, filters });
-        return [{ currency: 'USD', cost: stored, requests }];
+        return [{ currency: 'USD', cost: state.stored, requests }];
       },
     };
-    const state = { pending };
     const reconciler = new BudgetReconciler([budget], ledger, store, async () => state.pending, createLogger('test', 'silent'), { clock: () => NOW });
     return { ledger, reconciler, calls, state };
   }
@@ -50,5 +50,16 @@ describe('BudgetReconciler', () => {
     expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(0);
     expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(-40);
     expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(1_199_960);
+  });
+
+  it('forgets a surplus that a run did not see: a new one must be seen twice again', async () => {
+    const { ledger, reconciler, state } = setup('1', 0);
+    await ledger.settle('r', [line], 1_000_005);
+    expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(0); // 5 seen once
+    state.stored = '1.000005'; // the events on their way landed: nothing to lower
+    expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(0);
+    await ledger.settle('s', [line], 3); // spend whose events are held in an ingress's outbox
+    expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(0); // 3 seen once: kept
+    expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(1_000_008);
   });
 });

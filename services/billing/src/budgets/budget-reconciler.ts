@@ -74,8 +74,10 @@ export class BudgetReconciler {
     const quiet = (await this.pendingEvents()) === 0;
     const now = this.clock();
     const out: Reconciliation[] = [];
+    const current = new Set<string>();
     for (const budget of this.budgets) {
       const account = accountAt(budget, now);
+      current.add(account.line.account);
       const filters: Array<[DimensionName, string]> = [['org', budget.scope.org]];
       if (budget.scope.team) filters.push(['team', budget.scope.team]);
       if (budget.scope.project) filters.push(['project', budget.scope.project]);
@@ -85,6 +87,8 @@ export class BudgetReconciler {
       const [state] = await this.ledger.read([account.line.account]);
       const ledgerMicros = state?.spentMicros ?? 0;
       let correction = 0;
+      // A surplus is lowered only when this run and the one before both saw it: any run without one forgets it.
+      if (storedMicros >= ledgerMicros) this.surplus.delete(account.line.account);
       if (storedMicros > ledgerMicros) {
         correction = storedMicros - ledgerMicros;
       } else if (storedMicros < ledgerMicros) {
@@ -103,6 +107,8 @@ export class BudgetReconciler {
       const thresholdsPublished = this.alerts ? await this.alerts.publishCrossed([account], [spentMicros]) : 0;
       out.push({ budget: budget.id, account: account.line.account, ledgerMicros, storedMicros, correctionMicros: correction, thresholdsPublished });
     }
+    // Periods that ended (and budgets no longer configured) are never read again.
+    for (const account of this.surplus.keys()) if (!current.has(account)) this.surplus.delete(account);
     this.metrics?.thresholdsCaughtUp(out.reduce((sum, r) => sum + r.thresholdsPublished, 0));
     return out;
   }

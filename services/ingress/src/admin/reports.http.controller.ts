@@ -131,7 +131,7 @@ export class ReportsHttpController {
     const q = parseInput(focusQuery, query);
     const scope = reportScope(adminOf(req), { org: q.org });
     const report = await this.client().focus({ scope, month: q.month, orgId: q.org ?? '' });
-    const rows = report.rows.map((r) => ({
+    const rows = report.rows.map((r): Record<FocusColumn, unknown> & { Tags: Record<string, string> } => ({
       BilledCost: r.billedCost,
       EffectiveCost: r.effectiveCost,
       ListCost: r.listCost,
@@ -152,8 +152,8 @@ export class ReportsHttpController {
       Tags: r.tags,
     }));
     if (q.format === 'csv') {
-      const header = Object.keys(rows[0] ?? FOCUS_EMPTY) as Array<keyof (typeof rows)[number]>;
-      return csv(reply, `focus-${q.month}.csv`, header, rows.map((r) => header.map((h) => (h === 'Tags' ? JSON.stringify(r.Tags) : (r[h] as string)))));
+      // Every column, with rows or without: an empty month is still a FOCUS file.
+      return csv(reply, `focus-${q.month}.csv`, FOCUS_COLUMNS, rows.map((r) => FOCUS_COLUMNS.map((h) => (h === 'Tags' ? JSON.stringify(r.Tags) : (r[h] as string)))));
     }
     return { object: 'focus_export', month: q.month, data: rows };
   }
@@ -167,7 +167,7 @@ export class ReportsHttpController {
     const fromMs = q.from ?? now - 30 * DAY_MS;
     const toMs = q.to ?? now + 1;
     const report = await this.client().experiment({ scope, experiment, fromMs, toMs });
-    const arms = report.arms.map((a) => ({
+    const arms = report.arms.map((a): Record<ExperimentColumn, string | number> => ({
       arm: a.arm,
       currency: a.currency,
       requests: a.requests,
@@ -183,8 +183,7 @@ export class ReportsHttpController {
       cost_per_request: a.costPerRequest,
     }));
     if (q.format === 'csv') {
-      const header = Object.keys(arms[0] ?? { arm: '' }) as Array<keyof (typeof arms)[number]>;
-      return csv(reply, `experiment-${experiment}.csv`, header, arms.map((a) => header.map((h) => a[h])));
+      return csv(reply, `experiment-${experiment}.csv`, EXPERIMENT_COLUMNS, arms.map((a) => EXPERIMENT_COLUMNS.map((h) => a[h])));
     }
     return { object: 'experiment_report', experiment: report.experiment, from: iso(fromMs), to: iso(toMs), arms };
   }
@@ -196,7 +195,45 @@ export class ReportsHttpController {
 }
 
 const TOTAL_COLUMNS = ['requests', 'errors', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'reasoning_tokens', 'cost'] as const;
-const FOCUS_EMPTY = { BilledCost: '' };
+/** The FOCUS export's columns, in order. */
+const FOCUS_COLUMNS = [
+  'BilledCost',
+  'EffectiveCost',
+  'ListCost',
+  'ConsumedQuantity',
+  'ConsumedUnit',
+  'ChargeCategory',
+  'ChargePeriodStart',
+  'ChargePeriodEnd',
+  'BillingPeriodStart',
+  'BillingPeriodEnd',
+  'BillingAccountId',
+  'BillingCurrency',
+  'SubAccountId',
+  'ServiceName',
+  'ServiceCategory',
+  'SkuId',
+  'ProviderName',
+  'Tags',
+] as const;
+type FocusColumn = (typeof FOCUS_COLUMNS)[number];
+/** An experiment report's columns, per arm, in order. */
+const EXPERIMENT_COLUMNS = [
+  'arm',
+  'currency',
+  'requests',
+  'errors',
+  'error_rate',
+  'latency_p50_ms',
+  'latency_p95_ms',
+  'ttft_p50_ms',
+  'ttft_p95_ms',
+  'prompt_tokens_per_request',
+  'completion_tokens_per_request',
+  'cost',
+  'cost_per_request',
+] as const;
+type ExperimentColumn = (typeof EXPERIMENT_COLUMNS)[number];
 
 function totals(t: billingv1.UsageTotals | undefined) {
   return {
