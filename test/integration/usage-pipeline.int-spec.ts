@@ -60,6 +60,22 @@ describe('usage pipeline: Kafka → billing → ClickHouse (real broker, chDB)',
     expect(await totals(billing)).toEqual({ rows: 10_000, unique: 10_000, cost: expected, rollupRequests: 10_000, rollupCost: expected });
   }, 240_000);
 
+  it('sends a flush of one organisation larger than the broker takes in one request in several, and stays direct', async () => {
+    // 3,000 events of one org, ~600 bytes each with their tags and trace header: one producer
+    // batch of ~1.8 MB for one partition, where the broker takes 1 MB (message.max.bytes).
+    const events = Array.from({ length: 3_000 }, (_, i) => {
+      const event = makeUsageEvent(prices, i, T0 + i, 'one-org');
+      event.tenant = { ...event.tenant!, orgId: 'solo', tags: { env: 'production', team: 'platform-search-and-recommendations', request: `r-${i}-${'x'.repeat(160)}` } };
+      return event;
+    });
+    const before = billing.usage.stats().stored;
+    await Promise.all(events.map((e) => publisher.publish(e, { headers: { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` } })));
+    expect(publisher.status()).toMatchObject({ mode: 'direct', pending: 0 });
+    await waitFor(async () => billing.usage.stats().stored >= before + 3_000, { timeoutMs: 60_000, what: '3,000 events of one organisation stored' });
+    const [row] = await queryRows<{ n: string }>(billing.usage.store, "SELECT count() AS n FROM {db:Identifier}.usage_events FINAL WHERE org_id = 'solo'");
+    expect(Number(row?.n)).toBe(3_000);
+  }, 120_000);
+
   it('keeps earlier events at their price when the price changes mid-month', async () => {
     const before = makeUsageEvent(prices, 1, Date.parse('2025-06-14T23:59:59.000Z'), 'price');
     const after = makeUsageEvent(prices, 2, Date.parse('2025-06-15T00:00:00.000Z'), 'price');
@@ -166,5 +182,24 @@ describe('usage pipeline: Kafka → billing → ClickHouse (real broker, chDB)',
     const batch = letters.find((l) => l.reason.startsWith('undecodable usage event batch'));
     expect(batch?.schema).toBe(USAGE_BATCH_SCHEMA_NAME);
     expect(batch?.value).toEqual(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]));
+  }, 90_000);
+
+  it('dead-letters more poison than the broker takes in one request, in several sends, and moves on', async () => {
+    const before = billing.usage.stats().deadLettered;
+    const kafka = new Kafka({ clientId: 'poison-flood-spec', brokers: sharedKafkaBrokers(), logLevel: logLevel.NOTHING });
+    const producer = kafka.producer();
+    await producer.connect();
+    // 1,200 undecodable messages of 1 KiB on one partition: ~1.4 MB of dead letters with their headers.
+    const poison = Array.from({ length: 1_200 }, (_, i) => ({ key: 'flood', value: Buffer.concat([Buffer.from([0xff, 0xff, 0xff]), Buffer.alloc(1_021, i % 251)]) }));
+    for (let i = 0; i < poison.length; i += 200) await producer.send({ topic: config.usage.kafka.topic, messages: poison.slice(i, i + 200) });
+    await producer.disconnect();
+    const after = makeUsageEvent(prices, 1, T0, 'after-flood');
+    after.tenant = { ...after.tenant!, orgId: 'flood' };
+    await publisher.publish(after);
+    // A store call inserts its events, then sends its dead letters, then counts them.
+    await waitFor(() => billing.usage.stats().deadLettered - before >= 1_200, { timeoutMs: 60_000, what: '1,200 dead letters' });
+    expect(billing.usage.stats().deadLettered - before).toBe(1_200);
+    expect(await queryRows(billing.usage.store, "SELECT 1 FROM {db:Identifier}.usage_events WHERE event_id = 'after-flood-1'")).toHaveLength(1);
+    expect(await billing.usage.lag()).toBe(0);
   }, 90_000);
 });

@@ -31,6 +31,13 @@ export const kafkaUsageSchema = z.object({
    * message per event). Kafka clients spend most of their time per message, not per byte.
    */
   eventsPerMessage: positiveInt.max(1_000).default(100),
+  /**
+   * A send to Kafka carries at most this many bytes (keys, values, headers); a larger flush or
+   * replay goes in several. Keep it below the broker's `message.max.bytes` (1 MiB by default):
+   * the broker refuses a partition's batch above it, and one organisation's events all go to one
+   * partition.
+   */
+  maxSendBytes: positiveInt.min(64 * 1024).default(768 * 1024),
 });
 export type KafkaUsageConfig = z.infer<typeof kafkaUsageSchema>;
 

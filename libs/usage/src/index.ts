@@ -8,6 +8,7 @@ export { emptyUsageEvent } from './event/usage-event.factory';
 export { FileOutbox, OutboxFullError } from './kafka/file-outbox';
 export type { FileOutboxOptions, OutboxPeek } from './kafka/file-outbox';
 export { createKafka, ensureUsageTopics, firstHeader, headerText, withTimeout } from './kafka/kafka-client';
+export { recordBytes, slicesOf } from './kafka/send-slices';
 export { KafkaUsagePublisher } from './kafka/kafka-usage-publisher';
 export type { KafkaUsagePublisherOptions } from './kafka/kafka-usage-publisher';
 export { costOf, priceEvent } from './pricing/cost';

@@ -13,7 +13,8 @@ export interface UsageMessage {
   /**
    * The event itself, when the message never left the process (the embedded mode's bus):
    * consumers read it (`readUsageMessage`) instead of decoding `value`, which is then encoded
-   * only if something asks for the bytes (a dead letter). Nobody changes an event once published.
+   * only if something asks for the bytes (a dead letter). It is a copy taken when the event was
+   * published (`inProcessUsageMessage`), which nobody changes.
    */
   event?: usagev1.UsageEvent;
 }

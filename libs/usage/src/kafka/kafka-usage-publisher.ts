@@ -7,6 +7,7 @@ import { packUsageMessages } from '../event/usage-batch.codec';
 import { UsageMessageEncoder } from '../event/usage-event.codec';
 import { FileOutbox } from './file-outbox';
 import { createKafka, ensureUsageTopics, withTimeout } from './kafka-client';
+import { slicesOf } from './send-slices';
 
 export interface KafkaUsagePublisherOptions {
   kafka: KafkaUsageConfig;
@@ -35,6 +36,7 @@ export class KafkaUsagePublisher implements UsagePublisher {
   private readonly pending: Pending[] = [];
   private readonly encoder = new UsageMessageEncoder();
   private flushing: Promise<void> | undefined;
+  private replayFailing = false;
   private lingerTimer: NodeJS.Timeout | undefined;
   private replayTimer: NodeJS.Timeout | undefined;
   private replaying: Promise<void> | undefined;
@@ -138,8 +140,14 @@ export class KafkaUsagePublisher implements UsagePublisher {
     this.replayTimer = setTimeout(() => {
       this.replayTimer = undefined;
       this.replaying = this.replayOnce()
+        .then(() => {
+          this.replayFailing = false;
+        })
         .catch((error: unknown) => {
-          this.logger.debug({ err: error, pending: this.outbox.size }, 'usage outbox replay failed; trying again later');
+          // Once per outage at warn, so a replay that can never succeed is seen; the retries at debug.
+          const level = this.replayFailing ? 'debug' : 'warn';
+          this.replayFailing = true;
+          this.logger[level]({ err: error, pending: this.outbox.size }, 'usage outbox replay failed; trying again later');
           void this.disconnect();
         })
         .finally(() => {
@@ -165,19 +173,18 @@ export class KafkaUsagePublisher implements UsagePublisher {
     }
   }
 
+  /**
+   * Sends events in as few requests as the broker takes: an organisation's events together, as few
+   * messages as `eventsPerMessage` allows (the outbox keeps events one by one, so what it replays
+   * is packed the same way), in sends of at most `maxSendBytes`. When a later send fails, the
+   * earlier ones may have arrived: the whole batch goes to the outbox, and consumers drop repeats.
+   */
   private async send(messages: UsageMessage[]): Promise<void> {
     const producer = await this.connect();
-    await withTimeout(
-      producer.send({
-        topic: this.options.kafka.topic,
-        acks: -1,
-        // An organisation's events together, as few messages as `eventsPerMessage` allows. The
-        // outbox keeps events one by one, so what it replays is packed the same way.
-        messages: packUsageMessages(messages, this.options.kafka.eventsPerMessage),
-      }),
-      this.options.kafka.sendTimeoutMs,
-      'Kafka send',
-    );
+    const { topic, eventsPerMessage, maxSendBytes, sendTimeoutMs } = this.options.kafka;
+    for (const slice of slicesOf(packUsageMessages(messages, eventsPerMessage), maxSendBytes)) {
+      await withTimeout(producer.send({ topic, acks: -1, messages: slice }), sendTimeoutMs, 'Kafka send');
+    }
   }
 
   private async connect(): Promise<Producer> {

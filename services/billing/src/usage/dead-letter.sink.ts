@@ -1,7 +1,7 @@
 import { Partitioners, type Producer } from 'kafkajs';
 import type { KafkaUsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
-import { createKafka, withTimeout, type DeadLetterSink, type UsageMessage } from '@openrouter/usage';
+import { createKafka, slicesOf, withTimeout, type DeadLetterSink, type UsageMessage } from '@openrouter/usage';
 
 /** Headers a dead letter carries besides the original ones. */
 export const DLQ_HEADERS = {
@@ -24,26 +24,21 @@ export class KafkaDeadLetterSink implements DeadLetterSink {
   async send(items: Array<{ message: UsageMessage; reason: string }>): Promise<void> {
     const producer = await this.connect();
     const at = new Date().toISOString();
-    await withTimeout(
-      producer.send({
-        topic: this.config.dlqTopic,
-        acks: -1,
-        messages: items.map(({ message, reason }) => ({
-          key: message.key,
-          value: message.value,
-          headers: {
-            ...message.headers,
-            [DLQ_HEADERS.reason]: reason.slice(0, 1000),
-            [DLQ_HEADERS.at]: at,
-            ...(message.origin
-              ? { [DLQ_HEADERS.topic]: message.origin.topic, [DLQ_HEADERS.partition]: String(message.origin.partition), [DLQ_HEADERS.offset]: message.origin.offset }
-              : {}),
-          },
-        })),
-      }),
-      this.config.sendTimeoutMs,
-      'dead-letter send',
-    ).catch(async (error: unknown) => {
+    const letters = items.map(({ message, reason }) => ({
+      key: message.key,
+      value: message.value,
+      headers: {
+        ...message.headers,
+        [DLQ_HEADERS.reason]: reason.slice(0, 1000),
+        [DLQ_HEADERS.at]: at,
+        ...(message.origin ? { [DLQ_HEADERS.topic]: message.origin.topic, [DLQ_HEADERS.partition]: String(message.origin.partition), [DLQ_HEADERS.offset]: message.origin.offset } : {}),
+      },
+    }));
+    // In sends the broker takes (the dead-letter topic has one partition: one batch per send).
+    const sendAll = async (): Promise<void> => {
+      for (const slice of slicesOf(letters, this.config.maxSendBytes)) await producer.send({ topic: this.config.dlqTopic, acks: -1, messages: slice });
+    };
+    await withTimeout(sendAll(), this.config.sendTimeoutMs, 'dead-letter send').catch(async (error: unknown) => {
       const producer = this.producer;
       this.producer = undefined;
       await producer?.disconnect().catch(() => undefined);
