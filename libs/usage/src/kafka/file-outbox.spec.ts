@@ -1,4 +1,5 @@
 import { mkdtempSync, readdirSync, rmSync, statSync, truncateSync, appendFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { UsageMessage } from '../bus/usage-bus';
@@ -68,6 +69,53 @@ describe('FileOutbox', () => {
     await reopened.append([message(4)]);
     expect(await drain(reopened)).toEqual([1, 2, 4]);
     await reopened.close();
+  });
+
+  describe('when the disk takes less than it was given', () => {
+    let restore: () => void;
+    /** Makes the next writes to any file behave as `writes` say: a short write (its share of the length) or a failure. */
+    async function diskThat(...writes: Array<number | 'ENOSPC'>): Promise<void> {
+      const probe = await open(join(dir, 'probe'), 'w');
+      const proto = Object.getPrototypeOf(probe) as { write: FileHandle['write'] };
+      await probe.close();
+      type Write = (this: FileHandle, buffer: Buffer, offset?: number, length?: number, position?: number) => ReturnType<FileHandle['write']>;
+      const original = proto.write as unknown as Write;
+      const spy = jest.spyOn(proto, 'write');
+      for (const behaviour of writes) {
+        spy.mockImplementationOnce(function (this: FileHandle, buffer: Buffer, offset?: number, length?: number, position?: number) {
+          if (behaviour === 'ENOSPC') return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+          return original.call(this, buffer, offset, Math.max(1, Math.floor((length ?? buffer.length) * behaviour)), position);
+        } as FileHandle['write']);
+      }
+      restore = () => spy.mockRestore();
+    }
+    afterEach(() => restore?.());
+
+    it('writes the rest of a short write before acknowledging the append', async () => {
+      const outbox = await FileOutbox.open(dir, options);
+      await diskThat(0.5, 0.5);
+      await outbox.append(Array.from({ length: 20 }, (_, i) => message(i)));
+      restore();
+      await outbox.append([message(20)]);
+      expect(await drain(outbox)).toEqual(Array.from({ length: 21 }, (_, i) => i));
+      await outbox.close();
+    });
+
+    it('refuses an append the disk could not take whole, and keeps every acknowledged record before and after it, across a restart', async () => {
+      const outbox = await FileOutbox.open(dir, options);
+      await outbox.append(Array.from({ length: 5 }, (_, i) => message(i)));
+      // Half of the next append is written, then the disk is full.
+      await diskThat(0.5, 'ENOSPC');
+      await expect(outbox.append(Array.from({ length: 5 }, (_, i) => message(100 + i)))).rejects.toThrow(/ENOSPC/);
+      restore();
+      // Space again: later appends follow the last acknowledged record, not the torn one.
+      await outbox.append(Array.from({ length: 5 }, (_, i) => message(10 + i)));
+      expect(outbox.size).toBe(10);
+      const reopened = await FileOutbox.open(dir, options);
+      expect(await drain(reopened)).toEqual([0, 1, 2, 3, 4, 10, 11, 12, 13, 14]);
+      await reopened.close();
+      await outbox.close();
+    });
   });
 
   it('refuses appends past its bound instead of filling the disk', async () => {

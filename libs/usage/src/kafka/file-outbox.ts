@@ -88,8 +88,15 @@ export class FileOutbox {
         if (this.pendingBytes + total > this.options.maxBytes) throw new OutboxFullError(this.pendingBytes);
         const file = await this.activeSegment();
         const data = Buffer.concat(frames);
-        await file.write(data, 0, data.length, this.activeSize);
-        await file.datasync();
+        try {
+          await writeWhole(file, data, this.activeSize);
+          await file.datasync();
+        } catch (error) {
+          // Nothing of this append counts: what reached the file is cut off (and the next append
+          // writes over it at the same offset in any case), so no torn frame sits between records.
+          await file.truncate(this.activeSize).catch(() => undefined);
+          throw error;
+        }
         this.activeSize += data.length;
         this.pendingBytes += total;
         this.pendingRecords += records.length;
@@ -193,7 +200,9 @@ export class FileOutbox {
     if (this.active) await this.active.close();
     const next = this.nextSegment++;
     this.segments.push(next);
-    this.active = await open(this.segmentPath(next), 'a+');
+    // Written at explicit offsets (never O_APPEND, which ignores them): an append that failed half
+    // way is overwritten by the next, so the frames stay contiguous.
+    this.active = await open(this.segmentPath(next), 'w+');
     this.activeSize = 0;
     if (this.segments.length === 1) {
       this.cursor = { segment: next, offset: 0 };
@@ -300,8 +309,17 @@ export class FileOutbox {
       if (segment === this.current()) this.activeSize = at;
     }
     const current = this.current();
-    if (current !== undefined) this.active = await open(this.segmentPath(current), 'a+');
+    if (current !== undefined) this.active = await open(this.segmentPath(current), 'r+');
     if (this.pendingRecords === 0) await this.reset();
+  }
+}
+
+/** Writes all of `data` at `position`: a write may take less than it was given (a disk filling up). */
+async function writeWhole(file: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
+    if (bytesWritten === 0) throw new Error('usage outbox: the disk took no more bytes');
+    done += bytesWritten;
   }
 }
 
