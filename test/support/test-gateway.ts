@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startGateway, type GatewayHandle } from '@openrouter/gateway';
 import { createLogger, type TelemetryOptions } from '@openrouter/observability';
@@ -28,15 +31,19 @@ export interface TestGatewayOptions {
 /** The embedded gateway in this process, in front of a simulator the test controls. */
 export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
   const sim = await startSimulator({ apiKey: SIM_KEY, seed: 7 });
+  const dataDir = mkdtempSync(join(tmpdir(), 'gateway-data-'));
   let gateway: GatewayHandle;
   try {
     const document = testConfigDocument(sim.baseUrl, { ingress: 0, router: 0, adapter: 0 });
+    // Its own data directory (the usage bus's outbox): gateways of parallel suites never share one.
+    document['gateway'] = { dataDir };
     if (options.logs) document['log'] = { level: 'info' };
     options.configure?.(document);
     const config = parseConfig(document, {});
     gateway = await startGateway(config, createLogger('test', config.log.level, options.logs), options.logs, { telemetry: options.telemetry });
   } catch (error) {
     await sim.close();
+    rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
   return {
@@ -49,6 +56,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     async close() {
       await gateway.close();
       await sim.close();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,3 +1,4 @@
+import { join, resolve } from 'node:path';
 import type { GatewayConfig } from '@openrouter/config';
 import type { DestinationStream } from 'pino';
 import { createLogger, type Logger, type TelemetryOptions } from '@openrouter/observability';
@@ -9,7 +10,7 @@ import { startAlerting } from '@openrouter/alerting';
 import { startBilling, type BillingHandle } from '@openrouter/billing';
 import { startIngress, type IngressHandle } from '@openrouter/ingress';
 import { startRouter } from '@openrouter/router';
-import { InProcessUsageBus } from '@openrouter/usage';
+import { FileOutbox, InProcessUsageBus } from '@openrouter/usage';
 import { UsageFanOut } from './usage-fan-out';
 
 export interface GatewayOptions {
@@ -57,7 +58,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, logDes
     );
     started.push(router);
     // One process: usage events go from ingress to billing over the in-process bus, unless Kafka is configured.
-    const bus = config.usage.bus === 'in-process' ? new InProcessUsageBus(child('usage-bus'), config.usage.consumer) : undefined;
+    const bus = config.usage.bus === 'in-process' ? new InProcessUsageBus(child('usage-bus'), { ...config.usage.consumer, outbox: await usageBusOutbox(config) }) : undefined;
     const budgetBus = config.usage.bus === 'in-process' ? new InProcessBudgetBus(child('budget-bus')) : undefined;
     const billing = await startBilling({ ...config, billing: { ...config.billing, http: internal, grpc: internal } }, child('billing'), { usageSource: bus, budgetEvents: budgetBus, telemetry });
     started.push(billing);
@@ -89,6 +90,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger, logDes
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * Where billing's in-process bus keeps events its store does not take (an outage of its
+ * ClickHouse) and those still queued at shutdown: `usage.outbox.dir`, else
+ * `<gateway.dataDir>/outbox/usage-bus`.
+ */
+function usageBusOutbox(config: GatewayConfig): Promise<FileOutbox> {
+  const { dir, maxBytes, segmentBytes } = config.usage.outbox;
+  return FileOutbox.open(resolve(dir || join(config.gateway.dataDir, 'outbox', 'usage-bus')), { maxBytes, segmentBytes });
 }
 
 function grpcPort(handle: ServiceHandle): number {

@@ -10,9 +10,10 @@ import { inProcessUsageMessage, type InProcessUsageBus, type PublisherStatus, ty
 export class UsageFanOut implements UsagePublisher {
   constructor(private readonly targets: readonly [InProcessUsageBus, ...InProcessUsageBus[]]) {}
 
+  /** Resolves once every bus holds the event (billing's, when it waits in its outbox: once fsynced there). */
   async publish(event: usagev1.UsageEvent, options?: PublishOptions): Promise<void> {
     const message = inProcessUsageMessage(event, options?.headers);
-    for (const target of this.targets) target.publishMessage(message);
+    await Promise.all(this.targets.map((target) => target.publishMessage(message)));
   }
 
   status(): PublisherStatus {

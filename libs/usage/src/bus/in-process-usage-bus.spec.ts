@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createLogger } from '@openrouter/observability';
+import { FileOutbox } from '../kafka/file-outbox';
 import { InProcessUsageBus } from './in-process-usage-bus';
 import type { UsageMessage } from './usage-bus';
 
@@ -21,7 +25,7 @@ describe('InProcessUsageBus', () => {
       batches.push(payloads(batch));
       delivered.resolve();
     });
-    for (let n = 0; n < 5; n++) bus.publishMessage(message(n));
+    for (let n = 0; n < 5; n++) void bus.publishMessage(message(n));
     // Nothing is delivered while the batch gathers (the linger is far longer than this test)...
     await new Promise((done) => setImmediate(done));
     expect(batches).toEqual([]);
@@ -41,7 +45,7 @@ describe('InProcessUsageBus', () => {
       batches.push(payloads(batch));
       if (batches.length === 2) twoBatches.resolve();
     });
-    for (let n = 0; n < 6; n++) bus.publishMessage(message(n));
+    for (let n = 0; n < 6; n++) void bus.publishMessage(message(n));
     await twoBatches.promise;
     expect(batches).toEqual([
       ['0', '1', '2'],
@@ -62,17 +66,17 @@ describe('InProcessUsageBus', () => {
         await release.promise;
       }
     });
-    for (let n = 0; n < 3; n++) bus.publishMessage(message(n));
+    for (let n = 0; n < 3; n++) void bus.publishMessage(message(n));
     await storing.promise;
     // Published during the first insert: one event, far from a full batch.
-    bus.publishMessage(message(3));
+    void bus.publishMessage(message(3));
     release.resolve();
     for (let i = 0; i < 5; i++) await new Promise((done) => setImmediate(done));
     expect(batches).toEqual([['0', '1', '2']]);
     expect(await bus.lag()).toBe(1);
     // It goes when the batch fills (or the linger ends, or close flushes).
-    bus.publishMessage(message(4));
-    bus.publishMessage(message(5));
+    void bus.publishMessage(message(4));
+    void bus.publishMessage(message(5));
     await bus.close();
     expect(batches).toEqual([
       ['0', '1', '2'],
@@ -89,8 +93,8 @@ describe('InProcessUsageBus', () => {
       if (attempts.length < 3) throw new Error('insert failed');
       stored.resolve();
     });
-    bus.publishMessage(message(1));
-    bus.publishMessage(message(2));
+    void bus.publishMessage(message(1));
+    void bus.publishMessage(message(2));
     await stored.promise;
     expect(attempts).toEqual([
       ['1', '2'],
@@ -100,4 +104,62 @@ describe('InProcessUsageBus', () => {
     await bus.close();
     expect(await bus.lag()).toBe(0);
   });
+
+  describe('with an outbox', () => {
+    let dir: string;
+    const outboxOptions = { maxBytes: 1024 * 1024, segmentBytes: 64 * 1024 };
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'usage-bus-outbox-'));
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('keeps what the store refuses on disk, with everything published after it, and hands it over in order once it stores again', async () => {
+      const bus = new InProcessUsageBus(logger, { retryInitialMs: 5, retryMaxMs: 20, outbox: await FileOutbox.open(dir, outboxOptions) });
+      let storeUp = false;
+      const stored: string[] = [];
+      const allStored = deferred();
+      await bus.start(async (batch) => {
+        if (!storeUp) throw new Error('ClickHouse is down');
+        stored.push(...payloads(batch));
+        if (stored.length === 6) allStored.resolve();
+      });
+      for (let n = 0; n < 3; n++) await bus.publishMessage(message(n));
+      await waitUntil(() => bus.status().mode === 'outbox');
+      // Published during the outage: resolved once on disk, behind the first three.
+      for (let n = 3; n < 6; n++) await bus.publishMessage(message(n));
+      expect(bus.status()).toMatchObject({ mode: 'outbox', pending: 6 });
+      expect(await bus.lag()).toBe(6);
+      storeUp = true;
+      await allStored.promise;
+      expect(stored).toEqual(['0', '1', '2', '3', '4', '5']);
+      await waitUntil(() => bus.status().mode === 'direct');
+      await bus.publishMessage(message(6));
+      await waitUntil(() => stored.length === 7);
+      expect(bus.status()).toMatchObject({ mode: 'direct', pending: 0, outboxBytes: 0 });
+      await bus.close();
+    });
+
+    it('keeps what is left at shutdown for the next start, which hands it over first', async () => {
+      const first = new InProcessUsageBus(logger, { retryInitialMs: 5, drainTimeoutMs: 50, outbox: await FileOutbox.open(dir, outboxOptions) });
+      await first.start(async () => {
+        throw new Error('ClickHouse is down');
+      });
+      for (let n = 0; n < 4; n++) await first.publishMessage(message(n));
+      await first.close();
+
+      const next = new InProcessUsageBus(logger, { outbox: await FileOutbox.open(dir, outboxOptions) });
+      expect(await next.lag()).toBe(4);
+      const stored: string[] = [];
+      await next.start(async (batch) => void stored.push(...payloads(batch)));
+      void next.publishMessage(message(4));
+      await waitUntil(() => stored.length === 5);
+      expect(stored).toEqual(['0', '1', '2', '3', '4']);
+      await next.close();
+    });
+  });
 });
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((done) => setTimeout(done, 5));
+  expect(condition()).toBe(true);
+}

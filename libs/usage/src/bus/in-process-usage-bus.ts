@@ -1,6 +1,7 @@
 import type { usagev1 } from '@openrouter/contracts';
 import type { Logger } from '@openrouter/observability';
 import { inProcessUsageMessage } from '../event/usage-event.codec';
+import type { FileOutbox } from '../kafka/file-outbox';
 import type { PublishOptions, PublisherStatus, UsageBatchHandler, UsageMessage, UsagePublisher, UsageSource } from './usage-bus';
 
 export interface InProcessUsageBusOptions {
@@ -15,13 +16,23 @@ export interface InProcessUsageBusOptions {
   retryMaxMs?: number;
   /** How long `close` waits for the consumer to take what is queued. */
   drainTimeoutMs?: number;
+  /**
+   * Where events wait while the consumer cannot store them (its ClickHouse is down) and what is
+   * still queued when `close` gives up: on disk, fsynced, and handed to the consumer again, oldest
+   * first, before anything newer, once it stores again (or by the next start, which finds them
+   * there). The bus closes it. Without one, events wait in memory: a crash, or a shutdown that
+   * outlasts `drainTimeoutMs`, loses them.
+   */
+  outbox?: FileOutbox;
 }
 
 /**
  * The event bus of the embedded mode: ingress and billing in one process. Messages are those of
  * Kafka and go through the same handler, but carry the event itself, so nothing is encoded and
  * decoded on the way (`inProcessUsageMessage`); a failed batch is delivered
- * again (after a backoff) until the handler takes it, so nothing is dropped while the process runs.
+ * again (after a backoff) until the handler takes it. With an outbox, a batch the handler refused
+ * and everything after it wait on disk until it takes them again, so an outage of the store that
+ * outlives the process loses nothing either.
  */
 export class InProcessUsageBus implements UsagePublisher, UsageSource {
   private readonly queue: UsageMessage[] = [];
@@ -36,6 +47,9 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
   private readonly drainTimeoutMs: number;
+  private readonly outbox: FileOutbox | undefined;
+  /** Events go to the outbox: it holds some that must reach the consumer first. */
+  private spilling = false;
 
   constructor(
     private readonly logger: Logger,
@@ -46,20 +60,33 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
     this.retryInitialMs = options.retryInitialMs ?? 200;
     this.retryMaxMs = options.retryMaxMs ?? 10_000;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+    this.outbox = options.outbox;
+    this.spilling = this.outbox !== undefined && !this.outbox.isEmpty();
   }
 
   async publish(event: usagev1.UsageEvent, options: PublishOptions = {}): Promise<void> {
-    this.publishMessage(inProcessUsageMessage(event, options.headers));
+    await this.publishMessage(inProcessUsageMessage(event, options.headers));
   }
 
-  /** Puts an already encoded message on the bus (tests use it for messages no producer would make). */
-  publishMessage(message: UsageMessage): void {
-    this.queue.push(message);
+  /**
+   * Puts a message on the bus: in memory, or behind what waits in the outbox (resolved once it is
+   * fsynced there). Tests use it for messages no producer would make.
+   */
+  async publishMessage(message: UsageMessage): Promise<void> {
+    if (this.outbox && this.spilling) {
+      try {
+        await this.outbox.append([message]);
+      } catch (error) {
+        // The outbox is full or unwritable: memory is all that is left.
+        this.logger.error({ err: error }, 'usage event could not be written to the outbox; kept in memory');
+        this.queue.push(message);
+      }
+    } else this.queue.push(message);
     this.kick();
   }
 
   status(): PublisherStatus {
-    return { mode: 'direct', pending: this.queue.length, outboxBytes: 0 };
+    return { mode: this.spilling ? 'outbox' : 'direct', pending: this.queue.length + (this.outbox?.size ?? 0), outboxBytes: this.outbox?.bytes ?? 0 };
   }
 
   async start(handler: UsageBatchHandler): Promise<void> {
@@ -69,7 +96,7 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
   }
 
   async lag(): Promise<number> {
-    return this.queue.length;
+    return this.queue.length + (this.outbox?.size ?? 0);
   }
 
   /** Waits (bounded) for the consumer to take every queued message, then stops delivering. */
@@ -80,11 +107,27 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
     if (this.handler && this.queue.length > 0) {
       const deadline = Date.now() + this.drainTimeoutMs;
       while (this.queue.length > 0 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 20));
-      if (this.queue.length > 0) this.logger.error({ pending: this.queue.length }, 'usage events left undelivered at shutdown');
     }
     this.closed = true;
     this.wake?.();
     await this.draining;
+    await this.keepForNextStart();
+  }
+
+  /** What the consumer did not take goes to the outbox (when there is one) for the next start. */
+  private async keepForNextStart(): Promise<void> {
+    const left = this.queue.splice(0);
+    if (this.outbox) {
+      try {
+        if (left.length > 0) await this.outbox.append(left);
+        if (!this.outbox.isEmpty()) this.logger.warn({ events: this.outbox.size }, 'usage events kept in the outbox for the next start');
+        await this.outbox.close();
+        return;
+      } catch (error) {
+        this.logger.error({ err: error, events: left.length }, 'usage events could not be written to the outbox at shutdown');
+      }
+    }
+    if (left.length > 0) this.logger.error({ pending: left.length }, 'usage events left undelivered at shutdown');
   }
 
   private kick(): void {
@@ -95,7 +138,7 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
     }
     this.draining = this.drain().finally(() => {
       this.draining = undefined;
-      if (this.queue.length > 0 && !this.closed) this.kick();
+      if ((this.queue.length > 0 || this.spilling) && !this.closed) this.kick();
     });
   }
 
@@ -104,7 +147,18 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
     if (!handler) return;
     let delay = this.retryInitialMs;
     let stored = true;
-    while (this.queue.length > 0 && !this.closed) {
+    const backOff = async (): Promise<void> => {
+      await this.sleep(delay, () => this.closed);
+      delay = Math.min(delay * 2, this.retryMaxMs);
+    };
+    while (!this.closed) {
+      if (this.spilling) {
+        // What waits on disk goes first, oldest first; the bus leaves the outbox once it is empty.
+        if (await this.handOverOutbox(handler)) delay = this.retryInitialMs;
+        else await backOff();
+        continue;
+      }
+      if (this.queue.length === 0) return;
       // Every batch gathers, not only the first: what arrives while a batch is stored waits for
       // the next one to fill or for the linger, as a Kafka fetch does, instead of going at once
       // in a small insert of its own (under steady traffic, an insert after every insert).
@@ -117,10 +171,59 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
         stored = true;
       } catch (error) {
         stored = false;
-        this.logger.warn({ err: error, events: batch.length, retryInMs: delay }, 'usage batch not stored; retrying');
-        await this.sleep(delay, () => this.closed);
-        delay = Math.min(delay * 2, this.retryMaxMs);
+        const spilled = await this.spill();
+        this.logger.warn(
+          { err: error, events: spilled ? this.outbox?.size : batch.length, retryInMs: delay },
+          spilled ? 'usage batch not stored; events wait in the outbox until it is' : 'usage batch not stored; retrying',
+        );
+        await backOff();
       }
+    }
+  }
+
+  /** Moves what is queued to the outbox, and later publishes with it; false when it could not be written. */
+  private async spill(): Promise<boolean> {
+    const outbox = this.outbox;
+    if (!outbox) return false;
+    const waiting = this.queue.splice(0);
+    // Publishes from here on are appended after these (the outbox appends in call order).
+    this.spilling = true;
+    try {
+      await outbox.append(waiting);
+      return true;
+    } catch (error) {
+      this.logger.error({ err: error, events: waiting.length }, 'usage events could not be written to the outbox; kept in memory');
+      this.queue.unshift(...waiting);
+      this.spilling = !outbox.isEmpty();
+      return false;
+    }
+  }
+
+  /** Hands the outbox's oldest events to the consumer; false when it did not take them. */
+  private async handOverOutbox(handler: UsageBatchHandler): Promise<boolean> {
+    const outbox = this.outbox;
+    if (!outbox) {
+      this.spilling = false;
+      return true;
+    }
+    try {
+      const peek = await outbox.peek(this.batchMaxEvents);
+      if (peek.records.length === 0) {
+        // Empty, or an append still being written: it is handed over on the next turn.
+        if (outbox.isEmpty()) this.spilling = false;
+        else await new Promise((done) => setTimeout(done, 5));
+        return true;
+      }
+      await handler(peek.records);
+      await outbox.ack(peek, peek.records.length);
+      if (outbox.isEmpty()) {
+        this.spilling = false;
+        this.logger.info('usage events waiting in the outbox are stored');
+      }
+      return true;
+    } catch (error) {
+      this.logger.warn({ err: error, events: outbox.size }, 'usage events in the outbox not stored yet; retrying');
+      return false;
     }
   }
 
