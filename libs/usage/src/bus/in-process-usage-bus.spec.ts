@@ -139,6 +139,28 @@ describe('InProcessUsageBus', () => {
       await bus.close();
     });
 
+    it('writes what is published together during an outage in one append, not one fsync per event', async () => {
+      const outbox = await FileOutbox.open(dir, outboxOptions);
+      const appends = jest.spyOn(outbox, 'append');
+      const bus = new InProcessUsageBus(logger, { retryInitialMs: 5, retryMaxMs: 20, outbox });
+      let storeUp = false;
+      const stored: string[] = [];
+      await bus.start(async (batch) => {
+        if (!storeUp) throw new Error('ClickHouse is down');
+        stored.push(...payloads(batch));
+      });
+      await bus.publishMessage(message(0));
+      await waitUntil(() => bus.status().mode === 'outbox');
+      const before = appends.mock.calls.length;
+      await Promise.all(Array.from({ length: 200 }, (_, i) => bus.publishMessage(message(i + 1))));
+      expect(await bus.lag()).toBe(201);
+      expect(appends.mock.calls.length - before).toBeLessThanOrEqual(2);
+      storeUp = true;
+      await waitUntil(() => stored.length === 201);
+      expect(stored).toEqual(Array.from({ length: 201 }, (_, i) => String(i)));
+      await bus.close();
+    });
+
     it('keeps what is left at shutdown for the next start, which hands it over first', async () => {
       const first = new InProcessUsageBus(logger, { retryInitialMs: 5, drainTimeoutMs: 50, outbox: await FileOutbox.open(dir, outboxOptions) });
       await first.start(async () => {

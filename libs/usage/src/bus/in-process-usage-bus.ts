@@ -50,6 +50,9 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
   private readonly outbox: FileOutbox | undefined;
   /** Events go to the outbox: it holds some that must reach the consumer first. */
   private spilling = false;
+  /** Published while spilling, for the next append. */
+  private readonly toSpill: Array<{ message: UsageMessage; done: () => void }> = [];
+  private spillWriting: Promise<void> | undefined;
 
   constructor(
     private readonly logger: Logger,
@@ -73,16 +76,46 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
    * fsynced there). Tests use it for messages no producer would make.
    */
   async publishMessage(message: UsageMessage): Promise<void> {
-    if (this.outbox && this.spilling) {
-      try {
-        await this.outbox.append([message]);
-      } catch (error) {
-        // The outbox is full or unwritable: memory is all that is left.
-        this.logger.error({ err: error }, 'usage event could not be written to the outbox; kept in memory');
-        this.queue.push(message);
-      }
-    } else this.queue.push(message);
+    if (this.outbox && this.spilling) await this.spillOne(message);
+    else this.queue.push(message);
     this.kick();
+  }
+
+  /**
+   * Appends a message to the outbox with those published while the previous append was written:
+   * one write and one fsync for all of them, so an outage at full traffic is not one fsync per event.
+   */
+  private spillOne(message: UsageMessage): Promise<void> {
+    return new Promise((resolve) => {
+      this.toSpill.push({ message, done: resolve });
+      this.spillWriting ??= this.writeSpilled();
+    });
+  }
+
+  private async writeSpilled(): Promise<void> {
+    const outbox = this.outbox;
+    try {
+      while (outbox && this.toSpill.length > 0) {
+        const group = this.toSpill.splice(0);
+        const messages = group.map((g) => g.message);
+        try {
+          await outbox.append(messages);
+        } catch (error) {
+          // The outbox is full or unwritable: memory is all that is left.
+          this.logger.error({ err: error, events: messages.length }, 'usage events could not be written to the outbox; kept in memory');
+          this.queue.push(...messages);
+        }
+        for (const g of group) g.done();
+      }
+    } finally {
+      // In the same turn as the last check: a message pushed after it starts a new writer.
+      this.spillWriting = undefined;
+    }
+  }
+
+  /** Nothing waits on disk, nor is being written there. */
+  private outboxDrained(outbox: FileOutbox): boolean {
+    return outbox.isEmpty() && this.spillWriting === undefined;
   }
 
   status(): PublisherStatus {
@@ -111,6 +144,7 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
     this.closed = true;
     this.wake?.();
     await this.draining;
+    await this.spillWriting;
     await this.keepForNextStart();
   }
 
@@ -194,7 +228,7 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
     } catch (error) {
       this.logger.error({ err: error, events: waiting.length }, 'usage events could not be written to the outbox; kept in memory');
       this.queue.unshift(...waiting);
-      this.spilling = !outbox.isEmpty();
+      this.spilling = !this.outboxDrained(outbox);
       return false;
     }
   }
@@ -210,13 +244,13 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
       const peek = await outbox.peek(this.batchMaxEvents);
       if (peek.records.length === 0) {
         // Empty, or an append still being written: it is handed over on the next turn.
-        if (outbox.isEmpty()) this.spilling = false;
+        if (this.outboxDrained(outbox)) this.spilling = false;
         else await new Promise((done) => setTimeout(done, 5));
         return true;
       }
       await handler(peek.records);
       await outbox.ack(peek, peek.records.length);
-      if (outbox.isEmpty()) {
+      if (this.outboxDrained(outbox)) {
         this.spilling = false;
         this.logger.info('usage events waiting in the outbox are stored');
       }
