@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { toMicros } from '@openrouter/budgets';
 import { hashApiKey } from '@openrouter/ingress';
@@ -233,6 +235,27 @@ describe('WebSocket API', () => {
     await expect(Client.open(url, { key })).rejects.toMatchObject({ status: 401 });
   });
 
+  it('ends the requests of a revoked key at once, though its client never answers the close frame', async () => {
+    const issued = await fetch(`${gw.url}/admin/v1/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'raw socket to revoke', org: 'default' }),
+    }).then(async (r) => (await r.json()) as { id: string; key: string });
+    // A 10 s stream: the socket's close timeout is 30 s, the provider call must end well before either.
+    gw.sim.configure({ tokensPerSecond: 20, completionTokens: 200 });
+    const raw = await rawSocket(url, issued.key);
+    try {
+      raw.sendText(JSON.stringify({ type: 'chat.completions', id: 'long', body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'a long answer' }] } }));
+      await waitFor(() => gw.sim.requests().length === 1 || undefined, { what: 'the provider call' });
+      const revoked = await fetch(`${gw.url}/admin/v1/keys/${issued.id}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' }, body: '{}' });
+      expect(revoked.status).toBe(200);
+      await expect(gw.sim.waitForRequest((r) => r.outcome === 'aborted', 5_000)).resolves.toMatchObject({ outcome: 'aborted' });
+      expect(raw.received()).toContain('invalid_api_key');
+    } finally {
+      raw.destroy();
+    }
+  });
+
   it('slows a stream down to the pace its client reads at, instead of buffering the whole answer', async () => {
     // Far more than the loopback socket buffers hold, so a client that does not read holds the stream up.
     gw.sim.configure({ completionTokens: 60_000 });
@@ -363,3 +386,30 @@ describe('WebSocket buffer limits', () => {
     reading.close();
   }, 120_000);
 });
+
+/**
+ * A WebSocket client on a bare TCP socket that sends text frames and never answers a close frame
+ * (nor anything else): what a careless or hostile peer does.
+ */
+async function rawSocket(url: string, key: string): Promise<{ sendText(text: string): void; received(): string; destroy(): void }> {
+  const target = new URL(url);
+  const socket = connect(Number(target.port), target.hostname);
+  let received = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  socket.write(
+    `GET ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${key}\r\n\r\n`,
+  );
+  await waitFor(() => (received.toString('latin1').includes('\r\n\r\n') ? true : undefined), { what: 'the upgrade' });
+  expect(received.toString('latin1')).toMatch(/^HTTP\/1\.1 101/);
+  return {
+    sendText(text: string): void {
+      const payload = Buffer.from(text);
+      const mask = randomBytes(4);
+      const length = payload.length < 126 ? Buffer.from([0x80 | payload.length]) : Buffer.from([0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+      socket.write(Buffer.concat([Buffer.from([0x81]), length, mask, Buffer.from(payload.map((byte, i) => byte ^ (mask[i % 4] ?? 0)))]));
+    },
+    received: () => received.toString('utf8'),
+    destroy: () => socket.destroy(),
+  };
+}

@@ -146,6 +146,8 @@ export class WsGateway {
   }
 
   private async onFrame(connection: Connection, text: string): Promise<void> {
+    // A socket the server is closing serves nothing more, whatever its peer still sends.
+    if (connection.socket.readyState !== connection.socket.OPEN) return;
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -265,10 +267,10 @@ export class WsGateway {
     }
   }
 
-  /** Tells the client why, then closes the socket; closing aborts its streams (each still metered). */
+  /** Tells the client why, then ends its requests (each still metered) and closes the socket. */
   private cut(connection: Connection, id: string | null): void {
     send(connection, errorFrame(id, new GatewayError('auth_failed', 'The API key was revoked or has expired.', { code: 'invalid_api_key' })));
-    connection.socket.close(KEY_REVOKED_CLOSE, 'api key revoked or expired');
+    closeConnection(connection, KEY_REVOKED_CLOSE, 'api key revoked or expired');
   }
 
   /**
@@ -331,10 +333,17 @@ function send(connection: Connection, frame: ServerFrame): void {
   const socket = connection.socket;
   if (socket.readyState !== socket.OPEN) return;
   connection.lastWrite = new Promise<void>((resolve) => socket.send(JSON.stringify(frame), () => resolve()));
-  if (socket.bufferedAmount > connection.maxBufferedBytes) {
-    for (const controller of connection.streams.values()) controller.abort();
-    socket.close(NOT_READING_CLOSE, 'client not reading: too much data waiting');
-  }
+  if (socket.bufferedAmount > connection.maxBufferedBytes) closeConnection(connection, NOT_READING_CLOSE, 'client not reading: too much data waiting');
+}
+
+/**
+ * Aborts every request of the socket down to its provider call (each is metered as cancelled),
+ * then closes it. Not left to the socket's `close` event: that waits for the peer to answer the
+ * close frame, up to 30 s, and a peer that never does would have its requests run on meanwhile.
+ */
+function closeConnection(connection: Connection, code: number, reason: string): void {
+  for (const controller of connection.streams.values()) controller.abort();
+  connection.socket.close(code, reason);
 }
 
 /** Until the client has taken enough of what it was sent, or the socket closed, or the request was cancelled. */
