@@ -53,6 +53,33 @@ describe('access layer on a real Redis', () => {
     });
     afterAll(async () => Promise.all([a?.close(), b?.close()]));
 
+    it('keeps every team and project added at the same time on both replicas', async () => {
+      const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
+      const created = await fetch(`${a.url}/admin/v1/tenants`, { method: 'POST', headers: admin, body: JSON.stringify({ id: 'busy' }) });
+      expect(created.status).toBe(201);
+      await waitFor(async () => ((await fetch(`${b.url}/admin/v1/tenants`, { headers: admin }).then((r) => r.text())).includes('"busy"') ? true : undefined), { what: 'the org on the other replica' });
+      const teams = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => fetch(`${(i % 2 ? b : a).url}/admin/v1/tenants/busy/teams`, { method: 'POST', headers: admin, body: JSON.stringify({ id: `team-${i}` }) })),
+      );
+      expect(teams.map((r) => r.status)).toEqual(Array(8).fill(201));
+      const projects = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => fetch(`${(i % 2 ? a : b).url}/admin/v1/tenants/busy/teams/team-${i % 2}/projects`, { method: 'POST', headers: admin, body: JSON.stringify({ id: `project-${i}` }) })),
+      );
+      expect(projects.map((r) => r.status)).toEqual(Array(8).fill(201));
+      // Added twice: refused as existing, whichever replica is asked.
+      const again = await fetch(`${b.url}/admin/v1/tenants/busy/teams`, { method: 'POST', headers: admin, body: JSON.stringify({ id: 'team-2' }) });
+      expect(again.status).toBe(400);
+      expect(((await again.json()) as { error: { code: string } }).error.code).toBe('already_exists');
+      for (const replica of [a, b]) {
+        const org = await waitFor(async () => {
+          const body = (await fetch(`${replica.url}/admin/v1/tenants`, { headers: admin }).then((r) => r.json())) as { data: Array<{ id: string; teams: Array<{ id: string; projects: Array<{ id: string }> }> }> };
+          const busy = body.data.find((o) => o.id === 'busy');
+          return busy && busy.teams.flatMap((t) => t.projects).length === 8 ? busy : undefined;
+        }, { what: 'every project on the replica' });
+        expect(org.teams.map((t) => t.id).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `team-${i}`));
+      }
+    });
+
     it('serves a key issued on one replica on the other, and refuses it on both within a second of revocation', async () => {
       const issued = await fetch(`${a.url}/admin/v1/keys`, {
         method: 'POST',

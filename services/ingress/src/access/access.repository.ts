@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { orgSchema, type OrgConfig } from '@openrouter/config';
@@ -28,7 +29,12 @@ export interface AccessRepository {
   saveKey(record: ApiKeyRecord): Promise<void>;
   listKeys(): Promise<ApiKeyRecord[]>;
   listOrgs(): Promise<OrgConfig[]>;
-  saveOrg(org: OrgConfig): Promise<void>;
+  /**
+   * Changes an org added at run time (`change` gets what is stored, or undefined), atomically:
+   * concurrent changes of one org, on any replica, apply one after the other, each on the other's
+   * result. An error thrown by `change` is thrown as it is, and nothing is written.
+   */
+  updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<void>;
   appendAudit(entry: AuditEntry): Promise<void>;
   listAudit(limit: number): Promise<AuditEntry[]>;
   publish(change: AccessChange): Promise<void>;
@@ -37,6 +43,11 @@ export interface AccessRepository {
 }
 
 const AUDIT_KEEP = 100_000;
+/** How long an org's lock is held at most (a holder that died), and how long a change waits for it. */
+const ORG_LOCK_TTL_MS = 5_000;
+const ORG_LOCK_WAIT_MS = 3_000;
+/** KEYS: the lock. ARGV: the holder's token. Deletes the lock only when that holder still holds it. */
+const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 /** The embedded mode's store: one process, nothing shared. */
 export class MemoryAccessRepository implements AccessRepository {
@@ -64,8 +75,8 @@ export class MemoryAccessRepository implements AccessRepository {
   async listOrgs() {
     return [...this.orgs.values()];
   }
-  async saveOrg(org: OrgConfig) {
-    this.orgs.set(org.id, org);
+  async updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig) {
+    this.orgs.set(orgId, change(this.orgs.get(orgId)));
   }
   async appendAudit(entry: AuditEntry) {
     this.audit.push(entry);
@@ -121,6 +132,8 @@ export class RedisAccessRepository implements AccessRepository {
     try {
       return await operation();
     } catch (error) {
+      // The request's own answer (an org change refused as a conflict) goes through as it is.
+      if (error instanceof GatewayError) throw error;
       throw new GatewayError('unavailable', 'The access store (Redis) cannot be reached right now. Please retry.', { code: 'access_store_unavailable', cause: error });
     }
   }
@@ -159,9 +172,24 @@ export class RedisAccessRepository implements AccessRepository {
       return values.map((v) => orgSchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
     });
   }
-  async saveOrg(org: OrgConfig) {
+  async updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig) {
     return this.call(async () => {
-      await this.redis.hset(`${this.prefix}orgs`, org.id, JSON.stringify(org));
+      // A lock per org (SET NX with an expiry, released only by its holder): the change is a read,
+      // then a write, of the org's whole JSON.
+      const lock = `${this.prefix}org-lock:${orgId}`;
+      const token = randomUUID();
+      const deadline = Date.now() + ORG_LOCK_WAIT_MS;
+      while ((await this.redis.set(lock, token, 'PX', ORG_LOCK_TTL_MS, 'NX')) !== 'OK') {
+        if (Date.now() > deadline) throw new Error(`the organisation ${orgId} is being changed by another request`);
+        await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 20));
+      }
+      try {
+        const raw = await this.redis.hget(`${this.prefix}orgs`, orgId);
+        const stored = raw === null ? undefined : orgSchema.safeParse(safeJson(raw));
+        await this.redis.hset(`${this.prefix}orgs`, orgId, JSON.stringify(change(stored?.success ? stored.data : undefined)));
+      } finally {
+        await this.redis.eval(RELEASE_LOCK, 1, lock, token);
+      }
     });
   }
   async appendAudit(entry: AuditEntry) {

@@ -249,7 +249,10 @@ export class AccessService {
   async addOrg(actor: Actor, entry: TenantEntry): Promise<OrgConfig> {
     if (isScoped(actor)) throw scopeTooNarrow(actor, 'create organisations');
     if (this.tenants.org(entry.id)) throw alreadyExists('organisation', entry.id);
-    return this.saveOrg(actor, 'org.create', entry.id, { id: entry.id, ...named(entry), teams: [] });
+    return this.changeOrg(actor, 'org.create', entry.id, entry.id, (stored) => {
+      if (stored) throw alreadyExists('organisation', entry.id);
+      return { id: entry.id, ...named(entry), teams: [] };
+    });
   }
 
   /** Returns the new team as the directory now holds it. */
@@ -257,9 +260,11 @@ export class AccessService {
     this.requireTenantWriter(actor, orgId, 'add teams');
     const org = this.requireOrg(orgId);
     if (org.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
-    const base = await this.runtimeOrg(orgId);
     const team: TeamConfig = { id: entry.id, ...named(entry), limits: {}, projects: [] };
-    const saved = await this.saveOrg(actor, 'team.create', entry.id, { ...base, teams: [...base.teams, team] });
+    const saved = await this.changeOrg(actor, 'team.create', entry.id, orgId, (stored = { id: orgId, teams: [] }) => {
+      if (stored.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
+      return { ...stored, teams: [...stored.teams, team] };
+    });
     return saved.teams.find((t) => t.id === entry.id) ?? team;
   }
 
@@ -270,10 +275,13 @@ export class AccessService {
     const team = org.teams.find((t) => t.id === teamId);
     if (!team) throw new GatewayError('not_found', `The team "${teamId}" does not exist in "${orgId}".`, { param: 'team' });
     if (org.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
-    const base = await this.runtimeOrg(orgId);
-    const teams = base.teams.some((t) => t.id === teamId) ? base.teams : [...base.teams, { ...team, projects: [] }];
     const project: ProjectConfig = { id: entry.id, ...named(entry), limits: {} };
-    const saved = await this.saveOrg(actor, 'project.create', entry.id, { ...base, teams: teams.map((t) => (t.id === teamId ? { ...t, projects: [...t.projects, project] } : t)) });
+    const saved = await this.changeOrg(actor, 'project.create', entry.id, orgId, (stored = { id: orgId, teams: [] }) => {
+      if (stored.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
+      // A team from the configuration gets its run-time part on its first project.
+      const teams = stored.teams.some((t) => t.id === teamId) ? stored.teams : [...stored.teams, { ...team, projects: [] }];
+      return { ...stored, teams: teams.map((t) => (t.id === teamId ? { ...t, projects: [...t.projects, project] } : t)) };
+    });
     return saved.teams.find((t) => t.id === teamId)?.projects.find((p) => p.id === entry.id) ?? project;
   }
 
@@ -289,18 +297,13 @@ export class AccessService {
     return org;
   }
 
-  /** The part of an org that was added at run time (configuration keeps the rest). */
-  private async runtimeOrg(orgId: string): Promise<OrgConfig> {
-    const stored = (await this.repository.listOrgs()).find((o) => o.id === orgId);
-    return stored ?? { id: orgId, teams: [] };
-  }
-
-  private async saveOrg(actor: Actor, action: string, target: string, org: OrgConfig): Promise<OrgConfig> {
-    await this.repository.saveOrg(org);
+  /** Changes the run-time part of an org (configuration keeps the rest), then tells every replica. */
+  private async changeOrg(actor: Actor, action: string, target: string, orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<OrgConfig> {
+    await this.repository.updateOrg(orgId, change);
     await this.reloadTenants();
     await this.repository.publish({ kind: 'tenants' });
-    await this.audit(actor, action, target, { org: org.id });
-    return this.tenants.org(org.id) ?? org;
+    await this.audit(actor, action, target, { org: orgId });
+    return this.requireOrg(orgId);
   }
 
   /**
