@@ -186,6 +186,13 @@ describe('WebSocket API', () => {
     expect(client.of('bad')[0]).toMatchObject({ type: 'error', status: 400 });
     expect(client.of('x')[0]).toMatchObject({ type: 'error', status: 400, error: { error: { code: 'invalid_frame' } } });
     expect(client.of('ok')[0]).toMatchObject({ type: 'completion' });
+    // Nested deeper than an HTTP body may be (128 levels): refused before it is parsed, as over HTTP.
+    const deep = `{"type":"chat.completions","id":"deep","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"metadata":${'['.repeat(200)}${']'.repeat(200)}}}`;
+    client.socket.send(deep);
+    client.send({ type: 'chat.completions', id: 'after-deep', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } });
+    await client.until((frames) => frames.some((f) => f.id === 'after-deep'));
+    expect(client.frames.filter((f) => f.id === null).map((f) => (f.error as { error: { code: string } }).error.code)).toEqual(['invalid_json', 'json_too_deep']);
+    expect(client.of('after-deep')[0]).toMatchObject({ type: 'completion' });
     client.close();
   });
 

@@ -76,7 +76,8 @@ export function jsonTooDeep(text: string, limit: number): boolean {
   return false;
 }
 
-function tooDeep(what: string, param: string | undefined, limit: number): GatewayError {
+/** The 400 for JSON nested deeper than `limit` (`what`: "The request body", "The frame"). */
+export function tooDeep(what: string, param: string | undefined, limit: number): GatewayError {
   return new GatewayError('bad_request', `${what} is nested too deeply: at most ${limit} levels of arrays and objects are accepted.`, { param, code: 'json_too_deep' });
 }
 

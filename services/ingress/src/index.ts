@@ -126,7 +126,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       onResponded: telemetry.responded,
     },
   );
-  const ws = new WsGateway(access, router, config.access.requests, usage, budgets);
+  const ws = new WsGateway(access, router, config.access.requests, usage, budgets, config.ingress.limits);
   ws.attach(app.getHttpServer());
   logger.info({ httpPort: port, router: config.ingress.router }, 'ingress started');
   let closing: Promise<void> | undefined;

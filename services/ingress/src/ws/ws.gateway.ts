@@ -5,6 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
+import { jsonTooDeep, tooDeep } from '@openrouter/service-runtime';
 import type { AccessService, TrafficAttributes } from '../access/access.service';
 import type { ApiKeyRecord } from '../access/key-record';
 import type { Admission } from '../access/rate-limiter';
@@ -18,7 +19,6 @@ import type { MeteredExchange, UsageRecorder } from '../usage/usage-recorder';
 import { BEARER_PROTOCOL_PREFIX, clientFrameSchema, WS_PROTOCOL, type ServerFrame } from './ws-protocol';
 
 const PATH = '/v1/ws';
-const MAX_FRAME_BYTES = 10 * 1024 * 1024;
 /** Close code for a socket whose key was revoked or expired (1008: policy violation). */
 const KEY_REVOKED_CLOSE = 1008;
 /** Close code for a socket whose client does not read what it is sent (1008: policy violation). */
@@ -58,7 +58,7 @@ interface Connection {
  * validation, rate limits and routing as over HTTP.
  */
 export class WsGateway {
-  private readonly server = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false) });
+  private readonly server: WebSocketServer;
   private readonly connections = new Set<Connection>();
   /** Set at shutdown: requests still arriving are refused, those in flight may finish. */
   private closing = false;
@@ -72,7 +72,10 @@ export class WsGateway {
     private readonly bounds: RequestBounds,
     private readonly usage: UsageRecorder,
     private readonly budgets: BudgetService | undefined,
+    /** HTTP's limits on a request body, for a frame: its size (a larger one closes the socket with 1009) and JSON depth. */
+    private readonly limits: { bodyBytes: number; jsonDepth: number },
   ) {
+    this.server = new WebSocketServer({ noServer: true, maxPayload: limits.bodyBytes, handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false) });
     access.onKeyChange((hash) => {
       for (const connection of this.connections) if (connection.record.hash === hash) void this.recheck(connection);
     });
@@ -148,6 +151,8 @@ export class WsGateway {
   private async onFrame(connection: Connection, text: string): Promise<void> {
     // A socket the server is closing serves nothing more, whatever its peer still sends.
     if (connection.socket.readyState !== connection.socket.OPEN) return;
+    // Held to the depth an HTTP body is, before parsing it (JSON.parse recurses).
+    if (jsonTooDeep(text, this.limits.jsonDepth)) return send(connection, errorFrame(null, tooDeep('The frame', undefined, this.limits.jsonDepth)));
     let json: unknown;
     try {
       json = JSON.parse(text);
