@@ -150,18 +150,14 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
 
   /** What the consumer did not take goes to the outbox (when there is one) for the next start. */
   private async keepForNextStart(): Promise<void> {
-    const left = this.queue.splice(0);
-    if (this.outbox) {
-      try {
-        if (left.length > 0) await this.outbox.append(left);
-        if (!this.outbox.isEmpty()) this.logger.warn({ events: this.outbox.size }, 'usage events kept in the outbox for the next start');
-        await this.outbox.close();
-        return;
-      } catch (error) {
-        this.logger.error({ err: error, events: left.length }, 'usage events could not be written to the outbox at shutdown');
-      }
+    const outbox = this.outbox;
+    if (outbox) {
+      // Through the writer publishes use: what it cannot write comes back to the queue.
+      await this.spill();
+      if (!outbox.isEmpty()) this.logger.warn({ events: outbox.size }, 'usage events kept in the outbox for the next start');
+      await outbox.close().catch((error: unknown) => this.logger.error({ err: error }, 'the usage outbox could not be closed'));
     }
-    if (left.length > 0) this.logger.error({ pending: left.length }, 'usage events left undelivered at shutdown');
+    if (this.queue.length > 0) this.logger.error({ pending: this.queue.length }, 'usage events left undelivered at shutdown');
   }
 
   private kick(): void {
@@ -186,9 +182,9 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
       delay = Math.min(delay * 2, this.retryMaxMs);
     };
     while (!this.closed) {
-      if (this.spilling) {
+      if (this.outbox && this.spilling) {
         // What waits on disk goes first, oldest first; the bus leaves the outbox once it is empty.
-        if (await this.handOverOutbox(handler)) delay = this.retryInitialMs;
+        if (await this.handOverOutbox(this.outbox, handler)) delay = this.retryInitialMs;
         else await backOff();
         continue;
       }
@@ -215,31 +211,20 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
     }
   }
 
-  /** Moves what is queued to the outbox, and later publishes with it; false when it could not be written. */
+  /**
+   * Moves what is queued to the outbox, and later publishes with it, through the one writer (what
+   * it cannot write comes back to the queue, and the bus leaves the outbox once that is empty);
+   * false without an outbox.
+   */
   private async spill(): Promise<boolean> {
-    const outbox = this.outbox;
-    if (!outbox) return false;
-    const waiting = this.queue.splice(0);
-    // Publishes from here on are appended after these (the outbox appends in call order).
+    if (!this.outbox) return false;
     this.spilling = true;
-    try {
-      await outbox.append(waiting);
-      return true;
-    } catch (error) {
-      this.logger.error({ err: error, events: waiting.length }, 'usage events could not be written to the outbox; kept in memory');
-      this.queue.unshift(...waiting);
-      this.spilling = !this.outboxDrained(outbox);
-      return false;
-    }
+    await Promise.all(this.queue.splice(0).map((message) => this.spillOne(message)));
+    return true;
   }
 
   /** Hands the outbox's oldest events to the consumer; false when it did not take them. */
-  private async handOverOutbox(handler: UsageBatchHandler): Promise<boolean> {
-    const outbox = this.outbox;
-    if (!outbox) {
-      this.spilling = false;
-      return true;
-    }
+  private async handOverOutbox(outbox: FileOutbox, handler: UsageBatchHandler): Promise<boolean> {
     try {
       const peek = await outbox.peek(this.batchMaxEvents);
       if (peek.records.length === 0) {
