@@ -162,8 +162,10 @@ describe('RouterService', () => {
     for (let i = 0; i < 5; i++) expect(decisionOf(await ask(service, i))?.model).toBe('cheap');
     expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ status: 'completed', canaryStats: { requests: 0 }, baselineStats: { requests: 0 } });
 
-    // Server-side failures of the canary roll it back, while every request is still served.
+    // Server-side failures of the canary roll it back, while every request is still served (the
+    // baseline has had its own minimum of calls in the window to be compared with).
     const failing = engineFor(releaseConfig(3));
+    for (let i = 0; i < 3; i++) failing.grayReleases.byId('g')?.record('baseline', true, 50);
     const down = new FakeAdapters();
     down.failures['p'] = Array.from({ length: 6 }, () => new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 }));
     for (let i = 0; i < 3; i++) expect(decisionOf(await ask(new RouterService(failing, down), i))?.model).toBe('cheap');

@@ -9,9 +9,13 @@ export interface ArmAssignment {
   model: string;
 }
 
-/** Who a request belongs to for stickiness: the end user, else the key, else the request. */
+/**
+ * Who a request belongs to for stickiness: the end user the gateway records (`x-openrouter-user`,
+ * else the body's `user`), else the body's `user` of a caller that sets no context, else the key,
+ * else the request.
+ */
 export function stickyKey(stickiness: ExperimentConfig['stickiness'], context: Pick<routerv1.RequestContext, 'endUser' | 'keyId' | 'requestId'>, user: string | undefined): string {
-  if (stickiness === 'user') return user || context.endUser || context.keyId || context.requestId;
+  if (stickiness === 'user') return context.endUser || user || context.keyId || context.requestId;
   if (stickiness === 'key') return context.keyId || context.requestId;
   return context.requestId;
 }

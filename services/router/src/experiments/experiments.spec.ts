@@ -21,6 +21,15 @@ describe('A/B experiments', () => {
     expect(experiments.assign('other', contextFor(), undefined)).toBeUndefined();
   });
 
+  it("keeps the gateway's end user on its arm whatever the body's per-session `user` says", () => {
+    for (let i = 0; i < 100; i++) {
+      const arms = new Set(['s1', 's2', 's3', undefined].map((user) => experiments.assign('m', contextFor({ endUser: `alice-${i}`, requestId: `r-${user}` }), user)?.arm));
+      expect(arms.size).toBe(1);
+    }
+    // A caller that sets no end user in its context is kept by the body's `user`.
+    expect(experiments.assign('m', contextFor({ keyId: 'k', requestId: 'a' }), 'bob')).toEqual(experiments.assign('m', contextFor({ keyId: 'k2', requestId: 'b' }), 'bob'));
+  });
+
   it('routes the arm and records it on the plan', () => {
     const engine = engineFor(configWith(TWO_MODELS, { experiments: [{ id: 'e1', target: 'premium', arms: [{ name: 'control', model: 'premium', weight: 1 }, { name: 'cheaper', model: 'cheap', weight: 1 }] }] }));
     const plans = Array.from({ length: 40 }, (_, i) => engine.planner.plan(planRequest('premium', { context: contextFor({ endUser: `u${i}` }) })));
@@ -104,6 +113,24 @@ describe('gray release', () => {
     const { baselineStats, canaryStats } = release.state();
     expect(Math.abs((baselineStats?.p95LatencyMs ?? 0) - 200)).toBeLessThanOrEqual(5);
     expect(Math.abs((canaryStats?.p95LatencyMs ?? 0) - 210)).toBeLessThanOrEqual(6);
+  });
+
+  it('judges the canary only against a baseline with its own minimum of calls, so a completed release stays', () => {
+    const clock = new ManualClock();
+    const release = new GrayRelease(config!, clock);
+    for (let i = 0; i < 20; i++) release.record('canary', i % 2 === 0, 100);
+    for (let i = 0; i < 9; i++) release.record('baseline', true, 100);
+    expect(release.status()).toBe('active');
+    // The tenth baseline call makes the comparison possible, and makes it: a canary whose breaker
+    // has opened takes no more calls to be judged on.
+    release.record('baseline', true, 100);
+    expect(release.state()).toMatchObject({ status: 'rolled_back', rollbackReason: expect.stringContaining('error rate') });
+
+    // At 100 % no request is the baseline's: the canary's errors have nothing to be compared with.
+    const completed = new GrayRelease(config!, clock);
+    clock.advance(121 * 60_000);
+    for (let i = 0; i < 20; i++) completed.record('canary', i % 10 !== 0, 100);
+    expect(completed.state()).toMatchObject({ status: 'completed', canaryPercent: 100, canaryStats: { requests: 20, errors: 2 } });
   });
 
   it('rolls back on p95 latency', () => {

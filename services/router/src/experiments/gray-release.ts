@@ -63,7 +63,8 @@ export class GrayRelease {
     const now = this.clock.now();
     window.add(now, REQUESTS);
     window.add(now, ok ? LATENCIES + latencyBin(latencyMs) : ERRORS);
-    if (arm === 'canary' && !this.rolledBack) this.check();
+    // Either arm's call may complete the comparison (a canary whose breaker opened takes no more).
+    if (!this.rolledBack) this.check();
   }
 
   stats(arm: Arm): routerv1.GrayReleaseArmStats {
@@ -98,14 +99,17 @@ export class GrayRelease {
 
   private check(): void {
     const { errorRateMargin, p95LatencyMargin, minRequests } = this.config.rollback;
+    // A comparison needs both arms in the window: at a 100 % step the baseline takes no requests,
+    // and an empty baseline's error rate of 0 would roll a completed release back on any error.
     const canary = this.stats('canary');
     if (canary.requests < minRequests) return;
     const baseline = this.stats('baseline');
+    if (baseline.requests < minRequests) return;
     if (canary.errorRate > baseline.errorRate + errorRateMargin) {
       this.rollBack(`canary error rate ${pct(canary.errorRate)} exceeds baseline ${pct(baseline.errorRate)} by more than ${pct(errorRateMargin)}`);
       return;
     }
-    if (baseline.requests >= minRequests && baseline.p95LatencyMs > 0 && canary.p95LatencyMs > baseline.p95LatencyMs * (1 + p95LatencyMargin)) {
+    if (baseline.p95LatencyMs > 0 && canary.p95LatencyMs > baseline.p95LatencyMs * (1 + p95LatencyMargin)) {
       this.rollBack(`canary p95 latency ${Math.round(canary.p95LatencyMs)} ms exceeds baseline ${Math.round(baseline.p95LatencyMs)} ms by more than ${pct(p95LatencyMargin)}`);
     }
   }
