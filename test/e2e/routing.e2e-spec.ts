@@ -1,5 +1,7 @@
 import OpenAI from 'openai';
 import { TEST_ADMIN_KEY } from '../support/test-config';
+import { queryRows } from '../support/infra/clickhouse';
+import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
 const model = (id: string, upstream: string[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -19,14 +21,19 @@ const MODELS = [
   model('base', ['base-a']),
   model('canary', ['canary-a']),
   model('tiny', ['tiny-a'], { contextWindow: 64, excludeFromAuto: true }),
+  model('steady', ['steady-a'], { excludeFromAuto: true }),
+  model('flaky', ['flaky-a'], { excludeFromAuto: true }),
   { id: 'text-embedding-3-small', capabilities: ['embeddings'], deployments: [{ provider: 'simulated', model: 'embed-upstream' }] },
 ];
 
 const ROUTING = {
   seed: 3,
   balancing: 'weighted',
-  aliases: { smart: { models: ['budget', 'frontier'] }, rollout: { models: ['base'] }, duo: { models: ['budget'] } },
-  experiments: [{ id: 'duo-split', target: 'duo', arms: [{ name: 'budget', model: 'budget', weight: 1 }, { name: 'frontier', model: 'frontier', weight: 1 }] }],
+  aliases: { smart: { models: ['budget', 'frontier'] }, rollout: { models: ['base'] }, duo: { models: ['budget'] }, split: { models: ['steady'] } },
+  experiments: [
+    { id: 'duo-split', target: 'duo', arms: [{ name: 'budget', model: 'budget', weight: 1 }, { name: 'frontier', model: 'frontier', weight: 1 }] },
+    { id: 'arm-down', target: 'split', arms: [{ name: 'up', model: 'steady', weight: 1 }, { name: 'down', model: 'flaky', weight: 1 }] },
+  ],
   retry: { maxAttempts: 4, deadlineMs: 10_000, attemptTimeoutMs: 400, completionTimeoutMs: 400, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 3_000 },
   breaker: { consecutiveFailures: 3, cooldownMs: 3_000, minRequests: 100 },
   grayReleases: [{ id: 'canary-rollout', target: 'rollout', baseline: 'base', canary: 'canary', steps: [{ afterMinutes: 0, percent: 50 }], rollback: { minRequests: 3, errorRateMargin: 0.2 } }],
@@ -174,6 +181,38 @@ describe('routing end to end with injected provider faults', () => {
     expect(canary).toBeLessThan(15);
     expect(arms.slice(-10).every((a) => a === 'canary-rollout/baseline')).toBe(true);
   });
+  it("records every request of an experiment arm for the arm, those its open breaker refused without a call too", async () => {
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 500, model: 'flaky-a' }] });
+    const once = gw.client({ maxRetries: 0 });
+    let failed = 0;
+    for (let i = 0; i < 24; i++) {
+      const outcome = await once.chat.completions.create({ model: 'split', messages: user('Hi'), max_tokens: 4, user: `arm-user-${i}` }).then(
+        (data) => data.model,
+        (error: { status?: number }) => error.status,
+      );
+      if (typeof outcome === 'number') failed++;
+      expect([502, 503, 'steady']).toContain(outcome);
+    }
+    // The flaky arm's breaker opened after its first failures: later requests were refused before any call.
+    const called = gw.sim.requests().filter((r) => r.model === 'flaky-a').length;
+    expect(failed).toBeGreaterThan(0);
+    expect(called).toBeLessThan(failed * 4);
+    const arms = await waitFor(
+      async () => {
+        const found = await queryRows<{ arm: string; status: string; n: string }>(
+          gw.gateway.billing.usage.store,
+          "SELECT experiment_arm AS arm, status, count() AS n FROM {db:Identifier}.usage_events FINAL WHERE experiment = 'arm-down' GROUP BY arm, status ORDER BY arm, status",
+        );
+        return found.reduce((sum, r) => sum + Number(r.n), 0) === 24 ? found : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: "the experiment's 24 usage rows" },
+    );
+    expect(arms.map((r) => [r.arm, r.status, Number(r.n)])).toEqual([
+      ['down', 'error', failed],
+      ['up', 'ok', 24 - failed],
+    ]);
+  });
+
   it('serves every arm of an experiment or gray release to a key allowed only the name it asks for', async () => {
     const issued = await fetch(`${gw.url}/admin/v1/keys`, {
       method: 'POST',

@@ -4,7 +4,7 @@ import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { acceptBatches, callUnary, chatChunkBatching, readStream } from '@openrouter/grpc';
 import type { AdapterClients } from './adapter-clients';
-import { callingDecision, decisionFor } from './explain/route-decision';
+import { assignedDecision, callingDecision, decisionFor } from './explain/route-decision';
 import { explainPlan } from './explain/route-explanation';
 import { providersHealth } from './explain/providers-health';
 import { serveWithFailover, type AttemptListener, type AttemptOpener, type Served } from './resilience/failover';
@@ -68,12 +68,23 @@ export class RouterService {
     const notices = new Notices<routerv1.ChatResponse>();
     const announce = (route: routerv1.RouteDecision): void => notices.push({ calling: route });
     const gray = this.grayReleaseListener(plan);
+    let called = false;
     const serving = serveWithFailover(plan, open, signal, this.engine.failover, {
       stream: request.stream,
       tokens: prepared.planRequest.promptTokens + prepared.planRequest.maxOutputTokens,
       onAttempt: routeCalls ? this.progressListener(plan, gray, announce) : gray,
-      onCall: routeCalls ? (candidate, earlier) => announce(callingDecision(plan, candidate, earlier)) : undefined,
+      onCall: routeCalls
+        ? (candidate, earlier) => {
+            called = true;
+            announce(callingDecision(plan, candidate, earlier));
+          }
+        : undefined,
       commits: carriesAnswer,
+    }).catch((error: unknown) => {
+      // A request refused before any call (every candidate's breaker open) still belongs to its
+      // arm: the caller records the arm from the route it was told, so experiment reports count it.
+      if (routeCalls && plan.assignment && !called) announce(assignedDecision(plan));
+      throw error;
     });
     let served: Served<adapterv1.ChatResponse> | undefined;
     try {

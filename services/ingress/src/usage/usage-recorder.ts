@@ -193,6 +193,11 @@ export class UsageTrack {
    */
   readonly calling = (route: routerv1.RouteDecision): void => {
     if (this.event.servedModel) return;
+    // A request of an experiment arm counts for the arm even when nothing serves it.
+    if (route.experiment && !this.event.experiment) {
+      this.event.experiment = route.experiment;
+      this.event.experimentArm = route.experimentArm;
+    }
     // After a failed call the router is between calls (backing off): nothing is being spent.
     const inProgress = route.attemptDetails.at(-1)?.status === routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_IN_PROGRESS;
     this.inCall = inProgress ? route : undefined;

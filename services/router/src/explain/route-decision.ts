@@ -18,6 +18,15 @@ export function decisionFor(plan: RoutePlan, served: Candidate, attempts: router
   };
 }
 
+/** The route of a request that called nothing: only its experiment or gray release arm. */
+export function assignedDecision(plan: RoutePlan): routerv1.RouteDecision {
+  return {
+    ...routerv1.RouteDecision.fromPartial({ taskType: plan.taskType ?? '', strategy: plan.route.strategy }),
+    experiment: plan.assignment?.experiment ?? '',
+    experimentArm: plan.assignment?.arm ?? '',
+  };
+}
+
 /** The decision while `calling` is being called: the attempts made before it, then this one, in progress. */
 export function callingDecision(plan: RoutePlan, calling: Candidate, earlier: readonly routerv1.RouteAttempt[]): routerv1.RouteDecision {
   const inProgress: routerv1.RouteAttempt = {
