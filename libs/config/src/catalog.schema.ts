@@ -173,7 +173,7 @@ export const grayReleaseSchema = z.object({
       errorRateMargin: unit.default(0.05),
       /** Roll back when the canary's p95 latency exceeds the baseline's by more than this fraction (0.5 = +50%). */
       p95LatencyMargin: z.number().nonnegative().default(0.5),
-      /** Canary calls needed in the window before a verdict. */
+      /** Calls of each arm needed in the window before a verdict. */
       minRequests: positiveInt.default(20),
       windowMs: positiveInt.default(300_000),
     })
@@ -240,6 +240,11 @@ export const routingSchema = z.object({
   policies: z.array(policySchema).default([]),
   experiments: z.array(experimentSchema).default([]),
   grayReleases: z.array(grayReleaseSchema).default([]),
+  /**
+   * How often a router reads the gray releases' kept state (a rollback made by another replica);
+   * with `access.redis` set the state is shared there, else kept in `<gateway.dataDir>/router`.
+   */
+  grayReleaseSyncMs: positiveInt.default(2_000),
   /** Seed of the router's random draws (load balancing, jitter); unset means a random seed per process. */
   seed: z.number().int().optional(),
 });

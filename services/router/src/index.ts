@@ -4,6 +4,7 @@ import { callStreamInProcess, callUnaryInProcess, GrpcServerHandle } from '@open
 import { createTelemetry, RouterMetrics, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { AdapterClients } from './adapter-clients';
+import { startGrayReleaseSync } from './experiments/gray-release-sync';
 import { deploymentCircuits, instrumentAdapterPort } from './observability/router-telemetry';
 import { routerGrpcBinding } from './router.grpc.controller';
 import { grpcAdapters, RouterService, type AdapterPort } from './router.service';
@@ -38,6 +39,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   const metrics = new RouterMetrics(telemetry.registry);
   const adapters = new AdapterClients(config.router.adapters, tracingClientOptions(telemetry.tracing));
   const engine = createRoutingEngine(config);
+  const grayReleaseSync = await startGrayReleaseSync(config, engine.grayReleases, logger);
   metrics.readCircuitsFrom(() => deploymentCircuits(engine));
   const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics, engine.catalog.list()));
   const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)]);
@@ -69,6 +71,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
       await grpc.close(config.grpc.shutdownGraceMs);
       await http.app.close();
       adapters.close();
+      await grayReleaseSync?.close();
       await telemetry.close();
     },
   };

@@ -5,6 +5,12 @@ import { binnedPercentile, LATENCY_BINS, latencyBin, SlidingWindow } from '../st
 import { stickyKey, type ArmAssignment } from './ab-experiments';
 
 export type GrayReleaseStatus = 'pending' | 'active' | 'completed' | 'rolled_back';
+
+/** When and why a release rolled back. */
+export interface Rollback {
+  at: number;
+  reason: string;
+}
 type Arm = 'baseline' | 'canary';
 
 /** Per arm over the rollback window: calls, errors, and the successful calls' latencies in bins. */
@@ -16,11 +22,14 @@ const LATENCIES = 2;
  * One gray release: the canary's share follows the configured steps over time; each arm's calls
  * are recorded as the router reports them, and when the canary's error rate or p95 latency exceeds
  * the baseline's by more than the configured margin the release rolls back (canary share 0) for good.
+ * The start (when not configured) and the rollback are kept beyond the process by `GrayReleaseSync`.
  */
 export class GrayRelease {
-  private readonly startAt: number;
-  private rolledBack: { at: number; reason: string } | undefined;
+  private startAt: number;
+  private rolledBack: Rollback | undefined;
   private readonly outcomes: Record<Arm, SlidingWindow>;
+  /** Told of this process's rollback, to keep it beyond the process (see `GrayReleaseSync`). */
+  onRollBack: ((rollback: Rollback) => void) | undefined;
 
   constructor(
     readonly config: GrayReleaseConfig,
@@ -29,6 +38,24 @@ export class GrayRelease {
     this.startAt = config.startAt ? Date.parse(config.startAt) : clock.now();
     const window = (): SlidingWindow => new SlidingWindow(config.rollback.windowMs, LATENCIES + LATENCY_BINS);
     this.outcomes = { baseline: window(), canary: window() };
+  }
+
+  /** The start kept for a release without `startAt` (the first replica's, or an earlier run's). */
+  adoptStart(startAt: number): void {
+    if (!this.config.startAt) this.startAt = startAt;
+  }
+
+  /** A rollback made by another replica or an earlier run: it holds here too. */
+  adoptRollback(rollback: Rollback): void {
+    this.rolledBack ??= rollback;
+  }
+
+  startedAt(): number {
+    return this.startAt;
+  }
+
+  rollback(): Rollback | undefined {
+    return this.rolledBack;
   }
 
   /** The current step (index into `steps`, -1 before the first) and canary percent. */
@@ -116,6 +143,7 @@ export class GrayRelease {
 
   private rollBack(reason: string): void {
     this.rolledBack = { at: this.clock.now(), reason };
+    this.onRollBack?.(this.rolledBack);
   }
 }
 
@@ -138,6 +166,10 @@ export class GrayReleases {
   byId(id: string): GrayRelease | undefined {
     for (const release of this.byTarget.values()) if (release.config.id === id) return release;
     return undefined;
+  }
+
+  all(): GrayRelease[] {
+    return [...this.byTarget.values()];
   }
 
   states(): routerv1.GrayReleaseState[] {

@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { GatewayConfig } from '@openrouter/config';
+import { createLogger } from '@openrouter/observability';
+import { configWith, ManualClock, TWO_MODELS } from '../routing/test-engine.testing';
+import { GrayReleases } from './gray-release';
+import { startGrayReleaseSync, type GrayReleaseSync } from './gray-release-sync';
+
+const logger = createLogger('gray-release-redis-spec', 'silent');
+
+/** The redis-server the integration project's global setup started. */
+function redisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error('OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest\'s integration project');
+  return url;
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 20));
+  }
+}
+
+describe('gray releases shared by router replicas through Redis (redis-server)', () => {
+  const base = configWith(TWO_MODELS, {
+    grayReleases: [{ id: 'gr', target: 'cheap', baseline: 'cheap', canary: 'premium', steps: [{ afterMinutes: 0, percent: 10 }, { afterMinutes: 60, percent: 50 }, { afterMinutes: 120, percent: 100 }], rollback: { minRequests: 5, errorRateMargin: 0.1 } }],
+  });
+  const keyPrefix = `gray-${randomBytes(4).toString('hex')}:`;
+  const config: GatewayConfig = { ...base, access: { ...base.access, redis: { url: redisUrl(), keyPrefix } }, routing: { ...base.routing, grayReleaseSyncMs: 50 } };
+  const syncs: GrayReleaseSync[] = [];
+
+  async function replica(clock: ManualClock): Promise<GrayReleases> {
+    const releases = new GrayReleases(config.routing.grayReleases, clock);
+    const sync = await startGrayReleaseSync(config, releases, logger);
+    if (sync) syncs.push(sync);
+    return releases;
+  }
+
+  afterAll(async () => {
+    await Promise.all(syncs.map((s) => s.close()));
+  });
+
+  it('runs every replica on the first one’s schedule, spreads a rollback to all, and a restarted replica starts rolled back', async () => {
+    const clock = new ManualClock();
+    const a = await replica(clock);
+    clock.advance(61 * 60_000);
+    const b = await replica(clock);
+    expect(b.byId('gr')?.state()).toMatchObject({ status: 'active', canaryPercent: 50 });
+
+    const release = a.byId('gr');
+    for (let i = 0; i < 5; i++) release?.record('baseline', true, 100);
+    for (let i = 0; i < 5; i++) release?.record('canary', false, 100);
+    expect(release?.status()).toBe('rolled_back');
+    // B hears of it at its next read of the shared state, without a call of its own.
+    await until(() => b.byId('gr')?.status() === 'rolled_back', "replica B's rollback");
+    expect(b.byId('gr')?.state()).toMatchObject({ canaryPercent: 0, rollbackReason: release?.state().rollbackReason, rolledBackAtMs: release?.state().rolledBackAtMs });
+
+    const restarted = await replica(clock);
+    expect(restarted.byId('gr')?.state()).toMatchObject({ status: 'rolled_back', rollbackReason: release?.state().rollbackReason });
+
+    const redis = new Redis(redisUrl());
+    try {
+      expect(await redis.hgetall(`${keyPrefix}router:gray-release:gr`)).toEqual({ startAt: String(clock.now() - 61 * 60_000), rolledBackAt: String(clock.now()), reason: release?.state().rollbackReason });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('starts and serves while Redis cannot be reached, on its own schedule', async () => {
+    const unreachable: GatewayConfig = { ...config, access: { ...config.access, redis: { url: 'redis://127.0.0.1:9', keyPrefix } } };
+    const releases = new GrayReleases(config.routing.grayReleases, new ManualClock());
+    const started = Date.now();
+    const sync = await startGrayReleaseSync(unreachable, releases, logger);
+    if (sync) syncs.push(sync);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(releases.byId('gr')?.state()).toMatchObject({ status: 'active', canaryPercent: 10 });
+  });
+});

@@ -1,0 +1,142 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '@openrouter/observability';
+import { configWith, ManualClock, TWO_MODELS } from '../routing/test-engine.testing';
+import { GrayReleases, type Rollback } from './gray-release';
+import { FileGrayReleaseStore, GrayReleaseSync, type GrayReleaseStore, type KeptRelease } from './gray-release-sync';
+
+const logger = createLogger('gray-release-sync-spec', 'silent');
+const releaseConfig = configWith(TWO_MODELS, {
+  grayReleases: [{ id: 'gr', target: 'cheap', baseline: 'cheap', canary: 'premium', steps: [{ afterMinutes: 0, percent: 10 }, { afterMinutes: 60, percent: 50 }, { afterMinutes: 120, percent: 100 }], rollback: { minRequests: 5, errorRateMargin: 0.1 } }],
+}).routing.grayReleases;
+
+/** Drives the release to a rollback: the baseline healthy, the canary failing. */
+function failCanary(releases: GrayReleases): void {
+  const release = releases.byId('gr');
+  for (let i = 0; i < 5; i++) release?.record('baseline', true, 100);
+  for (let i = 0; i < 5; i++) release?.record('canary', false, 100);
+}
+
+describe('gray release state kept in a file (a router that runs alone)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gray-release-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function router(clock: ManualClock): Promise<{ releases: GrayReleases; sync: GrayReleaseSync }> {
+    const releases = new GrayReleases(releaseConfig, clock);
+    const sync = new GrayReleaseSync(releases, await FileGrayReleaseStore.open(join(dir, 'router', 'gray-releases.json')), logger, 60_000);
+    await sync.start();
+    return { releases, sync };
+  }
+
+  it('keeps the first start across restarts, so the schedule goes on where it was', async () => {
+    const clock = new ManualClock();
+    const first = await router(clock);
+    await first.sync.close();
+    clock.advance(61 * 60_000);
+    const restarted = await router(clock);
+    expect(restarted.releases.byId('gr')?.state()).toMatchObject({ status: 'active', canaryPercent: 50, step: 2 });
+    await restarted.sync.close();
+  });
+
+  it('keeps a rollback across restarts: the canary does not come back', async () => {
+    const clock = new ManualClock();
+    const first = await router(clock);
+    failCanary(first.releases);
+    expect(first.releases.byId('gr')?.status()).toBe('rolled_back');
+    await first.sync.sync();
+    await first.sync.close();
+    const reason = first.releases.byId('gr')?.state().rollbackReason;
+
+    clock.advance(5_000);
+    const restarted = await router(clock);
+    expect(restarted.releases.byId('gr')?.state()).toMatchObject({ status: 'rolled_back', canaryPercent: 0, rollbackReason: reason, rolledBackAtMs: clock.now() - 5_000 });
+    await restarted.sync.close();
+    expect(JSON.parse(readFileSync(join(dir, 'router', 'gray-releases.json'), 'utf8'))).toEqual({ releases: { gr: { startAt: clock.now() - 5_000, rollback: { at: clock.now() - 5_000, reason } } } });
+  });
+
+  it('refuses a file that is not its own, naming it, rather than forgetting a rollback', async () => {
+    const path = join(dir, 'gray-releases.json');
+    for (const text of ['{"releases": {"gr": {"rollback": {"at": "soon"}}}}', 'not json']) {
+      writeFileSync(path, text);
+      await expect(FileGrayReleaseStore.open(path)).rejects.toThrow(`${path} is not a gray release state file; move it away to start the releases over`);
+    }
+  });
+});
+
+/** A store that can be taken down, as Redis can. */
+class FlakyStore implements GrayReleaseStore {
+  down = false;
+  readonly kept = new Map<string, KeptRelease>();
+
+  async claimStart(id: string, startAt: number): Promise<number> {
+    this.check();
+    const release = this.kept.get(id) ?? {};
+    release.startAt ??= startAt;
+    this.kept.set(id, release);
+    return release.startAt;
+  }
+
+  async keepRollback(id: string, rollback: Rollback): Promise<void> {
+    this.check();
+    const release = this.kept.get(id) ?? {};
+    release.rollback ??= rollback;
+    this.kept.set(id, release);
+  }
+
+  async read(ids: readonly string[]): Promise<Map<string, KeptRelease>> {
+    this.check();
+    return new Map(ids.map((id) => [id, { ...this.kept.get(id) }]));
+  }
+
+  async close(): Promise<void> {}
+
+  private check(): void {
+    if (this.down) throw new Error('store down');
+  }
+}
+
+describe('gray release state shared by replicas', () => {
+  it("adopts the first replica's start and another replica's rollback", async () => {
+    const store = new FlakyStore();
+    const clock = new ManualClock();
+    const a = new GrayReleases(releaseConfig, clock);
+    const syncA = new GrayReleaseSync(a, store, logger, 60_000);
+    await syncA.start();
+    clock.advance(61 * 60_000);
+    const b = new GrayReleases(releaseConfig, clock);
+    const syncB = new GrayReleaseSync(b, store, logger, 60_000);
+    await syncB.start();
+    // B started an hour later, on A's schedule: both send the canary the same share.
+    expect(b.byId('gr')?.state()).toMatchObject({ canaryPercent: 50 });
+    expect(a.byId('gr')?.state()).toMatchObject({ canaryPercent: 50 });
+
+    failCanary(a);
+    await syncA.sync();
+    expect(b.byId('gr')?.status()).toBe('active');
+    await syncB.sync();
+    expect(b.byId('gr')?.state()).toMatchObject({ status: 'rolled_back', rollbackReason: a.byId('gr')?.state().rollbackReason });
+    await Promise.all([syncA.close(), syncB.close()]);
+  });
+
+  it('goes on while the store is down, and keeps its start and rollback once it is back', async () => {
+    const store = new FlakyStore();
+    store.down = true;
+    const clock = new ManualClock();
+    const releases = new GrayReleases(releaseConfig, clock);
+    const sync = new GrayReleaseSync(releases, store, logger, 60_000);
+    await sync.start();
+    expect(releases.byId('gr')?.state()).toMatchObject({ status: 'active', canaryPercent: 10 });
+    failCanary(releases);
+    await sync.sync();
+    expect(store.kept.size).toBe(0);
+
+    store.down = false;
+    await sync.sync();
+    expect(store.kept.get('gr')).toEqual({ startAt: clock.now(), rollback: releases.byId('gr')?.rollback() });
+    await sync.close();
+  });
+});

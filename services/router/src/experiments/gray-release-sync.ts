@@ -1,0 +1,243 @@
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { GatewayConfig } from '@openrouter/config';
+import type { Logger } from '@openrouter/observability';
+import type { GrayRelease, GrayReleases, Rollback } from './gray-release';
+
+/** What is kept of a release beyond one router process. */
+export interface KeptRelease {
+  startAt?: number;
+  rollback?: Rollback;
+}
+
+/**
+ * Where gray releases are kept: Redis, shared by every router replica, or a file for a router that
+ * runs alone. A release's first start and first rollback stay: later ones are not written over.
+ */
+export interface GrayReleaseStore {
+  /** The kept start of the release, after keeping `startAt` if none was. */
+  claimStart(id: string, startAt: number): Promise<number>;
+  keepRollback(id: string, rollback: Rollback): Promise<void>;
+  read(ids: readonly string[]): Promise<Map<string, KeptRelease>>;
+  close(): Promise<void>;
+}
+
+const CLAIM_START = `redis.call('HSETNX', KEYS[1], 'startAt', ARGV[1])
+return redis.call('HGET', KEYS[1], 'startAt')`;
+const KEEP_ROLLBACK = `if redis.call('HSETNX', KEYS[1], 'rolledBackAt', ARGV[1]) == 1 then redis.call('HSET', KEYS[1], 'reason', ARGV[2]) end
+return 1`;
+
+const keptInteger = z.coerce.number().int().nonnegative();
+
+/** Gray releases in Redis: a hash per release, `<keyPrefix>router:gray-release:<id>`. */
+export class RedisGrayReleaseStore implements GrayReleaseStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keyPrefix: string,
+  ) {}
+
+  async claimStart(id: string, startAt: number): Promise<number> {
+    return keptInteger.parse(await this.redis.eval(CLAIM_START, 1, this.key(id), String(startAt)));
+  }
+
+  async keepRollback(id: string, rollback: Rollback): Promise<void> {
+    await this.redis.eval(KEEP_ROLLBACK, 1, this.key(id), String(rollback.at), rollback.reason);
+  }
+
+  async read(ids: readonly string[]): Promise<Map<string, KeptRelease>> {
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.key(id), 'startAt', 'rolledBackAt', 'reason');
+    const replies = (await pipeline.exec()) ?? [];
+    const kept = new Map<string, KeptRelease>();
+    ids.forEach((id, i) => {
+      const [error, value] = replies[i] ?? [];
+      if (error) throw error;
+      const [startAt, rolledBackAt, reason] = z.array(z.string().nullable()).parse(value);
+      kept.set(id, {
+        ...(startAt ? { startAt: keptInteger.parse(startAt) } : {}),
+        ...(rolledBackAt ? { rollback: { at: keptInteger.parse(rolledBackAt), reason: reason ?? '' } } : {}),
+      });
+    });
+    return kept;
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+
+  private key(id: string): string {
+    return `${this.keyPrefix}router:gray-release:${id}`;
+  }
+}
+
+const keptFile = z.object({
+  releases: z.record(z.string(), z.object({ startAt: keptInteger.optional(), rollback: z.object({ at: keptInteger, reason: z.string() }).optional() })),
+});
+
+/** Gray releases in a JSON file, replaced whole (written, synced, renamed) at each change. */
+export class FileGrayReleaseStore implements GrayReleaseStore {
+  private writing: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly path: string,
+    private readonly releases: Record<string, KeptRelease>,
+  ) {}
+
+  static async open(path: string): Promise<FileGrayReleaseStore> {
+    const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (text === undefined) return new FileGrayReleaseStore(path, {});
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const kept = keptFile.safeParse(parsed);
+    if (!kept.success) throw new Error(`${path} is not a gray release state file; move it away to start the releases over`);
+    return new FileGrayReleaseStore(path, kept.data.releases);
+  }
+
+  async claimStart(id: string, startAt: number): Promise<number> {
+    const release = (this.releases[id] ??= {});
+    if (release.startAt === undefined) {
+      release.startAt = startAt;
+      await this.save();
+    }
+    return release.startAt;
+  }
+
+  async keepRollback(id: string, rollback: Rollback): Promise<void> {
+    const release = (this.releases[id] ??= {});
+    if (release.rollback) return;
+    release.rollback = rollback;
+    await this.save();
+  }
+
+  async read(ids: readonly string[]): Promise<Map<string, KeptRelease>> {
+    return new Map(ids.map((id) => [id, { ...this.releases[id] }]));
+  }
+
+  async close(): Promise<void> {
+    await this.writing;
+  }
+
+  /** One write at a time, each of the whole state as it is when it starts. */
+  private save(): Promise<void> {
+    const next = this.writing.then(async () => {
+      const temporary = `${this.path}.tmp`;
+      await mkdir(dirname(this.path), { recursive: true });
+      const file = await open(temporary, 'w');
+      try {
+        await file.writeFile(`${JSON.stringify({ releases: this.releases }, null, 2)}\n`);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(temporary, this.path);
+    });
+    this.writing = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/**
+ * Keeps a router's gray releases in step with the store: at start, each release without `startAt`
+ * takes the kept start (the first replica's, or an earlier run's) and each kept rollback holds;
+ * this process's rollbacks are kept as they happen; and every `intervalMs` the rollbacks of other
+ * replicas are read. While the store cannot be reached the router goes on with what it has and
+ * tries again at the next round; a rollback not yet kept is kept then.
+ */
+export class GrayReleaseSync {
+  private readonly unkept = new Map<string, Rollback>();
+  private readonly unclaimed = new Set<GrayRelease>();
+  private timer: NodeJS.Timeout | undefined;
+  private round: Promise<void> = Promise.resolve();
+  private failing = false;
+
+  constructor(
+    private readonly releases: GrayReleases,
+    private readonly store: GrayReleaseStore,
+    private readonly logger: Logger,
+    private readonly intervalMs: number,
+  ) {
+    for (const release of releases.all()) {
+      if (!release.config.startAt) this.unclaimed.add(release);
+      release.onRollBack = (rollback) => {
+        this.unkept.set(release.config.id, rollback);
+        this.logger.warn({ release: release.config.id, reason: rollback.reason }, 'gray release rolled back');
+        void this.sync();
+      };
+    }
+  }
+
+  /** The first round, then one every `intervalMs`. */
+  async start(): Promise<void> {
+    await this.sync();
+    this.timer = setInterval(() => void this.sync(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** One round at a time; a round asked for during one runs after it. */
+  sync(): Promise<void> {
+    this.round = this.round.then(() => this.syncOnce());
+    return this.round;
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.round;
+    await this.store.close();
+  }
+
+  private async syncOnce(): Promise<void> {
+    try {
+      for (const release of [...this.unclaimed]) {
+        release.adoptStart(await this.store.claimStart(release.config.id, release.startedAt()));
+        this.unclaimed.delete(release);
+      }
+      for (const [id, rollback] of [...this.unkept]) {
+        await this.store.keepRollback(id, rollback);
+        this.unkept.delete(id);
+      }
+      const all = this.releases.all();
+      const kept = await this.store.read(all.map((r) => r.config.id));
+      for (const release of all) {
+        const rollback = kept.get(release.config.id)?.rollback;
+        if (rollback && !release.rollback()) {
+          release.adoptRollback(rollback);
+          this.logger.warn({ release: release.config.id, reason: rollback.reason }, 'gray release rolled back by another router');
+        }
+      }
+      if (this.failing) this.logger.info('gray release state reachable again');
+      this.failing = false;
+    } catch (error) {
+      if (!this.failing) this.logger.warn({ err: error }, 'gray release state unreachable; going on with what this router has, trying again');
+      this.failing = true;
+    }
+  }
+}
+
+/**
+ * Keeps the configured gray releases (if any) in Redis when `access.redis` is set, shared by every
+ * router replica; else in `<gateway.dataDir>/router/gray-releases.json`, for a router that runs alone.
+ */
+export async function startGrayReleaseSync(config: Pick<GatewayConfig, 'access' | 'gateway' | 'routing'>, releases: GrayReleases, logger: Logger): Promise<GrayReleaseSync | undefined> {
+  if (releases.all().length === 0) return undefined;
+  const { url, keyPrefix } = config.access.redis;
+  let store: GrayReleaseStore;
+  if (url) {
+    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 2_000 });
+    redis.on('error', (error: unknown) => logger.debug({ err: error }, 'gray release state connection error'));
+    store = new RedisGrayReleaseStore(redis, keyPrefix);
+  } else {
+    store = await FileGrayReleaseStore.open(resolve(config.gateway.dataDir, 'router', 'gray-releases.json'));
+  }
+  const sync = new GrayReleaseSync(releases, store, logger, config.routing.grayReleaseSyncMs);
+  await sync.start();
+  return sync;
+}
