@@ -396,7 +396,7 @@ describe('token limits corrected by the usage record, on a real Redis', () => {
 
   /** The key's token limit as Redis holds it: its theoretical arrival time (0 when unset), and Redis's clock, in ms. */
   async function tokenLimit(id: KeyId): Promise<{ tat: number; now: number }> {
-    const [[, tat], [, time]] = (await redis.multi().get(`${prefix}rl:key:${id}:tokens`).time().exec()) as [[null, string | null], [null, [string, string]]];
+    const [[, tat], [, time]] = (await redis.multi().get(`${prefix}{rl}:rl:key:${id}:tokens`).time().exec()) as [[null, string | null], [null, [string, string]]];
     return { tat: Number(tat ?? 0), now: Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) };
   }
 

@@ -298,6 +298,13 @@ describe('WebSocket API', () => {
     expect(outcomes.filter((t) => t === 'completion')).toHaveLength(2);
     const denied = client.frames.find((f) => f.type === 'error');
     expect(denied).toMatchObject({ status: 429, error: { error: { code: 'rate_limit_exceeded' } } });
+    // As over HTTP, the refused request makes no usage record; the two served ones do.
+    const served = ['1', '2', '3'].filter((id) => client.of(id)[0]?.type === 'completion').map((id) => String(client.of(id)[0]?.headers?.['x-request-id']));
+    const socketId = served[0]?.replace(/:[^:]*$/, '') ?? '';
+    const recorded = async (): Promise<string[]> =>
+      (await queryRows<{ request_id: string }>(gw.gateway.billing.usage.store, 'SELECT request_id FROM {db:Identifier}.usage_events FINAL WHERE startsWith(request_id, {socket:String}) ORDER BY request_id', { socket: `${socketId}:` })).map((r) => r.request_id);
+    await waitFor(async () => (await recorded()).length >= 2, { what: 'the served requests metered' });
+    expect(await recorded()).toEqual([...served].sort());
     client.close();
   });
 });

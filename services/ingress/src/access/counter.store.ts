@@ -119,7 +119,8 @@ export class RedisCounterStore implements CounterStore {
   }
 
   private run(mode: 'take' | 'adjust', charges: readonly CounterCharge[]): Promise<unknown> {
-    const keys = charges.map((c) => `${this.prefix}${c.key}`);
+    // One script takes every limit of a request: the `{rl}` hash tag keeps them in one slot of a Redis Cluster.
+    const keys = charges.map((c) => `${this.prefix}{rl}:${c.key}`);
     const args = [mode, ...charges.flatMap((c) => [String(c.limit), String(c.windowMs), String(c.cost)])];
     const command = (this.redis as unknown as Record<string, (n: number, ...a: string[]) => Promise<unknown>>)['orGcra'] as (n: number, ...a: string[]) => Promise<unknown>;
     return command.call(this.redis, keys.length, ...keys, ...args);

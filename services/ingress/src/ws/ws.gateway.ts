@@ -15,7 +15,7 @@ import type { RouterPort } from '../router.port';
 import { clientChunks, openChat, routeHeaders } from '../routes/chat.service';
 import { checkChatBounds, type RequestBounds } from '../routes/request-bounds';
 import type { BudgetReservation, BudgetService } from '../budgets/budget.service';
-import type { MeteredExchange, UsageRecorder } from '../usage/usage-recorder';
+import type { MeteredExchange, UsageRecorder, UsageTrack } from '../usage/usage-recorder';
 import { BEARER_PROTOCOL_PREFIX, clientFrameSchema, WS_PROTOCOL, type ServerFrame } from './ws-protocol';
 
 const PATH = '/v1/ws';
@@ -218,11 +218,20 @@ export class WsGateway {
       onEnd: (listener) => void listeners.push(listener),
       outcome: () => outcome,
     };
-    const usage = this.usage.trackExchange(exchange, 'chat');
+    // Metered from admission on, as over HTTP: a request refused by its rate limit or budget makes no record.
+    let usage: UsageTrack | undefined;
     try {
       const model = typeof (body as { model?: unknown } | null)?.model === 'string' ? (body as { model: string }).model : '';
-      admission = await this.access.admit(connection.record, context, model, body);
-      if (this.budgets) reservation = await this.budgets.reserve({ requestId: context.requestId, tenant: context, body, receivedAtMs: exchange.receivedAtMs });
+      const admitted = await this.access.admit(connection.record, context, model, body);
+      admission = admitted;
+      if (this.budgets) {
+        // Refused by its budget: it used nothing, and gets its rate-limit estimate back.
+        reservation = await this.budgets.reserve({ requestId: context.requestId, tenant: context, body, receivedAtMs: exchange.receivedAtMs }).catch((error: unknown) => {
+          void admitted.settle(0);
+          throw error;
+        });
+      }
+      usage = this.usage.trackExchange(exchange, 'chat');
       const request: chatv1.ChatRequest = parseChatRequest(body);
       checkChatBounds(request, this.bounds);
       const clientWantsUsage = request.streamOptions?.includeUsage === true;
@@ -247,7 +256,7 @@ export class WsGateway {
       send(connection, { type: 'done', id });
       outcome = { cancelled: false, status: 200 };
     } catch (error) {
-      usage.failed(error);
+      usage?.failed(error);
       outcome = { cancelled: signal.aborted, status: signal.aborted ? 499 : toOpenAIError(asGatewayError(error)).status };
       throw error;
     } finally {
