@@ -97,6 +97,24 @@ describe('RoutePlanner strategies', () => {
     expect(() => engine.planner.plan(request)).toThrow(expect.objectContaining({ kind: 'not_found' }));
   });
 
+  it('moves to a larger context window only within what the key may name', () => {
+    const models = [
+      { ...TWO_MODELS[0], contextWindow: 1_000 },
+      { id: 'secret', pricing: { input: '1', output: '1' }, contextWindow: 100_000, excludeFromAuto: true, deployments: [{ id: 'secret-a', provider: 'a', model: 's' }] },
+      { id: 'wide', pricing: { input: '1', output: '1' }, contextWindow: 50_000, deployments: [{ id: 'wide-a', provider: 'a', model: 'w' }] },
+    ];
+    const engine = engineFor(configWith(models, { aliases: { vault: { models: ['secret'] } } }));
+    const larger = (allowedModels: string[]) => {
+      const plan = engine.planner.plan(planRequest('cheap', { context: contextFor({ allowedModels }) }));
+      return ids(plan.largerContext(engine.catalog.model('cheap')!));
+    };
+    // `auto` covers `wide` but not `secret`, which is kept out of it.
+    expect(larger(['cheap', 'auto'])).toEqual(['wide-a']);
+    expect(larger(['cheap'])).toEqual([]);
+    expect(larger(['cheap', 'vault'])).toEqual(['secret-a']);
+    expect(larger([])).toEqual(['wide-a', 'secret-a']);
+  });
+
   it('leaves deployments with an open circuit or at capacity out', () => {
     const clock = new ManualClock();
     const engine = engineFor(configWith([{ ...TWO_MODELS[1], deployments: [{ id: 'p1', provider: 'a', model: 'p', rpm: 2 }, { id: 'p2', provider: 'b', model: 'p' }] }], { breaker: { consecutiveFailures: 1 } }), clock);

@@ -1,4 +1,4 @@
-import { AUTO_MODEL, policyFor, type Capability, type GatewayConfig, type TaskType } from '@openrouter/config';
+import { policyFor, type Capability, type GatewayConfig, type TaskType } from '@openrouter/config';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { balance } from '../balancing/load-balancer';
@@ -219,6 +219,14 @@ export class RoutePlanner {
     return catalog.isAlias(name) && (catalog.membersOf(name, input.capability) ?? []).some((m) => allowed.includes(m.id));
   }
 
+  /** A name the key may use that covers `model` (the model itself, or an alias or `auto` it is a member of), if any. */
+  private grantingName(model: CatalogModel, input: PlanRequest): string | undefined {
+    const allowed = input.context.allowedModels;
+    if (allowed.length === 0 || allowed.includes(model.id)) return model.id;
+    const { catalog } = this.deps;
+    return allowed.find((name) => catalog.isAlias(name) && (catalog.membersOf(name, input.capability) ?? []).some((m) => m.id === model.id));
+  }
+
   /** Whether the key may use `model` brought in by `group` (an arm inherits the requested name's permission). */
   private allowed(model: CatalogModel, group: Pick<Group, 'name' | 'arm'>, input: PlanRequest): boolean {
     const allowed = input.context.allowedModels;
@@ -356,11 +364,14 @@ export class RoutePlanner {
       .filter((m) => m.contextWindow > than.contextWindow)
       .sort((a, b) => a.contextWindow - b.contextWindow);
     for (const model of models) {
+      // Only a model the key could have named: itself, or an alias (or `auto`) it belongs to.
+      const grantedBy = this.grantingName(model, input);
+      if (grantedBy === undefined) continue;
       const quality = input.taskType ? catalog.quality(model, input.taskType) : catalog.quality(model, 'chat');
       for (const deployment of model.deployments) {
         if (exclude.has(deployment.id)) continue;
         const price = catalog.price(model, deployment, now);
-        if (this.filter(model, deployment, { name: AUTO_MODEL, arm: false }, input, route, quality, price, now, false) !== undefined) continue;
+        if (this.filter(model, deployment, { name: grantedBy, arm: false }, input, route, quality, price, now, false) !== undefined) continue;
         const latencyMs = this.deps.stats.expectedLatency(deployment.id, input.stream, deployment.expectedLatencyMs ?? model.expectedLatencyMs);
         out.push({ model, deployment, via: `context fallback from ${than.id}`, quality, price, latencyMs, score: 0, scoreDetail: 'larger context window' });
       }
