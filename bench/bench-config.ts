@@ -108,6 +108,9 @@ export function benchConfigDocument(options: BenchConfigOptions): Record<string,
               dlqTopic: `bench-usage-${options.runId}.v1.dlq`,
               consumerGroup: `bench-billing-${options.runId}`,
               partitions: 3,
+              // A loaded machine can take longer than the default 5 s over a send; one that times out
+              // moves the publisher to its outbox, which the pipeline benchmark counts as a failure.
+              sendTimeoutMs: 30_000,
             },
           }
         : {}),

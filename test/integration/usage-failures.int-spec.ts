@@ -20,7 +20,8 @@ async function storedCounts(billing: BillingHandle): Promise<{ rows: number; uni
 describe('usage pipeline under failures (real broker, chDB)', () => {
   it('delivers every event exactly once when the Kafka broker stops mid-run and comes back', async () => {
     const broker = await KafkaBroker.start();
-    const config = usageTestConfig({ brokers: broker.brokers });
+    // A short send timeout: the publisher must give up on the stopped broker quickly and use its outbox.
+    const config = usageTestConfig({ brokers: broker.brokers, sendTimeoutMs: 2_000 });
     const prices = PriceBook.fromModels(config.models);
     const billing = await startBilling(config, logger);
     const publisher = await KafkaUsagePublisher.start({ kafka: config.usage.kafka, outbox: config.usage.outbox, clientName: 'spec' }, logger);

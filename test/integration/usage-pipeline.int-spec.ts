@@ -12,13 +12,9 @@ import { makeUsageEvent, usageTestConfig } from '../support/usage-fixtures';
 const logger = createLogger('usage-pipeline-spec', 'silent');
 const T0 = Date.parse('2025-06-10T12:00:00Z');
 
-/**
- * The suite's publisher. Its sends get far longer than the suite's 2 s: no test here is about an
- * outage, and on a loaded machine a 768 KiB send with `acks: all` can take longer than 2 s, which
- * would move the publisher to its outbox where a test expects it direct.
- */
+/** The suite's publisher (its long send timeout comes from `usageTestConfig`). */
 async function startPublisher(config: GatewayConfig): Promise<KafkaUsagePublisher> {
-  return KafkaUsagePublisher.start({ kafka: { ...config.usage.kafka, sendTimeoutMs: 30_000 }, outbox: config.usage.outbox, clientName: 'spec' }, logger);
+  return KafkaUsagePublisher.start({ kafka: config.usage.kafka, outbox: config.usage.outbox, clientName: 'spec' }, logger);
 }
 
 async function totals(billing: BillingHandle): Promise<{ rows: number; unique: number; cost: string; rollupRequests: number; rollupCost: string }> {

@@ -30,7 +30,9 @@ export function testConfigDocument(simulatorBaseUrl: string, ports: TestPorts): 
     // One attempt and no circuit breaking: these suites check how single provider failures map to
     // client errors; routing's retries and breakers have their own suite (test/e2e/routing).
     routing: { retry: { maxAttempts: 1 }, breaker: { consecutiveFailures: 1_000_000, minRequests: 1_000_000 } },
-    providers: { simulated: { type: 'openai', baseUrl: simulatorBaseUrl, apiKey: SIM_KEY, headers: { 'x-gateway-test': 'yes' }, timeoutMs: 1500 } },
+    // Far above a slow answer in a burst of concurrent requests on a loaded machine; a test of a
+    // provider that never answers sets a short one of its own (test/e2e/gateway.e2e-spec.ts).
+    providers: { simulated: { type: 'openai', baseUrl: simulatorBaseUrl, apiKey: SIM_KEY, headers: { 'x-gateway-test': 'yes' }, timeoutMs: 10_000 } },
     models: [
       { id: 'gpt-4o-mini', capabilities: ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'completions'], pricing: { input: '0.15', output: '0.60' }, deployments: [{ id: 'sim-mini', provider: 'simulated', model: 'sim-mini-upstream' }] },
       { id: 'vendor/model-with-slash', deployments: [{ provider: 'simulated', model: 'slash-upstream' }] },

@@ -13,6 +13,8 @@ export interface UsageTestConfigOptions {
   /** Extra model pricing (merged into the gpt-4o-mini model's `pricing`). */
   pricing?: Record<string, unknown>;
   usage?: Record<string, unknown>;
+  /** Kafka send timeout; short only for a test of a broker outage, which must fall back quickly. */
+  sendTimeoutMs?: number;
 }
 
 /**
@@ -34,7 +36,10 @@ export function usageTestConfig(options: UsageTestConfigOptions): GatewayConfig 
       dlqTopic: `usage-${id}.v1.dlq`,
       consumerGroup: `billing-${id}`,
       partitions: 3,
-      sendTimeoutMs: 2_000,
+      // Far longer than a send takes: on a loaded machine a send (768 KiB with `acks: all`) can take
+      // seconds, and one that times out moves the publisher to its outbox, whose replay repeats
+      // events that tests count exactly.
+      sendTimeoutMs: options.sendTimeoutMs ?? 30_000,
       connectionTimeoutMs: 1_000,
     },
     outbox: { dir: mkdtempSync(join(tmpdir(), 'usage-outbox-')), replayIntervalMs: 250 },

@@ -81,34 +81,37 @@ describe('deadlines of gRPC calls, against a server that never answers', () => {
   });
 
   it('leaves a stream that has begun alone: the bound is on the first message only', async () => {
+    // A bound of seconds: the first message, sent at once, must arrive within it on a loaded machine.
     sendBeforeSilence = 1;
-    lateMessageAfterMs = 600;
+    lateMessageAfterMs = 4_000;
     const received: number[] = [];
     try {
-      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 200 })) received.push(message[0] ?? -1);
+      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 2_000 })) received.push(message[0] ?? -1);
     } finally {
       lateMessageAfterMs = 0;
     }
-    // The second message came three bounds after the first, and the stream ended as the server ended it.
+    // The second message came two bounds after the first (the client's timer, started first in this
+    // same process, fired before it), and the stream ended as the server ended it.
     expect(received).toEqual([0, 1]);
   });
 
   it('keeps the bound running past messages that are no answer (progress notices), and ends it at the first answer', async () => {
-    // Message 0 is a notice: the server then goes silent, and the call fails at the bound.
+    // Message 0 is a notice: the server then goes silent, and the call fails at the bound. The bound
+    // is long enough for the notice, sent at once, to arrive within it on a loaded machine.
     sendBeforeSilence = 1;
     const notices: number[] = [];
     const read = async (): Promise<void> => {
-      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 300, answers: (m) => m[0] !== 0 })) notices.push(message[0] ?? -1);
+      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 2_000, answers: (m) => m[0] !== 0 })) notices.push(message[0] ?? -1);
     };
-    expect(await rejection(read())).toMatchObject({ kind: 'timeout', message: 'The router did not answer within 300 ms.' });
+    expect(await rejection(read())).toMatchObject({ kind: 'timeout', message: 'The router did not answer within 2000 ms.' });
     expect(notices).toEqual([0]);
 
     // Message 1, an answer, comes within the bound; nothing bounds the rest.
     sendBeforeSilence = 2;
-    lateMessageAfterMs = 600;
+    lateMessageAfterMs = 4_000;
     const received: number[] = [];
     try {
-      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 200, answers: (m) => m[0] !== 0 })) received.push(message[0] ?? -1);
+      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 2_000, answers: (m) => m[0] !== 0 })) received.push(message[0] ?? -1);
     } finally {
       lateMessageAfterMs = 0;
     }
