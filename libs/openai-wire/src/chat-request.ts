@@ -158,6 +158,26 @@ function toPart(part: JsonObject & { type: string }): chatv1.ContentPart {
   return { rawJson: JSON.stringify(part) };
 }
 
+/**
+ * What a content part carries for routing (its text; whether it is an image), typed or kept as
+ * JSON because it had keys the typed form has no slot for (`cache_control`, an `image_url` given
+ * as a string, `detail: null`).
+ */
+export function partContent(part: chatv1.ContentPart): { text?: string; image: boolean } {
+  if (part.text !== undefined) return { text: part.text, image: false };
+  if (part.imageUrl) return { image: true };
+  if (!part.rawJson) return { image: false };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(part.rawJson);
+  } catch {
+    return { image: false };
+  }
+  if (!isObject(raw)) return { image: false };
+  if (raw['type'] === 'text' && typeof raw['text'] === 'string') return { text: raw['text'], image: false };
+  return { image: raw['type'] === 'image_url' };
+}
+
 function toMessage(m: WireMessage): chatv1.Message {
   const out: chatv1.Message = {
     role: m.role,

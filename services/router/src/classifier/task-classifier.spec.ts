@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseChatRequest } from '@openrouter/openai-wire';
 import { TaskClassifier } from './task-classifier';
 import { TASK_CLASSIFIER_WEIGHTS_JSON } from './task-classifier.weights';
 import { trainTaskClassifier, weightsModuleSource } from './training';
@@ -29,5 +30,13 @@ describe('task classifier', () => {
     const explained = classifier.explain({ messages: [text('user', 'Write a haiku about rain')] });
     expect(explained.taskType).toBe('creative');
     expect(explained.probabilities.reduce((s, p) => s + p.probability, 0)).toBeCloseTo(1);
+  });
+
+  it('reads text parts that carry keys of their own (`cache_control`) as text', () => {
+    const classifier = new TaskClassifier();
+    const ask = 'Write a Python function that parses a CSV file and returns rows.';
+    const request = (part: Record<string, unknown>) => parseChatRequest({ model: 'm', messages: [{ role: 'user', content: [part] }] });
+    expect(classifier.classify(request({ type: 'text', text: ask, cache_control: { type: 'ephemeral' } }))).toBe('code');
+    expect(classifier.classify(request({ type: 'text', text: ask }))).toBe('code');
   });
 });

@@ -1,5 +1,6 @@
 import type { TaskType } from '@openrouter/config';
 import type { chatv1 } from '@openrouter/contracts';
+import { partContent } from '@openrouter/openai-wire';
 import { LinearTaskModel, type TaskClassifierWeights, type TaskPrediction } from './linear-model';
 import { TASK_CLASSIFIER_WEIGHTS_JSON } from './task-classifier.weights';
 
@@ -24,7 +25,11 @@ function textOf(message: chatv1.Message): string {
   if (message.text !== undefined) return message.text;
   if (!message.parts) return '';
   let text = '';
-  for (const part of message.parts.parts) if (part.text !== undefined) text += (text ? '\n' : '') + part.text;
+  for (const part of message.parts.parts) {
+    // A text part kept as JSON (it had `cache_control`, say) is text all the same.
+    const partText = part.text ?? (part.rawJson ? partContent(part).text : undefined);
+    if (partText !== undefined) text += (text ? '\n' : '') + partText;
+  }
   return text;
 }
 

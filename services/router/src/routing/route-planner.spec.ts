@@ -1,4 +1,6 @@
 import { GatewayError } from '@openrouter/errors';
+import { parseChatRequest } from '@openrouter/openai-wire';
+import { chatRequestTraits } from './route-planner';
 import { configWith, contextFor, engineFor, ManualClock, planRequest, TWO_MODELS } from './test-engine.testing';
 
 const ids = (candidates: Array<{ deployment: { id: string } }>): string[] => candidates.map((c) => c.deployment.id);
@@ -95,6 +97,16 @@ describe('RoutePlanner strategies', () => {
     const request = planRequest('premium');
     request.context.allowedModels = ['cheap'];
     expect(() => engine.planner.plan(request)).toThrow(expect.objectContaining({ kind: 'not_found' }));
+  });
+
+  it('reads what a request needs from content parts kept as JSON (`cache_control`, `detail: null`) too', () => {
+    const long = 'x'.repeat(40_000);
+    const cached = { type: 'ephemeral' };
+    const traits = (content: unknown[]) => chatRequestTraits(parseChatRequest({ model: 'm', messages: [{ role: 'user', content }] }));
+    const typed = traits([{ type: 'text', text: long }, { type: 'image_url', image_url: { url: 'https://example.com/a.png' } }]);
+    expect(typed).toMatchObject({ needs: ['vision'], promptTokens: 10_004 });
+    expect(traits([{ type: 'text', text: long, cache_control: cached }, { type: 'image_url', image_url: { url: 'https://example.com/a.png' }, cache_control: cached }])).toEqual(typed);
+    expect(traits([{ type: 'text', text: long }, { type: 'image_url', image_url: { url: 'https://example.com/a.png', detail: null } }])).toEqual(typed);
   });
 
   it('moves to a larger context window only within what the key may name', () => {

@@ -1,6 +1,7 @@
 import { policyFor, type Capability, type GatewayConfig, type TaskType } from '@openrouter/config';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { partContent } from '@openrouter/openai-wire';
 import { balance } from '../balancing/load-balancer';
 import type { CatalogModel, Deployment, EffectivePrice, ModelCatalog } from '../catalog/model-catalog';
 import type { AbExperiments, ArmAssignment } from '../experiments/ab-experiments';
@@ -392,6 +393,11 @@ export function chatRequestTraits(request: chatv1.ChatRequest): { needs: Capabil
       for (const part of message.parts.parts) {
         if (part.text !== undefined) chars += part.text.length;
         else if (part.imageUrl) images = true;
+        else if (part.rawJson) {
+          const content = partContent(part);
+          if (content.text !== undefined) chars += content.text.length;
+          images ||= content.image;
+        }
       }
     }
     for (const call of message.toolCalls) chars += call.function?.arguments.length ?? 0;
