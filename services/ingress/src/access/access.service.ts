@@ -90,23 +90,35 @@ export class AccessService {
   }
 
   private reloading: Promise<boolean> | undefined;
+  private reloadAfter: Promise<boolean> | undefined;
 
-  /** Reloads the tenants added at run time; concurrent callers share one load. True when it loaded. */
+  /**
+   * Reloads the tenants added at run time. True when it loaded. A call while a load is in flight
+   * gets the next one, which starts when that one ends: the load in flight may have read Redis
+   * before the change the caller heard of (callers meanwhile share that next load).
+   */
   private reloadTenants(): Promise<boolean> {
-    this.reloading ??= this.repository
-      .listOrgs()
-      .then((orgs) => {
-        this.tenants.replaceRuntime(orgs);
-        return true;
-      })
-      .catch((error: unknown) => {
-        this.logger.warn({ err: error }, 'could not load tenants added at run time');
-        return false;
-      })
-      .finally(() => {
+    if (!this.reloading) {
+      this.reloading = this.loadTenants().finally(() => {
         this.reloading = undefined;
       });
-    return this.reloading;
+      return this.reloading;
+    }
+    this.reloadAfter ??= this.reloading.then(() => {
+      this.reloadAfter = undefined;
+      return this.reloadTenants();
+    });
+    return this.reloadAfter;
+  }
+
+  private async loadTenants(): Promise<boolean> {
+    try {
+      this.tenants.replaceRuntime(await this.repository.listOrgs());
+      return true;
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not load tenants added at run time');
+      return false;
+    }
   }
 
   /**
@@ -217,6 +229,12 @@ export class AccessService {
 
   async revokeKey(actor: Actor, id: string): Promise<PublicApiKey> {
     const record = await this.visibleKey(actor, id);
+    if (record.revokedAt) {
+      // Already revoked: nothing changes, so nothing is audited; every replica is told again.
+      this.keys.forget(record.hash);
+      await this.repository.publish({ kind: 'key', hash: record.hash });
+      return publicView(record);
+    }
     const revoked: ApiKeyRecord = { ...record, revokedAt: record.revokedAt ?? new Date().toISOString() };
     await this.repository.saveKey(revoked);
     this.keys.forget(record.hash);
@@ -249,7 +267,7 @@ export class AccessService {
   async addOrg(actor: Actor, entry: TenantEntry): Promise<OrgConfig> {
     if (isScoped(actor)) throw scopeTooNarrow(actor, 'create organisations');
     if (this.tenants.org(entry.id)) throw alreadyExists('organisation', entry.id);
-    return this.changeOrg(actor, 'org.create', entry.id, entry.id, (stored) => {
+    return this.changeOrg(actor, 'org.create', entry.id, { org: entry.id }, (stored) => {
       if (stored) throw alreadyExists('organisation', entry.id);
       return { id: entry.id, ...named(entry), teams: [] };
     });
@@ -261,7 +279,7 @@ export class AccessService {
     const org = this.requireOrg(orgId);
     if (org.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
     const team: TeamConfig = { id: entry.id, ...named(entry), limits: {}, projects: [] };
-    const saved = await this.changeOrg(actor, 'team.create', entry.id, orgId, (stored = { id: orgId, teams: [] }) => {
+    const saved = await this.changeOrg(actor, 'team.create', entry.id, { org: orgId, team: entry.id }, (stored = { id: orgId, teams: [] }) => {
       if (stored.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
       return { ...stored, teams: [...stored.teams, team] };
     });
@@ -276,7 +294,7 @@ export class AccessService {
     if (!team) throw new GatewayError('not_found', `The team "${teamId}" does not exist in "${orgId}".`, { param: 'team' });
     if (org.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
     const project: ProjectConfig = { id: entry.id, ...named(entry), limits: {} };
-    const saved = await this.changeOrg(actor, 'project.create', entry.id, orgId, (stored = { id: orgId, teams: [] }) => {
+    const saved = await this.changeOrg(actor, 'project.create', entry.id, { org: orgId, team: teamId, project: entry.id }, (stored = { id: orgId, teams: [] }) => {
       if (stored.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
       // A team from the configuration gets its run-time part on its first project.
       const teams = stored.teams.some((t) => t.id === teamId) ? stored.teams : [...stored.teams, { ...team, projects: [] }];
@@ -298,12 +316,12 @@ export class AccessService {
   }
 
   /** Changes the run-time part of an org (configuration keeps the rest), then tells every replica. */
-  private async changeOrg(actor: Actor, action: string, target: string, orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<OrgConfig> {
-    await this.repository.updateOrg(orgId, change);
+  private async changeOrg(actor: Actor, action: string, target: string, concerned: { org: string; team?: string; project?: string }, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<OrgConfig> {
+    await this.repository.updateOrg(concerned.org, change);
     await this.reloadTenants();
     await this.repository.publish({ kind: 'tenants' });
-    await this.audit(actor, action, target, { org: orgId });
-    return this.requireOrg(orgId);
+    await this.audit(actor, action, target, concerned);
+    return this.requireOrg(concerned.org);
   }
 
   /**
