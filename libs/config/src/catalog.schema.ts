@@ -21,10 +21,15 @@ export const AUTO_MODEL = 'auto';
 const unit = z.number().min(0).max(1);
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
-const name = z.string().min(1);
+/**
+ * A name the gateway sends back in response headers (`x-openrouter-model`, `-deployment`,
+ * `-experiment`, `-route-reason`): a header value takes no character outside visible ASCII, so a
+ * name with one would fail the response after the provider had answered.
+ */
+const name = z.string().regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters, without spaces (it is sent in response headers)');
 
 export const deploymentSchema = z.object({
-  id: z.string().min(1).optional(),
+  id: name.optional(),
   provider: z.string().min(1),
   /** The model name the provider knows. */
   model: z.string().min(1),
@@ -54,7 +59,7 @@ export const qualitySchema = z.strictObject({
 export type QualityScores = z.infer<typeof qualitySchema>;
 
 export const modelSchema = z.object({
-  id: z.string().min(1),
+  id: name,
   ownedBy: z.string().default('open-router'),
   created: z.number().int().nonnegative().default(0),
   capabilities: z.array(z.enum(CAPABILITIES)).default(['chat']),
