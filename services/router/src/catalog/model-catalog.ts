@@ -10,6 +10,8 @@ export interface EffectivePrice {
   currency: string;
   input: Decimal;
   output: Decimal;
+  /** The flat price of a request, on top of its tokens. */
+  perRequest: Decimal;
 }
 
 export interface CatalogModel extends Omit<ModelConfig, 'deployments'> {
@@ -87,23 +89,25 @@ export class ModelCatalog {
   private computePrice(model: CatalogModel, deployment: Deployment, now: number): EffectivePrice {
     const base = inEffect(model.pricing, now);
     const own = model.pricing.deployments[deployment.id];
-    const override = own ? inEffect({ currency: base.currency, input: base.input, output: base.output, changes: own.changes, ...definedPrices(own) }, now) : base;
-    return { currency: override.currency, input: new Decimal(override.input), output: new Decimal(override.output) };
+    const override = own ? inEffect({ currency: base.currency, input: base.input, output: base.output, perRequest: base.perRequest, changes: own.changes, ...definedPrices(own) }, now) : base;
+    return { currency: override.currency, input: new Decimal(override.input), output: new Decimal(override.output), perRequest: new Decimal(override.perRequest) };
   }
 }
 
-type PriceLike = Pick<Pricing, 'currency' | 'input' | 'output' | 'changes'>;
+type PriceFields = Pick<Pricing, 'currency' | 'input' | 'output' | 'perRequest'>;
+type PriceLike = PriceFields & Pick<Pricing, 'changes'>;
 
-function definedPrices(p: { currency?: string | undefined; input?: string | undefined; output?: string | undefined }): Partial<Pick<Pricing, 'currency' | 'input' | 'output'>> {
-  const out: Partial<Pick<Pricing, 'currency' | 'input' | 'output'>> = {};
+function definedPrices(p: { [K in keyof PriceFields]?: string | undefined }): Partial<PriceFields> {
+  const out: Partial<PriceFields> = {};
   if (p.currency !== undefined) out.currency = p.currency;
   if (p.input !== undefined) out.input = p.input;
   if (p.output !== undefined) out.output = p.output;
+  if (p.perRequest !== undefined) out.perRequest = p.perRequest;
   return out;
 }
 
-function inEffect(pricing: PriceLike, now: number): { currency: string; input: string; output: string } {
-  let current = { currency: pricing.currency, input: pricing.input, output: pricing.output };
+function inEffect(pricing: PriceLike, now: number): PriceFields {
+  let current: PriceFields = { currency: pricing.currency, input: pricing.input, output: pricing.output, perRequest: pricing.perRequest };
   for (const change of pricing.changes) {
     if (Date.parse(change.from) > now) break;
     current = { ...current, ...definedPrices(change) };

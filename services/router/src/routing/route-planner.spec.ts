@@ -16,6 +16,34 @@ describe('RoutePlanner strategies', () => {
     expect(code.candidates.map((c) => c.model.id)).toEqual(['premium', 'premium']);
   });
 
+  it("cost: a model's cheapest deployment first, and a flat per-request price counted", () => {
+    const models = [
+      { id: 'a', pricing: { input: '0.1', output: '0.1', deployments: { 'a-exp': { input: '20', output: '20' } } }, deployments: [{ id: 'a-exp', provider: 'a', model: 'a' }, { id: 'a-cheap', provider: 'b', model: 'a' }] },
+      { id: 'b', pricing: { input: '1', output: '1' }, deployments: [{ id: 'b-1', provider: 'a', model: 'b' }] },
+    ];
+    for (let seed = 1; seed <= 50; seed++) {
+      const engine = engineFor(configWith(models, { balancing: 'weighted' }), new ManualClock(), seed);
+      expect(ids(engine.planner.plan(planRequest('auto', { controls: { route: { strategy: 'cost' } } })).candidates)).toEqual(['a-cheap', 'a-exp', 'b-1']);
+    }
+    // 100 + 256 tokens at 0.15 / 0.60 per million cost far less than a flat 0.05 per request.
+    const flat = [
+      { id: 'flat', pricing: { input: '0', output: '0', perRequest: '0.05' }, deployments: [{ id: 'flat-1', provider: 'a', model: 'f' }] },
+      { id: 'tok', pricing: { input: '0.15', output: '0.60' }, deployments: [{ id: 'tok-1', provider: 'a', model: 't' }] },
+    ];
+    expect(ids(engineFor(configWith(flat)).planner.plan(planRequest('auto', { promptTokens: 100, controls: { route: { strategy: 'cost' } } })).candidates)).toEqual(['tok-1', 'flat-1']);
+  });
+
+  it("latency: a model's deployments that tie are ordered by the load balancer", () => {
+    const engine = engineFor(configWith([{ id: 'm', deployments: [{ id: 'm-a', provider: 'a', model: 'm', weight: 1 }, { id: 'm-b', provider: 'b', model: 'm', weight: 9 }] }], { balancing: 'weighted' }));
+    let heavy = 0;
+    for (let i = 0; i < 400; i++) if (engine.planner.plan(planRequest('m', { controls: { route: { strategy: 'latency' } } })).candidates[0]?.deployment.id === 'm-b') heavy++;
+    expect(heavy / 400).toBeGreaterThan(0.8);
+    // Once measured, the faster one leads whatever its weight.
+    engine.stats.of('m-a').observeLatency(100);
+    engine.stats.of('m-b').observeLatency(900);
+    expect(ids(engine.planner.plan(planRequest('m', { controls: { route: { strategy: 'latency' } } })).candidates)).toEqual(['m-a', 'm-b']);
+  });
+
   it('quality: the best model for the task', () => {
     const engine = engineFor(config);
     expect(engine.planner.plan(planRequest('both', { taskType: 'code', controls: { route: { strategy: 'quality' } } })).candidates[0]?.model.id).toBe('premium');

@@ -298,6 +298,8 @@ export class RoutePlanner {
       latencyMs: number;
     }
     const entries: Entry[] = [];
+    // Each deployment's estimated cost of this request (a model's is its cheapest deployment's).
+    const costs = new Map<Candidate, number>();
     for (const model of group.models) {
       const quality = input.taskType ? catalog.quality(model, input.taskType) : catalog.quality(model, 'chat');
       const deployments: Candidate[] = [];
@@ -315,7 +317,9 @@ export class RoutePlanner {
           continue;
         }
         deployments.push(candidate);
-        cost = Math.min(cost, (input.promptTokens * price.input.toNumber() + outputTokens * price.output.toNumber()) / MILLION);
+        const estimate = (input.promptTokens * price.input.toNumber() + outputTokens * price.output.toNumber()) / MILLION + price.perRequest.toNumber();
+        costs.set(candidate, estimate);
+        cost = Math.min(cost, estimate);
       }
       if (deployments.length > 0) entries.push({ model, deployments, quality, cost, latencyMs: Math.min(...deployments.map((d) => d.latencyMs)) });
     }
@@ -330,13 +334,24 @@ export class RoutePlanner {
     order.sort((a, b) => b.score.score - a.score.score || a.score.tieBreak - b.score.tieBreak);
 
     const result: Candidate[] = [];
-    for (const { unit, score } of order) {
-      const balanced = balance(
+    for (let i = 0; i < order.length; ) {
+      // The latency strategy ranks deployments one by one: those of one model that tie (no
+      // measurements yet, equal priors) are ordered by the load balancer, as a model's are.
+      let end = i + 1;
+      const head = order[i] as (typeof order)[number];
+      if (perDeployment) while (end < order.length && order[end]?.unit.entry === head.unit.entry && order[end]?.score.score === head.score.score) end++;
+      const tied = order.slice(i, end);
+      i = end;
+      const scoreOf = new Map(tied.flatMap(({ unit, score }) => unit.deployments.map((d) => [d, score] as const)));
+      let balanced = balance(
         routing.balancing,
-        unit.deployments.map((d) => ({ candidate: d, id: d.deployment.id, weight: d.deployment.weight, outstanding: stats.of(d.deployment.id).outstanding, latencyMs: d.latencyMs })),
+        tied.flatMap(({ unit }) => unit.deployments.map((d) => ({ candidate: d, id: d.deployment.id, weight: d.deployment.weight, outstanding: stats.of(d.deployment.id).outstanding, latencyMs: d.latencyMs }))),
         this.deps.random,
       );
+      // The cost strategy calls a model's cheapest deployment first; the balancer orders those of one price.
+      if (route.strategy === 'cost') balanced = [...balanced].sort((a, b) => (costs.get(a.candidate) ?? 0) - (costs.get(b.candidate) ?? 0));
       for (const b of balanced) {
+        const score = scoreOf.get(b.candidate) ?? head.score;
         b.candidate.score = score.score;
         result.push(b.candidate);
         const entry = considered?.find((c) => c.deployment.id === b.id);
