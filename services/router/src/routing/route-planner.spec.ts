@@ -137,6 +137,32 @@ describe('RoutePlanner strategies', () => {
     expect(traits([{ type: 'text', text: long }, { type: 'image_url', image_url: { url: 'https://example.com/a.png', detail: null } }])).toEqual(typed);
   });
 
+  it("keeps a key allowed only some of an alias's members to arms among them, and offers a member under a later name that allows it", () => {
+    const engine = engineFor(
+      configWith(TWO_MODELS, {
+        aliases: { duo: { models: ['cheap', 'premium'] }, top: { models: ['premium'] } },
+        experiments: [{ id: 'e', target: 'duo', arms: [{ name: 'all', model: 'duo', weight: 1 }, { name: 'premium', model: 'premium', weight: 1 }] }],
+      }),
+    );
+    // Allowed `cheap` only: `duo` is usable and so is its `all` arm (through `cheap`); its `premium`
+    // arm is not, so a caller drawn there stays out of the test rather than getting a 404.
+    const drawn = new Set<string | undefined>();
+    for (let i = 0; i < 20; i++) {
+      const plan = engine.planner.plan(planRequest('duo', { context: contextFor({ allowedModels: ['cheap'], endUser: `u${i}` }) }));
+      drawn.add(plan.assignment?.arm);
+      expect(ids(plan.candidates)).toEqual(['cheap-a']);
+    }
+    expect(drawn).toEqual(new Set(['all', undefined]));
+    // Allowed `duo` itself: both arms, as before.
+    const arms = new Set(Array.from({ length: 20 }, (_, i) => engine.planner.plan(planRequest('duo', { context: contextFor({ allowedModels: ['duo'], endUser: `u${i}` }) })).assignment?.arm));
+    expect(arms).toEqual(new Set(['all', 'premium']));
+
+    // `premium` is not allowed under `cheap`'s name but is under `top`, the request's fallback.
+    const plan = engine.planner.plan(planRequest('cheap', { context: contextFor({ allowedModels: ['cheap', 'top'] }), controls: { models: ['top'], route: {} } }), true);
+    expect(ids(plan.candidates)).toEqual(['cheap-a', ...ids(plan.candidates).slice(1)]);
+    expect(ids(plan.candidates).slice(1).sort()).toEqual(['premium-a', 'premium-b']);
+  });
+
   it('moves to a larger context window only within what the key may name', () => {
     const models = [
       { ...TWO_MODELS[0], contextWindow: 1_000 },

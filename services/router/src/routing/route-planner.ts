@@ -128,16 +128,13 @@ export class RoutePlanner {
     let primary = input.model;
     let assignment: Assignment | undefined;
     const ab = this.deps.experiments.assign(primary, input.context, input.user);
-    if (ab) {
-      assignment = { ...ab, kind: 'experiment' };
-      primary = ab.model;
-    } else {
-      const release = this.deps.grayReleases.forTarget(primary);
-      if (release) {
-        const arm = release.assign(input.context, input.user);
-        assignment = { ...arm, kind: 'gray_release' };
-        primary = arm.model;
-      }
+    const release = ab ? undefined : this.deps.grayReleases.forTarget(primary);
+    const arm = ab ? { ...ab, kind: 'experiment' as const } : release ? { ...release.assign(input.context, input.user), kind: 'gray_release' as const } : undefined;
+    // A key allowed the name only through some of its members (not the name itself) may use the
+    // arms only as far as they are among those: one that is not leaves the key out of the test.
+    if (arm && this.armPermitted(arm.model, input)) {
+      assignment = arm;
+      primary = arm.model;
     }
     const route = effectiveRoute(routing, policy, catalog.alias(primary)?.route ?? catalog.alias(input.model)?.route, input.controls);
 
@@ -195,7 +192,7 @@ export class RoutePlanner {
     const cooling = ordered.filter((c) => this.deps.breakers.coolingUntil(c.deployment.id));
     if (cooling.length > 0) ordered = [...ordered.filter((c) => !cooling.includes(c)), ...cooling];
     ordered.forEach((c, i) => {
-      const entry = considered.find((e) => e.deployment.id === c.deployment.id);
+      const entry = considered.find((e) => e.deployment.id === c.deployment.id && !e.filteredReason);
       if (entry) entry.rank = i + 1;
     });
     if (explain) considered.sort((a, b) => (a.rank || Infinity) - (b.rank || Infinity));
@@ -218,6 +215,13 @@ export class RoutePlanner {
     if (allowed.length === 0 || allowed.includes(name)) return true;
     const { catalog } = this.deps;
     return catalog.isAlias(name) && (catalog.membersOf(name, input.capability) ?? []).some((m) => allowed.includes(m.id));
+  }
+
+  /** Whether the key may use what an arm routes to: it may name the target itself, or some of the arm's models. */
+  private armPermitted(armModel: string, input: PlanRequest): boolean {
+    const allowed = input.context.allowedModels;
+    if (allowed.length === 0 || allowed.includes(input.model)) return true;
+    return (this.deps.catalog.membersOf(armModel, input.capability) ?? []).some((m) => this.grantingName(m, input) !== undefined);
   }
 
   /** A name the key may use that covers `model` (the model itself, or an alias or `auto` it is a member of), if any. */
@@ -306,11 +310,12 @@ export class RoutePlanner {
       let cost = Infinity;
       for (const deployment of model.deployments) {
         if (seen.has(deployment.id)) continue;
-        seen.add(deployment.id);
         const price = catalog.price(model, deployment, now);
         const latencyMs = stats.expectedLatency(deployment.id, input.stream, deployment.expectedLatencyMs ?? model.expectedLatencyMs);
         const candidate: Candidate = { model, deployment, via: group.name, quality, price, latencyMs, score: 0, scoreDetail: '' };
         const rejection = this.filter(model, deployment, group, input, route, quality, price, now);
+        // A deployment the key may not use under this name may still be allowed under a later one.
+        if (rejection?.fault?.code !== 'model_not_found') seen.add(deployment.id);
         if (considered) considered.push({ ...candidate, filteredReason: rejection?.reason ?? '', rank: 0 });
         if (rejection) {
           rejected.push({ model, rejection });
@@ -354,7 +359,7 @@ export class RoutePlanner {
         const score = scoreOf.get(b.candidate) ?? head.score;
         b.candidate.score = score.score;
         result.push(b.candidate);
-        const entry = considered?.find((c) => c.deployment.id === b.id);
+        const entry = considered?.find((c) => c.deployment.id === b.id && !c.filteredReason);
         if (entry) {
           entry.score = score.score;
           entry.scoreDetail = b.candidate.scoreDetail = score.detail();
