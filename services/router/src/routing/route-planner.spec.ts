@@ -195,6 +195,15 @@ describe('RoutePlanner strategies', () => {
     expect(ids(engine.planner.plan(planRequest('premium')).candidates).sort()).toEqual(['p1', 'p2']);
   });
 
+  it("refuses with a 400 a request larger than every deployment's whole tokens-per-minute capacity", () => {
+    const engine = engineFor(configWith([{ ...TWO_MODELS[1], deployments: [{ id: 'p1', provider: 'a', model: 'p', tpm: 1_000 }, { id: 'p2', provider: 'b', model: 'p', tpm: 1_200 }] }]));
+    const plan = engine.planner.plan(planRequest('premium', { promptTokens: 900, maxOutputTokens: 500 }));
+    expect(plan.candidates).toEqual([]);
+    expect(plan.refusal).toMatchObject({ kind: 'bad_request', code: 'request_too_large', param: 'max_tokens', message: expect.stringContaining('larger than its whole capacity') });
+    // One that fits a whole minute of one of them is served (by that one).
+    expect(ids(engine.planner.plan(planRequest('premium', { promptTokens: 900, maxOutputTokens: 200 })).candidates)).toEqual(['p2']);
+  });
+
   it('is deterministic for a seed', () => {
     const run = (): string[] => {
       const engine = engineFor(configWith(TWO_MODELS), new ManualClock(), 99);

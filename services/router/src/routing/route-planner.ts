@@ -263,6 +263,12 @@ export class RoutePlanner {
     if (providers.ignore.includes(deployment.provider)) return { reason: `provider ${deployment.provider} in providers.ignore`, fault: { code: 'provider_not_allowed', param: 'route.providers.ignore' } };
     const breaker = this.deps.breakers.of(deployment.id);
     if (!breaker.available()) return { reason: `circuit ${breaker.current()}` };
+    const needs = input.promptTokens + input.maxOutputTokens;
+    if (deployment.tpm !== undefined && needs > deployment.tpm) {
+      // More than the deployment takes in a whole minute: waiting does not help.
+      const param = input.promptTokens > deployment.tpm ? 'messages' : 'max_tokens';
+      return { reason: `larger than its whole capacity (~${needs} > ${deployment.tpm} tokens per minute)`, fault: { code: 'request_too_large', param } };
+    }
     if (deployment.rpm !== undefined || deployment.tpm !== undefined) {
       const usage = this.deps.stats.of(deployment.id).usage(now);
       if (deployment.rpm !== undefined && usage.requests >= deployment.rpm) return { reason: `at capacity (${usage.requests}/${deployment.rpm} requests per minute)` };
