@@ -29,18 +29,25 @@ describe('distributed mode: every service its own process', () => {
   const children: Array<{ name: string; child: ChildProcess }> = [];
   let baseURL = '';
   let simPort = 0;
+  let ingressOutput = '';
 
   beforeAll(async () => {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'ignore' });
     const [sim, ingress, router, adapter, routerHttp, adapterHttp, billing, alerting] = await Promise.all(Array.from({ length: 8 }, freePort));
     simPort = sim!;
     const document = testConfigDocument(`http://127.0.0.1:${sim}/v1`, { ingress: ingress!, router: router!, adapter: adapter!, routerHttp, adapterHttp, billing, alerting });
+    // No admin key configured: the ingress generates one and tells it on its terminal.
+    const access = document['access'] as Record<string, unknown>;
+    document['access'] = { ...access, admin: { devKey: '' } };
     const dir = mkdtempSync(join(tmpdir(), 'openrouter-dist-'));
     const configPath = join(dir, 'config.yaml');
     writeFileSync(configPath, stringify(document));
     const env = { ...process.env, OPENROUTER_CONFIG: configPath };
     const run = (name: string, script: string, args: string[] = []): ChildProcess => {
-      const child = spawn(process.execPath, [join(root, script), ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [join(root, script), ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout?.on('data', (data: Buffer) => {
+        if (name === 'ingress') ingressOutput += data.toString();
+      });
       children.push({ name, child });
       return child;
     };
@@ -66,6 +73,14 @@ describe('distributed mode: every service its own process', () => {
       child.kill('SIGKILL');
       await once(child, 'exit');
     }));
+  });
+
+  it('tells the admin key it generated on its terminal, and the key works', async () => {
+    const adminKey = /Admin key \(generated; set OPENROUTER_ADMIN_KEY to choose one\): (sk-or-admin-\S+)/.exec(ingressOutput)?.[1];
+    expect(adminKey).toBeDefined();
+    const response = await fetch(`${baseURL.replace(/\/v1$/, '')}/admin/v1/whoami`, { headers: { authorization: `Bearer ${adminKey}` } });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ id: 'dev-admin', role: 'admin' });
   });
 
   it('serves chat, streaming and embeddings across processes', async () => {

@@ -24,7 +24,7 @@ export type TeamConfig = z.infer<typeof teamSchema>;
 export type ProjectConfig = z.infer<typeof projectSchema>;
 
 /** A keyed hash (HMAC-SHA256, hex) of the key; the key itself is never stored. */
-const keyHash = z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64-hex-digit keyed hash printed by `npm run key:hash`');
+const keyHash = z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64-hex-digit keyed hash printed by `npm run --silent key:hash -- <keyHashSecret> <key>`');
 
 /** An API key for traffic, declared in configuration by its hash. */
 export const configKeySchema = z.object({

@@ -199,7 +199,7 @@ describe('RoutePlanner strategies', () => {
     const engine = engineFor(configWith([{ ...TWO_MODELS[1], deployments: [{ id: 'p1', provider: 'a', model: 'p', tpm: 1_000 }, { id: 'p2', provider: 'b', model: 'p', tpm: 1_200 }] }]));
     const plan = engine.planner.plan(planRequest('premium', { promptTokens: 900, maxOutputTokens: 500 }));
     expect(plan.candidates).toEqual([]);
-    expect(plan.refusal).toMatchObject({ kind: 'bad_request', code: 'request_too_large', param: 'max_tokens', message: expect.stringContaining('larger than its whole capacity') });
+    expect(plan.refusal).toMatchObject({ kind: 'bad_request', code: 'exceeds_deployment_capacity', param: 'max_tokens', message: expect.stringContaining('larger than its whole capacity') });
     // One that fits a whole minute of one of them is served (by that one).
     expect(ids(engine.planner.plan(planRequest('premium', { promptTokens: 900, maxOutputTokens: 200 })).candidates)).toEqual(['p2']);
   });

@@ -267,7 +267,7 @@ export class RoutePlanner {
     if (deployment.tpm !== undefined && needs > deployment.tpm) {
       // More than the deployment takes in a whole minute: waiting does not help.
       const param = input.promptTokens > deployment.tpm ? 'messages' : 'max_tokens';
-      return { reason: `larger than its whole capacity (~${needs} > ${deployment.tpm} tokens per minute)`, fault: { code: 'request_too_large', param } };
+      return { reason: `larger than its whole capacity (~${needs} > ${deployment.tpm} tokens per minute)`, fault: { code: 'exceeds_deployment_capacity', param } };
     }
     if (deployment.rpm !== undefined || deployment.tpm !== undefined) {
       const usage = this.deps.stats.of(deployment.id).usage(now);
