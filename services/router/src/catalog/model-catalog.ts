@@ -12,6 +12,8 @@ export interface EffectivePrice {
   output: Decimal;
   /** The flat price of a request, on top of its tokens. */
   perRequest: Decimal;
+  /** The same as numbers, for ranking estimates (exact comparisons use the decimals). */
+  estimate: { input: number; output: number; perRequest: number };
 }
 
 export interface CatalogModel extends Omit<ModelConfig, 'deployments'> {
@@ -90,7 +92,10 @@ export class ModelCatalog {
     const base = inEffect(model.pricing, now);
     const own = model.pricing.deployments[deployment.id];
     const override = own ? inEffect({ currency: base.currency, input: base.input, output: base.output, perRequest: base.perRequest, changes: own.changes, ...definedPrices(own) }, now) : base;
-    return { currency: override.currency, input: new Decimal(override.input), output: new Decimal(override.output), perRequest: new Decimal(override.perRequest) };
+    const input = new Decimal(override.input);
+    const output = new Decimal(override.output);
+    const perRequest = new Decimal(override.perRequest);
+    return { currency: override.currency, input, output, perRequest, estimate: { input: input.toNumber(), output: output.toNumber(), perRequest: perRequest.toNumber() } };
   }
 }
 

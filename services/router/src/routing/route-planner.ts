@@ -328,8 +328,8 @@ export class RoutePlanner {
           continue;
         }
         deployments.push(candidate);
-        const estimate = (input.promptTokens * price.input.toNumber() + outputTokens * price.output.toNumber()) / MILLION + price.perRequest.toNumber();
-        costs.set(candidate, estimate);
+        const estimate = (input.promptTokens * price.estimate.input + outputTokens * price.estimate.output) / MILLION + price.estimate.perRequest;
+        if (route.strategy === 'cost') costs.set(candidate, estimate);
         cost = Math.min(cost, estimate);
       }
       if (deployments.length > 0) entries.push({ model, deployments, quality, cost, latencyMs: Math.min(...deployments.map((d) => d.latencyMs)) });
@@ -345,28 +345,28 @@ export class RoutePlanner {
     order.sort((a, b) => b.score.score - a.score.score || a.score.tieBreak - b.score.tieBreak);
 
     const result: Candidate[] = [];
+    const byCost = route.strategy === 'cost';
     for (let i = 0; i < order.length; ) {
+      const head = order[i] as (typeof order)[number];
       // The latency strategy ranks deployments one by one: those of one model that tie (no
       // measurements yet, equal priors) are ordered by the load balancer, as a model's are.
       let end = i + 1;
-      const head = order[i] as (typeof order)[number];
       if (perDeployment) while (end < order.length && order[end]?.unit.entry === head.unit.entry && order[end]?.score.score === head.score.score) end++;
-      const tied = order.slice(i, end);
+      const tied = end === i + 1 ? head.unit.deployments : order.slice(i, end).flatMap((o) => o.unit.deployments);
       i = end;
-      const scoreOf = new Map(tied.flatMap(({ unit, score }) => unit.deployments.map((d) => [d, score] as const)));
-      let balanced = balance(
+      const balanced = balance(
         routing.balancing,
-        tied.flatMap(({ unit }) => unit.deployments.map((d) => ({ candidate: d, id: d.deployment.id, weight: d.deployment.weight, outstanding: stats.of(d.deployment.id).outstanding, latencyMs: d.latencyMs }))),
+        tied.map((d) => ({ candidate: d, id: d.deployment.id, weight: d.deployment.weight, outstanding: stats.of(d.deployment.id).outstanding, latencyMs: d.latencyMs })),
         this.deps.random,
       );
-      // The cost strategy calls a model's cheapest deployment first; the balancer orders those of one price.
-      if (route.strategy === 'cost') balanced = [...balanced].sort((a, b) => (costs.get(a.candidate) ?? 0) - (costs.get(b.candidate) ?? 0));
+      // The cost strategy calls a model's cheapest deployment first; the balancer orders those of one price (the sort is stable).
+      if (byCost && balanced.length > 1) balanced.sort((a, b) => (costs.get(a.candidate) ?? 0) - (costs.get(b.candidate) ?? 0));
       for (const b of balanced) {
-        const score = scoreOf.get(b.candidate) ?? head.score;
-        b.candidate.score = score.score;
+        b.candidate.score = head.score.score;
         result.push(b.candidate);
         const entry = considered?.find((c) => c.deployment.id === b.id && !c.filteredReason);
         if (entry) {
+          const score = order.find((o) => o.unit.deployments.includes(b.candidate))?.score ?? head.score;
           entry.score = score.score;
           entry.scoreDetail = b.candidate.scoreDetail = score.detail();
         }
