@@ -26,7 +26,7 @@ const nonNegativeInt = z.number().int().nonnegative();
  * `-experiment`, `-route-reason`): a header value takes no character outside visible ASCII, so a
  * name with one would fail the response after the provider had answered.
  */
-const name = z.string().regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters, without spaces (it is sent in response headers)');
+const name = z.string().regex(/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/, 'must be printable ASCII, not starting or ending with a space (it is sent in response headers)');
 
 export const deploymentSchema = z.object({
   id: name.optional(),

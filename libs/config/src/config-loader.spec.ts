@@ -95,9 +95,10 @@ describe('config', () => {
   });
 
   it('refuses names that response headers cannot carry', () => {
-    const message = 'must be visible ASCII characters, without spaces (it is sent in response headers)';
+    const message = 'must be printable ASCII, not starting or ending with a space (it is sent in response headers)';
     expect(() => parseConfig({ ...minimal, models: [{ id: '模型', deployments: [{ provider: 'sim', model: 'x' }] }] }, { SIM_KEY: 'k' })).toThrow(`models[0].id: ${message}`);
-    expect(() => parseConfig({ ...minimal, models: [{ id: 'm', deployments: [{ id: 'east 1', provider: 'sim', model: 'x' }] }] }, { SIM_KEY: 'k' })).toThrow(`models[0].deployments[0].id: ${message}`);
+    expect(() => parseConfig({ ...minimal, models: [{ id: 'm', deployments: [{ id: 'east 1 ', provider: 'sim', model: 'x' }] }] }, { SIM_KEY: 'k' })).toThrow(`models[0].deployments[0].id: ${message}`);
+    expect(() => parseConfig({ ...minimal, models: [{ id: 'm', deployments: [{ id: 'east 1', provider: 'sim', model: 'x' }] }] }, { SIM_KEY: 'k' })).not.toThrow();
     const experiment = { id: 'ab-é', target: 'm', arms: [{ name: 'a', model: 'm', weight: 1 }] };
     expect(() => parseConfig({ ...minimal, models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'x' }] }], routing: { experiments: [experiment] } }, { SIM_KEY: 'k' })).toThrow(`routing.experiments[0].id: ${message}`);
     // Upstream model names are the provider's and never sent back in a header: anything goes.

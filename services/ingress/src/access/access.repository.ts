@@ -26,7 +26,8 @@ export interface AccessRepository {
   ready(): Promise<boolean>;
   findKey(hash: string): Promise<ApiKeyRecord | undefined>;
   keyById(id: string): Promise<ApiKeyRecord | undefined>;
-  saveKey(record: ApiKeyRecord): Promise<void>;
+  /** Saves a key and, with `audit`, its audit entry in the same write: both or neither. */
+  saveKey(record: ApiKeyRecord, audit?: AuditEntry): Promise<void>;
   listKeys(): Promise<ApiKeyRecord[]>;
   listOrgs(): Promise<OrgConfig[]>;
   /**
@@ -66,8 +67,9 @@ export class MemoryAccessRepository implements AccessRepository {
   async keyById(id: string) {
     return [...this.keys.values()].find((k) => k.id === id);
   }
-  async saveKey(record: ApiKeyRecord) {
+  async saveKey(record: ApiKeyRecord, audit?: AuditEntry) {
     this.keys.set(record.hash, record);
+    if (audit) await this.appendAudit(audit);
   }
   async listKeys() {
     return [...this.keys.values()];
@@ -153,9 +155,11 @@ export class RedisAccessRepository implements AccessRepository {
       return hash ? this.findKey(hash) : undefined;
     });
   }
-  async saveKey(record: ApiKeyRecord) {
+  async saveKey(record: ApiKeyRecord, audit?: AuditEntry) {
     return this.call(async () => {
-      await this.redis.multi().set(`${this.prefix}key:${record.hash}`, JSON.stringify(record)).hset(`${this.prefix}key-ids`, record.id, record.hash).exec();
+      const write = this.redis.multi().set(`${this.prefix}key:${record.hash}`, JSON.stringify(record)).hset(`${this.prefix}key-ids`, record.id, record.hash);
+      if (audit) write.lpush(`${this.prefix}audit`, JSON.stringify(audit)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1);
+      await write.exec();
     });
   }
   async listKeys() {

@@ -83,6 +83,21 @@ describe('AccessService admin changes', () => {
     expect(await access.authenticate(key, 'r1', {})).toBeUndefined();
   });
 
+  it('records a revocation with its audit entry in one write, so a retry after a failed notice audits it once', async () => {
+    const repository = new MemoryAccessRepository();
+    const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    const { record } = await access.issueKey(admin, keyInput);
+    const publish = repository.publish.bind(repository);
+    repository.publish = async () => {
+      throw new Error('Redis went away');
+    };
+    await expect(access.revokeKey(admin, record.id)).rejects.toThrow('Redis went away');
+    repository.publish = publish;
+    await access.revokeKey(admin, record.id);
+    expect((await access.listAudit(admin, 10)).map((e) => e.action)).toEqual(['key.revoke', 'key.issue']);
+  });
+
   it('loads a tenant announced while a load that read the store before it was still in flight', async () => {
     const repository = new SlowTenantReads();
     const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);

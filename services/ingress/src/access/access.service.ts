@@ -222,8 +222,10 @@ export class AccessService {
       ...(input.expiresAt ? { expiresAt: new Date(input.expiresAt).toISOString() } : {}),
       source: 'issued',
     };
-    await this.repository.saveKey(record);
-    await this.audit(actor, 'key.issue', record.id, { org: record.orgId, team: record.teamId, project: record.projectId, prefix: record.prefix });
+    // The key and its audit entry are written together: no issued key goes unaudited.
+    const entry = this.auditEntry(actor, 'key.issue', record.id, { org: record.orgId, team: record.teamId, project: record.projectId, prefix: record.prefix });
+    await this.repository.saveKey(record, entry);
+    this.logAudit(entry);
     return { key, record: publicView(record) };
   }
 
@@ -236,10 +238,13 @@ export class AccessService {
       return publicView(record);
     }
     const revoked: ApiKeyRecord = { ...record, revokedAt: record.revokedAt ?? new Date().toISOString() };
-    await this.repository.saveKey(revoked);
+    // Revoked and audited in one write, so a retry after a failure further on (the notice) finds
+    // the revocation already recorded.
+    const entry = this.auditEntry(actor, 'key.revoke', id, { org: record.orgId, team: record.teamId, project: record.projectId });
+    await this.repository.saveKey(revoked, entry);
+    this.logAudit(entry);
     this.keys.forget(record.hash);
     await this.repository.publish({ kind: 'key', hash: record.hash });
-    await this.audit(actor, 'key.revoke', id, { org: record.orgId, team: record.teamId, project: record.projectId });
     return publicView(revoked);
   }
 
@@ -335,10 +340,18 @@ export class AccessService {
   }
 
   private async audit(actor: Actor, action: string, target: string, details: Record<string, unknown>): Promise<void> {
+    const entry = this.auditEntry(actor, action, target, details);
+    await this.repository.appendAudit(entry);
+    this.logAudit(entry);
+  }
+
+  private auditEntry(actor: Actor, action: string, target: string, details: Record<string, unknown>): AuditEntry {
     // A scoped actor's own scope is recorded beside what it changed (`org`, `project`).
     const scope = { ...(actor.org !== undefined && { actor_org: actor.org }), ...(actor.project !== undefined && { actor_project: actor.project }) };
-    const entry = { at: new Date().toISOString(), actor: actor.id, action, target, details: { ...details, role: actor.role, ...scope } };
-    await this.repository.appendAudit(entry);
+    return { at: new Date().toISOString(), actor: actor.id, action, target, details: { ...details, role: actor.role, ...scope } };
+  }
+
+  private logAudit(entry: AuditEntry): void {
     this.logger.info({ audit: entry }, 'admin change');
   }
 

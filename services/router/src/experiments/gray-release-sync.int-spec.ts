@@ -68,6 +68,24 @@ describe('gray releases shared by router replicas through Redis (redis-server)',
     }
   });
 
+  it('runs a release whose kept start was set by hand in another form on its own start, and still hears of rollbacks', async () => {
+    const prefix = `gray-${randomBytes(4).toString('hex')}:`;
+    const own: GatewayConfig = { ...config, access: { ...config.access, redis: { url: redisUrl(), keyPrefix: prefix } } };
+    const redis = new Redis(redisUrl());
+    try {
+      await redis.hset(`${prefix}router:gray-release:gr`, 'startAt', '2025-06-01T09:00:00Z');
+      const releases = new GrayReleases(own.routing.grayReleases, new ManualClock());
+      const sync = await startGrayReleaseSync(own, releases, logger);
+      if (sync) syncs.push(sync);
+      expect(releases.byId('gr')?.state()).toMatchObject({ status: 'active', canaryPercent: 10 });
+      await redis.hset(`${prefix}router:gray-release:gr`, 'rolledBackAt', '1748768400000', 'reason', 'rolled back by hand');
+      await until(() => releases.byId('gr')?.status() === 'rolled_back', 'the rollback read');
+      expect(releases.byId('gr')?.state()).toMatchObject({ rollbackReason: 'rolled back by hand', rolledBackAtMs: 1748768400000 });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it('starts and serves while Redis cannot be reached, on its own schedule', async () => {
     const unreachable: GatewayConfig = { ...config, access: { ...config.access, redis: { url: 'redis://127.0.0.1:9', keyPrefix } } };
     const releases = new GrayReleases(config.routing.grayReleases, new ManualClock());

@@ -58,6 +58,19 @@ describe('gray release state kept in a file (a router that runs alone)', () => {
     expect(JSON.parse(readFileSync(join(dir, 'router', 'gray-releases.json'), 'utf8'))).toEqual({ releases: { gr: { startAt: clock.now() - 5_000, rollback: { at: clock.now() - 5_000, reason } } } });
   });
 
+  it('keeps a rollback whose first write failed once the disk takes it', async () => {
+    const path = join(dir, 'router', 'gray-releases.json');
+    const store = await FileGrayReleaseStore.open(path);
+    // `router` is a file for now, so the state file cannot be written.
+    writeFileSync(join(dir, 'router'), 'in the way');
+    const rollback = { at: 1, reason: 'canary error rate 50.0% exceeds baseline 0.0% by more than 10.0%' };
+    await expect(store.keepRollback('gr', rollback)).rejects.toThrow();
+    rmSync(join(dir, 'router'));
+    await store.keepRollback('gr', rollback);
+    await store.close();
+    expect((await (await FileGrayReleaseStore.open(path)).read(['gr'])).get('gr')).toEqual({ rollback });
+  });
+
   it('refuses a file that is not its own, naming it, rather than forgetting a rollback', async () => {
     const path = join(dir, 'gray-releases.json');
     for (const text of ['{"releases": {"gr": {"rollback": {"at": "soon"}}}}', 'not json']) {
@@ -100,6 +113,33 @@ class FlakyStore implements GrayReleaseStore {
 }
 
 describe('gray release state shared by replicas', () => {
+  it('runs one round at a time and lets rounds asked for meanwhile share the next, however slow the store', async () => {
+    const store = new FlakyStore();
+    let reads = 0;
+    const answers: Array<() => void> = [];
+    const read = store.read.bind(store);
+    store.read = async (ids) => {
+      reads++;
+      await new Promise<void>((answer) => answers.push(answer));
+      return read(ids);
+    };
+    const sync = new GrayReleaseSync(new GrayReleases(releaseConfig, new ManualClock()), store, logger, 60_000);
+    const rounds = Array.from({ length: 50 }, () => sync.sync());
+    await new Promise((done) => setImmediate(done));
+    expect(reads).toBe(1);
+    answers.shift()?.();
+    await new Promise((done) => setImmediate(done));
+    await new Promise((done) => setImmediate(done));
+    expect(reads).toBe(2);
+    answers.shift()?.();
+    await Promise.all(rounds);
+    expect(reads).toBe(2);
+    // Once closed, nothing more is asked of the store.
+    await sync.close();
+    await sync.sync();
+    expect(reads).toBe(2);
+  });
+
   it("adopts the first replica's start and another replica's rollback", async () => {
     const store = new FlakyStore();
     const clock = new ManualClock();

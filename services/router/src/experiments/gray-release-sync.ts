@@ -31,6 +31,9 @@ return 1`;
 
 const keptInteger = z.coerce.number().int().nonnegative();
 
+/** A kept start in another form than the store writes (set by hand): that release runs on this router's start. */
+export class UnreadableStart extends Error {}
+
 /** Gray releases in Redis: a hash per release, `<keyPrefix>router:gray-release:<id>`. */
 export class RedisGrayReleaseStore implements GrayReleaseStore {
   constructor(
@@ -39,7 +42,9 @@ export class RedisGrayReleaseStore implements GrayReleaseStore {
   ) {}
 
   async claimStart(id: string, startAt: number): Promise<number> {
-    return keptInteger.parse(await this.redis.eval(CLAIM_START, 1, this.key(id), String(startAt)));
+    const kept = keptInteger.safeParse(await this.redis.eval(CLAIM_START, 1, this.key(id), String(startAt)));
+    if (!kept.success) throw new UnreadableStart(`${this.key(id)} holds a startAt that is not milliseconds since 1970; delete the field to start the release now`);
+    return kept.data;
   }
 
   async keepRollback(id: string, rollback: Rollback): Promise<void> {
@@ -55,9 +60,12 @@ export class RedisGrayReleaseStore implements GrayReleaseStore {
       const [error, value] = replies[i] ?? [];
       if (error) throw error;
       const [startAt, rolledBackAt, reason] = z.array(z.string().nullable()).parse(value);
+      // A field someone wrote by hand in another form is left out, not a failure of every release.
+      const start = keptInteger.safeParse(startAt);
+      const at = keptInteger.safeParse(rolledBackAt);
       kept.set(id, {
-        ...(startAt ? { startAt: keptInteger.parse(startAt) } : {}),
-        ...(rolledBackAt ? { rollback: { at: keptInteger.parse(rolledBackAt), reason: reason ?? '' } } : {}),
+        ...(startAt && start.success ? { startAt: start.data } : {}),
+        ...(rolledBackAt ? { rollback: { at: at.success ? at.data : 0, reason: reason ?? '' } } : {}),
       });
     });
     return kept;
@@ -82,7 +90,7 @@ export class FileGrayReleaseStore implements GrayReleaseStore {
 
   private constructor(
     private readonly path: string,
-    private readonly releases: Record<string, KeptRelease>,
+    private releases: Record<string, KeptRelease>,
   ) {}
 
   static async open(path: string): Promise<FileGrayReleaseStore> {
@@ -103,19 +111,19 @@ export class FileGrayReleaseStore implements GrayReleaseStore {
   }
 
   async claimStart(id: string, startAt: number): Promise<number> {
-    const release = (this.releases[id] ??= {});
-    if (release.startAt === undefined) {
-      release.startAt = startAt;
-      await this.save();
-    }
-    return release.startAt;
+    const kept = this.releases[id]?.startAt;
+    if (kept !== undefined) return kept;
+    await this.update((releases) => {
+      releases[id] = { ...releases[id], startAt: releases[id]?.startAt ?? startAt };
+    });
+    return this.releases[id]?.startAt ?? startAt;
   }
 
   async keepRollback(id: string, rollback: Rollback): Promise<void> {
-    const release = (this.releases[id] ??= {});
-    if (release.rollback) return;
-    release.rollback = rollback;
-    await this.save();
+    if (this.releases[id]?.rollback) return;
+    await this.update((releases) => {
+      releases[id] = { ...releases[id], rollback: releases[id]?.rollback ?? rollback };
+    });
   }
 
   async read(ids: readonly string[]): Promise<Map<string, KeptRelease>> {
@@ -126,19 +134,25 @@ export class FileGrayReleaseStore implements GrayReleaseStore {
     await this.writing;
   }
 
-  /** One write at a time, each of the whole state as it is when it starts. */
-  private save(): Promise<void> {
+  /**
+   * One change at a time: applied to a copy of what is kept, written whole (synced, then renamed
+   * over the file), and only then kept in memory, so a failed write leaves nothing that looks kept.
+   */
+  private update(change: (releases: Record<string, KeptRelease>) => void): Promise<void> {
     const next = this.writing.then(async () => {
+      const releases = { ...this.releases };
+      change(releases);
       const temporary = `${this.path}.tmp`;
       await mkdir(dirname(this.path), { recursive: true });
       const file = await open(temporary, 'w');
       try {
-        await file.writeFile(`${JSON.stringify({ releases: this.releases }, null, 2)}\n`);
+        await file.writeFile(`${JSON.stringify({ releases }, null, 2)}\n`);
         await file.sync();
       } finally {
         await file.close();
       }
       await rename(temporary, this.path);
+      this.releases = releases;
     });
     this.writing = next.catch(() => undefined);
     return next;
@@ -156,7 +170,9 @@ export class GrayReleaseSync {
   private readonly unkept = new Map<string, Rollback>();
   private readonly unclaimed = new Set<GrayRelease>();
   private timer: NodeJS.Timeout | undefined;
-  private round: Promise<void> = Promise.resolve();
+  private running: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+  private closed = false;
   private failing = false;
 
   constructor(
@@ -182,23 +198,45 @@ export class GrayReleaseSync {
     this.timer.unref();
   }
 
-  /** One round at a time; a round asked for during one runs after it. */
+  /**
+   * One round at a time. Rounds asked for while one runs (a rollback, the timer of a store slower
+   * than `intervalMs`) share one that runs after it: at most two are ever pending.
+   */
   sync(): Promise<void> {
-    this.round = this.round.then(() => this.syncOnce());
-    return this.round;
+    if (this.closed) return Promise.resolve();
+    if (!this.running) {
+      this.running = this.syncOnce().finally(() => {
+        this.running = undefined;
+      });
+      return this.running;
+    }
+    this.next ??= this.running.then(() => {
+      this.next = undefined;
+      return this.sync();
+    });
+    return this.next;
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.round;
+    await this.running;
+    await this.next;
     await this.store.close();
   }
 
   private async syncOnce(): Promise<void> {
     try {
       for (const release of [...this.unclaimed]) {
-        release.adoptStart(await this.store.claimStart(release.config.id, release.startedAt()));
-        this.unclaimed.delete(release);
+        try {
+          release.adoptStart(await this.store.claimStart(release.config.id, release.startedAt()));
+          this.unclaimed.delete(release);
+        } catch (error) {
+          // One release's unreadable start must not keep the others' rollbacks from being read.
+          if (!(error instanceof UnreadableStart)) throw error;
+          this.unclaimed.delete(release);
+          this.logger.warn({ release: release.config.id, err: error }, "gray release start cannot be read; this router runs the release from its own start");
+        }
       }
       for (const [id, rollback] of [...this.unkept]) {
         await this.store.keepRollback(id, rollback);

@@ -153,6 +153,17 @@ describe('RoutePlanner strategies', () => {
       expect(ids(plan.candidates)).toEqual(['cheap-a']);
     }
     expect(drawn).toEqual(new Set(['all', undefined]));
+    // Allowed `premium` only through another alias (`top`): the arm's models are judged as under
+    // the arm, so a caller drawn to it is left out rather than sent to a 404 (and never counted for it).
+    let leftOut = 0;
+    for (let i = 0; i < 20; i++) {
+      const drawnTo = engine.planner.plan(planRequest('duo', { context: contextFor({ endUser: `u${i}` }) })).assignment?.arm;
+      const plan = engine.planner.plan(planRequest('duo', { context: contextFor({ allowedModels: ['cheap', 'top'], endUser: `u${i}` }) }));
+      expect(ids(plan.candidates)).toEqual(['cheap-a']);
+      expect(plan.assignment?.arm).toBe(drawnTo === 'premium' ? undefined : 'all');
+      if (drawnTo === 'premium') leftOut++;
+    }
+    expect(leftOut).toBeGreaterThan(0);
     // Allowed `duo` itself: both arms, as before.
     const arms = new Set(Array.from({ length: 20 }, (_, i) => engine.planner.plan(planRequest('duo', { context: contextFor({ allowedModels: ['duo'], endUser: `u${i}` }) })).assignment?.arm));
     expect(arms).toEqual(new Set(['all', 'premium']));

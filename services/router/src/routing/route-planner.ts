@@ -217,11 +217,14 @@ export class RoutePlanner {
     return catalog.isAlias(name) && (catalog.membersOf(name, input.capability) ?? []).some((m) => allowed.includes(m.id));
   }
 
-  /** Whether the key may use what an arm routes to: it may name the target itself, or some of the arm's models. */
+  /**
+   * Whether the key may use what an arm routes to, as `allowed` judges the arm's models: it may
+   * name the target itself, the arm's own name, or one of the arm's models by id.
+   */
   private armPermitted(armModel: string, input: PlanRequest): boolean {
     const allowed = input.context.allowedModels;
-    if (allowed.length === 0 || allowed.includes(input.model)) return true;
-    return (this.deps.catalog.membersOf(armModel, input.capability) ?? []).some((m) => this.grantingName(m, input) !== undefined);
+    if (allowed.length === 0 || allowed.includes(input.model) || allowed.includes(armModel)) return true;
+    return (this.deps.catalog.membersOf(armModel, input.capability) ?? []).some((m) => allowed.includes(m.id));
   }
 
   /** A name the key may use that covers `model` (the model itself, or an alias or `auto` it is a member of), if any. */
