@@ -1,26 +1,14 @@
-import { parseConfig, type OrgConfig } from '@openrouter/config';
+import type { OrgConfig } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { AdminAuth } from '../admin/admin-auth';
 import { auditQuery, keyListQuery, parseInput } from '../admin/admin-input';
 import { MemoryAccessRepository } from './access.repository';
 import { AccessService, type Actor } from './access.service';
 import { MemoryCounterStore } from './counter.store';
+import { ingressTestConfig } from '../test-config.testing';
 
 const SECRET = 'unit-test-secret-000';
-const config = parseConfig(
-  {
-    version: 1,
-    ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
-    router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-    adapter: { grpc: { port: 0 }, http: { port: 0 } },
-    billing: { http: { port: 0 } },
-    alerting: { http: { port: 0 } },
-    providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1' } },
-    models: [{ id: 'm', deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }],
-    access: { keyHashSecret: SECRET, orgs: [{ id: 'acme', teams: [{ id: 'platform' }] }] },
-  },
-  {},
-);
+const config = ingressTestConfig({ access: { keyHashSecret: SECRET, orgs: [{ id: 'acme', teams: [{ id: 'platform' }] }] } });
 const logger = createLogger('access-service-spec', 'silent');
 const admin: Actor = { id: 'ops', role: 'admin' };
 const keyInput = { name: '', org: 'acme', allowedModels: [], limits: {}, metadata: {}, tags: {} };

@@ -2,6 +2,7 @@ import type { GatewayConfig, Limits, OrgConfig, ProjectConfig, TeamConfig } from
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
+import { Coalesced } from '@openrouter/service-runtime';
 import type { AccessRepository, AuditEntry } from './access.repository';
 import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
@@ -89,26 +90,14 @@ export class AccessService {
     await this.reloadTenants();
   }
 
-  private reloading: Promise<boolean> | undefined;
-  private reloadAfter: Promise<boolean> | undefined;
-
   /**
-   * Reloads the tenants added at run time. True when it loaded. A call while a load is in flight
-   * gets the next one, which starts when that one ends: the load in flight may have read Redis
-   * before the change the caller heard of (callers meanwhile share that next load).
+   * Reloads the tenants added at run time (true when it loaded). A call while a load is in flight
+   * gets the next one: the load in flight may have read Redis before the change the caller heard of.
    */
+  private readonly tenantLoads = new Coalesced(() => this.loadTenants());
+
   private reloadTenants(): Promise<boolean> {
-    if (!this.reloading) {
-      this.reloading = this.loadTenants().finally(() => {
-        this.reloading = undefined;
-      });
-      return this.reloading;
-    }
-    this.reloadAfter ??= this.reloading.then(() => {
-      this.reloadAfter = undefined;
-      return this.reloadTenants();
-    });
-    return this.reloadAfter;
+    return this.tenantLoads.run();
   }
 
   private async loadTenants(): Promise<boolean> {

@@ -1,31 +1,18 @@
-import { configSchema, parseConfig } from '@openrouter/config';
+import { configSchema } from '@openrouter/config';
 import type { budgetv1 } from '@openrouter/contracts';
 import { MemoryBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
 import { PriceBook } from '@openrouter/usage';
+import { ingressTestConfig } from '../test-config.testing';
 import { BudgetService } from './budget.service';
 
 const tenant = { orgId: 'acme', teamId: 't', projectId: 'p', keyId: 'k1' };
 const NOW = Date.parse('2025-06-14T12:00:00Z');
 
 function service(budgets: unknown[], extra: Record<string, unknown> = {}, catalog: { models?: unknown[]; routing?: Record<string, unknown> } = {}) {
-  const config = parseConfig(
-    {
-      version: 1,
-      ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
-      router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-      adapter: { grpc: { port: 0 }, http: { port: 0 } },
-      billing: { http: { port: 0 } },
-      alerting: { http: { port: 0 } },
-      providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1' } },
-      // 1 micro-unit per input token, 2 per output token.
-      models: catalog.models ?? [{ id: 'm', pricing: { input: '1', output: '2' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }],
-      ...(catalog.routing ? { routing: catalog.routing } : {}),
-      budgets: { list: budgets, ...extra },
-    },
-    {},
-  );
+  // 1 micro-unit per input token, 2 per output token.
+  const config = ingressTestConfig({ ...(catalog.models ? { models: catalog.models } : {}), ...(catalog.routing ? { routing: catalog.routing } : {}), budgets: { list: budgets, ...extra } });
   const published: budgetv1.BudgetEvent[] = [];
   const events: BudgetEventPublisher = { publish: async (e) => void published.push(e), close: async () => undefined };
   const ledger = new MemoryBudgetLedger(() => NOW);

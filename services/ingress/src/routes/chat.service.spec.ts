@@ -1,4 +1,4 @@
-import { parseConfig } from '@openrouter/config';
+import { ingressTestConfig } from '../test-config.testing';
 import type { chatv1, routerv1, usagev1 } from '@openrouter/contracts';
 import { MemoryBudgetLedger } from '@openrouter/budgets';
 import { createLogger } from '@openrouter/observability';
@@ -9,22 +9,8 @@ import type { RouterPort } from '../router.port';
 import { clientChunks, openChat, type AnswerEvent, type OpenedChat } from './chat.service';
 
 const tenant = { orgId: 'acme', teamId: 't', projectId: 'p', keyId: 'k1', requestId: 'r', appId: '', costCenter: '', endUser: '', tags: {}, allowedModels: [] };
-const config = parseConfig(
-  {
-    version: 1,
-    ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
-    router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-    adapter: { grpc: { port: 0 }, http: { port: 0 } },
-    billing: { http: { port: 0 } },
-    alerting: { http: { port: 0 } },
-    providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1' } },
-    // 1 micro-unit per input token, 2 per output token.
-    models: [{ id: 'm', pricing: { input: '1', output: '2' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }],
-    // 100 micro-units: a stream of two choices starts with what that pays for and is cut there.
-    budgets: { list: [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.0001' }], minStreamOutputTokens: 1 },
-  },
-  {},
-);
+// 100 micro-units: a stream of two choices starts with what that pays for and is cut there.
+const config = ingressTestConfig({ budgets: { list: [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.0001' }], minStreamOutputTokens: 1 } });
 const prices = PriceBook.fromModels(config.models);
 const decision: routerv1.RouteDecision = { model: 'm', provider: 'sim', deployment: 'd', upstreamModel: 'u', attempts: 1, taskType: '', reason: '', experiment: '', experimentArm: '', attemptDetails: [], strategy: '' };
 

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { GatewayConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
+import { Coalesced } from '@openrouter/service-runtime';
 import type { GrayRelease, GrayReleases, Rollback } from './gray-release';
 
 /** What is kept of a release beyond one router process. */
@@ -170,8 +171,8 @@ export class GrayReleaseSync {
   private readonly unkept = new Map<string, Rollback>();
   private readonly unclaimed = new Set<GrayRelease>();
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private next: Promise<void> | undefined;
+  /** One round at a time; rounds asked for during one (a rollback, the timer of a store slower than `intervalMs`) share the next. */
+  private readonly rounds = new Coalesced(() => this.syncOnce());
   private closed = false;
   private failing = false;
 
@@ -198,34 +199,19 @@ export class GrayReleaseSync {
     this.timer.unref();
   }
 
-  /**
-   * One round at a time. Rounds asked for while one runs (a rollback, the timer of a store slower
-   * than `intervalMs`) share one that runs after it: at most two are ever pending.
-   */
   sync(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    if (!this.running) {
-      this.running = this.syncOnce().finally(() => {
-        this.running = undefined;
-      });
-      return this.running;
-    }
-    this.next ??= this.running.then(() => {
-      this.next = undefined;
-      return this.sync();
-    });
-    return this.next;
+    return this.closed ? Promise.resolve() : this.rounds.run();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.running;
-    await this.next;
+    await this.rounds.idle();
     await this.store.close();
   }
 
   private async syncOnce(): Promise<void> {
+    if (this.closed) return;
     try {
       for (const release of [...this.unclaimed]) {
         try {
