@@ -33,10 +33,10 @@ export interface AccessRepository {
   /**
    * Changes an org added at run time (`change` gets what is stored, or undefined), atomically:
    * concurrent changes of one org, on any replica, apply one after the other, each on the other's
-   * result. An error thrown by `change` is thrown as it is, and nothing is written.
+   * result. An error thrown by `change` is thrown as it is, and nothing is written. With `audit`,
+   * the change and its audit entry are one write.
    */
-  updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<void>;
-  appendAudit(entry: AuditEntry): Promise<void>;
+  updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig, audit?: AuditEntry): Promise<void>;
   listAudit(limit: number): Promise<AuditEntry[]>;
   publish(change: AccessChange): Promise<void>;
   onChange(listener: (change: AccessChange) => void): void;
@@ -69,7 +69,7 @@ export class MemoryAccessRepository implements AccessRepository {
   }
   async saveKey(record: ApiKeyRecord, audit?: AuditEntry) {
     this.keys.set(record.hash, record);
-    if (audit) await this.appendAudit(audit);
+    if (audit) this.appendAudit(audit);
   }
   async listKeys() {
     return [...this.keys.values()];
@@ -77,10 +77,11 @@ export class MemoryAccessRepository implements AccessRepository {
   async listOrgs() {
     return [...this.orgs.values()];
   }
-  async updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig) {
+  async updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig, audit?: AuditEntry) {
     this.orgs.set(orgId, change(this.orgs.get(orgId)));
+    if (audit) this.appendAudit(audit);
   }
-  async appendAudit(entry: AuditEntry) {
+  private appendAudit(entry: AuditEntry): void {
     this.audit.push(entry);
     if (this.audit.length > AUDIT_KEEP) this.audit.shift();
   }
@@ -176,7 +177,7 @@ export class RedisAccessRepository implements AccessRepository {
       return values.map((v) => orgSchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
     });
   }
-  async updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig) {
+  async updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig, audit?: AuditEntry) {
     return this.call(async () => {
       // A lock per org (SET NX with an expiry, released only by its holder): the change is a read,
       // then a write, of the org's whole JSON.
@@ -190,15 +191,12 @@ export class RedisAccessRepository implements AccessRepository {
       try {
         const raw = await this.redis.hget(`${this.prefix}orgs`, orgId);
         const stored = raw === null ? undefined : orgSchema.safeParse(safeJson(raw));
-        await this.redis.hset(`${this.prefix}orgs`, orgId, JSON.stringify(change(stored?.success ? stored.data : undefined)));
+        const write = this.redis.multi().hset(`${this.prefix}orgs`, orgId, JSON.stringify(change(stored?.success ? stored.data : undefined)));
+        if (audit) write.lpush(`${this.prefix}audit`, JSON.stringify(audit)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1);
+        await write.exec();
       } finally {
         await this.redis.eval(RELEASE_LOCK, 1, lock, token);
       }
-    });
-  }
-  async appendAudit(entry: AuditEntry) {
-    return this.call(async () => {
-      await this.redis.multi().lpush(`${this.prefix}audit`, JSON.stringify(entry)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1).exec();
     });
   }
   async listAudit(limit: number) {

@@ -86,6 +86,20 @@ describe('AccessService admin changes', () => {
     expect((await access.listAudit(admin, 10)).map((e) => e.action)).toEqual(['key.revoke', 'key.issue']);
   });
 
+  it('audits a team added in the same write, though telling the other replicas then fails', async () => {
+    const repository = new MemoryAccessRepository();
+    const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    const publish = repository.publish.bind(repository);
+    repository.publish = async () => {
+      throw new Error('Redis went away');
+    };
+    await expect(access.addTeam(admin, 'acme', { id: 'search' })).rejects.toThrow('Redis went away');
+    repository.publish = publish;
+    await expect(access.addTeam(admin, 'acme', { id: 'search' })).rejects.toMatchObject({ kind: 'bad_request' });
+    expect((await access.listAudit(admin, 10)).map((e) => [e.action, e.target])).toEqual([['team.create', 'search']]);
+  });
+
   it('loads a tenant announced while a load that read the store before it was still in flight', async () => {
     const repository = new SlowTenantReads();
     const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);

@@ -311,10 +311,12 @@ export class AccessService {
 
   /** Changes the run-time part of an org (configuration keeps the rest), then tells every replica. */
   private async changeOrg(actor: Actor, action: string, target: string, concerned: { org: string; team?: string; project?: string }, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<OrgConfig> {
-    await this.repository.updateOrg(concerned.org, change);
+    // The change and its audit entry are one write: no tenant is added unaudited.
+    const entry = this.auditEntry(actor, action, target, concerned);
+    await this.repository.updateOrg(concerned.org, change, entry);
+    this.logAudit(entry);
     await this.reloadTenants();
     await this.repository.publish({ kind: 'tenants' });
-    await this.audit(actor, action, target, concerned);
     return this.requireOrg(concerned.org);
   }
 
@@ -326,12 +328,6 @@ export class AccessService {
     if (!isScoped(actor)) return this.repository.listAudit(limit);
     const visible = (e: AuditEntry) => typeof e.details['org'] === 'string' && inScope(actor, e.details['org'], typeof e.details['project'] === 'string' ? e.details['project'] : '');
     return (await this.repository.listAudit(AUDIT_SCAN)).filter(visible).slice(0, limit);
-  }
-
-  private async audit(actor: Actor, action: string, target: string, details: Record<string, unknown>): Promise<void> {
-    const entry = this.auditEntry(actor, action, target, details);
-    await this.repository.appendAudit(entry);
-    this.logAudit(entry);
   }
 
   private auditEntry(actor: Actor, action: string, target: string, details: Record<string, unknown>): AuditEntry {
