@@ -63,18 +63,31 @@ describe('an alerting service that restarts', () => {
     firing('circuits|provider=alpha', 'circuits', 'error_rate', { provider: 'alpha' }, T0 - 60_000),
   ];
 
-  function calls(service: AlertingService, at: number, provider: string, count: number, failed: number): void {
+  function calls(service: AlertingService, at: number, provider: string, count: number, failed: number, errorKind = 'upstream_error'): void {
     const event = emptyUsageEvent(`e-${at}-${provider}`, at);
     event.completedAtMs = at;
     event.attempts = Array.from({ length: count }, (_, i) => ({
       provider,
       deployment: `${provider}-1`,
       status: i < failed ? usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR : usagev1.AttemptStatus.ATTEMPT_STATUS_OK,
-      errorKind: i < failed ? 'upstream_error' : '',
+      errorKind: i < failed ? errorKind : '',
       latencyMs: 100,
     }));
     service.observeUsage(event);
   }
+
+  it("counts a provider refusing the gateway's credentials or not knowing its model as that provider failing; a refused request as nobody's", () => {
+    const now = { at: T0 };
+    const service = started(now, undefined);
+    calls(service, T0, 'revoked', 8, 8, 'auth_failed');
+    calls(service, T0, 'renamed', 8, 8, 'not_found');
+    calls(service, T0, 'picky', 8, 8, 'bad_request');
+    now.at = T0 + 1_000;
+    expect(service.evaluate().filter((t) => t.rule.id === 'errors').map((t) => [t.labels['provider'], t.status])).toEqual([
+      ['revoked', 'firing'],
+      ['renamed', 'firing'],
+    ]);
+  });
 
   it('notifies nothing again for the alerts that still hold, and resolves each once it can tell it has ended', () => {
     const now = { at: T0 };

@@ -10,8 +10,12 @@ import type { HistoryWriter } from './delivery/history-writer';
 import { AlertTracker, type AlertTransition, type RestoredAlert } from './rules/alert-tracker';
 import { evaluateRules, type BudgetCrossing, type RouterSnapshot } from './rules/rule-evaluator';
 
-/** Error kinds that say a provider or deployment is unhealthy (not the caller's fault). */
-const PROVIDER_FAILURES = new Set(['upstream_error', 'unavailable', 'timeout', 'overloaded', 'rate_limited', 'internal']);
+/**
+ * Error kinds that say a provider or deployment is unhealthy (not the caller's fault). A call's
+ * `auth_failed` or `not_found` is the provider refusing the gateway's own credentials or not
+ * knowing the deployment's model (the caller's own are refused before any call is made).
+ */
+const PROVIDER_FAILURES = new Set(['upstream_error', 'unavailable', 'timeout', 'overloaded', 'rate_limited', 'internal', 'auth_failed', 'not_found']);
 
 export interface AlertingServiceDependencies {
   channels: readonly NotificationChannel[];

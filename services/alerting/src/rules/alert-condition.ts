@@ -15,6 +15,12 @@ export interface RuleVerdict {
   rule: AlertRuleConfig;
   known: boolean;
   conditions: AlertCondition[];
+  /**
+   * Groups seen with too few calls to judge (below the rule's `minRequests`): an alert of theirs
+   * neither fires nor resolves. An outage drains its own traffic (the router's breaker sends it
+   * elsewhere), which must not read as recovery.
+   */
+  undecided?: Array<Record<string, string>>;
 }
 
 /** The alert's stable id: rule and group labels, in a fixed order. */

@@ -58,11 +58,16 @@ describe('rule evaluation', () => {
       circuits: [
         { provider: 'p', deployment: 'd1', state: 'open' },
         { provider: 'p', deployment: 'd2', state: 'closed' },
+        // Its cooldown over, the breaker waits for a probe to succeed: still down.
+        { provider: 'p', deployment: 'd3', state: 'half_open' },
       ],
       grayReleases: [{ id: 'g1', target: 'chat', canary: 'new-model', status: 'rolled_back', rolledBackAtMs: T0, reason: 'error rate 30%' }],
     };
     const [circuits, canary] = evaluateRules(rules, input(windows, T0, { router }));
-    expect(circuits?.conditions.map((c) => c.labels)).toEqual([{ provider: 'p', deployment: 'd1' }]);
+    expect(circuits?.conditions.map((c) => [c.labels, c.summary])).toEqual([
+      [{ provider: 'p', deployment: 'd1' }, 'Deployment d1 (p): circuit breaker open'],
+      [{ provider: 'p', deployment: 'd3' }, 'Deployment d3 (p): circuit breaker open, probing'],
+    ]);
     expect(canary?.conditions[0]?.summary).toContain('rolled back canary new-model');
     expect(evaluateRules(rules, input(windows, T0)).map((v) => v.known)).toEqual([false, false]);
   });
@@ -123,6 +128,23 @@ describe('alert tracking', () => {
     const out = tracker.apply(holding('b'), T0 + 3_000);
     expect(out.map((t) => [t.labels['provider'], t.status, t.notify])).toEqual([['a', 'resolved', false]]);
     expect(tracker.firing().map((f) => f.labels['provider'])).toEqual(['b']);
+  });
+
+  it('neither resolves nor fires a rate alert on too few calls while failures are still in the window', () => {
+    const windows = new UsageWindows(10_000, 3_600_000);
+    const failing = rule({ id: 'errors', kind: 'error_rate', windowMs: 60_000, threshold: 0.5, minRequests: 20, cooldownMs: 0 });
+    const tracker = new AlertTracker();
+    // Four failing calls per 10 s bucket fire the alert; then the breaker drains the traffic to two,
+    // every one still failing.
+    for (let b = 0; b < 6; b++) traffic(windows, T0 + b * 10_000, 'alpha', 4, 4);
+    expect(tracker.apply(evaluateRules([failing], input(windows, T0 + 55_000)), T0 + 55_000).map((t) => t.status)).toEqual(['firing']);
+    for (let b = 6; b < 14; b++) {
+      traffic(windows, T0 + b * 10_000, 'alpha', 2, 2);
+      expect(tracker.apply(evaluateRules([failing], input(windows, T0 + b * 10_000 + 5_000)), T0 + b * 10_000 + 5_000)).toEqual([]);
+    }
+    // The failures leave the window (no calls at all): resolved.
+    const later = T0 + 14 * 10_000 + 70_000;
+    expect(tracker.apply(evaluateRules([failing], input(windows, later)), later).map((t) => t.status)).toEqual(['resolved']);
   });
 
   it('keeps alerts of a rule whose data is unknown', () => {

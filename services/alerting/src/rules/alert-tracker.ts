@@ -54,7 +54,7 @@ export class AlertTracker {
     const transitions: AlertTransition[] = [];
     for (const verdict of verdicts) {
       if (!verdict.known) continue;
-      const holding = new Set<string>();
+      const holding = new Set<string>((verdict.undecided ?? []).map((labels) => fingerprintOf(verdict.rule.id, labels)));
       for (const condition of verdict.conditions) {
         const fingerprint = fingerprintOf(condition.rule.id, condition.labels);
         holding.add(fingerprint);

@@ -43,30 +43,40 @@ function evaluateRule(rule: AlertRuleConfig, input: EvaluationInput): RuleVerdic
   const conditions: AlertCondition[] = [];
   switch (rule.kind) {
     case 'error_rate': {
+      const undecided: Array<Record<string, string>> = [];
       for (const w of input.windows.attemptWindows(rule.scope, rule.windowMs, input.now)) {
-        if (w.requests < rule.minRequests) continue;
+        if (w.requests < rule.minRequests) {
+          // Too few calls to judge, but failures still in the window: not a recovery yet.
+          if (w.errors > 0) undecided.push(w.labels);
+          continue;
+        }
         const rate = w.errors / w.requests;
         if (rate >= rule.threshold) {
           conditions.push({ rule, labels: w.labels, value: rate, threshold: rule.threshold, summary: `${describe(w.labels)}: error rate ${percent(rate)} over ${w.requests} calls in ${minutes(rule.windowMs)} (threshold ${percent(rule.threshold)})` });
         }
       }
-      return { rule, known: true, conditions };
+      return { rule, known: true, conditions, undecided };
     }
     case 'latency_p95': {
+      const undecided: Array<Record<string, string>> = [];
       for (const w of input.windows.attemptWindows(rule.scope, rule.windowMs, input.now)) {
-        if (w.requests < rule.minRequests || w.p95Ms === undefined) continue;
+        if (w.requests < rule.minRequests || w.p95Ms === undefined) {
+          if (w.requests > 0) undecided.push(w.labels);
+          continue;
+        }
         if (w.p95Ms >= rule.thresholdMs) {
           conditions.push({ rule, labels: w.labels, value: w.p95Ms, threshold: rule.thresholdMs, summary: `${describe(w.labels)}: p95 time to first answer about ${w.p95Ms} ms over ${w.requests} calls in ${minutes(rule.windowMs)} (threshold ${rule.thresholdMs} ms)` });
         }
       }
-      return { rule, known: true, conditions };
+      return { rule, known: true, conditions, undecided };
     }
     case 'circuit_open': {
       if (!input.router) return { rule, known: false, conditions };
       for (const c of input.router.circuits) {
-        if (c.state !== 'open') continue;
+        // Half-open is still down: the breaker lets one probe through and has not seen it succeed.
+        if (c.state !== 'open' && c.state !== 'half_open') continue;
         const labels = { provider: c.provider, deployment: c.deployment };
-        conditions.push({ rule, labels, value: 1, threshold: 1, summary: `${describe(labels)}: circuit breaker open` });
+        conditions.push({ rule, labels, value: 1, threshold: 1, summary: `${describe(labels)}: circuit breaker ${c.state === 'open' ? 'open' : 'open, probing'}` });
       }
       return { rule, known: true, conditions };
     }
