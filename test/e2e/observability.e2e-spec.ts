@@ -403,9 +403,16 @@ describe('alerting that restarts while an alert fires', () => {
     expect(sent('firing')).toHaveLength(1);
     expect(sent('resolved')).toHaveLength(0);
 
-    // The circuit reads half-open once its cooldown passes: the restarted service resolves the alert.
+    // The provider recovers; once the cooldown passes a probe gets through and closes the circuit
+    // (half-open alone is not recovered): the restarted service resolves the alert.
     gw.sim.configure({ faults: [] });
-    await waitFor(() => (sent('resolved').length > 0 ? true : undefined), { timeoutMs: 30_000, what: 'the resolved notification' });
+    await waitFor(
+      async () => {
+        await client.chat.completions.create({ model: 'gpt-4o-mini', messages: hi }).catch(() => undefined);
+        return sent('resolved').length > 0 ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: 'the resolved notification' },
+    );
     const [resolved] = sent('resolved');
     const [fired] = sent('firing');
     const alertOf = (h: typeof fired) => (h?.json as { alerts: Array<{ labels: Record<string, string>; started_at: string }> }).alerts[0];
