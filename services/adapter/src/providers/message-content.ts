@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { chatv1 } from '@openrouter/contracts';
+import { partContent } from '@openrouter/openai-wire';
 
 /**
  * Rules of message content that Claude's Messages API and Bedrock's Converse share (Converse
@@ -15,16 +16,7 @@ export const nonBlank = (text: string): boolean => text.trim() !== '';
  * slot for (such as `cache_control`). Undefined for any other part.
  */
 export function partText(p: chatv1.ContentPart): string | undefined {
-  if (p.text !== undefined) return p.text;
-  if (!p.rawJson) return undefined;
-  try {
-    const part: unknown = JSON.parse(p.rawJson);
-    if (typeof part !== 'object' || part === null) return undefined;
-    const { type, text } = part as { type?: unknown; text?: unknown };
-    return type === 'text' && typeof text === 'string' ? text : undefined;
-  } catch {
-    return undefined;
-  }
+  return p.text ?? (p.rawJson ? partContent(p).text : undefined);
 }
 
 const TOOL_ID_CHARS = /[^A-Za-z0-9_-]/g;

@@ -222,9 +222,7 @@ export class RoutePlanner {
    * name the target itself, the arm's own name, or one of the arm's models by id.
    */
   private armPermitted(armModel: string, input: PlanRequest): boolean {
-    const allowed = input.context.allowedModels;
-    if (allowed.length === 0 || allowed.includes(input.model) || allowed.includes(armModel)) return true;
-    return (this.deps.catalog.membersOf(armModel, input.capability) ?? []).some((m) => allowed.includes(m.id));
+    return input.context.allowedModels.includes(input.model) || this.mayUse(armModel, input);
   }
 
   /** A name the key may use that covers `model` (the model itself, or an alias or `auto` it is a member of), if any. */
