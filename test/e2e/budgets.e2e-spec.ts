@@ -311,6 +311,41 @@ describe('budgets through the gateway', () => {
     }, 60_000);
   });
 
+  describe('in memory, a legacy completion stream', () => {
+    let gw: TestGateway;
+    beforeAll(async () => {
+      // 50 micro-units: the first prompt's least stream (two prompts' worth) fits, 400 tokens at 0.6 each do not.
+      gw = await startTestGateway({ configure: withBudgets([{ id: 'tiny', scope: { org: 'default' }, period: 'monthly', amount: '0.00005', enforcement: 'hard' }]) });
+    }, 120_000);
+    afterAll(async () => gw?.close());
+
+    it('is cut at the hard budget as a chat stream is: "length", no further prompt, the usage so far', async () => {
+      // A provider that does not honour the lowered max_tokens: only the gateway's cut holds the budget.
+      gw.sim.configure({ completionTokens: 400, ignoreMaxTokens: true });
+      const stream = await gw.client().completions.create({ model: 'gpt-4o-mini', prompt: ['Tell me a long story', 'And another'], max_tokens: 1000, stream: true, stream_options: { include_usage: true } });
+      let text = '';
+      const finishes = new Map<number, string>();
+      let usage: OpenAI.CompletionUsage | undefined;
+      for await (const chunk of stream) {
+        for (const choice of chunk.choices) {
+          text += choice.text;
+          if (choice.finish_reason) finishes.set(choice.index, choice.finish_reason);
+        }
+        usage = chunk.usage ?? usage;
+      }
+      // The first prompt's answer is cut; the second is never asked for.
+      expect([...finishes]).toEqual([[0, 'length']]);
+      expect(text.split(' ').length).toBeLessThan(100);
+      expect(usage?.completion_tokens).toBeGreaterThan(0);
+      expect(usage?.completion_tokens).toBeLessThan(100);
+      const [tiny] = await waitFor(async () => {
+        const s = await gw.gateway.ingress.budgets.status();
+        return s[0]?.reserved === '0' ? s : undefined;
+      });
+      expect(new Money(tiny?.spent ?? '1').lessThanOrEqualTo('0.00005')).toBe(true);
+    }, 60_000);
+  });
+
   describe('a hard budget reserves for the dearest model the router may use', () => {
     let gw: TestGateway;
     // 1000 micro-units: enough for one gpt-4o-mini call of 200 tokens, far from one of `dear`.

@@ -150,6 +150,12 @@ describe('routing end to end with injected provider faults', () => {
       .create({ model: 'smart', messages: user('Hi! How are you doing today?'), max_tokens: 4 }, { headers: { 'x-openrouter-route': JSON.stringify({ strategy: 'quality' }) } })
       .withResponse();
     expect(headerRoute.response.headers.get('x-openrouter-model')).toBe('frontier');
+    // The legacy completions API reads the same headers.
+    const legacy = await client.completions
+      .create({ model: 'smart', prompt: 'Hi! How are you doing today?', max_tokens: 4 }, { headers: { 'x-openrouter-route': JSON.stringify({ strategy: 'quality' }) } })
+      .withResponse();
+    expect(legacy.response.headers.get('x-openrouter-model')).toBe('frontier');
+    await expect(client.completions.create({ model: 'smart', prompt: 'Hi' }, { headers: { 'x-openrouter-route': JSON.stringify({ strategy: 'fastest' }) } })).rejects.toMatchObject({ status: 400, param: 'route.strategy' });
     await expect(ask('smart', { route: { strategy: 'fastest' } })).rejects.toMatchObject({ status: 400, param: 'route.strategy' });
     await expect(ask('ghost')).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
     expect(gw.sim.requests().every((r) => (r.body as Record<string, unknown>)['route'] === undefined)).toBe(true);

@@ -33,6 +33,8 @@ describe('parseEmbeddingRequest', () => {
     ['an empty string in the list', { model: 'e', input: ['a', ''] }, 'input', 'invalid_value'],
     ['an empty token array in the list', { model: 'e', input: [[1], []] }, 'input[1]', 'invalid_value'],
     ['a negative token', { model: 'e', input: [1, -2] }, 'input[1]', 'invalid_value'],
+    ['more than 2048 strings', { model: 'e', input: Array<string>(2049).fill('a') }, 'input', 'invalid_value'],
+    ['more than 2048 token arrays', { model: 'e', input: Array<number[]>(2049).fill([1]) }, 'input', 'invalid_value'],
     ['input of the wrong type', { model: 'e', input: 5 }, 'input', 'invalid_type'],
     ['no model', { input: 'x' }, 'model', 'missing_required_parameter'],
     ['dimensions zero', { model: 'e', input: 'x', dimensions: 0 }, 'dimensions', 'invalid_value'],

@@ -7,6 +7,8 @@ import { badRequest, extraJson, isObject, type JsonObject, mergeExtra, opt, vali
 export type EmbeddingEncoding = 'float' | 'base64';
 
 const UINT32_MAX = 4_294_967_295;
+/** OpenAI's limit on the inputs of one embeddings request; each input becomes provider work (a call per input on some). */
+export const MAX_EMBEDDING_INPUTS = 2048;
 const tokenIds = z.array(z.int().min(0).max(UINT32_MAX)).min(1);
 
 const embeddingBody = z.looseObject({
@@ -29,6 +31,8 @@ export function parseEmbeddingRequest(body: unknown): { request: chatv1.Embeddin
   else if (typeof input[0] === 'number') tokenInputs = [{ ids: input as number[] }];
   else tokenInputs = (input as number[][]).map((ids) => ({ ids }));
   for (const text of texts) if (text === '') throw badRequest("'input' must not contain empty strings.", 'input', 'invalid_value');
+  const inputs = texts.length + tokenInputs.length;
+  if (inputs > MAX_EMBEDDING_INPUTS) throw badRequest(`'input' holds ${inputs} inputs; at most ${MAX_EMBEDDING_INPUTS} are allowed in one request.`, 'input', 'invalid_value');
   return {
     request: { model: b.model, texts, tokenInputs, dimensions: opt(b.dimensions), user: opt(b.user), extraJson: extraJson(b, EMBEDDING_KEYS) },
     encodingFormat: b.encoding_format ?? 'float',

@@ -7,6 +7,7 @@ describe('behaviour config', () => {
       ttftMs: 0,
       tokensPerSecond: 0,
       completionTokens: 16,
+      ignoreMaxTokens: false,
       embeddingDimensions: 1536,
       contextWindow: 128_000,
       faults: [],

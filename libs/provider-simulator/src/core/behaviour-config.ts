@@ -33,6 +33,8 @@ export interface Behaviour {
   tokensPerSecond: number;
   /** Natural reply length in tokens, capped by max_tokens / max_completion_tokens. */
   completionTokens: number;
+  /** A server that does not honour max_tokens / max_completion_tokens (OpenAI family): the natural length always. */
+  ignoreMaxTokens: boolean;
   /** Embedding size unless the request sets `dimensions`. */
   embeddingDimensions: number;
   /** Prompts above this many tokens are rejected with `context_length_exceeded`. */
@@ -45,6 +47,7 @@ export const DEFAULT_BEHAVIOUR: Readonly<Behaviour> = Object.freeze({
   ttftMs: 0,
   tokensPerSecond: 0,
   completionTokens: 16,
+  ignoreMaxTokens: false,
   embeddingDimensions: 1536,
   contextWindow: 128_000,
   faults: [],
@@ -72,6 +75,7 @@ export const behaviourPatchSchema = z.strictObject({
   ttftMs: nonNegativeMs.optional(),
   tokensPerSecond: z.number().finite().min(0).optional(),
   completionTokens: z.int().min(1).max(1_000_000).optional(),
+  ignoreMaxTokens: z.boolean().optional(),
   embeddingDimensions: z.int().min(1).max(MAX_EMBEDDING_DIMENSIONS).optional(),
   contextWindow: z.int().min(1).optional(),
   faults: z.array(faultSchema).optional(),
@@ -91,6 +95,7 @@ export function mergeBehaviour(base: Readonly<Behaviour>, patch: Partial<Behavio
   for (const key of Object.keys(patch) as (keyof Behaviour)[]) {
     if (patch[key] === undefined) continue;
     if (key === 'faults') merged.faults = (patch.faults ?? []).map((fault) => ({ ...fault }));
+    else if (key === 'ignoreMaxTokens') merged.ignoreMaxTokens = patch.ignoreMaxTokens === true;
     else merged[key] = patch[key] as number;
   }
   return merged;

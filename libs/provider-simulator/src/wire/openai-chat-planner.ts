@@ -39,7 +39,7 @@ export function planChatCompletion(request: ChatCompletionRequest, behaviour: Be
   const answeringToolResult = lastMessage?.role === 'tool' || lastMessage?.role === 'function';
   const tool = answeringToolResult ? undefined : forced.tool;
 
-  const maxTokens = request.max_completion_tokens ?? request.max_tokens ?? undefined;
+  const maxTokens = behaviour.ignoreMaxTokens ? undefined : (request.max_completion_tokens ?? request.max_tokens ?? undefined);
   const stop = request.stop == null ? [] : typeof request.stop === 'string' ? [request.stop] : request.stop;
   const lastUserText = lastTextOf(request.messages, 'user');
   const seedText = answeringToolResult ? `${lastUserText}\u0000${joinTexts(lastMessage)}` : lastUserText;

@@ -6,11 +6,12 @@ import { addUsage, emptyUsage, parseLegacyCompletionRequest, toLegacyChunk, toLe
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
-import { openChat, routeHeaders, type AnswerEvent } from './chat.service';
+import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent } from './chat.service';
 import { clientGone } from './client-connection';
 import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 import { UsageRecorder } from '../usage/usage-recorder';
+import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
 
 /**
  * The legacy `/v1/completions` API, served by the chat path: each prompt becomes one user
@@ -30,6 +31,7 @@ export class CompletionsHttpController {
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const metering = this.usageRecorder.track(req, reply, 'completion');
     const legacy = parseLegacyCompletionRequest(req.body);
+    applyRouteHeaders(legacy.chat, req.headers);
     checkChatBounds(legacy.chat, this.bounds);
     if (legacy.prompts.length > this.bounds.maxMessages) throw new GatewayError('bad_request', `At most ${this.bounds.maxMessages} prompts are accepted.`, { param: 'prompt', code: 'invalid_value' });
     const context = requestContextOf(req);
@@ -90,11 +92,27 @@ export class CompletionsHttpController {
     const id = head?.id ?? '';
     const created = head?.created || Math.floor(Date.now() / 1000);
     try {
-      for (let p = 0; p < legacy.prompts.length; p++) {
+      let cut = false;
+      for (let p = 0; p < legacy.prompts.length && !cut; p++) {
         if (p > 0) opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal, metering.calling));
+        // This prompt's choices seen and not finished yet: a budget cut ends each of them.
+        const open = new Set<number>();
         for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
           const chunk = event.chunk;
           if (!chunk) continue;
+          if (!reservationAdmitsChunk(req.budget, chunk)) {
+            // The hard budget is reached: end this prompt's open choices with "length", stop the
+            // provider, and answer no further prompt (as a chat stream is cut).
+            for (const choice of chunk.choices) open.add(choice.index);
+            await sse.data(toLegacyChunk({ ...budgetStopChunk(chunk, open), id, created }, model, p * choicesPerPrompt));
+            void opened.rest.return(undefined);
+            cut = true;
+            break;
+          }
+          for (const choice of chunk.choices) {
+            if (choice.finishReason) open.delete(choice.index);
+            else open.add(choice.index);
+          }
           metering.chunk(chunk);
           if (chunk.usage) addUsage(usage, chunk.usage);
           if (chunk.choices.length === 0) continue;
@@ -103,7 +121,8 @@ export class CompletionsHttpController {
       }
       if (legacy.includeUsage) {
         const last = toLegacyChunk({ id, created, model, choices: [] }, model);
-        await sse.data(metering.decorate({ ...last, usage: toOpenAIUsage(usage) }));
+        // After a budget cut the provider's usage never came: the client is shown the estimate so far.
+        await sse.data(metering.decorate({ ...last, usage: cut ? toOpenAIUsage(metering.tokens()) : toOpenAIUsage(usage) }));
       }
       sse.done();
     } catch (error) {
