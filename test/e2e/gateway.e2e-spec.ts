@@ -216,6 +216,13 @@ describe('gateway end to end through the official openai SDK', () => {
     const dropped = await post(gw, '/chat/completions', JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }));
     expect([502, 503]).toContain(dropped.status);
     expect(dropped.json.error?.message).not.toMatch(/127\.0\.0\.1|ECONN|sim-secret/);
+    // A provider refusing the gateway's credentials, or not knowing a listed model, is the gateway's
+    // fault: 502, never the 401 the SDK reports as the client's own bad key, nor a 404.
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 401 }] });
+    await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 502, code: 'upstream_auth_failed' });
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 404 }] });
+    await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 502, code: 'upstream_not_found' });
+    gw.sim.configure({ faults: [] });
   });
 
   it('ends a stream the provider drops with a final error event', async () => {

@@ -48,6 +48,15 @@ describe('toOpenAIError', () => {
     expect(toOpenAIError(new GatewayError('not_found', "The model 'x' does not exist.", { param: 'model', code: 'model_not_found' })).body.error).toMatchObject({ code: 'model_not_found', param: 'model' });
   });
 
+  it('answers a provider refusing the gateway (its credentials, a model it does not know) with 502, not as the client’s 401 or 404', () => {
+    const auth = toOpenAIError(parseOpenAIErrorResponse(401, undefined, JSON.stringify({ error: { message: 'Incorrect API key provided: sk-proj-abc.' } }), 'openai'));
+    expect(auth.status).toBe(502);
+    expect(auth.body.error).toMatchObject({ type: 'server_error', code: 'upstream_auth_failed' });
+    const missing = toOpenAIError(parseOpenAIErrorResponse(404, undefined, JSON.stringify({ error: { message: 'model not found', code: 'model_not_found' } }), 'openai'));
+    expect(missing.status).toBe(502);
+    expect(missing.body.error).toMatchObject({ type: 'server_error', code: 'upstream_not_found' });
+  });
+
   it('hides the text of internal errors', () => {
     const response = toOpenAIError(new GatewayError('internal', 'db password=hunter2 failed', { param: 'x', code: 'y' }));
     expect(response.body.error).toEqual({ message: 'The gateway failed to process the request.', type: 'server_error', param: null, code: null });

@@ -35,12 +35,17 @@ export function toOpenAIError(e: GatewayError): OpenAIErrorResponse {
     case 'content_filtered':
       return response(400, 'invalid_request_error', e, 'content_filter');
     case 'auth_failed':
+      // A provider refusing the gateway's own credentials is the gateway's fault, not a bad key of the client's.
+      if (e.upstreamStatus !== undefined) return response(502, 'server_error', e, e.code ?? 'upstream_auth_failed');
       return response(401, 'authentication_error', e, e.code ?? 'invalid_api_key');
     case 'budget_exceeded':
       return response(402, 'insufficient_quota', e, 'budget_exceeded');
     case 'permission_denied':
       return response(403, 'permission_error', e, e.code ?? null);
     case 'not_found':
+      // A provider that does not know a configured deployment's model: the gateway is misconfigured;
+      // the client named a model it lists.
+      if (e.upstreamStatus !== undefined) return response(502, 'server_error', e, 'upstream_not_found');
       return response(404, 'invalid_request_error', e, e.code ?? null);
     case 'rate_limited': {
       const out = response(429, 'rate_limit_error', e, 'rate_limit_exceeded');
