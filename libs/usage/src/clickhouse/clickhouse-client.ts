@@ -41,7 +41,7 @@ export function createClickHouse(config: ClickHouseConfig, dataDir: string): Cli
       request_timeout: config.requestTimeoutMs,
       clickhouse_settings: settings,
     });
-    return { client, kind: 'server', database: config.database, location: config.url };
+    return { client, kind: 'server', database: config.database, location: withoutCredentials(config.url) };
   }
   const path = embeddedPath(config, dataDir);
   if (path !== ':memory:') mkdirSync(path, { recursive: true });
@@ -50,6 +50,19 @@ export function createClickHouse(config: ClickHouseConfig, dataDir: string): Cli
   const connection = loadChdb().createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>;
   const client = createClient({ connection, clickhouse_settings: settings });
   return { client, kind: 'embedded', database: config.database, location: path };
+}
+
+/** The server's URL as it may be logged: no user or password (a URL may carry them). */
+export function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    // Not a URL the client would accept either; all that is safe to show is the scheme.
+    return url.replace(/^(\w+:\/\/).*$/, '$1…');
+  }
 }
 
 /**
