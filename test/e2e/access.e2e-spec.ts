@@ -382,6 +382,8 @@ describe('token limits corrected by the usage record, on a real Redis', () => {
           redis: { url: sharedRedisUrl(), keyPrefix: prefix },
           keys: Object.entries(KEYS).map(([id, key]) => ({ id, hash: hashApiKey(SETTLE_SECRET, key), org: 'default', limits: { tpm: TPM } })),
         };
+        // Production's setting: configured keys only.
+        doc['ingress'] = { ...(doc['ingress'] as object), devKey: 'disabled' };
         // Far less than any request's worst case: the key's requests are admitted, then refused with 402.
         doc['budgets'] = { list: [{ id: 'settle-broke', scope: { org: 'default', key: 'refused' }, period: 'daily', amount: '0.000001', enforcement: 'hard' }] };
       },
@@ -442,6 +444,13 @@ describe('token limits corrected by the usage record, on a real Redis', () => {
       body: JSON.stringify(body),
       signal: init.signal,
     });
+
+  it('has no development key when it is disabled: neither the test key nor the word itself gets in', async () => {
+    for (const apiKey of [TEST_DEV_KEY, 'disabled']) {
+      await expect(gw.client({ apiKey }).models.list()).rejects.toMatchObject({ status: 401 });
+    }
+    await expect(gw.client({ apiKey: KEYS.answered }).models.list()).resolves.toBeDefined();
+  });
 
   it('charges answered requests, whole and streamed, with the provider\'s usage', async () => {
     const { now: start } = await tokenLimit('answered');

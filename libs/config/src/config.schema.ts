@@ -35,7 +35,7 @@ export const configSchema = z
       router: address,
       /** Billing's gRPC address, for the report endpoints of the admin API; unset: they answer 503. */
       billing: address.optional(),
-      /** Development traffic key (embedded mode); empty means generate one at start-up. */
+      /** Development traffic key (embedded mode); empty means generate one at start-up, `disabled` none. */
       devKey: z.string().default(''),
       limits: z
         .object({
@@ -57,6 +57,19 @@ export const configSchema = z
       http: listenSchema,
       /** Provider ids this instance serves; empty means all. */
       providers: z.array(z.string()).default([]),
+      /**
+       * Image URLs the adapter fetches itself (Gemini, Bedrock, Anthropic's http://): only public
+       * addresses by default, so a client cannot make it call loopback, the private network or a
+       * cloud metadata endpoint.
+       */
+      imageFetch: z
+        .object({
+          /** Also fetch from loopback, private, link-local and other non-public addresses (tests, labs). */
+          allowPrivateNetworks: flag.default(false),
+          /** Host names fetched from whatever address they resolve to, e.g. an internal image store. */
+          allowedHosts: z.array(z.string().min(1).transform((h) => h.toLowerCase())).default([]),
+        })
+        .prefault({}),
     }),
     billing: billingSchema,
     alerting: httpOnly,

@@ -15,7 +15,11 @@ async function main(): Promise<void> {
     [
       '',
       `Open-Router is ready in ${Date.now() - startedAt} ms at ${gateway.url}/v1`,
-      gateway.ingress.devKeyGenerated ? `Development key (generated; set OPENROUTER_DEV_KEY to choose one): ${gateway.ingress.devKey}` : 'Development key: the value of OPENROUTER_DEV_KEY',
+      gateway.ingress.devKeyGenerated
+        ? `Development key (generated; set OPENROUTER_DEV_KEY to choose one): ${gateway.ingress.devKey}`
+        : gateway.ingress.devKey
+          ? 'Development key: the value of OPENROUTER_DEV_KEY'
+          : 'Development key: disabled',
       gateway.ingress.adminKeyGenerated
         ? `Admin key (generated; set OPENROUTER_ADMIN_KEY to choose one): ${gateway.ingress.adminKey}`
         : gateway.ingress.adminKey

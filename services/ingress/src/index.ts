@@ -71,7 +71,8 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const telemetry = new IngressTelemetry(createTelemetry('ingress', config.observability, options.telemetry), logger, config.observability.log.debugSizes);
   const alertHistory = alertHistoryFor(config, options.analyticsStore);
   const devKeyGenerated = config.ingress.devKey === '';
-  const devKey = devKeyGenerated ? generateDevKey() : config.ingress.devKey;
+  // `disabled`: no development key at all (production, where keys are issued through the admin API).
+  const devKey = devKeyGenerated ? generateDevKey() : config.ingress.devKey === 'disabled' ? '' : config.ingress.devKey;
   const adminKeyGenerated = config.access.admin.devKey === '';
   const adminKey = adminKeyGenerated ? generateApiKey(ADMIN_KEY_PREFIX) : config.access.admin.devKey === 'disabled' ? '' : config.access.admin.devKey;
   const router: RouterPort = options.router ? new InProcessRouter(options.router) : new RouterClient(config.ingress.router, routerTimeouts(config), tracingClientOptions(telemetry.telemetry.tracing));
