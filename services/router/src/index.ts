@@ -41,7 +41,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   const engine = createRoutingEngine(config);
   const grayReleaseSync = await startGrayReleaseSync(config, engine.grayReleases, logger);
   metrics.readCircuitsFrom(() => deploymentCircuits(engine));
-  const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics, engine.catalog.list()));
+  const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics));
   const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)]);
   const http = await startHttpApp(HealthModule.register('router', [{ name: 'adapters', check: async () => options.adapter !== undefined || adapters.anyReachable(500) }], telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port }, 'router started');

@@ -1,6 +1,7 @@
 import { routerv1, type adapterv1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { RouterService, type AdapterPort } from './router.service';
+import { chatRequestTraits } from './routing/route-planner';
 import { configWith, contextFor, engineFor, TWO_MODELS } from './routing/test-engine.testing';
 
 const message = (text: string): chatv1.Message => ({ role: 'user', text, contentIsNull: false, toolCalls: [], extraJson: '' });
@@ -196,5 +197,31 @@ describe('RouterService', () => {
     ]);
     expect(service.listModels(contextFor()).models.map((m) => m.id)).toEqual(['cheap', 'premium', 'smart', 'auto']);
     expect(service.listModels(contextFor()).models.find((m) => m.id === 'auto')).toMatchObject({ ownedBy: 'open-router', created: 0 });
+  });
+
+  it('lists an alias only when the key may use one of its chat models, with what those can do', () => {
+    const models = [
+      ...TWO_MODELS,
+      { id: 'emb', capabilities: ['embeddings'], contextWindow: 999_999, deployments: [{ id: 'emb-a', provider: 'a', model: 'e' }] },
+      { id: 'vision', capabilities: ['chat', 'vision'], contextWindow: 64_000, deployments: [{ id: 'vision-a', provider: 'a', model: 'v' }] },
+    ];
+    const service = new RouterService(engineFor(configWith(models, { aliases: { vectors: { models: ['emb'] }, mixed: { models: ['emb', 'vision'] } } })), new FakeAdapters());
+    const listed = (allowedModels: string[] = []) => service.listModels(contextFor({ allowedModels })).models;
+    expect(listed().map((m) => m.id)).toEqual(['cheap', 'premium', 'emb', 'vision', 'mixed', 'auto']);
+    expect(listed().find((m) => m.id === 'mixed')).toMatchObject({ capabilities: ['chat', 'vision'], contextWindow: 64_000 });
+    // Allowed by name, an alias of embedding models still has nothing to chat with.
+    expect(listed(['vectors', 'emb']).map((m) => m.id)).toEqual(['emb']);
+    expect(listed(['mixed']).map((m) => m.id)).toEqual(['mixed']);
+  });
+
+  it('charges a request without max_tokens an answer of the default length against its deployment’s tokens per minute', async () => {
+    const engine = engineFor(config);
+    const service = new RouterService(engine, new FakeAdapters());
+    const request = chatRequest('cheap', 'x'.repeat(400));
+    const prompt = chatRequestTraits(request).promptTokens;
+    await collect(service.chat({ context: contextFor(), request }, new AbortController().signal));
+    expect(engine.stats.of('cheap-a').usage(engine.stats.clock.now()).tokens).toBe(prompt + 256);
+    await collect(service.chat({ context: contextFor(), request: { ...request, maxTokens: 10 } }, new AbortController().signal));
+    expect(engine.stats.of('cheap-a').usage(engine.stats.clock.now()).tokens).toBe(2 * prompt + 256 + 10);
   });
 });

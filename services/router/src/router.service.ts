@@ -8,14 +8,18 @@ import { assignedDecision, callingDecision, decisionFor } from './explain/route-
 import { explainPlan } from './explain/route-explanation';
 import { providersHealth } from './explain/providers-health';
 import { serveWithFailover, type AttemptListener, type AttemptOpener, type Served } from './resilience/failover';
-import { chatRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
+import { capacityTokens, chatRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
 import { takeRequestControls } from './routing/route-settings';
 import type { RoutingEngine } from './routing/routing-engine';
 
-/** The adapter calls the router makes; a port so routing can be tested without gRPC. */
+/**
+ * The adapter calls the router makes; a port so routing can be tested without gRPC. `deployment` is
+ * the id of the deployment called, which the request (provider and upstream model) does not tell
+ * apart from another deployment of the same model on the same provider.
+ */
 export interface AdapterPort {
-  chat(request: adapterv1.ChatRequest, signal: AbortSignal): AsyncIterator<adapterv1.ChatResponse>;
-  embed(request: adapterv1.EmbedRequest, signal: AbortSignal): Promise<adapterv1.EmbedResponse>;
+  chat(request: adapterv1.ChatRequest, signal: AbortSignal, deployment: string): AsyncIterator<adapterv1.ChatResponse>;
+  embed(request: adapterv1.EmbedRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.EmbedResponse>;
 }
 
 const ADAPTER_CHUNKS = chatChunkBatching<adapterv1.ChatResponse>();
@@ -63,7 +67,7 @@ export class RouterService {
     const prepared = this.prepareChat(context, request);
     const plan = this.engine.planner.plan(prepared.planRequest);
     const open: AttemptOpener<adapterv1.ChatResponse> = (candidate, callSignal) =>
-      this.adapters.chat({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request: prepared.upstream, timeoutMs: 0 }, callSignal);
+      this.adapters.chat({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request: prepared.upstream, timeoutMs: 0 }, callSignal, candidate.deployment.id);
     // Each call is announced before it is made, and each failed one after it, while failover goes on.
     const notices = new Notices<routerv1.ChatResponse>();
     const announce = (route: routerv1.RouteDecision): void => notices.push({ calling: route });
@@ -71,7 +75,7 @@ export class RouterService {
     let called = false;
     const serving = serveWithFailover(plan, open, signal, this.engine.failover, {
       stream: request.stream,
-      tokens: prepared.planRequest.promptTokens + prepared.planRequest.maxOutputTokens,
+      tokens: capacityTokens(prepared.planRequest),
       onAttempt: routeCalls ? this.progressListener(plan, gray, announce) : gray,
       onCall: routeCalls
         ? (candidate, earlier) => {
@@ -128,8 +132,8 @@ export class RouterService {
     };
     const plan = this.engine.planner.plan(planRequest);
     const open: AttemptOpener<adapterv1.EmbedResponse> = (candidate, callSignal) =>
-      once(this.adapters.embed({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal));
-    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: 0, onAttempt: this.grayReleaseListener(plan) });
+      once(this.adapters.embed({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
+    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: this.grayReleaseListener(plan) });
     served.finish();
     if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no embeddings.');
     return { decision: decisionFor(plan, served.candidate, served.attempts), response: served.first.response };
@@ -143,8 +147,9 @@ export class RouterService {
       .filter((m) => allowed.length === 0 || allowed.includes(m.id))
       .map((m) => ({ id: m.id, created: m.created, ownedBy: m.ownedBy, capabilities: m.capabilities, contextWindow: m.contextWindow }));
     // `auto` is callable like an alias, so it is listed like one (once, if an alias is called `auto`).
+    // Listed with what its chat models can do: an alias of embedding models only cannot be chatted with.
     for (const name of new Set([...catalog.aliasNames(), AUTO_MODEL])) {
-      const members = (catalog.membersOf(name, 'chat') ?? []).filter((m) => allowed.length === 0 || allowed.includes(m.id) || allowed.includes(name));
+      const members = (catalog.membersOf(name, 'chat') ?? []).filter((m) => m.capabilities.includes('chat') && (allowed.length === 0 || allowed.includes(m.id) || allowed.includes(name)));
       if (members.length === 0) continue;
       const capabilities = [...new Set(members.flatMap((m) => m.capabilities))];
       models.push({ id: name, created: 0, ownedBy: 'open-router', capabilities, contextWindow: Math.max(...members.map((m) => m.contextWindow)) });

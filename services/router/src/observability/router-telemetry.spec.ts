@@ -4,8 +4,6 @@ import { createMetricsRegistry, RouterMetrics } from '@openrouter/observability'
 import type { AdapterPort } from '../router.service';
 import { instrumentAdapterPort } from './router-telemetry';
 
-const models = [{ deployments: [{ id: 'd-a', provider: 'a', model: 'm-a' }, { id: 'd-b', provider: 'b', model: 'm-b' }] }];
-
 function port(failing: Set<string>): AdapterPort {
   return {
     chat(request) {
@@ -28,11 +26,11 @@ const chat = (provider: string, upstreamModel: string): adapterv1.ChatRequest =>
 describe('router attempt metrics', () => {
   it('counts each adapter call as an attempt, later ones of a request as retries, a change of deployment as a failover', async () => {
     const registry = createMetricsRegistry('router', { processMetrics: false });
-    const instrumented = instrumentAdapterPort(port(new Set(['a'])), new RouterMetrics(registry), models);
+    const instrumented = instrumentAdapterPort(port(new Set(['a'])), new RouterMetrics(registry));
     const signal = new AbortController().signal;
-    await expect(instrumented.chat(chat('a', 'm-a'), signal).next()).rejects.toThrow('down');
-    await expect(instrumented.chat(chat('a', 'm-a'), signal).next()).rejects.toThrow('down');
-    const served = instrumented.chat(chat('b', 'm-b'), signal);
+    await expect(instrumented.chat(chat('a', 'm-a'), signal, 'd-a').next()).rejects.toThrow('down');
+    await expect(instrumented.chat(chat('a', 'm-a'), signal, 'd-a').next()).rejects.toThrow('down');
+    const served = instrumented.chat(chat('b', 'm-b'), signal, 'd-b');
     expect((await served.next()).done).toBe(false);
     expect((await served.next()).done).toBe(true);
     const text = await registry.metrics();
@@ -41,5 +39,33 @@ describe('router attempt metrics', () => {
     expect(text).toContain('openrouter_router_retries_total{provider="a",deployment="d-a",service="router"} 1');
     expect(text).toContain('openrouter_router_retries_total{provider="b",deployment="d-b",service="router"} 1');
     expect(text).toContain('openrouter_router_failovers_total{from_deployment="d-a",to_deployment="d-b",service="router"} 1');
+  });
+
+  it('counts an attempt under the deployment called, when two serve the same model on the same provider, and only once it answered', async () => {
+    const registry = createMetricsRegistry('router', { processMetrics: false });
+    // mini-b opens its message (the role only), then fails: failover moves on, and so does the count.
+    const opening = { chunk: { choices: [{ index: 0, delta: { role: 'assistant', content: '', toolCalls: [] } }] } } as unknown as adapterv1.ChatResponse;
+    const twoOfOne: AdapterPort = {
+      chat: (_request, _signal, deployment) =>
+        (async function* () {
+          yield opening;
+          if (deployment === 'mini-b') throw new GatewayError('overloaded', 'busy');
+          yield { completion: {} } as adapterv1.ChatResponse;
+        })(),
+      embed: async () => ({}) as adapterv1.EmbedResponse,
+    };
+    const instrumented = instrumentAdapterPort(twoOfOne, new RouterMetrics(registry));
+    const signal = new AbortController().signal;
+    const failing = instrumented.chat(chat('sim', 'gpt-4o-mini'), signal, 'mini-b');
+    expect((await failing.next()).done).toBe(false);
+    await expect(failing.next()).rejects.toThrow('busy');
+    const served = instrumented.chat(chat('sim', 'gpt-4o-mini'), signal, 'mini-a');
+    await served.next();
+    await served.next();
+    const text = await registry.metrics();
+    expect(text).toContain('openrouter_router_attempts_total{provider="sim",deployment="mini-b",outcome="overloaded",service="router"} 1');
+    expect(text).toContain('openrouter_router_attempts_total{provider="sim",deployment="mini-a",outcome="ok",service="router"} 1');
+    expect(text).toContain('openrouter_router_failovers_total{from_deployment="mini-b",to_deployment="mini-a",service="router"} 1');
+    expect(text).not.toContain('deployment="mini-a",outcome="overloaded"');
   });
 });

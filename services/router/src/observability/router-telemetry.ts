@@ -1,6 +1,6 @@
 import type { adapterv1 } from '@openrouter/contracts';
 import type { DeploymentCircuit, RouterMetrics } from '@openrouter/observability';
-import type { AdapterPort } from '../router.service';
+import { carriesAnswer, type AdapterPort } from '../router.service';
 import type { RoutingEngine } from '../routing/routing-engine';
 
 /** Attempts remembered per request id, so later attempts count as retries and failovers. */
@@ -22,20 +22,14 @@ function outcomeOf(error: unknown, signal: AbortSignal): string {
 }
 
 /**
- * The adapter port, counting each call as one attempt of its request: its outcome is decided by
- * the first answer event (as failover decides it), and a request's later attempts count as retries
- * and, on another deployment, failovers.
+ * The adapter port, counting each call as one attempt of its request, under the deployment called:
+ * its outcome is decided by the first answer event (as failover decides it: an opening chunk that
+ * only names the role does not decide it), and a request's later attempts count as retries and, on
+ * another deployment, failovers.
  */
-export function instrumentAdapterPort(
-  port: AdapterPort,
-  metrics: RouterMetrics,
-  models: ReadonlyArray<{ deployments: ReadonlyArray<{ id: string; provider: string; model: string }> }>,
-): AdapterPort {
-  const deploymentIds = new Map<string, string>();
-  for (const model of models) for (const d of model.deployments) if (!deploymentIds.has(`${d.provider}\u0000${d.model}`)) deploymentIds.set(`${d.provider}\u0000${d.model}`, d.id);
+export function instrumentAdapterPort(port: AdapterPort, metrics: RouterMetrics): AdapterPort {
   const previous = new Map<string, { count: number; deployment: string }>();
-  const record = (requestId: string, provider: string, upstreamModel: string, outcome: string): void => {
-    const deployment = deploymentIds.get(`${provider}\u0000${upstreamModel}`) ?? 'unknown';
+  const record = (requestId: string, provider: string, deployment: string, outcome: string): void => {
     const before = previous.get(requestId);
     metrics.attempt(provider, deployment, outcome, before?.count ?? 0, before?.deployment);
     previous.delete(requestId);
@@ -47,19 +41,25 @@ export function instrumentAdapterPort(
     }
   };
   return {
-    chat(request: adapterv1.ChatRequest, signal: AbortSignal): AsyncIterator<adapterv1.ChatResponse> {
-      const inner = port.chat(request, signal);
-      let first = true;
+    chat(request: adapterv1.ChatRequest, signal: AbortSignal, deployment: string): AsyncIterator<adapterv1.ChatResponse> {
+      const inner = port.chat(request, signal, deployment);
+      let decided = false;
+      let opened = false;
       return {
         async next(): Promise<IteratorResult<adapterv1.ChatResponse>> {
-          if (!first) return inner.next();
-          first = false;
+          if (decided) return inner.next();
           try {
             const result = await inner.next();
-            record(request.requestId, request.provider, request.upstreamModel, result.done ? 'upstream_error' : 'ok');
+            if (result.done || carriesAnswer(result.value)) {
+              decided = true;
+              // A stream that ends after its opening is served as it is, as failover serves it.
+              record(request.requestId, request.provider, deployment, result.done && !opened ? 'upstream_error' : 'ok');
+            }
+            opened = true;
             return result;
           } catch (error) {
-            record(request.requestId, request.provider, request.upstreamModel, outcomeOf(error, signal));
+            decided = true;
+            record(request.requestId, request.provider, deployment, outcomeOf(error, signal));
             throw error;
           }
         },
@@ -67,13 +67,13 @@ export function instrumentAdapterPort(
         throw: (error?: unknown) => (inner.throw ? inner.throw(error) : Promise.reject(error)),
       };
     },
-    async embed(request: adapterv1.EmbedRequest, signal: AbortSignal): Promise<adapterv1.EmbedResponse> {
+    async embed(request: adapterv1.EmbedRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.EmbedResponse> {
       try {
-        const response = await port.embed(request, signal);
-        record(request.requestId, request.provider, request.upstreamModel, 'ok');
+        const response = await port.embed(request, signal, deployment);
+        record(request.requestId, request.provider, deployment, 'ok');
         return response;
       } catch (error) {
-        record(request.requestId, request.provider, request.upstreamModel, outcomeOf(error, signal));
+        record(request.requestId, request.provider, deployment, outcomeOf(error, signal));
         throw error;
       }
     },

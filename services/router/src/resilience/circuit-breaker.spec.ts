@@ -65,3 +65,75 @@ describe('CircuitBreaker', () => {
     expect(breaker.current()).toBe('open');
   });
 });
+
+describe('CircuitBreaker with a call that fails after its success was counted (a stream cut off after its first token)', () => {
+  const settings = { ...SETTINGS, consecutiveFailures: 3 };
+
+  it('counts the call once, as a failure, and the failures in a row go on from before its success', () => {
+    const breaker = new CircuitBreaker(settings, new ManualClock());
+    breaker.failure(acquired(breaker));
+    const stream = acquired(breaker);
+    breaker.success(stream);
+    expect(breaker.snapshot()).toMatchObject({ consecutiveFailures: 0, windowRequests: 2, windowErrorRate: 0.5 });
+    breaker.failure(stream);
+    expect(breaker.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 2, windowRequests: 2, windowErrorRate: 1 });
+    const next = acquired(breaker);
+    breaker.success(next);
+    breaker.failure(next);
+    expect(breaker.current()).toBe('open');
+  });
+
+  it('reads a deployment that always fails mid-stream at its true error rate', () => {
+    const clock = new ManualClock();
+    const breaker = new CircuitBreaker({ ...SETTINGS, consecutiveFailures: 1000, minRequests: 10 }, clock);
+    for (let i = 0; i < 9; i++) {
+      const stream = acquired(breaker);
+      breaker.success(stream);
+      clock.advance(10);
+      breaker.failure(stream);
+    }
+    expect(breaker.snapshot()).toMatchObject({ windowRequests: 9, windowErrorRate: 1 });
+    // A call whose success has left the window counts as a failure when it fails.
+    const slow = acquired(breaker);
+    breaker.success(slow);
+    clock.advance(SETTINGS.windowMs);
+    breaker.failure(slow);
+    expect(breaker.snapshot()).toMatchObject({ windowRequests: 1, windowErrorRate: 1 });
+  });
+
+  it('a success since then keeps its reset: the late failure counts one more', () => {
+    const breaker = new CircuitBreaker(settings, new ManualClock());
+    breaker.failure(acquired(breaker));
+    const stream = acquired(breaker);
+    breaker.success(stream);
+    breaker.success(acquired(breaker));
+    breaker.failure(stream);
+    expect(breaker.snapshot()).toMatchObject({ consecutiveFailures: 1, windowRequests: 3 });
+  });
+
+  it('reopens the circuit when the probe that closed it fails before any other call succeeds; a stale probe’s failure changes nothing', () => {
+    const clock = new ManualClock();
+    const breaker = new CircuitBreaker(SETTINGS, clock);
+    breaker.failure(acquired(breaker));
+    breaker.failure(acquired(breaker));
+    clock.advance(1_000);
+    const probe = acquired(breaker);
+    breaker.success(probe);
+    expect(breaker.current()).toBe('closed');
+    breaker.failure(probe);
+    expect(breaker.current()).toBe('open');
+    clock.advance(1_000);
+    const second = acquired(breaker);
+    breaker.success(second);
+    breaker.failure(acquired(breaker));
+    breaker.failure(acquired(breaker));
+    clock.advance(1_000);
+    const third = acquired(breaker);
+    expect(third.probe).toBe(true);
+    // The second probe's stream fails long after the circuit reopened: the probe in flight decides.
+    breaker.failure(second);
+    expect(breaker.current()).toBe('half_open');
+    breaker.success(third);
+    expect(breaker.current()).toBe('closed');
+  });
+});

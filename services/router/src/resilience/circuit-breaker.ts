@@ -13,14 +13,32 @@ export interface BreakerPermit {
   readonly probe: boolean;
 }
 
-const CALL: BreakerPermit = { probe: false };
-const PROBE: BreakerPermit = { probe: true };
+/** What a call's success changed, so that a later failure of the same call can take it back. */
+interface CountedSuccess {
+  /** When it entered the window. */
+  at: number;
+  /** The failures in a row it ended. */
+  consecutiveBefore: number;
+  /** The breaker's `successes` just after it: unchanged while no later success was counted. */
+  serial: number;
+  /** The breaker's `openings` then: unchanged while the circuit has not opened since (emptying the window). */
+  openings: number;
+}
+
+/** One per call: remembers its counted success (a stream's first token), which the call may still fail after. */
+class Permit implements BreakerPermit {
+  success: CountedSuccess | undefined;
+
+  constructor(readonly probe: boolean) {}
+}
 
 /**
  * A circuit breaker per deployment: consecutive failures or an error rate over a sliding window
  * open it; after the cooldown one probe is let through (half-open); its success closes the
  * circuit, its failure opens it again. While the circuit is open or half-open only the probe's
  * result changes it: a slow call let through before it opened neither closes nor reopens it.
+ * A call that fails after its success was counted (a stream cut off after its first token) counts
+ * once, as a failure: its success is taken back.
  * Hand-written rather than cockatiel's: the router must read the state without running a call
  * (to rank and explain candidates), decide success at the first streamed event rather than when
  * a promise settles, and run on an injected clock.
@@ -29,7 +47,11 @@ export class CircuitBreaker {
   private state: BreakerState = 'closed';
   private consecutive = 0;
   private openUntil = 0;
-  private probeInFlight = false;
+  /** The probe in flight while half-open. */
+  private probe: Permit | undefined;
+  /** Successes counted so far, and times the circuit opened: what tells a counted success was the latest, in the same window. */
+  private successes = 0;
+  private openings = 0;
   /** Calls and failures over the last `windowMs`. */
   private readonly window: SlidingWindow;
 
@@ -49,47 +71,68 @@ export class CircuitBreaker {
   /** A permit when a call may go out now (in half-open, the single probe), else undefined. */
   tryAcquire(): BreakerPermit | undefined {
     const state = this.current();
-    if (state === 'closed') return CALL;
-    if (state === 'open' || this.probeInFlight) return undefined;
+    if (state === 'closed') return new Permit(false);
+    if (state === 'open' || this.probe) return undefined;
     this.state = 'half_open';
-    this.probeInFlight = true;
-    return PROBE;
+    this.probe = new Permit(true);
+    return this.probe;
   }
 
   /** True when a call could go out now (without reserving anything). */
   available(): boolean {
     const state = this.current();
-    return state === 'closed' || (state === 'half_open' && !this.probeInFlight);
+    return state === 'closed' || (state === 'half_open' && !this.probe);
   }
 
-  /** The call succeeded. Without a permit: a call let through while closed. */
-  success(permit: BreakerPermit = CALL): void {
-    if (permit.probe && this.state === 'half_open') {
+  /** The call succeeded (a stream: its first answer event arrived). Without a permit: a call let through while closed. */
+  success(permit: BreakerPermit = new Permit(false)): void {
+    const before = this.consecutive;
+    if (permit === this.probe) {
       this.state = 'closed';
-      this.probeInFlight = false;
+      this.probe = undefined;
       this.consecutive = 0;
       this.window.clear();
     }
     if (this.state !== 'closed') return;
     this.consecutive = 0;
     this.record(true);
+    this.successes++;
+    if (permit instanceof Permit) permit.success = { at: this.clock.now(), consecutiveBefore: before, serial: this.successes, openings: this.openings };
   }
 
-  /** The call failed in a way that says the deployment is unwell. */
-  failure(permit: BreakerPermit = CALL): void {
-    if (permit.probe && this.state === 'half_open') return this.open();
+  /**
+   * The call failed in a way that says the deployment is unwell, before or after its success was
+   * counted (a stream that fails after its first token).
+   */
+  failure(permit: BreakerPermit = new Permit(false)): void {
+    if (permit === this.probe) return this.open();
     if (this.state !== 'closed') return;
+    // Its success was counted since the circuit last opened (the window was not emptied since): the failure takes its place.
+    if (permit instanceof Permit && permit.success?.openings === this.openings) return this.failAfterSuccess(permit, permit.success);
     this.consecutive++;
     this.record(false);
-    if (this.consecutive >= this.settings.consecutiveFailures || this.tooManyErrors()) this.open();
+    this.openIfUnwell();
+  }
+
+  /** A call whose success was counted failed after all: it counts once, as a failure. */
+  private failAfterSuccess(permit: Permit, earlier: CountedSuccess): void {
+    permit.success = undefined;
+    // The window holds the call already (unless it has left it): its success becomes an error.
+    if (!this.window.addAt(earlier.at, this.clock.now(), ERRORS)) this.record(false);
+    // With no success counted since, the failures in a row go on from before the one it reset.
+    const latest = earlier.serial === this.successes;
+    this.consecutive = latest ? earlier.consecutiveBefore + this.consecutive + 1 : this.consecutive + 1;
+    // A probe that closed the circuit and then failed, before any other call succeeded, failed as the probe: reopen.
+    if (permit.probe && latest) return this.open();
+    this.openIfUnwell();
   }
 
   /**
    * The call ended without saying anything about the deployment's health (the client went away,
    * or the request itself was refused): no success, no failure, and a probe frees its slot.
    */
-  release(permit: BreakerPermit = CALL): void {
-    if (permit.probe && this.state === 'half_open') this.probeInFlight = false;
+  release(permit: BreakerPermit): void {
+    if (permit === this.probe) this.probe = undefined;
   }
 
   snapshot(): { state: BreakerState; consecutiveFailures: number; windowRequests: number; windowErrorRate: number; openUntil: number } {
@@ -105,8 +148,13 @@ export class CircuitBreaker {
 
   private open(): void {
     this.state = 'open';
-    this.probeInFlight = false;
+    this.probe = undefined;
+    this.openings++;
     this.openUntil = this.clock.now() + this.settings.cooldownMs;
+  }
+
+  private openIfUnwell(): void {
+    if (this.consecutive >= this.settings.consecutiveFailures || this.tooManyErrors()) this.open();
   }
 
   private record(ok: boolean): void {

@@ -321,3 +321,61 @@ describe('failover', () => {
     expect(engine.breakers.of('premium-a').available()).toBe(true);
   });
 });
+
+describe('failover after the first event', () => {
+  const oneModel = [{ id: 'm', deployments: [{ id: 'm-a', provider: 'a', model: 'x' }] }];
+  /** One streamed request whose deployment sends its first token, then fails with `error`. */
+  async function cutOff(engine: ReturnType<typeof engineFor>, error: GatewayError): Promise<void> {
+    const open: AttemptOpener<string> = () =>
+      (async function* () {
+        yield 'first token';
+        throw error;
+      })();
+    const served = await serveWithFailover(engine.planner.plan(planRequest('m')), open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 });
+    await expect(served.rest.next()).rejects.toBe(error);
+    served.finish(error);
+  }
+
+  it('counts a stream that fails after its first token once, as a failure: its breaker opens', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(configWith(oneModel, { breaker: { consecutiveFailures: 3, minRequests: 1000 } }), clock);
+    for (let i = 0; i < 2; i++) await cutOff(engine, new GatewayError('upstream_error', 'dropped'));
+    expect(engine.breakers.of('m-a').snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 2, windowRequests: 2, windowErrorRate: 1 });
+    await cutOff(engine, new GatewayError('upstream_error', 'dropped'));
+    expect(engine.breakers.of('m-a').current()).toBe('open');
+  });
+
+  it('does not count a refusal of the request after the first token (content filter) against the deployment', async () => {
+    const engine = engineFor(configWith(oneModel, { breaker: { consecutiveFailures: 1 } }));
+    await cutOff(engine, new GatewayError('content_filtered', 'filtered'));
+    await cutOff(engine, new GatewayError('bad_request', 'no'));
+    expect(engine.breakers.of('m-a').snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 0, windowErrorRate: 0 });
+  });
+});
+
+describe('larger-context fallback', () => {
+  it('queues no deployment twice after a second context_length_exceeded', async () => {
+    const models = [
+      { id: 'small', contextWindow: 8000, deployments: [{ id: 'small-a', provider: 'a', model: 's' }] },
+      { id: 'mid', contextWindow: 16000, deployments: [{ id: 'mid-a', provider: 'a', model: 'm' }] },
+      { id: 'big', contextWindow: 32000, deployments: [{ id: 'big-a', provider: 'a', model: 'b' }] },
+    ];
+    const engine = engineFor(configWith(models, { retry: { baseDelayMs: 0, maxDelayMs: 0, maxAttempts: 4 } }));
+    const plan = engine.planner.plan(planRequest('small'));
+    const offered: string[] = [];
+    const largerContext = plan.largerContext;
+    plan.largerContext = (than, exclude) => {
+      const larger = largerContext(than, exclude);
+      offered.push(...larger.map((c) => c.deployment.id));
+      return larger;
+    };
+    const long = (): GatewayError => new GatewayError('context_length_exceeded', 'long');
+    const { open, calls } = scripted({ 'small-a': [long()], 'mid-a': [long()], 'big-a': [new GatewayError('upstream_error', 'boom')] });
+    const served = await serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 });
+    expect(offered).toEqual(['mid-a', 'big-a']);
+    // big-a is retried once, in the second round, as a deployment that failed retryably.
+    expect(calls).toEqual(['small-a', 'mid-a', 'big-a', 'big-a']);
+    expect(served.candidate.deployment.id).toBe('big-a');
+    served.finish();
+  });
+});

@@ -68,6 +68,8 @@ export async function serveWithFailover<T>(
   const deadline = clock.now() + retry.deadlineMs;
   const attempts: routerv1.RouteAttempt[] = [];
   let queue = [...plan.candidates];
+  /** Every deployment queued for this request, tried or not: a larger-context fallback adds none twice. */
+  const queued = new Set(queue.map((c) => c.deployment.id));
   const retryable = new Set<string>();
   let lastError: GatewayError | undefined;
   /** The earliest a deployment left out for its Retry-After takes calls again (0: none was). */
@@ -160,7 +162,9 @@ export async function serveWithFailover<T>(
       lastError = failure;
       if (failure.kind === 'rate_limited' && failure.retryAfterMs) breakers.coolDown(candidate.deployment.id, clock.now() + Math.min(failure.retryAfterMs, MAX_COOLDOWN_MS));
       if (failure.kind === 'context_length_exceeded' && deps.contextFallback && plan.route.allowFallbacks) {
-        queue = [...queue.slice(cursor).filter((c) => c.model.contextWindow > candidate.model.contextWindow), ...plan.largerContext(candidate.model)];
+        const larger = plan.largerContext(candidate.model, queued);
+        for (const c of larger) queued.add(c.deployment.id);
+        queue = [...queue.slice(cursor).filter((c) => c.model.contextWindow > candidate.model.contextWindow), ...larger];
         // The larger windows are a new first round: none of them has failed this request yet.
         cursor = 0;
         round = 0;
@@ -173,6 +177,8 @@ export async function serveWithFailover<T>(
     }
     clearTimeout(timer);
     const ttft = clock.now() - started;
+    // Counted at the first answer event (a half-open circuit closes as soon as the probe answers);
+    // a stream that fails after it has this success replaced by its failure (see `finish`).
     breaker.success(permit);
     deploymentStats.observeFirstEvent(ttft, options.stream);
     const attempt = attemptRecord(candidate, ttft, undefined);
@@ -192,7 +198,11 @@ export async function serveWithFailover<T>(
         deploymentStats.end();
         if (error === undefined) {
           if (options.stream) deploymentStats.observeLatency(clock.now() - started);
-        } else if (!signal.aborted) breaker.failure(permit);
+          return;
+        }
+        // As before the first event: only a failure on the deployment's side counts against it; a
+        // refusal of the request (content filter, bad request) or a client gone leaves its success.
+        if (!signal.aborted && GatewayError.from(error).retryable) breaker.failure(permit);
       },
     };
   }

@@ -1,6 +1,6 @@
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
-import { chatRequestTraits } from './route-planner';
+import { capacityTokens, chatRequestTraits } from './route-planner';
 import { configWith, contextFor, engineFor, ManualClock, planRequest, TWO_MODELS } from './test-engine.testing';
 
 const ids = (candidates: Array<{ deployment: { id: string } }>): string[] => candidates.map((c) => c.deployment.id);
@@ -183,7 +183,7 @@ describe('RoutePlanner strategies', () => {
     const engine = engineFor(configWith(models, { aliases: { vault: { models: ['secret'] } } }));
     const larger = (allowedModels: string[]) => {
       const plan = engine.planner.plan(planRequest('cheap', { context: contextFor({ allowedModels }) }));
-      return ids(plan.largerContext(engine.catalog.model('cheap')!));
+      return ids(plan.largerContext(engine.catalog.model('cheap')!, new Set()));
     };
     // `auto` covers `wide` but not `secret`, which is kept out of it.
     expect(larger(['cheap', 'auto'])).toEqual(['wide-a']);
@@ -241,5 +241,37 @@ describe('policies', () => {
     expect(() => engine.planner.plan({ ...request, controls: { route: { strategy: 'quality' } } })).toThrow(expect.objectContaining({ kind: 'permission_denied', param: 'route.strategy' }));
     expect(engine.planner.plan({ ...request, controls: { route: { minQuality: 0.1 } } }).route.minQuality).toBe(0.1);
     expect(engine.planner.plan(planRequest('auto')).route.strategy).toBe('quality');
+  });
+});
+
+describe('tokens-per-minute capacity', () => {
+  const oneDeployment = (tpm: number) => configWith([{ id: 'm', deployments: [{ id: 'm-a', provider: 'a', model: 'x', tpm }] }], { breaker: { consecutiveFailures: 1 } });
+
+  it('counts an answer of the default length for a request without max_tokens, as failover charges it', () => {
+    const clock = new ManualClock();
+    const engine = engineFor(oneDeployment(1_000), clock);
+    const request = planRequest('m', { promptTokens: 20, maxOutputTokens: 0 });
+    let admitted = 0;
+    for (let i = 0; i < 10; i++) {
+      if (engine.planner.plan(request).candidates.length === 0) break;
+      admitted++;
+      engine.stats.of('m-a').begin(clock.now(), 20 + 256);
+    }
+    // 3 × 276 tokens fit in 1000 a minute, a fourth does not.
+    expect(admitted).toBe(3);
+    expect(capacityTokens(request)).toBe(20 + 256);
+    expect(capacityTokens(planRequest('m', { promptTokens: 20, maxOutputTokens: 10 }))).toBe(30);
+  });
+
+  it('refuses a request larger than a whole minute of capacity with the same 400 whatever the circuit’s state', () => {
+    const engine = engineFor(oneDeployment(1_000));
+    const request = planRequest('m', { promptTokens: 5_000, maxOutputTokens: 0 });
+    const refusal = { kind: 'bad_request', code: 'exceeds_deployment_capacity', param: 'messages' };
+    expect(engine.planner.plan(request).refusal).toMatchObject(refusal);
+    engine.breakers.of('m-a').failure();
+    expect(engine.breakers.of('m-a').current()).toBe('open');
+    expect(engine.planner.plan(request).refusal).toMatchObject(refusal);
+    // Without max_tokens, the default answer length can be what does not fit.
+    expect(engine.planner.plan(planRequest('m', { promptTokens: 900, maxOutputTokens: 0 })).refusal).toMatchObject({ code: 'exceeds_deployment_capacity', param: 'max_tokens', message: expect.stringContaining('256 for an answer without max_tokens') });
   });
 });

@@ -51,8 +51,8 @@ export interface RoutePlan {
    * client error. Unset otherwise: deployments that are down or busy make it the gateway's 503.
    */
   refusal: GatewayError | undefined;
-  /** Candidates for a context-length failure: models with a larger window, smallest first. */
-  largerContext(than: CatalogModel): Candidate[];
+  /** Candidates for a context-length failure: models with a larger window, smallest first, leaving out the deployments in `exclude` (those queued or tried already). */
+  largerContext(than: CatalogModel, exclude: ReadonlySet<string>): Candidate[];
 }
 
 /** Why a deployment cannot take a request. */
@@ -108,6 +108,15 @@ interface Group {
 /** Assumed answer length when the request sets no limit (for cost estimates and TPM). */
 const DEFAULT_OUTPUT_TOKENS = 256;
 const MILLION = 1_000_000;
+
+/**
+ * The tokens a request counts for against a deployment's `tpm`, in the capacity checks and in what
+ * failover charges when it calls: the prompt estimate plus `max_tokens`, or a chat answer of
+ * DEFAULT_OUTPUT_TOKENS when the request sets no limit.
+ */
+export function capacityTokens(request: Pick<PlanRequest, 'capability' | 'promptTokens' | 'maxOutputTokens'>): number {
+  return request.promptTokens + (request.maxOutputTokens || (request.capability === 'chat' ? DEFAULT_OUTPUT_TOKENS : 0));
+}
 
 /**
  * Turns a request into an ordered list of deployments: resolves the name (id, alias, `auto`,
@@ -205,7 +214,7 @@ export class RoutePlanner {
       candidates: ordered,
       considered,
       refusal: ordered.length === 0 ? this.refusal(input, rejected) : undefined,
-      largerContext: (than) => this.largerContext(than, input, route, now, new Set(ordered.map((c) => c.deployment.id))),
+      largerContext: (than, exclude) => this.largerContext(than, input, route, now, exclude),
     };
   }
 
@@ -262,18 +271,20 @@ export class RoutePlanner {
     const providers = route.providers;
     if (providers.only && !providers.only.includes(deployment.provider)) return { reason: `provider ${deployment.provider} not in providers.only`, fault: { code: 'provider_not_allowed', param: 'route.providers.only' } };
     if (providers.ignore.includes(deployment.provider)) return { reason: `provider ${deployment.provider} in providers.ignore`, fault: { code: 'provider_not_allowed', param: 'route.providers.ignore' } };
+    const needs = capacityTokens(input);
+    // More than the deployment takes in a whole minute: the request's own fault, whatever the
+    // deployment's state (checked before its circuit), and waiting does not help.
+    if (deployment.tpm !== undefined && needs > deployment.tpm) {
+      const param = input.promptTokens > deployment.tpm ? 'messages' : 'max_tokens';
+      const answer = input.maxOutputTokens ? 'max_tokens' : `${DEFAULT_OUTPUT_TOKENS} for an answer without max_tokens`;
+      return { reason: `larger than its whole capacity (~${needs} tokens, prompt estimate + ${answer}, > ${deployment.tpm} tokens per minute)`, fault: { code: 'exceeds_deployment_capacity', param } };
+    }
     const breaker = this.deps.breakers.of(deployment.id);
     if (!breaker.available()) return { reason: `circuit ${breaker.current()}` };
-    const needs = input.promptTokens + input.maxOutputTokens;
-    if (deployment.tpm !== undefined && needs > deployment.tpm) {
-      // More than the deployment takes in a whole minute: waiting does not help.
-      const param = input.promptTokens > deployment.tpm ? 'messages' : 'max_tokens';
-      return { reason: `larger than its whole capacity (~${needs} > ${deployment.tpm} tokens per minute)`, fault: { code: 'exceeds_deployment_capacity', param } };
-    }
     if (deployment.rpm !== undefined || deployment.tpm !== undefined) {
       const usage = this.deps.stats.of(deployment.id).usage(now);
       if (deployment.rpm !== undefined && usage.requests >= deployment.rpm) return { reason: `at capacity (${usage.requests}/${deployment.rpm} requests per minute)` };
-      if (deployment.tpm !== undefined && usage.tokens + input.promptTokens + input.maxOutputTokens > deployment.tpm) return { reason: `at capacity (${usage.tokens}/${deployment.tpm} tokens per minute)` };
+      if (deployment.tpm !== undefined && usage.tokens + needs > deployment.tpm) return { reason: `at capacity (${usage.tokens}/${deployment.tpm} tokens per minute)` };
     }
     return undefined;
   }

@@ -31,6 +31,20 @@ export class SlidingWindow {
     this.totals[field] = (this.totals[field] ?? 0) + amount;
   }
 
+  /**
+   * Adds to the bucket that held the earlier time `at`, if the window ending at `now` still holds
+   * it (to amend an event recorded then); false when that bucket has left the window.
+   */
+  addAt(at: number, now: number, field: number, amount = 1): boolean {
+    this.advance(now);
+    const index = Math.floor(at / this.bucketMs);
+    if (index > this.newest || index <= this.newest - this.buckets) return false;
+    const slot = this.slotOf(index);
+    this.slots[slot * this.width + field] = (this.slots[slot * this.width + field] ?? 0) + amount;
+    this.totals[field] = (this.totals[field] ?? 0) + amount;
+    return true;
+  }
+
   /** The sum of `field` over the window ending at `now`. */
   total(now: number, field: number): number {
     this.advance(now);
