@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { flag } from './primitives';
 
 const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().nonnegative();
@@ -38,6 +39,18 @@ export const kafkaUsageSchema = z.object({
    * partition.
    */
   maxSendBytes: positiveInt.min(64 * 1024).default(768 * 1024),
+  /** TLS to the brokers: `true` trusts the system's CAs; `{ ca }` a PEM file of a private CA. */
+  ssl: z
+    .union([flag, z.strictObject({ ca: z.string().min(1) })])
+    .default(false),
+  /** SASL authentication (managed Kafka: MSK, Confluent Cloud, Aiven…); unset: none. */
+  sasl: z
+    .strictObject({
+      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+      username: z.string().min(1),
+      password: z.string().min(1),
+    })
+    .optional(),
 });
 export type KafkaUsageConfig = z.infer<typeof kafkaUsageSchema>;
 

@@ -25,6 +25,7 @@ export default async function globalSetup(): Promise<void> {
   }
   globalThis.__openrouterTestInfra = { kafka: kafka.value, redis: redis.value };
   process.env[INFRA_ENV.kafkaBrokers] = kafka.value.brokers.join(',');
+  process.env[INFRA_ENV.kafkaSaslBrokers] = kafka.value.saslBrokers.join(',');
   process.env[INFRA_ENV.redisUrl] = redis.value.url;
   process.stderr.write(`\ntest infrastructure: Kafka ${kafka.value.brokers.join(',')}, Redis ${redis.value.url} (${Date.now() - started} ms)\n`);
 }

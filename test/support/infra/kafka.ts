@@ -10,6 +10,9 @@ import { waitFor } from './wait-for';
 const ROOT = resolve(__dirname, '../../..');
 const LIBS = join(ROOT, '.cache/kafka-libs');
 
+/** The one user of the broker's SASL/PLAIN listener, for tests of authenticated clients. */
+export const KAFKA_SASL_USER = { mechanism: 'plain', username: 'openrouter', password: 'kafka-test-secret' } as const;
+
 export interface KafkaBrokerOptions {
   /** Keep the data directory on stop, so a restart finds the topics and messages again. */
   keepData?: boolean;
@@ -27,12 +30,18 @@ export class KafkaBroker {
   private constructor(
     readonly port: number,
     private readonly controllerPort: number,
+    /** A second listener that requires SASL/PLAIN (`KAFKA_SASL_USER`). */
+    readonly saslPort: number,
     readonly dataDir: string,
     private readonly startTimeoutMs: number,
   ) {}
 
   get brokers(): string[] {
     return [`127.0.0.1:${this.port}`];
+  }
+
+  get saslBrokers(): string[] {
+    return [`127.0.0.1:${this.saslPort}`];
   }
 
   get running(): boolean {
@@ -44,7 +53,7 @@ export class KafkaBroker {
       throw new Error(`Kafka jars are missing in ${LIBS}: run scripts/fetch-kafka.sh (needs mvn and Java 17)`);
     }
     const dir = mkdtempSync(join(tmpdir(), 'or-kafka-'));
-    const broker = new KafkaBroker(await freePort(), await freePort(), dir, options.startTimeoutMs ?? 90_000);
+    const broker = new KafkaBroker(await freePort(), await freePort(), await freePort(), dir, options.startTimeoutMs ?? 90_000);
     broker.writeConfig();
     await broker.format();
     await broker.launch();
@@ -84,11 +93,13 @@ export class KafkaBroker {
       'process.roles': 'broker,controller',
       'node.id': '1',
       'controller.quorum.voters': `1@127.0.0.1:${this.controllerPort}`,
-      listeners: `PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.controllerPort}`,
-      'advertised.listeners': `PLAINTEXT://127.0.0.1:${this.port}`,
+      listeners: `PLAINTEXT://127.0.0.1:${this.port},SASL_PLAINTEXT://127.0.0.1:${this.saslPort},CONTROLLER://127.0.0.1:${this.controllerPort}`,
+      'advertised.listeners': `PLAINTEXT://127.0.0.1:${this.port},SASL_PLAINTEXT://127.0.0.1:${this.saslPort}`,
       'controller.listener.names': 'CONTROLLER',
       'inter.broker.listener.name': 'PLAINTEXT',
-      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'sasl.enabled.mechanisms': 'PLAIN',
+      'listener.name.sasl_plaintext.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required user_${KAFKA_SASL_USER.username}="${KAFKA_SASL_USER.password}";`,
       'log.dirs': join(this.dataDir, 'log'),
       'num.partitions': '1',
       'auto.create.topics.enable': 'false',

@@ -9,6 +9,8 @@ export interface SharedInfra {
 /** Environment variables through which the global setup tells the test workers where things run. */
 export const INFRA_ENV = {
   kafkaBrokers: 'OPENROUTER_TEST_KAFKA_BROKERS',
+  /** The same broker's listener that requires SASL/PLAIN (`KAFKA_SASL_USER`). */
+  kafkaSaslBrokers: 'OPENROUTER_TEST_KAFKA_SASL_BROKERS',
   redisUrl: 'OPENROUTER_TEST_REDIS_URL',
 } as const;
 
@@ -21,6 +23,11 @@ function required(name: string): string {
 /** The shared broker's addresses (do not stop it: use `KafkaBroker.start()` for destructive tests). */
 export function sharedKafkaBrokers(): string[] {
   return required(INFRA_ENV.kafkaBrokers).split(',');
+}
+
+/** The shared broker's SASL/PLAIN listener (user and password: `KAFKA_SASL_USER`). */
+export function sharedKafkaSaslBrokers(): string[] {
+  return required(INFRA_ENV.kafkaSaslBrokers).split(',');
 }
 
 export function sharedRedisUrl(): string {

@@ -1,4 +1,7 @@
-import { firstHeader, headerText } from './kafka-client';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { firstHeader, headerText, kafkaSecurity } from './kafka-client';
 
 describe('Kafka record headers', () => {
   it('reads bytes and text, the first value of a repeated name, and skips absent ones', () => {
@@ -10,5 +13,28 @@ describe('Kafka record headers', () => {
     expect(headerText(undefined)).toEqual({});
     expect(firstHeader([Buffer.from('a'), 'b'])).toEqual(Buffer.from('a'));
     expect(firstHeader(undefined)).toBeUndefined();
+  });
+});
+
+describe('kafkaSecurity', () => {
+  it('has neither TLS nor SASL by default', () => {
+    expect(kafkaSecurity({ ssl: false, sasl: undefined })).toEqual({});
+  });
+
+  it('trusts the system CAs with ssl: true, or reads a private CA file', () => {
+    expect(kafkaSecurity({ ssl: true, sasl: undefined })).toEqual({ ssl: true });
+    const ca = join(mkdtempSync(join(tmpdir(), 'kafka-ca-')), 'ca.pem');
+    writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    expect(kafkaSecurity({ ssl: { ca }, sasl: undefined })).toEqual({ ssl: { ca: ['-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'] } });
+  });
+
+  it('fails the start naming a CA file it cannot read', () => {
+    expect(() => kafkaSecurity({ ssl: { ca: '/nonexistent/ca.pem' }, sasl: undefined })).toThrow(/usage\.kafka\.ssl\.ca: cannot read \/nonexistent\/ca\.pem/);
+  });
+
+  it('passes each SASL mechanism on', () => {
+    for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512'] as const) {
+      expect(kafkaSecurity({ ssl: true, sasl: { mechanism, username: 'u', password: 'p' } })).toEqual({ ssl: true, sasl: { mechanism, username: 'u', password: 'p' } });
+    }
   });
 });

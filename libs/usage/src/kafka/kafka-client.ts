@@ -1,4 +1,5 @@
-import { Kafka, logLevel, type Admin, type IHeaders, type LogEntry } from 'kafkajs';
+import { readFileSync } from 'node:fs';
+import { Kafka, logLevel, type Admin, type IHeaders, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { KafkaUsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { fixRequestQueueTimer } from './request-queue-timer';
@@ -10,6 +11,7 @@ export function createKafka(config: KafkaUsageConfig, logger: Logger, clientSuff
     clientId: `${config.clientId}-${clientSuffix}`,
     brokers: config.brokers,
     connectionTimeout: config.connectionTimeoutMs,
+    ...kafkaSecurity(config),
     logLevel: logLevel.WARN,
     logCreator:
       () =>
@@ -19,6 +21,30 @@ export function createKafka(config: KafkaUsageConfig, logger: Logger, clientSuff
         if (level <= logLevel.WARN) logger.warn(fields, `kafka: ${message}`);
       },
   });
+}
+
+/** The TLS and SASL settings of a Kafka client; a CA file that cannot be read fails the start, naming it. */
+export function kafkaSecurity(config: Pick<KafkaUsageConfig, 'ssl' | 'sasl'>): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+  let ssl: KafkaConfig['ssl'];
+  if (typeof config.ssl === 'object') {
+    try {
+      ssl = { ca: [readFileSync(config.ssl.ca, 'utf8')] };
+    } catch (error) {
+      throw new Error(`usage.kafka.ssl.ca: cannot read ${config.ssl.ca}: ${(error as Error).message}`);
+    }
+  } else if (config.ssl) ssl = true;
+  return { ...(ssl ? { ssl } : {}), ...(config.sasl ? { sasl: saslOptions(config.sasl) } : {}) };
+}
+
+function saslOptions({ mechanism, username, password }: NonNullable<KafkaUsageConfig['sasl']>): SASLOptions {
+  switch (mechanism) {
+    case 'plain':
+      return { mechanism, username, password };
+    case 'scram-sha-256':
+      return { mechanism, username, password };
+    case 'scram-sha-512':
+      return { mechanism, username, password };
+  }
 }
 
 /** Creates the usage topic and its dead-letter topic when they are missing. */
