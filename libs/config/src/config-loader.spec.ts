@@ -159,6 +159,12 @@ describe('config', () => {
     expect(parseConfig(doc, { SIM_KEY: 'k' }).gateway.simulator.enabled).toBe(true);
   });
 
+  it('fetches images from public addresses only unless told otherwise', () => {
+    expect(parseConfig(minimal, { SIM_KEY: 'k' }).adapter.imageFetch).toEqual({ allowPrivateNetworks: false, allowedHosts: [] });
+    const doc = { ...minimal, adapter: { ...minimal.adapter, imageFetch: { allowPrivateNetworks: '${LAB:-no}', allowedHosts: ['Images.Corp.Internal'] } } };
+    expect(parseConfig(doc, { SIM_KEY: 'k', LAB: 'yes' }).adapter.imageFetch).toEqual({ allowPrivateNetworks: true, allowedHosts: ['images.corp.internal'] });
+  });
+
   it('loads the embedded default from the repository', () => {
     const root = resolve(__dirname, '../../..');
     const config = loadConfig(readRuntimeEnv({ PORT: '9999' }, root));

@@ -1,7 +1,8 @@
 import type { GatewayConfig } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { UpstreamInstrumentation } from '@openrouter/observability';
+import { UpstreamInstrumentation, type Logger } from '@openrouter/observability';
+import { ImageSource } from './providers/image-source';
 import { createProviderAdapter, type ProviderAdapter, type ProviderRegistry } from './providers/provider-adapter';
 
 interface Call<T> {
@@ -15,17 +16,20 @@ interface Call<T> {
 /** Holds one adapter per configured provider this instance serves and dispatches calls to it. */
 export class AdapterService {
   private readonly adapters = new Map<string, ProviderAdapter>();
+  private readonly images: ImageSource;
 
   constructor(
     config: GatewayConfig,
     registry: ProviderRegistry,
     /** Upstream latency metrics and provider-call spans. */
     private readonly upstream: UpstreamInstrumentation = new UpstreamInstrumentation(undefined),
+    logger?: Logger,
   ) {
+    this.images = new ImageSource(config.adapter.imageFetch, logger ? { logger } : {});
     const served = config.adapter.providers.length > 0 ? config.adapter.providers : Object.keys(config.providers);
     for (const id of served) {
       const provider = config.providers[id];
-      if (provider) this.adapters.set(id, createProviderAdapter(registry, id, provider));
+      if (provider) this.adapters.set(id, createProviderAdapter(registry, id, provider, { images: this.images }));
     }
   }
 
@@ -51,6 +55,7 @@ export class AdapterService {
 
   async close(): Promise<void> {
     await Promise.all([...this.adapters.values()].map((a) => a.close()));
+    await this.images.close();
   }
 
   private adapterFor(provider: string): ProviderAdapter {

@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '@openrouter/config';
 import { adapterv1 } from '@openrouter/contracts';
-import { callStreamInProcess, callUnaryInProcess, GrpcServerHandle } from '@openrouter/grpc';
+import { callStreamInProcess, callUnaryInProcess, GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
 import { createTelemetry, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, UpstreamInstrumentation, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { adapterGrpcBinding } from './adapter.grpc.controller';
@@ -23,9 +23,10 @@ export interface AdapterHandle extends ServiceHandle {
 
 /** Starts the adapter: gRPC for the router, HTTP for health. */
 export async function startAdapter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}): Promise<AdapterHandle> {
+  const security = GrpcSecurity.fromConfig(config.grpc);
   const telemetry = createTelemetry('adapter', config.observability, telemetryOptions);
-  const service = new AdapterService(config, PROVIDER_REGISTRY, new UpstreamInstrumentation(telemetry.registry, telemetry.tracing));
-  const grpc = await GrpcServerHandle.start(config.adapter.grpc.host, config.adapter.grpc.port, [traceGrpcBinding(adapterGrpcBinding(service, logger), telemetry.tracing)]);
+  const service = new AdapterService(config, PROVIDER_REGISTRY, new UpstreamInstrumentation(telemetry.registry, telemetry.tracing), logger);
+  const grpc = await GrpcServerHandle.start(config.adapter.grpc.host, config.adapter.grpc.port, [traceGrpcBinding(adapterGrpcBinding(service, logger), telemetry.tracing)], security);
   const http = await startHttpApp(HealthModule.register('adapter', [], telemetry.registry), config.adapter.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port, providers: service.providerIds }, 'adapter started');
   const tracing = telemetry.tracing;

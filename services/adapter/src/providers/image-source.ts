@@ -1,3 +1,6 @@
+import { promises as dns, type LookupAddress } from 'node:dns';
+import { isIP, type LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { Agent, type Dispatcher } from 'undici';
 import { GatewayError } from '@openrouter/errors';
 
@@ -8,6 +11,9 @@ export interface InlineImage {
   base64: string;
 }
 
+/** Fetches (or decodes) the bytes of an image URL; what the request translations are given. */
+export type ImageLoader = (url: string) => Promise<InlineImage>;
+
 export interface ImageFetchOptions {
   signal: AbortSignal;
   /** Largest image accepted, in bytes (default 20 MiB). */
@@ -15,14 +21,55 @@ export interface ImageFetchOptions {
   timeoutMs?: number;
 }
 
+/** Where image URLs may be fetched from: `adapter.imageFetch` in the configuration. */
+export interface ImageFetchPolicy {
+  /** Also fetch from loopback, private, link-local and other non-public addresses. */
+  allowPrivateNetworks: boolean;
+  /** Host names fetched from whatever address they resolve to. */
+  allowedHosts: readonly string[];
+}
+
+/** The default: public addresses only. */
+export const PUBLIC_ADDRESSES_ONLY: ImageFetchPolicy = { allowPrivateNetworks: false, allowedHosts: [] };
+
+/** All the addresses of a host name (`dns.lookup` by default; tests give their own). */
+export type HostResolver = (hostname: string) => Promise<LookupAddress[]>;
+
+export interface ImageSourceOptions {
+  /** Gets the reason of each failed fetch at debug level; the client only learns that it failed. */
+  logger?: { debug(details: Record<string, unknown>, message: string): void };
+  resolve?: HostResolver;
+}
+
 const DATA_URL = /^data:([a-z]+\/[a-z0-9.+-]+)?(;[a-z-]+=[^;,]*)*;base64,(.*)$/is;
 const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
 const SUPPORTED = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
-const fetchAgent = new Agent({ keepAliveTimeout: 10_000, connections: 16 });
 /** Image hosts (CDNs, object stores, wikis) commonly answer with a redirect, and some refuse requests without a User-Agent. */
 const MAX_REDIRECTS = 5;
 const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const USER_AGENT = 'open-router-gateway/1.0 (image fetch)';
+
+/**
+ * Why a fetch failed, for the log only: the client gets one message for every failure, so what
+ * answered at a URL (a status, a content type, a closed port) cannot be read from the gateway.
+ */
+class ImageFetchFailure extends Error {}
+
+/** A connection refused by the policy, before it was made. */
+export class ImageAddressRefused extends ImageFetchFailure {
+  readonly code = 'ERR_IMAGE_ADDRESS_REFUSED';
+}
+
+/**
+ * True for a globally routable unicast address. Loopback, RFC 1918 private, link-local (cloud
+ * metadata at 169.254.169.254), carrier-grade NAT, unspecified, broadcast, multicast, reserved
+ * and documentation ranges are not, nor IPv6 loopback, unique-local, link-local and the
+ * prefixes that embed an IPv4 address (IPv4-mapped addresses are judged by that address).
+ */
+export function isPublicAddress(address: string): boolean {
+  if (!ipaddr.isValid(address)) return false;
+  return ipaddr.process(address).range() === 'unicast';
+}
 
 /** Splits a base64 data URL; undefined when `url` is not one. */
 export function parseDataUrl(url: string): InlineImage | undefined {
@@ -32,69 +79,135 @@ export function parseDataUrl(url: string): InlineImage | undefined {
 }
 
 /**
- * The bytes of an image part: decoded from a data URL, or fetched from an http(s) URL
- * (fetch-and-inline), following up to MAX_REDIRECTS redirects. Every hop is checked as the first
- * URL is (http or https only) and the size limit holds for the final body. Bad URLs, non-images
- * and oversized bodies are the caller's 400.
+ * The bytes of image parts: decoded from a data URL, or fetched from an http(s) URL
+ * (fetch-and-inline), following up to MAX_REDIRECTS redirects. Only addresses the policy allows
+ * are connected to: a host name is resolved and checked when its connection is made, and that
+ * connection goes to the address checked (no second lookup a DNS rebinding could answer), for
+ * the first URL and every redirect hop alike; an IP literal is checked before the request.
  */
-export async function loadImage(url: string, options: ImageFetchOptions): Promise<InlineImage> {
-  const inline = parseDataUrl(url);
-  if (inline) return checked(inline);
-  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
-  const timeoutMs = options.timeoutMs ?? 15_000;
-  let target = httpUrl(url);
-  let response: Dispatcher.ResponseData;
-  for (let redirects = 0; ; redirects++) {
+export class ImageSource {
+  private readonly agent: Agent;
+  private readonly allowedHosts: ReadonlySet<string>;
+  private readonly resolve: HostResolver;
+
+  constructor(
+    private readonly policy: ImageFetchPolicy = PUBLIC_ADDRESSES_ONLY,
+    private readonly options: ImageSourceOptions = {},
+  ) {
+    this.allowedHosts = new Set(policy.allowedHosts.map(normalHost));
+    this.resolve = options.resolve ?? ((hostname) => dns.lookup(hostname, { all: true }));
+    this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 16, connect: { lookup: this.lookup } });
+  }
+
+  /** `load` bound to a call's signal and size limit, as the request translations take it. */
+  loader(options: ImageFetchOptions): ImageLoader {
+    return (url) => this.load(url, options);
+  }
+
+  async load(url: string, options: ImageFetchOptions): Promise<InlineImage> {
+    const inline = parseDataUrl(url);
+    if (inline) return checked(inline);
+    let target = httpUrl(url);
+    if (!target) throw invalidImage('is neither an http(s) URL nor a base64 data URL');
+    const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    const timeoutMs = options.timeoutMs ?? 15_000;
+    let response: Dispatcher.ResponseData | undefined;
     try {
-      response = await fetchAgent.request({
-        origin: target.origin,
-        path: target.pathname + target.search,
-        method: 'GET',
-        headers: { 'user-agent': USER_AGENT, accept: 'image/*' },
-        signal: options.signal,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      });
+      for (let redirects = 0; ; redirects++) {
+        this.checkLiteral(target);
+        response = await this.agent.request({
+          origin: target.origin,
+          path: target.pathname + target.search,
+          method: 'GET',
+          headers: { 'user-agent': USER_AGENT, accept: 'image/*' },
+          signal: options.signal,
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+        });
+        if (!REDIRECTS.has(response.statusCode)) break;
+        await response.body.dump().catch(() => undefined);
+        const location = headerValue(response.headers['location']);
+        if (location === undefined) throw new ImageFetchFailure(`HTTP ${response.statusCode} without a Location`);
+        if (redirects >= MAX_REDIRECTS) throw new ImageFetchFailure(`more than ${MAX_REDIRECTS} redirects`);
+        const next = httpUrl(location, target);
+        if (!next) throw new ImageFetchFailure('a redirect to a URL that is not http(s)');
+        target = next;
+      }
+      if (response.statusCode !== 200) throw new ImageFetchFailure(`HTTP ${response.statusCode}`);
+      const mediaType = String(response.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+      if (!SUPPORTED.has(mediaType)) throw new ImageFetchFailure(`content type "${mediaType}"`);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of response.body) {
+        const piece = chunk as Buffer;
+        size += piece.length;
+        if (size > maxBytes) throw new ImageFetchFailure(`more than ${maxBytes} bytes`);
+        chunks.push(piece);
+      }
+      return { mediaType, base64: Buffer.concat(chunks).toString('base64') };
     } catch (error) {
+      // Whatever is left of the last body is dropped (and the abort that causes is nobody's error).
+      response?.body.on('error', () => undefined).destroy();
       if (options.signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled.', { cause: error });
-      throw invalidImage('could not be downloaded', error);
+      this.options.logger?.debug({ image: withoutQuery(target), err: error }, 'image fetch failed');
+      throw new GatewayError('bad_request', `An image in the messages could not be fetched: give a base64 data URL or an http(s) URL of a png, jpeg, gif or webp image of at most ${maxBytes} bytes, reachable from the public internet.`, {
+        param: 'messages',
+        code: 'invalid_image_url',
+        cause: error,
+      });
     }
-    if (!REDIRECTS.has(response.statusCode)) break;
-    await response.body.dump().catch(() => undefined);
-    const location = headerValue(response.headers['location']);
-    if (location === undefined) throw invalidImage(`could not be downloaded (HTTP ${response.statusCode} without a Location)`);
-    if (redirects >= MAX_REDIRECTS) throw invalidImage(`could not be downloaded (more than ${MAX_REDIRECTS} redirects)`);
-    target = httpUrl(location, target);
   }
-  if (response.statusCode !== 200) {
-    await response.body.dump().catch(() => undefined);
-    throw invalidImage(`could not be downloaded (HTTP ${response.statusCode})`);
+
+  async close(): Promise<void> {
+    await this.agent.close();
   }
-  const mediaType = String(response.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of response.body) {
-    const piece = chunk as Buffer;
-    size += piece.length;
-    if (size > maxBytes) {
-      response.body.destroy();
-      throw invalidImage(`is larger than ${maxBytes} bytes`);
-    }
-    chunks.push(piece);
+
+  /** Node connects to an IP literal without a lookup, so the hook below never sees it. */
+  private checkLiteral(target: URL): void {
+    const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
+    if (isIP(host) !== 0 && !this.allows(host, host)) throw new ImageAddressRefused(`the address ${host} is not public`);
   }
-  return checked({ mediaType, base64: Buffer.concat(chunks).toString('base64') });
+
+  private allows(hostname: string, address: string): boolean {
+    return this.policy.allowPrivateNetworks || this.allowedHosts.has(normalHost(hostname)) || isPublicAddress(address);
+  }
+
+  /** The lookup every connection of the agent makes: only allowed addresses are returned, so only they are connected to. */
+  private readonly lookup: LookupFunction = (hostname, options, callback) => {
+    this.resolve(hostname).then(
+      (addresses) => {
+        const family = options.family === 4 || options.family === 6 ? options.family : undefined;
+        const usable = addresses.filter((a) => (family === undefined || a.family === family) && this.allows(hostname, a.address));
+        const first = usable[0];
+        if (!first) {
+          const refused = new ImageAddressRefused(`${hostname} resolves to no allowed address (${addresses.map((a) => a.address).join(', ') || 'none'})`);
+          callback(refused as NodeJS.ErrnoException, []);
+        } else if (options.all) callback(null, usable);
+        else callback(null, first.address, first.family);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, []),
+    );
+  };
 }
 
-/** An http(s) URL, relative ones (a redirect's Location) resolved against `base`. */
-function httpUrl(url: string, base?: URL): URL {
+/** An http(s) URL, relative ones (a redirect's Location) resolved against `base`; undefined for anything else. */
+function httpUrl(url: string, base?: URL): URL | undefined {
   let target: URL;
   try {
     target = new URL(url, base);
   } catch {
-    throw invalidImage('is neither an http(s) URL nor a base64 data URL');
+    return undefined;
   }
-  if (target.protocol !== 'https:' && target.protocol !== 'http:') throw invalidImage('is neither an http(s) URL nor a base64 data URL');
-  return target;
+  return target.protocol === 'https:' || target.protocol === 'http:' ? target : undefined;
+}
+
+function normalHost(host: string): string {
+  return host.toLowerCase().replace(/\.$/, '');
+}
+
+/** For the log: a URL's query may carry a signature or a token. */
+function withoutQuery(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

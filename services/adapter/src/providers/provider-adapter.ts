@@ -1,5 +1,6 @@
 import type { ProviderConfig, ProviderConfigOf, ProviderType } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
+import { ImageSource } from './image-source';
 
 export interface ProviderCall<T> {
   requestId: string;
@@ -20,12 +21,21 @@ export interface ProviderAdapter {
   close(): Promise<void>;
 }
 
-export type ProviderFactory<T extends ProviderType = ProviderType> = (id: string, config: ProviderConfigOf<T>) => ProviderAdapter;
+/** What the adapter instance shares with every provider adapter it builds (and closes itself). */
+export interface ProviderContext {
+  /** Fetches image URLs for families that send images inline, under `adapter.imageFetch`. */
+  images: ImageSource;
+}
+
+export type ProviderFactory<T extends ProviderType = ProviderType> = (id: string, config: ProviderConfigOf<T>, context: ProviderContext) => ProviderAdapter;
 export type ProviderRegistry = { readonly [T in ProviderType]: ProviderFactory<T> };
 
-/** Builds the adapter for one configured provider from the factory of its type. */
-export function createProviderAdapter(registry: ProviderRegistry, id: string, config: ProviderConfig): ProviderAdapter {
+/**
+ * Builds the adapter for one configured provider from the factory of its type. Without a
+ * context, images are fetched from public addresses only.
+ */
+export function createProviderAdapter(registry: ProviderRegistry, id: string, config: ProviderConfig, context: ProviderContext = { images: new ImageSource() }): ProviderAdapter {
   // The registry is keyed by type, so the factory found always matches the config's variant.
   const factory = registry[config.type] as ProviderFactory;
-  return factory(id, config);
+  return factory(id, config, context);
 }

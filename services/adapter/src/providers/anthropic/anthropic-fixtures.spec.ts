@@ -4,6 +4,7 @@ import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest, toOpenAIChunk, toOpenAICompletion } from '@openrouter/openai-wire';
 import { readServerSentEvents } from '../http-upstream';
+import { ImageSource } from '../image-source';
 import { toAnthropicRequest } from './anthropic-request';
 import { parseAnthropicMessage } from './anthropic-response';
 import { AnthropicStreamTranslator } from './anthropic-stream';
@@ -46,7 +47,7 @@ describe('Anthropic fixtures', () => {
   describe.each(fixtures('request-', '.json'))('request %s', (name) => {
     it('becomes the expected Messages body', async () => {
       const f = json<RequestFixture>(name);
-      const { body } = await toAnthropicRequest(parseChatRequest(f.openai), f.upstreamModel, { defaultMaxTokens: 4096, signal: new AbortController().signal });
+      const { body } = await toAnthropicRequest(parseChatRequest(f.openai), f.upstreamModel, { defaultMaxTokens: 4096, loadImage: new ImageSource().loader({ signal: new AbortController().signal }) });
       expect(body).toEqual(f.anthropic);
     });
   });

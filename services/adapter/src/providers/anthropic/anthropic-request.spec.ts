@@ -1,12 +1,13 @@
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import { createHash } from 'node:crypto';
+import { ImageSource } from '../image-source';
 import { type AnthropicTranslation, JSON_RESPONSE_TOOL, toAnthropicRequest } from './anthropic-request';
 
-const signal = new AbortController().signal;
+const loadImage = new ImageSource().loader({ signal: new AbortController().signal });
 const user = (content: unknown) => ({ role: 'user', content });
 const translate = (body: Record<string, unknown>): Promise<AnthropicTranslation> =>
-  toAnthropicRequest(parseChatRequest({ model: 'claude', messages: [user('Hi')], ...body }), 'claude-sonnet-4-5', { defaultMaxTokens: 1024, signal });
+  toAnthropicRequest(parseChatRequest({ model: 'claude', messages: [user('Hi')], ...body }), 'claude-sonnet-4-5', { defaultMaxTokens: 1024, loadImage });
 const bodyOf = async (body: Record<string, unknown>) => (await translate(body)).body;
 
 async function rejection(body: Record<string, unknown>): Promise<GatewayError> {
@@ -94,6 +95,38 @@ describe('toAnthropicRequest', () => {
         tools: [weatherTool],
       });
       expect(body.messages[2]?.content.map((b) => b.type)).toEqual(['tool_result', 'text']);
+    });
+
+    it('keeps text, image and PDF document blocks of a tool result, in order', async () => {
+      const pdf = 'data:application/pdf;base64,JVBERi0xLjQK';
+      const png = 'data:image/png;base64,iVBORw0KGgo=';
+      const body = await bodyOf({
+        messages: [
+          user('Read the contract'),
+          { role: 'assistant', content: null, tool_calls: [{ id: 'toolu_1', type: 'function', function: { name: 'fetch_file', arguments: '{}' } }] },
+          {
+            role: 'tool',
+            tool_call_id: 'toolu_1',
+            content: [
+              { type: 'text', text: 'Here is the file' },
+              { type: 'file', file: { filename: 'contract.pdf', file_data: pdf } },
+              { type: 'image_url', image_url: { url: png } },
+            ],
+          },
+        ],
+        tools: [{ type: 'function', function: { name: 'fetch_file' } }],
+      });
+      expect(body.messages[2]?.content).toEqual([
+        {
+          type: 'tool_result',
+          tool_use_id: 'toolu_1',
+          content: [
+            { type: 'text', text: 'Here is the file' },
+            { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0xLjQK' }, title: 'contract.pdf' },
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+          ],
+        },
+      ]);
     });
 
     it('leaves out an empty tool result and keeps an empty arguments string as an empty input', async () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { loadImage, parseDataUrl } from '../image-source';
+import { parseDataUrl, type ImageLoader } from '../image-source';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, safeToolId, trimFinalAssistant } from '../message-content';
 
 /** Anthropic's JSON values as we send them; the shapes follow the Messages API reference. */
@@ -31,8 +31,10 @@ export interface AnthropicToolUseBlock {
 export interface AnthropicToolResultBlock {
   type: 'tool_result';
   tool_use_id: string;
-  content?: string | (AnthropicTextBlock | AnthropicImageBlock)[];
+  content?: string | AnthropicToolResultContent[];
 }
+/** What a tool result may hold: text, images and documents (a PDF a tool returned). */
+export type AnthropicToolResultContent = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock;
 export type AnthropicContentBlock = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock | AnthropicToolUseBlock | AnthropicToolResultBlock;
 
 export interface AnthropicMessage {
@@ -78,7 +80,8 @@ export interface AnthropicTranslation {
 
 export interface RequestOptions {
   defaultMaxTokens: number;
-  signal: AbortSignal;
+  /** Fetches a plain http:// image (Anthropic only fetches https) and decodes data URLs. */
+  loadImage: ImageLoader;
 }
 
 /** The tool a JSON answer is forced through; a client tool of the same name is refused. */
@@ -236,7 +239,7 @@ async function imageBlock(url: string, param: string, options: RequestOptions, c
     block = { type: 'image', source: { type: 'url', url } };
   } else {
     // Data URLs are checked (type, encoding); plain http URLs are fetched and inlined, since Anthropic only fetches https.
-    const image = await loadImage(url, { signal: options.signal });
+    const image = await options.loadImage(url);
     block = { type: 'image', source: { type: 'base64', media_type: image.mediaType, data: image.base64 } };
   }
   if (cacheControl) block.cache_control = cacheControl;
@@ -301,7 +304,7 @@ async function toolResult(m: chatv1.Message, param: string, options: RequestOpti
     if (m.text !== '') block.content = m.text;
     return block;
   }
-  const parts = (await contentBlocks(m, param, options, 'tool')).filter((b): b is AnthropicTextBlock | AnthropicImageBlock => b.type === 'text' || b.type === 'image');
+  const parts = (await contentBlocks(m, param, options, 'tool')).filter((b): b is AnthropicToolResultContent => b.type === 'text' || b.type === 'image' || b.type === 'document');
   if (parts.length > 0) block.content = parts;
   return block;
 }

@@ -3,6 +3,7 @@ import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import { type RunningSimulator, startSimulator } from '@openrouter/provider-simulator';
+import { ImageSource } from '../image-source';
 import type { ProviderAdapter } from '../provider-adapter';
 import { createAnthropicAdapter } from './anthropic.adapter';
 
@@ -20,7 +21,7 @@ describe('Anthropic adapter against the simulated provider', () => {
   let adapter: ProviderAdapter;
 
   const adapterFor = (apiKey: string, timeoutMs = 5_000): ProviderAdapter =>
-    createAnthropicAdapter('anthropic', anthropicProvider.parse({ type: 'anthropic', baseUrl: sim.url, apiKey, defaultMaxTokens: 512, timeoutMs, headers: { 'anthropic-beta': 'test-beta' } }));
+    createAnthropicAdapter('anthropic', anthropicProvider.parse({ type: 'anthropic', baseUrl: sim.url, apiKey, defaultMaxTokens: 512, timeoutMs, headers: { 'anthropic-beta': 'test-beta' } }), { images: new ImageSource() });
 
   beforeAll(async () => {
     sim = await startSimulator({ apiKey: API_KEY });

@@ -3,7 +3,7 @@ import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createUpstreamAgent, discardRest, postJson, readServerSentEvents, transportError } from '../http-upstream';
-import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
+import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { parseAnthropicErrorResponse } from './anthropic-errors';
 import { toAnthropicRequest } from './anthropic-request';
 import { parseAnthropicMessage } from './anthropic-response';
@@ -19,7 +19,7 @@ export function messagesUrl(baseUrl: string): URL {
  * Anthropic's Messages API (`POST /v1/messages`), authenticated with `x-api-key` and pinned to
  * the configured `anthropic-version`. Anthropic has no embeddings API.
  */
-export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'anthropic'>): ProviderAdapter {
+export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'anthropic'>, context: ProviderContext): ProviderAdapter {
   const agent = createUpstreamAgent();
   const url = messagesUrl(config.baseUrl);
   const headers: Record<string, string> = { ...config.headers, 'anthropic-version': config.version };
@@ -48,7 +48,7 @@ export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'ant
 
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
-      const { body, responseTool } = await toAnthropicRequest(call.request, call.upstreamModel, { defaultMaxTokens: config.defaultMaxTokens, signal: call.signal });
+      const { body, responseTool } = await toAnthropicRequest(call.request, call.upstreamModel, { defaultMaxTokens: config.defaultMaxTokens, loadImage: context.images.loader({ signal: call.signal }) });
       const response = await post(body, call);
       if (!call.request.stream) {
         yield { completion: parseAnthropicMessage(await readJson(response, call), { responseTool, provider: id }) };

@@ -1,12 +1,11 @@
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
-import { loadImage } from '../image-source';
+import { ImageSource } from '../image-source';
 import { JSON_OBJECT_INSTRUCTION, JSON_RESPONSE_TOOL, toConverseRequest } from './bedrock-request';
 import fixture from './fixtures/converse-request.fixture.json';
 
-const signal = new AbortController().signal;
-const loader = (url: string) => loadImage(url, { signal });
+const loader = new ImageSource().loader({ signal: new AbortController().signal });
 const translate = (body: Record<string, unknown>) => toConverseRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], ...body }), loader);
 
 async function rejection(promise: Promise<unknown>): Promise<GatewayError> {

@@ -46,6 +46,20 @@ export function finishReason(stopReason: string): string {
   }
 }
 
+/** Stop reasons that say the model's output could not be read (AWS's MessageStopEvent lists both). */
+const MALFORMED_OUTPUT: ReadonlySet<string> = new Set(['malformed_model_output', 'malformed_tool_use']);
+
+/**
+ * An answer that stopped because its output was malformed, with neither text nor a tool call, is
+ * a failed generation rather than an empty answer: a retryable `upstream_error`, so the router can
+ * try another deployment instead of billing an empty 200. Undefined for anything else.
+ */
+export function malformedOutputError(stopReason: string, produced: boolean, provider: string | undefined): GatewayError | undefined {
+  if (produced || !MALFORMED_OUTPUT.has(stopReason)) return undefined;
+  const who = provider === undefined ? 'The provider' : `The provider "${provider}"`;
+  return new GatewayError('upstream_error', `${who} ended the answer without content (stop reason ${stopReason}).`, { provider });
+}
+
 /**
  * Bedrock's `inputTokens` leaves out tokens read from or written to the prompt cache; OpenAI's
  * `prompt_tokens` includes them, so they are added back and reported in the details as well.
@@ -64,6 +78,8 @@ export interface ResponseContext {
   model: string;
   /** The forced tool that carries a json_schema answer (its input becomes the text). */
   jsonTool: string | undefined;
+  /** Named in errors. */
+  provider?: string | undefined;
 }
 
 /** A Converse response as the canonical completion. */
@@ -86,6 +102,8 @@ export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv
     } else if (block.reasoningContent?.reasoningText?.text !== undefined) reasoning.push(block.reasoningContent.reasoningText.text);
   }
   const content = texts.length > 0 ? texts.join('') : toolCalls.length > 0 ? undefined : '';
+  const failed = malformedOutputError(r.stopReason, !!content || toolCalls.length > 0, ctx.provider);
+  if (failed) throw failed;
   let finish = finishReason(r.stopReason);
   if (finish === 'tool_calls' && toolCalls.length === 0 && answeredByJsonTool) finish = 'stop';
   return {

@@ -166,6 +166,25 @@ describe('ConverseStream transcripts', () => {
     await expect(replayError(damage(encode(textTranscript))).then((r) => r.error)).resolves.toMatchObject({ kind: 'upstream_error', retryable: true });
   });
 
+  it.each(['malformed_model_output', 'malformed_tool_use'])('fails a stream that stopped with %s before any text or tool call, so the router can fail over', async (stopReason) => {
+    const bytes = encode([
+      { event: 'messageStart', payload: { role: 'assistant' } },
+      { event: 'messageStop', payload: { stopReason } },
+      { event: 'metadata', payload: { usage: { inputTokens: 812, outputTokens: 0, totalTokens: 812 }, metrics: { latencyMs: 1450 } } },
+    ]);
+    const { error, chunks } = await replayError(bytes);
+    expect(error).toMatchObject({ kind: 'upstream_error', retryable: true, provider: 'bedrock', message: `The provider "bedrock" ended the answer without content (stop reason ${stopReason}).` });
+    // Only the role chunk went out, which does not commit the request to this deployment.
+    expect(openai(chunks)).toEqual([expect.objectContaining({ choices: [expect.objectContaining({ delta: { role: 'assistant', content: '' } })] })]);
+  });
+
+  it('keeps the text of an answer that stopped with malformed_tool_use after it', async () => {
+    const bytes = encode([...textTranscript.slice(0, 5), { event: 'messageStop', payload: { stopReason: 'malformed_tool_use' } }]);
+    const { chunks, finished } = await replay(bytes);
+    expect(finished).toBe(true);
+    expect(chunks[chunks.length - 1]?.choices[0]?.finishReason).toBe('stop');
+  });
+
   it('rejects a delta for a tool block that never started', async () => {
     const bytes = encode([{ event: 'contentBlockDelta', payload: { contentBlockIndex: 3, delta: { toolUse: { input: '{}' } } } }]);
     await expect(replayError(bytes).then((r) => r.error)).resolves.toMatchObject({ kind: 'upstream_error' });

@@ -3,7 +3,7 @@ import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { bedrockUsageSchema, finishReason, toCanonicalUsage } from './bedrock-response';
+import { bedrockUsageSchema, finishReason, malformedOutputError, toCanonicalUsage } from './bedrock-response';
 import { statusOfErrorType, toGatewayError } from './bedrock-errors';
 
 /** Prelude (total length, headers length, prelude CRC) plus the trailing message CRC. */
@@ -132,6 +132,8 @@ export class ConverseStreamTranslator {
   private started = false;
   private stopped = false;
   private usageSeen = false;
+  /** Whether text or a tool call went out: a malformed-output stop without either is a failure. */
+  private produced = false;
 
   constructor(private readonly ctx: StreamContext) {}
 
@@ -153,6 +155,9 @@ export class ConverseStreamTranslator {
         return this.onBlockStop(this.parse(contentBlockStop, event));
       case 'messageStop': {
         const stop = this.parse(messageStop, event);
+        // Only the role chunk has gone out when nothing was produced, so the router can still fail over.
+        const failed = malformedOutputError(stop.stopReason, this.produced, this.ctx.provider);
+        if (failed) throw failed;
         this.stopped = true;
         let finish = finishReason(stop.stopReason);
         if (finish === 'tool_calls' && this.answeredByJsonTool && this.toolCount === 0) finish = 'stop';
@@ -174,6 +179,7 @@ export class ConverseStreamTranslator {
   private onBlockStart(e: z.infer<typeof contentBlockStart>): chatv1.ChatChunk[] {
     const toolUse = e.start?.toolUse;
     if (!toolUse) return [];
+    this.produced = true;
     const isAnswer = this.ctx.jsonTool !== undefined && toolUse.name === this.ctx.jsonTool;
     if (isAnswer) {
       this.answeredByJsonTool = true;
@@ -187,7 +193,11 @@ export class ConverseStreamTranslator {
 
   private onBlockDelta(e: z.infer<typeof contentBlockDelta>): chatv1.ChatChunk[] {
     const d = e.delta;
-    if (d.text !== undefined) return d.text === '' ? [] : [...this.ensureStarted(), this.chunk({ content: d.text })];
+    if (d.text !== undefined) {
+      if (d.text === '') return [];
+      this.produced = true;
+      return [...this.ensureStarted(), this.chunk({ content: d.text })];
+    }
     if (d.toolUse) {
       const tool = this.tools.get(e.contentBlockIndex);
       if (!tool) throw malformed(this.ctx.provider, 'tool input for a block that never started');

@@ -5,6 +5,7 @@ import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import { type RunningSimulator, startSimulator } from '@openrouter/provider-simulator';
+import { ImageSource } from '../image-source';
 import type { ProviderAdapter } from '../provider-adapter';
 import { createBedrockAdapter } from './bedrock.adapter';
 
@@ -21,6 +22,9 @@ const WEATHER_TOOL = {
   function: { name: 'get_weather', description: 'Current weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
 };
 
+// The test images are served from loopback, which the default policy refuses.
+const context = { images: new ImageSource({ allowPrivateNetworks: true, allowedHosts: [] }) };
+
 describe('Bedrock adapter against the simulated Bedrock Runtime', () => {
   let sim: RunningSimulator;
   let adapter: ProviderAdapter;
@@ -29,7 +33,7 @@ describe('Bedrock adapter against the simulated Bedrock Runtime', () => {
 
   beforeAll(async () => {
     sim = await startSimulator({ apiKey: SECRET });
-    adapter = createBedrockAdapter('bedrock-test', configFor(sim.url));
+    adapter = createBedrockAdapter('bedrock-test', configFor(sim.url), context);
     images = createServer((_req, res) => void res.writeHead(200, { 'content-type': 'image/png' }).end(PNG));
     await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
     imageUrl = `http://127.0.0.1:${(images.address() as AddressInfo).port}/cat.png`;
@@ -37,6 +41,7 @@ describe('Bedrock adapter against the simulated Bedrock Runtime', () => {
   afterEach(() => sim.reset());
   afterAll(async () => {
     await adapter.close();
+    await context.images.close();
     await sim.close();
     await new Promise<void>((resolve) => images.close(() => resolve()));
   });
@@ -209,7 +214,7 @@ describe('Bedrock adapter against the simulated Bedrock Runtime', () => {
   });
 
   it('maps a wrong secret to auth_failed without the provider text', async () => {
-    const wrong = createBedrockAdapter('bedrock-test', configFor(sim.url, 'not-the-secret'));
+    const wrong = createBedrockAdapter('bedrock-test', configFor(sim.url, 'not-the-secret'), context);
     try {
       const error = await failure(collect(chatRequest({}), wrong));
       expect(error).toMatchObject({ kind: 'auth_failed', retryable: true, upstreamStatus: 403, code: 'upstream_auth_failed' });

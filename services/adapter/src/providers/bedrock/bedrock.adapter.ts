@@ -6,8 +6,7 @@ import { providerBaseUrl, type ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createUpstreamAgent, postJson, transportError } from '../http-upstream';
-import { loadImage } from '../image-source';
-import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
+import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { cohereBodies, COHERE_BATCH, embeddingFamily, embeddingResponse, parseCohereResponse, parseTitanResponse, titanBodies } from './bedrock-embeddings';
 import { parseBedrockErrorResponse } from './bedrock-errors';
 import { toConverseRequest } from './bedrock-request';
@@ -42,7 +41,7 @@ function retryAfterMs(headers: Dispatcher.ResponseData['headers']): number | und
  * model family on Bedrock), embeddings through InvokeModel for Titan and Cohere. Calls are
  * signed with SigV4 (service `bedrock`) using the provider's configured credentials.
  */
-export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedrock'>): ProviderAdapter {
+export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedrock'>, context: ProviderContext): ProviderAdapter {
   const agent = createUpstreamAgent();
   const base = providerBaseUrl(config);
   const signer = new SignatureV4({ service: 'bedrock', region: config.region, credentials: config.credentials, sha256: Sha256 });
@@ -92,12 +91,12 @@ export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedro
 
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
-      const translation = await toConverseRequest(call.request, (url) => loadImage(url, { signal: call.signal, maxBytes: MAX_IMAGE_BYTES }), call.upstreamModel);
+      const translation = await toConverseRequest(call.request, context.images.loader({ signal: call.signal, maxBytes: MAX_IMAGE_BYTES }), call.upstreamModel);
       const body = JSON.stringify(translation.body);
       const created = Math.floor(Date.now() / 1000);
       if (!call.request.stream) {
         const response = await send(call.upstreamModel, 'converse', body, call);
-        const ctx = { id: responseId(response, call), created, model: call.upstreamModel, jsonTool: translation.jsonTool };
+        const ctx = { id: responseId(response, call), created, model: call.upstreamModel, jsonTool: translation.jsonTool, provider: id };
         yield { completion: fromConverseResponse(await readJson(response, call), ctx) };
         return;
       }

@@ -39,16 +39,29 @@ export function batchEmbedBodies(r: chatv1.EmbeddingRequest, modelResource: stri
   return bodies;
 }
 
-/** The vectors of one batchEmbedContents answer as little-endian float32 bytes, in input order. */
-export function parseBatchEmbedResponse(json: unknown, expected: number, provider: string): Buffer[] {
+/**
+ * The vectors of one batchEmbedContents answer as little-endian float32 bytes, in input order.
+ * With `normalize` (the request sent `outputDimensionality`) each vector is scaled to unit
+ * length: Gemini only normalises its full-size vectors, and a truncated one is not unit length,
+ * where OpenAI's always are (clients compare them by dot product).
+ */
+export function parseBatchEmbedResponse(json: unknown, expected: number, provider: string, normalize = false): Buffer[] {
   const parsed = batchEmbedResponse.safeParse(json);
   if (!parsed.success) throw malformed(provider, 'embedding response', parsed.error);
   if (parsed.data.embeddings.length !== expected) throw malformed(provider, `embedding response (${parsed.data.embeddings.length} vectors for ${expected} inputs)`);
   return parsed.data.embeddings.map(({ values }) => {
+    const scale = normalize ? inverseNorm(values) : 1;
     const bytes = Buffer.allocUnsafe(values.length * 4);
-    for (let i = 0; i < values.length; i++) bytes.writeFloatLE(values[i] ?? 0, i * 4);
+    for (let i = 0; i < values.length; i++) bytes.writeFloatLE((values[i] ?? 0) * scale, i * 4);
     return bytes;
   });
+}
+
+/** 1 / the vector's L2 norm; 1 for a zero vector, which has no direction to keep. */
+function inverseNorm(values: readonly number[]): number {
+  let sum = 0;
+  for (const v of values) sum += v * v;
+  return sum > 0 ? 1 / Math.sqrt(sum) : 1;
 }
 
 /**

@@ -4,7 +4,7 @@ import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest, toOpenAIChunk, toOpenAICompletion } from '@openrouter/openai-wire';
 import { readServerSentEvents } from '../http-upstream';
-import { loadImage } from '../image-source';
+import { ImageSource } from '../image-source';
 import { toGeminiRequest } from './gemini-request';
 import { fromGeminiResponse, toolCallId } from './gemini-response';
 import { GeminiStreamTranslator } from './gemini-stream';
@@ -51,8 +51,7 @@ describe('Gemini fixtures', () => {
   describe.each(fixtures('request-', '.json'))('request %s', (name) => {
     it('becomes the expected generateContent body', async () => {
       const f = json<{ openai: unknown; gemini: unknown; answerTool?: string }>(name);
-      const signal = new AbortController().signal;
-      const { body, answerTool } = await toGeminiRequest(parseChatRequest(f.openai), (url) => loadImage(url, { signal }), UPSTREAM_MODEL);
+      const { body, answerTool } = await toGeminiRequest(parseChatRequest(f.openai), new ImageSource().loader({ signal: new AbortController().signal }), UPSTREAM_MODEL);
       expect(body).toEqual(f.gemini);
       expect(answerTool).toBe(f.answerTool ?? undefined);
     });

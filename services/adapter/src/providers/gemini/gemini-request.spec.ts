@@ -173,6 +173,13 @@ describe('toGeminiRequest', () => {
     expect(body.tools?.[0]?.functionDeclarations[0]).toEqual({ name: 'f', parametersJsonSchema: parameters });
   });
 
+  it('drops presence_penalty and frequency_penalty, which Gemini 2.5 refuses ("Penalty is not enabled")', async () => {
+    for (const upstreamModel of ['gemini-2.5-flash', 'gemini-2.0-flash', 'gemini-3-pro-preview']) {
+      const { body } = await translation({ presence_penalty: 0.3, frequency_penalty: 0.5, temperature: 0.2 }, upstreamModel);
+      expect(body.generationConfig).toEqual({ temperature: 0.2 });
+    }
+  });
+
   it('drops user, metadata, store, service_tier, parallel_tool_calls and unknown extras', async () => {
     const body = await translate({ user: 'u', metadata: { a: 'b' }, store: true, service_tier: 'flex', parallel_tool_calls: false, verbosity: 'low' });
     expect(body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'Hi' }] }] });

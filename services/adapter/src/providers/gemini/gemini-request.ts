@@ -36,8 +36,6 @@ export interface GeminiGenerationConfig {
   topP?: number;
   topK?: number;
   seed?: number;
-  presencePenalty?: number;
-  frequencyPenalty?: number;
   responseLogprobs?: boolean;
   logprobs?: number;
   thinkingConfig?: { thinkingBudget: number };
@@ -414,8 +412,8 @@ function generationConfig(r: chatv1.ChatRequest, extra: JsonObject, withResponse
   const topK = extra['top_k'];
   if (typeof topK === 'number' && Number.isInteger(topK) && topK > 0) config.topK = topK;
   if (r.seed !== undefined) config.seed = r.seed;
-  if (r.presencePenalty !== undefined) config.presencePenalty = r.presencePenalty;
-  if (r.frequencyPenalty !== undefined) config.frequencyPenalty = r.frequencyPenalty;
+  // presence_penalty and frequency_penalty are dropped, as hints: Gemini 2.5 and later refuse
+  // them ("Penalty is not enabled for models/…", 400 INVALID_ARGUMENT), which would fail the request.
   if (r.logprobs === true) {
     config.responseLogprobs = true;
     if (r.topLogprobs !== undefined && r.topLogprobs > 0) config.logprobs = r.topLogprobs;

@@ -57,6 +57,22 @@ export function finishReason(reason: string, hasToolCalls: boolean): string {
   return hasToolCalls ? 'tool_calls' : 'stop';
 }
 
+/** Longest part of Gemini's finishMessage quoted in an error. */
+const MAX_FINISH_MESSAGE = 500;
+
+/**
+ * A candidate that ended with neither text nor a function call for a reason other than STOP,
+ * MAX_TOKENS or a content filter (MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL,
+ * TOO_MANY_TOOL_CALLS, LANGUAGE, OTHER, FINISH_REASON_UNSPECIFIED, reasons added later…) is a
+ * failed generation, not an empty answer: a retryable `upstream_error`, so the router can try
+ * another deployment instead of billing an empty 200. Undefined for a candidate that is an answer.
+ */
+export function failedCandidateError(reason: string, finishMessage: string | undefined, produced: boolean, provider: string): GatewayError | undefined {
+  if (produced || reason === 'STOP' || reason === 'MAX_TOKENS' || CONTENT_FILTER.has(reason)) return undefined;
+  const detail = finishMessage?.trim() ? `: ${finishMessage.trim().slice(0, MAX_FINISH_MESSAGE)}` : '.';
+  return new GatewayError('upstream_error', `The provider "${provider}" ended the answer without content (finish reason ${reason})${detail}`, { provider });
+}
+
 /**
  * Gemini's usage as canonical usage: OpenAI counts thinking inside completion tokens (and reports
  * it again as reasoning tokens) where Gemini counts candidates and thoughts apart; tokens of
@@ -169,6 +185,8 @@ export function fromGeminiResponse(json: unknown, ctx: CompletionContext): chatv
   const choices = candidates.map((c, position): chatv1.Choice => {
     const index = c.index ?? position;
     const parts = splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, index, at, name), 0, ctx.answerTool);
+    const failed = failedCandidateError(c.finishReason ?? 'STOP', c.finishMessage, !!parts.text || parts.toolCalls.length > 0, ctx.provider);
+    if (failed) throw failed;
     allText += (parts.text ?? '') + parts.toolCalls.map((t) => t.function?.arguments ?? '').join('');
     const finish = finishReason(c.finishReason ?? 'STOP', parts.toolCalls.length > 0);
     const content = parts.text ?? (parts.toolCalls.length > 0 || finish === 'content_filter' ? undefined : '');

@@ -1,7 +1,7 @@
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { readGoogleError, toGatewayError } from './gemini-errors';
-import { blockedPromptError, finishReason, logprobsJson, parseGenerateContentResponse, splitParts, toCanonicalUsage, toolCallId, type UsageMetadata } from './gemini-response';
+import { blockedPromptError, failedCandidateError, finishReason, logprobsJson, parseGenerateContentResponse, splitParts, toCanonicalUsage, toolCallId, type UsageMetadata } from './gemini-response';
 
 export interface StreamContext {
   requestId: string;
@@ -17,6 +17,8 @@ export interface StreamContext {
 
 interface CandidateState {
   toolCalls: number;
+  /** Whether the candidate has streamed text or a function call: without either, some finish reasons are failures. */
+  produced: boolean;
   finished: boolean;
 }
 
@@ -54,7 +56,7 @@ export class GeminiStreamTranslator {
       const index = c.index ?? position;
       let state = this.candidates.get(index);
       if (!state) {
-        state = { toolCalls: 0, finished: false };
+        state = { toolCalls: 0, produced: false, finished: false };
         this.candidates.set(index, state);
         out.push(this.chunk(index, { role: 'assistant', content: '' }));
       }
@@ -63,17 +65,23 @@ export class GeminiStreamTranslator {
       const parts = splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, index, at, name), state.toolCalls, this.ctx.answerTool);
       if (parts.reasoning) out.push(this.chunk(index, { extraJson: JSON.stringify({ reasoning_content: parts.reasoning }) }));
       if (parts.text) {
+        state.produced = true;
         this.text += parts.text;
         out.push(this.chunk(index, { content: parts.text }, undefined, logprobsJson(c.logprobsResult)));
       }
       for (const call of parts.toolCalls) {
         const at = state.toolCalls++;
+        state.produced = true;
         const args = call.function?.arguments ?? '{}';
         this.text += args;
         out.push(this.chunk(index, { toolCalls: [{ index: at, id: call.id, type: 'function', name: call.function?.name ?? '', arguments: '' }] }));
         out.push(this.chunk(index, { toolCalls: [{ index: at, id: undefined, type: undefined, name: undefined, arguments: args }] }));
       }
       if (c.finishReason) {
+        // Thrown before anything of this event goes out; the router fails over when nothing that
+        // commits it (content, a call, reasoning) was sent yet, and ends the stream with an error otherwise.
+        const failed = failedCandidateError(c.finishReason, c.finishMessage, state.produced, this.ctx.provider);
+        if (failed) throw failed;
         state.finished = true;
         out.push(this.chunk(index, {}, finishReason(c.finishReason, state.toolCalls > 0)));
       }

@@ -5,6 +5,7 @@ import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import { type RunningSimulator, startSimulator } from '@openrouter/provider-simulator';
+import { ImageSource } from '../image-source';
 import type { ProviderAdapter } from '../provider-adapter';
 import { createGeminiAdapter } from './gemini.adapter';
 
@@ -21,6 +22,9 @@ const WEATHER_TOOL = {
   function: { name: 'get_weather', description: 'Current weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
 };
 
+// The test images are served from loopback, which the default policy refuses.
+const context = { images: new ImageSource({ allowPrivateNetworks: true, allowedHosts: [] }) };
+
 describe('Gemini adapter against the simulated Gemini API', () => {
   let sim: RunningSimulator;
   let adapter: ProviderAdapter;
@@ -29,7 +33,7 @@ describe('Gemini adapter against the simulated Gemini API', () => {
 
   beforeAll(async () => {
     sim = await startSimulator({ apiKey: API_KEY });
-    adapter = createGeminiAdapter('gemini-test', configFor(sim.url));
+    adapter = createGeminiAdapter('gemini-test', configFor(sim.url), context);
     images = createServer((_req, res) => void res.writeHead(200, { 'content-type': 'image/png' }).end(PNG));
     await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
     imageUrl = `http://127.0.0.1:${(images.address() as AddressInfo).port}/cat.png`;
@@ -37,6 +41,7 @@ describe('Gemini adapter against the simulated Gemini API', () => {
   afterEach(() => sim.reset());
   afterAll(async () => {
     await adapter.close();
+    await context.images.close();
     await sim.close();
     await new Promise<void>((resolve) => images.close(() => resolve()));
   });
@@ -242,7 +247,7 @@ describe('Gemini adapter against the simulated Gemini API', () => {
 
   it('maps a wrong or missing API key to auth_failed without the provider text', async () => {
     for (const key of ['not-the-key', '']) {
-      const wrong = createGeminiAdapter('gemini-test', configFor(sim.url, key));
+      const wrong = createGeminiAdapter('gemini-test', configFor(sim.url, key), context);
       try {
         const error = await failure(collect(chatRequest({}), wrong));
         expect(error).toMatchObject({ kind: 'auth_failed', retryable: true, upstreamStatus: key ? 400 : 403, code: 'upstream_auth_failed' });

@@ -3,8 +3,7 @@ import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createUpstreamAgent, postJson, readServerSentEvents, transportError } from '../http-upstream';
-import { loadImage } from '../image-source';
-import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
+import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { batchEmbedBodies, embeddingResponse, EMBED_BATCH, parseBatchEmbedResponse } from './gemini-embeddings';
 import { parseGeminiErrorResponse } from './gemini-errors';
 import { modelResource, toGeminiRequest } from './gemini-request';
@@ -29,7 +28,7 @@ function retryAfterMs(headers: Dispatcher.ResponseData['headers']): number | und
  * `:streamGenerateContent?alt=sse`, embeddings through `:batchEmbedContents`, authenticated with
  * the `x-goog-api-key` header.
  */
-export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini'>): ProviderAdapter {
+export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini'>, context: ProviderContext): ProviderAdapter {
   const agent = createUpstreamAgent();
   const base = config.baseUrl.replace(/\/+$/, '');
   const headers: Record<string, string> = { ...config.headers };
@@ -59,7 +58,7 @@ export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
       const request = call.request;
-      const { body, answerTool } = await toGeminiRequest(request, (url) => loadImage(url, { signal: call.signal }), call.upstreamModel);
+      const { body, answerTool } = await toGeminiRequest(request, context.images.loader({ signal: call.signal }), call.upstreamModel);
       const created = Math.floor(Date.now() / 1000);
       const estimateUsage = (completionText: string): chatv1.Usage => estimatedUsage(estimatePromptTokens(request), countTextTokens(completionText));
       if (!request.stream) {
@@ -97,7 +96,7 @@ export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini
       const batches = await mapLimited(bodies, PARALLEL_EMBED_CALLS, async (body, at) => {
         const response = await send(call.upstreamModel, 'batchEmbedContents', body, call);
         const expected = Math.min(EMBED_BATCH, call.request.texts.length - at * EMBED_BATCH);
-        return parseBatchEmbedResponse(await readJson(response, call), expected, id);
+        return parseBatchEmbedResponse(await readJson(response, call), expected, id, call.request.dimensions !== undefined);
       });
       return embeddingResponse(call.upstreamModel, call.request.texts, batches.flat());
     },

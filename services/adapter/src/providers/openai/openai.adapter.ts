@@ -11,6 +11,7 @@ import {
 } from '@openrouter/openai-wire';
 import { createUpstreamAgent, discardRest, postJson, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
+import { StreamUsage } from './openai-stream';
 
 /** Where an OpenAI-style server takes calls for one upstream model, and how it is authenticated. */
 export interface OpenAIEndpoints {
@@ -64,6 +65,7 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
         return;
       }
       let done = false;
+      const usage = new StreamUsage();
       try {
         for await (const event of readServerSentEvents(response.body, call.signal, id)) {
           if (event.data === '[DONE]') {
@@ -72,13 +74,16 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
           }
           const json = parseEventJson(event.data, id);
           if (isErrorEvent(json)) throw parseOpenAIErrorResponse(500, undefined, event.data, id);
-          yield { chunk: parseOpenAIChunk(json) };
+          const chunk = usage.accept(parseOpenAIChunk(json));
+          if (chunk) yield { chunk };
         }
       } finally {
         if (done) discardRest(response.body);
         else response.body.destroy();
       }
       if (!done) throw new GatewayError('upstream_error', `The provider "${id}" ended the stream before it finished.`, { provider: id });
+      const last = usage.end();
+      if (last) yield { chunk: last };
     },
 
     async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {

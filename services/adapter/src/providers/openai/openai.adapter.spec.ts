@@ -1,0 +1,75 @@
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { chatv1 } from '@openrouter/contracts';
+import { parseChatRequest, parseOpenAIChunk } from '@openrouter/openai-wire';
+import type { ProviderAdapter } from '../provider-adapter';
+import { createOpenAIAdapter } from './openai.adapter';
+
+/** Recorded streams, served as they were sent: `fixtures/<name>.sse` at `/<name>/chat/completions`. */
+const fixture = (name: string): string => readFileSync(join(__dirname, 'fixtures', `${name}.sse`), 'utf8');
+const events = (name: string): unknown[] =>
+  fixture(name)
+    .split('\n')
+    .filter((line) => line.startsWith('data: ') && line !== 'data: [DONE]')
+    .map((line) => JSON.parse(line.slice('data: '.length)) as unknown);
+
+describe('OpenAI adapter streaming usage', () => {
+  let server: Server;
+  let base: string;
+  const adapters: ProviderAdapter[] = [];
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const name = /^\/([a-z-]+)\/chat\/completions$/.exec(req.url ?? '')?.[1] ?? '';
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(fixture(name));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await Promise.all(adapters.map((a) => a.close()));
+    server.close();
+  });
+
+  async function stream(name: string): Promise<chatv1.ChatChunk[]> {
+    const adapter = createOpenAIAdapter('compat', { type: 'openai', baseUrl: `${base}/${name}`, apiKey: 'k', headers: {}, timeoutMs: 5_000 });
+    adapters.push(adapter);
+    const request = parseChatRequest({ model: 'm', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
+    const chunks: chatv1.ChatChunk[] = [];
+    for await (const event of adapter.chat({ requestId: 'r', upstreamModel: 'm', request, timeoutMs: 5_000, signal: new AbortController().signal })) {
+      if (event.chunk) chunks.push(event.chunk);
+    }
+    return chunks;
+  }
+
+  /** What the ingress meters: the usage of every chunk added up. */
+  const metered = (chunks: chatv1.ChatChunk[]) =>
+    chunks.reduce((sum, c) => ({ prompt: sum.prompt + (c.usage?.promptTokens ?? 0), completion: sum.completion + (c.usage?.completionTokens ?? 0) }), { prompt: 0, completion: 0 });
+
+  it.each([
+    // Google's OpenAI-compatible endpoint: the running total on every chunk, no usage-only chunk.
+    ['stream-cumulative-usage', { prompt: 100, completion: 3 }, 'Hello world'],
+    // vLLM with continuous_usage_stats: the running total on every chunk, then a usage-only chunk.
+    ['stream-continuous-usage-stats', { prompt: 12, completion: 3 }, 'Hi there!'],
+  ])('passes %s on with the usage once, last, in a chunk without choices', async (name, usage, text) => {
+    const chunks = await stream(name);
+    expect(metered(chunks)).toEqual(usage);
+    const last = chunks[chunks.length - 1] as chatv1.ChatChunk;
+    expect(last.choices).toEqual([]);
+    expect(last.usage).toMatchObject({ promptTokens: usage.prompt, completionTokens: usage.completion, totalTokens: usage.prompt + usage.completion });
+    expect(chunks.slice(0, -1).every((c) => c.usage === undefined && c.choices.length > 0)).toBe(true);
+    expect(chunks.flatMap((c) => c.choices.map((ch) => ch.delta?.content ?? '')).join('')).toBe(text);
+    expect(chunks.flatMap((c) => c.choices.map((ch) => ch.finishReason).filter(Boolean))).toEqual(['stop']);
+  });
+
+  it('passes an OpenAI stream (usage only on its last, choice-less chunk) on unchanged', async () => {
+    const chunks = await stream('stream-openai-usage-last');
+    expect(chunks).toEqual(events('stream-openai-usage-last').map(parseOpenAIChunk));
+    expect(metered(chunks)).toEqual({ prompt: 9, completion: 2 });
+  });
+});
