@@ -162,9 +162,22 @@ describe('budgets through the gateway', () => {
   }, 60_000);
 
   it('answers what a request deserves under a hard budget: 404 for a model named like an object property, 400 for an absurd max_tokens, 16 tokens for a legacy completion that asks for none', async () => {
-    const gw = await startTestGateway({ configure: withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: '10', enforcement: 'hard' }], true) });
+    const budgets = withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: '10', enforcement: 'hard' }], true);
+    const gw = await startTestGateway({
+      configure: (doc) => {
+        budgets(doc);
+        // A server configured as OpenAI itself is: its reasoning models refuse max_tokens.
+        const providers = doc['providers'] as Record<string, Record<string, unknown>>;
+        providers['simulated'] = { ...providers['simulated'], outputLimit: 'max_completion_tokens' };
+      },
+    });
     try {
       const client = gw.client();
+      // The limit the budget sets goes in the parameter the provider takes.
+      await client.chat.completions.create({ model: 'gpt-4o-mini', messages: hi });
+      const limited = gw.sim.requests().at(-1)?.body as { max_tokens?: number; max_completion_tokens?: number };
+      expect(limited.max_tokens).toBeUndefined();
+      expect(limited.max_completion_tokens).toBeGreaterThan(0);
       for (const model of ['constructor', 'toString', '__proto__']) {
         const error = await client.chat.completions.create({ model, messages: hi }).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(OpenAI.NotFoundError);

@@ -28,6 +28,23 @@ describe('config', () => {
     expect(config.models[0]?.deployments[0]?.weight).toBe(1);
   });
 
+  it('sends output limits as max_completion_tokens to OpenAI itself and as max_tokens elsewhere, unless told', () => {
+    const providers = {
+      openai: { type: 'openai', baseUrl: 'https://api.openai.com/v1' },
+      vllm: { type: 'openai', baseUrl: 'http://vllm.internal:8000/v1' },
+      groq: { type: 'openai', baseUrl: 'https://api.groq.com/openai/v1', outputLimit: 'max_completion_tokens' },
+      azure: { type: 'azure', baseUrl: 'https://r.openai.azure.com' },
+    };
+    const config = parseConfig({ ...minimal, providers: { ...minimal.providers, ...providers } }, { SIM_KEY: 'k' });
+    expect(Object.fromEntries(Object.entries(config.providers).map(([id, p]) => [id, 'outputLimit' in p ? p.outputLimit : undefined]))).toEqual({
+      sim: 'max_tokens',
+      openai: 'max_completion_tokens',
+      vllm: 'max_tokens',
+      groq: 'max_completion_tokens',
+      azure: 'max_tokens',
+    });
+  });
+
   it('lists every problem at once, each with its path', () => {
     const bad = {
       ...minimal,

@@ -10,13 +10,33 @@ const common = {
   timeoutMs: z.coerce.number().int().positive().default(600_000),
 };
 
+/**
+ * The parameter an OpenAI-style server takes an output limit in. OpenAI's current one is
+ * `max_completion_tokens` (its reasoning models refuse `max_tokens`); many compatible servers
+ * know only `max_tokens`. A request's limit, whichever the client used (or a hard budget set), is
+ * sent in this one.
+ */
+const outputLimit = z.enum(['max_tokens', 'max_completion_tokens']);
+
 /** OpenAI and every server that speaks its API: Mistral, Groq, Together, DeepSeek, vLLM, Ollama… */
-const openaiProvider = z.object({
-  type: z.literal('openai'),
-  baseUrl: z.string().url(),
-  apiKey: z.string().default(''),
-  ...common,
-});
+const openaiProvider = z
+  .object({
+    type: z.literal('openai'),
+    baseUrl: z.string().url(),
+    apiKey: z.string().default(''),
+    /** Default: `max_completion_tokens` at api.openai.com, `max_tokens` elsewhere. */
+    outputLimit: outputLimit.optional(),
+    ...common,
+  })
+  .transform(({ outputLimit: limit, ...rest }) => ({ ...rest, outputLimit: limit ?? (isOpenAIItself(rest.baseUrl) ? 'max_completion_tokens' : 'max_tokens') }));
+
+function isOpenAIItself(baseUrl: string): boolean {
+  try {
+    return new URL(baseUrl).hostname === 'api.openai.com';
+  } catch {
+    return false;
+  }
+}
 
 export const anthropicProvider = z.object({
   type: z.literal('anthropic'),
@@ -43,6 +63,8 @@ const azureProvider = z.object({
   baseUrl: z.string().url(),
   apiKey: z.string().default(''),
   apiVersion: z.string().min(1).default('2024-10-21'),
+  /** `max_completion_tokens` for reasoning-model deployments (and an `apiVersion` that knows it). */
+  outputLimit: outputLimit.default('max_tokens'),
   ...common,
 });
 

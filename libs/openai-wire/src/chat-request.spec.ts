@@ -102,6 +102,18 @@ const MESSAGE_FIXTURES: Body[] = [
   { role: 'user', content: 'with vendor field', weight: 0.5 },
 ];
 
+describe('toOpenAIChatBody with an output limit parameter', () => {
+  it('sends the one limit in the parameter the server takes, max_completion_tokens winning', () => {
+    const both = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10, max_completion_tokens: 20 });
+    expect(toOpenAIChatBody(both, 'u', { outputLimit: 'max_tokens' })).toMatchObject({ max_tokens: 20 });
+    expect(toOpenAIChatBody(both, 'u', { outputLimit: 'max_tokens' })).not.toHaveProperty('max_completion_tokens');
+    const legacy = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 });
+    expect(toOpenAIChatBody(legacy, 'u', { outputLimit: 'max_completion_tokens' })).toMatchObject({ max_completion_tokens: 10 });
+    expect(toOpenAIChatBody(legacy, 'u', { outputLimit: 'max_completion_tokens' })).not.toHaveProperty('max_tokens');
+    expect(toOpenAIChatBody(legacy, 'u')).toMatchObject({ max_tokens: 10 });
+  });
+});
+
 describe('parseChatRequest → toOpenAIChatBody round trip', () => {
   const cases = Object.entries(FIELD_FIXTURES).flatMap(([key, values]) => values.map((value) => [key, value] as const));
 

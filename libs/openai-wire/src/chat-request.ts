@@ -327,11 +327,16 @@ function fromResponseFormat(rf: chatv1.ResponseFormat): JsonObject {
   return out;
 }
 
+export interface OpenAIBodyOptions {
+  /** The one parameter the output limit goes in; unset: as the client sent it. */
+  outputLimit?: 'max_tokens' | 'max_completion_tokens';
+}
+
 /**
  * The canonical request as an OpenAI-compatible provider's body, under the provider's own model
  * name. `extraJson` keys are merged at the top level; typed fields win over them.
  */
-export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string): JsonObject {
+export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string, options: OpenAIBodyOptions = {}): JsonObject {
   const out: JsonObject = { model: upstreamModel, messages: r.messages.map(fromMessage) };
   if (r.tools.length > 0) out['tools'] = r.tools.map(fromTool);
   if (r.toolChoice) out['tool_choice'] = fromToolChoice(r.toolChoice);
@@ -340,8 +345,14 @@ export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string): 
   if (r.temperature !== undefined) out['temperature'] = r.temperature;
   if (r.topP !== undefined) out['top_p'] = r.topP;
   if (r.stop.length > 0) out['stop'] = r.stop;
-  if (r.maxTokens !== undefined) out['max_tokens'] = r.maxTokens;
-  if (r.maxCompletionTokens !== undefined) out['max_completion_tokens'] = r.maxCompletionTokens;
+  if (options.outputLimit) {
+    // One limit, in the parameter the server knows (`max_completion_tokens` wins, as in every family).
+    const limit = r.maxCompletionTokens ?? r.maxTokens;
+    if (limit !== undefined) out[options.outputLimit] = limit;
+  } else {
+    if (r.maxTokens !== undefined) out['max_tokens'] = r.maxTokens;
+    if (r.maxCompletionTokens !== undefined) out['max_completion_tokens'] = r.maxCompletionTokens;
+  }
   if (r.n !== undefined) out['n'] = r.n;
   if (r.seed !== undefined) out['seed'] = r.seed;
   if (r.logprobs !== undefined) out['logprobs'] = r.logprobs;

@@ -1,4 +1,4 @@
-export { MESSAGE_ROLES, parseChatRequest, partContent, REQUEST_BOUNDS, toOpenAIChatBody } from './chat-request';
+export { MESSAGE_ROLES, parseChatRequest, partContent, REQUEST_BOUNDS, toOpenAIChatBody, type OpenAIBodyOptions } from './chat-request';
 export { addUsage, emptyUsage, parseOpenAIChunk, parseOpenAICompletion, parseOpenAIUsage, toOpenAIChunk, toOpenAICompletion, toOpenAIUsage } from './chat-response';
 export { parseEmbeddingRequest, parseOpenAIEmbeddingResponse, toOpenAIEmbeddingBody, toOpenAIEmbeddingResponse } from './embeddings';
 export type { EmbeddingEncoding } from './embeddings';

@@ -21,5 +21,6 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
     embeddingsUrl: (deployment) => url(deployment, 'embeddings'),
     headers,
     timeoutMs: config.timeoutMs,
+    outputLimit: config.outputLimit,
   });
 }

@@ -19,6 +19,8 @@ export interface OpenAIEndpoints {
   embeddingsUrl(upstreamModel: string): URL;
   headers: Record<string, string>;
   timeoutMs: number;
+  /** The parameter the server takes an output limit in. */
+  outputLimit: 'max_tokens' | 'max_completion_tokens';
 }
 
 /**
@@ -31,7 +33,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
   const embeddingsUrl = new URL(`${base}/embeddings`);
   const headers: Record<string, string> = { ...config.headers };
   if (config.apiKey) headers['authorization'] = `Bearer ${config.apiKey}`;
-  return createOpenAIWireAdapter(id, { chatUrl: () => chatUrl, embeddingsUrl: () => embeddingsUrl, headers, timeoutMs: config.timeoutMs });
+  return createOpenAIWireAdapter(id, { chatUrl: () => chatUrl, embeddingsUrl: () => embeddingsUrl, headers, timeoutMs: config.timeoutMs, outputLimit: config.outputLimit });
 }
 
 /** The OpenAI wire format over any endpoint layout (OpenAI's own, Azure's deployments…). */
@@ -59,7 +61,7 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
 
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
-      const response = await post(endpoints.chatUrl(call.upstreamModel), toOpenAIChatBody(call.request, call.upstreamModel), call);
+      const response = await post(endpoints.chatUrl(call.upstreamModel), toOpenAIChatBody(call.request, call.upstreamModel, { outputLimit: endpoints.outputLimit }), call);
       if (!call.request.stream) {
         yield { completion: parseOpenAICompletion(await readJson(response, call)) };
         return;
