@@ -1,12 +1,26 @@
 import { z } from 'zod';
 import { decimal } from './primitives';
 
+/**
+ * Whether `YYYY-MM-DD` names a day of the calendar. `Date.parse` rolls a day that does not exist
+ * into the next month (`2025-02-29` is 1 March, `2025-06-31` is 1 July) instead of refusing it.
+ */
+export function isCalendarDay(text: string): boolean {
+  const [year, month, day] = text.split('-').map(Number) as [number, number, number];
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
 /** A calendar date (`2025-06-01`, midnight UTC) or an ISO 8601 instant with a zone. */
 const effectiveFrom = z
   .string()
   .refine((v) => /^\d{4}-\d{2}-\d{2}$/.test(v) || /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(v), {
     message: 'must be a date (2025-06-01) or an ISO 8601 instant with a zone (2025-06-01T00:00:00Z)',
+    abort: true,
   })
+  // A price meant for 29 February would otherwise silently start on 1 March.
+  .refine((v) => isCalendarDay(v.slice(0, 10)), { message: 'is not a day of the calendar', abort: true })
   .refine((v) => !Number.isNaN(Date.parse(v)), { message: 'is not a valid date' });
 
 const currency = z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD');

@@ -35,12 +35,57 @@ export interface PricedUsage {
   priceVersion: string;
 }
 
-/** Prices an event's tokens with the price in effect when the request was received. */
-export function priceEvent(book: PriceBook, event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'>): PricedUsage {
+/** One provider call of a request that made several, with the tokens it used. */
+export interface CallTokens {
+  servedModel: string;
+  deployment: string;
+  tokens: TokenCounts;
+}
+
+/**
+ * Prices an event's tokens with the price in effect when the request was received. A request
+ * with no price (refused before routing, an unknown model) costs 0 in the catalog's currency when
+ * all prices share one, so per-currency totals stay whole; USD (the schema's default) otherwise.
+ *
+ * A request that made several provider calls (a legacy completion with several prompts, each
+ * routed on its own) gives them as `calls`: each is priced at its own model and deployment and
+ * pays its own request fee, and the event's served model and tokens are not read.
+ */
+export function priceEvent(
+  book: PriceBook,
+  event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'>,
+  calls?: ReadonlyArray<CallTokens>,
+): PricedUsage {
+  const served = event.status === usagev1.Status.STATUS_OK || event.status === usagev1.Status.STATUS_CANCELLED;
+  if (calls && calls.length > 1) return priceCalls(book, event.receivedAtMs, calls, served);
   const price = event.servedModel ? book.priceAt(event.servedModel, event.deployment, event.receivedAtMs) : undefined;
-  if (!price) return { amount: '0', currency: 'USD', priceVersion: '' };
+  if (!price) return unpriced(book);
   const t = event.tokens;
   const counts = { prompt: t?.prompt ?? 0, completion: t?.completion ?? 0, cachedRead: t?.cachedRead ?? 0, cacheWrite: t?.cacheWrite ?? 0 };
-  const served = event.status === usagev1.Status.STATUS_OK || event.status === usagev1.Status.STATUS_CANCELLED;
   return { amount: moneyText(costOf(counts, price, served)), currency: price.currency, priceVersion: price.version };
+}
+
+/**
+ * The sum of each call at its own price; the version lists the prices that applied, in call order.
+ * Costs are never converted: in a catalog priced in several currencies (possible only without
+ * budgets), a call priced in another currency than the request's first priced call is left out,
+ * as a call with no price is.
+ */
+function priceCalls(book: PriceBook, receivedAtMs: number, calls: ReadonlyArray<CallTokens>, served: boolean): PricedUsage {
+  let total = new Money(0);
+  let currency: string | undefined;
+  const versions: string[] = [];
+  for (const call of calls) {
+    const price = call.servedModel ? book.priceAt(call.servedModel, call.deployment, receivedAtMs) : undefined;
+    if (!price) continue;
+    currency ??= price.currency;
+    if (price.currency !== currency) continue;
+    total = total.plus(costOf(call.tokens, price, served));
+    if (!versions.includes(price.version)) versions.push(price.version);
+  }
+  return currency === undefined ? unpriced(book) : { amount: moneyText(total), currency, priceVersion: versions.join(', ') };
+}
+
+function unpriced(book: PriceBook): PricedUsage {
+  return { amount: '0', currency: book.currency ?? 'USD', priceVersion: '' };
 }

@@ -86,6 +86,60 @@ describe('pricing', () => {
     expect(priceEvent(b, event('m', 'd', JUNE, {}, usagev1.Status.STATUS_CANCELLED)).amount).toBe('0.5');
   });
 
+  it('records a request with no price at 0 in the catalog\'s currency when it has one, so per-currency totals stay whole', () => {
+    const eur = PriceBook.fromModels([
+      { id: 'a', pricing: pricingSchema.parse({ currency: 'EUR', input: '1', changes: [{ from: '2025-06-15', input: '2' }] }) },
+      { id: 'b', pricing: pricingSchema.parse({ currency: 'EUR', input: '3', deployments: { d: { input: '4' } } }) },
+    ]);
+    expect(eur.currency).toBe('EUR');
+    const refused = event('', '', JUNE, {}, usagev1.Status.STATUS_ERROR);
+    expect(priceEvent(eur, refused)).toEqual({ amount: '0', currency: 'EUR', priceVersion: '' });
+    expect(priceEvent(eur, event('unknown', 'd', JUNE, { prompt: 10 }))).toEqual({ amount: '0', currency: 'EUR', priceVersion: '' });
+    // A model left at the default currency, or a deployment priced in another, makes two: no single one.
+    const mixed = [
+      PriceBook.fromModels([{ id: 'a', pricing: pricingSchema.parse({ currency: 'EUR' }) }, { id: 'b', pricing: pricingSchema.parse({}) }]),
+      PriceBook.fromModels([{ id: 'a', pricing: pricingSchema.parse({ currency: 'EUR', deployments: { d: { currency: 'GBP' } } }) }]),
+      PriceBook.fromModels([{ id: 'a', pricing: pricingSchema.parse({ currency: 'EUR', changes: [{ from: '2025-07-01', currency: 'CHF' }] }) }]),
+    ];
+    for (const b of mixed) {
+      expect(b.currency).toBeUndefined();
+      expect(priceEvent(b, refused).currency).toBe('USD');
+    }
+    expect(PriceBook.fromModels([]).currency).toBeUndefined();
+  });
+
+  it('prices each call of a request that made several at its own model and deployment, with a request fee per call', () => {
+    const b = PriceBook.fromModels([
+      { id: 'cheap', pricing: pricingSchema.parse({ input: '0.15', output: '0.60', perRequest: '0.01', deployments: { east: { perRequest: '0.02' } } }) },
+      { id: 'dear', pricing: pricingSchema.parse({ input: '3', output: '15', perRequest: '0.01' }) },
+    ]);
+    const million = { prompt: 1_000_000, completion: 1_000_000, cachedRead: 0, cacheWrite: 0 };
+    const calls = [
+      { servedModel: 'cheap', deployment: 'west', tokens: million },
+      { servedModel: 'dear', deployment: 'x', tokens: million },
+      { servedModel: 'cheap', deployment: 'east', tokens: million },
+    ];
+    // The event's own model and tokens are not read when it has several calls.
+    const e = event('cheap', 'west', JUNE, { prompt: 1 });
+    const priced = priceEvent(b, e, calls);
+    // 0.76 + 18.01 + 0.77
+    expect(priced.amount).toBe('19.54');
+    expect(priced.currency).toBe('USD');
+    expect(priced.priceVersion.split(', ')).toEqual([b.priceAt('cheap', 'west', JUNE)?.version, b.priceAt('dear', 'x', JUNE)?.version, b.priceAt('cheap', 'east', JUNE)?.version]);
+    // Failed: tokens only, no fee, as for one call.
+    expect(priceEvent(b, { ...e, status: usagev1.Status.STATUS_ERROR }, calls).amount).toBe('19.5');
+    // A call of an unknown model adds nothing; one call alone is priced as the event.
+    expect(priceEvent(b, e, [...calls.slice(0, 1), { servedModel: 'gone', deployment: 'x', tokens: million }]).amount).toBe('0.76');
+    expect(priceEvent(b, e, calls.slice(1, 2)).amount).toBe(priceEvent(b, e).amount);
+    // Costs are never converted: a call priced in another currency than the first is left out.
+    const two = PriceBook.fromModels([{ id: 'eur', pricing: pricingSchema.parse({ currency: 'EUR', input: '1' }) }, { id: 'usd', pricing: pricingSchema.parse({ input: '1' }) }]);
+    const both = [
+      { servedModel: 'eur', deployment: 'd', tokens: million },
+      { servedModel: 'usd', deployment: 'd', tokens: million },
+    ];
+    expect(priceEvent(two, e, both)).toMatchObject({ amount: '1', currency: 'EUR' });
+  });
+
   it('rejects price changes out of order', () => {
     expect(() => pricingSchema.parse({ changes: [{ from: '2025-07-01' }, { from: '2025-06-01' }] })).toThrow(/increasing/);
     expect(() => pricingSchema.parse({ changes: [{ from: 'yesterday' }] })).toThrow(/date/);

@@ -39,7 +39,19 @@ export class PriceBook {
   /** Resolved prices by the timeline entries they come from: the same entries always resolve alike. */
   private readonly resolved = new Map<TimelineEntry, Map<TimelineEntry | undefined, ResolvedPrice>>();
 
-  private constructor(private readonly models: Map<string, ModelPrices>) {}
+  /**
+   * The one currency every price of the catalog is in (model, deployment and change prices, the
+   * schema's USD default included), or undefined when there are several or none.
+   */
+  readonly currency: string | undefined;
+
+  private constructor(private readonly models: Map<string, ModelPrices>) {
+    const currencies = new Set<string>();
+    for (const prices of models.values()) {
+      for (const entry of [...prices.model, ...[...prices.deployments.values()].flat()]) if (entry.fields.currency) currencies.add(entry.fields.currency);
+    }
+    this.currency = currencies.size === 1 ? [...currencies][0] : undefined;
+  }
 
   static fromModels(models: ReadonlyArray<Pick<ModelConfig, 'id' | 'pricing'>>): PriceBook {
     return new PriceBook(new Map(models.map((m) => [m.id, timelinesOf(m.pricing)])));

@@ -1,5 +1,5 @@
 import { encode } from 'gpt-tokenizer';
-import { countPromptTokens, EXACT_BYTES, estimatedTokens, exactTokens, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
+import { AUDIO_BASE64_CHARS_PER_TOKEN, countPromptTokens, EXACT_BYTES, estimatedTokens, exactTokens, FILE_BASE64_CHARS_PER_TOKEN, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
 
 describe('prompt token estimate', () => {
   it('counts message text, parts, images, tools, legacy prompts and embedding inputs', () => {
@@ -12,6 +12,47 @@ describe('prompt token estimate', () => {
     // Quoted special tokens are text: the tokenizer's default would throw on them.
     expect(countPromptTokens({ messages: [{ role: 'user', content: 'what is <|endoftext|>?' }] })).toBeGreaterThan(4 + 3);
     expect(countPromptTokens({ input: `${'<|im_start|> '.repeat(100)}` })).toBeGreaterThan(100);
+  });
+
+  it('counts what earlier turns carry besides content: tool calls, legacy function calls, names and refusals', () => {
+    const args = '{"city":"Paris","days":3}';
+    const n = (text: string): number => encode(text).length;
+    const call = { id: 'c1', type: 'function', function: { name: 'forecast', arguments: args } };
+    expect(countPromptTokens({ messages: [{ role: 'assistant', content: null, tool_calls: [call, call] }] })).toBe(4 + 2 * (n('forecast') + n(args)));
+    expect(countPromptTokens({ messages: [{ role: 'assistant', content: null, function_call: { name: 'forecast', arguments: args } }] })).toBe(4 + n('forecast') + n(args));
+    expect(countPromptTokens({ messages: [{ role: 'user', name: 'alice_smith', content: 'hi' }] })).toBe(4 + n('alice_smith') + n('hi'));
+    expect(countPromptTokens({ messages: [{ role: 'assistant', content: null, refusal: 'I cannot help with that.' }] })).toBe(4 + n('I cannot help with that.'));
+    expect(countPromptTokens({ messages: [{ role: 'assistant', content: [{ type: 'refusal', refusal: 'No.' }] }] })).toBe(4 + n('No.'));
+    // Legacy function definitions, as tools are.
+    const functions = [{ name: 'forecast', parameters: { type: 'object', properties: { city: { type: 'string' } } } }];
+    expect(countPromptTokens({ messages: [], functions })).toBe(n(JSON.stringify(functions)));
+    // Malformed shapes (refused by validation afterwards) count what they can and never throw.
+    expect(countPromptTokens({ messages: [{ role: 'assistant', tool_calls: [null, 'x', { function: { arguments: { a: 1 } } }], function_call: 'auto' }] })).toBe(4);
+  });
+
+  it('counts a long tool-call argument as it counts the same text as content: exactly within the budget, estimated beyond', () => {
+    // The review's case: 166 KB of arguments counted as 17 tokens let 60 requests share a reservation meant for 7.
+    const args = JSON.stringify({ rows: Array.from({ length: 3_000 }, (_, i) => ({ id: i, name: `item number ${i}`, value: i * 3.7 })) });
+    const asContent = countPromptTokens({ messages: [{ role: 'user', content: 'Summarise.' }, { role: 'assistant', content: args }] });
+    const asToolCall = countPromptTokens({
+      messages: [
+        { role: 'user', content: 'Summarise.' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'store', arguments: args } }] },
+      ],
+    });
+    expect(asToolCall).toBe(asContent + encode('store').length);
+    expect(asToolCall).toBeGreaterThan(40_000);
+  });
+
+  it('counts audio and file parts by the size of their base64 payload', () => {
+    const audio = 'UklGR'.repeat(3_200); // 16,000 base64 characters
+    const pdf = 'JVBER'.repeat(2_000); // 10,000 base64 characters
+    expect(countPromptTokens({ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: audio, format: 'wav' } }] }] })).toBe(4 + 16_000 / AUDIO_BASE64_CHARS_PER_TOKEN);
+    expect(countPromptTokens({ messages: [{ role: 'user', content: [{ type: 'file', file: { filename: 'report.pdf', file_data: `data:application/pdf;base64,${pdf}` } }] }] })).toBe(
+      4 + Math.ceil((28 + 10_000) / FILE_BASE64_CHARS_PER_TOKEN) + encode('report.pdf').length,
+    );
+    // A file known by id only has no payload to count.
+    expect(countPromptTokens({ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-abc' } }] }] })).toBe(4);
   });
 
   it('estimates very long texts at 4 characters a token instead of tokenizing them', () => {

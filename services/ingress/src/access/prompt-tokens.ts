@@ -4,6 +4,19 @@ import { countTokens } from 'gpt-tokenizer';
 const PER_MESSAGE_OVERHEAD = 4;
 const PER_IMAGE = 765;
 /**
+ * Audio parts are counted by the size of their base64 payload, never decoded: 16 base64 characters
+ * (12 bytes) a token. Providers bill audio by its duration (OpenAI about 10 tokens a second,
+ * Gemini 32); the densest audio they take, MP3 at 8 kb/s, is 1,000 bytes a second, 31 bytes a
+ * Gemini token, so this counts any audio at least 2.5 times over (uncompressed WAV 100 times).
+ */
+export const AUDIO_BASE64_CHARS_PER_TOKEN = 16;
+/**
+ * File parts (PDFs) by the size of their base64 payload: 4 characters (3 bytes) a token, the rate
+ * of ASCII text. Providers bill a PDF's text plus an image of each page; ordinary documents take
+ * several kilobytes a page, which this counts above what they bill.
+ */
+export const FILE_BASE64_CHARS_PER_TOKEN = 4;
+/**
  * UTF-8 bytes of text tokenized exactly per request; the rest is estimated. Tokenizing costs up to
  * about 2 µs a byte (random CJK, emoji, base64), so this bounds one request's work to a few tens
  * of milliseconds; ordinary prose costs a tenth of that.
@@ -27,8 +40,11 @@ const counted = new WeakMap<object, number>();
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
 /**
- * An estimate of a request's prompt tokens before the call, for token rate limits; corrected
- * by the real usage afterwards. Reads chat `messages`, legacy `prompt` and embeddings `input`.
+ * An estimate of a request's prompt tokens before the call, for token rate limits and budget
+ * reservations; corrected by the real usage afterwards. Reads everything of chat `messages` a
+ * provider reads as input (text, images, audio and files, names, refusals, the tool calls and
+ * legacy function calls of earlier turns), `tools` and legacy `functions`, legacy `prompt` and
+ * embeddings `input`.
  */
 export function countPromptTokens(body: unknown): number {
   if (typeof body !== 'object' || body === null) return 0;
@@ -47,12 +63,42 @@ function count(body: object): number {
   if (Array.isArray(record['messages'])) {
     for (const message of record['messages']) {
       tokens += PER_MESSAGE_OVERHEAD;
-      if (typeof message === 'object' && message !== null) tokens += contentTokens((message as Record<string, unknown>)['content'], budget);
+      if (isRecord(message)) tokens += messageTokens(message, budget);
     }
   }
   tokens += contentTokens(record['prompt'], budget) + contentTokens(record['input'], budget);
   if (record['tools'] !== undefined) tokens += textTokens(JSON.stringify(record['tools']), budget);
+  if (record['functions'] !== undefined) tokens += textTokens(JSON.stringify(record['functions']), budget);
   return tokens;
+}
+
+/**
+ * A message's content and everything else of it a provider reads: its name, a refusal, and an
+ * assistant turn's tool calls (`tool_calls`) or legacy `function_call`, whose arguments can be
+ * far longer than any text of the conversation.
+ */
+function messageTokens(message: Record<string, unknown>, budget: Budget): number {
+  let tokens = contentTokens(message['content'], budget) + stringTokens(message['name'], budget) + stringTokens(message['refusal'], budget);
+  const calls = message['tool_calls'];
+  if (Array.isArray(calls)) for (const call of calls) if (isRecord(call)) tokens += functionTokens(call['function'], budget);
+  return tokens + functionTokens(message['function_call'], budget);
+}
+
+function functionTokens(call: unknown, budget: Budget): number {
+  return isRecord(call) ? stringTokens(call['name'], budget) + stringTokens(call['arguments'], budget) : 0;
+}
+
+function stringTokens(value: unknown, budget: Budget): number {
+  return typeof value === 'string' ? textTokens(value, budget) : 0;
+}
+
+/** A base64 payload by its length (see AUDIO_BASE64_CHARS_PER_TOKEN): never decoded nor scanned. */
+function payloadTokens(data: unknown, charsPerToken: number): number {
+  return typeof data === 'string' ? Math.ceil(data.length / charsPerToken) : 0;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
 }
 
 function contentTokens(content: unknown, budget: Budget): number {
@@ -67,6 +113,9 @@ function contentTokens(content: unknown, budget: Budget): number {
       const p = part as Record<string, unknown>;
       if (typeof p['text'] === 'string') tokens += textTokens(p['text'], budget);
       else if (p['type'] === 'image_url') tokens += PER_IMAGE;
+      else if (p['type'] === 'input_audio') tokens += isRecord(p['input_audio']) ? payloadTokens(p['input_audio']['data'], AUDIO_BASE64_CHARS_PER_TOKEN) : 0;
+      else if (p['type'] === 'file') tokens += isRecord(p['file']) ? payloadTokens(p['file']['file_data'], FILE_BASE64_CHARS_PER_TOKEN) + stringTokens(p['file']['filename'], budget) : 0;
+      else tokens += stringTokens(p['refusal'], budget);
     }
   }
   return tokens;

@@ -4,6 +4,7 @@ import { MemoryBudgetLedger, type BudgetEventPublisher } from '@openrouter/budge
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
 import { PriceBook } from '@openrouter/usage';
+import { encode } from 'gpt-tokenizer';
 import { ingressTestConfig } from '../test-config.testing';
 import { BudgetService } from './budget.service';
 
@@ -39,6 +40,23 @@ describe('BudgetService', () => {
     await r?.settle('0.0001');
     const [status] = await budgetService.status();
     expect(status).toMatchObject({ spent: '0.0001', reserved: '0.000222' });
+  });
+
+  it('reserves the prompt an earlier turn\'s tool-call arguments carry, not only message text', async () => {
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }]);
+    const args = JSON.stringify({ rows: Array.from({ length: 100 }, (_, i) => ({ id: i, name: `item ${i}` })) });
+    const body = {
+      model: 'm',
+      max_tokens: 100,
+      messages: [
+        { role: 'user', content: 'Summarise.' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'store', arguments: args } }] },
+        { role: 'tool', tool_call_id: 'c1', content: 'ok' },
+      ],
+    };
+    const r = await budgetService.reserve({ requestId: 'a', tenant, body });
+    // 1 micro-unit a prompt token: the arguments' tokens, padded, plus 100 × 2 of output.
+    expect(r?.amountMicros).toBeGreaterThan(Math.ceil(encode(args).length * 1.1) + 200);
   });
 
   it('ignores tenants no budget names', async () => {

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { addUsage, emptyUsage, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion, toOpenAIError, toOpenAIUsage, type LegacyCompletionRequest } from '@openrouter/openai-wire';
+import { countPromptTokens } from '../access/prompt-tokens';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
@@ -62,8 +63,12 @@ export class CompletionsHttpController {
       const opened = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
       for (const o of opened) void o.rest.return(undefined);
       const first = opened[0];
-      if (first) metering.routed(first.decision);
-      for (const o of opened) if (o.first.completion) metering.completion(o.first.completion);
+      // Each prompt's call is metered at its own decision (prompts may be served by different deployments).
+      outcomes.forEach((o, p) => {
+        if (o.status !== 'fulfilled') return;
+        metering.routed(o.value.decision, () => promptTokens(legacy.prompts[p]));
+        if (o.value.first.completion) metering.completion(o.value.first.completion);
+      });
       if (firstFailure) {
         metering.failed(firstFailure.error);
         throw firstFailure.error;
@@ -82,7 +87,7 @@ export class CompletionsHttpController {
     // Streamed prompts are answered one after the other, indexes offset per prompt as OpenAI does;
     // every chunk carries the first answer's id and creation time, as one completion's would.
     let opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[0] ?? '', true), signal, metering.calling));
-    metering.routed(opened.decision);
+    metering.routed(opened.decision, () => promptTokens(legacy.prompts[0]));
     const model = opened.decision.model;
     reply.hijack();
     const sse = new SseWriter(reply.raw);
@@ -94,7 +99,10 @@ export class CompletionsHttpController {
     try {
       let cut = false;
       for (let p = 0; p < legacy.prompts.length && !cut; p++) {
-        if (p > 0) opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal, metering.calling));
+        if (p > 0) {
+          opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal, metering.calling));
+          metering.routed(opened.decision, () => promptTokens(legacy.prompts[p]));
+        }
         // This prompt's choices seen and not finished yet: a budget cut ends each of them.
         const open = new Set<number>();
         for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
@@ -132,6 +140,11 @@ export class CompletionsHttpController {
       sse.fail(toOpenAIError(asGatewayError(error)).body);
     }
   }
+}
+
+/** One prompt's tokens, counted as the request's were: its call's estimate should its usage never come. */
+function promptTokens(prompt: string | undefined): number {
+  return countPromptTokens({ prompt: prompt ?? '' });
 }
 
 function chatFor(legacy: LegacyCompletionRequest, prompt: string, stream: boolean): chatv1.ChatRequest {

@@ -1,15 +1,38 @@
 import type { chatv1 } from '@openrouter/contracts';
 
 /**
- * Characters of output a streamed chunk carries: content, refusals, and tool calls' names and
- * arguments. What a stream cut short is estimated from (metering) and checked against (budgets),
- * so both count the same.
+ * Characters of output a streamed chunk carries: content, refusals, tool calls' names and
+ * arguments, and reasoning text. What a stream cut short is estimated from (metering) and checked
+ * against (budgets), so both count the same.
  */
 export function outputChars(chunk: chatv1.ChatChunk): number {
   let chars = 0;
   for (const choice of chunk.choices) {
-    chars += (choice.delta?.content?.length ?? 0) + (choice.delta?.refusal?.length ?? 0);
-    for (const call of choice.delta?.toolCalls ?? []) chars += (call.arguments?.length ?? 0) + (call.name?.length ?? 0);
+    const delta = choice.delta;
+    if (!delta) continue;
+    chars += (delta.content?.length ?? 0) + (delta.refusal?.length ?? 0);
+    for (const call of delta.toolCalls ?? []) chars += (call.arguments?.length ?? 0) + (call.name?.length ?? 0);
+    // Most deltas carry no extra fields: only those that do are parsed.
+    if (delta.extraJson) chars += reasoningChars(delta.extraJson);
   }
   return chars;
+}
+
+/**
+ * Reasoning text travels among a delta's extra fields: `reasoning_content` (DeepSeek, vLLM, and
+ * what the Gemini and Bedrock adapters write) or `reasoning` (OpenRouter, newer vLLM). Providers
+ * bill it as output. A server that sends both sends the same text twice, so the longer one counts;
+ * `reasoning_details` is not counted either, as it repeats the text of `reasoning`.
+ */
+function reasoningChars(extraJson: string): number {
+  if (!extraJson.includes('"reasoning')) return 0;
+  let extra: unknown;
+  try {
+    extra = JSON.parse(extraJson);
+  } catch {
+    return 0;
+  }
+  if (typeof extra !== 'object' || extra === null) return 0;
+  const { reasoning_content: content, reasoning } = extra as Record<string, unknown>;
+  return Math.max(typeof content === 'string' ? content.length : 0, typeof reasoning === 'string' ? reasoning.length : 0);
 }

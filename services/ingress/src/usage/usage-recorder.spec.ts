@@ -113,6 +113,72 @@ describe('a usage record', () => {
     expect(settled.filter(([what]) => what === 'admission')).toEqual([['admission', expected]]);
   });
 
+  it('estimates a stream its client left while the model was reasoning from the reasoning it streamed too', () => {
+    const publisher = collecting();
+    const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '15', output: '60' }) }]);
+    const left = exchange('thinking');
+    const track = new UsageRecorder(publisher, book, logger).trackExchange(left, 'chat');
+    track.routed(decision);
+    // 40,000 characters of reasoning (which the provider bills as output), then the first visible word.
+    track.chunk({ id: 'c', created: 1, model: 'u', choices: [{ index: 0, delta: { toolCalls: [], extraJson: JSON.stringify({ reasoning_content: 'x'.repeat(40_000) }) }, logprobsJson: '' }] });
+    track.chunk(chunk('The '));
+    left.end();
+    const prompt = countPromptTokens(left.body);
+    expect(publisher.events[0]?.tokens).toMatchObject({ prompt, completion: 10_001, estimated: true });
+    expect(publisher.events[0]?.cost?.amount).toBe(new Decimal(prompt).times(15).plus(new Decimal(10_001).times(60)).div(1_000_000).toString());
+  });
+
+  describe('of a legacy completion with several prompts, each its own call', () => {
+    const book = PriceBook.fromModels([
+      { id: 'cheap', pricing: pricingSchema.parse({ input: '0.15', output: '0.60', perRequest: '0.01' }) },
+      { id: 'dear', pricing: pricingSchema.parse({ input: '3', output: '15', perRequest: '0.01' }) },
+    ]);
+    const on = (model: string): routerv1.RouteDecision => ({ ...decision, model, deployment: `${model}-d`, upstreamModel: model });
+    const usage = (prompt: number, completion: number): chatv1.Usage => ({ promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false });
+
+    it('prices each call at the deployment that served it, with a request fee per call, in one record naming the first', () => {
+      const { exchange: done, settled } = held('legacy');
+      const publisher = collecting();
+      const track = new UsageRecorder(publisher, book, logger).trackExchange({ ...done, outcome: () => ({ cancelled: false, status: 200 }) }, 'completion');
+      const counted: string[] = [];
+      // Prompt 1 served by `cheap`, prompt 2 by `dear` (a fallback): a million tokens in and out each.
+      track.routed(on('cheap'), () => (counted.push('cheap'), 1));
+      track.completion({ id: 'a', created: 1, model: 'cheap', choices: [], usage: usage(1_000_000, 1_000_000) });
+      track.routed(on('dear'), () => (counted.push('dear'), 1));
+      track.completion({ id: 'b', created: 1, model: 'dear', choices: [], usage: usage(1_000_000, 1_000_000) });
+      done.end();
+      const event = publisher.events[0];
+      // (0.15 + 0.60 + 0.01) + (3 + 15 + 0.01): each call's own price and fee.
+      expect(event).toMatchObject({ servedModel: 'cheap', deployment: 'cheap-d', tokens: { prompt: 2_000_000, completion: 2_000_000, estimated: false }, cost: { amount: '18.77', currency: 'USD' } });
+      expect(event?.cost?.priceVersion).toMatch(/^cheap@base#[0-9a-f]{10}, dear@base#[0-9a-f]{10}$/);
+      expect(publisher.events).toHaveLength(1);
+      expect(settled[0]).toEqual(['budget', '18.77']);
+      // Every call reported its usage: no prompt was counted again.
+      expect(counted).toEqual([]);
+    });
+
+    it('estimates the call a stream was cut in from its own prompt and answer, at its own price', () => {
+      const { exchange: cut, settled } = held('legacy-cut');
+      const publisher = collecting();
+      const track = new UsageRecorder(publisher, book, logger).trackExchange(cut, 'completion');
+      track.routed(on('cheap'), () => 7);
+      track.chunk(chunk('Once'));
+      track.chunk(chunk('', usage(100_000, 100_000)));
+      // The second prompt is served by `dear`; the client leaves after 400 characters of it.
+      track.routed(on('dear'), () => 50_000);
+      track.chunk(chunk('x'.repeat(400)));
+      cut.end();
+      const event = publisher.events[0];
+      expect(event?.tokens).toMatchObject({ prompt: 150_000, completion: 100_100, estimated: true });
+      // cheap: 0.1 × 0.15 + 0.1 × 0.60 + 0.01; dear: 0.05 × 3 + 0.0001 × 15 + 0.01.
+      expect(event?.cost?.amount).toBe('0.2465');
+      expect(settled).toEqual([
+        ['budget', '0.2465'],
+        ['admission', 250_100],
+      ]);
+    });
+  });
+
   describe('of a request abandoned while a deployment was working on it', () => {
     const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '2', output: '8' }) }]);
     const failedAttempt: routerv1.RouteAttempt = { model: 'm', provider: 'sim', deployment: 'd0', status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR, errorKind: 'upstream_error', latencyMs: 7, upstreamStatus: 500 };

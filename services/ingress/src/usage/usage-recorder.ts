@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { routerv1, usagev1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError, type ErrorKind } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
-import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type UsagePublisher } from '@openrouter/usage';
+import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type TokenCounts, type UsagePublisher } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import type { Admission } from '../access/rate-limiter';
 import type { BudgetReservation } from '../budgets/budget.service';
@@ -95,8 +95,8 @@ export class UsageRecorder {
     this.onClosed?.();
   }
 
-  price(event: usagev1.UsageEvent): PricedUsage {
-    return priceEvent(this.prices, event);
+  price(event: usagev1.UsageEvent, calls?: ReadonlyArray<{ servedModel: string; deployment: string; tokens: TokenCounts }>): PricedUsage {
+    return priceEvent(this.prices, event, calls);
   }
 
   observe(event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined): void {
@@ -130,10 +130,30 @@ export class UsageRecorder {
   }
 }
 
+type Usage = { prompt: number; completion: number; cachedRead: number; cacheWrite: number; reasoning: number; estimated: boolean; reported: boolean };
+
+const noUsage = (): Usage => ({ prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false, reported: false });
+
+/**
+ * One provider call of a request. A legacy completion with several prompts makes one per prompt,
+ * each routed on its own, so each is priced at its own deployment and pays its own request fee.
+ */
+interface CallMeter {
+  readonly decision: routerv1.RouteDecision;
+  /** The call's prompt tokens, counted only for an answer whose usage never came (then kept). */
+  readonly promptTokens: () => number;
+  promptEstimate?: number;
+  readonly usage: Usage;
+  chars: number;
+  answered: boolean;
+}
+
 /** One request's metering: what was routed, the tokens, when the first token left. */
 export class UsageTrack {
   private readonly event: usagev1.UsageEvent;
-  private readonly usage = { prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false, reported: false };
+  private readonly usage = noUsage();
+  /** Every routed call, in order; the record names the first. */
+  private readonly calls: CallMeter[] = [];
   private streamedChars = 0;
   private errorKind: ErrorKind | undefined;
   private finished = false;
@@ -165,8 +185,14 @@ export class UsageTrack {
     });
   }
 
-  /** The routing decision (the first one, when a request makes several calls). */
-  routed(decision: routerv1.RouteDecision): void {
+  /**
+   * A call's routing decision; what arrives next (chunks, completion, usage) is that call's. The
+   * record names the first call's. A request that makes several calls passes how to count each
+   * one's prompt tokens (`countPromptTokens` of what it sends), asked only when the call's usage
+   * never came; a single call's are the request body's.
+   */
+  routed(decision: routerv1.RouteDecision, promptTokens: () => number = () => 0): void {
+    this.calls.push({ decision, promptTokens, usage: noUsage(), chars: 0, answered: false });
     if (this.event.servedModel) return;
     this.decision = decision;
     this.event.servedModel = decision.model;
@@ -224,12 +250,20 @@ export class UsageTrack {
 
   completion(completion: chatv1.ChatCompletion): void {
     this.markFirstToken();
+    const call = this.calls.at(-1);
+    if (call) call.answered = true;
     if (completion.usage) this.addUsage(completion.usage);
   }
 
   chunk(chunk: chatv1.ChatChunk): void {
     if (chunk.choices.length > 0) this.markFirstToken();
-    this.streamedChars += outputChars(chunk);
+    const chars = outputChars(chunk);
+    this.streamedChars += chars;
+    const call = this.calls.at(-1);
+    if (call) {
+      call.chars += chars;
+      if (chunk.choices.length > 0) call.answered = true;
+    }
     if (chunk.usage) this.addUsage(chunk.usage);
   }
 
@@ -240,6 +274,10 @@ export class UsageTrack {
   /** The cost so far (final once the answer's usage arrived). */
   cost(): PricedUsage {
     this.fillTokens();
+    if (this.calls.length > 1) {
+      const calls = this.calls.map((c) => ({ servedModel: c.decision.model, deployment: c.decision.deployment, tokens: callTokens(c) }));
+      return this.recorder.price(this.event, calls);
+    }
     // Asked for up to three times a request (headers, body, record), mostly for the same tokens.
     const { servedModel, deployment, status, tokens } = this.event;
     const key = `${servedModel}\n${deployment}\n${status}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}`;
@@ -275,16 +313,34 @@ export class UsageTrack {
   }
 
   private addUsage(u: chatv1.Usage): void {
-    this.usage.reported = true;
-    this.usage.prompt += u.promptTokens;
-    this.usage.completion += u.completionTokens;
-    this.usage.cachedRead += u.cachedReadTokens;
-    this.usage.cacheWrite += u.cacheWriteTokens;
-    this.usage.reasoning += u.reasoningTokens;
-    this.usage.estimated ||= u.estimated;
+    const call = this.calls.at(-1);
+    for (const usage of call ? [this.usage, call.usage] : [this.usage]) {
+      usage.reported = true;
+      usage.prompt += u.promptTokens;
+      usage.completion += u.completionTokens;
+      usage.cachedRead += u.cachedReadTokens;
+      usage.cacheWrite += u.cacheWriteTokens;
+      usage.reasoning += u.reasoningTokens;
+      usage.estimated ||= u.estimated;
+    }
   }
 
   private fillTokens(): void {
+    if (this.calls.length > 1) {
+      // Each call by its own usage, or its estimate when that never came (a stream cut or left in that call).
+      const t = { prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false };
+      for (const call of this.calls) {
+        const c = callTokens(call);
+        t.prompt += c.prompt;
+        t.completion += c.completion;
+        t.cachedRead += c.cachedRead;
+        t.cacheWrite += c.cacheWrite;
+        t.reasoning += c.reasoning;
+        t.estimated ||= c.estimated;
+      }
+      this.event.tokens = t;
+      return;
+    }
     const u = this.usage;
     if (!u.reported && this.event.servedModel && (this.event.firstTokenAtMs > 0 || this.abandonedInCall)) {
       // The answer started (or was being worked on) but its usage never came (the client left): estimate what was spent.
@@ -380,6 +436,14 @@ export class UsageTrack {
     this.recorder.observe(event, this.decision);
     this.recorder.publish(event, this.exchange.traceHeaders());
   }
+}
+
+/** A call's tokens: its provider's usage, else (it began to answer) its prompt and the answer streamed so far. */
+function callTokens(call: CallMeter): TokenCounts & { reasoning: number; estimated: boolean } {
+  const u = call.usage;
+  if (u.reported || !call.answered) return { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, reasoning: u.reasoning, estimated: u.estimated };
+  call.promptEstimate ??= call.promptTokens();
+  return { prompt: call.promptEstimate, completion: Math.ceil(call.chars / 4), cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
 }
 
 /** The status of a request whose client went away before its response was written. */
