@@ -65,6 +65,15 @@ describe('a legacy completion whose prompts are served by different models', () 
     // The record names the model the response named: the first prompt's.
     expect(rows[0]?.served_model).toBe(named);
   });
+
+  it('tells the client the cost its record holds, request fee included', async () => {
+    const requestId = 'fee-in-header';
+    const { data, response } = await gw.client().chat.completions.create({ model: 'cheap', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 }, { headers: { 'x-request-id': requestId } }).withResponse();
+    const rows = (await storedRows(gw, (found) => found.some((r) => r.request_id === requestId))).filter((r) => r.request_id === requestId);
+    expect(rows[0]?.cost).toBe('0.001');
+    expect(response.headers.get('x-openrouter-cost')).toBe('0.001');
+    expect((data.usage as (OpenAI.CompletionUsage & { cost?: number }) | undefined)?.cost).toBe(0.001);
+  });
 });
 
 describe('requests with no price in a catalog priced in EUR only', () => {

@@ -95,7 +95,7 @@ export class UsageRecorder {
     this.onClosed?.();
   }
 
-  price(event: usagev1.UsageEvent, calls?: ReadonlyArray<{ servedModel: string; deployment: string; tokens: TokenCounts }>): PricedUsage {
+  price(event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'>, calls?: ReadonlyArray<{ servedModel: string; deployment: string; tokens: TokenCounts }>): PricedUsage {
     return priceEvent(this.prices, event, calls);
   }
 
@@ -274,14 +274,17 @@ export class UsageTrack {
   /** The cost so far (final once the answer's usage arrived). */
   cost(): PricedUsage {
     this.fillTokens();
+    const { servedModel, deployment, receivedAtMs, tokens } = this.event;
+    // Asked for the response (headers, body) before the request has ended: an answer being sent is
+    // a served request, and pays the request fee as its record will.
+    const status = this.event.status === usagev1.Status.STATUS_UNSPECIFIED ? usagev1.Status.STATUS_OK : this.event.status;
     if (this.calls.length > 1) {
       const calls = this.calls.map((c) => ({ servedModel: c.decision.model, deployment: c.decision.deployment, tokens: callTokens(c) }));
-      return this.recorder.price(this.event, calls);
+      return this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status }, calls);
     }
     // Asked for up to three times a request (headers, body, record), mostly for the same tokens.
-    const { servedModel, deployment, status, tokens } = this.event;
     const key = `${servedModel}\n${deployment}\n${status}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}`;
-    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price(this.event) };
+    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status }) };
     return this.priced.value;
   }
 
