@@ -95,7 +95,7 @@ describe('prompt token estimate', () => {
     expect(countPromptTokens({ input: prose })).toBe(encode(prose).length);
   });
 
-  it('estimates ASCII at 4 characters a token and anything else at 3 UTF-8 bytes a token', () => {
+  it('estimates ASCII letters at 4 characters a token, digits and punctuation at 2, anything else at 3 UTF-8 bytes a token', () => {
     expect(estimatedTokens('abcdefgh')).toBe(2);
     expect(estimatedTokens('漢字漢')).toBe(3);
     expect(estimatedTokens('Привет')).toBe(4); // 12 bytes
@@ -105,6 +105,9 @@ describe('prompt token estimate', () => {
     const japanese = '今日は天気がとても良いので、公園へ散歩に行きました。'.repeat(20);
     expect(estimatedTokens(prose)).toBeGreaterThanOrEqual(encode(prose).length);
     expect(estimatedTokens(japanese)).toBeGreaterThanOrEqual(encode(japanese).length);
+    // JSON (tool-call arguments) runs at under 3 characters a token: not under-counted either.
+    const json = JSON.stringify(Array.from({ length: 300 }, (_, i) => ({ id: i, name: `item-${i}`, price: (i * 1.37).toFixed(2), tags: ['a', 'b'], ok: i % 2 === 0 })));
+    expect(estimatedTokens(json)).toBeGreaterThanOrEqual(encode(json).length);
   });
 
   it('counts a body once, however many parts of the request path ask', () => {
