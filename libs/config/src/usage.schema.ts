@@ -20,6 +20,15 @@ export const kafkaUsageSchema = z.object({
   /** Created at start-up when missing (the broker must allow it; production creates them ahead). */
   partitions: positiveInt.default(6),
   replicationFactor: positiveInt.default(1),
+  /**
+   * `retention.ms` of the topics created when missing (usage and dead letters): how long an
+   * event billing has not stored yet (its ClickHouse down) stays readable. -1 keeps them for good.
+   */
+  retentionMs: z.coerce
+    .number()
+    .int()
+    .refine((ms) => ms === -1 || ms >= 60 * 60_000, 'at least an hour (3600000), or -1 to keep messages for good')
+    .default(30 * 24 * 60 * 60_000),
   consumerGroup: z.string().min(1).default('billing'),
   /** A send that takes longer goes to the outbox instead (it may still arrive: consumers dedupe). */
   sendTimeoutMs: positiveInt.default(5_000),

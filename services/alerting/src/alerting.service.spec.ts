@@ -2,7 +2,7 @@ import { Registry } from 'prom-client';
 import { alertingSchema } from '@openrouter/config';
 import { usagev1 } from '@openrouter/contracts';
 import { AlertingMetrics, createLogger, type AlertHistoryEntry } from '@openrouter/observability';
-import { emptyUsageEvent } from '@openrouter/usage';
+import { emptyUsageEvent, UsageMessageEncoder } from '@openrouter/usage';
 import { AlertingService } from './alerting.service';
 import { DeliveryQueue } from './delivery/delivery-queue';
 import { HistoryWriter } from './delivery/history-writer';
@@ -170,3 +170,58 @@ describe('an alerting service that restarts', () => {
     expect(service.evaluate()).toEqual([]);
   });
 });
+
+describe('an alerting service that is handed the same usage event again', () => {
+  const config = alertingSchema.parse({
+    bucketMs: 1_000,
+    rules: [
+      { id: 'errors', kind: 'error_rate', scope: 'provider', windowMs: 60_000, threshold: 0.5, minRequests: 4 },
+      { id: 'spend', kind: 'spend_anomaly', windowMs: 60_000, baselineWindows: 1, factor: 3, minSpend: 1 },
+    ],
+  });
+  const logger = createLogger('test', 'silent');
+  const encoder = new UsageMessageEncoder();
+
+  function service(now: { at: number }): AlertingService {
+    const metrics = new AlertingMetrics(new Registry());
+    return new AlertingService(config, {
+      channels: [],
+      delivery: new DeliveryQueue(config.delivery, metrics, logger),
+      history: new HistoryWriter(undefined, logger),
+      metrics,
+      logger,
+      clock: () => now.at,
+    });
+  }
+
+  /** A request whose two calls to `provider` failed, costing `cost` for acme. */
+  function failedTwice(id: string, at: number, provider: string, cost: string): usagev1.UsageEvent {
+    const event = emptyUsageEvent(id, at);
+    event.completedAtMs = at;
+    event.tenant = { ...event.tenant!, orgId: 'acme' };
+    event.cost = { amount: cost, currency: 'USD', priceVersion: 'v' };
+    event.status = usagev1.Status.STATUS_ERROR;
+    event.attempts = [0, 1].map(() => ({ provider, deployment: `${provider}-1`, status: usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR, errorKind: 'upstream_error', latencyMs: 100 }));
+    return event;
+  }
+
+  const firing = (alerting: AlertingService): string[] => alerting.evaluate().filter((t) => t.status === 'firing').map((t) => t.fingerprint);
+
+  it('counts a redelivered event once in its error rate and spend windows, however it comes again', async () => {
+    const now = { at: T0 };
+    const alerting = service(now);
+    // Long enough after the start for the spend baseline to be judged.
+    now.at = T0 + 3 * 60_000;
+    const first = encoder.encode(failedTwice('e-1', now.at - 1_000, 'alpha', '0.6'));
+    // Sent again in the same batch (a batch's requests resent), and later (an outbox replay).
+    await alerting.takeUsage([first, first]);
+    now.at += 5_000;
+    await alerting.takeUsage([first]);
+    // Two calls (fewer than minRequests) and 0.6 USD (less than minSpend): counted once, nothing fires.
+    expect(firing(alerting)).toEqual([]);
+    // Another request (another id) is counted: four calls, 1.2 USD.
+    await alerting.takeUsage([encoder.encode(failedTwice('e-2', now.at - 1_000, 'alpha', '0.6'))]);
+    expect(firing(alerting).sort()).toEqual(['errors|provider=alpha', 'spend|currency=USD|org=acme']);
+  });
+});
+

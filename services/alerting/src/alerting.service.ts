@@ -3,6 +3,7 @@ import type { AlertingConfig, AlertRuleConfig } from '@openrouter/config';
 import { budgetv1, usagev1 } from '@openrouter/contracts';
 import type { AlertHistoryEntry, AlertingMetrics, Logger } from '@openrouter/observability';
 import { readUsageMessage, type UsageMessage } from '@openrouter/usage';
+import { RecentEventIds } from './aggregation/recent-event-ids';
 import { UsageWindows } from './aggregation/usage-windows';
 import type { AlertNotification, NotificationChannel } from './channels/notification';
 import type { DeliveryQueue } from './delivery/delivery-queue';
@@ -16,6 +17,9 @@ import { evaluateRules, type BudgetCrossing, type RouterSnapshot } from './rules
  * knowing the deployment's model (the caller's own are refused before any call is made).
  */
 const PROVIDER_FAILURES = new Set(['upstream_error', 'unavailable', 'timeout', 'overloaded', 'rate_limited', 'internal', 'auth_failed', 'not_found']);
+
+/** Usage event ids remembered to skip copies, at most (about 90 bytes each: some 22 MB). */
+const RECENT_EVENT_IDS = 250_000;
 
 export interface AlertingServiceDependencies {
   channels: readonly NotificationChannel[];
@@ -37,6 +41,7 @@ export interface AlertingServiceDependencies {
  */
 export class AlertingService {
   private readonly windows: UsageWindows;
+  private readonly recentEvents: RecentEventIds;
   private readonly tracker = new AlertTracker();
   private readonly budgets = new Map<string, BudgetCrossing>();
   private readonly clock: () => number;
@@ -50,6 +55,7 @@ export class AlertingService {
     this.clock = deps.clock ?? Date.now;
     this.startedAt = this.clock();
     this.windows = new UsageWindows(config.bucketMs, retentionOf(config));
+    this.recentEvents = new RecentEventIds(RECENT_EVENT_IDS, retentionOf(config));
   }
 
   /** Usage messages from the bus; poison messages are skipped (billing dead-letters them). */
@@ -62,7 +68,9 @@ export class AlertingService {
     this.deps.metrics.signals.inc({ kind: 'usage' }, messages.length);
   };
 
+  /** Counts an event's calls and spend; a copy of one already counted (same id) is skipped, as billing does. */
   observeUsage(event: usagev1.UsageEvent): void {
+    if (event.eventId !== '' && this.recentEvents.seen(event.eventId, this.clock())) return;
     const at = event.completedAtMs || this.clock();
     for (const attempt of event.attempts) {
       if (!attempt.provider || attempt.status === usagev1.AttemptStatus.ATTEMPT_STATUS_CANCELLED) continue;

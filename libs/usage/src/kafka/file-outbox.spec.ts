@@ -1,9 +1,11 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, truncateSync, appendFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, appendFileSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { UsageMessage } from '../bus/usage-bus';
 import { FileOutbox, OutboxFullError } from './file-outbox';
+import { LOCK_FILE, OutboxLockedError } from './outbox-lock';
 
 const message = (i: number): UsageMessage => ({ key: `org-${i % 3}`, value: Buffer.from(`payload-${i}`), headers: { n: String(i) } });
 const numbers = (records: UsageMessage[]): number[] => records.map((r) => Number(r.headers['n']));
@@ -39,11 +41,12 @@ describe('FileOutbox', () => {
   });
 
   it('keeps what was not acknowledged across a restart, and nothing that was', async () => {
-    const first = await FileOutbox.open(dir, options);
-    await first.append(Array.from({ length: 50 }, (_, i) => message(i)));
-    const peek = await first.peek(20);
-    await first.ack(peek, 20);
-    // A crash: no close.
+    // Another process appends and acknowledges, then crashes (killed, nothing closed).
+    const first = otherProcess(dir, `
+      await outbox.append(Array.from({ length: 50 }, (_, i) => message(i)));
+      await outbox.ack(await outbox.peek(20), 20);`);
+    await first.ready;
+    await first.kill();
     const second = await FileOutbox.open(dir, options);
     expect(second.size).toBe(30);
     await second.append([message(50)]);
@@ -59,6 +62,7 @@ describe('FileOutbox', () => {
   it('cuts a torn last record written by a crash mid-append', async () => {
     const outbox = await FileOutbox.open(dir, { ...options, segmentBytes: 1024 * 1024 });
     await outbox.append([message(1), message(2), message(3)]);
+    await outbox.close();
     const segment = readdirSync(dir).find((f) => f.endsWith('.log'));
     if (!segment) throw new Error('no segment');
     const path = join(dir, segment);
@@ -111,10 +115,10 @@ describe('FileOutbox', () => {
       // Space again: later appends follow the last acknowledged record, not the torn one.
       await outbox.append(Array.from({ length: 5 }, (_, i) => message(10 + i)));
       expect(outbox.size).toBe(10);
+      await outbox.close();
       const reopened = await FileOutbox.open(dir, options);
       expect(await drain(reopened)).toEqual([0, 1, 2, 3, 4, 10, 11, 12, 13, 14]);
       await reopened.close();
-      await outbox.close();
     });
   });
 
@@ -141,4 +145,182 @@ describe('FileOutbox', () => {
     expect(seen).toEqual(Array.from({ length: next }, (_, i) => i));
     await outbox.close();
   });
+  describe('when the file system fails', () => {
+    const segmentPath = (n: number): string => join(dir, `segment-${String(n).padStart(12, '0')}.log`);
+    const segmentFiles = (): string[] => readdirSync(dir).filter((f) => f.endsWith('.log'));
+    // Every append fills its segment, so each starts a new one.
+    const oneRecordSegments = { ...options, segmentBytes: 1 };
+
+    it('leaves no trace of a segment it could not create: later appends and deliveries go on', async () => {
+      const outbox = await FileOutbox.open(dir, oneRecordSegments);
+      await outbox.append([message(0)]);
+      // The next segment cannot be created (as with EMFILE or ENOSPC): a directory has its name.
+      mkdirSync(segmentPath(2));
+      await expect(outbox.append([message(1)])).rejects.toThrow(/EISDIR/);
+      expect(outbox.size).toBe(1);
+      rmSync(segmentPath(2), { recursive: true });
+      await outbox.append([message(2)]);
+      expect(await drain(outbox)).toEqual([0, 2]);
+      expect(outbox.isEmpty()).toBe(true);
+      expect(segmentFiles()).toEqual([]);
+      await outbox.append([message(3)]);
+      await outbox.close();
+      const reopened = await FileOutbox.open(dir, oneRecordSegments);
+      expect(await drain(reopened)).toEqual([3]);
+      await reopened.close();
+    });
+
+    it('deletes a delivered segment whose deletion failed later, and delivers every record once', async () => {
+      const outbox = await FileOutbox.open(dir, oneRecordSegments);
+      for (let i = 0; i < 3; i++) await outbox.append([message(i)]);
+      expect(segmentFiles()).toHaveLength(3);
+      const first = await outbox.peek(10);
+      expect(numbers(first.records)).toEqual([0]);
+      // Delivered, but its file cannot be deleted (as with EIO or EROFS): a directory takes its place.
+      rmSync(segmentPath(1));
+      mkdirSync(segmentPath(1));
+      const delivered = numbers(first.records);
+      await expect(outbox.ack(first, 1)).rejects.toThrow(/directory/i);
+      // Still failing to delete it: deliveries go on regardless, each record once.
+      delivered.push(...(await drainThroughFailures(outbox)));
+      expect(delivered).toEqual([0, 1, 2]);
+      expect(outbox.isEmpty()).toBe(true);
+      // The disk is well again: the next delivery deletes what was left.
+      rmSync(segmentPath(1), { recursive: true });
+      await outbox.append([message(3)]);
+      expect(await drain(outbox)).toEqual([3]);
+      expect(segmentFiles()).toEqual([]);
+      await outbox.close();
+      const reopened = await FileOutbox.open(dir, oneRecordSegments);
+      expect(reopened.isEmpty()).toBe(true);
+      await reopened.close();
+    });
+  });
+
+  describe('the directory lock', () => {
+    it('refuses a second outbox on the same directory, naming it, and opens again once the first is closed', async () => {
+      const first = await FileOutbox.open(dir, options);
+      await first.append([message(1)]);
+      const refused = FileOutbox.open(dir, options);
+      await expect(refused).rejects.toBeInstanceOf(OutboxLockedError);
+      await expect(refused).rejects.toThrow(dir);
+      // The first one was not disturbed.
+      await first.append([message(2)]);
+      await first.close();
+      const second = await FileOutbox.open(dir, options);
+      expect(await drain(second)).toEqual([1, 2]);
+      await second.close();
+      expect(readdirSync(dir)).not.toContain(LOCK_FILE);
+    });
+
+    it('refuses a directory another running process has open, and takes it over once that process died', async () => {
+      const other = otherProcess(dir, 'await outbox.append([message(7), message(8)]);');
+      try {
+        await other.ready;
+        await expect(FileOutbox.open(dir, options)).rejects.toThrow(/in use by pid \d+.*its process is running/);
+      } finally {
+        await other.kill();
+      }
+      // Killed: its lock names a process that no longer runs.
+      const outbox = await FileOutbox.open(dir, options);
+      expect(await drain(outbox)).toEqual([7, 8]);
+      await outbox.close();
+    });
+
+    describe('held by a process elsewhere (another host or container)', () => {
+      const lockPath = (): string => join(dir, LOCK_FILE);
+      const writeLock = (beat: number): void =>
+        writeFileSync(lockPath(), JSON.stringify({ pid: 1, host: 'elsewhere', namespace: 'x', started: '1', token: 't', since: '2025-01-01T00:00:00.000Z', beat }));
+
+      it('takes it over once it is no longer renewed', async () => {
+        writeLock(0);
+        const outbox = await FileOutbox.open(dir, { ...options, lockStaleMs: 200 });
+        await outbox.append([message(1)]);
+        expect(await drain(outbox)).toEqual([1]);
+        await outbox.close();
+      });
+
+      it('refuses it while it is renewed', async () => {
+        writeLock(0);
+        let settled = false;
+        const opening = FileOutbox.open(dir, { ...options, lockStaleMs: 2_000 }).then(
+          (outbox) => outbox,
+          (error: unknown) => error,
+        );
+        void opening.finally(() => (settled = true));
+        // The holder renews its lock until the opener gives up.
+        for (let beat = 1; !settled; beat++) {
+          writeLock(beat);
+          await new Promise((done) => setTimeout(done, 20));
+        }
+        const refused = await opening;
+        expect(refused).toBeInstanceOf(OutboxLockedError);
+        expect(String(refused)).toMatch(/renewed/);
+      });
+    });
+
+    it('refuses appends once another process has taken its lock over', async () => {
+      const outbox = await FileOutbox.open(dir, { ...options, lockStaleMs: 100 });
+      await outbox.append([message(1)]);
+      // Its lock was deleted and taken (as by a process that thought it stale).
+      rmSync(join(dir, LOCK_FILE));
+      const thief = await FileOutbox.open(dir, options);
+      await waitUntil(async () => outbox.append([message(2)]).then(() => false, (error: Error) => /taken over/.test(error.message)));
+      await thief.close();
+      await outbox.close();
+    });
+  });
 });
+
+/** Peeks and acknowledges until the outbox is empty, going on when an acknowledgement fails. */
+async function drainThroughFailures(outbox: FileOutbox): Promise<number[]> {
+  const seen: number[] = [];
+  for (let round = 0; round < 50; round++) {
+    const peek = await outbox.peek(10);
+    if (peek.records.length === 0) return seen;
+    seen.push(...numbers(peek.records));
+    await outbox.ack(peek, peek.records.length).catch(() => undefined);
+  }
+  throw new Error(`the outbox never emptied; delivered ${seen.join(',')}`);
+}
+
+async function waitUntil(condition: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 1_000; i++) {
+    if (await condition()) return;
+    await new Promise((done) => setTimeout(done, 10));
+  }
+  throw new Error('the condition never held');
+}
+
+const REPOSITORY = resolve(__dirname, '../../../..');
+
+/**
+ * Another process with the outbox of `dir` open: it runs `script` (with `outbox` and `message` in
+ * scope), then waits until it is killed (`kill`: SIGKILL, so nothing is closed or released).
+ */
+function otherProcess(dir: string, script: string): { ready: Promise<void>; kill: () => Promise<void> } {
+  const program = `
+    const { FileOutbox } = require(${JSON.stringify(join(REPOSITORY, 'libs/usage/src/kafka/file-outbox.ts'))});
+    const message = ${message.toString()};
+    (async () => {
+      const outbox = await FileOutbox.open(${JSON.stringify(dir)}, ${JSON.stringify(options)});
+      ${script}
+      process.stdout.write('ready\\n');
+      setInterval(() => undefined, 1_000);
+    })().catch((error) => { console.error(error); process.exit(1); });`;
+  const child = spawn(process.execPath, ['-r', join(REPOSITORY, 'bench/register.js'), '-e', program], { cwd: REPOSITORY, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const ready = new Promise<void>((done, fail) => {
+    child.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && done());
+    void exited.then(() => fail(new Error(`the other process ended before it was ready: ${stderr}`)));
+  });
+  return {
+    ready,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}

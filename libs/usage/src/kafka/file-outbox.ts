@@ -1,13 +1,19 @@
-import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { UsageMessage } from '../bus/usage-bus';
+import { OutboxLock } from './outbox-lock';
 
 export interface FileOutboxOptions {
   /** Appends that would grow the outbox past this many bytes fail with `OutboxFullError`. */
   maxBytes: number;
   /** A segment file is closed and a new one started once it reaches this size. */
   segmentBytes: number;
+  /**
+   * A lock on the directory left by a process that cannot be asked whether it still runs (another
+   * host, container or boot) is taken over when it has not been renewed for this long (10 s).
+   */
+  lockStaleMs?: number;
 }
 
 export class OutboxFullError extends Error {
@@ -40,10 +46,17 @@ const READ_CHUNK = 4 * 1024 * 1024;
  * an append resolves only after the data is fsynced. A cursor file (replaced atomically) says how
  * far delivery has got; fully delivered segments are deleted. After a crash, a torn last record
  * is cut off, and records delivered but not yet acknowledged are delivered again (consumers
- * count an event once, by its id).
+ * count an event once, by its id). One process at a time: the directory is locked (`OutboxLock`).
+ *
+ * The state in memory changes only once the file system did what it describes: a segment is
+ * known once its file exists, and a delivered segment stays known until its file is deleted (a
+ * deletion that failed is tried again with the next one, and at start-up).
  */
 export class FileOutbox {
+  /** Segment files on disk, oldest first; those before the cursor's are delivered, left to delete. */
   private segments: number[] = [];
+  /** Sizes of the segments no longer appended to. */
+  private readonly sizes = new Map<number, number>();
   private cursor: Cursor = { segment: 1, offset: 0 };
   private nextSegment = 1;
   private active: FileHandle | undefined;
@@ -52,15 +65,26 @@ export class FileOutbox {
   private pendingBytes = 0;
   private inFlightAppends = 0;
   private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
 
   private constructor(
     readonly dir: string,
     private readonly options: FileOutboxOptions,
+    private readonly lock: OutboxLock,
   ) {}
 
+  /** Opens the outbox in `dir`; fails with `OutboxLockedError` when another process has it open. */
   static async open(dir: string, options: FileOutboxOptions): Promise<FileOutbox> {
-    const outbox = new FileOutbox(dir, options);
-    await outbox.recover();
+    await mkdir(dir, { recursive: true });
+    const lock = await OutboxLock.acquire(dir, { staleMs: options.lockStaleMs ?? 10_000 });
+    const outbox = new FileOutbox(dir, options, lock);
+    try {
+      await outbox.recover();
+    } catch (error) {
+      await outbox.active?.close().catch(() => undefined);
+      await lock.release().catch(() => undefined);
+      throw error;
+    }
     return outbox;
   }
 
@@ -83,6 +107,7 @@ export class FileOutbox {
     this.inFlightAppends += records.length;
     return this.serialize(async () => {
       try {
+        this.assertUsable();
         const frames = records.map(encodeRecord);
         const total = frames.reduce((n, f) => n + f.length, 0);
         if (this.pendingBytes + total > this.options.maxBytes) throw new OutboxFullError(this.pendingBytes);
@@ -109,11 +134,12 @@ export class FileOutbox {
   /** Up to `max` of the oldest pending records, in append order (from one segment). */
   peek(max: number): Promise<OutboxPeek> {
     return this.serialize(async () => {
+      this.assertUsable();
       const empty: OutboxPeek = { records: [], ends: [], segment: this.cursor.segment };
       while (this.pendingRecords > 0) {
         const segment = this.cursor.segment;
         const path = this.segmentPath(segment);
-        const size = segment === this.current() ? this.activeSize : (await stat(path)).size;
+        const size = this.sizeOf(segment);
         if (this.cursor.offset >= size) {
           if (segment === this.current()) return empty;
           await this.dropHead();
@@ -152,10 +178,15 @@ export class FileOutbox {
     });
   }
 
-  /** Marks the first `count` records of `peek` delivered. */
+  /**
+   * Marks the first `count` records of `peek` delivered. Rejects when the file system fails on the
+   * way (the cursor file, deleting a delivered segment): what is delivered stays delivered, and
+   * what failed is done again by the next call.
+   */
   ack(peek: OutboxPeek, count: number): Promise<void> {
     if (count === 0) return Promise.resolve();
     return this.serialize(async () => {
+      this.assertUsable();
       const end = peek.ends[count - 1];
       if (end === undefined || peek.segment !== this.cursor.segment || end <= this.cursor.offset) {
         throw new Error('usage outbox: acknowledgement does not match the pending head');
@@ -169,15 +200,21 @@ export class FileOutbox {
         await this.reset();
         return;
       }
-      if (peek.segment !== this.current() && end >= (await stat(this.segmentPath(peek.segment))).size) await this.dropHead();
-      else await this.writeCursor();
+      if (peek.segment !== this.current() && end >= this.sizeOf(peek.segment)) await this.dropHead();
+      else await this.writeCursor(this.cursor);
     });
   }
 
+  /** Closes the files and releases the directory; the outbox takes nothing afterwards. */
   async close(): Promise<void> {
     await this.serialize(async () => {
-      await this.active?.close();
-      this.active = undefined;
+      if (this.closed) return;
+      this.closed = true;
+      try {
+        await this.closeActive();
+      } finally {
+        await this.lock.release();
+      }
     });
   }
 
@@ -187,57 +224,103 @@ export class FileOutbox {
     return run;
   }
 
+  private assertUsable(): void {
+    if (this.closed) throw new Error(`the usage outbox ${this.dir} is closed`);
+    if (!this.lock.held) throw new Error(`the usage outbox ${this.dir} was taken over by another process (its lock file is no longer this one's)`);
+  }
+
   private current(): number | undefined {
     return this.segments[this.segments.length - 1];
+  }
+
+  private sizeOf(segment: number): number {
+    if (segment === this.current()) return this.activeSize;
+    const size = this.sizes.get(segment);
+    if (size === undefined) throw new Error(`usage outbox: segment ${segment} is not known`);
+    return size;
   }
 
   private segmentPath(segment: number): string {
     return join(this.dir, `segment-${String(segment).padStart(12, '0')}.log`);
   }
 
+  /** The segment appends go to; a new one when the current one is full (or closed). */
   private async activeSegment(): Promise<FileHandle> {
     if (this.active && this.activeSize < this.options.segmentBytes) return this.active;
-    if (this.active) await this.active.close();
-    const next = this.nextSegment++;
-    this.segments.push(next);
+    await this.closeActive();
+    const next = this.nextSegment;
+    const path = this.segmentPath(next);
     // Written at explicit offsets (never O_APPEND, which ignores them): an append that failed half
-    // way is overwritten by the next, so the frames stay contiguous.
-    this.active = await open(this.segmentPath(next), 'w+');
-    this.activeSize = 0;
-    if (this.segments.length === 1) {
-      this.cursor = { segment: next, offset: 0 };
-      await this.writeCursor();
+    // way is overwritten by the next, so the frames stay contiguous. 'w+' may only truncate a file
+    // of this process's own that never held a record (the directory is locked).
+    const handle = await open(path, 'w+');
+    // Nothing pending: the cursor moves to the new segment, as recovery would find it.
+    const cursor = this.pendingRecords === 0 && this.cursor.segment !== next ? { segment: next, offset: 0 } : undefined;
+    try {
+      await this.syncDir();
+      if (cursor) await this.writeCursor(cursor);
+    } catch (error) {
+      // Not a segment: the outbox stays as it was, and the next append tries again.
+      await handle.close().catch(() => undefined);
+      await rm(path, { force: true }).catch(() => undefined);
+      throw error;
     }
-    await this.syncDir();
-    return this.active;
+    const previous = this.current();
+    if (previous !== undefined) this.sizes.set(previous, this.activeSize);
+    this.segments.push(next);
+    this.nextSegment = next + 1;
+    this.active = handle;
+    this.activeSize = 0;
+    if (cursor) this.cursor = cursor;
+    return handle;
   }
 
+  /** Closes the segment appended to; appends after it open a new one. */
+  private async closeActive(): Promise<void> {
+    const active = this.active;
+    if (!active) return;
+    try {
+      await active.close();
+    } finally {
+      this.active = undefined;
+    }
+  }
+
+  /** The cursor moves past the head segment, which is wholly delivered, and the file goes. */
   private async dropHead(): Promise<void> {
-    const head = this.segments.shift();
-    if (head !== undefined) await rm(this.segmentPath(head), { force: true });
-    this.cursor = { segment: this.segments[0] ?? this.nextSegment, offset: 0 };
-    await this.writeCursor();
+    const next: Cursor = { segment: this.segments.find((s) => s > this.cursor.segment) ?? this.nextSegment, offset: 0 };
+    await this.writeCursor(next);
+    this.cursor = next;
+    await this.removeDelivered();
   }
 
   private async reset(): Promise<void> {
-    await this.active?.close();
-    this.active = undefined;
+    await this.closeActive();
     // The cursor moves to a fresh segment number first, so it never points into a reused file.
-    this.cursor = { segment: this.nextSegment, offset: 0 };
-    await this.writeCursor();
-    for (const segment of this.segments) await rm(this.segmentPath(segment), { force: true });
-    this.segments = [];
-    this.activeSize = 0;
+    const fresh: Cursor = { segment: this.nextSegment, offset: 0 };
+    await this.writeCursor(fresh);
+    this.cursor = fresh;
     this.pendingBytes = 0;
     this.pendingRecords = 0;
+    await this.removeDelivered();
+    this.activeSize = 0;
   }
 
-  private async writeCursor(): Promise<void> {
+  /** Deletes the segment files before the cursor's; each is forgotten once its file is gone. */
+  private async removeDelivered(): Promise<void> {
+    for (const segment of this.segments.filter((s) => s < this.cursor.segment)) {
+      await rm(this.segmentPath(segment), { force: true });
+      this.segments = this.segments.filter((s) => s !== segment);
+      this.sizes.delete(segment);
+    }
+  }
+
+  private async writeCursor(cursor: Cursor): Promise<void> {
     const path = join(this.dir, 'cursor.json');
     const temp = `${path}.tmp`;
     const handle = await open(temp, 'w');
     try {
-      await handle.writeFile(JSON.stringify(this.cursor));
+      await handle.writeFile(JSON.stringify(cursor));
       await handle.sync();
     } finally {
       await handle.close();
@@ -258,7 +341,6 @@ export class FileOutbox {
 
   /** Reads the segments left by an earlier run, cutting a torn last record. */
   private async recover(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
     const names = await readdir(this.dir);
     this.segments = names
       .map((n) => SEGMENT.exec(n)?.[1])
@@ -278,12 +360,7 @@ export class FileOutbox {
     // Segments before the cursor's were delivered.
     const first = this.segments[0] ?? 0;
     this.cursor = cursor && this.segments.includes(cursor.segment) ? cursor : { segment: first, offset: 0 };
-    for (const segment of [...this.segments]) {
-      if (segment < this.cursor.segment) {
-        await rm(this.segmentPath(segment), { force: true });
-        this.segments = this.segments.filter((s) => s !== segment);
-      }
-    }
+    await this.removeDelivered();
     for (const segment of this.segments) {
       const path = this.segmentPath(segment);
       const data = await readFile(path);
@@ -307,6 +384,7 @@ export class FileOutbox {
       this.pendingRecords += records;
       this.pendingBytes += at - pendingFrom;
       if (segment === this.current()) this.activeSize = at;
+      else this.sizes.set(segment, at);
     }
     const current = this.current();
     if (current !== undefined) this.active = await open(this.segmentPath(current), 'r+');

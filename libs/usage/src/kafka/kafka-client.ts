@@ -47,15 +47,20 @@ function saslOptions({ mechanism, username, password }: NonNullable<KafkaUsageCo
   }
 }
 
-/** Creates the usage topic and its dead-letter topic when they are missing. */
+/**
+ * Creates the usage topic and its dead-letter topic when they are missing, with `retentionMs`: an
+ * event still unstored when the broker deletes it (its default is 7 days) would be skipped
+ * silently. Topics that exist keep their settings.
+ */
 export async function ensureUsageTopics(kafka: Kafka, config: KafkaUsageConfig): Promise<void> {
   const admin: Admin = kafka.admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
+    const configEntries = [{ name: 'retention.ms', value: String(config.retentionMs) }];
     const topics = [config.topic, config.dlqTopic]
       .filter((topic) => !existing.has(topic))
-      .map((topic) => ({ topic, numPartitions: topic === config.topic ? config.partitions : 1, replicationFactor: config.replicationFactor }));
+      .map((topic) => ({ topic, numPartitions: topic === config.topic ? config.partitions : 1, replicationFactor: config.replicationFactor, configEntries }));
     if (topics.length > 0) await admin.createTopics({ topics, waitForLeaders: true });
   } finally {
     await admin.disconnect();

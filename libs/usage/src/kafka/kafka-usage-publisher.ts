@@ -7,7 +7,11 @@ import { packUsageMessages } from '../event/usage-batch.codec';
 import { UsageMessageEncoder } from '../event/usage-event.codec';
 import { FileOutbox } from './file-outbox';
 import { createKafka, ensureUsageTopics, withTimeout } from './kafka-client';
+import { RepeatedFailureLog } from './repeated-failure-log';
 import { slicesOf } from './send-slices';
+
+/** A replay that keeps failing is logged at warn at least this often (and when its error is new). */
+const REPLAY_WARN_EVERY_MS = 60_000;
 
 export interface KafkaUsagePublisherOptions {
   kafka: KafkaUsageConfig;
@@ -36,7 +40,7 @@ export class KafkaUsagePublisher implements UsagePublisher {
   private readonly pending: Pending[] = [];
   private readonly encoder = new UsageMessageEncoder();
   private flushing: Promise<void> | undefined;
-  private replayFailing = false;
+  private readonly replayFailures = new RepeatedFailureLog(REPLAY_WARN_EVERY_MS);
   private lingerTimer: NodeJS.Timeout | undefined;
   private replayTimer: NodeJS.Timeout | undefined;
   private replaying: Promise<void> | undefined;
@@ -141,13 +145,13 @@ export class KafkaUsagePublisher implements UsagePublisher {
       this.replayTimer = undefined;
       this.replaying = this.replayOnce()
         .then(() => {
-          this.replayFailing = false;
+          this.replayFailures.succeeded();
         })
         .catch((error: unknown) => {
-          // Once per outage at warn, so a replay that can never succeed is seen; the retries at debug.
-          const level = this.replayFailing ? 'debug' : 'warn';
-          this.replayFailing = true;
-          this.logger[level]({ err: error, pending: this.outbox.size }, 'usage outbox replay failed; trying again later');
+          // At warn when it starts, when its error is new and every minute while it lasts, so a
+          // replay that never succeeds (Kafka down, a disk failing) is seen; the other retries at debug.
+          const { level, failures, failingForMs } = this.replayFailures.failed(error);
+          this.logger[level]({ err: error, pending: this.outbox.size, failures, failingForMs }, 'usage outbox replay failed; trying again later');
           void this.disconnect();
         })
         .finally(() => {
@@ -158,8 +162,12 @@ export class KafkaUsagePublisher implements UsagePublisher {
     this.replayTimer.unref();
   }
 
-  /** Sends the outbox to Kafka oldest first; when it is empty, events go direct again. */
+  /**
+   * Sends the outbox to Kafka oldest first; when it is empty, events go direct again. It connects
+   * first, so an empty outbox is no sign that Kafka is back.
+   */
   private async replayOnce(): Promise<void> {
+    await this.connect();
     for (;;) {
       const peek = await this.outbox.peek(this.options.kafka.batchMaxEvents);
       if (peek.records.length === 0) break;
