@@ -58,14 +58,23 @@ describe('UsageRecorder.drain', () => {
     expect(publisher.events.map((e) => [e.requestId, e.cancelled])).toEqual([['cut', true]]);
   });
 
-  it('gives up on a request that never ends after its bound, and says so', async () => {
+  it('writes a request whose call outlives the bound as cancelled, charged to the deployment being called', async () => {
     const publisher = collecting();
-    const errors: unknown[] = [];
-    const recorder = new UsageRecorder(publisher, PriceBook.fromModels([]), { ...logger, error: (...args: unknown[]) => void errors.push(args) } as typeof logger);
-    recorder.trackExchange(exchange('never'), 'chat');
+    const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '2', output: '8' }) }]);
+    const recorder = new UsageRecorder(publisher, book, logger);
+    const held = exchange('slow');
+    const track = recorder.trackExchange(held, 'chat');
+    const inProgress: routerv1.RouteAttempt = { model: 'm', provider: 'sim', deployment: 'd', status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_IN_PROGRESS, errorKind: '', latencyMs: 0, upstreamStatus: 0 };
+    track.calling({ model: 'm', provider: 'sim', deployment: 'd', upstreamModel: 'u', attempts: 1, taskType: '', reason: '', experiment: '', experimentArm: '', attemptDetails: [inProgress], strategy: '' });
+    // A call that never unwinds before the shutdown is over (an embedding runs to its deadline).
+    void track.guard(new Promise(() => undefined));
+    held.end();
     await recorder.drain(10);
-    expect(publisher.events).toEqual([]);
-    expect(errors).toHaveLength(1);
+    expect(publisher.events).toHaveLength(1);
+    const event = publisher.events[0];
+    expect(event).toMatchObject({ requestId: 'slow', cancelled: true, status: usagev1.Status.STATUS_CANCELLED, servedModel: 'm', deployment: 'd' });
+    expect(event?.tokens).toMatchObject({ prompt: countPromptTokens(held.body), estimated: true });
+    expect(new Decimal(event?.cost?.amount ?? '0').greaterThan(0)).toBe(true);
   });
 });
 

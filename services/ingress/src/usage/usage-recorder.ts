@@ -124,7 +124,12 @@ export class UsageRecorder {
       await Promise.race([allClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
       clearTimeout(timer);
       this.onClosed = undefined;
-      if (this.open.size > 0) this.logger.error({ requests: this.open.size }, 'usage events of requests still open at shutdown were not written');
+      if (this.open.size > 0) {
+        // Calls that outlive the grace (an embedding runs on to the router's deadline without its
+        // client): written now, cut by the shutdown, charged as a cut call is, rather than lost.
+        this.logger.warn({ requests: this.open.size }, 'requests still in a provider call at shutdown: their usage is recorded as cancelled');
+        for (const track of [...this.open]) track.cutAtShutdown();
+      }
     }
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
@@ -166,6 +171,8 @@ export class UsageTrack {
   private inCall: routerv1.RouteDecision | undefined;
   /** The request was abandoned while a deployment was working on it, before its first answer event. */
   private abandonedInCall = false;
+  /** Written at shutdown while a call was still in flight. */
+  private shutdownCut = false;
 
   constructor(
     private readonly recorder: UsageRecorder,
@@ -242,6 +249,12 @@ export class UsageTrack {
       // what the call returned (its routing and answer), on the next turn of the loop.
       if (--this.pending === 0 && this.ended) setImmediate(() => this.finish());
     }
+  }
+
+  /** Shutdown outlasted the call still in flight: the record is written now, as cancelled. */
+  cutAtShutdown(): void {
+    this.shutdownCut = true;
+    this.finish();
   }
 
   failed(error: unknown): void {
@@ -375,7 +388,7 @@ export class UsageTrack {
     const status = outcome.status;
     // A client that left during a call may still have been written its 499 by the time the call
     // unwound (or its answer arrived: an embedding's call runs on without the client).
-    const cancelled = outcome.cancelled || this.errorKind === 'cancelled' || status === CLIENT_CLOSED_REQUEST;
+    const cancelled = outcome.cancelled || this.shutdownCut || this.errorKind === 'cancelled' || status === CLIENT_CLOSED_REQUEST;
     event.completedAtMs = Math.max(Date.now(), event.receivedAtMs);
     event.latencyMs = event.completedAtMs - event.receivedAtMs;
     event.ttftMs = event.firstTokenAtMs > 0 ? Math.max(0, event.firstTokenAtMs - event.receivedAtMs) : 0;
