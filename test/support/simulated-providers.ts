@@ -21,7 +21,7 @@ export const SIMULATED_PROVIDERS: { readonly [T in ProviderType]: SimulatedProvi
     embeddingModel: 'text-embedding-3-small',
   },
   azure: {
-    config: (url, apiKey) => ({ type: 'azure', baseUrl: url, apiKey, apiVersion: '2024-10-21', outputLimit: 'max_tokens', headers: {}, timeoutMs: 1500 }),
+    config: (url, apiKey) => ({ type: 'azure', baseUrl: url, apiKey, apiVersion: '2024-10-21', outputLimit: undefined, headers: {}, timeoutMs: 1500 }),
     chatModel: 'my-gpt-4o-deployment',
     embeddingModel: 'my-embedding-deployment',
   },

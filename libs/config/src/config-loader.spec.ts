@@ -28,20 +28,24 @@ describe('config', () => {
     expect(config.models[0]?.deployments[0]?.weight).toBe(1);
   });
 
-  it('sends output limits as max_completion_tokens to OpenAI itself and as max_tokens elsewhere, unless told', () => {
+  it('sends output limits as max_completion_tokens to OpenAI itself, as the client sent them elsewhere, unless told', () => {
     const providers = {
       openai: { type: 'openai', baseUrl: 'https://api.openai.com/v1' },
+      'openai-eu': { type: 'openai', baseUrl: 'https://eu.api.openai.com/v1' },
       vllm: { type: 'openai', baseUrl: 'http://vllm.internal:8000/v1' },
-      groq: { type: 'openai', baseUrl: 'https://api.groq.com/openai/v1', outputLimit: 'max_completion_tokens' },
+      mistral: { type: 'openai', baseUrl: 'https://api.mistral.ai/v1', outputLimit: 'max_tokens' },
       azure: { type: 'azure', baseUrl: 'https://r.openai.azure.com' },
+      'azure-o3': { type: 'azure', baseUrl: 'https://r.openai.azure.com', outputLimit: 'max_completion_tokens' },
     };
     const config = parseConfig({ ...minimal, providers: { ...minimal.providers, ...providers } }, { SIM_KEY: 'k' });
-    expect(Object.fromEntries(Object.entries(config.providers).map(([id, p]) => [id, 'outputLimit' in p ? p.outputLimit : undefined]))).toEqual({
-      sim: 'max_tokens',
+    expect(Object.fromEntries(Object.entries(config.providers).map(([id, p]) => [id, p.type === 'openai' || p.type === 'azure' ? p.outputLimit : 'n/a']))).toEqual({
+      sim: undefined,
       openai: 'max_completion_tokens',
-      vllm: 'max_tokens',
-      groq: 'max_completion_tokens',
-      azure: 'max_tokens',
+      'openai-eu': 'max_completion_tokens',
+      vllm: undefined,
+      mistral: 'max_tokens',
+      azure: undefined,
+      'azure-o3': 'max_completion_tokens',
     });
   });
 

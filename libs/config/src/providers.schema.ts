@@ -13,8 +13,8 @@ const common = {
 /**
  * The parameter an OpenAI-style server takes an output limit in. OpenAI's current one is
  * `max_completion_tokens` (its reasoning models refuse `max_tokens`); many compatible servers
- * know only `max_tokens`. A request's limit, whichever the client used (or a hard budget set), is
- * sent in this one.
+ * know only `max_tokens`. When set, a request's limit, whichever the client used (or a hard budget
+ * set), is sent in this one; unset, the limits go as the client sent them.
  */
 const outputLimit = z.enum(['max_tokens', 'max_completion_tokens']);
 
@@ -24,15 +24,16 @@ const openaiProvider = z
     type: z.literal('openai'),
     baseUrl: z.string().url(),
     apiKey: z.string().default(''),
-    /** Default: `max_completion_tokens` at api.openai.com, `max_tokens` elsewhere. */
+    /** Default: `max_completion_tokens` at OpenAI's own hosts (api.openai.com, eu.api.openai.com…), else unset. */
     outputLimit: outputLimit.optional(),
     ...common,
   })
-  .transform(({ outputLimit: limit, ...rest }) => ({ ...rest, outputLimit: limit ?? (isOpenAIItself(rest.baseUrl) ? 'max_completion_tokens' : 'max_tokens') }));
+  .transform(({ outputLimit: limit, ...rest }) => ({ ...rest, outputLimit: limit ?? (isOpenAIItself(rest.baseUrl) ? ('max_completion_tokens' as const) : undefined) }));
 
 function isOpenAIItself(baseUrl: string): boolean {
   try {
-    return new URL(baseUrl).hostname === 'api.openai.com';
+    const host = new URL(baseUrl).hostname;
+    return host === 'api.openai.com' || host.endsWith('.api.openai.com');
   } catch {
     return false;
   }
@@ -63,8 +64,8 @@ const azureProvider = z.object({
   baseUrl: z.string().url(),
   apiKey: z.string().default(''),
   apiVersion: z.string().min(1).default('2024-10-21'),
-  /** `max_completion_tokens` for reasoning-model deployments (and an `apiVersion` that knows it). */
-  outputLimit: outputLimit.default('max_tokens'),
+  /** `max_completion_tokens` for reasoning-model deployments (with an `apiVersion` that knows it); unset: as sent. */
+  outputLimit: outputLimit.optional(),
   ...common,
 });
 

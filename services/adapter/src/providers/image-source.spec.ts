@@ -30,6 +30,8 @@ describe('isPublicAddress', () => {
     ['IPv4-mapped metadata', '::ffff:169.254.169.254'],
     ['NAT64 of a private address', '64:ff9b::a00:1'],
     ['6to4', '2002:7f00:1::1'],
+    ['IPv4-compatible loopback', '::7f00:1'],
+    ['IPv4-compatible metadata', '::a9fe:a9fe'],
     ['not an address', 'localhost'],
   ])('refuses %s (%s)', (_name, address) => {
     expect(isPublicAddress(address)).toBe(false);

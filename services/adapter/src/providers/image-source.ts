@@ -68,7 +68,10 @@ export class ImageAddressRefused extends ImageFetchFailure {
  */
 export function isPublicAddress(address: string): boolean {
   if (!ipaddr.isValid(address)) return false;
-  return ipaddr.process(address).range() === 'unicast';
+  const parsed = ipaddr.process(address);
+  // The deprecated IPv4-compatible form (::a.b.c.d, RFC 4291) embeds an IPv4 address too.
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).parts.slice(0, 6).every((part) => part === 0)) return false;
+  return parsed.range() === 'unicast';
 }
 
 /** Splits a base64 data URL; undefined when `url` is not one. */

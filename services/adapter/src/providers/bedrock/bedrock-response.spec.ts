@@ -62,13 +62,13 @@ describe('Converse response translation', () => {
     expect(finishReason(stop)).toBe(finish);
   });
 
-  it.each(['malformed_model_output', 'malformed_tool_use'])('fails an answer that stopped with %s without text or tool calls as a retryable upstream_error', (stopReason) => {
+  it.each(['malformed_model_output', 'malformed_tool_use'])('fails an answer that stopped with %s without text or tool calls as a non-retryable upstream_error (502)', (stopReason) => {
     const json = { output: { message: { role: 'assistant', content: [] } }, stopReason, usage: { inputTokens: 812, outputTokens: 0, totalTokens: 812 } };
     expect(() => fromConverseResponse(json, { ...ctx, provider: 'bedrock' })).toThrow(
-      expect.objectContaining({ kind: 'upstream_error', retryable: true, provider: 'bedrock', message: `The provider "bedrock" ended the answer without content (stop reason ${stopReason}).` }),
+      expect.objectContaining({ kind: 'upstream_error', retryable: false, provider: 'bedrock', message: `The provider "bedrock" ended the answer without content (stop reason ${stopReason}).` }),
     );
     const reasoningOnly = { ...json, output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: 'Call the tool.' } } }] } } };
-    expect(() => fromConverseResponse(reasoningOnly, ctx)).toThrow(expect.objectContaining({ kind: 'upstream_error', retryable: true }));
+    expect(() => fromConverseResponse(reasoningOnly, ctx)).toThrow(expect.objectContaining({ kind: 'upstream_error', retryable: false }));
   });
 
   it('keeps an answer with text that stopped with malformed_tool_use', () => {

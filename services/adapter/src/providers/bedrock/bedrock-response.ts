@@ -51,13 +51,14 @@ const MALFORMED_OUTPUT: ReadonlySet<string> = new Set(['malformed_model_output',
 
 /**
  * An answer that stopped because its output was malformed, with neither text nor a tool call, is
- * a failed generation rather than an empty answer: a retryable `upstream_error`, so the router can
- * try another deployment instead of billing an empty 200. Undefined for anything else.
+ * a failed generation rather than an empty answer: a 502 `upstream_error` rather than an empty 200,
+ * not retryable (it follows from the request, and must not open the deployment's breaker).
+ * Undefined for anything else.
  */
 export function malformedOutputError(stopReason: string, produced: boolean, provider: string | undefined): GatewayError | undefined {
   if (produced || !MALFORMED_OUTPUT.has(stopReason)) return undefined;
   const who = provider === undefined ? 'The provider' : `The provider "${provider}"`;
-  return new GatewayError('upstream_error', `${who} ended the answer without content (stop reason ${stopReason}).`, { provider });
+  return new GatewayError('upstream_error', `${who} ended the answer without content (stop reason ${stopReason}).`, { provider, retryable: false });
 }
 
 /**

@@ -166,14 +166,14 @@ describe('ConverseStream transcripts', () => {
     await expect(replayError(damage(encode(textTranscript))).then((r) => r.error)).resolves.toMatchObject({ kind: 'upstream_error', retryable: true });
   });
 
-  it.each(['malformed_model_output', 'malformed_tool_use'])('fails a stream that stopped with %s before any text or tool call, so the router can fail over', async (stopReason) => {
+  it.each(['malformed_model_output', 'malformed_tool_use'])('fails a stream that stopped with %s before any text or tool call as a 502', async (stopReason) => {
     const bytes = encode([
       { event: 'messageStart', payload: { role: 'assistant' } },
       { event: 'messageStop', payload: { stopReason } },
       { event: 'metadata', payload: { usage: { inputTokens: 812, outputTokens: 0, totalTokens: 812 }, metrics: { latencyMs: 1450 } } },
     ]);
     const { error, chunks } = await replayError(bytes);
-    expect(error).toMatchObject({ kind: 'upstream_error', retryable: true, provider: 'bedrock', message: `The provider "bedrock" ended the answer without content (stop reason ${stopReason}).` });
+    expect(error).toMatchObject({ kind: 'upstream_error', retryable: false, provider: 'bedrock', message: `The provider "bedrock" ended the answer without content (stop reason ${stopReason}).` });
     // Only the role chunk went out, which does not commit the request to this deployment.
     expect(openai(chunks)).toEqual([expect.objectContaining({ choices: [expect.objectContaining({ delta: { role: 'assistant', content: '' } })] })]);
   });

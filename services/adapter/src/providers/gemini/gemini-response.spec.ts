@@ -21,10 +21,33 @@ function failure(run: () => unknown): GatewayError {
 describe('a Gemini candidate that ended without content', () => {
   const FAILED = ['MALFORMED_FUNCTION_CALL', 'UNEXPECTED_TOOL_CALL', 'TOO_MANY_TOOL_CALLS', 'OTHER', 'LANGUAGE', 'FINISH_REASON_UNSPECIFIED', 'MISSING_THOUGHT_SIGNATURE', 'A_REASON_ADDED_LATER'];
 
-  it.each(FAILED)('is a retryable upstream_error when it ended with %s, not an empty 200', (reason) => {
+  it.each(FAILED)('is a non-retryable upstream_error (502) when it ended with %s, not an empty 200', (reason) => {
     const error = failure(() => fromGeminiResponse(response({ finishReason: reason }), ctx));
-    expect(error).toMatchObject({ kind: 'upstream_error', retryable: true, provider: 'gemini' });
+    expect(error).toMatchObject({ kind: 'upstream_error', retryable: false, provider: 'gemini' });
     expect(error.message).toBe(`The provider "gemini" ended the answer without content (finish reason ${reason}).`);
+  });
+
+  it('keeps the answers of the other candidates (n > 1): the failed one is an empty choice', () => {
+    const two = {
+      candidates: [
+        { index: 0, content: { role: 'model', parts: [{ text: 'A fine answer' }] }, finishReason: 'STOP' },
+        { index: 1, finishReason: 'MALFORMED_FUNCTION_CALL' },
+      ],
+      usageMetadata,
+      modelVersion: 'gemini-2.5-flash',
+      responseId: 'resp-2',
+    };
+    expect(fromGeminiResponse(two, ctx).choices.map((c) => [c.index, c.message?.content, c.finishReason])).toEqual([
+      [0, 'A fine answer', 'stop'],
+      [1, '', 'stop'],
+    ]);
+    const translator = new GeminiStreamTranslator({ ...ctx, includeUsage: false });
+    const chunks = translator.accept({ ...two, candidates: [{ index: 0, content: { role: 'model', parts: [{ text: 'A fine answer' }] } }] });
+    chunks.push(...translator.accept({ ...two, candidates: [{ index: 0, finishReason: 'STOP' }, { index: 1, finishReason: 'MALFORMED_FUNCTION_CALL' }] }));
+    expect(chunks.flatMap((c) => c.choices.filter((ch) => ch.finishReason).map((ch) => [ch.index, ch.finishReason]))).toEqual([
+      [0, 'stop'],
+      [1, 'stop'],
+    ]);
   });
 
   it('quotes the finishMessage', () => {
@@ -36,7 +59,7 @@ describe('a Gemini candidate that ended without content', () => {
   it.each(FAILED)('fails a stream whose candidate ended with %s before it sent anything', (reason) => {
     const translator = new GeminiStreamTranslator({ ...ctx, includeUsage: true });
     const error = failure(() => translator.accept(response({ finishReason: reason, finishMessage: 'why' })));
-    expect(error).toMatchObject({ kind: 'upstream_error', retryable: true, message: `The provider "gemini" ended the answer without content (finish reason ${reason}): why` });
+    expect(error).toMatchObject({ kind: 'upstream_error', retryable: false, message: `The provider "gemini" ended the answer without content (finish reason ${reason}): why` });
   });
 
   it.each([

@@ -64,13 +64,15 @@ const MAX_FINISH_MESSAGE = 500;
  * A candidate that ended with neither text nor a function call for a reason other than STOP,
  * MAX_TOKENS or a content filter (MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL,
  * TOO_MANY_TOOL_CALLS, LANGUAGE, OTHER, FINISH_REASON_UNSPECIFIED, reasons added later…) is a
- * failed generation, not an empty answer: a retryable `upstream_error`, so the router can try
- * another deployment instead of billing an empty 200. Undefined for a candidate that is an answer.
+ * failed generation, not an empty answer: a 502 `upstream_error` rather than an empty 200. Not
+ * retryable: these follow from the request (its tools, its language), so another deployment of
+ * the model would most likely fail alike, and counting them against the deployment's breaker
+ * would let one tenant's requests open it for everyone. Undefined for a candidate that is an answer.
  */
 export function failedCandidateError(reason: string, finishMessage: string | undefined, produced: boolean, provider: string): GatewayError | undefined {
   if (produced || reason === 'STOP' || reason === 'MAX_TOKENS' || CONTENT_FILTER.has(reason)) return undefined;
   const detail = finishMessage?.trim() ? `: ${finishMessage.trim().slice(0, MAX_FINISH_MESSAGE)}` : '.';
-  return new GatewayError('upstream_error', `The provider "${provider}" ended the answer without content (finish reason ${reason})${detail}`, { provider });
+  return new GatewayError('upstream_error', `The provider "${provider}" ended the answer without content (finish reason ${reason})${detail}`, { provider, retryable: false });
 }
 
 /**
@@ -182,10 +184,13 @@ export function fromGeminiResponse(json: unknown, ctx: CompletionContext): chatv
   if (candidates.length === 0) throw malformed(ctx.provider, 'response (no candidates)');
   const key = response.responseId ?? ctx.requestId;
   let allText = '';
+  const split = candidates.map((c, position) => splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, c.index ?? position, at, name), 0, ctx.answerTool));
+  // A candidate that failed empty fails the answer only when no candidate answered (n > 1 keeps the others).
+  const anyProduced = split.some((parts) => !!parts.text || parts.toolCalls.length > 0);
   const choices = candidates.map((c, position): chatv1.Choice => {
     const index = c.index ?? position;
-    const parts = splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, index, at, name), 0, ctx.answerTool);
-    const failed = failedCandidateError(c.finishReason ?? 'STOP', c.finishMessage, !!parts.text || parts.toolCalls.length > 0, ctx.provider);
+    const parts = split[position] ?? splitParts([], () => '', 0, ctx.answerTool);
+    const failed = failedCandidateError(c.finishReason ?? 'STOP', c.finishMessage, anyProduced, ctx.provider);
     if (failed) throw failed;
     allText += (parts.text ?? '') + parts.toolCalls.map((t) => t.function?.arguments ?? '').join('');
     const finish = finishReason(c.finishReason ?? 'STOP', parts.toolCalls.length > 0);

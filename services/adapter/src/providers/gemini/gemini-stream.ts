@@ -80,7 +80,10 @@ export class GeminiStreamTranslator {
       if (c.finishReason) {
         // Thrown before anything of this event goes out; the router fails over when nothing that
         // commits it (content, a call, reasoning) was sent yet, and ends the stream with an error otherwise.
-        const failed = failedCandidateError(c.finishReason, c.finishMessage, state.produced, this.ctx.provider);
+        // With several candidates, one that failed empty while another answered ends as an empty
+        // choice: the others' answers are not thrown away.
+        const anyProduced = [...this.candidates.values()].some((other) => other.produced);
+        const failed = failedCandidateError(c.finishReason, c.finishMessage, anyProduced, this.ctx.provider);
         if (failed) throw failed;
         state.finished = true;
         out.push(this.chunk(index, {}, finishReason(c.finishReason, state.toolCalls > 0)));

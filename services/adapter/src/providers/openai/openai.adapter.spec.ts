@@ -47,6 +47,17 @@ describe('OpenAI adapter streaming usage', () => {
     return chunks;
   }
 
+  /** Like `stream`, keeping the chunks received before the adapter threw. */
+  async function streamUntilError(name: string, into: chatv1.ChatChunk[]): Promise<chatv1.ChatChunk[]> {
+    const adapter = createOpenAIAdapter('compat', { type: 'openai', baseUrl: `${base}/${name}`, apiKey: 'k', outputLimit: 'max_tokens', headers: {}, timeoutMs: 5_000 });
+    adapters.push(adapter);
+    const request = parseChatRequest({ model: 'm', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
+    for await (const event of adapter.chat({ requestId: 'r', upstreamModel: 'm', request, timeoutMs: 5_000, signal: new AbortController().signal })) {
+      if (event.chunk) into.push(event.chunk);
+    }
+    return into;
+  }
+
   /** What the ingress meters: the usage of every chunk added up. */
   const metered = (chunks: chatv1.ChatChunk[]) =>
     chunks.reduce((sum, c) => ({ prompt: sum.prompt + (c.usage?.promptTokens ?? 0), completion: sum.completion + (c.usage?.completionTokens ?? 0) }), { prompt: 0, completion: 0 });
@@ -65,6 +76,21 @@ describe('OpenAI adapter streaming usage', () => {
     expect(chunks.slice(0, -1).every((c) => c.usage === undefined && c.choices.length > 0)).toBe(true);
     expect(chunks.flatMap((c) => c.choices.map((ch) => ch.delta?.content ?? '')).join('')).toBe(text);
     expect(chunks.flatMap((c) => c.choices.map((ch) => ch.finishReason).filter(Boolean))).toEqual(['stop']);
+  });
+
+  it('passes on the usage a stream reported before it was cut short of [DONE], then fails', async () => {
+    const chunks: chatv1.ChatChunk[] = [];
+    const failure = await (async () => {
+      try {
+        for (const chunk of await streamUntilError('stream-cut-after-usage', chunks)) void chunk;
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    })();
+    expect(failure).toMatchObject({ kind: 'upstream_error' });
+    // The reasoning the provider billed is metered, not estimated from the visible text.
+    expect(metered(chunks)).toEqual({ prompt: 20, completion: 4000 });
   });
 
   it('passes an OpenAI stream (usage only on its last, choice-less chunk) on unchanged', async () => {

@@ -19,8 +19,8 @@ export interface OpenAIEndpoints {
   embeddingsUrl(upstreamModel: string): URL;
   headers: Record<string, string>;
   timeoutMs: number;
-  /** The parameter the server takes an output limit in. */
-  outputLimit: 'max_tokens' | 'max_completion_tokens';
+  /** The parameter the server takes an output limit in; undefined: the limits go as the client sent them. */
+  outputLimit: 'max_tokens' | 'max_completion_tokens' | undefined;
 }
 
 /**
@@ -67,6 +67,7 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
         return;
       }
       let done = false;
+      let answered = false;
       const usage = new StreamUsage();
       try {
         for await (const event of readServerSentEvents(response.body, call.signal, id)) {
@@ -75,17 +76,28 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
             break;
           }
           const json = parseEventJson(event.data, id);
-          if (isErrorEvent(json)) throw parseOpenAIErrorResponse(500, undefined, event.data, id);
+          if (isErrorEvent(json)) {
+            // The usage reported so far is still what the provider bills: it goes out before the error
+            // once the answer has begun (before that the request fails over, and a usage chunk would
+            // commit it to this provider).
+            const reported = answered ? usage.end() : undefined;
+            if (reported) yield { chunk: reported };
+            throw parseOpenAIErrorResponse(500, undefined, event.data, id);
+          }
           const chunk = usage.accept(parseOpenAIChunk(json));
-          if (chunk) yield { chunk };
+          if (chunk) {
+            answered ||= chunk.choices.some((c) => !!c.delta?.content || (c.delta?.toolCalls.length ?? 0) > 0 || !!c.finishReason);
+            yield { chunk };
+          }
         }
       } finally {
         if (done) discardRest(response.body);
         else response.body.destroy();
       }
-      if (!done) throw new GatewayError('upstream_error', `The provider "${id}" ended the stream before it finished.`, { provider: id });
-      const last = usage.end();
+      // A stream cut before [DONE] passes on the usage it did report (billed) once its answer had begun, then fails.
+      const last = done || answered ? usage.end() : undefined;
       if (last) yield { chunk: last };
+      if (!done) throw new GatewayError('upstream_error', `The provider "${id}" ended the stream before it finished.`, { provider: id });
     },
 
     async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
