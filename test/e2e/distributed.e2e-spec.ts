@@ -3,13 +3,18 @@ import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import OpenAI from 'openai';
 import { stringify } from 'yaml';
+import { adapterv1, routerv1 } from '@openrouter/contracts';
+import { CHANNEL_OPTIONS, GrpcSecurity } from '@openrouter/grpc';
 import { waitFor } from '../support/infra/wait-for';
 import { freePort } from '../support/ports';
 import { SIM_KEY, TEST_DEV_KEY, testConfigDocument } from '../support/test-config';
 
 const root = resolve(__dirname, '../..');
+/** The services' shared token (grpc.auth.token): every gRPC hop of this suite is authenticated. */
+const INTERNAL_TOKEN = 'distributed-e2e-internal-token-0123456789';
 
 async function waitForHealthy(url: string, child: ChildProcess, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -29,16 +34,21 @@ describe('distributed mode: every service its own process', () => {
   const children: Array<{ name: string; child: ChildProcess }> = [];
   let baseURL = '';
   let simPort = 0;
+  let routerPort = 0;
+  let adapterPort = 0;
   let ingressOutput = '';
 
   beforeAll(async () => {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'ignore' });
     const [sim, ingress, router, adapter, routerHttp, adapterHttp, billing, alerting] = await Promise.all(Array.from({ length: 8 }, freePort));
     simPort = sim!;
+    routerPort = router!;
+    adapterPort = adapter!;
     const document = testConfigDocument(`http://127.0.0.1:${sim}/v1`, { ingress: ingress!, router: router!, adapter: adapter!, routerHttp, adapterHttp, billing, alerting });
     // No admin key configured: the ingress generates one and tells it on its terminal.
     const access = document['access'] as Record<string, unknown>;
     document['access'] = { ...access, admin: { devKey: '' } };
+    document['grpc'] = { auth: { token: INTERNAL_TOKEN } };
     const dir = mkdtempSync(join(tmpdir(), 'openrouter-dist-'));
     const configPath = join(dir, 'config.yaml');
     writeFileSync(configPath, stringify(document));
@@ -171,6 +181,29 @@ describe('distributed mode: every service its own process', () => {
       await waitFor(async () => ((await seen()).at(-1)?.outcome === 'aborted' ? true : undefined), { timeoutMs: 10_000, intervalMs: 100, what: 'the provider call aborted' });
     } finally {
       await fetch(`${simulator}/_sim/reset`, { method: 'POST' });
+    }
+  });
+
+  it('refuses gRPC calls to the router and the adapter that lack the service token', async () => {
+    const codeOf = (call: (done: (error: ServiceError | null) => void) => void): Promise<number> =>
+      new Promise((done) => call((error) => done(error?.code ?? status.OK)));
+    const plain = new Metadata();
+    const wrong = new Metadata();
+    wrong.set('authorization', 'Bearer not-the-internal-token-but-just-as-long');
+    const router = new routerv1.RouterServiceClient(`127.0.0.1:${routerPort}`, credentials.createInsecure(), CHANNEL_OPTIONS);
+    const adapter = new adapterv1.AdapterServiceClient(`127.0.0.1:${adapterPort}`, credentials.createInsecure(), CHANNEL_OPTIONS);
+    const authenticated = GrpcSecurity.fromConfig({ auth: { token: INTERNAL_TOKEN }, tls: { cert: '', key: '', ca: '', serverNameOverride: '' } }).client(routerv1.RouterServiceClient, `127.0.0.1:${routerPort}`);
+    try {
+      for (const metadata of [plain, wrong]) {
+        expect(await codeOf((done) => router.providersHealth({}, metadata, done))).toBe(status.UNAUTHENTICATED);
+        expect(await codeOf((done) => router.chat(routerv1.ChatRequest.fromPartial({}), metadata).on('error', done).on('end', () => done(null)).resume())).toBe(status.UNAUTHENTICATED);
+        expect(await codeOf((done) => adapter.embed(adapterv1.EmbedRequest.fromPartial({}), metadata, done))).toBe(status.UNAUTHENTICATED);
+      }
+      expect(await codeOf((done) => authenticated.providersHealth({}, new Metadata(), done))).toBe(status.OK);
+    } finally {
+      router.close();
+      adapter.close();
+      authenticated.close();
     }
   });
 

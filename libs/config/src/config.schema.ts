@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { accessReferenceIssues, accessSchema } from './access.schema';
 import { billingSchema, budgetsSchema } from './budgets.schema';
 import { modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
+import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
 import { observabilitySchema } from './observability.schema';
 import { address, flag, host, identifier, listenSchema, port } from './primitives';
 import { providerSchema } from './providers.schema';
@@ -10,6 +11,7 @@ import { usageSchema } from './usage.schema';
 export * from './access.schema';
 export * from './budgets.schema';
 export * from './catalog.schema';
+export * from './grpc.schema';
 export * from './observability.schema';
 export * from './pricing.schema';
 export * from './primitives';
@@ -84,6 +86,8 @@ export const configSchema = z
         callTimeoutMs: z.number().int().positive().default(5_000),
         /** Deadline of a report call to billing: reports scan the usage store. */
         reportTimeoutMs: z.number().int().positive().default(60_000),
+        auth: grpcAuthSchema,
+        tls: grpcTlsSchema,
       })
       .prefault({}),
     providers: z.record(identifier, providerSchema),

@@ -80,6 +80,10 @@ export function fromGrpcError(error: unknown): GatewayError {
       return new GatewayError('timeout', 'The request timed out inside the gateway.', { cause: error });
     case status.UNAVAILABLE:
       return new GatewayError('unavailable', 'An internal gateway service is unavailable.', { cause: error });
+    case status.UNAUTHENTICATED:
+      // A peer refused this service's own token (grpc.auth.token differs between the services), not
+      // the client's key: the gateway is misconfigured, so a server error, never auth_failed's 401.
+      return new GatewayError('internal', 'An internal gateway service refused the service token of this one (grpc.auth.token).', { cause: error, code: 'service_token_refused' });
     default:
       return GatewayError.from(error);
   }

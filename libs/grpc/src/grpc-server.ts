@@ -1,4 +1,5 @@
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { GrpcSecurity } from './grpc-security';
 
 export interface GrpcServiceBinding {
   definition: ServiceDefinition;
@@ -33,11 +34,13 @@ export class GrpcServerHandle {
     readonly port: number,
   ) {}
 
-  static async start(host: string, port: number, services: GrpcServiceBinding[]): Promise<GrpcServerHandle> {
-    const server = new Server(CHANNEL_OPTIONS);
+  /** `security`: the service token check and TLS (`grpc.auth`, `grpc.tls`); without it, plaintext and no token. */
+  static async start(host: string, port: number, services: GrpcServiceBinding[], security?: GrpcSecurity): Promise<GrpcServerHandle> {
+    const credentials = security?.serverCredentials() ?? ServerCredentials.createInsecure();
+    const server = new Server({ ...CHANNEL_OPTIONS, ...security?.serverOptions() });
     for (const s of services) server.addService(s.definition, s.implementation);
     const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, actual) => (error ? reject(error) : resolve(actual))),
+      server.bindAsync(`${host}:${port}`, credentials, (error, actual) => (error ? reject(error) : resolve(actual))),
     );
     return new GrpcServerHandle(server, bound);
   }

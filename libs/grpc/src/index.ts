@@ -1,6 +1,8 @@
 export { ERROR_TRAILER, fromGrpcError, toGrpcStatus } from './grpc-errors';
 export { CHANNEL_OPTIONS, DEFAULT_SHUTDOWN_GRACE_MS, GrpcServerHandle } from './grpc-server';
 export type { GrpcServiceBinding } from './grpc-server';
+export { GrpcSecurity, SERVICE_TOKEN_HEADER } from './grpc-security';
+export type { GrpcSecuritySettings } from './grpc-security';
 export { CALL_FEATURES_HEADER, hasFeature, ROUTE_CALLS_FEATURE, withFeatures } from './call-features';
 export { callUnary, readStream } from './grpc-call';
 export type { CallBounds } from './grpc-call';

@@ -1,5 +1,6 @@
 import type { GatewayConfig } from '@openrouter/config';
 import type { budgetv1 } from '@openrouter/contracts';
+import { GrpcSecurity } from '@openrouter/grpc';
 import { AlertingMetrics, ClickHouseAlertHistory, createTelemetry, UsageConsumerMetrics, type AlertHistoryStore, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageMessage, type UsageSource } from '@openrouter/usage';
@@ -65,7 +66,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     const delivery = new DeliveryQueue(settings.delivery, metrics, logger);
     cleanups.push(() => delivery.close());
     const routerAddress = deps.routerAddress ?? settings.router;
-    const router = routerAddress ? new RouterStatusSource(routerAddress, settings.routerPollMs, logger) : undefined;
+    const router = routerAddress ? new RouterStatusSource(routerAddress, settings.routerPollMs, logger, GrpcSecurity.fromConfig(config.grpc)) : undefined;
     if (router) cleanups.push(() => router.close());
     const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: router ? () => router.snapshot() : undefined, budgetPeriodEnd: budgetPeriodEndOf(config.budgets.list) });
     cleanups.push(() => service.close());

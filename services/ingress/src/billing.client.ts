@@ -1,17 +1,18 @@
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import { billingv1 } from '@openrouter/contracts';
-import { CHANNEL_OPTIONS, callUnary } from '@openrouter/grpc';
+import { callUnary, type GrpcSecurity } from '@openrouter/grpc';
 
 /** Billing's reports, over gRPC. */
 export class BillingClient {
   private readonly client: billingv1.BillingServiceClient;
 
-  /** `timeoutMs`: each report call's deadline (reports scan the usage store). */
+  /** `timeoutMs`: each report call's deadline (reports scan the usage store); `security`: the service token and TLS. */
   constructor(
     address: string,
     private readonly timeoutMs: number,
+    security: GrpcSecurity,
   ) {
-    this.client = new billingv1.BillingServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = security.client(billingv1.BillingServiceClient, address);
   }
 
   usage(request: billingv1.UsageReportRequest): Promise<billingv1.UsageReportResponse> {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Counter } from 'prom-client';
 import type { GatewayConfig } from '@openrouter/config';
+import { GrpcSecurity } from '@openrouter/grpc';
 import { createTelemetry, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { closeWithinGrace, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { PriceBook, UnpricedModels, type ClickHouseTarget, type UsagePublisher } from '@openrouter/usage';
@@ -75,7 +76,8 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const devKey = devKeyGenerated ? generateDevKey() : config.ingress.devKey === 'disabled' ? '' : config.ingress.devKey;
   const adminKeyGenerated = config.access.admin.devKey === '';
   const adminKey = adminKeyGenerated ? generateApiKey(ADMIN_KEY_PREFIX) : config.access.admin.devKey === 'disabled' ? '' : config.access.admin.devKey;
-  const router: RouterPort = options.router ? new InProcessRouter(options.router) : new RouterClient(config.ingress.router, routerTimeouts(config), tracingClientOptions(telemetry.telemetry.tracing));
+  const grpcSecurity = GrpcSecurity.fromConfig(config.grpc);
+  const router: RouterPort = options.router ? new InProcessRouter(options.router) : new RouterClient(config.ingress.router, routerTimeouts(config), grpcSecurity, tracingClientOptions(telemetry.telemetry.tracing));
   const { url: redisUrl, keyPrefix } = config.access.redis;
   const repository = redisUrl ? new RedisAccessRepository(redisUrl, keyPrefix) : new MemoryAccessRepository();
   const counterRedis = redisUrl ? connectRedis(redisUrl) : undefined;
@@ -112,7 +114,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   if (budgetRedis && !(await whenReady(budgetRedis, 3_000))) logger.warn('Redis is not reachable yet; requests under a budget follow budgets.failMode until it is');
   const budgetLedger = budgetRedis ? new RedisBudgetLedger(budgetRedis, keyPrefix) : new MemoryBudgetLedger();
   const budgets = new BudgetService(config, prices, budgetLedger, budgetEvents, logger);
-  const billing = config.ingress.billing ? new BillingClient(config.ingress.billing, config.grpc.reportTimeoutMs) : undefined;
+  const billing = config.ingress.billing ? new BillingClient(config.ingress.billing, config.grpc.reportTimeoutMs, grpcSecurity) : undefined;
   const { app, port } = await startHttpApp(
     IngressModule.register({ registry: telemetry.telemetry.registry, alertHistory: alertHistory.store, router, access, adminAuth, readiness, bounds: config.access.requests, usage, budgets, billing, logger }),
     config.ingress.http,

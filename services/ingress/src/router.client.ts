@@ -1,6 +1,6 @@
-import { credentials, Metadata, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
+import { Metadata, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
-import { acceptBatches, CHANNEL_OPTIONS, callUnary, chatChunkBatching, readStream, ROUTE_CALLS_FEATURE, withFeatures } from '@openrouter/grpc';
+import { acceptBatches, callUnary, chatChunkBatching, readStream, ROUTE_CALLS_FEATURE, withFeatures, type GrpcSecurity } from '@openrouter/grpc';
 import { RouterPort } from './router.port';
 
 const CHAT_CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
@@ -22,14 +22,15 @@ export interface RouterTimeouts {
 export class RouterClient extends RouterPort {
   private readonly client: routerv1.RouterServiceClient;
 
-  /** `clientOptions`: extra client options, e.g. the tracing interceptor. */
+  /** `security`: the service token and TLS of the calls; `clientOptions`: extra client options, e.g. the tracing interceptor. */
   constructor(
     address: string,
     private readonly timeouts: RouterTimeouts,
+    security: GrpcSecurity,
     clientOptions: ChannelOptions & { interceptors?: Interceptor[] } = {},
   ) {
     super();
-    this.client = new routerv1.RouterServiceClient(address, credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...clientOptions });
+    this.client = security.client(routerv1.RouterServiceClient, address, clientOptions);
   }
 
   chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {

@@ -1,6 +1,6 @@
-import { credentials, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
+import type { ChannelOptions, Interceptor } from '@grpc/grpc-js';
 import { adapterv1 } from '@openrouter/contracts';
-import { CHANNEL_OPTIONS } from '@openrouter/grpc';
+import type { GrpcSecurity } from '@openrouter/grpc';
 
 /** One gRPC client per adapter address; a provider without its own address uses `default`. */
 export class AdapterClients {
@@ -8,6 +8,8 @@ export class AdapterClients {
 
   constructor(
     private readonly addresses: Readonly<Record<string, string>>,
+    /** The service token and TLS of the calls (`grpc.auth`, `grpc.tls`). */
+    private readonly security: GrpcSecurity,
     /** Extra client options, e.g. the tracing interceptor. */
     private readonly clientOptions: ChannelOptions & { interceptors?: Interceptor[] } = {},
   ) {}
@@ -17,7 +19,7 @@ export class AdapterClients {
     if (!address) throw new Error(`no adapter address for provider "${provider}" and no default`);
     let client = this.byAddress.get(address);
     if (!client) {
-      client = new adapterv1.AdapterServiceClient(address, credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...this.clientOptions });
+      client = this.security.client(adapterv1.AdapterServiceClient, address, this.clientOptions);
       this.byAddress.set(address, client);
     }
     return client;

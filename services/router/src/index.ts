@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '@openrouter/config';
 import { routerv1 } from '@openrouter/contracts';
-import { callStreamInProcess, callUnaryInProcess, GrpcServerHandle } from '@openrouter/grpc';
+import { callStreamInProcess, callUnaryInProcess, GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
 import { createTelemetry, RouterMetrics, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { AdapterClients } from './adapter-clients';
@@ -35,14 +35,15 @@ export interface RouterOptions {
 
 /** Starts the router: gRPC for ingress, HTTP for health. */
 export async function startRouter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}, options: RouterOptions = {}): Promise<RouterHandle> {
+  const security = GrpcSecurity.fromConfig(config.grpc);
   const telemetry = createTelemetry('router', config.observability, telemetryOptions);
   const metrics = new RouterMetrics(telemetry.registry);
-  const adapters = new AdapterClients(config.router.adapters, tracingClientOptions(telemetry.tracing));
+  const adapters = new AdapterClients(config.router.adapters, security, tracingClientOptions(telemetry.tracing));
   const engine = createRoutingEngine(config);
   const grayReleaseSync = await startGrayReleaseSync(config, engine.grayReleases, logger);
   metrics.readCircuitsFrom(() => deploymentCircuits(engine));
   const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics));
-  const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)]);
+  const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)], security);
   const http = await startHttpApp(HealthModule.register('router', [{ name: 'adapters', check: async () => options.adapter !== undefined || adapters.anyReachable(500) }], telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port }, 'router started');
   const tracing = telemetry.tracing;

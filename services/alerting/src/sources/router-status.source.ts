@@ -1,6 +1,6 @@
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
-import { callUnary, CHANNEL_OPTIONS } from '@openrouter/grpc';
+import { callUnary, type GrpcSecurity } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { RouterSnapshot } from '../rules/rule-evaluator';
 
@@ -18,8 +18,9 @@ export class RouterStatusSource {
     address: string,
     private readonly intervalMs: number,
     private readonly logger: Logger,
+    security: GrpcSecurity,
   ) {
-    this.client = new routerv1.RouterServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = security.client(routerv1.RouterServiceClient, address);
   }
 
   snapshot(): RouterSnapshot | undefined {

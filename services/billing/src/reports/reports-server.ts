@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '@openrouter/config';
 import { KafkaBudgetPublisher, RedisBudgetLedger, ThresholdAlerts, type BudgetEventPublisher } from '@openrouter/budgets';
-import { GrpcServerHandle } from '@openrouter/grpc';
+import { GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
 import { ReconciliationMetrics, type Logger, type Registry } from '@openrouter/observability';
 import { Redis } from 'ioredis';
 import { BudgetReconciler } from '../budgets/budget-reconciler';
@@ -30,7 +30,7 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
   const metrics = new ReconciliationMetrics(registry);
   const repository = new ClickHouseReportsRepository(usage.store.client, usage.store.database);
   const service = new ReportsService(repository, config.billing.chargeback);
-  const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)]);
+  const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)], GrpcSecurity.fromConfig(config.grpc));
   const { url: redisUrl, keyPrefix } = config.access.redis;
   // Connected at a job's first run; a failure to reach Redis fails that run, which logs it.
   const leases = redisUrl ? new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 5_000 }) : undefined;

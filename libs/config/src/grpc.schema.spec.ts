@@ -1,0 +1,45 @@
+import { ConfigError, parseConfig } from './config-loader';
+
+const minimal = {
+  version: 1,
+  ingress: { http: { port: 8080 }, router: '127.0.0.1:1' },
+  router: { grpc: { port: 1 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
+  adapter: { grpc: { port: 2 }, http: { port: 0 } },
+  billing: { http: { port: 0 } },
+  alerting: { http: { port: 0 } },
+  providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
+  models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
+};
+
+const TOKEN = '0123456789abcdef0123456789abcdef';
+
+function problems(grpc: unknown, env: Record<string, string> = {}): string[] {
+  try {
+    parseConfig({ ...minimal, grpc }, env);
+    return [];
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+}
+
+describe('grpc.auth and grpc.tls', () => {
+  it('default to no token and no TLS', () => {
+    expect(parseConfig(minimal, {}).grpc).toMatchObject({ auth: { token: '' }, tls: { cert: '', key: '', ca: '', serverNameOverride: '' } });
+  });
+
+  it('take the token from the environment, and refuse one too short or that call metadata cannot carry', () => {
+    expect(parseConfig({ ...minimal, grpc: { auth: { token: '${INTERNAL_TOKEN}' } } }, { INTERNAL_TOKEN: TOKEN }).grpc.auth.token).toBe(TOKEN);
+    expect(problems({ auth: { token: '${INTERNAL_TOKEN}' } })).toEqual(['grpc.auth.token: environment variable INTERNAL_TOKEN is not set']);
+    expect(problems({ auth: { token: 'short' } })).toEqual([expect.stringMatching(/^grpc\.auth\.token: must be at least 32 characters/)]);
+    expect(problems({ auth: { token: `${TOKEN}\n` } })).toEqual([expect.stringMatching(/^grpc\.auth\.token: must be printable ASCII/)]);
+  });
+
+  it('want a certificate and its key together, and a server name override only with TLS', () => {
+    expect(problems({ tls: { cert: '/tls/router.crt' } })).toEqual([expect.stringMatching(/^grpc\.tls\.key: required with grpc\.tls\.cert/)]);
+    expect(problems({ tls: { key: '/tls/router.key' } })).toEqual([expect.stringMatching(/^grpc\.tls\.cert: required with grpc\.tls\.key/)]);
+    expect(problems({ tls: { serverNameOverride: 'router.internal' } })).toEqual([expect.stringMatching(/^grpc\.tls\.serverNameOverride: applies to TLS only/)]);
+    expect(problems({ tls: { ca: '/tls/ca.crt', serverNameOverride: 'router.internal' } })).toEqual([]);
+    expect(problems({ tls: { cert: '/tls/router.crt', key: '/tls/router.key', ca: '/tls/ca.crt' } })).toEqual([]);
+  });
+});

@@ -1,0 +1,15 @@
+import { Metadata, status } from '@grpc/grpc-js';
+import { GatewayError } from '@openrouter/errors';
+import { fromGrpcError, toGrpcStatus } from './grpc-errors';
+
+describe('fromGrpcError', () => {
+  it('reads a peer refusing this service’s token as the gateway’s own failure, not the client’s bad key', () => {
+    const refused = fromGrpcError({ code: status.UNAUTHENTICATED, details: 'This call lacks a valid service token (grpc.auth.token).', metadata: new Metadata() });
+    expect(refused).toMatchObject({ kind: 'internal', code: 'service_token_refused', retryable: false });
+  });
+
+  it('keeps an auth failure a handler reported, carried in the error trailer', () => {
+    const handled = fromGrpcError(toGrpcStatus(new GatewayError('auth_failed', 'The provider rejected the key.', { upstreamStatus: 401, provider: 'openai' })));
+    expect(handled).toMatchObject({ kind: 'auth_failed', upstreamStatus: 401, provider: 'openai' });
+  });
+});

@@ -1,0 +1,158 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
+import {
+  credentials,
+  InterceptingCall,
+  Metadata,
+  ServerCredentials,
+  ServerInterceptingCall,
+  status,
+  type ChannelCredentials,
+  type ClientOptions,
+  type Interceptor,
+  type ServerInterceptor,
+} from '@grpc/grpc-js';
+import { ConfigError, type GatewayConfig } from '@openrouter/config';
+import { CHANNEL_OPTIONS } from './grpc-server';
+
+/** The settings read here: `grpc.auth` and `grpc.tls` of the configuration. */
+export type GrpcSecuritySettings = Pick<GatewayConfig['grpc'], 'auth' | 'tls'>;
+
+/** Call metadata that carries the shared service token, as `Bearer <token>`. */
+export const SERVICE_TOKEN_HEADER = 'authorization';
+
+/** The PEM files of `grpc.tls`, read; a file not named is absent. */
+interface TlsMaterial {
+  cert: Buffer | undefined;
+  key: Buffer | undefined;
+  ca: Buffer | undefined;
+  serverNameOverride: string;
+}
+
+type ClientConstructor<C> = new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>) => C;
+
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+
+/**
+ * Client interceptor: every call carries the token. (gRPC's call credentials would do the same,
+ * but grpc-js sends them over TLS channels only, and the token also guards plaintext ones.)
+ */
+function tokenInterceptor(token: string): Interceptor {
+  const value = `Bearer ${token}`;
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set(SERVICE_TOKEN_HEADER, value);
+        next(metadata, listener);
+      },
+    });
+}
+
+/**
+ * Server interceptor: a call without the token is answered UNAUTHENTICATED from its metadata, so
+ * the handler never sees it (nor its message). The token is compared in constant time (digests of
+ * equal length) and taken out of the metadata the handler gets, so no handler can log or forward it.
+ */
+function tokenCheck(token: string): ServerInterceptor {
+  const expected = digest(`Bearer ${token}`);
+  return (_method, call) =>
+    new ServerInterceptingCall(call, {
+      start(next) {
+        next({
+          onReceiveMetadata(metadata, nextMetadata) {
+            const given = metadata.get(SERVICE_TOKEN_HEADER);
+            const value = given.length === 1 ? given[0] : undefined;
+            if (typeof value === 'string' && timingSafeEqual(digest(value), expected)) {
+              metadata.remove(SERVICE_TOKEN_HEADER);
+              nextMetadata(metadata);
+            } else {
+              call.sendStatus({ code: status.UNAUTHENTICATED, details: 'This call lacks a valid service token (grpc.auth.token).', metadata: new Metadata() });
+            }
+          },
+        });
+      },
+    });
+}
+
+function readTls(tls: GrpcSecuritySettings['tls'], read: (path: string) => Buffer): TlsMaterial | undefined {
+  if (tls.cert === '' && tls.key === '' && tls.ca === '') return undefined;
+  const problems: string[] = [];
+  const file = (key: 'cert' | 'key' | 'ca'): Buffer | undefined => {
+    const path = tls[key];
+    if (path === '') return undefined;
+    try {
+      return read(resolve(path));
+    } catch (error) {
+      problems.push(`grpc.tls.${key}: cannot read "${path}": ${(error as Error).message}`);
+      return undefined;
+    }
+  };
+  const material = { cert: file('cert'), key: file('key'), ca: file('ca'), serverNameOverride: tls.serverNameOverride };
+  if (problems.length === 0) {
+    // Bad PEM or a key that is not the certificate's fails here, naming the files, not at the first call.
+    try {
+      createSecureContext({ cert: material.cert, key: material.key, ca: material.ca });
+    } catch (error) {
+      const named = (['cert', 'key', 'ca'] as const).filter((k) => tls[k] !== '').map((k) => `${k} "${tls[k]}"`);
+      problems.push(`grpc.tls: the files cannot be used together (${named.join(', ')}): ${(error as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError('grpc.tls', problems);
+  return material;
+}
+
+/**
+ * How this process's gRPC servers and clients protect the calls between services: the shared
+ * service token (`grpc.auth.token`) and TLS (`grpc.tls`, mutual with a CA). One per service,
+ * made at its start from the configuration; the TLS files are read then. With neither set,
+ * plaintext and no token, as before.
+ */
+export class GrpcSecurity {
+  private constructor(
+    private readonly token: string,
+    private readonly tls: TlsMaterial | undefined,
+  ) {}
+
+  /** From the configuration; a TLS file that is missing, unreadable or unusable is a ConfigError naming it. */
+  static fromConfig(settings: GrpcSecuritySettings, read: (path: string) => Buffer = readFileSync): GrpcSecurity {
+    return new GrpcSecurity(settings.auth.token, readTls(settings.tls, read));
+  }
+
+  /** The server's credentials: TLS with `cert` and `key`, requiring a client certificate signed by `ca` when it is set. */
+  serverCredentials(): ServerCredentials {
+    const tls = this.tls;
+    if (!tls) return ServerCredentials.createInsecure();
+    if (!tls.cert || !tls.key) throw new ConfigError('grpc.tls', ['grpc.tls.cert, grpc.tls.key: a gRPC server needs its certificate and key when TLS is on (grpc.tls.ca is set)']);
+    return ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.ca !== undefined);
+  }
+
+  /** The server's options: the token check when a token is set. */
+  serverOptions(): { interceptors?: ServerInterceptor[] } {
+    return this.token === '' ? {} : { interceptors: [tokenCheck(this.token)] };
+  }
+
+  /**
+   * A gRPC client of `address` (a ts-proto client constructor, or makeGenericClientConstructor's):
+   * TLS verifying the server against `ca` (else the system's roots) under the address's host name
+   * or `serverNameOverride`, presenting `cert` and `key` when set; the token on every call. `options`
+   * add to CHANNEL_OPTIONS, their interceptors (tracing) run before the token's.
+   */
+  client<C>(Client: ClientConstructor<C>, address: string, options: Partial<ClientOptions> = {}): C {
+    return new Client(address, this.channelCredentials(), this.clientOptions(options));
+  }
+
+  private channelCredentials(): ChannelCredentials {
+    const tls = this.tls;
+    if (!tls) return credentials.createInsecure();
+    return credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
+  }
+
+  private clientOptions(options: Partial<ClientOptions>): Partial<ClientOptions> {
+    const merged: Partial<ClientOptions> = { ...CHANNEL_OPTIONS, ...options };
+    if (this.tls && this.tls.serverNameOverride !== '') merged['grpc.ssl_target_name_override'] = this.tls.serverNameOverride;
+    if (this.token !== '') merged.interceptors = [...(options.interceptors ?? []), tokenInterceptor(this.token)];
+    return merged;
+  }
+}
