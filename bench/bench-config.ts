@@ -63,6 +63,8 @@ export function benchConfigDocument(options: BenchConfigOptions): Record<string,
     version: 1,
     gateway: { dataDir: options.dataDir, simulator: { enabled: false } },
     log: { level: 'warn' },
+    // As deployed: the distributed services authenticate every gRPC call with the shared token.
+    ...(distributed ? { grpc: { auth: { token: `bench-internal-token-${randomBytes(16).toString('hex')}` } } } : {}),
     ingress: { http: { host: '127.0.0.1', port: ports.ingress }, router: `127.0.0.1:${ports.router}`, devKey: `sk-or-dev-${randomBytes(16).toString('hex')}` },
     access: {
       keyHashSecret: KEY_HASH_SECRET,

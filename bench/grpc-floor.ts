@@ -1,6 +1,6 @@
-import { credentials } from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
 import { routerv1 } from '@openrouter/contracts';
-import { acceptBatches, CHANNEL_OPTIONS, chatChunkBatching, readStream } from '@openrouter/grpc';
+import { acceptBatches, chatChunkBatching, GrpcSecurity, readStream } from '@openrouter/grpc';
 import { freePort } from '../test/support/ports';
 import { BENCH_PROMPT } from './bench-config';
 import { percentile, type GrpcFloorRow } from './report';
@@ -11,7 +11,7 @@ import { chainAnswer } from './targets/grpc-chain-answer';
 /**
  * The gRPC transport floor of the distributed mode: ingress → router → adapter is two grpc-js
  * hops, each a client and a server. Here the same two hops run with the gateway's contracts,
- * channel options and call helpers, and no logic: a client (in this process, ingress's place), a
+ * channel options, call helpers and service token, and no logic: a client (in this process, ingress's place), a
  * relay (the router's) and a backend answering a canned answer (the adapter's), the relay and the
  * backend each a process of its own (`targets/grpc-chain.main.ts`). Their CPU per call is what
  * grpc-js, HTTP/2 and protobuf cost the distributed mode before it does anything.
@@ -53,9 +53,12 @@ export class GrpcChain {
   static async start(): Promise<GrpcChain> {
     const [backendPort, relayPort] = [await freePort(), await freePort()];
     // Built like the services (`npm run build`), so no compiler is loaded in them either.
-    const backend = BenchProcess.node('backend', CHAIN_MAIN, ['--role', 'backend', '--port', String(backendPort)]);
-    const relay = BenchProcess.node('relay', CHAIN_MAIN, ['--role', 'relay', '--port', String(relayPort), '--backend', `127.0.0.1:${backendPort}`]);
-    const chain = new GrpcChain(new routerv1.RouterServiceClient(`127.0.0.1:${relayPort}`, credentials.createInsecure(), CHANNEL_OPTIONS), relay, backend);
+    // The distributed services authenticate every call with the shared token: so does the floor.
+    const token = `bench-floor-token-${randomBytes(16).toString('hex')}`;
+    const security = GrpcSecurity.fromConfig({ auth: { token }, tls: { cert: '', key: '', ca: '', serverNameOverride: '' } });
+    const backend = BenchProcess.node('backend', CHAIN_MAIN, ['--role', 'backend', '--port', String(backendPort), '--token', token]);
+    const relay = BenchProcess.node('relay', CHAIN_MAIN, ['--role', 'relay', '--port', String(relayPort), '--backend', `127.0.0.1:${backendPort}`, '--token', token]);
+    const chain = new GrpcChain(security.client(routerv1.RouterServiceClient, `127.0.0.1:${relayPort}`), relay, backend);
     try {
       await chain.waitReady();
     } catch (error) {

@@ -1,7 +1,7 @@
-import { credentials, type ServerWritableStream } from '@grpc/grpc-js';
+import { type ServerWritableStream } from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
 import { routerv1 } from '@openrouter/contracts';
-import { acceptBatches, CHANNEL_OPTIONS, chatChunkBatching, GrpcServerHandle, readStream, serveStream } from '@openrouter/grpc';
+import { acceptBatches, chatChunkBatching, GrpcSecurity, GrpcServerHandle, readStream, serveStream } from '@openrouter/grpc';
 import { chainAnswer } from './grpc-chain-answer';
 
 /**
@@ -10,9 +10,11 @@ import { chainAnswer } from './grpc-chain-answer';
  *   --role backend: answers `RouterService.Chat` with a canned answer (the adapter's place);
  *   --role relay:   serves `RouterService.Chat` by calling the backend's and passing every message
  *                   on (the router's place).
+ * Calls carry and check the service token (`--token`), as the distributed services' do.
  * What the gateway's router and adapter cost above these is their own work.
  */
-const { values } = parseArgs({ options: { role: { type: 'string' }, port: { type: 'string' }, backend: { type: 'string' } } });
+const { values } = parseArgs({ options: { role: { type: 'string' }, port: { type: 'string' }, backend: { type: 'string' }, token: { type: 'string' } } });
+const security = GrpcSecurity.fromConfig({ auth: { token: values.token ?? '' }, tls: { cert: '', key: '', ca: '', serverNameOverride: '' } });
 
 /** Chunks ready together travel as one message, as between the gateway's services. */
 const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
@@ -33,10 +35,10 @@ async function main(): Promise<void> {
       );
   } else if (values.role === 'relay') {
     if (!values.backend) throw new Error('--backend is required for the relay');
-    const backend = new routerv1.RouterServiceClient(values.backend, credentials.createInsecure(), CHANNEL_OPTIONS);
+    const backend = security.client(routerv1.RouterServiceClient, values.backend);
     chat = (call) => serveStream(call, (signal) => readStream(backend.chat(call.request, acceptBatches(CHUNKS)), signal, CHUNKS), () => undefined, CHUNKS);
   } else throw new Error('--role backend|relay is required');
-  const server = await GrpcServerHandle.start('127.0.0.1', Number(values.port ?? 0), [{ definition: routerv1.RouterServiceService, implementation: { chat } }]);
+  const server = await GrpcServerHandle.start('127.0.0.1', Number(values.port ?? 0), [{ definition: routerv1.RouterServiceService, implementation: { chat } }], security);
   process.stdout.write(`grpc-chain ${values.role} on ${server.port}\n`);
   const stop = (): void => void server.close(1_000).then(() => process.exit(0));
   process.on('SIGTERM', stop);
