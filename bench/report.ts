@@ -268,7 +268,7 @@ export function toMarkdown(report: BenchReport): string {
   if (grpc.length > 0) {
     lines.push('### gRPC transport floor: the distributed mode\'s two hops, no logic', '');
     lines.push(
-      "A client (ingress's place), a relay (the router's) and a backend with a canned answer (the adapter's), with the gateway's contracts, channel options and call helpers, measured interleaved with the targets. The distributed columns are the same cell's ingress, router and adapter.",
+      "A client (ingress's place), a relay (the router's) and a backend with a canned answer (the adapter's), with the gateway's contracts, channel options, call helpers and service token, measured interleaved with the targets. The distributed columns are the same cell's ingress, router and adapter.",
       '',
     );
     lines.push('| scenario | c | calls/s | p50 ms | client | relay | backend | total CPU ms/call | distributed ingress + router + adapter | distributed ÷ floor |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
