@@ -35,11 +35,17 @@ export interface PricedUsage {
   priceVersion: string;
 }
 
-/** One provider call of a request that made several, with the tokens it used. */
+/** One provider call of a request metered call by call, with the tokens it used. */
 export interface CallTokens {
   servedModel: string;
   deployment: string;
   tokens: TokenCounts;
+  /**
+   * Whether this call pays its request fee: it answered (or was cut or abandoned while a
+   * deployment worked on it), whatever became of the request's other calls. Unset: as the
+   * request's status says.
+   */
+  served?: boolean;
 }
 
 /**
@@ -47,9 +53,10 @@ export interface CallTokens {
  * with no price (refused before routing, an unknown model) costs 0 in the catalog's currency when
  * all prices share one, so per-currency totals stay whole; USD (the schema's default) otherwise.
  *
- * A request that made several provider calls (a legacy completion with several prompts, each
- * routed on its own) gives them as `calls`: each is priced at its own model and deployment and
- * pays its own request fee, and the event's served model and tokens are not read.
+ * A request metered call by call (a legacy completion: one provider call per prompt, each routed
+ * on its own) gives them as `calls`: each is priced at its own model and deployment and pays its
+ * own request fee when it was served (`CallTokens.served`, else the request's status decides), and
+ * the event's served model and tokens are not read.
  */
 export function priceEvent(
   book: PriceBook,
@@ -57,7 +64,7 @@ export function priceEvent(
   calls?: ReadonlyArray<CallTokens>,
 ): PricedUsage {
   const served = event.status === usagev1.Status.STATUS_OK || event.status === usagev1.Status.STATUS_CANCELLED;
-  if (calls && calls.length > 1) return priceCalls(book, event.receivedAtMs, calls, served);
+  if (calls && calls.length > 0) return priceCalls(book, event.receivedAtMs, calls, served);
   const price = event.servedModel ? book.priceAt(event.servedModel, event.deployment, event.receivedAtMs) : undefined;
   if (!price) return unpriced(book);
   const t = event.tokens;
@@ -80,7 +87,7 @@ function priceCalls(book: PriceBook, receivedAtMs: number, calls: ReadonlyArray<
     if (!price) continue;
     currency ??= price.currency;
     if (price.currency !== currency) continue;
-    total = total.plus(costOf(call.tokens, price, served));
+    total = total.plus(costOf(call.tokens, price, call.served ?? served));
     if (!versions.includes(price.version)) versions.push(price.version);
   }
   return currency === undefined ? unpriced(book) : { amount: moneyText(total), currency, priceVersion: versions.join(', ') };

@@ -128,9 +128,16 @@ describe('pricing', () => {
     expect(priced.priceVersion.split(', ')).toEqual([b.priceAt('cheap', 'west', JUNE)?.version, b.priceAt('dear', 'x', JUNE)?.version, b.priceAt('cheap', 'east', JUNE)?.version]);
     // Failed: tokens only, no fee, as for one call.
     expect(priceEvent(b, { ...e, status: usagev1.Status.STATUS_ERROR }, calls).amount).toBe('19.5');
-    // A call of an unknown model adds nothing; one call alone is priced as the event.
+    // A call that answered pays its fee when a later one failed the request; one that failed does not.
+    const failed = { ...e, status: usagev1.Status.STATUS_ERROR };
+    const answered = calls.map((c, i) => ({ ...c, served: i < 2 }));
+    expect(priceEvent(b, failed, answered).amount).toBe('19.52');
+    // A call's own flag wins over the request's status either way.
+    expect(priceEvent(b, e, answered).amount).toBe('19.52');
+    // A call of an unknown model adds nothing; one call alone is priced as that call, as an event of it would be.
     expect(priceEvent(b, e, [...calls.slice(0, 1), { servedModel: 'gone', deployment: 'x', tokens: million }]).amount).toBe('0.76');
-    expect(priceEvent(b, e, calls.slice(1, 2)).amount).toBe(priceEvent(b, e).amount);
+    expect(priceEvent(b, e, calls.slice(1, 2)).amount).toBe(priceEvent(b, event('dear', 'x', JUNE, million)).amount);
+    expect(priceEvent(b, failed, [{ servedModel: 'dear', deployment: 'x', tokens: million, served: true }]).amount).toBe('18.01');
     // Costs are never converted: a call priced in another currency than the first is left out.
     const two = PriceBook.fromModels([{ id: 'eur', pricing: pricingSchema.parse({ currency: 'EUR', input: '1' }) }, { id: 'usd', pricing: pricingSchema.parse({ input: '1' }) }]);
     const both = [

@@ -1,6 +1,6 @@
 import { Controller, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { chatv1 } from '@openrouter/contracts';
+import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { addUsage, emptyUsage, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion, toOpenAIError, toOpenAIUsage, type LegacyCompletionRequest } from '@openrouter/openai-wire';
 import { countPromptTokens } from '../access/prompt-tokens';
@@ -85,8 +85,10 @@ export class CompletionsHttpController {
     }
 
     // Streamed prompts are answered one after the other, indexes offset per prompt as OpenAI does;
-    // every chunk carries the first answer's id and creation time, as one completion's would.
-    let opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[0] ?? '', true), signal, metering.calling));
+    // every chunk carries the first answer's id and creation time, as one completion's would. Each
+    // call is metered at its own prompt, also one the client leaves before it answered.
+    const callingFor = (p: number) => (route: routerv1.RouteDecision) => metering.calling(route, () => promptTokens(legacy.prompts[p]));
+    let opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[0] ?? '', true), signal, callingFor(0)));
     metering.routed(opened.decision, () => promptTokens(legacy.prompts[0]));
     const model = opened.decision.model;
     reply.hijack();
@@ -100,7 +102,7 @@ export class CompletionsHttpController {
       let cut = false;
       for (let p = 0; p < legacy.prompts.length && !cut; p++) {
         if (p > 0) {
-          opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal, metering.calling));
+          opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal, callingFor(p)));
           metering.routed(opened.decision, () => promptTokens(legacy.prompts[p]));
         }
         // This prompt's choices seen and not finished yet: a budget cut ends each of them.

@@ -188,6 +188,110 @@ describe('a usage record', () => {
     });
   });
 
+  describe('of a legacy completion cut or left in its first prompt', () => {
+    const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '1', output: '1' }) }]);
+    const prompts = ['short question', 'x'.repeat(40_000), 'y'.repeat(40_000)];
+    const body = { model: 'm', prompt: prompts, stream: true };
+    const own = countPromptTokens({ prompt: prompts[0] });
+    const inProgress: routerv1.RouteAttempt = { model: 'm', provider: 'sim', deployment: 'd', status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_IN_PROGRESS, errorKind: '', latencyMs: 0, upstreamStatus: 0 };
+
+    it('estimates the prompt of a stream its client left after the first token at the call\'s own prompt, not every prompt of the body', () => {
+      const publisher = collecting();
+      const left = { ...exchange('legacy-left'), body };
+      const track = new UsageRecorder(publisher, book, logger).trackExchange(left, 'completion');
+      track.routed(decision, () => countPromptTokens({ prompt: prompts[0] }));
+      track.chunk(chunk('Well'));
+      left.end();
+      // The body's prompts count some 20,000 tokens; the one sent, a few.
+      expect(countPromptTokens(body)).toBeGreaterThan(20_000);
+      expect(publisher.events[0]?.tokens).toMatchObject({ prompt: own, completion: 1, estimated: true });
+      expect(publisher.events[0]?.cost?.amount).toBe(new Decimal(own + 1).div(1_000_000).toString());
+    });
+
+    it('shows the client the call\'s own prompt in the usage chunk after a budget cut, and records it', () => {
+      const publisher = collecting();
+      const cut = { ...exchange('legacy-cut'), body, outcome: () => ({ cancelled: false, status: 200 }) };
+      const track = new UsageRecorder(publisher, book, logger).trackExchange(cut, 'completion');
+      track.routed(decision, () => countPromptTokens({ prompt: prompts[0] }));
+      track.chunk(chunk('x'.repeat(40)));
+      // The stream is cut at the budget: the final usage chunk is the estimate so far.
+      expect(track.tokens()).toMatchObject({ promptTokens: own, completionTokens: 10, totalTokens: own + 10, estimated: true });
+      cut.end();
+      expect(publisher.events[0]).toMatchObject({ status: usagev1.Status.STATUS_OK, tokens: { prompt: own, completion: 10, estimated: true } });
+    });
+
+    it('charges a call left before it answered at its own prompt, the first one or a later one', () => {
+      const publisher = collecting();
+      const recorder = new UsageRecorder(publisher, book, logger);
+      const first = { ...exchange('legacy-first'), body };
+      const track = recorder.trackExchange(first, 'completion');
+      track.calling({ ...decision, attemptDetails: [inProgress] }, () => countPromptTokens({ prompt: prompts[0] }));
+      track.failed(new GatewayError('cancelled', 'The client went away.'));
+      first.end();
+      expect(publisher.events[0]).toMatchObject({ status: usagev1.Status.STATUS_CANCELLED, deployment: 'd', tokens: { prompt: own, completion: 0, estimated: true } });
+
+      // The second prompt's call is left before it answered: the first call's usage, plus the second's prompt, at its deployment.
+      const second = { ...exchange('legacy-second'), body };
+      const later = recorder.trackExchange(second, 'completion');
+      later.routed(decision, () => countPromptTokens({ prompt: prompts[0] }));
+      later.chunk(chunk('Fine.'));
+      later.chunk(chunk('', { promptTokens: 5, completionTokens: 2 }));
+      const secondPrompt = countPromptTokens({ prompt: prompts[1] });
+      later.calling({ ...decision, deployment: 'd2', attemptDetails: [{ ...inProgress, deployment: 'd2' }] }, () => secondPrompt);
+      later.failed(new GatewayError('cancelled', 'The client went away.'));
+      second.end();
+      expect(publisher.events[1]).toMatchObject({ deployment: 'd', tokens: { prompt: 5 + secondPrompt, completion: 2, estimated: true } });
+      expect(publisher.events[1]?.cost?.amount).toBe(new Decimal(5 + secondPrompt + 2).div(1_000_000).toString());
+    });
+  });
+
+  describe('of a legacy completion whose later call failed', () => {
+    const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '1', output: '1', perRequest: '0.01' }) }]);
+    const usage = (prompt: number, completion: number): chatv1.Usage => ({ promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false });
+
+    it('charges the request fee of every call that answered (three prompts, the third fails)', () => {
+      const { exchange: failed, settled } = held('legacy-502');
+      const publisher = collecting();
+      const track = new UsageRecorder(publisher, book, logger).trackExchange({ ...failed, outcome: () => ({ cancelled: false, status: 502 }) }, 'completion');
+      // Prompts 1 and 2 answered (10,000 tokens in and out each: 0.02); prompt 3's call failed and was never routed.
+      for (const id of ['a', 'b']) {
+        track.routed(decision, () => 1);
+        track.completion({ id, created: 1, model: 'u', choices: [], usage: usage(10_000, 10_000) });
+      }
+      track.failed(new GatewayError('upstream_error', 'The provider failed.'));
+      failed.end();
+      expect(publisher.events[0]).toMatchObject({ status: usagev1.Status.STATUS_ERROR, tokens: { prompt: 20_000, completion: 20_000 }, cost: { amount: '0.06' } });
+      expect(settled[0]).toEqual(['budget', '0.06']);
+    });
+
+    it('charges the fee of a streamed prompt that answered when the next one fails, and none for a call that failed mid-answer', () => {
+      const publisher = collecting();
+      const recorder = new UsageRecorder(publisher, book, logger);
+      const failed = exchange('legacy-stream-502');
+      const track = recorder.trackExchange({ ...failed, outcome: () => ({ cancelled: false, status: 200 }) }, 'completion');
+      track.routed(decision, () => 1);
+      track.chunk(chunk('Fine.'));
+      track.chunk(chunk('', usage(10_000, 10_000)));
+      // The second prompt's call fails before it answers.
+      track.failed(new GatewayError('upstream_error', 'The provider failed.'));
+      failed.end();
+      expect(publisher.events[0]).toMatchObject({ status: usagev1.Status.STATUS_ERROR, cost: { amount: '0.03' } });
+
+      const broken = exchange('legacy-stream-broken');
+      const cut = recorder.trackExchange({ ...broken, outcome: () => ({ cancelled: false, status: 200 }) }, 'completion');
+      cut.routed(decision, () => 1);
+      cut.chunk(chunk('Fine.'));
+      cut.chunk(chunk('', usage(10_000, 10_000)));
+      // The second prompt's provider fails after 40 characters of its answer.
+      cut.routed(decision, () => 10_000);
+      cut.chunk(chunk('x'.repeat(40)));
+      cut.failed(new GatewayError('upstream_error', 'The provider failed mid-stream.'));
+      broken.end();
+      // 0.02 + 0.01 for the first; the second's tokens (10,000 + 10), estimated, and no fee.
+      expect(publisher.events[1]).toMatchObject({ status: usagev1.Status.STATUS_ERROR, tokens: { prompt: 20_000, completion: 10_010, estimated: true }, cost: { amount: '0.04001' } });
+    });
+  });
+
   describe('of a request abandoned while a deployment was working on it', () => {
     const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '2', output: '8' }) }]);
     const failedAttempt: routerv1.RouteAttempt = { model: 'm', provider: 'sim', deployment: 'd0', status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR, errorKind: 'upstream_error', latencyMs: 7, upstreamStatus: 500 };

@@ -95,7 +95,7 @@ export class UsageRecorder {
     this.onClosed?.();
   }
 
-  price(event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'>, calls?: ReadonlyArray<{ servedModel: string; deployment: string; tokens: TokenCounts }>): PricedUsage {
+  price(event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'>, calls?: ReadonlyArray<{ servedModel: string; deployment: string; tokens: TokenCounts; served?: boolean }>): PricedUsage {
     return priceEvent(this.prices, event, calls);
   }
 
@@ -145,12 +145,19 @@ const noUsage = (): Usage => ({ prompt: 0, completion: 0, cachedRead: 0, cacheWr
  */
 interface CallMeter {
   readonly decision: routerv1.RouteDecision;
-  /** The call's prompt tokens, counted only for an answer whose usage never came (then kept). */
-  readonly promptTokens: () => number;
+  /**
+   * The call's own prompt tokens, counted only for an answer whose usage never came (then kept).
+   * Set by a request metered call by call (a legacy completion, whatever its number of prompts).
+   */
+  readonly promptTokens: (() => number) | undefined;
   promptEstimate?: number;
   readonly usage: Usage;
   chars: number;
   answered: boolean;
+  /** Abandoned while its deployment was working on it, before it answered: its prompt was spent. */
+  abandoned: boolean;
+  /** Its answer is whole (its completion or its usage came, or the next call followed it): it pays its request fee whatever becomes of the rest. */
+  complete: boolean;
 }
 
 /** One request's metering: what was routed, the tokens, when the first token left. */
@@ -167,8 +174,8 @@ export class UsageTrack {
   private ended = false;
   private priced: { key: string; value: PricedUsage } | undefined;
   private decision: routerv1.RouteDecision | undefined;
-  /** The deployment being called when no decision has arrived yet. */
-  private inCall: routerv1.RouteDecision | undefined;
+  /** The deployment being called when no decision has arrived yet, and how to count that call's own prompt (a request metered call by call). */
+  private inCall: { route: routerv1.RouteDecision; promptTokens: (() => number) | undefined } | undefined;
   /** The request was abandoned while a deployment was working on it, before its first answer event. */
   private abandonedInCall = false;
   /** Written at shutdown while a call was still in flight. */
@@ -194,12 +201,17 @@ export class UsageTrack {
 
   /**
    * A call's routing decision; what arrives next (chunks, completion, usage) is that call's. The
-   * record names the first call's. A request that makes several calls passes how to count each
-   * one's prompt tokens (`countPromptTokens` of what it sends), asked only when the call's usage
-   * never came; a single call's are the request body's.
+   * record names the first call's. A request metered call by call (a legacy completion: one call
+   * per prompt) passes how to count each one's prompt tokens (`countPromptTokens` of what it
+   * sends), asked only when the call's usage never came, even when only its first call was made;
+   * a chat request's single call's are the request body's.
    */
-  routed(decision: routerv1.RouteDecision, promptTokens: () => number = () => 0): void {
-    this.calls.push({ decision, promptTokens, usage: noUsage(), chars: 0, answered: false });
+  routed(decision: routerv1.RouteDecision, promptTokens?: () => number): void {
+    // A legacy stream's next prompt is called once the previous one's answer has ended.
+    const previous = this.calls.at(-1);
+    if (previous?.answered) previous.complete = true;
+    this.calls.push({ decision, promptTokens, usage: noUsage(), chars: 0, answered: false, abandoned: false, complete: false });
+    this.inCall = undefined;
     if (this.event.servedModel) return;
     this.decision = decision;
     this.event.servedModel = decision.model;
@@ -222,10 +234,12 @@ export class UsageTrack {
    * The route so far, before the router's decision (`openChat`'s `onCalling`): the deployment
    * being called, or none while the router backs off after a failed call. A request the client
    * abandons during a call is charged to that deployment: the prompt, counted here, since the
-   * provider may bill the prompt it started on; nothing for an answer nobody saw begin.
+   * provider may bill the prompt it started on; nothing for an answer nobody saw begin. A request
+   * metered call by call passes the call's own prompt tokens, as to `routed`; its later calls
+   * are then charged so too.
    */
-  readonly calling = (route: routerv1.RouteDecision): void => {
-    if (this.event.servedModel) return;
+  readonly calling = (route: routerv1.RouteDecision, promptTokens?: () => number): void => {
+    if (this.event.servedModel && !promptTokens) return;
     // A request of an experiment arm counts for the arm even when nothing serves it.
     if (route.experiment && !this.event.experiment) {
       this.event.experiment = route.experiment;
@@ -233,7 +247,7 @@ export class UsageTrack {
     }
     // After a failed call the router is between calls (backing off): nothing is being spent.
     const inProgress = route.attemptDetails.at(-1)?.status === routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_IN_PROGRESS;
-    this.inCall = inProgress ? route : undefined;
+    this.inCall = inProgress ? { route, promptTokens } : undefined;
   };
 
   /** Records the error kind of a failed call, then rethrows it. */
@@ -264,7 +278,7 @@ export class UsageTrack {
   completion(completion: chatv1.ChatCompletion): void {
     this.markFirstToken();
     const call = this.calls.at(-1);
-    if (call) call.answered = true;
+    if (call) call.answered = call.complete = true;
     if (completion.usage) this.addUsage(completion.usage);
   }
 
@@ -291,8 +305,11 @@ export class UsageTrack {
     // Asked for the response (headers, body) before the request has ended: an answer being sent is
     // a served request, and pays the request fee as its record will.
     const status = this.event.status === usagev1.Status.STATUS_UNSPECIFIED ? usagev1.Status.STATUS_OK : this.event.status;
-    if (this.calls.length > 1) {
-      const calls = this.calls.map((c) => ({ servedModel: c.decision.model, deployment: c.decision.deployment, tokens: callTokens(c) }));
+    if (this.perCall()) {
+      // Each call pays its request fee once its answer was whole, or when the request was served
+      // or abandoned (as one call is): a call that answered keeps its fee when a later one fails.
+      const served = status === usagev1.Status.STATUS_OK || status === usagev1.Status.STATUS_CANCELLED;
+      const calls = this.calls.map((c) => ({ servedModel: c.decision.model, deployment: c.decision.deployment, tokens: callTokens(c), served: served || c.complete || c.abandoned }));
       return this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status }, calls);
     }
     // Asked for up to three times a request (headers, body, record), mostly for the same tokens.
@@ -330,6 +347,8 @@ export class UsageTrack {
 
   private addUsage(u: chatv1.Usage): void {
     const call = this.calls.at(-1);
+    // A call's usage comes with the end of its answer.
+    if (call) call.complete = true;
     for (const usage of call ? [this.usage, call.usage] : [this.usage]) {
       usage.reported = true;
       usage.prompt += u.promptTokens;
@@ -341,8 +360,17 @@ export class UsageTrack {
     }
   }
 
+  /**
+   * Metered call by call: a request that made several calls, or one whose calls count their own
+   * prompts (a legacy completion cut or left in its first call is estimated at that call's
+   * prompt, not at every prompt of the body, most of which were never sent).
+   */
+  private perCall(): boolean {
+    return this.calls.length > 1 || this.calls[0]?.promptTokens !== undefined;
+  }
+
   private fillTokens(): void {
-    if (this.calls.length > 1) {
+    if (this.perCall()) {
       // Each call by its own usage, or its estimate when that never came (a stream cut or left in that call).
       const t = { prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false };
       for (const call of this.calls) {
@@ -402,9 +430,14 @@ export class UsageTrack {
       endUser: context.endUser,
       tags: { ...context.tags },
     };
-    if (cancelled && this.inCall && !event.servedModel) {
-      this.routed(this.inCall);
-      this.abandonedInCall = true;
+    if (cancelled && this.inCall) {
+      // The first call is the record's (its deployment, its attempts); a later one only adds its cost.
+      const first = !event.servedModel;
+      const { route, promptTokens } = this.inCall;
+      this.routed(route, promptTokens);
+      const call = this.calls.at(-1);
+      if (call) call.abandoned = true;
+      this.abandonedInCall ||= first;
     }
     event.cancelled = cancelled;
     event.httpStatus = status;
@@ -454,11 +487,14 @@ export class UsageTrack {
   }
 }
 
-/** A call's tokens: its provider's usage, else (it began to answer) its prompt and the answer streamed so far. */
+/**
+ * A call's tokens: its provider's usage, else (it began to answer, or was abandoned while its
+ * deployment worked on it) its own prompt and the answer streamed so far.
+ */
 function callTokens(call: CallMeter): TokenCounts & { reasoning: number; estimated: boolean } {
   const u = call.usage;
-  if (u.reported || !call.answered) return { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, reasoning: u.reasoning, estimated: u.estimated };
-  call.promptEstimate ??= call.promptTokens();
+  if (u.reported || !(call.answered || call.abandoned)) return { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, reasoning: u.reasoning, estimated: u.estimated };
+  call.promptEstimate ??= call.promptTokens?.() ?? 0;
   return { prompt: call.promptEstimate, completion: Math.ceil(call.chars / 4), cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
 }
 

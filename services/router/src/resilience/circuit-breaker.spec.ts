@@ -74,7 +74,8 @@ describe('CircuitBreaker with a call that fails after its success was counted (a
     breaker.failure(acquired(breaker));
     const stream = acquired(breaker);
     breaker.success(stream);
-    expect(breaker.snapshot()).toMatchObject({ consecutiveFailures: 0, windowRequests: 2, windowErrorRate: 0.5 });
+    // A success in the window at its first token; the failures in a row end only when it does.
+    expect(breaker.snapshot()).toMatchObject({ consecutiveFailures: 1, windowRequests: 2, windowErrorRate: 0.5 });
     breaker.failure(stream);
     expect(breaker.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 2, windowRequests: 2, windowErrorRate: 1 });
     const next = acquired(breaker);
@@ -101,12 +102,56 @@ describe('CircuitBreaker with a call that fails after its success was counted (a
     expect(breaker.snapshot()).toMatchObject({ windowRequests: 1, windowErrorRate: 1 });
   });
 
+  it('opens by consecutive failures when overlapping streams all fail after their first token', () => {
+    const clock = new ManualClock();
+    // Low traffic: the error rate's minRequests is never reached, so only the failures in a row can open it.
+    const breaker = new CircuitBreaker({ ...SETTINGS, consecutiveFailures: 5, minRequests: 1000 }, clock);
+    // 16 streams, two at a time: each new stream's first token arrives before the one before it fails.
+    let previous: BreakerPermit | undefined;
+    let failed = 0;
+    for (let i = 0; i < 16; i++) {
+      const stream = breaker.tryAcquire();
+      if (stream) breaker.success(stream);
+      clock.advance(10);
+      if (previous) {
+        breaker.failure(previous);
+        failed++;
+      }
+      if (breaker.current() === 'open') break;
+      previous = stream;
+    }
+    expect(failed).toBe(5);
+    // The sixth stream is still in flight (a success so far).
+    expect(breaker.snapshot()).toMatchObject({ state: 'open', consecutiveFailures: 5, windowRequests: 6 });
+  });
+
+  it('ends the failures in a row when a stream finishes without failing, not at its first token', () => {
+    const breaker = new CircuitBreaker(settings, new ManualClock());
+    const long = acquired(breaker);
+    breaker.success(long);
+    const cut = acquired(breaker);
+    breaker.success(cut);
+    breaker.failure(cut);
+    breaker.failure(acquired(breaker));
+    expect(breaker.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 2 });
+    breaker.finished(long);
+    expect(breaker.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 0, windowRequests: 3 });
+    // Finished twice, or after its failure, changes nothing.
+    breaker.failure(acquired(breaker));
+    breaker.finished(long);
+    breaker.finished(cut);
+    expect(breaker.snapshot()).toMatchObject({ consecutiveFailures: 1 });
+  });
+
   it('a success since then keeps its reset: the late failure counts one more', () => {
     const breaker = new CircuitBreaker(settings, new ManualClock());
     breaker.failure(acquired(breaker));
     const stream = acquired(breaker);
     breaker.success(stream);
-    breaker.success(acquired(breaker));
+    // Another call answers in full meanwhile.
+    const other = acquired(breaker);
+    breaker.success(other);
+    breaker.finished(other);
     breaker.failure(stream);
     expect(breaker.snapshot()).toMatchObject({ consecutiveFailures: 1, windowRequests: 3 });
   });

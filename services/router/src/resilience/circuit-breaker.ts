@@ -17,8 +17,6 @@ export interface BreakerPermit {
 interface CountedSuccess {
   /** When it entered the window. */
   at: number;
-  /** The failures in a row it ended. */
-  consecutiveBefore: number;
   /** The breaker's `successes` just after it: unchanged while no later success was counted. */
   serial: number;
   /** The breaker's `openings` then: unchanged while the circuit has not opened since (emptying the window). */
@@ -38,7 +36,10 @@ class Permit implements BreakerPermit {
  * circuit, its failure opens it again. While the circuit is open or half-open only the probe's
  * result changes it: a slow call let through before it opened neither closes nor reopens it.
  * A call that fails after its success was counted (a stream cut off after its first token) counts
- * once, as a failure: its success is taken back.
+ * once, as a failure: its success is taken back. Such a call (one given a permit) enters the
+ * window as a success at its first answer event, but ends the failures in a row only when it
+ * ends without failing (`finished`): streams that overlap, each failing after its first token,
+ * are failures in a row, however their first tokens and failures interleave.
  * Hand-written rather than cockatiel's: the router must read the state without running a call
  * (to rank and explain candidates), decide success at the first streamed event rather than when
  * a promise settles, and run on an injected clock.
@@ -84,28 +85,45 @@ export class CircuitBreaker {
     return state === 'closed' || (state === 'half_open' && !this.probe);
   }
 
-  /** The call succeeded (a stream: its first answer event arrived). Without a permit: a call let through while closed. */
-  success(permit: BreakerPermit = new Permit(false)): void {
-    const before = this.consecutive;
-    if (permit === this.probe) {
+  /**
+   * The call answered (a stream: its first answer event arrived): a success in the window. The
+   * probe closes the circuit now. Any other call given a permit may still fail (a stream, after
+   * its first token): it ends the failures in a row once it has ended without failing
+   * (`finished`). Without a permit: a whole call let through while closed, a success at once.
+   */
+  success(permit?: BreakerPermit): void {
+    if (permit !== undefined && permit === this.probe) {
       this.state = 'closed';
       this.probe = undefined;
       this.consecutive = 0;
       this.window.clear();
     }
     if (this.state !== 'closed') return;
-    this.consecutive = 0;
     this.record(true);
     this.successes++;
-    if (permit instanceof Permit) permit.success = { at: this.clock.now(), consecutiveBefore: before, serial: this.successes, openings: this.openings };
+    if (permit instanceof Permit) permit.success = { at: this.clock.now(), serial: this.successes, openings: this.openings };
+    else this.consecutive = 0;
+  }
+
+  /**
+   * The call whose success was counted ended without failing on the deployment's side (a stream
+   * answered to its end, or ended by its client or by a refusal of the request itself): the
+   * failures in a row end here. Nothing for a call whose success was not counted, or was counted
+   * before the circuit last opened.
+   */
+  finished(permit: BreakerPermit): void {
+    if (!(permit instanceof Permit) || permit.success === undefined) return;
+    const counted = permit.success.openings === this.openings;
+    permit.success = undefined;
+    if (counted && this.state === 'closed') this.consecutive = 0;
   }
 
   /**
    * The call failed in a way that says the deployment is unwell, before or after its success was
    * counted (a stream that fails after its first token).
    */
-  failure(permit: BreakerPermit = new Permit(false)): void {
-    if (permit === this.probe) return this.open();
+  failure(permit?: BreakerPermit): void {
+    if (permit !== undefined && permit === this.probe) return this.open();
     if (this.state !== 'closed') return;
     // Its success was counted since the circuit last opened (the window was not emptied since): the failure takes its place.
     if (permit instanceof Permit && permit.success?.openings === this.openings) return this.failAfterSuccess(permit, permit.success);
@@ -114,16 +132,18 @@ export class CircuitBreaker {
     this.openIfUnwell();
   }
 
-  /** A call whose success was counted failed after all: it counts once, as a failure. */
+  /**
+   * A call whose success was counted failed after all: it counts once, as a failure. Its success
+   * did not end the failures in a row (only a call that finished does), so this one adds to them
+   * whatever other calls answered meanwhile.
+   */
   private failAfterSuccess(permit: Permit, earlier: CountedSuccess): void {
     permit.success = undefined;
     // The window holds the call already (unless it has left it): its success becomes an error.
     if (!this.window.addAt(earlier.at, this.clock.now(), ERRORS)) this.record(false);
-    // With no success counted since, the failures in a row go on from before the one it reset.
-    const latest = earlier.serial === this.successes;
-    this.consecutive = latest ? earlier.consecutiveBefore + this.consecutive + 1 : this.consecutive + 1;
+    this.consecutive++;
     // A probe that closed the circuit and then failed, before any other call succeeded, failed as the probe: reopen.
-    if (permit.probe && latest) return this.open();
+    if (permit.probe && earlier.serial === this.successes) return this.open();
     this.openIfUnwell();
   }
 

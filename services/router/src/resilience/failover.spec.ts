@@ -345,6 +345,30 @@ describe('failover after the first event', () => {
     expect(engine.breakers.of('m-a').current()).toBe('open');
   });
 
+  it('opens the breaker when overlapping streams all fail after their first token; a stream that ends well resets the count', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(configWith(oneModel, { breaker: { consecutiveFailures: 5, minRequests: 1000 } }), clock);
+    const dropped = new GatewayError('upstream_error', 'dropped');
+    const open: AttemptOpener<string> = () =>
+      (async function* () {
+        yield 'first token';
+        throw dropped;
+      })();
+    const start = () => serveWithFailover(engine.planner.plan(planRequest('m')), open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 });
+    // A stream that answers to its end, then two at a time: each one's first token comes before the one before it fails.
+    const whole = await start();
+    whole.finish();
+    let previous = await start();
+    for (let i = 1; i < 16 && engine.breakers.of('m-a').current() === 'closed'; i++) {
+      const next = engine.planner.plan(planRequest('m')).candidates.length > 0 ? await start() : undefined;
+      await expect(previous.rest.next()).rejects.toBe(dropped);
+      previous.finish(dropped);
+      if (!next) break;
+      previous = next;
+    }
+    expect(engine.breakers.of('m-a').snapshot()).toMatchObject({ state: 'open', consecutiveFailures: 5 });
+  });
+
   it('does not count a refusal of the request after the first token (content filter) against the deployment', async () => {
     const engine = engineFor(configWith(oneModel, { breaker: { consecutiveFailures: 1 } }));
     await cutOff(engine, new GatewayError('content_filtered', 'filtered'));

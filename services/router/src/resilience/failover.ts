@@ -178,7 +178,8 @@ export async function serveWithFailover<T>(
     clearTimeout(timer);
     const ttft = clock.now() - started;
     // Counted at the first answer event (a half-open circuit closes as soon as the probe answers);
-    // a stream that fails after it has this success replaced by its failure (see `finish`).
+    // a stream that fails after it has this success replaced by its failure, and one that does not
+    // ends the deployment's failures in a row when it ends (see `finish`).
     breaker.success(permit);
     deploymentStats.observeFirstEvent(ttft, options.stream);
     const attempt = attemptRecord(candidate, ttft, undefined);
@@ -198,11 +199,13 @@ export async function serveWithFailover<T>(
         deploymentStats.end();
         if (error === undefined) {
           if (options.stream) deploymentStats.observeLatency(clock.now() - started);
+          breaker.finished(permit);
           return;
         }
         // As before the first event: only a failure on the deployment's side counts against it; a
         // refusal of the request (content filter, bad request) or a client gone leaves its success.
         if (!signal.aborted && GatewayError.from(error).retryable) breaker.failure(permit);
+        else breaker.finished(permit);
       },
     };
   }

@@ -271,7 +271,27 @@ describe('tokens-per-minute capacity', () => {
     engine.breakers.of('m-a').failure();
     expect(engine.breakers.of('m-a').current()).toBe('open');
     expect(engine.planner.plan(request).refusal).toMatchObject(refusal);
-    // Without max_tokens, the default answer length can be what does not fit.
-    expect(engine.planner.plan(planRequest('m', { promptTokens: 900, maxOutputTokens: 0 })).refusal).toMatchObject({ code: 'exceeds_deployment_capacity', param: 'max_tokens', message: expect.stringContaining('256 for an answer without max_tokens') });
+    // A max_tokens the client set can be what does not fit.
+    expect(engine.planner.plan(planRequest('m', { promptTokens: 900, maxOutputTokens: 200 })).refusal).toMatchObject({ code: 'exceeds_deployment_capacity', param: 'max_tokens', message: expect.stringContaining('prompt estimate + max_tokens') });
+  });
+
+  it('does not refuse a request without max_tokens for the default answer length: it waits for an idle minute instead', () => {
+    const clock = new ManualClock();
+    const engine = engineFor(oneDeployment(1_000), clock);
+    // 900 + 256 > 1000, but the client sent no max_tokens: the answer's length is only a guess.
+    const request = planRequest('m', { promptTokens: 900, maxOutputTokens: 0 });
+    const idle = engine.planner.plan(request);
+    expect(ids(idle.candidates)).toEqual(['m-a']);
+    expect(idle.refusal).toBeUndefined();
+    // Failover still charges it with the default answer length: the minute is then used up, and
+    // the next one is busy (503), not a client error naming a parameter it never sent.
+    engine.stats.of('m-a').begin(clock.now(), capacityTokens(request));
+    const busy = engine.planner.plan(request);
+    expect(busy.candidates).toEqual([]);
+    expect(busy.refusal).toBeUndefined();
+    // A small request does not fit beside it either (the rolling check counts 256 for its answer).
+    expect(engine.planner.plan(planRequest('m', { promptTokens: 20, maxOutputTokens: 0 })).candidates).toEqual([]);
+    clock.advance(60_000);
+    expect(ids(engine.planner.plan(request).candidates)).toEqual(['m-a']);
   });
 });

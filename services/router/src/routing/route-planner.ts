@@ -110,9 +110,10 @@ const DEFAULT_OUTPUT_TOKENS = 256;
 const MILLION = 1_000_000;
 
 /**
- * The tokens a request counts for against a deployment's `tpm`, in the capacity checks and in what
- * failover charges when it calls: the prompt estimate plus `max_tokens`, or a chat answer of
- * DEFAULT_OUTPUT_TOKENS when the request sets no limit.
+ * The tokens a request counts for against a deployment's `tpm`, in the rolling capacity check and
+ * in what failover charges when it calls: the prompt estimate plus `max_tokens`, or a chat answer
+ * of DEFAULT_OUTPUT_TOKENS when the request sets no limit. (Whether a request is larger than a
+ * deployment's whole capacity is judged without that default: see `RoutePlanner.filter`.)
  */
 export function capacityTokens(request: Pick<PlanRequest, 'capability' | 'promptTokens' | 'maxOutputTokens'>): number {
   return request.promptTokens + (request.maxOutputTokens || (request.capability === 'chat' ? DEFAULT_OUTPUT_TOKENS : 0));
@@ -271,19 +272,24 @@ export class RoutePlanner {
     const providers = route.providers;
     if (providers.only && !providers.only.includes(deployment.provider)) return { reason: `provider ${deployment.provider} not in providers.only`, fault: { code: 'provider_not_allowed', param: 'route.providers.only' } };
     if (providers.ignore.includes(deployment.provider)) return { reason: `provider ${deployment.provider} in providers.ignore`, fault: { code: 'provider_not_allowed', param: 'route.providers.ignore' } };
-    const needs = capacityTokens(input);
     // More than the deployment takes in a whole minute: the request's own fault, whatever the
-    // deployment's state (checked before its circuit), and waiting does not help.
-    if (deployment.tpm !== undefined && needs > deployment.tpm) {
+    // deployment's state (checked before its circuit), and waiting does not help. Only what the
+    // request says it needs counts here (the prompt, and `max_tokens` when it set one): the
+    // default answer length is a guess, and a refusal must not name a parameter the client never sent.
+    const whole = input.promptTokens + input.maxOutputTokens;
+    if (deployment.tpm !== undefined && whole > deployment.tpm) {
       const param = input.promptTokens > deployment.tpm ? 'messages' : 'max_tokens';
-      const answer = input.maxOutputTokens ? 'max_tokens' : `${DEFAULT_OUTPUT_TOKENS} for an answer without max_tokens`;
-      return { reason: `larger than its whole capacity (~${needs} tokens, prompt estimate + ${answer}, > ${deployment.tpm} tokens per minute)`, fault: { code: 'exceeds_deployment_capacity', param } };
+      const what = input.maxOutputTokens ? 'prompt estimate + max_tokens' : 'prompt estimate';
+      return { reason: `larger than its whole capacity (~${whole} tokens, ${what}, > ${deployment.tpm} tokens per minute)`, fault: { code: 'exceeds_deployment_capacity', param } };
     }
     const breaker = this.deps.breakers.of(deployment.id);
     if (!breaker.available()) return { reason: `circuit ${breaker.current()}` };
     if (deployment.rpm !== undefined || deployment.tpm !== undefined) {
       const usage = this.deps.stats.of(deployment.id).usage(now);
       if (deployment.rpm !== undefined && usage.requests >= deployment.rpm) return { reason: `at capacity (${usage.requests}/${deployment.rpm} requests per minute)` };
+      // With the default answer length (as failover charges the call); a request that fits a
+      // minute only without that guess waits for an idle minute rather than never being taken.
+      const needs = Math.min(capacityTokens(input), deployment.tpm ?? Infinity);
       if (deployment.tpm !== undefined && usage.tokens + needs > deployment.tpm) return { reason: `at capacity (${usage.tokens}/${deployment.tpm} tokens per minute)` };
     }
     return undefined;
