@@ -58,7 +58,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, logDes
     );
     started.push(router);
     // One process: usage events go from ingress to billing over the in-process bus, unless Kafka is configured.
-    const bus = config.usage.bus === 'in-process' ? new InProcessUsageBus(child('usage-bus'), { ...config.usage.consumer, outbox: await usageBusOutbox(config) }) : undefined;
+    const busOutbox = config.usage.bus === 'in-process' ? await usageBusOutbox(config, child('usage-bus')) : undefined;
+    // Closed by the bus normally; this closes it (once only) when a later step fails before the bus is in `started`.
+    if (busOutbox) started.push(busOutbox);
+    const bus = busOutbox ? new InProcessUsageBus(child('usage-bus'), { ...config.usage.consumer, outbox: busOutbox }) : undefined;
     const budgetBus = config.usage.bus === 'in-process' ? new InProcessBudgetBus(child('budget-bus')) : undefined;
     const billing = await startBilling({ ...config, billing: { ...config.billing, http: internal, grpc: internal } }, child('billing'), { usageSource: bus, budgetEvents: budgetBus, telemetry });
     started.push(billing);
@@ -97,9 +100,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, logDes
  * ClickHouse) and those still queued at shutdown: `usage.outbox.dir`, else
  * `<gateway.dataDir>/outbox/usage-bus`.
  */
-function usageBusOutbox(config: GatewayConfig): Promise<FileOutbox> {
+function usageBusOutbox(config: GatewayConfig, logger: Logger): Promise<FileOutbox> {
   const { dir, maxBytes, segmentBytes } = config.usage.outbox;
-  return FileOutbox.open(resolve(dir || join(config.gateway.dataDir, 'outbox', 'usage-bus')), { maxBytes, segmentBytes });
+  return FileOutbox.open(resolve(dir || join(config.gateway.dataDir, 'outbox', 'usage-bus')), { maxBytes, segmentBytes, logger });
 }
 
 function grpcPort(handle: ServiceHandle): number {

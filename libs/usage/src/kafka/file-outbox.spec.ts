@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, appendFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, appendFileSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -193,6 +193,23 @@ describe('FileOutbox', () => {
       await outbox.close();
       const reopened = await FileOutbox.open(dir, oneRecordSegments);
       expect(reopened.isEmpty()).toBe(true);
+      await reopened.close();
+    });
+
+    it('takes the segments before the cursor for delivered at start-up, also when the cursor names one not made yet', async () => {
+      const outbox = await FileOutbox.open(dir, oneRecordSegments);
+      for (let i = 0; i < 3; i++) await outbox.append([message(i)]);
+      const files = segmentFiles().map((name) => ({ name, data: readFileSync(join(dir, name)) }));
+      expect(await drain(outbox)).toEqual([0, 1, 2]);
+      await outbox.close();
+      // All delivered, the cursor on the next segment to make, and the files still there (their
+      // deletion failed, or the process was killed before it).
+      for (const { name, data } of files) writeFileSync(join(dir, name), data);
+      const reopened = await FileOutbox.open(dir, oneRecordSegments);
+      expect(reopened.isEmpty()).toBe(true);
+      expect(segmentFiles()).toEqual([]);
+      await reopened.append([message(3)]);
+      expect(await drain(reopened)).toEqual([3]);
       await reopened.close();
     });
   });

@@ -1,6 +1,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import type { Logger } from '@openrouter/observability';
 import type { UsageMessage } from '../bus/usage-bus';
 import { OutboxLock } from './outbox-lock';
 
@@ -14,6 +15,8 @@ export interface FileOutboxOptions {
    * host, container or boot) is taken over when it has not been renewed for this long (10 s).
    */
   lockStaleMs?: number;
+  /** Where the directory lock reports renewals that fail and a lock lost to another process. */
+  logger?: Logger;
 }
 
 export class OutboxFullError extends Error {
@@ -76,7 +79,7 @@ export class FileOutbox {
   /** Opens the outbox in `dir`; fails with `OutboxLockedError` when another process has it open. */
   static async open(dir: string, options: FileOutboxOptions): Promise<FileOutbox> {
     await mkdir(dir, { recursive: true });
-    const lock = await OutboxLock.acquire(dir, { staleMs: options.lockStaleMs ?? 10_000 });
+    const lock = await OutboxLock.acquire(dir, { staleMs: options.lockStaleMs ?? 10_000, logger: options.logger });
     const outbox = new FileOutbox(dir, options, lock);
     try {
       await outbox.recover();
@@ -348,19 +351,23 @@ export class FileOutbox {
       .map(Number)
       .sort((a, b) => a - b);
     const cursor = await readFile(join(this.dir, 'cursor.json'), 'utf8').then(
-      (text) => JSON.parse(text) as Cursor,
+      (text) => asCursor(JSON.parse(text)),
       () => undefined,
     );
     const last = this.segments[this.segments.length - 1] ?? 0;
     this.nextSegment = Math.max(last + 1, cursor ? (cursor.offset === 0 ? cursor.segment : cursor.segment + 1) : 1);
-    if (this.segments.length === 0) {
-      this.cursor = { segment: this.nextSegment, offset: 0 };
-      return;
+    if (cursor) {
+      // Segments before the cursor's were delivered: a deletion that failed, or a process killed
+      // before it (also after everything was delivered, when the cursor names a segment not yet
+      // made). They go now; delivery goes on at the first segment from the cursor's on.
+      this.cursor = { segment: cursor.segment, offset: 0 };
+      await this.removeDelivered();
+      const first = this.segments[0];
+      this.cursor = first === undefined ? { segment: this.nextSegment, offset: 0 } : first === cursor.segment ? cursor : { segment: first, offset: 0 };
+    } else {
+      this.cursor = { segment: this.segments[0] ?? this.nextSegment, offset: 0 };
     }
-    // Segments before the cursor's were delivered.
-    const first = this.segments[0] ?? 0;
-    this.cursor = cursor && this.segments.includes(cursor.segment) ? cursor : { segment: first, offset: 0 };
-    await this.removeDelivered();
+    if (this.segments.length === 0) return;
     for (const segment of this.segments) {
       const path = this.segmentPath(segment);
       const data = await readFile(path);
@@ -390,6 +397,11 @@ export class FileOutbox {
     if (current !== undefined) this.active = await open(this.segmentPath(current), 'r+');
     if (this.pendingRecords === 0) await this.reset();
   }
+}
+
+function asCursor(value: unknown): Cursor | undefined {
+  const { segment, offset } = (value ?? {}) as Partial<Cursor>;
+  return Number.isSafeInteger(segment) && Number.isSafeInteger(offset) ? { segment: segment as number, offset: offset as number } : undefined;
 }
 
 /** Writes all of `data` at `position`: a write may take less than it was given (a disk filling up). */

@@ -4,8 +4,17 @@ import type { KafkaUsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { fixRequestQueueTimer } from './request-queue-timer';
 
+export interface KafkaLogOptions {
+  /**
+   * While true, kafkajs's warnings and errors are logged at debug: an outage its owner knows of and
+   * reports itself, rate-limited (the usage publisher while its outbox is active). kafkajs logs two
+   * lines for each failed try of a connection, and retries each connection several times.
+   */
+  quiet?: () => boolean;
+}
+
 /** A kafkajs client whose log lines go to the service logger (warnings and errors only). */
-export function createKafka(config: KafkaUsageConfig, logger: Logger, clientSuffix: string): Kafka {
+export function createKafka(config: KafkaUsageConfig, logger: Logger, clientSuffix: string, logOptions: KafkaLogOptions = {}): Kafka {
   fixRequestQueueTimer();
   return new Kafka({
     clientId: `${config.clientId}-${clientSuffix}`,
@@ -18,7 +27,7 @@ export function createKafka(config: KafkaUsageConfig, logger: Logger, clientSuff
       ({ namespace, level, log }: LogEntry) => {
         const { message, ...extra } = log;
         const fields = { kafka: namespace, broker: extra['broker'], error: extra['error'] };
-        if (level <= logLevel.WARN) logger.warn(fields, `kafka: ${message}`);
+        if (level <= logLevel.WARN) logger[logOptions.quiet?.() ? 'debug' : 'warn'](fields, `kafka: ${message}`);
       },
   });
 }

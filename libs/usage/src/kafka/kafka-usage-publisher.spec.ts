@@ -1,21 +1,34 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Kafka } from 'kafkajs';
 import { kafkaUsageSchema, outboxSchema } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { emptyUsageEvent } from '../event/usage-event.factory';
-import { KafkaUsagePublisher } from './kafka-usage-publisher';
+import { KafkaUsagePublisher, nextReplayDelay, REPLAY_MAX_INTERVAL_MS } from './kafka-usage-publisher';
+import { LOCK_FILE } from './outbox-lock';
 
 const REPLAY_FAILED = 'usage outbox replay failed; trying again later';
 const KAFKA_BACK = 'Kafka is back; usage outbox replayed';
+const UNREACHABLE = 'Kafka is unreachable at start-up; usage events go to the outbox until it is back';
+
+/** A log line as pino writes it (levels: 40 warn, 20 debug). */
+interface Line {
+  level: number;
+  msg: string;
+  retryInMs?: number;
+}
 
 describe('KafkaUsagePublisher', () => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'publisher-spec-'));
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    jest.restoreAllMocks();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('stays on its outbox while Kafka has not been reached, also when there is nothing to replay', async () => {
     const messages: string[] = [];
@@ -37,6 +50,49 @@ describe('KafkaUsagePublisher', () => {
     } finally {
       await publisher.close();
     }
+  });
+
+  it('makes one connection attempt at a time while Kafka is down, backs off, and leaves the outage to its own rate-limited warning', async () => {
+    const lines: Line[] = [];
+    const logger = createLogger('spec', 'debug', { write: (line: string) => void lines.push(JSON.parse(line) as Line) });
+    const producers = jest.spyOn(Kafka.prototype, 'producer');
+    const kafka = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${await closedPort()}`], sendTimeoutMs: 300, connectionTimeoutMs: 100, lingerMs: 0 });
+    const publisher = await KafkaUsagePublisher.start({ kafka, outbox: { ...outboxSchema.parse({ replayIntervalMs: 10 }), dir } }, logger);
+    try {
+      const failures = (): Line[] => lines.filter((l) => l.msg === REPLAY_FAILED);
+      const onOutbox = (): number => lines.findIndex((l) => l.msg === UNREACHABLE);
+      const kafkaDebug = (): boolean => lines.slice(onOutbox() + 1).some((l) => l.level === 20 && l.msg.startsWith('kafka: '));
+      await waitUntil(() => failures().length >= 4 && onOutbox() >= 0 && kafkaDebug());
+      // Each failed replay doubles the wait before the next.
+      expect(failures().map((l) => l.retryInMs).slice(0, 4)).toEqual([20, 40, 80, 160]);
+      // One producer, whose connection attempt every replay waits on (kafkajs retries it).
+      expect(producers).toHaveBeenCalledTimes(1);
+      // Once events go to the outbox, kafkajs's lines about the outage are at debug: what warns is the replay's own line.
+      const warnings = lines.slice(onOutbox() + 1).filter((l) => l.level >= 40);
+      expect(warnings.filter((l) => l.msg !== REPLAY_FAILED)).toEqual([]);
+    } finally {
+      await publisher.close();
+    }
+  });
+
+  it('backs replays off from replayIntervalMs to 30 s while they fail', () => {
+    let delay = 1_000;
+    const delays: number[] = [];
+    for (let i = 0; i < 7; i++) delays.push((delay = nextReplayDelay(delay, 1_000)));
+    expect(delays).toEqual([2_000, 4_000, 8_000, 16_000, REPLAY_MAX_INTERVAL_MS, REPLAY_MAX_INTERVAL_MS, REPLAY_MAX_INTERVAL_MS]);
+    // A configured interval longer than that is kept.
+    expect(nextReplayDelay(60_000, 60_000)).toBe(60_000);
+  });
+
+  it('leaves its outbox closed when it cannot start, so a retry in the same process opens it', async () => {
+    const logger = createLogger('spec', 'silent');
+    const outbox = { ...outboxSchema.parse({}), dir };
+    const broken = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${await closedPort()}`], ssl: { ca: join(dir, 'missing-ca.pem') } });
+    await expect(KafkaUsagePublisher.start({ kafka: broken, outbox }, logger)).rejects.toThrow(/usage\.kafka\.ssl\.ca: cannot read/);
+    expect(readdirSync(dir)).not.toContain(LOCK_FILE);
+    const kafka = kafkaUsageSchema.parse({ brokers: broken.brokers, sendTimeoutMs: 200, connectionTimeoutMs: 100 });
+    const publisher = await KafkaUsagePublisher.start({ kafka, outbox }, logger);
+    await publisher.close();
   });
 });
 

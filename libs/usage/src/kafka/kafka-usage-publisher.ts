@@ -12,6 +12,8 @@ import { slicesOf } from './send-slices';
 
 /** A replay that keeps failing is logged at warn at least this often (and when its error is new). */
 const REPLAY_WARN_EVERY_MS = 60_000;
+/** While replays fail, the interval between them doubles from `replayIntervalMs` up to this. */
+export const REPLAY_MAX_INTERVAL_MS = 30_000;
 
 export interface KafkaUsagePublisherOptions {
   kafka: KafkaUsageConfig;
@@ -32,10 +34,16 @@ interface Pending {
  * Kafka does not take a batch in time, the batch and every event after it go to the durable
  * outbox on disk until Kafka is back, and the outbox is replayed in order before events go direct
  * again. `close` flushes everything accepted to Kafka or to the outbox.
+ *
+ * While Kafka is down, one producer's connection attempt is awaited by one replay after another
+ * (kafkajs retries it), not a new producer each time; replays back off to `REPLAY_MAX_INTERVAL_MS`;
+ * and kafkajs's own lines about the outage are at debug, the replay's rate-limited warning saying
+ * what fails. A producer is replaced only after a send failed (a new idempotent producer id).
  */
 export class KafkaUsagePublisher implements UsagePublisher {
-  private readonly kafka: Kafka;
   private producer: Producer | undefined;
+  /** `producer` has connected (kafkajs reconnects it on its own afterwards). */
+  private connected = false;
   private mode: 'direct' | 'outbox' = 'direct';
   private readonly pending: Pending[] = [];
   private readonly encoder = new UsageMessageEncoder();
@@ -44,6 +52,8 @@ export class KafkaUsagePublisher implements UsagePublisher {
   private lingerTimer: NodeJS.Timeout | undefined;
   private replayTimer: NodeJS.Timeout | undefined;
   private replaying: Promise<void> | undefined;
+  /** Until the next replay: `replayIntervalMs`, doubled after each failed one up to `REPLAY_MAX_INTERVAL_MS`. */
+  private replayDelayMs: number;
   private topicsReady = false;
   private closed = false;
 
@@ -51,26 +61,38 @@ export class KafkaUsagePublisher implements UsagePublisher {
     private readonly options: KafkaUsagePublisherOptions,
     private readonly outbox: FileOutbox,
     private readonly logger: Logger,
+    private readonly kafka: Kafka,
   ) {
-    this.kafka = createKafka(options.kafka, logger, options.clientName ?? 'usage-producer');
+    this.replayDelayMs = options.outbox.replayIntervalMs;
   }
 
   /** Opens the outbox (replaying what an earlier run left) and connects; Kafka may be down. */
   static async start(options: KafkaUsagePublisherOptions, logger: Logger): Promise<KafkaUsagePublisher> {
-    const outbox = await FileOutbox.open(options.outbox.dir, { maxBytes: options.outbox.maxBytes, segmentBytes: options.outbox.segmentBytes });
-    const publisher = new KafkaUsagePublisher(options, outbox, logger);
-    if (!outbox.isEmpty()) {
-      logger.warn({ events: outbox.size, bytes: outbox.bytes }, 'usage outbox holds events from an earlier run; replaying them');
-      publisher.mode = 'outbox';
-      publisher.scheduleReplay(0);
-    } else {
-      await publisher.connect().catch((error: unknown) => {
-        logger.warn({ err: error }, 'Kafka is unreachable at start-up; usage events go to the outbox until it is back');
+    let publisher: KafkaUsagePublisher | undefined;
+    // Made before the outbox is opened: it can fail (an unreadable usage.kafka.ssl.ca) with nothing open yet.
+    const kafka = createKafka(options.kafka, logger, options.clientName ?? 'usage-producer', { quiet: () => publisher?.mode === 'outbox' });
+    const outbox = await FileOutbox.open(options.outbox.dir, { maxBytes: options.outbox.maxBytes, segmentBytes: options.outbox.segmentBytes, logger });
+    try {
+      publisher = new KafkaUsagePublisher(options, outbox, logger, kafka);
+      if (!outbox.isEmpty()) {
+        logger.warn({ events: outbox.size, bytes: outbox.bytes }, 'usage outbox holds events from an earlier run; replaying them');
         publisher.mode = 'outbox';
-        publisher.scheduleReplay();
-      });
+        publisher.scheduleReplay(0);
+      } else {
+        const started = publisher;
+        await started.connect().catch((error: unknown) => {
+          logger.warn({ err: error }, 'Kafka is unreachable at start-up; usage events go to the outbox until it is back');
+          started.mode = 'outbox';
+          started.scheduleReplay();
+        });
+      }
+      return publisher;
+    } catch (error) {
+      // Nothing may keep the outbox's directory locked: a retry (or the next start) opens it.
+      await publisher?.disconnect();
+      await outbox.close().catch((closing: unknown) => logger.error({ err: closing }, 'the usage outbox could not be closed'));
+      throw error;
     }
-    return publisher;
   }
 
   publish(event: usagev1.UsageEvent, options: PublishOptions = {}): Promise<void> {
@@ -125,7 +147,6 @@ export class KafkaUsagePublisher implements UsagePublisher {
         } catch (error) {
           this.logger.warn({ err: error, events: messages.length }, 'Kafka did not take usage events; writing them to the outbox');
           this.mode = 'outbox';
-          await this.disconnect();
           this.scheduleReplay();
         }
       }
@@ -139,20 +160,24 @@ export class KafkaUsagePublisher implements UsagePublisher {
     }
   }
 
-  private scheduleReplay(delayMs = this.options.outbox.replayIntervalMs): void {
+  private scheduleReplay(delayMs = this.replayDelayMs): void {
     if (this.replayTimer || this.closed) return;
     this.replayTimer = setTimeout(() => {
       this.replayTimer = undefined;
       this.replaying = this.replayOnce()
         .then(() => {
           this.replayFailures.succeeded();
+          this.replayDelayMs = this.options.outbox.replayIntervalMs;
         })
         .catch((error: unknown) => {
+          this.replayDelayMs = nextReplayDelay(this.replayDelayMs, this.options.outbox.replayIntervalMs);
           // At warn when it starts, when its error is new and every minute while it lasts, so a
           // replay that never succeeds (Kafka down, a disk failing) is seen; the other retries at debug.
           const { level, failures, failingForMs } = this.replayFailures.failed(error);
-          this.logger[level]({ err: error, pending: this.outbox.size, failures, failingForMs }, 'usage outbox replay failed; trying again later');
-          void this.disconnect();
+          this.logger[level](
+            { err: error, pending: this.outbox.size, failures, failingForMs, retryInMs: this.replayDelayMs },
+            'usage outbox replay failed; trying again later',
+          );
         })
         .finally(() => {
           this.replaying = undefined;
@@ -190,37 +215,51 @@ export class KafkaUsagePublisher implements UsagePublisher {
   private async send(messages: UsageMessage[]): Promise<void> {
     const producer = await this.connect();
     const { topic, eventsPerMessage, maxSendBytes, sendTimeoutMs } = this.options.kafka;
-    for (const slice of slicesOf(packUsageMessages(messages, eventsPerMessage), maxSendBytes)) {
-      await withTimeout(producer.send({ topic, acks: -1, messages: slice }), sendTimeoutMs, 'Kafka send');
+    try {
+      for (const slice of slicesOf(packUsageMessages(messages, eventsPerMessage), maxSendBytes)) {
+        await withTimeout(producer.send({ topic, acks: -1, messages: slice }), sendTimeoutMs, 'Kafka send');
+      }
+    } catch (error) {
+      // A send that failed or timed out may leave the idempotent producer's sequence numbers
+      // out of step with the broker's: the next connection starts with a new producer.
+      await this.disconnect();
+      throw error;
     }
   }
 
+  /**
+   * The producer, connected. A connection attempt that timed out is not abandoned: kafkajs goes
+   * on retrying it, and the next call waits on the same attempt instead of starting another.
+   */
   private async connect(): Promise<Producer> {
-    if (this.producer) return this.producer;
-    const producer = this.kafka.producer({
+    const producer = (this.producer ??= this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
       retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 },
-    });
-    try {
+    }));
+    if (!this.connected) {
       await withTimeout(producer.connect(), this.options.kafka.sendTimeoutMs, 'Kafka connect');
-      if (!this.topicsReady) {
-        await withTimeout(ensureUsageTopics(this.kafka, this.options.kafka), this.options.kafka.sendTimeoutMs * 2, 'Kafka topic check');
-        this.topicsReady = true;
-      }
-    } catch (error) {
-      await producer.disconnect().catch(() => undefined);
-      throw error;
+      // Unless the producer was replaced meanwhile (a send failed).
+      if (this.producer === producer) this.connected = true;
     }
-    this.producer = producer;
+    if (!this.topicsReady) {
+      await withTimeout(ensureUsageTopics(this.kafka, this.options.kafka), this.options.kafka.sendTimeoutMs * 2, 'Kafka topic check');
+      this.topicsReady = true;
+    }
     return producer;
   }
 
   private async disconnect(): Promise<void> {
     const producer = this.producer;
     this.producer = undefined;
+    this.connected = false;
     await producer?.disconnect().catch(() => undefined);
   }
+}
+
+/** The wait before the next replay after one failed: doubled, up to `REPLAY_MAX_INTERVAL_MS` (or the configured interval, when longer). */
+export function nextReplayDelay(currentMs: number, intervalMs: number): number {
+  return Math.min(Math.max(intervalMs, REPLAY_MAX_INTERVAL_MS), Math.max(currentMs, 1) * 2);
 }

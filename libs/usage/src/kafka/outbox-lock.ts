@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { link, open, readFile, readlink, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '@openrouter/observability';
+import { RepeatedFailureLog } from './repeated-failure-log';
 
 export const LOCK_FILE = 'outbox.lock';
 
@@ -34,33 +37,63 @@ export class OutboxLockedError extends Error {
   }
 }
 
+/**
+ * A monotonic clock, in milliseconds from any origin, and a wait measured on it. Waits and ages
+ * are never measured on the wall clock: NTP stepping it at a container's start would end a wait
+ * at once (and take a live holder's lock) or stretch it by the step.
+ */
+export interface MonotonicClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const monotonicClock: MonotonicClock = {
+  now: () => performance.now(),
+  // Node's timers run on the monotonic clock.
+  sleep: (ms) => new Promise((done) => setTimeout(done, ms)),
+};
+
+/** A renewal that keeps failing is logged at warn at least this often (and when its error is new). */
+const RENEW_WARN_EVERY_MS = 60_000;
+
 export interface OutboxLockOptions {
   /**
-   * A lock whose holder cannot be asked (another host, container or boot) is taken over once it
-   * has not been renewed for this long; the holder renews it every fifth of it.
+   * A lock whose holder cannot be asked (another host, container or boot) is taken over once its
+   * file has not changed for this long (on this process's monotonic clock); the holder renews it
+   * every fifth of it.
    */
   staleMs: number;
+  /** Monotonic by default; tests step it. */
+  clock?: MonotonicClock;
+  /** Where a lock lost to another process, and renewals that fail, are reported. */
+  logger?: Logger;
 }
 
 /**
  * An exclusive lock on an outbox directory: `outbox.lock`, created with O_EXCL, naming its holder.
  * A lock left behind is taken over when its holder is known gone: on the same machine and pid
  * namespace when its pid no longer runs (or runs another process: the start time differs);
- * otherwise when it has not been renewed for `staleMs`. The holder keeps the file open and
- * renews it through that handle, and notices when the file is no longer its own (`held`).
+ * otherwise when its file has not changed for `staleMs`. The holder keeps the file open and
+ * renews it through that handle (fsynced, so other hosts of a network file system see it), and
+ * notices when the file names another holder (`held`). A renewal that fails (the file missing
+ * for a moment while another starter moves it aside and back, ESTALE or EIO on NFS) is tried
+ * again at the next one; only a file that names another holder ends this one's hold.
  */
 export class OutboxLock {
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
   private lost = false;
+  private readonly renewFailures: RepeatedFailureLog;
 
   private constructor(
     private readonly path: string,
-    private readonly file: FileHandle,
-    private readonly inode: number,
+    private file: FileHandle,
+    private inode: number,
     private readonly holder: LockHolder,
     beatMs: number,
+    private readonly options: OutboxLockOptions,
   ) {
+    this.renewFailures = new RepeatedFailureLog(RENEW_WARN_EVERY_MS, () => (options.clock ?? monotonicClock).now());
     this.timer = setInterval(() => {
       this.beating ??= this.beat().finally(() => (this.beating = undefined));
     }, beatMs);
@@ -115,7 +148,7 @@ export class OutboxLock {
       await file.write(JSON.stringify(holder), 0);
       await file.sync();
       const { ino } = await file.stat();
-      return new OutboxLock(path, file, ino, holder, Math.max(1, Math.floor(options.staleMs / 5)));
+      return new OutboxLock(path, file, ino, holder, Math.max(1, Math.floor(options.staleMs / 5)), options);
     } catch (error) {
       await file.close().catch(() => undefined);
       await rm(path, { force: true }).catch(() => undefined);
@@ -123,18 +156,55 @@ export class OutboxLock {
     }
   }
 
-  /** Renews the lock in place, unless it is no longer this holder's file. */
+  /**
+   * Renews the lock in place, unless its file names another holder now. Any other failure (the
+   * file missing or unreadable for a moment, an NFS error) is retried at the next renewal.
+   */
   private async beat(): Promise<void> {
     if (this.lost) return;
-    const current = await stat(this.path).catch(() => undefined);
-    if (current?.ino !== this.inode) {
+    try {
+      const current = await stat(this.path);
+      if (current.ino !== this.inode && !(await this.reopened(current.ino))) return;
+      this.holder.beat++;
+      // Never shorter than before (the count only grows), so no stale tail is left behind.
+      await this.file.write(JSON.stringify(this.holder), 0);
+      await this.file.sync();
+      this.renewFailures.succeeded();
+    } catch (error) {
+      // At warn when it starts, on a new error and once a minute while it lasts; debug otherwise.
+      const { level, failures, failingForMs } = this.renewFailures.failed(error);
+      this.options.logger?.[level]({ err: error, lock: this.path, failures, failingForMs }, 'usage outbox lock not renewed; trying again');
+    }
+  }
+
+  /**
+   * The lock file is another inode than this holder's: lost when it names another holder; when
+   * it names this one (a copy put in its place), renewed through the new file from now on. False
+   * when lost; throws when the file cannot be read as a holder yet (retried at the next renewal).
+   */
+  private async reopened(inode: number): Promise<boolean> {
+    const text = await readFile(this.path, 'utf8');
+    const named = parseHolder(text);
+    if (!named) throw new Error(`the lock file ${this.path} does not name a holder (yet)`);
+    if (named.token !== this.holder.token) {
       this.lost = true;
       clearInterval(this.timer);
-      return;
+      this.options.logger?.error(
+        { lock: this.path, holder: named },
+        `the usage outbox lock was taken over by pid ${named.pid} on ${named.host}: this process appends no more events to its outbox ` +
+          '(this one was paused longer than the lock is kept, or two processes share the directory: give each its own)',
+      );
+      return false;
     }
-    this.holder.beat++;
-    // Never shorter than before (the count only grows), so no stale tail is left behind.
-    await this.file.write(JSON.stringify(this.holder), 0).catch(() => undefined);
+    const file = await open(this.path, 'r+');
+    if ((await file.stat()).ino !== inode) {
+      await file.close();
+      throw new Error(`the lock file ${this.path} changed while it was opened`);
+    }
+    await this.file.close().catch(() => undefined);
+    this.file = file;
+    this.inode = inode;
+    return true;
   }
 }
 
@@ -149,10 +219,12 @@ async function judge(path: string, text: string, holder: LockHolder | undefined,
     const started = await startTimeOf(holder.pid);
     return holder.started !== '' && started !== '' && started !== holder.started ? 'stale' : 'its process is running';
   }
-  // A holder elsewhere (another host, container or boot) cannot be asked: it lives while it renews the lock.
-  const until = Date.now() + options.staleMs;
-  while (Date.now() < until) {
-    await new Promise((done) => setTimeout(done, Math.max(1, Math.floor(options.staleMs / 10))));
+  // A holder elsewhere (another host, container or boot) cannot be asked: it lives while it renews
+  // the lock. Stale once the file has not changed for `staleMs`, on this process's monotonic clock.
+  const clock = options.clock ?? monotonicClock;
+  const since = clock.now();
+  while (clock.now() - since < options.staleMs) {
+    await clock.sleep(Math.max(1, Math.floor(options.staleMs / 10)));
     const now = await readFile(path, 'utf8').catch(ifMissing(undefined));
     if (now === undefined) return 'gone';
     if (now !== text) return `its lock is renewed (not here: ${holder ? 'another host, container or boot' : 'unreadable holder'})`;

@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+
 /** How a failure of something retried is to be logged. */
 export interface FailureLogLine {
   level: 'warn' | 'debug';
@@ -23,7 +25,8 @@ export class RepeatedFailureLog {
 
   constructor(
     private readonly everyMs: number,
-    private readonly clock: () => number = Date.now,
+    /** Monotonic (a step of the wall clock would bunch or stop the warnings). */
+    private readonly clock: () => number = () => performance.now(),
   ) {}
 
   failed(error: unknown): FailureLogLine {
