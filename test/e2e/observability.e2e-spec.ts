@@ -1,4 +1,7 @@
 import { Writable } from 'node:stream';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { routerv1 } from '@openrouter/contracts';
+import { CHANNEL_OPTIONS, GrpcSecurity } from '@openrouter/grpc';
 import OpenAI from 'openai';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { SpanKind } from '@opentelemetry/api';
@@ -357,6 +360,8 @@ describe('alerting that restarts while an alert fires', () => {
   async function alerting(): Promise<AlertingHandle> {
     const router = gw.gateway.services.find((s) => s.name === 'router');
     const document = testConfigDocument(gw.sim.baseUrl, { ingress: 0, router: 0, adapter: 0 });
+    // The embedded gateway's gRPC listeners require its service token.
+    document['grpc'] = { auth: { token: gw.gateway.internalToken } };
     document['observability'] = {
       alerting: {
         evaluateIntervalMs: 100,
@@ -378,6 +383,21 @@ describe('alerting that restarts while an alert fires', () => {
   const sent = (status: string) => hooks.on('/restart').filter((h) => (h.json as { status?: string }).status === status);
   const evaluations = async (handle: AlertingHandle) => value(await (await fetch(`http://127.0.0.1:${handle.httpPort}/metrics`)).text(), 'openrouter_alert_evaluations_total');
   const health = async () => (await fetch(`${gw.url}/admin/v1/providers/health`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } })).text();
+
+  it("refuses calls to the embedded gateway's loopback gRPC listeners without its service token", async () => {
+    const router = gw.gateway.services.find((s) => s.name === 'router');
+    const plain = new routerv1.RouterServiceClient(`127.0.0.1:${router?.grpcPort ?? 0}`, credentials.createInsecure(), CHANNEL_OPTIONS);
+    const authenticated = GrpcSecurity.fromConfig({ auth: { token: gw.gateway.internalToken }, tls: { cert: '', key: '', ca: '', serverNameOverride: '' } }).client(routerv1.RouterServiceClient, `127.0.0.1:${router?.grpcPort ?? 0}`);
+    const codeOf = (client: routerv1.RouterServiceClient): Promise<number> => new Promise((done) => client.providersHealth({}, (error: ServiceError | null) => done(error?.code ?? status.OK)));
+    try {
+      // Another local process (a user of a shared machine) cannot chat or read health past the gateway.
+      expect(await codeOf(plain)).toBe(status.UNAUTHENTICATED);
+      expect(await codeOf(authenticated)).toBe(status.OK);
+    } finally {
+      plain.close();
+      authenticated.close();
+    }
+  });
 
   it('does not notify an alert that still holds again, and resolves it once it ends', async () => {
     const first = await alerting();

@@ -83,7 +83,7 @@ export function fromGrpcError(error: unknown): GatewayError {
     case status.UNAUTHENTICATED:
       // A peer refused this service's own token (grpc.auth.token differs between the services), not
       // the client's key: the gateway is misconfigured, so a server error, never auth_failed's 401.
-      return new GatewayError('internal', 'An internal gateway service refused the service token of this one (grpc.auth.token).', { cause: error, code: 'service_token_refused' });
+      return new GatewayError('internal', 'A gateway service refused the service token of the service that called it (grpc.auth.token differs between the services).', { cause: error, code: 'service_token_refused' });
     default:
       return GatewayError.from(error);
   }

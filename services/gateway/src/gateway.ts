@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type { GatewayConfig } from '@openrouter/config';
 import type { DestinationStream } from 'pino';
@@ -25,6 +26,8 @@ export interface GatewayHandle {
   /** Every service of the gateway (their HTTP ports serve /health, /ready and /metrics). */
   readonly services: readonly ServiceHandle[];
   readonly url: string;
+  /** The service token its gRPC listeners require (`grpc.auth.token`, or one made for this process). */
+  readonly internalToken: string;
   close(): Promise<void>;
 }
 
@@ -36,7 +39,11 @@ const internal = { host: '127.0.0.1', port: 0 };
  * error mapping, cancellation and spans, but no socket and no serialisation. Each service still
  * listens on loopback ports the system picks (gRPC, and HTTP for health and metrics).
  */
-export async function startGateway(config: GatewayConfig, logger: Logger, logDestination?: DestinationStream, options: GatewayOptions = {}): Promise<GatewayHandle> {
+export async function startGateway(given: GatewayConfig, logger: Logger, logDestination?: DestinationStream, options: GatewayOptions = {}): Promise<GatewayHandle> {
+  // The services' loopback gRPC listeners take calls from other local processes too (another user
+  // on a shared machine): without a configured token they get one made for this process.
+  const internalToken = given.grpc.auth.token || randomBytes(32).toString('base64url');
+  const config: GatewayConfig = given.grpc.auth.token ? given : { ...given, grpc: { ...given.grpc, auth: { ...given.grpc.auth, token: internalToken } } };
   const telemetry = options.telemetry;
   const started: Array<{ close(): Promise<void> }> = [];
   const closeAll = async (): Promise<void> => {
@@ -88,7 +95,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, logDes
     });
     started.push(ingress);
     logger.info({ httpPort: ingress.httpPort, simulator: simulator?.baseUrl }, 'embedded gateway started');
-    return { ingress, billing, simulator, services: [adapter, router, billing, alerting, ingress], url: `http://${config.ingress.http.host}:${ingress.httpPort}`, close: closeAll };
+    return { ingress, billing, simulator, services: [adapter, router, billing, alerting, ingress], url: `http://${config.ingress.http.host}:${ingress.httpPort}`, internalToken, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

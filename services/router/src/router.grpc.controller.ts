@@ -1,3 +1,4 @@
+import { GatewayError } from '@openrouter/errors';
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
 import { chatChunkBatching, hasFeature, ROUTE_CALLS_FEATURE, serveStream, serveUnary, toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
@@ -23,7 +24,11 @@ export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcS
       serveStream(
         call,
         (signal) => service.chat(call.request, signal, hasFeature(call.metadata, ROUTE_CALLS_FEATURE)),
-        (error) => logger.debug({ requestId: call.request.context?.requestId, err: error }, 'route failed'),
+        (error) => {
+          // An adapter that refused this router's service token: a misconfiguration to see at once.
+          if (GatewayError.from(error).code === 'service_token_refused') logger.error({ requestId: call.request.context?.requestId, err: error }, 'an adapter refused the router\'s service token (grpc.auth.token)');
+          else logger.debug({ requestId: call.request.context?.requestId, err: error }, 'route failed');
+        },
         CHAT_CHUNKS,
       );
     },
