@@ -1,17 +1,10 @@
 import { resolve } from 'node:path';
 import { ConfigError, interpolate, loadConfigFile, parseConfig } from './config-loader';
 import { loadConfig, readRuntimeEnv } from './runtime-env';
+import { MINIMAL_CONFIG } from './minimal-config.testing';
 
-const minimal = {
-  version: 1,
-  ingress: { http: { port: 8080 }, router: '127.0.0.1:1' },
-  router: { grpc: { port: 1 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-  adapter: { grpc: { port: 2 }, http: { port: 0 } },
-  billing: { http: { port: 0 } },
-  alerting: { http: { port: 0 } },
-  providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: '${SIM_KEY}' } },
-  models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
-};
+// Its provider key comes from the environment, as a deployment's does.
+const minimal = { ...MINIMAL_CONFIG, providers: { sim: { ...MINIMAL_CONFIG.providers.sim, apiKey: '${SIM_KEY}' } } };
 
 describe('config', () => {
   it('interpolates variables and defaults', () => {

@@ -1,15 +1,7 @@
 import { ConfigError, parseConfig } from './config-loader';
+import { MINIMAL_CONFIG } from './minimal-config.testing';
 
-const minimal = {
-  version: 1,
-  ingress: { http: { port: 8080 }, router: '127.0.0.1:1' },
-  router: { grpc: { port: 1 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-  adapter: { grpc: { port: 2 }, http: { port: 0 } },
-  billing: { http: { port: 0 } },
-  alerting: { http: { port: 0 } },
-  providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
-  models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
-};
+const minimal = MINIMAL_CONFIG;
 
 const TOKEN = '0123456789abcdef0123456789abcdef';
 
