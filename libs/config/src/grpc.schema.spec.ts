@@ -34,4 +34,13 @@ describe('grpc.auth and grpc.tls', () => {
     expect(problems({ tls: { ca: '/tls/ca.crt', serverNameOverride: 'router.internal' } })).toEqual([]);
     expect(problems({ tls: { cert: '/tls/router.crt', key: '/tls/router.key', ca: '/tls/ca.crt' } })).toEqual([]);
   });
+
+  it('takes accepted tokens for a rotation, as a list or comma-separated text, each a valid token, with a token only', () => {
+    const other = 'fedcba9876543210fedcba9876543210';
+    expect(parseConfig({ ...minimal, grpc: { auth: { token: TOKEN, acceptedTokens: [other] } } }, {}).grpc.auth.acceptedTokens).toEqual([other]);
+    expect(parseConfig({ ...minimal, grpc: { auth: { token: TOKEN, acceptedTokens: '${PREVIOUS:-}' } } }, { PREVIOUS: ` ${other}, ` }).grpc.auth.acceptedTokens).toEqual([other]);
+    expect(parseConfig({ ...minimal, grpc: { auth: { token: TOKEN, acceptedTokens: '${PREVIOUS:-}' } } }, {}).grpc.auth.acceptedTokens).toEqual([]);
+    expect(() => parseConfig({ ...minimal, grpc: { auth: { token: TOKEN, acceptedTokens: ['short'] } } }, {})).toThrow(/acceptedTokens/);
+    expect(() => parseConfig({ ...minimal, grpc: { auth: { acceptedTokens: [other] } } }, {})).toThrow(/acceptedTokens/);
+  });
 });

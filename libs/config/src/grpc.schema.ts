@@ -4,15 +4,26 @@ import { z } from 'zod';
  * The shared service token of the calls between services: every gRPC client sends it, every gRPC
  * server refuses a call without it. Empty: none (the embedded mode, a trusted network).
  */
+const serviceToken = z
+  .string()
+  .refine((t) => t === '' || t.length >= 32, 'must be at least 32 characters (e.g. `openssl rand -hex 32`), or empty for none')
+  // It travels as call metadata, which carries printable ASCII only.
+  .refine((t) => /^[\x21-\x7e]*$/.test(t), 'must be printable ASCII without spaces');
+
 export const grpcAuthSchema = z
   .object({
-    token: z
-      .string()
-      .default('')
-      .refine((t) => t === '' || t.length >= 32, 'must be at least 32 characters (e.g. `openssl rand -hex 32`), or empty for none')
-      // It travels as call metadata, which carries printable ASCII only.
-      .refine((t) => /^[\x21-\x7e]*$/.test(t), 'must be printable ASCII without spaces'),
+    token: serviceToken.default(''),
+    /**
+     * Tokens the servers take besides `token`, for a rotation without stopping every service at
+     * once: a list, or comma-separated text (an environment variable). Empty entries are ignored.
+     */
+    acceptedTokens: z
+      .union([z.array(z.string()), z.string()])
+      .default([])
+      .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((t) => t.trim()).filter((t) => t !== ''))
+      .pipe(z.array(serviceToken)),
   })
+  .refine((auth) => auth.acceptedTokens.length === 0 || auth.token !== '', { path: ['acceptedTokens'], message: 'applies with grpc.auth.token only' })
   .prefault({});
 
 /**

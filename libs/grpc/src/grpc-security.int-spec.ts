@@ -131,6 +131,20 @@ describe('the service token between services', () => {
     expect(seen).toEqual(['/test.Calls/Unary']);
   });
 
+  it('takes the accepted tokens of a rotation besides its own, and no other', async () => {
+    const next = 'the-next-service-token-of-32-characters';
+    const rotating = await serve(GrpcSecurity.fromConfig({ auth: { token: next, acceptedTokens: [TOKEN] }, tls: NO_TLS }));
+    try {
+      const at = `127.0.0.1:${rotating.server.port}`;
+      // Clients not restarted yet send the old token, those restarted the new one: both are served.
+      for (const token of [TOKEN, next]) expect((await unary(clientOf(security(token), at))).toString()).toBe('echo:hi');
+      expect(grpcCode(await failure(unary(clientOf(security('a-third-token-of-32-characters-or-more'), at))))).toBe(status.UNAUTHENTICATED);
+      expect(rotating.handled).toHaveLength(2);
+    } finally {
+      await rotating.server.close(0);
+    }
+  });
+
   it('leaves a server without a token open, as before', async () => {
     const open = await serve(security(''));
     try {

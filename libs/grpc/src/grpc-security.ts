@@ -18,7 +18,11 @@ import { ConfigError, type GatewayConfig } from '@openrouter/config';
 import { CHANNEL_OPTIONS } from './grpc-server';
 
 /** The settings read here: `grpc.auth` and `grpc.tls` of the configuration. */
-export type GrpcSecuritySettings = Pick<GatewayConfig['grpc'], 'auth' | 'tls'>;
+export interface GrpcSecuritySettings {
+  /** `acceptedTokens`: tokens the servers take besides `token` (a rotation in progress). */
+  auth: { token: string; acceptedTokens?: readonly string[] };
+  tls: GatewayConfig['grpc']['tls'];
+}
 
 /** Call metadata that carries the shared service token, as `Bearer <token>`. */
 export const SERVICE_TOKEN_HEADER = 'authorization';
@@ -55,8 +59,10 @@ function tokenInterceptor(token: string): Interceptor {
  * the handler never sees it (nor its message). The token is compared in constant time (digests of
  * equal length) and taken out of the metadata the handler gets, so no handler can log or forward it.
  */
-function tokenCheck(token: string): ServerInterceptor {
-  const expected = digest(`Bearer ${token}`);
+function tokenCheck(tokens: readonly string[]): ServerInterceptor {
+  const expected = tokens.map((token) => digest(`Bearer ${token}`));
+  // Every accepted token is compared, whichever matches: the time taken says nothing of which.
+  const accepts = (value: string): boolean => expected.reduce((ok, e) => timingSafeEqual(digest(value), e) || ok, false);
   return (_method, call) =>
     new ServerInterceptingCall(call, {
       start(next) {
@@ -64,7 +70,7 @@ function tokenCheck(token: string): ServerInterceptor {
           onReceiveMetadata(metadata, nextMetadata) {
             const given = metadata.get(SERVICE_TOKEN_HEADER);
             const value = given.length === 1 ? given[0] : undefined;
-            if (typeof value === 'string' && timingSafeEqual(digest(value), expected)) {
+            if (typeof value === 'string' && accepts(value)) {
               metadata.remove(SERVICE_TOKEN_HEADER);
               nextMetadata(metadata);
             } else {
@@ -112,12 +118,16 @@ function readTls(tls: GrpcSecuritySettings['tls'], read: (path: string) => Buffe
 export class GrpcSecurity {
   private constructor(
     private readonly token: string,
+    /** What the servers take: the token, then the others accepted during a rotation. */
+    private readonly accepted: readonly string[],
     private readonly tls: TlsMaterial | undefined,
   ) {}
 
   /** From the configuration; a TLS file that is missing, unreadable or unusable is a ConfigError naming it. */
   static fromConfig(settings: GrpcSecuritySettings, read: (path: string) => Buffer = readFileSync): GrpcSecurity {
-    return new GrpcSecurity(settings.auth.token, readTls(settings.tls, read));
+    const { token, acceptedTokens = [] } = settings.auth;
+    const accepted = token === '' ? [] : [token, ...acceptedTokens.filter((t) => t !== '' && t !== token)];
+    return new GrpcSecurity(token, accepted, readTls(settings.tls, read));
   }
 
   /** The server's credentials: TLS with `cert` and `key`, requiring a client certificate signed by `ca` when it is set. */
@@ -130,7 +140,7 @@ export class GrpcSecurity {
 
   /** The server's options: the token check when a token is set. */
   serverOptions(): { interceptors?: ServerInterceptor[] } {
-    return this.token === '' ? {} : { interceptors: [tokenCheck(this.token)] };
+    return this.accepted.length === 0 ? {} : { interceptors: [tokenCheck(this.accepted)] };
   }
 
   /**
