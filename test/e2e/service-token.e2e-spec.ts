@@ -30,4 +30,10 @@ describe('ingress whose service token the router refuses', () => {
       await expect(call).rejects.toMatchObject({ status: 500, type: 'server_error' });
     }
   });
+
+  it('is not ready, so a load balancer sends it no traffic', async () => {
+    const ready = await fetch(`${url}/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toContain('router');
+  });
 });

@@ -1,5 +1,6 @@
 import { Metadata, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
 import { acceptBatches, callUnary, chatChunkBatching, readStream, ROUTE_CALLS_FEATURE, withFeatures, type GrpcSecurity } from '@openrouter/grpc';
 import { RouterPort } from './router.port';
 
@@ -59,9 +60,19 @@ export class RouterClient extends RouterPort {
     return callUnary(this.client.grayReleases.bind(this.client), {}, new Metadata(), undefined, this.light());
   }
 
-  /** Ready when the channel to the router connects within the deadline. */
-  isReachable(timeoutMs: number): Promise<boolean> {
-    return new Promise((resolve) => this.client.waitForReady(Date.now() + timeoutMs, (error) => resolve(!error)));
+  /**
+   * Ready when the channel to the router connects within the deadline and the router takes this
+   * service's token (a cheap call: a token the router refuses would fail every request).
+   */
+  async isReachable(timeoutMs: number): Promise<boolean> {
+    const connected = await new Promise<boolean>((resolve) => this.client.waitForReady(Date.now() + timeoutMs, (error) => resolve(!error)));
+    if (!connected) return false;
+    try {
+      await callUnary(this.client.grayReleases.bind(this.client), {}, new Metadata(), undefined, { peer: 'router', timeoutMs });
+      return true;
+    } catch (error) {
+      return GatewayError.from(error).code !== 'service_token_refused';
+    }
   }
 
   close(): void {
