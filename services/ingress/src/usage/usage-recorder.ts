@@ -139,6 +139,16 @@ type Usage = { prompt: number; completion: number; cachedRead: number; cacheWrit
 
 const noUsage = (): Usage => ({ prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false, reported: false });
 
+/** Adds token counts into `into` (estimated when either is). */
+function addCounts(into: Omit<Usage, 'reported'>, c: Omit<Usage, 'reported'>): void {
+  into.prompt += c.prompt;
+  into.completion += c.completion;
+  into.cachedRead += c.cachedRead;
+  into.cacheWrite += c.cacheWrite;
+  into.reasoning += c.reasoning;
+  into.estimated ||= c.estimated;
+}
+
 /**
  * One provider call of a request. A legacy completion with several prompts makes one per prompt,
  * each routed on its own, so each is priced at its own deployment and pays its own request fee.
@@ -349,14 +359,10 @@ export class UsageTrack {
     const call = this.calls.at(-1);
     // A call's usage comes with the end of its answer.
     if (call) call.complete = true;
+    const counts = { prompt: u.promptTokens, completion: u.completionTokens, cachedRead: u.cachedReadTokens, cacheWrite: u.cacheWriteTokens, reasoning: u.reasoningTokens, estimated: u.estimated };
     for (const usage of call ? [this.usage, call.usage] : [this.usage]) {
       usage.reported = true;
-      usage.prompt += u.promptTokens;
-      usage.completion += u.completionTokens;
-      usage.cachedRead += u.cachedReadTokens;
-      usage.cacheWrite += u.cacheWriteTokens;
-      usage.reasoning += u.reasoningTokens;
-      usage.estimated ||= u.estimated;
+      addCounts(usage, counts);
     }
   }
 
@@ -372,17 +378,9 @@ export class UsageTrack {
   private fillTokens(): void {
     if (this.perCall()) {
       // Each call by its own usage, or its estimate when that never came (a stream cut or left in that call).
-      const t = { prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false };
-      for (const call of this.calls) {
-        const c = callTokens(call);
-        t.prompt += c.prompt;
-        t.completion += c.completion;
-        t.cachedRead += c.cachedRead;
-        t.cacheWrite += c.cacheWrite;
-        t.reasoning += c.reasoning;
-        t.estimated ||= c.estimated;
-      }
-      this.event.tokens = t;
+      const t = noUsage();
+      for (const call of this.calls) addCounts(t, callTokens(call));
+      this.event.tokens = { prompt: t.prompt, completion: t.completion, cachedRead: t.cachedRead, cacheWrite: t.cacheWrite, reasoning: t.reasoning, estimated: t.estimated };
       return;
     }
     const u = this.usage;
