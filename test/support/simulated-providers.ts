@@ -38,7 +38,7 @@ export const SIMULATED_PROVIDERS: { readonly [T in ProviderType]: SimulatedProvi
     embeddingModel: 'amazon.titan-embed-text-v2:0',
   },
   anthropic: {
-    config: (url, apiKey) => ({ type: 'anthropic', baseUrl: url, apiKey, version: '2023-06-01', defaultMaxTokens: 1024, headers: {}, timeoutMs: 1500 }),
+    config: (url, apiKey) => ({ type: 'anthropic', baseUrl: url, apiKey, version: '2023-06-01', defaultMaxTokens: 1024, thinking: 'adaptive', headers: {}, timeoutMs: 1500 }),
     chatModel: 'claude-sonnet-4-5',
   },
   gemini: {

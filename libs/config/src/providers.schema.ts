@@ -47,6 +47,12 @@ export const anthropicProvider = z.object({
   version: z.string().min(1).default('2023-06-01'),
   /** Anthropic requires max_tokens; used when the request sets neither max_tokens nor max_completion_tokens. */
   defaultMaxTokens: z.coerce.number().int().positive().default(4096),
+  /**
+   * How `reasoning_effort` turns extended thinking on: `adaptive` (`thinking: {type: "adaptive"}`
+   * with `output_config.effort`; Claude 4.6 and later, the only form Claude Opus 4.7 and later take)
+   * or `budget` (`thinking: {type: "enabled", budget_tokens}`; Claude 4.5 and earlier).
+   */
+  thinking: z.enum(['adaptive', 'budget']).default('adaptive'),
   ...common,
 });
 

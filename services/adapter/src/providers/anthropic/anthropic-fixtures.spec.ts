@@ -47,7 +47,7 @@ describe('Anthropic fixtures', () => {
   describe.each(fixtures('request-', '.json'))('request %s', (name) => {
     it('becomes the expected Messages body', async () => {
       const f = json<RequestFixture>(name);
-      const { body } = await toAnthropicRequest(parseChatRequest(f.openai), f.upstreamModel, { defaultMaxTokens: 4096, loadImage: new ImageSource().loader({ signal: new AbortController().signal }) });
+      const { body } = await toAnthropicRequest(parseChatRequest(f.openai), f.upstreamModel, { defaultMaxTokens: 4096, thinking: 'adaptive', loadImage: new ImageSource().loader({ signal: new AbortController().signal }) });
       expect(body).toEqual(f.anthropic);
     });
   });

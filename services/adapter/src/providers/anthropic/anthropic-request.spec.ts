@@ -6,13 +6,13 @@ import { type AnthropicTranslation, JSON_RESPONSE_TOOL, toAnthropicRequest } fro
 
 const loadImage = new ImageSource().loader({ signal: new AbortController().signal });
 const user = (content: unknown) => ({ role: 'user', content });
-const translate = (body: Record<string, unknown>): Promise<AnthropicTranslation> =>
-  toAnthropicRequest(parseChatRequest({ model: 'claude', messages: [user('Hi')], ...body }), 'claude-sonnet-4-5', { defaultMaxTokens: 1024, loadImage });
+const translate = (body: Record<string, unknown>, thinking: 'adaptive' | 'budget' = 'adaptive'): Promise<AnthropicTranslation> =>
+  toAnthropicRequest(parseChatRequest({ model: 'claude', messages: [user('Hi')], ...body }), 'claude-sonnet-4-5', { defaultMaxTokens: 1024, thinking, loadImage });
 const bodyOf = async (body: Record<string, unknown>) => (await translate(body)).body;
 
-async function rejection(body: Record<string, unknown>): Promise<GatewayError> {
+async function rejection(body: Record<string, unknown>, thinking: 'adaptive' | 'budget' = 'adaptive'): Promise<GatewayError> {
   try {
-    await translate(body);
+    await translate(body, thinking);
   } catch (error) {
     if (error instanceof GatewayError) return error;
     throw error;
@@ -290,7 +290,6 @@ describe('toAnthropicRequest', () => {
         frequency_penalty: -1,
         metadata: { team: 'a' },
         store: true,
-        reasoning_effort: 'high',
         prediction: { type: 'content', content: 'x' },
         n: 1,
         logprobs: false,
@@ -333,6 +332,87 @@ describe('toAnthropicRequest', () => {
       [{ web_search_options: {} }, 'web_search_options'],
     ])('refuses %j with a 400 naming %s', async (params, param) => {
       await expect(rejection(params)).resolves.toMatchObject({ kind: 'bad_request', param, retryable: false });
+    });
+  });
+
+  describe('extended thinking', () => {
+    const thought = { type: 'thinking', thinking: 'Paris first.', signature: 'c2ln' };
+    const toolLoop = (assistantExtra: Record<string, unknown>) => ({
+      tools: [weatherTool],
+      messages: [user('Weather in Paris?'), { role: 'assistant', content: null, tool_calls: [call('call_1', 'Paris')], ...assistantExtra }, { role: 'tool', tool_call_id: 'call_1', content: '18C' }],
+    });
+
+    it('turns reasoning_effort into adaptive thinking with its effort (none leaves thinking off)', async () => {
+      expect(await bodyOf({ reasoning_effort: 'medium' })).toMatchObject({ thinking: { type: 'adaptive' }, output_config: { effort: 'medium' }, max_tokens: 1024 });
+      expect(await bodyOf({ reasoning_effort: 'minimal' })).toMatchObject({ thinking: { type: 'adaptive' }, output_config: { effort: 'low' } });
+      const none = await bodyOf({ reasoning_effort: 'none' });
+      expect(none.thinking).toBeUndefined();
+      expect(none.output_config).toBeUndefined();
+      await expect(rejection({ reasoning_effort: 'extreme' })).resolves.toMatchObject({ kind: 'bad_request', param: 'reasoning_effort' });
+    });
+
+    it('budget style: a budget on top of the default limit, or within the limit the client set, or none when the limit is too small', async () => {
+      expect(await translate({ reasoning_effort: 'high' }, 'budget')).toMatchObject({ body: { thinking: { type: 'enabled', budget_tokens: 24576 }, max_tokens: 1024 + 24576 } });
+      const within = (await translate({ reasoning_effort: 'high', max_completion_tokens: 4000 }, 'budget')).body;
+      expect(within).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 3999 }, max_tokens: 4000 });
+      expect(within.output_config).toBeUndefined();
+      const tooSmall = (await translate({ reasoning_effort: 'low', max_tokens: 1000, temperature: 0.3 }, 'budget')).body;
+      expect(tooSmall.thinking).toBeUndefined();
+      expect(tooSmall).toMatchObject({ max_tokens: 1000, temperature: 0.3 });
+    });
+
+    it('sends a thinking object the client gave itself, which wins over reasoning_effort, and refuses a malformed one', async () => {
+      expect(await bodyOf({ thinking: { type: 'enabled', budget_tokens: 2048 } })).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 2048 }, max_tokens: 1024 + 2048 });
+      expect(await bodyOf({ thinking: { type: 'enabled', budget_tokens: 2048 }, max_tokens: 9000 })).toMatchObject({ max_tokens: 9000 });
+      expect(await bodyOf({ thinking: { type: 'adaptive' }, reasoning_effort: 'low' })).toMatchObject({ thinking: { type: 'adaptive' }, output_config: { effort: 'low' } });
+      expect((await bodyOf({ thinking: { type: 'disabled' }, reasoning_effort: 'high' })).thinking).toBeUndefined();
+      await expect(rejection({ thinking: { type: 'enabled' } })).resolves.toMatchObject({ kind: 'bad_request', param: 'thinking' });
+      await expect(rejection({ thinking: { type: 'on', budget_tokens: 2048 } })).resolves.toMatchObject({ kind: 'bad_request', param: 'thinking' });
+    });
+
+    it('drops the sampling parameters Anthropic refuses with thinking on, and keeps them with it off', async () => {
+      const on = await bodyOf({ reasoning_effort: 'high', temperature: 0.2, top_p: 0.9, top_k: 40 });
+      expect(on.temperature).toBeUndefined();
+      expect(on.top_p).toBeUndefined();
+      expect(on.top_k).toBeUndefined();
+      expect(await bodyOf({ reasoning_effort: 'high', temperature: 1, top_p: 0.97 })).toMatchObject({ temperature: 1, top_p: 0.97 });
+      expect(await bodyOf({ temperature: 0.2, top_p: 0.9, top_k: 40 })).toMatchObject({ temperature: 0.2, top_p: 0.9, top_k: 40 });
+    });
+
+    it('refuses thinking with a tool_choice that forces a call, and with a JSON answer (which is forced through a tool)', async () => {
+      await expect(rejection({ reasoning_effort: 'high', tools: [weatherTool], tool_choice: 'required' })).resolves.toMatchObject({ kind: 'bad_request', param: 'reasoning_effort' });
+      await expect(rejection({ thinking: { type: 'adaptive' }, tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'get_weather' } } })).resolves.toMatchObject({ param: 'thinking' });
+      const json = await rejection({ reasoning_effort: 'low', response_format: { type: 'json_object' } });
+      expect(json).toMatchObject({ kind: 'bad_request', param: 'reasoning_effort' });
+      expect(json.message).toContain('response_format');
+      expect((await bodyOf({ reasoning_effort: 'high', tools: [weatherTool], tool_choice: 'auto' })).thinking).toEqual({ type: 'adaptive' });
+    });
+
+    it('hands thinking_blocks back first in their assistant turn, so a tool turn continues with its thinking', async () => {
+      const redacted = { type: 'redacted_thinking', data: 'b3BhcXVl' };
+      const body = await bodyOf({ reasoning_effort: 'high', ...toolLoop({ reasoning_content: 'Paris first.', thinking_blocks: [thought, redacted] }) });
+      expect(body.thinking).toEqual({ type: 'adaptive' });
+      expect(body.messages[1]).toEqual({
+        role: 'assistant',
+        content: [thought, redacted, { type: 'tool_use', id: 'call_1', name: 'get_weather', input: { city: 'Paris' } }],
+      });
+    });
+
+    it('leaves thinking off for a tool turn whose thinking was not handed back (Anthropic would refuse it), and drops blocks when thinking is off', async () => {
+      const bare = await bodyOf({ reasoning_effort: 'high', temperature: 0.5, ...toolLoop({}) });
+      expect(bare.thinking).toBeUndefined();
+      expect(bare.output_config).toBeUndefined();
+      expect(bare.temperature).toBe(0.5);
+      const off = await bodyOf(toolLoop({ thinking_blocks: [thought] }));
+      expect(off.messages[1]?.content).toEqual([{ type: 'tool_use', id: 'call_1', name: 'get_weather', input: { city: 'Paris' } }]);
+    });
+
+    it('refuses thinking_blocks that are not blocks an answer carried', async () => {
+      await expect(rejection({ reasoning_effort: 'high', ...toolLoop({ thinking_blocks: [{ type: 'thinking', thinking: 'x' }] }) })).resolves.toMatchObject({
+        kind: 'bad_request',
+        param: 'messages[1].thinking_blocks',
+      });
+      await expect(rejection(toolLoop({ thinking_blocks: 'hmm' }))).resolves.toMatchObject({ param: 'messages[1].thinking_blocks' });
     });
   });
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseDataUrl, type ImageLoader } from '../image-source';
@@ -35,7 +36,15 @@ export interface AnthropicToolResultBlock {
 }
 /** What a tool result may hold: text, images and documents (a PDF a tool returned). */
 export type AnthropicToolResultContent = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock;
-export type AnthropicContentBlock = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock | AnthropicToolUseBlock | AnthropicToolResultBlock;
+
+/** A block of extended thinking, as an answer carries it and as it must be handed back on a tool turn. */
+const thinkingBlockSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1) }),
+  z.strictObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) }),
+]);
+export type AnthropicThinkingBlock = z.infer<typeof thinkingBlockSchema>;
+
+export type AnthropicContentBlock = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock | AnthropicToolUseBlock | AnthropicToolResultBlock | AnthropicThinkingBlock;
 
 export interface AnthropicMessage {
   role: 'user' | 'assistant';
@@ -66,8 +75,18 @@ export interface AnthropicMessagesBody {
   top_k?: number;
   metadata?: { user_id: string };
   service_tier?: 'auto' | 'standard_only';
+  thinking?: AnthropicThinking;
+  output_config?: { effort: string };
   stream?: boolean;
 }
+
+/** Anthropic's `thinking` parameter, as a client may also send it itself (OpenAI SDK: `extra_body`). */
+const thinkingSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('enabled'), budget_tokens: z.int().min(1), display: z.enum(['summarized', 'omitted']).optional() }),
+  z.strictObject({ type: z.literal('adaptive'), display: z.enum(['summarized', 'omitted']).optional() }),
+  z.strictObject({ type: z.literal('disabled') }),
+]);
+export type AnthropicThinking = z.infer<typeof thinkingSchema>;
 
 export interface AnthropicTranslation {
   body: AnthropicMessagesBody;
@@ -82,6 +101,12 @@ export interface RequestOptions {
   defaultMaxTokens: number;
   /** Fetches a plain http:// image (Anthropic only fetches https) and decodes data URLs. */
   loadImage: ImageLoader;
+  /**
+   * How `reasoning_effort` turns extended thinking on: `adaptive` (the model decides how much to
+   * think, steered by `output_config.effort`; Claude 4.6 and later) or `budget` (a fixed
+   * `budget_tokens`; Claude 4.5 and earlier).
+   */
+  thinking: 'adaptive' | 'budget';
 }
 
 /** The tool a JSON answer is forced through; a client tool of the same name is refused. */
@@ -148,6 +173,8 @@ export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: s
     max_tokens: r.maxCompletionTokens ?? r.maxTokens ?? options.defaultMaxTokens,
     messages: turns,
   };
+  const thinking = applyThinking(r, body, options);
+  if (!thinking) for (const turn of turns) turn.content = turn.content.filter((b) => !isThinking(b));
   const onlySystem = system.length === 1 ? system[0] : undefined;
   if (onlySystem && onlySystem.cache_control === undefined) body.system = onlySystem.text;
   else if (system.length > 0) body.system = system;
@@ -156,10 +183,12 @@ export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: s
   // Anthropic refuses whitespace-only stop sequences ("\n" is a common one); they are left out.
   const stops = r.stop.filter(nonBlank);
   if (stops.length > 0) body.stop_sequences = stops;
-  if (r.temperature !== undefined) body.temperature = Math.min(r.temperature, MAX_TEMPERATURE);
-  if (r.topP !== undefined) body.top_p = r.topP;
+  if (thinking) refuseForcedTools(body, responseTool, thinking);
+  // With thinking on, Anthropic takes temperature 1 only, no top_k and top_p from 0.95: others are dropped.
+  if (r.temperature !== undefined && (!thinking || r.temperature === 1)) body.temperature = Math.min(r.temperature, MAX_TEMPERATURE);
+  if (r.topP !== undefined && (!thinking || r.topP >= MIN_THINKING_TOP_P)) body.top_p = r.topP;
   const topK = topKOf(r.extraJson);
-  if (topK !== undefined) body.top_k = topK;
+  if (topK !== undefined && !thinking) body.top_k = topK;
   if (r.user !== undefined && r.user !== '') body.metadata = { user_id: opaqueUserId(r.user) };
   if (r.serviceTier === 'auto') body.service_tier = 'auto';
   else if (r.serviceTier === 'default') body.service_tier = 'standard_only';
@@ -287,6 +316,8 @@ function documentBlock(file: unknown, param: string, context: Context): Anthropi
 async function assistantBlocks(m: chatv1.Message, param: string, options: RequestOptions): Promise<AnthropicContentBlock[]> {
   const blocks = await contentBlocks(m, param, options, 'assistant');
   if (m.refusal !== undefined && nonBlank(m.refusal) && blocks.length === 0) blocks.push({ type: 'text', text: m.refusal });
+  // Thinking handed back (as this adapter's answers carry it) goes first, as the model wrote it.
+  if (blocks.length > 0 || m.toolCalls.length > 0) blocks.unshift(...thinkingBlocksOf(m, param));
   for (let k = 0; k < m.toolCalls.length; k++) {
     const call = m.toolCalls[k] as chatv1.ToolCall;
     const args = call.function?.arguments ?? '';
@@ -307,6 +338,93 @@ async function toolResult(m: chatv1.Message, param: string, options: RequestOpti
   const parts = (await contentBlocks(m, param, options, 'tool')).filter((b): b is AnthropicToolResultContent => b.type === 'text' || b.type === 'image' || b.type === 'document');
   if (parts.length > 0) block.content = parts;
   return block;
+}
+
+/** A message's `thinking_blocks` (an extra field: OpenAI has no slot for them), checked. */
+function thinkingBlocksOf(m: chatv1.Message, param: string): AnthropicThinkingBlock[] {
+  const value = m.extraJson ? parseObject(m.extraJson)?.['thinking_blocks'] : undefined;
+  if (value === undefined || value === null) return [];
+  const parsed = z.array(thinkingBlockSchema).safeParse(value);
+  if (!parsed.success) {
+    throw invalid('"thinking_blocks" must be the list of thinking blocks an answer of this model carried: {type: "thinking", thinking, signature} or {type: "redacted_thinking", data}, unchanged.', `${param}.thinking_blocks`);
+  }
+  return parsed.data;
+}
+
+const isThinking = (b: AnthropicContentBlock): b is AnthropicThinkingBlock => b.type === 'thinking' || b.type === 'redacted_thinking';
+
+/** The smallest thinking budget Anthropic accepts. */
+export const MIN_THINKING_BUDGET = 1024;
+/** With thinking on, Anthropic refuses `top_p` below this. */
+const MIN_THINKING_TOP_P = 0.95;
+/** `reasoning_effort` as a thinking budget (budget style), the levels Google's OpenAI-compatible endpoint also uses. */
+export const THINKING_BUDGETS: Readonly<Record<string, number>> = { minimal: 1024, low: 1024, medium: 8192, high: 24576 };
+/** `reasoning_effort` as Anthropic's `output_config.effort` (adaptive style). */
+const THINKING_EFFORTS: Readonly<Record<string, string>> = { minimal: 'low', low: 'low', medium: 'medium', high: 'high', xhigh: 'xhigh', max: 'max' };
+
+/** Which request parameter turned thinking on, for the errors that name it. */
+type ThinkingSource = 'thinking' | 'reasoning_effort';
+
+/**
+ * Extended thinking, from the client's own `thinking` object (sent as is) or from
+ * `reasoning_effort` (`none` leaves it off). Budget style: the effort's budget, within a
+ * `max_completion_tokens` the client set (it bounds thinking and answer together, as OpenAI's
+ * does) or on top of `defaultMaxTokens` when it set none; a limit too small for the smallest budget
+ * leaves thinking off. Thinking also stays off for a request continuing a tool turn whose thinking
+ * was not handed back (`thinking_blocks`), which Anthropic would refuse. Returns what turned it on.
+ */
+function applyThinking(r: chatv1.ChatRequest, body: AnthropicMessagesBody, options: RequestOptions): ThinkingSource | undefined {
+  const explicit = r.extraJson ? parseObject(r.extraJson)?.['thinking'] : undefined;
+  const effort = r.reasoningEffort;
+  let source: ThinkingSource;
+  if (explicit !== undefined && explicit !== null) {
+    const parsed = thinkingSchema.safeParse(explicit);
+    if (!parsed.success) throw invalid('"thinking" must be {type: "enabled", budget_tokens}, {type: "adaptive"} or {type: "disabled"}.', 'thinking');
+    if (parsed.data.type === 'disabled') return undefined;
+    body.thinking = parsed.data;
+    // Without a limit from the client, the default one is room for the answer on top of the budget.
+    if (parsed.data.type === 'enabled' && r.maxCompletionTokens === undefined && r.maxTokens === undefined) body.max_tokens = options.defaultMaxTokens + parsed.data.budget_tokens;
+    source = 'thinking';
+  } else {
+    if (effort === undefined || effort === 'none') return undefined;
+    if (THINKING_EFFORTS[effort] === undefined) throw invalid(`"reasoning_effort" must be one of none, ${Object.keys(THINKING_EFFORTS).join(', ')} for this model.`, 'reasoning_effort');
+    if (options.thinking === 'adaptive') body.thinking = { type: 'adaptive' };
+    else {
+      const limit = r.maxCompletionTokens ?? r.maxTokens;
+      const wanted = THINKING_BUDGETS[effort] ?? THINKING_BUDGETS['high'] ?? MIN_THINKING_BUDGET;
+      const budget = limit === undefined ? wanted : Math.min(wanted, limit - 1);
+      if (budget < MIN_THINKING_BUDGET) return undefined;
+      if (limit === undefined) body.max_tokens = options.defaultMaxTokens + budget;
+      body.thinking = { type: 'enabled', budget_tokens: budget };
+    }
+    source = 'reasoning_effort';
+  }
+  if (!toolTurnKeepsThinking(body.messages)) {
+    delete body.thinking;
+    return undefined;
+  }
+  if (body.thinking.type === 'adaptive' && effort !== undefined && THINKING_EFFORTS[effort] !== undefined) body.output_config = { effort: THINKING_EFFORTS[effort] };
+  return source;
+}
+
+/**
+ * A request answering tool results continues the assistant turn that called the tools; with
+ * thinking on, Anthropic wants that turn to start with the thinking it was given.
+ */
+function toolTurnKeepsThinking(turns: readonly AnthropicMessage[]): boolean {
+  const last = turns[turns.length - 1];
+  if (last?.role !== 'user' || !last.content.some((b) => b.type === 'tool_result')) return true;
+  const calling = turns[turns.length - 2];
+  const first = calling?.content[0];
+  return first !== undefined && isThinking(first);
+}
+
+/** Anthropic refuses thinking together with a tool_choice that forces a call, which JSON mode uses too. */
+function refuseForcedTools(body: AnthropicMessagesBody, responseTool: string | undefined, source: ThinkingSource): void {
+  const type = body.tool_choice?.type;
+  if (type !== 'any' && type !== 'tool') return;
+  const what = responseTool !== undefined ? '"response_format" (a JSON answer)' : 'a "tool_choice" that forces a tool call';
+  throw unsupported(`Extended thinking ("${source}") cannot be combined with ${what} on this model.`, source);
 }
 
 /**

@@ -46,13 +46,22 @@ describe('parseAnthropicMessage', () => {
     expect(parse({ content: [] }).choices[0]?.message?.content).toBe('');
   });
 
-  it('leaves out thinking blocks but reports thinking tokens as reasoning tokens', () => {
+  it('carries thinking as reasoning_content and the blocks, signed, as thinking_blocks; thinking tokens are reasoning tokens', () => {
     const c = parse({
       content: [{ type: 'thinking', thinking: 'hmm', signature: 'sig' }, { type: 'redacted_thinking', data: 'xyz' }, { type: 'text', text: 'Done.' }],
       usage: { input_tokens: 10, output_tokens: 50, output_tokens_details: { thinking_tokens: 40 } },
     });
-    expect(c.choices[0]?.message?.content).toBe('Done.');
+    const message = c.choices[0]?.message;
+    expect(message?.content).toBe('Done.');
+    expect(JSON.parse(message?.extraJson ?? '')).toEqual({
+      reasoning_content: 'hmm',
+      thinking_blocks: [
+        { type: 'thinking', thinking: 'hmm', signature: 'sig' },
+        { type: 'redacted_thinking', data: 'xyz' },
+      ],
+    });
     expect(c.usage).toMatchObject({ promptTokens: 10, completionTokens: 50, reasoningTokens: 40 });
+    expect(parse({ content: [{ type: 'text', text: 'Plain.' }] }).choices[0]?.message?.extraJson).toBe('');
   });
 
   it('treats null cache counts as zero and tolerates a missing usage', () => {

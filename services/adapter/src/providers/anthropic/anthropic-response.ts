@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import type { AnthropicThinkingBlock } from './anthropic-request';
 
 const count = z
   .number()
@@ -23,7 +24,30 @@ const contentBlock = z.looseObject({
   id: z.string().optional(),
   name: z.string().optional(),
   input: z.unknown().optional(),
+  thinking: z.string().optional(),
+  signature: z.string().optional(),
+  data: z.string().optional(),
 });
+
+/** A thinking block as a client hands it back (`thinking_blocks`); undefined for any other block. */
+export function thinkingBlockOf(block: z.infer<typeof contentBlock>): AnthropicThinkingBlock | undefined {
+  if (block.type === 'thinking') return { type: 'thinking', thinking: block.thinking ?? '', signature: block.signature ?? '' };
+  if (block.type === 'redacted_thinking') return { type: 'redacted_thinking', data: block.data ?? '' };
+  return undefined;
+}
+
+/**
+ * The extra message or delta fields thinking travels in: `reasoning_content` (its text, as
+ * OpenAI-compatible reasoning servers send it) and `thinking_blocks` (the blocks with their
+ * signatures, which the client hands back on its next tool turn).
+ */
+export function thinkingExtra(reasoning: string, blocks: readonly AnthropicThinkingBlock[]): string {
+  if (reasoning === '' && blocks.length === 0) return '';
+  const extra: Record<string, unknown> = {};
+  if (reasoning !== '') extra['reasoning_content'] = reasoning;
+  if (blocks.length > 0) extra['thinking_blocks'] = blocks;
+  return JSON.stringify(extra);
+}
 
 export const anthropicMessageSchema = z.looseObject({
   id: z.string(),
@@ -89,14 +113,20 @@ export function parseAnthropicMessage(json: unknown, ctx: TranslationContext): c
   if (!parsed.success) throw malformed(ctx.provider, 'message', parsed.error);
   const m = parsed.data;
   let text = '';
+  let reasoning = '';
+  const thinking: AnthropicThinkingBlock[] = [];
   const toolCalls: chatv1.ToolCall[] = [];
   for (const block of m.content) {
+    const thought = thinkingBlockOf(block);
     if (block.type === 'text') text += block.text ?? '';
     else if (block.type === 'tool_use') {
       if (block.name === ctx.responseTool) text += inputText(block.input);
       else toolCalls.push({ id: block.id ?? '', type: 'function', function: { name: block.name ?? '', arguments: inputText(block.input) } });
+    } else if (thought) {
+      thinking.push(thought);
+      if (thought.type === 'thinking') reasoning += thought.thinking;
     }
-    // thinking / redacted_thinking / server tool blocks have no OpenAI counterpart and are left out.
+    // Server tool blocks have no OpenAI counterpart and are left out.
   }
   return {
     id: m.id,
@@ -111,7 +141,7 @@ export function parseAnthropicMessage(json: unknown, ctx: TranslationContext): c
           content: text === '' && toolCalls.length > 0 ? undefined : text,
           toolCalls,
           refusal: undefined,
-          extraJson: '',
+          extraJson: thinkingExtra(reasoning, thinking),
         },
         finishReason: toFinishReason(m.stop_reason, toolCalls.length > 0),
         logprobsJson: '',

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { anthropicStreamError } from './anthropic-errors';
-import { anthropicUsageSchema, type AnthropicUsage, toCanonicalUsage, toFinishReason } from './anthropic-response';
+import { anthropicUsageSchema, type AnthropicUsage, thinkingExtra, toCanonicalUsage, toFinishReason } from './anthropic-response';
 
 const messageStart = z.looseObject({
   type: z.literal('message_start'),
@@ -11,12 +11,12 @@ const messageStart = z.looseObject({
 const blockStart = z.looseObject({
   type: z.literal('content_block_start'),
   index: z.number().int().min(0),
-  content_block: z.looseObject({ type: z.string(), text: z.string().optional(), id: z.string().optional(), name: z.string().optional() }),
+  content_block: z.looseObject({ type: z.string(), text: z.string().optional(), id: z.string().optional(), name: z.string().optional(), data: z.string().optional() }),
 });
 const blockDelta = z.looseObject({
   type: z.literal('content_block_delta'),
   index: z.number().int().min(0),
-  delta: z.looseObject({ type: z.string(), text: z.string().optional(), partial_json: z.string().optional() }),
+  delta: z.looseObject({ type: z.string(), text: z.string().optional(), partial_json: z.string().optional(), thinking: z.string().optional(), signature: z.string().optional() }),
 });
 const blockStop = z.looseObject({ type: z.literal('content_block_stop'), index: z.number().int().min(0) });
 const messageDelta = z.looseObject({
@@ -45,7 +45,12 @@ export interface StreamOptions {
 }
 
 /** `hasInput` is set once a non-empty input fragment went out, so a call without arguments still ends with `{}`. */
-type Block = { kind: 'text' } | { kind: 'answer'; hasInput: boolean } | { kind: 'tool'; toolIndex: number; hasInput: boolean } | { kind: 'other' };
+type Block =
+  | { kind: 'text' }
+  | { kind: 'answer'; hasInput: boolean }
+  | { kind: 'tool'; toolIndex: number; hasInput: boolean }
+  | { kind: 'thinking'; text: string; signature: string }
+  | { kind: 'other' };
 
 /**
  * Turns Anthropic's event stream (message_start, content_block_start/delta/stop, message_delta,
@@ -135,8 +140,13 @@ export class AnthropicStreamTranslator {
       this.blocks.set(event.index, { kind: 'tool', toolIndex, hasInput: false });
       return [this.chunk({ toolCalls: [{ index: toolIndex, id: b.id ?? '', type: 'function', name: b.name ?? '', arguments: '' }] })];
     }
-    // thinking, redacted_thinking and server tool blocks have no OpenAI counterpart.
+    if (b.type === 'thinking') {
+      this.blocks.set(event.index, { kind: 'thinking', text: '', signature: '' });
+      return [];
+    }
     this.blocks.set(event.index, { kind: 'other' });
+    // Redacted thinking comes whole at its start; server tool blocks have no OpenAI counterpart.
+    if (b.type === 'redacted_thinking' && b.data) return [this.chunk({ extraJson: thinkingExtra('', [{ type: 'redacted_thinking', data: b.data }]) })];
     return [];
   }
 
@@ -146,6 +156,11 @@ export class AnthropicStreamTranslator {
     const d = event.delta;
     if (!block) throw this.malformed(new Error(`delta for unopened content block ${event.index}`));
     if (block.kind === 'text' && d.type === 'text_delta' && d.text) return [this.chunk({ content: d.text })];
+    if (block.kind === 'thinking' && d.type === 'thinking_delta' && d.thinking) {
+      block.text += d.thinking;
+      return [this.chunk({ extraJson: thinkingExtra(d.thinking, []) })];
+    }
+    if (block.kind === 'thinking' && d.type === 'signature_delta' && d.signature) block.signature += d.signature;
     if ((block.kind === 'answer' || block.kind === 'tool') && d.type === 'input_json_delta' && d.partial_json) {
       block.hasInput = true;
       return [this.inputChunk(block, d.partial_json)];
@@ -160,6 +175,8 @@ export class AnthropicStreamTranslator {
   private blockStop(event: z.infer<typeof blockStop>): chatv1.ChatChunk[] {
     this.requireStarted();
     const block = this.blocks.get(event.index);
+    // A thinking block is whole (text and signature) at its stop: it goes out once, to be handed back.
+    if (block?.kind === 'thinking') return [this.chunk({ extraJson: thinkingExtra('', [{ type: 'thinking', thinking: block.text, signature: block.signature }]) })];
     if ((block?.kind !== 'answer' && block?.kind !== 'tool') || block.hasInput) return [];
     block.hasInput = true;
     return [this.inputChunk(block, '{}')];

@@ -48,7 +48,7 @@ export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'ant
 
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
-      const { body, responseTool } = await toAnthropicRequest(call.request, call.upstreamModel, { defaultMaxTokens: config.defaultMaxTokens, loadImage: context.images.loader({ signal: call.signal }) });
+      const { body, responseTool } = await toAnthropicRequest(call.request, call.upstreamModel, { defaultMaxTokens: config.defaultMaxTokens, thinking: config.thinking, loadImage: context.images.loader({ signal: call.signal }) });
       const response = await post(body, call);
       if (!call.request.stream) {
         yield { completion: parseAnthropicMessage(await readJson(response, call), { responseTool, provider: id }) };
