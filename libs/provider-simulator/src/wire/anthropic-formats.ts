@@ -1,5 +1,6 @@
 import type { PacedFrame } from '../core/stream-pacer';
-import type { MessagePlan } from './anthropic-planner';
+import type { MessagePlan, PlannedBlock } from './anthropic-planner';
+import type { PlannedThinking } from './anthropic-thinking';
 
 export interface AnthropicErrorBody {
   type: 'error';
@@ -69,13 +70,24 @@ function contentBlock(plan: MessagePlan): unknown {
   return b.type === 'text' ? { type: 'text', text: b.text } : { type: 'tool_use', id: b.id, name: b.name, input: b.input };
 }
 
+function thinkingBlock(thinking: PlannedThinking): unknown {
+  return thinking.type === 'redacted_thinking'
+    ? { type: 'redacted_thinking', data: thinking.data }
+    : { type: 'thinking', thinking: thinking.thinking, signature: thinking.signature };
+}
+
+/** The thinking block, when there is one, comes before the answer. */
+function contentBlocks(plan: MessagePlan): unknown[] {
+  return plan.thinking ? [thinkingBlock(plan.thinking), contentBlock(plan)] : [contentBlock(plan)];
+}
+
 export function messageBody(plan: MessagePlan): unknown {
   return {
     id: plan.id,
     type: 'message',
     role: 'assistant',
     model: plan.model,
-    content: [contentBlock(plan)],
+    content: contentBlocks(plan),
     stop_reason: plan.stopReason,
     stop_sequence: plan.stopSequence,
     usage: usage(plan, plan.outputTokens),
@@ -84,39 +96,33 @@ export function messageBody(plan: MessagePlan): unknown {
 
 const event = (name: string, payload: unknown): string => `event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`;
 
+const blockStart = (index: number, block: unknown): PacedFrame => ({ text: event('content_block_start', { type: 'content_block_start', index, content_block: block }) });
+const blockDelta = (index: number, delta: unknown, tokenStep?: number): PacedFrame => ({
+  text: event('content_block_delta', { type: 'content_block_delta', index, delta }),
+  ...(tokenStep === undefined ? {} : { tokenStep }),
+});
+const blockStop = (index: number): PacedFrame => ({ text: event('content_block_stop', { type: 'content_block_stop', index }) });
+
 /**
- * The stream as Anthropic sends it: message_start (input usage, output 1), the content block's
- * start, a ping, one delta per token (text_delta, or input_json_delta after an empty first
- * fragment for a tool), the block's stop, message_delta with the stop reason and final output
- * usage, then message_stop.
+ * The stream as Anthropic sends it: message_start (input usage, output 1), the first content
+ * block's start, a ping, then each block (thinking first when on) as start, deltas and stop,
+ * message_delta with the stop reason and final output usage, then message_stop.
  */
 export function messageFrames(plan: MessagePlan): PacedFrame[] {
-  const b = plan.block;
-  const frames: PacedFrame[] = [
-    {
-      text: event('message_start', {
-        type: 'message_start',
-        message: { id: plan.id, type: 'message', role: 'assistant', model: plan.model, content: [], stop_reason: null, stop_sequence: null, usage: usage(plan, 1) },
-      }),
-    },
-    {
-      text: event('content_block_start', {
-        type: 'content_block_start',
-        index: 0,
-        content_block: b.type === 'text' ? { type: 'text', text: '' } : { type: 'tool_use', id: b.id, name: b.name, input: {} },
-      }),
-    },
+  const start: PacedFrame = {
+    text: event('message_start', {
+      type: 'message_start',
+      message: { id: plan.id, type: 'message', role: 'assistant', model: plan.model, content: [], stop_reason: null, stop_sequence: null, usage: usage(plan, 1) },
+    }),
+  };
+  const thinking = plan.thinking;
+  const blocks = thinking ? [...thinkingFrames(thinking), ...answerFrames(plan.block, 1, thinking.tokens)] : answerFrames(plan.block, 0, 0);
+  const [firstStart, ...rest] = blocks;
+  return [
+    start,
+    ...(firstStart ? [firstStart] : []),
     { text: event('ping', { type: 'ping' }) },
-  ];
-  if (b.type === 'tool_use') {
-    frames.push({ text: event('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '' } }) });
-  }
-  b.pieces.forEach((piece, step) => {
-    const delta = b.type === 'text' ? { type: 'text_delta', text: piece } : { type: 'input_json_delta', partial_json: piece };
-    frames.push({ text: event('content_block_delta', { type: 'content_block_delta', index: 0, delta }), tokenStep: step });
-  });
-  frames.push(
-    { text: event('content_block_stop', { type: 'content_block_stop', index: 0 }) },
+    ...rest,
     {
       text: event('message_delta', {
         type: 'message_delta',
@@ -125,6 +131,35 @@ export function messageFrames(plan: MessagePlan): PacedFrame[] {
       }),
     },
     { text: event('message_stop', { type: 'message_stop' }) },
-  );
+  ];
+}
+
+/**
+ * A thinking block at index 0: one thinking_delta per token (token steps from 0), then its
+ * signature in one signature_delta. A redacted block arrives whole in its start, without deltas.
+ */
+function thinkingFrames(thinking: PlannedThinking): PacedFrame[] {
+  if (thinking.type === 'redacted_thinking') return [blockStart(0, { type: 'redacted_thinking', data: thinking.data }), blockStop(0)];
+  return [
+    blockStart(0, { type: 'thinking', thinking: '', signature: '' }),
+    ...thinking.pieces.map((piece, step) => blockDelta(0, { type: 'thinking_delta', thinking: piece }, step)),
+    blockDelta(0, { type: 'signature_delta', signature: thinking.signature }),
+    blockStop(0),
+  ];
+}
+
+/**
+ * The answer block at `index`: text_delta per token, or input_json_delta fragments after an
+ * empty first one for a tool. Its token steps continue after the thinking's (`firstStep`), so
+ * pacing spends the thinking time even when the thinking text is not shown.
+ */
+function answerFrames(b: PlannedBlock, index: number, firstStep: number): PacedFrame[] {
+  const frames: PacedFrame[] = [blockStart(index, b.type === 'text' ? { type: 'text', text: '' } : { type: 'tool_use', id: b.id, name: b.name, input: {} })];
+  if (b.type === 'tool_use') frames.push(blockDelta(index, { type: 'input_json_delta', partial_json: '' }));
+  b.pieces.forEach((piece, step) => {
+    const delta = b.type === 'text' ? { type: 'text_delta', text: piece } : { type: 'input_json_delta', partial_json: piece };
+    frames.push(blockDelta(index, delta, firstStep + step));
+  });
+  frames.push(blockStop(index));
   return frames;
 }

@@ -3,7 +3,8 @@ import { finalizeContent, generateReplyPieces, TOOL_RESULT_OPENING } from '../co
 import type { SeededRandom } from '../core/seeded-random';
 import { countPromptTokens, splitIntoTokenPieces } from '../core/token-counter';
 import { synthesizeFromSchema, synthesizeToolArguments } from '../core/tool-argument-synthesizer';
-import type { AnthropicMessage, AnthropicTool, ContentBlock, MessagesRequest } from './anthropic-request-schemas';
+import { type AnthropicMessage, type AnthropicTool, blocksOf, type ContentBlock, type MessagesRequest } from './anthropic-request-schemas';
+import { checkThinking, type PlannedThinking, planThinking } from './anthropic-thinking';
 
 export type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use';
 
@@ -14,10 +15,13 @@ export type PlannedBlock =
 export interface MessagePlan {
   id: string;
   model: string;
+  /** The thinking block that comes before the answer when extended thinking is on. */
+  thinking: PlannedThinking | undefined;
   block: PlannedBlock;
   stopReason: StopReason;
   stopSequence: string | null;
   inputTokens: number;
+  /** Thinking and answer tokens together, as Anthropic bills them. */
   outputTokens: number;
 }
 
@@ -35,14 +39,26 @@ export interface PlannerContext {
   ids: SeededRandom;
 }
 
+/** The answer block with how it ended, before thinking is put in front of it. */
+type PlannedAnswer = Pick<MessagePlan, 'block' | 'stopReason' | 'stopSequence' | 'outputTokens'>;
+
+/** What the turn answers: the last user text, and the tool results when the turn closes a tool call. */
+interface Turn {
+  answeringToolResult: boolean;
+  lastUserText: string;
+  seedText: string;
+}
+
 /**
  * Turns a validated Messages request into the complete answer before anything is written:
  * checks the rules the real service enforces beyond the schema (tool_use/tool_result pairing,
- * known forced tool, context window), then plans either a forced tool_use or a text reply.
+ * extended thinking, known forced tool, context window), then plans the thinking block if
+ * thinking is on and either a forced tool_use or a text reply within what thinking left of
+ * `max_tokens`.
  */
 export function planMessage(request: MessagesRequest, behaviour: Behaviour, context: PlannerContext): MessagePlanResult {
-  const pairing = checkToolPairing(request);
-  if (pairing) return fail(pairing);
+  const problem = checkToolPairing(request) ?? checkThinking(request);
+  if (problem) return fail(problem);
 
   const inputTokens = countPromptTokens(promptTexts(request));
   if (inputTokens > behaviour.contextWindow) return fail(`prompt is too long: ${inputTokens} tokens > ${behaviour.contextWindow} maximum`);
@@ -51,49 +67,51 @@ export function planMessage(request: MessagesRequest, behaviour: Behaviour, cont
   if (typeof forced === 'string') return fail(forced);
 
   const id = `msg_01${context.ids.alphanumeric(22)}`;
-  const base = { id, model: request.model, inputTokens };
-  if (forced) {
-    const fullInput = synthesizeToolArguments(forced.input_schema);
-    const content = finalizeContent(splitIntoTokenPieces(JSON.stringify(fullInput)).pieces, { maxTokens: request.max_tokens });
-    const truncated = content.finishReason === 'length';
-    return {
-      ok: true,
-      plan: {
-        ...base,
-        block: { type: 'tool_use', id: `toolu_01${context.ids.alphanumeric(22)}`, name: forced.name, input: truncated ? {} : fullInput, pieces: content.pieces },
-        stopReason: truncated ? 'max_tokens' : 'tool_use',
-        stopSequence: null,
-        outputTokens: content.completionTokens,
-      },
-    };
-  }
+  const turn = turnOf(request.messages);
+  const thinking = planThinking(request, context.seed, turn.seedText, turn.lastUserText);
+  const thinkingTokens = thinking?.tokens ?? 0;
+  const maxTokens = request.max_tokens - thinkingTokens;
+  const answer = forced ? planToolUse(forced, maxTokens, context) : planText(request, behaviour, context, turn, maxTokens);
+  return { ok: true, plan: { id, model: request.model, inputTokens, thinking, ...answer, outputTokens: thinkingTokens + answer.outputTokens } };
+}
 
-  const last = request.messages[request.messages.length - 1];
+function turnOf(messages: readonly AnthropicMessage[]): Turn {
+  const last = messages[messages.length - 1];
   const answeringToolResult = last !== undefined && last.role === 'user' && blocksOf(last).some((b) => b.type === 'tool_result');
-  const lastUserText = lastTextOf(request.messages);
+  const lastUserText = lastTextOf(messages);
   const seedText = answeringToolResult ? `${lastUserText}\u0000${toolResultTexts(last).join('\n')}` : lastUserText;
-  const schema = request.output_config?.format?.schema;
-  const natural = schema
-    ? splitIntoTokenPieces(JSON.stringify(synthesizeFromSchema(schema))).pieces
-    : generateReplyPieces(context.seed, seedText, behaviour.completionTokens, answeringToolResult ? TOOL_RESULT_OPENING : []);
-  const stops = request.stop_sequences ?? [];
-  const limited = finalizeContent(natural, { maxTokens: request.max_tokens });
-  const content = finalizeContent(natural, { maxTokens: request.max_tokens, stop: stops });
-  const stopSequence = content.text.length < limited.text.length ? earliestStop(limited.text, stops) : undefined;
+  return { answeringToolResult, lastUserText, seedText };
+}
+
+/** A call of the forced tool with schema-complete input; cut short by `max_tokens`, the input is `{}`. */
+function planToolUse(tool: AnthropicTool, maxTokens: number, context: PlannerContext): PlannedAnswer {
+  const fullInput = synthesizeToolArguments(tool.input_schema);
+  const content = finalizeContent(splitIntoTokenPieces(JSON.stringify(fullInput)).pieces, { maxTokens });
+  const truncated = content.finishReason === 'length';
   return {
-    ok: true,
-    plan: {
-      ...base,
-      block: { type: 'text', text: content.text, pieces: content.pieces },
-      stopReason: stopSequence !== undefined ? 'stop_sequence' : limited.finishReason === 'length' ? 'max_tokens' : 'end_turn',
-      stopSequence: stopSequence ?? null,
-      outputTokens: content.completionTokens,
-    },
+    block: { type: 'tool_use', id: `toolu_01${context.ids.alphanumeric(22)}`, name: tool.name, input: truncated ? {} : fullInput, pieces: content.pieces },
+    stopReason: truncated ? 'max_tokens' : 'tool_use',
+    stopSequence: null,
+    outputTokens: content.completionTokens,
   };
 }
 
-export function blocksOf(message: AnthropicMessage): ContentBlock[] {
-  return typeof message.content === 'string' ? [{ type: 'text', text: message.content }] : message.content;
+/** A text reply (or JSON for `output_config.format`), limited by `max_tokens` and stop sequences. */
+function planText(request: MessagesRequest, behaviour: Behaviour, context: PlannerContext, turn: Turn, maxTokens: number): PlannedAnswer {
+  const schema = request.output_config?.format?.schema;
+  const natural = schema
+    ? splitIntoTokenPieces(JSON.stringify(synthesizeFromSchema(schema))).pieces
+    : generateReplyPieces(context.seed, turn.seedText, behaviour.completionTokens, turn.answeringToolResult ? TOOL_RESULT_OPENING : []);
+  const stops = request.stop_sequences ?? [];
+  const limited = finalizeContent(natural, { maxTokens });
+  const content = finalizeContent(natural, { maxTokens, stop: stops });
+  const stopSequence = content.text.length < limited.text.length ? earliestStop(limited.text, stops) : undefined;
+  return {
+    block: { type: 'text', text: content.text, pieces: content.pieces },
+    stopReason: stopSequence !== undefined ? 'stop_sequence' : limited.finishReason === 'length' ? 'max_tokens' : 'end_turn',
+    stopSequence: stopSequence ?? null,
+    outputTokens: content.completionTokens,
+  };
 }
 
 /** The texts that count towards input tokens: the system prompt as one message, then every turn. */

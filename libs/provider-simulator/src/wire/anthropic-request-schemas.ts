@@ -39,10 +39,15 @@ const toolResultBlock = z.looseObject({
   cache_control: cacheControl,
 });
 
-/** Thinking blocks handed back by a client with extended thinking are accepted as they are. */
-const thinkingBlock = z.looseObject({ type: z.enum(['thinking', 'redacted_thinking']) });
+/**
+ * Thinking blocks a client hands back from an earlier answer. The schema only wants their shape;
+ * whether a `signature` really is the simulator's own is the planner's check, as it is the
+ * service's (a schema error would name the wrong thing).
+ */
+const thinkingBlock = z.looseObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string() });
+const redactedThinkingBlock = z.looseObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) });
 
-const contentBlock = z.discriminatedUnion('type', [textBlock, imageBlock, documentBlock, toolUseBlock, toolResultBlock, thinkingBlock]);
+const contentBlock = z.discriminatedUnion('type', [textBlock, imageBlock, documentBlock, toolUseBlock, toolResultBlock, thinkingBlock, redactedThinkingBlock]);
 export type ContentBlock = z.infer<typeof contentBlock>;
 
 const message = z.looseObject({
@@ -50,6 +55,11 @@ const message = z.looseObject({
   content: z.union([z.string(), z.array(contentBlock)]),
 });
 export type AnthropicMessage = z.infer<typeof message>;
+
+/** A message's content as blocks: a plain string is one text block. */
+export function blocksOf(message: AnthropicMessage): ContentBlock[] {
+  return typeof message.content === 'string' ? [{ type: 'text', text: message.content }] : message.content;
+}
 
 const tool = z.looseObject({
   name: z.string().regex(/^[a-zA-Z0-9_-]{1,128}$/, 'String should match pattern ^[a-zA-Z0-9_-]{1,128}$'),
@@ -65,6 +75,32 @@ const toolChoice = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('tool'), name: z.string(), disable_parallel_tool_use: z.boolean().optional() }),
   z.strictObject({ type: z.literal('none') }),
 ]);
+
+const thinkingDisplay = z.enum(['summarized', 'omitted']).optional();
+
+/** The smallest thinking budget Anthropic accepts. */
+export const MIN_THINKING_BUDGET_TOKENS = 1024;
+
+/**
+ * Extended thinking: a fixed budget, adaptive (the model decides, steered by
+ * `output_config.effort`) or off. Strict like the service, so a misspelt field is refused
+ * instead of silently thinking with defaults.
+ */
+const thinkingConfig = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('enabled'),
+    budget_tokens: z.int().min(MIN_THINKING_BUDGET_TOKENS, `Input should be greater than or equal to ${MIN_THINKING_BUDGET_TOKENS}`),
+    display: thinkingDisplay,
+  }),
+  z.strictObject({ type: z.literal('adaptive'), display: thinkingDisplay }),
+  z.strictObject({ type: z.literal('disabled') }),
+]);
+export type ThinkingConfig = z.infer<typeof thinkingConfig>;
+
+const outputConfig = z.looseObject({
+  format: z.looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) }).nullish(),
+  effort: z.enum(['low', 'medium', 'high', 'xhigh', 'max']).optional(),
+});
 
 /**
  * The Messages API body. Like the real service it refuses fields it does not know, so a
@@ -95,8 +131,8 @@ export const messagesRequestSchema = z.strictObject({
     })
     .optional(),
   service_tier: z.enum(['auto', 'standard_only']).optional(),
-  output_config: z.looseObject({ format: z.looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) }).nullish() }).optional(),
-  thinking: z.looseObject({ type: z.enum(['enabled', 'disabled', 'adaptive']) }).optional(),
+  output_config: outputConfig.optional(),
+  thinking: thinkingConfig.optional(),
   container: z.unknown().optional(),
   context_management: z.unknown().optional(),
   mcp_servers: z.unknown().optional(),

@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import { type RunningSimulator, startSimulator } from '../index';
+import { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature, type RunningSimulator, startSimulator } from '../index';
 
 const API_KEY = 'sk-ant-sim-key';
 const HEADERS = { 'x-api-key': API_KEY, 'anthropic-version': '2023-06-01' };
@@ -206,6 +206,190 @@ describe('Anthropic Messages wire format over HTTP', () => {
     });
   });
 
+  describe('extended thinking', () => {
+    const DOCS = 'https://docs.claude.com/en/docs/build-with-claude/extended-thinking';
+    const enabled = { type: 'enabled', budget_tokens: 1024 };
+    const adaptive = { type: 'adaptive' };
+    const tools = [{ name: 'lookup', input_schema: { type: 'object' } }];
+    const signed = (thinking: string) => ({ type: 'thinking', thinking, signature: anthropicThinkingSignature(thinking) });
+    /** A tool loop whose assistant turn starts with `opening` blocks before its tool_use. */
+    const toolLoop = (opening: unknown[]) => [
+      { role: 'user', content: 'Look up Oslo' },
+      { role: 'assistant', content: [...opening, { type: 'tool_use', id: 'toolu_1', name: 'lookup', input: {} }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'Oslo: 4°C' }] },
+    ];
+    const deltas = (sequence: SseEvent[], index: number) =>
+      sequence.flatMap((e) => (e.event === 'content_block_delta' && e.data['index'] === index ? [e.data['delta'] as Record<string, string>] : []));
+
+    it.each([
+      [{ thinking: enabled, max_tokens: 1024 }, `\`max_tokens\` must be greater than \`thinking.budget_tokens\`. Please consult our documentation at ${DOCS}#max-tokens-and-context-window-size`],
+      [{ thinking: { type: 'enabled', budget_tokens: 512 } }, 'thinking.budget_tokens: Input should be greater than or equal to 1024'],
+      [{ thinking: { type: 'enabled' } }, 'thinking.budget_tokens: Field required'],
+      [{ thinking: { type: 'enabled', budget_tokens: 1024, budget: 2048 }, max_tokens: 4096 }, 'thinking.budget: Extra inputs are not permitted'],
+      [{ thinking: { type: 'adaptive', budget_tokens: 2048 } }, 'thinking.budget_tokens: Extra inputs are not permitted'],
+      [{ thinking: { type: 'disabled', display: 'omitted' } }, 'thinking.display: Extra inputs are not permitted'],
+      [{ thinking: { type: 'adaptive', display: 'full' } }, 'thinking.display'],
+      [{ thinking: { type: 'on' } }, 'thinking.type'],
+      [{ thinking: adaptive, output_config: { effort: 'extreme' } }, 'output_config.effort'],
+      [{ thinking: enabled, max_tokens: 2048, temperature: 0.5 }, '`temperature` may only be set to 1 when thinking is enabled'],
+      [{ thinking: adaptive, temperature: 0 }, '`temperature` may only be set to 1 when thinking is enabled'],
+      [{ thinking: adaptive, top_k: 5 }, '`top_k` must be unset when thinking is enabled'],
+      [{ thinking: enabled, max_tokens: 2048, top_p: 0.9 }, '`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled'],
+      [{ thinking: enabled, max_tokens: 2048, tools, tool_choice: { type: 'any' } }, 'Thinking may not be enabled when tool_choice forces tool use.'],
+      [{ thinking: adaptive, tools, tool_choice: { type: 'tool', name: 'lookup' } }, 'Thinking may not be enabled when tool_choice forces tool use.'],
+      [{ tools, messages: toolLoop([{ type: 'redacted_thinking', data: '' }]) }, 'messages.1.content.0.data'],
+      [{ tools, messages: toolLoop([{ type: 'thinking', thinking: 'Let me look.' }]) }, 'messages.1.content.0.signature: Field required'],
+    ])('refuses %j with invalid_request_error', async (patch, message) => {
+      const response = await messages(patch);
+      expect(response.status).toBe(400);
+      const error = errorOf(response.json());
+      expect(error.type).toBe('invalid_request_error');
+      expect(error.message).toContain(message);
+    });
+
+    it('accepts the sampling parameters thinking allows', async () => {
+      for (const patch of [{ temperature: 1 }, { top_p: 0.95 }, { tools, tool_choice: { type: 'auto' } }, { tools, tool_choice: { type: 'none' } }]) {
+        expect((await messages({ thinking: enabled, max_tokens: 2048, ...patch })).status).toBe(200);
+      }
+    });
+
+    it('thinks before the answer, signs the thinking and bills its tokens as output', async () => {
+      const body = (await messages({ thinking: enabled, max_tokens: 2048 })).json();
+      const [thinking, text] = body['content'] as [{ type: string; thinking: string; signature: string }, { type: string; text: string }];
+      expect(thinking).toEqual({ type: 'thinking', thinking: expect.stringMatching(/\S/), signature: anthropicThinkingSignature(thinking.thinking) });
+      expect(text).toEqual({ type: 'text', text: expect.stringMatching(/\S/) });
+      expect(text.text).not.toBe(thinking.thinking);
+      expect(body).toMatchObject({ stop_reason: 'end_turn', usage: { output_tokens: 24 + 16 } });
+
+      const withoutThinking = (await messages()).json();
+      expect((withoutThinking['content'] as { text: string }[])[0]?.text).toBe(text.text);
+    });
+
+    it('streams thinking_delta pieces and a signature_delta at index 0, then the answer at index 1', async () => {
+      const plain = (await messages({ thinking: enabled, max_tokens: 2048 })).json();
+      const [thinking, text] = plain['content'] as [{ thinking: string; signature: string }, { text: string }];
+      const sequence = events((await messages({ thinking: enabled, max_tokens: 2048, stream: true })).text);
+      const names = sequence.map((e) => e.event);
+      expect(names).toEqual([
+        'message_start',
+        'content_block_start',
+        'ping',
+        ...Array<string>(24).fill('content_block_delta'),
+        'content_block_delta',
+        'content_block_stop',
+        'content_block_start',
+        ...Array<string>(16).fill('content_block_delta'),
+        'content_block_stop',
+        'message_delta',
+        'message_stop',
+      ]);
+      expect(sequence[1]?.data).toEqual({ type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } });
+      const thinkingDeltas = deltas(sequence, 0);
+      expect(thinkingDeltas.slice(0, -1).every((d) => d.type === 'thinking_delta')).toBe(true);
+      expect(thinkingDeltas.slice(0, -1).map((d) => d['thinking']).join('')).toBe(thinking.thinking);
+      expect(thinkingDeltas[thinkingDeltas.length - 1]).toEqual({ type: 'signature_delta', signature: thinking.signature });
+      expect(sequence[28]?.data).toEqual({ type: 'content_block_stop', index: 0 });
+      expect(sequence[29]?.data).toEqual({ type: 'content_block_start', index: 1, content_block: { type: 'text', text: '' } });
+      expect(deltas(sequence, 1).map((d) => d['text']).join('')).toBe(text.text);
+      expect(sequence[sequence.length - 3]?.data).toEqual({ type: 'content_block_stop', index: 1 });
+      expect(sequence[sequence.length - 2]?.data).toEqual({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 40 } });
+    });
+
+    it('thinks in adaptive mode unless effort is low', async () => {
+      const thought = (await messages({ thinking: adaptive, output_config: { effort: 'high' } })).json();
+      expect((thought['content'] as { type: string }[]).map((b) => b.type)).toEqual(['thinking', 'text']);
+      expect(thought['usage']).toMatchObject({ output_tokens: 40 });
+      const quick = (await messages({ thinking: adaptive, output_config: { effort: 'low' } })).json();
+      expect(quick['content']).toEqual([{ type: 'text', text: expect.any(String) }]);
+      expect(quick['usage']).toMatchObject({ output_tokens: 16 });
+    });
+
+    it('counts thinking against max_tokens, stopping the answer at the limit', async () => {
+      const budgeted = (await messages({ thinking: enabled, max_tokens: 1030 })).json();
+      expect(budgeted).toMatchObject({ stop_reason: 'end_turn', usage: { output_tokens: 40 } });
+      const tight = (await messages({ thinking: adaptive, max_tokens: 30 })).json();
+      expect(tight).toMatchObject({ stop_reason: 'max_tokens', usage: { output_tokens: 30 } });
+      expect((tight['content'] as { type: string }[]).map((b) => b.type)).toEqual(['thinking', 'text']);
+      const tiny = (await messages({ thinking: adaptive, max_tokens: 5 })).json();
+      expect(tiny).toMatchObject({ stop_reason: 'max_tokens', usage: { output_tokens: 5 } });
+      const sequence = events((await messages({ thinking: adaptive, max_tokens: 5, stream: true })).text);
+      expect(deltas(sequence, 0).filter((d) => d.type === 'thinking_delta')).toHaveLength(4);
+      expect(deltas(sequence, 1)).toHaveLength(1);
+    });
+
+    it('leaves the thinking text out with display omitted, still signed and billed', async () => {
+      const body = (await messages({ thinking: { type: 'adaptive', display: 'omitted' } })).json();
+      expect((body['content'] as unknown[])[0]).toEqual({ type: 'thinking', thinking: '', signature: anthropicThinkingSignature('') });
+      expect(body['usage']).toMatchObject({ output_tokens: 40 });
+      const sequence = events((await messages({ thinking: { type: 'adaptive', display: 'omitted' }, stream: true })).text);
+      expect(deltas(sequence, 0)).toEqual([{ type: 'signature_delta', signature: anthropicThinkingSignature('') }]);
+    });
+
+    it('requires the thinking block before the last tool_use when the budget is fixed, not in adaptive mode', async () => {
+      const withThinking = await messages({ thinking: enabled, max_tokens: 2048, tools, messages: toolLoop([signed('I should look Oslo up.')]) });
+      expect(withThinking.status).toBe(200);
+      expect(withThinking.json()).toMatchObject({ stop_reason: 'end_turn', content: [{ type: 'thinking' }, { type: 'text', text: expect.stringMatching(/^Tool result received\./) }] });
+      const redacted = await messages({ thinking: enabled, max_tokens: 2048, tools, messages: toolLoop([{ type: 'redacted_thinking', data: 'EmwKAhgBEgy3va3pzix/LafPsn4aDFIT' }]) });
+      expect(redacted.status).toBe(200);
+
+      const without = await messages({ thinking: enabled, max_tokens: 2048, tools, messages: toolLoop([{ type: 'text', text: 'Looking it up.' }]) });
+      expect(without.status).toBe(400);
+      expect(errorOf(without.json())).toEqual({
+        type: 'invalid_request_error',
+        message:
+          'messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `text`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). ' +
+          `We recommend you include thinking blocks from previous turns. To avoid this requirement, disable \`thinking\`. Please consult our documentation at ${DOCS}`,
+      });
+      const bare = await messages({ thinking: enabled, max_tokens: 2048, tools, messages: toolLoop([]) });
+      expect(errorOf(bare.json()).message).toContain('but found `tool_use`');
+
+      expect((await messages({ thinking: adaptive, tools, messages: toolLoop([]) })).status).toBe(200);
+      expect((await messages({ tools, messages: toolLoop([]) })).status).toBe(200);
+    });
+
+    it('takes back its own thinking blocks unchanged and refuses a tampered signature', async () => {
+      const answer = (await messages({ thinking: enabled, max_tokens: 2048 })).json();
+      const [thinking] = answer['content'] as [{ type: string; thinking: string; signature: string }];
+      const history = (block: unknown) => [
+        { role: 'user', content: 'Hello there' },
+        { role: 'assistant', content: [block, { type: 'text', text: 'Hi.' }] },
+        { role: 'user', content: 'And now?' },
+      ];
+      expect((await messages({ thinking: enabled, max_tokens: 2048, messages: history(thinking) })).status).toBe(200);
+
+      for (const tampered of [{ ...thinking, thinking: `${thinking.thinking} Also.` }, { ...thinking, signature: anthropicThinkingSignature('something else') }, { ...thinking, signature: '' }]) {
+        const response = await messages({ thinking: enabled, max_tokens: 2048, messages: history(tampered) });
+        expect(response.status).toBe(400);
+        expect(errorOf(response.json())).toEqual({ type: 'invalid_request_error', message: 'messages.1.content.0: Invalid `signature` in `thinking` block' });
+      }
+    });
+
+    it('redacts the thinking when the prompt holds the magic string', async () => {
+      const prompt = [{ role: 'user', content: `Think about this. ${ANTHROPIC_REDACTED_THINKING_TRIGGER}` }];
+      const body = (await messages({ thinking: enabled, max_tokens: 2048, messages: prompt })).json();
+      const [redacted, text] = body['content'] as [{ type: string; data: string }, { type: string }];
+      expect(redacted).toEqual({ type: 'redacted_thinking', data: expect.stringMatching(/^[A-Za-z0-9+/]{40,}={0,2}$/) });
+      expect(text.type).toBe('text');
+      expect(body['usage']).toMatchObject({ output_tokens: 40 });
+
+      const sequence = events((await messages({ thinking: enabled, max_tokens: 2048, messages: prompt, stream: true })).text);
+      expect(sequence.slice(1, 5).map((e) => e.data)).toEqual([
+        { type: 'content_block_start', index: 0, content_block: { type: 'redacted_thinking', data: redacted.data } },
+        { type: 'ping' },
+        { type: 'content_block_stop', index: 0 },
+        { type: 'content_block_start', index: 1, content_block: { type: 'text', text: '' } },
+      ]);
+      expect(deltas(sequence, 0)).toEqual([]);
+    });
+
+    it('answers exactly as without thinking when thinking is disabled', async () => {
+      const absent = (await messages()).json();
+      const disabled = (await messages({ thinking: { type: 'disabled' } })).json();
+      expect({ ...disabled, id: '' }).toEqual({ ...absent, id: '' });
+      expect(absent['content']).toEqual([{ type: 'text', text: expect.any(String) }]);
+    });
+  });
+
   describe('faults', () => {
     it.each([
       [429, 'rate_limit_error', '1'],
@@ -238,6 +422,32 @@ describe('Anthropic Messages wire format over HTTP', () => {
       expect(text.match(/event: content_block_delta/g)).toHaveLength(2);
       expect(text).not.toContain('message_stop');
       await sim.waitForRequest((r) => r.outcome === 'dropped');
+    });
+
+    it('counts thinking_delta pieces as tokens when dropping a stream with thinking', async () => {
+      const receive = async (afterTokens: number): Promise<string> => {
+        sim.configure({ faults: [{ kind: 'drop_mid_stream', afterTokens, remaining: 1 }] });
+        let text = '';
+        try {
+          const response = await request(`${sim.url}/v1/messages`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...HEADERS },
+            body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 2048, stream: true, thinking: { type: 'enabled', budget_tokens: 1024 }, messages: [{ role: 'user', content: 'Hi' }] }),
+          });
+          for await (const piece of response.body) text += (piece as Buffer).toString('utf8');
+        } catch {
+          // The socket is destroyed mid-body; what arrived before is what counts.
+        }
+        return text;
+      };
+      const early = await receive(2);
+      expect(early.match(/"thinking_delta"/g)).toHaveLength(2);
+      expect(early).not.toContain('signature_delta');
+      const late = await receive(25);
+      expect(late.match(/"thinking_delta"/g)).toHaveLength(24);
+      expect(late).toContain('signature_delta');
+      expect(late.match(/"text_delta"/g)).toHaveLength(1);
+      expect(late).not.toContain('message_stop');
     });
   });
 });
