@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import { PROVIDER_TYPES, type ProviderType } from '@openrouter/config';
+import { anthropicThinkingSignature } from '@openrouter/provider-simulator';
 import { SIMULATED_PROVIDERS } from '../support/simulated-providers';
 import { SIM_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
@@ -182,5 +183,110 @@ describe('every provider family, with retries', () => {
     expect(finish).toBeTruthy();
     expect(response.headers.get('x-openrouter-attempts')).toBe('2');
     expect(gw.sim.requests().map((r) => r.outcome)).toEqual([expect.not.stringMatching(/^completed$/), 'completed']);
+  });
+});
+
+describe('Claude extended thinking through the gateway', () => {
+  let gw: TestGateway;
+  let client: OpenAI;
+  const model = chatModel('anthropic');
+  const budgetModel = 'anthropic-budget-chat';
+
+  beforeAll(async () => {
+    gw = await startWithEveryFamily((doc) => {
+      const url = String((doc['providers'] as { simulated: { baseUrl: string } }).simulated.baseUrl).replace(/\/v1$/, '');
+      (doc['providers'] as Record<string, unknown>)['sim-anthropic-budget'] = { ...SIMULATED_PROVIDERS.anthropic.config(url, SIM_KEY), thinking: 'budget' };
+      (doc['models'] as Array<Record<string, unknown>>).push({
+        id: budgetModel,
+        capabilities: ['chat', 'tools'],
+        pricing: { input: '1', output: '2' },
+        deployments: [{ id: 'sim-anthropic-budget-chat', provider: 'sim-anthropic-budget', model: 'claude-sonnet-4-5' }],
+      });
+    });
+    client = gw.client();
+  });
+  afterAll(async () => gw?.close());
+  beforeEach(() => gw.sim.reset());
+
+  type Thinking = { type: 'thinking'; thinking: string; signature: string } | { type: 'redacted_thinking'; data: string };
+  const extras = (value: object): { reasoning_content?: string; thinking_blocks?: Thinking[] } => value as { reasoning_content?: string; thinking_blocks?: Thinking[] };
+  const upstreamBody = (): Record<string, unknown> => gw.sim.requests().at(-1)?.body as Record<string, unknown>;
+  const toolTurn = (assistantExtra: object): OpenAI.ChatCompletionMessageParam[] => [
+    { role: 'user', content: 'Weather in Oslo?' },
+    { role: 'assistant', content: null, tool_calls: [{ id: 'call_oslo', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }], ...assistantExtra } as OpenAI.ChatCompletionAssistantMessageParam,
+    { role: 'tool', tool_call_id: 'call_oslo', content: '{"celsius":4}' },
+  ];
+
+  it('thinks on reasoning_effort and returns the thinking as reasoning_content and signed thinking_blocks, billed as output', async () => {
+    const answer = await client.chat.completions.create({ model, reasoning_effort: 'high', temperature: 0.2, messages: [{ role: 'user', content: 'Is 1013 prime?' }] });
+    expect(upstreamBody()).toMatchObject({ thinking: { type: 'adaptive' }, output_config: { effort: 'high' } });
+    expect(upstreamBody()['temperature']).toBeUndefined();
+    const message = extras(answer.choices[0]?.message ?? {});
+    const [block] = message.thinking_blocks ?? [];
+    expect(block?.type).toBe('thinking');
+    if (block?.type !== 'thinking') return;
+    expect(block.thinking.length).toBeGreaterThan(0);
+    expect(message.reasoning_content).toBe(block.thinking);
+    expect(block.signature).toBe(anthropicThinkingSignature(block.thinking));
+    expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    // Anthropic counts thinking in output_tokens: the answer alone is shorter than completion_tokens.
+    expect(answer.usage?.completion_tokens).toBeGreaterThan(24);
+  });
+
+  it('streams thinking as reasoning_content deltas and the signed block once, before the answer', async () => {
+    const stream = await client.chat.completions.create({ model, reasoning_effort: 'medium', stream: true, messages: [{ role: 'user', content: 'Plan a trip.' }] });
+    let reasoning = '';
+    let content = '';
+    const blocks: Thinking[] = [];
+    let reasoningAfterContent = false;
+    for await (const chunk of stream) {
+      const delta = chunk.choices[0]?.delta;
+      if (!delta) continue;
+      const extra = extras(delta);
+      if (extra.reasoning_content && content !== '') reasoningAfterContent = true;
+      reasoning += extra.reasoning_content ?? '';
+      blocks.push(...(extra.thinking_blocks ?? []));
+      content += delta.content ?? '';
+    }
+    expect(reasoning.length).toBeGreaterThan(0);
+    expect(content.length).toBeGreaterThan(0);
+    expect(reasoningAfterContent).toBe(false);
+    expect(blocks).toEqual([{ type: 'thinking', thinking: reasoning, signature: anthropicThinkingSignature(reasoning) }]);
+  });
+
+  it('hands the thinking back on a tool turn; a client that dropped it still gets an answer, without thinking; an edited one is refused', async () => {
+    const thought = 'Oslo is cold in winter; check the weather tool.';
+    const handedBack = await client.chat.completions.create({
+      model,
+      reasoning_effort: 'high',
+      tools: [weather],
+      messages: toolTurn({ reasoning_content: thought, thinking_blocks: [{ type: 'thinking', thinking: thought, signature: anthropicThinkingSignature(thought) }] }),
+    });
+    expect(handedBack.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    const body = upstreamBody();
+    expect(body['thinking']).toEqual({ type: 'adaptive' });
+    expect((body['messages'] as Array<{ content: Array<{ type: string }> }>)[1]?.content.map((b) => b.type)).toEqual(['thinking', 'tool_use']);
+
+    const dropped = await client.chat.completions.create({ model, reasoning_effort: 'high', tools: [weather], messages: toolTurn({}) });
+    expect(dropped.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    expect(upstreamBody()['thinking']).toBeUndefined();
+
+    const edited = client.chat.completions.create({
+      model,
+      reasoning_effort: 'high',
+      tools: [weather],
+      messages: toolTurn({ thinking_blocks: [{ type: 'thinking', thinking: `${thought} Edited.`, signature: anthropicThinkingSignature(thought) }] }),
+    });
+    await expect(edited).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('budget style: the budget fits under the limit the client set; forcing a tool with thinking is a clear 400', async () => {
+    const answer = await client.chat.completions.create({ model: budgetModel, reasoning_effort: 'medium', max_completion_tokens: 2000, top_p: 0.5, messages: [{ role: 'user', content: 'Why is the sky blue?' }] });
+    expect(upstreamBody()).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 1999 }, max_tokens: 2000 });
+    expect(upstreamBody()['top_p']).toBeUndefined();
+    expect(extras(answer.choices[0]?.message ?? {}).reasoning_content?.length).toBeGreaterThan(0);
+
+    const forced = client.chat.completions.create({ model: budgetModel, reasoning_effort: 'low', tools: [weather], tool_choice: 'required', messages: [{ role: 'user', content: 'Weather?' }] });
+    await expect(forced).rejects.toMatchObject({ status: 400, param: 'reasoning_effort' });
   });
 });

@@ -6,7 +6,7 @@ const start = { type: 'message_start', message: { id: 'msg_1', model: 'claude-so
 
 function replay(data: string[]): Record<string, unknown>[] {
   const translator = new AnthropicStreamTranslator({ responseTool: undefined, includeUsage: false, provider: 'anthropic', now: 1 });
-  const deltas = data.flatMap((d) => translator.accept(d)).map((c) => toOpenAIChunk(c, 'claude').choices[0]?.delta as Record<string, unknown>);
+  const deltas = data.flatMap((d) => translator.accept(d)).map((c) => (toOpenAIChunk(c, 'claude')['choices'] as Array<{ delta: Record<string, unknown> }>)[0]?.delta ?? {});
   expect(translator.complete).toBe(true);
   return deltas;
 }
