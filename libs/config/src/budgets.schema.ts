@@ -87,7 +87,7 @@ export const budgetsSchema = z
   });
 export type BudgetsConfig = z.infer<typeof budgetsSchema>;
 
-/** Billing's own settings: listen addresses and the chargeback allocation rules. */
+/** Billing's own settings: listen addresses, the chargeback allocation rules, the rollup's reconciliation and the reports' size. */
 export const billingSchema = z.object({
   http: listenSchema,
   grpc: z.object({ host: z.string().min(1).default('127.0.0.1'), port: z.coerce.number().int().min(0).max(65535).default(50071) }).prefault({}),
@@ -114,6 +114,17 @@ export const billingSchema = z.object({
       lookbackDays: z.coerce.number().int().min(1).max(400).default(7),
       /** A day is corrected only when two reads this far apart agree (no insert was half-way). */
       settleMs: z.coerce.number().int().nonnegative().default(2_000),
+    })
+    .prefault({}),
+  reports: z
+    .object({
+      /**
+       * The most rows one report may have (usage rows, invoice and chargeback lines, FOCUS rows); a
+       * report with more is refused with 400 `report_too_large`. The whole report is one gRPC
+       * message, capped at 64 MiB: past it the call fails as a 5xx. A FOCUS row with long names
+       * and three tags is some 310 bytes: the default answers in about 30 MB, the maximum in 60.
+       */
+      maxRows: z.coerce.number().int().min(1).max(200_000).default(100_000),
     })
     .prefault({}),
 });

@@ -5,7 +5,11 @@ import { LeasedJob, type LeasedJobOptions } from '../reconciliation/leased-job';
 import type { DimensionName } from '../reports/report-dimensions';
 
 export interface SpendSource {
-  /** Stored spend and request count per currency of the events matching `filters` received in [fromMs, toMs). */
+  /**
+   * Stored spend and request count per currency of the events matching `filters` received in
+   * [fromMs, toMs), each event counted once however often it was stored: a duplicate counted here
+   * raises the ledger at once and is never taken back (a surplus is lowered only by the rounding).
+   */
   spend(fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<Array<{ currency: string; cost: string; requests: number }>>;
 }
 

@@ -240,6 +240,29 @@ describe('reconciliation (chDB, redis-server)', () => {
       await Promise.all(replicas.map((r) => r.close()));
     });
 
+    it('counts a batch stored twice once: the rollup\'s duplicate never raises a UTC budget', async () => {
+      const now = Date.parse('2025-03-20T12:00:00Z');
+      const org = 'acme-dup';
+      const budget = budgetSchema.parse({ id: 'acme-dup-month', scope: { org }, period: 'monthly', timezone: 'UTC', amount: '100' });
+      const batch = [event('h1', Date.parse('2025-03-20T08:00:00Z'), 'search', '2', usagev1.Status.STATUS_OK, org), event('h2', Date.parse('2025-03-20T08:00:01Z'), 'search', '3', usagev1.Status.STATUS_OK, org)];
+      // Two consumers in a rebalance race store the same batch today: the rollup counts it twice,
+      // and the rollup's reconciliation corrects only closed days.
+      await repository.insertRows(batch.map((e) => repository.encode(e)));
+      await repository.insertRows(batch.map((e) => repository.encode(e)));
+      const reports = new ClickHouseReportsRepository(store.client, store.database);
+      const window = accountAt(budget, now).window;
+      const rollup = await reports.usage({ fromMs: window.startMs, toMs: window.endMs, groupBy: [], filters: [['org', org]] });
+      expect(rollup).toEqual({ source: 'rollup', rows: [expect.objectContaining({ requests: 4, cost: '10' })] });
+      const prefix = `recon-${randomBytes(4).toString('hex')}:`;
+      const ledger = new RedisBudgetLedger(redis(), prefix);
+      const line = accountAt(budget, now).line;
+      await ledger.settle('r1', [line], 5_000_000); // what the two requests really cost
+      const reconciler = new BudgetReconciler([budget], ledger, reports, async () => 0, logger, { clock: () => now });
+      expect(await reconciler.reconcile()).toMatchObject([{ ledgerMicros: 5_000_000, storedMicros: 5_000_000, correctionMicros: 0 }]);
+      expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(5_000_000);
+      await reconciler.close();
+    });
+
     it('publishes the threshold crossings no settle published, once', async () => {
       const now = Date.parse('2025-03-20T12:00:00Z');
       // The ingress that settled the request past 80 % could not publish (Kafka down), and the

@@ -38,7 +38,8 @@ export interface DayReconciliation {
  * Keeps `usage_daily` equal to the raw events. The rollup is filled by a materialized view in
  * the same insert as the raw rows, and the raw table forgives a duplicate (ReplacingMergeTree,
  * read with FINAL) where the rollup cannot: two consumers storing the same batch during a
- * rebalance race count it twice in the rollup, which invoices, chargeback and budget spend read.
+ * rebalance race count it twice in the rollup, which invoices, chargeback and whole-day reports
+ * read (budget spend reads the raw events: today is corrected only once it is closed).
  *
  * For each closed UTC day of the window, one query computes per rollup group the raw events'
  * sums minus the rollup's; the differences are inserted as correction rows, which

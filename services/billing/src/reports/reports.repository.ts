@@ -7,6 +7,8 @@ export interface UsageQuery {
   groupBy: readonly GroupBy[];
   /** Dimension → value; every entry must match. */
   filters: ReadonlyArray<[DimensionName, string]>;
+  /** At most this many rows, the first in the report's order; every row when undefined. */
+  limit?: number;
 }
 
 /** One group of a usage query; money as decimal text. */
@@ -37,8 +39,11 @@ export interface ArmAggregate {
   cost: string;
 }
 
+/** Where a usage query reads: the daily rollup or the raw events. */
+export type Source = 'rollup' | 'events';
+
 export interface UsageSource {
-  source: 'rollup' | 'events';
+  source: Source;
   rows: UsageAggregate[];
 }
 
@@ -46,7 +51,10 @@ export interface UsageSource {
 export interface ReportsRepository {
   usage(query: UsageQuery): Promise<UsageSource>;
   experiment(experiment: string, fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<ArmAggregate[]>;
-  /** Spend per account window: sum of cost of `filters`' events received in [fromMs, toMs). */
+  /**
+   * Spend per account window: sum of cost of `filters`' events received in [fromMs, toMs), each
+   * event counted once however often it was stored.
+   */
   spend(fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<Array<{ currency: string; cost: string; requests: number }>>;
 }
 
@@ -65,11 +73,83 @@ interface RawAggregate {
   cost: string;
 }
 
+/** Whether the daily rollup can answer `query`: whole UTC days, and only dimensions and filters it keeps. */
+function rollupAnswers(query: UsageQuery): boolean {
+  return (
+    query.fromMs % DAY_MS === 0 &&
+    query.toMs % DAY_MS === 0 &&
+    query.groupBy.every((g) => g.kind === 'dimension' && DIMENSIONS[g.name].rollup !== undefined) &&
+    query.filters.every(([d]) => DIMENSIONS[d].rollup !== undefined)
+  );
+}
+
+/** How `source` sums each column of a group. */
+const SUMS: Readonly<Record<Source, string>> = {
+  rollup: `sum(requests) AS requests, sum(errors) AS errors, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+    sum(cached_read_tokens) AS cached_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+    toString(sum(cost)) AS cost`,
+  events: `count() AS requests, countIf(status = 'error') AS errors, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+    sum(cached_read_tokens) AS cached_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+    toString(sum(cost)) AS cost`,
+};
+
+/** The aggregate query of `query` over `source`, its values all bound parameters. */
+function aggregateSql(query: UsageQuery, source: Source, database: string): { sql: string; params: Record<string, unknown> } {
+  const column = (name: DimensionName): string => (source === 'rollup' ? (DIMENSIONS[name].rollup ?? DIMENSIONS[name].raw) : DIMENSIONS[name].raw);
+  const params: Record<string, unknown> = { db: database };
+  const dims = query.groupBy.map((g, i) => {
+    if (g.kind === 'dimension') return column(g.name);
+    params[`tag${i}`] = g.tag;
+    return `tags[{tag${i}:String}]`;
+  });
+  const where = query.filters.map(([name, value], i) => {
+    params[`f${i}`] = value;
+    return `${column(name)} = {f${i}:String}`;
+  });
+  if (source === 'rollup') {
+    params['fromDay'] = new Date(query.fromMs).toISOString().slice(0, 10);
+    params['toDay'] = new Date(query.toMs).toISOString().slice(0, 10);
+    where.unshift('day >= {fromDay:Date}', 'day < {toDay:Date}');
+  } else {
+    params['from'] = query.fromMs;
+    params['to'] = query.toMs;
+    where.unshift("received_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')", "received_at < fromUnixTimestamp64Milli({to:Int64}, 'UTC')");
+  }
+  let limit = '';
+  if (query.limit !== undefined) {
+    params['limit'] = query.limit;
+    limit = '\nLIMIT {limit:UInt64}';
+  }
+  const sql = `SELECT [${dims.map((d) => `toString(${d})`).join(', ')}] AS d, currency,
+    ${SUMS[source]}
+FROM {db:Identifier}.${source === 'rollup' ? 'usage_daily' : 'usage_events FINAL'}
+WHERE ${where.join(' AND ')}
+GROUP BY d, currency
+ORDER BY d, currency${limit}`;
+  return { sql, params };
+}
+
+function toAggregate(r: RawAggregate): UsageAggregate {
+  return {
+    dimensions: r.d,
+    currency: r.currency,
+    requests: Number(r.requests),
+    errors: Number(r.errors),
+    promptTokens: Number(r.prompt_tokens),
+    completionTokens: Number(r.completion_tokens),
+    cachedReadTokens: Number(r.cached_read_tokens),
+    cacheWriteTokens: Number(r.cache_write_tokens),
+    reasoningTokens: Number(r.reasoning_tokens),
+    cost: r.cost,
+  };
+}
+
 /**
  * Usage aggregates with query parameters only: dimension names come from a fixed list, values
  * and bounds are bound parameters. A query over whole UTC days whose dimensions the daily
  * rollup keeps reads the rollup (a month of chargeback is then a scan of rollup rows, not of
- * events); anything else reads the raw events.
+ * events); anything else reads the raw events. Budget spend always reads the raw events (see
+ * `spend`).
  */
 export class ClickHouseReportsRepository implements ReportsRepository {
   constructor(
@@ -77,71 +157,8 @@ export class ClickHouseReportsRepository implements ReportsRepository {
     private readonly database: string,
   ) {}
 
-  async usage(query: UsageQuery): Promise<UsageSource> {
-    const rollup =
-      query.fromMs % DAY_MS === 0 &&
-      query.toMs % DAY_MS === 0 &&
-      query.groupBy.every((g) => g.kind === 'dimension' && DIMENSIONS[g.name].rollup !== undefined) &&
-      query.filters.every(([d]) => DIMENSIONS[d].rollup !== undefined);
-    const params: Record<string, unknown> = { db: this.database };
-    const where: string[] = [];
-    const dims: string[] = [];
-    query.groupBy.forEach((g, i) => {
-      if (g.kind === 'tag') {
-        params[`tag${i}`] = g.tag;
-        dims.push(`tags[{tag${i}:String}]`);
-      } else {
-        const d = DIMENSIONS[g.name];
-        dims.push(rollup ? (d.rollup ?? d.raw) : d.raw);
-      }
-    });
-    query.filters.forEach(([name, value], i) => {
-      const d = DIMENSIONS[name];
-      params[`f${i}`] = value;
-      where.push(`${rollup ? (d.rollup ?? d.raw) : d.raw} = {f${i}:String}`);
-    });
-    let sql: string;
-    if (rollup) {
-      params['fromDay'] = new Date(query.fromMs).toISOString().slice(0, 10);
-      params['toDay'] = new Date(query.toMs).toISOString().slice(0, 10);
-      where.unshift('day >= {fromDay:Date}', 'day < {toDay:Date}');
-      sql = `SELECT [${dims.map((d) => `toString(${d})`).join(', ')}] AS d, currency,
-    sum(requests) AS requests, sum(errors) AS errors, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
-    sum(cached_read_tokens) AS cached_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens,
-    toString(sum(cost)) AS cost
-FROM {db:Identifier}.usage_daily
-WHERE ${where.join(' AND ')}
-GROUP BY d, currency
-ORDER BY d, currency`;
-    } else {
-      params['from'] = query.fromMs;
-      params['to'] = query.toMs;
-      where.unshift("received_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')", "received_at < fromUnixTimestamp64Milli({to:Int64}, 'UTC')");
-      sql = `SELECT [${dims.map((d) => `toString(${d})`).join(', ')}] AS d, currency,
-    count() AS requests, countIf(status = 'error') AS errors, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
-    sum(cached_read_tokens) AS cached_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens,
-    toString(sum(cost)) AS cost
-FROM {db:Identifier}.usage_events FINAL
-WHERE ${where.join(' AND ')}
-GROUP BY d, currency
-ORDER BY d, currency`;
-    }
-    const rows = await this.rows<RawAggregate>(sql, params);
-    return {
-      source: rollup ? 'rollup' : 'events',
-      rows: rows.map((r) => ({
-        dimensions: r.d,
-        currency: r.currency,
-        requests: Number(r.requests),
-        errors: Number(r.errors),
-        promptTokens: Number(r.prompt_tokens),
-        completionTokens: Number(r.completion_tokens),
-        cachedReadTokens: Number(r.cached_read_tokens),
-        cacheWriteTokens: Number(r.cache_write_tokens),
-        reasoningTokens: Number(r.reasoning_tokens),
-        cost: r.cost,
-      })),
-    };
+  usage(query: UsageQuery): Promise<UsageSource> {
+    return this.aggregate(query, rollupAnswers(query) ? 'rollup' : 'events');
   }
 
   async experiment(experiment: string, fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<ArmAggregate[]> {
@@ -187,9 +204,23 @@ ORDER BY arm, currency`,
     }));
   }
 
+  /**
+   * Always the raw events `FINAL`, never the rollup, even over whole UTC days. The rollup counts a
+   * batch two consumers stored in a rebalance race twice until its reconciliation corrects the
+   * day, which it does only for closed days; the budget reconciliation raises a ledger to what it
+   * reads at once but lowers it by a micro-unit per request at most, so a duplicate read here would
+   * stay in the budget for the rest of its period and a hard budget would refuse early. One
+   * scope's period of raw events is cheap to read: the sort key starts with the org and the day.
+   */
   async spend(fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<Array<{ currency: string; cost: string; requests: number }>> {
-    const { rows } = await this.usage({ fromMs, toMs, groupBy: [], filters });
+    const { rows } = await this.aggregate({ fromMs, toMs, groupBy: [], filters }, 'events');
     return rows.map((r) => ({ currency: r.currency, cost: r.cost, requests: r.requests }));
+  }
+
+  private async aggregate(query: UsageQuery, source: Source): Promise<UsageSource> {
+    const { sql, params } = aggregateSql(query, source, this.database);
+    const rows = await this.rows<RawAggregate>(sql, params);
+    return { source, rows: rows.map(toAggregate) };
   }
 
   private async rows<T>(query: string, params: Record<string, unknown>): Promise<T[]> {

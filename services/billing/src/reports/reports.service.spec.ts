@@ -1,32 +1,85 @@
-import type { ReportsRepository, UsageAggregate } from './reports.repository';
+import { billingv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import type { ReportsRepository, UsageAggregate, UsageQuery } from './reports.repository';
 import { ReportsService } from './reports.service';
 
 function row(model: string, currency: string, cost: string, requests: number): UsageAggregate {
   return { dimensions: [model], currency, requests, errors: 0, promptTokens: 10 * requests, completionTokens: 5 * requests, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, cost };
 }
 
-/** A repository that answers every usage query with the given rows. */
-function reports(rows: UsageAggregate[]): ReportsService {
+const CHARGEBACK = { sharedCostCenters: ['platform'], allocation: 'proportional', fixedShares: {} } as const;
+
+/** A repository that answers every usage query with the given rows (at most the query's limit), and the queries it was asked. */
+function reports(rows: UsageAggregate[], maxRows = 100): { service: ReportsService; queries: UsageQuery[] } {
+  const queries: UsageQuery[] = [];
   const repository: ReportsRepository = {
-    usage: async () => ({ source: 'events', rows }),
+    usage: async (query) => {
+      queries.push(query);
+      return { source: 'events', rows: rows.slice(0, query.limit) };
+    },
     experiment: async () => [],
     spend: async () => [],
   };
-  return new ReportsService(repository, { sharedCostCenters: [], allocation: 'proportional', fixedShares: {} });
+  return { service: new ReportsService(repository, { chargeback: { ...CHARGEBACK, sharedCostCenters: [...CHARGEBACK.sharedCostCenters] }, reports: { maxRows } }), queries };
 }
 
 describe('ReportsService.usage', () => {
   const request = { fromMs: 0, toMs: 86_400_000, groupBy: ['model'], scope: undefined, filter: undefined };
 
   it('adds up the cost of rows in one currency exactly', async () => {
-    const report = await reports([row('a', 'USD', '0.1', 2), row('b', 'USD', '0.2', 3)]).usage(request);
+    const report = await reports([row('a', 'USD', '0.1', 2), row('b', 'USD', '0.2', 3)]).service.usage(request);
     expect(report.total).toMatchObject({ cost: '0.3', requests: 5, promptTokens: 50 });
     expect(report.costByCurrency).toEqual({ USD: '0.3' });
   });
 
   it('never adds costs in different currencies: the total has none, each currency has its own', async () => {
-    const report = await reports([row('a', 'USD', '1.5', 2), row('b', 'EUR', '2.25', 1), row('c', 'USD', '0.5', 1)]).usage(request);
+    const report = await reports([row('a', 'USD', '1.5', 2), row('b', 'EUR', '2.25', 1), row('c', 'USD', '0.5', 1)]).service.usage(request);
     expect(report.total).toMatchObject({ cost: '', requests: 4 });
     expect(report.costByCurrency).toEqual({ USD: '2', EUR: '2.25' });
+  });
+});
+
+describe('the report size limit (billing.reports.maxRows)', () => {
+  const models = (n: number): UsageAggregate[] => Array.from({ length: n }, (_, i) => row(`m${i}`, 'USD', '1', 1));
+  const usage = { fromMs: 0, toMs: 86_400_000, groupBy: ['model'], scope: undefined, filter: undefined };
+
+  it('asks the store for one row more than allowed, and answers a report of exactly the limit', async () => {
+    const { service, queries } = reports(models(3), 3);
+    expect((await service.usage(usage)).rows).toHaveLength(3);
+    expect(queries.map((q) => q.limit)).toEqual([4]);
+  });
+
+  it.each([
+    ['usage report', (s: ReportsService) => s.usage(usage)],
+    ['invoice', (s: ReportsService) => s.invoice({ scope: undefined, orgId: 'acme', month: '2025-06' })],
+    ['chargeback', (s: ReportsService) => s.chargeback({ scope: undefined, month: '2025-06', orgId: '', allocation: billingv1.Allocation.ALLOCATION_UNSPECIFIED })],
+    ['FOCUS export', (s: ReportsService) => s.focus({ scope: undefined, month: '2025-06', orgId: '' })],
+  ])('refuses a report with more rows as the caller\'s to narrow (400 report_too_large): %s', async (name, report) => {
+    const error: unknown = await report(reports(models(4), 3).service).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GatewayError);
+    expect(error).toMatchObject({ kind: 'bad_request', code: 'report_too_large', message: expect.stringContaining(`The ${name} has more than 3 rows`) });
+  });
+});
+
+describe('ReportsService.chargeback requests', () => {
+  const line = (org: string, costCenter: string, cost: string, requests: number): UsageAggregate => ({ ...row('', 'USD', cost, requests), dimensions: [org, costCenter] });
+  const month = { scope: undefined, month: '2025-06', orgId: '' };
+
+  it('counts each cost centre\'s own requests only: an allocated pool\'s money is split, its requests are not', async () => {
+    const { service } = reports([line('acme', '', '1', 5), line('acme', 'cc-ads', '1', 3), line('acme', 'cc-search', '3', 7), line('acme', 'platform', '3', 11)]);
+    const report = await service.chargeback({ ...month, allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL });
+    expect(report.lines.map((l) => [l.costCenter, l.allocated, l.requests])).toEqual([
+      ['cc-ads', '1', 3],
+      ['cc-search', '3', 7],
+    ]);
+    expect(report.unallocated).toEqual([]);
+    expect(report.totals).toEqual({ USD: '8' });
+  });
+
+  it('gives a pool left unallocated its own requests, so the month\'s requests all appear', async () => {
+    const { service } = reports([line('other', '', '2', 5), line('other', 'platform', '1', 4)]);
+    const report = await service.chargeback({ ...month, allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL });
+    expect(report.lines).toEqual([]);
+    expect(report.unallocated).toEqual([expect.objectContaining({ orgId: 'other', costCenter: '', total: '3', requests: 9 })]);
   });
 });

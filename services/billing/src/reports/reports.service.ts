@@ -4,7 +4,7 @@ import { GatewayError } from '@openrouter/errors';
 import { Money, moneyText } from '@openrouter/usage';
 import { allocate } from './allocation';
 import { FILTERS, GROUP_BY_NAMES, parseGroupBy, type DimensionName, type GroupBy } from './report-dimensions';
-import type { ReportsRepository, UsageAggregate } from './reports.repository';
+import type { ReportsRepository, UsageAggregate, UsageQuery, UsageSource } from './reports.repository';
 
 const DAY_MS = 86_400_000;
 const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
@@ -46,6 +46,15 @@ function totalsOf(rows: readonly UsageAggregate[]): billingv1.UsageTotals {
   return { ...t, cost: text(cost) };
 }
 
+/**
+ * A report with more rows than `billing.reports.maxRows`: the caller's to narrow. Without this the
+ * response outgrows gRPC's message cap between billing and ingress and fails as a 5xx; reports
+ * are not paged.
+ */
+function tooLarge(report: string, maxRows: number, narrow: string): GatewayError {
+  return new GatewayError('bad_request', `The ${report} has more than ${maxRows} rows, the most billing.reports.maxRows allows; ${narrow}.`, { code: 'report_too_large' });
+}
+
 function sumByCurrency(entries: Iterable<{ currency: string; amount: Money | string }>): Record<string, string> {
   const sums = new Map<string, Money>();
   for (const e of entries) sums.set(e.currency, (sums.get(e.currency) ?? new Money(0)).plus(e.amount));
@@ -59,8 +68,19 @@ function sumByCurrency(entries: Iterable<{ currency: string; amount: Money | str
 export class ReportsService {
   constructor(
     private readonly repository: ReportsRepository,
-    private readonly config: BillingConfig['chargeback'],
+    private readonly config: Pick<BillingConfig, 'chargeback' | 'reports'>,
   ) {}
+
+  /**
+   * The usage rows of one report, refused when there are more than `maxRows`. The store is asked
+   * for one row more than allowed, so an oversized report is known without reading it whole.
+   */
+  private async rows(query: UsageQuery, report: string, narrow: string): Promise<UsageSource> {
+    const { maxRows } = this.config.reports;
+    const result = await this.repository.usage({ ...query, limit: maxRows + 1 });
+    if (result.rows.length > maxRows) throw tooLarge(report, maxRows, narrow);
+    return result;
+  }
 
   async usage(request: billingv1.UsageReportRequest): Promise<billingv1.UsageReportResponse> {
     if (!(request.toMs > request.fromMs)) throw new GatewayError('bad_request', '`to` must be after `from`.', { param: 'to', code: 'invalid_value' });
@@ -75,7 +95,7 @@ export class ReportsService {
       const value = request.filter?.[field];
       if (value) filters.push([dimension, value]);
     }
-    const result = await this.repository.usage({ fromMs: request.fromMs, toMs: request.toMs, groupBy, filters });
+    const result = await this.rows({ fromMs: request.fromMs, toMs: request.toMs, groupBy, filters }, 'usage report', 'narrow the period (`from`, `to`), group by fewer dimensions or filter');
     // Costs in different currencies are not added up: the total's cost is given only for one currency.
     const costByCurrency = sumByCurrency(result.rows.map((r) => ({ currency: r.currency, amount: r.cost })));
     const total = totalsOf(result.rows);
@@ -95,7 +115,7 @@ export class ReportsService {
     if (!request.orgId) throw new GatewayError('bad_request', 'Name the organisation.', { param: 'org', code: 'invalid_value' });
     const window = monthWindow(request.month);
     const filters: Filters = [...scopeFilters(request.scope), ['org', request.orgId]];
-    const { rows } = await this.repository.usage({ ...window, groupBy: [{ kind: 'dimension', name: 'model' }], filters });
+    const { rows } = await this.rows({ ...window, groupBy: [{ kind: 'dimension', name: 'model' }], filters }, 'invoice', 'an invoice has one line per model and currency of its month, so only raising the limit helps');
     const lines = rows.map((r) => ({
       model: r.dimensions[0] ?? '',
       currency: r.currency,
@@ -109,25 +129,36 @@ export class ReportsService {
     return { orgId: request.orgId, month: request.month, periodStartMs: window.fromMs, periodEndMs: window.toMs, lines, totals: sumByCurrency(lines) };
   }
 
+  /**
+   * Money is allocated, requests are not: a line's `requests` are its cost centre's own (direct)
+   * requests, since a share of the pool's requests would be a fraction of a request, or whole
+   * requests handed to cost centres that never made them. When the pool is allocated the response
+   * has no field for its requests, so the lines' requests add up to the month's less the pool's;
+   * a pool left unallocated carries its own count on its `unallocated` line.
+   */
   async chargeback(request: billingv1.ChargebackRequest): Promise<billingv1.ChargebackResponse> {
     const window = monthWindow(request.month);
     const allocation =
       request.allocation === billingv1.Allocation.ALLOCATION_UNSPECIFIED || request.allocation === billingv1.Allocation.UNRECOGNIZED
-        ? this.config.allocation === 'fixed'
+        ? this.config.chargeback.allocation === 'fixed'
           ? billingv1.Allocation.ALLOCATION_FIXED
           : billingv1.Allocation.ALLOCATION_PROPORTIONAL
         : request.allocation;
     const filters: Filters = scopeFilters(request.scope);
     if (request.orgId) filters.push(['org', request.orgId]);
-    const { rows } = await this.repository.usage({
-      ...window,
-      groupBy: [
-        { kind: 'dimension', name: 'org' },
-        { kind: 'dimension', name: 'cost_center' },
-      ],
-      filters,
-    });
-    const shared = new Set(this.config.sharedCostCenters);
+    const { rows } = await this.rows(
+      {
+        ...window,
+        groupBy: [
+          { kind: 'dimension', name: 'org' },
+          { kind: 'dimension', name: 'cost_center' },
+        ],
+        filters,
+      },
+      'chargeback',
+      'ask for one org (`org`)',
+    );
+    const shared = new Set(this.config.chargeback.sharedCostCenters);
     // Per org and currency: direct spend per cost centre, and the pool of shared and untagged spend.
     const groups = new Map<string, { org: string; currency: string; direct: Map<string, { cost: Money; requests: number }>; pool: Money; poolRequests: number }>();
     for (const r of rows) {
@@ -148,7 +179,7 @@ export class ReportsService {
     for (const g of groups.values()) {
       const weights: Array<readonly [string, Money]> =
         allocation === billingv1.Allocation.ALLOCATION_FIXED
-          ? Object.entries(this.config.fixedShares).map(([cc, w]) => [cc, new Money(w)] as const)
+          ? Object.entries(this.config.chargeback.fixedShares).map(([cc, w]) => [cc, new Money(w)] as const)
           : [...g.direct].map(([cc, d]) => [cc, d.cost] as const);
       const shares = g.pool.isZero() ? new Map<string, Money>() : allocate(g.pool, weights);
       const centres = new Set([...g.direct.keys(), ...(shares?.keys() ?? [])]);
@@ -175,7 +206,7 @@ export class ReportsService {
     const filters: Filters = scopeFilters(request.scope);
     if (request.orgId) filters.push(['org', request.orgId]);
     const names: DimensionName[] = ['day', 'org', 'project', 'team', 'app', 'cost_center', 'model', 'provider'];
-    const { rows } = await this.repository.usage({ ...window, groupBy: names.map((name) => ({ kind: 'dimension', name })), filters });
+    const { rows } = await this.rows({ ...window, groupBy: names.map((name) => ({ kind: 'dimension', name })), filters }, 'FOCUS export', 'export one org at a time (`org`)');
     return {
       billingPeriodStartMs: window.fromMs,
       billingPeriodEndMs: window.toMs,
