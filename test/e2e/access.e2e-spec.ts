@@ -119,6 +119,32 @@ describe('access layer end to end', () => {
     expect(actions).toEqual(expect.arrayContaining([`key.issue:${String(issued.json['id'])}`, `key.revoke:${String(issued.json['id'])}`]));
   });
 
+  it("lists keys a page at a time in OpenAI's list shape, each next page after the last one's last_id", async () => {
+    expect((await admin('POST', '/tenants', TEST_ADMIN_KEY, { id: 'paged' })).status).toBe(201);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(String((await admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'paged', name: `p${i}` })).json['id']));
+    const pages: Json[][] = [];
+    for (let after = ''; ; ) {
+      const { status, json } = await admin('GET', `/keys?org=paged&limit=2${after && `&after=${after}`}`, TEST_ADMIN_KEY);
+      expect(status).toBe(200);
+      const data = json['data'] as Json[];
+      expect(json).toEqual({ object: 'list', data, first_id: data[0]?.['id'], last_id: data.at(-1)?.['id'], has_more: pages.length < 2 });
+      pages.push(data);
+      if (!json['has_more']) break;
+      after = String(json['last_id']);
+    }
+    expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
+    const listed = pages.flat();
+    expect(new Set(listed.map((k) => k['id']))).toEqual(new Set(ids));
+    const created = listed.map((k) => String(k['created_at']));
+    expect(created).toEqual([...created].sort());
+    // After the last key: an empty page. Without a limit: up to 100 keys.
+    await expect(admin('GET', `/keys?org=paged&after=${String(listed.at(-1)?.['id'])}`, TEST_ADMIN_KEY)).resolves.toMatchObject({ status: 200, json: { data: [], first_id: null, last_id: null, has_more: false } });
+    await expect(admin('GET', '/keys?org=paged', TEST_ADMIN_KEY)).resolves.toMatchObject({ status: 200, json: { has_more: false, first_id: listed[0]?.['id'] } });
+    for (const limit of ['0', '1001']) await expect(admin('GET', `/keys?limit=${limit}`, TEST_ADMIN_KEY)).resolves.toMatchObject({ status: 400, json: { error: { param: 'limit' } } });
+    await expect(admin('GET', '/keys?org=acme&after=key_not_a_key', TEST_ADMIN_KEY)).resolves.toMatchObject({ status: 400, json: { error: { param: 'after', code: 'invalid_value' } } });
+  });
+
   it('rejects bad admin input with a 400 naming the parameter, and unknown tenants with a 404', async () => {
     await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', limits: { rpm: -1 } })).resolves.toMatchObject({ status: 400, json: { error: { param: 'limits.rpm' } } });
     await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', surprise: true })).resolves.toMatchObject({ status: 400, json: { error: { param: 'surprise' } } });

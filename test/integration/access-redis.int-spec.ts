@@ -103,6 +103,50 @@ describe('access layer on a real Redis', () => {
       // Headroom for a loaded machine, where a request alone can take hundreds of milliseconds.
       expect(Date.now() - revokedAt).toBeLessThan(5_000);
     });
+
+    it('catches up on what was published while only its pub/sub connection was down: a revoked key, a new org', async () => {
+      const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
+      const issued = await fetch(`${a.url}/admin/v1/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ org: 'default', project: 'default' }) });
+      const { id, key } = (await issued.json()) as { id: string; key: string };
+      // Cached on b as valid, for a minute.
+      expect(await post(`${b.baseURL}/chat/completions`, key)).toBe(200);
+      const control = new Redis(redis.url);
+      try {
+        // Every subscription is cut (CLIENT KILL TYPE pubsub), and no new connection is accepted
+        // while a changes things: the replicas' other connections stay up, their subscribers stay out.
+        await control.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+        const connected = String(await control.call('CLIENT', 'LIST')).trim().split('\n').length;
+        await control.config('SET', 'maxclients', String(connected));
+        try {
+          expect((await fetch(`${a.url}/admin/v1/keys/${id}/revoke`, { method: 'POST', headers: { authorization: admin.authorization } })).status).toBe(200);
+          expect((await fetch(`${a.url}/admin/v1/tenants`, { method: 'POST', headers: admin, body: JSON.stringify({ id: 'after-drop' }) })).status).toBe(201);
+          // Published to nobody: both notices are lost.
+          expect(await control.pubsub('NUMSUB', 'replicas:access-changes')).toEqual(['replicas:access-changes', 0]);
+        } finally {
+          await control.config('SET', 'maxclients', '10000');
+        }
+        await waitFor(async () => (await post(`${b.baseURL}/chat/completions`, key)) === 401, { timeoutMs: 10_000, intervalMs: 50, what: 'replica b to refuse the key revoked while its subscription was down' });
+        const knows = async (): Promise<boolean> => (await fetch(`${b.url}/admin/v1/tenants`, { headers: admin }).then((r) => r.text())).includes('"after-drop"');
+        await waitFor(knows, { timeoutMs: 10_000, what: 'replica b to know the org added while its subscription was down' });
+        // And it hears notices again.
+        expect((await fetch(`${a.url}/admin/v1/tenants`, { method: 'POST', headers: admin, body: JSON.stringify({ id: 'after-return' }) })).status).toBe(201);
+        await waitFor(async () => (await fetch(`${b.url}/admin/v1/tenants`, { headers: admin }).then((r) => r.text())).includes('"after-return"'), { timeoutMs: 10_000, what: 'a notice after the subscription is back' });
+      } finally {
+        control.disconnect();
+      }
+    }, 60_000);
+
+    it('accepts an admin write on one replica right after the tenant it names was created on the other', async () => {
+      const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
+      for (let i = 0; i < 10; i++) {
+        expect((await fetch(`${a.url}/admin/v1/tenants`, { method: 'POST', headers: admin, body: JSON.stringify({ id: `hop-${i}` }) })).status).toBe(201);
+        const [key, team] = await Promise.all([
+          fetch(`${b.url}/admin/v1/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ org: `hop-${i}` }) }),
+          fetch(`${b.url}/admin/v1/tenants/hop-${i}/teams`, { method: 'POST', headers: admin, body: JSON.stringify({ id: 'team' }) }),
+        ]);
+        expect([key.status, team.status]).toEqual([201, 201]);
+      }
+    });
   });
 
   describe('a replica started before Redis', () => {

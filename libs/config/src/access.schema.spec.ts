@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { accessReferenceIssues, accessSchema } from './access.schema';
 
 const hash = 'a'.repeat(64);
@@ -55,5 +56,29 @@ describe('access configuration', () => {
       'access.keys.3.project: unknown project "nope" in "acme"',
       'access.keys.5.org: unknown organisation "ghost"',
     ]);
+  });
+
+  it('refuses admin keys that are one key (the last would silently win) or share an id, and a development admin key that is one of them', () => {
+    const secret = 'admin-clash-secret-0000';
+    const other = 'b'.repeat(64);
+    const access = accessSchema.parse({
+      keyHashSecret: secret,
+      admin: {
+        devKey: 'sk-or-admin-ops-key',
+        keys: [
+          { id: 'ops', hash: createHmac('sha256', secret).update('sk-or-admin-ops-key').digest('hex'), role: 'admin' },
+          { id: 'viewer', hash, role: 'viewer' },
+          { id: 'acme-fin', hash, role: 'finance', org: 'acme' },
+          { id: 'viewer', hash: other, role: 'viewer' },
+        ],
+      },
+    });
+    expect(accessReferenceIssues(access).map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'access.admin.keys.2.hash: the same hash as the admin key "viewer": each admin key must be a different key',
+      'access.admin.keys.3.id: duplicate admin key id "viewer"',
+      'access.admin.devKey: is the key of the admin key "ops" (the same keyed hash): use another development admin key, or "disabled"',
+    ]);
+    // A generated development key, or none, cannot be one of them.
+    for (const devKey of ['', 'disabled']) expect(accessReferenceIssues({ ...access, admin: { ...access.admin, devKey, keys: access.admin.keys.slice(0, 2) } })).toEqual([]);
   });
 });

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { identifier } from './primitives';
 
@@ -83,7 +84,7 @@ export const accessSchema = z.object({
   admin: z
     .object({
       keys: z.array(adminKeySchema).default([]),
-      /** Development admin key (embedded mode); empty means generate one at start-up. Set `disabled` to turn it off. */
+      /** Development admin key (any ingress); empty means generate one at start-up and print it. Set `disabled` to turn it off. */
       devKey: z.string().default(''),
     })
     .prefault({}),
@@ -121,9 +122,11 @@ export const accessSchema = z.object({
 });
 export type AccessConfig = z.infer<typeof accessSchema>;
 
-/** Keys and admin keys must name tenants that exist; ids must be unique. */
-export function accessReferenceIssues(access: AccessConfig): Array<{ path: Array<string | number>; message: string }> {
-  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+type Issue = { path: Array<string | number>; message: string };
+
+/** Keys and admin keys must name tenants that exist; ids must be unique, and admin keys distinct. */
+export function accessReferenceIssues(access: AccessConfig): Issue[] {
+  const issues: Issue[] = [];
   const orgs = new Map(access.orgs.map((o) => [o.id, o]));
   const seen = new Set<string>();
   access.keys.forEach((key, i) => {
@@ -143,5 +146,28 @@ export function accessReferenceIssues(access: AccessConfig): Array<{ path: Array
   access.admin.keys.forEach((key, i) => {
     if (key.role === 'project' && key.org && !orgs.has(key.org)) issues.push({ path: ['access', 'admin', 'keys', i, 'org'], message: `unknown organisation "${key.org}"` });
   });
+  return [...issues, ...adminKeyClashes(access)];
+}
+
+/**
+ * Admin keys are looked up by hash: two entries with one hash would be one key with two roles (or
+ * scopes), and the last would silently win; two with one id could not be told apart in the audit
+ * log. The development admin key is checked too when it is set here (a generated one is random).
+ */
+function adminKeyClashes(access: AccessConfig): Issue[] {
+  const issues: Issue[] = [];
+  const ids = new Set<string>();
+  const hashes = new Map<string, string>();
+  access.admin.keys.forEach((key, i) => {
+    if (ids.has(key.id)) issues.push({ path: ['access', 'admin', 'keys', i, 'id'], message: `duplicate admin key id "${key.id}"` });
+    ids.add(key.id);
+    const same = hashes.get(key.hash);
+    if (same !== undefined) issues.push({ path: ['access', 'admin', 'keys', i, 'hash'], message: `the same hash as the admin key "${same}": each admin key must be a different key` });
+    else hashes.set(key.hash, key.id);
+  });
+  const devKey = access.admin.devKey;
+  const devHash = devKey === '' || devKey === 'disabled' ? undefined : createHmac('sha256', access.keyHashSecret).update(devKey).digest('hex');
+  const taken = devHash === undefined ? undefined : hashes.get(devHash);
+  if (taken !== undefined) issues.push({ path: ['access', 'admin', 'devKey'], message: `is the key of the admin key "${taken}" (the same keyed hash): use another development admin key, or "disabled"` });
   return issues;
 }

@@ -5,6 +5,7 @@ import { orgSchema, type OrgConfig } from '@openrouter/config';
 import { z } from 'zod';
 import { apiKeyRecordSchema, type ApiKeyRecord } from './key-record';
 import { GatewayError } from '@openrouter/errors';
+import { allKeysIndex, idAt, indexesOf, indexFor, listPosition, pageOf, type KeyPage, type KeyPageQuery } from './key-index';
 import { connectRedis, connectSubscriber, whenReady } from './redis-connection';
 
 export const auditEntrySchema = z.object({
@@ -20,6 +21,18 @@ export type AuditEntry = z.infer<typeof auditEntrySchema>;
 export type AccessChange = { kind: 'key'; hash: string } | { kind: 'tenants' };
 const changeSchema = z.union([z.object({ kind: z.literal('key'), hash: z.string() }), z.object({ kind: z.literal('tenants') })]);
 
+/**
+ * What a replica hears: a change, or `resync` when changes may have been missed (its pub/sub
+ * connection was back after a drop): then nothing cached can be trusted, keys nor tenants.
+ */
+export type AccessEvent = AccessChange | { kind: 'resync' };
+
+/** A revocation's outcome: the record as stored afterwards, and whether this call revoked it. */
+export interface Revocation {
+  record: ApiKeyRecord;
+  revoked: boolean;
+}
+
 /** Issued keys, tenants added at run time, and the audit log. */
 export interface AccessRepository {
   /** Resolves once the store can be used (or after a bounded wait). */
@@ -28,7 +41,14 @@ export interface AccessRepository {
   keyById(id: string): Promise<ApiKeyRecord | undefined>;
   /** Saves a key and, with `audit`, its audit entry in the same write: both or neither. */
   saveKey(record: ApiKeyRecord, audit?: AuditEntry): Promise<void>;
-  listKeys(): Promise<ApiKeyRecord[]>;
+  /**
+   * Revokes a key as one atomic step, on any replica: `revokedAt` is set and `audit` appended
+   * only while the stored record is not revoked, so concurrent revocations write one entry and
+   * one time. Undefined when no key has the hash.
+   */
+  revokeKey(hash: string, revokedAt: string, audit: AuditEntry): Promise<Revocation | undefined>;
+  /** One page of issued keys, oldest first: reads that page's records, never every key. */
+  listKeys(query: KeyPageQuery): Promise<KeyPage>;
   listOrgs(): Promise<OrgConfig[]>;
   /**
    * Changes an org added at run time (`change` gets what is stored, or undefined), atomically:
@@ -39,16 +59,35 @@ export interface AccessRepository {
   updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig, audit?: AuditEntry): Promise<void>;
   listAudit(limit: number): Promise<AuditEntry[]>;
   publish(change: AccessChange): Promise<void>;
-  onChange(listener: (change: AccessChange) => void): void;
+  onChange(listener: (event: AccessEvent) => void): void;
   close(): Promise<void>;
 }
 
 const AUDIT_KEEP = 100_000;
-/** How long an org's lock is held at most (a holder that died), and how long a change waits for it. */
+/** How long an org's lock is held at most (a holder that died). */
 const ORG_LOCK_TTL_MS = 5_000;
-const ORG_LOCK_WAIT_MS = 3_000;
+/**
+ * How long a change waits for the lock: past its expiry, so a lock its holder never released (a
+ * replica that died holding it) delays the change but never fails it. A change still waiting then
+ * meets a stream of others on the same org: `tenant_busy`, retryable.
+ */
+const ORG_LOCK_WAIT_MS = ORG_LOCK_TTL_MS + 1_000;
 /** KEYS: the lock. ARGV: the holder's token. Deletes the lock only when that holder still holds it. */
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+/**
+ * KEYS: the key record, the audit log. ARGV: the record as read, the record to write, the audit
+ * entry, the last audit index kept. Writes both only if the record is still the one read (a
+ * compare-and-set: a concurrent revocation makes it answer 0, and the caller reads again).
+ */
+const REPLACE_KEY = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('LPUSH', KEYS[2], ARGV[3])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]))
+return 1`;
+/** Compare-and-set rounds a revocation tries; each lost round means another revocation won. */
+const REVOKE_ATTEMPTS = 5;
+/** Key ids read per round while indexing the keys stored before the lists had indexes. */
+const INDEX_BATCH = 500;
 
 /** The embedded mode's store: one process, nothing shared. */
 export class MemoryAccessRepository implements AccessRepository {
@@ -71,8 +110,16 @@ export class MemoryAccessRepository implements AccessRepository {
     this.keys.set(record.hash, record);
     if (audit) this.appendAudit(audit);
   }
-  async listKeys() {
-    return [...this.keys.values()];
+  async revokeKey(hash: string, revokedAt: string, audit: AuditEntry) {
+    const stored = this.keys.get(hash);
+    if (!stored) return undefined;
+    if (stored.revokedAt !== undefined) return { record: stored, revoked: false };
+    const record = { ...stored, revokedAt };
+    await this.saveKey(record, audit);
+    return { record, revoked: true };
+  }
+  async listKeys(query: KeyPageQuery) {
+    return pageOf(this.keys.values(), query);
   }
   async listOrgs() {
     return [...this.orgs.values()];
@@ -91,7 +138,7 @@ export class MemoryAccessRepository implements AccessRepository {
   async publish(change: AccessChange) {
     this.events.emit('change', change);
   }
-  onChange(listener: (change: AccessChange) => void) {
+  onChange(listener: (event: AccessEvent) => void) {
     this.events.on('change', listener);
   }
   async close() {
@@ -99,30 +146,56 @@ export class MemoryAccessRepository implements AccessRepository {
   }
 }
 
+export interface RedisAccessOptions {
+  /** How long an org change waits for the org's lock (tests shorten it). */
+  orgLockWaitMs?: number;
+}
+
 /** Shared by every ingress replica; changes are pushed to all of them over pub/sub. */
 export class RedisAccessRepository implements AccessRepository {
   private readonly redis: Redis;
   private readonly subscriber: Redis;
-  private readonly listeners: Array<(change: AccessChange) => void> = [];
+  private readonly listeners: Array<(event: AccessEvent) => void> = [];
+  private readonly orgLockWaitMs: number;
+  /** The indexing of keys stored without list indexes, while one runs (one per process at a time). */
+  private indexing: Promise<void> | undefined;
 
   constructor(
     url: string,
     private readonly prefix: string,
+    options: RedisAccessOptions = {},
   ) {
+    this.orgLockWaitMs = options.orgLockWaitMs ?? ORG_LOCK_WAIT_MS;
     this.redis = connectRedis(url);
     this.subscriber = connectSubscriber(url);
     this.redis.on('error', () => undefined);
     this.subscriber.on('error', () => undefined);
     // Tenants added while this replica could not reach Redis were announced to nobody here:
     // every (re)connection is a reason to reload them.
-    this.redis.on('ready', () => {
-      for (const listener of this.listeners) listener({ kind: 'tenants' });
-    });
-    void this.subscriber.subscribe(this.channel).catch(() => undefined);
+    this.redis.on('ready', () => this.emit({ kind: 'tenants' }));
+    this.subscriber.on('ready', () => void this.subscribe());
     this.subscriber.on('message', (_channel: string, message: string) => {
       const parsed = changeSchema.safeParse(safeJson(message));
-      if (parsed.success) for (const listener of this.listeners) listener(parsed.data);
+      if (parsed.success) this.emit(parsed.data);
     });
+  }
+
+  private emit(event: AccessEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+
+  /**
+   * (Re)subscribes on every connection of the subscriber, then has everything cached dropped:
+   * what was published while it was away (a revocation, a new org) reached nobody here, and only
+   * from the subscription's confirmation on is nothing missed.
+   */
+  private async subscribe(): Promise<void> {
+    try {
+      await this.subscriber.subscribe(this.channel);
+    } catch {
+      return; // The connection dropped again: its next 'ready' subscribes.
+    }
+    this.emit({ kind: 'resync' });
   }
 
   async ready() {
@@ -156,20 +229,86 @@ export class RedisAccessRepository implements AccessRepository {
       return hash ? this.findKey(hash) : undefined;
     });
   }
+  /** Saves a key with its list indexes (and its audit entry) in one transaction. */
   async saveKey(record: ApiKeyRecord, audit?: AuditEntry) {
     return this.call(async () => {
       const write = this.redis.multi().set(`${this.prefix}key:${record.hash}`, JSON.stringify(record)).hset(`${this.prefix}key-ids`, record.id, record.hash);
+      for (const index of indexesOf(this.prefix, record)) write.zadd(index, 0, listPosition(record));
       if (audit) write.lpush(`${this.prefix}audit`, JSON.stringify(audit)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1);
       await write.exec();
     });
   }
-  async listKeys() {
+  async revokeKey(hash: string, revokedAt: string, audit: AuditEntry) {
     return this.call(async () => {
-      const hashes = await this.redis.hvals(`${this.prefix}key-ids`);
-      if (hashes.length === 0) return [];
-      const values = await this.redis.mget(hashes.map((h) => `${this.prefix}key:${h}`));
-      return values.map(parseRecord).filter((r): r is ApiKeyRecord => r !== undefined);
+      const key = `${this.prefix}key:${hash}`;
+      for (let attempt = 0; attempt < REVOKE_ATTEMPTS; attempt++) {
+        const raw = await this.redis.get(key);
+        const stored = parseRecord(raw);
+        if (raw === null || !stored) return undefined;
+        if (stored.revokedAt !== undefined) return { record: stored, revoked: false };
+        const record = { ...stored, revokedAt };
+        const written = await this.redis.eval(REPLACE_KEY, 2, key, `${this.prefix}audit`, raw, JSON.stringify(record), JSON.stringify(audit), AUDIT_KEEP - 1);
+        if (written === 1) return { record, revoked: true };
+      }
+      // Only a record rewritten again and again (never by a revocation, which ends the loop) gets here.
+      throw new GatewayError('overloaded', 'The key is being changed by other requests. Please retry.', { code: 'key_busy' });
     });
+  }
+  async listKeys(query: KeyPageQuery) {
+    return this.call(async () => {
+      await this.ensureIndexed();
+      const from = query.after ? `(${listPosition(query.after)}` : '-';
+      const positions = await this.redis.zrangebylex(indexFor(this.prefix, query), from, '+', 'LIMIT', 0, query.limit + 1);
+      const ids = positions.slice(0, query.limit).map(idAt);
+      return { records: await this.recordsById(ids), hasMore: positions.length > query.limit };
+    });
+  }
+
+  /** The records of these ids, in this order; an id whose record cannot be read is left out. */
+  private async recordsById(ids: string[]): Promise<ApiKeyRecord[]> {
+    if (ids.length === 0) return [];
+    const hashes = (await this.redis.hmget(`${this.prefix}key-ids`, ...ids)).filter((h): h is string => h !== null);
+    if (hashes.length === 0) return [];
+    const values = await this.redis.mget(hashes.map((h) => `${this.prefix}key:${h}`));
+    return values.map(parseRecord).filter((r): r is ApiKeyRecord => r !== undefined);
+  }
+
+  /**
+   * Keys written before the lists had indexes (an upgrade), or by a replica still running an older
+   * version (a rolling upgrade), are in the id map but not in the index of every key: compared by
+   * their counts (two O(1) reads), and indexed when they differ.
+   */
+  private async ensureIndexed(): Promise<void> {
+    const [ids, indexed] = await Promise.all([this.redis.hlen(`${this.prefix}key-ids`), this.redis.zcard(allKeysIndex(this.prefix))]);
+    if (indexed >= ids) return;
+    this.indexing ??= this.indexStoredKeys().finally(() => {
+      this.indexing = undefined;
+    });
+    await this.indexing;
+  }
+
+  /** Indexes every stored key, a batch at a time (adding to an index is idempotent). */
+  private async indexStoredKeys(): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, entries] = await this.redis.hscan(`${this.prefix}key-ids`, cursor, 'COUNT', INDEX_BATCH);
+      cursor = next;
+      await this.indexBatch(entries);
+    } while (cursor !== '0');
+  }
+
+  /** `entries`: id, hash, id, hash… A record that cannot be read is indexed among every key only, first. */
+  private async indexBatch(entries: string[]): Promise<void> {
+    const pairs = Array.from({ length: entries.length / 2 }, (_, i) => ({ id: entries[2 * i] ?? '', hash: entries[2 * i + 1] ?? '' }));
+    if (pairs.length === 0) return;
+    const values = await this.redis.mget(pairs.map((p) => `${this.prefix}key:${p.hash}`));
+    const write = this.redis.multi();
+    pairs.forEach(({ id }, i) => {
+      const record = parseRecord(values[i] ?? null);
+      if (!record) write.zadd(allKeysIndex(this.prefix), 0, listPosition({ createdAt: '', id }));
+      else for (const index of indexesOf(this.prefix, record)) write.zadd(index, 0, listPosition(record));
+    });
+    await write.exec();
   }
   async listOrgs() {
     return this.call(async () => {
@@ -183,9 +322,9 @@ export class RedisAccessRepository implements AccessRepository {
       // then a write, of the org's whole JSON.
       const lock = `${this.prefix}org-lock:${orgId}`;
       const token = randomUUID();
-      const deadline = Date.now() + ORG_LOCK_WAIT_MS;
+      const deadline = Date.now() + this.orgLockWaitMs;
       while ((await this.redis.set(lock, token, 'PX', ORG_LOCK_TTL_MS, 'NX')) !== 'OK') {
-        if (Date.now() > deadline) throw new Error(`the organisation ${orgId} is being changed by another request`);
+        if (Date.now() > deadline) throw tenantBusy(orgId);
         await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 20));
       }
       try {
@@ -210,13 +349,21 @@ export class RedisAccessRepository implements AccessRepository {
       await this.redis.publish(this.channel, JSON.stringify(change));
     });
   }
-  onChange(listener: (change: AccessChange) => void) {
+  onChange(listener: (event: AccessEvent) => void) {
     this.listeners.push(listener);
   }
   async close() {
     this.redis.disconnect();
     this.subscriber.disconnect();
   }
+}
+
+/**
+ * The org's lock stayed taken for the whole wait: other changes of this org hold it in turn (or
+ * one hangs). The store answers; the org is busy: retryable, and not "Redis cannot be reached".
+ */
+function tenantBusy(orgId: string): GatewayError {
+  return new GatewayError('overloaded', `The organisation "${orgId}" is being changed by other requests. Please retry in a moment.`, { code: 'tenant_busy', retryable: true });
 }
 
 function safeJson(text: string): unknown {

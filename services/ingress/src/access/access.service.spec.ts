@@ -1,8 +1,11 @@
 import type { OrgConfig } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { AdminAuth } from '../admin/admin-auth';
+import { hashApiKey } from './api-key';
 import { auditQuery, keyListQuery, parseInput } from '../admin/admin-input';
-import { MemoryAccessRepository } from './access.repository';
+import { GatewayError } from '@openrouter/errors';
+import { MemoryAccessRepository, type AccessEvent } from './access.repository';
+import type { PublicApiKey } from './key-record';
 import { AccessService, type Actor } from './access.service';
 import { MemoryCounterStore } from './counter.store';
 import { ingressTestConfig } from '../test-config.testing';
@@ -31,6 +34,25 @@ class SlowTenantReads extends MemoryAccessRepository {
   get waiting(): number {
     return this.pending.length;
   }
+}
+
+/** A store whose replica can be told it may have missed notices (its pub/sub connection came back). */
+class ResyncingStore extends MemoryAccessRepository {
+  private readonly heard: Array<(event: AccessEvent) => void> = [];
+
+  override onChange(listener: (event: AccessEvent) => void): void {
+    this.heard.push(listener);
+    super.onChange(listener);
+  }
+
+  resync(): void {
+    for (const listener of this.heard) listener({ kind: 'resync' });
+  }
+}
+
+/** An org as another replica stores it: in the shared store, its notice not (yet) heard here. */
+async function storedElsewhere(repository: MemoryAccessRepository, org: OrgConfig): Promise<void> {
+  await repository.updateOrg(org.id, () => org);
 }
 
 async function until(condition: () => boolean): Promise<void> {
@@ -86,6 +108,53 @@ describe('AccessService admin changes', () => {
     expect((await access.listAudit(admin, 10)).map((e) => e.action)).toEqual(['key.revoke', 'key.issue']);
   });
 
+  it('revokes once when revocations race: one audit entry, and every answer has the one revoked_at stored', async () => {
+    const repository = new MemoryAccessRepository();
+    const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    const { record } = await access.issueKey(admin, keyInput);
+    const answers = await Promise.all(Array.from({ length: 5 }, () => access.revokeKey(admin, record.id)));
+    const stored = await access.getKey(admin, record.id);
+    expect(stored.revokedAt).toBeDefined();
+    expect(new Set(answers.map((a) => a.revokedAt))).toEqual(new Set([stored.revokedAt]));
+    expect((await access.listAudit(admin, 10)).map((e) => e.action)).toEqual(['key.revoke', 'key.issue']);
+  });
+
+  it('issues keys and adds teams and projects for tenants another replica stored a moment ago, before their notice arrives', async () => {
+    const repository = new MemoryAccessRepository();
+    const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    await storedElsewhere(repository, { id: 'fresh', teams: [] });
+    await expect(access.issueKey(admin, { ...keyInput, org: 'fresh' })).resolves.toMatchObject({ record: { orgId: 'fresh' } });
+
+    await storedElsewhere(repository, { id: 'newer', teams: [] });
+    await expect(access.addTeam(admin, 'newer', { id: 'search' })).resolves.toMatchObject({ id: 'search' });
+
+    await storedElsewhere(repository, { id: 'newest', teams: [{ id: 'ml', limits: {}, projects: [] }] });
+    await expect(access.addProject(admin, 'newest', 'ml', { id: 'ranking' })).resolves.toMatchObject({ id: 'ranking' });
+
+    // A tenant that exists nowhere is still 404, after that one reload.
+    await expect(access.issueKey(admin, { ...keyInput, org: 'nowhere' })).rejects.toMatchObject({ kind: 'not_found', param: 'org' });
+    await expect(access.addProject(admin, 'newest', 'nope', { id: 'x' })).rejects.toMatchObject({ kind: 'not_found', param: 'team' });
+  });
+
+  it('drops every cached key and reloads tenants when it may have missed notices (its pub/sub connection came back)', async () => {
+    const repository = new ResyncingStore();
+    const access = new AccessService(ingressTestConfig({ access: { keyHashSecret: SECRET, keyCacheMs: 60_000, orgs: [{ id: 'acme' }] } }), repository, new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    const { key } = await access.issueKey(admin, keyInput);
+    expect(await access.authenticate(key, 'r1', {})).toBeDefined();
+    // Another replica revokes the key and adds an org; neither notice reaches this one.
+    const stored = await repository.findKey(access.keys.hash(key));
+    await repository.saveKey({ ...stored!, revokedAt: new Date().toISOString() });
+    await storedElsewhere(repository, { id: 'unheard', teams: [] });
+    expect(await access.authenticate(key, 'r2', {})).toBeDefined();
+
+    repository.resync();
+    await until(() => access.tenants.org('unheard') !== undefined);
+    expect(await access.authenticate(key, 'r3', {})).toBeUndefined();
+  });
+
   it('audits a team added in the same write, though telling the other replicas then fails', async () => {
     const repository = new MemoryAccessRepository();
     const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
@@ -117,6 +186,63 @@ describe('AccessService admin changes', () => {
   });
 });
 
+describe('AccessService key lists', () => {
+  const tenantsConfig = ingressTestConfig({
+    access: {
+      keyHashSecret: SECRET,
+      orgs: [
+        { id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }, { id: 'ads' }] }] },
+        { id: 'initech', teams: [{ id: 'ops', projects: [{ id: 'search' }] }] },
+      ],
+    },
+  });
+
+  /** Every page of a list, following `after` from each page's last key. */
+  async function allPages(access: AccessService, actor: Actor, filter: { org?: string; project?: string }, limit: number): Promise<PublicApiKey[][]> {
+    const pages: PublicApiKey[][] = [];
+    for (let after: string | undefined; ; ) {
+      const page = await access.listKeys(actor, { ...filter, limit, after });
+      pages.push(page.data);
+      if (!page.hasMore) return pages;
+      after = page.data.at(-1)?.id;
+    }
+  }
+
+  it('answers a page at a time: complete, disjoint, oldest first; a scoped admin gets its scope only', async () => {
+    const access = new AccessService(tenantsConfig, new MemoryAccessRepository(), new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    const places = [{ org: 'acme' }, { org: 'acme', project: 'search' }, { org: 'acme', project: 'ads' }, { org: 'initech', project: 'search' }];
+    const keys: PublicApiKey[] = [];
+    for (let i = 0; i < 240; i++) keys.push((await access.issueKey(admin, { ...keyInput, name: `k${i}`, ...places[i % places.length] })).record);
+    // Oldest first; keys of the same millisecond by id.
+    const issued = keys.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || (a.id < b.id ? -1 : 1));
+
+    const pages = await allPages(access, admin, {}, 50);
+    expect(pages.map((p) => p.length)).toEqual([50, 50, 50, 50, 40]);
+    expect(pages.flat().map((k) => k.name)).toEqual(issued.map((k) => k.name));
+
+    const acmeAdmin: Actor = { id: 'acme-ops', role: 'admin', org: 'acme' };
+    const acme = (await allPages(access, acmeAdmin, {}, 7)).flat();
+    expect(acme.map((k) => k.id)).toEqual(issued.filter((k) => k.orgId === 'acme').map((k) => k.id));
+    const searchAdmin: Actor = { id: 'search-ops', role: 'admin', org: 'acme', project: 'search' };
+    expect((await allPages(access, searchAdmin, {}, 13)).flat().map((k) => k.id)).toEqual(issued.filter((k) => k.orgId === 'acme' && k.projectId === 'search').map((k) => k.id));
+    // `?project=` without an org: that project in every org.
+    expect((await allPages(access, admin, { project: 'search' }, 33)).flat().map((k) => k.id)).toEqual(issued.filter((k) => k.projectId === 'search').map((k) => k.id));
+  });
+
+  it('refuses a cursor that is not a key of the list', async () => {
+    const access = new AccessService(tenantsConfig, new MemoryAccessRepository(), new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    const initech = (await access.issueKey(admin, { ...keyInput, org: 'initech' })).record;
+    const acmeAdmin: Actor = { id: 'acme-ops', role: 'admin', org: 'acme' };
+    const invalid = expect.objectContaining({ kind: 'bad_request', param: 'after' }) as GatewayError;
+    await expect(access.listKeys(acmeAdmin, { limit: 10, after: initech.id })).rejects.toThrow(invalid);
+    await expect(access.listKeys(admin, { org: 'acme', limit: 10, after: initech.id })).rejects.toThrow(invalid);
+    await expect(access.listKeys(admin, { limit: 10, after: 'key_unknown' })).rejects.toThrow(invalid);
+    await expect(access.listKeys(admin, { limit: 10, after: initech.id })).resolves.toEqual({ data: [], hasMore: false });
+  });
+});
+
 describe('admin input', () => {
   it('refuses a filter the route does not have instead of answering every row', () => {
     expect(() => parseInput(keyListQuery, { team: 'x' })).toThrow(expect.objectContaining({ kind: 'bad_request', param: 'team', message: 'Unrecognized parameter(s): team.' }));
@@ -124,8 +250,22 @@ describe('admin input', () => {
     expect(parseInput(auditQuery, { limit: '5' })).toEqual({ limit: 5 });
   });
 
+  it('pages key lists: 100 keys unless told, at most 1000', () => {
+    expect(parseInput(keyListQuery, {})).toEqual({ limit: 100 });
+    expect(parseInput(keyListQuery, { limit: '1000', after: 'key_0123' })).toEqual({ limit: 1000, after: 'key_0123' });
+    for (const limit of ['0', '1001', 'many']) expect(() => parseInput(keyListQuery, { limit })).toThrow(expect.objectContaining({ kind: 'bad_request', param: 'limit' }) as GatewayError);
+  });
+
   it('names the development admin key in the audit log without any of its characters', () => {
     const auth = new AdminAuth(SECRET, [], 'letmein-admin');
     expect(auth.authenticate('letmein-admin')).toEqual({ id: 'dev-admin', role: 'admin' });
+  });
+
+  it('refuses to start with two admin keys that are one key, instead of the last silently winning', () => {
+    const ops = { id: 'ops', hash: hashApiKey(SECRET, 'sk-or-admin-ops'), role: 'admin' as const };
+    const scoped = { ...ops, id: 'acme-fin', role: 'finance' as const, org: 'acme' };
+    expect(() => new AdminAuth(SECRET, [ops, scoped], undefined)).toThrow('the admin keys "ops" and "acme-fin" are the same key');
+    expect(() => new AdminAuth(SECRET, [scoped], 'sk-or-admin-ops')).toThrow('the admin keys "acme-fin" and "dev-admin" are the same key');
+    expect(new AdminAuth(SECRET, [ops], 'sk-or-admin-other').authenticate('sk-or-admin-ops')).toMatchObject({ id: 'ops' });
   });
 });

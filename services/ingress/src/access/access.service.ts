@@ -8,6 +8,7 @@ import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
 import { countPromptTokens } from './prompt-tokens';
 import { KeyDirectory } from './key-directory';
+import { matchesFilter, type KeyListFilter } from './key-index';
 import { publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
 import type { CounterStore } from './counter.store';
 import { RateLimiter, type Admission, type ApplicableLimit } from './rate-limiter';
@@ -71,8 +72,8 @@ export class AccessService {
       lastWarning = Date.now();
       this.logger.warn({ err: error, failMode: access.rateLimits.failMode }, 'rate-limit store unreachable');
     });
-    repository.onChange((change) => {
-      if (change.kind === 'tenants') void this.reloadTenants();
+    repository.onChange((event) => {
+      if (event.kind === 'tenants' || event.kind === 'resync') void this.reloadTenants();
     });
   }
 
@@ -187,8 +188,11 @@ export class AccessService {
     // A project-scoped key issues keys for its own project; naming none means that project.
     if (actor.project !== undefined) input = { ...input, project: input.project ?? actor.project };
     requireInScope(actor, input.org, input.project);
-    const placement = this.tenants.place(input.org, input.team, input.project);
-    if (!this.tenants.org(input.org)) throw new GatewayError('not_found', `The organisation "${input.org}" does not exist.`, { param: 'org' });
+    const placement = await this.withTenantsOf(() => {
+      const placed = this.tenants.place(input.org, input.team, input.project);
+      this.orgOrNotFound(input.org);
+      return placed;
+    });
     if (input.expiresAt !== undefined && Date.parse(input.expiresAt) <= Date.now()) {
       throw new GatewayError('bad_request', 'expires_at must be in the future.', { param: 'expires_at' });
     }
@@ -218,33 +222,40 @@ export class AccessService {
     return { key, record: publicView(record) };
   }
 
+  /**
+   * Revokes a key. Revoked and audited in one atomic write, only if it was not revoked yet: of
+   * concurrent revocations (on any replicas) one writes, the others answer the key as it wrote
+   * it; and a retry after a failure further on (the notice) finds the revocation recorded. Every
+   * replica is told each time, in case it missed an earlier notice.
+   */
   async revokeKey(actor: Actor, id: string): Promise<PublicApiKey> {
-    const record = await this.visibleKey(actor, id);
-    if (record.revokedAt) {
-      // Already revoked: nothing changes, so nothing is audited; every replica is told again.
-      this.keys.forget(record.hash);
-      await this.repository.publish({ kind: 'key', hash: record.hash });
-      return publicView(record);
-    }
-    const revoked: ApiKeyRecord = { ...record, revokedAt: record.revokedAt ?? new Date().toISOString() };
-    // Revoked and audited in one write, so a retry after a failure further on (the notice) finds
-    // the revocation already recorded.
-    const entry = this.auditEntry(actor, 'key.revoke', id, { org: record.orgId, team: record.teamId, project: record.projectId });
-    await this.repository.saveKey(revoked, entry);
-    this.logAudit(entry);
-    this.keys.forget(record.hash);
-    await this.repository.publish({ kind: 'key', hash: record.hash });
-    return publicView(revoked);
+    const found = await this.visibleKey(actor, id);
+    const entry = this.auditEntry(actor, 'key.revoke', id, { org: found.orgId, team: found.teamId, project: found.projectId });
+    const outcome = found.revokedAt ? { record: found, revoked: false } : await this.repository.revokeKey(found.hash, new Date().toISOString(), entry);
+    if (!outcome) throw keyNotFound(id);
+    if (outcome.revoked) this.logAudit(entry);
+    this.keys.forget(found.hash);
+    await this.repository.publish({ kind: 'key', hash: found.hash });
+    return publicView(outcome.record);
   }
 
-  async listKeys(actor: Actor, filter: { org?: string | undefined; project?: string | undefined }): Promise<PublicApiKey[]> {
-    requireFilterInScope(actor, filter);
-    const keys = await this.repository.listKeys();
-    return keys
-      .filter((k) => inScope(actor, k.orgId, k.projectId))
-      .filter((k) => (!filter.org || k.orgId === filter.org) && (!filter.project || k.projectId === filter.project))
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
-      .map(publicView);
+  /**
+   * One page of issued keys, oldest first: `limit` keys after the key `after` (an id from an
+   * earlier page). The actor's scope narrows the filter; the store reads that page only.
+   */
+  async listKeys(actor: Actor, query: KeyListFilter & { limit: number; after?: string | undefined }): Promise<{ data: PublicApiKey[]; hasMore: boolean }> {
+    requireFilterInScope(actor, query);
+    const filter = { org: query.org ?? actor.org, project: query.project ?? actor.project };
+    const after = query.after === undefined ? undefined : await this.listCursor(actor, filter, query.after);
+    const page = await this.repository.listKeys({ ...filter, limit: query.limit, after });
+    return { data: page.records.filter((k) => inScope(actor, k.orgId, k.projectId)).map(publicView), hasMore: page.hasMore };
+  }
+
+  /** The key a page starts after: one of the same list, else the cursor is not one this list gave. */
+  private async listCursor(actor: Actor, filter: KeyListFilter, id: string): Promise<ApiKeyRecord> {
+    const record = await this.repository.keyById(id);
+    if (record && inScope(actor, record.orgId, record.projectId) && matchesFilter(record, filter)) return record;
+    throw new GatewayError('bad_request', `"after" must be the id of a key in this list; "${id}" is not.`, { param: 'after', code: 'invalid_value' });
   }
 
   async getKey(actor: Actor, id: string): Promise<PublicApiKey> {
@@ -254,7 +265,7 @@ export class AccessService {
   /** An issued key the actor may see; another scope's key is answered like a missing one. */
   private async visibleKey(actor: Actor, id: string): Promise<ApiKeyRecord> {
     const record = await this.repository.keyById(id);
-    if (!record || !inScope(actor, record.orgId, record.projectId)) throw new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id' });
+    if (!record || !inScope(actor, record.orgId, record.projectId)) throw keyNotFound(id);
     return record;
   }
 
@@ -270,7 +281,7 @@ export class AccessService {
   /** Returns the new team as the directory now holds it. */
   async addTeam(actor: Actor, orgId: string, entry: TenantEntry): Promise<TeamConfig> {
     this.requireTenantWriter(actor, orgId, 'add teams');
-    const org = this.requireOrg(orgId);
+    const org = await this.withTenantsOf(() => this.orgOrNotFound(orgId));
     if (org.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
     const team: TeamConfig = { id: entry.id, ...named(entry), limits: {}, projects: [] };
     const saved = await this.changeOrg(actor, 'team.create', entry.id, { org: orgId, team: entry.id }, (stored = { id: orgId, teams: [] }) => {
@@ -283,9 +294,12 @@ export class AccessService {
   /** Returns the new project as the directory now holds it. */
   async addProject(actor: Actor, orgId: string, teamId: string, entry: TenantEntry): Promise<ProjectConfig> {
     this.requireTenantWriter(actor, orgId, 'add projects');
-    const org = this.requireOrg(orgId);
-    const team = org.teams.find((t) => t.id === teamId);
-    if (!team) throw new GatewayError('not_found', `The team "${teamId}" does not exist in "${orgId}".`, { param: 'team' });
+    const { org, team } = await this.withTenantsOf(() => {
+      const known = this.orgOrNotFound(orgId);
+      const found = known.teams.find((t) => t.id === teamId);
+      if (!found) throw new GatewayError('not_found', `The team "${teamId}" does not exist in "${orgId}".`, { param: 'team' });
+      return { org: known, team: found };
+    });
     if (org.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
     const project: ProjectConfig = { id: entry.id, ...named(entry), limits: {} };
     const saved = await this.changeOrg(actor, 'project.create', entry.id, { org: orgId, team: teamId, project: entry.id }, (stored = { id: orgId, teams: [] }) => {
@@ -303,10 +317,26 @@ export class AccessService {
     requireInScope(actor, orgId);
   }
 
-  private requireOrg(orgId: string): OrgConfig {
+  private orgOrNotFound(orgId: string): OrgConfig {
     const org = this.tenants.org(orgId);
     if (!org) throw new GatewayError('not_found', `The organisation "${orgId}" does not exist.`, { param: 'org' });
     return org;
+  }
+
+  /**
+   * Runs a look-up in the tenant directory; if it answers 404, reloads the tenants once and runs it
+   * again. A tenant added a moment ago on another replica may not be announced here yet (pub/sub
+   * is not instant): without this, an admin write that follows its creation on another replica
+   * could 404.
+   */
+  private async withTenantsOf<T>(lookUp: () => T): Promise<T> {
+    try {
+      return lookUp();
+    } catch (error) {
+      if (!(error instanceof GatewayError) || error.kind !== 'not_found') throw error;
+      await this.reloadTenants();
+      return lookUp();
+    }
   }
 
   /** Changes the run-time part of an org (configuration keeps the rest), then tells every replica. */
@@ -317,7 +347,7 @@ export class AccessService {
     this.logAudit(entry);
     await this.reloadTenants();
     await this.repository.publish({ kind: 'tenants' });
-    return this.requireOrg(concerned.org);
+    return this.orgOrNotFound(concerned.org);
   }
 
   /**
@@ -356,6 +386,10 @@ export interface TenantEntry {
 
 function named(entry: TenantEntry): { name?: string; costCenter?: string } {
   return { ...(entry.name ? { name: entry.name } : {}), ...(entry.costCenter ? { costCenter: entry.costCenter } : {}) };
+}
+
+function keyNotFound(id: string): GatewayError {
+  return new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id' });
 }
 
 function alreadyExists(what: string, id: string): GatewayError {

@@ -35,8 +35,9 @@ export class KeyDirectory {
     this.hashKey = hashingKey(secret);
     for (const key of configKeys) this.configured.set(key.hash, fromConfig(key));
     for (const record of extra) this.configured.set(record.hash, record);
-    repository.onChange((change) => {
-      if (change.kind === 'key') this.forget(change.hash);
+    repository.onChange((event) => {
+      if (event.kind === 'key') this.forget(event.hash);
+      if (event.kind === 'resync') this.forgetAll();
     });
   }
 
@@ -57,6 +58,15 @@ export class KeyDirectory {
     this.cache.delete(hash);
     const inFlight = this.changesInFlight.get(hash);
     if (inFlight) inFlight.changes++;
+  }
+
+  /**
+   * Forgets every cached key, and distrusts every lookup in flight: revocations may have been
+   * published while this replica could not hear them (its pub/sub connection dropped).
+   */
+  forgetAll(): void {
+    this.cache.clear();
+    for (const inFlight of this.changesInFlight.values()) inFlight.changes++;
   }
 
   private async issued(hash: string): Promise<ApiKeyRecord | undefined> {

@@ -18,9 +18,19 @@ export function connectRedis(url: string): Redis {
   });
 }
 
-/** A second connection for pub/sub (a subscribed connection can run nothing else). */
+/**
+ * A second connection for pub/sub (a subscribed connection can run nothing else). Its owner
+ * subscribes on every 'ready' itself, not ioredis behind its back: only then does it know when the
+ * subscription is back, and that what was published meanwhile never arrived.
+ */
 export function connectSubscriber(url: string): Redis {
-  return new Redis(url, { lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: null, retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) });
+  return new Redis(url, {
+    lazyConnect: false,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    autoResubscribe: false,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+  });
 }
 
 /** Resolves once the connection is ready, or after `timeoutMs` (the fail mode covers the rest). */

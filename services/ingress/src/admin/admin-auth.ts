@@ -10,7 +10,11 @@ export interface AdminPrincipal {
   project?: string | undefined;
 }
 
-/** Admin keys from configuration (by keyed hash) plus the development admin key. */
+/**
+ * Admin keys from configuration (by keyed hash) plus the development admin key. Two entries with
+ * one hash are refused at construction (start-up): one would silently replace the other's role and
+ * scope. Configuration validation refuses them first; this also covers a generated key.
+ */
 export class AdminAuth {
   private readonly byHash = new Map<string, AdminPrincipal & { hash: string }>();
 
@@ -19,12 +23,15 @@ export class AdminAuth {
     keys: readonly AdminKeyConfig[],
     devKey: string | undefined,
   ) {
-    for (const key of keys) this.byHash.set(key.hash, { id: key.id, role: key.role, org: key.org, project: key.project, hash: key.hash });
-    if (devKey) {
-      const hash = hashApiKey(secret, devKey);
-      // Named without any of its characters: the audit log's actor is readable by scoped admin keys.
-      this.byHash.set(hash, { id: 'dev-admin', role: 'admin', hash });
-    }
+    for (const key of keys) this.add({ id: key.id, role: key.role, org: key.org, project: key.project, hash: key.hash });
+    // Named without any of its characters: the audit log's actor is readable by scoped admin keys.
+    if (devKey) this.add({ id: 'dev-admin', role: 'admin', hash: hashApiKey(secret, devKey) });
+  }
+
+  private add(entry: AdminPrincipal & { hash: string }): void {
+    const taken = this.byHash.get(entry.hash);
+    if (taken) throw new Error(`access.admin: the admin keys "${taken.id}" and "${entry.id}" are the same key (one keyed hash); each admin key must be a different key`);
+    this.byHash.set(entry.hash, entry);
   }
 
   authenticate(presented: string): AdminPrincipal | undefined {

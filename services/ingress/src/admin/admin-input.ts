@@ -22,7 +22,13 @@ export const issueKeyBody = z.strictObject({
 export const tenantBody = z.strictObject({ id, name: z.string().max(128).optional(), cost_center: z.string().min(1).max(128).optional() });
 
 // Strict like the report queries: a filter the route does not have (`?team=`) is a 400, not all rows.
-export const keyListQuery = z.strictObject({ org: id.optional(), project: id.optional() });
+export const keyListQuery = z.strictObject({
+  org: id.optional(),
+  project: id.optional(),
+  // Paginated as OpenAI's lists are: a page of `limit`, and the next one after its `last_id`.
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: z.string().min(1).max(128).optional(),
+});
 export const auditQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 
 /** Parses admin input; the first problem becomes a 400 naming the parameter. */

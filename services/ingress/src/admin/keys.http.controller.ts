@@ -32,10 +32,15 @@ export class KeysHttpController {
     return { ...view(record), key };
   }
 
+  /**
+   * One page of keys, oldest first, in OpenAI's list shape: `has_more`, and `first_id`/`last_id`
+   * (`null` on an empty page); the next page is `?after=<last_id>`.
+   */
   @Get()
   async list(@Req() req: FastifyRequest, @Query() query: unknown) {
-    const filter = parseInput(keyListQuery, query);
-    return { object: 'list', data: (await this.access.listKeys(adminOf(req), filter)).map(view) };
+    const page = await this.access.listKeys(adminOf(req), parseInput(keyListQuery, query));
+    const data = page.data.map(view);
+    return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore };
   }
 
   @Get(':id')

@@ -48,13 +48,16 @@ export const ADMIN_OPENAPI = {
         responses: { 201: ok('The key record and the key'), 400: error, 401: error, 403: error, 404: error },
       },
       get: {
-        summary: 'List issued keys (no secrets); a scoped key sees only its org (and project), and asking for another is 404',
+        summary:
+          'List issued keys (no secrets), oldest first, a page at a time: `{object: "list", data, first_id, last_id, has_more}`; the next page is `?after=<last_id>`. A scoped key sees only its org (and project), and asking for another is 404',
         ...roles('admin'),
         parameters: [
           { name: 'org', in: 'query', schema: { type: 'string' } },
           { name: 'project', in: 'query', schema: { type: 'string' } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          { name: 'after', in: 'query', schema: { type: 'string' }, description: 'The id of the last key of the previous page (its `last_id`)' },
         ],
-        responses: { 200: ok('Keys'), 401: error, 403: error, 404: error },
+        responses: { 200: ok('A page of keys'), 400: error, 401: error, 403: error, 404: error },
       },
     },
     '/admin/v1/keys/{id}': {

@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { createLogger } from '@openrouter/observability';
+import { ingressTestConfig } from '../test-config.testing';
+import { RedisAccessRepository, type AuditEntry } from './access.repository';
+import { AccessService, type Actor } from './access.service';
+import { hashApiKey } from './api-key';
+import { MemoryCounterStore } from './counter.store';
+import type { ApiKeyRecord, PublicApiKey } from './key-record';
+
+const SECRET = 'redis-access-spec-secret';
+const logger = createLogger('access-redis-spec', 'silent');
+const admin: Actor = { id: 'ops', role: 'admin' };
+const keyInput = { name: '', org: 'acme', allowedModels: [], limits: {}, metadata: {}, tags: {} };
+const config = ingressTestConfig({
+  access: {
+    keyHashSecret: SECRET,
+    orgs: [
+      { id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }, { id: 'ads' }] }] },
+      { id: 'initech', teams: [{ id: 'ops', projects: [{ id: 'search' }] }] },
+    ],
+  },
+});
+
+/** The redis-server the integration project's global setup started. */
+function redisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
+
+describe('the access store on Redis (redis-server)', () => {
+  const services: AccessService[] = [];
+  let control: Redis;
+
+  beforeAll(() => {
+    control = new Redis(redisUrl());
+  });
+  afterAll(async () => {
+    await Promise.all(services.map((s) => s.close()));
+    control.disconnect();
+  });
+
+  /** A replica of its own (own connections) on the keys under `prefix`. */
+  async function replica(prefix: string, orgLockWaitMs?: number): Promise<AccessService> {
+    const repository = new RedisAccessRepository(redisUrl(), prefix, orgLockWaitMs === undefined ? {} : { orgLockWaitMs });
+    expect(await repository.ready()).toBe(true);
+    const service = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
+    services.push(service);
+    await service.start();
+    return service;
+  }
+
+  const freshPrefix = (): string => `access-spec-${randomBytes(4).toString('hex')}:`;
+
+  async function auditActions(prefix: string): Promise<string[]> {
+    return (await control.lrange(`${prefix}audit`, 0, -1)).map((e) => (JSON.parse(e) as AuditEntry).action);
+  }
+
+  it('revokes a key once when replicas race to revoke it: one audit entry, and one revoked_at that every answer shows', async () => {
+    const prefix = freshPrefix();
+    const [a, b] = await Promise.all([replica(prefix), replica(prefix)]);
+    const { record } = await a!.issueKey(admin, keyInput);
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a! : b!).revokeKey(admin, record.id)));
+    const stored = await b!.getKey(admin, record.id);
+    expect(stored.revokedAt).toBeDefined();
+    expect(new Set(answers.map((k) => k.revokedAt))).toEqual(new Set([stored.revokedAt]));
+    expect(await auditActions(prefix)).toEqual(['key.revoke', 'key.issue']);
+  });
+
+  it("answers a change that waited out another's hold on the org's lock with a retryable tenant_busy, not as Redis unreachable", async () => {
+    const prefix = freshPrefix();
+    const access = await replica(prefix, 300);
+    await control.set(`${prefix}org-lock:acme`, 'another-request', 'PX', 60_000);
+    const busy = await access.addTeam(admin, 'acme', { id: 'late' }).catch((error: unknown) => error);
+    expect(busy).toMatchObject({ kind: 'overloaded', code: 'tenant_busy', retryable: true, message: 'The organisation "acme" is being changed by other requests. Please retry in a moment.' });
+    expect(await auditActions(prefix)).toEqual([]);
+    await control.del(`${prefix}org-lock:acme`);
+    await expect(access.addTeam(admin, 'acme', { id: 'late' })).resolves.toMatchObject({ id: 'late' });
+  });
+
+  it("waits out a lock whose holder died (it expires) instead of failing the change", async () => {
+    const prefix = freshPrefix();
+    const access = await replica(prefix);
+    await control.set(`${prefix}org-lock:acme`, 'a-replica-that-died', 'PX', 500);
+    await expect(access.addTeam(admin, 'acme', { id: 'patient' })).resolves.toMatchObject({ id: 'patient' });
+  });
+
+  describe('key lists', () => {
+    const places = [{ org: 'acme' }, { org: 'acme', project: 'search' }, { org: 'acme', project: 'ads' }, { org: 'initech', project: 'search' }];
+
+    /** Every page of a list, following `after` from each page's last key. */
+    async function allPages(access: AccessService, actor: Actor, filter: { org?: string; project?: string }, limit: number): Promise<PublicApiKey[][]> {
+      const pages: PublicApiKey[][] = [];
+      for (let after: string | undefined; ; ) {
+        const page = await access.listKeys(actor, { ...filter, limit, after });
+        pages.push(page.data);
+        if (!page.hasMore) return pages;
+        after = page.data.at(-1)?.id;
+      }
+    }
+
+    /** A key as a version without list indexes stored it: the record and its id, nothing else. */
+    async function storeUnindexed(prefix: string, i: number): Promise<ApiKeyRecord> {
+      const hash = hashApiKey(SECRET, `sk-or-v1-legacy-${i}`);
+      const place = places[i % places.length]!;
+      const record: ApiKeyRecord = {
+        ...{ id: `key_${hash.slice(0, 16)}`, hash, prefix: 'sk-or-v1-legac', name: `legacy${i}`, orgId: place.org, teamId: '', projectId: place.project ?? '', appId: '' },
+        ...{ allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(), source: 'issued' },
+      };
+      await control.multi().set(`${prefix}key:${hash}`, JSON.stringify(record)).hset(`${prefix}key-ids`, record.id, hash).exec();
+      return record;
+    }
+
+    const byPosition = (a: { createdAt: string; id: string }, b: { createdAt: string; id: string }): number => a.createdAt.localeCompare(b.createdAt) || (a.id < b.id ? -1 : 1);
+
+    it('pages a few hundred keys: complete, disjoint, oldest first, keys stored before the indexes existed included; scoped admins see their scope only', async () => {
+      const prefix = freshPrefix();
+      const legacy: ApiKeyRecord[] = [];
+      for (let i = 0; i < 60; i++) legacy.push(await storeUnindexed(prefix, i));
+      const [a, b] = await Promise.all([replica(prefix), replica(prefix)]);
+      const issued: PublicApiKey[] = [];
+      for (let i = 0; i < 240; i++) issued.push((await (i % 2 ? a! : b!).issueKey(admin, { ...keyInput, name: `k${i}`, ...places[i % places.length] })).record);
+      const every = [...legacy, ...issued].sort(byPosition);
+
+      const pages = await allPages(a!, admin, {}, 64);
+      expect(pages.map((p) => p.length)).toEqual([64, 64, 64, 64, 44]);
+      expect(pages.flat().map((k) => k.id)).toEqual(every.map((k) => k.id));
+      expect(new Set(pages.flat().map((k) => k.id)).size).toBe(300);
+
+      const acmeAdmin: Actor = { id: 'acme-ops', role: 'admin', org: 'acme' };
+      expect((await allPages(b!, acmeAdmin, {}, 50)).flat().map((k) => k.id)).toEqual(every.filter((k) => k.orgId === 'acme').map((k) => k.id));
+      const searchAdmin: Actor = { id: 'search-ops', role: 'admin', org: 'acme', project: 'search' };
+      const search = await allPages(b!, searchAdmin, {}, 20);
+      expect(search.flat().map((k) => k.id)).toEqual(every.filter((k) => k.orgId === 'acme' && k.projectId === 'search').map((k) => k.id));
+      expect(search.slice(0, -1).every((p) => p.length === 20)).toBe(true);
+      expect((await allPages(a!, admin, { project: 'search' }, 41)).flat().map((k) => k.id)).toEqual(every.filter((k) => k.projectId === 'search').map((k) => k.id));
+      expect((await allPages(a!, admin, { org: 'initech' }, 1000)).flat().map((k) => k.id)).toEqual(every.filter((k) => k.orgId === 'initech').map((k) => k.id));
+
+      // A key stored without its indexes later (a replica still on the old version) is listed too.
+      const late = await storeUnindexed(prefix, 61);
+      const all = (await allPages(a!, admin, {}, 1000)).flat();
+      expect(all).toHaveLength(301);
+      expect(all.map((k) => k.id)).toContain(late.id);
+    }, 60_000);
+  });
+});
