@@ -18,6 +18,7 @@ const INITECH_ADMIN_KEY = 'sk-or-admin-initech-e2e-key-000000000000';
 const BILLING_ADMIN_KEY = 'sk-or-admin-billing-e2e-key-000000000000';
 const LIMITED_KEY = 'sk-or-v1-limited-config-key-0000000000000000';
 const TOKEN_KEY = 'sk-or-v1-token-limited-config-key-00000000000';
+const CAPPED_KEYS = ['sk-or-v1-capped-org-config-key-a-0000000000', 'sk-or-v1-capped-org-config-key-b-0000000000'] as const;
 const PROMPT_MARKER = 'purple-elephant-prompt-marker-4711';
 
 interface Json {
@@ -54,10 +55,13 @@ describe('access layer end to end', () => {
             { id: 'default', teams: [{ id: 'default', projects: [{ id: 'default' }] }] },
             { id: 'acme', costCenter: 'CC-100', teams: [{ id: 'platform', costCenter: 'CC-200', projects: [{ id: 'search', costCenter: 'CC-300' }, { id: 'ads' }] }] },
             { id: 'initech', teams: [{ id: 'ops', projects: [{ id: 'billing' }, { id: 'payroll' }] }] },
+            { id: 'capped', limits: { rpm: 3 }, teams: [{ id: 'all', projects: [{ id: 'north' }, { id: 'south' }] }] },
           ],
           keys: [
             { id: 'limited', hash: hashApiKey(SECRET, LIMITED_KEY), org: 'acme', project: 'search', limits: { rpm: 12 } },
             { id: 'tokens', hash: hashApiKey(SECRET, TOKEN_KEY), org: 'acme', project: 'ads', limits: { tpm: 200 } },
+            { id: 'capped-north', hash: hashApiKey(SECRET, CAPPED_KEYS[0]), org: 'capped', project: 'north', limits: { rpm: 100 } },
+            { id: 'capped-south', hash: hashApiKey(SECRET, CAPPED_KEYS[1]), org: 'capped', project: 'south' },
           ],
         };
       },
@@ -157,7 +161,7 @@ describe('access layer end to end', () => {
     const unlimited = { rpm: null, tpm: null };
     await expect(admin('POST', '/tenants', TEST_ADMIN_KEY, { id: 'globex', name: 'Globex', cost_center: 'CC-500' })).resolves.toEqual({
       status: 201,
-      json: { object: 'organization', id: 'globex', name: 'Globex', cost_center: 'CC-500', teams: [] },
+      json: { object: 'organization', id: 'globex', name: 'Globex', cost_center: 'CC-500', limits: unlimited, teams: [] },
     });
     await expect(admin('POST', '/tenants/acme/teams', TEST_ADMIN_KEY, { id: 'research' })).resolves.toEqual({
       status: 201,
@@ -178,10 +182,11 @@ describe('access layer end to end', () => {
     expect(tenants.status).toBe(200);
     expect(tenants.json['object']).toBe('list');
     const data = tenants.json['data'] as Json[];
-    expect(data.find((o) => o['id'] === 'globex')).toEqual({ object: 'organization', id: 'globex', name: 'Globex', cost_center: 'CC-500', teams: [] });
+    expect(data.find((o) => o['id'] === 'globex')).toEqual({ object: 'organization', id: 'globex', name: 'Globex', cost_center: 'CC-500', limits: unlimited, teams: [] });
     // Entries added at run time may come before or after the declared ones: compare as sets.
     const acme = data.find((o) => o['id'] === 'acme');
-    expect(acme).toEqual({ object: 'organization', id: 'acme', name: null, cost_center: 'CC-100', teams: expect.any(Array) as unknown });
+    expect(acme).toEqual({ object: 'organization', id: 'acme', name: null, cost_center: 'CC-100', limits: unlimited, teams: expect.any(Array) as unknown });
+    expect(data.find((o) => o['id'] === 'capped')).toMatchObject({ limits: { rpm: 3, tpm: null } });
     const teams = acme?.['teams'] as Json[];
     expect(teams).toHaveLength(2);
     expect(teams).toEqual(
@@ -288,6 +293,21 @@ describe('access layer end to end', () => {
       expect(byUnscoped).not.toHaveProperty('actor_org');
       expect(new Set(projectView.map((e) => `${String(e.details['org'])}/${String(e.details['project'])}`))).toEqual(new Set(['initech/billing']));
     });
+  });
+
+  it("limits an organisation across all its keys and projects, whatever a key's own limit", async () => {
+    const [north, south] = CAPPED_KEYS.map((apiKey) => gw.client({ apiKey, maxRetries: 0 }));
+    const ask = (client: OpenAI | undefined) => client!.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    await ask(north);
+    await ask(south);
+    const { response } = await ask(north);
+    // The organisation's limit is the tightest: it is the one the headers describe.
+    expect(response.headers.get('x-ratelimit-limit-requests')).toBe('3');
+    expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    const refused = ask(south);
+    await expect(refused).rejects.toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
+    await expect(refused).rejects.toThrow(/on org capped: limit 3/);
+    await expect(ask(north)).rejects.toMatchObject({ status: 429 });
   });
 
   it('limits requests per minute with OpenAI headers, a 429 with Retry-After, and honours the reset', async () => {

@@ -19,7 +19,7 @@ export const teamSchema = z.object({
   limits: limitsSchema.prefault({}),
   projects: z.array(projectSchema).default([]),
 });
-export const orgSchema = z.object({ id: identifier, name: z.string().optional(), costCenter, teams: z.array(teamSchema).default([]) });
+export const orgSchema = z.object({ id: identifier, name: z.string().optional(), costCenter, limits: limitsSchema.prefault({}), teams: z.array(teamSchema).default([]) });
 export type OrgConfig = z.infer<typeof orgSchema>;
 export type TeamConfig = z.infer<typeof teamSchema>;
 export type ProjectConfig = z.infer<typeof projectSchema>;
@@ -92,10 +92,11 @@ export const accessSchema = z.object({
     .object({
       /** What happens when Redis cannot be reached: `open` lets traffic through (and says so), `closed` refuses it. */
       failMode: z.enum(['open', 'closed']).default('open'),
-      /** Default limits for every key, project and team that sets none. */
+      /** Default limits for every key, project, team and organisation that sets none. */
       key: limitsSchema.prefault({}),
       project: limitsSchema.prefault({}),
       team: limitsSchema.prefault({}),
+      org: limitsSchema.prefault({}),
       /** Per model id a request names, across all tenants (aliases, `auto` and fallbacks are not charged to their members: see docs/access.md). */
       models: z.record(z.string(), limitsSchema).default({}),
     })

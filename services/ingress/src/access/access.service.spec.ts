@@ -124,13 +124,13 @@ describe('AccessService admin changes', () => {
     const repository = new MemoryAccessRepository();
     const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
     await access.start();
-    await storedElsewhere(repository, { id: 'fresh', teams: [] });
+    await storedElsewhere(repository, { id: 'fresh', limits: {}, teams: [] });
     await expect(access.issueKey(admin, { ...keyInput, org: 'fresh' })).resolves.toMatchObject({ record: { orgId: 'fresh' } });
 
-    await storedElsewhere(repository, { id: 'newer', teams: [] });
+    await storedElsewhere(repository, { id: 'newer', limits: {}, teams: [] });
     await expect(access.addTeam(admin, 'newer', { id: 'search' })).resolves.toMatchObject({ id: 'search' });
 
-    await storedElsewhere(repository, { id: 'newest', teams: [{ id: 'ml', limits: {}, projects: [] }] });
+    await storedElsewhere(repository, { id: 'newest', limits: {}, teams: [{ id: 'ml', limits: {}, projects: [] }] });
     await expect(access.addProject(admin, 'newest', 'ml', { id: 'ranking' })).resolves.toMatchObject({ id: 'ranking' });
 
     // A tenant that exists nowhere is still 404, after that one reload.
@@ -147,7 +147,7 @@ describe('AccessService admin changes', () => {
     // Another replica revokes the key and adds an org; neither notice reaches this one.
     const stored = await repository.findKey(access.keys.hash(key));
     await repository.saveKey({ ...stored!, revokedAt: new Date().toISOString() });
-    await storedElsewhere(repository, { id: 'unheard', teams: [] });
+    await storedElsewhere(repository, { id: 'unheard', limits: {}, teams: [] });
     expect(await access.authenticate(key, 'r2', {})).toBeDefined();
 
     repository.resync();
@@ -175,7 +175,7 @@ describe('AccessService admin changes', () => {
     const started = access.start();
     await until(() => repository.waiting === 1);
     // Another replica adds a team while this one's read is under way, and announces it.
-    await repository.updateOrg('acme', (stored) => ({ id: 'acme', ...stored, teams: [...(stored?.teams ?? []), { id: 'late', limits: {}, projects: [] }] }));
+    await repository.updateOrg('acme', (stored) => ({ id: 'acme', limits: {}, ...stored, teams: [...(stored?.teams ?? []), { id: 'late', limits: {}, projects: [] }] }));
     await repository.publish({ kind: 'tenants' });
     repository.answer();
     await started;

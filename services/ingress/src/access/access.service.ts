@@ -171,6 +171,8 @@ export class AccessService {
     const scopes: Array<[ApplicableLimit['scope'], string, Limits]> = [['key', record.id, effectiveLimits(record.limits, this.defaults.key)]];
     if (context.projectId) scopes.push(['project', `${context.orgId}/${context.projectId}`, effectiveLimits(placement.projectLimits, this.defaults.project)]);
     if (context.teamId) scopes.push(['team', `${context.orgId}/${context.teamId}`, effectiveLimits(placement.teamLimits, this.defaults.team)]);
+    // The organisation's limit holds whatever its keys, teams and projects have of their own.
+    scopes.push(['org', context.orgId, effectiveLimits(placement.orgLimits, this.defaults.org)]);
     // Own entries only: a request naming `constructor` names no model with limits.
     const modelLimits = Object.hasOwn(this.defaults.models, model) ? this.defaults.models[model] : undefined;
     if (modelLimits) scopes.push(['model', model, modelLimits]);
@@ -274,7 +276,7 @@ export class AccessService {
     if (this.tenants.org(entry.id)) throw alreadyExists('organisation', entry.id);
     return this.changeOrg(actor, 'org.create', entry.id, { org: entry.id }, (stored) => {
       if (stored) throw alreadyExists('organisation', entry.id);
-      return { id: entry.id, ...named(entry), teams: [] };
+      return { id: entry.id, ...named(entry), limits: {}, teams: [] };
     });
   }
 
@@ -284,7 +286,7 @@ export class AccessService {
     const org = await this.withTenantsOf(() => this.orgOrNotFound(orgId));
     if (org.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
     const team: TeamConfig = { id: entry.id, ...named(entry), limits: {}, projects: [] };
-    const saved = await this.changeOrg(actor, 'team.create', entry.id, { org: orgId, team: entry.id }, (stored = { id: orgId, teams: [] }) => {
+    const saved = await this.changeOrg(actor, 'team.create', entry.id, { org: orgId, team: entry.id }, (stored = { id: orgId, limits: {}, teams: [] }) => {
       if (stored.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
       return { ...stored, teams: [...stored.teams, team] };
     });
@@ -302,7 +304,7 @@ export class AccessService {
     });
     if (org.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
     const project: ProjectConfig = { id: entry.id, ...named(entry), limits: {} };
-    const saved = await this.changeOrg(actor, 'project.create', entry.id, { org: orgId, team: teamId, project: entry.id }, (stored = { id: orgId, teams: [] }) => {
+    const saved = await this.changeOrg(actor, 'project.create', entry.id, { org: orgId, team: teamId, project: entry.id }, (stored = { id: orgId, limits: {}, teams: [] }) => {
       if (stored.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
       // A team from the configuration gets its run-time part on its first project.
       const teams = stored.teams.some((t) => t.id === teamId) ? stored.teams : [...stored.teams, { ...team, projects: [] }];

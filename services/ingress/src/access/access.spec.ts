@@ -107,8 +107,8 @@ describe('tenant directory', () => {
   it('adds run-time teams and projects without overriding configuration', () => {
     const directory = new TenantDirectory(config.orgs);
     directory.replaceRuntime([
-      { id: 'acme', costCenter: 'IGNORED', teams: [{ id: 'platform', limits: {}, projects: [{ id: 'new', limits: {} }] }, { id: 'research', limits: {}, projects: [] }] },
-      { id: 'beta', teams: [] },
+      { id: 'acme', costCenter: 'IGNORED', limits: {}, teams: [{ id: 'platform', limits: {}, projects: [{ id: 'new', limits: {} }] }, { id: 'research', limits: {}, projects: [] }] },
+      { id: 'beta', limits: {}, teams: [] },
     ]);
     expect(directory.org('acme')?.costCenter).toBe('CC-1');
     expect(directory.org('acme')?.teams.map((t) => t.id).sort()).toEqual(['ops', 'platform', 'research']);

@@ -2,7 +2,7 @@ import { GatewayError } from '@openrouter/errors';
 import type { CounterCharge, CounterStore } from './counter.store';
 import type { GcraOutcome } from './gcra';
 
-export type LimitScope = 'key' | 'project' | 'team' | 'model';
+export type LimitScope = 'key' | 'project' | 'team' | 'org' | 'model';
 export type LimitKind = 'requests' | 'tokens';
 
 /** One limit that applies to a request. */
@@ -27,7 +27,7 @@ const WINDOW_MS = 60_000;
 const NOTHING: Admission = { headers: {}, settle: async () => undefined };
 
 /**
- * Requests and tokens per minute, per key, project, team and model, checked all at once.
+ * Requests and tokens per minute, per key, project, team, organisation and model, checked all at once.
  * Redis trouble is handled by the fail mode: `open` lets the request through (reported via
  * `onStoreFailure`), `closed` refuses it with 503.
  */

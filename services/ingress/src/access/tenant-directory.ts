@@ -10,6 +10,7 @@ export interface TenantPlacement {
   costCenter: string;
   teamLimits: Limits;
   projectLimits: Limits;
+  orgLimits: Limits;
 }
 
 /**
@@ -62,6 +63,7 @@ export class TenantDirectory {
       costCenter: project?.costCenter ?? owner?.costCenter ?? org?.costCenter ?? orgId,
       teamLimits: owner?.limits ?? {},
       projectLimits: project?.limits ?? {},
+      orgLimits: org?.limits ?? {},
     };
   }
 }

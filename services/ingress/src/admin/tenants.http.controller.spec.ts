@@ -7,6 +7,7 @@ const acme = orgSchema.parse({
   id: 'acme',
   name: 'Acme',
   costCenter: 'CC-100',
+  limits: { tpm: 5000 },
   teams: [
     { id: 'platform', costCenter: 'CC-200', limits: { rpm: 600 }, projects: [{ id: 'search', name: 'Search', costCenter: 'CC-300', limits: { tpm: 9000 } }, { id: 'ads' }] },
     { id: 'research', projects: [{ id: 'papers' }] },
@@ -28,6 +29,7 @@ describe('tenant views', () => {
       id: 'acme',
       name: 'Acme',
       cost_center: 'CC-100',
+      limits: { rpm: null, tpm: 5000 },
       teams: [
         {
           object: 'team',
@@ -59,7 +61,7 @@ describe('tenant views', () => {
     expect(teamViewSchema.safeParse(teamView(acme.teams[0]!)).success).toBe(true);
     expect(projectViewSchema.safeParse(projectView(acme.teams[0]!.projects[0]!)).success).toBe(true);
     const schemas = ADMIN_OPENAPI.components.schemas;
-    expect(Object.keys(schemas.Organization.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'teams']);
+    expect(Object.keys(schemas.Organization.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'teams']);
     expect(Object.keys(schemas.Team.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'projects']);
     expect(Object.keys(schemas.Project.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits']);
     const paths = ADMIN_OPENAPI.paths as Record<string, { get?: unknown; post?: unknown }>;

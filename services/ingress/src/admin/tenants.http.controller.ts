@@ -60,14 +60,14 @@ const entryFields = {
 };
 export const projectViewSchema = z.strictObject({ object: z.literal('project'), ...entryFields, limits: limitsViewSchema });
 export const teamViewSchema = z.strictObject({ object: z.literal('team'), ...entryFields, limits: limitsViewSchema, projects: z.array(projectViewSchema) });
-export const orgViewSchema = z.strictObject({ object: z.literal('organization'), ...entryFields, teams: z.array(teamViewSchema) });
+export const orgViewSchema = z.strictObject({ object: z.literal('organization'), ...entryFields, limits: limitsViewSchema, teams: z.array(teamViewSchema) });
 export type ProjectView = z.infer<typeof projectViewSchema>;
 export type TeamView = z.infer<typeof teamViewSchema>;
 export type OrgView = z.infer<typeof orgViewSchema>;
 type LimitsView = z.infer<typeof limitsViewSchema>;
 
 export function orgView(org: OrgConfig): OrgView {
-  return { object: 'organization', id: org.id, name: org.name ?? null, cost_center: org.costCenter ?? null, teams: org.teams.map(teamView) };
+  return { object: 'organization', id: org.id, name: org.name ?? null, cost_center: org.costCenter ?? null, limits: limitsView(org.limits), teams: org.teams.map(teamView) };
 }
 
 export function teamView(team: TeamConfig): TeamView {
