@@ -31,6 +31,7 @@ export const SIMULATED_PROVIDERS: { readonly [T in ProviderType]: SimulatedProvi
       region: 'us-east-1',
       baseUrl: url,
       credentials: { accessKeyId: 'AKIDSIMULATED', secretAccessKey: apiKey },
+      thinking: 'adaptive',
       headers: {},
       timeoutMs: 1500,
     }),

@@ -85,6 +85,13 @@ export const bedrockProvider = z.object({
     secretAccessKey: z.string().min(1),
     sessionToken: z.string().optional(),
   }),
+  /**
+   * How `reasoning_effort` turns extended thinking on for Claude models, as the `anthropic`
+   * provider's setting does: `adaptive` (`thinking: {type: "adaptive"}` with `output_config.effort`
+   * in `additionalModelRequestFields`; Claude 4.6 and later) or `budget` (`thinking: {type:
+   * "enabled", budget_tokens}`; Claude 4.5 and earlier).
+   */
+  thinking: z.enum(['adaptive', 'budget']).default('adaptive'),
   ...common,
 });
 

@@ -7,6 +7,7 @@ import type { PacedFrame } from '../core/stream-pacer';
 import { countPromptTokens, splitIntoTokenPieces } from '../core/token-counter';
 import { synthesizeToolArguments } from '../core/tool-argument-synthesizer';
 import type { ConverseContentBlock, ConverseMessage, ConverseRequest, ConverseTool } from './bedrock-request-schemas';
+import { type PlannedReasoning, planReasoning, reasoningContentOf } from './bedrock-thinking';
 
 export type BedrockStopReason = 'end_turn' | 'stop_sequence' | 'max_tokens' | 'tool_use';
 
@@ -17,7 +18,10 @@ export interface ConversePlan {
   toolUse: { toolUseId: string; name: string; input: Record<string, unknown> } | undefined;
   stopReason: BedrockStopReason;
   inputTokens: number;
+  /** Reasoning and answer tokens together, as Bedrock bills them. */
   outputTokens: number;
+  /** Claude's reasoning block, first in the answer, when the request turned extended thinking on. */
+  reasoning?: PlannedReasoning | undefined;
 }
 
 export type ConversePlanResult = { ok: true; plan: ConversePlan } | { ok: false; message: string };
@@ -46,9 +50,10 @@ function lastText(messages: readonly ConverseMessage[]): string {
 /**
  * The complete answer to a Converse request, before anything is written. It follows the
  * OpenAI planner: forced tools answer with synthesized arguments, a tool result is answered in
- * text, a system prompt asking for a JSON object gets one, stop sequences and maxTokens cut.
+ * text, a system prompt asking for a JSON object gets one, stop sequences and maxTokens cut. A
+ * Claude model (`anthropic.` in `modelId`) asked to think reasons first, within maxTokens.
  */
-export function planConverse(request: ConverseRequest, behaviour: Behaviour, seed: number, ids: SeededRandom): ConversePlanResult {
+export function planConverse(request: ConverseRequest, behaviour: Behaviour, seed: number, ids: SeededRandom, modelId = ''): ConversePlanResult {
   const system = (request.system ?? []).flatMap((s) => (s.text !== undefined ? [s.text] : []));
   const promptTokens = countPromptTokens([...system.map((t) => [t]), ...request.messages.map((m) => m.content.flatMap(blockTexts))]);
   if (promptTokens > behaviour.contextWindow) return { ok: false, message: INPUT_TOO_LONG };
@@ -77,10 +82,12 @@ export function planConverse(request: ConverseRequest, behaviour: Behaviour, see
 
   const userText = lastText(request.messages);
   const seedText = answeringToolResult ? `${userText}\u0000${last?.content.flatMap(blockTexts).join('\n') ?? ''}` : userText;
+  const reasoning = planReasoning(request, /\banthropic\./.test(modelId), seed, seedText, userText);
+  const reasoningTokens = reasoning?.tokens ?? 0;
   let natural = generateReplyPieces(seed, seedText, behaviour.completionTokens, answeringToolResult ? TOOL_RESULT_OPENING : []);
   if (system.some((t) => /\bJSON object\b/i.test(t))) natural = splitIntoTokenPieces(JSON.stringify({ reply: natural.join('') })).pieces;
   const stops = request.inferenceConfig?.stopSequences ?? [];
-  const content = finalizeContent(natural, { maxTokens, stop: stops });
+  const content = finalizeContent(natural, { maxTokens: maxTokens === undefined ? undefined : maxTokens - reasoningTokens, stop: stops });
   // finalizeContent reports "stop" for a stop-sequence cut too; a shorter text tells them apart.
   const cutByStop = content.finishReason === 'stop' && content.text !== natural.join('');
   return {
@@ -91,7 +98,8 @@ export function planConverse(request: ConverseRequest, behaviour: Behaviour, see
       toolUse: undefined,
       stopReason: content.finishReason === 'length' ? 'max_tokens' : cutByStop ? 'stop_sequence' : 'end_turn',
       inputTokens: promptTokens,
-      outputTokens: content.completionTokens,
+      outputTokens: reasoningTokens + content.completionTokens,
+      ...(reasoning ? { reasoning } : {}),
     },
   };
 }
@@ -113,7 +121,8 @@ function usage(plan: ConversePlan): Record<string, number> {
 }
 
 export function converseBody(plan: ConversePlan, latencyMs: number): unknown {
-  const content = plan.toolUse ? [{ toolUse: plan.toolUse }] : [{ text: plan.text ?? '' }];
+  const answer = plan.toolUse ? { toolUse: plan.toolUse } : { text: plan.text ?? '' };
+  const content = plan.reasoning ? [{ reasoningContent: reasoningContentOf(plan.reasoning) }, answer] : [answer];
   return { output: { message: { role: 'assistant', content } }, stopReason: plan.stopReason, usage: usage(plan), metrics: { latencyMs } };
 }
 
@@ -150,19 +159,39 @@ export function exceptionFrame(exceptionType: string, message: string): Uint8Arr
   });
 }
 
-/** The whole ConverseStream answer: text answers have no contentBlockStart, tool uses do. */
+/**
+ * The whole ConverseStream answer: text answers have no contentBlockStart, tool uses do. Claude's
+ * reasoning comes first, at index 0 without a start: one text delta per token, then the signature
+ * in one delta (or the redacted bytes in one delta); the answer follows at index 1, its token
+ * steps after the reasoning's, so pacing spends the thinking time even when its text is omitted.
+ */
 export function converseStreamFrames(plan: ConversePlan, latencyMs: number): PacedFrame[] {
   const frames: PacedFrame[] = [{ text: frameText(eventFrame('messageStart', { role: 'assistant' }, 7)) }];
+  const reasoning = plan.reasoning;
+  if (reasoning) frames.push(...reasoningFrames(reasoning));
+  const index = reasoning ? 1 : 0;
+  const firstStep = reasoning?.tokens ?? 0;
   if (plan.toolUse) {
-    frames.push({ text: frameText(eventFrame('contentBlockStart', { contentBlockIndex: 0, start: { toolUse: { toolUseId: plan.toolUse.toolUseId, name: plan.toolUse.name } } }, 11)) });
+    frames.push({ text: frameText(eventFrame('contentBlockStart', { contentBlockIndex: index, start: { toolUse: { toolUseId: plan.toolUse.toolUseId, name: plan.toolUse.name } } }, 11)) });
   }
-  plan.pieces.forEach((piece, step) => {
+  plan.pieces.forEach((piece, at) => {
     const delta = plan.toolUse ? { toolUse: { input: piece } } : { text: piece };
-    frames.push({ text: frameText(eventFrame('contentBlockDelta', { contentBlockIndex: 0, delta }, step)), tokenStep: step });
+    const step = firstStep + at;
+    frames.push({ text: frameText(eventFrame('contentBlockDelta', { contentBlockIndex: index, delta }, step)), tokenStep: step });
   });
-  frames.push({ text: frameText(eventFrame('contentBlockStop', { contentBlockIndex: 0 }, 5)) });
+  frames.push({ text: frameText(eventFrame('contentBlockStop', { contentBlockIndex: index }, 5)) });
   frames.push({ text: frameText(eventFrame('messageStop', { stopReason: plan.stopReason }, 9)) });
   frames.push({ text: frameText(eventFrame('metadata', { usage: usage(plan), metrics: { latencyMs } }, 3)) });
+  return frames;
+}
+
+function reasoningFrames(reasoning: PlannedReasoning): PacedFrame[] {
+  const delta = (reasoningContent: Record<string, unknown>, padTo: number): string => frameText(eventFrame('contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent } }, padTo));
+  const frames: PacedFrame[] =
+    reasoning.type === 'redacted'
+      ? [{ text: delta({ redactedContent: reasoning.data }, 13) }]
+      : [...reasoning.pieces.map((piece, step) => ({ text: delta({ text: piece }, step), tokenStep: step })), { text: delta({ signature: reasoning.signature }, 13) }];
+  frames.push({ text: frameText(eventFrame('contentBlockStop', { contentBlockIndex: 0 }, 5)) });
   return frames;
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { checkClaudeThinking } from './bedrock-thinking';
 
 /** Converse request bodies as Bedrock validates them (the parts the simulator reads). */
 const imageBlock = z.looseObject({
@@ -7,6 +8,11 @@ const imageBlock = z.looseObject({
 });
 /** Converse's pattern for tool use ids, on toolUse and toolResult alike. */
 const toolUseId = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, "Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+ with length 1 to 64");
+/** Claude's thinking handed back: a union, so exactly one of signed text and redacted bytes (base64). */
+const reasoningContent = z.union([
+  z.strictObject({ reasoningText: z.looseObject({ text: z.string(), signature: z.string().optional() }) }),
+  z.strictObject({ redactedContent: z.string().min(1) }),
+]);
 const toolResultContent = z.looseObject({ text: z.string().optional(), json: z.unknown().optional(), image: imageBlock.optional() });
 const contentBlock = z.looseObject({
   text: z.string().optional(),
@@ -16,6 +22,7 @@ const contentBlock = z.looseObject({
     .looseObject({ toolUseId, content: z.array(toolResultContent), status: z.enum(['success', 'error']).optional() })
     .optional(),
   cachePoint: z.looseObject({ type: z.string() }).optional(),
+  reasoningContent: reasoningContent.optional(),
 });
 export type ConverseContentBlock = z.infer<typeof contentBlock>;
 
@@ -55,8 +62,9 @@ export type ConverseRequest = z.infer<typeof converseRequestSchema>;
 /**
  * The checks Converse makes beyond the body's shape, in its own words: text blocks must hold
  * more than whitespace, tool blocks need a toolConfig, and Claude models (which apply Anthropic's
- * rules) refuse a final assistant message ending in whitespace and whitespace-only stop
- * sequences. Undefined when the request passes.
+ * rules) refuse a final assistant message ending in whitespace, whitespace-only stop sequences
+ * and requests that break the extended thinking rules (bedrock-thinking.ts). Undefined when the
+ * request passes.
  */
 export function converseRuleViolation(request: ConverseRequest, modelId: string): string | undefined {
   let usesTools = false;
@@ -78,7 +86,7 @@ export function converseRuleViolation(request: ConverseRequest, modelId: string)
   if (claude && (request.inferenceConfig?.stopSequences ?? []).some((stop) => stop.trim() === '')) {
     return 'The model returned the following errors: stop_sequences: each stop sequence must contain non-whitespace';
   }
-  return undefined;
+  return claude ? checkClaudeThinking(request) : undefined;
 }
 
 export const titanEmbeddingSchema = z.looseObject({

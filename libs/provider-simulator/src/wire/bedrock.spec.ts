@@ -4,7 +4,7 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import { request } from 'undici';
-import { type RunningSimulator, startSimulator } from '../index';
+import { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature, type RunningSimulator, startSimulator } from '../index';
 
 const SECRET = 'wire-spec-secret';
 const MODEL_PATH = '/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0';
@@ -218,6 +218,97 @@ describe('Bedrock wire format over HTTP', () => {
       ],
     });
     expect(response.status).toBe(200);
+  });
+
+  describe('extended thinking (Claude)', () => {
+    type Reasoning = { reasoningText?: { text: string; signature: string }; redactedContent?: string };
+    type Answer = { output: { message: { content: { reasoningContent?: Reasoning; text?: string }[] } }; usage: { outputTokens: number } };
+    const adaptive = { additionalModelRequestFields: { thinking: { type: 'adaptive' }, output_config: { effort: 'high' } } };
+    const budget = (budget_tokens: number, maxTokens?: number) => ({
+      additionalModelRequestFields: { thinking: { type: 'enabled', budget_tokens } },
+      ...(maxTokens === undefined ? {} : { inferenceConfig: { maxTokens } }),
+    });
+    const lookup = { tools: [{ toolSpec: { name: 'lookup', inputSchema: { json: { type: 'object' } } } }] };
+    const signed = (text: string) => ({ reasoningContent: { reasoningText: { text, signature: anthropicThinkingSignature(text) } } });
+    const toolTurn = (assistantFirst: Record<string, unknown>[]) => [
+      { role: 'user', content: [{ text: 'Go' }] },
+      { role: 'assistant', content: [...assistantFirst, { toolUse: { toolUseId: 't1', name: 'lookup', input: {} } }] },
+      { role: 'user', content: [{ toolResult: { toolUseId: 't1', content: [{ text: 'found' }] } }] },
+    ];
+
+    it('answers with a signed reasoningContent block first, its tokens billed as output; other models ignore the field', async () => {
+      const plain = (await converse()).json() as unknown as Answer;
+      const response = await converse(adaptive);
+      expect(response.status).toBe(200);
+      const body = response.json() as unknown as Answer;
+      const [reasoning, answer, ...rest] = body.output.message.content;
+      expect(rest).toEqual([]);
+      const text = reasoning?.reasoningContent?.reasoningText?.text ?? '';
+      expect(text.length).toBeGreaterThan(0);
+      expect(reasoning?.reasoningContent).toEqual({ reasoningText: { text, signature: anthropicThinkingSignature(text) } });
+      expect(answer).toEqual(plain.output.message.content[0]);
+      expect(body.usage.outputTokens).toBe(plain.usage.outputTokens + 24);
+
+      const nova = await post('/model/amazon.nova-pro-v1%3A0/converse', { messages: [{ role: 'user', content: [{ text: 'Hello' }] }], ...adaptive });
+      expect((nova.json() as unknown as Answer).output.message.content.map(Object.keys)).toEqual([['text']]);
+    });
+
+    it('streams the reasoning at index 0 (text deltas, then the signature), then the answer at index 1', async () => {
+      const plain = (await converse(adaptive)).json() as unknown as Answer;
+      const list = frames((await converse(adaptive, true)).bytes);
+      expect(list.map((f) => f.headers[':event-type']).filter((t) => t === 'contentBlockStart')).toEqual([]);
+      const deltas = list.filter((f) => f.headers[':event-type'] === 'contentBlockDelta').map((f) => f.payload as { contentBlockIndex: number; delta: { reasoningContent?: Record<string, string>; text?: string } });
+      const reasoning = deltas.filter((d) => d.contentBlockIndex === 0).map((d) => d.delta.reasoningContent ?? {});
+      const expected = plain.output.message.content[0]?.reasoningContent?.reasoningText;
+      expect(reasoning.flatMap((r) => (r['text'] === undefined ? [] : [r['text']])).join('')).toBe(expected?.text);
+      expect(reasoning[reasoning.length - 1]).toEqual({ signature: expected?.signature });
+      expect(deltas.filter((d) => d.contentBlockIndex === 1).map((d) => d.delta.text).join('')).toBe(plain.output.message.content[1]?.text);
+      const stops = list.filter((f) => f.headers[':event-type'] === 'contentBlockStop').map((f) => f.payload['contentBlockIndex']);
+      expect(stops).toEqual([0, 1]);
+      expect(list[list.length - 1]?.payload).toMatchObject({ usage: plain.usage });
+    });
+
+    it('thinks within a budget, omits the text on display omitted, redacts on the trigger string, and skips thinking at effort low', async () => {
+      const small = (await converse(budget(1024, 1100))).json() as unknown as Answer;
+      expect(small.output.message.content[0]?.reasoningContent?.reasoningText?.text.length).toBeGreaterThan(0);
+      const omitted = (await converse({ additionalModelRequestFields: { thinking: { type: 'adaptive', display: 'omitted' } } })).json() as unknown as Answer;
+      expect(omitted.output.message.content[0]?.reasoningContent).toEqual({ reasoningText: { text: '', signature: anthropicThinkingSignature('') } });
+      const trigger = { messages: [{ role: 'user', content: [{ text: `Think about ${ANTHROPIC_REDACTED_THINKING_TRIGGER}` }] }] };
+      const redacted = (await converse({ ...trigger, ...adaptive })).json() as unknown as Answer;
+      expect(redacted.output.message.content[0]?.reasoningContent).toEqual({ redactedContent: expect.stringMatching(/^[A-Za-z0-9+/]+=*$/) });
+      const list = frames((await converse({ ...trigger, ...adaptive }, true)).bytes);
+      const first = list.find((f) => f.headers[':event-type'] === 'contentBlockDelta')?.payload;
+      expect(first).toMatchObject({ contentBlockIndex: 0, delta: { reasoningContent: { redactedContent: redacted.output.message.content[0]?.reasoningContent?.redactedContent } } });
+      const low = (await converse({ additionalModelRequestFields: { thinking: { type: 'adaptive' }, output_config: { effort: 'low' } } })).json() as unknown as Answer;
+      expect(low.output.message.content.map(Object.keys)).toEqual([['text']]);
+    });
+
+    it.each([
+      ['a budget under 1024', budget(1000), 'thinking.budget_tokens: Input should be greater than or equal to 1024'],
+      ['a budget not under maxTokens', budget(2048, 2048), '`max_tokens` must be greater than `thinking.budget_tokens`'],
+      ['a temperature other than 1', { ...adaptive, inferenceConfig: { temperature: 0.5 } }, '`temperature` may only be set to 1 when thinking is enabled or in adaptive mode'],
+      ['a top_p below 0.95', { ...adaptive, inferenceConfig: { topP: 0.5 } }, '`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled'],
+      ['top_k', { additionalModelRequestFields: { ...adaptive.additionalModelRequestFields, top_k: 5 } }, '`top_k` must be unset when thinking is enabled'],
+      ['a forced tool choice', { ...adaptive, toolConfig: { ...lookup, toolChoice: { any: {} } } }, 'Thinking may not be enabled when tool_choice forces tool use.'],
+      ['an invalid signature', { ...adaptive, toolConfig: lookup, messages: toolTurn([{ reasoningContent: { reasoningText: { text: 'Edited.', signature: anthropicThinkingSignature('Original.') } } }]) }, 'messages.1.content.0: Invalid `signature` in `thinking` block'],
+      ['a budgeted tool turn without its reasoning', { ...budget(1024, 2048), toolConfig: lookup, messages: toolTurn([]) }, 'messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use`.'],
+    ])('refuses %s with ValidationException, in Claude\'s words', async (_name, body, message) => {
+      const response = await converse(body);
+      expect(response.status).toBe(400);
+      expect(String(response.headers['x-amzn-errortype'])).toMatch(/^ValidationException/);
+      const expected = `The model returned the following errors: ${message}`;
+      expect(String(response.json()['message']).slice(0, expected.length)).toBe(expected);
+    });
+
+    it('accepts handed-back reasoning (signed or redacted) on a tool turn, and an adaptive tool turn without it', async () => {
+      for (const first of [[signed('Look it up.')], [{ reasoningContent: { redactedContent: 'ZW5jcnlwdGVk' } }]]) {
+        const response = await converse({ ...budget(1024, 2048), toolConfig: lookup, messages: toolTurn(first) });
+        expect(response.status).toBe(200);
+      }
+      expect((await converse({ ...adaptive, toolConfig: lookup, messages: toolTurn([]) })).status).toBe(200);
+      const both = await converse({ toolConfig: lookup, messages: toolTurn([{ reasoningContent: { reasoningText: { text: 'x', signature: 's' }, redactedContent: 'eA==' } }]) });
+      expect(both.status).toBe(400);
+    });
   });
 
   it('sends an exception frame mid-stream for an http_error fault with afterTokens', async () => {

@@ -143,7 +143,7 @@ const converse = (stream: boolean): WireHandler => async (exchange, runtime) => 
   if (!parsed.success) return sendError(exchange, 400, 'ValidationException', describeValidation(parsed.error), requestId);
   const violation = converseRuleViolation(parsed.data, prepared.modelId);
   if (violation !== undefined) return sendError(exchange, 400, 'ValidationException', violation, requestId);
-  const result = planConverse(parsed.data, prepared.behaviour, runtime.seed, runtime.ids);
+  const result = planConverse(parsed.data, prepared.behaviour, runtime.seed, runtime.ids, prepared.modelId);
   if (!result.ok) return sendError(exchange, 400, 'ValidationException', result.message, requestId);
   const latencyMs = Math.round(prepared.behaviour.latencyMs + prepared.behaviour.ttftMs);
   const fault = prepared.midResponseFault;

@@ -2,7 +2,7 @@ import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import { ImageSource } from '../image-source';
-import { JSON_OBJECT_INSTRUCTION, JSON_RESPONSE_TOOL, toConverseRequest } from './bedrock-request';
+import { DEFAULT_ANSWER_TOKENS, JSON_OBJECT_INSTRUCTION, JSON_RESPONSE_TOOL, toConverseRequest } from './bedrock-request';
 import fixture from './fixtures/converse-request.fixture.json';
 
 const loader = new ImageSource().loader({ signal: new AbortController().signal });
@@ -262,5 +262,125 @@ describe('Converse request translation', () => {
     expect(body.messages[2]?.content).toEqual([
       { toolResult: { toolUseId: 't1', content: [{ text: 'chart:' }, { image: { format: 'png', source: { bytes: 'iVBORw0KGgo=' } } }] } },
     ]);
+  });
+});
+
+describe('Converse request translation: extended thinking (Claude)', () => {
+  const CLAUDE = 'us.anthropic.claude-sonnet-4-6';
+  const claude = async (body: Record<string, unknown>, options: { model?: string; thinking?: 'adaptive' | 'budget' } = {}) =>
+    (await toConverseRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], ...body }), loader, options.model ?? CLAUDE, { thinking: options.thinking ?? 'adaptive' })).body;
+  const thought = { type: 'thinking', thinking: 'Look it up.', signature: 'c2lnbmF0dXJl' };
+  const redacted = { type: 'redacted_thinking', data: 'ZW5jcnlwdGVk' };
+  const toolTurn = (assistantExtra: Record<string, unknown>) => [
+    { role: 'user', content: 'Find it' },
+    { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'lookup', arguments: '{"q":"x"}' } }], ...assistantExtra },
+    { role: 'tool', tool_call_id: 't1', content: 'found' },
+  ];
+
+  it('turns reasoning_effort into adaptive thinking with output_config.effort for Claude ids, profiles and ARNs, merged with the client fields', async () => {
+    const body = await claude({ reasoning_effort: 'minimal', max_completion_tokens: 500, additionalModelRequestFields: { anthropic_beta: ['context-1m-2025-08-07'] } });
+    expect(body.additionalModelRequestFields).toEqual({ anthropic_beta: ['context-1m-2025-08-07'], thinking: { type: 'adaptive' }, output_config: { effort: 'low' } });
+    expect(body.inferenceConfig).toEqual({ maxTokens: 500 });
+    const arn = await claude({ reasoning_effort: 'max' }, { model: 'arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-opus-4-6-v1' });
+    expect(arn.additionalModelRequestFields).toEqual({ thinking: { type: 'adaptive' }, output_config: { effort: 'max' } });
+    // An effort the client set in output_config wins; its other keys stay.
+    const own = await claude({ reasoning_effort: 'high', additionalModelRequestFields: { output_config: { effort: 'medium', format: { type: 'json_schema' } } } });
+    expect(own.additionalModelRequestFields).toEqual({ thinking: { type: 'adaptive' }, output_config: { effort: 'medium', format: { type: 'json_schema' } } });
+    // Models other than Claude: dropped, as before (even a value Claude would refuse).
+    for (const model of ['amazon.nova-pro-v1:0', 'us.deepseek.r1-v1:0']) {
+      const other = await claude({ reasoning_effort: 'extreme', temperature: 0.3 }, { model });
+      expect(other.additionalModelRequestFields).toBeUndefined();
+      expect(other.inferenceConfig).toEqual({ temperature: 0.3 });
+    }
+  });
+
+  it('budget style: the budget fits under the limit the client set, gets room on top without one, and is off when the limit is too small', async () => {
+    const capped = await claude({ reasoning_effort: 'medium', max_completion_tokens: 2000 }, { thinking: 'budget' });
+    expect(capped.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 1999 } });
+    expect(capped.inferenceConfig).toEqual({ maxTokens: 2000 });
+    const open = await claude({ reasoning_effort: 'high' }, { thinking: 'budget' });
+    expect(open.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 24576 } });
+    expect(open.inferenceConfig).toEqual({ maxTokens: DEFAULT_ANSWER_TOKENS + 24576 });
+    const tooSmall = await claude({ reasoning_effort: 'low', max_tokens: 1000, temperature: 0.2 }, { thinking: 'budget' });
+    expect(tooSmall.additionalModelRequestFields).toBeUndefined();
+    expect(tooSmall.inferenceConfig).toEqual({ maxTokens: 1000, temperature: 0.2 });
+  });
+
+  it("sends the client's own thinking as given, over reasoning_effort (which still sets an adaptive effort); disabled leaves thinking off", async () => {
+    const enabled = await claude({ reasoning_effort: 'high', additionalModelRequestFields: { thinking: { type: 'enabled', budget_tokens: 2048 } } });
+    expect(enabled.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 2048 } });
+    expect(enabled.inferenceConfig).toEqual({ maxTokens: DEFAULT_ANSWER_TOKENS + 2048 });
+    const adaptive = await claude({ reasoning_effort: 'medium', additionalModelRequestFields: { thinking: { type: 'adaptive', display: 'omitted' } } }, { thinking: 'budget' });
+    expect(adaptive.additionalModelRequestFields).toEqual({ thinking: { type: 'adaptive', display: 'omitted' }, output_config: { effort: 'medium' } });
+    const disabled = await claude({ reasoning_effort: 'high', temperature: 0.2, additionalModelRequestFields: { thinking: { type: 'disabled' } } });
+    expect(disabled.additionalModelRequestFields).toEqual({ thinking: { type: 'disabled' } });
+    expect(disabled.inferenceConfig).toEqual({ temperature: 0.2 });
+  });
+
+  it('with thinking on, drops a temperature other than 1, a top_p below 0.95 and top_k', async () => {
+    const dropped = await claude({ reasoning_effort: 'high', temperature: 0.2, top_p: 0.5, additionalModelRequestFields: { top_k: 40 } });
+    expect(dropped.inferenceConfig).toBeUndefined();
+    expect(dropped.additionalModelRequestFields).toEqual({ thinking: { type: 'adaptive' }, output_config: { effort: 'high' } });
+    const kept = await claude({ reasoning_effort: 'high', temperature: 1, top_p: 0.95 });
+    expect(kept.inferenceConfig).toEqual({ temperature: 1, topP: 0.95 });
+    const off = await claude({ temperature: 0.2, top_p: 0.5, additionalModelRequestFields: { top_k: 40 } });
+    expect(off).toMatchObject({ inferenceConfig: { temperature: 0.2, topP: 0.5 }, additionalModelRequestFields: { top_k: 40 } });
+  });
+
+  it('refuses a forced tool choice with thinking on (required, a named tool, json_schema), naming the parameter that turned it on', async () => {
+    const forced: [Record<string, unknown>, string, RegExp][] = [
+      [{ reasoning_effort: 'low', tools: [TOOL], tool_choice: 'required' }, 'reasoning_effort', /forces a tool call/],
+      [{ reasoning_effort: 'low', tools: [TOOL], tool_choice: { type: 'function', function: { name: 'lookup' } } }, 'reasoning_effort', /forces a tool call/],
+      [{ reasoning_effort: 'low', response_format: { type: 'json_schema', json_schema: { name: 'a', schema: { type: 'object' } } } }, 'reasoning_effort', /response_format/],
+      [{ additionalModelRequestFields: { thinking: { type: 'adaptive' } }, tools: [TOOL], tool_choice: 'required' }, 'additionalModelRequestFields', /forces a tool call/],
+    ];
+    for (const [body, param, message] of forced) {
+      const error = await rejection(claude(body));
+      expect(error).toMatchObject({ kind: 'bad_request', param, code: 'unsupported_parameter' });
+      expect(error.message).toMatch(message);
+    }
+    // auto, and json_object (an instruction, not a forced tool), are fine.
+    await expect(claude({ reasoning_effort: 'low', tools: [TOOL], tool_choice: 'auto', response_format: { type: 'json_object' } })).resolves.toMatchObject({ toolConfig: { toolChoice: { auto: {} } } });
+  });
+
+  it('refuses a reasoning_effort Claude has no level for', async () => {
+    await expect(rejection(claude({ reasoning_effort: 'extreme' }))).resolves.toMatchObject({ kind: 'bad_request', param: 'reasoning_effort', code: 'invalid_value' });
+  });
+
+  it('hands thinking_blocks back first in the assistant turn as reasoningContent, and leaves them out when thinking is off', async () => {
+    const on = await claude({ reasoning_effort: 'high', tools: [TOOL], messages: toolTurn({ reasoning_content: 'Look it up.', thinking_blocks: [redacted, thought] }) });
+    expect(on.messages[1]).toEqual({
+      role: 'assistant',
+      content: [
+        { reasoningContent: { redactedContent: 'ZW5jcnlwdGVk' } },
+        { reasoningContent: { reasoningText: { text: 'Look it up.', signature: 'c2lnbmF0dXJl' } } },
+        { toolUse: { toolUseId: 't1', name: 'lookup', input: { q: 'x' } } },
+      ],
+    });
+    expect(on.additionalModelRequestFields).toEqual({ thinking: { type: 'adaptive' }, output_config: { effort: 'high' } });
+    const withText = await claude({ reasoning_effort: 'high', messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b', thinking_blocks: [thought] }, { role: 'user', content: 'c' }] });
+    expect(withText.messages[1]?.content).toEqual([{ reasoningContent: { reasoningText: { text: 'Look it up.', signature: 'c2lnbmF0dXJl' } } }, { text: 'b' }]);
+    const off = await claude({ tools: [TOOL], messages: toolTurn({ thinking_blocks: [thought] }) });
+    expect(off.messages[1]?.content).toEqual([{ toolUse: { toolUseId: 't1', name: 'lookup', input: { q: 'x' } } }]);
+    const notClaude = await claude({ reasoning_effort: 'high', tools: [TOOL], messages: toolTurn({ thinking_blocks: [thought] }) }, { model: 'amazon.nova-pro-v1:0' });
+    expect(notClaude.messages[1]?.content).toEqual([{ toolUse: { toolUseId: 't1', name: 'lookup', input: { q: 'x' } } }]);
+  });
+
+  it('sends a tool turn whose thinking was not handed back without thinking, which Claude would refuse otherwise', async () => {
+    const effort = await claude({ reasoning_effort: 'high', temperature: 0.2, tools: [TOOL], tool_choice: 'required', messages: toolTurn({}) });
+    expect(effort.additionalModelRequestFields).toBeUndefined();
+    expect(effort.inferenceConfig).toEqual({ temperature: 0.2 });
+    expect(effort.toolConfig?.toolChoice).toEqual({ any: {} });
+    const own = await claude({ tools: [TOOL], messages: toolTurn({}), additionalModelRequestFields: { thinking: { type: 'enabled', budget_tokens: 2048 }, anthropic_beta: ['x'] } });
+    expect(own.additionalModelRequestFields).toEqual({ anthropic_beta: ['x'] });
+    expect(own.inferenceConfig).toBeUndefined();
+  });
+
+  it('refuses thinking_blocks that are not the blocks an answer carried', async () => {
+    const bad = [[{ type: 'thinking', thinking: 'x' }], [{ type: 'redacted_thinking', data: '' }], 'text'];
+    for (const blocks of bad) {
+      const error = await rejection(claude({ tools: [TOOL], messages: toolTurn({ thinking_blocks: blocks }) }));
+      expect(error).toMatchObject({ kind: 'bad_request', param: 'messages[1].thinking_blocks', code: 'invalid_value' });
+    }
   });
 });

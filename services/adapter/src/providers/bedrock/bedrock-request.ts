@@ -1,5 +1,7 @@
+import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { type AnthropicThinkingBlock, MIN_THINKING_BUDGET, THINKING_BUDGETS } from '../anthropic/anthropic-request';
 import type { InlineImage } from '../image-source';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, partText, safeToolId, trimFinalAssistant } from '../message-content';
 
@@ -9,7 +11,12 @@ export type BedrockContentBlock =
   | { text: string }
   | { image: { format: BedrockImageFormat; source: { bytes: string } } }
   | { toolUse: { toolUseId: string; name: string; input: Record<string, unknown> } }
-  | { toolResult: { toolUseId: string; content: BedrockToolResultContent[]; status?: 'success' | 'error' } };
+  | { toolResult: { toolUseId: string; content: BedrockToolResultContent[]; status?: 'success' | 'error' } }
+  | BedrockReasoningBlock;
+/** Claude's thinking in a Converse message: readable text with its signature, or redacted (base64 bytes). */
+export interface BedrockReasoningBlock {
+  reasoningContent: { reasoningText: { text: string; signature: string } } | { redactedContent: string };
+}
 export type BedrockToolResultContent = { text: string } | { image: { format: BedrockImageFormat; source: { bytes: string } } };
 export interface BedrockMessage {
   role: 'user' | 'assistant';
@@ -37,6 +44,15 @@ export interface ConverseTranslation {
 /** Fetches an image part's bytes (data URL or http(s)); the adapter passes `loadImage`. */
 export type ImageLoader = (url: string) => Promise<InlineImage>;
 
+export interface ConverseOptions {
+  /**
+   * How `reasoning_effort` turns extended thinking on for Claude models (the provider's `thinking`
+   * setting): `adaptive` (`thinking: {type: "adaptive"}` with `output_config.effort`; Claude 4.6
+   * and later) or `budget` (`thinking: {type: "enabled", budget_tokens}`; Claude 4.5 and earlier).
+   */
+  thinking?: 'adaptive' | 'budget';
+}
+
 /** The tool that carries a `json_schema` answer; a name no client tool is likely to use. */
 export const JSON_RESPONSE_TOOL = 'json_response';
 export const JSON_OBJECT_INSTRUCTION = 'Respond with a single valid JSON object only, with no text before or after it.';
@@ -54,14 +70,26 @@ function badRequest(message: string, param: string): GatewayError {
   return new GatewayError('bad_request', message, { param, code: 'unsupported_parameter' });
 }
 
+function invalid(message: string, param: string): GatewayError {
+  return new GatewayError('bad_request', message, { param, code: 'invalid_value' });
+}
+
+/**
+ * Anthropic's Claude models, by foundation model id, inference profile (`us.anthropic.claude-…`) or
+ * ARN. They take Anthropic's own parameters (`thinking`, `output_config`) in
+ * `additionalModelRequestFields` and apply Anthropic's rules.
+ */
+export const isClaudeModel = (modelId: string): boolean => /\banthropic\.claude/.test(modelId);
+
 /**
  * The canonical request as a Converse body. Parameters Converse has no slot for are either
  * dropped (sampling hints that change nothing essential) or refused with a 400 naming the
  * parameter (asks the gateway cannot honour); docs/providers/bedrock.md lists each.
  */
-export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageLoader, upstreamModel = ''): Promise<ConverseTranslation> {
+export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageLoader, upstreamModel = '', options: ConverseOptions = {}): Promise<ConverseTranslation> {
   refuseUnsupported(r);
-  const { system, messages } = await translateMessages(r.messages, loadImage);
+  const claude = isClaudeModel(upstreamModel);
+  const { system, messages } = await translateMessages(r.messages, loadImage, claude);
   const body: ConverseBody = { messages };
 
   const inference: NonNullable<ConverseBody['inferenceConfig']> = {};
@@ -72,7 +100,7 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   // Claude models apply Anthropic's rule: a whitespace-only stop sequence ("\n") is refused; they are left out there.
   const stops = /\banthropic\./.test(upstreamModel) ? r.stop.filter(nonBlank) : r.stop;
   if (stops.length > 0) inference.stopSequences = [...stops];
-  if (Object.keys(inference).length > 0) body.inferenceConfig = inference;
+  body.inferenceConfig = inference;
 
   const format = r.responseFormat?.type;
   if (format === 'json_object') system.push({ text: JSON_OBJECT_INSTRUCTION });
@@ -83,6 +111,16 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   if (toolConfig) body.toolConfig = toolConfig;
 
   Object.assign(body, passthrough(r.extraJson));
+  const thinking = claude ? applyThinking(r, body, inference, options.thinking ?? 'adaptive') : undefined;
+  if (thinking) {
+    refuseForcedTools(r, body, jsonTool !== undefined, thinking);
+    // With thinking on, Claude takes temperature 1 only and top_p from 0.95: other values are dropped.
+    if (inference.temperature !== undefined && inference.temperature !== 1) delete inference.temperature;
+    if (inference.topP !== undefined && inference.topP < MIN_THINKING_TOP_P) delete inference.topP;
+  } else {
+    for (const turn of messages) turn.content = turn.content.filter((b) => !isReasoning(b));
+  }
+  if (Object.keys(inference).length === 0) delete body.inferenceConfig;
   return { body, jsonTool: jsonTool?.toolSpec.name };
 }
 
@@ -109,7 +147,7 @@ function parseObject(json: string): Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 }
 
-async function translateMessages(source: readonly chatv1.Message[], loadImage: ImageLoader): Promise<{ system: { text: string }[]; messages: BedrockMessage[] }> {
+async function translateMessages(source: readonly chatv1.Message[], loadImage: ImageLoader, claude: boolean): Promise<{ system: { text: string }[]; messages: BedrockMessage[] }> {
   const system: { text: string }[] = [];
   const turns: BedrockMessage[] = [];
   const push = (role: BedrockMessage['role'], content: BedrockContentBlock[]): void => {
@@ -132,7 +170,7 @@ async function translateMessages(source: readonly chatv1.Message[], loadImage: I
         push('user', await userContent(m, where, loadImage));
         break;
       case 'assistant':
-        push('assistant', assistantContent(m, where));
+        push('assistant', assistantContent(m, where, claude));
         break;
       case 'tool':
         push('user', [await toolResult(m, where, loadImage)]);
@@ -192,7 +230,7 @@ async function image(url: string, loadImage: ImageLoader): Promise<{ format: Bed
   return { format, source: { bytes: loaded.base64 } };
 }
 
-function assistantContent(m: chatv1.Message, where: string): BedrockContentBlock[] {
+function assistantContent(m: chatv1.Message, where: string, claude: boolean): BedrockContentBlock[] {
   const blocks: BedrockContentBlock[] = [];
   if (m.text !== undefined && nonBlank(m.text)) blocks.push({ text: m.text });
   else if (m.parts) {
@@ -203,6 +241,8 @@ function assistantContent(m: chatv1.Message, where: string): BedrockContentBlock
     }
   }
   if (blocks.length === 0 && m.refusal !== undefined && nonBlank(m.refusal)) blocks.push({ text: m.refusal });
+  // Claude's thinking handed back (as this adapter's answers carry it) goes first, as the model wrote it.
+  if (claude && (blocks.length > 0 || m.toolCalls.length > 0)) blocks.unshift(...thinkingBlocksOf(m, where));
   m.toolCalls.forEach((call, j) => {
     blocks.push({ toolUse: { toolUseId: toolId(call.id), name: call.function?.name ?? '', input: toolInput(call.function?.arguments ?? '', `${where}.tool_calls[${j}]`) } });
   });
@@ -296,4 +336,117 @@ function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undef
   if (choice?.mode === 'required') return { tools, toolChoice: { any: {} } };
   // Unset means Bedrock's default (auto); models without tool-choice support accept that form only.
   return choice?.mode === 'auto' ? { tools, toolChoice: { auto: {} } } : { tools };
+}
+
+/** A block of Claude's thinking as an answer carries it (`thinking_blocks`) and a client hands it back. */
+const thinkingBlockSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1) }),
+  z.strictObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) }),
+]);
+
+/** Converse's form of a thinking block: `reasoningText` with its signature, or the redacted bytes (base64, as JSON carries a blob). */
+function reasoningBlockOf(block: AnthropicThinkingBlock): BedrockReasoningBlock {
+  return block.type === 'thinking' ? { reasoningContent: { reasoningText: { text: block.thinking, signature: block.signature } } } : { reasoningContent: { redactedContent: block.data } };
+}
+
+/** A message's `thinking_blocks` (an extra field: OpenAI has no slot for them), checked, as Converse blocks. */
+function thinkingBlocksOf(m: chatv1.Message, where: string): BedrockReasoningBlock[] {
+  const value = m.extraJson ? parseObject(m.extraJson)['thinking_blocks'] : undefined;
+  if (value === undefined || value === null) return [];
+  const parsed = z.array(thinkingBlockSchema).safeParse(value);
+  if (!parsed.success) {
+    throw invalid('"thinking_blocks" must be the list of thinking blocks an answer of this model carried: {type: "thinking", thinking, signature} or {type: "redacted_thinking", data}, unchanged.', `${where}.thinking_blocks`);
+  }
+  return parsed.data.map(reasoningBlockOf);
+}
+
+const isReasoning = (b: BedrockContentBlock): b is BedrockReasoningBlock => 'reasoningContent' in b;
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** With thinking on, Claude refuses `topP` below this. */
+const MIN_THINKING_TOP_P = 0.95;
+/** Room for the answer on top of a thinking budget when the client set no limit (the `anthropic` provider's default `defaultMaxTokens`). */
+export const DEFAULT_ANSWER_TOKENS = 4096;
+/** `reasoning_effort` as Claude's `output_config.effort` (adaptive style). */
+const THINKING_EFFORTS: Readonly<Record<string, string>> = { minimal: 'low', low: 'low', medium: 'medium', high: 'high', xhigh: 'xhigh', max: 'max' };
+
+/** Which request parameter turned thinking on, for the errors that name it. */
+type ThinkingSource = 'reasoning_effort' | 'additionalModelRequestFields';
+
+/**
+ * Extended thinking for a Claude model, in `additionalModelRequestFields` (merged with the
+ * client's own): the client's `thinking` there (sent as given), or `reasoning_effort` (`none`
+ * leaves it off) in the provider's style. Budget style: the effort's budget, within a limit the
+ * client set (it bounds thinking and answer together, as OpenAI's does) or on top of
+ * DEFAULT_ANSWER_TOKENS when it set none; a limit too small for the smallest budget leaves
+ * thinking off. Thinking also stays off for a request continuing a tool turn whose thinking was
+ * not handed back (`thinking_blocks`), which Claude would refuse. Returns what turned it on.
+ */
+function applyThinking(r: chatv1.ChatRequest, body: ConverseBody, inference: NonNullable<ConverseBody['inferenceConfig']>, style: 'adaptive' | 'budget'): ThinkingSource | undefined {
+  const sent = body['additionalModelRequestFields'];
+  const fields: Record<string, unknown> = isObject(sent) ? { ...sent } : {};
+  const own = fields['thinking'];
+  const effort = r.reasoningEffort;
+  const limit = inference.maxTokens;
+  let source: ThinkingSource;
+  let thinking: Record<string, unknown>;
+  let maxTokens: number | undefined;
+  if (own !== undefined && own !== null) {
+    const type = isObject(own) ? own['type'] : undefined;
+    if (type !== 'enabled' && type !== 'adaptive') return undefined;
+    source = 'additionalModelRequestFields';
+    thinking = own as Record<string, unknown>;
+    const budget = thinking['budget_tokens'];
+    if (type === 'enabled' && typeof budget === 'number' && limit === undefined) maxTokens = DEFAULT_ANSWER_TOKENS + budget;
+  } else {
+    if (effort === undefined || effort === 'none') return undefined;
+    if (THINKING_EFFORTS[effort] === undefined) throw invalid(`"reasoning_effort" must be one of none, ${Object.keys(THINKING_EFFORTS).join(', ')} for this model.`, 'reasoning_effort');
+    source = 'reasoning_effort';
+    if (style === 'adaptive') thinking = { type: 'adaptive' };
+    else {
+      const wanted = THINKING_BUDGETS[effort] ?? THINKING_BUDGETS['high'] ?? MIN_THINKING_BUDGET;
+      const budget = limit === undefined ? wanted : Math.min(wanted, limit - 1);
+      if (budget < MIN_THINKING_BUDGET) return undefined;
+      if (limit === undefined) maxTokens = DEFAULT_ANSWER_TOKENS + budget;
+      thinking = { type: 'enabled', budget_tokens: budget };
+    }
+  }
+  if (!toolTurnKeepsThinking(body.messages)) {
+    if (source === 'additionalModelRequestFields') {
+      delete fields['thinking'];
+      if (Object.keys(fields).length > 0) body['additionalModelRequestFields'] = fields;
+      else delete body['additionalModelRequestFields'];
+    }
+    return undefined;
+  }
+  if (maxTokens !== undefined) inference.maxTokens = maxTokens;
+  fields['thinking'] = thinking;
+  const level = effort === undefined ? undefined : THINKING_EFFORTS[effort];
+  const output = fields['output_config'];
+  // The effort steers adaptive thinking; an effort the client set in output_config wins.
+  if (thinking['type'] === 'adaptive' && level !== undefined && (output === undefined || isObject(output))) fields['output_config'] = { effort: level, ...output };
+  // Claude refuses top_k with thinking on; it can only have come in the client's own fields.
+  delete fields['top_k'];
+  body['additionalModelRequestFields'] = fields;
+  return source;
+}
+
+/**
+ * A request answering tool results continues the assistant turn that called the tools; with
+ * thinking on, Claude wants that turn to start with the thinking it was given.
+ */
+function toolTurnKeepsThinking(turns: readonly BedrockMessage[]): boolean {
+  const last = turns[turns.length - 1];
+  if (last?.role !== 'user' || !last.content.some((b) => 'toolResult' in b)) return true;
+  const first = turns[turns.length - 2]?.content[0];
+  return first !== undefined && isReasoning(first);
+}
+
+/** Claude refuses thinking together with a toolChoice that forces a call (`any`, `tool`), which json_schema answers use too. */
+function refuseForcedTools(r: chatv1.ChatRequest, body: ConverseBody, jsonAnswer: boolean, source: ThinkingSource): void {
+  const choice = body.toolConfig?.toolChoice;
+  if (choice === undefined || 'auto' in choice) return;
+  const clientForced = r.toolChoice?.functionName !== undefined || r.toolChoice?.mode === 'required';
+  const what = jsonAnswer && !clientForced ? '"response_format" (a JSON answer)' : 'a "tool_choice" that forces a tool call';
+  throw badRequest(`Extended thinking ("${source}") cannot be combined with ${what} on this model.`, source);
 }

@@ -44,9 +44,47 @@ describe('Converse response translation', () => {
     expect(completion.choices[0]).toMatchObject({ finishReason: 'stop', message: { content: '{"ok":true}', toolCalls: [] } });
   });
 
-  it('carries reasoning text as reasoning_content', () => {
-    const json = { output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: 'Think.', signature: 's' } } }, { text: 'Done.' }] } }, stopReason: 'end_turn' };
-    expect(fromConverseResponse(json, ctx).choices[0]?.message).toMatchObject({ content: 'Done.', extraJson: '{"reasoning_content":"Think."}' });
+  it("carries Claude's reasoning as reasoning_content and thinking_blocks with the signature, so a tool turn can hand it back", () => {
+    const json = {
+      output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: 'Think.', signature: 'c2lnbmF0dXJl' } } }, { text: 'Done.' }] } },
+      stopReason: 'end_turn',
+    };
+    const message = toOpenAICompletion(fromConverseResponse(json, ctx), 'm')['choices'] as { message: Record<string, unknown> }[];
+    expect(message[0]?.message).toEqual({
+      role: 'assistant',
+      content: 'Done.',
+      refusal: null,
+      reasoning_content: 'Think.',
+      thinking_blocks: [{ type: 'thinking', thinking: 'Think.', signature: 'c2lnbmF0dXJl' }],
+    });
+    // Other models' reasoning (DeepSeek, …) is unsigned: text only, no block to hand back.
+    const unsigned = { ...json, output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: 'Think.' } } }, { text: 'Done.' }] } } };
+    expect(fromConverseResponse(unsigned, ctx).choices[0]?.message).toMatchObject({ content: 'Done.', extraJson: '{"reasoning_content":"Think."}' });
+  });
+
+  it("gives Claude's redacted reasoning as a redacted_thinking block, with the tool calls it led to", () => {
+    const json = {
+      output: {
+        message: {
+          role: 'assistant',
+          content: [
+            { reasoningContent: { redactedContent: 'ZW5jcnlwdGVk' } },
+            { reasoningContent: { reasoningText: { text: 'Then the tool.', signature: 'c2ln' } } },
+            { toolUse: { toolUseId: 'tooluse_1', name: 'lookup', input: { q: 'x' } } },
+          ],
+        },
+      },
+      stopReason: 'tool_use',
+    };
+    const choice = fromConverseResponse(json, ctx).choices[0];
+    expect(choice?.finishReason).toBe('tool_calls');
+    expect(JSON.parse(choice?.message?.extraJson ?? '')).toEqual({
+      reasoning_content: 'Then the tool.',
+      thinking_blocks: [
+        { type: 'redacted_thinking', data: 'ZW5jcnlwdGVk' },
+        { type: 'thinking', thinking: 'Then the tool.', signature: 'c2ln' },
+      ],
+    });
   });
 
   it.each([

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import type { AnthropicThinkingBlock } from '../anthropic/anthropic-request';
+import { thinkingExtra } from '../anthropic/anthropic-response';
 
 const tokenCount = z.number().int().nonnegative().catch(0);
 
@@ -14,7 +16,11 @@ export const bedrockUsageSchema = z.looseObject({
 });
 export type BedrockUsage = z.infer<typeof bedrockUsageSchema>;
 
-const reasoningBlock = z.looseObject({ reasoningText: z.looseObject({ text: z.string().optional() }).optional() });
+/** A reasoning block: readable text (with Claude's signature), or Claude's redacted thinking (base64 bytes). */
+const reasoningBlock = z.looseObject({
+  reasoningText: z.looseObject({ text: z.string().optional(), signature: z.string().optional() }).optional(),
+  redactedContent: z.string().optional(),
+});
 const outputBlock = z.looseObject({
   text: z.string().optional(),
   toolUse: z.looseObject({ toolUseId: z.string(), name: z.string(), input: z.unknown() }).optional(),
@@ -83,6 +89,19 @@ export interface ResponseContext {
   provider?: string | undefined;
 }
 
+/**
+ * A reasoning block's text (added to `reasoning`) and, for Claude, the block to hand back: signed
+ * text, or redacted content. Other models' reasoning has no signature and is text only.
+ */
+function reasoningOf(block: z.infer<typeof reasoningBlock>, reasoning: string[]): AnthropicThinkingBlock[] {
+  const text = block.reasoningText;
+  if (text) {
+    if (text.text !== undefined) reasoning.push(text.text);
+    return text.signature ? [{ type: 'thinking', thinking: text.text ?? '', signature: text.signature }] : [];
+  }
+  return block.redactedContent ? [{ type: 'redacted_thinking', data: block.redactedContent }] : [];
+}
+
 /** A Converse response as the canonical completion. */
 export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv1.ChatCompletion {
   const parsed = converseResponseSchema.safeParse(json);
@@ -90,6 +109,7 @@ export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv
   const r = parsed.data;
   const texts: string[] = [];
   const reasoning: string[] = [];
+  const thinking: AnthropicThinkingBlock[] = [];
   const toolCalls: chatv1.ToolCall[] = [];
   let answeredByJsonTool = false;
   for (const block of r.output.message.content) {
@@ -100,7 +120,7 @@ export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv
         texts.push(args);
         answeredByJsonTool = true;
       } else toolCalls.push({ id: block.toolUse.toolUseId, type: 'function', function: { name: block.toolUse.name, arguments: args } });
-    } else if (block.reasoningContent?.reasoningText?.text !== undefined) reasoning.push(block.reasoningContent.reasoningText.text);
+    } else if (block.reasoningContent) thinking.push(...reasoningOf(block.reasoningContent, reasoning));
   }
   const content = texts.length > 0 ? texts.join('') : toolCalls.length > 0 ? undefined : '';
   const failed = malformedOutputError(r.stopReason, !!content || toolCalls.length > 0, ctx.provider);
@@ -114,7 +134,7 @@ export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content, toolCalls, refusal: undefined, extraJson: reasoning.length > 0 ? JSON.stringify({ reasoning_content: reasoning.join('') }) : '' },
+        message: { role: 'assistant', content, toolCalls, refusal: undefined, extraJson: thinkingExtra(reasoning.join(''), thinking) },
         finishReason: finish,
         logprobsJson: '',
       },

@@ -185,6 +185,51 @@ describe('ConverseStream transcripts', () => {
     expect(chunks[chunks.length - 1]?.choices[0]?.finishReason).toBe('stop');
   });
 
+  const reasoningOf = (chunks: chatv1.ChatChunk[]) => chunks.map((c) => c.choices[0]?.delta?.extraJson ?? '').filter((x) => x !== '').map((x) => JSON.parse(x) as Record<string, unknown>);
+
+  it("streams Claude's reasoning as reasoning_content deltas and the signed block once at its stop, before the answer", async () => {
+    const transcript: TranscriptEntry[] = [
+      { event: 'messageStart', payload: { role: 'assistant' } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { reasoningContent: { text: 'Count the ' } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { reasoningContent: { text: "r's." } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { reasoningContent: { text: '' } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { reasoningContent: { signature: 'RXAwQ0NrZ0lDeEFC' } } } },
+      { event: 'contentBlockStop', payload: { contentBlockIndex: 0 } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 1, delta: { text: 'Three.' } } },
+      { event: 'contentBlockStop', payload: { contentBlockIndex: 1 } },
+      { event: 'messageStop', payload: { stopReason: 'end_turn' } },
+    ];
+    const { chunks } = await replay(encode(transcript), { includeUsage: false }, 7);
+    const deltas = openai(chunks).map((c) => (c['choices'] as { delta: Record<string, unknown> }[])[0]?.delta);
+    expect(deltas).toEqual([
+      { role: 'assistant', content: '' },
+      { reasoning_content: 'Count the ' },
+      { reasoning_content: "r's." },
+      { thinking_blocks: [{ type: 'thinking', thinking: "Count the r's.", signature: 'RXAwQ0NrZ0lDeEFC' }] },
+      { content: 'Three.' },
+      {},
+    ]);
+    // Other models' reasoning (DeepSeek, …) is unsigned: text only, no block to hand back.
+    const unsigned = await replay(encode([...transcript.slice(0, 3), ...transcript.slice(5)]), { includeUsage: false });
+    expect(reasoningOf(unsigned.chunks)).toEqual([{ reasoning_content: 'Count the ' }, { reasoning_content: "r's." }]);
+  });
+
+  it("sends Claude's redacted reasoning once as a redacted_thinking block, whole even when its bytes come in several deltas", async () => {
+    const transcript: TranscriptEntry[] = [
+      { event: 'messageStart', payload: { role: 'assistant' } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { reasoningContent: { redactedContent: 'ZW5jcnlw' } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { reasoningContent: { redactedContent: 'dGVk' } } } },
+      { event: 'contentBlockStop', payload: { contentBlockIndex: 0 } },
+      { event: 'contentBlockStart', payload: { contentBlockIndex: 1, start: { toolUse: { toolUseId: 'tooluse_r', name: 'lookup' } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 1, delta: { toolUse: { input: '{"q":"x"}' } } } },
+      { event: 'contentBlockStop', payload: { contentBlockIndex: 1 } },
+      { event: 'messageStop', payload: { stopReason: 'tool_use' } },
+    ];
+    const { chunks } = await replay(encode(transcript), { includeUsage: false });
+    expect(reasoningOf(chunks)).toEqual([{ thinking_blocks: [{ type: 'redacted_thinking', data: 'ZW5jcnlwdGVk' }] }]);
+    expect(chunks[chunks.length - 1]?.choices[0]?.finishReason).toBe('tool_calls');
+  });
+
   it('rejects a delta for a tool block that never started', async () => {
     const bytes = encode([{ event: 'contentBlockDelta', payload: { contentBlockIndex: 3, delta: { toolUse: { input: '{}' } } } }]);
     await expect(replayError(bytes).then((r) => r.error)).resolves.toMatchObject({ kind: 'upstream_error' });

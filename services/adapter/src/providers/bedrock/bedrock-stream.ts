@@ -3,6 +3,7 @@ import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { thinkingExtra } from '../anthropic/anthropic-response';
 import { bedrockUsageSchema, finishReason, malformedOutputError, toCanonicalUsage } from './bedrock-response';
 import { statusOfErrorType, toGatewayError } from './bedrock-errors';
 
@@ -95,7 +96,7 @@ const contentBlockDelta = z.looseObject({
   delta: z.looseObject({
     text: z.string().optional(),
     toolUse: z.looseObject({ input: z.string() }).optional(),
-    reasoningContent: z.looseObject({ text: z.string().optional() }).optional(),
+    reasoningContent: z.looseObject({ text: z.string().optional(), signature: z.string().optional(), redactedContent: z.string().optional() }).optional(),
   }),
 });
 const contentBlockStop = z.looseObject({ contentBlockIndex: blockIndex });
@@ -120,13 +121,22 @@ interface ToolBlock {
   hasInput: boolean;
 }
 
+/** A reasoning block as its deltas arrive: Claude's signature or redacted content completes it. */
+interface ReasoningBlock {
+  text: string;
+  signature: string;
+  redacted: string;
+}
+
 /**
  * ConverseStream events as OpenAI-shaped chunks: a role chunk, content and tool-call deltas
- * (id and name first, then argument fragments, indexed by position), a finish chunk on
- * messageStop, and a usage chunk with no choices when the request asked for usage.
+ * (id and name first, then argument fragments, indexed by position), `reasoning_content` deltas
+ * and, for Claude, each signed or redacted reasoning block whole as `thinking_blocks` at its stop,
+ * a finish chunk on messageStop, and a usage chunk with no choices when the request asked for usage.
  */
 export class ConverseStreamTranslator {
   private readonly tools = new Map<number, ToolBlock>();
+  private readonly reasoning = new Map<number, ReasoningBlock>();
   private toolCount = 0;
   private answeredByJsonTool = false;
   private started = false;
@@ -205,12 +215,37 @@ export class ConverseStreamTranslator {
       tool.hasInput = true;
       return [this.inputChunk(tool, d.toolUse.input)];
     }
-    if (d.reasoningContent?.text) return [...this.ensureStarted(), this.chunk({ extraJson: JSON.stringify({ reasoning_content: d.reasoningContent.text }) })];
+    if (d.reasoningContent) {
+      const r = d.reasoningContent;
+      const block = this.reasoning.get(e.contentBlockIndex) ?? { text: '', signature: '', redacted: '' };
+      this.reasoning.set(e.contentBlockIndex, block);
+      if (r.signature) block.signature += r.signature;
+      if (r.redactedContent) block.redacted += r.redactedContent;
+      if (!r.text) return [];
+      block.text += r.text;
+      return [...this.ensureStarted(), this.chunk({ extraJson: thinkingExtra(r.text, []) })];
+    }
+    return [];
+  }
+
+  /**
+   * A reasoning block is whole (text and signature, or redacted content) at its stop: Claude's goes
+   * out once as `thinking_blocks`, to be handed back on a tool turn. Other models' reasoning has
+   * no signature and went out as text only.
+   */
+  private reasoningStop(block: ReasoningBlock): chatv1.ChatChunk[] {
+    if (block.redacted !== '') return [...this.ensureStarted(), this.chunk({ extraJson: thinkingExtra('', [{ type: 'redacted_thinking', data: block.redacted }]) })];
+    if (block.signature !== '') return [...this.ensureStarted(), this.chunk({ extraJson: thinkingExtra('', [{ type: 'thinking', thinking: block.text, signature: block.signature }]) })];
     return [];
   }
 
   /** A tool called without arguments streams no input; the non-streamed answer has `{}` for it, so the stream does too. */
   private onBlockStop(e: z.infer<typeof contentBlockStop>): chatv1.ChatChunk[] {
+    const thought = this.reasoning.get(e.contentBlockIndex);
+    if (thought) {
+      this.reasoning.delete(e.contentBlockIndex);
+      return this.reasoningStop(thought);
+    }
     const tool = this.tools.get(e.contentBlockIndex);
     if (!tool || tool.hasInput) return [];
     tool.hasInput = true;
