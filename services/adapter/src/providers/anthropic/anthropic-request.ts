@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseDataUrl, type ImageLoader } from '../image-source';
+import { effortLevel, forcedToolsWithThinking, handedBackThinking, MIN_THINKING_TOP_P, type ThinkingBlock, thinkingForEffort, type ThinkingStyle } from '../claude-thinking';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, safeToolId, trimFinalAssistant } from '../message-content';
 
 /** Anthropic's JSON values as we send them; the shapes follow the Messages API reference. */
@@ -37,14 +38,8 @@ export interface AnthropicToolResultBlock {
 /** What a tool result may hold: text, images and documents (a PDF a tool returned). */
 export type AnthropicToolResultContent = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock;
 
-/** A block of extended thinking, as an answer carries it and as it must be handed back on a tool turn. */
-const thinkingBlockSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1) }),
-  z.strictObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) }),
-]);
-export type AnthropicThinkingBlock = z.infer<typeof thinkingBlockSchema>;
-
-export type AnthropicContentBlock = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock | AnthropicToolUseBlock | AnthropicToolResultBlock | AnthropicThinkingBlock;
+/** Thinking blocks are sent as the answer carried them (claude-thinking.ts). */
+export type AnthropicContentBlock = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock | AnthropicToolUseBlock | AnthropicToolResultBlock | ThinkingBlock;
 
 export interface AnthropicMessage {
   role: 'user' | 'assistant';
@@ -106,7 +101,7 @@ export interface RequestOptions {
    * think, steered by `output_config.effort`; Claude 4.6 and later) or `budget` (a fixed
    * `budget_tokens`; Claude 4.5 and earlier).
    */
-  thinking: 'adaptive' | 'budget';
+  thinking: ThinkingStyle;
 }
 
 /** The tool a JSON answer is forced through; a client tool of the same name is refused. */
@@ -183,7 +178,7 @@ export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: s
   // Anthropic refuses whitespace-only stop sequences ("\n" is a common one); they are left out.
   const stops = r.stop.filter(nonBlank);
   if (stops.length > 0) body.stop_sequences = stops;
-  if (thinking) refuseForcedTools(body, responseTool, thinking);
+  if (thinking) refuseForcedTools(body, responseTool, r, thinking);
   // With thinking on, Anthropic takes temperature 1 only, no top_k and top_p from 0.95: others are dropped.
   if (r.temperature !== undefined && (!thinking || r.temperature === 1)) body.temperature = Math.min(r.temperature, MAX_TEMPERATURE);
   if (r.topP !== undefined && (!thinking || r.topP >= MIN_THINKING_TOP_P)) body.top_p = r.topP;
@@ -317,7 +312,7 @@ async function assistantBlocks(m: chatv1.Message, param: string, options: Reques
   const blocks = await contentBlocks(m, param, options, 'assistant');
   if (m.refusal !== undefined && nonBlank(m.refusal) && blocks.length === 0) blocks.push({ type: 'text', text: m.refusal });
   // Thinking handed back (as this adapter's answers carry it) goes first, as the model wrote it.
-  if (blocks.length > 0 || m.toolCalls.length > 0) blocks.unshift(...thinkingBlocksOf(m, param));
+  if (blocks.length > 0 || m.toolCalls.length > 0) blocks.unshift(...handedBackThinking(m, param));
   for (let k = 0; k < m.toolCalls.length; k++) {
     const call = m.toolCalls[k] as chatv1.ToolCall;
     const args = call.function?.arguments ?? '';
@@ -340,42 +335,21 @@ async function toolResult(m: chatv1.Message, param: string, options: RequestOpti
   return block;
 }
 
-/** A message's `thinking_blocks` (an extra field: OpenAI has no slot for them), checked. */
-function thinkingBlocksOf(m: chatv1.Message, param: string): AnthropicThinkingBlock[] {
-  const value = m.extraJson ? parseObject(m.extraJson)?.['thinking_blocks'] : undefined;
-  if (value === undefined || value === null) return [];
-  const parsed = z.array(thinkingBlockSchema).safeParse(value);
-  if (!parsed.success) {
-    throw invalid('"thinking_blocks" must be the list of thinking blocks an answer of this model carried: {type: "thinking", thinking, signature} or {type: "redacted_thinking", data}, unchanged.', `${param}.thinking_blocks`);
-  }
-  return parsed.data;
-}
-
-const isThinking = (b: AnthropicContentBlock): b is AnthropicThinkingBlock => b.type === 'thinking' || b.type === 'redacted_thinking';
-
-/** The smallest thinking budget Anthropic accepts. */
-export const MIN_THINKING_BUDGET = 1024;
-/** With thinking on, Anthropic refuses `top_p` below this. */
-const MIN_THINKING_TOP_P = 0.95;
-/** `reasoning_effort` as a thinking budget (budget style), the levels Google's OpenAI-compatible endpoint also uses. */
-export const THINKING_BUDGETS: Readonly<Record<string, number>> = { minimal: 1024, low: 1024, medium: 8192, high: 24576 };
-/** `reasoning_effort` as Anthropic's `output_config.effort` (adaptive style). */
-const THINKING_EFFORTS: Readonly<Record<string, string>> = { minimal: 'low', low: 'low', medium: 'medium', high: 'high', xhigh: 'xhigh', max: 'max' };
+const isThinking = (b: AnthropicContentBlock): b is ThinkingBlock => b.type === 'thinking' || b.type === 'redacted_thinking';
 
 /** Which request parameter turned thinking on, for the errors that name it. */
 type ThinkingSource = 'thinking' | 'reasoning_effort';
 
 /**
  * Extended thinking, from the client's own `thinking` object (sent as is) or from
- * `reasoning_effort` (`none` leaves it off). Budget style: the effort's budget, within a
- * `max_completion_tokens` the client set (it bounds thinking and answer together, as OpenAI's
- * does) or on top of `defaultMaxTokens` when it set none; a limit too small for the smallest budget
- * leaves thinking off. Thinking also stays off for a request continuing a tool turn whose thinking
- * was not handed back (`thinking_blocks`), which Anthropic would refuse. Returns what turned it on.
+ * `reasoning_effort` in the provider's style (claude-thinking.ts), with `defaultMaxTokens` as the
+ * answer's room when the client set no limit. Thinking stays off for a request continuing a tool
+ * turn whose thinking was not handed back (`thinking_blocks`), which Anthropic would refuse.
+ * Returns what turned it on.
  */
 function applyThinking(r: chatv1.ChatRequest, body: AnthropicMessagesBody, options: RequestOptions): ThinkingSource | undefined {
   const explicit = r.extraJson ? parseObject(r.extraJson)?.['thinking'] : undefined;
-  const effort = r.reasoningEffort;
+  const limit = r.maxCompletionTokens ?? r.maxTokens;
   let source: ThinkingSource;
   if (explicit !== undefined && explicit !== null) {
     const parsed = thinkingSchema.safeParse(explicit);
@@ -383,27 +357,21 @@ function applyThinking(r: chatv1.ChatRequest, body: AnthropicMessagesBody, optio
     if (parsed.data.type === 'disabled') return undefined;
     body.thinking = parsed.data;
     // Without a limit from the client, the default one is room for the answer on top of the budget.
-    if (parsed.data.type === 'enabled' && r.maxCompletionTokens === undefined && r.maxTokens === undefined) body.max_tokens = options.defaultMaxTokens + parsed.data.budget_tokens;
+    if (parsed.data.type === 'enabled' && limit === undefined) body.max_tokens = options.defaultMaxTokens + parsed.data.budget_tokens;
     source = 'thinking';
   } else {
-    if (effort === undefined || effort === 'none') return undefined;
-    if (THINKING_EFFORTS[effort] === undefined) throw invalid(`"reasoning_effort" must be one of none, ${Object.keys(THINKING_EFFORTS).join(', ')} for this model.`, 'reasoning_effort');
-    if (options.thinking === 'adaptive') body.thinking = { type: 'adaptive' };
-    else {
-      const limit = r.maxCompletionTokens ?? r.maxTokens;
-      const wanted = THINKING_BUDGETS[effort] ?? THINKING_BUDGETS['high'] ?? MIN_THINKING_BUDGET;
-      const budget = limit === undefined ? wanted : Math.min(wanted, limit - 1);
-      if (budget < MIN_THINKING_BUDGET) return undefined;
-      if (limit === undefined) body.max_tokens = options.defaultMaxTokens + budget;
-      body.thinking = { type: 'enabled', budget_tokens: budget };
-    }
+    const fromEffort = thinkingForEffort(r.reasoningEffort, options.thinking, limit, options.defaultMaxTokens);
+    if (!fromEffort) return undefined;
+    body.thinking = fromEffort.thinking;
+    if (fromEffort.maxTokens !== undefined) body.max_tokens = fromEffort.maxTokens;
     source = 'reasoning_effort';
   }
   if (!toolTurnKeepsThinking(body.messages)) {
     delete body.thinking;
     return undefined;
   }
-  if (body.thinking.type === 'adaptive' && effort !== undefined && THINKING_EFFORTS[effort] !== undefined) body.output_config = { effort: THINKING_EFFORTS[effort] };
+  const effort = effortLevel(r.reasoningEffort);
+  if (body.thinking.type === 'adaptive' && effort !== undefined) body.output_config = { effort };
   return source;
 }
 
@@ -414,17 +382,16 @@ function applyThinking(r: chatv1.ChatRequest, body: AnthropicMessagesBody, optio
 function toolTurnKeepsThinking(turns: readonly AnthropicMessage[]): boolean {
   const last = turns[turns.length - 1];
   if (last?.role !== 'user' || !last.content.some((b) => b.type === 'tool_result')) return true;
-  const calling = turns[turns.length - 2];
-  const first = calling?.content[0];
+  const first = turns[turns.length - 2]?.content[0];
   return first !== undefined && isThinking(first);
 }
 
 /** Anthropic refuses thinking together with a tool_choice that forces a call, which JSON mode uses too. */
-function refuseForcedTools(body: AnthropicMessagesBody, responseTool: string | undefined, source: ThinkingSource): void {
+function refuseForcedTools(body: AnthropicMessagesBody, responseTool: string | undefined, r: chatv1.ChatRequest, source: ThinkingSource): void {
   const type = body.tool_choice?.type;
   if (type !== 'any' && type !== 'tool') return;
-  const what = responseTool !== undefined ? '"response_format" (a JSON answer)' : 'a "tool_choice" that forces a tool call';
-  throw unsupported(`Extended thinking ("${source}") cannot be combined with ${what} on this model.`, source);
+  const clientForced = r.toolChoice?.functionName !== undefined || r.toolChoice?.mode === 'required';
+  throw forcedToolsWithThinking(source, responseTool !== undefined && !clientForced);
 }
 
 /**

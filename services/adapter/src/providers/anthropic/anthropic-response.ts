@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import type { AnthropicThinkingBlock } from './anthropic-request';
+import { type ThinkingBlock, thinkingExtra } from '../claude-thinking';
 
 const count = z
   .number()
@@ -30,23 +30,10 @@ const contentBlock = z.looseObject({
 });
 
 /** A thinking block as a client hands it back (`thinking_blocks`); undefined for any other block. */
-export function thinkingBlockOf(block: z.infer<typeof contentBlock>): AnthropicThinkingBlock | undefined {
+export function thinkingBlockOf(block: z.infer<typeof contentBlock>): ThinkingBlock | undefined {
   if (block.type === 'thinking') return { type: 'thinking', thinking: block.thinking ?? '', signature: block.signature ?? '' };
   if (block.type === 'redacted_thinking') return { type: 'redacted_thinking', data: block.data ?? '' };
   return undefined;
-}
-
-/**
- * The extra message or delta fields thinking travels in: `reasoning_content` (its text, as
- * OpenAI-compatible reasoning servers send it) and `thinking_blocks` (the blocks with their
- * signatures, which the client hands back on its next tool turn).
- */
-export function thinkingExtra(reasoning: string, blocks: readonly AnthropicThinkingBlock[]): string {
-  if (reasoning === '' && blocks.length === 0) return '';
-  const extra: Record<string, unknown> = {};
-  if (reasoning !== '') extra['reasoning_content'] = reasoning;
-  if (blocks.length > 0) extra['thinking_blocks'] = blocks;
-  return JSON.stringify(extra);
 }
 
 export const anthropicMessageSchema = z.looseObject({
@@ -114,7 +101,7 @@ export function parseAnthropicMessage(json: unknown, ctx: TranslationContext): c
   const m = parsed.data;
   let text = '';
   let reasoning = '';
-  const thinking: AnthropicThinkingBlock[] = [];
+  const thinking: ThinkingBlock[] = [];
   const toolCalls: chatv1.ToolCall[] = [];
   for (const block of m.content) {
     const thought = thinkingBlockOf(block);

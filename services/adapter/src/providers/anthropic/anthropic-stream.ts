@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { anthropicStreamError } from './anthropic-errors';
-import { anthropicUsageSchema, type AnthropicUsage, thinkingExtra, toCanonicalUsage, toFinishReason } from './anthropic-response';
+import { thinkingExtra } from '../claude-thinking';
+import { anthropicUsageSchema, type AnthropicUsage, toCanonicalUsage, toFinishReason } from './anthropic-response';
 
 const messageStart = z.looseObject({
   type: z.literal('message_start'),

@@ -1,7 +1,6 @@
-import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { type AnthropicThinkingBlock, MIN_THINKING_BUDGET, THINKING_BUDGETS } from '../anthropic/anthropic-request';
+import { effortLevel, forcedToolsWithThinking, handedBackThinking, MIN_THINKING_TOP_P, type ThinkingBlock, thinkingForEffort, type ThinkingStyle } from '../claude-thinking';
 import type { InlineImage } from '../image-source';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, partText, safeToolId, trimFinalAssistant } from '../message-content';
 
@@ -50,7 +49,7 @@ export interface ConverseOptions {
    * setting): `adaptive` (`thinking: {type: "adaptive"}` with `output_config.effort`; Claude 4.6
    * and later) or `budget` (`thinking: {type: "enabled", budget_tokens}`; Claude 4.5 and earlier).
    */
-  thinking?: 'adaptive' | 'budget';
+  thinking?: ThinkingStyle;
 }
 
 /** The tool that carries a `json_schema` answer; a name no client tool is likely to use. */
@@ -68,10 +67,6 @@ const toolId = (id: string): string => safeToolId(id, MAX_TOOL_ID);
 
 function badRequest(message: string, param: string): GatewayError {
   return new GatewayError('bad_request', message, { param, code: 'unsupported_parameter' });
-}
-
-function invalid(message: string, param: string): GatewayError {
-  return new GatewayError('bad_request', message, { param, code: 'invalid_value' });
 }
 
 /**
@@ -338,37 +333,21 @@ function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undef
   return choice?.mode === 'auto' ? { tools, toolChoice: { auto: {} } } : { tools };
 }
 
-/** A block of Claude's thinking as an answer carries it (`thinking_blocks`) and a client hands it back. */
-const thinkingBlockSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1) }),
-  z.strictObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) }),
-]);
-
 /** Converse's form of a thinking block: `reasoningText` with its signature, or the redacted bytes (base64, as JSON carries a blob). */
-function reasoningBlockOf(block: AnthropicThinkingBlock): BedrockReasoningBlock {
+function reasoningBlockOf(block: ThinkingBlock): BedrockReasoningBlock {
   return block.type === 'thinking' ? { reasoningContent: { reasoningText: { text: block.thinking, signature: block.signature } } } : { reasoningContent: { redactedContent: block.data } };
 }
 
-/** A message's `thinking_blocks` (an extra field: OpenAI has no slot for them), checked, as Converse blocks. */
+/** A message's `thinking_blocks`, checked, as Converse blocks. */
 function thinkingBlocksOf(m: chatv1.Message, where: string): BedrockReasoningBlock[] {
-  const value = m.extraJson ? parseObject(m.extraJson)['thinking_blocks'] : undefined;
-  if (value === undefined || value === null) return [];
-  const parsed = z.array(thinkingBlockSchema).safeParse(value);
-  if (!parsed.success) {
-    throw invalid('"thinking_blocks" must be the list of thinking blocks an answer of this model carried: {type: "thinking", thinking, signature} or {type: "redacted_thinking", data}, unchanged.', `${where}.thinking_blocks`);
-  }
-  return parsed.data.map(reasoningBlockOf);
+  return handedBackThinking(m, where).map(reasoningBlockOf);
 }
 
 const isReasoning = (b: BedrockContentBlock): b is BedrockReasoningBlock => 'reasoningContent' in b;
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** With thinking on, Claude refuses `topP` below this. */
-const MIN_THINKING_TOP_P = 0.95;
 /** Room for the answer on top of a thinking budget when the client set no limit (the `anthropic` provider's default `defaultMaxTokens`). */
 export const DEFAULT_ANSWER_TOKENS = 4096;
-/** `reasoning_effort` as Claude's `output_config.effort` (adaptive style). */
-const THINKING_EFFORTS: Readonly<Record<string, string>> = { minimal: 'low', low: 'low', medium: 'medium', high: 'high', xhigh: 'xhigh', max: 'max' };
 
 /** Which request parameter turned thinking on, for the errors that name it. */
 type ThinkingSource = 'reasoning_effort' | 'additionalModelRequestFields';
@@ -382,7 +361,7 @@ type ThinkingSource = 'reasoning_effort' | 'additionalModelRequestFields';
  * thinking off. Thinking also stays off for a request continuing a tool turn whose thinking was
  * not handed back (`thinking_blocks`), which Claude would refuse. Returns what turned it on.
  */
-function applyThinking(r: chatv1.ChatRequest, body: ConverseBody, inference: NonNullable<ConverseBody['inferenceConfig']>, style: 'adaptive' | 'budget'): ThinkingSource | undefined {
+function applyThinking(r: chatv1.ChatRequest, body: ConverseBody, inference: NonNullable<ConverseBody['inferenceConfig']>, style: ThinkingStyle): ThinkingSource | undefined {
   const sent = body['additionalModelRequestFields'];
   const fields: Record<string, unknown> = isObject(sent) ? { ...sent } : {};
   const own = fields['thinking'];
@@ -399,17 +378,11 @@ function applyThinking(r: chatv1.ChatRequest, body: ConverseBody, inference: Non
     const budget = thinking['budget_tokens'];
     if (type === 'enabled' && typeof budget === 'number' && limit === undefined) maxTokens = DEFAULT_ANSWER_TOKENS + budget;
   } else {
-    if (effort === undefined || effort === 'none') return undefined;
-    if (THINKING_EFFORTS[effort] === undefined) throw invalid(`"reasoning_effort" must be one of none, ${Object.keys(THINKING_EFFORTS).join(', ')} for this model.`, 'reasoning_effort');
+    const fromEffort = thinkingForEffort(effort, style, limit, DEFAULT_ANSWER_TOKENS);
+    if (!fromEffort) return undefined;
     source = 'reasoning_effort';
-    if (style === 'adaptive') thinking = { type: 'adaptive' };
-    else {
-      const wanted = THINKING_BUDGETS[effort] ?? THINKING_BUDGETS['high'] ?? MIN_THINKING_BUDGET;
-      const budget = limit === undefined ? wanted : Math.min(wanted, limit - 1);
-      if (budget < MIN_THINKING_BUDGET) return undefined;
-      if (limit === undefined) maxTokens = DEFAULT_ANSWER_TOKENS + budget;
-      thinking = { type: 'enabled', budget_tokens: budget };
-    }
+    thinking = fromEffort.thinking;
+    maxTokens = fromEffort.maxTokens;
   }
   if (!toolTurnKeepsThinking(body.messages)) {
     if (source === 'additionalModelRequestFields') {
@@ -421,7 +394,7 @@ function applyThinking(r: chatv1.ChatRequest, body: ConverseBody, inference: Non
   }
   if (maxTokens !== undefined) inference.maxTokens = maxTokens;
   fields['thinking'] = thinking;
-  const level = effort === undefined ? undefined : THINKING_EFFORTS[effort];
+  const level = effortLevel(effort);
   const output = fields['output_config'];
   // The effort steers adaptive thinking; an effort the client set in output_config wins.
   if (thinking['type'] === 'adaptive' && level !== undefined && (output === undefined || isObject(output))) fields['output_config'] = { effort: level, ...output };
@@ -447,6 +420,5 @@ function refuseForcedTools(r: chatv1.ChatRequest, body: ConverseBody, jsonAnswer
   const choice = body.toolConfig?.toolChoice;
   if (choice === undefined || 'auto' in choice) return;
   const clientForced = r.toolChoice?.functionName !== undefined || r.toolChoice?.mode === 'required';
-  const what = jsonAnswer && !clientForced ? '"response_format" (a JSON answer)' : 'a "tool_choice" that forces a tool call';
-  throw badRequest(`Extended thinking ("${source}") cannot be combined with ${what} on this model.`, source);
+  throw forcedToolsWithThinking(source, jsonAnswer && !clientForced);
 }

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import type { AnthropicThinkingBlock } from '../anthropic/anthropic-request';
-import { thinkingExtra } from '../anthropic/anthropic-response';
+import { type ThinkingBlock, thinkingExtra } from '../claude-thinking';
 
 const tokenCount = z.number().int().nonnegative().catch(0);
 
@@ -93,7 +92,7 @@ export interface ResponseContext {
  * A reasoning block's text (added to `reasoning`) and, for Claude, the block to hand back: signed
  * text, or redacted content. Other models' reasoning has no signature and is text only.
  */
-function reasoningOf(block: z.infer<typeof reasoningBlock>, reasoning: string[]): AnthropicThinkingBlock[] {
+function reasoningOf(block: z.infer<typeof reasoningBlock>, reasoning: string[]): ThinkingBlock[] {
   const text = block.reasoningText;
   if (text) {
     if (text.text !== undefined) reasoning.push(text.text);
@@ -109,7 +108,7 @@ export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv
   const r = parsed.data;
   const texts: string[] = [];
   const reasoning: string[] = [];
-  const thinking: AnthropicThinkingBlock[] = [];
+  const thinking: ThinkingBlock[] = [];
   const toolCalls: chatv1.ToolCall[] = [];
   let answeredByJsonTool = false;
   for (const block of r.output.message.content) {

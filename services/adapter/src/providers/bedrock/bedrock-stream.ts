@@ -3,7 +3,7 @@ import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { thinkingExtra } from '../anthropic/anthropic-response';
+import { thinkingExtra } from '../claude-thinking';
 import { bedrockUsageSchema, finishReason, malformedOutputError, toCanonicalUsage } from './bedrock-response';
 import { statusOfErrorType, toGatewayError } from './bedrock-errors';
 

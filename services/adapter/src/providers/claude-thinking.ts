@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+
+/**
+ * Claude's extended thinking as Anthropic's Messages API and Bedrock's Converse both carry it:
+ * how `reasoning_effort` turns it on, and the thinking blocks an answer carries and a client
+ * hands back on its next tool turn. Each wire has its own places for them; the rules are Claude's.
+ */
+
+/** A block of thinking, as an answer carries it (`thinking_blocks`) and a client hands it back. */
+export const thinkingBlockSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1) }),
+  z.strictObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) }),
+]);
+export type ThinkingBlock = z.infer<typeof thinkingBlockSchema>;
+
+/** How `reasoning_effort` turns thinking on: `adaptive` (Claude 4.6 and later) or a fixed `budget` (4.5 and earlier). */
+export type ThinkingStyle = 'adaptive' | 'budget';
+
+/** The smallest thinking budget Claude accepts. */
+export const MIN_THINKING_BUDGET = 1024;
+/** With thinking on, Claude refuses `top_p` below this (and any temperature but 1, and top_k). */
+export const MIN_THINKING_TOP_P = 0.95;
+/** `reasoning_effort` as a thinking budget (budget style), the levels Google's OpenAI-compatible endpoint also uses. */
+export const THINKING_BUDGETS: Readonly<Record<string, number>> = { minimal: 1024, low: 1024, medium: 8192, high: 24576 };
+/** `reasoning_effort` as Claude's `output_config.effort` (adaptive style). */
+const THINKING_EFFORTS: Readonly<Record<string, string>> = { minimal: 'low', low: 'low', medium: 'medium', high: 'high', xhigh: 'xhigh', max: 'max' };
+
+/** Claude's `thinking` parameter from `reasoning_effort`, with what else it changes. */
+export interface EffortThinking {
+  thinking: { type: 'adaptive' } | { type: 'enabled'; budget_tokens: number };
+  /** The output limit to send when the client set none: room for the answer on top of the budget. */
+  maxTokens: number | undefined;
+  /** `output_config.effort`, in adaptive style. */
+  effort: string | undefined;
+}
+
+/**
+ * `reasoning_effort` as Claude's thinking; undefined for `none`, for no effort, and (budget style)
+ * when the limit the client set is too small for the smallest budget. Budget style: the effort's
+ * budget, cut to fit under a limit the client set (it bounds thinking and answer together, as
+ * OpenAI's `max_completion_tokens` does), or on top of `answerTokens` when it set none.
+ */
+export function thinkingForEffort(effort: string | undefined, style: ThinkingStyle, limit: number | undefined, answerTokens: number): EffortThinking | undefined {
+  if (effort === undefined || effort === 'none') return undefined;
+  const level = THINKING_EFFORTS[effort];
+  if (level === undefined) {
+    throw new GatewayError('bad_request', `"reasoning_effort" must be one of none, ${Object.keys(THINKING_EFFORTS).join(', ')} for this model.`, { param: 'reasoning_effort', code: 'invalid_value' });
+  }
+  if (style === 'adaptive') return { thinking: { type: 'adaptive' }, maxTokens: undefined, effort: level };
+  const wanted = THINKING_BUDGETS[effort] ?? THINKING_BUDGETS['high'] ?? MIN_THINKING_BUDGET;
+  const budget = limit === undefined ? wanted : Math.min(wanted, limit - 1);
+  if (budget < MIN_THINKING_BUDGET) return undefined;
+  return { thinking: { type: 'enabled', budget_tokens: budget }, maxTokens: limit === undefined ? answerTokens + budget : undefined, effort: undefined };
+}
+
+/** The effort level adaptive thinking is steered with, for a request whose own thinking object turned it on. */
+export const effortLevel = (effort: string | undefined): string | undefined => (effort === undefined ? undefined : THINKING_EFFORTS[effort]);
+
+/** A message's `thinking_blocks` (an extra field: OpenAI has no slot for them), checked. */
+export function handedBackThinking(m: chatv1.Message, param: string): ThinkingBlock[] {
+  const value = m.extraJson ? objectOf(m.extraJson)?.['thinking_blocks'] : undefined;
+  if (value === undefined || value === null) return [];
+  const parsed = z.array(thinkingBlockSchema).safeParse(value);
+  if (!parsed.success) {
+    throw new GatewayError(
+      'bad_request',
+      '"thinking_blocks" must be the list of thinking blocks an answer of this model carried: {type: "thinking", thinking, signature} or {type: "redacted_thinking", data}, unchanged.',
+      { param: `${param}.thinking_blocks`, code: 'invalid_value' },
+    );
+  }
+  return parsed.data;
+}
+
+/** Claude refuses thinking together with a tool choice that forces a call, which JSON mode may use too. */
+export function forcedToolsWithThinking(source: string, jsonAnswer: boolean): GatewayError {
+  const what = jsonAnswer ? '"response_format" (a JSON answer)' : 'a "tool_choice" that forces a tool call';
+  return new GatewayError('bad_request', `Extended thinking ("${source}") cannot be combined with ${what} on this model.`, { param: source, code: 'unsupported_parameter' });
+}
+
+/**
+ * The extra message or delta fields thinking travels in: `reasoning_content` (its text, as
+ * OpenAI-compatible reasoning servers send it) and `thinking_blocks` (the blocks with their
+ * signatures, which the client hands back on its next tool turn).
+ */
+export function thinkingExtra(reasoning: string, blocks: readonly ThinkingBlock[]): string {
+  if (reasoning === '' && blocks.length === 0) return '';
+  const extra: Record<string, unknown> = {};
+  if (reasoning !== '') extra['reasoning_content'] = reasoning;
+  if (blocks.length > 0) extra['thinking_blocks'] = blocks;
+  return JSON.stringify(extra);
+}
+
+function objectOf(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
