@@ -86,7 +86,7 @@ export const MIN_THINKING_BUDGET_TOKENS = 1024;
  * `output_config.effort`) or off. Strict like the service, so a misspelt field is refused
  * instead of silently thinking with defaults.
  */
-const thinkingConfig = z.discriminatedUnion('type', [
+export const thinkingConfig = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('enabled'),
     budget_tokens: z.int().min(MIN_THINKING_BUDGET_TOKENS, `Input should be greater than or equal to ${MIN_THINKING_BUDGET_TOKENS}`),

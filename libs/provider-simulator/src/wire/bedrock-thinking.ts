@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { generateReplyPieces } from '../core/reply-generator';
+import { thinkingConfig } from './anthropic-request-schemas';
 import { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature } from './anthropic-thinking';
 import type { ConverseContentBlock, ConverseRequest } from './bedrock-request-schemas';
 
@@ -14,8 +15,6 @@ import type { ConverseContentBlock, ConverseRequest } from './bedrock-request-sc
 /** Bedrock passes the model's own refusals on with this prefix. */
 const MODEL_ERROR = 'The model returned the following errors: ';
 
-/** The smallest thinking budget Claude accepts. */
-const MIN_THINKING_BUDGET = 1024;
 /** How long the simulated model thinks: short, so tests stay small, yet several deltas long. */
 const THINKING_TOKENS = 24;
 /** With thinking on, Claude refuses a `topP` below this. */
@@ -27,16 +26,6 @@ const CONSIDERATIONS = `Please consult our documentation at ${DOCS}#important-co
 /** Key of the redacted thinking bytes, so the same thinking always gives the same opaque bytes. */
 const REDACTED_KEY = 'openrouter/provider-simulator/bedrock-thinking/v1';
 
-const thinkingDisplay = z.enum(['summarized', 'omitted']).optional();
-const thinkingConfig = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('enabled'),
-    budget_tokens: z.int().min(MIN_THINKING_BUDGET, `Input should be greater than or equal to ${MIN_THINKING_BUDGET}`),
-    display: thinkingDisplay,
-  }),
-  z.strictObject({ type: z.literal('adaptive'), display: thinkingDisplay }),
-  z.strictObject({ type: z.literal('disabled') }),
-]);
 
 /** The Anthropic fields of `additionalModelRequestFields` the simulator reads; others pass unread. */
 const claudeFields = z.looseObject({
