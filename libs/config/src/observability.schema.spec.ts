@@ -18,6 +18,48 @@ describe('alerting settings', () => {
     expect(problems({ channels: [{ id: 'ops', kind: 'webhook', url: 'https://hooks.example.com/alerts', headers: { authorization: 'Basic dXNlcjp0b2tlbg==' } }] })).toEqual([]);
   });
 
+  it('refuses a receiver URL that is not http or https, which fetch could never post to', () => {
+    const found = problems({
+      channels: [
+        { id: 'local', kind: 'webhook', url: 'file:///etc/alerts' },
+        { id: 'old', kind: 'webhook', url: 'ftp://files.example.com/alerts' },
+        { id: 'chat', kind: 'slack', url: 'javascript:alert(1)' },
+        { id: 'typo', kind: 'slack', url: 'hooks.slack.com/services/x' },
+      ],
+    });
+    expect(found).toEqual([
+      'channels.0.url: must be an http:// or https:// URL',
+      'channels.1.url: must be an http:// or https:// URL',
+      'channels.2.url: must be an http:// or https:// URL',
+      'channels.3.url: must be an http:// or https:// URL',
+    ]);
+    expect(problems({ channels: [{ id: 'ops', kind: 'webhook', url: 'http://alerts.internal:8080/hook' }, { id: 'chat', kind: 'slack', url: 'https://hooks.slack.com/services/T/B/x' }] })).toEqual([]);
+  });
+
+  it('refuses receiver headers fetch would refuse on every delivery, naming the header but never its value', () => {
+    const found = problems({
+      channels: [
+        {
+          id: 'ops',
+          kind: 'webhook',
+          url: 'https://hooks.example.com/alerts',
+          headers: { 'x team': 'sre', 'x-token:': 'a', '': 'b', 'x-auth': 'Bearer s3cret\r\nx-evil: 1', 'x-nul': 'a\u0000b', 'x-lf': 'line\nbreak' },
+        },
+      ],
+    });
+    expect(found).toEqual([
+      'channels.0.headers.x team: is not a valid header name (letters, digits and !#$%&\'*+-.^_`|~ only; no spaces or colons)',
+      'channels.0.headers.x-token:: is not a valid header name (letters, digits and !#$%&\'*+-.^_`|~ only; no spaces or colons)',
+      'channels.0.headers.: is not a valid header name (letters, digits and !#$%&\'*+-.^_`|~ only; no spaces or colons)',
+      'channels.0.headers.x-auth: header value must not contain a line break (CR, LF) or NUL',
+      'channels.0.headers.x-nul: header value must not contain a line break (CR, LF) or NUL',
+      'channels.0.headers.x-lf: header value must not contain a line break (CR, LF) or NUL',
+    ]);
+    expect(found.join('\n')).not.toContain('s3cret');
+    const fine = { authorization: 'Basic dXNlcjp0b2tlbg==', 'X-Team_Name.v2': 'sre, on-call', "x-odd!#$%&'*+^`|~": 'tab\tinside is allowed' };
+    expect(problems({ channels: [{ id: 'ops', kind: 'webhook', url: 'https://hooks.example.com/alerts', headers: fine }] })).toEqual([]);
+  });
+
   it('requires every rule window to be a whole number of buckets', () => {
     expect(
       problems({

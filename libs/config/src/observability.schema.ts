@@ -88,10 +88,12 @@ export const alertRuleSchema = z.discriminatedUnion('kind', [
 export type AlertRuleConfig = z.infer<typeof alertRuleSchema>;
 
 /**
- * A receiver's URL. Credentials in it (`https://user:token@host/…`) are refused: fetch does not
- * send them, and they would end up in logs; put them in `headers` (`authorization`) instead.
+ * A receiver's URL: http or https, since notifications are POSTed with fetch (which would fail every
+ * delivery of a `file:` or `ftp:` URL with a bare TypeError; better refused at start-up). Credentials
+ * in it (`https://user:token@host/…`) are refused: fetch does not send them, and they would end up
+ * in logs; put them in `headers` (`authorization`) instead.
  */
-const receiverUrl = z.url().refine(
+const receiverUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).refine(
   (url) => {
     try {
       const parsed = new URL(url);
@@ -103,6 +105,24 @@ const receiverUrl = z.url().refine(
   { message: 'must not contain credentials (user:password@); send them in headers, e.g. authorization: "Basic ${WEBHOOK_AUTH}"' },
 );
 
+/** An HTTP header name: an RFC 7230 token (letters, digits and ``!#$%&'*+-.^_`|~``), nothing else. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Extra request headers of a receiver. Names must be header tokens and values free of CR, LF and
+ * NUL: fetch refuses anything else with a bare TypeError on every delivery, so the mistake is
+ * reported here, at start-up, naming the header (never its value, which may be a credential).
+ */
+const receiverHeaders = z
+  .record(z.string(), z.string())
+  .superRefine((headers, ctx) => {
+    for (const [name, value] of Object.entries(headers)) {
+      if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid header name (letters, digits and !#$%&\'*+-.^_`|~ only; no spaces or colons)' });
+      if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: 'custom', path: [name], message: 'header value must not contain a line break (CR, LF) or NUL' });
+    }
+  })
+  .default({});
+
 export const alertChannelSchema = z.discriminatedUnion('kind', [
   z.object({
     id: identifier,
@@ -110,7 +130,8 @@ export const alertChannelSchema = z.discriminatedUnion('kind', [
     url: receiverUrl,
     /** HMAC-SHA256 key of the signature header; use `${VAR}`. Empty sends unsigned. */
     secret: z.string().default(''),
-    headers: z.record(z.string(), z.string()).default({}),
+    /** Sent with every delivery (`authorization` and the like; use `${VAR}`). */
+    headers: receiverHeaders,
   }),
   z.object({ id: identifier, kind: z.literal('slack'), url: receiverUrl }),
 ]);

@@ -1,9 +1,13 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { alertingSchema } from '@openrouter/config';
-import { usagev1 } from '@openrouter/contracts';
+import { budgetv1, usagev1 } from '@openrouter/contracts';
 import { AlertingMetrics, createLogger, type AlertHistoryEntry } from '@openrouter/observability';
 import { emptyUsageEvent, UsageMessageEncoder } from '@openrouter/usage';
 import { AlertingService } from './alerting.service';
+import { SlackChannel } from './channels/slack.channel';
+import { WebhookChannel } from './channels/webhook.channel';
 import { DeliveryQueue } from './delivery/delivery-queue';
 import { HistoryWriter } from './delivery/history-writer';
 import type { RouterSnapshot } from './rules/rule-evaluator';
@@ -225,3 +229,294 @@ describe('an alerting service that is handed the same usage event again', () => 
   });
 });
 
+describe('an alerting service that is handed the same budget event again', () => {
+  const config = alertingSchema.parse({ rules: [{ id: 'budget-80', kind: 'budget_threshold', minPercent: 80, holdMs: HOUR }] });
+  const logger = createLogger('test', 'silent');
+  const crossing: budgetv1.BudgetEvent = {
+    schemaVersion: 1,
+    eventId: 'acme-monthly/2025-06/80',
+    occurredAtMs: T0,
+    budgetId: 'acme-monthly',
+    scope: { orgId: 'acme', teamId: '', projectId: '', keyId: '' },
+    period: budgetv1.Period.PERIOD_MONTHLY,
+    periodKey: '2025-06',
+    periodStartMs: T0 - HOUR,
+    periodEndMs: T0 + 30 * 24 * HOUR,
+    timezone: 'UTC',
+    limit: '100',
+    spent: '81.5',
+    currency: 'USD',
+    thresholdPercent: 80,
+    enforcement: budgetv1.Enforcement.ENFORCEMENT_SOFT,
+  };
+
+  it('counts a redelivered crossing once: a copy after the alert resolved does not fire it again', () => {
+    const now = { at: T0 };
+    const metrics = new AlertingMetrics(new Registry());
+    const alerting = new AlertingService(config, { channels: [], delivery: new DeliveryQueue(config.delivery, metrics, logger), history: new HistoryWriter(undefined, logger), metrics, logger, clock: () => now.at });
+    const statuses = () => alerting.evaluate().map((t) => t.status);
+    alerting.takeBudget(Buffer.from(budgetv1.BudgetEvent.encode(crossing).finish()));
+    expect(statuses()).toEqual(['firing']);
+    // A copy within the hold (a batch resent) neither fires again nor extends the hold.
+    now.at = T0 + HOUR / 2;
+    alerting.observeBudget({ ...crossing });
+    expect(statuses()).toEqual([]);
+    now.at = T0 + HOUR;
+    expect(statuses()).toEqual(['resolved']);
+    // The producer is at least once: the same event, redelivered two hours after the hold ended.
+    now.at = T0 + 3 * HOUR;
+    alerting.takeBudget(Buffer.from(budgetv1.BudgetEvent.encode(crossing).finish()));
+    expect(statuses()).toEqual([]);
+    now.at = T0 + 3 * HOUR + 60_000;
+    expect(statuses()).toEqual([]);
+  });
+});
+
+/** A local receiver on a port of its own that refuses connections while down; `answer` is its HTTP status. */
+async function flakyReceiver(answer = 204) {
+  const got: Array<{ status: string; ids: string[] }> = [];
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const json = JSON.parse(body) as { status?: string; text?: string; alerts?: Array<{ id: string }> };
+      got.push({ status: json.status ?? (json.text?.includes('[FIRING]') ? 'firing' : 'resolved'), ids: (json.alerts ?? []).map((a) => a.id) });
+      res.writeHead(answer).end();
+    });
+  };
+  const probe = createServer(handler);
+  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+  const port = (probe.address() as AddressInfo).port;
+  let server: Server | undefined = probe;
+  const down = () => new Promise<void>((done) => (server ? server.close(() => done()) : done())).then(() => void (server = undefined));
+  return {
+    got,
+    url: `http://127.0.0.1:${port}/hook`,
+    down,
+    async up() {
+      server = createServer(handler);
+      await new Promise<void>((done) => server?.listen(port, '127.0.0.1', done));
+    },
+  };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 1_000 && !condition(); i++) await new Promise((done) => setTimeout(done, 5));
+  if (!condition()) throw new Error('condition never held');
+}
+
+describe('an alerting service whose receiver is down', () => {
+  const config = alertingSchema.parse({
+    delivery: { initialBackoffMs: 5, maxBackoffMs: 10, maxAttempts: 2, timeoutMs: 2_000 },
+    channels: [{ id: 'pager', kind: 'webhook', url: 'http://127.0.0.1:9/hook' }],
+    rules: [{ id: 'circuits', kind: 'circuit_open', cooldownMs: 60 * 60_000 }],
+  });
+  const logger = createLogger('test', 'silent');
+  const OPEN: RouterSnapshot = { circuits: [{ provider: 'p', deployment: 'd1', state: 'open' }], grayReleases: [] };
+  const CLOSED: RouterSnapshot = { circuits: [{ provider: 'p', deployment: 'd1', state: 'closed' }], grayReleases: [] };
+  const ALERT = 'circuits|deployment=d1|provider=p';
+  const queues: DeliveryQueue[] = [];
+  afterEach(async () => {
+    for (const q of queues.splice(0)) await q.close(100);
+  });
+
+  /** A service with a real delivery queue to `url`, and history kept in `rows` (an in-memory store). */
+  function started(url: string, router: { snapshot: RouterSnapshot }, rows: AlertHistoryEntry[], now: { at: number }, delivery: Partial<typeof config.delivery> = {}) {
+    const metrics = new AlertingMetrics(new Registry());
+    const queue = new DeliveryQueue({ ...config.delivery, ...delivery }, metrics, logger);
+    queues.push(queue);
+    const history = new HistoryWriter({ append: async (entries) => void rows.push(...entries) }, logger);
+    const service = new AlertingService(config, { channels: [new WebhookChannel('pager', url, '')], delivery: queue, history, metrics, logger, router: () => router.snapshot, clock: () => now.at });
+    return { service, queue, history };
+  }
+
+  /** What `ClickHouseAlertHistory.firing` reads: each alert's latest entry, if it is `firing`. */
+  function latestFiring(rows: readonly AlertHistoryEntry[]): AlertHistoryEntry[] {
+    const latest = new Map<string, AlertHistoryEntry>();
+    for (const row of rows) {
+      const seen = latest.get(row.alertId);
+      if (!seen || Date.parse(row.at) > Date.parse(seen.at) || (row.at === seen.at && row.status === 'resolved')) latest.set(row.alertId, row);
+    }
+    return [...latest.values()].filter((e) => e.status === 'firing');
+  }
+
+  it('sends a firing it gave up on again in the next round, so the receiver sees it fire before it resolves', async () => {
+    const receiver = await flakyReceiver();
+    await receiver.down();
+    const router = { snapshot: OPEN };
+    const now = { at: T0 };
+    const { service, queue } = started(receiver.url, router, [], now);
+    expect(service.evaluate().map((t) => [t.status, t.notify])).toEqual([['firing', true]]);
+    // Both attempts fail: given up.
+    await until(() => queue.pending === 0);
+    await receiver.up();
+    now.at = T0 + 10_000;
+    expect(service.evaluate()).toEqual([]);
+    await until(() => queue.pending === 0 && receiver.got.length === 1);
+    // Sent once, however many rounds follow.
+    now.at = T0 + 20_000;
+    service.evaluate();
+    router.snapshot = CLOSED;
+    now.at = T0 + 30_000;
+    expect(service.evaluate().map((t) => t.status)).toEqual(['resolved']);
+    await until(() => queue.pending === 0 && receiver.got.length === 2);
+    expect(receiver.got).toEqual([
+      { status: 'firing', ids: [ALERT] },
+      { status: 'resolved', ids: [ALERT] },
+    ]);
+    await receiver.down();
+  });
+
+  it('sends no resolution to a receiver that never got the firing', async () => {
+    const receiver = await flakyReceiver();
+    await receiver.down();
+    const router = { snapshot: OPEN };
+    const now = { at: T0 };
+    const { service, queue } = started(receiver.url, router, [], now, { initialBackoffMs: 200, maxBackoffMs: 200 });
+    service.evaluate();
+    // The alert ends while its firing waits for a retry: the resolution queues behind it.
+    router.snapshot = CLOSED;
+    now.at = T0 + 10_000;
+    expect(service.evaluate().map((t) => t.status)).toEqual(['resolved']);
+    expect(queue.pending).toBe(2);
+    await receiver.up();
+    await until(() => queue.pending === 0);
+    // The retry went through: firing, then resolved.
+    expect(receiver.got.map((g) => g.status)).toEqual(['firing', 'resolved']);
+
+    // Again, with the firing given up; the receiver is back by the time the alert ends, and is
+    // sent no resolution of a firing it never got.
+    await receiver.down();
+    router.snapshot = OPEN;
+    now.at = T0 + 2 * 60 * 60_000;
+    service.evaluate();
+    await until(() => queue.pending === 0);
+    await receiver.up();
+    router.snapshot = CLOSED;
+    now.at += 10_000;
+    expect(service.evaluate().map((t) => t.status)).toEqual(['resolved']);
+    await until(() => queue.pending === 0);
+    now.at += 10_000;
+    expect(service.evaluate()).toEqual([]);
+    expect(queue.pending).toBe(0);
+    expect(receiver.got.map((g) => g.status)).toEqual(['firing', 'resolved']);
+    await receiver.down();
+  });
+
+  it('sends a firing left undelivered at shutdown again after the restart, before its resolution', async () => {
+    const receiver = await flakyReceiver();
+    await receiver.down();
+    const router = { snapshot: OPEN };
+    const rows: AlertHistoryEntry[] = [];
+    const now = { at: T0 };
+    const first = started(receiver.url, router, rows, now, { initialBackoffMs: 60_000, maxBackoffMs: 60_000, maxAttempts: 5 });
+    first.service.evaluate();
+    await until(() => rows.length === 1);
+    // Shutdown while the firing waits for its retry, in the order startAlerting closes them.
+    now.at = T0 + 1_000;
+    await first.service.close();
+    await first.queue.close(100);
+    await first.history.close(1_000);
+    expect(rows.map((r) => [r.status, r.notified, r.channels])).toEqual([
+      ['firing', true, ['pager']],
+      ['firing', false, []],
+    ]);
+
+    await receiver.up();
+    now.at = T0 + 60_000;
+    const second = started(receiver.url, router, rows, now);
+    expect(second.service.restore(latestFiring(rows))).toBe(1);
+    expect(second.service.evaluate().map((t) => [t.status, t.notify, t.startedAt])).toEqual([['firing', true, T0]]);
+    await until(() => second.queue.pending === 0 && receiver.got.length === 1);
+    router.snapshot = CLOSED;
+    now.at = T0 + 70_000;
+    second.service.evaluate();
+    await until(() => second.queue.pending === 0 && receiver.got.length === 2);
+    expect(receiver.got.map((g) => g.status)).toEqual(['firing', 'resolved']);
+    await receiver.down();
+  });
+
+  it('records a firing delivered after a give-up as notified again, so a restart does not send it twice', async () => {
+    const receiver = await flakyReceiver();
+    await receiver.down();
+    const router = { snapshot: OPEN };
+    const rows: AlertHistoryEntry[] = [];
+    const now = { at: T0 };
+    const { service, queue, history } = started(receiver.url, router, rows, now);
+    service.evaluate();
+    await until(() => queue.pending === 0);
+    await receiver.up();
+    now.at = T0 + 10_000;
+    service.evaluate();
+    await until(() => queue.pending === 0 && receiver.got.length === 1);
+    await history.flushed();
+    expect(rows.map((r) => [r.status, r.notified, r.channels])).toEqual([
+      ['firing', true, ['pager']],
+      ['firing', false, []],
+      ['firing', true, ['pager']],
+    ]);
+    const [restored] = latestFiring(rows);
+    expect(restored).toMatchObject({ notified: true, channels: ['pager'] });
+    await receiver.down();
+  });
+
+  it('with two channels, sends the firing again only where it was given up, and records where it arrived', async () => {
+    const up = await flakyReceiver();
+    const down = await flakyReceiver();
+    await down.down();
+    const router = { snapshot: OPEN };
+    const rows: AlertHistoryEntry[] = [];
+    const now = { at: T0 };
+    const metrics = new AlertingMetrics(new Registry());
+    const queue = new DeliveryQueue(config.delivery, metrics, logger);
+    queues.push(queue);
+    const history = new HistoryWriter({ append: async (entries) => void rows.push(...entries) }, logger);
+    const channels = [new WebhookChannel('chat', up.url, ''), new WebhookChannel('pager', down.url, '')];
+    const service = new AlertingService(config, { channels, delivery: queue, history, metrics, logger, router: () => router.snapshot, clock: () => now.at });
+    service.evaluate();
+    await until(() => queue.pending === 0);
+    await down.up();
+    now.at = T0 + 10_000;
+    service.evaluate();
+    await until(() => queue.pending === 0 && down.got.length === 1);
+    router.snapshot = CLOSED;
+    now.at = T0 + 20_000;
+    service.evaluate();
+    await until(() => queue.pending === 0 && up.got.length === 2 && down.got.length === 2);
+    expect(up.got.map((g) => g.status)).toEqual(['firing', 'resolved']);
+    expect(down.got.map((g) => g.status)).toEqual(['firing', 'resolved']);
+    await history.flushed();
+    expect(rows.map((r) => [r.status, r.notified, [...r.channels].sort()])).toEqual([
+      ['firing', true, ['chat', 'pager']],
+      ['firing', false, ['chat']],
+      ['firing', true, ['chat', 'pager']],
+      ['resolved', true, ['chat', 'pager']],
+    ]);
+    await up.down();
+    await down.down();
+  });
+
+  it('treats a permanent refusal (a 4xx) as handled: sent once, not every round, and never resolved there', async () => {
+    const receiver = await flakyReceiver(400);
+    const router = { snapshot: OPEN };
+    const now = { at: T0 };
+    const metrics = new AlertingMetrics(new Registry());
+    const queue = new DeliveryQueue({ ...config.delivery, maxAttempts: 5 }, metrics, logger);
+    queues.push(queue);
+    const service = new AlertingService(config, { channels: [new SlackChannel('pager', receiver.url)], delivery: queue, history: new HistoryWriter(undefined, logger), metrics, logger, router: () => router.snapshot, clock: () => now.at });
+    service.evaluate();
+    await until(() => queue.pending === 0);
+    for (let round = 1; round <= 5; round++) {
+      now.at = T0 + round * 10_000;
+      service.evaluate();
+      expect(queue.pending).toBe(0);
+    }
+    router.snapshot = CLOSED;
+    now.at = T0 + 60_000;
+    expect(service.evaluate().map((t) => t.status)).toEqual(['resolved']);
+    await until(() => queue.pending === 0);
+    // One request: the refused firing, not retried, not sent again, and no resolution after it.
+    expect(receiver.got.map((g) => g.status)).toEqual(['firing']);
+    await receiver.down();
+  });
+});

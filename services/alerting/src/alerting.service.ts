@@ -6,8 +6,10 @@ import { readUsageMessage, type UsageMessage } from '@openrouter/usage';
 import { RecentEventIds } from './aggregation/recent-event-ids';
 import { UsageWindows } from './aggregation/usage-windows';
 import type { AlertNotification, NotificationChannel } from './channels/notification';
-import type { DeliveryQueue } from './delivery/delivery-queue';
+import type { DeliveryListener, DeliveryQueue } from './delivery/delivery-queue';
+import { FiringNotices, type NoticeChange } from './delivery/firing-notices';
 import type { HistoryWriter } from './delivery/history-writer';
+import { fingerprintOf } from './rules/alert-condition';
 import { AlertTracker, type AlertTransition, type RestoredAlert } from './rules/alert-tracker';
 import { evaluateRules, type BudgetCrossing, type RouterSnapshot } from './rules/rule-evaluator';
 
@@ -34,16 +36,25 @@ export interface AlertingServiceDependencies {
   clock?: () => number;
 }
 
+/** One alert's notification to one channel. */
+interface Send {
+  alert: AlertTransition;
+  channel: NotificationChannel;
+}
+
 /**
  * Keeps windowed aggregates of usage and the budget crossings seen, evaluates the configured
  * rules on a timer, and turns alert transitions into grouped notifications (delivered in the
- * background) and history entries. Taking events never waits on a channel or the store.
+ * background) and history entries. Taking events never waits on a channel or the store. An alert
+ * counts as notified on a channel once a delivery there succeeded (`FiringNotices`): one given up
+ * or dropped is sent again in the next round, and the history says so, for a restart to do the same.
  */
 export class AlertingService {
   private readonly windows: UsageWindows;
   private readonly recentEvents: RecentEventIds;
   private readonly tracker = new AlertTracker();
   private readonly budgets = new Map<string, BudgetCrossing>();
+  private readonly notices = new FiringNotices();
   private readonly clock: () => number;
   private readonly startedAt: number;
   private timer: NodeJS.Timeout | undefined;
@@ -56,6 +67,7 @@ export class AlertingService {
     this.startedAt = this.clock();
     this.windows = new UsageWindows(config.bucketMs, retentionOf(config));
     this.recentEvents = new RecentEventIds(RECENT_EVENT_IDS, retentionOf(config));
+    deps.delivery.listen(this.settled);
   }
 
   /** Usage messages from the bus; poison messages are skipped (billing dead-letters them). */
@@ -90,12 +102,20 @@ export class AlertingService {
     }
   };
 
+  /**
+   * Keeps a budget crossing. Budget events are delivered at least once, and a repeat is the same
+   * event (`event_id` is budget/period/threshold, budget.proto): a crossing already kept keeps its
+   * first receipt, so a copy neither restarts the rule's hold nor brings back an alert that has
+   * resolved. (The hold counts from receipt rather than `occurred_at_ms`: that is the publisher's
+   * clock, and an event read late would otherwise be past its hold before it was ever seen.)
+   */
   observeBudget(event: budgetv1.BudgetEvent): void {
     if (event.schemaVersion !== 1) {
       this.deps.logger.warn({ schemaVersion: event.schemaVersion, eventId: event.eventId }, 'budget event of an unknown schema version skipped');
       return;
     }
     this.deps.metrics.signals.inc({ kind: 'budget' });
+    if (this.budgets.has(event.eventId)) return;
     this.budgets.set(event.eventId, {
       eventId: event.eventId,
       budgetId: event.budgetId,
@@ -114,7 +134,9 @@ export class AlertingService {
    * Takes back the alerts that were firing when the service last stopped (each alert's latest
    * history entry), so a restart neither notifies them again nor leaves them open for good. Those
    * of rules no longer configured (or now of another kind), and those only the router's status
-   * could end when no router is polled, are left alone. Returns how many.
+   * could end when no router is polled, are left alone. Returns how many. An entry's `channels`
+   * are those its firing reached (or was on its way to, when `notified`); a channel missing from
+   * them is sent the firing again, and only those in them are sent its resolution.
    */
   restore(entries: readonly AlertHistoryEntry[]): number {
     const rules = new Map(this.config.rules.map((r) => [r.id, r]));
@@ -125,7 +147,12 @@ export class AlertingService {
       const startedAt = Date.parse(e.startedAt);
       if (!rule || rule.kind !== e.ruleKind || e.status !== 'firing' || !Number.isFinite(at) || !Number.isFinite(startedAt)) continue;
       if ((rule.kind === 'circuit_open' || rule.kind === 'canary_rolled_back') && !this.deps.router) continue;
-      restored.push({ condition: { rule, labels: e.labels, value: e.value, threshold: e.threshold, summary: e.summary }, startedAt, notifiedAt: e.notified ? at : undefined, heldUntil: this.heldUntil(rule, startedAt, e.labels) });
+      const condition = { rule, labels: e.labels, value: e.value, threshold: e.threshold, summary: e.summary };
+      // Due unless a cooldown held it back: notified, or a delivery of it was given up (an entry
+      // that lists the channels it did reach, if any; with none it is sent again as held back).
+      const due = e.notified || e.channels.length > 0;
+      restored.push({ condition, startedAt, notifiedAt: due ? at : undefined, heldUntil: this.heldUntil(rule, startedAt, e.labels) });
+      if (due) this.notices.restore({ fingerprint: fingerprintOf(rule.id, e.labels), ...condition, status: 'firing', startedAt, at, notify: true }, e.channels, !e.notified);
     }
     this.tracker.restore(restored);
     return restored.length;
@@ -177,13 +204,18 @@ export class AlertingService {
     this.deps.metrics.evaluations.inc();
     this.deps.metrics.firing.reset();
     for (const a of this.tracker.firing()) this.deps.metrics.firing.inc({ rule: a.rule.id, rule_kind: a.rule.kind });
-    if (transitions.length === 0) return transitions;
-    this.deps.history.append(transitions.map((t) => this.historyEntry(t)));
+    // Where each resolution goes: the channels its firing reached (or is on its way to).
+    const resolutions = new Map(transitions.filter((t) => t.status === 'resolved').map((t) => [t, this.notices.resolve(t)]));
+    for (const t of transitions) if (t.status === 'firing' && t.notify) this.due(t, now);
+    // New firings, and those whose delivery to a channel was given up or dropped since the last round.
+    const sends = this.sendsOf(this.notices.owed((rule) => this.channelIdsOf(rule)));
+    for (const [alert, channels] of resolutions) sends.push(...this.sendsOf(channels.map((channel) => ({ alert, channel }))));
+    this.deps.history.append(transitions.map((t) => this.historyEntry(t, { notified: t.notify, channels: resolutions.get(t) ?? (t.notify ? this.notices.channels(t) : []) })));
     for (const t of transitions) {
       if (!t.notify) this.deps.metrics.suppressed.inc({ rule_kind: t.rule.kind });
       this.deps.logger.info({ alert: t.fingerprint, rule: t.rule.id, status: t.status, notify: t.notify, labels: t.labels, value: t.value }, t.status === 'firing' ? 'alert firing' : 'alert resolved');
     }
-    this.notify(transitions.filter((t) => t.notify), now);
+    this.notify(sends, now);
     return transitions;
   }
 
@@ -192,26 +224,65 @@ export class AlertingService {
     this.timer = undefined;
   }
 
-  /** Groups one round's transitions per rule and status into one notification per channel. */
-  private notify(transitions: AlertTransition[], now: number): void {
-    const groups = new Map<string, AlertTransition[]>();
-    for (const t of transitions) {
-      const key = `${t.rule.id}\u0000${t.status}`;
-      groups.set(key, [...(groups.get(key) ?? []), t]);
+  /** A firing is due to its channels; with none to go to, nothing is delivered, and its cooldown starts now. */
+  private due(t: AlertTransition, now: number): void {
+    this.notices.due(t);
+    if (this.channelIdsOf(t.rule).length === 0) this.tracker.notified(t.fingerprint, now);
+  }
+
+  /** Sends to channels by id; a channel no longer configured is left out. */
+  private sendsOf(targets: ReadonlyArray<{ alert: AlertTransition; channel: string }>): Send[] {
+    const byId = new Map(this.deps.channels.map((c) => [c.id, c]));
+    return targets.flatMap(({ alert, channel }) => {
+      const found = byId.get(channel);
+      return found ? [{ alert, channel: found }] : [];
+    });
+  }
+
+  /** Groups one round's sends per rule, status and channel into one notification each. */
+  private notify(sends: readonly Send[], now: number): void {
+    const groups = new Map<string, Send[]>();
+    for (const send of sends) {
+      const key = `${send.alert.rule.id}\u0000${send.alert.status}\u0000${send.channel.id}`;
+      groups.set(key, [...(groups.get(key) ?? []), send]);
     }
-    for (const alerts of groups.values()) {
-      const first = alerts[0];
+    for (const group of groups.values()) {
+      const first = group[0];
       if (!first) continue;
-      const notification: AlertNotification = { id: randomUUID(), status: first.status, ruleId: first.rule.id, ruleKind: first.rule.kind, severity: first.rule.severity, alerts, sentAt: now };
-      for (const channel of this.channelsOf(first.rule.channels)) this.deps.delivery.enqueue(channel, notification);
+      const { alert, channel } = first;
+      const notification: AlertNotification = { id: randomUUID(), status: alert.status, ruleId: alert.rule.id, ruleKind: alert.rule.kind, severity: alert.rule.severity, alerts: group.map((s) => s.alert), sentAt: now };
+      this.deps.delivery.enqueue(channel, notification);
     }
   }
 
-  private channelsOf(ids: readonly string[]): readonly NotificationChannel[] {
-    return ids.length === 0 ? this.deps.channels : this.deps.channels.filter((c) => ids.includes(c.id));
+  /**
+   * A delivery ended. For a firing: on success (or a permanent refusal, which sending again would
+   * not change) the alert's cooldown starts; when the history last said otherwise than what the
+   * channels now have, a new entry says so: a restart then sends the firing again where it was
+   * given up or dropped (at shutdown too), and the resolution only where it arrived.
+   */
+  private readonly settled: DeliveryListener = (channel, notification, outcome) => {
+    if (notification.status !== 'firing') return;
+    const now = this.clock();
+    for (const alert of notification.alerts) {
+      if (outcome === 'delivered' || outcome === 'refused') this.tracker.notified(alert.fingerprint, now);
+      const change = this.notices.settle(alert, channel.id, outcome, this.channelIdsOf(alert.rule));
+      if (change) this.deps.history.append([this.deliveryEntry(alert, change, now)]);
+    }
+  };
+
+  /** The history entry of a change in where a firing arrived: later than its firing's, so a restart reads it as the latest. */
+  private deliveryEntry(alert: AlertTransition, change: NoticeChange, now: number): AlertHistoryEntry {
+    return this.historyEntry({ ...alert, at: Math.max(now, alert.at + 1) }, { notified: change === 'whole', channels: this.notices.reached(alert) });
   }
 
-  private historyEntry(t: AlertTransition): AlertHistoryEntry {
+  /** The ids of the channels a rule notifies: those it names, or every channel. */
+  private channelIdsOf(rule: AlertRuleConfig): string[] {
+    const ids = this.deps.channels.map((c) => c.id);
+    return rule.channels.length === 0 ? ids : ids.filter((id) => rule.channels.includes(id));
+  }
+
+  private historyEntry(t: AlertTransition, delivery: Pick<AlertHistoryEntry, 'notified' | 'channels'>): AlertHistoryEntry {
     return {
       at: new Date(t.at).toISOString(),
       alertId: t.fingerprint,
@@ -224,8 +295,7 @@ export class AlertingService {
       threshold: t.threshold,
       summary: t.summary,
       startedAt: new Date(t.startedAt).toISOString(),
-      notified: t.notify,
-      channels: t.notify ? this.channelsOf(t.rule.channels).map((c) => c.id) : [],
+      ...delivery,
     };
   }
 }

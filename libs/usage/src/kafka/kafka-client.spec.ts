@@ -14,6 +14,14 @@ describe('Kafka record headers', () => {
     expect(firstHeader([Buffer.from('a'), 'b'])).toEqual(Buffer.from('a'));
     expect(firstHeader(undefined)).toBeUndefined();
   });
+
+  it('skips a header sent without a value (kafkajs hands it over as null) instead of throwing', () => {
+    // What kafkajs decodes for a header with no value, alone and among repeats of its name.
+    const decoded = { 'x-empty': null, 'x-repeated': [null, Buffer.from('second')], tag: 'x' };
+    expect(headerText(decoded)).toEqual({ 'x-repeated': 'second', tag: 'x' });
+    expect(firstHeader(null)).toBeUndefined();
+    expect(firstHeader([null, null])).toBeUndefined();
+  });
 });
 
 describe('kafkaSecurity', () => {

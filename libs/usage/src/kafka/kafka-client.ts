@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Kafka, logLevel, type Admin, type IHeaders, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { KafkaUsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { fixRequestQueueTimer } from './request-queue-timer';
@@ -85,8 +85,18 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** A consumed record's headers as text; Kafka allows a name to repeat, and the first counts. */
-export function headerText(headers: IHeaders | undefined): Record<string, string> {
+/**
+ * A header value as kafkajs decodes it. Its types (`IHeaders` of kafkajs) say bytes or text, but a header sent
+ * without a value (any producer may send one) arrives as `null`, alone or among repeats of its name.
+ */
+export type HeaderValue = Buffer | string | ReadonlyArray<Buffer | string | null> | null | undefined;
+
+/**
+ * A consumed record's headers as text; Kafka allows a name to repeat, and the first with a value
+ * counts. A header without a value is left out: it says nothing, and turning it into text would
+ * throw inside the consumer, which then retries the same record for good.
+ */
+export function headerText(headers: Readonly<Record<string, HeaderValue>> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers ?? {})) {
     const first = firstHeader(value);
@@ -95,7 +105,12 @@ export function headerText(headers: IHeaders | undefined): Record<string, string
   return out;
 }
 
-/** One header's value as Kafka hands it (bytes or text); the first when the name repeats. */
-export function firstHeader(value: IHeaders[string]): Buffer | string | undefined {
-  return Array.isArray(value) ? value[0] : value;
+/** One header's value as Kafka hands it (bytes or text): the first with a value when the name repeats; undefined when none has one. */
+export function firstHeader(value: HeaderValue): Buffer | string | undefined {
+  const values: ReadonlyArray<Buffer | string | null | undefined> = isList(value) ? value : [value];
+  return values.find((v): v is Buffer | string => v !== null && v !== undefined);
+}
+
+function isList(value: HeaderValue): value is ReadonlyArray<Buffer | string | null> {
+  return Array.isArray(value);
 }

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import { alertRuleSchema } from '@openrouter/config';
 import type { AlertNotification } from './notification';
-import { slackPayload, SlackChannel } from './slack.channel';
+import { SECTION_TEXT_LIMIT, slackPayload, SlackChannel } from './slack.channel';
 import { DELIVERY_HEADER, signPayload, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature, WebhookChannel } from './webhook.channel';
 
 const T0 = Date.parse('2025-06-10T12:00:00Z');
@@ -74,5 +74,36 @@ describe('Slack channel', () => {
     expect(body.text).toBe(':rotating_light: [FIRING] errors (error_rate, critical) — 1 alert\n• Provider a: error rate 50.0%');
     expect(body.blocks).toHaveLength(2);
     expect(slackPayload({ ...notification, status: 'resolved' }).text).toMatch(/^:white_check_mark: \[RESOLVED\]/);
+  });
+
+  /** A notification of `count` alerts whose summaries are `length` characters long. */
+  const many = (count: number, length: number): AlertNotification => {
+    const [alert] = notification.alerts;
+    if (!alert) throw new Error('the fixture has an alert');
+    return { ...notification, alerts: Array.from({ length: count }, (_, i) => ({ ...alert, fingerprint: `errors|provider=p${i}`, summary: `${String(i).padStart(3, '0')} ${'x'.repeat(length - 4)}` })) };
+  };
+  const sections = (n: AlertNotification): string[] => (slackPayload(n).blocks as Array<{ text: { text: string } }>).map((b) => b.text.text);
+
+  it("keeps each section under Slack's 3,000-character limit, cutting whole lines and counting the rest", () => {
+    // Twenty alerts of 200 characters: some 4,000 characters, which Slack refuses (400 invalid_blocks).
+    const [head, list] = sections(many(20, 200));
+    expect(head?.length).toBeLessThan(SECTION_TEXT_LIMIT);
+    expect(list?.length).toBeLessThanOrEqual(SECTION_TEXT_LIMIT);
+    const lines = list?.split('\n') ?? [];
+    const listed = lines.slice(0, -1);
+    // Whole lines, in order, then the count of those left out.
+    expect(listed.every((l, i) => l === `• ${String(i).padStart(3, '0')} ${'x'.repeat(196)}`)).toBe(true);
+    expect(listed.length).toBe(14);
+    expect(lines.at(-1)).toBe('… and 6 more');
+    expect(slackPayload(many(20, 200)).text.length).toBeLessThan(2 * SECTION_TEXT_LIMIT);
+  });
+
+  it('lists at most twenty alerts, and cuts a single summary longer than a section', () => {
+    const lines = sections(many(45, 20))[1]?.split('\n') ?? [];
+    expect(lines).toHaveLength(21);
+    expect(lines[20]).toBe('… and 25 more');
+    const [, huge] = sections(many(2, 10_000));
+    expect(huge?.length).toBeLessThanOrEqual(SECTION_TEXT_LIMIT);
+    expect(huge?.split('\n').map((l) => l.slice(-12))).toEqual([expect.stringMatching(/x…$/), '… and 1 more']);
   });
 });

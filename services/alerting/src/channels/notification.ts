@@ -12,7 +12,7 @@ export interface AlertNotification {
   sentAt: number;
 }
 
-/** A place notifications go; `send` rejects when the receiver did not take it (it is retried). */
+/** A place notifications go; `send` rejects when the receiver did not take it (retried, unless a `DeliveryError` says the refusal is permanent). */
 export interface NotificationChannel {
   readonly id: string;
   readonly kind: 'webhook' | 'slack';
@@ -47,6 +47,15 @@ export class DeliveryError extends Error {
   ) {
     super(message);
     this.name = 'DeliveryError';
+  }
+
+  /**
+   * The receiver refused this notification for good: a 4xx answer other than 408 (timeout) and
+   * 429 (rate limited) says the request itself is wrong (a payload Slack calls `invalid_blocks`, a
+   * revoked hook), and sending the same bytes again gets the same answer.
+   */
+  get permanent(): boolean {
+    return this.status !== undefined && this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429;
   }
 }
 

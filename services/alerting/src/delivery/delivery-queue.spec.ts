@@ -1,11 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import { alertingSchema } from '@openrouter/config';
+import { alertingSchema, alertRuleSchema } from '@openrouter/config';
 import { AlertingMetrics, createLogger, createMetricsRegistry } from '@openrouter/observability';
-import type { AlertNotification, NotificationChannel } from '../channels/notification';
+import { DeliveryError, type AlertNotification, type NotificationChannel } from '../channels/notification';
+import type { AlertTransition } from '../rules/alert-tracker';
 import { WebhookChannel } from '../channels/webhook.channel';
-import { DeliveryQueue } from './delivery-queue';
+import { DeliveryQueue, type DeliveryOutcome } from './delivery-queue';
 
 const logger = createLogger('delivery-spec', 'silent');
 const settings = alertingSchema.parse({ delivery: { initialBackoffMs: 5, maxBackoffMs: 20, maxAttempts: 4, timeoutMs: 1_000, queueLimit: 3 } }).delivery;
@@ -105,5 +106,106 @@ describe('delivery queue', () => {
     expect(failures).toHaveLength(2);
     expect(failures.every((l) => l.channel === 'ops' && l.failure?.name === 'TypeError')).toBe(true);
     expect(lines.join('\n')).not.toContain('tok-9f8e7d');
+  });
+
+  /** A channel whose receiver answers each notification with `statusOf` it (2xx taken, else refused with that status). */
+  function answering(statusOf: (n: AlertNotification) => number, id = 'hook'): NotificationChannel & { calls: string[] } {
+    const calls: string[] = [];
+    return {
+      id,
+      kind: 'webhook',
+      calls,
+      async send(n) {
+        calls.push(n.id);
+        const status = statusOf(n);
+        if (status >= 300) throw new DeliveryError(`the receiver answered ${status}`, status);
+      },
+    };
+  }
+
+  function listened(queue: DeliveryQueue): Array<[string, DeliveryOutcome]> {
+    const outcomes: Array<[string, DeliveryOutcome]> = [];
+    queue.listen((_channel, n, outcome) => outcomes.push([n.id, outcome]));
+    return outcomes;
+  }
+
+  it('gives up at once on a 4xx that retrying cannot change, logging its status; retries 408, 429 and 5xx', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
+    const registry = createMetricsRegistry('alerting', { processMetrics: false });
+    const queue = new DeliveryQueue(settings, new AlertingMetrics(registry), createLogger('delivery-spec', 'info', sink));
+    const outcomes = listened(queue);
+    const refusing = answering(() => 400, 'slack');
+    queue.enqueue(refusing, notification('too-big'));
+    const answers = new Map<string, number[]>([
+      ['timeout', [408, 204]],
+      ['limited', [429, 204]],
+      ['broken', [503, 204]],
+    ]);
+    const busy = answering((n) => answers.get(n.id)?.shift() ?? 204, 'busy');
+    for (const id of answers.keys()) queue.enqueue(busy, notification(id, 'firing', id));
+    await until(() => queue.pending === 0);
+    expect(refusing.calls).toEqual(['too-big']);
+    expect(busy.calls.sort()).toEqual(['broken', 'broken', 'limited', 'limited', 'timeout', 'timeout']);
+    expect(outcomes.sort()).toEqual([
+      ['broken', 'delivered'],
+      ['limited', 'delivered'],
+      ['timeout', 'delivered'],
+      ['too-big', 'refused'],
+    ]);
+    const refused = lines.map((l) => JSON.parse(l) as { msg: string; failure?: { status?: number } }).find((l) => l.msg.includes('refused by the receiver'));
+    expect(refused?.failure?.status).toBe(400);
+    expect(await registry.metrics()).toContain('openrouter_alert_deliveries_dropped_total{channel="slack",service="alerting"} 1');
+    await queue.close();
+  });
+
+  it('withdraws a queued resolution of alerts whose firing did not reach the channel, and tells each outcome once', async () => {
+    const rule = alertRuleSchema.parse({ id: 'r', kind: 'error_rate' });
+    const alert = (provider: string, status: AlertTransition['status']): AlertTransition => ({ fingerprint: `r|provider=${provider}`, rule, status, labels: { provider }, value: 1, threshold: 0.2, summary: provider, startedAt: 1_000, at: 2_000, notify: true });
+    const withAlerts = (id: string, status: AlertTransition['status'], providers: string[]): AlertNotification => ({ ...notification(id, status), alerts: providers.map((p) => alert(p, status)) });
+    // The receiver is down for the firing of a (every attempt), up for everything else.
+    const channel = answering((n) => (n.id === 'fired-a' ? 503 : 204));
+    const queue = new DeliveryQueue({ ...settings, queueLimit: 10 }, new AlertingMetrics(createMetricsRegistry('alerting', { processMetrics: false })), logger);
+    const outcomes = listened(queue);
+    const sent: AlertNotification[] = [];
+    const send = channel.send.bind(channel);
+    channel.send = async (n, signal) => {
+      await send(n, signal);
+      sent.push(n);
+    };
+    queue.enqueue(channel, withAlerts('fired-a', 'firing', ['a']));
+    queue.enqueue(channel, withAlerts('fired-b', 'firing', ['b']));
+    // Both end while a's firing waits for a retry: one resolution of both, queued behind it.
+    queue.enqueue(channel, withAlerts('resolved-ab', 'resolved', ['a', 'b']));
+    queue.enqueue(channel, withAlerts('resolved-a', 'resolved', ['a']));
+    await until(() => queue.pending === 0);
+    expect(sent.map((n) => [n.id, n.alerts.map((a) => a.labels['provider'])])).toEqual([
+      ['fired-b', ['b']],
+      ['resolved-ab', ['b']],
+    ]);
+    expect(outcomes).toEqual([
+      ['fired-a', 'given_up'],
+      ['resolved-a', 'withdrawn'],
+      ['fired-b', 'delivered'],
+      ['resolved-ab', 'delivered'],
+    ]);
+    await queue.close();
+  });
+
+  it('tells every delivery left at shutdown, or made after it, as dropped', async () => {
+    const queue = new DeliveryQueue({ ...settings, initialBackoffMs: 60_000, maxBackoffMs: 60_000 }, new AlertingMetrics(createMetricsRegistry('alerting', { processMetrics: false })), logger);
+    const outcomes = listened(queue);
+    const down = flakyChannel(100);
+    queue.enqueue(down, notification('waiting'));
+    queue.enqueue(down, notification('behind'));
+    await until(() => down.calls.length === 1);
+    await queue.close(100);
+    queue.enqueue(down, notification('late'));
+    expect(outcomes).toEqual([
+      ['waiting', 'dropped'],
+      ['behind', 'dropped'],
+      ['late', 'dropped'],
+    ]);
+    expect(queue.pending).toBe(0);
   });
 });

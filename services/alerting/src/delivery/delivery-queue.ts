@@ -2,6 +2,17 @@ import type { AlertingConfig } from '@openrouter/config';
 import type { AlertingMetrics, Logger } from '@openrouter/observability';
 import { DeliveryError, type AlertNotification, type NotificationChannel } from '../channels/notification';
 
+/**
+ * How a delivery ended. `delivered`: the receiver took it. `refused`: the receiver answered a 4xx
+ * that retrying cannot change (not retried). `given_up`: still failing after the last attempt.
+ * `dropped`: pushed out of a full queue, or left unsent at shutdown. `withdrawn`: a resolution
+ * with nothing left to say, every alert in it having fired to this channel without reaching it.
+ */
+export type DeliveryOutcome = 'delivered' | 'refused' | 'given_up' | 'dropped' | 'withdrawn';
+
+/** Told once of every delivery's outcome, so the sender can tell which alerts a receiver has seen. */
+export type DeliveryListener = (channel: NotificationChannel, notification: AlertNotification, outcome: DeliveryOutcome) => void;
+
 interface Delivery {
   channel: NotificationChannel;
   notification: AlertNotification;
@@ -9,22 +20,27 @@ interface Delivery {
   lane: string;
   attempts: number;
   sending: boolean;
+  /** Its outcome has been told (a send still running at shutdown is told `dropped`, and nothing after). */
+  settled: boolean;
   timer?: NodeJS.Timeout;
 }
 
 /**
  * Delivers notifications off the caller's path: `enqueue` returns at once; each delivery is tried,
- * and retried with exponential backoff and jitter up to `maxAttempts`. Notifications of one rule
- * to one channel go out in the order they were made — a resolution never overtakes the firing it
- * resolves while that one waits for a retry — and independently of every other rule and channel,
- * so a dead receiver never holds up the consumer or another channel. Bounded: past `queueLimit`
- * the oldest delivery not being sent is dropped (and counted).
+ * and retried with exponential backoff and jitter up to `maxAttempts`, unless the receiver refuses
+ * it for good (a 4xx other than 408 and 429). Notifications of one rule to one channel go out in
+ * the order they were made — a resolution never overtakes the firing it resolves while that one
+ * waits for a retry, and is not sent at all for an alert whose firing this channel never got — and
+ * independently of every other rule and channel, so a dead receiver never holds up the consumer or
+ * another channel. Bounded: past `queueLimit` the oldest delivery not being sent is dropped (and
+ * counted). Every delivery's outcome is told to the listener, once.
  */
 export class DeliveryQueue {
   /** Every delivery not yet done, oldest first. */
   private readonly queued = new Set<Delivery>();
   private readonly lanes = new Map<string, Delivery[]>();
-  private readonly sending = new Set<Promise<void>>();
+  private readonly sending = new Map<Delivery, Promise<void>>();
+  private listener: DeliveryListener = () => undefined;
   private closed = false;
 
   constructor(
@@ -38,17 +54,25 @@ export class DeliveryQueue {
     return this.queued.size;
   }
 
+  /** Where outcomes go (one listener: the alerting service). */
+  listen(listener: DeliveryListener): void {
+    this.listener = listener;
+  }
+
   enqueue(channel: NotificationChannel, notification: AlertNotification): void {
-    if (this.closed) return;
+    const delivery: Delivery = { channel, notification, lane: `${channel.id}\u0000${notification.ruleId}`, attempts: 0, sending: false, settled: false };
+    if (this.closed) {
+      this.settle(delivery, 'dropped');
+      return;
+    }
     if (this.queued.size >= this.settings.queueLimit) {
       const oldest = [...this.queued].find((d) => !d.sending);
       if (oldest) {
         this.metrics.dropped.inc({ channel: oldest.channel.id });
         this.logger.error({ channel: oldest.channel.id, notification: oldest.notification.id, rule: oldest.notification.ruleId, status: oldest.notification.status }, 'alert delivery queue full: oldest notification dropped');
-        this.done(oldest);
+        this.done(oldest, 'dropped');
       }
     }
-    const delivery: Delivery = { channel, notification, lane: `${channel.id}\u0000${notification.ruleId}`, attempts: 0, sending: false };
     this.queued.add(delivery);
     const lane = this.lanes.get(delivery.lane) ?? [];
     lane.push(delivery);
@@ -57,16 +81,18 @@ export class DeliveryQueue {
     if (lane.length === 1) this.attempt(delivery);
   }
 
-  /** Stops retrying; waits (bounded) for sends in progress. */
+  /**
+   * Stops retrying; waits (bounded) for sends in progress. Every delivery not delivered by then is
+   * told `dropped`, so the alerts in it count as not notified (and are sent again after a restart).
+   */
   async close(timeoutMs = 5_000): Promise<void> {
     this.closed = true;
     const left = [...this.queued].filter((d) => !d.sending);
-    for (const d of left) clearTimeout(d.timer);
     if (left.length > 0) this.logger.warn({ pending: left.length }, 'alert notifications left undelivered at shutdown');
-    this.queued.clear();
-    this.lanes.clear();
+    for (const d of left) this.done(d, 'dropped');
     const timeout = new Promise<void>((done) => setTimeout(done, timeoutMs).unref());
-    await Promise.race([Promise.all([...this.sending]), timeout]);
+    await Promise.race([Promise.all([...this.sending.values()]), timeout]);
+    for (const d of [...this.queued]) this.done(d, 'dropped');
     this.metrics.pending.set(0);
   }
 
@@ -75,21 +101,51 @@ export class DeliveryQueue {
     delivery.attempts++;
     delivery.sending = true;
     const sent = this.send(delivery);
-    this.sending.add(sent);
-    void sent.finally(() => this.sending.delete(sent));
+    this.sending.set(delivery, sent);
+    void sent.finally(() => this.sending.delete(delivery));
   }
 
-  /** Takes a delivery off the queue (sent, given up or dropped); the next of its lane starts. */
-  private done(delivery: Delivery): void {
+  /** Takes a delivery off the queue (sent, refused, given up or dropped) and tells its outcome; the next of its lane starts. */
+  private done(delivery: Delivery, outcome: DeliveryOutcome): void {
     clearTimeout(delivery.timer);
+    this.settle(delivery, outcome);
     if (!this.queued.delete(delivery)) return;
     const lane = this.lanes.get(delivery.lane) ?? [];
     const wasHead = lane[0] === delivery;
     lane.splice(lane.indexOf(delivery), 1);
+    if (outcome !== 'delivered') this.withdrawResolutions(lane, delivery);
     if (lane.length === 0) this.lanes.delete(delivery.lane);
     this.metrics.pending.set(this.pending);
     const next = lane[0];
     if (wasHead && next && !this.closed) this.attempt(next);
+  }
+
+  private settle(delivery: Delivery, outcome: DeliveryOutcome): void {
+    if (delivery.settled) return;
+    delivery.settled = true;
+    this.listener(delivery.channel, delivery.notification, outcome);
+  }
+
+  /**
+   * A firing that did not reach the channel: the resolutions queued behind it in its lane leave out
+   * its alerts (a receiver must never see an alert resolve that it never saw fire), and one left
+   * with no alert is not sent.
+   */
+  private withdrawResolutions(lane: Delivery[], failed: Delivery): void {
+    if (failed.notification.status !== 'firing') return;
+    const episodes = new Set(failed.notification.alerts.map(episodeOf));
+    for (const d of [...lane]) {
+      // Behind the failed firing in its lane, so not started yet.
+      if (d.notification.status !== 'resolved' || d.sending) continue;
+      const alerts = d.notification.alerts.filter((a) => !episodes.has(episodeOf(a)));
+      if (alerts.length === d.notification.alerts.length) continue;
+      d.notification = { ...d.notification, alerts };
+      if (alerts.length > 0) continue;
+      // Taken out here, not through `done`: the caller starts the lane's next delivery.
+      this.settle(d, 'withdrawn');
+      this.queued.delete(d);
+      lane.splice(lane.indexOf(d), 1);
+    }
   }
 
   private async send(delivery: Delivery): Promise<void> {
@@ -99,26 +155,44 @@ export class DeliveryQueue {
       delivery.sending = false;
       for (const a of notification.alerts) this.metrics.delivered(notification.ruleKind, channel.id, a.status);
       this.logger.info({ channel: channel.id, notification: notification.id, rule: notification.ruleId, status: notification.status, alerts: notification.alerts.length, attempts: delivery.attempts }, 'alert notification delivered');
-      this.done(delivery);
+      this.done(delivery, 'delivered');
     } catch (error) {
       delivery.sending = false;
       this.metrics.deliveryFailures.inc({ channel: channel.id });
-      if (this.closed) return;
-      // Only the error's name, code and status: a message may carry the receiver's URL, and with it a token.
-      const failure = failureOf(error);
-      if (delivery.attempts >= this.settings.maxAttempts) {
-        this.metrics.dropped.inc({ channel: channel.id });
-        this.logger.error({ failure, channel: channel.id, notification: notification.id, attempts: delivery.attempts }, 'alert notification given up after the last retry');
-        this.done(delivery);
-        return;
-      }
-      const base = Math.min(this.settings.maxBackoffMs, this.settings.initialBackoffMs * 2 ** (delivery.attempts - 1));
-      const delay = Math.round(base / 2 + (this.random() * base) / 2);
-      this.logger.warn({ failure, channel: channel.id, notification: notification.id, attempts: delivery.attempts, retryInMs: delay }, 'alert notification not delivered; retrying');
-      delivery.timer = setTimeout(() => this.attempt(delivery), delay);
-      delivery.timer.unref();
+      if (this.closed) this.done(delivery, 'dropped');
+      else this.failed(delivery, error);
     }
   }
+
+  /** After a failed attempt: gives up (a permanent refusal, or the last attempt) or schedules the next. */
+  private failed(delivery: Delivery, error: unknown): void {
+    const { channel, notification } = delivery;
+    // Only the error's name, code and status: a message may carry the receiver's URL, and with it a token.
+    const failure = failureOf(error);
+    const where = { failure, channel: channel.id, notification: notification.id, rule: notification.ruleId, status: notification.status, attempts: delivery.attempts };
+    if (error instanceof DeliveryError && error.permanent) {
+      this.metrics.dropped.inc({ channel: channel.id });
+      this.logger.error(where, 'alert notification refused by the receiver: not retried (the same request would be refused again)');
+      this.done(delivery, 'refused');
+      return;
+    }
+    if (delivery.attempts >= this.settings.maxAttempts) {
+      this.metrics.dropped.inc({ channel: channel.id });
+      this.logger.error(where, 'alert notification given up after the last retry');
+      this.done(delivery, 'given_up');
+      return;
+    }
+    const base = Math.min(this.settings.maxBackoffMs, this.settings.initialBackoffMs * 2 ** (delivery.attempts - 1));
+    const delay = Math.round(base / 2 + (this.random() * base) / 2);
+    this.logger.warn({ ...where, retryInMs: delay }, 'alert notification not delivered; retrying');
+    delivery.timer = setTimeout(() => this.attempt(delivery), delay);
+    delivery.timer.unref();
+  }
+}
+
+/** An alert's episode: its identity and when it started firing. */
+function episodeOf(alert: AlertNotification['alerts'][number]): string {
+  return `${alert.fingerprint}\u0000${alert.startedAt}`;
 }
 
 /** What a channel error may say in a log: its kind, never its message. */

@@ -112,6 +112,8 @@ describe('alert tracking', () => {
   it('holds back a flapping alert within the cooldown and notifies it when the cooldown ends if it still fires', () => {
     const tracker = new AlertTracker();
     tracker.apply(holding('a'), T0);
+    // Its firing reached a channel: the cooldown starts.
+    tracker.notified('errors|provider=a', T0);
     tracker.apply(holding(), T0 + 5_000);
     const again = tracker.apply(holding('a'), T0 + 10_000);
     expect(again.map((t) => [t.status, t.notify])).toEqual([['firing', false]]);
@@ -120,9 +122,24 @@ describe('alert tracking', () => {
     expect(reminded.map((t) => [t.status, t.notify])).toEqual([['firing', true]]);
   });
 
+  it('starts the cooldown when a firing reached a channel, not when it was made', () => {
+    const tracker = new AlertTracker();
+    tracker.apply(holding('a'), T0);
+    tracker.apply(holding(), T0 + 5_000);
+    // Its notification never got through: the next episode is not held back.
+    expect(tracker.apply(holding('a'), T0 + 10_000).map((t) => [t.status, t.notify])).toEqual([['firing', true]]);
+    // Delivered late, at T0 + 20 s: the cooldown runs from then.
+    tracker.notified('errors|provider=a', T0 + 20_000);
+    tracker.apply(holding(), T0 + 25_000);
+    expect(tracker.apply(holding('a'), T0 + 70_000).map((t) => [t.status, t.notify])).toEqual([['firing', false]]);
+    tracker.apply(holding(), T0 + 75_000);
+    expect(tracker.apply(holding('a'), T0 + 80_000).map((t) => [t.status, t.notify])).toEqual([['firing', true]]);
+  });
+
   it('resolves a held-back episode silently, and groups alerts by their labels', () => {
     const tracker = new AlertTracker();
     tracker.apply(holding('a'), T0);
+    tracker.notified('errors|provider=a', T0);
     tracker.apply(holding(), T0 + 1_000);
     tracker.apply(holding('a', 'b'), T0 + 2_000);
     const out = tracker.apply(holding('b'), T0 + 3_000);

@@ -3,7 +3,10 @@ import { fingerprintOf, type AlertCondition, type RuleVerdict } from './alert-co
 
 export type AlertStatus = 'firing' | 'resolved';
 
-/** One alert changing state; `notify` is false when the rule's cooldown holds it back. */
+/**
+ * One alert changing state; `notify` is false when the rule's cooldown holds it back (a firing
+ * whose `notify` is true is due to its channels; whether it reached them is the delivery's to say).
+ */
 export interface AlertTransition {
   fingerprint: string;
   rule: AlertRuleConfig;
@@ -20,7 +23,7 @@ export interface AlertTransition {
 interface ActiveAlert {
   condition: AlertCondition;
   startedAt: number;
-  /** Whether this episode's firing was notified (only then is its resolution). */
+  /** Whether this episode's firing is due to its channels, not held back (only then is its resolution). */
   notified: boolean;
   /**
    * An alert restored from history after a restart is not resolved before this instant unless
@@ -41,9 +44,11 @@ export interface RestoredAlert {
 
 /**
  * De-duplicates alerts: an alert (rule + group labels) notifies once when it starts firing and
- * once when it resolves, however many evaluations it holds through. After a notification the
- * same alert stays quiet for the rule's cooldown: a flapping alert that fires again within it is
- * held back, and notified when the cooldown ends if it still fires.
+ * once when it resolves, however many evaluations it holds through. After a notification reached
+ * a channel (`notified`) the same alert stays quiet for the rule's cooldown: a flapping alert that
+ * fires again within it is held back, and notified when the cooldown ends if it still fires. The
+ * cooldown counts from the delivery, not from when the notification was made: one that never got
+ * through must not hold back the next.
  */
 export class AlertTracker {
   private readonly active = new Map<string, ActiveAlert>();
@@ -64,7 +69,6 @@ export class AlertTracker {
           current.heldUntil = undefined;
           if (!current.notified && this.outOfCooldown(fingerprint, condition.rule, now)) {
             current.notified = true;
-            this.lastNotified.set(fingerprint, now);
             transitions.push(this.transition(fingerprint, current, 'firing', now, true));
           }
           continue;
@@ -72,7 +76,6 @@ export class AlertTracker {
         const notify = this.outOfCooldown(fingerprint, condition.rule, now);
         const alert: ActiveAlert = { condition, startedAt: now, notified: notify };
         this.active.set(fingerprint, alert);
-        if (notify) this.lastNotified.set(fingerprint, now);
         transitions.push(this.transition(fingerprint, alert, 'firing', now, notify));
       }
       for (const [fingerprint, alert] of this.active) {
@@ -97,6 +100,11 @@ export class AlertTracker {
       this.active.set(fingerprint, { condition: a.condition, startedAt: a.startedAt, notified: a.notifiedAt !== undefined, heldUntil: a.heldUntil });
       if (a.notifiedAt !== undefined) this.lastNotified.set(fingerprint, a.notifiedAt);
     }
+  }
+
+  /** A firing notification of the alert reached a channel (or had none to go to) at `at`: its cooldown starts. */
+  notified(fingerprint: string, at: number): void {
+    this.lastNotified.set(fingerprint, Math.max(at, this.lastNotified.get(fingerprint) ?? at));
   }
 
   /** Alerts firing now. */

@@ -1,6 +1,6 @@
 import { createLogger } from '@openrouter/observability';
 import { KafkaJSError } from 'kafkajs';
-import { retryWhileRetriable } from './kafka-alert.source';
+import { retryWhileRetriable, takeAlertBatch, type AlertBatch, type AlertInputHandlers, type SkippedRecord } from './kafka-alert.source';
 
 const logger = createLogger('alerting-spec', 'silent');
 const notHosted = (): Error => new KafkaJSError('This server does not host this topic-partition', { retriable: true });
@@ -36,5 +36,51 @@ describe('retryWhileRetriable', () => {
       }),
     ).rejects.toMatchObject({ retriable: true });
     expect(calls).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('taking a batch from the alerting topics', () => {
+  type KafkaRecord = AlertBatch['messages'][number];
+  const record = (offset: number, headers: KafkaRecord['headers'] = {}, value = `v${offset}`): KafkaRecord => ({ key: Buffer.from(`k${offset}`), value: Buffer.from(value), headers, offset: String(offset) });
+  const skips = () => {
+    const seen: string[] = [];
+    const skipped: SkippedRecord = (where, error) => seen.push(`${where.topic}/${where.partition}@${where.offset}: ${error instanceof Error ? error.name : 'unknown'}`);
+    return { seen, skipped };
+  };
+
+  it('takes a record with a header sent without a value (null from kafkajs), and the records after it', async () => {
+    const usage: string[] = [];
+    const budgets: Array<KafkaRecord['headers']> = [];
+    const handlers: AlertInputHandlers = {
+      usage: async (messages) => void usage.push(...messages.map((m) => m.key)),
+      budget: (_value, headers) => void budgets.push(headers),
+    };
+    const { seen, skipped } = skips();
+    await takeAlertBatch({ topic: 'usage', partition: 0, messages: [record(1), record(2, { 'x-empty': null, traceparent: '00-a-01' }), record(3)] }, 'usage', handlers, skipped);
+    await takeAlertBatch({ topic: 'budget', partition: 1, messages: [record(7, { 'x-empty': null }), record(8, { tag: 'b' })] }, 'usage', handlers, skipped);
+    expect(usage).toEqual(['k1', 'k2', 'k3']);
+    expect(budgets).toEqual([{}, { tag: 'b' }]);
+    expect(seen).toEqual([]);
+  });
+
+  it('skips and reports a record whose handling throws, and still takes the records after it', async () => {
+    const usage: string[] = [];
+    const budgets: string[] = [];
+    const handlers: AlertInputHandlers = {
+      async usage(messages) {
+        if (messages.some((m) => m.value.toString() === 'poison')) throw new TypeError('cannot read this one');
+        usage.push(...messages.map((m) => m.key));
+      },
+      budget(value) {
+        if (value.toString() === 'poison') throw new RangeError('index out of range');
+        budgets.push(value.toString());
+      },
+    };
+    const { seen, skipped } = skips();
+    await takeAlertBatch({ topic: 'usage', partition: 0, messages: [record(1), record(2, {}, 'poison'), record(3)] }, 'usage', handlers, skipped);
+    await takeAlertBatch({ topic: 'budget', partition: 2, messages: [record(4, {}, 'poison'), record(5)] }, 'usage', handlers, skipped);
+    expect(usage).toEqual(['k1', 'k3']);
+    expect(budgets).toEqual(['v5']);
+    expect(seen).toEqual(['usage/0@2: TypeError', 'budget/2@4: RangeError']);
   });
 });

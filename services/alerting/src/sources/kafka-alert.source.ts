@@ -27,6 +27,58 @@ export interface AlertInputHandlers {
   budget(value: Buffer, headers: Record<string, string>): void;
 }
 
+/** The part of a fetched Kafka batch the source reads (headers as decoded: a value may be null). */
+export interface AlertBatch {
+  topic: string;
+  partition: number;
+  messages: ReadonlyArray<{ key: Buffer | null; value: Buffer | null; headers?: Parameters<typeof headerText>[0]; offset: string }>;
+}
+
+/** Told of each record skipped because taking it threw: where it is, and the error (never the record). */
+export type SkippedRecord = (where: { topic: string; partition: number; offset: string }, error: unknown) => void;
+
+/**
+ * Hands one batch to the handlers, each record guarded: a record that cannot be taken (a header
+ * that will not read, a payload the handler throws on) is skipped and reported, and the records
+ * after it are still taken. Without the guard the error would fail the whole batch, and kafkajs,
+ * retrying forever, would fetch the same record again and again: alerting would take no input for
+ * good while its readiness stayed green.
+ */
+export async function takeAlertBatch(batch: AlertBatch, usageTopic: string, handlers: AlertInputHandlers, skipped: SkippedRecord): Promise<void> {
+  const where = (offset: string) => ({ topic: batch.topic, partition: batch.partition, offset });
+  if (batch.topic !== usageTopic) {
+    for (const m of batch.messages) {
+      try {
+        if (m.value) handlers.budget(m.value, headerText(m.headers));
+      } catch (error) {
+        skipped(where(m.offset), error);
+      }
+    }
+    return;
+  }
+  const records: Array<{ offset: string; messages: UsageMessage[] }> = [];
+  for (const m of batch.messages) {
+    try {
+      records.push({ offset: m.offset, messages: usageMessagesOf(batch, m) });
+    } catch (error) {
+      skipped(where(m.offset), error);
+    }
+  }
+  try {
+    await handlers.usage(records.flatMap((r) => r.messages));
+  } catch {
+    // Record by record, to skip only the one that throws; copies of events already counted are
+    // recognised by their ids and not counted again.
+    for (const r of records) await handlers.usage(r.messages).catch((error: unknown) => skipped(where(r.offset), error));
+  }
+}
+
+/** A usage record as the usage messages it carries (a batch record unpacks into its events). */
+function usageMessagesOf(batch: AlertBatch, m: AlertBatch['messages'][number]): UsageMessage[] {
+  const message = { key: m.key?.toString('utf8') ?? '', value: m.value ?? Buffer.alloc(0), headers: headerText(m.headers), origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } };
+  return isUsageBatchSchema(message.headers['schema']) ? unpackUsageBatch(message) : [message];
+}
+
 /**
  * Reads the usage topic and the budget topic in the consumer group `alerting`. Alerting works on
  * recent windows, so a new group starts at the end of the topics rather than replaying history;
@@ -36,6 +88,7 @@ export class KafkaAlertSource {
   private readonly kafka: Kafka;
   private consumer: Consumer | undefined;
   private admin: Admin | undefined;
+  private skippedRecords = 0;
 
   constructor(
     private readonly config: Pick<GatewayConfig, 'usage' | 'budgets' | 'observability'>,
@@ -68,22 +121,28 @@ export class KafkaAlertSource {
     });
     await consumer.run({
       eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
-        if (batch.topic === usageTopic) {
-          await handlers.usage(
-            batch.messages.flatMap((m) => {
-              const message = { key: m.key?.toString('utf8') ?? '', value: m.value ?? Buffer.alloc(0), headers: headerText(m.headers), origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } };
-              return isUsageBatchSchema(message.headers['schema']) ? unpackUsageBatch(message) : [message];
-            }),
-          );
-        } else {
-          for (const m of batch.messages) if (m.value) handlers.budget(m.value, headerText(m.headers));
-        }
+        await takeAlertBatch(batch, usageTopic, handlers, this.skip);
         const last = batch.messages[batch.messages.length - 1];
         if (last) resolveOffset(last.offset);
         await heartbeat();
       },
     });
   }
+
+  /** Records skipped since the start because taking them threw. */
+  get skipped(): number {
+    return this.skippedRecords;
+  }
+
+  /**
+   * Counts and logs a skipped record by where it is (enough to fetch it) and the error's name: not
+   * its message, which can quote the payload (JSON.parse does), nor the record's key or headers.
+   */
+  private readonly skip: SkippedRecord = (where, error) => {
+    this.skippedRecords++;
+    const failure = { name: error instanceof Error ? error.name : typeof error };
+    this.logger.error({ ...where, failure, skipped: this.skippedRecords }, 'alerting input record skipped: it could not be taken');
+  };
 
   /** Usage messages not yet committed by the group. */
   async lag(): Promise<number> {

@@ -1,0 +1,113 @@
+import type { AlertRuleConfig } from '@openrouter/config';
+import type { AlertTransition } from '../rules/alert-tracker';
+import type { DeliveryOutcome } from './delivery-queue';
+
+/** Where an alert's firing stands on one channel: on its way, taken by the receiver, or refused by it for good. */
+export type Notice = 'sending' | 'delivered' | 'refused';
+
+/** What a delivery outcome changed that the alert history must be told. */
+export type NoticeChange =
+  /** A channel did not get the firing (given up, dropped, refused): a restart must send it again. */
+  | 'short'
+  /** Every channel got it after all. */
+  | 'whole';
+
+interface Episode {
+  /** The firing as notified: sent again as it is to a channel it has not reached. */
+  firing: AlertTransition;
+  notices: Map<string, Notice>;
+  /** The alert's latest history entry says its firing has not reached every channel. */
+  recordedShort: boolean;
+}
+
+/**
+ * Which channels each firing alert (one whose notification is due, not held back by a cooldown)
+ * has reached. An alert counts as notified on a channel only once a delivery there succeeded: a
+ * delivery given up or dropped leaves the channel owed the firing, which the next round sends
+ * again; a permanent refusal settles the channel (sending the same notification again would only
+ * be refused again). A resolution goes only to channels that got the firing or have it on its way
+ * (the delivery queue withdraws it if that firing then fails), so a receiver never sees an alert
+ * resolve that it never saw fire.
+ */
+export class FiringNotices {
+  private readonly episodes = new Map<string, Episode>();
+
+  /** A firing alert whose notification is now due: its channels are owed it. */
+  due(firing: AlertTransition): void {
+    const known = this.episodes.get(firing.fingerprint);
+    if (known && known.firing.startedAt === firing.startedAt) {
+      // Its new history entry says notified again.
+      known.firing = firing;
+      known.recordedShort = false;
+    } else {
+      this.episodes.set(firing.fingerprint, { firing, notices: new Map(), recordedShort: false });
+    }
+  }
+
+  /** A firing alert taken back from history after a restart, with the channels it had reached. */
+  restore(firing: AlertTransition, reached: readonly string[], recordedShort: boolean): void {
+    this.episodes.set(firing.fingerprint, { firing, notices: new Map(reached.map((c) => [c, 'delivered'])), recordedShort });
+  }
+
+  /** The firings owed to channels (of those `targets` names for the alert's rule); each is marked on its way. */
+  owed(targets: (rule: AlertRuleConfig) => readonly string[]): Array<{ alert: AlertTransition; channel: string }> {
+    const sends: Array<{ alert: AlertTransition; channel: string }> = [];
+    for (const episode of this.episodes.values()) {
+      for (const channel of targets(episode.firing.rule)) {
+        if (episode.notices.has(channel)) continue;
+        episode.notices.set(channel, 'sending');
+        sends.push({ alert: episode.firing, channel });
+      }
+    }
+    return sends;
+  }
+
+  /** The channels a firing alert has been sent to (reached, refused or on its way). */
+  channels(alert: AlertTransition): string[] {
+    const episode = this.episodeOf(alert);
+    return episode ? [...episode.notices.keys()] : [];
+  }
+
+  /** The channels an alert's firing has reached: `channels` of its history entries after a delivery outcome. */
+  reached(alert: AlertTransition): string[] {
+    const episode = this.episodeOf(alert);
+    return episode ? [...episode.notices].filter(([, n]) => n === 'delivered').map(([c]) => c) : [];
+  }
+
+  /** The alert resolved: the channels its resolution goes to (those that have, or will first get, its firing); then forgotten. */
+  resolve(alert: AlertTransition): string[] {
+    const episode = this.episodeOf(alert);
+    if (!episode) return [];
+    this.episodes.delete(alert.fingerprint);
+    return [...episode.notices].filter(([, n]) => n === 'delivered' || n === 'sending').map(([c]) => c);
+  }
+
+  /**
+   * A delivery of an alert's firing to `channel` ended. Returns what the history must now be told:
+   * that the firing has not reached every one of `targets`, or that it now has; nothing when that
+   * is what it last said, or the episode has ended meanwhile.
+   */
+  settle(alert: AlertTransition, channel: string, outcome: DeliveryOutcome, targets: readonly string[]): NoticeChange | undefined {
+    const episode = this.episodeOf(alert);
+    if (!episode) return undefined;
+    if (outcome === 'delivered' || outcome === 'refused') episode.notices.set(channel, outcome);
+    else episode.notices.delete(channel);
+    const missed = targets.some((c) => !episode.notices.has(c) || episode.notices.get(c) === 'refused');
+    const whole = targets.every((c) => episode.notices.get(c) === 'delivered');
+    if (missed && !episode.recordedShort) {
+      episode.recordedShort = true;
+      return 'short';
+    }
+    if (whole && episode.recordedShort) {
+      episode.recordedShort = false;
+      return 'whole';
+    }
+    return undefined;
+  }
+
+  /** The episode `alert` belongs to, while it lasts (a later episode of the same alert is another). */
+  private episodeOf(alert: AlertTransition): Episode | undefined {
+    const episode = this.episodes.get(alert.fingerprint);
+    return episode && episode.firing.startedAt === alert.startedAt ? episode : undefined;
+  }
+}
