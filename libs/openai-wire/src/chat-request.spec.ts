@@ -102,6 +102,26 @@ const MESSAGE_FIXTURES: Body[] = [
   { role: 'user', content: 'with vendor field', weight: 0.5 },
 ];
 
+describe('toOpenAIChatBody and reasoning handed back', () => {
+  it("leaves out an assistant message's reasoning_content and thinking_blocks (strict servers refuse them) and keeps its other fields and a top-level thinking", () => {
+    const body = roundTrip({
+      ...base,
+      thinking: { type: 'enabled' },
+      messages: [
+        { role: 'user', content: 'Weather?' },
+        { role: 'assistant', content: 'Sunny.', reasoning_content: 'Look outside.', thinking_blocks: [{ type: 'thinking', thinking: 'Look outside.', signature: 'c2ln' }], audio: { id: 'a1' } },
+        { role: 'user', content: 'Thanks', reasoning_content: 'kept: not an answer' },
+      ],
+    });
+    expect(body['messages']).toEqual([
+      { role: 'user', content: 'Weather?' },
+      { role: 'assistant', content: 'Sunny.', audio: { id: 'a1' } },
+      { role: 'user', content: 'Thanks', reasoning_content: 'kept: not an answer' },
+    ]);
+    expect(body['thinking']).toEqual({ type: 'enabled' });
+  });
+});
+
 describe('toOpenAIChatBody with an output limit parameter', () => {
   it('sends the one limit in the parameter the server takes, max_completion_tokens winning', () => {
     const both = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10, max_completion_tokens: 20 });

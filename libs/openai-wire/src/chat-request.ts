@@ -295,8 +295,16 @@ function fromMessage(m: chatv1.Message): JsonObject {
   if (m.toolCalls.length > 0) out['tool_calls'] = m.toolCalls.map(fromToolCall);
   if (m.toolCallId !== undefined) out['tool_call_id'] = m.toolCallId;
   if (m.refusal !== undefined) out['refusal'] = m.refusal;
-  return mergeExtra(out, m.extraJson);
+  const merged = mergeExtra(out, m.extraJson);
+  // An answer's reasoning, handed back with it (`reasoning_content`, Claude's signed `thinking_blocks`),
+  // is for the model that wrote it: OpenAI and strict compatible servers (DeepSeek's reasoner, older
+  // vLLM) refuse these fields in input, so a conversation moving to them would fail with a 400.
+  if (m.role === 'assistant') for (const key of HANDED_BACK_REASONING) delete merged[key];
+  return merged;
 }
+
+/** Fields of an assistant message that carry reasoning back to the model that wrote it. */
+const HANDED_BACK_REASONING = ['reasoning_content', 'thinking_blocks'] as const;
 
 function fromTool(t: chatv1.Tool): unknown {
   if (t.rawJson) return JSON.parse(t.rawJson);

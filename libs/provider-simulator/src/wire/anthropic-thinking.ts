@@ -86,14 +86,33 @@ function checkSignatures(messages: readonly AnthropicMessage[]): string | undefi
 function checkToolLoop(request: MessagesRequest): string | undefined {
   if (request.thinking?.type !== 'enabled') return undefined;
   const messages = request.messages;
+  const i = toolLoopOpening(messages, (m) => blocksOf(m).some((b) => b.type === 'tool_result'));
+  const first = i === undefined ? undefined : blocksOf(messages[i] as AnthropicMessage)[0];
+  if (i === undefined || first === undefined || first.type === 'thinking' || first.type === 'redacted_thinking') return undefined;
+  return missingThinking(i, first.type);
+}
+
+/**
+ * The assistant message that opened the tool loop a request continues: the first after the
+ * user's last own words (the loop's later steps are the same assistant turn, and without
+ * interleaved thinking they carry none). Undefined when the request answers no tool results.
+ */
+export function toolLoopOpening<M extends { role: string }>(messages: readonly M[], hasToolResults: (m: M) => boolean): number | undefined {
   const last = messages[messages.length - 1];
-  const i = messages.length - 2;
-  const previous = messages[i];
-  if (last?.role !== 'user' || previous?.role !== 'assistant' || !blocksOf(last).some((b) => b.type === 'tool_result')) return undefined;
-  const first = blocksOf(previous)[0];
-  if (first === undefined || first.type === 'thinking' || first.type === 'redacted_thinking') return undefined;
+  if (last?.role !== 'user' || !hasToolResults(last)) return undefined;
+  let opening: number | undefined;
+  for (let i = messages.length - 2; i >= 0; i--) {
+    const message = messages[i] as M;
+    if (message.role === 'assistant') opening = i;
+    else if (!hasToolResults(message)) break;
+  }
+  return opening;
+}
+
+/** The service's refusal of a tool loop whose opening assistant message does not start with its thinking. */
+export function missingThinking(i: number, found: string): string {
   return (
-    `messages.${i}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${first.type}\`. ` +
+    `messages.${i}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${found}\`. ` +
     'When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). ' +
     'We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. ' +
     `Please consult our documentation at ${DOCS}`

@@ -347,6 +347,18 @@ describe('Anthropic Messages wire format over HTTP', () => {
       expect((await messages({ tools, messages: toolLoop([]) })).status).toBe(200);
     });
 
+    it('asks thinking of the assistant message that opened a tool loop, not of its later steps', async () => {
+      const later = [
+        ...toolLoop([signed('Oslo first, then Rome.')]),
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_2', name: 'lookup', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_2', content: 'Rome: 22°C' }] },
+      ];
+      expect((await messages({ thinking: enabled, max_tokens: 2048, tools, messages: later })).status).toBe(200);
+      const unopened = [...toolLoop([]), ...later.slice(3)];
+      const refused = await messages({ thinking: enabled, max_tokens: 2048, tools, messages: unopened });
+      expect(errorOf(refused.json()).message).toContain('messages.1.content.0.type: Expected `thinking`');
+    });
+
     it('takes back its own thinking blocks unchanged and refuses a tampered signature', async () => {
       const answer = (await messages({ thinking: enabled, max_tokens: 2048 })).json();
       const [thinking] = answer['content'] as [{ type: string; thinking: string; signature: string }];

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { generateReplyPieces } from '../core/reply-generator';
 import { thinkingConfig } from './anthropic-request-schemas';
-import { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature } from './anthropic-thinking';
+import { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature, missingThinking, toolLoopOpening } from './anthropic-thinking';
 import type { ConverseContentBlock, ConverseRequest } from './bedrock-request-schemas';
 
 /**
@@ -114,18 +114,10 @@ function blockType(block: ConverseContentBlock): string {
 function checkToolLoop(request: ConverseRequest, thinking: ThinkingOn): string | undefined {
   if (thinking.type !== 'enabled') return undefined;
   const messages = request.messages;
-  const last = messages[messages.length - 1];
-  const i = messages.length - 2;
-  const previous = messages[i];
-  if (last?.role !== 'user' || previous?.role !== 'assistant' || !last.content.some((b) => b.toolResult !== undefined)) return undefined;
-  const first = previous.content[0];
-  if (first === undefined || first.reasoningContent !== undefined) return undefined;
-  return (
-    `messages.${i}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${blockType(first)}\`. ` +
-    'When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). ' +
-    'We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. ' +
-    `Please consult our documentation at ${DOCS}`
-  );
+  const i = toolLoopOpening(messages, (m) => m.content.some((b) => b.toolResult !== undefined));
+  const first = i === undefined ? undefined : messages[i]?.content[0];
+  if (i === undefined || first === undefined || first.reasoningContent !== undefined) return undefined;
+  return missingThinking(i, blockType(first));
 }
 
 /** Opaque like the service's encrypted payload, and deterministic for the same thinking. */

@@ -50,9 +50,69 @@ export function thinkingForEffort(effort: string | undefined, style: ThinkingSty
   }
   if (style === 'adaptive') return { thinking: { type: 'adaptive' }, maxTokens: undefined, effort: level };
   const wanted = THINKING_BUDGETS[effort] ?? THINKING_BUDGETS['high'] ?? MIN_THINKING_BUDGET;
-  const budget = limit === undefined ? wanted : Math.min(wanted, limit - 1);
-  if (budget < MIN_THINKING_BUDGET) return undefined;
+  const budget = budgetWithin(wanted, limit, false);
+  if (budget === undefined) return undefined;
   return { thinking: { type: 'enabled', budget_tokens: budget }, maxTokens: limit === undefined ? answerTokens + budget : undefined, effort: undefined };
+}
+
+/**
+ * A thinking budget under an output limit, which bounds thinking and answer together. Without a
+ * limit the budget stands (the caller adds room for the answer). Under one, a budget the client
+ * chose stands when it fits; otherwise, and for an effort's budget, thinking takes at most half
+ * the limit (at least the smallest budget), so the answer keeps room: a limit the client did not
+ * set itself (a hard budget's ceiling) must not starve the answer. Undefined when even the
+ * smallest budget leaves no room.
+ */
+export function budgetWithin(wanted: number, limit: number | undefined, chosenByClient: boolean): number | undefined {
+  if (limit === undefined) return wanted;
+  const budget = chosenByClient && wanted < limit ? wanted : Math.min(wanted, Math.max(MIN_THINKING_BUDGET, Math.floor(limit / 2)));
+  return budget >= MIN_THINKING_BUDGET && budget < limit ? budget : undefined;
+}
+
+/** A conversation turn as both wires hold it: a role and its blocks. */
+interface Turn<B> {
+  role: 'user' | 'assistant';
+  content: B[];
+}
+
+/**
+ * The assistant turn a request continues when it answers tool results: the first assistant
+ * message after the user's last own words (a tool loop's later steps are the same turn to
+ * Claude). With thinking on, that turn must start with the thinking it was given. Undefined when
+ * the request does not answer tool results.
+ */
+export function toolLoopOpening<B>(turns: readonly Turn<B>[], isToolResult: (b: B) => boolean): Turn<B> | undefined {
+  const last = turns[turns.length - 1];
+  if (last?.role !== 'user' || !last.content.some(isToolResult)) return undefined;
+  let opening: Turn<B> | undefined;
+  for (let i = turns.length - 2; i >= 0; i--) {
+    const turn = turns[i] as Turn<B>;
+    if (turn.role === 'assistant') opening = turn;
+    else if (!turn.content.some(isToolResult)) break;
+  }
+  return opening;
+}
+
+/** Whether a request may keep thinking on: not continuing a tool loop, or continuing one that starts with its thinking. */
+export function toolLoopKeepsThinking<B>(turns: readonly Turn<B>[], isToolResult: (b: B) => boolean, isThinking: (b: B) => boolean): boolean {
+  if (turns[turns.length - 1]?.role !== 'user' || !turns[turns.length - 1]?.content.some(isToolResult)) return true;
+  const first = toolLoopOpening(turns, isToolResult)?.content[0];
+  return first !== undefined && isThinking(first);
+}
+
+/**
+ * Adds a message's blocks to the turns, joining neighbours of one role (both wires want user and
+ * assistant to alternate); in a joined assistant turn, thinking stays first, as Claude wrote it.
+ */
+export function pushTurn<B>(turns: Turn<B>[], role: Turn<B>['role'], content: B[], isThinking: (b: B) => boolean): void {
+  if (content.length === 0) return;
+  const last = turns[turns.length - 1];
+  if (last?.role !== role) {
+    turns.push({ role, content });
+    return;
+  }
+  last.content.push(...content);
+  if (role === 'assistant' && content.some(isThinking)) last.content = [...last.content.filter(isThinking), ...last.content.filter((b) => !isThinking(b))];
 }
 
 /** The effort level adaptive thinking is steered with, for a request whose own thinking object turned it on. */

@@ -351,10 +351,12 @@ describe('toAnthropicRequest', () => {
       await expect(rejection({ reasoning_effort: 'extreme' })).resolves.toMatchObject({ kind: 'bad_request', param: 'reasoning_effort' });
     });
 
-    it('budget style: a budget on top of the default limit, or within the limit the client set, or none when the limit is too small', async () => {
+    it('budget style: a budget on top of the default limit, or within half the limit the client set, or none when the limit is too small', async () => {
       expect(await translate({ reasoning_effort: 'high' }, 'budget')).toMatchObject({ body: { thinking: { type: 'enabled', budget_tokens: 24576 }, max_tokens: 1024 + 24576 } });
       const within = (await translate({ reasoning_effort: 'high', max_completion_tokens: 4000 }, 'budget')).body;
-      expect(within).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 3999 }, max_tokens: 4000 });
+      // Thinking takes at most half of a limit, so the answer keeps room (a hard budget's ceiling is such a limit).
+      expect(within).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 2000 }, max_tokens: 4000 });
+      expect((await translate({ reasoning_effort: 'medium', max_tokens: 1500 }, 'budget')).body).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 1024 }, max_tokens: 1500 });
       expect(within.output_config).toBeUndefined();
       const tooSmall = (await translate({ reasoning_effort: 'low', max_tokens: 1000, temperature: 0.3 }, 'budget')).body;
       expect(tooSmall.thinking).toBeUndefined();
@@ -363,7 +365,10 @@ describe('toAnthropicRequest', () => {
 
     it('sends a thinking object the client gave itself, which wins over reasoning_effort, and refuses a malformed one', async () => {
       expect(await bodyOf({ thinking: { type: 'enabled', budget_tokens: 2048 } })).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 2048 }, max_tokens: 1024 + 2048 });
-      expect(await bodyOf({ thinking: { type: 'enabled', budget_tokens: 2048 }, max_tokens: 9000 })).toMatchObject({ max_tokens: 9000 });
+      expect(await bodyOf({ thinking: { type: 'enabled', budget_tokens: 2048 }, max_tokens: 9000 })).toMatchObject({ thinking: { budget_tokens: 2048 }, max_tokens: 9000 });
+      // A budget that does not fit under the limit (a hard budget's ceiling, say) is cut to half of it, or thinking is off.
+      expect(await bodyOf({ thinking: { type: 'enabled', budget_tokens: 8000 }, max_tokens: 4096 })).toMatchObject({ thinking: { budget_tokens: 2048 }, max_tokens: 4096 });
+      expect((await bodyOf({ thinking: { type: 'enabled', budget_tokens: 8000 }, max_tokens: 1000 })).thinking).toBeUndefined();
       expect(await bodyOf({ thinking: { type: 'adaptive' }, reasoning_effort: 'low' })).toMatchObject({ thinking: { type: 'adaptive' }, output_config: { effort: 'low' } });
       expect((await bodyOf({ thinking: { type: 'disabled' }, reasoning_effort: 'high' })).thinking).toBeUndefined();
       await expect(rejection({ thinking: { type: 'enabled' } })).resolves.toMatchObject({ kind: 'bad_request', param: 'thinking' });
@@ -396,6 +401,37 @@ describe('toAnthropicRequest', () => {
         role: 'assistant',
         content: [thought, redacted, { type: 'tool_use', id: 'call_1', name: 'get_weather', input: { city: 'Paris' } }],
       });
+    });
+
+    it('keeps thinking through a tool loop of several steps: the turn that opened it carries the thinking, later steps need none', async () => {
+      const loop = [
+        user('Weather in Paris and Oslo?'),
+        { role: 'assistant', content: null, tool_calls: [call('call_1', 'Paris')], thinking_blocks: [thought] },
+        { role: 'tool', tool_call_id: 'call_1', content: '18C' },
+        { role: 'assistant', content: null, tool_calls: [call('call_2', 'Oslo')] },
+        { role: 'tool', tool_call_id: 'call_2', content: '4C' },
+      ];
+      const body = await bodyOf({ reasoning_effort: 'high', tools: [weatherTool], messages: loop });
+      expect(body.thinking).toEqual({ type: 'adaptive' });
+      expect(body.messages.map((m) => m.content.map((b) => b.type))).toEqual([['text'], ['thinking', 'tool_use'], ['tool_result'], ['tool_use'], ['tool_result']]);
+      // A new question starts a new turn: the loop it opens needs thinking of its own.
+      const next = [...loop, { role: 'assistant', content: 'Sunny, then cold.' }, user('And Rome?'), { role: 'assistant', content: null, tool_calls: [call('call_3', 'Rome')] }, { role: 'tool', tool_call_id: 'call_3', content: '22C' }];
+      expect((await bodyOf({ reasoning_effort: 'high', tools: [weatherTool], messages: next })).thinking).toBeUndefined();
+    });
+
+    it('puts thinking first when assistant messages are joined into one turn', async () => {
+      const body = await bodyOf({
+        reasoning_effort: 'high',
+        tools: [weatherTool],
+        messages: [
+          user('Weather in Paris?'),
+          { role: 'assistant', content: 'Let me check.' },
+          { role: 'assistant', content: null, tool_calls: [call('call_1', 'Paris')], thinking_blocks: [thought] },
+          { role: 'tool', tool_call_id: 'call_1', content: '18C' },
+        ],
+      });
+      expect(body.thinking).toEqual({ type: 'adaptive' });
+      expect(body.messages[1]?.content.map((b) => b.type)).toEqual(['thinking', 'text', 'tool_use']);
     });
 
     it('leaves thinking off for a tool turn whose thinking was not handed back (Anthropic would refuse it), and drops blocks when thinking is off', async () => {

@@ -3,7 +3,18 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseDataUrl, type ImageLoader } from '../image-source';
-import { effortLevel, forcedToolsWithThinking, handedBackThinking, MIN_THINKING_TOP_P, type ThinkingBlock, thinkingForEffort, type ThinkingStyle } from '../claude-thinking';
+import {
+  budgetWithin,
+  effortLevel,
+  forcedToolsWithThinking,
+  handedBackThinking,
+  MIN_THINKING_TOP_P,
+  pushTurn,
+  type ThinkingBlock,
+  thinkingForEffort,
+  type ThinkingStyle,
+  toolLoopKeepsThinking,
+} from '../claude-thinking';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, safeToolId, trimFinalAssistant } from '../message-content';
 
 /** Anthropic's JSON values as we send them; the shapes follow the Messages API reference. */
@@ -220,10 +231,7 @@ const isText = (b: AnthropicContentBlock): b is AnthropicTextBlock => b.type ===
 
 /** Adjacent turns of one role become one message: Anthropic requires user and assistant to alternate. */
 function push(turns: AnthropicMessage[], role: AnthropicMessage['role'], content: AnthropicContentBlock[]): void {
-  if (content.length === 0) return;
-  const last = turns[turns.length - 1];
-  if (last?.role === role) last.content.push(...content);
-  else turns.push({ role, content });
+  pushTurn(turns, role, content, isThinking);
 }
 
 /** In a user turn, tool results must come before any other content. */
@@ -355,9 +363,13 @@ function applyThinking(r: chatv1.ChatRequest, body: AnthropicMessagesBody, optio
     const parsed = thinkingSchema.safeParse(explicit);
     if (!parsed.success) throw invalid('"thinking" must be {type: "enabled", budget_tokens}, {type: "adaptive"} or {type: "disabled"}.', 'thinking');
     if (parsed.data.type === 'disabled') return undefined;
-    body.thinking = parsed.data;
-    // Without a limit from the client, the default one is room for the answer on top of the budget.
-    if (parsed.data.type === 'enabled' && limit === undefined) body.max_tokens = options.defaultMaxTokens + parsed.data.budget_tokens;
+    if (parsed.data.type === 'enabled') {
+      const budget = budgetWithin(parsed.data.budget_tokens, limit, true);
+      if (budget === undefined) return undefined;
+      body.thinking = { ...parsed.data, budget_tokens: budget };
+      // Without a limit from the client, the default one is room for the answer on top of the budget.
+      if (limit === undefined) body.max_tokens = options.defaultMaxTokens + budget;
+    } else body.thinking = parsed.data;
     source = 'thinking';
   } else {
     const fromEffort = thinkingForEffort(r.reasoningEffort, options.thinking, limit, options.defaultMaxTokens);
@@ -366,24 +378,13 @@ function applyThinking(r: chatv1.ChatRequest, body: AnthropicMessagesBody, optio
     if (fromEffort.maxTokens !== undefined) body.max_tokens = fromEffort.maxTokens;
     source = 'reasoning_effort';
   }
-  if (!toolTurnKeepsThinking(body.messages)) {
+  if (!toolLoopKeepsThinking(body.messages, (b) => b.type === 'tool_result', isThinking)) {
     delete body.thinking;
     return undefined;
   }
   const effort = effortLevel(r.reasoningEffort);
   if (body.thinking.type === 'adaptive' && effort !== undefined) body.output_config = { effort };
   return source;
-}
-
-/**
- * A request answering tool results continues the assistant turn that called the tools; with
- * thinking on, Anthropic wants that turn to start with the thinking it was given.
- */
-function toolTurnKeepsThinking(turns: readonly AnthropicMessage[]): boolean {
-  const last = turns[turns.length - 1];
-  if (last?.role !== 'user' || !last.content.some((b) => b.type === 'tool_result')) return true;
-  const first = turns[turns.length - 2]?.content[0];
-  return first !== undefined && isThinking(first);
 }
 
 /** Anthropic refuses thinking together with a tool_choice that forces a call, which JSON mode uses too. */

@@ -296,7 +296,7 @@ describe('Converse request translation: extended thinking (Claude)', () => {
 
   it('budget style: the budget fits under the limit the client set, gets room on top without one, and is off when the limit is too small', async () => {
     const capped = await claude({ reasoning_effort: 'medium', max_completion_tokens: 2000 }, { thinking: 'budget' });
-    expect(capped.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 1999 } });
+    expect(capped.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 1024 } });
     expect(capped.inferenceConfig).toEqual({ maxTokens: 2000 });
     const open = await claude({ reasoning_effort: 'high' }, { thinking: 'budget' });
     expect(open.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 24576 } });

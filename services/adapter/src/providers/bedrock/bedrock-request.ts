@@ -1,6 +1,17 @@
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { effortLevel, forcedToolsWithThinking, handedBackThinking, MIN_THINKING_TOP_P, type ThinkingBlock, thinkingForEffort, type ThinkingStyle } from '../claude-thinking';
+import {
+  budgetWithin,
+  effortLevel,
+  forcedToolsWithThinking,
+  handedBackThinking,
+  MIN_THINKING_TOP_P,
+  pushTurn,
+  type ThinkingBlock,
+  thinkingForEffort,
+  type ThinkingStyle,
+  toolLoopKeepsThinking,
+} from '../claude-thinking';
 import type { InlineImage } from '../image-source';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, partText, safeToolId, trimFinalAssistant } from '../message-content';
 
@@ -145,13 +156,8 @@ function parseObject(json: string): Record<string, unknown> {
 async function translateMessages(source: readonly chatv1.Message[], loadImage: ImageLoader, claude: boolean): Promise<{ system: { text: string }[]; messages: BedrockMessage[] }> {
   const system: { text: string }[] = [];
   const turns: BedrockMessage[] = [];
-  const push = (role: BedrockMessage['role'], content: BedrockContentBlock[]): void => {
-    if (content.length === 0) return;
-    const last = turns[turns.length - 1];
-    // Converse wants strict user/assistant alternation; same-role neighbours become one turn.
-    if (last?.role === role) last.content.push(...content);
-    else turns.push({ role, content });
-  };
+  // Converse wants strict user/assistant alternation; same-role neighbours become one turn.
+  const push = (role: BedrockMessage['role'], content: BedrockContentBlock[]): void => pushTurn(turns, role, content, isReasoning);
 
   for (let i = 0; i < source.length; i++) {
     const m = source[i] as chatv1.Message;
@@ -375,8 +381,13 @@ function applyThinking(r: chatv1.ChatRequest, body: ConverseBody, inference: Non
     if (type !== 'enabled' && type !== 'adaptive') return undefined;
     source = 'additionalModelRequestFields';
     thinking = own as Record<string, unknown>;
-    const budget = thinking['budget_tokens'];
-    if (type === 'enabled' && typeof budget === 'number' && limit === undefined) maxTokens = DEFAULT_ANSWER_TOKENS + budget;
+    const wanted = thinking['budget_tokens'];
+    if (type === 'enabled' && typeof wanted === 'number') {
+      const budget = budgetWithin(wanted, limit, true);
+      if (budget === undefined) return withoutThinking(body, fields);
+      thinking = { ...thinking, budget_tokens: budget };
+      if (limit === undefined) maxTokens = DEFAULT_ANSWER_TOKENS + budget;
+    }
   } else {
     const fromEffort = thinkingForEffort(effort, style, limit, DEFAULT_ANSWER_TOKENS);
     if (!fromEffort) return undefined;
@@ -384,14 +395,7 @@ function applyThinking(r: chatv1.ChatRequest, body: ConverseBody, inference: Non
     thinking = fromEffort.thinking;
     maxTokens = fromEffort.maxTokens;
   }
-  if (!toolTurnKeepsThinking(body.messages)) {
-    if (source === 'additionalModelRequestFields') {
-      delete fields['thinking'];
-      if (Object.keys(fields).length > 0) body['additionalModelRequestFields'] = fields;
-      else delete body['additionalModelRequestFields'];
-    }
-    return undefined;
-  }
+  if (!toolLoopKeepsThinking(body.messages, (b) => 'toolResult' in b, isReasoning)) return source === 'additionalModelRequestFields' ? withoutThinking(body, fields) : undefined;
   if (maxTokens !== undefined) inference.maxTokens = maxTokens;
   fields['thinking'] = thinking;
   const level = effortLevel(effort);
@@ -404,15 +408,12 @@ function applyThinking(r: chatv1.ChatRequest, body: ConverseBody, inference: Non
   return source;
 }
 
-/**
- * A request answering tool results continues the assistant turn that called the tools; with
- * thinking on, Claude wants that turn to start with the thinking it was given.
- */
-function toolTurnKeepsThinking(turns: readonly BedrockMessage[]): boolean {
-  const last = turns[turns.length - 1];
-  if (last?.role !== 'user' || !last.content.some((b) => 'toolResult' in b)) return true;
-  const first = turns[turns.length - 2]?.content[0];
-  return first !== undefined && isReasoning(first);
+/** The request without the client's own `thinking` (its other additional fields stay): thinking is off. */
+function withoutThinking(body: ConverseBody, fields: Record<string, unknown>): undefined {
+  delete fields['thinking'];
+  if (Object.keys(fields).length > 0) body['additionalModelRequestFields'] = fields;
+  else delete body['additionalModelRequestFields'];
+  return undefined;
 }
 
 /** Claude refuses thinking together with a toolChoice that forces a call (`any`, `tool`), which json_schema answers use too. */
