@@ -7,3 +7,5 @@ export type { LegacyCompletionRequest } from './legacy-completions';
 export { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError } from './openai-errors';
 export type { OpenAIErrorResponse } from './openai-errors';
 export { paramOf, validate } from './validation';
+export { responseId, ResponsesStream, responsesToChatBody, toResponse, toResponsesParam, toResponsesUsage } from './responses';
+export type { ResponsesStreamError, ResponsesStreamEvent } from './responses';

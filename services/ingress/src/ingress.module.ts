@@ -21,6 +21,7 @@ import { CompletionsHttpController } from './routes/completions.http.controller'
 import { EmbeddingsHttpController } from './routes/embeddings.http.controller';
 import { ModelsHttpController } from './routes/models.http.controller';
 import { REQUEST_BOUNDS, type RequestBounds } from './routes/request-bounds';
+import { ResponsesBodyGuard, ResponsesHttpController } from './routes/responses.http.controller';
 import { UsageRecorder } from './usage/usage-recorder';
 
 export interface IngressDependencies {
@@ -49,6 +50,7 @@ export class IngressModule {
       controllers: [
         ChatCompletionsHttpController,
         CompletionsHttpController,
+        ResponsesHttpController,
         EmbeddingsHttpController,
         ModelsHttpController,
         KeysHttpController,
@@ -70,6 +72,7 @@ export class IngressModule {
         ...(deps.billing ? [{ provide: BillingClient, useValue: deps.billing }] : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,
+        ResponsesBodyGuard,
         AdminGuard,
       ],
     };

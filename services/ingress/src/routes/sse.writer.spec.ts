@@ -107,6 +107,31 @@ describe('SseWriter', () => {
     expect(stream.events.slice(0, 64).map((e) => (JSON.parse(e) as { i: number }).i)).toEqual(Array.from({ length: 64 }, (_, i) => i));
   });
 
+  it('writes named events, ending with no [DONE] when asked', async () => {
+    const { sse, answering } = await openStream();
+    await sse.event('response.created', { type: 'response.created', sequence_number: 0 });
+    await sse.event('response.output_text.delta', { type: 'response.output_text.delta', delta: 'a\nb' });
+    sse.end();
+    const answer = await answering;
+    expect(await answer.text()).toBe(
+      'event: response.created\ndata: {"type":"response.created","sequence_number":0}\n\n' + 'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"a\\nb"}\n\n',
+    );
+  });
+
+  it('waits for a slow client to read a burst of named events', async () => {
+    const { sse, answering } = await openStream();
+    const big = 'x'.repeat(64 * 1024);
+    const writing = (async () => {
+      for (let i = 0; i < 64; i++) await sse.event('e', { i, big });
+      sse.end();
+    })();
+    const text = await (await answering).text();
+    await writing;
+    const events = text.split('\n\n').filter(Boolean);
+    expect(events).toHaveLength(64);
+    expect(events.map((e) => (JSON.parse(e.replace(/^event: e\ndata: /, '')) as { i: number }).i)).toEqual(Array.from({ length: 64 }, (_, i) => i));
+  });
+
   it('writes nothing once the client has gone', async () => {
     const controller = new AbortController();
     const { response, sse, answering } = await openStream({}, controller.signal);
@@ -116,6 +141,8 @@ describe('SseWriter', () => {
     await answer.body?.cancel().catch(() => undefined);
     await new Promise((resolve) => response.once('close', resolve));
     await expect(sse.data({ i: 1 })).resolves.toBeUndefined();
+    await expect(sse.event('e', { i: 1 })).resolves.toBeUndefined();
     expect(() => sse.done()).not.toThrow();
+    expect(() => sse.end()).not.toThrow();
   });
 });

@@ -25,8 +25,22 @@ export class SseWriter {
     if (!this.response.write(`data: ${JSON.stringify(payload)}\n\n`)) await this.drained();
   }
 
+  /**
+   * A named event (`event: <name>` before its data), as the Responses API streams them; `name` is
+   * the gateway's own (a line break in it would end the event early).
+   */
+  async event(name: string, payload: unknown): Promise<void> {
+    if (this.response.destroyed) return;
+    if (!this.response.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`)) await this.drained();
+  }
+
   done(): void {
     if (!this.response.destroyed) this.response.end('data: [DONE]\n\n');
+  }
+
+  /** Ends the stream with no `[DONE]` sentinel (the Responses API's last event says it is over). */
+  end(): void {
+    if (!this.response.destroyed) this.response.end();
   }
 
   /** A failure after the stream started: a final error event, then the connection ends cleanly. */

@@ -1,0 +1,558 @@
+import OpenAI from 'openai';
+import type { chatv1 } from '@openrouter/contracts';
+import { parseChatRequest } from './chat-request';
+import { errorOf } from './gateway-error.testing';
+import { ResponsesStream, responsesToChatBody, toResponse, toResponsesParam, type ResponsesStreamEvent } from './responses';
+
+const usage = (p: number, c: number, extra: Partial<chatv1.Usage> = {}): chatv1.Usage => ({
+  promptTokens: p,
+  completionTokens: c,
+  totalTokens: p + c,
+  cachedReadTokens: 0,
+  cacheWriteTokens: 0,
+  reasoningTokens: 0,
+  estimated: false,
+  ...extra,
+});
+
+const weatherTool = { type: 'function', name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }, strict: true };
+
+describe('responsesToChatBody', () => {
+  it('turns instructions and a string input into a system and a user message', () => {
+    const chat = responsesToChatBody({ model: 'm', instructions: 'Be brief.', input: 'Hello' });
+    expect(chat).toEqual({ model: 'm', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello' }] });
+    expect(parseChatRequest(chat).messages).toHaveLength(2);
+  });
+
+  it('maps every supported parameter to its chat equivalent', () => {
+    const chat = responsesToChatBody({
+      model: 'm',
+      input: 'Hi',
+      tools: [weatherTool, { type: 'function', name: 'noop', parameters: null, strict: null, description: null }],
+      tool_choice: { type: 'function', name: 'get_weather' },
+      parallel_tool_calls: false,
+      temperature: 0.3,
+      top_p: 0.9,
+      max_output_tokens: 64,
+      text: { format: { type: 'json_schema', name: 'city', schema: { type: 'object' }, strict: true, description: 'A city' }, verbosity: 'low' },
+      reasoning: { effort: 'low', summary: 'auto' },
+      safety_identifier: 'user-1',
+      metadata: { k: 'v' },
+      stream: true,
+      stream_options: { include_obfuscation: false },
+      top_logprobs: 2,
+      service_tier: 'flex',
+      store: true,
+      background: false,
+      include: [],
+      truncation: 'disabled',
+      max_tool_calls: 3,
+      prompt_cache_key: 'cache-1',
+      prompt_cache_retention: '24h',
+      previous_response_id: null,
+      models: ['fallback'],
+      route: { strategy: 'cost' },
+    });
+    expect(chat).toEqual({
+      model: 'm',
+      messages: [{ role: 'user', content: 'Hi' }],
+      tools: [
+        { type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weatherTool.parameters, strict: true } },
+        { type: 'function', function: { name: 'noop' } },
+      ],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+      parallel_tool_calls: false,
+      temperature: 0.3,
+      top_p: 0.9,
+      max_completion_tokens: 64,
+      response_format: { type: 'json_schema', json_schema: { name: 'city', schema: { type: 'object' }, description: 'A city', strict: true } },
+      verbosity: 'low',
+      reasoning_effort: 'low',
+      user: 'user-1',
+      stream: true,
+      logprobs: true,
+      top_logprobs: 2,
+      service_tier: 'flex',
+      prompt_cache_key: 'cache-1',
+      prompt_cache_retention: '24h',
+      models: ['fallback'],
+      route: { strategy: 'cost' },
+    });
+    // Nothing is stored: `store` and `metadata` are not passed on (see docs/responses-api.md).
+    expect(chat).not.toHaveProperty('store');
+    expect(chat).not.toHaveProperty('metadata');
+    expect(parseChatRequest(chat)).toMatchObject({ maxCompletionTokens: 64, reasoningEffort: 'low', user: 'user-1', stream: true });
+  });
+
+  it.each([
+    ['auto', 'auto'],
+    ['none', 'none'],
+    ['required', 'required'],
+  ])('passes tool_choice %s as it is', (choice, expected) => {
+    expect(responsesToChatBody({ model: 'm', input: 'x', tools: [weatherTool], tool_choice: choice })['tool_choice']).toBe(expected);
+  });
+
+  it('maps json_object and leaves the default text format out', () => {
+    expect(responsesToChatBody({ model: 'm', input: 'x', text: { format: { type: 'json_object' } } })['response_format']).toEqual({ type: 'json_object' });
+    expect(responsesToChatBody({ model: 'm', input: 'x', text: { format: { type: 'text' } } })).not.toHaveProperty('response_format');
+  });
+
+  it('prefers user over safety_identifier', () => {
+    expect(responsesToChatBody({ model: 'm', input: 'x', user: 'u', safety_identifier: 's' })['user']).toBe('u');
+  });
+
+  it('translates a conversation of messages, content parts, function calls and their outputs', () => {
+    const chat = responsesToChatBody({
+      model: 'm',
+      instructions: 'You help.',
+      input: [
+        { role: 'developer', content: 'Use metric units.' },
+        {
+          type: 'message',
+          role: 'user',
+          content: [
+            { type: 'input_text', text: 'Look:' },
+            { type: 'input_image', image_url: 'https://example.com/a.png', detail: 'low' },
+            { type: 'input_image', image_url: 'data:image/png;base64,AAAA' },
+            { type: 'input_file', file_data: 'data:application/pdf;base64,JVBE', filename: 'a.pdf' },
+            { type: 'input_audio', input_audio: { data: 'UklG', format: 'wav' } },
+          ],
+        },
+        // An earlier answer replayed as the API returned it (ids, statuses, annotations and all).
+        { type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: 'thinking' }] },
+        { type: 'message', id: 'msg_1', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: 'Checking ', annotations: [] }, { type: 'refusal', refusal: 'partly.' }] },
+        { type: 'function_call', id: 'fc_1', call_id: 'call_a', name: 'get_weather', arguments: '{"city":"Oslo"}', status: 'completed' },
+        { type: 'reasoning', id: 'rs_2', summary: [] },
+        { type: 'function_call', call_id: 'call_b', name: 'get_weather', arguments: '{"city":"Bergen"}' },
+        { type: 'function_call_output', call_id: 'call_a', output: '{"celsius":4}' },
+        { type: 'function_call_output', call_id: 'call_b', output: [{ type: 'input_text', text: '{"celsius":' }, { type: 'input_text', text: '7}' }] },
+        { type: 'function_call', call_id: 'call_c', name: 'get_weather', arguments: '{}' },
+        { type: 'function_call_output', call_id: 'call_c', output: 'none' },
+        { role: 'assistant', content: 'Oslo 4, Bergen 7.' },
+        { role: 'user', content: [{ type: 'input_text', text: 'Thanks' }] },
+      ],
+    });
+    expect(chat['messages']).toEqual([
+      { role: 'system', content: 'You help.' },
+      { role: 'developer', content: 'Use metric units.' },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Look:' },
+          { type: 'image_url', image_url: { url: 'https://example.com/a.png', detail: 'low' } },
+          { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } },
+          { type: 'file', file: { file_data: 'data:application/pdf;base64,JVBE', filename: 'a.pdf' } },
+          { type: 'input_audio', input_audio: { data: 'UklG', format: 'wav' } },
+        ],
+      },
+      {
+        role: 'assistant',
+        content: 'Checking partly.',
+        tool_calls: [
+          { id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } },
+          { id: 'call_b', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Bergen"}' } },
+        ],
+      },
+      { role: 'tool', tool_call_id: 'call_a', content: '{"celsius":4}' },
+      { role: 'tool', tool_call_id: 'call_b', content: [{ type: 'text', text: '{"celsius":' }, { type: 'text', text: '7}' }] },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_c', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'call_c', content: 'none' },
+      { role: 'assistant', content: 'Oslo 4, Bergen 7.' },
+      { role: 'user', content: [{ type: 'text', text: 'Thanks' }] },
+    ]);
+    // The chat path takes the result as it is.
+    expect(parseChatRequest(chat).messages.map((m) => m.role)).toEqual(['system', 'developer', 'user', 'assistant', 'tool', 'tool', 'assistant', 'tool', 'assistant', 'user']);
+  });
+
+  it.each([
+    ['previous_response_id', { previous_response_id: 'resp_1' }, 'stores no responses'],
+    ['conversation', { conversation: 'conv_1' }, 'stores no responses'],
+    ['conversation', { conversation: { id: 'conv_1' } }, 'stores no responses'],
+    ['background', { background: true }, 'background'],
+    ['prompt', { prompt: { id: 'pmpt_1' } }, 'stored prompt templates'],
+    ['include', { include: ['reasoning.encrypted_content'] }, "'reasoning.encrypted_content'"],
+    ['include', { include: ['message.output_text.logprobs'] }, 'no additional output'],
+    ['truncation', { truncation: 'auto' }, 'never truncated'],
+    ['context_management', { context_management: [{ type: 'compaction' }] }, 'compaction'],
+    ['moderation', { moderation: { model: 'omni-moderation-latest' } }, 'moderation'],
+    ['prompt_cache_options', { prompt_cache_options: { mode: 'explicit' } }, 'prompt_cache_key'],
+    ['tools[1].type', { tools: [weatherTool, { type: 'web_search' }] }, "'web_search'"],
+    ['tools[0].type', { tools: [{ type: 'web_search_preview' }] }, 'function tools only'],
+    ['tools[0].type', { tools: [{ type: 'file_search', vector_store_ids: ['vs_1'] }] }, "'file_search'"],
+    ['tools[0].type', { tools: [{ type: 'computer_use_preview', display_width: 1, display_height: 1, environment: 'linux' }] }, "'computer_use_preview'"],
+    ['tools[0].type', { tools: [{ type: 'code_interpreter', container: { type: 'auto' } }] }, "'code_interpreter'"],
+    ['tools[0].type', { tools: [{ type: 'mcp', server_label: 's', server_url: 'https://mcp.example' }] }, "'mcp'"],
+    ['tools[0].type', { tools: [{ type: 'image_generation' }] }, "'image_generation'"],
+    ['tools[0].type', { tools: [{ type: 'custom', name: 'grammar' }] }, "'custom'"],
+    ['tool_choice', { tools: [weatherTool], tool_choice: { type: 'web_search_preview' } }, "'web_search_preview'"],
+    ['tool_choice', { tools: [weatherTool], tool_choice: { type: 'allowed_tools', mode: 'auto', tools: [] } }, "'allowed_tools'"],
+    ['input[1]', { input: [{ role: 'user', content: 'x' }, { type: 'item_reference', id: 'msg_1' }] }, 'stores none'],
+    ['input[0].type', { input: [{ type: 'web_search_call', id: 'ws_1', status: 'completed' }] }, "'web_search_call'"],
+    ['input[0].type', { input: [{ type: 'computer_call_output', call_id: 'c', output: {} }] }, "'computer_call_output'"],
+    ['input[0].content[0].file_id', { input: [{ role: 'user', content: [{ type: 'input_image', file_id: 'file-1', detail: 'auto' }] }] }, 'image_url'],
+    ['input[0].content[0].file_id', { input: [{ role: 'user', content: [{ type: 'input_file', file_id: 'file-1' }] }] }, 'file_data'],
+    ['input[0].content[0].file_url', { input: [{ role: 'user', content: [{ type: 'input_file', file_url: 'https://example.com/a.pdf' }] }] }, 'file_data'],
+    ['input[0].output[0].type', { input: [{ type: 'function_call_output', call_id: 'c', output: [{ type: 'input_image', image_url: 'https://example.com/a.png' }] }] }, 'as text'],
+  ])('refuses %s with unsupported_parameter (%j)', (param, extra, words) => {
+    const error = errorOf(() => responsesToChatBody({ model: 'm', input: 'x', ...extra }));
+    expect(error).toMatchObject({ kind: 'bad_request', param, code: 'unsupported_parameter' });
+    expect(error.message).toContain('not supported by this gateway');
+    expect(error.message).toContain(words);
+  });
+
+  it.each([
+    ['an unknown parameter', { model: 'm', input: 'x', frequency_penalty: 1 }, 'frequency_penalty', 'unknown_parameter'],
+    ['a chat parameter', { model: 'm', input: 'x', messages: [] }, 'messages', 'unknown_parameter'],
+    ['no model', { input: 'x' }, 'model', 'missing_required_parameter'],
+    ['no input and no instructions', { model: 'm' }, 'input', 'missing_required_parameter'],
+    ['an empty input list', { model: 'm', input: [] }, 'input', 'missing_required_parameter'],
+    ['input of the wrong type', { model: 'm', input: 5 }, 'input', 'invalid_type'],
+    ['temperature out of range', { model: 'm', input: 'x', temperature: 3 }, 'temperature', 'invalid_value'],
+    ['max_output_tokens zero', { model: 'm', input: 'x', max_output_tokens: 0 }, 'max_output_tokens', 'invalid_value'],
+    ['a message without a role', { model: 'm', input: [{ content: 'x' }] }, 'input[0].role', 'missing_required_parameter'],
+    ['a tool role', { model: 'm', input: [{ role: 'tool', content: 'x' }] }, 'input[0].role', 'invalid_value'],
+    ['a message without content', { model: 'm', input: [{ role: 'user' }] }, 'input[0].content', 'missing_required_parameter'],
+    ['a part without text', { model: 'm', input: [{ role: 'user', content: [{ type: 'input_text' }] }] }, 'input[0].content[0].text', 'missing_required_parameter'],
+    ['an unknown part type', { model: 'm', input: [{ role: 'user', content: [{ type: 'video' }] }] }, 'input[0].content[0].type', 'invalid_value'],
+    ['an image in an assistant message', { model: 'm', input: [{ role: 'assistant', content: [{ type: 'input_image', image_url: 'https://x' }] }] }, 'input[0].content[0].type', 'invalid_value'],
+    ['an image without a url', { model: 'm', input: [{ role: 'user', content: [{ type: 'input_image', detail: 'auto' }] }] }, 'input[0].content[0].image_url', 'missing_required_parameter'],
+    ['a function call without a call_id', { model: 'm', input: [{ role: 'user', content: 'x' }, { type: 'function_call', name: 'f', arguments: '{}' }] }, 'input[1].call_id', 'missing_required_parameter'],
+    ['a function call output without output', { model: 'm', input: [{ type: 'function_call_output', call_id: 'c' }] }, 'input[0].output', 'missing_required_parameter'],
+    ['a function tool without a name', { model: 'm', input: 'x', tools: [{ type: 'function', parameters: {} }] }, 'tools[0].name', 'missing_required_parameter'],
+    ['a bad tool_choice string', { model: 'm', input: 'x', tool_choice: 'always' }, 'tool_choice', 'invalid_value'],
+    ['a json_schema format without a schema', { model: 'm', input: 'x', text: { format: { type: 'json_schema', name: 'n' } } }, 'text.format.schema', 'missing_required_parameter'],
+    ['an unknown format type', { model: 'm', input: 'x', text: { format: { type: 'yaml' } } }, 'text.format.type', 'invalid_value'],
+    ['top_logprobs over 20', { model: 'm', input: 'x', top_logprobs: 21 }, 'top_logprobs', 'invalid_value'],
+  ])('rejects %s with 400 naming the parameter', (_name, body, param, code) => {
+    expect(errorOf(() => responsesToChatBody(body))).toMatchObject({ kind: 'bad_request', param, code });
+  });
+
+  it('rejects a body that is not an object', () => {
+    expect(errorOf(() => responsesToChatBody('hi'))).toMatchObject({ kind: 'bad_request', code: 'invalid_type' });
+    expect(errorOf(() => responsesToChatBody([]))).toMatchObject({ kind: 'bad_request', code: 'invalid_type' });
+  });
+});
+
+describe('toResponsesParam', () => {
+  it.each([
+    ['max_completion_tokens', 'max_output_tokens'],
+    ['max_tokens', 'max_output_tokens'],
+    ['messages', 'input'],
+    ['messages[3].content', 'input'],
+    ['response_format', 'text.format'],
+    ['response_format.json_schema.schema', 'text.format.schema'],
+    ['reasoning_effort', 'reasoning.effort'],
+    ['logprobs', 'top_logprobs'],
+    ['tools[2].function.parameters', 'tools[2].parameters'],
+    ['tool_choice.function.name', 'tool_choice.name'],
+    ['temperature', 'temperature'],
+    ['x-openrouter-route', 'x-openrouter-route'],
+  ])('names %s as %s', (chat, responses) => {
+    expect(toResponsesParam(chat)).toBe(responses);
+  });
+});
+
+function completion(message: Partial<chatv1.AssistantMessage>, finishReason = 'stop', extra: Partial<chatv1.Choice> = {}): chatv1.ChatCompletion {
+  return {
+    id: 'chatcmpl-1',
+    created: 1_700_000_000,
+    model: 'upstream',
+    choices: [{ index: 0, message: { role: 'assistant', toolCalls: [], extraJson: '', ...message }, finishReason, logprobsJson: '', ...extra }],
+    usage: usage(12, 5, { cachedReadTokens: 4, reasoningTokens: 2 }),
+  };
+}
+
+describe('toResponse', () => {
+  it('answers a response object with the text, usage and the request echoed', () => {
+    const request = { model: 'gpt-4o-mini', input: 'Hi', instructions: 'Be brief.', max_output_tokens: 50, temperature: 0.5, tools: [weatherTool], metadata: { k: 'v' }, user: 'u', store: true };
+    const r = toResponse(completion({ content: 'Hello!' }), 'gpt-4o-mini', request);
+    expect(r['id']).toMatch(/^resp_[0-9a-f]{48}$/);
+    expect(r).toMatchObject({
+      object: 'response',
+      created_at: 1_700_000_000,
+      status: 'completed',
+      error: null,
+      incomplete_details: null,
+      model: 'gpt-4o-mini',
+      instructions: 'Be brief.',
+      max_output_tokens: 50,
+      temperature: 0.5,
+      top_p: null,
+      parallel_tool_calls: true,
+      tool_choice: 'auto',
+      tools: [{ type: 'function', name: 'get_weather', description: 'Weather for a city', parameters: weatherTool.parameters, strict: true }],
+      text: { format: { type: 'text' } },
+      reasoning: { effort: null, summary: null },
+      metadata: { k: 'v' },
+      user: 'u',
+      store: false,
+      previous_response_id: null,
+      truncation: 'disabled',
+      output: [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Hello!', annotations: [], logprobs: [] }] }],
+      usage: { input_tokens: 12, input_tokens_details: { cached_tokens: 4 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: 17 },
+    });
+    expect((r['output'] as Array<{ id: string }>)[0]?.id).toMatch(/^msg_/);
+    expect(typeof r['completed_at']).toBe('number');
+  });
+
+  it.each([
+    ['length', 'max_output_tokens'],
+    ['content_filter', 'content_filter'],
+  ])('is incomplete when the answer finished with %s', (finish, reason) => {
+    const r = toResponse(completion({ content: 'Hel' }, finish), 'm', {});
+    expect(r).toMatchObject({ status: 'incomplete', incomplete_details: { reason }, output: [{ type: 'message', status: 'incomplete' }] });
+    expect(r).not.toHaveProperty('completed_at');
+  });
+
+  it('answers tool calls as function_call items, with no message when there is no text', () => {
+    const calls = [
+      { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } },
+      { id: 'call_2', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Bergen"}' } },
+    ];
+    const r = toResponse(completion({ toolCalls: calls }, 'tool_calls'), 'm', {});
+    expect(r['status']).toBe('completed');
+    expect(r['output']).toEqual([
+      { id: expect.stringMatching(/^fc_/), type: 'function_call', status: 'completed', call_id: 'call_1', name: 'get_weather', arguments: '{"city":"Oslo"}' },
+      { id: expect.stringMatching(/^fc_/), type: 'function_call', status: 'completed', call_id: 'call_2', name: 'get_weather', arguments: '{"city":"Bergen"}' },
+    ]);
+    const both = toResponse(completion({ content: 'Let me check.', toolCalls: calls.slice(0, 1) }, 'tool_calls'), 'm', {});
+    expect((both['output'] as Array<{ type: string }>).map((o) => o.type)).toEqual(['message', 'function_call']);
+  });
+
+  it('puts reasoning first as a summary, and a refusal as a refusal part', () => {
+    const r = toResponse(completion({ content: 'No.', refusal: 'I cannot help with that.', extraJson: JSON.stringify({ reasoning_content: 'Thinking it over.' }) }), 'm', {});
+    expect(r['output']).toEqual([
+      { id: expect.stringMatching(/^rs_/), type: 'reasoning', summary: [{ type: 'summary_text', text: 'Thinking it over.' }] },
+      {
+        id: expect.stringMatching(/^msg_/),
+        type: 'message',
+        status: 'completed',
+        role: 'assistant',
+        content: [
+          { type: 'output_text', text: 'No.', annotations: [], logprobs: [] },
+          { type: 'refusal', refusal: 'I cannot help with that.' },
+        ],
+      },
+    ]);
+  });
+
+  it('answers an empty message for an empty answer, and carries logprobs', () => {
+    expect(toResponse(completion({}), 'm', {})['output']).toEqual([expect.objectContaining({ type: 'message', content: [{ type: 'output_text', text: '', annotations: [], logprobs: [] }] })]);
+    const logprobsJson = JSON.stringify({ content: [{ token: 'Hi', logprob: -0.1, bytes: [72, 105], top_logprobs: [{ token: 'Hi', logprob: -0.1, bytes: [72, 105] }, { token: 'Hey', logprob: -2, bytes: null }] }] });
+    const r = toResponse(completion({ content: 'Hi' }, 'stop', { logprobsJson }), 'm', {});
+    expect((r['output'] as Array<{ content: Array<{ logprobs: unknown }> }>)[0]?.content[0]?.logprobs).toEqual([
+      { token: 'Hi', logprob: -0.1, bytes: [72, 105], top_logprobs: [{ token: 'Hi', logprob: -0.1, bytes: [72, 105] }, { token: 'Hey', logprob: -2, bytes: [] }] },
+    ]);
+  });
+});
+
+function chunk(delta: Partial<chatv1.Delta>, finishReason?: string): chatv1.ChatChunk {
+  return { id: 'chatcmpl-1', created: 1_700_000_000, model: 'upstream', choices: [{ index: 0, delta: { toolCalls: [], extraJson: '', ...delta }, finishReason, logprobsJson: '' }] };
+}
+const usageChunk = (u: chatv1.Usage): chatv1.ChatChunk => ({ id: 'chatcmpl-1', created: 1_700_000_000, model: 'upstream', choices: [], usage: u });
+
+function run(chunks: chatv1.ChatChunk[], request: unknown = {}): ResponsesStreamEvent[] {
+  const stream = new ResponsesStream('gpt-4o-mini', request);
+  return [...stream.start(), ...chunks.flatMap((c) => stream.chunk(c)), ...stream.complete()];
+}
+
+describe('ResponsesStream', () => {
+  it('streams text as OpenAI does, numbered, ending with the whole response and its usage', () => {
+    const events = run([chunk({ role: 'assistant', content: '' }), chunk({ content: 'Hel' }), chunk({ content: 'lo' }), chunk({}, 'stop'), usageChunk(usage(3, 2))]);
+    expect(events.map((e) => e.type)).toEqual([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.output_text.delta',
+      'response.output_text.delta',
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
+    expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
+    const [created, , added, partAdded, delta] = events;
+    expect(created).toMatchObject({ response: { object: 'response', status: 'in_progress', model: 'gpt-4o-mini', output: [], usage: null } });
+    const itemId = (added?.['item'] as { id: string }).id;
+    expect(added).toMatchObject({ output_index: 0, item: { type: 'message', status: 'in_progress', role: 'assistant', content: [] } });
+    expect(partAdded).toMatchObject({ item_id: itemId, output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } });
+    expect(delta).toMatchObject({ item_id: itemId, output_index: 0, content_index: 0, delta: 'Hel', logprobs: [] });
+    expect(events[6]).toMatchObject({ text: 'Hello' });
+    const completed = events.at(-1)?.['response'] as Record<string, unknown>;
+    expect(completed).toMatchObject({
+      id: (created?.['response'] as { id: string }).id,
+      status: 'completed',
+      output: [{ id: itemId, type: 'message', status: 'completed', content: [{ type: 'output_text', text: 'Hello' }] }],
+      usage: { input_tokens: 3, output_tokens: 2, total_tokens: 5 },
+    });
+  });
+
+  it('streams reasoning, text and function calls as separate items in order', () => {
+    const events = run([
+      chunk({ extraJson: JSON.stringify({ reasoning_content: 'Hmm, ' }) }),
+      chunk({ extraJson: JSON.stringify({ reasoning_content: 'weather.' }) }),
+      chunk({ content: 'Checking.' }),
+      chunk({ toolCalls: [{ index: 0, id: 'call_a', type: 'function', name: 'get_weather', arguments: '' }] }),
+      chunk({ toolCalls: [{ index: 0, arguments: '{"city":' }] }),
+      chunk({ toolCalls: [{ index: 0, arguments: '"Oslo"}' }] }),
+      chunk({ toolCalls: [{ index: 1, id: 'call_b', type: 'function', name: 'get_time', arguments: '{}' }] }),
+      chunk({}, 'tool_calls'),
+    ]);
+    expect(events.map((e) => e.type)).toEqual([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.reasoning_summary_part.added',
+      'response.reasoning_summary_text.delta',
+      'response.reasoning_summary_text.delta',
+      'response.reasoning_summary_text.done',
+      'response.reasoning_summary_part.done',
+      'response.output_item.done',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.output_text.delta',
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.output_item.added',
+      'response.function_call_arguments.delta',
+      'response.function_call_arguments.delta',
+      'response.output_item.added',
+      'response.function_call_arguments.delta',
+      'response.function_call_arguments.done',
+      'response.output_item.done',
+      'response.function_call_arguments.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
+    expect(events.find((e) => e.type === 'response.reasoning_summary_text.done')).toMatchObject({ output_index: 0, summary_index: 0, text: 'Hmm, weather.' });
+    expect(events.filter((e) => e.type === 'response.function_call_arguments.done')).toEqual([
+      expect.objectContaining({ output_index: 2, name: 'get_weather', arguments: '{"city":"Oslo"}' }),
+      expect.objectContaining({ output_index: 3, name: 'get_time', arguments: '{}' }),
+    ]);
+    const output = (events.at(-1)?.['response'] as { output: Array<Record<string, unknown>> }).output;
+    expect(output.map((o) => o['type'])).toEqual(['reasoning', 'message', 'function_call', 'function_call']);
+    expect(output[2]).toMatchObject({ call_id: 'call_a', name: 'get_weather', arguments: '{"city":"Oslo"}', status: 'completed' });
+    expect(output[3]).toMatchObject({ call_id: 'call_b', name: 'get_time' });
+  });
+
+  it('ends a cut answer as response.incomplete, with the usage it is given', () => {
+    const stream = new ResponsesStream('m', { max_output_tokens: 2 });
+    stream.start();
+    stream.chunk(chunk({ content: 'Hel' }, 'length'));
+    const end = stream.complete(usage(4, 2, { estimated: true }));
+    expect(end.at(-1)).toMatchObject({
+      type: 'response.incomplete',
+      response: { status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' }, max_output_tokens: 2, output: [{ status: 'incomplete' }], usage: { input_tokens: 4, output_tokens: 2 } },
+    });
+  });
+
+  it('streams a refusal as a refusal part', () => {
+    const events = run([chunk({ refusal: 'I cannot ' }), chunk({ refusal: 'do that.' }, 'stop')]);
+    expect(events.map((e) => e.type).slice(3, -2)).toEqual(['response.content_part.added', 'response.refusal.delta', 'response.refusal.delta', 'response.refusal.done', 'response.content_part.done']);
+    expect(events.at(-1)).toMatchObject({ response: { output: [{ content: [{ type: 'refusal', refusal: 'I cannot do that.' }] }] } });
+  });
+
+  it('answers an empty message for an answer with nothing in it', () => {
+    const events = run([chunk({}, 'stop')]);
+    expect(events.at(-1)).toMatchObject({ type: 'response.completed', response: { output: [{ type: 'message', content: [{ type: 'output_text', text: '' }] }] } });
+  });
+
+  it('fails with an error event, then response.failed holding the items already done', () => {
+    const stream = new ResponsesStream('m', {});
+    stream.start();
+    stream.chunk(chunk({ extraJson: JSON.stringify({ reasoning: 'x' }) }));
+    stream.chunk(chunk({ content: 'partial' }));
+    const events = stream.fail({ code: 'upstream_error', message: 'The provider failed.', param: null });
+    expect(events).toEqual([
+      { type: 'error', sequence_number: 11, code: 'upstream_error', message: 'The provider failed.', param: null },
+      expect.objectContaining({ type: 'response.failed', sequence_number: 12, response: expect.objectContaining({ status: 'failed', error: { code: 'server_error', message: 'The provider failed.' } }) }),
+    ]);
+    const output = (events[1]?.['response'] as { output: Array<{ type: string }> }).output;
+    expect(output.map((o) => o.type)).toEqual(['reasoning']);
+  });
+});
+
+// The official SDK answered in-process: what we emit must be what it reads.
+function sdk(respond: (body: Record<string, unknown>) => Response): OpenAI {
+  return new OpenAI({
+    apiKey: 'sk-test',
+    baseURL: 'http://gateway.test/v1',
+    maxRetries: 0,
+    fetch: async (_url: string | URL | Request, init?: RequestInit): Promise<Response> => respond(typeof init?.body === 'string' ? (JSON.parse(init.body) as Record<string, unknown>) : {}),
+  });
+}
+
+const sse = (events: readonly ResponsesStreamEvent[]): Response =>
+  new Response(events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join(''), { status: 200, headers: { 'content-type': 'text/event-stream' } });
+
+describe('the official openai SDK reading responses', () => {
+  it('reads a whole response, computing output_text', async () => {
+    const client = sdk((body) => {
+      responsesToChatBody(body);
+      return new Response(JSON.stringify(toResponse(completion({ content: 'Hello there' }), String(body['model']), body)), { status: 200, headers: { 'content-type': 'application/json' } });
+    });
+    const response = await client.responses.create({ model: 'gpt-4o-mini', input: 'Hi', instructions: 'Be brief.' });
+    expect(response.output_text).toBe('Hello there');
+    expect(response.usage?.total_tokens).toBe(17);
+  });
+
+  it('parses a json_schema answer with responses.parse', async () => {
+    const client = sdk((body) => new Response(JSON.stringify(toResponse(completion({ content: '{"city":"Oslo"}' }), 'm', body)), { status: 200, headers: { 'content-type': 'application/json' } }));
+    const parsed = await client.responses.parse({ model: 'm', input: 'x', text: { format: { type: 'json_schema', name: 'city', schema: { type: 'object', properties: { city: { type: 'string' } } }, strict: false } } });
+    expect(parsed.output_text).toBe('{"city":"Oslo"}');
+  });
+
+  it('follows a stream with responses.stream(), deltas and finalResponse() agreeing', async () => {
+    const client = sdk((body) =>
+      sse(
+        run(
+          [
+            chunk({ extraJson: JSON.stringify({ reasoning_content: 'Thinking.' }) }),
+            chunk({ content: 'Hel' }),
+            chunk({ content: 'lo' }),
+            chunk({ toolCalls: [{ index: 0, id: 'call_a', type: 'function', name: 'get_weather', arguments: '{"city"' }] }),
+            chunk({ toolCalls: [{ index: 0, arguments: ':"Oslo"}' }] }),
+            chunk({}, 'tool_calls'),
+            usageChunk(usage(3, 4)),
+          ],
+          body,
+        ),
+      ),
+    );
+    const stream = client.responses.stream({ model: 'gpt-4o-mini', input: 'Hi', tools: [{ type: 'function', name: 'get_weather', parameters: { type: 'object' }, strict: false }] });
+    let text = '';
+    let args = '';
+    stream.on('response.output_text.delta', (e) => (text += e.delta));
+    stream.on('response.function_call_arguments.delta', (e) => (args += e.delta));
+    const final = await stream.finalResponse();
+    expect(text).toBe('Hello');
+    expect(args).toBe('{"city":"Oslo"}');
+    expect(final.output_text).toBe('Hello');
+    expect(final.status).toBe('completed');
+    expect(final.usage?.output_tokens).toBe(4);
+    expect(final.output.map((o) => o.type)).toEqual(['reasoning', 'message', 'function_call']);
+    const call = final.output[2];
+    expect(call?.type === 'function_call' ? [call.name, call.call_id, call.arguments] : []).toEqual(['get_weather', 'call_a', '{"city":"Oslo"}']);
+    const reasoning = final.output[0];
+    expect(reasoning?.type === 'reasoning' ? reasoning.summary : []).toEqual([{ type: 'summary_text', text: 'Thinking.' }]);
+  });
+
+  it('iterates the events of create({stream: true}), and sees a failed stream as an error event', async () => {
+    const ok = sdk((body) => sse(run([chunk({ content: 'Hi' }, 'stop')], body)));
+    const types: string[] = [];
+    for await (const event of await ok.responses.create({ model: 'm', input: 'x', stream: true })) types.push(event.type);
+    expect(types[0]).toBe('response.created');
+    expect(types.at(-1)).toBe('response.completed');
+
+    const failing = new ResponsesStream('m', {});
+    const failure = [...failing.start(), ...failing.chunk(chunk({ content: 'par' })), ...failing.fail({ code: 'timeout', message: 'The provider timed out.', param: null })];
+    const failed = sdk(() => sse(failure));
+    const seen: Array<{ type: string; message?: string }> = [];
+    for await (const event of await failed.responses.create({ model: 'm', input: 'x', stream: true })) seen.push(event as { type: string; message?: string });
+    expect(seen.at(-2)).toMatchObject({ type: 'error', message: 'The provider timed out.' });
+    expect(seen.at(-1)).toMatchObject({ type: 'response.failed', response: { status: 'failed' } });
+    await expect(failed.responses.stream({ model: 'm', input: 'x' }).finalResponse()).rejects.toMatchObject({ type: 'error', code: 'timeout' });
+  });
+});

@@ -1,0 +1,688 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { chatv1 } from '@openrouter/contracts';
+import { REQUEST_BOUNDS } from './chat-request';
+import { badRequest, isObject, type JsonObject, validate } from './validation';
+
+/**
+ * OpenAI's Responses API (`POST /v1/responses`), served statelessly by the chat path: a request
+ * becomes the equivalent Chat Completions body, and the chat answer (whole or streamed) becomes a
+ * `response` object or the Responses stream events. Nothing is stored, so everything that needs
+ * a stored response, conversation or prompt is refused by name, as are OpenAI's built-in tools.
+ * See docs/responses-api.md.
+ */
+
+/** Extra checks for objects whose required fields depend on their `type`; other types pass as they are. */
+function byType(shapes: Readonly<Record<string, z.ZodType>>) {
+  return (value: { type: string }, ctx: z.RefinementCtx): void => {
+    const shape = Object.hasOwn(shapes, value.type) ? shapes[value.type] : undefined;
+    const result = shape?.safeParse(value);
+    if (result && !result.success) for (const issue of result.error.issues) ctx.addIssue({ ...issue });
+  };
+}
+
+const part = z.looseObject({ type: z.string() }).superRefine(
+  byType({
+    input_text: z.looseObject({ text: z.string() }),
+    output_text: z.looseObject({ text: z.string() }),
+    refusal: z.looseObject({ refusal: z.string() }),
+    input_image: z.looseObject({ image_url: z.string().nullish(), file_id: z.string().nullish(), detail: z.string().nullish() }),
+    input_file: z.looseObject({ file_data: z.string().nullish(), file_id: z.string().nullish(), file_url: z.string().nullish(), filename: z.string().nullish() }),
+    input_audio: z.looseObject({ input_audio: z.looseObject({ data: z.string(), format: z.string() }) }),
+  }),
+);
+type Part = z.infer<typeof part>;
+
+const ROLES = ['user', 'assistant', 'system', 'developer'] as const;
+
+/** Input items by `type` (a message may leave it out); other types are refused by name when translated. */
+const ITEM_SHAPES: Readonly<Record<string, z.ZodType>> = {
+  message: z.looseObject({ role: z.enum(ROLES), content: z.union([z.string(), z.array(part)]) }),
+  function_call: z.looseObject({ call_id: z.string().min(1), name: z.string().min(1), arguments: z.string() }),
+  function_call_output: z.looseObject({ call_id: z.string().min(1), output: z.union([z.string(), z.array(part)]) }),
+};
+const inputItem = z.looseObject({ type: z.string().optional() }).superRefine((item, ctx) => byType(ITEM_SHAPES)({ ...item, type: item.type ?? 'message' }, ctx));
+
+const tool = z.looseObject({ type: z.string() }).superRefine(
+  byType({
+    function: z.looseObject({
+      name: z.string().min(1),
+      description: z.string().nullish(),
+      parameters: z.record(z.string(), z.unknown()).nullish(),
+      strict: z.boolean().nullish(),
+    }),
+  }),
+);
+
+const toolChoice = z.union([
+  z.enum(['auto', 'none', 'required']),
+  z.looseObject({ type: z.string() }).superRefine(byType({ function: z.looseObject({ name: z.string().min(1) }) })),
+]);
+
+const textFormat = z.looseObject({ type: z.enum(['text', 'json_object', 'json_schema']) }).superRefine(
+  byType({
+    json_schema: z.looseObject({
+      name: z.string().min(1),
+      schema: z.record(z.string(), z.unknown()),
+      description: z.string().nullish(),
+      strict: z.boolean().nullish(),
+    }),
+  }),
+);
+
+const responsesBody = z.strictObject({
+  model: z.string().min(1),
+  input: z.union([z.string(), z.array(inputItem)]).nullish(),
+  instructions: z.string().nullish(),
+  tools: z.array(tool).nullish(),
+  tool_choice: toolChoice.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  max_output_tokens: z.int().min(1).max(REQUEST_BOUNDS.maxTokens).nullish(),
+  max_tool_calls: z.int().min(1).nullish(),
+  text: z.looseObject({ format: textFormat.nullish(), verbosity: z.string().nullish() }).nullish(),
+  reasoning: z.looseObject({ effort: z.string().nullish(), summary: z.string().nullish(), generate_summary: z.string().nullish() }).nullish(),
+  user: z.string().nullish(),
+  safety_identifier: z.string().nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_obfuscation: z.boolean().nullish() }).nullish(),
+  top_logprobs: z.int().min(0).max(20).nullish(),
+  service_tier: z.string().nullish(),
+  store: z.boolean().nullish(),
+  truncation: z.enum(['auto', 'disabled']).nullish(),
+  prompt_cache_key: z.string().nullish(),
+  prompt_cache_retention: z.string().nullish(),
+  // Known and refused when set (they need state or services this gateway does not have).
+  previous_response_id: z.string().nullish(),
+  conversation: z.union([z.string(), z.looseObject({ id: z.string() })]).nullish(),
+  background: z.boolean().nullish(),
+  prompt: z.unknown().optional(),
+  include: z.array(z.string()).nullish(),
+  context_management: z.unknown().optional(),
+  moderation: z.unknown().optional(),
+  prompt_cache_options: z.unknown().optional(),
+  // The gateway's routing extensions (docs/routing.md), passed on as the chat path takes them.
+  models: z.unknown().optional(),
+  route: z.unknown().optional(),
+});
+type ResponsesBody = z.infer<typeof responsesBody>;
+
+function unsupported(param: string, why: string): never {
+  throw badRequest(`'${param}' is not supported by this gateway: ${why}.`, param, 'unsupported_parameter');
+}
+
+const STATELESS = 'it serves the Responses API statelessly and stores no responses or conversations; send the whole conversation in \'input\'';
+
+/** Parameters that need a stored response, conversation or prompt, or a service the gateway does not run. */
+function refuseUnsupported(b: ResponsesBody): void {
+  if (b.previous_response_id != null) unsupported('previous_response_id', STATELESS);
+  if (b.conversation != null) unsupported('conversation', STATELESS);
+  if (b.background === true) unsupported('background', 'responses are answered while the request is open; background responses would need to be stored');
+  if (b.prompt != null) unsupported('prompt', "stored prompt templates are not available; send the prompt in 'instructions' and 'input'");
+  if (b.include != null && b.include.length > 0) unsupported('include', `no additional output data can be included (asked for ${b.include.map((v) => `'${v}'`).join(', ')})`);
+  if (b.truncation === 'auto') unsupported('truncation', "inputs are never truncated by the gateway; use 'disabled' (the default)");
+  if (b.context_management != null) unsupported('context_management', 'server-side context compaction is not available');
+  if (b.moderation != null) unsupported('moderation', 'moderation is not available on this endpoint');
+  if (b.prompt_cache_options != null) unsupported('prompt_cache_options', "use 'prompt_cache_key', which is passed on to providers that support it");
+}
+
+/**
+ * A client's Responses request, validated, as the equivalent Chat Completions body. Unknown
+ * parameters are refused (`unknown_parameter`) as OpenAI refuses them; parameters that need state
+ * or OpenAI's hosted services are refused by name (`unsupported_parameter`).
+ */
+export function responsesToChatBody(body: unknown): JsonObject {
+  const b = validate(responsesBody, body);
+  refuseUnsupported(b);
+  const messages: JsonObject[] = [];
+  if (b.instructions != null && b.instructions !== '') messages.push({ role: 'system', content: b.instructions });
+  if (typeof b.input === 'string') messages.push({ role: 'user', content: b.input });
+  else if (b.input) addItems(messages, b.input);
+  if (messages.length === 0) throw badRequest("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
+
+  const chat: JsonObject = { model: b.model, messages };
+  if (b.tools && b.tools.length > 0) chat['tools'] = b.tools.map(toChatTool);
+  if (b.tool_choice != null) chat['tool_choice'] = toChatToolChoice(b.tool_choice);
+  if (b.parallel_tool_calls != null) chat['parallel_tool_calls'] = b.parallel_tool_calls;
+  if (b.temperature != null) chat['temperature'] = b.temperature;
+  if (b.top_p != null) chat['top_p'] = b.top_p;
+  if (b.max_output_tokens != null) chat['max_completion_tokens'] = b.max_output_tokens;
+  const format = b.text?.format;
+  if (format != null && format.type !== 'text') chat['response_format'] = toResponseFormat(format);
+  if (b.text?.verbosity != null) chat['verbosity'] = b.text.verbosity;
+  if (b.reasoning?.effort != null) chat['reasoning_effort'] = b.reasoning.effort;
+  const user = b.user ?? b.safety_identifier;
+  if (user != null) chat['user'] = user;
+  if (b.stream === true) chat['stream'] = true;
+  if (b.top_logprobs != null) {
+    chat['logprobs'] = true;
+    chat['top_logprobs'] = b.top_logprobs;
+  }
+  if (b.service_tier != null) chat['service_tier'] = b.service_tier;
+  if (b.prompt_cache_key != null) chat['prompt_cache_key'] = b.prompt_cache_key;
+  if (b.prompt_cache_retention != null) chat['prompt_cache_retention'] = b.prompt_cache_retention;
+  if (b.models !== undefined) chat['models'] = b.models;
+  if (b.route !== undefined) chat['route'] = b.route;
+  return chat;
+}
+
+/**
+ * Input items in order as chat messages. Consecutive function calls (and a function call right
+ * after an assistant message) join one assistant turn, as chat carries them; reasoning items are
+ * dropped (chat models take no reasoning input).
+ */
+function addItems(messages: JsonObject[], items: readonly JsonObject[]): void {
+  // The assistant turn the next function call joins.
+  let assistant: JsonObject | undefined;
+  items.forEach((item, i) => {
+    const type = typeof item['type'] === 'string' ? item['type'] : 'message';
+    switch (type) {
+      case 'message': {
+        const message = toChatMessage(item, i);
+        messages.push(message);
+        assistant = message['role'] === 'assistant' ? message : undefined;
+        return;
+      }
+      case 'function_call': {
+        const call = { id: item['call_id'], type: 'function', function: { name: item['name'], arguments: item['arguments'] } };
+        if (assistant) {
+          const calls = Array.isArray(assistant['tool_calls']) ? (assistant['tool_calls'] as unknown[]) : (assistant['tool_calls'] = []);
+          calls.push(call);
+        } else {
+          assistant = { role: 'assistant', content: null, tool_calls: [call] };
+          messages.push(assistant);
+        }
+        return;
+      }
+      case 'function_call_output':
+        messages.push({ role: 'tool', tool_call_id: item['call_id'], content: toolOutput(item['output'] as string | Part[], i) });
+        assistant = undefined;
+        return;
+      case 'reasoning':
+        return;
+      case 'item_reference':
+        return unsupported(`input[${i}]`, 'item references name stored items, and this gateway stores none; send the item itself');
+      default:
+        return unsupported(`input[${i}].type`, `'${type}' items belong to OpenAI's built-in tools; only messages, function calls and function call outputs are accepted`);
+    }
+  });
+}
+
+function toChatMessage(item: JsonObject, i: number): JsonObject {
+  const role = item['role'] as (typeof ROLES)[number];
+  const content = item['content'] as string | Part[];
+  if (typeof content === 'string') return { role, content };
+  const parts = content.map((p, j) => toChatPart(p, `input[${i}].content[${j}]`, role));
+  // Earlier answers go back as plain text: every provider takes that for an assistant turn.
+  if (role === 'assistant') return { role, content: parts.map((p) => p['text']).join('') };
+  return { role, content: parts };
+}
+
+function toChatPart(p: Part, param: string, role: string): JsonObject {
+  const text = p.type === 'input_text' || p.type === 'output_text' ? p['text'] : p.type === 'refusal' ? p['refusal'] : undefined;
+  if (typeof text === 'string') return { type: 'text', text };
+  if (role === 'assistant' && ['input_image', 'input_file', 'input_audio'].includes(p.type)) {
+    throw badRequest(`Invalid value for '${param}.type': an assistant message carries text ('output_text' or 'refusal'), not '${p.type}'.`, `${param}.type`, 'invalid_value');
+  }
+  switch (p.type) {
+    case 'input_image': {
+      if (typeof p['file_id'] === 'string') unsupported(`${param}.file_id`, 'files are not stored here; send the image as image_url (a URL or a data: URL)');
+      const url = p['image_url'];
+      if (typeof url !== 'string') throw badRequest(`Missing required parameter: '${param}.image_url'.`, `${param}.image_url`, 'missing_required_parameter');
+      const detail = p['detail'];
+      return { type: 'image_url', image_url: typeof detail === 'string' ? { url, detail } : { url } };
+    }
+    case 'input_file': {
+      if (typeof p['file_id'] === 'string') unsupported(`${param}.file_id`, "files are not stored here; send the file's content as file_data (a data: URL)");
+      if (typeof p['file_url'] === 'string') unsupported(`${param}.file_url`, "files are not fetched by URL; send the file's content as file_data (a data: URL)");
+      const data = p['file_data'];
+      if (typeof data !== 'string') throw badRequest(`Missing required parameter: '${param}.file_data'.`, `${param}.file_data`, 'missing_required_parameter');
+      const filename = p['filename'];
+      return { type: 'file', file: typeof filename === 'string' ? { file_data: data, filename } : { file_data: data } };
+    }
+    case 'input_audio': {
+      const audio = p['input_audio'] as { data: string; format: string };
+      return { type: 'input_audio', input_audio: { data: audio.data, format: audio.format } };
+    }
+  }
+  throw badRequest(
+    `Invalid value for '${param}.type': expected 'input_text', 'input_image', 'input_file', 'input_audio', 'output_text' or 'refusal', but got '${p.type}' instead.`,
+    `${param}.type`,
+    'invalid_value',
+  );
+}
+
+/** A function call's output as a tool message's content: chat tool messages carry text. */
+function toolOutput(output: string | Part[], i: number): string | JsonObject[] {
+  if (typeof output === 'string') return output;
+  return output.map((p, j) => {
+    if (p.type === 'input_text' || p.type === 'output_text') return { type: 'text', text: p['text'] };
+    return unsupported(`input[${i}].output[${j}].type`, `a function call output is passed to chat models as text, so '${p.type}' parts cannot be sent in one`);
+  });
+}
+
+function toChatTool(t: JsonObject & { type: string }, i: number): JsonObject {
+  if (t.type !== 'function') {
+    unsupported(`tools[${i}].type`, `the built-in tool '${t.type}' runs on OpenAI's servers; chat models are given function tools only (run the tool yourself and declare it as a function)`);
+  }
+  const fn: JsonObject = { name: t['name'] };
+  if (typeof t['description'] === 'string') fn['description'] = t['description'];
+  if (isObject(t['parameters'])) fn['parameters'] = t['parameters'];
+  if (typeof t['strict'] === 'boolean') fn['strict'] = t['strict'];
+  return { type: 'function', function: fn };
+}
+
+function toChatToolChoice(c: NonNullable<ResponsesBody['tool_choice']>): unknown {
+  if (typeof c === 'string') return c;
+  if (c.type === 'function') return { type: 'function', function: { name: c['name'] } };
+  return unsupported('tool_choice', `a tool choice of type '${c.type}' names something other than a function tool; use 'auto', 'none', 'required' or {"type":"function","name":…}`);
+}
+
+function toResponseFormat(f: JsonObject & { type: string }): JsonObject {
+  if (f.type !== 'json_schema') return { type: f.type };
+  const schema: JsonObject = { name: f['name'], schema: f['schema'] };
+  if (typeof f['description'] === 'string') schema['description'] = f['description'];
+  if (typeof f['strict'] === 'boolean') schema['strict'] = f['strict'];
+  return { type: 'json_schema', json_schema: schema };
+}
+
+/**
+ * A chat-shaped error parameter in the Responses request's words (an error of the chat path,
+ * raised after the body was translated, names what the client sent).
+ */
+export function toResponsesParam(param: string): string {
+  if (param === 'max_completion_tokens' || param === 'max_tokens') return 'max_output_tokens';
+  if (param === 'messages' || param.startsWith('messages[') || param.startsWith('messages.')) return 'input';
+  if (param === 'response_format' || param.startsWith('response_format.')) return `text.format${param.slice('response_format'.length).replace(/^\.json_schema/, '')}`;
+  if (param === 'reasoning_effort') return 'reasoning.effort';
+  if (param === 'logprobs') return 'top_logprobs';
+  if (param === 'verbosity') return 'text.verbosity';
+  const tool = /^tools\[(\d+)\]\.function(.*)$/.exec(param);
+  if (tool) return `tools[${tool[1]}]${tool[2]}`;
+  if (param === 'tool_choice.function.name') return 'tool_choice.name';
+  return param;
+}
+
+// ---- the response ----
+
+/** An id of the Responses API's shape (`resp_…`, `msg_…`): random, since nothing is stored under it. */
+export function responseId(prefix: 'resp' | 'msg' | 'rs' | 'fc' | 'call'): string {
+  return `${prefix}_${randomBytes(24).toString('hex')}`;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+function echoTool(t: unknown): unknown {
+  if (!isObject(t) || t['type'] !== 'function') return t;
+  return { type: 'function', name: t['name'], description: t['description'] ?? null, parameters: t['parameters'] ?? null, strict: t['strict'] ?? null };
+}
+
+type Status = 'in_progress' | 'completed' | 'incomplete' | 'failed';
+
+/** The response object's fields that echo the request, as OpenAI returns them, with no output yet. */
+function envelope(request: unknown, model: string, id: string, createdAt: number, status: Status): JsonObject {
+  const r = isObject(request) ? request : {};
+  const reasoning = isObject(r['reasoning']) ? r['reasoning'] : {};
+  const text = isObject(r['text']) ? r['text'] : {};
+  const out: JsonObject = {
+    id,
+    object: 'response',
+    created_at: createdAt,
+    status,
+    background: false,
+    error: null,
+    incomplete_details: null,
+    instructions: str(r['instructions']) ?? null,
+    max_output_tokens: num(r['max_output_tokens']) ?? null,
+    max_tool_calls: num(r['max_tool_calls']) ?? null,
+    model,
+    output: [],
+    parallel_tool_calls: typeof r['parallel_tool_calls'] === 'boolean' ? r['parallel_tool_calls'] : true,
+    previous_response_id: null,
+    prompt_cache_key: str(r['prompt_cache_key']) ?? null,
+    reasoning: { effort: str(reasoning['effort']) ?? null, summary: str(reasoning['summary']) ?? null },
+    safety_identifier: str(r['safety_identifier']) ?? null,
+    service_tier: str(r['service_tier']) ?? null,
+    // Nothing is stored, whatever the request asked.
+    store: false,
+    temperature: num(r['temperature']) ?? null,
+    text: { format: isObject(text['format']) ? text['format'] : { type: 'text' }, verbosity: str(text['verbosity']) ?? null },
+    tool_choice: r['tool_choice'] ?? 'auto',
+    tools: Array.isArray(r['tools']) ? r['tools'].map(echoTool) : [],
+    top_logprobs: num(r['top_logprobs']) ?? null,
+    top_p: num(r['top_p']) ?? null,
+    truncation: 'disabled',
+    usage: null,
+    metadata: isObject(r['metadata']) ? r['metadata'] : {},
+  };
+  if (typeof r['user'] === 'string') out['user'] = r['user'];
+  return out;
+}
+
+/** The response's status from the chat finish reason: cut answers are `incomplete`, with why. */
+function outcome(finishReason: string | undefined): { status: 'completed' | 'incomplete'; details: JsonObject | null } {
+  if (finishReason === 'length') return { status: 'incomplete', details: { reason: 'max_output_tokens' } };
+  if (finishReason === 'content_filter') return { status: 'incomplete', details: { reason: 'content_filter' } };
+  return { status: 'completed', details: null };
+}
+
+/** Canonical usage in the Responses API's words. */
+export function toResponsesUsage(u: chatv1.Usage): JsonObject {
+  return {
+    input_tokens: u.promptTokens,
+    input_tokens_details: { cached_tokens: u.cachedReadTokens },
+    output_tokens: u.completionTokens,
+    output_tokens_details: { reasoning_tokens: u.reasoningTokens },
+    total_tokens: u.totalTokens || u.promptTokens + u.completionTokens,
+  };
+}
+
+/**
+ * Reasoning text among a message's or delta's extra fields: `reasoning_content` (DeepSeek, vLLM,
+ * and what the Claude, Gemini and Bedrock adapters write) or `reasoning` (OpenRouter, newer vLLM).
+ */
+function reasoningOf(extraJson: string): string {
+  if (!extraJson.includes('"reasoning')) return '';
+  let extra: unknown;
+  try {
+    extra = JSON.parse(extraJson);
+  } catch {
+    return '';
+  }
+  if (!isObject(extra)) return '';
+  return str(extra['reasoning_content']) ?? str(extra['reasoning']) ?? '';
+}
+
+/** Chat logprobs (`{content: [...]}`) as an output_text part's `logprobs`. */
+function toLogprobs(json: string): JsonObject[] {
+  if (!json) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return [];
+  }
+  const content = isObject(value) && Array.isArray(value['content']) ? value['content'] : [];
+  const token = (t: JsonObject): JsonObject => ({ token: str(t['token']) ?? '', bytes: Array.isArray(t['bytes']) ? t['bytes'] : [], logprob: num(t['logprob']) ?? 0 });
+  return content.filter(isObject).map((t) => ({ ...token(t), top_logprobs: Array.isArray(t['top_logprobs']) ? t['top_logprobs'].filter(isObject).map(token) : [] }));
+}
+
+const outputText = (text: string, logprobs: JsonObject[]): JsonObject => ({ type: 'output_text', annotations: [], logprobs, text });
+
+/**
+ * The Responses API's `response` object for a whole chat completion (its first choice), under the
+ * public model id; `request` is the Responses request as the client sent it (for the echoed fields).
+ */
+export function toResponse(completion: chatv1.ChatCompletion, model: string, request: unknown): JsonObject {
+  const choice = completion.choices.find((c) => c.index === 0) ?? completion.choices[0];
+  const { status, details } = outcome(choice?.finishReason);
+  const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
+  const m = choice?.message;
+  const output: JsonObject[] = [];
+  const reasoning = m ? reasoningOf(m.extraJson) : '';
+  if (reasoning) output.push({ id: responseId('rs'), type: 'reasoning', summary: [{ type: 'summary_text', text: reasoning }] });
+  const calls = m?.toolCalls ?? [];
+  const content: JsonObject[] = [];
+  if (m?.content) content.push(outputText(m.content, toLogprobs(choice?.logprobsJson ?? '')));
+  if (m?.refusal) content.push({ type: 'refusal', refusal: m.refusal });
+  // An answer with nothing in it is still one (empty) message, so `output_text` is ''.
+  if (content.length === 0 && calls.length === 0) content.push(outputText('', []));
+  if (content.length > 0) output.push({ id: responseId('msg'), type: 'message', status: itemStatus, content, role: 'assistant' });
+  for (const c of calls) {
+    output.push({ id: responseId('fc'), type: 'function_call', status: itemStatus, arguments: c.function?.arguments ?? '', call_id: c.id || responseId('call'), name: c.function?.name ?? '' });
+  }
+  const out = envelope(request, model, responseId('resp'), completion.created || nowSeconds(), status);
+  out['incomplete_details'] = details;
+  out['output'] = output;
+  if (completion.serviceTier !== undefined) out['service_tier'] = completion.serviceTier;
+  out['usage'] = completion.usage ? toResponsesUsage(completion.usage) : null;
+  if (status === 'completed') out['completed_at'] = nowSeconds();
+  return out;
+}
+
+// ---- the stream ----
+
+/** One Responses stream event: written as `event: <type>` and `data: <the event as JSON>`. */
+export type ResponsesStreamEvent = JsonObject & { type: string; sequence_number: number };
+
+/** The error a stream fails with, in OpenAI's words (its error body's `error`). */
+export interface ResponsesStreamError {
+  code: string | null;
+  message: string;
+  param: string | null;
+}
+
+interface OpenPart {
+  type: 'output_text' | 'refusal';
+  text: string;
+  logprobs: JsonObject[];
+}
+
+interface MessageItem {
+  index: number;
+  id: string;
+  parts: JsonObject[];
+  open: OpenPart | undefined;
+}
+
+interface CallItem {
+  index: number;
+  id: string;
+  callId: string;
+  name: string;
+  arguments: string;
+}
+
+/**
+ * Translates one streamed chat answer (its first choice) into the Responses API's stream events,
+ * numbered in order: `start` for the first two, `chunk` for each chat chunk, then `complete` or
+ * `fail` once. Items follow one another as OpenAI sends them: reasoning (its summary), the
+ * message (text, then a refusal), function calls; an item ends when the next begins, function
+ * calls when the answer ends.
+ */
+export class ResponsesStream {
+  private sequence = 0;
+  private readonly id = responseId('resp');
+  private readonly createdAt = nowSeconds();
+  /** Items by output index, in their final form once done. */
+  private readonly output: JsonObject[] = [];
+  private readonly done = new Set<number>();
+  private reasoning: { index: number; id: string; text: string } | undefined;
+  private message: MessageItem | undefined;
+  private readonly calls = new Map<number, CallItem>();
+  private finishReason: string | undefined;
+  private usage: chatv1.Usage | undefined;
+  private serviceTier: string | undefined;
+
+  constructor(
+    private readonly model: string,
+    private readonly request: unknown,
+  ) {}
+
+  /** `response.created` and `response.in_progress`. */
+  start(): ResponsesStreamEvent[] {
+    const response = this.snapshot('in_progress');
+    return [this.event('response.created', { response }), this.event('response.in_progress', { response: this.snapshot('in_progress') })];
+  }
+
+  /** The events of one chat chunk (none for a usage-only chunk, whose usage is kept for the end). */
+  chunk(chunk: chatv1.ChatChunk): ResponsesStreamEvent[] {
+    const events: ResponsesStreamEvent[] = [];
+    if (chunk.usage) this.usage = chunk.usage;
+    if (chunk.serviceTier !== undefined) this.serviceTier = chunk.serviceTier;
+    for (const choice of chunk.choices) {
+      if (choice.index !== 0) continue;
+      const d = choice.delta;
+      if (d) {
+        const reasoning = d.extraJson ? reasoningOf(d.extraJson) : '';
+        if (reasoning) this.reasoningDelta(reasoning, events);
+        if (d.content) this.textDelta('output_text', d.content, toLogprobs(choice.logprobsJson), events);
+        if (d.refusal) this.textDelta('refusal', d.refusal, [], events);
+        for (const t of d.toolCalls) this.toolDelta(t, events);
+      }
+      if (choice.finishReason) this.finishReason = choice.finishReason;
+    }
+    return events;
+  }
+
+  /**
+   * Ends every open item and the response: `response.completed`, or `response.incomplete` when the
+   * answer was cut (its length, a content filter). `usage` wins over the usage the chunks carried.
+   */
+  complete(usage?: chatv1.Usage): ResponsesStreamEvent[] {
+    const events: ResponsesStreamEvent[] = [];
+    const { status, details } = outcome(this.finishReason);
+    const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
+    // An answer with nothing in it is still one (empty) message, as a whole response has.
+    if (this.output.length === 0) this.openPart('output_text', events);
+    this.closeReasoning(events);
+    this.closeMessage(itemStatus, events);
+    for (const call of [...this.calls.values()].sort((a, b) => a.index - b.index)) this.closeCall(call, itemStatus, events);
+    const response = this.snapshot(status);
+    response['incomplete_details'] = details;
+    response['output'] = [...this.output];
+    const tokens = usage ?? this.usage;
+    response['usage'] = tokens ? toResponsesUsage(tokens) : null;
+    if (status === 'completed') response['completed_at'] = nowSeconds();
+    events.push(this.event(status === 'completed' ? 'response.completed' : 'response.incomplete', { response }));
+    return events;
+  }
+
+  /** A failure after the stream started: an `error` event, then `response.failed` with the items already done. */
+  fail(error: ResponsesStreamError): ResponsesStreamEvent[] {
+    const response = this.snapshot('failed');
+    response['output'] = this.output.filter((_, i) => this.done.has(i));
+    response['error'] = { code: error.code === 'rate_limit_exceeded' ? 'rate_limit_exceeded' : 'server_error', message: error.message };
+    return [this.event('error', { code: error.code, message: error.message, param: error.param }), this.event('response.failed', { response })];
+  }
+
+  private snapshot(status: Status): JsonObject {
+    const out = envelope(this.request, this.model, this.id, this.createdAt, status);
+    if (this.serviceTier !== undefined) out['service_tier'] = this.serviceTier;
+    return out;
+  }
+
+  private event(type: string, fields: JsonObject): ResponsesStreamEvent {
+    return { type, sequence_number: this.sequence++, ...fields };
+  }
+
+  private add(item: JsonObject, events: ResponsesStreamEvent[]): number {
+    const index = this.output.length;
+    this.output.push(item);
+    events.push(this.event('response.output_item.added', { output_index: index, item }));
+    return index;
+  }
+
+  private finish(index: number, item: JsonObject, events: ResponsesStreamEvent[]): void {
+    this.output[index] = item;
+    this.done.add(index);
+    events.push(this.event('response.output_item.done', { output_index: index, item }));
+  }
+
+  private reasoningDelta(delta: string, events: ResponsesStreamEvent[]): void {
+    if (!this.reasoning) {
+      this.closeMessage('completed', events);
+      const id = responseId('rs');
+      const index = this.add({ id, type: 'reasoning', summary: [] }, events);
+      this.reasoning = { index, id, text: '' };
+      events.push(this.event('response.reasoning_summary_part.added', { item_id: id, output_index: index, summary_index: 0, part: { type: 'summary_text', text: '' } }));
+    }
+    const r = this.reasoning;
+    r.text += delta;
+    events.push(this.event('response.reasoning_summary_text.delta', { item_id: r.id, output_index: r.index, summary_index: 0, delta }));
+  }
+
+  private closeReasoning(events: ResponsesStreamEvent[]): void {
+    const r = this.reasoning;
+    if (!r) return;
+    this.reasoning = undefined;
+    const part = { type: 'summary_text', text: r.text };
+    events.push(this.event('response.reasoning_summary_text.done', { item_id: r.id, output_index: r.index, summary_index: 0, text: r.text }));
+    events.push(this.event('response.reasoning_summary_part.done', { item_id: r.id, output_index: r.index, summary_index: 0, part }));
+    this.finish(r.index, { id: r.id, type: 'reasoning', summary: [part] }, events);
+  }
+
+  /** The message's part of `type`, opened (with the message) if it is not the one open. */
+  private openPart(type: OpenPart['type'], events: ResponsesStreamEvent[]): { message: MessageItem; part: OpenPart } {
+    this.closeReasoning(events);
+    let message = this.message;
+    if (!message) {
+      const id = responseId('msg');
+      const index = this.add({ id, type: 'message', status: 'in_progress', content: [], role: 'assistant' }, events);
+      message = this.message = { index, id, parts: [], open: undefined };
+    }
+    if (message.open?.type !== type) {
+      this.closePart(message, events);
+      message.open = { type, text: '', logprobs: [] };
+      const part = type === 'output_text' ? outputText('', []) : { type: 'refusal', refusal: '' };
+      events.push(this.event('response.content_part.added', { item_id: message.id, output_index: message.index, content_index: message.parts.length, part }));
+    }
+    return { message, part: message.open as OpenPart };
+  }
+
+  private textDelta(type: OpenPart['type'], delta: string, logprobs: JsonObject[], events: ResponsesStreamEvent[]): void {
+    const { message, part } = this.openPart(type, events);
+    part.text += delta;
+    const at = { item_id: message.id, output_index: message.index, content_index: message.parts.length };
+    if (type === 'refusal') {
+      events.push(this.event('response.refusal.delta', { ...at, delta }));
+      return;
+    }
+    part.logprobs.push(...logprobs);
+    events.push(this.event('response.output_text.delta', { ...at, delta, logprobs }));
+  }
+
+  private closePart(message: MessageItem, events: ResponsesStreamEvent[]): void {
+    const open = message.open;
+    if (!open) return;
+    message.open = undefined;
+    const at = { item_id: message.id, output_index: message.index, content_index: message.parts.length };
+    let part: JsonObject;
+    if (open.type === 'output_text') {
+      part = outputText(open.text, open.logprobs);
+      events.push(this.event('response.output_text.done', { ...at, text: open.text, logprobs: open.logprobs }));
+    } else {
+      part = { type: 'refusal', refusal: open.text };
+      events.push(this.event('response.refusal.done', { ...at, refusal: open.text }));
+    }
+    events.push(this.event('response.content_part.done', { ...at, part }));
+    message.parts.push(part);
+  }
+
+  private closeMessage(status: 'completed' | 'incomplete', events: ResponsesStreamEvent[]): void {
+    const message = this.message;
+    if (!message) return;
+    this.message = undefined;
+    this.closePart(message, events);
+    this.finish(message.index, { id: message.id, type: 'message', status, content: message.parts, role: 'assistant' }, events);
+  }
+
+  private toolDelta(t: chatv1.ToolCallDelta, events: ResponsesStreamEvent[]): void {
+    let call = this.calls.get(t.index);
+    if (!call) {
+      this.closeReasoning(events);
+      this.closeMessage('completed', events);
+      const id = responseId('fc');
+      const callId = t.id || responseId('call');
+      const name = t.name ?? '';
+      const index = this.add({ id, type: 'function_call', status: 'in_progress', arguments: '', call_id: callId, name }, events);
+      call = { index, id, callId, name, arguments: '' };
+      this.calls.set(t.index, call);
+    } else if (t.name) {
+      call.name += t.name;
+    }
+    if (t.arguments) {
+      call.arguments += t.arguments;
+      events.push(this.event('response.function_call_arguments.delta', { item_id: call.id, output_index: call.index, delta: t.arguments }));
+    }
+  }
+
+  private closeCall(call: CallItem, status: 'completed' | 'incomplete', events: ResponsesStreamEvent[]): void {
+    events.push(this.event('response.function_call_arguments.done', { item_id: call.id, output_index: call.index, arguments: call.arguments, name: call.name }));
+    this.finish(call.index, { id: call.id, type: 'function_call', status, arguments: call.arguments, call_id: call.callId, name: call.name }, events);
+  }
+}

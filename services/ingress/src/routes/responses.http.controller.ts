@@ -1,0 +1,141 @@
+import { Controller, HttpCode, Inject, Injectable, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError } from '@openrouter/errors';
+import { parseChatRequest, ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, type ResponsesStreamEvent } from '@openrouter/openai-wire';
+import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
+import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
+import { asGatewayError } from '../openai-exception.filter';
+import { RouterPort } from '../router.port';
+import { UsageRecorder } from '../usage/usage-recorder';
+import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent } from './chat.service';
+import { clientGone } from './client-connection';
+import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
+import { SseWriter } from './sse.writer';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** A Responses API request as the client sent it; `body` then holds its chat translation. */
+    responsesBody?: unknown;
+  }
+}
+
+/**
+ * Translates a Responses request into its chat body before ApiKeyGuard runs: authentication's
+ * attributes, rate limits and the budget reservation read `request.body` in the chat shape (and
+ * the reservation may cap its output limit there). A request that does not validate is refused
+ * here, in OpenAI's error shape, before it is authenticated or charged.
+ */
+@Injectable()
+export class ResponsesBodyGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const chat = responsesToChatBody(request.body);
+    request.responsesBody = request.body;
+    request.body = chat;
+    return true;
+  }
+}
+
+/**
+ * OpenAI's Responses API, stateless, served by the chat path (docs/responses-api.md): metered,
+ * budgeted and routed exactly as a chat completion, answered as a `response` object or its
+ * stream events. Usage is recorded with the chat operation.
+ */
+@Controller('v1')
+@UseGuards(ResponsesBodyGuard, ApiKeyGuard)
+export class ResponsesHttpController {
+  constructor(
+    private readonly router: RouterPort,
+    @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
+    private readonly usageRecorder: UsageRecorder,
+  ) {}
+
+  @Post('responses')
+  @HttpCode(200)
+  async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    try {
+      await this.serve(req, reply);
+    } catch (error) {
+      throw inResponsesTerms(error);
+    }
+  }
+
+  private async serve(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const usage = this.usageRecorder.track(req, reply, 'chat');
+    const original = req.responsesBody;
+    const request = parseChatRequest(req.body);
+    applyRouteHeaders(request, req.headers);
+    checkChatBounds(request, this.bounds);
+    // Usage is always asked of the provider: metering needs it, and the response carries it.
+    if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
+    const signal = clientGone(reply);
+    const opened = await usage.guard(openChat(this.router, requestContextOf(req), request, signal, usage.calling));
+    usage.routed(opened.decision);
+    const model = opened.decision.model;
+    const headers = { ...routeHeaders(opened.decision), 'x-request-id': String(req.id) };
+
+    if (!request.stream) {
+      const completion = opened.first.completion;
+      if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
+      usage.completion(completion);
+      await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(toResponse(completion, model, original)));
+      return;
+    }
+
+    reply.hijack();
+    const sse = new SseWriter(reply.raw);
+    sse.open(headers);
+    const stream = new ResponsesStream(model, original);
+    const send = async (events: ResponsesStreamEvent[]): Promise<void> => {
+      for (const event of events) await sse.event(event.type, event);
+    };
+    try {
+      await send(stream.start());
+      for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
+        const chunk = event.chunk;
+        if (!chunk) continue;
+        if (!reservationAdmitsChunk(req.budget, chunk)) {
+          // The hard budget is reached: the answer ends cleanly as cut at its length (the response
+          // is `incomplete`), the provider is stopped, and the usage so far is the estimate.
+          await send(stream.chunk(budgetStopChunk(chunk, [0])));
+          void opened.rest.return(undefined);
+          break;
+        }
+        usage.chunk(chunk);
+        await send(stream.chunk(chunk));
+      }
+      const end = stream.complete(usage.tokens());
+      const last = end.at(-1);
+      if (last) usage.decorate(last['response']);
+      await send(end);
+      sse.end();
+    } catch (error) {
+      usage.failed(error);
+      if (signal.aborted) return;
+      const { error: body } = toOpenAIError(inResponsesTerms(asGatewayError(error))).body;
+      await send(stream.fail({ code: body.code, message: body.message, param: body.param }));
+      sse.end();
+    }
+  }
+}
+
+/**
+ * An error of the chat path (raised after the body was translated) in the words of the
+ * Responses request the client sent: `max_completion_tokens` is its `max_output_tokens`.
+ */
+function inResponsesTerms<E>(error: E): E | GatewayError {
+  if (!(error instanceof GatewayError) || error.param === undefined) return error;
+  const param = toResponsesParam(error.param);
+  if (param === error.param) return error;
+  // A parameter name in the message is renamed too; a plain word (`messages`) is left in its sentence.
+  const message = /[_.[]/.test(error.param) ? error.message.split(error.param).join(param) : error.message;
+  return new GatewayError(error.kind, message, {
+    param,
+    code: error.code,
+    retryable: error.retryable,
+    retryAfterMs: error.retryAfterMs,
+    upstreamStatus: error.upstreamStatus,
+    provider: error.provider,
+    cause: error.cause,
+  });
+}
