@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import type { ProviderType } from '@openrouter/config';
+import { anthropicThinkingSignature } from '@openrouter/provider-simulator';
 import { queryRows } from '../support/infra/clickhouse';
 import { waitFor } from '../support/infra/wait-for';
 import { SIMULATED_PROVIDERS } from '../support/simulated-providers';
@@ -283,13 +284,83 @@ describe('the Responses API through the gateway', () => {
     expect(final.output_text.length).toBeGreaterThan(0);
   });
 
+  describe("Claude's thinking round-tripped through encrypted_content (stateless, as Codex-style clients do)", () => {
+    type Block = { type: 'thinking'; thinking: string; signature: string } | { type: 'redacted_thinking'; data: string };
+    /** What the gateway's encrypted_content holds (docs/responses-api.md): base64url of a versioned JSON. */
+    const decoded = (content: string | null | undefined): { v: number; thinking_blocks: Block[] } => JSON.parse(Buffer.from(content ?? '', 'base64url').toString('utf8')) as never;
+    const encoded = (blocks: Block[]): string => Buffer.from(JSON.stringify({ v: 1, thinking_blocks: blocks })).toString('base64url');
+    type AnthropicBlock = { type: string; thinking?: string; signature?: string; id?: string; tool_use_id?: string };
+    const anthropicMessages = (): Array<{ role: string; content: string | AnthropicBlock[] }> => (gw.sim.requests().at(-1)?.body as { messages: never }).messages;
+    const toolTurn = (reasoning: OpenAI.Responses.ResponseInputItem): OpenAI.Responses.ResponseInput => [
+      { role: 'user', content: 'Weather in Oslo?' },
+      reasoning,
+      { type: 'function_call', call_id: 'call_oslo', name: 'get_weather', arguments: '{"city":"Oslo"}' },
+      { type: 'function_call_output', call_id: 'call_oslo', output: '{"celsius":4}' },
+    ];
+
+    it('returns the signed thinking in the reasoning item, and hands it back first in the tool turn', async () => {
+      const first = await client.responses.create({
+        model: 'anthropic-chat',
+        input: 'Weather in Oslo?',
+        tools: [weather],
+        reasoning: { effort: 'high' },
+        include: ['reasoning.encrypted_content'],
+        store: false,
+      });
+      const reasoning = first.output[0];
+      if (reasoning?.type !== 'reasoning') throw new Error('no reasoning item in the output');
+      const thinking = reasoning.summary[0]?.text ?? '';
+      expect(thinking.length).toBeGreaterThan(0);
+      expect(decoded(reasoning.encrypted_content)).toEqual({ v: 1, thinking_blocks: [{ type: 'thinking', thinking, signature: anthropicThinkingSignature(thinking) }] });
+
+      // The next request carries the reasoning item as it came, the model's call and its output.
+      const second = await client.responses.create({ model: 'anthropic-chat', tools: [weather], reasoning: { effort: 'high' }, include: ['reasoning.encrypted_content'], store: false, input: toolTurn(reasoning) });
+      expect(second.output_text.length).toBeGreaterThan(0);
+      const messages = anthropicMessages();
+      expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+      expect(messages[1]?.content).toEqual([
+        { type: 'thinking', thinking, signature: anthropicThinkingSignature(thinking) },
+        expect.objectContaining({ type: 'tool_use', name: 'get_weather', input: { city: 'Oslo' } }),
+      ]);
+      expect(messages[2]?.content).toEqual([expect.objectContaining({ type: 'tool_result', content: '{"celsius":4}' })]);
+    });
+
+    it('carries it in a stream: the reasoning item done, and the completed response', async () => {
+      const stream = client.responses.stream({ model: 'anthropic-chat', input: 'Plan a trip.', reasoning: { effort: 'medium' }, include: ['reasoning.encrypted_content'], store: false });
+      const done: OpenAI.Responses.ResponseOutputItem[] = [];
+      stream.on('response.output_item.done', (event) => done.push(event.item));
+      const final = await stream.finalResponse();
+      const reasoning = final.output[0];
+      if (reasoning?.type !== 'reasoning') throw new Error('no reasoning item in the output');
+      const thinking = reasoning.summary[0]?.text ?? '';
+      expect(decoded(reasoning.encrypted_content).thinking_blocks).toEqual([{ type: 'thinking', thinking, signature: anthropicThinkingSignature(thinking) }]);
+      expect(done[0]).toEqual(reasoning);
+
+      // Without include, as OpenAI answers, no encrypted_content.
+      const plain = await client.responses.create({ model: 'anthropic-chat', input: 'Plan a trip.', reasoning: { effort: 'medium' } });
+      expect(plain.output[0]).not.toHaveProperty('encrypted_content');
+    });
+
+    it('refuses encrypted_content it did not write before any provider call, and the provider refuses edited thinking', async () => {
+      const before = gw.sim.requests().length;
+      const foreign = client.responses.create({ model: 'anthropic-chat', tools: [weather], input: toolTurn({ type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: 'gAAAAABoZ3QxZXN0' }) });
+      await expect(foreign).rejects.toMatchObject({ status: 400, param: 'input[1].encrypted_content', code: 'invalid_value' });
+      expect(gw.sim.requests().length).toBe(before);
+
+      const edited = encoded([{ type: 'thinking', thinking: 'Edited thinking.', signature: anthropicThinkingSignature('Original thinking.') }]);
+      const refused = client.responses.create({ model: 'anthropic-chat', tools: [weather], reasoning: { effort: 'high' }, input: toolTurn({ type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: edited }) });
+      await expect(refused).rejects.toMatchObject({ status: 400, message: expect.stringContaining('signature') });
+      expect(gw.sim.requests().length).toBeGreaterThan(before);
+    });
+  });
+
   describe('refusals', () => {
     it.each<[string, Record<string, unknown>, string]>([
       ['previous_response_id', { previous_response_id: 'resp_123' }, 'previous_response_id'],
       ['a conversation', { conversation: 'conv_123' }, 'conversation'],
       ['background mode', { background: true }, 'background'],
       ['a stored prompt', { prompt: { id: 'pmpt_123' } }, 'prompt'],
-      ['include', { include: ['reasoning.encrypted_content'] }, 'include'],
+      ['an include other than reasoning.encrypted_content', { include: ['reasoning.encrypted_content', 'file_search_call.results'] }, 'include'],
       ['a built-in tool', { tools: [weather, { type: 'web_search' }] }, 'tools[1].type'],
       ['an item reference', { input: [{ type: 'item_reference', id: 'msg_123' }] }, 'input[0]'],
     ])('refuses %s with 400 unsupported_parameter in OpenAI error shape, calling no provider', async (_name, extra, param) => {

@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import type { chatv1 } from '@openrouter/contracts';
 import { parseChatRequest } from './chat-request';
 import { errorOf } from './gateway-error.testing';
-import { ResponsesStream, responsesToChatBody, toResponse, toResponsesParam, type ResponsesStreamEvent } from './responses';
+import { decodeReasoning, encodeReasoning, ResponsesStream, responsesToChatBody, toResponse, toResponsesParam, type ResponsesStreamEvent } from './responses';
 
 const usage = (p: number, c: number, extra: Partial<chatv1.Usage> = {}): chatv1.Usage => ({
   promptTokens: p,
@@ -170,7 +170,7 @@ describe('responsesToChatBody', () => {
     ['conversation', { conversation: { id: 'conv_1' } }, 'stores no responses'],
     ['background', { background: true }, 'background'],
     ['prompt', { prompt: { id: 'pmpt_1' } }, 'stored prompt templates'],
-    ['include', { include: ['reasoning.encrypted_content'] }, "'reasoning.encrypted_content'"],
+    ['include', { include: ['reasoning.encrypted_content', 'file_search_call.results'] }, "(asked for 'file_search_call.results')"],
     ['include', { include: ['message.output_text.logprobs'] }, 'no additional output'],
     ['truncation', { truncation: 'auto' }, 'never truncated'],
     ['context_management', { context_management: [{ type: 'compaction' }] }, 'compaction'],
@@ -556,3 +556,226 @@ describe('the official openai SDK reading responses', () => {
     await expect(failed.responses.stream({ model: 'm', input: 'x' }).finalResponse()).rejects.toMatchObject({ type: 'error', code: 'timeout' });
   });
 });
+
+describe("Claude's thinking carried in reasoning items' encrypted_content", () => {
+  const signed = { type: 'thinking' as const, thinking: 'The user wants Oslo.', signature: 'c2lnLW9zbG8=' };
+  const redacted = { type: 'redacted_thinking' as const, data: 'EmwKAhgBEgy3va3pzix/LafPsn4aDFIT' };
+  const later = { type: 'thinking' as const, thinking: 'Now Bergen.', signature: 'c2lnLWJlcmdlbg==' };
+  const encrypted = (blocks: readonly object[]): string => Buffer.from(JSON.stringify({ v: 1, thinking_blocks: blocks })).toString('base64url');
+  const call = (id: string, city: string) => ({ type: 'function_call', call_id: id, name: 'get_weather', arguments: `{"city":"${city}"}` });
+  const chatCall = (id: string, city: string) => ({ id, type: 'function', function: { name: 'get_weather', arguments: `{"city":"${city}"}` } });
+  /** A Codex-style stateless request: thinking asked for, and handed back through encrypted_content. */
+  const thinkingRequest = { model: 'claude', input: 'Weather in Oslo?', reasoning: { effort: 'high' }, include: ['reasoning.encrypted_content'], store: false };
+  const include = { include: ['reasoning.encrypted_content'] };
+
+  describe('in a request', () => {
+    it("accepts include: ['reasoning.encrypted_content'] (with store: false), which asks nothing of the provider", () => {
+      const chat = responsesToChatBody({ model: 'm', input: 'x', include: ['reasoning.encrypted_content'], store: false, reasoning: { effort: 'high' } });
+      expect(chat).toEqual({ model: 'm', messages: [{ role: 'user', content: 'x' }], reasoning_effort: 'high' });
+    });
+
+    it('hands the thinking back as thinking_blocks on the assistant turn of the function call that follows it', () => {
+      const chat = responsesToChatBody({
+        model: 'm',
+        input: [
+          { role: 'user', content: 'Weather in Oslo?' },
+          { type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: signed.thinking }], encrypted_content: encrypted([signed]) },
+          { ...call('call_a', 'Oslo'), id: 'fc_1', status: 'completed' },
+          { type: 'function_call_output', call_id: 'call_a', output: '{"celsius":4}' },
+        ],
+      });
+      expect(chat['messages']).toEqual([
+        { role: 'user', content: 'Weather in Oslo?' },
+        { role: 'assistant', content: null, thinking_blocks: [signed], tool_calls: [chatCall('call_a', 'Oslo')] },
+        { role: 'tool', tool_call_id: 'call_a', content: '{"celsius":4}' },
+      ]);
+      // The chat path keeps them on the message, where the Claude adapters read them.
+      const assistant = parseChatRequest(chat).messages[1];
+      expect(JSON.parse(assistant?.extraJson ?? '{}')).toEqual({ thinking_blocks: [signed] });
+    });
+
+    it('joins reasoning and function calls into one assistant turn, thinking in the order it came, before the tool outputs', () => {
+      const chat = responsesToChatBody({
+        model: 'm',
+        input: [
+          { role: 'user', content: 'Weather in Oslo and Bergen?' },
+          { type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: encrypted([signed, redacted]) },
+          call('call_a', 'Oslo'),
+          // Interleaved thinking: more reasoning between the calls of the same turn.
+          { type: 'reasoning', id: 'rs_2', summary: [], encrypted_content: encrypted([later]) },
+          call('call_b', 'Bergen'),
+          { type: 'function_call_output', call_id: 'call_a', output: '4' },
+          { type: 'function_call_output', call_id: 'call_b', output: '7' },
+          // The next step of the loop: reasoning, then a message and a call of one turn.
+          { type: 'reasoning', id: 'rs_3', summary: [], encrypted_content: encrypted([signed]) },
+          { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'And Paris:' }] },
+          call('call_c', 'Paris'),
+          { type: 'function_call_output', call_id: 'call_c', output: '12' },
+          { role: 'assistant', content: 'Oslo 4, Bergen 7, Paris 12.' },
+        ],
+      });
+      expect(chat['messages']).toEqual([
+        { role: 'user', content: 'Weather in Oslo and Bergen?' },
+        { role: 'assistant', content: null, thinking_blocks: [signed, redacted, later], tool_calls: [chatCall('call_a', 'Oslo'), chatCall('call_b', 'Bergen')] },
+        { role: 'tool', tool_call_id: 'call_a', content: '4' },
+        { role: 'tool', tool_call_id: 'call_b', content: '7' },
+        { role: 'assistant', content: 'And Paris:', thinking_blocks: [signed], tool_calls: [chatCall('call_c', 'Paris')] },
+        { role: 'tool', tool_call_id: 'call_c', content: '12' },
+        { role: 'assistant', content: 'Oslo 4, Bergen 7, Paris 12.' },
+      ]);
+      expect(parseChatRequest(chat).messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'tool', 'assistant', 'tool', 'assistant']);
+    });
+
+    it('drops reasoning items without encrypted_content, and thinking no assistant turn follows; an assistant message takes the thinking before it', () => {
+      const chat = responsesToChatBody({
+        model: 'm',
+        input: [
+          { role: 'user', content: 'Hi' },
+          { type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: 'x' }] },
+          { type: 'reasoning', id: 'rs_2', summary: [], encrypted_content: null },
+          { type: 'reasoning', id: 'rs_3', summary: [], encrypted_content: '' },
+          call('call_a', 'Oslo'),
+          { type: 'function_call_output', call_id: 'call_a', output: '4' },
+          // Reasoning with no assistant turn after it goes nowhere, not onto a later turn.
+          { type: 'reasoning', id: 'rs_4', summary: [], encrypted_content: encrypted([signed]) },
+          { role: 'user', content: 'And now?' },
+          { type: 'reasoning', id: 'rs_5', summary: [], encrypted_content: encrypted([later]) },
+          { role: 'assistant', content: 'Sunny.' },
+        ],
+      });
+      expect(chat['messages']).toEqual([
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: null, tool_calls: [chatCall('call_a', 'Oslo')] },
+        { role: 'tool', tool_call_id: 'call_a', content: '4' },
+        { role: 'user', content: 'And now?' },
+        { role: 'assistant', content: 'Sunny.', thinking_blocks: [later] },
+      ]);
+    });
+
+    it.each([
+      ["OpenAI's own encrypted reasoning", 'gAAAAABoZ3QxZXN0LWVuY3J5cHRlZC1jb250ZW50'],
+      ['characters outside base64url', `${encrypted([signed])}==`],
+      ['base64url that is not JSON', Buffer.from('not json').toString('base64url')],
+      ['another version', Buffer.from(JSON.stringify({ v: 2, thinking_blocks: [signed] })).toString('base64url')],
+      ['no blocks', encrypted([])],
+      ['a block without its signature', encrypted([{ type: 'thinking', thinking: 'x' }])],
+      ['a block with an extra field', encrypted([{ ...signed, cache_control: { type: 'ephemeral' } }])],
+      ['a block of another type', encrypted([{ type: 'text', text: 'x' }])],
+    ])('refuses encrypted_content it cannot read (%s) with 400 invalid_value naming the item', (_name, content) => {
+      const input = [{ role: 'user', content: 'x' }, { type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: content }, call('call_a', 'Oslo')];
+      const error = errorOf(() => responsesToChatBody({ model: 'm', input }));
+      expect(error).toMatchObject({ kind: 'bad_request', param: 'input[1].encrypted_content', code: 'invalid_value' });
+      expect(error.message).toContain('reasoning item this gateway returned');
+    });
+
+    it('refuses encrypted_content that is not a string', () => {
+      const input = [{ type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: 5 }];
+      expect(errorOf(() => responsesToChatBody({ model: 'm', input }))).toMatchObject({ kind: 'bad_request', param: 'input[0].encrypted_content', code: 'invalid_type' });
+    });
+
+    it('decodes exactly what it encodes', () => {
+      expect(decodeReasoning(encodeReasoning([signed, redacted]))).toEqual([signed, redacted]);
+      expect(JSON.parse(Buffer.from(encodeReasoning([signed]), 'base64url').toString('utf8'))).toEqual({ v: 1, thinking_blocks: [signed] });
+    });
+  });
+
+  describe('in a whole response', () => {
+    const answer = (blocks: object[], reasoning = 'The user wants Oslo.') =>
+      completion({ content: 'Checking.', extraJson: JSON.stringify({ ...(reasoning ? { reasoning_content: reasoning } : {}), thinking_blocks: blocks }) });
+
+    it('carries the thinking blocks in the reasoning item when include asks for them, and only then, as OpenAI does', () => {
+      const r = toResponse(answer([signed]), 'claude', thinkingRequest);
+      const [item] = r['output'] as Array<Record<string, unknown>>;
+      expect(item).toEqual({ id: expect.stringMatching(/^rs_/), type: 'reasoning', summary: [{ type: 'summary_text', text: 'The user wants Oslo.' }], encrypted_content: expect.any(String) });
+      expect(decodeReasoning(String(item?.['encrypted_content']))).toEqual([signed]);
+
+      const [plain] = toResponse(answer([signed]), 'claude', { model: 'claude', input: 'x' })['output'] as Array<Record<string, unknown>>;
+      expect(plain).toEqual({ id: expect.stringMatching(/^rs_/), type: 'reasoning', summary: [{ type: 'summary_text', text: 'The user wants Oslo.' }] });
+    });
+
+    it('has null encrypted_content for reasoning with no blocks to hand back, and a reasoning item for redacted thinking alone', () => {
+      const textOnly = toResponse(completion({ content: 'x', extraJson: JSON.stringify({ reasoning_content: 'Hmm.' }) }), 'deepseek', include)['output'] as unknown[];
+      expect(textOnly[0]).toEqual({ id: expect.stringMatching(/^rs_/), type: 'reasoning', summary: [{ type: 'summary_text', text: 'Hmm.' }], encrypted_content: null });
+      const hidden = toResponse(answer([redacted], ''), 'claude', include)['output'] as Array<Record<string, unknown>>;
+      expect(hidden.map((o) => o['type'])).toEqual(['reasoning', 'message']);
+      expect(hidden[0]).toMatchObject({ summary: [] });
+      expect(decodeReasoning(String(hidden[0]?.['encrypted_content']))).toEqual([redacted]);
+    });
+
+    it('leaves out blocks of another shape, which could not be handed back', () => {
+      const [item] = toResponse(answer([signed, { type: 'thinking', thinking: 'unsigned' }]), 'claude', include)['output'] as Array<Record<string, unknown>>;
+      expect(decodeReasoning(String(item?.['encrypted_content']))).toEqual([signed]);
+    });
+
+    it('round-trips: the output items sent back as input hand the same blocks back', () => {
+      const calls = [{ id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }];
+      const first = toResponse(completion({ toolCalls: calls, extraJson: JSON.stringify({ reasoning_content: signed.thinking, thinking_blocks: [signed, redacted] }) }, 'tool_calls'), 'claude', include);
+      const output = first['output'] as Array<Record<string, unknown>>;
+      expect(output.map((o) => o['type'])).toEqual(['reasoning', 'function_call']);
+      const chat = responsesToChatBody({ model: 'claude', input: [{ role: 'user', content: 'Weather?' }, ...output, { type: 'function_call_output', call_id: 'call_a', output: '4' }] });
+      expect((chat['messages'] as unknown[])[1]).toEqual({ role: 'assistant', content: null, thinking_blocks: [signed, redacted], tool_calls: calls });
+    });
+  });
+
+  describe('in a stream', () => {
+    it('carries the blocks on the reasoning item once it is done, and in the completed response, when include asks for them', () => {
+      const events = run(
+        [
+          chunk({ extraJson: JSON.stringify({ reasoning_content: 'The user ' }) }),
+          chunk({ extraJson: JSON.stringify({ reasoning_content: 'wants Oslo.' }) }),
+          chunk({ extraJson: JSON.stringify({ thinking_blocks: [signed] }) }),
+          chunk({ toolCalls: [{ index: 0, id: 'call_a', type: 'function', name: 'get_weather', arguments: '{"city":"Oslo"}' }] }),
+          chunk({}, 'tool_calls'),
+        ],
+        thinkingRequest,
+      );
+      const added = events.find((e) => e.type === 'response.output_item.added');
+      expect(added?.['item']).toEqual({ id: expect.stringMatching(/^rs_/), type: 'reasoning', summary: [] });
+      const done = events.find((e) => e.type === 'response.output_item.done');
+      expect(done?.['item']).toEqual({ id: expect.stringMatching(/^rs_/), type: 'reasoning', summary: [{ type: 'summary_text', text: 'The user wants Oslo.' }], encrypted_content: expect.any(String) });
+      expect(decodeReasoning(String((done?.['item'] as JsonLike)['encrypted_content']))).toEqual([signed]);
+      const output = (events.at(-1)?.['response'] as { output: JsonLike[] }).output;
+      expect(output[0]).toEqual(done?.['item']);
+      expect(output.map((o) => o['type'])).toEqual(['reasoning', 'function_call']);
+
+      // Without include, no encrypted_content, as OpenAI streams it.
+      const plain = run([chunk({ extraJson: JSON.stringify({ reasoning_content: 'Hmm.' }) }), chunk({ extraJson: JSON.stringify({ thinking_blocks: [signed] }) }), chunk({ content: 'Hi' }, 'stop')]);
+      expect((plain.at(-1)?.['response'] as { output: JsonLike[] }).output[0]).toEqual({ id: expect.stringMatching(/^rs_/), type: 'reasoning', summary: [{ type: 'summary_text', text: 'Hmm.' }] });
+    });
+
+    it('opens a reasoning item for redacted thinking alone, with no summary events', () => {
+      const events = run([chunk({ extraJson: JSON.stringify({ thinking_blocks: [redacted] }) }), chunk({ content: 'Hi' }, 'stop')], include);
+      expect(events.map((e) => e.type).slice(2, 4)).toEqual(['response.output_item.added', 'response.output_item.done']);
+      expect(events.some((e) => e.type.startsWith('response.reasoning_summary'))).toBe(false);
+      const item = (events.at(-1)?.['response'] as { output: JsonLike[] }).output[0];
+      expect(item).toMatchObject({ type: 'reasoning', summary: [] });
+      expect(decodeReasoning(String(item?.['encrypted_content']))).toEqual([redacted]);
+    });
+
+    it('is read by the official SDK: finalResponse() has the encrypted_content, which goes back as input', async () => {
+      const client = sdk((body) =>
+        sse(
+          run(
+            [
+              chunk({ extraJson: JSON.stringify({ reasoning_content: signed.thinking }) }),
+              chunk({ extraJson: JSON.stringify({ thinking_blocks: [signed] }) }),
+              chunk({ toolCalls: [{ index: 0, id: 'call_a', type: 'function', name: 'get_weather', arguments: '{"city":"Oslo"}' }] }),
+              chunk({}, 'tool_calls'),
+            ],
+            body,
+          ),
+        ),
+      );
+      const final = await client.responses.stream({ model: 'claude', input: 'Weather?', include: ['reasoning.encrypted_content'], store: false }).finalResponse();
+      const reasoning = final.output[0];
+      if (reasoning?.type !== 'reasoning') throw new Error('no reasoning item');
+      expect(decodeReasoning(reasoning.encrypted_content ?? '')).toEqual([signed]);
+      const call = final.output[1];
+      if (call?.type !== 'function_call') throw new Error('no function call');
+      const chat = responsesToChatBody({ model: 'claude', input: [{ role: 'user', content: 'Weather?' }, reasoning, call, { type: 'function_call_output', call_id: call.call_id, output: '4' }] });
+      expect((chat['messages'] as JsonLike[])[1]).toMatchObject({ role: 'assistant', thinking_blocks: [signed], tool_calls: [{ id: 'call_a' }] });
+    });
+  });
+});
+
+type JsonLike = Record<string, unknown>;

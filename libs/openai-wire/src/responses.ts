@@ -9,7 +9,8 @@ import { badRequest, isObject, type JsonObject, validate } from './validation';
  * becomes the equivalent Chat Completions body, and the chat answer (whole or streamed) becomes a
  * `response` object or the Responses stream events. Nothing is stored, so everything that needs
  * a stored response, conversation or prompt is refused by name, as are OpenAI's built-in tools.
- * See docs/responses-api.md.
+ * Claude's signed thinking travels between turns in reasoning items' `encrypted_content`, as
+ * OpenAI's own reasoning does statelessly. See docs/responses-api.md.
  */
 
 /** Extra checks for objects whose required fields depend on their `type`; other types pass as they are. */
@@ -40,6 +41,7 @@ const ITEM_SHAPES: Readonly<Record<string, z.ZodType>> = {
   message: z.looseObject({ role: z.enum(ROLES), content: z.union([z.string(), z.array(part)]) }),
   function_call: z.looseObject({ call_id: z.string().min(1), name: z.string().min(1), arguments: z.string() }),
   function_call_output: z.looseObject({ call_id: z.string().min(1), output: z.union([z.string(), z.array(part)]) }),
+  reasoning: z.looseObject({ encrypted_content: z.string().nullish() }),
 };
 const inputItem = z.looseObject({ type: z.string().optional() }).superRefine((item, ctx) => byType(ITEM_SHAPES)({ ...item, type: item.type ?? 'message' }, ctx));
 
@@ -109,6 +111,51 @@ const responsesBody = z.strictObject({
 });
 type ResponsesBody = z.infer<typeof responsesBody>;
 
+// ---- reasoning carried between turns ----
+
+/** The one `include` value the gateway serves: reasoning items carry `encrypted_content`. */
+const ENCRYPTED_REASONING = 'reasoning.encrypted_content';
+
+/**
+ * A block of Claude's extended thinking as chat answers carry it (`thinking_blocks`) and a client
+ * hands it back on its next tool turn (the Claude adapters check it the same way).
+ */
+const thinkingBlock = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1) }),
+  z.strictObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) }),
+]);
+type ThinkingBlock = z.infer<typeof thinkingBlock>;
+
+/** What a reasoning item's `encrypted_content` holds, versioned: the answer's thinking blocks. */
+const encryptedReasoning = z.strictObject({ v: z.literal(1), thinking_blocks: z.array(thinkingBlock).min(1) });
+
+/**
+ * A reasoning item's `encrypted_content`: base64url of `{"v":1,"thinking_blocks":[...]}`. Opaque to
+ * the client, not secret: the blocks are the provider's, and the provider checks their signatures
+ * when they come back (see docs/responses-api.md).
+ */
+export function encodeReasoning(blocks: readonly ThinkingBlock[]): string {
+  return Buffer.from(JSON.stringify({ v: 1, thinking_blocks: blocks }), 'utf8').toString('base64url');
+}
+
+/** The thinking blocks of an `encrypted_content` this gateway wrote; undefined for anything else. */
+export function decodeReasoning(content: string): ThinkingBlock[] | undefined {
+  if (!/^[A-Za-z0-9_-]+$/.test(content)) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(content, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const parsed = encryptedReasoning.safeParse(value);
+  return parsed.success ? parsed.data.thinking_blocks : undefined;
+}
+
+/** Whether the Responses request (as the client sent it) asked for reasoning items' `encrypted_content`. */
+function includesEncryptedReasoning(request: unknown): boolean {
+  return isObject(request) && Array.isArray(request['include']) && request['include'].includes(ENCRYPTED_REASONING);
+}
+
 function unsupported(param: string, why: string): never {
   throw badRequest(`'${param}' is not supported by this gateway: ${why}.`, param, 'unsupported_parameter');
 }
@@ -121,7 +168,8 @@ function refuseUnsupported(b: ResponsesBody): void {
   if (b.conversation != null) unsupported('conversation', STATELESS);
   if (b.background === true) unsupported('background', 'responses are answered while the request is open; background responses would need to be stored');
   if (b.prompt != null) unsupported('prompt', "stored prompt templates are not available; send the prompt in 'instructions' and 'input'");
-  if (b.include != null && b.include.length > 0) unsupported('include', `no additional output data can be included (asked for ${b.include.map((v) => `'${v}'`).join(', ')})`);
+  const included = (b.include ?? []).filter((v) => v !== ENCRYPTED_REASONING);
+  if (included.length > 0) unsupported('include', `no additional output data but '${ENCRYPTED_REASONING}' can be included (asked for ${included.map((v) => `'${v}'`).join(', ')})`);
   if (b.truncation === 'auto') unsupported('truncation', "inputs are never truncated by the gateway; use 'disabled' (the default)");
   if (b.context_management != null) unsupported('context_management', 'server-side context compaction is not available');
   if (b.moderation != null) unsupported('moderation', 'moderation is not available on this endpoint');
@@ -170,19 +218,36 @@ export function responsesToChatBody(body: unknown): JsonObject {
 
 /**
  * Input items in order as chat messages. Consecutive function calls (and a function call right
- * after an assistant message) join one assistant turn, as chat carries them; reasoning items are
- * dropped (chat models take no reasoning input).
+ * after an assistant message) join one assistant turn, as chat carries them. A reasoning item's
+ * thinking (its `encrypted_content`) goes with the assistant turn the items after it form, as its
+ * `thinking_blocks` (the Claude adapters hand them back first in that turn); a reasoning item
+ * without it is dropped (chat models take no other reasoning input).
  */
 function addItems(messages: JsonObject[], items: readonly JsonObject[]): void {
   // The assistant turn the next function call joins.
   let assistant: JsonObject | undefined;
+  // Thinking of reasoning items for the assistant turn the next items form.
+  let thinking: ThinkingBlock[] = [];
+  const takeThinking = (message: JsonObject): void => {
+    if (thinking.length === 0) return;
+    const blocks = Array.isArray(message['thinking_blocks']) ? (message['thinking_blocks'] as ThinkingBlock[]) : [];
+    message['thinking_blocks'] = [...blocks, ...thinking];
+    thinking = [];
+  };
   items.forEach((item, i) => {
     const type = typeof item['type'] === 'string' ? item['type'] : 'message';
     switch (type) {
       case 'message': {
         const message = toChatMessage(item, i);
+        if (message['role'] === 'assistant') {
+          takeThinking(message);
+          assistant = message;
+        } else {
+          // Thinking that no assistant turn followed has nothing to go back with.
+          thinking = [];
+          assistant = undefined;
+        }
         messages.push(message);
-        assistant = message['role'] === 'assistant' ? message : undefined;
         return;
       }
       case 'function_call': {
@@ -194,13 +259,16 @@ function addItems(messages: JsonObject[], items: readonly JsonObject[]): void {
           assistant = { role: 'assistant', content: null, tool_calls: [call] };
           messages.push(assistant);
         }
+        takeThinking(assistant);
         return;
       }
       case 'function_call_output':
         messages.push({ role: 'tool', tool_call_id: item['call_id'], content: toolOutput(item['output'] as string | Part[], i) });
         assistant = undefined;
+        thinking = [];
         return;
       case 'reasoning':
+        thinking.push(...reasoningInput(item, i));
         return;
       case 'item_reference':
         return unsupported(`input[${i}]`, 'item references name stored items, and this gateway stores none; send the item itself');
@@ -208,6 +276,24 @@ function addItems(messages: JsonObject[], items: readonly JsonObject[]): void {
         return unsupported(`input[${i}].type`, `'${type}' items belong to OpenAI's built-in tools; only messages, function calls and function call outputs are accepted`);
     }
   });
+}
+
+/**
+ * The thinking blocks a reasoning item carries back: none without `encrypted_content` (a reasoning
+ * item of another API, or one returned without `include`), a 400 for content this gateway did not
+ * write or that was altered.
+ */
+function reasoningInput(item: JsonObject, i: number): ThinkingBlock[] {
+  const content = item['encrypted_content'];
+  if (typeof content !== 'string' || content === '') return [];
+  const blocks = decodeReasoning(content);
+  if (blocks) return blocks;
+  const param = `input[${i}].encrypted_content`;
+  throw badRequest(
+    `Invalid value for '${param}': it is not the encrypted_content of a reasoning item this gateway returned; send reasoning items back unchanged, or leave out their encrypted_content.`,
+    param,
+    'invalid_value',
+  );
 }
 
 function toChatMessage(item: JsonObject, i: number): JsonObject {
@@ -381,20 +467,47 @@ export function toResponsesUsage(u: chatv1.Usage): JsonObject {
   };
 }
 
+/** An answer's reasoning: its text, and Claude's signed thinking blocks. */
+interface Reasoning {
+  text: string;
+  blocks: ThinkingBlock[];
+}
+
+const NO_REASONING: Reasoning = { text: '', blocks: [] };
+
 /**
- * Reasoning text among a message's or delta's extra fields: `reasoning_content` (DeepSeek, vLLM,
- * and what the Claude, Gemini and Bedrock adapters write) or `reasoning` (OpenRouter, newer vLLM).
+ * Reasoning among a message's or delta's extra fields: the text, `reasoning_content` (DeepSeek,
+ * vLLM, and what the Claude, Gemini and Bedrock adapters write) or `reasoning` (OpenRouter, newer
+ * vLLM), and the blocks, `thinking_blocks` (the Claude adapters; a stream sends each whole once).
+ * Blocks of another shape are left out: they could not be handed back.
  */
-function reasoningOf(extraJson: string): string {
-  if (!extraJson.includes('"reasoning')) return '';
+function reasoningOf(extraJson: string): Reasoning {
+  if (!extraJson.includes('"reasoning') && !extraJson.includes('"thinking_blocks"')) return NO_REASONING;
   let extra: unknown;
   try {
     extra = JSON.parse(extraJson);
   } catch {
-    return '';
+    return NO_REASONING;
   }
-  if (!isObject(extra)) return '';
-  return str(extra['reasoning_content']) ?? str(extra['reasoning']) ?? '';
+  if (!isObject(extra)) return NO_REASONING;
+  const text = str(extra['reasoning_content']) ?? str(extra['reasoning']) ?? '';
+  const given = Array.isArray(extra['thinking_blocks']) ? extra['thinking_blocks'] : [];
+  const blocks = given.flatMap((b) => {
+    const parsed = thinkingBlock.safeParse(b);
+    return parsed.success ? [parsed.data] : [];
+  });
+  return { text, blocks };
+}
+
+/**
+ * A finished reasoning item: the text as one `summary_text` (none when there is no text, as for
+ * redacted thinking), and, when the request included it, `encrypted_content` holding the thinking
+ * blocks (null when the answer had none to hand back).
+ */
+function reasoningItem(id: string, summary: JsonObject[], blocks: readonly ThinkingBlock[], request: unknown): JsonObject {
+  const item: JsonObject = { id, type: 'reasoning', summary };
+  if (includesEncryptedReasoning(request)) item['encrypted_content'] = blocks.length > 0 ? encodeReasoning(blocks) : null;
+  return item;
 }
 
 /** Chat logprobs (`{content: [...]}`) as an output_text part's `logprobs`. */
@@ -423,8 +536,11 @@ export function toResponse(completion: chatv1.ChatCompletion, model: string, req
   const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
   const m = choice?.message;
   const output: JsonObject[] = [];
-  const reasoning = m ? reasoningOf(m.extraJson) : '';
-  if (reasoning) output.push({ id: responseId('rs'), type: 'reasoning', summary: [{ type: 'summary_text', text: reasoning }] });
+  const reasoning = m ? reasoningOf(m.extraJson) : NO_REASONING;
+  if (reasoning.text || reasoning.blocks.length > 0) {
+    const summary = reasoning.text ? [{ type: 'summary_text', text: reasoning.text }] : [];
+    output.push(reasoningItem(responseId('rs'), summary, reasoning.blocks, request));
+  }
   const calls = m?.toolCalls ?? [];
   const content: JsonObject[] = [];
   if (m?.content) content.push(outputText(m.content, toLogprobs(choice?.logprobsJson ?? '')));
@@ -469,6 +585,15 @@ interface MessageItem {
   open: OpenPart | undefined;
 }
 
+interface ReasoningItem {
+  index: number;
+  id: string;
+  /** Whether its summary part was opened (at the first reasoning text). */
+  summarised: boolean;
+  text: string;
+  blocks: ThinkingBlock[];
+}
+
 interface CallItem {
   index: number;
   id: string;
@@ -480,9 +605,9 @@ interface CallItem {
 /**
  * Translates one streamed chat answer (its first choice) into the Responses API's stream events,
  * numbered in order: `start` for the first two, `chunk` for each chat chunk, then `complete` or
- * `fail` once. Items follow one another as OpenAI sends them: reasoning (its summary), the
- * message (text, then a refusal), function calls; an item ends when the next begins, function
- * calls when the answer ends.
+ * `fail` once. Items follow one another as OpenAI sends them: reasoning (its summary, and once
+ * done its `encrypted_content` when the request included it), the message (text, then a
+ * refusal), function calls; an item ends when the next begins, function calls when the answer ends.
  */
 export class ResponsesStream {
   private sequence = 0;
@@ -491,7 +616,7 @@ export class ResponsesStream {
   /** Items by output index, in their final form once done. */
   private readonly output: JsonObject[] = [];
   private readonly done = new Set<number>();
-  private reasoning: { index: number; id: string; text: string } | undefined;
+  private reasoning: ReasoningItem | undefined;
   private message: MessageItem | undefined;
   private readonly calls = new Map<number, CallItem>();
   private finishReason: string | undefined;
@@ -518,8 +643,9 @@ export class ResponsesStream {
       if (choice.index !== 0) continue;
       const d = choice.delta;
       if (d) {
-        const reasoning = d.extraJson ? reasoningOf(d.extraJson) : '';
-        if (reasoning) this.reasoningDelta(reasoning, events);
+        const reasoning = d.extraJson ? reasoningOf(d.extraJson) : NO_REASONING;
+        if (reasoning.text) this.reasoningDelta(reasoning.text, events);
+        if (reasoning.blocks.length > 0) this.openReasoning(events).blocks.push(...reasoning.blocks);
         if (d.content) this.textDelta('output_text', d.content, toLogprobs(choice.logprobsJson), events);
         if (d.refusal) this.textDelta('refusal', d.refusal, [], events);
         for (const t of d.toolCalls) this.toolDelta(t, events);
@@ -583,15 +709,23 @@ export class ResponsesStream {
     events.push(this.event('response.output_item.done', { output_index: index, item }));
   }
 
-  private reasoningDelta(delta: string, events: ResponsesStreamEvent[]): void {
+  /** The open reasoning item, opened (ending the message) if there is none. */
+  private openReasoning(events: ResponsesStreamEvent[]): ReasoningItem {
     if (!this.reasoning) {
       this.closeMessage('completed', events);
       const id = responseId('rs');
       const index = this.add({ id, type: 'reasoning', summary: [] }, events);
-      this.reasoning = { index, id, text: '' };
-      events.push(this.event('response.reasoning_summary_part.added', { item_id: id, output_index: index, summary_index: 0, part: { type: 'summary_text', text: '' } }));
+      this.reasoning = { index, id, summarised: false, text: '', blocks: [] };
     }
-    const r = this.reasoning;
+    return this.reasoning;
+  }
+
+  private reasoningDelta(delta: string, events: ResponsesStreamEvent[]): void {
+    const r = this.openReasoning(events);
+    if (!r.summarised) {
+      r.summarised = true;
+      events.push(this.event('response.reasoning_summary_part.added', { item_id: r.id, output_index: r.index, summary_index: 0, part: { type: 'summary_text', text: '' } }));
+    }
     r.text += delta;
     events.push(this.event('response.reasoning_summary_text.delta', { item_id: r.id, output_index: r.index, summary_index: 0, delta }));
   }
@@ -600,10 +734,14 @@ export class ResponsesStream {
     const r = this.reasoning;
     if (!r) return;
     this.reasoning = undefined;
-    const part = { type: 'summary_text', text: r.text };
-    events.push(this.event('response.reasoning_summary_text.done', { item_id: r.id, output_index: r.index, summary_index: 0, text: r.text }));
-    events.push(this.event('response.reasoning_summary_part.done', { item_id: r.id, output_index: r.index, summary_index: 0, part }));
-    this.finish(r.index, { id: r.id, type: 'reasoning', summary: [part] }, events);
+    const summary: JsonObject[] = [];
+    if (r.summarised) {
+      const part = { type: 'summary_text', text: r.text };
+      events.push(this.event('response.reasoning_summary_text.done', { item_id: r.id, output_index: r.index, summary_index: 0, text: r.text }));
+      events.push(this.event('response.reasoning_summary_part.done', { item_id: r.id, output_index: r.index, summary_index: 0, part }));
+      summary.push(part);
+    }
+    this.finish(r.index, reasoningItem(r.id, summary, r.blocks, this.request), events);
   }
 
   /** The message's part of `type`, opened (with the message) if it is not the one open. */
