@@ -272,6 +272,12 @@ describe('an alerting service that is handed the same budget event again', () =>
   });
 });
 
+/** Receivers still up after a test (one that failed before taking its own down): closed after it, so jest can exit. */
+const receiversUp = new Set<() => Promise<void>>();
+afterEach(async () => {
+  for (const down of [...receiversUp]) await down();
+});
+
 /** A local receiver on a port of its own that refuses connections while down; `answer` is its HTTP status. */
 async function flakyReceiver(answer = 204) {
   const got: Array<{ status: string; ids: string[] }> = [];
@@ -288,12 +294,18 @@ async function flakyReceiver(answer = 204) {
   await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
   const port = (probe.address() as AddressInfo).port;
   let server: Server | undefined = probe;
-  const down = () => new Promise<void>((done) => (server ? server.close(() => done()) : done())).then(() => void (server = undefined));
+  const down = () =>
+    new Promise<void>((done) => (server ? server.close(() => done()) : done())).then(() => {
+      server = undefined;
+      receiversUp.delete(down);
+    });
+  receiversUp.add(down);
   return {
     got,
     url: `http://127.0.0.1:${port}/hook`,
     down,
     async up() {
+      receiversUp.add(down);
       server = createServer(handler);
       await new Promise<void>((done) => server?.listen(port, '127.0.0.1', done));
     },
@@ -320,14 +332,22 @@ describe('an alerting service whose receiver is down', () => {
     for (const q of queues.splice(0)) await q.close(100);
   });
 
-  /** A service with a real delivery queue to `url`, and history kept in `rows` (an in-memory store). */
-  function started(url: string, router: { snapshot: RouterSnapshot }, rows: AlertHistoryEntry[], now: { at: number }, delivery: Partial<typeof config.delivery> = {}) {
+  /** A service with a real delivery queue to `url` (or to each channel of `urls`, by id), and history kept in `rows` (an in-memory store). */
+  function started(url: string | Record<string, string>, router: { snapshot: RouterSnapshot }, rows: AlertHistoryEntry[], now: { at: number }, delivery: Partial<typeof config.delivery> = {}) {
     const metrics = new AlertingMetrics(new Registry());
     const queue = new DeliveryQueue({ ...config.delivery, ...delivery }, metrics, logger);
     queues.push(queue);
     const history = new HistoryWriter({ append: async (entries) => void rows.push(...entries) }, logger);
-    const service = new AlertingService(config, { channels: [new WebhookChannel('pager', url, '')], delivery: queue, history, metrics, logger, router: () => router.snapshot, clock: () => now.at });
+    const channels = Object.entries(typeof url === 'string' ? { pager: url } : url).map(([id, u]) => new WebhookChannel(id, u, ''));
+    const service = new AlertingService(config, { channels, delivery: queue, history, metrics, logger, router: () => router.snapshot, clock: () => now.at });
     return { service, queue, history };
+  }
+
+  /** Stops a service as startAlerting does: evaluation, then the delivery queue, then the history. */
+  async function stopped({ service, queue, history }: ReturnType<typeof started>): Promise<void> {
+    await service.close();
+    await queue.close(100);
+    await history.close(1_000);
   }
 
   /** What `ClickHouseAlertHistory.firing` reads: each alert's latest entry, if it is `firing`. */
@@ -518,5 +538,70 @@ describe('an alerting service whose receiver is down', () => {
     // One request: the refused firing, not retried, not sent again, and no resolution after it.
     expect(receiver.got.map((g) => g.status)).toEqual(['firing']);
     await receiver.down();
+  });
+
+  it('after a restart, sends a firing refused for good no more than without one: its only channel is not notified again, nor its cooldown lost', async () => {
+    const receiver = await flakyReceiver(400);
+    const router = { snapshot: OPEN };
+    const rows: AlertHistoryEntry[] = [];
+    const now = { at: T0 };
+    const first = started(receiver.url, router, rows, now);
+    first.service.evaluate();
+    await until(() => first.queue.pending === 0 && receiver.got.length === 1);
+    now.at = T0 + 1_000;
+    await stopped(first);
+    const recorded = rows.map((r) => [r.status, r.notified, r.channels]);
+
+    now.at = T0 + 60_000;
+    const second = started(receiver.url, router, rows, now);
+    expect(second.service.restore(latestFiring(rows))).toBe(1);
+    // Still firing: neither notified again (no transition) nor sent to the channel that refused it.
+    expect(second.service.evaluate()).toEqual([]);
+    expect(second.queue.pending).toBe(0);
+    router.snapshot = CLOSED;
+    now.at = T0 + 70_000;
+    expect(second.service.evaluate().map((t) => t.status)).toEqual(['resolved']);
+    // Back within the cooldown, counted from the refusal: held back, as without the restart.
+    router.snapshot = OPEN;
+    now.at = T0 + 80_000;
+    expect(second.service.evaluate().map((t) => [t.status, t.notify])).toEqual([['firing', false]]);
+    await until(() => second.queue.pending === 0);
+    expect(receiver.got.map((g) => g.status)).toEqual(['firing']);
+    // The history says where the firing was refused, for the restart to read.
+    expect(recorded).toEqual([
+      ['firing', true, ['pager']],
+      ['firing', false, ['refused:pager']],
+    ]);
+  });
+
+  it('after a restart, sends a firing refused for good on one of two channels to neither again, and its resolution only where the firing arrived', async () => {
+    const chat = await flakyReceiver();
+    const pager = await flakyReceiver(400);
+    const router = { snapshot: OPEN };
+    const rows: AlertHistoryEntry[] = [];
+    const now = { at: T0 };
+    const urls = { chat: chat.url, pager: pager.url };
+    const first = started(urls, router, rows, now);
+    first.service.evaluate();
+    await until(() => first.queue.pending === 0 && chat.got.length === 1 && pager.got.length === 1);
+    now.at = T0 + 1_000;
+    await stopped(first);
+    const recorded = rows.map((r) => [r.status, r.notified, [...r.channels].sort()]);
+
+    now.at = T0 + 60_000;
+    const second = started(urls, router, rows, now);
+    expect(second.service.restore(latestFiring(rows))).toBe(1);
+    expect(second.service.evaluate()).toEqual([]);
+    expect(second.queue.pending).toBe(0);
+    router.snapshot = CLOSED;
+    now.at = T0 + 70_000;
+    expect(second.service.evaluate().map((t) => t.status)).toEqual(['resolved']);
+    await until(() => second.queue.pending === 0 && chat.got.length === 2);
+    expect(chat.got.map((g) => g.status)).toEqual(['firing', 'resolved']);
+    expect(pager.got.map((g) => g.status)).toEqual(['firing']);
+    expect(recorded).toEqual([
+      ['firing', true, ['chat', 'pager']],
+      ['firing', false, ['chat', 'refused:pager']],
+    ]);
   });
 });

@@ -135,8 +135,9 @@ export class AlertingService {
    * history entry), so a restart neither notifies them again nor leaves them open for good. Those
    * of rules no longer configured (or now of another kind), and those only the router's status
    * could end when no router is polled, are left alone. Returns how many. An entry's `channels`
-   * are those its firing reached (or was on its way to, when `notified`); a channel missing from
-   * them is sent the firing again, and only those in them are sent its resolution.
+   * are those its firing reached (or was on its way to, when `notified`) and, as `refused:<id>`,
+   * those that refused it for good: a channel missing from them is sent the firing again, a refusing
+   * one is not (as without the restart), and only those it reached are sent its resolution.
    */
   restore(entries: readonly AlertHistoryEntry[]): number {
     const rules = new Map(this.config.rules.map((r) => [r.id, r]));
@@ -149,7 +150,8 @@ export class AlertingService {
       if ((rule.kind === 'circuit_open' || rule.kind === 'canary_rolled_back') && !this.deps.router) continue;
       const condition = { rule, labels: e.labels, value: e.value, threshold: e.threshold, summary: e.summary };
       // Due unless a cooldown held it back: notified, or a delivery of it was given up (an entry
-      // that lists the channels it did reach, if any; with none it is sent again as held back).
+      // that lists the channels it did reach or that refused it, if any; with none it is sent again
+      // as held back). A refusal, like a delivery, started its cooldown.
       const due = e.notified || e.channels.length > 0;
       restored.push({ condition, startedAt, notifiedAt: due ? at : undefined, heldUntil: this.heldUntil(rule, startedAt, e.labels) });
       if (due) this.notices.restore({ fingerprint: fingerprintOf(rule.id, e.labels), ...condition, status: 'firing', startedAt, at, notify: true }, e.channels, !e.notified);
@@ -210,7 +212,7 @@ export class AlertingService {
     // New firings, and those whose delivery to a channel was given up or dropped since the last round.
     const sends = this.sendsOf(this.notices.owed((rule) => this.channelIdsOf(rule)));
     for (const [alert, channels] of resolutions) sends.push(...this.sendsOf(channels.map((channel) => ({ alert, channel }))));
-    this.deps.history.append(transitions.map((t) => this.historyEntry(t, { notified: t.notify, channels: resolutions.get(t) ?? (t.notify ? this.notices.channels(t) : []) })));
+    this.deps.history.append(transitions.map((t) => this.historyEntry(t, { notified: t.notify, channels: resolutions.get(t) ?? (t.notify ? this.notices.recorded(t, true) : []) })));
     for (const t of transitions) {
       if (!t.notify) this.deps.metrics.suppressed.inc({ rule_kind: t.rule.kind });
       this.deps.logger.info({ alert: t.fingerprint, rule: t.rule.id, status: t.status, notify: t.notify, labels: t.labels, value: t.value }, t.status === 'firing' ? 'alert firing' : 'alert resolved');
@@ -259,7 +261,8 @@ export class AlertingService {
    * A delivery ended. For a firing: on success (or a permanent refusal, which sending again would
    * not change) the alert's cooldown starts; when the history last said otherwise than what the
    * channels now have, a new entry says so: a restart then sends the firing again where it was
-   * given up or dropped (at shutdown too), and the resolution only where it arrived.
+   * given up or dropped (at shutdown too), not where it was refused, and the resolution only where
+   * it arrived.
    */
   private readonly settled: DeliveryListener = (channel, notification, outcome) => {
     if (notification.status !== 'firing') return;
@@ -271,9 +274,12 @@ export class AlertingService {
     }
   };
 
-  /** The history entry of a change in where a firing arrived: later than its firing's, so a restart reads it as the latest. */
+  /**
+   * The history entry of a change in where a firing arrived (the channels it reached, and those that
+   * refused it): later than its firing's, so a restart reads it as the latest.
+   */
   private deliveryEntry(alert: AlertTransition, change: NoticeChange, now: number): AlertHistoryEntry {
-    return this.historyEntry({ ...alert, at: Math.max(now, alert.at + 1) }, { notified: change === 'whole', channels: this.notices.reached(alert) });
+    return this.historyEntry({ ...alert, at: Math.max(now, alert.at + 1) }, { notified: change === 'whole', channels: this.notices.recorded(alert, false) });
   }
 
   /** The ids of the channels a rule notifies: those it names, or every channel. */

@@ -5,9 +5,31 @@ import type { DeliveryOutcome } from './delivery-queue';
 /** Where an alert's firing stands on one channel: on its way, taken by the receiver, or refused by it for good. */
 export type Notice = 'sending' | 'delivered' | 'refused';
 
+/**
+ * How a history entry's `channels` names a channel that refused the firing for good: `refused:<id>`
+ * (a channel id has no `:`, so no channel is ever read as another). A plain id is a channel the
+ * firing reached (or was on its way to); entries written before refusals were recorded have only those.
+ */
+const REFUSED = 'refused:';
+
+/** The `channels` of a firing's history entry, as `FiringNotices.recorded` writes them. */
+function recordedChannels(notices: Iterable<readonly [string, Notice]>, sending: boolean): string[] {
+  const channels: string[] = [];
+  for (const [channel, notice] of notices) {
+    if (notice === 'refused') channels.push(`${REFUSED}${channel}`);
+    else if (notice === 'delivered' || sending) channels.push(channel);
+  }
+  return channels;
+}
+
+/** What a firing's history entry says of each channel in its `channels`: reached, or refused for good. */
+function readRecordedChannels(channels: readonly string[]): Map<string, 'delivered' | 'refused'> {
+  return new Map(channels.map((c) => (c.startsWith(REFUSED) ? [c.slice(REFUSED.length), 'refused'] : [c, 'delivered'])));
+}
+
 /** What a delivery outcome changed that the alert history must be told. */
 export type NoticeChange =
-  /** A channel did not get the firing (given up, dropped, refused): a restart must send it again. */
+  /** A channel did not get the firing (given up, dropped: a restart must send it again; or refused, which it must not). */
   | 'short'
   /** Every channel got it after all. */
   | 'whole';
@@ -44,9 +66,12 @@ export class FiringNotices {
     }
   }
 
-  /** A firing alert taken back from history after a restart, with the channels it had reached. */
-  restore(firing: AlertTransition, reached: readonly string[], recordedShort: boolean): void {
-    this.episodes.set(firing.fingerprint, { firing, notices: new Map(reached.map((c) => [c, 'delivered'])), recordedShort });
+  /**
+   * A firing alert taken back from history after a restart, with its latest entry's `channels`: those
+   * it had reached, and those that refused it for good (settled as well: not sent it again).
+   */
+  restore(firing: AlertTransition, recorded: readonly string[], recordedShort: boolean): void {
+    this.episodes.set(firing.fingerprint, { firing, notices: new Map(readRecordedChannels(recorded)), recordedShort });
   }
 
   /** The firings owed to channels (of those `targets` names for the alert's rule); each is marked on its way. */
@@ -62,16 +87,14 @@ export class FiringNotices {
     return sends;
   }
 
-  /** The channels a firing alert has been sent to (reached, refused or on its way). */
-  channels(alert: AlertTransition): string[] {
+  /**
+   * The `channels` of a history entry of an alert's firing: the channels it has reached, those that
+   * refused it for good (as `refused:<id>`, so that a restart does not send it there again), and,
+   * with `sending` (the entry of the firing itself), those it is on its way to.
+   */
+  recorded(alert: AlertTransition, sending: boolean): string[] {
     const episode = this.episodeOf(alert);
-    return episode ? [...episode.notices.keys()] : [];
-  }
-
-  /** The channels an alert's firing has reached: `channels` of its history entries after a delivery outcome. */
-  reached(alert: AlertTransition): string[] {
-    const episode = this.episodeOf(alert);
-    return episode ? [...episode.notices].filter(([, n]) => n === 'delivered').map(([c]) => c) : [];
+    return episode ? recordedChannels(episode.notices, sending) : [];
   }
 
   /** The alert resolved: the channels its resolution goes to (those that have, or will first get, its firing); then forgotten. */
