@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import OpenAI from 'openai';
-import type { budgetv1 } from '@openrouter/contracts';
+import { budgetv1 } from '@openrouter/contracts';
 import { InProcessBudgetBus, toMicros } from '@openrouter/budgets';
 import { hashApiKey } from '@openrouter/ingress';
 import { Money, moneyText } from '@openrouter/usage';
@@ -10,9 +10,9 @@ import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { TEST_ADMIN_KEY, TEST_DEV_KEY } from '../support/test-config';
 
-function withBudgets(list: unknown[], redis = false): (doc: Record<string, unknown>) => void {
+function withBudgets(list: unknown[], redis = false, settings: Record<string, unknown> = {}): (doc: Record<string, unknown>) => void {
   return (doc) => {
-    doc['budgets'] = { list };
+    doc['budgets'] = { ...settings, list };
     if (redis) doc['access'] = { ...(doc['access'] as object), redis: { url: sharedRedisUrl(), keyPrefix: `budgets-e2e-${randomBytes(4).toString('hex')}:` } };
   };
 }
@@ -117,6 +117,44 @@ describe('budgets through the gateway', () => {
       expect(toMicros(status.spent)).toBeLessThanOrEqual(toMicros(budget));
     }, 120_000);
   });
+
+  it('keeps a stream that outlives budgets.reservationTtlMs holding its reservation, so the budget is never overspent', async () => {
+    // The review's case: 100 micro-units, a 1.5 s ttl, a stream that reserves them all (its prompt,
+    // then some 160 output tokens at 0.6 each: at 20 tokens a second it runs for several seconds,
+    // until the gateway cuts it at its reservation), and requests made while it runs.
+    const ttlMs = 1_500;
+    const gw = await startTestGateway({ configure: withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: '0.0001', enforcement: 'hard' }], true, { reservationTtlMs: ttlMs }) });
+    try {
+      gw.sim.configure({ completionTokens: 400, tokensPerSecond: 20 });
+      const client = gw.client();
+      const ask = () => client.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 20, messages: hi }).then(
+        () => 200,
+        (error: unknown) => (error instanceof OpenAI.APIError ? (error.status ?? 0) : Promise.reject(error)),
+      );
+      const startedAt = Date.now();
+      const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'Tell me a long story' }] });
+      let ended = false;
+      const reading = (async () => {
+        let text = '';
+        for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+        ended = true;
+        return text;
+      })();
+      expect(await ask()).toBe(402);
+      // Twice the ttl later the stream still runs, and still holds what it reserved.
+      await waitFor(() => Date.now() - startedAt > 2 * ttlMs || undefined, { what: 'two ttls to pass' });
+      expect(ended).toBe(false);
+      expect(await ask()).toBe(402);
+      expect((await reading).length).toBeGreaterThan(0);
+      const [status] = await waitFor(async () => {
+        const s = await gw.gateway.ingress.budgets.status();
+        return s[0]?.reserved === '0' && s[0].spent !== '0' ? s : undefined;
+      }, { what: 'the stream settled' });
+      expect(new Money(status?.spent ?? '1').lessThanOrEqualTo('0.0001')).toBe(true);
+    } finally {
+      await gw.close();
+    }
+  }, 60_000);
 
   it('gives a client that leaves while its reservation is being made no provider call, and holds nothing for it', async () => {
     const gate = await gatedProxy(new URL(sharedRedisUrl()));
@@ -313,11 +351,17 @@ describe('budgets through the gateway', () => {
       expect(e.status).toBe(402);
       expect(e.error).toEqual({ message: expect.stringContaining('budget "tiny"'), type: 'insufficient_quota', param: null, code: 'budget_exceeded' });
 
-      // Threshold crossings: once per budget, period and threshold, whatever the traffic.
-      await waitFor(() => events.length >= 4 || undefined, { what: 'budget events' });
+      // Threshold crossings: once per budget, period and threshold, whatever the traffic. The hard
+      // budget's spend stops short of its limit, so its 100 % is announced by the refusal (the 402 above).
+      await waitFor(() => events.some((x) => x.budgetId === 'tiny' && x.thresholdPercent === 100) || undefined, { what: 'the hard budget\'s 100 % event' });
+      await waitFor(() => events.length >= 5 || undefined, { what: 'budget events' });
       const ids = events.map((x) => x.eventId).sort();
       expect(new Set(ids).size).toBe(ids.length);
       expect(events.filter((x) => x.budgetId === 'org-soft').map((x) => x.thresholdPercent)).toEqual([50, 80, 100]);
+      expect(events.filter((x) => x.budgetId === 'tiny').map((x) => x.thresholdPercent).sort((a, b) => a - b)).toEqual([50, 100]);
+      const exhausted = events.find((x) => x.budgetId === 'tiny' && x.thresholdPercent === 100);
+      expect(exhausted).toMatchObject({ limit: '0.00002', enforcement: budgetv1.Enforcement.ENFORCEMENT_HARD, eventId: expect.stringMatching(/^tiny\/\d{4}-\d{2}\/100$/) });
+      expect(new Money(exhausted?.spent ?? '1').lessThanOrEqualTo('0.00002')).toBe(true);
       const soft = events.find((x) => x.budgetId === 'org-soft');
       expect(soft).toMatchObject({ limit: '0.000001', currency: 'USD', scope: { orgId: 'default' } });
       expect(moneyText(new Money(soft?.spent ?? '0'))).not.toBe('0');

@@ -16,7 +16,10 @@ export interface ReserveRequest {
   worstMicros: number;
   /** The least worth reserving (a stream may start with less than its worst case); ≤ worstMicros. */
   floorMicros: number;
-  /** After this long without settle or release, the reservation is returned (its process died). */
+  /**
+   * After this long without settle, release or renewal, the reservation is returned (its process
+   * died). A live request renews it (see {@link BudgetLedger.renew}) for as long as it runs.
+   */
   ttlMs: number;
 }
 
@@ -27,6 +30,13 @@ export type ReserveOutcome =
 export interface AccountState {
   spentMicros: number;
   reservedMicros: number;
+}
+
+export interface Lowered {
+  /** The account's spend afterwards. */
+  spentMicros: number;
+  /** What was taken off (≤ what was asked, ≤ what was left of the allowance). */
+  loweredMicros: number;
 }
 
 /**
@@ -44,9 +54,22 @@ export interface BudgetLedger {
    * — also when the reservation had expired. Resolves to each line's spend afterwards.
    */
   settle(id: string, lines: readonly LedgerLine[], actualMicros: number): Promise<number[]>;
+  /**
+   * Pushes reservation `id`'s expiry back to `ttlMs` from now, so a request that outlives its ttl
+   * keeps the room it holds. False, and nothing changed, when the reservation is no longer held
+   * (settled, released, or already past its expiry: a late renewal never revives one).
+   */
+  renew(id: string, ttlMs: number): Promise<boolean>;
   read(accounts: readonly string[]): Promise<AccountState[]>;
   /** Corrects an account's spend by `deltaMicros` (reconciliation); resolves to the new spend. */
   adjust(line: LedgerLine, deltaMicros: number): Promise<number>;
+  /**
+   * Lowers an account's spend by up to `micros`, but by no more than what is left of
+   * `allowanceMicros` after every earlier call for the account took its part: the allowance is the
+   * period's total (the rounding its stored requests explain), so however often a surplus is seen
+   * the account is never lowered past it. The part taken is recorded with the spend, atomically.
+   */
+  lowerWithin(line: LedgerLine, micros: number, allowanceMicros: number): Promise<Lowered>;
   /** Records that `marker` happened, for `keepMs`; false when it is recorded already (threshold alerts, once each). */
   markOnce(marker: string, keepMs: number): Promise<boolean>;
   /** Keeps a recorded marker for `keepMs` from now; nothing when it is not recorded. */

@@ -3,7 +3,7 @@ import type { budgetv1 } from '@openrouter/contracts';
 import { createLogger } from '@openrouter/observability';
 import { accountAt } from './budget-book';
 import { InProcessBudgetBus, type BudgetEventPublisher } from './budget-events';
-import { THRESHOLD_CLAIM_MS, ThresholdAlerts } from './budget-thresholds';
+import { REFUSAL_PERCENT, THRESHOLD_CLAIM_MS, ThresholdAlerts } from './budget-thresholds';
 import { MemoryBudgetLedger } from './memory-budget-ledger';
 
 const logger = createLogger('test', 'silent');
@@ -61,5 +61,44 @@ describe('ThresholdAlerts', () => {
     clock.now += THRESHOLD_CLAIM_MS * 10;
     expect(await alerts.publishCrossed([account], [5_000_000])).toBe(0);
     expect(received.map((e) => e.eventId)).toEqual(['acme-monthly/2025-06/50']);
+  });
+
+  describe('when a hard budget refuses a request', () => {
+    const hard = budgetSchema.parse({ id: 'acme-daily', scope: { org: 'acme' }, period: 'daily', amount: '10', alertThresholds: [50, 80, 100, 150] });
+    const refusing = accountAt(hard, START);
+
+    it('publishes every threshold up to 100 % nobody has published, with the spend as it stands', async () => {
+      const { alerts, received } = setup();
+      // 50 % was crossed by a settle; the budget then refuses at 62 % (a large worst case).
+      expect(await alerts.publishCrossed([refusing], [5_000_000])).toBe(1);
+      expect(await alerts.publishRefused(refusing, 6_200_000)).toBe(2);
+      expect(received.map((e) => [e.eventId, e.thresholdPercent, e.spent])).toEqual([
+        ['acme-daily/2025-06-14/50', 50, '5'],
+        ['acme-daily/2025-06-14/80', 80, '6.2'],
+        ['acme-daily/2025-06-14/100', REFUSAL_PERCENT, '6.2'],
+      ]);
+      // Once per period: a later crossing by real spend publishes nothing again (150 % is not reached).
+      expect(await alerts.publishCrossed([refusing], [10_000_000])).toBe(0);
+    });
+
+    it('asks the ledger once per claim period however many requests are refused, and retries a failed publish after it', async () => {
+      let failures = 1;
+      const { clock, ledger, alerts, received } = setup((bus) => ({
+        publish: async (event) => {
+          if (failures-- > 0) throw new Error('Kafka send timed out');
+          await bus.publish(event);
+        },
+        close: () => bus.close(),
+      }));
+      const markOnce = jest.spyOn(ledger, 'markOnce');
+      // The first threshold's publish fails; the others go out.
+      expect(await alerts.publishRefused(refusing, 9_000_000)).toBe(2);
+      const asked = markOnce.mock.calls.length;
+      for (let i = 0; i < 100; i++) expect(await alerts.publishRefused(refusing, 9_000_000)).toBe(0);
+      expect(markOnce.mock.calls.length).toBe(asked);
+      clock.now += THRESHOLD_CLAIM_MS;
+      expect(await alerts.publishRefused(refusing, 9_000_000)).toBe(1);
+      expect(received.map((e) => e.thresholdPercent)).toEqual([80, 100, 50]);
+    });
   });
 });

@@ -43,13 +43,25 @@ export function thresholdEvent(account: BudgetAccount, spentMicros: number, thre
 }
 
 /**
+ * The percentage a hard budget's refusal stands for: the budget has nothing left for the request
+ * it refused, so every threshold up to this one is reached as far as the tenant can tell.
+ */
+export const REFUSAL_PERCENT = 100;
+
+/** How many accounts' refusal announcements a process remembers before it forgets the stale ones. */
+const REMEMBERED_REFUSALS = 10_000;
+
+/**
  * Threshold crossings, published at least once per budget, period and threshold, by whichever
- * replica finds one first (ingress after a settle, billing at its reconciliation). A marker in the
- * ledger records it: claimed for {@link THRESHOLD_CLAIM_MS} before publishing, kept for the
- * period once published, removed when publishing failed. A crossing whose publisher failed or
- * died is therefore published again by the next one to look; consumers know an event by its id.
+ * replica finds one first (ingress after a settle or a refusal, billing at its reconciliation). A
+ * marker in the ledger records it: claimed for {@link THRESHOLD_CLAIM_MS} before publishing, kept
+ * for the period once published, removed when publishing failed. A crossing whose publisher failed
+ * or died is therefore published again by the next one to look; consumers know an event by its id.
  */
 export class ThresholdAlerts {
+  /** Account → until when this process need not announce its refusals again (see `publishRefused`). */
+  private readonly refusalsAnnounced = new Map<string, number>();
+
   constructor(
     private readonly ledger: BudgetLedger,
     private readonly events: BudgetEventPublisher,
@@ -65,23 +77,55 @@ export class ThresholdAlerts {
       const limit = account.line.limitMicros;
       for (const threshold of account.budget.alertThresholds) {
         if (total * 100 < limit * threshold) break;
-        const marker = `${account.line.account}:${threshold}`;
-        if (!(await this.ledger.markOnce(marker, THRESHOLD_CLAIM_MS))) continue;
-        try {
-          await this.events.publish(thresholdEvent(account, total, threshold, this.clock()));
-        } catch (error) {
-          // Not marked, so the next settle or reconciliation of the period publishes it again.
-          await this.ledger.unmark(marker).catch(() => undefined);
-          this.logger.error({ err: error, budget: account.budget.id, threshold }, 'budget threshold event could not be published');
-          continue;
-        }
-        published++;
-        await this.ledger.keepMark(marker, account.line.keepMs).catch((error: unknown) => {
-          // The claim expires instead: the event may be published once more, which consumers absorb.
-          this.logger.warn({ err: error, budget: account.budget.id, threshold }, 'budget threshold marker could not be kept');
-        });
+        if (await this.publishOnce(account, total, threshold)) published++;
       }
     }
     return published;
+  }
+
+  /**
+   * A hard budget refused a request: spend stops about one worst-case request short of the limit,
+   * so its 100 % would never be crossed by a settle, and the tenant would get 402s with no alert.
+   * Publishes every threshold up to {@link REFUSAL_PERCENT} not yet published this period (the
+   * same markers as crossings, so each is still published once), with the spend as it stands —
+   * below the limit, by as much as the refused request's worst case. Thresholds above 100 % are
+   * left to real spend (reconciliation). A process asks the ledger at most once per
+   * {@link THRESHOLD_CLAIM_MS} per account, so a flood of refusals costs no Redis calls.
+   */
+  async publishRefused(account: BudgetAccount, spentMicros: number): Promise<number> {
+    const now = this.clock();
+    const key = account.line.account;
+    if ((this.refusalsAnnounced.get(key) ?? 0) > now) return 0;
+    this.rememberRefusal(key, now + THRESHOLD_CLAIM_MS, now);
+    let published = 0;
+    for (const threshold of account.budget.alertThresholds) {
+      if (threshold > REFUSAL_PERCENT) break;
+      if (await this.publishOnce(account, spentMicros, threshold)) published++;
+    }
+    return published;
+  }
+
+  private rememberRefusal(account: string, until: number, now: number): void {
+    if (this.refusalsAnnounced.size >= REMEMBERED_REFUSALS) for (const [a, t] of this.refusalsAnnounced) if (t <= now) this.refusalsAnnounced.delete(a);
+    this.refusalsAnnounced.set(account, until);
+  }
+
+  /** Claims, publishes and keeps the marker of one threshold; false when another has it or publishing failed. */
+  private async publishOnce(account: BudgetAccount, spentMicros: number, threshold: number): Promise<boolean> {
+    const marker = `${account.line.account}:${threshold}`;
+    if (!(await this.ledger.markOnce(marker, THRESHOLD_CLAIM_MS))) return false;
+    try {
+      await this.events.publish(thresholdEvent(account, spentMicros, threshold, this.clock()));
+    } catch (error) {
+      // Not marked, so the next settle, refusal or reconciliation of the period publishes it again.
+      await this.ledger.unmark(marker).catch(() => undefined);
+      this.logger.error({ err: error, budget: account.budget.id, threshold }, 'budget threshold event could not be published');
+      return false;
+    }
+    await this.ledger.keepMark(marker, account.line.keepMs).catch((error: unknown) => {
+      // The claim expires instead: the event may be published once more, which consumers absorb.
+      this.logger.warn({ err: error, budget: account.budget.id, threshold }, 'budget threshold marker could not be kept');
+    });
+    return true;
   }
 }

@@ -1,6 +1,6 @@
 export { periodAt, startOfLocalDay } from './budget-period';
 export type { PeriodWindow } from './budget-period';
-export type { AccountState, BudgetLedger, LedgerLine, ReserveOutcome, ReserveRequest } from './budget-ledger';
+export type { AccountState, BudgetLedger, LedgerLine, Lowered, ReserveOutcome, ReserveRequest } from './budget-ledger';
 export { MemoryBudgetLedger } from './memory-budget-ledger';
 export { RedisBudgetLedger } from './redis-budget-ledger';
 export { accountAt, BudgetBook, KEEP_AFTER_PERIOD_MS } from './budget-book';
@@ -8,4 +8,4 @@ export type { BudgetAccount, BudgetTenant } from './budget-book';
 export { fromMicros, MICROS_PER_UNIT, toMicros } from './micro-units';
 export { BUDGET_SCHEMA_NAME, BUDGET_SCHEMA_VERSION, InProcessBudgetBus, KafkaBudgetPublisher } from './budget-events';
 export type { BudgetEventHandler, BudgetEventPublisher } from './budget-events';
-export { ThresholdAlerts } from './budget-thresholds';
+export { REFUSAL_PERCENT, ThresholdAlerts } from './budget-thresholds';

@@ -1,4 +1,4 @@
-import type { AccountState, BudgetLedger, LedgerLine, ReserveOutcome, ReserveRequest } from './budget-ledger';
+import type { AccountState, BudgetLedger, LedgerLine, Lowered, ReserveOutcome, ReserveRequest } from './budget-ledger';
 
 interface Held {
   amount: number;
@@ -9,6 +9,8 @@ interface Held {
 interface Account {
   spent: number;
   reserved: number;
+  /** Rounding allowance already taken off the spend (see `lowerWithin`). */
+  lowered: number;
   expiresAt: number;
 }
 
@@ -56,6 +58,15 @@ export class MemoryBudgetLedger implements BudgetLedger {
     });
   }
 
+  async renew(id: string, ttlMs: number): Promise<boolean> {
+    const now = this.clock();
+    this.sweepAt(now);
+    const h = this.held.get(id);
+    if (!h) return false;
+    h.expiresAt = now + ttlMs;
+    return true;
+  }
+
   async read(accounts: readonly string[]): Promise<AccountState[]> {
     const now = this.clock();
     this.sweepAt(now);
@@ -72,6 +83,19 @@ export class MemoryBudgetLedger implements BudgetLedger {
     a.expiresAt = Math.max(a.expiresAt, now + line.keepMs);
     this.accounts.set(line.account, a);
     return a.spent;
+  }
+
+  async lowerWithin(line: LedgerLine, micros: number, allowanceMicros: number): Promise<Lowered> {
+    const now = this.clock();
+    const a = this.account(line.account, now);
+    const lowered = Math.max(0, Math.min(micros, allowanceMicros - a.lowered));
+    if (lowered > 0) {
+      a.spent -= lowered;
+      a.lowered += lowered;
+      a.expiresAt = Math.max(a.expiresAt, now + line.keepMs);
+      this.accounts.set(line.account, a);
+    }
+    return { spentMicros: a.spent, loweredMicros: lowered };
   }
 
   async markOnce(marker: string, keepMs: number): Promise<boolean> {
@@ -104,7 +128,7 @@ export class MemoryBudgetLedger implements BudgetLedger {
     const a = this.accounts.get(name);
     if (a && a.expiresAt > now) return a;
     if (a) this.accounts.delete(name);
-    return { spent: 0, reserved: 0, expiresAt: 0 };
+    return { spent: 0, reserved: 0, lowered: 0, expiresAt: 0 };
   }
 
   private returnHeld(id: string, now: number): void {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { AccountState, BudgetLedger, LedgerLine, ReserveOutcome, ReserveRequest } from './budget-ledger';
+import type { AccountState, BudgetLedger, LedgerLine, Lowered, ReserveOutcome, ReserveRequest } from './budget-ledger';
 
 /**
  * Returns every reservation whose expiry (its score in the expiry set) has passed: each holds
@@ -92,6 +92,20 @@ end
 return out
 `;
 
+/**
+ * KEYS: expiry set, reservation record. ARGV: record prefix, reservation id, ttl ms.
+ * Returns 1 when the expiry was pushed back, 0 when the reservation is not held any more. The
+ * sweep runs first, and the score is checked too (a sweep returns at most 200 at a time): a
+ * reservation whose time has passed is never revived, as its room may already be reserved again.
+ */
+const RENEW = `${SWEEP}
+sweep(KEYS[1], ARGV[1], now)
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not expiry or tonumber(expiry) <= now or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[3]), ARGV[2])
+return 1
+`;
+
 /** KEYS: expiry set. ARGV: record prefix. */
 const SWEEP_ONLY = `${SWEEP}
 return sweep(KEYS[1], ARGV[1], now)
@@ -102,6 +116,22 @@ const ADJUST = `
 local spent = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return spent
+`;
+
+/**
+ * KEYS: spent, rounding allowance taken. ARGV: most to lower, the period's allowance, keep ms.
+ * Returns {spent, lowered}.
+ */
+const LOWER_WITHIN = `
+local taken = tonumber(redis.call('GET', KEYS[2]) or '0')
+local lowered = math.min(tonumber(ARGV[1]), tonumber(ARGV[2]) - taken)
+if lowered <= 0 then return {tonumber(redis.call('GET', KEYS[1]) or '0'), 0} end
+local text = string.format('%d', lowered)
+local spent = redis.call('DECRBY', KEYS[1], text)
+redis.call('INCRBY', KEYS[2], text)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return {spent, lowered}
 `;
 
 type Script = (numberOfKeys: number, ...args: string[]) => Promise<unknown>;
@@ -123,6 +153,8 @@ export class RedisBudgetLedger implements BudgetLedger {
     redis.defineCommand('orBudgetSettle', { lua: SETTLE });
     redis.defineCommand('orBudgetSweep', { lua: SWEEP_ONLY });
     redis.defineCommand('orBudgetAdjust', { lua: ADJUST });
+    redis.defineCommand('orBudgetRenew', { lua: RENEW });
+    redis.defineCommand('orBudgetLowerWithin', { lua: LOWER_WITHIN });
   }
 
   async reserve(request: ReserveRequest): Promise<ReserveOutcome> {
@@ -147,6 +179,11 @@ export class RedisBudgetLedger implements BudgetLedger {
     return result.map(Number);
   }
 
+  async renew(id: string, ttlMs: number): Promise<boolean> {
+    const renewed = await this.script('orBudgetRenew')(2, this.expiryKey(), this.recordKey(id), this.recordKey(''), id, String(Math.max(1, Math.round(ttlMs))));
+    return Number(renewed) === 1;
+  }
+
   async read(accounts: readonly string[]): Promise<AccountState[]> {
     if (accounts.length === 0) return [];
     const values = await this.redis.mget(...accounts.flatMap((a) => [this.spentKey(a), this.reservedKey(a)]));
@@ -156,6 +193,12 @@ export class RedisBudgetLedger implements BudgetLedger {
   async adjust(line: LedgerLine, deltaMicros: number): Promise<number> {
     const spent = await this.script('orBudgetAdjust')(1, this.spentKey(line.account), integer(deltaMicros, true), String(Math.max(1, Math.round(line.keepMs))));
     return Number(spent);
+  }
+
+  async lowerWithin(line: LedgerLine, micros: number, allowanceMicros: number): Promise<Lowered> {
+    const keys = [this.spentKey(line.account), this.roundingKey(line.account)];
+    const result = (await this.script('orBudgetLowerWithin')(keys.length, ...keys, integer(micros), integer(allowanceMicros), String(Math.max(1, Math.round(line.keepMs))))) as number[];
+    return { spentMicros: Number(result[0]), loweredMicros: Number(result[1]) };
   }
 
   async markOnce(marker: string, keepMs: number): Promise<boolean> {
@@ -195,6 +238,9 @@ export class RedisBudgetLedger implements BudgetLedger {
   }
   private reservedKey(account: string): string {
     return `${this.base}reserved:${account}`;
+  }
+  private roundingKey(account: string): string {
+    return `${this.base}rounding:${account}`;
   }
 }
 

@@ -30,6 +30,21 @@ export const budgetScopeSchema = z.strictObject({
 });
 export type BudgetScope = z.infer<typeof budgetScopeSchema>;
 
+/**
+ * The largest budget amount: budgets count in integer micro-units (10⁻⁶ of the currency), exact
+ * only up to 2⁵³ − 1 in JavaScript, Redis and Lua. Some nine billion in the currency: enough for
+ * any USD or EUR budget, not for every IDR or VND one.
+ */
+export const MAX_BUDGET_AMOUNT = '9007199254.740991';
+const MAX_BUDGET_MICROS = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** An amount (decimal text) in micro-units, rounded up as the ledger rounds it; exact at any size. */
+function amountMicros(amount: string): bigint {
+  const [whole = '0', fraction = ''] = amount.split('.');
+  const kept = BigInt(whole) * 1_000_000n + BigInt(fraction.slice(0, 6).padEnd(6, '0'));
+  return /[1-9]/.test(fraction.slice(6)) ? kept + 1n : kept;
+}
+
 export const BUDGET_PERIODS = ['daily', 'weekly', 'monthly'] as const;
 export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
 
@@ -39,8 +54,13 @@ export const budgetSchema = z.strictObject({
   /** Days start at midnight, weeks on Monday, months on the 1st — in `timezone`. */
   period: z.enum(BUDGET_PERIODS),
   timezone: timeZone.default('UTC'),
-  /** The most that may be spent in one period, in `currency` (a decimal, e.g. "250.00"). */
-  amount: decimal.refine((v) => Number(v) > 0, 'must be greater than 0'),
+  /**
+   * The most that may be spent in one period, in `currency` (a decimal, e.g. "250.00"). Refused
+   * above {@link MAX_BUDGET_AMOUNT} here, at load: past it every reservation would fail (a 500).
+   */
+  amount: decimal
+    .refine((v) => Number(v) > 0, 'must be greater than 0')
+    .refine((v) => amountMicros(v) <= MAX_BUDGET_MICROS, `must be at most ${MAX_BUDGET_AMOUNT} (budgets count in millionths of the currency, exactly up to 2^53 - 1 of them)`),
   currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD').default('USD'),
   /** `hard`: requests that would overspend are refused (402) and streams are cut; `soft`: alerts only. */
   enforcement: z.enum(['hard', 'soft']).default('hard'),
@@ -65,7 +85,10 @@ export const budgetsSchema = z
      * running cost reaches what was reserved. 0 turns partial reservations off.
      */
     minStreamOutputTokens: z.coerce.number().int().nonnegative().default(16),
-    /** A reservation not settled within this long (its process crashed) is returned to the budget. */
+    /**
+     * A reservation neither settled nor renewed within this long is returned to the budget. A
+     * running request renews its own every third of this, so only a crashed process's expire.
+     */
     reservationTtlMs: positiveInt.default(15 * 60_000),
     /** Kafka topic of threshold crossings (the brokers are `usage.kafka`'s). */
     topic: z.string().min(1).default('openrouter.budget.v1'),

@@ -1,9 +1,11 @@
 import { budgetSchema } from '@openrouter/config';
-import { accountAt, MemoryBudgetLedger } from '@openrouter/budgets';
+import type { budgetv1 } from '@openrouter/contracts';
+import { accountAt, InProcessBudgetBus, MemoryBudgetLedger, ThresholdAlerts } from '@openrouter/budgets';
 import { createLogger } from '@openrouter/observability';
 import { BudgetReconciler, type SpendSource } from './budget-reconciler';
 
 const NOW = Date.parse('2025-06-14T12:00:00Z');
+const logger = createLogger('test', 'silent');
 
 describe('BudgetReconciler', () => {
   const budget = budgetSchema.parse({ id: 'b', scope: { org: 'acme', project: 'p' }, period: 'monthly', amount: '10' });
@@ -12,14 +14,16 @@ describe('BudgetReconciler', () => {
   function setup(stored: string, pending = 0, requests = 1_000_000) {
     const ledger = new MemoryBudgetLedger(() => NOW);
     const calls: unknown[] = [];
-    const state = { pending, stored };
+    const state = { pending, stored, requests };
+    const current = accountAt(budget, NOW).window;
     const store: SpendSource = {
       spend: async (fromMs, toMs, filters) => {
         calls.push({ fromMs, toMs, filters });
-        return [{ currency: 'USD', cost: state.stored, requests }];
+        // Only the current period has stored spend.
+        return fromMs === current.startMs ? [{ currency: 'USD', cost: state.stored, requests: state.requests }] : [];
       },
     };
-    const reconciler = new BudgetReconciler([budget], ledger, store, async () => state.pending, createLogger('test', 'silent'), { clock: () => NOW });
+    const reconciler = new BudgetReconciler([budget], ledger, store, async () => state.pending, logger, { clock: () => NOW });
     return { ledger, reconciler, calls, state };
   }
 
@@ -61,5 +65,58 @@ describe('BudgetReconciler', () => {
     await ledger.settle('s', [line], 3); // spend whose events are held in an ingress's outbox
     expect((await reconciler.reconcile())[0]?.correctionMicros).toBe(0); // 3 seen once: kept
     expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(1_000_008);
+  });
+
+  it('takes the rounding allowance once per period, however long a surplus lasts and whichever replica reconciles', async () => {
+    // The review's case: 40 stored requests and 0.2 more in the ledger (spend in an ingress's
+    // outbox) lowered the ledger by 40 every second run, without end.
+    const { ledger, reconciler, state } = setup('1', 0, 40);
+    await ledger.settle('r', [line], 1_200_000);
+    const corrections: number[] = [];
+    for (let run = 0; run < 10; run++) corrections.push((await reconciler.reconcile())[0]?.correctionMicros ?? NaN);
+    expect(corrections).toEqual([0, -40, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // Ten more requests stored: ten more micro-units of rounding, taken once (the surplus was seen all along).
+    state.requests = 50;
+    for (let run = 0; run < 4; run++) corrections.push((await reconciler.reconcile())[0]?.correctionMicros ?? NaN);
+    expect(corrections.slice(10)).toEqual([-10, 0, 0, 0]);
+    // Another billing replica taking over the lease knows what was taken: the ledger records it.
+    const successor = new BudgetReconciler([budget], ledger, { spend: async (fromMs) => (fromMs === accountAt(budget, NOW).window.startMs ? [{ currency: 'USD', cost: '1', requests: 50 }] : []) }, async () => 0, logger, { clock: () => NOW });
+    expect((await successor.reconcile())[0]?.correctionMicros).toBe(0);
+    expect((await successor.reconcile())[0]?.correctionMicros).toBe(0);
+    expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(1_199_950);
+  });
+
+  it('publishes a crossing of a period that ended since the previous run, whose publish had failed', async () => {
+    const daily = budgetSchema.parse({ id: 'd', scope: { org: 'acme' }, period: 'daily', amount: '1', alertThresholds: [50, 100] });
+    const clock = { now: Date.parse('2025-06-14T23:58:00Z') };
+    const ledger = new MemoryBudgetLedger(() => clock.now);
+    const bus = new InProcessBudgetBus(logger);
+    const received: budgetv1.BudgetEvent[] = [];
+    bus.subscribe((e) => received.push(e));
+    let kafkaDown = true;
+    const alerts = new ThresholdAlerts(ledger, { publish: async (e) => (kafkaDown ? Promise.reject(new Error('Kafka send timed out')) : bus.publish(e)), close: async () => undefined }, logger, () => clock.now);
+    const asked: string[] = [];
+    const store: SpendSource = {
+      spend: async (fromMs) => {
+        asked.push(new Date(fromMs).toISOString().slice(0, 10));
+        return [];
+      },
+    };
+    const reconciler = new BudgetReconciler([daily], ledger, store, async () => 0, logger, { clock: () => clock.now, alerts });
+    // A settle at 23:57 crossed 50 %, and could not publish it; neither can the run at 23:58.
+    await ledger.settle('r', [accountAt(daily, clock.now).line], 600_000);
+    expect((await reconciler.reconcile()).map((r) => r.thresholdsPublished)).toEqual([0, 0]);
+    kafkaDown = false;
+    clock.now = Date.parse('2025-06-15T00:03:00Z');
+    const run = await reconciler.reconcile();
+    expect(run.map((r) => [r.account, r.thresholdsPublished])).toEqual([
+      ['d:2025-06-15', 0],
+      ['d:2025-06-14', 1],
+    ]);
+    expect(received.map((e) => e.eventId)).toEqual(['d/2025-06-14/50']);
+    // The ended period is not read again by the runs after.
+    clock.now += 60_000;
+    await reconciler.reconcile();
+    expect(asked).toEqual(['2025-06-14', '2025-06-13', '2025-06-15', '2025-06-14', '2025-06-15']);
   });
 });

@@ -1,5 +1,5 @@
 import type { BudgetConfig } from '@openrouter/config';
-import { accountAt, fromMicros, toMicros, type BudgetLedger, type ThresholdAlerts } from '@openrouter/budgets';
+import { accountAt, fromMicros, KEEP_AFTER_PERIOD_MS, toMicros, type BudgetAccount, type BudgetLedger, type ThresholdAlerts } from '@openrouter/budgets';
 import type { Logger, ReconciliationMetrics } from '@openrouter/observability';
 import { LeasedJob, type LeasedJobOptions } from '../reconciliation/leased-job';
 import type { DimensionName } from '../reports/report-dimensions';
@@ -30,14 +30,17 @@ export interface Reconciliation {
  * (Redis lost data, a settle never ran) is corrected at once. The ledger counting more is
  * normal: each settle rounds its cost up to a micro-unit, and events are on their way to
  * ClickHouse — some where billing cannot see them (an ingress's outbox while Kafka is out of its
- * reach). So a surplus is only lowered by what the rounding explains (a micro-unit per stored
- * request), when the usage bus has nothing pending and the same surplus was seen on the previous
- * run: lowering it further would reopen a hard budget for spend still on its way. Corrections are
+ * reach). So a surplus is only lowered by what the rounding explains — a micro-unit per stored
+ * request over the whole period, however many runs lower it (the ledger records what was taken) —
+ * when the usage bus has nothing pending and the same surplus was seen on the previous run:
+ * lowering it further would reopen a hard budget for spend still on its way. Corrections are
  * relative (INCRBY), so requests settling meanwhile are never lost. Being relative, they must be
  * made by one billing replica at a time: the periodic run happens only while this replica holds
  * the lease. Each run also publishes the thresholds the period's spend has reached that no settle
  * managed to publish (Kafka was down, the ingress died): a hard budget's last crossing is often
- * followed by no settle at all, as the budget then refuses requests.
+ * followed by no settle at all, as the budget then refuses requests. Periods that ended since the
+ * previous run (on a first run, in the last day) are checked once more, so a crossing whose
+ * publishing failed in a period's last minutes is still published.
  */
 export class BudgetReconciler {
   private readonly surplus = new Map<string, number>();
@@ -45,6 +48,8 @@ export class BudgetReconciler {
   private readonly alerts: ThresholdAlerts | undefined;
   private readonly metrics: ReconciliationMetrics | undefined;
   private readonly job: LeasedJob<Reconciliation[]>;
+  /** When this replica's previous run began; undefined before its first. */
+  private previousRunMs: number | undefined;
 
   constructor(
     private readonly budgets: readonly BudgetConfig[],
@@ -73,52 +78,89 @@ export class BudgetReconciler {
     return this.job.runIfLeased();
   }
 
+  /** Every budget's current period first (in configuration order), then the periods that ended since the previous run. */
   async reconcile(): Promise<Reconciliation[]> {
     await this.ledger.sweep();
     const quiet = (await this.pendingEvents()) === 0;
     const now = this.clock();
+    const current = this.budgets.map((budget) => accountAt(budget, now));
+    const ended = current.flatMap((account) => endedSince(account, this.previousRunMs, now));
     const out: Reconciliation[] = [];
-    const current = new Set<string>();
-    for (const budget of this.budgets) {
-      const account = accountAt(budget, now);
-      current.add(account.line.account);
-      const filters: Array<[DimensionName, string]> = [['org', budget.scope.org]];
-      if (budget.scope.team) filters.push(['team', budget.scope.team]);
-      if (budget.scope.project) filters.push(['project', budget.scope.project]);
-      if (budget.scope.key) filters.push(['key', budget.scope.key]);
-      const stored = (await this.store.spend(account.window.startMs, account.window.endMs, filters)).find((s) => s.currency === budget.currency);
-      const storedMicros = toMicros(stored?.cost ?? '0');
-      const [state] = await this.ledger.read([account.line.account]);
-      const ledgerMicros = state?.spentMicros ?? 0;
-      let correction = 0;
-      // A surplus is lowered only when this run and the one before both saw it: any run without one forgets it.
-      if (storedMicros >= ledgerMicros) this.surplus.delete(account.line.account);
-      if (storedMicros > ledgerMicros) {
-        correction = storedMicros - ledgerMicros;
-      } else if (storedMicros < ledgerMicros) {
-        const seen = this.surplus.get(account.line.account);
-        const surplus = ledgerMicros - storedMicros;
-        const rounding = stored?.requests ?? 0;
-        if (quiet && seen !== undefined) correction = -Math.min(seen, surplus, rounding);
-        this.surplus.set(account.line.account, surplus);
-      }
-      let spentMicros = ledgerMicros;
-      if (correction !== 0) {
-        spentMicros = await this.ledger.adjust(account.line, correction);
-        this.surplus.delete(account.line.account);
-        this.logger.info({ budget: budget.id, period: account.window.key, ledger: fromMicros(ledgerMicros), stored: fromMicros(storedMicros), correction: fromMicros(Math.abs(correction)), direction: correction > 0 ? 'up' : 'down' }, 'budget spend corrected');
-      }
-      const thresholdsPublished = this.alerts ? await this.alerts.publishCrossed([account], [spentMicros]) : 0;
-      out.push({ budget: budget.id, account: account.line.account, ledgerMicros, storedMicros, correctionMicros: correction, thresholdsPublished });
-    }
+    for (const account of [...current, ...ended]) out.push(await this.reconcileAccount(account, quiet));
     // Periods that ended (and budgets no longer configured) are never read again.
-    for (const account of this.surplus.keys()) if (!current.has(account)) this.surplus.delete(account);
+    const checked = new Set(out.map((r) => r.account));
+    for (const account of this.surplus.keys()) if (!checked.has(account)) this.surplus.delete(account);
+    this.previousRunMs = now;
     this.metrics?.thresholdsCaughtUp(out.reduce((sum, r) => sum + r.thresholdsPublished, 0));
     return out;
+  }
+
+  private async reconcileAccount(account: BudgetAccount, quiet: boolean): Promise<Reconciliation> {
+    const budget = account.budget;
+    const key = account.line.account;
+    const stored = (await this.store.spend(account.window.startMs, account.window.endMs, scopeFilters(budget))).find((s) => s.currency === budget.currency);
+    const storedMicros = toMicros(stored?.cost ?? '0');
+    const [state] = await this.ledger.read([key]);
+    const ledgerMicros = state?.spentMicros ?? 0;
+    let correction = 0;
+    let spentMicros = ledgerMicros;
+    // A surplus is lowered only when this run and the one before both saw it: any run without one forgets it.
+    if (storedMicros >= ledgerMicros) this.surplus.delete(key);
+    if (storedMicros > ledgerMicros) {
+      correction = storedMicros - ledgerMicros;
+      spentMicros = await this.ledger.adjust(account.line, correction);
+    } else if (storedMicros < ledgerMicros) {
+      const seen = this.surplus.get(key);
+      const surplus = ledgerMicros - storedMicros;
+      this.surplus.set(key, surplus);
+      if (quiet && seen !== undefined) {
+        // The period's stored requests bound the rounding in all: what earlier runs took counts against it.
+        const lowered = await this.ledger.lowerWithin(account.line, Math.min(seen, surplus), stored?.requests ?? 0);
+        if (lowered.loweredMicros > 0) correction = -lowered.loweredMicros;
+        spentMicros = lowered.spentMicros;
+      }
+    }
+    if (correction !== 0) {
+      this.surplus.delete(key);
+      this.logger.info({ budget: budget.id, period: account.window.key, ledger: fromMicros(ledgerMicros), stored: fromMicros(storedMicros), correction: fromMicros(Math.abs(correction)), direction: correction > 0 ? 'up' : 'down' }, 'budget spend corrected');
+    }
+    const thresholdsPublished = this.alerts ? await this.alerts.publishCrossed([account], [spentMicros]) : 0;
+    return { budget: budget.id, account: key, ledgerMicros, storedMicros, correctionMicros: correction, thresholdsPublished };
   }
 
   async close(): Promise<void> {
     await this.job.close();
     await this.ledger.close();
   }
+}
+
+/** The stored events a budget counts: those of its scope. */
+function scopeFilters(budget: BudgetConfig): Array<[DimensionName, string]> {
+  const filters: Array<[DimensionName, string]> = [['org', budget.scope.org]];
+  if (budget.scope.team) filters.push(['team', budget.scope.team]);
+  if (budget.scope.project) filters.push(['project', budget.scope.project]);
+  if (budget.scope.key) filters.push(['key', budget.scope.key]);
+  return filters;
+}
+
+/**
+ * How far back a replica's first run looks for periods that ended: it has no previous run to go
+ * by, and a restart across a period's end is what it must not miss.
+ */
+export const FIRST_RUN_LOOKBACK_MS = 24 * 3_600_000;
+
+/**
+ * The periods of `current`'s budget that ended after `sinceMs` (newest first), or — before a
+ * first run — in the last {@link FIRST_RUN_LOOKBACK_MS}. Never those whose counters have expired.
+ */
+function endedSince(current: BudgetAccount, sinceMs: number | undefined, nowMs: number): BudgetAccount[] {
+  const out: BudgetAccount[] = [];
+  let end = current.window.startMs;
+  const after = Math.max(sinceMs ?? nowMs - FIRST_RUN_LOOKBACK_MS, nowMs - KEEP_AFTER_PERIOD_MS);
+  while (end > after) {
+    const account = accountAt(current.budget, end - 1);
+    out.push(account);
+    end = account.window.startMs;
+  }
+  return out;
 }

@@ -1,5 +1,19 @@
 import { encode } from 'gpt-tokenizer';
-import { AUDIO_BASE64_CHARS_PER_TOKEN, countPromptTokens, EXACT_BYTES, estimatedTokens, exactTokens, FILE_BASE64_CHARS_PER_TOKEN, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
+import { AUDIO_BASE64_CHARS_PER_TOKEN, countPromptTokens, DENSE_CHARS_PER_TOKEN, EXACT_BYTES, estimatedTokens, exactTokens, FILE_BASE64_CHARS_PER_TOKEN, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
+
+/** Bytes from a seeded generator, so a failing run can be repeated. */
+function seededBytes(length: number, seed: number): Buffer {
+  let s = seed >>> 0;
+  const out = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) {
+    s = (s * 1_664_525 + 1_013_904_223) >>> 0;
+    out[i] = s >>> 24;
+  }
+  return out;
+}
+
+/** What the tokenizer counts for a text (special tokens as plain text, as a prompt has them). */
+const real = (text: string): number => encode(text, { disallowedSpecial: new Set() }).length;
 
 describe('prompt token estimate', () => {
   it('counts message text, parts, images, tools, legacy prompts and embedding inputs', () => {
@@ -108,6 +122,41 @@ describe('prompt token estimate', () => {
     // JSON (tool-call arguments) runs at under 3 characters a token: not under-counted either.
     const json = JSON.stringify(Array.from({ length: 300 }, (_, i) => ({ id: i, name: `item-${i}`, price: (i * 1.37).toFixed(2), tags: ['a', 'b'], ok: i % 2 === 0 })));
     expect(estimatedTokens(json)).toBeGreaterThanOrEqual(encode(json).length);
+  });
+
+  it('estimates base64, hex and minified data beyond the exact budget at no less than 0.9 of the tokenizer, prose at no more than 1.6', () => {
+    // The review's case: 200 KB of base64 in a message was estimated at 58,820 tokens; it had 136,619.
+    const base64 = seededBytes(150_000, 1).toString('base64');
+    expect(base64.length).toBe(200_000);
+    expect(countPromptTokens({ messages: [{ role: 'user', content: base64 }] })).toBeGreaterThanOrEqual(0.9 * real(base64));
+    const dense = {
+      base64,
+      mime: seededBytes(30_000, 2).toString('base64').replace(/(.{76})/g, '$1\n'),
+      base64url: seededBytes(30_000, 3).toString('base64url'),
+      hex: seededBytes(20_000, 4).toString('hex'),
+      uuids: JSON.stringify(Array.from({ length: 1_000 }, (_, i) => seededBytes(16, i).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-'))),
+      json: JSON.stringify(Array.from({ length: 1_500 }, (_, i) => ({ id: i, name: `item-${i}`, price: (i * 1.37).toFixed(2), tags: ['a', 'b'], ok: i % 2 === 0 }))),
+      toolArgs: JSON.stringify({ rows: Array.from({ length: 3_000 }, (_, i) => ({ id: i, name: `item number ${i}`, value: i * 3.7 })) }),
+      minifiedJs: 'function(a,b){return a.split("").reverse().join("")+b.map(function(x){return x.id*2})};var q=document.getElementById("app");'.repeat(200),
+    };
+    /** The samples whose estimate ÷ real falls outside [min, max], with the ratio. */
+    const outside = (samples: Record<string, string>, min: number, max: number): string[] =>
+      Object.entries(samples).flatMap(([name, text]) => {
+        const ratio = estimatedTokens(text) / real(text);
+        return ratio < min || ratio > max ? [`${name}: ${ratio.toFixed(2)}`] : [];
+      });
+    // Words and punctuation (JSON, code) are not taken for random data: no more than 1.3 times over.
+    expect(outside(dense, 0.9, 1.3)).toEqual([]);
+    // At least one token per 1.5 characters of base64, whatever its length.
+    expect(estimatedTokens(base64)).toBeGreaterThanOrEqual(base64.length / 1.5);
+    expect(DENSE_CHARS_PER_TOKEN).toBeLessThanOrEqual(1.5);
+    const prose = {
+      english: 'The quarterly report shows that revenue grew by four percent, while operating costs remained flat. Management expects the new product line to contribute significantly in the second half. '.repeat(200),
+      urls: 'See https://example.com/docs/getting-started/installation-guide?lang=en for details, and the changelog at https://github.com/example/project/blob/main/CHANGELOG.md before upgrading. '.repeat(200),
+      code: 'function reverse(s) {\n    return s.split("").reverse().join("");\n}\nconst items = data.map((x) => ({ id: x.id, total: x.price * x.quantity }));\n'.repeat(200),
+      identifiers: 'getElementById(userAccountSettings).addEventListener("click",handleUserProfileUpdateRequest);'.repeat(200),
+    };
+    expect(outside(prose, 1, 1.6)).toEqual([]);
   });
 
   it('counts a body once, however many parts of the request path ask', () => {

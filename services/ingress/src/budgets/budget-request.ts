@@ -16,7 +16,8 @@ declare module 'fastify' {
  * Reserves the request's worst case against its budgets (throws `budget_exceeded`). The usage
  * recorder settles it with the real cost when the response ends; if nothing does (the request
  * failed or its client left before it was metered), it is released once the response has closed,
- * including a close that happened while the reservation was being made.
+ * including a close that happened while the reservation was being made. Until one of them, the
+ * budget service renews it, however long the response lasts.
  */
 export async function reserveBudget(budgets: BudgetService, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const context = request.requestContext;

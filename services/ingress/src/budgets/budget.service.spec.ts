@@ -7,6 +7,7 @@ import { PriceBook } from '@openrouter/usage';
 import { encode } from 'gpt-tokenizer';
 import { ingressTestConfig } from '../test-config.testing';
 import { BudgetService } from './budget.service';
+import type { Repeat } from './reservation-renewal';
 
 const tenant = { orgId: 'acme', teamId: 't', projectId: 'p', keyId: 'k1' };
 const NOW = Date.parse('2025-06-14T12:00:00Z');
@@ -198,5 +199,110 @@ describe('BudgetService', () => {
     expect(r?.accounts.map((a) => a.line.account)).toEqual([expect.stringContaining('2025-06-14')]);
     const later = await budgetService.reserve({ requestId: 'b', tenant, body: { model: 'm', max_tokens: 1, messages: [] }, receivedAtMs: arrived + 10 });
     expect(later?.accounts.map((a) => a.line.account)).toEqual([expect.stringContaining('2025-06-15')]);
+  });
+
+  describe('a reservation outlives its ttl only while its request runs', () => {
+    const TTL = 3_000;
+
+    /** A clock and a `Repeat` the test drives: `tick` advances time and runs what is due. */
+    function driven() {
+      const clock = { now: NOW };
+      const tasks = new Map<() => Promise<void>, { everyMs: number; nextAt: number }>();
+      const repeat: Repeat = (task, everyMs) => {
+        tasks.set(task, { everyMs, nextAt: clock.now + everyMs });
+        return () => void tasks.delete(task);
+      };
+      async function advance(ms: number): Promise<void> {
+        const until = clock.now + ms;
+        for (;;) {
+          const due = [...tasks].filter(([, t]) => t.nextAt <= until).sort((a, b) => a[1].nextAt - b[1].nextAt)[0];
+          if (!due) break;
+          clock.now = due[1].nextAt;
+          due[1].nextAt += due[1].everyMs;
+          await due[0]();
+        }
+        clock.now = until;
+      }
+      return { clock, repeat, advance, scheduled: () => tasks.size };
+    }
+
+    function renewing() {
+      const time = driven();
+      const config = ingressTestConfig({ budgets: { reservationTtlMs: TTL, list: [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.0001' }] } });
+      const ledger = new MemoryBudgetLedger(() => time.clock.now);
+      const events: BudgetEventPublisher = { publish: async () => undefined, close: async () => undefined };
+      const budgetService = new BudgetService(config, PriceBook.fromModels(config.models), ledger, events, createLogger('test', 'silent'), () => time.clock.now, time.repeat);
+      return { ...time, ledger, budgetService };
+    }
+
+    const stream = () => ({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+
+    it('keeps a stream longer than the ttl holding its room, so a concurrent request is still refused', async () => {
+      const { budgetService, advance, scheduled } = renewing();
+      // The stream reserves all 100 micro-units the budget has.
+      const long = await budgetService.reserve({ requestId: 'long', tenant, body: stream() });
+      expect(long?.amountMicros).toBe(100);
+      // Asked at 0.5 s, 2.5 s, 4 s and 9 s: still running at 3 × the ttl, its room is never swept back to others.
+      for (const step of [500, 2_000, 1_500, 5_000]) {
+        await advance(step);
+        await expect(budgetService.reserve({ requestId: `late-${step}`, tenant, body: stream() })).rejects.toMatchObject({ kind: 'budget_exceeded' });
+      }
+      await long?.settle('0.00003');
+      expect(scheduled()).toBe(0);
+      const [status] = await budgetService.status();
+      expect(status).toMatchObject({ spent: '0.00003', reserved: '0' });
+      await expect(budgetService.reserve({ requestId: 'next', tenant, body: stream() })).resolves.toMatchObject({ amountMicros: 70 });
+    });
+
+    it('lets the reservation of a holder that stopped renewing (a crashed process) expire after the ttl', async () => {
+      const { budgetService, ledger, advance } = renewing();
+      const [status] = await budgetService.status();
+      if (!status) throw new Error('the budget applies to the tenant');
+      // Reserved by another process that then died: nobody renews it.
+      expect(await ledger.reserve({ id: 'dead', lines: [status.account.line], worstMicros: 100, floorMicros: 100, ttlMs: TTL })).toMatchObject({ ok: true });
+      await expect(budgetService.reserve({ requestId: 'a', tenant, body: stream() })).rejects.toMatchObject({ kind: 'budget_exceeded' });
+      await advance(TTL + 1);
+      await expect(budgetService.reserve({ requestId: 'b', tenant, body: stream() })).resolves.toMatchObject({ amountMicros: 100 });
+      // A renewal after the expiry never revives a reservation.
+      expect(await ledger.renew('dead', TTL)).toBe(false);
+    });
+
+    it('stops renewing when the request is released, and when the service closes', async () => {
+      const { budgetService, advance, scheduled } = renewing();
+      const first = await budgetService.reserve({ requestId: 'a', tenant, body: { model: 'm', max_tokens: 1, messages: [] } });
+      await budgetService.reserve({ requestId: 'b', tenant, body: { model: 'm', max_tokens: 1, messages: [] } });
+      expect(scheduled()).toBe(2);
+      await first?.release();
+      expect(scheduled()).toBe(1);
+      await advance(TTL * 2);
+      const [status] = await budgetService.status();
+      expect(status?.reserved).toBe('0.000018');
+      await budgetService.close();
+      expect(scheduled()).toBe(0);
+    });
+  });
+
+  it('announces the thresholds a hard budget\'s refusal implies, its 100 % included, once per period', async () => {
+    // The review's case: each request reserves 22 + 4,096 × 2 = 8,214 micro-units and costs 150, so
+    // after 12 of them (18 % spent) 8,200 are left and every further request is refused.
+    const { budgetService, published } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.01', alertThresholds: [50, 80, 90, 100, 120] }], { defaultMaxOutputTokens: 4096 });
+    const body = () => ({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    let refused = 0;
+    for (let i = 0; i < 200; i++) {
+      const r = await budgetService.reserve({ requestId: `r${i}`, tenant, body: body() }).catch((e: unknown) => e);
+      if (r instanceof GatewayError) refused++;
+      else await (r as Awaited<ReturnType<typeof budgetService.reserve>>)?.settle('0.00015');
+    }
+    await budgetService.idle();
+    expect(refused).toBe(188);
+    const [status] = await budgetService.status();
+    expect(status?.spent).toBe('0.0018');
+    // Every threshold up to 100 %, each once, with the spend as it stood; 120 % needs real spend.
+    expect(published.map((e) => [e.thresholdPercent, e.spent, e.eventId])).toEqual([
+      [50, '0.0018', 'b/2025-06-14/50'],
+      [80, '0.0018', 'b/2025-06-14/80'],
+      [90, '0.0018', 'b/2025-06-14/90'],
+      [100, '0.0018', 'b/2025-06-14/100'],
+    ]);
   });
 });

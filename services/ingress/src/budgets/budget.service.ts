@@ -6,6 +6,7 @@ import type { Logger } from '@openrouter/observability';
 import { Money, type PriceBook } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { REQUEST_BOUNDS } from '@openrouter/openai-wire';
+import { renewalIntervalMs, repeatEvery, type Repeat } from './reservation-renewal';
 import { countWithin, paddedPromptTokens, providerCalls, WorstCasePricing } from './worst-case-cost';
 
 export interface ReserveInput {
@@ -25,12 +26,19 @@ export interface ReserveInput {
 /**
  * Budget enforcement at ingress: before a request is routed, its worst-case cost is reserved
  * against every budget that applies, atomically; when it ends, the reservation is settled with
- * the real cost (or released). Threshold crossings are published once per budget and period.
+ * the real cost (or released). While it runs, its reservation is renewed, so a request that
+ * outlives `budgets.reservationTtlMs` (a long stream, a slow reader) keeps the room it holds; only
+ * a process that died stops renewing, and its reservations expire. Threshold crossings are
+ * published once per budget and period, and a hard budget's refusal announces its 100 %.
  */
 export class BudgetService {
   private readonly book: BudgetBook;
   private readonly pricing: WorstCasePricing;
   private readonly open = new Map<string, BudgetReservation>();
+  /** Reservation id → stops its renewals. */
+  private readonly renewals = new Map<string, () => void>();
+  /** Refusal announcements under way (never awaited by the refused request). */
+  private readonly announcing = new Set<Promise<void>>();
   private readonly alerts: ThresholdAlerts;
 
   constructor(
@@ -40,6 +48,7 @@ export class BudgetService {
     private readonly events: BudgetEventPublisher,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
+    private readonly repeat: Repeat = repeatEvery,
   ) {
     this.book = new BudgetBook(config.budgets.list);
     this.alerts = new ThresholdAlerts(ledger, events, logger, clock);
@@ -85,7 +94,9 @@ export class BudgetService {
       return undefined;
     }
     if (!outcome.ok) {
-      const budget = accounts[outcome.line]?.budget;
+      const refusing = accounts[outcome.line];
+      if (refusing) this.announceRefusal(refusing, outcome.spentMicros);
+      const budget = refusing?.budget;
       const which = budget ? `The ${budget.period} budget "${budget.id}"` : 'A budget';
       throw new GatewayError('budget_exceeded', `${which} is exhausted: this request could cost more than is left.`, { code: 'budget_exceeded' });
     }
@@ -106,11 +117,13 @@ export class BudgetService {
     }
     const reservation = new BudgetReservation(this, id, accounts, outcome.amountMicros, capped, promptMicros, price.outputMicros);
     this.open.set(id, reservation);
+    this.keepRenewed(id);
     return reservation;
   }
 
   /** Settles with the real cost (decimal text); a cost of 0 releases. Never throws. */
   async settle(reservation: BudgetReservation, cost: string): Promise<void> {
+    this.stopRenewing(reservation.id);
     if (!this.open.delete(reservation.id)) return;
     let actual: number;
     try {
@@ -128,6 +141,60 @@ export class BudgetService {
     }
   }
 
+  /**
+   * Renews reservation `id` every third of its ttl until it is settled or released. Streams have
+   * no overall time limit: without renewal, one that outlived the ttl would have its room swept
+   * back and reserved by others while its real cost still lands on the budget.
+   */
+  private keepRenewed(id: string): void {
+    const ttlMs = this.config.budgets.reservationTtlMs;
+    let renewing = false;
+    const stop = this.repeat(async () => {
+      // One renewal at a time: a slow Redis must not pile them up.
+      if (renewing) return;
+      renewing = true;
+      await this.renew(id, ttlMs).finally(() => (renewing = false));
+    }, renewalIntervalMs(ttlMs));
+    this.renewals.set(id, stop);
+  }
+
+  private async renew(id: string, ttlMs: number): Promise<void> {
+    try {
+      if (await this.ledger.renew(id, ttlMs)) return;
+      // Settled meanwhile (nothing to do), or expired before it was renewed (Redis away for a ttl):
+      // its room may be reserved again, and its settle still counts its spend.
+      if (!this.open.has(id)) return;
+      this.stopRenewing(id);
+      this.logger.warn({ reservation: id }, 'budget reservation expired while its request was still running');
+    } catch (error) {
+      // The next renewal tries again; the reservation expires only after a whole ttl without one.
+      this.logger.warn({ err: error, reservation: id }, 'budget reservation could not be renewed');
+    }
+  }
+
+  private stopRenewing(id: string): void {
+    this.renewals.get(id)?.();
+    this.renewals.delete(id);
+  }
+
+  /**
+   * Publishes what a hard budget's refusal implies (its thresholds up to 100 %, see
+   * `ThresholdAlerts.publishRefused`) without holding up the 402.
+   */
+  private announceRefusal(account: BudgetAccount, spentMicros: number): void {
+    const announcing = this.alerts.publishRefused(account, spentMicros).then(
+      () => undefined,
+      (error: unknown) => this.logger.warn({ err: error, budget: account.budget.id }, 'budget refusal could not be announced'),
+    );
+    this.announcing.add(announcing);
+    void announcing.finally(() => this.announcing.delete(announcing));
+  }
+
+  /** Resolves once every refusal announcement under way has finished (closing waits for them). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.announcing]);
+  }
+
   /** Reservations not yet settled (a request in flight). */
   get inFlight(): number {
     return this.open.size;
@@ -143,6 +210,9 @@ export class BudgetService {
   }
 
   async close(): Promise<void> {
+    // Reservations still open expire after their ttl, as a stopped process's do.
+    for (const id of [...this.renewals.keys()]) this.stopRenewing(id);
+    await this.idle();
     await this.events.close();
     await this.ledger.close();
   }

@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { LedgerLine } from './budget-ledger';
+import { RedisBudgetLedger } from './redis-budget-ledger';
+
+const DAY = 86_400_000;
+
+/** The redis-server the integration project's global setup started. */
+function redisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
+
+/** Polls `condition` every 20 ms until it holds; fails after `timeoutMs`. */
+async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 20));
+  }
+}
+
+function line(account: string, limitMicros: number): LedgerLine {
+  return { account, limitMicros, hard: true, keepMs: DAY };
+}
+
+describe('the Redis budget ledger (redis-server)', () => {
+  let control: Redis;
+  let prefix: string;
+  const ledgers: RedisBudgetLedger[] = [];
+  /** A ledger on a connection of its own, as another ingress replica has. */
+  const replica = (): RedisBudgetLedger => {
+    const ledger = new RedisBudgetLedger(new Redis(redisUrl()), prefix);
+    ledgers.push(ledger);
+    return ledger;
+  };
+  /** Redis's own time, in ms: the clock reservations expire by. */
+  const redisNow = async (): Promise<number> => {
+    const [seconds, micros] = await control.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  };
+
+  beforeEach(() => {
+    control = new Redis(redisUrl());
+    prefix = `budget-ledger-${randomBytes(4).toString('hex')}:`;
+  });
+  afterEach(async () => {
+    await Promise.all(ledgers.splice(0).map((l) => l.close()));
+    control.disconnect();
+  });
+
+  it('keeps a renewed reservation past its first expiry, and never renews a settled one', async () => {
+    const [holder, other] = [replica(), replica()];
+    const budget = line('renew:d', 1_000);
+    const reservedAt = await redisNow();
+    expect(await holder.reserve({ id: 'long', lines: [budget], worstMicros: 1_000, floorMicros: 1_000, ttlMs: 400 })).toEqual({ ok: true, amountMicros: 1_000 });
+    expect(await holder.renew('long', 60_000)).toBe(true);
+    await until(async () => (await redisNow()) > reservedAt + 800, 'the first expiry to pass');
+    expect(await other.sweep()).toBe(0);
+    expect((await other.reserve({ id: 'late', lines: [budget], worstMicros: 10, floorMicros: 10, ttlMs: 60_000 })).ok).toBe(false);
+    // Settled, it is no longer held: a renewal after it changes nothing and adds no expiry back.
+    await holder.settle('long', [budget], 300);
+    expect(await holder.renew('long', 60_000)).toBe(false);
+    expect(await control.zscore(`${prefix}{budgets}:expiry`, 'long')).toBeNull();
+    expect((await other.read([budget.account]))[0]).toEqual({ spentMicros: 300, reservedMicros: 0 });
+  });
+
+  it('never revives a reservation whose time has passed: a renewal after its expiry is refused', async () => {
+    const [holder, other] = [replica(), replica()];
+    const budget = line('late-renewal:d', 1_000);
+    expect((await holder.reserve({ id: 'stalled', lines: [budget], worstMicros: 1_000, floorMicros: 1_000, ttlMs: 200 })).ok).toBe(true);
+    const reservedAt = await redisNow();
+    await until(async () => (await redisNow()) > reservedAt + 400, 'the reservation to expire');
+    expect(await holder.renew('stalled', 60_000)).toBe(false);
+    expect((await other.read([budget.account]))[0]).toEqual({ spentMicros: 0, reservedMicros: 0 });
+    expect((await other.reserve({ id: 'next', lines: [budget], worstMicros: 1_000, floorMicros: 1_000, ttlMs: 60_000 })).ok).toBe(true);
+  });
+
+  it('lowers spend by no more than the allowance, however many runs and replicas ask', async () => {
+    const [a, b] = [replica(), replica()];
+    const budget = line('lower:2025-06', 10_000_000);
+    await a.settle('spent', [budget], 1_200_000);
+    expect(await a.lowerWithin(budget, 200_000, 40)).toEqual({ spentMicros: 1_199_960, loweredMicros: 40 });
+    expect(await b.lowerWithin(budget, 200_000, 40)).toEqual({ spentMicros: 1_199_960, loweredMicros: 0 });
+    // Ten more stored requests: ten more micro-units, once.
+    expect(await b.lowerWithin(budget, 200_000, 50)).toEqual({ spentMicros: 1_199_950, loweredMicros: 10 });
+    expect(await a.lowerWithin(budget, 5, 60)).toEqual({ spentMicros: 1_199_945, loweredMicros: 5 });
+    expect(await a.lowerWithin(budget, 200_000, 60)).toEqual({ spentMicros: 1_199_940, loweredMicros: 5 });
+  });
+});

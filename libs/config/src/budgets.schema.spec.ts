@@ -1,0 +1,38 @@
+import { ConfigError, parseConfig } from './config-loader';
+import { budgetSchema, MAX_BUDGET_AMOUNT } from './budgets.schema';
+import { MINIMAL_CONFIG } from './minimal-config.testing';
+
+const budget = (amount: unknown) => ({ id: 'b', scope: { org: 'acme' }, period: 'monthly', amount });
+
+/** The problems `parseConfig` reports for a configuration with these budgets. */
+function problems(list: unknown[]): string[] {
+  try {
+    parseConfig({ ...MINIMAL_CONFIG, budgets: { list } }, {});
+    return [];
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+}
+
+describe('budget amounts', () => {
+  it('accepts amounts up to 2^53 − 1 micro-units, exactly', () => {
+    expect(budgetSchema.parse(budget(MAX_BUDGET_AMOUNT)).amount).toBe('9007199254.740991');
+    expect(budgetSchema.parse(budget('2500.00')).amount).toBe('2500.00');
+    expect(budgetSchema.parse(budget(9_007_199_254)).amount).toBe('9007199254');
+    // Within the bound once rounded up to a whole micro-unit.
+    expect(budgetSchema.safeParse(budget('9007199254.7409900001')).success).toBe(true);
+  });
+
+  it('refuses at load an amount the ledger cannot count (IDR and VND budgets get there), naming the field and the bound', () => {
+    // 10 billion: the configuration loaded, then every request under the budget failed with a 500.
+    expect(problems([budget('1'), budget('10000000000')].map((b, i) => ({ ...b, id: `b${i}` })))).toEqual([
+      'budgets.list[1].amount: must be at most 9007199254.740991 (budgets count in millionths of the currency, exactly up to 2^53 - 1 of them)',
+    ]);
+    // One micro-unit past the bound, and a fraction of one (rounded up, as the ledger rounds).
+    expect(budgetSchema.safeParse(budget('9007199254.740992')).success).toBe(false);
+    expect(budgetSchema.safeParse(budget('9007199254.7409910001')).success).toBe(false);
+    expect(budgetSchema.safeParse(budget(1e16)).success).toBe(false);
+    expect(budgetSchema.safeParse(budget('0')).error?.issues.map((i) => i.message)).toEqual(['must be greater than 0']);
+  });
+});
