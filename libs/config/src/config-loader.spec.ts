@@ -1,4 +1,7 @@
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify as stringifyYaml } from 'yaml';
 import { ConfigError, interpolate, loadConfigFile, parseConfig } from './config-loader';
 import { loadConfig, readRuntimeEnv } from './runtime-env';
 import { MINIMAL_CONFIG } from './minimal-config.testing';
@@ -185,6 +188,32 @@ describe('config', () => {
     expect(config.ingress.http.port).toBe(9999);
     expect(config.models.some((m) => m.id.includes('embed'))).toBe(true);
     expect(config.gateway.simulator.enabled).toBe(true);
+  });
+
+  it('applies YAML merge keys: the anchored settings, overridden by the keys written beside them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-merge-'));
+    try {
+      const file = join(dir, 'config.yaml');
+      const { models: _models, ...rest } = minimal;
+      writeFileSync(file, `${stringifyYaml(rest)}
+x-pricing: &pricing
+  input: "0.15"
+  output: "0.60"
+x-deployment: &deployment
+  provider: sim
+  weight: 3
+models:
+  - id: merged
+    pricing: { <<: *pricing, output: "0.90" }
+    deployments:
+      - { <<: *deployment, model: up }
+`);
+      const config = loadConfigFile(file, { SIM_KEY: 'k' });
+      expect(config.models[0]?.pricing).toMatchObject({ input: '0.15', output: '0.90' });
+      expect(config.models[0]?.deployments[0]).toMatchObject({ provider: 'sim', model: 'up', weight: 3 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names the file when it cannot be read or parsed', () => {

@@ -65,7 +65,9 @@ export function loadConfigFile(path: string, env: Env): GatewayConfig {
   }
   let document: unknown;
   try {
-    document = parseYaml(text);
+    // Merge keys (`<<: *defaults`) are not YAML 1.2, whose parser would keep `<<` as a plain key
+    // that the schema then strips without a word: the merged settings would be silently missing.
+    document = parseYaml(text, { merge: true });
   } catch (error) {
     throw new ConfigError(absolute, [`not valid YAML: ${(error as Error).message}`]);
   }

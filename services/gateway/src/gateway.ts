@@ -45,10 +45,8 @@ export async function startGateway(given: GatewayConfig, logger: Logger, logDest
   const internalToken = given.grpc.auth.token || randomBytes(32).toString('base64url');
   const config: GatewayConfig = given.grpc.auth.token ? given : { ...given, grpc: { ...given.grpc, auth: { ...given.grpc.auth, token: internalToken } } };
   const telemetry = options.telemetry;
-  const started: Array<{ close(): Promise<void> }> = [];
-  const closeAll = async (): Promise<void> => {
-    for (const handle of started.reverse()) await handle.close();
-  };
+  const started: Closable[] = [];
+  const closeAll = closingInReverse(started);
   try {
     const sim = config.gateway.simulator;
     const simulator = sim.enabled ? await startSimulator({ host: sim.host, port: sim.port, apiKey: sim.apiKey || undefined }) : undefined;
@@ -100,6 +98,23 @@ export async function startGateway(given: GatewayConfig, logger: Logger, logDest
     await closeAll();
     throw error;
   }
+}
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * Closes what was started, last first (ingress before the bus it publishes to, the bus before the
+ * billing it feeds), once: a second call (a signal after a failed start, a test's afterAll after
+ * the handle's own close) gets the same promise instead of closing everything again, out of order.
+ */
+export function closingInReverse(started: readonly Closable[]): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  const closeAll = async (): Promise<void> => {
+    for (const handle of [...started].reverse()) await handle.close();
+  };
+  return () => (closing ??= closeAll());
 }
 
 /**
