@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
+import { Agent, request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { toMicros } from '@openrouter/budgets';
 import { hashApiKey } from '@openrouter/ingress';
 import { queryRows } from '../support/infra/clickhouse';
+import { RedisServer } from '../support/infra/redis';
 import { waitFor } from '../support/infra/wait-for';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
@@ -20,6 +23,7 @@ interface Frame {
 const SECRET = 'ws-e2e-hash-secret-0000';
 const LIMITED = 'sk-or-v1-websocket-limited-key-000000000000000';
 const BUDGETED = 'sk-or-v1-websocket-budgeted-key-00000000000000';
+const PAUSED_LIMITED = 'sk-or-v1-websocket-paused-limited-key-0000000';
 
 /** A socket that queues every frame it receives, so tests can wait on frames by condition. */
 class Client {
@@ -67,6 +71,56 @@ class Client {
   }
 }
 
+/** The TCP socket under a client's WebSocket: pausing it is a client that stops reading what it is sent. */
+function transportOf(client: Client): Socket {
+  return (client.socket as unknown as { _socket: Socket })._socket;
+}
+
+/**
+ * Has a client take in what it is sent at about `bytesPerSecond`: its socket is paused, and
+ * resumed every 20 ms until it got that tick's share. `pace` changes the rate.
+ */
+function readAtPace(socket: Socket, bytesPerSecond: number): { pace(bytesPerSecond: number): void; received(): number; stop(): void } {
+  const tickMs = 20;
+  let share = (bytesPerSecond * tickMs) / 1000;
+  let allowance = 0;
+  let received = 0;
+  const onData = (chunk: Buffer): void => {
+    received += chunk.length;
+    allowance -= chunk.length;
+    if (allowance <= 0) socket.pause();
+  };
+  socket.on('data', onData);
+  socket.pause();
+  const timer = setInterval(() => {
+    allowance = Math.min(allowance + share, share);
+    if (allowance > 0) socket.resume();
+  }, tickMs);
+  return {
+    pace: (rate) => void (share = (rate * tickMs) / 1000),
+    received: () => received,
+    stop: () => {
+      clearInterval(timer);
+      socket.off('data', onData);
+      socket.resume();
+    },
+  };
+}
+
+/** One request over node:http with exactly these headers: its status, its body, and whether it went on a kept-alive connection. */
+function plainRequest(url: string, options: { agent: Agent; method?: string; headers: Record<string, string>; body?: string }): Promise<{ status: number; body: string; reusedSocket: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { agent: options.agent, method: options.method ?? 'GET', headers: options.headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, reusedSocket: req.reusedSocket }));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
 describe('WebSocket API', () => {
   let gw: TestGateway;
   let url: string;
@@ -96,6 +150,24 @@ describe('WebSocket API', () => {
     await expect(Client.open(url, {})).rejects.toMatchObject({ status: 401 });
     await expect(Client.open(url, { key: 'sk-or-v1-wrong' })).rejects.toMatchObject({ status: 401 });
     await expect(Client.open(url, { protocolKey: 'sk-or-v1-wrong' })).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('answers HTTP requests offering another upgrade (h2c, as curl --http2 does) as plain HTTP, on a connection that stays usable', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const h2c = { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQAoAAAAAIAAAAA', authorization: `Bearer ${gw.apiKey}` };
+    try {
+      const models = await plainRequest(`${gw.url}/v1/models`, { agent, headers: h2c });
+      expect(models.status).toBe(200);
+      expect((JSON.parse(models.body) as { data: Array<{ id: string }> }).data.map((m) => m.id)).toContain('gpt-4o-mini');
+      const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+      const chat = await plainRequest(`${gw.url}/v1/chat/completions`, { agent, method: 'POST', headers: { ...h2c, 'content-type': 'application/json' }, body });
+      expect(chat.status).toBe(200);
+      expect(JSON.parse(chat.body)).toMatchObject({ object: 'chat.completion', model: 'gpt-4o-mini' });
+      // Served on the connection kept from the first request: nothing of either was left unread on it.
+      expect(chat.reusedSocket).toBe(true);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('multiplexes two streams on one socket, authenticated the browser way', async () => {
@@ -309,12 +381,12 @@ describe('WebSocket API', () => {
   });
 });
 
-/** A gateway with these `access.requests` settings on top of the test configuration. */
-function startWithRequestSettings(settings: Record<string, number>): Promise<TestGateway> {
+/** A gateway with these `access.requests` settings (and these configured keys) on top of the test configuration. */
+function startWithRequestSettings(settings: Record<string, number>, keys: Array<Record<string, unknown>> = []): Promise<TestGateway> {
   return startTestGateway({
     configure: (doc) => {
       const access = doc['access'] as { requests?: object };
-      doc['access'] = { ...access, requests: { ...access.requests, ...settings } };
+      doc['access'] = { ...access, requests: { ...access.requests, ...settings }, ...(keys.length > 0 ? { keyHashSecret: SECRET, keys } : {}) };
     },
   });
 }
@@ -328,6 +400,7 @@ describe('WebSocket liveness and shutdown', () => {
     url = `${gw.url.replace('http', 'ws')}/v1/ws`;
   });
   afterAll(async () => gw?.close());
+  beforeEach(() => gw.sim.reset());
 
   it('drops a socket whose peer stopped answering pings, and keeps one that answers', async () => {
     const silent = await Client.open(url, { protocolKey: gw.apiKey, autoPong: false });
@@ -340,6 +413,48 @@ describe('WebSocket liveness and shutdown', () => {
     await alive.until((frames) => frames.some((f) => f.id === 'still' && f.type === 'completion'));
     alive.close();
   });
+
+  it('keeps a socket whose client reads slowly, its pongs late behind what it reads, to the end of a long answer', async () => {
+    // About 11 MB: far more than the OS socket buffers take (a few MB on loopback) before the
+    // gateway holds the rest, so a ping sent once a beat waits behind megabytes.
+    gw.sim.configure({ completionTokens: 40_000 });
+    const client = await Client.open(url, { key: gw.apiKey });
+    const reader = readAtPace(transportOf(client), 200_000);
+    try {
+      client.send({ type: 'chat.completions', id: 'slow', body: { model: 'gpt-4o-mini', stream: true, max_tokens: 40_000, messages: [{ role: 'user', content: 'a long answer, read slowly' }] } });
+      // 200 kB/s for four heartbeats: behind the backlog, the ping of a beat takes far longer than one to come back.
+      await waitFor(() => reader.received() > 800_000 || client.socket.readyState !== WebSocket.OPEN || undefined, { what: '800 kB read slowly' });
+      expect(client.socket.readyState).toBe(WebSocket.OPEN);
+      // Then 3 MB/s to the end: the megabytes the OS holds once the gateway sent everything also take longer than a beat.
+      reader.pace(3_000_000);
+      await client.until((frames) => client.socket.readyState !== WebSocket.OPEN || frames.some((f) => f.id === 'slow' && (f.type === 'done' || f.type === 'error')), 60_000);
+      expect(client.of('slow').at(-1)?.type).toBe('done');
+      expect(client.socket.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      reader.stop();
+      client.close();
+    }
+  }, 120_000);
+
+  it('still drops a socket whose client neither reads nor answers, an answer waiting for it', async () => {
+    gw.sim.configure({ completionTokens: 60_000 });
+    const client = await Client.open(url, { key: gw.apiKey });
+    const transport = transportOf(client);
+    transport.pause();
+    const closed = new Promise<number>((resolve) => client.socket.once('close', (code) => resolve(code)));
+    client.send({ type: 'chat.completions', id: 'never-read', body: { model: 'gpt-4o-mini', stream: true, max_tokens: 60_000, messages: [{ role: 'user', content: 'an answer nobody reads' }] } });
+    // Once the OS buffers are full nothing moves: cut at the next beats, its stream ended as cancelled
+    // (the provider may have sent all of it by then: the gateway holds what the client did not take).
+    const metered = await waitFor(
+      async () =>
+        (await queryRows<{ status: string; http_status: number }>(gw.gateway.billing.usage.store, "SELECT status, http_status FROM {db:Identifier}.usage_events FINAL WHERE request_id LIKE '%:never-read'"))[0],
+      { what: 'the unread stream ended and metered' },
+    );
+    expect(metered).toEqual({ status: 'cancelled', http_status: 499 });
+    transport.resume();
+    expect(await closed).toBe(1006);
+    expect(client.of('never-read').some((f) => f.type === 'done')).toBe(false);
+  });
 });
 
 describe('WebSocket buffer limits', () => {
@@ -349,10 +464,47 @@ describe('WebSocket buffer limits', () => {
   let url: string;
 
   beforeAll(async () => {
-    gw = await startWithRequestSettings({ webSocketHighWaterBytes: HIGH_WATER, webSocketMaxBufferedBytes: MAX_BUFFERED });
+    gw = await startWithRequestSettings({ webSocketHighWaterBytes: HIGH_WATER, webSocketMaxBufferedBytes: MAX_BUFFERED }, [
+      { id: 'ws-paused-limited', hash: hashApiKey(SECRET, PAUSED_LIMITED), org: 'default', project: 'default', limits: { rpm: 2 } },
+    ]);
     url = `${gw.url.replace('http', 'ws')}/v1/ws`;
   });
   afterAll(async () => gw?.close());
+
+  it('neither admits, meters nor sends on a request cancelled while it waited behind an answer its client did not read', async () => {
+    gw.sim.reset();
+    gw.sim.configure({ completionTokens: 60_000 });
+    const client = await Client.open(url, { key: PAUSED_LIMITED });
+    const transport = transportOf(client);
+    transport.pause();
+    try {
+      client.send({ type: 'chat.completions', id: 'paused-held', body: { model: 'gpt-4o-mini', stream: true, max_tokens: 60_000, messages: [{ role: 'user', content: 'a long answer nobody reads yet' }] } });
+      await gw.sim.waitForRequest((r) => r.stream, 5_000);
+      // A new request waits while the client has not read what it was sent, and is cancelled while it
+      // waits. Both in one write: the cancel is read before the request could be admitted, however far
+      // the stream got by then.
+      transport.cork();
+      client.send({ type: 'chat.completions', id: 'paused-queued', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'a question cancelled before it started' }] } });
+      client.send({ type: 'cancel', id: 'paused-queued' });
+      transport.uncork();
+      client.send({ type: 'cancel', id: 'paused-held' });
+      transport.resume();
+      await client.until((frames) => ['paused-held', 'paused-queued'].every((id) => frames.some((f) => f.id === id && f.type === 'error')), 30_000);
+      expect(client.of('paused-queued')).toEqual([expect.objectContaining({ type: 'error', status: 499 })]);
+      // Its key allows two requests a minute: the stream took one, the cancelled request none.
+      client.send({ type: 'chat.completions', id: 'paused-after', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } });
+      await client.until((frames) => frames.some((f) => f.id === 'paused-after'));
+      expect(client.of('paused-after')[0]).toMatchObject({ type: 'completion', headers: { 'x-ratelimit-remaining-requests': '0' } });
+    } finally {
+      client.close();
+    }
+    // No provider call for it, and no usage record: the stream's and the next request's are there, its is not.
+    expect(gw.sim.requests().filter((r) => JSON.stringify(r.body).includes('cancelled before it started'))).toEqual([]);
+    const metered = async (): Promise<string[]> =>
+      (await queryRows<{ request_id: string }>(gw.gateway.billing.usage.store, "SELECT request_id FROM {db:Identifier}.usage_events FINAL WHERE match(request_id, ':paused-')")).map((r) => r.request_id.split(':').at(-1) ?? '');
+    await waitFor(async () => ((await metered()).length >= 2 ? true : undefined), { what: 'the stream and the next request metered' });
+    expect((await metered()).sort()).toEqual(['paused-after', 'paused-held']);
+  });
 
   it('closes a socket whose client does not read once whole answers pile up past the maximum, cancels its requests, and serves others', async () => {
     // A slow stream stays in flight; the whole answers (about 330 KB each) cannot wait, and together
@@ -399,6 +551,61 @@ describe('WebSocket buffer limits', () => {
     expect(reading.of('after-stream').at(-1)?.type).toBe('done');
     reading.close();
   }, 120_000);
+});
+
+describe('WebSocket sockets after a pub/sub outage', () => {
+  let redis: RedisServer;
+  let gw: TestGateway;
+  let url: string;
+
+  // A Redis of its own: the test cuts every subscription on it.
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    gw = await startTestGateway({
+      configure: (doc) => {
+        doc['access'] = { ...(doc['access'] as object), redis: { url: redis.url, keyPrefix: 'ws-resync:' } };
+      },
+    });
+    url = `${gw.url.replace('http', 'ws')}/v1/ws`;
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await redis?.stop();
+  });
+
+  it('ends a socket whose key was revoked while its replica could not hear it, once the replica is back', async () => {
+    const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
+    const issued = await fetch(`${gw.url}/admin/v1/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'revoked unheard', org: 'default' }) }).then(async (r) => (await r.json()) as { id: string; key: string });
+    // A 20 s stream: it must be cut well before its end.
+    gw.sim.configure({ tokensPerSecond: 20, completionTokens: 400 });
+    const client = await Client.open(url, { key: issued.key });
+    const closed = new Promise<number>((resolve) => client.socket.once('close', (code) => resolve(code)));
+    client.send({ type: 'chat.completions', id: 'long', body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'a long answer' }] } });
+    await client.until((frames) => frames.some((f) => f.id === 'long' && f.type === 'chunk'));
+    const control = new Redis(redis.url);
+    try {
+      // The replica's subscription is cut and kept out (no new connection accepted) while the key is
+      // revoked: its notice reaches nobody, as when another replica revokes it during an outage.
+      await control.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      const connected = String(await control.call('CLIENT', 'LIST')).trim().split('\n').length;
+      await control.config('SET', 'maxclients', String(connected));
+      try {
+        expect((await fetch(`${gw.url}/admin/v1/keys/${issued.id}/revoke`, { method: 'POST', headers: admin, body: '{}' })).status).toBe(200);
+        expect(await control.pubsub('NUMSUB', 'ws-resync:access-changes')).toEqual(['ws-resync:access-changes', 0]);
+      } finally {
+        await control.config('SET', 'maxclients', '10000');
+      }
+      // Back, the replica may have missed revocations: every open socket checks its key again.
+      await client.until((frames) => client.socket.readyState === WebSocket.CLOSED || frames.some((f) => f.id === 'long' && f.type === 'done'), 30_000);
+      expect(client.of('long').some((f) => f.type === 'done')).toBe(false);
+      expect(await closed).toBe(1008);
+      expect(client.frames.find((f) => f.type === 'error')).toMatchObject({ status: 401, error: { error: { code: 'invalid_api_key' } } });
+      await expect(gw.sim.waitForRequest((r) => r.outcome === 'aborted', 5_000)).resolves.toMatchObject({ outcome: 'aborted' });
+    } finally {
+      control.disconnect();
+      client.close();
+    }
+  }, 60_000);
 });
 
 /**

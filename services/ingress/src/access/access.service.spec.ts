@@ -6,7 +6,7 @@ import { auditQuery, keyListQuery, parseInput } from '../admin/admin-input';
 import { GatewayError } from '@openrouter/errors';
 import { MemoryAccessRepository, type AccessEvent } from './access.repository';
 import type { PublicApiKey } from './key-record';
-import { AccessService, type Actor } from './access.service';
+import { AccessService, type Actor, type KeyChange } from './access.service';
 import { MemoryCounterStore } from './counter.store';
 import { ingressTestConfig } from '../test-config.testing';
 
@@ -82,8 +82,8 @@ describe('AccessService admin changes', () => {
     const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
     await access.start();
     const { key, record } = await access.issueKey(admin, keyInput);
-    const notices: string[] = [];
-    access.onKeyChange((hash) => notices.push(hash));
+    const notices: KeyChange[] = [];
+    access.onKeyChange((change) => notices.push(change));
     const first = await access.revokeKey(admin, record.id);
     const second = await access.revokeKey(admin, record.id);
     expect(second).toEqual(first);
@@ -153,6 +153,24 @@ describe('AccessService admin changes', () => {
     repository.resync();
     await until(() => access.tenants.org('unheard') !== undefined);
     expect(await access.authenticate(key, 'r3', {})).toBeUndefined();
+  });
+
+  it('tells the listeners of key changes when it may have missed notices, after forgetting every cached key', async () => {
+    const repository = new ResyncingStore();
+    const access = new AccessService(ingressTestConfig({ access: { keyHashSecret: SECRET, keyCacheMs: 60_000, orgs: [{ id: 'acme' }] } }), repository, new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    const { key } = await access.issueKey(admin, keyInput);
+    expect(await access.authenticate(key, 'r1', {})).toBeDefined();
+    // Revoked on another replica while this one's pub/sub connection was down: no notice here.
+    const stored = await repository.findKey(access.keys.hash(key));
+    await repository.saveKey({ ...stored!, revokedAt: new Date().toISOString() });
+    // What a listener sees when told (an open WebSocket checking its key again).
+    const seen: Array<{ change: KeyChange; valid: boolean }> = [];
+    access.onKeyChange((change) => void access.authenticate(key, 'r2', {}).then((found) => seen.push({ change, valid: found !== undefined })));
+
+    repository.resync();
+    await until(() => seen.length > 0);
+    expect(seen).toEqual([{ change: { kind: 'resync' }, valid: false }]);
   });
 
   it('audits a team added in the same write, though telling the other replicas then fails', async () => {

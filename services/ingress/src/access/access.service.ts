@@ -3,7 +3,7 @@ import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Coalesced } from '@openrouter/service-runtime';
-import type { AccessRepository, AuditEntry } from './access.repository';
+import type { AccessEvent, AccessRepository, AuditEntry } from './access.repository';
 import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
 import { countPromptTokens } from './prompt-tokens';
@@ -39,6 +39,9 @@ export interface TrafficAttributes {
   endUser?: string | undefined;
   tags?: Record<string, string> | undefined;
 }
+
+/** A key changed (`hash`), or `resync`: notices may have been missed, so any key may have changed. */
+export type KeyChange = Extract<AccessEvent, { kind: 'key' | 'resync' }>;
 
 /**
  * The access layer: who a key is, where it sits in the organisation, what it may use and how
@@ -78,12 +81,13 @@ export class AccessService {
   }
 
   /**
-   * Calls `listener` with the hash of a key changed anywhere (revoked, deleted, updated), after
-   * this replica forgot its cached copy: `authenticate` then sees the change.
+   * Calls `listener` with a key changed anywhere (revoked, deleted, updated), or with `resync` when
+   * this replica may have missed such notices (its pub/sub connection came back), after it forgot
+   * the cached copies: `authenticate` then sees the change.
    */
-  onKeyChange(listener: (hash: string) => void): void {
-    this.repository.onChange((change) => {
-      if (change.kind === 'key') listener(change.hash);
+  onKeyChange(listener: (change: KeyChange) => void): void {
+    this.repository.onChange((event) => {
+      if (event.kind === 'key' || event.kind === 'resync') listener(event);
     });
   }
 

@@ -6,7 +6,7 @@ import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { jsonTooDeep, tooDeep } from '@openrouter/service-runtime';
-import type { AccessService, TrafficAttributes } from '../access/access.service';
+import type { AccessService, KeyChange, TrafficAttributes } from '../access/access.service';
 import type { ApiKeyRecord } from '../access/key-record';
 import type { Admission } from '../access/rate-limiter';
 import { trafficAttributes } from '../auth/api-key.guard';
@@ -17,6 +17,8 @@ import { checkChatBounds, type RequestBounds } from '../routes/request-bounds';
 import type { BudgetReservation, BudgetService } from '../budgets/budget.service';
 import type { MeteredExchange, UsageRecorder, UsageTrack } from '../usage/usage-recorder';
 import { BEARER_PROTOCOL_PREFIX, clientFrameSchema, WS_PROTOCOL, type ServerFrame } from './ws-protocol';
+import { Liveness, osQueuedBytes } from './ws-liveness';
+import { asksForWebSocket, handBackToHttp } from './upgrade-hand-back';
 
 const PATH = '/v1/ws';
 /** Close code for a socket whose key was revoked or expired (1008: policy violation). */
@@ -36,8 +38,8 @@ interface Connection {
   lastWrite: Promise<void>;
   /** Resolves when the socket closed. */
   closed: Promise<void>;
-  /** Whether the client answered the last ping. */
-  alive: boolean;
+  /** Whether the client is still there: it answers pings, or takes what it is sent. */
+  liveness: Liveness;
   /**
    * Past this many bytes sent but not yet taken by the client, a stream waits before it takes its
    * next chunk, and a new request waits before it starts: a client that does not read slows its own
@@ -76,32 +78,44 @@ export class WsGateway {
     private readonly limits: { bodyBytes: number; jsonDepth: number },
   ) {
     this.server = new WebSocketServer({ noServer: true, maxPayload: limits.bodyBytes, handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false) });
-    access.onKeyChange((hash) => {
-      for (const connection of this.connections) if (connection.record.hash === hash) void this.recheck(connection);
-    });
+    access.onKeyChange((change) => this.onKeyChange(change));
     // A peer that vanished without closing (a dropped network, a suspended laptop) would otherwise hold its socket for good.
-    this.heartbeat = setInterval(() => {
-      for (const connection of this.connections) {
-        if (!connection.alive) {
-          connection.socket.terminate();
-          continue;
-        }
-        connection.alive = false;
-        connection.socket.ping();
-      }
-    }, bounds.webSocketHeartbeatMs);
+    this.heartbeat = setInterval(() => this.beat(), bounds.webSocketHeartbeatMs);
     this.heartbeat.unref();
   }
 
+  /**
+   * Takes the WebSocket upgrades of its path. Every other request carrying `Upgrade:` (Node routes
+   * them all here once anything listens) goes back to the HTTP API, answered as plain HTTP.
+   */
   attach(http: Server): void {
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
-      if (path !== PATH) {
-        refuse(socket, 404, 'Not Found');
-        return;
-      }
-      void this.upgrade(req, socket, head);
+      if (path === PATH && asksForWebSocket(req)) void this.upgrade(req, socket, head);
+      else handBackToHttp(http, req, socket, head);
     });
+  }
+
+  /**
+   * A socket whose client neither answered a ping nor took more of what it was sent since the last
+   * beat is cut (see `Liveness`); every other one is pinged again, answered or not. An idle socket
+   * gets only these pings; a busy one also one every `PING_EVERY_BYTES` it is sent (`send`).
+   */
+  private beat(): void {
+    for (const connection of this.connections) {
+      if (connection.liveness.beat()) connection.socket.ping();
+      else dropConnection(connection);
+    }
+  }
+
+  /**
+   * A key changed: the sockets opened with it check it again. After a resync (this replica's
+   * pub/sub connection came back, and a revocation may have been missed meanwhile) every socket does.
+   */
+  private onKeyChange(change: KeyChange): void {
+    for (const connection of this.connections) {
+      if (change.kind === 'resync' || connection.record.hash === change.hash) void this.recheck(connection);
+    }
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -112,14 +126,14 @@ export class WsGateway {
       const traffic = trafficAttributes(req.headers, undefined);
       const authenticated = await this.access.authenticate(key, randomUUID(), traffic);
       if (!authenticated) return refuse(socket, 401, 'Unauthorized', 'invalid_api_key');
-      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, key, traffic, authenticated.record, authenticated.context));
+      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, socket, key, traffic, authenticated.record, authenticated.context));
     } catch (error) {
       const e = asGatewayError(error);
       refuse(socket, toOpenAIError(e).status, 'Unavailable', e.code);
     }
   }
 
-  private serve(socket: WebSocket, key: string, traffic: TrafficAttributes, record: ApiKeyRecord, context: routerv1.RequestContext): void {
+  private serve(socket: WebSocket, transport: Duplex, key: string, traffic: TrafficAttributes, record: ApiKeyRecord, context: routerv1.RequestContext): void {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const connection: Connection = {
       socket,
@@ -130,12 +144,12 @@ export class WsGateway {
       streams: new Map(),
       lastWrite: Promise.resolve(),
       closed,
-      alive: true,
+      liveness: new Liveness({ osQueued: () => osQueuedBytes(transport) }),
       highWaterBytes: this.bounds.webSocketHighWaterBytes,
       maxBufferedBytes: this.bounds.webSocketMaxBufferedBytes,
     };
     this.connections.add(connection);
-    socket.on('pong', () => (connection.alive = true));
+    socket.on('pong', () => connection.liveness.pong());
     socket.on('message', (data, isBinary) => {
       if (isBinary) return send(connection, errorFrame(null, new GatewayError('bad_request', 'Frames are JSON text.', { code: 'invalid_frame' })));
       void this.onFrame(connection, data.toString());
@@ -185,7 +199,7 @@ export class WsGateway {
       await this.chat(connection, frame.id, frame.body, controller.signal);
     } catch (error) {
       if (!controller.signal.aborted) send(connection, errorFrame(frame.id, asGatewayError(error)));
-      else send(connection, { type: 'error', id: frame.id, status: 499, error: toOpenAIError(new GatewayError('cancelled', 'The request was cancelled.')).body });
+      else send(connection, { type: 'error', id: frame.id, status: 499, error: toOpenAIError(cancelled()).body });
     } finally {
       connection.streams.delete(frame.id);
       this.onRequestEnd?.();
@@ -206,6 +220,8 @@ export class WsGateway {
     let outcome = { cancelled: true, status: 499 };
     // Nothing new starts while the client has not read what it was sent.
     await drained(connection, signal);
+    // Cancelled while it waited: it never started, so it is neither admitted nor metered.
+    stopIfGone(connection, signal);
     const listeners: Array<() => void> = [];
     const exchange: MeteredExchange = {
       id: context.requestId,
@@ -231,6 +247,12 @@ export class WsGateway {
           throw error;
         });
       }
+      // Cancelled while it was admitted, stopped as HTTP stops a client gone by then: it reached no
+      // provider, so it is not metered; its token estimate goes back, its reservation is released below.
+      if (signal.aborted) {
+        void admitted.settle(0);
+        throw cancelled();
+      }
       usage = this.usage.trackExchange(exchange, 'chat');
       const request: chatv1.ChatRequest = parseChatRequest(body);
       checkChatBounds(request, this.bounds);
@@ -252,6 +274,9 @@ export class WsGateway {
       for await (const chunk of clientChunks(opened, { usage, budget: reservation, clientWantsUsage })) {
         send(connection, { type: 'chunk', id, data: chunk });
         await drained(connection, signal);
+        // What the provider already sent (held in the pipeline) is not played out to nobody: the
+        // request ends as cancelled, not as answered.
+        stopIfGone(connection, signal);
       }
       send(connection, { type: 'done', id });
       outcome = { cancelled: false, status: 200 };
@@ -343,11 +368,43 @@ function errorFrame(id: string | null, error: GatewayError): ServerFrame {
   return { type: 'error', id, status: response.status, error: response.body };
 }
 
+/** The error of a request cancelled by its client, or by its socket closing. */
+function cancelled(): GatewayError {
+  return new GatewayError('cancelled', 'The request was cancelled.');
+}
+
 function send(connection: Connection, frame: ServerFrame): void {
   const socket = connection.socket;
   if (socket.readyState !== socket.OPEN) return;
-  connection.lastWrite = new Promise<void>((resolve) => socket.send(JSON.stringify(frame), () => resolve()));
+  const text = JSON.stringify(frame);
+  connection.lastWrite = new Promise<void>((resolve) =>
+    socket.send(text, (error) => {
+      if (!error) connection.liveness.wrote();
+      resolve();
+    }),
+  );
+  // Its length in characters: near enough to bytes for spacing pings.
+  if (connection.liveness.sent(text.length)) socket.ping();
   if (socket.bufferedAmount > connection.maxBufferedBytes) closeConnection(connection, NOT_READING_CLOSE, 'client not reading: too much data waiting');
+}
+
+/**
+ * Throws `cancelled` when the request was cancelled, or its socket is closing (from either side:
+ * its requests are aborted then, not when the close completes).
+ */
+function stopIfGone(connection: Connection, signal: AbortSignal): void {
+  if (connection.socket.readyState !== connection.socket.OPEN) abortAll(connection);
+  if (signal.aborted) throw cancelled();
+}
+
+function abortAll(connection: Connection): void {
+  for (const controller of connection.streams.values()) controller.abort();
+}
+
+/** Cuts a socket whose peer is gone, without a close frame, its requests aborted first as `closeConnection` does. */
+function dropConnection(connection: Connection): void {
+  abortAll(connection);
+  connection.socket.terminate();
 }
 
 /**
@@ -356,7 +413,7 @@ function send(connection: Connection, frame: ServerFrame): void {
  * close frame, up to 30 s, and a peer that never does would have its requests run on meanwhile.
  */
 function closeConnection(connection: Connection, code: number, reason: string): void {
-  for (const controller of connection.streams.values()) controller.abort();
+  abortAll(connection);
   connection.socket.close(code, reason);
 }
 
