@@ -1,10 +1,14 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { toOpenAIChunk } from '@openrouter/openai-wire';
+import { parseChatRequest, toOpenAIChunk } from '@openrouter/openai-wire';
+import { requestContextOf } from '../auth/api-key.guard';
 import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
 import type { BudgetReservation } from '../budgets/budget.service';
 import type { RouterPort } from '../router.port';
 import type { UsageTrack } from '../usage/usage-recorder';
+import { clientGone } from './client-connection';
+import { checkChatBounds, type RequestBounds } from './request-bounds';
 
 export type AnswerEvent = { chunk: chatv1.ChatChunk; completion?: undefined } | { completion: chatv1.ChatCompletion; chunk?: undefined };
 
@@ -13,6 +17,35 @@ export interface OpenedChat {
   decision: routerv1.RouteDecision;
   first: AnswerEvent;
   rest: AsyncGenerator<AnswerEvent>;
+}
+
+/** A chat request from an HTTP body, opened and routed, with what its answer is sent with. */
+export interface OpenedHttpChat {
+  request: chatv1.ChatRequest;
+  opened: OpenedChat;
+  /** Aborted when the client leaves. */
+  signal: AbortSignal;
+  /** Route and request-id headers of the answer. */
+  headers: Record<string, string>;
+  /** Whether the client asked for a stream's usage chunk itself (it is always asked of the provider). */
+  clientWantsUsage: boolean;
+}
+
+/**
+ * The chat body of an HTTP request (`/v1/chat/completions`, or `/v1/responses` translated)
+ * parsed, steered by the route headers, bounded and opened: the one way both endpoints start.
+ * A stream always asks the provider for usage, since metering needs it.
+ */
+export async function openHttpChat(router: RouterPort, bounds: RequestBounds, req: FastifyRequest, reply: FastifyReply, usage: UsageTrack): Promise<OpenedHttpChat> {
+  const request = parseChatRequest(req.body);
+  applyRouteHeaders(request, req.headers);
+  checkChatBounds(request, bounds);
+  const clientWantsUsage = request.streamOptions?.includeUsage === true;
+  if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
+  const signal = clientGone(reply);
+  const opened = await usage.guard(openChat(router, requestContextOf(req), request, signal, usage.calling));
+  usage.routed(opened.decision);
+  return { request, opened, signal, headers: { ...routeHeaders(opened.decision), 'x-request-id': String(req.id) }, clientWantsUsage };
 }
 
 /**

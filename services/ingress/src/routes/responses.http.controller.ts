@@ -1,15 +1,14 @@
 import { Controller, HttpCode, Inject, Injectable, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
-import { parseChatRequest, ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, type ResponsesStreamEvent } from '@openrouter/openai-wire';
-import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
+import { ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, type ResponsesStreamEvent } from '@openrouter/openai-wire';
+import { ApiKeyGuard } from '../auth/api-key.guard';
 import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
 import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
 import { UsageRecorder } from '../usage/usage-recorder';
-import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent } from './chat.service';
-import { clientGone } from './client-connection';
-import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
+import { openHttpChat, type AnswerEvent } from './chat.service';
+import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 
 declare module 'fastify' {
@@ -63,16 +62,9 @@ export class ResponsesHttpController {
   private async serve(req: FastifyRequest, reply: FastifyReply): Promise<void> {
     const usage = this.usageRecorder.track(req, reply, 'chat');
     const original = req.responsesBody;
-    const request = parseChatRequest(req.body);
-    applyRouteHeaders(request, req.headers);
-    checkChatBounds(request, this.bounds);
-    // Usage is always asked of the provider: metering needs it, and the response carries it.
-    if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
-    const signal = clientGone(reply);
-    const opened = await usage.guard(openChat(this.router, requestContextOf(req), request, signal, usage.calling));
-    usage.routed(opened.decision);
+    // A stream's usage is always asked of the provider: metering needs it, and the response carries it.
+    const { request, opened, signal, headers } = await openHttpChat(this.router, this.bounds, req, reply, usage);
     const model = opened.decision.model;
-    const headers = { ...routeHeaders(opened.decision), 'x-request-id': String(req.id) };
 
     if (!request.stream) {
       const completion = opened.first.completion;
