@@ -289,7 +289,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     }
 
     if (!options.skipPipeline && infra) {
-      const usageEvents = options.usageEvents ?? (smoke ? 5_000 : 200_000);
+      // The smoke's backlog is large enough for billing's CPU to span several /proc clock ticks (10 ms):
+      // 5 000 events drained in one tick and read as no CPU at all.
+      const usageEvents = options.usageEvents ?? (smoke ? 30_000 : 200_000);
       log(`usage pipeline: ${usageEvents} events through Kafka → billing → ClickHouse`);
       usagePipeline = await measureUsageThroughput({ brokers: infra.brokers, events: usageEvents, runId, nodeArgs });
       log(`usage pipeline: consumer ${usagePipeline.consumer.eventsPerSecond} events/s over a backlog (${usagePipeline.consumer.batches} inserts); live ${usagePipeline.eventsPerSecond} events/s (published in ${usagePipeline.publishSeconds.toFixed(2)} s, stored after ${usagePipeline.storedSeconds.toFixed(2)} s, ${usagePipeline.batches} inserts)`);
