@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { routerv1 } from '@openrouter/contracts';
 import { acceptBatches, chatChunkBatching, GrpcSecurity, readStream } from '@openrouter/grpc';
-import { freePort } from '../test/support/ports';
+import { freePorts } from '../test/support/ports';
 import { BENCH_PROMPT } from './bench-config';
 import { percentile, type GrpcFloorRow } from './report';
 import { ProcessGroupMeter, sampleProcess, type MemoryPeaks } from './proc-stats';
@@ -51,7 +51,7 @@ export class GrpcChain {
   ) {}
 
   static async start(): Promise<GrpcChain> {
-    const [backendPort, relayPort] = [await freePort(), await freePort()];
+    const [backendPort, relayPort] = await freePorts(2);
     // Built like the services (`npm run build`), so no compiler is loaded in them either.
     // The distributed services authenticate every call with the shared token: so does the floor.
     const token = `bench-floor-token-${randomBytes(16).toString('hex')}`;

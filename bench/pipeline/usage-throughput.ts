@@ -8,7 +8,7 @@ import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { parseConfig, type GatewayConfig as Config } from '@openrouter/config';
 import { createLogger, type Logger } from '@openrouter/observability';
 import { KafkaUsagePublisher } from '@openrouter/usage';
-import { freePort } from '../../test/support/ports';
+import { freePorts } from '../../test/support/ports';
 import { benchConfigDocument, benchKeys } from '../bench-config';
 import { sampleProcess } from '../proc-stats';
 import { BenchProcess } from '../targets/child-process';
@@ -135,7 +135,7 @@ interface PipelineRun {
 /** A configuration of its own (topics, consumer group, data directory) for one measurement. */
 async function pipelineRun(options: ThroughputOptions, name: string): Promise<PipelineRun> {
   const dir = mkdtempSync(join(tmpdir(), `or-bench-${name}-`));
-  const [billingPort, billingGrpc] = await Promise.all([freePort(), freePort()]);
+  const [billingPort, billingGrpc] = await freePorts(2);
   const document = benchConfigDocument({
     mode: 'distributed',
     ports: { ingress: 0, router: 1, routerHttp: 0, adapter: 1, adapterHttp: 0, billing: billingPort, billingGrpc: billingGrpc, alerting: 0 },

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort } from '../../test/support/ports';
+import { freePort, freePorts } from '../../test/support/ports';
 import { BENCH_MODELS, benchConfigDocument, type BenchKeys, type GatewayPorts } from '../bench-config';
 import { BenchProcess } from './child-process';
 import type { BenchTarget } from './target';
@@ -47,7 +47,7 @@ export interface GatewayTargetOptions {
 }
 
 async function gatewayPorts(): Promise<GatewayPorts> {
-  const [ingress, router, routerHttp, adapter, adapterHttp, billing, billingGrpc, alerting] = await Promise.all(Array.from({ length: 8 }, freePort));
+  const [ingress, router, routerHttp, adapter, adapterHttp, billing, billingGrpc, alerting] = await freePorts(8);
   return { ingress: ingress!, router: router!, routerHttp: routerHttp!, adapter: adapter!, adapterHttp: adapterHttp!, billing: billing!, billingGrpc: billingGrpc!, alerting: alerting! };
 }
 

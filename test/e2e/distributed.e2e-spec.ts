@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { adapterv1, routerv1 } from '@openrouter/contracts';
 import { CHANNEL_OPTIONS, GrpcSecurity } from '@openrouter/grpc';
 import { waitFor } from '../support/infra/wait-for';
-import { freePort } from '../support/ports';
+import { freePorts } from '../support/ports';
 import { SIM_KEY, TEST_DEV_KEY, testConfigDocument } from '../support/test-config';
 
 const root = resolve(__dirname, '../..');
@@ -40,7 +40,7 @@ describe('distributed mode: every service its own process', () => {
 
   beforeAll(async () => {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'ignore' });
-    const [sim, ingress, router, adapter, routerHttp, adapterHttp, billing, alerting] = await Promise.all(Array.from({ length: 8 }, freePort));
+    const [sim, ingress, router, adapter, routerHttp, adapterHttp, billing, alerting] = await freePorts(8);
     simPort = sim!;
     routerPort = router!;
     adapterPort = adapter!;

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { freePort } from '../ports';
+import { freePorts } from '../ports';
 import { waitFor } from './wait-for';
 
 const ROOT = resolve(__dirname, '../../..');
@@ -53,7 +53,8 @@ export class KafkaBroker {
       throw new Error(`Kafka jars are missing in ${LIBS}: run scripts/fetch-kafka.sh (needs mvn and Java 17)`);
     }
     const dir = mkdtempSync(join(tmpdir(), 'or-kafka-'));
-    const broker = new KafkaBroker(await freePort(), await freePort(), await freePort(), dir, options.startTimeoutMs ?? 90_000);
+    const [brokerPort, controllerPort, saslPort] = await freePorts(3);
+    const broker = new KafkaBroker(brokerPort, controllerPort, saslPort, dir, options.startTimeoutMs ?? 90_000);
     broker.writeConfig();
     await broker.format();
     await broker.launch();
