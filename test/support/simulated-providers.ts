@@ -32,6 +32,7 @@ export const SIMULATED_PROVIDERS: { readonly [T in ProviderType]: SimulatedProvi
       baseUrl: url,
       credentials: { accessKeyId: 'AKIDSIMULATED', secretAccessKey: apiKey },
       thinking: 'adaptive',
+      claudeModels: [],
       headers: {},
       timeoutMs: 1500,
     }),

@@ -92,6 +92,12 @@ export const bedrockProvider = z.object({
    * "enabled", budget_tokens}`; Claude 4.5 and earlier).
    */
   thinking: z.enum(['adaptive', 'budget']).default('adaptive'),
+  /**
+   * Model ids that front a Claude model without naming it: application inference profile ARNs
+   * (`arn:aws:bedrock:…:application-inference-profile/…`) are opaque. Listed here, they get
+   * Claude's rules and extended thinking like an id naming `anthropic.claude`.
+   */
+  claudeModels: z.array(z.string().min(1)).default([]),
   ...common,
 });
 

@@ -294,6 +294,17 @@ describe('Converse request translation: extended thinking (Claude)', () => {
     }
   });
 
+  it("treats an application inference profile as Claude only when the provider's claudeModels lists it", async () => {
+    const profile = 'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6';
+    const turn = { reasoning_effort: 'high', messages: toolTurn({ thinking_blocks: [thought] }) };
+    const opaque = await toConverseRequest(parseChatRequest({ model: 'm', ...turn }), loader, profile, { thinking: 'adaptive' });
+    expect(opaque.body.additionalModelRequestFields).toBeUndefined();
+    expect(JSON.stringify(opaque.body.messages)).not.toContain('reasoningContent');
+    const listed = await toConverseRequest(parseChatRequest({ model: 'm', ...turn }), loader, profile, { thinking: 'adaptive', claudeModels: [profile] });
+    expect(listed.body.additionalModelRequestFields).toEqual({ thinking: { type: 'adaptive' }, output_config: { effort: 'high' } });
+    expect(listed.body.messages[1]?.content[0]).toEqual({ reasoningContent: { reasoningText: { text: 'Look it up.', signature: 'c2lnbmF0dXJl' } } });
+  });
+
   it('budget style: the budget fits under the limit the client set, gets room on top without one, and is off when the limit is too small', async () => {
     const capped = await claude({ reasoning_effort: 'medium', max_completion_tokens: 2000 }, { thinking: 'budget' });
     expect(capped.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 1024 } });

@@ -61,6 +61,8 @@ export interface ConverseOptions {
    * and later) or `budget` (`thinking: {type: "enabled", budget_tokens}`; Claude 4.5 and earlier).
    */
   thinking?: ThinkingStyle;
+  /** Model ids that are Claude without naming it (the provider's `claudeModels`). */
+  claudeModels?: readonly string[];
 }
 
 /** The tool that carries a `json_schema` answer; a name no client tool is likely to use. */
@@ -82,10 +84,12 @@ function badRequest(message: string, param: string): GatewayError {
 
 /**
  * Anthropic's Claude models, by foundation model id, inference profile (`us.anthropic.claude-…`) or
- * ARN. They take Anthropic's own parameters (`thinking`, `output_config`) in
+ * ARN, or listed by the provider's `claudeModels` (application inference profiles do not name
+ * their model). They take Anthropic's own parameters (`thinking`, `output_config`) in
  * `additionalModelRequestFields` and apply Anthropic's rules.
  */
-export const isClaudeModel = (modelId: string): boolean => /\banthropic\.claude/.test(modelId);
+export const isClaudeModel = (modelId: string, claudeModels: readonly string[] = []): boolean =>
+  /\banthropic\.claude/.test(modelId) || claudeModels.includes(modelId);
 
 /**
  * The canonical request as a Converse body. Parameters Converse has no slot for are either
@@ -94,7 +98,7 @@ export const isClaudeModel = (modelId: string): boolean => /\banthropic\.claude/
  */
 export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageLoader, upstreamModel = '', options: ConverseOptions = {}): Promise<ConverseTranslation> {
   refuseUnsupported(r);
-  const claude = isClaudeModel(upstreamModel);
+  const claude = isClaudeModel(upstreamModel, options.claudeModels);
   const { system, messages } = await translateMessages(r.messages, loadImage, claude);
   const body: ConverseBody = { messages };
 

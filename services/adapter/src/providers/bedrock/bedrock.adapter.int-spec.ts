@@ -14,7 +14,7 @@ const MODEL = 'anthropic.claude-3-5-sonnet-20241022-v2:0';
 const PNG = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
 
 function configFor(url: string, secretAccessKey = SECRET): ProviderConfigOf<'bedrock'> {
-  return { type: 'bedrock', region: 'us-east-1', baseUrl: url, credentials: { accessKeyId: 'AKIDSIMULATED', secretAccessKey }, thinking: 'adaptive', headers: {}, timeoutMs: 5000 };
+  return { type: 'bedrock', region: 'us-east-1', baseUrl: url, credentials: { accessKeyId: 'AKIDSIMULATED', secretAccessKey }, thinking: 'adaptive', claudeModels: [], headers: {}, timeoutMs: 5000 };
 }
 
 const WEATHER_TOOL = {

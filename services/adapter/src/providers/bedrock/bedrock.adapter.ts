@@ -92,7 +92,7 @@ export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedro
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
       const loadImage = context.images.loader({ signal: call.signal, maxBytes: MAX_IMAGE_BYTES });
-      const translation = await toConverseRequest(call.request, loadImage, call.upstreamModel, { thinking: config.thinking });
+      const translation = await toConverseRequest(call.request, loadImage, call.upstreamModel, { thinking: config.thinking, claudeModels: config.claudeModels });
       const body = JSON.stringify(translation.body);
       const created = Math.floor(Date.now() / 1000);
       if (!call.request.stream) {
