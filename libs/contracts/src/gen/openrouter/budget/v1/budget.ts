@@ -53,7 +53,11 @@ export interface BudgetEvent {
   limit: string;
   spent: string;
   currency: string;
-  /** The threshold crossed, in percent of `limit` (e.g. 50, 80, 100). */
+  /**
+   * The threshold crossed, in percent of `limit` (e.g. 50, 80, 100). A hard budget that refuses a
+   * request announces every threshold up to 100 at once: it stops about one worst-case request
+   * short of its limit, so `spent` may then be below the threshold by up to that request's cost.
+   */
   thresholdPercent: number;
   enforcement: Enforcement;
 }
