@@ -138,6 +138,13 @@ describe('usage pipeline: Kafka → billing → ClickHouse (real broker, chDB)',
     expect(response.status).toBe(200);
     expect(body.checks).toEqual({ clickhouse: 'ok', 'usage-consumer': 'ok' });
     expect(body.details?.['usage-consumer']).toEqual(expect.objectContaining({ bus: 'kafka', lag: 0, deadLettered: 1 }));
+
+    // Prometheus sees what became of every event, the replayed and the poisoned too.
+    const metrics = await (await fetch(`http://127.0.0.1:${billing.httpPort}/metrics`)).text();
+    const consumed = (result: string): number => Number(new RegExp(`^openrouter_usage_events_consumed_total\\{result="${result}"[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    const stats = billing.usage.stats();
+    expect(stats.duplicates).toBeGreaterThanOrEqual(500);
+    expect({ stored: consumed('stored'), duplicate: consumed('duplicate'), dead_letter: consumed('dead_letter') }).toEqual({ stored: stats.stored, duplicate: stats.duplicates, dead_letter: 1 });
   });
 
   it("carries an organisation's events several to a message; a bad event of a batch goes to the dead letters alone, with its own trace context", async () => {

@@ -2,7 +2,7 @@ import type { usagev1 } from '@openrouter/contracts';
 import type { UsageConsumerMetrics } from '@openrouter/observability';
 import type { EncodedUsageRow, UsageEventRepository } from './usage-event.repository';
 
-/** The usage store with its inserts timed and the stored events counted. */
+/** The usage store with its inserts timed (the ingest service counts the events). */
 export class TimedUsageEventRepository implements UsageEventRepository {
   constructor(
     private readonly inner: UsageEventRepository,
@@ -20,7 +20,6 @@ export class TimedUsageEventRepository implements UsageEventRepository {
   async insertRows(rows: readonly EncodedUsageRow[]): Promise<void> {
     if (rows.length === 0) return;
     await this.metrics.timeInsert('usage_events', () => this.inner.insertRows(rows));
-    this.metrics.events.inc({ result: 'stored' }, rows.length);
   }
 
   ping(): Promise<boolean> {

@@ -1,4 +1,4 @@
-import type { Logger } from '@openrouter/observability';
+import type { Logger, UsageConsumerMetrics } from '@openrouter/observability';
 import { readUsageMessage, type DeadLetterSink, type UsageMessage } from '@openrouter/usage';
 import type { EncodedUsageRow, UsageEventRepository } from './usage-event.repository';
 
@@ -36,6 +36,8 @@ export class UsageIngestService {
     private readonly repository: UsageEventRepository,
     private readonly deadLetters: DeadLetterSink,
     private readonly logger: Logger,
+    /** Counts every event by what became of it (`openrouter_usage_events_consumed_total`). */
+    private readonly metrics?: Pick<UsageConsumerMetrics, 'events'>,
   ) {}
 
   stats(): IngestStats {
@@ -86,5 +88,10 @@ export class UsageIngestService {
     this.counters.duplicates += duplicates + stored.size;
     this.counters.deadLettered += poison.length;
     this.counters.batches++;
+    if (this.metrics) {
+      if (fresh.length > 0) this.metrics.events.inc({ result: 'stored' }, fresh.length);
+      if (duplicates + stored.size > 0) this.metrics.events.inc({ result: 'duplicate' }, duplicates + stored.size);
+      if (poison.length > 0) this.metrics.events.inc({ result: 'dead_letter' }, poison.length);
+    }
   };
 }

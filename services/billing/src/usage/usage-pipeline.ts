@@ -34,7 +34,7 @@ export async function startUsagePipeline(config: GatewayConfig, logger: Logger, 
     const repository = metrics ? new TimedUsageEventRepository(clickhouse, metrics) : clickhouse;
     const kafka = given === undefined && config.usage.bus === 'kafka';
     deadLetters = kafka ? new KafkaDeadLetterSink(config.usage.kafka, logger) : new MemoryDeadLetterSink(logger);
-    const ingest = new UsageIngestService(repository, deadLetters, logger);
+    const ingest = new UsageIngestService(repository, deadLetters, logger, metrics);
     source = given ?? (kafka ? new KafkaUsageSource(config.usage, logger) : undefined);
     // Chunks handed in together (Kafka partitions, or bus batches) are prepared as they arrive and
     // stored together, one insert at a time.

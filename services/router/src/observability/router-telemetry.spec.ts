@@ -41,6 +41,36 @@ describe('router attempt metrics', () => {
     expect(text).toContain('openrouter_router_failovers_total{from_deployment="d-a",to_deployment="d-b",service="router"} 1');
   });
 
+  it('counts an attempt stopped by its timeout as a timeout, so the next one is a failover; one stopped by its client as cancelled', async () => {
+    const registry = createMetricsRegistry('router', { processMetrics: false });
+    const hangs: AdapterPort = {
+      chat: (_request, signal) =>
+        (async function* () {
+          await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
+          yield { completion: {} } as adapterv1.ChatResponse;
+        })(),
+      embed: async () => ({}) as adapterv1.EmbedResponse,
+    };
+    const instrumented = instrumentAdapterPort(
+      { chat: (request, signal, deployment) => (deployment === 'd-fast' ? port(new Set()).chat(request, signal, deployment) : hangs.chat(request, signal, deployment)), embed: hangs.embed },
+      new RouterMetrics(registry),
+    );
+    const timedOut = new AbortController();
+    const slow = instrumented.chat(chat('a', 'm'), timedOut.signal, 'd-slow').next();
+    timedOut.abort(new GatewayError('timeout', 'The deployment d-slow did not answer in time.'));
+    await expect(slow).rejects.toThrow('aborted');
+    expect((await instrumented.chat(chat('b', 'm'), new AbortController().signal, 'd-fast').next()).done).toBe(false);
+    const left = new AbortController();
+    const gone = instrumented.chat({ ...chat('a', 'm'), requestId: 'r2' }, left.signal, 'd-slow').next();
+    left.abort();
+    await expect(gone).rejects.toThrow('aborted');
+    const text = await registry.metrics();
+    expect(text).toContain('openrouter_router_attempts_total{provider="a",deployment="d-slow",outcome="timeout",service="router"} 1');
+    expect(text).toContain('openrouter_router_attempts_total{provider="a",deployment="d-slow",outcome="cancelled",service="router"} 1');
+    expect(text).toContain('openrouter_router_failovers_total{from_deployment="d-slow",to_deployment="d-fast",service="router"} 1');
+    expect(text).toContain('openrouter_router_retries_total{provider="b",deployment="d-fast",service="router"} 1');
+  });
+
   it('counts an attempt under the deployment called, when two serve the same model on the same provider, and only once it answered', async () => {
     const registry = createMetricsRegistry('router', { processMetrics: false });
     // mini-b opens its message (the role only), then fails: failover moves on, and so does the count.

@@ -1,4 +1,5 @@
 import type { adapterv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
 import type { DeploymentCircuit, RouterMetrics } from '@openrouter/observability';
 import { carriesAnswer, type AdapterPort } from '../router.service';
 import type { RoutingEngine } from '../routing/routing-engine';
@@ -15,8 +16,13 @@ export function deploymentCircuits(engine: Pick<RoutingEngine, 'catalog' | 'brea
   return circuits;
 }
 
+/**
+ * An attempt's outcome: an attempt stopped by failover's timeout (the signal's reason says so) is a
+ * `timeout` and its request may go on to a retry or failover; one stopped any other way (the
+ * client went) is `cancelled`.
+ */
 function outcomeOf(error: unknown, signal: AbortSignal): string {
-  if (signal.aborted) return 'cancelled';
+  if (signal.aborted) return signal.reason instanceof GatewayError && signal.reason.kind === 'timeout' ? 'timeout' : 'cancelled';
   const kind = (error as { kind?: unknown } | null)?.kind;
   return typeof kind === 'string' ? kind : 'internal';
 }

@@ -180,14 +180,24 @@ describe('failover', () => {
 
   it('times out an attempt that produces nothing and tries the next', async () => {
     const engine = engineFor(configWith(TWO_MODELS, { retry: { attemptTimeoutMs: 20, baseDelayMs: 0, maxDelayMs: 0 } }));
+    const reasons: unknown[] = [];
     const open: AttemptOpener<adapterv1.ChatResponse | string> = (candidate, signal) =>
       (async function* () {
-        if (candidate.deployment.id === 'premium-a') await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new GatewayError('cancelled', 'x'))));
+        if (candidate.deployment.id === 'premium-a') {
+          await new Promise((_, reject) =>
+            signal.addEventListener('abort', () => {
+              reasons.push(signal.reason);
+              reject(new GatewayError('cancelled', 'x'));
+            }),
+          );
+        }
         yield 'ok';
       })();
     const plan = engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } }));
     const served = await serveWithFailover(plan, open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 });
     expect(served.attempts.map((a) => a.errorKind)).toEqual(['timeout', '']);
+    // The attempt's signal says why it was stopped (its telemetry counts a timeout, not a client gone).
+    expect(reasons).toEqual([expect.objectContaining({ kind: 'timeout' })]);
   });
   describe('with events that do not commit (a stream that has only named its role)', () => {
     const opening = (id: string): string => `role from ${id}`;

@@ -127,7 +127,8 @@ export async function serveWithFailover<T>(
     const timer = setTimeout(
       () => {
         timedOut = true;
-        call.abort();
+        // The reason tells whoever watches the attempt's signal (its telemetry) a timeout from a client gone.
+        call.abort(new GatewayError('timeout', `The deployment ${candidate.deployment.id} did not answer in time.`));
       },
       // A non-streamed answer arrives whole: its attempt gets the time a full generation takes.
       options.stream ? Math.max(1, Math.min(retry.attemptTimeoutMs, deadline - clock.now())) : retry.completionTimeoutMs,
