@@ -219,4 +219,28 @@ models:
   it('names the file when it cannot be read or parsed', () => {
     expect(() => loadConfigFile('/nonexistent/x.yaml', {})).toThrow(/cannot read the file/);
   });
+
+  it('places a YAML error by line and column without quoting the line (it may hold a password)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'or-config-'));
+    try {
+      const file = join(dir, 'config.yaml');
+      for (const [text, line] of [
+        ['version: 1\nusage:\n  clickhouse:\n    password: s3cr3t: tail\n', 4],
+        ['version: 1\nproviders:\n  - id: p\n    apiKey: "sk-live-s3cr3t\n', 5],
+      ] as const) {
+        writeFileSync(file, text);
+        let message = '';
+        try {
+          loadConfigFile(file, {});
+        } catch (error) {
+          message = (error as Error).message;
+        }
+        expect(message).toContain(file);
+        expect(message).toMatch(new RegExp(`not valid YAML at line ${line}, column \\d+: `));
+        expect(message).not.toContain('s3cr3t');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

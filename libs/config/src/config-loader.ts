@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type GatewayConfig } from './config.schema';
 
@@ -67,11 +67,23 @@ export function loadConfigFile(path: string, env: Env): GatewayConfig {
   try {
     // Merge keys (`<<: *defaults`) are not YAML 1.2, whose parser would keep `<<` as a plain key
     // that the schema then strips without a word: the merged settings would be silently missing.
-    document = parseYaml(text, { merge: true });
+    // Without pretty errors: those quote the offending line, and a line that breaks YAML is often
+    // one holding a password (an unquoted `: ` or ` #` in it).
+    document = parseYaml(text, { merge: true, prettyErrors: false });
   } catch (error) {
-    throw new ConfigError(absolute, [`not valid YAML: ${(error as Error).message}`]);
+    throw new ConfigError(absolute, [`not valid YAML${yamlErrorPlace(text, error)}: ${(error as Error).message}`]);
   }
   return parseConfig(document, env, absolute);
+}
+
+/** ` at line L, column C` of a YAML parse error, from its offset in the text; empty without one. */
+function yamlErrorPlace(text: string, error: unknown): string {
+  const offset = error instanceof YAMLParseError ? error.pos[0] : undefined;
+  if (offset === undefined) return '';
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  const column = offset - before.lastIndexOf('\n');
+  return ` at line ${line}, column ${column}`;
 }
 
 export { z };
