@@ -25,4 +25,15 @@ describe('the Grafana dashboard', () => {
     expect(used.size).toBeGreaterThan(20);
     expect([...used].filter((name) => !families.has(name))).toEqual([]);
   });
+
+  it("lists every service in its service picker: a series each service has, whatever it serves", async () => {
+    const dashboard = JSON.parse(readFileSync(join(__dirname, '../../../../deploy/grafana/openrouter-dashboard.json'), 'utf8')) as { templating: { list: Array<{ name: string; query: unknown }> } };
+    const picker = dashboard.templating.list.find((variable) => variable.name === 'service');
+    const series = /label_values\((openrouter_[a-z0-9_]+), service\)/.exec(JSON.stringify(picker?.query))?.[1];
+    // A registry with nothing but what every service registers (router, adapter, billing and alerting serve no API routes).
+    const bare = createMetricsRegistry('adapter', { processMetrics: true });
+    const names = new Set((await bare.getMetricsAsJSON()).map((m) => m.name));
+    expect(series).toBeDefined();
+    expect(names.has(series ?? '')).toBe(true);
+  });
 });
