@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { accessReferenceIssues, accessSchema } from './access.schema';
+import { accessReferenceIssues, accessSchema, parseRedisUrl } from './access.schema';
 
 const hash = 'a'.repeat(64);
 
@@ -80,5 +80,68 @@ describe('access configuration', () => {
     ]);
     // A generated development key, or none, cannot be one of them.
     for (const devKey of ['', 'disabled']) expect(accessReferenceIssues({ ...access, admin: { ...access.admin, devKey, keys: access.admin.keys.slice(0, 2) } })).toEqual([]);
+  });
+});
+
+describe('access.redis', () => {
+  const issues = (redis: object): string[] => {
+    const result = accessSchema.safeParse({ redis });
+    return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+
+  it('takes a server URL alone, and sentinels as a list or as one comma-separated string (an environment variable)', () => {
+    expect(accessSchema.parse({}).redis).toEqual({ url: '', keyPrefix: 'or:' });
+    expect(issues({ url: 'rediss://app:p%40ss@redis.internal:6380/2' })).toEqual([]);
+    const fromEnv = accessSchema.parse({ redis: { url: 'redis://:secret@mymaster/1', sentinel: { nodes: ' s1:26379, [::1]:26380,,s3 ', password: 'x', tls: 'true' } } }).redis;
+    expect(fromEnv.sentinel).toEqual({
+      nodes: [
+        { host: 's1', port: 26379 },
+        { host: '::1', port: 26380 },
+        { host: 's3', port: 26379 },
+      ],
+      username: '',
+      password: 'x',
+      tls: true,
+    });
+    expect(accessSchema.parse({ redis: { url: 'redis://mymaster', sentinel: { nodes: ['s1:1'] } } }).redis.sentinel?.nodes).toEqual([{ host: 's1', port: 1 }]);
+  });
+
+  it('treats the empty values of unset environment variables as no Sentinel', () => {
+    expect(issues({ url: 'redis://redis:6379', sentinel: { nodes: '', username: '', password: '', tls: 'false' } })).toEqual([]);
+  });
+
+  it('names a bad sentinel address, and the URL a sentinel setup needs', () => {
+    expect(issues({ url: 'redis://mymaster', sentinel: { nodes: 's1:26379,s2:abc,s3:70000,http://s4' } })).toEqual([
+      'redis.sentinel.nodes.1: "s2:abc" is not a sentinel address: write host:port (e.g. sentinel-1:26379)',
+      'redis.sentinel.nodes.2: "s3:70000" is not a sentinel address: write host:port (e.g. sentinel-1:26379)',
+      'redis.sentinel.nodes.3: "http://s4" is not a sentinel address: write host:port (e.g. sentinel-1:26379)',
+    ]);
+    // A server's address and sentinels at once: the URL names the primary by its Sentinel name.
+    expect(issues({ url: 'redis://redis:6379', sentinel: { nodes: 's1:26379' } })).toEqual([
+      'redis.url: has a port, but with access.redis.sentinel.nodes set the URL names the primary as the sentinels know it, not its address: write redis://[user:password@]<primary name>[/db] (rediss:// for TLS)',
+    ]);
+    expect(issues({ url: '', sentinel: { nodes: 's1:26379' } })).toEqual([
+      'redis.url: is empty, but access.redis.sentinel.nodes is set: name the primary as the sentinels know it, redis://[user:password@]<primary name>[/db] (rediss:// for TLS)',
+    ]);
+    expect(issues({ url: 'redis:///0', sentinel: { nodes: 's1:26379' } })).toEqual([
+      'redis.url: names no primary: with access.redis.sentinel.nodes set, write redis://[user:password@]<primary name>[/db] (rediss:// for TLS)',
+    ]);
+    expect(issues({ url: 'redis://redis:6379', sentinel: { password: 'x', tls: true } })).toEqual([
+      'redis.sentinel.password: applies with access.redis.sentinel.nodes only (no sentinel is named)',
+      'redis.sentinel.tls: applies with access.redis.sentinel.nodes only (no sentinel is named)',
+    ]);
+  });
+
+  it('refuses a URL it cannot read without ever quoting it (it may hold a password)', () => {
+    const bad = ['http://redis:6379', 'redis://:pa#ss@redis', 'redis://redis?db=1', 'redis://redis/x', 'redis:///0', 'redis://:%zz@redis'];
+    const found = bad.map((url) => issues({ url }));
+    expect(found.map((i) => i.length)).toEqual([1, 1, 1, 1, 1, 1]);
+    expect(found.flat().join('\n')).not.toMatch(/pa#ss|%zz|redis:6379|db=1/);
+    expect(found.flat()[0]).toBe('redis.url: must start with redis:// or rediss:// (redis://[user:password@]host[:port][/db] (rediss:// for TLS))');
+  });
+
+  it('takes the URL apart: TLS, host, port, credentials (percent-decoded) and database', () => {
+    expect(parseRedisUrl('rediss://app:p%40ss@[::1]:6380/3', false)).toEqual({ ok: true, value: { tls: true, host: '::1', port: 6380, username: 'app', password: 'p@ss', db: 3 } });
+    expect(parseRedisUrl('redis://MyPrimary', true)).toEqual({ ok: true, value: { tls: false, host: 'MyPrimary', port: undefined, username: '', password: '', db: 0 } });
   });
 });

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import { identifier } from './primitives';
+import { flag, identifier } from './primitives';
 
 /** Requests and tokens per minute; absent means unlimited. */
 export const limitsSchema = z.object({
@@ -67,6 +67,113 @@ export const adminKeySchema = z
   .refine((k) => k.project === undefined || k.org !== undefined, 'a key that names a project names its org too');
 export type AdminKeyConfig = z.infer<typeof adminKeySchema>;
 
+const SENTINEL_PORT = 26379;
+
+/** A sentinel's address: `host:port`, `host` alone (port 26379), or `[ipv6]:port`. */
+const sentinelNode = z.string().transform((node, ctx) => {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/@]+))(?::(\d{1,5}))?$/.exec(node);
+  const port = match?.[3] === undefined ? SENTINEL_PORT : Number(match[3]);
+  const host = match?.[1] ?? match?.[2];
+  if (host === undefined || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${node}" is not a sentinel address: write host:port (e.g. sentinel-1:26379)` });
+    return z.NEVER;
+  }
+  return { host, port };
+});
+
+/** Sentinel addresses as a list or as one comma-separated string (an environment variable). */
+const sentinelNodes = z
+  .union([z.array(z.string()), z.string()])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((n) => n.trim()).filter((n) => n !== ''))
+  .pipe(z.array(sentinelNode));
+
+export const redisSentinelSchema = z.object({
+  /** The sentinels asked where the primary is; empty: no Sentinel, `url` is the server itself. */
+  nodes: sentinelNodes.default([]),
+  /** The sentinels' own credentials (`requirepass` / ACL user in sentinel.conf), not the data nodes'. */
+  username: z.string().default(''),
+  password: z.string().default(''),
+  /** TLS to the sentinels (the system's CAs); TLS to the data nodes follows `url` (`rediss://`). */
+  tls: flag.default(false),
+});
+export type RedisSentinelConfig = z.infer<typeof redisSentinelSchema>;
+
+/** `access.redis.url` taken apart: the data nodes' address, credentials, database and TLS. */
+export interface RedisUrl {
+  readonly tls: boolean;
+  /** The server's host, or with Sentinel the primary's name as the sentinels know it. */
+  readonly host: string;
+  /** Absent: the default 6379 (never set with Sentinel). */
+  readonly port: number | undefined;
+  readonly username: string;
+  readonly password: string;
+  readonly db: number;
+}
+
+const URL_SHAPE = 'redis://[user:password@]host[:port][/db] (rediss:// for TLS)';
+const SENTINEL_URL_SHAPE = 'redis://[user:password@]<primary name>[/db] (rediss:// for TLS)';
+
+/**
+ * Takes `access.redis.url` apart. With `sentinel`, its host is the primary's name (`SENTINEL
+ * MONITOR <name>`), so it has no port. A problem is described without the URL, which may hold a
+ * password.
+ */
+export function parseRedisUrl(url: string, sentinel: boolean): { ok: true; value: RedisUrl } | { ok: false; problem: string } {
+  const shape = sentinel ? SENTINEL_URL_SHAPE : URL_SHAPE;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // A password with #, ?, / or @ written as is breaks the URL apart.
+    return { ok: false, problem: `is not a URL: write ${shape}, with characters such as # ? / @ in the password percent-encoded` };
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') return { ok: false, problem: `must start with redis:// or rediss:// (${shape})` };
+  if (parsed.search !== '' || parsed.hash !== '') return { ok: false, problem: `takes no query string or fragment (${shape}); percent-encode # and ? in a password` };
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  if (host === '') return { ok: false, problem: sentinel ? `names no primary: with access.redis.sentinel.nodes set, write ${shape}` : `names no host: write ${shape}` };
+  if (sentinel && parsed.port !== '') {
+    return { ok: false, problem: `has a port, but with access.redis.sentinel.nodes set the URL names the primary as the sentinels know it, not its address: write ${shape}` };
+  }
+  const db = /^\/?$/.test(parsed.pathname) ? 0 : /^\/\d{1,5}$/.test(parsed.pathname) ? Number(parsed.pathname.slice(1)) : undefined;
+  if (db === undefined) return { ok: false, problem: `has a path that is not a database number (/0, /1…): write ${shape}` };
+  let username: string;
+  let password: string;
+  try {
+    username = decodeURIComponent(parsed.username);
+    password = decodeURIComponent(parsed.password);
+  } catch {
+    return { ok: false, problem: 'has a user or password with a malformed percent-encoding (%XX)' };
+  }
+  return { ok: true, value: { tls: parsed.protocol === 'rediss:', host, port: parsed.port === '' ? undefined : Number(parsed.port), username, password, db } };
+}
+
+export const redisSchema = z
+  .object({
+    /**
+     * Without Sentinel, the server. With Sentinel, the primary's name as the sentinels know it,
+     * and the data nodes' credentials, database and TLS. Empty: no Redis, in memory.
+     */
+    url: z.string().default(''),
+    keyPrefix: z.string().default('or:'),
+    /** Absent, or without nodes: no Sentinel. */
+    sentinel: redisSentinelSchema.optional(),
+  })
+  .superRefine((redis, ctx) => {
+    const sentinel = (redis.sentinel?.nodes.length ?? 0) > 0;
+    if (redis.url !== '') {
+      const parsed = parseRedisUrl(redis.url, sentinel);
+      if (!parsed.ok) ctx.addIssue({ code: 'custom', path: ['url'], message: parsed.problem });
+    } else if (sentinel) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: `is empty, but access.redis.sentinel.nodes is set: name the primary as the sentinels know it, ${SENTINEL_URL_SHAPE}` });
+    }
+    if (sentinel || !redis.sentinel) return;
+    const { username, password, tls } = redis.sentinel;
+    for (const [key, set] of [['username', username !== ''], ['password', password !== ''], ['tls', tls]] as const) {
+      if (set) ctx.addIssue({ code: 'custom', path: ['sentinel', key], message: 'applies with access.redis.sentinel.nodes only (no sentinel is named)' });
+    }
+  });
+export type RedisConfig = z.infer<typeof redisSchema>;
+
 export const accessSchema = z.object({
   /**
    * Secret for the keyed hash of API keys (HMAC-SHA256). Every ingress replica needs the same
@@ -74,9 +181,7 @@ export const accessSchema = z.object({
    */
   keyHashSecret: z.string().min(16, 'use at least 16 characters').default('open-router-development-secret'),
   /** Redis for issued keys, tenants added at run time, the audit log and rate limits. Empty: in memory. */
-  redis: z
-    .object({ url: z.string().default(''), keyPrefix: z.string().default('or:') })
-    .prefault({}),
+  redis: redisSchema.prefault({}),
   /** How long a resolved key stays cached in each ingress process (revocations are pushed at once). */
   keyCacheMs: z.coerce.number().int().nonnegative().default(30_000),
   orgs: z.array(orgSchema).default([]),

@@ -6,3 +6,5 @@ export { closeWithinGrace, jsonTooDeep, startHttpApp, tooDeep } from './http-app
 export type { HttpAppOptions, RespondedExchange } from './http-app';
 export { closeOnSignals, runServiceMain } from './service-handle';
 export type { ServiceHandle } from './service-handle';
+export { createRedisClient, hideCredentials, reconnectOnReadOnly, redisConnectionOptions } from './redis';
+export type { RedisBehaviour, RedisConnectionConfig } from './redis';

@@ -25,6 +25,9 @@ import { UsageRecorder } from './usage/usage-recorder';
 
 export { hashApiKey, generateApiKey, API_KEY_PREFIX, ADMIN_KEY_PREFIX } from './access/api-key';
 export { RedisCounterStore, MemoryCounterStore, type CounterCharge } from './access/counter.store';
+export { RedisAccessRepository, type AccessEvent } from './access/access.repository';
+export { connectRedis } from './access/redis-connection';
+export { connectBudgetRedis } from './budgets/budget-redis';
 
 export interface IngressHandle extends ServiceHandle {
   /** The accepted development key, and whether it was generated because none was configured. */
@@ -79,8 +82,8 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const grpcSecurity = GrpcSecurity.fromConfig(config.grpc);
   const router: RouterPort = options.router ? new InProcessRouter(options.router) : new RouterClient(config.ingress.router, routerTimeouts(config), grpcSecurity, tracingClientOptions(telemetry.telemetry.tracing));
   const { url: redisUrl, keyPrefix } = config.access.redis;
-  const repository = redisUrl ? new RedisAccessRepository(redisUrl, keyPrefix) : new MemoryAccessRepository();
-  const counterRedis = redisUrl ? connectRedis(redisUrl) : undefined;
+  const repository = redisUrl ? new RedisAccessRepository(config.access.redis, keyPrefix) : new MemoryAccessRepository();
+  const counterRedis = redisUrl ? connectRedis(config.access.redis) : undefined;
   if (counterRedis) logOutages(counterRedis, logger, 'rate-limit counters');
   const counters = counterRedis ? new RedisCounterStore(counterRedis, keyPrefix) : new MemoryCounterStore();
   const [storeReady, countersReady] = await Promise.all([repository.ready(), counterRedis ? whenReady(counterRedis, 3_000) : true]);
@@ -109,7 +112,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   });
   const budgetEvents =
     options.budgetEvents ?? (config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : new InProcessBudgetBus(logger));
-  const budgetRedis = redisUrl ? connectBudgetRedis(redisUrl) : undefined;
+  const budgetRedis = redisUrl ? connectBudgetRedis(config.access.redis) : undefined;
   if (budgetRedis) logOutages(budgetRedis, logger, 'budget ledger');
   if (budgetRedis && !(await whenReady(budgetRedis, 3_000))) logger.warn('Redis is not reachable yet; requests under a budget follow budgets.failMode until it is');
   const budgetLedger = budgetRedis ? new RedisBudgetLedger(budgetRedis, keyPrefix) : new MemoryBudgetLedger();

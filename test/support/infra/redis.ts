@@ -3,6 +3,13 @@ import { createConnection } from 'node:net';
 import { freePort } from '../ports';
 import { waitFor } from './wait-for';
 
+export interface RedisServerOptions {
+  /** A configuration file, read before the settings below (a sentinel needs one it can rewrite). */
+  configFile?: string;
+  /** Further settings after the defaults, e.g. `['--replicaof', '127.0.0.1', '6379']` or `['--sentinel']`. */
+  args?: string[];
+}
+
 /** A real `redis-server` on a loopback port, without persistence. */
 export class RedisServer {
   private output = '';
@@ -17,9 +24,10 @@ export class RedisServer {
   }
 
   /** Starts a server, on `port` when given (a server started late, at an address clients already try). */
-  static async start(port?: number): Promise<RedisServer> {
+  static async start(port?: number, options: RedisServerOptions = {}): Promise<RedisServer> {
     port ??= await freePort();
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], {
+    const settings = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', ...(options.args ?? [])];
+    const child = spawn('redis-server', options.configFile === undefined ? settings : [options.configFile, ...settings], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new RedisServer(port, child);
@@ -35,7 +43,9 @@ export class RedisServer {
         async () => {
           if (spawnError) throw new Error(`redis-server could not start (is the redis-server package installed?): ${spawnError.message}`);
           if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${server.output}`);
-          return (await ping(port)) === '+PONG';
+          const reply = await ping(port);
+          // A server that asks for a password answers too: it is up.
+          return ['+PONG', '-NOAUTH'].some((up) => reply.startsWith(up));
         },
         { timeoutMs: 20_000, intervalMs: 50, what: `redis-server on 127.0.0.1:${port}` },
       );

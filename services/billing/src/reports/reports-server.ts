@@ -2,7 +2,7 @@ import type { GatewayConfig } from '@openrouter/config';
 import { KafkaBudgetPublisher, RedisBudgetLedger, ThresholdAlerts, type BudgetEventPublisher } from '@openrouter/budgets';
 import { GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
 import { ReconciliationMetrics, type Logger, type Registry } from '@openrouter/observability';
-import { Redis } from 'ioredis';
+import { createRedisClient } from '@openrouter/service-runtime';
 import { BudgetReconciler } from '../budgets/budget-reconciler';
 import { leaseTtlFor, RedisLease, SOLE_LEASE, type Lease } from '../reconciliation/lease';
 import { RollupReconciler } from '../reconciliation/rollup-reconciler';
@@ -33,7 +33,7 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
   const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)], GrpcSecurity.fromConfig(config.grpc));
   const { url: redisUrl, keyPrefix } = config.access.redis;
   // Connected at a job's first run; a failure to reach Redis fails that run, which logs it.
-  const leases = redisUrl ? new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 5_000 }) : undefined;
+  const leases = redisUrl ? createRedisClient(config.access.redis, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 5_000 }) : undefined;
   leases?.on('error', (error: unknown) => logger.debug({ err: error }, 'reconciliation lease connection error'));
   const lease = (job: string, intervalMs: number): Lease => (leases ? new RedisLease(leases, `${keyPrefix}billing:lease:${job}`, leaseTtlFor(intervalMs)) : SOLE_LEASE);
   const budgetsInRedis = redisUrl !== '' && config.budgets.list.length > 0;
@@ -42,7 +42,10 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
   const events = budgetEvents ?? ownEvents;
   let reconciler: BudgetReconciler | undefined;
   if (budgetsInRedis) {
-    const ledger = new RedisBudgetLedger(new Redis(redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 5_000 }), keyPrefix);
+    const ledgerRedis = createRedisClient(config.access.redis, { maxRetriesPerRequest: 1, commandTimeout: 5_000 });
+    // A failed reconciliation run logs its error; the connection's own are details.
+    ledgerRedis.on('error', (error: unknown) => logger.debug({ err: error }, 'budget ledger connection error'));
+    const ledger = new RedisBudgetLedger(ledgerRedis, keyPrefix);
     const interval = config.budgets.reconcileIntervalMs;
     reconciler = new BudgetReconciler(config.budgets.list, ledger, repository, () => usage.lag(), logger, {
       lease: lease('budget-reconciliation', interval),

@@ -43,7 +43,7 @@ describe('the access store on Redis (redis-server)', () => {
 
   /** A replica of its own (own connections) on the keys under `prefix`. */
   async function replica(prefix: string, orgLockWaitMs?: number): Promise<AccessService> {
-    const repository = new RedisAccessRepository(redisUrl(), prefix, orgLockWaitMs === undefined ? {} : { orgLockWaitMs });
+    const repository = new RedisAccessRepository({ url: redisUrl() }, prefix, orgLockWaitMs === undefined ? {} : { orgLockWaitMs });
     expect(await repository.ready()).toBe(true);
     const service = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
     services.push(service);

@@ -5,6 +5,7 @@ import { orgSchema, type OrgConfig } from '@openrouter/config';
 import { z } from 'zod';
 import { apiKeyRecordSchema, type ApiKeyRecord } from './key-record';
 import { GatewayError } from '@openrouter/errors';
+import type { RedisConnectionConfig } from '@openrouter/service-runtime';
 import { allKeysIndex, idAt, indexesOf, indexFor, listPosition, pageOf, type KeyPage, type KeyPageQuery } from './key-index';
 import { connectRedis, connectSubscriber, whenReady } from './redis-connection';
 
@@ -161,13 +162,13 @@ export class RedisAccessRepository implements AccessRepository {
   private indexing: Promise<void> | undefined;
 
   constructor(
-    url: string,
+    connection: RedisConnectionConfig,
     private readonly prefix: string,
     options: RedisAccessOptions = {},
   ) {
     this.orgLockWaitMs = options.orgLockWaitMs ?? ORG_LOCK_WAIT_MS;
-    this.redis = connectRedis(url);
-    this.subscriber = connectSubscriber(url);
+    this.redis = connectRedis(connection);
+    this.subscriber = connectSubscriber(connection);
     this.redis.on('error', () => undefined);
     this.subscriber.on('error', () => undefined);
     // Tenants added while this replica could not reach Redis were announced to nobody here:

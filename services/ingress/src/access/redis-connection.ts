@@ -1,12 +1,13 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from '@openrouter/observability';
+import { createRedisClient, type RedisConnectionConfig } from '@openrouter/service-runtime';
 
 /**
  * A Redis client that fails fast instead of queueing while disconnected, so a Redis outage is
  * seen at once (and handled by the configured fail mode) rather than as hung requests.
  */
-export function connectRedis(url: string): Redis {
-  return new Redis(url, {
+export function connectRedis(config: RedisConnectionConfig): Redis {
+  return createRedisClient(config, {
     lazyConnect: false,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
@@ -23,8 +24,8 @@ export function connectRedis(url: string): Redis {
  * subscribes on every 'ready' itself, not ioredis behind its back: only then does it know when the
  * subscription is back, and that what was published meanwhile never arrived.
  */
-export function connectSubscriber(url: string): Redis {
-  return new Redis(url, {
+export function connectSubscriber(config: RedisConnectionConfig): Redis {
+  return createRedisClient(config, {
     lazyConnect: false,
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,

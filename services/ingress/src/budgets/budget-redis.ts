@@ -1,12 +1,13 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedisClient, type RedisConnectionConfig } from '@openrouter/service-runtime';
 
 /**
  * The budget ledger's Redis connection. Like the access layer's it fails fast while Redis is
  * down, but it waits longer for an answer: a reservation that times out is refused (or admitted
  * unreserved, per `budgets.failMode`) even though Redis may have made it, which only expires later.
  */
-export function connectBudgetRedis(url: string): Redis {
-  return new Redis(url, {
+export function connectBudgetRedis(config: RedisConnectionConfig): Redis {
+  return createRedisClient(config, {
     lazyConnect: false,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,

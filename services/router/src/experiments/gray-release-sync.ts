@@ -1,10 +1,10 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { GatewayConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
-import { Coalesced } from '@openrouter/service-runtime';
+import { Coalesced, createRedisClient } from '@openrouter/service-runtime';
 import type { GrayRelease, GrayReleases, Rollback } from './gray-release';
 
 /** What is kept of a release beyond one router process. */
@@ -255,7 +255,7 @@ export async function startGrayReleaseSync(config: Pick<GatewayConfig, 'access' 
   const { url, keyPrefix } = config.access.redis;
   let store: GrayReleaseStore;
   if (url) {
-    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 2_000 });
+    const redis = createRedisClient(config.access.redis, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 2_000 });
     redis.on('error', (error: unknown) => logger.debug({ err: error }, 'gray release state connection error'));
     store = new RedisGrayReleaseStore(redis, keyPrefix);
   } else {

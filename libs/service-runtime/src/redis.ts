@@ -1,0 +1,80 @@
+import { parseRedisUrl, type RedisConfig } from '@openrouter/config';
+import { Redis, type RedisOptions } from 'ioredis';
+
+/** Where Redis is: `access.redis` without the key prefix. No sentinel (or none named): `url` is the server. */
+export type RedisConnectionConfig = Pick<RedisConfig, 'url' | 'sentinel'>;
+
+/**
+ * How one connection behaves, chosen by its owner (fail fast, queue while away, pipelining…).
+ * Where it connects, with which credentials, and how it follows a failover are not its choice.
+ */
+export type RedisBehaviour = Pick<
+  RedisOptions,
+  'lazyConnect' | 'enableOfflineQueue' | 'maxRetriesPerRequest' | 'connectTimeout' | 'commandTimeout' | 'enableAutoPipelining' | 'retryStrategy' | 'autoResubscribe'
+>;
+
+/** A sentinel that accepts the connection but does not answer is given up on after this long, for the next one. */
+const SENTINEL_COMMAND_TIMEOUT_MS = 2_000;
+
+/**
+ * The ioredis options that say where Redis is: the server of `url`, or with sentinels the primary
+ * they name. Throws on a URL the configuration schema would refuse (a configuration built in code).
+ */
+export function redisConnectionOptions(config: RedisConnectionConfig): RedisOptions {
+  const sentinel = config.sentinel && config.sentinel.nodes.length > 0 ? config.sentinel : undefined;
+  const parsed = parseRedisUrl(config.url, sentinel !== undefined);
+  // The problem never quotes the URL, which may hold a password.
+  if (!parsed.ok) throw new Error(`access.redis.url ${parsed.problem}`);
+  const { host, port, username, password, db, tls } = parsed.value;
+  const credentials: RedisOptions = { db, ...(username ? { username } : {}), ...(password ? { password } : {}) };
+  if (!sentinel) return { host, port: port ?? 6379, ...credentials, ...(tls ? { tls: {} } : {}) };
+  return {
+    sentinels: sentinel.nodes.map((node) => ({ host: node.host, port: node.port })),
+    name: host,
+    role: 'master',
+    ...credentials,
+    ...(sentinel.username ? { sentinelUsername: sentinel.username } : {}),
+    ...(sentinel.password ? { sentinelPassword: sentinel.password } : {}),
+    ...(sentinel.tls ? { sentinelTLS: {} } : {}),
+    ...(tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+    sentinelCommandTimeout: SENTINEL_COMMAND_TIMEOUT_MS,
+    // Subscribed to the sentinels' +switch-master: a promotion moves the connection at once,
+    // not at its next failed command.
+    failoverDetector: true,
+  };
+}
+
+/**
+ * A demoted primary answers writes with READONLY (a failover, or a managed endpoint that moved)
+ * while the connection to it stays open: such an error drops the connection, and the reconnection
+ * finds the primary again (through the sentinels). A client that queues while away sends the
+ * command again once there (nothing was written); one that fails fast fails it, and its owner's
+ * fail mode applies.
+ */
+export function reconnectOnReadOnly(resend: boolean): NonNullable<RedisOptions['reconnectOnError']> {
+  return (error) => (/\bREADONLY\b/.test(error.message) ? (resend ? 2 : 1) : false);
+}
+
+/**
+ * ioredis puts the failed command on its error, arguments included: for the AUTH or HELLO of a
+ * connection refused for its credentials, the password, which its owner's log would then print.
+ */
+export function hideCredentials(error: unknown): void {
+  const command = error instanceof Error && 'command' in error ? error.command : undefined;
+  if (typeof command !== 'object' || command === null || !('name' in command) || typeof command.name !== 'string') return;
+  if (/^(auth|hello)$/i.test(command.name)) Object.assign(command, { args: ['[redacted]'] });
+}
+
+/**
+ * A Redis client for `config`, behaving as its owner asks. The one place a Redis client is made.
+ * Its owner listens for 'error' (ioredis prints unheard errors); credentials are gone from them first.
+ */
+export function createRedisClient(config: RedisConnectionConfig, behaviour: RedisBehaviour): Redis {
+  const client = new Redis({
+    ...behaviour,
+    ...redisConnectionOptions(config),
+    reconnectOnError: reconnectOnReadOnly(behaviour.enableOfflineQueue !== false),
+  });
+  client.prependListener('error', hideCredentials);
+  return client;
+}
