@@ -9,3 +9,17 @@ export type { OpenAIErrorResponse } from './openai-errors';
 export { paramOf, validate } from './validation';
 export { responseId, ResponsesStream, responsesToChatBody, toResponse, toResponsesParam, toResponsesUsage } from './responses';
 export type { ResponsesStreamError, ResponsesStreamEvent } from './responses';
+export {
+  AnthropicStream,
+  countTokensToChatBody,
+  inMessagesTerms,
+  messageId,
+  messagesToChatBody,
+  toAnthropicError,
+  toAnthropicMessage,
+  toAnthropicUsage,
+  toMessagesParam,
+  toStopReason,
+  TOOL_ERROR,
+} from './anthropic-messages';
+export type { AnthropicErrorBody, AnthropicErrorResponse, AnthropicErrorType, AnthropicStreamEvent } from './anthropic-messages';

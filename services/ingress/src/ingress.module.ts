@@ -11,7 +11,7 @@ import { ReportsHttpController } from './admin/reports.http.controller';
 import { ADMIN_READINESS, AdminStatusHttpController } from './admin/status.http.controller';
 import { RoutingHttpController } from './admin/routing.http.controller';
 import { TenantsHttpController } from './admin/tenants.http.controller';
-import { ApiKeyGuard } from './auth/api-key.guard';
+import { ApiKeyGuard, UnmeteredApiKeyGuard } from './auth/api-key.guard';
 import { BillingClient } from './billing.client';
 import { BudgetService } from './budgets/budget.service';
 import { OpenAIExceptionFilter } from './openai-exception.filter';
@@ -19,6 +19,7 @@ import { RouterPort } from './router.port';
 import { ChatCompletionsHttpController } from './routes/chat-completions.http.controller';
 import { CompletionsHttpController } from './routes/completions.http.controller';
 import { EmbeddingsHttpController } from './routes/embeddings.http.controller';
+import { CountTokensBodyGuard, MessagesBodyGuard, MessagesHttpController } from './routes/messages.http.controller';
 import { ModelsHttpController } from './routes/models.http.controller';
 import { REQUEST_BOUNDS, type RequestBounds } from './routes/request-bounds';
 import { ResponsesBodyGuard, ResponsesHttpController } from './routes/responses.http.controller';
@@ -51,6 +52,7 @@ export class IngressModule {
         ChatCompletionsHttpController,
         CompletionsHttpController,
         ResponsesHttpController,
+        MessagesHttpController,
         EmbeddingsHttpController,
         ModelsHttpController,
         KeysHttpController,
@@ -72,7 +74,10 @@ export class IngressModule {
         ...(deps.billing ? [{ provide: BillingClient, useValue: deps.billing }] : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,
+        UnmeteredApiKeyGuard,
         ResponsesBodyGuard,
+        MessagesBodyGuard,
+        CountTokensBodyGuard,
         AdminGuard,
       ],
     };

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import type { routerv1 } from '@openrouter/contracts';
 import { AccessService, type TrafficAttributes } from '../access/access.service';
+import type { ApiKeyRecord } from '../access/key-record';
 import type { Admission } from '../access/rate-limiter';
 import { RateLimitedError } from '../access/rate-limiter';
 import { BudgetService } from '../budgets/budget.service';
@@ -17,8 +18,9 @@ declare module 'fastify' {
 }
 
 /**
- * Authenticates `Authorization: Bearer <key>`, attaches the caller's request context and charges
- * the request to its rate limits. The rate-limit headers go on the response whatever follows.
+ * Authenticates the caller's key (`Authorization: Bearer <key>`, or `x-api-key` as Anthropic's
+ * SDKs send it), attaches the caller's request context and charges the request to its rate
+ * limits. The rate-limit headers go on the response whatever follows.
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
@@ -31,10 +33,8 @@ export class ApiKeyGuard implements CanActivate {
     const http = context.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    const presented = bearerToken(request.headers.authorization);
     const body = request.body;
-    const authenticated = await this.access.authenticate(presented, String(request.id), trafficAttributes(request.headers, body));
-    if (!authenticated) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
+    const authenticated = await authenticate(this.access, request);
     request.requestContext = authenticated.context;
     // Every check below awaits Redis: a client that leaves meanwhile is stopped after each one,
     // so its request never reaches a provider and holds nothing.
@@ -59,6 +59,42 @@ export class ApiKeyGuard implements CanActivate {
     stopIfClientLeft(reply);
     return true;
   }
+}
+
+/**
+ * Authenticates a request's key only: charges no rate limit and reserves no budget. For requests
+ * that call no provider and spend nothing (`POST /v1/messages/count_tokens`).
+ */
+@Injectable()
+export class UnmeteredApiKeyGuard implements CanActivate {
+  constructor(@Inject(AccessService) private readonly access: AccessService) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    request.requestContext = (await authenticate(this.access, request)).context;
+    return true;
+  }
+}
+
+async function authenticate(access: AccessService, request: FastifyRequest): Promise<{ record: ApiKeyRecord; context: routerv1.RequestContext }> {
+  const presented = presentedKey(request.headers);
+  const authenticated = await access.authenticate(presented, String(request.id), trafficAttributes(request.headers, request.body));
+  if (!authenticated) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
+  return authenticated;
+}
+
+/**
+ * The key a request presents: `Authorization: Bearer <key>`, or, when there is no Authorization
+ * header, `x-api-key: <key>` (how Anthropic's SDKs and tools send it). A request with both is
+ * judged by its Authorization header alone.
+ */
+export function presentedKey(headers: FastifyRequest['headers']): string {
+  const authorization = headers.authorization;
+  if (authorization !== undefined && authorization !== '') return bearerToken(authorization);
+  const apiKey = headers['x-api-key'];
+  const key = typeof apiKey === 'string' ? apiKey.trim() : '';
+  if (key !== '') return key;
+  throw new GatewayError('auth_failed', "You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY' (or in the x-api-key header).", { code: 'missing_api_key' });
 }
 
 export function bearerToken(header: string | undefined): string {

@@ -1,0 +1,633 @@
+import Anthropic, { APIError, AuthenticationError, BadRequestError, InternalServerError, NotFoundError, PermissionDeniedError, RateLimitError } from '@anthropic-ai/sdk';
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError, type ErrorKind } from '@openrouter/errors';
+import {
+  AnthropicStream,
+  countTokensToChatBody,
+  inMessagesTerms,
+  messagesToChatBody,
+  toAnthropicError,
+  toAnthropicMessage,
+  toMessagesParam,
+  TOOL_ERROR,
+  type AnthropicStreamEvent,
+} from './anthropic-messages';
+import { parseChatRequest } from './chat-request';
+import { errorOf } from './gateway-error.testing';
+
+const usage = (p: number, c: number, extra: Partial<chatv1.Usage> = {}): chatv1.Usage => ({
+  promptTokens: p,
+  completionTokens: c,
+  totalTokens: p + c,
+  cachedReadTokens: 0,
+  cacheWriteTokens: 0,
+  reasoningTokens: 0,
+  estimated: false,
+  ...extra,
+});
+
+const weather = { name: 'get_weather', description: 'Weather for a city', input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
+const base = { model: 'claude-x', max_tokens: 256 };
+
+describe('messagesToChatBody', () => {
+  it('turns a system prompt and a string message into chat messages, with max_tokens as the output limit', () => {
+    const chat = messagesToChatBody({ ...base, system: 'Be brief.', messages: [{ role: 'user', content: 'Hello' }] });
+    expect(chat).toEqual({ model: 'claude-x', max_completion_tokens: 256, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello' }] });
+    expect(parseChatRequest(chat).maxCompletionTokens).toBe(256);
+  });
+
+  it('maps every supported parameter to its chat equivalent and ignores what only Anthropic uses', () => {
+    const chat = messagesToChatBody({
+      ...base,
+      system: [{ type: 'text', text: 'One.', cache_control: { type: 'ephemeral' } }, { type: 'text', text: 'Two.' }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi', cache_control: { type: 'ephemeral', ttl: '1h' } }] }],
+      stop_sequences: ['END', 'STOP'],
+      temperature: 0.4,
+      top_p: 0.9,
+      top_k: 40,
+      stream: true,
+      tools: [{ ...weather, cache_control: { type: 'ephemeral' }, strict: true }, { type: 'custom', name: 'noop', input_schema: { type: 'object' } }],
+      tool_choice: { type: 'any', disable_parallel_tool_use: true },
+      metadata: { user_id: 'user-1' },
+      service_tier: 'auto',
+      inference_geo: 'us',
+      cache_control: { type: 'ephemeral' },
+      output_config: { effort: 'high' },
+      models: ['fallback'],
+      route: { strategy: 'cost' },
+    });
+    expect(chat).toEqual({
+      model: 'claude-x',
+      messages: [
+        { role: 'system', content: [{ type: 'text', text: 'One.' }, { type: 'text', text: 'Two.' }] },
+        { role: 'user', content: 'Hi' },
+      ],
+      tools: [
+        { type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.input_schema, strict: true } },
+        { type: 'function', function: { name: 'noop', parameters: { type: 'object' } } },
+      ],
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+      reasoning_effort: 'high',
+      models: ['fallback'],
+      route: { strategy: 'cost' },
+      max_completion_tokens: 256,
+      stop: ['END', 'STOP'],
+      temperature: 0.4,
+      top_p: 0.9,
+      top_k: 40,
+      user: 'user-1',
+      stream: true,
+    });
+    // The chat path reads it as any chat request: top_k rides as the extra key Claude and Gemini take.
+    const parsed = parseChatRequest(chat);
+    expect(JSON.parse(parsed.extraJson)).toEqual({ top_k: 40, models: ['fallback'], route: { strategy: 'cost' } });
+    expect(parsed.stream).toBe(true);
+  });
+
+  it.each([
+    [{ type: 'auto' }, 'auto'],
+    [{ type: 'none' }, 'none'],
+    [{ type: 'any' }, 'required'],
+    [{ type: 'tool', name: 'get_weather' }, { type: 'function', function: { name: 'get_weather' } }],
+  ])('maps tool_choice %j', (choice, expected) => {
+    expect(messagesToChatBody({ ...base, messages: [{ role: 'user', content: 'x' }], tools: [weather], tool_choice: choice })['tool_choice']).toEqual(expected);
+  });
+
+  it('carries images, PDFs and text documents as chat content parts', () => {
+    const chat = messagesToChatBody({
+      ...base,
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+            { type: 'image', source: { type: 'url', url: 'https://example.com/cat.jpg' } },
+            { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0x' }, title: 'report.pdf', cache_control: { type: 'ephemeral' } },
+            { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'Plain notes.' } },
+            { type: 'document', source: { type: 'content', content: [{ type: 'text', text: 'A' }, { type: 'text', text: 'B' }] } },
+            { type: 'text', text: 'What are these?' },
+          ],
+        },
+      ],
+    });
+    expect(chat['messages']).toEqual([
+      {
+        role: 'user',
+        content: [
+          { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+          { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg' } },
+          { type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0x', filename: 'report.pdf' } },
+          { type: 'text', text: 'Plain notes.' },
+          { type: 'text', text: 'A\n\nB' },
+          { type: 'text', text: 'What are these?' },
+        ],
+      },
+    ]);
+  });
+
+  it('turns a tool round trip into assistant tool_calls and tool messages, in order, thinking first in its turn', () => {
+    const signed = { type: 'thinking', thinking: 'Need the weather.', signature: 'sig-1' };
+    const chat = messagesToChatBody({
+      ...base,
+      tools: [weather],
+      messages: [
+        { role: 'user', content: 'Weather in Oslo and Bergen?' },
+        {
+          role: 'assistant',
+          content: [
+            signed,
+            { type: 'redacted_thinking', data: 'opaque' },
+            { type: 'text', text: 'Checking.' },
+            { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } },
+            { type: 'tool_use', id: 'toolu_2', name: 'get_weather', input: { city: 'Bergen' } },
+          ],
+        },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 'toolu_1', content: '4 °C' },
+            { type: 'tool_result', tool_use_id: 'toolu_2', content: [{ type: 'text', text: 'timeout' }], is_error: true },
+            { type: 'text', text: 'Thanks.' },
+          ],
+        },
+      ],
+    });
+    expect(chat['messages']).toEqual([
+      { role: 'user', content: 'Weather in Oslo and Bergen?' },
+      {
+        role: 'assistant',
+        content: 'Checking.',
+        tool_calls: [
+          { id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } },
+          { id: 'toolu_2', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Bergen"}' } },
+        ],
+        thinking_blocks: [signed, { type: 'redacted_thinking', data: 'opaque' }],
+      },
+      { role: 'tool', tool_call_id: 'toolu_1', content: '4 °C' },
+      { role: 'tool', tool_call_id: 'toolu_2', content: [{ type: 'text', text: TOOL_ERROR }, { type: 'text', text: 'timeout' }] },
+      { role: 'user', content: 'Thanks.' },
+    ]);
+    // A valid chat request: the chat path accepts what the translation writes.
+    expect(parseChatRequest(chat).messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'tool', 'user']);
+  });
+
+  it('gives an assistant turn of tool calls alone null content, a string error result its marker, and drops unsigned thinking', () => {
+    const chat = messagesToChatBody({
+      ...base,
+      messages: [
+        { role: 'user', content: 'x' },
+        { role: 'assistant', content: [{ type: 'thinking', thinking: 'Another family wrote this.', signature: '' }, { type: 'tool_use', id: 't1', name: 'f', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'boom', is_error: true }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1' }] },
+      ],
+    });
+    expect(chat['messages']).toEqual([
+      { role: 'user', content: 'x' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 't1', content: `${TOOL_ERROR} boom` },
+      { role: 'tool', tool_call_id: 't1', content: '' },
+    ]);
+  });
+
+  it("passes the client's thinking object on as Claude providers take it, and leaves disabled thinking out", () => {
+    const on = messagesToChatBody({ ...base, max_tokens: 4096, thinking: { type: 'enabled', budget_tokens: 2048, display: null }, messages: [{ role: 'user', content: 'x' }] });
+    expect(on['thinking']).toEqual({ type: 'enabled', budget_tokens: 2048 });
+    expect(JSON.parse(parseChatRequest(on).extraJson)).toEqual({ thinking: { type: 'enabled', budget_tokens: 2048 } });
+    expect(messagesToChatBody({ ...base, thinking: { type: 'adaptive', display: 'summarized' }, messages: [{ role: 'user', content: 'x' }] })['thinking']).toEqual({ type: 'adaptive', display: 'summarized' });
+    expect(messagesToChatBody({ ...base, thinking: { type: 'disabled' }, messages: [{ role: 'user', content: 'x' }] })).not.toHaveProperty('thinking');
+  });
+
+  it('asks structured output (output_config.format) as a json_schema response format', () => {
+    const schema = { type: 'object', properties: { a: { type: 'string' } } };
+    expect(messagesToChatBody({ ...base, output_config: { format: { type: 'json_schema', schema } }, messages: [{ role: 'user', content: 'x' }] })['response_format']).toEqual({
+      type: 'json_schema',
+      json_schema: { name: 'response', schema },
+    });
+  });
+
+  it('takes a system role message (newer SDKs) as a chat system message', () => {
+    expect(messagesToChatBody({ ...base, messages: [{ role: 'system', content: [{ type: 'text', text: 'Rules.' }] }, { role: 'user', content: 'x' }] })['messages']).toEqual([
+      { role: 'system', content: [{ type: 'text', text: 'Rules.' }] },
+      { role: 'user', content: 'x' },
+    ]);
+  });
+
+  describe('refusals', () => {
+    const messages = [{ role: 'user', content: 'hi' }];
+
+    it.each<[string, Record<string, unknown>, string, string]>([
+      ['an unknown parameter', { ...base, messages, frequency_penalty: 1 }, 'frequency_penalty', 'unknown_parameter'],
+      ['a missing max_tokens', { model: 'm', messages }, 'max_tokens', 'missing_required_parameter'],
+      ['a missing model', { max_tokens: 5, messages }, 'model', 'missing_required_parameter'],
+      ['no messages', { ...base, messages: [] }, 'messages', 'invalid_value'],
+      ['a temperature over 1', { ...base, messages, temperature: 1.5 }, 'temperature', 'invalid_value'],
+      ['a thinking budget under 1024', { ...base, messages, thinking: { type: 'enabled', budget_tokens: 500 } }, 'thinking.budget_tokens', 'invalid_value'],
+      ['an unknown thinking type', { ...base, messages, thinking: { type: 'sometimes' } }, 'thinking.type', 'invalid_value'],
+      ['a misspelt thinking field', { ...base, messages, thinking: { type: 'enabled', budget_tokens: 2048, budget: 1 } }, 'thinking.budget', 'unknown_parameter'],
+      ['a custom tool without input_schema', { ...base, messages, tools: [{ name: 'f' }] }, 'tools[0].input_schema', 'missing_required_parameter'],
+      ['web search', { ...base, messages, tools: [weather, { type: 'web_search_20250305', name: 'web_search' }] }, 'tools[1]', 'unsupported_parameter'],
+      ['computer use', { ...base, messages, tools: [{ type: 'computer_20250124', name: 'computer', display_width_px: 1024, display_height_px: 768 }] }, 'tools[0]', 'unsupported_parameter'],
+      ['bash', { ...base, messages, tools: [{ type: 'bash_20250124', name: 'bash' }] }, 'tools[0]', 'unsupported_parameter'],
+      ['the text editor', { ...base, messages, tools: [{ type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' }] }, 'tools[0]', 'unsupported_parameter'],
+      ['MCP servers', { ...base, messages, mcp_servers: [{ type: 'url', url: 'https://x', name: 'x' }] }, 'mcp_servers', 'unsupported_parameter'],
+      ['a container', { ...base, messages, container: 'container_1' }, 'container', 'unsupported_parameter'],
+      ['a tool_choice naming no declared tool', { ...base, messages, tools: [weather], tool_choice: { type: 'tool', name: 'other' } }, 'tool_choice.name', 'invalid_value'],
+      ['a forced tool choice without tools', { ...base, messages, tool_choice: { type: 'any' } }, 'tool_choice', 'invalid_value'],
+      ['an image given by file id', { ...base, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'file', file_id: 'file_1' } }] }] }, 'messages[0].content[0].source.type', 'unsupported_parameter'],
+      ['an image of another type', { ...base, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/tiff', data: 'x' } }] }] }, 'messages[0].content[0].source.media_type', 'invalid_value'],
+      ['a PDF by URL', { ...base, messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'url', url: 'https://x/y.pdf' } }] }] }, 'messages[0].content[0].source.type', 'unsupported_parameter'],
+      ['a base64 document that is not a PDF', { ...base, messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'base64', media_type: 'text/csv', data: 'YSxi' } }] }] }, 'messages[0].content[0].source.media_type', 'invalid_value'],
+      ['a server tool result', { ...base, messages: [{ role: 'assistant', content: [{ type: 'web_search_tool_result', tool_use_id: 's', content: [] }] }] }, 'messages[0].content[0].type', 'unsupported_parameter'],
+      ['a tool result in an assistant turn', { ...base, messages: [{ role: 'assistant', content: [{ type: 'tool_result', tool_use_id: 't' }] }] }, 'messages[0].content[0].type', 'invalid_value'],
+      ['thinking in a user turn', { ...base, messages: [{ role: 'user', content: [{ type: 'thinking', thinking: 'x', signature: 's' }] }] }, 'messages[0].content[0].type', 'invalid_value'],
+      ['a tool_use without input', { ...base, messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f' }] }] }, 'messages[0].content[0].input', 'missing_required_parameter'],
+      ['an unknown role', { ...base, messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role', 'invalid_value'],
+    ])('refuses %s with a 400 naming the parameter', (_name, body, param, code) => {
+      const error = errorOf(() => messagesToChatBody(body));
+      expect(error).toMatchObject({ kind: 'bad_request', param, code });
+      expect(error.message).toContain(param);
+    });
+
+    it("says why Anthropic's own tools are refused", () => {
+      const error = errorOf(() => messagesToChatBody({ ...base, messages, tools: [{ type: 'web_search_20250305', name: 'web_search' }] }));
+      expect(error.message).toMatch(/'web_search_20250305' \('web_search'\) is one of Anthropic's own tools/);
+      expect(error.message).toContain('custom tool');
+    });
+
+    it('refuses a body that is not an object', () => {
+      expect(errorOf(() => messagesToChatBody([1]))).toMatchObject({ kind: 'bad_request', code: 'invalid_type' });
+    });
+  });
+});
+
+describe('countTokensToChatBody', () => {
+  it('translates the prompt without an output limit, and refuses parameters of a message request', () => {
+    expect(countTokensToChatBody({ model: 'm', system: 'S', messages: [{ role: 'user', content: 'x' }], tools: [weather] })).toEqual({
+      model: 'm',
+      messages: [
+        { role: 'system', content: 'S' },
+        { role: 'user', content: 'x' },
+      ],
+      tools: [{ type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.input_schema } }],
+    });
+    expect(errorOf(() => countTokensToChatBody({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }))).toMatchObject({ param: 'max_tokens', code: 'unknown_parameter' });
+  });
+});
+
+function completion(message: Partial<chatv1.AssistantMessage>, finishReason = 'stop', u: chatv1.Usage | undefined = usage(12, 5)): chatv1.ChatCompletion {
+  return {
+    id: 'chatcmpl-1',
+    created: 1_700_000_000,
+    model: 'upstream',
+    choices: [{ index: 0, message: { role: 'assistant', toolCalls: [], extraJson: '', ...message }, finishReason, logprobsJson: '' }],
+    usage: u,
+    systemFingerprint: undefined,
+    serviceTier: undefined,
+  };
+}
+
+describe('toAnthropicMessage', () => {
+  it('answers a message with text, its stop reason and usage, under the public model id', () => {
+    const m = toAnthropicMessage(completion({ content: 'Hello.' }), 'claude-x');
+    expect(m).toEqual({
+      id: expect.stringMatching(/^msg_[0-9a-f]{24}$/) as unknown,
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-x',
+      content: [{ type: 'text', text: 'Hello.' }],
+      stop_reason: 'end_turn',
+      stop_sequence: null,
+      usage: { input_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 5 },
+    });
+  });
+
+  it('puts signed thinking first and tool calls last, their input as an object', () => {
+    const blocks = [
+      { type: 'thinking', thinking: 'Hmm.', signature: 'sig' },
+      { type: 'redacted_thinking', data: 'opaque' },
+    ];
+    const m = toAnthropicMessage(
+      completion(
+        {
+          content: 'Checking.',
+          extraJson: JSON.stringify({ reasoning_content: 'Hmm.', thinking_blocks: blocks }),
+          toolCalls: [
+            { id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } },
+            { id: '', type: 'function', function: { name: 'f', arguments: 'not json' } },
+          ],
+        },
+        'tool_calls',
+      ),
+      'm',
+    );
+    expect(m['content']).toEqual([
+      ...blocks,
+      { type: 'text', text: 'Checking.' },
+      { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } },
+      { type: 'tool_use', id: expect.stringMatching(/^toolu_/) as unknown, name: 'f', input: {} },
+    ]);
+    expect(m['stop_reason']).toBe('tool_use');
+  });
+
+  it("gives another family's reasoning text as a thinking block without a signature", () => {
+    expect(toAnthropicMessage(completion({ content: '4', extraJson: JSON.stringify({ reasoning_content: '2+2' }) }), 'm')['content']).toEqual([
+      { type: 'thinking', thinking: '2+2', signature: '' },
+      { type: 'text', text: '4' },
+    ]);
+  });
+
+  it.each([
+    ['stop', [], 'end_turn'],
+    ['length', [], 'max_tokens'],
+    ['content_filter', [], 'refusal'],
+    ['tool_calls', [], 'tool_use'],
+    ['stop', [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }], 'tool_use'],
+  ])('maps finish reason %s (tool calls %j) to %s', (finish, calls, stop) => {
+    expect(toAnthropicMessage(completion({ content: 'x', toolCalls: calls }, finish), 'm')['stop_reason']).toBe(stop);
+  });
+
+  it('counts the cached prompt apart from input_tokens, as Anthropic does', () => {
+    expect(toAnthropicMessage(completion({ content: 'x' }, 'stop', usage(1000, 5, { cachedReadTokens: 600, cacheWriteTokens: 300 })), 'm')['usage']).toEqual({
+      input_tokens: 100,
+      cache_read_input_tokens: 600,
+      cache_creation_input_tokens: 300,
+      output_tokens: 5,
+    });
+  });
+
+  it('answers empty content for an empty answer, and a refusal as text', () => {
+    expect(toAnthropicMessage(completion({}), 'm')['content']).toEqual([]);
+    expect(toAnthropicMessage(completion({ refusal: 'I cannot help.' }, 'content_filter'), 'm')).toMatchObject({ content: [{ type: 'text', text: 'I cannot help.' }], stop_reason: 'refusal' });
+  });
+});
+
+function chunk(delta: Partial<chatv1.Delta>, finishReason?: string): chatv1.ChatChunk {
+  return { id: 'chatcmpl-1', created: 1_700_000_000, model: 'upstream', choices: [{ index: 0, delta: { toolCalls: [], extraJson: '', ...delta }, finishReason, logprobsJson: '' }] };
+}
+const usageChunk = (u: chatv1.Usage): chatv1.ChatChunk => ({ id: 'chatcmpl-1', created: 1_700_000_000, model: 'upstream', choices: [], usage: u });
+
+function run(chunks: chatv1.ChatChunk[], finalUsage?: chatv1.Usage): AnthropicStreamEvent[] {
+  const stream = new AnthropicStream('claude-x', 9);
+  return [...stream.start(), ...chunks.flatMap((c) => stream.chunk(c)), ...stream.complete(finalUsage)];
+}
+
+const thinking = (text: string): chatv1.ChatChunk => chunk({ extraJson: JSON.stringify({ reasoning_content: text }) });
+const signedBlock = (text: string, signature: string): chatv1.ChatChunk => chunk({ extraJson: JSON.stringify({ thinking_blocks: [{ type: 'thinking', thinking: text, signature }] }) });
+
+describe('AnthropicStream', () => {
+  it('streams text as Anthropic does: message_start, one text block, message_delta with the usage, message_stop', () => {
+    const events = run([chunk({ role: 'assistant', content: '' }), chunk({ content: 'Hel' }), chunk({ content: 'lo' }), chunk({}, 'stop'), usageChunk(usage(3, 2))]);
+    expect(events).toEqual([
+      {
+        type: 'message_start',
+        message: {
+          id: expect.stringMatching(/^msg_/) as unknown,
+          type: 'message',
+          role: 'assistant',
+          model: 'claude-x',
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: { input_tokens: 9, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 0 },
+        },
+      },
+      { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hel' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'lo' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { input_tokens: 3, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 2 } },
+      { type: 'message_stop' },
+    ]);
+  });
+
+  it('numbers thinking, text and tool_use blocks in order, the signature closing the streamed thinking', () => {
+    const events = run([
+      thinking('Need '),
+      thinking('weather.'),
+      signedBlock('Need weather.', 'sig-1'),
+      chunk({ extraJson: JSON.stringify({ thinking_blocks: [{ type: 'redacted_thinking', data: 'opaque' }] }) }),
+      chunk({ content: 'Checking.' }),
+      chunk({ toolCalls: [{ index: 0, id: 'call_a', type: 'function', name: 'get_weather', arguments: '' }] }),
+      chunk({ toolCalls: [{ index: 0, arguments: '{"city":' }] }),
+      chunk({ toolCalls: [{ index: 0, arguments: '"Oslo"}' }] }),
+      chunk({ toolCalls: [{ index: 1, id: 'call_b', type: 'function', name: 'get_time', arguments: '{}' }] }),
+      chunk({}, 'tool_calls'),
+    ]);
+    expect(events.slice(1)).toEqual([
+      { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'Need ' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'weather.' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'sig-1' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: { type: 'redacted_thinking', data: 'opaque' } },
+      { type: 'content_block_stop', index: 1 },
+      { type: 'content_block_start', index: 2, content_block: { type: 'text', text: '' } },
+      { type: 'content_block_delta', index: 2, delta: { type: 'text_delta', text: 'Checking.' } },
+      { type: 'content_block_stop', index: 2 },
+      { type: 'content_block_start', index: 3, content_block: { type: 'tool_use', id: 'call_a', name: 'get_weather', input: {} } },
+      { type: 'content_block_delta', index: 3, delta: { type: 'input_json_delta', partial_json: '{"city":' } },
+      { type: 'content_block_delta', index: 3, delta: { type: 'input_json_delta', partial_json: '"Oslo"}' } },
+      { type: 'content_block_stop', index: 3 },
+      { type: 'content_block_start', index: 4, content_block: { type: 'tool_use', id: 'call_b', name: 'get_time', input: {} } },
+      { type: 'content_block_delta', index: 4, delta: { type: 'input_json_delta', partial_json: '{}' } },
+      { type: 'content_block_stop', index: 4 },
+      { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 0 } },
+      { type: 'message_stop' },
+    ]);
+  });
+
+  it('sends a signed block that arrives whole (no streamed text) with its text, then its signature', () => {
+    expect(run([signedBlock('All at once.', 'sig')]).slice(1, 5)).toEqual([
+      { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'All at once.' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'sig' } },
+      { type: 'content_block_stop', index: 0 },
+    ]);
+  });
+
+  it('ends a cut answer with max_tokens, and takes the final usage it is given', () => {
+    const events = run([chunk({ content: 'Once upon' }), chunk({}, 'length')], usage(7, 4, { cachedReadTokens: 2 }));
+    expect(events.at(-2)).toEqual({ type: 'message_delta', delta: { stop_reason: 'max_tokens', stop_sequence: null }, usage: { input_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 2, output_tokens: 4 } });
+  });
+
+  it('fails with an error event in Anthropic shape', () => {
+    const stream = new AnthropicStream('m', 1);
+    expect(stream.fail(toAnthropicError(new GatewayError('upstream_error', 'The provider failed.')).body)).toEqual([{ type: 'error', error: { type: 'api_error', message: 'The provider failed.' } }]);
+  });
+});
+
+describe('toAnthropicError', () => {
+  it.each<[ErrorKind, Record<string, unknown>, number, string]>([
+    ['bad_request', {}, 400, 'invalid_request_error'],
+    ['bad_request', { code: 'request_too_large' }, 413, 'request_too_large'],
+    ['context_length_exceeded', {}, 400, 'invalid_request_error'],
+    ['content_filtered', {}, 400, 'invalid_request_error'],
+    ['auth_failed', {}, 401, 'authentication_error'],
+    ['auth_failed', { upstreamStatus: 401 }, 502, 'api_error'],
+    ['budget_exceeded', {}, 402, 'billing_error'],
+    ['permission_denied', {}, 403, 'permission_error'],
+    ['not_found', {}, 404, 'not_found_error'],
+    ['not_found', { upstreamStatus: 404 }, 502, 'api_error'],
+    ['rate_limited', {}, 429, 'rate_limit_error'],
+    ['cancelled', {}, 499, 'invalid_request_error'],
+    ['internal', {}, 500, 'api_error'],
+    ['upstream_error', {}, 502, 'api_error'],
+    ['overloaded', {}, 529, 'overloaded_error'],
+    ['unavailable', {}, 503, 'overloaded_error'],
+    ['timeout', {}, 504, 'api_error'],
+  ])('maps %s %j to %i %s', (kind, options, status, type) => {
+    const response = toAnthropicError(new GatewayError(kind, 'Something.', options));
+    expect(response.status).toBe(status);
+    expect(response.body).toEqual({ type: 'error', error: { type, message: kind === 'internal' ? 'The gateway failed to process the request.' : 'Something.' } });
+  });
+
+  it('keeps retry-after for a rate limit and an overload', () => {
+    expect(toAnthropicError(new GatewayError('rate_limited', 'Slow down.', { retryAfterMs: 1500 })).headers).toEqual({ 'retry-after': '2', 'retry-after-ms': '1500' });
+    expect(toAnthropicError(new GatewayError('unavailable', 'Later.', { retryAfterMs: 3000 })).headers).toEqual({ 'retry-after': '3', 'retry-after-ms': '3000' });
+    expect(toAnthropicError(new GatewayError('rate_limited', 'Slow down.')).headers).toEqual({});
+  });
+});
+
+describe('errors of the chat path in the request\'s words', () => {
+  it.each([
+    ['max_completion_tokens', 'max_tokens'],
+    ['stop', 'stop_sequences'],
+    ['user', 'metadata.user_id'],
+    ['reasoning_effort', 'output_config.effort'],
+    ['response_format.json_schema.schema', 'output_config.format'],
+    ['messages[3].content', 'messages'],
+    ['tools[1].function.parameters', 'tools[1].input_schema'],
+    ['tools[0].function.name', 'tools[0].name'],
+    ['tool_choice.function.name', 'tool_choice.name'],
+    ['thinking', 'thinking'],
+  ])('names %s as %s', (param, expected) => {
+    expect(toMessagesParam(param)).toBe(expected);
+  });
+
+  it('renames the parameter in the message too', () => {
+    const error = inMessagesTerms(new GatewayError('bad_request', 'max_completion_tokens may be at most 100; got 500.', { param: 'max_completion_tokens', code: 'invalid_value' }));
+    expect(error).toMatchObject({ message: 'max_tokens may be at most 100; got 500.', param: 'max_tokens', code: 'invalid_value' });
+  });
+});
+
+// ---- the official SDK reading what we emit, in process ----
+
+type Respond = (path: string, body: Record<string, unknown>) => Response;
+
+function sdk(respond: Respond): Anthropic {
+  return new Anthropic({
+    apiKey: 'sk-test',
+    baseURL: 'http://gateway.test',
+    maxRetries: 0,
+    fetch: async (url: string | URL | Request, init?: RequestInit): Promise<Response> =>
+      respond(new URL(url instanceof Request ? url.url : String(url)).pathname, typeof init?.body === 'string' ? (JSON.parse(init.body) as Record<string, unknown>) : {}),
+  });
+}
+
+const json = (body: unknown, status = 200, headers: Record<string, string> = {}): Response => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+
+const sse = (events: readonly AnthropicStreamEvent[]): Response =>
+  new Response(events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join(''), { status: 200, headers: { 'content-type': 'text/event-stream' } });
+
+describe('the official @anthropic-ai/sdk', () => {
+  it('sends bodies that translate to valid chat requests', async () => {
+    let sent: Record<string, unknown> = {};
+    const client = sdk((_path, body) => {
+      sent = body;
+      return json(toAnthropicMessage(completion({ content: 'ok' }), 'claude-x'));
+    });
+    await client.messages.create({
+      model: 'claude-x',
+      max_tokens: 100,
+      system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }],
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'Weather?' }] },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '4 °C' }] },
+      ],
+      tools: [{ name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }],
+      tool_choice: { type: 'auto' },
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      metadata: { user_id: 'u-1' },
+    });
+    const chat = parseChatRequest(messagesToChatBody(sent));
+    expect(chat.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool']);
+    expect(chat.user).toBe('u-1');
+  });
+
+  it('reads our message', async () => {
+    const body = toAnthropicMessage(
+      completion(
+        {
+          extraJson: JSON.stringify({ thinking_blocks: [{ type: 'thinking', thinking: 'Hmm.', signature: 'sig' }] }),
+          toolCalls: [{ id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }],
+        },
+        'tool_calls',
+      ),
+      'claude-x',
+    );
+    const message = await sdk(() => json(body)).messages.create({ model: 'claude-x', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] });
+    expect(message.stop_reason).toBe('tool_use');
+    expect(message.content.map((b) => b.type)).toEqual(['thinking', 'tool_use']);
+    const use = message.content[1];
+    expect(use?.type === 'tool_use' ? use.input : undefined).toEqual({ city: 'Oslo' });
+    expect(message.usage).toMatchObject({ input_tokens: 12, output_tokens: 5 });
+  });
+
+  it('assembles our stream with messages.stream() into the final message', async () => {
+    const events = run(
+      [
+        thinking('Think.'),
+        signedBlock('Think.', 'sig-1'),
+        chunk({ content: 'It is ' }),
+        chunk({ content: 'cold.' }),
+        chunk({ toolCalls: [{ index: 0, id: 'toolu_9', type: 'function', name: 'get_weather', arguments: '{"ci' }] }),
+        chunk({ toolCalls: [{ index: 0, arguments: 'ty":"Oslo"}' }] }),
+        chunk({}, 'tool_calls'),
+      ],
+      usage(20, 8),
+    );
+    const stream = sdk(() => sse(events)).messages.stream({ model: 'claude-x', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] });
+    let text = '';
+    stream.on('text', (delta) => (text += delta));
+    let signature = '';
+    stream.on('signature', (s) => (signature = s));
+    const final = await stream.finalMessage();
+    expect(text).toBe('It is cold.');
+    expect(signature).toBe('sig-1');
+    expect(final.content).toEqual([
+      { type: 'thinking', thinking: 'Think.', signature: 'sig-1' },
+      { type: 'text', text: 'It is cold.' },
+      { type: 'tool_use', id: 'toolu_9', name: 'get_weather', input: { city: 'Oslo' } },
+    ]);
+    expect(final.stop_reason).toBe('tool_use');
+    expect(final.usage).toMatchObject({ input_tokens: 20, output_tokens: 8 });
+  });
+
+  it('raises the error class of each error status, and APIError for an error event mid-stream', async () => {
+    const cases: Array<[ErrorKind, new (...args: never[]) => APIError]> = [
+      ['bad_request', BadRequestError],
+      ['auth_failed', AuthenticationError],
+      ['permission_denied', PermissionDeniedError],
+      ['not_found', NotFoundError],
+      ['rate_limited', RateLimitError],
+      ['overloaded', InternalServerError],
+    ];
+    for (const [kind, errorClass] of cases) {
+      const { status, body, headers } = toAnthropicError(new GatewayError(kind, `A ${kind} error.`));
+      const error = await sdk(() => json(body, status, headers))
+        .messages.create({ model: 'm', max_tokens: 1, messages: [{ role: 'user', content: 'x' }] })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(errorClass);
+      expect((error as APIError).message).toContain(`A ${kind} error.`);
+    }
+
+    const stream = new AnthropicStream('m', 1);
+    const events = [...stream.start(), ...stream.chunk(chunk({ content: 'Hi' })), ...stream.fail(toAnthropicError(new GatewayError('upstream_error', 'The provider dropped the stream.')).body)];
+    const failed = sdk(() => sse(events)).messages.stream({ model: 'm', max_tokens: 1, messages: [{ role: 'user', content: 'x' }] });
+    const error = await failed.finalMessage().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(APIError);
+    expect((error as APIError).message).toContain('The provider dropped the stream.');
+  });
+});

@@ -1,0 +1,794 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { REQUEST_BOUNDS } from './chat-request';
+import { badRequest, isObject, type JsonObject, validate } from './validation';
+
+/**
+ * Anthropic's Messages API (`POST /v1/messages`, `POST /v1/messages/count_tokens`), served by the
+ * chat path: a request becomes the equivalent Chat Completions body, and the chat answer (whole
+ * or streamed) becomes a `message` object or Anthropic's stream events, whichever provider the
+ * router picked. What only Anthropic's platform can do (server tools, the Files API, MCP
+ * servers, containers) is refused by name. Claude's signed thinking travels as the chat path
+ * carries it (`thinking_blocks`). See docs/anthropic-messages.md.
+ */
+
+/** Extra checks for objects whose required fields depend on their `type`; other types pass as they are. */
+function byType(shapes: Readonly<Record<string, z.ZodType>>) {
+  return (value: { type: string }, ctx: z.RefinementCtx): void => {
+    const shape = Object.hasOwn(shapes, value.type) ? shapes[value.type] : undefined;
+    const result = shape?.safeParse(value);
+    if (result && !result.success) for (const issue of result.error.issues) ctx.addIssue({ ...issue });
+  };
+}
+
+const IMAGE_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] as const;
+
+const imageSource = z.looseObject({ type: z.string() }).superRefine(
+  byType({
+    base64: z.looseObject({ media_type: z.enum(IMAGE_MEDIA_TYPES), data: z.string().min(1) }),
+    url: z.looseObject({ url: z.string().min(1) }),
+    file: z.looseObject({ file_id: z.string() }),
+  }),
+);
+
+/** Blocks that may sit inside others (a tool result's content, a document's `content` source). */
+const innerBlock = z.looseObject({ type: z.string() }).superRefine(
+  byType({
+    text: z.looseObject({ text: z.string() }),
+    image: z.looseObject({ source: imageSource }),
+  }),
+);
+
+const documentSource = z.looseObject({ type: z.string() }).superRefine(
+  byType({
+    base64: z.looseObject({ media_type: z.string(), data: z.string().min(1) }),
+    text: z.looseObject({ data: z.string() }),
+    url: z.looseObject({ url: z.string() }),
+    content: z.looseObject({ content: z.union([z.string(), z.array(innerBlock)]) }),
+    file: z.looseObject({ file_id: z.string() }),
+  }),
+);
+
+/** Content blocks by `type`; other types are refused by name when translated. `cache_control` is accepted and ignored. */
+const block = z.looseObject({ type: z.string() }).superRefine(
+  byType({
+    text: z.looseObject({ text: z.string() }),
+    image: z.looseObject({ source: imageSource }),
+    document: z.looseObject({ source: documentSource, title: z.string().nullish() }),
+    tool_use: z.looseObject({ id: z.string().min(1), name: z.string().min(1), input: z.record(z.string(), z.unknown()) }),
+    tool_result: z.looseObject({ tool_use_id: z.string().min(1), content: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]).nullish(), is_error: z.boolean().nullish() }),
+    thinking: z.looseObject({ thinking: z.string(), signature: z.string() }),
+    redacted_thinking: z.looseObject({ data: z.string().min(1) }),
+  }),
+);
+type Block = z.infer<typeof block>;
+
+const ROLES = ['user', 'assistant', 'system'] as const;
+
+const message = z.looseObject({ role: z.enum(ROLES), content: z.union([z.string(), z.array(block)]) });
+type Message = z.infer<typeof message>;
+
+const systemPrompt = z.union([z.string(), z.array(z.looseObject({ type: z.literal('text'), text: z.string() }))]);
+
+/** A custom tool (`type` absent, null or `custom`); any other type is one of Anthropic's own tools, refused when translated. */
+const tool = z.looseObject({ type: z.string().nullish() }).superRefine((t, ctx) => {
+  if (t.type != null && t.type !== 'custom') return;
+  byType({
+    custom: z.looseObject({
+      name: z.string().min(1),
+      description: z.string().nullish(),
+      input_schema: z.record(z.string(), z.unknown()),
+      strict: z.boolean().nullish(),
+    }),
+  })({ ...t, type: 'custom' }, ctx);
+});
+type Tool = z.infer<typeof tool>;
+
+const toolChoice = z
+  .looseObject({ type: z.enum(['auto', 'any', 'tool', 'none']), disable_parallel_tool_use: z.boolean().nullish() })
+  .superRefine(byType({ tool: z.looseObject({ name: z.string().min(1) }) }));
+
+/** Claude's smallest thinking budget. */
+const MIN_THINKING_BUDGET = 1024;
+const display = z.enum(['summarized', 'omitted']).nullish();
+
+const thinking = z.looseObject({ type: z.enum(['enabled', 'adaptive', 'disabled']) }).superRefine(
+  byType({
+    enabled: z.strictObject({ type: z.literal('enabled'), budget_tokens: z.int().min(MIN_THINKING_BUDGET), display }),
+    adaptive: z.strictObject({ type: z.literal('adaptive'), display }),
+    disabled: z.strictObject({ type: z.literal('disabled') }),
+  }),
+);
+
+const outputConfig = z.strictObject({
+  effort: z.enum(['low', 'medium', 'high', 'xhigh', 'max']).nullish(),
+  format: z.strictObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) }).nullish(),
+});
+
+/** Fields a Messages request and a token count share. */
+const shared = {
+  model: z.string().min(1),
+  messages: z.array(message).min(1),
+  system: systemPrompt.nullish(),
+  tools: z.array(tool).nullish(),
+  tool_choice: toolChoice.nullish(),
+  thinking: thinking.nullish(),
+  output_config: outputConfig.nullish(),
+  // Prompt caching is the provider's: accepted and ignored (the request is the same without it).
+  cache_control: z.unknown().optional(),
+  // Known and refused when set (they need Anthropic's platform).
+  mcp_servers: z.unknown().optional(),
+  context_management: z.unknown().optional(),
+  container: z.unknown().optional(),
+  // The gateway's routing extensions (docs/routing.md), passed on as the chat path takes them.
+  models: z.unknown().optional(),
+  route: z.unknown().optional(),
+};
+
+const messagesBody = z.strictObject({
+  ...shared,
+  max_tokens: z.int().min(1).max(REQUEST_BOUNDS.maxTokens),
+  stop_sequences: z.array(z.string()).nullish(),
+  temperature: z.number().min(0).max(1).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  top_k: z.int().min(0).nullish(),
+  stream: z.boolean().nullish(),
+  metadata: z.looseObject({ user_id: z.string().max(256).nullish() }).nullish(),
+  // Anthropic's capacity and placement choices: accepted and ignored (the router picks the deployment).
+  service_tier: z.string().nullish(),
+  inference_geo: z.string().nullish(),
+  speed: z.string().nullish(),
+});
+type MessagesBody = z.infer<typeof messagesBody>;
+
+const countTokensBody = z.strictObject(shared);
+type CountTokensBody = z.infer<typeof countTokensBody>;
+
+function unsupported(param: string, why: string): never {
+  throw badRequest(`'${param}' is not supported by this gateway: ${why}.`, param, 'unsupported_parameter');
+}
+
+function invalid(param: string, why: string): never {
+  throw badRequest(`Invalid value for '${param}': ${why}.`, param, 'invalid_value');
+}
+
+/** Parameters that need Anthropic's platform. */
+function refuseUnsupported(b: CountTokensBody): void {
+  if (b.mcp_servers != null) unsupported('mcp_servers', 'MCP servers are connected by Anthropic\'s platform; call the tools yourself and declare them as custom tools');
+  if (b.container != null) unsupported('container', "containers belong to Anthropic's code execution tool, which this gateway does not run");
+  if (b.context_management != null) unsupported('context_management', 'server-side context editing is not available; send the conversation as you want it read');
+}
+
+/**
+ * A client's Messages request, validated, as the equivalent Chat Completions body. Unknown
+ * parameters are refused (`unknown_parameter`); Anthropic's server tools and what needs its
+ * platform are refused by name (`unsupported_parameter`).
+ */
+export function messagesToChatBody(body: unknown): JsonObject {
+  const b = validate(messagesBody, body);
+  const chat = conversation(b);
+  chat['max_completion_tokens'] = b.max_tokens;
+  if (b.stop_sequences && b.stop_sequences.length > 0) chat['stop'] = b.stop_sequences;
+  if (b.temperature != null) chat['temperature'] = b.temperature;
+  if (b.top_p != null) chat['top_p'] = b.top_p;
+  // The chat path's carrier for it: Claude and Gemini providers take it.
+  if (b.top_k != null) chat['top_k'] = b.top_k;
+  const user = b.metadata?.user_id;
+  if (user != null && user !== '') chat['user'] = user;
+  if (b.stream === true) chat['stream'] = true;
+  return chat;
+}
+
+/** A token-count request (`/v1/messages/count_tokens`), validated, as the chat body its prompt would be. */
+export function countTokensToChatBody(body: unknown): JsonObject {
+  return conversation(validate(countTokensBody, body));
+}
+
+/** What a Messages request and a token count both translate: the prompt, tools and thinking. */
+function conversation(b: CountTokensBody): JsonObject {
+  refuseUnsupported(b);
+  const messages: JsonObject[] = [];
+  const system = systemMessage(b.system);
+  if (system) messages.push(system);
+  b.messages.forEach((m, i) => addMessage(messages, m, i));
+  const chat: JsonObject = { model: b.model, messages };
+  const tools = (b.tools ?? []).map(toChatTool);
+  if (tools.length > 0) chat['tools'] = tools;
+  if (b.tool_choice != null) applyToolChoice(chat, b.tool_choice, b.tools ?? []);
+  // The client's own thinking object, which Claude providers take as it is (docs/providers/anthropic.md).
+  const thought = b.thinking ? chatThinking(b.thinking) : undefined;
+  if (thought) chat['thinking'] = thought;
+  const effort = b.output_config?.effort;
+  if (effort != null) chat['reasoning_effort'] = effort;
+  const format = b.output_config?.format;
+  if (format != null) chat['response_format'] = { type: 'json_schema', json_schema: { name: 'response', schema: format.schema } };
+  if (b.models !== undefined) chat['models'] = b.models;
+  if (b.route !== undefined) chat['route'] = b.route;
+  return chat;
+}
+
+/** The thinking object as Claude providers take it (no nulls); none when it is off, as when it is absent. */
+function chatThinking(t: z.infer<typeof thinking>): JsonObject | undefined {
+  if (t.type === 'disabled') return undefined;
+  const out: JsonObject = t.type === 'enabled' ? { type: 'enabled', budget_tokens: t['budget_tokens'] } : { type: t.type };
+  if (typeof t['display'] === 'string') out['display'] = t['display'];
+  return out;
+}
+
+function systemMessage(system: MessagesBody['system']): JsonObject | undefined {
+  if (system == null || system === '') return undefined;
+  if (typeof system === 'string') return { role: 'system', content: system };
+  if (system.length === 0) return undefined;
+  const only = system.length === 1 ? system[0] : undefined;
+  return { role: 'system', content: only ? only.text : system.map((b) => ({ type: 'text', text: b.text })) };
+}
+
+/** One Anthropic message as chat messages, in order: a user turn's tool results become `tool` messages ahead of its other content. */
+function addMessage(messages: JsonObject[], m: Message, i: number): void {
+  const param = `messages[${i}]`;
+  if (typeof m.content === 'string') {
+    messages.push({ role: m.role, content: m.content });
+    return;
+  }
+  switch (m.role) {
+    case 'assistant':
+      messages.push(assistantMessage(m.content, param));
+      return;
+    case 'system': {
+      const parts = m.content.map((b, j) => (b.type === 'text' ? { type: 'text', text: b['text'] } : invalid(`${param}.content[${j}].type`, `a system message carries text blocks, not '${b.type}'`)));
+      messages.push({ role: 'system', content: parts });
+      return;
+    }
+    case 'user': {
+      const parts: JsonObject[] = [];
+      m.content.forEach((b, j) => {
+        if (b.type === 'tool_result') messages.push(toolMessage(b, `${param}.content[${j}]`));
+        else parts.push(userPart(b, `${param}.content[${j}]`));
+      });
+      if (parts.length > 0) messages.push({ role: 'user', content: parts.length === 1 && parts[0]?.['type'] === 'text' ? parts[0]['text'] : parts });
+      else if (m.content.length === 0) messages.push({ role: 'user', content: '' });
+      return;
+    }
+  }
+}
+
+/** Blocks no chat model can be given: Anthropic's server tool calls and their results, and the like. */
+function refuseBlock(b: Block, param: string, role: string): never {
+  if (b.type === 'server_tool_use' || b.type.endsWith('_tool_result') || b.type === 'mcp_tool_use' || b.type === 'container_upload') {
+    return unsupported(`${param}.type`, `'${b.type}' blocks belong to Anthropic's server tools, which this gateway does not run`);
+  }
+  const allowed = role === 'assistant' ? "'text', 'tool_use', 'thinking' and 'redacted_thinking'" : "'text', 'image', 'document' and 'tool_result'";
+  return invalid(`${param}.type`, `a ${role} message carries ${allowed} blocks, not '${b.type}'`);
+}
+
+/** A block of a user turn (or of a tool result's content) as a chat content part. */
+function userPart(b: Block, param: string, role = 'user'): JsonObject {
+  switch (b.type) {
+    case 'text':
+      return { type: 'text', text: b['text'] };
+    case 'image':
+      return imagePart(b['source'] as JsonObject & { type: string }, `${param}.source`);
+    case 'document':
+      return documentPart(b, param);
+  }
+  return refuseBlock(b, param, role);
+}
+
+function imagePart(source: JsonObject & { type: string }, param: string): JsonObject {
+  switch (source.type) {
+    case 'base64':
+      return { type: 'image_url', image_url: { url: `data:${String(source['media_type'])};base64,${String(source['data'])}` } };
+    case 'url':
+      return { type: 'image_url', image_url: { url: source['url'] } };
+    case 'file':
+      return unsupported(`${param}.type`, "files are not stored here (no Files API); send the image as a 'base64' or 'url' source");
+  }
+  return invalid(`${param}.type`, `expected 'base64' or 'url', but got '${source.type}' instead`);
+}
+
+/** A document: a base64 PDF as the chat path's file part, plain text (or content blocks) as text. */
+function documentPart(b: Block, param: string): JsonObject {
+  const source = b['source'] as JsonObject & { type: string };
+  const title = typeof b['title'] === 'string' && b['title'] !== '' ? b['title'] : undefined;
+  switch (source.type) {
+    case 'base64': {
+      const mediaType = String(source['media_type']);
+      if (mediaType !== 'application/pdf') invalid(`${param}.source.media_type`, `a base64 document is a PDF ('application/pdf'), not '${mediaType}'; send text as a 'text' source`);
+      const file: JsonObject = { file_data: `data:application/pdf;base64,${String(source['data'])}` };
+      if (title) file['filename'] = title;
+      return { type: 'file', file };
+    }
+    case 'text':
+      return { type: 'text', text: source['data'] };
+    case 'content': {
+      const content = source['content'] as string | Array<JsonObject & { type: string }>;
+      if (typeof content === 'string') return { type: 'text', text: content };
+      const texts = content.map((inner, k) => (inner.type === 'text' ? String(inner['text']) : invalid(`${param}.source.content[${k}].type`, `a document's content is given to chat models as text, so '${inner.type}' blocks cannot be sent in one`)));
+      return { type: 'text', text: texts.join('\n\n') };
+    }
+    case 'url':
+      return unsupported(`${param}.source.type`, "documents are not fetched by URL; send the PDF as a 'base64' source");
+    case 'file':
+      return unsupported(`${param}.source.type`, "files are not stored here (no Files API); send the PDF as a 'base64' source");
+  }
+  return invalid(`${param}.source.type`, `expected 'base64', 'text' or 'content', but got '${source.type}' instead`);
+}
+
+/** A tool result as a chat `tool` message; `is_error` is said in the content, which is all a chat model reads. */
+function toolMessage(b: Block, param: string): JsonObject {
+  const content = b['content'] as string | Array<JsonObject & { type: string }> | null | undefined;
+  const failed = b['is_error'] === true;
+  let out: string | JsonObject[];
+  if (content == null) out = '';
+  else if (typeof content === 'string') out = content;
+  else out = content.map((inner, k) => userPart(inner as Block, `${param}.content[${k}]`, 'tool result'));
+  if (failed) out = typeof out === 'string' ? `${TOOL_ERROR}${out === '' ? '' : ` ${out}`}` : [{ type: 'text', text: TOOL_ERROR }, ...out];
+  return { role: 'tool', tool_call_id: b['tool_use_id'], content: out };
+}
+
+/** How a failed tool result (`is_error: true`) reads to the model. */
+export const TOOL_ERROR = 'Error: the tool call failed.';
+
+/**
+ * An assistant turn: its text joined, its tool calls, and its thinking as `thinking_blocks` (the
+ * Claude adapters hand them back first in that turn). Thinking without a signature (reasoning a
+ * model of another family wrote, returned as a thinking block) is left out: no model takes it back.
+ */
+function assistantMessage(blocks: Block[], param: string): JsonObject {
+  let text = '';
+  const calls: JsonObject[] = [];
+  const thought: JsonObject[] = [];
+  blocks.forEach((b, j) => {
+    switch (b.type) {
+      case 'text':
+        text += String(b['text']);
+        return;
+      case 'tool_use':
+        calls.push({ id: b['id'], type: 'function', function: { name: b['name'], arguments: JSON.stringify(b['input']) } });
+        return;
+      case 'thinking':
+        if (b['signature'] !== '') thought.push({ type: 'thinking', thinking: b['thinking'], signature: b['signature'] });
+        return;
+      case 'redacted_thinking':
+        thought.push({ type: 'redacted_thinking', data: b['data'] });
+        return;
+    }
+    refuseBlock(b, `${param}.content[${j}]`, 'assistant');
+  });
+  const out: JsonObject = { role: 'assistant', content: text === '' && calls.length > 0 ? null : text };
+  if (calls.length > 0) out['tool_calls'] = calls;
+  if (thought.length > 0) out['thinking_blocks'] = thought;
+  return out;
+}
+
+function toChatTool(t: Tool, i: number): JsonObject {
+  if (t.type != null && t.type !== 'custom') {
+    const name = typeof t['name'] === 'string' ? ` ('${t['name']}')` : '';
+    return unsupported(
+      `tools[${i}]`,
+      `'${t.type}'${name} is one of Anthropic's own tools (web search, web fetch, code execution, computer use, bash, text editor, memory, tool search), which only Claude on Anthropic's platform knows; declare the tool as a custom tool with an input_schema and run it yourself`,
+    );
+  }
+  const fn: JsonObject = { name: t['name'], parameters: t['input_schema'] };
+  if (typeof t['description'] === 'string' && t['description'] !== '') fn['description'] = t['description'];
+  if (typeof t['strict'] === 'boolean') fn['strict'] = t['strict'];
+  return { type: 'function', function: fn };
+}
+
+function applyToolChoice(chat: JsonObject, c: z.infer<typeof toolChoice>, tools: readonly Tool[]): void {
+  if (tools.length === 0) {
+    // With no tools, `auto` and `none` mean what no tool choice means.
+    if (c.type === 'auto' || c.type === 'none') return;
+    invalid('tool_choice', `'${c.type}' needs tools to choose from, and the request declares none`);
+  }
+  switch (c.type) {
+    case 'auto':
+      chat['tool_choice'] = 'auto';
+      break;
+    case 'none':
+      chat['tool_choice'] = 'none';
+      return;
+    case 'any':
+      chat['tool_choice'] = 'required';
+      break;
+    case 'tool': {
+      const name = String(c['name']);
+      if (!tools.some((t) => t['name'] === name)) invalid('tool_choice.name', `'${name}' is not among the tools`);
+      chat['tool_choice'] = { type: 'function', function: { name } };
+      break;
+    }
+  }
+  if (c.disable_parallel_tool_use === true) chat['parallel_tool_calls'] = false;
+}
+
+/**
+ * A chat-shaped error parameter in the Messages request's words (an error of the chat path,
+ * raised after the body was translated, names what the client sent).
+ */
+export function toMessagesParam(param: string): string {
+  if (param === 'max_completion_tokens' || param === 'max_tokens') return 'max_tokens';
+  if (param === 'stop') return 'stop_sequences';
+  if (param === 'user') return 'metadata.user_id';
+  if (param === 'reasoning_effort') return 'output_config.effort';
+  if (param === 'response_format' || param.startsWith('response_format.')) return 'output_config.format';
+  // A chat message's index is not the client's (a system prompt and tool results are messages of their own).
+  if (param.startsWith('messages[') || param.startsWith('messages.')) return 'messages';
+  const fn = /^tools\[(\d+)\]\.function\.(name|description|strict)$/.exec(param);
+  if (fn) return `tools[${fn[1]}].${fn[2]}`;
+  const schema = /^tools\[(\d+)\]\.function\.parameters(.*)$/.exec(param);
+  if (schema) return `tools[${schema[1]}].input_schema${schema[2]}`;
+  if (param === 'tool_choice.function.name') return 'tool_choice.name';
+  return param;
+}
+
+// ---- the answer ----
+
+/** A Messages API id (`msg_…`, `toolu_…`): random, since nothing is stored under it. */
+export function messageId(prefix: 'msg' | 'toolu'): string {
+  return `${prefix}_${randomBytes(12).toString('hex')}`;
+}
+
+/** Claude's thinking blocks as chat answers carry them (`thinking_blocks`). */
+const thinkingBlock = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1) }),
+  z.strictObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) }),
+]);
+type ThinkingBlock = z.infer<typeof thinkingBlock>;
+
+interface Reasoning {
+  text: string;
+  blocks: ThinkingBlock[];
+}
+
+const NO_REASONING: Reasoning = { text: '', blocks: [] };
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/**
+ * Reasoning among a message's or delta's extra fields: its text (`reasoning_content`, or
+ * `reasoning`) and Claude's signed blocks (`thinking_blocks`; a stream sends each whole once, at
+ * its end). Blocks of another shape are left out: they could not be handed back.
+ */
+function reasoningOf(extraJson: string): Reasoning {
+  if (!extraJson.includes('"reasoning') && !extraJson.includes('"thinking_blocks"')) return NO_REASONING;
+  let extra: unknown;
+  try {
+    extra = JSON.parse(extraJson);
+  } catch {
+    return NO_REASONING;
+  }
+  if (!isObject(extra)) return NO_REASONING;
+  const text = str(extra['reasoning_content']) ?? str(extra['reasoning']) ?? '';
+  const given = Array.isArray(extra['thinking_blocks']) ? extra['thinking_blocks'] : [];
+  const blocks = given.flatMap((b) => {
+    const parsed = thinkingBlock.safeParse(b);
+    return parsed.success ? [parsed.data] : [];
+  });
+  return { text, blocks };
+}
+
+/** Anthropic's stop reasons, from the chat finish reason: an answer that calls tools stops for them. */
+export function toStopReason(finishReason: string | undefined, calledTools: boolean): 'end_turn' | 'max_tokens' | 'tool_use' | 'refusal' {
+  switch (finishReason) {
+    case 'length':
+      return 'max_tokens';
+    case 'content_filter':
+      return 'refusal';
+    case 'tool_calls':
+    case 'function_call':
+      return 'tool_use';
+  }
+  return calledTools ? 'tool_use' : 'end_turn';
+}
+
+/**
+ * Canonical usage in Anthropic's words: its `input_tokens` leave out the cached prompt, which it
+ * counts apart (chat usage counts cache reads and writes in the prompt, and also apart).
+ */
+export function toAnthropicUsage(u: chatv1.Usage): JsonObject {
+  return {
+    input_tokens: Math.max(0, u.promptTokens - u.cachedReadTokens - u.cacheWriteTokens),
+    cache_creation_input_tokens: u.cacheWriteTokens,
+    cache_read_input_tokens: u.cachedReadTokens,
+    output_tokens: u.completionTokens,
+  };
+}
+
+/** A tool call's arguments as `input`: a JSON object, or `{}` when a model wrote something else. */
+function toolInput(args: string): JsonObject {
+  if (args.trim() === '') return {};
+  try {
+    const value: unknown = JSON.parse(args);
+    return isObject(value) ? value : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The Messages API's `message` for a whole chat completion (its first choice), under the public
+ * model id. Claude's thinking blocks come first; reasoning text another family wrote comes as one
+ * thinking block without a signature.
+ */
+export function toAnthropicMessage(completion: chatv1.ChatCompletion, model: string): JsonObject {
+  const choice = completion.choices.find((c) => c.index === 0) ?? completion.choices[0];
+  const m = choice?.message;
+  const content: JsonObject[] = [];
+  const reasoning = m ? reasoningOf(m.extraJson) : NO_REASONING;
+  if (reasoning.blocks.length > 0) content.push(...reasoning.blocks);
+  else if (reasoning.text) content.push({ type: 'thinking', thinking: reasoning.text, signature: '' });
+  const text = `${m?.content ?? ''}${m?.refusal ?? ''}`;
+  if (text) content.push({ type: 'text', text });
+  const calls = m?.toolCalls ?? [];
+  for (const c of calls) content.push({ type: 'tool_use', id: c.id || messageId('toolu'), name: c.function?.name ?? '', input: toolInput(c.function?.arguments ?? '') });
+  return {
+    id: messageId('msg'),
+    type: 'message',
+    role: 'assistant',
+    model,
+    content,
+    stop_reason: toStopReason(choice?.finishReason || undefined, calls.length > 0),
+    // Chat answers do not say which stop sequence ended them.
+    stop_sequence: null,
+    usage: toAnthropicUsage(completion.usage ?? ZERO_USAGE),
+  };
+}
+
+const ZERO_USAGE: chatv1.Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false };
+
+// ---- the stream ----
+
+/** One stream event: written as `event: <type>` and `data: <the event as JSON>`. */
+export type AnthropicStreamEvent = JsonObject & { type: string };
+
+type OpenBlock = { kind: 'text' | 'redacted_thinking' } | { kind: 'thinking'; streamed: boolean } | { kind: 'tool_use'; call: number };
+
+/**
+ * Translates one streamed chat answer (its first choice) into Anthropic's stream events:
+ * `message_start`, then each content block as `content_block_start`, its deltas and
+ * `content_block_stop` (blocks follow one another, numbered from 0), and at the end
+ * `message_delta` (stop reason and usage) and `message_stop`; or an `error` event for a failure
+ * after the stream opened. Reasoning text streams as `thinking_delta`; a signed thinking block
+ * (the Claude adapters send each whole once, at its end) closes the thinking block with its
+ * `signature_delta`; redacted thinking is a block of its own.
+ */
+export class AnthropicStream {
+  private readonly id = messageId('msg');
+  private next = 0;
+  private open: OpenBlock | undefined;
+  /** Tool calls by their chat index, and the block each opened. */
+  private readonly calls = new Map<number, number>();
+  private finishReason: string | undefined;
+  private usage: chatv1.Usage | undefined;
+
+  /** `inputTokens`: the prompt's estimate, told in `message_start` (`message_delta` has the real count). */
+  constructor(
+    private readonly model: string,
+    private readonly inputTokens: number,
+  ) {}
+
+  /** `message_start`: the message with no content yet. */
+  start(): AnthropicStreamEvent[] {
+    const message = {
+      id: this.id,
+      type: 'message',
+      role: 'assistant',
+      model: this.model,
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage: { input_tokens: this.inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 0 },
+    };
+    return [{ type: 'message_start', message }];
+  }
+
+  /** The events of one chat chunk (none for a usage-only chunk, whose usage is kept for the end). */
+  chunk(chunk: chatv1.ChatChunk): AnthropicStreamEvent[] {
+    const events: AnthropicStreamEvent[] = [];
+    if (chunk.usage) this.usage = chunk.usage;
+    for (const choice of chunk.choices) {
+      if (choice.index !== 0) continue;
+      const d = choice.delta;
+      if (d) {
+        const reasoning = d.extraJson ? reasoningOf(d.extraJson) : NO_REASONING;
+        if (reasoning.text) this.thinkingDelta(reasoning.text, events);
+        for (const b of reasoning.blocks) this.thinkingBlock(b, events);
+        if (d.content) this.textDelta(d.content, events);
+        if (d.refusal) this.textDelta(d.refusal, events);
+        for (const t of d.toolCalls) this.toolDelta(t, events);
+      }
+      if (choice.finishReason) this.finishReason = choice.finishReason;
+    }
+    return events;
+  }
+
+  /** Ends the open block and the message; `usage` wins over the usage the chunks carried. */
+  complete(usage?: chatv1.Usage): AnthropicStreamEvent[] {
+    const events: AnthropicStreamEvent[] = [];
+    this.close(events);
+    const tokens = toAnthropicUsage(usage ?? this.usage ?? ZERO_USAGE);
+    events.push({ type: 'message_delta', delta: { stop_reason: toStopReason(this.finishReason, this.calls.size > 0), stop_sequence: null }, usage: tokens });
+    events.push({ type: 'message_stop' });
+    return events;
+  }
+
+  /** A failure after the stream opened: Anthropic's `error` event (its error body). */
+  fail(error: AnthropicErrorBody): AnthropicStreamEvent[] {
+    return [{ ...error }];
+  }
+
+  private begin(block: JsonObject, open: OpenBlock, events: AnthropicStreamEvent[]): number {
+    this.close(events);
+    const index = this.next++;
+    this.open = open;
+    events.push({ type: 'content_block_start', index, content_block: block });
+    return index;
+  }
+
+  private close(events: AnthropicStreamEvent[]): void {
+    if (!this.open) return;
+    this.open = undefined;
+    events.push({ type: 'content_block_stop', index: this.next - 1 });
+  }
+
+  private delta(delta: JsonObject, events: AnthropicStreamEvent[]): void {
+    events.push({ type: 'content_block_delta', index: this.next - 1, delta });
+  }
+
+  private thinkingDelta(text: string, events: AnthropicStreamEvent[]): void {
+    if (this.open?.kind !== 'thinking') this.begin({ type: 'thinking', thinking: '', signature: '' }, { kind: 'thinking', streamed: false }, events);
+    if (this.open?.kind === 'thinking') this.open.streamed = true;
+    this.delta({ type: 'thinking_delta', thinking: text }, events);
+  }
+
+  /** A whole signed block: it closes the thinking streamed so far (or stands alone, its text sent at once). */
+  private thinkingBlock(b: ThinkingBlock, events: AnthropicStreamEvent[]): void {
+    if (b.type === 'redacted_thinking') {
+      this.begin({ type: 'redacted_thinking', data: b.data }, { kind: 'redacted_thinking' }, events);
+      this.close(events);
+      return;
+    }
+    const open = this.open;
+    if (open?.kind !== 'thinking') this.begin({ type: 'thinking', thinking: '', signature: '' }, { kind: 'thinking', streamed: false }, events);
+    if (open?.kind !== 'thinking' || !open.streamed) {
+      if (b.thinking) this.delta({ type: 'thinking_delta', thinking: b.thinking }, events);
+    }
+    this.delta({ type: 'signature_delta', signature: b.signature }, events);
+    this.close(events);
+  }
+
+  private textDelta(text: string, events: AnthropicStreamEvent[]): void {
+    if (this.open?.kind !== 'text') this.begin({ type: 'text', text: '' }, { kind: 'text' }, events);
+    this.delta({ type: 'text_delta', text }, events);
+  }
+
+  /**
+   * Tool calls stream one after the other (as every family sends them): a new call index opens
+   * a `tool_use` block; arguments for an earlier call, once another has begun, cannot be placed
+   * in Anthropic's stream (its blocks do not interleave) and are left out.
+   */
+  private toolDelta(t: chatv1.ToolCallDelta, events: AnthropicStreamEvent[]): void {
+    const open = this.open;
+    if (!this.calls.has(t.index)) {
+      const index = this.begin({ type: 'tool_use', id: t.id || messageId('toolu'), name: t.name ?? '', input: {} }, { kind: 'tool_use', call: t.index }, events);
+      this.calls.set(t.index, index);
+    } else if (open?.kind !== 'tool_use' || open.call !== t.index) {
+      return;
+    }
+    if (t.arguments) this.delta({ type: 'input_json_delta', partial_json: t.arguments }, events);
+  }
+}
+
+// ---- errors ----
+
+/** Anthropic's error types, by the HTTP status they come with. */
+export type AnthropicErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'billing_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'request_too_large'
+  | 'rate_limit_error'
+  | 'api_error'
+  | 'overloaded_error';
+
+export interface AnthropicErrorBody {
+  type: 'error';
+  error: { type: AnthropicErrorType; message: string };
+}
+
+export interface AnthropicErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: AnthropicErrorBody;
+}
+
+const GENERIC_INTERNAL_MESSAGE = 'The gateway failed to process the request.';
+
+/** Client errors HTTP has a status of its own for (as the OpenAI mapping answers them). */
+const BAD_REQUEST_STATUS: ReadonlyMap<string, number> = new Map([
+  ['request_timeout', 408],
+  ['request_too_large', 413],
+  ['url_too_long', 414],
+  ['headers_too_large', 431],
+]);
+
+function anthropicResponse(status: number, type: AnthropicErrorType, message: string, headers: Record<string, string> = {}): AnthropicErrorResponse {
+  return { status, headers, body: { type: 'error', error: { type, message } } };
+}
+
+/** `retry-after` (whole seconds, as Anthropic sends it) and the gateway's `retry-after-ms`, when known. */
+function retryAfter(e: GatewayError): Record<string, string> {
+  if (e.retryAfterMs === undefined) return {};
+  return { 'retry-after': String(Math.max(0, Math.ceil(e.retryAfterMs / 1000))), 'retry-after-ms': String(Math.max(0, Math.ceil(e.retryAfterMs))) };
+}
+
+/**
+ * The canonical error as Anthropic's error response, for the Messages API routes: the statuses
+ * and types the Anthropic SDKs map to their error classes. Client mistakes are 4xx; an overloaded
+ * provider is Anthropic's 529 `overloaded_error`.
+ */
+export function toAnthropicError(e: GatewayError): AnthropicErrorResponse {
+  const kind = e.kind;
+  switch (kind) {
+    case 'bad_request': {
+      const status = (e.code !== undefined && BAD_REQUEST_STATUS.get(e.code)) || 400;
+      return anthropicResponse(status, status === 413 ? 'request_too_large' : 'invalid_request_error', e.message);
+    }
+    case 'context_length_exceeded':
+    case 'content_filtered':
+      return anthropicResponse(400, 'invalid_request_error', e.message);
+    case 'auth_failed':
+      // A provider refusing the gateway's own credentials is the gateway's fault, not a bad key of the client's.
+      if (e.upstreamStatus !== undefined) return anthropicResponse(502, 'api_error', e.message);
+      return anthropicResponse(401, 'authentication_error', e.message);
+    case 'budget_exceeded':
+      return anthropicResponse(402, 'billing_error', e.message);
+    case 'permission_denied':
+      return anthropicResponse(403, 'permission_error', e.message);
+    case 'not_found':
+      if (e.upstreamStatus !== undefined) return anthropicResponse(502, 'api_error', e.message);
+      return anthropicResponse(404, 'not_found_error', e.message);
+    case 'rate_limited':
+      return anthropicResponse(429, 'rate_limit_error', e.message, retryAfter(e));
+    case 'cancelled':
+      return anthropicResponse(499, 'invalid_request_error', e.message);
+    case 'internal':
+      return anthropicResponse(500, 'api_error', GENERIC_INTERNAL_MESSAGE);
+    case 'upstream_error':
+      return anthropicResponse(502, 'api_error', e.message);
+    case 'overloaded':
+      return anthropicResponse(529, 'overloaded_error', e.message, retryAfter(e));
+    case 'unavailable':
+      return anthropicResponse(503, 'overloaded_error', e.message, retryAfter(e));
+    case 'timeout':
+      return anthropicResponse(504, 'api_error', e.message);
+    default: {
+      const unhandled: never = kind;
+      throw new Error(`Unhandled error kind ${String(unhandled)}`);
+    }
+  }
+}
+
+/**
+ * An error of the chat path (raised after the body was translated) in the words of the Messages
+ * request the client sent: `max_completion_tokens` is its `max_tokens`.
+ */
+export function inMessagesTerms<E>(error: E): E | GatewayError {
+  if (!(error instanceof GatewayError) || error.param === undefined) return error;
+  const param = toMessagesParam(error.param);
+  if (param === error.param) return error;
+  // A parameter name in the message is renamed too; a plain word (`stop`) is left in its sentence.
+  const message = /[_.[]/.test(error.param) ? error.message.split(error.param).join(param) : error.message;
+  return new GatewayError(error.kind, message, {
+    param,
+    code: error.code,
+    retryable: error.retryable,
+    retryAfterMs: error.retryAfterMs,
+    upstreamStatus: error.upstreamStatus,
+    provider: error.provider,
+    cause: error.cause,
+  });
+}

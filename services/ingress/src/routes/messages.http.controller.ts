@@ -1,0 +1,129 @@
+import { Controller, HttpCode, Inject, Injectable, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError } from '@openrouter/errors';
+import { AnthropicStream, countTokensToChatBody, inMessagesTerms, messagesToChatBody, toAnthropicError, toAnthropicMessage, type AnthropicStreamEvent } from '@openrouter/openai-wire';
+import { countPromptTokens } from '../access/prompt-tokens';
+import { ApiKeyGuard, requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
+import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
+import { asGatewayError } from '../openai-exception.filter';
+import { RouterPort } from '../router.port';
+import { UsageRecorder } from '../usage/usage-recorder';
+import { openHttpChat, type AnswerEvent } from './chat.service';
+import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
+import { SseWriter } from './sse.writer';
+
+/**
+ * Translates a Messages request into its chat body before ApiKeyGuard runs: authentication's
+ * attributes, rate limits and the budget reservation read `request.body` in the chat shape (and
+ * the reservation may cap its output limit there). A request that does not validate is refused
+ * here, in Anthropic's error shape, before it is authenticated or charged.
+ */
+@Injectable()
+export class MessagesBodyGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    request.body = messagesToChatBody(request.body);
+    return true;
+  }
+}
+
+/** The same for a token count: its prompt as the chat body it would be. */
+@Injectable()
+export class CountTokensBodyGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    request.body = countTokensToChatBody(request.body);
+    return true;
+  }
+}
+
+/**
+ * Anthropic's Messages API, served by the chat path (docs/anthropic-messages.md): metered,
+ * budgeted and routed exactly as a chat completion, to whichever provider the router picks, and
+ * answered as a `message` or its stream events. Usage is recorded with the chat operation. Errors
+ * on these routes have Anthropic's shape (see `OpenAIExceptionFilter`).
+ */
+@Controller('v1/messages')
+export class MessagesHttpController {
+  constructor(
+    private readonly router: RouterPort,
+    @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
+    private readonly usageRecorder: UsageRecorder,
+  ) {}
+
+  @Post()
+  @HttpCode(200)
+  @UseGuards(MessagesBodyGuard, ApiKeyGuard)
+  async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    try {
+      await this.serve(req, reply);
+    } catch (error) {
+      throw inMessagesTerms(error);
+    }
+  }
+
+  /**
+   * The prompt's tokens as the gateway estimates them for rate limits and budget reservations
+   * (not the serving provider's own count): authenticated, and charged to nothing.
+   */
+  @Post('count_tokens')
+  @HttpCode(200)
+  @UseGuards(CountTokensBodyGuard, UnmeteredApiKeyGuard)
+  async countTokens(@Req() req: FastifyRequest): Promise<{ input_tokens: number }> {
+    const model = (req.body as { model: string }).model;
+    const { models } = await this.router.listModels(requestContextOf(req));
+    // As the chat path answers a model it cannot route for the key.
+    if (!models.some((m) => m.id === model)) throw new GatewayError('not_found', `The model \`${model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
+    return { input_tokens: countPromptTokens(req.body) };
+  }
+
+  private async serve(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const usage = this.usageRecorder.track(req, reply, 'chat');
+    // A stream's usage is always asked of the provider: metering needs it, and message_delta carries it.
+    const { request, opened, signal, headers } = await openHttpChat(this.router, this.bounds, req, reply, usage);
+    const model = opened.decision.model;
+    // Anthropic's name for the request id, read by its SDKs (`_request_id`).
+    const answerHeaders = { ...headers, 'request-id': String(req.id) };
+
+    if (!request.stream) {
+      const completion = opened.first.completion;
+      if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
+      usage.completion(completion);
+      await reply.headers({ ...answerHeaders, ...usage.costHeaders() }).send(usage.decorate(toAnthropicMessage(completion, model)));
+      return;
+    }
+
+    reply.hijack();
+    const sse = new SseWriter(reply.raw);
+    sse.open(answerHeaders);
+    const stream = new AnthropicStream(model, countPromptTokens(req.body));
+    const send = async (events: AnthropicStreamEvent[]): Promise<void> => {
+      for (const event of events) await sse.event(event.type, event);
+    };
+    try {
+      await send(stream.start());
+      for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
+        const chunk = event.chunk;
+        if (!chunk) continue;
+        if (!reservationAdmitsChunk(req.budget, chunk)) {
+          // The hard budget is reached: the message ends cleanly as cut at its length
+          // (`max_tokens`), the provider is stopped, and the usage so far is the estimate.
+          await send(stream.chunk(budgetStopChunk(chunk, [0])));
+          void opened.rest.return(undefined);
+          break;
+        }
+        usage.chunk(chunk);
+        await send(stream.chunk(chunk));
+      }
+      const end = stream.complete(usage.tokens());
+      for (const event of end) if (event.type === 'message_delta') usage.decorate(event);
+      await send(end);
+      sse.end();
+    } catch (error) {
+      usage.failed(error);
+      if (signal.aborted) return;
+      await send(stream.fail(toAnthropicError(inMessagesTerms(asGatewayError(error))).body));
+      sse.end();
+    }
+  }
+}
