@@ -43,6 +43,11 @@ describe('config', () => {
       azure: undefined,
       'azure-o3': 'max_completion_tokens',
     });
+    // Anthropic's parameters never go to OpenAI's own API, which refuses them; compatible servers get what the client sent unless told.
+    const drop = Object.fromEntries(Object.entries(config.providers).map(([id, p]) => [id, p.type === 'openai' || p.type === 'azure' ? p.dropParams : 'n/a']));
+    expect(drop).toEqual({ sim: [], openai: ['thinking', 'top_k'], 'openai-eu': ['thinking', 'top_k'], vllm: [], mistral: [], azure: ['thinking', 'top_k'], 'azure-o3': ['thinking', 'top_k'] });
+    const told = parseConfig({ ...minimal, providers: { ...minimal.providers, groq: { type: 'openai', baseUrl: 'https://api.groq.com/openai/v1', dropParams: ['top_k', 'seed'] }, openai: { type: 'openai', baseUrl: 'https://api.openai.com/v1', dropParams: [] } } }, { SIM_KEY: 'k' });
+    expect([told.providers['groq'], told.providers['openai']].map((p) => (p?.type === 'openai' ? p.dropParams : undefined))).toEqual([['top_k', 'seed'], []]);
   });
 
   it('lists every problem at once, each with its path', () => {

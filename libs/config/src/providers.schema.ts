@@ -18,6 +18,16 @@ const common = {
  */
 const outputLimit = z.enum(['max_tokens', 'max_completion_tokens']);
 
+/**
+ * Parameters of other families that OpenAI's own API refuses (`Unrecognized request argument`):
+ * Anthropic's `thinking` and `top_k`, which a client of the Messages API sends whatever model the
+ * router then picks. The request's `reasoning_effort` is what OpenAI's models read instead.
+ */
+export const OPENAI_REFUSED_PARAMS = ['thinking', 'top_k'] as const;
+
+/** Top-level request parameters never sent to the provider (extra keys a client sent for another family). */
+const dropParams = z.array(z.string().min(1)).optional();
+
 /** OpenAI and every server that speaks its API: Mistral, Groq, Together, DeepSeek, vLLM, Ollama… */
 const openaiProvider = z
   .object({
@@ -26,9 +36,14 @@ const openaiProvider = z
     apiKey: z.string().default(''),
     /** Default: `max_completion_tokens` at OpenAI's own hosts (api.openai.com, eu.api.openai.com…), else unset. */
     outputLimit: outputLimit.optional(),
+    /** Default: Anthropic's `thinking` and `top_k` at OpenAI's own hosts, else none (compatible servers such as vLLM take `top_k`). */
+    dropParams,
     ...common,
   })
-  .transform(({ outputLimit: limit, ...rest }) => ({ ...rest, outputLimit: limit ?? (isOpenAIItself(rest.baseUrl) ? ('max_completion_tokens' as const) : undefined) }));
+  .transform(({ outputLimit: limit, dropParams: drop, ...rest }) => {
+    const openai = isOpenAIItself(rest.baseUrl);
+    return { ...rest, outputLimit: limit ?? (openai ? ('max_completion_tokens' as const) : undefined), dropParams: drop ?? (openai ? [...OPENAI_REFUSED_PARAMS] : []) };
+  });
 
 function isOpenAIItself(baseUrl: string): boolean {
   try {
@@ -72,6 +87,8 @@ const azureProvider = z.object({
   apiVersion: z.string().min(1).default('2024-10-21'),
   /** `max_completion_tokens` for reasoning-model deployments (with an `apiVersion` that knows it); unset: as sent. */
   outputLimit: outputLimit.optional(),
+  /** Default: Anthropic's `thinking` and `top_k`, which Azure OpenAI refuses as OpenAI does. */
+  dropParams: dropParams.transform((drop) => drop ?? [...OPENAI_REFUSED_PARAMS]),
   ...common,
 });
 

@@ -132,6 +132,16 @@ describe('toOpenAIChatBody with an output limit parameter', () => {
     expect(toOpenAIChatBody(legacy, 'u', { outputLimit: 'max_completion_tokens' })).not.toHaveProperty('max_tokens');
     expect(toOpenAIChatBody(legacy, 'u')).toMatchObject({ max_tokens: 10 });
   });
+
+  it("leaves out the provider's dropParams, extra keys and typed ones alike, and keeps every other extra key", () => {
+    const request = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'hi' }], thinking: { type: 'enabled', budget_tokens: 2048 }, top_k: 5, seed: 7, reasoning_effort: 'low', verbosity: 'low' });
+    const body = toOpenAIChatBody(request, 'u', { dropParams: ['thinking', 'top_k', 'seed'] });
+    expect(body).not.toHaveProperty('thinking');
+    expect(body).not.toHaveProperty('top_k');
+    expect(body).not.toHaveProperty('seed');
+    expect(body).toMatchObject({ reasoning_effort: 'low', verbosity: 'low' });
+    expect(toOpenAIChatBody(request, 'u')).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 2048 }, top_k: 5, seed: 7 });
+  });
 });
 
 describe('parseChatRequest → toOpenAIChatBody round trip', () => {

@@ -338,6 +338,8 @@ function fromResponseFormat(rf: chatv1.ResponseFormat): JsonObject {
 export interface OpenAIBodyOptions {
   /** The one parameter the output limit goes in; unset: as the client sent it. */
   outputLimit?: 'max_tokens' | 'max_completion_tokens';
+  /** Top-level parameters left out of the body (the provider's `dropParams`). */
+  dropParams?: readonly string[];
 }
 
 /**
@@ -378,7 +380,9 @@ export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string, o
   if (hasKeys(r.metadata)) out['metadata'] = r.metadata;
   if (r.store !== undefined) out['store'] = r.store;
   if (r.modalities.length > 0) out['modalities'] = r.modalities;
-  return mergeExtra(out, r.extraJson);
+  const body = mergeExtra(out, r.extraJson);
+  for (const key of options.dropParams ?? []) delete body[key];
+  return body;
 }
 
 function hasKeys(o: object): boolean {

@@ -22,5 +22,6 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
     headers,
     timeoutMs: config.timeoutMs,
     outputLimit: config.outputLimit,
+    dropParams: config.dropParams,
   });
 }

@@ -37,7 +37,7 @@ describe('OpenAI adapter streaming usage', () => {
   });
 
   async function stream(name: string): Promise<chatv1.ChatChunk[]> {
-    const adapter = createOpenAIAdapter('compat', { type: 'openai', baseUrl: `${base}/${name}`, apiKey: 'k', outputLimit: 'max_tokens', headers: {}, timeoutMs: 5_000 });
+    const adapter = createOpenAIAdapter('compat', { type: 'openai', baseUrl: `${base}/${name}`, apiKey: 'k', outputLimit: 'max_tokens', dropParams: [], headers: {}, timeoutMs: 5_000 });
     adapters.push(adapter);
     const request = parseChatRequest({ model: 'm', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
     const chunks: chatv1.ChatChunk[] = [];
@@ -49,7 +49,7 @@ describe('OpenAI adapter streaming usage', () => {
 
   /** Like `stream`, keeping the chunks received before the adapter threw. */
   async function streamUntilError(name: string, into: chatv1.ChatChunk[]): Promise<chatv1.ChatChunk[]> {
-    const adapter = createOpenAIAdapter('compat', { type: 'openai', baseUrl: `${base}/${name}`, apiKey: 'k', outputLimit: 'max_tokens', headers: {}, timeoutMs: 5_000 });
+    const adapter = createOpenAIAdapter('compat', { type: 'openai', baseUrl: `${base}/${name}`, apiKey: 'k', outputLimit: 'max_tokens', dropParams: [], headers: {}, timeoutMs: 5_000 });
     adapters.push(adapter);
     const request = parseChatRequest({ model: 'm', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
     for await (const event of adapter.chat({ requestId: 'r', upstreamModel: 'm', request, timeoutMs: 5_000, signal: new AbortController().signal })) {

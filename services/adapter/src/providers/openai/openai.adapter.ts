@@ -21,6 +21,8 @@ export interface OpenAIEndpoints {
   timeoutMs: number;
   /** The parameter the server takes an output limit in; undefined: the limits go as the client sent them. */
   outputLimit: 'max_tokens' | 'max_completion_tokens' | undefined;
+  /** Top-level parameters never sent (the provider's `dropParams`). */
+  dropParams: readonly string[];
 }
 
 /**
@@ -33,7 +35,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
   const embeddingsUrl = new URL(`${base}/embeddings`);
   const headers: Record<string, string> = { ...config.headers };
   if (config.apiKey) headers['authorization'] = `Bearer ${config.apiKey}`;
-  return createOpenAIWireAdapter(id, { chatUrl: () => chatUrl, embeddingsUrl: () => embeddingsUrl, headers, timeoutMs: config.timeoutMs, outputLimit: config.outputLimit });
+  return createOpenAIWireAdapter(id, { chatUrl: () => chatUrl, embeddingsUrl: () => embeddingsUrl, headers, timeoutMs: config.timeoutMs, outputLimit: config.outputLimit, dropParams: config.dropParams });
 }
 
 /** The OpenAI wire format over any endpoint layout (OpenAI's own, Azure's deployments…). */
@@ -61,7 +63,7 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
 
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
-      const response = await post(endpoints.chatUrl(call.upstreamModel), toOpenAIChatBody(call.request, call.upstreamModel, { outputLimit: endpoints.outputLimit }), call);
+      const response = await post(endpoints.chatUrl(call.upstreamModel), toOpenAIChatBody(call.request, call.upstreamModel, { outputLimit: endpoints.outputLimit, dropParams: endpoints.dropParams }), call);
       if (!call.request.stream) {
         yield { completion: parseOpenAICompletion(await readJson(response, call)) };
         return;
