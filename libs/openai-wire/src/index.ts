@@ -6,6 +6,7 @@ export { LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk,
 export type { LegacyCompletionRequest } from './legacy-completions';
 export { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError } from './openai-errors';
 export type { OpenAIErrorResponse } from './openai-errors';
+export { isAnthropicPath, toClientError, type ClientErrorResponse } from './client-errors';
 export { paramOf, validate } from './validation';
 export { responseId, ResponsesStream, responsesToChatBody, toResponse, toResponsesParam, toResponsesUsage } from './responses';
 export type { ResponsesStreamError, ResponsesStreamEvent } from './responses';

@@ -144,6 +144,13 @@ describe('startHttpApp with request ids: the errors Fastify and the HTTP parser 
     expect(response.headers.get('x-request-id')).toBe('caller-id-1');
   });
 
+  it("answers in Anthropic's error shape under /v1/messages, with its request id as Anthropic's SDKs read it", async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/messages/%zz`, { headers: { 'x-request-id': 'caller-id-3' } });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('request-id')).toBe('caller-id-3');
+    expect(await response.json()).toEqual({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('percent-encoding') as string }, request_id: 'caller-id-3' });
+  });
+
   it('gives a 431 headers_too_large a request id of its own', async () => {
     const raw = await exchange(port, (socket) => socket.write(`GET /ping HTTP/1.1\r\nHost: x\r\nx-request-id: caller-id-2\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`));
     expect(raw).toMatch(/^HTTP\/1\.1 431 /);

@@ -9,7 +9,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Listen } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
-import { toOpenAIError } from '@openrouter/openai-wire';
+import { toClientError, toOpenAIError } from '@openrouter/openai-wire';
 import { NestPinoLogger, type HttpMetrics, type Logger, type Tracing } from '@openrouter/observability';
 
 declare module 'fastify' {
@@ -81,8 +81,9 @@ export function tooDeep(what: string, param: string | undefined, limit: number):
   return new GatewayError('bad_request', `${what} is nested too deeply: at most ${limit} levels of arrays and objects are accepted.`, { param, code: 'json_too_deep' });
 }
 
-function sendError(reply: FastifyReply, error: GatewayError, headers: Record<string, string> = {}): void {
-  const response = toOpenAIError(error);
+/** An error in the shape of the API the request called (Anthropic's on `/v1/messages`, OpenAI's elsewhere). */
+function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayError, headers: Record<string, string> = {}, requestId?: string): void {
+  const response = toClientError(request.url, error, requestId);
   void reply.code(response.status).headers({ ...response.headers, ...headers }).send(response.body);
 }
 
@@ -130,7 +131,7 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
     return503OnClosing: false,
     // Raised before the onRequest hooks, so the request id header is set here.
     frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) =>
-      sendError(reply, frameworkError(error), options.requestIds ? { 'x-request-id': String(request.id) } : {}),
+      options.requestIds ? sendError(request, reply, frameworkError(error), { 'x-request-id': String(request.id) }, String(request.id)) : sendError(request, reply, frameworkError(error)),
     clientErrorHandler: clientErrorHandler(options.requestIds === true),
     forceCloseConnections: 'idle',
     requestIdHeader: false,
@@ -175,7 +176,7 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
   const jsonHeaders = options.jsonHeaders ?? [];
   instance.addHook('onRequest', (request, reply, done) => {
     if (closing) {
-      sendError(reply, new GatewayError('unavailable', 'The server is shutting down; send the request again.', { code: 'shutting_down' }), { connection: 'close' });
+      sendError(request, reply, new GatewayError('unavailable', 'The server is shutting down; send the request again.', { code: 'shutting_down' }), { connection: 'close' }, options.requestIds ? String(request.id) : undefined);
       return;
     }
     for (const name of jsonHeaders) {

@@ -2,7 +2,7 @@ import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
-import { toAnthropicError, toOpenAIError } from '@openrouter/openai-wire';
+import { toClientError, toOpenAIError } from '@openrouter/openai-wire';
 
 /** Anything thrown while serving the API, as a GatewayError. Client mistakes never become 5xx. */
 export function asGatewayError(error: unknown): GatewayError {
@@ -36,26 +36,14 @@ export function sendError(reply: FastifyReply, error: GatewayError): void {
   void reply.status(response.status).headers(response.headers).send(response.body);
 }
 
-/** Anthropic's Messages API routes (`/v1/messages`, `/v1/messages/count_tokens`, and unknown paths under them). */
-function speaksAnthropic(request: FastifyRequest): boolean {
-  const path = request.url.split('?', 1)[0] ?? '';
-  return path === '/v1/messages' || path.startsWith('/v1/messages/');
-}
-
-/**
- * An error in Anthropic's shape, `{"type":"error","error":{"type","message"},"request_id"}`, with
- * its `request-id` header, as Anthropic's SDKs read it.
- */
-function sendAnthropicError(reply: FastifyReply, error: GatewayError, requestId: string): void {
-  const response = toAnthropicError(error);
+/** An error in the shape of the API the request called (Anthropic's on `/v1/messages`), with the request id. */
+function sendClientError(reply: FastifyReply, error: GatewayError, request: FastifyRequest): void {
   if (reply.sent || reply.raw.headersSent) {
     reply.raw.destroy();
     return;
   }
-  void reply
-    .status(response.status)
-    .headers({ ...response.headers, 'request-id': requestId })
-    .send({ ...response.body, request_id: requestId });
+  const response = toClientError(request.url, error, String(request.id));
+  void reply.status(response.status).headers(response.headers).send(response.body);
 }
 
 /** Errors in OpenAI's shape; on Anthropic's Messages API routes, in Anthropic's. */
@@ -69,7 +57,6 @@ export class OpenAIExceptionFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    if (speaksAnthropic(request)) sendAnthropicError(reply, error, String(request.id));
-    else sendError(reply, error);
+    sendClientError(reply, error, request);
   }
 }
