@@ -83,7 +83,9 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
       cleanups.push(() => kafka.close());
       await kafka.start({ usage: takeUsage, budget: service.takeBudget });
       consumerMetrics.readLagFrom(() => kafka.lag());
-      readiness.push({ name: 'kafka', check: async () => (await kafka.lag()) >= 0 });
+      consumerMetrics.readRunningFrom(() => kafka.isRunning());
+      // Not ready while kafkajs has stopped the consumer for good and fresh ones are tried.
+      readiness.push({ name: 'kafka', check: async () => kafka.isRunning() && (await kafka.lag()) >= 0, details: async () => kafka.status() });
     } else {
       logger.warn('usage.bus is in-process but alerting runs on its own: no usage events will arrive (use usage.bus: kafka)');
     }

@@ -47,6 +47,7 @@ export class UsageConsumerMetrics {
   readonly events: Counter<'result'>;
 
   private lag: () => Promise<number> = async () => 0;
+  private running: (() => boolean) | undefined;
 
   constructor(registry: Registry, consumer: string) {
     const read = (): Promise<number> => this.lag();
@@ -66,6 +67,22 @@ export class UsageConsumerMetrics {
         }
       },
     });
+    const running = (): boolean | undefined => this.running?.();
+    new Gauge({
+      name: 'openrouter_usage_consumer_running',
+      help: '1 while the Kafka consumer consumes; 0 while it is stopped after a non-retriable error (e.g. a batch it cannot decode) and fresh consumers are tried.',
+      labelNames: ['group'],
+      registers,
+      collect() {
+        const value = running();
+        if (value !== undefined) this.set({ group: consumer }, value ? 1 : 0);
+      },
+    });
+  }
+
+  /** Where the running gauge reads from; without it (an in-process bus) the gauge has no series. */
+  readRunningFrom(running: () => boolean): void {
+    this.running = running;
   }
 
   /** Where the lag gauge reads from at scrape time. */

@@ -1,7 +1,7 @@
-import type { Admin, Consumer, Kafka } from 'kafkajs';
+import type { Admin, Consumer, ConsumerConfig, Kafka } from 'kafkajs';
 import type { GatewayConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
-import { createKafka, ensureUsageTopics, headerText, isUsageBatchSchema, unpackUsageBatch, type UsageMessage } from '@openrouter/usage';
+import { ConsumerSupervisor, createKafka, ensureUsageTopics, headerText, isUsageBatchSchema, kafkaConsumerRun, unpackUsageBatch, type ConsumerStatus, type UsageMessage } from '@openrouter/usage';
 
 /** How long start-up waits out retriable Kafka errors (topic leaders not elected yet) before failing. */
 const SETUP_PATIENCE_MS = 60_000;
@@ -82,11 +82,13 @@ function usageMessagesOf(batch: AlertBatch, m: AlertBatch['messages'][number]): 
 /**
  * Reads the usage topic and the budget topic in the consumer group `alerting`. Alerting works on
  * recent windows, so a new group starts at the end of the topics rather than replaying history;
- * offsets are committed after each batch was taken into the aggregates.
+ * offsets are committed after each batch was taken into the aggregates. A consumer kafkajs gives up
+ * on (a non-retriable error, e.g. a batch compressed with a codec it cannot read) is replaced by a
+ * fresh one with backoff (`ConsumerSupervisor`); meanwhile `isRunning()` is false.
  */
 export class KafkaAlertSource {
   private readonly kafka: Kafka;
-  private consumer: Consumer | undefined;
+  private supervisor: ConsumerSupervisor | undefined;
   private admin: Admin | undefined;
   private skippedRecords = 0;
 
@@ -98,24 +100,34 @@ export class KafkaAlertSource {
   }
 
   async start(handlers: AlertInputHandlers): Promise<void> {
-    const usageTopic = this.config.usage.kafka.topic;
-    const budgetTopic = this.config.budgets.topic;
+    // Topics just created (here or by billing) may not be served by their leaders yet: retriable
+    // errors are waited out rather than ending the service.
+    await retryWhileRetriable(this.logger, SETUP_PATIENCE_MS, async () => {
+      await ensureUsageTopics(this.kafka, this.config.usage.kafka);
+      await this.ensureTopic(this.config.budgets.topic);
+    });
     // Fetches wait for a batch as billing's do (`usage.consumer.minBytes`, `maxWaitMs`): a fetch per
     // event would cost the consumer milliseconds of CPU for every request the gateway serves.
     const fetch = this.config.usage.consumer;
-    const consumer = this.kafka.consumer({
+    const options: ConsumerConfig = {
       groupId: this.config.observability.alerting.consumerGroup,
       allowAutoTopicCreation: false,
       minBytes: fetch.minBytes,
       maxWaitTimeInMs: fetch.maxWaitMs,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5_000 },
+    };
+    this.supervisor = new ConsumerSupervisor({
+      group: options.groupId,
+      logger: this.logger,
+      create: () => kafkaConsumerRun(this.kafka.consumer(options), (consumer) => this.consume(consumer, handlers)),
     });
-    this.consumer = consumer;
-    // Topics just created (here or by billing) may not be served by their leaders yet: retriable
-    // errors are waited out rather than ending the service.
+    await this.supervisor.start();
+  }
+
+  private async consume(consumer: Consumer, handlers: AlertInputHandlers): Promise<void> {
+    const usageTopic = this.config.usage.kafka.topic;
+    const budgetTopic = this.config.budgets.topic;
     await retryWhileRetriable(this.logger, SETUP_PATIENCE_MS, async () => {
-      await ensureUsageTopics(this.kafka, this.config.usage.kafka);
-      await this.ensureTopic(budgetTopic);
       await consumer.connect();
       await consumer.subscribe({ topics: [usageTopic, budgetTopic], fromBeginning: false });
     });
@@ -163,8 +175,17 @@ export class KafkaAlertSource {
     return Number(lag);
   }
 
+  /** False from a crash kafkajs gives up on until a fresh consumer fetched again. */
+  isRunning(): boolean {
+    return this.supervisor?.isRunning() ?? false;
+  }
+
+  status(): ConsumerStatus {
+    return this.supervisor?.status() ?? { state: 'starting' };
+  }
+
   async close(): Promise<void> {
-    await this.consumer?.disconnect().catch(() => undefined);
+    await this.supervisor?.close();
     await this.admin?.disconnect().catch(() => undefined);
   }
 

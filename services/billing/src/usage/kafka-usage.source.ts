@@ -1,7 +1,20 @@
-import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, ConsumerConfig, Kafka, KafkaMessage } from 'kafkajs';
 import type { UsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
-import { createKafka, ensureUsageTopics, firstHeader, headerText, isUsageBatchSchema, unpackUsageBatch, type UsageBatchHandler, type UsageMessage, type UsageSource } from '@openrouter/usage';
+import {
+  ConsumerSupervisor,
+  createKafka,
+  ensureUsageTopics,
+  firstHeader,
+  headerText,
+  isUsageBatchSchema,
+  kafkaConsumerRun,
+  unpackUsageBatch,
+  type ConsumerStatus,
+  type UsageBatchHandler,
+  type UsageMessage,
+  type UsageSource,
+} from '@openrouter/usage';
 
 /**
  * Reads `openrouter.usage.v1` in the consumer group `billing` with `eachBatch`, a `UsageEventBatch`
@@ -11,12 +24,15 @@ import { createKafka, ensureUsageTopics, firstHeader, headerText, isUsageBatchSc
  * mid-retry leaves the batch uncommitted for the next owner. Partitions are consumed
  * concurrently, each handing its chunks to the handler (which may join them into one insert:
  * `UsageBatchCoalescer`); each partition commits only its own offsets.
+ *
+ * A consumer kafkajs gives up on (a non-retriable error, e.g. a batch compressed with a codec it
+ * cannot read) is replaced by a fresh one with backoff (`ConsumerSupervisor`); meanwhile
+ * `isRunning()` is false and `status()` says why.
  */
 export class KafkaUsageSource implements UsageSource {
   private readonly kafka: Kafka;
-  private consumer: Consumer | undefined;
+  private supervisor: ConsumerSupervisor | undefined;
   private admin: Admin | undefined;
-  private running = false;
 
   constructor(
     private readonly config: UsageConfig,
@@ -28,7 +44,7 @@ export class KafkaUsageSource implements UsageSource {
   async start(handler: UsageBatchHandler): Promise<void> {
     const { kafka: k, consumer: c } = this.config;
     await ensureUsageTopics(this.kafka, k);
-    const consumer = this.kafka.consumer({
+    const options: ConsumerConfig = {
       groupId: k.consumerGroup,
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: c.maxWaitMs,
@@ -36,11 +52,19 @@ export class KafkaUsageSource implements UsageSource {
       maxBytesPerPartition: c.maxBytesPerPartition,
       maxBytes: c.maxBytesPerPartition * 4,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5_000 },
+    };
+    this.supervisor = new ConsumerSupervisor({
+      group: k.consumerGroup,
+      logger: this.logger,
+      create: () => kafkaConsumerRun(this.kafka.consumer(options), (consumer) => this.consume(consumer, handler)),
     });
-    this.consumer = consumer;
+    await this.supervisor.start();
+  }
+
+  private async consume(consumer: Consumer, handler: UsageBatchHandler): Promise<void> {
+    const { kafka: k, consumer: c } = this.config;
     await consumer.connect();
     await consumer.subscribe({ topic: k.topic, fromBeginning: true });
-    this.running = true;
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -105,13 +129,17 @@ export class KafkaUsageSource implements UsageSource {
     return Number(lag);
   }
 
+  /** False from a crash kafkajs gives up on until a fresh consumer fetched again. */
   isRunning(): boolean {
-    return this.running;
+    return this.supervisor?.isRunning() ?? false;
+  }
+
+  status(): ConsumerStatus {
+    return this.supervisor?.status() ?? { state: 'starting' };
   }
 
   async close(): Promise<void> {
-    this.running = false;
-    await this.consumer?.disconnect().catch(() => undefined);
+    await this.supervisor?.close();
     await this.admin?.disconnect().catch(() => undefined);
   }
 }

@@ -35,7 +35,8 @@ export async function startUsagePipeline(config: GatewayConfig, logger: Logger, 
     const kafka = given === undefined && config.usage.bus === 'kafka';
     deadLetters = kafka ? new KafkaDeadLetterSink(config.usage.kafka, logger) : new MemoryDeadLetterSink(logger);
     const ingest = new UsageIngestService(repository, deadLetters, logger, metrics);
-    source = given ?? (kafka ? new KafkaUsageSource(config.usage, logger) : undefined);
+    const consumer = kafka ? new KafkaUsageSource(config.usage, logger) : undefined;
+    source = given ?? consumer;
     // Chunks handed in together (Kafka partitions, or bus batches) are prepared as they arrive and
     // stored together, one insert at a time.
     const coalesced = new UsageBatchCoalescer(ingest, config.usage.consumer.batchMaxEvents, config.usage.consumer.coalesceLingerMs).handle;
@@ -48,12 +49,15 @@ export async function startUsagePipeline(config: GatewayConfig, logger: Logger, 
     else logger.warn('usage.bus is in-process but billing runs on its own: no usage events will arrive (use usage.bus: kafka)');
 
     const active = source;
+    if (consumer) metrics?.readRunningFrom(() => consumer.isRunning());
     const readiness: ReadinessCheck[] = [
       { name: 'clickhouse', check: () => repository.ping() },
       {
+        // A Kafka consumer kafkajs stopped for good (a batch it cannot decode) is not ready while
+        // a fresh one is tried, even though the broker still answers the lag query.
         name: 'usage-consumer',
-        check: async () => active !== undefined && (await active.lag()) >= 0,
-        details: async () => ({ bus: kafka ? 'kafka' : 'in-process', lag: active ? await active.lag() : null, ...ingest.stats() }),
+        check: async () => active !== undefined && (consumer?.isRunning() ?? true) && (await active.lag()) >= 0,
+        details: async () => ({ bus: kafka ? 'kafka' : 'in-process', ...(consumer ? consumer.status() : {}), lag: active ? await active.lag() : null, ...ingest.stats() }),
       },
     ];
     const dlq = deadLetters;
