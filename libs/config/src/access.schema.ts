@@ -1,25 +1,25 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import { flag, identifier } from './primitives';
+import { flag, identifier, numeric, strictObject } from './primitives';
 
 /** Requests and tokens per minute; absent means unlimited. */
-export const limitsSchema = z.object({
-  rpm: z.coerce.number().int().positive().optional(),
-  tpm: z.coerce.number().int().positive().optional(),
+export const limitsSchema = strictObject({
+  rpm: numeric(z.number().int().positive()).optional(),
+  tpm: numeric(z.number().int().positive()).optional(),
 });
 export type Limits = z.infer<typeof limitsSchema>;
 
 const costCenter = z.string().min(1).optional();
 
-export const projectSchema = z.object({ id: identifier, name: z.string().optional(), costCenter, limits: limitsSchema.prefault({}) });
-export const teamSchema = z.object({
+export const projectSchema = strictObject({ id: identifier, name: z.string().optional(), costCenter, limits: limitsSchema.prefault({}) });
+export const teamSchema = strictObject({
   id: identifier,
   name: z.string().optional(),
   costCenter,
   limits: limitsSchema.prefault({}),
   projects: z.array(projectSchema).default([]),
 });
-export const orgSchema = z.object({ id: identifier, name: z.string().optional(), costCenter, limits: limitsSchema.prefault({}), teams: z.array(teamSchema).default([]) });
+export const orgSchema = strictObject({ id: identifier, name: z.string().optional(), costCenter, limits: limitsSchema.prefault({}), teams: z.array(teamSchema).default([]) });
 export type OrgConfig = z.infer<typeof orgSchema>;
 export type TeamConfig = z.infer<typeof teamSchema>;
 export type ProjectConfig = z.infer<typeof projectSchema>;
@@ -28,7 +28,7 @@ export type ProjectConfig = z.infer<typeof projectSchema>;
 const keyHash = z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64-hex-digit keyed hash printed by `npm run --silent key:hash -- <keyHashSecret> <key>`');
 
 /** An API key for traffic, declared in configuration by its hash. */
-export const configKeySchema = z.object({
+export const configKeySchema = strictObject({
   id: identifier,
   hash: keyHash,
   /** The first characters of the key, for display. */
@@ -55,14 +55,13 @@ export type AdminRole = (typeof ADMIN_ROLES)[number];
  * changes only that org's reports, tenants, keys and audit entries, and with a project only that
  * project's (docs/admin-api.md).
  */
-export const adminKeySchema = z
-  .object({
-    id: identifier,
-    hash: keyHash,
-    role: z.enum(ADMIN_ROLES),
-    org: identifier.optional(),
-    project: identifier.optional(),
-  })
+export const adminKeySchema = strictObject({
+  id: identifier,
+  hash: keyHash,
+  role: z.enum(ADMIN_ROLES),
+  org: identifier.optional(),
+  project: identifier.optional(),
+})
   .refine((k) => k.role !== 'project' || (k.org !== undefined && k.project !== undefined), 'a project key names its org and project')
   .refine((k) => k.project === undefined || k.org !== undefined, 'a key that names a project names its org too');
 export type AdminKeyConfig = z.infer<typeof adminKeySchema>;
@@ -87,7 +86,7 @@ const sentinelNodes = z
   .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((n) => n.trim()).filter((n) => n !== ''))
   .pipe(z.array(sentinelNode));
 
-export const redisSentinelSchema = z.object({
+export const redisSentinelSchema = strictObject({
   /** The sentinels asked where the primary is; empty: no Sentinel, `url` is the server itself. */
   nodes: sentinelNodes.default([]),
   /** The sentinels' own credentials (`requirepass` / ACL user in sentinel.conf), not the data nodes'. */
@@ -147,17 +146,16 @@ export function parseRedisUrl(url: string, sentinel: boolean): { ok: true; value
   return { ok: true, value: { tls: parsed.protocol === 'rediss:', host, port: parsed.port === '' ? undefined : Number(parsed.port), username, password, db } };
 }
 
-export const redisSchema = z
-  .object({
-    /**
-     * Without Sentinel, the server. With Sentinel, the primary's name as the sentinels know it,
-     * and the data nodes' credentials, database and TLS. Empty: no Redis, in memory.
-     */
-    url: z.string().default(''),
-    keyPrefix: z.string().default('or:'),
-    /** Absent, or without nodes: no Sentinel. */
-    sentinel: redisSentinelSchema.optional(),
-  })
+export const redisSchema = strictObject({
+  /**
+   * Without Sentinel, the server. With Sentinel, the primary's name as the sentinels know it,
+   * and the data nodes' credentials, database and TLS. Empty: no Redis, in memory.
+   */
+  url: z.string().default(''),
+  keyPrefix: z.string().default('or:'),
+  /** Absent, or without nodes: no Sentinel. */
+  sentinel: redisSentinelSchema.optional(),
+})
   .superRefine((redis, ctx) => {
     const sentinel = (redis.sentinel?.nodes.length ?? 0) > 0;
     if (redis.url !== '') {
@@ -174,7 +172,7 @@ export const redisSchema = z
   });
 export type RedisConfig = z.infer<typeof redisSchema>;
 
-export const accessSchema = z.object({
+export const accessSchema = strictObject({
   /**
    * Secret for the keyed hash of API keys (HMAC-SHA256). Every ingress replica needs the same
    * value; changing it invalidates every issued key.
@@ -183,42 +181,37 @@ export const accessSchema = z.object({
   /** Redis for issued keys, tenants added at run time, the audit log and rate limits. Empty: in memory. */
   redis: redisSchema.prefault({}),
   /** How long a resolved key stays cached in each ingress process (revocations are pushed at once). */
-  keyCacheMs: z.coerce.number().int().nonnegative().default(30_000),
+  keyCacheMs: numeric(z.number().int().nonnegative()).default(30_000),
   orgs: z.array(orgSchema).default([]),
   keys: z.array(configKeySchema).default([]),
-  admin: z
-    .object({
-      keys: z.array(adminKeySchema).default([]),
-      /** Development admin key (any ingress); empty means generate one at start-up and print it. Set `disabled` to turn it off. */
-      devKey: z.string().default(''),
-    })
-    .prefault({}),
-  rateLimits: z
-    .object({
-      /** What happens when Redis cannot be reached: `open` lets traffic through (and says so), `closed` refuses it. */
-      failMode: z.enum(['open', 'closed']).default('open'),
-      /** Default limits for every key, project, team and organisation that sets none. */
-      key: limitsSchema.prefault({}),
-      project: limitsSchema.prefault({}),
-      team: limitsSchema.prefault({}),
-      org: limitsSchema.prefault({}),
-      /** Per model id a request names, across all tenants (aliases, `auto` and fallbacks are not charged to their members: see docs/access.md). */
-      models: z.record(z.string(), limitsSchema).default({}),
-    })
-    .prefault({}),
-  requests: z
-    .object({
-      maxMessages: z.coerce.number().int().positive().default(2048),
-      maxTokens: z.coerce.number().int().positive().default(1_000_000),
-      maxN: z.coerce.number().int().positive().default(16),
-      maxWebSocketStreams: z.coerce.number().int().positive().default(32),
-      /** Each WebSocket is pinged this often; one that has not answered the previous ping is dropped. */
-      webSocketHeartbeatMs: z.coerce.number().int().min(1_000).default(30_000),
-      /** Past this many bytes a WebSocket's client has not taken yet, its streams and new requests wait for it to read. */
-      webSocketHighWaterBytes: z.coerce.number().int().positive().default(1024 * 1024),
-      /** Past this many bytes waiting for the client (whole answers, which cannot wait), the socket is closed (1008). */
-      webSocketMaxBufferedBytes: z.coerce.number().int().positive().default(16 * 1024 * 1024),
-    })
+  admin: strictObject({
+    keys: z.array(adminKeySchema).default([]),
+    /** Development admin key (any ingress); empty means generate one at start-up and print it. Set `disabled` to turn it off. */
+    devKey: z.string().default(''),
+  }).prefault({}),
+  rateLimits: strictObject({
+    /** What happens when Redis cannot be reached: `open` lets traffic through (and says so), `closed` refuses it. */
+    failMode: z.enum(['open', 'closed']).default('open'),
+    /** Default limits for every key, project, team and organisation that sets none. */
+    key: limitsSchema.prefault({}),
+    project: limitsSchema.prefault({}),
+    team: limitsSchema.prefault({}),
+    org: limitsSchema.prefault({}),
+    /** Per model id a request names, across all tenants (aliases, `auto` and fallbacks are not charged to their members: see docs/access.md). */
+    models: z.record(z.string(), limitsSchema).default({}),
+  }).prefault({}),
+  requests: strictObject({
+    maxMessages: numeric(z.number().int().positive()).default(2048),
+    maxTokens: numeric(z.number().int().positive()).default(1_000_000),
+    maxN: numeric(z.number().int().positive()).default(16),
+    maxWebSocketStreams: numeric(z.number().int().positive()).default(32),
+    /** Each WebSocket is pinged this often; one that has not answered the previous ping is dropped. */
+    webSocketHeartbeatMs: numeric(z.number().int().min(1_000)).default(30_000),
+    /** Past this many bytes a WebSocket's client has not taken yet, its streams and new requests wait for it to read. */
+    webSocketHighWaterBytes: numeric(z.number().int().positive()).default(1024 * 1024),
+    /** Past this many bytes waiting for the client (whole answers, which cannot wait), the socket is closed (1008). */
+    webSocketMaxBufferedBytes: numeric(z.number().int().positive()).default(16 * 1024 * 1024),
+  })
     // At or below the high-water mark, a client merely slow to read would be cut instead of slowed down.
     .superRefine((r, ctx) => {
       if (r.webSocketMaxBufferedBytes > r.webSocketHighWaterBytes) return;

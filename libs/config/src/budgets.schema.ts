@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { decimal, identifier, listenSchema } from './primitives';
+import { decimal, identifier, listenSchema, numeric, port, strictObject } from './primitives';
 
-const positiveInt = z.coerce.number().int().positive();
+const positiveInt = numeric(z.number().int().positive());
 
 /** An IANA time zone that this runtime knows (`Europe/Berlin`, `UTC`). */
 const timeZone = z.string().refine(
@@ -21,7 +21,7 @@ const timeZone = z.string().refine(
  * `{ org: acme, project: search }` is the search project's budget and `{ org: acme, key: k1 }`
  * one key's.
  */
-export const budgetScopeSchema = z.strictObject({
+export const budgetScopeSchema = strictObject({
   org: identifier,
   team: identifier.optional(),
   project: identifier.optional(),
@@ -48,7 +48,7 @@ function amountMicros(amount: string): bigint {
 export const BUDGET_PERIODS = ['daily', 'weekly', 'monthly'] as const;
 export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
 
-export const budgetSchema = z.strictObject({
+export const budgetSchema = strictObject({
   id: identifier,
   scope: budgetScopeSchema,
   /** Days start at midnight, weeks on Monday, months on the 1st — in `timezone`. */
@@ -73,34 +73,33 @@ export const budgetSchema = z.strictObject({
 export type BudgetConfig = z.infer<typeof budgetSchema>;
 
 /** Budgets: spend limits per org, team, project or key, enforced at ingress. */
-export const budgetsSchema = z
-  .object({
-    /** Output tokens reserved when a request sets no `max_tokens`/`max_completion_tokens` and its model no `maxOutputTokens` below. */
-    defaultMaxOutputTokens: positiveInt.default(4_096),
-    /** Per public model id: the most output tokens it can produce (caps the reservation). */
-    maxOutputTokens: z.record(z.string().min(1), positiveInt).default({}),
-    /**
-     * A stream may start with less than its worst case reserved when a hard budget has at least
-     * this many output tokens' worth left; it is then ended (finish_reason "length") when its
-     * running cost reaches what was reserved. 0 turns partial reservations off.
-     */
-    minStreamOutputTokens: z.coerce.number().int().nonnegative().default(16),
-    /**
-     * A reservation neither settled nor renewed within this long is returned to the budget. A
-     * running request renews its own every third of this, so only a crashed process's expire.
-     */
-    reservationTtlMs: positiveInt.default(15 * 60_000),
-    /** Kafka topic of threshold crossings (the brokers are `usage.kafka`'s). */
-    topic: z.string().min(1).default('openrouter.budget.v1'),
-    /**
-     * What happens to a request under a budget when Redis cannot be reached or does not answer in
-     * time: `closed` refuses it with 503 (no budget is ever overspent), `open` admits it unreserved.
-     */
-    failMode: z.enum(['open', 'closed']).default('closed'),
-    /** Billing compares Redis spend with ClickHouse this often and corrects drift; 0 disables it. */
-    reconcileIntervalMs: z.coerce.number().int().nonnegative().default(5 * 60_000),
-    list: z.array(budgetSchema).default([]),
-  })
+export const budgetsSchema = strictObject({
+  /** Output tokens reserved when a request sets no `max_tokens`/`max_completion_tokens` and its model no `maxOutputTokens` below. */
+  defaultMaxOutputTokens: positiveInt.default(4_096),
+  /** Per public model id: the most output tokens it can produce (caps the reservation). */
+  maxOutputTokens: z.record(z.string().min(1), positiveInt).default({}),
+  /**
+   * A stream may start with less than its worst case reserved when a hard budget has at least
+   * this many output tokens' worth left; it is then ended (finish_reason "length") when its
+   * running cost reaches what was reserved. 0 turns partial reservations off.
+   */
+  minStreamOutputTokens: numeric(z.number().int().nonnegative()).default(16),
+  /**
+   * A reservation neither settled nor renewed within this long is returned to the budget. A
+   * running request renews its own every third of this, so only a crashed process's expire.
+   */
+  reservationTtlMs: positiveInt.default(15 * 60_000),
+  /** Kafka topic of threshold crossings (the brokers are `usage.kafka`'s). */
+  topic: z.string().min(1).default('openrouter.budget.v1'),
+  /**
+   * What happens to a request under a budget when Redis cannot be reached or does not answer in
+   * time: `closed` refuses it with 503 (no budget is ever overspent), `open` admits it unreserved.
+   */
+  failMode: z.enum(['open', 'closed']).default('closed'),
+  /** Billing compares Redis spend with ClickHouse this often and corrects drift; 0 disables it. */
+  reconcileIntervalMs: numeric(z.number().int().nonnegative()).default(5 * 60_000),
+  list: z.array(budgetSchema).default([]),
+})
   .superRefine((b, ctx) => {
     const seen = new Set<string>();
     b.list.forEach((budget, i) => {
@@ -111,44 +110,38 @@ export const budgetsSchema = z
 export type BudgetsConfig = z.infer<typeof budgetsSchema>;
 
 /** Billing's own settings: listen addresses, the chargeback allocation rules, the rollup's reconciliation and the reports' size. */
-export const billingSchema = z.object({
+export const billingSchema = strictObject({
   http: listenSchema,
-  grpc: z.object({ host: z.string().min(1).default('127.0.0.1'), port: z.coerce.number().int().min(0).max(65535).default(50071) }).prefault({}),
-  chargeback: z
-    .object({
-      /** Cost centres whose spend is shared and allocated to the others (spend with no cost centre always is). */
-      sharedCostCenters: z.array(z.string().min(1)).default([]),
-      /** The default rule: `proportional` to each cost centre's direct spend, or `fixed` shares. */
-      allocation: z.enum(['proportional', 'fixed']).default('proportional'),
-      /** Cost centre → weight (decimal); normalised to sum to 1. Used by `fixed`. */
-      fixedShares: z.record(z.string().min(1), decimal).default({}),
-    })
-    .prefault({}),
+  grpc: strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(50071) }).prefault({}),
+  chargeback: strictObject({
+    /** Cost centres whose spend is shared and allocated to the others (spend with no cost centre always is). */
+    sharedCostCenters: z.array(z.string().min(1)).default([]),
+    /** The default rule: `proportional` to each cost centre's direct spend, or `fixed` shares. */
+    allocation: z.enum(['proportional', 'fixed']).default('proportional'),
+    /** Cost centre → weight (decimal); normalised to sum to 1. Used by `fixed`. */
+    fixedShares: z.record(z.string().min(1), decimal).default({}),
+  }).prefault({}),
   /**
    * The daily rollup's reconciliation: each closed UTC day of the last `lookbackDays` is compared
    * with the raw events, and what the rollup counted twice (two consumers storing one batch in a
    * rebalance race) or missed is corrected. One billing replica at a time does it (a lease in
    * `access.redis` when set).
    */
-  rollup: z
-    .object({
-      /** How often; 0 disables it. */
-      reconcileIntervalMs: z.coerce.number().int().nonnegative().default(60 * 60_000),
-      lookbackDays: z.coerce.number().int().min(1).max(400).default(7),
-      /** A day is corrected only when two reads this far apart agree (no insert was half-way). */
-      settleMs: z.coerce.number().int().nonnegative().default(2_000),
-    })
-    .prefault({}),
-  reports: z
-    .object({
-      /**
-       * The most rows one report may have (usage rows, invoice and chargeback lines, FOCUS rows); a
-       * report with more is refused with 400 `report_too_large`. The whole report is one gRPC
-       * message, capped at 64 MiB: past it the call fails as a 5xx. A FOCUS row with long names
-       * and three tags is some 310 bytes: the default answers in about 30 MB, the maximum in 60.
-       */
-      maxRows: z.coerce.number().int().min(1).max(200_000).default(100_000),
-    })
-    .prefault({}),
+  rollup: strictObject({
+    /** How often; 0 disables it. */
+    reconcileIntervalMs: numeric(z.number().int().nonnegative()).default(60 * 60_000),
+    lookbackDays: numeric(z.number().int().min(1).max(400)).default(7),
+    /** A day is corrected only when two reads this far apart agree (no insert was half-way). */
+    settleMs: numeric(z.number().int().nonnegative()).default(2_000),
+  }).prefault({}),
+  reports: strictObject({
+    /**
+     * The most rows one report may have (usage rows, invoice and chargeback lines, FOCUS rows); a
+     * report with more is refused with 400 `report_too_large`. The whole report is one gRPC
+     * message, capped at 64 MiB: past it the call fails as a 5xx. A FOCUS row with long names
+     * and three tags is some 310 bytes: the default answers in about 30 MB, the maximum in 60.
+     */
+    maxRows: numeric(z.number().int().min(1).max(200_000)).default(100_000),
+  }).prefault({}),
 });
 export type BillingConfig = z.infer<typeof billingSchema>;

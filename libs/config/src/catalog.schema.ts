@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decimal } from './primitives';
+import { decimal, strictObject } from './primitives';
 import { pricingSchema } from './pricing.schema';
 
 export const CAPABILITIES = ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'embeddings', 'completions'] as const;
@@ -28,7 +28,7 @@ const nonNegativeInt = z.number().int().nonnegative();
  */
 const name = z.string().regex(/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/, 'must be printable ASCII, not starting or ending with a space (it is sent in response headers)');
 
-export const deploymentSchema = z.object({
+export const deploymentSchema = strictObject({
   id: name.optional(),
   provider: z.string().min(1),
   /** The model name the provider knows. */
@@ -45,7 +45,7 @@ export const deploymentSchema = z.object({
 export type DeploymentConfig = z.infer<typeof deploymentSchema>;
 
 /** Quality per task type, 0–1; `default` covers task types not listed. */
-export const qualitySchema = z.strictObject({
+export const qualitySchema = strictObject({
   default: unit.optional(),
   code: unit.optional(),
   math: unit.optional(),
@@ -58,7 +58,7 @@ export const qualitySchema = z.strictObject({
 });
 export type QualityScores = z.infer<typeof qualitySchema>;
 
-export const modelSchema = z.object({
+export const modelSchema = strictObject({
   id: name,
   ownedBy: z.string().default('open-router'),
   created: z.number().int().nonnegative().default(0),
@@ -77,7 +77,7 @@ export const modelSchema = z.object({
 });
 export type ModelConfig = z.infer<typeof modelSchema>;
 
-const providerPreferences = z.object({
+const providerPreferences = strictObject({
   /** Providers to try first, in this order. */
   order: z.array(name).optional(),
   /** Only these providers. */
@@ -87,10 +87,10 @@ const providerPreferences = z.object({
 });
 
 /** Maximum price per 1M tokens: one decimal for both directions, or prompt/completion separately. */
-export const maxPriceSchema = z.union([decimal, z.object({ prompt: decimal.optional(), completion: decimal.optional() }).strict()]);
+export const maxPriceSchema = z.union([decimal, strictObject({ prompt: decimal.optional(), completion: decimal.optional() })]);
 
 /** Route settings as configuration writes them; requests write the same in snake_case. */
-export const routeSettingsSchema = z.object({
+export const routeSettingsSchema = strictObject({
   strategy: z.enum(ROUTE_STRATEGIES).optional(),
   minQuality: unit.optional(),
   maxPrice: maxPriceSchema.optional(),
@@ -103,7 +103,7 @@ export type RouteSettings = z.infer<typeof routeSettingsSchema>;
 export const ROUTE_OVERRIDABLE_FIELDS = ['models', 'strategy', 'minQuality', 'maxPrice', 'latencySensitive', 'allowFallbacks', 'providers'] as const;
 export type RouteOverridableField = (typeof ROUTE_OVERRIDABLE_FIELDS)[number];
 
-export const aliasSchema = z.object({
+export const aliasSchema = strictObject({
   /** Models (ids) the alias may choose among. */
   models: z.array(name).min(1),
   /** Defaults applied when a request names the alias. */
@@ -112,10 +112,10 @@ export const aliasSchema = z.object({
 });
 export type AliasConfig = z.infer<typeof aliasSchema>;
 
-export const policySchema = z.object({
+export const policySchema = strictObject({
   id: name,
   /** Who the policy applies to; unset fields match everyone. The most specific matching policy wins. */
-  match: z.object({ org: name.optional(), project: name.optional() }).default({}),
+  match: strictObject({ org: name.optional(), project: name.optional() }).default({}),
   /** Defaults for requests that match. */
   route: routeSettingsSchema.default({}),
   /** Which per-request controls may change the defaults: `true` all, `false` none, or a list. */
@@ -142,12 +142,12 @@ export function policyFor(policies: readonly PolicyConfig[], tenant: { orgId: st
   return best?.policy;
 }
 
-export const experimentSchema = z.object({
+export const experimentSchema = strictObject({
   id: name,
   /** The model id or alias clients name; requests for it are split between the arms. */
   target: name,
   arms: z
-    .array(z.object({ name, model: name, weight: z.number().positive() }))
+    .array(strictObject({ name, model: name, weight: z.number().positive() }))
     .min(2)
     .refine((arms) => new Set(arms.map((a) => a.name)).size === arms.length, 'arm names must be unique'),
   /** What keeps a caller on its arm: the end user (`user`, falling back to the key), the API key, or nothing. */
@@ -158,7 +158,7 @@ export type ExperimentConfig = z.infer<typeof experimentSchema>;
 
 const instant = z.string().refine((v) => !Number.isNaN(Date.parse(v)), { message: 'must be an ISO 8601 instant, e.g. 2025-06-01T09:00:00Z' });
 
-export const grayReleaseSchema = z.object({
+export const grayReleaseSchema = strictObject({
   id: name,
   /** The model id or alias clients name. */
   target: name,
@@ -169,69 +169,62 @@ export const grayReleaseSchema = z.object({
   startAt: instant.optional(),
   /** The canary's share in percent, each step starting `afterMinutes` after `startAt`. */
   steps: z
-    .array(z.object({ afterMinutes: z.number().nonnegative(), percent: z.number().min(0).max(100) }))
+    .array(strictObject({ afterMinutes: z.number().nonnegative(), percent: z.number().min(0).max(100) }))
     .min(1)
     .refine((steps) => steps.every((s, i) => i === 0 || s.afterMinutes > (steps[i - 1]?.afterMinutes ?? -1)), 'steps must be in increasing `afterMinutes` order'),
-  rollback: z
-    .object({
-      /** Roll back when the canary's error rate exceeds the baseline's by more than this (absolute, 0–1). */
-      errorRateMargin: unit.default(0.05),
-      /** Roll back when the canary's p95 latency exceeds the baseline's by more than this fraction (0.5 = +50%). */
-      p95LatencyMargin: z.number().nonnegative().default(0.5),
-      /** Calls of each arm needed in the window before a verdict. */
-      minRequests: positiveInt.default(20),
-      windowMs: positiveInt.default(300_000),
-    })
-    .prefault({}),
+  rollback: strictObject({
+    /** Roll back when the canary's error rate exceeds the baseline's by more than this (absolute, 0–1). */
+    errorRateMargin: unit.default(0.05),
+    /** Roll back when the canary's p95 latency exceeds the baseline's by more than this fraction (0.5 = +50%). */
+    p95LatencyMargin: z.number().nonnegative().default(0.5),
+    /** Calls of each arm needed in the window before a verdict. */
+    minRequests: positiveInt.default(20),
+    windowMs: positiveInt.default(300_000),
+  }).prefault({}),
 });
 export type GrayReleaseConfig = z.infer<typeof grayReleaseSchema>;
 
-export const breakerSchema = z
-  .object({
-    /** Consecutive failures that open the circuit. */
-    consecutiveFailures: positiveInt.default(5),
-    /** Error rate over the window that opens the circuit, once `minRequests` were seen. */
-    errorRate: unit.default(0.5),
-    minRequests: positiveInt.default(20),
-    windowMs: positiveInt.default(30_000),
-    /** How long an open circuit stays open before one probe is let through. */
-    cooldownMs: positiveInt.default(30_000),
-  })
-  .prefault({});
+export const breakerSchema = strictObject({
+  /** Consecutive failures that open the circuit. */
+  consecutiveFailures: positiveInt.default(5),
+  /** Error rate over the window that opens the circuit, once `minRequests` were seen. */
+  errorRate: unit.default(0.5),
+  minRequests: positiveInt.default(20),
+  windowMs: positiveInt.default(30_000),
+  /** How long an open circuit stays open before one probe is let through. */
+  cooldownMs: positiveInt.default(30_000),
+}).prefault({});
 export type BreakerSettings = z.infer<typeof breakerSchema>;
 
-export const retrySchema = z
-  .object({
-    /** Calls per request, the first included. */
-    maxAttempts: positiveInt.default(4),
-    /** Time budget to get a first answer event, across every attempt and backoff: no attempt starts after it. */
-    deadlineMs: positiveInt.default(60_000),
-    /** Time one streamed attempt may take to produce its first answer event. */
-    attemptTimeoutMs: positiveInt.default(30_000),
-    /**
-     * Time one non-streamed attempt may take to return its whole answer (its only event). Not cut
-     * short by `deadlineMs`, which only stops new attempts: a long generation is not abandoned
-     * and paid for twice.
-     */
-    completionTimeoutMs: positiveInt.default(300_000),
-    /** Full-jitter exponential backoff between attempts. */
-    baseDelayMs: nonNegativeInt.default(50),
-    maxDelayMs: nonNegativeInt.default(2_000),
-    /** A Retry-After longer than this takes the deployment out of rotation instead of being waited for. */
-    maxRetryAfterMs: nonNegativeInt.default(10_000),
-  })
-  .prefault({});
+export const retrySchema = strictObject({
+  /** Calls per request, the first included. */
+  maxAttempts: positiveInt.default(4),
+  /** Time budget to get a first answer event, across every attempt and backoff: no attempt starts after it. */
+  deadlineMs: positiveInt.default(60_000),
+  /** Time one streamed attempt may take to produce its first answer event. */
+  attemptTimeoutMs: positiveInt.default(30_000),
+  /**
+   * Time one non-streamed attempt may take to return its whole answer (its only event). Not cut
+   * short by `deadlineMs`, which only stops new attempts: a long generation is not abandoned
+   * and paid for twice.
+   */
+  completionTimeoutMs: positiveInt.default(300_000),
+  /** Full-jitter exponential backoff between attempts. */
+  baseDelayMs: nonNegativeInt.default(50),
+  maxDelayMs: nonNegativeInt.default(2_000),
+  /** A Retry-After longer than this takes the deployment out of rotation instead of being waited for. */
+  maxRetryAfterMs: nonNegativeInt.default(10_000),
+}).prefault({});
 export type RetrySettings = z.infer<typeof retrySchema>;
 
 /** Aliases, strategies, experiments and policies: how a request's model becomes a deployment. */
-export const routingSchema = z.object({
+export const routingSchema = strictObject({
   /** Settings for every request unless an alias, a policy or the request itself says otherwise. */
   defaults: routeSettingsSchema.default({}),
   /** Named groups of models (`smart`, `cheap`); `auto` may be declared here to narrow it. */
   aliases: z.record(name, aliasSchema).default({}),
   /** Weights of the balanced strategy (normalised). */
-  balanced: z
-    .object({ quality: z.number().nonnegative().default(0.5), cost: z.number().nonnegative().default(0.3), latency: z.number().nonnegative().default(0.2) })
+  balanced: strictObject({ quality: z.number().nonnegative().default(0.5), cost: z.number().nonnegative().default(0.3), latency: z.number().nonnegative().default(0.2) })
     .refine((w) => w.quality + w.cost + w.latency > 0, 'at least one of quality, cost and latency must be above 0')
     .prefault({}),
   /** How the load balancer orders equivalent deployments of one model. */

@@ -16,6 +16,60 @@ describe('config', () => {
     expect(problems).toEqual([]);
   });
 
+  it('refuses a placeholder nested in a default, naming the path but not the text', () => {
+    const problems: string[] = [];
+    expect(interpolate({ key: 'sk-${A:-${B}}' }, { B: 'b' }, '', problems)).toEqual({ key: 'sk-}' });
+    expect(problems).toEqual(['key: placeholders do not nest: the default of ${A:-…} holds a "${" (write $${ for a literal "${")']);
+    expect(() => parseConfig({ ...minimal, providers: { sim: { ...minimal.providers.sim, apiKey: '${SIM_KEY:-${FALLBACK_KEY}}' } } }, { SIM_KEY: 'k', FALLBACK_KEY: 'f' })).toThrow(
+      'providers.sim.apiKey: placeholders do not nest',
+    );
+  });
+
+  it('refuses a "${" that starts no placeholder, and reads $${ as a literal "${"', () => {
+    const problems: string[] = [];
+    expect(interpolate(['p${PORT-8080}', 'p${ PORT }', 's3cr3t${', '${1}'], { PORT: '1' }, 'x', problems)).toHaveLength(4);
+    expect(problems).toEqual(Array.from({ length: 4 }, (_, i) => `x[${i}]: "\${" starts no placeholder: write \${NAME} or \${NAME:-default}, or $\${ for a literal "\${"`));
+    expect(problems.join('\n')).not.toContain('s3cr3t');
+    const literal: string[] = [];
+    expect(interpolate({ a: 'p$${X}s', b: '$${', c: '$$${X}', d: 'a$b$$c', e: '${X:-$}' }, { X: '1' }, '', literal)).toEqual({ a: 'p${X}s', b: '${', c: '$${X}', d: 'a$b$$c', e: '1' });
+    expect(literal).toEqual([]);
+  });
+
+  it('uses the default for an empty variable, so an empty variable never turns a number into 0 or a switch off', () => {
+    const doc = { ...minimal, ingress: { ...minimal.ingress, http: { port: '${PORT:-8080}' } }, gateway: { simulator: { enabled: '${SIM:-true}' } } };
+    const config = parseConfig(doc, { SIM_KEY: 'k', PORT: '', SIM: '' });
+    expect([config.ingress.http.port, config.gateway.simulator.enabled]).toEqual([8080, true]);
+    // Only an empty default, or a blank variable, leaves nothing: refused, not read as 0 or false.
+    expect(() => parseConfig({ ...doc, ingress: { ...minimal.ingress, http: { port: '${PORT:-}' } } }, { SIM_KEY: 'k', PORT: '' })).toThrow('ingress.http.port: expected a number, got an empty value');
+    expect(() => parseConfig(doc, { SIM_KEY: 'k', PORT: '  ' })).toThrow('ingress.http.port: expected a number, got an empty value');
+    expect(() => parseConfig(doc, { SIM_KEY: 'k', SIM: ' ' })).toThrow('gateway.simulator.enabled: expected true or false, got an empty value');
+    expect(() => parseConfig({ ...doc, gateway: { simulator: { enabled: '${SIM:-}' } } }, { SIM_KEY: 'k' })).toThrow('gateway.simulator.enabled: expected true or false, got an empty value');
+    expect(() => parseConfig({ ...doc, usage: { kafka: { ssl: '${KAFKA_TLS:-}' } } }, { SIM_KEY: 'k' })).toThrow('usage.kafka.ssl: expected true or false (or 1/0, yes/no), or { ca: <PEM file> }');
+    // Without a default, an empty variable is a missing one.
+    expect(() => parseConfig({ ...doc, ingress: { ...minimal.ingress, http: { port: '${PORT}' } } }, { SIM_KEY: 'k', PORT: '' })).toThrow('ingress.http.port: environment variable PORT is not set');
+  });
+
+  it('refuses a number from the environment in any form but plain decimal digits', () => {
+    const problems = (env: Record<string, string>): string[] => {
+      try {
+        parseConfig({ ...minimal, billing: { http: { port: 0 }, rollup: { reconcileIntervalMs: '${RECONCILE_MS}' } }, observability: { tracing: { sampleRatio: '${RATIO}' } } }, { SIM_KEY: 'k', ...env });
+        return [];
+      } catch (e) {
+        return (e as ConfigError).problems;
+      }
+    };
+    expect(problems({ RECONCILE_MS: '600000', RATIO: '0.25' })).toEqual([]);
+    expect(problems({ RECONCILE_MS: ' 600000 ', RATIO: '1' })).toEqual([]);
+    expect(problems({ RECONCILE_MS: '0x927C0', RATIO: '1e-1' })).toEqual([
+      'billing.rollup.reconcileIntervalMs: expected a decimal number (hexadecimal, octal and binary are not read)',
+      'observability.tracing.sampleRatio: expected a number written out in digits (1000, not 1e3)',
+    ]);
+    expect(problems({ RECONCILE_MS: '\t', RATIO: '+0.5' })).toEqual([
+      'billing.rollup.reconcileIntervalMs: expected a number, got an empty value',
+      'observability.tracing.sampleRatio: expected a number without a leading + (5, not +5)',
+    ]);
+  });
+
   it('parses a minimal document and applies defaults', () => {
     const config = parseConfig(minimal, { SIM_KEY: 'k' });
     expect(config.providers['sim']).toMatchObject({ type: 'openai', apiKey: 'k' });

@@ -16,27 +16,68 @@ export class ConfigError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** `${`, or the escape `$${` of a literal one. */
+const OPENING = /\$?\$\{/g;
+/** What follows `${`: a name, an optional `:-default` (up to the first `}`), and the closing `}`. */
+const PLACEHOLDER_BODY = /([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/y;
 
 /**
- * Replaces `${NAME}` and `${NAME:-default}` in every string of a parsed document. A missing
- * variable without a default is a problem reported with the path, like any invalid value.
+ * Replaces `${NAME}` and `${NAME:-default}` in every string of a parsed document; `$${` is a
+ * literal `${`. A missing variable without a default, a placeholder written otherwise (`${NAME-x}`,
+ * `${ NAME }`, an unclosed one) and a default holding another placeholder (`${A:-${B}}`, which
+ * would be read as the text `${B`) are problems reported with the path, like any invalid value,
+ * never with the text, which may hold a secret.
  */
 export function interpolate(value: unknown, env: Env, path: string, problems: string[]): unknown {
-  if (typeof value === 'string') {
-    return value.replace(PLACEHOLDER, (_match, name: string, fallback: string | undefined) => {
-      const found = env[name];
-      if (found !== undefined && found !== '') return found;
-      if (fallback !== undefined) return fallback;
-      problems.push(`${path || '(root)'}: environment variable ${name} is not set`);
-      return '';
-    });
-  }
+  if (typeof value === 'string') return interpolateText(value, env, path || '(root)', problems);
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}[${i}]`, problems));
   if (value !== null && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, path ? `${path}.${k}` : k, problems)]));
   }
   return value;
+}
+
+function interpolateText(text: string, env: Env, path: string, problems: string[]): string {
+  let result = '';
+  let from = 0;
+  for (const opening of text.matchAll(OPENING)) {
+    const at = opening.index;
+    if (at < from) continue;
+    result += text.slice(from, at);
+    from = at + opening[0].length;
+    if (opening[0] === '$${') {
+      result += '${';
+      continue;
+    }
+    PLACEHOLDER_BODY.lastIndex = from;
+    const body = PLACEHOLDER_BODY.exec(text);
+    if (body === null) {
+      problems.push(`${path}: "\${" starts no placeholder: write \${NAME} or \${NAME:-default}, or $\${ for a literal "\${"`);
+      result += '${';
+      continue;
+    }
+    from = PLACEHOLDER_BODY.lastIndex;
+    const [, name = '', fallback] = body;
+    if (fallback?.includes('${')) {
+      problems.push(`${path}: placeholders do not nest: the default of \${${name}:-…} holds a "\${" (write $\${ for a literal "\${")`);
+      continue;
+    }
+    const found = env[name];
+    if (found !== undefined && found !== '') result += found;
+    else if (fallback !== undefined) result += fallback;
+    else problems.push(`${path}: environment variable ${name} is not set`);
+  }
+  return result + text.slice(from);
+}
+
+/**
+ * Top-level keys starting with `x-` (the compose convention) hold what the file shares through
+ * YAML anchors (`x-defaults: &defaults`); aliases have copied it where it is used, so they are
+ * left out before interpolation and validation. Any other unknown key is refused.
+ */
+function withoutExtensionKeys(document: unknown): unknown {
+  if (document === null || typeof document !== 'object' || Array.isArray(document)) return document;
+  return Object.fromEntries(Object.entries(document).filter(([key]) => !key.startsWith('x-')));
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -46,7 +87,7 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
 /** Validates a parsed document, listing every problem at once with its path. */
 export function parseConfig(document: unknown, env: Env, source = 'inline'): GatewayConfig {
   const problems: string[] = [];
-  const interpolated = interpolate(document, env, '', problems);
+  const interpolated = interpolate(withoutExtensionKeys(document), env, '', problems);
   const result = configSchema.safeParse(interpolated);
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(`${formatPath(issue.path) || '(root)'}: ${issue.message}`);
@@ -66,7 +107,7 @@ export function loadConfigFile(path: string, env: Env): GatewayConfig {
   let document: unknown;
   try {
     // Merge keys (`<<: *defaults`) are not YAML 1.2, whose parser would keep `<<` as a plain key
-    // that the schema then strips without a word: the merged settings would be silently missing.
+    // (refused as unknown) instead of merging the anchored settings.
     // Without pretty errors: those quote the offending line, and a line that breaks YAML is often
     // one holding a password (an unquoted `: ` or ` #` in it).
     document = parseYaml(text, { merge: true, prettyErrors: false });

@@ -4,7 +4,7 @@ import { billingSchema, budgetsSchema } from './budgets.schema';
 import { modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
 import { observabilitySchema } from './observability.schema';
-import { address, flag, host, identifier, listenSchema, port } from './primitives';
+import { address, flag, host, identifier, listenSchema, port, strictObject } from './primitives';
 import { providerSchema } from './providers.schema';
 import { usageSchema } from './usage.schema';
 
@@ -18,86 +18,76 @@ export * from './primitives';
 export * from './providers.schema';
 export * from './usage.schema';
 
-const httpOnly = z.object({ http: listenSchema });
+const httpOnly = strictObject({ http: listenSchema });
 
-export const configSchema = z
-  .object({
-    version: z.literal(1),
-    gateway: z
-      .object({
-        dataDir: z.string().min(1).default('.data'),
-        simulator: z
-          .object({ enabled: flag.default(false), host, port: port.default(0), apiKey: z.string().default('') })
-          .default({ enabled: false, host: '127.0.0.1', port: 0, apiKey: '' }),
-      })
-      .default({ dataDir: '.data', simulator: { enabled: false, host: '127.0.0.1', port: 0, apiKey: '' } }),
-    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
-    ingress: z.object({
-      http: listenSchema,
-      router: address,
-      /** Billing's gRPC address, for the report endpoints of the admin API; unset: they answer 503. */
-      billing: address.optional(),
-      /** Development traffic key (embedded mode); empty means generate one at start-up, `disabled` none. */
-      devKey: z.string().default(''),
-      limits: z
-        .object({
-          bodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
-          /** Deepest nesting of arrays and objects accepted in a JSON body or the x-openrouter-route header. */
-          jsonDepth: z.number().int().positive().default(128),
-          shutdownGraceMs: z.number().int().nonnegative().default(10_000),
-        })
-        .default({ bodyBytes: 10 * 1024 * 1024, jsonDepth: 128, shutdownGraceMs: 10_000 }),
-    }),
-    router: z.object({
-      grpc: listenSchema,
-      http: listenSchema,
-      /** Provider id → adapter address; `default` serves every provider not listed. */
-      adapters: z.record(z.string(), address).refine((m) => Object.keys(m).length > 0, 'name at least one adapter address'),
-    }),
-    adapter: z.object({
-      grpc: listenSchema,
-      http: listenSchema,
-      /** Provider ids this instance serves; empty means all. */
-      providers: z.array(z.string()).default([]),
-      /**
-       * Image URLs the adapter fetches itself (Gemini, Bedrock, Anthropic's http://): only public
-       * addresses by default, so a client cannot make it call loopback, the private network or a
-       * cloud metadata endpoint.
-       */
-      imageFetch: z
-        .object({
-          /** Also fetch from loopback, private, link-local and other non-public addresses (tests, labs). */
-          allowPrivateNetworks: flag.default(false),
-          /** Host names fetched from whatever address they resolve to, e.g. an internal image store. */
-          allowedHosts: z.array(z.string().min(1).transform((h) => h.toLowerCase())).default([]),
-        })
-        .prefault({}),
-    }),
-    billing: billingSchema,
-    alerting: httpOnly,
-    grpc: z
-      .object({
-        /**
-         * How long a gRPC server (router, adapter, billing) lets calls in flight finish at shutdown
-         * before it cuts them: just under the orchestrator's grace (compose: stop_grace_period 20s).
-         */
-        shutdownGraceMs: z.number().int().nonnegative().default(15_000),
-        /** Deadline of a unary call to the router (model list, embeddings, explain, health). */
-        callTimeoutMs: z.number().int().positive().default(5_000),
-        /** Deadline of a report call to billing: reports scan the usage store. */
-        reportTimeoutMs: z.number().int().positive().default(60_000),
-        auth: grpcAuthSchema,
-        tls: grpcTlsSchema,
-      })
-      .prefault({}),
-    providers: z.record(identifier, providerSchema),
-    models: z.array(modelSchema).min(1),
-    routing: routingSchema.prefault({}),
-    usage: usageSchema.prefault({}),
-    access: accessSchema.prefault({}),
-    budgets: budgetsSchema.prefault({}),
-    observability: observabilitySchema.prefault({}),
-  })
+export const configSchema = strictObject({
+  version: z.literal(1),
+  gateway: strictObject({
+    dataDir: z.string().min(1).default('.data'),
+    simulator: strictObject({ enabled: flag.default(false), host, port: port.default(0), apiKey: z.string().default('') })
+      .default({ enabled: false, host: '127.0.0.1', port: 0, apiKey: '' }),
+  }).default({ dataDir: '.data', simulator: { enabled: false, host: '127.0.0.1', port: 0, apiKey: '' } }),
+  log: strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  ingress: strictObject({
+    http: listenSchema,
+    router: address,
+    /** Billing's gRPC address, for the report endpoints of the admin API; unset: they answer 503. */
+    billing: address.optional(),
+    /** Development traffic key (embedded mode); empty means generate one at start-up, `disabled` none. */
+    devKey: z.string().default(''),
+    limits: strictObject({
+      bodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
+      /** Deepest nesting of arrays and objects accepted in a JSON body or the x-openrouter-route header. */
+      jsonDepth: z.number().int().positive().default(128),
+      shutdownGraceMs: z.number().int().nonnegative().default(10_000),
+    }).default({ bodyBytes: 10 * 1024 * 1024, jsonDepth: 128, shutdownGraceMs: 10_000 }),
+  }),
+  router: strictObject({
+    grpc: listenSchema,
+    http: listenSchema,
+    /** Provider id → adapter address; `default` serves every provider not listed. */
+    adapters: z.record(z.string(), address).refine((m) => Object.keys(m).length > 0, 'name at least one adapter address'),
+  }),
+  adapter: strictObject({
+    grpc: listenSchema,
+    http: listenSchema,
+    /** Provider ids this instance serves; empty means all. */
+    providers: z.array(z.string()).default([]),
+    /**
+     * Image URLs the adapter fetches itself (Gemini, Bedrock, Anthropic's http://): only public
+     * addresses by default, so a client cannot make it call loopback, the private network or a
+     * cloud metadata endpoint.
+     */
+    imageFetch: strictObject({
+      /** Also fetch from loopback, private, link-local and other non-public addresses (tests, labs). */
+      allowPrivateNetworks: flag.default(false),
+      /** Host names fetched from whatever address they resolve to, e.g. an internal image store. */
+      allowedHosts: z.array(z.string().min(1).transform((h) => h.toLowerCase())).default([]),
+    }).prefault({}),
+  }),
+  billing: billingSchema,
+  alerting: httpOnly,
+  grpc: strictObject({
+    /**
+     * How long a gRPC server (router, adapter, billing) lets calls in flight finish at shutdown
+     * before it cuts them: just under the orchestrator's grace (compose: stop_grace_period 20s).
+     */
+    shutdownGraceMs: z.number().int().nonnegative().default(15_000),
+    /** Deadline of a unary call to the router (model list, embeddings, explain, health). */
+    callTimeoutMs: z.number().int().positive().default(5_000),
+    /** Deadline of a report call to billing: reports scan the usage store. */
+    reportTimeoutMs: z.number().int().positive().default(60_000),
+    auth: grpcAuthSchema,
+    tls: grpcTlsSchema,
+  }).prefault({}),
+  providers: z.record(identifier, providerSchema),
+  models: z.array(modelSchema).min(1),
+  routing: routingSchema.prefault({}),
+  usage: usageSchema.prefault({}),
+  access: accessSchema.prefault({}),
+  budgets: budgetsSchema.prefault({}),
+  observability: observabilitySchema.prefault({}),
+})
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
     // Deployment ids name breakers, live stats, limits and price overrides, so they must be unique;

@@ -1,11 +1,13 @@
 import { z } from 'zod';
-import { flag, identifier } from './primitives';
+import { flag, identifier, numeric, strictObject } from './primitives';
 
-const positiveInt = z.coerce.number().int().positive();
-const nonNegativeInt = z.coerce.number().int().nonnegative();
-const ratio = z.coerce.number().min(0).max(1);
+/** Counts, durations and ratios, which may come from the environment as text. */
+const positive = z.number().int().positive();
+const positiveInt = numeric(positive);
+const nonNegativeInt = numeric(z.number().int().nonnegative());
+const ratio = numeric(z.number().min(0).max(1));
 
-export const metricsSchema = z.object({
+export const metricsSchema = strictObject({
   /** `/metrics` on every service; off still answers, with an empty exposition. */
   enabled: flag.default(true),
   /** Node.js process metrics (CPU, memory, event loop lag, GC) next to the gateway's own. */
@@ -13,7 +15,7 @@ export const metricsSchema = z.object({
 });
 export type MetricsConfig = z.infer<typeof metricsSchema>;
 
-export const tracingSchema = z.object({
+export const tracingSchema = strictObject({
   /** Off: no spans are made, no context is carried, nothing is exported. */
   enabled: flag.default(false),
   /** OTLP/HTTP traces endpoint, e.g. `http://otel-collector:4318/v1/traces`; '' with tracing on exports nowhere. */
@@ -26,12 +28,12 @@ export const tracingSchema = z.object({
 });
 export type TracingConfig = z.infer<typeof tracingSchema>;
 
-export const logSettingsSchema = z.object({
+export const logSettingsSchema = strictObject({
   /** Debug aid: log the byte sizes of prompt and completion bodies (never their contents). */
   debugSizes: flag.default(false),
 });
 
-const windowMs = positiveInt.max(24 * 60 * 60_000);
+const windowMs = numeric(positive.max(24 * 60 * 60_000));
 
 const ruleBase = {
   id: identifier,
@@ -46,7 +48,7 @@ const ruleBase = {
 const scope = z.enum(['provider', 'deployment']).default('provider');
 
 export const alertRuleSchema = z.discriminatedUnion('kind', [
-  z.object({
+  strictObject({
     ...ruleBase,
     kind: z.literal('error_rate'),
     scope,
@@ -56,7 +58,7 @@ export const alertRuleSchema = z.discriminatedUnion('kind', [
     /** Below this many requests in the window the rate is not judged. */
     minRequests: positiveInt.default(20),
   }),
-  z.object({
+  strictObject({
     ...ruleBase,
     kind: z.literal('latency_p95'),
     scope,
@@ -64,26 +66,26 @@ export const alertRuleSchema = z.discriminatedUnion('kind', [
     thresholdMs: positiveInt.default(10_000),
     minRequests: positiveInt.default(20),
   }),
-  z.object({ ...ruleBase, kind: z.literal('circuit_open') }),
-  z.object({
+  strictObject({ ...ruleBase, kind: z.literal('circuit_open') }),
+  strictObject({
     ...ruleBase,
     kind: z.literal('budget_threshold'),
     /** Fires for budget events at or above this percentage of the budget. */
-    minPercent: z.coerce.number().min(0).max(1000).default(80),
+    minPercent: numeric(z.number().min(0).max(1000)).default(80),
     /** A budget alert holds this long after its event, then resolves unless a new period restarts it. */
     holdMs: positiveInt.default(24 * 60 * 60_000),
   }),
-  z.object({
+  strictObject({
     ...ruleBase,
     kind: z.literal('spend_anomaly'),
     /** Spend in the last `windowMs`, per organisation, against the average of the `baselineWindows` before it. */
     windowMs: windowMs.default(15 * 60_000),
-    baselineWindows: positiveInt.max(96).default(8),
+    baselineWindows: numeric(positive.max(96)).default(8),
     /** Fires when current spend ≥ factor × baseline (and ≥ minSpend). */
-    factor: z.coerce.number().positive().default(3),
-    minSpend: z.coerce.number().nonnegative().default(1),
+    factor: numeric(z.number().positive()).default(3),
+    minSpend: numeric(z.number().nonnegative()).default(1),
   }),
-  z.object({ ...ruleBase, kind: z.literal('canary_rolled_back') }),
+  strictObject({ ...ruleBase, kind: z.literal('canary_rolled_back') }),
 ]);
 export type AlertRuleConfig = z.infer<typeof alertRuleSchema>;
 
@@ -124,7 +126,7 @@ const receiverHeaders = z
   .default({});
 
 export const alertChannelSchema = z.discriminatedUnion('kind', [
-  z.object({
+  strictObject({
     id: identifier,
     kind: z.literal('webhook'),
     url: receiverUrl,
@@ -133,34 +135,31 @@ export const alertChannelSchema = z.discriminatedUnion('kind', [
     /** Sent with every delivery (`authorization` and the like; use `${VAR}`). */
     headers: receiverHeaders,
   }),
-  z.object({ id: identifier, kind: z.literal('slack'), url: receiverUrl }),
+  strictObject({ id: identifier, kind: z.literal('slack'), url: receiverUrl }),
 ]);
 export type AlertChannelConfig = z.infer<typeof alertChannelSchema>;
 
-export const alertingSchema = z
-  .object({
-    /** How often rules are evaluated. */
-    evaluateIntervalMs: positiveInt.default(10_000),
-    /** Width of one aggregation bucket; windows are whole buckets. */
-    bucketMs: positiveInt.default(10_000),
-    /** Kafka consumer group of the alerting service. */
-    consumerGroup: z.string().min(1).default('alerting'),
-    /** The router's gRPC address, polled for circuit and gray-release state; '' turns those rules off. */
-    router: z.string().default(''),
-    routerPollMs: positiveInt.default(10_000),
-    rules: z.array(alertRuleSchema).default([]),
-    channels: z.array(alertChannelSchema).default([]),
-    delivery: z
-      .object({
-        timeoutMs: positiveInt.default(5_000),
-        maxAttempts: positiveInt.max(50).default(8),
-        initialBackoffMs: positiveInt.default(1_000),
-        maxBackoffMs: positiveInt.default(5 * 60_000),
-        /** Notifications waiting for delivery at most; beyond it the oldest is dropped (and counted). */
-        queueLimit: positiveInt.default(1_000),
-      })
-      .prefault({}),
-  })
+export const alertingSchema = strictObject({
+  /** How often rules are evaluated. */
+  evaluateIntervalMs: positiveInt.default(10_000),
+  /** Width of one aggregation bucket; windows are whole buckets. */
+  bucketMs: positiveInt.default(10_000),
+  /** Kafka consumer group of the alerting service. */
+  consumerGroup: z.string().min(1).default('alerting'),
+  /** The router's gRPC address, polled for circuit and gray-release state; '' turns those rules off. */
+  router: z.string().default(''),
+  routerPollMs: positiveInt.default(10_000),
+  rules: z.array(alertRuleSchema).default([]),
+  channels: z.array(alertChannelSchema).default([]),
+  delivery: strictObject({
+    timeoutMs: positiveInt.default(5_000),
+    maxAttempts: numeric(positive.max(50)).default(8),
+    initialBackoffMs: positiveInt.default(1_000),
+    maxBackoffMs: positiveInt.default(5 * 60_000),
+    /** Notifications waiting for delivery at most; beyond it the oldest is dropped (and counted). */
+    queueLimit: positiveInt.default(1_000),
+  }).prefault({}),
+})
   .superRefine((a, ctx) => {
     const channels = new Set(a.channels.map((c) => c.id));
     const ids = new Set<string>();
@@ -181,7 +180,7 @@ export const alertingSchema = z
 export type AlertingConfig = z.infer<typeof alertingSchema>;
 
 /** Metrics, tracing and alert rules and channels. */
-export const observabilitySchema = z.object({
+export const observabilitySchema = strictObject({
   metrics: metricsSchema.prefault({}),
   tracing: tracingSchema.prefault({}),
   log: logSettingsSchema.prefault({}),

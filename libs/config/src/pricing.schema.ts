@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decimal } from './primitives';
+import { decimal, strictObject } from './primitives';
 
 /**
  * Whether `YYYY-MM-DD` names a day of the calendar. `Date.parse` rolls a day that does not exist
@@ -38,7 +38,7 @@ const priceFields = {
 };
 
 /** A price change that takes effect at `from`; fields left out keep the value in effect before. */
-export const priceChangeSchema = z.object({ from: effectiveFrom, ...priceFields });
+export const priceChangeSchema = strictObject({ from: effectiveFrom, ...priceFields });
 export type PriceChange = z.infer<typeof priceChangeSchema>;
 
 const changeList = z
@@ -58,7 +58,7 @@ const changeList = z
  * A deployment's own prices, laid over the model's at every instant: fields it sets (in its base
  * or in a change in effect) win, the others come from the model's price at that instant.
  */
-export const deploymentPricingSchema = z.object({ ...priceFields, changes: changeList });
+export const deploymentPricingSchema = strictObject({ ...priceFields, changes: changeList });
 export type DeploymentPricing = z.infer<typeof deploymentPricingSchema>;
 
 /**
@@ -67,7 +67,7 @@ export type DeploymentPricing = z.infer<typeof deploymentPricingSchema>;
  * never reprices earlier requests; `deployments` overrides prices per deployment id (the
  * deployment's `id`, or `<model id>#<index>` when it has none).
  */
-export const pricingSchema = z.object({
+export const pricingSchema = strictObject({
   currency: currency.default('USD'),
   /** Prices per 1M tokens. */
   input: decimal.default('0'),

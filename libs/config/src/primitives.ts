@@ -1,20 +1,135 @@
 import { z } from 'zod';
 
+/*
+ * The configuration refuses what it does not understand. A key it does not know is most often a
+ * misspelt optional one, which would otherwise fall back to its default without a word (for
+ * `grpc.auth.token` or `grpc.tls.cert`, to no authentication or no TLS); text that is not plainly
+ * a number or a switch (an empty variable, a hexadecimal port) would otherwise become 0 or false.
+ * Problems name the path and the key, never the value, which may be a secret.
+ */
+
+/**
+ * An object of the configuration: every key is one of `shape`'s. An unknown key is refused, named,
+ * with the nearest known one as a hint (`tokens`: did you mean `token`?).
+ */
+export function strictObject<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? unknownKeysMessage(issue.keys, known) : undefined) });
+}
+
+/** `unknown key "tokens" (did you mean "token"?)`, for every key of `unknown`. */
+export function unknownKeysMessage(unknown: readonly string[], known: readonly string[]): string {
+  const described = unknown.map((key) => {
+    if (key.startsWith('x-')) return `"${key}" (keys starting with x- are allowed at the top level only)`;
+    const near = nearestKey(key, known);
+    return near === undefined ? `"${key}"` : `"${key}" (did you mean "${near}"?)`;
+  });
+  return `unknown key${unknown.length === 1 ? '' : 's'} ${described.join(', ')}`;
+}
+
+/** Case, `-` and `_` aside (`base_url` is `baseUrl`). */
+const normalised = (key: string): string => key.toLowerCase().replace(/[-_]/g, '');
+
+/**
+ * The known key `key` most likely misspells: one within one edit (two from six characters on), or
+ * one that `key` starts with (`cert` for `certificate`); undefined when none is close.
+ */
+export function nearestKey(key: string, known: readonly string[]): string | undefined {
+  const typed = normalised(key);
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const target = normalised(candidate);
+    const distance = editDistance(typed, target);
+    const close = distance <= (target.length >= 6 ? 2 : 1) || (target.length >= 3 && typed.startsWith(target));
+    if (close && (best === undefined || distance < best.distance)) best = { key: candidate, distance };
+  }
+  return best?.key;
+}
+
+/** Levenshtein distance, counting a swap of two neighbours as one edit. */
+function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const at = (i: number, j: number): number => rows[i]?.[j] ?? Number.POSITIVE_INFINITY;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let distance = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) distance = Math.min(distance, at(i - 2, j - 2) + 1);
+      const row = rows[i];
+      if (row) row[j] = distance;
+    }
+  }
+  return at(a.length, b.length);
+}
+
+/** A plain decimal number: digits, an optional leading minus and an optional fraction. */
+const NUMBER_TEXT = /^-?\d+(\.\d+)?$/;
+
+/** Why `text` (trimmed) is not a number, described without quoting it. */
+function numberTextProblem(text: string): string | undefined {
+  if (NUMBER_TEXT.test(text)) return undefined;
+  if (text === '') return 'expected a number, got an empty value';
+  if (text.startsWith('+') && NUMBER_TEXT.test(text.slice(1))) return 'expected a number without a leading + (5, not +5)';
+  if (/^[-+]?(\d+\.?\d*|\.\d+)e[-+]?\d+$/i.test(text)) return 'expected a number written out in digits (1000, not 1e3)';
+  if (/^[-+]?0[xob]/i.test(text)) return 'expected a decimal number (hexadecimal, octal and binary are not read)';
+  return 'expected a number (digits, with an optional leading - and fraction: 8080, -1, 0.25), got text that is not one';
+}
+
+/**
+ * A YAML number, or text (an environment variable) that is a plain decimal number once trimmed.
+ * Anything else is refused: `""` and `"  "` (an empty variable, `${VAR:-}`), `"0x1F90"`, `"1e3"`,
+ * `"+5"`, `"1_000"`, `"Infinity"`.
+ */
+const numberOrText = z.union([z.number(), z.string()], { error: (issue) => (issue.input === undefined ? 'required: expected a number' : 'expected a number') }).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const text = value.trim();
+  const problem = numberTextProblem(text);
+  if (problem === undefined) return Number(text);
+  ctx.addIssue({ code: 'custom', message: problem });
+  return z.NEVER;
+});
+
+/**
+ * A number that may be written as text, checked by `schema` once read:
+ * `numeric(z.number().int().positive())`.
+ */
+export function numeric<T extends z.ZodType<number, number>>(schema: T) {
+  return numberOrText.pipe(schema);
+}
+
 /** Decimal amounts travel as strings so money never passes through a float. */
 export const decimal = z
   .union([z.string(), z.number()])
   .transform((v) => String(v))
   .refine((v) => /^\d+(\.\d+)?$/.test(v), { message: 'must be a non-negative decimal number, e.g. "0.15"' });
 
-/** A boolean that may come from an environment variable as text. */
-export const flag = z
-  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
-  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const FLAG_TEXT: ReadonlyMap<string, boolean> = new Map([
+  ['true', true],
+  ['false', false],
+  ['1', true],
+  ['0', false],
+  ['yes', true],
+  ['no', false],
+]);
 
-export const port = z.coerce.number().int().min(0).max(65535);
+/**
+ * A boolean that may come from an environment variable as text (`true` `false` `1` `0` `yes`
+ * `no`, trimmed). Empty text is refused, not read as false: `${VAR:-true}` with VAR empty is
+ * already `true` (an empty variable takes the default), so only `${VAR:-}` or a blank value gets here.
+ */
+export const flag = z.union([z.boolean(), z.string()], { error: 'expected true or false' }).transform((value, ctx) => {
+  if (typeof value === 'boolean') return value;
+  const text = value.trim();
+  const read = FLAG_TEXT.get(text);
+  if (read !== undefined) return read;
+  ctx.addIssue({ code: 'custom', message: text === '' ? 'expected true or false, got an empty value' : 'expected true or false (or 1/0, yes/no)' });
+  return z.NEVER;
+});
+
+export const port = numeric(z.number().int().min(0).max(65535));
 export const host = z.string().min(1).default('127.0.0.1');
 
-export const listenSchema = z.object({ host, port });
+export const listenSchema = strictObject({ host, port });
 export type Listen = z.infer<typeof listenSchema>;
 
 /** host:port of a gRPC peer. */

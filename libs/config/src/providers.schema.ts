@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { numeric, strictObject } from './primitives';
 
 /** Every provider family the adapter speaks; each has a folder under services/adapter/src/providers. */
 export const PROVIDER_TYPES = ['openai', 'azure', 'bedrock', 'anthropic', 'gemini'] as const;
@@ -7,7 +8,7 @@ export type ProviderType = (typeof PROVIDER_TYPES)[number];
 const common = {
   /** Extra headers sent with every call to this provider. */
   headers: z.record(z.string(), z.string()).default({}),
-  timeoutMs: z.coerce.number().int().positive().default(600_000),
+  timeoutMs: numeric(z.number().int().positive()).default(600_000),
 };
 
 /**
@@ -29,17 +30,16 @@ export const OPENAI_REFUSED_PARAMS = ['thinking', 'top_k'] as const;
 const dropParams = z.array(z.string().min(1)).optional();
 
 /** OpenAI and every server that speaks its API: Mistral, Groq, Together, DeepSeek, vLLM, Ollama… */
-const openaiProvider = z
-  .object({
-    type: z.literal('openai'),
-    baseUrl: z.string().url(),
-    apiKey: z.string().default(''),
-    /** Default: `max_completion_tokens` at OpenAI's own hosts (api.openai.com, eu.api.openai.com…), else unset. */
-    outputLimit: outputLimit.optional(),
-    /** Default: Anthropic's `thinking` and `top_k` at OpenAI's own hosts, else none (compatible servers such as vLLM take `top_k`). */
-    dropParams,
-    ...common,
-  })
+const openaiProvider = strictObject({
+  type: z.literal('openai'),
+  baseUrl: z.string().url(),
+  apiKey: z.string().default(''),
+  /** Default: `max_completion_tokens` at OpenAI's own hosts (api.openai.com, eu.api.openai.com…), else unset. */
+  outputLimit: outputLimit.optional(),
+  /** Default: Anthropic's `thinking` and `top_k` at OpenAI's own hosts, else none (compatible servers such as vLLM take `top_k`). */
+  dropParams,
+  ...common,
+})
   .transform(({ outputLimit: limit, dropParams: drop, ...rest }) => {
     const openai = isOpenAIItself(rest.baseUrl);
     return { ...rest, outputLimit: limit ?? (openai ? ('max_completion_tokens' as const) : undefined), dropParams: drop ?? (openai ? [...OPENAI_REFUSED_PARAMS] : []) };
@@ -54,14 +54,14 @@ function isOpenAIItself(baseUrl: string): boolean {
   }
 }
 
-export const anthropicProvider = z.object({
+export const anthropicProvider = strictObject({
   type: z.literal('anthropic'),
   baseUrl: z.string().url().default('https://api.anthropic.com'),
   apiKey: z.string().default(''),
   /** Sent as `anthropic-version`. */
   version: z.string().min(1).default('2023-06-01'),
   /** Anthropic requires max_tokens; used when the request sets neither max_tokens nor max_completion_tokens. */
-  defaultMaxTokens: z.coerce.number().int().positive().default(4096),
+  defaultMaxTokens: numeric(z.number().int().positive()).default(4096),
   /**
    * How `reasoning_effort` turns extended thinking on: `adaptive` (`thinking: {type: "adaptive"}`
    * with `output_config.effort`; Claude 4.6 and later, the only form Claude Opus 4.7 and later take)
@@ -71,7 +71,7 @@ export const anthropicProvider = z.object({
   ...common,
 });
 
-export const geminiProvider = z.object({
+export const geminiProvider = strictObject({
   type: z.literal('gemini'),
   baseUrl: z.string().url().default('https://generativelanguage.googleapis.com/v1beta'),
   apiKey: z.string().default(''),
@@ -79,7 +79,7 @@ export const geminiProvider = z.object({
 });
 
 /** Azure OpenAI: the deployment name is the deployment's `model`. */
-const azureProvider = z.object({
+const azureProvider = strictObject({
   type: z.literal('azure'),
   /** https://RESOURCE.openai.azure.com */
   baseUrl: z.string().url(),
@@ -92,12 +92,12 @@ const azureProvider = z.object({
   ...common,
 });
 
-export const bedrockProvider = z.object({
+export const bedrockProvider = strictObject({
   type: z.literal('bedrock'),
   region: z.string().min(1),
   /** Defaults to https://bedrock-runtime.REGION.amazonaws.com. */
   baseUrl: z.string().url().optional(),
-  credentials: z.object({
+  credentials: strictObject({
     accessKeyId: z.string().min(1),
     secretAccessKey: z.string().min(1),
     sessionToken: z.string().optional(),

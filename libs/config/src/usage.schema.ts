@@ -1,8 +1,10 @@
 import { z } from 'zod';
-import { flag } from './primitives';
+import { flag, numeric, strictObject } from './primitives';
 
-const positiveInt = z.coerce.number().int().positive();
-const nonNegativeInt = z.coerce.number().int().nonnegative();
+/** Counts and durations, which may come from the environment as text. */
+const positive = z.number().int().positive();
+const positiveInt = numeric(positive);
+const nonNegativeInt = numeric(z.number().int().nonnegative());
 
 /** Broker addresses as a list or as one comma-separated string (an environment variable). */
 const brokerList = z
@@ -12,7 +14,7 @@ const brokerList = z
 
 const ClickHouseIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and _');
 
-export const kafkaUsageSchema = z.object({
+export const kafkaUsageSchema = strictObject({
   brokers: brokerList.default([]),
   clientId: z.string().min(1).default('openrouter'),
   topic: z.string().min(1).default('openrouter.usage.v1'),
@@ -24,11 +26,7 @@ export const kafkaUsageSchema = z.object({
    * `retention.ms` of the topics created when missing (usage and dead letters): how long an
    * event billing has not stored yet (its ClickHouse down) stays readable. -1 keeps them for good.
    */
-  retentionMs: z.coerce
-    .number()
-    .int()
-    .refine((ms) => ms === -1 || ms >= 60 * 60_000, 'at least an hour (3600000), or -1 to keep messages for good')
-    .default(30 * 24 * 60 * 60_000),
+  retentionMs: numeric(z.number().int().refine((ms) => ms === -1 || ms >= 60 * 60_000, 'at least an hour (3600000), or -1 to keep messages for good')).default(30 * 24 * 60 * 60_000),
   consumerGroup: z.string().min(1).default('billing'),
   /** A send that takes longer goes to the outbox instead (it may still arrive: consumers dedupe). */
   sendTimeoutMs: positiveInt.default(5_000),
@@ -40,30 +38,26 @@ export const kafkaUsageSchema = z.object({
    * Events of one organisation sent together as one `UsageEventBatch` message, at most (1 sends a
    * message per event). Kafka clients spend most of their time per message, not per byte.
    */
-  eventsPerMessage: positiveInt.max(1_000).default(100),
+  eventsPerMessage: numeric(positive.max(1_000)).default(100),
   /**
    * A send to Kafka carries at most this many bytes (keys, values, headers); a larger flush or
    * replay goes in several. Keep it below the broker's `message.max.bytes` (1 MiB by default):
    * the broker refuses a partition's batch above it, and one organisation's events all go to one
    * partition.
    */
-  maxSendBytes: positiveInt.min(64 * 1024).default(768 * 1024),
+  maxSendBytes: numeric(positive.min(64 * 1024)).default(768 * 1024),
   /** TLS to the brokers: `true` trusts the system's CAs; `{ ca }` a PEM file of a private CA. */
-  ssl: z
-    .union([flag, z.strictObject({ ca: z.string().min(1) })])
-    .default(false),
+  ssl: z.union([flag, strictObject({ ca: z.string().min(1) })], { error: 'expected true or false (or 1/0, yes/no), or { ca: <PEM file> }' }).default(false),
   /** SASL authentication (managed Kafka: MSK, Confluent Cloud, Aiven…); unset: none. */
-  sasl: z
-    .strictObject({
-      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
-      username: z.string().min(1),
-      password: z.string().min(1),
-    })
-    .optional(),
+  sasl: strictObject({
+    mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+    username: z.string().min(1),
+    password: z.string().min(1),
+  }).optional(),
 });
 export type KafkaUsageConfig = z.infer<typeof kafkaUsageSchema>;
 
-export const outboxSchema = z.object({
+export const outboxSchema = strictObject({
   /** Directory of the producer's durable outbox; '' means `<gateway.dataDir>/outbox/<service>`. */
   dir: z.string().default(''),
   /** When the outbox holds this much, publishing fails loudly instead of filling the disk. */
@@ -74,26 +68,25 @@ export const outboxSchema = z.object({
 });
 export type OutboxConfig = z.infer<typeof outboxSchema>;
 
-export const clickhouseSchema = z
-  .object({
-    /** A ClickHouse server (`http(s)://[user:password@]host:8123`). Empty means the embedded engine (chDB). */
-    url: z.string().default(''),
-    /** Credentials, when not given in the URL. */
-    username: z.string().default(''),
-    password: z.string().default(''),
-    /** chDB data directory; '' means `<gateway.dataDir>/clickhouse`, ':memory:' a throw-away one. */
-    embedded: z.object({ path: z.string().default('') }).prefault({}),
-    database: ClickHouseIdentifier.default('openrouter'),
-    requestTimeoutMs: positiveInt.default(30_000),
-    /** Raw usage events are kept this long; the daily rollups are kept for good. At most 50 years (DateTime range). */
-    retentionDays: positiveInt.max(18_250).default(400),
-  })
+export const clickhouseSchema = strictObject({
+  /** A ClickHouse server (`http(s)://[user:password@]host:8123`). Empty means the embedded engine (chDB). */
+  url: z.string().default(''),
+  /** Credentials, when not given in the URL. */
+  username: z.string().default(''),
+  password: z.string().default(''),
+  /** chDB data directory; '' means `<gateway.dataDir>/clickhouse`, ':memory:' a throw-away one. */
+  embedded: strictObject({ path: z.string().default('') }).prefault({}),
+  database: ClickHouseIdentifier.default('openrouter'),
+  requestTimeoutMs: positiveInt.default(30_000),
+  /** Raw usage events are kept this long; the daily rollups are kept for good. At most 50 years (DateTime range). */
+  retentionDays: numeric(positive.max(18_250)).default(400),
+})
   .superRefine((c, ctx) => {
     if (c.url !== '' && !/^https?:\/\/[^\s]+$/.test(c.url)) ctx.addIssue({ code: 'custom', path: ['url'], message: 'must be an http(s) URL or empty for the embedded engine' });
   });
 export type ClickHouseConfig = z.infer<typeof clickhouseSchema>;
 
-export const usageConsumerSchema = z.object({
+export const usageConsumerSchema = strictObject({
   /**
    * Messages per ClickHouse insert, at most (a Kafka fetch may bring fewer). Chunks of partitions
    * consumed at the same time are stored together up to this many.
@@ -113,15 +106,14 @@ export const usageConsumerSchema = z.object({
 export type UsageConsumerConfig = z.infer<typeof usageConsumerSchema>;
 
 /** The usage pipeline: how ingress publishes usage events and how billing stores them. */
-export const usageSchema = z
-  .object({
-    /** `in-process` (embedded mode: ingress and billing in one process) or `kafka`. */
-    bus: z.enum(['in-process', 'kafka']).default('in-process'),
-    kafka: kafkaUsageSchema.prefault({}),
-    outbox: outboxSchema.prefault({}),
-    clickhouse: clickhouseSchema.prefault({}),
-    consumer: usageConsumerSchema.prefault({}),
-  })
+export const usageSchema = strictObject({
+  /** `in-process` (embedded mode: ingress and billing in one process) or `kafka`. */
+  bus: z.enum(['in-process', 'kafka']).default('in-process'),
+  kafka: kafkaUsageSchema.prefault({}),
+  outbox: outboxSchema.prefault({}),
+  clickhouse: clickhouseSchema.prefault({}),
+  consumer: usageConsumerSchema.prefault({}),
+})
   .superRefine((u, ctx) => {
     if (u.bus === 'kafka' && u.kafka.brokers.length === 0) ctx.addIssue({ code: 'custom', path: ['kafka', 'brokers'], message: 'name at least one broker when usage.bus is kafka' });
   });

@@ -1,0 +1,107 @@
+import type { z } from 'zod';
+import { ConfigError, parseConfig } from './config-loader';
+import { configSchema } from './config.schema';
+import { MINIMAL_CONFIG } from './minimal-config.testing';
+
+const SECRET = 'sk-live-0123456789abcdef0123456789abcdef';
+
+/** The problems `parseConfig` reports for the minimal configuration with `changes` laid over it. */
+function problems(changes: Record<string, unknown>, env: Record<string, string> = {}): string[] {
+  try {
+    parseConfig({ ...MINIMAL_CONFIG, ...changes }, env);
+    return [];
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+}
+
+describe('unknown keys', () => {
+  it('are refused at the top level, with the key they most likely misspell', () => {
+    expect(problems({ verison: 1 })).toEqual(['(root): unknown key "verison" (did you mean "version"?)']);
+    expect(problems({ budget: { list: [] } })).toEqual(['(root): unknown key "budget" (did you mean "budgets"?)']);
+  });
+
+  it('are refused in security switches, which would otherwise fail open: a misspelt token leaves gRPC unauthenticated', () => {
+    expect(problems({ grpc: { auth: { tokens: SECRET } } })).toEqual(['grpc.auth: unknown key "tokens" (did you mean "token"?)']);
+    expect(problems({ grpc: { tls: { certificate: '/tls/router.crt', key: '/tls/router.key' } } })).toEqual([
+      'grpc.tls: unknown key "certificate" (did you mean "cert"?)',
+      // The certificate is missing too, as far as the schema knows.
+      'grpc.tls.cert: required with grpc.tls.key: the certificate of the private key',
+    ]);
+  });
+
+  it('are refused in a provider (of every family) and in an item of a list', () => {
+    const sim = { ...MINIMAL_CONFIG.providers.sim, timeout: 5_000 };
+    expect(problems({ providers: { sim } })).toEqual(['providers.sim: unknown key "timeout" (did you mean "timeoutMs"?)']);
+    const anthropic = { type: 'anthropic', apiKey: SECRET, default_max_tokens: 512 };
+    expect(problems({ providers: { ...MINIMAL_CONFIG.providers, anthropic } })).toEqual(['providers.anthropic: unknown key "default_max_tokens" (did you mean "defaultMaxTokens"?)']);
+    const bedrock = { type: 'bedrock', region: 'eu-west-1', credentials: { accessKeyId: 'AKIA', secretAccessKey: SECRET, sessionTokens: SECRET } };
+    expect(problems({ providers: { ...MINIMAL_CONFIG.providers, bedrock } })).toEqual(['providers.bedrock.credentials: unknown key "sessionTokens" (did you mean "sessionToken"?)']);
+    expect(problems({ models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up', wieght: 3 }] }] })).toEqual(['models[0].deployments[0]: unknown key "wieght" (did you mean "weight"?)']);
+    const budgets = { list: [{ id: 'b', scope: { org: 'acme' }, period: 'monthly', amount: '10', enforcment: 'soft' }] };
+    expect(problems({ budgets })).toEqual(['budgets.list[0]: unknown key "enforcment" (did you mean "enforcement"?)']);
+  });
+
+  it('are refused in the values of a map, whose own keys stay free: provider ids, model-keyed limits, headers', () => {
+    const rateLimits = { models: { 'gpt-4o': { rpm: 10, rmp: 5 } } };
+    expect(problems({ access: { rateLimits } })).toEqual(['access.rateLimits.models.gpt-4o: unknown key "rmp" (did you mean "rpm"?)']);
+    const sim = { ...MINIMAL_CONFIG.providers.sim, headers: { 'x-anything': 'yes', 'OpenAI-Organization': 'org-1' } };
+    expect(problems({ providers: { sim }, access: { rateLimits: { models: { 'gpt-4o': { rpm: 10 } } } } })).toEqual([]);
+  });
+
+  it('are listed together with every other problem, all in one pass', () => {
+    expect(problems({ grpc: { auth: { tokens: SECRET } }, ingress: { ...MINIMAL_CONFIG.ingress, http: { port: '' } }, observability: { tracing: { sampleRatio: '${RATIO:-}' } } })).toEqual([
+      'ingress.http.port: expected a number, got an empty value',
+      'grpc.auth: unknown key "tokens" (did you mean "token"?)',
+      'observability.tracing.sampleRatio: expected a number, got an empty value',
+    ]);
+  });
+
+  it('never come with the value they were given (it may be a secret)', () => {
+    const all = problems({ grpc: { auth: { tokens: SECRET } }, providers: { sim: { ...MINIMAL_CONFIG.providers.sim, apikey: SECRET } } });
+    expect(all).toEqual(['grpc.auth: unknown key "tokens" (did you mean "token"?)', 'providers.sim: unknown key "apikey" (did you mean "apiKey"?)']);
+    expect(all.join('\n')).not.toContain(SECRET);
+  });
+
+  it('starting with x- are allowed at the top level only, to hold YAML anchors, and are not interpolated', () => {
+    expect(problems({ 'x-defaults': { provider: 'sim', key: '${UNSET_ANCHOR_VARIABLE}' }, 'x-ports': [1, 2] })).toEqual([]);
+    expect(problems({ gateway: { 'x-defaults': { dataDir: '.data' } } })).toEqual(['gateway: unknown key "x-defaults" (keys starting with x- are allowed at the top level only)']);
+    expect(problems({ X: 1 })).toEqual(['(root): unknown key "X"']);
+  });
+});
+
+describe('the configuration schema', () => {
+  it('refuses unknown keys in every object it has', () => {
+    expect(looseObjects(configSchema, '')).toEqual([]);
+  });
+});
+
+/** Paths of the objects under `schema` that take keys they do not declare. */
+function looseObjects(schema: z.core.$ZodType, path: string): string[] {
+  const def = (schema as z.core.$ZodTypes)._zod.def;
+  switch (def.type) {
+    case 'object': {
+      const strict = def.catchall !== undefined && (def.catchall as z.core.$ZodTypes)._zod.def.type === 'never';
+      return [...(strict ? [] : [path || '(root)']), ...Object.entries(def.shape).flatMap(([key, value]) => looseObjects(value, path ? `${path}.${key}` : key))];
+    }
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'nonoptional':
+    case 'readonly':
+    case 'catch':
+      return looseObjects(def.innerType, path);
+    case 'pipe':
+      return [...looseObjects(def.in, path), ...looseObjects(def.out, path)];
+    case 'array':
+      return looseObjects(def.element, `${path}[]`);
+    case 'record':
+      return looseObjects(def.valueType, `${path}.<key>`);
+    case 'union':
+      return [...new Set(def.options.flatMap((option) => looseObjects(option, path)))];
+    default:
+      return [];
+  }
+}
