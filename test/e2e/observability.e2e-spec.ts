@@ -56,15 +56,18 @@ describe('observability: metrics, tracing and alerting through the embedded gate
       const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: hi, stream: true });
       for await (const _ of stream) void _;
       await client.embeddings.create({ model: 'text-embedding-3-small', input: 'hello' });
+      // Served by the chat path, counted under the endpoint it came through.
+      await client.responses.create({ model: 'gpt-4o-mini', input: 'hi' });
       await expect(gw.client({ apiKey: 'sk-wrong' }).chat.completions.create({ model: 'gpt-4o-mini', messages: hi })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
       await waitFor(async () => value(await scrape(gw.gateway.ingress.httpPort), 'openrouter_requests_total', { status: '401' }) >= 1, { what: 'the refused request counted' });
 
       const ingress = await scrape(gw.gateway.ingress.httpPort);
       expect(value(ingress, 'openrouter_requests_total', { endpoint: '/v1/chat/completions', model: 'gpt-4o-mini', provider: 'simulated', status: '200' })).toBe(2);
       expect(value(ingress, 'openrouter_requests_total', { endpoint: '/v1/embeddings', model: 'text-embedding-3-small', status: '200' })).toBe(1);
+      expect(value(ingress, 'openrouter_requests_total', { endpoint: '/v1/responses', model: 'gpt-4o-mini', provider: 'simulated', status: '200' })).toBe(1);
       expect(value(ingress, 'openrouter_requests_total', { endpoint: '/v1/chat/completions', model: 'none', provider: 'none', status: '401' })).toBe(1);
       expect(value(ingress, 'openrouter_request_duration_seconds_count', { endpoint: '/v1/chat/completions', model: 'gpt-4o-mini', outcome: 'ok' })).toBe(2);
-      expect(value(ingress, 'openrouter_time_to_first_token_seconds_count', { model: 'gpt-4o-mini' })).toBe(2);
+      expect(value(ingress, 'openrouter_time_to_first_token_seconds_count', { endpoint: '/v1/chat/completions', model: 'gpt-4o-mini' })).toBe(2);
       expect(value(ingress, 'openrouter_gateway_overhead_seconds_count', { endpoint: '/v1/chat/completions' })).toBe(2);
       expect(value(ingress, 'openrouter_tokens_total', { model: 'gpt-4o-mini', direction: 'input' })).toBeGreaterThan(0);
       expect(value(ingress, 'openrouter_tokens_total', { model: 'gpt-4o-mini', direction: 'output' })).toBeGreaterThan(0);
@@ -80,17 +83,18 @@ describe('observability: metrics, tracing and alerting through the embedded gate
       expect(ingress).not.toContain(gw.apiKey);
 
       const router = await scrape(port(gw, 'router'));
-      expect(value(router, 'openrouter_router_attempts_total', { provider: 'simulated', deployment: 'sim-mini', outcome: 'ok' })).toBe(2);
+      // Two chat completions and the Responses request: three chat calls.
+      expect(value(router, 'openrouter_router_attempts_total', { provider: 'simulated', deployment: 'sim-mini', outcome: 'ok' })).toBe(3);
       expect(value(router, 'openrouter_circuit_state', { provider: 'simulated', deployment: 'sim-mini' })).toBe(0);
       expect(router).toContain('# TYPE openrouter_router_retries_total counter');
       expect(router).toContain('# TYPE openrouter_router_failovers_total counter');
 
       const adapter = await scrape(port(gw, 'adapter'));
-      expect(value(adapter, 'openrouter_upstream_duration_seconds_count', { provider: 'simulated', operation: 'chat', outcome: 'ok' })).toBe(2);
+      expect(value(adapter, 'openrouter_upstream_duration_seconds_count', { provider: 'simulated', operation: 'chat', outcome: 'ok' })).toBe(3);
       expect(value(adapter, 'openrouter_upstream_requests_total', { provider: 'simulated', operation: 'embedding', outcome: 'ok' })).toBe(1);
 
       const billing = await scrape(port(gw, 'billing'));
-      await waitFor(async () => value(await scrape(port(gw, 'billing')), 'openrouter_usage_events_consumed_total', { result: 'stored' }) >= 3, { what: 'usage stored' });
+      await waitFor(async () => value(await scrape(port(gw, 'billing')), 'openrouter_usage_events_consumed_total', { result: 'stored' }) >= 4, { what: 'usage stored' });
       expect(billing).toContain('openrouter_usage_consumer_lag{group="billing",service="billing"}');
       expect(value(await scrape(port(gw, 'billing')), 'openrouter_clickhouse_insert_duration_seconds_count', { table: 'usage_events', outcome: 'ok' })).toBeGreaterThan(0);
 

@@ -106,9 +106,9 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const prices = PriceBook.fromModels(config.models);
   // The router may serve a model this ingress has no price for (added without restarting it): loud, not silent.
   const unpriced = new UnpricedModels(telemetry.telemetry.registry, logger);
-  const usage = new UsageRecorder(telemetry.instrumentPublisher(publisher), prices, logger, (event, decision) => {
+  const usage = new UsageRecorder(telemetry.instrumentPublisher(publisher), prices, logger, (event, decision, endpoint) => {
     unpriced.check(event);
-    telemetry.metered(event, decision);
+    telemetry.metered(event, decision, endpoint);
   });
   const budgetEvents =
     options.budgetEvents ?? (config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : new InProcessBudgetBus(logger));

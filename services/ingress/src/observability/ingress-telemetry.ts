@@ -38,11 +38,11 @@ export class IngressTelemetry {
     this.api = new IngressMetrics(telemetry.registry);
   }
 
-  /** Told by the usage recorder when a metered request ends. */
-  readonly metered = (event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined): void => {
+  /** Told by the usage recorder when a metered request ends, with the endpoint it came through. */
+  readonly metered = (event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined, endpoint?: string): void => {
     const attempts = decision?.attemptDetails ?? [];
     this.api.metered({
-      endpoint: ENDPOINTS[event.operation],
+      endpoint: endpoint ?? ENDPOINTS[event.operation],
       model: event.servedModel,
       provider: event.provider,
       httpStatus: event.httpStatus,

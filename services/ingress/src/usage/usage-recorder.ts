@@ -15,6 +15,8 @@ export type UsageOperation = 'chat' | 'completion' | 'embedding';
 /** What metering needs of one request, whatever carried it (an HTTP exchange, a WebSocket frame). */
 export interface MeteredExchange {
   readonly id: string;
+  /** The API endpoint the request came through (a route pattern, `/v1/messages`; `/v1/ws` for a WebSocket frame), for metrics. */
+  readonly endpoint?: string;
   readonly body: unknown;
   readonly receivedAtMs: number;
   context(): routerv1.RequestContext | undefined;
@@ -33,6 +35,7 @@ export function httpExchange(req: FastifyRequest, reply: FastifyReply): MeteredE
   req.metered = true;
   return {
     id: String(req.id),
+    endpoint: req.routeOptions.url,
     body: req.body,
     receivedAtMs: arrivedAtMs(reply),
     context: () => req.requestContext,
@@ -54,7 +57,7 @@ const OPERATIONS: Record<UsageOperation, usagev1.Operation> = {
 export const COST_HEADER = 'x-openrouter-cost';
 
 /** Told of every metered request when it ends (metrics), with its routing decision when there was one. */
-export type UsageObserver = (event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined) => void;
+export type UsageObserver = (event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined, endpoint: string | undefined) => void;
 
 /**
  * Meters API requests: each tracked request yields exactly one usage event, published when its
@@ -99,8 +102,8 @@ export class UsageRecorder {
     return priceEvent(this.prices, event, calls);
   }
 
-  observe(event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined): void {
-    this.observer?.(event, decision);
+  observe(event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined, endpoint: string | undefined): void {
+    this.observer?.(event, decision, endpoint);
   }
 
   publish(event: usagev1.UsageEvent, headers: Record<string, string>): void {
@@ -480,7 +483,7 @@ export class UsageTrack {
     // back), in the same turn as the budget's settle.
     void this.exchange.budget()?.settle(cost.amount);
     void this.exchange.admission()?.settle((event.tokens?.prompt ?? 0) + (event.tokens?.completion ?? 0));
-    this.recorder.observe(event, this.decision);
+    this.recorder.observe(event, this.decision, this.exchange.endpoint);
     this.recorder.publish(event, this.exchange.traceHeaders());
   }
 }

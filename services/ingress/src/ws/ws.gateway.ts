@@ -225,6 +225,7 @@ export class WsGateway {
     const listeners: Array<() => void> = [];
     const exchange: MeteredExchange = {
       id: context.requestId,
+      endpoint: PATH,
       body,
       receivedAtMs: Date.now(),
       context: () => context,
