@@ -403,6 +403,19 @@ describe('the Responses API through the gateway', () => {
       await expect(client.responses.create({ model: 'no-such-model', input: 'hi' })).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
     });
 
+    it('checks the key before the body: a wrong key with a malformed body is a 401, and too many items are refused before they are read', async () => {
+      const malformed = { model: 'gpt-4o-mini', input: [{ type: 'function_call_output', output: 'x' }] } as unknown as OpenAI.Responses.ResponseCreateParamsNonStreaming;
+      await expect(gw.client({ apiKey: 'sk-wrong' }).responses.create(malformed)).rejects.toMatchObject({ status: 401, code: 'invalid_api_key' });
+      // 5,000 items, each of which would fail validation: the count is refused first, naming the bound.
+      const many = { model: 'gpt-4o-mini', input: Array.from({ length: 5_000 }, () => ({ type: 'function_call_output', output: 'x' })) } as unknown as OpenAI.Responses.ResponseCreateParamsNonStreaming;
+      const error = await client.responses.create(many).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({ status: 400, param: 'input', code: 'invalid_value' });
+      expect((error as Error).message).toMatch(/At most \d+ items are accepted; the request has 5000\./);
+    });
+
     it('stores nothing to retrieve: GET /v1/responses/{id} is a 404 in OpenAI error shape', async () => {
       const { id } = await client.responses.create({ model: 'gpt-4o-mini', input: 'hi' });
       await expect(client.responses.retrieve(id)).rejects.toMatchObject({ status: 404, code: 'unknown_url', type: 'invalid_request_error' });

@@ -11,7 +11,7 @@ import { ReportsHttpController } from './admin/reports.http.controller';
 import { ADMIN_READINESS, AdminStatusHttpController } from './admin/status.http.controller';
 import { RoutingHttpController } from './admin/routing.http.controller';
 import { TenantsHttpController } from './admin/tenants.http.controller';
-import { ApiKeyGuard, UnmeteredApiKeyGuard } from './auth/api-key.guard';
+import { ApiKeyGuard, KeyGuard, UnmeteredApiKeyGuard } from './auth/api-key.guard';
 import { BillingClient } from './billing.client';
 import { BudgetService } from './budgets/budget.service';
 import { OpenAIExceptionFilter } from './openai-exception.filter';
@@ -74,6 +74,7 @@ export class IngressModule {
         ...(deps.billing ? [{ provide: BillingClient, useValue: deps.billing }] : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,
+        KeyGuard,
         UnmeteredApiKeyGuard,
         ResponsesBodyGuard,
         MessagesBodyGuard,

@@ -137,29 +137,34 @@ export class AccessService {
 
   /** The request context of a presented key, or undefined when the key is unknown, revoked or expired. */
   async authenticate(presented: string, requestId: string, traffic: TrafficAttributes): Promise<{ record: ApiKeyRecord; context: routerv1.RequestContext } | undefined> {
-    let record: ApiKeyRecord | undefined;
+    const record = await this.keyOf(presented);
+    return record ? { record, context: await this.contextOf(record, requestId, traffic) } : undefined;
+  }
+
+  /** The record of a presented key, or undefined when the key is unknown, revoked or expired. */
+  async keyOf(presented: string): Promise<ApiKeyRecord | undefined> {
     try {
-      record = await this.keys.authenticate(presented);
+      return await this.keys.authenticate(presented);
     } catch (error) {
       this.logger.warn({ err: error }, 'key store unreachable');
       throw new GatewayError('unavailable', 'API keys cannot be checked right now. Please retry.', { code: 'key_store_unavailable' });
     }
-    if (!record) return undefined;
+  }
+
+  /** A known key's request context: its tenant, with the request's traffic attributes. */
+  async contextOf(record: ApiKeyRecord, requestId: string, traffic: TrafficAttributes): Promise<routerv1.RequestContext> {
     const placement = await this.placeKey(record);
     return {
-      record,
-      context: {
-        requestId,
-        orgId: record.orgId,
-        projectId: placement.projectId,
-        teamId: placement.teamId,
-        appId: record.appId || traffic.app || '',
-        costCenter: placement.costCenter,
-        keyId: record.id,
-        endUser: traffic.endUser ?? '',
-        tags: { ...(traffic.tags ?? {}), ...record.tags },
-        allowedModels: record.allowedModels,
-      },
+      requestId,
+      orgId: record.orgId,
+      projectId: placement.projectId,
+      teamId: placement.teamId,
+      appId: record.appId || traffic.app || '',
+      costCenter: placement.costCenter,
+      keyId: record.id,
+      endUser: traffic.endUser ?? '',
+      tags: { ...(traffic.tags ?? {}), ...record.tags },
+      allowedModels: record.allowedModels,
     };
   }
 
@@ -168,6 +173,14 @@ export class AccessService {
     const limits = this.applicableLimits(record, context, model);
     const tokens = limits.some((l) => l.kind === 'tokens') ? countPromptTokens(body) : 0;
     return this.limiter.admit(limits, tokens);
+  }
+
+  /** Charges a request that reaches no provider (a token count) to its request limits only. */
+  async admitRequest(record: ApiKeyRecord, context: routerv1.RequestContext, model: string): Promise<Admission> {
+    return this.limiter.admit(
+      this.applicableLimits(record, context, model).filter((l) => l.kind === 'requests'),
+      0,
+    );
   }
 
   applicableLimits(record: ApiKeyRecord, context: routerv1.RequestContext, model: string): ApplicableLimit[] {

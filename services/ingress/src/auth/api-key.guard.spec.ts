@@ -1,28 +1,26 @@
 import { EventEmitter } from 'node:events';
 import type { ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import type { AccessService } from '../access/access.service';
-import { ApiKeyGuard, presentedKey, UnmeteredApiKeyGuard } from './api-key.guard';
+import { createLogger } from '@openrouter/observability';
+import { AccessService } from '../access/access.service';
+import { MemoryAccessRepository } from '../access/access.repository';
+import { hashApiKey } from '../access/api-key';
+import { MemoryCounterStore } from '../access/counter.store';
+import { ingressTestConfig } from '../test-config.testing';
+import { ApiKeyGuard, KeyGuard, presentedKey, UnmeteredApiKeyGuard } from './api-key.guard';
 
 const KEY = 'sk-or-good-key';
+const SECRET = 'guard-spec-secret-0000';
 
-/** The access layer as the guards use it: one valid key, and every admission recorded. */
-class FakeAccess {
-  readonly presented: string[] = [];
-  admitted = 0;
-
-  async authenticate(presented: string, requestId: string): Promise<{ record: { id: string }; context: routerv1.RequestContext } | undefined> {
-    this.presented.push(presented);
-    if (presented !== KEY) return undefined;
-    return { record: { id: 'key-1' }, context: { requestId, orgId: 'default' } as routerv1.RequestContext };
-  }
-
-  async admit(): Promise<{ headers: Record<string, string>; settle: () => Promise<void> }> {
-    this.admitted++;
-    return { headers: { 'x-ratelimit-remaining-requests': '9' }, settle: async () => undefined };
-  }
+/** The real access layer over in-memory stores: one configured key, allowed 2 requests and 50 tokens a minute. */
+async function accessWithKey(): Promise<AccessService> {
+  const config = ingressTestConfig({
+    access: { keyHashSecret: SECRET, orgs: [{ id: 'acme' }], keys: [{ id: 'key-1', hash: hashApiKey(SECRET, KEY), org: 'acme', limits: { rpm: 2, tpm: 50 } }] },
+  });
+  const access = new AccessService(config, new MemoryAccessRepository(), new MemoryCounterStore(), createLogger('guard-spec', 'silent'), undefined);
+  await access.start();
+  return access;
 }
 
 function httpContext(headers: Record<string, string>): { context: ExecutionContext; request: FastifyRequest; raw: EventEmitter & { setHeader: jest.Mock } } {
@@ -72,36 +70,62 @@ describe('presentedKey', () => {
 
 describe('ApiKeyGuard', () => {
   it('authenticates a key sent as x-api-key, then admits the request to its rate limits', async () => {
-    const access = new FakeAccess();
-    const guard = new ApiKeyGuard(access as unknown as AccessService);
+    const guard = new ApiKeyGuard(await accessWithKey());
     const { context, request, raw } = httpContext({ 'x-api-key': KEY, 'anthropic-version': '2023-06-01' });
     await expect(guard.canActivate(context)).resolves.toBe(true);
-    expect(access.presented).toEqual([KEY]);
-    expect(access.admitted).toBe(1);
-    expect(request.requestContext).toMatchObject({ requestId: 'req-1', orgId: 'default' });
-    expect(raw.setHeader).toHaveBeenCalledWith('x-ratelimit-remaining-requests', '9');
+    expect(request.requestContext).toMatchObject({ requestId: 'req-1', orgId: 'acme', keyId: 'key-1' });
+    expect(raw.setHeader).toHaveBeenCalledWith('x-ratelimit-remaining-requests', '1');
   });
 
   it('refuses a wrong x-api-key with 401 invalid_api_key, admitting nothing', async () => {
-    const access = new FakeAccess();
-    const error = await refusal(() => new ApiKeyGuard(access as unknown as AccessService).canActivate(httpContext({ 'x-api-key': 'sk-wrong' }).context));
+    const access = await accessWithKey();
+    const error = await refusal(() => new ApiKeyGuard(access).canActivate(httpContext({ 'x-api-key': 'sk-wrong' }).context));
     expect(error).toMatchObject({ kind: 'auth_failed', code: 'invalid_api_key' });
-    expect(access.admitted).toBe(0);
+    // Nothing was charged: the key's two requests are still there.
+    const { context, raw } = httpContext({ authorization: `Bearer ${KEY}` });
+    await new ApiKeyGuard(access).canActivate(context);
+    expect(raw.setHeader).toHaveBeenCalledWith('x-ratelimit-remaining-requests', '1');
+  });
+
+  it('after KeyGuard, builds the context from the body as it is then (translated), checking the key once', async () => {
+    const access = await accessWithKey();
+    const keyOf = jest.spyOn(access, 'keyOf');
+    const { context, request } = httpContext({ 'x-api-key': KEY });
+    await new KeyGuard(access).canActivate(context);
+    expect(request.requestContext).toBeUndefined();
+    request.body = { model: 'm', messages: [], user: 'end-user-7' };
+    await new ApiKeyGuard(access).canActivate(context);
+    expect(request.requestContext).toMatchObject({ keyId: 'key-1', endUser: 'end-user-7' });
+    expect(keyOf).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('KeyGuard', () => {
+  it('refuses a missing or wrong key before anything reads the body', async () => {
+    const guard = new KeyGuard(await accessWithKey());
+    await expect(refusal(() => guard.canActivate(httpContext({}).context))).resolves.toMatchObject({ code: 'missing_api_key' });
+    await expect(refusal(() => guard.canActivate(httpContext({ 'x-api-key': 'sk-wrong' }).context))).resolves.toMatchObject({ code: 'invalid_api_key' });
   });
 });
 
 describe('UnmeteredApiKeyGuard', () => {
-  it('authenticates without charging a rate limit', async () => {
-    const access = new FakeAccess();
-    const { context, request } = httpContext({ authorization: `Bearer ${KEY}` });
-    await expect(new UnmeteredApiKeyGuard(access as unknown as AccessService).canActivate(context)).resolves.toBe(true);
-    expect(request.requestContext).toMatchObject({ orgId: 'default' });
-    expect(access.admitted).toBe(0);
+  it('charges request limits, never token limits, however large the prompt', async () => {
+    const guard = new UnmeteredApiKeyGuard(await accessWithKey());
+    const big = { model: 'm', messages: [{ role: 'user', content: 'word '.repeat(5_000) }] };
+    for (const remaining of ['1', '0']) {
+      const { context, request, raw } = httpContext({ authorization: `Bearer ${KEY}` });
+      request.body = big;
+      await expect(guard.canActivate(context)).resolves.toBe(true);
+      expect(request.requestContext).toMatchObject({ orgId: 'acme' });
+      expect(raw.setHeader).toHaveBeenCalledWith('x-ratelimit-remaining-requests', remaining);
+      expect(raw.setHeader).not.toHaveBeenCalledWith('x-ratelimit-remaining-tokens', expect.anything());
+    }
+    // The key's 2 requests a minute are spent: a third count is refused as any request would be.
+    await expect(refusal(() => guard.canActivate(httpContext({ authorization: `Bearer ${KEY}` }).context))).resolves.toMatchObject({ kind: 'rate_limited' });
   });
 
   it('refuses a missing or wrong key', async () => {
-    const access = new FakeAccess();
-    const guard = new UnmeteredApiKeyGuard(access as unknown as AccessService);
+    const guard = new UnmeteredApiKeyGuard(await accessWithKey());
     await expect(refusal(() => guard.canActivate(httpContext({}).context))).resolves.toMatchObject({ code: 'missing_api_key' });
     await expect(refusal(() => guard.canActivate(httpContext({ 'x-api-key': 'sk-wrong' }).context))).resolves.toMatchObject({ code: 'invalid_api_key' });
   });

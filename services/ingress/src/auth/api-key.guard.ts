@@ -14,6 +14,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     requestContext?: routerv1.RequestContext;
     admission?: Admission;
+    /** The caller's key, once checked (by `KeyGuard`, ahead of a body's translation). */
+    apiKeyRecord?: ApiKeyRecord;
   }
 }
 
@@ -62,25 +64,59 @@ export class ApiKeyGuard implements CanActivate {
 }
 
 /**
- * Authenticates a request's key only: charges no rate limit and reserves no budget. For requests
- * that call no provider and spend nothing (`POST /v1/messages/count_tokens`).
+ * Checks the caller's key before anything else is done with the request: for endpoints whose body
+ * is translated (Responses, Messages), so that a caller without a valid key costs no more than the
+ * key check. The guard that follows (`ApiKeyGuard`) builds the context from the translated body.
+ */
+@Injectable()
+export class KeyGuard implements CanActivate {
+  constructor(@Inject(AccessService) private readonly access: AccessService) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    request.apiKeyRecord = await keyOf(this.access, request);
+    return true;
+  }
+}
+
+/**
+ * Authenticates a request that calls no provider and spends nothing (`POST
+ * /v1/messages/count_tokens`): charged to its request limits (it costs the gateway work), not to
+ * token limits, and reserves no budget. No usage record is written for it.
  */
 @Injectable()
 export class UnmeteredApiKeyGuard implements CanActivate {
   constructor(@Inject(AccessService) private readonly access: AccessService) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const request = context.switchToHttp().getRequest<FastifyRequest>();
-    request.requestContext = (await authenticate(this.access, request)).context;
+    const http = context.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const authenticated = await authenticate(this.access, request);
+    request.requestContext = authenticated.context;
+    const body = request.body;
+    const model = typeof body === 'object' && body !== null && typeof (body as Record<string, unknown>)['model'] === 'string' ? String((body as Record<string, unknown>)['model']) : '';
+    try {
+      setHeaders(reply, (await this.access.admitRequest(authenticated.record, authenticated.context, model)).headers);
+    } catch (error) {
+      if (error instanceof RateLimitedError) setHeaders(reply, error.headers);
+      throw error;
+    }
     return true;
   }
 }
 
+async function keyOf(access: AccessService, request: FastifyRequest): Promise<ApiKeyRecord> {
+  if (request.apiKeyRecord) return request.apiKeyRecord;
+  const record = await access.keyOf(presentedKey(request.headers));
+  if (!record) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
+  return record;
+}
+
+/** The caller's key (checked here, or already by `KeyGuard`) and its request context, with the traffic attributes of the body as it now is. */
 async function authenticate(access: AccessService, request: FastifyRequest): Promise<{ record: ApiKeyRecord; context: routerv1.RequestContext }> {
-  const presented = presentedKey(request.headers);
-  const authenticated = await access.authenticate(presented, String(request.id), trafficAttributes(request.headers, request.body));
-  if (!authenticated) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
-  return authenticated;
+  const record = await keyOf(access, request);
+  return { record, context: await access.contextOf(record, String(request.id), trafficAttributes(request.headers, request.body)) };
 }
 
 /**

@@ -3,25 +3,29 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { AnthropicStream, countTokensToChatBody, inMessagesTerms, messagesToChatBody, toAnthropicError, toAnthropicMessage, type AnthropicStreamEvent } from '@openrouter/openai-wire';
 import { countPromptTokens } from '../access/prompt-tokens';
-import { ApiKeyGuard, requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
+import { ApiKeyGuard, KeyGuard, requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
 import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
 import { UsageRecorder } from '../usage/usage-recorder';
 import { openHttpChat, type AnswerEvent } from './chat.service';
-import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
+import { REQUEST_BOUNDS, refuseTooManyItems, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 
 /**
- * Translates a Messages request into its chat body before ApiKeyGuard runs: authentication's
- * attributes, rate limits and the budget reservation read `request.body` in the chat shape (and
- * the reservation may cap its output limit there). A request that does not validate is refused
- * here, in Anthropic's error shape, before it is authenticated or charged.
+ * Translates a Messages request into its chat body, after `KeyGuard` checked the caller's key and
+ * before `ApiKeyGuard` runs: the request context's attributes, rate limits and the budget
+ * reservation read `request.body` in the chat shape (and the reservation may cap its output limit
+ * there). A request that does not validate is refused here, in Anthropic's error shape, before it
+ * is charged; one with more messages than the gateway takes, before it is translated.
  */
 @Injectable()
 export class MessagesBodyGuard implements CanActivate {
+  constructor(@Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds) {}
+
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
+    refuseTooManyItems(request.body, 'messages', this.bounds);
     request.body = messagesToChatBody(request.body);
     return true;
   }
@@ -30,8 +34,11 @@ export class MessagesBodyGuard implements CanActivate {
 /** The same for a token count: its prompt as the chat body it would be. */
 @Injectable()
 export class CountTokensBodyGuard implements CanActivate {
+  constructor(@Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds) {}
+
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
+    refuseTooManyItems(request.body, 'messages', this.bounds);
     request.body = countTokensToChatBody(request.body);
     return true;
   }
@@ -53,7 +60,7 @@ export class MessagesHttpController {
 
   @Post()
   @HttpCode(200)
-  @UseGuards(MessagesBodyGuard, ApiKeyGuard)
+  @UseGuards(KeyGuard, MessagesBodyGuard, ApiKeyGuard)
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     try {
       await this.serve(req, reply);
@@ -68,7 +75,7 @@ export class MessagesHttpController {
    */
   @Post('count_tokens')
   @HttpCode(200)
-  @UseGuards(CountTokensBodyGuard, UnmeteredApiKeyGuard)
+  @UseGuards(KeyGuard, CountTokensBodyGuard, UnmeteredApiKeyGuard)
   async countTokens(@Req() req: FastifyRequest): Promise<{ input_tokens: number }> {
     const model = (req.body as { model: string }).model;
     const { models } = await this.router.listModels(requestContextOf(req));

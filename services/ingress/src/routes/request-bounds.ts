@@ -19,6 +19,18 @@ export function checkChatBounds(request: chatv1.ChatRequest, bounds: RequestBoun
   if (request.n !== undefined && request.n > bounds.maxN) throw tooLarge('n', `n may be at most ${bounds.maxN}; got ${request.n}.`);
 }
 
+/**
+ * Refuses a body whose list `param` (`messages`, `input`) is longer than the messages the gateway
+ * takes, before the body is validated and translated: the work of both grows with it. The chat
+ * request is bounded again once translated (`checkChatBounds`).
+ */
+export function refuseTooManyItems(body: unknown, param: string, bounds: RequestBounds): void {
+  const items = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[param] : undefined;
+  if (Array.isArray(items) && items.length > bounds.maxMessages) {
+    throw tooLarge(param, `At most ${bounds.maxMessages} ${param === 'messages' ? 'messages' : 'items'} are accepted; the request has ${items.length}.`);
+  }
+}
+
 function tooLarge(param: string, message: string): GatewayError {
   return new GatewayError('bad_request', message, { param, code: 'invalid_value' });
 }

@@ -2,13 +2,13 @@ import { Controller, HttpCode, Inject, Injectable, Post, Req, Res, UseGuards, ty
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, type ResponsesStreamEvent } from '@openrouter/openai-wire';
-import { ApiKeyGuard } from '../auth/api-key.guard';
+import { ApiKeyGuard, KeyGuard } from '../auth/api-key.guard';
 import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
 import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
 import { UsageRecorder } from '../usage/usage-recorder';
 import { openHttpChat, type AnswerEvent } from './chat.service';
-import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
+import { REQUEST_BOUNDS, refuseTooManyItems, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 
 declare module 'fastify' {
@@ -19,15 +19,19 @@ declare module 'fastify' {
 }
 
 /**
- * Translates a Responses request into its chat body before ApiKeyGuard runs: authentication's
- * attributes, rate limits and the budget reservation read `request.body` in the chat shape (and
- * the reservation may cap its output limit there). A request that does not validate is refused
- * here, in OpenAI's error shape, before it is authenticated or charged.
+ * Translates a Responses request into its chat body, after `KeyGuard` checked the caller's key and
+ * before `ApiKeyGuard` runs: the request context's attributes, rate limits and the budget
+ * reservation read `request.body` in the chat shape (and the reservation may cap its output limit
+ * there). A request that does not validate is refused here, in OpenAI's error shape, before it is
+ * charged; one with more input items than the gateway takes messages, before it is translated.
  */
 @Injectable()
 export class ResponsesBodyGuard implements CanActivate {
+  constructor(@Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds) {}
+
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
+    refuseTooManyItems(request.body, 'input', this.bounds);
     const chat = responsesToChatBody(request.body);
     request.responsesBody = request.body;
     request.body = chat;
@@ -41,7 +45,7 @@ export class ResponsesBodyGuard implements CanActivate {
  * stream events. Usage is recorded with the chat operation.
  */
 @Controller('v1')
-@UseGuards(ResponsesBodyGuard, ApiKeyGuard)
+@UseGuards(KeyGuard, ResponsesBodyGuard, ApiKeyGuard)
 export class ResponsesHttpController {
   constructor(
     private readonly router: RouterPort,
