@@ -102,6 +102,10 @@ describe('config', () => {
     expect(drop).toEqual({ sim: [], openai: ['thinking', 'top_k'], 'openai-eu': ['thinking', 'top_k'], vllm: [], mistral: [], azure: ['thinking', 'top_k'], 'azure-o3': ['thinking', 'top_k'] });
     const told = parseConfig({ ...minimal, providers: { ...minimal.providers, groq: { type: 'openai', baseUrl: 'https://api.groq.com/openai/v1', dropParams: ['top_k', 'seed'] }, openai: { type: 'openai', baseUrl: 'https://api.openai.com/v1', dropParams: [] } } }, { SIM_KEY: 'k' });
     expect([told.providers['groq'], told.providers['openai']].map((p) => (p?.type === 'openai' ? p.dropParams : undefined))).toEqual([['top_k', 'seed'], []]);
+    // What budgets and metering rely on cannot be dropped.
+    expect(() => parseConfig({ ...minimal, providers: { ...minimal.providers, vllm: { type: 'openai', baseUrl: 'http://vllm:8000/v1', dropParams: ['top_k', 'max_tokens', 'stream_options'] } } }, { SIM_KEY: 'k' })).toThrow(
+      /providers\.vllm\.dropParams\[1\]: "max_tokens" cannot be dropped[\s\S]*providers\.vllm\.dropParams\[2\]: "stream_options" cannot be dropped/,
+    );
   });
 
   it('lists every problem at once, each with its path', () => {

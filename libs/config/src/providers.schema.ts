@@ -26,8 +26,21 @@ const outputLimit = z.enum(['max_tokens', 'max_completion_tokens']);
  */
 export const OPENAI_REFUSED_PARAMS = ['thinking', 'top_k'] as const;
 
+/**
+ * What the gateway itself sends and relies on: the model, the conversation, the tools, the output
+ * limit a hard budget sets and the stream's usage that metering reads. Never dropped.
+ */
+const KEPT_PARAMS = new Set(['model', 'messages', 'tools', 'tool_choice', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens']);
+
 /** Top-level request parameters never sent to the provider (extra keys a client sent for another family). */
-const dropParams = z.array(z.string().min(1)).optional();
+const dropParams = z
+  .array(z.string().min(1))
+  .superRefine((names, ctx) => {
+    for (const [i, name] of names.entries()) {
+      if (KEPT_PARAMS.has(name)) ctx.addIssue({ code: 'custom', path: [i], message: `"${name}" cannot be dropped: the gateway sends it (the output limit and the stream's usage keep budgets and metering exact)` });
+    }
+  })
+  .optional();
 
 /** OpenAI and every server that speaks its API: Mistral, Groq, Together, DeepSeek, vLLM, Ollama… */
 const openaiProvider = strictObject({
