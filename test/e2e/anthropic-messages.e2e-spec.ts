@@ -238,6 +238,58 @@ describe('the Messages API through the gateway', () => {
     }
   });
 
+  it("serves Claude Code's turns: context_management and the other platform fields it may send are accepted, the conversation sent whole", async () => {
+    // As Claude Code asks: the beta route (`?beta=true`), its context editing, beta flags in the body.
+    const message = await client.beta.messages.create({
+      model: 'claude-chat',
+      max_tokens: 128,
+      messages: [
+        { role: 'user', content: 'Weather in Oslo?' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '4 °C' }] },
+      ],
+      tools: [weather],
+      context_management: { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }, { type: 'clear_tool_uses_20250919' }] },
+      diagnostics: { previous_message_id: null },
+      betas: ['context-management-2025-06-27'],
+    });
+    expect(message).toMatchObject({ type: 'message', role: 'assistant', model: 'claude-chat' });
+    const sent = anthropicUpstream();
+    expect(sent.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+    expect(sent).not.toHaveProperty('context_management');
+  });
+
+  it('carries cache_control to a Claude provider on the blocks the client marked', async () => {
+    const ephemeral = { type: 'ephemeral' } as const;
+    const rules = 'You answer questions about the weather in Norway, briefly and in metric units.';
+    const message = await client.messages.create({
+      model: 'claude-chat',
+      max_tokens: 64,
+      system: [{ type: 'text', text: rules, cache_control: { type: 'ephemeral', ttl: '1h' } }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Oslo today?', cache_control: ephemeral }, { type: 'text', text: 'And tomorrow?' }] }],
+    });
+    const sent = anthropicUpstream();
+    expect(sent.system).toEqual([{ type: 'text', text: rules, cache_control: { type: 'ephemeral', ttl: '1h' } }]);
+    expect(sent.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'Oslo today?', cache_control: ephemeral }, { type: 'text', text: 'And tomorrow?' }] }]);
+    // The simulator reports no cache reads or writes: the usage says so in Anthropic's fields.
+    expect(message.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+    expect(message.usage.input_tokens).toBeGreaterThan(0);
+  });
+
+  it("refuses a malformed block in a tool result's content with BadRequestError naming its path, calling no provider", async () => {
+    const before = gw.sim.requests().length;
+    const bad = await rejectionOf(() =>
+      client.messages.create({
+        model: 'claude-chat',
+        max_tokens: 8,
+        messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'image' } as unknown as Anthropic.ImageBlockParam] }] }],
+      }),
+    );
+    expect(bad).toBeInstanceOf(BadRequestError);
+    expect(bad.message).toContain('messages[0].content[0].content[0].source');
+    expect(gw.sim.requests().length).toBe(before);
+  });
+
   describe("Claude's extended thinking", () => {
     const thinking = { type: 'enabled', budget_tokens: 2048 } as const;
 
@@ -378,9 +430,9 @@ describe('the Messages API through the gateway', () => {
       expect(Number(refused.headers?.get('retry-after'))).toBeGreaterThanOrEqual(1);
       expect(refused.headers?.get('request-id')).toBeTruthy();
 
-      // Counting tokens calls no provider and is not rate limited: the same key still counts.
-      const counted = await limited.messages.countTokens({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
-      expect(counted.input_tokens).toBeGreaterThan(0);
+      // Counting tokens calls no provider but costs the gateway work: it is charged to the key's request limits too.
+      const counted = await rejectionOf(() => limited.messages.countTokens({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }));
+      expect(counted).toBeInstanceOf(RateLimitError);
     });
   });
 

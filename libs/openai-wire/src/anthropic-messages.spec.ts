@@ -59,8 +59,8 @@ describe('messagesToChatBody', () => {
     expect(chat).toEqual({
       model: 'claude-x',
       messages: [
-        { role: 'system', content: [{ type: 'text', text: 'One.' }, { type: 'text', text: 'Two.' }] },
-        { role: 'user', content: 'Hi' },
+        { role: 'system', content: [{ type: 'text', text: 'One.', cache_control: { type: 'ephemeral' } }, { type: 'text', text: 'Two.' }] },
+        { role: 'user', content: [{ type: 'text', text: 'Hi', cache_control: { type: 'ephemeral', ttl: '1h' } }] },
       ],
       tools: [
         { type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.input_schema, strict: true } },
@@ -258,6 +258,242 @@ describe('messagesToChatBody', () => {
     it('refuses a body that is not an object', () => {
       expect(errorOf(() => messagesToChatBody([1]))).toMatchObject({ kind: 'bad_request', code: 'invalid_type' });
     });
+  });
+});
+
+describe('Claude Code and newer clients', () => {
+  const messages = [{ role: 'user', content: 'hi' }];
+
+  it("accepts Claude Code's context_management and sends the conversation whole", () => {
+    const context_management = {
+      edits: [
+        { type: 'clear_thinking_20251015', keep: 'all' },
+        { type: 'clear_tool_uses_20250919', trigger: { type: 'input_tokens', value: 30000 }, keep: { type: 'tool_uses', value: 3 } },
+      ],
+    };
+    const chat = messagesToChatBody({ ...base, messages, context_management });
+    expect(chat).toEqual({ model: 'claude-x', max_completion_tokens: 256, messages: [{ role: 'user', content: 'hi' }] });
+    expect(countTokensToChatBody({ model: 'm', messages, context_management })).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    expect(messagesToChatBody({ ...base, messages, context_management: {} })).toEqual(chat);
+  });
+
+  it('counts the tokens of a compaction request as of the conversation sent (as Anthropic does), and refuses it as a message', () => {
+    expect(countTokensToChatBody({ model: 'm', messages, compaction: { type: 'summarize' } })).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    expect(errorOf(() => messagesToChatBody({ ...base, messages, compaction: { type: 'summarize' } }))).toMatchObject({ param: 'compaction', code: 'unsupported_parameter' });
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ['diagnostics', { diagnostics: { previous_message_id: 'msg_1' } }],
+    ['betas in the body', { betas: ['context-management-2025-06-27', 'interleaved-thinking-2025-05-14'] }],
+    ['fallbacks', { fallbacks: [{ model: 'claude-opus-4-1', max_tokens: 100 }] }],
+    ['the default fallbacks', { fallbacks: 'default' }],
+    ['a fallback credit token', { fallback_credit_token: 'fct_1' }],
+    ['billing to oneself', { billing_policy: { type: 'billing_policy', bill_to: 'self' } }],
+    ['a task budget', { output_config: { task_budget: { type: 'tokens', total: 100000, remaining: 5000 } } }],
+    ['speed, inference_geo and service_tier', { speed: 'fast', inference_geo: 'us', service_tier: 'standard_only' }],
+    ['nulls', { diagnostics: null, fallbacks: null, fallback_credit_token: null, billing_policy: null, speed: null, inference_geo: null, context_management: null }],
+  ])('accepts and ignores %s (it only steers Anthropic platform)', (_name, fields) => {
+    expect(messagesToChatBody({ ...base, messages, ...fields })).toEqual({ model: 'claude-x', max_completion_tokens: 256, messages: [{ role: 'user', content: 'hi' }] });
+  });
+
+  it('asks the deprecated output_format as output_config.format is asked', () => {
+    const schema = { type: 'object', properties: { a: { type: 'string' } } };
+    expect(messagesToChatBody({ ...base, messages, output_format: { type: 'json_schema', schema } })['response_format']).toEqual({ type: 'json_schema', json_schema: { name: 'response', schema } });
+    expect(errorOf(() => messagesToChatBody({ ...base, messages, output_format: { type: 'json_schema', schema }, output_config: { format: { type: 'json_schema', schema } } }))).toMatchObject({ param: 'output_format', code: 'invalid_value' });
+  });
+
+  it.each<[string, Record<string, unknown>, string, string]>([
+    ['an edit without a type', { context_management: { edits: [{ keep: 'all' }] } }, 'context_management.edits[0].type', 'missing_required_parameter'],
+    ['edits that are not a list', { context_management: { edits: 'clear' } }, 'context_management.edits', 'invalid_type'],
+    ['a context_management that is not an object', { context_management: 'auto' }, 'context_management', 'invalid_type'],
+    ['a compaction request', { compaction: { type: 'summarize' } }, 'compaction', 'unsupported_parameter'],
+    ['a server-held thread', { thread: { type: 'continue', previous_message_id: 'msg_1' } }, 'thread', 'unsupported_parameter'],
+    ["billing another party's organisation", { billing_policy: { type: 'billing_policy', bill_to: 'user_profile' } }, 'billing_policy.bill_to', 'unsupported_parameter'],
+    ['betas that are not strings', { betas: [1] }, 'betas[0]', 'invalid_type'],
+  ])('refuses %s with a 400 naming it', (_name, fields, param, code) => {
+    const error = errorOf(() => messagesToChatBody({ ...base, messages, ...fields }));
+    expect(error).toMatchObject({ kind: 'bad_request', param, code });
+  });
+});
+
+describe('prompt caching (cache_control)', () => {
+  const ephemeral = { type: 'ephemeral' };
+  const hour = { type: 'ephemeral', ttl: '1h' };
+
+  it('carries cache_control on system blocks, user text, image and text document blocks, and assistant text as parts Claude providers read', () => {
+    const chat = messagesToChatBody({
+      ...base,
+      system: [{ type: 'text', text: 'Long rules.', cache_control: hour }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image', source: { type: 'url', url: 'https://example.com/cat.jpg' }, cache_control: ephemeral },
+            { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'Notes.' }, cache_control: ephemeral },
+            { type: 'text', text: 'What is this?' },
+          ],
+        },
+        { role: 'assistant', content: [{ type: 'text', text: 'A cat.', cache_control: ephemeral }] },
+        { role: 'user', content: [{ type: 'text', text: 'Sure?', cache_control: ephemeral }] },
+      ],
+    });
+    expect(chat['messages']).toEqual([
+      // One block stays a part, not a string, so its cache_control has somewhere to be.
+      { role: 'system', content: [{ type: 'text', text: 'Long rules.', cache_control: hour }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg' }, cache_control: ephemeral },
+          { type: 'text', text: 'Notes.', cache_control: ephemeral },
+          { type: 'text', text: 'What is this?' },
+        ],
+      },
+      { role: 'assistant', content: [{ type: 'text', text: 'A cat.', cache_control: ephemeral }] },
+      { role: 'user', content: [{ type: 'text', text: 'Sure?', cache_control: ephemeral }] },
+    ]);
+    // The chat path keeps such parts as their JSON, which the Anthropic adapter reads cache_control from.
+    const parsed = parseChatRequest(chat);
+    expect(parsed.messages[0]?.parts?.parts[0]?.rawJson).toBe(JSON.stringify({ type: 'text', text: 'Long rules.', cache_control: hour }));
+    expect(parsed.messages[3]?.parts?.parts[0]?.rawJson).toBe(JSON.stringify({ type: 'text', text: 'Sure?', cache_control: ephemeral }));
+  });
+
+  it("carries it on the blocks of a tool result's content; not where the chat path has no place for it", () => {
+    const chat = messagesToChatBody({
+      ...base,
+      tools: [{ ...weather, cache_control: ephemeral }],
+      messages: [
+        { role: 'user', content: 'Weather?' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'get_weather', input: { city: 'Oslo' }, cache_control: ephemeral }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: '4 °C', cache_control: ephemeral }] },
+            { type: 'tool_result', tool_use_id: 't1', content: 'again', cache_control: ephemeral },
+            { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0x' }, cache_control: ephemeral },
+          ],
+        },
+      ],
+    });
+    expect(chat['tools']).toEqual([{ type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.input_schema } }]);
+    expect(chat['messages']).toEqual([
+      { role: 'user', content: 'Weather?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] },
+      { role: 'tool', tool_call_id: 't1', content: [{ type: 'text', text: '4 °C', cache_control: ephemeral }] },
+      { role: 'tool', tool_call_id: 't1', content: 'again' },
+      { role: 'user', content: [{ type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0x' } }] },
+    ]);
+  });
+
+  it("puts the request's cache_control on its last block, as Anthropic does, where the chat path can carry it", () => {
+    expect(messagesToChatBody({ ...base, cache_control: ephemeral, messages: [{ role: 'user', content: 'Hello' }] })['messages']).toEqual([{ role: 'user', content: [{ type: 'text', text: 'Hello', cache_control: ephemeral }] }]);
+    const own = { type: 'ephemeral', ttl: '5m' };
+    expect(messagesToChatBody({ ...base, cache_control: hour, messages: [{ role: 'user', content: [{ type: 'text', text: 'A' }, { type: 'text', text: 'B', cache_control: own }] }] })['messages']).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'A' }, { type: 'text', text: 'B', cache_control: own }] },
+    ]);
+    // A last block that cannot carry it (a tool result) leaves it out.
+    const last = messagesToChatBody({ ...base, cache_control: ephemeral, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'x' }] }] });
+    expect(last['messages']).toEqual([{ role: 'tool', tool_call_id: 't1', content: 'x' }]);
+  });
+
+  it('refuses a cache_control that is not an object, naming its path', () => {
+    expect(errorOf(() => messagesToChatBody({ ...base, messages: [{ role: 'user', content: [{ type: 'text', text: 'x', cache_control: 'ephemeral' }] }] }))).toMatchObject({ param: 'messages[0].content[0].cache_control', code: 'invalid_type' });
+    expect(errorOf(() => messagesToChatBody({ ...base, system: [{ type: 'text', text: 'x', cache_control: {} }], messages: [{ role: 'user', content: 'x' }] }))).toMatchObject({ param: 'system[0].cache_control.type' });
+  });
+});
+
+describe('malformed input is a 400, never a crash', () => {
+  it("validates a tool result's content blocks as the message's own blocks, naming the path", () => {
+    const body = (inner: unknown) => ({ ...base, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [inner] }] }] });
+    expect(errorOf(() => messagesToChatBody(body({ type: 'image' })))).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0].content[0].source', code: 'missing_required_parameter' });
+    expect(errorOf(() => messagesToChatBody(body({ type: 'document' })))).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0].content[0].source' });
+    expect(errorOf(() => messagesToChatBody(body({ type: 'image', source: { type: 'base64' } })))).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0].content[0].source.media_type' });
+    expect(errorOf(() => messagesToChatBody(body({ type: 'text' })))).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0].content[0].text' });
+    expect(errorOf(() => countTokensToChatBody({ model: 'm', messages: body({ type: 'image', source: null }).messages }))).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0].content[0].source' });
+  });
+
+  /** Every value of a body, each replaced in turn by each of these, must give a result or a bad_request. */
+  const MALFORMED: readonly unknown[] = [undefined, null, 0, -1, 1.5, '', 'x', true, [], [null], [{}], [[]], {}, { type: 'x' }, { type: null }, { type: 'text' }, { type: 'image' }, { type: 'document' }, { type: 'base64' }, { type: 'content' }];
+
+  /** Paths to every value inside `value` (objects and arrays alike), the root excluded. */
+  function paths(value: unknown, prefix: Array<string | number> = []): Array<Array<string | number>> {
+    if (typeof value !== 'object' || value === null) return [];
+    const keys: Array<string | number> = Array.isArray(value) ? value.map((_, i) => i) : Object.keys(value);
+    return keys.flatMap((k) => {
+      const path = [...prefix, k];
+      return [path, ...paths((value as Record<string | number, unknown>)[k], path)];
+    });
+  }
+
+  function replaced(body: unknown, path: Array<string | number>, with_: unknown): unknown {
+    const copy = structuredClone(body) as Record<string | number, unknown>;
+    let node = copy;
+    for (const k of path.slice(0, -1)) node = node[k] as Record<string | number, unknown>;
+    const last = path[path.length - 1] as string | number;
+    if (with_ === undefined && !Array.isArray(node)) delete node[last];
+    else node[last] = with_;
+    return copy;
+  }
+
+  const rich = {
+    model: 'claude-x',
+    system: [{ type: 'text', text: 'S', cache_control: { type: 'ephemeral' } }],
+    tools: [weather, { type: 'custom', name: 'noop', input_schema: { type: 'object' }, cache_control: { type: 'ephemeral' } }],
+    tool_choice: { type: 'tool', name: 'get_weather' },
+    thinking: { type: 'enabled', budget_tokens: 2048, display: 'summarized' },
+    output_config: { effort: 'high', format: { type: 'json_schema', schema: { type: 'object' } } },
+    context_management: { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] },
+    messages: [
+      { role: 'system', content: [{ type: 'text', text: 'More rules.' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Look.', cache_control: { type: 'ephemeral' } },
+          { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+          { type: 'image', source: { type: 'url', url: 'https://example.com/a.png' } },
+          { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0x' }, title: 'a.pdf' },
+          { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'Notes' } },
+          { type: 'document', source: { type: 'content', content: [{ type: 'text', text: 'A' }] } },
+        ],
+      },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'thinking', thinking: 'Hmm.', signature: 'sig' },
+          { type: 'redacted_thinking', data: 'opaque' },
+          { type: 'text', text: 'Checking.' },
+          { type: 'tool_use', id: 't1', name: 'get_weather', input: { city: 'Oslo' } },
+        ],
+      },
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: 't1', is_error: false, content: [{ type: 'text', text: '4' }, { type: 'image', source: { type: 'url', url: 'https://example.com/b.png' } }, { type: 'document', source: { type: 'content', content: 'C' } }] },
+          { type: 'tool_result', tool_use_id: 't1', content: 'x', is_error: true, cache_control: { type: 'ephemeral' } },
+        ],
+      },
+    ],
+  };
+  const request = { ...rich, max_tokens: 4096, stop_sequences: ['END'], temperature: 0.5, top_p: 0.9, top_k: 5, stream: true, metadata: { user_id: 'u' }, cache_control: { type: 'ephemeral' }, diagnostics: { previous_message_id: 'msg_1' } };
+
+  it.each([
+    ['messagesToChatBody', messagesToChatBody, request],
+    ['countTokensToChatBody', countTokensToChatBody, rich],
+  ] as const)('%s: every malformed variant of a rich body', (_name, translate, body) => {
+    expect(() => translate(body)).not.toThrow();
+    const crashes: string[] = [];
+    let refused = 0;
+    for (const path of paths(body)) {
+      for (const value of MALFORMED) {
+        try {
+          translate(replaced(body, path, value));
+        } catch (e) {
+          if (e instanceof GatewayError && e.kind === 'bad_request') refused++;
+          else crashes.push(`${path.join('.')} = ${JSON.stringify(value)}: ${String(e)}`);
+        }
+      }
+    }
+    expect(crashes).toEqual([]);
+    expect(refused).toBeGreaterThan(100);
   });
 });
 

@@ -11,7 +11,8 @@ import { badRequest, isObject, type JsonObject, validate } from './validation';
  * or streamed) becomes a `message` object or Anthropic's stream events, whichever provider the
  * router picked. What only Anthropic's platform can do (server tools, the Files API, MCP
  * servers, containers) is refused by name. Claude's signed thinking travels as the chat path
- * carries it (`thinking_blocks`). See docs/anthropic-messages.md.
+ * carries it (`thinking_blocks`), and prompt caching's `cache_control` as the content parts it
+ * carries to Claude providers. See docs/anthropic-messages.md.
  */
 
 /** Extra checks for objects whose required fields depend on their `type`; other types pass as they are. */
@@ -24,6 +25,9 @@ function byType(shapes: Readonly<Record<string, z.ZodType>>) {
 }
 
 const IMAGE_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] as const;
+
+/** Prompt caching's breakpoint (`{type: "ephemeral", ttl}`), passed on as the client wrote it where the chat path can carry it. */
+const cacheControl = z.looseObject({ type: z.string() }).nullish();
 
 const imageSource = z.looseObject({ type: z.string() }).superRefine(
   byType({
@@ -51,14 +55,26 @@ const documentSource = z.looseObject({ type: z.string() }).superRefine(
   }),
 );
 
-/** Content blocks by `type`; other types are refused by name when translated. `cache_control` is accepted and ignored. */
+const textBlock = z.looseObject({ text: z.string(), cache_control: cacheControl });
+const imageBlock = z.looseObject({ source: imageSource, cache_control: cacheControl });
+const documentBlock = z.looseObject({ source: documentSource, title: z.string().nullish(), cache_control: cacheControl });
+
+/** What a tool result holds, checked as the same blocks of a message are; other types are refused by name when translated. */
+const toolResultContent = z.looseObject({ type: z.string() }).superRefine(byType({ text: textBlock, image: imageBlock, document: documentBlock }));
+
+/** Content blocks by `type`; other types are refused by name when translated. */
 const block = z.looseObject({ type: z.string() }).superRefine(
   byType({
-    text: z.looseObject({ text: z.string() }),
-    image: z.looseObject({ source: imageSource }),
-    document: z.looseObject({ source: documentSource, title: z.string().nullish() }),
-    tool_use: z.looseObject({ id: z.string().min(1), name: z.string().min(1), input: z.record(z.string(), z.unknown()) }),
-    tool_result: z.looseObject({ tool_use_id: z.string().min(1), content: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]).nullish(), is_error: z.boolean().nullish() }),
+    text: textBlock,
+    image: imageBlock,
+    document: documentBlock,
+    tool_use: z.looseObject({ id: z.string().min(1), name: z.string().min(1), input: z.record(z.string(), z.unknown()), cache_control: cacheControl }),
+    tool_result: z.looseObject({
+      tool_use_id: z.string().min(1),
+      content: z.union([z.string(), z.array(toolResultContent)]).nullish(),
+      is_error: z.boolean().nullish(),
+      cache_control: cacheControl,
+    }),
     thinking: z.looseObject({ thinking: z.string(), signature: z.string() }),
     redacted_thinking: z.looseObject({ data: z.string().min(1) }),
   }),
@@ -70,7 +86,7 @@ const ROLES = ['user', 'assistant', 'system'] as const;
 const message = z.looseObject({ role: z.enum(ROLES), content: z.union([z.string(), z.array(block)]) });
 type Message = z.infer<typeof message>;
 
-const systemPrompt = z.union([z.string(), z.array(z.looseObject({ type: z.literal('text'), text: z.string() }))]);
+const systemPrompt = z.union([z.string(), z.array(z.looseObject({ type: z.literal('text'), text: z.string(), cache_control: cacheControl }))]);
 
 /** A custom tool (`type` absent, null or `custom`); any other type is one of Anthropic's own tools, refused when translated. */
 const tool = z.looseObject({ type: z.string().nullish() }).superRefine((t, ctx) => {
@@ -81,6 +97,7 @@ const tool = z.looseObject({ type: z.string().nullish() }).superRefine((t, ctx) 
       description: z.string().nullish(),
       input_schema: z.record(z.string(), z.unknown()),
       strict: z.boolean().nullish(),
+      cache_control: cacheControl,
     }),
   })({ ...t, type: 'custom' }, ctx);
 });
@@ -102,10 +119,17 @@ const thinking = z.looseObject({ type: z.enum(['enabled', 'adaptive', 'disabled'
   }),
 );
 
+const outputFormat = z.strictObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) });
+
 const outputConfig = z.strictObject({
   effort: z.enum(['low', 'medium', 'high', 'xhigh', 'max']).nullish(),
-  format: z.strictObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) }).nullish(),
+  format: outputFormat.nullish(),
+  // Tells Claude the tokens its whole task may take: pacing advice only Claude reads, ignored.
+  task_budget: z.looseObject({ type: z.string() }).nullish(),
 });
+
+/** Server-side context editing (Claude Code sends it every turn): ignored, the conversation is sent whole. */
+const contextManagement = z.looseObject({ edits: z.array(z.looseObject({ type: z.string() })).nullish() });
 
 /** Fields a Messages request and a token count share. */
 const shared = {
@@ -116,12 +140,21 @@ const shared = {
   tool_choice: toolChoice.nullish(),
   thinking: thinking.nullish(),
   output_config: outputConfig.nullish(),
-  // Prompt caching is the provider's: accepted and ignored (the request is the same without it).
-  cache_control: z.unknown().optional(),
-  // Known and refused when set (they need Anthropic's platform).
+  // Deprecated for `output_config.format`, which it means.
+  output_format: outputFormat.nullish(),
+  // Anthropic puts it on the last cacheable block; so does the translation, where the chat path can carry it.
+  cache_control: cacheControl,
+  context_management: contextManagement.nullish(),
+  // Anthropic's choices of capacity and placement: accepted and ignored (the router picks the deployment).
+  speed: z.string().nullish(),
+  // Anthropic's billing: one's own organisation is what the key is charged anyway; another's is refused.
+  billing_policy: z.looseObject({ bill_to: z.string().nullish() }).nullish(),
+  // Known and refused when set (they need Anthropic's platform, and change what the answer is).
   mcp_servers: z.unknown().optional(),
-  context_management: z.unknown().optional(),
   container: z.unknown().optional(),
+  // A request to summarise the conversation: refused on a message (its answer would be Anthropic's
+  // compaction block); a token count ignores it, as Anthropic's does.
+  compaction: z.looseObject({ type: z.string() }).nullish(),
   // The gateway's routing extensions (docs/routing.md), passed on as the chat path takes them.
   models: z.unknown().optional(),
   route: z.unknown().optional(),
@@ -139,7 +172,16 @@ const messagesBody = z.strictObject({
   // Anthropic's capacity and placement choices: accepted and ignored (the router picks the deployment).
   service_tier: z.string().nullish(),
   inference_geo: z.string().nullish(),
-  speed: z.string().nullish(),
+  // Asks for an explanation of a prompt-cache miss, an optional field of the answer: ignored.
+  diagnostics: z.looseObject({ previous_message_id: z.string().nullish() }).nullish(),
+  // Beta flags as a body field (as the `anthropic-beta` header, ignored).
+  betas: z.array(z.string()).nullish(),
+  // Anthropic's own fallback models for a refusal, and the billing of its retry: ignored (a refusal
+  // stays one, as on Anthropic's models without fallbacks; the gateway's own are `models`).
+  fallbacks: z.union([z.literal('default'), z.array(z.looseObject({ model: z.string() }))]).nullish(),
+  fallback_credit_token: z.union([z.string(), z.looseObject({ token: z.string() })]).nullish(),
+  // Known and refused when set: conversation state held by Anthropic's platform.
+  thread: z.unknown().optional(),
 });
 type MessagesBody = z.infer<typeof messagesBody>;
 
@@ -154,11 +196,12 @@ function invalid(param: string, why: string): never {
   throw badRequest(`Invalid value for '${param}': ${why}.`, param, 'invalid_value');
 }
 
-/** Parameters that need Anthropic's platform. */
+/** Parameters that need Anthropic's platform and would change the answer. */
 function refuseUnsupported(b: CountTokensBody): void {
   if (b.mcp_servers != null) unsupported('mcp_servers', 'MCP servers are connected by Anthropic\'s platform; call the tools yourself and declare them as custom tools');
   if (b.container != null) unsupported('container', "containers belong to Anthropic's code execution tool, which this gateway does not run");
-  if (b.context_management != null) unsupported('context_management', 'server-side context editing is not available; send the conversation as you want it read');
+  const billTo = b.billing_policy?.bill_to;
+  if (billTo != null && billTo !== 'self') unsupported('billing_policy.bill_to', `requests are charged to the gateway key that sent them, not to '${billTo}'`);
 }
 
 /**
@@ -168,6 +211,8 @@ function refuseUnsupported(b: CountTokensBody): void {
  */
 export function messagesToChatBody(body: unknown): JsonObject {
   const b = validate(messagesBody, body);
+  if (b.compaction != null) unsupported('compaction', "a compaction request is answered with a summary block by Anthropic's platform; summarise the conversation with an ordinary request");
+  if (b.thread != null) unsupported('thread', 'conversations are not held here; send the whole conversation in messages');
   const chat = conversation(b);
   chat['max_completion_tokens'] = b.max_tokens;
   if (b.stop_sequences && b.stop_sequences.length > 0) chat['stop'] = b.stop_sequences;
@@ -192,7 +237,8 @@ function conversation(b: CountTokensBody): JsonObject {
   const messages: JsonObject[] = [];
   const system = systemMessage(b.system);
   if (system) messages.push(system);
-  b.messages.forEach((m, i) => addMessage(messages, m, i));
+  const given = b.cache_control ? withLastBlockCached(b.messages, b.cache_control) : b.messages;
+  given.forEach((m, i) => addMessage(messages, m, i));
   const chat: JsonObject = { model: b.model, messages };
   const tools = (b.tools ?? []).map(toChatTool);
   if (tools.length > 0) chat['tools'] = tools;
@@ -202,7 +248,8 @@ function conversation(b: CountTokensBody): JsonObject {
   if (thought) chat['thinking'] = thought;
   const effort = b.output_config?.effort;
   if (effort != null) chat['reasoning_effort'] = effort;
-  const format = b.output_config?.format;
+  if (b.output_format != null && b.output_config?.format != null) invalid('output_format', 'it is the deprecated form of output_config.format; send one of them');
+  const format = b.output_config?.format ?? b.output_format;
   if (format != null) chat['response_format'] = { type: 'json_schema', json_schema: { name: 'response', schema: format.schema } };
   if (b.models !== undefined) chat['models'] = b.models;
   if (b.route !== undefined) chat['route'] = b.route;
@@ -217,12 +264,40 @@ function chatThinking(t: z.infer<typeof thinking>): JsonObject | undefined {
   return out;
 }
 
+/**
+ * The request's `cache_control` where Anthropic puts it: on the last block of the last message
+ * (unless that block has its own, or is empty text). The translation then carries it as it
+ * carries a block's own.
+ */
+function withLastBlockCached(messages: Message[], cacheControl: JsonObject): Message[] {
+  const last = messages[messages.length - 1];
+  if (!last) return messages;
+  const content: Block[] = typeof last.content === 'string' ? [{ type: 'text', text: last.content }] : last.content;
+  const end = content[content.length - 1];
+  if (!end || end['cache_control'] != null || (end.type === 'text' && end['text'] === '')) return messages;
+  return [...messages.slice(0, -1), { ...last, content: [...content.slice(0, -1), { ...end, cache_control: cacheControl }] }];
+}
+
+/**
+ * `part` with the block's `cache_control`: the chat path keeps a text or image part with it as its
+ * JSON and the Claude adapters send it on that block (docs/providers/anthropic.md); others drop it.
+ */
+function cached(part: JsonObject, b: Readonly<Record<string, unknown>>): JsonObject {
+  const cacheControl = b['cache_control'];
+  if (isObject(cacheControl)) part['cache_control'] = cacheControl;
+  return part;
+}
+
+const isCached = (part: JsonObject | undefined): boolean => part?.['cache_control'] !== undefined;
+
 function systemMessage(system: MessagesBody['system']): JsonObject | undefined {
   if (system == null || system === '') return undefined;
   if (typeof system === 'string') return { role: 'system', content: system };
-  if (system.length === 0) return undefined;
-  const only = system.length === 1 ? system[0] : undefined;
-  return { role: 'system', content: only ? only.text : system.map((b) => ({ type: 'text', text: b.text })) };
+  const parts = system.map((b) => cached({ type: 'text', text: b.text }, b));
+  const only = parts.length === 1 ? parts[0] : undefined;
+  if (parts.length === 0) return undefined;
+  // One block is the plain prompt, unless it carries cache_control, which only a part can.
+  return { role: 'system', content: only && !isCached(only) ? only['text'] : parts };
 }
 
 /** One Anthropic message as chat messages, in order: a user turn's tool results become `tool` messages ahead of its other content. */
@@ -237,7 +312,7 @@ function addMessage(messages: JsonObject[], m: Message, i: number): void {
       messages.push(assistantMessage(m.content, param));
       return;
     case 'system': {
-      const parts = m.content.map((b, j) => (b.type === 'text' ? { type: 'text', text: b['text'] } : invalid(`${param}.content[${j}].type`, `a system message carries text blocks, not '${b.type}'`)));
+      const parts = m.content.map((b, j) => (b.type === 'text' ? cached({ type: 'text', text: b['text'] }, b) : invalid(`${param}.content[${j}].type`, `a system message carries text blocks, not '${b.type}'`)));
       messages.push({ role: 'system', content: parts });
       return;
     }
@@ -247,7 +322,8 @@ function addMessage(messages: JsonObject[], m: Message, i: number): void {
         if (b.type === 'tool_result') messages.push(toolMessage(b, `${param}.content[${j}]`));
         else parts.push(userPart(b, `${param}.content[${j}]`));
       });
-      if (parts.length > 0) messages.push({ role: 'user', content: parts.length === 1 && parts[0]?.['type'] === 'text' ? parts[0]['text'] : parts });
+      const only = parts.length === 1 ? parts[0] : undefined;
+      if (parts.length > 0) messages.push({ role: 'user', content: only?.['type'] === 'text' && !isCached(only) ? only['text'] : parts });
       else if (m.content.length === 0) messages.push({ role: 'user', content: '' });
       return;
     }
@@ -263,15 +339,18 @@ function refuseBlock(b: Block, param: string, role: string): never {
   return invalid(`${param}.type`, `a ${role} message carries ${allowed} blocks, not '${b.type}'`);
 }
 
-/** A block of a user turn (or of a tool result's content) as a chat content part. */
+/** A block of a user turn (or of a tool result's content) as a chat content part, with its `cache_control`. */
 function userPart(b: Block, param: string, role = 'user'): JsonObject {
   switch (b.type) {
     case 'text':
-      return { type: 'text', text: b['text'] };
+      return cached({ type: 'text', text: b['text'] }, b);
     case 'image':
-      return imagePart(b['source'] as JsonObject & { type: string }, `${param}.source`);
-    case 'document':
-      return documentPart(b, param);
+      return cached(imagePart(b['source'] as JsonObject & { type: string }, `${param}.source`), b);
+    case 'document': {
+      const part = documentPart(b, param);
+      // A PDF's file part cannot carry it: the Claude adapters send the document without it.
+      return part['type'] === 'file' ? part : cached(part, b);
+    }
   }
   return refuseBlock(b, param, role);
 }
@@ -332,18 +411,19 @@ function toolMessage(b: Block, param: string): JsonObject {
 export const TOOL_ERROR = 'Error: the tool call failed.';
 
 /**
- * An assistant turn: its text joined, its tool calls, and its thinking as `thinking_blocks` (the
- * Claude adapters hand them back first in that turn). Thinking without a signature (reasoning a
- * model of another family wrote, returned as a thinking block) is left out: no model takes it back.
+ * An assistant turn: its text joined (its text parts when one carries `cache_control`), its tool
+ * calls, and its thinking as `thinking_blocks` (the Claude adapters hand them back first in that
+ * turn). Thinking without a signature (reasoning a model of another family wrote, returned as a
+ * thinking block) is left out: no model takes it back.
  */
 function assistantMessage(blocks: Block[], param: string): JsonObject {
-  let text = '';
+  const texts: JsonObject[] = [];
   const calls: JsonObject[] = [];
   const thought: JsonObject[] = [];
   blocks.forEach((b, j) => {
     switch (b.type) {
       case 'text':
-        text += String(b['text']);
+        texts.push(cached({ type: 'text', text: b['text'] }, b));
         return;
       case 'tool_use':
         calls.push({ id: b['id'], type: 'function', function: { name: b['name'], arguments: JSON.stringify(b['input']) } });
@@ -357,7 +437,10 @@ function assistantMessage(blocks: Block[], param: string): JsonObject {
     }
     refuseBlock(b, `${param}.content[${j}]`, 'assistant');
   });
-  const out: JsonObject = { role: 'assistant', content: text === '' && calls.length > 0 ? null : text };
+  const text = texts.map((t) => String(t['text'])).join('');
+  // Text blocks stay parts only when one carries cache_control: every chat model reads joined text.
+  const content = texts.some(isCached) ? texts : text === '' && calls.length > 0 ? null : text;
+  const out: JsonObject = { role: 'assistant', content };
   if (calls.length > 0) out['tool_calls'] = calls;
   if (thought.length > 0) out['thinking_blocks'] = thought;
   return out;
