@@ -16,12 +16,12 @@ export interface SimulatedProvider<T extends ProviderType> {
 export const SIMULATED_PROVIDERS: { readonly [T in ProviderType]: SimulatedProvider<T> } = {
   openai: {
     // As api.openai.com is configured by default.
-    config: (url, apiKey) => ({ type: 'openai', baseUrl: `${url}/v1`, apiKey, outputLimit: 'max_completion_tokens', dropParams: ['thinking', 'top_k'], headers: {}, timeoutMs: 1500 }),
+    config: (url, apiKey) => ({ type: 'openai', baseUrl: `${url}/v1`, apiKey, outputLimit: 'max_completion_tokens', dropParams: ['thinking', 'top_k', 'cache_control'], headers: {}, timeoutMs: 1500 }),
     chatModel: 'gpt-4o-mini',
     embeddingModel: 'text-embedding-3-small',
   },
   azure: {
-    config: (url, apiKey) => ({ type: 'azure', baseUrl: url, apiKey, apiVersion: '2024-10-21', outputLimit: undefined, dropParams: ['thinking', 'top_k'], headers: {}, timeoutMs: 1500 }),
+    config: (url, apiKey) => ({ type: 'azure', baseUrl: url, apiKey, apiVersion: '2024-10-21', outputLimit: undefined, dropParams: ['thinking', 'top_k', 'cache_control'], headers: {}, timeoutMs: 1500 }),
     chatModel: 'my-gpt-4o-deployment',
     embeddingModel: 'my-embedding-deployment',
   },

@@ -99,7 +99,7 @@ describe('config', () => {
     });
     // Anthropic's parameters never go to OpenAI's own API, which refuses them; compatible servers get what the client sent unless told.
     const drop = Object.fromEntries(Object.entries(config.providers).map(([id, p]) => [id, p.type === 'openai' || p.type === 'azure' ? p.dropParams : 'n/a']));
-    expect(drop).toEqual({ sim: [], openai: ['thinking', 'top_k'], 'openai-eu': ['thinking', 'top_k'], vllm: [], mistral: [], azure: ['thinking', 'top_k'], 'azure-o3': ['thinking', 'top_k'] });
+    expect(drop).toEqual({ sim: [], openai: ['thinking', 'top_k', 'cache_control'], 'openai-eu': ['thinking', 'top_k', 'cache_control'], vllm: [], mistral: [], azure: ['thinking', 'top_k', 'cache_control'], 'azure-o3': ['thinking', 'top_k', 'cache_control'] });
     const told = parseConfig({ ...minimal, providers: { ...minimal.providers, groq: { type: 'openai', baseUrl: 'https://api.groq.com/openai/v1', dropParams: ['top_k', 'seed'] }, openai: { type: 'openai', baseUrl: 'https://api.openai.com/v1', dropParams: [] } } }, { SIM_KEY: 'k' });
     expect([told.providers['groq'], told.providers['openai']].map((p) => (p?.type === 'openai' ? p.dropParams : undefined))).toEqual([['top_k', 'seed'], []]);
     // What budgets and metering rely on cannot be dropped.

@@ -22,9 +22,11 @@ const outputLimit = z.enum(['max_tokens', 'max_completion_tokens']);
 /**
  * Parameters of other families that OpenAI's own API refuses (`Unrecognized request argument`):
  * Anthropic's `thinking` and `top_k`, which a client of the Messages API sends whatever model the
- * router then picks. The request's `reasoning_effort` is what OpenAI's models read instead.
+ * router then picks (the request's `reasoning_effort` is what OpenAI's models read instead), and
+ * Anthropic's prompt-caching marker `cache_control` on content parts and tools (OpenAI caches
+ * prompts by itself).
  */
-export const OPENAI_REFUSED_PARAMS = ['thinking', 'top_k'] as const;
+export const OPENAI_REFUSED_PARAMS = ['thinking', 'top_k', 'cache_control'] as const;
 
 /**
  * What the gateway itself sends and relies on: the model, the conversation, the tools, the output
@@ -49,7 +51,7 @@ const openaiProvider = strictObject({
   apiKey: z.string().default(''),
   /** Default: `max_completion_tokens` at OpenAI's own hosts (api.openai.com, eu.api.openai.com…), else unset. */
   outputLimit: outputLimit.optional(),
-  /** Default: Anthropic's `thinking` and `top_k` at OpenAI's own hosts, else none (compatible servers such as vLLM take `top_k`). */
+  /** Default: Anthropic's `thinking`, `top_k` and `cache_control` at OpenAI's own hosts, else none (compatible servers such as vLLM take `top_k`). */
   dropParams,
   ...common,
 })
@@ -100,7 +102,7 @@ const azureProvider = strictObject({
   apiVersion: z.string().min(1).default('2024-10-21'),
   /** `max_completion_tokens` for reasoning-model deployments (with an `apiVersion` that knows it); unset: as sent. */
   outputLimit: outputLimit.optional(),
-  /** Default: Anthropic's `thinking` and `top_k`, which Azure OpenAI refuses as OpenAI does. */
+  /** Default: Anthropic's `thinking`, `top_k` and `cache_control`, which Azure OpenAI refuses as OpenAI does. */
   dropParams: dropParams.transform((drop) => drop ?? [...OPENAI_REFUSED_PARAMS]),
   ...common,
 });

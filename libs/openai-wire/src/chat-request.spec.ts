@@ -142,6 +142,27 @@ describe('toOpenAIChatBody with an output limit parameter', () => {
     expect(body).toMatchObject({ reasoning_effort: 'low', verbosity: 'low' });
     expect(toOpenAIChatBody(request, 'u')).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 2048 }, top_k: 5, seed: 7 });
   });
+
+  it('drops cache_control wherever it appears when it is listed: content parts, messages and tools', () => {
+    const cached = { type: 'ephemeral' };
+    const request = parseChatRequest({
+      model: 'm',
+      messages: [
+        { role: 'system', content: [{ type: 'text', text: 'Be brief.', cache_control: cached }] },
+        { role: 'user', content: [{ type: 'text', text: 'hi', cache_control: cached }, { type: 'image_url', image_url: { url: 'https://example.com/a.png' }, cache_control: cached }] },
+      ],
+      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } }, cache_control: cached }],
+    });
+    const body = toOpenAIChatBody(request, 'u', { dropParams: ['cache_control'] });
+    expect(JSON.stringify(body)).not.toContain('cache_control');
+    expect(body['messages']).toEqual([
+      { role: 'system', content: [{ type: 'text', text: 'Be brief.' }] },
+      { role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'image_url', image_url: { url: 'https://example.com/a.png' } }] },
+    ]);
+    expect(body['tools']).toEqual([{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }]);
+    // Not listed: sent as the client gave it.
+    expect(JSON.stringify(toOpenAIChatBody(request, 'u')).split('cache_control').length - 1).toBe(4);
+  });
 });
 
 describe('parseChatRequest → toOpenAIChatBody round trip', () => {

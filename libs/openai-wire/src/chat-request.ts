@@ -347,8 +347,11 @@ export interface OpenAIBodyOptions {
  * name. `extraJson` keys are merged at the top level; typed fields win over them.
  */
 export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string, options: OpenAIBodyOptions = {}): JsonObject {
-  const out: JsonObject = { model: upstreamModel, messages: r.messages.map(fromMessage) };
-  if (r.tools.length > 0) out['tools'] = r.tools.map(fromTool);
+  // `cache_control` (Anthropic's prompt-caching marker) is dropped wherever it appears: on content parts and tools.
+  const uncached = options.dropParams?.includes('cache_control') === true;
+  const messages = r.messages.map(fromMessage);
+  const out: JsonObject = { model: upstreamModel, messages: uncached ? messages.map(withoutCacheControl) : messages };
+  if (r.tools.length > 0) out['tools'] = uncached ? r.tools.map((t) => dropKey(fromTool(t), 'cache_control')) : r.tools.map(fromTool);
   if (r.toolChoice) out['tool_choice'] = fromToolChoice(r.toolChoice);
   if (r.parallelToolCalls !== undefined) out['parallel_tool_calls'] = r.parallelToolCalls;
   if (r.responseFormat) out['response_format'] = fromResponseFormat(r.responseFormat);
@@ -383,6 +386,21 @@ export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string, o
   const body = mergeExtra(out, r.extraJson);
   for (const key of options.dropParams ?? []) delete body[key];
   return body;
+}
+
+/** A message without `cache_control` on itself or on its content parts. */
+function withoutCacheControl(message: JsonObject): JsonObject {
+  const out = dropKey(message, 'cache_control') as JsonObject;
+  const content = out['content'];
+  if (Array.isArray(content)) out['content'] = content.map((part) => dropKey(part, 'cache_control'));
+  return out;
+}
+
+/** `value` without `key` when it is an object that has it (a copy), else `value` itself. */
+function dropKey(value: unknown, key: string): unknown {
+  if (!isObject(value) || !(key in value)) return value;
+  const { [key]: _dropped, ...rest } = value;
+  return rest;
 }
 
 function hasKeys(o: object): boolean {
