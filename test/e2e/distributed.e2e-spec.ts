@@ -33,6 +33,7 @@ async function waitForHealthy(url: string, child: ChildProcess, timeoutMs = 30_0
 describe('distributed mode: every service its own process', () => {
   const children: Array<{ name: string; child: ChildProcess }> = [];
   let baseURL = '';
+  let internalURL = '';
   let simPort = 0;
   let routerPort = 0;
   let adapterPort = 0;
@@ -40,7 +41,7 @@ describe('distributed mode: every service its own process', () => {
 
   beforeAll(async () => {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'ignore' });
-    const [sim, ingress, router, adapter, routerHttp, adapterHttp, billing, alerting] = await freePorts(8);
+    const [sim, ingress, router, adapter, routerHttp, adapterHttp, billing, alerting, ingressInternal] = await freePorts(9);
     simPort = sim!;
     routerPort = router!;
     adapterPort = adapter!;
@@ -49,6 +50,9 @@ describe('distributed mode: every service its own process', () => {
     const access = document['access'] as Record<string, unknown>;
     document['access'] = { ...access, admin: { devKey: '' } };
     document['grpc'] = { auth: { token: INTERNAL_TOKEN } };
+    // Metrics on the internal listener, as distributed.yaml has them.
+    document['ingress'] = { ...(document['ingress'] as Record<string, unknown>), internalHttp: { host: '127.0.0.1', port: ingressInternal } };
+    internalURL = `http://127.0.0.1:${ingressInternal}`;
     const dir = mkdtempSync(join(tmpdir(), 'openrouter-dist-'));
     const configPath = join(dir, 'config.yaml');
     writeFileSync(configPath, stringify(document));
@@ -151,7 +155,7 @@ describe('distributed mode: every service its own process', () => {
     // The router names the deployment it calls before the call, across the gRPC hop; without it
     // ingress would not know what the abandoned request was spending.
     const simulator = `http://127.0.0.1:${simPort}`;
-    const metrics = async (): Promise<string> => (await fetch(baseURL.replace(/\/v1$/, '/metrics'))).text();
+    const metrics = async (): Promise<string> => (await fetch(`${internalURL}/metrics`)).text();
     const count = (text: string, labels: string): number => Number(new RegExp(`^${labels.replace(/[{}]/g, '\\$&')}[^}]*\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
     const abandoned = 'openrouter_requests_total{endpoint="/v1/chat/completions",model="gpt-4o-mini",provider="simulated",status="499"';
     const unrouted = 'openrouter_requests_total{endpoint="/v1/chat/completions",model="none",provider="none",status="200"';
@@ -182,6 +186,19 @@ describe('distributed mode: every service its own process', () => {
     } finally {
       await fetch(`${simulator}/_sim/reset`, { method: 'POST' });
     }
+  });
+
+  it("serves the ingress's metrics on its internal listener only; probes on both", async () => {
+    const origin = baseURL.replace(/\/v1$/, '');
+    const publicMetrics = await fetch(`${origin}/metrics`);
+    expect(publicMetrics.status).toBe(404);
+    expect(await publicMetrics.text()).not.toContain('openrouter_');
+    const internal = await fetch(`${internalURL}/metrics`);
+    expect(internal.status).toBe(200);
+    expect(await internal.text()).toMatch(/^openrouter_requests_total\{.*service="ingress"/m);
+    for (const url of [`${origin}/ready`, `${internalURL}/ready`, `${internalURL}/health`]) expect((await fetch(url)).status).toBe(200);
+    // The internal listener serves nothing else.
+    expect((await fetch(`${internalURL}/v1/models`, { headers: { authorization: `Bearer ${TEST_DEV_KEY}` } })).status).toBe(404);
   });
 
   it('refuses gRPC calls to the router and the adapter that lack the service token', async () => {

@@ -30,6 +30,11 @@ export const configSchema = strictObject({
   log: strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   ingress: strictObject({
     http: listenSchema,
+    /**
+     * A second listener for the internal network: `/health`, `/ready` and `/metrics`. Set, the
+     * public listener (`http`) no longer serves `/metrics` (usage and cost figures of every tenant).
+     */
+    internalHttp: listenSchema.optional(),
     router: address,
     /** Billing's gRPC address, for the report endpoints of the admin API; unset: they answer 503. */
     billing: address.optional(),

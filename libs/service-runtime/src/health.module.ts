@@ -5,14 +5,15 @@ import { METRICS_REGISTRY, MetricsHttpController } from './metrics.http.controll
 
 /**
  * `/health` and `/ready` for a service, with the dependencies its readiness depends on, and
- * `/metrics` from the service's registry (an empty one when none is given).
+ * `/metrics` from the service's registry (an empty one when none is given) unless `metrics` is
+ * false (a public listener whose metrics are served on an internal one).
  */
 @Module({})
 export class HealthModule {
-  static register(service: string, checks: ReadinessCheck[] = [], registry: Registry = new Registry()): DynamicModule {
+  static register(service: string, checks: ReadinessCheck[] = [], registry: Registry = new Registry(), options: { metrics?: boolean } = {}): DynamicModule {
     return {
       module: HealthModule,
-      controllers: [HealthHttpController, MetricsHttpController],
+      controllers: options.metrics === false ? [HealthHttpController] : [HealthHttpController, MetricsHttpController],
       providers: [
         { provide: SERVICE_NAME, useValue: service },
         { provide: READINESS_CHECKS, useValue: checks },

@@ -3,7 +3,7 @@ import { Counter } from 'prom-client';
 import type { GatewayConfig } from '@openrouter/config';
 import { GrpcSecurity } from '@openrouter/grpc';
 import { createTelemetry, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
-import { closeWithinGrace, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
+import { closeWithinGrace, HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { PriceBook, UnpricedModels, type ClickHouseTarget, type UsagePublisher } from '@openrouter/usage';
 import { InProcessBudgetBus, KafkaBudgetPublisher, MemoryBudgetLedger, RedisBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
 import { AccessService } from './access/access.service';
@@ -30,6 +30,8 @@ export { connectRedis } from './access/redis-connection';
 export { connectBudgetRedis } from './budgets/budget-redis';
 
 export interface IngressHandle extends ServiceHandle {
+  /** Port of the internal listener (`ingress.internalHttp`: probes and metrics), when configured. */
+  readonly internalHttpPort: number | undefined;
   /** The accepted development key, and whether it was generated because none was configured. */
   readonly devKey: string;
   readonly devKeyGenerated: boolean;
@@ -118,8 +120,22 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const budgetLedger = budgetRedis ? new RedisBudgetLedger(budgetRedis, keyPrefix) : new MemoryBudgetLedger();
   const budgets = new BudgetService(config, prices, budgetLedger, budgetEvents, logger);
   const billing = config.ingress.billing ? new BillingClient(config.ingress.billing, config.grpc.reportTimeoutMs, grpcSecurity) : undefined;
+  const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
-    IngressModule.register({ registry: telemetry.telemetry.registry, alertHistory: alertHistory.store, router, access, adminAuth, readiness, bounds: config.access.requests, usage, budgets, billing, logger }),
+    IngressModule.register({
+      publicMetrics: internalListen === undefined,
+      registry: telemetry.telemetry.registry,
+      alertHistory: alertHistory.store,
+      router,
+      access,
+      adminAuth,
+      readiness,
+      bounds: config.access.requests,
+      usage,
+      budgets,
+      billing,
+      logger,
+    }),
     config.ingress.http,
     logger,
     {
@@ -132,13 +148,16 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       onResponded: telemetry.responded,
     },
   );
+  // Metrics (and probes) for the internal network only, apart from the API's public listener.
+  const internal = internalListen ? await startHttpApp(HealthModule.register('ingress', readiness, telemetry.telemetry.registry), internalListen, logger) : undefined;
   const ws = new WsGateway(access, router, config.access.requests, usage, budgets, config.ingress.limits);
   ws.attach(app.getHttpServer());
-  logger.info({ httpPort: port, router: config.ingress.router }, 'ingress started');
+  logger.info({ httpPort: port, internalHttpPort: internal?.port, router: config.ingress.router }, 'ingress started');
   let closing: Promise<void> | undefined;
   return {
     name: 'ingress',
     httpPort: port,
+    internalHttpPort: internal?.port,
     devKey,
     devKeyGenerated,
     adminKey,
@@ -156,6 +175,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     // then is cut and metered as cancelled, so its usage event is produced before the process exits.
     const graceMs = config.ingress.limits.shutdownGraceMs;
     if (await closeWithinGrace(app, graceMs, [ws.close(graceMs)])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were cut');
+    await internal?.app.close();
     // Every request's usage event is handed over, then the publisher flushes.
     await usage.drain();
     if (!options.usagePublisher) await publisher.close();

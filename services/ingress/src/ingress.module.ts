@@ -26,6 +26,8 @@ import { ResponsesBodyGuard, ResponsesHttpController } from './routes/responses.
 import { UsageRecorder } from './usage/usage-recorder';
 
 export interface IngressDependencies {
+  /** Whether the public listener serves `/metrics` (false: an internal listener does, `ingress.internalHttp`). */
+  publicMetrics?: boolean;
   router: RouterPort;
   access: AccessService;
   adminAuth: AdminAuth;
@@ -47,7 +49,7 @@ export class IngressModule {
   static register(deps: IngressDependencies): DynamicModule {
     return {
       module: IngressModule,
-      imports: [HealthModule.register('ingress', deps.readiness, deps.registry)],
+      imports: [HealthModule.register('ingress', deps.readiness, deps.registry, { metrics: deps.publicMetrics !== false })],
       controllers: [
         ChatCompletionsHttpController,
         CompletionsHttpController,
