@@ -22,8 +22,17 @@ export const tracingSchema = strictObject({
   otlpEndpoint: z.string().default(''),
   /** Extra headers for the exporter (an API key of a tracing backend: use `${VAR}`). */
   headers: z.record(z.string(), z.string()).default({}),
-  /** Fraction of new traces recorded; a request that arrives with a sampled parent follows the parent. */
+  /**
+   * Fraction of new traces recorded. Inside the gateway a call follows its caller's decision; at the
+   * edge (ingress) a client's `traceparent` gives the trace its id, and this ratio decides.
+   */
   sampleRatio: ratio.default(1),
+  /**
+   * Follow the sampling decision of a client's `traceparent` at the ingress (a trusted client
+   * population, e.g. services of the same platform). Off, any client could have every one of its
+   * requests recorded and exported, whatever `sampleRatio` says.
+   */
+  trustClientSampling: flag.default(false),
   exportTimeoutMs: positiveInt.default(10_000),
 });
 export type TracingConfig = z.infer<typeof tracingSchema>;

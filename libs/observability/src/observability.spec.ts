@@ -89,6 +89,25 @@ describe('tracing', () => {
     expect(exporter.getFinishedSpans()[0]?.resource.attributes['service.name']).toBe('openrouter-ingress');
   });
 
+  it("at the edge, samples a client's trace by the ratio (keeping its id) unless told to trust the client; inside, follows the caller", () => {
+    const sampled = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const unsampled = '00-4bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b7-00';
+    const recorded = (settings: Record<string, unknown>, edge: boolean, traceparent: string): { traceId: string; recorded: boolean } => {
+      const tracing = Tracing.create('ingress', tracingSchema.parse({ enabled: true, ...settings }), { spanExporter: new InMemorySpanExporter(), edge });
+      const span = tracing.tracer.startSpan('POST /v1/chat/completions', {}, tracing.extract({ traceparent }));
+      span.end();
+      return { traceId: span.spanContext().traceId, recorded: span.isRecording() || (span.spanContext().traceFlags & 1) === 1 };
+    };
+    // A client asks for its trace to be recorded; the edge's ratio of 0 says no, and the id stays.
+    expect(recorded({ sampleRatio: 0 }, true, sampled)).toEqual({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', recorded: false });
+    // A client asks not to be recorded; the edge's ratio of 1 records it.
+    expect(recorded({ sampleRatio: 1 }, true, unsampled)).toEqual({ traceId: '4bf92f3577b34da6a3ce929d0e0e4737', recorded: true });
+    // Trusted clients, and every service behind the edge, follow the caller's decision.
+    expect(recorded({ sampleRatio: 0, trustClientSampling: true }, true, sampled).recorded).toBe(true);
+    expect(recorded({ sampleRatio: 0 }, false, sampled).recorded).toBe(true);
+    expect(recorded({ sampleRatio: 1 }, false, unsampled).recorded).toBe(false);
+  });
+
   it('makes provider calls client spans of the active span, timing them in the registry', async () => {
     const exporter = new InMemorySpanExporter();
     const tracing = Tracing.create('adapter', tracingSchema.parse({ enabled: true }), { spanExporter: exporter });

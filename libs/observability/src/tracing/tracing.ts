@@ -3,7 +3,7 @@ import { context, defaultTextMapGetter, defaultTextMapSetter, ProxyTracerProvide
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler, type Sampler, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { TracingConfig } from '@openrouter/config';
 
@@ -12,9 +12,24 @@ export type { Context, Span, SpanExporter, Tracer };
 export interface TracingOptions {
   /** Spans go here instead of OTLP (tests use an in-memory exporter); exported one by one. */
   spanExporter?: SpanExporter;
+  /**
+   * The service is where requests from outside arrive (ingress): a remote parent's sampling
+   * decision is the client's, followed only with `trustClientSampling`; its trace id is kept.
+   */
+  edge?: boolean;
 }
 
 const propagator = new W3CTraceContextPropagator();
+
+/**
+ * A span's parent in the process decides; a remote parent does too, except at the edge, where
+ * the ratio decides (by the trace id the client gave) unless the client's decision is trusted.
+ */
+function sampler(config: TracingConfig, edge: boolean): Sampler {
+  const ratio = new TraceIdRatioBasedSampler(config.sampleRatio);
+  if (!edge || config.trustClientSampling) return new ParentBasedSampler({ root: ratio });
+  return new ParentBasedSampler({ root: ratio, remoteParentSampled: ratio, remoteParentNotSampled: ratio });
+}
 const NOOP_TRACER = new ProxyTracerProvider().getTracer('openrouter');
 
 /**
@@ -44,7 +59,7 @@ export class Tracing {
     }
     const provider = new BasicTracerProvider({
       resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: `openrouter-${service}` }),
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
+      sampler: sampler(config, options.edge === true),
       spanProcessors: processors,
     });
     // Returns false when the process has one already (another service of the embedded gateway).
