@@ -7,8 +7,10 @@ import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-reque
 import type { BudgetReservation } from '../budgets/budget.service';
 import type { RouterPort } from '../router.port';
 import type { UsageTrack } from '../usage/usage-recorder';
+import { asGatewayError } from '../openai-exception.filter';
 import { clientGone } from './client-connection';
 import { checkChatBounds, type RequestBounds } from './request-bounds';
+import { SseWriter } from './sse.writer';
 
 export type AnswerEvent = { chunk: chatv1.ChatChunk; completion?: undefined } | { completion: chatv1.ChatCompletion; chunk?: undefined };
 
@@ -167,5 +169,66 @@ export async function* clientChunks(opened: OpenedChat, accounting: StreamAccoun
       chunk.usage = undefined;
     }
     yield usage.decorate(toOpenAIChunk(chunk, model));
+  }
+}
+
+/** A chat stream translated into another API's events (the Responses API, Anthropic's Messages). */
+export interface StreamTranslation<E extends { type: string }> {
+  start(): E[];
+  chunk(chunk: chatv1.ChatChunk): E[];
+  /** The closing events, with the request's usage. */
+  complete(usage: chatv1.Usage): E[];
+}
+
+/** What only the API knows: which closing event carries the cost, and how a failure reads. */
+export interface TranslatedStreamEnds<E> {
+  decorate(end: E[]): void;
+  failure(error: GatewayError): E[];
+}
+
+/**
+ * Sends an opened chat's stream as another API's SSE events: metered, ended as cut at its length
+ * where a hard budget is reached (the provider is stopped, and the usage so far is the estimate),
+ * closed with the usage and cost, and a failure after the stream opened sent as that API's error
+ * events. A client gone is sent nothing more.
+ */
+export async function sendTranslatedStream<E extends { type: string }>(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  chat: Pick<OpenedHttpChat, 'opened' | 'signal'>,
+  usage: UsageTrack,
+  headers: Record<string, string>,
+  translation: StreamTranslation<E>,
+  ends: TranslatedStreamEnds<E>,
+): Promise<void> {
+  const { opened, signal } = chat;
+  reply.hijack();
+  const sse = new SseWriter(reply.raw);
+  sse.open(headers);
+  const send = async (events: E[]): Promise<void> => {
+    for (const event of events) await sse.event(event.type, event);
+  };
+  try {
+    await send(translation.start());
+    for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
+      const chunk = event.chunk;
+      if (!chunk) continue;
+      if (!reservationAdmitsChunk(req.budget, chunk)) {
+        await send(translation.chunk(budgetStopChunk(chunk, [0])));
+        void opened.rest.return(undefined);
+        break;
+      }
+      usage.chunk(chunk);
+      await send(translation.chunk(chunk));
+    }
+    const end = translation.complete(usage.tokens());
+    ends.decorate(end);
+    await send(end);
+    sse.end();
+  } catch (error) {
+    usage.failed(error);
+    if (signal.aborted) return;
+    await send(ends.failure(asGatewayError(error)));
+    sse.end();
   }
 }

@@ -1,16 +1,13 @@
 import { Controller, HttpCode, Inject, Injectable, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
-import { AnthropicStream, countTokensToChatBody, inMessagesTerms, messagesToChatBody, toAnthropicError, toAnthropicMessage, type AnthropicStreamEvent } from '@openrouter/openai-wire';
+import { AnthropicStream, countTokensToChatBody, inMessagesTerms, messagesToChatBody, toAnthropicError, toAnthropicMessage } from '@openrouter/openai-wire';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { ApiKeyGuard, KeyGuard, requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
-import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
-import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
 import { UsageRecorder } from '../usage/usage-recorder';
-import { openHttpChat, type AnswerEvent } from './chat.service';
+import { openHttpChat, sendTranslatedStream } from './chat.service';
 import { REQUEST_BOUNDS, refuseTooManyItems, type RequestBounds } from './request-bounds';
-import { SseWriter } from './sse.writer';
 
 /**
  * Translates a Messages request into its chat body, after `KeyGuard` checked the caller's key and
@@ -100,37 +97,13 @@ export class MessagesHttpController {
       return;
     }
 
-    reply.hijack();
-    const sse = new SseWriter(reply.raw);
-    sse.open(answerHeaders);
     const stream = new AnthropicStream(model, countPromptTokens(req.body));
-    const send = async (events: AnthropicStreamEvent[]): Promise<void> => {
-      for (const event of events) await sse.event(event.type, event);
-    };
-    try {
-      await send(stream.start());
-      for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
-        const chunk = event.chunk;
-        if (!chunk) continue;
-        if (!reservationAdmitsChunk(req.budget, chunk)) {
-          // The hard budget is reached: the message ends cleanly as cut at its length
-          // (`max_tokens`), the provider is stopped, and the usage so far is the estimate.
-          await send(stream.chunk(budgetStopChunk(chunk, [0])));
-          void opened.rest.return(undefined);
-          break;
-        }
-        usage.chunk(chunk);
-        await send(stream.chunk(chunk));
-      }
-      const end = stream.complete(usage.tokens());
-      for (const event of end) if (event.type === 'message_delta') usage.decorate(event);
-      await send(end);
-      sse.end();
-    } catch (error) {
-      usage.failed(error);
-      if (signal.aborted) return;
-      await send(stream.fail(toAnthropicError(inMessagesTerms(asGatewayError(error))).body));
-      sse.end();
-    }
+    await sendTranslatedStream(req, reply, { opened, signal }, usage, answerHeaders, stream, {
+      // message_delta carries the final usage, and the cost with it.
+      decorate: (end) => {
+        for (const event of end) if (event.type === 'message_delta') usage.decorate(event);
+      },
+      failure: (error) => stream.fail(toAnthropicError(inMessagesTerms(error)).body),
+    });
   }
 }

@@ -1,15 +1,12 @@
 import { Controller, HttpCode, Inject, Injectable, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
-import { ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, type ResponsesStreamEvent } from '@openrouter/openai-wire';
+import { ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam } from '@openrouter/openai-wire';
 import { ApiKeyGuard, KeyGuard } from '../auth/api-key.guard';
-import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
-import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
 import { UsageRecorder } from '../usage/usage-recorder';
-import { openHttpChat, type AnswerEvent } from './chat.service';
+import { openHttpChat, sendTranslatedStream } from './chat.service';
 import { REQUEST_BOUNDS, refuseTooManyItems, type RequestBounds } from './request-bounds';
-import { SseWriter } from './sse.writer';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -78,40 +75,18 @@ export class ResponsesHttpController {
       return;
     }
 
-    reply.hijack();
-    const sse = new SseWriter(reply.raw);
-    sse.open(headers);
     const stream = new ResponsesStream(model, original);
-    const send = async (events: ResponsesStreamEvent[]): Promise<void> => {
-      for (const event of events) await sse.event(event.type, event);
-    };
-    try {
-      await send(stream.start());
-      for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
-        const chunk = event.chunk;
-        if (!chunk) continue;
-        if (!reservationAdmitsChunk(req.budget, chunk)) {
-          // The hard budget is reached: the answer ends cleanly as cut at its length (the response
-          // is `incomplete`), the provider is stopped, and the usage so far is the estimate.
-          await send(stream.chunk(budgetStopChunk(chunk, [0])));
-          void opened.rest.return(undefined);
-          break;
-        }
-        usage.chunk(chunk);
-        await send(stream.chunk(chunk));
-      }
-      const end = stream.complete(usage.tokens());
-      const last = end.at(-1);
-      if (last) usage.decorate(last['response']);
-      await send(end);
-      sse.end();
-    } catch (error) {
-      usage.failed(error);
-      if (signal.aborted) return;
-      const { error: body } = toOpenAIError(inResponsesTerms(asGatewayError(error))).body;
-      await send(stream.fail({ code: body.code, message: body.message, param: body.param }));
-      sse.end();
-    }
+    await sendTranslatedStream(req, reply, { opened, signal }, usage, headers, stream, {
+      // The completed (or incomplete) response closes the stream and carries the cost.
+      decorate: (end) => {
+        const last = end.at(-1);
+        if (last) usage.decorate(last['response']);
+      },
+      failure: (error) => {
+        const { error: body } = toOpenAIError(inResponsesTerms(error)).body;
+        return stream.fail({ code: body.code, message: body.message, param: body.param });
+      },
+    });
   }
 }
 
