@@ -3,6 +3,8 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { REQUEST_BOUNDS } from './chat-request';
+import { withParamRenamed } from './openai-errors';
+import { NO_REASONING, reasoningOf, type ThinkingBlock } from './reasoning';
 import { badRequest, isObject, type JsonObject, validate } from './validation';
 
 /**
@@ -513,43 +515,6 @@ export function messageId(prefix: 'msg' | 'toolu'): string {
   return `${prefix}_${randomBytes(12).toString('hex')}`;
 }
 
-/** Claude's thinking blocks as chat answers carry them (`thinking_blocks`). */
-const thinkingBlock = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1) }),
-  z.strictObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) }),
-]);
-type ThinkingBlock = z.infer<typeof thinkingBlock>;
-
-interface Reasoning {
-  text: string;
-  blocks: ThinkingBlock[];
-}
-
-const NO_REASONING: Reasoning = { text: '', blocks: [] };
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-
-/**
- * Reasoning among a message's or delta's extra fields: its text (`reasoning_content`, or
- * `reasoning`) and Claude's signed blocks (`thinking_blocks`; a stream sends each whole once, at
- * its end). Blocks of another shape are left out: they could not be handed back.
- */
-function reasoningOf(extraJson: string): Reasoning {
-  if (!extraJson.includes('"reasoning') && !extraJson.includes('"thinking_blocks"')) return NO_REASONING;
-  let extra: unknown;
-  try {
-    extra = JSON.parse(extraJson);
-  } catch {
-    return NO_REASONING;
-  }
-  if (!isObject(extra)) return NO_REASONING;
-  const text = str(extra['reasoning_content']) ?? str(extra['reasoning']) ?? '';
-  const given = Array.isArray(extra['thinking_blocks']) ? extra['thinking_blocks'] : [];
-  const blocks = given.flatMap((b) => {
-    const parsed = thinkingBlock.safeParse(b);
-    return parsed.success ? [parsed.data] : [];
-  });
-  return { text, blocks };
-}
 
 /** Anthropic's stop reasons, from the chat finish reason: an answer that calls tools stops for them. */
 export function toStopReason(finishReason: string | undefined, calledTools: boolean): 'end_turn' | 'max_tokens' | 'tool_use' | 'refusal' {
@@ -860,18 +825,5 @@ export function toAnthropicError(e: GatewayError): AnthropicErrorResponse {
  * request the client sent: `max_completion_tokens` is its `max_tokens`.
  */
 export function inMessagesTerms<E>(error: E): E | GatewayError {
-  if (!(error instanceof GatewayError) || error.param === undefined) return error;
-  const param = toMessagesParam(error.param);
-  if (param === error.param) return error;
-  // A parameter name in the message is renamed too; a plain word (`stop`) is left in its sentence.
-  const message = /[_.[]/.test(error.param) ? error.message.split(error.param).join(param) : error.message;
-  return new GatewayError(error.kind, message, {
-    param,
-    code: error.code,
-    retryable: error.retryable,
-    retryAfterMs: error.retryAfterMs,
-    upstreamStatus: error.upstreamStatus,
-    provider: error.provider,
-    cause: error.cause,
-  });
+  return withParamRenamed(error, toMessagesParam);
 }

@@ -4,7 +4,7 @@ export { parseEmbeddingRequest, parseOpenAIEmbeddingResponse, toOpenAIEmbeddingB
 export type { EmbeddingEncoding } from './embeddings';
 export { LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion } from './legacy-completions';
 export type { LegacyCompletionRequest } from './legacy-completions';
-export { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError } from './openai-errors';
+export { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError, withParamRenamed } from './openai-errors';
 export type { OpenAIErrorResponse } from './openai-errors';
 export { isAnthropicPath, toClientError, type ClientErrorResponse } from './client-errors';
 export { paramOf, validate } from './validation';

@@ -172,3 +172,25 @@ export function parseOpenAIErrorResponse(status: number, retryAfterHeader: strin
   if (status >= 500) return new GatewayError('upstream_error', withDetail(`The provider "${provider}" failed (HTTP ${status})`), base);
   return new GatewayError('bad_request', detail.message ?? `The provider "${provider}" rejected the request (HTTP ${status}).`, base);
 }
+
+/**
+ * An error of the chat path (raised after a body was translated) in the words of the API the
+ * client called: its `param` renamed by `rename` (`max_completion_tokens` → `max_output_tokens`),
+ * and in its message too when it is a parameter name; a plain word (`messages`) is left in its
+ * sentence. Anything else is returned as it is.
+ */
+export function withParamRenamed<E>(error: E, rename: (param: string) => string): E | GatewayError {
+  if (!(error instanceof GatewayError) || error.param === undefined) return error;
+  const param = rename(error.param);
+  if (param === error.param) return error;
+  const message = /[_.[]/.test(error.param) ? error.message.split(error.param).join(param) : error.message;
+  return new GatewayError(error.kind, message, {
+    param,
+    code: error.code,
+    retryable: error.retryable,
+    retryAfterMs: error.retryAfterMs,
+    upstreamStatus: error.upstreamStatus,
+    provider: error.provider,
+    cause: error.cause,
+  });
+}

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { REQUEST_BOUNDS } from './chat-request';
+import { NO_REASONING, reasoningOf, thinkingBlock, type ThinkingBlock } from './reasoning';
 import { badRequest, isObject, type JsonObject, validate } from './validation';
 
 /**
@@ -116,15 +117,6 @@ type ResponsesBody = z.infer<typeof responsesBody>;
 /** The one `include` value the gateway serves: reasoning items carry `encrypted_content`. */
 const ENCRYPTED_REASONING = 'reasoning.encrypted_content';
 
-/**
- * A block of Claude's extended thinking as chat answers carry it (`thinking_blocks`) and a client
- * hands it back on its next tool turn (the Claude adapters check it the same way).
- */
-const thinkingBlock = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1) }),
-  z.strictObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) }),
-]);
-type ThinkingBlock = z.infer<typeof thinkingBlock>;
 
 /** What a reasoning item's `encrypted_content` holds, versioned: the answer's thinking blocks. */
 const encryptedReasoning = z.strictObject({ v: z.literal(1), thinking_blocks: z.array(thinkingBlock).min(1) });
@@ -465,38 +457,6 @@ export function toResponsesUsage(u: chatv1.Usage): JsonObject {
     output_tokens_details: { reasoning_tokens: u.reasoningTokens },
     total_tokens: u.totalTokens || u.promptTokens + u.completionTokens,
   };
-}
-
-/** An answer's reasoning: its text, and Claude's signed thinking blocks. */
-interface Reasoning {
-  text: string;
-  blocks: ThinkingBlock[];
-}
-
-const NO_REASONING: Reasoning = { text: '', blocks: [] };
-
-/**
- * Reasoning among a message's or delta's extra fields: the text, `reasoning_content` (DeepSeek,
- * vLLM, and what the Claude, Gemini and Bedrock adapters write) or `reasoning` (OpenRouter, newer
- * vLLM), and the blocks, `thinking_blocks` (the Claude adapters; a stream sends each whole once).
- * Blocks of another shape are left out: they could not be handed back.
- */
-function reasoningOf(extraJson: string): Reasoning {
-  if (!extraJson.includes('"reasoning') && !extraJson.includes('"thinking_blocks"')) return NO_REASONING;
-  let extra: unknown;
-  try {
-    extra = JSON.parse(extraJson);
-  } catch {
-    return NO_REASONING;
-  }
-  if (!isObject(extra)) return NO_REASONING;
-  const text = str(extra['reasoning_content']) ?? str(extra['reasoning']) ?? '';
-  const given = Array.isArray(extra['thinking_blocks']) ? extra['thinking_blocks'] : [];
-  const blocks = given.flatMap((b) => {
-    const parsed = thinkingBlock.safeParse(b);
-    return parsed.success ? [parsed.data] : [];
-  });
-  return { text, blocks };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { Controller, HttpCode, Inject, Injectable, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
-import { ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam } from '@openrouter/openai-wire';
+import { ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, withParamRenamed } from '@openrouter/openai-wire';
 import { ApiKeyGuard, KeyGuard } from '../auth/api-key.guard';
 import { RouterPort } from '../router.port';
 import { UsageRecorder } from '../usage/usage-recorder';
@@ -95,18 +95,5 @@ export class ResponsesHttpController {
  * Responses request the client sent: `max_completion_tokens` is its `max_output_tokens`.
  */
 function inResponsesTerms<E>(error: E): E | GatewayError {
-  if (!(error instanceof GatewayError) || error.param === undefined) return error;
-  const param = toResponsesParam(error.param);
-  if (param === error.param) return error;
-  // A parameter name in the message is renamed too; a plain word (`messages`) is left in its sentence.
-  const message = /[_.[]/.test(error.param) ? error.message.split(error.param).join(param) : error.message;
-  return new GatewayError(error.kind, message, {
-    param,
-    code: error.code,
-    retryable: error.retryable,
-    retryAfterMs: error.retryAfterMs,
-    upstreamStatus: error.upstreamStatus,
-    provider: error.provider,
-    cause: error.cause,
-  });
+  return withParamRenamed(error, toResponsesParam);
 }
