@@ -2,24 +2,35 @@ import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { flag, identifier, numeric, strictObject } from './primitives';
 
-/** Requests and tokens per minute; absent means unlimited. */
-export const limitsSchema = strictObject({
-  rpm: numeric(z.number().int().positive()).optional(),
-  tpm: numeric(z.number().int().positive()).optional(),
-});
+/**
+ * The tenant schemas in two forms: strict for the configuration an operator writes (an unknown key
+ * is a typo), and `stored*`, which drop keys they do not know, for the tenants replicas keep in
+ * Redis: a record a newer replica wrote with one more field must still be read (and rewritten)
+ * during a rolling upgrade, not skipped.
+ */
+function tenantSchemas(object: typeof strictObject) {
+  /** Requests and tokens per minute; absent means unlimited. */
+  const limits = object({
+    rpm: numeric(z.number().int().positive()).optional(),
+    tpm: numeric(z.number().int().positive()).optional(),
+  });
+  const costCenter = z.string().min(1).optional();
+  const project = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}) });
+  const team = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), projects: z.array(project).default([]) });
+  const org = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), teams: z.array(team).default([]) });
+  return { limits, project, team, org };
+}
+
+const strictTenants = tenantSchemas(strictObject);
+const storedTenants = tenantSchemas(((shape: z.core.$ZodLooseShape) => z.object(shape)) as unknown as typeof strictObject);
+
+export const limitsSchema = strictTenants.limits;
 export type Limits = z.infer<typeof limitsSchema>;
-
-const costCenter = z.string().min(1).optional();
-
-export const projectSchema = strictObject({ id: identifier, name: z.string().optional(), costCenter, limits: limitsSchema.prefault({}) });
-export const teamSchema = strictObject({
-  id: identifier,
-  name: z.string().optional(),
-  costCenter,
-  limits: limitsSchema.prefault({}),
-  projects: z.array(projectSchema).default([]),
-});
-export const orgSchema = strictObject({ id: identifier, name: z.string().optional(), costCenter, limits: limitsSchema.prefault({}), teams: z.array(teamSchema).default([]) });
+export const projectSchema = strictTenants.project;
+export const teamSchema = strictTenants.team;
+export const orgSchema = strictTenants.org;
+/** An organisation as replicas store it: the same fields, unknown ones dropped (see `tenantSchemas`). */
+export const storedOrgSchema = storedTenants.org;
 export type OrgConfig = z.infer<typeof orgSchema>;
 export type TeamConfig = z.infer<typeof teamSchema>;
 export type ProjectConfig = z.infer<typeof projectSchema>;

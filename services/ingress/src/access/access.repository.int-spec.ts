@@ -86,6 +86,29 @@ describe('the access store on Redis (redis-server)', () => {
     await expect(access.addTeam(admin, 'acme', { id: 'patient' })).resolves.toMatchObject({ id: 'patient' });
   });
 
+  it('reads an organisation a newer replica stored with a field it does not know, and keeps its teams when it changes it', async () => {
+    const prefix = freshPrefix();
+    const written = { id: 'globex', name: 'Globex', costCenter: 'cc-9', limits: { rpm: 100 }, teams: [{ id: 'search', projects: [{ id: 'p1' }] }], budgetPolicy: 'strict' };
+    await control.hset(`${prefix}orgs`, 'globex', JSON.stringify(written));
+    const repository = new RedisAccessRepository({ url: redisUrl() }, prefix);
+    expect(await repository.ready()).toBe(true);
+    try {
+      const [org] = await repository.listOrgs();
+      expect(org).toMatchObject({ id: 'globex', name: 'Globex', costCenter: 'cc-9', limits: { rpm: 100 }, teams: [{ id: 'search', projects: [{ id: 'p1' }] }] });
+      await repository.updateOrg('globex', (stored) => ({ ...(stored ?? { id: 'globex', limits: {}, teams: [] }), teams: [...(stored?.teams ?? []), { id: 'ads', limits: {}, projects: [] }] }));
+      const after = JSON.parse((await control.hget(`${prefix}orgs`, 'globex')) ?? '{}') as { teams: Array<{ id: string }>; name: string };
+      expect(after.teams.map((t) => t.id)).toEqual(['search', 'ads']);
+      expect(after.name).toBe('Globex');
+
+      // A record that cannot be read at all is left as it is, never replaced as if there were none.
+      await control.hset(`${prefix}orgs`, 'broken', '{"id":"broken","teams":"not a list"}');
+      await expect(repository.updateOrg('broken', () => ({ id: 'broken', limits: {}, teams: [] }))).rejects.toThrow(/cannot be read/);
+      expect(await control.hget(`${prefix}orgs`, 'broken')).toBe('{"id":"broken","teams":"not a list"}');
+    } finally {
+      await repository.close();
+    }
+  });
+
   describe('key lists', () => {
     const places = [{ org: 'acme' }, { org: 'acme', project: 'search' }, { org: 'acme', project: 'ads' }, { org: 'initech', project: 'search' }];
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { orgSchema, type OrgConfig } from '@openrouter/config';
+import { storedOrgSchema, type OrgConfig } from '@openrouter/config';
 import { z } from 'zod';
 import { apiKeyRecordSchema, type ApiKeyRecord } from './key-record';
 import { GatewayError } from '@openrouter/errors';
@@ -314,7 +314,7 @@ export class RedisAccessRepository implements AccessRepository {
   async listOrgs() {
     return this.call(async () => {
       const values = await this.redis.hvals(`${this.prefix}orgs`);
-      return values.map((v) => orgSchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
+      return values.map((v) => storedOrgSchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
     });
   }
   async updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig, audit?: AuditEntry) {
@@ -330,8 +330,10 @@ export class RedisAccessRepository implements AccessRepository {
       }
       try {
         const raw = await this.redis.hget(`${this.prefix}orgs`, orgId);
-        const stored = raw === null ? undefined : orgSchema.safeParse(safeJson(raw));
-        const write = this.redis.multi().hset(`${this.prefix}orgs`, orgId, JSON.stringify(change(stored?.success ? stored.data : undefined)));
+        const stored = raw === null ? undefined : storedOrgSchema.safeParse(safeJson(raw));
+        // A record that cannot be read is never overwritten as if there were none (its teams and projects would be lost).
+        if (stored && !stored.success) throw new GatewayError('internal', `The stored organisation "${orgId}" cannot be read; it was left as it is.`);
+        const write = this.redis.multi().hset(`${this.prefix}orgs`, orgId, JSON.stringify(change(stored?.data)));
         if (audit) write.lpush(`${this.prefix}audit`, JSON.stringify(audit)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1);
         await write.exec();
       } finally {
