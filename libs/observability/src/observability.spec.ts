@@ -108,6 +108,18 @@ describe('tracing', () => {
     expect(recorded({ sampleRatio: 1 }, false, unsampled).recorded).toBe(false);
   });
 
+  it('cannot be steered at the edge by a trace id chosen to be sampled at any ratio (its words XOR to zero)', () => {
+    const tracing = Tracing.create('ingress', tracingSchema.parse({ enabled: true, sampleRatio: 0.01 }), { spanExporter: new InMemorySpanExporter(), edge: true });
+    let recorded = 0;
+    for (let i = 0; i < 400; i++) {
+      const span = tracing.tracer.startSpan('POST /v1/chat/completions', {}, tracing.extract({ traceparent: '00-deadbeefdeadbeefdeadbeefdeadbeef-00f067aa0ba902b7-01' }));
+      if (span.isRecording()) recorded++;
+      span.end();
+    }
+    // About 4 of 400 at 1 %; a trace-id ratio would record all 400. (P(more than 40) is below 1e-20.)
+    expect(recorded).toBeLessThan(40);
+  });
+
   it('makes provider calls client spans of the active span, timing them in the registry', async () => {
     const exporter = new InMemorySpanExporter();
     const tracing = Tracing.create('adapter', tracingSchema.parse({ enabled: true }), { spanExporter: exporter });

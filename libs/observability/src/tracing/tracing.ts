@@ -3,7 +3,7 @@ import { context, defaultTextMapGetter, defaultTextMapSetter, ProxyTracerProvide
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler, type Sampler, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, SamplingDecision, SimpleSpanProcessor, TraceIdRatioBasedSampler, type Sampler, type SamplingResult, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { TracingConfig } from '@openrouter/config';
 
@@ -22,13 +22,31 @@ export interface TracingOptions {
 const propagator = new W3CTraceContextPropagator();
 
 /**
+ * Samples with probability `ratio` by a draw of its own, not by the trace id: at the edge the trace
+ * id is the client's, and a ratio by trace id could be steered (an id whose words XOR to zero is
+ * sampled at any ratio above 0).
+ */
+class RandomRatioSampler implements Sampler {
+  constructor(private readonly ratio: number) {}
+
+  shouldSample(): SamplingResult {
+    return { decision: Math.random() < this.ratio ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD };
+  }
+
+  toString(): string {
+    return `RandomRatioSampler{${this.ratio}}`;
+  }
+}
+
+/**
  * A span's parent in the process decides; a remote parent does too, except at the edge, where
- * the ratio decides (by the trace id the client gave) unless the client's decision is trusted.
+ * the ratio decides (by a draw the client cannot steer) unless the client's decision is trusted.
  */
 function sampler(config: TracingConfig, edge: boolean): Sampler {
-  const ratio = new TraceIdRatioBasedSampler(config.sampleRatio);
-  if (!edge || config.trustClientSampling) return new ParentBasedSampler({ root: ratio });
-  return new ParentBasedSampler({ root: ratio, remoteParentSampled: ratio, remoteParentNotSampled: ratio });
+  const root = new TraceIdRatioBasedSampler(config.sampleRatio);
+  if (!edge || config.trustClientSampling) return new ParentBasedSampler({ root });
+  const drawn = new RandomRatioSampler(config.sampleRatio);
+  return new ParentBasedSampler({ root, remoteParentSampled: drawn, remoteParentNotSampled: drawn });
 }
 const NOOP_TRACER = new ProxyTracerProvider().getTracer('openrouter');
 
