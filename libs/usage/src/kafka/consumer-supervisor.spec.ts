@@ -32,7 +32,7 @@ interface LogLine {
 const lz4 = Object.assign(new Error('LZ4 compression not implemented'), { name: 'KafkaJSNotImplemented' });
 const T0 = Date.parse('2025-06-10T12:00:00.000Z');
 
-function setUp(startErrors: Array<Error | undefined> = []) {
+function setUp(startErrors: Array<Error | undefined> = [], given: FakeRun[] = []) {
   const runs: FakeRun[] = [];
   const lines: LogLine[] = [];
   const logger = createLogger('spec', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
@@ -40,7 +40,7 @@ function setUp(startErrors: Array<Error | undefined> = []) {
     group: 'billing',
     logger,
     create: () => {
-      const run = new FakeRun(startErrors.shift());
+      const run = given.shift() ?? new FakeRun(startErrors.shift());
       runs.push(run);
       return run;
     },
@@ -153,6 +153,53 @@ describe('ConsumerSupervisor', () => {
     await supervisor.close();
     await jest.advanceTimersByTimeAsync(120_000);
     expect(runs).toHaveLength(1);
+    expect(supervisor.status()).toEqual({ state: 'closed' });
+  });
+
+  it('treats a crash soon after a fresh consumer fetched as the same stop: one error line, and the backoff keeps growing (several brokers)', async () => {
+    const { supervisor, runs, lines, last } = setUp();
+    await supervisor.start();
+    last().crash(lz4, false);
+    const delays: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const status = supervisor.status() as { nextAttemptAt: string | null };
+      delays.push(Date.parse(status.nextAttemptAt ?? '') - Date.now());
+      await jest.advanceTimersByTimeAsync(delays[i] ?? 0);
+      // A healthy broker answers the fresh consumer first; the broker with the unreadable batch fails it next.
+      last().fetch();
+      expect(supervisor.isRunning()).toBe(true);
+      last().crash(lz4, false);
+    }
+    expect(delays).toEqual([1_000, 2_000, 4_000, 8_000, 16_000]);
+    expect(lines.filter((l) => l.level >= 50)).toHaveLength(1);
+    expect(supervisor.status()).toMatchObject({ state: 'stopped', since: '2025-06-10T12:00:00.000Z', failedRestarts: 5 });
+    // Once a fresh consumer has run for a while, a later crash is a new stop.
+    await jest.advanceTimersByTimeAsync(32_000);
+    last().fetch();
+    await jest.advanceTimersByTimeAsync(120_000);
+    last().crash(lz4, false);
+    expect(lines.filter((l) => l.level >= 50)).toHaveLength(2);
+    expect(supervisor.status()).toMatchObject({ state: 'stopped', failedRestarts: 0 });
+    expect(runs.length).toBe(7);
+    await supervisor.close();
+  });
+
+  it('stops a fresh consumer that was still starting when it was closed', async () => {
+    let release: () => void = () => undefined;
+    // The second consumer's start hangs (connecting) until released.
+    const slow = new FakeRun();
+    slow.start = () => new Promise<void>((resolve) => (release = resolve));
+    const { supervisor, last } = setUp([], [new FakeRun(), slow]);
+    await supervisor.start();
+    last().crash(lz4, false);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(last()).toBe(slow);
+    const closing = supervisor.close();
+    slow.stopped = false; // The stop during its start does not keep kafkajs from connecting again.
+    release();
+    await closing;
+    await settle();
+    expect(slow.stopped).toBe(true);
     expect(supervisor.status()).toEqual({ state: 'closed' });
   });
 

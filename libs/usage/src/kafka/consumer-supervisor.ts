@@ -5,6 +5,12 @@ import type { Logger } from '@openrouter/observability';
 const FIRST_RESTART_DELAY_MS = 1_000;
 /** The longest wait between tries. */
 const MAX_RESTART_DELAY_MS = 60_000;
+/**
+ * How long a fresh consumer must run before its stop is a new one (logged as an error, backoff from
+ * the start). Before, a crash is the same stop going on: with several brokers a fresh consumer can
+ * fetch from a healthy one before the broker holding an unreadable batch fails it.
+ */
+const STABLE_RUN_MS = 2 * MAX_RESTART_DELAY_MS;
 
 /** What stopped a consumer: the error's name and, for the Kafka client's own errors, its message. */
 export interface ConsumerFailure {
@@ -81,6 +87,10 @@ export class ConsumerSupervisor {
   private failedRestarts = 0;
   private nextAttemptAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Set while a consumer that came back has not yet run for `STABLE_RUN_MS`. */
+  private probation: NodeJS.Timeout | undefined;
+  /** When the current run of failures began (kept across a short-lived recovery). */
+  private stoppedSince = 0;
   private readonly now: () => number;
 
   constructor(private readonly options: ConsumerSupervisorOptions) {
@@ -91,6 +101,8 @@ export class ConsumerSupervisor {
   async start(): Promise<void> {
     const run = this.launch();
     await run.start();
+    // Closed while it started: the client may have connected again after the stop.
+    if (this.closed()) await run.stop().catch(() => undefined);
     // A crash while starting (a refused group join) has already marked it stopped.
     if (this.state === 'starting' && run === this.current) this.enter('running');
   }
@@ -125,6 +137,8 @@ export class ConsumerSupervisor {
     this.state = 'closed';
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearTimeout(this.probation);
+    this.probation = undefined;
     await this.current?.stop().catch(() => undefined);
   }
 
@@ -144,6 +158,14 @@ export class ConsumerSupervisor {
     if (this.state === 'closed') return;
     const failure = failureOf(error);
     const { group, logger } = this.options;
+    const relapse = this.state === 'running' && this.probation !== undefined;
+    if (relapse) {
+      // Back for a moment only: the same stop goes on, with its backoff and without a new error line.
+      clearTimeout(this.probation);
+      this.probation = undefined;
+      this.state = 'stopped';
+      this.since = this.stoppedSince;
+    }
     if (this.state === 'stopped') {
       this.failedRestarts++;
       const same = failure.name === this.failure.name && failure.message === this.failure.message;
@@ -159,6 +181,7 @@ export class ConsumerSupervisor {
       return;
     }
     this.enter('stopped');
+    this.stoppedSince = this.since;
     this.failure = failure;
     this.failedRestarts = 0;
     const delay = this.delay();
@@ -170,8 +193,14 @@ export class ConsumerSupervisor {
   private recovered(): void {
     const stoppedForMs = this.now() - this.since;
     this.options.logger.info({ group: this.options.group, failure: this.failure, failedRestarts: this.failedRestarts, stoppedForMs }, 'Kafka consumer running again');
-    this.failedRestarts = 0;
     this.enter('running');
+    // The failures are forgotten once it has run for a while.
+    clearTimeout(this.probation);
+    this.probation = setTimeout(() => {
+      this.probation = undefined;
+      this.failedRestarts = 0;
+    }, STABLE_RUN_MS);
+    this.probation.unref();
   }
 
   private delay(): number {
@@ -194,10 +223,17 @@ export class ConsumerSupervisor {
     const run = this.launch();
     try {
       await run.start();
+      // Closed while it started: the client may have connected again after the stop.
+      if (this.closed()) await run.stop().catch(() => undefined);
     } catch (error) {
       // Unless a crash of this consumer already counted (and scheduled the next try).
       if (run === this.current && this.state === 'stopped' && this.nextAttemptAt === undefined) this.stopped(error);
     }
+  }
+
+  /** Read as a call: `close()` may have run during an await, which narrowing cannot see. */
+  private closed(): boolean {
+    return this.state === 'closed';
   }
 
   private enter(state: 'running' | 'stopped'): void {
