@@ -19,7 +19,7 @@ describe('config', () => {
   it('refuses a placeholder nested in a default, naming the path but not the text', () => {
     const problems: string[] = [];
     expect(interpolate({ key: 'sk-${A:-${B}}' }, { B: 'b' }, '', problems)).toEqual({ key: 'sk-}' });
-    expect(problems).toEqual(['key: placeholders do not nest: the default of ${A:-…} holds a "${" (write $${ for a literal "${")']);
+    expect(problems).toEqual(['key: placeholders do not nest: the default of ${A:-…} holds a "${" (a default cannot hold a literal "${"; outside placeholders write $${)']);
     expect(() => parseConfig({ ...minimal, providers: { sim: { ...minimal.providers.sim, apiKey: '${SIM_KEY:-${FALLBACK_KEY}}' } } }, { SIM_KEY: 'k', FALLBACK_KEY: 'f' })).toThrow(
       'providers.sim.apiKey: placeholders do not nest',
     );

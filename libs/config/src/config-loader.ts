@@ -59,7 +59,7 @@ function interpolateText(text: string, env: Env, path: string, problems: string[
     from = PLACEHOLDER_BODY.lastIndex;
     const [, name = '', fallback] = body;
     if (fallback?.includes('${')) {
-      problems.push(`${path}: placeholders do not nest: the default of \${${name}:-…} holds a "\${" (write $\${ for a literal "\${")`);
+      problems.push(`${path}: placeholders do not nest: the default of \${${name}:-…} holds a "\${" (a default cannot hold a literal "\${"; outside placeholders write $\${)`);
       continue;
     }
     const found = env[name];

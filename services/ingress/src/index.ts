@@ -149,7 +149,13 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     },
   );
   // Metrics (and probes) for the internal network only, apart from the API's public listener.
-  const internal = internalListen ? await startHttpApp(HealthModule.register('ingress', readiness, telemetry.telemetry.registry), internalListen, logger) : undefined;
+  const internal = internalListen
+    ? await startHttpApp(HealthModule.register('ingress', readiness, telemetry.telemetry.registry), internalListen, logger).catch(async (error: unknown) => {
+        // The public listener is up already: a port that is taken must not leave it serving.
+        await app.close();
+        throw error;
+      })
+    : undefined;
   const ws = new WsGateway(access, router, config.access.requests, usage, budgets, config.ingress.limits);
   ws.attach(app.getHttpServer());
   logger.info({ httpPort: port, internalHttpPort: internal?.port, router: config.ingress.router }, 'ingress started');
@@ -174,8 +180,9 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     // HTTP requests and WebSocket sessions drain together, up to the grace; what is still open
     // then is cut and metered as cancelled, so its usage event is produced before the process exits.
     const graceMs = config.ingress.limits.shutdownGraceMs;
-    if (await closeWithinGrace(app, graceMs, [ws.close(graceMs)])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were cut');
+    // Probes on the internal listener see the replica go at once, as the public listener stops taking requests.
     await internal?.app.close();
+    if (await closeWithinGrace(app, graceMs, [ws.close(graceMs)])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were cut');
     // Every request's usage event is handed over, then the publisher flushes.
     await usage.drain();
     if (!options.usagePublisher) await publisher.close();
