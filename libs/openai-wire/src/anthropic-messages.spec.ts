@@ -223,6 +223,7 @@ describe('messagesToChatBody', () => {
       ['no messages', { ...base, messages: [] }, 'messages', 'invalid_value'],
       ['a temperature over 1', { ...base, messages, temperature: 1.5 }, 'temperature', 'invalid_value'],
       ['a thinking budget under 1024', { ...base, messages, thinking: { type: 'enabled', budget_tokens: 500 } }, 'thinking.budget_tokens', 'invalid_value'],
+      ['a thinking budget that leaves no room under max_tokens', { ...base, max_tokens: 2048, messages, thinking: { type: 'enabled', budget_tokens: 2048 } }, 'thinking.budget_tokens', 'invalid_value'],
       ['an unknown thinking type', { ...base, messages, thinking: { type: 'sometimes' } }, 'thinking.type', 'invalid_value'],
       ['a misspelt thinking field', { ...base, messages, thinking: { type: 'enabled', budget_tokens: 2048, budget: 1 } }, 'thinking.budget', 'unknown_parameter'],
       ['a custom tool without input_schema', { ...base, messages, tools: [{ name: 'f' }] }, 'tools[0].input_schema', 'missing_required_parameter'],
@@ -775,7 +776,7 @@ describe('the official @anthropic-ai/sdk', () => {
     });
     await client.messages.create({
       model: 'claude-x',
-      max_tokens: 100,
+      max_tokens: 2000,
       system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }],
       messages: [
         { role: 'user', content: [{ type: 'text', text: 'Weather?' }] },

@@ -215,6 +215,11 @@ export function messagesToChatBody(body: unknown): JsonObject {
   const b = validate(messagesBody, body);
   if (b.compaction != null) unsupported('compaction', "a compaction request is answered with a summary block by Anthropic's platform; summarise the conversation with an ordinary request");
   if (b.thread != null) unsupported('thread', 'conversations are not held here; send the whole conversation in messages');
+  // As Anthropic's API: the thinking budget is part of the output limit, so it must leave room for the answer.
+  if (b.thinking?.type === 'enabled') {
+    const budget = Number(b.thinking['budget_tokens']);
+    if (budget >= b.max_tokens) invalid('thinking.budget_tokens', `the thinking budget (${budget}) must be less than max_tokens (${b.max_tokens})`);
+  }
   const chat = conversation(b);
   chat['max_completion_tokens'] = b.max_tokens;
   if (b.stop_sequences && b.stop_sequences.length > 0) chat['stop'] = b.stop_sequences;
