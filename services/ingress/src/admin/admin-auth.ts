@@ -34,6 +34,11 @@ export class AdminAuth {
     this.byHash.set(entry.hash, entry);
   }
 
+  /** No admin key at all: none configured and the development admin key `disabled`. */
+  get empty(): boolean {
+    return this.byHash.size === 0;
+  }
+
   authenticate(presented: string): AdminPrincipal | undefined {
     const hash = hashApiKey(this.secret, presented);
     const found = this.byHash.get(hash);
