@@ -75,7 +75,16 @@ export const alertRuleSchema = z.discriminatedUnion('kind', [
     thresholdMs: positiveInt.default(10_000),
     minRequests: positiveInt.default(20),
   }),
-  strictObject({ ...ruleBase, kind: z.literal('circuit_open') }),
+  strictObject({
+    ...ruleBase,
+    kind: z.literal('circuit_open'),
+    /**
+     * With several router replicas (each keeps its own breakers): fires when the breaker is open on
+     * at least this share of the replicas that answer and know the deployment, and on one at least.
+     * 0 (the default): on any one.
+     */
+    minReplicaShare: ratio.default(0),
+  }),
   strictObject({
     ...ruleBase,
     kind: z.literal('budget_threshold'),
@@ -95,6 +104,12 @@ export const alertRuleSchema = z.discriminatedUnion('kind', [
     minSpend: numeric(z.number().nonnegative()).default(1),
   }),
   strictObject({ ...ruleBase, kind: z.literal('canary_rolled_back') }),
+  strictObject({
+    ...ruleBase,
+    kind: z.literal('router_unreachable'),
+    /** Fires for a polled router (replica) that has not answered its status for this long. */
+    forMs: nonNegativeInt.default(60_000),
+  }),
 ]);
 export type AlertRuleConfig = z.infer<typeof alertRuleSchema>;
 
@@ -148,6 +163,9 @@ export const alertChannelSchema = z.discriminatedUnion('kind', [
 ]);
 export type AlertChannelConfig = z.infer<typeof alertChannelSchema>;
 
+/** A router address: `host:port`, or `[IPv6]:port`. */
+const ROUTER_ADDRESS = /^(?:[^\s:,[\]]+|\[[0-9A-Fa-f:.]+\]):\d+$/;
+
 export const alertingSchema = strictObject({
   /** How often rules are evaluated. */
   evaluateIntervalMs: positiveInt.default(10_000),
@@ -155,8 +173,17 @@ export const alertingSchema = strictObject({
   bucketMs: positiveInt.default(10_000),
   /** Kafka consumer group of the alerting service. */
   consumerGroup: z.string().min(1).default('alerting'),
-  /** The router's gRPC address, polled for circuit and gray-release state; '' turns those rules off. */
+  /**
+   * The router's gRPC address, or a comma-separated list of them (one per replica), polled for
+   * circuit and gray-release state; '' turns those rules off.
+   */
   router: z.string().default(''),
+  /**
+   * `dns`: the host of every `router` address is resolved at each poll and each of its addresses (IPv4,
+   * else IPv6) polled as a replica of its own, e.g. a headless Kubernetes Service or a
+   * compose service name. `none`: each address is one router, behind which one replica answers.
+   */
+  routerDiscovery: z.enum(['none', 'dns']).default('none'),
   routerPollMs: positiveInt.default(10_000),
   rules: z.array(alertRuleSchema).default([]),
   channels: z.array(alertChannelSchema).default([]),
@@ -184,7 +211,9 @@ export const alertingSchema = strictObject({
         if (!channels.has(c)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'channels', j], message: `unknown channel "${c}"` });
       });
     });
-    if (a.router !== '' && !/^[^\s:]+:\d+$/.test(a.router)) ctx.addIssue({ code: 'custom', path: ['router'], message: 'must be host:port or empty' });
+    if (a.router !== '' && !a.router.split(',').every((address) => ROUTER_ADDRESS.test(address.trim()))) {
+      ctx.addIssue({ code: 'custom', path: ['router'], message: 'must be host:port, a comma-separated list of them, or empty' });
+    }
   });
 export type AlertingConfig = z.infer<typeof alertingSchema>;
 

@@ -10,10 +10,13 @@ import { SlackChannel } from './channels/slack.channel';
 import { WebhookChannel } from './channels/webhook.channel';
 import { DeliveryQueue } from './delivery/delivery-queue';
 import { HistoryWriter } from './delivery/history-writer';
-import type { RouterSnapshot } from './rules/rule-evaluator';
+import type { RouterReplicaStatus, RouterSnapshot } from './aggregation/router-replicas';
 
 const T0 = 1_750_000_000_000;
 const HOUR = 3_600_000;
+
+/** A router polled at one address, answering with these breakers. */
+const routerWith = (...circuits: RouterReplicaStatus['circuits']): RouterSnapshot => ({ replicas: [{ address: 'router:50051', status: { circuits, grayReleases: [] } }] });
 
 describe('an alerting service that restarts', () => {
   const config = alertingSchema.parse({
@@ -108,7 +111,7 @@ describe('an alerting service that restarts', () => {
     expect(service.evaluate()).toEqual([]);
 
     // The router's first status: the circuit has closed meanwhile.
-    router.snapshot = { circuits: [{ provider: 'p', deployment: 'd1', state: 'closed' }], grayReleases: [] };
+    router.snapshot = routerWith({ provider: 'p', deployment: 'd1', state: 'closed' });
     now.at = T0 + 4_000;
     expect(service.evaluate().map((t) => [t.fingerprint, t.status, t.notify])).toEqual([['circuits|deployment=d1|provider=p', 'resolved', true]]);
 
@@ -155,11 +158,11 @@ describe('an alerting service that restarts', () => {
 
   it('keeps a restored alert within its cooldown: one that ends and fires again is held back', () => {
     const now = { at: T0 };
-    const router: { snapshot: RouterSnapshot | undefined } = { snapshot: { circuits: [{ provider: 'p', deployment: 'd1', state: 'closed' }], grayReleases: [] } };
+    const router: { snapshot: RouterSnapshot | undefined } = { snapshot: routerWith({ provider: 'p', deployment: 'd1', state: 'closed' }) };
     const service = started(now, router);
     service.restore([firing('circuits|deployment=d1|provider=p', 'circuits', 'circuit_open', { provider: 'p', deployment: 'd1' }, T0 - 60_000)]);
     expect(service.evaluate().map((t) => [t.status, t.notify])).toEqual([['resolved', true]]);
-    router.snapshot = { circuits: [{ provider: 'p', deployment: 'd1', state: 'open' }], grayReleases: [] };
+    router.snapshot = routerWith({ provider: 'p', deployment: 'd1', state: 'open' });
     now.at = T0 + 1_000;
     // Notified a minute before the restart: the rule's cooldown (15 min by default) holds it back.
     expect(service.evaluate().map((t) => [t.status, t.notify])).toEqual([['firing', false]]);
@@ -167,11 +170,55 @@ describe('an alerting service that restarts', () => {
 
   it('notifies a restored alert whose firing a cooldown held back, if it still holds', () => {
     const now = { at: T0 };
-    const router = { snapshot: { circuits: [{ provider: 'p', deployment: 'd1', state: 'open' }], grayReleases: [] } };
+    const router = { snapshot: routerWith({ provider: 'p', deployment: 'd1', state: 'open' }) };
     const service = started(now, router);
     service.restore([firing('circuits|deployment=d1|provider=p', 'circuits', 'circuit_open', { provider: 'p', deployment: 'd1' }, T0 - 60_000, false)]);
     expect(service.evaluate().map((t) => [t.status, t.notify, t.startedAt])).toEqual([['firing', true, T0 - 60_000]]);
     expect(service.evaluate()).toEqual([]);
+  });
+});
+
+describe('an alerting service that restarts while a router replica does not answer', () => {
+  const config = alertingSchema.parse({ rules: [{ id: 'unreachable', kind: 'router_unreachable', forMs: 60_000 }] });
+  const logger = createLogger('test', 'silent');
+  const SILENT = 'unreachable|router=10.0.0.2:50051';
+  const entry: AlertHistoryEntry = {
+    at: new Date(T0 - 5 * 60_000).toISOString(),
+    alertId: SILENT,
+    ruleId: 'unreachable',
+    ruleKind: 'router_unreachable',
+    severity: 'warning',
+    status: 'firing',
+    labels: { router: '10.0.0.2:50051' },
+    value: 60_000,
+    threshold: 60_000,
+    summary: SILENT,
+    startedAt: new Date(T0 - 5 * 60_000).toISOString(),
+    notified: true,
+    channels: [],
+  };
+
+  function started(now: { at: number }, router: { snapshot: RouterSnapshot | undefined } | undefined): AlertingService {
+    const metrics = new AlertingMetrics(new Registry());
+    return new AlertingService(config, { channels: [], delivery: new DeliveryQueue(config.delivery, metrics, logger), history: new HistoryWriter(undefined, logger), metrics, logger, router: router && (() => router.snapshot), clock: () => now.at });
+  }
+
+  it('holds the alert while the replica has been silent for less than forMs since the restart, and resolves it once it answers', () => {
+    const now = { at: T0 };
+    expect(started(now, undefined).restore([entry])).toBe(0);
+    const router: { snapshot: RouterSnapshot | undefined } = { snapshot: undefined };
+    const service = started(now, router);
+    expect(service.restore([entry])).toBe(1);
+    // The first poll after the restart: still silent, but not for forMs as far as this process knows.
+    router.snapshot = { replicas: [{ address: '10.0.0.1:50051', status: { circuits: [], grayReleases: [] } }, { address: '10.0.0.2:50051', status: undefined, failingSinceMs: T0 }] };
+    now.at = T0 + 1_000;
+    expect(service.evaluate()).toEqual([]);
+    // Silent for forMs: the same alert, not notified again.
+    now.at = T0 + 60_000;
+    expect(service.evaluate()).toEqual([]);
+    router.snapshot = { replicas: [{ address: '10.0.0.1:50051', status: { circuits: [], grayReleases: [] } }, { address: '10.0.0.2:50051', status: { circuits: [], grayReleases: [] } }] };
+    now.at = T0 + 70_000;
+    expect(service.evaluate().map((t) => [t.fingerprint, t.status, t.notify])).toEqual([[SILENT, 'resolved', true]]);
   });
 });
 
@@ -324,8 +371,8 @@ describe('an alerting service whose receiver is down', () => {
     rules: [{ id: 'circuits', kind: 'circuit_open', cooldownMs: 60 * 60_000 }],
   });
   const logger = createLogger('test', 'silent');
-  const OPEN: RouterSnapshot = { circuits: [{ provider: 'p', deployment: 'd1', state: 'open' }], grayReleases: [] };
-  const CLOSED: RouterSnapshot = { circuits: [{ provider: 'p', deployment: 'd1', state: 'closed' }], grayReleases: [] };
+  const OPEN: RouterSnapshot = routerWith({ provider: 'p', deployment: 'd1', state: 'open' });
+  const CLOSED: RouterSnapshot = routerWith({ provider: 'p', deployment: 'd1', state: 'closed' });
   const ALERT = 'circuits|deployment=d1|provider=p';
   const queues: DeliveryQueue[] = [];
   afterEach(async () => {

@@ -4,6 +4,7 @@ import { budgetv1, usagev1 } from '@openrouter/contracts';
 import type { AlertHistoryEntry, AlertingMetrics, Logger } from '@openrouter/observability';
 import { readUsageMessage, type UsageMessage } from '@openrouter/usage';
 import { RecentEventIds } from './aggregation/recent-event-ids';
+import type { RouterSnapshot } from './aggregation/router-replicas';
 import { UsageWindows } from './aggregation/usage-windows';
 import type { AlertNotification, NotificationChannel } from './channels/notification';
 import type { DeliveryListener, DeliveryQueue } from './delivery/delivery-queue';
@@ -11,7 +12,7 @@ import { FiringNotices, type NoticeChange } from './delivery/firing-notices';
 import type { HistoryWriter } from './delivery/history-writer';
 import { fingerprintOf } from './rules/alert-condition';
 import { AlertTracker, type AlertTransition, type RestoredAlert } from './rules/alert-tracker';
-import { evaluateRules, type BudgetCrossing, type RouterSnapshot } from './rules/rule-evaluator';
+import { evaluateRules, type BudgetCrossing } from './rules/rule-evaluator';
 
 /**
  * Error kinds that say a provider or deployment is unhealthy (not the caller's fault). A call's
@@ -29,7 +30,7 @@ export interface AlertingServiceDependencies {
   history: HistoryWriter;
   metrics: AlertingMetrics;
   logger: Logger;
-  /** The router's last status, when it is polled; absent when no router is configured. */
+  /** The router replicas' last status, when they are polled; absent when no router is configured. */
   router?: () => RouterSnapshot | undefined;
   /** When a configured budget's period with this key (the one holding `atMs`) ends; undefined when unknown. */
   budgetPeriodEnd?: (budgetId: string, periodKey: string, atMs: number) => number | undefined;
@@ -147,7 +148,7 @@ export class AlertingService {
       const at = Date.parse(e.at);
       const startedAt = Date.parse(e.startedAt);
       if (!rule || rule.kind !== e.ruleKind || e.status !== 'firing' || !Number.isFinite(at) || !Number.isFinite(startedAt)) continue;
-      if ((rule.kind === 'circuit_open' || rule.kind === 'canary_rolled_back') && !this.deps.router) continue;
+      if ((rule.kind === 'circuit_open' || rule.kind === 'canary_rolled_back' || rule.kind === 'router_unreachable') && !this.deps.router) continue;
       const condition = { rule, labels: e.labels, value: e.value, threshold: e.threshold, summary: e.summary };
       // Due unless a cooldown held it back: notified, or a delivery of it was given up (an entry
       // that lists the channels it did reach or that refused it, if any; with none it is sent again
@@ -177,7 +178,8 @@ export class AlertingService {
       }
       case 'circuit_open':
       case 'canary_rolled_back':
-        // Told by the router's next status.
+      case 'router_unreachable':
+        // Told by the router's next status (of every replica).
         return this.startedAt;
     }
   }

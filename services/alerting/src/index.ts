@@ -12,6 +12,8 @@ import { WebhookChannel } from './channels/webhook.channel';
 import { DeliveryQueue } from './delivery/delivery-queue';
 import { HistoryWriter } from './delivery/history-writer';
 import { KafkaAlertSource } from './sources/kafka-alert.source';
+import { routerAddressesOf } from './sources/router-addresses';
+import { RouterReplicaMetrics } from './sources/router-replica.metrics';
 import { RouterStatusSource } from './sources/router-status.source';
 
 export { AlertingService } from './alerting.service';
@@ -24,7 +26,7 @@ export interface AlertingDependencies {
   budgetEvents?: { subscribe(handler: (event: budgetv1.BudgetEvent) => void): () => void };
   /** The embedded gateway's analytics store (one chDB per process); else a ClickHouse server from `usage.clickhouse.url`. */
   store?: ClickHouseTarget;
-  /** The router's gRPC address (the embedded gateway's loopback port); else `observability.alerting.router`. */
+  /** The router's gRPC address (the embedded gateway's loopback port); else `observability.alerting.router` (one or a list). */
   routerAddress?: string;
   telemetry?: TelemetryOptions;
 }
@@ -65,9 +67,15 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     cleanups.push(() => history.close());
     const delivery = new DeliveryQueue(settings.delivery, metrics, logger);
     cleanups.push(() => delivery.close());
-    const routerAddress = deps.routerAddress ?? settings.router;
-    const router = routerAddress ? new RouterStatusSource(routerAddress, settings.routerPollMs, logger, GrpcSecurity.fromConfig(config.grpc)) : undefined;
-    if (router) cleanups.push(() => router.close());
+    const routerAddresses = routerAddressesOf(deps.routerAddress ?? settings.router);
+    const router =
+      routerAddresses.length > 0
+        ? new RouterStatusSource({ addresses: routerAddresses, discovery: settings.routerDiscovery, intervalMs: settings.routerPollMs }, logger, GrpcSecurity.fromConfig(config.grpc))
+        : undefined;
+    if (router) {
+      cleanups.push(() => router.close());
+      new RouterReplicaMetrics(telemetry.registry, () => router.snapshot());
+    }
     const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: router ? () => router.snapshot() : undefined, budgetPeriodEnd: budgetPeriodEndOf(config.budgets.list) });
     cleanups.push(() => service.close());
 
@@ -96,7 +104,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     service.start();
 
     const http = await startHttpApp(HealthModule.register('alerting', readiness, telemetry.registry), config.alerting.http, logger);
-    logger.info({ httpPort: http.port, rules: settings.rules.length, channels: settings.channels.length, router: routerAddress || null }, 'alerting started');
+    logger.info({ httpPort: http.port, rules: settings.rules.length, channels: settings.channels.length, router: routerAddresses.length > 0 ? routerAddresses.join(',') : null, routerDiscovery: settings.routerDiscovery }, 'alerting started');
     return {
       name: 'alerting',
       httpPort: http.port,

@@ -21,6 +21,11 @@ export interface RuleVerdict {
    * elsewhere), which must not read as recovery.
    */
   undecided?: Array<Record<string, string>>;
+  /**
+   * Part of the rule's data is missing (a router replica did not answer): its conditions fire, but
+   * none of its alerts resolves, since what is missing may be what holds them.
+   */
+  incomplete?: boolean;
 }
 
 /** The alert's stable id: rule and group labels, in a fixed order. */

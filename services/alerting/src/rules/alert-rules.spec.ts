@@ -1,4 +1,5 @@
 import { alertRuleSchema, type AlertRuleConfig } from '@openrouter/config';
+import type { RouterReplica } from '../aggregation/router-replicas';
 import { UsageWindows } from '../aggregation/usage-windows';
 import { AlertTracker } from './alert-tracker';
 import { evaluateRules, type EvaluationInput } from './rule-evaluator';
@@ -54,7 +55,7 @@ describe('rule evaluation', () => {
   it('turns open circuits and rolled-back canaries into conditions, and keeps state while the router is unknown', () => {
     const windows = new UsageWindows(1_000, 3_600_000);
     const rules = [rule({ id: 'circuits', kind: 'circuit_open' }), rule({ id: 'canary', kind: 'canary_rolled_back' })];
-    const router = {
+    const status = {
       circuits: [
         { provider: 'p', deployment: 'd1', state: 'open' },
         { provider: 'p', deployment: 'd2', state: 'closed' },
@@ -63,6 +64,7 @@ describe('rule evaluation', () => {
       ],
       grayReleases: [{ id: 'g1', target: 'chat', canary: 'new-model', status: 'rolled_back', rolledBackAtMs: T0, reason: 'error rate 30%' }],
     };
+    const router = { replicas: [{ address: 'router:50051', status }] };
     const [circuits, canary] = evaluateRules(rules, input(windows, T0, { router }));
     expect(circuits?.conditions.map((c) => [c.labels, c.summary])).toEqual([
       [{ provider: 'p', deployment: 'd1' }, 'Deployment d1 (p): circuit breaker open'],
@@ -70,6 +72,78 @@ describe('rule evaluation', () => {
     ]);
     expect(canary?.conditions[0]?.summary).toContain('rolled back canary new-model');
     expect(evaluateRules(rules, input(windows, T0)).map((v) => v.known)).toEqual([false, false]);
+  });
+
+  describe('with several router replicas, each with its own breakers', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    const replica = (n: number, circuits: Array<[string, string]>, grayStatus = 'active'): RouterReplica => ({
+      address: `10.0.0.${n}:50051`,
+      status: { circuits: circuits.map(([deployment, state]) => ({ provider: 'p', deployment, state })), grayReleases: [{ id: 'g1', target: 'chat', canary: 'new-model', status: grayStatus, rolledBackAtMs: 0, reason: '' }] },
+    });
+    const silent = (n: number, failingSinceMs: number): RouterReplica => ({ address: `10.0.0.${n}:50051`, status: undefined, failingSinceMs });
+
+    it('says on how many replicas of how many a breaker is open, and fires on any one or on the configured share', () => {
+      const router = {
+        replicas: [
+          replica(1, [['d1', 'open'], ['d2', 'open']]),
+          replica(2, [['d1', 'half_open'], ['d2', 'closed']]),
+          replica(3, [['d1', 'closed'], ['d2', 'closed']]),
+        ],
+      };
+      const rules = [rule({ id: 'any', kind: 'circuit_open' }), rule({ id: 'half', kind: 'circuit_open', minReplicaShare: 0.5 }), rule({ id: 'all', kind: 'circuit_open', minReplicaShare: 1 })];
+      const [any, half, all] = evaluateRules(rules, input(windows, T0, { router }));
+      expect(any?.conditions.map((c) => [c.labels, c.value, c.threshold, c.summary])).toEqual([
+        [{ provider: 'p', deployment: 'd1' }, 2, 1, 'Deployment d1 (p): circuit breaker open on 2 of 3 router replicas (1 probing)'],
+        [{ provider: 'p', deployment: 'd2' }, 1, 1, 'Deployment d2 (p): circuit breaker open on 1 of 3 router replicas'],
+      ]);
+      expect(half?.conditions.map((c) => [c.labels['deployment'], c.value, c.threshold])).toEqual([['d1', 2, 2]]);
+      expect(all?.conditions).toEqual([]);
+      expect([any, half, all].map((v) => v?.incomplete)).toEqual([false, false, false]);
+    });
+
+    it('never reads a replica that does not answer as healthy: its alerts fire, but none resolves until it answers', () => {
+      const rules = [rule({ id: 'circuits', kind: 'circuit_open' })];
+      const tracker = new AlertTracker();
+      const round = (at: number, replicas: RouterReplica[]) => tracker.apply(evaluateRules(rules, input(windows, at, { router: { replicas } })), at).map((t) => [t.labels['deployment'], t.status, t.summary]);
+
+      expect(round(T0, [replica(1, [['d1', 'open']]), replica(2, [['d1', 'closed']]), replica(3, [['d1', 'closed']])])).toEqual([['d1', 'firing', 'Deployment d1 (p): circuit breaker open on 1 of 3 router replicas']]);
+      // The replica with the open breaker stops answering: the others' closed breakers do not end the alert.
+      expect(round(T0 + 10_000, [silent(1, T0 + 10_000), replica(2, [['d1', 'closed']]), replica(3, [['d1', 'closed']])])).toEqual([]);
+      // A breaker that opens meanwhile on a replica that answers still fires, and says one is missing.
+      const [partial] = evaluateRules(rules, input(windows, T0 + 20_000, { router: { replicas: [silent(1, T0 + 10_000), replica(2, [['d1', 'closed'], ['d2', 'open']]), replica(3, [['d2', 'closed']])] } }));
+      expect(partial?.conditions.map((c) => c.summary)).toEqual(['Deployment d2 (p): circuit breaker open on 1 of 2 router replicas, 1 more not answering']);
+      expect(partial?.incomplete).toBe(true);
+      // Back, with its breaker closed: now the alert has ended.
+      expect(round(T0 + 30_000, [replica(1, [['d1', 'closed']]), replica(2, [['d1', 'closed']]), replica(3, [['d1', 'closed']])])).toEqual([['d1', 'resolved', 'Deployment d1 (p): circuit breaker open on 1 of 3 router replicas']]);
+      // No replica answering: nothing is known, as with a single router that is down.
+      expect(evaluateRules(rules, input(windows, T0, { router: { replicas: [silent(1, T0), silent(2, T0)] } })).map((v) => v.known)).toEqual([false]);
+    });
+
+    it('says on how many replicas a gray release is rolled back when they do not agree', () => {
+      const rules = [rule({ id: 'canary', kind: 'canary_rolled_back' })];
+      const [some] = evaluateRules(rules, input(windows, T0, { router: { replicas: [replica(1, [], 'rolled_back'), replica(2, []), replica(3, [])] } }));
+      expect(some?.conditions.map((c) => [c.labels, c.summary])).toEqual([[{ release: 'g1', target: 'chat', canary: 'new-model' }, 'Gray release g1 rolled back canary new-model of chat (on 1 of 3 router replicas)']]);
+      // Kept in Redis, every replica reads the same: no count to give.
+      const [every] = evaluateRules(rules, input(windows, T0, { router: { replicas: [replica(1, [], 'rolled_back'), replica(2, [], 'rolled_back')] } }));
+      expect(every?.conditions.map((c) => c.summary)).toEqual(['Gray release g1 rolled back canary new-model of chat']);
+    });
+
+    it('alerts on a replica that has not answered for forMs, and neither fires nor resolves one silent for less', () => {
+      const rules = [rule({ id: 'unreachable', kind: 'router_unreachable', forMs: 60_000 })];
+      const tracker = new AlertTracker();
+      const replicas = [replica(1, []), silent(2, T0 - 30_000), silent(3, T0 - 90_000)];
+      const [verdict] = evaluateRules(rules, input(windows, T0, { router: { replicas } }));
+      expect(verdict?.conditions.map((c) => [c.labels, c.value, c.threshold, c.summary])).toEqual([
+        [{ router: '10.0.0.3:50051' }, 90_000, 60_000, `Router 10.0.0.3:50051 has not answered since ${new Date(T0 - 90_000).toISOString()}: its circuit breakers and gray releases are not watched (1 of 3 router replicas answer)`],
+      ]);
+      expect(verdict?.undecided).toEqual([{ router: '10.0.0.2:50051' }]);
+      expect(tracker.apply(verdict ? [verdict] : [], T0).map((t) => [t.labels['router'], t.status])).toEqual([['10.0.0.3:50051', 'firing']]);
+      // It answers again: resolved. (A replica gone from its name, no longer polled, resolves the same way.)
+      const [back] = evaluateRules(rules, input(windows, T0 + 10_000, { router: { replicas: [replica(1, []), silent(2, T0 - 30_000), replica(3, [])] } }));
+      expect(tracker.apply(back ? [back] : [], T0 + 10_000).map((t) => [t.labels['router'], t.status])).toEqual([['10.0.0.3:50051', 'resolved']]);
+      // Not polled yet: nothing is known.
+      expect(evaluateRules(rules, input(windows, T0)).map((v) => v.known)).toEqual([false]);
+    });
   });
 
   it('fires budget thresholds at or above the rule minimum until the period ends', () => {

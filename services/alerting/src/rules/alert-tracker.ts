@@ -78,6 +78,7 @@ export class AlertTracker {
         this.active.set(fingerprint, alert);
         transitions.push(this.transition(fingerprint, alert, 'firing', now, notify));
       }
+      if (verdict.incomplete) continue;
       for (const [fingerprint, alert] of this.active) {
         if (alert.condition.rule.id !== verdict.rule.id || holding.has(fingerprint)) continue;
         if (alert.heldUntil !== undefined && now < alert.heldUntil) continue;

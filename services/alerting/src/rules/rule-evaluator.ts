@@ -1,4 +1,5 @@
 import type { AlertRuleConfig } from '@openrouter/config';
+import { circuitsAcrossReplicas, grayReleasesAcrossReplicas, replicaCounts, replicasNeeded, type CircuitAcrossReplicas, type RouterSnapshot } from '../aggregation/router-replicas';
 import type { UsageWindows } from '../aggregation/usage-windows';
 import type { AlertCondition, RuleVerdict } from './alert-condition';
 
@@ -16,17 +17,11 @@ export interface BudgetCrossing {
   receivedAtMs: number;
 }
 
-/** The router's view of deployments and gray releases, as last polled. */
-export interface RouterSnapshot {
-  circuits: Array<{ provider: string; deployment: string; state: string }>;
-  grayReleases: Array<{ id: string; target: string; canary: string; status: string; rolledBackAtMs: number; reason: string }>;
-}
-
 export interface EvaluationInput {
   now: number;
   windows: UsageWindows;
   budgets: readonly BudgetCrossing[];
-  /** Undefined when the router has not been reached (or is not configured). */
+  /** The router replicas' last poll; undefined before the first one (or when no router is configured). */
   router: RouterSnapshot | undefined;
   /** When the service started taking usage: baselines need history. */
   observingSince: number;
@@ -72,22 +67,53 @@ function evaluateRule(rule: AlertRuleConfig, input: EvaluationInput): RuleVerdic
     }
     case 'circuit_open': {
       if (!input.router) return { rule, known: false, conditions };
-      for (const c of input.router.circuits) {
-        // Half-open is still down: the breaker lets one probe through and has not seen it succeed.
-        if (c.state !== 'open' && c.state !== 'half_open') continue;
+      const { polled, answering } = replicaCounts(input.router);
+      if (answering === 0) return { rule, known: false, conditions };
+      for (const c of circuitsAcrossReplicas(input.router)) {
+        const needed = replicasNeeded(rule.minReplicaShare, c.reporting);
+        if (c.open < needed) continue;
         const labels = { provider: c.provider, deployment: c.deployment };
-        conditions.push({ rule, labels, value: 1, threshold: 1, summary: `${describe(labels)}: circuit breaker ${c.state === 'open' ? 'open' : 'open, probing'}` });
+        conditions.push({ rule, labels, value: c.open, threshold: needed, summary: `${describe(labels)}: circuit breaker ${breakerState(c, polled, answering)}` });
       }
-      return { rule, known: true, conditions };
+      // A replica that did not answer may have any breaker open: nothing resolves until it answers.
+      return { rule, known: true, conditions, incomplete: answering < polled };
     }
     case 'canary_rolled_back': {
       if (!input.router) return { rule, known: false, conditions };
-      for (const g of input.router.grayReleases) {
-        if (g.status !== 'rolled_back') continue;
+      const { polled, answering } = replicaCounts(input.router);
+      if (answering === 0) return { rule, known: false, conditions };
+      for (const g of grayReleasesAcrossReplicas(input.router)) {
+        if (g.rolledBack === 0) continue;
         const labels = { release: g.id, target: g.target, canary: g.canary };
-        conditions.push({ rule, labels, value: 1, threshold: 1, summary: `Gray release ${g.id} rolled back canary ${g.canary} of ${g.target}${g.reason ? `: ${g.reason}` : ''}` });
+        // Gray-release state shared in Redis reads the same on every replica; without it, each has its own.
+        const where = g.rolledBack < g.reporting ? ` (on ${g.rolledBack} of ${g.reporting} router replicas)` : '';
+        conditions.push({ rule, labels, value: 1, threshold: 1, summary: `Gray release ${g.id} rolled back canary ${g.canary} of ${g.target}${where}${g.reason ? `: ${g.reason}` : ''}` });
       }
-      return { rule, known: true, conditions };
+      return { rule, known: true, conditions, incomplete: answering < polled };
+    }
+    case 'router_unreachable': {
+      if (!input.router) return { rule, known: false, conditions };
+      const { polled, answering } = replicaCounts(input.router);
+      // Not answering for less than `forMs` (a restart, one lost poll): neither fires nor resolves.
+      const undecided: Array<Record<string, string>> = [];
+      for (const r of input.router.replicas) {
+        if (r.status) continue;
+        const labels = { router: r.address };
+        const since = r.failingSinceMs ?? input.now;
+        const silentMs = input.now - since;
+        if (silentMs < rule.forMs) {
+          undecided.push(labels);
+          continue;
+        }
+        conditions.push({
+          rule,
+          labels,
+          value: silentMs,
+          threshold: rule.forMs,
+          summary: `Router ${r.address} has not answered since ${new Date(since).toISOString()}: its circuit breakers and gray releases are not watched (${answering} of ${polled} router replicas answer)`,
+        });
+      }
+      return { rule, known: true, conditions, undecided };
     }
     case 'budget_threshold': {
       for (const b of input.budgets) {
@@ -120,6 +146,14 @@ function evaluateRule(rule: AlertRuleConfig, input: EvaluationInput): RuleVerdic
       return { rule, known: true, conditions };
     }
   }
+}
+
+/** Where a deployment's breaker is open: with one router polled, as it always read; with several, on how many of how many. */
+function breakerState(c: CircuitAcrossReplicas, polled: number, answering: number): string {
+  if (polled === 1) return c.probing > 0 ? 'open, probing' : 'open';
+  const probing = c.probing > 0 ? ` (${c.probing} probing)` : '';
+  const silent = answering < polled ? `, ${polled - answering} more not answering` : '';
+  return `open on ${c.open} of ${c.reporting} router replicas${probing}${silent}`;
 }
 
 function describe(labels: Record<string, string>): string {

@@ -2,26 +2,41 @@ import { Metadata } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
 import { callUnary, type GrpcSecurity } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
-import type { RouterSnapshot } from '../rules/rule-evaluator';
+import type { RouterReplica, RouterReplicaStatus, RouterSnapshot } from '../aggregation/router-replicas';
+import { resolveRouterTargets, type RouterDiscovery, type RouterTarget } from './router-addresses';
+
+export interface RouterStatusSettings {
+  /** The configured router addresses (`host:port`). */
+  addresses: readonly string[];
+  discovery: RouterDiscovery;
+  intervalMs: number;
+}
+
+/** A replica's channel (made at its first call), and since when it has not answered (undefined while it answers). */
+interface ReplicaState {
+  client: routerv1.RouterServiceClient | undefined;
+  failingSinceMs: number | undefined;
+}
 
 /**
- * Polls the router's gRPC status (deployment health with circuit state, gray releases). A poll that
- * fails leaves the snapshot undefined, so router-based rules keep their state instead of resolving.
+ * Polls the router's gRPC status (deployment health with circuit state, gray releases) on every
+ * replica: each configured address, or with `dns` discovery each address its name resolves to at
+ * this poll. A replica that does not answer is in the snapshot without a status, so router-based
+ * rules keep their state for it instead of reading it as healthy; until the first poll the
+ * snapshot is undefined.
  */
 export class RouterStatusSource {
-  private readonly client: routerv1.RouterServiceClient;
+  private readonly replicas = new Map<string, ReplicaState>();
   private timer: NodeJS.Timeout | undefined;
   private latest: RouterSnapshot | undefined;
-  private failing = false;
+  private closed = false;
 
   constructor(
-    address: string,
-    private readonly intervalMs: number,
+    private readonly settings: RouterStatusSettings,
     private readonly logger: Logger,
-    security: GrpcSecurity,
-  ) {
-    this.client = security.client(routerv1.RouterServiceClient, address);
-  }
+    private readonly security: GrpcSecurity,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   snapshot(): RouterSnapshot | undefined {
     return this.latest;
@@ -30,37 +45,72 @@ export class RouterStatusSource {
   start(onSnapshot: () => void): void {
     const tick = async (): Promise<void> => {
       await this.poll();
+      if (this.closed) return;
       onSnapshot();
-      this.timer = setTimeout(() => void tick(), this.intervalMs);
+      this.timer = setTimeout(() => void tick(), this.settings.intervalMs);
       this.timer.unref();
     };
     void tick();
   }
 
-  async poll(): Promise<RouterSnapshot | undefined> {
-    const deadline = (): Metadata => new Metadata();
-    try {
-      const signal = AbortSignal.timeout(Math.min(5_000, this.intervalMs));
-      const [health, gray] = await Promise.all([
-        callUnary<routerv1.ProvidersHealthRequest, routerv1.ProvidersHealthResponse>(this.client.providersHealth.bind(this.client), {}, deadline(), signal),
-        callUnary<routerv1.GrayReleasesRequest, routerv1.GrayReleasesResponse>(this.client.grayReleases.bind(this.client), {}, deadline(), signal),
-      ]);
-      this.latest = {
-        circuits: health.deployments.map((d) => ({ provider: d.provider, deployment: d.deployment, state: d.breakerState })),
-        grayReleases: gray.releases.map((g) => ({ id: g.id, target: g.target, canary: g.canary, status: g.status, rolledBackAtMs: g.rolledBackAtMs, reason: g.rollbackReason })),
-      };
-      if (this.failing) this.logger.info('router status reachable again');
-      this.failing = false;
-    } catch (error) {
-      if (!this.failing) this.logger.warn({ err: error }, 'router status unreachable; circuit and canary rules keep their state');
-      this.failing = true;
-      this.latest = undefined;
+  async poll(): Promise<RouterSnapshot> {
+    const targets = await resolveRouterTargets(this.settings.addresses, this.settings.discovery);
+    const current = new Set(targets.map((t) => t.address));
+    // A replica gone from the name (a pod replaced, scaled down) is no longer one to watch.
+    for (const [address, state] of this.replicas) {
+      if (current.has(address)) continue;
+      state.client?.close();
+      this.replicas.delete(address);
     }
+    const replicas = await Promise.all(targets.map((target) => this.pollReplica(target)));
+    // A poll that was under way when the source closed leaves no channel behind.
+    if (this.closed) this.close();
+    this.latest = { replicas };
     return this.latest;
   }
 
   close(): void {
+    this.closed = true;
     clearTimeout(this.timer);
-    this.client.close();
+    for (const state of this.replicas.values()) state.client?.close();
+    this.replicas.clear();
+  }
+
+  private async pollReplica(target: RouterTarget): Promise<RouterReplica> {
+    const state = this.replicas.get(target.address) ?? { client: undefined, failingSinceMs: undefined };
+    this.replicas.set(target.address, state);
+    try {
+      if (target.unresolved !== undefined) throw new Error(target.unresolved);
+      state.client ??= this.clientOf(target);
+      const status = await this.statusOf(state.client);
+      if (state.failingSinceMs !== undefined) this.logger.info({ router: target.address }, 'router status reachable again');
+      state.failingSinceMs = undefined;
+      return { address: target.address, status };
+    } catch (error) {
+      if (state.failingSinceMs === undefined && !this.closed) {
+        this.logger.warn({ err: error, router: target.address }, 'router status unreachable; circuit and canary rules keep their state');
+        state.failingSinceMs = this.clock();
+      }
+      return { address: target.address, status: undefined, failingSinceMs: state.failingSinceMs };
+    }
+  }
+
+  private async statusOf(client: routerv1.RouterServiceClient): Promise<RouterReplicaStatus> {
+    const deadline = (): Metadata => new Metadata();
+    const signal = AbortSignal.timeout(Math.min(5_000, this.settings.intervalMs));
+    const [health, gray] = await Promise.all([
+      callUnary<routerv1.ProvidersHealthRequest, routerv1.ProvidersHealthResponse>(client.providersHealth.bind(client), {}, deadline(), signal),
+      callUnary<routerv1.GrayReleasesRequest, routerv1.GrayReleasesResponse>(client.grayReleases.bind(client), {}, deadline(), signal),
+    ]);
+    return {
+      circuits: health.deployments.map((d) => ({ provider: d.provider, deployment: d.deployment, state: d.breakerState })),
+      grayReleases: gray.releases.map((g) => ({ id: g.id, target: g.target, canary: g.canary, status: g.status, rolledBackAtMs: g.rolledBackAtMs, reason: g.rollbackReason })),
+    };
+  }
+
+  /** A channel of the replica's own; TLS verifies a resolved address as the name it was resolved from. */
+  private clientOf(target: RouterTarget): routerv1.RouterServiceClient {
+    const options = target.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': target.serverName };
+    return this.security.client(routerv1.RouterServiceClient, target.address, options);
   }
 }
