@@ -411,8 +411,14 @@ describe('token limits corrected by the usage record, on a real Redis', () => {
     refused: 'sk-or-v1-settle-budget-refused-key-0000000000',
     failed: 'sk-or-v1-settle-provider-failed-key-000000000',
     socket: 'sk-or-v1-settle-websocket-key-00000000000000',
+    reserving: 'sk-or-v1-settle-reserving-key-00000000000000',
+    responses: 'sk-or-v1-settle-responses-key-00000000000000',
+    messages: 'sk-or-v1-settle-messages-key-000000000000000',
   } as const;
   type KeyId = keyof typeof KEYS;
+  // Keys whose requests ask for hundreds of output tokens: a larger limit.
+  const RESERVING_TPM = 1000;
+  const reserving = new Set<KeyId>(['reserving', 'responses', 'messages']);
   // About 55 tokens: far more than the limit drains during a test, under the limit itself.
   const messages = [{ role: 'user' as const, content: `Tell me a long story about ${'words '.repeat(48)}` }];
   const prefix = `settle-e2e-${randomBytes(4).toString('hex')}:`;
@@ -426,7 +432,7 @@ describe('token limits corrected by the usage record, on a real Redis', () => {
           ...(doc['access'] as object),
           keyHashSecret: SETTLE_SECRET,
           redis: { url: sharedRedisUrl(), keyPrefix: prefix },
-          keys: Object.entries(KEYS).map(([id, key]) => ({ id, hash: hashApiKey(SETTLE_SECRET, key), org: 'default', limits: { tpm: TPM } })),
+          keys: Object.entries(KEYS).map(([id, key]) => ({ id, hash: hashApiKey(SETTLE_SECRET, key), org: 'default', limits: { tpm: reserving.has(id as KeyId) ? RESERVING_TPM : TPM } })),
         };
         // Production's setting: configured keys only.
         doc['ingress'] = { ...(doc['ingress'] as object), devKey: 'disabled' };
@@ -501,10 +507,10 @@ describe('token limits corrected by the usage record, on a real Redis', () => {
   it('charges answered requests, whole and streamed, with the provider\'s usage', async () => {
     const { now: start } = await tokenLimit('answered');
     const client = gw.client({ apiKey: KEYS.answered });
-    // Short, so both fit the limit.
+    // Short, and each reserves its prompt and 20 tokens of answer (the simulator writes 16): both fit the limit.
     const short = [{ role: 'user' as const, content: 'Tell me a short story' }];
-    const whole = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: short });
-    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: short, stream: true, stream_options: { include_usage: true } });
+    const whole = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: short, max_tokens: 20 });
+    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: short, max_tokens: 20, stream: true, stream_options: { include_usage: true } });
     let streamed = 0;
     for await (const chunk of stream) streamed += chunk.usage?.total_tokens ?? 0;
     expect(whole.usage?.total_tokens).toBeGreaterThan(0);
@@ -512,7 +518,7 @@ describe('token limits corrected by the usage record, on a real Redis', () => {
     await chargedSince('answered', start, (whole.usage?.total_tokens ?? 0) + streamed);
   });
 
-  it('charges a stream whose client left with the tokens its usage record holds, not the estimate', async () => {
+  it('charges a stream whose client left with the tokens its usage record holds, not its reservation', async () => {
     gw.sim.configure({ completionTokens: 2_000, tokensPerSecond: 100 });
     const { now: start } = await tokenLimit('left');
     const abort = new AbortController();
@@ -529,22 +535,24 @@ describe('token limits corrected by the usage record, on a real Redis', () => {
     abort.abort();
     const record = await recorded('settle-client-left');
     expect(record.status).toBe('cancelled');
-    // The answer's tokens so far count on top of the prompt estimate charged at admission.
+    // Asking for no maximum, it held the whole limit (its prompt and the default answer, cut to
+    // what the limit holds beside the prompt); it is charged its prompt and the answer so far.
+    expect(admitted).toBe(TPM);
     expect(record.completion).toBeGreaterThan(5);
-    expect(record.tokens).toBeGreaterThan(admitted + 5);
+    expect(record.tokens).toBeLessThan(admitted);
     await chargedSince('left', start, record.tokens);
   });
 
-  it('gives the estimate back to a request its budget refused after it was admitted', async () => {
-    const response = await post(KEYS.refused, { model: 'gpt-4o-mini', max_tokens: 50, messages });
+  it('gives its reservation back to a request its budget refused after it was admitted', async () => {
+    const response = await post(KEYS.refused, { model: 'gpt-4o-mini', max_tokens: 40, messages });
     expect(response.status).toBe(402);
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe('budget_exceeded');
-    // It was charged its estimate at admission.
-    expect(Number(response.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(TPM - 40);
+    // It was charged its prompt and its max_tokens at admission.
+    expect(Number(response.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(TPM - 90);
     await givenBack('refused');
   });
 
-  it('gives the estimate back to a request whose provider failed', async () => {
+  it('gives its reservation back to a request whose provider failed', async () => {
     gw.sim.configure({ faults: [{ kind: 'http_error', status: 500 }] });
     const response = await post(KEYS.failed, { model: 'gpt-4o-mini', messages }, { requestId: 'settle-provider-failed' });
     expect(response.status).toBeGreaterThanOrEqual(500);
@@ -569,10 +577,64 @@ describe('token limits corrected by the usage record, on a real Redis', () => {
       const admitted = TPM - Number(frames.find((f) => f.type === 'start')?.headers?.['x-ratelimit-remaining-tokens']);
       const record = await recorded('%:settle-cut');
       expect(record.status).toBe('cancelled');
-      expect(record.tokens).toBeGreaterThan(admitted + 5);
+      // It held the whole limit, as it asked for no maximum; what its answer did not use is back.
+      expect(admitted).toBe(TPM);
+      expect(record.completion).toBeGreaterThan(5);
+      expect(record.tokens).toBeLessThan(admitted);
       await chargedSince('socket', start, record.tokens);
     } finally {
       socket.close();
     }
+  });
+
+  it('refuses concurrent requests in OpenAI\'s 429 once their prompts and max_tokens pass the limit, and gives back what small answers left', async () => {
+    // Every answer takes a second: the five requests are all in flight together.
+    gw.sim.configure({ latencyMs: 1_000 });
+    const client = gw.client({ apiKey: KEYS.reserving });
+    const ask = () => client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 400 }).withResponse();
+    const started = Date.now();
+    const results = await Promise.allSettled(Array.from({ length: 5 }, ask));
+    const served = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as InstanceType<typeof OpenAI.RateLimitError>] : []));
+    // About 410 tokens each: two fit in 1,000, the third would not.
+    expect(served).toHaveLength(2);
+    expect(refused).toHaveLength(3);
+    for (const error of refused) {
+      expect(error).toBeInstanceOf(OpenAI.RateLimitError);
+      expect(error).toMatchObject({ status: 429, code: 'rate_limit_exceeded', type: 'rate_limit_error' });
+      expect(error.message).toMatch(/^429 Rate limit reached for tokens per minute \(TPM\) on key reserving: limit 1000, remaining \d+, requested 4\d\d\. Please try again in /);
+      expect(Number(error.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(error.headers.get('x-ratelimit-limit-tokens')).toBe('1000');
+    }
+    const reserved = RESERVING_TPM - Number(served[0]?.response.headers.get('x-ratelimit-remaining-tokens'));
+    expect(reserved).toBeGreaterThan(400);
+    expect(reserved).toBeLessThan(420);
+    // Each was answered in a few dozen tokens: the rest of its reservation is back, so another one
+    // is served at once (without it, 180 tokens were left, and a minute refills 1,000).
+    const used = served.reduce((sum, s) => sum + (s.data.usage?.total_tokens ?? 0), 0);
+    expect(used).toBeLessThan(100);
+    gw.sim.configure({ latencyMs: 0 });
+    const next = await ask();
+    const left = Number(next.response.headers.get('x-ratelimit-remaining-tokens'));
+    const refilled = Math.ceil((Date.now() - started) / (60_000 / RESERVING_TPM));
+    expect(left).toBeGreaterThanOrEqual(RESERVING_TPM - used - reserved - 1);
+    expect(left).toBeLessThanOrEqual(RESERVING_TPM - used - reserved + refilled);
+  });
+
+  it("counts a Responses request's max_output_tokens and a Messages request's max_tokens at admission", async () => {
+    const responses = await gw.client({ apiKey: KEYS.responses }).responses.create({ model: 'gpt-4o-mini', input: 'hi', max_output_tokens: 300 }).withResponse();
+    const afterResponses = Number(responses.response.headers.get('x-ratelimit-remaining-tokens'));
+    expect(afterResponses).toBeLessThanOrEqual(RESERVING_TPM - 300);
+    expect(afterResponses).toBeGreaterThan(RESERVING_TPM - 320);
+    const messages = await fetch(`${gw.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': KEYS.messages, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 500, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(messages.status).toBe(200);
+    await messages.arrayBuffer();
+    const afterMessages = Number(messages.headers.get('x-ratelimit-remaining-tokens'));
+    expect(afterMessages).toBeLessThanOrEqual(RESERVING_TPM - 500);
+    expect(afterMessages).toBeGreaterThan(RESERVING_TPM - 520);
   });
 });

@@ -43,6 +43,73 @@ describe('access layer on a real Redis', () => {
     await Promise.all(stores.map((s) => s.close()));
   });
 
+  it("gives back a reservation's unused tokens in the script: the TAT moves back, never to before Redis's now", async () => {
+    const client = new Redis(redis.url);
+    const store = new RedisCounterStore(client, 'giveback:');
+    const tokens = (cost: number): CounterCharge => ({ key: 'key:k:tokens', limit: 1000, windowMs: 3_600_000, cost });
+    const reserved = await Promise.all([store.take([tokens(410)]), store.take([tokens(410)])]);
+    expect(reserved.map(([o]) => o?.allowed)).toEqual([true, true]);
+    expect((await store.take([tokens(410)]))[0]).toMatchObject({ allowed: false, remaining: 180 });
+    // Both answered in 30 tokens: 380 each come back, and the third fits.
+    await store.adjust([tokens(-380)]);
+    await store.adjust([tokens(-380)]);
+    expect((await store.take([tokens(410)]))[0]).toMatchObject({ allowed: true, remaining: 1000 - 30 - 30 - 410 });
+    // More than is charged: the limit is full, not fuller.
+    await store.adjust([tokens(-100_000)]);
+    const [[, tat], [, time]] = (await client.multi().get('giveback:{rl}:key:k:tokens').time().exec()) as [[null, string | null], [null, [string, string]]];
+    const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    // Set to the script's now, kept a second longer (or already expired: full all the same).
+    if (tat !== null) expect(now - Number(tat)).toBeGreaterThanOrEqual(0);
+    if (tat !== null) expect(now - Number(tat)).toBeLessThan(1000);
+    expect((await store.take([tokens(1000)]))[0]).toMatchObject({ allowed: true, remaining: 0 });
+    await store.close();
+  });
+
+  describe('token limits shared by two replicas', () => {
+    const KEY = 'sk-or-v1-reserving-int-key-0000000000000000';
+    const TPM = 1000;
+    let a: TestGateway;
+    let b: TestGateway;
+
+    beforeAll(async () => {
+      const shared = (doc: Record<string, unknown>): void => {
+        doc['access'] = {
+          ...(doc['access'] as object),
+          redis: { url: redis.url, keyPrefix: 'reserving:' },
+          keys: [{ id: 'reserving', hash: hashApiKey(DEV_HASH_SECRET, KEY), org: 'default', limits: { tpm: TPM } }],
+        };
+      };
+      [a, b] = await Promise.all([startTestGateway({ configure: shared }), startTestGateway({ configure: shared })]);
+    });
+    afterAll(async () => Promise.all([a?.close(), b?.close()]));
+
+    it('admits concurrent requests on both replicas only while their prompts and max_tokens fit, and keeps only what their answers used', async () => {
+      // Each answer takes a second: the six requests are in flight together.
+      for (const gw of [a, b]) gw.sim.configure({ latencyMs: 1_000 });
+      const body = { ...chat, max_tokens: 400 };
+      const statuses = await Promise.all(Array.from({ length: 6 }, (_, i) => post(`${(i % 2 ? b : a).baseURL}/chat/completions`, KEY, body)));
+      // About 410 tokens each: two fit in 1,000, whichever replica admitted them.
+      expect(statuses.filter((s) => s === 200)).toHaveLength(2);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(4);
+      // The two answered in a few dozen tokens: once settled, the limit holds those alone (less
+      // what has refilled since), not the 820 reserved.
+      const client = new Redis(redis.url);
+      try {
+        const charged = async (): Promise<number> => {
+          const [[, tat], [, time]] = (await client.multi().get('reserving:{rl}:rl:key:reserving:tokens').time().exec()) as [[null, string | null], [null, [string, string]]];
+          const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+          return Math.max(0, Number(tat ?? 0) - now) / (60_000 / TPM);
+        };
+        await waitFor(async () => ((await charged()) < 100 ? true : undefined), { timeoutMs: 5_000, intervalMs: 20, what: 'the unused reservations to be given back' });
+      } finally {
+        client.disconnect();
+      }
+      for (const gw of [a, b]) gw.sim.configure({ latencyMs: 0 });
+      expect(await post(`${b.baseURL}/chat/completions`, KEY, body)).toBe(200);
+      expect(await post(`${a.baseURL}/chat/completions`, KEY, body)).toBe(200);
+    });
+  });
+
   describe('two ingress replicas sharing it', () => {
     let a: TestGateway;
     let b: TestGateway;

@@ -203,6 +203,12 @@ export const accessSchema = strictObject({
   rateLimits: strictObject({
     /** What happens when Redis cannot be reached: `open` lets traffic through (and says so), `closed` refuses it. */
     failMode: z.enum(['open', 'closed']).default('open'),
+    /**
+     * Output tokens a request is assumed to get for its token limits when it asks for no maximum
+     * (`max_tokens` and the like) and its model has no `budgets.maxOutputTokens`; charged at most up
+     * to what the tightest token limit holds beside the prompt (docs/access.md).
+     */
+    defaultMaxOutputTokens: numeric(z.number().int().positive()).default(4_096),
     /** Default limits for every key, project, team and organisation that sets none. */
     key: limitsSchema.prefault({}),
     project: limitsSchema.prefault({}),

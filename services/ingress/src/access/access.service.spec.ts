@@ -4,10 +4,13 @@ import { AdminAuth } from '../admin/admin-auth';
 import { hashApiKey } from './api-key';
 import { auditQuery, keyListQuery, parseInput } from '../admin/admin-input';
 import { GatewayError } from '@openrouter/errors';
+import { messagesToChatBody, responsesToChatBody } from '@openrouter/openai-wire';
 import { MemoryAccessRepository, type AccessEvent } from './access.repository';
 import type { PublicApiKey } from './key-record';
 import { AccessService, type Actor, type KeyChange } from './access.service';
 import { MemoryCounterStore } from './counter.store';
+import { countPromptTokens } from './prompt-tokens';
+import { RateLimitedError } from './rate-limiter';
 import { ingressTestConfig } from '../test-config.testing';
 
 const SECRET = 'unit-test-secret-000';
@@ -285,5 +288,61 @@ describe('admin input', () => {
     expect(() => new AdminAuth(SECRET, [ops, scoped], undefined)).toThrow('the admin keys "ops" and "acme-fin" are the same key');
     expect(() => new AdminAuth(SECRET, [scoped], 'sk-or-admin-ops')).toThrow('the admin keys "acme-fin" and "dev-admin" are the same key');
     expect(new AdminAuth(SECRET, [ops], 'sk-or-admin-other').authenticate('sk-or-admin-ops')).toMatchObject({ id: 'ops' });
+  });
+});
+
+describe('AccessService token limits', () => {
+  const KEY = 'sk-or-v1-token-limits-unit-key-000000000000';
+  const tokenConfig = ingressTestConfig({
+    access: { keyHashSecret: SECRET, orgs: [{ id: 'acme' }], keys: [{ id: 'k', hash: hashApiKey(SECRET, KEY), org: 'acme', limits: { tpm: 1000 } }], rateLimits: { defaultMaxOutputTokens: 500 } },
+    budgets: { maxOutputTokens: { big: 16_384 } },
+  });
+  const messages = [{ role: 'user', content: 'hi' }];
+
+  async function service(): Promise<AccessService> {
+    const access = new AccessService(tokenConfig, new MemoryAccessRepository(), new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    return access;
+  }
+
+  it('counts the output a request asks for, in whichever API it asked', async () => {
+    const access = await service();
+    const demand = (body: Record<string, unknown>) => access.tokenDemand('m', body);
+    expect(demand({ model: 'm', messages, max_tokens: 300 })).toEqual({ prompt: countPromptTokens({ messages }), output: 300, outputAsked: true });
+    expect(demand({ model: 'm', messages, max_tokens: 300, max_completion_tokens: 200 })).toMatchObject({ output: 200, outputAsked: true });
+    // Every answer may be as long: n of them.
+    expect(demand({ model: 'm', messages, max_completion_tokens: 100, n: 3 })).toMatchObject({ output: 300, outputAsked: true });
+    // The Responses API's max_output_tokens and the Messages API's max_tokens, as their bodies reach the limits: translated.
+    expect(demand(responsesToChatBody({ model: 'm', input: 'hi', max_output_tokens: 250 }))).toMatchObject({ output: 250, outputAsked: true });
+    expect(demand(messagesToChatBody({ model: 'm', max_tokens: 700, messages }))).toMatchObject({ output: 700, outputAsked: true });
+    // A legacy completion asking for nothing gets OpenAI's 16, for each of its prompts.
+    expect(demand({ model: 'm', prompt: ['one', 'two'] })).toMatchObject({ output: 32, outputAsked: true });
+    expect(demand({ model: 'm', input: 'an embedding' })).toMatchObject({ output: 0 });
+  });
+
+  it("assumes the model's maximum output, else the configured default, for a request that asks for none", async () => {
+    const access = await service();
+    expect(access.tokenDemand('m', { model: 'm', messages })).toMatchObject({ output: 500, outputAsked: false });
+    expect(access.tokenDemand('big', { model: 'big', messages, n: 2 })).toMatchObject({ output: 32_768, outputAsked: false });
+    // A limit it may not ask for is refused with a 400 later; until then it counts as none.
+    expect(access.tokenDemand('m', { model: 'm', messages, max_tokens: -5 })).toMatchObject({ output: 500, outputAsked: false });
+    expect(access.tokenDemand('m', { model: 'm', messages, max_tokens: 2_000_000 })).toMatchObject({ output: 500, outputAsked: false });
+    expect(access.tokenDemand('constructor', { model: 'constructor', messages })).toMatchObject({ output: 500, outputAsked: false });
+    expect(tokenConfig.access.rateLimits.defaultMaxOutputTokens).toBe(500);
+    expect(ingressTestConfig().access.rateLimits.defaultMaxOutputTokens).toBe(4_096);
+  });
+
+  it('admits Messages requests on their max_tokens until the reservations exceed the key limit', async () => {
+    const access = await service();
+    const authenticated = await access.authenticate(KEY, 'req', {});
+    if (!authenticated) throw new Error('the key is configured');
+    const admit = () => access.admit(authenticated.record, authenticated.context, 'm', messagesToChatBody({ model: 'm', max_tokens: 400, messages }));
+    const admitted = [await admit(), await admit()];
+    await expect(admit()).rejects.toBeInstanceOf(RateLimitedError);
+    // One answered in 30 tokens, one failed: the unused part of both is back.
+    await admitted[0]?.settle(30);
+    await admitted[1]?.settle(0);
+    const third = await admit();
+    expect(Number(third.headers['x-ratelimit-remaining-tokens'])).toBe(1000 - 30 - (400 + countPromptTokens({ messages })));
   });
 });

@@ -3,6 +3,7 @@ import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Coalesced } from '@openrouter/service-runtime';
+import { askedOutputTokens, outputAnswers } from '../budgets/worst-case-cost';
 import type { AccessEvent, AccessRepository, AuditEntry } from './access.repository';
 import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
@@ -11,7 +12,7 @@ import { KeyDirectory } from './key-directory';
 import { matchesFilter, type KeyListFilter } from './key-index';
 import { publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
 import type { CounterStore } from './counter.store';
-import { RateLimiter, type Admission, type ApplicableLimit } from './rate-limiter';
+import { NO_TOKENS, RateLimiter, type Admission, type ApplicableLimit, type TokenDemand } from './rate-limiter';
 import { effectiveLimits, TenantDirectory, type TenantPlacement } from './tenant-directory';
 
 /** Who calls an admin operation: named in the audit log, and confined to its scope (org, project) if it has one. */
@@ -52,6 +53,10 @@ export class AccessService {
   readonly tenants: TenantDirectory;
   private readonly limiter: RateLimiter;
   private readonly defaults: GatewayConfig['access']['rateLimits'];
+  /** Per public model id, the most output tokens it produces (`budgets.maxOutputTokens`). */
+  private readonly modelMaxOutput: Readonly<Record<string, number>>;
+  /** The largest `max_tokens` the operator accepts (`access.requests.maxTokens`). */
+  private readonly maxAskedTokens: number;
 
   constructor(
     config: GatewayConfig,
@@ -67,6 +72,8 @@ export class AccessService {
     const extra: ApiKeyRecord[] = devKey ? [devRecord(hashApiKey(access.keyHashSecret, devKey), displayPrefix(devKey))] : [];
     this.keys = new KeyDirectory(access.keyHashSecret, access.keys, extra, repository, access.keyCacheMs);
     this.defaults = access.rateLimits;
+    this.modelMaxOutput = config.budgets.maxOutputTokens;
+    this.maxAskedTokens = access.requests.maxTokens;
     let lastWarning = 0;
     this.limiter = new RateLimiter(counters, access.rateLimits.failMode, (error) => {
       onStoreFailure();
@@ -168,18 +175,40 @@ export class AccessService {
     };
   }
 
-  /** Charges the request to every rate limit that applies; throws a 429 when one is exhausted. */
+  /**
+   * Charges the request to every rate limit that applies, its token limits with its prompt and the
+   * most output it may get (settled to the real count when it ends); throws a 429 when one is exhausted.
+   */
   async admit(record: ApiKeyRecord, context: routerv1.RequestContext, model: string, body: unknown): Promise<Admission> {
     const limits = this.applicableLimits(record, context, model);
-    const tokens = limits.some((l) => l.kind === 'tokens') ? countPromptTokens(body) : 0;
-    return this.limiter.admit(limits, tokens);
+    return this.limiter.admit(limits, limits.some((l) => l.kind === 'tokens') ? this.tokenDemand(model, body) : NO_TOKENS);
+  }
+
+  /**
+   * The tokens a request may spend: its prompt, and for each of its answers what it asks for at
+   * most (`askedOutputTokens`), else its model's `budgets.maxOutputTokens` (by the name it asks
+   * for), else `access.rateLimits.defaultMaxOutputTokens` — the budget reservation's notion of a
+   * request's output, with the rate limits' own default.
+   */
+  tokenDemand(model: string, body: unknown): TokenDemand {
+    const prompt = countPromptTokens(body);
+    // Not a JSON object: refused with a 400 once admitted, and given back.
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return { prompt, output: 0, outputAsked: true };
+    const request = body as Record<string, unknown>;
+    // A maximum above the operator's bound is refused with a 400 once admitted (and given back):
+    // until then it counts as none, so the request is not refused as too large in its place.
+    const stated = askedOutputTokens(request);
+    const asked = stated !== undefined && stated <= this.maxAskedTokens ? stated : undefined;
+    // Own entries only: a request naming `constructor` names no model.
+    const perAnswer = asked ?? (Object.hasOwn(this.modelMaxOutput, model) ? this.modelMaxOutput[model] : undefined) ?? this.defaults.defaultMaxOutputTokens;
+    return { prompt, output: perAnswer * outputAnswers(request), outputAsked: asked !== undefined };
   }
 
   /** Charges a request that reaches no provider (a token count) to its request limits only. */
   async admitRequest(record: ApiKeyRecord, context: routerv1.RequestContext, model: string): Promise<Admission> {
     return this.limiter.admit(
       this.applicableLimits(record, context, model).filter((l) => l.kind === 'requests'),
-      0,
+      NO_TOKENS,
     );
   }
 

@@ -4,10 +4,13 @@ import { displayPrefix, generateApiKey, hashApiKey, hashingKey, sameDigest } fro
 import { MemoryCounterStore } from './counter.store';
 import { KeyDirectory } from './key-directory';
 import type { ApiKeyRecord } from './key-record';
-import { formatDuration, RateLimitedError, RateLimiter, type ApplicableLimit } from './rate-limiter';
+import { formatDuration, RateLimitedError, RateLimiter, reservedTokens, type ApplicableLimit, type TokenDemand } from './rate-limiter';
 import { TenantDirectory } from './tenant-directory';
 
 const SECRET = 'unit-test-secret-000';
+
+/** A request whose only tokens are its prompt's. */
+const promptOnly = (prompt: number): TokenDemand => ({ prompt, output: 0, outputAsked: true });
 
 function issued(key: string, extra: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
   return {
@@ -127,7 +130,7 @@ describe('rate limiter', () => {
   it('reports the tightest limits in OpenAI headers and refuses with Retry-After', async () => {
     let now = 0;
     const limiter = new RateLimiter(new MemoryCounterStore(() => now), 'open', () => undefined);
-    const first = await limiter.admit(limits, 10);
+    const first = await limiter.admit(limits, promptOnly(10));
     expect(first.headers).toEqual({
       'x-ratelimit-limit-requests': '2',
       'x-ratelimit-remaining-requests': '1',
@@ -136,8 +139,8 @@ describe('rate limiter', () => {
       'x-ratelimit-remaining-tokens': '90',
       'x-ratelimit-reset-tokens': '6s',
     });
-    await limiter.admit(limits, 10);
-    const denied = await limiter.admit(limits, 10).catch((e: unknown) => e);
+    await limiter.admit(limits, promptOnly(10));
+    const denied = await limiter.admit(limits, promptOnly(10)).catch((e: unknown) => e);
     expect(denied).toBeInstanceOf(RateLimitedError);
     expect(denied).toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded', retryAfterMs: 30_000 });
     expect((denied as RateLimitedError).headers['x-ratelimit-remaining-requests']).toBe('0');
@@ -145,17 +148,17 @@ describe('rate limiter', () => {
     expect((denied as RateLimitedError).headers['x-ratelimit-remaining-tokens']).toBe('80');
     expect((denied as RateLimitedError).headers['x-ratelimit-reset-tokens']).toBe('12s');
     now = 30_000;
-    await expect(limiter.admit(limits, 10)).resolves.toBeDefined();
+    await expect(limiter.admit(limits, promptOnly(10))).resolves.toBeDefined();
   });
 
   it('refuses a request larger than a token limit as too large, without Retry-After and charging nothing', async () => {
     const store = new MemoryCounterStore(() => 0);
     const limiter = new RateLimiter(store, 'open', () => undefined);
-    const tooLarge = await limiter.admit(limits, 101).catch((e: unknown) => e);
+    const tooLarge = await limiter.admit(limits, promptOnly(101)).catch((e: unknown) => e);
     expect(tooLarge).toBeInstanceOf(RateLimitedError);
     expect(tooLarge).toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded', retryAfterMs: undefined, headers: { 'x-should-retry': 'false' } });
     expect((tooLarge as RateLimitedError).message).toMatch(/^Request too large for tokens per minute \(TPM\) on key k: Limit 100, Requested 101\./);
-    const next = await limiter.admit(limits, 100);
+    const next = await limiter.admit(limits, promptOnly(100));
     expect(next.headers['x-ratelimit-remaining-requests']).toBe('1');
     expect(next.headers['x-ratelimit-remaining-tokens']).toBe('0');
   });
@@ -163,31 +166,116 @@ describe('rate limiter', () => {
   it('corrects the token charge by the real usage', async () => {
     const limiter = new RateLimiter(new MemoryCounterStore(() => 0), 'open', () => undefined);
     const tokenOnly = limits.filter((l) => l.kind === 'tokens');
-    const admission = await limiter.admit(tokenOnly, 10);
+    const admission = await limiter.admit(tokenOnly, promptOnly(10));
     await admission.settle(60);
-    const next = await limiter.admit(tokenOnly, 10);
+    const next = await limiter.admit(tokenOnly, promptOnly(10));
     expect(next.headers['x-ratelimit-remaining-tokens']).toBe('30');
   });
 
   it('corrects the token charge once, whatever calls settle again', async () => {
     const limiter = new RateLimiter(new MemoryCounterStore(() => 0), 'open', () => undefined);
     const tokenOnly = limits.filter((l) => l.kind === 'tokens');
-    const admission = await limiter.admit(tokenOnly, 10);
+    const admission = await limiter.admit(tokenOnly, promptOnly(10));
     await Promise.all([admission.settle(60), admission.settle(60)]);
     await admission.settle(0);
-    const next = await limiter.admit(tokenOnly, 10);
+    const next = await limiter.admit(tokenOnly, promptOnly(10));
     expect(next.headers['x-ratelimit-remaining-tokens']).toBe('30');
   });
 
   it('follows the fail mode when the store fails', async () => {
     const broken = { take: () => Promise.reject(new Error('down')), adjust: () => Promise.reject(new Error('down')), close: async () => undefined };
     const failures: unknown[] = [];
-    await expect(new RateLimiter(broken, 'open', (e) => failures.push(e)).admit(limits, 1)).resolves.toMatchObject({ headers: {} });
+    await expect(new RateLimiter(broken, 'open', (e) => failures.push(e)).admit(limits, promptOnly(1))).resolves.toMatchObject({ headers: {} });
     expect(failures).toHaveLength(1);
-    await expect(new RateLimiter(broken, 'closed', () => undefined).admit(limits, 1)).rejects.toMatchObject({ kind: 'unavailable', code: 'rate_limiter_unavailable' });
+    await expect(new RateLimiter(broken, 'closed', () => undefined).admit(limits, promptOnly(1))).rejects.toMatchObject({ kind: 'unavailable', code: 'rate_limiter_unavailable' });
   });
 
   it('formats durations as OpenAI does', () => {
     expect([formatDuration(20), formatDuration(1500), formatDuration(360_000), formatDuration(61_250)]).toEqual(['20ms', '1.5s', '6m0s', '1m1.25s']);
+  });
+});
+
+describe('token reservations', () => {
+  const tpm = (perMinute: number, scope: ApplicableLimit['scope'] = 'key'): ApplicableLimit => ({ scope, id: scope === 'key' ? 'k' : 'o', kind: 'tokens', perMinute });
+  const asked = (prompt: number, output: number): TokenDemand => ({ prompt, output, outputAsked: true });
+  const assumed = (prompt: number, output: number): TokenDemand => ({ prompt, output, outputAsked: false });
+  const remaining = (admission: { headers: Record<string, string> }): number => Number(admission.headers['x-ratelimit-remaining-tokens']);
+
+  it('reserves the prompt and the output asked for whole, and an assumed output up to what the tightest limit holds beside the prompt', () => {
+    expect(reservedTokens([tpm(1000)], asked(10, 400))).toBe(410);
+    expect(reservedTokens([tpm(1000)], asked(10, 4000))).toBe(4010);
+    expect(reservedTokens([tpm(1000)], assumed(10, 400))).toBe(410);
+    expect(reservedTokens([tpm(1000), tpm(300, 'org')], assumed(10, 4096))).toBe(300);
+    // A prompt over the limit is reserved alone: it is too large by itself.
+    expect(reservedTokens([tpm(100)], assumed(150, 4096))).toBe(150);
+    expect(reservedTokens([], assumed(10, 4096))).toBe(4106);
+  });
+
+  it('refuses concurrent requests once their reservations of prompt and max output exceed the limit, and admits again once they settle small', async () => {
+    const limiter = new RateLimiter(new MemoryCounterStore(() => 0), 'open', () => undefined);
+    const limits = [tpm(1000)];
+    const first = await limiter.admit(limits, asked(10, 400));
+    const second = await limiter.admit(limits, asked(10, 400));
+    expect([remaining(first), remaining(second)]).toEqual([590, 180]);
+    const refused = await limiter.admit(limits, asked(10, 400)).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RateLimitedError);
+    expect(refused).toMatchObject({ code: 'rate_limit_exceeded', retryAfterMs: 230 * 60 });
+    expect((refused as RateLimitedError).message).toContain('limit 1000, remaining 180, requested 410');
+    // Small answers: 26 tokens each are charged, the rest of each reservation given back.
+    await first.settle(26);
+    await second.settle(26);
+    const third = await limiter.admit(limits, asked(10, 400));
+    expect(remaining(third)).toBe(1000 - 26 - 26 - 410);
+  });
+
+  it('refuses a request whose prompt and asked-for output exceed the limit as too large, but never for an output it did not ask for', async () => {
+    const limiter = new RateLimiter(new MemoryCounterStore(() => 0), 'open', () => undefined);
+    const tooLarge = await limiter.admit([tpm(1000)], asked(10, 1000)).catch((e: unknown) => e);
+    expect(tooLarge).toMatchObject({ retryAfterMs: undefined, headers: { 'x-should-retry': 'false' } });
+    expect((tooLarge as RateLimitedError).message).toMatch(/^Request too large for tokens per minute \(TPM\) on key k: Limit 1000, Requested 1010\./);
+    // Nothing was charged; a request with no maximum of its own holds the whole limit until it settles.
+    const unbounded = await limiter.admit([tpm(1000)], assumed(10, 4096));
+    expect(remaining(unbounded)).toBe(0);
+    await expect(limiter.admit([tpm(1000)], asked(10, 5))).rejects.toBeInstanceOf(RateLimitedError);
+    await unbounded.settle(40);
+    expect(remaining(await limiter.admit([tpm(1000)], asked(10, 5)))).toBe(1000 - 40 - 15);
+  });
+
+  it('gives the whole reservation back to a request that used nothing, to every token limit, once', async () => {
+    const limiter = new RateLimiter(new MemoryCounterStore(() => 0), 'open', () => undefined);
+    const limits = [tpm(1000), tpm(5000, 'org')];
+    const failed = await limiter.admit(limits, asked(10, 400));
+    await Promise.all([failed.settle(0), failed.settle(0)]);
+    await failed.settle(0);
+    const next = await limiter.admit([tpm(5000, 'org')], asked(10, 400));
+    expect(remaining(next)).toBe(5000 - 410);
+    expect(remaining(await limiter.admit([tpm(1000)], asked(0, 1000)))).toBe(0);
+  });
+
+  it('charges an answer longer than its reservation the difference', async () => {
+    const limiter = new RateLimiter(new MemoryCounterStore(() => 0), 'open', () => undefined);
+    const unbounded = await limiter.admit([tpm(1000)], assumed(100, 4096));
+    // 100 prompt tokens and 2,000 written: 1,100 more than the whole limit it reserved.
+    await unbounded.settle(2_100);
+    const refused = await limiter.admit([tpm(1000)], asked(1, 0)).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ retryAfterMs: 1_101 * 60 });
+  });
+
+  it('gives back no more than the limit holds: a refund after the limit refilled leaves it full, not fuller', async () => {
+    let now = 0;
+    const limiter = new RateLimiter(new MemoryCounterStore(() => now), 'open', () => undefined);
+    const slow = await limiter.admit([tpm(1000)], asked(10, 400));
+    now = 60_000;
+    await slow.settle(20);
+    expect(remaining(await limiter.admit([tpm(1000)], asked(10, 400)))).toBe(590);
+  });
+
+  it('follows the fail mode when the store fails, and a request admitted unlimited settles nothing', async () => {
+    let adjusted = 0;
+    const broken = { take: () => Promise.reject(new Error('down')), adjust: async () => void (adjusted += 1), close: async () => undefined };
+    const open = await new RateLimiter(broken, 'open', () => undefined).admit([tpm(1000)], asked(10, 400));
+    await open.settle(20);
+    expect(adjusted).toBe(0);
+    await expect(new RateLimiter(broken, 'closed', () => undefined).admit([tpm(1000)], asked(10, 400))).rejects.toMatchObject({ code: 'rate_limiter_unavailable' });
   });
 });

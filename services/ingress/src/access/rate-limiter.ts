@@ -14,10 +14,30 @@ export interface ApplicableLimit {
   perMinute: number;
 }
 
+/** The tokens a request may spend: what its token limits are charged when it is admitted. */
+export interface TokenDemand {
+  /** The prompt's estimate. */
+  prompt: number;
+  /** The most output tokens it may get, all its answers together. */
+  output: number;
+  /**
+   * Whether the request set that maximum itself (`max_tokens` and the like). A maximum it did not
+   * set is a default, reserved only up to what the tightest token limit holds beside the prompt:
+   * asking for no maximum never makes a request too large.
+   */
+  outputAsked: boolean;
+}
+
+/** A request that spends no tokens (or whose token limits do not apply). */
+export const NO_TOKENS: TokenDemand = { prompt: 0, output: 0, outputAsked: true };
+
 /** What was charged, so the token charge can be corrected once the real usage is known. */
 export interface Admission {
   headers: Record<string, string>;
-  /** Charges the difference between the real token count and the estimate; only the first call counts. */
+  /**
+   * Charges the difference between the real token count and what was reserved (a refund when it
+   * used less, the whole reservation back when it used nothing); only the first call counts.
+   */
   settle(actualTokens: number): Promise<void>;
 }
 
@@ -38,20 +58,22 @@ export class RateLimiter {
     private readonly onStoreFailure: (error: unknown) => void,
   ) {}
 
-  async admit(limits: readonly ApplicableLimit[], estimatedTokens: number): Promise<Admission> {
+  async admit(limits: readonly ApplicableLimit[], demand: TokenDemand): Promise<Admission> {
     if (limits.length === 0) return NOTHING;
+    const tokenLimits = limits.filter((l) => l.kind === 'tokens');
+    const reserved = reservedTokens(tokenLimits, demand);
     // More tokens than a limit admits in a whole window can never be served: waiting does not
     // help, so no Retry-After, and `x-should-retry: false` stops the SDKs' automatic retries.
-    const tooLarge = estimatedTokens > 0 ? limits.find((l) => l.kind === 'tokens' && estimatedTokens > l.perMinute) : undefined;
+    const tooLarge = reserved > 0 ? tokenLimits.find((l) => reserved > l.perMinute) : undefined;
     if (tooLarge) {
       throw new RateLimitedError(
-        `Request too large for tokens per minute (TPM) on ${tooLarge.scope} ${tooLarge.id}: Limit ${tooLarge.perMinute}, Requested ${estimatedTokens}. ` +
+        `Request too large for tokens per minute (TPM) on ${tooLarge.scope} ${tooLarge.id}: Limit ${tooLarge.perMinute}, Requested ${reserved}. ` +
           'The input or output tokens must be reduced in order to run successfully.',
         undefined,
         { 'x-should-retry': 'false' },
       );
     }
-    const charges = limits.map((l) => charge(l, l.kind === 'requests' ? 1 : estimatedTokens));
+    const charges = limits.map((l) => charge(l, l.kind === 'requests' ? 1 : reserved));
     let outcomes: GcraOutcome[];
     try {
       outcomes = await this.store.take(charges);
@@ -71,13 +93,12 @@ export class RateLimiter {
       const what = limit.kind === 'requests' ? 'requests per minute (RPM)' : 'tokens per minute (TPM)';
       throw new RateLimitedError(
         `Rate limit reached for ${what} on ${limit.scope} ${limit.id}: limit ${limit.perMinute}, remaining ${outcome.remaining}` +
-          (limit.kind === 'tokens' ? `, requested ${estimatedTokens}` : '') +
+          (limit.kind === 'tokens' ? `, requested ${reserved}` : '') +
           `. Please try again in ${formatDuration(outcome.retryAfterMs)}.`,
         retryAfterMs,
         headers,
       );
     }
-    const tokenLimits = limits.filter((l) => l.kind === 'tokens');
     let settled = false;
     return {
       headers,
@@ -85,7 +106,9 @@ export class RateLimiter {
         // A second correction would charge the difference again.
         if (settled) return;
         settled = true;
-        const delta = actualTokens - estimatedTokens;
+        // What the request did not use is given back: its limits' TATs move back by it, in the
+        // store's one script, never to before now (a limit refilled meanwhile is full, not fuller).
+        const delta = actualTokens - reserved;
         if (tokenLimits.length === 0 || delta === 0) return;
         try {
           await this.store.adjust(tokenLimits.map((l) => charge(l, delta)));
@@ -95,6 +118,18 @@ export class RateLimiter {
       },
     };
   }
+}
+
+/**
+ * What a request's token limits are charged at admission: its prompt and the most output it may
+ * get, as OpenAI counts `max_tokens` into its TPM limits; settled to the real count when it ends.
+ * An output maximum the request did not ask for (a default) is reserved only up to what the
+ * tightest token limit holds beside the prompt, so a request is never too large by a default alone.
+ */
+export function reservedTokens(tokenLimits: readonly ApplicableLimit[], demand: TokenDemand): number {
+  if (demand.outputAsked || tokenLimits.length === 0) return demand.prompt + demand.output;
+  const tightest = Math.min(...tokenLimits.map((l) => l.perMinute));
+  return demand.prompt + Math.min(demand.output, Math.max(0, tightest - demand.prompt));
 }
 
 /** A 429 that carries the rate-limit headers of the decision. */

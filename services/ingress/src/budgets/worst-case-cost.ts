@@ -123,12 +123,33 @@ export class WorstCasePricing {
    * request may not ask for (the handler refuses it with a 400) counts as none.
    */
   maxOutputTokens(models: readonly string[], body: Record<string, unknown>): number {
-    const asked = countWithin(body['max_completion_tokens'], REQUEST_BOUNDS.maxTokens) ?? countWithin(body['max_tokens'], REQUEST_BOUNDS.maxTokens);
+    const asked = askedOutputTokens(body);
     if (asked !== undefined) return asked;
-    if (body['prompt'] !== undefined && body['messages'] === undefined) return LEGACY_DEFAULT_MAX_TOKENS;
     const caps = models.map((m) => this.config.budgets.maxOutputTokens[m] ?? this.config.budgets.defaultMaxOutputTokens);
     return caps.length > 0 ? Math.max(...caps) : this.config.budgets.defaultMaxOutputTokens;
   }
+}
+
+/**
+ * Output tokens each answer of a request may have by its own asking: its `max_completion_tokens`,
+ * else its `max_tokens` (a Responses request's `max_output_tokens` and a Messages request's
+ * `max_tokens` arrive translated, as `max_completion_tokens`); a legacy completion that asks for
+ * nothing gets OpenAI's 16. Undefined when it asks for nothing, or for a limit it may not ask for
+ * (the handler refuses that with a 400). Budgets and rate limits both count a request's output by it.
+ */
+export function askedOutputTokens(body: Record<string, unknown>): number | undefined {
+  const asked = countWithin(body['max_completion_tokens'], REQUEST_BOUNDS.maxTokens) ?? countWithin(body['max_tokens'], REQUEST_BOUNDS.maxTokens);
+  if (asked !== undefined) return asked;
+  return body['prompt'] !== undefined && body['messages'] === undefined ? LEGACY_DEFAULT_MAX_TOKENS : undefined;
+}
+
+/**
+ * Answers a request gets output tokens for: `n` per provider call (a legacy completion makes one
+ * per prompt); none for an embeddings request.
+ */
+export function outputAnswers(body: Record<string, unknown>): number {
+  if (body['input'] !== undefined && body['messages'] === undefined && body['prompt'] === undefined) return 0;
+  return (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1) * providerCalls(body);
 }
 
 /** Padded prompt tokens of a request whose prompt goes out in `calls` provider calls (legacy prompts). */
