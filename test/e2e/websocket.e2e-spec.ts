@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
+import { SpanKind } from '@opentelemetry/api';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import WebSocket from 'ws';
 import { toMicros } from '@openrouter/budgets';
 import { hashApiKey } from '@openrouter/ingress';
@@ -37,12 +39,19 @@ class Client {
     });
   }
 
-  static open(url: string, options: { key?: string; protocolKey?: string; autoPong?: boolean }): Promise<Client> {
+  /** Opens a socket; a refused upgrade rejects with its status and (JSON) body. */
+  static open(url: string, options: { key?: string; protocolKey?: string; autoPong?: boolean; headers?: Record<string, string> }): Promise<Client> {
     const protocols = ['openrouter.v1', ...(options.protocolKey ? [`bearer.${options.protocolKey}`] : [])];
-    const socket = new WebSocket(url, protocols, { autoPong: options.autoPong ?? true, ...(options.key ? { headers: { authorization: `Bearer ${options.key}` } } : {}) });
+    const headers = { ...(options.key ? { authorization: `Bearer ${options.key}` } : {}), ...options.headers };
+    const socket = new WebSocket(url, protocols, { autoPong: options.autoPong ?? true, headers });
     return new Promise((resolve, reject) => {
       socket.once('open', () => resolve(new Client(socket)));
-      socket.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`refused ${res.statusCode}`), { status: res.statusCode })));
+      socket.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => reject(Object.assign(new Error(`refused ${res.statusCode}`), { status: res.statusCode, body: JSON.parse(body) as unknown })));
+      });
       socket.once('error', reject);
     });
   }
@@ -150,6 +159,30 @@ describe('WebSocket API', () => {
     await expect(Client.open(url, {})).rejects.toMatchObject({ status: 401 });
     await expect(Client.open(url, { key: 'sk-or-v1-wrong' })).rejects.toMatchObject({ status: 401 });
     await expect(Client.open(url, { protocolKey: 'sk-or-v1-wrong' })).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('takes the key in x-api-key (as Anthropic clients send it), judging an upgrade with both headers by Authorization alone, as HTTP does', async () => {
+    const client = await Client.open(url, { headers: { 'x-api-key': gw.apiKey } });
+    client.send({ type: 'chat.completions', id: 'k', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } });
+    await client.until((frames) => frames.some((f) => f.id === 'k' && f.type === 'completion'));
+    client.close();
+    // The Authorization header decides: its key opens the socket whatever x-api-key holds.
+    (await Client.open(url, { key: gw.apiKey, headers: { 'x-api-key': 'sk-or-v1-wrong' } })).close();
+    // Each refusal is the one HTTP gives the same headers: status and OpenAI's error body.
+    const refusals: Array<Record<string, string>> = [
+      { 'x-api-key': 'sk-or-v1-wrong' },
+      { authorization: 'Bearer sk-or-v1-wrong', 'x-api-key': gw.apiKey },
+      { authorization: 'Basic dXNlcjpwYXNz', 'x-api-key': gw.apiKey },
+    ];
+    for (const headers of refusals) {
+      const http = await fetch(`${gw.url}/v1/models`, { headers });
+      const refused = (await Client.open(url, { headers }).then(
+        () => undefined,
+        (error: unknown) => error,
+      )) as { status?: number; body?: unknown } | undefined;
+      expect(refused).toMatchObject({ status: http.status, body: await http.json() });
+      expect(refused?.status).toBe(401);
+    }
   });
 
   it('answers HTTP requests offering another upgrade (h2c, as curl --http2 does) as plain HTTP, on a connection that stays usable', async () => {
@@ -606,6 +639,82 @@ describe('WebSocket sockets after a pub/sub outage', () => {
       client.close();
     }
   }, 60_000);
+});
+
+describe('WebSocket tracing', () => {
+  let gw: TestGateway;
+  let url: string;
+  const exporter = new InMemorySpanExporter();
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      telemetry: { spanExporter: exporter },
+      configure: (doc) => {
+        doc['observability'] = { tracing: { enabled: true } };
+      },
+    });
+    url = `${gw.url.replace('http', 'ws')}/v1/ws`;
+  }, 120_000);
+  afterAll(async () => gw?.close());
+
+  it("makes each request on a socket a server span, child of the upgrade's traceparent and parent of the router's span", async () => {
+    const traceId = '5bf92f3577b34da6a3ce929d0e0e4737';
+    const parent = '10f067aa0ba902b8';
+    const client = await Client.open(url, { key: gw.apiKey, headers: { traceparent: `00-${traceId}-${parent}-01` } });
+    const messages = [{ role: 'user', content: 'hi' }];
+    client.send({ type: 'chat.completions', id: 'whole', body: { model: 'gpt-4o-mini', messages } });
+    client.send({ type: 'chat.completions', id: 'streamed', body: { model: 'gpt-4o-mini', stream: true, messages } });
+    client.send({ type: 'chat.completions', id: 'invalid', body: { model: 'gpt-4o-mini' } });
+    await client.until((frames) => frames.some((f) => f.id === 'whole' && f.type === 'completion') && frames.some((f) => f.id === 'streamed' && f.type === 'done') && frames.some((f) => f.id === 'invalid' && f.type === 'error'));
+    client.close();
+
+    const { requests, routers } = await waitFor(
+      () => {
+        const mine = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+        const requests = mine.filter((s) => s.name === 'WS /v1/ws chat.completions');
+        const routers = mine.filter((s) => s.name === 'openrouter.router.v1.RouterService/Chat');
+        return requests.length === 3 && routers.length === 2 ? { requests, routers } : undefined;
+      },
+      { what: 'the spans of the three requests and of their two router calls' },
+    );
+    const byId = new Map(requests.map((s) => [String(s.attributes['openrouter.request_id']).split(':').pop(), s]));
+    for (const span of requests) {
+      expect(span.kind).toBe(SpanKind.SERVER);
+      expect(span.parentSpanContext?.spanId).toBe(parent);
+    }
+    expect(byId.get('whole')?.attributes['http.response.status_code']).toBe(200);
+    expect(byId.get('streamed')?.attributes['http.response.status_code']).toBe(200);
+    expect(byId.get('invalid')?.attributes['http.response.status_code']).toBe(400);
+    // One chain per served request: client → its request span → router.
+    const served = [byId.get('whole'), byId.get('streamed')].map((s) => s?.spanContext().spanId);
+    expect(routers.map((s) => s.parentSpanContext?.spanId).sort()).toEqual(served.sort());
+    // Their usage events carry the request spans: the consumers' spans link to them.
+    const linked = await waitFor(
+      () => {
+        const links = exporter.getFinishedSpans().flatMap((s) => s.links.filter((l) => l.context.traceId === traceId).map((l) => l.context.spanId));
+        return served.every((id) => links.includes(id ?? '')) ? links : undefined;
+      },
+      { what: 'consumer spans linked to the request spans' },
+    );
+    expect(linked.length).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('starts a trace of its own for each request of a socket opened without a traceparent', async () => {
+    exporter.reset();
+    const client = await Client.open(url, { protocolKey: gw.apiKey });
+    for (const id of ['one', 'two']) client.send({ type: 'chat.completions', id, body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } });
+    await client.until((frames) => ['one', 'two'].every((id) => frames.some((f) => f.id === id && f.type === 'completion')));
+    client.close();
+    const requests = await waitFor(
+      () => {
+        const spans = exporter.getFinishedSpans().filter((s) => s.name === 'WS /v1/ws chat.completions');
+        return spans.length === 2 ? spans : undefined;
+      },
+      { what: 'the spans of both requests' },
+    );
+    for (const span of requests) expect(span.parentSpanContext).toBeUndefined();
+    expect(new Set(requests.map((s) => s.spanContext().traceId)).size).toBe(2);
+  });
 });
 
 /**

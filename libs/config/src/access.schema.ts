@@ -97,6 +97,19 @@ const sentinelNodes = z
   .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((n) => n.trim()).filter((n) => n !== ''))
   .pipe(z.array(sentinelNode));
 
+const DNS_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const DNS_NAME = new RegExp(`^(?=.{1,253}$)${DNS_LABEL}(?:\\.${DNS_LABEL})*$`);
+
+/**
+ * The name a TLS certificate is checked against (and sent as SNI) instead of the address
+ * connected to: sentinels hand out the data nodes' addresses, usually IP addresses, that their
+ * certificates do not carry. A DNS name, not an IP address (SNI carries none); empty: the address.
+ */
+const tlsServername = z
+  .string()
+  .refine((name) => name === '' || (DNS_NAME.test(name) && !/^[\d.]+$/.test(name)), 'is not a DNS name: write the name the certificate carries (e.g. redis.internal), not an address')
+  .optional();
+
 export const redisSentinelSchema = strictObject({
   /** The sentinels asked where the primary is; empty: no Sentinel, `url` is the server itself. */
   nodes: sentinelNodes.default([]),
@@ -105,6 +118,8 @@ export const redisSentinelSchema = strictObject({
   password: z.string().default(''),
   /** TLS to the sentinels (the system's CAs); TLS to the data nodes follows `url` (`rediss://`). */
   tls: flag.default(false),
+  /** With `tls`: the name the sentinels' certificates are checked against, when they do not carry the addresses in `nodes`. */
+  tlsServername,
 });
 export type RedisSentinelConfig = z.infer<typeof redisSentinelSchema>;
 
@@ -164,20 +179,35 @@ export const redisSchema = strictObject({
    */
   url: z.string().default(''),
   keyPrefix: z.string().default('or:'),
+  /**
+   * With TLS to the data nodes (`rediss://`): the name their certificates are checked against,
+   * when they do not carry the address connected to (with Sentinel, the address the sentinels give).
+   */
+  tlsServername,
   /** Absent, or without nodes: no Sentinel. */
   sentinel: redisSentinelSchema.optional(),
 })
   .superRefine((redis, ctx) => {
     const sentinel = (redis.sentinel?.nodes.length ?? 0) > 0;
+    // Whether the data nodes speak TLS; unknown for a URL that is refused (its own issue says why).
+    let tls: boolean | undefined = false;
     if (redis.url !== '') {
       const parsed = parseRedisUrl(redis.url, sentinel);
       if (!parsed.ok) ctx.addIssue({ code: 'custom', path: ['url'], message: parsed.problem });
+      tls = parsed.ok ? parsed.value.tls : undefined;
     } else if (sentinel) {
       ctx.addIssue({ code: 'custom', path: ['url'], message: `is empty, but access.redis.sentinel.nodes is set: name the primary as the sentinels know it, ${SENTINEL_URL_SHAPE}` });
     }
-    if (sentinel || !redis.sentinel) return;
-    const { username, password, tls } = redis.sentinel;
-    for (const [key, set] of [['username', username !== ''], ['password', password !== ''], ['tls', tls]] as const) {
+    if (redis.tlsServername && tls === false) {
+      ctx.addIssue({ code: 'custom', path: ['tlsServername'], message: 'applies with TLS to the data nodes only (an access.redis.url starting with rediss://)' });
+    }
+    if (!redis.sentinel) return;
+    if (sentinel && redis.sentinel.tlsServername && !redis.sentinel.tls) {
+      ctx.addIssue({ code: 'custom', path: ['sentinel', 'tlsServername'], message: 'applies with TLS to the sentinels only (access.redis.sentinel.tls)' });
+    }
+    if (sentinel) return;
+    const { username, password, tls: sentinelTls, tlsServername: sentinelServername } = redis.sentinel;
+    for (const [key, set] of [['username', username !== ''], ['password', password !== ''], ['tls', sentinelTls], ['tlsServername', Boolean(sentinelServername)]] as const) {
       if (set) ctx.addIssue({ code: 'custom', path: ['sentinel', key], message: 'applies with access.redis.sentinel.nodes only (no sentinel is named)' });
     }
   });

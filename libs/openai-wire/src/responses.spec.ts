@@ -92,6 +92,37 @@ describe('responsesToChatBody', () => {
     expect(responsesToChatBody({ model: 'm', input: 'x', tools: [weatherTool], tool_choice: choice })['tool_choice']).toBe(expected);
   });
 
+  describe("function tools are strict by default, as in OpenAI's Responses API", () => {
+    const loose = { type: 'object', properties: { city: { type: 'string' }, units: { type: 'string', enum: ['c', 'f'] } }, required: ['city'] };
+    const chatTool = (tool: Record<string, unknown>): unknown => (responsesToChatBody({ model: 'm', input: 'x', tools: [tool] })['tools'] as unknown[])[0];
+
+    it.each([
+      ['left out', {}],
+      ['null', { strict: null }],
+    ])('makes a tool whose strict is %s strict, its parameters normalized into strict mode as OpenAI does', (_case, strict) => {
+      const tool = chatTool({ type: 'function', name: 'get_weather', parameters: loose, ...strict });
+      // Every property required (an optional one becomes mandatory, not nullable), no other properties.
+      expect(tool).toEqual({ type: 'function', function: { name: 'get_weather', parameters: { ...loose, required: ['city', 'units'], additionalProperties: false }, strict: true } });
+      expect(parseChatRequest(responsesToChatBody({ model: 'm', input: 'x', tools: [{ type: 'function', name: 'get_weather', parameters: loose }] })).tools[0]?.function?.strict).toBe(true);
+      // The client's schema is not changed in place.
+      expect(loose).not.toHaveProperty('additionalProperties');
+    });
+
+    it('keeps an explicit strict, false or true, and the parameters as sent', () => {
+      expect(chatTool({ type: 'function', name: 'get_weather', parameters: loose, strict: false })).toEqual({ type: 'function', function: { name: 'get_weather', parameters: loose, strict: false } });
+      expect(chatTool({ type: 'function', name: 'get_weather', parameters: loose, strict: true })).toEqual({ type: 'function', function: { name: 'get_weather', parameters: loose, strict: true } });
+    });
+
+    it.each([
+      ['no parameters', undefined],
+      ['an open object', { type: 'object', properties: { tags: { type: 'object', additionalProperties: { type: 'string' } } } }],
+      ['a keyword strict mode does not take', { type: 'object', properties: { id: { oneOf: [{ type: 'string' }, { type: 'integer' }] } } }],
+    ])('leaves a tool with %s non-strict, as OpenAI falls back for a schema it cannot make strict', (_case, parameters) => {
+      const tool = { type: 'function', name: 'lookup', ...(parameters ? { parameters } : {}) };
+      expect(chatTool(tool)).toEqual({ type: 'function', function: { name: 'lookup', ...(parameters ? { parameters } : {}) } });
+    });
+  });
+
   it('maps json_object and leaves the default text format out', () => {
     expect(responsesToChatBody({ model: 'm', input: 'x', text: { format: { type: 'json_object' } } })['response_format']).toEqual({ type: 'json_object' });
     expect(responsesToChatBody({ model: 'm', input: 'x', text: { format: { type: 'text' } } })).not.toHaveProperty('response_format');
@@ -293,6 +324,21 @@ describe('toResponse', () => {
     });
     expect((r['output'] as Array<{ id: string }>)[0]?.id).toMatch(/^msg_/);
     expect(typeof r['completed_at']).toBe('number');
+  });
+
+  it('echoes function tools as they were applied: strict by default, with their parameters normalized, as OpenAI echoes them', () => {
+    const parameters = { type: 'object', properties: { city: { type: 'string' }, units: { type: 'string' } }, required: ['city'] };
+    const tools = [
+      { type: 'function', name: 'defaulted', parameters },
+      { type: 'function', name: 'loose', parameters, strict: false },
+      { type: 'function', name: 'open', parameters: { type: 'object', additionalProperties: true } },
+    ];
+    const r = toResponse(completion({ content: 'Hello!' }), 'gpt-4o-mini', { model: 'gpt-4o-mini', input: 'Hi', tools });
+    expect(r['tools']).toEqual([
+      { type: 'function', name: 'defaulted', description: null, parameters: { ...parameters, required: ['city', 'units'], additionalProperties: false }, strict: true },
+      { type: 'function', name: 'loose', description: null, parameters, strict: false },
+      { type: 'function', name: 'open', description: null, parameters: { type: 'object', additionalProperties: true }, strict: false },
+    ]);
   });
 
   it.each([

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { REQUEST_BOUNDS } from './chat-request';
 import { NO_REASONING, reasoningOf, thinkingBlock, type ThinkingBlock } from './reasoning';
+import { toStrictSchema } from './strict-schema';
 import { badRequest, isObject, type JsonObject, validate } from './validation';
 
 /**
@@ -347,9 +348,25 @@ function toChatTool(t: JsonObject & { type: string }, i: number): JsonObject {
   }
   const fn: JsonObject = { name: t['name'] };
   if (typeof t['description'] === 'string') fn['description'] = t['description'];
-  if (isObject(t['parameters'])) fn['parameters'] = t['parameters'];
-  if (typeof t['strict'] === 'boolean') fn['strict'] = t['strict'];
+  const { parameters, strict } = appliedStrictness(t);
+  if (parameters) fn['parameters'] = parameters;
+  // One the default leaves non-strict goes without `strict`: chat's own default is non-strict.
+  if (strict || typeof t['strict'] === 'boolean') fn['strict'] = strict;
   return { type: 'function', function: fn };
+}
+
+/**
+ * A function tool's `strict` and parameters as OpenAI's Responses API applies them: unlike a chat
+ * tool, one is strict by default. Without `strict` (or with `null`), its parameters are normalized
+ * into strict mode (`toStrictSchema`) and it is strict; when they cannot be, or it has none, it is
+ * not, as OpenAI falls back to non-strict calling. An explicit `strict` is kept, parameters as sent
+ * (a schema `strict: true` cannot take is refused by the provider, as OpenAI refuses it).
+ */
+function appliedStrictness(t: JsonObject): { parameters: JsonObject | undefined; strict: boolean } {
+  const parameters = isObject(t['parameters']) ? t['parameters'] : undefined;
+  if (typeof t['strict'] === 'boolean') return { parameters, strict: t['strict'] };
+  const strict = parameters && toStrictSchema(parameters);
+  return strict ? { parameters: strict, strict: true } : { parameters, strict: false };
 }
 
 function toChatToolChoice(c: NonNullable<ResponsesBody['tool_choice']>): unknown {
@@ -394,9 +411,11 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
+/** A function tool as it was applied (as OpenAI echoes it): its strictness and parameters after the default. */
 function echoTool(t: unknown): unknown {
   if (!isObject(t) || t['type'] !== 'function') return t;
-  return { type: 'function', name: t['name'], description: t['description'] ?? null, parameters: t['parameters'] ?? null, strict: t['strict'] ?? null };
+  const { parameters, strict } = appliedStrictness(t);
+  return { type: 'function', name: t['name'], description: t['description'] ?? null, parameters: parameters ?? null, strict };
 }
 
 type Status = 'in_progress' | 'completed' | 'incomplete' | 'failed';

@@ -1,3 +1,5 @@
+import { createServer, connect as connectTcp, type AddressInfo, type Server, type Socket } from 'node:net';
+import tls from 'node:tls';
 import { accessSchema } from '@openrouter/config';
 import { createRedisClient, hideCredentials, reconnectOnReadOnly, redisConnectionOptions } from './redis';
 
@@ -32,6 +34,18 @@ describe('redisConnectionOptions', () => {
     });
   });
 
+  it('checks each side\'s certificates against its configured name: the sentinels\' and the data nodes\' (the primary the sentinels give)', () => {
+    const options = redisConnectionOptions(
+      redisConfig({ url: 'rediss://:data-secret@gateway-primary', tlsServername: 'redis.internal', sentinel: { nodes: '10.0.0.1,10.0.0.2', tls: true, tlsServername: 'sentinel.internal' } }),
+    );
+    expect(options).toMatchObject({ sentinelTLS: { servername: 'sentinel.internal' }, tls: { servername: 'redis.internal' }, enableTLSForSentinelMode: true });
+    // One side named only: the other is checked against its address.
+    expect(redisConnectionOptions(redisConfig({ url: 'rediss://gateway-primary', tlsServername: 'redis.internal', sentinel: { nodes: 's1', tls: true } }))).toMatchObject({ sentinelTLS: {}, tls: { servername: 'redis.internal' } });
+    expect(redisConnectionOptions(redisConfig({ url: 'rediss://gateway-primary', sentinel: { nodes: 's1', tls: true, tlsServername: 'sentinel.internal' } }))).toMatchObject({ sentinelTLS: { servername: 'sentinel.internal' }, tls: {} });
+    // Without Sentinel, the server's.
+    expect(redisConnectionOptions(redisConfig({ url: 'rediss://10.0.0.5:6380', tlsServername: 'redis.internal' }))).toEqual({ host: '10.0.0.5', port: 6380, db: 0, tls: { servername: 'redis.internal' } });
+  });
+
   it('without TLS or passwords sets none, and sentinels without nodes are no Sentinel', () => {
     const options = redisConnectionOptions(redisConfig({ url: 'redis://gateway-primary', sentinel: { nodes: 's1' } }));
     expect(Object.keys(options).filter((k) => /tls|password|username/i.test(k))).toEqual([]);
@@ -43,6 +57,71 @@ describe('redisConnectionOptions', () => {
       /^access\.redis\.url has a port, but with access\.redis\.sentinel\.nodes set/,
     );
     expect(() => redisConnectionOptions({ url: 'http://:top-secret@primary' })).toThrow(expect.objectContaining({ message: expect.not.stringContaining('top-secret') }));
+  });
+});
+
+/**
+ * A sentinel that names `primary` as the address of every primary asked for, over plain TCP:
+ * TLS is taken out of the way (see below), only what ioredis asks of it matters.
+ */
+async function fakeSentinel(primary: { host: string; port: number }): Promise<Server> {
+  const bulk = (s: string): string => `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
+  const server = createServer((socket: Socket) => {
+    let pending = '';
+    socket.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('latin1');
+      // One command per RESP array of bulk strings: `*<n>` then `$<len>` and the argument, each on its line.
+      for (;;) {
+        const lines = pending.split('\r\n');
+        const count = Number(lines[0]?.slice(1));
+        if (!lines[0]?.startsWith('*') || lines.length < 2 * count + 2) return;
+        const args = lines.slice(1, 2 * count + 1).filter((_, i) => i % 2 === 1);
+        pending = lines.slice(2 * count + 1).join('\r\n');
+        const command = args.join(' ').toLowerCase();
+        if (command.startsWith('hello')) socket.write("-ERR unknown command 'HELLO'\r\n");
+        else if (command.startsWith('sentinel get-master-addr-by-name')) socket.write(`*2\r\n${bulk(primary.host)}${bulk(String(primary.port))}`);
+        else if (command.startsWith('sentinel')) socket.write('*0\r\n');
+        else socket.write('+OK\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+describe('Redis over TLS through Sentinel', () => {
+  it('checks the sentinels against their name and the primary they give against the data nodes\'', async () => {
+    // The primary's port: nothing listens there, so the connection to it ends at once.
+    const primary = { host: '127.0.0.1', port: 1 };
+    const sentinel = await fakeSentinel(primary);
+    const sentinelPort = (sentinel.address() as AddressInfo).port;
+    const connections: tls.ConnectionOptions[] = [];
+    // Every TLS connection ioredis opens is recorded, and made in plain TCP (no certificates here).
+    const connect = jest.spyOn(tls, 'connect').mockImplementation(((options: tls.ConnectionOptions) => {
+      connections.push(options);
+      const socket = connectTcp({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+      socket.once('connect', () => socket.emit('secureConnect'));
+      return socket;
+    }) as unknown as typeof tls.connect);
+    const client = createRedisClient(
+      redisConfig({ url: 'rediss://gateway-primary', tlsServername: 'redis.internal', sentinel: { nodes: `127.0.0.1:${sentinelPort}`, tls: true, tlsServername: 'sentinel.internal' } }),
+      { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null },
+    );
+    client.on('error', () => undefined);
+    try {
+      await client.connect().catch(() => undefined);
+      expect(connections).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ host: '127.0.0.1', port: sentinelPort, servername: 'sentinel.internal' }),
+          expect.objectContaining({ host: primary.host, port: primary.port, servername: 'redis.internal' }),
+        ]),
+      );
+      expect(connections.every((c) => c.servername === (c.port === sentinelPort ? 'sentinel.internal' : 'redis.internal'))).toBe(true);
+    } finally {
+      client.disconnect();
+      connect.mockRestore();
+      await new Promise((resolve) => sentinel.close(resolve));
+    }
   });
 });
 

@@ -1,8 +1,9 @@
+import type { ConnectionOptions } from 'node:tls';
 import { parseRedisUrl, type RedisConfig } from '@openrouter/config';
 import { Redis, type RedisOptions } from 'ioredis';
 
 /** Where Redis is: `access.redis` without the key prefix. No sentinel (or none named): `url` is the server. */
-export type RedisConnectionConfig = Pick<RedisConfig, 'url' | 'sentinel'>;
+export type RedisConnectionConfig = Pick<RedisConfig, 'url' | 'sentinel' | 'tlsServername'>;
 
 /**
  * How one connection behaves, chosen by its owner (fail fast, queue while away, pipelining…).
@@ -27,7 +28,9 @@ export function redisConnectionOptions(config: RedisConnectionConfig): RedisOpti
   if (!parsed.ok) throw new Error(`access.redis.url ${parsed.problem}`);
   const { host, port, username, password, db, tls } = parsed.value;
   const credentials: RedisOptions = { db, ...(username ? { username } : {}), ...(password ? { password } : {}) };
-  if (!sentinel) return { host, port: port ?? 6379, ...credentials, ...(tls ? { tls: {} } : {}) };
+  // With Sentinel, ioredis adds these to the address the sentinels give for every primary it connects to.
+  const dataTls = tlsOptions(config.tlsServername);
+  if (!sentinel) return { host, port: port ?? 6379, ...credentials, ...(tls ? { tls: dataTls } : {}) };
   return {
     sentinels: sentinel.nodes.map((node) => ({ host: node.host, port: node.port })),
     name: host,
@@ -35,13 +38,19 @@ export function redisConnectionOptions(config: RedisConnectionConfig): RedisOpti
     ...credentials,
     ...(sentinel.username ? { sentinelUsername: sentinel.username } : {}),
     ...(sentinel.password ? { sentinelPassword: sentinel.password } : {}),
-    ...(sentinel.tls ? { sentinelTLS: {} } : {}),
-    ...(tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+    // Every connection to a sentinel takes these, those of the failover detector and of sentinels found later included.
+    ...(sentinel.tls ? { sentinelTLS: tlsOptions(sentinel.tlsServername) } : {}),
+    ...(tls ? { tls: dataTls, enableTLSForSentinelMode: true } : {}),
     sentinelCommandTimeout: SENTINEL_COMMAND_TIMEOUT_MS,
     // Subscribed to the sentinels' +switch-master: a promotion moves the connection at once,
     // not at its next failed command.
     failoverDetector: true,
   };
+}
+
+/** Node's TLS options for one side: the name its certificates are checked against (and SNI), when it is not the address. */
+function tlsOptions(servername: string | undefined): ConnectionOptions {
+  return servername ? { servername } : {};
 }
 
 /**

@@ -1,9 +1,11 @@
-import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
+import { context as otelContext, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { Tracing, type Context, type Span } from '@openrouter/observability';
 import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { jsonTooDeep, tooDeep } from '@openrouter/service-runtime';
 import type { AccessService, KeyChange, TrafficAttributes } from '../access/access.service';
@@ -16,9 +18,10 @@ import { clientChunks, openChat, routeHeaders } from '../routes/chat.service';
 import { checkChatBounds, type RequestBounds } from '../routes/request-bounds';
 import type { BudgetReservation, BudgetService } from '../budgets/budget.service';
 import type { MeteredExchange, UsageRecorder, UsageTrack } from '../usage/usage-recorder';
-import { BEARER_PROTOCOL_PREFIX, clientFrameSchema, WS_PROTOCOL, type ServerFrame } from './ws-protocol';
+import { clientFrameSchema, WS_PROTOCOL, type ServerFrame } from './ws-protocol';
 import { Liveness, osQueuedBytes } from './ws-liveness';
 import { asksForWebSocket, handBackToHttp } from './upgrade-hand-back';
+import { upgradeKey } from './upgrade-key';
 
 const PATH = '/v1/ws';
 /** Close code for a socket whose key was revoked or expired (1008: policy violation). */
@@ -33,6 +36,8 @@ interface Connection {
   traffic: TrafficAttributes;
   record: ApiKeyRecord;
   context: routerv1.RequestContext;
+  /** The client's trace context, from the upgrade's `traceparent`/`tracestate` headers: the parent of every request's span. */
+  trace: UpgradeTrace;
   streams: Map<string, AbortController>;
   /** Resolves when the last frame sent has been handed to the network, or could not be. */
   lastWrite: Promise<void>;
@@ -76,6 +81,8 @@ export class WsGateway {
     private readonly budgets: BudgetService | undefined,
     /** HTTP's limits on a request body, for a frame: its size (a larger one closes the socket with 1009) and JSON depth. */
     private readonly limits: { bodyBytes: number; jsonDepth: number },
+    /** Each request on a socket is a server span, as each HTTP request is. */
+    private readonly tracing: Tracing = Tracing.disabled(),
   ) {
     this.server = new WebSocketServer({ noServer: true, maxPayload: limits.bodyBytes, handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false) });
     access.onKeyChange((change) => this.onKeyChange(change));
@@ -121,19 +128,18 @@ export class WsGateway {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     try {
-      const key = presentedKey(req);
-      if (!key) return refuse(socket, 401, 'Unauthorized', 'missing_api_key');
+      const key = upgradeKey(req.headers);
       const traffic = trafficAttributes(req.headers, undefined);
       const authenticated = await this.access.authenticate(key, randomUUID(), traffic);
-      if (!authenticated) return refuse(socket, 401, 'Unauthorized', 'invalid_api_key');
-      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, socket, key, traffic, authenticated.record, authenticated.context));
+      if (!authenticated) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
+      const upgradeTrace = traceOf(this.tracing, req);
+      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, socket, key, traffic, authenticated.record, authenticated.context, upgradeTrace));
     } catch (error) {
-      const e = asGatewayError(error);
-      refuse(socket, toOpenAIError(e).status, 'Unavailable', e.code);
+      refuse(socket, asGatewayError(error));
     }
   }
 
-  private serve(socket: WebSocket, transport: Duplex, key: string, traffic: TrafficAttributes, record: ApiKeyRecord, context: routerv1.RequestContext): void {
+  private serve(socket: WebSocket, transport: Duplex, key: string, traffic: TrafficAttributes, record: ApiKeyRecord, context: routerv1.RequestContext, upgradeTrace: UpgradeTrace): void {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const connection: Connection = {
       socket,
@@ -141,6 +147,7 @@ export class WsGateway {
       traffic,
       record,
       context,
+      trace: upgradeTrace,
       streams: new Map(),
       lastWrite: Promise.resolve(),
       closed,
@@ -194,16 +201,34 @@ export class WsGateway {
     }
     const controller = new AbortController();
     connection.streams.set(frame.id, controller);
+    const span = this.requestSpan(connection, frame.id);
+    // The status the request would have had over HTTP, for its span.
+    let status = 200;
     try {
-      if (!(await this.stillAuthorized(connection))) return this.cut(connection, frame.id);
-      await this.chat(connection, frame.id, frame.body, controller.signal);
+      await inSpan(span, connection.trace.parent, async () => {
+        if (await this.stillAuthorized(connection)) return this.chat(connection, frame.id, frame.body, controller.signal);
+        status = 401;
+        this.cut(connection, frame.id);
+      });
     } catch (error) {
-      if (!controller.signal.aborted) send(connection, errorFrame(frame.id, asGatewayError(error)));
-      else send(connection, { type: 'error', id: frame.id, status: 499, error: toOpenAIError(cancelled()).body });
+      const failure = toOpenAIError(controller.signal.aborted ? cancelled() : asGatewayError(error));
+      status = failure.status;
+      send(connection, { type: 'error', id: frame.id, status, error: failure.body });
     } finally {
+      endSpan(span, status);
       connection.streams.delete(frame.id);
       this.onRequestEnd?.();
     }
+  }
+
+  /**
+   * A server span for one request of a socket, as an HTTP request has: child of the client's trace
+   * context at the upgrade (its own trace without one). None when tracing is off.
+   */
+  private requestSpan(connection: Connection, id: string): Span | undefined {
+    if (!this.tracing.enabled) return undefined;
+    const attributes = { 'http.route': PATH, 'openrouter.request_id': requestIdOf(connection, id) };
+    return this.tracing.tracer.startSpan(`WS ${PATH} chat.completions`, { kind: SpanKind.SERVER, attributes }, connection.trace.parent);
   }
 
   /**
@@ -214,7 +239,9 @@ export class WsGateway {
     // The end user, as over HTTP: the upgrade's x-openrouter-user header, else each request's `user`.
     const user = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['user'] : undefined;
     const endUser = connection.traffic.endUser ?? (typeof user === 'string' ? user.slice(0, 256) : '');
-    const context = { ...connection.context, endUser, requestId: `${connection.context.requestId}:${id}`.slice(0, 200) };
+    const context = { ...connection.context, endUser, requestId: requestIdOf(connection, id) };
+    // The request's span (active here) when tracing is on, as over HTTP; else the client's own headers.
+    const traceHeaders = this.tracing.enabled ? this.tracing.headers() : connection.trace.headers;
     let reservation: BudgetReservation | undefined;
     let admission: Admission | undefined;
     let outcome = { cancelled: true, status: 499 };
@@ -231,7 +258,7 @@ export class WsGateway {
       context: () => context,
       budget: () => reservation,
       admission: () => admission,
-      traceHeaders: () => ({}),
+      traceHeaders: () => traceHeaders,
       onEnd: (listener) => void listeners.push(listener),
       outcome: () => outcome,
     };
@@ -347,21 +374,48 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-/** `Authorization: Bearer <key>`, or the `bearer.<key>` subprotocol browsers can send. */
-function presentedKey(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization;
-  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  if (match?.[1]) return match[1];
-  const protocols = String(req.headers['sec-websocket-protocol'] ?? '')
-    .split(',')
-    .map((p) => p.trim());
-  const bearer = protocols.find((p) => p.startsWith(BEARER_PROTOCOL_PREFIX));
-  return bearer ? bearer.slice(BEARER_PROTOCOL_PREFIX.length) : undefined;
+/** A refused upgrade, answered as HTTP answers the same error: its status, headers (`retry-after`) and OpenAI's error body. */
+function refuse(socket: Duplex, error: GatewayError): void {
+  const { status, headers, body } = toOpenAIError(error);
+  const text = JSON.stringify(body);
+  const lines = Object.entries({ ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), connection: 'close' }).map(([name, value]) => `${name}: ${value}\r\n`);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${lines.join('')}\r\n${text}`);
 }
 
-function refuse(socket: Duplex, status: number, reason: string, code?: string): void {
-  const body = JSON.stringify({ error: { message: reason, type: status === 401 ? 'authentication_error' : 'invalid_request_error', param: null, code: code ?? null } });
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+/** The client's trace context, read once from a socket's upgrade request. */
+interface UpgradeTrace {
+  /** The remote parent of the socket's request spans; the root context without one, or with tracing off. */
+  parent: Context;
+  /** Its `traceparent`/`tracestate` headers, carried on usage events when tracing is off (as an HTTP request's are). */
+  headers: Record<string, string>;
+}
+
+function traceOf(tracing: Tracing, req: IncomingMessage): UpgradeTrace {
+  const headers: Record<string, string> = {};
+  for (const name of ['traceparent', 'tracestate'] as const) {
+    const value = req.headers[name];
+    if (typeof value === 'string' && value.length <= 512) headers[name] = value;
+  }
+  return { parent: tracing.extract(headers), headers };
+}
+
+/** Runs `work` with `span` active (child calls, the router's included, are its children); just `work` without one. */
+function inSpan<T>(span: Span | undefined, parent: Context, work: () => Promise<T>): Promise<T> {
+  return span ? otelContext.with(trace.setSpan(parent, span), work) : work();
+}
+
+/** Ends a request's span as an HTTP request's ends: its status, an error from 500 on, and whether it was cancelled. */
+function endSpan(span: Span | undefined, status: number): void {
+  if (!span) return;
+  span.setAttribute('http.response.status_code', status);
+  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  if (status === 499) span.setAttribute('openrouter.cancelled', true);
+  span.end();
+}
+
+/** A request's id: the socket's (from its upgrade), then the client's id for the request. */
+function requestIdOf(connection: Connection, id: string): string {
+  return `${connection.context.requestId}:${id}`.slice(0, 200);
 }
 
 function errorFrame(id: string | null, error: GatewayError): ServerFrame {
