@@ -204,7 +204,8 @@ describe('WebSocket API', () => {
   });
 
   it('multiplexes two streams on one socket, authenticated the browser way', async () => {
-    gw.sim.configure({ tokensPerSecond: 200, completionTokens: 12 });
+    // Each stream takes ~400 ms: long enough that the second is under way before the first ends on a busy machine.
+    gw.sim.configure({ tokensPerSecond: 40, completionTokens: 16 });
     const client = await Client.open(url, { protocolKey: gw.apiKey });
     const body = (content: string) => ({ model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content }] });
     client.send({ type: 'chat.completions', id: 'a', body: body('first question') });
