@@ -21,19 +21,31 @@ const weather: Anthropic.Tool = {
   input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
 };
 
-/** The test gateway with a Claude model on the simulated Anthropic wire and a key limited to 2 requests a minute. */
+/**
+ * The test gateway with a Claude model on the simulated Anthropic wire, another on the simulated
+ * Bedrock (Converse) wire, and a key limited to 2 requests a minute.
+ */
 function startWithClaude(): Promise<TestGateway> {
   return startTestGateway({
     configure: (doc) => {
       const url = String((doc['providers'] as { simulated: { baseUrl: string } }).simulated.baseUrl).replace(/\/v1$/, '');
       const profile = SIMULATED_PROVIDERS.anthropic;
       (doc['providers'] as Record<string, unknown>)['sim-anthropic'] = profile.config(url, SIM_KEY);
-      (doc['models'] as Array<Record<string, unknown>>).push({
-        id: 'claude-chat',
-        capabilities: ['chat', 'tools', 'vision', 'json_object', 'json_schema'],
-        pricing: { input: '1', output: '2' },
-        deployments: [{ id: 'sim-anthropic-chat', provider: 'sim-anthropic', model: profile.chatModel }],
-      });
+      (doc['providers'] as Record<string, unknown>)['sim-bedrock'] = SIMULATED_PROVIDERS.bedrock.config(url, SIM_KEY);
+      (doc['models'] as Array<Record<string, unknown>>).push(
+        {
+          id: 'claude-chat',
+          capabilities: ['chat', 'tools', 'vision', 'json_object', 'json_schema'],
+          pricing: { input: '1', output: '2' },
+          deployments: [{ id: 'sim-anthropic-chat', provider: 'sim-anthropic', model: profile.chatModel }],
+        },
+        {
+          id: 'bedrock-claude',
+          capabilities: ['chat', 'tools'],
+          pricing: { input: '1', output: '2' },
+          deployments: [{ id: 'sim-bedrock-chat', provider: 'sim-bedrock', model: SIMULATED_PROVIDERS.bedrock.chatModel }],
+        },
+      );
       doc['access'] = {
         keyHashSecret: SECRET,
         admin: { devKey: TEST_ADMIN_KEY },
@@ -156,6 +168,53 @@ describe('the Messages API through the gateway', () => {
     expect(chatUpstream().max_completion_tokens).toBe(4);
   });
 
+  describe('stop sequences', () => {
+    /** The answer the model gives with no stop sequence, and a word from its middle to stop at. */
+    async function wordOf(model: string, content: string): Promise<{ full: string; word: string }> {
+      const full = textOf(await client.messages.create({ model, max_tokens: 64, messages: [{ role: 'user', content }] }));
+      const word = full.split(' ')[3];
+      if (!word) throw new Error(`the answer is too short to stop in: ${full}`);
+      return { full, word };
+    }
+
+    it.each([
+      ['claude-chat', 'Anthropic'],
+      ['bedrock-claude', 'Bedrock'],
+    ])('answers %s (%s) that stopped at a stop sequence with stop_reason stop_sequence and the sequence, whole and streamed', async (model) => {
+      const { full, word } = await wordOf(model, 'Tell me about the river');
+      const stop_sequences = ['NEVER-IN-THE-ANSWER', word];
+      const message = await client.messages.create({ model, max_tokens: 64, stop_sequences, messages: [{ role: 'user', content: 'Tell me about the river' }] });
+      expect(message).toMatchObject({ stop_reason: 'stop_sequence', stop_sequence: word });
+      expect(full.startsWith(textOf(message))).toBe(true);
+      expect(full.length).toBeGreaterThan(textOf(message).length);
+
+      const stream = client.messages.stream({ model, max_tokens: 64, stop_sequences, messages: [{ role: 'user', content: 'Tell me about the river' }] });
+      const deltas: unknown[] = [];
+      stream.on('streamEvent', (event) => {
+        if (event.type === 'message_delta') deltas.push(event.delta);
+      });
+      const final = await stream.finalMessage();
+      expect(deltas).toEqual([{ stop_reason: 'stop_sequence', stop_sequence: word }]);
+      expect(final).toMatchObject({ stop_reason: 'stop_sequence', stop_sequence: word });
+      expect(textOf(final)).toBe(textOf(message));
+    });
+
+    it('asks Claude on Bedrock for the sequence that matched, which Converse does not otherwise name', async () => {
+      const { word } = await wordOf('bedrock-claude', 'Weather?');
+      await client.messages.create({ model: 'bedrock-claude', max_tokens: 64, stop_sequences: [word], messages: [{ role: 'user', content: 'Weather?' }] });
+      expect(upstream<Record<string, unknown>>()).toMatchObject({ inferenceConfig: { stopSequences: [word] }, additionalModelResponseFieldPaths: ['/stop_sequence'] });
+    });
+
+    it("ends an OpenAI-family answer's turn (end_turn, no sequence): the provider does not say whether a stop sequence ended it", async () => {
+      const { full, word } = await wordOf('gpt-4o-mini', 'Tell me about the river');
+      // Even with a single stop sequence: the answer may have ended at its natural end, and the sequence is not in the text.
+      const message = await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 64, stop_sequences: [word], messages: [{ role: 'user', content: 'Tell me about the river' }] });
+      expect(chatUpstream()).toMatchObject({ stop: [word] });
+      expect(full.length).toBeGreaterThan(textOf(message).length);
+      expect(message).toMatchObject({ stop_reason: 'end_turn', stop_sequence: null });
+    });
+  });
+
   it('streams with client.messages.stream: events in order, text deltas and finalMessage()', async () => {
     const stream = client.messages.stream({ model: 'gpt-4o-mini', max_tokens: 256, messages: [{ role: 'user', content: 'Stream please' }] });
     const types: string[] = [];
@@ -276,6 +335,54 @@ describe('the Messages API through the gateway', () => {
     expect(message.usage.input_tokens).toBeGreaterThan(0);
   });
 
+  it('carries cache_control on a tool definition, a tool_result block and a PDF document to a Claude provider', async () => {
+    const ephemeral = { type: 'ephemeral' } as const;
+    const hour = { type: 'ephemeral', ttl: '1h' } as const;
+    const pdf = Buffer.from('%PDF-1.4 simulated').toString('base64');
+    const message = await client.messages.create({
+      model: 'claude-chat',
+      max_tokens: 64,
+      tools: [{ ...weather, cache_control: hour }],
+      messages: [
+        { role: 'user', content: 'Weather in Oslo?' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 'toolu_1', content: '4 °C', cache_control: ephemeral },
+            { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: pdf }, title: 'forecast.pdf', cache_control: ephemeral },
+            { type: 'text', text: 'And the forecast?' },
+          ],
+        },
+      ],
+    });
+    expect(textOf(message).length).toBeGreaterThan(0);
+    const sent = upstream<{ tools: unknown[]; messages: Array<{ role: string; content: unknown }> }>();
+    expect(sent.tools).toEqual([{ name: 'get_weather', description: weather.description, input_schema: weather.input_schema, cache_control: hour }]);
+    expect(sent.messages[2]).toEqual({
+      role: 'user',
+      content: [
+        { type: 'tool_result', tool_use_id: 'toolu_1', content: '4 °C', cache_control: ephemeral },
+        { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: pdf }, title: 'forecast.pdf', cache_control: ephemeral },
+        { type: 'text', text: 'And the forecast?' },
+      ],
+    });
+
+    // The request's own cache_control lands on a last tool_result block, as Anthropic puts it.
+    await client.messages.create({
+      model: 'claude-chat',
+      max_tokens: 64,
+      tools: [weather],
+      cache_control: ephemeral,
+      messages: [
+        { role: 'user', content: 'Weather in Oslo?' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '4 °C' }] },
+      ],
+    } as Anthropic.MessageCreateParamsNonStreaming);
+    expect(anthropicUpstream().messages.at(-1)?.content).toEqual([{ type: 'tool_result', tool_use_id: 'toolu_1', content: '4 °C', cache_control: ephemeral }]);
+  });
+
   it("refuses a malformed block in a tool result's content with BadRequestError naming its path, calling no provider", async () => {
     const before = gw.sim.requests().length;
     const bad = await rejectionOf(() =>
@@ -394,6 +501,12 @@ describe('the Messages API through the gateway', () => {
 
       const unknown = await rejectionOf(() => client.messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }], frequency_penalty: 1 } as Anthropic.MessageCreateParamsNonStreaming));
       expect(unknown.message).toContain("Unknown parameter: 'frequency_penalty'");
+
+      // Anthropic's request to fill the prompt cache without an answer: refused by name, with what to send instead.
+      const prewarm = await rejectionOf(() => client.messages.create({ model: 'claude-chat', max_tokens: 0, messages: [{ role: 'user', content: 'hi' }] }));
+      expect(prewarm).toBeInstanceOf(BadRequestError);
+      expect(prewarm.error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('max_tokens: 0') as unknown } });
+      expect(prewarm.message).toContain('max_tokens: 1');
 
       const tooMany = await rejectionOf(() => client.messages.create({ model: 'gpt-4o-mini', max_tokens: 10_000_000, messages: [{ role: 'user', content: 'hi' }] }));
       expect(tooMany).toBeInstanceOf(BadRequestError);

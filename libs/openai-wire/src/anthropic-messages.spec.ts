@@ -12,7 +12,7 @@ import {
   TOOL_ERROR,
   type AnthropicStreamEvent,
 } from './anthropic-messages';
-import { parseChatRequest } from './chat-request';
+import { parseChatRequest, toOpenAIChatBody } from './chat-request';
 import { errorOf } from './gateway-error.testing';
 
 const usage = (p: number, c: number, extra: Partial<chatv1.Usage> = {}): chatv1.Usage => ({
@@ -63,7 +63,7 @@ describe('messagesToChatBody', () => {
         { role: 'user', content: [{ type: 'text', text: 'Hi', cache_control: { type: 'ephemeral', ttl: '1h' } }] },
       ],
       tools: [
-        { type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.input_schema, strict: true } },
+        { type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.input_schema, strict: true }, cache_control: { type: 'ephemeral' } },
         { type: 'function', function: { name: 'noop', parameters: { type: 'object' } } },
       ],
       tool_choice: 'required',
@@ -117,7 +117,7 @@ describe('messagesToChatBody', () => {
         content: [
           { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
           { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg' } },
-          { type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0x', filename: 'report.pdf' } },
+          { type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0x', filename: 'report.pdf' }, cache_control: { type: 'ephemeral' } },
           { type: 'text', text: 'Plain notes.' },
           { type: 'text', text: 'A\n\nB' },
           { type: 'text', text: 'What are these?' },
@@ -250,6 +250,15 @@ describe('messagesToChatBody', () => {
       expect(error.message).toContain(param);
     });
 
+    it('refuses max_tokens 0 (filling the prompt cache without an answer) by name, saying what to send instead', () => {
+      const error = errorOf(() => messagesToChatBody({ ...base, max_tokens: 0, messages }));
+      expect(error).toMatchObject({ kind: 'bad_request', param: 'max_tokens', code: 'unsupported_parameter' });
+      expect(error.message).toContain('max_tokens: 0');
+      expect(error.message).toContain('max_tokens: 1');
+      // Below 0 is malformed, as before.
+      expect(errorOf(() => messagesToChatBody({ ...base, max_tokens: -1, messages }))).toMatchObject({ param: 'max_tokens', code: 'invalid_value' });
+    });
+
     it("says why Anthropic's own tools are refused", () => {
       const error = errorOf(() => messagesToChatBody({ ...base, messages, tools: [{ type: 'web_search_20250305', name: 'web_search' }] }));
       expect(error.message).toMatch(/'web_search_20250305' \('web_search'\) is one of Anthropic's own tools/);
@@ -358,7 +367,7 @@ describe('prompt caching (cache_control)', () => {
     expect(parsed.messages[3]?.parts?.parts[0]?.rawJson).toBe(JSON.stringify({ type: 'text', text: 'Sure?', cache_control: ephemeral }));
   });
 
-  it("carries it on the blocks of a tool result's content; not where the chat path has no place for it", () => {
+  it("carries it on a tool definition, a tool result and the blocks of its content, and a PDF; not on a tool_use block", () => {
     const chat = messagesToChatBody({
       ...base,
       tools: [{ ...weather, cache_control: ephemeral }],
@@ -375,14 +384,36 @@ describe('prompt caching (cache_control)', () => {
         },
       ],
     });
-    expect(chat['tools']).toEqual([{ type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.input_schema } }]);
+    // Beside `function` on the tool, on the tool message itself, on the PDF's file part: where the Claude adapters read it.
+    expect(chat['tools']).toEqual([{ type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.input_schema }, cache_control: ephemeral }]);
     expect(chat['messages']).toEqual([
       { role: 'user', content: 'Weather?' },
+      // The chat path's tool calls have no place for it.
       { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] },
       { role: 'tool', tool_call_id: 't1', content: [{ type: 'text', text: '4 °C', cache_control: ephemeral }] },
-      { role: 'tool', tool_call_id: 't1', content: 'again' },
-      { role: 'user', content: [{ type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0x' } }] },
+      { role: 'tool', tool_call_id: 't1', content: 'again', cache_control: ephemeral },
+      { role: 'user', content: [{ type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0x' }, cache_control: ephemeral }] },
     ]);
+    // The chat path keeps each as extra JSON (the tool's, the message's, the part's), which the Anthropic adapter reads.
+    const parsed = parseChatRequest(chat);
+    expect(parsed.tools[0]?.function?.name).toBe('get_weather');
+    expect(JSON.parse(parsed.tools[0]?.rawJson ?? '{}')).toMatchObject({ cache_control: ephemeral });
+    expect(JSON.parse(parsed.messages[3]?.extraJson ?? '{}')).toEqual({ cache_control: ephemeral });
+    expect(JSON.parse(parsed.messages[4]?.parts?.parts[0]?.rawJson ?? '{}')).toMatchObject({ type: 'file', cache_control: ephemeral });
+  });
+
+  it('leaves it out for providers that drop cache_control, wherever it was carried', () => {
+    const chat = messagesToChatBody({
+      ...base,
+      tools: [{ ...weather, cache_control: ephemeral }],
+      messages: [
+        { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'get_weather', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: '4 °C', cache_control: ephemeral }, { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0x' }, cache_control: ephemeral }] },
+      ],
+    });
+    const body = toOpenAIChatBody(parseChatRequest(chat), 'gpt-x', { dropParams: ['cache_control'] });
+    expect(JSON.stringify(body)).not.toContain('cache_control');
+    expect(body['tools']).toEqual([{ type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.input_schema } }]);
   });
 
   it("puts the request's cache_control on its last block, as Anthropic does, where the chat path can carry it", () => {
@@ -391,9 +422,14 @@ describe('prompt caching (cache_control)', () => {
     expect(messagesToChatBody({ ...base, cache_control: hour, messages: [{ role: 'user', content: [{ type: 'text', text: 'A' }, { type: 'text', text: 'B', cache_control: own }] }] })['messages']).toEqual([
       { role: 'user', content: [{ type: 'text', text: 'A' }, { type: 'text', text: 'B', cache_control: own }] },
     ]);
-    // A last block that cannot carry it (a tool result) leaves it out.
-    const last = messagesToChatBody({ ...base, cache_control: ephemeral, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'x' }] }] });
-    expect(last['messages']).toEqual([{ role: 'tool', tool_call_id: 't1', content: 'x' }]);
+    // A last tool result carries it on its tool message; a last tool_use block, which the chat path cannot mark, leaves it out.
+    const result = messagesToChatBody({ ...base, cache_control: ephemeral, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'x' }] }] });
+    expect(result['messages']).toEqual([{ role: 'tool', tool_call_id: 't1', content: 'x', cache_control: ephemeral }]);
+    const use = messagesToChatBody({ ...base, cache_control: ephemeral, messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: {} }] }] });
+    expect(use['messages']).toEqual([
+      { role: 'user', content: 'x' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+    ]);
   });
 
   it('refuses a cache_control that is not an object, naming its path', () => {
@@ -584,6 +620,17 @@ describe('toAnthropicMessage', () => {
     expect(toAnthropicMessage(completion({ content: 'x', toolCalls: calls }, finish), 'm')['stop_reason']).toBe(stop);
   });
 
+  it('stops on the stop sequence the provider says ended the answer, and names it', () => {
+    const stopped = completion({ content: 'Once upon' }, 'stop');
+    const named = { ...stopped, choices: stopped.choices.map((c) => ({ ...c, stopSequence: 'END' })) };
+    expect(toAnthropicMessage(named, 'm')).toMatchObject({ stop_reason: 'stop_sequence', stop_sequence: 'END' });
+    // A chat answer that does not say (OpenAI's family) ended its turn, whatever stop sequences were asked.
+    expect(toAnthropicMessage(stopped, 'm')).toMatchObject({ stop_reason: 'end_turn', stop_sequence: null });
+    // An answer that calls tools stops for them.
+    const calling = completion({ toolCalls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, 'stop');
+    expect(toAnthropicMessage({ ...calling, choices: calling.choices.map((c) => ({ ...c, stopSequence: 'END' })) }, 'm')).toMatchObject({ stop_reason: 'tool_use', stop_sequence: null });
+  });
+
   it('counts the cached prompt apart from input_tokens, as Anthropic does', () => {
     expect(toAnthropicMessage(completion({ content: 'x' }, 'stop', usage(1000, 5, { cachedReadTokens: 600, cacheWriteTokens: 300 })), 'm')['usage']).toEqual({
       input_tokens: 100,
@@ -686,6 +733,13 @@ describe('AnthropicStream', () => {
   it('ends a cut answer with max_tokens, and takes the final usage it is given', () => {
     const events = run([chunk({ content: 'Once upon' }), chunk({}, 'length')], usage(7, 4, { cachedReadTokens: 2 }));
     expect(events.at(-2)).toEqual({ type: 'message_delta', delta: { stop_reason: 'max_tokens', stop_sequence: null }, usage: { input_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 2, output_tokens: 4 } });
+  });
+
+  it('ends with stop_reason stop_sequence and the sequence when the finishing chunk names it', () => {
+    const finish = chunk({}, 'stop');
+    const named = { ...finish, choices: finish.choices.map((c) => ({ ...c, stopSequence: '\n\nHuman:' })) };
+    expect(run([chunk({ content: 'Done' }), named]).at(-2)).toMatchObject({ type: 'message_delta', delta: { stop_reason: 'stop_sequence', stop_sequence: '\n\nHuman:' } });
+    expect(run([chunk({ content: 'Done' }), finish]).at(-2)).toMatchObject({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null } });
   });
 
   it('fails with an error event in Anthropic shape', () => {

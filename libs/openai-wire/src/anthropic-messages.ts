@@ -164,7 +164,8 @@ const shared = {
 
 const messagesBody = z.strictObject({
   ...shared,
-  max_tokens: z.int().min(1).max(REQUEST_BOUNDS.maxTokens),
+  // 0 is Anthropic's request to fill the prompt cache without answering: known, and refused by name.
+  max_tokens: z.int().min(0).max(REQUEST_BOUNDS.maxTokens),
   stop_sequences: z.array(z.string()).nullish(),
   temperature: z.number().min(0).max(1).nullish(),
   top_p: z.number().min(0).max(1).nullish(),
@@ -213,6 +214,14 @@ function refuseUnsupported(b: CountTokensBody): void {
  */
 export function messagesToChatBody(body: unknown): JsonObject {
   const b = validate(messagesBody, body);
+  if (b.max_tokens === 0) {
+    // Only Anthropic's own API writes the cache without answering; the router may pick any provider (docs/anthropic-messages.md#refused).
+    throw badRequest(
+      "max_tokens: 0 (filling the prompt cache without an answer) is not supported by this gateway: the request may be served by a provider that cannot do it. Send max_tokens: 1 to write the cache with an answer of at most one token.",
+      'max_tokens',
+      'unsupported_parameter',
+    );
+  }
   if (b.compaction != null) unsupported('compaction', "a compaction request is answered with a summary block by Anthropic's platform; summarise the conversation with an ordinary request");
   if (b.thread != null) unsupported('thread', 'conversations are not held here; send the whole conversation in messages');
   // As Anthropic's API: the thinking budget is part of the output limit, so it must leave room for the answer.
@@ -286,8 +295,9 @@ function withLastBlockCached(messages: Message[], cacheControl: JsonObject): Mes
 }
 
 /**
- * `part` with the block's `cache_control`: the chat path keeps a text or image part with it as its
- * JSON and the Claude adapters send it on that block (docs/providers/anthropic.md); others drop it.
+ * `part` (a content part, a tool, a tool message) with the block's `cache_control`: the chat path
+ * keeps it as an extra key and the Claude adapters send it on the block it came from
+ * (docs/providers/anthropic.md); others drop it.
  */
 function cached(part: JsonObject, b: Readonly<Record<string, unknown>>): JsonObject {
   const cacheControl = b['cache_control'];
@@ -353,11 +363,9 @@ function userPart(b: Block, param: string, role = 'user'): JsonObject {
       return cached({ type: 'text', text: b['text'] }, b);
     case 'image':
       return cached(imagePart(b['source'] as JsonObject & { type: string }, `${param}.source`), b);
-    case 'document': {
-      const part = documentPart(b, param);
-      // A PDF's file part cannot carry it: the Claude adapters send the document without it.
-      return part['type'] === 'file' ? part : cached(part, b);
-    }
+    case 'document':
+      // A PDF's `file` part carries it as a text part does: the Claude adapters send it on the document block.
+      return cached(documentPart(b, param), b);
   }
   return refuseBlock(b, param, role);
 }
@@ -402,7 +410,11 @@ function documentPart(b: Block, param: string): JsonObject {
   return invalid(`${param}.source.type`, `expected 'base64', 'text' or 'content', but got '${source.type}' instead`);
 }
 
-/** A tool result as a chat `tool` message; `is_error` is said in the content, which is all a chat model reads. */
+/**
+ * A tool result as a chat `tool` message; `is_error` is said in the content, which is all a chat
+ * model reads. The block's own `cache_control` rides on the message, where the Claude adapters
+ * read it back onto the `tool_result` block (other providers drop it, or get it as written).
+ */
 function toolMessage(b: Block, param: string): JsonObject {
   const content = b['content'] as string | Array<JsonObject & { type: string }> | null | undefined;
   const failed = b['is_error'] === true;
@@ -411,7 +423,7 @@ function toolMessage(b: Block, param: string): JsonObject {
   else if (typeof content === 'string') out = content;
   else out = content.map((inner, k) => userPart(inner as Block, `${param}.content[${k}]`, 'tool result'));
   if (failed) out = typeof out === 'string' ? `${TOOL_ERROR}${out === '' ? '' : ` ${out}`}` : [{ type: 'text', text: TOOL_ERROR }, ...out];
-  return { role: 'tool', tool_call_id: b['tool_use_id'], content: out };
+  return cached({ role: 'tool', tool_call_id: b['tool_use_id'], content: out }, b);
 }
 
 /** How a failed tool result (`is_error: true`) reads to the model. */
@@ -464,7 +476,8 @@ function toChatTool(t: Tool, i: number): JsonObject {
   const fn: JsonObject = { name: t['name'], parameters: t['input_schema'] };
   if (typeof t['description'] === 'string' && t['description'] !== '') fn['description'] = t['description'];
   if (typeof t['strict'] === 'boolean') fn['strict'] = t['strict'];
-  return { type: 'function', function: fn };
+  // Beside `function`, where the chat path keeps a tool's extra keys and the Claude adapters read it.
+  return cached({ type: 'function', function: fn }, t);
 }
 
 function applyToolChoice(chat: JsonObject, c: z.infer<typeof toolChoice>, tools: readonly Tool[]): void {
@@ -521,8 +534,14 @@ export function messageId(prefix: 'msg' | 'toolu'): string {
 }
 
 
-/** Anthropic's stop reasons, from the chat finish reason: an answer that calls tools stops for them. */
-export function toStopReason(finishReason: string | undefined, calledTools: boolean): 'end_turn' | 'max_tokens' | 'tool_use' | 'refusal' {
+type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
+
+/**
+ * Anthropic's stop reasons, from the chat finish reason: an answer that calls tools stops for them;
+ * one the provider says a stop sequence ended (`stopSequence`) stopped on it. Chat answers that do
+ * not say (OpenAI's family) end their turn, whether at a stop sequence or not.
+ */
+export function toStopReason(finishReason: string | undefined, calledTools: boolean, stopSequence?: string): StopReason {
   switch (finishReason) {
     case 'length':
       return 'max_tokens';
@@ -532,7 +551,8 @@ export function toStopReason(finishReason: string | undefined, calledTools: bool
     case 'function_call':
       return 'tool_use';
   }
-  return calledTools ? 'tool_use' : 'end_turn';
+  if (calledTools) return 'tool_use';
+  return stopSequence !== undefined ? 'stop_sequence' : 'end_turn';
 }
 
 /**
@@ -575,15 +595,15 @@ export function toAnthropicMessage(completion: chatv1.ChatCompletion, model: str
   if (text) content.push({ type: 'text', text });
   const calls = m?.toolCalls ?? [];
   for (const c of calls) content.push({ type: 'tool_use', id: c.id || messageId('toolu'), name: c.function?.name ?? '', input: toolInput(c.function?.arguments ?? '') });
+  const stopReason = toStopReason(choice?.finishReason || undefined, calls.length > 0, choice?.stopSequence);
   return {
     id: messageId('msg'),
     type: 'message',
     role: 'assistant',
     model,
     content,
-    stop_reason: toStopReason(choice?.finishReason || undefined, calls.length > 0),
-    // Chat answers do not say which stop sequence ended them.
-    stop_sequence: null,
+    stop_reason: stopReason,
+    stop_sequence: stopReason === 'stop_sequence' ? (choice?.stopSequence ?? null) : null,
     usage: toAnthropicUsage(completion.usage ?? ZERO_USAGE),
   };
 }
@@ -613,6 +633,8 @@ export class AnthropicStream {
   /** Tool calls by their chat index, and the block each opened. */
   private readonly calls = new Map<number, number>();
   private finishReason: string | undefined;
+  /** The stop sequence that ended the answer, when the provider said which (it comes with the finish reason). */
+  private stopSequence: string | undefined;
   private usage: chatv1.Usage | undefined;
 
   /** `inputTokens`: the prompt's estimate, told in `message_start` (`message_delta` has the real count). */
@@ -652,6 +674,7 @@ export class AnthropicStream {
         for (const t of d.toolCalls) this.toolDelta(t, events);
       }
       if (choice.finishReason) this.finishReason = choice.finishReason;
+      if (choice.stopSequence !== undefined) this.stopSequence = choice.stopSequence;
     }
     return events;
   }
@@ -661,7 +684,9 @@ export class AnthropicStream {
     const events: AnthropicStreamEvent[] = [];
     this.close(events);
     const tokens = toAnthropicUsage(usage ?? this.usage ?? ZERO_USAGE);
-    events.push({ type: 'message_delta', delta: { stop_reason: toStopReason(this.finishReason, this.calls.size > 0), stop_sequence: null }, usage: tokens });
+    const stopReason = toStopReason(this.finishReason, this.calls.size > 0, this.stopSequence);
+    const stopSequence = stopReason === 'stop_sequence' ? (this.stopSequence ?? null) : null;
+    events.push({ type: 'message_delta', delta: { stop_reason: stopReason, stop_sequence: stopSequence }, usage: tokens });
     events.push({ type: 'message_stop' });
     return events;
   }

@@ -22,6 +22,11 @@ export interface ConversePlan {
   outputTokens: number;
   /** Claude's reasoning block, first in the answer, when the request turned extended thinking on. */
   reasoning?: PlannedReasoning | undefined;
+  /**
+   * The model's own response fields the request asked for (`additionalModelResponseFieldPaths`),
+   * as Converse returns them in `additionalModelResponseFields`; undefined when none was found.
+   */
+  responseFields?: Record<string, unknown> | undefined;
 }
 
 export type ConversePlanResult = { ok: true; plan: ConversePlan } | { ok: false; message: string };
@@ -63,6 +68,7 @@ export function planConverse(request: ConverseRequest, behaviour: Behaviour, see
   const forced = forcedTool(request);
   if (!forced.ok) return forced;
   const maxTokens = request.inferenceConfig?.maxTokens;
+  const claude = /\banthropic\./.test(modelId);
 
   if (forced.tool && !answeringToolResult) {
     const input = synthesizeToolArguments(forced.tool.toolSpec.inputSchema.json);
@@ -76,32 +82,61 @@ export function planConverse(request: ConverseRequest, behaviour: Behaviour, see
         stopReason: 'tool_use',
         inputTokens: promptTokens,
         outputTokens: pieces.length,
+        responseFields: responseFields(request, claude, null),
       },
     };
   }
 
   const userText = lastText(request.messages);
   const seedText = answeringToolResult ? `${userText}\u0000${last?.content.flatMap(blockTexts).join('\n') ?? ''}` : userText;
-  const reasoning = planReasoning(request, /\banthropic\./.test(modelId), seed, seedText, userText);
+  const reasoning = planReasoning(request, claude, seed, seedText, userText);
   const reasoningTokens = reasoning?.tokens ?? 0;
   let natural = generateReplyPieces(seed, seedText, behaviour.completionTokens, answeringToolResult ? TOOL_RESULT_OPENING : []);
   if (system.some((t) => /\bJSON object\b/i.test(t))) natural = splitIntoTokenPieces(JSON.stringify({ reply: natural.join('') })).pieces;
   const stops = request.inferenceConfig?.stopSequences ?? [];
-  const content = finalizeContent(natural, { maxTokens: maxTokens === undefined ? undefined : maxTokens - reasoningTokens, stop: stops });
-  // finalizeContent reports "stop" for a stop-sequence cut too; a shorter text tells them apart.
-  const cutByStop = content.finishReason === 'stop' && content.text !== natural.join('');
+  const answerTokens = maxTokens === undefined ? undefined : maxTokens - reasoningTokens;
+  const limited = finalizeContent(natural, { maxTokens: answerTokens });
+  const content = finalizeContent(natural, { maxTokens: answerTokens, stop: stops });
+  // finalizeContent reports "stop" for a stop-sequence cut too; a text shorter than the length cut tells them apart.
+  const matched = content.text.length < limited.text.length ? earliestStop(limited.text, stops) : undefined;
   return {
     ok: true,
     plan: {
       pieces: content.pieces,
       text: content.text,
       toolUse: undefined,
-      stopReason: content.finishReason === 'length' ? 'max_tokens' : cutByStop ? 'stop_sequence' : 'end_turn',
+      stopReason: matched !== undefined ? 'stop_sequence' : content.finishReason === 'length' ? 'max_tokens' : 'end_turn',
       inputTokens: promptTokens,
       outputTokens: reasoningTokens + content.completionTokens,
       ...(reasoning ? { reasoning } : {}),
+      responseFields: responseFields(request, claude, matched ?? null),
     },
   };
+}
+
+/** The stop sequence found first in `text`. */
+function earliestStop(text: string, stops: readonly string[]): string | undefined {
+  let found: string | undefined;
+  let at = Infinity;
+  for (const stop of stops) {
+    const i = stop === '' ? -1 : text.indexOf(stop);
+    if (i !== -1 && i < at) {
+      at = i;
+      found = stop;
+    }
+  }
+  return found;
+}
+
+/**
+ * The fields `additionalModelResponseFieldPaths` asks for, found in the model's own response: a
+ * Claude model's has `stop_sequence` (the sequence that ended the answer, or null). A path the
+ * response does not have is left out, as Converse ignores it; undefined when nothing was found.
+ */
+function responseFields(request: ConverseRequest, claude: boolean, stopSequence: string | null): Record<string, unknown> | undefined {
+  const paths = request.additionalModelResponseFieldPaths ?? [];
+  if (!claude || !paths.includes('/stop_sequence')) return undefined;
+  return { stop_sequence: stopSequence };
 }
 
 type ForcedTool = { ok: true; tool: ConverseTool | undefined } | { ok: false; message: string };
@@ -123,7 +158,9 @@ function usage(plan: ConversePlan): Record<string, number> {
 export function converseBody(plan: ConversePlan, latencyMs: number): unknown {
   const answer = plan.toolUse ? { toolUse: plan.toolUse } : { text: plan.text ?? '' };
   const content = plan.reasoning ? [{ reasoningContent: reasoningContentOf(plan.reasoning) }, answer] : [answer];
-  return { output: { message: { role: 'assistant', content } }, stopReason: plan.stopReason, usage: usage(plan), metrics: { latencyMs } };
+  const body: Record<string, unknown> = { output: { message: { role: 'assistant', content } }, stopReason: plan.stopReason, usage: usage(plan), metrics: { latencyMs } };
+  if (plan.responseFields) body['additionalModelResponseFields'] = plan.responseFields;
+  return body;
 }
 
 const codec = new EventStreamCodec(toUtf8, fromUtf8);
@@ -180,7 +217,8 @@ export function converseStreamFrames(plan: ConversePlan, latencyMs: number): Pac
     frames.push({ text: frameText(eventFrame('contentBlockDelta', { contentBlockIndex: index, delta }, step)), tokenStep: step });
   });
   frames.push({ text: frameText(eventFrame('contentBlockStop', { contentBlockIndex: index }, 5)) });
-  frames.push({ text: frameText(eventFrame('messageStop', { stopReason: plan.stopReason }, 9)) });
+  const stop = plan.responseFields ? { stopReason: plan.stopReason, additionalModelResponseFields: plan.responseFields } : { stopReason: plan.stopReason };
+  frames.push({ text: frameText(eventFrame('messageStop', stop, 9)) });
   frames.push({ text: frameText(eventFrame('metadata', { usage: usage(plan), metrics: { latencyMs } }, 3)) });
   return frames;
 }

@@ -56,6 +56,8 @@ export const converseRequestSchema = z.looseObject({
     })
     .optional(),
   toolConfig: z.looseObject({ tools: z.array(toolSpec).min(1), toolChoice: toolChoice.optional() }).optional(),
+  // JSON Pointers into the model's own response; Converse refuses an empty or malformed one.
+  additionalModelResponseFieldPaths: z.array(z.string().regex(/^(\/[^/]*)+$/, 'Member must be a JSON Pointer, such as /stop_sequence')).optional(),
 });
 export type ConverseRequest = z.infer<typeof converseRequestSchema>;
 

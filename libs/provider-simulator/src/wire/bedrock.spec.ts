@@ -139,6 +139,25 @@ describe('Bedrock wire format over HTTP', () => {
     expect((await converse({ inferenceConfig: { maxTokens: 2 } })).json()).toMatchObject({ stopReason: 'max_tokens', usage: { outputTokens: 2 } });
   });
 
+  it("returns a Claude model's stop_sequence when additionalModelResponseFieldPaths asks for it, whole or streamed", async () => {
+    const full = ((await converse()).json() as { output: { message: { content: { text: string }[] } } }).output.message.content[0]?.text ?? '';
+    const words = full.split(' ');
+    const [early, late] = [words[2] ?? '', words[4] ?? ''];
+    const asked = { inferenceConfig: { stopSequences: [late, early] }, additionalModelResponseFieldPaths: ['/stop_sequence'] };
+    // The sequence found first in the answer ended it, whatever its place in the list.
+    expect((await converse(asked)).json()).toMatchObject({ stopReason: 'stop_sequence', additionalModelResponseFields: { stop_sequence: early } });
+    const stop = frames((await converse(asked, true)).bytes).find((f) => f.headers[':event-type'] === 'messageStop');
+    expect(stop?.payload).toMatchObject({ stopReason: 'stop_sequence', additionalModelResponseFields: { stop_sequence: early } });
+    // null when no stop sequence ended it; nothing unless asked, or for a model without the field.
+    expect((await converse({ additionalModelResponseFieldPaths: ['/stop_sequence'] })).json()).toMatchObject({ stopReason: 'end_turn', additionalModelResponseFields: { stop_sequence: null } });
+    expect((await converse({ inferenceConfig: { stopSequences: [early] } })).json()).not.toHaveProperty('additionalModelResponseFields');
+    const llama = await post('/model/meta.llama3-70b-instruct-v1%3A0/converse', { messages: [{ role: 'user', content: [{ text: 'Hello' }] }], ...asked });
+    expect(llama.json()).not.toHaveProperty('additionalModelResponseFields');
+    // A path that is not a JSON Pointer is refused, as Converse refuses it.
+    const bad = await converse({ additionalModelResponseFieldPaths: ['stop_sequence'] });
+    expect(bad.status).toBe(400);
+  });
+
   it.each([
     [429, 'ThrottlingException'],
     [500, 'InternalServerException'],

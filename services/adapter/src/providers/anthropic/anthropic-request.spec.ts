@@ -179,6 +179,37 @@ describe('toAnthropicRequest', () => {
       expect(body.messages[0]?.content[0]).toEqual({ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0xLjQK' }, title: 'terms.pdf' });
     });
 
+    it('honours cache_control on a tool definition, a tool message (its tool_result block) and a PDF file part', async () => {
+      const ephemeral = { type: 'ephemeral' };
+      const hour = { type: 'ephemeral', ttl: '1h' };
+      const body = await bodyOf({
+        tools: [{ ...weatherTool, cache_control: hour }, { type: 'function', function: { name: 'get_time', parameters: { type: 'object' } } }],
+        messages: [
+          user('Weather?'),
+          { role: 'assistant', content: null, tool_calls: [call('toolu_1', 'Oslo'), call('toolu_2', 'Bergen')] },
+          { role: 'tool', tool_call_id: 'toolu_1', content: '4 °C', cache_control: ephemeral },
+          { role: 'tool', tool_call_id: 'toolu_2', content: [{ type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0xLjQK' }, cache_control: ephemeral }] },
+          user([{ type: 'file', file: { filename: 'terms.pdf', file_data: 'data:application/pdf;base64,JVBERi0xLjQK' }, cache_control: hour }, { type: 'text', text: 'Summarise.' }]),
+        ],
+      });
+      expect(body.tools).toEqual([
+        { name: 'get_weather', input_schema: weatherTool.function.parameters, cache_control: hour },
+        { name: 'get_time', input_schema: { type: 'object' } },
+      ]);
+      expect(body.messages[2]?.content).toEqual([
+        { type: 'tool_result', tool_use_id: 'toolu_1', content: '4 °C', cache_control: ephemeral },
+        { type: 'tool_result', tool_use_id: 'toolu_2', content: [{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0xLjQK' }, cache_control: ephemeral }] },
+        { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0xLjQK' }, title: 'terms.pdf', cache_control: hour },
+        { type: 'text', text: 'Summarise.' },
+      ]);
+      // A tool message's other extra keys, and a cache_control that is not an object, mark nothing.
+      const plain = await bodyOf({
+        tools: [weatherTool],
+        messages: [user('Weather?'), { role: 'assistant', content: null, tool_calls: [call('toolu_1', 'Oslo')] }, { role: 'tool', tool_call_id: 'toolu_1', content: '4 °C', cache_control: 'ephemeral', name: 'get_weather' }],
+      });
+      expect(plain.messages[2]?.content).toEqual([{ type: 'tool_result', tool_use_id: 'toolu_1', content: '4 °C' }]);
+    });
+
     it('refuses what Anthropic cannot take, naming the param', async () => {
       await expect(rejection({ messages: [{ role: 'system', content: 'only a system prompt' }] })).resolves.toMatchObject({ kind: 'bad_request', param: 'messages' });
       await expect(rejection({ messages: [user([{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }])] })).resolves.toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0]' });

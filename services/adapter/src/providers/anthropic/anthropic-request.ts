@@ -34,6 +34,7 @@ export interface AnthropicDocumentBlock {
   type: 'document';
   source: { type: 'base64'; media_type: string; data: string };
   title?: string;
+  cache_control?: JsonObject;
 }
 export interface AnthropicToolUseBlock {
   type: 'tool_use';
@@ -45,6 +46,7 @@ export interface AnthropicToolResultBlock {
   type: 'tool_result';
   tool_use_id: string;
   content?: string | AnthropicToolResultContent[];
+  cache_control?: JsonObject;
 }
 /** What a tool result may hold: text, images and documents (a PDF a tool returned). */
 export type AnthropicToolResultContent = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock;
@@ -61,6 +63,7 @@ export interface AnthropicTool {
   name: string;
   description?: string;
   input_schema: JsonObject;
+  cache_control?: JsonObject;
 }
 
 export type AnthropicToolChoice =
@@ -137,6 +140,12 @@ function parseObject(text: string): JsonObject | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The `cache_control` object among keys the canonical form kept as JSON (a part's, a tool's, a message's extra keys). */
+function cacheControlOf(json: JsonObject | undefined): JsonObject | undefined {
+  const value = json?.['cache_control'];
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : undefined;
 }
 
 /**
@@ -280,11 +289,11 @@ async function imageBlock(url: string, param: string, options: RequestOptions, c
 
 /**
  * Parts the canonical form keeps as JSON: text or image parts with extra keys (an Anthropic-aware
- * client's `cache_control` is honoured) and `file` parts holding a base64 PDF.
+ * client's `cache_control` is honoured) and `file` parts holding a base64 PDF (with theirs too).
  */
 async function rawPartBlock(rawJson: string, param: string, options: RequestOptions, context: Context): Promise<AnthropicContentBlock | undefined> {
   const part = parseObject(rawJson);
-  const cacheControl = part && typeof part['cache_control'] === 'object' && part['cache_control'] !== null ? (part['cache_control'] as JsonObject) : undefined;
+  const cacheControl = cacheControlOf(part);
   switch (part?.['type']) {
     case 'text': {
       const text = part['text'];
@@ -301,18 +310,19 @@ async function rawPartBlock(rawJson: string, param: string, options: RequestOpti
       break;
     }
     case 'file':
-      return documentBlock(part['file'], param, context);
+      return documentBlock(part['file'], param, context, cacheControl);
   }
   throw unsupported(`The content part type "${String(part?.['type'] ?? 'unknown')}" is not supported by this model.`, param);
 }
 
-function documentBlock(file: unknown, param: string, context: Context): AnthropicDocumentBlock {
+function documentBlock(file: unknown, param: string, context: Context, cacheControl: JsonObject | undefined): AnthropicDocumentBlock {
   const f = typeof file === 'object' && file !== null ? (file as JsonObject) : {};
   const data = typeof f['file_data'] === 'string' ? parseDataUrl(f['file_data']) : undefined;
   if (context !== 'user' && context !== 'tool') throw unsupported('Files are only accepted in user messages.', param);
   if (!data || data.mediaType !== 'application/pdf') throw unsupported('Only PDF files given inline as base64 `file_data` are supported by this model.', param);
   const block: AnthropicDocumentBlock = { type: 'document', source: { type: 'base64', media_type: data.mediaType, data: data.base64 } };
   if (typeof f['filename'] === 'string' && f['filename'] !== '') block.title = f['filename'];
+  if (cacheControl) block.cache_control = cacheControl;
   return block;
 }
 
@@ -334,6 +344,9 @@ async function assistantBlocks(m: chatv1.Message, param: string, options: Reques
 async function toolResult(m: chatv1.Message, param: string, options: RequestOptions): Promise<AnthropicToolResultBlock> {
   if (!m.toolCallId) throw new GatewayError('bad_request', 'A tool message needs the "tool_call_id" it answers.', { param: `${param}.tool_call_id`, code: 'missing_required_parameter' });
   const block: AnthropicToolResultBlock = { type: 'tool_result', tool_use_id: safeToolId(m.toolCallId) };
+  // The tool message's own `cache_control` (an extra key) marks the tool_result block, as a Messages client put it.
+  const cacheControl = m.extraJson ? cacheControlOf(parseObject(m.extraJson)) : undefined;
+  if (cacheControl) block.cache_control = cacheControl;
   if (m.text !== undefined) {
     if (m.text !== '') block.content = m.text;
     return block;
@@ -481,6 +494,9 @@ function toTool(t: chatv1.Tool, index: number): AnthropicTool {
   }
   const tool: AnthropicTool = { name: f.name, input_schema: schema };
   if (f.description !== undefined && f.description !== '') tool.description = f.description;
+  // A tool's extra keys ride in its JSON beside `function`: its `cache_control` marks the definition.
+  const cacheControl = t.rawJson ? cacheControlOf(parseObject(t.rawJson)) : undefined;
+  if (cacheControl) tool.cache_control = cacheControl;
   return tool;
 }
 

@@ -38,6 +38,13 @@ describe('parseAnthropicMessage', () => {
     expect(parse({ stop_reason: stopReason }).choices[0]?.finishReason).toBe(finish);
   });
 
+  it('carries the stop sequence Anthropic says ended the answer, and none otherwise', () => {
+    const stopped = parse({ content: [{ type: 'text', text: 'Once upon' }], stop_reason: 'stop_sequence', stop_sequence: '\n\nHuman:' }).choices[0];
+    expect(stopped).toMatchObject({ finishReason: 'stop', stopSequence: '\n\nHuman:' });
+    expect(parse({ stop_reason: 'end_turn', stop_sequence: null }).choices[0]?.stopSequence).toBeUndefined();
+    expect(parse({ stop_reason: 'stop_sequence', stop_sequence: null }).choices[0]?.stopSequence).toBeUndefined();
+  });
+
   it('gives null content beside tool calls when the model said nothing, and an empty string otherwise', () => {
     const tools = parse({ content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: {} }], stop_reason: 'tool_use' });
     expect(tools.choices[0]?.message?.content).toBeUndefined();
@@ -122,6 +129,17 @@ describe('AnthropicStreamTranslator', () => {
     expect(last?.choices).toEqual([]);
     expect(last?.usage).toMatchObject({ promptTokens: 109, completionTokens: 12, totalTokens: 121, cachedReadTokens: 100 });
     expect(t.accept(start)).toEqual([]);
+  });
+
+  it('carries the stop sequence message_delta names on the finishing chunk', () => {
+    const t = translator(false);
+    t.accept(start);
+    const [finish] = t.accept(JSON.stringify({ type: 'message_delta', delta: { stop_reason: 'stop_sequence', stop_sequence: 'END' }, usage: { output_tokens: 3 } }));
+    expect(finish?.choices[0]).toMatchObject({ finishReason: 'stop', stopSequence: 'END' });
+    const other = translator(false);
+    other.accept(start);
+    const [ended] = other.accept(JSON.stringify({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 3 } }));
+    expect(ended?.choices[0]?.stopSequence).toBeUndefined();
   });
 
   it('skips event types it does not know and refuses malformed events', () => {

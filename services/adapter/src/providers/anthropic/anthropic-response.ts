@@ -80,6 +80,11 @@ export function toFinishReason(stopReason: string | null | undefined, calledClie
   }
 }
 
+/** The stop sequence Anthropic says ended the answer (`stop_sequence` with `stop_reason: "stop_sequence"`). */
+export function matchedStopSequence(stopReason: string | null | undefined, stopSequence: string | null | undefined): string | undefined {
+  return stopReason === 'stop_sequence' && typeof stopSequence === 'string' ? stopSequence : undefined;
+}
+
 export interface TranslationContext {
   /** The tool a JSON answer was forced through, if any. */
   responseTool: string | undefined;
@@ -132,6 +137,7 @@ export function parseAnthropicMessage(json: unknown, ctx: TranslationContext): c
         },
         finishReason: toFinishReason(m.stop_reason, toolCalls.length > 0),
         logprobsJson: '',
+        stopSequence: matchedStopSequence(m.stop_reason, m.stop_sequence),
       },
     ],
     usage: m.usage ? toCanonicalUsage(m.usage) : undefined,

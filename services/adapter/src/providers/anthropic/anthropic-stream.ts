@@ -3,7 +3,7 @@ import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { anthropicStreamError } from './anthropic-errors';
 import { thinkingExtra } from '../claude-thinking';
-import { anthropicUsageSchema, type AnthropicUsage, toCanonicalUsage, toFinishReason } from './anthropic-response';
+import { anthropicUsageSchema, type AnthropicUsage, matchedStopSequence, toCanonicalUsage, toFinishReason } from './anthropic-response';
 
 const messageStart = z.looseObject({
   type: z.literal('message_start'),
@@ -22,7 +22,7 @@ const blockDelta = z.looseObject({
 const blockStop = z.looseObject({ type: z.literal('content_block_stop'), index: z.number().int().min(0) });
 const messageDelta = z.looseObject({
   type: z.literal('message_delta'),
-  delta: z.looseObject({ stop_reason: z.string().nullish() }),
+  delta: z.looseObject({ stop_reason: z.string().nullish(), stop_sequence: z.string().nullish() }),
   usage: anthropicUsageSchema.partial().nullish(),
 });
 const streamEvent = z.discriminatedUnion('type', [
@@ -70,6 +70,7 @@ export class AnthropicStreamTranslator {
   private toolCalls = 0;
   private usage: AnthropicUsage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens_details: undefined };
   private stopReason: string | null | undefined;
+  private stopSequence: string | null | undefined;
 
   constructor(private readonly options: StreamOptions) {
     this.created = options.now ?? Math.floor(Date.now() / 1000);
@@ -191,6 +192,7 @@ export class AnthropicStreamTranslator {
   private messageDelta(event: z.infer<typeof messageDelta>): chatv1.ChatChunk[] {
     this.requireStarted();
     if (event.delta.stop_reason !== undefined) this.stopReason = event.delta.stop_reason;
+    if (event.delta.stop_sequence !== undefined) this.stopSequence = event.delta.stop_sequence;
     const u = event.usage;
     if (u) {
       // message_delta counts are cumulative; input counts appear here only when they changed.
@@ -217,7 +219,15 @@ export class AnthropicStreamTranslator {
     this.finished = true;
     return {
       ...this.envelope(),
-      choices: [{ index: 0, delta: { toolCalls: [], extraJson: '' }, finishReason: toFinishReason(this.stopReason, this.toolCalls > 0), logprobsJson: '' }],
+      choices: [
+        {
+          index: 0,
+          delta: { toolCalls: [], extraJson: '' },
+          finishReason: toFinishReason(this.stopReason, this.toolCalls > 0),
+          logprobsJson: '',
+          stopSequence: matchedStopSequence(this.stopReason, this.stopSequence),
+        },
+      ],
     };
   }
 

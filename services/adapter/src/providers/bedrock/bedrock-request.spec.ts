@@ -66,6 +66,20 @@ describe('Converse request translation', () => {
     expect((await toConverseRequest(request, loader, 'meta.llama3-70b-instruct-v1:0')).body.inferenceConfig?.stopSequences).toEqual(['\n', 'END']);
   });
 
+  it("asks a Claude model sent stop sequences for its own stop_sequence field, beside the client's paths, and only a Claude model", async () => {
+    const claude = 'anthropic.claude-3-5-sonnet-20241022-v2:0';
+    const request = (body: Record<string, unknown>) => parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], ...body });
+    expect((await toConverseRequest(request({ stop: ['END'] }), loader, claude)).body['additionalModelResponseFieldPaths']).toEqual(['/stop_sequence']);
+    const own = await toConverseRequest(request({ stop: ['END'], additionalModelResponseFieldPaths: ['/usage'] }), loader, claude);
+    expect(own.body['additionalModelResponseFieldPaths']).toEqual(['/usage', '/stop_sequence']);
+    const asked = await toConverseRequest(request({ stop: ['END'], additionalModelResponseFieldPaths: ['/stop_sequence'] }), loader, claude);
+    expect(asked.body['additionalModelResponseFieldPaths']).toEqual(['/stop_sequence']);
+    // No stop sequence left to name (Claude refuses whitespace-only ones), or a model without the field: nothing asked.
+    expect((await toConverseRequest(request({ stop: ['\n'] }), loader, claude)).body['additionalModelResponseFieldPaths']).toBeUndefined();
+    expect((await toConverseRequest(request({}), loader, claude)).body['additionalModelResponseFieldPaths']).toBeUndefined();
+    expect((await toConverseRequest(request({ stop: ['END'] }), loader, 'meta.llama3-70b-instruct-v1:0')).body['additionalModelResponseFieldPaths']).toBeUndefined();
+  });
+
   it('drops whitespace-only text blocks, which Converse refuses as blank', async () => {
     const { body } = await translate({
       tools: [TOOL],

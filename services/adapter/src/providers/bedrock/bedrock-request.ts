@@ -121,6 +121,7 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   if (toolConfig) body.toolConfig = toolConfig;
 
   Object.assign(body, passthrough(r.extraJson));
+  if (claude && stops.length > 0) askMatchedStopSequence(body);
   const thinking = claude ? applyThinking(r, body, inference, options.thinking ?? 'adaptive') : undefined;
   if (thinking) {
     refuseForcedTools(r, body, jsonTool !== undefined, thinking);
@@ -142,6 +143,20 @@ function refuseUnsupported(r: chatv1.ChatRequest): void {
   if (r.modalities.some((m) => m !== 'text')) throw badRequest("Bedrock Converse answers in text only; 'modalities' may only contain \"text\".", 'modalities');
   const extra = parseObject(r.extraJson);
   for (const key of REFUSED_EXTRA_KEYS) if (extra[key] !== undefined && extra[key] !== null) throw badRequest(`'${key}' is not supported by Bedrock.`, key);
+}
+
+/** Claude's own response field naming the stop sequence that ended the answer, as a Converse JSON Pointer. */
+const STOP_SEQUENCE_FIELD = '/stop_sequence';
+
+/**
+ * Converse says an answer stopped at a stop sequence, not which one; Claude's own response says,
+ * and Converse returns it in `additionalModelResponseFields` when asked for it by path (added to
+ * any paths the client asked for itself; a malformed value of the client's is Bedrock's to refuse).
+ */
+function askMatchedStopSequence(body: ConverseBody): void {
+  const asked = body['additionalModelResponseFieldPaths'];
+  if (asked === undefined) body['additionalModelResponseFieldPaths'] = [STOP_SEQUENCE_FIELD];
+  else if (Array.isArray(asked) && !asked.includes(STOP_SEQUENCE_FIELD)) body['additionalModelResponseFieldPaths'] = [...(asked as unknown[]), STOP_SEQUENCE_FIELD];
 }
 
 function passthrough(extraJson: string): Record<string, unknown> {

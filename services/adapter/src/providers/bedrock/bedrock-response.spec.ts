@@ -114,6 +114,17 @@ describe('Converse response translation', () => {
     expect(fromConverseResponse(json, ctx).choices[0]).toMatchObject({ finishReason: 'stop', message: { content: 'Let me check.' } });
   });
 
+  it("names the stop sequence that ended the answer: Claude's own field, else the request's only one", () => {
+    const stopped = { ...textResponse, stopReason: 'stop_sequence' };
+    const choice = (json: unknown, stopSequences: string[]) => fromConverseResponse(json, { ...ctx, stopSequences }).choices[0];
+    expect(choice({ ...stopped, additionalModelResponseFields: { stop_sequence: 'END' } }, ['STOP', 'END'])).toMatchObject({ finishReason: 'stop', stopSequence: 'END' });
+    // A model without the field: one stop sequence sent can only be that one; of several, which is unknown.
+    expect(choice(stopped, ['END'])?.stopSequence).toBe('END');
+    expect(choice(stopped, ['STOP', 'END'])?.stopSequence).toBeUndefined();
+    expect(choice({ ...textResponse, additionalModelResponseFields: { stop_sequence: null } }, ['END'])?.stopSequence).toBeUndefined();
+    expect(choice({ ...textResponse, stopReason: 'max_tokens' }, ['END'])?.stopSequence).toBeUndefined();
+  });
+
   it('treats missing usage fields as zero', () => {
     expect(toCanonicalUsage({ outputTokens: 3 })).toMatchObject({ promptTokens: 0, completionTokens: 3, totalTokens: 3 });
   });

@@ -30,6 +30,8 @@ const converseResponseSchema = z.looseObject({
   output: z.looseObject({ message: z.looseObject({ role: z.string().optional(), content: z.array(outputBlock) }) }),
   stopReason: z.string(),
   usage: bedrockUsageSchema.optional(),
+  // The model's own response fields the request asked for by path (any JSON).
+  additionalModelResponseFields: z.unknown().optional(),
 });
 
 /** Converse stop reasons as OpenAI finish reasons. */
@@ -49,6 +51,19 @@ export function finishReason(stopReason: string): string {
     default:
       return 'stop';
   }
+}
+
+/**
+ * The stop sequence that ended an answer (stop reason `stop_sequence`). Converse does not say which;
+ * Claude's own `stop_sequence` field does, returned in `additionalModelResponseFields` when the
+ * request asked for it. Without it, a request that sent one stop sequence can only have stopped
+ * at that one; with several, which is unknown (undefined).
+ */
+export function matchedStopSequence(stopReason: string, responseFields: unknown, sent: readonly string[]): string | undefined {
+  if (stopReason !== 'stop_sequence') return undefined;
+  const named = typeof responseFields === 'object' && responseFields !== null ? (responseFields as Record<string, unknown>)['stop_sequence'] : undefined;
+  if (typeof named === 'string') return named;
+  return sent.length === 1 ? sent[0] : undefined;
 }
 
 /** Stop reasons that say the model's output could not be read (AWS's MessageStopEvent lists both). */
@@ -86,6 +101,8 @@ export interface ResponseContext {
   jsonTool: string | undefined;
   /** Named in errors. */
   provider?: string | undefined;
+  /** The stop sequences the request sent (`inferenceConfig.stopSequences`). */
+  stopSequences?: readonly string[] | undefined;
 }
 
 /**
@@ -136,6 +153,7 @@ export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv
         message: { role: 'assistant', content, toolCalls, refusal: undefined, extraJson: thinkingExtra(reasoning.join(''), thinking) },
         finishReason: finish,
         logprobsJson: '',
+        stopSequence: matchedStopSequence(r.stopReason, r.additionalModelResponseFields, ctx.stopSequences ?? []),
       },
     ],
     usage: r.usage ? toCanonicalUsage(r.usage) : undefined,

@@ -76,6 +76,16 @@ describe('ConverseStream transcripts', () => {
     expect(chunks[chunks.length - 1]?.usage).toMatchObject({ cachedReadTokens: 300, cacheWriteTokens: 20 });
   });
 
+  it('names the stop sequence on the finishing chunk, from messageStop (Claude) or the only one sent', async () => {
+    const stoppedAt = (fields: unknown) =>
+      encode(textTranscript.map((entry) => (entry.event === 'messageStop' ? { event: 'messageStop', payload: { stopReason: 'stop_sequence', ...(fields === undefined ? {} : { additionalModelResponseFields: fields }) } } : entry)));
+    const finish = (chunks: chatv1.ChatChunk[]) => chunks.find((c) => c.choices[0]?.finishReason !== undefined)?.choices[0];
+    expect(finish((await replay(stoppedAt({ stop_sequence: 'END' }), { stopSequences: ['STOP', 'END'] })).chunks)).toMatchObject({ finishReason: 'stop', stopSequence: 'END' });
+    expect(finish((await replay(stoppedAt(undefined), { stopSequences: ['END'] })).chunks)?.stopSequence).toBe('END');
+    expect(finish((await replay(stoppedAt(undefined), { stopSequences: ['STOP', 'END'] })).chunks)?.stopSequence).toBeUndefined();
+    expect(finish((await replay(encode(textTranscript), { stopSequences: ['END'] })).chunks)?.stopSequence).toBeUndefined();
+  });
+
   it('gives the same chunks when the bytes arrive one at a time, splitting frames and UTF-8 characters', async () => {
     const whole = await replay(encode(textTranscript));
     const trickled = await replay(encode(textTranscript), {}, 1);

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { thinkingExtra } from '../claude-thinking';
-import { bedrockUsageSchema, finishReason, malformedOutputError, toCanonicalUsage } from './bedrock-response';
+import { bedrockUsageSchema, finishReason, malformedOutputError, matchedStopSequence, toCanonicalUsage } from './bedrock-response';
 import { statusOfErrorType, toGatewayError } from './bedrock-errors';
 
 /** Prelude (total length, headers length, prelude CRC) plus the trailing message CRC. */
@@ -100,7 +100,7 @@ const contentBlockDelta = z.looseObject({
   }),
 });
 const contentBlockStop = z.looseObject({ contentBlockIndex: blockIndex });
-const messageStop = z.looseObject({ stopReason: z.string() });
+const messageStop = z.looseObject({ stopReason: z.string(), additionalModelResponseFields: z.unknown().optional() });
 const metadata = z.looseObject({ usage: bedrockUsageSchema.optional() });
 
 export interface StreamContext {
@@ -110,6 +110,8 @@ export interface StreamContext {
   includeUsage: boolean;
   jsonTool: string | undefined;
   provider: string;
+  /** The stop sequences the request sent (`inferenceConfig.stopSequences`). */
+  stopSequences?: readonly string[] | undefined;
 }
 
 interface ToolBlock {
@@ -171,7 +173,8 @@ export class ConverseStreamTranslator {
         this.stopped = true;
         let finish = finishReason(stop.stopReason);
         if (finish === 'tool_calls' && this.answeredByJsonTool && this.toolCount === 0) finish = 'stop';
-        return [...this.ensureStarted(), this.chunk({}, finish)];
+        const stopSequence = matchedStopSequence(stop.stopReason, stop.additionalModelResponseFields, this.ctx.stopSequences ?? []);
+        return [...this.ensureStarted(), this.chunk({}, finish, stopSequence)];
       }
       case 'metadata': {
         const meta = this.parse(metadata, event);
@@ -274,10 +277,10 @@ export class ConverseStreamTranslator {
     return { id: this.ctx.id, created: this.ctx.created, model: this.ctx.model, usage: undefined, systemFingerprint: undefined, serviceTier: undefined };
   }
 
-  private chunk(delta: Partial<chatv1.Delta>, finish?: string): chatv1.ChatChunk {
+  private chunk(delta: Partial<chatv1.Delta>, finish?: string, stopSequence?: string): chatv1.ChatChunk {
     return {
       ...this.envelope(),
-      choices: [{ index: 0, delta: { role: undefined, content: undefined, toolCalls: [], refusal: undefined, extraJson: '', ...delta }, finishReason: finish, logprobsJson: '' }],
+      choices: [{ index: 0, delta: { role: undefined, content: undefined, toolCalls: [], refusal: undefined, extraJson: '', ...delta }, finishReason: finish, logprobsJson: '', stopSequence }],
     };
   }
 }

@@ -111,6 +111,24 @@ describe('Bedrock adapter against the simulated Bedrock Runtime', () => {
     expect(answer.usage?.completionTokens).toBe(3);
   });
 
+  it('names the stop sequence that ended the answer: Claude says which; another model, when only one was sent', async () => {
+    const full = (await completion({})).choices[0]?.message?.content ?? '';
+    const [early, late] = [full.split(' ')[2] ?? '', full.split(' ')[4] ?? ''];
+    const ended = async (body: Record<string, unknown>, upstreamModel: string) => {
+      const request = chatRequest(body);
+      const whole: adapterv1.ChatResponse[] = [];
+      for await (const response of adapter.chat(call(request, upstreamModel))) whole.push(response);
+      const streamed: adapterv1.ChatResponse[] = [];
+      for await (const response of adapter.chat(call({ ...request, stream: true }, upstreamModel))) streamed.push(response);
+      const finish = streamed.map((r) => r.chunk?.choices[0]).find((c) => c?.finishReason !== undefined);
+      return { whole: whole[0]?.completion?.choices[0]?.stopSequence, streamed: finish?.stopSequence };
+    };
+    await expect(ended({ stop: [late, early] }, MODEL)).resolves.toEqual({ whole: early, streamed: early });
+    const llama = 'meta.llama3-70b-instruct-v1:0';
+    await expect(ended({ stop: [early] }, llama)).resolves.toEqual({ whole: early, streamed: early });
+    await expect(ended({ stop: [late, early] }, llama)).resolves.toEqual({ whole: undefined, streamed: undefined });
+  });
+
   it('forces a named tool call, non-streamed', async () => {
     const answer = await completion({ tools: [WEATHER_TOOL], tool_choice: { type: 'function', function: { name: 'get_weather' } } });
     const choice = answer.choices[0];

@@ -95,9 +95,10 @@ export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedro
       const translation = await toConverseRequest(call.request, loadImage, call.upstreamModel, { thinking: config.thinking, claudeModels: config.claudeModels });
       const body = JSON.stringify(translation.body);
       const created = Math.floor(Date.now() / 1000);
+      const stopSequences = translation.body.inferenceConfig?.stopSequences ?? [];
       if (!call.request.stream) {
         const response = await send(call.upstreamModel, 'converse', body, call);
-        const ctx = { id: responseId(response, call), created, model: call.upstreamModel, jsonTool: translation.jsonTool, provider: id };
+        const ctx = { id: responseId(response, call), created, model: call.upstreamModel, jsonTool: translation.jsonTool, provider: id, stopSequences };
         yield { completion: fromConverseResponse(await readJson(response, call), ctx) };
         return;
       }
@@ -109,6 +110,7 @@ export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedro
         includeUsage: call.request.streamOptions?.includeUsage === true,
         jsonTool: translation.jsonTool,
         provider: id,
+        stopSequences,
       });
       let ended = false;
       try {

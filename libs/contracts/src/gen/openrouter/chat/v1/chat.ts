@@ -187,6 +187,11 @@ export interface Choice {
   finishReason: string;
   /** logprobs object as JSON text; empty when null. */
   logprobsJson: string;
+  /**
+   * The request's stop sequence that ended the answer (finish_reason "stop"), when the provider
+   * says which one it was (Anthropic, Claude on Bedrock); unset when it does not say.
+   */
+  stopSequence?: string | undefined;
 }
 
 export interface AssistantMessage {
@@ -224,6 +229,8 @@ export interface ChunkChoice {
   delta?: Delta | undefined;
   finishReason?: string | undefined;
   logprobsJson: string;
+  /** As on Choice: set, with the finish_reason, on the chunk that ends the choice. */
+  stopSequence?: string | undefined;
 }
 
 export interface Delta {
@@ -2181,7 +2188,7 @@ export const ChatCompletion: MessageFns<ChatCompletion> = {
 };
 
 function createBaseChoice(): Choice {
-  return { index: 0, message: undefined, finishReason: "", logprobsJson: "" };
+  return { index: 0, message: undefined, finishReason: "", logprobsJson: "", stopSequence: undefined };
 }
 
 export const Choice: MessageFns<Choice> = {
@@ -2197,6 +2204,9 @@ export const Choice: MessageFns<Choice> = {
     }
     if (message.logprobsJson !== "") {
       writer.uint32(34).string(message.logprobsJson);
+    }
+    if (message.stopSequence !== undefined) {
+      writer.uint32(42).string(message.stopSequence);
     }
     return writer;
   },
@@ -2246,6 +2256,14 @@ export const Choice: MessageFns<Choice> = {
             message.logprobsJson = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.stopSequence = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2269,6 +2287,7 @@ export const Choice: MessageFns<Choice> = {
       : undefined;
     message.finishReason = object.finishReason ?? "";
     message.logprobsJson = object.logprobsJson ?? "";
+    message.stopSequence = object.stopSequence ?? undefined;
     return message;
   },
 };
@@ -2567,7 +2586,7 @@ export const ChatChunkBatch: MessageFns<ChatChunkBatch> = {
 };
 
 function createBaseChunkChoice(): ChunkChoice {
-  return { index: 0, delta: undefined, finishReason: undefined, logprobsJson: "" };
+  return { index: 0, delta: undefined, finishReason: undefined, logprobsJson: "", stopSequence: undefined };
 }
 
 export const ChunkChoice: MessageFns<ChunkChoice> = {
@@ -2583,6 +2602,9 @@ export const ChunkChoice: MessageFns<ChunkChoice> = {
     }
     if (message.logprobsJson !== "") {
       writer.uint32(34).string(message.logprobsJson);
+    }
+    if (message.stopSequence !== undefined) {
+      writer.uint32(42).string(message.stopSequence);
     }
     return writer;
   },
@@ -2632,6 +2654,14 @@ export const ChunkChoice: MessageFns<ChunkChoice> = {
             message.logprobsJson = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.stopSequence = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2653,6 +2683,7 @@ export const ChunkChoice: MessageFns<ChunkChoice> = {
     message.delta = (object.delta !== undefined && object.delta !== null) ? Delta.fromPartial(object.delta) : undefined;
     message.finishReason = object.finishReason ?? undefined;
     message.logprobsJson = object.logprobsJson ?? "";
+    message.stopSequence = object.stopSequence ?? undefined;
     return message;
   },
 };
