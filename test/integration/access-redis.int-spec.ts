@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
-import { hashApiKey, RedisCounterStore, type CounterCharge } from '@openrouter/ingress';
+import { accessSchema } from '@openrouter/config';
+import { connectRedis, hashApiKey, RateLimiter, RedisCounterStore, type CounterCharge } from '@openrouter/ingress';
 import { freePort } from '../support/ports';
 import { RedisServer } from '../support/infra/redis';
 import { waitFor } from '../support/infra/wait-for';
@@ -64,6 +65,61 @@ describe('access layer on a real Redis', () => {
     expect((await store.take([tokens(1000)]))[0]).toMatchObject({ allowed: true, remaining: 0 });
     await store.close();
   });
+
+  it('gives back only what is still ahead of a refund: later charges behind a long reservation stay', async () => {
+    const client = new Redis(redis.url);
+    const store = new RedisCounterStore(client, 'until:');
+    try {
+      await refundsBehindLaterCharges(store);
+    } finally {
+      await store.close();
+    }
+  });
+
+  async function refundsBehindLaterCharges(store: RedisCounterStore): Promise<void> {
+    const tokens = (cost: number, until?: number): CounterCharge => ({ key: 'key:k:tokens', limit: 1000, windowMs: 3_600_000, cost, ...(until === undefined ? {} : { until }) });
+    const [first] = await store.take([tokens(400)]);
+    const [second] = await store.take([tokens(400)]);
+    expect([first?.allowed, second?.allowed, second?.remaining]).toEqual([true, true, 200]);
+    // The first reservation ran until its TAT. Were that an hour ago (it refilled long since), none of
+    // it comes back: the TAT now holds the second's charge, which a refund must not erase.
+    const interval = 3_600_000 / 1000;
+    await store.adjust([tokens(-400, (first?.nextTat ?? 0) - 400 * interval)]);
+    expect((await store.take([tokens(1)]))[0]).toMatchObject({ allowed: true, remaining: 199 });
+    // Still ahead of now, all of the unused part comes back.
+    await store.adjust([tokens(-350, second?.nextTat)]);
+    expect((await store.take([tokens(1)]))[0]).toMatchObject({ allowed: true, remaining: 548 });
+  }
+
+  it('sends a refund again that Redis never received because the connection had dropped', async () => {
+    const config = accessSchema.parse({ redis: { url: redis.url, keyPrefix: 'resend:' } }).redis;
+    const counterRedis = connectRedis(config);
+    counterRedis.on('error', () => undefined);
+    await waitFor(() => counterRedis.status === 'ready', { what: 'the counter connection' });
+    const control = new Redis(redis.url);
+    try {
+      await refundAcrossADroppedConnection(counterRedis, control, config.keyPrefix);
+    } finally {
+      control.disconnect();
+      counterRedis.disconnect();
+    }
+  });
+
+  async function refundAcrossADroppedConnection(counterRedis: Redis, control: Redis, keyPrefix: string): Promise<void> {
+    const limiter = new RateLimiter(new RedisCounterStore(counterRedis, keyPrefix), 'closed', () => undefined);
+    const limits = [{ scope: 'key' as const, id: 'k', kind: 'tokens' as const, perMinute: 10_000 }];
+    const admission = await limiter.admit(limits, { prompt: 100, output: 4_000, outputAsked: true });
+    expect(admission.headers['x-ratelimit-remaining-tokens']).toBe('5900');
+    // The server drops the connection: until ioredis reconnects, commands are refused unsent.
+    const id = Number(await counterRedis.client('ID'));
+    await control.client('KILL', 'ID', String(id));
+    await waitFor(() => counterRedis.status !== 'ready', { what: 'the counter connection to drop' });
+    await admission.settle(100);
+    await waitFor(() => counterRedis.status === 'ready', { what: 'the counter connection back' });
+    const after = await limiter.admit(limits, { prompt: 0, output: 1, outputAsked: true });
+    // 100 used of 4,100 reserved, then 1 (the limit refills a token every 6 ms: lost, the refund would leave it far lower).
+    expect(Number(after.headers['x-ratelimit-remaining-tokens'])).toBeGreaterThanOrEqual(10_000 - 100 - 1);
+  }
 
   describe('token limits shared by two replicas', () => {
     const KEY = 'sk-or-v1-reserving-int-key-0000000000000000';

@@ -25,6 +25,7 @@ import { UsageRecorder } from './usage/usage-recorder';
 
 export { hashApiKey, generateApiKey, API_KEY_PREFIX, ADMIN_KEY_PREFIX } from './access/api-key';
 export { RedisCounterStore, MemoryCounterStore, type CounterCharge } from './access/counter.store';
+export { RateLimiter } from './access/rate-limiter';
 export { RedisAccessRepository, type AccessEvent } from './access/access.repository';
 export { connectRedis } from './access/redis-connection';
 export { connectBudgetRedis } from './budgets/budget-redis';

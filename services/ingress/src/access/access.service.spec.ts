@@ -294,13 +294,20 @@ describe('admin input', () => {
 describe('AccessService token limits', () => {
   const KEY = 'sk-or-v1-token-limits-unit-key-000000000000';
   const tokenConfig = ingressTestConfig({
-    access: { keyHashSecret: SECRET, orgs: [{ id: 'acme' }], keys: [{ id: 'k', hash: hashApiKey(SECRET, KEY), org: 'acme', limits: { tpm: 1000 } }], rateLimits: { defaultMaxOutputTokens: 500 } },
+    access: {
+      keyHashSecret: SECRET,
+      orgs: [{ id: 'acme' }],
+      keys: [{ id: 'k', hash: hashApiKey(SECRET, KEY), org: 'acme', limits: { tpm: 1000 } }],
+      rateLimits: { defaultMaxOutputTokens: 500 },
+      requests: { maxN: 4, maxMessages: 8 },
+    },
     budgets: { maxOutputTokens: { big: 16_384 } },
   });
   const messages = [{ role: 'user', content: 'hi' }];
 
   async function service(): Promise<AccessService> {
-    const access = new AccessService(tokenConfig, new MemoryAccessRepository(), new MemoryCounterStore(), logger, undefined);
+    // A clock that stands still: a limit refills a token every 60 ms, and exact figures must not race it.
+    const access = new AccessService(tokenConfig, new MemoryAccessRepository(), new MemoryCounterStore(() => 1_000_000), logger, undefined);
     await access.start();
     return access;
   }
@@ -318,6 +325,15 @@ describe('AccessService token limits', () => {
     // A legacy completion asking for nothing gets OpenAI's 16, for each of its prompts.
     expect(demand({ model: 'm', prompt: ['one', 'two'] })).toMatchObject({ output: 32, outputAsked: true });
     expect(demand({ model: 'm', input: 'an embedding' })).toMatchObject({ output: 0 });
+  });
+
+  it('counts an n or a number of prompts above the bounds as one, so the 400 for it is not a 429 "too large" first', async () => {
+    const access = await service();
+    const demand = (body: Record<string, unknown>) => access.tokenDemand('m', body);
+    expect(demand({ model: 'm', messages, max_tokens: 100, n: 4 })).toMatchObject({ output: 400 });
+    expect(demand({ model: 'm', messages, max_tokens: 100, n: 5 })).toMatchObject({ output: 100 });
+    expect(demand({ model: 'm', prompt: Array.from({ length: 8 }, () => 'p'), max_tokens: 10 })).toMatchObject({ output: 80 });
+    expect(demand({ model: 'm', prompt: Array.from({ length: 9 }, () => 'p'), max_tokens: 10 })).toMatchObject({ output: 10 });
   });
 
   it("assumes the model's maximum output, else the configured default, for a request that asks for none", async () => {

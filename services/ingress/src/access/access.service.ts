@@ -57,6 +57,8 @@ export class AccessService {
   private readonly modelMaxOutput: Readonly<Record<string, number>>;
   /** The largest `max_tokens` the operator accepts (`access.requests.maxTokens`). */
   private readonly maxAskedTokens: number;
+  /** The largest `n` and number of legacy prompts the operator accepts (`access.requests.maxN`, `.maxMessages`). */
+  private readonly answerBounds: { n: number; prompts: number };
 
   constructor(
     config: GatewayConfig,
@@ -74,6 +76,7 @@ export class AccessService {
     this.defaults = access.rateLimits;
     this.modelMaxOutput = config.budgets.maxOutputTokens;
     this.maxAskedTokens = access.requests.maxTokens;
+    this.answerBounds = { n: access.requests.maxN, prompts: access.requests.maxMessages };
     let lastWarning = 0;
     this.limiter = new RateLimiter(counters, access.rateLimits.failMode, (error) => {
       onStoreFailure();
@@ -201,7 +204,8 @@ export class AccessService {
     const asked = stated !== undefined && stated <= this.maxAskedTokens ? stated : undefined;
     // Own entries only: a request naming `constructor` names no model.
     const perAnswer = asked ?? (Object.hasOwn(this.modelMaxOutput, model) ? this.modelMaxOutput[model] : undefined) ?? this.defaults.defaultMaxOutputTokens;
-    return { prompt, output: perAnswer * outputAnswers(request), outputAsked: asked !== undefined };
+    // Likewise an `n` or a number of prompts above the operator's bounds counts as one.
+    return { prompt, output: perAnswer * outputAnswers(request, this.answerBounds), outputAsked: asked !== undefined };
   }
 
   /** Charges a request that reaches no provider (a token count) to its request limits only. */

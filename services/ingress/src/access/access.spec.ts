@@ -270,6 +270,22 @@ describe('token reservations', () => {
     expect(remaining(await limiter.admit([tpm(1000)], asked(10, 400)))).toBe(590);
   });
 
+  it("gives back only what of a long request's reservation is still to refill, never the charges of requests admitted behind it", async () => {
+    let now = 0;
+    const limiter = new RateLimiter(new MemoryCounterStore(() => now), 'open', () => undefined);
+    const limits = [tpm(10_000)];
+    // 4,196 reserved at 0 s (refilled by 25.2 s); two more of 4,100 at 26 s; the first ends at 30 s having used 300.
+    const long = await limiter.admit(limits, asked(96, 4_100));
+    now = 26_000;
+    await limiter.admit(limits, asked(0, 4_100));
+    await limiter.admit(limits, asked(0, 4_100));
+    now = 30_000;
+    await long.settle(300);
+    // What the two later requests hold, less what refilled since 26 s (4 s at a token every 6 ms), and the 1.
+    const next = await limiter.admit(limits, asked(0, 1));
+    expect(remaining(next)).toBe(Math.floor(10_000 - (8_200 - 4_000 / 6) - 1));
+  });
+
   it('follows the fail mode when the store fails, and a request admitted unlimited settles nothing', async () => {
     let adjusted = 0;
     const broken = { take: () => Promise.reject(new Error('down')), adjust: async () => void (adjusted += 1), close: async () => undefined };

@@ -6,6 +6,11 @@ export interface CounterCharge extends GcraLimit {
   /** Storage key, e.g. `rl:key:abc:tokens`. */
   key: string;
   cost: number;
+  /**
+   * For a refund: the TAT the refunded charge was admitted with (`GcraOutcome.nextTat`). Only its
+   * units still ahead of now go back; 0 (unknown) refunds the whole cost.
+   */
+  until?: number;
 }
 
 /** Where the rate-limit state lives: Redis (shared by replicas) or this process's memory. */
@@ -32,7 +37,7 @@ export class MemoryCounterStore implements CounterStore {
 
   async adjust(charges: readonly CounterCharge[]): Promise<void> {
     const now = this.clock();
-    for (const c of charges) this.tats.set(c.key, adjustTat(this.tats.get(c.key) ?? 0, now, c.cost, c));
+    for (const c of charges) this.tats.set(c.key, adjustTat(this.tats.get(c.key) ?? 0, now, c.cost, c, c.until));
   }
 
   async close(): Promise<void> {
@@ -58,12 +63,17 @@ local out = {}
 local next = {}
 local allowed = 1
 for i = 1, #KEYS do
-  local limit = tonumber(ARGV[2 + (i - 1) * 3])
-  local window = tonumber(ARGV[3 + (i - 1) * 3])
-  local cost = tonumber(ARGV[4 + (i - 1) * 3])
+  local limit = tonumber(ARGV[2 + (i - 1) * 4])
+  local window = tonumber(ARGV[3 + (i - 1) * 4])
+  local cost = tonumber(ARGV[4 + (i - 1) * 4])
+  local untilTat = tonumber(ARGV[5 + (i - 1) * 4])
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   local interval = window / limit
   local start = math.max(tat, now)
+  if adjust and cost < 0 and untilTat > 0 then
+    -- A refund gives back only the refunded charge's units still ahead of now (see adjustTat).
+    cost = math.max(cost, -math.max(0, (untilTat - now) / interval))
+  end
   local tatNext = start + cost * interval
   if adjust then
     next[i] = math.max(now, tatNext)
@@ -75,12 +85,15 @@ for i = 1, #KEYS do
       out[#out + 1] = math.max(0, math.floor((now + window - start) / interval))
       out[#out + 1] = math.ceil(start - now)
       out[#out + 1] = math.ceil(allowAt - now)
+      out[#out + 1] = 0
     else
       next[i] = tatNext
       out[#out + 1] = 1
       out[#out + 1] = math.floor((now + window - tatNext) / interval)
       out[#out + 1] = math.ceil(tatNext - now)
       out[#out + 1] = 0
+      -- The TAT this charge runs until, whole milliseconds down (a refund then gives back a hair less).
+      out[#out + 1] = math.floor(tatNext)
     end
   end
 end
@@ -105,8 +118,8 @@ export class RedisCounterStore implements CounterStore {
     if (charges.length === 0) return [];
     const flat = (await this.run('take', charges)) as number[];
     return charges.map((_, i) => {
-      const [allowed, remaining, resetMs, retryAfterMs] = flat.slice(i * 4, i * 4 + 4) as [number, number, number, number];
-      return { allowed: allowed === 1, remaining, resetMs, retryAfterMs, nextTat: 0 };
+      const [allowed, remaining, resetMs, retryAfterMs, nextTat] = flat.slice(i * 5, i * 5 + 5) as [number, number, number, number, number];
+      return { allowed: allowed === 1, remaining, resetMs, retryAfterMs, nextTat };
     });
   }
 
@@ -121,7 +134,7 @@ export class RedisCounterStore implements CounterStore {
   private run(mode: 'take' | 'adjust', charges: readonly CounterCharge[]): Promise<unknown> {
     // One script takes every limit of a request: the `{rl}` hash tag keeps them in one slot of a Redis Cluster.
     const keys = charges.map((c) => `${this.prefix}{rl}:${c.key}`);
-    const args = [mode, ...charges.flatMap((c) => [String(c.limit), String(c.windowMs), String(c.cost)])];
+    const args = [mode, ...charges.flatMap((c) => [String(c.limit), String(c.windowMs), String(c.cost), String(c.until ?? 0)])];
     const command = (this.redis as unknown as Record<string, (n: number, ...a: string[]) => Promise<unknown>>)['orGcra'] as (n: number, ...a: string[]) => Promise<unknown>;
     return command.call(this.redis, keys.length, ...keys, ...args);
   }

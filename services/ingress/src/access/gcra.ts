@@ -31,7 +31,14 @@ export function gcra(tat: number, now: number, cost: number, { limit, windowMs }
   return { allowed: true, remaining: Math.floor((now + windowMs - nextTat) / interval), resetMs: Math.ceil(nextTat - now), retryAfterMs: 0, nextTat };
 }
 
-/** Moves a TAT by `delta` units (a correction after the real usage is known); never below now. */
-export function adjustTat(tat: number, now: number, delta: number, { limit, windowMs }: GcraLimit): number {
-  return Math.max(now, Math.max(tat, now) + delta * (windowMs / limit));
+/**
+ * Moves a TAT by `delta` units (a correction after the real usage is known); never below now. A
+ * refund (negative `delta`) for a charge whose units ran until `until` (the TAT it was admitted
+ * with) gives back only those still ahead of now: the rest has refilled already, and the TAT may
+ * hold later requests' charges by now, which a refund must not erase.
+ */
+export function adjustTat(tat: number, now: number, delta: number, { limit, windowMs }: GcraLimit, until = 0): number {
+  const interval = windowMs / limit;
+  const moved = delta < 0 && until > 0 ? Math.max(delta, -Math.max(0, (until - now) / interval)) : delta;
+  return Math.max(now, Math.max(tat, now) + moved * interval);
 }

@@ -100,6 +100,8 @@ export class RateLimiter {
       );
     }
     let settled = false;
+    // Each token limit's TAT as this request left it: a refund gives back only what is still ahead of it.
+    const until = limits.flatMap((l, i) => (l.kind === 'tokens' ? [(outcomes[i] as GcraOutcome).nextTat] : []));
     return {
       headers,
       settle: async (actualTokens) => {
@@ -107,17 +109,41 @@ export class RateLimiter {
         if (settled) return;
         settled = true;
         // What the request did not use is given back: its limits' TATs move back by it, in the
-        // store's one script, never to before now (a limit refilled meanwhile is full, not fuller).
+        // store's one script, never to before now, and by no more of it than is still to refill
+        // (a long request's reservation has partly refilled, and later charges stand behind it).
         const delta = actualTokens - reserved;
         if (tokenLimits.length === 0 || delta === 0) return;
-        try {
-          await this.store.adjust(tokenLimits.map((l) => charge(l, delta)));
-        } catch (error) {
-          this.onStoreFailure(error);
+        const corrections = tokenLimits.map((l, i) => ({ ...charge(l, delta), until: until[i] ?? 0 }));
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await this.store.adjust(corrections);
+            return;
+          } catch (error) {
+            // A command Redis never received (no connection, mid-failover) is sent again a little later;
+            // one that may have run (a timeout) is not, so a refund is never applied twice.
+            if (attempt < SETTLE_RETRY_DELAYS_MS.length && notSent(error)) {
+              await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_DELAYS_MS[attempt]).unref());
+              continue;
+            }
+            this.onStoreFailure(error);
+            return;
+          }
         }
       },
     };
   }
+}
+
+/** Waits before sending a settlement again that Redis never received: across a reconnection or a failover. */
+const SETTLE_RETRY_DELAYS_MS = [250, 1_000, 4_000];
+
+/**
+ * ioredis refused the command before writing it: the connection was not writable, and with no
+ * offline queue it rejects at once. (A connection that closes rejects the commands it had sent as
+ * well, which may have run: not this case.)
+ */
+function notSent(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith("Stream isn't writeable");
 }
 
 /**

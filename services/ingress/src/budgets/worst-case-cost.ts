@@ -145,11 +145,13 @@ export function askedOutputTokens(body: Record<string, unknown>): number | undef
 
 /**
  * Answers a request gets output tokens for: `n` per provider call (a legacy completion makes one
- * per prompt); none for an embeddings request.
+ * per prompt); none for an embeddings request. An `n` or a number of prompts above `bounds` (which
+ * the handler refuses with a 400) counts as one.
  */
-export function outputAnswers(body: Record<string, unknown>): number {
+export function outputAnswers(body: Record<string, unknown>, bounds: { n: number; prompts: number } = { n: REQUEST_BOUNDS.choices, prompts: Number.POSITIVE_INFINITY }): number {
   if (body['input'] !== undefined && body['messages'] === undefined && body['prompt'] === undefined) return 0;
-  return (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1) * providerCalls(body);
+  const calls = providerCalls(body);
+  return (countWithin(body['n'], bounds.n) ?? 1) * (calls <= bounds.prompts ? calls : 1);
 }
 
 /** Padded prompt tokens of a request whose prompt goes out in `calls` provider calls (legacy prompts). */
