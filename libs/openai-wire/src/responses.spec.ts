@@ -117,6 +117,10 @@ describe('responsesToChatBody', () => {
       ['no parameters', undefined],
       ['an open object', { type: 'object', properties: { tags: { type: 'object', additionalProperties: { type: 'string' } } } }],
       ['a keyword strict mode does not take', { type: 'object', properties: { id: { oneOf: [{ type: 'string' }, { type: 'integer' }] } } }],
+      ['a property of any type', { type: 'object', properties: { value: { description: 'any' } } }],
+      ['an array of anything', { type: 'object', properties: { values: { type: 'array', items: {} } } }],
+      ['a default', { type: 'object', properties: { units: { type: 'string', default: 'c' } } }],
+      ['a $ref beside other keywords', { type: 'object', properties: { home: { $ref: '#/$defs/place', description: 'home' } }, $defs: { place: { type: 'string' } } }],
     ])('leaves a tool with %s non-strict, as OpenAI falls back for a schema it cannot make strict', (_case, parameters) => {
       const tool = { type: 'function', name: 'lookup', ...(parameters ? { parameters } : {}) };
       expect(chatTool(tool)).toEqual({ type: 'function', function: { name: 'lookup', ...(parameters ? { parameters } : {}) } });

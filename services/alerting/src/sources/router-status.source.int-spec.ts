@@ -1,13 +1,15 @@
 import { execFileSync } from 'node:child_process';
+import type { LookupAddress } from 'node:dns';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
 import { GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
 import { createLogger, Registry } from '@openrouter/observability';
 import { RouterReplicaMetrics } from './router-replica.metrics';
-import { RouterStatusSource } from './router-status.source';
+import { RouterStatusSource, type RouterStatusOptions } from './router-status.source';
 
 const TOKEN = 'a-service-token-of-32-characters-or-more';
 const NO_TLS = { cert: '', key: '', ca: '', serverNameOverride: '' };
@@ -27,8 +29,8 @@ describe('the router status source, polling every replica over gRPC', () => {
   const security = GrpcSecurity.fromConfig({ auth: { token: TOKEN }, tls: NO_TLS });
   const servers: GrpcServerHandle[] = [];
   const sources: RouterStatusSource[] = [];
-  const source = (addresses: string[], discovery: 'none' | 'dns', clientSecurity = security): RouterStatusSource => {
-    const s = new RouterStatusSource({ addresses, discovery, intervalMs: 1_000 }, logger, clientSecurity);
+  const source = (addresses: string[], discovery: 'none' | 'dns', clientSecurity = security, options: RouterStatusOptions & { intervalMs?: number; log?: typeof logger } = {}): RouterStatusSource => {
+    const s = new RouterStatusSource({ addresses, discovery, intervalMs: options.intervalMs ?? 1_000 }, options.log ?? logger, clientSecurity, options);
     sources.push(s);
     return s;
   };
@@ -100,6 +102,103 @@ describe('the router status source, polling every replica over gRPC', () => {
     }
   });
 });
+
+describe('the router status source, when DNS fails or it closes mid-poll', () => {
+  const security = GrpcSecurity.fromConfig({ auth: { token: TOKEN }, tls: NO_TLS });
+  const servers: GrpcServerHandle[] = [];
+  const sources: RouterStatusSource[] = [];
+  afterEach(async () => {
+    for (const s of sources.splice(0)) s.close();
+    for (const server of servers.splice(0)) await server.close(0);
+    jest.restoreAllMocks();
+  });
+  const v4 = (...ips: string[]): LookupAddress[] => ips.map((address) => ({ address, family: 4 }));
+  const states = (snapshot: Awaited<ReturnType<RouterStatusSource['poll']>>) => snapshot.replicas.map((r) => [r.address, r.status ? 'answering' : 'not answering', r.failingSinceMs]);
+
+  it('keeps polling the replicas a name last resolved to while its lookups fail: channels and "not answering since" kept', async () => {
+    const server = await routerReplica({ d1: 'closed' }, security);
+    servers.push(server);
+    // One replica answers at 127.0.0.1; the other, 127.0.0.2 on the same port, is down.
+    const answers: Array<() => Promise<LookupAddress[]>> = [
+      () => Promise.resolve(v4('127.0.0.1', '127.0.0.2')),
+      () => Promise.reject(Object.assign(new Error('getaddrinfo EAI_AGAIN router'), { code: 'EAI_AGAIN' })),
+      () => Promise.reject(Object.assign(new Error('getaddrinfo EAI_AGAIN router'), { code: 'EAI_AGAIN' })),
+      () => Promise.resolve(v4('127.0.0.1', '127.0.0.2')),
+    ];
+    const lookup = (): Promise<LookupAddress[]> => (answers.shift() ?? (() => Promise.reject(new Error('no more answers'))))();
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
+    const channels = jest.spyOn(security, 'client');
+    const status = new RouterStatusSource({ addresses: [`router:${server.port}`], discovery: 'dns', intervalMs: 1_000 }, createLogger('router-status-spec', 'info', sink), security, { lookup });
+    sources.push(status);
+
+    const first = states(await status.poll());
+    const since = first[1]?.[2];
+    expect(first).toEqual([
+      [`127.0.0.1:${server.port}`, 'answering', undefined],
+      [`127.0.0.2:${server.port}`, 'not answering', expect.any(Number)],
+    ]);
+    // Two lookups fail in a row, then one succeeds: the same replicas, the down one silent since its first poll.
+    for (let poll = 0; poll < 3; poll++) expect(states(await status.poll())).toEqual(first);
+    expect(since).toBeDefined();
+    // Each replica kept the one channel it had.
+    expect(channels).toHaveBeenCalledTimes(2);
+    const messages = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(messages.filter((m) => m.startsWith('router name'))).toEqual(['router name does not resolve; the replicas it last had stay polled', 'router name resolves again']);
+  });
+
+  it('makes no channel when it closes during the lookup', async () => {
+    const server = await routerReplica({ d1: 'closed' }, security);
+    servers.push(server);
+    const asked = deferred<void>();
+    const answer = deferred<LookupAddress[]>();
+    const lookup = (): Promise<LookupAddress[]> => (asked.resolve(), answer.promise);
+    const status = new RouterStatusSource({ addresses: [`router:${server.port}`], discovery: 'dns', intervalMs: 1_000 }, logger, security, { lookup });
+    sources.push(status);
+    const channels = jest.spyOn(security, 'client');
+    const polled = status.poll();
+    await asked.promise;
+    status.close();
+    answer.resolve(v4('127.0.0.1'));
+    expect((await polled).replicas).toEqual([]);
+    expect(channels).not.toHaveBeenCalled();
+    expect(status.snapshot()).toBeUndefined();
+  });
+
+  it('cancels the calls under way when it closes during them, and keeps the snapshot it had', async () => {
+    const called = deferred<void>();
+    const cancelled = deferred<void>();
+    // A replica that takes each call and never answers: only the caller can end it.
+    const implementation: Pick<routerv1.RouterServiceServer, 'providersHealth' | 'grayReleases'> = {
+      providersHealth: (call: ServerUnaryCall<routerv1.ProvidersHealthRequest, routerv1.ProvidersHealthResponse>) => {
+        call.on('cancelled', () => cancelled.resolve());
+        called.resolve();
+      },
+      grayReleases: () => undefined,
+    };
+    const server = await GrpcServerHandle.start('127.0.0.1', 0, [{ definition: routerv1.RouterServiceService, implementation }], security);
+    servers.push(server);
+    const channels = jest.spyOn(security, 'client');
+    // The calls' own deadline is 5 s away: only close() ends them sooner.
+    const status = new RouterStatusSource({ addresses: [`router:${server.port}`], discovery: 'dns', intervalMs: 60_000 }, logger, security, { lookup: () => Promise.resolve(v4('127.0.0.1')) });
+    sources.push(status);
+    const polled = status.poll();
+    await called.promise;
+    const closedAt = Date.now();
+    status.close();
+    await cancelled.promise;
+    expect(states(await polled)).toEqual([[`127.0.0.1:${server.port}`, 'not answering', undefined]]);
+    expect(Date.now() - closedAt).toBeLessThan(4_000);
+    expect(channels).toHaveBeenCalledTimes(1);
+    expect(status.snapshot()).toBeUndefined();
+  });
+});
+
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((settle) => (resolve = settle));
+  return { promise, resolve };
+}
 
 /** A throw-away CA and a router certificate it signed for the name `localhost` only (no IP address). */
 function makePki(): string {

@@ -3,13 +3,19 @@ import { routerv1 } from '@openrouter/contracts';
 import { callUnary, type GrpcSecurity } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { RouterReplica, RouterReplicaStatus, RouterSnapshot } from '../aggregation/router-replicas';
-import { resolveRouterTargets, type RouterDiscovery, type RouterTarget } from './router-addresses';
+import { RouterTargets, type HostLookup, type RouterDiscovery, type RouterTarget } from './router-addresses';
 
 export interface RouterStatusSettings {
   /** The configured router addresses (`host:port`). */
   addresses: readonly string[];
   discovery: RouterDiscovery;
   intervalMs: number;
+}
+
+export interface RouterStatusOptions {
+  clock?: () => number;
+  /** Resolves a router name with `dns` discovery: the system resolver by default. */
+  lookup?: HostLookup;
 }
 
 /** A replica's channel (made at its first call), and since when it has not answered (undefined while it answers). */
@@ -21,22 +27,30 @@ interface ReplicaState {
 /**
  * Polls the router's gRPC status (deployment health with circuit state, gray releases) on every
  * replica: each configured address, or with `dns` discovery each address its name resolves to at
- * this poll. A replica that does not answer is in the snapshot without a status, so router-based
- * rules keep their state for it instead of reading it as healthy; until the first poll the
- * snapshot is undefined.
+ * this poll (those it last resolved to when a lookup fails: see `RouterTargets`). A replica that
+ * does not answer is in the snapshot without a status, so router-based rules keep their state for
+ * it instead of reading it as healthy; until the first poll the snapshot is undefined.
  */
 export class RouterStatusSource {
   private readonly replicas = new Map<string, ReplicaState>();
   private timer: NodeJS.Timeout | undefined;
   private latest: RouterSnapshot | undefined;
   private closed = false;
+  /** Aborted by close(): calls under way end then, instead of at their deadline. */
+  private readonly closing = new AbortController();
+  private readonly targets: RouterTargets;
+  private readonly clock: () => number;
 
   constructor(
     private readonly settings: RouterStatusSettings,
     private readonly logger: Logger,
     private readonly security: GrpcSecurity,
-    private readonly clock: () => number = Date.now,
-  ) {}
+    options: RouterStatusOptions = {},
+  ) {
+    this.clock = options.clock ?? Date.now;
+    // A lookup gets the time a replica's status calls get: a hung one cannot hold a poll longer.
+    this.targets = new RouterTargets(settings.addresses, settings.discovery, logger, { lookupTimeoutMs: this.timeoutMs(), lookup: options.lookup });
+  }
 
   snapshot(): RouterSnapshot | undefined {
     return this.latest;
@@ -53,8 +67,10 @@ export class RouterStatusSource {
     void tick();
   }
 
+  /** The replicas polled now; once closed (during the lookup too) none is, and the snapshot stays the last one taken. */
   async poll(): Promise<RouterSnapshot> {
-    const targets = await resolveRouterTargets(this.settings.addresses, this.settings.discovery);
+    const targets = await this.targets.resolve();
+    if (this.closed) return this.latest ?? { replicas: [] };
     const current = new Set(targets.map((t) => t.address));
     // A replica gone from the name (a pod replaced, scaled down) is no longer one to watch.
     for (const [address, state] of this.replicas) {
@@ -63,20 +79,22 @@ export class RouterStatusSource {
       this.replicas.delete(address);
     }
     const replicas = await Promise.all(targets.map((target) => this.pollReplica(target)));
-    // A poll that was under way when the source closed leaves no channel behind.
-    if (this.closed) this.close();
-    this.latest = { replicas };
-    return this.latest;
+    // Closed during the calls: close() has cancelled them and closed their channels; they do not replace the snapshot.
+    if (!this.closed) this.latest = { replicas };
+    return { replicas };
   }
 
   close(): void {
     this.closed = true;
+    this.closing.abort();
     clearTimeout(this.timer);
     for (const state of this.replicas.values()) state.client?.close();
     this.replicas.clear();
   }
 
   private async pollReplica(target: RouterTarget): Promise<RouterReplica> {
+    // Once closed, no state is kept and no channel made: close() would not see it, and it would live on.
+    if (this.closed) return { address: target.address, status: undefined };
     const state = this.replicas.get(target.address) ?? { client: undefined, failingSinceMs: undefined };
     this.replicas.set(target.address, state);
     try {
@@ -97,7 +115,7 @@ export class RouterStatusSource {
 
   private async statusOf(client: routerv1.RouterServiceClient): Promise<RouterReplicaStatus> {
     const deadline = (): Metadata => new Metadata();
-    const signal = AbortSignal.timeout(Math.min(5_000, this.settings.intervalMs));
+    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.timeoutMs())]);
     const [health, gray] = await Promise.all([
       callUnary<routerv1.ProvidersHealthRequest, routerv1.ProvidersHealthResponse>(client.providersHealth.bind(client), {}, deadline(), signal),
       callUnary<routerv1.GrayReleasesRequest, routerv1.GrayReleasesResponse>(client.grayReleases.bind(client), {}, deadline(), signal),
@@ -106,6 +124,10 @@ export class RouterStatusSource {
       circuits: health.deployments.map((d) => ({ provider: d.provider, deployment: d.deployment, state: d.breakerState })),
       grayReleases: gray.releases.map((g) => ({ id: g.id, target: g.target, canary: g.canary, status: g.status, rolledBackAtMs: g.rolledBackAtMs, reason: g.rollbackReason })),
     };
+  }
+
+  private timeoutMs(): number {
+    return Math.min(5_000, this.settings.intervalMs);
   }
 
   /** A channel of the replica's own; TLS verifies a resolved address as the name it was resolved from. */
