@@ -185,11 +185,23 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
     }
     done();
   });
-  const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: new NestPinoLogger(logger), abortOnError: false, bufferLogs: false, bodyParser: false });
+  const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: new HttpAppNestLogger(logger), abortOnError: false, bufferLogs: false, bodyParser: false });
   await app.listen(listen.port, listen.host);
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : listen.port;
   return { app, port };
+}
+
+/**
+ * Nest logs a failed listen (`Error: listen EADDRINUSE: …`) at error before it rejects with it; the
+ * service's start reports that rejection, naming the listener and its setting, so Nest's own line
+ * is a detail.
+ */
+class HttpAppNestLogger extends NestPinoLogger {
+  override error(message: unknown, trace?: string, context?: string): void {
+    if (context === 'NestApplication' && /^Error: listen E/.test(String(message))) super.debug(message, context);
+    else super.error(message, trace, context);
+  }
 }
 
 function observeExchanges(instance: FastifyInstance, options: HttpAppOptions): void {

@@ -4,7 +4,12 @@ export { METRICS_REGISTRY, MetricsHttpController } from './metrics.http.controll
 export { Coalesced } from './coalesced';
 export { closeWithinGrace, jsonTooDeep, startHttpApp, tooDeep } from './http-app';
 export type { HttpAppOptions, RespondedExchange } from './http-app';
-export { closeOnSignals, runServiceMain } from './service-handle';
+export { closeOnSignals, loadServiceConfig, runServiceMain } from './service-handle';
+export { describeListenFailure, ListenError } from './listen-failure';
+export { DependencyError, DependencyWait } from './dependency-wait';
+export type { DependencyWaitOptions } from './dependency-wait';
+export { CLICKHOUSE_SETTING, ClickHouseAnswerError, clickHouseOutage, probeClickHouse, waitForClickHouse } from './clickhouse-wait';
+export type { ClickHouseStore, ClickHouseWaitOptions } from './clickhouse-wait';
 export type { ServiceHandle } from './service-handle';
 export { createRedisClient, hideCredentials, reconnectOnReadOnly, redisConnectionOptions } from './redis';
 export type { RedisBehaviour, RedisConnectionConfig } from './redis';

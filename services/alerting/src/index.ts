@@ -2,7 +2,7 @@ import type { GatewayConfig } from '@openrouter/config';
 import type { budgetv1 } from '@openrouter/contracts';
 import { GrpcSecurity } from '@openrouter/grpc';
 import { AlertingMetrics, ClickHouseAlertHistory, createTelemetry, UsageConsumerMetrics, type AlertHistoryStore, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
-import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
+import { HealthModule, startHttpApp, waitForClickHouse, type ServiceHandle } from '@openrouter/service-runtime';
 import { createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageMessage, type UsageSource } from '@openrouter/usage';
 import { AlertingService } from './alerting.service';
 import { budgetPeriodEndOf } from './rules/budget-period-end';
@@ -54,10 +54,31 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
   const own = deps.store ? undefined : config.usage.clickhouse.url ? createClickHouse(config.usage.clickhouse, config.gateway.dataDir) : undefined;
   const target = deps.store ?? own;
   const cleanups: Array<() => Promise<void> | void> = [];
+  let http: Awaited<ReturnType<typeof startHttpApp>> | undefined;
   try {
+    // `/ready` reads this list on each request: each check joins it as what it watches starts.
+    const readiness: ReadinessCheck[] = [];
+    // A ClickHouse server started after alerting is waited for (not ready meanwhile, saying why), then migrated.
+    const storeWait = target
+      ? waitForClickHouse({
+          store: target,
+          config: config.usage.clickhouse,
+          what: 'the alert history store (ClickHouse)',
+          prepare: () => migrate(target.client, target.database, USAGE_MIGRATIONS),
+          logger,
+          initialDelayMs: config.usage.consumer.retryInitialMs,
+          maxDelayMs: config.usage.consumer.retryMaxMs,
+        })
+      : undefined;
+    if (storeWait) {
+      cleanups.push(() => storeWait.stop());
+      readiness.push(storeWait.readiness('clickhouse'));
+    }
+    http = await startHttpApp(HealthModule.register('alerting', readiness, telemetry.registry), config.alerting.http, logger);
     let store: AlertHistoryStore | undefined;
-    if (target) {
-      await migrate(target.client, target.database, USAGE_MIGRATIONS);
+    if (target && storeWait) {
+      // Nothing is consumed before: what was firing is taken back from the history first, and what fires next is written to it.
+      await storeWait.ready;
       const history = new ClickHouseAlertHistory(target.client, target.database);
       store = { append: (entries) => consumerMetrics.timeInsert('alert_history', () => history.append(entries)), list: (query) => history.list(query), firing: (limit) => history.firing(limit) };
     } else {
@@ -81,8 +102,6 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
 
     const takeUsage = (messages: UsageMessage[]): Promise<void> =>
       telemetry.tracing.consume(`${config.usage.kafka.topic} process`, messages.map((m) => m.headers), () => service.takeUsage(messages));
-    const readiness: ReadinessCheck[] = [];
-    if (target) readiness.push({ name: 'clickhouse', check: async () => (await target.client.ping()).success });
     if (deps.usageSource) {
       await deps.usageSource.start(takeUsage);
       consumerMetrics.readLagFrom(() => deps.usageSource?.lag() ?? Promise.resolve(0));
@@ -103,15 +122,15 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     router?.start(() => undefined);
     service.start();
 
-    const http = await startHttpApp(HealthModule.register('alerting', readiness, telemetry.registry), config.alerting.http, logger);
-    logger.info({ httpPort: http.port, rules: settings.rules.length, channels: settings.channels.length, router: routerAddresses.length > 0 ? routerAddresses.join(',') : null, routerDiscovery: settings.routerDiscovery }, 'alerting started');
+    const listening = http;
+    logger.info({ httpPort: listening.port, rules: settings.rules.length, channels: settings.channels.length, router: routerAddresses.length > 0 ? routerAddresses.join(',') : null, routerDiscovery: settings.routerDiscovery }, 'alerting started');
     return {
       name: 'alerting',
-      httpPort: http.port,
+      httpPort: listening.port,
       alerting: service,
       historyFlushed: () => history.flushed(),
       async close() {
-        await http.app.close();
+        await listening.app.close();
         for (const cleanup of cleanups.reverse()) await cleanup();
         await own?.client.close();
         await telemetry.close();
@@ -120,6 +139,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
   } catch (error) {
     for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
     await own?.client.close().catch(() => undefined);
+    await http?.app.close().catch(() => undefined);
     throw error;
   }
 }

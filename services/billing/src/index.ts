@@ -1,10 +1,11 @@
 import type { BudgetEventPublisher } from '@openrouter/budgets';
 import type { GatewayConfig } from '@openrouter/config';
-import { createTelemetry, UsageConsumerMetrics, type Logger, type TelemetryOptions } from '@openrouter/observability';
+import { createTelemetry, UsageConsumerMetrics, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import type { UsageSource } from '@openrouter/usage';
 import { startReports, type ReportsHandle } from './reports/reports-server';
 import { startUsagePipeline, type UsagePipelineHandle } from './usage/usage-pipeline';
+import { openUsageStore } from './usage/usage-store';
 
 export type { IngestStats } from './usage/usage-ingest.service';
 export { KafkaUsageSource } from './usage/kafka-usage.source';
@@ -28,34 +29,51 @@ export interface BillingHandle extends ServiceHandle {
   readonly reports: ReportsHandle;
 }
 
-/** Starts the billing service: the usage pipeline into ClickHouse, and its health endpoints. */
+/**
+ * Starts the billing service: its health endpoints first, then, once the usage store answers and
+ * is migrated (a ClickHouse server started after billing is waited for, `/ready` failing and saying
+ * so meanwhile), the usage pipeline into it and the report RPCs. Resolves when all of it runs.
+ */
 export async function startBilling(config: GatewayConfig, logger: Logger, deps: BillingDependencies = {}): Promise<BillingHandle> {
   const telemetry = createTelemetry('billing', config.observability, deps.telemetry);
   const consumerMetrics = new UsageConsumerMetrics(telemetry.registry, config.usage.kafka.consumerGroup);
-  const usage = await startUsagePipeline(config, logger, deps.usageSource, consumerMetrics, telemetry.tracing);
-  consumerMetrics.readLagFrom(() => usage.lag());
+  const store = openUsageStore(config, logger);
+  // `/ready` reads this list on each request: the pipeline's checks join it once it runs.
+  const readiness: ReadinessCheck[] = [store.wait.readiness('clickhouse')];
+  let http: Awaited<ReturnType<typeof startHttpApp>> | undefined;
+  let usage: UsagePipelineHandle | undefined;
   let reports: ReportsHandle | undefined;
   try {
-    reports = await startReports(config, usage, logger, telemetry.registry, deps.budgetEvents);
-    const http = await startHttpApp(HealthModule.register('billing', usage.readiness, telemetry.registry), config.billing.http, logger);
+    http = await startHttpApp(HealthModule.register('billing', readiness, telemetry.registry), config.billing.http, logger);
+    await store.wait.ready;
+    const pipeline = await startUsagePipeline(config, logger, store.target, deps.usageSource, consumerMetrics, telemetry.tracing);
+    usage = pipeline;
+    readiness.push(...pipeline.readiness);
+    consumerMetrics.readLagFrom(() => pipeline.lag());
+    reports = await startReports(config, pipeline, logger, telemetry.registry, deps.budgetEvents);
     logger.info({ httpPort: http.port, grpcPort: reports.grpcPort }, 'billing started');
     const read = reports;
+    const listening = http;
     return {
       name: 'billing',
-      httpPort: http.port,
+      httpPort: listening.port,
       grpcPort: read.grpcPort,
-      usage,
+      usage: pipeline,
       reports: read,
       async close() {
         await read.close();
-        await usage.close();
-        await http.app.close();
+        await pipeline.close();
+        await store.target.client.close();
+        await listening.app.close();
         await telemetry.close();
       },
     };
   } catch (error) {
+    store.wait.stop();
     await reports?.close();
-    await usage.close();
+    await usage?.close();
+    await store.target.client.close().catch(() => undefined);
+    await http?.app.close();
     throw error;
   }
 }

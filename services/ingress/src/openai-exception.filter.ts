@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { toClientError, toOpenAIError } from '@openrouter/openai-wire';
+import { PeerUnreachableError } from './billing.client';
 
 /** Anything thrown while serving the API, as a GatewayError. Client mistakes never become 5xx. */
 export function asGatewayError(error: unknown): GatewayError {
@@ -54,6 +55,8 @@ export class OpenAIExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const error = asGatewayError(exception);
     if (error.kind === 'internal') this.logger.error({ err: error.cause ?? error }, 'request failed');
+    // The answer names the service only; the log says where it was dialled and what failed.
+    else if (error.cause instanceof PeerUnreachableError) this.logger.warn({ peer: error.cause.peer, address: error.cause.address, err: error.cause.cause, code: error.code }, error.cause.message);
     const http = host.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();

@@ -1,7 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { firstHeader, headerText, kafkaSecurity } from './kafka-client';
+import { kafkaUsageSchema } from '@openrouter/config';
+import { createLogger } from '@openrouter/observability';
+import { CAPPED_IDEMPOTENT_RETRIES, createKafka, firstHeader, headerText, kafkaSecurity } from './kafka-client';
 
 describe('Kafka record headers', () => {
   it('reads bytes and text, the first value of a repeated name, and skips absent ones', () => {
@@ -44,5 +46,21 @@ describe('kafkaSecurity', () => {
     for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512'] as const) {
       expect(kafkaSecurity({ ssl: true, sasl: { mechanism, username: 'u', password: 'p' } })).toEqual({ ssl: true, sasl: { mechanism, username: 'u', password: 'p' } });
     }
+  });
+});
+
+describe('createKafka', () => {
+  const config = kafkaUsageSchema.parse({ brokers: ['127.0.0.1:9'] });
+  const levelsOf = (cappedIdempotentRetries: boolean | undefined): number[] => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = createLogger('spec', 'debug', { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    // kafkajs warns as it makes the producer, before any connection.
+    createKafka(config, logger, 'spec', { cappedIdempotentRetries }).producer({ idempotent: true, retry: { retries: 3 } });
+    return lines.filter((l) => l.msg === `kafka: ${CAPPED_IDEMPOTENT_RETRIES}`).map((l) => l.level);
+  };
+
+  it("logs kafkajs's warning about an idempotent producer's capped retries at debug when the cap is deliberate, and warns otherwise", () => {
+    expect(levelsOf(true)).toEqual([20]);
+    expect(levelsOf(undefined)).toEqual([40]);
   });
 });

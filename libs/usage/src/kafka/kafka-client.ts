@@ -11,7 +11,16 @@ export interface KafkaLogOptions {
    * lines for each failed try of a connection, and retries each connection several times.
    */
   quiet?: () => boolean;
+  /**
+   * The client's idempotent producer caps its retries on purpose (see `KafkaUsagePublisher`):
+   * kafkajs's warning about that, at each producer it makes, is logged at debug. Without this,
+   * a producer that caps them by mistake still warns.
+   */
+  cappedIdempotentRetries?: boolean;
 }
+
+/** What kafkajs warns, at creation, of an idempotent producer whose `retry.retries` is not unbounded. */
+export const CAPPED_IDEMPOTENT_RETRIES = 'Limiting retries for the idempotent producer may invalidate EoS guarantees';
 
 /** A kafkajs client whose log lines go to the service logger (warnings and errors only). */
 export function createKafka(config: KafkaUsageConfig, logger: Logger, clientSuffix: string, logOptions: KafkaLogOptions = {}): Kafka {
@@ -27,7 +36,9 @@ export function createKafka(config: KafkaUsageConfig, logger: Logger, clientSuff
       ({ namespace, level, log }: LogEntry) => {
         const { message, ...extra } = log;
         const fields = { kafka: namespace, broker: extra['broker'], error: extra['error'] };
-        if (level <= logLevel.WARN) logger[logOptions.quiet?.() ? 'debug' : 'warn'](fields, `kafka: ${message}`);
+        if (level > logLevel.WARN) return;
+        const expected = logOptions.cappedIdempotentRetries === true && namespace === 'Producer' && message === CAPPED_IDEMPOTENT_RETRIES;
+        logger[expected || logOptions.quiet?.() ? 'debug' : 'warn'](fields, `kafka: ${message}`);
       },
   });
 }

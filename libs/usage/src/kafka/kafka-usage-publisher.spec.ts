@@ -7,6 +7,7 @@ import { kafkaUsageSchema, outboxSchema } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { emptyUsageEvent } from '../event/usage-event.factory';
 import { KafkaUsagePublisher, nextReplayDelay, REPLAY_MAX_INTERVAL_MS } from './kafka-usage-publisher';
+import { CAPPED_IDEMPOTENT_RETRIES } from './kafka-client';
 import { LOCK_FILE } from './outbox-lock';
 
 const REPLAY_FAILED = 'usage outbox replay failed; trying again later';
@@ -70,6 +71,22 @@ describe('KafkaUsagePublisher', () => {
       // Once events go to the outbox, kafkajs's lines about the outage are at debug: what warns is the replay's own line.
       const warnings = lines.slice(onOutbox() + 1).filter((l) => l.level >= 40);
       expect(warnings.filter((l) => l.msg !== REPLAY_FAILED)).toEqual([]);
+    } finally {
+      await publisher.close();
+    }
+  });
+
+  it("does not warn of its idempotent producer's capped retries, which are deliberate", async () => {
+    const lines: Line[] = [];
+    const logger = createLogger('spec', 'debug', { write: (line: string) => void lines.push(JSON.parse(line) as Line) });
+    const kafka = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${await closedPort()}`], sendTimeoutMs: 300, connectionTimeoutMs: 100, lingerMs: 0 });
+    const publisher = await KafkaUsagePublisher.start({ kafka, outbox: { ...outboxSchema.parse({ replayIntervalMs: 10 }), dir } }, logger);
+    try {
+      // The producer was made (kafkajs says it then), and its connection failed.
+      await waitUntil(() => lines.some((l) => l.msg === UNREACHABLE));
+      const capped = lines.filter((l) => l.msg === `kafka: ${CAPPED_IDEMPOTENT_RETRIES}`);
+      expect(capped.length).toBeGreaterThan(0);
+      expect(capped.every((l) => l.level === 20)).toBe(true);
     } finally {
       await publisher.close();
     }

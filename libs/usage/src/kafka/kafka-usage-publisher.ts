@@ -70,7 +70,7 @@ export class KafkaUsagePublisher implements UsagePublisher {
   static async start(options: KafkaUsagePublisherOptions, logger: Logger): Promise<KafkaUsagePublisher> {
     let publisher: KafkaUsagePublisher | undefined;
     // Made before the outbox is opened: it can fail (an unreadable usage.kafka.ssl.ca) with nothing open yet.
-    const kafka = createKafka(options.kafka, logger, options.clientName ?? 'usage-producer', { quiet: () => publisher?.mode === 'outbox' });
+    const kafka = createKafka(options.kafka, logger, options.clientName ?? 'usage-producer', { quiet: () => publisher?.mode === 'outbox', cappedIdempotentRetries: true });
     const outbox = await FileOutbox.open(options.outbox.dir, { maxBytes: options.outbox.maxBytes, segmentBytes: options.outbox.segmentBytes, logger });
     try {
       publisher = new KafkaUsagePublisher(options, outbox, logger, kafka);
@@ -237,6 +237,15 @@ export class KafkaUsagePublisher implements UsagePublisher {
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
+      // Capped on purpose, though kafkajs warns that a capped idempotent producer may lose its
+      // exactly-once guarantee (it leaves retries unbounded for one). A send here is bounded by
+      // `sendTimeoutMs`, after which the producer is disconnected and replaced; but kafkajs's
+      // retrier does not stop with its producer: its next try connects the cluster again. With
+      // unbounded retries, every send abandoned during an outage would go on trying for as long as
+      // Kafka is down, then send its batch and keep connections nobody closes. What the cap
+      // gives up is covered another way: a batch that failed goes to the outbox and a new producer
+      // sends it again, so delivery is at least once, and consumers drop repeats by event id. The
+      // warning, which says nothing more, is logged at debug (`cappedIdempotentRetries`).
       retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 },
     }));
     if (!this.connected) {

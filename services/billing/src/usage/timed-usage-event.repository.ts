@@ -21,8 +21,4 @@ export class TimedUsageEventRepository implements UsageEventRepository {
     if (rows.length === 0) return;
     await this.metrics.timeInsert('usage_events', () => this.inner.insertRows(rows));
   }
-
-  ping(): Promise<boolean> {
-    return this.inner.ping();
-  }
 }

@@ -16,7 +16,6 @@ export interface UsageEventRepository {
   encode(event: usagev1.UsageEvent): EncodedUsageRow;
   /** Inserts encoded rows in one write. */
   insertRows(rows: readonly EncodedUsageRow[]): Promise<void>;
-  ping(): Promise<boolean>;
 }
 
 /**
@@ -74,10 +73,5 @@ export class ClickHouseUsageEventRepository implements UsageEventRepository {
     });
     // An insert answers with an empty body; reading it to the end frees the connection.
     for await (const chunk of result.stream) void chunk;
-  }
-
-  async ping(): Promise<boolean> {
-    const result = await this.client.ping();
-    return result.success;
   }
 }

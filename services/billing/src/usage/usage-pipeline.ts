@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '@openrouter/config';
 import type { Logger, ReadinessCheck, Tracing, UsageConsumerMetrics } from '@openrouter/observability';
-import { applyRetention, createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type DeadLetterSink, type UsageBatchHandler, type UsageSource } from '@openrouter/usage';
+import type { ClickHouseTarget, DeadLetterSink, UsageBatchHandler, UsageSource } from '@openrouter/usage';
 import { KafkaDeadLetterSink, MemoryDeadLetterSink } from './dead-letter.sink';
 import { KafkaUsageSource } from './kafka-usage.source';
 import { ClickHouseUsageEventRepository } from './usage-event.repository';
@@ -18,18 +18,15 @@ export interface UsagePipelineHandle {
 }
 
 /**
- * Billing's usage pipeline: migrate ClickHouse, then consume usage events (Kafka, or the
- * in-process bus the embedded gateway hands in) into it.
+ * Billing's usage pipeline: consumes usage events (Kafka, or the in-process bus the embedded
+ * gateway hands in) into the store. Started only once the store answers and is migrated
+ * (`openUsageStore`): nothing is consumed, so nothing committed, before it can be stored. The
+ * store is the caller's, open before and closed after the pipeline.
  */
-export async function startUsagePipeline(config: GatewayConfig, logger: Logger, given?: UsageSource, metrics?: UsageConsumerMetrics, tracing?: Tracing): Promise<UsagePipelineHandle> {
-  const store = createClickHouse(config.usage.clickhouse, config.gateway.dataDir);
+export async function startUsagePipeline(config: GatewayConfig, logger: Logger, store: ClickHouseTarget, given?: UsageSource, metrics?: UsageConsumerMetrics, tracing?: Tracing): Promise<UsagePipelineHandle> {
   let source: UsageSource | undefined;
   let deadLetters: DeadLetterSink | undefined;
   try {
-    const migration = await migrate(store.client, store.database, USAGE_MIGRATIONS);
-    await applyRetention(store.client, store.database, config.usage.clickhouse.retentionDays);
-    logger.info({ store: store.kind, location: store.location, database: store.database, applied: migration.applied, schema: migration.current }, 'usage store ready');
-
     const clickhouse = new ClickHouseUsageEventRepository(store.client, store.database, store.kind);
     const repository = metrics ? new TimedUsageEventRepository(clickhouse, metrics) : clickhouse;
     const kafka = given === undefined && config.usage.bus === 'kafka';
@@ -50,8 +47,8 @@ export async function startUsagePipeline(config: GatewayConfig, logger: Logger, 
 
     const active = source;
     if (consumer) metrics?.readRunningFrom(() => consumer.isRunning());
+    // The store's own check (`clickhouse`) is the caller's, from before the pipeline started.
     const readiness: ReadinessCheck[] = [
-      { name: 'clickhouse', check: () => repository.ping() },
       {
         // A Kafka consumer kafkajs stopped for good (a batch it cannot decode) is not ready while
         // a fresh one is tried, even though the broker still answers the lag query.
@@ -70,13 +67,11 @@ export async function startUsagePipeline(config: GatewayConfig, logger: Logger, 
         // Stop taking messages first; a batch in flight finishes or stays uncommitted.
         if (kafka) await active?.close();
         await dlq.close();
-        await store.client.close();
       },
     };
   } catch (error) {
     if (given === undefined) await source?.close().catch(() => undefined);
     await deadLetters?.close().catch(() => undefined);
-    await store.client.close().catch(() => undefined);
     throw error;
   }
 }

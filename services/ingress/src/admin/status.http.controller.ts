@@ -1,15 +1,31 @@
-import { Controller, Get, Inject, Req, UseGuards } from '@nestjs/common';
+import { Controller, Get, Inject, Optional, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { evaluateReadiness, type ReadinessCheck } from '@openrouter/observability';
+import { BillingClient } from '../billing.client';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { ADMIN_OPENAPI } from './openapi';
 
 export const ADMIN_READINESS = Symbol('ADMIN_READINESS');
 
+/** How long the admin health waits for billing's channel to connect. */
+const BILLING_CHECK_MS = 500;
+
 /** Who am I, is the gateway healthy, and the API's own description. */
 @Controller('admin/v1')
 export class AdminStatusHttpController {
-  constructor(@Inject(ADMIN_READINESS) private readonly checks: ReadinessCheck[]) {}
+  /** Billing's check: the reports behind /admin/v1/usage, invoices, chargeback and exports. */
+  private readonly reports: ReadinessCheck | undefined;
+
+  constructor(
+    @Inject(ADMIN_READINESS) private readonly checks: ReadinessCheck[],
+    @Optional() @Inject(BillingClient) billing?: BillingClient,
+  ) {
+    this.reports = billing && {
+      name: 'billing',
+      check: () => billing.isReachable(BILLING_CHECK_MS),
+      details: async () => ({ serves: 'reports: usage, invoices, chargeback, exports', partOfIngressReadiness: false }),
+    };
+  }
 
   @Get('openapi.json')
   openapi() {
@@ -28,6 +44,8 @@ export class AdminStatusHttpController {
   @UseGuards(AdminGuard)
   @Roles('viewer')
   health() {
-    return evaluateReadiness(this.checks);
+    // The ingress's own checks, and billing's here only, never in the ingress's /ready: chat does
+    // not need billing, and a load balancer must not take an ingress out because of it.
+    return evaluateReadiness(this.reports ? [...this.checks, this.reports] : this.checks);
   }
 }

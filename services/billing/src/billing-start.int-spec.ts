@@ -1,0 +1,211 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
+import { Readable } from 'node:stream';
+import { createChdbConnection } from 'chdb/connection';
+import { parseConfig } from '@openrouter/config';
+import { usagev1 } from '@openrouter/contracts';
+import { createLogger } from '@openrouter/observability';
+import { emptyUsageEvent, inProcessUsageMessage, type UsageBatchHandler, type UsageSource } from '@openrouter/usage';
+import { startBilling, type BillingHandle } from './index';
+
+/**
+ * The ClickHouse HTTP interface, as far as `@clickhouse/client` uses it, in front of chDB (the real
+ * engine, in this process): the query in the body (or in `query` with the rows in the body),
+ * `param_*` the parameters, the other URL parameters settings. It listens only when told to, so a
+ * server that comes up after the service is a real port that starts answering.
+ */
+class ChdbHttpRelay {
+  private readonly engine = createChdbConnection({ path: ':memory:' });
+  private server: Server | undefined;
+
+  listen(port: number): Promise<void> {
+    if (this.server) return Promise.resolve();
+    const server = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const url = new URL(request.url ?? '/', 'http://relay');
+        const body = Buffer.concat(chunks).toString('utf8');
+        const params: Record<string, string> = {};
+        const settings: Record<string, string | undefined> = {};
+        for (const [name, value] of url.searchParams) {
+          if (name.startsWith('param_')) params[name.slice('param_'.length)] = value;
+          else if (!['query', 'query_id', 'database', 'session_id'].includes(name)) settings[name] = value;
+        }
+        const query = url.searchParams.get('query');
+        const run = query !== null ? this.engine.exec({ query, values: Readable.from([body]), query_params: params, clickhouse_settings: settings }) : this.engine.query({ query: body, query_params: params, clickhouse_settings: settings });
+        run.then(
+          (result) => result.stream.pipe(response),
+          (error: { code?: string; type?: string; message: string }) => response.writeHead(500).end(`Code: ${error.code ?? 0}. DB::Exception: ${error.message} (${error.type ?? 'UNKNOWN_EXCEPTION'}) (version chdb)`),
+        );
+      });
+    });
+    this.server = server;
+    return new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  }
+
+  async rows(query: string): Promise<Array<Record<string, unknown>>> {
+    const result = await this.engine.query({ query: `${query} FORMAT JSONEachRow` });
+    let text = '';
+    for await (const chunk of result.stream) text += String(chunk);
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (server) await new Promise((done) => server.close(done));
+    await this.engine.close();
+  }
+}
+
+/** A loopback port nothing listens on (yet). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createTcpServer().listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitFor<T>(condition: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await condition();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 50));
+  }
+}
+
+/** The embedded gateway's kind of source, recording when billing starts consuming. */
+class RecordingSource implements UsageSource {
+  handler: UsageBatchHandler | undefined;
+  async start(handler: UsageBatchHandler): Promise<void> {
+    this.handler = handler;
+  }
+  async lag(): Promise<number> {
+    return 0;
+  }
+  async close(): Promise<void> {}
+}
+
+interface ReadyAnswer {
+  status: number;
+  body: { checks: Record<string, string>; details?: Record<string, Record<string, unknown>> };
+}
+
+async function ready(port: number): Promise<ReadyAnswer | undefined> {
+  const response = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
+  return response ? { status: response.status, body: (await response.json()) as ReadyAnswer['body'] } : undefined;
+}
+
+describe('billing started before its ClickHouse server', () => {
+  it('is not ready, consumes nothing and retries quietly while the server is away, then migrates and consumes', async () => {
+    const [clickhousePort, httpPort] = [await closedPort(), await closedPort()];
+    const database = `late_${randomBytes(4).toString('hex')}`;
+    const config = parseConfig(
+      {
+        version: 1,
+        ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
+        router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
+        adapter: { grpc: { port: 0 }, http: { port: 0 } },
+        billing: { http: { host: '127.0.0.1', port: httpPort }, grpc: { port: 0 }, rollup: { reconcileIntervalMs: 0 } },
+        alerting: { http: { port: 0 } },
+        providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
+        models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
+        usage: {
+          clickhouse: { url: `http://billing:s3cret-pw@127.0.0.1:${clickhousePort}`, database, retentionDays: 3_650 },
+          consumer: { retryInitialMs: 20, retryMaxMs: 200 },
+        },
+      },
+      {},
+    );
+    const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
+    const logger = createLogger('billing', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    // `@clickhouse/client` logs a failed request, stack and all, on the console.
+    const console = [jest.spyOn(globalThis.console, 'error'), jest.spyOn(globalThis.console, 'warn')];
+    const source = new RecordingSource();
+    const relay = new ChdbHttpRelay();
+    let billing: BillingHandle | undefined;
+    const starting = startBilling(config, logger, { usageSource: source }).then((handle) => (billing = handle));
+    try {
+      // Not ready, saying what it waits for and where (without the credentials of the URL), through several tries.
+      const waiting = await waitFor(async () => {
+        const answer = await ready(httpPort);
+        return answer && Number(answer.body.details?.['clickhouse']?.['tries']) >= 3 ? answer : undefined;
+      }, 'billing not ready after three tries');
+      expect(waiting.status).toBe(503);
+      expect(waiting.body.checks['clickhouse']).toBe('failing');
+      expect(waiting.body.details?.['clickhouse']).toMatchObject({ dependency: 'the usage store (ClickHouse)', location: `http://127.0.0.1:${clickhousePort}/`, state: 'waiting', setting: 'usage.clickhouse.url / CLICKHOUSE_URL' });
+      expect(String(waiting.body.details?.['clickhouse']?.['lastError'])).toContain('ECONNREFUSED');
+      expect(JSON.stringify(waiting.body)).not.toContain('s3cret');
+      // Nothing consumed: no event can be taken (and so committed) before it can be stored.
+      expect(source.handler).toBeUndefined();
+      expect(billing).toBeUndefined();
+
+      await relay.listen(clickhousePort);
+      await starting;
+      expect(source.handler).toBeDefined();
+      expect((await ready(httpPort))?.status).toBe(200);
+      const migrated = await relay.rows(`SELECT max(version) AS version FROM ${database}.schema_migrations`);
+      expect(Number(migrated[0]?.['version'])).toBeGreaterThanOrEqual(6);
+
+      const event = emptyUsageEvent('late-1', Date.now());
+      event.completedAtMs = event.receivedAtMs + 10;
+      event.tenant = { orgId: 'acme', projectId: 'p', teamId: 't', appId: 'a', costCenter: '', keyId: 'k', endUser: '', tags: {} };
+      event.status = usagev1.Status.STATUS_OK;
+      event.cost = { amount: '0.001', currency: 'USD', priceVersion: 'v1' };
+      await source.handler?.([inProcessUsageMessage(event)]);
+      expect(await relay.rows(`SELECT event_id FROM ${database}.usage_events FINAL`)).toEqual([{ event_id: 'late-1' }]);
+
+      // One warning when it started failing, one line when it got through; no stack, nothing on the console.
+      const told = lines.filter((l) => /ClickHouse/.test(l.msg));
+      expect(told.map((l) => [l.level, l.msg])).toEqual([
+        [40, `the usage store (ClickHouse) is not reachable at http://127.0.0.1:${clickhousePort}/ (usage.clickhouse.url / CLICKHOUSE_URL): connect ECONNREFUSED 127.0.0.1:${clickhousePort}; not ready, trying again with backoff until it is`],
+        [30, `the usage store (ClickHouse) at http://127.0.0.1:${clickhousePort}/ is reachable; going on with the start`],
+      ]);
+      expect(told.some((l) => l.err !== undefined)).toBe(false);
+      expect(JSON.stringify(lines)).not.toContain('s3cret');
+      for (const spy of console) expect(spy).not.toHaveBeenCalled();
+    } finally {
+      if (!billing) await relay.listen(clickhousePort).catch(() => undefined);
+      await starting.catch(() => undefined);
+      await billing?.close();
+      await relay.close();
+      for (const spy of console) spy.mockRestore();
+    }
+  });
+
+  it('stops the start, naming the store and the setting, when the server refuses the credentials', async () => {
+    const clickhousePort = await closedPort();
+    // A ClickHouse server that refuses every user, as it does a wrong password.
+    const server = createServer((_request, response) => response.writeHead(403).end('Code: 516. DB::Exception: billing: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED) (version 24.8.1)\n'));
+    await new Promise<void>((resolve) => server.listen(clickhousePort, '127.0.0.1', resolve));
+    const config = parseConfig(
+      {
+        version: 1,
+        ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
+        router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
+        adapter: { grpc: { port: 0 }, http: { port: 0 } },
+        billing: { http: { port: 0 }, grpc: { port: 0 } },
+        alerting: { http: { port: 0 } },
+        providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
+        models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
+        usage: { clickhouse: { url: `http://127.0.0.1:${clickhousePort}`, username: 'billing', password: 'wrong' } },
+      },
+      {},
+    );
+    try {
+      await expect(startBilling(config, createLogger('billing', 'silent'), { usageSource: new RecordingSource() })).rejects.toThrow(
+        `the usage store (ClickHouse) at http://127.0.0.1:${clickhousePort}/ (usage.clickhouse.url / CLICKHOUSE_URL) cannot be used, and this does not pass by itself: HTTP 403: Code: 516. DB::Exception: billing: Authentication failed`,
+      );
+    } finally {
+      await new Promise((done) => server.close(done));
+    }
+  });
+});
