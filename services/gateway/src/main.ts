@@ -1,15 +1,19 @@
 import 'reflect-metadata';
-import { loadConfig } from '@openrouter/config';
+import { loadConfig, readRuntimeEnv, type GatewayConfig } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
-import { closeOnSignals } from '@openrouter/service-runtime';
+import { closeOnSignals, describeListenFailure } from '@openrouter/service-runtime';
 import { startGateway } from './gateway';
+
+let config: GatewayConfig | undefined;
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
-  const config = loadConfig();
+  const runtime = readRuntimeEnv();
+  config = loadConfig(runtime);
   const logger = createLogger('gateway', config.log.level);
+  logger.info({ configPath: runtime.configPath, defaultConfig: !runtime.vars['OPENROUTER_CONFIG'] }, 'configuration loaded');
   const gateway = await startGateway(config, logger);
-  closeOnSignals(gateway, (error) => logger.error({ err: error }, 'shutdown failed'));
+  closeOnSignals(gateway, (error) => logger.error({ err: error }, 'shutdown failed'), logger);
   const key = gateway.ingress.devKeyGenerated ? gateway.ingress.devKey : '$OPENROUTER_DEV_KEY';
   console.log(
     [
@@ -36,6 +40,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
+  // A port already taken is named with its listener and setting (the simulated provider's is
+  // OPENROUTER_SIMULATOR_PORT in the default configuration, the API's PORT).
+  const failure = (config && describeListenFailure(error, config, ['gateway', 'ingress'])) ?? error;
+  console.error(failure instanceof Error ? failure.message : failure);
   process.exit(1);
 });
