@@ -167,6 +167,14 @@ describe('usage reports through the admin API', () => {
     expect(csv.text.split('\r\n')[0]).toBe('cost_center,currency,requests,errors,prompt_tokens,completion_tokens,cached_read_tokens,cache_write_tokens,reasoning_tokens,cost');
     const raw = await get(`/admin/v1/usage?from=${new Date(Date.now() - 3_600_000).toISOString()}&group_by=experiment_arm&experiment=exp-1`);
     expect((raw.body as { source: string }).source).toBe('events');
+    // What the clients asked for beside what served them: the experiment's target, split over its arms.
+    const asked = await get(`/admin/v1/usage?from=${month}-01&group_by=requested_model,model`);
+    const askedRows = (asked.body as { source: string; data: Array<{ requested_model: string; model: string; requests: number }> }).data;
+    expect((asked.body as { source: string }).source).toBe('events');
+    const ab = askedRows.filter((r) => r.requested_model === 'ab-model');
+    expect(ab.reduce((n, r) => n + r.requests, 0)).toBe(20);
+    expect(ab.map((r) => r.model).sort()).toEqual(['gpt-4o-mini', 'vendor/model-with-slash']);
+    expect(askedRows.reduce((n, r) => n + r.requests, 0)).toBe(all.length);
     const bad = await get('/admin/v1/usage?group_by=colour');
     expect(bad.status).toBe(400);
     expect((bad.body as { error: { param: string } }).error.param).toBe('group_by');

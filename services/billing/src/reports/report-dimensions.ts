@@ -6,6 +6,7 @@ export type DimensionName =
   | 'cost_center'
   | 'key'
   | 'model'
+  | 'requested_model'
   | 'provider'
   | 'deployment'
   | 'operation'
@@ -30,6 +31,8 @@ export const DIMENSIONS: Readonly<Record<DimensionName, Dimension>> = {
   cost_center: { raw: 'cost_center', rollup: 'cost_center' },
   key: { raw: 'key_id', rollup: 'key_id' },
   model: { raw: 'served_model', rollup: 'served_model' },
+  // What the client asked for (an alias, `auto`, an experiment's target), beside the model that served it.
+  requested_model: { raw: 'requested_model' },
   provider: { raw: 'provider', rollup: 'provider' },
   deployment: { raw: 'deployment' },
   operation: { raw: 'operation' },

@@ -113,7 +113,7 @@ export const ADMIN_OPENAPI = {
         parameters: [
           { name: 'from', in: 'query', schema: { type: 'string' }, description: 'Date or ISO instant; default the first of this month (UTC)' },
           { name: 'to', in: 'query', schema: { type: 'string' }, description: 'Date or ISO instant (exclusive); default the end of today (UTC)' },
-          { name: 'group_by', in: 'query', schema: { type: 'string' }, description: 'Comma-separated: org, project, team, app, cost_center, key, model, provider, deployment, operation, status, experiment, experiment_arm, day, month, tag:<name>' },
+          { name: 'group_by', in: 'query', schema: { type: 'string' }, description: 'Comma-separated: org, project, team, app, cost_center, key, model, requested_model, provider, deployment, operation, status, experiment, experiment_arm, day, month, tag:<name>' },
           ...['org', 'project', 'team', 'app', 'cost_center', 'key', 'model', 'provider', 'operation', 'status', 'experiment'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })),
           { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } },
         ],

@@ -54,7 +54,7 @@ export interface UsageReportRequest {
   fromMs: number;
   toMs: number;
   /**
-   * Dimensions to group by: org, project, team, app, cost_center, key, model, provider,
+   * Dimensions to group by: org, project, team, app, cost_center, key, model, requested_model, provider,
    * deployment, operation, status, experiment, experiment_arm, day, month, or `tag:<name>`.
    */
   groupBy: string[];
