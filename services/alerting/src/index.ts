@@ -51,7 +51,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
   const telemetry = createTelemetry('alerting', config.observability, deps.telemetry);
   const metrics = new AlertingMetrics(telemetry.registry);
   const consumerMetrics = new UsageConsumerMetrics(telemetry.registry, settings.consumerGroup);
-  const own = deps.store ? undefined : config.usage.clickhouse.url ? createClickHouse(config.usage.clickhouse, config.gateway.dataDir) : undefined;
+  const own = deps.store ? undefined : config.usage.clickhouse.url ? createClickHouse(config.usage.clickhouse, config.gateway.dataDir, logger) : undefined;
   const target = deps.store ?? own;
   const cleanups: Array<() => Promise<void> | void> = [];
   let http: Awaited<ReturnType<typeof startHttpApp>> | undefined;

@@ -1,4 +1,7 @@
-import { withoutCredentials } from './clickhouse-client';
+import { createServer, type AddressInfo } from 'node:net';
+import { clickhouseSchema } from '@openrouter/config';
+import { createLogger } from '@openrouter/observability';
+import { createClickHouse, withoutCredentials } from './clickhouse-client';
 
 describe('withoutCredentials', () => {
   it('drops the user and password a ClickHouse URL may carry, for logs', () => {
@@ -8,5 +11,45 @@ describe('withoutCredentials', () => {
 
   it('shows only the scheme of a URL it cannot read', () => {
     expect(withoutCredentials('http://openrouter:ab/c+d=@clickhouse:8123/openrouter')).not.toContain('ab/c');
+  });
+});
+
+describe('createClickHouse against a server that is not there', () => {
+  const config = (url: string) => clickhouseSchema.parse({ url, database: 'openrouter', requestTimeoutMs: 2_000 });
+
+  async function closedPort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((done) => server.close(done));
+    return port;
+  }
+
+  it("keeps the client's own error dump off the console: the caller gets the error, the service's log has it at debug", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger('billing', 'debug', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const printed = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    const target = createClickHouse(config(`http://127.0.0.1:${await closedPort()}`), '.', logger);
+    try {
+      await expect(target.client.query({ query: 'SELECT 1' })).rejects.toThrow(/ECONNREFUSED/);
+      expect(printed).not.toHaveBeenCalled();
+      expect(lines.some((l) => l['component'] === 'clickhouse-client' && l['level'] === 20)).toBe(true);
+      expect(lines.filter((l) => (l['level'] as number) >= 40)).toEqual([]);
+    } finally {
+      printed.mockRestore();
+      await target.client.close();
+    }
+  });
+
+  it('is silent without a logger', async () => {
+    const printed = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    const target = createClickHouse(config(`http://127.0.0.1:${await closedPort()}`), '.');
+    try {
+      await expect(target.client.query({ query: 'SELECT 1' })).rejects.toThrow(/ECONNREFUSED/);
+      expect(printed).not.toHaveBeenCalled();
+    } finally {
+      printed.mockRestore();
+      await target.client.close();
+    }
   });
 });

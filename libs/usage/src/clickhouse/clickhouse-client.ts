@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions, type ClickHouseSettings } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHouseClientConfigOptions, type ClickHouseSettings, type Logger as ClientLogger } from '@clickhouse/client';
 import type * as Chdb from 'chdb/connection';
 import type { ClickHouseConfig } from '@openrouter/config';
+import type { Logger } from '@openrouter/observability';
 
 export type { ClickHouseClient };
 
@@ -31,7 +32,7 @@ export const WITHOUT_OUTPUT_SETTINGS: ClickHouseSettings = Object.fromEntries(Ob
  * behind the same `@clickhouse/client` API, so every query is the same code. chDB allows one data
  * directory per process; every service in the process must use the same one.
  */
-export function createClickHouse(config: ClickHouseConfig, dataDir: string): ClickHouseTarget {
+export function createClickHouse(config: ClickHouseConfig, dataDir: string, logger?: Logger): ClickHouseTarget {
   const settings = OUTPUT_SETTINGS;
   if (config.url) {
     const client = createClient({
@@ -40,6 +41,7 @@ export function createClickHouse(config: ClickHouseConfig, dataDir: string): Cli
       ...(config.password ? { password: config.password } : {}),
       request_timeout: config.requestTimeoutMs,
       clickhouse_settings: settings,
+      log: clientLog(logger),
     });
     return { client, kind: 'server', database: config.database, location: withoutCredentials(config.url) };
   }
@@ -48,8 +50,38 @@ export function createClickHouse(config: ClickHouseConfig, dataDir: string): Cli
   // chdb types its connection against its own copy of @clickhouse/client-common's declarations;
   // the shapes are the same, the declaration files differ.
   const connection = loadChdb().createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>;
-  const client = createClient({ connection, clickhouse_settings: settings });
+  const client = createClient({ connection, clickhouse_settings: settings, log: clientLog(logger) });
   return { client, kind: 'embedded', database: config.database, location: path };
+}
+
+/**
+ * The client's own log, through the service's logger. By default it prints every failed request
+ * with its stack to the console, while the caller gets the same error and reports it in its own
+ * words (a store outage once, not a dump per retry): its errors are kept for `debug`, its
+ * warnings stay warnings. Without a logger it is off.
+ */
+function clientLog(logger: Logger | undefined): NonNullable<ClickHouseClientConfigOptions['log']> {
+  if (!logger) return { level: ClickHouseLogLevel.OFF };
+  const log = logger.child({ component: 'clickhouse-client' });
+  const fields = (params: { module: string; args?: Record<string, unknown>; err?: Error }): Record<string, unknown> => ({ module: params.module, ...params.args, ...(params.err ? { err: params.err } : {}) });
+  class ServiceLogger implements ClientLogger {
+    trace(params: Parameters<ClientLogger['trace']>[0]): void {
+      log.trace(fields(params), params.message);
+    }
+    debug(params: Parameters<ClientLogger['debug']>[0]): void {
+      log.debug(fields(params), params.message);
+    }
+    info(params: Parameters<ClientLogger['info']>[0]): void {
+      log.debug(fields(params), params.message);
+    }
+    warn(params: Parameters<ClientLogger['warn']>[0]): void {
+      log.warn(fields(params), params.message);
+    }
+    error(params: Parameters<ClientLogger['error']>[0]): void {
+      log.debug(fields(params), params.message);
+    }
+  }
+  return { LoggerClass: ServiceLogger, level: ClickHouseLogLevel.WARN };
 }
 
 /** The server's URL as it may be logged: no user or password (a URL may carry them). */

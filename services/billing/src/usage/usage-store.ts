@@ -19,7 +19,7 @@ export interface UsageStore {
  * `retryMaxMs`), not given up on.
  */
 export function openUsageStore(config: GatewayConfig, logger: Logger): UsageStore {
-  const target = createClickHouse(config.usage.clickhouse, config.gateway.dataDir);
+  const target = createClickHouse(config.usage.clickhouse, config.gateway.dataDir, logger);
   const wait = waitForClickHouse({
     store: target,
     config: config.usage.clickhouse,
