@@ -61,6 +61,12 @@ export interface BudgetLedger {
    */
   renew(id: string, ttlMs: number): Promise<boolean>;
   read(accounts: readonly string[]): Promise<AccountState[]>;
+  /**
+   * Where each account stands now, for showing it (the admin API): its spend, and its reservations
+   * still live — those past their expiry that no call has swept yet are left out, as the next
+   * reservation would return them first. One atomic read that changes nothing (no sweep, no expiry).
+   */
+  standing(accounts: readonly string[]): Promise<AccountState[]>;
   /** Corrects an account's spend by `deltaMicros` (reconciliation); resolves to the new spend. */
   adjust(line: LedgerLine, deltaMicros: number): Promise<number>;
   /**

@@ -9,3 +9,7 @@ export { fromMicros, MICROS_PER_UNIT, toMicros } from './micro-units';
 export { BUDGET_SCHEMA_NAME, BUDGET_SCHEMA_VERSION, InProcessBudgetBus, KafkaBudgetPublisher } from './budget-events';
 export type { BudgetEventHandler, BudgetEventPublisher } from './budget-events';
 export { REFUSAL_PERCENT, ThresholdAlerts } from './budget-thresholds';
+export { BudgetCatalog, budgetCatalogFor } from './budget-catalog';
+export type { BudgetSource, CatalogEntry } from './budget-catalog';
+export { budgetStoreUnavailable, connectBudgetStore, MemoryBudgetStore, RedisBudgetStore, storedBudgetSchema } from './budget-store';
+export type { BudgetAudit, BudgetChange, BudgetStore, BudgetStoreEvent, RedisBudgetStoreOptions, StoredBudget } from './budget-store';

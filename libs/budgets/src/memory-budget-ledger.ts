@@ -76,6 +76,21 @@ export class MemoryBudgetLedger implements BudgetLedger {
     });
   }
 
+  async standing(accounts: readonly string[]): Promise<AccountState[]> {
+    const now = this.clock();
+    // What a sweep would return, counted without sweeping.
+    const due = new Map<string, number>();
+    for (const h of this.held.values()) {
+      if (h.expiresAt > now) continue;
+      for (const name of h.accounts) due.set(name, (due.get(name) ?? 0) + h.amount);
+    }
+    return accounts.map((name) => {
+      const a = this.accounts.get(name);
+      if (!a || a.expiresAt <= now) return { spentMicros: 0, reservedMicros: 0 };
+      return { spentMicros: a.spent, reservedMicros: Math.max(0, a.reserved - (due.get(name) ?? 0)) };
+    });
+  }
+
   async adjust(line: LedgerLine, deltaMicros: number): Promise<number> {
     const now = this.clock();
     const a = this.account(line.account, now);

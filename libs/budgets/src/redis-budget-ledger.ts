@@ -134,6 +134,34 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {spent, lowered}
 `;
 
+/**
+ * KEYS: expiry set, then (spent, reserved) per account. ARGV: record prefix. Returns spent,
+ * reserved per account, reserved without the reservations whose expiry has passed (a sweep would
+ * return them: up to as many as it returns at once). Reads only: sweeps nothing, writes nothing.
+ */
+const STANDING = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 200)) do
+  local record = redis.call('GET', ARGV[1] .. id)
+  if record then
+    local amount = nil
+    for part in string.gmatch(record, '[^\\n]+') do
+      if amount == nil then amount = tonumber(part) else due[part] = (due[part] or 0) + amount end
+    end
+  end
+end
+local out = {}
+for i = 2, #KEYS, 2 do
+  local reserved = tonumber(redis.call('GET', KEYS[i + 1]) or '0') - (due[KEYS[i + 1]] or 0)
+  if reserved < 0 then reserved = 0 end
+  out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  out[#out + 1] = reserved
+end
+return out
+`;
+
 type Script = (numberOfKeys: number, ...args: string[]) => Promise<unknown>;
 
 /**
@@ -155,6 +183,7 @@ export class RedisBudgetLedger implements BudgetLedger {
     redis.defineCommand('orBudgetAdjust', { lua: ADJUST });
     redis.defineCommand('orBudgetRenew', { lua: RENEW });
     redis.defineCommand('orBudgetLowerWithin', { lua: LOWER_WITHIN });
+    redis.defineCommand('orBudgetStanding', { lua: STANDING });
   }
 
   async reserve(request: ReserveRequest): Promise<ReserveOutcome> {
@@ -187,6 +216,13 @@ export class RedisBudgetLedger implements BudgetLedger {
   async read(accounts: readonly string[]): Promise<AccountState[]> {
     if (accounts.length === 0) return [];
     const values = await this.redis.mget(...accounts.flatMap((a) => [this.spentKey(a), this.reservedKey(a)]));
+    return accounts.map((_, i) => ({ spentMicros: Number(values[i * 2] ?? 0), reservedMicros: Number(values[i * 2 + 1] ?? 0) }));
+  }
+
+  async standing(accounts: readonly string[]): Promise<AccountState[]> {
+    if (accounts.length === 0) return [];
+    const keys = [this.expiryKey(), ...accounts.flatMap((a) => [this.spentKey(a), this.reservedKey(a)])];
+    const values = (await this.script('orBudgetStanding')(keys.length, ...keys, this.recordKey(''))) as number[];
     return accounts.map((_, i) => ({ spentMicros: Number(values[i * 2] ?? 0), reservedMicros: Number(values[i * 2 + 1] ?? 0) }));
   }
 

@@ -48,27 +48,36 @@ function amountMicros(amount: string): bigint {
 export const BUDGET_PERIODS = ['daily', 'weekly', 'monthly'] as const;
 export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
 
+/*
+ * A budget's fields that the admin API also takes (creating and changing budgets at run time),
+ * so a budget created there is held to the same rules as one in the file.
+ */
+/**
+ * The most that may be spent in one period, in the budget's currency (a decimal, e.g. "250.00").
+ * Refused above {@link MAX_BUDGET_AMOUNT}: past it every reservation would fail (a 500).
+ */
+export const budgetAmountSchema = decimal
+  .refine((v) => Number(v) > 0, 'must be greater than 0')
+  .refine((v) => amountMicros(v) <= MAX_BUDGET_MICROS, `must be at most ${MAX_BUDGET_AMOUNT} (budgets count in millionths of the currency, exactly up to 2^53 - 1 of them)`);
+/** `hard`: requests that would overspend are refused (402) and streams are cut; `soft`: alerts only. */
+export const budgetEnforcementSchema = z.enum(['hard', 'soft']);
+/** Percentages of the amount at which an alert is published (once per period each); kept sorted, each once. */
+export const alertThresholdsSchema = z
+  .array(z.number().int().min(1).max(1000))
+  .transform((t) => [...new Set(t)].sort((a, b) => a - b));
+export { timeZone as budgetTimeZoneSchema };
+
 export const budgetSchema = strictObject({
   id: identifier,
   scope: budgetScopeSchema,
   /** Days start at midnight, weeks on Monday, months on the 1st — in `timezone`. */
   period: z.enum(BUDGET_PERIODS),
   timezone: timeZone.default('UTC'),
-  /**
-   * The most that may be spent in one period, in `currency` (a decimal, e.g. "250.00"). Refused
-   * above {@link MAX_BUDGET_AMOUNT} here, at load: past it every reservation would fail (a 500).
-   */
-  amount: decimal
-    .refine((v) => Number(v) > 0, 'must be greater than 0')
-    .refine((v) => amountMicros(v) <= MAX_BUDGET_MICROS, `must be at most ${MAX_BUDGET_AMOUNT} (budgets count in millionths of the currency, exactly up to 2^53 - 1 of them)`),
+  /** Refused above {@link MAX_BUDGET_AMOUNT} here, at load. */
+  amount: budgetAmountSchema,
   currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD').default('USD'),
-  /** `hard`: requests that would overspend are refused (402) and streams are cut; `soft`: alerts only. */
-  enforcement: z.enum(['hard', 'soft']).default('hard'),
-  /** Percentages of `amount` at which an alert is published (once per period each). */
-  alertThresholds: z
-    .array(z.number().int().min(1).max(1000))
-    .default([50, 80, 100])
-    .transform((t) => [...new Set(t)].sort((a, b) => a - b)),
+  enforcement: budgetEnforcementSchema.default('hard'),
+  alertThresholds: alertThresholdsSchema.default([50, 80, 100]),
 });
 export type BudgetConfig = z.infer<typeof budgetSchema>;
 

@@ -144,9 +144,10 @@ export type GatewayConfig = z.infer<typeof configSchema>;
 /**
  * A budget counts spend in its own currency and any model may be charged to it (budgets scope
  * callers, not models), so every price must be in that currency: the ledger adds costs without
- * converting, and the reconciliation reads the budget's currency only.
+ * converting, and the reconciliation reads the budget's currency only. Budgets created through the
+ * admin API are checked by the same rule.
  */
-function budgetCurrencyIssues(
+export function budgetCurrencyIssues(
   budgets: ReadonlyArray<{ id: string; currency: string }>,
   models: ReadonlyArray<{ id: string; pricing: { currency: string; changes: ReadonlyArray<{ currency?: string | undefined }>; deployments: Record<string, { currency?: string | undefined; changes: ReadonlyArray<{ currency?: string | undefined }> }> } }>,
 ): Array<{ path: Array<string | number>; message: string }> {

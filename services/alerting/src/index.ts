@@ -5,7 +5,7 @@ import { AlertingMetrics, ClickHouseAlertHistory, createTelemetry, UsageConsumer
 import { HealthModule, startHttpApp, waitForClickHouse, type ServiceHandle } from '@openrouter/service-runtime';
 import { createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageMessage, type UsageSource } from '@openrouter/usage';
 import { AlertingService } from './alerting.service';
-import { budgetPeriodEndOf } from './rules/budget-period-end';
+import { budgetPeriodEndOf, startBudgetCatalog } from './rules/budget-period-end';
 import type { NotificationChannel } from './channels/notification';
 import { SlackChannel } from './channels/slack.channel';
 import { WebhookChannel } from './channels/webhook.channel';
@@ -97,7 +97,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
       cleanups.push(() => router.close());
       new RouterReplicaMetrics(telemetry.registry, () => router.snapshot());
     }
-    const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: router ? () => router.snapshot() : undefined, budgetPeriodEnd: budgetPeriodEndOf(config.budgets.list) });
+    const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: router ? () => router.snapshot() : undefined, budgetPeriodEnd: budgetPeriodEndOf(await startBudgetCatalog(config, logger, cleanups)) });
     cleanups.push(() => service.close());
 
     const takeUsage = (messages: UsageMessage[]): Promise<void> =>

@@ -5,14 +5,15 @@ import { GrpcSecurity } from '@openrouter/grpc';
 import { createTelemetry, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { closeWithinGrace, HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
 import { PriceBook, UnpricedModels, type ClickHouseTarget, type UsagePublisher } from '@openrouter/usage';
-import { InProcessBudgetBus, KafkaBudgetPublisher, MemoryBudgetLedger, RedisBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
+import { BudgetCatalog, connectBudgetStore, InProcessBudgetBus, KafkaBudgetPublisher, MemoryBudgetLedger, MemoryBudgetStore, RedisBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
 import { AccessService } from './access/access.service';
-import { MemoryAccessRepository, RedisAccessRepository } from './access/access.repository';
+import { auditEntrySchema, auditLogOf, MemoryAccessRepository, RedisAccessRepository } from './access/access.repository';
 import { ADMIN_KEY_PREFIX, generateApiKey } from './access/api-key';
 import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
 import { connectRedis, logOutages, whenReady } from './access/redis-connection';
 import { AdminAuth } from './admin/admin-auth';
 import { BillingClient } from './billing.client';
+import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
 import { connectBudgetRedis } from './budgets/budget-redis';
 import { IngressModule } from './ingress.module';
@@ -85,11 +86,18 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const grpcSecurity = GrpcSecurity.fromConfig(config.grpc);
   const router: RouterPort = options.router ? new InProcessRouter(options.router) : new RouterClient(config.ingress.router, routerTimeouts(config), grpcSecurity, tracingClientOptions(telemetry.telemetry.tracing));
   const { url: redisUrl, keyPrefix } = config.access.redis;
-  const repository = redisUrl ? new RedisAccessRepository(config.access.redis, keyPrefix) : new MemoryAccessRepository();
+  const memoryAccess = redisUrl ? undefined : new MemoryAccessRepository();
+  const repository = memoryAccess ?? new RedisAccessRepository(config.access.redis, keyPrefix);
+  // Budgets created through the admin API: in Redis beside the tenants, their changes in the same
+  // audit log; without Redis in this process, like tenants (gone when it stops).
+  const budgetStore = redisUrl
+    ? connectBudgetStore(config.access.redis, keyPrefix, { auditLog: auditLogOf(keyPrefix) })
+    : new MemoryBudgetStore((entry) => memoryAccess?.appendAudit(auditEntrySchema.parse(entry)));
+  const budgetCatalog = new BudgetCatalog(config.budgets.list, budgetStore, logger);
   const counterRedis = redisUrl ? connectRedis(config.access.redis) : undefined;
   if (counterRedis) logOutages(counterRedis, logger, 'rate-limit counters');
   const counters = counterRedis ? new RedisCounterStore(counterRedis, keyPrefix) : new MemoryCounterStore();
-  const [storeReady, countersReady] = await Promise.all([repository.ready(), counterRedis ? whenReady(counterRedis, 3_000) : true]);
+  const [storeReady, countersReady] = await Promise.all([repository.ready(), counterRedis ? whenReady(counterRedis, 3_000) : true, budgetCatalog.start()]);
   if (!storeReady || !countersReady) logger.warn('Redis is not reachable yet; keys and limits follow the configured fail mode until it is');
   const storeFailures = new Counter({
     name: 'openrouter_rate_limit_store_failures_total',
@@ -102,9 +110,12 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   await access.start();
   const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined);
   const readiness = [{ name: 'router', check: () => router.isReachable(500) }];
-  // With a fail mode of `closed`, requests are refused while Redis is away: the replica is not ready then.
-  const redisGates = failMode === 'closed' || (config.budgets.list.length > 0 && config.budgets.failMode === 'closed');
-  if (counterRedis && redisGates) readiness.push({ name: 'redis', check: async () => (await counterRedis.ping()) === 'PONG' });
+  // With a fail mode of `closed`, requests are refused while Redis is away: the replica is not ready
+  // then. For budgets only while there are any, which the admin API may create at any time.
+  const budgetsGate = config.budgets.failMode === 'closed';
+  if (counterRedis && (failMode === 'closed' || budgetsGate)) {
+    readiness.push({ name: 'redis', check: async () => (failMode !== 'closed' && budgetCatalog.empty) || (await counterRedis.ping()) === 'PONG' });
+  }
   const publisher = options.usagePublisher ?? (await createUsagePublisher(config, logger));
   const prices = PriceBook.fromModels(config.models);
   // The router may serve a model this ingress has no price for (added without restarting it): loud, not silent.
@@ -119,7 +130,8 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   if (budgetRedis) logOutages(budgetRedis, logger, 'budget ledger');
   if (budgetRedis && !(await whenReady(budgetRedis, 3_000))) logger.warn('Redis is not reachable yet; requests under a budget follow budgets.failMode until it is');
   const budgetLedger = budgetRedis ? new RedisBudgetLedger(budgetRedis, keyPrefix) : new MemoryBudgetLedger();
-  const budgets = new BudgetService(config, prices, budgetLedger, budgetEvents, logger);
+  const budgets = new BudgetService(config, prices, budgetLedger, budgetEvents, logger, undefined, undefined, budgetCatalog);
+  const budgetAdmin = new BudgetAdminService(budgets, budgetStore, config.models, logger);
   const billing = config.ingress.billing ? new BillingClient(config.ingress.billing, config.grpc.reportTimeoutMs, grpcSecurity) : undefined;
   const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
@@ -134,6 +146,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       bounds: config.access.requests,
       usage,
       budgets,
+      budgetAdmin,
       billing,
       logger,
     }),

@@ -6,6 +6,7 @@ import { AccessService } from './access/access.service';
 import { AdminAuth } from './admin/admin-auth';
 import { AdminGuard } from './admin/admin.guard';
 import { ALERT_HISTORY, AlertsHttpController } from './admin/alerts.http.controller';
+import { BudgetsHttpController } from './admin/budgets.http.controller';
 import { KeysHttpController } from './admin/keys.http.controller';
 import { ReportsHttpController } from './admin/reports.http.controller';
 import { ADMIN_READINESS, AdminStatusHttpController } from './admin/status.http.controller';
@@ -13,6 +14,7 @@ import { RoutingHttpController } from './admin/routing.http.controller';
 import { TenantsHttpController } from './admin/tenants.http.controller';
 import { ApiKeyGuard, KeyGuard, UnmeteredApiKeyGuard } from './auth/api-key.guard';
 import { BillingClient } from './billing.client';
+import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
 import { OpenAIExceptionFilter } from './openai-exception.filter';
 import { RouterPort } from './router.port';
@@ -35,6 +37,8 @@ export interface IngressDependencies {
   bounds: RequestBounds;
   usage: UsageRecorder;
   budgets: BudgetService;
+  /** Budget status, and budgets created, changed and deleted at run time (`/admin/v1/budgets`). */
+  budgetAdmin: BudgetAdminService;
   /** Billing's reports; absent when ingress.billing is not configured (the report endpoints answer 503). */
   billing?: BillingClient | undefined;
   logger: Logger;
@@ -63,6 +67,7 @@ export class IngressModule {
         AdminStatusHttpController,
         AlertsHttpController,
         RoutingHttpController,
+        BudgetsHttpController,
       ],
       providers: [
         { provide: RouterPort, useValue: deps.router },
@@ -73,6 +78,7 @@ export class IngressModule {
         { provide: REQUEST_BOUNDS, useValue: deps.bounds },
         { provide: UsageRecorder, useValue: deps.usage },
         { provide: BudgetService, useValue: deps.budgets },
+        { provide: BudgetAdminService, useValue: deps.budgetAdmin },
         ...(deps.billing ? [{ provide: BillingClient, useValue: deps.billing }] : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,

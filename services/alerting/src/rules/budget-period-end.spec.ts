@@ -1,3 +1,4 @@
+import { BudgetCatalog, MemoryBudgetStore } from '@openrouter/budgets';
 import { budgetSchema } from '@openrouter/config';
 import { budgetPeriodEndOf } from './budget-period-end';
 
@@ -14,5 +15,17 @@ describe('the end of a configured budget\'s period, by its key', () => {
   it('is unknown for a key that is not that period\'s, or a budget no longer configured', () => {
     expect(endOf('daily', '2025-06-13', Date.UTC(2025, 5, 14, 13))).toBeUndefined();
     expect(endOf('gone', '2025-06-14', Date.UTC(2025, 5, 14, 13))).toBeUndefined();
+  });
+});
+
+describe('the end of a budget created through the admin API', () => {
+  it('is known from the catalog, as a configured budget\'s is', async () => {
+    const store = new MemoryBudgetStore();
+    const budget = budgetSchema.parse({ id: 'api-weekly', scope: { org: 'acme' }, period: 'weekly', timezone: 'Europe/Berlin', amount: '10' });
+    await store.update(budget.id, () => ({ ...budget, createdAt: '2025-06-01T00:00:00Z', updatedAt: '2025-06-01T00:00:00Z' }));
+    const catalog = new BudgetCatalog([], store);
+    await catalog.start();
+    // The week from Monday 9 June ends at midnight on the 16th in Berlin (22:00 UTC on the 15th).
+    expect(budgetPeriodEndOf(catalog)('api-weekly', '2025-06-09', Date.UTC(2025, 5, 14))).toBe(Date.UTC(2025, 5, 15, 22));
   });
 });

@@ -1,6 +1,6 @@
 import { budgetSchema } from '@openrouter/config';
 import type { budgetv1 } from '@openrouter/contracts';
-import { accountAt, InProcessBudgetBus, MemoryBudgetLedger, ThresholdAlerts } from '@openrouter/budgets';
+import { accountAt, BudgetCatalog, InProcessBudgetBus, MemoryBudgetLedger, MemoryBudgetStore, ThresholdAlerts } from '@openrouter/budgets';
 import { createLogger } from '@openrouter/observability';
 import { BudgetReconciler, type SpendSource } from './budget-reconciler';
 
@@ -34,6 +34,43 @@ describe('BudgetReconciler', () => {
     expect(result).toMatchObject({ ledgerMicros: 1_000_000, storedMicros: 1_500_000, correctionMicros: 500_000 });
     expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(1_500_000);
     expect(calls[0]).toEqual({ fromMs: Date.parse('2025-06-01T00:00:00Z'), toMs: Date.parse('2025-07-01T00:00:00Z'), filters: [['org', 'acme'], ['project', 'p']] });
+  });
+
+  it('reconciles the budgets of its catalog as they stand at each run: one created through the admin API after it started, not one deleted', async () => {
+    const store = new MemoryBudgetStore();
+    const catalog = new BudgetCatalog([], store);
+    await catalog.start();
+    const ledger = new MemoryBudgetLedger(() => NOW);
+    const spendOf: SpendSource = { spend: async (_from, _to, filters) => (filters[0]?.[1] === 'acme' ? [{ currency: 'USD', cost: '2', requests: 10 }] : []) };
+    const reconciler = new BudgetReconciler(catalog, ledger, spendOf, async () => 0, logger, { clock: () => NOW });
+    expect(await reconciler.reconcile()).toEqual([]);
+    const at = new Date(NOW).toISOString();
+    // Written by an ingress replica; this billing replica was not told (its announcement was lost).
+    await store.update('api-daily', () => ({ ...budgetSchema.parse({ id: 'api-daily', scope: { org: 'acme' }, period: 'daily', amount: '5' }), createdAt: at, updatedAt: at }));
+    const [result] = await reconciler.reconcile();
+    expect(result).toMatchObject({ budget: 'api-daily', account: 'api-daily:2025-06-14', ledgerMicros: 0, storedMicros: 2_000_000, correctionMicros: 2_000_000 });
+    await store.update('api-daily', () => undefined);
+    expect(await reconciler.reconcile()).toEqual([]);
+    await reconciler.close();
+  });
+
+  it('runs periodically with a catalog that holds no budget yet, since one may be created at any time', async () => {
+    jest.useFakeTimers({ now: NOW });
+    try {
+      const store = new MemoryBudgetStore();
+      const catalog = new BudgetCatalog([], store);
+      const asked: string[] = [];
+      const spendOf: SpendSource = { spend: async (_from, _to, filters) => (asked.push(String(filters[0]?.[1])), []) };
+      const reconciler = new BudgetReconciler(catalog, new MemoryBudgetLedger(() => NOW), spendOf, async () => 0, logger, { clock: () => NOW });
+      reconciler.start(60_000);
+      const at = new Date(NOW).toISOString();
+      await store.update('later', () => ({ ...budgetSchema.parse({ id: 'later', scope: { org: 'acme' }, period: 'monthly', amount: '5' }), createdAt: at, updatedAt: at }));
+      await jest.advanceTimersByTimeAsync(60_000);
+      expect(asked).toContain('acme');
+      await reconciler.close();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('lowers a surplus only when the bus is quiet and the surplus was seen twice', async () => {

@@ -1,5 +1,5 @@
 import type { BudgetConfig } from '@openrouter/config';
-import { accountAt, fromMicros, KEEP_AFTER_PERIOD_MS, toMicros, type BudgetAccount, type BudgetLedger, type ThresholdAlerts } from '@openrouter/budgets';
+import { accountAt, BudgetCatalog, fromMicros, KEEP_AFTER_PERIOD_MS, toMicros, type BudgetAccount, type BudgetLedger, type ThresholdAlerts } from '@openrouter/budgets';
 import type { Logger, ReconciliationMetrics } from '@openrouter/observability';
 import { LeasedJob, type LeasedJobOptions } from '../reconciliation/leased-job';
 import type { DimensionName } from '../reports/report-dimensions';
@@ -50,9 +50,12 @@ export class BudgetReconciler {
   private readonly job: LeasedJob<Reconciliation[]>;
   /** When this replica's previous run began; undefined before its first. */
   private previousRunMs: number | undefined;
+  /** The budgets in force, configured and created through the admin API; closed with the reconciler. */
+  private readonly catalog: BudgetCatalog;
 
   constructor(
-    private readonly budgets: readonly BudgetConfig[],
+    /** A fixed list, or the catalog of every budget in force (read afresh at each run). */
+    budgets: readonly BudgetConfig[] | BudgetCatalog,
     private readonly ledger: BudgetLedger,
     private readonly store: SpendSource,
     private readonly pendingEvents: () => Promise<number>,
@@ -63,14 +66,16 @@ export class BudgetReconciler {
       alerts?: ThresholdAlerts;
     } = {},
   ) {
+    this.catalog = budgets instanceof BudgetCatalog ? budgets : BudgetCatalog.of(budgets);
     this.clock = options.clock ?? Date.now;
     this.alerts = options.alerts;
     this.metrics = options.metrics;
     this.job = new LeasedJob('budget', () => this.reconcile(), (out) => out.filter((r) => r.correctionMicros !== 0).length, logger, options);
   }
 
+  /** Runs every `intervalMs`; with a catalog, also while it holds no budget (one may be created at any time). */
   start(intervalMs: number): void {
-    if (this.budgets.length > 0) this.job.start(intervalMs);
+    if (this.catalog.canChange || !this.catalog.empty) this.job.start(intervalMs);
   }
 
   /** One periodic run: reconciles when this replica holds the lease; undefined when another does. */
@@ -81,9 +86,11 @@ export class BudgetReconciler {
   /** Every budget's current period first (in configuration order), then the periods that ended since the previous run. */
   async reconcile(): Promise<Reconciliation[]> {
     await this.ledger.sweep();
+    // As they stand now, announced or not: a change this replica missed is not missed for a whole run.
+    await this.catalog.reload();
     const quiet = (await this.pendingEvents()) === 0;
     const now = this.clock();
-    const current = this.budgets.map((budget) => accountAt(budget, now));
+    const current = this.catalog.budgets().map((budget) => accountAt(budget, now));
     const ended = current.flatMap((account) => endedSince(account, this.previousRunMs, now));
     const out: Reconciliation[] = [];
     for (const account of [...current, ...ended]) out.push(await this.reconcileAccount(account, quiet));
@@ -131,6 +138,7 @@ export class BudgetReconciler {
   async close(): Promise<void> {
     await this.job.close();
     await this.ledger.close();
+    await this.catalog.close();
   }
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { accountAt, InProcessBudgetBus, RedisBudgetLedger, ThresholdAlerts } from '@openrouter/budgets';
+import { accountAt, BudgetCatalog, InProcessBudgetBus, RedisBudgetLedger, RedisBudgetStore, ThresholdAlerts } from '@openrouter/budgets';
 import { budgetSchema, clickhouseSchema } from '@openrouter/config';
 import { usagev1 } from '@openrouter/contracts';
 import { createLogger, createMetricsRegistry, ReconciliationMetrics } from '@openrouter/observability';
@@ -238,6 +238,27 @@ describe('reconciliation (chDB, redis-server)', () => {
       expect(await replicas[holder]?.reconcileIfLeased()).toMatchObject([{ correctionMicros: 0 }]);
       expect(await replicas[1 - holder]?.reconcileIfLeased()).toBeUndefined();
       await Promise.all(replicas.map((r) => r.close()));
+    });
+
+    it('reconciles a budget created through the admin API, which its catalog reads from Redis', async () => {
+      const now = Date.parse('2025-03-20T12:00:00Z');
+      const org = 'acme-api';
+      await repository.insertRows([repository.encode(event('p1', Date.parse('2025-03-20T08:00:00Z'), 'search', '0.75', usagev1.Status.STATUS_OK, org))]);
+      const prefix = `recon-${randomBytes(4).toString('hex')}:`;
+      const catalog = new BudgetCatalog([], new RedisBudgetStore(redis(), redis(), prefix));
+      await catalog.start();
+      const ledger = new RedisBudgetLedger(redis(), prefix);
+      const reconciler = new BudgetReconciler(catalog, ledger, new ClickHouseReportsRepository(store.client, store.database), async () => 0, logger, { clock: () => now });
+      expect(await reconciler.reconcile()).toEqual([]);
+      // Created on an ingress replica (its settle never ran: the ledger missed the request).
+      const ingress = new RedisBudgetStore(redis(), redis(), prefix);
+      const budget = budgetSchema.parse({ id: 'acme-api-daily', scope: { org }, period: 'daily', amount: '10' });
+      await ingress.update(budget.id, () => ({ ...budget, createdAt: new Date(now).toISOString(), updatedAt: new Date(now).toISOString() }));
+      await ingress.publish();
+      expect(await reconciler.reconcile()).toMatchObject([{ budget: 'acme-api-daily', account: 'acme-api-daily:2025-03-20', ledgerMicros: 0, storedMicros: 750_000, correctionMicros: 750_000 }]);
+      expect((await ledger.read([accountAt(budget, now).line.account]))[0]?.spentMicros).toBe(750_000);
+      await reconciler.close();
+      await ingress.close();
     });
 
     it('counts a batch stored twice once: the rollup\'s duplicate never raises a UTC budget', async () => {

@@ -1,5 +1,5 @@
 import type { GatewayConfig } from '@openrouter/config';
-import { KafkaBudgetPublisher, RedisBudgetLedger, ThresholdAlerts, type BudgetEventPublisher } from '@openrouter/budgets';
+import { budgetCatalogFor, KafkaBudgetPublisher, RedisBudgetLedger, ThresholdAlerts, type BudgetEventPublisher } from '@openrouter/budgets';
 import { GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
 import { ReconciliationMetrics, type Logger, type Registry } from '@openrouter/observability';
 import { createRedisClient } from '@openrouter/service-runtime';
@@ -14,7 +14,7 @@ import { ReportsService } from './reports.service';
 export interface ReportsHandle {
   readonly grpcPort: number;
   readonly service: ReportsService;
-  /** Present when budgets live in Redis (`access.redis.url`) and some are configured. */
+  /** Present when budgets live in Redis (`access.redis.url`): configured ones, and any the admin API creates. */
   readonly reconciler: BudgetReconciler | undefined;
   readonly rollup: RollupReconciler;
   close(): Promise<void>;
@@ -36,7 +36,7 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
   const leases = redisUrl ? createRedisClient(config.access.redis, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 5_000 }) : undefined;
   leases?.on('error', (error: unknown) => logger.debug({ err: error }, 'reconciliation lease connection error'));
   const lease = (job: string, intervalMs: number): Lease => (leases ? new RedisLease(leases, `${keyPrefix}billing:lease:${job}`, leaseTtlFor(intervalMs)) : SOLE_LEASE);
-  const budgetsInRedis = redisUrl !== '' && config.budgets.list.length > 0;
+  const budgetsInRedis = redisUrl !== '';
   // Threshold events go where ingress sends them: the embedded gateway's bus, or Kafka (billing's own producer).
   const ownEvents = budgetsInRedis && !budgetEvents && config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : undefined;
   const events = budgetEvents ?? ownEvents;
@@ -47,7 +47,7 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
     ledgerRedis.on('error', (error: unknown) => logger.debug({ err: error }, 'budget ledger connection error'));
     const ledger = new RedisBudgetLedger(ledgerRedis, keyPrefix);
     const interval = config.budgets.reconcileIntervalMs;
-    reconciler = new BudgetReconciler(config.budgets.list, ledger, repository, () => usage.lag(), logger, {
+    reconciler = new BudgetReconciler(budgetCatalogFor(config, logger), ledger, repository, () => usage.lag(), logger, {
       lease: lease('budget-reconciliation', interval),
       metrics,
       ...(events ? { alerts: new ThresholdAlerts(ledger, events, logger) } : {}),

@@ -65,6 +65,11 @@ export interface AccessRepository {
 }
 
 const AUDIT_KEEP = 100_000;
+
+/** The audit log in Redis and how many entries it keeps: other stores append admin changes to it too (budgets). */
+export function auditLogOf(prefix: string): { key: string; keep: number } {
+  return { key: `${prefix}audit`, keep: AUDIT_KEEP };
+}
 /** How long an org's lock is held at most (a holder that died). */
 const ORG_LOCK_TTL_MS = 5_000;
 /**
@@ -129,7 +134,8 @@ export class MemoryAccessRepository implements AccessRepository {
     this.orgs.set(orgId, change(this.orgs.get(orgId)));
     if (audit) this.appendAudit(audit);
   }
-  private appendAudit(entry: AuditEntry): void {
+  /** Appends an admin change (also one of another store of this process: budgets). */
+  appendAudit(entry: AuditEntry): void {
     this.audit.push(entry);
     if (this.audit.length > AUDIT_KEEP) this.audit.shift();
   }

@@ -413,9 +413,7 @@ export class AccessService {
   }
 
   private auditEntry(actor: Actor, action: string, target: string, details: Record<string, unknown>): AuditEntry {
-    // A scoped actor's own scope is recorded beside what it changed (`org`, `project`).
-    const scope = { ...(actor.org !== undefined && { actor_org: actor.org }), ...(actor.project !== undefined && { actor_project: actor.project }) };
-    return { at: new Date().toISOString(), actor: actor.id, action, target, details: { ...details, role: actor.role, ...scope } };
+    return auditEntryOf(actor, action, target, details);
   }
 
   private logAudit(entry: AuditEntry): void {
@@ -425,6 +423,13 @@ export class AccessService {
   close(): Promise<void> {
     return this.repository.close();
   }
+}
+
+/** An admin change as the audit log records it: `details` names the tenant concerned (`org`, `team`, `project`). */
+export function auditEntryOf(actor: Actor, action: string, target: string, details: Record<string, unknown>): AuditEntry {
+  // A scoped actor's own scope is recorded beside what it changed (`org`, `project`).
+  const scope = { ...(actor.org !== undefined && { actor_org: actor.org }), ...(actor.project !== undefined && { actor_project: actor.project }) };
+  return { at: new Date().toISOString(), actor: actor.id, action, target, details: { ...details, role: actor.role, ...scope } };
 }
 
 /** How far back a scoped key's audit view looks (the log keeps more; this bounds one read). */

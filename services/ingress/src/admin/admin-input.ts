@@ -1,3 +1,4 @@
+import { alertThresholdsSchema, budgetAmountSchema, budgetEnforcementSchema, budgetSchema } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { paramOf } from '@openrouter/openai-wire';
 import { z } from 'zod';
@@ -30,6 +31,61 @@ export const keyListQuery = z.strictObject({
   after: z.string().min(1).max(128).optional(),
 });
 export const auditQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
+
+// Budgets: the configuration's rules for each field (budgets.schema in libs/config), in the API's names.
+/** Money travels as a decimal string, never a JSON number (a float). */
+const budgetAmount = z
+  .string({ error: 'must be a decimal string such as "250.00"' })
+  .superRefine((value, ctx) => {
+    for (const issue of budgetAmountSchema.safeParse(value).error?.issues ?? []) ctx.addIssue({ code: 'custom', message: issue.message });
+  })
+  .describe('The most that may be spent in one period, in the currency: a decimal string above 0, at most "9007199254.740991"');
+export const budgetBody = z.strictObject({
+  id,
+  scope: budgetSchema.shape.scope,
+  period: budgetSchema.shape.period,
+  timezone: budgetSchema.shape.timezone,
+  amount: budgetAmount,
+  currency: budgetSchema.shape.currency,
+  enforcement: budgetSchema.shape.enforcement,
+  alert_thresholds: budgetSchema.shape.alertThresholds,
+});
+export const budgetPatchBody = z.strictObject({
+  amount: budgetAmount.optional(),
+  enforcement: budgetEnforcementSchema.optional(),
+  alert_thresholds: alertThresholdsSchema.optional(),
+});
+export const budgetListQuery = z.strictObject({
+  org: id.optional(),
+  team: id.optional(),
+  project: id.optional(),
+  key: z.string().min(1).max(128).optional(),
+  source: z.enum(['config', 'api']).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: z.string().min(1).max(128).optional(),
+});
+
+/**
+ * A budget's spend is counted per budget id and period, in the budget's zone, for its scope's
+ * traffic, in its currency: changing any of these would leave the period's spend behind (the budget
+ * would start again from nothing, or count spend of other traffic or another currency).
+ */
+const FIXED_BUDGET_FIELDS = ['id', 'scope', 'period', 'timezone', 'currency'] as const;
+
+/** A budget change: the fields it may touch, and a 400 explaining why for one that keys its spend. */
+export function budgetPatchInput(body: unknown): z.infer<typeof budgetPatchBody> {
+  if (typeof body === 'object' && body !== null) {
+    const fixed = FIXED_BUDGET_FIELDS.find((field) => field in body);
+    if (fixed) {
+      throw new GatewayError(
+        'bad_request',
+        `A budget's ${fixed} cannot be changed: its spend is counted for its id, scope, period, time zone and currency, so changing ${fixed} would orphan the current period's spend (the budget would start again from nothing). Create a new budget and delete this one instead; only amount, enforcement and alert_thresholds can be changed.`,
+        { param: fixed, code: 'immutable_field' },
+      );
+    }
+  }
+  return parseInput(budgetPatchBody, body);
+}
 
 /** Parses admin input; the first problem becomes a 400 naming the parameter. */
 export function parseInput<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { issueKeyBody, tenantBody } from './admin-input';
+import { budgetBody, budgetPatchBody, issueKeyBody, tenantBody } from './admin-input';
+import { budgetViewSchema } from './budgets.http.controller';
 import { orgViewSchema, projectViewSchema, teamViewSchema } from './tenants.http.controller';
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
@@ -35,6 +36,9 @@ export const ADMIN_OPENAPI = {
       Organization: z.toJSONSchema(orgViewSchema),
       Team: z.toJSONSchema(teamViewSchema),
       Project: z.toJSONSchema(projectViewSchema),
+      Budget: z.toJSONSchema(budgetViewSchema),
+      CreateBudget: json(budgetBody),
+      BudgetChange: json(budgetPatchBody),
     },
   },
   paths: {
@@ -94,6 +98,44 @@ export const ADMIN_OPENAPI = {
         parameters: [idParam('org'), idParam('team')],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
         responses: { 201: returns('The new project', 'Project'), 400: error, 401: error, 403: error, 404: error },
+      },
+    },
+    '/admin/v1/budgets': {
+      get: {
+        summary:
+          'Budgets (configured and created through the API) with their current period, spent, reserved and remaining as decimal strings, by id, a page at a time: `{object: "list", data, first_id, last_id, has_more}`; the next page is `?after=<last_id>`. Filters match the scope fields exactly. A scoped key sees only budgets whose scope lies inside its own (a project key: those of its project), and asking for another org or project is 404',
+        ...roles('admin', 'finance', 'project'),
+        parameters: [
+          ...['org', 'team', 'project', 'key'].map((name) => ({ name, in: 'query', schema: { type: 'string' }, description: `Budgets whose scope's ${name} is this` })),
+          { name: 'source', in: 'query', schema: { enum: ['config', 'api'] } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          { name: 'after', in: 'query', schema: { type: 'string' }, description: 'The id of the last budget of the previous page (its `last_id`)' },
+        ],
+        responses: { 200: listOf('A page of budgets', 'Budget'), 400: error, 401: error, 403: error, 404: error, 503: { ...error, description: 'The budget store (Redis) cannot be reached: `budget_store_unavailable`' } },
+      },
+      post: {
+        summary:
+          'Create a budget, enforced on every ingress replica at once; validated as budgets.list entries are (its currency must be that of every price). The id must be new among configured and created budgets (400 already_exists). A scoped key creates budgets inside its scope only (a project key: of its project, naming none means it; another is 404)',
+        ...roles('admin'),
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreateBudget' } } } },
+        responses: { 201: returns('The new budget', 'Budget'), 400: error, 401: error, 403: error, 404: error, 503: error },
+      },
+    },
+    '/admin/v1/budgets/{id}': {
+      get: { summary: "One budget and where it stands; another scope's budget is 404 to a scoped key", ...roles('admin', 'finance', 'project'), parameters: [idParam('id')], responses: { 200: returns('The budget', 'Budget'), 401: error, 403: error, 404: error, 503: error } },
+      patch: {
+        summary:
+          "Change a created budget's amount, enforcement or alert_thresholds, applied from the next request on every replica. Its id, scope, period, timezone and currency cannot change (400 immutable_field: the period's spend would be orphaned); a configured budget is changed only in the configuration (403 budget_in_configuration)",
+        ...roles('admin'),
+        parameters: [idParam('id')],
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/BudgetChange' } } } },
+        responses: { 200: returns('The budget as changed', 'Budget'), 400: error, 401: error, 403: error, 404: error, 503: error },
+      },
+      delete: {
+        summary: 'Delete a created budget (a configured one is 403 budget_in_configuration): requests stop counting against it at once. Its period spend stays in the ledger until it expires',
+        ...roles('admin'),
+        parameters: [idParam('id')],
+        responses: { 200: ok('`{object: "budget", id, deleted: true}`'), 401: error, 403: error, 404: error, 503: error },
       },
     },
     '/admin/v1/route/explain': {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { BudgetConfig, GatewayConfig } from '@openrouter/config';
-import { accountAt, BudgetBook, fromMicros, ThresholdAlerts, toMicros, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant } from '@openrouter/budgets';
+import { accountAt, BudgetCatalog, budgetStoreUnavailable, fromMicros, ThresholdAlerts, toMicros, type AccountState, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Money, type PriceBook } from '@openrouter/usage';
@@ -32,7 +32,6 @@ export interface ReserveInput {
  * published once per budget and period, and a hard budget's refusal announces its 100 %.
  */
 export class BudgetService {
-  private readonly book: BudgetBook;
   private readonly pricing: WorstCasePricing;
   private readonly open = new Map<string, BudgetReservation>();
   /** Reservation id → stops its renewals. */
@@ -49,8 +48,9 @@ export class BudgetService {
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
     private readonly repeat: Repeat = repeatEvery,
+    /** The budgets in force (configured, and created through the admin API); the configured ones alone by default. */
+    readonly catalog: BudgetCatalog = BudgetCatalog.of(config.budgets.list),
   ) {
-    this.book = new BudgetBook(config.budgets.list);
     this.alerts = new ThresholdAlerts(ledger, events, logger, clock);
     this.pricing = new WorstCasePricing(config, prices);
   }
@@ -60,8 +60,10 @@ export class BudgetService {
    * cannot cover it. Resolves to undefined when no budget applies.
    */
   async reserve(input: ReserveInput): Promise<BudgetReservation | undefined> {
-    if (this.book.empty || typeof input.body !== 'object' || input.body === null) return undefined;
-    const budgets = this.book.applicable(input.tenant);
+    // The budgets as they stand when the request arrives: one changed meanwhile applies from the next.
+    const book = this.catalog.book;
+    if (book.empty || typeof input.body !== 'object' || input.body === null) return undefined;
+    const budgets = book.applicable(input.tenant);
     if (budgets.length === 0) return undefined;
     const body = input.body as Record<string, unknown>;
     const model = typeof body['model'] === 'string' ? body['model'] : '';
@@ -83,7 +85,7 @@ export class BudgetService {
     const partial = body['stream'] === true && minStream > 0 && outputTokens > minStream * choices;
     const floor = partial ? ceil(promptMicros.plus(price.outputMicros.times(minStream * choices))) : worst;
 
-    const accounts = this.book.accountsAt(budgets, now);
+    const accounts = book.accountsAt(budgets, now);
     const id = `${input.requestId}:${randomUUID()}`;
     let outcome;
     try {
@@ -200,13 +202,28 @@ export class BudgetService {
     return this.open.size;
   }
 
-  /** Where each budget that applies stands now (for the admin API and tests). */
+  /** Where each budget that applies stands now (for tests). */
   async status(tenant?: BudgetTenant): Promise<Array<{ budget: BudgetConfig; account: BudgetAccount; spent: string; reserved: string }>> {
-    const budgets = tenant ? this.book.applicable(tenant) : [...this.book.budgets];
+    const book = this.catalog.book;
+    const standings = await this.standing(tenant ? book.applicable(tenant) : book.budgets);
+    return standings.map(({ account, state }) => ({ budget: account.budget, account, spent: fromMicros(state.spentMicros), reserved: fromMicros(state.reservedMicros) }));
+  }
+
+  /**
+   * Each budget's current period and where it stands in the ledger enforcement uses: its spend and
+   * its live reservations, read in one atomic step that changes nothing. A ledger that cannot be
+   * read is the budget store being unavailable (503 `budget_store_unavailable`), never a 500.
+   */
+  async standing(budgets: readonly BudgetConfig[]): Promise<Array<{ account: BudgetAccount; state: AccountState }>> {
     const now = this.clock();
     const accounts = budgets.map((b) => accountAt(b, now));
-    const states = await this.ledger.read(accounts.map((a) => a.line.account));
-    return accounts.map((account, i) => ({ budget: account.budget, account, spent: fromMicros(states[i]?.spentMicros ?? 0), reserved: fromMicros(states[i]?.reservedMicros ?? 0) }));
+    let states: AccountState[];
+    try {
+      states = await this.ledger.standing(accounts.map((a) => a.line.account));
+    } catch (error) {
+      throw budgetStoreUnavailable(error);
+    }
+    return accounts.map((account, i) => ({ account, state: states[i] ?? { spentMicros: 0, reservedMicros: 0 } }));
   }
 
   async close(): Promise<void> {
@@ -215,6 +232,7 @@ export class BudgetService {
     await this.idle();
     await this.events.close();
     await this.ledger.close();
+    await this.catalog.close();
   }
 }
 

@@ -1,0 +1,189 @@
+import { randomBytes } from 'node:crypto';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
+import { budgetSchema } from '@openrouter/config';
+import { GatewayError } from '@openrouter/errors';
+import { accountAt } from './budget-book';
+import { BudgetCatalog } from './budget-catalog';
+import { RedisBudgetStore, type StoredBudget } from './budget-store';
+import { RedisBudgetLedger } from './redis-budget-ledger';
+
+/** The redis-server the integration project's global setup started. */
+function redisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
+
+/** Polls `condition` every 20 ms until it holds; fails after `timeoutMs`. */
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 20));
+  }
+}
+
+/** A TCP proxy in front of Redis that can cut its connections and refuse new ones (one replica's network). */
+async function cuttableProxy(target: URL): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
+  let refusing = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    if (refusing) return void client.destroy();
+    const upstream = connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    cut: () => {
+      refusing = true;
+      for (const s of sockets) s.destroy();
+    },
+    restore: () => void (refusing = false),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function budget(id: string, amount = '10'): StoredBudget {
+  return { ...budgetSchema.parse({ id, scope: { org: 'acme' }, period: 'monthly', amount }), createdAt: '2025-06-14T12:00:00.000Z', updatedAt: '2025-06-14T12:00:00.000Z' };
+}
+
+const retry = (attempt: number): number => Math.min(attempt * 50, 200);
+
+describe('budgets created at run time, in Redis (redis-server)', () => {
+  let prefix: string;
+  let control: Redis;
+  const closing: Array<{ close(): Promise<void> }> = [];
+
+  /** One replica's store and catalog, on connections of its own (its subscriber through `subscriberUrl` when given). */
+  function replica(subscriberUrl = redisUrl()): { store: RedisBudgetStore; catalog: BudgetCatalog } {
+    const store = new RedisBudgetStore(
+      new Redis(redisUrl(), { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: retry }),
+      new Redis(subscriberUrl, { autoResubscribe: false, maxRetriesPerRequest: null, retryStrategy: retry }),
+      prefix,
+      { auditLog: { key: `${prefix}audit`, keep: 100 } },
+    );
+    const catalog = new BudgetCatalog([], store);
+    closing.push(catalog);
+    return { store, catalog };
+  }
+
+  beforeEach(() => {
+    prefix = `budget-store-${randomBytes(4).toString('hex')}:`;
+    control = new Redis(redisUrl());
+  });
+  afterEach(async () => {
+    for (const c of closing.splice(0)) await c.close();
+    control.disconnect();
+  });
+
+  it("shows each replica's changes on the other at once: created, changed, deleted, each audited in the same write", async () => {
+    const a = replica();
+    const b = replica();
+    await Promise.all([a.catalog.start(), b.catalog.start()]);
+    await a.store.update('acme-month', () => budget('acme-month'), { action: 'budget.create', target: 'acme-month' });
+    await a.store.publish();
+    await until(() => b.catalog.entry('acme-month')?.source === 'api', "the budget on replica b");
+    expect(b.catalog.book.applicable({ orgId: 'acme', teamId: '', projectId: '', keyId: 'k' }).map((x) => x.id)).toEqual(['acme-month']);
+    await b.store.update('acme-month', (stored) => stored && { ...stored, amount: '25' }, { action: 'budget.update', target: 'acme-month' });
+    await b.store.publish();
+    await until(() => a.catalog.entry('acme-month')?.budget.amount === '25', 'the new amount on replica a');
+    await a.store.update('acme-month', () => undefined, { action: 'budget.delete', target: 'acme-month' });
+    await a.store.publish();
+    await until(() => b.catalog.entry('acme-month') === undefined, 'the deletion on replica b');
+    const audit = (await control.lrange(`${prefix}audit`, 0, -1)).map((e) => (JSON.parse(e) as { action: string }).action);
+    expect(audit).toEqual(['budget.delete', 'budget.update', 'budget.create']);
+  });
+
+  it('applies concurrent changes of one budget on two replicas one after the other, none lost', async () => {
+    const a = replica();
+    const b = replica();
+    await Promise.all([a.store.ready(3_000), b.store.ready(3_000)]);
+    await a.store.update('shared', () => budget('shared', '1'));
+    const add = (stored: StoredBudget | undefined): StoredBudget => {
+      if (!stored) throw new Error('gone');
+      return { ...stored, amount: String(Number(stored.amount) + 1) };
+    };
+    await Promise.all([a.store.update('shared', add), b.store.update('shared', add), a.store.update('shared', add), b.store.update('shared', add)]);
+    expect((await a.store.list()).map((s) => s.amount)).toEqual(['5']);
+  });
+
+  it('leaves a record it cannot read as it is, and writes nothing when the change refuses', async () => {
+    const a = replica();
+    await a.store.ready(3_000);
+    await control.hset(`${prefix}budgets`, 'broken', '{"id":');
+    await expect(a.store.update('broken', () => budget('broken'))).rejects.toMatchObject({ kind: 'internal' });
+    expect(await control.hget(`${prefix}budgets`, 'broken')).toBe('{"id":');
+    await expect(a.store.update('refused', () => {
+      throw new GatewayError('bad_request', 'no', { code: 'already_exists' });
+    }, { action: 'budget.create' })).rejects.toMatchObject({ code: 'already_exists' });
+    expect(await control.exists(`${prefix}audit`)).toBe(0);
+    expect(await a.store.list()).toEqual([]);
+  });
+
+  it('picks up a change made while its subscription was cut, once it is subscribed again', async () => {
+    const proxy = await cuttableProxy(new URL(redisUrl()));
+    try {
+      const a = replica();
+      const b = replica(proxy.url);
+      await Promise.all([a.catalog.start(), b.catalog.start()]);
+      const channel = `${prefix}budget-changes`;
+      const subscribed = async (count: number): Promise<boolean> => ((await control.pubsub('NUMSUB', channel)) as [string, number])[1] === count;
+      await until(() => subscribed(2), 'both subscriptions');
+      proxy.cut();
+      await until(() => subscribed(1), "replica b's subscription to drop");
+      await a.store.update('while-away', () => budget('while-away'));
+      await a.store.publish();
+      // Published to nobody: replica b cannot know.
+      await new Promise((done) => setTimeout(done, 200));
+      expect(b.catalog.entry('while-away')).toBeUndefined();
+      proxy.restore();
+      await until(() => b.catalog.entry('while-away') !== undefined, 'replica b to load the budget created while its subscription was down');
+      // And it hears changes again.
+      await a.store.update('after', () => budget('after'));
+      await a.store.publish();
+      await until(() => b.catalog.entry('after') !== undefined, 'a change after the subscription is back');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('answers budget_store_unavailable when Redis cannot be reached', async () => {
+    const down = new RedisBudgetStore(new Redis('redis://127.0.0.1:1', { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }), new Redis('redis://127.0.0.1:1', { lazyConnect: true }), prefix);
+    closing.push(down);
+    for (const call of [down.list(), down.update('x', () => budget('x')), down.publish()]) await expect(call).rejects.toMatchObject({ kind: 'unavailable', code: 'budget_store_unavailable' });
+  });
+
+  it("reads where an account stands in one script that sweeps nothing, leaving out reservations past their expiry", async () => {
+    const ledger = new RedisBudgetLedger(new Redis(redisUrl()), prefix);
+    closing.push(ledger);
+    const now = Date.now();
+    const { line } = accountAt(budgetSchema.parse({ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }), now);
+    await ledger.reserve({ id: 'short', lines: [line], worstMicros: 300, floorMicros: 300, ttlMs: 100 });
+    await ledger.reserve({ id: 'long', lines: [line], worstMicros: 200, floorMicros: 200, ttlMs: 60_000 });
+    await ledger.settle('settled', [line], 50);
+    expect(await ledger.standing([line.account, 'other:2025-01'])).toEqual([
+      { spentMicros: 50, reservedMicros: 500 },
+      { spentMicros: 0, reservedMicros: 0 },
+    ]);
+    await until(async () => (await ledger.standing([line.account]))[0]?.reservedMicros === 200, 'the short reservation to expire');
+    // Still held in Redis: the read swept nothing (the next reservation or sweep returns it).
+    expect(await control.zcard(`${prefix}{budgets}:expiry`)).toBe(2);
+    expect((await ledger.read([line.account]))[0]?.reservedMicros).toBe(500);
+    expect(await ledger.sweep()).toBe(1);
+  });
+});

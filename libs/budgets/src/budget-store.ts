@@ -1,0 +1,243 @@
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { budgetSchema } from '@openrouter/config';
+import { GatewayError } from '@openrouter/errors';
+import { createRedisClient, type RedisConnectionConfig } from '@openrouter/service-runtime';
+
+/**
+ * A budget created through the admin API, as replicas store it: a configured budget's fields, and
+ * when it was created and last changed. Unknown fields are dropped (a newer replica's), not refused.
+ */
+export const storedBudgetSchema = z.object({ ...budgetSchema.shape, createdAt: z.string(), updatedAt: z.string() });
+export type StoredBudget = z.infer<typeof storedBudgetSchema>;
+
+/**
+ * What a replica hears: budgets were changed somewhere (`changed`), or `resync` — changes may have
+ * been missed (its pub/sub connection came back after a drop), so what it holds cannot be trusted.
+ */
+export type BudgetStoreEvent = 'changed' | 'resync';
+
+/** A change of one stored budget: what is stored (undefined: none) → what to store (undefined: delete it). */
+export type BudgetChange = (stored: StoredBudget | undefined) => StoredBudget | undefined;
+
+/** An admin change's audit entry, written with the change it records. */
+export type BudgetAudit = Record<string, unknown>;
+
+/** Budgets created at run time, shared by every replica (Redis) or kept by this process (memory). */
+export interface BudgetStore {
+  /** Resolves once the store can be used, or false after `timeoutMs`. */
+  ready(timeoutMs: number): Promise<boolean>;
+  list(): Promise<StoredBudget[]>;
+  /**
+   * Changes one stored budget as one atomic step, on any replica: concurrent changes of a budget
+   * apply one after the other, each on the other's result. An error thrown by `change` is thrown
+   * as it is and nothing is written. With `audit`, the change and its entry are one write: no
+   * budget is changed unaudited. Resolves to what is stored afterwards.
+   */
+  update(id: string, change: BudgetChange, audit?: BudgetAudit): Promise<StoredBudget | undefined>;
+  /** Tells every replica that budgets changed (this one included). */
+  publish(): Promise<void>;
+  onChange(listener: (event: BudgetStoreEvent) => void): void;
+  close(): Promise<void>;
+}
+
+/** The embedded mode's store: one process; what is created here is gone when it stops. */
+export class MemoryBudgetStore implements BudgetStore {
+  private readonly budgets = new Map<string, StoredBudget>();
+  private readonly events = new EventEmitter();
+
+  /** `appendAudit`: the process's audit log (the access layer's, in memory too). */
+  constructor(private readonly appendAudit?: (entry: BudgetAudit) => void) {}
+
+  async ready(): Promise<boolean> {
+    return true;
+  }
+
+  async list(): Promise<StoredBudget[]> {
+    return [...this.budgets.values()];
+  }
+
+  async update(id: string, change: BudgetChange, audit?: BudgetAudit): Promise<StoredBudget | undefined> {
+    if (audit && !this.appendAudit) throw new GatewayError('internal', 'This budget store keeps no audit log.');
+    const next = change(this.budgets.get(id));
+    if (next) this.budgets.set(id, next);
+    else this.budgets.delete(id);
+    if (audit) this.appendAudit?.(audit);
+    return next;
+  }
+
+  async publish(): Promise<void> {
+    this.events.emit('change', 'changed');
+  }
+
+  onChange(listener: (event: BudgetStoreEvent) => void): void {
+    this.events.on('change', listener);
+  }
+
+  async close(): Promise<void> {
+    this.events.removeAllListeners();
+  }
+}
+
+export interface RedisBudgetStoreOptions {
+  /** The audit log admin changes go to (the access layer's list) and how many entries it keeps; needed to write. */
+  auditLog?: { key: string; keep: number };
+}
+
+/**
+ * KEYS: the budgets hash, the audit log. ARGV: budget id, the record as read ('' when none), the
+ * record to write ('' deletes it), the audit entry ('' none), the last audit index kept. Writes
+ * only if the record is still the one read (a compare-and-set: a concurrent change makes it answer
+ * 0, and the caller reads again).
+ */
+const REPLACE_BUDGET = `if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+if ARGV[4] ~= '' then
+  redis.call('LPUSH', KEYS[2], ARGV[4])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]))
+end
+return 1`;
+/** Compare-and-set rounds a change tries; each lost round means another change of the budget won. */
+const UPDATE_ATTEMPTS = 5;
+
+/**
+ * Shared by every replica: the budgets in one hash (`<prefix>budgets`, id → JSON), changes announced
+ * on `<prefix>budget-changes`. Every (re)connection is a reason to reload, as changes made while a
+ * replica could not hear them reached nobody there.
+ */
+export class RedisBudgetStore implements BudgetStore {
+  private readonly listeners: Array<(event: BudgetStoreEvent) => void> = [];
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly subscriber: Redis,
+    private readonly prefix: string,
+    private readonly options: RedisBudgetStoreOptions = {},
+  ) {
+    this.redis.on('error', () => undefined);
+    this.subscriber.on('error', () => undefined);
+    this.redis.on('ready', () => this.emit('changed'));
+    this.subscriber.on('ready', () => void this.subscribe());
+    this.subscriber.on('message', (channel: string) => {
+      if (channel === this.channel) this.emit('changed');
+    });
+  }
+
+  private get channel(): string {
+    return `${this.prefix}budget-changes`;
+  }
+
+  private get hash(): string {
+    return `${this.prefix}budgets`;
+  }
+
+  private emit(event: BudgetStoreEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+
+  /** (Re)subscribes on every connection of the subscriber; from its confirmation on nothing is missed. */
+  private async subscribe(): Promise<void> {
+    try {
+      await this.subscriber.subscribe(this.channel);
+    } catch {
+      return; // The connection dropped again: its next 'ready' subscribes.
+    }
+    this.emit('resync');
+  }
+
+  async ready(timeoutMs: number): Promise<boolean> {
+    const [main, sub] = await Promise.all([whenReady(this.redis, timeoutMs), whenReady(this.subscriber, timeoutMs)]);
+    return main && sub;
+  }
+
+  /** A Redis failure is the store being unavailable (503), never an internal error. */
+  private async call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (error instanceof GatewayError) throw error;
+      throw budgetStoreUnavailable(error);
+    }
+  }
+
+  async list(): Promise<StoredBudget[]> {
+    return this.call(async () => {
+      const values = await this.redis.hvals(this.hash);
+      return values.map((v) => storedBudgetSchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
+    });
+  }
+
+  async update(id: string, change: BudgetChange, audit?: BudgetAudit): Promise<StoredBudget | undefined> {
+    const log = this.options.auditLog;
+    if (audit && !log) throw new GatewayError('internal', 'This budget store keeps no audit log.');
+    return this.call(async () => {
+      for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+        const raw = await this.redis.hget(this.hash, id);
+        const parsed = raw === null ? undefined : storedBudgetSchema.safeParse(safeJson(raw));
+        // A record that cannot be read is never overwritten as if there were none.
+        if (parsed && !parsed.success) throw new GatewayError('internal', `The stored budget "${id}" cannot be read; it was left as it is.`);
+        const next = change(parsed?.data);
+        const written = await this.redis.eval(REPLACE_BUDGET, 2, this.hash, log?.key ?? `${this.prefix}audit`, id, raw ?? '', next ? JSON.stringify(next) : '', audit ? JSON.stringify(audit) : '', String((log?.keep ?? 1) - 1));
+        if (written === 1) return next;
+      }
+      throw new GatewayError('overloaded', `The budget "${id}" is being changed by other requests. Please retry.`, { code: 'budget_busy', retryable: true });
+    });
+  }
+
+  async publish(): Promise<void> {
+    return this.call(async () => {
+      await this.redis.publish(this.channel, 'changed');
+    });
+  }
+
+  onChange(listener: (event: BudgetStoreEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+    this.subscriber.disconnect();
+  }
+}
+
+/** The budget store's answer when Redis cannot be reached: retryable, and naming the store. */
+export function budgetStoreUnavailable(cause: unknown): GatewayError {
+  return new GatewayError('unavailable', 'The budget store (Redis) cannot be reached right now. Please retry.', { code: 'budget_store_unavailable', cause });
+}
+
+/**
+ * The two connections of a Redis budget store: one that fails fast (an outage is an answer at
+ * once, not a hung admin call), and one for pub/sub that queues and retries for ever, subscribed
+ * again by the store itself on each connection so it knows when changes may have been missed.
+ */
+export function connectBudgetStore(connection: RedisConnectionConfig, prefix: string, options: RedisBudgetStoreOptions = {}): RedisBudgetStore {
+  const retryStrategy = (attempt: number): number => Math.min(attempt * 200, 2_000);
+  const redis = createRedisClient(connection, { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: 2_000, retryStrategy });
+  const subscriber = createRedisClient(connection, { lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false, retryStrategy });
+  return new RedisBudgetStore(redis, subscriber, prefix, options);
+}
+
+/** Resolves once the connection is ready, or false after `timeoutMs`. */
+function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  if (timeoutMs <= 0) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ready: boolean): void => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = (): void => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.once('ready', onReady);
+  });
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,85 @@
+import { RequestMethod } from '@nestjs/common';
+import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
+import { accountAt } from '@openrouter/budgets';
+import { budgetSchema } from '@openrouter/config';
+import { AlertsHttpController } from './alerts.http.controller';
+import { BudgetsHttpController, budgetView, budgetViewSchema } from './budgets.http.controller';
+import { KeysHttpController } from './keys.http.controller';
+import { ADMIN_OPENAPI } from './openapi';
+import { ReportsHttpController } from './reports.http.controller';
+import { RoutingHttpController } from './routing.http.controller';
+import { AdminStatusHttpController } from './status.http.controller';
+import { TenantsHttpController } from './tenants.http.controller';
+
+const ROLES = 'openrouter:admin-roles';
+const CONTROLLERS = [KeysHttpController, TenantsHttpController, BudgetsHttpController, ReportsHttpController, AdminStatusHttpController, AlertsHttpController, RoutingHttpController];
+
+/** Every admin route as Nest serves it: `get /admin/v1/keys/{id}` → the roles its guard lets through (`admin` always). */
+function routes(): Map<string, string[] | undefined> {
+  const out = new Map<string, string[] | undefined>();
+  for (const controller of CONTROLLERS) {
+    const base = String(Reflect.getMetadata(PATH_METADATA, controller));
+    const classRoles = Reflect.getMetadata(ROLES, controller) as string[] | undefined;
+    for (const name of Object.getOwnPropertyNames(controller.prototype)) {
+      const handler = (controller.prototype as unknown as Record<string, unknown>)[name];
+      if (typeof handler !== 'function' || name === 'constructor') continue;
+      const path = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
+      if (path === undefined) continue;
+      const method = String(RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number]).toLowerCase();
+      const full = `/${[base, path].map((p) => p.replace(/^\/+|\/+$/g, '')).filter(Boolean).join('/')}`.replace(/:([a-z]+)/g, '{$1}');
+      const roles = (Reflect.getMetadata(ROLES, handler) as string[] | undefined) ?? classRoles;
+      out.set(`${method} ${full}`, roles && [...new Set(['admin', ...roles])].sort());
+    }
+  }
+  return out;
+}
+
+/** Every operation the OpenAPI document describes, with its `x-roles`. */
+function documented(): Map<string, string[] | undefined> {
+  const out = new Map<string, string[] | undefined>();
+  for (const [path, operations] of Object.entries(ADMIN_OPENAPI.paths as Record<string, Record<string, { 'x-roles'?: string[] }>>)) {
+    for (const [method, operation] of Object.entries(operations)) out.set(`${method} ${path}`, operation['x-roles'] && [...operation['x-roles']].sort());
+  }
+  return out;
+}
+
+describe('the admin OpenAPI document', () => {
+  it('describes every admin route, and nothing else, with the roles that may call it', () => {
+    const served = routes();
+    // The document itself needs no key.
+    served.delete('get /admin/v1/openapi.json');
+    expect([...documented().keys()].sort()).toEqual([...served.keys()].sort());
+    for (const [operation, roles] of served) expect([operation, documented().get(operation)]).toEqual([operation, roles]);
+  });
+
+  it('lists the budget routes', () => {
+    expect([...routes().keys()].filter((r) => r.includes('/budgets')).sort()).toEqual([
+      'delete /admin/v1/budgets/{id}',
+      'get /admin/v1/budgets',
+      'get /admin/v1/budgets/{id}',
+      'patch /admin/v1/budgets/{id}',
+      'post /admin/v1/budgets',
+    ]);
+  });
+
+  it('describes a budget as the API shows it, money as decimal strings', () => {
+    const budget = budgetSchema.parse({ id: 'b', scope: { org: 'acme', key: 'k1' }, period: 'weekly', timezone: 'Europe/Berlin', amount: '2500.50', enforcement: 'soft' });
+    const view = budgetView({ entry: { budget, source: 'config' }, account: accountAt(budget, Date.parse('2025-06-14T12:00:00Z')), state: { spentMicros: 1_250_000, reservedMicros: 3 } });
+    expect(view).toMatchObject({
+      scope: { org: 'acme', team: null, project: null, key: 'k1' },
+      amount: '2500.5',
+      // The week from Monday 9 June, midnight in Berlin.
+      current_period: { key: '2025-06-09', start: '2025-06-08T22:00:00.000Z', end: '2025-06-15T22:00:00.000Z' },
+      spent: '1.25',
+      reserved: '0.000003',
+      remaining: '2499.249997',
+      created_at: null,
+    });
+    expect(budgetViewSchema.safeParse(view).success).toBe(true);
+    const schemas = ADMIN_OPENAPI.components.schemas;
+    expect(Object.keys(schemas.Budget.properties ?? {})).toEqual(Object.keys(view));
+    expect(Object.keys(schemas.CreateBudget.properties ?? {})).toEqual(['id', 'scope', 'period', 'timezone', 'amount', 'currency', 'enforcement', 'alert_thresholds']);
+    expect(Object.keys(schemas.BudgetChange.properties ?? {})).toEqual(['amount', 'enforcement', 'alert_thresholds']);
+    expect(JSON.stringify(ADMIN_OPENAPI.paths['/admin/v1/budgets'])).toContain('#/components/schemas/Budget');
+  });
+});
