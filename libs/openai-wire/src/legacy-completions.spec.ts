@@ -1,6 +1,7 @@
 import { errorOf } from './gateway-error.testing';
 import type { chatv1 } from '@openrouter/contracts';
-import { LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion } from './legacy-completions';
+import { GatewayError } from '@openrouter/errors';
+import { inPromptTerms, LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion } from './legacy-completions';
 
 const usage = (p: number, c: number): chatv1.Usage => ({ promptTokens: p, completionTokens: c, totalTokens: p + c, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false });
 
@@ -73,6 +74,24 @@ describe('parseLegacyCompletionRequest', () => {
     ['no model', { prompt: 'p' }, 'model', 'missing_required_parameter'],
   ])('rejects %s with 400', (_name, body, param, code) => {
     expect(errorOf(() => parseLegacyCompletionRequest(body))).toMatchObject({ kind: 'bad_request', param, code });
+  });
+});
+
+describe('inPromptTerms', () => {
+  it('names each prompt as the client wrote it: the string, or its place in the list', () => {
+    expect(parseLegacyCompletionRequest({ model: 'm', prompt: 'p' }).promptParams).toEqual(['prompt']);
+    expect(parseLegacyCompletionRequest({ model: 'm', prompt: ['a', ''] }).promptParams).toEqual(['prompt[0]', 'prompt[1]']);
+  });
+
+  it('renames what names the message a prompt was sent as, and nothing else', () => {
+    const refused = new GatewayError('bad_request', 'At least one user or assistant message with content is required for this model.', { param: 'messages', code: 'invalid_value' });
+    expect(inPromptTerms(refused, 'prompt[1]')).toMatchObject({ kind: 'bad_request', param: 'prompt[1]', code: 'invalid_value', message: refused.message });
+    const content = new GatewayError('bad_request', "Invalid value for 'messages[0].content'.", { param: 'messages[0].content' });
+    expect(inPromptTerms(content, 'prompt')).toMatchObject({ param: 'prompt', message: "Invalid value for 'prompt'." });
+    const other = new GatewayError('bad_request', 'n must be 1.', { param: 'n' });
+    expect(inPromptTerms(other, 'prompt')).toBe(other);
+    const upstream = new GatewayError('upstream_error', 'The provider failed.');
+    expect(inPromptTerms(upstream, 'prompt')).toBe(upstream);
   });
 });
 

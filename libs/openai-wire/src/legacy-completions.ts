@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
+import type { GatewayError } from '@openrouter/errors';
 import { addUsage, emptyUsage, toOpenAIUsage } from './chat-response';
 import { REQUEST_BOUNDS } from './chat-request';
+import { withParamRenamed } from './openai-errors';
 import { badRequest, extraJson, isObject, type JsonObject, opt, validate } from './validation';
 
 /**
@@ -11,6 +13,8 @@ import { badRequest, extraJson, isObject, type JsonObject, opt, validate } from 
 export interface LegacyCompletionRequest {
   model: string;
   prompts: string[];
+  /** The parameter naming each prompt in the client's body: `prompt`, or `prompt[1]` in a list. */
+  promptParams: string[];
   stream: boolean;
   includeUsage: boolean;
   /** Template for each prompt's chat request; `messages` is empty and filled per prompt. */
@@ -58,9 +62,11 @@ export function parseLegacyCompletionRequest(body: unknown): LegacyCompletionReq
   if (b.best_of != null && b.best_of > 1) unsupported('best_of', 'server-side best-of sampling is not available; use n');
   if (b.logprobs != null) unsupported('logprobs', 'legacy token logprobs are not available; use /v1/chat/completions with logprobs');
   const stream = b.stream === true;
+  const prompts = typeof b.prompt === 'string' ? [b.prompt] : b.prompt;
   return {
     model: b.model,
-    prompts: typeof b.prompt === 'string' ? [b.prompt] : b.prompt,
+    prompts,
+    promptParams: typeof b.prompt === 'string' ? ['prompt'] : prompts.map((_, i) => `prompt[${i}]`),
     stream,
     includeUsage: b.stream_options?.include_usage === true,
     chat: {
@@ -83,6 +89,15 @@ export function parseLegacyCompletionRequest(body: unknown): LegacyCompletionReq
       extraJson: extraJson(b, LEGACY_KEYS),
     },
   };
+}
+
+/**
+ * An error of one prompt's chat call in the words of the legacy body: the prompt is sent as that
+ * call's one user message, so a parameter naming the message (`messages`, `messages[0].content`)
+ * names the prompt (`promptParam`, e.g. `prompt[1]`). Anything else is returned as it is.
+ */
+export function inPromptTerms<E>(error: E, promptParam: string): E | GatewayError {
+  return withParamRenamed(error, (param) => (param === 'messages' || param.startsWith('messages[') || param.startsWith('messages.') ? promptParam : param));
 }
 
 const legacyId = (id: string): string => (id.startsWith('chatcmpl-') ? `cmpl-${id.slice(9)}` : id);

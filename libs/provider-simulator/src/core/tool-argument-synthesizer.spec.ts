@@ -79,4 +79,16 @@ describe('tool argument synthesis', () => {
     expect(synthesizeToolArguments({ type: 'object' })).toEqual({});
     expect(synthesizeToolArguments({ type: 'string' })).toEqual({});
   });
+
+  it('keeps what a schema asks for within bounds, and reads only the formats it knows', () => {
+    const parameters = {
+      type: 'object',
+      properties: { many: { type: 'array', items: { type: 'integer' }, minItems: 1e9 }, long: { type: 'string', minLength: 1e9 }, odd: { type: 'string', format: 'constructor' } },
+      required: ['many', 'long', 'odd'],
+    };
+    const args = synthesizeToolArguments(parameters) as { many: unknown[]; long: string; odd: unknown };
+    expect(args.many).toHaveLength(64);
+    expect(args.long).toHaveLength(4096);
+    expect(args.odd).toBe('sample');
+  });
 });

@@ -1,6 +1,12 @@
 type JsonObject = Record<string, unknown>;
 
 const MAX_DEPTH = 12;
+/**
+ * Bounds on what `minItems` and `minLength` make: a client's schema may ask for a billion items,
+ * which would exhaust the memory of the process the simulator runs in (a test's own).
+ */
+const MAX_ITEMS = 64;
+const MAX_LENGTH = 4096;
 
 const STRING_FORMAT_SAMPLES: Readonly<Record<string, string>> = {
   'date-time': '2024-01-01T00:00:00Z',
@@ -86,7 +92,7 @@ function synthesizeObject(schema: JsonObject, root: unknown, depth: number): Jso
 }
 
 function synthesizeArray(schema: JsonObject, root: unknown, depth: number): unknown[] {
-  const minItems = typeof schema['minItems'] === 'number' ? Math.max(0, Math.ceil(schema['minItems'])) : 0;
+  const minItems = typeof schema['minItems'] === 'number' ? Math.min(MAX_ITEMS, Math.max(0, Math.ceil(schema['minItems']))) : 0;
   const items = schema['items'];
   const result: unknown[] = [];
   for (let i = 0; i < minItems; i++) {
@@ -112,9 +118,9 @@ function clampNumber(schema: JsonObject, integer: boolean): number {
 }
 
 function synthesizeString(schema: JsonObject): string {
-  const format = typeof schema['format'] === 'string' ? STRING_FORMAT_SAMPLES[schema['format']] : undefined;
+  const format = typeof schema['format'] === 'string' && Object.hasOwn(STRING_FORMAT_SAMPLES, schema['format']) ? STRING_FORMAT_SAMPLES[schema['format']] : undefined;
   let value = format ?? 'sample';
-  const minLength = typeof schema['minLength'] === 'number' ? schema['minLength'] : undefined;
+  const minLength = typeof schema['minLength'] === 'number' ? Math.min(MAX_LENGTH, schema['minLength']) : undefined;
   const maxLength = typeof schema['maxLength'] === 'number' ? schema['maxLength'] : undefined;
   if (minLength !== undefined && value.length < minLength) value = value.padEnd(minLength, 'x');
   if (maxLength !== undefined && value.length > maxLength) value = value.slice(0, Math.max(0, maxLength));

@@ -44,7 +44,8 @@ export interface EffortThinking {
  */
 export function thinkingForEffort(effort: string | undefined, style: ThinkingStyle, limit: number | undefined, answerTokens: number): EffortThinking | undefined {
   if (effort === undefined || effort === 'none') return undefined;
-  const level = THINKING_EFFORTS[effort];
+  // Own entries only: `constructor` or `__proto__` names no effort (read as one, it reached Claude as none, or as an object).
+  const level = Object.hasOwn(THINKING_EFFORTS, effort) ? THINKING_EFFORTS[effort] : undefined;
   if (level === undefined) {
     throw new GatewayError('bad_request', `"reasoning_effort" must be one of none, ${Object.keys(THINKING_EFFORTS).join(', ')} for this model.`, { param: 'reasoning_effort', code: 'invalid_value' });
   }

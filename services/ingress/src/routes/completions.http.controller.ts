@@ -2,12 +2,12 @@ import { Controller, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { addUsage, emptyUsage, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion, toOpenAIError, toOpenAIUsage, type LegacyCompletionRequest } from '@openrouter/openai-wire';
+import { addUsage, emptyUsage, inPromptTerms, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion, toOpenAIError, toOpenAIUsage, type LegacyCompletionRequest } from '@openrouter/openai-wire';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
-import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent } from './chat.service';
+import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent, type OpenedChat } from './chat.service';
 import { clientGone } from './client-connection';
 import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
@@ -38,6 +38,11 @@ export class CompletionsHttpController {
     const context = requestContextOf(req);
     const signal = clientGone(reply);
     const choicesPerPrompt = legacy.chat.n ?? 1;
+    // Prompt p's call; its errors name the prompt, not the chat message it is sent as.
+    const openPrompt = (p: number, stream: boolean, calls: AbortSignal, onCalling: (route: routerv1.RouteDecision) => void): Promise<OpenedChat> =>
+      openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', stream), calls, onCalling).catch((error: unknown) => {
+        throw inPromptTerms(error, promptParam(legacy, p));
+      });
 
     if (!legacy.stream) {
       // One provider call per prompt, all at once. When one fails the others are stopped (they are
@@ -49,8 +54,8 @@ export class CompletionsHttpController {
       if (signal.aborted) stop();
       const outcomes = await metering.guard(
         Promise.allSettled(
-          legacy.prompts.map((prompt) =>
-            openChat(this.router, context, chatFor(legacy, prompt, false), calls.signal, metering.calling).catch((error: unknown) => {
+          legacy.prompts.map((_prompt, p) =>
+            openPrompt(p, false, calls.signal, metering.calling).catch((error: unknown) => {
               // The first failure is the cause; the others are the calls it stopped.
               firstFailure ??= { error };
               stop();
@@ -88,7 +93,7 @@ export class CompletionsHttpController {
     // every chunk carries the first answer's id and creation time, as one completion's would. Each
     // call is metered at its own prompt, also one the client leaves before it answered.
     const callingFor = (p: number) => (route: routerv1.RouteDecision) => metering.calling(route, () => promptTokens(legacy.prompts[p]));
-    let opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[0] ?? '', true), signal, callingFor(0)));
+    let opened = await metering.guard(openPrompt(0, true, signal, callingFor(0)));
     metering.routed(opened.decision, () => promptTokens(legacy.prompts[0]));
     const model = opened.decision.model;
     reply.hijack();
@@ -98,11 +103,14 @@ export class CompletionsHttpController {
     const head = opened.first.chunk ?? opened.first.completion;
     const id = head?.id ?? '';
     const created = head?.created || Math.floor(Date.now() / 1000);
+    // The prompt being answered: a failure is told in its terms.
+    let answering = 0;
     try {
       let cut = false;
       for (let p = 0; p < legacy.prompts.length && !cut; p++) {
+        answering = p;
         if (p > 0) {
-          opened = await metering.guard(openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', true), signal, callingFor(p)));
+          opened = await metering.guard(openPrompt(p, true, signal, callingFor(p)));
           metering.routed(opened.decision, () => promptTokens(legacy.prompts[p]));
         }
         // This prompt's choices seen and not finished yet: a budget cut ends each of them.
@@ -139,9 +147,15 @@ export class CompletionsHttpController {
       metering.failed(error);
       void opened.rest.return(undefined);
       if (signal.aborted) return;
-      sse.fail(toOpenAIError(asGatewayError(error)).body);
+      // A later prompt refused by its provider (a prompt it cannot take) fails here, once the
+      // answers before it have been sent: prompts are called one after the other.
+      sse.fail(toOpenAIError(asGatewayError(inPromptTerms(error, promptParam(legacy, answering)))).body);
     }
   }
+}
+
+function promptParam(legacy: LegacyCompletionRequest, p: number): string {
+  return legacy.promptParams[p] ?? 'prompt';
 }
 
 /** One prompt's tokens, counted as the request's were: its call's estimate should its usage never come. */

@@ -192,6 +192,10 @@ describe('toGeminiRequest', () => {
     [{ prediction: { type: 'content', content: 'x' } }, 'prediction'],
     [{ web_search_options: {} }, 'web_search_options'],
     [{ reasoning_effort: 'extreme' }, 'reasoning_effort'],
+    // Names every object inherits are no effort and no audio format.
+    [{ reasoning_effort: 'constructor' }, 'reasoning_effort'],
+    [{ reasoning_effort: '__proto__' }, 'reasoning_effort'],
+    [{ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AA==', format: 'constructor' } }] }] }, 'messages[0].content[0]'],
     [{ seed: 2 ** 40 }, 'seed'],
     [{ tool_choice: 'required' }, 'tool_choice'],
     [{ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }, 'tool_choice'],
@@ -201,6 +205,11 @@ describe('toGeminiRequest', () => {
     [{ messages: [{ role: 'system', content: 'only system' }] }, 'messages'],
     [{ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AA==', format: 'flac' } }] }] }, 'messages[0].content[0]'],
     [{ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-1' } }] }] }, 'messages[0].content[0]'],
+    // Function names Gemini refuses, named as the client sent them.
+    [{ tools: [{ type: 'function', function: { name: 'get weather ✨' } }] }, 'tools[0].function.name'],
+    [{ tools: [{ type: 'function', function: { name: 'f' } }, { type: 'function', function: { name: '1st' } }] }, 'tools[1].function.name'],
+    [{ tools: [{ type: 'function', function: { name: 'f'.repeat(65) } }] }, 'tools[0].function.name'],
+    [{ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: '', arguments: '{}' } }] }] }, 'messages[1].tool_calls[0].function.name'],
   ])('refuses %j with a 400 naming %s', async (body, param) => {
     const error = await refusal(body);
     expect(error).toMatchObject({ kind: 'bad_request', param, retryable: false });
@@ -238,7 +247,14 @@ describe('toGeminiSchema', () => {
     ['an untyped property', { type: 'object', properties: { any: {} } }],
     ['a numeric enum', { type: 'object', properties: { n: { type: 'integer', enum: [1, 2] } } }],
     ['a tuple', { type: 'object', properties: { t: { type: 'array', prefixItems: [{ type: 'string' }] } } }],
+    ['a $ref with malformed percent-encoding', { type: 'object', properties: { a: { $ref: '#/%E0%A4%A' } } }],
   ])('gives up on %s', (_what, schema) => {
     expect(toGeminiSchema(schema)).toBeUndefined();
+  });
+
+  it('sends a tool schema whose $ref cannot be decoded as JSON Schema, for Gemini to judge', async () => {
+    const parameters = { type: 'object', properties: { a: { $ref: '#/%' } }, required: ['a'] };
+    const body = await translate({ tools: [{ type: 'function', function: { name: 'f', parameters } }], response_format: { type: 'json_schema', json_schema: { name: 'x', schema: parameters } } });
+    expect(body.tools?.[0]?.functionDeclarations[0]).toEqual({ name: 'f', parametersJsonSchema: parameters });
   });
 });

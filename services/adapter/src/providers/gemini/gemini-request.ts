@@ -94,6 +94,8 @@ const REFUSED_EXTRAS: Readonly<Record<string, string>> = {
   function_call: 'The deprecated "function_call" parameter is not supported by this model; use "tool_choice".',
 };
 const AUDIO_TYPES: Readonly<Record<string, string>> = { wav: 'audio/wav', mp3: 'audio/mp3' };
+/** The function names Gemini takes: a letter or underscore, then at most 63 letters, digits, `_`, `.`, `:` or `-`. */
+const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/;
 
 function unsupported(message: string, param: string): GatewayError {
   return new GatewayError('bad_request', message, { param, code: 'unsupported_parameter' });
@@ -101,6 +103,13 @@ function unsupported(message: string, param: string): GatewayError {
 
 function invalid(message: string, param: string): GatewayError {
   return new GatewayError('bad_request', message, { param, code: 'invalid_value' });
+}
+
+/** A function name Gemini would refuse (its own error names neither the tool nor the client's parameter), refused here naming `param`. */
+function checkFunctionName(name: string, param: string): void {
+  if (!FUNCTION_NAME.test(name)) {
+    throw invalid(`The function name "${name.slice(0, 80)}" is not one this model takes: it starts with a letter or underscore and holds at most 64 letters, digits, _ . : or -.`, param);
+  }
 }
 
 function parseObject(text: string): JsonObject | undefined {
@@ -172,7 +181,8 @@ function refuseUnsupported(r: chatv1.ChatRequest, extra: JsonObject): void {
   if (r.modalities.some((m) => m !== 'text')) throw unsupported('This model only answers in text.', 'modalities');
   if (r.topLogprobs !== undefined && r.topLogprobs > 0 && r.logprobs !== true) throw invalid('"top_logprobs" needs "logprobs": true.', 'top_logprobs');
   if (r.seed !== undefined && (r.seed < INT32_MIN || r.seed > INT32_MAX)) throw invalid('This model takes a 32-bit "seed".', 'seed');
-  if (r.reasoningEffort !== undefined && THINKING_BUDGETS[r.reasoningEffort] === undefined) {
+  // Own entries only: `constructor` or `__proto__` is no effort (read as one, it was sent as no budget, or an object).
+  if (r.reasoningEffort !== undefined && !Object.hasOwn(THINKING_BUDGETS, r.reasoningEffort)) {
     throw invalid(`"reasoning_effort" must be one of ${Object.keys(THINKING_BUDGETS).join(', ')} for this model.`, 'reasoning_effort');
   }
   for (const [key, message] of Object.entries(REFUSED_EXTRAS)) if (extra[key] != null) throw unsupported(message, key);
@@ -238,7 +248,8 @@ async function contentPart(p: chatv1.ContentPart, param: string, loadImage: Imag
     return { inlineData: { mimeType: image.mediaType, data: image.base64 } };
   }
   if (p.inputAudio) {
-    const mimeType = AUDIO_TYPES[p.inputAudio.format];
+    // Own entries only: a format named `constructor` names no audio type.
+    const mimeType = Object.hasOwn(AUDIO_TYPES, p.inputAudio.format) ? AUDIO_TYPES[p.inputAudio.format] : undefined;
     if (!mimeType) throw unsupported(`Audio in the format "${p.inputAudio.format}" is not supported; use wav or mp3.`, param);
     return { inlineData: { mimeType, data: p.inputAudio.data } };
   }
@@ -288,7 +299,9 @@ function assistantParts(m: chatv1.Message, param: string): GeminiPart[] {
     const args = call.function?.arguments ?? '';
     const parsed = args.trim() === '' ? {} : parseObject(args);
     if (!parsed) throw invalid('Tool call arguments must be a JSON object.', `${param}.tool_calls[${k}].function.arguments`);
-    const part: GeminiPart = { functionCall: { name: call.function?.name ?? '', args: parsed } };
+    const name = call.function?.name ?? '';
+    checkFunctionName(name, `${param}.tool_calls[${k}].function.name`);
+    const part: GeminiPart = { functionCall: { name, args: parsed } };
     if (k === 0) part.thoughtSignature = REPLAYED_THOUGHT_SIGNATURE;
     parts.push(part);
   }
@@ -383,6 +396,7 @@ function answerDeclaration(rf: chatv1.ResponseFormat | undefined): GeminiFunctio
 function toDeclaration(t: chatv1.Tool, index: number): GeminiFunctionDeclaration {
   const f = t.function;
   if ((t.type && t.type !== 'function') || !f) throw unsupported('Only function tools are supported by this model.', `tools[${index}]`);
+  checkFunctionName(f.name, `tools[${index}].function.name`);
   const declaration: GeminiFunctionDeclaration = { name: f.name };
   if (f.description !== undefined && f.description !== '') declaration.description = f.description;
   if (!f.parametersJson) return declaration;

@@ -153,12 +153,23 @@ function resolveRef(root: JsonObject, ref: string): JsonObject {
   let at: unknown = root;
   for (const raw of ref.slice(1).split('/')) {
     if (raw === '') continue;
-    const segment = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    const segment = pointerSegment(raw);
     if (!isObject(at)) throw new Inexpressible();
     at = at[segment];
   }
   if (!isObject(at)) throw new Inexpressible();
   return at;
+}
+
+/** A JSON Pointer segment of a `$ref` fragment, unescaped; malformed percent-encoding (`#/%`) is a client's, and inexpressible. */
+function pointerSegment(raw: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    throw new Inexpressible();
+  }
+  return decoded.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
 function mergeAllOf(node: JsonObject, branches: unknown[], root: JsonObject): JsonObject {
