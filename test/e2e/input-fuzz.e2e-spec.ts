@@ -197,6 +197,8 @@ interface Refusal {
 
 /** The families that only know Claude's and Gemini's efforts: a name outside them is refused, not dropped. */
 const EFFORT_REFUSED: Refusal = { on: ['anthropic', 'bedrock', 'gemini'], param: 'reasoning_effort' };
+/** The families whose request translation refuses what their provider would refuse naming no parameter. */
+const TRANSLATED: readonly Family[] = ['anthropic', 'bedrock', 'gemini'];
 
 /**
  * Every value of each endpoint's rich body replaced by every one of `VALUES`, once, on a family
@@ -246,6 +248,7 @@ const ODD_CHAT: ReadonlyArray<[string, Record<string, unknown>, Refusal?]> = [
   ['stop as an empty list', { stop: [] }],
   ['stop with an empty string', { stop: [''] }],
   ['five stop sequences', { stop: ['a', 'b', 'c', 'd', 'e'] }],
+  ['more stop sequences than Converse takes', { stop: Array.from({ length: 2_501 }, (_, i) => `s${i}`) }, { on: ['bedrock'], param: 'stop' }],
   ['stream_options without stream', { stream_options: { include_usage: true } }],
   ['stream with include_usage false', { stream: true, stream_options: { include_usage: false } }],
   ['logit_bias on a non-numeric token', { logit_bias: { abc: 5, '-1': 1 } }],
@@ -262,7 +265,7 @@ const ODD_CHAT: ReadonlyArray<[string, Record<string, unknown>, Refusal?]> = [
   ['a tool without parameters', { tools: [{ type: 'function', function: { name: 'noop' } }], tool_choice: { type: 'function', function: { name: 'noop' } } }],
   ['a tool with a type list and anyOf', { tools: [{ type: 'function', function: { name: 'mixed', parameters: { type: 'object', properties: { a: { type: ['string', 'null'] }, b: { anyOf: [{ type: 'string' }, { type: 'integer' }] } }, required: ['a', 'b'] } } }], tool_choice: 'required' }],
   ['a tool with a recursive $ref', { tools: [{ type: 'function', function: { name: 'tree', parameters: { type: 'object', $defs: { node: { type: 'object', properties: { kids: { type: 'array', items: { $ref: '#/$defs/node' } } } } }, properties: { root: { $ref: '#/$defs/node' } }, required: ['root'] } } }], tool_choice: 'required' }],
-  ['a tool name with unicode and spaces', { tools: [{ type: 'function', function: { name: 'get weather ✨', parameters: { type: 'object' } } }] }, { on: ['gemini'], param: 'tools[0].function.name' }],
+  ['a tool name with unicode and spaces', { tools: [{ type: 'function', function: { name: 'get weather ✨', parameters: { type: 'object' } } }] }, { on: TRANSLATED, param: 'tools[0].function.name' }],
   ['two tools with one name', { tools: [weather, weather] }],
   ['an empty tools list', { tools: [] }],
   ['tool_choice none', { tools: [weather], tool_choice: 'none' }],
@@ -273,24 +276,25 @@ const ODD_CHAT: ReadonlyArray<[string, Record<string, unknown>, Refusal?]> = [
   ['tool_choice allowed_tools', { tools: [weather], tool_choice: { type: 'allowed_tools', allowed_tools: { mode: 'auto', tools: [{ type: 'function', function: { name: 'get_weather' } }] } } }],
   ['a custom tool', { tools: [{ type: 'custom', custom: { name: 'grammar' } }] }],
   ['parallel_tool_calls without tools', { parallel_tool_calls: false }],
-  ['empty content', { messages: [user('')] }],
-  ['an empty content list', { messages: [user([])] }],
-  ['whitespace content', { messages: [user(' \n\t ')] }],
+  ['empty content', { messages: [user('')] }, { on: TRANSLATED, param: 'messages' }],
+  ['an empty content list', { messages: [user([])] }, { on: TRANSLATED, param: 'messages' }],
+  // Gemini takes whitespace; Claude and Converse refuse blank text.
+  ['whitespace content', { messages: [user(' \n\t ')] }, { on: ['anthropic', 'bedrock'], param: 'messages' }],
   ['lone surrogates and NUL', { messages: [user('\ud800 \udfff a\u0000b \u202e')] }],
-  ['an empty text part', { messages: [user([{ type: 'text', text: '' }])] }],
+  ['an empty text part', { messages: [user([{ type: 'text', text: '' }])] }, { on: TRANSLATED, param: 'messages' }],
   ['a refusal part from the user', { messages: [user([{ type: 'refusal', refusal: 'no' }])] }],
   ['an input_audio part', { messages: [user([{ type: 'input_audio', input_audio: { data: 'UklGRg==', format: 'wav' } }])] }],
   ['a file part', { messages: [user([{ type: 'text', text: 'Read this' }, { type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0x', filename: 'a.pdf' } }])] }],
   ['a part of an unknown type', { messages: [user([{ type: 'video', video: { url: 'x' } }])] }],
   ['an image_url given as a string', { messages: [user([{ type: 'image_url', image_url: PIXEL }])] }],
-  ['an image data URL that is not base64', { messages: [user([{ type: 'image_url', image_url: { url: 'data:image/png;base64,%%%not-base64' } }])] }],
-  ['an image data URL of text', { messages: [user([{ type: 'image_url', image_url: { url: 'data:text/plain;base64,aGk=' } }])] }],
+  ['an image data URL that is not base64', { messages: [user([{ type: 'image_url', image_url: { url: 'data:image/png;base64,%%%not-base64' } }])] }, { on: TRANSLATED, param: 'messages[0].content[0]' }],
+  ['an image data URL of text', { messages: [user([{ type: 'image_url', image_url: { url: 'data:text/plain;base64,aGk=' } }])] }, { on: TRANSLATED, param: 'messages[0].content[0]' }],
   ['an image with detail null', { messages: [user([{ type: 'image_url', image_url: { url: PIXEL, detail: null } }])] }],
   ['an empty message name', { messages: [{ role: 'user', name: '', content: 'hi' }] }],
-  ['only a system message', { messages: [{ role: 'system', content: 'You are terse.' }] }],
+  ['only a system message', { messages: [{ role: 'system', content: 'You are terse.' }] }, { on: TRANSLATED, param: 'messages' }],
   ['only an assistant message', { messages: [{ role: 'assistant', content: 'Hello.' }] }],
   ['a function-role message', { messages: [user('hi'), { role: 'function', name: 'f', content: '1' }] }],
-  ['a tool message answering no call', { messages: [user('hi'), { role: 'tool', tool_call_id: 'nope', content: 'x' }] }],
+  ['a tool message answering no call', { messages: [user('hi'), { role: 'tool', tool_call_id: 'nope', content: 'x' }] }, { on: TRANSLATED, param: 'messages[1].tool_call_id' }],
   ['a tool message with text parts', { messages: [user('hi'), { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c1', content: [{ type: 'text', text: '4' }] }], tools: [weather] }],
   ['tool call arguments that are not JSON', { messages: [user('hi'), { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: 'not json' } }] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }], tools: [weather] }],
   ['tool call arguments that are a JSON array', { messages: [user('hi'), { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '[1]' } }] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }], tools: [weather] }],
@@ -327,9 +331,9 @@ const ODD_CHAT: ReadonlyArray<[string, Record<string, unknown>, Refusal?]> = [
   ['tool_choice naming constructor', { tools: [weather], tool_choice: { type: 'function', function: { name: 'constructor' } } }],
   ['a tool named constructor', { tools: [{ type: 'function', function: { name: 'constructor', parameters: CITY_SCHEMA } }], tool_choice: 'required' }],
   ['a tool call id of constructor', { messages: [user('hi'), { role: 'assistant', tool_calls: [{ id: 'constructor', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'constructor', content: 'x' }], tools: [weather] }],
-  ['a tool answer for __proto__', { messages: [user('hi'), { role: 'tool', tool_call_id: '__proto__', content: 'x' }], tools: [weather] }],
-  ['a tool call with an empty name', { messages: [user('hi'), { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: '', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }] }, { on: ['gemini'], param: 'messages[1].tool_calls[0].function.name' }],
-  ['two tool calls with one id', { messages: [user('hi'), { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }, { id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }], tools: [weather] }],
+  ['a tool answer for __proto__', { messages: [user('hi'), { role: 'tool', tool_call_id: '__proto__', content: 'x' }], tools: [weather] }, { on: TRANSLATED, param: 'messages[1].tool_call_id' }],
+  ['a tool call with an empty name', { messages: [user('hi'), { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: '', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }] }, { on: TRANSLATED, param: 'messages[1].tool_calls[0].function.name' }],
+  ['two tool calls with one id', { messages: [user('hi'), { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }, { id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }], tools: [weather] }, { on: ['gemini'], param: 'messages[1].tool_calls[1].id' }],
   ['a tool result with an image', { messages: [user('hi'), { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c1', content: [{ type: 'text', text: 'see' }, { type: 'image_url', image_url: { url: PIXEL } }] }], tools: [weather] }],
   ['a one-token JSON answer', { max_tokens: 1, response_format: { type: 'json_schema', json_schema: { name: 'answer', schema: ANSWER_SCHEMA, strict: true } } }],
   ['a one-token forced tool call', { max_tokens: 1, tools: [weather], tool_choice: 'required' }],
@@ -365,8 +369,8 @@ function oddCases(): Case[] {
       cases.push({ endpoint: 'chat', family, label: name, body: { ...base, ...extra }, refused });
       cases.push({ endpoint: 'chat', family, label: `${name} (stream)`, body: { ...base, ...extra, stream: true }, refused });
     }
-    // Claude and Gemini take no empty message: the refusal names the prompt, not the message it became.
-    cases.push({ endpoint: 'completions', family, label: 'an empty prompt', body: { model: chatModel(family), prompt: '' }, refused: { on: ['anthropic', 'gemini'], param: 'prompt' } });
+    // Claude, Converse and Gemini take no empty message: the refusal names the prompt, not the message it became.
+    cases.push({ endpoint: 'completions', family, label: 'an empty prompt', body: { model: chatModel(family), prompt: '' }, refused: { on: TRANSLATED, param: 'prompt' } });
     cases.push({ endpoint: 'completions', family, label: 'an empty second prompt, streamed', body: { model: chatModel(family), prompt: ['Say hello', ''], stream: true } });
     cases.push({ endpoint: 'completions', family, label: 'n > 1 over two prompts, streamed', body: { model: chatModel(family), prompt: ['a', 'b'], n: 2, stream: true, stream_options: { include_usage: true } } });
     cases.push({ endpoint: 'responses', family, label: 'input as a string, streamed', body: { model: chatModel(family), input: 'Hello', stream: true } });

@@ -1,4 +1,4 @@
-import { isPublicAddress } from './image-source';
+import { ImageSource, isBase64, isPublicAddress } from './image-source';
 
 describe('isPublicAddress', () => {
   it.each(['93.184.216.34', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '2a00:1450:4001:80b::200e', '::ffff:8.8.8.8'])('allows the public address %s', (address) => {
@@ -35,5 +35,48 @@ describe('isPublicAddress', () => {
     ['not an address', 'localhost'],
   ])('refuses %s (%s)', (_name, address) => {
     expect(isPublicAddress(address)).toBe(false);
+  });
+});
+
+describe('isBase64', () => {
+  it.each(['iVBORw0KGgo=', 'QUJD', 'QUI=', 'QQ==', 'iVBORw0KGgo', 'QUI', 'a+/9'])('takes %j', (payload) => {
+    expect(isBase64(payload)).toBe(true);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['outside the alphabet', '%%%not-base64'],
+    ['URL-safe characters', 'ab-_'],
+    ['whitespace', 'QUJD QUJD'],
+    ['a line break', 'QUJD\nQUJD'],
+    ['one character too many', 'QUJDQ'],
+    ['padding before the end', 'QQ==QUJD'],
+    ['three padding characters', 'Q==='],
+    ['padding on a length no byte count makes', 'QUJ=='],
+  ])('refuses %s', (_name, payload) => {
+    expect(isBase64(payload)).toBe(false);
+  });
+
+  it('scans the largest image within a fraction of a second', () => {
+    const payload = Buffer.alloc(20 * 1024 * 1024, 7).toString('base64');
+    const started = performance.now();
+    expect(isBase64(payload)).toBe(true);
+    expect(isBase64(`${payload.slice(0, -4)}%AAA`)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('ImageSource data URLs', () => {
+  const load = (url: string, param?: string) => new ImageSource().load(url, { signal: new AbortController().signal }, param);
+
+  it('returns the type and data of a base64 data URL', async () => {
+    await expect(load('data:image/png;base64,iVBORw0KGgo=')).resolves.toEqual({ mediaType: 'image/png', base64: 'iVBORw0KGgo=' });
+  });
+
+  it('refuses data that is not base64 and types providers do not take, naming the part it was given', async () => {
+    await expect(load('data:image/png;base64,%%%not-base64', 'messages[2].content[1]')).rejects.toMatchObject({ kind: 'bad_request', param: 'messages[2].content[1]', code: 'invalid_image_url' });
+    await expect(load('data:image/png;base64,', 'messages[0].content[0]')).rejects.toMatchObject({ param: 'messages[0].content[0]', code: 'invalid_image_url' });
+    await expect(load('data:text/plain;base64,aGk=', 'messages[0].content[0]')).rejects.toMatchObject({ param: 'messages[0].content[0]', code: 'invalid_image_url' });
+    await expect(load('data:image/png;base64,%%%')).rejects.toMatchObject({ param: 'messages' });
   });
 });

@@ -11,8 +11,11 @@ export interface InlineImage {
   base64: string;
 }
 
-/** Fetches (or decodes) the bytes of an image URL; what the request translations are given. */
-export type ImageLoader = (url: string) => Promise<InlineImage>;
+/**
+ * Fetches (or decodes) the bytes of an image URL; what the request translations are given.
+ * `param` is the content part the URL came from, named by a refusal (`messages` when not given).
+ */
+export type ImageLoader = (url: string, param?: string) => Promise<InlineImage>;
 
 export interface ImageFetchOptions {
   signal: AbortSignal;
@@ -42,6 +45,8 @@ export interface ImageSourceOptions {
 }
 
 const DATA_URL = /^data:([a-z]+\/[a-z0-9.+-]+)?(;[a-z-]+=[^;,]*)*;base64,(.*)$/is;
+/** A character outside standard base64 (RFC 4648), or `=` anywhere but in the (at most two) last places. */
+const NOT_BASE64 = /[^A-Za-z0-9+/=]|=(?!=?$)/;
 const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
 const SUPPORTED = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 /** Image hosts (CDNs, object stores, wikis) commonly answer with a redirect, and some refuse requests without a User-Agent. */
@@ -82,6 +87,17 @@ export function parseDataUrl(url: string): InlineImage | undefined {
 }
 
 /**
+ * Whether a data URL's payload is base64 a provider can decode: standard alphabet, not empty, and
+ * of a length whole bytes make (a multiple of 4 when padded). A scan, not a decode: images reach
+ * megabytes, and the provider decodes them anyway.
+ */
+export function isBase64(payload: string): boolean {
+  const length = payload.length;
+  if (length === 0 || (payload.endsWith('=') ? length % 4 !== 0 : length % 4 === 1)) return false;
+  return !NOT_BASE64.test(payload);
+}
+
+/**
  * The bytes of image parts: decoded from a data URL, or fetched from an http(s) URL
  * (fetch-and-inline), following up to MAX_REDIRECTS redirects. Only addresses the policy allows
  * are connected to: a host name is resolved and checked when its connection is made, and that
@@ -104,14 +120,15 @@ export class ImageSource {
 
   /** `load` bound to a call's signal and size limit, as the request translations take it. */
   loader(options: ImageFetchOptions): ImageLoader {
-    return (url) => this.load(url, options);
+    return (url, param) => this.load(url, options, param);
   }
 
-  async load(url: string, options: ImageFetchOptions): Promise<InlineImage> {
+  /** Refusals name `param`, the content part the URL came from. */
+  async load(url: string, options: ImageFetchOptions, param = 'messages'): Promise<InlineImage> {
     const inline = parseDataUrl(url);
-    if (inline) return checked(inline);
+    if (inline) return checked(inline, param);
     let target = httpUrl(url);
-    if (!target) throw invalidImage('is neither an http(s) URL nor a base64 data URL');
+    if (!target) throw invalidImage('is neither an http(s) URL nor a base64 data URL', param);
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     const timeoutMs = options.timeoutMs ?? 15_000;
     let response: Dispatcher.ResponseData | undefined;
@@ -154,7 +171,7 @@ export class ImageSource {
       if (options.signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled.', { cause: error });
       this.options.logger?.debug({ image: withoutQuery(target), err: error }, 'image fetch failed');
       throw new GatewayError('bad_request', `An image in the messages could not be fetched: give a base64 data URL or an http(s) URL of a png, jpeg, gif or webp image of at most ${maxBytes} bytes, reachable from the public internet.`, {
-        param: 'messages',
+        param,
         code: 'invalid_image_url',
         cause: error,
       });
@@ -218,13 +235,15 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return first === undefined || first === '' ? undefined : first;
 }
 
-function checked(image: InlineImage): InlineImage {
+function checked(image: InlineImage, param: string): InlineImage {
   if (!SUPPORTED.has(image.mediaType)) {
-    throw invalidImage(`has type "${image.mediaType || 'unknown'}"; supported are ${[...SUPPORTED].join(', ')}`);
+    throw invalidImage(`has type "${image.mediaType || 'unknown'}"; supported are ${[...SUPPORTED].join(', ')}`, param);
   }
+  // A provider refuses bytes it cannot decode without naming the part; refused here naming it.
+  if (!isBase64(image.base64)) throw invalidImage('is a data URL whose data is not base64', param);
   return image;
 }
 
-function invalidImage(reason: string, cause?: unknown): GatewayError {
-  return new GatewayError('bad_request', `An image in the messages ${reason}.`, { param: 'messages', code: 'invalid_image_url', cause });
+function invalidImage(reason: string, param: string): GatewayError {
+  return new GatewayError('bad_request', `An image in the messages ${reason}.`, { param, code: 'invalid_image_url' });
 }

@@ -1,4 +1,4 @@
-import { parseAnthropicErrorResponse } from './anthropic-errors';
+import { anthropicStreamError, parseAnthropicErrorResponse } from './anthropic-errors';
 
 const body = (type: string, message: string, extra: Record<string, unknown> = {}) => JSON.stringify({ type: 'error', error: { type, message, ...extra }, request_id: 'req_011' });
 const parse = (status: number, text: string, retryAfter?: string) => parseAnthropicErrorResponse(status, { retryAfter }, text, 'anthropic');
@@ -70,5 +70,22 @@ describe('parseAnthropicErrorResponse', () => {
     expect(parse(502, 'Bad gateway')).toMatchObject({ kind: 'upstream_error', retryable: true });
     expect(parse(503, '')).toMatchObject({ kind: 'overloaded', retryable: true });
     expect(parse(409, body('invalid_request_error', 'conflict'))).toMatchObject({ kind: 'bad_request', message: 'conflict' });
+  });
+});
+
+describe('anthropicStreamError', () => {
+  it('takes the status from the error type', () => {
+    expect(anthropicStreamError({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }, 'anthropic')).toMatchObject({ kind: 'overloaded', upstreamStatus: 529 });
+    expect(anthropicStreamError({ type: 'error', error: { type: 'invalid_request_error', message: 'bad' } }, 'anthropic')).toMatchObject({ kind: 'bad_request', upstreamStatus: 400 });
+  });
+
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])('reads an error type named %s as unknown (a 500), not as an inherited member', (type) => {
+    const error = anthropicStreamError({ type: 'error', error: { type, message: 'x' } }, 'anthropic');
+    expect(error).toMatchObject({ kind: 'upstream_error', upstreamStatus: 500, retryable: true });
+  });
+
+  it('classifies a response whose error type is an inherited name by its HTTP status', () => {
+    expect(parseAnthropicErrorResponse(503, {}, body('constructor', 'x'), 'anthropic')).toMatchObject({ kind: 'overloaded', upstreamStatus: 503 });
+    expect(parseAnthropicErrorResponse(429, {}, body('toString', 'slow'), 'anthropic')).toMatchObject({ kind: 'rate_limited', upstreamStatus: 429 });
   });
 });

@@ -50,6 +50,9 @@ const STATUS_OF_TYPE: Readonly<Record<string, number>> = {
   overloaded_error: 529,
 };
 
+/** The status of an error type; own entries only, so a type named `constructor` or `toString` has none. */
+const statusOfType = (type: string | undefined): number | undefined => (type !== undefined && Object.hasOwn(STATUS_OF_TYPE, type) ? STATUS_OF_TYPE[type] : undefined);
+
 export interface ErrorResponseHeaders {
   retryAfter?: string | undefined;
 }
@@ -68,7 +71,7 @@ export function parseAnthropicErrorResponse(status: number, headers: ErrorRespon
 /** A stream's `error` event; it has no status, so the error type decides. */
 export function anthropicStreamError(json: unknown, provider: string): GatewayError {
   const detail = readAnthropicError(json);
-  const status = (detail.type && STATUS_OF_TYPE[detail.type]) || 500;
+  const status = statusOfType(detail.type) ?? 500;
   return anthropicError(status, detail, provider, undefined);
 }
 
@@ -76,7 +79,7 @@ function anthropicError(status: number, detail: AnthropicErrorDetail, provider: 
   const base: GatewayErrorOptions = { upstreamStatus: status, provider, code: detail.type };
   const withDetail = (summary: string): string => (detail.message ? `${summary}: ${detail.message}` : `${summary}.`);
   // A gateway-level 503/504/529 says more than the generic error type a proxy in front may put in the body.
-  const kindStatus = [503, 504, 529].includes(status) ? status : detail.type && STATUS_OF_TYPE[detail.type] ? (STATUS_OF_TYPE[detail.type] as number) : status;
+  const kindStatus = [503, 504, 529].includes(status) ? status : (statusOfType(detail.type) ?? status);
 
   if (status === 400 || status === 422 || kindStatus === 400) {
     if (CONTEXT_LENGTH.test(detail.message ?? '')) {

@@ -215,11 +215,36 @@ describe('toAnthropicRequest', () => {
       await expect(rejection({ messages: [user([{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }])] })).resolves.toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0]' });
       await expect(rejection({ messages: [user('x'), { role: 'function', name: 'f', content: '1' }] })).resolves.toMatchObject({ param: 'messages[1].role' });
       await expect(rejection({ messages: [{ role: 'system', content: [{ type: 'image_url', image_url: { url: 'https://x.test/a.png' } }] }, user('x')] })).resolves.toMatchObject({ param: 'messages[0].content[0]' });
-      await expect(rejection({ messages: [user([{ type: 'image_url', image_url: { url: 'data:image/tiff;base64,AAAA' } }])] })).resolves.toMatchObject({ param: 'messages', code: 'invalid_image_url' });
+      await expect(rejection({ messages: [user([{ type: 'image_url', image_url: { url: 'data:image/tiff;base64,AAAA' } }])] })).resolves.toMatchObject({ param: 'messages[0].content[0]', code: 'invalid_image_url' });
       await expect(rejection({ messages: [user('x'), { role: 'assistant', content: null, tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '[1,2' } }] }] })).resolves.toMatchObject({
         param: 'messages[1].tool_calls[0].function.arguments',
       });
       await expect(rejection({ messages: [user([{ type: 'file', file: { file_id: 'file-123' } }])] })).resolves.toMatchObject({ param: 'messages[0].content[0]' });
+    });
+
+    it('refuses image and PDF data URLs whose data is not base64, naming the part', async () => {
+      const image = (url: string) => ({ type: 'image_url', image_url: { url } });
+      const pdf = (data: string) => ({ type: 'file', file: { file_data: `data:application/pdf;base64,${data}`, filename: 'a.pdf' } });
+      for (const bad of ['%%%not-base64', '', 'AAA=A', 'A', 'AB CD']) {
+        await expect(rejection({ messages: [user([{ type: 'text', text: 'x' }, image(`data:image/png;base64,${bad}`)])] })).resolves.toMatchObject({ param: 'messages[0].content[1]', code: 'invalid_image_url' });
+        await expect(rejection({ messages: [user([pdf(bad)])] })).resolves.toMatchObject({ param: 'messages[0].content[0]' });
+      }
+      await expect(bodyOf({ messages: [user([image('data:image/png;base64,iVBORw0KGgo'), pdf('JVBERi0xLjQK')])] })).resolves.toBeDefined();
+    });
+
+    it('refuses a tool message answering no earlier tool call, naming its tool_call_id (Anthropic would refuse an unexpected tool_use_id)', async () => {
+      await expect(rejection({ messages: [user('hi'), { role: 'tool', tool_call_id: 'nope', content: 'x' }] })).resolves.toMatchObject({ kind: 'bad_request', param: 'messages[1].tool_call_id', code: 'invalid_value' });
+      await expect(rejection({ messages: [user('hi'), { role: 'tool', tool_call_id: '__proto__', content: 'x' }], tools: [weatherTool] })).resolves.toMatchObject({ param: 'messages[1].tool_call_id' });
+      const answeredLater = [user('hi'), { role: 'tool', tool_call_id: 'toolu_1', content: 'x' }, { role: 'assistant', content: null, tool_calls: [call('toolu_1', 'Oslo')] }];
+      await expect(rejection({ messages: answeredLater, tools: [weatherTool] })).resolves.toMatchObject({ param: 'messages[1].tool_call_id' });
+    });
+
+    it('refuses an earlier tool call without a function name, naming it', async () => {
+      const nameless = { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: '', arguments: '{}' } }] };
+      await expect(rejection({ messages: [user('hi'), nameless, { role: 'tool', tool_call_id: 'c1', content: 'x' }] })).resolves.toMatchObject({
+        kind: 'bad_request',
+        param: 'messages[1].tool_calls[0].function.name',
+      });
     });
   });
 
@@ -265,6 +290,12 @@ describe('toAnthropicRequest', () => {
       await expect(rejection({ tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'nope' } } })).resolves.toMatchObject({ param: 'tool_choice' });
       await expect(rejection({ tools: [{ type: 'custom', custom: { name: 'grammar' } }] })).resolves.toMatchObject({ param: 'tools[0]' });
       await expect(rejection({ tools: [weatherTool], tool_choice: { type: 'allowed_tools', allowed_tools: { mode: 'auto', tools: [] } } })).resolves.toMatchObject({ param: 'tool_choice' });
+    });
+
+    it.each(['get weather ✨', 'a.b', 'x'.repeat(129)])('refuses the tool name %j, outside [a-zA-Z0-9_-]{1,128}, naming tools[i].function.name', async (name) => {
+      const tools = [weatherTool, { type: 'function', function: { name, parameters: { type: 'object' } } }];
+      await expect(rejection({ tools })).resolves.toMatchObject({ kind: 'bad_request', param: 'tools[1].function.name', code: 'invalid_value' });
+      await expect(bodyOf({ tools: [{ type: 'function', function: { name: 'x'.repeat(128) } }] })).resolves.toBeDefined();
     });
   });
 

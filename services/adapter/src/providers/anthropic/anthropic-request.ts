@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { parseDataUrl, type ImageLoader } from '../image-source';
+import { isBase64, parseDataUrl, type ImageLoader } from '../image-source';
 import {
   budgetWithin,
   effortLevel,
@@ -122,6 +122,7 @@ export interface RequestOptions {
 export const JSON_RESPONSE_TOOL = 'json_response';
 /** Anthropic's limit on tool names (`[a-zA-Z0-9_-]{1,128}`). */
 const MAX_TOOL_NAME = 128;
+const TOOL_NAME = /^[a-zA-Z0-9_-]{1,128}$/;
 /** Anthropic's sampling temperature tops out at 1 where OpenAI's goes to 2. */
 export const MAX_TEMPERATURE = 1;
 
@@ -158,6 +159,8 @@ export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: s
   refuseUnsupported(r);
   const system: AnthropicTextBlock[] = [];
   const turns: AnthropicMessage[] = [];
+  /** The ids of the tool calls so far: a tool message answers one of them. */
+  const called = new Set<string>();
   for (let i = 0; i < r.messages.length; i++) {
     const m = r.messages[i] as chatv1.Message;
     const param = `messages[${i}]`;
@@ -171,9 +174,10 @@ export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: s
         break;
       case 'assistant':
         push(turns, 'assistant', await assistantBlocks(m, param, options));
+        for (const call of m.toolCalls) called.add(call.id);
         break;
       case 'tool':
-        push(turns, 'user', [await toolResult(m, param, options)]);
+        push(turns, 'user', [await toolResult(m, param, options, called)]);
         break;
       default:
         throw unsupported(`The role "${m.role}" is not supported by this model; send tool results with role "tool".`, `${param}.role`);
@@ -280,7 +284,7 @@ async function imageBlock(url: string, param: string, options: RequestOptions, c
     block = { type: 'image', source: { type: 'url', url } };
   } else {
     // Data URLs are checked (type, encoding); plain http URLs are fetched and inlined, since Anthropic only fetches https.
-    const image = await options.loadImage(url);
+    const image = await options.loadImage(url, param);
     block = { type: 'image', source: { type: 'base64', media_type: image.mediaType, data: image.base64 } };
   }
   if (cacheControl) block.cache_control = cacheControl;
@@ -320,6 +324,7 @@ function documentBlock(file: unknown, param: string, context: Context, cacheCont
   const data = typeof f['file_data'] === 'string' ? parseDataUrl(f['file_data']) : undefined;
   if (context !== 'user' && context !== 'tool') throw unsupported('Files are only accepted in user messages.', param);
   if (!data || data.mediaType !== 'application/pdf') throw unsupported('Only PDF files given inline as base64 `file_data` are supported by this model.', param);
+  if (!isBase64(data.base64)) throw invalid('The file data is not base64.', param);
   const block: AnthropicDocumentBlock = { type: 'document', source: { type: 'base64', media_type: data.mediaType, data: data.base64 } };
   if (typeof f['filename'] === 'string' && f['filename'] !== '') block.title = f['filename'];
   if (cacheControl) block.cache_control = cacheControl;
@@ -336,13 +341,18 @@ async function assistantBlocks(m: chatv1.Message, param: string, options: Reques
     const args = call.function?.arguments ?? '';
     const input = args.trim() === '' ? {} : parseObject(args);
     if (!input) throw invalid('Tool call arguments must be a JSON object.', `${param}.tool_calls[${k}].function.arguments`);
-    blocks.push({ type: 'tool_use', id: safeToolId(call.id), name: call.function?.name ?? '', input });
+    const name = call.function?.name ?? '';
+    // Anthropic refuses a tool_use without a name, naming no parameter of the client's.
+    if (name === '') throw invalid('A tool call needs the name of the function it called.', `${param}.tool_calls[${k}].function.name`);
+    blocks.push({ type: 'tool_use', id: safeToolId(call.id), name, input });
   }
   return blocks;
 }
 
-async function toolResult(m: chatv1.Message, param: string, options: RequestOptions): Promise<AnthropicToolResultBlock> {
+/** A tool_result must answer a tool_use (Anthropic refuses an "unexpected `tool_use_id`" naming no parameter of the client's). */
+async function toolResult(m: chatv1.Message, param: string, options: RequestOptions, called: ReadonlySet<string>): Promise<AnthropicToolResultBlock> {
   if (!m.toolCallId) throw new GatewayError('bad_request', 'A tool message needs the "tool_call_id" it answers.', { param: `${param}.tool_call_id`, code: 'missing_required_parameter' });
+  if (!called.has(m.toolCallId)) throw invalid(`The tool message answers "${m.toolCallId.slice(0, 80)}", which no earlier assistant tool call has.`, `${param}.tool_call_id`);
   const block: AnthropicToolResultBlock = { type: 'tool_result', tool_use_id: safeToolId(m.toolCallId) };
   // The tool message's own `cache_control` (an extra key) marks the tool_result block, as a Messages client put it.
   const cacheControl = m.extraJson ? cacheControlOf(parseObject(m.extraJson)) : undefined;
@@ -486,6 +496,9 @@ function parallel(choice: Exclude<AnthropicToolChoice, { type: 'none' }>, disabl
 function toTool(t: chatv1.Tool, index: number): AnthropicTool {
   const f = t.function;
   if ((t.type && t.type !== 'function') || !f) throw unsupported(`Only function tools are supported by this model.`, `tools[${index}]`);
+  if (!TOOL_NAME.test(f.name)) {
+    throw invalid(`The tool name "${f.name.slice(0, 80)}" is not one this model takes: 1 to ${MAX_TOOL_NAME} letters, digits, _ or -.`, `tools[${index}].function.name`);
+  }
   let schema: JsonObject = { type: 'object', properties: {} };
   if (f.parametersJson) {
     const parsed = parseObject(f.parametersJson);

@@ -251,11 +251,12 @@ describe('Converse request translation', () => {
   });
 
   it.each([
-    ['audio input', [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }]],
-    ['a file part', [{ type: 'file', file: { file_id: 'f1' } }]],
-    ['an image of another type', [{ type: 'image_url', image_url: { url: 'data:image/svg+xml;base64,PHN2Zz4=' } }]],
-  ])('refuses %s in the messages', async (_name, content) => {
-    await expect(rejection(translate({ messages: [{ role: 'user', content }] }))).resolves.toMatchObject({ kind: 'bad_request', param: 'messages' });
+    ['audio input', [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }], 'messages'],
+    ['a file part', [{ type: 'file', file: { file_id: 'f1' } }], 'messages'],
+    ['an image of another type', [{ type: 'image_url', image_url: { url: 'data:image/svg+xml;base64,PHN2Zz4=' } }], 'messages[0].content[0]'],
+    ['an image data URL that is not base64', [{ type: 'text', text: 'x' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,%%%not-base64' } }], 'messages[0].content[1]'],
+  ])('refuses %s in the messages', async (_name, content, param) => {
+    await expect(rejection(translate({ messages: [{ role: 'user', content }] }))).resolves.toMatchObject({ kind: 'bad_request', param });
   });
 
   it('refuses tool-call arguments that are not a JSON object, and the deprecated function role', async () => {
@@ -407,5 +408,60 @@ describe('Converse request translation: extended thinking (Claude)', () => {
       const error = await rejection(claude({ tools: [TOOL], messages: toolTurn({ thinking_blocks: blocks }) }));
       expect(error).toMatchObject({ kind: 'bad_request', param: 'messages[1].thinking_blocks', code: 'invalid_value' });
     }
+  });
+});
+
+describe('Converse request translation: what Converse would refuse naming no parameter', () => {
+  const call = (id: string, name: string) => ({ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name, arguments: '{}' } }] });
+
+  it.each([
+    ['empty content', [{ role: 'user', content: '' }]],
+    ['whitespace-only content', [{ role: 'user', content: ' \n\t ' }]],
+    ['an empty content list', [{ role: 'user', content: [] }]],
+    ['an empty text part', [{ role: 'user', content: [{ type: 'text', text: '' }] }]],
+    ['only a system message', [{ role: 'system', content: 'You are terse.' }]],
+    ['only a final assistant message of whitespace', [{ role: 'assistant', content: '  ' }]],
+  ])('refuses a conversation with no content left (%s) naming messages', async (_name, messages) => {
+    await expect(rejection(translate({ messages }))).resolves.toMatchObject({ kind: 'bad_request', param: 'messages', code: 'invalid_value' });
+  });
+
+  it('caps temperature at 1, the top of Converse\'s range, for Claude and every other model', async () => {
+    expect((await translate({ temperature: 2 })).body.inferenceConfig).toEqual({ temperature: 1 });
+    expect((await translate({ temperature: 0.7 })).body.inferenceConfig).toEqual({ temperature: 0.7 });
+    const claude = await toConverseRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], temperature: 1.5 }), loader, 'anthropic.claude-3-5-sonnet-20241022-v2:0');
+    expect(claude.body.inferenceConfig).toEqual({ temperature: 1 });
+    const listed = await toConverseRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], temperature: 1.5 }), loader, 'arn:aws:bedrock:us-east-1:1:application-inference-profile/x', { claudeModels: ['arn:aws:bedrock:us-east-1:1:application-inference-profile/x'] });
+    expect(listed.body.inferenceConfig).toEqual({ temperature: 1 });
+  });
+
+  it('leaves empty stop sequences out, and refuses more than Converse takes naming stop', async () => {
+    expect((await translate({ stop: ['', 'END'] })).body.inferenceConfig).toEqual({ stopSequences: ['END'] });
+    expect((await translate({ stop: [''] })).body.inferenceConfig).toBeUndefined();
+    const many = Array.from({ length: 2_501 }, (_, i) => `s${i}`);
+    expect((await translate({ stop: many.slice(0, 2_500) })).body.inferenceConfig?.stopSequences).toHaveLength(2_500);
+    await expect(rejection(translate({ stop: many }))).resolves.toMatchObject({ kind: 'bad_request', param: 'stop' });
+  });
+
+  it.each(['get weather', 'a.b', 'x'.repeat(65), 'wetter_✨'])('refuses the tool name %j naming tools[i].function.name', async (name) => {
+    const tools = [TOOL, { type: 'function', function: { name, parameters: { type: 'object' } } }];
+    await expect(rejection(translate({ tools }))).resolves.toMatchObject({ kind: 'bad_request', param: 'tools[1].function.name', code: 'invalid_value' });
+  });
+
+  it('refuses an earlier tool call whose name Converse would refuse, naming it', async () => {
+    for (const name of ['', 'get weather']) {
+      const messages = [{ role: 'user', content: 'hi' }, call('c1', name), { role: 'tool', tool_call_id: 'c1', content: 'x' }];
+      await expect(rejection(translate({ messages }))).resolves.toMatchObject({ kind: 'bad_request', param: 'messages[1].tool_calls[0].function.name' });
+    }
+    await expect(translate({ messages: [{ role: 'user', content: 'hi' }, call('c1', 'x'.repeat(64)), { role: 'tool', tool_call_id: 'c1', content: 'x' }] })).resolves.toBeDefined();
+  });
+
+  it('refuses a tool message answering no earlier tool call, naming its tool_call_id', async () => {
+    await expect(rejection(translate({ messages: [{ role: 'user', content: 'hi' }, { role: 'tool', tool_call_id: 'nope', content: 'x' }], tools: [TOOL] }))).resolves.toMatchObject({
+      kind: 'bad_request',
+      param: 'messages[1].tool_call_id',
+    });
+    const later = [{ role: 'user', content: 'hi' }, { role: 'tool', tool_call_id: 'c1', content: 'x' }, call('c1', 'lookup')];
+    await expect(rejection(translate({ messages: later, tools: [TOOL] }))).resolves.toMatchObject({ param: 'messages[1].tool_call_id' });
+    await expect(rejection(translate({ messages: [{ role: 'user', content: 'hi' }, { role: 'tool', tool_call_id: '__proto__', content: 'x' }] }))).resolves.toMatchObject({ param: 'messages[1].tool_call_id' });
   });
 });

@@ -51,8 +51,8 @@ export interface ConverseTranslation {
   jsonTool: string | undefined;
 }
 
-/** Fetches an image part's bytes (data URL or http(s)); the adapter passes `loadImage`. */
-export type ImageLoader = (url: string) => Promise<InlineImage>;
+/** Fetches an image part's bytes (data URL or http(s)), refusals naming `param`; the adapter passes `loadImage`. */
+export type ImageLoader = (url: string, param?: string) => Promise<InlineImage>;
 
 export interface ConverseOptions {
   /**
@@ -77,9 +77,24 @@ const IMAGE_FORMATS: Readonly<Record<string, BedrockImageFormat>> = { 'image/png
 /** Converse's limit on tool use ids and tool names (`[a-zA-Z0-9_-]{1,64}`). */
 const MAX_TOOL_ID = 64;
 const toolId = (id: string): string => safeToolId(id, MAX_TOOL_ID);
+/** Converse's pattern for tool names, on toolSpec and toolUse alike (ToolSpecification, ToolUseBlock). */
+const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+/** Converse's `inferenceConfig.temperature` ranges 0–1 for every model, where OpenAI's goes to 2. */
+const MAX_TEMPERATURE = 1;
+/** Converse's limit on `inferenceConfig.stopSequences` (InferenceConfiguration). */
+const MAX_STOP_SEQUENCES = 2500;
 
 function badRequest(message: string, param: string): GatewayError {
   return new GatewayError('bad_request', message, { param, code: 'unsupported_parameter' });
+}
+
+function invalid(message: string, param: string): GatewayError {
+  return new GatewayError('bad_request', message, { param, code: 'invalid_value' });
+}
+
+/** A tool name Converse would refuse (its ValidationException names no parameter of the client's), refused here naming `param`. */
+function checkToolName(name: string, param: string): void {
+  if (!TOOL_NAME.test(name)) throw invalid(`The tool name "${name.slice(0, 80)}" is not one Bedrock takes: 1 to 64 letters, digits, _ or -.`, param);
 }
 
 /**
@@ -100,15 +115,17 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   refuseUnsupported(r);
   const claude = isClaudeModel(upstreamModel, options.claudeModels);
   const { system, messages } = await translateMessages(r.messages, loadImage, claude);
+  if (messages.length === 0) throw invalid('At least one user or assistant message with content is required for this model.', 'messages');
   const body: ConverseBody = { messages };
 
   const inference: NonNullable<ConverseBody['inferenceConfig']> = {};
   const maxTokens = r.maxCompletionTokens ?? r.maxTokens;
   if (maxTokens !== undefined) inference.maxTokens = maxTokens;
-  if (r.temperature !== undefined) inference.temperature = r.temperature;
+  if (r.temperature !== undefined) inference.temperature = Math.min(r.temperature, MAX_TEMPERATURE);
   if (r.topP !== undefined) inference.topP = r.topP;
-  // Claude models apply Anthropic's rule: a whitespace-only stop sequence ("\n") is refused; they are left out there.
-  const stops = /\banthropic\./.test(upstreamModel) ? r.stop.filter(nonBlank) : r.stop;
+  // Converse refuses an empty stop sequence, and Claude models (Anthropic's rule) a whitespace-only one ("\n"): they are left out.
+  const stops = /\banthropic\./.test(upstreamModel) ? r.stop.filter(nonBlank) : r.stop.filter((stop) => stop !== '');
+  if (stops.length > MAX_STOP_SEQUENCES) throw invalid(`Bedrock takes at most ${MAX_STOP_SEQUENCES} stop sequences.`, 'stop');
   if (stops.length > 0) inference.stopSequences = [...stops];
   body.inferenceConfig = inference;
 
@@ -175,6 +192,8 @@ function parseObject(json: string): Record<string, unknown> {
 async function translateMessages(source: readonly chatv1.Message[], loadImage: ImageLoader, claude: boolean): Promise<{ system: { text: string }[]; messages: BedrockMessage[] }> {
   const system: { text: string }[] = [];
   const turns: BedrockMessage[] = [];
+  /** The ids of the tool calls so far: a tool message answers one of them. */
+  const called = new Set<string>();
   // Converse wants strict user/assistant alternation; same-role neighbours become one turn.
   const push = (role: BedrockMessage['role'], content: BedrockContentBlock[]): void => pushTurn(turns, role, content, isReasoning);
 
@@ -191,9 +210,10 @@ async function translateMessages(source: readonly chatv1.Message[], loadImage: I
         break;
       case 'assistant':
         push('assistant', assistantContent(m, where, claude));
+        for (const call of m.toolCalls) called.add(call.id);
         break;
       case 'tool':
-        push('user', [await toolResult(m, where, loadImage)]);
+        push('user', [await toolResult(m, where, loadImage, called)]);
         break;
       default:
         throw new GatewayError('bad_request', `${where}: the role "${m.role}" is not supported by Bedrock; use tools and tool messages.`, { param: 'messages' });
@@ -227,7 +247,7 @@ async function userContent(m: chatv1.Message, where: string, loadImage: ImageLoa
 async function contentBlock(p: chatv1.ContentPart, where: string, loadImage: ImageLoader): Promise<BedrockContentBlock> {
   const text = partText(p) ?? p.refusal;
   if (text !== undefined) return { text };
-  if (p.imageUrl) return { image: await image(p.imageUrl.url, loadImage) };
+  if (p.imageUrl) return { image: await image(p.imageUrl.url, loadImage, where) };
   if (p.inputAudio) throw new GatewayError('bad_request', `${where}: audio input is not supported by Bedrock Converse.`, { param: 'messages', code: 'unsupported_content' });
   const type = partType(p.rawJson ?? '');
   throw new GatewayError('bad_request', `${where}: content parts of type "${type}" are not supported by Bedrock.`, { param: 'messages', code: 'unsupported_content' });
@@ -243,10 +263,10 @@ function partType(rawJson: string): string {
   return 'unknown';
 }
 
-async function image(url: string, loadImage: ImageLoader): Promise<{ format: BedrockImageFormat; source: { bytes: string } }> {
-  const loaded = await loadImage(url);
+async function image(url: string, loadImage: ImageLoader, where: string): Promise<{ format: BedrockImageFormat; source: { bytes: string } }> {
+  const loaded = await loadImage(url, where);
   const format = IMAGE_FORMATS[loaded.mediaType];
-  if (!format) throw new GatewayError('bad_request', `An image in the messages has type "${loaded.mediaType}", which Bedrock does not accept.`, { param: 'messages', code: 'invalid_image_url' });
+  if (!format) throw new GatewayError('bad_request', `An image in the messages has type "${loaded.mediaType}", which Bedrock does not accept.`, { param: where, code: 'invalid_image_url' });
   return { format, source: { bytes: loaded.base64 } };
 }
 
@@ -264,7 +284,9 @@ function assistantContent(m: chatv1.Message, where: string, claude: boolean): Be
   // Claude's thinking handed back (as this adapter's answers carry it) goes first, as the model wrote it.
   if (claude && (blocks.length > 0 || m.toolCalls.length > 0)) blocks.unshift(...thinkingBlocksOf(m, where));
   m.toolCalls.forEach((call, j) => {
-    blocks.push({ toolUse: { toolUseId: toolId(call.id), name: call.function?.name ?? '', input: toolInput(call.function?.arguments ?? '', `${where}.tool_calls[${j}]`) } });
+    const name = call.function?.name ?? '';
+    checkToolName(name, `${where}.tool_calls[${j}].function.name`);
+    blocks.push({ toolUse: { toolUseId: toolId(call.id), name, input: toolInput(call.function?.arguments ?? '', `${where}.tool_calls[${j}]`) } });
   });
   return blocks;
 }
@@ -284,8 +306,10 @@ function toolInput(args: string, where: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-async function toolResult(m: chatv1.Message, where: string, loadImage: ImageLoader): Promise<BedrockContentBlock> {
+/** A tool result answers a toolUse of the conversation (ToolResultBlock); one answering no call is refused naming its id. */
+async function toolResult(m: chatv1.Message, where: string, loadImage: ImageLoader, called: ReadonlySet<string>): Promise<BedrockContentBlock> {
   if (!m.toolCallId) throw new GatewayError('bad_request', `${where}: tool messages need a 'tool_call_id'.`, { param: 'messages' });
+  if (!called.has(m.toolCallId)) throw invalid(`The tool message answers "${m.toolCallId.slice(0, 80)}", which no earlier assistant tool call has.`, `${where}.tool_call_id`);
   const content: BedrockToolResultContent[] = [];
   if (m.text !== undefined) {
     if (nonBlank(m.text)) content.push({ text: m.text });
@@ -331,6 +355,7 @@ function historyTools(messages: readonly BedrockMessage[]): BedrockToolSpec[] | 
 function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undefined, historyStubs: BedrockToolSpec[] | undefined): ConverseBody['toolConfig'] {
   const tools: BedrockToolSpec[] = r.tools.map((t, i) => {
     if (t.type !== 'function' || !t.function) throw badRequest(`tools[${i}]: only function tools are supported by Bedrock (got "${t.type}").`, 'tools');
+    checkToolName(t.function.name, `tools[${i}].function.name`);
     const spec: BedrockToolSpec['toolSpec'] = { name: t.function.name, inputSchema: { json: schemaObject(t.function.parametersJson, 'tools') } };
     if (t.function.description) spec.description = t.function.description;
     return { toolSpec: spec };

@@ -1,6 +1,6 @@
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
-import type { InlineImage } from '../image-source';
+import { ImageSource, type InlineImage } from '../image-source';
 import { allowsJsonWithFunctions, type GeminiRequestBody, JSON_RESPONSE_FUNCTION, modelResource, toGeminiRequest } from './gemini-request';
 import { toGeminiSchema } from './gemini-schema';
 
@@ -210,9 +210,31 @@ describe('toGeminiRequest', () => {
     [{ tools: [{ type: 'function', function: { name: 'f' } }, { type: 'function', function: { name: '1st' } }] }, 'tools[1].function.name'],
     [{ tools: [{ type: 'function', function: { name: 'f'.repeat(65) } }] }, 'tools[0].function.name'],
     [{ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: '', arguments: '{}' } }] }] }, 'messages[1].tool_calls[0].function.name'],
+    // A file whose data is not base64, which Gemini refuses naming no part.
+    [{ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }, { type: 'file', file: { file_data: 'data:application/pdf;base64,%%%' } }] }] }, 'messages[0].content[1]'],
   ])('refuses %j with a 400 naming %s', async (body, param) => {
     const error = await refusal(body);
     expect(error).toMatchObject({ kind: 'bad_request', param, retryable: false });
+  });
+
+  it('refuses a tool call reusing an earlier call\'s id, in its turn or a later one, naming the id (one tool message cannot answer two calls)', async () => {
+    const call = (id: string) => ({ id, type: 'function', function: { name: 'get_weather', arguments: '{}' } });
+    const tools = [{ type: 'function', function: { name: 'get_weather' } }];
+    const sameTurn = [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: [call('c1'), call('c1')] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }];
+    await expect(refusal({ messages: sameTurn, tools })).resolves.toMatchObject({ kind: 'bad_request', param: 'messages[1].tool_calls[1].id' });
+    const laterTurn = [...sameTurn.slice(0, 1), { role: 'assistant', content: null, tool_calls: [call('c1')] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }, { role: 'assistant', content: null, tool_calls: [call('c1')] }];
+    await expect(refusal({ messages: laterTurn, tools })).resolves.toMatchObject({ param: 'messages[3].tool_calls[0].id' });
+    const distinct = [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: [call('c1'), call('c2')] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }, { role: 'tool', tool_call_id: 'c2', content: 'y' }];
+    await expect(translate({ messages: distinct, tools })).resolves.toBeDefined();
+  });
+
+  it('refuses an image data URL that is not base64, naming the part, before the call', async () => {
+    const loadImage = new ImageSource().loader({ signal: new AbortController().signal });
+    const image = (url: string) => ({ type: 'image_url', image_url: { url } });
+    const request = (url: string) => parseChatRequest({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }, image(url)] }] });
+    await expect(toGeminiRequest(request('data:image/png;base64,%%%not-base64'), loadImage, 'gemini-2.5-flash')).rejects.toMatchObject({ kind: 'bad_request', param: 'messages[0].content[1]', code: 'invalid_image_url' });
+    const { body } = await toGeminiRequest(request('data:image/png;base64,iVBORw0KGgo='), loadImage, 'gemini-2.5-flash');
+    expect(body.contents[0]?.parts[1]).toEqual({ inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } });
   });
 });
 

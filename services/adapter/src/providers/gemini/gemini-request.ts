@@ -1,7 +1,7 @@
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { InlineImage } from '../image-source';
-import { parseDataUrl } from '../image-source';
+import { isBase64, parseDataUrl } from '../image-source';
 import { hasNoProperties, isObject, type JsonObject, toGeminiSchema } from './gemini-schema';
 
 /** Gemini's JSON values as we send them; the shapes follow the generateContent reference. */
@@ -58,8 +58,8 @@ export interface GeminiTranslation {
   answerTool: string | undefined;
 }
 
-/** Fetches (or decodes) the bytes of an image URL; the adapter passes `loadImage`. */
-export type ImageLoader = (url: string) => Promise<InlineImage>;
+/** Fetches (or decodes) the bytes of an image URL, refusals naming `param`; the adapter passes `loadImage`. */
+export type ImageLoader = (url: string, param?: string) => Promise<InlineImage>;
 
 /** The function a JSON answer is forced through; a client tool of the same name is refused then. */
 export const JSON_RESPONSE_FUNCTION = 'json_response';
@@ -139,6 +139,7 @@ export async function toGeminiRequest(r: chatv1.ChatRequest, loadImage: ImageLoa
   const toolNames = toolNamesById(r.messages);
   const system: { text: string }[] = [];
   const contents: GeminiContent[] = [];
+  const callIds = new Set<string>();
   for (let i = 0; i < r.messages.length; i++) {
     const m = r.messages[i] as chatv1.Message;
     const param = `messages[${i}]`;
@@ -151,7 +152,7 @@ export async function toGeminiRequest(r: chatv1.ChatRequest, loadImage: ImageLoa
         push(contents, 'user', await contentParts(m, param, loadImage));
         break;
       case 'assistant':
-        push(contents, 'model', assistantParts(m, param));
+        push(contents, 'model', assistantParts(m, param, callIds));
         break;
       case 'tool':
         push(contents, 'user', await toolResultParts(m, param, toolNames, loadImage));
@@ -244,7 +245,7 @@ async function contentPart(p: chatv1.ContentPart, param: string, loadImage: Imag
   if (p.text !== undefined) return p.text === '' ? undefined : { text: p.text };
   if (p.refusal !== undefined) return p.refusal === '' ? undefined : { text: p.refusal };
   if (p.imageUrl) {
-    const image = await loadImage(p.imageUrl.url);
+    const image = await loadImage(p.imageUrl.url, param);
     return { inlineData: { mimeType: image.mediaType, data: image.base64 } };
   }
   if (p.inputAudio) {
@@ -270,7 +271,7 @@ async function rawPart(rawJson: string, param: string, loadImage: ImageLoader): 
       const image = part['image_url'];
       const url = isObject(image) ? image['url'] : undefined;
       if (typeof url === 'string') {
-        const loaded = await loadImage(url);
+        const loaded = await loadImage(url, param);
         return { inlineData: { mimeType: loaded.mediaType, data: loaded.base64 } };
       }
       break;
@@ -279,13 +280,19 @@ async function rawPart(rawJson: string, param: string, loadImage: ImageLoader): 
       const file = isObject(part['file']) ? part['file'] : {};
       const data = typeof file['file_data'] === 'string' ? parseDataUrl(file['file_data']) : undefined;
       if (!data) throw unsupported('Files are supported only inline, as a base64 data URL in `file_data`.', param);
+      if (!isBase64(data.base64)) throw invalid('The file data is not base64.', param);
       return { inlineData: { mimeType: data.mediaType, data: data.base64 } };
     }
   }
   throw unsupported(`The content part type "${String(part?.['type'] ?? 'unknown')}" is not supported by this model.`, param);
 }
 
-function assistantParts(m: chatv1.Message, param: string): GeminiPart[] {
+/**
+ * An assistant message as a `model` turn. `callIds` holds the ids of the tool calls before it: a
+ * call reusing one is refused, as Gemini pairs calls and responses by count and name and one
+ * tool message cannot answer two calls (OpenAI refuses a repeated `tool_call_id` too).
+ */
+function assistantParts(m: chatv1.Message, param: string, callIds: Set<string>): GeminiPart[] {
   const parts: GeminiPart[] = [];
   if (m.text !== undefined && m.text !== '') parts.push({ text: m.text });
   for (const [j, p] of (m.parts?.parts ?? []).entries()) {
@@ -301,6 +308,8 @@ function assistantParts(m: chatv1.Message, param: string): GeminiPart[] {
     if (!parsed) throw invalid('Tool call arguments must be a JSON object.', `${param}.tool_calls[${k}].function.arguments`);
     const name = call.function?.name ?? '';
     checkFunctionName(name, `${param}.tool_calls[${k}].function.name`);
+    if (callIds.has(call.id)) throw invalid(`The tool call id "${call.id.slice(0, 80)}" is already an earlier tool call's; each call needs its own id.`, `${param}.tool_calls[${k}].id`);
+    callIds.add(call.id);
     const part: GeminiPart = { functionCall: { name, args: parsed } };
     if (k === 0) part.thoughtSignature = REPLAYED_THOUGHT_SIGNATURE;
     parts.push(part);

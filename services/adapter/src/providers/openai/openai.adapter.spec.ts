@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { chatv1 } from '@openrouter/contracts';
-import { parseChatRequest, parseOpenAIChunk } from '@openrouter/openai-wire';
+import { parseChatRequest, parseEmbeddingRequest, parseOpenAIChunk } from '@openrouter/openai-wire';
 import type { ProviderAdapter } from '../provider-adapter';
 import { createOpenAIAdapter } from './openai.adapter';
 
@@ -97,5 +97,69 @@ describe('OpenAI adapter streaming usage', () => {
     const chunks = await stream('stream-openai-usage-last');
     expect(chunks).toEqual(events('stream-openai-usage-last').map(parseOpenAIChunk));
     expect(metered(chunks)).toEqual({ prompt: 9, completion: 2 });
+  });
+});
+
+describe('OpenAI adapter request body', () => {
+  let server: Server;
+  let base: string;
+  const received: unknown[] = [];
+  const adapters: ProviderAdapter[] = [];
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let text = '';
+      req.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(text));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const completion = { id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }] };
+        const embedding = { object: 'list', model: 'e', data: [{ object: 'embedding', index: 0, embedding: [1, 0] }], usage: { prompt_tokens: 1, total_tokens: 1 } };
+        res.end(JSON.stringify(req.url?.endsWith('/embeddings') ? embedding : completion));
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await Promise.all(adapters.map((a) => a.close()));
+    server.close();
+  });
+
+  function adapter(): ProviderAdapter {
+    const created = createOpenAIAdapter('compat', { type: 'openai', baseUrl: base, apiKey: 'k', outputLimit: undefined, dropParams: [], headers: {}, timeoutMs: 5_000 });
+    adapters.push(created);
+    return created;
+  }
+
+  it('leaves out top-level parameters sent as null, which strict servers refuse, and keeps nulls inside messages', async () => {
+    const request = parseChatRequest({
+      model: 'm',
+      messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }],
+      tools: null,
+      tool_choice: null,
+      response_format: null,
+      temperature: null,
+      stop: null,
+      max_tokens: null,
+      seed: null,
+      user: null,
+      stream_options: null,
+      metadata: null,
+      vendor_knob: null,
+      safe_prompt: true,
+    });
+    for await (const event of adapter().chat({ requestId: 'r', upstreamModel: 'm', request, timeoutMs: 5_000, signal: new AbortController().signal })) void event;
+    const body = received.pop() as Record<string, unknown>;
+    expect(Object.values(body)).not.toContain(null);
+    expect(Object.keys(body).sort()).toEqual(['messages', 'model', 'safe_prompt']);
+    expect((body['messages'] as Array<Record<string, unknown>>)[1]).toMatchObject({ role: 'assistant', content: null });
+  });
+
+  it('leaves out top-level embedding parameters sent as null', async () => {
+    const { request } = parseEmbeddingRequest({ model: 'e', input: 'hi', dimensions: null, user: null, vendor_knob: null });
+    await adapter().embed({ requestId: 'r', upstreamModel: 'e', request, timeoutMs: 5_000, signal: new AbortController().signal });
+    expect(received.pop()).toEqual({ model: 'e', input: ['hi'], encoding_format: 'base64' });
   });
 });

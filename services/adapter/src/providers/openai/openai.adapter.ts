@@ -63,7 +63,8 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
 
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
-      const response = await post(endpoints.chatUrl(call.upstreamModel), toOpenAIChatBody(call.request, call.upstreamModel, { outputLimit: endpoints.outputLimit, dropParams: endpoints.dropParams }), call);
+      const body = withoutNullParams(toOpenAIChatBody(call.request, call.upstreamModel, { outputLimit: endpoints.outputLimit, dropParams: endpoints.dropParams }));
+      const response = await post(endpoints.chatUrl(call.upstreamModel), body, call);
       if (!call.request.stream) {
         yield { completion: parseOpenAICompletion(await readJson(response, call)) };
         return;
@@ -103,7 +104,7 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
     },
 
     async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
-      const response = await post(endpoints.embeddingsUrl(call.upstreamModel), toOpenAIEmbeddingBody(call.request, call.upstreamModel), call);
+      const response = await post(endpoints.embeddingsUrl(call.upstreamModel), withoutNullParams(toOpenAIEmbeddingBody(call.request, call.upstreamModel)), call);
       return parseOpenAIEmbeddingResponse(await readJson(response, call));
     },
 
@@ -111,6 +112,18 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
       await agent.close();
     },
   };
+}
+
+/**
+ * The body built for a call, without its top-level parameters sent as null. The gateway reads a
+ * null parameter as not given; OpenAI's reference types only some parameters as nullable
+ * (`temperature`, `stop`…), and a server that validates against it refuses null for the others
+ * (`tools`, `tool_choice`…). Left out, a parameter means "not given" on every server. Nulls inside
+ * messages and tools are the client's content and stay. docs/providers/openai.md
+ */
+function withoutNullParams(body: Record<string, unknown>): Record<string, unknown> {
+  for (const key of Object.keys(body)) if (body[key] === null) delete body[key];
+  return body;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
