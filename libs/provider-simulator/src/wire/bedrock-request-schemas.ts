@@ -52,7 +52,8 @@ export const converseRequestSchema = z.looseObject({
       maxTokens: z.int().min(1).optional(),
       temperature: z.number().min(0).max(1).optional(),
       topP: z.number().min(0).max(1).optional(),
-      stopSequences: z.array(z.string()).max(4).optional(),
+      // Converse's limit (older releases took 4).
+      stopSequences: z.array(z.string().min(1)).max(2_500).optional(),
     })
     .optional(),
   toolConfig: z.looseObject({ tools: z.array(toolSpec).min(1), toolChoice: toolChoice.optional() }).optional(),

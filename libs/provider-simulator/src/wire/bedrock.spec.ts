@@ -182,6 +182,12 @@ describe('Bedrock wire format over HTTP', () => {
   it('rejects malformed requests with ValidationException / SerializationException', async () => {
     expect((await converse({ messages: [] })).status).toBe(400);
     expect((await converse({ inferenceConfig: { temperature: 1.5 } })).json()['message']).toMatch(/temperature/);
+    // Converse takes up to 2,500 stop sequences (older releases took 4), none of them empty.
+    const stops = Array.from({ length: 2_501 }, (_, i) => `s${i}`);
+    expect((await converse({ inferenceConfig: { stopSequences: stops.slice(0, 5) } })).status).toBe(200);
+    expect((await converse({ inferenceConfig: { stopSequences: stops.slice(0, 2_500) } })).status).toBe(200);
+    expect((await converse({ inferenceConfig: { stopSequences: stops } })).status).toBe(400);
+    expect((await converse({ inferenceConfig: { stopSequences: [''] } })).status).toBe(400);
     const notJson = await post(`${MODEL_PATH}/converse`, '{"messages": [');
     expect(String(notJson.headers['x-amzn-errortype'])).toMatch(/^SerializationException/);
   });
