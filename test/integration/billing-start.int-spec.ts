@@ -1,86 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { createServer as createTcpServer } from 'node:net';
-import { Readable } from 'node:stream';
-import { createChdbConnection } from 'chdb/connection';
+import { createServer } from 'node:http';
 import { parseConfig } from '@openrouter/config';
 import { usagev1 } from '@openrouter/contracts';
 import { createLogger } from '@openrouter/observability';
 import { emptyUsageEvent, inProcessUsageMessage, type UsageBatchHandler, type UsageSource } from '@openrouter/usage';
-import { startBilling, type BillingHandle } from './index';
-
-/**
- * The ClickHouse HTTP interface, as far as `@clickhouse/client` uses it, in front of chDB (the real
- * engine, in this process): the query in the body (or in `query` with the rows in the body),
- * `param_*` the parameters, the other URL parameters settings. It listens only when told to, so a
- * server that comes up after the service is a real port that starts answering.
- */
-class ChdbHttpRelay {
-  private readonly engine = createChdbConnection({ path: ':memory:' });
-  private server: Server | undefined;
-
-  listen(port: number): Promise<void> {
-    if (this.server) return Promise.resolve();
-    const server = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (chunk: Buffer) => chunks.push(chunk));
-      request.on('end', () => {
-        const url = new URL(request.url ?? '/', 'http://relay');
-        const body = Buffer.concat(chunks).toString('utf8');
-        const params: Record<string, string> = {};
-        const settings: Record<string, string | undefined> = {};
-        for (const [name, value] of url.searchParams) {
-          if (name.startsWith('param_')) params[name.slice('param_'.length)] = value;
-          else if (!['query', 'query_id', 'database', 'session_id'].includes(name)) settings[name] = value;
-        }
-        const query = url.searchParams.get('query');
-        const run = query !== null ? this.engine.exec({ query, values: Readable.from([body]), query_params: params, clickhouse_settings: settings }) : this.engine.query({ query: body, query_params: params, clickhouse_settings: settings });
-        run.then(
-          (result) => result.stream.pipe(response),
-          (error: { code?: string; type?: string; message: string }) => response.writeHead(500).end(`Code: ${error.code ?? 0}. DB::Exception: ${error.message} (${error.type ?? 'UNKNOWN_EXCEPTION'}) (version chdb)`),
-        );
-      });
-    });
-    this.server = server;
-    return new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  }
-
-  async rows(query: string): Promise<Array<Record<string, unknown>>> {
-    const result = await this.engine.query({ query: `${query} FORMAT JSONEachRow` });
-    let text = '';
-    for await (const chunk of result.stream) text += String(chunk);
-    return text
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-  }
-
-  async close(): Promise<void> {
-    const server = this.server;
-    if (server) await new Promise((done) => server.close(done));
-    await this.engine.close();
-  }
-}
-
-/** A loopback port nothing listens on (yet). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createTcpServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-async function waitFor<T>(condition: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await condition();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 50));
-  }
-}
+import { startBilling, type BillingHandle } from '@openrouter/billing';
+import { ChdbHttpRelay, closedPort } from '../support/infra/chdb-http-relay';
+import { waitFor } from '../support/infra/wait-for';
 
 /** The embedded gateway's kind of source, recording when billing starts consuming. */
 class RecordingSource implements UsageSource {
@@ -138,7 +64,7 @@ describe('billing started before its ClickHouse server', () => {
       const waiting = await waitFor(async () => {
         const answer = await ready(httpPort);
         return answer && Number(answer.body.details?.['clickhouse']?.['tries']) >= 3 ? answer : undefined;
-      }, 'billing not ready after three tries');
+      }, { what: 'billing not ready after three tries' });
       expect(waiting.status).toBe(503);
       expect(waiting.body.checks['clickhouse']).toBe('failing');
       expect(waiting.body.details?.['clickhouse']).toMatchObject({ dependency: 'the usage store (ClickHouse)', location: `http://127.0.0.1:${clickhousePort}/`, state: 'waiting', setting: 'usage.clickhouse.url / CLICKHOUSE_URL' });
