@@ -132,6 +132,12 @@ describe('budgets through the admin API', () => {
       ['budget.update', 'acme', 'search'],
       ['budget.create', 'acme', 'search'],
     ]);
+
+    // Created again under the deleted id: another budget, which starts from nothing, not from the deleted one's spend.
+    const again = await admin('POST', '/budgets', TEST_ADMIN_KEY, { id: 'search-daily', scope: { org: 'acme', project: 'search' }, period: 'daily', amount: '0.0002' });
+    expect(again).toMatchObject({ status: 201, json: { spent: '0', reserved: '0', remaining: '0.0002' } });
+    expect((await chat()).status).toBe(200);
+    await expect(admin('DELETE', '/budgets/search-daily')).resolves.toMatchObject({ status: 200 });
   }, 120_000);
 
   it('shows a finance key every budget without letting it change one, and a project key only those of its project', async () => {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { RedisServer } from '../support/infra/redis';
 import { waitFor } from '../support/infra/wait-for';
+import { freePort } from '../support/ports';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
@@ -8,9 +9,13 @@ const chat = { model: 'gpt-4o-mini', max_tokens: 50, messages: [{ role: 'user' a
 const headers = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
 
 async function post(gw: TestGateway): Promise<number> {
+  return (await answer(gw)).status;
+}
+
+async function answer(gw: TestGateway): Promise<{ status: number; code: string | undefined }> {
   const response = await fetch(`${gw.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${gw.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(chat) });
-  await response.arrayBuffer();
-  return response.status;
+  const body = (await response.json()) as { error?: { code?: string } };
+  return { status: response.status, code: body.error?.code };
 }
 
 async function admin(gw: TestGateway, method: string, path: string, body?: unknown): Promise<{ status: number; json: { error?: { code?: string; message?: string } } & Record<string, unknown> }> {
@@ -93,4 +98,50 @@ describe('budgets managed at run time, on two replicas sharing a Redis', () => {
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ checks: { redis: 'failing' } });
   });
+});
+
+/**
+ * An ingress replica started while its Redis is away cannot know the budgets created through the
+ * admin API: with budgets.failMode closed (the default) it refuses requests and is not ready until
+ * it has loaded them, then enforces them.
+ */
+describe('a replica started before its Redis, budgets.failMode closed', () => {
+  let late: RedisServer | undefined;
+  let gw: TestGateway;
+  let port: number;
+
+  beforeAll(async () => {
+    port = await freePort();
+    gw = await startTestGateway({
+      configure: (doc) => {
+        // Rate limits fail open: what refuses here is the budgets' fail mode alone.
+        doc['access'] = { ...(doc['access'] as object), redis: { url: `redis://127.0.0.1:${port}`, keyPrefix: 'late-budgets:' }, rateLimits: { failMode: 'open' } };
+      },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await gw?.close();
+    await late?.stop();
+  });
+
+  it('refuses with 503 budget_store_unavailable and is not ready until the created budgets have loaded, then enforces them', async () => {
+    expect(await answer(gw)).toEqual({ status: 503, code: 'budget_store_unavailable' });
+    const before = await fetch(`${gw.url}/ready`);
+    expect(before.status).toBe(503);
+    expect(await before.json()).toMatchObject({ checks: { budgets: 'failing' } });
+
+    late = await RedisServer.start(port);
+    const client = new Redis(late.url);
+    try {
+      // Created through another replica's admin API while this one could not reach Redis.
+      const at = new Date().toISOString();
+      const stored = { id: 'late-daily', scope: { org: 'default' }, period: 'daily', timezone: 'UTC', amount: '0.00001', currency: 'USD', enforcement: 'hard', alertThresholds: [100], createdAt: at, updatedAt: at, creationId: 'late0001' };
+      await client.hset('late-budgets:budgets', 'late-daily', JSON.stringify(stored));
+      // Loaded on connection (or at the next version check): the tiny budget refuses.
+      await waitFor(async () => (await answer(gw)).status === 402, { timeoutMs: 40_000, intervalMs: 100, what: 'the replica to load and enforce the budget created while it could not reach Redis' });
+      await waitFor(async () => (await fetch(`${gw.url}/ready`)).status === 200, { timeoutMs: 10_000, intervalMs: 100, what: 'the replica to be ready' });
+    } finally {
+      client.disconnect();
+    }
+  }, 90_000);
 });

@@ -1,7 +1,7 @@
 import { budgetSchema } from '@openrouter/config';
 import { accountAt } from './budget-book';
 import { BudgetCatalog } from './budget-catalog';
-import { MemoryBudgetStore, type StoredBudget } from './budget-store';
+import { MemoryBudgetStore, type BudgetStore, type StoredBudget } from './budget-store';
 import { MemoryBudgetLedger } from './memory-budget-ledger';
 
 const tenant = { orgId: 'acme', teamId: 'platform', projectId: 'search', keyId: 'k1' };
@@ -51,6 +51,68 @@ describe('BudgetCatalog', () => {
     await store.publish();
     await settled();
     expect(catalog.budgets().map((b) => b.id)).toEqual(['acme-monthly']);
+  });
+
+  it('reloads within its check interval a change whose announcement never came, by the store version', async () => {
+    const store = new MemoryBudgetStore();
+    const catalog = new BudgetCatalog(configured, store, undefined, { checkEveryMs: 10 });
+    try {
+      await catalog.start();
+      // Written and never announced (the publish was lost, or the subscriber is half-open).
+      await store.update('unheard', () => stored({ id: 'unheard', scope: { org: 'acme' } }));
+      const deadline = Date.now() + 2_000;
+      while (!catalog.entry('unheard') && Date.now() < deadline) await new Promise((done) => setTimeout(done, 10));
+      expect(catalog.entry('unheard')?.source).toBe('api');
+    } finally {
+      await catalog.close();
+    }
+  });
+
+  it('is loaded only once the store has answered, and loads at the next check when it could not at start', async () => {
+    const inner = new MemoryBudgetStore();
+    await inner.update('api-one', () => stored({ id: 'api-one', scope: { org: 'acme' } }));
+    let reachable = false;
+    const away = <T>(answer: () => Promise<T>): Promise<T> => (reachable ? answer() : Promise.reject(new Error('connect ECONNREFUSED')));
+    const store: BudgetStore = {
+      ready: async () => reachable,
+      list: () => away(() => inner.list()),
+      update: (id, change, audit) => away(() => inner.update(id, change, audit)),
+      version: () => away(() => inner.version()),
+      publish: () => away(() => inner.publish()),
+      onChange: (listener) => inner.onChange(listener),
+      close: () => inner.close(),
+    };
+    const catalog = new BudgetCatalog(configured, store, undefined, { checkEveryMs: 10 });
+    try {
+      expect(await catalog.start(0)).toBe(false);
+      expect(catalog.loaded).toBe(false);
+      // The configured budgets apply meanwhile; the created ones are unknown.
+      expect(catalog.budgets().map((b) => b.id)).toEqual(['acme-monthly']);
+      reachable = true;
+      const deadline = Date.now() + 2_000;
+      while (!catalog.loaded && Date.now() < deadline) await new Promise((done) => setTimeout(done, 10));
+      expect(catalog.loaded).toBe(true);
+      expect(catalog.budgets().map((b) => b.id)).toEqual(['acme-monthly', 'api-one']);
+    } finally {
+      await catalog.close();
+    }
+    expect(BudgetCatalog.of(configured).loaded).toBe(true);
+  });
+
+  it('gives a created budget its creation, which names its ledger account; a configured one keeps its plain id', async () => {
+    const store = new MemoryBudgetStore();
+    await store.update('fresh', () => ({ ...stored({ id: 'fresh', scope: { org: 'acme' } }), creationId: 'c0ffee' }));
+    await store.update('legacy', () => stored({ id: 'legacy', scope: { org: 'acme' } }));
+    const catalog = new BudgetCatalog(configured, store);
+    await catalog.start();
+    const now = Date.parse('2025-06-14T13:00:00Z');
+    const accounts = catalog.book.accountsAt(catalog.budgets(), now).map((a) => [a.budget.id, a.line.account, a.budget.creation]);
+    expect(accounts).toEqual([
+      ['acme-monthly', 'acme-monthly:2025-06', undefined],
+      ['fresh', 'fresh~c0ffee:2025-06-14', { atMs: Date.parse('2025-06-14T12:00:00.000Z'), id: 'c0ffee' }],
+      // Stored before creations had ids: its spend stays where it is.
+      ['legacy', 'legacy:2025-06-14', { atMs: Date.parse('2025-06-14T12:00:00.000Z') }],
+    ]);
   });
 
   it('of() holds the configured budgets alone', async () => {

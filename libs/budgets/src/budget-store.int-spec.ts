@@ -70,14 +70,14 @@ describe('budgets created at run time, in Redis (redis-server)', () => {
   const closing: Array<{ close(): Promise<void> }> = [];
 
   /** One replica's store and catalog, on connections of its own (its subscriber through `subscriberUrl` when given). */
-  function replica(subscriberUrl = redisUrl()): { store: RedisBudgetStore; catalog: BudgetCatalog } {
+  function replica(subscriberUrl = redisUrl(), checkEveryMs?: number): { store: RedisBudgetStore; catalog: BudgetCatalog } {
     const store = new RedisBudgetStore(
       new Redis(redisUrl(), { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: retry }),
       new Redis(subscriberUrl, { autoResubscribe: false, maxRetriesPerRequest: null, retryStrategy: retry }),
       prefix,
       { auditLog: { key: `${prefix}audit`, keep: 100 } },
     );
-    const catalog = new BudgetCatalog([], store);
+    const catalog = new BudgetCatalog([], store, undefined, checkEveryMs === undefined ? {} : { checkEveryMs });
     closing.push(catalog);
     return { store, catalog };
   }
@@ -162,10 +162,36 @@ describe('budgets created at run time, in Redis (redis-server)', () => {
     }
   });
 
+  it('advances its version in the write itself, so a replica whose subscription is dead reloads at its next check', async () => {
+    const proxy = await cuttableProxy(new URL(redisUrl()));
+    try {
+      const a = replica();
+      // Replica b's subscriber goes through the proxy, cut for good: it never hears, never resubscribes.
+      const b = replica(proxy.url, 50);
+      await Promise.all([a.catalog.start(), b.catalog.start()]);
+      proxy.cut();
+      const before = await a.store.version();
+      // The audit entry is made from the record as stored when the change applies.
+      const seen: Array<string | undefined> = [];
+      await a.store.update('unheard', () => budget('unheard', '3'), (stored) => (seen.push(stored?.amount), { action: 'budget.create', target: 'unheard' }));
+      await a.store.update('unheard', (stored) => stored && { ...stored, amount: '4' }, (stored) => (seen.push(stored?.amount), { action: 'budget.update', target: 'unheard', from: stored?.amount }));
+      await expect(a.store.update('unheard', () => {
+        throw new GatewayError('bad_request', 'no');
+      })).rejects.toMatchObject({ kind: 'bad_request' });
+      expect(seen).toEqual([undefined, '3']);
+      expect(Number(await a.store.version())).toBe(Number(before) + 2);
+      expect(JSON.parse((await control.lindex(`${prefix}audit`, 0)) ?? '{}')).toMatchObject({ action: 'budget.update', from: '3' });
+      await a.store.publish();
+      await until(() => b.catalog.entry('unheard')?.budget.amount === '4', 'replica b to find the change by the version');
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('answers budget_store_unavailable when Redis cannot be reached', async () => {
     const down = new RedisBudgetStore(new Redis('redis://127.0.0.1:1', { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }), new Redis('redis://127.0.0.1:1', { lazyConnect: true }), prefix);
     closing.push(down);
-    for (const call of [down.list(), down.update('x', () => budget('x')), down.publish()]) await expect(call).rejects.toMatchObject({ kind: 'unavailable', code: 'budget_store_unavailable' });
+    for (const call of [down.list(), down.update('x', () => budget('x')), down.publish(), down.version()]) await expect(call).rejects.toMatchObject({ kind: 'unavailable', code: 'budget_store_unavailable' });
   });
 
   it("reads where an account stands in one script that sweeps nothing, leaving out reservations past their expiry", async () => {

@@ -6,10 +6,13 @@ import { GatewayError } from '@openrouter/errors';
 import { createRedisClient, type RedisConnectionConfig } from '@openrouter/service-runtime';
 
 /**
- * A budget created through the admin API, as replicas store it: a configured budget's fields, and
- * when it was created and last changed. Unknown fields are dropped (a newer replica's), not refused.
+ * A budget created through the admin API, as replicas store it: a configured budget's fields, when
+ * it was created and last changed, and the random id of its creation, which names its ledger
+ * account (a budget deleted and created again under the same id starts from nothing; absent on
+ * budgets stored before creations had ids, which keep counting under their plain id). Unknown
+ * fields are dropped (a newer replica's), not refused.
  */
-export const storedBudgetSchema = z.object({ ...budgetSchema.shape, createdAt: z.string(), updatedAt: z.string() });
+export const storedBudgetSchema = z.object({ ...budgetSchema.shape, createdAt: z.string(), updatedAt: z.string(), creationId: z.string().min(1).optional() });
 export type StoredBudget = z.infer<typeof storedBudgetSchema>;
 
 /**
@@ -24,6 +27,12 @@ export type BudgetChange = (stored: StoredBudget | undefined) => StoredBudget | 
 /** An admin change's audit entry, written with the change it records. */
 export type BudgetAudit = Record<string, unknown>;
 
+/**
+ * The audit entry of a change: given, or made from the budget as stored when the change applied
+ * (so what it says the budget was is what it was, not what this replica last loaded).
+ */
+export type BudgetAuditOf = BudgetAudit | ((stored: StoredBudget | undefined) => BudgetAudit);
+
 /** Budgets created at run time, shared by every replica (Redis) or kept by this process (memory). */
 export interface BudgetStore {
   /** Resolves once the store can be used, or false after `timeoutMs`. */
@@ -33,9 +42,15 @@ export interface BudgetStore {
    * Changes one stored budget as one atomic step, on any replica: concurrent changes of a budget
    * apply one after the other, each on the other's result. An error thrown by `change` is thrown
    * as it is and nothing is written. With `audit`, the change and its entry are one write: no
-   * budget is changed unaudited. Resolves to what is stored afterwards.
+   * budget is changed unaudited. Every write also advances the store's `version`. Resolves to what
+   * is stored afterwards.
    */
-  update(id: string, change: BudgetChange, audit?: BudgetAudit): Promise<StoredBudget | undefined>;
+  update(id: string, change: BudgetChange, audit?: BudgetAuditOf): Promise<StoredBudget | undefined>;
+  /**
+   * A counter advanced by every write, in the same atomic step: a replica that compares it with the
+   * one it loaded under knows it missed a change (an announcement lost, a subscriber half-open).
+   */
+  version(): Promise<string>;
   /** Tells every replica that budgets changed (this one included). */
   publish(): Promise<void>;
   onChange(listener: (event: BudgetStoreEvent) => void): void;
@@ -46,6 +61,7 @@ export interface BudgetStore {
 export class MemoryBudgetStore implements BudgetStore {
   private readonly budgets = new Map<string, StoredBudget>();
   private readonly events = new EventEmitter();
+  private written = 0;
 
   /** `appendAudit`: the process's audit log (the access layer's, in memory too). */
   constructor(private readonly appendAudit?: (entry: BudgetAudit) => void) {}
@@ -58,13 +74,20 @@ export class MemoryBudgetStore implements BudgetStore {
     return [...this.budgets.values()];
   }
 
-  async update(id: string, change: BudgetChange, audit?: BudgetAudit): Promise<StoredBudget | undefined> {
+  async update(id: string, change: BudgetChange, audit?: BudgetAuditOf): Promise<StoredBudget | undefined> {
     if (audit && !this.appendAudit) throw new GatewayError('internal', 'This budget store keeps no audit log.');
-    const next = change(this.budgets.get(id));
+    const stored = this.budgets.get(id);
+    const next = change(stored);
+    const entry = audit && auditOf(audit, stored);
     if (next) this.budgets.set(id, next);
     else this.budgets.delete(id);
-    if (audit) this.appendAudit?.(audit);
+    this.written++;
+    if (entry) this.appendAudit?.(entry);
     return next;
+  }
+
+  async version(): Promise<string> {
+    return String(this.written);
   }
 
   async publish(): Promise<void> {
@@ -86,13 +109,14 @@ export interface RedisBudgetStoreOptions {
 }
 
 /**
- * KEYS: the budgets hash, the audit log. ARGV: budget id, the record as read ('' when none), the
- * record to write ('' deletes it), the audit entry ('' none), the last audit index kept. Writes
- * only if the record is still the one read (a compare-and-set: a concurrent change makes it answer
- * 0, and the caller reads again).
+ * KEYS: the budgets hash, the audit log, the version counter. ARGV: budget id, the record as read
+ * ('' when none), the record to write ('' deletes it), the audit entry ('' none), the last audit
+ * index kept. Writes only if the record is still the one read (a compare-and-set: a concurrent
+ * change makes it answer 0, and the caller reads again), and advances the version with it.
  */
 const REPLACE_BUDGET = `if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 0 end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+redis.call('INCR', KEYS[3])
 if ARGV[4] ~= '' then
   redis.call('LPUSH', KEYS[2], ARGV[4])
   redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]))
@@ -103,8 +127,8 @@ const UPDATE_ATTEMPTS = 5;
 
 /**
  * Shared by every replica: the budgets in one hash (`<prefix>budgets`, id → JSON), changes announced
- * on `<prefix>budget-changes`. Every (re)connection is a reason to reload, as changes made while a
- * replica could not hear them reached nobody there.
+ * on `<prefix>budget-changes`, each write counted in `<prefix>budgets-version`. Every (re)connection
+ * is a reason to reload, as changes made while a replica could not hear them reached nobody there.
  */
 export class RedisBudgetStore implements BudgetStore {
   private readonly listeners: Array<(event: BudgetStoreEvent) => void> = [];
@@ -130,6 +154,10 @@ export class RedisBudgetStore implements BudgetStore {
 
   private get hash(): string {
     return `${this.prefix}budgets`;
+  }
+
+  private get versionKey(): string {
+    return `${this.prefix}budgets-version`;
   }
 
   private emit(event: BudgetStoreEvent): void {
@@ -168,7 +196,7 @@ export class RedisBudgetStore implements BudgetStore {
     });
   }
 
-  async update(id: string, change: BudgetChange, audit?: BudgetAudit): Promise<StoredBudget | undefined> {
+  async update(id: string, change: BudgetChange, audit?: BudgetAuditOf): Promise<StoredBudget | undefined> {
     const log = this.options.auditLog;
     if (audit && !log) throw new GatewayError('internal', 'This budget store keeps no audit log.');
     return this.call(async () => {
@@ -178,11 +206,16 @@ export class RedisBudgetStore implements BudgetStore {
         // A record that cannot be read is never overwritten as if there were none.
         if (parsed && !parsed.success) throw new GatewayError('internal', `The stored budget "${id}" cannot be read; it was left as it is.`);
         const next = change(parsed?.data);
-        const written = await this.redis.eval(REPLACE_BUDGET, 2, this.hash, log?.key ?? `${this.prefix}audit`, id, raw ?? '', next ? JSON.stringify(next) : '', audit ? JSON.stringify(audit) : '', String((log?.keep ?? 1) - 1));
+        const entry = audit && auditOf(audit, parsed?.data);
+        const written = await this.redis.eval(REPLACE_BUDGET, 3, this.hash, log?.key ?? `${this.prefix}audit`, this.versionKey, id, raw ?? '', next ? JSON.stringify(next) : '', entry ? JSON.stringify(entry) : '', String((log?.keep ?? 1) - 1));
         if (written === 1) return next;
       }
       throw new GatewayError('overloaded', `The budget "${id}" is being changed by other requests. Please retry.`, { code: 'budget_busy', retryable: true });
     });
+  }
+
+  async version(): Promise<string> {
+    return this.call(async () => (await this.redis.get(this.versionKey)) ?? '0');
   }
 
   async publish(): Promise<void> {
@@ -232,6 +265,10 @@ function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
     const timer = setTimeout(() => done(false), timeoutMs);
     redis.once('ready', onReady);
   });
+}
+
+function auditOf(audit: BudgetAuditOf, stored: StoredBudget | undefined): BudgetAudit {
+  return typeof audit === 'function' ? audit(stored) : audit;
 }
 
 function safeJson(text: string): unknown {

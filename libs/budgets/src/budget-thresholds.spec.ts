@@ -35,6 +35,18 @@ describe('ThresholdAlerts', () => {
     expect(received.map((e) => e.eventId)).toEqual(['acme-monthly/2025-06/50', 'acme-monthly/2025-06/80', 'acme-monthly/2025-06/100']);
   });
 
+  it("publishes a budget created again under a deleted one's id as another budget: its own markers and event ids", async () => {
+    const { alerts, received } = setup();
+    const first = accountAt({ ...budget, id: 'team-daily', creation: { atMs: START - 60_000, id: 'aaaa' } }, START);
+    const again = accountAt({ ...budget, id: 'team-daily', creation: { atMs: START, id: 'bbbb' } }, START);
+    expect(await alerts.publishCrossed([first], [5_000_000])).toBe(1);
+    expect(await alerts.publishCrossed([again], [5_000_000])).toBe(1);
+    expect(received.map((e) => [e.eventId, e.budgetId])).toEqual([
+      ['team-daily~aaaa/2025-06/50', 'team-daily'],
+      ['team-daily~bbbb/2025-06/50', 'team-daily'],
+    ]);
+  });
+
   it('publishes again after a failed publish', async () => {
     let failures = 1;
     const { alerts, received } = setup((bus) => ({

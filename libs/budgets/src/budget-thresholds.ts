@@ -2,7 +2,7 @@ import type { BudgetConfig } from '@openrouter/config';
 import { budgetv1 } from '@openrouter/contracts';
 import type { Logger } from '@openrouter/observability';
 import { Money } from '@openrouter/usage';
-import type { BudgetAccount } from './budget-book';
+import { ledgerNameOf, type BudgetAccount } from './budget-book';
 import { BUDGET_SCHEMA_VERSION, type BudgetEventPublisher } from './budget-events';
 import type { BudgetLedger } from './budget-ledger';
 import { fromMicros } from './micro-units';
@@ -25,7 +25,8 @@ export function thresholdEvent(account: BudgetAccount, spentMicros: number, thre
   const b = account.budget;
   return {
     schemaVersion: BUDGET_SCHEMA_VERSION,
-    eventId: `${b.id}/${account.window.key}/${threshold}`,
+    // A budget created through the API again under a deleted one's id is another budget: its crossings are new events.
+    eventId: `${ledgerNameOf(b)}/${account.window.key}/${threshold}`,
     occurredAtMs: nowMs,
     budgetId: b.id,
     scope: { orgId: b.scope.org, teamId: b.scope.team ?? '', projectId: b.scope.project ?? '', keyId: b.scope.key ?? '' },

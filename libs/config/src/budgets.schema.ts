@@ -105,6 +105,12 @@ export const budgetsSchema = strictObject({
    * time: `closed` refuses it with 503 (no budget is ever overspent), `open` admits it unreserved.
    */
   failMode: z.enum(['open', 'closed']).default('closed'),
+  /**
+   * The most budgets the admin API keeps for one org (those in `list` are not counted): every
+   * budget whose scope matches a request is checked in its reservation script, two Redis keys
+   * each, so an org's traffic pays for every budget created for it.
+   */
+  maxPerOrg: numeric(z.number().int().min(1).max(10_000)).default(100),
   /** Billing compares Redis spend with ClickHouse this often and corrects drift; 0 disables it. */
   reconcileIntervalMs: numeric(z.number().int().nonnegative()).default(5 * 60_000),
   list: z.array(budgetSchema).default([]),

@@ -100,6 +100,8 @@ export interface ClickHouseWaitOptions<T> {
   logger: Logger;
   initialDelayMs: number;
   maxDelayMs: number;
+  /** Aborted when the service is told to stop while it starts: the wait stops. */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -125,5 +127,6 @@ export function waitForClickHouse<T>(options: ClickHouseWaitOptions<T>): Depende
     logger: options.logger,
     initialDelayMs: options.initialDelayMs,
     maxDelayMs: options.maxDelayMs,
+    signal: options.signal,
   });
 }

@@ -20,6 +20,8 @@ export interface DependencyWaitOptions<T> {
   /** Backoff between tries: doubled after each, from `initialDelayMs` up to `maxDelayMs`. */
   initialDelayMs: number;
   maxDelayMs: number;
+  /** Aborted when the service is told to stop while it starts (a signal): the wait stops, as `stop()`. */
+  signal?: AbortSignal | undefined;
 }
 
 /** A dependency that cannot be used for a reason that does not pass by itself: a configuration error. */
@@ -48,12 +50,18 @@ export class DependencyWait<T> {
   private wake: (() => void) | undefined;
 
   constructor(private readonly options: DependencyWaitOptions<T>) {
+    const { signal } = options;
+    if (signal?.aborted) this.stopped = true;
+    else signal?.addEventListener('abort', () => this.stop(), { once: true });
     this.ready = this.run();
     // Awaited by the start once it has listened; a failure before that is not unhandled meanwhile.
     this.ready.catch(() => undefined);
   }
 
-  /** Gives up (the service closes before the dependency came): no more tries, `ready` rejects. */
+  /**
+   * Gives up (the service closes before the dependency came): no more tries, and `ready` rejects —
+   * also when a try already under way gets through afterwards (the service is going away).
+   */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
@@ -81,12 +89,11 @@ export class DependencyWait<T> {
     for (;;) {
       if (this.stopped) throw new DependencyError(`stopped while waiting for ${what} at ${location}`, { cause: undefined });
       this.tries++;
+      let value: T;
       try {
-        const value = await this.options.attempt();
-        this.state = 'ready';
-        if (this.tries > 1) logger.info({ dependency: what, location, tries: this.tries, waitedMs: Date.now() - this.since }, `${what} at ${location} is reachable; going on with the start`);
-        return value;
+        value = await this.options.attempt();
       } catch (error) {
+        if (this.stopped) throw new DependencyError(`stopped while waiting for ${what} at ${location}`, { cause: error });
         const outage = this.options.outage(error);
         if (outage === undefined) {
           this.state = 'failed';
@@ -102,7 +109,13 @@ export class DependencyWait<T> {
         });
         if (this.stopped) throw new DependencyError(`stopped while waiting for ${what} at ${location}`, { cause: error });
         delay = Math.min(delay * 2, this.options.maxDelayMs);
+        continue;
       }
+      // Stopped while this try was under way: the start is going away, whatever the try found.
+      if (this.stopped) throw new DependencyError(`stopped while waiting for ${what} at ${location}`, { cause: undefined });
+      this.state = 'ready';
+      if (this.tries > 1) logger.info({ dependency: what, location, tries: this.tries, waitedMs: Date.now() - this.since }, `${what} at ${location} is reachable; going on with the start`);
+      return value;
     }
   }
 }

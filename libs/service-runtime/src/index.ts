@@ -4,7 +4,7 @@ export { METRICS_REGISTRY, MetricsHttpController } from './metrics.http.controll
 export { Coalesced } from './coalesced';
 export { closeWithinGrace, jsonTooDeep, startHttpApp, tooDeep } from './http-app';
 export type { HttpAppOptions, RespondedExchange } from './http-app';
-export { closeOnSignals, loadServiceConfig, runServiceMain } from './service-handle';
+export { closeOnSignals, loadServiceConfig, runServiceMain, runStoppableServiceMain } from './service-handle';
 export { describeListenFailure, ListenError } from './listen-failure';
 export { DependencyError, DependencyWait } from './dependency-wait';
 export type { DependencyWaitOptions } from './dependency-wait';

@@ -14,13 +14,16 @@ interface Run {
 
 /**
  * A service's main program in a process of its own (the TypeScript sources compiled on load):
- * `start` is the body of its start function, given `config` and `logger`. With `signal`, the
- * process is sent it once the service has started.
+ * `start` is the body of its start function, given `config`, `logger` and (with
+ * `runStoppableServiceMain`) `stopping`. With `signal`, the process is sent it once the service
+ * has started, or once its output shows `signalOn`.
  */
-function runMain(start: string, env: Record<string, string>, signal?: NodeJS.Signals): Promise<Run> {
+function runMain(start: string, env: Record<string, string>, signal?: NodeJS.Signals, options: { main?: 'runServiceMain' | 'runStoppableServiceMain'; signalOn?: string } = {}): Promise<Run> {
+  const main = options.main ?? 'runServiceMain';
+  const signalOn = options.signalOn ?? '"(started)"';
   const script = `
-    const { runServiceMain } = require(${JSON.stringify(join(ROOT, 'libs/service-runtime/src/service-handle.ts'))});
-    runServiceMain('router', async (config, logger) => {
+    const { ${main} } = require(${JSON.stringify(join(ROOT, 'libs/service-runtime/src/service-handle.ts'))});
+    ${main}('router', async (config, logger, stopping) => {
       ${start}
       // After closeOnSignals is in place (it follows the start on the same tick).
       setTimeout(() => process.stdout.write('{"level":0,"msg":"(started)"}\\n'), 0);
@@ -34,7 +37,7 @@ function runMain(start: string, env: Record<string, string>, signal?: NodeJS.Sig
   let signalled = false;
   child.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
-    if (signal && !signalled && stdout.includes('"(started)"')) signalled = child.kill(signal);
+    if (signal && !signalled && stdout.includes(signalOn)) signalled = child.kill(signal);
   });
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return new Promise((done) =>
@@ -88,6 +91,37 @@ describe('runServiceMain', () => {
     expect(shutdown).toEqual([expect.objectContaining({ level: 30, msg: 'stopping', signal: 'SIGTERM' }), expect.objectContaining({ level: 30, msg: 'stopped', signal: 'SIGTERM', drainMs: expect.any(Number) })]);
     // The handle's close takes 100 ms.
     expect(shutdown[1]?.['drainMs']).toBeGreaterThanOrEqual(90);
+  }, 60_000);
+
+  it('stops a start that waits for a dependency when a signal comes meanwhile, and exits cleanly, logged', async () => {
+    const run = await runMain(
+      `const { DependencyWait } = require(${JSON.stringify(join(ROOT, 'libs/service-runtime/src/dependency-wait.ts'))});
+       const wait = new DependencyWait({
+         what: 'the usage store (ClickHouse)', location: 'http://127.0.0.1:9', setting: 'usage.clickhouse.url',
+         attempt: async () => { throw new Error('connect ECONNREFUSED 127.0.0.1:9'); }, outage: () => 'connect ECONNREFUSED 127.0.0.1:9',
+         logger, initialDelayMs: 60000, maxDelayMs: 60000, signal: stopping,
+       });
+       await wait.ready;`,
+      { OPENROUTER_CONFIG: configFile({}) },
+      'SIGTERM',
+      { main: 'runStoppableServiceMain', signalOn: 'is not reachable' },
+    );
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const shutdown = run.lines.filter((l) => l.msg === 'stopping' || l.msg === 'stopped');
+    expect(shutdown).toEqual([
+      expect.objectContaining({ level: 30, msg: 'stopping', signal: 'SIGTERM', duringStart: true }),
+      expect.objectContaining({ level: 30, msg: 'stopped', signal: 'SIGTERM', duringStart: true, reason: 'stopped while waiting for the usage store (ClickHouse) at http://127.0.0.1:9' }),
+    ]);
+  }, 60_000);
+
+  it('closes a service that a signal came for while it started, once its start is done', async () => {
+    const run = await runMain(`process.stdout.write('{"level":0,"msg":"(starting)"}\\n'); await new Promise((done) => setTimeout(done, 300));`, { OPENROUTER_CONFIG: configFile({}) }, 'SIGTERM', { signalOn: '"(starting)"' });
+    expect(run.code).toBe(0);
+    expect(run.lines.filter((l) => l.msg === 'stopping' || l.msg === 'stopped')).toEqual([
+      expect.objectContaining({ msg: 'stopping', signal: 'SIGTERM', duringStart: true }),
+      expect.objectContaining({ msg: 'stopped', signal: 'SIGTERM', drainMs: expect.any(Number) }),
+    ]);
   }, 60_000);
 
   it('exits naming the listener and its setting when a port is taken', async () => {

@@ -29,6 +29,8 @@ export interface AlertingDependencies {
   /** The router's gRPC address (the embedded gateway's loopback port); else `observability.alerting.router` (one or a list). */
   routerAddress?: string;
   telemetry?: TelemetryOptions;
+  /** Aborted when the process is told to stop during the start: the wait for ClickHouse ends, and the start with it. */
+  stopping?: AbortSignal;
 }
 
 export interface AlertingHandle extends ServiceHandle {
@@ -68,6 +70,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
           logger,
           initialDelayMs: config.usage.consumer.retryInitialMs,
           maxDelayMs: config.usage.consumer.retryMaxMs,
+          signal: deps.stopping,
         })
       : undefined;
     if (storeWait) {

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
-import { runServiceMain } from '@openrouter/service-runtime';
+import { runStoppableServiceMain } from '@openrouter/service-runtime';
 import { startAlerting } from './index';
 
-runServiceMain('alerting', startAlerting);
+// A signal while it waits for its ClickHouse stops the wait, and the start.
+runStoppableServiceMain('alerting', (config, logger, stopping) => startAlerting(config, logger, { stopping }));

@@ -21,6 +21,8 @@ export interface BillingDependencies {
   budgetEvents?: BudgetEventPublisher;
   /** Tracing exporter override (tests). */
   telemetry?: TelemetryOptions;
+  /** Aborted when the process is told to stop during the start: the wait for ClickHouse ends, and the start with it. */
+  stopping?: AbortSignal;
 }
 
 export interface BillingHandle extends ServiceHandle {
@@ -37,7 +39,7 @@ export interface BillingHandle extends ServiceHandle {
 export async function startBilling(config: GatewayConfig, logger: Logger, deps: BillingDependencies = {}): Promise<BillingHandle> {
   const telemetry = createTelemetry('billing', config.observability, deps.telemetry);
   const consumerMetrics = new UsageConsumerMetrics(telemetry.registry, config.usage.kafka.consumerGroup);
-  const store = openUsageStore(config, logger);
+  const store = openUsageStore(config, logger, deps.stopping);
   // `/ready` reads this list on each request: the pipeline's checks join it once it runs.
   const readiness: ReadinessCheck[] = [store.wait.readiness('clickhouse')];
   let http: Awaited<ReturnType<typeof startHttpApp>> | undefined;

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
-import { runServiceMain } from '@openrouter/service-runtime';
+import { runStoppableServiceMain } from '@openrouter/service-runtime';
 import { startBilling } from './index';
 
-runServiceMain('billing', startBilling);
+// A signal while it waits for its ClickHouse stops the wait, and the start.
+runStoppableServiceMain('billing', (config, logger, stopping) => startBilling(config, logger, { stopping }));

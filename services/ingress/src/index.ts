@@ -97,8 +97,16 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const counterRedis = redisUrl ? connectRedis(config.access.redis) : undefined;
   if (counterRedis) logOutages(counterRedis, logger, 'rate-limit counters');
   const counters = counterRedis ? new RedisCounterStore(counterRedis, keyPrefix) : new MemoryCounterStore();
-  const [storeReady, countersReady] = await Promise.all([repository.ready(), counterRedis ? whenReady(counterRedis, 3_000) : true, budgetCatalog.start()]);
+  const [storeReady, countersReady, budgetsLoaded] = await Promise.all([repository.ready(), counterRedis ? whenReady(counterRedis, 3_000) : true, budgetCatalog.start()]);
   if (!storeReady || !countersReady) logger.warn('Redis is not reachable yet; keys and limits follow the configured fail mode until it is');
+  if (!budgetsLoaded) {
+    logger.warn(
+      { failMode: config.budgets.failMode },
+      config.budgets.failMode === 'closed'
+        ? 'the budgets created through the admin API have not loaded: requests are refused (503 budget_store_unavailable) and the replica is not ready until they have (budgets.failMode closed)'
+        : 'the budgets created through the admin API have not loaded: requests are admitted under the configured budgets alone until they have (budgets.failMode open)',
+    );
+  }
   const storeFailures = new Counter({
     name: 'openrouter_rate_limit_store_failures_total',
     help: 'Rate-limit checks that could not reach Redis, by the fail mode applied (open: served unlimited; closed: refused).',
@@ -111,11 +119,14 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined);
   const readiness = [{ name: 'router', check: () => router.isReachable(500) }];
   // With a fail mode of `closed`, requests are refused while Redis is away: the replica is not ready
-  // then. For budgets only while there are any, which the admin API may create at any time.
+  // then. For budgets only while there are any, which the admin API may create at any time, and
+  // until the budgets created there have loaded once (every request is refused until then).
   const budgetsGate = config.budgets.failMode === 'closed';
   if (counterRedis && (failMode === 'closed' || budgetsGate)) {
-    readiness.push({ name: 'redis', check: async () => (failMode !== 'closed' && budgetCatalog.empty) || (await counterRedis.ping()) === 'PONG' });
+    readiness.push({ name: 'redis', check: async () => (failMode !== 'closed' && budgetCatalog.loaded && budgetCatalog.empty) || (await counterRedis.ping()) === 'PONG' });
   }
+  // Only a store in Redis can be away at start; the memory store has loaded by now.
+  if (budgetsGate && redisUrl) readiness.push({ name: 'budgets', check: async () => budgetCatalog.loaded });
   const publisher = options.usagePublisher ?? (await createUsagePublisher(config, logger));
   const prices = PriceBook.fromModels(config.models);
   // The router may serve a model this ingress has no price for (added without restarting it): loud, not silent.
@@ -131,7 +142,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   if (budgetRedis && !(await whenReady(budgetRedis, 3_000))) logger.warn('Redis is not reachable yet; requests under a budget follow budgets.failMode until it is');
   const budgetLedger = budgetRedis ? new RedisBudgetLedger(budgetRedis, keyPrefix) : new MemoryBudgetLedger();
   const budgets = new BudgetService(config, prices, budgetLedger, budgetEvents, logger, undefined, undefined, budgetCatalog);
-  const budgetAdmin = new BudgetAdminService(budgets, budgetStore, config.models, logger);
+  const budgetAdmin = new BudgetAdminService(budgets, budgetStore, config, logger);
   const billing = config.ingress.billing ? new BillingClient(config.ingress.billing, config.grpc.reportTimeoutMs, grpcSecurity) : undefined;
   const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
@@ -200,6 +211,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     // Every request's usage event is handed over, then the publisher flushes.
     await usage.drain();
     if (!options.usagePublisher) await publisher.close();
+    budgetAdmin.close();
     await budgets.close();
     billing?.close();
     router.close();

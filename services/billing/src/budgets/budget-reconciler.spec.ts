@@ -54,6 +54,24 @@ describe('BudgetReconciler', () => {
     await reconciler.close();
   });
 
+  it("counts a budget created through the admin API mid-period from its creation, as its ledger does, and not the periods before it", async () => {
+    const store = new MemoryBudgetStore();
+    const catalog = new BudgetCatalog([], store);
+    await catalog.start();
+    const ledger = new MemoryBudgetLedger(() => NOW);
+    const asked: Array<{ fromMs: number; toMs: number }> = [];
+    // Spend of the whole day before the creation, and a little after it.
+    const spendOf: SpendSource = { spend: async (fromMs, toMs) => (asked.push({ fromMs, toMs }), [{ currency: 'USD', cost: fromMs < NOW - 3_600_000 ? '4' : '0.5', requests: 10 }]) };
+    const reconciler = new BudgetReconciler(catalog, ledger, spendOf, async () => 0, logger, { clock: () => NOW });
+    const createdAt = new Date(NOW - 3_600_000).toISOString();
+    await store.update('fresh-daily', () => ({ ...budgetSchema.parse({ id: 'fresh-daily', scope: { org: 'acme' }, period: 'daily', amount: '1' }), createdAt, updatedAt: createdAt, creationId: 'c1' }));
+    const results = await reconciler.reconcile();
+    // Today's period from 11:00, when it was created; yesterday's (a first run looks back a day) not at all.
+    expect(asked).toEqual([{ fromMs: NOW - 3_600_000, toMs: Date.parse('2025-06-15T00:00:00Z') }]);
+    expect(results).toEqual([expect.objectContaining({ budget: 'fresh-daily', account: 'fresh-daily~c1:2025-06-14', storedMicros: 500_000, correctionMicros: 500_000 })]);
+    await reconciler.close();
+  });
+
   it('runs periodically with a catalog that holds no budget yet, since one may be created at any time', async () => {
     jest.useFakeTimers({ now: NOW });
     try {

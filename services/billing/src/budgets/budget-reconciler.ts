@@ -1,5 +1,5 @@
 import type { BudgetConfig } from '@openrouter/config';
-import { accountAt, BudgetCatalog, fromMicros, KEEP_AFTER_PERIOD_MS, toMicros, type BudgetAccount, type BudgetLedger, type ThresholdAlerts } from '@openrouter/budgets';
+import { accountAt, BudgetCatalog, fromMicros, KEEP_AFTER_PERIOD_MS, toMicros, type Budget, type BudgetAccount, type BudgetLedger, type ThresholdAlerts } from '@openrouter/budgets';
 import type { Logger, ReconciliationMetrics } from '@openrouter/observability';
 import { LeasedJob, type LeasedJobOptions } from '../reconciliation/leased-job';
 import type { DimensionName } from '../reports/report-dimensions';
@@ -40,7 +40,9 @@ export interface Reconciliation {
  * managed to publish (Kafka was down, the ingress died): a hard budget's last crossing is often
  * followed by no settle at all, as the budget then refuses requests. Periods that ended since the
  * previous run (on a first run, in the last day) are checked once more, so a crossing whose
- * publishing failed in a period's last minutes is still published.
+ * publishing failed in a period's last minutes is still published. A budget created through the
+ * admin API counts from its creation, as its ledger account does (it starts at nothing then): the
+ * period's spend before it is not its own, and its periods that ended before it are not checked.
  */
 export class BudgetReconciler {
   private readonly surplus = new Map<string, number>();
@@ -90,7 +92,11 @@ export class BudgetReconciler {
     await this.catalog.reload();
     const quiet = (await this.pendingEvents()) === 0;
     const now = this.clock();
-    const current = this.catalog.budgets().map((budget) => accountAt(budget, now));
+    // A budget created after `now` (the catalog was reloaded after it was read) has nothing to count yet.
+    const current = this.catalog
+      .budgets()
+      .map((budget) => accountAt(budget, now))
+      .filter((account) => countsFrom(account) <= now);
     const ended = current.flatMap((account) => endedSince(account, this.previousRunMs, now));
     const out: Reconciliation[] = [];
     for (const account of [...current, ...ended]) out.push(await this.reconcileAccount(account, quiet));
@@ -105,7 +111,7 @@ export class BudgetReconciler {
   private async reconcileAccount(account: BudgetAccount, quiet: boolean): Promise<Reconciliation> {
     const budget = account.budget;
     const key = account.line.account;
-    const stored = (await this.store.spend(account.window.startMs, account.window.endMs, scopeFilters(budget))).find((s) => s.currency === budget.currency);
+    const stored = (await this.store.spend(countsFrom(account), account.window.endMs, scopeFilters(budget))).find((s) => s.currency === budget.currency);
     const storedMicros = toMicros(stored?.cost ?? '0');
     const [state] = await this.ledger.read([key]);
     const ledgerMicros = state?.spentMicros ?? 0;
@@ -142,8 +148,17 @@ export class BudgetReconciler {
   }
 }
 
+/**
+ * Where a budget's account starts counting: its period's start, or — for a budget created through
+ * the admin API during the period — its creation, when its ledger account started at nothing.
+ */
+function countsFrom(account: BudgetAccount): number {
+  const created = account.budget.creation?.atMs;
+  return created === undefined ? account.window.startMs : Math.max(account.window.startMs, created);
+}
+
 /** The stored events a budget counts: those of its scope. */
-function scopeFilters(budget: BudgetConfig): Array<[DimensionName, string]> {
+function scopeFilters(budget: Budget): Array<[DimensionName, string]> {
   const filters: Array<[DimensionName, string]> = [['org', budget.scope.org]];
   if (budget.scope.team) filters.push(['team', budget.scope.team]);
   if (budget.scope.project) filters.push(['project', budget.scope.project]);
@@ -159,12 +174,13 @@ export const FIRST_RUN_LOOKBACK_MS = 24 * 3_600_000;
 
 /**
  * The periods of `current`'s budget that ended after `sinceMs` (newest first), or — before a
- * first run — in the last {@link FIRST_RUN_LOOKBACK_MS}. Never those whose counters have expired.
+ * first run — in the last {@link FIRST_RUN_LOOKBACK_MS}. Never those whose counters have expired,
+ * nor those that ended before the budget was created (it counted nothing in them).
  */
 function endedSince(current: BudgetAccount, sinceMs: number | undefined, nowMs: number): BudgetAccount[] {
   const out: BudgetAccount[] = [];
   let end = current.window.startMs;
-  const after = Math.max(sinceMs ?? nowMs - FIRST_RUN_LOOKBACK_MS, nowMs - KEEP_AFTER_PERIOD_MS);
+  const after = Math.max(sinceMs ?? nowMs - FIRST_RUN_LOOKBACK_MS, nowMs - KEEP_AFTER_PERIOD_MS, current.budget.creation?.atMs ?? -Infinity);
   while (end > after) {
     const account = accountAt(current.budget, end - 1);
     out.push(account);

@@ -240,9 +240,11 @@ describe('reconciliation (chDB, redis-server)', () => {
       await Promise.all(replicas.map((r) => r.close()));
     });
 
-    it('reconciles a budget created through the admin API, which its catalog reads from Redis', async () => {
+    it('reconciles a budget created through the admin API, which its catalog reads from Redis, from its creation on', async () => {
       const now = Date.parse('2025-03-20T12:00:00Z');
       const org = 'acme-api';
+      // Spent before the budget was created (06:00): not its own, as its ledger account started at nothing.
+      await repository.insertRows([repository.encode(event('p0', Date.parse('2025-03-20T05:00:00Z'), 'search', '2', usagev1.Status.STATUS_OK, org))]);
       await repository.insertRows([repository.encode(event('p1', Date.parse('2025-03-20T08:00:00Z'), 'search', '0.75', usagev1.Status.STATUS_OK, org))]);
       const prefix = `recon-${randomBytes(4).toString('hex')}:`;
       const catalog = new BudgetCatalog([], new RedisBudgetStore(redis(), redis(), prefix));
@@ -253,10 +255,14 @@ describe('reconciliation (chDB, redis-server)', () => {
       // Created on an ingress replica (its settle never ran: the ledger missed the request).
       const ingress = new RedisBudgetStore(redis(), redis(), prefix);
       const budget = budgetSchema.parse({ id: 'acme-api-daily', scope: { org }, period: 'daily', amount: '10' });
-      await ingress.update(budget.id, () => ({ ...budget, createdAt: new Date(now).toISOString(), updatedAt: new Date(now).toISOString() }));
+      const createdAt = '2025-03-20T06:00:00.000Z';
+      await ingress.update(budget.id, () => ({ ...budget, createdAt, updatedAt: createdAt, creationId: 'c0ffee' }));
       await ingress.publish();
-      expect(await reconciler.reconcile()).toMatchObject([{ budget: 'acme-api-daily', account: 'acme-api-daily:2025-03-20', ledgerMicros: 0, storedMicros: 750_000, correctionMicros: 750_000 }]);
-      expect((await ledger.read([accountAt(budget, now).line.account]))[0]?.spentMicros).toBe(750_000);
+      expect(await reconciler.reconcile()).toMatchObject([{ budget: 'acme-api-daily', account: 'acme-api-daily~c0ffee:2025-03-20', ledgerMicros: 0, storedMicros: 750_000, correctionMicros: 750_000 }]);
+      const created = catalog.entry(budget.id)?.budget;
+      if (!created) throw new Error('the created budget is not in the catalog');
+      // The account ingress enforces it with.
+      expect((await ledger.read([accountAt(created, now).line.account]))[0]?.spentMicros).toBe(750_000);
       await reconciler.close();
       await ingress.close();
     });

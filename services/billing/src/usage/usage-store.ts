@@ -18,7 +18,7 @@ export interface UsageStore {
  * after billing is waited for with the consumer's retry backoff (`usage.consumer.retryInitialMs` to
  * `retryMaxMs`), not given up on.
  */
-export function openUsageStore(config: GatewayConfig, logger: Logger): UsageStore {
+export function openUsageStore(config: GatewayConfig, logger: Logger, stopping?: AbortSignal): UsageStore {
   const target = createClickHouse(config.usage.clickhouse, config.gateway.dataDir, logger);
   const wait = waitForClickHouse({
     store: target,
@@ -27,6 +27,7 @@ export function openUsageStore(config: GatewayConfig, logger: Logger): UsageStor
     logger,
     initialDelayMs: config.usage.consumer.retryInitialMs,
     maxDelayMs: config.usage.consumer.retryMaxMs,
+    signal: stopping,
     prepare: async () => {
       const migration = await migrate(target.client, target.database, USAGE_MIGRATIONS);
       await applyRetention(target.client, target.database, config.usage.clickhouse.retentionDays);

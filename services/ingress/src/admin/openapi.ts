@@ -115,7 +115,7 @@ export const ADMIN_OPENAPI = {
       },
       post: {
         summary:
-          'Create a budget, enforced on every ingress replica at once; validated as budgets.list entries are (its currency must be that of every price). The id must be new among configured and created budgets (400 already_exists). A scoped key creates budgets inside its scope only (a project key: of its project, naming none means it; another is 404)',
+          'Create a budget, enforced on every ingress replica at once; validated as budgets.list entries are (its currency must be that of every price). The id must be new among configured and created budgets of every org (400 already_exists, the same answer whoever holds it); an org holds at most budgets.maxPerOrg created budgets (400 budget_limit_reached). A budget created under the id of a deleted one starts from nothing. A scoped key creates budgets inside its scope only (a project key: of its project, naming none means it; another is 404)',
         ...roles('admin'),
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreateBudget' } } } },
         responses: { 201: returns('The new budget', 'Budget'), 400: error, 401: error, 403: error, 404: error, 503: error },
@@ -132,7 +132,7 @@ export const ADMIN_OPENAPI = {
         responses: { 200: returns('The budget as changed', 'Budget'), 400: error, 401: error, 403: error, 404: error, 503: error },
       },
       delete: {
-        summary: 'Delete a created budget (a configured one is 403 budget_in_configuration): requests stop counting against it at once. Its period spend stays in the ledger until it expires',
+        summary: 'Delete a created budget (a configured one is 403 budget_in_configuration): requests stop counting against it at once. Its period spend stays in the ledger until it expires; a budget created again under its id starts from nothing',
         ...roles('admin'),
         parameters: [idParam('id')],
         responses: { 200: ok('`{object: "budget", id, deleted: true}`'), 401: error, 403: error, 404: error, 503: error },

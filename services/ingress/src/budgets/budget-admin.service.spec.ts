@@ -1,5 +1,5 @@
 import { budgetSchema, type BudgetConfig } from '@openrouter/config';
-import { BudgetCatalog, MemoryBudgetLedger, MemoryBudgetStore, type BudgetAudit, type BudgetEventPublisher, type BudgetLedger } from '@openrouter/budgets';
+import { accountAt, BudgetCatalog, MemoryBudgetLedger, MemoryBudgetStore, type BudgetAudit, type BudgetEventPublisher, type BudgetLedger, type BudgetStore } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
 import { PriceBook } from '@openrouter/usage';
@@ -23,18 +23,33 @@ function budget(fields: Record<string, unknown>): BudgetConfig {
   return budgetSchema.parse({ period: 'daily', amount: '1', ...fields });
 }
 
-function setup(options: { ledger?: BudgetLedger; models?: unknown[] } = {}) {
+function setup(options: { ledger?: BudgetLedger; models?: unknown[]; budgets?: Record<string, unknown>; store?: MemoryBudgetStore; audit?: BudgetAudit[]; view?: (store: BudgetStore) => BudgetStore } = {}) {
   const configured = [{ id: 'acme-monthly', scope: { org: 'acme' }, period: 'monthly', amount: '100', enforcement: 'soft' }];
-  const config = ingressTestConfig({ budgets: { list: configured }, ...(options.models ? { models: options.models } : {}) });
-  const audit: BudgetAudit[] = [];
-  const store = new MemoryBudgetStore((entry) => audit.push(entry));
+  const config = ingressTestConfig({ budgets: { list: configured, ...options.budgets }, ...(options.models ? { models: options.models } : {}) });
+  const audit: BudgetAudit[] = options.audit ?? [];
+  const shared = options.store ?? new MemoryBudgetStore((entry) => audit.push(entry));
+  // What this replica sees of the shared store (`view`: e.g. one whose announcements never reach it).
+  const store = options.view ? options.view(shared) : shared;
   const catalog = new BudgetCatalog(config.budgets.list, store);
   const events: BudgetEventPublisher = { publish: async () => undefined, close: async () => undefined };
   const ledger = options.ledger ?? new MemoryBudgetLedger(() => NOW);
   const logger = createLogger('test', 'silent');
   const budgets = new BudgetService(config, PriceBook.fromModels(config.models), ledger, events, logger, () => NOW, undefined, catalog);
-  const service = new BudgetAdminService(budgets, store, config.models, logger, () => NOW);
-  return { service, budgets, catalog, store, audit, ledger };
+  const service = new BudgetAdminService(budgets, store, config, logger, () => NOW, [0, 0]);
+  return { service, budgets, catalog, store: shared, audit, ledger, logger };
+}
+
+/** The store as a replica sees it whose announcements are lost: it learns of changes only by reloading. */
+function deaf(store: BudgetStore): BudgetStore {
+  return {
+    ready: (ms) => store.ready(ms),
+    list: () => store.list(),
+    update: (id, change, audit) => store.update(id, change, audit),
+    version: () => store.version(),
+    publish: () => store.publish(),
+    onChange: () => undefined,
+    close: () => store.close(),
+  };
 }
 
 async function failure(promise: Promise<unknown>): Promise<GatewayError> {
@@ -127,6 +142,116 @@ describe('BudgetAdminService', () => {
     expect(await failure(service.create(admin, budget({ id: 'acme-monthly', scope: { org: 'acme' } })))).toMatchObject({ kind: 'bad_request', code: 'already_exists', param: 'id' });
     await service.create(admin, budget({ id: 'once', scope: { org: 'acme' } }));
     expect(await failure(service.create(admin, budget({ id: 'once', scope: { org: 'other' } })))).toMatchObject({ code: 'already_exists' });
+  });
+
+  it('starts a budget created again under a deleted id from nothing, in another org or the same, and gives a taken id one answer wherever it is taken', async () => {
+    const { service, budgets, ledger } = setup();
+    const initech = { orgId: 'initech', teamId: 't', projectId: 'p', keyId: 'k9' };
+    await service.create(admin, budget({ id: 'team-daily', scope: { org: 'acme' }, amount: '0.01' }));
+    const spent = await budgets.reserve({ requestId: 'a', tenant, body: { ...chat } });
+    await spent?.settle('0.004');
+    expect(budgetView(await service.get(admin, 'team-daily'))).toMatchObject({ spent: '0.004' });
+
+    // Another org takes the id over once acme deleted it: none of acme's spend is shown or counted.
+    await service.remove(admin, 'team-daily');
+    const taken = await service.create({ id: 'initech-ops', role: 'admin', org: 'initech' }, budget({ id: 'team-daily', scope: { org: 'initech' }, amount: '0.0003' }));
+    expect(budgetView(taken)).toMatchObject({ scope: { org: 'initech' }, spent: '0', remaining: '0.0003' });
+    // 300 micro-units hold one worst case of 222: acme's 4,000 spent would have refused it.
+    await expect(budgets.reserve({ requestId: 'b', tenant: initech, body: { ...chat } })).resolves.toBeDefined();
+
+    // Deleted and created again by its own org: a new budget, from nothing, with crossings of its own.
+    await service.remove(admin, 'team-daily');
+    const again = await service.create(admin, budget({ id: 'team-daily', scope: { org: 'acme' }, amount: '0.01' }));
+    expect(budgetView(again)).toMatchObject({ spent: '0', reserved: '0' });
+    expect(again.account.line.account).toMatch(/^team-daily~[0-9a-f]{16}:2025-06-14$/);
+    // The acme spend of the first one stays where it was, under that creation's own account.
+    expect((await ledger.read([again.account.line.account]))[0]?.spentMicros).toBe(0);
+    // A configured budget keeps its account, and its running spend across the upgrade.
+    expect(accountAt(budget({ id: 'acme-monthly', scope: { org: 'acme' }, period: 'monthly' }), NOW).line.account).toBe('acme-monthly:2025-06');
+
+    // The id is taken, by a budget the caller cannot see or by one it can: one answer, naming no scope.
+    const outside = await failure(service.create({ id: 'initech-ops', role: 'admin', org: 'initech' }, budget({ id: 'team-daily', scope: { org: 'initech' } })));
+    const inside = await failure(service.create(acmeAdmin, budget({ id: 'team-daily', scope: { org: 'acme' } })));
+    expect(outside).toMatchObject({ kind: 'bad_request', code: 'already_exists', param: 'id' });
+    expect([outside.kind, outside.code, outside.param, outside.message]).toEqual([inside.kind, inside.code, inside.param, inside.message]);
+    expect(outside.message).not.toContain('acme');
+    expect(await failure(service.get({ id: 'initech-ops', role: 'admin', org: 'initech' }, 'team-daily'))).toMatchObject({ kind: 'not_found' });
+  });
+
+  it("changes or deletes through a replica whose catalog is stale only the budget its scope check saw, and audits what was stored", async () => {
+    const audit: BudgetAudit[] = [];
+    const store = new MemoryBudgetStore((entry) => audit.push(entry));
+    const a = setup({ store, audit });
+    // Replica b hears no announcement: it knows only what it loaded itself.
+    const b = setup({ store, audit, view: deaf });
+    await a.service.create(admin, budget({ id: 'shared-id', scope: { org: 'acme' }, amount: '1' }));
+    await b.catalog.reload();
+    expect(b.catalog.entry('shared-id')?.budget.scope).toEqual({ org: 'acme' });
+
+    // Deleted, then taken by initech, on replica a: b still holds acme's.
+    await a.service.remove(admin, 'shared-id');
+    await a.service.create(admin, budget({ id: 'shared-id', scope: { org: 'initech' }, amount: '7' }));
+    expect(b.catalog.entry('shared-id')?.budget.scope).toEqual({ org: 'acme' });
+    const written = audit.length;
+    expect(await failure(b.service.update(acmeAdmin, 'shared-id', { amount: '0.0001' }))).toMatchObject({ kind: 'not_found', param: 'id' });
+    expect(await failure(b.service.remove(acmeAdmin, 'shared-id'))).toMatchObject({ kind: 'not_found', param: 'id' });
+    expect(await store.list()).toEqual([expect.objectContaining({ id: 'shared-id', scope: { org: 'initech' }, amount: '7' })]);
+    expect(audit).toHaveLength(written);
+
+    // Changed on a, b's copy stale: b's change records the amount stored, not the one it last loaded.
+    await a.service.create(admin, budget({ id: 'acme-weekly', scope: { org: 'acme' }, amount: '1' }));
+    await b.catalog.reload();
+    await a.service.update(admin, 'acme-weekly', { amount: '5' });
+    expect(b.catalog.entry('acme-weekly')?.budget.amount).toBe('1');
+    const changed = await b.service.update(acmeAdmin, 'acme-weekly', { amount: '9' });
+    expect(changed.entry.budget.amount).toBe('9');
+    expect(audit.at(-1)).toMatchObject({ action: 'budget.update', details: { org: 'acme', changes: { amount: { from: '5', to: '9' } } } });
+    await a.service.update(admin, 'acme-weekly', { amount: '3' });
+    await b.service.remove(acmeAdmin, 'acme-weekly');
+    expect(audit.at(-1)).toMatchObject({ action: 'budget.delete', details: { org: 'acme', amount: '3' } });
+  });
+
+  it('answers a change as made when it was stored but its announcement failed, and announces it again in the background', async () => {
+    let failures = 2;
+    let published = 0;
+    const flaky = (store: BudgetStore): BudgetStore => ({
+      ...deaf(store),
+      onChange: (listener) => store.onChange(listener),
+      publish: async () => {
+        if (failures > 0) {
+          failures--;
+          throw new GatewayError('unavailable', 'The budget store (Redis) cannot be reached right now. Please retry.', { code: 'budget_store_unavailable' });
+        }
+        published++;
+        await store.publish();
+      },
+    });
+    const { service, budgets, audit, catalog } = setup({ view: flaky });
+    const created = await service.create(admin, budget({ id: 'late-news', scope: { org: 'acme' }, amount: '0.0001' }));
+    expect(budgetView(created)).toMatchObject({ id: 'late-news', spent: '0', remaining: '0.0001' });
+    expect(audit.at(-1)).toMatchObject({ action: 'budget.create', target: 'late-news' });
+    // This replica enforces it at once.
+    expect(catalog.entry('late-news')).toBeDefined();
+    await expect(budgets.reserve({ requestId: 'a', tenant, body: { ...chat } })).rejects.toMatchObject({ kind: 'budget_exceeded' });
+    // The first announcement and its first retry fail; the second retry gets through.
+    for (let i = 0; i < 20 && published === 0; i++) await new Promise((done) => setTimeout(done, 5));
+    expect(published).toBe(1);
+    // A retried POST is what the client would have sent after a 503: the budget is there.
+    expect(await failure(service.create(admin, budget({ id: 'late-news', scope: { org: 'acme' } })))).toMatchObject({ code: 'already_exists' });
+    service.close();
+  });
+
+  it('caps the budgets one org may create (budgets.maxPerOrg), naming the limit; configured budgets do not count', async () => {
+    const { service } = setup({ budgets: { maxPerOrg: 2 } });
+    await service.create(admin, budget({ id: 'one', scope: { org: 'acme' } }));
+    await service.create(acmeAdmin, budget({ id: 'two', scope: { org: 'acme', project: 'search' } }));
+    const error = await failure(service.create(acmeAdmin, budget({ id: 'three', scope: { org: 'acme' } })));
+    expect(error).toMatchObject({ kind: 'bad_request', code: 'budget_limit_reached', param: 'scope.org' });
+    expect(error.message).toContain('budgets.maxPerOrg allows 2');
+    // Another org has room of its own; a deletion makes room again.
+    await expect(service.create(admin, budget({ id: 'theirs', scope: { org: 'initech' } }))).resolves.toBeDefined();
+    await service.remove(admin, 'one');
+    await expect(service.create(acmeAdmin, budget({ id: 'three', scope: { org: 'acme' } }))).resolves.toBeDefined();
   });
 
   it('refuses a budget in another currency than the prices, naming the field', async () => {

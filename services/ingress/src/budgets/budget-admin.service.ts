@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { alertThresholdsSchema, budgetCurrencyIssues, type BudgetConfig, type GatewayConfig } from '@openrouter/config';
-import type { AccountState, BudgetAccount, BudgetStore, CatalogEntry, StoredBudget } from '@openrouter/budgets';
+import { catalogEntryOf, type AccountState, type BudgetAccount, type BudgetAudit, type BudgetStore, type CatalogEntry, type StoredBudget } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { auditEntryOf, type Actor } from '../access/access.service';
@@ -29,6 +30,9 @@ export interface BudgetPatch {
   alertThresholds?: number[] | undefined;
 }
 
+/** After a stored change could not be announced, when to announce it again (ms after each failure). */
+export const REANNOUNCE_DELAYS_MS: readonly number[] = [1_000, 5_000, 15_000];
+
 /**
  * The admin side of budgets: where each stands (read from the ledger enforcement uses), and the
  * budgets created, changed and deleted at run time — stored (Redis, or memory in the embedded mode
@@ -37,13 +41,18 @@ export interface BudgetPatch {
  * a project) sees and changes only budgets whose scope lies inside its own.
  */
 export class BudgetAdminService {
+  /** A background announcement is pending (one at a time: an announcement says only "reload"). */
+  private reannouncing: NodeJS.Timeout | undefined;
+  private closed = false;
+
   constructor(
     private readonly budgets: BudgetService,
     private readonly store: BudgetStore,
-    /** The priced models: a budget must be in the currency of every price. */
-    private readonly models: GatewayConfig['models'],
+    /** The priced models (a budget must be in the currency of every price) and `budgets.maxPerOrg`. */
+    private readonly config: Pick<GatewayConfig, 'models'> & { budgets: Pick<GatewayConfig['budgets'], 'maxPerOrg'> },
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
+    private readonly reannounceDelaysMs: readonly number[] = REANNOUNCE_DELAYS_MS,
   ) {}
 
   private get catalog() {
@@ -73,89 +82,169 @@ export class BudgetAdminService {
 
   /**
    * Creates a budget. A project-scoped key creates budgets of its own project (naming none means
-   * it); an org-scoped key of its org. The id must be new among configured and created budgets.
+   * it); an org-scoped key of its org. The id must be new among configured and created budgets
+   * (one namespace for every org: a taken id is refused alike wherever it is taken), and the org
+   * may hold at most `budgets.maxPerOrg` created budgets. Its creation gets an id of its own, which
+   * names its ledger account: it starts from nothing even under the id of a deleted budget.
    */
   async create(actor: Actor, input: BudgetConfig): Promise<BudgetStatus> {
     const budget: BudgetConfig = actor.project !== undefined && input.scope.project === undefined ? { ...input, scope: { ...input.scope, project: actor.project } } : input;
     requireInScope(actor, budget.scope.org, budget.scope.project ?? '');
-    const [currency] = budgetCurrencyIssues([budget], this.models);
+    const [currency] = budgetCurrencyIssues([budget], this.config.models);
     if (currency) throw new GatewayError('bad_request', `Invalid currency: ${currency.message}.`, { param: 'currency', code: 'invalid_value' });
-    if (this.catalog.isConfigured(budget.id) || this.catalog.entry(budget.id)) throw budgetExists(budget.id);
+    if (this.catalog.isConfigured(budget.id) || this.catalog.entry(budget.id)) throw budgetIdTaken(budget.id);
+    await this.requireRoomFor(budget.scope.org);
     const at = new Date(this.clock()).toISOString();
+    const creationId = randomBytes(8).toString('hex');
     const entry = auditEntryOf(actor, 'budget.create', budget.id, { ...concerned(budget), amount: budget.amount, currency: budget.currency, period: budget.period, enforcement: budget.enforcement });
-    await this.store.update(
+    const written = await this.store.update(
       budget.id,
       (stored) => {
         // Created meanwhile on another replica.
-        if (stored) throw budgetExists(budget.id);
-        return { ...budget, createdAt: at, updatedAt: at };
+        if (stored) throw budgetIdTaken(budget.id);
+        return { ...budget, createdAt: at, updatedAt: at, creationId };
       },
       entry,
     );
-    return this.changed(entry, budget.id);
+    return this.changed(entry, written);
   }
 
-  /** Changes a created budget's amount, enforcement or thresholds; they apply from the next request. */
+  /**
+   * Refuses a create past `budgets.maxPerOrg`, counted over what is stored now (not this replica's
+   * catalog, which may lag). Two creates racing on different replicas may each pass at the limit
+   * minus one: the limit bounds what an org's budgets cost its requests, not an exact count.
+   */
+  private async requireRoomFor(org: string): Promise<void> {
+    const max = this.config.budgets.maxPerOrg;
+    const held = (await this.store.list()).filter((b) => b.scope.org === org).length;
+    if (held >= max) {
+      throw new GatewayError('bad_request', `The org "${org}" already has ${held} budgets created through the admin API, and budgets.maxPerOrg allows ${max}: delete one first, or declare the budget in the configuration file.`, {
+        param: 'scope.org',
+        code: 'budget_limit_reached',
+      });
+    }
+  }
+
+  /**
+   * Changes a created budget's amount, enforcement or thresholds; they apply from the next request.
+   * Only the budget the actor was allowed to change: the scope check reads this replica's catalog,
+   * so the write requires the stored budget to be that same one (its scope and creation), and its
+   * audit entry says what the stored budget held before.
+   */
   async update(actor: Actor, id: string, change: BudgetPatch): Promise<BudgetStatus> {
     const current = this.writable(actor, id);
     // Kept as the configuration keeps them: sorted, each once.
     const patch = { ...change, alertThresholds: change.alertThresholds && alertThresholdsSchema.parse(change.alertThresholds) };
-    const changes: Record<string, { from: unknown; to: unknown }> = {};
-    if (patch.amount !== undefined) changes['amount'] = { from: current.budget.amount, to: patch.amount };
-    if (patch.enforcement !== undefined) changes['enforcement'] = { from: current.budget.enforcement, to: patch.enforcement };
-    if (patch.alertThresholds !== undefined) changes['alert_thresholds'] = { from: current.budget.alertThresholds, to: patch.alertThresholds };
-    if (Object.keys(changes).length === 0) throw new GatewayError('bad_request', 'Nothing to change: send amount, enforcement or alert_thresholds.', { code: 'invalid_value' });
-    const entry = auditEntryOf(actor, 'budget.update', id, { ...concerned(current.budget), changes });
-    await this.store.update(
+    if (patch.amount === undefined && patch.enforcement === undefined && patch.alertThresholds === undefined) {
+      throw new GatewayError('bad_request', 'Nothing to change: send amount, enforcement or alert_thresholds.', { code: 'invalid_value' });
+    }
+    let entry: BudgetAudit = {};
+    const written = await this.store.update(
       id,
       (stored) => {
-        if (!stored) throw budgetNotFound(id);
-        const next: StoredBudget = { ...stored, updatedAt: new Date(this.clock()).toISOString() };
+        const was = requireSame(stored, current, id);
+        const next: StoredBudget = { ...was, updatedAt: new Date(this.clock()).toISOString() };
         if (patch.amount !== undefined) next.amount = patch.amount;
         if (patch.enforcement !== undefined) next.enforcement = patch.enforcement;
         if (patch.alertThresholds !== undefined) next.alertThresholds = patch.alertThresholds;
         return next;
       },
-      entry,
+      (stored) => {
+        const was = requireSame(stored, current, id);
+        const changes: Record<string, { from: unknown; to: unknown }> = {};
+        if (patch.amount !== undefined) changes['amount'] = { from: was.amount, to: patch.amount };
+        if (patch.enforcement !== undefined) changes['enforcement'] = { from: was.enforcement, to: patch.enforcement };
+        if (patch.alertThresholds !== undefined) changes['alert_thresholds'] = { from: was.alertThresholds, to: patch.alertThresholds };
+        entry = auditEntryOf(actor, 'budget.update', id, { ...concerned(was), changes });
+        return entry;
+      },
     );
-    return this.changed(entry, id);
+    return this.changed(entry, written);
   }
 
   /**
-   * Deletes a created budget: requests stop being counted against it at once. Its period's spend
-   * stays in the ledger until the counters expire, so a budget created again with the same id in
-   * the same period continues from it (deleting and creating it again does not reset a cap).
+   * Deletes a created budget (the one the actor was allowed to, as `update` requires): requests
+   * stop being counted against it at once. Its period's spend stays in the ledger until the
+   * counters expire, under that creation's account: a budget created again with the same id is
+   * another budget and starts from nothing.
    */
   async remove(actor: Actor, id: string): Promise<{ id: string }> {
     const current = this.writable(actor, id);
-    const entry = auditEntryOf(actor, 'budget.delete', id, { ...concerned(current.budget), amount: current.budget.amount });
+    let entry: BudgetAudit = {};
     await this.store.update(
       id,
       (stored) => {
-        if (!stored) throw budgetNotFound(id);
+        requireSame(stored, current, id);
         return undefined;
       },
-      entry,
+      (stored) => {
+        const was = requireSame(stored, current, id);
+        entry = auditEntryOf(actor, 'budget.delete', id, { ...concerned(was), amount: was.amount });
+        return entry;
+      },
     );
     await this.announce(entry);
     return { id };
   }
 
-  /** After a write: this replica's catalog first (its next request and the answer see the change), then every other replica's. */
-  private async announce(entry: Record<string, unknown>): Promise<void> {
+  /**
+   * After a write, which stands whatever follows: this replica's catalog first (its next request
+   * sees the change), then every other replica's. An announcement that fails (Redis dropped the
+   * connection just after the write) does not make the change fail: it is sent again in the
+   * background, and every replica finds the change by the store's version within its check
+   * interval anyway. A reload that fails here is done again on reconnection or at the next check.
+   */
+  private async announce(entry: BudgetAudit): Promise<void> {
     this.logger.info({ audit: entry }, 'admin change');
     await this.catalog.reload();
-    await this.store.publish();
+    try {
+      await this.store.publish();
+    } catch (error) {
+      this.logger.warn({ err: error, target: entry['target'] }, 'a budget change was stored but could not be announced to the other replicas: announcing it again in the background');
+      this.reannounce(0);
+    }
   }
 
-  /** A budget as it stands after a write of it. */
-  private async changed(entry: Record<string, unknown>, id: string): Promise<BudgetStatus> {
+  /** Announces again after `reannounceDelaysMs[attempt]`, then the next delay while it fails; one chain at a time. */
+  private reannounce(attempt: number): void {
+    if (this.reannouncing || this.closed) return;
+    const delay = this.reannounceDelaysMs[attempt];
+    if (delay === undefined) {
+      this.logger.warn('a budget change could not be announced: the other replicas apply it at their next version check');
+      return;
+    }
+    this.reannouncing = setTimeout(() => {
+      this.store.publish().then(
+        () => {
+          this.reannouncing = undefined;
+          this.logger.info({ attempt: attempt + 1 }, 'budget change announced');
+        },
+        () => {
+          this.reannouncing = undefined;
+          this.reannounce(attempt + 1);
+        },
+      );
+    }, delay);
+    this.reannouncing.unref();
+  }
+
+  /** Stops announcing again (the process is closing: the other replicas' version checks catch up). */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.reannouncing);
+    this.reannouncing = undefined;
+  }
+
+  /**
+   * A budget as written: what the write stored, where it stands in the ledger. Not read back from
+   * the catalog, whose reload may have failed (the change is stored all the same) or may already
+   * show a later change from another replica.
+   */
+  private async changed(entry: BudgetAudit, written: StoredBudget | undefined): Promise<BudgetStatus> {
+    if (!written) throw new GatewayError('internal', 'The budget store returned nothing for a budget it wrote.');
     await this.announce(entry);
-    const found = this.catalog.entry(id);
-    // Deleted again by another replica in the meantime.
-    if (!found) throw budgetNotFound(id);
-    const [status] = await this.statusOf([found]);
-    if (!status) throw budgetNotFound(id);
+    const [status] = await this.statusOf([catalogEntryOf(written)]);
+    if (!status) throw budgetNotFound(written.id);
     return status;
   }
 
@@ -212,10 +301,33 @@ function concerned(budget: BudgetConfig): Record<string, string> {
   return { org, ...(team !== undefined && { team }), ...(project !== undefined && { project }), ...(key !== undefined && { key }) };
 }
 
+/**
+ * The stored budget, when it is the one the actor's scope was checked against (this replica's
+ * catalog): same scope, same creation. Another — deleted and created again elsewhere, or changed
+ * by a replica this one has not heard from — is answered as missing, like any budget out of scope.
+ */
+function requireSame(stored: StoredBudget | undefined, checked: CatalogEntry, id: string): StoredBudget {
+  if (!stored || stored.createdAt !== checked.createdAt || stored.creationId !== checked.budget.creation?.id || !sameScope(stored.scope, checked.budget.scope)) throw budgetNotFound(id);
+  return stored;
+}
+
+function sameScope(a: BudgetConfig['scope'], b: BudgetConfig['scope']): boolean {
+  return a.org === b.org && a.team === b.team && a.project === b.project && a.key === b.key;
+}
+
 function budgetNotFound(id: string): GatewayError {
   return new GatewayError('not_found', `No budget has the id "${id}".`, { param: 'id' });
 }
 
-function budgetExists(id: string): GatewayError {
-  return new GatewayError('bad_request', `The budget "${id}" already exists (budget ids are unique across the configuration and the admin API).`, { param: 'id', code: 'already_exists' });
+/**
+ * Budget ids are one namespace, for the configuration and every org (they name the budget in
+ * threshold events, alerts, the audit log and these paths): a taken id gets this one answer,
+ * whoever holds it, naming no scope. That the id is taken is all it tells — the budget holding it
+ * stays invisible out of scope, and its spend is counted under its own creation.
+ */
+function budgetIdTaken(id: string): GatewayError {
+  return new GatewayError('bad_request', `The budget id "${id}" is taken: budget ids are unique across the configuration and every org. Choose another (an id that starts with your org's avoids clashes).`, {
+    param: 'id',
+    code: 'already_exists',
+  });
 }

@@ -1,6 +1,6 @@
 import { configSchema } from '@openrouter/config';
 import type { budgetv1 } from '@openrouter/contracts';
-import { MemoryBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
+import { BudgetCatalog, MemoryBudgetLedger, MemoryBudgetStore, type BudgetEventPublisher, type BudgetStore } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
 import { PriceBook } from '@openrouter/usage';
@@ -279,6 +279,57 @@ describe('BudgetService', () => {
       expect(status?.reserved).toBe('0.000018');
       await budgetService.close();
       expect(scheduled()).toBe(0);
+    });
+  });
+
+  describe('before the budgets created through the admin API have loaded (their store was away at start)', () => {
+    /** A store that cannot be reached: nothing it holds is known here. */
+    function unreachable(): BudgetStore {
+      const down = (): Promise<never> => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:6379'));
+      return { ready: async () => false, list: down, update: down, version: down, publish: down, onChange: () => undefined, close: async () => undefined };
+    }
+
+    function unloaded(failMode: 'open' | 'closed') {
+      const configured = [{ id: 'soft-org', scope: { org: 'acme' }, period: 'daily', amount: '1', enforcement: 'soft' }];
+      const config = ingressTestConfig({ budgets: { list: configured, failMode } });
+      const lines: string[] = [];
+      const logger = createLogger('test', 'warn', { write: (line: string) => void lines.push(line) });
+      const catalog = new BudgetCatalog(config.budgets.list, unreachable());
+      const events: BudgetEventPublisher = { publish: async () => undefined, close: async () => undefined };
+      const budgetService = new BudgetService(config, PriceBook.fromModels(config.models), new MemoryBudgetLedger(() => NOW), events, logger, () => NOW, undefined, catalog);
+      return { budgetService, catalog, lines };
+    }
+    const body = { model: 'm', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] };
+
+    it('refuses every request with 503 budget_store_unavailable when budgets.failMode is closed', async () => {
+      const { budgetService, catalog } = unloaded('closed');
+      expect(await catalog.start(0)).toBe(false);
+      // Any budget created through the API may apply, to any tenant: none is admitted unchecked.
+      for (const who of [tenant, { ...tenant, orgId: 'initech' }]) {
+        await expect(budgetService.reserve({ requestId: 'a', tenant: who, body: { ...body } })).rejects.toMatchObject({ kind: 'unavailable', code: 'budget_store_unavailable' });
+      }
+      await catalog.close();
+    });
+
+    it('admits under the configured budgets alone when budgets.failMode is open, and says so once', async () => {
+      const { budgetService, catalog, lines } = unloaded('open');
+      await catalog.start(0);
+      const held = await budgetService.reserve({ requestId: 'a', tenant, body: { ...body } });
+      expect(held?.accounts.map((a) => a.budget.id)).toEqual(['soft-org']);
+      await expect(budgetService.reserve({ requestId: 'b', tenant: { ...tenant, orgId: 'initech' }, body: { ...body } })).resolves.toBeUndefined();
+      expect(lines.filter((l) => l.includes('have not loaded yet'))).toHaveLength(1);
+      await catalog.close();
+    });
+
+    it('enforces as usual once they have loaded', async () => {
+      const store = new MemoryBudgetStore();
+      const catalog = new BudgetCatalog([], store);
+      const config = ingressTestConfig({ budgets: { failMode: 'closed' } });
+      const events: BudgetEventPublisher = { publish: async () => undefined, close: async () => undefined };
+      const budgetService = new BudgetService(config, PriceBook.fromModels(config.models), new MemoryBudgetLedger(() => NOW), events, createLogger('test', 'silent'), () => NOW, undefined, catalog);
+      expect(catalog.loaded).toBe(false);
+      await catalog.start();
+      await expect(budgetService.reserve({ requestId: 'a', tenant, body: { ...body } })).resolves.toBeUndefined();
     });
   });
 

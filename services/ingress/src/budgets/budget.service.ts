@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { BudgetConfig, GatewayConfig } from '@openrouter/config';
-import { accountAt, BudgetCatalog, budgetStoreUnavailable, fromMicros, ThresholdAlerts, toMicros, type AccountState, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant } from '@openrouter/budgets';
+import type { GatewayConfig } from '@openrouter/config';
+import { accountAt, BudgetCatalog, budgetStoreUnavailable, fromMicros, ThresholdAlerts, toMicros, type AccountState, type Budget, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Money, type PriceBook } from '@openrouter/usage';
@@ -39,6 +39,8 @@ export class BudgetService {
   /** Refusal announcements under way (never awaited by the refused request). */
   private readonly announcing = new Set<Promise<void>>();
   private readonly alerts: ThresholdAlerts;
+  /** Whether a request was admitted, fail mode open, before the budgets created through the API had loaded (logged once). */
+  private admittedUnloaded = false;
 
   constructor(
     private readonly config: Pick<GatewayConfig, 'models' | 'routing' | 'budgets'>,
@@ -62,6 +64,7 @@ export class BudgetService {
   async reserve(input: ReserveInput): Promise<BudgetReservation | undefined> {
     // The budgets as they stand when the request arrives: one changed meanwhile applies from the next.
     const book = this.catalog.book;
+    if (!this.catalog.loaded) this.beforeLoaded(input.requestId);
     if (book.empty || typeof input.body !== 'object' || input.body === null) return undefined;
     const budgets = book.applicable(input.tenant);
     if (budgets.length === 0) return undefined;
@@ -121,6 +124,21 @@ export class BudgetService {
     this.open.set(id, reservation);
     this.keepRenewed(id);
     return reservation;
+  }
+
+  /**
+   * A request that arrives before the budgets created through the admin API have loaded (the store
+   * was not reachable at start): any of them may apply to it, unknown here. `budgets.failMode`
+   * decides, as for a store that cannot be reached: `closed` refuses it (503), `open` lets it
+   * through under the configured budgets alone, and says so once.
+   */
+  private beforeLoaded(requestId: string): void {
+    if (this.config.budgets.failMode === 'closed') {
+      throw new GatewayError('unavailable', 'Budgets cannot be checked right now: the budgets created through the admin API have not loaded yet.', { code: 'budget_store_unavailable' });
+    }
+    if (this.admittedUnloaded) return;
+    this.admittedUnloaded = true;
+    this.logger.warn({ requestId }, 'the budgets created through the admin API have not loaded yet: requests are admitted under the configured budgets alone until they do (budgets.failMode open)');
   }
 
   /** Settles with the real cost (decimal text); a cost of 0 releases. Never throws. */
@@ -203,7 +221,7 @@ export class BudgetService {
   }
 
   /** Where each budget that applies stands now (for tests). */
-  async status(tenant?: BudgetTenant): Promise<Array<{ budget: BudgetConfig; account: BudgetAccount; spent: string; reserved: string }>> {
+  async status(tenant?: BudgetTenant): Promise<Array<{ budget: Budget; account: BudgetAccount; spent: string; reserved: string }>> {
     const book = this.catalog.book;
     const standings = await this.standing(tenant ? book.applicable(tenant) : book.budgets);
     return standings.map(({ account, state }) => ({ budget: account.budget, account, spent: fromMicros(state.spentMicros), reserved: fromMicros(state.reservedMicros) }));
@@ -214,7 +232,7 @@ export class BudgetService {
    * its live reservations, read in one atomic step that changes nothing. A ledger that cannot be
    * read is the budget store being unavailable (503 `budget_store_unavailable`), never a 500.
    */
-  async standing(budgets: readonly BudgetConfig[]): Promise<Array<{ account: BudgetAccount; state: AccountState }>> {
+  async standing(budgets: readonly Budget[]): Promise<Array<{ account: BudgetAccount; state: AccountState }>> {
     const now = this.clock();
     const accounts = budgets.map((b) => accountAt(b, now));
     let states: AccountState[];

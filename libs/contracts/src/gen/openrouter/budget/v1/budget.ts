@@ -29,7 +29,9 @@ export enum Enforcement {
  * brings a budget's spend in the current period to or past the threshold, to the Kafka topic
  * `openrouter.budget.v1`, keyed by organisation. Published once per budget, period and
  * threshold: `event_id` is `<budget_id>/<period_key>/<threshold_percent>`, so a repeat is the
- * same event and consumers count it once.
+ * same event and consumers count it once. For a budget created through the admin API the first
+ * part is `<budget_id>~<creation id>`: one deleted and created again under the same id in the same
+ * period is another budget, and its crossings are new events.
  */
 export interface BudgetEvent {
   /** Version of this payload's meaning; consumers reject versions they do not know. Currently 1. */
