@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { budgetSchema } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
-import { createRedisClient, type RedisConnectionConfig } from '@openrouter/service-runtime';
+import { createRedisClient, whenReady, type RedisConnectionConfig } from '@openrouter/service-runtime';
 
 /**
  * A budget created through the admin API, as replicas store it: a configured budget's fields, when
@@ -249,22 +249,6 @@ export function connectBudgetStore(connection: RedisConnectionConfig, prefix: st
   const redis = createRedisClient(connection, { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: 2_000, retryStrategy });
   const subscriber = createRedisClient(connection, { lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false, retryStrategy });
   return new RedisBudgetStore(redis, subscriber, prefix, options);
-}
-
-/** Resolves once the connection is ready, or false after `timeoutMs`. */
-function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
-  if (redis.status === 'ready') return Promise.resolve(true);
-  if (timeoutMs <= 0) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (ready: boolean): void => {
-      clearTimeout(timer);
-      redis.off('ready', onReady);
-      resolve(ready);
-    };
-    const onReady = (): void => done(true);
-    const timer = setTimeout(() => done(false), timeoutMs);
-    redis.once('ready', onReady);
-  });
 }
 
 function auditOf(audit: BudgetAuditOf, stored: StoredBudget | undefined): BudgetAudit {

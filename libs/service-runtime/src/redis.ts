@@ -87,3 +87,19 @@ export function createRedisClient(config: RedisConnectionConfig, behaviour: Redi
   client.prependListener('error', hideCredentials);
   return client;
 }
+
+/** Resolves true once the connection is ready, or false after `timeoutMs` (then its owner's fail mode covers the rest). */
+export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  if (timeoutMs <= 0) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ready: boolean): void => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = (): void => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.once('ready', onReady);
+  });
+}

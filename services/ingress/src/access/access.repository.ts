@@ -5,9 +5,9 @@ import { storedOrgSchema, type OrgConfig } from '@openrouter/config';
 import { z } from 'zod';
 import { apiKeyRecordSchema, type ApiKeyRecord } from './key-record';
 import { GatewayError } from '@openrouter/errors';
-import type { RedisConnectionConfig } from '@openrouter/service-runtime';
+import { whenReady, type RedisConnectionConfig } from '@openrouter/service-runtime';
 import { allKeysIndex, idAt, indexesOf, indexFor, listPosition, pageOf, type KeyPage, type KeyPageQuery } from './key-index';
-import { connectRedis, connectSubscriber, whenReady } from './redis-connection';
+import { connectRedis, connectSubscriber } from './redis-connection';
 
 export const auditEntrySchema = z.object({
   at: z.string(),

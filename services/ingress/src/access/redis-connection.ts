@@ -34,21 +34,6 @@ export function connectSubscriber(config: RedisConnectionConfig): Redis {
   });
 }
 
-/** Resolves once the connection is ready, or after `timeoutMs` (the fail mode covers the rest). */
-export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
-  if (redis.status === 'ready') return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const done = (ready: boolean): void => {
-      clearTimeout(timer);
-      redis.off('ready', onReady);
-      resolve(ready);
-    };
-    const onReady = (): void => done(true);
-    const timer = setTimeout(() => done(false), timeoutMs);
-    redis.once('ready', onReady);
-  });
-}
-
 /**
  * Logs a connection's outage once when it starts and once when it ends, through the service's
  * logger. Without an 'error' listener ioredis prints "Unhandled error event" on every retry.
