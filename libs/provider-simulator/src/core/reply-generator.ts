@@ -10,6 +10,8 @@ export interface GeneratedContent {
   /** Tokens generated (one per piece). */
   completionTokens: number;
   finishReason: ContentFinishReason;
+  /** The stop sequence the text was cut at (its first match, within the length limit). */
+  stopSequence?: string;
 }
 
 const CANDIDATE_WORDS = [
@@ -96,7 +98,8 @@ export function finalizeContent(
     finishReason = 'length';
   }
   let text = pieces.join('');
-  const cut = earliestStop(text, limits.stop ?? []);
+  const found = earliestStop(text, limits.stop ?? []);
+  const cut = found?.at;
   if (cut !== undefined) {
     const kept: string[] = [];
     let offset = 0;
@@ -110,15 +113,16 @@ export function finalizeContent(
     text = text.slice(0, cut);
     finishReason = 'stop';
   }
-  return { pieces, text, completionTokens: pieces.length, finishReason };
+  return { pieces, text, completionTokens: pieces.length, finishReason, ...(found ? { stopSequence: found.stop } : {}) };
 }
 
-function earliestStop(text: string, stops: readonly string[]): number | undefined {
-  let earliest: number | undefined;
+/** The stop sequence found first in `text`, and where. */
+function earliestStop(text: string, stops: readonly string[]): { at: number; stop: string } | undefined {
+  let earliest: { at: number; stop: string } | undefined;
   for (const stop of stops) {
     if (stop.length === 0) continue;
     const at = text.indexOf(stop);
-    if (at !== -1 && (earliest === undefined || at < earliest)) earliest = at;
+    if (at !== -1 && (earliest === undefined || at < earliest.at)) earliest = { at, stop };
   }
   return earliest;
 }

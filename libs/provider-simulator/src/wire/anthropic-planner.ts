@@ -103,12 +103,11 @@ function planText(request: MessagesRequest, behaviour: Behaviour, context: Plann
     ? splitIntoTokenPieces(JSON.stringify(synthesizeFromSchema(schema))).pieces
     : generateReplyPieces(context.seed, turn.seedText, behaviour.completionTokens, turn.answeringToolResult ? TOOL_RESULT_OPENING : []);
   const stops = request.stop_sequences ?? [];
-  const limited = finalizeContent(natural, { maxTokens });
   const content = finalizeContent(natural, { maxTokens, stop: stops });
-  const stopSequence = content.text.length < limited.text.length ? earliestStop(limited.text, stops) : undefined;
+  const stopSequence = content.stopSequence;
   return {
     block: { type: 'text', text: content.text, pieces: content.pieces },
-    stopReason: stopSequence !== undefined ? 'stop_sequence' : limited.finishReason === 'length' ? 'max_tokens' : 'end_turn',
+    stopReason: stopSequence !== undefined ? 'stop_sequence' : content.finishReason === 'length' ? 'max_tokens' : 'end_turn',
     stopSequence: stopSequence ?? null,
     outputTokens: content.completionTokens,
   };
@@ -198,18 +197,6 @@ function forcedTool(request: MessagesRequest): AnthropicTool | undefined | strin
   return answeringToolResult ? tools[tools.length - 1] : tools[0];
 }
 
-function earliestStop(text: string, stops: readonly string[]): string | undefined {
-  let found: string | undefined;
-  let at = Infinity;
-  for (const stop of stops) {
-    const i = stop === '' ? -1 : text.indexOf(stop);
-    if (i !== -1 && i < at) {
-      at = i;
-      found = stop;
-    }
-  }
-  return found;
-}
 
 function fail(message: string): { ok: false; problem: MessageProblem } {
   return { ok: false, problem: { status: 400, type: 'invalid_request_error', message } };

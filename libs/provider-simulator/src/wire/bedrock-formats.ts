@@ -95,10 +95,8 @@ export function planConverse(request: ConverseRequest, behaviour: Behaviour, see
   if (system.some((t) => /\bJSON object\b/i.test(t))) natural = splitIntoTokenPieces(JSON.stringify({ reply: natural.join('') })).pieces;
   const stops = request.inferenceConfig?.stopSequences ?? [];
   const answerTokens = maxTokens === undefined ? undefined : maxTokens - reasoningTokens;
-  const limited = finalizeContent(natural, { maxTokens: answerTokens });
   const content = finalizeContent(natural, { maxTokens: answerTokens, stop: stops });
-  // finalizeContent reports "stop" for a stop-sequence cut too; a text shorter than the length cut tells them apart.
-  const matched = content.text.length < limited.text.length ? earliestStop(limited.text, stops) : undefined;
+  const matched = content.stopSequence;
   return {
     ok: true,
     plan: {
@@ -114,19 +112,6 @@ export function planConverse(request: ConverseRequest, behaviour: Behaviour, see
   };
 }
 
-/** The stop sequence found first in `text`. */
-function earliestStop(text: string, stops: readonly string[]): string | undefined {
-  let found: string | undefined;
-  let at = Infinity;
-  for (const stop of stops) {
-    const i = stop === '' ? -1 : text.indexOf(stop);
-    if (i !== -1 && i < at) {
-      at = i;
-      found = stop;
-    }
-  }
-  return found;
-}
 
 /**
  * The fields `additionalModelResponseFieldPaths` asks for, found in the model's own response: a
