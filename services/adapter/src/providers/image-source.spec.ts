@@ -57,12 +57,11 @@ describe('isBase64', () => {
     expect(isBase64(payload)).toBe(false);
   });
 
-  it('scans the largest image within a fraction of a second', () => {
+  // No timing here (tests assert no timings): a single regular-expression scan, without a decode.
+  it('reads the largest image whole, its last characters included', () => {
     const payload = Buffer.alloc(20 * 1024 * 1024, 7).toString('base64');
-    const started = performance.now();
     expect(isBase64(payload)).toBe(true);
     expect(isBase64(`${payload.slice(0, -4)}%AAA`)).toBe(false);
-    expect(performance.now() - started).toBeLessThan(1_000);
   });
 });
 
