@@ -167,6 +167,12 @@ describe('gateway end to end through the official openai SDK', () => {
     const malformed = await post(gw, '/chat/completions', '{"model": "gpt-4o-mini", "messages": [');
     expect(malformed.status).toBe(400);
     expect(malformed.json.error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_json' });
+    for (const key of ['"__proto__":{"type":"string"}', '"constructor":{"prototype":{}}']) {
+      const poisoned = await post(gw, '/chat/completions', `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{${key}}}}}]}`);
+      expect(poisoned.status).toBe(400);
+      expect(poisoned.json.error).toMatchObject({ type: 'invalid_request_error', code: 'forbidden_json_key' });
+      expect(poisoned.json.error?.message).toContain('__proto__');
+    }
     const wrongType = await post(gw, '/chat/completions', JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], temperature: 'hot' }));
     expect(wrongType.status).toBe(400);
     expect(wrongType.json.error?.param).toBe('temperature');

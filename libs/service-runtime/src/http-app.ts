@@ -81,6 +81,19 @@ export function tooDeep(what: string, param: string | undefined, limit: number):
   return new GatewayError('bad_request', `${what} is nested too deeply: at most ${limit} levels of arrays and objects are accepted.`, { param, code: 'json_too_deep' });
 }
 
+function isValidJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function forbiddenKey(): GatewayError {
+  return new GatewayError('bad_request', 'The JSON body contains a `__proto__` key, or a `constructor` key holding `prototype`; these keys are refused anywhere in a body.', { code: 'forbidden_json_key' });
+}
+
 /** An error in the shape of the API the request called (Anthropic's on `/v1/messages`, OpenAI's elsewhere). */
 function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayError, headers: Record<string, string> = {}, requestId?: string): void {
   const response = toClientError(request.url, error, requestId);
@@ -157,7 +170,12 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
       done(tooDeep('The request body', undefined, jsonDepth), undefined);
       return;
     }
-    parseJson(request, text, done);
+    parseJson(request, text, (error, value) => {
+      // Fastify says only "not valid JSON" when secure-json-parse refuses a `__proto__` key (or a
+      // `constructor` holding `prototype`) in valid JSON: say which keys, so the client can act.
+      if (error && isValidJson(text)) done(forbiddenKey(), undefined);
+      else done(error, value);
+    });
   });
   if (options.requestIds) {
     adapter.getInstance().addHook('onRequest', async (request, reply) => {
