@@ -1,4 +1,6 @@
-import { parseGeminiErrorResponse } from './gemini-errors';
+import { toOpenAIError } from '@openrouter/openai-wire';
+import type { GatewayError } from '@openrouter/errors';
+import { parseGeminiErrorResponse, readGoogleError, toGatewayError } from './gemini-errors';
 import { batchEmbedBodies, embeddingResponse, parseBatchEmbedResponse } from './gemini-embeddings';
 import { fromGeminiResponse, toolCallId } from './gemini-response';
 import { estimatedUsage } from './gemini-usage';
@@ -40,6 +42,82 @@ describe('parseGeminiErrorResponse', () => {
       expect(error).toMatchObject({ kind: 'auth_failed', retryable: true, code: 'upstream_auth_failed' });
       expect(error.message).not.toMatch(/API key not valid|unregistered/);
     }
+  });
+
+  describe('key material in Google\'s text', () => {
+    // The shape of a real key (made up): `AIza` and 35 more characters.
+    const KEY = 'AIzaSyAbm-_oW12aAAxNc8FEEh-84QT7o-9r1Ak';
+    const KEY_PART = /AIza|Abm-_oW12a|84QT7o-9r1Ak/;
+    const suspendedBody = JSON.stringify({
+      error: {
+        code: 403,
+        message: `Permission denied: Consumer 'api_key:${KEY}' has been suspended.`,
+        status: 'PERMISSION_DENIED',
+        details: [
+          {
+            '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+            reason: 'CONSUMER_SUSPENDED',
+            domain: 'googleapis.com',
+            metadata: { consumer: 'projects/123', service: 'generativelanguage.googleapis.com' },
+          },
+        ],
+      },
+    });
+    /** Everything of the error a client (or the router, over gRPC) can see. */
+    const clientFacing = (error: GatewayError): string => JSON.stringify({ message: error.message, code: error.code, param: error.param, kind: error.kind, openai: toOpenAIError(error) });
+    const causeText = (error: GatewayError): string => (error.cause instanceof Error ? error.cause.message : '');
+
+    it('answers a suspended key (403 CONSUMER_SUSPENDED) with a fixed message that does not quote the key', () => {
+      const error = parseGeminiErrorResponse(403, suspendedBody, 'gemini');
+      expect(error).toMatchObject({ kind: 'permission_denied', retryable: true, code: 'upstream_access_denied', upstreamStatus: 403, provider: 'gemini' });
+      expect(error.message).toBe('The provider "gemini" refused the gateway\'s key or account.');
+      expect(clientFacing(error)).not.toMatch(KEY_PART);
+      expect(clientFacing(error)).not.toMatch(/api_key|suspended/i);
+      expect(toOpenAIError(error)).toMatchObject({ status: 403, body: { error: { type: 'permission_error', code: 'upstream_access_denied' } } });
+      // The log keeps Google's words and the reason, without the key.
+      expect(causeText(error)).toBe("PERMISSION_DENIED (CONSUMER_SUSPENDED): Permission denied: Consumer 'api_key:[redacted]' has been suspended.");
+    });
+
+    it('does not quote the key when the suspension arrives as a stream error event or without a status', () => {
+      const viaStream = toGatewayError(readGoogleError(JSON.parse(suspendedBody)), 403, 'gemini');
+      const noStatus = parseGeminiErrorResponse(403, JSON.stringify({ error: { message: `Consumer 'api_key:${KEY}' has been suspended.` } }), 'gemini');
+      const reasonOnly = parseGeminiErrorResponse(
+        400,
+        JSON.stringify({ error: { code: 400, status: 'FAILED_PRECONDITION', message: `Consumer ${KEY} is suspended.`, details: [{ reason: 'CONSUMER_SUSPENDED' }] } }),
+        'gemini',
+      );
+      for (const error of [viaStream, noStatus, reasonOnly]) {
+        expect(error).toMatchObject({ kind: 'permission_denied', retryable: true, code: 'upstream_access_denied' });
+        expect(clientFacing(error)).not.toMatch(KEY_PART);
+        expect(causeText(error)).not.toMatch(KEY_PART);
+      }
+    });
+
+    it('gives UNAUTHENTICATED the fixed auth_failed message', () => {
+      const error = parseGeminiErrorResponse(401, body(401, 'UNAUTHENTICATED', `Request had invalid authentication credentials for api_key:${KEY}.`), 'gemini');
+      expect(error).toMatchObject({ kind: 'auth_failed', retryable: true, code: 'upstream_auth_failed' });
+      expect(error.message).toBe('The provider "gemini" rejected the gateway\'s API key.');
+      expect(clientFacing(error)).not.toMatch(KEY_PART);
+      expect(causeText(error)).not.toMatch(KEY_PART);
+    });
+
+    it.each([
+      [429, 'RESOURCE_EXHAUSTED', `Quota exceeded for quota metric 'generate_content_requests' for consumer 'api_key:${KEY}'.`, 'rate_limited'],
+      [500, 'INTERNAL', `Internal error calling https://generativelanguage.googleapis.com/v1beta/models/x:generateContent?alt=sse&key=${KEY}`, 'upstream_error'],
+      [400, 'INVALID_ARGUMENT', `Request contains an invalid argument (x-goog-api-key: ${KEY.slice(0, 20)}).`, 'bad_request'],
+      [503, 'UNAVAILABLE', `The model is overloaded for ${KEY}. Please try again later.`, 'overloaded'],
+      [400, 'INVALID_ARGUMENT', `The input token count (1200000) exceeds the maximum number of tokens allowed (1048576) for key=${KEY}.`, 'context_length_exceeded'],
+    ])('redacts the key in the text it passes on (HTTP %i %s as %s)', (status, googleStatus, message, kind) => {
+      const error = parseGeminiErrorResponse(status, body(status, googleStatus, message), 'gemini');
+      expect(error.kind).toBe(kind);
+      expect(error.message).toContain('[redacted]');
+      expect(clientFacing(error)).not.toMatch(KEY_PART);
+    });
+
+    it('keeps Google\'s text for errors that name no key', () => {
+      const error = parseGeminiErrorResponse(400, body(400, 'FAILED_PRECONDITION', 'User location is not supported for the API use.'), 'gemini');
+      expect(error.message).toBe('The provider "gemini" failed (FAILED_PRECONDITION): User location is not supported for the API use.');
+    });
   });
 
   it('falls back to the HTTP status for bodies that are not Google errors, including list-wrapped ones', () => {

@@ -43,6 +43,18 @@ const CONTEXT_LENGTH = /exceeds the maximum number of tokens|input token count.*
 const BAD_KEY_REASONS = new Set(['API_KEY_INVALID', 'API_KEY_EXPIRED', 'API_KEY_SERVICE_BLOCKED', 'API_KEY_HTTP_REFERRER_BLOCKED', 'API_KEY_IP_ADDRESS_BLOCKED', 'API_KEY_ANDROID_APP_BLOCKED', 'API_KEY_IOS_APP_BLOCKED']);
 const MISSING_KEY = /unregistered callers|API key not valid|API key expired|missing API key/i;
 const OVERLOADED = /overloaded/i;
+/**
+ * `ErrorInfo` reasons that refuse the gateway's key, project or account, whatever the status. Like
+ * `UNAUTHENTICATED` and `PERMISSION_DENIED`, their text names the caller (`Permission denied:
+ * Consumer 'api_key:AIza…' has been suspended.`), so it goes to the log only, never to the client.
+ */
+const ACCOUNT_REASONS = new Set(['CONSUMER_SUSPENDED', 'CONSUMER_INVALID', 'SERVICE_DISABLED', 'BILLING_DISABLED', 'USER_PROJECT_DENIED', 'IAM_PERMISSION_DENIED', 'ACCESS_TOKEN_SCOPE_INSUFFICIENT']);
+/** A canonical status name; anything else in `error.status` is not trusted into a message or code. */
+const STATUS_NAME = /^[A-Z][A-Z_]{0,63}$/;
+
+// Google's texts may quote the key they were sent (`Consumer 'api_key:AIza…'`, a URL's `key=`); it must not travel further.
+const SECRET = /(api_key:|\b(?:x-goog-api-)?key\s*[=:]\s*)[^&'"\s]+|AIza[0-9A-Za-z_-]{8,}/gi;
+const redactGoogleText = (text: string): string => text.replace(SECRET, (_match, keyPrefix?: string) => `${keyPrefix ?? ''}[redacted]`);
 
 /** `"17s"` / `"1.5s"` (a protobuf Duration) in milliseconds. */
 export function durationMs(value: string | undefined): number | undefined {
@@ -85,13 +97,21 @@ function statusOf(httpStatus: number): string | undefined {
 
 /** A Google error (from an HTTP error response or a stream event) as the canonical error. */
 export function toGatewayError(error: GoogleError | undefined, httpStatus: number, provider: string, retryAfterHeaderMs?: number): GatewayError {
-  const status = error?.status ?? statusOf(error?.code ?? httpStatus) ?? 'UNKNOWN';
+  const status = (error?.status !== undefined && STATUS_NAME.test(error.status) ? error.status : undefined) ?? statusOf(error?.code ?? httpStatus) ?? 'UNKNOWN';
   const upstreamStatus = error?.code ?? httpStatus;
-  const message = error?.message;
+  const message = error?.message === undefined || error.message === '' ? undefined : redactGoogleText(error.message);
   const reasons = (error?.details ?? []).map((d) => d.reason).filter((r): r is string => r !== undefined);
   const base: GatewayErrorOptions = { provider, upstreamStatus };
-  if (reasons.some((r) => BAD_KEY_REASONS.has(r)) || MISSING_KEY.test(message ?? '')) {
-    return new GatewayError('auth_failed', `The provider "${provider}" rejected the gateway's API key.`, { ...base, retryable: true, code: 'upstream_auth_failed' });
+  // Google's own words (key material redacted) for the adapter's log only: no response carries a cause.
+  const googleText = (): Error => {
+    const reasonText = reasons.filter((r) => STATUS_NAME.test(r)).join(', ');
+    return new Error(`${status}${reasonText ? ` (${reasonText})` : ''}: ${message ?? `HTTP ${httpStatus}`}`);
+  };
+  if (reasons.some((r) => BAD_KEY_REASONS.has(r)) || MISSING_KEY.test(message ?? '') || status === 'UNAUTHENTICATED') {
+    return new GatewayError('auth_failed', `The provider "${provider}" rejected the gateway's API key.`, { ...base, retryable: true, code: 'upstream_auth_failed', cause: googleText() });
+  }
+  if (status === 'PERMISSION_DENIED' || reasons.some((r) => ACCOUNT_REASONS.has(r))) {
+    return new GatewayError('permission_denied', `The provider "${provider}" refused the gateway's key or account.`, { ...base, retryable: true, code: 'upstream_access_denied', cause: googleText() });
   }
   const mapping = BY_STATUS[status] ?? { kind: 'upstream_error' };
   if (mapping.kind === 'bad_request' && CONTEXT_LENGTH.test(message ?? '')) {
