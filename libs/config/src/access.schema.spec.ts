@@ -12,6 +12,7 @@ describe('access configuration', () => {
       maxMessages: 2048,
       maxTokens: 1_000_000,
       maxN: 16,
+      maxImages: 100,
       maxWebSocketStreams: 32,
       webSocketHeartbeatMs: 30_000,
       webSocketHighWaterBytes: 1024 * 1024,

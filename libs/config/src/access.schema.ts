@@ -251,6 +251,8 @@ export const accessSchema = strictObject({
     maxMessages: numeric(z.number().int().positive()).default(2048),
     maxTokens: numeric(z.number().int().positive()).default(1_000_000),
     maxN: numeric(z.number().int().positive()).default(16),
+    /** Image parts in a chat request, over all its messages: each may be fetched by the adapter. */
+    maxImages: numeric(z.number().int().positive()).default(100),
     maxWebSocketStreams: numeric(z.number().int().positive()).default(32),
     /** Each WebSocket is pinged this often; one that has not answered the previous ping is dropped. */
     webSocketHeartbeatMs: numeric(z.number().int().min(1_000)).default(30_000),

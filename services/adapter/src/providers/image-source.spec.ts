@@ -1,4 +1,7 @@
-import { ImageSource, isBase64, isPublicAddress } from './image-source';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GatewayError } from '@openrouter/errors';
+import { ImageDeadlineExceeded, ImageSource, isBase64, isPublicAddress, mapConcurrently } from './image-source';
 
 describe('isPublicAddress', () => {
   it.each(['93.184.216.34', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '2a00:1450:4001:80b::200e', '::ffff:8.8.8.8'])('allows the public address %s', (address) => {
@@ -77,5 +80,123 @@ describe('ImageSource data URLs', () => {
     await expect(load('data:image/png;base64,', 'messages[0].content[0]')).rejects.toMatchObject({ param: 'messages[0].content[0]', code: 'invalid_image_url' });
     await expect(load('data:text/plain;base64,aGk=', 'messages[0].content[0]')).rejects.toMatchObject({ param: 'messages[0].content[0]', code: 'invalid_image_url' });
     await expect(load('data:image/png;base64,%%%')).rejects.toMatchObject({ param: 'messages' });
+  });
+});
+
+describe('ImageSource limits over a call', () => {
+  const PNG = Buffer.alloc(600, 1);
+  const PNG_DATA_URL = `data:image/png;base64,${Buffer.alloc(300, 2).toString('base64')}`;
+  let server: Server;
+  let base: string;
+  /** Responses of the drip-fed paths, ended when the server closes. */
+  const open = new Set<ServerResponse>();
+  /** Called when a drip-fed response has sent its headers and first byte. */
+  let dripping: () => void = () => undefined;
+  const debug: Record<string, unknown>[] = [];
+  const source = new ImageSource({ allowPrivateNetworks: true, allowedHosts: [] }, { logger: { debug: (details) => void debug.push(details) } });
+  const signal = new AbortController().signal;
+  const failure = (promise: Promise<unknown>): Promise<GatewayError> => promise.then(() => Promise.reject(new Error('expected a failure')), (e: unknown) => e as GatewayError);
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const path = req.url ?? '';
+      if (path.startsWith('/img/')) return void res.writeHead(200, { 'content-type': 'image/png' }).end(PNG);
+      if (path === '/drip.png') {
+        // A byte now and then, for ever: no idle timeout ever fires.
+        open.add(res);
+        res.writeHead(200, { 'content-type': 'image/png' });
+        res.write('x', () => dripping());
+        const drip = setInterval(() => res.write('x'), 20);
+        res.on('close', () => clearInterval(drip));
+        return;
+      }
+      if (path === '/silent.png') {
+        // Never answers: only an idle timeout as long as the test's would stop it.
+        open.add(res);
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const res of open) res.destroy();
+    await source.close();
+    server.closeAllConnections();
+    await new Promise<void>((done) => server.close(() => done()));
+  });
+  beforeEach(() => {
+    debug.length = 0;
+  });
+
+  it('shares one byte budget between the images of a loader, refusing the part that goes over it', async () => {
+    const load = source.loader({ signal, maxTotalBytes: 1_500 });
+    await expect(load(`${base}/img/0.png`, 'messages[0].content[0]')).resolves.toEqual({ mediaType: 'image/png', base64: PNG.toString('base64') });
+    await expect(load(`${base}/img/1.png`, 'messages[0].content[1]')).resolves.toMatchObject({ mediaType: 'image/png' });
+    const error = await failure(load(`${base}/img/2.png`, 'messages[1].content[0]'));
+    expect(error).toBeInstanceOf(GatewayError);
+    expect(error).toMatchObject({ kind: 'bad_request', param: 'messages[1].content[0]', code: 'invalid_image_url' });
+    expect(error.message).toBe('The images in the messages total more than 1500 bytes, the most the gateway sends a provider in one call: send fewer or smaller images.');
+    // Another call (another loader) has a budget of its own.
+    await expect(source.loader({ signal, maxTotalBytes: 1_500 })(`${base}/img/3.png`, 'messages[0].content[0]')).resolves.toMatchObject({ mediaType: 'image/png' });
+  });
+
+  it('charges data URLs to the budget by the bytes they decode to', async () => {
+    const load = source.loader({ signal, maxTotalBytes: 800 });
+    await expect(load(PNG_DATA_URL, 'messages[0].content[0]')).resolves.toMatchObject({ mediaType: 'image/png' });
+    await expect(load(`${base}/img/0.png`, 'messages[0].content[1]')).rejects.toMatchObject({ param: 'messages[0].content[1]', message: expect.stringMatching(/total more than 800 bytes/) });
+    const data = source.loader({ signal, maxTotalBytes: 500 });
+    await expect(data(PNG_DATA_URL, 'messages[0].content[0]')).resolves.toMatchObject({ mediaType: 'image/png' });
+    await expect(data(PNG_DATA_URL, 'messages[0].content[1]')).rejects.toMatchObject({ param: 'messages[0].content[1]', code: 'invalid_image_url' });
+  });
+
+  it('gives up a body drip-fed past the deadline, with the message every failed fetch gets', async () => {
+    const error = await failure(source.load(`${base}/drip.png`, { signal, deadlineMs: 200 }, 'messages[0].content[2]'));
+    expect(error).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[2]', code: 'invalid_image_url' });
+    expect(error.message).toMatch(/^An image in the messages could not be fetched/);
+    expect(error.cause).toBeInstanceOf(ImageDeadlineExceeded);
+    expect(debug.map((d) => (d['err'] as Error).message)).toEqual(['not fetched within 200 ms']);
+  }, 10_000);
+
+  it('gives up a server that never answers before its idle timeout, and still tells a cancelled call apart', async () => {
+    const error = await failure(source.load(`${base}/silent.png`, { signal, timeoutMs: 60_000, deadlineMs: 200 }));
+    expect(error).toMatchObject({ kind: 'bad_request', param: 'messages', code: 'invalid_image_url' });
+    expect(error.cause).toBeInstanceOf(ImageDeadlineExceeded);
+
+    // The call's own cancellation still stops a fetch within its deadline, as a cancellation.
+    const call = new AbortController();
+    dripping = () => call.abort();
+    const cancelled = await failure(source.load(`${base}/drip.png`, { signal: call.signal, deadlineMs: 60_000 }));
+    expect(cancelled).toMatchObject({ kind: 'cancelled' });
+  }, 10_000);
+});
+
+describe('mapConcurrently', () => {
+  /** A call that ends on the next turn of the event loop, counting the calls pending meanwhile. */
+  const counting = () => {
+    const seen = { pending: 0, most: 0, started: [] as number[] };
+    const fn = async (item: number): Promise<number> => {
+      seen.started.push(item);
+      seen.most = Math.max(seen.most, ++seen.pending);
+      await new Promise((next) => setImmediate(next));
+      seen.pending--;
+      if (item < 0) throw new Error(`failed on ${item}`);
+      return item * 10;
+    };
+    return { seen, fn };
+  };
+
+  it('keeps at most `limit` calls pending and the results in order', async () => {
+    const { seen, fn } = counting();
+    await expect(mapConcurrently([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 4, fn)).resolves.toEqual([10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+    expect(seen.most).toBe(4);
+    await expect(mapConcurrently([], 4, fn)).resolves.toEqual([]);
+  });
+
+  it('answers the first failure and starts no call after it', async () => {
+    const { seen, fn } = counting();
+    await expect(mapConcurrently([-1, 2, 3, 4, 5, 6, 7, 8], 4, fn)).rejects.toThrow('failed on -1');
+    expect(seen.started).toEqual([-1, 2, 3, 4]);
   });
 });

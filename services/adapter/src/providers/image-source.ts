@@ -21,7 +21,18 @@ export interface ImageFetchOptions {
   signal: AbortSignal;
   /** Largest image accepted, in bytes (default 20 MiB). */
   maxBytes?: number;
+  /** Longest wait for the response headers of each hop, and between two chunks of the body (default 15 s). */
   timeoutMs?: number;
+  /**
+   * Longest one image's fetch may take in all, redirects and body included (default 30 s): the
+   * idle timeouts alone let a server that sends a byte now and then hold the fetch for ever.
+   */
+  deadlineMs?: number;
+  /**
+   * Bytes all the images of one `loader` (one provider call) may total, fetched or given as data
+   * URLs (default 50 MiB): what the call holds and sends, whatever the number of images.
+   */
+  maxTotalBytes?: number;
 }
 
 /** Where image URLs may be fetched from: `adapter.imageFetch` in the configuration. */
@@ -48,6 +59,11 @@ const DATA_URL = /^data:([a-z]+\/[a-z0-9.+-]+)?(;[a-z-]+=[^;,]*)*;base64,(.*)$/i
 /** A character outside standard base64 (RFC 4648), or `=` anywhere but in the (at most two) last places. */
 const NOT_BASE64 = /[^A-Za-z0-9+/=]|=(?!=?$)/;
 const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
+const DEFAULT_TIMEOUT_MS = 15_000;
+const DEFAULT_DEADLINE_MS = 30_000;
+const DEFAULT_MAX_TOTAL_BYTES = 50 * 1024 * 1024;
+/** Images of one call fetched at a time, where a translation fetches them side by side (Bedrock). */
+export const IMAGE_FETCH_CONCURRENCY = 4;
 const SUPPORTED = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 /** Image hosts (CDNs, object stores, wikis) commonly answer with a redirect, and some refuse requests without a User-Agent. */
 const MAX_REDIRECTS = 5;
@@ -63,6 +79,26 @@ class ImageFetchFailure extends Error {}
 /** A connection refused by the policy, before it was made. */
 export class ImageAddressRefused extends ImageFetchFailure {
   readonly code = 'ERR_IMAGE_ADDRESS_REFUSED';
+}
+
+/** A fetch that outlived its deadline (`ImageFetchOptions.deadlineMs`). */
+export class ImageDeadlineExceeded extends ImageFetchFailure {
+  readonly code = 'ERR_IMAGE_DEADLINE';
+}
+
+/** The images of one call went over their byte budget (`ImageFetchOptions.maxTotalBytes`). */
+class ImageBudgetExceeded extends Error {}
+
+/** The bytes the images of one call may still take; shared by all of them, charged as they arrive. */
+class ByteBudget {
+  private used = 0;
+
+  constructor(readonly max: number) {}
+
+  charge(bytes: number): void {
+    this.used += bytes;
+    if (this.used > this.max) throw new ImageBudgetExceeded(`the images of the call total more than ${this.max} bytes`);
+  }
 }
 
 /**
@@ -118,19 +154,53 @@ export class ImageSource {
     this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 16, connect: { lookup: this.lookup } });
   }
 
-  /** `load` bound to a call's signal and size limit, as the request translations take it. */
+  /**
+   * `load` bound to a call's signal and limits, as the request translations take it: one loader
+   * per provider call, whose images share one byte budget (`maxTotalBytes`).
+   */
   loader(options: ImageFetchOptions): ImageLoader {
-    return (url, param) => this.load(url, options, param);
+    const budget = new ByteBudget(options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES);
+    return (url, param = 'messages') => this.loadWithin(url, options, param, budget);
   }
 
-  /** Refusals name `param`, the content part the URL came from. */
-  async load(url: string, options: ImageFetchOptions, param = 'messages'): Promise<InlineImage> {
+  /** One image, with a budget of its own. Refusals name `param`, the content part the URL came from. */
+  load(url: string, options: ImageFetchOptions, param = 'messages'): Promise<InlineImage> {
+    return this.loadWithin(url, options, param, new ByteBudget(options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES));
+  }
+
+  private async loadWithin(url: string, options: ImageFetchOptions, param: string, budget: ByteBudget): Promise<InlineImage> {
     const inline = parseDataUrl(url);
-    if (inline) return checked(inline, param);
-    let target = httpUrl(url);
+    if (inline) {
+      const image = checked(inline, param);
+      try {
+        budget.charge(decodedLength(image.base64));
+      } catch (error) {
+        throw overBudget(budget, param, error);
+      }
+      return image;
+    }
+    const target = httpUrl(url);
     if (!target) throw invalidImage('is neither an http(s) URL nor a base64 data URL', param);
+    // The call's signal, or the deadline of this fetch: whichever comes first stops it.
+    const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    const stop = new AbortController();
+    const cancel = (): void => stop.abort(options.signal.reason);
+    if (options.signal.aborted) cancel();
+    else options.signal.addEventListener('abort', cancel, { once: true });
+    const deadline = setTimeout(() => stop.abort(new ImageDeadlineExceeded(`not fetched within ${deadlineMs} ms`)), deadlineMs).unref();
+    try {
+      return await this.fetchImage(target, options, stop.signal, param, budget);
+    } finally {
+      clearTimeout(deadline);
+      options.signal.removeEventListener('abort', cancel);
+    }
+  }
+
+  /** Fetches `target` (following redirects) with `signal`, the call's signal bounded by the fetch's deadline. */
+  private async fetchImage(url: URL, options: ImageFetchOptions, signal: AbortSignal, param: string, budget: ByteBudget): Promise<InlineImage> {
+    let target = url;
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
-    const timeoutMs = options.timeoutMs ?? 15_000;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     let response: Dispatcher.ResponseData | undefined;
     try {
       for (let redirects = 0; ; redirects++) {
@@ -140,7 +210,7 @@ export class ImageSource {
           path: target.pathname + target.search,
           method: 'GET',
           headers: { 'user-agent': USER_AGENT, accept: 'image/*' },
-          signal: options.signal,
+          signal,
           headersTimeout: timeoutMs,
           bodyTimeout: timeoutMs,
         });
@@ -162,6 +232,7 @@ export class ImageSource {
         const piece = chunk as Buffer;
         size += piece.length;
         if (size > maxBytes) throw new ImageFetchFailure(`more than ${maxBytes} bytes`);
+        budget.charge(piece.length);
         chunks.push(piece);
       }
       return { mediaType, base64: Buffer.concat(chunks).toString('base64') };
@@ -170,6 +241,7 @@ export class ImageSource {
       response?.body.on('error', () => undefined).destroy();
       if (options.signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled.', { cause: error });
       this.options.logger?.debug({ image: withoutQuery(target), err: error }, 'image fetch failed');
+      if (error instanceof ImageBudgetExceeded) throw overBudget(budget, param, error);
       throw new GatewayError('bad_request', `An image in the messages could not be fetched: give a base64 data URL or an http(s) URL of a png, jpeg, gif or webp image of at most ${maxBytes} bytes, reachable from the public internet.`, {
         param,
         code: 'invalid_image_url',
@@ -242,6 +314,49 @@ function checked(image: InlineImage, param: string): InlineImage {
   // A provider refuses bytes it cannot decode without naming the part; refused here naming it.
   if (!isBase64(image.base64)) throw invalidImage('is a data URL whose data is not base64', param);
   return image;
+}
+
+/** Bytes a base64 payload decodes to. */
+function decodedLength(base64: string): number {
+  const padding = base64.endsWith('==') ? 2 : base64.endsWith('=') ? 1 : 0;
+  return Math.floor((base64.length * 3) / 4) - padding;
+}
+
+/**
+ * The images of a call over their budget, refused naming the part that went over it. Only an
+ * image that answered (status 200, an image type) is charged, so this says no more about what
+ * answered at a URL than its success would.
+ */
+function overBudget(budget: ByteBudget, param: string, cause: unknown): GatewayError {
+  return new GatewayError('bad_request', `The images in the messages total more than ${budget.max} bytes, the most the gateway sends a provider in one call: send fewer or smaller images.`, {
+    param,
+    code: 'invalid_image_url',
+    cause,
+  });
+}
+
+/**
+ * `fn` over `items` with at most `limit` calls pending at a time, the results in the order of
+ * `items`. The first failure is the answer: no further call is started after it (those pending
+ * end on their own, their outcome unread).
+ */
+export async function mapConcurrently<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const index = next++;
+      try {
+        results[index] = await fn(items[index] as T, index);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
+  return results;
 }
 
 function invalidImage(reason: string, param: string): GatewayError {

@@ -1,6 +1,7 @@
 import type { AccessConfig } from '@openrouter/config';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { partContent } from '@openrouter/openai-wire';
 
 export type RequestBounds = AccessConfig['requests'];
 export const REQUEST_BOUNDS = Symbol('REQUEST_BOUNDS');
@@ -17,6 +18,23 @@ export function checkChatBounds(request: chatv1.ChatRequest, bounds: RequestBoun
     if (value !== undefined && value > bounds.maxTokens) throw tooLarge(param, `${param} may be at most ${bounds.maxTokens}; got ${value}.`);
   }
   if (request.n !== undefined && request.n > bounds.maxN) throw tooLarge('n', `n may be at most ${bounds.maxN}; got ${request.n}.`);
+  checkImageCount(request, bounds.maxImages);
+}
+
+/**
+ * Image parts over every message (an `image_url` part, typed or kept as JSON; the Responses
+ * API's `input_image` and the Messages API's `image` blocks are such parts once translated): each
+ * may be fetched by the adapter, so their number is bounded before the request goes further. The
+ * refusal names the first part over the bound.
+ */
+function checkImageCount(request: chatv1.ChatRequest, maxImages: number): void {
+  let images = 0;
+  for (const [i, message] of request.messages.entries()) {
+    for (const [j, part] of (message.parts?.parts ?? []).entries()) {
+      if (!part.imageUrl && !(part.rawJson && partContent(part).image)) continue;
+      if (++images > maxImages) throw tooLarge(`messages[${i}].content[${j}]`, `At most ${maxImages} images are accepted in a request; this part is image ${images}.`);
+    }
+  }
 }
 
 /**

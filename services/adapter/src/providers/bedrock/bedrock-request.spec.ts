@@ -280,6 +280,47 @@ describe('Converse request translation', () => {
   });
 });
 
+describe('Converse request translation: fetching images', () => {
+  const PNG = { mediaType: 'image/png', base64: 'iVBORw0KGgo=' };
+  const image = (k: number) => ({ type: 'image_url', image_url: { url: `https://images.example/${k}.png` } });
+  /** A loader whose fetches each end on the next turn of the event loop, counting those pending meanwhile. */
+  const counting = (failing?: string) => {
+    const seen = { pending: 0, most: 0, urls: [] as string[] };
+    const load = async (url: string, param?: string) => {
+      seen.urls.push(url);
+      seen.most = Math.max(seen.most, ++seen.pending);
+      await new Promise((next) => setImmediate(next));
+      seen.pending--;
+      if (url === failing) throw new GatewayError('bad_request', 'An image in the messages could not be fetched.', { param, code: 'invalid_image_url' });
+      return PNG;
+    };
+    return { seen, load };
+  };
+
+  it('fetches the images of a message four at a time, in the order of its parts', async () => {
+    const { seen, load } = counting();
+    const content = [{ type: 'text', text: 'these' }, ...Array.from({ length: 12 }, (_, k) => image(k))];
+    const { body } = await toConverseRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content }] }), load);
+    expect(seen.most).toBe(4);
+    expect(body.messages[0]?.content).toEqual([{ text: 'these' }, ...Array.from({ length: 12 }, () => ({ image: { format: 'png', source: { bytes: PNG.base64 } } }))]);
+  });
+
+  it('starts no further fetch once one failed, and names the part that failed', async () => {
+    const { seen, load } = counting('https://images.example/0.png');
+    const content = Array.from({ length: 12 }, (_, k) => image(k));
+    await expect(rejection(toConverseRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content }] }), load))).resolves.toMatchObject({ param: 'messages[0].content[0]', code: 'invalid_image_url' });
+    expect(seen.urls).toHaveLength(4);
+  });
+
+  it('refuses images over the byte budget of the call, naming the part that goes over it', async () => {
+    const png = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
+    const request = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: [png, png] }, { role: 'assistant', content: 'ok' }, { role: 'user', content: [png] }] });
+    const budget = () => new ImageSource().loader({ signal: new AbortController().signal, maxTotalBytes: 20 });
+    await expect(rejection(toConverseRequest(request, budget()))).resolves.toMatchObject({ kind: 'bad_request', param: 'messages[2].content[0]', code: 'invalid_image_url', message: expect.stringMatching(/total more than 20 bytes/) });
+    await expect(toConverseRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content: [png, png] }] }), budget())).resolves.toBeDefined();
+  });
+});
+
 describe('Converse request translation: extended thinking (Claude)', () => {
   const CLAUDE = 'us.anthropic.claude-sonnet-4-6';
   const claude = async (body: Record<string, unknown>, options: { model?: string; thinking?: 'adaptive' | 'budget' } = {}) =>

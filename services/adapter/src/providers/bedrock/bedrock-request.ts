@@ -12,7 +12,7 @@ import {
   type ThinkingStyle,
   toolLoopKeepsThinking,
 } from '../claude-thinking';
-import type { InlineImage } from '../image-source';
+import { IMAGE_FETCH_CONCURRENCY, mapConcurrently, type InlineImage } from '../image-source';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, partText, safeToolId, trimFinalAssistant } from '../message-content';
 
 /** Bedrock Converse request shapes (the subset the gateway sends). */
@@ -237,7 +237,9 @@ function messageTexts(m: chatv1.Message, where: string): string[] {
 async function userContent(m: chatv1.Message, where: string, loadImage: ImageLoader): Promise<BedrockContentBlock[]> {
   if (m.text !== undefined) return nonBlank(m.text) ? [{ text: m.text }] : [];
   if (!m.parts) return [];
-  return Promise.all(m.parts.parts.map((p, j) => contentBlock(p, `${where}.content[${j}]`, loadImage))).then((blocks) => blocks.filter((b) => !('text' in b) || nonBlank(b.text)));
+  // Images are fetched side by side, a few at a time: a message may hold many, each up to 3.75 MB.
+  const blocks = await mapConcurrently(m.parts.parts, IMAGE_FETCH_CONCURRENCY, (p, j) => contentBlock(p, `${where}.content[${j}]`, loadImage));
+  return blocks.filter((b) => !('text' in b) || nonBlank(b.text));
 }
 
 /**

@@ -236,6 +236,14 @@ describe('toGeminiRequest', () => {
     const { body } = await toGeminiRequest(request('data:image/png;base64,iVBORw0KGgo='), loadImage, 'gemini-2.5-flash');
     expect(body.contents[0]?.parts[1]).toEqual({ inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } });
   });
+
+  it('refuses images over the byte budget of the call, naming the part that goes over it', async () => {
+    const png = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
+    const budget = () => new ImageSource().loader({ signal: new AbortController().signal, maxTotalBytes: 20 });
+    const messages = [{ role: 'user', content: [{ type: 'text', text: 'x' }, png, png] }, { role: 'assistant', content: 'ok' }, { role: 'user', content: [{ ...png, cache_control: { type: 'ephemeral' } }] }];
+    await expect(toGeminiRequest(parseChatRequest({ model: 'm', messages }), budget(), 'gemini-2.5-flash')).rejects.toMatchObject({ kind: 'bad_request', param: 'messages[2].content[0]', code: 'invalid_image_url', message: expect.stringMatching(/total more than 20 bytes/) });
+    await expect(toGeminiRequest(parseChatRequest({ model: 'm', messages: messages.slice(0, 1) }), budget(), 'gemini-2.5-flash')).resolves.toBeDefined();
+  });
 });
 
 describe('modelResource', () => {
