@@ -44,6 +44,8 @@ export interface BenchConfigOptions {
   mode: 'embedded' | 'distributed';
   kafkaBrokers?: readonly string[];
   redisUrl?: string;
+  /** A ClickHouse server's HTTP interface (the distributed target's); else chDB in the billing process. */
+  clickhouseUrl?: string;
   dataDir: string;
   /** Topic suffix, so runs sharing a broker never meet. */
   runId: string;
@@ -117,7 +119,7 @@ export function benchConfigDocument(options: BenchConfigOptions): Record<string,
           }
         : {}),
       outbox: { dir: `${options.dataDir}/outbox` },
-      clickhouse: { embedded: { path: ':memory:' }, database: `bench_${options.runId}` },
+      clickhouse: { ...(options.clickhouseUrl ? { url: options.clickhouseUrl } : { embedded: { path: ':memory:' } }), database: `bench_${options.runId}` },
     },
     providers: { simulated: { type: 'openai', baseUrl: options.upstreamBaseUrl, apiKey: keys.upstreamKey, timeoutMs: 30_000 } },
     models: [

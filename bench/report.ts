@@ -72,6 +72,9 @@ const targetMemorySchema = z.object({
   atRest: memorySampleSchema.optional(),
 });
 
+const usageRecordCheckSchema = z.object({ target: z.enum(['direct', 'floor', 'embedded', 'distributed']), completed: z.number().int().nonnegative(), stored: z.number().int().nonnegative(), waitedMs: z.number().nonnegative() });
+export type UsageRecordCheck = z.infer<typeof usageRecordCheckSchema>;
+
 export const benchReportSchema = z.object({
   schema: z.literal('open-router-bench/v1'),
   startedAt: z.string(),
@@ -111,6 +114,12 @@ export const benchReportSchema = z.object({
    */
   grpcFloorMemory: targetMemorySchema.optional(),
   routeDecision: z.object({ decisions: z.number().int().positive(), p50Micros: z.number().nonnegative(), p99Micros: z.number().nonnegative() }).nullable(),
+  /**
+   * Per target whose store the harness reads (the distributed one): the requests it answered in
+   * full and the usage records its ClickHouse held after billing caught up. A request the load
+   * driver abandoned at the end of a run is recorded too, so `stored` may exceed `completed`.
+   */
+  usageRecords: z.array(usageRecordCheckSchema).optional(),
   usagePipeline: z
     .object({
       events: z.number().int().positive(),
@@ -339,6 +348,10 @@ export function toMarkdown(report: BenchReport): string {
       ? `- Chargeback for one month over ${c.events} events (inserted in ${c.insertSeconds.toFixed(1)} s): raw table **${c.rawQueryMs.toFixed(0)} ms**, daily rollup **${c.rollupQueryMs.toFixed(0)} ms** (${c.groups} groups, total ${c.totalCost}).`
       : '- Chargeback: not measured.',
   );
+  for (const u of report.usageRecords ?? []) {
+    const verdict = u.stored >= u.completed ? 'every one recorded' : `**${u.completed - u.stored} missing**`;
+    lines.push(`- Usage records, ${u.target}: ${u.stored} stored in ClickHouse for ${u.completed} requests answered in full (${verdict}; billing caught up ${(u.waitedMs / 1000).toFixed(1)} s after the last run).`);
+  }
   const rd = report.routeDecision;
   lines.push(rd ? `- Routing decision without classification: p50 **${rd.p50Micros} µs**, p99 ${rd.p99Micros} µs over ${rd.decisions} decisions.` : '- Routing decision: not measured.');
   if (report.pipeline.missing.length > 0) lines.push(`- Not in the pipeline yet: ${report.pipeline.missing.join('; ')}.`);

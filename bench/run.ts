@@ -13,7 +13,7 @@ import { checkTarget, drive, SCENARIOS, type Scenario } from './load';
 import { measureChargeback, type ChargebackResult } from './pipeline/chargeback';
 import { measureUsageThroughput, type UsageThroughputResult } from './pipeline/usage-throughput';
 import { ProcessGroupMeter, sampleGroupMemory, type MemoryPeaks } from './proc-stats';
-import { benchReportSchema, checkTargets, summarise, toMarkdown, type BenchReport, type CellMeasurement, type GrpcFloorRow, type MemorySample, type TargetMemory } from './report';
+import { benchReportSchema, checkTargets, summarise, toMarkdown, type BenchReport, type CellMeasurement, type GrpcFloorRow, type MemorySample, type TargetMemory, type UsageRecordCheck } from './report';
 import { BenchProcess, REPO_ROOT } from './targets/child-process';
 import { directTarget, startDistributed, startEmbedded, startFloor, startUpstream, type Upstream } from './targets/start-targets';
 import { TARGET_NAMES, type BenchTarget, type TargetName } from './targets/target';
@@ -113,6 +113,23 @@ const routeDecisionSchema = z.object({ decisions: z.number().int().positive(), p
 const ROUTE_DECISION_BENCH = join(REPO_ROOT, 'services/router/src/bench/route-decision.bench.ts');
 
 /** The router's own micro-benchmark, when the router ships one. */
+
+/**
+ * Waits until the target's store holds a usage record for each of `completed` answered requests,
+ * or until billing has added none for 30 s: what is missing then is reported, not waited for.
+ */
+async function waitForUsageRecords(target: TargetName, completed: number, read: () => Promise<number>): Promise<UsageRecordCheck> {
+  const started = Date.now();
+  let stored = await read();
+  let lastGrowth = Date.now();
+  while (stored < completed && Date.now() - lastGrowth < 30_000) {
+    await new Promise((done) => setTimeout(done, 250));
+    const now = await read();
+    if (now > stored) lastGrowth = Date.now();
+    stored = now;
+  }
+  return { target, completed, stored, waitedMs: Date.now() - started };
+}
 async function measureRouteDecision(decisions: number): Promise<z.infer<typeof routeDecisionSchema> | null> {
   if (!existsSync(ROUTE_DECISION_BENCH)) return null;
   const module: unknown = await import(ROUTE_DECISION_BENCH);
@@ -198,6 +215,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   let usagePipeline: UsageThroughputResult | null = null;
   let chargeback: ChargebackResult | null = null;
   let chain: GrpcChain | undefined;
+  // Requests each target answered in full (checks, warm-up, runs): each must leave a usage record.
+  const completed = new Map<TargetName, number>();
+  const count = (target: BenchTarget, sample: { requests: number }): void => {
+    completed.set(target.name, (completed.get(target.name) ?? 0) + sample.requests);
+  };
+  const usageRecords: UsageRecordCheck[] = [];
   try {
     try {
       for (const name of settings.targets) {
@@ -210,6 +233,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         // What the code and libraries take before the target serves anything.
         if (target.processes.length > 0) memory.set(name, { ...noPeaks, atStart: memoryNow(target.processes) });
         await checkTarget(target);
+        count(target, { requests: SCENARIOS.length });
       }
 
       const measure = async (target: BenchTarget, scenario: Scenario, concurrency: number, durationMs: number): Promise<void> => {
@@ -217,6 +241,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         meter.begin();
         const sample = await drive(target, scenario, concurrency, durationMs);
         const usage = meter.end();
+        count(target, sample);
         peakRss.set(target.name, Math.max(peakRss.get(target.name) ?? 0, usage.peakRssBytes));
         memory.set(target.name, mergeMemory(memory.get(target.name), usage));
         const key = `${scenario}/${concurrency}/${target.name}`;
@@ -241,7 +266,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       }
 
       if (targets.length > 0) log('warm-up');
-      for (const target of targets) for (const scenario of options.scenarios) await drive(target, scenario, 16, settings.warmupMs);
+      for (const target of targets) for (const scenario of options.scenarios) count(target, await drive(target, scenario, 16, settings.warmupMs));
       for (const scenario of chainScenarios) await chain?.measure(scenario, 16, settings.warmupMs);
       if (targets.length > 0) {
         // Background CPU without traffic, once every connection has been opened by the warm-up:
@@ -282,6 +307,13 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         }
       }
       if (chain) grpcFloor = [...grpcCells.values()].map((c) => grpcFloorRow(c.scenario, c.concurrency, c.samples));
+      // The full pipeline ran: every answered request's usage event reached ClickHouse.
+      for (const target of targets) {
+        if (!target.usageRecords) continue;
+        const check = await waitForUsageRecords(target.name, completed.get(target.name) ?? 0, target.usageRecords.bind(target));
+        usageRecords.push(check);
+        log(`${target.name}: ${check.stored} usage records stored for ${check.completed} answered requests`);
+      }
     } finally {
       await chain?.stop();
       for (const target of targets.reverse()) await target.stop().catch((error: unknown) => log(`stopping ${target.name}: ${String(error)}`));
@@ -330,6 +362,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     ...(grpcFloor ? { grpcFloor } : {}),
     ...(grpcFloorMemory ? { grpcFloorMemory } : {}),
     routeDecision,
+    usageRecords,
     usagePipeline,
     chargeback,
     notes,

@@ -51,7 +51,10 @@ async function gatewayPorts(): Promise<GatewayPorts> {
   return { ingress: ingress!, router: router!, routerHttp: routerHttp!, adapter: adapter!, adapterHttp: adapterHttp!, billing: billing!, billingGrpc: billingGrpc!, alerting: alerting! };
 }
 
-function writeConfig(mode: 'embedded' | 'distributed', ports: GatewayPorts, options: GatewayTargetOptions): string {
+/** The ClickHouse database of a gateway target's usage (`bench_<runId>`, with the run id the target's configuration is given). */
+const usageDatabase = (options: GatewayTargetOptions, mode: 'embedded' | 'distributed'): string => `bench_${options.runId}_${mode}`;
+
+function writeConfig(mode: 'embedded' | 'distributed', ports: GatewayPorts, options: GatewayTargetOptions, clickhouseUrl?: string): string {
   const dir = mkdtempSync(join(tmpdir(), `or-bench-${mode}-`));
   const document = benchConfigDocument({
     mode,
@@ -60,6 +63,7 @@ function writeConfig(mode: 'embedded' | 'distributed', ports: GatewayPorts, opti
     upstreamBaseUrl: options.upstream.baseUrl,
     kafkaBrokers: options.kafkaBrokers,
     redisUrl: options.redisUrl,
+    clickhouseUrl,
     dataDir: join(dir, 'data'),
     runId: `${options.runId}_${mode}`,
   });
@@ -91,14 +95,29 @@ export async function startEmbedded(options: GatewayTargetOptions): Promise<Benc
 
 const SERVICES = ['adapter', 'router', 'billing', 'alerting', 'ingress'] as const;
 
-/** The distributed mode: each service its own process, usage over Kafka, counters in Redis. */
+/** ClickHouse's HTTP interface over chDB in a process of its own: the distributed target's usage store. */
+async function startClickHouseStore(): Promise<{ url: string; process: BenchProcess }> {
+  const port = await freePort();
+  const store = BenchProcess.node('clickhouse', 'bench/clickhouse-store.main.ts', ['--port', String(port)], { nodeArgs: ['-r', './bench/register.js'] });
+  try {
+    await store.waitHealthy(`http://127.0.0.1:${port}/?query=SELECT%201`);
+  } catch (error) {
+    await store.stop(1_000);
+    throw error;
+  }
+  return { url: `http://127.0.0.1:${port}`, process: store };
+}
+
+/** The distributed mode: each service its own process, usage over Kafka, counters in Redis, a ClickHouse server. */
 export async function startDistributed(options: GatewayTargetOptions): Promise<BenchTarget> {
   const ports = await gatewayPorts();
-  const config = writeConfig('distributed', ports, options);
+  const store = await startClickHouseStore();
+  const config = writeConfig('distributed', ports, options, store.url);
   const processes = new Map<string, BenchProcess>();
   const stopAll = async (): Promise<void> => {
-    // Ingress first (it publishes), billing after the bus is drained into Kafka.
+    // Ingress first (it publishes), billing after the bus is drained into Kafka, the store last.
     for (const name of [...SERVICES].reverse()) await processes.get(name)?.stop();
+    await store.process.stop();
   };
   try {
     for (const name of SERVICES) processes.set(name, BenchProcess.node(name, `dist/services/${name}/src/main.js`, [], { env: { OPENROUTER_CONFIG: config }, nodeArgs: options.nodeArgs }));
@@ -120,6 +139,14 @@ export async function startDistributed(options: GatewayTargetOptions): Promise<B
     authorization: `Bearer ${options.keys.apiKey}`,
     models: gatewayModels,
     processes: [...processes].map(([name, p]) => ({ name, pid: p.pid })),
+    usageRecords: async () => {
+      // Each request's event once: FINAL folds a redelivered batch's duplicates as every report does.
+      const query = `SELECT count() FROM ${usageDatabase(options, 'distributed')}.usage_events FINAL`;
+      const response = await fetch(store.url, { method: 'POST', body: `${query} FORMAT TabSeparated` });
+      const text = await response.text();
+      if (!response.ok) throw new Error(`counting usage records: HTTP ${response.status}: ${text.slice(0, 300)}`);
+      return Number(text.trim());
+    },
     stop: stopAll,
   };
 }

@@ -12,6 +12,8 @@ export interface BenchTarget {
   readonly models: { chat: string; embeddings: string };
   /** The processes whose CPU and memory count as this target's cost (none for the direct call), by name. */
   readonly processes: readonly BenchTargetProcess[];
+  /** The usage records the target's store holds, where the harness can read them (the distributed target's ClickHouse server). */
+  usageRecords?(): Promise<number>;
   stop(): Promise<void>;
 }
 

@@ -44,6 +44,7 @@ const reportSchema = z.object({
     z.object({ scenario: z.string(), concurrency: z.number(), requests: z.number(), errors: z.number(), cpuMsPerRequest: z.object({ client: z.number(), relay: z.number(), backend: z.number(), total: z.number() }) }),
   ),
   routeDecision: z.object({ p50Micros: z.number() }).nullable(),
+  usageRecords: z.array(z.object({ target: z.string(), completed: z.number(), stored: z.number() })),
   usagePipeline: z.object({ events: z.number(), stored: z.number(), eventsPerSecond: z.number(), consumer: z.object({ eventsPerSecond: z.number(), batches: z.number(), cpuMsPerThousandEvents: z.number() }) }).nullable(),
   chargeback: z.object({ events: z.number(), groups: z.number(), totalCost: z.string() }).nullable(),
   targets: z.array(z.object({ name: z.string(), measured: z.number().nullable(), note: z.string().optional() })),
@@ -95,6 +96,14 @@ describe('benchmark harness (smoke)', () => {
         expect(Math.abs(sum - row.cpuMsPerRequest)).toBeLessThan(0.01 + row.cpuMsPerRequest * 0.001);
       } else expect(row.cpuMsPerRequestByProcess).toBeUndefined();
     }
+  });
+
+  it("stores a usage record in the distributed target's ClickHouse server for every request it answered", () => {
+    const distributed = report.usageRecords.find((u) => u.target === 'distributed');
+    const served = report.rows.filter((r) => r.target === 'distributed').reduce((sum, r) => sum + r.requests, 0);
+    // Checks and warm-up come on top of the measured rows.
+    expect(distributed?.completed).toBeGreaterThan(served);
+    expect(distributed?.stored).toBeGreaterThanOrEqual(distributed?.completed ?? Infinity);
   });
 
   it("measures the distributed mode's two gRPC hops alone, for chat and stream at every concurrency", () => {

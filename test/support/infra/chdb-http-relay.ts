@@ -15,7 +15,9 @@ export class ChdbHttpRelay {
 
   listen(port: number): Promise<void> {
     if (this.server) return Promise.resolve();
-    const server = createServer((request, response) => {
+    // ClickHouse takes URLs up to 1 MiB (`http_max_uri_size`); Node's default of 16 KiB would refuse
+    // billing's look-up of a large batch's event ids, whose parameters ride in the URL.
+    const server = createServer({ maxHeaderSize: 1 << 20 }, (request, response) => {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
