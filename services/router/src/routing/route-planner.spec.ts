@@ -295,3 +295,79 @@ describe('tokens-per-minute capacity', () => {
     expect(ids(engine.planner.plan(request).candidates)).toEqual(['m-a']);
   });
 });
+
+describe('experiment arms that cannot take the request', () => {
+  // `big` can do everything with a wide window; `small` chats only, in 8k tokens, at a lower quality.
+  const MODELS = [
+    { id: 'big', capabilities: ['chat', 'tools', 'vision'], contextWindow: 200_000, pricing: { input: '5', output: '15' }, quality: { default: 0.9 }, deployments: [{ id: 'big-a', provider: 'a', model: 'b' }] },
+    { id: 'small', capabilities: ['chat'], contextWindow: 8_000, pricing: { input: '0.1', output: '0.4' }, quality: { default: 0.5 }, deployments: [{ id: 'small-a', provider: 'b', model: 's' }] },
+  ];
+  const experiment = { id: 'e', target: 'big', arms: [{ name: 'control', model: 'big', weight: 1 }, { name: 'test', model: 'small', weight: 1 }] };
+  const engine = engineFor(configWith(MODELS, { experiments: [experiment] }));
+  /** End users the experiment puts on `arm` (some, whatever the hash). */
+  const usersOn = (arm: string): string[] => {
+    const users = Array.from({ length: 40 }, (_, i) => `u${i}`).filter((u) => engine.experiments.assign('big', contextFor({ endUser: u }), undefined)?.arm === arm);
+    expect(users.length).toBeGreaterThan(0);
+    return users;
+  };
+  const planFor = (user: string, overrides: Parameters<typeof planRequest>[1] = {}, explain = false) => engine.planner.plan(planRequest('big', { context: contextFor({ endUser: user }), ...overrides }), explain);
+
+  it('serves a tools request of a caller on an arm without tools by the target, outside the experiment', () => {
+    const [tester] = usersOn('test');
+    const [controller] = usersOn('control');
+    const plan = planFor(tester!, { needs: ['tools'] });
+    expect(plan.refusal).toBeUndefined();
+    expect(ids(plan.candidates)).toEqual(['big-a']);
+    // Not counted for either arm: the decision and the usage record carry no experiment.
+    expect(plan.assignment).toBeUndefined();
+    // A request the arm can take stays in the experiment, on the arm.
+    expect(planFor(tester!)).toMatchObject({ assignment: { experiment: 'e', arm: 'test' }, candidates: [expect.objectContaining({ via: 'small' })] });
+    // The control arm can take it: its caller stays on it.
+    expect(planFor(controller!, { needs: ['tools'] })).toMatchObject({ assignment: { arm: 'control' }, candidates: [expect.objectContaining({ via: 'big' })] });
+    // An explanation says why the caller was left out.
+    const explained = planFor(tester!, { needs: ['tools'] }, true);
+    expect(explained.considered.map((c) => [c.deployment.id, c.filteredReason])).toEqual([
+      ['big-a', ''],
+      ['small-a', 'left out of experiment e (arm test): does not support tools'],
+    ]);
+  });
+
+  it("serves a prompt larger than the arm's context window by the target, outside the experiment", () => {
+    for (const user of usersOn('test')) {
+      const plan = planFor(user, { promptTokens: 50_000 });
+      expect(plan.refusal).toBeUndefined();
+      expect(ids(plan.candidates)).toEqual(['big-a']);
+      expect(plan.assignment).toBeUndefined();
+    }
+  });
+
+  it("leaves the caller out for the route's quality floor, price cap and provider filters too, each under the target's own route", () => {
+    const floored = engineFor(configWith(MODELS, { aliases: { best: { models: ['big'], route: { minQuality: 0.8 } } }, experiments: [{ ...experiment, target: 'best', arms: [{ name: 'control', model: 'best', weight: 1 }, { name: 'test', model: 'small', weight: 1 }] }] }));
+    const testers = Array.from({ length: 40 }, (_, i) => `u${i}`).filter((u) => floored.experiments.assign('best', contextFor({ endUser: u }), undefined)?.arm === 'test');
+    expect(testers.length).toBeGreaterThan(0);
+    for (const user of testers) {
+      // `small` (quality 0.5) is under the alias's min_quality, which the arm inherits.
+      const plan = floored.planner.plan(planRequest('best', { context: contextFor({ endUser: user }) }));
+      expect(plan).toMatchObject({ assignment: undefined, refusal: undefined, route: { minQuality: 0.8 } });
+      expect(ids(plan.candidates)).toEqual(['big-a']);
+    }
+    const [tester] = usersOn('test');
+    for (const route of [{ maxPrice: '0.05' }, { providers: { only: ['a'] } }, { providers: { ignore: ['b'] } }]) {
+      const plan = planFor(tester!, { controls: { route } });
+      expect(plan.assignment).toBeUndefined();
+      expect(ids(plan.candidates)).toEqual(route.maxPrice ? [] : ['big-a']);
+    }
+    // The target refuses what it cannot take either: the refusal names what the client asked for.
+    expect(planFor(tester!, { controls: { route: { maxPrice: '0.05' } } }).refusal).toMatchObject({ code: 'max_price_exceeded', message: expect.stringContaining('`big`') });
+  });
+
+  it('keeps the caller on an arm that is only down: no fallback to the target, and no refusal (503)', () => {
+    const down = engineFor(configWith(MODELS, { experiments: [experiment], breaker: { consecutiveFailures: 1 } }));
+    down.breakers.of('small-a').failure();
+    const [tester] = usersOn('test');
+    const plan = down.planner.plan(planRequest('big', { context: contextFor({ endUser: tester }) }));
+    expect(plan).toMatchObject({ assignment: { arm: 'test' }, candidates: [], refusal: undefined });
+    // A request the arm could not take even when up still leaves the caller out.
+    expect(down.planner.plan(planRequest('big', { context: contextFor({ endUser: tester }), needs: ['tools'] })).assignment).toBeUndefined();
+  });
+});

@@ -146,7 +146,21 @@ export class RoutePlanner {
       assignment = arm;
       primary = arm.model;
     }
-    const route = effectiveRoute(routing, policy, catalog.alias(primary)?.route ?? catalog.alias(input.model)?.route, input.controls);
+    // An arm routes under its own alias's settings, else the target's.
+    const routeFor = (name: string): EffectiveRoute => effectiveRoute(routing, policy, catalog.alias(name)?.route ?? catalog.alias(input.model)?.route, input.controls);
+    let route = routeFor(primary);
+    const now = this.deps.stats.clock.now();
+    // An experiment arm that could not take the request even when healthy (a capability, the
+    // context window, the route's constraints) would refuse what the target serves: the caller is
+    // left out of the experiment for this request, served by the target's own plan and counted for
+    // no arm, so the arms are compared only on requests they can take. An arm that is only down or
+    // busy keeps its caller (its fallbacks, else a 503), and that request counts for the arm.
+    const leftOut = assignment?.kind === 'experiment' ? this.armRefusal(assignment, input, route, now) : undefined;
+    if (leftOut) {
+      assignment = undefined;
+      primary = input.model;
+      route = routeFor(primary);
+    }
 
     const names = [primary];
     // A gray release's canary falls back to its baseline, which is as much an arm as the canary.
@@ -183,8 +197,7 @@ export class RoutePlanner {
       }
     }
 
-    const now = this.deps.stats.clock.now();
-    const considered: ConsideredCandidate[] = [];
+    const considered: ConsideredCandidate[] = explain && leftOut ? [...leftOut] : [];
     const rejected: RejectedDeployment[] = [];
     const seen = new Set<string>();
     let ordered: Candidate[] = [];
@@ -217,6 +230,28 @@ export class RoutePlanner {
       refusal: ordered.length === 0 ? this.refusal(input, rejected) : undefined,
       largerContext: (than, exclude) => this.largerContext(than, input, route, now, exclude),
     };
+  }
+
+  /**
+   * When every deployment of the experiment arm is ruled out for the request's own sake (as
+   * `RoutePlan.refusal` judges it), those deployments with the reason; undefined when the arm can
+   * take the request or is kept from it only by its state (circuit, capacity).
+   */
+  private armRefusal(arm: Assignment, input: PlanRequest, route: EffectiveRoute, now: number): ConsideredCandidate[] | undefined {
+    const { catalog, stats } = this.deps;
+    const refused: ConsideredCandidate[] = [];
+    for (const model of catalog.membersOf(arm.model, input.capability) ?? []) {
+      const quality = input.taskType ? catalog.quality(model, input.taskType) : catalog.quality(model, 'chat');
+      for (const deployment of model.deployments) {
+        const price = catalog.price(model, deployment, now);
+        const rejection = this.filter(model, deployment, { name: arm.model, arm: true }, input, route, quality, price, now);
+        if (!rejection?.fault) return undefined;
+        const latencyMs = stats.expectedLatency(deployment.id, input.stream, deployment.expectedLatencyMs ?? model.expectedLatencyMs);
+        const filteredReason = `left out of experiment ${arm.experiment} (arm ${arm.arm}): ${rejection.reason}`;
+        refused.push({ model, deployment, via: arm.model, quality, price, latencyMs, score: 0, scoreDetail: '', filteredReason, rank: 0 });
+      }
+    }
+    return refused;
   }
 
   /** Whether the key may name `name`: itself, or (for an alias or `auto`) one of its members. */
