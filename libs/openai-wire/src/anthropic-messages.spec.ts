@@ -685,6 +685,36 @@ describe('AnthropicStream', () => {
     ]);
   });
 
+  it('closes each thinking block once when every thinking_blocks delta repeats the blocks before it, as the Claude adapters send them', () => {
+    const first = { type: 'thinking', thinking: 'Need weather.', signature: 'sig-1' };
+    const hidden = { type: 'redacted_thinking', data: 'opaque' };
+    const second = { type: 'thinking', thinking: 'Then Bergen.', signature: 'sig-2' };
+    const events = run([
+      thinking('Need weather.'),
+      chunk({ extraJson: JSON.stringify({ thinking_blocks: [first] }) }),
+      chunk({ extraJson: JSON.stringify({ thinking_blocks: [first, hidden] }) }),
+      chunk({ content: 'Oslo first.' }),
+      thinking('Then Bergen.'),
+      chunk({ extraJson: JSON.stringify({ thinking_blocks: [first, hidden, second] }) }),
+      chunk({}, 'stop'),
+    ]);
+    expect(events.slice(1, -2)).toEqual([
+      { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'Need weather.' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'sig-1' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: hidden },
+      { type: 'content_block_stop', index: 1 },
+      { type: 'content_block_start', index: 2, content_block: { type: 'text', text: '' } },
+      { type: 'content_block_delta', index: 2, delta: { type: 'text_delta', text: 'Oslo first.' } },
+      { type: 'content_block_stop', index: 2 },
+      { type: 'content_block_start', index: 3, content_block: { type: 'thinking', thinking: '', signature: '' } },
+      { type: 'content_block_delta', index: 3, delta: { type: 'thinking_delta', thinking: 'Then Bergen.' } },
+      { type: 'content_block_delta', index: 3, delta: { type: 'signature_delta', signature: 'sig-2' } },
+      { type: 'content_block_stop', index: 3 },
+    ]);
+  });
+
   it('numbers thinking, text and tool_use blocks in order, the signature closing the streamed thinking', () => {
     const events = run([
       thinking('Need '),
@@ -758,6 +788,7 @@ describe('toAnthropicError', () => {
     ['auth_failed', { upstreamStatus: 401 }, 502, 'api_error'],
     ['budget_exceeded', {}, 402, 'billing_error'],
     ['permission_denied', {}, 403, 'permission_error'],
+    ['permission_denied', { upstreamStatus: 403 }, 502, 'api_error'],
     ['not_found', {}, 404, 'not_found_error'],
     ['not_found', { upstreamStatus: 404 }, 502, 'api_error'],
     ['rate_limited', {}, 429, 'rate_limit_error'],

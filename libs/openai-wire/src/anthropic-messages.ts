@@ -4,7 +4,7 @@ import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { REQUEST_BOUNDS } from './chat-request';
 import { withParamRenamed } from './openai-errors';
-import { NO_REASONING, reasoningOf, type ThinkingBlock } from './reasoning';
+import { NO_REASONING, reasoningOf, type ThinkingBlock, unseenBlocks } from './reasoning';
 import { badRequest, isObject, type JsonObject, validate } from './validation';
 
 /**
@@ -623,8 +623,8 @@ type OpenBlock = { kind: 'text' | 'redacted_thinking' } | { kind: 'thinking'; st
  * `content_block_stop` (blocks follow one another, numbered from 0), and at the end
  * `message_delta` (stop reason and usage) and `message_stop`; or an `error` event for a failure
  * after the stream opened. Reasoning text streams as `thinking_delta`; a signed thinking block
- * (the Claude adapters send each whole once, at its end) closes the thinking block with its
- * `signature_delta`; redacted thinking is a block of its own.
+ * (the Claude adapters send it whole at its end, after the blocks before it) closes the thinking
+ * block with its `signature_delta`; redacted thinking is a block of its own.
  */
 export class AnthropicStream {
   private readonly id = messageId('msg');
@@ -632,6 +632,8 @@ export class AnthropicStream {
   private open: OpenBlock | undefined;
   /** Tool calls by their chat index, and the block each opened. */
   private readonly calls = new Map<number, number>();
+  /** Every thinking block the stream brought so far, in order (a delta may repeat them, see `unseenBlocks`). */
+  private readonly blocks: ThinkingBlock[] = [];
   private finishReason: string | undefined;
   /** The stop sequence that ended the answer, when the provider said which (it comes with the finish reason). */
   private stopSequence: string | undefined;
@@ -668,7 +670,9 @@ export class AnthropicStream {
       if (d) {
         const reasoning = d.extraJson ? reasoningOf(d.extraJson) : NO_REASONING;
         if (reasoning.text) this.thinkingDelta(reasoning.text, events);
-        for (const b of reasoning.blocks) this.thinkingBlock(b, events);
+        const blocks = unseenBlocks(this.blocks, reasoning.blocks);
+        this.blocks.push(...blocks);
+        for (const b of blocks) this.thinkingBlock(b, events);
         if (d.content) this.textDelta(d.content, events);
         if (d.refusal) this.textDelta(d.refusal, events);
         for (const t of d.toolCalls) this.toolDelta(t, events);
@@ -825,6 +829,7 @@ export function toAnthropicError(e: GatewayError): AnthropicErrorResponse {
     case 'budget_exceeded':
       return anthropicResponse(402, 'billing_error', e.message);
     case 'permission_denied':
+      if (e.upstreamStatus !== undefined) return anthropicResponse(502, 'api_error', e.message);
       return anthropicResponse(403, 'permission_error', e.message);
     case 'not_found':
       if (e.upstreamStatus !== undefined) return anthropicResponse(502, 'api_error', e.message);

@@ -25,6 +25,13 @@ describe('toOpenAIError', () => {
     expect(response.body.error).toMatchObject({ type, code, param: null });
   });
 
+  it("answers a provider's refusal of the gateway's account as a 502, not as the client's 403", () => {
+    const refused = toOpenAIError(new GatewayError('permission_denied', 'The provider "openai" refused the request.', { upstreamStatus: 403, provider: 'openai' }));
+    expect(refused.status).toBe(502);
+    expect(refused.body.error).toMatchObject({ type: 'server_error', code: 'upstream_access_denied' });
+    expect(toOpenAIError(new GatewayError('permission_denied', 'Only admins may do this.')).status).toBe(403);
+  });
+
   it('keeps the message and param of client errors', () => {
     expect(toOpenAIError(new GatewayError('bad_request', "Invalid value for 'temperature'.", { param: 'temperature', code: 'invalid_value' })).body).toEqual({
       error: { message: "Invalid value for 'temperature'.", type: 'invalid_request_error', param: 'temperature', code: 'invalid_value' },

@@ -41,6 +41,10 @@ export function toOpenAIError(e: GatewayError): OpenAIErrorResponse {
     case 'budget_exceeded':
       return response(402, 'insufficient_quota', e, 'budget_exceeded');
     case 'permission_denied':
+      // A provider refusing the gateway's account (a suspended key, a model the project may not use,
+      // a region) is the gateway's misconfiguration: a 403 would tell the client its own request is
+      // forbidden, and its SDK would not retry.
+      if (e.upstreamStatus !== undefined) return response(502, 'server_error', e, e.code ?? 'upstream_access_denied');
       return response(403, 'permission_error', e, e.code ?? null);
     case 'not_found':
       // A provider that does not know a configured deployment's model: the gateway is misconfigured;

@@ -73,7 +73,7 @@ describe('parseGeminiErrorResponse', () => {
       expect(error.message).toBe('The provider "gemini" refused the gateway\'s key or account.');
       expect(clientFacing(error)).not.toMatch(KEY_PART);
       expect(clientFacing(error)).not.toMatch(/api_key|suspended/i);
-      expect(toOpenAIError(error)).toMatchObject({ status: 403, body: { error: { type: 'permission_error', code: 'upstream_access_denied' } } });
+      expect(toOpenAIError(error)).toMatchObject({ status: 502, body: { error: { type: 'server_error', code: 'upstream_access_denied' } } });
       // The log keeps Google's words and the reason, without the key.
       expect(causeText(error)).toBe("PERMISSION_DENIED (CONSUMER_SUSPENDED): Permission denied: Consumer 'api_key:[redacted]' has been suspended.");
     });
