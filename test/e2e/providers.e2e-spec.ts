@@ -69,20 +69,50 @@ describe('every provider family through the gateway', () => {
       expect(data.usage?.total_tokens).toBe((data.usage?.prompt_tokens ?? 0) + (data.usage?.completion_tokens ?? 0));
     });
 
-    it('streams, with the usage chunk last', async () => {
+    it('streams, with the usage chunk last, and a choice in every other chunk', async () => {
       const stream = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Tell me something' }], stream: true, stream_options: { include_usage: true }, max_tokens: 16 });
       let text = '';
-      let usage: OpenAI.CompletionUsage | null | undefined;
       let finish: string | null | undefined;
+      const chunks: OpenAI.ChatCompletionChunk[] = [];
       for await (const chunk of stream) {
+        chunks.push(chunk);
         text += chunk.choices[0]?.delta.content ?? '';
         finish = chunk.choices[0]?.finish_reason ?? finish;
-        if (chunk.usage) usage = chunk.usage;
       }
       expect(text.length).toBeGreaterThan(0);
       expect(['stop', 'length']).toContain(finish);
-      expect(usage?.completion_tokens).toBeGreaterThan(0);
+      // OpenAI's contract, which `chunk.choices[0].delta` relies on: only the usage chunk has no choices.
+      const usageChunk = chunks.pop();
+      expect(usageChunk?.choices).toEqual([]);
+      expect(usageChunk?.usage?.completion_tokens).toBeGreaterThan(0);
+      expect(chunks.filter((c) => c.choices.length === 0 || c.usage)).toEqual([]);
+
+      const plain = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Tell me something' }], stream: true, max_tokens: 16 });
+      const unasked: OpenAI.ChatCompletionChunk[] = [];
+      for await (const chunk of plain) unasked.push(chunk);
+      expect(unasked.length).toBeGreaterThan(0);
+      expect(unasked.filter((c) => c.choices.length === 0 || c.usage)).toEqual([]);
     });
+
+    if (type === 'openai' || type === 'azure') {
+      it('ends a stream with the estimated usage chunk a client asked for when the server ignores stream_options', async () => {
+        gw.sim.configure({ ignoreStreamOptions: true });
+        const stream = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Tell me something' }], stream: true, stream_options: { include_usage: true }, max_tokens: 16 });
+        let text = '';
+        const chunks: OpenAI.ChatCompletionChunk[] = [];
+        for await (const chunk of stream) {
+          chunks.push(chunk);
+          text += chunk.choices[0]?.delta.content ?? '';
+        }
+        expect(gw.sim.requests().at(-1)?.body).toMatchObject({ stream_options: { include_usage: true } });
+        const last = chunks.pop();
+        expect(last?.choices).toEqual([]);
+        expect(last?.usage?.prompt_tokens).toBeGreaterThan(0);
+        expect(last?.usage?.completion_tokens).toBe(Math.ceil(text.length / 4));
+        expect(last?.usage?.total_tokens).toBe((last?.usage?.prompt_tokens ?? 0) + (last?.usage?.completion_tokens ?? 0));
+        expect(chunks.filter((c) => c.choices.length === 0 || c.usage)).toEqual([]);
+      });
+    }
 
     it('makes a forced tool call, streamed and not', async () => {
       const forced = { type: 'function' as const, function: { name: 'get_weather' } };

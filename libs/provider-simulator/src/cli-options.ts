@@ -18,7 +18,7 @@ export const CLI_USAGE = `Usage: provider-simulator [options]
 
 export type CliCommand = { kind: 'help' } | { kind: 'start'; options: SimulatorOptions };
 
-const NUMERIC_BEHAVIOUR_FLAGS: Readonly<Record<string, keyof Omit<Behaviour, 'faults' | 'ignoreMaxTokens'>>> = {
+const NUMERIC_BEHAVIOUR_FLAGS: Readonly<Record<string, keyof Omit<Behaviour, 'faults' | 'ignoreMaxTokens' | 'ignoreStreamOptions'>>> = {
   'latency-ms': 'latencyMs',
   'ttft-ms': 'ttftMs',
   'tokens-per-second': 'tokensPerSecond',

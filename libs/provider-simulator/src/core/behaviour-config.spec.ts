@@ -8,6 +8,7 @@ describe('behaviour config', () => {
       tokensPerSecond: 0,
       completionTokens: 16,
       ignoreMaxTokens: false,
+      ignoreStreamOptions: false,
       embeddingDimensions: 1536,
       contextWindow: 128_000,
       faults: [],

@@ -35,6 +35,8 @@ export interface Behaviour {
   completionTokens: number;
   /** A server that does not honour max_tokens / max_completion_tokens (OpenAI family): the natural length always. */
   ignoreMaxTokens: boolean;
+  /** A server that does not honour `stream_options` (OpenAI family): a stream never ends with a usage chunk. */
+  ignoreStreamOptions: boolean;
   /** Embedding size unless the request sets `dimensions`. */
   embeddingDimensions: number;
   /** Prompts above this many tokens are rejected with `context_length_exceeded`. */
@@ -48,6 +50,7 @@ export const DEFAULT_BEHAVIOUR: Readonly<Behaviour> = Object.freeze({
   tokensPerSecond: 0,
   completionTokens: 16,
   ignoreMaxTokens: false,
+  ignoreStreamOptions: false,
   embeddingDimensions: 1536,
   contextWindow: 128_000,
   faults: [],
@@ -76,6 +79,7 @@ export const behaviourPatchSchema = z.strictObject({
   tokensPerSecond: z.number().finite().min(0).optional(),
   completionTokens: z.int().min(1).max(1_000_000).optional(),
   ignoreMaxTokens: z.boolean().optional(),
+  ignoreStreamOptions: z.boolean().optional(),
   embeddingDimensions: z.int().min(1).max(MAX_EMBEDDING_DIMENSIONS).optional(),
   contextWindow: z.int().min(1).optional(),
   faults: z.array(faultSchema).optional(),
@@ -95,7 +99,7 @@ export function mergeBehaviour(base: Readonly<Behaviour>, patch: Partial<Behavio
   for (const key of Object.keys(patch) as (keyof Behaviour)[]) {
     if (patch[key] === undefined) continue;
     if (key === 'faults') merged.faults = (patch.faults ?? []).map((fault) => ({ ...fault }));
-    else if (key === 'ignoreMaxTokens') merged.ignoreMaxTokens = patch.ignoreMaxTokens === true;
+    else if (key === 'ignoreMaxTokens' || key === 'ignoreStreamOptions') merged[key] = patch[key] === true;
     else merged[key] = patch[key] as number;
   }
   return merged;

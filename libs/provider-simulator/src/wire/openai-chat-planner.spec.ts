@@ -107,4 +107,9 @@ describe('chat completion planner', () => {
     expect(plan({ stream_options: { include_usage: true } })).toMatchObject({ ok: false, problem: { param: 'stream_options' } });
     expect(okPlan({ stream: true, stream_options: { include_usage: true } })).toMatchObject({ stream: true, includeUsage: true });
   });
+
+  it('sends no usage chunk, whatever stream_options asks, for a server that ignores stream_options', () => {
+    const ignoring = mergeBehaviour(DEFAULT_BEHAVIOUR, { ignoreStreamOptions: true });
+    expect(okPlan({ stream: true, stream_options: { include_usage: true } }, ignoring)).toMatchObject({ stream: true, includeUsage: false });
+  });
 });

@@ -70,7 +70,7 @@ export function planChatCompletion(request: ChatCompletionRequest, behaviour: Be
     completionTokens: choices.reduce((sum, choice) => sum + choice.completionTokens, 0),
     choices,
   };
-  return { ok: true, plan, stream, includeUsage: stream && request.stream_options?.include_usage === true };
+  return { ok: true, plan, stream, includeUsage: stream && !behaviour.ignoreStreamOptions && request.stream_options?.include_usage === true };
 }
 
 /** The texts that count towards prompt tokens (see token-counter for the formula). */

@@ -14,8 +14,8 @@ const plan = (toolCall: boolean): ChatCompletionPlan => ({
   ],
 });
 
-const payloads = (p: ChatCompletionPlan, includeUsage: boolean): unknown[] =>
-  chatCompletionFrames(p, includeUsage).map((frame) => {
+const payloads = (p: ChatCompletionPlan, includeUsage: boolean, azure = false): unknown[] =>
+  chatCompletionFrames(p, includeUsage, azure).map((frame) => {
     expect(frame.text.startsWith('data: ')).toBe(true);
     expect(frame.text.endsWith('\n\n')).toBe(true);
     const data = frame.text.slice(6, -2);
@@ -52,5 +52,23 @@ describe('OpenAI stream frames', () => {
     expect(chunks[3]?.choices[0]?.finish_reason).toBe('tool_calls');
     expect(chunks).toHaveLength(5);
     expect(chunks.slice(0, 4).every((c) => !('usage' in c))).toBe(true);
+  });
+
+  it("open with Azure's prompt filter chunk and carry content_filter_results on every choice, as Azure OpenAI streams", () => {
+    const safe = { filtered: false, severity: 'safe' };
+    const verdict = { hate: safe, self_harm: safe, sexual: safe, violence: safe };
+    expect(payloads(plan(false), true, true)).toEqual([
+      { choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: [{ prompt_index: 0, content_filter_results: { ...verdict, jailbreak: { filtered: false, detected: false } } }] },
+      { ...envelope, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null, content_filter_results: {} }], usage: null },
+      { ...envelope, choices: [{ index: 0, delta: { content: 'Hi' }, logprobs: null, finish_reason: null, content_filter_results: verdict }], usage: null },
+      { ...envelope, choices: [{ index: 0, delta: { content: ' "you"\n' }, logprobs: null, finish_reason: null, content_filter_results: verdict }], usage: null },
+      { ...envelope, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop', content_filter_results: {} }], usage: null },
+      {
+        ...envelope,
+        choices: [],
+        usage: { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6, prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0 } },
+      },
+      '[DONE]',
+    ]);
   });
 });

@@ -117,22 +117,44 @@ const sse = (payload: unknown): string => `data: ${JSON.stringify(payload)}\n\n`
 
 export const SSE_DONE = 'data: [DONE]\n\n';
 
+/** Azure OpenAI's content-filter verdict of a text, every category passed. */
+const SAFE = { filtered: false, severity: 'safe' };
+const AZURE_FILTER_RESULTS = { hate: SAFE, self_harm: SAFE, sexual: SAFE, violence: SAFE };
+const AZURE_FILTER_RESULTS_JSON = JSON.stringify(AZURE_FILTER_RESULTS);
+
+/**
+ * The chunk Azure OpenAI opens every stream with (since API 2023-06-01-preview): no choices, no
+ * usage, an empty envelope, only the verdict of its content filter on the prompt.
+ */
+const AZURE_PROMPT_FILTER_CHUNK = {
+  choices: [],
+  created: 0,
+  id: '',
+  model: '',
+  object: '',
+  prompt_filter_results: [{ prompt_index: 0, content_filter_results: { ...AZURE_FILTER_RESULTS, jailbreak: { filtered: false, detected: false } } }],
+};
+
 /**
  * The stream as OpenAI sends it: an opening delta per choice, one chunk per token (choices
  * interleaved per step), a closing chunk per choice with its finish_reason, the optional
- * usage chunk with `choices: []`, then `[DONE]`.
+ * usage chunk with `choices: []`, then `[DONE]`. `azure` adds what Azure OpenAI's default content
+ * filter adds: the prompt's verdict in a first chunk of its own, and `content_filter_results` on
+ * every choice (the verdict on each token's text, empty on the opening and closing chunks).
  */
-export function chatCompletionFrames(plan: ChatCompletionPlan, includeUsage: boolean): PacedFrame[] {
+export function chatCompletionFrames(plan: ChatCompletionPlan, includeUsage: boolean, azure = false): PacedFrame[] {
   // Every chunk shares its envelope; building it once keeps per-token cost to one small
   // JSON.stringify (this is the benchmark hot path). Key order matches JSON.stringify of the object.
   const head =
     `data: {"id":${JSON.stringify(plan.id)},"object":"chat.completion.chunk","created":${plan.created},` +
     `"model":${JSON.stringify(plan.model)},"system_fingerprint":${JSON.stringify(plan.systemFingerprint)},"choices":[`;
   const tail = includeUsage ? '],"usage":null}\n\n' : ']}\n\n';
+  const emptyFilter: { content_filter_results?: object } = azure ? { content_filter_results: {} } : {};
+  const tokenFilter = azure ? `,"content_filter_results":${AZURE_FILTER_RESULTS_JSON}` : '';
   const choiceChunk = (index: number, delta: unknown, finishReason: ChatFinishReason | null = null): string =>
-    `${head}${JSON.stringify({ index, delta, logprobs: null, finish_reason: finishReason })}${tail}`;
+    `${head}${JSON.stringify({ index, delta, logprobs: null, finish_reason: finishReason, ...emptyFilter })}${tail}`;
 
-  const frames: PacedFrame[] = [];
+  const frames: PacedFrame[] = azure ? [{ text: sse(AZURE_PROMPT_FILTER_CHUNK) }] : [];
   for (const choice of plan.choices) {
     const opening = choice.toolCall
       ? {
@@ -151,7 +173,7 @@ export function chatCompletionFrames(plan: ChatCompletionPlan, includeUsage: boo
       const delta = choice.toolCall
         ? `{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(piece)}}}]}`
         : `{"content":${JSON.stringify(piece)}}`;
-      frames.push({ text: `${head}{"index":${choice.index},"delta":${delta},"logprobs":null,"finish_reason":null}${tail}`, tokenStep: step });
+      frames.push({ text: `${head}{"index":${choice.index},"delta":${delta},"logprobs":null,"finish_reason":null${tokenFilter}}${tail}`, tokenStep: step });
     }
   }
   for (const choice of plan.choices) {

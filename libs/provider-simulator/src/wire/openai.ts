@@ -193,7 +193,7 @@ const chatCompletions = (dialect: Dialect): WireHandler => async (exchange, runt
   if (!exchange.open) return;
   const sink = exchange.startStream(SSE_HEADERS);
   await deliverFrames(
-    chatCompletionFrames(result.plan, result.includeUsage),
+    chatCompletionFrames(result.plan, result.includeUsage, dialect === 'azure'),
     { ttftMs: prepared.behaviour.ttftMs, tokensPerSecond: prepared.behaviour.tokensPerSecond, dropAfterTokens },
     exchange.cancel,
     sink,

@@ -84,6 +84,34 @@ describe('clientChunks at a hard budget', () => {
   });
 });
 
+describe('clientChunks usage chunk', () => {
+  const body = { model: 'm', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] };
+  type Sent = { id: string; choices: unknown[]; usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number; cost?: number } };
+  const answer = () => [chunk([{ index: 0, content: 'Hello world!' }]), chunk([{ index: 0, finish: 'stop' }])];
+
+  it('ends with the estimate as the usage chunk a client asked for when the provider sent none (a server that ignores stream_options)', async () => {
+    const { usage } = await setup(body);
+    const sent = (await collect(clientChunks(opened(answer()), { usage, budget: undefined, clientWantsUsage: true }))) as Sent[];
+    expect(sent).toHaveLength(3);
+    const last = sent.at(-1);
+    expect(last?.id).toBe('chatcmpl-1');
+    expect(last?.choices).toEqual([]);
+    expect(last?.usage).toMatchObject({ completion_tokens: 3, total_tokens: (last?.usage?.prompt_tokens ?? 0) + 3 });
+    expect(last?.usage?.prompt_tokens).toBeGreaterThan(0);
+    expect(last?.usage?.cost).toBeGreaterThan(0);
+    expect(sent.slice(0, -1).every((c) => c.usage === undefined)).toBe(true);
+  });
+
+  it("sends the provider's usage chunk as it is and no estimate after it; a client that did not ask gets no usage chunk", async () => {
+    const reported: chatv1.Usage = { promptTokens: 7, completionTokens: 2, totalTokens: 9, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false };
+    const withUsage = { ...chunk([]), usage: reported };
+    const asked = (await collect(clientChunks(opened([...answer(), withUsage]), { usage: (await setup(body)).usage, budget: undefined, clientWantsUsage: true }))) as Sent[];
+    expect(asked.map((c) => c.usage?.total_tokens)).toEqual([undefined, undefined, 9]);
+    const unasked = (await collect(clientChunks(opened(answer()), { usage: (await setup(body)).usage, budget: undefined, clientWantsUsage: false }))) as Sent[];
+    expect(unasked.map((c) => c.usage)).toEqual([undefined, undefined]);
+  });
+});
+
 describe('openChat', () => {
   const calling = (deployment: string): routerv1.RouteDecision => ({ ...decision, deployment });
   const routerAnswering = (events: routerv1.ChatResponse[]): RouterPort =>

@@ -140,23 +140,28 @@ export interface StreamAccounting {
 /**
  * The chunks a client is sent, in OpenAI's shape, whatever carries them (SSE or WebSocket):
  * metered, the usage chunk shown only when asked, and the answer ended cleanly with finish reason
- * "length" when a hard budget is reached.
+ * "length" when a hard budget is reached. A client that asked for usage always gets the usage
+ * chunk OpenAI promises: the provider's, else the gateway's estimate (a compatible server that
+ * ignores `stream_options` sends none).
  */
 export async function* clientChunks(opened: OpenedChat, accounting: StreamAccounting): AsyncGenerator<unknown> {
   const { usage, budget, clientWantsUsage } = accounting;
   const model = opened.decision.model;
   // Choices seen and not finished yet: a cut ends each of them.
   const open = new Set<number>();
+  let last: chatv1.ChatChunk | undefined;
+  let usageSent = false;
   for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
     const chunk = event.chunk;
     if (!chunk) continue;
+    last = chunk;
     if (!reservationAdmitsChunk(budget, chunk)) {
       // The hard budget is reached: end every open choice cleanly, stop the provider, and give a
       // client that asked for usage the (estimated) usage so far, as any stream ends.
       for (const choice of chunk.choices) open.add(choice.index);
       yield toOpenAIChunk(budgetStopChunk(chunk, open), model);
       void opened.rest.return(undefined);
-      if (clientWantsUsage) yield usage.decorate(toOpenAIChunk({ id: chunk.id, created: chunk.created, model: chunk.model, choices: [], usage: usage.tokens() }, model));
+      if (clientWantsUsage) yield estimatedUsageChunk(chunk, usage, model);
       return;
     }
     for (const choice of chunk.choices) {
@@ -168,8 +173,15 @@ export async function* clientChunks(opened: OpenedChat, accounting: StreamAccoun
       if (chunk.choices.length === 0 && chunk.usage) continue;
       chunk.usage = undefined;
     }
+    usageSent ||= chunk.usage !== undefined;
     yield usage.decorate(toOpenAIChunk(chunk, model));
   }
+  if (clientWantsUsage && !usageSent && last) yield estimatedUsageChunk(last, usage, model);
+}
+
+/** The usage chunk of a stream whose provider's usage never came: the gateway's estimate so far, with its cost. */
+function estimatedUsageChunk(after: chatv1.ChatChunk, usage: UsageTrack, model: string): unknown {
+  return usage.decorate(toOpenAIChunk({ id: after.id, created: after.created, model: after.model, choices: [], usage: usage.tokens() }, model));
 }
 
 /** A chat stream translated into another API's events (the Responses API, Anthropic's Messages). */
