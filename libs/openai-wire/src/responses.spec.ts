@@ -793,6 +793,31 @@ describe("Claude's thinking carried in reasoning items' encrypted_content", () =
       expect((plain.at(-1)?.['response'] as { output: JsonLike[] }).output[0]).toEqual({ id: expect.stringMatching(/^rs_/), type: 'reasoning', summary: [{ type: 'summary_text', text: 'Hmm.' }] });
     });
 
+    it('takes each block once when every thinking_blocks delta repeats the blocks before it, as the Claude adapters send them', () => {
+      const events = run(
+        [
+          chunk({ extraJson: JSON.stringify({ thinking_blocks: [redacted] }) }),
+          chunk({ extraJson: JSON.stringify({ reasoning_content: signed.thinking }) }),
+          chunk({ extraJson: JSON.stringify({ thinking_blocks: [redacted, signed] }) }),
+          chunk({ content: 'Oslo first.' }),
+          chunk({ extraJson: JSON.stringify({ reasoning_content: later.thinking }) }),
+          chunk({ extraJson: JSON.stringify({ thinking_blocks: [redacted, signed, later] }) }),
+          chunk({ toolCalls: [{ index: 0, id: 'call_a', type: 'function', name: 'get_weather', arguments: '{"city":"Bergen"}' }] }),
+          chunk({}, 'tool_calls'),
+        ],
+        include,
+      );
+      const output = (events.at(-1)?.['response'] as { output: JsonLike[] }).output;
+      expect(output.map((o) => o['type'])).toEqual(['reasoning', 'message', 'reasoning', 'function_call']);
+      expect(decodeReasoning(String(output[0]?.['encrypted_content']))).toEqual([redacted, signed]);
+      expect(decodeReasoning(String(output[2]?.['encrypted_content']))).toEqual([later]);
+
+      // A server that sends each block once is read as before.
+      const once = run([chunk({ extraJson: JSON.stringify({ thinking_blocks: [redacted] }) }), chunk({ extraJson: JSON.stringify({ thinking_blocks: [signed] }) }), chunk({ content: 'Hi' }, 'stop')], include);
+      const [item] = (once.at(-1)?.['response'] as { output: JsonLike[] }).output;
+      expect(decodeReasoning(String(item?.['encrypted_content']))).toEqual([redacted, signed]);
+    });
+
     it('opens a reasoning item for redacted thinking alone, with no summary events', () => {
       const events = run([chunk({ extraJson: JSON.stringify({ thinking_blocks: [redacted] }) }), chunk({ content: 'Hi' }, 'stop')], include);
       expect(events.map((e) => e.type).slice(2, 4)).toEqual(['response.output_item.added', 'response.output_item.done']);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { REQUEST_BOUNDS } from './chat-request';
-import { NO_REASONING, reasoningOf, thinkingBlock, type ThinkingBlock } from './reasoning';
+import { NO_REASONING, reasoningOf, thinkingBlock, type ThinkingBlock, unseenBlocks } from './reasoning';
 import { toStrictSchema } from './strict-schema';
 import { badRequest, isObject, type JsonObject, validate } from './validation';
 
@@ -598,6 +598,8 @@ export class ResponsesStream {
   private reasoning: ReasoningItem | undefined;
   private message: MessageItem | undefined;
   private readonly calls = new Map<number, CallItem>();
+  /** Every thinking block the stream brought so far, in order (a delta may repeat them, see `unseenBlocks`). */
+  private readonly blocks: ThinkingBlock[] = [];
   private finishReason: string | undefined;
   private usage: chatv1.Usage | undefined;
   private serviceTier: string | undefined;
@@ -624,7 +626,9 @@ export class ResponsesStream {
       if (d) {
         const reasoning = d.extraJson ? reasoningOf(d.extraJson) : NO_REASONING;
         if (reasoning.text) this.reasoningDelta(reasoning.text, events);
-        if (reasoning.blocks.length > 0) this.openReasoning(events).blocks.push(...reasoning.blocks);
+        const blocks = unseenBlocks(this.blocks, reasoning.blocks);
+        this.blocks.push(...blocks);
+        if (blocks.length > 0) this.openReasoning(events).blocks.push(...blocks);
         if (d.content) this.textDelta('output_text', d.content, toLogprobs(choice.logprobsJson), events);
         if (d.refusal) this.textDelta('refusal', d.refusal, [], events);
         for (const t of d.toolCalls) this.toolDelta(t, events);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { anthropicStreamError } from './anthropic-errors';
-import { thinkingExtra } from '../claude-thinking';
+import { thinkingExtra, type ThinkingBlock } from '../claude-thinking';
 import { anthropicUsageSchema, type AnthropicUsage, matchedStopSequence, toCanonicalUsage, toFinishReason } from './anthropic-response';
 
 const messageStart = z.looseObject({
@@ -57,7 +57,9 @@ type Block =
  * Turns Anthropic's event stream (message_start, content_block_start/delta/stop, message_delta,
  * message_stop, ping, error) into OpenAI-shaped chunks: an opening role chunk, content and tool
  * call deltas (tool calls numbered in order of appearance, id and name on their first delta),
- * one chunk with the finish_reason, then the usage chunk when asked for.
+ * thinking as `reasoning_content` deltas and, at each thinking block's end, a `thinking_blocks`
+ * delta with all the blocks so far, one chunk with the finish_reason, then the usage chunk when
+ * asked for.
  */
 export class AnthropicStreamTranslator {
   private id = '';
@@ -68,6 +70,8 @@ export class AnthropicStreamTranslator {
   private done = false;
   private readonly blocks = new Map<number, Block>();
   private toolCalls = 0;
+  /** The answer's thinking blocks so far, in order: each `thinking_blocks` delta carries them all. */
+  private readonly thinking: ThinkingBlock[] = [];
   private usage: AnthropicUsage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens_details: undefined };
   private stopReason: string | null | undefined;
   private stopSequence: string | null | undefined;
@@ -148,7 +152,7 @@ export class AnthropicStreamTranslator {
     }
     this.blocks.set(event.index, { kind: 'other' });
     // Redacted thinking comes whole at its start; server tool blocks have no OpenAI counterpart.
-    if (b.type === 'redacted_thinking' && b.data) return [this.chunk({ extraJson: thinkingExtra('', [{ type: 'redacted_thinking', data: b.data }]) })];
+    if (b.type === 'redacted_thinking' && b.data) return [this.thinkingChunk({ type: 'redacted_thinking', data: b.data })];
     return [];
   }
 
@@ -177,11 +181,22 @@ export class AnthropicStreamTranslator {
   private blockStop(event: z.infer<typeof blockStop>): chatv1.ChatChunk[] {
     this.requireStarted();
     const block = this.blocks.get(event.index);
-    // A thinking block is whole (text and signature) at its stop: it goes out once, to be handed back.
-    if (block?.kind === 'thinking') return [this.chunk({ extraJson: thinkingExtra('', [{ type: 'thinking', thinking: block.text, signature: block.signature }]) })];
+    // A thinking block is whole (text and signature) at its stop, to be handed back.
+    if (block?.kind === 'thinking') return [this.thinkingChunk({ type: 'thinking', thinking: block.text, signature: block.signature })];
     if ((block?.kind !== 'answer' && block?.kind !== 'tool') || block.hasInput) return [];
     block.hasInput = true;
     return [this.inputChunk(block, '{}')];
+  }
+
+  /**
+   * A delta with every thinking block so far, this one last. Clients keep the latest value of a
+   * field the OpenAI wire does not know (the OpenAI SDK's stream helper assigns it over the last),
+   * so the list must be whole each time: one block per delta would leave them the last block only,
+   * and Claude refuses a tool turn whose thinking comes back shortened.
+   */
+  private thinkingChunk(block: ThinkingBlock): chatv1.ChatChunk {
+    this.thinking.push(block);
+    return this.chunk({ extraJson: thinkingExtra('', this.thinking) });
   }
 
   private inputChunk(block: Extract<Block, { kind: 'answer' | 'tool' }>, json: string): chatv1.ChatChunk {

@@ -1,4 +1,5 @@
 import { EventStreamCodec, type MessageHeaders } from '@smithy/eventstream-codec';
+import { ChatCompletionStream } from 'openai/lib/ChatCompletionStream';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
@@ -238,6 +239,33 @@ describe('ConverseStream transcripts', () => {
     const { chunks } = await replay(encode(transcript), { includeUsage: false });
     expect(reasoningOf(chunks)).toEqual([{ thinking_blocks: [{ type: 'redacted_thinking', data: 'ZW5jcnlwdGVk' }] }]);
     expect(chunks[chunks.length - 1]?.choices[0]?.finishReason).toBe('tool_calls');
+  });
+
+  it("sends every Claude reasoning block so far in each thinking_blocks delta, so the OpenAI SDK's stream helper ends with them all", async () => {
+    const transcript: TranscriptEntry[] = [
+      { event: 'messageStart', payload: { role: 'assistant' } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { reasoningContent: { redactedContent: 'ZW5jcnlwdGVk' } } } },
+      { event: 'contentBlockStop', payload: { contentBlockIndex: 0 } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 1, delta: { reasoningContent: { text: 'Oslo ' } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 1, delta: { reasoningContent: { text: 'first.' } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 1, delta: { reasoningContent: { signature: 'c2lnLTE=' } } } },
+      { event: 'contentBlockStop', payload: { contentBlockIndex: 1 } },
+      { event: 'contentBlockStart', payload: { contentBlockIndex: 2, start: { toolUse: { toolUseId: 'tooluse_o', name: 'get_weather' } } } },
+      { event: 'contentBlockDelta', payload: { contentBlockIndex: 2, delta: { toolUse: { input: '{"city":"Oslo"}' } } } },
+      { event: 'contentBlockStop', payload: { contentBlockIndex: 2 } },
+      { event: 'messageStop', payload: { stopReason: 'tool_use' } },
+    ];
+    const { chunks } = await replay(encode(transcript), { includeUsage: false });
+    const redacted = { type: 'redacted_thinking', data: 'ZW5jcnlwdGVk' };
+    const signed = { type: 'thinking', thinking: 'Oslo first.', signature: 'c2lnLTE=' };
+    expect(reasoningOf(chunks)).toEqual([{ thinking_blocks: [redacted] }, { reasoning_content: 'Oslo ' }, { reasoning_content: 'first.' }, { thinking_blocks: [redacted, signed] }]);
+
+    // The helper keeps the latest value of a field OpenAI does not define (and adds up only its own: reasoning_content is the last fragment).
+    const lines = openai(chunks).map((c) => `${JSON.stringify(c)}\n`).join('');
+    const final = await ChatCompletionStream.fromReadableStream(new Response(lines).body as ReadableStream).finalChatCompletion();
+    const message: Record<string, unknown> = { ...final.choices[0]?.message };
+    expect(message['thinking_blocks']).toEqual([redacted, signed]);
+    expect(message['reasoning_content']).toBe('first.');
   });
 
   it('rejects a delta for a tool block that never started', async () => {

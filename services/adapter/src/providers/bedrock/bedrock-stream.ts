@@ -3,7 +3,7 @@ import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { thinkingExtra } from '../claude-thinking';
+import { thinkingExtra, type ThinkingBlock } from '../claude-thinking';
 import { bedrockUsageSchema, finishReason, malformedOutputError, matchedStopSequence, toCanonicalUsage } from './bedrock-response';
 import { statusOfErrorType, toGatewayError } from './bedrock-errors';
 
@@ -133,12 +133,15 @@ interface ReasoningBlock {
 /**
  * ConverseStream events as OpenAI-shaped chunks: a role chunk, content and tool-call deltas
  * (id and name first, then argument fragments, indexed by position), `reasoning_content` deltas
- * and, for Claude, each signed or redacted reasoning block whole as `thinking_blocks` at its stop,
- * a finish chunk on messageStop, and a usage chunk with no choices when the request asked for usage.
+ * and, for Claude, at each signed or redacted reasoning block's stop a `thinking_blocks` delta with
+ * all the blocks so far, a finish chunk on messageStop, and a usage chunk with no choices when the
+ * request asked for usage.
  */
 export class ConverseStreamTranslator {
   private readonly tools = new Map<number, ToolBlock>();
   private readonly reasoning = new Map<number, ReasoningBlock>();
+  /** Claude's whole reasoning blocks so far, in order: each `thinking_blocks` delta carries them all. */
+  private readonly thinking: ThinkingBlock[] = [];
   private toolCount = 0;
   private answeredByJsonTool = false;
   private started = false;
@@ -232,14 +235,25 @@ export class ConverseStreamTranslator {
   }
 
   /**
-   * A reasoning block is whole (text and signature, or redacted content) at its stop: Claude's goes
-   * out once as `thinking_blocks`, to be handed back on a tool turn. Other models' reasoning has
-   * no signature and went out as text only.
+   * A reasoning block is whole (text and signature, or redacted content) at its stop: Claude's joins
+   * `thinking_blocks`, to be handed back on a tool turn. Other models' reasoning has no signature
+   * and went out as text only.
    */
   private reasoningStop(block: ReasoningBlock): chatv1.ChatChunk[] {
-    if (block.redacted !== '') return [...this.ensureStarted(), this.chunk({ extraJson: thinkingExtra('', [{ type: 'redacted_thinking', data: block.redacted }]) })];
-    if (block.signature !== '') return [...this.ensureStarted(), this.chunk({ extraJson: thinkingExtra('', [{ type: 'thinking', thinking: block.text, signature: block.signature }]) })];
+    if (block.redacted !== '') return [...this.ensureStarted(), this.thinkingChunk({ type: 'redacted_thinking', data: block.redacted })];
+    if (block.signature !== '') return [...this.ensureStarted(), this.thinkingChunk({ type: 'thinking', thinking: block.text, signature: block.signature })];
     return [];
+  }
+
+  /**
+   * A delta with every block so far, this one last. Clients keep the latest value of a field the
+   * OpenAI wire does not know (the OpenAI SDK's stream helper assigns it over the last), so the list
+   * must be whole each time: one block per delta would leave them the last block only, and Claude
+   * refuses a tool turn whose thinking comes back shortened.
+   */
+  private thinkingChunk(block: ThinkingBlock): chatv1.ChatChunk {
+    this.thinking.push(block);
+    return this.chunk({ extraJson: thinkingExtra('', this.thinking) });
   }
 
   /** A tool called without arguments streams no input; the non-streamed answer has `{}` for it, so the stream does too. */
