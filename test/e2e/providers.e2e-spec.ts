@@ -112,6 +112,21 @@ describe('every provider family through the gateway', () => {
         expect(last?.usage?.total_tokens).toBe((last?.usage?.prompt_tokens ?? 0) + (last?.usage?.completion_tokens ?? 0));
         expect(chunks.filter((c) => c.choices.length === 0 || c.usage)).toEqual([]);
       });
+
+      it('ends a legacy completions stream with the estimated usage when the server ignores stream_options', async () => {
+        gw.sim.configure({ ignoreStreamOptions: true });
+        const stream = await client.completions.create({ model, prompt: 'Tell me something', stream: true, stream_options: { include_usage: true }, max_tokens: 16 });
+        let text = '';
+        const chunks: OpenAI.Completion[] = [];
+        for await (const chunk of stream) {
+          chunks.push(chunk);
+          text += chunk.choices[0]?.text ?? '';
+        }
+        const last = chunks.pop();
+        expect(last?.choices).toEqual([]);
+        expect(last?.usage?.prompt_tokens).toBeGreaterThan(0);
+        expect(last?.usage?.completion_tokens).toBe(Math.ceil(text.length / 4));
+      });
     }
 
     it('makes a forced tool call, streamed and not', async () => {

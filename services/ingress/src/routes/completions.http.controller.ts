@@ -107,6 +107,7 @@ export class CompletionsHttpController {
     let answering = 0;
     try {
       let cut = false;
+      let reported = false;
       for (let p = 0; p < legacy.prompts.length && !cut; p++) {
         answering = p;
         if (p > 0) {
@@ -132,15 +133,19 @@ export class CompletionsHttpController {
             else open.add(choice.index);
           }
           metering.chunk(chunk);
-          if (chunk.usage) addUsage(usage, chunk.usage);
+          if (chunk.usage) {
+            addUsage(usage, chunk.usage);
+            reported = true;
+          }
           if (chunk.choices.length === 0) continue;
           await sse.data(toLegacyChunk({ ...chunk, id, created }, model, p * choicesPerPrompt));
         }
       }
       if (legacy.includeUsage) {
         const last = toLegacyChunk({ id, created, model, choices: [] }, model);
-        // After a budget cut the provider's usage never came: the client is shown the estimate so far.
-        await sse.data(metering.decorate({ ...last, usage: cut ? toOpenAIUsage(metering.tokens()) : toOpenAIUsage(usage) }));
+        // After a budget cut the provider's usage never came, nor from a server that ignores
+        // `stream_options`: the client is shown the estimate, as billing records it.
+        await sse.data(metering.decorate({ ...last, usage: cut || !reported ? toOpenAIUsage(metering.tokens()) : toOpenAIUsage(usage) }));
       }
       sse.done();
     } catch (error) {
