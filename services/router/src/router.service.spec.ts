@@ -2,7 +2,7 @@ import { routerv1, type adapterv1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { RouterService, type AdapterPort } from './router.service';
 import { chatRequestTraits } from './routing/route-planner';
-import { configWith, contextFor, engineFor, TWO_MODELS } from './routing/test-engine.testing';
+import { configWith, contextFor, engineFor, ManualClock, TWO_MODELS } from './routing/test-engine.testing';
 
 const message = (text: string): chatv1.Message => ({ role: 'user', text, contentIsNull: false, toolCalls: [], extraJson: '' });
 function chatRequest(model: string, text: string, extra: Record<string, unknown> = {}): chatv1.ChatRequest {
@@ -158,10 +158,11 @@ describe('RouterService', () => {
     for (let i = 0; i < 5; i++) await expect(ask(service, i)).rejects.toMatchObject({ kind: 'bad_request' });
     expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ status: 'completed', canaryStats: { requests: 0 } });
 
-    // A canary left out by its breaker is served by the baseline: neither arm is judged on that.
+    // A canary left out by its breaker is served by the baseline: the canary failed to take its
+    // share, so each such request is its error; the baseline's call counts for neither arm.
     for (const id of ['premium-a', 'premium-b']) for (let i = 0; i < 5; i++) engine.breakers.of(id).failure();
     for (let i = 0; i < 5; i++) expect(decisionOf(await ask(service, i))?.model).toBe('cheap');
-    expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ status: 'completed', canaryStats: { requests: 0 }, baselineStats: { requests: 0 } });
+    expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ status: 'completed', canaryStats: { requests: 5, errors: 5 }, baselineStats: { requests: 0 } });
 
     // Server-side failures of the canary roll it back, while every request is still served (the
     // baseline has had its own minimum of calls in the window to be compared with).
@@ -223,5 +224,103 @@ describe('RouterService', () => {
     expect(engine.stats.of('cheap-a').usage(engine.stats.clock.now()).tokens).toBe(prompt + 256);
     await collect(service.chat({ context: contextFor(), request: { ...request, maxTokens: 10 } }, new AbortController().signal));
     expect(engine.stats.of('cheap-a').usage(engine.stats.clock.now()).tokens).toBe(2 * prompt + 256 + 10);
+  });
+});
+
+describe('RouterService judging a gray release', () => {
+  const chunk = (text: string) => ({ chunk: { id: 'c', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: text, toolCalls: [] } }] } }) as unknown as adapterv1.ChatResponse;
+  /** Adapters answering each deployment's calls with `answer(upstream model, signal)`. */
+  const adapters = (answer: (model: string, signal: AbortSignal) => AsyncGenerator<adapterv1.ChatResponse>): AdapterPort => ({
+    chat: (request, signal) => answer(request.upstreamModel, signal),
+    embed: () => Promise.reject(new Error('unused')),
+  });
+  const releaseConfig = (percent: number, routing: Record<string, unknown> = {}, models: unknown[] = TWO_MODELS) =>
+    configWith(models, {
+      retry: { baseDelayMs: 0, maxDelayMs: 0 },
+      aliases: { gr: { models: ['cheap'] } },
+      grayReleases: [{ id: 'g', target: 'gr', baseline: 'cheap', canary: 'premium', steps: [{ afterMinutes: 0, percent }] }],
+      ...routing,
+    });
+  const ask = (service: RouterService, i: number, stream = false) =>
+    collect(service.chat({ context: contextFor({ endUser: `u${i}` }), request: { ...chatRequest('gr', 'hi'), stream } }, new AbortController().signal));
+
+  it('rolls back a canary that fails every call, with the default breaker and rollback settings: requests its open circuit keeps from it are its errors', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(releaseConfig(50), clock);
+    const service = new RouterService(
+      engine,
+      adapters(async function* (model) {
+        if (model === 'p') throw new GatewayError('upstream_error', 'boom', { upstreamStatus: 502 });
+        yield { completion: completion(model) };
+      }),
+    );
+    const release = engine.grayReleases.byId('g');
+    // One request a second for 30 minutes, every one served (the baseline takes the canary's).
+    for (let i = 0; i < 30 * 60 && release?.status() !== 'rolled_back'; i++) {
+      clock.advance(1000);
+      expect(decisionOf(await ask(service, i))?.model).toBe('cheap');
+    }
+    expect(release?.state()).toMatchObject({ status: 'rolled_back', rollbackReason: expect.stringContaining('error rate') });
+    // Judged within its rollback window, once both arms had their 20 calls: not after half an hour.
+    expect((release?.rollback()?.at ?? Infinity) - release!.startedAt()).toBeLessThanOrEqual(release!.config.rollback.windowMs);
+  });
+
+  it('judges arms whose circuits are all open alike: an outage of both does not roll the canary back', async () => {
+    const engine = engineFor(releaseConfig(50, { grayReleases: [{ id: 'g', target: 'gr', baseline: 'cheap', canary: 'premium', steps: [{ afterMinutes: 0, percent: 50 }], rollback: { minRequests: 5 } }] }));
+    const service = new RouterService(engine, adapters(async function* (model) { yield { completion: completion(model) }; }));
+    for (const id of ['cheap-a', 'premium-a', 'premium-b']) for (let i = 0; i < 5; i++) engine.breakers.of(id).failure();
+    for (let i = 0; i < 40; i++) await expect(ask(service, i)).rejects.toMatchObject({ kind: 'unavailable' });
+    const state = engine.grayReleases.byId('g')?.state();
+    expect(state).toMatchObject({ status: 'active', canaryStats: { errorRate: 1 }, baselineStats: { errorRate: 1 } });
+    expect(state?.canaryStats?.requests).toBeGreaterThanOrEqual(5);
+    expect(state?.baselineStats?.requests).toBeGreaterThanOrEqual(5);
+  });
+
+  it('counts a canary stream broken after its first token as an error, not a success', async () => {
+    // A breaker that never opens: the canary is judged on its broken streams alone.
+    const engine = engineFor(releaseConfig(50, { breaker: { consecutiveFailures: 1000, minRequests: 1000 } }));
+    const service = new RouterService(
+      engine,
+      adapters(async function* (model) {
+        yield chunk('first');
+        if (model === 'p') throw new GatewayError('upstream_error', 'stream dropped');
+        yield chunk('second');
+      }),
+    );
+    let broken = 0;
+    for (let i = 0; i < 200; i++) await ask(service, i, true).catch(() => broken++);
+    expect(broken).toBeGreaterThan(0);
+    const state = engine.grayReleases.byId('g')?.state();
+    expect(state).toMatchObject({ status: 'rolled_back', rollbackReason: expect.stringContaining('error rate') });
+    expect(state?.canaryStats?.errors).toBe(state?.canaryStats?.requests);
+  });
+
+  it('does not judge the canary on an attempt the request’s deadline stopped', async () => {
+    const clock = new ManualClock();
+    const models = [
+      { id: 'cheap', deployments: [{ id: 'cheap-a', provider: 'a', model: 'c' }] },
+      { id: 'premium', expectedLatencyMs: 10, deployments: [{ id: 'premium-a', provider: 'a', model: 'p' }] },
+    ];
+    const engine = engineFor(releaseConfig(100, {}, models), clock);
+    const calls: string[] = [];
+    const service = new RouterService(
+      engine,
+      adapters(async function* (model, signal) {
+        calls.push(model);
+        if (model === 'c') {
+          // The baseline fails 40 ms before the deadline, leaving the canary less than its attempt timeout.
+          clock.advance(60_000 - 40);
+          throw new GatewayError('upstream_error', 'boom', { upstreamStatus: 502 });
+        }
+        await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new GatewayError('cancelled', 'stopped')), { once: true }));
+        yield { completion: completion(model) };
+      }),
+    );
+    // A short Retry-After puts the canary after its baseline in the plan; it is over by the canary's turn.
+    engine.breakers.coolDown('premium-a', clock.now() + 1000);
+    await expect(ask(service, 0, true)).rejects.toMatchObject({ kind: 'upstream_error', upstreamStatus: 502 });
+    expect(calls).toEqual(['c', 'p']);
+    expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ canaryStats: { requests: 0 }, baselineStats: { requests: 0 } });
+    expect(engine.breakers.of('premium-a').snapshot()).toMatchObject({ consecutiveFailures: 0, windowRequests: 0 });
   });
 });

@@ -7,7 +7,8 @@ import type { AdapterClients } from './adapter-clients';
 import { assignedDecision, callingDecision, decisionFor } from './explain/route-decision';
 import { explainPlan } from './explain/route-explanation';
 import { providersHealth } from './explain/providers-health';
-import { serveWithFailover, type AttemptListener, type AttemptOpener, type Served } from './resilience/failover';
+import type { RecordedCall } from './experiments/gray-release';
+import { serveWithFailover, type AnswerFailureListener, type AttemptListener, type AttemptOpener, type Served } from './resilience/failover';
 import { capacityTokens, chatRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
 import { takeRequestControls } from './routing/route-settings';
 import type { RoutingEngine } from './routing/routing-engine';
@@ -33,6 +34,14 @@ export function grpcAdapters(clients: AdapterClients): AdapterPort {
       return callUnary<adapterv1.EmbedRequest, adapterv1.EmbedResponse>(client.embed.bind(client), request, new Metadata(), signal);
     },
   };
+}
+
+/** What a request in a gray release tells the release, over failover and after it (see `RouterService.grayReleaseWatch`). */
+interface GrayReleaseWatch {
+  onAttempt: AttemptListener;
+  onAnswerFailed: AnswerFailureListener;
+  /** Failover is over, served or failed. */
+  settled(): void;
 }
 
 interface PreparedChat {
@@ -71,12 +80,13 @@ export class RouterService {
     // Each call is announced before it is made, and each failed one after it, while failover goes on.
     const notices = new Notices<routerv1.ChatResponse>();
     const announce = (route: routerv1.RouteDecision): void => notices.push({ calling: route });
-    const gray = this.grayReleaseListener(plan);
+    const gray = this.grayReleaseWatch(plan, prepared.planRequest.capability);
     let called = false;
     const serving = serveWithFailover(plan, open, signal, this.engine.failover, {
       stream: request.stream,
       tokens: capacityTokens(prepared.planRequest),
-      onAttempt: routeCalls ? this.progressListener(plan, gray, announce) : gray,
+      onAttempt: routeCalls ? this.progressListener(plan, gray?.onAttempt, announce) : gray?.onAttempt,
+      onAnswerFailed: gray?.onAnswerFailed,
       onCall: routeCalls
         ? (candidate, earlier) => {
             called = true;
@@ -84,12 +94,14 @@ export class RouterService {
           }
         : undefined,
       commits: carriesAnswer,
-    }).catch((error: unknown) => {
-      // A request refused before any call (every candidate's breaker open) still belongs to its
-      // arm: the caller records the arm from the route it was told, so experiment reports count it.
-      if (routeCalls && plan.assignment && !called) announce(assignedDecision(plan));
-      throw error;
-    });
+    })
+      .finally(() => gray?.settled())
+      .catch((error: unknown) => {
+        // A request refused before any call (every candidate's breaker open) still belongs to its
+        // arm: the caller records the arm from the route it was told, so experiment reports count it.
+        if (routeCalls && plan.assignment && !called) announce(assignedDecision(plan));
+        throw error;
+      });
     let served: Served<adapterv1.ChatResponse> | undefined;
     try {
       served = yield* notices.until(serving);
@@ -133,7 +145,8 @@ export class RouterService {
     const plan = this.engine.planner.plan(planRequest);
     const open: AttemptOpener<adapterv1.EmbedResponse> = (candidate, callSignal) =>
       once(this.adapters.embed({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
-    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: this.grayReleaseListener(plan) });
+    const gray = this.grayReleaseWatch(plan, planRequest.capability);
+    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
     served.finish();
     if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no embeddings.');
     return { decision: decisionFor(plan, served.candidate, served.attempts), response: served.first.response };
@@ -192,8 +205,8 @@ export class RouterService {
   /** Tells `gray` of every attempt, and `announce` of the route so far after a failed one (no call in progress until the next). */
   private progressListener(plan: RoutePlan, gray: AttemptListener | undefined, announce: (route: routerv1.RouteDecision) => void): AttemptListener {
     const attempts: routerv1.RouteAttempt[] = [];
-    return (candidate, attempt, failure) => {
-      gray?.(candidate, attempt, failure);
+    return (candidate, attempt, failure, cutShort) => {
+      gray?.(candidate, attempt, failure, cutShort);
       attempts.push(attempt);
       if (failure) announce(decisionFor(plan, candidate, [...attempts]));
     };
@@ -201,24 +214,53 @@ export class RouterService {
 
   /**
    * A request in a gray release counts once for its arm, by its first attempt to the arm's own
-   * model (a canary left out by its breaker and served by the baseline says nothing about the
-   * canary). Failures on the deployment's side, the ones failover retries (5xx, timeouts, lost
-   * connections, 429s, an upstream 401 or 404), count against the arm; a refusal of the request
-   * itself (bad request, context too long, content filter) is not counted at all.
+   * model. Failures on the deployment's side, the ones failover retries (5xx, timeouts, lost
+   * connections, 429s, an upstream 401 or 404), count against the arm, and so does a stream that
+   * model breaks after its first token (its success is taken back); a refusal of the request itself
+   * (bad request, context too long, content filter) is not counted at all, nor is an attempt the
+   * request's deadline stopped. Attempts to other models (the baseline serving a canary request)
+   * say nothing about the arm, but a request its arm's model took no call for because none of its
+   * deployments could take calls when it was planned (circuit open, or half-open with its probe
+   * out; cooling down after a Retry-After) counts as the arm's error: that model failed to take
+   * its share, and without it a canary whose circuit opened after a few failures would be judged
+   * on those few calls only, and never reach `minRequests`.
    */
-  private grayReleaseListener(plan: RoutePlan): AttemptListener | undefined {
+  private grayReleaseWatch(plan: RoutePlan, capability: Capability): GrayReleaseWatch | undefined {
     const assignment = plan.assignment;
     if (assignment?.kind !== 'gray_release') return undefined;
     const release = this.engine.grayReleases.byId(assignment.experiment);
     if (!release) return undefined;
     const arm = assignment.arm === 'canary' ? 'canary' : 'baseline';
+    // Read now, as the plan was made: later, failover's own calls change the circuits.
+    const unavailable = this.unavailable(assignment.model, capability);
+    let attempted = false;
     let counted = false;
-    return (candidate, attempt, failure) => {
-      if (counted || candidate.via !== assignment.model) return;
-      counted = true;
-      if (failure && !failure.retryable) return;
-      release.record(arm, failure === undefined, attempt.latencyMs);
+    let success: RecordedCall | undefined;
+    return {
+      onAttempt: (candidate, attempt, failure, cutShort) => {
+        if (candidate.via !== assignment.model) return;
+        attempted = true;
+        if (counted || cutShort) return;
+        counted = true;
+        if (failure && !failure.retryable) return;
+        const call = release.record(arm, failure === undefined, attempt.latencyMs);
+        if (call.ok) success = call;
+      },
+      onAnswerFailed: () => {
+        if (success) release.failAfterSuccess(success);
+        success = undefined;
+      },
+      settled: () => {
+        if (!attempted && unavailable) release.record(arm, false, 0);
+      },
     };
+  }
+
+  /** Whether no deployment of the models `name` stands for can take a call now: each one's circuit is open (or its half-open probe is out), or it is cooling down after a Retry-After. */
+  private unavailable(name: string, capability: Capability): boolean {
+    const { breakers } = this.engine;
+    const deployments = (this.engine.catalog.membersOf(name, capability) ?? []).flatMap((m) => m.deployments);
+    return deployments.length > 0 && deployments.every((d) => !breakers.of(d.id).available() || breakers.coolingUntil(d.id) > 0);
   }
 }
 

@@ -11,7 +11,15 @@ export interface Rollback {
   at: number;
   reason: string;
 }
-type Arm = 'baseline' | 'canary';
+export type GrayReleaseArm = 'baseline' | 'canary';
+
+/** One call as a release recorded it, so that a success can be taken back (see `failAfterSuccess`). */
+export interface RecordedCall {
+  readonly arm: GrayReleaseArm;
+  readonly at: number;
+  readonly ok: boolean;
+  readonly latencyMs: number;
+}
 
 /** Per arm over the rollback window: calls, errors, and the successful calls' latencies in bins. */
 const REQUESTS = 0;
@@ -27,7 +35,7 @@ const LATENCIES = 2;
 export class GrayRelease {
   private startAt: number;
   private rolledBack: Rollback | undefined;
-  private readonly outcomes: Record<Arm, SlidingWindow>;
+  private readonly outcomes: Record<GrayReleaseArm, SlidingWindow>;
   /** Told of this process's rollback, to keep it beyond the process (see `GrayReleaseSync`). */
   onRollBack: ((rollback: Rollback) => void) | undefined;
 
@@ -70,31 +78,53 @@ export class GrayRelease {
     return { step, percent: this.config.steps[step]?.percent ?? 0, nextStepAt: next ? this.startAt + next.afterMinutes * 60_000 : 0 };
   }
 
+  /**
+   * Completed once the last step is in effect and sends the canary everything: a last step below
+   * 100 % holds the release at that share, still comparing the arms, so it stays active.
+   */
   status(): GrayReleaseStatus {
     if (this.rolledBack) return 'rolled_back';
-    const { step } = this.position();
+    const { step, percent } = this.position();
     if (step < 0) return 'pending';
-    return step === this.config.steps.length - 1 ? 'completed' : 'active';
+    return step === this.config.steps.length - 1 && percent >= 100 ? 'completed' : 'active';
   }
 
   assign(context: Pick<routerv1.RequestContext, 'endUser' | 'keyId' | 'requestId'>, user: string | undefined): ArmAssignment {
     const { percent } = this.position();
     const point = stablePoint(`${this.config.id}:${stickyKey('user', context, user)}`);
-    const arm: Arm = point * 100 < percent ? 'canary' : 'baseline';
+    const arm: GrayReleaseArm = point * 100 < percent ? 'canary' : 'baseline';
     return { experiment: this.config.id, arm, model: arm === 'canary' ? this.config.canary : this.config.baseline };
   }
 
   /** One call to one arm, then the rollback check. */
-  record(arm: Arm, ok: boolean, latencyMs: number): void {
+  record(arm: GrayReleaseArm, ok: boolean, latencyMs: number): RecordedCall {
     const window = this.outcomes[arm];
     const now = this.clock.now();
     window.add(now, REQUESTS);
     window.add(now, ok ? LATENCIES + latencyBin(latencyMs) : ERRORS);
-    // Either arm's call may complete the comparison (a canary whose breaker opened takes no more).
+    // Either arm's call may complete the comparison.
+    if (!this.rolledBack) this.check();
+    return { arm, at: now, ok, latencyMs };
+  }
+
+  /**
+   * A call recorded as a success failed after all (a stream the deployment broke after its first
+   * token): it counts once, as an error, and its latency leaves the arm's p95. Then the rollback check.
+   */
+  failAfterSuccess(call: RecordedCall): void {
+    if (!call.ok) return;
+    const window = this.outcomes[call.arm];
+    const now = this.clock.now();
+    // The window holds the call still (unless it has left it): its success becomes an error in place.
+    if (window.addAt(call.at, now, LATENCIES + latencyBin(call.latencyMs), -1)) window.addAt(call.at, now, ERRORS);
+    else {
+      window.add(now, REQUESTS);
+      window.add(now, ERRORS);
+    }
     if (!this.rolledBack) this.check();
   }
 
-  stats(arm: Arm): routerv1.GrayReleaseArmStats {
+  stats(arm: GrayReleaseArm): routerv1.GrayReleaseArmStats {
     const totals = this.outcomes[arm].totalsAt(this.clock.now());
     const requests = totals[REQUESTS] ?? 0;
     const errors = totals[ERRORS] ?? 0;

@@ -2,7 +2,7 @@ import { getEventListeners } from 'node:events';
 import type { adapterv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { configWith, engineFor, ManualClock, planRequest, TWO_MODELS } from '../routing/test-engine.testing';
-import { serveWithFailover, type AttemptOpener } from './failover';
+import { serveWithFailover, type AnswerFailureListener, type AttemptListener, type AttemptOpener } from './failover';
 
 type Script = Record<string, Array<GatewayError | 'ok'>>;
 
@@ -411,5 +411,100 @@ describe('larger-context fallback', () => {
     expect(calls).toEqual(['small-a', 'mid-a', 'big-a', 'big-a']);
     expect(served.candidate.deployment.id).toBe('big-a');
     served.finish();
+  });
+});
+
+describe('failover near the deadline', () => {
+  // A healthy deployment expected to send its first token in 20 ms, behind one that fails late.
+  const models = [{ id: 'm', expectedLatencyMs: 20, deployments: [{ id: 'm-a', provider: 'a', model: 'x' }, { id: 'm-b', provider: 'b', model: 'x' }] }];
+  const settings = { retry: { baseDelayMs: 0, maxDelayMs: 0, deadlineMs: 60_000, attemptTimeoutMs: 30_000 }, breaker: { consecutiveFailures: 1, cooldownMs: 1000 } };
+  const badGateway = new GatewayError('upstream_error', 'bad gateway', { upstreamStatus: 502 });
+  /** m-a fails `failsAfterMs` into the request; m-b answers only once it is stopped (never in time). */
+  function lateFailure(clock: ManualClock, failsAfterMs: number): { open: AttemptOpener<string>; calls: string[] } {
+    const calls: string[] = [];
+    return {
+      calls,
+      open: (candidate, signal) => {
+        calls.push(candidate.deployment.id);
+        return (async function* () {
+          if (candidate.deployment.id === 'm-a') {
+            clock.advance(failsAfterMs);
+            throw badGateway;
+          }
+          await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new GatewayError('cancelled', 'stopped')), { once: true }));
+          yield 'never';
+        })();
+      },
+    };
+  }
+  const plan = (engine: ReturnType<typeof engineFor>) => engine.planner.plan(planRequest('m', { stream: true, controls: { route: { providers: { order: ['a'] } } } }));
+
+  it('starts no streamed attempt with less time left than its deployment’s expected first token, and answers with the failure before it', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(configWith(models, settings), clock);
+    const { open, calls } = lateFailure(clock, 59_995);
+    await expect(serveWithFailover(plan(engine), open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 })).rejects.toBe(badGateway);
+    expect(calls).toEqual(['m-a']);
+    expect(engine.breakers.of('m-b').snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 0, windowRequests: 0 });
+  });
+
+  it('holds an attempt the deadline stopped before its own timeout against no one, frees a probe’s slot, and answers with the failure before it', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(configWith(models, settings), clock);
+    // m-b is half-open: the stopped attempt is its probe.
+    engine.breakers.of('m-b').failure();
+    clock.advance(1000);
+    expect(engine.breakers.of('m-b').current()).toBe('half_open');
+    const { open, calls } = lateFailure(clock, 60_000 - 40);
+    const told: Array<[string, string, boolean]> = [];
+    const onAttempt: AttemptListener = (candidate, attempt, _failure, cutShort) => told.push([candidate.deployment.id, attempt.errorKind, cutShort]);
+    await expect(serveWithFailover(plan(engine), open, new AbortController().signal, engine.failover, { stream: true, tokens: 1, onAttempt })).rejects.toBe(badGateway);
+    expect(calls).toEqual(['m-a', 'm-b']);
+    expect(told).toEqual([
+      ['m-a', 'upstream_error', false],
+      ['m-b', 'timeout', true],
+    ]);
+    expect(engine.breakers.of('m-b').current()).toBe('half_open');
+    expect(engine.breakers.of('m-b').available()).toBe(true);
+  });
+});
+
+describe('Retry-After on an overloaded answer', () => {
+  it('cools the deployment down like a 429’s: plans put it last until then', async () => {
+    const clock = new ManualClock();
+    const engine = engineFor(config, clock);
+    const { open, calls } = scripted({ 'premium-a': [new GatewayError('overloaded', 'busy', { upstreamStatus: 529, retryAfterMs: 30_000 })] });
+    const served = await serve(engine, open);
+    expect(calls).toEqual(['premium-a', 'premium-b']);
+    expect(served.candidate.deployment.id).toBe('premium-b');
+    expect(engine.breakers.coolingUntil('premium-a')).toBe(clock.now() + 30_000);
+    expect(engine.planner.plan(planRequest('premium', { controls: { route: { providers: { order: ['a'] } } } })).candidates.map((c) => c.deployment.id)).toEqual(['premium-b', 'cheap-a', 'premium-a']);
+    clock.advance(30_000);
+    expect(engine.breakers.coolingUntil('premium-a')).toBe(0);
+  });
+});
+
+describe('a stream that fails after its first event', () => {
+  const oneModel = [{ id: 'm', deployments: [{ id: 'm-a', provider: 'a', model: 'x' }] }];
+  async function served(engine: ReturnType<typeof engineFor>, signal: AbortSignal, onAnswerFailed: AnswerFailureListener) {
+    const open: AttemptOpener<string> = () =>
+      (async function* () {
+        yield 'first token';
+      })();
+    return serveWithFailover(engine.planner.plan(planRequest('m')), open, signal, engine.failover, { stream: true, tokens: 1, onAnswerFailed });
+  }
+
+  it('is told to the listener when the deployment broke it, not when the request was refused or the client left', async () => {
+    const engine = engineFor(configWith(oneModel, { breaker: { consecutiveFailures: 1000 } }));
+    const told: Array<[string, string]> = [];
+    const listener: AnswerFailureListener = (candidate, failure) => told.push([candidate.deployment.id, failure.kind]);
+    (await served(engine, new AbortController().signal, listener)).finish(new GatewayError('upstream_error', 'dropped'));
+    (await served(engine, new AbortController().signal, listener)).finish(new GatewayError('content_filtered', 'filtered'));
+    (await served(engine, new AbortController().signal, listener)).finish();
+    const client = new AbortController();
+    const gone = await served(engine, client.signal, listener);
+    client.abort();
+    gone.finish(new GatewayError('upstream_error', 'dropped as the client left'));
+    expect(told).toEqual([['m-a', 'upstream_error']]);
   });
 });

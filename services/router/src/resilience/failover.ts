@@ -12,8 +12,15 @@ const MAX_COOLDOWN_MS = 10 * 60_000;
 /** Opens one call to one deployment; the iterator's first `next()` is the call's first answer event. */
 export type AttemptOpener<T> = (candidate: Candidate, signal: AbortSignal) => AsyncIterator<T>;
 
-/** Told about every attempt's outcome, with its failure if it failed (gray releases watch the canary this way). */
-export type AttemptListener = (candidate: Candidate, attempt: routerv1.RouteAttempt, failure: GatewayError | undefined) => void;
+/**
+ * Told about every attempt's outcome, with its failure if it failed (gray releases watch the canary
+ * this way). `cutShort`: the attempt was stopped by the request's deadline before its own timeout,
+ * so its failure says nothing about the deployment.
+ */
+export type AttemptListener = (candidate: Candidate, attempt: routerv1.RouteAttempt, failure: GatewayError | undefined, cutShort: boolean) => void;
+
+/** Told when the call that answered fails on the deployment's side after its first answer event (a stream cut off). */
+export type AnswerFailureListener = (candidate: Candidate, failure: GatewayError) => void;
 
 /** Told just before each call to a deployment, with the attempts made before it. */
 export type CallListener = (candidate: Candidate, earlier: readonly routerv1.RouteAttempt[]) => void;
@@ -40,7 +47,9 @@ export interface Served<T> {
  * Tries the plan's deployments in order until one produces its first answer event (the first
  * that `options.commits`; those before it are held back and served with it): retryable
  * failures (rate limits, 5xx, timeouts, lost connections) move on after a jittered backoff,
- * within the total deadline and attempt budget; a deployment cooling down after a Retry-After is
+ * within the total deadline and attempt budget (a later streamed attempt is not started with less
+ * time left than its deployment's expected first token, and one the deadline stops counts against
+ * no one); a deployment cooling down after a Retry-After (429, or 503/529 overloaded) is
  * waited for when the wait fits `maxRetryAfterMs` and the deadline, else skipped; a context-length
  * failure moves to a model with a larger window when fallbacks are allowed; anything else is the
  * client's answer at once. Once a first answer event arrived
@@ -56,6 +65,7 @@ export async function serveWithFailover<T>(
     tokens: number;
     onAttempt?: AttemptListener;
     onCall?: CallListener;
+    onAnswerFailed?: AnswerFailureListener;
     /**
      * Whether an event commits the request to its deployment (default: every event). Events before
      * the first that does (a stream's opening chunk that only names the role) are held back: the
@@ -108,6 +118,10 @@ export async function serveWithFailover<T>(
     }
     if (attempts.length > 0 || delay > 0) {
       if (clock.now() + delay >= deadline) break;
+      // A later streamed attempt gets only the time left before the deadline. With less than the
+      // deployment usually takes to its first token (as ranking expects it) it would most likely be
+      // cut off for nothing but load and cost, so it is not made: the earlier attempt's failure stands.
+      if (options.stream && attempts.length > 0 && deadline - clock.now() - delay < Math.min(candidate.latencyMs, retry.attemptTimeoutMs)) continue;
       try {
         await sleep(delay, signal);
       } catch {
@@ -124,6 +138,10 @@ export async function serveWithFailover<T>(
     const onAbort = (): void => call.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     let timedOut = false;
+    const left = deadline - clock.now();
+    // The deadline, not the attempt's own timeout, bounds a later streamed attempt with less time
+    // left than `attemptTimeoutMs` (the first one always has the whole budget).
+    const cutShort = options.stream && attempts.length > 0 && left < retry.attemptTimeoutMs;
     const timer = setTimeout(
       () => {
         timedOut = true;
@@ -131,7 +149,7 @@ export async function serveWithFailover<T>(
         call.abort(new GatewayError('timeout', `The deployment ${candidate.deployment.id} did not answer in time.`));
       },
       // A non-streamed answer arrives whole: its attempt gets the time a full generation takes.
-      options.stream ? Math.max(1, Math.min(retry.attemptTimeoutMs, deadline - clock.now())) : retry.completionTimeoutMs,
+      options.stream ? Math.max(1, Math.min(retry.attemptTimeoutMs, left)) : retry.completionTimeoutMs,
     );
     let iterator: AsyncIterator<T>;
     const held: T[] = [];
@@ -154,14 +172,24 @@ export async function serveWithFailover<T>(
         throw new GatewayError('cancelled', 'The client went away.', { cause: error });
       }
       const failure = timedOut ? new GatewayError('timeout', `The deployment ${candidate.deployment.id} did not answer in time.`, { cause: error }) : GatewayError.from(error);
+      // Stopped by the router's own deadline before its attempt timeout: the deployment was not
+      // given its time, so this says nothing about its health (like a refusal of this request).
+      const stoppedByDeadline = timedOut && cutShort;
       // A refusal of this request (bad input, too long) says nothing about the deployment's health.
-      if (failure.retryable) breaker.failure(permit);
+      if (failure.retryable && !stoppedByDeadline) breaker.failure(permit);
       else breaker.release(permit);
       const attempt = attemptRecord(candidate, clock.now() - started, failure);
       attempts.push(attempt);
-      options.onAttempt?.(candidate, attempt, failure);
+      options.onAttempt?.(candidate, attempt, failure, stoppedByDeadline);
+      if (stoppedByDeadline) {
+        // The deadline has passed: no attempt starts now, and the client hears the failure that
+        // led here (this attempt's timeout only when nothing failed before it).
+        lastError ??= failure;
+        break;
+      }
       lastError = failure;
-      if (failure.kind === 'rate_limited' && failure.retryAfterMs) breakers.coolDown(candidate.deployment.id, clock.now() + Math.min(failure.retryAfterMs, MAX_COOLDOWN_MS));
+      const retryAfterMs = waitAsked(failure);
+      if (retryAfterMs) breakers.coolDown(candidate.deployment.id, clock.now() + Math.min(retryAfterMs, MAX_COOLDOWN_MS));
       if (failure.kind === 'context_length_exceeded' && deps.contextFallback && plan.route.allowFallbacks) {
         const larger = plan.largerContext(candidate.model, queued);
         for (const c of larger) queued.add(c.deployment.id);
@@ -173,7 +201,7 @@ export async function serveWithFailover<T>(
         continue;
       }
       if (!failure.retryable) throw failure;
-      if (failure.kind !== 'rate_limited' || (failure.retryAfterMs ?? 0) <= retry.maxRetryAfterMs) retryable.add(candidate.deployment.id);
+      if ((retryAfterMs ?? 0) <= retry.maxRetryAfterMs) retryable.add(candidate.deployment.id);
       continue;
     }
     clearTimeout(timer);
@@ -185,7 +213,7 @@ export async function serveWithFailover<T>(
     deploymentStats.observeFirstEvent(ttft, options.stream);
     const attempt = attemptRecord(candidate, ttft, undefined);
     attempts.push(attempt);
-    options.onAttempt?.(candidate, attempt, undefined);
+    options.onAttempt?.(candidate, attempt, undefined, false);
     let finished = false;
     const [first, ...after] = held as [T, ...T[]];
     return {
@@ -205,18 +233,32 @@ export async function serveWithFailover<T>(
         }
         // As before the first event: only a failure on the deployment's side counts against it; a
         // refusal of the request (content filter, bad request) or a client gone leaves its success.
-        if (!signal.aborted && GatewayError.from(error).retryable) breaker.failure(permit);
-        else breaker.finished(permit);
+        const failure = GatewayError.from(error);
+        if (signal.aborted || !failure.retryable) {
+          breaker.finished(permit);
+          return;
+        }
+        breaker.failure(permit);
+        // Whoever counted the first answer event as a success (a gray release) counts this failure instead.
+        options.onAnswerFailed?.(candidate, failure);
       },
     };
   }
   // Deployments left out for their Retry-After: the client learns when capacity is back.
   if (skippedUntil && (!lastError || lastError.retryable)) {
     const retryAfterMs = Math.max(0, skippedUntil - clock.now());
-    throw new GatewayError('rate_limited', `The providers serving \`${plan.requested}\` are rate limiting requests; retry after ${Math.ceil(retryAfterMs / 1000)} s.`, { retryAfterMs, code: 'rate_limit_exceeded' });
+    throw new GatewayError('rate_limited', `The providers serving \`${plan.requested}\` asked for a pause (rate limited or overloaded); retry after ${Math.ceil(retryAfterMs / 1000)} s.`, { retryAfterMs, code: 'rate_limit_exceeded' });
   }
   if (lastError) throw lastError;
   throw plan.refusal ?? new GatewayError('unavailable', `No deployment can serve \`${plan.requested}\` right now.`, { code: 'no_available_deployment' });
+}
+
+/**
+ * The wait a failure asks for: a Retry-After on a 429, or on a 503/529 overloaded answer (the
+ * provider saying when it will have room again). Either cools the deployment down for that long.
+ */
+function waitAsked(failure: GatewayError): number | undefined {
+  return failure.kind === 'rate_limited' || failure.kind === 'overloaded' ? failure.retryAfterMs || undefined : undefined;
 }
 
 /** The iterator's events after `leading`, which were read from it already; returning returns it. */
