@@ -59,6 +59,22 @@ describe('access configuration', () => {
     ]);
   });
 
+  it('refuses a project id twice in one organisation, naming the org, the project and both teams', () => {
+    const issues = (orgs: unknown) => accessSchema.safeParse({ orgs }).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [];
+    expect(
+      issues([
+        { id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }, { id: 'ads' }] }, { id: 'labs', projects: [{ id: 'ads' }, { id: 'search' }] }] },
+        { id: 'other', teams: [{ id: 'core', projects: [{ id: 'search' }, { id: 'search' }] }] },
+      ]),
+    ).toEqual([
+      'orgs.0.teams.1.projects.0.id: duplicate project id "ads" in the organisation "acme": it is in the teams "platform" and "labs" (a project id must be unique within its organisation)',
+      'orgs.0.teams.1.projects.1.id: duplicate project id "search" in the organisation "acme": it is in the teams "platform" and "labs" (a project id must be unique within its organisation)',
+      'orgs.1.teams.0.projects.1.id: duplicate project id "search" in the organisation "other": it is twice in the team "core" (a project id must be unique within its organisation)',
+    ]);
+    // The same project id in two organisations is two projects.
+    expect(issues([{ id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }] }] }, { id: 'globex', teams: [{ id: 'platform', projects: [{ id: 'search' }] }] }])).toEqual([]);
+  });
+
   it('refuses admin keys that are one key (the last would silently win) or share an id, and a development admin key that is one of them', () => {
     const secret = 'admin-clash-secret-0000';
     const other = 'b'.repeat(64);

@@ -28,7 +28,25 @@ export const limitsSchema = strictTenants.limits;
 export type Limits = z.infer<typeof limitsSchema>;
 export const projectSchema = strictTenants.project;
 export const teamSchema = strictTenants.team;
-export const orgSchema = strictTenants.org;
+/**
+ * Project ids are unique within their organisation, across its teams, as adding one at run time
+ * requires: a project-scoped key, the reports and the budgets name a project by org and id alone,
+ * so a key of `acme/search` would see every `search` project of `acme`.
+ */
+export const orgSchema = strictTenants.org.superRefine((org, ctx) => {
+  const teamOf = new Map<string, string>();
+  org.teams.forEach((team, t) => {
+    team.projects.forEach((project, p) => {
+      const first = teamOf.get(project.id);
+      if (first === undefined) {
+        teamOf.set(project.id, team.id);
+        return;
+      }
+      const where = first === team.id ? `twice in the team "${team.id}"` : `in the teams "${first}" and "${team.id}"`;
+      ctx.addIssue({ code: 'custom', path: ['teams', t, 'projects', p, 'id'], message: `duplicate project id "${project.id}" in the organisation "${org.id}": it is ${where} (a project id must be unique within its organisation)` });
+    });
+  });
+});
 /** An organisation as replicas store it: the same fields, unknown ones dropped (see `tenantSchemas`). */
 export const storedOrgSchema = storedTenants.org;
 export type OrgConfig = z.infer<typeof orgSchema>;

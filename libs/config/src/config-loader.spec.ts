@@ -279,6 +279,54 @@ models:
     }
   });
 
+  it('keeps every digit of a price written as a YAML number a float cannot hold, and reads numeric settings from such text as before', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-exact-'));
+    try {
+      const file = join(dir, 'config.yaml');
+      const { models: _models, ...rest } = minimal;
+      writeFileSync(file, `${stringifyYaml(rest)}
+usage:
+  clickhouse:
+    retentionDays: 400.00000000000000001
+models:
+  - id: exact
+    pricing:
+      input: 0.12345678901234567891
+      output: 0.10000000000000000001
+      perRequest: 1.50
+      cachedInput: \${CACHED_PRICE}
+    deployments:
+      - { provider: sim, model: up, weight: 0.5 }
+`);
+      const config = loadConfigFile(file, { SIM_KEY: 'k', CACHED_PRICE: '0.01234567890123456789' });
+      // Read through a float these were 0.12345678901234568 and 0.1.
+      expect(config.models[0]?.pricing).toMatchObject({ input: '0.12345678901234567891', output: '0.10000000000000000001', perRequest: '1.5', cachedInput: '0.01234567890123456789' });
+      expect(config.usage.clickhouse.retentionDays).toBe(400);
+      expect(config.models[0]?.deployments[0]?.weight).toBe(0.5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says why a setting that takes only a number refuses one written with more digits than a float holds', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-exact-'));
+    try {
+      const file = join(dir, 'config.yaml');
+      const { models: _models, ...rest } = minimal;
+      writeFileSync(file, `${stringifyYaml(rest)}
+models:
+  - id: m
+    deployments:
+      - { provider: sim, model: up, weight: 0.33333333333333333 }
+`);
+      expect(() => loadConfigFile(file, { SIM_KEY: 'k' })).toThrow(
+        'models[0].deployments[0].weight: Invalid input: expected number, received string (a number with more significant digits than a binary float holds is read as its text: write at most 15)',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('names the file when it cannot be read or parsed', () => {
     expect(() => loadConfigFile('/nonexistent/x.yaml', {})).toThrow(/cannot read the file/);
   });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseDocument, visit, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type GatewayConfig } from './config.schema';
 
@@ -90,10 +90,21 @@ export function parseConfig(document: unknown, env: Env, source = 'inline'): Gat
   const interpolated = interpolate(withoutExtensionKeys(document), env, '', problems);
   const result = configSchema.safeParse(interpolated);
   if (!result.success) {
-    for (const issue of result.error.issues) problems.push(`${formatPath(issue.path) || '(root)'}: ${issue.message}`);
+    for (const issue of result.error.issues) problems.push(`${formatPath(issue.path) || '(root)'}: ${issue.message}${inexactNumberHint(issue, interpolated)}`);
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(source, problems);
   return result.data;
+}
+
+/**
+ * Why a setting that takes only a number got text, when the text is a number the file held with
+ * more digits than a binary float does (see {@link parseYamlKeepingExactNumbers}); else empty.
+ */
+function inexactNumberHint(issue: z.core.$ZodIssue, document: unknown): string {
+  if (issue.code !== 'invalid_type' || issue.expected !== 'number') return '';
+  const value = issue.path.reduce<unknown>((at, key) => (at !== null && typeof at === 'object' ? (at as Record<PropertyKey, unknown>)[key] : undefined), document);
+  if (typeof value !== 'string' || sameNumber(value, String(Number(value)))) return '';
+  return ' (a number with more significant digits than a binary float holds is read as its text: write at most 15)';
 }
 
 export function loadConfigFile(path: string, env: Env): GatewayConfig {
@@ -110,11 +121,51 @@ export function loadConfigFile(path: string, env: Env): GatewayConfig {
     // (refused as unknown) instead of merging the anchored settings.
     // Without pretty errors: those quote the offending line, and a line that breaks YAML is often
     // one holding a password (an unquoted `: ` or ` #` in it).
-    document = parseYaml(text, { merge: true, prettyErrors: false });
+    document = parseYamlKeepingExactNumbers(text);
   } catch (error) {
     throw new ConfigError(absolute, [`not valid YAML${yamlErrorPlace(text, error)}: ${(error as Error).message}`]);
   }
   return parseConfig(document, env, absolute);
+}
+
+/**
+ * The document of `text`, as the `yaml` package's `parse` reads it, except that a number a binary
+ * float cannot hold as written (`0.12345678901234567891` would be 0.12345678901234568) is kept as
+ * its text: a price or budget is a decimal and must keep every digit, and a numeric setting reads
+ * plain decimal text as the same number YAML would have made of it.
+ */
+function parseYamlKeepingExactNumbers(text: string): unknown {
+  const document = parseDocument(text, { merge: true, prettyErrors: false });
+  // As `parse` does: warnings are emitted, the first error is thrown.
+  for (const warning of document.warnings) process.emitWarning(warning);
+  const [error] = document.errors;
+  if (error) throw error;
+  visit(document, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'number' && node.source !== undefined && !sameNumber(node.source, String(node.value))) node.value = node.source;
+    },
+  });
+  return document.toJS();
+}
+
+/** Base-10 number text: sign, digits with an optional fraction, an optional exponent. */
+const BASE10_NUMBER = /^([-+]?)(\d*)(?:\.(\d*))?(?:e([-+]?\d+))?$/i;
+
+/** Whether two base-10 number texts (`1.50`, `0.15e1`, `1.5`) name the same number exactly. */
+function sameNumber(a: string, b: string): boolean {
+  const normal = (text: string): string | undefined => {
+    const match = BASE10_NUMBER.exec(text);
+    if (!match) return undefined;
+    const [, sign = '', whole = '', fraction = '', exponent = '0'] = match;
+    const digits = whole + fraction;
+    const first = digits.search(/[1-9]/);
+    if (first === -1) return '0';
+    // Significant digits and the power of ten of the first: 1.50 and 0.15e1 are both 15e1.
+    return `${sign === '-' ? '-' : ''}${digits.slice(first).replace(/0+$/, '')}e${Number(exponent) + whole.length - first}`;
+  };
+  const normalA = normal(a);
+  // Text that is not base-10 (0x1F, .inf) is left to YAML, as before.
+  return normalA === undefined || normalA === normal(b);
 }
 
 /** ` at line L, column C` of a YAML parse error, from its offset in the text; empty without one. */

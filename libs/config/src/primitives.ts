@@ -97,7 +97,11 @@ export function numeric<T extends z.ZodType<number, number>>(schema: T) {
   return numberOrText.pipe(schema);
 }
 
-/** Decimal amounts travel as strings so money never passes through a float. */
+/**
+ * Decimal amounts travel as strings so money never passes through a float. A YAML number comes
+ * here as a number only when the float holds it exactly as written (the loader keeps the text of
+ * any other, see config-loader.ts), so `String` gives back the amount written (`1.50` as `1.5`).
+ */
 export const decimal = z
   .union([z.string(), z.number()])
   .transform((v) => String(v))

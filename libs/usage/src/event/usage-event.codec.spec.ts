@@ -1,6 +1,6 @@
 import { usagev1 } from '@openrouter/contracts';
 import { emptyUsageEvent } from './usage-event.factory';
-import { inProcessUsageMessage, readUsageMessage, toUsageMessage, UsageMessageEncoder } from './usage-event.codec';
+import { decodeUsageMessage, inProcessUsageMessage, readUsageMessage, toUsageMessage, UsageMessageEncoder } from './usage-event.codec';
 
 /** An event billing would store: completed, priced. */
 function storableEvent(id: string): usagev1.UsageEvent {
@@ -79,5 +79,44 @@ describe('usage event messages', () => {
     expect(read.ok && read.event.requestedModel).toBe(`${'m'.repeat(255)}\ufffd`);
     expect(read.ok && read.event.attempts[0]?.errorKind).toBe('\ufffdx');
     expect(read.ok && JSON.stringify(read.event)).not.toMatch(/\\ud[89a-f]/i);
+  });
+
+  describe('refuse, as poison messages for the dead letters, what ClickHouse would store wrapped', () => {
+    /** What billing reads from Kafka for an event changed by `change`. */
+    function read(change: (event: usagev1.UsageEvent) => void): ReturnType<typeof decodeUsageMessage> {
+      const event = storableEvent('e');
+      change(event);
+      const overKafka = decodeUsageMessage(toUsageMessage(event).value);
+      // In process the event is validated alike.
+      expect(readUsageMessage(inProcessUsageMessage(event))).toEqual(overKafka);
+      return overKafka;
+    }
+    const LATEST_MS = Date.parse('2056-02-19T06:28:16Z');
+    const refused = { ok: false, reason: expect.stringContaining('2056-02-19T06:28:16.000Z, which the usage store cannot hold') };
+
+    it('a time the retention TTL (a DateTime) or the daily rollup (a Date) cannot hold', () => {
+      const at = (ms: number) => (event: usagev1.UsageEvent) => {
+        event.receivedAtMs = ms;
+        event.completedAtMs = ms;
+      };
+      // Stored raw, 2200-01-01 went into the rollup as day 2020-07-27: spend on a past invoice.
+      expect(read(at(Date.UTC(2200, 0, 1)))).toEqual(refused);
+      // toDate wraps from 2149-06-07; toDateTime(received_at) from 2106-02-07T06:28:16Z.
+      expect(read(at(Date.UTC(2149, 5, 7)))).toEqual(refused);
+      expect(read(at(Date.UTC(2106, 1, 7, 6, 28, 16)))).toEqual(refused);
+      // With the largest retention (18 250 days) the TTL of a later row passes 2106 and wraps.
+      expect(read(at(LATEST_MS))).toEqual(refused);
+      expect(read(at(LATEST_MS - 1)).ok).toBe(true);
+      expect(read((event) => (event.completedAtMs = LATEST_MS))).toEqual(refused);
+      expect(read((event) => (event.firstTokenAtMs = Date.UTC(2200, 0, 1)))).toEqual(refused);
+      expect(read((event) => (event.firstTokenAtMs = LATEST_MS - 1)).ok).toBe(true);
+    });
+
+    it('an http_status past 599, which the UInt16 column would wrap (70000 was stored as 4464)', () => {
+      const status = (code: number) => (event: usagev1.UsageEvent) => (event.httpStatus = code);
+      for (const code of [0, 100, 200, 499, 599]) expect(read(status(code)).ok).toBe(true);
+      expect(read(status(600))).toEqual({ ok: false, reason: 'http_status 600 is not an HTTP status (100-599)' });
+      expect(read(status(70_000))).toEqual({ ok: false, reason: 'http_status 70000 is not an HTTP status (100-599)' });
+    });
   });
 });

@@ -8,8 +8,21 @@ export const USAGE_SCHEMA_NAME = 'openrouter.usage.v1.UsageEvent';
 
 const DECIMAL = /^\d{1,20}(\.\d{1,18})?$/;
 const CURRENCY = /^[A-Z]{3}$/;
-/** ClickHouse DateTime64 ends with 2299; a later time could never be stored. */
-const LATEST_TIME_MS = Date.UTC(2300, 0, 1);
+const DAY_MS = 86_400_000;
+/** The first instant after ClickHouse's `DateTime` range (2106-02-07T06:28:15Z is its last second). */
+const DATETIME_END_MS = 2 ** 32 * 1000;
+/** The largest `usage.clickhouse.retentionDays` the configuration allows (libs/config usage.schema.ts). */
+const MAX_RETENTION_DAYS = 18_250;
+/**
+ * The first event time the store cannot hold (2056-02-19T06:28:16Z). ClickHouse wraps a time past
+ * a type's range instead of refusing it: the raw tables' TTL, `toDateTime(received_at) + retention`,
+ * is a `DateTime`, so a later row gets an expiry in the past and is deleted at its next merge while
+ * the rollup keeps counting it; the rollup's `day` is a `Date` (up to 2149-06-06), so a later event
+ * lands on a past day, on a past month's invoice. The `DateTime64` columns alone reach 2299.
+ */
+const LATEST_TIME_MS = DATETIME_END_MS - MAX_RETENTION_DAYS * DAY_MS;
+/** RFC 9110 §15: every valid status code is in 100–599. Stored as UInt16, a larger one would wrap. */
+const LAST_HTTP_STATUS = 599;
 
 /** The bus message for an event: protobuf payload, keyed by organisation. */
 export function toUsageMessage(event: usagev1.UsageEvent, headers: Record<string, string> = {}, writer: BinaryWriter = new BinaryWriter()): UsageMessage {
@@ -114,7 +127,10 @@ export function validateUsageEvent(event: usagev1.UsageEvent): string | undefine
   if (!event.eventId || event.eventId.length > 256) return 'event_id is missing or longer than 256 characters';
   if (!event.tenant?.orgId) return 'tenant.org_id is missing';
   if (!(event.receivedAtMs > 0) || !(event.completedAtMs >= event.receivedAtMs)) return 'timestamps are missing or out of order';
-  if (!(event.completedAtMs < LATEST_TIME_MS) || !(event.firstTokenAtMs < LATEST_TIME_MS)) return 'timestamps are beyond the year 2299';
+  // completed_at is at least received_at, so this bounds received_at too.
+  if (!(event.completedAtMs < LATEST_TIME_MS) || !(event.firstTokenAtMs < LATEST_TIME_MS)) return `timestamps are at or after ${new Date(LATEST_TIME_MS).toISOString()}, which the usage store cannot hold`;
+  // 0 is an unknown status.
+  if (event.httpStatus > LAST_HTTP_STATUS) return `http_status ${event.httpStatus} is not an HTTP status (100-599)`;
   if (event.status === usagev1.Status.STATUS_UNSPECIFIED || event.status === usagev1.Status.UNRECOGNIZED) return 'status is unspecified';
   const cost = event.cost;
   if (!cost || !DECIMAL.test(cost.amount)) return `cost.amount is not a decimal: ${JSON.stringify(cost?.amount ?? null).slice(0, 40)}`;
