@@ -119,7 +119,12 @@ describe("Claude's thinking through the openai SDK's stream helper", () => {
     const question: OpenAI.ChatCompletionMessageParam = { role: 'user', content: 'Weather in Oslo?' };
     const first = client.chat.completions.stream({ model, reasoning_effort: 'high', tools: [weather], messages: [question] });
     let reasoning = '';
-    first.on('chunk', (chunk) => (reasoning += (chunk.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? ''));
+    const withBlocks: OpenAI.ChatCompletionChunk.Choice[] = [];
+    first.on('chunk', (chunk) => {
+      const choice = chunk.choices[0];
+      reasoning += (choice?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? '';
+      if (choice && 'thinking_blocks' in choice.delta) withBlocks.push(choice);
+    });
     const message = (await first.finalChatCompletion()).choices[0]?.message;
     const call = message?.tool_calls?.[0];
     if (!message || call?.type !== 'function') throw new Error('expected a tool call');
@@ -136,6 +141,9 @@ describe("Claude's thinking through the openai SDK's stream helper", () => {
     const handedBack = upstream.bodies.at(-1)?.messages[1]?.content as Block[];
     expect(handedBack.map((b) => b.type)).toEqual(['redacted_thinking', 'thinking', 'tool_use']);
     expect(message).toMatchObject({ thinking_blocks: [REDACTED, SIGNED] });
+    // Once, whole, on the finishing chunk: a client appending lists, or the Python SDK's helper
+    // (which raises on a list field that comes twice without an index), reads them right too.
+    expect(withBlocks).toEqual([expect.objectContaining({ finish_reason: 'tool_calls', delta: expect.objectContaining({ thinking_blocks: [REDACTED, SIGNED] }) })]);
     // The helper adds up only the fields OpenAI defines: the whole reasoning text is in the chunks.
     expect(reasoning).toBe(SIGNED.thinking);
   });

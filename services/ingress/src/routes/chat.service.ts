@@ -151,6 +151,7 @@ export async function* clientChunks(opened: OpenedChat, accounting: StreamAccoun
   const open = new Set<number>();
   let last: chatv1.ChatChunk | undefined;
   let usageSent = false;
+  const thinking = new HeldThinking();
   for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
     const chunk = event.chunk;
     if (!chunk) continue;
@@ -159,7 +160,8 @@ export async function* clientChunks(opened: OpenedChat, accounting: StreamAccoun
       // The hard budget is reached: end every open choice cleanly, stop the provider, and give a
       // client that asked for usage the (estimated) usage so far, as any stream ends.
       for (const choice of chunk.choices) open.add(choice.index);
-      yield toOpenAIChunk(budgetStopChunk(chunk, open), model);
+      thinking.hold(chunk);
+      yield toOpenAIChunk(thinking.hold(budgetStopChunk(chunk, open)), model);
       void opened.rest.return(undefined);
       if (clientWantsUsage) yield estimatedUsageChunk(chunk, usage, model);
       return;
@@ -174,9 +176,39 @@ export async function* clientChunks(opened: OpenedChat, accounting: StreamAccoun
       chunk.usage = undefined;
     }
     usageSent ||= chunk.usage !== undefined;
-    yield usage.decorate(toOpenAIChunk(chunk, model));
+    yield usage.decorate(toOpenAIChunk(thinking.hold(chunk), model));
   }
   if (clientWantsUsage && !usageSent && last) yield estimatedUsageChunk(last, usage, model);
+}
+
+/**
+ * Claude's thinking blocks, held back from a chat stream and sent once, whole, on the chunk that
+ * finishes their choice. The Claude adapters send, at each block's end, every block so far; a
+ * client appending the deltas' lists would repeat blocks, and the `openai` Python SDK's stream
+ * helper raises on a list field that comes twice without an `index`. One delta holding them all
+ * suits every reader, and a client needs them only once the answer is whole, to hand it back.
+ */
+class HeldThinking {
+  private readonly blocks = new Map<number, unknown>();
+
+  /** The chunk with its `thinking_blocks` taken out, and the held ones put on each choice it finishes. */
+  hold(chunk: chatv1.ChatChunk): chatv1.ChatChunk {
+    for (const choice of chunk.choices) {
+      const delta = choice.delta;
+      if (!delta) continue;
+      if (delta.extraJson.includes('"thinking_blocks"')) {
+        const { thinking_blocks: blocks, ...rest } = JSON.parse(delta.extraJson) as Record<string, unknown>;
+        if (blocks !== undefined) this.blocks.set(choice.index, blocks);
+        delta.extraJson = Object.keys(rest).length > 0 ? JSON.stringify(rest) : '';
+      }
+      const held = choice.finishReason ? this.blocks.get(choice.index) : undefined;
+      if (held !== undefined) {
+        delta.extraJson = JSON.stringify({ ...(delta.extraJson ? (JSON.parse(delta.extraJson) as Record<string, unknown>) : {}), thinking_blocks: held });
+        this.blocks.delete(choice.index);
+      }
+    }
+    return chunk;
+  }
 }
 
 /** The usage chunk of a stream whose provider's usage never came: the gateway's estimate so far, with its cost. */
