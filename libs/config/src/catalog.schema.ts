@@ -58,12 +58,30 @@ export const qualitySchema = strictObject({
 });
 export type QualityScores = z.infer<typeof qualitySchema>;
 
+/**
+ * The most prompt tokens one image part of a request costs on the model, as its provider bills it.
+ * Budgets reserve a request's images at this (see `services/ingress/src/access/prompt-tokens.ts`
+ * for the cost of a model that declares none).
+ */
+export const imageTokensSchema = strictObject({
+  /** Any image, at any `detail` (`auto` lets the provider choose `high`). */
+  max: positiveInt,
+  /**
+   * An image sent with `detail: "low"`, for a model whose provider bills that at a fixed cost
+   * whatever the image (OpenAI's tile-priced models); unset: `max`, as for any other image.
+   */
+  low: positiveInt.optional(),
+}).refine((t) => t.low === undefined || t.low <= t.max, { message: '`low` must be at most `max`', path: ['low'] });
+export type ImageTokens = z.infer<typeof imageTokensSchema>;
+
 export const modelSchema = strictObject({
   id: name,
   ownedBy: z.string().default('open-router'),
   created: z.number().int().nonnegative().default(0),
   capabilities: z.array(z.enum(CAPABILITIES)).default(['chat']),
   contextWindow: z.number().int().positive().default(128_000),
+  /** What an image part costs in prompt tokens at most; unset: the gateway's default. */
+  imageTokens: imageTokensSchema.optional(),
   pricing: pricingSchema.prefault({}),
   /** Quality scores per task type, 0–1 (unset: 0.5). */
   quality: qualitySchema.default({}),

@@ -62,6 +62,14 @@ export const deploymentPricingSchema = strictObject({ ...priceFields, changes: c
 export type DeploymentPricing = z.infer<typeof deploymentPricingSchema>;
 
 /**
+ * The values of a request's `service_tier` (OpenAI's) that ask for a tier other than the standard
+ * one: each is priced differently (`priority` about twice the standard price, `flex` about half).
+ * `auto` and `default` ask for the standard tier.
+ */
+export const SERVICE_TIERS = ['flex', 'scale', 'priority'] as const;
+export type ServiceTier = (typeof SERVICE_TIERS)[number];
+
+/**
  * A model's prices. The top-level fields are the price since forever (what existing configs
  * declare); `changes` lists later prices with the instant they take effect, so a price change
  * never reprices earlier requests; `deployments` overrides prices per deployment id (the
@@ -77,5 +85,11 @@ export const pricingSchema = strictObject({
   perRequest: decimal.default('0'),
   changes: changeList,
   deployments: z.record(z.string().min(1), deploymentPricingSchema).default({}),
+  /**
+   * Prices of the service tiers the model may be asked for, laid over its price (and its
+   * deployment's) at every instant as a deployment's are over the model's. A request asking for a
+   * tier its model does not declare here is refused: its provider would bill a price nobody records.
+   */
+  tiers: strictObject({ flex: deploymentPricingSchema.optional(), scale: deploymentPricingSchema.optional(), priority: deploymentPricingSchema.optional() }).default({}),
 });
 export type Pricing = z.infer<typeof pricingSchema>;

@@ -46,6 +46,17 @@ export interface CallTokens {
    * request's status says.
    */
   served?: boolean;
+  /** The service tier that served this call (see `ServedTier`); unset: the event's. */
+  serviceTier?: string | undefined;
+}
+
+/**
+ * The service tier a request was served at, for its price: the `service_tier` the provider's
+ * answer reports, else the one the request asked for. Unset, `auto` and `default`, and a tier the
+ * model's pricing does not declare, are priced at the standard price.
+ */
+export interface ServedTier {
+  serviceTier?: string | undefined;
 }
 
 /**
@@ -57,15 +68,17 @@ export interface CallTokens {
  * on its own) gives them as `calls`: each is priced at its own model and deployment and pays its
  * own request fee when it was served (`CallTokens.served`, else the request's status decides), and
  * the event's served model and tokens are not read.
+ *
+ * Each is priced at the service tier that served it (`ServedTier`: a call's own, else the event's).
  */
 export function priceEvent(
   book: PriceBook,
-  event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'>,
+  event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & ServedTier,
   calls?: ReadonlyArray<CallTokens>,
 ): PricedUsage {
   const served = event.status === usagev1.Status.STATUS_OK || event.status === usagev1.Status.STATUS_CANCELLED;
-  if (calls && calls.length > 0) return priceCalls(book, event.receivedAtMs, calls, served);
-  const price = event.servedModel ? book.priceAt(event.servedModel, event.deployment, event.receivedAtMs) : undefined;
+  if (calls && calls.length > 0) return priceCalls(book, event.receivedAtMs, calls, served, event.serviceTier);
+  const price = event.servedModel ? book.priceAt(event.servedModel, event.deployment, event.receivedAtMs, event.serviceTier) : undefined;
   if (!price) return unpriced(book);
   const t = event.tokens;
   const counts = { prompt: t?.prompt ?? 0, completion: t?.completion ?? 0, cachedRead: t?.cachedRead ?? 0, cacheWrite: t?.cacheWrite ?? 0 };
@@ -78,12 +91,12 @@ export function priceEvent(
  * budgets), a call priced in another currency than the request's first priced call is left out,
  * as a call with no price is.
  */
-function priceCalls(book: PriceBook, receivedAtMs: number, calls: ReadonlyArray<CallTokens>, served: boolean): PricedUsage {
+function priceCalls(book: PriceBook, receivedAtMs: number, calls: ReadonlyArray<CallTokens>, served: boolean, serviceTier: string | undefined): PricedUsage {
   let total = new Money(0);
   let currency: string | undefined;
   const versions: string[] = [];
   for (const call of calls) {
-    const price = call.servedModel ? book.priceAt(call.servedModel, call.deployment, receivedAtMs) : undefined;
+    const price = call.servedModel ? book.priceAt(call.servedModel, call.deployment, receivedAtMs, call.serviceTier ?? serviceTier) : undefined;
     if (!price) continue;
     currency ??= price.currency;
     if (price.currency !== currency) continue;

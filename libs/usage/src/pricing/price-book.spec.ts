@@ -73,6 +73,34 @@ describe('pricing', () => {
     expect(july.priceVersion).toMatch(/^m@2025-06-15T00:00:00\.000Z\+cheap@2025-07-01T00:00:00\.000Z#/);
   });
 
+  it('prices a request at the service tier that served it when the model declares that tier, else at the standard price', () => {
+    const b = book({
+      input: '2.5',
+      output: '10',
+      cachedInput: '1.25',
+      deployments: { azure: { input: '2' } },
+      tiers: { priority: { input: '4.25', output: '17', cachedInput: '2.125', changes: [{ from: '2025-07-01', output: '20' }] }, flex: { input: '1.25', output: '5' } },
+    });
+    const tokens = { prompt: 1_000_000, completion: 1_000_000 };
+    const at = (serviceTier: string | undefined, deployment = 'd', atMs = JUNE) => priceEvent(b, { ...event('m', deployment, atMs, tokens), serviceTier });
+    expect(at(undefined).amount).toBe('12.5');
+    expect(at('default').amount).toBe('12.5');
+    expect(at('priority').amount).toBe('21.25');
+    expect(at('priority').priceVersion).toMatch(/^m@base\+priority@base#/);
+    expect(at('flex').amount).toBe('6.25');
+    // A tier's changes apply from their instant; a deployment's own prices give way to the tier's.
+    expect(at('priority', 'd', Date.parse('2025-07-02T00:00:00Z')).amount).toBe('24.25');
+    expect(at('priority', 'azure').amount).toBe('21.25');
+    // A tier the model does not declare (`scale` here) is priced at the standard price.
+    expect(at('scale')).toEqual(at(undefined));
+    // Each call of a request metered call by call at its own tier, else the request's.
+    const calls = [
+      { servedModel: 'm', deployment: 'd', tokens: { prompt: 1_000_000, completion: 0, cachedRead: 0, cacheWrite: 0 }, serviceTier: 'flex' },
+      { servedModel: 'm', deployment: 'd', tokens: { prompt: 1_000_000, completion: 0, cachedRead: 0, cacheWrite: 0 } },
+    ];
+    expect(priceEvent(b, { ...event('m', 'd', JUNE, {}), serviceTier: 'priority' }, calls).amount).toBe('5.5');
+  });
+
   it('gives the same version for the same prices however they are written', () => {
     const a = book({ input: '0.15', output: '0.6' }).priceAt('m', 'd', JUNE);
     const b = book({ input: '0.150', output: '0.60' }).priceAt('m', 'd', JUNE);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ModelConfig, PriceChange, Pricing } from '@openrouter/config';
+import type { DeploymentPricing, ModelConfig, PriceChange, Pricing } from '@openrouter/config';
 import { Money } from './money';
 
 /** The prices in effect for one model deployment at one instant. */
@@ -26,6 +26,8 @@ interface TimelineEntry {
 interface ModelPrices {
   model: TimelineEntry[];
   deployments: Map<string, TimelineEntry[]>;
+  /** By service tier (`priority`, `flex`, `scale`): laid over the model's and the deployment's. */
+  tiers: Map<string, TimelineEntry[]>;
 }
 
 const FIELD_NAMES = ['currency', 'input', 'output', 'cachedInput', 'cacheWrite', 'perRequest'] as const;
@@ -36,8 +38,8 @@ const FIELD_NAMES = ['currency', 'input', 'output', 'cachedInput', 'cacheWrite',
  * answer forever, whatever changes are added later.
  */
 export class PriceBook {
-  /** Resolved prices by the timeline entries they come from: the same entries always resolve alike. */
-  private readonly resolved = new Map<TimelineEntry, Map<TimelineEntry | undefined, ResolvedPrice>>();
+  /** Resolved prices by the timeline entries they come from (model, deployment, tier): the same entries always resolve alike. */
+  private readonly resolved = new Map<TimelineEntry, Map<TimelineEntry | undefined, Map<TimelineEntry | undefined, ResolvedPrice>>>();
 
   /**
    * The one currency every price of the catalog is in (model, deployment and change prices, the
@@ -48,7 +50,7 @@ export class PriceBook {
   private constructor(private readonly models: Map<string, ModelPrices>) {
     const currencies = new Set<string>();
     for (const prices of models.values()) {
-      for (const entry of [...prices.model, ...[...prices.deployments.values()].flat()]) if (entry.fields.currency) currencies.add(entry.fields.currency);
+      for (const entry of [...prices.model, ...[...prices.deployments.values(), ...prices.tiers.values()].flat()]) if (entry.fields.currency) currencies.add(entry.fields.currency);
     }
     this.currency = currencies.size === 1 ? [...currencies][0] : undefined;
   }
@@ -57,24 +59,35 @@ export class PriceBook {
     return new PriceBook(new Map(models.map((m) => [m.id, timelinesOf(m.pricing)])));
   }
 
-  /** The price of `model` served by `deployment` at `atMs`, or undefined for an unknown model. */
-  priceAt(model: string, deployment: string, atMs: number): ResolvedPrice | undefined {
+  /**
+   * The price of `model` served by `deployment` at `atMs`, or undefined for an unknown model. With
+   * `tier` (a `service_tier`), the model's price for that tier when it declares one; the standard
+   * price otherwise (`auto`, `default`, or a tier it does not declare).
+   */
+  priceAt(model: string, deployment: string, atMs: number, tier?: string): ResolvedPrice | undefined {
     const prices = this.models.get(model);
     if (!prices) return undefined;
     const base = entryAt(prices.model, atMs);
     if (!base) return undefined;
     const overlay = entryAt(prices.deployments.get(deployment) ?? [], atMs);
+    // Own entries only: a tier named `constructor` is no tier.
+    const tiered = tier !== undefined && prices.tiers.has(tier) ? entryAt(prices.tiers.get(tier) ?? [], atMs) : undefined;
     let byOverlay = this.resolved.get(base);
     if (!byOverlay) this.resolved.set(base, (byOverlay = new Map()));
-    let price = byOverlay.get(overlay);
-    if (!price) byOverlay.set(overlay, (price = resolve(model, base, deployment, overlay)));
+    let byTier = byOverlay.get(overlay);
+    if (!byTier) byOverlay.set(overlay, (byTier = new Map()));
+    let price = byTier.get(tiered);
+    if (!price) byTier.set(tiered, (price = resolve(model, base, deployment, overlay, tiered && tier !== undefined ? { tier, entry: tiered } : undefined)));
     return price;
   }
 }
 
-function resolve(model: string, base: TimelineEntry, deployment: string, overlay: TimelineEntry | undefined): ResolvedPrice {
-  const fields: Fields = { ...base.fields, ...(overlay?.fields ?? {}) };
-  const label = overlay ? `${model}@${base.label}+${deployment}@${overlay.label}` : `${model}@${base.label}`;
+function resolve(model: string, base: TimelineEntry, deployment: string, overlay: TimelineEntry | undefined, tiered: { tier: string; entry: TimelineEntry } | undefined): ResolvedPrice {
+  // The tier's fields win: a deployment's own prices are its standard tier's.
+  const fields: Fields = { ...base.fields, ...(overlay?.fields ?? {}), ...(tiered?.entry.fields ?? {}) };
+  const standard = overlay ? `${model}@${base.label}+${deployment}@${overlay.label}` : `${model}@${base.label}`;
+  // The version names the tier, so a record shows which tier's price it was charged at.
+  const label = tiered ? `${standard}+${tiered.tier}@${tiered.entry.label}` : standard;
   const input = fields.input ?? '0';
   const resolved = {
     currency: fields.currency ?? 'USD',
@@ -109,10 +122,14 @@ function timelinesOf(pricing: Pricing): ModelPrices {
     perRequest: pricing.perRequest,
   };
   const model = timeline(baseFields, pricing.changes);
-  const deployments = new Map(
-    Object.entries(pricing.deployments).map(([id, d]) => [id, timeline({ currency: d.currency, input: d.input, output: d.output, cachedInput: d.cachedInput, cacheWrite: d.cacheWrite, perRequest: d.perRequest }, d.changes)]),
-  );
-  return { model, deployments };
+  const deployments = new Map(Object.entries(pricing.deployments).map(([id, d]) => [id, overlayTimeline(d)]));
+  const tiers = new Map(Object.entries(pricing.tiers).flatMap(([tier, t]) => (t ? [[tier, overlayTimeline(t)] as const] : [])));
+  return { model, deployments, tiers };
+}
+
+/** The timeline of prices laid over the model's (a deployment's, a tier's). */
+function overlayTimeline(d: DeploymentPricing): TimelineEntry[] {
+  return timeline({ currency: d.currency, input: d.input, output: d.output, cachedInput: d.cachedInput, cacheWrite: d.cacheWrite, perRequest: d.perRequest }, d.changes);
 }
 
 /** Cumulative entries: each change keeps the fields it leaves out from the entry before it. */

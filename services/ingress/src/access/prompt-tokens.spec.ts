@@ -1,5 +1,5 @@
 import { encode } from 'gpt-tokenizer';
-import { AUDIO_BASE64_CHARS_PER_TOKEN, countPromptTokens, DENSE_CHARS_PER_TOKEN, EXACT_BYTES, estimatedTokens, exactTokens, FILE_BASE64_CHARS_PER_TOKEN, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
+import { AUDIO_BASE64_CHARS_PER_TOKEN, countPromptTokens, DEFAULT_IMAGE_TOKENS, DENSE_CHARS_PER_TOKEN, EXACT_BYTES, estimatedTokens, exactTokens, FILE_BASE64_CHARS_PER_TOKEN, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
 
 /** Bytes from a seeded generator, so a failing run can be repeated. */
 function seededBytes(length: number, seed: number): Buffer {
@@ -18,7 +18,7 @@ const real = (text: string): number => encode(text, { disallowedSpecial: new Set
 describe('prompt token estimate', () => {
   it('counts message text, parts, images, tools, legacy prompts and embedding inputs', () => {
     expect(countPromptTokens({ messages: [{ role: 'user', content: 'hello world' }] })).toBe(4 + 2);
-    expect(countPromptTokens({ messages: [{ role: 'user', content: [{ type: 'text', text: 'hello' }, { type: 'image_url', image_url: { url: 'x' } }] }] })).toBe(4 + 1 + 765);
+    expect(countPromptTokens({ messages: [{ role: 'user', content: [{ type: 'text', text: 'hello' }, { type: 'image_url', image_url: { url: 'x' } }] }] })).toBe(4 + 1 + DEFAULT_IMAGE_TOKENS);
     expect(countPromptTokens({ prompt: ['hello', 'world'] })).toBe(2);
     expect(countPromptTokens({ input: [[1, 2, 3]] })).toBe(3);
     expect(countPromptTokens({ messages: [], tools: [{ type: 'function' }] })).toBeGreaterThan(0);
@@ -56,6 +56,18 @@ describe('prompt token estimate', () => {
     });
     expect(asToolCall).toBe(asContent + encode('store').length);
     expect(asToolCall).toBeGreaterThan(40_000);
+  });
+
+  it("counts each image part at the model's image cost, a low-detail one at its low cost when it has one", () => {
+    const image = (detail?: string) => ({ type: 'image_url', image_url: { url: 'https://example.com/a.png', ...(detail ? { detail } : {}) } });
+    const body = { messages: [{ role: 'user', content: [{ type: 'text', text: 'hello' }, image('high'), image(), image('low')] }] };
+    // gpt-4o-mini: 2,833 + 8 tiles of 5,667 at most; 2,833 at low detail.
+    expect(countPromptTokens(body, { max: 48_169, low: 2_833 })).toBe(4 + 1 + 2 * 48_169 + 2_833);
+    // No low cost declared: a low-detail image may cost as much as any other.
+    expect(countPromptTokens(body, { max: 1_600 })).toBe(4 + 1 + 3 * 1_600);
+    expect(countPromptTokens(body)).toBe(4 + 1 + 3 * DEFAULT_IMAGE_TOKENS);
+    // An image anywhere in the conversation counts (here a tool result's).
+    expect(countPromptTokens({ messages: [{ role: 'tool', content: [image()] }] }, { max: 10_000 })).toBe(4 + 10_000);
   });
 
   it('counts audio and file parts by the size of their base64 payload', () => {

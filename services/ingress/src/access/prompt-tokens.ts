@@ -2,7 +2,23 @@ import { createHash, randomBytes } from 'node:crypto';
 import { countTokens } from 'gpt-tokenizer';
 
 const PER_MESSAGE_OVERHEAD = 4;
-const PER_IMAGE = 765;
+/**
+ * Prompt tokens an image part counts for on a model that declares no `imageTokens`: the most an
+ * image costs under the usual formulas — OpenAI's tiles (gpt-4o: 85 + 170 a 512-px tile, at most
+ * 8 tiles: 1,445), Anthropic's pixels (a larger image is scaled down to about 1,600 tokens),
+ * Gemini 2's 258 a 768-px tile (six tiles, a 2304×1536 image, fit). Above it, budgets would be
+ * under-reserved: models priced higher declare theirs (gpt-4o-mini: 2,833 + 5,667 a tile, up to
+ * 48,169; OpenAI's patch-priced models up to 3,779).
+ */
+export const DEFAULT_IMAGE_TOKENS = 1_600;
+
+/** What an image part counts for: any image `max`, one sent with `detail: "low"` `low` (unset: `max`). */
+export interface ImageCost {
+  max: number;
+  low?: number | undefined;
+}
+
+const DEFAULT_IMAGE_COST: ImageCost = { max: DEFAULT_IMAGE_TOKENS };
 /**
  * Audio parts are counted by the size of their base64 payload, never decoded: 16 base64 characters
  * (12 bytes) a token. Providers bill audio by its duration (OpenAI about 10 tokens a second,
@@ -35,7 +51,19 @@ interface Budget {
   exactBytes: number;
 }
 
-const counted = new WeakMap<object, number>();
+/** A request's prompt without its images, and its image parts: what an image costs depends on the model. */
+interface Counted {
+  tokens: number;
+  images: Images;
+}
+
+/** Image parts found, those sent with `detail: "low"` apart. */
+interface Images {
+  any: number;
+  low: number;
+}
+
+const counted = new WeakMap<object, Counted>();
 /** A prompt may quote strings like "<|endoftext|>": they count as plain text (the tokenizer would throw). */
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
@@ -44,32 +72,33 @@ const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
  * reservations; corrected by the real usage afterwards. Reads everything of chat `messages` a
  * provider reads as input (text, images, audio and files, names, refusals, the tool calls and
  * legacy function calls of earlier turns), `tools` and legacy `functions`, legacy `prompt` and
- * embeddings `input`.
+ * embeddings `input`. Each image part counts for `images` (the model's `imageTokens`; unset:
+ * {@link DEFAULT_IMAGE_TOKENS}).
  */
-export function countPromptTokens(body: unknown): number {
+export function countPromptTokens(body: unknown, images: ImageCost = DEFAULT_IMAGE_COST): number {
   if (typeof body !== 'object' || body === null) return 0;
   // Rate limits, budgets and metering all ask for the same body: count it once.
-  const known = counted.get(body);
-  if (known !== undefined) return known;
-  const tokens = count(body);
-  counted.set(body, tokens);
-  return tokens;
+  let known = counted.get(body);
+  if (known === undefined) counted.set(body, (known = count(body)));
+  const low = known.images.low;
+  return known.tokens + (known.images.any - low) * images.max + low * (images.low ?? images.max);
 }
 
-function count(body: object): number {
+function count(body: object): Counted {
   const budget: Budget = { exactBytes: EXACT_BYTES };
+  const images: Images = { any: 0, low: 0 };
   const record = body as Record<string, unknown>;
   let tokens = 0;
   if (Array.isArray(record['messages'])) {
     for (const message of record['messages']) {
       tokens += PER_MESSAGE_OVERHEAD;
-      if (isRecord(message)) tokens += messageTokens(message, budget);
+      if (isRecord(message)) tokens += messageTokens(message, budget, images);
     }
   }
-  tokens += contentTokens(record['prompt'], budget) + contentTokens(record['input'], budget);
+  tokens += contentTokens(record['prompt'], budget, images) + contentTokens(record['input'], budget, images);
   if (record['tools'] !== undefined) tokens += textTokens(JSON.stringify(record['tools']), budget);
   if (record['functions'] !== undefined) tokens += textTokens(JSON.stringify(record['functions']), budget);
-  return tokens;
+  return { tokens, images };
 }
 
 /**
@@ -77,8 +106,8 @@ function count(body: object): number {
  * assistant turn's tool calls (`tool_calls`) or legacy `function_call`, whose arguments can be
  * far longer than any text of the conversation.
  */
-function messageTokens(message: Record<string, unknown>, budget: Budget): number {
-  let tokens = contentTokens(message['content'], budget) + stringTokens(message['name'], budget) + stringTokens(message['refusal'], budget);
+function messageTokens(message: Record<string, unknown>, budget: Budget, images: Images): number {
+  let tokens = contentTokens(message['content'], budget, images) + stringTokens(message['name'], budget) + stringTokens(message['refusal'], budget);
   const calls = message['tool_calls'];
   if (Array.isArray(calls)) for (const call of calls) if (isRecord(call)) tokens += functionTokens(call['function'], budget);
   return tokens + functionTokens(message['function_call'], budget);
@@ -101,7 +130,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
 }
 
-function contentTokens(content: unknown, budget: Budget): number {
+/** Tokens of a content (text, parts); its image parts are counted in `images`, not in the tokens. */
+function contentTokens(content: unknown, budget: Budget, images: Images): number {
   if (typeof content === 'string') return textTokens(content, budget);
   if (!Array.isArray(content)) return 0;
   let tokens = 0;
@@ -112,13 +142,18 @@ function contentTokens(content: unknown, budget: Budget): number {
     else if (typeof part === 'object' && part !== null) {
       const p = part as Record<string, unknown>;
       if (typeof p['text'] === 'string') tokens += textTokens(p['text'], budget);
-      else if (p['type'] === 'image_url') tokens += PER_IMAGE;
+      else if (p['type'] === 'image_url') countImage(p['image_url'], images);
       else if (p['type'] === 'input_audio') tokens += isRecord(p['input_audio']) ? payloadTokens(p['input_audio']['data'], AUDIO_BASE64_CHARS_PER_TOKEN) : 0;
       else if (p['type'] === 'file') tokens += isRecord(p['file']) ? payloadTokens(p['file']['file_data'], FILE_BASE64_CHARS_PER_TOKEN) + stringTokens(p['file']['filename'], budget) : 0;
       else tokens += stringTokens(p['refusal'], budget);
     }
   }
   return tokens;
+}
+
+function countImage(image: unknown, images: Images): void {
+  images.any++;
+  if (isRecord(image) && image['detail'] === 'low') images.low++;
 }
 
 function textTokens(text: string, budget: Budget): number {

@@ -153,6 +153,54 @@ describe('BudgetService', () => {
     expect(softBody['max_tokens']).toBeUndefined();
   });
 
+  it("reserves a request's images at the image cost its model declares, a low-detail one at its low cost", async () => {
+    const deployments = [{ id: 'd', provider: 'sim', model: 'u' }];
+    // m bills gpt-4o-mini's image cost: up to 2,833 + 8 tiles of 5,667; 2,833 at low detail.
+    const models = [{ id: 'm', imageTokens: { max: 48_169, low: 2_833 }, pricing: { input: '1', output: '2' }, deployments }];
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }], {}, { models });
+    const image = (detail: string) => ({ type: 'image_url', image_url: { url: 'https://example.com/a.png', detail } });
+    const body = (detail: string) => ({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }, image(detail)] }] });
+    // 4 + 1 + 48,169 = 48,174 prompt tokens, padded to ceil(52,991.4) + 16 = 53,008; 10 output tokens × 2.
+    await expect(budgetService.reserve({ requestId: 'high', tenant, body: body('high') })).resolves.toMatchObject({ amountMicros: 53_008 + 20 });
+    // 4 + 1 + 2,833 = 2,838, padded to ceil(3,121.8) + 16 = 3,138.
+    await expect(budgetService.reserve({ requestId: 'low', tenant, body: body('low') })).resolves.toMatchObject({ amountMicros: 3_138 + 20 });
+    // A hard budget of 50,000 micro-units cannot pay for the high-detail image: refused, not admitted to settle past it.
+    const small = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.05' }], {}, { models }).budgetService;
+    await expect(small.reserve({ requestId: 'small', tenant, body: body('auto') })).rejects.toMatchObject({ kind: 'budget_exceeded' });
+    // Through an alias, the dearest image cost of its models.
+    const aliased = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }], {}, {
+      models: [...models, { id: 'n', pricing: { input: '1', output: '2' }, deployments: [{ id: 'e', provider: 'sim', model: 'u' }] }],
+      routing: { aliases: { vision: { models: ['n', 'm'] } } },
+    }).budgetService;
+    await expect(aliased.reserve({ requestId: 'alias', tenant, body: { ...body('high'), model: 'vision' } })).resolves.toMatchObject({ amountMicros: 53_008 + 20 });
+  });
+
+  it('refuses a service_tier that a model the request may reach declares no price for, and reserves a declared one at its price', async () => {
+    const deployments = [{ id: 'd', provider: 'sim', model: 'u' }];
+    const plain = service([]).budgetService;
+    const body = (tier: unknown, extra: Record<string, unknown> = {}) => ({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }], service_tier: tier, ...extra });
+    // Under no budget too: the tier's price would be recorded nowhere.
+    for (const tier of ['priority', 'flex', 'scale', 'turbo', 'constructor']) {
+      const refused = await plain.reserve({ requestId: tier, tenant, body: body(tier) }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(GatewayError);
+      expect(refused).toMatchObject({ kind: 'bad_request', param: 'service_tier', code: 'invalid_value', message: expect.stringContaining(`"${tier}"`) });
+    }
+    for (const tier of ['auto', 'default', null, undefined]) await expect(plain.reserve({ requestId: 'ok', tenant, body: body(tier) })).resolves.toBeUndefined();
+
+    const catalog = {
+      models: [
+        { id: 'm', pricing: { input: '1', output: '2', tiers: { priority: { input: '2', output: '4' } } }, fallbacks: ['n'], deployments },
+        { id: 'n', pricing: { input: '1', output: '2' }, deployments: [{ id: 'e', provider: 'sim', model: 'u' }] },
+      ],
+    };
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }], {}, catalog);
+    // m declares priority, but its fallback n does not and may serve the request.
+    await expect(budgetService.reserve({ requestId: 'a', tenant, body: body('priority') })).rejects.toMatchObject({ param: 'service_tier', message: expect.stringContaining('on n, which may serve it') });
+    // Without fallbacks, only m: reserved at its priority price, 2 and 4 micro-units a token (22 × 2 + 10 × 4).
+    await expect(budgetService.reserve({ requestId: 'b', tenant, body: body('priority', { route: { allow_fallbacks: false } }) })).resolves.toMatchObject({ amountMicros: 44 + 40 });
+    await expect(budgetService.reserve({ requestId: 'c', tenant, body: body('default') })).resolves.toMatchObject({ amountMicros: 22 + 20 });
+  });
+
   it('reads a model named like an object property as an unknown model, not an alias', async () => {
     const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], {}, { routing: { aliases: { fast: { models: ['m'] } } } });
     for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {

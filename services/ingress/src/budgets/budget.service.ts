@@ -7,7 +7,7 @@ import { Money, type PriceBook } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { REQUEST_BOUNDS } from '@openrouter/openai-wire';
 import { renewalIntervalMs, repeatEvery, type Repeat } from './reservation-renewal';
-import { countWithin, paddedPromptTokens, providerCalls, WorstCasePricing } from './worst-case-cost';
+import { countWithin, paddedPromptTokens, providerCalls, requestedTier, WorstCasePricing, type CandidateQuery } from './worst-case-cost';
 
 export interface ReserveInput {
   requestId: string;
@@ -59,30 +59,32 @@ export class BudgetService {
 
   /**
    * Reserves the request's worst-case cost, or throws `budget_exceeded` when a hard budget
-   * cannot cover it. Resolves to undefined when no budget applies.
+   * cannot cover it. Resolves to undefined when no budget applies. First, under a budget or not,
+   * refuses (400) a `service_tier` that a model the request may reach has no price for.
    */
   async reserve(input: ReserveInput): Promise<BudgetReservation | undefined> {
+    const body = typeof input.body === 'object' && input.body !== null ? (input.body as Record<string, unknown>) : undefined;
+    const tier = body ? requestedTier(body) : undefined;
+    const tiered = body && tier !== undefined ? this.candidates(body, input) : undefined;
+    if (tiered) this.pricing.checkTier(tier, tiered);
     // The budgets as they stand when the request arrives: one changed meanwhile applies from the next.
     const book = this.catalog.book;
     if (!this.catalog.loaded) this.beforeLoaded(input.requestId);
-    if (book.empty || typeof input.body !== 'object' || input.body === null) return undefined;
+    if (book.empty || !body) return undefined;
     const budgets = book.applicable(input.tenant);
     if (budgets.length === 0) return undefined;
-    const body = input.body as Record<string, unknown>;
-    const model = typeof body['model'] === 'string' ? body['model'] : '';
-    const controls = routeControls(body, input.headers ?? {});
     const now = input.receivedAtMs ?? this.clock();
-    const embedding = body['input'] !== undefined && body['messages'] === undefined && body['prompt'] === undefined;
+    const embedding = isEmbedding(body);
     // Each legacy prompt is a provider call of its own, with its own answers and request fee.
     const calls = providerCalls(body);
-    const promptTokens = countPromptTokens(body);
-    const query = { model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant };
-    const models = this.pricing.candidates(query, (candidates) => paddedPromptTokens(promptTokens, calls) + (embedding ? 0 : this.pricing.maxOutputTokens(candidates, body)));
-    const price = this.pricing.priceAt(models, now);
+    const models = tiered ?? this.candidates(body, input);
+    const price = this.pricing.priceAt(models, now, tier);
     const choices = (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1) * calls;
     const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, body);
     const outputTokens = perChoice * choices;
-    const promptMicros = price.inputMicros.times(paddedPromptTokens(promptTokens, calls)).plus(price.requestMicros.times(calls));
+    // Its images at the dearest image cost of the models it may reach.
+    const promptTokens = paddedPromptTokens(countPromptTokens(body, this.pricing.imageCost(models)), calls);
+    const promptMicros = price.inputMicros.times(promptTokens).plus(price.requestMicros.times(calls));
     const worst = ceil(promptMicros.plus(price.outputMicros.times(outputTokens)));
     const minStream = this.config.budgets.minStreamOutputTokens;
     const partial = body['stream'] === true && minStream > 0 && outputTokens > minStream * choices;
@@ -124,6 +126,16 @@ export class BudgetService {
     this.open.set(id, reservation);
     this.keepRenewed(id);
     return reservation;
+  }
+
+  /** Every public model the request may be served by (see `WorstCasePricing.candidates`). */
+  private candidates(body: Record<string, unknown>, input: ReserveInput): string[] {
+    const model = typeof body['model'] === 'string' ? body['model'] : '';
+    const controls = routeControls(body, input.headers ?? {});
+    const query: CandidateQuery = { model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant };
+    const embedding = isEmbedding(body);
+    const calls = providerCalls(body);
+    return this.pricing.candidates(query, (models) => paddedPromptTokens(countPromptTokens(body, this.pricing.imageCost(models)), calls) + (embedding ? 0 : this.pricing.maxOutputTokens(models, body)));
   }
 
   /**
@@ -289,6 +301,10 @@ export class BudgetReservation {
   release(): Promise<void> {
     return this.service.settle(this, '0');
   }
+}
+
+function isEmbedding(body: Record<string, unknown>): boolean {
+  return body['input'] !== undefined && body['messages'] === undefined && body['prompt'] === undefined;
 }
 
 /**

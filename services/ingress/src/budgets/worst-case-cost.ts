@@ -1,6 +1,8 @@
 import { overridable, policyFor, type GatewayConfig } from '@openrouter/config';
+import { GatewayError } from '@openrouter/errors';
 import { LEGACY_DEFAULT_MAX_TOKENS, REQUEST_BOUNDS } from '@openrouter/openai-wire';
 import { Money, type PriceBook } from '@openrouter/usage';
+import { DEFAULT_IMAGE_TOKENS, type ImageCost } from '../access/prompt-tokens';
 
 /** The highest prices a request naming a model can be charged, per token, in micro-units. */
 export interface WorstPrice {
@@ -101,13 +103,14 @@ export class WorstCasePricing {
     });
   }
 
-  priceAt(models: readonly string[], atMs: number): WorstPrice {
+  /** The dearest prices of `models` at `atMs`, at the service tier the request asks for (see `requestedTier`). */
+  priceAt(models: readonly string[], atMs: number, tier?: string): WorstPrice {
     let input = new Money(0);
     let output = new Money(0);
     let fee = new Money(0);
     for (const model of models) {
       for (const deployment of this.deployments.get(model) ?? []) {
-        const p = this.prices.priceAt(model, deployment, atMs);
+        const p = this.prices.priceAt(model, deployment, atMs, tier);
         if (!p) continue;
         input = Money.max(input, p.input, p.cachedInput, p.cacheWrite);
         output = Money.max(output, p.output);
@@ -115,6 +118,38 @@ export class WorstCasePricing {
       }
     }
     return { inputMicros: input, outputMicros: output, requestMicros: fee.times(1_000_000) };
+  }
+
+  /**
+   * What an image part costs at most on any of `models`: the largest of their `imageTokens.max`
+   * (a model without `imageTokens`: {@link DEFAULT_IMAGE_TOKENS}); for a `detail: "low"` image the
+   * largest of their `low` (a model without one: its `max`, as the provider may bill it so).
+   */
+  imageCost(models: readonly string[]): ImageCost {
+    let max = 0;
+    let low = 0;
+    for (const id of models) {
+      const declared = this.catalog.get(id)?.imageTokens;
+      max = Math.max(max, declared?.max ?? DEFAULT_IMAGE_TOKENS);
+      low = Math.max(low, declared?.low ?? declared?.max ?? DEFAULT_IMAGE_TOKENS);
+    }
+    return models.length > 0 ? { max, low } : { max: DEFAULT_IMAGE_TOKENS };
+  }
+
+  /**
+   * Refuses (400, naming `service_tier`) a request asking for a service tier that one of `models`
+   * (every model it may be served by) has no price for: its provider would bill that tier's price
+   * while budgets and usage recorded another. `auto` and `default` ask for the standard tier.
+   */
+  checkTier(tier: string | undefined, models: readonly string[]): void {
+    if (tier === undefined) return;
+    const lacking = models.filter((id) => !hasTier(this.catalog.get(id), tier));
+    if (lacking.length === 0) return;
+    const named = lacking.length > 3 ? `${lacking.slice(0, 3).join(', ')} and ${lacking.length - 3} more` : lacking.join(', ');
+    throw new GatewayError('bad_request', `service_tier "${tier}" is not available for this request: no price is declared for that tier on ${named}, which may serve it. Ask for "auto" or "default".`, {
+      param: 'service_tier',
+      code: 'invalid_value',
+    });
   }
 
   /**
@@ -128,6 +163,24 @@ export class WorstCasePricing {
     const caps = models.map((m) => this.config.budgets.maxOutputTokens[m] ?? this.config.budgets.defaultMaxOutputTokens);
     return caps.length > 0 ? Math.max(...caps) : this.config.budgets.defaultMaxOutputTokens;
   }
+}
+
+/** `service_tier` values that ask for the standard tier: OpenAI's `auto` and `default`, Anthropic's `standard_only` (a Messages request's). */
+const STANDARD_TIERS = new Set(['auto', 'default', 'standard_only']);
+
+/**
+ * The service tier a request asks for other than the standard one: its `service_tier` unless
+ * absent or standard (`STANDARD_TIERS`). Anything else that is not a string is left for the
+ * handler to refuse (400), and counts as none here.
+ */
+export function requestedTier(body: Record<string, unknown>): string | undefined {
+  const tier = body['service_tier'];
+  return typeof tier === 'string' && !STANDARD_TIERS.has(tier) ? tier : undefined;
+}
+
+function hasTier(model: GatewayConfig['models'][number] | undefined, tier: string): boolean {
+  // Own entries only: a tier named `constructor` is no tier.
+  return model !== undefined && Object.hasOwn(model.pricing.tiers, tier) && model.pricing.tiers[tier as keyof typeof model.pricing.tiers] !== undefined;
 }
 
 /**

@@ -137,6 +137,32 @@ describe('a usage record', () => {
     expect(publisher.events[0]?.cost?.amount).toBe(new Decimal(prompt).times(15).plus(new Decimal(10_001).times(60)).div(1_000_000).toString());
   });
 
+  describe('of a request for a service tier', () => {
+    const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '2', output: '8', tiers: { priority: { input: '4', output: '16' }, flex: { input: '1', output: '4' } } }) }]);
+    const usage = { promptTokens: 1_000_000, completionTokens: 1_000_000, totalTokens: 2_000_000 };
+    const priced = (serviceTier: string | undefined, served?: string): string | undefined => {
+      const publisher = collecting();
+      const plain = exchange(`tier-${serviceTier}-${served}`);
+      const request = { ...plain, body: { ...(plain.body as object), service_tier: serviceTier } };
+      const track = new UsageRecorder(publisher, book, logger).trackExchange(request, 'chat');
+      track.routed(decision);
+      track.chunk({ ...chunk('Hello'), serviceTier: served });
+      track.chunk(chunk('', usage));
+      request.end();
+      return publisher.events[0]?.cost?.amount;
+    };
+
+    it('is priced at the tier the provider says served it, else at the tier asked for', () => {
+      expect(priced(undefined)).toBe('10');
+      expect(priced('priority')).toBe('20');
+      expect(priced('priority', 'priority')).toBe('20');
+      // OpenAI answers `default` when the standard tier served a request that asked for another.
+      expect(priced('priority', 'default')).toBe('10');
+      expect(priced('auto', 'flex')).toBe('5');
+      expect(priced('auto')).toBe('10');
+    });
+  });
+
   describe('of a legacy completion with several prompts, each its own call', () => {
     const book = PriceBook.fromModels([
       { id: 'cheap', pricing: pricingSchema.parse({ input: '0.15', output: '0.60', perRequest: '0.01' }) },

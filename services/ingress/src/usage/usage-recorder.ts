@@ -7,6 +7,7 @@ import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type Tok
 import { countPromptTokens } from '../access/prompt-tokens';
 import type { Admission } from '../access/rate-limiter';
 import type { BudgetReservation } from '../budgets/budget.service';
+import { requestedTier } from '../budgets/worst-case-cost';
 import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
 import { outputChars } from './output-chars';
 
@@ -98,7 +99,10 @@ export class UsageRecorder {
     this.onClosed?.();
   }
 
-  price(event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'>, calls?: ReadonlyArray<{ servedModel: string; deployment: string; tokens: TokenCounts; served?: boolean }>): PricedUsage {
+  price(
+    event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & { serviceTier?: string | undefined },
+    calls?: ReadonlyArray<{ servedModel: string; deployment: string; tokens: TokenCounts; served?: boolean }>,
+  ): PricedUsage {
     return priceEvent(this.prices, event, calls);
   }
 
@@ -193,6 +197,9 @@ export class UsageTrack {
   private abandonedInCall = false;
   /** Written at shutdown while a call was still in flight. */
   private shutdownCut = false;
+  /** The service tier the request asked for (`requestedTier`), and the one the provider says served it. */
+  private readonly requestedTier: string | undefined;
+  private servedTier: string | undefined;
 
   constructor(
     private readonly recorder: UsageRecorder,
@@ -206,6 +213,7 @@ export class UsageTrack {
     const body = exchange.body as { model?: unknown; stream?: unknown } | null | undefined;
     this.event.requestedModel = typeof body?.model === 'string' ? body.model.slice(0, 256) : '';
     this.event.stream = body?.stream === true;
+    this.requestedTier = body !== null && typeof body === 'object' ? requestedTier(body as Record<string, unknown>) : undefined;
     exchange.onEnd(() => {
       this.ended = true;
       if (this.pending === 0) this.finish();
@@ -292,6 +300,7 @@ export class UsageTrack {
     this.markFirstToken();
     const call = this.calls.at(-1);
     if (call) call.answered = call.complete = true;
+    if (completion.serviceTier) this.servedTier = completion.serviceTier;
     if (completion.usage) this.addUsage(completion.usage);
   }
 
@@ -304,6 +313,7 @@ export class UsageTrack {
       call.chars += chars;
       if (chunk.choices.length > 0) call.answered = true;
     }
+    if (chunk.serviceTier) this.servedTier = chunk.serviceTier;
     if (chunk.usage) this.addUsage(chunk.usage);
   }
 
@@ -318,16 +328,19 @@ export class UsageTrack {
     // Asked for the response (headers, body) before the request has ended: an answer being sent is
     // a served request, and pays the request fee as its record will.
     const status = this.event.status === usagev1.Status.STATUS_UNSPECIFIED ? usagev1.Status.STATUS_OK : this.event.status;
+    // The tier the provider reports having served, else the one asked for: a tier the model's
+    // pricing does not declare (`default`, OpenAI's answer for the standard tier) is priced standard.
+    const serviceTier = this.servedTier ?? this.requestedTier;
     if (this.perCall()) {
       // Each call pays its request fee once its answer was whole, or when the request was served
       // or abandoned (as one call is): a call that answered keeps its fee when a later one fails.
       const served = status === usagev1.Status.STATUS_OK || status === usagev1.Status.STATUS_CANCELLED;
       const calls = this.calls.map((c) => ({ servedModel: c.decision.model, deployment: c.decision.deployment, tokens: callTokens(c), served: served || c.complete || c.abandoned }));
-      return this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status }, calls);
+      return this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier }, calls);
     }
     // Asked for up to three times a request (headers, body, record), mostly for the same tokens.
-    const key = `${servedModel}\n${deployment}\n${status}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}`;
-    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status }) };
+    const key = `${servedModel}\n${deployment}\n${status}\n${serviceTier}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}`;
+    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier }) };
     return this.priced.value;
   }
 
