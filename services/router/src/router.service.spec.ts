@@ -225,6 +225,16 @@ describe('RouterService', () => {
     await collect(service.chat({ context: contextFor(), request: { ...request, maxTokens: 10 } }, new AbortController().signal));
     expect(engine.stats.of('cheap-a').usage(engine.stats.clock.now()).tokens).toBe(2 * prompt + 256 + 10);
   });
+  it('charges image parts at the serving model’s imageTokens against its deployment’s tokens per minute', async () => {
+    const models = [{ id: 'eye', capabilities: ['chat', 'vision'], imageTokens: { max: 3_000, low: 100 }, deployments: [{ id: 'eye-a', provider: 'a', model: 'e' }] }];
+    const engine = engineFor(configWith(models));
+    const service = new RouterService(engine, new FakeAdapters());
+    const image = (detail?: string): chatv1.ContentPart => ({ imageUrl: { url: 'https://example.com/a.png', ...(detail ? { detail } : {}) } });
+    const request = { ...chatRequest('eye', 'hi'), messages: [{ ...message(''), text: undefined, parts: { parts: [{ text: 'look' }, image(), image('low')] } }] };
+    const prompt = chatRequestTraits(request).promptTokens;
+    await collect(service.chat({ context: contextFor(), request }, new AbortController().signal));
+    expect(engine.stats.of('eye-a').usage(engine.stats.clock.now()).tokens).toBe(prompt + 3_000 + 100 + 256);
+  });
 });
 
 describe('RouterService judging a gray release', () => {
@@ -293,6 +303,19 @@ describe('RouterService judging a gray release', () => {
     const state = engine.grayReleases.byId('g')?.state();
     expect(state).toMatchObject({ status: 'rolled_back', rollbackReason: expect.stringContaining('error rate') });
     expect(state?.canaryStats?.errors).toBe(state?.canaryStats?.requests);
+  });
+
+  it('leaves a canary caller whose canary cannot take the request out of the release: the baseline’s answer is not labelled canary, nor counted', async () => {
+    const models = [{ ...TWO_MODELS[0], capabilities: ['chat', 'tools'] }, TWO_MODELS[1]];
+    const engine = engineFor(releaseConfig(100, {}, models));
+    const service = new RouterService(engine, adapters(async function* (model) { yield { completion: completion(model) }; }));
+    const tool: chatv1.Tool = { type: 'function', function: { name: 'f', parametersJson: '' }, rawJson: '' };
+    const withTools = { ...chatRequest('gr', 'hi'), tools: [tool] };
+    const decision = decisionOf(await collect(service.chat({ context: contextFor({ endUser: 'u1' }), request: withTools }, new AbortController().signal)));
+    expect(decision).toMatchObject({ model: 'cheap', experiment: '', experimentArm: '' });
+    // A request the canary can take is still its own.
+    expect(decisionOf(await ask(service, 1))).toMatchObject({ model: 'premium', experiment: 'g', experimentArm: 'canary' });
+    expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ canaryStats: { requests: 1 }, baselineStats: { requests: 0 } });
   });
 
   it('does not judge the canary on an attempt the request’s deadline stopped', async () => {

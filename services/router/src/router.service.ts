@@ -84,7 +84,9 @@ export class RouterService {
     let called = false;
     const serving = serveWithFailover(plan, open, signal, this.engine.failover, {
       stream: request.stream,
-      tokens: capacityTokens(prepared.planRequest),
+      // Images count at the first candidate's model's `imageTokens`: failover charges every
+      // attempt one figure, and the first candidate is the one expected to serve.
+      tokens: capacityTokens(prepared.planRequest, plan.candidates[0]?.model),
       onAttempt: routeCalls ? this.progressListener(plan, gray?.onAttempt, announce) : gray?.onAttempt,
       onAnswerFailed: gray?.onAnswerFailed,
       onCall: routeCalls

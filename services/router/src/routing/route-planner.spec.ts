@@ -371,3 +371,102 @@ describe('experiment arms that cannot take the request', () => {
     expect(down.planner.plan(planRequest('big', { context: contextFor({ endUser: tester }), needs: ['tools'] })).assignment).toBeUndefined();
   });
 });
+
+describe('gray release canaries that cannot take the request', () => {
+  // `big` (the baseline, behind the target `svc`) has tools; `small` (the canary) chats only.
+  const MODELS = [
+    { id: 'big', capabilities: ['chat', 'tools', 'vision'], contextWindow: 200_000, pricing: { input: '5', output: '15' }, deployments: [{ id: 'big-a', provider: 'a', model: 'b' }] },
+    { id: 'small', capabilities: ['chat'], contextWindow: 8_000, pricing: { input: '0.1', output: '0.4' }, deployments: [{ id: 'small-a', provider: 'b', model: 's' }] },
+  ];
+  const releaseConfig = (routing: Record<string, unknown> = {}) =>
+    configWith(MODELS, { aliases: { svc: { models: ['big'] } }, grayReleases: [{ id: 'g', target: 'svc', baseline: 'big', canary: 'small', steps: [{ afterMinutes: 0, percent: 50 }] }], ...routing });
+  const engine = engineFor(releaseConfig());
+  /** End users the release puts on `arm` (some, whatever the hash). */
+  const usersOn = (arm: string): string[] => {
+    const users = Array.from({ length: 40 }, (_, i) => `u${i}`).filter((u) => engine.grayReleases.forTarget('svc')?.assign(contextFor({ endUser: u }), undefined).arm === arm);
+    expect(users.length).toBeGreaterThan(0);
+    return users;
+  };
+  const planWith = (on: typeof engine, user: string, overrides: Parameters<typeof planRequest>[1] = {}, explain = false) => on.planner.plan(planRequest('svc', { context: contextFor({ endUser: user }), ...overrides }), explain);
+
+  it('serves a tools request of a canary caller by the target, outside the release, whatever allow_fallbacks says', () => {
+    const [canary] = usersOn('canary');
+    const [baseline] = usersOn('baseline');
+    for (const allowFallbacks of [false, true]) {
+      const controls = { route: { allowFallbacks } };
+      const plan = planWith(engine, canary!, { needs: ['tools'], controls });
+      // Neither a 400 naming the canary nor the baseline serving it under the canary's name: the
+      // decision and the usage record carry no release, and the rollback counts it for no arm.
+      expect(plan).toMatchObject({ assignment: undefined, refusal: undefined, candidates: [expect.objectContaining({ via: 'svc' })] });
+      expect(ids(plan.candidates)).toEqual(['big-a']);
+      // A request the canary can take stays on it; the baseline keeps its callers.
+      const kept = planWith(engine, canary!, { controls });
+      expect(kept.assignment).toMatchObject({ kind: 'gray_release', experiment: 'g', arm: 'canary' });
+      expect(kept.candidates[0]?.via).toBe('small');
+      const onBaseline = planWith(engine, baseline!, { needs: ['tools'], controls });
+      expect(onBaseline.assignment).toMatchObject({ arm: 'baseline' });
+      expect(onBaseline.candidates.map((c) => c.via)).toEqual(['big']);
+    }
+    const explained = planWith(engine, canary!, { needs: ['tools'] }, true);
+    expect(explained.considered.map((c) => [c.deployment.id, c.filteredReason])).toEqual([
+      ['big-a', ''],
+      ['small-a', 'left out of gray release g (arm canary): does not support tools'],
+    ]);
+  });
+
+  it('keeps a canary caller whose canary is only down on the canary: the baseline serves it when fallbacks are allowed, else a 503', () => {
+    const down = engineFor(releaseConfig({ breaker: { consecutiveFailures: 1 } }));
+    down.breakers.of('small-a').failure();
+    const [canary] = usersOn('canary');
+    const served = planWith(down, canary!);
+    expect(served).toMatchObject({ assignment: { arm: 'canary' }, refusal: undefined });
+    expect(served.candidates.map((c) => [c.deployment.id, c.via])).toEqual([['big-a', 'big']]);
+    expect(planWith(down, canary!, { controls: { route: { allowFallbacks: false } } })).toMatchObject({ assignment: { arm: 'canary' }, candidates: [], refusal: undefined });
+    // A request the canary could not take even when up still leaves the caller out.
+    expect(planWith(down, canary!, { needs: ['tools'] })).toMatchObject({ assignment: undefined, candidates: [expect.objectContaining({ via: 'svc' })] });
+  });
+});
+
+describe('images against tokens per minute', () => {
+  // One vision model that declares its image cost, one that does not (the gateway's default, 1,600).
+  const MODELS = [
+    { id: 'declared', capabilities: ['chat', 'vision'], imageTokens: { max: 3_000, low: 100 }, deployments: [{ id: 'declared-a', provider: 'a', model: 'd', tpm: 5_000 }] },
+    { id: 'plain', capabilities: ['chat', 'vision'], deployments: [{ id: 'plain-a', provider: 'a', model: 'p', tpm: 2_000 }] },
+  ];
+  const engine = engineFor(configWith(MODELS));
+  const images = (any: number, low = 0) => ({ needs: ['vision' as const], promptTokens: 500, maxOutputTokens: 0, images: { any, low } });
+
+  it("counts each image part at its model's imageTokens (low for detail: low), else at 1,600, in a request's size against a deployment's whole tpm", () => {
+    // 500 + 1,600 > 2,000: one image is more than a minute of `plain`'s deployment.
+    expect(engine.planner.plan(planRequest('plain', images(1))).refusal).toMatchObject({ code: 'exceeds_deployment_capacity', param: 'messages', message: expect.stringContaining('~2100 tokens') });
+    // 500 + 3,000 fits `declared`'s 5,000; two images do not, two low-detail ones do.
+    expect(ids(engine.planner.plan(planRequest('declared', images(1))).candidates)).toEqual(['declared-a']);
+    expect(engine.planner.plan(planRequest('declared', images(2))).refusal).toMatchObject({ code: 'exceeds_deployment_capacity', message: expect.stringContaining('~6500 tokens') });
+    expect(ids(engine.planner.plan(planRequest('declared', images(2, 2))).candidates)).toEqual(['declared-a']);
+    expect(capacityTokens(planRequest('m', images(3, 1)), engine.catalog.model('declared'))).toBe(500 + 2 * 3_000 + 100 + 256);
+    expect(capacityTokens(planRequest('m', images(3, 1)))).toBe(500 + 3 * 1_600 + 256);
+  });
+
+  it('counts images in the rolling tokens-per-minute check too', () => {
+    const clock = new ManualClock();
+    const busy = engineFor(configWith(MODELS), clock);
+    busy.stats.of('declared-a').begin(clock.now(), 1_500);
+    // 1,500 used + 500 + 3,000 + 256 > 5,000: busy (a 503), not a refusal; a low-detail image fits.
+    expect(busy.planner.plan(planRequest('declared', images(1)))).toMatchObject({ candidates: [], refusal: undefined });
+    expect(ids(busy.planner.plan(planRequest('declared', images(1, 1))).candidates)).toEqual(['declared-a']);
+  });
+
+  it('counts image parts once per request, typed or kept as JSON, low-detail ones apart', () => {
+    const traits = (content: unknown[]) => chatRequestTraits(parseChatRequest({ model: 'm', messages: [{ role: 'user', content }] }));
+    const url = 'https://example.com/a.png';
+    const cached = { type: 'ephemeral' };
+    expect(traits([{ type: 'text', text: 'hi' }]).images).toEqual({ any: 0, low: 0 });
+    expect(traits([{ type: 'image_url', image_url: { url } }, { type: 'image_url', image_url: { url, detail: 'low' } }]).images).toEqual({ any: 2, low: 1 });
+    const asJson = traits([
+      { type: 'image_url', image_url: { url, detail: 'low' }, cache_control: cached },
+      { type: 'image_url', image_url: { url: 'https://example.com/"low".png', detail: 'high' }, cache_control: cached },
+      { type: 'image_url', image_url: { url }, cache_control: cached },
+    ]);
+    expect(asJson).toMatchObject({ needs: ['vision'], images: { any: 3, low: 1 } });
+  });
+});

@@ -81,7 +81,10 @@ export interface PlanRequest {
   taskType: TaskType | undefined;
   /** Capabilities the request needs beyond `capability` (tools, vision, JSON modes). */
   needs: Capability[];
+  /** The prompt estimate without its image parts, which count per model (see `promptTokensOn`). */
   promptTokens: number;
+  /** The prompt's image parts; unset: none. */
+  images?: ImageParts | undefined;
   maxOutputTokens: number;
   stream: boolean;
   user: string | undefined;
@@ -105,18 +108,45 @@ interface Group {
   arm: boolean;
 }
 
+/** Image parts of a request's prompt, those sent with `detail: "low"` apart: what they cost depends on the model. */
+export interface ImageParts {
+  any: number;
+  low: number;
+}
+
 /** Assumed answer length when the request sets no limit (for cost estimates and TPM). */
 const DEFAULT_OUTPUT_TOKENS = 256;
 const MILLION = 1_000_000;
+/**
+ * Prompt tokens an image part counts for on a model that declares no `imageTokens`: the ingress's
+ * `DEFAULT_IMAGE_TOKENS` (services/ingress/src/access/prompt-tokens.ts), at which budgets reserve
+ * an image. Repeated here because services do not import each other; keep the two equal.
+ */
+const DEFAULT_IMAGE_TOKENS = 1_600;
+
+/**
+ * The request's prompt tokens on `model`: the estimate of its text plus each image part at the
+ * model's `imageTokens.max` (`low` for a `detail: "low"` part, when declared; no `imageTokens`:
+ * DEFAULT_IMAGE_TOKENS), as the ingress counts them for budgets. Images are counted once per
+ * request (`chatRequestTraits`), so this is arithmetic only. `model` unset: one that declares none.
+ */
+export function promptTokensOn(request: Pick<PlanRequest, 'promptTokens' | 'images'>, model?: Pick<CatalogModel, 'imageTokens'>): number {
+  const images = request.images;
+  if (!images || images.any === 0) return request.promptTokens;
+  const max = model?.imageTokens?.max ?? DEFAULT_IMAGE_TOKENS;
+  const low = model?.imageTokens?.low ?? max;
+  return request.promptTokens + (images.any - images.low) * max + images.low * low;
+}
 
 /**
  * The tokens a request counts for against a deployment's `tpm`, in the rolling capacity check and
- * in what failover charges when it calls: the prompt estimate plus `max_tokens`, or a chat answer
- * of DEFAULT_OUTPUT_TOKENS when the request sets no limit. (Whether a request is larger than a
- * deployment's whole capacity is judged without that default: see `RoutePlanner.filter`.)
+ * in what failover charges when it calls: the prompt estimate on the deployment's model (images
+ * included, see `promptTokensOn`) plus `max_tokens`, or a chat answer of DEFAULT_OUTPUT_TOKENS
+ * when the request sets no limit. (Whether a request is larger than a deployment's whole capacity
+ * is judged without that default: see `RoutePlanner.filter`.)
  */
-export function capacityTokens(request: Pick<PlanRequest, 'capability' | 'promptTokens' | 'maxOutputTokens'>): number {
-  return request.promptTokens + (request.maxOutputTokens || (request.capability === 'chat' ? DEFAULT_OUTPUT_TOKENS : 0));
+export function capacityTokens(request: Pick<PlanRequest, 'capability' | 'promptTokens' | 'images' | 'maxOutputTokens'>, model?: Pick<CatalogModel, 'imageTokens'>): number {
+  return promptTokensOn(request, model) + (request.maxOutputTokens || (request.capability === 'chat' ? DEFAULT_OUTPUT_TOKENS : 0));
 }
 
 /**
@@ -150,12 +180,15 @@ export class RoutePlanner {
     const routeFor = (name: string): EffectiveRoute => effectiveRoute(routing, policy, catalog.alias(name)?.route ?? catalog.alias(input.model)?.route, input.controls);
     let route = routeFor(primary);
     const now = this.deps.stats.clock.now();
-    // An experiment arm that could not take the request even when healthy (a capability, the
-    // context window, the route's constraints) would refuse what the target serves: the caller is
-    // left out of the experiment for this request, served by the target's own plan and counted for
-    // no arm, so the arms are compared only on requests they can take. An arm that is only down or
-    // busy keeps its caller (its fallbacks, else a 503), and that request counts for the arm.
-    const leftOut = assignment?.kind === 'experiment' ? this.armRefusal(assignment, input, route, now) : undefined;
+    // An experiment arm or gray release canary that could not take the request even when healthy
+    // (a capability, the context window, the route's constraints) would refuse what the target
+    // serves, or hand it to the baseline under the canary's name: the caller is left out for this
+    // request, served by the target's own plan and counted for no arm, so the arms are compared
+    // only on requests they can take. An arm that is only down or busy keeps its caller (its
+    // fallbacks or the canary's baseline, else a 503), and that request counts for the arm. A
+    // release's baseline stands for the target itself and keeps its callers.
+    const refusable = assignment?.kind === 'experiment' || (assignment?.kind === 'gray_release' && assignment.arm === 'canary');
+    const leftOut = assignment && refusable ? this.armRefusal(assignment, input, route, now) : undefined;
     if (leftOut) {
       assignment = undefined;
       primary = input.model;
@@ -233,7 +266,7 @@ export class RoutePlanner {
   }
 
   /**
-   * When every deployment of the experiment arm is ruled out for the request's own sake (as
+   * When every deployment of the experiment arm or canary is ruled out for the request's own sake (as
    * `RoutePlan.refusal` judges it), those deployments with the reason; undefined when the arm can
    * take the request or is kept from it only by its state (circuit, capacity).
    */
@@ -247,7 +280,7 @@ export class RoutePlanner {
         const rejection = this.filter(model, deployment, { name: arm.model, arm: true }, input, route, quality, price, now);
         if (!rejection?.fault) return undefined;
         const latencyMs = stats.expectedLatency(deployment.id, input.stream, deployment.expectedLatencyMs ?? model.expectedLatencyMs);
-        const filteredReason = `left out of experiment ${arm.experiment} (arm ${arm.arm}): ${rejection.reason}`;
+        const filteredReason = `left out of ${arm.kind === 'experiment' ? 'experiment' : 'gray release'} ${arm.experiment} (arm ${arm.arm}): ${rejection.reason}`;
         refused.push({ model, deployment, via: arm.model, quality, price, latencyMs, score: 0, scoreDetail: '', filteredReason, rank: 0 });
       }
     }
@@ -311,11 +344,14 @@ export class RoutePlanner {
     // deployment's state (checked before its circuit), and waiting does not help. Only what the
     // request says it needs counts here (the prompt, and `max_tokens` when it set one): the
     // default answer length is a guess, and a refusal must not name a parameter the client never sent.
-    const whole = input.promptTokens + input.maxOutputTokens;
-    if (deployment.tpm !== undefined && whole > deployment.tpm) {
-      const param = input.promptTokens > deployment.tpm ? 'messages' : 'max_tokens';
-      const what = input.maxOutputTokens ? 'prompt estimate + max_tokens' : 'prompt estimate';
-      return { reason: `larger than its whole capacity (~${whole} tokens, ${what}, > ${deployment.tpm} tokens per minute)`, fault: { code: 'exceeds_deployment_capacity', param } };
+    if (deployment.tpm !== undefined) {
+      const prompt = promptTokensOn(input, model);
+      const whole = prompt + input.maxOutputTokens;
+      if (whole > deployment.tpm) {
+        const param = prompt > deployment.tpm ? 'messages' : 'max_tokens';
+        const what = input.maxOutputTokens ? 'prompt estimate + max_tokens' : 'prompt estimate';
+        return { reason: `larger than its whole capacity (~${whole} tokens, ${what}, > ${deployment.tpm} tokens per minute)`, fault: { code: 'exceeds_deployment_capacity', param } };
+      }
     }
     const breaker = this.deps.breakers.of(deployment.id);
     if (!breaker.available()) return { reason: `circuit ${breaker.current()}` };
@@ -324,7 +360,7 @@ export class RoutePlanner {
       if (deployment.rpm !== undefined && usage.requests >= deployment.rpm) return { reason: `at capacity (${usage.requests}/${deployment.rpm} requests per minute)` };
       // With the default answer length (as failover charges the call); a request that fits a
       // minute only without that guess waits for an idle minute rather than never being taken.
-      const needs = Math.min(capacityTokens(input), deployment.tpm ?? Infinity);
+      const needs = Math.min(capacityTokens(input, model), deployment.tpm ?? Infinity);
       if (deployment.tpm !== undefined && usage.tokens + needs > deployment.tpm) return { reason: `at capacity (${usage.tokens}/${deployment.tpm} tokens per minute)` };
     }
     return undefined;
@@ -460,35 +496,55 @@ export class RoutePlanner {
   }
 }
 
-/** What the planner reads from a chat request besides the model name. */
-export function chatRequestTraits(request: chatv1.ChatRequest): { needs: Capability[]; promptTokens: number; maxOutputTokens: number } {
+/**
+ * What the planner reads from a chat request besides the model name. Image parts are counted here,
+ * once per request, and priced per model by `promptTokensOn`.
+ */
+export function chatRequestTraits(request: chatv1.ChatRequest): { needs: Capability[]; promptTokens: number; images: ImageParts; maxOutputTokens: number } {
   const needs: Capability[] = [];
   if (request.tools.length > 0) needs.push('tools');
   let chars = 0;
-  let images = false;
+  const images: ImageParts = { any: 0, low: 0 };
   for (const message of request.messages) {
     if (message.text !== undefined) chars += message.text.length;
     else if (message.parts) {
       for (const part of message.parts.parts) {
         if (part.text !== undefined) chars += part.text.length;
-        else if (part.imageUrl) images = true;
+        else if (part.imageUrl) countImage(images, part.imageUrl.detail === 'low');
         else if (part.rawJson) {
           const content = partContent(part);
           if (content.text !== undefined) chars += content.text.length;
-          images ||= content.image;
+          if (content.image) countImage(images, lowDetail(part.rawJson));
         }
       }
     }
     for (const call of message.toolCalls) chars += call.function?.arguments.length ?? 0;
   }
-  if (images) needs.push('vision');
+  if (images.any > 0) needs.push('vision');
   const format = request.responseFormat?.type;
   if (format === 'json_schema') needs.push('json_schema');
   else if (format === 'json_object') needs.push('json_object');
   return {
     needs,
     promptTokens: Math.ceil(chars / 4) + request.messages.length * 4,
+    images,
     maxOutputTokens: request.maxCompletionTokens ?? request.maxTokens ?? 0,
   };
+}
+
+function countImage(images: ImageParts, low: boolean): void {
+  images.any++;
+  if (low) images.low++;
+}
+
+/**
+ * Whether an image part kept as JSON (one with `cache_control`, say) asks for `detail: "low"`.
+ * `partContent` does not tell, so the part is parsed again, but only when its text holds `"low"`
+ * at all: most such parts are never parsed twice. (`partContent` parsed it, so it is valid JSON.)
+ */
+function lowDetail(rawJson: string): boolean {
+  if (!rawJson.includes('"low"')) return false;
+  const part = JSON.parse(rawJson) as { image_url?: { detail?: unknown } | null };
+  return part.image_url?.detail === 'low';
 }
 
