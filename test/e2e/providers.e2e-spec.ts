@@ -311,24 +311,27 @@ describe.each(CLAUDE_WIRES.map((wire) => [wire.family, wire] as const))('Claude 
     expect(answer.usage?.completion_tokens).toBeGreaterThan(24);
   });
 
-  it('streams thinking as reasoning_content deltas and the signed block once, before the answer', async () => {
+  it('streams thinking as reasoning_content deltas before the answer, and the signed block once, on the finishing chunk', async () => {
     const stream = await client.chat.completions.create({ model, reasoning_effort: 'medium', stream: true, messages: [{ role: 'user', content: 'Plan a trip.' }] });
     let reasoning = '';
     let content = '';
     const blocks: Thinking[] = [];
     let reasoningAfterContent = false;
+    const blocksOn: Array<string | null | undefined> = [];
     for await (const chunk of stream) {
       const delta = chunk.choices[0]?.delta;
       if (!delta) continue;
       const extra = extras(delta);
-      if ((extra.reasoning_content || extra.thinking_blocks) && content !== '') reasoningAfterContent = true;
+      if (extra.reasoning_content && content !== '') reasoningAfterContent = true;
       reasoning += extra.reasoning_content ?? '';
+      if (extra.thinking_blocks) blocksOn.push(chunk.choices[0]?.finish_reason);
       blocks.push(...(extra.thinking_blocks ?? []));
       content += delta.content ?? '';
     }
     expect(reasoning.length).toBeGreaterThan(0);
     expect(content.length).toBeGreaterThan(0);
     expect(reasoningAfterContent).toBe(false);
+    expect(blocksOn).toEqual(['stop']);
     expect(blocks).toEqual([{ type: 'thinking', thinking: reasoning, signature: anthropicThinkingSignature(reasoning) }]);
   });
 

@@ -75,6 +75,22 @@ describe('access configuration', () => {
     expect(issues([{ id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }] }] }, { id: 'globex', teams: [{ id: 'platform', projects: [{ id: 'search' }] }] }])).toEqual([]);
   });
 
+  it('refuses an organisation id twice, and a team id twice in one organisation, naming the duplicates', () => {
+    const issues = (orgs: unknown) => accessSchema.safeParse({ orgs }).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [];
+    expect(
+      issues([
+        { id: 'acme', teams: [{ id: 'platform' }, { id: 'labs' }, { id: 'platform', projects: [{ id: 'search' }] }] },
+        { id: 'globex' },
+        { id: 'acme', limits: { rpm: 10 } },
+      ]),
+    ).toEqual([
+      'orgs.0.teams.2.id: duplicate team id "platform" in the organisation "acme": it is teams[0] and teams[2] (a team id must be unique within its organisation)',
+      'orgs.2.id: duplicate organisation id "acme": it is orgs[0] and orgs[2] (an organisation id must be unique)',
+    ]);
+    // The same team id in two organisations is two teams.
+    expect(issues([{ id: 'acme', teams: [{ id: 'platform' }] }, { id: 'globex', teams: [{ id: 'platform' }] }])).toEqual([]);
+  });
+
   it('refuses admin keys that are one key (the last would silently win) or share an id, and a development admin key that is one of them', () => {
     const secret = 'admin-clash-secret-0000';
     const other = 'b'.repeat(64);

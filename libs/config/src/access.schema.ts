@@ -31,9 +31,17 @@ export const teamSchema = strictTenants.team;
 /**
  * Project ids are unique within their organisation, across its teams, as adding one at run time
  * requires: a project-scoped key, the reports and the budgets name a project by org and id alone,
- * so a key of `acme/search` would see every `search` project of `acme`.
+ * so a key of `acme/search` would see every `search` project of `acme`. Team ids are unique within
+ * their organisation: keys, budgets and limits name a team by org and id, so of two one would be
+ * silently ignored, its projects and limits with it.
  */
 export const orgSchema = strictTenants.org.superRefine((org, ctx) => {
+  const teamAt = new Map<string, number>();
+  org.teams.forEach((team, t) => {
+    const first = teamAt.get(team.id);
+    if (first === undefined) teamAt.set(team.id, t);
+    else ctx.addIssue({ code: 'custom', path: ['teams', t, 'id'], message: `duplicate team id "${team.id}" in the organisation "${org.id}": it is teams[${first}] and teams[${t}] (a team id must be unique within its organisation)` });
+  });
   const teamOf = new Map<string, string>();
   org.teams.forEach((team, t) => {
     team.projects.forEach((project, p) => {
@@ -241,7 +249,18 @@ export const accessSchema = strictObject({
   redis: redisSchema.prefault({}),
   /** How long a resolved key stays cached in each ingress process (revocations are pushed at once). */
   keyCacheMs: numeric(z.number().int().nonnegative()).default(30_000),
-  orgs: z.array(orgSchema).default([]),
+  // An org is found by its id: two entries with one would be silently merged, the last one's name, cost centre and limits winning.
+  orgs: z
+    .array(orgSchema)
+    .superRefine((orgs, ctx) => {
+      const orgAt = new Map<string, number>();
+      orgs.forEach((org, o) => {
+        const first = orgAt.get(org.id);
+        if (first === undefined) orgAt.set(org.id, o);
+        else ctx.addIssue({ code: 'custom', path: [o, 'id'], message: `duplicate organisation id "${org.id}": it is orgs[${first}] and orgs[${o}] (an organisation id must be unique)` });
+      });
+    })
+    .default([]),
   keys: z.array(configKeySchema).default([]),
   admin: strictObject({
     keys: z.array(adminKeySchema).default([]),

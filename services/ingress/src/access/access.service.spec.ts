@@ -348,6 +348,31 @@ describe('AccessService token limits', () => {
     expect(ingressTestConfig().access.rateLimits.defaultMaxOutputTokens).toBe(4_096);
   });
 
+  it("counts image parts at the imageTokens of the models the request names, as its budget reservation does", async () => {
+    const deployments = (id: string) => [{ id, provider: 'sim', model: 'u' }];
+    const visionConfig = ingressTestConfig({
+      access: { keyHashSecret: SECRET, orgs: [{ id: 'acme' }] },
+      models: [
+        { id: 'm', pricing: { input: '1', output: '2' }, deployments: deployments('d-m') },
+        { id: 'mini', imageTokens: { max: 48_169, low: 2_833 }, pricing: { input: '1', output: '2' }, deployments: deployments('d-mini') },
+        { id: 'patch', imageTokens: { max: 3_779 }, pricing: { input: '1', output: '2' }, deployments: deployments('d-patch') },
+      ],
+      routing: { aliases: { vision: { models: ['m', 'patch'] } } },
+    });
+    const access = new AccessService(visionConfig, new MemoryAccessRepository(), new MemoryCounterStore(), logger, undefined);
+    const content = (detail: string) => [{ type: 'image_url', image_url: { url: 'https://example.com/a.png', detail } }];
+    const body = (model: string, detail = 'high') => ({ model, max_tokens: 10, messages: [{ role: 'user', content: content(detail) }] });
+    const text = countPromptTokens(body('m'), { max: 0 });
+    const prompt = (model: string, detail?: string) => access.tokenDemand(model, body(model, detail)).prompt - text;
+    expect(prompt('m')).toBe(1_600);
+    expect(prompt('mini')).toBe(48_169);
+    expect(prompt('mini', 'low')).toBe(2_833);
+    // An alias: the dearest of its members; `auto` and an unknown name (own entries only): of every model.
+    expect(prompt('vision')).toBe(3_779);
+    expect(prompt('auto')).toBe(48_169);
+    expect(prompt('constructor', 'low')).toBe(3_779);
+  });
+
   it('admits Messages requests on their max_tokens until the reservations exceed the key limit', async () => {
     const access = await service();
     const authenticated = await access.authenticate(KEY, 'req', {});

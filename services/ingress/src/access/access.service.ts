@@ -3,11 +3,11 @@ import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Coalesced } from '@openrouter/service-runtime';
-import { askedOutputTokens, outputAnswers } from '../budgets/worst-case-cost';
+import { askedOutputTokens, imageCostOf, membersOf, outputAnswers } from '../budgets/worst-case-cost';
 import type { AccessEvent, AccessRepository, AuditEntry } from './access.repository';
 import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
-import { countPromptTokens } from './prompt-tokens';
+import { countPromptTokens, type ImageCost } from './prompt-tokens';
 import { KeyDirectory } from './key-directory';
 import { matchesFilter, type KeyListFilter } from './key-index';
 import { publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
@@ -59,6 +59,9 @@ export class AccessService {
   private readonly maxAskedTokens: number;
   /** The largest `n` and number of legacy prompts the operator accepts (`access.requests.maxN`, `.maxMessages`). */
   private readonly answerBounds: { n: number; prompts: number };
+  /** The catalog's models and aliases by name: an image part counts for what the models a request names bill for it. */
+  private readonly catalog: ReadonlyMap<string, GatewayConfig['models'][number]>;
+  private readonly aliases: ReadonlyMap<string, GatewayConfig['routing']['aliases'][string]>;
 
   constructor(
     config: GatewayConfig,
@@ -77,6 +80,8 @@ export class AccessService {
     this.modelMaxOutput = config.budgets.maxOutputTokens;
     this.maxAskedTokens = access.requests.maxTokens;
     this.answerBounds = { n: access.requests.maxN, prompts: access.requests.maxMessages };
+    this.catalog = new Map(config.models.map((m) => [m.id, m]));
+    this.aliases = new Map(Object.entries(config.routing.aliases));
     let lastWarning = 0;
     this.limiter = new RateLimiter(counters, access.rateLimits.failMode, (error) => {
       onStoreFailure();
@@ -188,13 +193,14 @@ export class AccessService {
   }
 
   /**
-   * The tokens a request may spend: its prompt, and for each of its answers what it asks for at
-   * most (`askedOutputTokens`), else its model's `budgets.maxOutputTokens` (by the name it asks
-   * for), else `access.rateLimits.defaultMaxOutputTokens` — the budget reservation's notion of a
-   * request's output, with the rate limits' own default.
+   * The tokens a request may spend: its prompt (its image parts at `imageCost`), and for each of
+   * its answers what it asks for at most (`askedOutputTokens`), else its model's
+   * `budgets.maxOutputTokens` (by the name it asks for), else
+   * `access.rateLimits.defaultMaxOutputTokens` — the budget reservation's notion of a request's
+   * output, with the rate limits' own default.
    */
   tokenDemand(model: string, body: unknown): TokenDemand {
-    const prompt = countPromptTokens(body);
+    const prompt = countPromptTokens(body, this.imageCost(model));
     // Not a JSON object: refused with a 400 once admitted, and given back.
     if (typeof body !== 'object' || body === null || Array.isArray(body)) return { prompt, output: 0, outputAsked: true };
     const request = body as Record<string, unknown>;
@@ -206,6 +212,16 @@ export class AccessService {
     const perAnswer = asked ?? (Object.hasOwn(this.modelMaxOutput, model) ? this.modelMaxOutput[model] : undefined) ?? this.defaults.defaultMaxOutputTokens;
     // Likewise an `n` or a number of prompts above the operator's bounds counts as one.
     return { prompt, output: perAnswer * outputAnswers(request, this.answerBounds), outputAsked: asked !== undefined };
+  }
+
+  /**
+   * What an image part counts for on a request naming `model`, as its budget reservation counts it:
+   * the largest `imageTokens` of the models the name stands for (an alias: its members; `auto` or
+   * an unknown id: every model). Counted at a flat default, an image could pass a token limit with
+   * a fraction of what its provider bills for it.
+   */
+  private imageCost(model: string): ImageCost {
+    return imageCostOf(membersOf(model, this.catalog, this.aliases) ?? [...this.catalog.keys()], this.catalog);
   }
 
   /** Charges a request that reaches no provider (a token count) to its request limits only. */

@@ -67,12 +67,9 @@ export class WorstCasePricing {
     const names = fallbacksAllowed ? [...primaries, ...query.fallbacks] : primaries;
     const out = new Set<string>();
     for (const name of names) {
-      if (this.deployments.has(name)) out.add(name);
-      else {
-        const alias = this.aliases.get(name);
-        if (!alias) return [...this.deployments.keys()];
-        for (const m of alias.models) out.add(m);
-      }
+      const members = membersOf(name, this.catalog, this.aliases);
+      if (!members) return [...this.deployments.keys()];
+      for (const m of members) out.add(m);
     }
     if (!fallbacksAllowed) return [...out];
     // A set grows while it is iterated: every model added is visited too (fallbacks of fallbacks).
@@ -126,14 +123,7 @@ export class WorstCasePricing {
    * largest of their `low` (a model without one: its `max`, as the provider may bill it so).
    */
   imageCost(models: readonly string[]): ImageCost {
-    let max = 0;
-    let low = 0;
-    for (const id of models) {
-      const declared = this.catalog.get(id)?.imageTokens;
-      max = Math.max(max, declared?.max ?? DEFAULT_IMAGE_TOKENS);
-      low = Math.max(low, declared?.low ?? declared?.max ?? DEFAULT_IMAGE_TOKENS);
-    }
-    return models.length > 0 ? { max, low } : { max: DEFAULT_IMAGE_TOKENS };
+    return imageCostOf(models, this.catalog);
   }
 
   /**
@@ -163,6 +153,30 @@ export class WorstCasePricing {
     const caps = models.map((m) => this.config.budgets.maxOutputTokens[m] ?? this.config.budgets.defaultMaxOutputTokens);
     return caps.length > 0 ? Math.max(...caps) : this.config.budgets.defaultMaxOutputTokens;
   }
+}
+
+type CatalogModel = GatewayConfig['models'][number];
+type Alias = GatewayConfig['routing']['aliases'][string];
+
+/**
+ * The public models a name stands for, as the router reads it: a model of the catalog itself, an
+ * alias its members; undefined for anything else (`auto`, an unknown id), which any model may serve.
+ * Maps, not the configuration's records: a request naming `constructor` names no alias.
+ */
+export function membersOf(name: string, catalog: ReadonlyMap<string, CatalogModel>, aliases: ReadonlyMap<string, Alias>): readonly string[] | undefined {
+  return catalog.has(name) ? [name] : aliases.get(name)?.models;
+}
+
+/** What an image part costs at most on any of `models` (see `WorstCasePricing.imageCost`). */
+export function imageCostOf(models: readonly string[], catalog: ReadonlyMap<string, CatalogModel>): ImageCost {
+  let max = 0;
+  let low = 0;
+  for (const id of models) {
+    const declared = catalog.get(id)?.imageTokens;
+    max = Math.max(max, declared?.max ?? DEFAULT_IMAGE_TOKENS);
+    low = Math.max(low, declared?.low ?? declared?.max ?? DEFAULT_IMAGE_TOKENS);
+  }
+  return models.length > 0 ? { max, low } : { max: DEFAULT_IMAGE_TOKENS };
 }
 
 /** `service_tier` values that ask for the standard tier: OpenAI's `auto` and `default`, Anthropic's `standard_only` (a Messages request's). */
