@@ -1,6 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import { parseRedisUrl, type RedisConfig } from '@openrouter/config';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Command, Redis, type Callback, type RedisOptions } from 'ioredis';
+import type { WriteableStream } from 'ioredis/built/types';
 
 /** Where Redis is: `access.redis` without the key prefix. No sentinel (or none named): `url` is the server. */
 export type RedisConnectionConfig = Pick<RedisConfig, 'url' | 'sentinel' | 'tlsServername'>;
@@ -74,16 +75,62 @@ export function hideCredentials(error: unknown): void {
   if (/^(auth|hello)$/i.test(command.name)) Object.assign(command, { args: ['[redacted]'] });
 }
 
+/** How long a client ended by something other than its owner waits before it connects again. */
+export const REVIVE_DELAY_MS = 200;
+
+/**
+ * A client that connects again when it ends without its owner having closed it. ioredis ends a
+ * client for good when its connector gives up a connection in progress: with Sentinel, the
+ * failover detector of the previous connection, hearing `+switch-master`, closes the connector
+ * while a reconnection is still asking the sentinels where the primary is (a primary that went
+ * away, on a busy machine), and the client ends with "Connection is closed." though nobody closed
+ * it — then every command fails until the process restarts. Closed by its owner (`quit`,
+ * `disconnect`), it stays closed.
+ */
+class RevivingRedis extends Redis {
+  private ownerClosed = false;
+
+  /** Listens for an end its owner did not ask for, and connects again after {@link REVIVE_DELAY_MS}. */
+  revive(): this {
+    this.on('end', () => {
+      if (this.ownerClosed) return;
+      setTimeout(() => {
+        if (!this.ownerClosed && this.status === 'end') this.connect().catch(() => undefined);
+      }, REVIVE_DELAY_MS).unref();
+    });
+    return this;
+  }
+
+  override connect(callback?: Callback<void>): Promise<void> {
+    this.ownerClosed = false;
+    return super.connect(callback);
+  }
+
+  override disconnect(reconnect = false): void {
+    if (!reconnect) this.ownerClosed = true;
+    super.disconnect(reconnect);
+  }
+
+  override sendCommand(command: Command, stream?: WriteableStream): unknown {
+    // QUIT (and any command that ends the connection) is the owner closing it.
+    if (Command.checkFlag('WILL_DISCONNECT', command.name)) this.ownerClosed = true;
+    return super.sendCommand(command, stream);
+  }
+}
+
 /**
  * A Redis client for `config`, behaving as its owner asks. The one place a Redis client is made.
  * Its owner listens for 'error' (ioredis prints unheard errors); credentials are gone from them first.
+ * It is connected again if it ends without its owner closing it ({@link RevivingRedis}).
  */
 export function createRedisClient(config: RedisConnectionConfig, behaviour: RedisBehaviour): Redis {
-  const client = new Redis({
+  const client = new RevivingRedis({
     ...behaviour,
     ...redisConnectionOptions(config),
     reconnectOnError: reconnectOnReadOnly(behaviour.enableOfflineQueue !== false),
-  });
+    // ioredis's default, named for the subclass's constructor type.
+    replyMapping: 'legacy',
+  }).revive();
   client.prependListener('error', hideCredentials);
   return client;
 }

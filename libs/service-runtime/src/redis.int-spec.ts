@@ -1,0 +1,74 @@
+import type { Redis } from 'ioredis';
+import { createRedisClient, REVIVE_DELAY_MS } from './redis';
+
+/** The redis-server the integration project's global setup started. */
+function redisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
+
+/** ioredis's connector, which gives up a connection in progress when closed (as its Sentinel failover detector does). */
+const connectorOf = (client: Redis): { disconnect(): void } => (client as unknown as { connector: { disconnect(): void } }).connector;
+
+/** The next time the client emits `event` (errors emitted meanwhile are not failures here). */
+const next = (client: Redis, event: 'end' | 'ready'): Promise<void> => new Promise((resolve) => client.once(event, () => resolve()));
+
+/** Resolves after the client's revival timer, scheduled at its 'end', would have fired: timers run in the order they fall due. */
+const afterRevivalWindow = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, REVIVE_DELAY_MS + 50));
+
+describe('a Redis client (createRedisClient)', () => {
+  const behaviour = { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000) };
+
+  it('connects again when its connector gives up a connection in progress, which ioredis takes for the end', async () => {
+    const client = createRedisClient({ url: redisUrl() }, behaviour);
+    client.on('error', () => undefined);
+    try {
+      expect(client.status).toBe('connecting');
+      const ended = next(client, 'end');
+      connectorOf(client).disconnect();
+      await ended;
+      await next(client, 'ready');
+      expect(await client.ping()).toBe('PONG');
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('stays closed when its owner closes it, by quit or disconnect, even while connecting', async () => {
+    const quitting = createRedisClient({ url: redisUrl() }, behaviour);
+    await next(quitting, 'ready');
+    const quitEnded = next(quitting, 'end');
+    await quitting.quit();
+    await quitEnded;
+
+    const disconnecting = createRedisClient({ url: redisUrl() }, behaviour);
+    disconnecting.on('error', () => undefined);
+    const disconnectEnded = next(disconnecting, 'end');
+    disconnecting.disconnect();
+    await disconnectEnded;
+
+    await afterRevivalWindow();
+    expect([quitting.status, disconnecting.status]).toEqual(['end', 'end']);
+  });
+
+  it('may be connected again by its owner after it closed it, and then revives as before', async () => {
+    const client = createRedisClient({ url: redisUrl() }, behaviour);
+    client.on('error', () => undefined);
+    try {
+      await next(client, 'ready');
+      const closed = next(client, 'end');
+      client.disconnect();
+      await closed;
+      void client.connect().catch(() => undefined);
+      expect(client.status).toBe('connecting');
+      const ended = next(client, 'end');
+      connectorOf(client).disconnect();
+      await ended;
+      await next(client, 'ready');
+      expect(await client.ping()).toBe('PONG');
+    } finally {
+      client.disconnect();
+    }
+  });
+});
