@@ -17,6 +17,16 @@ const next = (client: Redis, event: 'end' | 'ready'): Promise<void> => new Promi
 /** Resolves after the client's revival timer, scheduled at its 'end', would have fired: timers run in the order they fall due. */
 const afterRevivalWindow = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, REVIVE_DELAY_MS + 50));
 
+/** Has the connector of a client that is connecting give up, as ioredis's Sentinel failover detector does; the client ends, then is back. */
+async function expectRevivedAfterGivingUp(client: Redis): Promise<void> {
+  expect(client.status).toBe('connecting');
+  const ended = next(client, 'end');
+  connectorOf(client).disconnect();
+  await ended;
+  await next(client, 'ready');
+  expect(await client.ping()).toBe('PONG');
+}
+
 describe('a Redis client (createRedisClient)', () => {
   const behaviour = { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000) };
 
@@ -24,12 +34,7 @@ describe('a Redis client (createRedisClient)', () => {
     const client = createRedisClient({ url: redisUrl() }, behaviour);
     client.on('error', () => undefined);
     try {
-      expect(client.status).toBe('connecting');
-      const ended = next(client, 'end');
-      connectorOf(client).disconnect();
-      await ended;
-      await next(client, 'ready');
-      expect(await client.ping()).toBe('PONG');
+      await expectRevivedAfterGivingUp(client);
     } finally {
       client.disconnect();
     }
@@ -61,12 +66,7 @@ describe('a Redis client (createRedisClient)', () => {
       client.disconnect();
       await closed;
       void client.connect().catch(() => undefined);
-      expect(client.status).toBe('connecting');
-      const ended = next(client, 'end');
-      connectorOf(client).disconnect();
-      await ended;
-      await next(client, 'ready');
-      expect(await client.ping()).toBe('PONG');
+      await expectRevivedAfterGivingUp(client);
     } finally {
       client.disconnect();
     }
