@@ -199,6 +199,24 @@ describe('the Responses API through the gateway', () => {
     expect(parsed.text?.format).toMatchObject({ type: 'json_schema', name: 'weather' });
   });
 
+  it("asks the provider for logprobs only when include has 'message.output_text.logprobs', as OpenAI returns them", async () => {
+    const included = await client.responses.create({ model: 'gpt-4o-mini', input: 'hi', include: ['message.output_text.logprobs'], top_logprobs: 2 });
+    expect(upstreamBody()).toMatchObject({ logprobs: true, top_logprobs: 2 });
+    const text = included.output.find((item) => item.type === 'message')?.content[0];
+    expect(text).toMatchObject({ type: 'output_text', logprobs: [] });
+
+    await client.responses.create({ model: 'gpt-4o-mini', input: 'hi', top_logprobs: 2 });
+    expect(upstreamBody()).not.toHaveProperty('logprobs');
+    expect(upstreamBody()).not.toHaveProperty('top_logprobs');
+
+    // A provider that returns no logprobs refuses them, naming what the client sent.
+    await expect(client.responses.create({ model: 'anthropic-chat', input: 'hi', include: ['message.output_text.logprobs'] })).rejects.toMatchObject({
+      status: 400,
+      param: 'include',
+      code: 'unsupported_parameter',
+    });
+  });
+
   it('ends a stream the provider drops with an error event and response.failed', async () => {
     gw.sim.configure({ completionTokens: 40, faults: [{ kind: 'drop_mid_stream', afterTokens: 3, remaining: 1 }] });
     const types: string[] = [];
@@ -360,7 +378,7 @@ describe('the Responses API through the gateway', () => {
       ['a conversation', { conversation: 'conv_123' }, 'conversation'],
       ['background mode', { background: true }, 'background'],
       ['a stored prompt', { prompt: { id: 'pmpt_123' } }, 'prompt'],
-      ['an include other than reasoning.encrypted_content', { include: ['reasoning.encrypted_content', 'file_search_call.results'] }, 'include'],
+      ['an include value the gateway does not serve', { include: ['reasoning.encrypted_content', 'file_search_call.results'] }, 'include'],
       ['a built-in tool', { tools: [weather, { type: 'web_search' }] }, 'tools[1].type'],
       ['an item reference', { input: [{ type: 'item_reference', id: 'msg_123' }] }, 'input[0]'],
     ])('refuses %s with 400 unsupported_parameter in OpenAI error shape, calling no provider', async (_name, extra, param) => {

@@ -44,7 +44,7 @@ describe('responsesToChatBody', () => {
       service_tier: 'flex',
       store: true,
       background: false,
-      include: [],
+      include: ['message.output_text.logprobs'],
       truncation: 'disabled',
       max_tool_calls: 3,
       prompt_cache_key: 'cache-1',
@@ -206,7 +206,7 @@ describe('responsesToChatBody', () => {
     ['background', { background: true }, 'background'],
     ['prompt', { prompt: { id: 'pmpt_1' } }, 'stored prompt templates'],
     ['include', { include: ['reasoning.encrypted_content', 'file_search_call.results'] }, "(asked for 'file_search_call.results')"],
-    ['include', { include: ['message.output_text.logprobs'] }, 'no additional output'],
+    ['include', { include: ['message.output_text.logprobs', 'message.input_image.image_url'] }, "(asked for 'message.input_image.image_url')"],
     ['truncation', { truncation: 'auto' }, 'never truncated'],
     ['context_management', { context_management: [{ type: 'compaction' }] }, 'compaction'],
     ['moderation', { moderation: { model: 'omni-moderation-latest' } }, 'moderation'],
@@ -277,7 +277,8 @@ describe('toResponsesParam', () => {
     ['response_format', 'text.format'],
     ['response_format.json_schema.schema', 'text.format.schema'],
     ['reasoning_effort', 'reasoning.effort'],
-    ['logprobs', 'top_logprobs'],
+    ['logprobs', 'include'],
+    ['top_logprobs', 'top_logprobs'],
     ['tools[2].function.parameters', 'tools[2].parameters'],
     ['tool_choice.function.name', 'tool_choice.name'],
     ['temperature', 'temperature'],
@@ -389,7 +390,7 @@ describe('toResponse', () => {
   it('answers an empty message for an empty answer, and carries logprobs', () => {
     expect(toResponse(completion({}), 'm', {})['output']).toEqual([expect.objectContaining({ type: 'message', content: [{ type: 'output_text', text: '', annotations: [], logprobs: [] }] })]);
     const logprobsJson = JSON.stringify({ content: [{ token: 'Hi', logprob: -0.1, bytes: [72, 105], top_logprobs: [{ token: 'Hi', logprob: -0.1, bytes: [72, 105] }, { token: 'Hey', logprob: -2, bytes: null }] }] });
-    const r = toResponse(completion({ content: 'Hi' }, 'stop', { logprobsJson }), 'm', {});
+    const r = toResponse(completion({ content: 'Hi' }, 'stop', { logprobsJson }), 'm', { include: ['message.output_text.logprobs'] });
     expect((r['output'] as Array<{ content: Array<{ logprobs: unknown }> }>)[0]?.content[0]?.logprobs).toEqual([
       { token: 'Hi', logprob: -0.1, bytes: [72, 105], top_logprobs: [{ token: 'Hi', logprob: -0.1, bytes: [72, 105] }, { token: 'Hey', logprob: -2, bytes: [] }] },
     ]);
@@ -487,6 +488,25 @@ describe('ResponsesStream', () => {
     expect(output[3]).toMatchObject({ call_id: 'call_b', name: 'get_time' });
   });
 
+  it('keeps the first name of a call when an OpenAI-compatible upstream repeats it on later deltas', () => {
+    const events = run([
+      chunk({ toolCalls: [{ index: 0, id: 'call_a', type: 'function', name: 'get_weather', arguments: '' }] }),
+      chunk({ toolCalls: [{ index: 0, name: 'get_weather', arguments: '{"city":' }] }),
+      chunk({ toolCalls: [{ index: 0, name: 'get_weather', arguments: '"Oslo"}' }] }),
+      // A call whose first delta has no name takes the first name that comes.
+      chunk({ toolCalls: [{ index: 1, id: 'call_b', type: 'function', arguments: '' }] }),
+      chunk({ toolCalls: [{ index: 1, name: 'get_time', arguments: '{}' }] }),
+      chunk({ toolCalls: [{ index: 1, name: 'get_time' }] }),
+      chunk({}, 'tool_calls'),
+    ]);
+    expect(events.filter((e) => e.type === 'response.function_call_arguments.done').map((e) => e['name'])).toEqual(['get_weather', 'get_time']);
+    const output = (events.at(-1)?.['response'] as { output: Array<Record<string, unknown>> }).output;
+    expect(output).toEqual([
+      expect.objectContaining({ type: 'function_call', call_id: 'call_a', name: 'get_weather', arguments: '{"city":"Oslo"}' }),
+      expect.objectContaining({ type: 'function_call', call_id: 'call_b', name: 'get_time', arguments: '{}' }),
+    ]);
+  });
+
   it('ends a cut answer as response.incomplete, with the usage it is given', () => {
     const stream = new ResponsesStream('m', { max_output_tokens: 2 });
     stream.start();
@@ -521,6 +541,68 @@ describe('ResponsesStream', () => {
     ]);
     const output = (events[1]?.['response'] as { output: Array<{ type: string }> }).output;
     expect(output.map((o) => o.type)).toEqual(['reasoning']);
+  });
+});
+
+describe("log probabilities, returned only when include asks for them, as OpenAI's Responses API returns them", () => {
+  const include = { include: ['message.output_text.logprobs'] };
+  const entry = (token: string, logprob: number) => ({ token, logprob, bytes: [...Buffer.from(token)] });
+  const logprobsJson = (token: string, logprob: number): string => JSON.stringify({ content: [{ ...entry(token, logprob), top_logprobs: [entry(token, logprob)] }] });
+  const expected = (token: string, logprob: number) => ({ ...entry(token, logprob), top_logprobs: [entry(token, logprob)] });
+  const withLogprobs = (c: chatv1.ChatChunk, json: string): chatv1.ChatChunk => ({ ...c, choices: c.choices.map((choice) => ({ ...choice, logprobsJson: json })) });
+  const textOf = (response: Record<string, unknown>) => (response['output'] as Array<{ content: Array<Record<string, unknown>> }>)[0]?.content[0];
+
+  describe('in a request', () => {
+    it("accepts include: ['message.output_text.logprobs'], asking the provider for logprobs with top_logprobs alternatives when given", () => {
+      const chat = responsesToChatBody({ model: 'm', input: 'x', ...include, top_logprobs: 3 });
+      expect(chat).toEqual({ model: 'm', messages: [{ role: 'user', content: 'x' }], logprobs: true, top_logprobs: 3 });
+      expect(parseChatRequest(chat)).toMatchObject({ logprobs: true, topLogprobs: 3 });
+    });
+
+    it('asks for the chosen tokens only (no alternatives) when include comes without top_logprobs, and takes it with reasoning.encrypted_content', () => {
+      const chat = responsesToChatBody({ model: 'm', input: 'x', include: ['reasoning.encrypted_content', 'message.output_text.logprobs'] });
+      expect(chat).toEqual({ model: 'm', messages: [{ role: 'user', content: 'x' }], logprobs: true });
+    });
+
+    it('asks nothing of the provider for top_logprobs alone, whose logprobs OpenAI does not return', () => {
+      const chat = responsesToChatBody({ model: 'm', input: 'x', top_logprobs: 3 });
+      expect(chat).toEqual({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
+    });
+  });
+
+  describe('in a whole response', () => {
+    const answer = completion({ content: 'Hi' }, 'stop', { logprobsJson: logprobsJson('Hi', -0.1) });
+
+    it('carries them on the output_text part when included', () => {
+      expect(textOf(toResponse(answer, 'm', { ...include, top_logprobs: 1 }))).toEqual({ type: 'output_text', annotations: [], logprobs: [expected('Hi', -0.1)], text: 'Hi' });
+    });
+
+    it('has logprobs: [] without include, whatever the provider sent, and echoes top_logprobs', () => {
+      const response = toResponse(answer, 'm', { top_logprobs: 1 });
+      expect(textOf(response)).toEqual({ type: 'output_text', annotations: [], logprobs: [], text: 'Hi' });
+      expect(response['top_logprobs']).toBe(1);
+    });
+  });
+
+  describe('in a stream', () => {
+    const chunks = [withLogprobs(chunk({ content: 'Hel' }), logprobsJson('Hel', -0.5)), withLogprobs(chunk({ content: 'lo' }, 'stop'), logprobsJson('lo', -0.25))];
+    const ofType = (events: ResponsesStreamEvent[], type: string) => events.filter((e) => e.type === type);
+
+    it("carries each delta's logprobs on its response.output_text.delta event, and all of them when the text is done, when included", () => {
+      const events = run(chunks, include);
+      expect(ofType(events, 'response.output_text.delta').map((e) => e['logprobs'])).toEqual([[expected('Hel', -0.5)], [expected('lo', -0.25)]]);
+      const all = [expected('Hel', -0.5), expected('lo', -0.25)];
+      expect(ofType(events, 'response.output_text.done')[0]).toMatchObject({ text: 'Hello', logprobs: all });
+      expect(ofType(events, 'response.content_part.done')[0]).toMatchObject({ part: { type: 'output_text', logprobs: all } });
+      expect(textOf(events.at(-1)?.['response'] as Record<string, unknown>)).toMatchObject({ text: 'Hello', logprobs: all });
+    });
+
+    it('has logprobs: [] on every event without include', () => {
+      const events = run(chunks, { top_logprobs: 2 });
+      expect(ofType(events, 'response.output_text.delta').map((e) => e['logprobs'])).toEqual([[], []]);
+      expect(ofType(events, 'response.output_text.done')[0]).toMatchObject({ text: 'Hello', logprobs: [] });
+      expect(textOf(events.at(-1)?.['response'] as Record<string, unknown>)).toMatchObject({ text: 'Hello', logprobs: [] });
+    });
   });
 });
 

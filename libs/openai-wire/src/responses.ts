@@ -115,8 +115,14 @@ type ResponsesBody = z.infer<typeof responsesBody>;
 
 // ---- reasoning carried between turns ----
 
-/** The one `include` value the gateway serves: reasoning items carry `encrypted_content`. */
+/** An `include` value the gateway serves: reasoning items carry `encrypted_content`. */
 const ENCRYPTED_REASONING = 'reasoning.encrypted_content';
+
+/**
+ * An `include` value the gateway serves: `output_text` parts (and their stream events) carry the
+ * tokens' log probabilities. As on OpenAI, only this asks for them; `top_logprobs` alone returns none.
+ */
+const OUTPUT_LOGPROBS = 'message.output_text.logprobs';
 
 
 /** What a reasoning item's `encrypted_content` holds, versioned: the answer's thinking blocks. */
@@ -144,9 +150,9 @@ export function decodeReasoning(content: string): ThinkingBlock[] | undefined {
   return parsed.success ? parsed.data.thinking_blocks : undefined;
 }
 
-/** Whether the Responses request (as the client sent it) asked for reasoning items' `encrypted_content`. */
-function includesEncryptedReasoning(request: unknown): boolean {
-  return isObject(request) && Array.isArray(request['include']) && request['include'].includes(ENCRYPTED_REASONING);
+/** Whether the Responses request (as the client sent it) has `value` in its `include`. */
+function includes(request: unknown, value: string): boolean {
+  return isObject(request) && Array.isArray(request['include']) && request['include'].includes(value);
 }
 
 function unsupported(param: string, why: string): never {
@@ -161,8 +167,10 @@ function refuseUnsupported(b: ResponsesBody): void {
   if (b.conversation != null) unsupported('conversation', STATELESS);
   if (b.background === true) unsupported('background', 'responses are answered while the request is open; background responses would need to be stored');
   if (b.prompt != null) unsupported('prompt', "stored prompt templates are not available; send the prompt in 'instructions' and 'input'");
-  const included = (b.include ?? []).filter((v) => v !== ENCRYPTED_REASONING);
-  if (included.length > 0) unsupported('include', `no additional output data but '${ENCRYPTED_REASONING}' can be included (asked for ${included.map((v) => `'${v}'`).join(', ')})`);
+  const included = (b.include ?? []).filter((v) => v !== ENCRYPTED_REASONING && v !== OUTPUT_LOGPROBS);
+  if (included.length > 0) {
+    unsupported('include', `no additional output data but '${ENCRYPTED_REASONING}' and '${OUTPUT_LOGPROBS}' can be included (asked for ${included.map((v) => `'${v}'`).join(', ')})`);
+  }
   if (b.truncation === 'auto') unsupported('truncation', "inputs are never truncated by the gateway; use 'disabled' (the default)");
   if (b.context_management != null) unsupported('context_management', 'server-side context compaction is not available');
   if (b.moderation != null) unsupported('moderation', 'moderation is not available on this endpoint');
@@ -197,9 +205,12 @@ export function responsesToChatBody(body: unknown): JsonObject {
   const user = b.user ?? b.safety_identifier;
   if (user != null) chat['user'] = user;
   if (b.stream === true) chat['stream'] = true;
-  if (b.top_logprobs != null) {
+  // Log probabilities only when included, as OpenAI returns them: asked for on `top_logprobs` alone,
+  // the provider would compute (or refuse) what the response leaves out. Without `top_logprobs`,
+  // chat's default applies: no alternatives.
+  if ((b.include ?? []).includes(OUTPUT_LOGPROBS)) {
     chat['logprobs'] = true;
-    chat['top_logprobs'] = b.top_logprobs;
+    if (b.top_logprobs != null) chat['top_logprobs'] = b.top_logprobs;
   }
   if (b.service_tier != null) chat['service_tier'] = b.service_tier;
   if (b.prompt_cache_key != null) chat['prompt_cache_key'] = b.prompt_cache_key;
@@ -392,7 +403,8 @@ export function toResponsesParam(param: string): string {
   if (param === 'messages' || param.startsWith('messages[') || param.startsWith('messages.')) return 'input';
   if (param === 'response_format' || param.startsWith('response_format.')) return `text.format${param.slice('response_format'.length).replace(/^\.json_schema/, '')}`;
   if (param === 'reasoning_effort') return 'reasoning.effort';
-  if (param === 'logprobs') return 'top_logprobs';
+  // Only the include value asks for logprobs (`top_logprobs` keeps its name).
+  if (param === 'logprobs') return 'include';
   if (param === 'verbosity') return 'text.verbosity';
   const tool = /^tools\[(\d+)\]\.function(.*)$/.exec(param);
   if (tool) return `tools[${tool[1]}]${tool[2]}`;
@@ -485,13 +497,16 @@ export function toResponsesUsage(u: chatv1.Usage): JsonObject {
  */
 function reasoningItem(id: string, summary: JsonObject[], blocks: readonly ThinkingBlock[], request: unknown): JsonObject {
   const item: JsonObject = { id, type: 'reasoning', summary };
-  if (includesEncryptedReasoning(request)) item['encrypted_content'] = blocks.length > 0 ? encodeReasoning(blocks) : null;
+  if (includes(request, ENCRYPTED_REASONING)) item['encrypted_content'] = blocks.length > 0 ? encodeReasoning(blocks) : null;
   return item;
 }
 
-/** Chat logprobs (`{content: [...]}`) as an output_text part's `logprobs`. */
-function toLogprobs(json: string): JsonObject[] {
-  if (!json) return [];
+/**
+ * Chat logprobs (`{content: [...]}`) as an output_text part's `logprobs`; none (`[]`, as OpenAI
+ * answers) unless the request included them.
+ */
+function toLogprobs(json: string, request: unknown): JsonObject[] {
+  if (!json || !includes(request, OUTPUT_LOGPROBS)) return [];
   let value: unknown;
   try {
     value = JSON.parse(json);
@@ -522,7 +537,7 @@ export function toResponse(completion: chatv1.ChatCompletion, model: string, req
   }
   const calls = m?.toolCalls ?? [];
   const content: JsonObject[] = [];
-  if (m?.content) content.push(outputText(m.content, toLogprobs(choice?.logprobsJson ?? '')));
+  if (m?.content) content.push(outputText(m.content, toLogprobs(choice?.logprobsJson ?? '', request)));
   if (m?.refusal) content.push({ type: 'refusal', refusal: m.refusal });
   // An answer with nothing in it is still one (empty) message, so `output_text` is ''.
   if (content.length === 0 && calls.length === 0) content.push(outputText('', []));
@@ -629,7 +644,7 @@ export class ResponsesStream {
         const blocks = unseenBlocks(this.blocks, reasoning.blocks);
         this.blocks.push(...blocks);
         if (blocks.length > 0) this.openReasoning(events).blocks.push(...blocks);
-        if (d.content) this.textDelta('output_text', d.content, toLogprobs(choice.logprobsJson), events);
+        if (d.content) this.textDelta('output_text', d.content, toLogprobs(choice.logprobsJson, this.request), events);
         if (d.refusal) this.textDelta('refusal', d.refusal, [], events);
         for (const t of d.toolCalls) this.toolDelta(t, events);
       }
@@ -793,8 +808,10 @@ export class ResponsesStream {
       const index = this.add({ id, type: 'function_call', status: 'in_progress', arguments: '', call_id: callId, name }, events);
       call = { index, id, callId, name, arguments: '' };
       this.calls.set(t.index, call);
-    } else if (t.name) {
-      call.name += t.name;
+    } else if (t.name && !call.name) {
+      // The first name is the call's: an OpenAI-compatible upstream may repeat it on later deltas
+      // (as the SDK's own accumulator allows, replacing it), which must not double it.
+      call.name = t.name;
     }
     if (t.arguments) {
       call.arguments += t.arguments;
