@@ -140,6 +140,14 @@ describe('budgets through the admin API', () => {
     await expect(admin('DELETE', '/budgets/search-daily')).resolves.toMatchObject({ status: 200 });
   }, 120_000);
 
+  it('refuses a budget whose scope names a tenant or key that does not exist, naming the field (it would never apply)', async () => {
+    const refused = async (scope: Json) => (await admin('POST', '/budgets', TEST_ADMIN_KEY, { id: 'never', scope, period: 'daily', amount: '1' })).json['error'];
+    await expect(refused({ org: 'nosuchorg' })).resolves.toMatchObject({ type: 'invalid_request_error', code: 'invalid_value', param: 'scope.org' });
+    await expect(refused({ org: 'acme', project: 'serach' })).resolves.toMatchObject({ code: 'invalid_value', param: 'scope.project' });
+    await expect(refused({ org: 'acme', key: 'key_doesnotexist' })).resolves.toMatchObject({ code: 'invalid_value', param: 'scope.key' });
+    await expect(admin('GET', '/budgets/never')).resolves.toMatchObject({ status: 404 });
+  });
+
   it('shows a finance key every budget without letting it change one, and a project key only those of its project', async () => {
     expect((await admin('POST', '/budgets', TEST_ADMIN_KEY, { id: 'ads-weekly', scope: { org: 'acme', project: 'ads' }, period: 'weekly', amount: '50', enforcement: 'soft' })).status).toBe(201);
     // An admin key scoped to the search project creates for its own project.

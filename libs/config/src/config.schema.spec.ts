@@ -105,3 +105,32 @@ function looseObjects(schema: z.core.$ZodType, path: string): string[] {
       return [];
   }
 }
+
+describe('configured budgets', () => {
+  const access = { orgs: [{ id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }] }, { id: 'labs', projects: [{ id: 'vision' }] }] }] };
+  const budgets = (...scopes: Array<Record<string, string>>) => ({ list: scopes.map((scope, i) => ({ id: `b${i}`, scope, period: 'monthly', amount: '10' })) });
+
+  it('must name tenants a request can come from: each scope field is matched exactly, so a typo would leave the budget never applied', () => {
+    expect(problems({ access, budgets: budgets({ org: 'nosuchorg', project: 'search' }, { org: 'acme', project: 'serach' }, { org: 'acme', team: 'labs', project: 'search' }, { org: 'acme', team: 'lab' }) })).toEqual([
+      'budgets.list[0].scope.org: unknown organisation "nosuchorg": declare it, with its teams and projects, in access.orgs',
+      'budgets.list[1].scope.project: unknown project "serach" in "acme"',
+      'budgets.list[2].scope.project: the project "search" is not in the team "labs" of "acme"',
+      'budgets.list[3].scope.team: unknown team "lab" in "acme"',
+    ]);
+  });
+
+  it('may name an org declared nowhere (a bare tenant, as keys may), a project without its team, and any key', () => {
+    expect(problems({ access, budgets: budgets({ org: 'default' }, { org: 'acme', project: 'search' }, { org: 'acme', team: 'platform', project: 'search', key: 'issued-at-run-time' }) })).toEqual([]);
+  });
+});
+
+describe('configured keys', () => {
+  const key = (id: string, allowedModels: string[]) => ({ id, hash: 'a'.repeat(64), org: 'acme', allowedModels });
+
+  it('allow only names a request can be matched with: a model id, an alias or auto, so a typo does not leave a key that can use nothing', () => {
+    const routing = { aliases: { smart: { models: ['m'] } } };
+    expect(problems({ routing, access: { keys: [key('k0', ['m', 'smart', 'auto']), key('k1', ['smart', 'mm'])] } })).toEqual([
+      'access.keys[1].allowedModels[1]: unknown model or alias "mm": name a model id, an alias (routing.aliases) or "auto"',
+    ]);
+  });
+});

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { accessReferenceIssues, accessSchema } from './access.schema';
-import { billingSchema, budgetsSchema } from './budgets.schema';
-import { modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
+import { accessReferenceIssues, accessSchema, type OrgConfig } from './access.schema';
+import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schema';
+import { AUTO_MODEL, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
 import { observabilitySchema } from './observability.schema';
 import { address, flag, host, identifier, listenSchema, port, strictObject } from './primitives';
@@ -128,6 +128,12 @@ export const configSchema = strictObject({
     for (const issue of accessReferenceIssues(config.access)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of routingReferenceIssues(config.routing, config.models, Object.keys(config.providers))) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of budgetCurrencyIssues(config.budgets.list, config.models)) ctx.addIssue({ code: 'custom', ...issue });
+    const orgs = new Map(config.access.orgs.map((o) => [o.id, o]));
+    config.budgets.list.forEach((budget, i) => {
+      // Only the tenants: a key named by a budget may be one issued at run time, unknown here.
+      const issue = budgetScopeIssue(budget.scope, orgs.get(budget.scope.org));
+      if (issue) ctx.addIssue({ code: 'custom', path: ['budgets', 'list', i, 'scope', issue.field], message: issue.message });
+    });
     const rollup = config.billing.rollup;
     if (rollup.reconcileIntervalMs > 0 && config.usage.clickhouse.retentionDays <= rollup.lookbackDays) {
       // The reconciliation compares each day with its raw events: once they expire it would erase the day's rollup.
@@ -137,9 +143,40 @@ export const configSchema = strictObject({
         message: `must be less than usage.clickhouse.retentionDays (${config.usage.clickhouse.retentionDays}): the rollup reconciliation needs each day's raw events, which are deleted after retentionDays`,
       });
     }
+  })
+  .superRefine((config, ctx) => {
+    // A key's allowedModels are matched with the name a request asks for (a model id, an alias or
+    // `auto`) and the ids of the models it stands for: any other entry allows nothing, and a typo
+    // would leave the key unable to use the model meant. Keys issued through the admin API are
+    // checked alike.
+    const nameable = new Set([...config.models.map((m) => m.id), ...Object.keys(config.routing.aliases), AUTO_MODEL]);
+    config.access.keys.forEach((key, i) => {
+      key.allowedModels.forEach((name, j) => {
+        if (!nameable.has(name)) ctx.addIssue({ code: 'custom', path: ['access', 'keys', i, 'allowedModels', j], message: `unknown model or alias "${name}": name a model id, an alias (routing.aliases) or "${AUTO_MODEL}"` });
+      });
+    });
   });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
+
+/**
+ * Why a budget's scope names tenants no request can come from, if it does. A budget applies to a
+ * request only when every field of its scope equals the request's (org, team, project, key), so a
+ * team that is not in the org, or a project in none of the org's teams (or not in the team the
+ * scope names), would leave the budget never applied — a hard budget silently not enforced. `org`
+ * is the scope's org as the tenants declare it; an org declared nowhere is a bare tenant (keys may
+ * name one), which has no teams or projects. Budgets created through the admin API are checked by
+ * the same rule, against the tenants added at run time too.
+ */
+export function budgetScopeIssue(scope: BudgetConfig['scope'], org: OrgConfig | undefined): { field: 'org' | 'team' | 'project'; message: string } | undefined {
+  if (!org) return scope.team !== undefined || scope.project !== undefined ? { field: 'org', message: `unknown organisation "${scope.org}": declare it, with its teams and projects, in access.orgs` } : undefined;
+  const teams = scope.team === undefined ? org.teams : org.teams.filter((t) => t.id === scope.team);
+  if (scope.team !== undefined && teams.length === 0) return { field: 'team', message: `unknown team "${scope.team}" in "${org.id}"` };
+  if (scope.project !== undefined && !teams.some((t) => t.projects.some((p) => p.id === scope.project))) {
+    return { field: 'project', message: scope.team === undefined ? `unknown project "${scope.project}" in "${org.id}"` : `the project "${scope.project}" is not in the team "${scope.team}" of "${org.id}"` };
+  }
+  return undefined;
+}
 
 /**
  * A budget counts spend in its own currency and any model may be charged to it (budgets scope

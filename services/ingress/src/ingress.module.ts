@@ -51,6 +51,8 @@ export interface IngressDependencies {
 @Module({})
 export class IngressModule {
   static register(deps: IngressDependencies): DynamicModule {
+    // A budget created through the admin API must name tenants and keys that exist (the access service's).
+    deps.budgetAdmin.checkScopesIn(deps.access);
     return {
       module: IngressModule,
       imports: [HealthModule.register('ingress', deps.readiness, deps.registry, { metrics: deps.publicMetrics !== false })],

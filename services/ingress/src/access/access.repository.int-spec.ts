@@ -109,6 +109,26 @@ describe('the access store on Redis (redis-server)', () => {
     }
   });
 
+  it('advances the tenant version in the write itself, so a replica that never heard of a change loads it at its next check', async () => {
+    const prefix = freshPrefix();
+    const writer = new RedisAccessRepository({ url: redisUrl() }, prefix);
+    const repository = new RedisAccessRepository({ url: redisUrl() }, prefix);
+    expect((await Promise.all([writer.ready(), repository.ready()])).every(Boolean)).toBe(true);
+    const reader = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined, undefined, { checkEveryMs: 10 });
+    services.push(reader);
+    try {
+      await reader.start();
+      const before = Number(await writer.tenantsVersion());
+      // Stored by another replica, and never announced (its publish failed every time).
+      await writer.updateOrg('unheard', () => ({ id: 'unheard', limits: {}, teams: [] }));
+      expect(Number(await writer.tenantsVersion())).toBe(before + 1);
+      for (let i = 0; i < 200 && !reader.tenants.org('unheard'); i++) await new Promise((done) => setTimeout(done, 10));
+      expect(reader.tenants.org('unheard')).toMatchObject({ id: 'unheard' });
+    } finally {
+      await writer.close();
+    }
+  });
+
   describe('key lists', () => {
     const places = [{ org: 'acme' }, { org: 'acme', project: 'search' }, { org: 'acme', project: 'ads' }, { org: 'initech', project: 'search' }];
 

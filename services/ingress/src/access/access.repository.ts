@@ -55,9 +55,15 @@ export interface AccessRepository {
    * Changes an org added at run time (`change` gets what is stored, or undefined), atomically:
    * concurrent changes of one org, on any replica, apply one after the other, each on the other's
    * result. An error thrown by `change` is thrown as it is, and nothing is written. With `audit`,
-   * the change and its audit entry are one write.
+   * the change and its audit entry are one write, which also advances `tenantsVersion`. Resolves
+   * to the org as written.
    */
-  updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig, audit?: AuditEntry): Promise<void>;
+  updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig, audit?: AuditEntry): Promise<OrgConfig>;
+  /**
+   * Moves with every write of `updateOrg` (in the write itself): a replica that read it before
+   * loading the tenants and finds it moved since has missed a change (its announcement was lost).
+   */
+  tenantsVersion(): Promise<string>;
   listAudit(limit: number): Promise<AuditEntry[]>;
   publish(change: AccessChange): Promise<void>;
   onChange(listener: (event: AccessEvent) => void): void;
@@ -101,6 +107,7 @@ export class MemoryAccessRepository implements AccessRepository {
   private readonly orgs = new Map<string, OrgConfig>();
   private readonly audit: AuditEntry[] = [];
   private readonly events = new EventEmitter();
+  private version = 0;
 
   async ready() {
     return true;
@@ -131,8 +138,14 @@ export class MemoryAccessRepository implements AccessRepository {
     return [...this.orgs.values()];
   }
   async updateOrg(orgId: string, change: (stored: OrgConfig | undefined) => OrgConfig, audit?: AuditEntry) {
-    this.orgs.set(orgId, change(this.orgs.get(orgId)));
+    const written = change(this.orgs.get(orgId));
+    this.orgs.set(orgId, written);
+    this.version++;
     if (audit) this.appendAudit(audit);
+    return written;
+  }
+  async tenantsVersion() {
+    return String(this.version);
   }
   /** Appends an admin change (also one of another store of this process: budgets). */
   appendAudit(entry: AuditEntry): void {
@@ -339,13 +352,21 @@ export class RedisAccessRepository implements AccessRepository {
         const stored = raw === null ? undefined : storedOrgSchema.safeParse(safeJson(raw));
         // A record that cannot be read is never overwritten as if there were none (its teams and projects would be lost).
         if (stored && !stored.success) throw new GatewayError('internal', `The stored organisation "${orgId}" cannot be read; it was left as it is.`);
-        const write = this.redis.multi().hset(`${this.prefix}orgs`, orgId, JSON.stringify(change(stored?.data)));
+        const written = change(stored?.data);
+        const write = this.redis.multi().hset(`${this.prefix}orgs`, orgId, JSON.stringify(written)).incr(this.tenantsVersionKey);
         if (audit) write.lpush(`${this.prefix}audit`, JSON.stringify(audit)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1);
         await write.exec();
+        return written;
       } finally {
         await this.redis.eval(RELEASE_LOCK, 1, lock, token);
       }
     });
+  }
+  private get tenantsVersionKey(): string {
+    return `${this.prefix}tenants-version`;
+  }
+  async tenantsVersion() {
+    return this.call(async () => (await this.redis.get(this.tenantsVersionKey)) ?? '0');
   }
   async listAudit(limit: number) {
     return this.call(async () => {

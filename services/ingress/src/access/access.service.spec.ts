@@ -5,7 +5,7 @@ import { hashApiKey } from './api-key';
 import { auditQuery, keyListQuery, parseInput } from '../admin/admin-input';
 import { GatewayError } from '@openrouter/errors';
 import { messagesToChatBody, responsesToChatBody } from '@openrouter/openai-wire';
-import { MemoryAccessRepository, type AccessEvent } from './access.repository';
+import { MemoryAccessRepository, type AccessChange, type AccessEvent } from './access.repository';
 import type { PublicApiKey } from './key-record';
 import { AccessService, type Actor, type KeyChange } from './access.service';
 import { MemoryCounterStore } from './counter.store';
@@ -61,6 +61,22 @@ async function storedElsewhere(repository: MemoryAccessRepository, org: OrgConfi
 async function until(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 1_000 && !condition(); i++) await new Promise((done) => setImmediate(done));
   expect(condition()).toBe(true);
+}
+
+/** Like `until`, for what a timer does: polls for up to about 2 s. */
+async function eventually(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 2_000 && !condition(); i++) await new Promise((done) => setTimeout(done, 1));
+  expect(condition()).toBe(true);
+}
+
+/** A store whose tenant reads fail while `failReads` is set (Redis dropped after the write). */
+class FailingTenantReads extends MemoryAccessRepository {
+  failReads = false;
+
+  override async listOrgs(): Promise<OrgConfig[]> {
+    if (this.failReads) throw new Error('Redis went away');
+    return super.listOrgs();
+  }
 }
 
 describe('AccessService admin changes', () => {
@@ -176,18 +192,69 @@ describe('AccessService admin changes', () => {
     expect(seen).toEqual([{ change: { kind: 'resync' }, valid: false }]);
   });
 
-  it('audits a team added in the same write, though telling the other replicas then fails', async () => {
+  it('answers a team stored and audited as added though announcing it fails, and announces it again in the background', async () => {
     const repository = new MemoryAccessRepository();
-    const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
+    const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined, undefined, { reannounceDelaysMs: [0, 0, 0] });
     await access.start();
     const publish = repository.publish.bind(repository);
-    repository.publish = async () => {
-      throw new Error('Redis went away');
-    };
-    await expect(access.addTeam(admin, 'acme', { id: 'search' })).rejects.toThrow('Redis went away');
-    repository.publish = publish;
-    await expect(access.addTeam(admin, 'acme', { id: 'search' })).rejects.toMatchObject({ kind: 'bad_request' });
+    let failures = 2;
+    const announced = new Promise<AccessChange>((heard) => {
+      repository.publish = async (change) => {
+        if (failures-- > 0) throw new Error('Redis went away');
+        await publish(change);
+        heard(change);
+      };
+    });
+    await expect(access.addTeam(admin, 'acme', { id: 'search' })).resolves.toMatchObject({ id: 'search' });
+    // The first retry fails too; the second gets through.
+    await expect(announced).resolves.toEqual({ kind: 'tenants' });
+    await expect(access.addTeam(admin, 'acme', { id: 'search' })).rejects.toMatchObject({ kind: 'bad_request', code: 'already_exists' });
     expect((await access.listAudit(admin, 10)).map((e) => [e.action, e.target])).toEqual([['team.create', 'search']]);
+    await access.close();
+  });
+
+  it('answers an organisation stored and audited as added though reloading the tenants then fails, from what the write stored', async () => {
+    const repository = new FailingTenantReads();
+    const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    repository.failReads = true;
+    await expect(access.addOrg(admin, { id: 'initech', name: 'Initech' })).resolves.toEqual({ id: 'initech', name: 'Initech', limits: {}, teams: [] });
+    await expect(access.addOrg(admin, { id: 'initech' })).rejects.toMatchObject({ kind: 'bad_request', code: 'already_exists' });
+    expect((await access.listAudit(admin, 10)).map((e) => [e.action, e.target])).toEqual([['org.create', 'initech']]);
+    await access.close();
+  });
+
+  it('loads within its check interval a tenant change whose announcement never came, by the store version', async () => {
+    const repository = new MemoryAccessRepository();
+    const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined, undefined, { checkEveryMs: 1 });
+    try {
+      await access.start();
+      // Stored by another replica, its announcement lost.
+      await storedElsewhere(repository, { id: 'unheard', limits: {}, teams: [] });
+      await eventually(() => access.tenants.org('unheard') !== undefined);
+    } finally {
+      await access.close();
+    }
+  });
+
+  it('refuses to issue a key allowed a name no request can match, naming the entry and the names there are', async () => {
+    const model = (id: string) => ({ id, pricing: { input: '1', output: '2' }, deployments: [{ id: `${id}-d`, provider: 'sim', model: 'u' }] });
+    const catalogConfig = ingressTestConfig({
+      access: { keyHashSecret: SECRET, orgs: [{ id: 'acme' }] },
+      models: [model('gpt-4o-mini'), model('gpt-4o'), model('embed')],
+      routing: { aliases: { smart: { models: ['gpt-4o'] } } },
+    });
+    const access = new AccessService(catalogConfig, new MemoryAccessRepository(), new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    await expect(access.issueKey(admin, { ...keyInput, allowedModels: ['gpt-4o', 'gpt-4o-mimi'] })).rejects.toMatchObject({
+      kind: 'bad_request',
+      code: 'invalid_value',
+      param: 'allowed_models[1]',
+      message: 'Invalid allowed_models[1]: "gpt-4o-mimi" is not a configured model id, alias or "auto"; known names include "gpt-4o-mini", "gpt-4o", "embed", "smart", "auto".',
+    });
+    // A model id, an alias and `auto` are each something a request can be matched with.
+    await expect(access.issueKey(admin, { ...keyInput, allowedModels: ['gpt-4o-mini', 'smart', 'auto'] })).resolves.toMatchObject({ record: { allowedModels: ['gpt-4o-mini', 'smart', 'auto'] } });
+    expect((await access.listAudit(admin, 10)).map((e) => e.action)).toEqual(['key.issue']);
   });
 
   it('loads a tenant announced while a load that read the store before it was still in flight', async () => {

@@ -1,4 +1,4 @@
-import type { GatewayConfig, Limits, OrgConfig, ProjectConfig, TeamConfig } from '@openrouter/config';
+import { AUTO_MODEL, type GatewayConfig, type Limits, type OrgConfig, type ProjectConfig, type TeamConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
@@ -44,6 +44,21 @@ export interface TrafficAttributes {
 /** A key changed (`hash`), or `resync`: notices may have been missed, so any key may have changed. */
 export type KeyChange = Extract<AccessEvent, { kind: 'key' | 'resync' }>;
 
+/** After a tenant change could not be announced, when to announce it again (ms after each failure). */
+export const TENANT_REANNOUNCE_DELAYS_MS: readonly number[] = [1_000, 5_000, 15_000];
+/** How often a replica compares the store's tenant version with the one it loaded, by default. */
+export const TENANT_CHECK_INTERVAL_MS = 30_000;
+
+export interface AccessServiceOptions {
+  /** When to announce again a tenant change whose announcement failed (tests shorten them). */
+  reannounceDelaysMs?: readonly number[];
+  /**
+   * How often the store's tenant version is compared with the one loaded, and the tenants
+   * reloaded when it moved: the bound on how long a lost announcement leaves a replica behind.
+   */
+  checkEveryMs?: number;
+}
+
 /**
  * The access layer: who a key is, where it sits in the organisation, what it may use and how
  * fast; and the admin operations that change it, each written to the audit log.
@@ -71,6 +86,7 @@ export class AccessService {
     devKey: string | undefined,
     /** Counts rate-limit store failures (the `openrouter_rate_limit_store_failures_total` metric). */
     onStoreFailure: () => void = () => undefined,
+    private readonly options: AccessServiceOptions = {},
   ) {
     const access = config.access;
     this.tenants = new TenantDirectory(access.orgs);
@@ -108,6 +124,7 @@ export class AccessService {
 
   async start(): Promise<void> {
     await this.reloadTenants();
+    this.watchTenants();
   }
 
   /**
@@ -116,17 +133,56 @@ export class AccessService {
    */
   private readonly tenantLoads = new Coalesced(() => this.loadTenants());
 
-  private reloadTenants(): Promise<boolean> {
+  /** Reloads the tenants now (true when it loaded): for a caller that must not read a directory a moment behind another replica's write. */
+  reloadTenants(): Promise<boolean> {
     return this.tenantLoads.run();
   }
 
+  /** The store's tenant version read just before the tenants in force were (undefined: never loaded). */
+  private loadedVersion: string | undefined;
+  private checker: NodeJS.Timeout | undefined;
+  private checking = false;
+  /** A background announcement is pending (one at a time: an announcement says only "reload"). */
+  private reannouncing: NodeJS.Timeout | undefined;
+  private closed = false;
+
   private async loadTenants(): Promise<boolean> {
     try {
+      // The version first: a change written after it is read moves it, and the next check reloads.
+      const version = await this.repository.tenantsVersion();
       this.tenants.replaceRuntime(await this.repository.listOrgs());
+      this.loadedVersion = version;
       return true;
     } catch (error) {
       this.logger.warn({ err: error }, 'could not load tenants added at run time');
       return false;
+    }
+  }
+
+  /**
+   * Compares the store's tenant version every `checkEveryMs`: an announcement lost (a publish that
+   * failed every time, a subscriber whose connection is half-open) delays a change here by that
+   * much at most. A timer that never keeps the process alive.
+   */
+  private watchTenants(): void {
+    if (this.checker || this.closed) return;
+    this.checker = setInterval(() => void this.checkTenants(), this.options.checkEveryMs ?? TENANT_CHECK_INTERVAL_MS);
+    this.checker.unref();
+  }
+
+  /** Reloads when the store's tenant version moved since the tenants in force were read, or nothing loaded yet. */
+  private async checkTenants(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      const version = this.loadedVersion === undefined ? undefined : await this.repository.tenantsVersion();
+      if (version === undefined || version !== this.loadedVersion) {
+        if ((await this.reloadTenants()) && version !== undefined) this.logger.info({ version }, 'tenants changed without this replica hearing of it: reloaded');
+      }
+    } catch {
+      // The store is away: its next reconnection reloads, or the next check.
+    } finally {
+      this.checking = false;
     }
   }
 
@@ -256,6 +312,7 @@ export class AccessService {
     // A project-scoped key issues keys for its own project; naming none means that project.
     if (actor.project !== undefined) input = { ...input, project: input.project ?? actor.project };
     requireInScope(actor, input.org, input.project);
+    this.requireNameable(input.allowedModels);
     const placement = await this.withTenantsOf(() => {
       const placed = this.tenants.place(input.org, input.team, input.project);
       this.orgOrNotFound(input.org);
@@ -288,6 +345,23 @@ export class AccessService {
     await this.repository.saveKey(record, entry);
     this.logAudit(entry);
     return { key, record: publicView(record) };
+  }
+
+  /**
+   * Refuses an `allowed_models` entry no request can match. The router compares the entries with
+   * the name a request asks for (a model id, an alias or `auto`, else the request is refused) and
+   * with the ids of the models that name stands for: any other entry allows nothing, and a typo
+   * would leave the key unable to use the model meant.
+   */
+  private requireNameable(allowedModels: readonly string[]): void {
+    allowedModels.forEach((name, i) => {
+      if (this.catalog.has(name) || this.aliases.has(name) || name === AUTO_MODEL) return;
+      const known = [...new Set([...this.catalog.keys(), ...this.aliases.keys(), AUTO_MODEL])];
+      throw new GatewayError('bad_request', `Invalid allowed_models[${i}]: "${name}" is not a configured model id, alias or "${AUTO_MODEL}"; known names include ${nearest(name, known)}.`, {
+        param: `allowed_models[${i}]`,
+        code: 'invalid_value',
+      });
+    });
   }
 
   /**
@@ -346,7 +420,7 @@ export class AccessService {
     });
   }
 
-  /** Returns the new team as the directory now holds it. */
+  /** Returns the new team as the write stored it. */
   async addTeam(actor: Actor, orgId: string, entry: TenantEntry): Promise<TeamConfig> {
     this.requireTenantWriter(actor, orgId, 'add teams');
     const org = await this.withTenantsOf(() => this.orgOrNotFound(orgId));
@@ -359,7 +433,7 @@ export class AccessService {
     return saved.teams.find((t) => t.id === entry.id) ?? team;
   }
 
-  /** Returns the new project as the directory now holds it. */
+  /** Returns the new project as the write stored it. */
   async addProject(actor: Actor, orgId: string, teamId: string, entry: TenantEntry): Promise<ProjectConfig> {
     this.requireTenantWriter(actor, orgId, 'add projects');
     const { org, team } = await this.withTenantsOf(() => {
@@ -407,15 +481,54 @@ export class AccessService {
     }
   }
 
-  /** Changes the run-time part of an org (configuration keeps the rest), then tells every replica. */
+  /**
+   * Changes the run-time part of an org (configuration keeps the rest), then tells every replica.
+   * Resolves to the org's run-time part as written, not as the directory holds it after a reload:
+   * the reload may fail (the change is stored all the same) or show a later change. Once written,
+   * the change stands: a failed reload is done again at the next check (or reconnection), a failed
+   * announcement is sent again in the background.
+   */
   private async changeOrg(actor: Actor, action: string, target: string, concerned: { org: string; team?: string; project?: string }, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<OrgConfig> {
     // The change and its audit entry are one write: no tenant is added unaudited.
     const entry = this.auditEntry(actor, action, target, concerned);
-    await this.repository.updateOrg(concerned.org, change, entry);
+    const written = await this.repository.updateOrg(concerned.org, change, entry);
     this.logAudit(entry);
+    // This replica first (its next request sees the change), then every other one.
     await this.reloadTenants();
-    await this.repository.publish({ kind: 'tenants' });
-    return this.orgOrNotFound(concerned.org);
+    await this.announceTenants(entry);
+    return written;
+  }
+
+  private async announceTenants(entry: AuditEntry): Promise<void> {
+    try {
+      await this.repository.publish({ kind: 'tenants' });
+    } catch (error) {
+      this.logger.warn({ err: error, target: entry.target }, 'a tenant change was stored but could not be announced to the other replicas: announcing it again in the background');
+      this.reannounce(0);
+    }
+  }
+
+  /** Announces again after `reannounceDelaysMs[attempt]`, then the next delay while it fails; one chain at a time. */
+  private reannounce(attempt: number): void {
+    if (this.reannouncing || this.closed) return;
+    const delay = (this.options.reannounceDelaysMs ?? TENANT_REANNOUNCE_DELAYS_MS)[attempt];
+    if (delay === undefined) {
+      this.logger.warn('a tenant change could not be announced: the other replicas load it at their next version check');
+      return;
+    }
+    this.reannouncing = setTimeout(() => {
+      this.repository.publish({ kind: 'tenants' }).then(
+        () => {
+          this.reannouncing = undefined;
+          this.logger.info({ attempt: attempt + 1 }, 'tenant change announced');
+        },
+        () => {
+          this.reannouncing = undefined;
+          this.reannounce(attempt + 1);
+        },
+      );
+    }, delay);
+    this.reannouncing.unref();
   }
 
   /**
@@ -436,8 +549,13 @@ export class AccessService {
     this.logger.info({ audit: entry }, 'admin change');
   }
 
-  close(): Promise<void> {
-    return this.repository.close();
+  /** Stops the version checks and the announcements still to send (the other replicas' checks catch up). */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.checker);
+    clearTimeout(this.reannouncing);
+    this.reannouncing = undefined;
+    await this.repository.close();
   }
 }
 
@@ -460,6 +578,21 @@ export interface TenantEntry {
 function named(entry: TenantEntry): { name?: string; costCenter?: string } {
   return { ...(entry.name ? { name: entry.name } : {}), ...(entry.costCenter ? { costCenter: entry.costCenter } : {}) };
 }
+
+/** Up to `NAMES_SHOWN` of `names`, those sharing the longest prefix with `name` first (the likely typo). */
+function nearest(name: string, names: readonly string[]): string {
+  const shared = (other: string): number => {
+    let n = 0;
+    while (n < name.length && name[n] === other[n]) n++;
+    return n;
+  };
+  // A stable sort: among equally near names, configuration order.
+  const shown = [...names].sort((a, b) => shared(b) - shared(a)).slice(0, NAMES_SHOWN);
+  const more = names.length - shown.length;
+  return shown.map((n) => `"${n}"`).join(', ') + (more > 0 ? ` and ${more} more` : '');
+}
+
+const NAMES_SHOWN = 5;
 
 function keyNotFound(id: string): GatewayError {
   return new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id' });

@@ -4,10 +4,12 @@ import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
 import { PriceBook } from '@openrouter/usage';
 import type { Actor } from '../access/access.service';
+import type { PublicApiKey } from '../access/key-record';
+import { TenantDirectory } from '../access/tenant-directory';
 import { budgetBody, budgetPatchInput, parseInput } from '../admin/admin-input';
 import { budgetView } from '../admin/budgets.http.controller';
 import { ingressTestConfig } from '../test-config.testing';
-import { BudgetAdminService } from './budget-admin.service';
+import { BudgetAdminService, type BudgetScopeDirectory } from './budget-admin.service';
 import { BudgetService } from './budget.service';
 
 const NOW = Date.parse('2025-06-14T12:00:00Z');
@@ -23,9 +25,31 @@ function budget(fields: Record<string, unknown>): BudgetConfig {
   return budgetSchema.parse({ period: 'daily', amount: '1', ...fields });
 }
 
+// The tenants budgets name: acme's search and ads in the platform team, vision in labs.
+const orgs = [{ id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }, { id: 'ads' }] }, { id: 'labs', projects: [{ id: 'vision' }] }] }, { id: 'initech' }, { id: 'other' }];
+// A key from the configuration that names only its project (its team is the project's), and keys issued at run time.
+const configKeys = [{ id: 'search-config', hash: 'a'.repeat(64), org: 'acme', project: 'search' }];
+const issued: PublicApiKey[] = [
+  { id: 'key_search', prefix: '', name: '', orgId: 'acme', teamId: 'platform', projectId: 'search', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: '', source: 'issued' },
+  { id: 'key_initech', prefix: '', name: '', orgId: 'initech', teamId: '', projectId: '', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: '', source: 'issued' },
+];
+
+/** The access service as budgets see it: the tenants, and the issued keys (404 as the access service answers one). */
+function directoryOf(tenants: TenantDirectory, reloadTenants: () => Promise<boolean> = async () => true): BudgetScopeDirectory {
+  return {
+    tenants,
+    reloadTenants,
+    getKey: async (_actor, id) => {
+      const key = issued.find((k) => k.id === id);
+      if (!key) throw new GatewayError('not_found', `No key has the id "${id}".`, { param: 'id' });
+      return key;
+    },
+  };
+}
+
 function setup(options: { ledger?: BudgetLedger; models?: unknown[]; budgets?: Record<string, unknown>; store?: MemoryBudgetStore; audit?: BudgetAudit[]; view?: (store: BudgetStore) => BudgetStore } = {}) {
   const configured = [{ id: 'acme-monthly', scope: { org: 'acme' }, period: 'monthly', amount: '100', enforcement: 'soft' }];
-  const config = ingressTestConfig({ budgets: { list: configured, ...options.budgets }, ...(options.models ? { models: options.models } : {}) });
+  const config = ingressTestConfig({ access: { orgs, keys: configKeys }, budgets: { list: configured, ...options.budgets }, ...(options.models ? { models: options.models } : {}) });
   const audit: BudgetAudit[] = options.audit ?? [];
   const shared = options.store ?? new MemoryBudgetStore((entry) => audit.push(entry));
   // What this replica sees of the shared store (`view`: e.g. one whose announcements never reach it).
@@ -36,6 +60,7 @@ function setup(options: { ledger?: BudgetLedger; models?: unknown[]; budgets?: R
   const logger = createLogger('test', 'silent');
   const budgets = new BudgetService(config, PriceBook.fromModels(config.models), ledger, events, logger, () => NOW, undefined, catalog);
   const service = new BudgetAdminService(budgets, store, config, logger, () => NOW, [0, 0]);
+  service.checkScopesIn(directoryOf(new TenantDirectory(config.access.orgs)));
   return { service, budgets, catalog, store: shared, audit, ledger, logger };
 }
 
@@ -209,6 +234,73 @@ describe('BudgetAdminService', () => {
     await a.service.update(admin, 'acme-weekly', { amount: '3' });
     await b.service.remove(acmeAdmin, 'acme-weekly');
     expect(audit.at(-1)).toMatchObject({ action: 'budget.delete', details: { org: 'acme', amount: '3' } });
+  });
+
+  it('finds a budget created on another replica before this one heard of it: GET, PATCH and DELETE reload the catalog once before a 404', async () => {
+    const store = new MemoryBudgetStore(() => undefined);
+    const a = setup({ store });
+    // Replica b hears no announcement, and its periodic check has not come round yet.
+    const b = setup({ store, view: deaf });
+    await a.service.create(admin, budget({ id: 'fresh', scope: { org: 'acme' }, amount: '1' }));
+    expect(b.catalog.entry('fresh')).toBeUndefined();
+    expect((await b.service.get(acmeAdmin, 'fresh')).entry.budget.amount).toBe('1');
+
+    await a.service.create(admin, budget({ id: 'fresh-patch', scope: { org: 'acme' }, amount: '1' }));
+    expect((await b.service.update(acmeAdmin, 'fresh-patch', { amount: '2' })).entry.budget.amount).toBe('2');
+
+    await a.service.create(admin, budget({ id: 'fresh-delete', scope: { org: 'acme' }, amount: '1' }));
+    await expect(b.service.remove(acmeAdmin, 'fresh-delete')).resolves.toEqual({ id: 'fresh-delete' });
+    expect((await store.list()).map((s) => s.id).sort()).toEqual(['fresh', 'fresh-patch']);
+
+    // Still missing after the reload, or out of the actor's scope: 404 as before.
+    expect(await failure(b.service.get(acmeAdmin, 'never-made'))).toMatchObject({ kind: 'not_found', param: 'id' });
+    await a.service.create(admin, budget({ id: 'initech-fresh', scope: { org: 'initech' }, amount: '1' }));
+    expect(await failure(b.service.update(acmeAdmin, 'initech-fresh', { amount: '2' }))).toMatchObject({ kind: 'not_found', param: 'id' });
+  });
+
+  it('answers 503 rather than 404 for a budget it has not loaded while the store cannot be read', async () => {
+    const store = new MemoryBudgetStore(() => undefined);
+    const { service } = setup({ store, view: (shared) => ({ ...deaf(shared), list: () => Promise.reject(new Error('connection lost')) }) });
+    expect(await failure(service.get(admin, 'somewhere'))).toMatchObject({ kind: 'unavailable', code: 'budget_store_unavailable' });
+  });
+
+  it('refuses a scope no request can come from, naming the field: each field is matched exactly, so the budget would never apply', async () => {
+    const { service, store } = setup();
+    const refused = async (scope: Record<string, string>) => failure(service.create(admin, budget({ id: 'never', scope })));
+    expect(await refused({ org: 'nosuchorg' })).toMatchObject({ kind: 'bad_request', code: 'invalid_value', param: 'scope.org', message: 'Invalid scope.org: the organisation "nosuchorg" does not exist.' });
+    expect(await refused({ org: 'acme', project: 'serach' })).toMatchObject({ code: 'invalid_value', param: 'scope.project', message: 'Invalid scope.project: unknown project "serach" in "acme".' });
+    expect(await refused({ org: 'acme', team: 'labs', project: 'search' })).toMatchObject({ code: 'invalid_value', param: 'scope.project' });
+    expect(await refused({ org: 'acme', team: 'lab' })).toMatchObject({ code: 'invalid_value', param: 'scope.team' });
+    expect(await refused({ org: 'acme', key: 'key_doesnotexist' })).toMatchObject({ code: 'invalid_value', param: 'scope.key', message: 'Invalid scope.key: the key "key_doesnotexist" does not exist.' });
+    expect(await refused({ org: 'acme', key: 'key_initech' })).toMatchObject({ param: 'scope.key', message: expect.stringContaining('belongs to the organisation "initech"') });
+    expect(await refused({ org: 'acme', project: 'ads', key: 'key_search' })).toMatchObject({ param: 'scope.key', message: expect.stringContaining('belongs to the project "search"') });
+    expect(await refused({ org: 'acme', team: 'labs', key: 'search-config' })).toMatchObject({ param: 'scope.key', message: expect.stringContaining('belongs to the team "platform"') });
+    expect(await store.list()).toEqual([]);
+
+    // A project without its team, a team alone, issued and configured keys where they sit, the development key's bare org.
+    for (const [i, scope] of [
+      { org: 'acme', project: 'search' },
+      { org: 'acme', team: 'labs' },
+      { org: 'acme', team: 'platform', project: 'search', key: 'key_search' },
+      { org: 'acme', team: 'platform', key: 'search-config' },
+      { org: 'default', key: 'dev' },
+    ].entries()) {
+      await expect(service.create(admin, budget({ id: `ok-${i}`, scope }))).resolves.toBeDefined();
+    }
+  });
+
+  it('looks again after reloading the tenants before refusing a scope: an org added a moment ago on another replica', async () => {
+    const { service } = setup();
+    // This replica's directory has not heard of "globex" yet; reloading the tenants brings it.
+    const configured = ingressTestConfig({ access: { orgs: [...orgs, { id: 'globex' }] } }).access.orgs;
+    let tenants = new TenantDirectory(configured.filter((o) => o.id !== 'globex'));
+    const reloaded = new TenantDirectory(configured);
+    const directory = directoryOf(tenants, async () => {
+      tenants = reloaded;
+      return true;
+    });
+    service.checkScopesIn({ ...directory, get tenants() { return tenants; } });
+    await expect(service.create(admin, budget({ id: 'globex-monthly', scope: { org: 'globex' } }))).resolves.toBeDefined();
   });
 
   it('answers a change as made when it was stored but its announcement failed, and announces it again in the background', async () => {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { alertThresholdsSchema, budgetCurrencyIssues, type BudgetConfig, type GatewayConfig } from '@openrouter/config';
+import { alertThresholdsSchema, budgetCurrencyIssues, budgetScopeIssue, type BudgetConfig, type GatewayConfig, type OrgConfig } from '@openrouter/config';
 import { catalogEntryOf, type AccountState, type BudgetAccount, type BudgetAudit, type BudgetStore, type CatalogEntry, type StoredBudget } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
-import { auditEntryOf, type Actor } from '../access/access.service';
+import { auditEntryOf, type AccessService, type Actor } from '../access/access.service';
 import { inScope, requireFilterInScope, requireInScope } from '../access/admin-scope';
 import type { BudgetService } from './budget.service';
 
@@ -30,6 +30,15 @@ export interface BudgetPatch {
   alertThresholds?: number[] | undefined;
 }
 
+/**
+ * Where a budget's scope is checked when it is created: the tenants (configured and added at run
+ * time) and the keys issued at run time — the access service.
+ */
+export type BudgetScopeDirectory = Pick<AccessService, 'tenants' | 'getKey' | 'reloadTenants'>;
+
+/** The development key's id and org (`ingress.devKey`): a bare tenant no other key may name. */
+const DEV_KEY = { id: 'dev', org: 'default' };
+
 /** After a stored change could not be announced, when to announce it again (ms after each failure). */
 export const REANNOUNCE_DELAYS_MS: readonly number[] = [1_000, 5_000, 15_000];
 
@@ -44,12 +53,20 @@ export class BudgetAdminService {
   /** A background announcement is pending (one at a time: an announcement says only "reload"). */
   private reannouncing: NodeJS.Timeout | undefined;
   private closed = false;
+  private directory: BudgetScopeDirectory | undefined;
 
   constructor(
     private readonly budgets: BudgetService,
     private readonly store: BudgetStore,
-    /** The priced models (a budget must be in the currency of every price) and `budgets.maxPerOrg`. */
-    private readonly config: Pick<GatewayConfig, 'models'> & { budgets: Pick<GatewayConfig['budgets'], 'maxPerOrg'> },
+    /**
+     * The priced models (a budget must be in the currency of every price), `budgets.maxPerOrg`, and
+     * the keys of the configuration and the development key (a budget may name them in its scope).
+     */
+    private readonly config: Pick<GatewayConfig, 'models'> & {
+      budgets: Pick<GatewayConfig['budgets'], 'maxPerOrg'>;
+      access: Pick<GatewayConfig['access'], 'keys'>;
+      ingress: Pick<GatewayConfig['ingress'], 'devKey'>;
+    },
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
     private readonly reannounceDelaysMs: readonly number[] = REANNOUNCE_DELAYS_MS,
@@ -57,6 +74,14 @@ export class BudgetAdminService {
 
   private get catalog() {
     return this.budgets.catalog;
+  }
+
+  /**
+   * Gives the tenants and keys a created budget's scope is checked against (the access service,
+   * which is built beside this service and handed to it where the HTTP module is put together).
+   */
+  checkScopesIn(directory: BudgetScopeDirectory): void {
+    this.directory = directory;
   }
 
   /**
@@ -75,7 +100,7 @@ export class BudgetAdminService {
   }
 
   async get(actor: Actor, id: string): Promise<BudgetStatus> {
-    const [status] = await this.statusOf([this.visible(actor, id)]);
+    const [status] = await this.statusOf([await this.visible(actor, id)]);
     if (!status) throw budgetNotFound(id);
     return status;
   }
@@ -85,11 +110,14 @@ export class BudgetAdminService {
    * it); an org-scoped key of its org. The id must be new among configured and created budgets
    * (one namespace for every org: a taken id is refused alike wherever it is taken), and the org
    * may hold at most `budgets.maxPerOrg` created budgets. Its creation gets an id of its own, which
-   * names its ledger account: it starts from nothing even under the id of a deleted budget.
+   * names its ledger account: it starts from nothing even under the id of a deleted budget. Its
+   * scope must name tenants and a key that exist and lie inside one another, or it would never
+   * apply to a request.
    */
   async create(actor: Actor, input: BudgetConfig): Promise<BudgetStatus> {
     const budget: BudgetConfig = actor.project !== undefined && input.scope.project === undefined ? { ...input, scope: { ...input.scope, project: actor.project } } : input;
     requireInScope(actor, budget.scope.org, budget.scope.project ?? '');
+    await this.requireReachable(actor, budget.scope);
     const [currency] = budgetCurrencyIssues([budget], this.config.models);
     if (currency) throw new GatewayError('bad_request', `Invalid currency: ${currency.message}.`, { param: 'currency', code: 'invalid_value' });
     if (this.catalog.isConfigured(budget.id) || this.catalog.entry(budget.id)) throw budgetIdTaken(budget.id);
@@ -107,6 +135,53 @@ export class BudgetAdminService {
       entry,
     );
     return this.changed(entry, written);
+  }
+
+  /**
+   * Refuses a scope no request can match (budgets apply when every field of their scope equals the
+   * request's): an org nothing declares and no key names, a team not in it, a project not in that
+   * team (or in none of the org's), a key that does not exist or sits elsewhere than the scope says.
+   */
+  private async requireReachable(actor: Actor, scope: BudgetConfig['scope']): Promise<void> {
+    const directory = this.directory;
+    if (!directory) throw new GatewayError('internal', 'Budget scopes cannot be checked: no tenant directory was given to the budget admin service.');
+    const tenantIssue = (): { org: OrgConfig | undefined; issue: ReturnType<typeof budgetScopeIssue> } => {
+      const org = directory.tenants.org(scope.org);
+      if (!org && !this.bareOrgs().has(scope.org)) return { org, issue: { field: 'org', message: `the organisation "${scope.org}" does not exist` } };
+      return { org, issue: budgetScopeIssue(scope, org) };
+    };
+    let { org, issue } = tenantIssue();
+    // A tenant added a moment ago on another replica may not be announced here yet: look again after a reload.
+    if (issue && (await directory.reloadTenants())) ({ org, issue } = tenantIssue());
+    if (issue) throw invalidScope(issue.field, issue.message);
+    if (scope.key === undefined) return;
+    const key = await this.keyOf(directory, actor, scope.key);
+    if (!key) throw invalidScope('key', `the key "${scope.key}" does not exist`);
+    // A key's team is where its project sits when the key names only the project (as requests place it).
+    const team = key.team || org?.teams.find((t) => t.projects.some((p) => p.id === key.project))?.id || '';
+    const elsewhere = key.org !== scope.org ? `the organisation "${key.org}"` : scope.team !== undefined && team !== scope.team ? `the team "${team}"` : scope.project !== undefined && key.project !== scope.project ? `the project "${key.project}"` : undefined;
+    if (elsewhere) throw invalidScope('key', `the key "${scope.key}" belongs to ${elsewhere}, outside the budget's scope: the budget would never apply`);
+  }
+
+  /** Orgs declared nowhere that requests still come from: those the configured keys (and the development key) name. */
+  private bareOrgs(): Set<string> {
+    const orgs = new Set(this.config.access.keys.map((k) => k.org));
+    if (this.config.ingress.devKey !== 'disabled') orgs.add(DEV_KEY.org);
+    return orgs;
+  }
+
+  /** Where a key sits: a configured one, the development key, or one issued at run time (undefined: none such the actor may see). */
+  private async keyOf(directory: BudgetScopeDirectory, actor: Actor, id: string): Promise<{ org: string; team: string; project: string } | undefined> {
+    const configured = this.config.access.keys.find((k) => k.id === id);
+    if (configured) return { org: configured.org, team: configured.team ?? '', project: configured.project ?? '' };
+    if (id === DEV_KEY.id && this.config.ingress.devKey !== 'disabled') return { org: DEV_KEY.org, team: '', project: '' };
+    try {
+      const issued = await directory.getKey(actor, id);
+      return { org: issued.orgId, team: issued.teamId, project: issued.projectId };
+    } catch (error) {
+      if (error instanceof GatewayError && error.kind === 'not_found') return undefined;
+      throw error;
+    }
   }
 
   /**
@@ -132,7 +207,7 @@ export class BudgetAdminService {
    * audit entry says what the stored budget held before.
    */
   async update(actor: Actor, id: string, change: BudgetPatch): Promise<BudgetStatus> {
-    const current = this.writable(actor, id);
+    const current = await this.writable(actor, id);
     // Kept as the configuration keeps them: sorted, each once.
     const patch = { ...change, alertThresholds: change.alertThresholds && alertThresholdsSchema.parse(change.alertThresholds) };
     if (patch.amount === undefined && patch.enforcement === undefined && patch.alertThresholds === undefined) {
@@ -169,7 +244,7 @@ export class BudgetAdminService {
    * another budget and starts from nothing.
    */
   async remove(actor: Actor, id: string): Promise<{ id: string }> {
-    const current = this.writable(actor, id);
+    const current = await this.writable(actor, id);
     let entry: BudgetAudit = {};
     await this.store.update(
       id,
@@ -248,16 +323,24 @@ export class BudgetAdminService {
     return status;
   }
 
-  /** A budget the actor may see; another scope's is answered like a missing one. */
-  private visible(actor: Actor, id: string): CatalogEntry {
+  /**
+   * A budget the actor may see; another scope's is answered like a missing one. An id this
+   * replica's catalog does not hold reloads it once before the 404: a budget created a moment ago
+   * on another replica may not be announced here yet (pub/sub is not instant), and a client that
+   * reads a 404 as "gone" would create it again.
+   */
+  private async visible(actor: Actor, id: string): Promise<CatalogEntry> {
+    if (!this.catalog.entry(id) && !(await this.catalog.reload())) {
+      throw new GatewayError('unavailable', `The budget "${id}" is not loaded on this replica and the budget store cannot be read right now. Please retry.`, { code: 'budget_store_unavailable' });
+    }
     const entry = this.catalog.entry(id);
     if (!entry || !visibleTo(actor, entry.budget)) throw budgetNotFound(id);
     return entry;
   }
 
   /** A budget the actor may change: visible, and created through the API. */
-  private writable(actor: Actor, id: string): CatalogEntry {
-    const entry = this.visible(actor, id);
+  private async writable(actor: Actor, id: string): Promise<CatalogEntry> {
+    const entry = await this.visible(actor, id);
     if (entry.source === 'config') {
       throw new GatewayError('permission_denied', `The budget "${id}" is defined in the configuration file (budgets.list): change or remove it there, not through the admin API.`, {
         code: 'budget_in_configuration',
@@ -313,6 +396,10 @@ function requireSame(stored: StoredBudget | undefined, checked: CatalogEntry, id
 
 function sameScope(a: BudgetConfig['scope'], b: BudgetConfig['scope']): boolean {
   return a.org === b.org && a.team === b.team && a.project === b.project && a.key === b.key;
+}
+
+function invalidScope(field: 'org' | 'team' | 'project' | 'key', message: string): GatewayError {
+  return new GatewayError('bad_request', `Invalid scope.${field}: ${message}.`, { param: `scope.${field}`, code: 'invalid_value' });
 }
 
 function budgetNotFound(id: string): GatewayError {

@@ -61,7 +61,7 @@ describe('BudgetService', () => {
   });
 
   it('ignores tenants no budget names', async () => {
-    const { budgetService } = service([{ id: 'b', scope: { org: 'acme', project: 'other' }, period: 'daily', amount: '0.000001' }]);
+    const { budgetService } = service([{ id: 'b', scope: { org: 'globex' }, period: 'daily', amount: '0.000001' }]);
     expect(await budgetService.reserve({ requestId: 'a', tenant, body: { model: 'm', messages: [] } })).toBeUndefined();
   });
 
