@@ -256,7 +256,7 @@ export class AccessService {
    * output, with the rate limits' own default.
    */
   tokenDemand(model: string, body: unknown): TokenDemand {
-    const prompt = countPromptTokens(body, this.imageCost(model));
+    const prompt = countPromptTokens(body, () => this.imageCost(model));
     // Not a JSON object: refused with a 400 once admitted, and given back.
     if (typeof body !== 'object' || body === null || Array.isArray(body)) return { prompt, output: 0, outputAsked: true };
     const request = body as Record<string, unknown>;

@@ -75,13 +75,16 @@ const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
  * embeddings `input`. Each image part counts for `images` (the model's `imageTokens`; unset:
  * {@link DEFAULT_IMAGE_TOKENS}).
  */
-export function countPromptTokens(body: unknown, images: ImageCost = DEFAULT_IMAGE_COST): number {
+export function countPromptTokens(body: unknown, images: ImageCost | (() => ImageCost) = DEFAULT_IMAGE_COST): number {
   if (typeof body !== 'object' || body === null) return 0;
   // Rate limits, budgets and metering all ask for the same body: count it once.
   let known = counted.get(body);
   if (known === undefined) counted.set(body, (known = count(body)));
+  if (known.images.any === 0) return known.tokens;
+  // The image cost may take a look through the catalog: only for a body that has images.
+  const cost = typeof images === 'function' ? images() : images;
   const low = known.images.low;
-  return known.tokens + (known.images.any - low) * images.max + low * (images.low ?? images.max);
+  return known.tokens + (known.images.any - low) * cost.max + low * (cost.low ?? cost.max);
 }
 
 function count(body: object): Counted {
