@@ -257,6 +257,19 @@ describe('WebSocket API', () => {
     client.close();
   });
 
+  it('refuses a request whose id is in flight without ending the running one: the refusal carries no id, but rejected_id', async () => {
+    gw.sim.configure({ tokensPerSecond: 20, completionTokens: 10 });
+    const client = await Client.open(url, { key: gw.apiKey });
+    const body = { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'count' }] };
+    client.send({ type: 'chat.completions', id: 'twice', body });
+    await client.until((frames) => frames.some((f) => f.id === 'twice' && f.type === 'chunk'));
+    client.send({ type: 'chat.completions', id: 'twice', body });
+    await client.until((frames) => frames.some((f) => f.id === 'twice' && f.type === 'done'));
+    expect(client.frames.filter((f) => f.type === 'error')).toEqual([expect.objectContaining({ id: null, rejected_id: 'twice', status: 400, error: { error: expect.objectContaining({ code: 'duplicate_id', param: 'id' }) } })]);
+    expect(client.of('twice').some((f) => f.type === 'error')).toBe(false);
+    client.close();
+  });
+
   it('charges a request cancelled while the provider works on it, before any answer, its prompt at that deployment', async () => {
     gw.sim.configure({ faults: [{ kind: 'timeout' }] });
     const client = await Client.open(url, { key: gw.apiKey });

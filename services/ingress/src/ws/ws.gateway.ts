@@ -194,7 +194,9 @@ export class WsGateway {
       return send(connection, errorFrame(frame.id, new GatewayError('unavailable', 'The server is shutting down; send the request again on a new socket.', { code: 'shutting_down' })));
     }
     if (connection.streams.has(frame.id)) {
-      return send(connection, errorFrame(frame.id, new GatewayError('bad_request', `A request with the id "${frame.id}" is already in flight.`, { code: 'duplicate_id', param: 'id' })));
+      // Not tagged with the id: that would read as the end of the request still running under it.
+      const refusal = errorFrame(null, new GatewayError('bad_request', `A request with the id "${frame.id}" is already in flight.`, { code: 'duplicate_id', param: 'id' }));
+      return send(connection, { ...refusal, rejected_id: frame.id });
     }
     if (connection.streams.size >= this.bounds.maxWebSocketStreams) {
       return send(connection, errorFrame(frame.id, new GatewayError('rate_limited', `At most ${this.bounds.maxWebSocketStreams} requests may be in flight on one socket.`, { code: 'too_many_streams' })));
@@ -418,7 +420,7 @@ function requestIdOf(connection: Connection, id: string): string {
   return `${connection.context.requestId}:${id}`.slice(0, 200);
 }
 
-function errorFrame(id: string | null, error: GatewayError): ServerFrame {
+function errorFrame(id: string | null, error: GatewayError): Extract<ServerFrame, { type: 'error' }> {
   const response = toOpenAIError(error);
   return { type: 'error', id, status: response.status, error: response.body };
 }
