@@ -1,5 +1,6 @@
 import { Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import type { PublicApiKey } from '../access/key-record';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
@@ -60,7 +61,29 @@ export class KeysHttpController {
   }
 }
 
-function view(key: PublicApiKey) {
+/** A key as the API shows it (never its secret, but at issue: `key`); the OpenAPI document's `ApiKey`. */
+export const apiKeyViewSchema = z.strictObject({
+  object: z.literal('api_key'),
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string().describe('The first characters of the key, to recognise it'),
+  org: z.string(),
+  team: z.string().nullable(),
+  project: z.string().nullable(),
+  app: z.string().nullable(),
+  allowed_models: z.array(z.string()).describe('Empty: every model'),
+  limits: z.strictObject({ rpm: z.number().int().optional(), tpm: z.number().int().optional() }),
+  metadata: z.record(z.string(), z.string()),
+  tags: z.record(z.string(), z.string()),
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+  status: z.enum(['active', 'expired', 'revoked']),
+  key: z.string().optional().describe('The key itself: in the answer to its issue only'),
+});
+export type ApiKeyView = z.infer<typeof apiKeyViewSchema>;
+
+export function view(key: PublicApiKey): ApiKeyView {
   return {
     object: 'api_key',
     id: key.id,

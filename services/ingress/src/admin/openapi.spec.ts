@@ -4,7 +4,7 @@ import { accountAt } from '@openrouter/budgets';
 import { budgetSchema } from '@openrouter/config';
 import { AlertsHttpController } from './alerts.http.controller';
 import { BudgetsHttpController, budgetView, budgetViewSchema } from './budgets.http.controller';
-import { KeysHttpController } from './keys.http.controller';
+import { apiKeyViewSchema, KeysHttpController, view as keyView } from './keys.http.controller';
 import { ADMIN_OPENAPI } from './openapi';
 import { ReportsHttpController } from './reports.http.controller';
 import { RoutingHttpController } from './routing.http.controller';
@@ -60,6 +60,18 @@ describe('the admin OpenAPI document', () => {
       'patch /admin/v1/budgets/{id}',
       'post /admin/v1/budgets',
     ]);
+  });
+
+  it('describes a key as the API shows it, in every answer about keys', () => {
+    const shown = keyView({ id: 'key_1', prefix: 'sk-or-v1-abcde', name: 'ci', orgId: 'acme', teamId: '', projectId: 'search', appId: '', allowedModels: ['gpt-4o-mini'], limits: { rpm: 60 }, metadata: { owner: 'ci' }, tags: { env: 'prod' }, createdAt: '2025-06-14T12:00:00.000Z', revokedAt: '2025-06-15T12:00:00.000Z', source: 'issued' });
+    expect(shown).toMatchObject({ object: 'api_key', team: null, project: 'search', app: null, expires_at: null, status: 'revoked' });
+    expect(apiKeyViewSchema.safeParse({ ...shown, key: 'sk-or-v1-secret' }).success).toBe(true);
+    const properties = Object.keys(ADMIN_OPENAPI.components.schemas.ApiKey.properties ?? {});
+    expect(properties).toEqual([...Object.keys(shown), 'key']);
+    for (const path of ['/admin/v1/keys', '/admin/v1/keys/{id}', '/admin/v1/keys/{id}/revoke']) {
+      const operations = Object.values((ADMIN_OPENAPI.paths as Record<string, Record<string, unknown>>)[path] ?? {});
+      for (const operation of operations) expect(JSON.stringify(operation)).toContain('#/components/schemas/ApiKey');
+    }
   });
 
   it('describes a budget as the API shows it, money as decimal strings', () => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { budgetBody, budgetPatchBody, issueKeyBody, tenantBody } from './admin-input';
 import { budgetViewSchema } from './budgets.http.controller';
+import { apiKeyViewSchema } from './keys.http.controller';
 import { orgViewSchema, projectViewSchema, teamViewSchema } from './tenants.http.controller';
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
@@ -32,6 +33,7 @@ export const ADMIN_OPENAPI = {
         properties: { error: { type: 'object', properties: { message: { type: 'string' }, type: { type: 'string' }, param: { type: ['string', 'null'] }, code: { type: ['string', 'null'] } } } },
       },
       IssueKey: json(issueKeyBody),
+      ApiKey: z.toJSONSchema(apiKeyViewSchema),
       Tenant: json(tenantBody),
       Organization: z.toJSONSchema(orgViewSchema),
       Team: z.toJSONSchema(teamViewSchema),
@@ -49,7 +51,7 @@ export const ADMIN_OPENAPI = {
         summary: 'Issue a traffic key (the key is shown once); a scoped key issues only for its org (and project: naming none means its own), another is 404',
         ...roles('admin'),
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/IssueKey' } } } },
-        responses: { 201: ok('The key record and the key'), 400: error, 401: error, 403: error, 404: error },
+        responses: { 201: returns('The key record and the key (`key`, shown this once)', 'ApiKey'), 400: error, 401: error, 403: error, 404: error, 503: error },
       },
       get: {
         summary:
@@ -61,14 +63,14 @@ export const ADMIN_OPENAPI = {
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
           { name: 'after', in: 'query', schema: { type: 'string' }, description: 'The id of the last key of the previous page (its `last_id`)' },
         ],
-        responses: { 200: ok('A page of keys'), 400: error, 401: error, 403: error, 404: error },
+        responses: { 200: listOf('A page of keys, with `first_id`, `last_id` and `has_more`', 'ApiKey'), 400: error, 401: error, 403: error, 404: error },
       },
     },
     '/admin/v1/keys/{id}': {
-      get: { summary: 'One key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The key record'), 404: error } },
-      delete: { summary: 'Revoke a key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The revoked key'), 404: error } },
+      get: { summary: 'One key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: returns('The key record', 'ApiKey'), 401: error, 403: error, 404: error } },
+      delete: { summary: 'Revoke a key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: returns('The revoked key', 'ApiKey'), 401: error, 403: error, 404: error, 503: error } },
     },
-    '/admin/v1/keys/{id}/revoke': { post: { summary: 'Revoke a key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: ok('The revoked key'), 404: error } } },
+    '/admin/v1/keys/{id}/revoke': { post: { summary: 'Revoke a key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: returns('The revoked key', 'ApiKey'), 401: error, 403: error, 404: error, 503: error } } },
     '/admin/v1/tenants': {
       get: {
         summary: 'Organisations, teams and projects; a key scoped to an org (and a project) sees only that org (and the team holding that project)',
