@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { budgetSchema } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
-import { createRedisClient, whenReady, type RedisConnectionConfig } from '@openrouter/service-runtime';
+import { createRedisClient, keepSubscribed, whenReady, type RedisConnectionConfig } from '@openrouter/service-runtime';
 
 /**
  * A budget created through the admin API, as replicas store it: a configured budget's fields, when
@@ -142,10 +142,8 @@ export class RedisBudgetStore implements BudgetStore {
     this.redis.on('error', () => undefined);
     this.subscriber.on('error', () => undefined);
     this.redis.on('ready', () => this.emit('changed'));
-    this.subscriber.on('ready', () => void this.subscribe());
-    this.subscriber.on('message', (channel: string) => {
-      if (channel === this.channel) this.emit('changed');
-    });
+    // From the subscription's confirmation on nothing is missed: what came before, a reload reads.
+    keepSubscribed(this.subscriber, this.channel, { subscribed: () => this.emit('resync'), message: () => this.emit('changed') });
   }
 
   private get channel(): string {
@@ -164,15 +162,6 @@ export class RedisBudgetStore implements BudgetStore {
     for (const listener of this.listeners) listener(event);
   }
 
-  /** (Re)subscribes on every connection of the subscriber; from its confirmation on nothing is missed. */
-  private async subscribe(): Promise<void> {
-    try {
-      await this.subscriber.subscribe(this.channel);
-    } catch {
-      return; // The connection dropped again: its next 'ready' subscribes.
-    }
-    this.emit('resync');
-  }
 
   async ready(timeoutMs: number): Promise<boolean> {
     const [main, sub] = await Promise.all([whenReady(this.redis, timeoutMs), whenReady(this.subscriber, timeoutMs)]);

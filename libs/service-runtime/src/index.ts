@@ -11,5 +11,5 @@ export type { DependencyWaitOptions } from './dependency-wait';
 export { CLICKHOUSE_SETTING, ClickHouseAnswerError, clickHouseOutage, probeClickHouse, waitForClickHouse } from './clickhouse-wait';
 export type { ClickHouseStore, ClickHouseWaitOptions } from './clickhouse-wait';
 export type { ServiceHandle } from './service-handle';
-export { createRedisClient, hideCredentials, reconnectOnReadOnly, redisConnectionOptions, whenReady } from './redis';
+export { createRedisClient, hideCredentials, keepSubscribed, reconnectOnReadOnly, redisConnectionOptions, whenReady } from './redis';
 export type { RedisBehaviour, RedisConnectionConfig } from './redis';

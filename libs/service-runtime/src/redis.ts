@@ -135,6 +135,25 @@ export function createRedisClient(config: RedisConnectionConfig, behaviour: Redi
   return client;
 }
 
+/**
+ * Subscribes a pub/sub connection to `channel` on every 'ready' (its owner's doing, not ioredis's
+ * behind its back, so it knows when the subscription is back): `subscribed` is called once it is
+ * confirmed — what was published while it was away reached nobody, so its owner resyncs then —
+ * and `message` with each message's text. A subscription that fails is made at the next 'ready'
+ * (the connection dropped again).
+ */
+export function keepSubscribed(subscriber: Redis, channel: string, on: { subscribed(): void; message(text: string): void }): void {
+  subscriber.on('ready', () => {
+    subscriber.subscribe(channel).then(
+      () => on.subscribed(),
+      () => undefined,
+    );
+  });
+  subscriber.on('message', (from: string, text: string) => {
+    if (from === channel) on.message(text);
+  });
+}
+
 /** Resolves true once the connection is ready, or false after `timeoutMs` (then its owner's fail mode covers the rest). */
 export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
   if (redis.status === 'ready') return Promise.resolve(true);

@@ -5,7 +5,7 @@ import { storedOrgSchema, type OrgConfig } from '@openrouter/config';
 import { z } from 'zod';
 import { apiKeyRecordSchema, type ApiKeyRecord } from './key-record';
 import { GatewayError } from '@openrouter/errors';
-import { whenReady, type RedisConnectionConfig } from '@openrouter/service-runtime';
+import { keepSubscribed, whenReady, type RedisConnectionConfig } from '@openrouter/service-runtime';
 import { allKeysIndex, idAt, indexesOf, indexFor, listPosition, pageOf, type KeyPage, type KeyPageQuery } from './key-index';
 import { connectRedis, connectSubscriber } from './redis-connection';
 
@@ -193,29 +193,19 @@ export class RedisAccessRepository implements AccessRepository {
     // Tenants added while this replica could not reach Redis were announced to nobody here:
     // every (re)connection is a reason to reload them.
     this.redis.on('ready', () => this.emit({ kind: 'tenants' }));
-    this.subscriber.on('ready', () => void this.subscribe());
-    this.subscriber.on('message', (_channel: string, message: string) => {
-      const parsed = changeSchema.safeParse(safeJson(message));
-      if (parsed.success) this.emit(parsed.data);
+    // Once subscribed again everything cached is dropped: what was published while it was away
+    // (a revocation, a new org) reached nobody here.
+    keepSubscribed(this.subscriber, this.channel, {
+      subscribed: () => this.emit({ kind: 'resync' }),
+      message: (text) => {
+        const parsed = changeSchema.safeParse(safeJson(text));
+        if (parsed.success) this.emit(parsed.data);
+      },
     });
   }
 
   private emit(event: AccessEvent): void {
     for (const listener of this.listeners) listener(event);
-  }
-
-  /**
-   * (Re)subscribes on every connection of the subscriber, then has everything cached dropped:
-   * what was published while it was away (a revocation, a new org) reached nobody here, and only
-   * from the subscription's confirmation on is nothing missed.
-   */
-  private async subscribe(): Promise<void> {
-    try {
-      await this.subscriber.subscribe(this.channel);
-    } catch {
-      return; // The connection dropped again: its next 'ready' subscribes.
-    }
-    this.emit({ kind: 'resync' });
   }
 
   async ready() {
