@@ -3,17 +3,8 @@ import { parseConfig } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { startAlerting, type AlertingHandle } from '@openrouter/alerting';
 import { ChdbHttpRelay, closedPort } from '../support/infra/chdb-http-relay';
+import { readyAnswer as ready } from '../support/infra/ready-probe';
 import { waitFor } from '../support/infra/wait-for';
-
-interface ReadyAnswer {
-  status: number;
-  body: { checks: Record<string, string>; details?: Record<string, Record<string, unknown>> };
-}
-
-async function ready(port: number): Promise<ReadyAnswer | undefined> {
-  const response = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
-  return response ? { status: response.status, body: (await response.json()) as ReadyAnswer['body'] } : undefined;
-}
 
 describe('alerting started before its ClickHouse server', () => {
   it('is not ready while the server is away, says so once, then migrates the alert history and starts', async () => {

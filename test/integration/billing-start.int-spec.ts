@@ -6,6 +6,7 @@ import { createLogger } from '@openrouter/observability';
 import { emptyUsageEvent, inProcessUsageMessage, type UsageBatchHandler, type UsageSource } from '@openrouter/usage';
 import { startBilling, type BillingHandle } from '@openrouter/billing';
 import { ChdbHttpRelay, closedPort } from '../support/infra/chdb-http-relay';
+import { readyAnswer as ready } from '../support/infra/ready-probe';
 import { waitFor } from '../support/infra/wait-for';
 
 /** The embedded gateway's kind of source, recording when billing starts consuming. */
@@ -18,16 +19,6 @@ class RecordingSource implements UsageSource {
     return 0;
   }
   async close(): Promise<void> {}
-}
-
-interface ReadyAnswer {
-  status: number;
-  body: { checks: Record<string, string>; details?: Record<string, Record<string, unknown>> };
-}
-
-async function ready(port: number): Promise<ReadyAnswer | undefined> {
-  const response = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
-  return response ? { status: response.status, body: (await response.json()) as ReadyAnswer['body'] } : undefined;
 }
 
 describe('billing started before its ClickHouse server', () => {

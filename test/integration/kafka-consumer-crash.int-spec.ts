@@ -9,6 +9,7 @@ import { createClickHouse, KafkaUsagePublisher, PriceBook, type ClickHouseTarget
 import { startAlerting, type AlertingHandle } from '@openrouter/alerting';
 import { queryRows } from '../support/infra/clickhouse';
 import { sharedKafkaBrokers } from '../support/infra/shared-infra';
+import { readyAnswer as ready } from '../support/infra/ready-probe';
 import { waitFor } from '../support/infra/wait-for';
 import { makeUsageEvent, usageTestConfig } from '../support/usage-fixtures';
 import { WebhookReceiver } from '../support/webhook-receiver';
@@ -38,17 +39,6 @@ function capturingLogger(name: string): { logger: Logger; lines: LogLine[]; text
     },
   });
   return { logger, lines, text };
-}
-
-interface ReadyBody {
-  status: string;
-  checks: Record<string, string>;
-  details?: Record<string, Record<string, unknown>>;
-}
-
-async function ready(port: number): Promise<{ status: number; body: ReadyBody }> {
-  const response = await fetch(`http://127.0.0.1:${port}/ready`);
-  return { status: response.status, body: (await response.json()) as ReadyBody };
 }
 
 async function runningGauge(port: number, group: string): Promise<number> {
@@ -131,7 +121,7 @@ describe('a Kafka consumer kafkajs stops for good (an lz4 batch, real broker)', 
 
     it('is not ready while stopped, says why, and consumes again by itself once the batch is skipped', async () => {
       const group = config.usage.kafka.consumerGroup;
-      await waitFor(async () => (await ready(billing.httpPort)).status === 200, { timeoutMs: 30_000, what: 'billing ready' });
+      await waitFor(async () => (await ready(billing.httpPort))?.status === 200, { timeoutMs: 30_000, what: 'billing ready' });
       expect(await runningGauge(billing.httpPort, group)).toBe(1);
 
       const unreadable = makeUsageEvent(prices, 1, Date.now(), `lz4-${randomBytes(3).toString('hex')}`);
@@ -139,7 +129,7 @@ describe('a Kafka consumer kafkajs stops for good (an lz4 batch, real broker)', 
       await publisher.publish(unreadable);
       const stopped = await waitFor(async () => {
         const r = await ready(billing.httpPort);
-        return r.status === 503 ? r : undefined;
+        return r?.status === 503 ? r : undefined;
       }, { timeoutMs: 30_000, what: '/ready 503' });
       const notReadyAfterMs = Date.now() - published;
       expect(stopped.body.checks).toEqual({ clickhouse: 'ok', 'usage-consumer': 'failing' });
@@ -161,14 +151,14 @@ describe('a Kafka consumer kafkajs stops for good (an lz4 batch, real broker)', 
 
       // Fresh consumers fail the same way while the batch is there: still not ready, and the log says so.
       await waitFor(() => log.lines.some((l) => /failed the same way/.test(l.msg)), { timeoutMs: 30_000, what: 'a failed restart' });
-      expect((await ready(billing.httpPort)).status).toBe(503);
+      expect((await ready(billing.httpPort))?.status).toBe(503);
 
       const repairStarted = Date.now();
       await repair(admin, config.usage.kafka.topic, group, config.usage.kafka.retentionMs);
       const repaired = Date.now();
-      await waitFor(async () => (await ready(billing.httpPort)).status === 200, { timeoutMs: 90_000, intervalMs: 100, what: '/ready 200 again' });
+      await waitFor(async () => (await ready(billing.httpPort))?.status === 200, { timeoutMs: 90_000, intervalMs: 100, what: '/ready 200 again' });
       const readyAgainMs = Date.now() - repaired;
-      expect((await ready(billing.httpPort)).body.details?.['usage-consumer']).toEqual(expect.objectContaining({ state: 'running', lag: 0 }));
+      expect((await ready(billing.httpPort))?.body.details?.['usage-consumer']).toEqual(expect.objectContaining({ state: 'running', lag: 0 }));
       expect(await runningGauge(billing.httpPort, group)).toBe(1);
       expect(log.lines.filter((l) => l.msg === 'Kafka consumer running again')).toHaveLength(1);
 
@@ -243,7 +233,7 @@ describe('a Kafka consumer kafkajs stops for good (an lz4 batch, real broker)', 
     it('is not ready while stopped and takes budget events again once the batch is skipped', async () => {
       const group = config.observability.alerting.consumerGroup;
       const topic = config.budgets.topic;
-      await waitFor(async () => (await ready(alerting.httpPort)).status === 200, { timeoutMs: 30_000, what: 'alerting ready' });
+      await waitFor(async () => (await ready(alerting.httpPort))?.status === 200, { timeoutMs: 30_000, what: 'alerting ready' });
       // Consuming, with a committed offset: a fresh consumer resumes there, not at the topic's end.
       await alertOn('before');
       await waitFor(async () => (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0]?.partitions.some((p) => p.offset !== '-1') ?? false, { timeoutMs: 30_000, what: 'the alerting group committed' });
@@ -255,7 +245,7 @@ describe('a Kafka consumer kafkajs stops for good (an lz4 batch, real broker)', 
         async () => {
           await budgets.publish(budgetEvent('unreadable')).catch(() => undefined);
           const r = await ready(alerting.httpPort);
-          return r.status === 503 ? r : undefined;
+          return r?.status === 503 ? r : undefined;
         },
         { timeoutMs: 30_000, intervalMs: 200, what: 'alerting /ready 503' },
       );
@@ -268,10 +258,10 @@ describe('a Kafka consumer kafkajs stops for good (an lz4 batch, real broker)', 
 
       await repair(admin, topic, group, config.usage.kafka.retentionMs);
       const repaired = Date.now();
-      await waitFor(async () => (await ready(alerting.httpPort)).status === 200, { timeoutMs: 90_000, intervalMs: 100, what: 'alerting /ready 200 again' });
+      await waitFor(async () => (await ready(alerting.httpPort))?.status === 200, { timeoutMs: 90_000, intervalMs: 100, what: 'alerting /ready 200 again' });
       const readyAgainMs = Date.now() - repaired;
       expect(await runningGauge(alerting.httpPort, group)).toBe(1);
-      expect((await ready(alerting.httpPort)).body.details?.['kafka']).toEqual(expect.objectContaining({ state: 'running' }));
+      expect((await ready(alerting.httpPort))?.body.details?.['kafka']).toEqual(expect.objectContaining({ state: 'running' }));
 
       await alertOn('after');
       expect(alerted('unreadable')).toBe(false);
