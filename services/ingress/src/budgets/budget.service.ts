@@ -83,7 +83,7 @@ export class BudgetService {
     const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, body);
     const outputTokens = perChoice * choices;
     // Its images at the dearest image cost of the models it may reach.
-    const promptTokens = paddedPromptTokens(countPromptTokens(body, this.pricing.imageCost(models)), calls);
+    const promptTokens = paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls);
     const promptMicros = price.inputMicros.times(promptTokens).plus(price.requestMicros.times(calls));
     const worst = ceil(promptMicros.plus(price.outputMicros.times(outputTokens)));
     const minStream = this.config.budgets.minStreamOutputTokens;
@@ -135,7 +135,7 @@ export class BudgetService {
     const query: CandidateQuery = { model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant };
     const embedding = isEmbedding(body);
     const calls = providerCalls(body);
-    return this.pricing.candidates(query, (models) => paddedPromptTokens(countPromptTokens(body, this.pricing.imageCost(models)), calls) + (embedding ? 0 : this.pricing.maxOutputTokens(models, body)));
+    return this.pricing.candidates(query, (models) => paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls) + (embedding ? 0 : this.pricing.maxOutputTokens(models, body)));
   }
 
   /**
