@@ -29,8 +29,10 @@ describe('the router status source, polling every replica over gRPC', () => {
   const security = GrpcSecurity.fromConfig({ auth: { token: TOKEN }, tls: NO_TLS });
   const servers: GrpcServerHandle[] = [];
   const sources: RouterStatusSource[] = [];
+  // A poll's calls time out at min(5 s, the interval): a replica's first call opens its channel, which on a
+  // busy machine can take more than a second, and would then read as a replica not answering.
   const source = (addresses: string[], discovery: 'none' | 'dns', clientSecurity = security, options: RouterStatusOptions & { intervalMs?: number; log?: typeof logger } = {}): RouterStatusSource => {
-    const s = new RouterStatusSource({ addresses, discovery, intervalMs: options.intervalMs ?? 1_000 }, options.log ?? logger, clientSecurity, options);
+    const s = new RouterStatusSource({ addresses, discovery, intervalMs: options.intervalMs ?? 5_000 }, options.log ?? logger, clientSecurity, options);
     sources.push(s);
     return s;
   };
@@ -129,7 +131,7 @@ describe('the router status source, when DNS fails or it closes mid-poll', () =>
     const lines: string[] = [];
     const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
     const channels = jest.spyOn(security, 'client');
-    const status = new RouterStatusSource({ addresses: [`router:${server.port}`], discovery: 'dns', intervalMs: 1_000 }, createLogger('router-status-spec', 'info', sink), security, { lookup });
+    const status = new RouterStatusSource({ addresses: [`router:${server.port}`], discovery: 'dns', intervalMs: 5_000 }, createLogger('router-status-spec', 'info', sink), security, { lookup });
     sources.push(status);
 
     const first = states(await status.poll());
@@ -153,7 +155,7 @@ describe('the router status source, when DNS fails or it closes mid-poll', () =>
     const asked = deferred<void>();
     const answer = deferred<LookupAddress[]>();
     const lookup = (): Promise<LookupAddress[]> => (asked.resolve(), answer.promise);
-    const status = new RouterStatusSource({ addresses: [`router:${server.port}`], discovery: 'dns', intervalMs: 1_000 }, logger, security, { lookup });
+    const status = new RouterStatusSource({ addresses: [`router:${server.port}`], discovery: 'dns', intervalMs: 5_000 }, logger, security, { lookup });
     sources.push(status);
     const channels = jest.spyOn(security, 'client');
     const polled = status.poll();
