@@ -109,7 +109,7 @@ export class GrpcChain {
   private async call(stream: boolean): Promise<void> {
     const expected = stream ? STREAM_MESSAGES : CHAT_MESSAGES;
     let messages = 0;
-    for await (const _ of readStream(this.client.chat(stream ? STREAM_REQUEST : CHAT_REQUEST, acceptBatches(CHUNKS)), undefined, CHUNKS)) messages++;
+    for await (const _ of readStream(() => this.client.chat(stream ? STREAM_REQUEST : CHAT_REQUEST, acceptBatches(CHUNKS)), undefined, CHUNKS)) messages++;
     if (messages !== expected) throw new Error(`expected ${expected} messages, got ${messages}`);
   }
 

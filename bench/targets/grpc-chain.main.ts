@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   } else if (values.role === 'relay') {
     if (!values.backend) throw new Error('--backend is required for the relay');
     const backend = security.client(routerv1.RouterServiceClient, values.backend);
-    chat = (call) => serveStream(call, (signal) => readStream(backend.chat(call.request, acceptBatches(CHUNKS)), signal, CHUNKS), () => undefined, CHUNKS);
+    chat = (call) => serveStream(call, (signal) => readStream(() => backend.chat(call.request, acceptBatches(CHUNKS)), signal, CHUNKS), () => undefined, CHUNKS);
   } else throw new Error('--role backend|relay is required');
   const server = await GrpcServerHandle.start('127.0.0.1', Number(values.port ?? 0), [{ definition: routerv1.RouterServiceService, implementation: { chat } }], security);
   process.stdout.write(`grpc-chain ${values.role} on ${server.port}\n`);

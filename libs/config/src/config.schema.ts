@@ -82,6 +82,22 @@ export const configSchema = strictObject({
     callTimeoutMs: z.number().int().positive().default(5_000),
     /** Deadline of a report call to billing: reports scan the usage store. */
     reportTimeoutMs: z.number().int().positive().default(60_000),
+    /**
+     * How a client spreads its calls over the addresses a peer's name resolves to: `round_robin`
+     * (a connection to each, calls in turn) or `pick_first` (one connection, to the first that answers).
+     */
+    loadBalancing: z.enum(['round_robin', 'pick_first']).default('round_robin'),
+    /**
+     * How long a gRPC server keeps a client's connection before asking it to reconnect (HTTP/2
+     * GOAWAY; calls in flight finish): clients then resolve the name again and find replicas added
+     * since. 0: never.
+     */
+    maxConnectionAgeMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .refine((ms) => ms === 0 || ms >= 1_000, 'must be at least 1000 (ms), or 0 for never')
+      .default(300_000),
     auth: grpcAuthSchema,
     tls: grpcTlsSchema,
   }).prefault({}),

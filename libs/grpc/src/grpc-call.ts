@@ -17,15 +17,35 @@ function timedOut(peer: string | undefined, ms: number, cause: unknown): Gateway
   return new GatewayError('timeout', `The ${peer ?? 'gateway service'} did not answer within ${ms} ms.`, { cause });
 }
 
+/** What grpc-js reports for a call its server reset with HTTP/2 REFUSED_STREAM. */
+const REFUSED_STREAM = 'Stream refused by server';
+
+/** How many times a call the server refused unseen is started again (see `refusedUnseen`). */
+const REFUSED_RETRIES = 2;
+
+/**
+ * A call its server refused before any handler saw it (HTTP/2 REFUSED_STREAM): the server had
+ * just asked the connection to go away (`grpc.maxConnectionAgeMs`, a shutdown) as the call was
+ * started on it. Starting it again is safe, and the new call goes on another connection. grpc-js
+ * would do this itself (a transparent retry), but only with its retry layer, which the channels
+ * turn off (`CHANNEL_OPTIONS`: it would buffer every message of every call).
+ */
+export function refusedUnseen(error: unknown): boolean {
+  const e = error as Partial<ServiceError> | undefined;
+  return e?.code === status.UNAVAILABLE && e.details === REFUSED_STREAM;
+}
+
 /**
  * Reads a server stream as an async iterable of messages. Aborting the signal cancels the call,
  * which the server sees as a cancelled call and passes on to its own downstream work. With
  * `batching` (the call's metadata accepted it: `acceptBatches`), a batch is read as the messages
  * it carries. With `bounds.timeoutMs`, a call whose first message (the first of `bounds.answers`)
  * does not arrive in time is cancelled and fails as a timeout (a peer that hangs, rather than one
- * that is down).
+ * that is down). Given a function that starts the call, a call the server refused unseen
+ * (`refusedUnseen`) is started again, up to twice.
  */
-export async function* readStream<T>(call: ClientReadableStream<T>, signal?: AbortSignal, batching?: StreamBatching<T>, bounds: CallBounds<T> = {}): AsyncGenerator<T> {
+export async function* readStream<T>(start: ClientReadableStream<T> | (() => ClientReadableStream<T>), signal?: AbortSignal, batching?: StreamBatching<T>, bounds: CallBounds<T> = {}): AsyncGenerator<T> {
+  let call = typeof start === 'function' ? start() : start;
   const onAbort = (): void => call.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
   let expired = false;
@@ -37,16 +57,29 @@ export async function* readStream<T>(call: ClientReadableStream<T>, signal?: Abo
           call.cancel();
         }, bounds.timeoutMs);
   let ended = false;
+  let restarts = 0;
   try {
     let waiting = firstMessageTimer !== undefined;
-    for await (const message of call as AsyncIterable<T>) {
-      if (waiting && (bounds.answers === undefined || bounds.answers(message))) {
-        clearTimeout(firstMessageTimer);
-        waiting = false;
+    let received = false;
+    for (;;) {
+      try {
+        for await (const message of call as AsyncIterable<T>) {
+          received = true;
+          if (waiting && (bounds.answers === undefined || bounds.answers(message))) {
+            clearTimeout(firstMessageTimer);
+            waiting = false;
+          }
+          const batch = batching?.unpack(message);
+          if (batch === undefined) yield message;
+          else yield* batch;
+        }
+        break;
+      } catch (error) {
+        const again = typeof start === 'function' && !received && restarts < REFUSED_RETRIES && !signal?.aborted && !expired && refusedUnseen(error);
+        if (!again) throw error;
+        restarts += 1;
+        call = start();
       }
-      const batch = batching?.unpack(message);
-      if (batch === undefined) yield message;
-      else yield* batch;
     }
     ended = true;
   } catch (error) {
@@ -68,20 +101,26 @@ type UnaryMethod<Req, Res> = (request: Req, metadata: Metadata, options: Partial
 /**
  * Calls a unary method as a promise; aborting the signal cancels the call. With
  * `bounds.timeoutMs`, the call carries that deadline (the server sees it too) and fails as a
- * timeout when it passes.
+ * timeout when it passes. A call the server refused unseen (`refusedUnseen`) is made again, up to
+ * twice, within the same deadline.
  */
 export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata, signal?: AbortSignal, bounds: CallBounds = {}): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
     const options: Partial<CallOptions> = bounds.timeoutMs === undefined ? {} : { deadline: Date.now() + bounds.timeoutMs };
-    const call = method(request, metadata, options, (error, response) => {
-      signal?.removeEventListener('abort', onAbort);
-      if (!error) resolve(response);
-      else if (signal?.aborted) reject(new GatewayError('cancelled', 'The client went away.', { cause: error }));
-      // The deadline passed here, not a timeout the peer reported (that one carries its own error).
-      else if (error.code === status.DEADLINE_EXCEEDED && bounds.timeoutMs !== undefined && !error.metadata?.get(ERROR_TRAILER).length) reject(timedOut(bounds.peer, bounds.timeoutMs, error));
-      else reject(fromGrpcError(error));
-    });
+    let call: ClientUnaryCall;
     const onAbort = (): void => call.cancel();
+    const start = (restarts: number): void => {
+      call = method(request, metadata, options, (error, response) => {
+        if (error && restarts < REFUSED_RETRIES && !signal?.aborted && refusedUnseen(error)) return start(restarts + 1);
+        signal?.removeEventListener('abort', onAbort);
+        if (!error) resolve(response);
+        else if (signal?.aborted) reject(new GatewayError('cancelled', 'The client went away.', { cause: error }));
+        // The deadline passed here, not a timeout the peer reported (that one carries its own error).
+        else if (error.code === status.DEADLINE_EXCEEDED && bounds.timeoutMs !== undefined && !error.metadata?.get(ERROR_TRAILER).length) reject(timedOut(bounds.peer, bounds.timeoutMs, error));
+        else reject(fromGrpcError(error));
+      });
+    };
+    start(0);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

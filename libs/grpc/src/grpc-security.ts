@@ -13,15 +13,20 @@ import {
   type ClientOptions,
   type Interceptor,
   type ServerInterceptor,
+  type ServerOptions,
 } from '@grpc/grpc-js';
 import { ConfigError, type GatewayConfig } from '@openrouter/config';
 import { CHANNEL_OPTIONS } from './grpc-server';
 
-/** The settings read here: `grpc.auth` and `grpc.tls` of the configuration. */
+/** The settings read here: `grpc.auth`, `grpc.tls`, `grpc.loadBalancing` and `grpc.maxConnectionAgeMs` of the configuration. */
 export interface GrpcSecuritySettings {
   /** `acceptedTokens`: tokens the servers take besides `token` (a rotation in progress). */
   auth: { token: string; acceptedTokens?: readonly string[] };
   tls: GatewayConfig['grpc']['tls'];
+  /** How clients spread calls over a peer's addresses; `pick_first` when unset (grpc-js's own default). */
+  loadBalancing?: GatewayConfig['grpc']['loadBalancing'];
+  /** How long servers keep a connection before asking the client to reconnect; never when unset or 0. */
+  maxConnectionAgeMs?: number;
 }
 
 /** Call metadata that carries the shared service token, as `Bearer <token>`. */
@@ -36,6 +41,20 @@ interface TlsMaterial {
 }
 
 type ClientConstructor<C> = new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>) => C;
+
+interface ConnectionPolicy {
+  loadBalancing: 'round_robin' | 'pick_first';
+  maxConnectionAgeMs: number;
+}
+
+/**
+ * The channel's load-balancing policy, as a service config of our own: a service config published
+ * in DNS (TXT records grpc-js would otherwise look up) is not taken, so the name's owner cannot
+ * change how the gateway's calls are spread.
+ */
+function balancing(policy: ConnectionPolicy['loadBalancing']): Partial<ClientOptions> {
+  return { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ [policy]: {} }] }), 'grpc.service_config_disable_resolution': 1 };
+}
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
@@ -116,7 +135,9 @@ function readTls(tls: GrpcSecuritySettings['tls'], read: (path: string) => Buffe
  * How this process's gRPC servers and clients protect the calls between services: the shared
  * service token (`grpc.auth.token`) and TLS (`grpc.tls`, mutual with a CA). One per service,
  * made at its start from the configuration; the TLS files are read then. With neither set,
- * plaintext and no token, as before.
+ * plaintext and no token, as before. It also carries how those connections are spread and
+ * renewed (`grpc.loadBalancing`, `grpc.maxConnectionAgeMs`), as every client and server of the
+ * process is made through it.
  */
 export class GrpcSecurity {
   private constructor(
@@ -124,13 +145,15 @@ export class GrpcSecurity {
     /** What the servers take: the token, then the others accepted during a rotation. */
     private readonly accepted: readonly string[],
     private readonly tls: TlsMaterial | undefined,
+    private readonly connections: ConnectionPolicy,
   ) {}
 
   /** From the configuration; a TLS file that is missing, unreadable or unusable is a ConfigError naming it. */
   static fromConfig(settings: GrpcSecuritySettings, read: (path: string) => Buffer = readFileSync): GrpcSecurity {
     const { token, acceptedTokens = [] } = settings.auth;
     const accepted = token === '' ? [] : [token, ...acceptedTokens.filter((t) => t !== '' && t !== token)];
-    return new GrpcSecurity(token, accepted, readTls(settings.tls, read));
+    const connections = { loadBalancing: settings.loadBalancing ?? 'pick_first', maxConnectionAgeMs: settings.maxConnectionAgeMs ?? 0 };
+    return new GrpcSecurity(token, accepted, readTls(settings.tls, read), connections);
   }
 
   /** The server's credentials: TLS with `cert` and `key`, requiring a client certificate signed by `ca` when it is set. */
@@ -141,9 +164,16 @@ export class GrpcSecurity {
     return ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.ca !== undefined);
   }
 
-  /** The server's options: the token check when a token is set. */
-  serverOptions(): { interceptors?: ServerInterceptor[] } {
-    return this.accepted.length === 0 ? {} : { interceptors: [tokenCheck(this.accepted)] };
+  /**
+   * The server's options: the token check when a token is set; with `maxConnectionAgeMs`, a
+   * connection is asked to go away (HTTP/2 GOAWAY, ±10 % jitter) once that old. The calls in flight
+   * on it finish, however long they stream, and the client's next calls open a new connection
+   * after resolving the server's name again, so replicas added since get their share.
+   */
+  serverOptions(): ServerOptions {
+    const options: ServerOptions = this.accepted.length === 0 ? {} : { interceptors: [tokenCheck(this.accepted)] };
+    if (this.connections.maxConnectionAgeMs > 0) options['grpc.max_connection_age_ms'] = this.connections.maxConnectionAgeMs;
+    return options;
   }
 
   /**
@@ -163,7 +193,7 @@ export class GrpcSecurity {
   }
 
   private clientOptions(options: Partial<ClientOptions>): Partial<ClientOptions> {
-    const merged: Partial<ClientOptions> = { ...CHANNEL_OPTIONS, ...options };
+    const merged: Partial<ClientOptions> = { ...CHANNEL_OPTIONS, ...balancing(this.connections.loadBalancing), ...options };
     if (this.tls && this.tls.serverNameOverride !== '') merged['grpc.ssl_target_name_override'] = this.tls.serverNameOverride;
     if (this.token !== '') merged.interceptors = [...(options.interceptors ?? []), tokenInterceptor(this.token)];
     return merged;

@@ -37,7 +37,7 @@ export class RouterClient extends RouterPort {
   chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {
     const timeoutMs = request.request?.stream ? this.timeouts.firstStreamedMs : this.timeouts.wholeAnswerMs;
     const metadata = withFeatures([ROUTE_CALLS_FEATURE], acceptBatches(CHAT_CHUNKS));
-    return readStream(this.client.chat(request, metadata), signal, CHAT_CHUNKS, { peer: 'router', timeoutMs, answers: isAnswer });
+    return readStream(() => this.client.chat(request, metadata), signal, CHAT_CHUNKS, { peer: 'router', timeoutMs, answers: isAnswer });
   }
 
   embed(request: routerv1.EmbedRequest, signal?: AbortSignal): Promise<routerv1.EmbedResponse> {

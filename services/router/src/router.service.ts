@@ -28,7 +28,7 @@ const ADAPTER_CHUNKS = chatChunkBatching<adapterv1.ChatResponse>();
 /** AdapterPort over the adapters' gRPC clients; streamed chunks may arrive in batches. */
 export function grpcAdapters(clients: AdapterClients): AdapterPort {
   return {
-    chat: (request, signal) => readStream(clients.for(request.provider).chat(request, acceptBatches(ADAPTER_CHUNKS)), signal, ADAPTER_CHUNKS),
+    chat: (request, signal) => readStream(() => clients.for(request.provider).chat(request, acceptBatches(ADAPTER_CHUNKS)), signal, ADAPTER_CHUNKS),
     embed: (request, signal) => {
       const client = clients.for(request.provider);
       return callUnary<adapterv1.EmbedRequest, adapterv1.EmbedResponse>(client.embed.bind(client), request, new Metadata(), signal);
