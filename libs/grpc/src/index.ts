@@ -7,6 +7,8 @@ export { CALL_FEATURES_HEADER, hasFeature, ROUTE_CALLS_FEATURE, withFeatures } f
 export { callUnary, readStream } from './grpc-call';
 export type { CallBounds } from './grpc-call';
 export { callStreamInProcess, callUnaryInProcess } from './in-process';
+export { RouterTargets, routerAddressesOf, systemLookup } from './router-addresses';
+export type { HostLookup, RouterDiscovery, RouterTarget, RouterTargetsOptions } from './router-addresses';
 export { serveStream, serveUnary } from './server-call';
 export { acceptBatches, acceptsBatches, chatChunkBatching, MAX_STREAM_BATCH, STREAM_BATCHES_HEADER } from './stream-batching';
 export type { StreamBatching } from './stream-batching';

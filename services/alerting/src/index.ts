@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '@openrouter/config';
 import type { budgetv1 } from '@openrouter/contracts';
-import { GrpcSecurity } from '@openrouter/grpc';
+import { GrpcSecurity, routerAddressesOf } from '@openrouter/grpc';
 import { AlertingMetrics, ClickHouseAlertHistory, createTelemetry, UsageConsumerMetrics, type AlertHistoryStore, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, waitForClickHouse, type ServiceHandle } from '@openrouter/service-runtime';
 import { createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageMessage, type UsageSource } from '@openrouter/usage';
@@ -12,7 +12,6 @@ import { WebhookChannel } from './channels/webhook.channel';
 import { DeliveryQueue } from './delivery/delivery-queue';
 import { HistoryWriter } from './delivery/history-writer';
 import { KafkaAlertSource } from './sources/kafka-alert.source';
-import { routerAddressesOf } from './sources/router-addresses';
 import { RouterReplicaMetrics } from './sources/router-replica.metrics';
 import { RouterStatusSource } from './sources/router-status.source';
 

@@ -84,7 +84,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const adminKeyGenerated = config.access.admin.devKey === '';
   const adminKey = adminKeyGenerated ? generateApiKey(ADMIN_KEY_PREFIX) : config.access.admin.devKey === 'disabled' ? '' : config.access.admin.devKey;
   const grpcSecurity = GrpcSecurity.fromConfig(config.grpc);
-  const router: RouterPort = options.router ? new InProcessRouter(options.router) : new RouterClient(config.ingress.router, routerTimeouts(config), grpcSecurity, tracingClientOptions(telemetry.telemetry.tracing));
+  const router: RouterPort = options.router ? new InProcessRouter(options.router) : new RouterClient(config.ingress.router, routerTimeouts(config), grpcSecurity, tracingClientOptions(telemetry.telemetry.tracing), logger);
   const { url: redisUrl, keyPrefix } = config.access.redis;
   const memoryAccess = redisUrl ? undefined : new MemoryAccessRepository();
   const repository = memoryAccess ?? new RedisAccessRepository(config.access.redis, keyPrefix);

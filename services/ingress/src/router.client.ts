@@ -1,8 +1,9 @@
 import { Metadata, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { acceptBatches, callUnary, chatChunkBatching, readStream, ROUTE_CALLS_FEATURE, withFeatures, type GrpcSecurity } from '@openrouter/grpc';
-import { RouterPort } from './router.port';
+import { acceptBatches, callUnary, chatChunkBatching, readStream, ROUTE_CALLS_FEATURE, RouterTargets, withFeatures, type GrpcSecurity, type RouterTarget } from '@openrouter/grpc';
+import type { Logger } from '@openrouter/observability';
+import { RouterPort, type ReplicaAnswer, type RouterStatusCalls } from './router.port';
 
 const CHAT_CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 
@@ -22,16 +23,28 @@ export interface RouterTimeouts {
 /** The router, over gRPC. Aborting a call's signal cancels it all the way to the provider. */
 export class RouterClient extends RouterPort {
   private readonly client: routerv1.RouterServiceClient;
+  /** The router's replicas now: by default, each address its name resolves to (see `RouterTargets`). */
+  private readonly replicas: () => Promise<RouterTarget[]>;
+  /** A channel per replica address, for the calls that must reach each one (made at its first call, closed when its address goes). */
+  private readonly replicaClients = new Map<string, routerv1.RouterServiceClient>();
 
-  /** `security`: the service token and TLS of the calls; `clientOptions`: extra client options, e.g. the tracing interceptor. */
+  /**
+   * `security`: the service token and TLS of the calls; `clientOptions`: extra client options, e.g.
+   * the tracing interceptor; `replicas`: the router's replicas at a status call, by default every
+   * address its name resolves to then (the system resolver, within `timeouts.callMs`).
+   */
   constructor(
     address: string,
     private readonly timeouts: RouterTimeouts,
-    security: GrpcSecurity,
-    clientOptions: ChannelOptions & { interceptors?: Interceptor[] } = {},
+    private readonly security: GrpcSecurity,
+    private readonly clientOptions: ChannelOptions & { interceptors?: Interceptor[] } = {},
+    logger?: Logger,
+    replicas?: () => Promise<RouterTarget[]>,
   ) {
     super();
     this.client = security.client(routerv1.RouterServiceClient, address, clientOptions);
+    const targets = new RouterTargets([address], 'dns', logger, { lookupTimeoutMs: timeouts.callMs });
+    this.replicas = replicas ?? (() => targets.resolve());
   }
 
   chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse> {
@@ -75,8 +88,49 @@ export class RouterClient extends RouterPort {
     }
   }
 
+  async eachReplica<T>(call: (replica: RouterStatusCalls) => Promise<T>): Promise<Array<ReplicaAnswer<T>>> {
+    const targets = await this.replicas();
+    const current = new Set(targets.map((t) => t.address));
+    for (const [address, client] of this.replicaClients) {
+      if (current.has(address)) continue;
+      client.close();
+      this.replicaClients.delete(address);
+    }
+    const answers = await Promise.all(
+      targets.map(async (target): Promise<ReplicaAnswer<T>> => {
+        try {
+          if (target.unresolved !== undefined) throw new GatewayError('unavailable', `The router's address does not resolve (${target.unresolved}).`);
+          return { address: target.address, result: await call(this.statusCalls(this.replicaClient(target))) };
+        } catch (error) {
+          return { address: target.address, error: GatewayError.from(error) };
+        }
+      }),
+    );
+    return answers.sort((a, b) => a.address.localeCompare(b.address));
+  }
+
   close(): void {
     this.client.close();
+    for (const client of this.replicaClients.values()) client.close();
+    this.replicaClients.clear();
+  }
+
+  private replicaClient(target: RouterTarget): routerv1.RouterServiceClient {
+    let client = this.replicaClients.get(target.address);
+    if (!client) {
+      // TLS verifies a resolved address as the name it was resolved from.
+      const options = target.serverName === undefined ? this.clientOptions : { ...this.clientOptions, 'grpc.ssl_target_name_override': target.serverName };
+      client = this.security.client(routerv1.RouterServiceClient, target.address, options);
+      this.replicaClients.set(target.address, client);
+    }
+    return client;
+  }
+
+  private statusCalls(client: routerv1.RouterServiceClient): RouterStatusCalls {
+    return {
+      providersHealth: () => callUnary(client.providersHealth.bind(client), {}, new Metadata(), undefined, this.light()),
+      grayReleases: () => callUnary(client.grayReleases.bind(client), {}, new Metadata(), undefined, this.light()),
+    };
   }
 
   private light(): { peer: string; timeoutMs: number } {

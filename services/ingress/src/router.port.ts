@@ -1,3 +1,4 @@
+import { GatewayError } from '@openrouter/errors';
 import type { routerv1 } from '@openrouter/contracts';
 
 /**
@@ -12,6 +13,12 @@ export abstract class RouterPort {
   abstract explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   abstract providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
   abstract grayReleases(): Promise<routerv1.GrayReleasesResponse>;
+  /**
+   * `call` on every router replica, each with its own state (circuit breakers, windows): every
+   * address the router's name resolves to now, each called on a channel of its own. One entry
+   * per replica, in address order; a replica that fails or does not answer in time has `error`.
+   */
+  abstract eachReplica<T>(call: (replica: RouterStatusCalls) => Promise<T>): Promise<Array<ReplicaAnswer<T>>>;
   /** Ready when the router answers within the deadline. */
   abstract isReachable(timeoutMs: number): Promise<boolean>;
   abstract close(): void;
@@ -19,6 +26,17 @@ export abstract class RouterPort {
 
 /** The router's methods, as the embedded gateway hands them over. */
 export type RouterCalls = Pick<RouterPort, 'chat' | 'embed' | 'listModels' | 'explain' | 'providersHealth' | 'grayReleases'>;
+
+/** The status methods of one router replica. */
+export type RouterStatusCalls = Pick<RouterCalls, 'providersHealth' | 'grayReleases'>;
+
+/** One router replica's answer to a status call, or why it gave none. */
+export interface ReplicaAnswer<T> {
+  /** `host:port` of the replica; `in-process` in the embedded gateway. */
+  address: string;
+  result?: T;
+  error?: GatewayError;
+}
 
 /** The router in this process (the embedded gateway): no socket, no serialisation. */
 export class InProcessRouter extends RouterPort {
@@ -48,6 +66,14 @@ export class InProcessRouter extends RouterPort {
 
   grayReleases(): Promise<routerv1.GrayReleasesResponse> {
     return this.calls.grayReleases();
+  }
+
+  async eachReplica<T>(call: (replica: RouterStatusCalls) => Promise<T>): Promise<Array<ReplicaAnswer<T>>> {
+    try {
+      return [{ address: 'in-process', result: await call(this.calls) }];
+    } catch (error) {
+      return [{ address: 'in-process', error: GatewayError.from(error) }];
+    }
   }
 
   async isReachable(): Promise<boolean> {

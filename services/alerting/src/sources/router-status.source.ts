@@ -1,9 +1,8 @@
 import { Metadata } from '@grpc/grpc-js';
 import { routerv1 } from '@openrouter/contracts';
-import { callUnary, type GrpcSecurity } from '@openrouter/grpc';
+import { callUnary, RouterTargets, type GrpcSecurity, type HostLookup, type RouterDiscovery, type RouterTarget } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { RouterReplica, RouterReplicaStatus, RouterSnapshot } from '../aggregation/router-replicas';
-import { RouterTargets, type HostLookup, type RouterDiscovery, type RouterTarget } from './router-addresses';
 
 export interface RouterStatusSettings {
   /** The configured router addresses (`host:port`). */

@@ -148,8 +148,8 @@ export const ADMIN_OPENAPI = {
         responses: { 200: ok('The explanation'), 400: error },
       },
     },
-    '/admin/v1/providers/health': { get: { summary: 'Circuit state, latency, errors and load per provider and deployment', ...roles('admin', 'viewer'), responses: { 200: ok('Health') } } },
-    '/admin/v1/routing/gray-releases': { get: { summary: 'Every gray release: step, shares, canary and baseline statistics, rollback', ...roles('admin', 'viewer'), responses: { 200: ok('Gray releases') } } },
+    '/admin/v1/providers/health': { get: { summary: 'Circuit state, latency, errors and load per provider and deployment, across every router replica (`replicas` names each, and those that did not answer)', ...roles('admin', 'viewer'), responses: { 200: ok('Health') } } },
+    '/admin/v1/routing/gray-releases': { get: { summary: 'Every gray release: step, shares, canary and baseline statistics, rollback, across every router replica', ...roles('admin', 'viewer'), responses: { 200: ok('Gray releases') } } },
     '/admin/v1/usage': {
       get: {
         summary: 'Usage grouped by any dimensions and filtered by any of them over [from, to); a project key sees only its project (another one is 404)',

@@ -4,11 +4,13 @@ import { parseChatRequest } from '@openrouter/openai-wire';
 import { RouterPort } from '../router.port';
 import { applyRouteHeaders } from '../routes/chat.service';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
+import { grayReleasesAcrossReplicas, healthAcrossReplicas } from './router-replicas';
 
 /**
  * Routing state from the router: how a request would be routed, deployment health, gray
- * releases. In a scaled deployment each router replica keeps its own live statistics; these
- * endpoints show the replica this ingress is connected to.
+ * releases. In a scaled deployment each router replica keeps its own live statistics (circuit
+ * breakers, windows): health and gray releases ask every replica the router's name resolves to
+ * and answer across them, with the replicas that did not answer named.
  */
 @Controller('admin/v1')
 @UseGuards(AdminGuard)
@@ -30,13 +32,13 @@ export class RoutingHttpController {
   @Get('providers/health')
   @Roles('viewer')
   async health() {
-    return snakeCase(await this.router.providersHealth());
+    return snakeCase(healthAcrossReplicas(await this.router.eachReplica((replica) => replica.providersHealth())));
   }
 
   @Get('routing/gray-releases')
   @Roles('viewer')
   async grayReleases() {
-    return snakeCase(await this.router.grayReleases());
+    return snakeCase(grayReleasesAcrossReplicas(await this.router.eachReplica((replica) => replica.grayReleases())));
   }
 }
 

@@ -78,7 +78,8 @@ export class RouterTargets {
   constructor(
     private readonly addresses: readonly string[],
     private readonly discovery: RouterDiscovery,
-    private readonly logger: Logger,
+    /** Where a name that stops resolving (and resolves again) is told; nowhere when undefined. */
+    private readonly logger: Logger | undefined,
     private readonly options: RouterTargetsOptions,
   ) {
     this.lookup = options.lookup ?? systemLookup;
@@ -102,7 +103,7 @@ export class RouterTargets {
       const v4 = all.filter((a) => a.family === 4);
       const chosen = [...new Set((v4.length > 0 ? v4 : all).map((a) => a.address))].sort();
       if (chosen.length > 0) {
-        if (state.failures > 0) this.logger.info({ router: address, failedLookups: state.failures }, 'router name resolves again');
+        if (state.failures > 0) this.logger?.info({ router: address, failedLookups: state.failures }, 'router name resolves again');
         state.failures = 0;
         state.last = chosen.map((ip) => ({ address: join(ip, port), serverName: host }));
         return state.last;
@@ -115,7 +116,7 @@ export class RouterTargets {
     state.failures += 1;
     if (state.failures === 1) {
       const polled = state.last?.map((t) => t.address) ?? [];
-      this.logger.warn({ router: address, reason: failure, polled }, polled.length > 0 ? 'router name does not resolve; the replicas it last had stay polled' : 'router name does not resolve; polled as a replica not answering');
+      this.logger?.warn({ router: address, reason: failure, polled }, polled.length > 0 ? 'router name does not resolve; the replicas it last had stay polled' : 'router name does not resolve; polled as a replica not answering');
     }
     return state.last ?? [{ address, unresolved: failure }];
   }

@@ -1,0 +1,105 @@
+import { routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { grayReleasesAcrossReplicas, healthAcrossReplicas } from './router-replicas';
+
+const deployment = (over: Partial<routerv1.DeploymentHealth>): routerv1.DeploymentHealth => routerv1.DeploymentHealth.fromPartial({ deployment: 'mini-a', model: 'mini', provider: 'openai', breakerState: 'closed', healthy: true, ...over });
+const health = (...deployments: routerv1.DeploymentHealth[]): routerv1.ProvidersHealthResponse => ({ providers: [], deployments });
+const release = (over: Partial<routerv1.GrayReleaseState>): routerv1.GrayReleaseState => routerv1.GrayReleaseState.fromPartial({ id: 'r1', target: 'chat', baseline: 'a', canary: 'b', status: 'active', step: 1, ...over });
+
+describe('provider health across router replicas', () => {
+  it('sums what each replica counts, weights rates and averages by window requests, and keeps the worst breaker with its counts', () => {
+    const merged = healthAcrossReplicas([
+      { address: '10.0.0.1:50051', result: health(deployment({ breakerState: 'open', healthy: false, consecutiveFailures: 5, windowRequests: 10, windowErrorRate: 0.5, latencyEwmaMs: 100, ttftEwmaMs: 40, p95LatencyMs: 300, outstanding: 2, requestsLastMinute: 10, rpmCapacity: 600, cooldownUntilMs: 2_000 })) },
+      { address: '10.0.0.2:50051', result: health(deployment({ windowRequests: 30, windowErrorRate: 0.1, latencyEwmaMs: 200, ttftEwmaMs: 80, p95LatencyMs: 250, outstanding: 3, requestsLastMinute: 30, rpmCapacity: 600 })) },
+      { address: '10.0.0.3:50051', result: health(deployment({ breakerState: 'half_open', healthy: true, consecutiveFailures: 1 })) },
+    ]);
+    expect(merged.deployments).toEqual([
+      {
+        deployment: 'mini-a',
+        model: 'mini',
+        provider: 'openai',
+        breakerState: 'open',
+        consecutiveFailures: 5,
+        windowRequests: 40,
+        windowErrorRate: 0.2, // (10 × 0.5 + 30 × 0.1) / 40
+        latencyEwmaMs: 175, // (10 × 100 + 30 × 200) / 40
+        ttftEwmaMs: 70,
+        p95LatencyMs: 300,
+        outstanding: 5,
+        requestsLastMinute: 40,
+        rpmCapacity: 1_200,
+        cooldownUntilMs: 2_000,
+        healthy: false,
+        replicas: { closed: 1, halfOpen: 1, open: 1 },
+      },
+    ]);
+    // Open on one replica of three: the others still take its calls.
+    expect(merged.providers).toEqual([{ provider: 'openai', healthy: true, deployments: 1, openCircuits: 0 }]);
+    expect(merged.replicas).toEqual([
+      { address: '10.0.0.1:50051', answering: true },
+      { address: '10.0.0.2:50051', answering: true },
+      { address: '10.0.0.3:50051', answering: true },
+    ]);
+  });
+
+  it('a provider is unhealthy when each of its deployments is open on every replica that answered; a replica that did not answer is named with its error', () => {
+    const open = { breakerState: 'open', healthy: false };
+    const merged = healthAcrossReplicas([
+      { address: 'a:1', result: health(deployment(open), deployment({ ...open, deployment: 'mini-b' })) },
+      { address: 'b:1', error: new GatewayError('unavailable', 'An internal gateway service is unavailable.') },
+      { address: 'c:1', result: health(deployment(open), deployment({ ...open, deployment: 'mini-b' })) },
+    ]);
+    expect(merged.providers).toEqual([{ provider: 'openai', healthy: false, deployments: 2, openCircuits: 2 }]);
+    expect(merged.deployments.map((d) => d.replicas)).toEqual([
+      { closed: 0, halfOpen: 0, open: 2 },
+      { closed: 0, halfOpen: 0, open: 2 },
+    ]);
+    expect(merged.replicas[1]).toEqual({ address: 'b:1', answering: false, error: 'An internal gateway service is unavailable.' });
+  });
+
+  it('with no window requests anywhere, averages are plain means; a deployment one replica does not know yet is merged from those that do', () => {
+    const merged = healthAcrossReplicas([
+      { address: 'a:1', result: health(deployment({ latencyEwmaMs: 100 })) },
+      { address: 'b:1', result: health(deployment({ latencyEwmaMs: 300 }), deployment({ deployment: 'new-one', provider: 'azure' })) },
+    ]);
+    expect(merged.deployments.map((d) => [d.deployment, d.latencyEwmaMs, d.replicas.closed])).toEqual([
+      ['mini-a', 200, 2],
+      ['new-one', 0, 1],
+    ]);
+    expect(merged.providers.map((p) => p.provider)).toEqual(['azure', 'openai']);
+  });
+
+  it('when no replica answers, the first error is the answer (the router is down)', () => {
+    const down = new GatewayError('unavailable', 'An internal gateway service is unavailable.');
+    expect(() => healthAcrossReplicas([{ address: 'a:1', error: down }, { address: 'b:1', error: new GatewayError('timeout', 'late') }])).toThrow(down);
+  });
+});
+
+describe('gray releases across router replicas', () => {
+  it('takes the state of the replica furthest along and sums the arms over the replicas', () => {
+    const merged = grayReleasesAcrossReplicas([
+      { address: 'a:1', result: { releases: [release({ step: 1, canaryPercent: 10, baselineStats: { requests: 90, errors: 1, errorRate: 0.0111, p95LatencyMs: 120 }, canaryStats: { requests: 10, errors: 2, errorRate: 0.2, p95LatencyMs: 400 } })] } },
+      { address: 'b:1', result: { releases: [release({ step: 2, canaryPercent: 25, nextStepAtMs: 9_000, baselineStats: { requests: 60, errors: 0, errorRate: 0, p95LatencyMs: 150 }, canaryStats: { requests: 20, errors: 0, errorRate: 0, p95LatencyMs: 200 } })] } },
+    ]);
+    expect(merged.releases).toEqual([
+      expect.objectContaining({
+        id: 'r1',
+        status: 'active',
+        step: 2,
+        canaryPercent: 25,
+        nextStepAtMs: 9_000,
+        baselineStats: { requests: 150, errors: 1, errorRate: 0.0067, p95LatencyMs: 150 },
+        canaryStats: { requests: 30, errors: 2, errorRate: 0.0667, p95LatencyMs: 400 },
+        replicas: 2,
+      }),
+    ]);
+  });
+
+  it('a rollback on one replica is the release state, whatever step the others are at', () => {
+    const merged = grayReleasesAcrossReplicas([
+      { address: 'a:1', result: { releases: [release({ step: 3 })] } },
+      { address: 'b:1', result: { releases: [release({ status: 'rolled_back', step: 1, rolledBackAtMs: 5_000, rollbackReason: 'canary error rate 0.3 above 0.05' })] } },
+    ]);
+    expect(merged.releases[0]).toMatchObject({ status: 'rolled_back', rolledBackAtMs: 5_000, rollbackReason: 'canary error rate 0.3 above 0.05' });
+  });
+});
