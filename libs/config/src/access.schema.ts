@@ -103,6 +103,57 @@ export const adminKeySchema = strictObject({
   .refine((k) => k.project === undefined || k.org !== undefined, 'a key that names a project names its org too');
 export type AdminKeyConfig = z.infer<typeof adminKeySchema>;
 
+/** JWS algorithms an identity provider's admin tokens may be signed with: asymmetric only, so no shared secret is configured. */
+export const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+/** https, or http to a loopback host only (a local identity provider, tests): keys fetched in clear from elsewhere could be swapped on the way. */
+const secureUrl = z
+  .string()
+  .url()
+  .refine((u) => {
+    const url = new URL(u);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname));
+  }, 'must be an https:// URL (http:// only to 127.0.0.1 or localhost)');
+
+/**
+ * What an identity provider's token grants on the admin API: a token whose role claim holds
+ * `value` gets `role`, scoped like an admin key to `org` (and `project`).
+ */
+export const oidcGrantSchema = strictObject({
+  value: z.string().min(1),
+  role: z.enum(ADMIN_ROLES),
+  org: identifier.optional(),
+  project: identifier.optional(),
+})
+  .refine((g) => g.role !== 'project' || (g.org !== undefined && g.project !== undefined), 'a project grant names its org and project')
+  .refine((g) => g.project === undefined || g.org !== undefined, 'a grant that names a project names its org too');
+
+/**
+ * The admin API through the organisation's identity provider (OpenID Connect): a bearer token
+ * that is a JWT is verified against the provider's published keys, and its role claim mapped to
+ * an admin role by `grants` (docs/admin-api.md, "Single sign-on").
+ */
+export const adminOidcSchema = strictObject({
+  /** The `iss` tokens must carry, exactly; its discovery document gives the keys' URL unless `jwksUrl` is set. */
+  issuer: secureUrl,
+  /** The `aud` tokens must carry (one of them): the client id the identity provider issues tokens for. */
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  /** The JSON Web Key Set; by default `jwks_uri` of `<issuer>/.well-known/openid-configuration`. */
+  jwksUrl: secureUrl.optional(),
+  algorithms: z.array(z.enum(OIDC_ALGORITHMS)).min(1).default(['RS256', 'ES256']),
+  /** The claim holding the caller's groups or roles (a string or a list of strings); a dotted path reads a nested claim (`realm_access.roles`). */
+  roleClaim: z.string().min(1).default('groups'),
+  /** The claim naming the caller in the audit log (`oidc:<value>`). */
+  actorClaim: z.string().min(1).default('sub'),
+  /** The first grant whose `value` the role claim holds applies: list the widest first. */
+  grants: z.array(oidcGrantSchema).min(1),
+  /** Leeway for `exp` and `nbf` between the identity provider's clock and this one. */
+  clockToleranceSec: z.number().int().min(0).max(300).default(60),
+  /** How long a response of the identity provider (discovery, keys) may take. */
+  timeoutMs: z.number().int().positive().max(30_000).default(5_000),
+});
+export type AdminOidcConfig = z.infer<typeof adminOidcSchema>;
+
 const SENTINEL_PORT = 26379;
 
 /** A sentinel's address: `host:port`, `host` alone (port 26379), or `[ipv6]:port`. */
@@ -266,6 +317,8 @@ export const accessSchema = strictObject({
     keys: z.array(adminKeySchema).default([]),
     /** Development admin key (any ingress); empty means generate one at start-up and print it. Set `disabled` to turn it off. */
     devKey: z.string().default(''),
+    /** Single sign-on for the admin API: tokens of the organisation's identity provider, beside the admin keys. */
+    oidc: adminOidcSchema.optional(),
   }).prefault({}),
   rateLimits: strictObject({
     /** What happens when Redis cannot be reached: `open` lets traffic through (and says so), `closed` refuses it. */
@@ -330,6 +383,9 @@ export function accessReferenceIssues(access: AccessConfig): Issue[] {
   });
   access.admin.keys.forEach((key, i) => {
     if (key.role === 'project' && key.org && !orgs.has(key.org)) issues.push({ path: ['access', 'admin', 'keys', i, 'org'], message: `unknown organisation "${key.org}"` });
+  });
+  access.admin.oidc?.grants.forEach((grant, i) => {
+    if (grant.role === 'project' && grant.org && !orgs.has(grant.org)) issues.push({ path: ['access', 'admin', 'oidc', 'grants', i, 'org'], message: `unknown organisation "${grant.org}"` });
   });
   return [...issues, ...adminKeyClashes(access)];
 }

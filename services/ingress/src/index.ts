@@ -12,6 +12,7 @@ import { ADMIN_KEY_PREFIX, generateApiKey } from './access/api-key';
 import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
 import { connectRedis, logOutages } from './access/redis-connection';
 import { AdminAuth } from './admin/admin-auth';
+import { OidcAdminAuth } from './admin/admin-oidc';
 import { BillingClient } from './billing.client';
 import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
@@ -116,7 +117,8 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const failMode = config.access.rateLimits.failMode;
   const access = new AccessService(config, repository, counters, logger, devKey, () => storeFailures.inc({ fail_mode: failMode }));
   await access.start();
-  const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined);
+  const adminOidc = config.access.admin.oidc ? new OidcAdminAuth(config.access.admin.oidc, logger) : undefined;
+  const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined, adminOidc);
   const readiness = [{ name: 'router', check: () => router.isReachable(500) }];
   // With a fail mode of `closed`, requests are refused while Redis is away: the replica is not ready
   // then. For budgets only while there are any, which the admin API may create at any time, and

@@ -346,7 +346,7 @@ describe('admin input', () => {
 
   it('names the development admin key in the audit log without any of its characters', () => {
     const auth = new AdminAuth(SECRET, [], 'letmein-admin');
-    expect(auth.authenticate('letmein-admin')).toEqual({ id: 'dev-admin', role: 'admin' });
+    expect(auth.authenticateKey('letmein-admin')).toEqual({ id: 'dev-admin', role: 'admin' });
   });
 
   it('refuses to start with two admin keys that are one key, instead of the last silently winning', () => {
@@ -354,7 +354,7 @@ describe('admin input', () => {
     const scoped = { ...ops, id: 'acme-fin', role: 'finance' as const, org: 'acme' };
     expect(() => new AdminAuth(SECRET, [ops, scoped], undefined)).toThrow('the admin keys "ops" and "acme-fin" are the same key');
     expect(() => new AdminAuth(SECRET, [scoped], 'sk-or-admin-ops')).toThrow('the admin keys "acme-fin" and "dev-admin" are the same key');
-    expect(new AdminAuth(SECRET, [ops], 'sk-or-admin-other').authenticate('sk-or-admin-ops')).toMatchObject({ id: 'ops' });
+    expect(new AdminAuth(SECRET, [ops], 'sk-or-admin-other').authenticateKey('sk-or-admin-ops')).toMatchObject({ id: 'ops' });
   });
 });
 

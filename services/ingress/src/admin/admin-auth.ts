@@ -1,5 +1,6 @@
 import type { AdminKeyConfig, AdminRole } from '@openrouter/config';
 import { hashApiKey, sameDigest } from '../access/api-key';
+import { OidcAdminAuth } from './admin-oidc';
 
 /** Who is calling the admin API. */
 export interface AdminPrincipal {
@@ -11,9 +12,10 @@ export interface AdminPrincipal {
 }
 
 /**
- * Admin keys from configuration (by keyed hash) plus the development admin key. Two entries with
- * one hash are refused at construction (start-up): one would silently replace the other's role and
- * scope. Configuration validation refuses them first; this also covers a generated key.
+ * Admin keys from configuration (by keyed hash) plus the development admin key, and with `oidc`
+ * the tokens of the organisation's identity provider. Two entries with one hash are refused at
+ * construction (start-up): one would silently replace the other's role and scope. Configuration
+ * validation refuses them first; this also covers a generated key.
  */
 export class AdminAuth {
   private readonly byHash = new Map<string, AdminPrincipal & { hash: string }>();
@@ -22,6 +24,7 @@ export class AdminAuth {
     private readonly secret: string,
     keys: readonly AdminKeyConfig[],
     devKey: string | undefined,
+    private readonly oidc?: OidcAdminAuth,
   ) {
     for (const key of keys) this.add({ id: key.id, role: key.role, org: key.org, project: key.project, hash: key.hash });
     // Named without any of its characters: the audit log's actor is readable by scoped admin keys.
@@ -34,12 +37,22 @@ export class AdminAuth {
     this.byHash.set(entry.hash, entry);
   }
 
-  /** No admin key at all: none configured and the development admin key `disabled`. */
+  /** No way in at all: no admin key configured, the development admin key `disabled`, and no identity provider. */
   get empty(): boolean {
-    return this.byHash.size === 0;
+    return this.byHash.size === 0 && !this.oidc;
   }
 
-  authenticate(presented: string): AdminPrincipal | undefined {
+  /**
+   * The caller a bearer credential names, or undefined for an unknown key. A JWT goes to the
+   * identity provider's check when one is configured, which throws its own refusals.
+   */
+  async authenticate(presented: string): Promise<AdminPrincipal | undefined> {
+    if (this.oidc && OidcAdminAuth.isJwt(presented)) return this.oidc.authenticate(presented);
+    return this.authenticateKey(presented);
+  }
+
+  /** An admin key's caller, or undefined when no admin key is `presented`. */
+  authenticateKey(presented: string): AdminPrincipal | undefined {
     const hash = hashApiKey(this.secret, presented);
     const found = this.byHash.get(hash);
     if (!found || !sameDigest(found.hash, hash)) return undefined;

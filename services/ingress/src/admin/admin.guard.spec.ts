@@ -7,11 +7,11 @@ import { AdminGuard } from './admin.guard';
 
 const SECRET = 'admin-guard-spec-secret';
 
-function attempt(auth: AdminAuth, authorization?: string): GatewayError | FastifyRequest {
+async function attempt(auth: AdminAuth, authorization?: string): Promise<GatewayError | FastifyRequest> {
   const request = { headers: authorization ? { authorization } : {} } as FastifyRequest;
   const context = { switchToHttp: () => ({ getRequest: () => request }), getHandler: () => attempt, getClass: () => AdminGuard } as unknown as ExecutionContext;
   try {
-    new AdminGuard(auth, new Reflector()).canActivate(context);
+    await new AdminGuard(auth, new Reflector()).canActivate(context);
     return request;
   } catch (error) {
     if (error instanceof GatewayError) return error;
@@ -20,16 +20,16 @@ function attempt(auth: AdminAuth, authorization?: string): GatewayError | Fastif
 }
 
 describe('AdminGuard', () => {
-  it('says the admin API has no keys when none is configured and the development admin key is off, instead of calling every key wrong', () => {
-    const refused = attempt(new AdminAuth(SECRET, [], undefined), 'Bearer sk-or-admin-anything');
+  it('says the admin API has no keys when none is configured and the development admin key is off, instead of calling every key wrong', async () => {
+    const refused = await attempt(new AdminAuth(SECRET, [], undefined), 'Bearer sk-or-admin-anything');
     expect(refused).toBeInstanceOf(GatewayError);
     expect(refused).toMatchObject({ kind: 'auth_failed', code: 'admin_api_without_keys' });
     expect((refused as GatewayError).message).toContain('OPENROUTER_ADMIN_KEY');
   });
 
-  it('calls a key it does not know wrong, and admits the development admin key', () => {
+  it('calls a key it does not know wrong, and admits the development admin key', async () => {
     const auth = new AdminAuth(SECRET, [], 'sk-or-admin-dev');
-    expect(attempt(auth, 'Bearer sk-or-admin-other')).toMatchObject({ kind: 'auth_failed', code: 'invalid_admin_key', message: 'Incorrect admin key provided.' });
-    expect(attempt(auth, 'Bearer sk-or-admin-dev')).toMatchObject({ admin: { id: 'dev-admin', role: 'admin' } });
+    expect(await attempt(auth, 'Bearer sk-or-admin-other')).toMatchObject({ kind: 'auth_failed', code: 'invalid_admin_key', message: 'Incorrect admin key provided.' });
+    expect(await attempt(auth, 'Bearer sk-or-admin-dev')).toMatchObject({ admin: { id: 'dev-admin', role: 'admin' } });
   });
 });

@@ -24,14 +24,14 @@ export class AdminGuard implements CanActivate {
     @Inject(Reflector) private readonly reflector: Reflector,
   ) {}
 
-  canActivate(context: ExecutionContext): boolean {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     if (this.auth.empty) {
-      throw new GatewayError('auth_failed', 'The admin API has no keys: configure access.admin.keys, or a development admin key in access.admin.devKey (OPENROUTER_ADMIN_KEY).', {
+      throw new GatewayError('auth_failed', 'The admin API has no keys: configure access.admin.keys, access.admin.oidc, or a development admin key in access.admin.devKey (OPENROUTER_ADMIN_KEY).', {
         code: 'admin_api_without_keys',
       });
     }
-    const principal = this.auth.authenticate(bearerToken(request.headers.authorization));
+    const principal = await this.auth.authenticate(bearerToken(request.headers.authorization));
     if (!principal) throw new GatewayError('auth_failed', 'Incorrect admin key provided.', { code: 'invalid_admin_key' });
     const allowed = this.reflector.getAllAndOverride<AdminRole[] | undefined>(ROLES, [context.getHandler(), context.getClass()]) ?? [];
     if (principal.role !== 'admin' && !allowed.includes(principal.role)) {

@@ -26,7 +26,7 @@ export const ADMIN_OPENAPI = {
   servers: [{ url: '/' }],
   security: [{ adminKey: [] }],
   components: {
-    securitySchemes: { adminKey: { type: 'http', scheme: 'bearer' } },
+    securitySchemes: { adminKey: { type: 'http', scheme: 'bearer', description: 'An admin key, or with `access.admin.oidc` a JWT of the organisation\'s identity provider (single sign-on).' } },
     schemas: {
       Error: {
         type: 'object',
