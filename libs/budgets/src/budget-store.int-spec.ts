@@ -64,6 +64,17 @@ function budget(id: string, amount = '10'): StoredBudget {
 
 const retry = (attempt: number): number => Math.min(attempt * 50, 200);
 
+/**
+ * A stand-in of the audit log's `append_audit`, which its owner (ingress's access layer, whose own
+ * specs test the real one with this store) passes in: the next id of the counter, first in the entry.
+ */
+const APPEND_AUDIT = `local function append_audit(log, sequence, entry, keep)
+  local id = redis.call('INCR', sequence)
+  redis.call('LPUSH', log, '{"id":' .. id .. ',' .. string.sub(entry, 2))
+  redis.call('LTRIM', log, 0, keep - 1)
+end
+`;
+
 describe('budgets created at run time, in Redis (redis-server)', () => {
   let prefix: string;
   let control: Redis;
@@ -75,7 +86,7 @@ describe('budgets created at run time, in Redis (redis-server)', () => {
       new Redis(redisUrl(), { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: retry }),
       new Redis(subscriberUrl, { autoResubscribe: false, maxRetriesPerRequest: null, retryStrategy: retry }),
       prefix,
-      { auditLog: { key: `${prefix}audit`, keep: 100 } },
+      { auditLog: { key: `${prefix}audit`, sequence: `${prefix}audit:seq`, keep: 100, appendLua: APPEND_AUDIT } },
     );
     const catalog = new BudgetCatalog([], store, undefined, checkEveryMs === undefined ? {} : { checkEveryMs });
     closing.push(catalog);
@@ -105,8 +116,24 @@ describe('budgets created at run time, in Redis (redis-server)', () => {
     await a.store.update('acme-month', () => undefined, { action: 'budget.delete', target: 'acme-month' });
     await a.store.publish();
     await until(() => b.catalog.entry('acme-month') === undefined, 'the deletion on replica b');
-    const audit = (await control.lrange(`${prefix}audit`, 0, -1)).map((e) => (JSON.parse(e) as { action: string }).action);
-    expect(audit).toEqual(['budget.delete', 'budget.update', 'budget.create']);
+    const audit = (await control.lrange(`${prefix}audit`, 0, -1)).map((e) => JSON.parse(e) as { id: number; action: string });
+    expect(audit).toEqual([
+      { id: 3, action: 'budget.delete', target: 'acme-month' },
+      { id: 2, action: 'budget.update', target: 'acme-month' },
+      { id: 1, action: 'budget.create', target: 'acme-month' },
+    ]);
+  });
+
+  it("appends each entry with the audit log's append_audit in the script that makes the change: one id each, in the log's order, whichever replica wrote", async () => {
+    const a = replica();
+    const b = replica();
+    await Promise.all([a.store.ready(3_000), b.store.ready(3_000)]);
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).store.update(`b${i}`, () => budget(`b${i}`), { action: 'budget.create', target: `b${i}`, id: 'not-the-log-id' })),
+    );
+    const ids = (await control.lrange(`${prefix}audit`, 0, -1)).map((e) => (JSON.parse(e) as { id: number }).id);
+    expect(ids).toEqual(Array.from({ length: 40 }, (_, i) => 40 - i));
+    expect(await control.get(`${prefix}audit:seq`)).toBe('40');
   });
 
   it('applies concurrent changes of one budget on two replicas one after the other, none lost', async () => {

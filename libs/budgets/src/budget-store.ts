@@ -103,25 +103,39 @@ export class MemoryBudgetStore implements BudgetStore {
   }
 }
 
+/**
+ * The audit log admin changes go to, as its owner (the access layer) describes it: the list, the
+ * counter of its ids, how many entries it keeps, and Lua defining
+ * `append_audit(log, sequence, entry, keep)`, which appends `entry` (a JSON object) with its id.
+ * That function runs inside this store's own script, so a change and its entry are one write.
+ */
+export interface AuditLogTarget {
+  key: string;
+  sequence: string;
+  keep: number;
+  appendLua: string;
+}
+
 export interface RedisBudgetStoreOptions {
-  /** The audit log admin changes go to (the access layer's list) and how many entries it keeps; needed to write. */
-  auditLog?: { key: string; keep: number };
+  /** The audit log admin changes go to (the access layer's); needed to write. */
+  auditLog?: AuditLogTarget;
 }
 
 /**
- * KEYS: the budgets hash, the audit log, the version counter. ARGV: budget id, the record as read
- * ('' when none), the record to write ('' deletes it), the audit entry ('' none), the last audit
- * index kept. Writes only if the record is still the one read (a compare-and-set: a concurrent
- * change makes it answer 0, and the caller reads again), and advances the version with it.
+ * KEYS: the budgets hash, the audit log, the version counter, the audit log's id counter. ARGV:
+ * budget id, the record as read ('' when none), the record to write ('' deletes it), the audit
+ * entry ('' none), how many entries the audit log keeps. Writes only if the record is still the one
+ * read (a compare-and-set: a concurrent change makes it answer 0, and the caller reads again), and
+ * advances the version with it. Follows the audit log's `append_audit`.
  */
 const REPLACE_BUDGET = `if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 0 end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
 redis.call('INCR', KEYS[3])
-if ARGV[4] ~= '' then
-  redis.call('LPUSH', KEYS[2], ARGV[4])
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]))
-end
+if ARGV[4] ~= '' then append_audit(KEYS[2], KEYS[4], ARGV[4], tonumber(ARGV[5])) end
 return 1`;
+/** Stands in for `append_audit` in a store that keeps no audit log (it is never called there: a change with an entry is refused first). */
+const NO_AUDIT_LOG = `local function append_audit() error('This budget store keeps no audit log.') end
+`;
 /** Compare-and-set rounds a change tries; each lost round means another change of the budget won. */
 const UPDATE_ATTEMPTS = 5;
 
@@ -196,7 +210,9 @@ export class RedisBudgetStore implements BudgetStore {
         if (parsed && !parsed.success) throw new GatewayError('internal', `The stored budget "${id}" cannot be read; it was left as it is.`);
         const next = change(parsed?.data);
         const entry = audit && auditOf(audit, parsed?.data);
-        const written = await this.redis.eval(REPLACE_BUDGET, 3, this.hash, log?.key ?? `${this.prefix}audit`, this.versionKey, id, raw ?? '', next ? JSON.stringify(next) : '', entry ? JSON.stringify(entry) : '', String((log?.keep ?? 1) - 1));
+        const script = `${log?.appendLua ?? NO_AUDIT_LOG}\n${REPLACE_BUDGET}`;
+        const keys = [this.hash, log?.key ?? `${this.prefix}audit`, this.versionKey, log?.sequence ?? `${this.prefix}audit:seq`];
+        const written = await this.redis.eval(script, keys.length, ...keys, id, raw ?? '', next ? JSON.stringify(next) : '', entry ? auditJson(entry) : '', String(log?.keep ?? 1));
         if (written === 1) return next;
       }
       throw new GatewayError('overloaded', `The budget "${id}" is being changed by other requests. Please retry.`, { code: 'budget_busy', retryable: true });
@@ -242,6 +258,12 @@ export function connectBudgetStore(connection: RedisConnectionConfig, prefix: st
 
 function auditOf(audit: BudgetAuditOf, stored: StoredBudget | undefined): BudgetAudit {
   return typeof audit === 'function' ? audit(stored) : audit;
+}
+
+/** An entry as `append_audit` takes it: a JSON object without an `id` (the log gives each entry its own). */
+function auditJson(entry: BudgetAudit): string {
+  const { id: _given, ...rest } = entry;
+  return JSON.stringify(rest);
 }
 
 function safeJson(text: string): unknown {

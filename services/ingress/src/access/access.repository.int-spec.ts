@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createLogger } from '@openrouter/observability';
 import { ingressTestConfig } from '../test-config.testing';
-import { RedisAccessRepository, type AuditEntry } from './access.repository';
+import { connectBudgetStore } from '@openrouter/budgets';
+import { auditLogOf, RedisAccessRepository, type AuditEntry } from './access.repository';
 import { AccessService, type Actor } from './access.service';
+import { auditEntry, describeAuditLog } from './audit-log.cases.testing';
 import { hashApiKey } from './api-key';
 import { MemoryCounterStore } from './counter.store';
 import type { ApiKeyRecord, PublicApiKey } from './key-record';
@@ -27,6 +29,22 @@ function redisUrl(): string {
   const url = process.env['OPENROUTER_TEST_REDIS_URL'];
   if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
   return url;
+}
+
+/** Appends to the audit log under `prefix` as the gateway's scripts do (with the log's own append_audit), pipelined: one atomic script per entry. */
+async function appendAudit(prefix: string, entries: AuditEntry[]): Promise<void> {
+  const log = auditLogOf(prefix);
+  const control = new Redis(redisUrl());
+  try {
+    const sha = String(await control.script('LOAD', `${log.appendLua}return append_audit(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))`));
+    for (let i = 0; i < entries.length; i += 2_000) {
+      const write = control.pipeline();
+      for (const entry of entries.slice(i, i + 2_000)) write.evalsha(sha, 2, log.key, log.sequence, JSON.stringify(entry), log.keep);
+      await write.exec();
+    }
+  } finally {
+    control.disconnect();
+  }
 }
 
 describe('the access store on Redis (redis-server)', () => {
@@ -187,4 +205,94 @@ describe('the access store on Redis (redis-server)', () => {
       expect(all.map((k) => k.id)).toContain(late.id);
     }, 60_000);
   });
+
+  describe('the audit log', () => {
+    /** Entries as a version without ids wrote them (before this one, or an older replica during a rolling upgrade). */
+    async function appendWithoutIds(prefix: string, entries: AuditEntry[]): Promise<void> {
+      for (const entry of entries) await control.lpush(`${prefix}audit`, JSON.stringify(entry));
+    }
+
+    async function allIds(access: AccessService): Promise<Array<[number, string]>> {
+      const page = await access.auditPage(admin, { limit: 1000 });
+      expect(page.hasMore).toBe(false);
+      return page.data.map((e) => [e.id, e.target]);
+    }
+
+    it('gives entries of two replicas and a budget store appending at once unique ids, increasing in the order the log holds them, stored with each entry', async () => {
+      const prefix = freshPrefix();
+      const [a, b] = await Promise.all([replica(prefix), replica(prefix)]);
+      const budgets = connectBudgetStore({ url: redisUrl() }, prefix, { auditLog: auditLogOf(prefix) });
+      try {
+        expect(await budgets.ready(3_000)).toBe(true);
+        const budget = (id: string) => ({ id, scope: { org: 'acme' }, period: 'daily' as const, timezone: 'UTC', amount: '1', currency: 'USD', enforcement: 'hard' as const, alertThresholds: [100], createdAt: '2025-06-01T00:00:00.000Z', updatedAt: '2025-06-01T00:00:00.000Z' });
+        await Promise.all([
+          ...Array.from({ length: 30 }, (_, i) => (i % 2 ? a! : b!).issueKey(admin, { ...keyInput, name: `k${i}` })),
+          ...Array.from({ length: 6 }, (_, i) => (i % 2 ? a! : b!).addTeam(admin, 'acme', { id: `team${i}` })),
+          ...Array.from({ length: 20 }, (_, i) => budgets.update(`b${i}`, () => budget(`b${i}`), auditEntry(i, { action: 'budget.create', target: `b${i}` }))),
+        ]);
+        const stored = (await control.lrange(`${prefix}audit`, 0, -1)).map((e) => JSON.parse(e) as { id: number; action: string });
+        expect(stored.map((e) => e.id)).toEqual(Array.from({ length: 56 }, (_, i) => 56 - i));
+        expect(stored.filter((e) => e.action === 'budget.create')).toHaveLength(20);
+        expect(await control.get(`${prefix}audit:seq`)).toBe('56');
+        // Each replica reads the same ids.
+        expect(await allIds(a!)).toEqual(await allIds(b!));
+        expect((await allIds(a!)).map(([id]) => id)).toEqual(stored.map((e) => e.id));
+      } finally {
+        await budgets.close();
+      }
+    });
+
+    it('numbers the entries written before ids existed by their place, and keeps their numbers as entries are appended, with ids or without (a rolling upgrade), and as the oldest are trimmed', async () => {
+      const prefix = freshPrefix();
+      await appendWithoutIds(prefix, [auditEntry(0), auditEntry(1), auditEntry(2)]);
+      // One entry a newer version cannot read (not an audit entry): numbered all the same, never shown.
+      await control.lpush(`${prefix}audit`, '"not an entry"');
+      await appendWithoutIds(prefix, [auditEntry(4)]);
+      const access = await replica(prefix);
+      const before = [[5, 't4'], [3, 't2'], [2, 't1'], [1, 't0']];
+      expect(await allIds(access)).toEqual(before);
+
+      await appendAudit(prefix, [auditEntry(5)]);
+      // An older replica appends without an id, then this version again, then the older one.
+      await appendWithoutIds(prefix, [auditEntry(6), auditEntry(7)]);
+      await access.addTeam(admin, 'acme', { id: 'upgraded' });
+      await appendWithoutIds(prefix, [auditEntry(9)]);
+      const after = [[10, 't9'], [9, 'upgraded'], [8, 't7'], [7, 't6'], [6, 't5'], ...before];
+      expect(await allIds(access)).toEqual(after);
+      const raw = await control.lrange(`${prefix}audit`, 0, -1);
+      expect(raw.map((e) => (JSON.parse(e) as { id?: number }).id ?? null)).toEqual([null, 9, null, null, 6, null, null, null, null, null]);
+
+      // Paged, from either end, each entry once.
+      const older = [];
+      for (let after: number | undefined, page; (page = await access.auditPage(admin, { limit: 3, after })); after = page.lastId) {
+        older.push(...page.data.map((e) => e.id));
+        if (!page.hasMore) break;
+      }
+      expect(older).toEqual([10, 9, 8, 7, 6, 5, 3, 2, 1]);
+      await expect(access.auditPage(admin, { limit: 4, before: 2 })).resolves.toMatchObject({ data: [{ id: 7 }, { id: 6 }, { id: 5 }, { id: 3 }], firstId: 7, lastId: 3, hasMore: true });
+
+      // The oldest entries trimmed away (as the log's bound does): the others keep their ids.
+      await control.ltrim(`${prefix}audit`, 0, 5);
+      expect(await allIds(access)).toEqual(after.slice(0, 6));
+      await appendAudit(prefix, [auditEntry(10)]);
+      expect((await allIds(access)).slice(0, 2)).toEqual([[11, 't10'], [10, 't9']]);
+    });
+
+    it('goes on numbering from the last id given when the log holds no entry with one (deleted)', async () => {
+      const prefix = freshPrefix();
+      await appendAudit(prefix, [auditEntry(0), auditEntry(1)]);
+      await control.del(`${prefix}audit`);
+      await appendWithoutIds(prefix, [auditEntry(2)]);
+      await appendAudit(prefix, [auditEntry(3)]);
+      const access = await replica(prefix);
+      expect(await allIds(access)).toEqual([[4, 't3'], [3, 't2']]);
+    });
+  });
+});
+
+describeAuditLog('Redis', async () => {
+  const prefix = `audit-cases-${randomBytes(4).toString('hex')}:`;
+  const repository = new RedisAccessRepository({ url: redisUrl() }, prefix);
+  expect(await repository.ready()).toBe(true);
+  return { repository, append: (entries) => appendAudit(prefix, entries) };
 });

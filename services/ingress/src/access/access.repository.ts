@@ -18,6 +18,41 @@ export const auditEntrySchema = z.object({
 });
 export type AuditEntry = z.infer<typeof auditEntrySchema>;
 
+/**
+ * Every action the gateway writes to the audit log (the `action` of an entry). A new kind of admin
+ * change adds its name here: the audit filter accepts only these.
+ */
+export const AUDIT_ACTIONS = ['key.issue', 'key.revoke', 'org.create', 'team.create', 'project.create', 'budget.create', 'budget.update', 'budget.delete'] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** An entry as the log holds it: with its id (derived from its place for one stored without, see {@link auditLogOf}). */
+export interface NumberedAuditEntry extends AuditEntry {
+  id: number;
+}
+
+/**
+ * A batch of the audit log read from `from` on: the entries older than it (`older`, from the newest
+ * when `from` is undefined) or newer than it (`newer`), at most `count`, in that order.
+ */
+export interface AuditRead {
+  from?: number | undefined;
+  direction: 'older' | 'newer';
+  count: number;
+}
+
+/**
+ * `entries` in the direction read, each with its id; `end`: nothing lies further that way. An entry
+ * that cannot be read (not an audit entry) is left out but counted in `examined`, so that a reader
+ * bounding its work counts it too.
+ */
+export interface AuditBatch {
+  entries: NumberedAuditEntry[];
+  examined: number;
+  /** The id of the last entry examined (readable or not); undefined when none was. */
+  lastId: number | undefined;
+  end: boolean;
+}
+
 /** A change every ingress replica must see at once (a revoked key, a new team). */
 export type AccessChange = { kind: 'key'; hash: string } | { kind: 'tenants' };
 const changeSchema = z.union([z.object({ kind: z.literal('key'), hash: z.string() }), z.object({ kind: z.literal('tenants') })]);
@@ -64,7 +99,8 @@ export interface AccessRepository {
    * loading the tenants and finds it moved since has missed a change (its announcement was lost).
    */
   tenantsVersion(): Promise<string>;
-  listAudit(limit: number): Promise<AuditEntry[]>;
+  /** One batch of the audit log, read as one atomic step (appends on other replicas shift nothing: ids are stable). */
+  readAudit(read: AuditRead): Promise<AuditBatch>;
   publish(change: AccessChange): Promise<void>;
   onChange(listener: (event: AccessEvent) => void): void;
   close(): Promise<void>;
@@ -72,10 +108,101 @@ export interface AccessRepository {
 
 const AUDIT_KEEP = 100_000;
 
-/** The audit log in Redis and how many entries it keeps: other stores append admin changes to it too (budgets). */
-export function auditLogOf(prefix: string): { key: string; keep: number } {
-  return { key: `${prefix}audit`, keep: AUDIT_KEEP };
+/**
+ * Lua: `audit_top(log, sequence)`, the id of the newest entry of the log, and
+ * `append_audit(log, sequence, entry, keep)`, which appends `entry` (a JSON object) with the next id
+ * and trims the log to `keep` entries. Run inside the script that makes the change the entry
+ * records, so the change, the entry and its id are one atomic write.
+ *
+ * The ids are contiguous: the entry at index i (0 the newest) has the id `top - i`. An entry with an
+ * id stores it first in its JSON (`{"id":12,...}`). One without (written before ids existed, or by
+ * a replica still running such a version during a rolling upgrade) is numbered by its place: the
+ * entries above the newest stored id continue it (`top` counts them), those below continue down.
+ * Appending gives the next id after all of them, so what an entry is numbered never changes while
+ * it is in the log. `sequence` holds the last id given: it numbers on past entries no longer in the
+ * log (a log deleted, or trimmed of every entry with an id), and until it exists (the first append
+ * of this version) the entries the log holds are numbered 1…n, oldest first.
+ */
+const AUDIT_LUA = `local function audit_top(log, sequence)
+  local given = redis.call('GET', sequence)
+  local head = redis.call('LINDEX', log, 0)
+  if not head then return tonumber(given) or 0 end
+  local id = string.match(head, '^{"id":(%d+),')
+  if id then return tonumber(id) end
+  local i = 0
+  while true do
+    local batch = redis.call('LRANGE', log, i, i + 99)
+    if #batch == 0 then break end
+    for j, raw in ipairs(batch) do
+      id = string.match(raw, '^{"id":(%d+),')
+      if id then return tonumber(id) + i + j - 1 end
+    end
+    -- Never written with ids: the log holds none further down either.
+    if not given then break end
+    i = i + #batch
+  end
+  return (tonumber(given) or 0) + redis.call('LLEN', log)
+end
+local function append_audit(log, sequence, entry, keep)
+  local id = audit_top(log, sequence) + 1
+  redis.call('SET', sequence, id)
+  local rest = string.sub(entry, 2)
+  if rest ~= '}' then rest = ',' .. rest end
+  redis.call('LPUSH', log, '{"id":' .. id .. rest)
+  redis.call('LTRIM', log, 0, keep - 1)
+  return id
+end
+`;
+
+/**
+ * The audit log in Redis: the list (newest first), the counter of its ids, how many entries it
+ * keeps, and the Lua that appends to it ({@link AUDIT_LUA}: defines `append_audit`). Other stores
+ * append admin changes to it too (budgets), in their own scripts, with that function.
+ */
+export function auditLogOf(prefix: string): { key: string; sequence: string; keep: number; appendLua: string } {
+  return { key: `${prefix}audit`, sequence: `${prefix}audit:seq`, keep: AUDIT_KEEP, appendLua: AUDIT_LUA };
 }
+
+/** An audit entry as the Lua appends it: a JSON object without an `id` of its own (the log gives it one). */
+function auditJson(entry: AuditEntry): string {
+  const { at, actor, action, target, details } = entry;
+  return JSON.stringify({ at, actor, action, target, details });
+}
+
+/** KEYS: the audit log, its counter. ARGV: the entry, how many entries the log keeps. Answers the entry's id. */
+const APPEND_AUDIT = `${AUDIT_LUA}return append_audit(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))`;
+/**
+ * KEYS: the audit log, its counter. ARGV: the id to read from ('' the newest), `older` or `newer`,
+ * how many. Answers the newest id, the index of the first entry answered, the log's length, and the
+ * entries (newest first), all read at one instant.
+ */
+const READ_AUDIT = `${AUDIT_LUA}local top = audit_top(KEYS[1], KEYS[2])
+local length = redis.call('LLEN', KEYS[1])
+local count = tonumber(ARGV[3])
+local first, last
+if ARGV[2] == 'older' then
+  first = 0
+  if ARGV[1] ~= '' then first = math.max(0, top - tonumber(ARGV[1]) + 1) end
+  last = first + count - 1
+else
+  last = math.min(length - 1, top - tonumber(ARGV[1]) - 1)
+  first = math.max(0, last - count + 1)
+end
+if last < first or first >= length then return {top, first, length, {}} end
+return {top, first, length, redis.call('LRANGE', KEYS[1], first, last)}`;
+
+/** Parses a stored audit entry (undefined: not one) and checks the id it stores, if any, against its place. */
+function numberedEntry(raw: string, id: number): NumberedAuditEntry | undefined {
+  const parsed = storedAuditEntrySchema.safeParse(safeJson(raw));
+  if (!parsed.success) return undefined;
+  const { id: stored, ...entry } = parsed.data;
+  if (stored !== undefined && stored !== id) {
+    // Only a log changed by hand (an entry removed from its middle or its head) gets here.
+    throw new GatewayError('internal', `The audit log's ids are not contiguous (entry ${stored} is where ${id} should be); it was changed outside the gateway.`);
+  }
+  return { id, ...entry };
+}
+const storedAuditEntrySchema = auditEntrySchema.extend({ id: z.number().int().optional() });
 /** How long an org's lock is held at most (a holder that died). */
 const ORG_LOCK_TTL_MS = 5_000;
 /**
@@ -87,14 +214,13 @@ const ORG_LOCK_WAIT_MS = ORG_LOCK_TTL_MS + 1_000;
 /** KEYS: the lock. ARGV: the holder's token. Deletes the lock only when that holder still holds it. */
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 /**
- * KEYS: the key record, the audit log. ARGV: the record as read, the record to write, the audit
- * entry, the last audit index kept. Writes both only if the record is still the one read (a
- * compare-and-set: a concurrent revocation makes it answer 0, and the caller reads again).
+ * KEYS: the key record, the audit log, its counter. ARGV: the record as read, the record to write,
+ * the audit entry, how many entries the log keeps. Writes both only if the record is still the one
+ * read (a compare-and-set: a concurrent revocation makes it answer 0, and the caller reads again).
  */
-const REPLACE_KEY = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+const REPLACE_KEY = `${AUDIT_LUA}if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('LPUSH', KEYS[2], ARGV[3])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]))
+append_audit(KEYS[2], KEYS[3], ARGV[3], tonumber(ARGV[4]))
 return 1`;
 /** Compare-and-set rounds a revocation tries; each lost round means another revocation won. */
 const REVOKE_ATTEMPTS = 5;
@@ -105,7 +231,9 @@ const INDEX_BATCH = 500;
 export class MemoryAccessRepository implements AccessRepository {
   private readonly keys = new Map<string, ApiKeyRecord>();
   private readonly orgs = new Map<string, OrgConfig>();
-  private readonly audit: AuditEntry[] = [];
+  /** Oldest first; the ids are contiguous, the last one `auditSequence`. */
+  private readonly audit: NumberedAuditEntry[] = [];
+  private auditSequence = 0;
   private readonly events = new EventEmitter();
   private version = 0;
 
@@ -149,11 +277,26 @@ export class MemoryAccessRepository implements AccessRepository {
   }
   /** Appends an admin change (also one of another store of this process: budgets). */
   appendAudit(entry: AuditEntry): void {
-    this.audit.push(entry);
+    const { at, actor, action, target, details } = entry;
+    this.audit.push({ id: ++this.auditSequence, at, actor, action, target, details });
     if (this.audit.length > AUDIT_KEEP) this.audit.shift();
   }
-  async listAudit(limit: number) {
-    return this.audit.slice(-limit).reverse();
+  async readAudit(read: AuditRead): Promise<AuditBatch> {
+    // The entry of id n is at index n - oldest.
+    const oldest = this.auditSequence - this.audit.length + 1;
+    let entries: NumberedAuditEntry[];
+    let end: boolean;
+    if (read.direction === 'older') {
+      const stop = Math.min(this.audit.length, (read.from ?? Infinity) - oldest);
+      const start = Math.max(0, stop - read.count);
+      entries = this.audit.slice(start, Math.max(start, stop)).reverse();
+      end = start === 0;
+    } else {
+      const start = Math.max(0, (read.from ?? 0) + 1 - oldest);
+      entries = this.audit.slice(start, start + read.count);
+      end = start + read.count >= this.audit.length;
+    }
+    return { entries: entries.map((e) => ({ ...e, details: { ...e.details } })), examined: entries.length, lastId: entries.at(-1)?.id, end };
   }
   async publish(change: AccessChange) {
     this.events.emit('change', change);
@@ -228,6 +371,10 @@ export class RedisAccessRepository implements AccessRepository {
     return `${this.prefix}access-changes`;
   }
 
+  private get auditLog(): ReturnType<typeof auditLogOf> {
+    return auditLogOf(this.prefix);
+  }
+
   async findKey(hash: string) {
     return this.call(async () => {
       return parseRecord(await this.redis.get(`${this.prefix}key:${hash}`));
@@ -244,8 +391,8 @@ export class RedisAccessRepository implements AccessRepository {
     return this.call(async () => {
       const write = this.redis.multi().set(`${this.prefix}key:${record.hash}`, JSON.stringify(record)).hset(`${this.prefix}key-ids`, record.id, record.hash);
       for (const index of indexesOf(this.prefix, record)) write.zadd(index, 0, listPosition(record));
-      if (audit) write.lpush(`${this.prefix}audit`, JSON.stringify(audit)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1);
-      await write.exec();
+      if (audit) write.eval(APPEND_AUDIT, 2, this.auditLog.key, this.auditLog.sequence, auditJson(audit), this.auditLog.keep);
+      await execAll(write);
     });
   }
   async revokeKey(hash: string, revokedAt: string, audit: AuditEntry) {
@@ -257,7 +404,7 @@ export class RedisAccessRepository implements AccessRepository {
         if (raw === null || !stored) return undefined;
         if (stored.revokedAt !== undefined) return { record: stored, revoked: false };
         const record = { ...stored, revokedAt };
-        const written = await this.redis.eval(REPLACE_KEY, 2, key, `${this.prefix}audit`, raw, JSON.stringify(record), JSON.stringify(audit), AUDIT_KEEP - 1);
+        const written = await this.redis.eval(REPLACE_KEY, 3, key, this.auditLog.key, this.auditLog.sequence, raw, JSON.stringify(record), auditJson(audit), this.auditLog.keep);
         if (written === 1) return { record, revoked: true };
       }
       // Only a record rewritten again and again (never by a revocation, which ends the loop) gets here.
@@ -344,8 +491,8 @@ export class RedisAccessRepository implements AccessRepository {
         if (stored && !stored.success) throw new GatewayError('internal', `The stored organisation "${orgId}" cannot be read; it was left as it is.`);
         const written = change(stored?.data);
         const write = this.redis.multi().hset(`${this.prefix}orgs`, orgId, JSON.stringify(written)).incr(this.tenantsVersionKey);
-        if (audit) write.lpush(`${this.prefix}audit`, JSON.stringify(audit)).ltrim(`${this.prefix}audit`, 0, AUDIT_KEEP - 1);
-        await write.exec();
+        if (audit) write.eval(APPEND_AUDIT, 2, this.auditLog.key, this.auditLog.sequence, auditJson(audit), this.auditLog.keep);
+        await execAll(write);
         return written;
       } finally {
         await this.redis.eval(RELEASE_LOCK, 1, lock, token);
@@ -358,10 +505,17 @@ export class RedisAccessRepository implements AccessRepository {
   async tenantsVersion() {
     return this.call(async () => (await this.redis.get(this.tenantsVersionKey)) ?? '0');
   }
-  async listAudit(limit: number) {
+  async readAudit(read: AuditRead): Promise<AuditBatch> {
     return this.call(async () => {
-      const values = await this.redis.lrange(`${this.prefix}audit`, 0, limit - 1);
-      return values.map((v) => auditEntrySchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
+      // Newer than nothing: from the oldest.
+      const from = read.from ?? (read.direction === 'newer' ? 0 : undefined);
+      const [top, first, length, values] = (await this.redis.eval(READ_AUDIT, 2, this.auditLog.key, this.auditLog.sequence, from === undefined ? '' : String(from), read.direction, read.count)) as [number, number, number, string[]];
+      // Newest first as read; the id of index i is top - i.
+      const numbered = values.map((raw, i) => ({ raw, id: top - first - i }));
+      if (read.direction === 'newer') numbered.reverse();
+      const entries = numbered.flatMap(({ raw, id }) => numberedEntry(raw, id) ?? []);
+      const end = read.direction === 'older' ? first + values.length >= length : first === 0;
+      return { entries, examined: values.length, lastId: numbered.at(-1)?.id, end };
     });
   }
   async publish(change: AccessChange) {
@@ -384,6 +538,13 @@ export class RedisAccessRepository implements AccessRepository {
  */
 function tenantBusy(orgId: string): GatewayError {
   return new GatewayError('overloaded', `The organisation "${orgId}" is being changed by other requests. Please retry in a moment.`, { code: 'tenant_busy', retryable: true });
+}
+
+/** Runs a transaction and throws the first command's error: `exec` answers them instead of throwing (a failed script would go unnoticed). */
+async function execAll(write: ReturnType<Redis['multi']>): Promise<void> {
+  const results = await write.exec();
+  const failed = results?.find(([error]) => error !== null);
+  if (failed) throw failed[0];
 }
 
 function safeJson(text: string): unknown {

@@ -334,7 +334,7 @@ describe('AccessService key lists', () => {
 describe('admin input', () => {
   it('refuses a filter the route does not have instead of answering every row', () => {
     expect(() => parseInput(keyListQuery, { team: 'x' })).toThrow(expect.objectContaining({ kind: 'bad_request', param: 'team', message: 'Unrecognized parameter(s): team.' }));
-    expect(() => parseInput(auditQuery, { org: 'acme' })).toThrow(expect.objectContaining({ kind: 'bad_request', param: 'org' }));
+    expect(() => parseInput(auditQuery, { team: 'acme' })).toThrow(expect.objectContaining({ kind: 'bad_request', param: 'team' }));
     expect(parseInput(auditQuery, { limit: '5' })).toEqual({ limit: 5 });
   });
 

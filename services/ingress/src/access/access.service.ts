@@ -4,7 +4,7 @@ import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Coalesced } from '@openrouter/service-runtime';
 import { askedOutputTokens, imageCostOf, membersOf, outputAnswers } from '../budgets/worst-case-cost';
-import type { AccessEvent, AccessRepository, AuditEntry } from './access.repository';
+import type { AccessEvent, AccessRepository, AuditAction, AuditEntry, NumberedAuditEntry } from './access.repository';
 import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
 import { countPromptTokens, type ImageCost } from './prompt-tokens';
@@ -488,7 +488,7 @@ export class AccessService {
    * the change stands: a failed reload is done again at the next check (or reconnection), a failed
    * announcement is sent again in the background.
    */
-  private async changeOrg(actor: Actor, action: string, target: string, concerned: { org: string; team?: string; project?: string }, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<OrgConfig> {
+  private async changeOrg(actor: Actor, action: AuditAction, target: string, concerned: { org: string; team?: string; project?: string }, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<OrgConfig> {
     // The change and its audit entry are one write: no tenant is added unaudited.
     const entry = this.auditEntry(actor, action, target, concerned);
     const written = await this.repository.updateOrg(concerned.org, change, entry);
@@ -535,13 +535,53 @@ export class AccessService {
    * The newest `limit` changes the actor may see. A scoped key sees the entries that name its org
    * (and project) in their details; entries naming none (written before they did) are not shown.
    */
-  async listAudit(actor: Actor, limit: number): Promise<AuditEntry[]> {
-    if (!isScoped(actor)) return this.repository.listAudit(limit);
-    const visible = (e: AuditEntry) => typeof e.details['org'] === 'string' && inScope(actor, e.details['org'], typeof e.details['project'] === 'string' ? e.details['project'] : '');
-    return (await this.repository.listAudit(AUDIT_SCAN)).filter(visible).slice(0, limit);
+  async listAudit(actor: Actor, limit: number): Promise<NumberedAuditEntry[]> {
+    return (await this.auditPage(actor, { limit })).data;
   }
 
-  private auditEntry(actor: Actor, action: string, target: string, details: Record<string, unknown>): AuditEntry {
+  /**
+   * One page of the audit log the actor may see, newest first: the `limit` entries matching the
+   * query just older than `after` (from the newest when neither cursor is given), or just newer than
+   * `before`. The log is read in batches from the cursor on, and at most {@link AUDIT_SCAN} entries
+   * are examined: a page that stops there before it knows whether more match has what it found (maybe
+   * nothing) and `hasMore` set, and its edge in the direction read (`lastId` older, `firstId` newer) is the last entry
+   * examined, where the next page goes on. A scoped key sees only the entries naming its org (and
+   * project) in `details`; its filters may narrow that, never widen it (404).
+   */
+  async auditPage(actor: Actor, query: AuditQuery): Promise<AuditPage> {
+    requireFilterInScope(actor, query);
+    // The actor's scope is a filter the query can narrow, never widen.
+    const filter = { ...query, org: query.org ?? actor.org, project: query.project ?? actor.project };
+    const matches = auditMatcher(filter);
+    const filtered = Boolean(filter.actions?.length) || [filter.actor, filter.target, filter.since, filter.until, filter.org, filter.project].some((f) => f !== undefined);
+    const direction = query.before !== undefined ? 'newer' : 'older';
+    let from = query.before ?? query.after;
+    const found: NumberedAuditEntry[] = [];
+    let examined = 0;
+    let end = false;
+    // Reads until one entry more than the page (so `hasMore` is known), the log's end, or the bound.
+    while (found.length <= query.limit && !end && examined < AUDIT_SCAN) {
+      const want = filtered ? AUDIT_BATCH : query.limit + 1 - found.length;
+      const batch = await this.repository.readAudit({ from, direction, count: Math.min(want, AUDIT_SCAN - examined) });
+      examined += batch.examined;
+      from = batch.lastId ?? from;
+      found.push(...batch.entries.filter(matches));
+      end = batch.end || batch.examined === 0;
+    }
+    const page = found.slice(0, query.limit);
+    const hasMore = found.length > query.limit || !end;
+    // Stopped at the bound: the next page goes on from the last entry examined, not the last shown.
+    const resume = found.length <= query.limit && !end ? from : undefined;
+    const data = direction === 'older' ? page : page.reverse();
+    return {
+      data,
+      firstId: direction === 'newer' && resume !== undefined ? resume : data[0]?.id,
+      lastId: direction === 'older' && resume !== undefined ? resume : data.at(-1)?.id,
+      hasMore,
+    };
+  }
+
+  private auditEntry(actor: Actor, action: AuditAction, target: string, details: Record<string, unknown>): AuditEntry {
     return auditEntryOf(actor, action, target, details);
   }
 
@@ -559,15 +599,64 @@ export class AccessService {
   }
 }
 
+/** Whether an entry matches every filter of an audit query (an entry whose time cannot be read matches no time filter). */
+function auditMatcher(query: AuditQuery): (entry: NumberedAuditEntry) => boolean {
+  const actions = query.actions?.length ? new Set<string>(query.actions) : undefined;
+  return (e) => {
+    if (actions && !actions.has(e.action)) return false;
+    if (query.actor !== undefined && e.actor !== query.actor) return false;
+    if (query.target !== undefined && e.target !== query.target) return false;
+    if (query.since !== undefined || query.until !== undefined) {
+      const at = Date.parse(e.at);
+      if (!Number.isFinite(at) || (query.since !== undefined && at < query.since) || (query.until !== undefined && at >= query.until)) return false;
+    }
+    if (query.org !== undefined && e.details['org'] !== query.org) return false;
+    return query.project === undefined || e.details['project'] === query.project;
+  };
+}
+
 /** An admin change as the audit log records it: `details` names the tenant concerned (`org`, `team`, `project`). */
-export function auditEntryOf(actor: Actor, action: string, target: string, details: Record<string, unknown>): AuditEntry {
+export function auditEntryOf(actor: Actor, action: AuditAction, target: string, details: Record<string, unknown>): AuditEntry {
   // A scoped actor's own scope is recorded beside what it changed (`org`, `project`).
   const scope = { ...(actor.org !== undefined && { actor_org: actor.org }), ...(actor.project !== undefined && { actor_project: actor.project }) };
   return { at: new Date().toISOString(), actor: actor.id, action, target, details: { ...details, role: actor.role, ...scope } };
 }
 
-/** How far back a scoped key's audit view looks (the log keeps more; this bounds one read). */
-const AUDIT_SCAN = 10_000;
+/**
+ * How many entries of the audit log one page examines at most (the log keeps more): the bound on
+ * the work of a filtered page, or a scoped key's, whose matches may be far apart.
+ */
+export const AUDIT_SCAN = 10_000;
+/** How many entries a filtered page reads from the store at a time. */
+const AUDIT_BATCH = 1_000;
+
+/** What a page of the audit log asks for (ids as numbers, times in ms since the epoch). */
+export interface AuditQuery {
+  limit: number;
+  /** Entries older than this id (the next page). */
+  after?: number | undefined;
+  /** Entries newer than this id (the previous page); not with `after`. */
+  before?: number | undefined;
+  /** Any of these actions. */
+  actions?: readonly AuditAction[] | undefined;
+  actor?: string | undefined;
+  target?: string | undefined;
+  /** From this instant, inclusive. */
+  since?: number | undefined;
+  /** Up to this instant, exclusive. */
+  until?: number | undefined;
+  /** `details.org` (and `details.project`) equal to these. */
+  org?: string | undefined;
+  project?: string | undefined;
+}
+
+/** A page of the audit log, newest first, with the ids to go on from (undefined: an empty page). */
+export interface AuditPage {
+  data: NumberedAuditEntry[];
+  firstId: number | undefined;
+  lastId: number | undefined;
+  hasMore: boolean;
+}
 
 export interface TenantEntry {
   id: string;

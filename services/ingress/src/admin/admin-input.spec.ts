@@ -1,5 +1,5 @@
 import { GatewayError } from '@openrouter/errors';
-import { issueKeyBody, parseInput } from './admin-input';
+import { auditQuery, issueKeyBody, parseInput } from './admin-input';
 
 describe('parseInput', () => {
   it('names a list entry the way OpenAI names params', () => {
@@ -10,5 +10,43 @@ describe('parseInput', () => {
 
   it('names an unknown field', () => {
     expect(() => parseInput(issueKeyBody, { org: 'acme', colour: 'red' })).toThrow(expect.objectContaining({ kind: 'bad_request', param: 'colour' }) as GatewayError);
+  });
+});
+
+describe('auditQuery', () => {
+  const refused = (query: Record<string, unknown>, param: string) => expect(() => parseInput(auditQuery, query)).toThrow(expect.objectContaining({ kind: 'bad_request', code: 'invalid_value', param }) as GatewayError);
+
+  it('reads a page, its cursor and its filters', () => {
+    expect(parseInput(auditQuery, {})).toEqual({ limit: 100 });
+    expect(parseInput(auditQuery, { limit: '1000', after: 'audit_12', actor: 'ops', target: 'key_1', org: 'acme', project: 'search' })).toEqual({ limit: 1000, after: 12, actor: 'ops', target: 'key_1', org: 'acme', project: 'search' });
+    expect(parseInput(auditQuery, { before: 'audit_0' })).toEqual({ limit: 100, before: 0 });
+    // Repeated, comma-separated, or both.
+    expect(parseInput(auditQuery, { action: ['key.issue', 'budget.create, budget.delete'] }).action).toEqual(['key.issue', 'budget.create', 'budget.delete']);
+    expect(parseInput(auditQuery, { action: 'key.revoke' }).action).toEqual(['key.revoke']);
+    // A date is midnight UTC; an instant keeps its zone.
+    expect(parseInput(auditQuery, { since: '2025-06-01', until: '2025-06-01T12:00:00+02:00' })).toMatchObject({ since: Date.UTC(2025, 5, 1), until: Date.UTC(2025, 5, 1, 10) });
+  });
+
+  it('refuses a bad value naming its parameter', () => {
+    for (const limit of ['0', '1001', 'many']) refused({ limit }, 'limit');
+    for (const after of ['12', 'audit_', 'audit_-1', 'audit_01', 'key_12', 'audit_1234567890123456']) refused({ after }, 'after');
+    refused({ before: 'audit_x' }, 'before');
+    refused({ after: 'audit_9', before: 'audit_3' }, 'before');
+    refused({ since: 'yesterday' }, 'since');
+    refused({ since: '2025-02-30' }, 'since');
+    refused({ since: '2025-06-01T12:00:00' }, 'since');
+    refused({ until: '2025-06-01T12:00:00Z', since: '2025-06-01T12:00:00Z' }, 'until');
+    refused({ org: 'ACME' }, 'org');
+    refused({ project: '' }, 'project');
+    refused({ actor: '' }, 'actor');
+    refused({ target: 'x'.repeat(257) }, 'target');
+    refused({ team: 'platform' }, 'team');
+  });
+
+  it('refuses an action the log does not record, naming those it does (key.create is key.issue)', () => {
+    expect(() => parseInput(auditQuery, { action: 'key.issue,key.create' })).toThrow(
+      expect.objectContaining({ param: 'action', message: 'Invalid action: "key.create" is not an audit action; the actions are key.issue, key.revoke, org.create, team.create, project.create, budget.create, budget.update, budget.delete.' }) as GatewayError,
+    );
+    refused({ action: ['key.issue', 'KEY.ISSUE'] }, 'action');
   });
 });

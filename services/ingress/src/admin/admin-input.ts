@@ -2,6 +2,7 @@ import { alertThresholdsSchema, budgetAmountSchema, budgetEnforcementSchema, bud
 import { GatewayError } from '@openrouter/errors';
 import { paramOf } from '@openrouter/openai-wire';
 import { z } from 'zod';
+import { AUDIT_ACTIONS, type AuditAction } from '../access/access.repository';
 
 const id = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'must be 1–64 lower-case letters, digits, ., - or _');
 const limits = z.strictObject({ rpm: z.int().positive().max(100_000_000).optional(), tpm: z.int().positive().max(10_000_000_000).optional() });
@@ -30,7 +31,44 @@ export const keyListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   after: z.string().min(1).max(128).optional(),
 });
-export const auditQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
+/** An audit entry's id as the API shows it (`audit_123`), read as its number; `audit_0` is before the first entry. */
+const auditCursor = z
+  .string()
+  .regex(/^audit_(0|[1-9]\d{0,14})$/, 'must be the id of an audit entry, such as audit_123')
+  .transform((v) => Number(v.slice('audit_'.length)));
+/** An ISO 8601 instant with a zone, or a date (midnight UTC); read as ms since the epoch. */
+const auditTime = z
+  .string()
+  .refine((v) => z.iso.date().safeParse(v).success || z.iso.datetime({ offset: true }).safeParse(v).success, 'must be an ISO 8601 instant with a zone (2025-06-01T12:00:00Z) or a date (2025-06-01, midnight UTC)')
+  .transform((v) => Date.parse(v.length === 10 ? `${v}T00:00:00Z` : v));
+/** `action=a&action=b` or `action=a,b`: each one of the actions the log records (a typo would match nothing). */
+const auditActions = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((a) => a.split(',')).map((a) => a.trim()).filter(Boolean))
+  .superRefine((actions, ctx) => {
+    const unknown = actions.find((a) => !(AUDIT_ACTIONS as readonly string[]).includes(a));
+    if (unknown !== undefined) ctx.addIssue({ code: 'custom', message: `"${unknown.slice(0, 64)}" is not an audit action; the actions are ${AUDIT_ACTIONS.join(', ')}` });
+    if (actions.length > AUDIT_ACTIONS.length) ctx.addIssue({ code: 'custom', message: `at most ${AUDIT_ACTIONS.length} actions` });
+  })
+  .transform((actions) => actions as AuditAction[]);
+export const auditQuery = z
+  .strictObject({
+    // Paginated as OpenAI's lists are: newest first, the next page after the last one's `last_id`.
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    after: auditCursor.optional(),
+    before: auditCursor.optional(),
+    action: auditActions.optional(),
+    actor: z.string().min(1).max(128).optional(),
+    target: z.string().min(1).max(256).optional(),
+    since: auditTime.optional(),
+    until: auditTime.optional(),
+    org: id.optional(),
+    project: id.optional(),
+  })
+  .superRefine((query, ctx) => {
+    if (query.after !== undefined && query.before !== undefined) ctx.addIssue({ code: 'custom', path: ['before'], message: 'give after (older entries) or before (newer entries), not both' });
+    if (query.since !== undefined && query.until !== undefined && query.until <= query.since) ctx.addIssue({ code: 'custom', path: ['until'], message: 'must be after since' });
+  });
 
 // Budgets: the configuration's rules for each field (budgets.schema in libs/config), in the API's names.
 /** Money travels as a decimal string, never a JSON number (a float). */

@@ -5,6 +5,8 @@ import { budgetSchema } from '@openrouter/config';
 import { AlertsHttpController } from './alerts.http.controller';
 import { BudgetsHttpController, budgetView, budgetViewSchema } from './budgets.http.controller';
 import { apiKeyViewSchema, KeysHttpController, view as keyView } from './keys.http.controller';
+import { AUDIT_ACTIONS } from '../access/access.repository';
+import { auditQuery } from './admin-input';
 import { ADMIN_OPENAPI } from './openapi';
 import { ReportsHttpController } from './reports.http.controller';
 import { RoutingHttpController } from './routing.http.controller';
@@ -93,5 +95,11 @@ describe('the admin OpenAPI document', () => {
     expect(Object.keys(schemas.CreateBudget.properties ?? {})).toEqual(['id', 'scope', 'period', 'timezone', 'amount', 'currency', 'enforcement', 'alert_thresholds']);
     expect(Object.keys(schemas.BudgetChange.properties ?? {})).toEqual(['amount', 'enforcement', 'alert_thresholds']);
     expect(JSON.stringify(ADMIN_OPENAPI.paths['/admin/v1/budgets'])).toContain('#/components/schemas/Budget');
+  });
+
+  it('lists every query parameter of the audit log, and the actions its filter accepts', () => {
+    const operation = (ADMIN_OPENAPI.paths as Record<string, { get: { parameters: Array<{ name: string; schema: { items?: { enum?: string[] } } }> } }>)['/admin/v1/audit']!.get;
+    expect(operation.parameters.map((p) => p.name).sort()).toEqual(Object.keys(auditQuery.shape).sort());
+    expect(operation.parameters.find((p) => p.name === 'action')?.schema.items?.enum).toEqual([...AUDIT_ACTIONS]);
   });
 });

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { budgetBody, budgetPatchBody, issueKeyBody, tenantBody } from './admin-input';
 import { budgetViewSchema } from './budgets.http.controller';
 import { apiKeyViewSchema } from './keys.http.controller';
-import { orgViewSchema, projectViewSchema, teamViewSchema } from './tenants.http.controller';
+import { AUDIT_ACTIONS } from '../access/access.repository';
+import { auditEntryViewSchema, orgViewSchema, projectViewSchema, teamViewSchema } from './tenants.http.controller';
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
 const ok = (description: string) => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
@@ -41,6 +42,18 @@ export const ADMIN_OPENAPI = {
       Budget: z.toJSONSchema(budgetViewSchema),
       CreateBudget: json(budgetBody),
       BudgetChange: json(budgetPatchBody),
+      AuditEntry: z.toJSONSchema(auditEntryViewSchema),
+      AuditList: {
+        type: 'object',
+        properties: {
+          object: { const: 'list' },
+          data: { type: 'array', items: { $ref: '#/components/schemas/AuditEntry' } },
+          first_id: { type: ['string', 'null'], description: 'The newest entry of the page (null: empty); with `before`, a page that stopped at the scan bound gives the newest entry examined' },
+          last_id: { type: ['string', 'null'], description: 'The oldest entry of the page (null: empty); a page that stopped at the scan bound gives the oldest entry examined, where `after` goes on' },
+          has_more: { type: 'boolean', description: 'More entries may match further in the direction read' },
+        },
+        required: ['object', 'data', 'first_id', 'last_id', 'has_more'],
+      },
     },
   },
   paths: {
@@ -220,10 +233,36 @@ export const ADMIN_OPENAPI = {
     },
     '/admin/v1/audit': {
       get: {
-        summary: 'Admin changes, newest first; a scoped key sees only the entries naming its org (and project) in `details`',
+        summary:
+          'Admin changes, newest first, a page at a time: `{object: "list", data, first_id, last_id, has_more}`; the next (older) page is `?after=<last_id>`, the previous (newer) one `?before=<first_id>`, with the same filters. One page examines at most 10,000 entries of the log: a filtered page that stops there has fewer entries than `limit` (maybe none), `has_more: true`, and the id of the last entry examined as `last_id` (`first_id` with `before`). A scoped key sees only the entries naming its org (and project) in `details`; naming another org or project is 404',
         ...roles('admin'),
-        parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }],
-        responses: { 200: ok('Audit entries') },
+        parameters: [
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          { name: 'after', in: 'query', schema: { type: 'string', pattern: '^audit_[0-9]+$' }, description: 'Entries older than this id: the `last_id` of the previous page' },
+          { name: 'before', in: 'query', schema: { type: 'string', pattern: '^audit_[0-9]+$' }, description: 'Entries newer than this id, the closest to it first in line (`audit_0`: from the oldest); not with `after`' },
+          {
+            name: 'action',
+            in: 'query',
+            style: 'form',
+            explode: true,
+            schema: { type: 'array', items: { enum: [...AUDIT_ACTIONS] } },
+            description: 'Any of these actions: repeated (`action=key.issue&action=key.revoke`) or comma-separated',
+          },
+          { name: 'actor', in: 'query', schema: { type: 'string' }, description: 'The admin key id that made the change, exactly' },
+          { name: 'target', in: 'query', schema: { type: 'string' }, description: 'The id of what was changed, exactly' },
+          { name: 'since', in: 'query', schema: { type: 'string' }, description: 'Entries at or after this instant (ISO 8601 with a zone, or a date: midnight UTC)' },
+          { name: 'until', in: 'query', schema: { type: 'string' }, description: 'Entries before this instant (exclusive); after `since`' },
+          { name: 'org', in: 'query', schema: { type: 'string' }, description: 'Entries whose `details.org` is this' },
+          { name: 'project', in: 'query', schema: { type: 'string' }, description: 'Entries whose `details.project` is this' },
+        ],
+        responses: {
+          200: returns('A page of audit entries, newest first', 'AuditList'),
+          400: error,
+          401: error,
+          403: error,
+          404: error,
+          503: { ...error, description: 'The access store (Redis) cannot be reached: `access_store_unavailable`' },
+        },
       },
     },
   } as Record<string, unknown>,

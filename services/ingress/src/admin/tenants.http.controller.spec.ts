@@ -1,7 +1,7 @@
 import { orgSchema, type OrgConfig } from '@openrouter/config';
 import { ADMIN_OPENAPI } from './openapi';
 import { visibleTenants } from '../access/admin-scope';
-import { orgView, orgViewSchema, projectView, projectViewSchema, teamView, teamViewSchema } from './tenants.http.controller';
+import { auditListView, auditListViewSchema, orgView, orgViewSchema, projectView, projectViewSchema, teamView, teamViewSchema } from './tenants.http.controller';
 
 const acme = orgSchema.parse({
   id: 'acme',
@@ -86,5 +86,33 @@ describe('visibleTenants', () => {
     const [seen, ...rest] = visibleTenants(orgs, { org: 'acme', project: 'search' }).map(orgView);
     expect(rest).toEqual([]);
     expect(seen?.teams.map((t) => [t.id, t.projects.map((p) => p.id)])).toEqual([['platform', ['search']]]);
+  });
+});
+
+describe('audit views', () => {
+  const entry = { id: 42, at: '2025-06-14T12:00:00.000Z', actor: 'ops', action: 'key.issue', target: 'key_1', details: { org: 'acme', project: 'search', role: 'admin' } };
+
+  it("show a page in OpenAI's list shape, each entry with its id, as the OpenAPI document describes them", () => {
+    const page = auditListView({ data: [entry, { ...entry, id: 41 }], firstId: 42, lastId: 41, hasMore: true });
+    expect(page).toEqual({
+      object: 'list',
+      data: [
+        { object: 'audit_entry', id: 'audit_42', at: entry.at, actor: 'ops', action: 'key.issue', target: 'key_1', details: entry.details },
+        { object: 'audit_entry', id: 'audit_41', at: entry.at, actor: 'ops', action: 'key.issue', target: 'key_1', details: entry.details },
+      ],
+      first_id: 'audit_42',
+      last_id: 'audit_41',
+      has_more: true,
+    });
+    expect(auditListViewSchema.safeParse(page).success).toBe(true);
+    const schemas = ADMIN_OPENAPI.components.schemas;
+    expect(Object.keys(schemas.AuditEntry.properties ?? {})).toEqual(Object.keys(page.data[0]!));
+    expect(Object.keys(schemas.AuditList.properties)).toEqual(Object.keys(page));
+    expect(JSON.stringify((ADMIN_OPENAPI.paths as Record<string, unknown>)['/admin/v1/audit'])).toContain('#/components/schemas/AuditList');
+  });
+
+  it('show an empty page with null ids, and the ids of a page that stopped at the scan bound with no entry', () => {
+    expect(auditListView({ data: [], firstId: undefined, lastId: undefined, hasMore: false })).toEqual({ object: 'list', data: [], first_id: null, last_id: null, has_more: false });
+    expect(auditListView({ data: [], firstId: undefined, lastId: 9_001, hasMore: true })).toMatchObject({ first_id: null, last_id: 'audit_9001', has_more: true });
   });
 });

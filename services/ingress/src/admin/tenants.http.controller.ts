@@ -2,7 +2,8 @@ import { Controller, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards }
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Limits, OrgConfig, ProjectConfig, TeamConfig } from '@openrouter/config';
-import { AccessService, type TenantEntry } from '../access/access.service';
+import { AUDIT_ACTIONS, type NumberedAuditEntry } from '../access/access.repository';
+import { AccessService, type AuditPage, type TenantEntry } from '../access/access.service';
 import { visibleTenants } from '../access/admin-scope';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { auditQuery, parseInput, tenantBody } from './admin-input';
@@ -38,11 +39,50 @@ export class TenantsHttpController {
     return projectView(await this.access.addProject(adminOf(req), org, team, entry(req.body)));
   }
 
+  /**
+   * The audit log a page at a time, newest first, in OpenAI's list shape; the next page is
+   * `?after=<last_id>`, the previous one `?before=<first_id>`, with the same filters.
+   */
   @Get('audit')
   async audit(@Req() req: FastifyRequest, @Query() query: unknown) {
-    const { limit } = parseInput(auditQuery, query);
-    return { object: 'list', data: await this.access.listAudit(adminOf(req), limit) };
+    const { action, ...input } = parseInput(auditQuery, query);
+    const page = await this.access.auditPage(adminOf(req), { ...input, actions: action });
+    return auditListView(page);
   }
+}
+
+/** An audit entry's id as the API shows it. */
+export function auditId(id: number): string {
+  return `audit_${id}`;
+}
+
+/** An audit entry as the API shows it; the OpenAPI document's `AuditEntry`. */
+export const auditEntryViewSchema = z.strictObject({
+  object: z.literal('audit_entry'),
+  id: z.string().describe('audit_<n>: n is unique and increases in the order entries were written, on every replica'),
+  at: z.string().describe('When the change was made (ISO 8601, UTC), by the clock of the replica that made it'),
+  actor: z.string().describe('The id of the admin key that made it (`dev-admin` for the development admin key)'),
+  action: z.string().describe(`What was done: ${AUDIT_ACTIONS.join(', ')}`),
+  target: z.string().describe('The id of what was changed (a key, organisation, team, project or budget)'),
+  details: z.record(z.string(), z.unknown()).describe("The org (and team, project) concerned, the actor's role and, for a scoped key, its scope (actor_org, actor_project); what changed"),
+});
+export const auditListViewSchema = z.strictObject({
+  object: z.literal('list'),
+  data: z.array(auditEntryViewSchema),
+  first_id: z.string().nullable(),
+  last_id: z.string().nullable(),
+  has_more: z.boolean(),
+});
+export type AuditEntryView = z.infer<typeof auditEntryViewSchema>;
+export type AuditListView = z.infer<typeof auditListViewSchema>;
+
+export function auditEntryView(entry: NumberedAuditEntry): AuditEntryView {
+  return { object: 'audit_entry', id: auditId(entry.id), at: entry.at, actor: entry.actor, action: entry.action, target: entry.target, details: entry.details };
+}
+
+export function auditListView(page: AuditPage): AuditListView {
+  const id = (n: number | undefined): string | null => (n === undefined ? null : auditId(n));
+  return { object: 'list', data: page.data.map(auditEntryView), first_id: id(page.firstId), last_id: id(page.lastId), has_more: page.hasMore };
 }
 
 /*
