@@ -222,7 +222,8 @@ function mutationCases(): Case[] {
         let body = replaced(build(family), path, value) as Record<string, unknown>;
         const streamed = Math.floor(n / families.length) % 2 === 1;
         if (streamed && endpoint !== 'embeddings' && path[0] !== 'stream') body = { ...body, stream: true };
-        const overWs = endpoint === 'chat' && n % 4 === 3;
+        // Shifted by one each round of families, so the socket reaches every family whatever their number.
+        const overWs = endpoint === 'chat' && (n + Math.floor(n / families.length)) % 4 === 3;
         cases.push({ endpoint: overWs ? 'ws' : endpoint, family, label: `${paramOf(path)} = ${shown(value)}${streamed ? ' (stream)' : ''}`, body });
         n++;
       }

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import OpenAI from 'openai';
 import { PROVIDER_TYPES, type ProviderType } from '@openrouter/config';
 import { anthropicThinkingSignature } from '@openrouter/provider-simulator';
@@ -199,6 +200,89 @@ describe('every provider family through the gateway', () => {
         expect(result.data[0]?.embedding).toHaveLength(256);
       });
     }
+  });
+});
+
+/**
+ * Vertex AI as an enterprise on Google Cloud runs it: a service-account key whose JWT the token
+ * endpoint verifies, Gemini and Claude behind one provider, tokens refreshed without the client
+ * noticing.
+ */
+describe('vertex with a service-account key, Gemini and Claude', () => {
+  const clientEmail = 'gateway@sim-project.iam.gserviceaccount.com';
+  // Made at test time; no private key is committed.
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const account = { clientEmail, publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+  const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  let gw: TestGateway;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    gw = await startWithEveryFamily((doc) => {
+      const url = String((doc['providers'] as { simulated: { baseUrl: string } }).simulated.baseUrl).replace(/\/v1$/, '');
+      const vertex = (key: string): Record<string, unknown> => ({
+        type: 'vertex',
+        project: 'sim-project',
+        location: 'europe-west4',
+        baseUrl: url,
+        credentials: { clientEmail, privateKey: key, tokenUri: `${url}/token` },
+        timeoutMs: 10_000,
+      });
+      const providers = doc['providers'] as Record<string, unknown>;
+      providers['vertex-sa'] = vertex(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+      providers['vertex-stranger'] = vertex(stranger);
+      const models = doc['models'] as Array<Record<string, unknown>>;
+      models.push(
+        { id: 'vertex-gemini', capabilities: ['chat', 'tools'], pricing: { input: '1', output: '2' }, deployments: [{ id: 'vertex-sa-gemini', provider: 'vertex-sa', model: 'gemini-2.5-flash' }] },
+        { id: 'vertex-claude', capabilities: ['chat', 'tools'], pricing: { input: '1', output: '2' }, deployments: [{ id: 'vertex-sa-claude', provider: 'vertex-sa', model: 'claude-sonnet-4-5@20250929' }] },
+        { id: 'vertex-untrusted', capabilities: ['chat'], deployments: [{ provider: 'vertex-stranger', model: 'gemini-2.5-flash' }] },
+      );
+    });
+    client = gw.client();
+  });
+  afterAll(async () => gw?.close());
+  beforeEach(() => {
+    gw.sim.reset();
+    gw.sim.trustServiceAccount(account);
+  });
+
+  const modelCalls = () => gw.sim.requests().filter((r) => r.path.startsWith('/v1/projects/'));
+
+  it('answers Gemini and streams Claude with a token from the service-account grant', async () => {
+    const { data, response } = await client.chat.completions.create({ model: 'vertex-gemini', messages: [{ role: 'user', content: 'Hello' }] }).withResponse();
+    expect(response.headers.get('x-openrouter-provider')).toBe('vertex-sa');
+    expect(data.choices[0]?.message.content?.length).toBeGreaterThan(0);
+
+    const stream = await client.chat.completions.create({ model: 'vertex-claude', messages: [{ role: 'user', content: 'Tell me something' }], stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      usage = chunk.usage ?? usage;
+    }
+    expect(text.length).toBeGreaterThan(0);
+    expect(usage?.completion_tokens).toBeGreaterThan(0);
+    expect(modelCalls().map((r) => r.path)).toEqual([
+      '/v1/projects/sim-project/locations/europe-west4/publishers/google/models/gemini-2.5-flash:generateContent',
+      '/v1/projects/sim-project/locations/europe-west4/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict',
+    ]);
+    expect(modelCalls().every((r) => r.headers['authorization'] === 'present')).toBe(true);
+  });
+
+  it('refreshes an expired token without the client noticing', async () => {
+    await client.chat.completions.create({ model: 'vertex-gemini', messages: [{ role: 'user', content: 'Hello' }] });
+    gw.sim.expireAccessTokens();
+    const answer = await client.chat.completions.create({ model: 'vertex-claude', messages: [{ role: 'user', content: 'Hello again' }] });
+    expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    expect(modelCalls().map((r) => r.outcome)).toEqual(['completed', 'error', 'completed']);
+  });
+
+  it('answers 502 upstream_auth_failed when the token endpoint refuses the key, naming no secret', async () => {
+    const failed = client.chat.completions.create({ model: 'vertex-untrusted', messages: [{ role: 'user', content: 'Hello' }] });
+    await expect(failed).rejects.toMatchObject({ status: 502, code: 'upstream_auth_failed' });
+    const error = (await failed.catch((e: unknown) => e)) as Error;
+    expect(error.message).not.toMatch(/PRIVATE KEY|eyJ|ya29/);
+    expect(modelCalls()).toEqual([]);
   });
 });
 

@@ -48,4 +48,23 @@ export const SIMULATED_PROVIDERS: { readonly [T in ProviderType]: SimulatedProvi
     chatModel: 'gemini-2.5-flash',
     embeddingModel: 'gemini-embedding-001',
   },
+  vertex: {
+    // A static access token: the simulator takes its key as one. Service-account and metadata-server
+    // tokens are covered by services/adapter/src/providers/vertex/vertex.adapter.int-spec.ts.
+    config: (url, apiKey) => ({
+      type: 'vertex',
+      project: 'sim-project',
+      location: 'us-central1',
+      baseUrl: url,
+      accessToken: apiKey,
+      metadataServerUrl: `${url}/computeMetadata/v1/instance/service-accounts/default/token`,
+      publishers: {},
+      defaultMaxTokens: 1024,
+      thinking: 'adaptive',
+      headers: {},
+      timeoutMs: 1500,
+    }),
+    chatModel: 'gemini-2.5-flash',
+    embeddingModel: 'text-embedding-005',
+  },
 };

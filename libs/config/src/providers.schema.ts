@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { numeric, strictObject } from './primitives';
+import { flag, numeric, strictObject } from './primitives';
 
 /** Every provider family the adapter speaks; each has a folder under services/adapter/src/providers. */
-export const PROVIDER_TYPES = ['openai', 'azure', 'bedrock', 'anthropic', 'gemini'] as const;
+export const PROVIDER_TYPES = ['openai', 'azure', 'bedrock', 'anthropic', 'gemini', 'vertex'] as const;
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
 
 const common = {
@@ -133,8 +133,68 @@ export const bedrockProvider = strictObject({
   ...common,
 });
 
+/** Where a service account's access tokens come from unless its key names another endpoint. */
+export const GOOGLE_TOKEN_URI = 'https://oauth2.googleapis.com/token';
+/** The token of the service account attached to a GCE VM or a GKE pod (Workload Identity). */
+export const GOOGLE_METADATA_TOKEN_URL = 'http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token';
+
+/** The parts of a service-account key the JWT-bearer grant needs. */
+export const googleServiceAccountKey = strictObject({
+  clientEmail: z.string().min(1),
+  /** PEM (`-----BEGIN PRIVATE KEY-----…`); read and checked when the adapter starts, never echoed. */
+  privateKey: z.string().min(1),
+  tokenUri: z.string().url().default(GOOGLE_TOKEN_URI),
+});
+export type GoogleServiceAccountKey = z.infer<typeof googleServiceAccountKey>;
+
+const VERTEX_AUTH_SOURCES = ['credentials', 'credentialsFile', 'metadataServer', 'accessToken'] as const;
+
+/**
+ * Google Cloud Vertex AI: Gemini (publisher `google`) and Claude (publisher `anthropic`) models of
+ * one project and location, called with an OAuth2 access token from exactly one source.
+ */
+export const vertexProvider = strictObject({
+  type: z.literal('vertex'),
+  project: z.string().min(1),
+  /** A region (`us-central1`, `europe-west4`) or `global`. */
+  location: z.string().regex(/^[a-z0-9-]+$/, 'a Google Cloud region such as us-central1, or global').default('us-central1'),
+  /** Defaults to https://LOCATION-aiplatform.googleapis.com (https://aiplatform.googleapis.com for `global`). */
+  baseUrl: z.string().url().optional(),
+  /** A service-account key given inline (its private key from the environment). */
+  credentials: googleServiceAccountKey.optional(),
+  /** The path of a service-account key file as Google issues it (JSON); read when the adapter starts. */
+  credentialsFile: z.string().min(1).optional(),
+  /** The token of the workload's own service account, from the metadata server (GCE, GKE Workload Identity). */
+  metadataServer: flag.optional(),
+  metadataServerUrl: z.string().url().default(GOOGLE_METADATA_TOKEN_URL),
+  /** A token obtained elsewhere (`gcloud auth print-access-token`): never refreshed. */
+  accessToken: z.string().min(1).optional(),
+  /** Model name → publisher, for a name the default (`claude-…` is Anthropic's, anything else Google's) gets wrong. */
+  publishers: z.record(z.string().min(1), z.enum(['google', 'anthropic'])).default({}),
+  /** Claude: `max_tokens` when the request sets none, as for the `anthropic` family. */
+  defaultMaxTokens: numeric(z.number().int().positive()).default(4096),
+  /** Claude: how `reasoning_effort` turns extended thinking on, as for the `anthropic` family. */
+  thinking: z.enum(['adaptive', 'budget']).default('adaptive'),
+  ...common,
+}).superRefine((provider, ctx) => {
+  const given = VERTEX_AUTH_SOURCES.filter((source) => (source === 'metadataServer' ? provider.metadataServer === true : provider[source] !== undefined));
+  if (given.length === 1) return;
+  ctx.addIssue({
+    code: 'custom',
+    message:
+      given.length === 0
+        ? 'one source of access tokens is required: credentials, credentialsFile, metadataServer: true or accessToken'
+        : `exactly one source of access tokens may be given, found ${given.join(', ')}`,
+  });
+});
+
+/** Where Vertex AI is reached for a location: its regional host, or the global one. */
+export function vertexBaseUrl(location: string): string {
+  return location === 'global' ? 'https://aiplatform.googleapis.com' : `https://${location}-aiplatform.googleapis.com`;
+}
+
 // A family joins the union (and PROVIDER_TYPES) when its adapter is in the registry.
-export const providerSchema = z.discriminatedUnion('type', [openaiProvider, azureProvider, bedrockProvider, anthropicProvider, geminiProvider]);
+export const providerSchema = z.discriminatedUnion('type', [openaiProvider, azureProvider, bedrockProvider, anthropicProvider, geminiProvider, vertexProvider]);
 export type ProviderConfig = z.infer<typeof providerSchema>;
 export type ProviderConfigOf<T extends ProviderType> = Extract<ProviderConfig, { type: T }>;
 
@@ -142,6 +202,7 @@ export type ProviderConfigOf<T extends ProviderType> = Extract<ProviderConfig, {
 export function providerBaseUrl(provider: ProviderConfig): string {
   if ('baseUrl' in provider && provider.baseUrl) return provider.baseUrl.replace(/\/+$/, '');
   if ('region' in provider) return `https://bedrock-runtime.${provider.region}.amazonaws.com`;
+  if (provider.type === 'vertex') return vertexBaseUrl(provider.location);
   throw new Error('unreachable: every provider family has a base URL');
 }
 

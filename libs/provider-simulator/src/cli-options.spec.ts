@@ -18,6 +18,21 @@ describe('CLI options', () => {
     });
   });
 
+  it('reads the public keys of the Google service accounts the token endpoint trusts', () => {
+    const files: Record<string, string> = { '/keys/sa.pem': '-----BEGIN PUBLIC KEY-----\n…' };
+    const read = (path: string): string => {
+      const text = files[path];
+      if (text === undefined) throw new Error('ENOENT');
+      return text;
+    };
+    expect(parseCliArgs(['--google-service-account', 'sa@p.iam.gserviceaccount.com=/keys/sa.pem', '--access-token-expires-in', '600'], read)).toEqual({
+      kind: 'start',
+      options: { googleServiceAccounts: [{ clientEmail: 'sa@p.iam.gserviceaccount.com', publicKey: files['/keys/sa.pem'] }], behaviour: { accessTokenExpiresInSeconds: 600 } },
+    });
+    expect(() => parseCliArgs(['--google-service-account', 'sa@p=/missing.pem'], read)).toThrow('--google-service-account: cannot read /missing.pem');
+    expect(() => parseCliArgs(['--google-service-account', 'no-file'], read)).toThrow(/EMAIL=PUBLIC_KEY_FILE/);
+  });
+
   it('recognises --help', () => {
     expect(parseCliArgs(['--help'])).toEqual({ kind: 'help' });
   });

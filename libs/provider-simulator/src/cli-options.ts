@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Behaviour } from './core/behaviour-config';
 import type { SimulatorOptions } from './simulator-server';
@@ -13,6 +14,9 @@ export const CLI_USAGE = `Usage: provider-simulator [options]
   --completion-tokens N       default reply length in tokens
   --embedding-dimensions N    default embedding size
   --context-window N          prompt token limit
+  --access-token-expires-in N expires_in of the Google access tokens issued (Vertex AI)
+  --google-service-account E=F  trust service account E (its email) whose public key is the PEM file F;
+                              repeatable
   --seed N                    PRNG seed
   --help                      show this text`;
 
@@ -25,10 +29,11 @@ const NUMERIC_BEHAVIOUR_FLAGS: Readonly<Record<string, keyof Omit<Behaviour, 'fa
   'completion-tokens': 'completionTokens',
   'embedding-dimensions': 'embeddingDimensions',
   'context-window': 'contextWindow',
+  'access-token-expires-in': 'accessTokenExpiresInSeconds',
 };
 
 /** Parses argv (without node and script). Throws with a readable message on bad input. */
-export function parseCliArgs(argv: readonly string[]): CliCommand {
+export function parseCliArgs(argv: readonly string[], readFile: (path: string) => string = (path) => readFileSync(path, 'utf8')): CliCommand {
   const { values } = parseArgs({
     args: [...argv],
     strict: true,
@@ -45,6 +50,8 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       'completion-tokens': { type: 'string' },
       'embedding-dimensions': { type: 'string' },
       'context-window': { type: 'string' },
+      'access-token-expires-in': { type: 'string' },
+      'google-service-account': { type: 'string', multiple: true },
     },
   });
   if (values.help === true) return { kind: 'help' };
@@ -64,6 +71,9 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   const seed = text('seed');
   if (seed !== undefined) options.seed = integer('seed', seed, 0, 0xffffffff);
 
+  const accounts = values['google-service-account'] ?? [];
+  if (accounts.length > 0) options.googleServiceAccounts = accounts.map((value) => serviceAccount(value, readFile));
+
   const behaviour: Partial<Behaviour> = {};
   for (const [flag, key] of Object.entries(NUMERIC_BEHAVIOUR_FLAGS)) {
     const raw = text(flag);
@@ -71,6 +81,17 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   }
   if (Object.keys(behaviour).length > 0) options.behaviour = behaviour;
   return { kind: 'start', options };
+}
+
+function serviceAccount(value: string, readFile: (path: string) => string): { clientEmail: string; publicKey: string } {
+  const at = value.indexOf('=');
+  if (at <= 0 || at === value.length - 1) throw new Error(`--google-service-account expects EMAIL=PUBLIC_KEY_FILE, got "${value}"`);
+  const path = value.slice(at + 1);
+  try {
+    return { clientEmail: value.slice(0, at), publicKey: readFile(path) };
+  } catch {
+    throw new Error(`--google-service-account: cannot read ${path}`);
+  }
 }
 
 function number(flag: string, raw: string): number {

@@ -9,8 +9,10 @@ import { HttpExchange } from './http/http-exchange';
 import { bedrockWire } from './wire/bedrock';
 import { anthropicWire } from './wire/anthropic';
 import { geminiWire } from './wire/gemini';
+import { GoogleTokenAuthority, googleOAuthWire, type SimulatedServiceAccount } from './wire/google-oauth';
 import { azureOpenAiWire, openAiWire } from './wire/openai';
 import { openAiError } from './wire/openai-formats';
+import { vertexWire } from './wire/vertex';
 import type { SimulatorRuntime, WireHandler, WireProtocol } from './wire/wire-protocol';
 
 export interface SimulatorOptions {
@@ -25,6 +27,8 @@ export interface SimulatorOptions {
   seed?: number;
   /** How many requests the log keeps, newest first out last (default 10 000). */
   requestLogLimit?: number;
+  /** Service accounts whose signed assertions the simulated Google token endpoint (`POST /token`) accepts. */
+  googleServiceAccounts?: SimulatedServiceAccount[];
 }
 
 export interface RunningSimulator {
@@ -34,17 +38,21 @@ export interface RunningSimulator {
   baseUrl: string;
   port: number;
   configure(behaviour: Partial<Behaviour>): void;
-  /** Back to the behaviour the simulator was started with, fault PRNG re-seeded, log cleared. */
+  /** Back to the behaviour and service accounts the simulator was started with, fault PRNG re-seeded, log cleared (issued access tokens stay). */
   reset(): void;
   requests(): ObservedRequest[];
   /** Resolves when a logged request satisfies `predicate`; re-checked on every log change. */
   waitForRequest(predicate: (request: ObservedRequest) => boolean, timeoutMs?: number): Promise<ObservedRequest>;
+  /** The token endpoint accepts this service account's assertions too, until `reset()`. */
+  trustServiceAccount(account: SimulatedServiceAccount): void;
+  /** Every access token issued so far expires now: Vertex AI answers it with 401. */
+  expireAccessTokens(): void;
   close(): Promise<void>;
 }
 
 const DEFAULT_SEED = 1;
 const DEFAULT_WAIT_MS = 5_000;
-const WIRE_PROTOCOLS: readonly WireProtocol[] = [openAiWire, azureOpenAiWire, bedrockWire, anthropicWire, geminiWire];
+const WIRE_PROTOCOLS: readonly WireProtocol[] = [openAiWire, azureOpenAiWire, bedrockWire, anthropicWire, geminiWire, vertexWire, googleOAuthWire];
 
 function validated(patch: Partial<Behaviour>): Partial<Behaviour> {
   const result = parseBehaviourPatch(patch);
@@ -65,6 +73,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     behaviour: () => behaviour,
     faults,
     ids: new SeededRandom(mixSeeds(seed, 0x1d5)),
+    googleTokens: new GoogleTokenAuthority(options.googleServiceAccounts ?? []),
   };
 
   const control: SimulatorControl = {
@@ -77,9 +86,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     reset() {
       behaviour = mergeBehaviour(startupBehaviour, {});
       faults.reset(behaviour.faults);
+      runtime.googleTokens.reset();
       log.clear();
     },
     requests: () => log.list(),
+    trustServiceAccount: (account) => runtime.googleTokens.trust(account),
+    expireAccessTokens: () => runtime.googleTokens.expireAll(),
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -135,6 +147,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     reset: () => control.reset(),
     requests: () => log.list(),
     waitForRequest: (predicate, timeoutMs = DEFAULT_WAIT_MS) => log.waitFor(predicate, timeoutMs),
+    trustServiceAccount: (account) => control.trustServiceAccount(account),
+    expireAccessTokens: () => control.expireAccessTokens(),
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

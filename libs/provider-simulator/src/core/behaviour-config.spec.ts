@@ -11,6 +11,7 @@ describe('behaviour config', () => {
       ignoreStreamOptions: false,
       embeddingDimensions: 1536,
       contextWindow: 128_000,
+      accessTokenExpiresInSeconds: 3600,
       faults: [],
     });
   });

@@ -41,6 +41,8 @@ export interface Behaviour {
   embeddingDimensions: number;
   /** Prompts above this many tokens are rejected with `context_length_exceeded`. */
   contextWindow: number;
+  /** `expires_in` of the access tokens the simulated Google token endpoint and metadata server issue. */
+  accessTokenExpiresInSeconds: number;
   faults: Fault[];
 }
 
@@ -53,6 +55,7 @@ export const DEFAULT_BEHAVIOUR: Readonly<Behaviour> = Object.freeze({
   ignoreStreamOptions: false,
   embeddingDimensions: 1536,
   contextWindow: 128_000,
+  accessTokenExpiresInSeconds: 3600,
   faults: [],
 });
 
@@ -82,6 +85,7 @@ export const behaviourPatchSchema = z.strictObject({
   ignoreStreamOptions: z.boolean().optional(),
   embeddingDimensions: z.int().min(1).max(MAX_EMBEDDING_DIMENSIONS).optional(),
   contextWindow: z.int().min(1).optional(),
+  accessTokenExpiresInSeconds: z.int().min(1).max(86_400).optional(),
   faults: z.array(faultSchema).optional(),
 });
 

@@ -1,8 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
 import type { Behaviour } from '../core/behaviour-config';
 import { parseBehaviourPatch } from '../core/behaviour-config';
 import type { ObservedRequest } from '../core/request-log';
+import type { SimulatedServiceAccount } from '../wire/google-oauth';
 import { parseJson, readRequestBody, writeJson } from './http-io';
+
+const serviceAccountSchema = z.strictObject({ clientEmail: z.string().min(1), publicKey: z.string().min(1) });
 
 export const CONTROL_PREFIX = '/_sim/';
 
@@ -11,6 +15,8 @@ export interface SimulatorControl {
   configure(patch: Partial<Behaviour>): void;
   reset(): void;
   requests(): ObservedRequest[];
+  trustServiceAccount(account: SimulatedServiceAccount): void;
+  expireAccessTokens(): void;
 }
 
 const controlError = (message: string): unknown => ({ error: { message, type: 'invalid_request_error', param: null, code: null } });
@@ -37,6 +43,23 @@ export async function handleControlRequest(req: IncomingMessage, res: ServerResp
       return writeJson(res, 200, { behaviour: control.behaviour() });
     case 'GET /_sim/requests':
       return writeJson(res, 200, { object: 'list', data: control.requests() });
+    case 'POST /_sim/google/service-accounts': {
+      const read = await readRequestBody(req);
+      if (!read.ok) return read.reason === 'too_large' ? writeJson(res, 413, controlError('Request body too large.')) : undefined;
+      const parsed = parseJson(read.body);
+      const account = parsed.ok ? serviceAccountSchema.safeParse(parsed.value) : undefined;
+      if (!account?.success) return writeJson(res, 400, controlError('Expected {"clientEmail": string, "publicKey": PEM string}.'));
+      try {
+        control.trustServiceAccount(account.data);
+      } catch {
+        return writeJson(res, 400, controlError('publicKey: not a PEM public key.'));
+      }
+      return writeJson(res, 200, { trusted: account.data.clientEmail });
+    }
+    case 'POST /_sim/google/expire-tokens':
+      req.resume();
+      control.expireAccessTokens();
+      return writeJson(res, 200, { expired: true });
     default:
       req.resume();
       return writeJson(res, 404, controlError(`Unknown control route: ${route}`));

@@ -2,6 +2,7 @@ import type { Behaviour } from '../core/behaviour-config';
 import type { FaultInjector } from '../core/fault-injector';
 import type { SeededRandom } from '../core/seeded-random';
 import type { HttpExchange } from '../http/http-exchange';
+import type { GoogleTokenAuthority } from './google-oauth';
 
 /** What every wire module gets from the running simulator. */
 export interface SimulatorRuntime {
@@ -12,6 +13,8 @@ export interface SimulatorRuntime {
   readonly faults: FaultInjector;
   /** For response/tool-call ids: deterministic per seed, separate from fault rolls. */
   readonly ids: SeededRandom;
+  /** Service accounts and issued access tokens of the simulated Google authorization server (Vertex AI). */
+  readonly googleTokens: GoogleTokenAuthority;
 }
 
 export type WireHandler = (exchange: HttpExchange, runtime: SimulatorRuntime) => Promise<void>;

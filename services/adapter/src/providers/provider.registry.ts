@@ -4,6 +4,7 @@ import { createBedrockAdapter } from './bedrock/bedrock.adapter';
 import { createGeminiAdapter } from './gemini/gemini.adapter';
 import { createOpenAIAdapter } from './openai/openai.adapter';
 import type { ProviderRegistry } from './provider-adapter';
+import { createVertexAdapter } from './vertex/vertex.adapter';
 
 /** Every provider family the adapter speaks; adding one is a folder plus a line here. */
 export const PROVIDER_REGISTRY = {
@@ -12,4 +13,5 @@ export const PROVIDER_REGISTRY = {
   bedrock: createBedrockAdapter,
   anthropic: createAnthropicAdapter,
   gemini: createGeminiAdapter,
+  vertex: createVertexAdapter,
 } satisfies ProviderRegistry;

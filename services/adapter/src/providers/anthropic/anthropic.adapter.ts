@@ -2,10 +2,12 @@ import type { Dispatcher } from 'undici';
 import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { createUpstreamAgent, discardRest, postJson, readServerSentEvents, transportError } from '../http-upstream';
+import type { ThinkingStyle } from '../claude-thinking';
+import { createUpstreamAgent, discardRest, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
-import { parseAnthropicErrorResponse } from './anthropic-errors';
-import { toAnthropicRequest } from './anthropic-request';
+import { postWithAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
+import { parseAnthropicErrorResponse, type ErrorResponseHeaders } from './anthropic-errors';
+import { toAnthropicRequest, type AnthropicMessagesBody } from './anthropic-request';
 import { parseAnthropicMessage } from './anthropic-response';
 import { AnthropicStreamTranslator } from './anthropic-stream';
 
@@ -15,21 +17,54 @@ export function messagesUrl(baseUrl: string): URL {
   return new URL(base.endsWith('/v1') ? `${base}/messages` : `${base}/v1/messages`);
 }
 
+/** Where and how the Messages wire format is sent: Anthropic's API itself, or Vertex AI. */
+export interface AnthropicEndpoint {
+  /** The URL of a call to a model, streamed or not. */
+  url(upstreamModel: string, stream: boolean): URL;
+  /** Sent on every call, under the credentials. */
+  headers: Record<string, string>;
+  auth: UpstreamAuth;
+  timeoutMs: number;
+  defaultMaxTokens: number;
+  thinking: ThinkingStyle;
+  /** The body as the endpoint takes it; default: the Messages API's own. */
+  body?(body: AnthropicMessagesBody): unknown;
+  /** An HTTP error answer as the canonical error; default: Anthropic's error JSON. */
+  parseError?(status: number, headers: ErrorResponseHeaders, bodyText: string): GatewayError;
+}
+
 /**
  * Anthropic's Messages API (`POST /v1/messages`), authenticated with `x-api-key` and pinned to
  * the configured `anthropic-version`. Anthropic has no embeddings API.
  */
 export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'anthropic'>, context: ProviderContext): ProviderAdapter {
-  const agent = createUpstreamAgent();
   const url = messagesUrl(config.baseUrl);
-  const headers: Record<string, string> = { ...config.headers, 'anthropic-version': config.version };
-  if (config.apiKey) headers['x-api-key'] = config.apiKey;
+  return createAnthropicWireAdapter(
+    id,
+    {
+      url: () => url,
+      headers: { ...config.headers, 'anthropic-version': config.version },
+      auth: staticAuth(config.apiKey ? { 'x-api-key': config.apiKey } : {}),
+      timeoutMs: config.timeoutMs,
+      defaultMaxTokens: config.defaultMaxTokens,
+      thinking: config.thinking,
+    },
+    context,
+  );
+}
 
-  async function post(body: unknown, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
-    const response = await postJson(agent, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
+/** The Messages wire format (request, answer, stream, errors) sent to `endpoint`. */
+export function createAnthropicWireAdapter(id: string, endpoint: AnthropicEndpoint, context: ProviderContext): ProviderAdapter {
+  const agent = createUpstreamAgent();
+  const parseError = endpoint.parseError ?? ((status: number, headers: ErrorResponseHeaders, text: string) => parseAnthropicErrorResponse(status, headers, text, id));
+
+  async function post(upstreamModel: string, body: AnthropicMessagesBody, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
+    const url = endpoint.url(upstreamModel, body.stream === true);
+    const sent = endpoint.body ? endpoint.body(body) : body;
+    const response = await postWithAuth(agent, endpoint.auth, { url, headers: endpoint.headers, body: JSON.stringify(sent), timeoutMs: call.timeoutMs || endpoint.timeoutMs, signal: call.signal, provider: id });
     if (response.statusCode >= 400) {
       const text = await response.body.text().catch(() => '');
-      throw parseAnthropicErrorResponse(response.statusCode, { retryAfter: headerValue(response.headers['retry-after']) }, text, id);
+      throw parseError(response.statusCode, { retryAfter: headerValue(response.headers['retry-after']) }, text);
     }
     return response;
   }
@@ -48,8 +83,8 @@ export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'ant
 
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
-      const { body, responseTool } = await toAnthropicRequest(call.request, call.upstreamModel, { defaultMaxTokens: config.defaultMaxTokens, thinking: config.thinking, loadImage: context.images.loader({ signal: call.signal }) });
-      const response = await post(body, call);
+      const { body, responseTool } = await toAnthropicRequest(call.request, call.upstreamModel, { defaultMaxTokens: endpoint.defaultMaxTokens, thinking: endpoint.thinking, loadImage: context.images.loader({ signal: call.signal }) });
+      const response = await post(call.upstreamModel, body, call);
       if (!call.request.stream) {
         yield { completion: parseAnthropicMessage(await readJson(response, call), { responseTool, provider: id }) };
         return;

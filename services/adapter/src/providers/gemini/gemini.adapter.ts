@@ -2,8 +2,9 @@ import { errors as undiciErrors, type Dispatcher } from 'undici';
 import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { createUpstreamAgent, postJson, readServerSentEvents, transportError } from '../http-upstream';
+import { createUpstreamAgent, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
+import { postWithAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
 import { batchEmbedBodies, embeddingResponse, EMBED_BATCH, parseBatchEmbedResponse } from './gemini-embeddings';
 import { parseGeminiErrorResponse } from './gemini-errors';
 import { modelResource, toGeminiRequest } from './gemini-request';
@@ -11,16 +12,28 @@ import { fromGeminiResponse } from './gemini-response';
 import { GeminiStreamTranslator } from './gemini-stream';
 import { countTextTokens, estimatedUsage, estimatePromptTokens } from './gemini-usage';
 
-type Method = 'generateContent' | 'streamGenerateContent' | 'batchEmbedContents';
+export type GeminiMethod = 'generateContent' | 'streamGenerateContent' | 'batchEmbedContents';
 
 /** Embedding batches sent at once for a request with more than EMBED_BATCH inputs. */
 const PARALLEL_EMBED_CALLS = 4;
 
-function retryAfterMs(headers: Dispatcher.ResponseData['headers']): number | undefined {
+export function retryAfterMs(headers: Dispatcher.ResponseData['headers']): number | undefined {
   const raw = headers['retry-after'];
   const value = Array.isArray(raw) ? raw[0] : raw;
   const seconds = Number(value);
   return value !== undefined && Number.isFinite(seconds) && seconds >= 0 ? Math.round(seconds * 1000) : undefined;
+}
+
+/** Where and how the Gemini wire format is sent: the Gemini API itself, or Vertex AI. */
+export interface GeminiEndpoint {
+  /** The URL of a method of a model; `alt=sse` is added for a stream. */
+  url(upstreamModel: string, method: GeminiMethod): URL;
+  /** Sent on every call, under the credentials. */
+  headers: Record<string, string>;
+  auth: UpstreamAuth;
+  timeoutMs: number;
+  /** An HTTP error answer as the canonical error; default: Google's error JSON as the Gemini API sends it. */
+  parseError?(status: number, bodyText: string, retryAfterMs: number | undefined): GatewayError;
 }
 
 /**
@@ -29,18 +42,31 @@ function retryAfterMs(headers: Dispatcher.ResponseData['headers']): number | und
  * the `x-goog-api-key` header.
  */
 export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini'>, context: ProviderContext): ProviderAdapter {
-  const agent = createUpstreamAgent();
   const base = config.baseUrl.replace(/\/+$/, '');
-  const headers: Record<string, string> = { ...config.headers };
-  if (config.apiKey) headers['x-goog-api-key'] = config.apiKey;
+  return createGeminiWireAdapter(
+    id,
+    {
+      url: (upstreamModel, method) => new URL(`${base}/${modelResource(upstreamModel)}:${method}`),
+      headers: { ...config.headers },
+      auth: staticAuth(config.apiKey ? { 'x-goog-api-key': config.apiKey } : {}),
+      timeoutMs: config.timeoutMs,
+    },
+    context,
+  );
+}
 
-  async function send(upstreamModel: string, method: Method, body: unknown, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
-    const url = new URL(`${base}/${modelResource(upstreamModel)}:${method}`);
+/** The Gemini wire format (request, answer, stream, errors, embeddings) sent to `endpoint`. */
+export function createGeminiWireAdapter(id: string, endpoint: GeminiEndpoint, context: ProviderContext): ProviderAdapter {
+  const agent = createUpstreamAgent();
+  const parseError = endpoint.parseError ?? ((status: number, text: string, retryAfter: number | undefined) => parseGeminiErrorResponse(status, text, id, retryAfter));
+
+  async function send(upstreamModel: string, method: GeminiMethod, body: unknown, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
+    const url = endpoint.url(upstreamModel, method);
     if (method === 'streamGenerateContent') url.searchParams.set('alt', 'sse');
-    const response = await postJson(agent, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
+    const response = await postWithAuth(agent, endpoint.auth, { url, headers: endpoint.headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoint.timeoutMs, signal: call.signal, provider: id });
     if (response.statusCode >= 400) {
       const text = await response.body.text().catch(() => '');
-      throw parseGeminiErrorResponse(response.statusCode, text, id, retryAfterMs(response.headers));
+      throw parseError(response.statusCode, text, retryAfterMs(response.headers));
     }
     return response;
   }

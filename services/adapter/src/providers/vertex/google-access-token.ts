@@ -1,0 +1,223 @@
+import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import type { Agent } from 'undici';
+import { z } from 'zod';
+import type { GoogleServiceAccountKey } from '@openrouter/config';
+import { GatewayError } from '@openrouter/errors';
+import type { UpstreamAuth } from '../upstream-auth';
+
+/** The scope every Vertex AI call needs. */
+export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
+/** The grant a signed service-account assertion is exchanged under (RFC 7523). */
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+/** Lifetime asked for in an assertion; Google issues tokens for at most an hour. */
+const ASSERTION_LIFETIME_S = 3600;
+/** A token is replaced this long before it expires, so no call carries one that lapses in flight. */
+const REFRESH_MARGIN_MS = 5 * 60_000;
+const TOKEN_TIMEOUT_MS = 30_000;
+
+/** An access token as a token endpoint grants it. */
+export interface GrantedToken {
+  accessToken: string;
+  expiresInSeconds: number;
+}
+
+export interface TokenHttpRequest {
+  method: 'GET' | 'POST';
+  url: URL;
+  headers: Record<string, string>;
+  body?: string;
+  timeoutMs: number;
+}
+
+/** One exchange with a token endpoint: undici in the adapter, a hand-written fake in specs. */
+export interface TokenHttp {
+  request(request: TokenHttpRequest): Promise<{ status: number; body: string }>;
+}
+
+/** Where a provider's bearer tokens come from. */
+export interface AccessTokenSource {
+  /** A token to call with now: the cached one, or a fresh one. */
+  token(signal: AbortSignal): Promise<string>;
+  /** The provider refused `token`: it is dropped. True when the next `token()` may give another. */
+  invalidate(token: string): boolean;
+}
+
+/** The credential as `Authorization: Bearer`, refreshed once when the provider answers 401. */
+export function bearerAuth(source: AccessTokenSource): UpstreamAuth {
+  return {
+    headers: async (signal) => ({ authorization: `Bearer ${await source.token(signal)}` }),
+    refused: (headers) => source.invalidate((headers['authorization'] ?? '').replace(/^Bearer /, '')),
+  };
+}
+
+/** A token given in the configuration: used as it is, never refreshed. */
+export function staticTokenSource(accessToken: string): AccessTokenSource {
+  const token = Promise.resolve(accessToken);
+  return { token: () => token, invalidate: () => false };
+}
+
+export interface CachedTokenOptions {
+  /** Names the provider in errors. */
+  provider: string;
+  /** Milliseconds since the epoch; a spec moves it by hand. */
+  now?: () => number;
+}
+
+/**
+ * Tokens from `grant`, cached until 5 minutes before they expire (halfway, for a token that lives
+ * less than 10 minutes). Calls that find no usable token share one fetch; a failed fetch is not
+ * cached, so the next call tries again.
+ */
+export class CachedTokenSource implements AccessTokenSource {
+  private cached: { token: string; refreshAt: number } | undefined;
+  private pending: Promise<string> | undefined;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly grant: () => Promise<GrantedToken>,
+    private readonly options: CachedTokenOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  token(signal: AbortSignal): Promise<string> {
+    if (this.cached !== undefined && this.now() < this.cached.refreshAt) return Promise.resolve(this.cached.token);
+    if (signal.aborted) return Promise.reject(cancelled(this.options.provider));
+    if (this.pending === undefined) {
+      const pending = this.fetch();
+      this.pending = pending;
+      // Cleared however it ends (also when the grant throws at once), and never an unhandled rejection.
+      const clear = (): void => {
+        if (this.pending === pending) this.pending = undefined;
+      };
+      pending.then(clear, clear);
+    }
+    return untilAborted(this.pending, signal, this.options.provider);
+  }
+
+  invalidate(token: string): boolean {
+    if (this.cached?.token === token) this.cached = undefined;
+    return true;
+  }
+
+  private async fetch(): Promise<string> {
+    const granted = await this.grant();
+    const lifetimeMs = granted.expiresInSeconds * 1000;
+    this.cached = { token: granted.accessToken, refreshAt: this.now() + lifetimeMs - Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2) };
+    return granted.accessToken;
+  }
+}
+
+const cancelled = (provider: string): GatewayError => new GatewayError('cancelled', 'The request was cancelled.', { provider });
+
+/** The shared fetch, or a cancellation as soon as this call's signal fires; the fetch runs on for the others. */
+function untilAborted(shared: Promise<string>, signal: AbortSignal, provider: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const onAbort = (): void => reject(cancelled(provider));
+    signal.addEventListener('abort', onAbort, { once: true });
+    shared.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+const tokenAnswer = z.looseObject({ access_token: z.string().min(1), expires_in: z.number().positive() });
+const tokenRefusal = z.looseObject({ error: z.string().optional(), error_description: z.string().optional() });
+/** An OAuth error code (`invalid_grant`); anything else in the field is not trusted into a message. */
+const ERROR_CODE = /^[a-z_]{1,64}$/;
+/** A JWT-looking string, dropped from whatever a token endpoint's text quotes back. */
+const JWT_TEXT = /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*/g;
+
+/**
+ * Every failure to get a token: the gateway's credentials, so another deployment may serve. It
+ * carries the token endpoint's status (0 when none answered) so that it reaches a client as the
+ * provider's failure (502 `upstream_auth_failed`), never as a 401 about the client's own key.
+ */
+export function tokenError(provider: string, what: string, upstreamStatus: number, cause?: unknown): GatewayError {
+  return new GatewayError('auth_failed', `The provider "${provider}" could not get an access token: ${what}.`, { provider, code: 'upstream_auth_failed', retryable: true, upstreamStatus, cause });
+}
+
+/** Reads a token endpoint's answer; refusals and malformed answers become `tokenError`s without the body's secrets. */
+export async function exchangeForToken(http: TokenHttp, request: TokenHttpRequest, provider: string, endpoint: string): Promise<GrantedToken> {
+  let answer: { status: number; body: string };
+  try {
+    answer = await http.request(request);
+  } catch (error) {
+    throw tokenError(provider, `the ${endpoint} could not be reached`, 0, error);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(answer.body);
+  } catch {
+    json = undefined;
+  }
+  if (answer.status !== 200) {
+    const refusal = tokenRefusal.safeParse(json);
+    const code = refusal.success && refusal.data.error !== undefined && ERROR_CODE.test(refusal.data.error) ? refusal.data.error : undefined;
+    const description = refusal.success ? refusal.data.error_description?.replace(JWT_TEXT, '[redacted]').slice(0, 200) : undefined;
+    // The endpoint's own words go to the log only (no response carries a cause).
+    const cause = new Error(`HTTP ${answer.status}${code ? ` ${code}` : ''}${description ? `: ${description}` : ''}`);
+    throw tokenError(provider, `the ${endpoint} answered HTTP ${answer.status}${code ? ` (${code})` : ''}`, answer.status, cause);
+  }
+  const parsed = tokenAnswer.safeParse(json);
+  if (!parsed.success) throw tokenError(provider, `the ${endpoint} answered without an access token and its lifetime`, answer.status);
+  return { accessToken: parsed.data.access_token, expiresInSeconds: parsed.data.expires_in };
+}
+
+const base64url = (data: string | Buffer): string => Buffer.from(data).toString('base64url');
+
+/** The RS256-signed assertion a service account exchanges for a token. */
+export function signedAssertion(key: { clientEmail: string; tokenUri: string }, privateKey: KeyObject, issuedAtSeconds: number): string {
+  const header = base64url(JSON.stringify({ alg: 'RS256', typ: 'JWT' }));
+  const claims = base64url(JSON.stringify({ iss: key.clientEmail, scope: CLOUD_PLATFORM_SCOPE, aud: key.tokenUri, iat: issuedAtSeconds, exp: issuedAtSeconds + ASSERTION_LIFETIME_S }));
+  const signature = sign('RSA-SHA256', Buffer.from(`${header}.${claims}`), privateKey);
+  return `${header}.${claims}.${base64url(signature)}`;
+}
+
+/**
+ * A service account's private key; the message never quotes it. A key whose line breaks are
+ * written `\n` (as in the JSON key file, copied into an environment variable) is taken too.
+ */
+export function readPrivateKey(pem: string, where: string): KeyObject {
+  try {
+    const key = createPrivateKey(pem.includes('\n') ? pem : pem.replace(/\\n/g, '\n'));
+    if (key.asymmetricKeyType !== 'rsa') throw new Error('not RSA');
+    return key;
+  } catch {
+    throw new Error(`${where}: not an RSA private key in PEM form (-----BEGIN PRIVATE KEY-----)`);
+  }
+}
+
+/** The JWT-bearer grant of a service-account key, as Google's client libraries make it. */
+export function serviceAccountGrant(key: GoogleServiceAccountKey, privateKey: KeyObject, http: TokenHttp, options: CachedTokenOptions): () => Promise<GrantedToken> {
+  const now = options.now ?? Date.now;
+  const url = new URL(key.tokenUri);
+  return () => {
+    const assertion = signedAssertion(key, privateKey, Math.floor(now() / 1000));
+    const body = new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion }).toString();
+    const request: TokenHttpRequest = { method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body, timeoutMs: TOKEN_TIMEOUT_MS };
+    return exchangeForToken(http, request, options.provider, 'token endpoint');
+  };
+}
+
+/** The token of the workload's own service account, from the metadata server (GCE, GKE Workload Identity). */
+export function metadataServerGrant(metadataUrl: string, http: TokenHttp, options: CachedTokenOptions): () => Promise<GrantedToken> {
+  const url = new URL(metadataUrl);
+  return () => exchangeForToken(http, { method: 'GET', url, headers: { 'metadata-flavor': 'Google' }, timeoutMs: TOKEN_TIMEOUT_MS }, options.provider, 'metadata server');
+}
+
+/** Token requests over an undici agent; the body is read whole (token answers are small). */
+export function undiciTokenHttp(agent: Agent): TokenHttp {
+  return {
+    async request(request) {
+      const response = await agent.request({
+        origin: request.url.origin,
+        path: request.url.pathname + request.url.search,
+        method: request.method,
+        headers: { accept: 'application/json', ...request.headers },
+        body: request.body,
+        headersTimeout: request.timeoutMs,
+        bodyTimeout: request.timeoutMs,
+      });
+      return { status: response.statusCode, body: await response.body.text() };
+    },
+  };
+}

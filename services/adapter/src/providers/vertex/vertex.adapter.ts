@@ -1,0 +1,135 @@
+import { vertexBaseUrl, type ProviderConfigOf } from '@openrouter/config';
+import type { adapterv1, chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { createAnthropicWireAdapter } from '../anthropic/anthropic.adapter';
+import { createGeminiWireAdapter, retryAfterMs } from '../gemini/gemini.adapter';
+import { createUpstreamAgent, transportError } from '../http-upstream';
+import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
+import { postWithAuth } from '../upstream-auth';
+import { bearerAuth, undiciTokenHttp } from './google-access-token';
+import { vertexTokenSource } from './vertex-credentials';
+import { parsePredictResponse, predictBatches, predictEmbeddingResponse } from './vertex-embeddings';
+import { vertexClaudeError, vertexGoogleError } from './vertex-errors';
+
+/** The Messages API version Vertex AI takes, in the body where Anthropic's own API has a header. */
+export const VERTEX_ANTHROPIC_VERSION = 'vertex-2023-10-16';
+
+export type VertexPublisher = 'google' | 'anthropic';
+
+/** Embedding calls sent at once for a request that needs several. */
+const PARALLEL_EMBED_CALLS = 4;
+
+/** The publisher of a model: the configured one, else Anthropic's for `claude-…`, else Google's. */
+export function publisherOf(model: string, configured: Readonly<Record<string, VertexPublisher>>): VertexPublisher {
+  if (Object.hasOwn(configured, model)) return configured[model] as VertexPublisher;
+  return /^claude-/i.test(model) ? 'anthropic' : 'google';
+}
+
+/** A path segment; `@` (Claude's version suffix, `claude-sonnet-4-5@20250929`) stays as Google writes it. */
+const segment = (value: string): string => encodeURIComponent(value).replace(/%40/g, '@');
+
+/**
+ * Google Cloud Vertex AI: Gemini models (publisher `google`) through `:generateContent` and
+ * `:streamGenerateContent?alt=sse` in the Gemini wire format, Google's text-embedding models
+ * through `:predict`, Claude models (publisher `anthropic`) through `:rawPredict` and
+ * `:streamRawPredict` in the Messages wire format, all called with an OAuth2 access token as
+ * `Authorization: Bearer`.
+ */
+export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex'>, context: ProviderContext): ProviderAdapter {
+  const tokenAgent = createUpstreamAgent();
+  let tokens;
+  try {
+    // A key file or private key that is no good stops the adapter here, at start-up.
+    tokens = vertexTokenSource(id, config, { http: undiciTokenHttp(tokenAgent) });
+  } catch (error) {
+    void tokenAgent.close();
+    throw error;
+  }
+  const auth = bearerAuth(tokens);
+  const base = (config.baseUrl ?? vertexBaseUrl(config.location)).replace(/\/+$/, '');
+  const modelUrl = (publisher: VertexPublisher, model: string, method: string): URL =>
+    new URL(`${base}/v1/projects/${segment(config.project)}/locations/${segment(config.location)}/publishers/${publisher}/models/${segment(model)}:${method}`);
+
+  const gemini = createGeminiWireAdapter(
+    id,
+    {
+      url: (model, method) => modelUrl('google', model, method),
+      headers: { ...config.headers },
+      auth,
+      timeoutMs: config.timeoutMs,
+      parseError: (status, text, retryAfterMs) => vertexGoogleError(status, text, id, retryAfterMs),
+    },
+    context,
+  );
+  const claude = createAnthropicWireAdapter(
+    id,
+    {
+      url: (model, stream) => modelUrl('anthropic', model, stream ? 'streamRawPredict' : 'rawPredict'),
+      headers: { ...config.headers },
+      auth,
+      timeoutMs: config.timeoutMs,
+      defaultMaxTokens: config.defaultMaxTokens,
+      thinking: config.thinking,
+      // The model is in the URL; the version goes in the body.
+      body: ({ model: _model, ...body }) => ({ anthropic_version: VERTEX_ANTHROPIC_VERSION, ...body }),
+      parseError: (status, headers, text) => vertexClaudeError(status, headers, text, id),
+    },
+    context,
+  );
+
+  const embedAgent = createUpstreamAgent();
+
+  async function predict(url: URL, body: unknown, call: ProviderCall<unknown>): Promise<unknown> {
+    const response = await postWithAuth(embedAgent, auth, { url, headers: { ...config.headers }, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
+    if (response.statusCode >= 400) {
+      const text = await response.body.text().catch(() => '');
+      throw vertexGoogleError(response.statusCode, text, id, retryAfterMs(response.headers));
+    }
+    try {
+      return await response.body.json();
+    } catch (error) {
+      if (error instanceof SyntaxError) throw new GatewayError('upstream_error', `The provider "${id}" returned a malformed response.`, { provider: id, cause: error });
+      const failure = transportError(error, call.signal, id);
+      // Vertex answered; losing the connection mid-body is its failure, not unreachability.
+      if (failure.kind === 'unavailable') throw new GatewayError('upstream_error', `The provider "${id}" closed the connection before the answer was complete.`, { provider: id, cause: error });
+      throw failure;
+    }
+  }
+
+  return {
+    chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
+      return publisherOf(call.upstreamModel, config.publishers) === 'anthropic' ? claude.chat(call) : gemini.chat(call);
+    },
+
+    async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
+      const model = call.upstreamModel;
+      if (publisherOf(model, config.publishers) === 'anthropic') {
+        throw new GatewayError('bad_request', `The model "${call.request.model || model}" does not support embeddings: Anthropic has no embeddings API.`, { param: 'model', code: 'model_not_supported', provider: id });
+      }
+      const batches = predictBatches(call.request, model);
+      const answers = await mapLimited(batches, PARALLEL_EMBED_CALLS, async (batch) => {
+        const json = await predict(modelUrl('google', model, 'predict'), batch.body, call);
+        return parsePredictResponse(json, batch.count, id, call.request.dimensions !== undefined);
+      });
+      return predictEmbeddingResponse(model, call.request.texts, answers);
+    },
+
+    async close(): Promise<void> {
+      await Promise.all([gemini.close(), claude.close(), embedAgent.close(), tokenAgent.close()]);
+    },
+  };
+}
+
+/** `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const at = next++;
+      results[at] = await fn(items[at] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
