@@ -111,7 +111,15 @@ export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req,
     const onAbort = (): void => call.cancel();
     const start = (restarts: number): void => {
       call = method(request, metadata, options, (error, response) => {
-        if (error && restarts < REFUSED_RETRIES && !signal?.aborted && refusedUnseen(error)) return start(restarts + 1);
+        if (error && restarts < REFUSED_RETRIES && !signal?.aborted && refusedUnseen(error)) {
+          try {
+            return start(restarts + 1);
+          } catch (failure) {
+            // The channel was closed meanwhile (a replica gone, a shutdown): grpc-js throws from here, inside its own callback.
+            signal?.removeEventListener('abort', onAbort);
+            return reject(new GatewayError('unavailable', 'An internal gateway service is unavailable.', { cause: failure }));
+          }
+        }
         signal?.removeEventListener('abort', onAbort);
         if (!error) resolve(response);
         else if (signal?.aborted) reject(new GatewayError('cancelled', 'The client went away.', { cause: error }));

@@ -1,5 +1,6 @@
-import { makeGenericClientConstructor, Metadata, type Client, type ClientReadableStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition } from '@grpc/grpc-js';
+import { makeGenericClientConstructor, Metadata, status, type Client, type ClientUnaryCall, type ServiceError, type ClientReadableStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition } from '@grpc/grpc-js';
 import { callUnary, readStream } from './grpc-call';
+import { GatewayError } from '@openrouter/errors';
 import { GrpcSecurity, type GrpcSecuritySettings } from './grpc-security';
 import { GrpcServerHandle } from './grpc-server';
 
@@ -157,5 +158,31 @@ describe('connection age (grpc.maxConnectionAgeMs)', () => {
     await Promise.all(workers);
     expect(failures).toEqual([]);
     expect(new Set(server.peers).size).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe('a call refused unseen, started again', () => {
+  it('on a channel closed meanwhile (a replica gone, a shutdown) fails as unavailable instead of throwing out of grpc-js', async () => {
+    const server = await serve(GrpcSecurity.fromConfig(settings({})));
+    const client = clientOf(GrpcSecurity.fromConfig(settings({})), `127.0.0.1:${server.handle.port}`);
+    let calls = 0;
+    // The first call is refused as a server renewing its connection refuses it; the channel is closed before the second.
+    const method = (request: Buffer, metadata: Metadata, options: object, callback: (error: ServiceError | null, response: Buffer) => void): ClientUnaryCall => {
+      calls += 1;
+      if (calls === 1) {
+        const refused = Object.assign(new Error('14 UNAVAILABLE: Stream refused by server'), { code: status.UNAVAILABLE, details: 'Stream refused by server', metadata: new Metadata() });
+        setImmediate(() => callback(refused, Buffer.alloc(0)));
+        return { cancel: () => undefined } as unknown as ClientUnaryCall;
+      }
+      client.close();
+      return client.unary(request, metadata, options, callback);
+    };
+    const error = await callUnary(method, Buffer.from('hi'), new Metadata(), undefined, { timeoutMs: 5_000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(GatewayError);
+    expect(error).toMatchObject({ kind: 'unavailable' });
+    expect(calls).toBe(2);
   });
 });

@@ -58,7 +58,7 @@ export const auditQuery = z
     after: auditCursor.optional(),
     before: auditCursor.optional(),
     action: auditActions.optional(),
-    actor: z.string().min(1).max(128).optional(),
+    actor: z.string().min(1).max(200).optional(),
     target: z.string().min(1).max(256).optional(),
     since: auditTime.optional(),
     until: auditTime.optional(),

@@ -115,6 +115,29 @@ describe('admin single sign-on: tokens of a real local identity provider (discov
     expect(await scopes.authenticate(await token({ scope: 'openid profile or-admins' }))).toMatchObject({ role: 'admin' });
   });
 
+  it('takes a string role claim whole (but `scope` word by word), a namespaced claim by its name, and an unverified email as no name', async () => {
+    const auth = new OidcAdminAuth(config, silent);
+    // A group named with spaces is one group: "Not or-admins" grants nothing.
+    expect(await refusal(auth, await token({ groups: 'Not or-admins' }))).toMatchObject({ code: 'no_admin_grant' });
+    expect(await auth.authenticate(await token({ groups: 'finance' }))).toMatchObject({ role: 'finance' });
+    const namespaced = new OidcAdminAuth({ ...config, roleClaim: 'https://gw.example.com/roles' }, silent);
+    expect(await namespaced.authenticate(await token({ 'https://gw.example.com/roles': ['or-admins'] }))).toMatchObject({ role: 'admin' });
+    expect(await auth.authenticate(await token({ email: 'ceo@example.com', email_verified: false, groups: ['finance'] }))).toMatchObject({ id: 'oidc:user-1' });
+    expect(await auth.authenticate(await token({ email: 'carol@example.com', email_verified: true, groups: ['finance'] }))).toMatchObject({ id: 'oidc:carol@example.com' });
+  });
+
+  it('refuses a token without an expiry: it would never expire', async () => {
+    const auth = new OidcAdminAuth(config, silent);
+    const forever = await new SignJWT({ groups: ['or-admins'] })
+      .setProtectedHeader({ alg: current.alg, kid: current.kid })
+      .setIssuer(idp.issuer)
+      .setAudience('open-router-admin')
+      .setSubject('mallory')
+      .setIssuedAt(Math.floor(Date.now() / 1000) - 10 * 365 * 86_400)
+      .sign(current.privateKey);
+    expect(await refusal(auth, forever)).toMatchObject({ kind: 'auth_failed', code: 'invalid_admin_token' });
+  });
+
   it('refuses tokens it must not take, each with its reason and never a 5xx', async () => {
     const auth = new OidcAdminAuth(config, silent);
     const claims = { groups: ['or-admins'] };
@@ -148,6 +171,15 @@ describe('admin single sign-on: tokens of a real local identity provider (discov
   it('answers 503 while the provider cannot be read, and recovers without a restart', async () => {
     const down = new OidcAdminAuth({ ...config, issuer: 'http://127.0.0.1:9/realms/none' }, silent);
     expect(await refusal(down, await token({ groups: ['or-admins'] }))).toMatchObject({ kind: 'unavailable', code: 'identity_provider_unavailable' });
+
+    // A failed discovery is remembered for a moment: requests meanwhile do not each wait on the provider again.
+    idp.announcedIssuer = 'https://elsewhere.example.com';
+    const remembering = new OidcAdminAuth(config, silent);
+    const before = idp.fetches.discovery;
+    expect(await refusal(remembering, await token({ groups: ['or-admins'] }))).toMatchObject({ code: 'identity_provider_unavailable' });
+    expect(await refusal(remembering, await token({ groups: ['or-admins'] }))).toMatchObject({ code: 'identity_provider_unavailable' });
+    expect(idp.fetches.discovery).toBe(before + 1);
+    idp.announcedIssuer = undefined;
 
     idp.jwksStatus = 500;
     const auth = new OidcAdminAuth(config, silent, { cooldownMs: 0 });

@@ -23,14 +23,36 @@ const unavailable = (cause?: unknown): GatewayError =>
 
 const refused = (message: string, cause?: unknown): GatewayError => new GatewayError('auth_failed', message, { code: 'invalid_admin_token', cause });
 
-/** The values of the claim at a dotted `path`: a string (taken whole and word by word, as `scope` lists its scopes) or a list of strings. */
-function claimValues(payload: JWTPayload, path: string): string[] {
-  let value: unknown = payload;
-  for (const part of path.split('.')) value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined;
-  if (typeof value === 'string') return [value, ...value.split(/\s+/).filter((w) => w !== '' && w !== value)];
+/** Claims that list their values in one space-separated string (OAuth scopes). */
+const SPACE_SEPARATED = new Set(['scope', 'scp']);
+
+/**
+ * The values of claim `name`: the top-level claim of that name (namespaced claims such as
+ * `https://example.com/roles` have dots), else the claim at that dotted path
+ * (`realm_access.roles`). A list of strings, or a string: taken whole, except `scope` and `scp`,
+ * whose words are the values (a group named "Not admins" must not grant `admins`).
+ */
+function claimValues(payload: JWTPayload, name: string): string[] {
+  let value: unknown = Object.hasOwn(payload, name) ? payload[name] : undefined;
+  if (value === undefined) {
+    value = payload;
+    for (const part of name.split('.')) value = value !== null && typeof value === 'object' && Object.hasOwn(value, part) ? (value as Record<string, unknown>)[part] : undefined;
+  }
+  const last = name.split('.').at(-1) ?? name;
+  if (typeof value === 'string') return SPACE_SEPARATED.has(last) ? value.split(/\s+/).filter((w) => w !== '') : [value];
   if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
   return [];
 }
+
+/** The caller's name for the audit log: `actorClaim`, unless it is an email the provider says it has not verified, then `sub`. */
+function actorOf(payload: JWTPayload, actorClaim: string): string | undefined {
+  const unverifiedEmail = (actorClaim.split('.').at(-1) ?? actorClaim) === 'email' && payload['email_verified'] === false;
+  const named = unverifiedEmail ? undefined : claimValues(payload, actorClaim)[0];
+  return named ?? payload.sub;
+}
+
+/** How long a failed discovery is remembered before the next request tries again. */
+const DISCOVERY_RETRY_MS = 5_000;
 
 /**
  * Single sign-on for the admin API (`access.admin.oidc`): a bearer token that is a JWT is
@@ -43,6 +65,8 @@ function claimValues(payload: JWTPayload, path: string): string[] {
 export class OidcAdminAuth {
   private jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   private discovering: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  /** The last discovery that failed, and when: requests meanwhile get its answer without asking again. */
+  private failed: { at: number; error: GatewayError } | undefined;
 
   /** `cooldownMs`: the least time between two fetches of the keys (30 s; tests shorten it). */
   constructor(
@@ -66,13 +90,15 @@ export class OidcAdminAuth {
         audience: this.config.audience,
         algorithms: [...this.config.algorithms],
         clockTolerance: this.config.clockToleranceSec,
+        // A token without an expiry would never expire.
+        requiredClaims: ['exp'],
       }));
     } catch (error) {
       throw this.verificationError(error);
     }
     const held = new Set(claimValues(payload, this.config.roleClaim));
     const grant = this.config.grants.find((g) => held.has(g.value));
-    const actor = claimValues(payload, this.config.actorClaim)[0] ?? payload.sub;
+    const actor = actorOf(payload, this.config.actorClaim);
     if (!actor) throw refused(`The admin token has no "${this.config.actorClaim}" or "sub" claim to name its holder.`);
     if (!grant) {
       throw new GatewayError('permission_denied', `The admin token grants no admin role: its "${this.config.roleClaim}" claim holds none of the values access.admin.oidc.grants maps.`, { code: 'no_admin_grant' });
@@ -101,7 +127,20 @@ export class OidcAdminAuth {
   /** The key set, from `jwksUrl` or found through the issuer's discovery document (fetched once; again after a failure). */
   private async keys(): Promise<ReturnType<typeof createRemoteJWKSet>> {
     if (this.jwks) return this.jwks;
-    this.discovering ??= this.discover().finally(() => (this.discovering = undefined));
+    if (this.failed && Date.now() - this.failed.at < DISCOVERY_RETRY_MS) throw this.failed.error;
+    this.discovering ??= this.discover()
+      .then(
+        (jwks) => {
+          this.failed = undefined;
+          return jwks;
+        },
+        (error: unknown) => {
+          const failure = error instanceof GatewayError ? error : unavailable(error);
+          this.failed = { at: Date.now(), error: failure };
+          throw failure;
+        },
+      )
+      .finally(() => (this.discovering = undefined));
     this.jwks = await this.discovering;
     return this.jwks;
   }

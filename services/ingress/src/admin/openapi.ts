@@ -248,7 +248,7 @@ export const ADMIN_OPENAPI = {
             schema: { type: 'array', items: { enum: [...AUDIT_ACTIONS] } },
             description: 'Any of these actions: repeated (`action=key.issue&action=key.revoke`) or comma-separated',
           },
-          { name: 'actor', in: 'query', schema: { type: 'string' }, description: 'The admin key id that made the change, exactly' },
+          { name: 'actor', in: 'query', schema: { type: 'string' }, description: 'Who made the change, exactly: an admin key id, `dev-admin`, or `oidc:<actorClaim>` for a person signed in through the identity provider' },
           { name: 'target', in: 'query', schema: { type: 'string' }, description: 'The id of what was changed, exactly' },
           { name: 'since', in: 'query', schema: { type: 'string' }, description: 'Entries at or after this instant (ISO 8601 with a zone, or a date: midnight UTC)' },
           { name: 'until', in: 'query', schema: { type: 'string' }, description: 'Entries before this instant (exclusive); after `since`' },

@@ -514,3 +514,24 @@ describe('toAnthropicRequest', () => {
     });
   });
 });
+
+describe('image URLs for an endpoint that takes base64 sources only (Claude on Vertex AI)', () => {
+  const image = { type: 'image_url', image_url: { url: 'https://images.example.com/cat.png' } };
+  it('passes an https URL on as a url source by default, and fetches it through the image loader with inlineImageUrls', async () => {
+    const passed = await toAnthropicRequest(parseChatRequest({ model: 'claude', messages: [user([image])] }), 'claude-sonnet-4-5', { defaultMaxTokens: 1024, thinking: 'adaptive', loadImage });
+    expect(passed.body.messages[0]?.content).toEqual([{ type: 'image', source: { type: 'url', url: 'https://images.example.com/cat.png' } }]);
+
+    const fetched: string[] = [];
+    const inlined = await toAnthropicRequest(parseChatRequest({ model: 'claude', messages: [user([image])] }), 'claude-sonnet-4-5', {
+      defaultMaxTokens: 1024,
+      thinking: 'adaptive',
+      inlineImageUrls: true,
+      loadImage: async (url, param) => {
+        fetched.push(`${param} ${url}`);
+        return { mediaType: 'image/png', base64: 'iVBORw0KGgo=' };
+      },
+    });
+    expect(fetched).toEqual(['messages[0].content[0] https://images.example.com/cat.png']);
+    expect(inlined.body.messages[0]?.content).toEqual([{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }]);
+  });
+});

@@ -116,6 +116,8 @@ export interface RequestOptions {
    * `budget_tokens`; Claude 4.5 and earlier).
    */
   thinking: ThinkingStyle;
+  /** Every image URL is fetched and sent as base64 (Claude on Vertex AI), not https ones passed on as `url` sources. */
+  inlineImageUrls?: boolean;
 }
 
 /** The tool a JSON answer is forced through; a client tool of the same name is refused. */
@@ -280,7 +282,7 @@ async function partBlock(p: chatv1.ContentPart, param: string, options: RequestO
 async function imageBlock(url: string, param: string, options: RequestOptions, context: Context, cacheControl?: JsonObject): Promise<AnthropicImageBlock> {
   if (context === 'system' || context === 'assistant') throw unsupported(`Images are only accepted in user and tool messages.`, param);
   let block: AnthropicImageBlock;
-  if (url.startsWith('https://')) {
+  if (url.startsWith('https://') && !options.inlineImageUrls) {
     block = { type: 'image', source: { type: 'url', url } };
   } else {
     // Data URLs are checked (type, encoding); plain http URLs are fetched and inlined, since Anthropic only fetches https.

@@ -27,6 +27,8 @@ export interface AnthropicEndpoint {
   timeoutMs: number;
   defaultMaxTokens: number;
   thinking: ThinkingStyle;
+  /** Fetch every image URL and send it as base64, for an endpoint that takes no `url` image sources. */
+  inlineImageUrls?: boolean;
   /** The body as the endpoint takes it; default: the Messages API's own. */
   body?(body: AnthropicMessagesBody): unknown;
   /** An HTTP error answer as the canonical error; default: Anthropic's error JSON. */
@@ -83,7 +85,7 @@ export function createAnthropicWireAdapter(id: string, endpoint: AnthropicEndpoi
 
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
-      const { body, responseTool } = await toAnthropicRequest(call.request, call.upstreamModel, { defaultMaxTokens: endpoint.defaultMaxTokens, thinking: endpoint.thinking, loadImage: context.images.loader({ signal: call.signal }) });
+      const { body, responseTool } = await toAnthropicRequest(call.request, call.upstreamModel, { defaultMaxTokens: endpoint.defaultMaxTokens, thinking: endpoint.thinking, inlineImageUrls: endpoint.inlineImageUrls, loadImage: context.images.loader({ signal: call.signal }) });
       const response = await post(call.upstreamModel, body, call);
       if (!call.request.stream) {
         yield { completion: parseAnthropicMessage(await readJson(response, call), { responseTool, provider: id }) };

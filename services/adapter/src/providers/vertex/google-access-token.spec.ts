@@ -182,6 +182,30 @@ describe('the token cache', () => {
     await expect(source.token(never)).resolves.toBe('tok-2');
   });
 
+  it('keeps using a token still valid when its early refresh fails, trying again 10 s later, and fails only once it has expired', async () => {
+    let now = 0;
+    let calls = 0;
+    let failing = false;
+    const grant = async (): Promise<GrantedToken> => {
+      calls += 1;
+      if (failing) throw new Error('token endpoint down');
+      return { accessToken: `tok-${calls}`, expiresInSeconds: 3600 };
+    };
+    const source = new CachedTokenSource(grant, { provider: 'vertex', now: () => now });
+    await expect(source.token(never)).resolves.toBe('tok-1');
+    failing = true;
+    now = 3300_000; // the refresh is due, five minutes before the expiry
+    await expect(source.token(never)).resolves.toBe('tok-1');
+    expect(calls).toBe(2);
+    now = 3300_000 + 9_999; // no new try within 10 s
+    await expect(source.token(never)).resolves.toBe('tok-1');
+    expect(calls).toBe(2);
+    now = 3600_000; // expired: the failure is the answer
+    await expect(source.token(never)).rejects.toThrow('token endpoint down');
+    failing = false;
+    await expect(source.token(never)).resolves.toBe('tok-4');
+  });
+
   it('makes concurrent callers share one fetch', async () => {
     const http = new FakeTokenHttp();
     const release = http.held(200, { access_token: 'ya29.shared', expires_in: 3600 });

@@ -13,6 +13,8 @@ export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const ASSERTION_LIFETIME_S = 3600;
 /** A token is replaced this long before it expires, so no call carries one that lapses in flight. */
 const REFRESH_MARGIN_MS = 5 * 60_000;
+/** After an early refresh failed, how long the token in hand is used before the next try. */
+const REFRESH_RETRY_MS = 10_000;
 const TOKEN_TIMEOUT_MS = 30_000;
 
 /** An access token as a token endpoint grants it. */
@@ -69,7 +71,7 @@ export interface CachedTokenOptions {
  * cached, so the next call tries again.
  */
 export class CachedTokenSource implements AccessTokenSource {
-  private cached: { token: string; refreshAt: number } | undefined;
+  private cached: { token: string; refreshAt: number; expiresAt: number } | undefined;
   private pending: Promise<string> | undefined;
   private readonly now: () => number;
 
@@ -101,9 +103,21 @@ export class CachedTokenSource implements AccessTokenSource {
   }
 
   private async fetch(): Promise<string> {
-    const granted = await this.grant();
+    let granted: GrantedToken;
+    try {
+      granted = await this.grant();
+    } catch (error) {
+      // An early refresh that failed: the token in hand is still good until it expires; try again a little later.
+      const held = this.cached;
+      if (held !== undefined && this.now() < held.expiresAt) {
+        held.refreshAt = Math.min(held.expiresAt, this.now() + REFRESH_RETRY_MS);
+        return held.token;
+      }
+      throw error;
+    }
+    const now = this.now();
     const lifetimeMs = granted.expiresInSeconds * 1000;
-    this.cached = { token: granted.accessToken, refreshAt: this.now() + lifetimeMs - Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2) };
+    this.cached = { token: granted.accessToken, refreshAt: now + lifetimeMs - Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2), expiresAt: now + lifetimeMs };
     return granted.accessToken;
   }
 }

@@ -41,3 +41,14 @@ describe('Vertex AI errors', () => {
     expect(vertexClaudeError(500, {}, 'upstream connect error', 'vertex')).toMatchObject({ kind: 'upstream_error', upstreamStatus: 500 });
   });
 });
+
+describe('Vertex AI errors keep the gateway project out of what clients read', () => {
+  it('redacts the project and location Google names in a message', () => {
+    const missing = JSON.stringify({ error: { code: 404, status: 'NOT_FOUND', message: 'Publisher Model `projects/acme-prod-4711/locations/europe-west4/publishers/google/models/gemini-x` was not found or your project does not have access to it.' } });
+    const error = vertexGoogleError(404, missing, 'vertex', undefined);
+    expect(error.kind).toBe('not_found');
+    expect(error.message).not.toContain('acme-prod-4711');
+    expect(error.message).not.toContain('europe-west4');
+    expect(error.message).toContain('projects/…/publishers/google/models/gemini-x');
+  });
+});

@@ -70,6 +70,8 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
       timeoutMs: config.timeoutMs,
       defaultMaxTokens: config.defaultMaxTokens,
       thinking: config.thinking,
+      // Claude on Vertex AI takes base64 image sources only: image URLs are fetched here, as for Gemini.
+      inlineImageUrls: true,
       // The model is in the URL; the version goes in the body.
       body: ({ model: _model, ...body }) => ({ anthropic_version: VERTEX_ANTHROPIC_VERSION, ...body }),
       parseError: (status, headers, text) => vertexClaudeError(status, headers, text, id),
