@@ -95,6 +95,39 @@ describe('gray releases across router replicas', () => {
     ]);
   });
 
+  it('takes the fleet’s stats once, from the replica that read them last, instead of summing them', () => {
+    const fleet = (requests: number, errors: number, p95LatencyMs: number): routerv1.GrayReleaseArmStats => ({ requests, errors, errorRate: errors / requests, p95LatencyMs });
+    const merged = grayReleasesAcrossReplicas([
+      { address: 'a:1', result: { releases: [release({ statsScope: 'fleet', statsReadAtMs: 5_000, baselineStats: fleet(100, 1, 120), canaryStats: fleet(20, 2, 300) })] } },
+      { address: 'b:1', result: { releases: [release({ statsScope: 'fleet', statsReadAtMs: 7_000, baselineStats: fleet(110, 1, 125), canaryStats: fleet(22, 3, 310) })] } },
+      { address: 'c:1', result: { releases: [release({ statsScope: 'fleet', statsReadAtMs: 6_000, baselineStats: fleet(105, 1, 122), canaryStats: fleet(21, 2, 305) })] } },
+    ]);
+    expect(merged.releases).toEqual([
+      expect.objectContaining({
+        statsScope: 'fleet',
+        statsReadAtMs: 7_000,
+        baselineStats: { requests: 110, errors: 1, errorRate: 0.0091, p95LatencyMs: 125 },
+        canaryStats: { requests: 22, errors: 3, errorRate: 0.1364, p95LatencyMs: 310 },
+        replicas: 3,
+      }),
+    ]);
+  });
+
+  it('adds the calls of a replica that judges on its own (an older router) to the fleet’s, whose counters do not hold them', () => {
+    const merged = grayReleasesAcrossReplicas([
+      { address: 'a:1', result: { releases: [release({ statsScope: 'fleet', statsReadAtMs: 5_000, canaryStats: { requests: 20, errors: 2, errorRate: 0.1, p95LatencyMs: 300 } })] } },
+      { address: 'b:1', result: { releases: [release({ statsScope: 'fleet', statsReadAtMs: 5_000, canaryStats: { requests: 20, errors: 2, errorRate: 0.1, p95LatencyMs: 300 } })] } },
+      { address: 'c:1', result: { releases: [release({ canaryStats: { requests: 5, errors: 3, errorRate: 0.6, p95LatencyMs: 900 } })] } },
+    ]);
+    expect(merged.releases[0]).toMatchObject({ statsScope: 'fleet', statsReadAtMs: 5_000, canaryStats: { requests: 25, errors: 5, errorRate: 0.2, p95LatencyMs: 900 } });
+    // Replicas that each judge on their own calls say so, summed as before.
+    const own = grayReleasesAcrossReplicas([
+      { address: 'a:1', result: { releases: [release({ statsScope: 'replica', canaryStats: { requests: 4, errors: 1, errorRate: 0.25, p95LatencyMs: 100 } })] } },
+      { address: 'b:1', result: { releases: [release({ statsScope: 'replica', canaryStats: { requests: 6, errors: 0, errorRate: 0, p95LatencyMs: 200 } })] } },
+    ]);
+    expect(own.releases[0]).toMatchObject({ statsScope: 'replica', statsReadAtMs: 0, canaryStats: { requests: 10, errors: 1, errorRate: 0.1, p95LatencyMs: 200 } });
+  });
+
   it('a rollback on one replica is the release state, whatever step the others are at', () => {
     const merged = grayReleasesAcrossReplicas([
       { address: 'a:1', result: { releases: [release({ step: 3 })] } },

@@ -116,11 +116,29 @@ function armAcross(stats: Array<routerv1.GrayReleaseArmStats | undefined>): rout
 }
 
 /**
+ * The arm stats a release is judged on across replicas. Replicas judging on the fleet's calls
+ * (`statsScope` "fleet", shared through Redis) each report the same counts, as they last read
+ * them: the freshest of them is taken, never summed. Replicas judging on their own calls
+ * ("replica", or empty from a router older than the field) are summed, onto the fleet's too:
+ * their calls are not in the fleet's counters.
+ */
+function statsAcross(all: routerv1.GrayReleaseState[]): Pick<routerv1.GrayReleaseState, 'baselineStats' | 'canaryStats' | 'statsScope' | 'statsReadAtMs'> {
+  const fleet = all.filter((r) => r.statsScope === 'fleet').reduce<routerv1.GrayReleaseState | undefined>((freshest, r) => (freshest && freshest.statsReadAtMs >= r.statsReadAtMs ? freshest : r), undefined);
+  const counted = [...(fleet ? [fleet] : []), ...all.filter((r) => r.statsScope !== 'fleet')];
+  return {
+    baselineStats: armAcross(counted.map((r) => r.baselineStats)),
+    canaryStats: armAcross(counted.map((r) => r.canaryStats)),
+    statsScope: fleet ? 'fleet' : 'replica',
+    statsReadAtMs: fleet?.statsReadAtMs ?? 0,
+  };
+}
+
+/**
  * Gray releases across the router replicas that answered. Their schedule and rollback are shared
- * (in Redis), but each replica judges the canary on the calls it routes: per release, the state
- * of the replica furthest along (a rollback on one holds on every other within
- * `routing.grayReleaseSyncMs`), and the arms' requests and errors summed over the replicas, with
- * the p95 at its highest. `replicas` counts those that know the release.
+ * (in Redis), and so are the calls they judge the canary on: per release, the state of the
+ * replica furthest along (a rollback on one holds on every other within
+ * `routing.grayReleaseSyncMs`), and the arm stats as `statsAcross` merges them (the fleet's once,
+ * each replica's own summed), with the p95 at its highest. `replicas` counts those that know the release.
  */
 export function grayReleasesAcrossReplicas(answers: ReadonlyArray<ReplicaAnswer<routerv1.GrayReleasesResponse>>): GrayReleasesAcrossReplicas {
   const results = answered(answers);
@@ -129,7 +147,7 @@ export function grayReleasesAcrossReplicas(answers: ReadonlyArray<ReplicaAnswer<
   const releases: GrayReleaseAcrossReplicas[] = [];
   for (const all of byId.values()) {
     const furthest = all.reduce((f, r) => ((PROGRESS[r.status] ?? 0) > (PROGRESS[f.status] ?? 0) || ((PROGRESS[r.status] ?? 0) === (PROGRESS[f.status] ?? 0) && r.step > f.step) ? r : f));
-    releases.push({ ...furthest, baselineStats: armAcross(all.map((r) => r.baselineStats)), canaryStats: armAcross(all.map((r) => r.canaryStats)), replicas: all.length });
+    releases.push({ ...furthest, ...statsAcross(all), replicas: all.length });
   }
   return { releases, replicas: summaries(answers) };
 }

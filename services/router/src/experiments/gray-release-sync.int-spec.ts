@@ -56,6 +56,9 @@ describe('gray releases shared by router replicas through Redis (redis-server)',
     // B hears of it at its next read of the shared state, without a call of its own.
     await until(() => b.byId('gr')?.status() === 'rolled_back', "replica B's rollback");
     expect(b.byId('gr')?.state()).toMatchObject({ canaryPercent: 0, rollbackReason: release?.state().rollbackReason, rolledBackAtMs: release?.state().rolledBackAtMs });
+    // And the calls A judged on, shared: B's stats are the fleet's, A's calls among them.
+    await until(() => b.byId('gr')?.state().canaryStats?.requests === 5, "A's calls in B's stats");
+    expect(b.byId('gr')?.state()).toMatchObject({ statsScope: 'fleet', baselineStats: { requests: 5, errors: 0 }, canaryStats: { requests: 5, errors: 5 } });
 
     const restarted = await replica(clock);
     expect(restarted.byId('gr')?.state()).toMatchObject({ status: 'rolled_back', rollbackReason: release?.state().rollbackReason });

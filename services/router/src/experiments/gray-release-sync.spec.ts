@@ -42,6 +42,15 @@ describe('gray release state kept in a file (a router that runs alone)', () => {
     await restarted.sync.close();
   });
 
+  it('judges on its own calls: the file is not shared, so nothing is counted for a fleet', async () => {
+    const { releases, sync } = await router(new ManualClock());
+    releases.byId('gr')?.record('canary', false, 0);
+    await sync.sync();
+    expect(releases.byId('gr')?.countsToShare()).toBeUndefined();
+    expect(releases.byId('gr')?.state()).toMatchObject({ statsScope: 'replica', statsReadAtMs: 0, canaryStats: { requests: 1, errors: 1 } });
+    await sync.close();
+  });
+
   it('keeps a rollback across restarts: the canary does not come back', async () => {
     const clock = new ManualClock();
     const first = await router(clock);

@@ -43,3 +43,46 @@ describe('GrayRelease.failAfterSuccess', () => {
     expect(release.stats('canary')).toMatchObject({ requests: 1, errors: 1, p95LatencyMs: 0 });
   });
 });
+
+describe('GrayRelease judged on the fleet’s counts', () => {
+  const REQUESTS = 0;
+  const ERRORS = 1;
+  const windowBucket = (release: GrayRelease, at: number): number => Math.floor(at / (release.config.rollback.windowMs / 20));
+
+  it('without sharing, judges on its own calls and says so', () => {
+    const release = new GrayRelease(releaseConfig([{ afterMinutes: 0, percent: 50 }]), new ManualClock());
+    release.record('canary', false, 0);
+    expect(release.countsToShare()).toBeUndefined();
+    expect(release.state()).toMatchObject({ statsScope: 'replica', statsReadAtMs: 0, canaryStats: { requests: 1, errors: 1 } });
+  });
+
+  it('judges on the fleet’s counts as read plus its own calls of no batch yet, never its own twice', () => {
+    const clock = new ManualClock();
+    const release = new GrayRelease(releaseConfig([{ afterMinutes: 0, percent: 50 }]), clock);
+    release.shareCounts();
+    expect(release.state()).toMatchObject({ statsScope: 'replica' });
+    for (let i = 0; i < 3; i++) release.record('canary', false, 0);
+    const toShare = release.countsToShare();
+    if (!toShare) throw new Error('a shared release has counts to share');
+    expect(toShare.batch.deltas.canary.get(windowBucket(release, clock.now()))).toEqual(new Map([[REQUESTS, 3], [ERRORS, 3]]));
+    // Two more while the batch is on its way: not in it, so not in what the store answers.
+    release.record('canary', false, 0);
+    release.record('canary', false, 0);
+    // The store's answer: the batch, plus six calls (all errors) from other replicas.
+    const bucket = windowBucket(release, clock.now());
+    release.adoptFleetCounts(toShare.batch, { baseline: new Map(), canary: new Map([[bucket, new Map([[REQUESTS, 9], [ERRORS, 9]])]]) });
+    expect(release.state()).toMatchObject({ statsScope: 'fleet', statsReadAtMs: clock.now(), canaryStats: { requests: 11, errors: 11 } });
+    expect(release.countsToShare()?.batch.deltas.canary.get(bucket)).toEqual(new Map([[REQUESTS, 2], [ERRORS, 2]]));
+  });
+
+  it('rolls back on the fleet’s counts when they are read, without a call of its own', () => {
+    const clock = new ManualClock();
+    const release = new GrayRelease(releaseConfig([{ afterMinutes: 0, percent: 50 }]), clock);
+    release.shareCounts();
+    const toShare = release.countsToShare();
+    if (!toShare) throw new Error('a shared release has counts to share');
+    const bucket = windowBucket(release, clock.now());
+    release.adoptFleetCounts(toShare.batch, { baseline: new Map([[bucket, new Map([[REQUESTS, 10]])]]), canary: new Map([[bucket, new Map([[REQUESTS, 10], [ERRORS, 5]])]]) });
+    expect(release.state()).toMatchObject({ status: 'rolled_back', rollbackReason: expect.stringContaining('error rate 50.0%') });
+  });
+});

@@ -3,6 +3,7 @@ import type { routerv1 } from '@openrouter/contracts';
 import { stablePoint, type Clock } from '../stats/clock';
 import { binnedPercentile, LATENCY_BINS, latencyBin, SlidingWindow } from '../stats/sliding-window';
 import { stickyKey, type ArmAssignment } from './ab-experiments';
+import { ARMS, UnsharedCounts, type ArmCounts, type BucketCounts, type CountBatch } from './fleet-counts';
 
 export type GrayReleaseStatus = 'pending' | 'active' | 'completed' | 'rolled_back';
 
@@ -25,17 +26,36 @@ export interface RecordedCall {
 const REQUESTS = 0;
 const ERRORS = 1;
 const LATENCIES = 2;
+/** The counters of one arm's window (see above). */
+export const ARM_COUNTERS = LATENCIES + LATENCY_BINS;
+
+/** Whose calls the arms' stats count: every replica's (shared through the store), or this replica's own. */
+export type GrayReleaseStatsScope = 'fleet' | 'replica';
+
+/** What a replica sends to the fleet's counters at a round, and the buckets of the window it reads back. */
+export interface CountsToShare {
+  batch: CountBatch;
+  buckets: { oldest: number; newest: number };
+}
 
 /**
  * One gray release: the canary's share follows the configured steps over time; each arm's calls
  * are recorded as the router reports them, and when the canary's error rate or p95 latency exceeds
  * the baseline's by more than the configured margin the release rolls back (canary share 0) for good.
  * The start (when not configured) and the rollback are kept beyond the process by `GrayReleaseSync`.
+ *
+ * Shared by several replicas (`shareCounts`), each arm's window holds the fleet's counts as last
+ * read from the store plus what this replica counted since that it did not send then; alone, its
+ * own calls. Either way a call is counted in the window at once, so the judgment needs no I/O.
  */
 export class GrayRelease {
   private startAt: number;
   private rolledBack: Rollback | undefined;
   private readonly outcomes: Record<GrayReleaseArm, SlidingWindow>;
+  /** This replica's counts the fleet's counters may not hold yet; undefined for a release not shared. */
+  private unshared: UnsharedCounts | undefined;
+  /** When this replica last read the fleet's counts (0: never). */
+  private fleetReadAt = 0;
   /** Told of this process's rollback, to keep it beyond the process (see `GrayReleaseSync`). */
   onRollBack: ((rollback: Rollback) => void) | undefined;
 
@@ -44,7 +64,7 @@ export class GrayRelease {
     private readonly clock: Clock,
   ) {
     this.startAt = config.startAt ? Date.parse(config.startAt) : clock.now();
-    const window = (): SlidingWindow => new SlidingWindow(config.rollback.windowMs, LATENCIES + LATENCY_BINS);
+    const window = (): SlidingWindow => new SlidingWindow(config.rollback.windowMs, ARM_COUNTERS);
     this.outcomes = { baseline: window(), canary: window() };
   }
 
@@ -98,10 +118,9 @@ export class GrayRelease {
 
   /** One call to one arm, then the rollback check. */
   record(arm: GrayReleaseArm, ok: boolean, latencyMs: number): RecordedCall {
-    const window = this.outcomes[arm];
     const now = this.clock.now();
-    window.add(now, REQUESTS);
-    window.add(now, ok ? LATENCIES + latencyBin(latencyMs) : ERRORS);
+    this.count(arm, now, REQUESTS);
+    this.count(arm, now, ok ? LATENCIES + latencyBin(latencyMs) : ERRORS);
     // Either arm's call may complete the comparison.
     if (!this.rolledBack) this.check();
     return { arm, at: now, ok, latencyMs };
@@ -113,15 +132,61 @@ export class GrayRelease {
    */
   failAfterSuccess(call: RecordedCall): void {
     if (!call.ok) return;
-    const window = this.outcomes[call.arm];
     const now = this.clock.now();
-    // The window holds the call still (unless it has left it): its success becomes an error in place.
-    if (window.addAt(call.at, now, LATENCIES + latencyBin(call.latencyMs), -1)) window.addAt(call.at, now, ERRORS);
+    // The window holds the call still (unless it has left it): its success becomes an error in
+    // place, and for the fleet a delta in the bucket the call was counted in, sent or not yet.
+    if (this.countAt(call.arm, call.at, now, LATENCIES + latencyBin(call.latencyMs), -1)) this.countAt(call.arm, call.at, now, ERRORS, 1);
     else {
-      window.add(now, REQUESTS);
-      window.add(now, ERRORS);
+      this.count(call.arm, now, REQUESTS);
+      this.count(call.arm, now, ERRORS);
     }
     if (!this.rolledBack) this.check();
+  }
+
+  /**
+   * From now on the release is judged on every replica's calls: each call is also kept as a delta
+   * for the fleet's counters (see `countsToShare`). Called before the router takes calls.
+   */
+  shareCounts(): void {
+    this.unshared ??= new UnsharedCounts(REQUESTS);
+  }
+
+  /** For a release shared by replicas: the deltas to add to the fleet's counters now, and the buckets of the window to read back. */
+  countsToShare(): CountsToShare | undefined {
+    if (!this.unshared) return undefined;
+    const buckets = this.outcomes.baseline.bucketsAt(this.clock.now());
+    return { batch: this.unshared.batch(buckets.oldest), buckets };
+  }
+
+  /**
+   * The store applied `batch` and answered with the fleet's counts over the window, that batch
+   * included: they replace what each arm's window held, plus this replica's deltas of no batch
+   * yet (counted since the batch was made); then the rollback check, as the fleet may have
+   * crossed a margin on other replicas' calls.
+   */
+  adoptFleetCounts(batch: CountBatch, fleet: ArmCounts): void {
+    if (!this.unshared) return;
+    this.unshared.acknowledge(batch);
+    const now = this.clock.now();
+    const unbatched = this.unshared.unbatched();
+    for (const arm of ARMS) {
+      const window = this.outcomes[arm];
+      window.clear();
+      fill(window, fleet[arm], now);
+      fill(window, unbatched[arm], now);
+    }
+    this.fleetReadAt = now;
+    if (!this.rolledBack) this.check();
+  }
+
+  /** Calls this replica counted that left the window before the fleet's counters took them, since the last call. */
+  takeDroppedCalls(): number {
+    return this.unshared?.takeDropped() ?? 0;
+  }
+
+  /** Whose calls the arms' stats count, and when the fleet's were last read (0 for a replica's own). */
+  statsScope(): { scope: GrayReleaseStatsScope; readAt: number } {
+    return this.unshared && this.fleetReadAt > 0 ? { scope: 'fleet', readAt: this.fleetReadAt } : { scope: 'replica', readAt: 0 };
   }
 
   stats(arm: GrayReleaseArm): routerv1.GrayReleaseArmStats {
@@ -138,6 +203,7 @@ export class GrayRelease {
 
   state(): routerv1.GrayReleaseState {
     const position = this.position();
+    const { scope, readAt } = this.statsScope();
     return {
       id: this.config.id,
       target: this.config.target,
@@ -151,7 +217,23 @@ export class GrayRelease {
       rollbackReason: this.rolledBack?.reason ?? '',
       baselineStats: this.stats('baseline'),
       canaryStats: this.stats('canary'),
+      statsScope: scope,
+      statsReadAtMs: readAt,
     };
+  }
+
+  /** Counts in the bucket of `now`. */
+  private count(arm: GrayReleaseArm, now: number, field: number): void {
+    const bucket = this.outcomes[arm].add(now, field);
+    this.unshared?.add(arm, bucket, field, 1);
+  }
+
+  /** Counts in the bucket that held `at`, if the window still holds it. */
+  private countAt(arm: GrayReleaseArm, at: number, now: number, field: number, amount: number): boolean {
+    const window = this.outcomes[arm];
+    if (!window.addAt(at, now, field, amount)) return false;
+    this.unshared?.add(arm, window.bucketOf(at), field, amount);
+    return true;
   }
 
   private check(): void {
@@ -174,6 +256,16 @@ export class GrayRelease {
   private rollBack(reason: string): void {
     this.rolledBack = { at: this.clock.now(), reason };
     this.onRollBack?.(this.rolledBack);
+  }
+}
+
+/** Adds bucketed counts to a window; buckets it no longer holds at `now` are left out. */
+function fill(window: SlidingWindow, counts: BucketCounts, now: number): void {
+  for (const [bucket, fields] of counts) {
+    for (const [field, amount] of fields) {
+      // A bucket the window no longer holds takes none of its counts.
+      if (!window.addToBucket(bucket, now, field, amount)) break;
+    }
   }
 }
 

@@ -47,6 +47,22 @@ describe('SlidingWindow', () => {
     expect(window.total(start + 5, 0)).toBe(0);
   });
 
+  it('cuts time into buckets counted from the epoch, the same in every process, and adds to one by its index', () => {
+    const window = new SlidingWindow(10_000, 1, 10);
+    const other = new SlidingWindow(10_000, 1, 10);
+    expect(window.add(start + 2_500, 0)).toBe(window.bucketOf(start + 2_500));
+    expect(window.bucketOf(start + 2_500)).toBe(Math.floor((start + 2_500) / 1_000));
+    expect(other.bucketOf(start + 2_999)).toBe(window.bucketOf(start + 2_000));
+    const newest = window.bucketOf(start + 9_000);
+    expect(window.bucketsAt(start + 9_000)).toEqual({ oldest: newest - 9, newest });
+    expect(window.addToBucket(newest - 9, start + 9_000, 0, 4)).toBe(true);
+    expect(window.addToBucket(newest - 10, start + 9_000, 0, 4)).toBe(false);
+    expect(window.addToBucket(newest + 1, start + 9_000, 0, 4)).toBe(false);
+    expect(window.total(start + 9_000, 0)).toBe(5);
+    // A clock that stepped back adds to the newest bucket, and says so.
+    expect(window.add(start + 1_000, 0)).toBe(newest);
+  });
+
   it('empties on clear', () => {
     const window = new SlidingWindow(10_000, 2);
     window.add(start, 0, 3);

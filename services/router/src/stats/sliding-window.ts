@@ -25,10 +25,12 @@ export class SlidingWindow {
     this.totals = new Float64Array(width);
   }
 
-  add(now: number, field: number, amount = 1): void {
+  /** Adds to the bucket of `now` (the newest, if the clock stepped back); returns that bucket's index. */
+  add(now: number, field: number, amount = 1): number {
     const slot = this.advance(now);
     this.slots[slot * this.width + field] = (this.slots[slot * this.width + field] ?? 0) + amount;
     this.totals[field] = (this.totals[field] ?? 0) + amount;
+    return this.newest;
   }
 
   /**
@@ -36,13 +38,31 @@ export class SlidingWindow {
    * it (to amend an event recorded then); false when that bucket has left the window.
    */
   addAt(at: number, now: number, field: number, amount = 1): boolean {
+    return this.addToBucket(this.bucketOf(at), now, field, amount);
+  }
+
+  /** Adds to the bucket with index `index` (see `bucketOf`) if the window ending at `now` holds it; false when it does not. */
+  addToBucket(index: number, now: number, field: number, amount = 1): boolean {
     this.advance(now);
-    const index = Math.floor(at / this.bucketMs);
     if (index > this.newest || index <= this.newest - this.buckets) return false;
     const slot = this.slotOf(index);
     this.slots[slot * this.width + field] = (this.slots[slot * this.width + field] ?? 0) + amount;
     this.totals[field] = (this.totals[field] ?? 0) + amount;
     return true;
+  }
+
+  /**
+   * The index of the bucket holding time `at`: time over the bucket width, counted from the epoch,
+   * so windows of the same span in different processes cut time into the same buckets.
+   */
+  bucketOf(at: number): number {
+    return Math.floor(at / this.bucketMs);
+  }
+
+  /** The indices of the oldest and the newest bucket the window ending at `now` holds. */
+  bucketsAt(now: number): { oldest: number; newest: number } {
+    this.advance(now);
+    return { oldest: this.newest - this.buckets + 1, newest: this.newest };
   }
 
   /** The sum of `field` over the window ending at `now`. */

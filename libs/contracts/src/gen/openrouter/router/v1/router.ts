@@ -269,7 +269,18 @@ export interface GrayReleaseState {
   rolledBackAtMs: number;
   rollbackReason: string;
   baselineStats?: GrayReleaseArmStats | undefined;
-  canaryStats?: GrayReleaseArmStats | undefined;
+  canaryStats?:
+    | GrayReleaseArmStats
+    | undefined;
+  /**
+   * Whose calls the arm stats (the ones the release is judged on) count. "fleet": every router
+   * replica's, shared through Redis (as this replica last read them, plus its own calls since);
+   * the same on every replica, so not to be summed. "replica" (or empty, from an older router):
+   * this replica's own calls only.
+   */
+  statsScope: string;
+  /** With "fleet" stats: Unix ms when this replica last read the fleet's counts; 0 otherwise. */
+  statsReadAtMs: number;
 }
 
 export interface GrayReleaseArmStats {
@@ -2610,6 +2621,8 @@ function createBaseGrayReleaseState(): GrayReleaseState {
     rollbackReason: "",
     baselineStats: undefined,
     canaryStats: undefined,
+    statsScope: "",
+    statsReadAtMs: 0,
   };
 }
 
@@ -2650,6 +2663,12 @@ export const GrayReleaseState: MessageFns<GrayReleaseState> = {
     }
     if (message.canaryStats !== undefined) {
       GrayReleaseArmStats.encode(message.canaryStats, writer.uint32(98).fork()).join();
+    }
+    if (message.statsScope !== "") {
+      writer.uint32(106).string(message.statsScope);
+    }
+    if (message.statsReadAtMs !== 0) {
+      writer.uint32(112).int64(message.statsReadAtMs);
     }
     return writer;
   },
@@ -2763,6 +2782,22 @@ export const GrayReleaseState: MessageFns<GrayReleaseState> = {
             message.canaryStats = GrayReleaseArmStats.decode(reader, reader.uint32());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.statsScope = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.statsReadAtMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2796,6 +2831,8 @@ export const GrayReleaseState: MessageFns<GrayReleaseState> = {
     message.canaryStats = (object.canaryStats !== undefined && object.canaryStats !== null)
       ? GrayReleaseArmStats.fromPartial(object.canaryStats)
       : undefined;
+    message.statsScope = object.statsScope ?? "";
+    message.statsReadAtMs = object.statsReadAtMs ?? 0;
     return message;
   },
 };
