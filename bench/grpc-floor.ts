@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { routerv1 } from '@openrouter/contracts';
+import { configSchema } from '@openrouter/config';
 import { acceptBatches, chatChunkBatching, GrpcSecurity, readStream } from '@openrouter/grpc';
 import { freePorts } from '../test/support/ports';
 import { BENCH_PROMPT } from './bench-config';
@@ -55,7 +56,8 @@ export class GrpcChain {
     // Built like the services (`npm run build`), so no compiler is loaded in them either.
     // The distributed services authenticate every call with the shared token: so does the floor.
     const token = `bench-floor-token-${randomBytes(16).toString('hex')}`;
-    const security = GrpcSecurity.fromConfig({ auth: { token }, tls: { cert: '', key: '', ca: '', serverNameOverride: '' } });
+    // The gateway's own gRPC settings, defaults included (load balancing, connection age).
+    const security = GrpcSecurity.fromConfig(configSchema.shape.grpc.parse({ auth: { token } }));
     const backend = BenchProcess.node('backend', CHAIN_MAIN, ['--role', 'backend', '--port', String(backendPort), '--token', token]);
     const relay = BenchProcess.node('relay', CHAIN_MAIN, ['--role', 'relay', '--port', String(relayPort), '--backend', `127.0.0.1:${backendPort}`, '--token', token]);
     const chain = new GrpcChain(security.client(routerv1.RouterServiceClient, `127.0.0.1:${relayPort}`), relay, backend);

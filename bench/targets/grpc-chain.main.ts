@@ -1,5 +1,6 @@
 import { type ServerWritableStream } from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
+import { configSchema } from '@openrouter/config';
 import { routerv1 } from '@openrouter/contracts';
 import { acceptBatches, chatChunkBatching, GrpcSecurity, GrpcServerHandle, readStream, serveStream } from '@openrouter/grpc';
 import { chainAnswer } from './grpc-chain-answer';
@@ -14,7 +15,8 @@ import { chainAnswer } from './grpc-chain-answer';
  * What the gateway's router and adapter cost above these is their own work.
  */
 const { values } = parseArgs({ options: { role: { type: 'string' }, port: { type: 'string' }, backend: { type: 'string' }, token: { type: 'string' } } });
-const security = GrpcSecurity.fromConfig({ auth: { token: values.token ?? '' }, tls: { cert: '', key: '', ca: '', serverNameOverride: '' } });
+// The gateway's own gRPC settings, defaults included (load balancing, connection age).
+const security = GrpcSecurity.fromConfig(configSchema.shape.grpc.parse({ auth: { token: values.token ?? '' } }));
 
 /** Chunks ready together travel as one message, as between the gateway's services. */
 const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
