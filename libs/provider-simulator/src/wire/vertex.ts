@@ -127,7 +127,9 @@ async function applyFault(exchange: HttpExchange, fault: Fault, publisher: Publi
       if (retryAfter !== undefined) headers['retry-after'] = String(Math.ceil(retryAfter));
       const googleShaped = publisher === 'google' || [401, 403, 404, 429].includes(status) || (fault.code !== undefined && GOOGLE_STATUS.test(fault.code));
       if (googleShaped) {
-        const message = fault.message ?? (status === 404 ? `Publisher Model \`publishers/${publisher}/models/${model}\` was not found or your project does not have access to it.` : googleErrorMessage(status, model, method));
+        // Vertex names the full resource, the caller's project and location included.
+        const resource = /^\/v1\/(projects\/[^/]+\/locations\/[^/]+)\//.exec(exchange.pathname)?.[1] ?? '';
+        const message = fault.message ?? (status === 404 ? `Publisher Model \`${resource}/publishers/${publisher}/models/${model}\` was not found or your project does not have access to it.` : googleErrorMessage(status, model, method));
         return sendGoogleError(exchange, status, message, fault.code ?? googleStatusFor(status), undefined, headers);
       }
       exchange.sendJson(status, anthropicError(fault.code ?? errorTypeForStatus(status), fault.message ?? anthropicErrorMessage(status, model)), headers);

@@ -190,7 +190,11 @@ describe('Vertex adapter against the simulated Vertex AI', () => {
       sim.configure({ faults: [{ kind: 'http_error', status: 429, retryAfterSeconds: 4 }] });
       await expect(failure(collect({}, CLAUDE))).resolves.toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded', retryAfterMs: 4000 });
       sim.configure({ faults: [{ kind: 'http_error', status: 404 }] });
-      await expect(failure(collect({}, CLAUDE))).resolves.toMatchObject({ kind: 'not_found', retryable: true });
+      const missing = await failure(collect({}, CLAUDE));
+      expect(missing).toMatchObject({ kind: 'not_found', retryable: true });
+      // Vertex names the gateway's project and location in its message: clients are not told them.
+      expect(missing.message).not.toContain('sim-project');
+      expect(missing.message).not.toContain('europe-west4');
       sim.configure({ faults: [{ kind: 'http_error', status: 403 }] });
       await expect(failure(collect({}, CLAUDE))).resolves.toMatchObject({ kind: 'permission_denied', code: 'upstream_access_denied' });
     });
