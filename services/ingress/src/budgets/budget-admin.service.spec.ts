@@ -32,6 +32,8 @@ const configKeys = [{ id: 'search-config', hash: 'a'.repeat(64), org: 'acme', pr
 const issued: PublicApiKey[] = [
   { id: 'key_search', prefix: '', name: '', orgId: 'acme', teamId: 'platform', projectId: 'search', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: '', source: 'issued' },
   { id: 'key_initech', prefix: '', name: '', orgId: 'initech', teamId: '', projectId: '', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: '', source: 'issued' },
+  { id: 'key_revoked', prefix: '', name: '', orgId: 'acme', teamId: 'platform', projectId: 'search', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: '', source: 'issued', revokedAt: '2026-01-01T00:00:00.000Z' },
+  { id: 'key_expired', prefix: '', name: '', orgId: 'acme', teamId: 'platform', projectId: 'search', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: '', source: 'issued', expiresAt: '2026-01-01T00:00:00.000Z' },
 ];
 
 /** The access service as budgets see it: the tenants, and the issued keys (404 as the access service answers one). */
@@ -275,6 +277,9 @@ describe('BudgetAdminService', () => {
     expect(await refused({ org: 'acme', key: 'key_initech' })).toMatchObject({ param: 'scope.key', message: expect.stringContaining('belongs to the organisation "initech"') });
     expect(await refused({ org: 'acme', project: 'ads', key: 'key_search' })).toMatchObject({ param: 'scope.key', message: expect.stringContaining('belongs to the project "search"') });
     expect(await refused({ org: 'acme', team: 'labs', key: 'search-config' })).toMatchObject({ param: 'scope.key', message: expect.stringContaining('belongs to the team "platform"') });
+    // A key that can make no more requests: revoked, or past its expiry.
+    expect(await refused({ org: 'acme', key: 'key_revoked' })).toMatchObject({ code: 'invalid_value', param: 'scope.key', message: 'Invalid scope.key: the key "key_revoked" is revoked: no request can come from it, so the budget would never apply.' });
+    expect(await refused({ org: 'acme', key: 'key_expired' })).toMatchObject({ code: 'invalid_value', param: 'scope.key', message: expect.stringContaining('the key "key_expired" has expired') });
     expect(await store.list()).toEqual([]);
 
     // A project without its team, a team alone, issued and configured keys where they sit, the development key's bare org.

@@ -157,6 +157,8 @@ export class BudgetAdminService {
     if (scope.key === undefined) return;
     const key = await this.keyOf(directory, actor, scope.key);
     if (!key) throw invalidScope('key', `the key "${scope.key}" does not exist`);
+    // A key that can no longer make requests would leave the budget never applied.
+    if (key.ended) throw invalidScope('key', `the key "${scope.key}" ${key.ended}: no request can come from it, so the budget would never apply`);
     // A key's team is where its project sits when the key names only the project (as requests place it).
     const team = key.team || org?.teams.find((t) => t.projects.some((p) => p.id === key.project))?.id || '';
     const elsewhere = key.org !== scope.org ? `the organisation "${key.org}"` : scope.team !== undefined && team !== scope.team ? `the team "${team}"` : scope.project !== undefined && key.project !== scope.project ? `the project "${key.project}"` : undefined;
@@ -171,13 +173,14 @@ export class BudgetAdminService {
   }
 
   /** Where a key sits: a configured one, the development key, or one issued at run time (undefined: none such the actor may see). */
-  private async keyOf(directory: BudgetScopeDirectory, actor: Actor, id: string): Promise<{ org: string; team: string; project: string } | undefined> {
+  private async keyOf(directory: BudgetScopeDirectory, actor: Actor, id: string): Promise<{ org: string; team: string; project: string; ended?: string } | undefined> {
     const configured = this.config.access.keys.find((k) => k.id === id);
     if (configured) return { org: configured.org, team: configured.team ?? '', project: configured.project ?? '' };
     if (id === DEV_KEY.id && this.config.ingress.devKey !== 'disabled') return { org: DEV_KEY.org, team: '', project: '' };
     try {
       const issued = await directory.getKey(actor, id);
-      return { org: issued.orgId, team: issued.teamId, project: issued.projectId };
+      const ended = issued.revokedAt !== undefined ? 'is revoked' : issued.expiresAt !== undefined && Date.parse(issued.expiresAt) <= Date.now() ? 'has expired' : undefined;
+      return { org: issued.orgId, team: issued.teamId, project: issued.projectId, ...(ended && { ended }) };
     } catch (error) {
       if (error instanceof GatewayError && error.kind === 'not_found') return undefined;
       throw error;
