@@ -2,7 +2,7 @@ import { RequestMethod } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
 import { accountAt } from '@openrouter/budgets';
 import { budgetSchema } from '@openrouter/config';
-import { AlertsHttpController } from './alerts.http.controller';
+import { alertView, alertViewSchema, AlertsHttpController } from './alerts.http.controller';
 import { BudgetsHttpController, budgetView, budgetViewSchema } from './budgets.http.controller';
 import { apiKeyViewSchema, KeysHttpController, view as keyView } from './keys.http.controller';
 import { AUDIT_ACTIONS } from '../access/access.repository';
@@ -95,6 +95,27 @@ describe('the admin OpenAPI document', () => {
     expect(Object.keys(schemas.CreateBudget.properties ?? {})).toEqual(['id', 'scope', 'period', 'timezone', 'amount', 'currency', 'enforcement', 'alert_thresholds']);
     expect(Object.keys(schemas.BudgetChange.properties ?? {})).toEqual(['amount', 'enforcement', 'alert_thresholds']);
     expect(JSON.stringify(ADMIN_OPENAPI.paths['/admin/v1/budgets'])).toContain('#/components/schemas/Budget');
+  });
+
+  it('describes an alert as the API answers it', () => {
+    const answered = alertView({
+      at: '2026-12-05T10:00:00.000Z',
+      alertId: 'circuits|deployment=mini-a',
+      ruleId: 'circuits',
+      ruleKind: 'circuit_open',
+      severity: 'critical',
+      status: 'firing',
+      labels: { deployment: 'mini-a', provider: 'openai' },
+      value: 1,
+      threshold: 0,
+      summary: 'Circuit open on 1 of 2 router replicas',
+      startedAt: '2026-12-05T10:00:00.000Z',
+      notified: true,
+      channels: ['ops'],
+    });
+    expect(alertViewSchema.safeParse(answered).success).toBe(true);
+    expect(Object.keys(ADMIN_OPENAPI.components.schemas.Alert.properties ?? {})).toEqual(Object.keys(answered));
+    expect(JSON.stringify(ADMIN_OPENAPI.paths['/admin/v1/alerts'])).toContain('#/components/schemas/AlertList');
   });
 
   it('lists every query parameter of the audit log, and the actions its filter accepts', () => {

@@ -3,6 +3,7 @@ import { budgetBody, budgetPatchBody, issueKeyBody, tenantBody } from './admin-i
 import { budgetViewSchema } from './budgets.http.controller';
 import { apiKeyViewSchema } from './keys.http.controller';
 import { AUDIT_ACTIONS } from '../access/access.repository';
+import { alertViewSchema } from './alerts.http.controller';
 import { auditEntryViewSchema, orgViewSchema, projectViewSchema, teamViewSchema } from './tenants.http.controller';
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
@@ -43,6 +44,8 @@ export const ADMIN_OPENAPI = {
       CreateBudget: json(budgetBody),
       BudgetChange: json(budgetPatchBody),
       AuditEntry: z.toJSONSchema(auditEntryViewSchema),
+      Alert: z.toJSONSchema(alertViewSchema),
+      AlertList: { type: 'object', properties: { object: { const: 'list' }, data: { type: 'array', items: { $ref: '#/components/schemas/Alert' } } } },
       AuditList: {
         type: 'object',
         properties: {
@@ -228,7 +231,7 @@ export const ADMIN_OPENAPI = {
           { name: 'rule', in: 'query', schema: { type: 'string' } },
           { name: 'since', in: 'query', schema: { type: 'string', format: 'date-time' } },
         ],
-        responses: { 200: ok('Alert history entries'), 400: error, 401: error, 403: error, 503: error },
+        responses: { 200: { description: 'Alert history entries', content: { 'application/json': { schema: { $ref: '#/components/schemas/AlertList' } } } }, 400: error, 401: error, 403: error, 503: error },
       },
     },
     '/admin/v1/audit': {

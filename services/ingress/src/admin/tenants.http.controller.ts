@@ -61,7 +61,7 @@ export const auditEntryViewSchema = z.strictObject({
   object: z.literal('audit_entry'),
   id: z.string().describe('audit_<n>: n is unique and increases in the order entries were written, on every replica'),
   at: z.string().describe('When the change was made (ISO 8601, UTC), by the clock of the replica that made it'),
-  actor: z.string().describe('The id of the admin key that made it (`dev-admin` for the development admin key)'),
+  actor: z.string().describe('Who made it: the admin key id, `dev-admin` for the development admin key, or `oidc:<actorClaim>` for a person signed in through the identity provider'),
   action: z.string().describe(`What was done: ${AUDIT_ACTIONS.join(', ')}`),
   target: z.string().describe('The id of what was changed (a key, organisation, team, project or budget)'),
   details: z.record(z.string(), z.unknown()).describe("The org (and team, project) concerned, the actor's role and, for a scoped key, its scope (actor_org, actor_project); what changed"),
