@@ -36,6 +36,20 @@ export function refusedUnseen(error: unknown): boolean {
 }
 
 /**
+ * Starts a call. grpc-js throws, rather than failing the call, when its channel has been closed
+ * (a replica gone from a name, a shutdown under way): that is a peer not there, `unavailable` (so
+ * the router fails over), not the gateway's internal error.
+ */
+function opened<C>(start: () => C): C {
+  try {
+    return start();
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
+    throw new GatewayError('unavailable', 'An internal gateway service is unavailable.', { cause: error });
+  }
+}
+
+/**
  * Reads a server stream as an async iterable of messages. Aborting the signal cancels the call,
  * which the server sees as a cancelled call and passes on to its own downstream work. With
  * `batching` (the call's metadata accepted it: `acceptBatches`), a batch is read as the messages
@@ -45,7 +59,7 @@ export function refusedUnseen(error: unknown): boolean {
  * (`refusedUnseen`) is started again, up to twice.
  */
 export async function* readStream<T>(start: ClientReadableStream<T> | (() => ClientReadableStream<T>), signal?: AbortSignal, batching?: StreamBatching<T>, bounds: CallBounds<T> = {}): AsyncGenerator<T> {
-  let call = typeof start === 'function' ? start() : start;
+  let call = typeof start === 'function' ? opened(start) : start;
   const onAbort = (): void => call.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
   let expired = false;
@@ -78,7 +92,7 @@ export async function* readStream<T>(start: ClientReadableStream<T> | (() => Cli
         const again = typeof start === 'function' && !received && restarts < REFUSED_RETRIES && !signal?.aborted && !expired && refusedUnseen(error);
         if (!again) throw error;
         restarts += 1;
-        call = start();
+        call = opened(start);
       }
     }
     ended = true;
@@ -110,25 +124,31 @@ export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req,
     let call: ClientUnaryCall;
     const onAbort = (): void => call.cancel();
     const start = (restarts: number): void => {
-      call = method(request, metadata, options, (error, response) => {
-        if (error && restarts < REFUSED_RETRIES && !signal?.aborted && refusedUnseen(error)) {
-          try {
-            return start(restarts + 1);
-          } catch (failure) {
-            // The channel was closed meanwhile (a replica gone, a shutdown): grpc-js throws from here, inside its own callback.
-            signal?.removeEventListener('abort', onAbort);
-            return reject(new GatewayError('unavailable', 'An internal gateway service is unavailable.', { cause: failure }));
+      call = opened(() =>
+        method(request, metadata, options, (error, response) => {
+          if (error && restarts < REFUSED_RETRIES && !signal?.aborted && refusedUnseen(error)) {
+            try {
+              return start(restarts + 1);
+            } catch (failure) {
+              // The channel was closed meanwhile: thrown here, inside grpc-js's own callback, it would escape as an uncaught exception.
+              signal?.removeEventListener('abort', onAbort);
+              return reject(failure);
+            }
           }
-        }
-        signal?.removeEventListener('abort', onAbort);
-        if (!error) resolve(response);
-        else if (signal?.aborted) reject(new GatewayError('cancelled', 'The client went away.', { cause: error }));
-        // The deadline passed here, not a timeout the peer reported (that one carries its own error).
-        else if (error.code === status.DEADLINE_EXCEEDED && bounds.timeoutMs !== undefined && !error.metadata?.get(ERROR_TRAILER).length) reject(timedOut(bounds.peer, bounds.timeoutMs, error));
-        else reject(fromGrpcError(error));
-      });
+          signal?.removeEventListener('abort', onAbort);
+          if (!error) resolve(response);
+          else if (signal?.aborted) reject(new GatewayError('cancelled', 'The client went away.', { cause: error }));
+          // The deadline passed here, not a timeout the peer reported (that one carries its own error).
+          else if (error.code === status.DEADLINE_EXCEEDED && bounds.timeoutMs !== undefined && !error.metadata?.get(ERROR_TRAILER).length) reject(timedOut(bounds.peer, bounds.timeoutMs, error));
+          else reject(fromGrpcError(error));
+        }),
+      );
     };
-    start(0);
+    try {
+      start(0);
+    } catch (failure) {
+      return reject(failure);
+    }
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

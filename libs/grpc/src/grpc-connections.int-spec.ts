@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import { makeGenericClientConstructor, Metadata, status, type Client, type ClientUnaryCall, type ServiceError, type ClientReadableStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition } from '@grpc/grpc-js';
 import { callUnary, readStream } from './grpc-call';
 import { GatewayError } from '@openrouter/errors';
@@ -184,5 +185,51 @@ describe('a call refused unseen, started again', () => {
     expect(error).toBeInstanceOf(GatewayError);
     expect(error).toMatchObject({ kind: 'unavailable' });
     expect(calls).toBe(2);
+  });
+
+  it('a stream restarted on a channel closed meanwhile fails as unavailable (the router fails over), not as an internal error', async () => {
+    const server = await serve(GrpcSecurity.fromConfig(settings({})));
+    const client = clientOf(GrpcSecurity.fromConfig(settings({})), `127.0.0.1:${server.handle.port}`);
+    let starts = 0;
+    const start = (): ClientReadableStream<Buffer> => {
+      starts += 1;
+      if (starts === 1) {
+        // Refused as a server renewing its connection refuses a stream; the channel closes before the restart.
+        client.close();
+        const fake = new PassThrough({ objectMode: true });
+        setImmediate(() => fake.destroy(Object.assign(new Error('14 UNAVAILABLE: Stream refused by server'), { code: status.UNAVAILABLE, details: 'Stream refused by server', metadata: new Metadata() })));
+        return Object.assign(fake, { cancel: () => undefined }) as unknown as ClientReadableStream<Buffer>;
+      }
+      return client.stream(Buffer.from('hi'), new Metadata());
+    };
+    const read = async (): Promise<unknown> => {
+      try {
+        for await (const _ of readStream(start, undefined, undefined, { timeoutMs: 5_000 })) void _;
+        return undefined;
+      } catch (error) {
+        return error;
+      }
+    };
+    expect(await read()).toMatchObject({ kind: 'unavailable' });
+    expect(starts).toBe(2);
+  });
+
+  it('a first call on a closed channel fails as unavailable, unary and stream alike', async () => {
+    const server = await serve(GrpcSecurity.fromConfig(settings({})));
+    const client = clientOf(GrpcSecurity.fromConfig(settings({})), `127.0.0.1:${server.handle.port}`);
+    client.close();
+    const unaryError = await unary(client).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(unaryError).toBeInstanceOf(GatewayError);
+    expect(unaryError).toMatchObject({ kind: 'unavailable' });
+    let streamError: unknown;
+    try {
+      for await (const _ of readStream(() => client.stream(Buffer.from('hi'), new Metadata()))) void _;
+    } catch (error) {
+      streamError = error;
+    }
+    expect(streamError).toMatchObject({ kind: 'unavailable' });
   });
 });
