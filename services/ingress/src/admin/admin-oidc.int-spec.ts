@@ -123,6 +123,7 @@ describe('admin single sign-on: tokens of a real local identity provider (discov
     const namespaced = new OidcAdminAuth({ ...config, roleClaim: 'https://gw.example.com/roles' }, silent);
     expect(await namespaced.authenticate(await token({ 'https://gw.example.com/roles': ['or-admins'] }))).toMatchObject({ role: 'admin' });
     expect(await auth.authenticate(await token({ email: 'ceo@example.com', email_verified: false, groups: ['finance'] }))).toMatchObject({ id: 'oidc:user-1' });
+    expect(await auth.authenticate(await token({ email: 'ceo@example.com', email_verified: 'false', groups: ['finance'] }))).toMatchObject({ id: 'oidc:user-1' });
     expect(await auth.authenticate(await token({ email: 'carol@example.com', email_verified: true, groups: ['finance'] }))).toMatchObject({ id: 'oidc:carol@example.com' });
   });
 

@@ -46,7 +46,9 @@ function claimValues(payload: JWTPayload, name: string): string[] {
 
 /** The caller's name for the audit log: `actorClaim`, unless it is an email the provider says it has not verified, then `sub`. */
 function actorOf(payload: JWTPayload, actorClaim: string): string | undefined {
-  const unverifiedEmail = (actorClaim.split('.').at(-1) ?? actorClaim) === 'email' && payload['email_verified'] === false;
+  // Some providers send the flag as a string ("false").
+  const verified = payload['email_verified'];
+  const unverifiedEmail = (actorClaim.split('.').at(-1) ?? actorClaim) === 'email' && (verified === false || verified === 'false');
   const named = unverifiedEmail ? undefined : claimValues(payload, actorClaim)[0];
   return named ?? payload.sub;
 }

@@ -93,6 +93,16 @@ describe('parseGeminiErrorResponse', () => {
       }
     });
 
+    it("keeps the operator's Google Cloud project out of what clients read, in answers and stream error events alike", () => {
+      const missing = { error: { code: 404, status: 'NOT_FOUND', message: 'Publisher Model `projects/acme-prod-4711/locations/europe-west4/publishers/google/models/gemini-x` was not found.' } };
+      const quota = { error: { code: 429, status: 'RESOURCE_EXHAUSTED', message: "Quota exceeded for quota metric 'Generate requests' and limit 'per minute' of service 'aiplatform.googleapis.com' for consumer 'project_number:123456789012'." } };
+      for (const error of [parseGeminiErrorResponse(404, JSON.stringify(missing), 'vertex'), toGatewayError(readGoogleError(missing), 404, 'vertex'), toGatewayError(readGoogleError(quota), 429, 'vertex')]) {
+        expect(clientFacing(error)).not.toMatch(/acme-prod-4711|europe-west4|123456789012/);
+        expect(causeText(error)).not.toMatch(/acme-prod-4711|123456789012/);
+      }
+      expect(clientFacing(toGatewayError(readGoogleError(missing), 404, 'vertex'))).toContain('projects/…/publishers/google/models/gemini-x');
+    });
+
     it('gives UNAUTHENTICATED the fixed auth_failed message', () => {
       const error = parseGeminiErrorResponse(401, body(401, 'UNAUTHENTICATED', `Request had invalid authentication credentials for api_key:${KEY}.`), 'gemini');
       expect(error).toMatchObject({ kind: 'auth_failed', retryable: true, code: 'upstream_auth_failed' });

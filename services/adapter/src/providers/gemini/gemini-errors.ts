@@ -54,7 +54,10 @@ const STATUS_NAME = /^[A-Z][A-Z_]{0,63}$/;
 
 // Google's texts may quote the key they were sent (`Consumer 'api_key:AIza…'`, a URL's `key=`); it must not travel further.
 const SECRET = /(api_key:|\b(?:x-goog-api-)?key\s*[=:]\s*)[^&'"\s]+|AIza[0-9A-Za-z_-]{8,}/gi;
-const redactGoogleText = (text: string): string => text.replace(SECRET, (_match, keyPrefix?: string) => `${keyPrefix ?? ''}[redacted]`);
+// They also name the operator's Google Cloud project (`projects/acme-prod/locations/europe-west4/…`, `project_number:123…`), which clients are not told.
+const PROJECT = /\bprojects\/[^/\s`'"]+(?:\/locations\/[^/\s`'"]+)?|\bproject(?:_number|_id)?[:= ]+\d{6,}/gi;
+const redactGoogleText = (text: string): string =>
+  text.replace(SECRET, (_match, keyPrefix?: string) => `${keyPrefix ?? ''}[redacted]`).replace(PROJECT, (match) => (match.toLowerCase().startsWith('projects/') ? 'projects/…' : 'project …'));
 
 /** `"17s"` / `"1.5s"` (a protobuf Duration) in milliseconds. */
 export function durationMs(value: string | undefined): number | undefined {

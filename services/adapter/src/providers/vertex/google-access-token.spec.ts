@@ -159,14 +159,18 @@ describe('the token cache', () => {
     return { grant: async () => ({ accessToken: `tok-${++calls}`, expiresInSeconds }), calls: () => calls };
   }
 
-  it('keeps a token until 5 minutes before it expires, then fetches a new one', async () => {
+  it('keeps a token until 5 minutes before it expires, then fetches a new one (the token in hand serving meanwhile)', async () => {
     let now = 0;
     const { grant, calls } = countingGrant(3600);
     const source = new CachedTokenSource(grant, { provider: 'vertex', now: () => now });
     await expect(source.token(never)).resolves.toBe('tok-1');
     now = 3300_000 - 1;
     await expect(source.token(never)).resolves.toBe('tok-1');
+    expect(calls()).toBe(1);
     now = 3300_000;
+    await expect(source.token(never)).resolves.toBe('tok-1');
+    expect(calls()).toBe(2);
+    await new Promise<void>((done) => setImmediate(done)); // the refresh settles
     await expect(source.token(never)).resolves.toBe('tok-2');
     expect(calls()).toBe(2);
   });
@@ -179,6 +183,8 @@ describe('the token cache', () => {
     now = 59_999;
     await expect(source.token(never)).resolves.toBe('tok-1');
     now = 60_000;
+    await expect(source.token(never)).resolves.toBe('tok-1');
+    await new Promise<void>((done) => setImmediate(done));
     await expect(source.token(never)).resolves.toBe('tok-2');
   });
 
@@ -204,6 +210,28 @@ describe('the token cache', () => {
     await expect(source.token(never)).rejects.toThrow('token endpoint down');
     failing = false;
     await expect(source.token(never)).resolves.toBe('tok-4');
+  });
+
+  it('while an early refresh hangs, callers get the token in hand at once; within 30 s of its expiry they wait for the new one', async () => {
+    let now = 0;
+    let calls = 0;
+    let release: ((granted: GrantedToken) => void) | undefined;
+    const grant = (): Promise<GrantedToken> => {
+      calls += 1;
+      if (calls === 1) return Promise.resolve({ accessToken: 'tok-1', expiresInSeconds: 3600 });
+      return new Promise((done) => (release = done));
+    };
+    const source = new CachedTokenSource(grant, { provider: 'vertex', now: () => now });
+    await expect(source.token(never)).resolves.toBe('tok-1');
+    now = 3300_000;
+    await expect(source.token(never)).resolves.toBe('tok-1');
+    await expect(source.token(never)).resolves.toBe('tok-1');
+    expect(calls).toBe(2); // one refresh, shared
+    now = 3600_000 - 30_000;
+    const waiting = source.token(never);
+    release?.({ accessToken: 'tok-2', expiresInSeconds: 3600 });
+    await expect(waiting).resolves.toBe('tok-2');
+    expect(calls).toBe(2);
   });
 
   it('makes concurrent callers share one fetch', async () => {

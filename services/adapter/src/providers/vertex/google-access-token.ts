@@ -15,6 +15,8 @@ const ASSERTION_LIFETIME_S = 3600;
 const REFRESH_MARGIN_MS = 5 * 60_000;
 /** After an early refresh failed, how long the token in hand is used before the next try. */
 const REFRESH_RETRY_MS = 10_000;
+/** A token this close to its expiry is not handed out while a refresh runs: a call made with it could outlive it. */
+const IN_HAND_MARGIN_MS = 30_000;
 const TOKEN_TIMEOUT_MS = 30_000;
 
 /** An access token as a token endpoint grants it. */
@@ -83,8 +85,18 @@ export class CachedTokenSource implements AccessTokenSource {
   }
 
   token(signal: AbortSignal): Promise<string> {
-    if (this.cached !== undefined && this.now() < this.cached.refreshAt) return Promise.resolve(this.cached.token);
+    const held = this.cached;
+    const now = this.now();
+    if (held !== undefined && now < held.refreshAt) return Promise.resolve(held.token);
     if (signal.aborted) return Promise.reject(cancelled(this.options.provider));
+    const pending = this.refresh();
+    // Refreshing early: the token in hand serves meanwhile, so no call waits on the token endpoint.
+    if (held !== undefined && now < held.expiresAt - IN_HAND_MARGIN_MS) return Promise.resolve(held.token);
+    return untilAborted(pending, signal, this.options.provider);
+  }
+
+  /** The fetch under way, or a new one: one at a time, shared by every caller. */
+  private refresh(): Promise<string> {
     if (this.pending === undefined) {
       const pending = this.fetch();
       this.pending = pending;
@@ -94,7 +106,7 @@ export class CachedTokenSource implements AccessTokenSource {
       };
       pending.then(clear, clear);
     }
-    return untilAborted(this.pending, signal, this.options.provider);
+    return this.pending;
   }
 
   invalidate(token: string): boolean {

@@ -15,13 +15,9 @@ function parse(bodyText: string): unknown {
  * Vertex AI's own refusals (credentials, access, quota, unknown model) in Google's error JSON, as
  * the Gemini family maps them. A refused token is named as such: Vertex takes no API key.
  */
-/** A resource path of the deployment's Google Cloud project (`projects/acme-prod/locations/europe-west4`): the gateway's own infrastructure, not for its clients. */
-const PROJECT_PATH = /projects\/[^/\s`'"]+(\/locations\/[^/\s`'"]+)?/g;
-
 export function vertexGoogleError(status: number, bodyText: string, provider: string, retryAfterMs: number | undefined): GatewayError {
-  const google = readGoogleError(parse(bodyText));
-  const redacted = google && typeof google.message === 'string' ? { ...google, message: google.message.replace(PROJECT_PATH, 'projects/…') } : google;
-  const error = toGatewayError(redacted, status, provider, retryAfterMs);
+  // Google's text names the operator's project and location; `toGatewayError` redacts them, in streams too.
+  const error = toGatewayError(readGoogleError(parse(bodyText)), status, provider, retryAfterMs);
   if (error.kind !== 'auth_failed') return error;
   return new GatewayError('auth_failed', `The provider "${provider}" rejected the gateway's access token.`, {
     provider,
