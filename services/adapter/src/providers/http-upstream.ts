@@ -45,6 +45,21 @@ export function transportError(error: unknown, signal: AbortSignal, provider: st
 }
 
 /**
+ * A whole JSON answer: a body that is not JSON is a malformed answer, and a connection lost
+ * mid-body is the provider's failure (it was reached and answered), not unreachability.
+ */
+export async function readJsonBody(response: Dispatcher.ResponseData, signal: AbortSignal, provider: string): Promise<unknown> {
+  try {
+    return await response.body.json();
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new GatewayError('upstream_error', `The provider "${provider}" returned a malformed response.`, { provider, cause: error });
+    const failure = transportError(error, signal, provider);
+    if (failure.kind === 'unavailable') throw new GatewayError('upstream_error', `The provider "${provider}" closed the connection before the answer was complete.`, { provider, cause: error });
+    throw failure;
+  }
+}
+
+/**
  * Server-sent events of a response body, as they arrive. Stopping early leaves the body as it is:
  * the caller either tears it down (`body.destroy()`, the call was cancelled or failed) or, after the
  * provider's last event, lets it finish (`discardRest`).

@@ -3,7 +3,7 @@ import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { ThinkingStyle } from '../claude-thinking';
-import { createUpstreamAgent, discardRest, readServerSentEvents, transportError } from '../http-upstream';
+import { createUpstreamAgent, discardRest, readJsonBody, readServerSentEvents } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postWithAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
 import { parseAnthropicErrorResponse, type ErrorResponseHeaders } from './anthropic-errors';
@@ -71,24 +71,12 @@ export function createAnthropicWireAdapter(id: string, endpoint: AnthropicEndpoi
     return response;
   }
 
-  async function readJson(response: Dispatcher.ResponseData, call: ProviderCall<unknown>): Promise<unknown> {
-    try {
-      return await response.body.json();
-    } catch (error) {
-      if (error instanceof SyntaxError) throw new GatewayError('upstream_error', `The provider "${id}" returned a malformed response.`, { provider: id, cause: error });
-      const failure = transportError(error, call.signal, id);
-      // The provider was reached and answered; losing the connection mid-body is its failure, not unreachability.
-      if (failure.kind === 'unavailable') throw new GatewayError('upstream_error', `The provider "${id}" closed the connection before the answer was complete.`, { provider: id, cause: error });
-      throw failure;
-    }
-  }
-
   return {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
       const { body, responseTool } = await toAnthropicRequest(call.request, call.upstreamModel, { defaultMaxTokens: endpoint.defaultMaxTokens, thinking: endpoint.thinking, inlineImageUrls: endpoint.inlineImageUrls, loadImage: context.images.loader({ signal: call.signal }) });
       const response = await post(call.upstreamModel, body, call);
       if (!call.request.stream) {
-        yield { completion: parseAnthropicMessage(await readJson(response, call), { responseTool, provider: id }) };
+        yield { completion: parseAnthropicMessage(await readJsonBody(response, call.signal, id), { responseTool, provider: id }) };
         return;
       }
       const translator = new AnthropicStreamTranslator({ responseTool, includeUsage: call.request.streamOptions?.includeUsage === true, provider: id });

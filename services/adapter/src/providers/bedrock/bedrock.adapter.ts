@@ -12,6 +12,7 @@ import { parseBedrockErrorResponse } from './bedrock-errors';
 import { toConverseRequest } from './bedrock-request';
 import { fromConverseResponse } from './bedrock-response';
 import { ConverseStreamTranslator, decodeStreamMessage, eventStreamMessages } from './bedrock-stream';
+import { mapLimited } from '../map-limited';
 
 /** Bedrock's documented per-image limit for Converse. */
 const MAX_IMAGE_BYTES = 3_750_000;
@@ -158,18 +159,4 @@ function streamError(error: unknown, signal: AbortSignal, provider: string): Gat
   if (signal.aborted) return new GatewayError('cancelled', 'The request was cancelled.', { provider, cause: error });
   if (error instanceof undiciErrors.BodyTimeoutError) return new GatewayError('timeout', `The provider "${provider}" stalled mid-stream.`, { provider, cause: error });
   return new GatewayError('upstream_error', `The provider "${provider}" closed the stream unexpectedly.`, { provider, cause: error });
-}
-
-/** `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const at = next++;
-      results[at] = await fn(items[at] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

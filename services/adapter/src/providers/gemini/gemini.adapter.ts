@@ -11,6 +11,7 @@ import { modelResource, toGeminiRequest } from './gemini-request';
 import { fromGeminiResponse } from './gemini-response';
 import { GeminiStreamTranslator } from './gemini-stream';
 import { countTextTokens, estimatedUsage, estimatePromptTokens } from './gemini-usage';
+import { mapLimited } from '../map-limited';
 
 export type GeminiMethod = 'generateContent' | 'streamGenerateContent' | 'batchEmbedContents';
 
@@ -139,18 +140,4 @@ function parseEventJson(data: string, provider: string): unknown {
   } catch (error) {
     throw new GatewayError('upstream_error', `The provider "${provider}" sent a malformed stream event.`, { provider, cause: error });
   }
-}
-
-/** `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const at = next++;
-      results[at] = await fn(items[at] as T, at);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

@@ -3,13 +3,14 @@ import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createAnthropicWireAdapter } from '../anthropic/anthropic.adapter';
 import { createGeminiWireAdapter, retryAfterMs } from '../gemini/gemini.adapter';
-import { createUpstreamAgent, transportError } from '../http-upstream';
+import { createUpstreamAgent, readJsonBody } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postWithAuth } from '../upstream-auth';
 import { bearerAuth, undiciTokenHttp } from './google-access-token';
 import { vertexTokenSource } from './vertex-credentials';
 import { parsePredictResponse, predictBatches, predictEmbeddingResponse } from './vertex-embeddings';
 import { vertexClaudeError, vertexGoogleError } from './vertex-errors';
+import { mapLimited } from '../map-limited';
 
 /** The Messages API version Vertex AI takes, in the body where Anthropic's own API has a header. */
 export const VERTEX_ANTHROPIC_VERSION = 'vertex-2023-10-16';
@@ -87,15 +88,7 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
       const text = await response.body.text().catch(() => '');
       throw vertexGoogleError(response.statusCode, text, id, retryAfterMs(response.headers));
     }
-    try {
-      return await response.body.json();
-    } catch (error) {
-      if (error instanceof SyntaxError) throw new GatewayError('upstream_error', `The provider "${id}" returned a malformed response.`, { provider: id, cause: error });
-      const failure = transportError(error, call.signal, id);
-      // Vertex answered; losing the connection mid-body is its failure, not unreachability.
-      if (failure.kind === 'unavailable') throw new GatewayError('upstream_error', `The provider "${id}" closed the connection before the answer was complete.`, { provider: id, cause: error });
-      throw failure;
-    }
+    return readJsonBody(response, call.signal, id);
   }
 
   return {
@@ -120,18 +113,4 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
       await Promise.all([gemini.close(), claude.close(), embedAgent.close(), tokenAgent.close()]);
     },
   };
-}
-
-/** `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const at = next++;
-      results[at] = await fn(items[at] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
