@@ -6,7 +6,7 @@ import { parseJson } from '../http/http-io';
 import { anthropicError, defaultErrorMessage, errorTypeForStatus, messageBody, messageFrames } from './anthropic-formats';
 import { planMessage } from './anthropic-planner';
 import { describeProblem, messagesRequestSchema } from './anthropic-request-schemas';
-import type { WireHandler, WireProtocol } from './wire-protocol';
+import { faultRetryAfterSeconds, faultWithoutAnswer, type WireHandler, type WireProtocol } from './wire-protocol';
 
 const JSON_HEADERS: OutgoingHttpHeaders = { 'content-type': 'application/json' };
 const SSE_HEADERS: OutgoingHttpHeaders = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' };
@@ -59,22 +59,13 @@ const handleMessages: WireHandler = async (exchange, runtime) => {
 };
 
 async function applyFault(exchange: HttpExchange, fault: Fault, model: string | undefined): Promise<void> {
-  switch (fault.kind) {
-    case 'timeout':
-      await exchange.hang();
-      return;
-    case 'drop_before_response':
-      exchange.dropNow();
-      return;
-    default: {
-      const status = fault.status ?? 500;
-      const headers: OutgoingHttpHeaders = {};
-      const retryAfter = fault.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
-      if (retryAfter !== undefined) headers['retry-after'] = String(Math.ceil(retryAfter));
-      // A fault's `code` names the Anthropic error type when it should differ from the status's usual one.
-      sendError(exchange, status, fault.code ?? errorTypeForStatus(status), fault.message ?? defaultErrorMessage(status, model), headers);
-    }
-  }
+  if (await faultWithoutAnswer(exchange, fault)) return;
+  const status = fault.status ?? 500;
+  const headers: OutgoingHttpHeaders = {};
+  const retryAfter = faultRetryAfterSeconds(fault, status);
+  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
+  // A fault's `code` names the Anthropic error type when it should differ from the status's usual one.
+  sendError(exchange, status, fault.code ?? errorTypeForStatus(status), fault.message ?? defaultErrorMessage(status, model), headers);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -19,7 +19,7 @@ import {
 } from './bedrock-formats';
 import { cohereEmbeddingSchema, converseRequestSchema, converseRuleViolation, describeValidation, titanEmbeddingSchema } from './bedrock-request-schemas';
 import { verifySigV4 } from './bedrock-sigv4';
-import type { SimulatorRuntime, WireHandler, WireProtocol } from './wire-protocol';
+import { faultWithoutAnswer, type SimulatorRuntime, type WireHandler, type WireProtocol } from './wire-protocol';
 
 const ROUTE = /^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/;
 const ERROR_TYPE_SUFFIX = ':http://internal.amazon.com/coral/com.amazon.bedrock/';
@@ -85,21 +85,12 @@ async function prepare(exchange: HttpExchange, runtime: SimulatorRuntime, operat
 }
 
 async function applyFault(exchange: HttpExchange, fault: Fault, modelId: string, requestId: string): Promise<void> {
-  switch (fault.kind) {
-    case 'timeout':
-      await exchange.hang();
-      return;
-    case 'drop_before_response':
-      exchange.dropNow();
-      return;
-    default: {
-      const status = fault.status ?? 500;
-      const errorType = fault.code ?? errorTypeForStatus(status);
-      const headers: OutgoingHttpHeaders = {};
-      if (fault.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.ceil(fault.retryAfterSeconds));
-      sendError(exchange, status, errorType, fault.message ?? defaultErrorMessage(errorType, modelId), requestId, headers);
-    }
-  }
+  if (await faultWithoutAnswer(exchange, fault)) return;
+  const status = fault.status ?? 500;
+  const errorType = fault.code ?? errorTypeForStatus(status);
+  const headers: OutgoingHttpHeaders = {};
+  if (fault.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.ceil(fault.retryAfterSeconds));
+  sendError(exchange, status, errorType, fault.message ?? defaultErrorMessage(errorType, modelId), requestId, headers);
 }
 
 /** Binary frames through the text-based pacer: each frame string holds one byte per char. */

@@ -13,7 +13,7 @@ import {
   embedContentRequestSchema,
   generateContentRequestSchema,
 } from './gemini-request-schemas';
-import type { SimulatorRuntime, WireHandler, WireProtocol } from './wire-protocol';
+import { faultRetryAfterSeconds, faultWithoutAnswer, type SimulatorRuntime, type WireHandler, type WireProtocol } from './wire-protocol';
 
 const JSON_HEADERS: OutgoingHttpHeaders = { 'content-type': 'application/json; charset=UTF-8' };
 const SSE_HEADERS: OutgoingHttpHeaders = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
@@ -88,22 +88,13 @@ function authorize(exchange: HttpExchange, apiKey: string | undefined, query: UR
 }
 
 async function applyFault(exchange: HttpExchange, fault: Fault, model: string, method: Method): Promise<void> {
-  switch (fault.kind) {
-    case 'timeout':
-      await exchange.hang();
-      return;
-    case 'drop_before_response':
-      exchange.dropNow();
-      return;
-    default: {
-      const status = fault.status ?? 500;
-      // Quota errors say when to retry in a RetryInfo detail rather than a header.
-      const retryAfter = fault.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
-      const details = retryAfter !== undefined ? [retryInfo(Math.ceil(retryAfter))] : undefined;
-      // A fault's `code` names the Google status when it should differ from the HTTP status's usual one.
-      sendError(exchange, status, fault.message ?? defaultErrorMessage(status, model, method), fault.code ?? googleStatusFor(status), details);
-    }
-  }
+  if (await faultWithoutAnswer(exchange, fault)) return;
+  const status = fault.status ?? 500;
+  // Quota errors say when to retry in a RetryInfo detail rather than a header.
+  const retryAfter = faultRetryAfterSeconds(fault, status);
+  const details = retryAfter !== undefined ? [retryInfo(retryAfter)] : undefined;
+  // A fault's `code` names the Google status when it should differ from the HTTP status's usual one.
+  sendError(exchange, status, fault.message ?? defaultErrorMessage(status, model, method), fault.code ?? googleStatusFor(status), details);
 }
 
 const generateContent =

@@ -24,7 +24,7 @@ import {
   embeddingRequestSchema,
   type RequestProblem,
 } from './openai-request-schemas';
-import type { SimulatorRuntime, WireHandler, WireProtocol } from './wire-protocol';
+import { faultRetryAfterSeconds, faultWithoutAnswer, type SimulatorRuntime, type WireHandler, type WireProtocol } from './wire-protocol';
 
 const JSON_HEADERS: OutgoingHttpHeaders = { 'content-type': 'application/json' };
 const SSE_HEADERS: OutgoingHttpHeaders = {
@@ -143,22 +143,13 @@ function azureDeployment(exchange: HttpExchange): string | undefined {
 }
 
 async function applyFault(exchange: HttpExchange, fault: Fault, model: string | undefined): Promise<void> {
-  switch (fault.kind) {
-    case 'timeout':
-      await exchange.hang();
-      return;
-    case 'drop_before_response':
-      exchange.dropNow();
-      return;
-    default: {
-      const status = fault.status ?? 500;
-      const headers: OutgoingHttpHeaders = {};
-      const retryAfter = fault.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
-      if (retryAfter !== undefined) headers['retry-after'] = String(Math.ceil(retryAfter));
-      const message = fault.message ?? defaultErrorMessage(status, model);
-      sendError(exchange, status, message, null, fault.code ?? defaultErrorCode(status), headers);
-    }
-  }
+  if (await faultWithoutAnswer(exchange, fault)) return;
+  const status = fault.status ?? 500;
+  const headers: OutgoingHttpHeaders = {};
+  const retryAfter = faultRetryAfterSeconds(fault, status);
+  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
+  const message = fault.message ?? defaultErrorMessage(status, model);
+  sendError(exchange, status, message, null, fault.code ?? defaultErrorCode(status), headers);
 }
 
 function sendError(

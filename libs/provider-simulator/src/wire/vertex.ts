@@ -12,7 +12,7 @@ import { describeProblem as describeMessagesProblem, messagesRequestSchema } fro
 import { defaultErrorMessage as googleErrorMessage, generateContentBody, generateContentFrames, googleError, googleStatusFor } from './gemini-formats';
 import { planGenerateContent } from './gemini-planner';
 import { describeProblem as describeGeminiProblem, generateContentRequestSchema } from './gemini-request-schemas';
-import type { SimulatorRuntime, WireHandler, WireProtocol } from './wire-protocol';
+import { faultRetryAfterSeconds, faultWithoutAnswer, type SimulatorRuntime, type WireHandler, type WireProtocol } from './wire-protocol';
 
 const JSON_HEADERS: OutgoingHttpHeaders = { 'content-type': 'application/json; charset=UTF-8' };
 const GEMINI_SSE_HEADERS: OutgoingHttpHeaders = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
@@ -113,28 +113,19 @@ async function prepare(exchange: HttpExchange, runtime: SimulatorRuntime, publis
  * A fault's `code` in Google's style (`RESOURCE_EXHAUSTED`) forces Google's shape.
  */
 async function applyFault(exchange: HttpExchange, fault: Fault, publisher: Publisher, model: string, method: Method): Promise<void> {
-  switch (fault.kind) {
-    case 'timeout':
-      await exchange.hang();
-      return;
-    case 'drop_before_response':
-      exchange.dropNow();
-      return;
-    default: {
-      const status = fault.status ?? 500;
-      const headers: OutgoingHttpHeaders = {};
-      const retryAfter = fault.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
-      if (retryAfter !== undefined) headers['retry-after'] = String(Math.ceil(retryAfter));
-      const googleShaped = publisher === 'google' || [401, 403, 404, 429].includes(status) || (fault.code !== undefined && GOOGLE_STATUS.test(fault.code));
-      if (googleShaped) {
-        // Vertex names the full resource, the caller's project and location included.
-        const resource = /^\/v1\/(projects\/[^/]+\/locations\/[^/]+)\//.exec(exchange.pathname)?.[1] ?? '';
-        const message = fault.message ?? (status === 404 ? `Publisher Model \`${resource}/publishers/${publisher}/models/${model}\` was not found or your project does not have access to it.` : googleErrorMessage(status, model, method));
-        return sendGoogleError(exchange, status, message, fault.code ?? googleStatusFor(status), undefined, headers);
-      }
-      exchange.sendJson(status, anthropicError(fault.code ?? errorTypeForStatus(status), fault.message ?? anthropicErrorMessage(status, model)), headers);
-    }
+  if (await faultWithoutAnswer(exchange, fault)) return;
+  const status = fault.status ?? 500;
+  const headers: OutgoingHttpHeaders = {};
+  const retryAfter = faultRetryAfterSeconds(fault, status);
+  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
+  const googleShaped = publisher === 'google' || [401, 403, 404, 429].includes(status) || (fault.code !== undefined && GOOGLE_STATUS.test(fault.code));
+  if (googleShaped) {
+    // Vertex names the full resource, the caller's project and location included.
+    const resource = /^\/v1\/(projects\/[^/]+\/locations\/[^/]+)\//.exec(exchange.pathname)?.[1] ?? '';
+    const message = fault.message ?? (status === 404 ? `Publisher Model \`${resource}/publishers/${publisher}/models/${model}\` was not found or your project does not have access to it.` : googleErrorMessage(status, model, method));
+    return sendGoogleError(exchange, status, message, fault.code ?? googleStatusFor(status), undefined, headers);
   }
+  exchange.sendJson(status, anthropicError(fault.code ?? errorTypeForStatus(status), fault.message ?? anthropicErrorMessage(status, model)), headers);
 }
 
 const handleGenerateContent = async (exchange: HttpExchange, runtime: SimulatorRuntime, model: string, method: Method): Promise<void> => {

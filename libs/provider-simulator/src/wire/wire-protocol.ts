@@ -1,4 +1,4 @@
-import type { Behaviour } from '../core/behaviour-config';
+import type { Behaviour, Fault } from '../core/behaviour-config';
 import type { FaultInjector } from '../core/fault-injector';
 import type { SeededRandom } from '../core/seeded-random';
 import type { HttpExchange } from '../http/http-exchange';
@@ -26,4 +26,26 @@ export type WireHandler = (exchange: HttpExchange, runtime: SimulatorRuntime) =>
 export interface WireProtocol {
   readonly name: string;
   route(method: string, pathname: string): WireHandler | undefined;
+}
+
+/**
+ * The faults every wire answers alike, with no answer at all: a hang (`timeout`) or the connection
+ * dropped before the status line (`drop_before_response`). True when `fault` was one of them.
+ */
+export async function faultWithoutAnswer(exchange: HttpExchange, fault: Fault): Promise<boolean> {
+  if (fault.kind === 'timeout') {
+    await exchange.hang();
+    return true;
+  }
+  if (fault.kind === 'drop_before_response') {
+    exchange.dropNow();
+    return true;
+  }
+  return false;
+}
+
+/** How long a faulted answer tells the client to wait: the fault's own delay, else a second for a 429 (as providers do). */
+export function faultRetryAfterSeconds(fault: Fault, status: number): number | undefined {
+  const seconds = fault.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
+  return seconds === undefined ? undefined : Math.ceil(seconds);
 }
