@@ -1,17 +1,14 @@
 import { PassThrough } from 'node:stream';
-import { makeGenericClientConstructor, Metadata, status, type Client, type ClientUnaryCall, type ServiceError, type ClientReadableStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition } from '@grpc/grpc-js';
+import { Metadata, status, type Client, type ClientUnaryCall, type ServiceError, type ClientReadableStream, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { callUnary, readStream } from './grpc-call';
 import { GatewayError } from '@openrouter/errors';
 import { GrpcSecurity, type GrpcSecuritySettings } from './grpc-security';
 import { GrpcServerHandle } from './grpc-server';
+import { TEST_CALLS, TestCalls, type TestCallsClient } from './test-calls.testing';
 
-const bytes = { serialize: (b: Buffer): Buffer => b, deserialize: (b: Buffer): Buffer => b };
-const definition: ServiceDefinition = {
-  stream: { path: '/test.Calls/Stream', requestStream: false, responseStream: true, requestSerialize: bytes.serialize, requestDeserialize: bytes.deserialize, responseSerialize: bytes.serialize, responseDeserialize: bytes.deserialize },
-  unary: { path: '/test.Calls/Unary', requestStream: false, responseStream: false, requestSerialize: bytes.serialize, requestDeserialize: bytes.deserialize, responseSerialize: bytes.serialize, responseDeserialize: bytes.deserialize },
-};
-const Calls = makeGenericClientConstructor(definition, 'Calls');
-type TestClient = Client & { unary: Parameters<typeof callUnary<Buffer, Buffer>>[0]; stream: (request: Buffer, metadata?: Metadata) => ClientReadableStream<Buffer> };
+const definition = TEST_CALLS;
+const Calls = TestCalls;
+type TestClient = TestCallsClient;
 
 const NO_TLS = { cert: '', key: '', ca: '', serverNameOverride: '' };
 const settings = (extra: Partial<GrpcSecuritySettings>): GrpcSecuritySettings => ({ auth: { token: '' }, tls: NO_TLS, ...extra });

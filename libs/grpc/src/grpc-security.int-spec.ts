@@ -2,21 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, InterceptingCall, makeGenericClientConstructor, Metadata, status, type Client, type ClientReadableStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
+import { credentials, InterceptingCall, Metadata, status, type Client, type ServerUnaryCall, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { ConfigError } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { toOpenAIError } from '@openrouter/openai-wire';
 import { callUnary, readStream } from './grpc-call';
 import { GrpcSecurity, SERVICE_TOKEN_HEADER, type GrpcSecuritySettings } from './grpc-security';
 import { CHANNEL_OPTIONS, GrpcServerHandle } from './grpc-server';
+import { TEST_CALLS, TestCalls, type TestCallsClient } from './test-calls.testing';
 
-const bytes = { serialize: (b: Buffer): Buffer => b, deserialize: (b: Buffer): Buffer => b };
-const definition: ServiceDefinition = {
-  stream: { path: '/test.Calls/Stream', requestStream: false, responseStream: true, requestSerialize: bytes.serialize, requestDeserialize: bytes.deserialize, responseSerialize: bytes.serialize, responseDeserialize: bytes.deserialize },
-  unary: { path: '/test.Calls/Unary', requestStream: false, responseStream: false, requestSerialize: bytes.serialize, requestDeserialize: bytes.deserialize, responseSerialize: bytes.serialize, responseDeserialize: bytes.deserialize },
-};
-const Calls = makeGenericClientConstructor(definition, 'Calls');
-type TestClient = Client & { unary: Parameters<typeof callUnary<Buffer, Buffer>>[0]; stream: (request: Buffer, metadata?: Metadata) => ClientReadableStream<Buffer> };
+const definition = TEST_CALLS;
+const Calls = TestCalls;
+type TestClient = TestCallsClient;
 
 const TOKEN = 'a-service-token-of-32-characters-or-more';
 const NO_TLS = { cert: '', key: '', ca: '', serverNameOverride: '' };
