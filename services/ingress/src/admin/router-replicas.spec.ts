@@ -128,6 +128,38 @@ describe('gray releases across router replicas', () => {
     expect(own.releases[0]).toMatchObject({ statsScope: 'replica', statsReadAtMs: 0, canaryStats: { requests: 10, errors: 1, errorRate: 0.1, p95LatencyMs: 200 } });
   });
 
+  it('adds to the freshest fleet view what every other replica counted that the fleet’s counters may not hold, as a replica that cannot reach Redis', () => {
+    const arm = (requests: number, errors: number, p95LatencyMs = 100): routerv1.GrayReleaseArmStats => ({ requests, errors, errorRate: requests ? errors / requests : 0, p95LatencyMs });
+    const merged = grayReleasesAcrossReplicas([
+      // A lost Redis after its read at 5 s: the fleet's 15 calls as it read them, plus its own 5 since, not shared.
+      { address: 'a:1', result: { releases: [release({ statsScope: 'fleet', statsReadAtMs: 5_000, canaryStats: arm(20, 4), canaryUnshared: arm(5, 3, 900), baselineStats: arm(30, 0), baselineUnshared: arm(0, 0) })] } },
+      // B read last: the fleet's 15 (none of A's 5), plus 1 of its own since.
+      { address: 'b:1', result: { releases: [release({ statsScope: 'fleet', statsReadAtMs: 7_000, canaryStats: arm(16, 1), canaryUnshared: arm(1, 0), baselineStats: arm(32, 0), baselineUnshared: arm(2, 0) })] } },
+      // C read at 6 s, and counted 2 calls since (it shares them at its next round).
+      { address: 'c:1', result: { releases: [release({ statsScope: 'fleet', statsReadAtMs: 6_000, canaryStats: arm(17, 2), canaryUnshared: arm(2, 1), baselineStats: arm(31, 0), baselineUnshared: arm(1, 0) })] } },
+    ]);
+    expect(merged.releases).toEqual([
+      expect.objectContaining({ statsScope: 'fleet', statsReadAtMs: 7_000, canaryStats: { requests: 23, errors: 5, errorRate: 0.2174, p95LatencyMs: 900 }, baselineStats: { requests: 33, errors: 0, errorRate: 0, p95LatencyMs: 100 }, replicas: 3 }),
+    ]);
+    // What each replica had not shared is in the stats, not beside them.
+    expect(merged.releases[0]).not.toHaveProperty('canaryUnshared');
+    expect(merged.releases[0]).not.toHaveProperty('baselineUnshared');
+  });
+
+  it('counts a replica that shares but has not read the fleet’s counts yet by its unshared calls, an older router that judges on its own calls whole, and an older fleet view not at all', () => {
+    const arm = (requests: number, errors: number): routerv1.GrayReleaseArmStats => ({ requests, errors, errorRate: requests ? errors / requests : 0, p95LatencyMs: 100 });
+    const merged = grayReleasesAcrossReplicas([
+      { address: 'a:1', result: { releases: [release({ statsScope: 'fleet', statsReadAtMs: 9_000, canaryStats: arm(10, 1), canaryUnshared: arm(0, 0) })] } },
+      // Sharing, but it could not reach Redis since it started: every call of its own is unshared.
+      { address: 'b:1', result: { releases: [release({ statsScope: 'replica', canaryStats: arm(4, 4), canaryUnshared: arm(4, 4) })] } },
+      // A router older than the shared counts: its calls are in no counter.
+      { address: 'c:1', result: { releases: [release({ canaryStats: arm(3, 0) })] } },
+      // A router that shares but reports no unshared calls: an older fleet view, in the freshest already.
+      { address: 'd:1', result: { releases: [release({ statsScope: 'fleet', statsReadAtMs: 8_000, canaryStats: arm(9, 1) })] } },
+    ]);
+    expect(merged.releases[0]).toMatchObject({ statsScope: 'fleet', statsReadAtMs: 9_000, canaryStats: { requests: 17, errors: 5 }, replicas: 4 });
+  });
+
   it('a rollback on one replica is the release state, whatever step the others are at', () => {
     const merged = grayReleasesAcrossReplicas([
       { address: 'a:1', result: { releases: [release({ step: 3 })] } },

@@ -24,7 +24,8 @@ export interface HealthAcrossReplicas {
   replicas: ReplicaSummary[];
 }
 
-export type GrayReleaseAcrossReplicas = routerv1.GrayReleaseState & { replicas: number };
+/** A release across replicas: each replica's calls not shared yet are in the arm stats, not apart. */
+export type GrayReleaseAcrossReplicas = Omit<routerv1.GrayReleaseState, 'baselineUnshared' | 'canaryUnshared'> & { replicas: number };
 
 export interface GrayReleasesAcrossReplicas {
   releases: GrayReleaseAcrossReplicas[];
@@ -115,16 +116,30 @@ function armAcross(stats: Array<routerv1.GrayReleaseArmStats | undefined>): rout
   return { requests, errors, errorRate: requests === 0 ? 0 : Number((errors / requests).toFixed(4)), p95LatencyMs: Math.max(0, ...present.map((s) => s.p95LatencyMs)) };
 }
 
+type ArmPair = Pick<routerv1.GrayReleaseState, 'baselineStats' | 'canaryStats'>;
+
 /**
- * The arm stats a release is judged on across replicas. Replicas judging on the fleet's calls
- * (`statsScope` "fleet", shared through Redis) each report the same counts, as they last read
- * them: the freshest of them is taken, never summed. Replicas judging on their own calls
- * ("replica", or empty from a router older than the field) are summed, onto the fleet's too:
- * their calls are not in the fleet's counters.
+ * The arm stats of a release across replicas. Replicas judging on the fleet's calls (`statsScope`
+ * "fleet", shared through Redis) each report the fleet's counts as they last read them, plus
+ * their own calls the counters may not hold yet: the freshest of those views is taken once, never
+ * summed, and to it is added, from every other replica, what it counted that the counters may not
+ * hold (its `*Unshared` stats: calls not sent, as while it cannot reach Redis, or sent and not
+ * acknowledged). A replica that reports no such stats is counted whole when it judges on its own
+ * calls ("replica", or empty: no Redis, or a router older than the field), and not at all when it
+ * reports an older fleet view (a router older than the `*Unshared` fields).
+ *
+ * A batch Redis applied whose answer was lost is in the fleet's counters and in its replica's
+ * unshared stats until that replica's next round Redis answers: counted twice here meanwhile
+ * (the judgment, on each replica, never counts a call twice).
  */
-function statsAcross(all: routerv1.GrayReleaseState[]): Pick<routerv1.GrayReleaseState, 'baselineStats' | 'canaryStats' | 'statsScope' | 'statsReadAtMs'> {
+function statsAcross(all: routerv1.GrayReleaseState[]): ArmPair & Pick<routerv1.GrayReleaseState, 'statsScope' | 'statsReadAtMs'> {
   const fleet = all.filter((r) => r.statsScope === 'fleet').reduce<routerv1.GrayReleaseState | undefined>((freshest, r) => (freshest && freshest.statsReadAtMs >= r.statsReadAtMs ? freshest : r), undefined);
-  const counted = [...(fleet ? [fleet] : []), ...all.filter((r) => r.statsScope !== 'fleet')];
+  const others = all.flatMap((r): ArmPair[] => {
+    if (r === fleet) return [];
+    if (r.baselineUnshared !== undefined || r.canaryUnshared !== undefined) return [{ baselineStats: r.baselineUnshared, canaryStats: r.canaryUnshared }];
+    return r.statsScope === 'fleet' ? [] : [r];
+  });
+  const counted: ArmPair[] = [...(fleet ? [fleet] : []), ...others];
   return {
     baselineStats: armAcross(counted.map((r) => r.baselineStats)),
     canaryStats: armAcross(counted.map((r) => r.canaryStats)),
@@ -137,8 +152,9 @@ function statsAcross(all: routerv1.GrayReleaseState[]): Pick<routerv1.GrayReleas
  * Gray releases across the router replicas that answered. Their schedule and rollback are shared
  * (in Redis), and so are the calls they judge the canary on: per release, the state of the
  * replica furthest along (a rollback on one holds on every other within
- * `routing.grayReleaseSyncMs`), and the arm stats as `statsAcross` merges them (the fleet's once,
- * each replica's own summed), with the p95 at its highest. `replicas` counts those that know the release.
+ * `routing.grayReleaseSyncMs`), and the arm stats as `statsAcross` merges them (the freshest fleet
+ * view once, plus each other replica's calls not in it), with the p95 at its highest. `replicas`
+ * counts those that know the release.
  */
 export function grayReleasesAcrossReplicas(answers: ReadonlyArray<ReplicaAnswer<routerv1.GrayReleasesResponse>>): GrayReleasesAcrossReplicas {
   const results = answered(answers);
@@ -147,7 +163,8 @@ export function grayReleasesAcrossReplicas(answers: ReadonlyArray<ReplicaAnswer<
   const releases: GrayReleaseAcrossReplicas[] = [];
   for (const all of byId.values()) {
     const furthest = all.reduce((f, r) => ((PROGRESS[r.status] ?? 0) > (PROGRESS[f.status] ?? 0) || ((PROGRESS[r.status] ?? 0) === (PROGRESS[f.status] ?? 0) && r.step > f.step) ? r : f));
-    releases.push({ ...furthest, ...statsAcross(all), replicas: all.length });
+    const { baselineUnshared: _baseline, canaryUnshared: _canary, ...state } = furthest;
+    releases.push({ ...state, ...statsAcross(all), replicas: all.length });
   }
   return { releases, replicas: summaries(answers) };
 }

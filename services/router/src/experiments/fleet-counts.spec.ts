@@ -72,3 +72,40 @@ describe('UnsharedCounts', () => {
     expect(plain(counts.batch(0).deltas).canary).toEqual([[10, [[ERRORS, 1]]]]);
   });
 });
+
+describe('UnsharedCounts totals and pruning', () => {
+  it('sums the batch not acknowledged and the deltas since over the buckets asked for', () => {
+    const counts = new UnsharedCounts(REQUESTS);
+    counts.add('canary', 10, REQUESTS, 2);
+    counts.add('canary', 10, ERRORS, 1);
+    counts.batch(0);
+    counts.add('canary', 12, REQUESTS, 3);
+    counts.add('canary', 30, REQUESTS, 5);
+    counts.add('baseline', 12, REQUESTS, 7);
+    expect([...counts.totals('canary', { oldest: 10, newest: 29 }, 3)]).toEqual([5, 1, 0]);
+    expect([...counts.totals('baseline', { oldest: 11, newest: 30 }, 3)]).toEqual([7, 0, 0]);
+  });
+
+  it('once sealed, sends what was counted until then, in at most two batches, then nothing; what comes after is dropped without a word', () => {
+    const counts = new UnsharedCounts(REQUESTS);
+    counts.add('canary', 10, REQUESTS, 2);
+    const sent = counts.batch(0);
+    counts.add('canary', 11, REQUESTS, 3);
+    counts.seal();
+    counts.add('canary', 12, REQUESTS, 4);
+    // The batch not acknowledged first, as it was; then the deltas counted before the seal.
+    expect(counts.batch(0)).toBe(sent);
+    counts.acknowledge(sent);
+    const last = counts.batch(0);
+    expect(plain(last.deltas).canary).toEqual([[11, [[REQUESTS, 3]]]]);
+    expect(counts.done()).toBe(false);
+    counts.acknowledge(last);
+    expect(counts.batch(0)).toMatchObject({ seq: 0 });
+    expect(counts.done()).toBe(true);
+    // Counted after the seal: reported, never sent, dropped as it leaves the window, not counted as dropped.
+    expect([...counts.totals('canary', { oldest: 0, newest: 100 }, 1)]).toEqual([4]);
+    expect(counts.batch(13)).toMatchObject({ seq: 0 });
+    expect([...counts.totals('canary', { oldest: 0, newest: 100 }, 1)]).toEqual([0]);
+    expect(counts.takeDropped()).toBe(0);
+  });
+});

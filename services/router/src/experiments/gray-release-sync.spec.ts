@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '@openrouter/observability';
 import { configWith, ManualClock, TWO_MODELS } from '../routing/test-engine.testing';
+import { addCount, ARMS, emptyArmCounts, type ArmCounts, type CountBatch } from './fleet-counts';
 import { GrayReleases, type Rollback } from './gray-release';
-import { FileGrayReleaseStore, GrayReleaseSync, type GrayReleaseStore, type KeptRelease } from './gray-release-sync';
+import { FileGrayReleaseStore, GrayReleaseSync, SharedCountsRefused, type CountedRelease, type GrayReleaseStore, type KeptRelease } from './gray-release-sync';
 
 const logger = createLogger('gray-release-sync-spec', 'silent');
 const releaseConfig = configWith(TWO_MODELS, {
@@ -187,5 +188,99 @@ describe('gray release state shared by replicas', () => {
     await sync.sync();
     expect(store.kept.get('gr')).toEqual({ startAt: clock.now(), rollback: releases.byId('gr')?.rollback() });
     await sync.close();
+  });
+});
+
+/** A store shared by replicas, as Redis is, that can refuse one release's batches. */
+class SharingStore extends FlakyStore {
+  readonly refuse = new Set<string>();
+  /** Every batch taken, by release. */
+  readonly taken: string[] = [];
+  private readonly counts = new Map<string, ArmCounts>();
+
+  async shareCounts(release: CountedRelease, batch: CountBatch): Promise<ArmCounts> {
+    if (this.down) throw new Error('store down');
+    if (this.refuse.has(release.id)) throw new SharedCountsRefused(release.id, 'the canary counters of bucket 1 are not a hash, so nothing of this replica\'s calls was added');
+    this.taken.push(release.id);
+    const fleet = this.counts.get(release.id) ?? emptyArmCounts();
+    for (const arm of ARMS) for (const [bucket, fields] of batch.deltas[arm]) for (const [field, delta] of fields) addCount(fleet[arm], bucket, field, delta);
+    this.counts.set(release.id, fleet);
+    return fleet;
+  }
+
+  /** The calls of one arm of a release the store holds. */
+  requests(id: string, arm: (typeof ARMS)[number]): number {
+    return [...(this.counts.get(id)?.[arm].values() ?? [])].reduce((sum, fields) => sum + (fields.get(0) ?? 0), 0);
+  }
+}
+
+describe('gray release calls shared by replicas', () => {
+  const twoReleases = configWith(TWO_MODELS, {
+    grayReleases: [
+      { id: 'gr', target: 'cheap', baseline: 'cheap', canary: 'premium', steps: [{ afterMinutes: 0, percent: 10 }], rollback: { minRequests: 5, errorRateMargin: 0.1 } },
+      { id: 'other', target: 'premium', baseline: 'premium', canary: 'cheap', steps: [{ afterMinutes: 0, percent: 10 }], rollback: { minRequests: 5, errorRateMargin: 0.1 } },
+    ],
+  }).routing.grayReleases;
+
+  function logged(): { logger: ReturnType<typeof createLogger>; lines: Array<{ level: number; msg: string; release?: string; reason?: string; droppedCalls?: unknown }> } {
+    const lines: Array<{ level: number; msg: string }> = [];
+    return { lines, logger: createLogger('gray-release-sync-spec', 'info', { write: (line: string) => void lines.push(JSON.parse(line)) }) };
+  }
+
+  it('goes on sharing the other releases when the store refuses one release’s calls, and says which release and why, not that it is unreachable', async () => {
+    const store = new SharingStore();
+    store.refuse.add('gr');
+    const { logger, lines } = logged();
+    const releases = new GrayReleases(twoReleases, new ManualClock());
+    const sync = new GrayReleaseSync(releases, store, logger, 60_000);
+    await sync.start();
+    releases.byId('gr')?.record('canary', false, 0);
+    releases.byId('other')?.record('canary', false, 0);
+    await sync.sync();
+    await sync.sync();
+    expect(store.taken.filter((id) => id === 'other').length).toBeGreaterThan(0);
+    expect(releases.byId('other')?.state()).toMatchObject({ statsScope: 'fleet', canaryStats: { requests: 1 }, canaryUnshared: { requests: 0 } });
+    expect(releases.byId('gr')?.state()).toMatchObject({ statsScope: 'replica', canaryStats: { requests: 1 }, canaryUnshared: { requests: 1 } });
+    // Said once, for that release, with the reason; nothing said about reaching the store.
+    expect(lines.filter((l) => l.level >= 40)).toEqual([expect.objectContaining({ release: 'gr', reason: expect.stringContaining('gray release gr: the canary counters of bucket 1 are not a hash'), msg: expect.stringContaining('gray release calls not shared') })]);
+
+    store.refuse.delete('gr');
+    await sync.sync();
+    expect(releases.byId('gr')?.state()).toMatchObject({ statsScope: 'fleet', canaryStats: { requests: 1 }, canaryUnshared: { requests: 0 } });
+    expect(lines.filter((l) => l.level === 30)).toEqual([expect.objectContaining({ release: 'gr', msg: 'gray release calls shared again' })]);
+    await sync.close();
+  });
+
+  it('stops sending a release’s calls once it rolled back: its rounds no longer ask the store to share them', async () => {
+    const store = new SharingStore();
+    const releases = new GrayReleases(twoReleases, new ManualClock());
+    const sync = new GrayReleaseSync(releases, store, logger, 60_000);
+    await sync.start();
+    failCanary(releases);
+    expect(releases.byId('gr')?.status()).toBe('rolled_back');
+    await sync.sync();
+    const taken = store.taken.filter((id) => id === 'gr').length;
+    for (let i = 0; i < 3; i++) {
+      releases.byId('gr')?.record('baseline', true, 100);
+      releases.byId('other')?.record('baseline', true, 100);
+      await sync.sync();
+    }
+    expect(store.taken.filter((id) => id === 'gr').length).toBe(taken);
+    // The other release, still judged, is shared at every round with calls.
+    expect(store.taken.filter((id) => id === 'other').length).toBeGreaterThanOrEqual(3);
+    expect(store.kept.get('gr')?.rollback).toEqual(releases.byId('gr')?.rollback());
+    await sync.close();
+  });
+
+  it('shares the calls counted since the last round when it closes', async () => {
+    const store = new SharingStore();
+    const releases = new GrayReleases(twoReleases, new ManualClock());
+    const sync = new GrayReleaseSync(releases, store, logger, 60_000);
+    await sync.start();
+    releases.byId('other')?.record('canary', false, 0);
+    releases.byId('other')?.record('canary', false, 0);
+    expect(store.requests('other', 'canary')).toBe(0);
+    await sync.close();
+    expect(store.requests('other', 'canary')).toBe(2);
   });
 });

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import { z } from 'zod';
 import type { GatewayConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { Coalesced, createRedisClient } from '@openrouter/service-runtime';
 import { ARMS, emptyArmCounts, type ArmCounts, type CountBatch } from './fleet-counts';
-import { ARM_COUNTERS, type GrayRelease, type GrayReleases, type Rollback } from './gray-release';
+import { ARM_COUNTERS, type GrayRelease, type GrayReleaseArm, type GrayReleases, type Rollback } from './gray-release';
 
 /** What is kept of a release beyond one router process. */
 export interface KeptRelease {
@@ -33,7 +33,9 @@ export interface GrayReleaseStore {
   /**
    * A store shared by replicas only: adds this replica's `batch` to the release's call counters
    * (unless it was added before: see `CountBatch`) and answers with the counters of the buckets
-   * `oldest` to `newest`, the fleet's counts over the window.
+   * `oldest` to `newest`, the fleet's counts over the window. Throws `SharedCountsRefused` when the
+   * store answered but would not take the batch (nothing of it added), any other error when it
+   * could not be reached.
    */
   shareCounts?(release: CountedRelease, batch: CountBatch, buckets: { oldest: number; newest: number }): Promise<ArmCounts>;
   close(): Promise<void>;
@@ -44,16 +46,45 @@ return redis.call('HGET', KEYS[1], 'startAt')`;
 const KEEP_ROLLBACK = `if redis.call('HSETNX', KEYS[1], 'rolledBackAt', ARGV[1]) == 1 then redis.call('HSET', KEYS[1], 'reason', ARGV[2]) end
 return 1`;
 
+/** How the script refuses a batch: `UNUSABLE <index into KEYS> type|mark|field <field>`. */
+const UNUSABLE = 'UNUSABLE';
+
 /**
  * Adds a replica's batch of deltas to a release's bucket counters, at most once per batch, then
- * reads the window's buckets. KEYS: the release's applied-batch marks (replica → its last batch
- * applied), then the `n` buckets the batch adds to, then the buckets to read. ARGV: replica,
- * batch seq, expiry (ms), n, then for each bucket added to its number of counters and the
- * counter, delta pairs.
+ * reads the window's buckets. KEYS: this replica's applied-batch mark (the seq of its last batch
+ * applied), then the `n` buckets the batch adds to, then the buckets to read. ARGV: batch seq,
+ * expiry (ms), n, then for each bucket added to its number of counters and the counter, delta
+ * pairs.
+ *
+ * Redis does not undo a script's earlier writes when a later command fails, so everything that
+ * could make a write fail is checked before the first one (each key's type, each counter to add
+ * to holding an integer Redis can add to, the mark holding a seq): the batch is added whole or
+ * refused whole, with an `UNUSABLE` error naming what is in the way.
  */
-const SHARE_COUNTS = `local replica, seq, ttl, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-if n > 0 and tonumber(redis.call('HGET', KEYS[1], replica) or '0') < seq then
-  local a = 5
+const SHARE_COUNTS = `local seq, ttl, n = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local function unusable(k, what) return redis.error_reply('${UNUSABLE} ' .. k .. ' ' .. what) end
+local function integer(v) return v == '0' or (#v <= 18 and string.match(v, '^%-?[1-9]%d*$') ~= nil) end
+local markType = redis.call('TYPE', KEYS[1]).ok
+if markType ~= 'none' and markType ~= 'string' then return unusable(1, 'type') end
+for k = 2, #KEYS do
+  local t = redis.call('TYPE', KEYS[k]).ok
+  if t ~= 'none' and t ~= 'hash' then return unusable(k, 'type') end
+end
+local mark = '0'
+if markType == 'string' then mark = redis.call('GET', KEYS[1]) end
+if not string.match(mark, '^%d+$') then return unusable(1, 'mark') end
+if n > 0 and tonumber(mark) < seq then
+  local a = 4
+  for k = 2, n + 1 do
+    local fields = tonumber(ARGV[a])
+    a = a + 1
+    for _ = 1, fields do
+      local v = redis.call('HGET', KEYS[k], ARGV[a])
+      if v and not integer(v) then return unusable(k, 'field ' .. ARGV[a]) end
+      a = a + 2
+    end
+  end
+  a = 4
   for k = 2, n + 1 do
     local fields = tonumber(ARGV[a])
     a = a + 1
@@ -63,14 +94,14 @@ if n > 0 and tonumber(redis.call('HGET', KEYS[1], replica) or '0') < seq then
     end
     redis.call('PEXPIRE', KEYS[k], ttl)
   end
-  redis.call('HSET', KEYS[1], replica, seq)
-  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('SET', KEYS[1], seq, 'PX', ttl)
 end
 local buckets = {}
 for k = n + 2, #KEYS do buckets[#buckets + 1] = redis.call('HGETALL', KEYS[k]) end
 return buckets`;
 
 const bucketReplies = z.array(z.array(z.string()));
+const unusableReply = new RegExp(`^${UNUSABLE} (\\d+) (type|mark|field (\\d+))\\b`);
 
 const keptInteger = z.coerce.number().int().nonnegative();
 
@@ -78,9 +109,37 @@ const keptInteger = z.coerce.number().int().nonnegative();
 export class UnreadableStart extends Error {}
 
 /**
+ * The store answered but did not take a batch of calls (nothing of it was added): a counter in a
+ * form Redis cannot add to, or an error Redis answered with. The message says which release and
+ * why, and names no key.
+ */
+export class SharedCountsRefused extends Error {
+  constructor(
+    readonly release: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`gray release ${release}: ${reason}`, options);
+  }
+}
+
+/**
+ * The Redis keys of a release's shared call counters, apart from its kept state
+ * (`<keyPrefix>router:gray-release:<id>`, which no id's counters can name): the id is
+ * URI-encoded, so it holds no `:` and no id's keys are another's.
+ */
+export function sharedCountsKeys(keyPrefix: string, release: CountedRelease): { bucket(arm: GrayReleaseArm, index: number): string; applied(replica: string): string } {
+  const base = `${keyPrefix}router:gray-release-calls:${encodeURIComponent(release.id)}:${release.windowMs}`;
+  return {
+    bucket: (arm, index) => `${base}:${arm}:${index}`,
+    applied: (replica) => `${base}:applied:${encodeURIComponent(replica)}`,
+  };
+}
+
+/**
  * Gray releases in Redis: a hash per release, `<keyPrefix>router:gray-release:<id>`; the fleet's
- * call counters a hash per release, window, arm and bucket (`…:<id>:calls:<windowMs>:<arm>:<bucket
- * index>`, one field per counter), and the last batch applied of each replica (`…:<id>:batches`).
+ * call counters a hash per release, window, arm and bucket, and the last batch applied of each
+ * replica a key of its own (see `sharedCountsKeys`).
  */
 export class RedisGrayReleaseStore implements GrayReleaseStore {
   constructor(
@@ -121,26 +180,37 @@ export class RedisGrayReleaseStore implements GrayReleaseStore {
   }
 
   /**
-   * One round trip (a script, so the batch is added whole or not at all); its work is bounded by
-   * the window's buckets and the counters per bucket, whatever the traffic and the replicas.
-   * Counters expire two windows after their last change.
+   * One round trip, a script that adds the batch whole or refuses it whole; its work is bounded
+   * by the window's buckets and the counters per bucket, whatever the traffic and the replicas.
+   * Counters, and this replica's mark, expire two windows after their last change: a replica
+   * that left takes its mark with it, and one that stops adding to a bucket, the bucket.
    */
   async shareCounts(release: CountedRelease, batch: CountBatch, buckets: { oldest: number; newest: number }): Promise<ArmCounts> {
-    const calls = (arm: string, bucket: number): string => `${this.key(release.id)}:calls:${release.windowMs}:${arm}:${bucket}`;
-    const added: string[] = [];
+    const keys = sharedCountsKeys(this.keyPrefix, release);
+    const added: Array<{ arm: GrayReleaseArm; bucket: number }> = [];
     const deltas: string[] = [];
     for (const arm of ARMS) {
       for (const [bucket, fields] of batch.deltas[arm]) {
         if (fields.size === 0) continue;
-        added.push(calls(arm, bucket));
+        added.push({ arm, bucket });
         deltas.push(String(fields.size));
         for (const [field, delta] of fields) deltas.push(String(field), String(delta));
       }
     }
-    const read: Array<{ arm: (typeof ARMS)[number]; bucket: number; key: string }> = [];
-    for (const arm of ARMS) for (let bucket = buckets.oldest; bucket <= buckets.newest; bucket++) read.push({ arm, bucket, key: calls(arm, bucket) });
-    const reply = await this.redis.eval(SHARE_COUNTS, 1 + added.length + read.length, `${this.key(release.id)}:batches`, ...added, ...read.map((r) => r.key), this.replica, String(batch.seq), String(2 * release.windowMs), String(added.length), ...deltas);
-    const replies = bucketReplies.parse(reply);
+    const read: Array<{ arm: GrayReleaseArm; bucket: number }> = [];
+    for (const arm of ARMS) for (let bucket = buckets.oldest; bucket <= buckets.newest; bucket++) read.push({ arm, bucket });
+    const counters = [...added, ...read];
+    let reply: unknown;
+    try {
+      reply = await this.redis.eval(SHARE_COUNTS, 1 + counters.length, keys.applied(this.replica), ...counters.map((c) => keys.bucket(c.arm, c.bucket)), String(batch.seq), String(2 * release.windowMs), String(added.length), ...deltas);
+    } catch (error) {
+      // Redis answered with an error: the script wrote nothing. Anything else: not reached.
+      if (error instanceof Error && error instanceof ReplyError) throw new SharedCountsRefused(release.id, refusal(error.message, counters), { cause: error });
+      throw error;
+    }
+    const parsed = bucketReplies.safeParse(reply);
+    if (!parsed.success) throw new SharedCountsRefused(release.id, 'Redis answered the shared counts script in an unexpected form');
+    const replies = parsed.data;
     const fleet = emptyArmCounts();
     read.forEach(({ arm, bucket }, i) => {
       const pairs = replies[i] ?? [];
@@ -163,6 +233,22 @@ export class RedisGrayReleaseStore implements GrayReleaseStore {
   private key(id: string): string {
     return `${this.keyPrefix}router:gray-release:${id}`;
   }
+}
+
+/** Why Redis refused a batch, from its error: what is in the way, named by arm and bucket, never by key. */
+function refusal(message: string, counters: ReadonlyArray<{ arm: GrayReleaseArm; bucket: number }>): string {
+  const unusable = unusableReply.exec(message);
+  if (!unusable) return `Redis refused this replica's calls (${message}); nothing of them was added`;
+  const index = Number(unusable[1]);
+  const what = unusable[2] ?? '';
+  const counter = counters[index - 2];
+  const inTheWay =
+    index === 1
+      ? `this replica's applied-batch mark is ${what === 'type' ? 'not a string' : 'not a batch number'}`
+      : counter
+        ? `the ${counter.arm} counters of bucket ${counter.bucket} ${what === 'type' ? 'are not a hash' : `hold a counter ${unusable[3] ?? ''} that is not an integer`}`
+        : `a counter is unusable (${what})`;
+  return `${inTheWay}, so nothing of this replica's calls was added (it sends them again each round while they are in the window; delete what is in the way, docs/routing.md names the keys)`;
 }
 
 const keptFile = z.object({
@@ -253,7 +339,9 @@ export class FileGrayReleaseStore implements GrayReleaseStore {
  * each release is judged on from then on (see `GrayRelease.adoptFleetCounts`). While the store
  * cannot be reached the router goes on with what it has (the fleet's counts as last read, plus
  * its own since) and tries again at the next round; a rollback not yet kept is kept then, and
- * calls not yet shared are shared then, those still in the window.
+ * calls not yet shared are shared then, those still in the window. Each release's calls are
+ * shared on their own: a batch the store refuses (`SharedCountsRefused`) is logged for its
+ * release, once, and sent again at the next round, and the other releases are shared all the same.
  */
 export class GrayReleaseSync {
   private readonly unkept = new Map<string, Rollback>();
@@ -262,7 +350,10 @@ export class GrayReleaseSync {
   /** One round at a time; rounds asked for during one (a rollback, the timer of a store slower than `intervalMs`) share the next. */
   private readonly rounds = new Coalesced(() => this.syncOnce());
   private closed = false;
+  /** The store could not be reached at the last round. */
   private failing = false;
+  /** Releases whose last batch the store refused (see `SharedCountsRefused`). */
+  private readonly refused = new Set<string>();
 
   constructor(
     private readonly releases: GrayReleases,
@@ -333,19 +424,41 @@ export class GrayReleaseSync {
           this.logger.warn({ release: release.config.id, reason: rollback.reason }, 'gray release rolled back by another router');
         }
       }
-      for (const { release, batch, buckets } of toShare) {
-        const fleet = await this.store.shareCounts?.({ id: release.config.id, windowMs: release.config.rollback.windowMs }, batch, buckets);
-        if (fleet) release.adoptFleetCounts(batch, fleet);
-      }
-      // Calls that left the window before they could be shared are in no one's window any more:
-      // after an outage, said once, per release.
-      const dropped = Object.fromEntries(toShare.map(({ release }) => [release.config.id, release.takeDroppedCalls()]).filter(([, calls]) => calls !== 0));
-      if (this.failing) this.logger.info(Object.keys(dropped).length > 0 ? { droppedCalls: dropped } : {}, 'gray release state reachable again');
-      this.failing = false;
     } catch (error) {
-      if (!this.failing) this.logger.warn({ err: error }, "gray release state unreachable; going on with what this router has (the fleet's calls as last read, plus its own since), trying again");
-      this.failing = true;
+      this.unreachable(error);
+      return;
     }
+    // Calls that left the window before they could be shared are in no one's window any more:
+    // after an outage, said once, per release.
+    const dropped: Record<string, number> = {};
+    for (const { release, batch, buckets } of toShare) {
+      const id = release.config.id;
+      try {
+        const fleet = await this.store.shareCounts?.({ id, windowMs: release.config.rollback.windowMs }, batch, buckets);
+        if (fleet) release.adoptFleetCounts(batch, fleet);
+      } catch (error) {
+        // Refused for this release alone: the others are shared all the same.
+        if (error instanceof SharedCountsRefused) {
+          if (!this.refused.has(id)) this.logger.warn({ release: id, reason: error.message }, "gray release calls not shared: Redis refused this replica's batch; judging on the fleet's calls as last read, plus its own since");
+          this.refused.add(id);
+          continue;
+        }
+        // Not reached: neither would the releases after it be; they are shared at the next round.
+        this.unreachable(error);
+        return;
+      }
+      const calls = release.takeDroppedCalls();
+      if (this.refused.delete(id)) this.logger.info({ release: id, ...(calls !== 0 ? { droppedCalls: calls } : {}) }, 'gray release calls shared again');
+      else if (calls !== 0) dropped[id] = calls;
+    }
+    if (this.failing) this.logger.info(Object.keys(dropped).length > 0 ? { droppedCalls: dropped } : {}, 'gray release state reachable again');
+    this.failing = false;
+  }
+
+  /** The store could not be reached: said once, until a round reaches it again. */
+  private unreachable(error: unknown): void {
+    if (!this.failing) this.logger.warn({ reason: error instanceof Error ? error.message : String(error) }, "gray release state unreachable; going on with what this router has (the fleet's calls as last read, plus its own since), trying again");
+    this.failing = true;
   }
 }
 

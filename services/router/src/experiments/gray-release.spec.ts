@@ -86,3 +86,112 @@ describe('GrayRelease judged on the fleet’s counts', () => {
     expect(release.state()).toMatchObject({ status: 'rolled_back', rollbackReason: expect.stringContaining('error rate 50.0%') });
   });
 });
+
+describe('GrayRelease sharing with the fleet', () => {
+  const REQUESTS = 0;
+  const ERRORS = 1;
+  const bucketMs = (release: GrayRelease): number => release.config.rollback.windowMs / 20;
+  const windowBucket = (release: GrayRelease, at: number): number => Math.floor(at / bucketMs(release));
+
+  it('takes a success back in the bucket it was counted in, not the bucket of its time, after the clock stepped back', () => {
+    const clock = new ManualClock();
+    const release = new GrayRelease(releaseConfig([{ afterMinutes: 0, percent: 50 }]), clock);
+    release.shareCounts();
+    release.record('baseline', true, 100);
+    const newest = windowBucket(release, clock.now());
+    clock.advance(-2 * bucketMs(release));
+    const call = release.record('canary', true, 100);
+    release.failAfterSuccess(call);
+    expect(release.stats('canary')).toMatchObject({ requests: 1, errors: 1, p95LatencyMs: 0 });
+    // The window counted it in its newest bucket, which is where it is taken back, for the fleet too.
+    expect(release.countsToShare()?.batch.deltas.canary).toEqual(new Map([[newest, new Map([[REQUESTS, 1], [ERRORS, 1]])]]));
+    expect(call.bucket).toBe(newest);
+  });
+
+  it('reports what the fleet’s counters may not hold: the calls not sent, then those of a batch not acknowledged too', () => {
+    const clock = new ManualClock();
+    const release = new GrayRelease(releaseConfig([{ afterMinutes: 0, percent: 50 }]), clock);
+    release.shareCounts();
+    release.record('canary', false, 0);
+    release.record('canary', false, 0);
+    expect(release.state()).toMatchObject({ canaryUnshared: { requests: 2, errors: 2 }, baselineUnshared: { requests: 0, errors: 0 } });
+    // A round whose answer never came: its batch is still this replica's, and so is the call since.
+    const sent = release.countsToShare();
+    if (!sent) throw new Error('a shared release has counts to share');
+    release.record('canary', true, 100);
+    expect(release.state()).toMatchObject({ canaryStats: { requests: 3, errors: 2 }, canaryUnshared: { requests: 3, errors: 2, p95LatencyMs: expect.any(Number) } });
+    // The next round: the batch is sent again and applied; four calls of other replicas come back with it.
+    expect(release.countsToShare()?.batch).toBe(sent.batch);
+    const bucket = windowBucket(release, clock.now());
+    release.adoptFleetCounts(sent.batch, { baseline: new Map(), canary: new Map([[bucket, new Map([[REQUESTS, 6], [ERRORS, 6]])]]) });
+    expect(release.state()).toMatchObject({ statsScope: 'fleet', canaryStats: { requests: 7, errors: 6 }, canaryUnshared: { requests: 1, errors: 0 } });
+    // Not shared at all: nothing to report apart.
+    const alone = new GrayRelease(releaseConfig([{ afterMinutes: 0, percent: 50 }]), clock);
+    alone.record('canary', false, 0);
+    expect(alone.state()).toMatchObject({ baselineUnshared: undefined, canaryUnshared: undefined });
+  });
+
+  it('reports a success taken back after it was shared as an error apart, with no latency of its own', () => {
+    const clock = new ManualClock();
+    const release = new GrayRelease(releaseConfig([{ afterMinutes: 0, percent: 50 }]), clock);
+    release.shareCounts();
+    const call = release.record('canary', true, 100);
+    const sent = release.countsToShare();
+    if (!sent) throw new Error('a shared release has counts to share');
+    release.adoptFleetCounts(sent.batch, sent.batch.deltas);
+    release.failAfterSuccess(call);
+    expect(release.state()).toMatchObject({ canaryStats: { requests: 1, errors: 1, p95LatencyMs: 0 }, canaryUnshared: { requests: 0, errors: 1, p95LatencyMs: 0 } });
+  });
+
+  it('stops sharing once rolled back: the calls counted until then are sent, then no batch any more; its own calls since are reported as not shared until they leave the window', () => {
+    const clock = new ManualClock();
+    const release = new GrayRelease(releaseConfig([{ afterMinutes: 0, percent: 50 }]), clock);
+    release.shareCounts();
+    release.record('canary', false, 0);
+    release.adoptRollback({ at: clock.now(), reason: 'rolled back by another router' });
+    release.record('baseline', true, 100);
+    const last = release.countsToShare();
+    expect(last?.batch.deltas).toEqual({ baseline: new Map(), canary: new Map([[windowBucket(release, clock.now()), new Map([[REQUESTS, 1], [ERRORS, 1]])]]) });
+    if (!last) throw new Error('the calls before the rollback are still sent');
+    release.adoptFleetCounts(last.batch, last.batch.deltas);
+    expect(release.countsToShare()).toBeUndefined();
+    release.record('baseline', true, 100);
+    expect(release.countsToShare()).toBeUndefined();
+    expect(release.state()).toMatchObject({ status: 'rolled_back', baselineStats: { requests: 2 }, baselineUnshared: { requests: 2 }, canaryUnshared: { requests: 0 } });
+    clock.advance(release.config.rollback.windowMs + bucketMs(release));
+    expect(release.countsToShare()).toBeUndefined();
+    expect(release.state()).toMatchObject({ baselineUnshared: { requests: 0 }, canaryUnshared: { requests: 0 } });
+    // Calls it was never meant to share are not reported as dropped.
+    expect(release.takeDroppedCalls()).toBe(0);
+  });
+
+  it('stops sharing once completed with no baseline call left in the fleet’s window, not before it read the fleet’s counts', () => {
+    const clock = new ManualClock();
+    const release = new GrayRelease(releaseConfig([{ afterMinutes: 0, percent: 50 }, { afterMinutes: 60, percent: 100 }]), clock);
+    release.shareCounts();
+    clock.advance(61 * 60_000);
+    expect(release.status()).toBe('completed');
+    // Never read the fleet's counts: other replicas' baseline calls may be in the window.
+    const first = release.countsToShare();
+    if (!first) throw new Error('a completed release that never read the fleet still shares');
+    release.adoptFleetCounts(first.batch, { baseline: new Map([[windowBucket(release, clock.now()), new Map([[REQUESTS, 12]])]]), canary: new Map() });
+    // The fleet's baseline calls can still roll the canary back: it goes on sharing.
+    clock.advance(10 * bucketMs(release));
+    release.record('canary', true, 100);
+    const next = release.countsToShare();
+    if (!next) throw new Error('a completed release with baseline calls in the window still shares');
+    expect(next.batch.seq).toBe(1);
+    release.adoptFleetCounts(next.batch, { baseline: new Map([[windowBucket(release, clock.now()) - 10, new Map([[REQUESTS, 12]])]]), canary: next.batch.deltas.canary });
+    // Those baseline calls left the window: the canary call counted until then is still sent, then nothing.
+    clock.advance(11 * bucketMs(release));
+    release.record('canary', true, 100);
+    const last = release.countsToShare();
+    if (!last) throw new Error('the calls counted until the release was judged no more are still sent');
+    expect(last.batch.seq).toBe(2);
+    release.adoptFleetCounts(last.batch, { baseline: new Map(), canary: new Map([...next.batch.deltas.canary, ...last.batch.deltas.canary]) });
+    expect(release.countsToShare()).toBeUndefined();
+    release.record('canary', false, 0);
+    expect(release.countsToShare()).toBeUndefined();
+    expect(release.state()).toMatchObject({ canaryStats: { requests: 3, errors: 1 }, canaryUnshared: { requests: 1, errors: 1 } });
+  });
+});

@@ -18,6 +18,11 @@ export type GrayReleaseArm = 'baseline' | 'canary';
 export interface RecordedCall {
   readonly arm: GrayReleaseArm;
   readonly at: number;
+  /**
+   * The index of the window bucket the call was counted in: the bucket of `at`, or the newest
+   * if the clock had stepped back behind it (see `SlidingWindow.add`). Its amends go there.
+   */
+  readonly bucket: number;
   readonly ok: boolean;
   readonly latencyMs: number;
 }
@@ -45,8 +50,10 @@ export interface CountsToShare {
  * The start (when not configured) and the rollback are kept beyond the process by `GrayReleaseSync`.
  *
  * Shared by several replicas (`shareCounts`), each arm's window holds the fleet's counts as last
- * read from the store plus what this replica counted since that it did not send then; alone, its
- * own calls. Either way a call is counted in the window at once, so the judgment needs no I/O.
+ * read from the store plus what this replica counted that they may not hold; alone, its own
+ * calls. Either way a call is counted in the window at once, so the judgment needs no I/O. A
+ * release judged no more (rolled back, or completed with no baseline call left in the window)
+ * stops sharing: the fleet's counters are not needed any more.
  */
 export class GrayRelease {
   private startAt: number;
@@ -76,6 +83,7 @@ export class GrayRelease {
   /** A rollback made by another replica or an earlier run: it holds here too. */
   adoptRollback(rollback: Rollback): void {
     this.rolledBack ??= rollback;
+    this.unshared?.seal();
   }
 
   startedAt(): number {
@@ -119,11 +127,11 @@ export class GrayRelease {
   /** One call to one arm, then the rollback check. */
   record(arm: GrayReleaseArm, ok: boolean, latencyMs: number): RecordedCall {
     const now = this.clock.now();
-    this.count(arm, now, REQUESTS);
+    const bucket = this.count(arm, now, REQUESTS);
     this.count(arm, now, ok ? LATENCIES + latencyBin(latencyMs) : ERRORS);
     // Either arm's call may complete the comparison.
     if (!this.rolledBack) this.check();
-    return { arm, at: now, ok, latencyMs };
+    return { arm, at: now, bucket, ok, latencyMs };
   }
 
   /**
@@ -134,8 +142,9 @@ export class GrayRelease {
     if (!call.ok) return;
     const now = this.clock.now();
     // The window holds the call still (unless it has left it): its success becomes an error in
-    // place, and for the fleet a delta in the bucket the call was counted in, sent or not yet.
-    if (this.countAt(call.arm, call.at, now, LATENCIES + latencyBin(call.latencyMs), -1)) this.countAt(call.arm, call.at, now, ERRORS, 1);
+    // the bucket the call was counted in (not necessarily the bucket of its time, after the clock
+    // stepped back), and for the fleet a delta in that same bucket, sent or not yet.
+    if (this.countAt(call.arm, call.bucket, now, LATENCIES + latencyBin(call.latencyMs), -1)) this.countAt(call.arm, call.bucket, now, ERRORS, 1);
     else {
       this.count(call.arm, now, REQUESTS);
       this.count(call.arm, now, ERRORS);
@@ -148,14 +157,36 @@ export class GrayRelease {
    * for the fleet's counters (see `countsToShare`). Called before the router takes calls.
    */
   shareCounts(): void {
-    this.unshared ??= new UnsharedCounts(REQUESTS);
+    if (this.unshared) return;
+    this.unshared = new UnsharedCounts(REQUESTS);
+    if (this.rolledBack) this.unshared.seal();
   }
 
-  /** For a release shared by replicas: the deltas to add to the fleet's counters now, and the buckets of the window to read back. */
+  /**
+   * For a release shared by replicas: the deltas to add to the fleet's counters now, and the
+   * buckets of the window to read back. Once the release is judged no more (rolled back, or
+   * completed with no baseline call left in the window), only the calls counted until then are
+   * still sent, and then nothing (no round trip): the calls after are this replica's alone,
+   * still reported as not shared (the admin view adds them up across replicas) until they leave
+   * the window.
+   */
   countsToShare(): CountsToShare | undefined {
     if (!this.unshared) return undefined;
-    const buckets = this.outcomes.baseline.bucketsAt(this.clock.now());
-    return { batch: this.unshared.batch(buckets.oldest), buckets };
+    const now = this.clock.now();
+    const buckets = this.outcomes.baseline.bucketsAt(now);
+    if (this.drained(now)) this.unshared.seal();
+    const batch = this.unshared.batch(buckets.oldest);
+    return this.unshared.done() && batch.seq === 0 ? undefined : { batch, buckets };
+  }
+
+  /**
+   * Completed, and no baseline call in the fleet's window as read: the baseline gets no more
+   * calls, and `check` needs both arms, so no rollback can come. A release that completed before
+   * this replica ever read the fleet's counts waits for that read: other replicas' baseline calls
+   * may still be in the window.
+   */
+  private drained(now: number): boolean {
+    return this.status() === 'completed' && this.fleetReadAt > 0 && this.outcomes.baseline.total(now, REQUESTS) === 0;
   }
 
   /**
@@ -184,21 +215,25 @@ export class GrayRelease {
     return this.unshared?.takeDropped() ?? 0;
   }
 
+  /**
+   * For a release shared by replicas: per arm, the calls in the window this replica counted that
+   * the fleet's counters may not hold (the arm's stats are the fleet's as last read plus these).
+   */
+  unsharedStats(arm: GrayReleaseArm): routerv1.GrayReleaseArmStats | undefined {
+    if (!this.unshared) return undefined;
+    const totals = this.unshared.totals(arm, this.outcomes[arm].bucketsAt(this.clock.now()), ARM_COUNTERS);
+    // A success taken back after it was shared is a -1 in its latency bin here: no latency to report.
+    for (let f = LATENCIES; f < ARM_COUNTERS; f++) if ((totals[f] ?? 0) < 0) totals[f] = 0;
+    return armStats(totals);
+  }
+
   /** Whose calls the arms' stats count, and when the fleet's were last read (0 for a replica's own). */
   statsScope(): { scope: GrayReleaseStatsScope; readAt: number } {
     return this.unshared && this.fleetReadAt > 0 ? { scope: 'fleet', readAt: this.fleetReadAt } : { scope: 'replica', readAt: 0 };
   }
 
   stats(arm: GrayReleaseArm): routerv1.GrayReleaseArmStats {
-    const totals = this.outcomes[arm].totalsAt(this.clock.now());
-    const requests = totals[REQUESTS] ?? 0;
-    const errors = totals[ERRORS] ?? 0;
-    return {
-      requests,
-      errors,
-      errorRate: requests ? errors / requests : 0,
-      p95LatencyMs: Math.round(binnedPercentile(totals, LATENCIES, 0.95)),
-    };
+    return armStats(this.outcomes[arm].totalsAt(this.clock.now()));
   }
 
   state(): routerv1.GrayReleaseState {
@@ -219,20 +254,22 @@ export class GrayRelease {
       canaryStats: this.stats('canary'),
       statsScope: scope,
       statsReadAtMs: readAt,
+      baselineUnshared: this.unsharedStats('baseline'),
+      canaryUnshared: this.unsharedStats('canary'),
     };
   }
 
-  /** Counts in the bucket of `now`. */
-  private count(arm: GrayReleaseArm, now: number, field: number): void {
+  /** Counts in the bucket of `now` (the newest, if the clock stepped back); returns that bucket's index. */
+  private count(arm: GrayReleaseArm, now: number, field: number): number {
     const bucket = this.outcomes[arm].add(now, field);
     this.unshared?.add(arm, bucket, field, 1);
+    return bucket;
   }
 
-  /** Counts in the bucket that held `at`, if the window still holds it. */
-  private countAt(arm: GrayReleaseArm, at: number, now: number, field: number, amount: number): boolean {
-    const window = this.outcomes[arm];
-    if (!window.addAt(at, now, field, amount)) return false;
-    this.unshared?.add(arm, window.bucketOf(at), field, amount);
+  /** Counts in the bucket with index `bucket`, if the window still holds it. */
+  private countAt(arm: GrayReleaseArm, bucket: number, now: number, field: number, amount: number): boolean {
+    if (!this.outcomes[arm].addToBucket(bucket, now, field, amount)) return false;
+    this.unshared?.add(arm, bucket, field, amount);
     return true;
   }
 
@@ -255,8 +292,21 @@ export class GrayRelease {
 
   private rollBack(reason: string): void {
     this.rolledBack = { at: this.clock.now(), reason };
+    this.unshared?.seal();
     this.onRollBack?.(this.rolledBack);
   }
+}
+
+/** An arm's stats from its window's sums (or any counters laid out the same way). */
+function armStats(totals: Float64Array): routerv1.GrayReleaseArmStats {
+  const requests = totals[REQUESTS] ?? 0;
+  const errors = totals[ERRORS] ?? 0;
+  return {
+    requests,
+    errors,
+    errorRate: requests ? errors / requests : 0,
+    p95LatencyMs: Math.round(binnedPercentile(totals, LATENCIES, 0.95)),
+  };
 }
 
 /** Adds bucketed counts to a window; buckets it no longer holds at `now` are left out. */

@@ -35,7 +35,9 @@ export class SlidingWindow {
 
   /**
    * Adds to the bucket that held the earlier time `at`, if the window ending at `now` still holds
-   * it (to amend an event recorded then); false when that bucket has left the window.
+   * it (to amend an event recorded then); false when that bucket has left the window. An event
+   * `add` counted after the clock stepped back is in the newest bucket, not `at`'s: to amend
+   * exactly that bucket, keep the index `add` returned and use `addToBucket`.
    */
   addAt(at: number, now: number, field: number, amount = 1): boolean {
     return this.addToBucket(this.bucketOf(at), now, field, amount);

@@ -281,6 +281,15 @@ export interface GrayReleaseState {
   statsScope: string;
   /** With "fleet" stats: Unix ms when this replica last read the fleet's counts; 0 otherwise. */
   statsReadAtMs: number;
+  /**
+   * For a release this replica shares through Redis (unset otherwise): per arm, the calls in the
+   * window it counted that the fleet's counters may not hold yet (not sent, or sent and not
+   * acknowledged), included in the arm stats above. The admin view adds every other replica's to
+   * the freshest fleet stats. A batch Redis applied whose answer was lost is among them until the
+   * replica's next round that Redis answers.
+   */
+  baselineUnshared?: GrayReleaseArmStats | undefined;
+  canaryUnshared?: GrayReleaseArmStats | undefined;
 }
 
 export interface GrayReleaseArmStats {
@@ -2623,6 +2632,8 @@ function createBaseGrayReleaseState(): GrayReleaseState {
     canaryStats: undefined,
     statsScope: "",
     statsReadAtMs: 0,
+    baselineUnshared: undefined,
+    canaryUnshared: undefined,
   };
 }
 
@@ -2669,6 +2680,12 @@ export const GrayReleaseState: MessageFns<GrayReleaseState> = {
     }
     if (message.statsReadAtMs !== 0) {
       writer.uint32(112).int64(message.statsReadAtMs);
+    }
+    if (message.baselineUnshared !== undefined) {
+      GrayReleaseArmStats.encode(message.baselineUnshared, writer.uint32(122).fork()).join();
+    }
+    if (message.canaryUnshared !== undefined) {
+      GrayReleaseArmStats.encode(message.canaryUnshared, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -2798,6 +2815,22 @@ export const GrayReleaseState: MessageFns<GrayReleaseState> = {
             message.statsReadAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.baselineUnshared = GrayReleaseArmStats.decode(reader, reader.uint32());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.canaryUnshared = GrayReleaseArmStats.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2833,6 +2866,12 @@ export const GrayReleaseState: MessageFns<GrayReleaseState> = {
       : undefined;
     message.statsScope = object.statsScope ?? "";
     message.statsReadAtMs = object.statsReadAtMs ?? 0;
+    message.baselineUnshared = (object.baselineUnshared !== undefined && object.baselineUnshared !== null)
+      ? GrayReleaseArmStats.fromPartial(object.baselineUnshared)
+      : undefined;
+    message.canaryUnshared = (object.canaryUnshared !== undefined && object.canaryUnshared !== null)
+      ? GrayReleaseArmStats.fromPartial(object.canaryUnshared)
+      : undefined;
     return message;
   },
 };
