@@ -69,7 +69,7 @@ interface PodSpec {
 interface WorkloadSpec {
   replicas?: number;
   selector: { matchLabels: Record<string, string> };
-  strategy?: { type?: string };
+  strategy?: { type?: string; rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string } };
   template: { metadata: { labels: Record<string, string> }; spec: PodSpec };
   volumeClaimTemplates?: Array<{ metadata: { name: string } }>;
   serviceName?: string;
@@ -475,14 +475,17 @@ describe('deploy/kubernetes: how the services reach each other', () => {
 });
 
 describe('deploy/kubernetes: scaling and availability', () => {
-  it('runs alerting as exactly one replica: replicas 1, Recreate, no autoscaler, no disruption budget', () => {
+  it('runs alerting as two replicas, one active and one standing by on a lease in Redis: rolled one at a time, no autoscaler, a disruption budget of one', () => {
     const w = alertingRunner.workload;
     expect(runnersOf('alerting')).toHaveLength(1);
     expect(w.kind).toBe('Deployment');
-    expect(specOf<WorkloadSpec>(w).replicas).toBe(1);
-    expect(specOf<WorkloadSpec>(w).strategy?.type).toBe('Recreate');
+    expect(specOf<WorkloadSpec>(w).replicas).toBe(2);
+    expect(specOf<WorkloadSpec>(w).strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
     expect(isAutoscaled(w)).toBe(false);
-    expect(ofKind('PodDisruptionBudget').filter((p) => matches(specOf<{ selector: { matchLabels: Record<string, string> } }>(p).selector.matchLabels, podLabels(w)))).toEqual([]);
+    const budgets = ofKind('PodDisruptionBudget').filter((p) => matches(specOf<{ selector: { matchLabels: Record<string, string> } }>(p).selector.matchLabels, podLabels(w)));
+    expect(budgets.map((p) => specOf<{ maxUnavailable?: number }>(p).maxUnavailable)).toEqual([1]);
+    // The lease lives in Redis: without `access.redis` every replica would be active.
+    expect(configOf(alertingRunner).access.redis.url).not.toBe('');
   });
 
   it('autoscales the ingress, the router and every adapter on CPU, leaving them no fixed replica count to reset, with a disruption budget each', () => {

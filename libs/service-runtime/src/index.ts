@@ -13,3 +13,5 @@ export type { ClickHouseStore, ClickHouseWaitOptions } from './clickhouse-wait';
 export type { ServiceHandle } from './service-handle';
 export { createRedisClient, hideCredentials, keepSubscribed, reconnectOnReadOnly, redisConnectionOptions, whenReady } from './redis';
 export type { RedisBehaviour, RedisConnectionConfig } from './redis';
+export { leaseTtlFor, RedisLease, SOLE_LEASE } from './lease';
+export type { Lease } from './lease';

@@ -317,6 +317,16 @@ describe('an alerting service that is handed the same budget event again', () =>
     now.at = T0 + 3 * HOUR + 60_000;
     expect(statuses()).toEqual([]);
   });
+
+  it('evaluates nothing on a replica that is no longer the active one, and fires the crossing once it is again', () => {
+    const metrics = new AlertingMetrics(new Registry());
+    let active = false;
+    const alerting = new AlertingService(config, { channels: [], delivery: new DeliveryQueue(config.delivery, metrics, logger), history: new HistoryWriter(undefined, logger), metrics, logger, clock: () => T0, mayAct: () => active });
+    alerting.observeBudget({ ...crossing });
+    expect(alerting.evaluate()).toEqual([]);
+    active = true;
+    expect(alerting.evaluate().map((t) => t.status)).toEqual(['firing']);
+  });
 });
 
 /** Receivers still up after a test (one that failed before taking its own down): closed after it, so jest can exit. */

@@ -35,6 +35,8 @@ export interface AlertingServiceDependencies {
   /** When a configured budget's period with this key (the one holding `atMs`) ends; undefined when unknown. */
   budgetPeriodEnd?: (budgetId: string, periodKey: string, atMs: number) => number | undefined;
   clock?: () => number;
+  /** False on a replica that is no longer the active one: it evaluates nothing more (another may be notifying). */
+  mayAct?: () => boolean;
 }
 
 /** One alert's notification to one channel. */
@@ -200,6 +202,7 @@ export class AlertingService {
 
   /** One evaluation round: rules → transitions → notifications and history. */
   evaluate(): AlertTransition[] {
+    if (this.deps.mayAct && !this.deps.mayAct()) return [];
     const now = this.clock();
     this.windows.prune(now);
     for (const [id, b] of this.budgets) if (b.periodEndMs > 0 && now > b.periodEndMs + 60_000) this.budgets.delete(id);

@@ -2,7 +2,7 @@ import type { GatewayConfig } from '@openrouter/config';
 import type { budgetv1 } from '@openrouter/contracts';
 import { GrpcSecurity, routerAddressesOf } from '@openrouter/grpc';
 import { AlertingMetrics, ClickHouseAlertHistory, createTelemetry, UsageConsumerMetrics, type AlertHistoryStore, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
-import { HealthModule, startHttpApp, waitForClickHouse, type ServiceHandle } from '@openrouter/service-runtime';
+import { createRedisClient, HealthModule, RedisLease, startHttpApp, waitForClickHouse, type ServiceHandle } from '@openrouter/service-runtime';
 import { createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageMessage, type UsageSource } from '@openrouter/usage';
 import { AlertingService } from './alerting.service';
 import { budgetPeriodEndOf, startBudgetCatalog } from './rules/budget-period-end';
@@ -14,8 +14,11 @@ import { HistoryWriter } from './delivery/history-writer';
 import { KafkaAlertSource } from './sources/kafka-alert.source';
 import { RouterReplicaMetrics } from './sources/router-replica.metrics';
 import { RouterStatusSource } from './sources/router-status.source';
+import { ActiveReplica, type ReplicaRole } from './standby/active-replica';
+import { ActiveRoleMetrics } from './standby/active-role.metrics';
 
 export { AlertingService } from './alerting.service';
+export type { ReplicaRole } from './standby/active-replica';
 export { signPayload, verifySignature, SIGNATURE_HEADER, TIMESTAMP_HEADER, DELIVERY_HEADER } from './channels/webhook.channel';
 
 export interface AlertingDependencies {
@@ -30,13 +33,29 @@ export interface AlertingDependencies {
   telemetry?: TelemetryOptions;
   /** Aborted when the process is told to stop during the start: the wait for ClickHouse ends, and the start with it. */
   stopping?: AbortSignal;
+  /** The active replica's lease time to live (with `access.redis`); 15 s unless a test shortens it. */
+  leaseTtlMs?: number;
 }
 
 export interface AlertingHandle extends ServiceHandle {
-  readonly alerting: AlertingService;
-  /** Resolves once every alert transition so far is written to the history store. */
+  /** The service while this replica is the active one; undefined while it stands by. */
+  readonly alerting: AlertingService | undefined;
+  /** Active (consuming, polling, evaluating, notifying) or standing by for the active replica's lease. */
+  role(): ReplicaRole;
+  /** Resolves once every alert transition so far (of the active part running now) is written to the history store. */
   historyFlushed(): Promise<void>;
 }
+
+/** The parts of the active replica that outlive its start: what its handle and metrics read. */
+interface ActiveParts {
+  service: AlertingService;
+  history: HistoryWriter;
+  router: RouterStatusSource | undefined;
+  kafka?: KafkaAlertSource;
+}
+
+/** The active replica's lease lives this long in Redis; renewed every third of it, given up at two thirds without a renewal. */
+const ACTIVE_LEASE_TTL_MS = 15_000;
 
 function channelsOf(config: GatewayConfig): NotificationChannel[] {
   return config.observability.alerting.channels.map((c) => (c.kind === 'webhook' ? new WebhookChannel(c.id, c.url, c.secret, c.headers) : new SlackChannel(c.id, c.url)));
@@ -86,51 +105,105 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     } else {
       logger.warn('no ClickHouse server configured (usage.clickhouse.url): alert history is not kept');
     }
-    const history = new HistoryWriter(store, logger);
-    cleanups.push(() => history.close());
-    const delivery = new DeliveryQueue(settings.delivery, metrics, logger);
-    cleanups.push(() => delivery.close());
+    const budgetPeriodEnd = budgetPeriodEndOf(await startBudgetCatalog(config, logger, cleanups));
     const routerAddresses = routerAddressesOf(deps.routerAddress ?? settings.router);
-    const router =
-      routerAddresses.length > 0
-        ? new RouterStatusSource({ addresses: routerAddresses, discovery: settings.routerDiscovery, intervalMs: settings.routerPollMs }, logger, GrpcSecurity.fromConfig(config.grpc))
-        : undefined;
-    if (router) {
-      cleanups.push(() => router.close());
-      new RouterReplicaMetrics(telemetry.registry, () => router.snapshot());
+    const security = GrpcSecurity.fromConfig(config.grpc);
+    const kafkaInput = !deps.usageSource && config.usage.bus === 'kafka';
+    if (!deps.usageSource && !kafkaInput) logger.warn('usage.bus is in-process but alerting runs on its own: no usage events will arrive (use usage.bus: kafka)');
+    const redis = config.access.redis;
+    // Several replicas stand by for one another on a lease in Redis; the embedded gateway's alerting watches its own process's bus, alone.
+    const replicated = redis.url !== '' && !deps.usageSource;
+    let replica: ActiveReplica | undefined;
+    /** What runs while this replica is the active one (always, without Redis). */
+    let active: ActiveParts | undefined;
+    const mayAct = (): boolean => replica?.isActive() ?? true;
+    // Read at scrape time, so they outlive each start and stop of the active part.
+    if (routerAddresses.length > 0) new RouterReplicaMetrics(telemetry.registry, () => active?.router?.snapshot());
+    new ActiveRoleMetrics(telemetry.registry, () => (replica ? replica.current === 'active' : true));
+    if (deps.usageSource) consumerMetrics.readLagFrom(() => deps.usageSource?.lag() ?? Promise.resolve(0));
+    if (kafkaInput) {
+      // A standby is not in the consumer group: no lag of its own, and the group's consumer is the active one's.
+      consumerMetrics.readLagFrom(() => active?.kafka?.lag() ?? Promise.resolve(0));
+      consumerMetrics.readRunningFrom(() => active?.kafka?.isRunning() ?? false);
+      // Not ready while kafkajs has stopped the consumer for good and fresh ones are tried; a standby consumes nothing, and is ready.
+      readiness.push({
+        name: 'kafka',
+        check: async () => {
+          const kafka = active?.kafka;
+          return !kafka || (kafka.isRunning() && (await kafka.lag()) >= 0);
+        },
+        details: async () => (active?.kafka ? { ...active.kafka.status() } : { state: 'standby' }),
+      });
     }
-    const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: router ? () => router.snapshot() : undefined, budgetPeriodEnd: budgetPeriodEndOf(await startBudgetCatalog(config, logger, cleanups)) });
-    cleanups.push(() => service.close());
+    if (replicated) readiness.push({ name: 'role', check: async () => true, details: async () => ({ role: replica?.current ?? 'active' }) });
 
-    const takeUsage = (messages: UsageMessage[]): Promise<void> =>
-      telemetry.tracing.consume(`${config.usage.kafka.topic} process`, messages.map((m) => m.headers), () => service.takeUsage(messages));
-    if (deps.usageSource) {
-      await deps.usageSource.start(takeUsage);
-      consumerMetrics.readLagFrom(() => deps.usageSource?.lag() ?? Promise.resolve(0));
-    } else if (config.usage.bus === 'kafka') {
-      const kafka = new KafkaAlertSource(config, logger);
-      cleanups.push(() => kafka.close());
-      await kafka.start({ usage: takeUsage, budget: service.takeBudget });
-      consumerMetrics.readLagFrom(() => kafka.lag());
-      consumerMetrics.readRunningFrom(() => kafka.isRunning());
-      // Not ready while kafkajs has stopped the consumer for good and fresh ones are tried.
-      readiness.push({ name: 'kafka', check: async () => kafka.isRunning() && (await kafka.lag()) >= 0, details: async () => kafka.status() });
+    // As a restarted alerting starts: the firing alerts taken back from the history, windows empty, Kafka from the group's offsets.
+    const startActive = async (): Promise<() => Promise<void>> => {
+      const stops: Array<() => Promise<void> | void> = [];
+      const stopAll = async (): Promise<void> => {
+        active = undefined;
+        for (const stop of stops.reverse()) await stop();
+      };
+      try {
+        const history = new HistoryWriter(store, logger);
+        stops.push(() => history.close());
+        const delivery = new DeliveryQueue(settings.delivery, metrics, logger, Math.random, mayAct);
+        stops.push(() => delivery.close());
+        const router = routerAddresses.length > 0 ? new RouterStatusSource({ addresses: routerAddresses, discovery: settings.routerDiscovery, intervalMs: settings.routerPollMs }, logger, security) : undefined;
+        if (router) stops.push(() => router.close());
+        const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: router ? () => router.snapshot() : undefined, budgetPeriodEnd, mayAct });
+        stops.push(() => service.close());
+        const parts: ActiveParts = { service, history, router };
+        active = parts;
+
+        const takeUsage = (messages: UsageMessage[]): Promise<void> =>
+          telemetry.tracing.consume(`${config.usage.kafka.topic} process`, messages.map((m) => m.headers), () => service.takeUsage(messages));
+        if (deps.usageSource) {
+          await deps.usageSource.start(takeUsage);
+        } else if (kafkaInput) {
+          const kafka = new KafkaAlertSource(config, logger);
+          stops.push(() => kafka.close());
+          parts.kafka = kafka;
+          await kafka.start({ usage: takeUsage, budget: service.takeBudget });
+        }
+        const unsubscribe = deps.budgetEvents?.subscribe((event) => service.observeBudget(event));
+        if (unsubscribe) stops.push(unsubscribe);
+        if (store) await restoreFiring(service, store, logger);
+        router?.start(() => undefined);
+        service.start();
+        return stopAll;
+      } catch (error) {
+        await stopAll().catch(() => undefined);
+        throw error;
+      }
+    };
+
+    if (replicated) {
+      const ttlMs = deps.leaseTtlMs ?? ACTIVE_LEASE_TTL_MS;
+      const leaseRedis = createRedisClient(redis, { maxRetriesPerRequest: 1, commandTimeout: Math.max(1, Math.floor(ttlMs / 3)) });
+      // A failed renewal logs its error; the connection's own are details.
+      leaseRedis.on('error', (error: unknown) => logger.debug({ err: error }, 'alerting lease connection error'));
+      const started = new ActiveReplica(new RedisLease(leaseRedis, `${redis.keyPrefix}alerting:active`, ttlMs), startActive, logger, { ttlMs });
+      replica = started;
+      cleanups.push(async () => {
+        await started.close();
+        leaseRedis.disconnect();
+      });
+      started.begin();
     } else {
-      logger.warn('usage.bus is in-process but alerting runs on its own: no usage events will arrive (use usage.bus: kafka)');
+      cleanups.push(await startActive());
     }
-    const unsubscribe = deps.budgetEvents?.subscribe((event) => service.observeBudget(event));
-    if (unsubscribe) cleanups.push(unsubscribe);
-    if (store) await restoreFiring(service, store, logger);
-    router?.start(() => undefined);
-    service.start();
 
     const listening = http;
-    logger.info({ httpPort: listening.port, rules: settings.rules.length, channels: settings.channels.length, router: routerAddresses.length > 0 ? routerAddresses.join(',') : null, routerDiscovery: settings.routerDiscovery }, 'alerting started');
+    logger.info({ httpPort: listening.port, rules: settings.rules.length, channels: settings.channels.length, router: routerAddresses.length > 0 ? routerAddresses.join(',') : null, routerDiscovery: settings.routerDiscovery, standby: replicated }, replicated ? 'alerting started: active on holding the lease, standing by meanwhile' : 'alerting started');
     return {
       name: 'alerting',
       httpPort: listening.port,
-      alerting: service,
-      historyFlushed: () => history.flushed(),
+      get alerting() {
+        return active?.service;
+      },
+      role: () => (replica ? replica.current : 'active'),
+      historyFlushed: () => active?.history.flushed() ?? Promise.resolve(),
       async close() {
         await listening.app.close();
         for (const cleanup of cleanups.reverse()) await cleanup();

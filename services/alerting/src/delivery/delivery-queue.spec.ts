@@ -209,3 +209,23 @@ describe('delivery queue', () => {
     expect(queue.pending).toBe(0);
   });
 });
+
+describe('delivery queue on a replica that is no longer the active one', () => {
+  it('sends nothing once it may not notify, not even the retry of a delivery it started while active, and tells each dropped', async () => {
+    const registry = createMetricsRegistry('alerting', { processMetrics: false });
+    let active = true;
+    const queue = new DeliveryQueue(settings, new AlertingMetrics(registry), logger, Math.random, () => active);
+    const outcomes: DeliveryOutcome[] = [];
+    queue.listen((_channel, _notification, outcome) => outcomes.push(outcome));
+    const channel = flakyChannel(1);
+    queue.enqueue(channel, notification('first'));
+    expect(channel.calls).toEqual(['first']);
+    // The lease is lost while the first attempt's retry waits.
+    active = false;
+    queue.enqueue(flakyChannel(0, 'other'), notification('second'));
+    await until(() => queue.pending === 0);
+    expect(channel.calls).toEqual(['first']);
+    expect(outcomes).toEqual(['dropped', 'dropped']);
+    await queue.close();
+  });
+});

@@ -48,6 +48,8 @@ export class DeliveryQueue {
     private readonly metrics: AlertingMetrics,
     private readonly logger: Logger,
     private readonly random: () => number = Math.random,
+    /** Asked right before each send: false on a replica that is no longer the active one (the send is dropped). */
+    private readonly mayNotify: () => boolean = () => true,
   ) {}
 
   get pending(): number {
@@ -98,6 +100,11 @@ export class DeliveryQueue {
 
   private attempt(delivery: Delivery): void {
     delivery.timer = undefined;
+    if (!this.mayNotify()) {
+      // Another replica may be the active one by now: it notifies from the history, this one must not.
+      this.done(delivery, 'dropped');
+      return;
+    }
     delivery.attempts++;
     delivery.sending = true;
     const sent = this.send(delivery);

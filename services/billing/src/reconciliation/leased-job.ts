@@ -1,5 +1,5 @@
 import type { Logger, ReconciliationJob, ReconciliationMetrics } from '@openrouter/observability';
-import { SOLE_LEASE, type Lease } from './lease';
+import { SOLE_LEASE, type Lease } from '@openrouter/service-runtime';
 
 export interface LeasedJobOptions {
   /** Held by the replica that runs the job (default: this process alone). */

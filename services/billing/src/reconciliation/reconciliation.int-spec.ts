@@ -8,7 +8,7 @@ import { createClickHouse, emptyUsageEvent, migrate, USAGE_MIGRATIONS, type Clic
 import { BudgetReconciler } from '../budgets/budget-reconciler';
 import { ClickHouseReportsRepository } from '../reports/reports.repository';
 import { ClickHouseUsageEventRepository } from '../usage/usage-event.repository';
-import { RedisLease } from './lease';
+import { RedisLease } from '@openrouter/service-runtime';
 import { RollupReconciler } from './rollup-reconciler';
 
 const logger = createLogger('test', 'silent');

@@ -1,0 +1,188 @@
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '@openrouter/observability';
+import type { Lease } from '@openrouter/service-runtime';
+
+/** What the active replica runs: started on taking the lease, stopped on losing it. */
+export type StartActive = () => Promise<StopActive>;
+export type StopActive = () => Promise<void>;
+
+export interface ActiveReplicaOptions {
+  /** The lease's time to live in Redis. */
+  ttlMs: number;
+  /** The active replica renews every this long (a third of the time to live by default). */
+  renewEveryMs?: number;
+  /** A standby tries to take the lease every this long (the renewal interval by default). */
+  tryEveryMs?: number;
+  /** After a failed renewal, the next one is tried this soon (a fifteenth of the time to live by default). */
+  retryEveryMs?: number;
+  /**
+   * The share of the time to live after the last renewal sent that succeeded past which the active
+   * replica stops: before the key can expire and another replica take it (2/3 by default).
+   */
+  safeShare?: number;
+  /** A monotonic clock in ms (wall-clock jumps must not stretch the lease). */
+  clock?: () => number;
+  /** Told each change of role. */
+  onRole?: (active: boolean) => void;
+}
+
+export type ReplicaRole = 'active' | 'standby';
+
+/**
+ * One replica of several competing for a lease; the holder runs `start`'s work, the others stand
+ * by and try to take the lease every `tryEveryMs`. The holder renews every `renewEveryMs`; it
+ * counts itself active only until `safeShare` of the time to live after the last renewal it sent
+ * that succeeded (measured from the send, so never later than the key's own expiry), and stops its
+ * work when that passes without a renewal — a Redis that does not answer, a long pause — or at
+ * once when a renewal finds the key another's. `isActive()` is that deadline, read at the moment:
+ * what must never happen on two replicas (a notification) asks it right before doing it, so a late
+ * timer after a pause cannot let it through.
+ */
+export class ActiveReplica {
+  private readonly renewEveryMs: number;
+  private readonly tryEveryMs: number;
+  private readonly retryEveryMs: number;
+  private readonly safeMs: number;
+  private readonly clock: () => number;
+  /** Active until then (monotonic ms); 0 while standby. */
+  private validUntil = 0;
+  private stop: StopActive | undefined;
+  /** Starts and stops, one at a time. */
+  private transition: Promise<void> = Promise.resolve();
+  private attemptTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private attempting: Promise<void> | undefined;
+  private closed = false;
+  private role: ReplicaRole = 'standby';
+
+  constructor(
+    private readonly lease: Lease,
+    private readonly start: StartActive,
+    private readonly logger: Logger,
+    private readonly options: ActiveReplicaOptions,
+  ) {
+    const { ttlMs } = options;
+    this.renewEveryMs = options.renewEveryMs ?? Math.max(1, Math.floor(ttlMs / 3));
+    this.tryEveryMs = options.tryEveryMs ?? this.renewEveryMs;
+    this.retryEveryMs = options.retryEveryMs ?? Math.max(1, Math.floor(ttlMs / 15));
+    this.safeMs = Math.floor(ttlMs * (options.safeShare ?? 2 / 3));
+    if (this.renewEveryMs >= this.safeMs) throw new RangeError(`the lease must be renewed (every ${this.renewEveryMs} ms) well within its safe share of ${this.safeMs} ms`);
+    this.clock = options.clock ?? (() => performance.now());
+  }
+
+  /** Whether this replica may act as the active one at this moment. */
+  isActive(): boolean {
+    return this.role === 'active' && this.clock() < this.validUntil;
+  }
+
+  /** What it is: active (its work started, or starting), or standing by. */
+  get current(): ReplicaRole {
+    return this.role;
+  }
+
+  /** Starts competing; the first attempt is made now. */
+  begin(): void {
+    this.schedule(0);
+  }
+
+  /** Stops competing, stops the work if it runs, then gives the lease up so a standby takes over at its next attempt. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.attemptTimer);
+    clearTimeout(this.expiryTimer);
+    await this.attempting;
+    await this.standBy('shutting down', 'info');
+    await this.transition;
+    await this.lease.release().catch((error: unknown) => this.logger.warn({ err: error }, 'could not release the alerting lease; it expires on its own'));
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.closed) return;
+    this.attemptTimer = setTimeout(() => {
+      this.attempting = this.attempt().finally(() => (this.attempting = undefined));
+    }, delayMs);
+    this.attemptTimer.unref();
+  }
+
+  private async attempt(): Promise<void> {
+    const sentAt = this.clock();
+    let held: boolean;
+    try {
+      held = await this.lease.hold();
+    } catch (error) {
+      if (this.closed) return;
+      if (this.role === 'active') this.logger.warn({ err: error, activeForMs: Math.max(0, Math.round(this.validUntil - this.clock())) }, 'alerting lease renewal failed; retrying');
+      else this.logger.debug({ err: error }, 'alerting lease could not be tried');
+      this.schedule(this.role === 'active' ? this.retryEveryMs : this.tryEveryMs);
+      return;
+    }
+    if (this.closed) return;
+    // An answer that came too late to count (a pause, a hung connection): another replica may hold the key by now.
+    if (held && this.clock() >= sentAt + this.safeMs) {
+      this.logger.warn({ waitedMs: Math.round(this.clock() - sentAt) }, 'alerting lease answer came too late to count; trying again');
+      this.schedule(this.retryEveryMs);
+      return;
+    }
+    if (held) {
+      this.validUntil = Math.max(this.validUntil, sentAt + this.safeMs);
+      this.watchExpiry();
+      if (this.role === 'standby') this.becomeActive();
+    } else if (this.role === 'active') {
+      await this.standBy('the lease is held by another replica', 'warn');
+    }
+    this.schedule(this.role === 'active' ? this.renewEveryMs : this.tryEveryMs);
+  }
+
+  /** Stops the work when the active span ends without a renewal, whatever the renewal under way is doing. */
+  private watchExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = setTimeout(() => {
+      if (this.role === 'active' && this.clock() >= this.validUntil) void this.standBy('the lease could not be renewed in time', 'warn');
+      else if (this.role === 'active') this.watchExpiry();
+    }, Math.max(0, this.validUntil - this.clock()));
+    this.expiryTimer.unref();
+  }
+
+  private becomeActive(): void {
+    this.role = 'active';
+    this.logger.info({ activeForMs: Math.round(this.validUntil - this.clock()) }, 'alerting lease gained: this replica is the active one');
+    this.options.onRole?.(true);
+    this.transition = this.transition.then(async () => {
+      // Lost while the previous stop was under way: nothing to start.
+      if (this.role !== 'active') return;
+      try {
+        this.stop = await this.start();
+      } catch (error) {
+        this.logger.error({ err: error }, 'alerting could not start as the active replica; giving the lease up and standing by');
+        this.role = 'standby';
+        this.validUntil = 0;
+        clearTimeout(this.expiryTimer);
+        this.options.onRole?.(false);
+        // Another replica may start where this one could not.
+        await this.lease.release().catch(() => undefined);
+        return;
+      }
+      // Lost while starting: stopped at once.
+      if (this.role !== 'active') await this.stopWork();
+    });
+  }
+
+  private async standBy(reason: string, level: 'info' | 'warn'): Promise<void> {
+    if (this.role === 'active') {
+      this.role = 'standby';
+      this.validUntil = 0;
+      clearTimeout(this.expiryTimer);
+      this.options.onRole?.(false);
+      this.logger[level]({ reason }, level === 'warn' ? 'alerting lease lost: this replica stops and stands by' : 'alerting lease given up: this replica stops');
+      this.transition = this.transition.then(() => this.stopWork());
+    }
+    await this.transition;
+  }
+
+  private async stopWork(): Promise<void> {
+    const stop = this.stop;
+    this.stop = undefined;
+    if (!stop) return;
+    await stop().catch((error: unknown) => this.logger.error({ err: error }, 'alerting did not stop cleanly'));
+  }
+}
