@@ -6,9 +6,18 @@ import type { Redis } from 'ioredis';
  * reconciliations (relative corrections, which two replicas would each apply), alerting's
  * consuming and notifying (two would notify every alert twice).
  */
+/**
+ * What a hold found: `renewed` (it was this holder's), `taken` (it was free: the previous holder
+ * may have lost it without knowing — expired, evicted, a failover — and may still believe it holds
+ * it for a moment), `handed-over` (free because its previous holder gave it up), or `held-by-other`.
+ */
+export type LeaseHold = 'renewed' | 'taken' | 'handed-over' | 'held-by-other';
+
 export interface Lease {
   /** Whether this replica holds the lease now: taken when free, renewed when already its own. */
   hold(): Promise<boolean>;
+  /** `hold`, saying how it found the lease. */
+  holdState?(): Promise<LeaseHold>;
   /** Gives the lease up (if held), so another replica takes over at its next attempt. */
   release(): Promise<void>;
 }
@@ -21,7 +30,8 @@ const HOLD = `
 local holder = redis.call('GET', KEYS[1])
 if holder == false then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+  if redis.call('DEL', KEYS[2]) == 1 then return 3 end
+  return 2
 end
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -32,9 +42,14 @@ return 0
 
 /** KEYS: the lease. ARGV: this holder's token. */
 const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 `;
+
+const HOLDS: Record<number, LeaseHold> = { 0: 'held-by-other', 1: 'renewed', 2: 'taken', 3: 'handed-over' };
 
 /**
  * A lease in Redis: one key holding its holder's token, with a time to live. The holder renews it
@@ -55,11 +70,20 @@ export class RedisLease implements Lease {
   }
 
   async hold(): Promise<boolean> {
-    return Number(await this.redis.eval(HOLD, 1, this.key, this.token, String(this.ttlMs))) === 1;
+    return (await this.holdState()) !== 'held-by-other';
   }
 
+  async holdState(): Promise<LeaseHold> {
+    return HOLDS[Number(await this.redis.eval(HOLD, 2, this.key, this.releasedKey, this.token, String(this.ttlMs)))] ?? 'held-by-other';
+  }
+
+  /** Gives the lease up, leaving a mark (for one lease's life) that it was handed over, not lost. */
   async release(): Promise<void> {
-    await this.redis.eval(RELEASE, 1, this.key, this.token);
+    await this.redis.eval(RELEASE, 2, this.key, this.releasedKey, this.token, String(this.ttlMs));
+  }
+
+  private get releasedKey(): string {
+    return `${this.key}:released`;
   }
 }
 

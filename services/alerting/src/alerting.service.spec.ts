@@ -130,6 +130,19 @@ describe('an alerting service that restarts', () => {
     expect(service.evaluate().map((t) => [t.labels['budget'], t.status, t.notify])).toEqual([['b', 'resolved', true]]);
   });
 
+  it('shows no alert firing once it stops (shutdown, or standing by after losing its lease)', async () => {
+    const now = { at: T0 };
+    const metrics = new AlertingMetrics(new Registry());
+    const service = new AlertingService(config, { channels: [], delivery: new DeliveryQueue(config.delivery, metrics, logger), history: new HistoryWriter(undefined, logger), metrics, logger, clock: () => now.at });
+    service.restore(history);
+    now.at = T0 + 1_000;
+    service.evaluate();
+    const firingSeries = async (): Promise<number> => (await metrics.firing.get()).values.filter((v) => v.value > 0).length;
+    expect(await firingSeries()).toBeGreaterThan(0);
+    await service.close();
+    expect(await firingSeries()).toBe(0);
+  });
+
   it('resolves a restored budget alert when its period ends, if that comes before the rule\'s hold', () => {
     const now = { at: T0 };
     const periodEnd = T0 + 10 * 60_000;

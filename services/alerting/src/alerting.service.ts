@@ -229,6 +229,9 @@ export class AlertingService {
   async close(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
+    // A replica that stops (shutdown, or standing by after losing the lease) no longer shows alerts
+    // firing: the active one does, and a dashboard summing replicas would count them twice.
+    this.deps.metrics.firing.reset();
   }
 
   /** A firing is due to its channels; with none to go to, nothing is delivered, and its cooldown starts now. */

@@ -1,9 +1,11 @@
 import { createLogger } from '@openrouter/observability';
-import type { Lease } from '@openrouter/service-runtime';
+import type { Lease, LeaseHold } from '@openrouter/service-runtime';
 import { ActiveReplica } from './active-replica';
 
 const logger = createLogger('active-replica-spec', 'silent');
 const TTL = 1_500;
+/** How long an active replica counts on a renewal: two thirds of the time to live. */
+const SAFE = 1_000;
 
 /** One lease key, as Redis keeps it: a holder and when it expires (on the faked clock). */
 class LeaseKey {
@@ -12,23 +14,42 @@ class LeaseKey {
   /** The holders whose commands fail (Redis unreachable from their replica). */
   readonly cutOff = new Set<string>();
 
+  /** Set when the last holder gave the key up (RedisLease's `:released` mark). */
+  released = false;
+
   leaseFor(token: string): Lease {
+    const holdState = async (): Promise<LeaseHold> => {
+      if (this.cutOff.has(token)) throw new Error('connection is closed');
+      const now = Date.now();
+      if (this.holder === token && now < this.expiresAt) {
+        this.expiresAt = now + TTL;
+        return 'renewed';
+      }
+      if (this.holder === undefined || now >= this.expiresAt) {
+        this.holder = token;
+        this.expiresAt = now + TTL;
+        const handedOver = this.released;
+        this.released = false;
+        return handedOver ? 'handed-over' : 'taken';
+      }
+      return 'held-by-other';
+    };
     return {
-      hold: async () => {
-        if (this.cutOff.has(token)) throw new Error('connection is closed');
-        const now = Date.now();
-        if (this.holder === undefined || now >= this.expiresAt || this.holder === token) {
-          this.holder = token;
-          this.expiresAt = now + TTL;
-          return true;
-        }
-        return false;
-      },
+      holdState,
+      hold: async () => (await holdState()) !== 'held-by-other',
       release: async () => {
         if (this.cutOff.has(token)) throw new Error('connection is closed');
-        if (this.holder === token) this.holder = undefined;
+        if (this.holder === token) {
+          this.holder = undefined;
+          this.released = true;
+        }
       },
     };
+  }
+
+  /** The key lost without a release: evicted, flushed, a failover to a replica without it. */
+  lose(): void {
+    this.holder = undefined;
   }
 }
 
@@ -97,12 +118,14 @@ describe('ActiveReplica', () => {
       { ttlMs: TTL, clock: () => Date.now() },
     );
     failing.begin();
-    await jest.advanceTimersByTimeAsync(0);
+    // A lease found free (not handed over) is held a safe span before the replica starts.
+    await jest.advanceTimersByTimeAsync(SAFE);
     expect(failing.current).toBe('standby');
     expect(key.holder).toBeUndefined();
     const b = replicaOn(key, 'b');
     b.replica.begin();
     await jest.advanceTimersByTimeAsync(0);
+    // Given up, so handed over: b starts at once.
     expect(b.replica.current).toBe('active');
     await failing.close();
     await b.replica.close();
@@ -112,16 +135,83 @@ describe('ActiveReplica', () => {
     const key = new LeaseKey();
     const a = replicaOn(key, 'a');
     a.replica.begin();
-    await jest.advanceTimersByTimeAsync(0);
+    await jest.advanceTimersByTimeAsync(SAFE);
     expect(a.replica.current).toBe('active');
     key.holder = 'intruder';
     await jest.advanceTimersByTimeAsync(TTL / 3);
     expect(a.replica.isActive()).toBe(false);
     expect(a.events).toEqual(['start', 'stop']);
     key.holder = undefined;
-    await jest.advanceTimersByTimeAsync(TTL / 3);
+    await jest.advanceTimersByTimeAsync(TTL / 3 + SAFE);
     expect(a.events).toEqual(['start', 'stop', 'start']);
     await a.replica.close();
+  });
+
+  it('a replica that finds the key lost (evicted, flushed, a failover) waits out the previous holder before starting: never two active', async () => {
+    const key = new LeaseKey();
+    const a = replicaOn(key, 'a');
+    const b = replicaOn(key, 'b');
+    a.replica.begin();
+    await jest.advanceTimersByTimeAsync(0);
+    // b tries half a period after a renews, so it finds the key gone before a's next renewal does.
+    await jest.advanceTimersByTimeAsync(TTL / 6);
+    b.replica.begin();
+    await jest.advanceTimersByTimeAsync(TTL * 2 - TTL / 6 + 1);
+    expect(a.replica.current).toBe('active');
+    key.lose();
+    let overlap = false;
+    for (let t = 0; t < TTL * 4; t += 10) {
+      await jest.advanceTimersByTimeAsync(10);
+      if (a.replica.isActive() && b.replica.isActive()) overlap = true;
+    }
+    expect(overlap).toBe(false);
+    // One of them ends up active, the other standing by.
+    expect([a.replica.current, b.replica.current].sort()).toEqual(['active', 'standby']);
+    await a.replica.close();
+    await b.replica.close();
+  });
+
+  it('ignores the reply to a hold sent before it gave the lease up (its start failed): never active again on a stale answer', async () => {
+    const key = new LeaseKey();
+    const base = key.leaseFor('a');
+    let holds = 0;
+    let replyLate: (() => void) | undefined;
+    const lease: Lease = {
+      ...base,
+      holdState: async () => {
+        holds += 1;
+        const state = await (base.holdState as () => Promise<LeaseHold>)();
+        // The fourth hold (the first renewal once active) answers only when the test says.
+        if (holds === 4) await new Promise<void>((done) => (replyLate = done));
+        return state;
+      },
+    };
+    let starts = 0;
+    let failStart: ((error: Error) => void) | undefined;
+    const replica = new ActiveReplica(
+      lease,
+      () => {
+        starts += 1;
+        return new Promise((_, reject) => (failStart = reject));
+      },
+      logger,
+      { ttlMs: TTL, clock: () => Date.now() },
+    );
+    replica.begin();
+    // Taken (not handed over): held for a safe span, then active and starting.
+    await jest.advanceTimersByTimeAsync(SAFE);
+    expect(starts).toBe(1);
+    // The renewal is sent; before its answer comes, the start fails and the lease is given up.
+    await jest.advanceTimersByTimeAsync(TTL / 3);
+    expect(holds).toBe(4);
+    failStart?.(new Error('Kafka unreachable'));
+    await jest.advanceTimersByTimeAsync(0);
+    expect(replica.current).toBe('standby');
+    replyLate?.();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(replica.current).toBe('standby');
+    expect(starts).toBe(1);
+    await replica.close();
   });
 
   it('stops before the key can expire when Redis does not answer, so no other replica is ever active alongside it', async () => {

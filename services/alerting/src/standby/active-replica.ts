@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '@openrouter/observability';
-import type { Lease } from '@openrouter/service-runtime';
+import type { Lease, LeaseHold } from '@openrouter/service-runtime';
 
 /** What the active replica runs: started on taking the lease, stopped on losing it. */
 export type StartActive = () => Promise<StopActive>;
@@ -46,6 +46,10 @@ export class ActiveReplica {
   private readonly clock: () => number;
   /** Active until then (monotonic ms); 0 while standby. */
   private validUntil = 0;
+  /** After taking a lease that was lost rather than handed over: not active before this time. */
+  private activeNotBefore = 0;
+  /** Moves at every stand-by and release, so a hold's reply sent before one is ignored. */
+  private generation = 0;
   private stop: StopActive | undefined;
   /** Starts and stops, one at a time. */
   private transition: Promise<void> = Promise.resolve();
@@ -106,9 +110,11 @@ export class ActiveReplica {
 
   private async attempt(): Promise<void> {
     const sentAt = this.clock();
-    let held: boolean;
+    // Every stand-by and release moves it: a reply to a hold sent before one of them is stale.
+    const generation = this.generation;
+    let state: LeaseHold;
     try {
-      held = await this.lease.hold();
+      state = this.lease.holdState ? await this.lease.holdState() : (await this.lease.hold()) ? 'renewed' : 'held-by-other';
     } catch (error) {
       if (this.closed) return;
       if (this.role === 'active') this.logger.warn({ err: error, activeForMs: Math.max(0, Math.round(this.validUntil - this.clock())) }, 'alerting lease renewal failed; retrying');
@@ -117,20 +123,40 @@ export class ActiveReplica {
       return;
     }
     if (this.closed) return;
+    if (generation !== this.generation) {
+      // Sent before this replica stood by or gave the lease up: what it says no longer holds.
+      this.schedule(this.tryEveryMs);
+      return;
+    }
+    const held = state !== 'held-by-other';
     // An answer that came too late to count (a pause, a hung connection): another replica may hold the key by now.
     if (held && this.clock() >= sentAt + this.safeMs) {
       this.logger.warn({ waitedMs: Math.round(this.clock() - sentAt) }, 'alerting lease answer came too late to count; trying again');
       this.schedule(this.retryEveryMs);
       return;
     }
+    if (state === 'taken' && this.role === 'standby') {
+      // Found free without being handed over: the key expired, was evicted or lost in a failover,
+      // and its previous holder may still count itself active for up to its safe span. This
+      // replica keeps the lease and starts only once that span has passed since now.
+      this.activeNotBefore = this.clock() + this.safeMs;
+      this.logger.info({ waitMs: this.safeMs }, 'alerting lease taken after it was lost, not handed over: waiting out any previous holder before becoming active');
+    } else if (state === 'handed-over') {
+      this.activeNotBefore = 0;
+    }
     if (held) {
       this.validUntil = Math.max(this.validUntil, sentAt + this.safeMs);
-      this.watchExpiry();
-      if (this.role === 'standby') this.becomeActive();
+      if (this.role === 'standby' && this.clock() >= this.activeNotBefore) {
+        this.watchExpiry();
+        this.becomeActive();
+      } else if (this.role === 'active') {
+        this.watchExpiry();
+      }
     } else if (this.role === 'active') {
       await this.standBy('the lease is held by another replica', 'warn');
     }
-    this.schedule(this.role === 'active' ? this.renewEveryMs : this.tryEveryMs);
+    const holding = held && this.role === 'standby';
+    this.schedule(this.role === 'active' ? this.renewEveryMs : holding ? Math.min(this.renewEveryMs, Math.max(1, Math.ceil(this.activeNotBefore - this.clock()))) : this.tryEveryMs);
   }
 
   /** Stops the work when the active span ends without a renewal, whatever the renewal under way is doing. */
@@ -154,6 +180,7 @@ export class ActiveReplica {
         this.stop = await this.start();
       } catch (error) {
         this.logger.error({ err: error }, 'alerting could not start as the active replica; giving the lease up and standing by');
+        this.generation += 1;
         this.role = 'standby';
         this.validUntil = 0;
         clearTimeout(this.expiryTimer);
@@ -168,6 +195,7 @@ export class ActiveReplica {
   }
 
   private async standBy(reason: string, level: 'info' | 'warn'): Promise<void> {
+    this.generation += 1;
     if (this.role === 'active') {
       this.role = 'standby';
       this.validUntil = 0;
