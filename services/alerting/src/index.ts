@@ -164,7 +164,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
           const kafka = new KafkaAlertSource(config, logger);
           stops.push(() => kafka.close());
           parts.kafka = kafka;
-          await kafka.start({ usage: takeUsage, budget: service.takeBudget });
+          await kafka.start({ usage: takeUsage, budget: service.takeBudget, mayTake: mayAct });
         }
         const unsubscribe = deps.budgetEvents?.subscribe((event) => service.observeBudget(event));
         if (unsubscribe) stops.push(unsubscribe);

@@ -1,6 +1,6 @@
 import { createLogger } from '@openrouter/observability';
 import { KafkaJSError } from 'kafkajs';
-import { retryWhileRetriable, takeAlertBatch, type AlertBatch, type AlertInputHandlers, type SkippedRecord } from './kafka-alert.source';
+import { retryWhileRetriable, StandingBy, takeAlertBatch, type AlertBatch, type AlertInputHandlers, type SkippedRecord } from './kafka-alert.source';
 
 const logger = createLogger('alerting-spec', 'silent');
 const notHosted = (): Error => new KafkaJSError('This server does not host this topic-partition', { retriable: true });
@@ -60,6 +60,19 @@ describe('taking a batch from the alerting topics', () => {
     await takeAlertBatch({ topic: 'budget', partition: 1, messages: [record(7, { 'x-empty': null }), record(8, { tag: 'b' })] }, 'usage', handlers, skipped);
     expect(usage).toEqual(['k1', 'k2', 'k3']);
     expect(budgets).toEqual([{}, { tag: 'b' }]);
+    expect(seen).toEqual([]);
+  });
+
+  it('refuses a whole batch, taking and skipping nothing, once the replica no longer holds the alerting lease', async () => {
+    const usage: string[] = [];
+    let active = true;
+    const handlers: AlertInputHandlers = { usage: async (messages) => void usage.push(...messages.map((m) => m.key)), budget: () => undefined, mayTake: () => active };
+    const { seen, skipped } = skips();
+    await takeAlertBatch({ topic: 'usage', partition: 0, messages: [record(1)] }, 'usage', handlers, skipped);
+    active = false;
+    await expect(takeAlertBatch({ topic: 'usage', partition: 0, messages: [record(2), record(3)] }, 'usage', handlers, skipped)).rejects.toBeInstanceOf(StandingBy);
+    await expect(takeAlertBatch({ topic: 'budget', partition: 0, messages: [record(4)] }, 'usage', handlers, skipped)).rejects.toBeInstanceOf(StandingBy);
+    expect(usage).toEqual(['k1']);
     expect(seen).toEqual([]);
   });
 

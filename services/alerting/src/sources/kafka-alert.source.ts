@@ -25,6 +25,19 @@ export async function retryWhileRetriable(logger: Logger, patienceMs: number, wo
 export interface AlertInputHandlers {
   usage(messages: UsageMessage[]): Promise<void>;
   budget(value: Buffer, headers: Record<string, string>): void;
+  /**
+   * Whether this replica may take batches now (it holds the alerting lease). A batch fetched after
+   * it lost the lease is refused before anything of it is taken or committed: the active replica
+   * reads it from the group's committed offset.
+   */
+  mayTake?(): boolean;
+}
+
+/** Thrown for a batch a replica that no longer holds the lease fetched: kafkajs then commits nothing of it. */
+export class StandingBy extends Error {
+  constructor() {
+    super('this alerting replica no longer holds the lease: the batch is left to the active one');
+  }
 }
 
 /** The part of a fetched Kafka batch the source reads (headers as decoded: a value may be null). */
@@ -45,6 +58,8 @@ export type SkippedRecord = (where: { topic: string; partition: number; offset: 
  * good while its readiness stayed green.
  */
 export async function takeAlertBatch(batch: AlertBatch, usageTopic: string, handlers: AlertInputHandlers, skipped: SkippedRecord): Promise<void> {
+  // Thrown before any record is taken, so the consumer resolves and commits nothing of the batch.
+  if (handlers.mayTake && !handlers.mayTake()) throw new StandingBy();
   const where = (offset: string) => ({ topic: batch.topic, partition: batch.partition, offset });
   if (batch.topic !== usageTopic) {
     for (const m of batch.messages) {
