@@ -2,12 +2,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
-import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import { type RunningSimulator, startSimulator } from '@openrouter/provider-simulator';
 import { ImageSource } from '../image-source';
 import type { ProviderAdapter } from '../provider-adapter';
 import { createGeminiAdapter } from './gemini.adapter';
+import { failure } from '../gateway-failure.testing';
 
 const API_KEY = 'simulated-gemini-key';
 const MODEL = 'gemini-2.5-flash';
@@ -61,14 +61,6 @@ describe('Gemini adapter against the simulated Gemini API', () => {
   }
   async function chunks(body: Record<string, unknown>): Promise<chatv1.ChatChunk[]> {
     return (await collect(chatRequest({ stream: true, ...body }))).map((r) => r.chunk as chatv1.ChatChunk);
-  }
-  async function failure(promise: Promise<unknown>): Promise<GatewayError> {
-    const error = await promise.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(GatewayError);
-    return error as GatewayError;
   }
   const contentOf = (list: chatv1.ChatChunk[]): string => list.map((c) => c.choices[0]?.delta?.content ?? '').join('');
 

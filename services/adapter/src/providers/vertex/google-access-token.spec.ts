@@ -1,5 +1,5 @@
 import { generateKeyPairSync, verify } from 'node:crypto';
-import { GatewayError } from '@openrouter/errors';
+import { failure } from '../gateway-failure.testing';
 import {
   bearerAuth,
   CachedTokenSource,
@@ -63,14 +63,6 @@ function decodeJwt(assertion: string): { header: unknown; claims: Record<string,
   };
 }
 
-async function failure(promise: Promise<unknown>): Promise<GatewayError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(GatewayError);
-  return error as GatewayError;
-}
 
 describe('the service-account grant', () => {
   it('posts an RS256 assertion signed with the key, with iss, scope, aud, iat and exp an hour later', async () => {

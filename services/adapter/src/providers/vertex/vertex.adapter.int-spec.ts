@@ -1,12 +1,12 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { ConfigError, providerSchema, type ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
-import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import { METADATA_TOKEN_PATH, type RunningSimulator, startSimulator, TOKEN_PATH } from '@openrouter/provider-simulator';
 import { ImageSource } from '../image-source';
 import type { ProviderAdapter } from '../provider-adapter';
 import { createVertexAdapter } from './vertex.adapter';
+import { failure } from '../gateway-failure.testing';
 
 const CLIENT_EMAIL = 'gateway@sim-project.iam.gserviceaccount.com';
 const GEMINI = 'gemini-2.5-flash';
@@ -60,14 +60,6 @@ describe('Vertex adapter against the simulated Vertex AI', () => {
   }
   async function chunks(body: Record<string, unknown>, model: string): Promise<chatv1.ChatChunk[]> {
     return (await collect({ stream: true, stream_options: { include_usage: true }, ...body }, model)).map((r) => r.chunk as chatv1.ChatChunk);
-  }
-  async function failure(promise: Promise<unknown>): Promise<GatewayError> {
-    const error = await promise.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(GatewayError);
-    return error as GatewayError;
   }
   const contentOf = (list: chatv1.ChatChunk[]): string => list.map((c) => c.choices[0]?.delta?.content ?? '').join('');
   const modelCalls = () => sim.requests().filter((r) => r.path.startsWith('/v1/projects/'));
