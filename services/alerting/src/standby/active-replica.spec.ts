@@ -67,17 +67,23 @@ function replicaOn(key: LeaseKey, token: string) {
   return { replica, events };
 }
 
+/** Two replicas on one lease key, `a` begun first, `b` `lagMs` later. */
+async function twoReplicas(lagMs = 0) {
+  const key = new LeaseKey();
+  const a = replicaOn(key, 'a');
+  const b = replicaOn(key, 'b');
+  a.replica.begin();
+  await jest.advanceTimersByTimeAsync(lagMs);
+  b.replica.begin();
+  return { key, a, b };
+}
+
 describe('ActiveReplica', () => {
   beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => jest.useRealTimers());
 
   it('lets one of two replicas on one lease start its work while the other stands by', async () => {
-    const key = new LeaseKey();
-    const a = replicaOn(key, 'a');
-    const b = replicaOn(key, 'b');
-    a.replica.begin();
-    await jest.advanceTimersByTimeAsync(0);
-    b.replica.begin();
+    const { a, b } = await twoReplicas();
     await jest.advanceTimersByTimeAsync(TTL * 4);
     expect(a.replica.current).toBe('active');
     expect(a.replica.isActive()).toBe(true);
@@ -90,12 +96,7 @@ describe('ActiveReplica', () => {
   });
 
   it('hands over at the standby next attempt when the active one closes (stopped first, then the lease given up)', async () => {
-    const key = new LeaseKey();
-    const a = replicaOn(key, 'a');
-    const b = replicaOn(key, 'b');
-    a.replica.begin();
-    await jest.advanceTimersByTimeAsync(0);
-    b.replica.begin();
+    const { key, a, b } = await twoReplicas();
     await jest.advanceTimersByTimeAsync(TTL);
     await a.replica.close();
     expect(a.events).toEqual(['start', 'stop']);
@@ -148,14 +149,8 @@ describe('ActiveReplica', () => {
   });
 
   it('a replica that finds the key lost (evicted, flushed, a failover) waits out the previous holder before starting: never two active', async () => {
-    const key = new LeaseKey();
-    const a = replicaOn(key, 'a');
-    const b = replicaOn(key, 'b');
-    a.replica.begin();
-    await jest.advanceTimersByTimeAsync(0);
     // b tries half a period after a renews, so it finds the key gone before a's next renewal does.
-    await jest.advanceTimersByTimeAsync(TTL / 6);
-    b.replica.begin();
+    const { key, a, b } = await twoReplicas(TTL / 6);
     await jest.advanceTimersByTimeAsync(TTL * 2 - TTL / 6 + 1);
     expect(a.replica.current).toBe('active');
     key.lose();
@@ -215,12 +210,7 @@ describe('ActiveReplica', () => {
   });
 
   it('stops before the key can expire when Redis does not answer, so no other replica is ever active alongside it', async () => {
-    const key = new LeaseKey();
-    const a = replicaOn(key, 'a');
-    const b = replicaOn(key, 'b');
-    a.replica.begin();
-    await jest.advanceTimersByTimeAsync(0);
-    b.replica.begin();
+    const { key, a, b } = await twoReplicas();
     await jest.advanceTimersByTimeAsync(TTL);
     // Redis away for `a` only (a partition): `b` keeps trying and takes the key once it expires.
     key.cutOff.add('a');
