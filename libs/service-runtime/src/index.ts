@@ -14,4 +14,5 @@ export type { ServiceHandle } from './service-handle';
 export { createRedisClient, hideCredentials, keepSubscribed, reconnectOnReadOnly, redisConnectionOptions, whenReady } from './redis';
 export type { RedisBehaviour, RedisConnectionConfig } from './redis';
 export { leaseTtlFor, RedisLease, SOLE_LEASE } from './lease';
+export { Reannouncer } from './reannouncer';
 export type { Lease, LeaseHold } from './lease';

@@ -2,7 +2,7 @@ import { AUTO_MODEL, type GatewayConfig, type Limits, type OrgConfig, type Proje
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
-import { Coalesced } from '@openrouter/service-runtime';
+import { Coalesced, Reannouncer } from '@openrouter/service-runtime';
 import { askedOutputTokens, imageCostOf, membersOf, outputAnswers } from '../budgets/worst-case-cost';
 import type { AccessEvent, AccessRepository, AuditAction, AuditEntry, NumberedAuditEntry } from './access.repository';
 import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
@@ -88,6 +88,7 @@ export class AccessService {
     onStoreFailure: () => void = () => undefined,
     private readonly options: AccessServiceOptions = {},
   ) {
+    this.reannouncer = new Reannouncer(() => repository.publish({ kind: 'tenants' }), 'tenant', options.reannounceDelaysMs ?? TENANT_REANNOUNCE_DELAYS_MS, logger);
     const access = config.access;
     this.tenants = new TenantDirectory(access.orgs);
     const extra: ApiKeyRecord[] = devKey ? [devRecord(hashApiKey(access.keyHashSecret, devKey), displayPrefix(devKey))] : [];
@@ -143,7 +144,8 @@ export class AccessService {
   private checker: NodeJS.Timeout | undefined;
   private checking = false;
   /** A background announcement is pending (one at a time: an announcement says only "reload"). */
-  private reannouncing: NodeJS.Timeout | undefined;
+  /** Sends a tenant change's announcement again after it failed. */
+  private readonly reannouncer: Reannouncer;
   private closed = false;
 
   private async loadTenants(): Promise<boolean> {
@@ -504,31 +506,8 @@ export class AccessService {
       await this.repository.publish({ kind: 'tenants' });
     } catch (error) {
       this.logger.warn({ err: error, target: entry.target }, 'a tenant change was stored but could not be announced to the other replicas: announcing it again in the background');
-      this.reannounce(0);
+      this.reannouncer.start();
     }
-  }
-
-  /** Announces again after `reannounceDelaysMs[attempt]`, then the next delay while it fails; one chain at a time. */
-  private reannounce(attempt: number): void {
-    if (this.reannouncing || this.closed) return;
-    const delay = (this.options.reannounceDelaysMs ?? TENANT_REANNOUNCE_DELAYS_MS)[attempt];
-    if (delay === undefined) {
-      this.logger.warn('a tenant change could not be announced: the other replicas load it at their next version check');
-      return;
-    }
-    this.reannouncing = setTimeout(() => {
-      this.repository.publish({ kind: 'tenants' }).then(
-        () => {
-          this.reannouncing = undefined;
-          this.logger.info({ attempt: attempt + 1 }, 'tenant change announced');
-        },
-        () => {
-          this.reannouncing = undefined;
-          this.reannounce(attempt + 1);
-        },
-      );
-    }, delay);
-    this.reannouncing.unref();
   }
 
   /**
@@ -593,8 +572,7 @@ export class AccessService {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.checker);
-    clearTimeout(this.reannouncing);
-    this.reannouncing = undefined;
+    this.reannouncer.close();
     await this.repository.close();
   }
 }

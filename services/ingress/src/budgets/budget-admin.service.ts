@@ -3,6 +3,7 @@ import { alertThresholdsSchema, budgetCurrencyIssues, budgetScopeIssue, type Bud
 import { catalogEntryOf, type AccountState, type BudgetAccount, type BudgetAudit, type BudgetStore, type CatalogEntry, type StoredBudget } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
+import { Reannouncer } from '@openrouter/service-runtime';
 import { auditEntryOf, type AccessService, type Actor } from '../access/access.service';
 import { inScope, requireFilterInScope, requireInScope } from '../access/admin-scope';
 import type { BudgetService } from './budget.service';
@@ -51,7 +52,8 @@ export const REANNOUNCE_DELAYS_MS: readonly number[] = [1_000, 5_000, 15_000];
  */
 export class BudgetAdminService {
   /** A background announcement is pending (one at a time: an announcement says only "reload"). */
-  private reannouncing: NodeJS.Timeout | undefined;
+  /** Sends a budget change's announcement again after it failed. */
+  private readonly reannouncer: Reannouncer;
   private closed = false;
   private directory: BudgetScopeDirectory | undefined;
 
@@ -69,8 +71,10 @@ export class BudgetAdminService {
     },
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
-    private readonly reannounceDelaysMs: readonly number[] = REANNOUNCE_DELAYS_MS,
-  ) {}
+    reannounceDelaysMs: readonly number[] = REANNOUNCE_DELAYS_MS,
+  ) {
+    this.reannouncer = new Reannouncer(() => this.store.publish(), 'budget', reannounceDelaysMs, logger);
+  }
 
   private get catalog() {
     return this.budgets.catalog;
@@ -279,38 +283,14 @@ export class BudgetAdminService {
       await this.store.publish();
     } catch (error) {
       this.logger.warn({ err: error, target: entry['target'] }, 'a budget change was stored but could not be announced to the other replicas: announcing it again in the background');
-      this.reannounce(0);
+      this.reannouncer.start();
     }
-  }
-
-  /** Announces again after `reannounceDelaysMs[attempt]`, then the next delay while it fails; one chain at a time. */
-  private reannounce(attempt: number): void {
-    if (this.reannouncing || this.closed) return;
-    const delay = this.reannounceDelaysMs[attempt];
-    if (delay === undefined) {
-      this.logger.warn('a budget change could not be announced: the other replicas apply it at their next version check');
-      return;
-    }
-    this.reannouncing = setTimeout(() => {
-      this.store.publish().then(
-        () => {
-          this.reannouncing = undefined;
-          this.logger.info({ attempt: attempt + 1 }, 'budget change announced');
-        },
-        () => {
-          this.reannouncing = undefined;
-          this.reannounce(attempt + 1);
-        },
-      );
-    }, delay);
-    this.reannouncing.unref();
   }
 
   /** Stops announcing again (the process is closing: the other replicas' version checks catch up). */
   close(): void {
     this.closed = true;
-    clearTimeout(this.reannouncing);
-    this.reannouncing = undefined;
+    this.reannouncer.close();
   }
 
   /**
