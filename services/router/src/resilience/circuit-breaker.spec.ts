@@ -69,6 +69,21 @@ describe('CircuitBreaker', () => {
 describe('CircuitBreaker with a call that fails after its success was counted (a stream cut off after its first token)', () => {
   const settings = { ...SETTINGS, consecutiveFailures: 3 };
 
+  it('counts the call once, as a failure, when the clock stepped back before its success', () => {
+    const clock = new ManualClock();
+    const breaker = new CircuitBreaker(settings, clock);
+    breaker.failure(acquired(breaker));
+    // The clock steps back by more than the window: the success goes into the newest bucket, not that of its time.
+    clock.advance(-2 * SETTINGS.windowMs);
+    const stream = acquired(breaker);
+    breaker.success(stream);
+    breaker.failure(stream);
+    expect(breaker.snapshot()).toMatchObject({ windowRequests: 2, windowErrorRate: 1 });
+    // Its failure leaves the window with its request, not before it.
+    clock.advance(2 * SETTINGS.windowMs + SETTINGS.windowMs - 1);
+    expect(breaker.snapshot().windowErrorRate).toBe(1);
+  });
+
   it('counts the call once, as a failure, and the failures in a row go on from before its success', () => {
     const breaker = new CircuitBreaker(settings, new ManualClock());
     breaker.failure(acquired(breaker));

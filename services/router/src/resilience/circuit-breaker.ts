@@ -15,8 +15,8 @@ export interface BreakerPermit {
 
 /** What a call's success changed, so that a later failure of the same call can take it back. */
 interface CountedSuccess {
-  /** When it entered the window. */
-  at: number;
+  /** The window's bucket it entered (the newest, after a clock step back, not the bucket of that time). */
+  bucket: number;
   /** The breaker's `successes` just after it: unchanged while no later success was counted. */
   serial: number;
   /** The breaker's `openings` then: unchanged while the circuit has not opened since (emptying the window). */
@@ -99,9 +99,9 @@ export class CircuitBreaker {
       this.window.clear();
     }
     if (this.state !== 'closed') return;
-    this.record(true);
+    const bucket = this.record(true);
     this.successes++;
-    if (permit instanceof Permit) permit.success = { at: this.clock.now(), serial: this.successes, openings: this.openings };
+    if (permit instanceof Permit) permit.success = { bucket, serial: this.successes, openings: this.openings };
     else this.consecutive = 0;
   }
 
@@ -140,7 +140,7 @@ export class CircuitBreaker {
   private failAfterSuccess(permit: Permit, earlier: CountedSuccess): void {
     permit.success = undefined;
     // The window holds the call already (unless it has left it): its success becomes an error.
-    if (!this.window.addAt(earlier.at, this.clock.now(), ERRORS)) this.record(false);
+    if (!this.window.addToBucket(earlier.bucket, this.clock.now(), ERRORS)) this.record(false);
     this.consecutive++;
     // A probe that closed the circuit and then failed, before any other call succeeded, failed as the probe: reopen.
     if (permit.probe && earlier.serial === this.successes) return this.open();
@@ -177,10 +177,12 @@ export class CircuitBreaker {
     if (this.consecutive >= this.settings.consecutiveFailures || this.tooManyErrors()) this.open();
   }
 
-  private record(ok: boolean): void {
+  /** Counts a call in the window; returns the bucket it went into. */
+  private record(ok: boolean): number {
     const now = this.clock.now();
-    this.window.add(now, REQUESTS);
+    const bucket = this.window.add(now, REQUESTS);
     if (!ok) this.window.add(now, ERRORS);
+    return bucket;
   }
 
   private tooManyErrors(): boolean {

@@ -25,22 +25,15 @@ export class SlidingWindow {
     this.totals = new Float64Array(width);
   }
 
-  /** Adds to the bucket of `now` (the newest, if the clock stepped back); returns that bucket's index. */
+  /**
+   * Adds to the bucket of `now` (the newest, if the clock stepped back); returns that bucket's
+   * index, which `addToBucket` takes to amend exactly that event later.
+   */
   add(now: number, field: number, amount = 1): number {
     const slot = this.advance(now);
     this.slots[slot * this.width + field] = (this.slots[slot * this.width + field] ?? 0) + amount;
     this.totals[field] = (this.totals[field] ?? 0) + amount;
     return this.newest;
-  }
-
-  /**
-   * Adds to the bucket that held the earlier time `at`, if the window ending at `now` still holds
-   * it (to amend an event recorded then); false when that bucket has left the window. An event
-   * `add` counted after the clock stepped back is in the newest bucket, not `at`'s: to amend
-   * exactly that bucket, keep the index `add` returned and use `addToBucket`.
-   */
-  addAt(at: number, now: number, field: number, amount = 1): boolean {
-    return this.addToBucket(this.bucketOf(at), now, field, amount);
   }
 
   /** Adds to the bucket with index `index` (see `bucketOf`) if the window ending at `now` holds it; false when it does not. */
