@@ -9,6 +9,8 @@ export { FileOutbox, OutboxFullError } from './kafka/file-outbox';
 export type { FileOutboxOptions, OutboxPeek } from './kafka/file-outbox';
 export { createKafka, ensureUsageTopics, firstHeader, headerText, withTimeout } from './kafka/kafka-client';
 export { ConsumerSupervisor, failureOf, kafkaConsumerRun } from './kafka/consumer-supervisor';
+export { ConsumerLag } from './kafka/consumer-lag';
+export type { UncommittedStart } from './kafka/consumer-lag';
 export type { ConsumerFailure, ConsumerRun, ConsumerStatus, ConsumerSupervisorOptions } from './kafka/consumer-supervisor';
 export { recordBytes, slicesOf } from './kafka/send-slices';
 export { KafkaUsagePublisher } from './kafka/kafka-usage-publisher';

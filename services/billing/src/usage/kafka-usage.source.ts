@@ -1,7 +1,8 @@
-import type { Admin, Consumer, ConsumerConfig, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, ConsumerConfig, Kafka, KafkaMessage } from 'kafkajs';
 import type { UsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import {
+  ConsumerLag,
   ConsumerSupervisor,
   createKafka,
   ensureUsageTopics,
@@ -32,13 +33,15 @@ import {
 export class KafkaUsageSource implements UsageSource {
   private readonly kafka: Kafka;
   private supervisor: ConsumerSupervisor | undefined;
-  private admin: Admin | undefined;
+  /** The group reads the topic from its start (`fromBeginning`): a partition it has not committed on is behind by all of it. */
+  private readonly consumerLag: ConsumerLag;
 
   constructor(
     private readonly config: UsageConfig,
     private readonly logger: Logger,
   ) {
     this.kafka = createKafka(config.kafka, logger, 'billing');
+    this.consumerLag = new ConsumerLag(this.kafka, config.kafka.topic, config.kafka.consumerGroup, 'earliest');
   }
 
   async start(handler: UsageBatchHandler): Promise<void> {
@@ -110,23 +113,8 @@ export class KafkaUsageSource implements UsageSource {
   }
 
   /** Messages in the topic not yet committed by the group (the consumer lag). */
-  async lag(): Promise<number> {
-    const { topic, consumerGroup } = this.config.kafka;
-    if (!this.admin) {
-      const admin = this.kafka.admin();
-      await admin.connect();
-      this.admin = admin;
-    }
-    const [ends, committed] = await Promise.all([this.admin.fetchTopicOffsets(topic), this.admin.fetchOffsets({ groupId: consumerGroup, topics: [topic] })]);
-    const done = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-    let lag = 0n;
-    for (const p of ends) {
-      const high = BigInt(p.high);
-      const at = done.get(p.partition) ?? -1n;
-      const from = at < 0n ? BigInt(p.low) : at;
-      if (high > from) lag += high - from;
-    }
-    return Number(lag);
+  lag(): Promise<number> {
+    return this.consumerLag.read();
   }
 
   /** False from a crash kafkajs gives up on until a fresh consumer fetched again. */
@@ -140,7 +128,7 @@ export class KafkaUsageSource implements UsageSource {
 
   async close(): Promise<void> {
     await this.supervisor?.close();
-    await this.admin?.disconnect().catch(() => undefined);
+    await this.consumerLag.close();
   }
 }
 
