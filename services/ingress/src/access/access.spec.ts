@@ -190,6 +190,19 @@ describe('rate limiter', () => {
     await expect(new RateLimiter(broken, 'closed', () => undefined).admit(limits, promptOnly(1))).rejects.toMatchObject({ kind: 'unavailable', code: 'rate_limiter_unavailable' });
   });
 
+  it('names the limit that is refused the longest, and says to wait as long as Retry-After', async () => {
+    const limiter = new RateLimiter(new MemoryCounterStore(() => 0), 'open', () => undefined);
+    const both: ApplicableLimit[] = [
+      { scope: 'key', id: 'k', kind: 'tokens', perMinute: 600 },
+      { scope: 'org', id: 'o', kind: 'requests', perMinute: 1 },
+    ];
+    await limiter.admit(both, promptOnly(600));
+    // The key's tokens refill in 1 s, the organisation's request in 60 s.
+    const refused = await limiter.admit(both, promptOnly(10)).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'rate_limit_exceeded', retryAfterMs: 60_000 });
+    expect((refused as RateLimitedError).message).toBe('Rate limit reached for requests per minute (RPM) on org o: limit 1, remaining 0. Please try again in 1m0s.');
+  });
+
   it('formats durations as OpenAI does', () => {
     expect([formatDuration(20), formatDuration(1500), formatDuration(360_000), formatDuration(61_250)]).toEqual(['20ms', '1.5s', '6m0s', '1m1.25s']);
   });

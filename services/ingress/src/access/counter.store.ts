@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { adjustTat, gcra, type GcraLimit, type GcraOutcome } from './gcra';
+import { adjustTat, gcra, SLACK_MS, type GcraLimit, type GcraOutcome } from './gcra';
 
 /** One limit a request is charged against. */
 export interface CounterCharge extends GcraLimit {
@@ -56,6 +56,7 @@ export class MemoryCounterStore implements CounterStore {
  * consistent state and a request is charged to all its limits or to none. Time is Redis's.
  */
 const TAKE = `
+local SLACK_MS = ${SLACK_MS}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local adjust = ARGV[1] == 'adjust'
@@ -69,6 +70,8 @@ for i = 1, #KEYS do
   local untilTat = tonumber(ARGV[5 + (i - 1) * 4])
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   local interval = window / limit
+  -- See SLACK_MS: times this close count as equal.
+  local slack = math.min(SLACK_MS, interval / 100)
   local start = math.max(tat, now)
   if adjust and cost < 0 and untilTat > 0 then
     -- A refund gives back only the refunded charge's units still ahead of now (see adjustTat).
@@ -79,18 +82,18 @@ for i = 1, #KEYS do
     next[i] = math.max(now, tatNext)
   else
     local allowAt = tatNext - window
-    if allowAt > now then
+    if allowAt - now > slack then
       allowed = 0
       out[#out + 1] = 0
-      out[#out + 1] = math.max(0, math.floor((now + window - start) / interval))
-      out[#out + 1] = math.ceil(start - now)
-      out[#out + 1] = math.ceil(allowAt - now)
+      out[#out + 1] = math.max(0, math.floor((now + window + slack - start) / interval))
+      out[#out + 1] = math.max(0, math.ceil(start - now - slack))
+      out[#out + 1] = math.ceil(allowAt - now - slack)
       out[#out + 1] = 0
     else
       next[i] = tatNext
       out[#out + 1] = 1
-      out[#out + 1] = math.floor((now + window - tatNext) / interval)
-      out[#out + 1] = math.ceil(tatNext - now)
+      out[#out + 1] = math.floor((now + window + slack - tatNext) / interval)
+      out[#out + 1] = math.max(0, math.ceil(tatNext - now - slack))
       out[#out + 1] = 0
       -- The TAT this charge runs until, whole milliseconds down (a refund then gives back a hair less).
       out[#out + 1] = math.floor(tatNext)
@@ -100,7 +103,8 @@ end
 if adjust or allowed == 1 then
   for i = 1, #KEYS do
     local ttl = math.ceil(next[i] - now) + 1000
-    redis.call('SET', KEYS[i], string.format('%.3f', next[i]), 'PX', ttl)
+    -- Every digit of the double: rounded to whole microseconds, a burst's TATs drifted a hair per request.
+    redis.call('SET', KEYS[i], string.format('%.17g', next[i]), 'PX', ttl)
   end
 end
 return out

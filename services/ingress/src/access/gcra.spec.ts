@@ -38,3 +38,30 @@ describe('gcra', () => {
     expect(adjustTat(reserved, 0, -10_000, limit)).toBe(0);
   });
 });
+
+describe('gcra at the clock of today', () => {
+  // An epoch timestamp: a double exact to about 0.24 µs at this size, not the exact 0 of the cases above.
+  const now = 1_764_000_000_123;
+  const limits = Array.from({ length: 300 }, (_, i) => i + 1);
+
+  it('admits a burst of exactly the limit, whatever the limit, and refuses the next', () => {
+    const short = limits.filter((limit) => {
+      let tat = 0;
+      for (let i = 0; i < limit; i++) {
+        const outcome = gcra(tat, now, 1, perMinute(limit));
+        if (!outcome.allowed) return true;
+        tat = outcome.nextTat;
+      }
+      return gcra(tat, now, 1, perMinute(limit)).allowed;
+    });
+    expect(short).toEqual([]);
+  });
+
+  it('reports what is left and when the limit is full again exactly', () => {
+    expect(limits.filter((limit) => gcra(0, now, 1, perMinute(limit)).remaining !== limit - 1)).toEqual([]);
+    const whole = limits.filter((limit) => Number.isInteger(60_000 / limit));
+    expect(whole.filter((limit) => gcra(0, now, 1, perMinute(limit)).resetMs !== 60_000 / limit)).toEqual([]);
+    const spent = gcra(0, now, 6, perMinute(6));
+    expect(gcra(spent.nextTat, now, 1, perMinute(6))).toMatchObject({ allowed: false, remaining: 0, retryAfterMs: 10_000, resetMs: 60_000 });
+  });
+});

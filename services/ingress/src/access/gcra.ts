@@ -20,15 +20,35 @@ export interface GcraOutcome {
   nextTat: number;
 }
 
+/**
+ * How far a time may be past another and still count as equal. A TAT is an epoch timestamp in
+ * milliseconds plus fractional intervals (60,000 / 7 ms…), and a double that large is exact to
+ * about 0.24 µs only: compared exactly, a burst of exactly the limit could end a hair past the
+ * window and its last request be refused, and `remaining` read one short. Below the 1 ms of the
+ * clocks, and at most a hundredth of an interval: no request is admitted sooner than that.
+ */
+export const SLACK_MS = 0.5;
+
+function slackOf(interval: number): number {
+  return Math.min(SLACK_MS, interval / 100);
+}
+
 export function gcra(tat: number, now: number, cost: number, { limit, windowMs }: GcraLimit): GcraOutcome {
   const interval = windowMs / limit;
+  const slack = slackOf(interval);
   const start = Math.max(tat, now);
   const nextTat = start + cost * interval;
   const allowAt = nextTat - windowMs;
-  if (allowAt > now) {
-    return { allowed: false, remaining: Math.max(0, Math.floor((now + windowMs - start) / interval)), resetMs: Math.ceil(start - now), retryAfterMs: Math.ceil(allowAt - now), nextTat: tat };
+  if (allowAt - now > slack) {
+    return {
+      allowed: false,
+      remaining: Math.max(0, Math.floor((now + windowMs + slack - start) / interval)),
+      resetMs: Math.max(0, Math.ceil(start - now - slack)),
+      retryAfterMs: Math.ceil(allowAt - now - slack),
+      nextTat: tat,
+    };
   }
-  return { allowed: true, remaining: Math.floor((now + windowMs - nextTat) / interval), resetMs: Math.ceil(nextTat - now), retryAfterMs: 0, nextTat };
+  return { allowed: true, remaining: Math.floor((now + windowMs + slack - nextTat) / interval), resetMs: Math.max(0, Math.ceil(nextTat - now - slack)), retryAfterMs: 0, nextTat };
 }
 
 /**

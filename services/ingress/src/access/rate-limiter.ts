@@ -87,9 +87,11 @@ export class RateLimiter {
     // still have what they had before it.
     const headers = rateLimitHeaders(limits, deniedAt === -1 ? outcomes : outcomes.map((o, i) => (o.allowed ? uncharged(o, limits[i] as ApplicableLimit, charges[i] as CounterCharge) : o)));
     if (deniedAt !== -1) {
-      const limit = limits[deniedAt] as ApplicableLimit;
-      const outcome = outcomes[deniedAt] as GcraOutcome;
-      const retryAfterMs = Math.max(...outcomes.filter((o) => !o.allowed).map((o) => o.retryAfterMs));
+      // The limit that keeps it waiting longest: the one its message names, and Retry-After's wait.
+      const longest = outcomes.reduce((at, o, i) => (o.retryAfterMs > (outcomes[at] as GcraOutcome).retryAfterMs ? i : at), deniedAt);
+      const limit = limits[longest] as ApplicableLimit;
+      const outcome = outcomes[longest] as GcraOutcome;
+      const retryAfterMs = outcome.retryAfterMs;
       const what = limit.kind === 'requests' ? 'requests per minute (RPM)' : 'tokens per minute (TPM)';
       throw new RateLimitedError(
         `Rate limit reached for ${what} on ${limit.scope} ${limit.id}: limit ${limit.perMinute}, remaining ${outcome.remaining}` +
