@@ -249,7 +249,7 @@ const ODD_CHAT: ReadonlyArray<[string, Record<string, unknown>, Refusal?]> = [
   ['stop as an empty list', { stop: [] }],
   ['stop with an empty string', { stop: [''] }],
   ['five stop sequences', { stop: ['a', 'b', 'c', 'd', 'e'] }],
-  ['more stop sequences than Converse takes', { stop: Array.from({ length: 2_501 }, (_, i) => `s${i}`) }, { on: ['bedrock'], param: 'stop' }],
+  ['more stop sequences than Converse and Gemini take', { stop: Array.from({ length: 2_501 }, (_, i) => `s${i}`) }, { on: ['bedrock', 'gemini'], param: 'stop' }],
   ['stream_options without stream', { stream_options: { include_usage: true } }],
   ['stream with include_usage false', { stream: true, stream_options: { include_usage: false } }],
   ['logit_bias on a non-numeric token', { logit_bias: { abc: 5, '-1': 1 } }],

@@ -281,9 +281,15 @@ describe('toAnthropicRequest', () => {
       const stub = (name: string) => ({ name, description: expect.stringContaining('do not call it') as unknown, input_schema: { type: 'object' } });
       expect(body.tools).toEqual([stub('get_weather'), stub('clock_now')]);
       expect(body.tool_choice).toEqual({ type: 'none' });
-      expect((await bodyOf({ messages: history, tool_choice: 'required' })).tool_choice).toEqual({ type: 'none' });
       expect((await bodyOf({ messages: [user('Hi')] })).tools).toBeUndefined();
       expect((await bodyOf({ messages: history, tools: [weatherTool] })).tools).toEqual([{ name: 'get_weather', input_schema: weatherTool.function.parameters }]);
+    });
+
+    it('refuses tool_choice required without tools, which no answer could honour', async () => {
+      const history = [user('Weather?'), { role: 'assistant', content: null, tool_calls: [call('call_1', 'Paris')] }, { role: 'tool', tool_call_id: 'call_1', content: '21°C' }];
+      await expect(rejection({ tool_choice: 'required' })).resolves.toMatchObject({ kind: 'bad_request', param: 'tool_choice' });
+      await expect(rejection({ messages: history, tool_choice: 'required' })).resolves.toMatchObject({ kind: 'bad_request', param: 'tool_choice' });
+      await expect(rejection({ tool_choice: 'required', response_format: { type: 'json_object' } })).resolves.toMatchObject({ kind: 'bad_request', param: 'tool_choice' });
     });
 
     it('refuses a named tool that is not among the tools, other tool types and other tool_choice shapes', async () => {
@@ -392,6 +398,8 @@ describe('toAnthropicRequest', () => {
       [{ modalities: ['text', 'audio'] }, 'modalities'],
       [{ audio: { voice: 'alloy', format: 'mp3' } }, 'audio'],
       [{ web_search_options: {} }, 'web_search_options'],
+      [{ functions: [{ name: 'get_weather', parameters: { type: 'object' } }] }, 'functions'],
+      [{ function_call: 'auto' }, 'function_call'],
     ])('refuses %j with a 400 naming %s', async (params, param) => {
       await expect(rejection(params)).resolves.toMatchObject({ kind: 'bad_request', param, retryable: false });
     });

@@ -16,6 +16,7 @@ import {
   toolLoopKeepsThinking,
 } from '../claude-thinking';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, safeToolId, trimFinalAssistant } from '../message-content';
+import { refuseOpenAIOnly } from '../openai-only-parameters';
 
 /** Anthropic's JSON values as we send them; the shapes follow the Messages API reference. */
 type JsonObject = Record<string, unknown>;
@@ -230,11 +231,8 @@ function refuseUnsupported(r: chatv1.ChatRequest): void {
   if (r.topLogprobs !== undefined && r.topLogprobs > 0) throw unsupported('This model does not return log probabilities.', 'top_logprobs');
   if (Object.keys(r.logitBias).length > 0) throw unsupported('This model does not support "logit_bias" (token ids are tokenizer-specific).', 'logit_bias');
   if (r.modalities.some((m) => m !== 'text')) throw unsupported('This model only answers in text.', 'modalities');
-  const extra = r.extraJson ? parseObject(r.extraJson) : undefined;
-  if (extra) {
-    if (extra['audio'] != null) throw unsupported('This model does not produce audio.', 'audio');
-    if (extra['web_search_options'] != null) throw unsupported('This model does not support "web_search_options".', 'web_search_options');
-  }
+  // `prediction` is dropped, not refused: it only speeds an answer up and never changes it.
+  refuseOpenAIOnly((r.extraJson ? parseObject(r.extraJson) : undefined) ?? {}, ['audio', 'web_search_options', 'functions', 'function_call']);
 }
 
 function topKOf(extraJson: string): number | undefined {
@@ -437,6 +435,8 @@ function applyTools(r: chatv1.ChatRequest, body: AnthropicMessagesBody): string 
   if (choice?.functionName !== undefined && !tools.some((t) => t.name === choice.functionName)) {
     throw invalid(`"tool_choice" names the function "${choice.functionName}", which is not among the tools.`, 'tool_choice');
   }
+  // A call cannot be required with nothing to call (OpenAI refuses it too).
+  if (mode === 'required' && tools.length === 0) throw invalid('"tool_choice" "required" needs at least one tool.', 'tool_choice');
   const schema = jsonSchemaOf(r.responseFormat);
   const answerInJson = schema !== undefined && (mode === 'auto' || mode === 'none' || tools.length === 0);
   if (answerInJson) {

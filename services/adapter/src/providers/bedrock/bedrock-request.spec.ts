@@ -189,11 +189,13 @@ describe('Converse request translation', () => {
     });
   });
 
-  it('omits tools for tool_choice none, but keeps them declared when the history holds tool blocks', async () => {
+  it('omits tools for tool_choice none, and declares only stubs of the history\'s calls when it holds tool blocks', async () => {
     expect((await translate({ tools: [TOOL], tool_choice: 'none' })).body.toolConfig).toBeUndefined();
     const withHistory = await translate({ tools: [TOOL], tool_choice: 'none', messages: TOOL_HISTORY });
-    expect(withHistory.body.toolConfig?.tools).toHaveLength(1);
-    expect(withHistory.body.toolConfig?.toolChoice).toBeUndefined();
+    // The history's calls are declared as stubs the model is told not to call, not as the client's tools.
+    expect(withHistory.body.toolConfig).toEqual({
+      tools: [{ toolSpec: { name: 'lookup', description: expect.stringContaining('do not call it') as unknown, inputSchema: { json: { type: 'object' } } } }],
+    });
   });
 
   it('declares stub tools for a tool history sent without tools, with no toolChoice (Converse has no "none")', async () => {
@@ -223,6 +225,16 @@ describe('Converse request translation', () => {
     expect(withTools.body.toolConfig?.toolChoice).toEqual({ any: {} });
   });
 
+  it('leaves json_schema unenforced when a client tool call is required anyway, so the answer is a client tool call', async () => {
+    const response_format = { type: 'json_schema', json_schema: { name: 'verdict', schema: { type: 'object', properties: { ok: { type: 'boolean' } } } } };
+    const required = await translate({ tools: [TOOL], tool_choice: 'required', response_format });
+    expect(required.jsonTool).toBeUndefined();
+    expect(required.body.toolConfig).toEqual({ tools: [{ toolSpec: { name: 'lookup', inputSchema: { json: TOOL.function.parameters } } }], toolChoice: { any: {} } });
+    const named = await translate({ tools: [TOOL], tool_choice: { type: 'function', function: { name: 'lookup' } }, response_format });
+    expect(named.jsonTool).toBeUndefined();
+    expect(named.body.toolConfig?.tools.map((t) => t.toolSpec.name)).toEqual(['lookup']);
+  });
+
   it('passes Converse-only fields sent as extra body keys and drops other unknown keys', async () => {
     const { body } = await translate({ performanceConfig: { latency: 'optimized' }, additionalModelRequestFields: { top_k: 5 }, some_future_param: 1 });
     expect(body['performanceConfig']).toEqual({ latency: 'optimized' });
@@ -238,6 +250,8 @@ describe('Converse request translation', () => {
     ['modalities', { modalities: ['text', 'audio'] }],
     ['audio', { audio: { voice: 'alloy', format: 'wav' } }],
     ['web_search_options', { web_search_options: {} }],
+    ['functions', { functions: [{ name: 'lookup', parameters: { type: 'object' } }] }],
+    ['function_call', { function_call: 'auto' }],
     ['tools', { tools: [{ type: 'custom', custom: { name: 'x' } }] }],
     ['tool_choice', { tools: [TOOL], tool_choice: { type: 'allowed_tools', allowed_tools: { mode: 'auto', tools: [] } } }],
     ['tool_choice', { tools: [TOOL], tool_choice: { type: 'function', function: { name: 'missing' } } }],

@@ -14,6 +14,7 @@ import {
 } from '../claude-thinking';
 import { IMAGE_FETCH_CONCURRENCY, mapConcurrently, type InlineImage } from '../image-source';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, partText, safeToolId, trimFinalAssistant } from '../message-content';
+import { refuseOpenAIOnly } from '../openai-only-parameters';
 
 /** Bedrock Converse request shapes (the subset the gateway sends). */
 export type BedrockImageFormat = 'png' | 'jpeg' | 'gif' | 'webp';
@@ -71,8 +72,6 @@ export const JSON_OBJECT_INSTRUCTION = 'Respond with a single valid JSON object 
 
 /** Top-level Converse fields a client may send as extra body keys; passed through unchanged. */
 const PASSTHROUGH_KEYS = ['additionalModelRequestFields', 'additionalModelResponseFieldPaths', 'guardrailConfig', 'performanceConfig', 'promptVariables', 'requestMetadata'];
-/** Extra OpenAI parameters that ask for something Bedrock cannot do; refused rather than ignored. */
-const REFUSED_EXTRA_KEYS = ['audio', 'web_search_options', 'prediction'];
 const IMAGE_FORMATS: Readonly<Record<string, BedrockImageFormat>> = { 'image/png': 'png', 'image/jpeg': 'jpeg', 'image/gif': 'gif', 'image/webp': 'webp' };
 /** Converse's limit on tool use ids and tool names (`[a-zA-Z0-9_-]{1,64}`). */
 const MAX_TOOL_ID = 64;
@@ -133,7 +132,9 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   if (format === 'json_object') system.push({ text: JSON_OBJECT_INSTRUCTION });
   if (system.length > 0) body.system = system;
 
-  const jsonTool = format === 'json_schema' ? jsonSchemaTool(r) : undefined;
+  // A client tool call the client forces (required, a named function) is the answer: the schema is not enforced then.
+  const clientForced = r.toolChoice?.mode === 'required' || r.toolChoice?.functionName !== undefined;
+  const jsonTool = format === 'json_schema' && !clientForced ? jsonSchemaTool(r) : undefined;
   const toolConfig = translateTools(r, jsonTool, historyTools(messages));
   if (toolConfig) body.toolConfig = toolConfig;
 
@@ -141,7 +142,7 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   if (claude && stops.length > 0) askMatchedStopSequence(body);
   const thinking = claude ? applyThinking(r, body, inference, options.thinking ?? 'adaptive') : undefined;
   if (thinking) {
-    refuseForcedTools(r, body, jsonTool !== undefined, thinking);
+    refuseForcedTools(body, jsonTool !== undefined, thinking);
     // With thinking on, Claude takes temperature 1 only and top_p from 0.95: other values are dropped.
     if (inference.temperature !== undefined && inference.temperature !== 1) delete inference.temperature;
     if (inference.topP !== undefined && inference.topP < MIN_THINKING_TOP_P) delete inference.topP;
@@ -158,8 +159,7 @@ function refuseUnsupported(r: chatv1.ChatRequest): void {
   if (r.topLogprobs !== undefined && r.topLogprobs > 0) throw badRequest("Bedrock does not return log probabilities; 'top_logprobs' is not supported.", 'top_logprobs');
   if (Object.keys(r.logitBias).length > 0) throw badRequest("Bedrock cannot bias tokens; 'logit_bias' is not supported.", 'logit_bias');
   if (r.modalities.some((m) => m !== 'text')) throw badRequest("Bedrock Converse answers in text only; 'modalities' may only contain \"text\".", 'modalities');
-  const extra = parseObject(r.extraJson);
-  for (const key of REFUSED_EXTRA_KEYS) if (extra[key] !== undefined && extra[key] !== null) throw badRequest(`'${key}' is not supported by Bedrock.`, key);
+  refuseOpenAIOnly(parseObject(r.extraJson), ['audio', 'web_search_options', 'prediction', 'functions', 'function_call']);
 }
 
 /** Claude's own response field naming the stop sequence that ended the answer, as a Converse JSON Pointer. */
@@ -369,16 +369,15 @@ function translateTools(r: chatv1.ChatRequest, jsonTool: BedrockToolSpec | undef
   if ((choice?.mode === 'required' || named !== undefined) && tools.length === 0) throw badRequest("'tool_choice' needs 'tools'.", 'tool_choice');
 
   if (jsonTool) {
-    // The answer is the forced schema tool, unless the client forces or allows its own tools.
+    // The answer is the forced schema tool, unless the client allows its own tools: then the model calls one or answers.
     if (choice?.mode === 'none' || tools.length === 0) {
       return { tools: historyStubs ? [...tools, jsonTool] : [jsonTool], toolChoice: { tool: { name: jsonTool.toolSpec.name } } };
     }
-    return { tools: [...tools, jsonTool], toolChoice: named !== undefined ? { tool: { name: named } } : { any: {} } };
+    return { tools: [...tools, jsonTool], toolChoice: { any: {} } };
   }
-  // Converse has no "none": without tools to offer, only a tool history still needs them declared;
-  // the stubs' description tells the model not to call them.
-  if (tools.length === 0) return historyStubs ? { tools: historyStubs } : undefined;
-  if (choice?.mode === 'none') return historyStubs ? { tools } : undefined;
+  // Converse has no "none": without tools to offer (none given, or "none"), only a tool history
+  // still needs tools declared, and the stubs' description tells the model not to call them.
+  if (tools.length === 0 || choice?.mode === 'none') return historyStubs ? { tools: historyStubs } : undefined;
   if (named !== undefined) return { tools, toolChoice: { tool: { name: named } } };
   if (choice?.mode === 'required') return { tools, toolChoice: { any: {} } };
   // Unset means Bedrock's default (auto); models without tool-choice support accept that form only.
@@ -462,10 +461,12 @@ function withoutThinking(body: ConverseBody, fields: Record<string, unknown>): u
   return undefined;
 }
 
-/** Claude refuses thinking together with a toolChoice that forces a call (`any`, `tool`), which json_schema answers use too. */
-function refuseForcedTools(r: chatv1.ChatRequest, body: ConverseBody, jsonAnswer: boolean, source: ThinkingSource): void {
+/**
+ * Claude refuses thinking together with a toolChoice that forces a call (`any`, `tool`), which
+ * json_schema answers use too (the schema tool is only offered when the client forces no call).
+ */
+function refuseForcedTools(body: ConverseBody, jsonAnswer: boolean, source: ThinkingSource): void {
   const choice = body.toolConfig?.toolChoice;
   if (choice === undefined || 'auto' in choice) return;
-  const clientForced = r.toolChoice?.functionName !== undefined || r.toolChoice?.mode === 'required';
-  throw forcedToolsWithThinking(source, jsonAnswer && !clientForced);
+  throw forcedToolsWithThinking(source, jsonAnswer);
 }

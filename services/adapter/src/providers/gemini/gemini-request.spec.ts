@@ -173,6 +173,11 @@ describe('toGeminiRequest', () => {
     expect(body.tools?.[0]?.functionDeclarations[0]).toEqual({ name: 'f', parametersJsonSchema: parameters });
   });
 
+  it('sends n as candidateCount and stop as stopSequences up to Gemini\'s limits', async () => {
+    const body = await translate({ n: 8, stop: ['a', 'b', 'c', 'd', 'e'] });
+    expect(body.generationConfig).toEqual({ candidateCount: 8, stopSequences: ['a', 'b', 'c', 'd', 'e'] });
+  });
+
   it('drops presence_penalty and frequency_penalty, which Gemini 2.5 refuses ("Penalty is not enabled")', async () => {
     for (const upstreamModel of ['gemini-2.5-flash', 'gemini-2.0-flash', 'gemini-3-pro-preview']) {
       const { body } = await translation({ presence_penalty: 0.3, frequency_penalty: 0.5, temperature: 0.2 }, upstreamModel);
@@ -197,6 +202,9 @@ describe('toGeminiRequest', () => {
     [{ reasoning_effort: '__proto__' }, 'reasoning_effort'],
     [{ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AA==', format: 'constructor' } }] }] }, 'messages[0].content[0]'],
     [{ seed: 2 ** 40 }, 'seed'],
+    // Beyond Gemini's limits (candidateCount 1–8, five stop sequences), which it refuses naming no parameter of the client's.
+    [{ n: 9 }, 'n'],
+    [{ stop: ['a', 'b', 'c', 'd', 'e', 'f'] }, 'stop'],
     [{ tool_choice: 'required' }, 'tool_choice'],
     [{ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }, 'tool_choice'],
     [{ tools: [{ type: 'custom', custom: { name: 'c' } }] }, 'tools[0]'],

@@ -2,6 +2,7 @@ import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { InlineImage } from '../image-source';
 import { isBase64, parseDataUrl } from '../image-source';
+import { refuseOpenAIOnly } from '../openai-only-parameters';
 import { hasNoProperties, isObject, type JsonObject, toGeminiSchema } from './gemini-schema';
 
 /** Gemini's JSON values as we send them; the shapes follow the generateContent reference. */
@@ -85,14 +86,9 @@ export const REPLAYED_THOUGHT_SIGNATURE = 'skip_thought_signature_validator';
 const THINKING_BUDGETS: Readonly<Record<string, number>> = { none: 0, minimal: 1024, low: 1024, medium: 8192, high: 24576 };
 const INT32_MIN = -2_147_483_648;
 const INT32_MAX = 2_147_483_647;
-/** Top-level parameters (carried in extra_json) whose loss would change what the client gets back. */
-const REFUSED_EXTRAS: Readonly<Record<string, string>> = {
-  audio: 'This model does not produce audio.',
-  prediction: 'This model does not support predicted outputs ("prediction").',
-  web_search_options: 'This model does not support "web_search_options".',
-  functions: 'The deprecated "functions" parameter is not supported by this model; use "tools".',
-  function_call: 'The deprecated "function_call" parameter is not supported by this model; use "tool_choice".',
-};
+/** GenerationConfig's limits: `candidateCount` 1–8 and five `stopSequences`; Gemini's refusal of more names no parameter of the client's. */
+const MAX_CANDIDATES = 8;
+const MAX_STOP_SEQUENCES = 5;
 const AUDIO_TYPES: Readonly<Record<string, string>> = { wav: 'audio/wav', mp3: 'audio/mp3' };
 /** The function names Gemini takes: a letter or underscore, then at most 63 letters, digits, `_`, `.`, `:` or `-`. */
 const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/;
@@ -186,7 +182,9 @@ function refuseUnsupported(r: chatv1.ChatRequest, extra: JsonObject): void {
   if (r.reasoningEffort !== undefined && !Object.hasOwn(THINKING_BUDGETS, r.reasoningEffort)) {
     throw invalid(`"reasoning_effort" must be one of ${Object.keys(THINKING_BUDGETS).join(', ')} for this model.`, 'reasoning_effort');
   }
-  for (const [key, message] of Object.entries(REFUSED_EXTRAS)) if (extra[key] != null) throw unsupported(message, key);
+  if (r.n !== undefined && r.n > MAX_CANDIDATES) throw invalid(`This model returns at most ${MAX_CANDIDATES} choices per request ("n").`, 'n');
+  if (r.stop.length > MAX_STOP_SEQUENCES) throw invalid(`This model takes at most ${MAX_STOP_SEQUENCES} stop sequences.`, 'stop');
+  refuseOpenAIOnly(extra, ['audio', 'prediction', 'web_search_options', 'functions', 'function_call']);
 }
 
 /** Every tool call id in the history with its function name: Gemini matches results by name. */
