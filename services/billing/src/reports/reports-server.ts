@@ -28,7 +28,7 @@ export interface ReportsHandle {
 export async function startReports(config: GatewayConfig, usage: UsagePipelineHandle, logger: Logger, registry: Registry, budgetEvents?: BudgetEventPublisher): Promise<ReportsHandle> {
   const metrics = new ReconciliationMetrics(registry);
   const repository = new ClickHouseReportsRepository(usage.store.client, usage.store.database);
-  const service = new ReportsService(repository, config.billing);
+  const service = new ReportsService(repository, config.billing, { retentionDays: config.usage.clickhouse.retentionDays });
   const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)], GrpcSecurity.fromConfig(config.grpc));
   const { url: redisUrl, keyPrefix } = config.access.redis;
   // Connected at a job's first run; a failure to reach Redis fails that run, which logs it.

@@ -7,7 +7,10 @@ export interface UsageQuery {
   groupBy: readonly GroupBy[];
   /** Dimension → value; every entry must match. */
   filters: ReadonlyArray<[DimensionName, string]>;
-  /** At most this many rows, the first in the report's order; every row when undefined. */
+  /**
+   * At most this many rows, the first in the report's order; every row when undefined. A query
+   * with more groups than this may instead fail with {@link TooManyGroupsError}.
+   */
   limit?: number;
 }
 
@@ -37,6 +40,19 @@ export interface ArmAggregate {
   promptTokens: number;
   completionTokens: number;
   cost: string;
+}
+
+/** A usage query that has more groups than its `limit`: the report is larger than allowed. */
+export class TooManyGroupsError extends Error {
+  constructor(readonly limit: number) {
+    super(`the usage query has more than ${limit} groups`);
+    this.name = 'TooManyGroupsError';
+  }
+}
+
+/** ClickHouse's refusal of a GROUP BY past `max_rows_to_group_by` (code 158). */
+function isTooManyRows(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { type?: unknown }).type === 'TOO_MANY_ROWS';
 }
 
 /** Where a usage query reads: the daily rollup or the raw events. */
@@ -74,7 +90,7 @@ interface RawAggregate {
 }
 
 /** Whether the daily rollup can answer `query`: whole UTC days, and only dimensions and filters it keeps. */
-function rollupAnswers(query: UsageQuery): boolean {
+export function rollupAnswers(query: UsageQuery): boolean {
   return (
     query.fromMs % DAY_MS === 0 &&
     query.toMs % DAY_MS === 0 &&
@@ -92,6 +108,13 @@ const SUMS: Readonly<Record<Source, string>> = {
     sum(cached_read_tokens) AS cached_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens,
     toString(sum(cost)) AS cost`,
 };
+
+/**
+ * A rollup group that counts something. The rollup reconciliation takes a group the raw events do
+ * not have (any more) off its day with a correction row, leaving a group whose sums are all zero:
+ * the raw events show no row for it, so neither does the rollup.
+ */
+const ROLLUP_NOT_EMPTY = ['requests', 'errors', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'reasoning_tokens', 'sum(usage_daily.cost)'].map((c) => `${c} != 0`).join(' OR ');
 
 /** The aggregate query of `query` over `source`, its values all bound parameters. */
 function aggregateSql(query: UsageQuery, source: Source, database: string): { sql: string; params: Record<string, unknown> } {
@@ -117,14 +140,19 @@ function aggregateSql(query: UsageQuery, source: Source, database: string): { sq
   }
   let limit = '';
   if (query.limit !== undefined) {
+    if (!Number.isSafeInteger(query.limit) || query.limit < 1) throw new RangeError(`a report's row limit must be a positive integer, not ${query.limit}`);
     params['limit'] = query.limit;
-    limit = '\nLIMIT {limit:UInt64}';
+    // The groups are all held in memory before the first is sorted out: ClickHouse stops once it
+    // holds more than the limit (TOO_MANY_ROWS), so a report of millions of groups (a tag, keys over
+    // years) is refused early rather than grown in billing's memory. A SETTINGS clause, not the
+    // client's settings: chDB runs those as SET statements that outlive the query in its session.
+    limit = `\nLIMIT {limit:UInt64}\nSETTINGS max_rows_to_group_by = ${query.limit}, group_by_overflow_mode = 'throw'`;
   }
   const sql = `SELECT [${dims.map((d) => `toString(${d})`).join(', ')}] AS d, currency,
     ${SUMS[source]}
 FROM {db:Identifier}.${source === 'rollup' ? 'usage_daily' : 'usage_events FINAL'}
 WHERE ${where.join(' AND ')}
-GROUP BY d, currency
+GROUP BY d, currency${source === 'rollup' ? `\nHAVING ${ROLLUP_NOT_EMPTY}` : ''}
 ORDER BY d, currency${limit}`;
   return { sql, params };
 }
@@ -219,8 +247,13 @@ ORDER BY arm, currency`,
 
   private async aggregate(query: UsageQuery, source: Source): Promise<UsageSource> {
     const { sql, params } = aggregateSql(query, source, this.database);
-    const rows = await this.rows<RawAggregate>(sql, params);
-    return { source, rows: rows.map(toAggregate) };
+    try {
+      const rows = await this.rows<RawAggregate>(sql, params);
+      return { source, rows: rows.map(toAggregate) };
+    } catch (error) {
+      if (query.limit !== undefined && isTooManyRows(error)) throw new TooManyGroupsError(query.limit);
+      throw error;
+    }
   }
 
   private async rows<T>(query: string, params: Record<string, unknown>): Promise<T[]> {

@@ -1,6 +1,6 @@
 import { billingv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import type { ReportsRepository, UsageAggregate, UsageQuery } from './reports.repository';
+import { TooManyGroupsError, type ReportsRepository, type UsageAggregate, type UsageQuery } from './reports.repository';
 import { ReportsService } from './reports.service';
 
 function row(model: string, currency: string, cost: string, requests: number): UsageAggregate {
@@ -61,6 +61,20 @@ describe('the report size limit (billing.reports.maxRows)', () => {
   });
 });
 
+describe('a report whose store stops at more groups than the limit', () => {
+  it('is refused as the caller\'s to narrow (400 report_too_large)', async () => {
+    const repository: ReportsRepository = {
+      usage: async (query) => Promise.reject(new TooManyGroupsError(query.limit ?? 0)),
+      experiment: async () => [],
+      spend: async () => [],
+    };
+    const service = new ReportsService(repository, { chargeback: { ...CHARGEBACK, sharedCostCenters: [] }, reports: { maxRows: 3 } });
+    const error: unknown = await service.focus({ scope: undefined, month: '2025-06', orgId: '' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GatewayError);
+    expect(error).toMatchObject({ kind: 'bad_request', code: 'report_too_large', message: expect.stringContaining('The FOCUS export has more than 3 rows') });
+  });
+});
+
 describe('ReportsService.chargeback requests', () => {
   const line = (org: string, costCenter: string, cost: string, requests: number): UsageAggregate => ({ ...row('', 'USD', cost, requests), dimensions: [org, costCenter] });
   const month = { scope: undefined, month: '2025-06', orgId: '' };
@@ -81,5 +95,44 @@ describe('ReportsService.chargeback requests', () => {
     const report = await service.chargeback({ ...month, allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL });
     expect(report.lines).toEqual([]);
     expect(report.unallocated).toEqual([expect.objectContaining({ orgId: 'other', costCenter: '', total: '3', requests: 9 })]);
+  });
+});
+
+describe('usage reports that read the raw events, which are kept for usage.clickhouse.retentionDays', () => {
+  const now = Date.parse('2026-06-15T12:00:00Z');
+  const day = 86_400_000;
+  const retention = (rows: UsageAggregate[]) => {
+    const queries: UsageQuery[] = [];
+    const repository: ReportsRepository = {
+      usage: async (query) => {
+        queries.push(query);
+        return { source: 'events', rows };
+      },
+      experiment: async () => [],
+      spend: async () => [],
+    };
+    const service = new ReportsService(repository, { chargeback: { ...CHARGEBACK, sharedCostCenters: [] }, reports: { maxRows: 100 } }, { retentionDays: 400, clock: () => now });
+    return { service, queries };
+  };
+  const request = { groupBy: ['model'], scope: undefined, filter: undefined };
+
+  it('refuses a range that starts before the oldest raw event kept, rather than answering less than was spent', async () => {
+    const { service, queries } = retention([row('a', 'USD', '1', 1)]);
+    const from = now - 401 * day;
+    const error: unknown = await service.usage({ ...request, fromMs: from, toMs: now }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GatewayError);
+    expect(error).toMatchObject({ kind: 'bad_request', param: 'from', code: 'invalid_value', message: expect.stringContaining('kept for 400 days (usage.clickhouse.retentionDays), so this report, which reads them, cannot start before 2025-05-11T12:00:00.000Z') });
+    // Grouped by what only the raw events have, over whole days: refused too.
+    const tagged = await service.usage({ ...request, groupBy: ['tag:env'], fromMs: Math.floor(from / day) * day, toMs: Math.floor(now / day) * day }).catch((e: unknown) => e);
+    expect(tagged).toMatchObject({ param: 'from', code: 'invalid_value' });
+    expect(queries).toEqual([]);
+  });
+
+  it('answers a raw-event range within the retention, and any range the daily rollup answers', async () => {
+    const { service, queries } = retention([row('a', 'USD', '1', 1)]);
+    expect((await service.usage({ ...request, fromMs: now - 399 * day, toMs: now })).rows).toHaveLength(1);
+    // Whole UTC days grouped by a dimension the rollup keeps: the rollup holds every day.
+    expect((await service.usage({ ...request, fromMs: Date.parse('2020-01-01T00:00:00Z'), toMs: Date.parse('2026-06-01T00:00:00Z') })).rows).toHaveLength(1);
+    expect(queries).toHaveLength(2);
   });
 });

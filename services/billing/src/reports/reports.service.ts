@@ -3,8 +3,8 @@ import { billingv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { Money, moneyText } from '@openrouter/usage';
 import { allocate } from './allocation';
-import { FILTERS, GROUP_BY_NAMES, parseGroupBy, type DimensionName, type GroupBy } from './report-dimensions';
-import type { ReportsRepository, UsageAggregate, UsageQuery, UsageSource } from './reports.repository';
+import { DIMENSIONS, FILTERS, GROUP_BY_NAMES, parseGroupBy, type DimensionName, type GroupBy } from './report-dimensions';
+import { rollupAnswers, TooManyGroupsError, type ReportsRepository, type UsageAggregate, type UsageQuery, type UsageSource } from './reports.repository';
 
 const DAY_MS = 86_400_000;
 const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
@@ -61,6 +61,15 @@ function sumByCurrency(entries: Iterable<{ currency: string; amount: Money | str
   return Object.fromEntries([...sums].map(([c, v]) => [c, text(v)]));
 }
 
+/** What the daily rollup keeps, for messages. */
+const ROLLUP_DIMENSIONS = (Object.keys(DIMENSIONS) as DimensionName[]).filter((d) => DIMENSIONS[d].rollup !== undefined).join(', ');
+
+export interface ReportsOptions {
+  /** `usage.clickhouse.retentionDays`: raw events older than this are deleted (the daily rollup is kept). */
+  retentionDays?: number;
+  clock?: () => number;
+}
+
 /**
  * The reports: usage, invoices, chargeback, FOCUS export and experiment comparison. Every
  * money figure is an exact decimal sum of stored event costs; nothing passes through a float.
@@ -69,7 +78,26 @@ export class ReportsService {
   constructor(
     private readonly repository: ReportsRepository,
     private readonly config: Pick<BillingConfig, 'chargeback' | 'reports'>,
+    private readonly options: ReportsOptions = {},
   ) {}
+
+  /**
+   * A usage report the raw events answer cannot start before the oldest one kept: the days before
+   * it are gone from them, and the report would answer less than was spent without saying so. The
+   * daily rollup keeps every day, so whole UTC days grouped by what it keeps answer any period.
+   */
+  private requireRawEventsKept(query: UsageQuery): void {
+    const { retentionDays, clock = Date.now } = this.options;
+    if (retentionDays === undefined || rollupAnswers(query)) return;
+    const oldest = clock() - retentionDays * DAY_MS;
+    if (query.fromMs >= oldest) return;
+    throw new GatewayError(
+      'bad_request',
+      `Raw usage events are kept for ${retentionDays} days (usage.clickhouse.retentionDays), so this report, which reads them, cannot start before ${new Date(oldest).toISOString()}. ` +
+        `Whole UTC days (dates as from and to) grouped and filtered only by ${ROLLUP_DIMENSIONS} are read from the daily rollup, which keeps every day.`,
+      { param: 'from', code: 'invalid_value' },
+    );
+  }
 
   /**
    * The usage rows of one report, refused when there are more than `maxRows`. The store is asked
@@ -77,7 +105,9 @@ export class ReportsService {
    */
   private async rows(query: UsageQuery, report: string, narrow: string): Promise<UsageSource> {
     const { maxRows } = this.config.reports;
-    const result = await this.repository.usage({ ...query, limit: maxRows + 1 });
+    const result = await this.repository.usage({ ...query, limit: maxRows + 1 }).catch((error: unknown) => {
+      throw error instanceof TooManyGroupsError ? tooLarge(report, maxRows, narrow) : error;
+    });
     if (result.rows.length > maxRows) throw tooLarge(report, maxRows, narrow);
     return result;
   }
@@ -95,7 +125,9 @@ export class ReportsService {
       const value = request.filter?.[field];
       if (value) filters.push([dimension, value]);
     }
-    const result = await this.rows({ fromMs: request.fromMs, toMs: request.toMs, groupBy, filters }, 'usage report', 'narrow the period (`from`, `to`), group by fewer dimensions or filter');
+    const query: UsageQuery = { fromMs: request.fromMs, toMs: request.toMs, groupBy, filters };
+    this.requireRawEventsKept(query);
+    const result = await this.rows(query, 'usage report', 'narrow the period (`from`, `to`), group by fewer dimensions or filter');
     // Costs in different currencies are not added up: the total's cost is given only for one currency.
     const costByCurrency = sumByCurrency(result.rows.map((r) => ({ currency: r.currency, amount: r.cost })));
     const total = totalsOf(result.rows);

@@ -55,3 +55,9 @@ describe('report inputs', () => {
     expect(validateUsageEvent(at(STORE_END_MS))).toContain('which the usage store cannot hold');
   });
 });
+
+describe('usage group_by', () => {
+  it('names each dimension once, so a CSV never has two columns of one name', () => {
+    expect(usageQuery.parse({ group_by: 'model, org,model,tag:env,tag:env' }).group_by).toEqual(['model', 'org', 'tag:env']);
+  });
+});

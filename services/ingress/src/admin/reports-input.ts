@@ -50,7 +50,8 @@ export const usageQuery = z.strictObject({
   group_by: z
     .string()
     .max(512)
-    .transform((v) => v.split(',').map((g) => g.trim()).filter(Boolean))
+    // Each name once: billing groups by it once, and a CSV with two columns of one name breaks imports.
+    .transform((v) => [...new Set(v.split(',').map((g) => g.trim()).filter(Boolean))])
     .pipe(z.array(z.string().max(80)).max(8, 'at most 8 dimensions'))
     .default([]),
   org: id.optional(),

@@ -8,7 +8,7 @@ import type { AdminPrincipal } from './admin-auth';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { parseInput } from './admin-input';
 import { toCsv } from './csv';
-import { chargebackQuery, experimentId, experimentQuery, focusQuery, invoiceParams, invoiceQuery, usageQuery } from './reports-input';
+import { chargebackQuery, experimentId, experimentQuery, focusQuery, invoiceParams, invoiceQuery, STORE_END_MS, usageQuery } from './reports-input';
 
 const DAY_MS = 86_400_000;
 
@@ -21,6 +21,16 @@ export function reportScope(admin: AdminPrincipal, requested: { org?: string | u
   if (admin.org === undefined && admin.project === undefined) return { orgId: '', projectId: '' };
   requireFilterInScope(admin, requested);
   return { orgId: admin.org ?? '', projectId: admin.project ?? '' };
+}
+
+/**
+ * The end billing reads a usage range up to. Nothing is stored at or after {@link STORE_END_MS}, so
+ * a range clamped there is read to the end of that UTC day: the same events, in whole days, which
+ * the daily rollup answers like any other whole-day range. Read to the instant itself, the range
+ * would go to the raw events, whose days past `usage.clickhouse.retentionDays` are gone.
+ */
+function readEnd(toMs: number): number {
+  return toMs >= STORE_END_MS ? Math.ceil(toMs / DAY_MS) * DAY_MS : toMs;
 }
 
 function iso(ms: number): string {
@@ -45,7 +55,7 @@ export class ReportsHttpController {
     const report = await this.client().usage({
       scope,
       fromMs,
-      toMs,
+      toMs: readEnd(toMs),
       groupBy: q.group_by,
       filter: {
         orgId: q.org ?? '',

@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import { billingSchema, clickhouseSchema } from '@openrouter/config';
+import { billingv1, usagev1 } from '@openrouter/contracts';
+import { createClickHouse, emptyUsageEvent, migrate, USAGE_MIGRATIONS, WITHOUT_OUTPUT_SETTINGS, type ClickHouseTarget } from '@openrouter/usage';
+import { ClickHouseUsageEventRepository } from '../usage/usage-event.repository';
+import { ClickHouseReportsRepository, TooManyGroupsError } from './reports.repository';
+import { ReportsService } from './reports.service';
+
+function event(id: string, costCenter: string, cost: string): usagev1.UsageEvent {
+  const e = emptyUsageEvent(id, Date.parse('2025-04-07T10:00:00Z'));
+  e.completedAtMs = e.receivedAtMs + 30;
+  e.tenant = { orgId: 'acme', projectId: 'search', teamId: 't', appId: 'a', costCenter, keyId: 'k1', endUser: '', tags: {} };
+  e.servedModel = 'gpt-4o';
+  e.provider = 'openai';
+  e.tokens = { prompt: 10, completion: 5, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false };
+  e.cost = { amount: cost, currency: 'USD', priceVersion: 'v1' };
+  e.status = usagev1.Status.STATUS_OK;
+  e.httpStatus = 200;
+  return e;
+}
+
+describe('the daily rollup and the raw events answer alike (chDB)', () => {
+  let store: ClickHouseTarget;
+  let repository: ClickHouseReportsRepository;
+  let service: ReportsService;
+  const april = { fromMs: Date.parse('2025-04-01T00:00:00Z'), toMs: Date.parse('2025-05-01T00:00:00Z') };
+
+  beforeAll(async () => {
+    store = createClickHouse(clickhouseSchema.parse({ embedded: { path: ':memory:' }, database: `rollup_${randomBytes(6).toString('hex')}` }), '.');
+    await migrate(store.client, store.database, USAGE_MIGRATIONS);
+    const events = new ClickHouseUsageEventRepository(store.client, store.database, store.kind);
+    await events.insertRows([event('e1', 'cc-search', '0.25'), event('e2', 'cc-gone', '0.5'), event('e3', 'cc-ads', '1'), event('e4', 'cc-mail', '2')].map((e) => events.encode(e)));
+    // The raw event of cc-gone is no longer there (stored again with other values, or deleted), and
+    // the rollup reconciliation has taken its group off the day: the group's sums are all zero.
+    await store.client.command({ query: `ALTER TABLE ${store.database}.usage_events DELETE WHERE event_id = 'e2'`, clickhouse_settings: { mutations_sync: '1' } });
+    await store.client.insert({
+      table: `${store.database}.usage_daily`,
+      values: [
+        {
+          day: '2025-04-07',
+          org_id: 'acme',
+          project_id: 'search',
+          team_id: 't',
+          app_id: 'a',
+          cost_center: 'cc-gone',
+          key_id: 'k1',
+          served_model: 'gpt-4o',
+          provider: 'openai',
+          currency: 'USD',
+          requests: -1,
+          errors: 0,
+          cancelled: 0,
+          prompt_tokens: -10,
+          completion_tokens: -5,
+          cached_read_tokens: 0,
+          cache_write_tokens: 0,
+          reasoning_tokens: 0,
+          cost: '-0.5',
+          latency_ms_sum: 0,
+        },
+      ],
+      format: 'JSONEachRow',
+      clickhouse_settings: WITHOUT_OUTPUT_SETTINGS,
+    });
+    repository = new ClickHouseReportsRepository(store.client, store.database);
+    service = new ReportsService(repository, billingSchema.parse({ http: { port: 0 } }));
+  }, 60_000);
+
+  afterAll(async () => store?.client.close());
+
+  it('leaves out a rollup group whose corrections add up to nothing, as the raw events have no row for it', async () => {
+    const byCostCenter = [{ kind: 'dimension', name: 'cost_center' }] as const;
+    const rollup = await repository.usage({ ...april, groupBy: byCostCenter, filters: [] });
+    const events = await repository.usage({ ...april, fromMs: april.fromMs + 1, groupBy: byCostCenter, filters: [] });
+    expect(rollup.source).toBe('rollup');
+    expect(events.source).toBe('events');
+    expect(rollup.rows).toEqual(events.rows);
+    expect(rollup.rows.map((r) => r.dimensions)).toEqual([['cc-ads'], ['cc-mail'], ['cc-search']]);
+  });
+
+  it('lists no chargeback line and no FOCUS row for such a group', async () => {
+    const chargeback = await service.chargeback({ scope: undefined, month: '2025-04', orgId: '', allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL });
+    expect(chargeback.lines.map((l) => l.costCenter)).toEqual(['cc-ads', 'cc-mail', 'cc-search']);
+    expect(chargeback.totals).toEqual({ USD: '3.25' });
+    const focus = await service.focus({ scope: undefined, month: '2025-04', orgId: '' });
+    expect(focus.rows.map((r) => r.tags['openrouter/cost-center'])).toEqual(['cc-ads', 'cc-mail', 'cc-search']);
+  });
+
+  it.each([
+    ['rollup', april],
+    ['events', { ...april, fromMs: april.fromMs + 1 }],
+  ])('stops aggregating once a report holds more groups than its limit, rather than holding them all (%s)', async (source, range) => {
+    const byCostCenter = [{ kind: 'dimension', name: 'cost_center' }] as const;
+    await expect(repository.usage({ ...range, groupBy: byCostCenter, filters: [], limit: 1 })).rejects.toBeInstanceOf(TooManyGroupsError);
+    // Within the limit: answered, from where it was asked.
+    expect(await repository.usage({ ...range, groupBy: byCostCenter, filters: [], limit: 4 })).toMatchObject({ source, rows: [{ dimensions: ['cc-ads'] }, { dimensions: ['cc-mail'] }, { dimensions: ['cc-search'] }] });
+  });
+});
