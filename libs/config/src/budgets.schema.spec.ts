@@ -36,3 +36,22 @@ describe('budget amounts', () => {
     expect(budgetSchema.safeParse(budget('0')).error?.issues.map((i) => i.message)).toEqual(['must be greater than 0']);
   });
 });
+
+describe('billing.chargeback', () => {
+  const chargeback = (value: unknown): string[] => {
+    try {
+      parseConfig({ ...MINIMAL_CONFIG, billing: { ...MINIMAL_CONFIG.billing, chargeback: value } }, {});
+      return [];
+    } catch (error) {
+      if (error instanceof ConfigError) return error.problems;
+      throw error;
+    }
+  };
+
+  it('refuses a fixed share for a shared cost centre, whose spend is the pool itself', () => {
+    expect(chargeback({ sharedCostCenters: ['platform'], allocation: 'fixed', fixedShares: { 'cc-search': '3', platform: '1' } })).toEqual([
+      'billing.chargeback.fixedShares.platform: "platform" is a shared cost centre (sharedCostCenters): its spend is the pool, so it takes no share of it',
+    ]);
+    expect(chargeback({ sharedCostCenters: ['platform'], allocation: 'fixed', fixedShares: { 'cc-search': '3', 'cc-ads': '1' } })).toEqual([]);
+  });
+});

@@ -135,7 +135,15 @@ export const billingSchema = strictObject({
     allocation: z.enum(['proportional', 'fixed']).default('proportional'),
     /** Cost centre → weight (decimal); normalised to sum to 1. Used by `fixed`. */
     fixedShares: z.record(z.string().min(1), decimal).default({}),
-  }).prefault({}),
+  })
+    .superRefine((c, ctx) => {
+      // A shared cost centre's spend is the pool: given a share of it too, it would get part of its own spend back as "allocated".
+      const shared = new Set(c.sharedCostCenters);
+      for (const cc of Object.keys(c.fixedShares)) {
+        if (shared.has(cc)) ctx.addIssue({ code: 'custom', path: ['fixedShares', cc], message: `"${cc}" is a shared cost centre (sharedCostCenters): its spend is the pool, so it takes no share of it` });
+      }
+    })
+    .prefault({}),
   /**
    * The daily rollup's reconciliation: each closed UTC day of the last `lookbackDays` is compared
    * with the raw events, and what the rollup counted twice (two consumers storing one batch in a
