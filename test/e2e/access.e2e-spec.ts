@@ -326,7 +326,7 @@ describe('access layer end to end', () => {
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
     });
     expect(denied.status).toBe(429);
-    expect(await denied.json()).toMatchObject({ error: { code: 'rate_limit_exceeded', type: 'rate_limit_error' } });
+    expect(await denied.json()).toMatchObject({ error: { code: 'rate_limit_exceeded', type: 'requests' } });
     const retryAfter = Number(denied.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(5);
@@ -366,7 +366,7 @@ describe('access layer end to end', () => {
     let sent = 0;
     const retrying = new OpenAI({ apiKey: TOKEN_KEY, baseURL: gw.baseURL, maxRetries: 2, fetch: (url: string | URL | Request, init?: RequestInit) => ((sent += 1), fetch(url, init)) });
     const tooLarge = await retrying.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x '.repeat(400) }] }).catch((e: unknown) => e);
-    expect(tooLarge).toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
+    expect(tooLarge).toMatchObject({ status: 429, code: 'rate_limit_exceeded', type: 'tokens' });
     expect((tooLarge as Error).message).toContain('Request too large for tokens per minute (TPM)');
     const headers = (tooLarge as { headers: Headers }).headers;
     expect(headers.get('retry-after')).toBeNull();
@@ -601,7 +601,7 @@ describe('token limits corrected by the usage record, on a real Redis', () => {
     expect(refused).toHaveLength(3);
     for (const error of refused) {
       expect(error).toBeInstanceOf(OpenAI.RateLimitError);
-      expect(error).toMatchObject({ status: 429, code: 'rate_limit_exceeded', type: 'rate_limit_error' });
+      expect(error).toMatchObject({ status: 429, code: 'rate_limit_exceeded', type: 'tokens' });
       expect(error.message).toMatch(/^429 Rate limit reached for tokens per minute \(TPM\) on key reserving: limit 1000, remaining \d+, requested 4\d\d\. Please try again in /);
       expect(Number(error.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       expect(error.headers.get('x-ratelimit-limit-tokens')).toBe('1000');

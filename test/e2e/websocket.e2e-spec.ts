@@ -18,7 +18,7 @@ interface Frame {
   id: string | null;
   data?: { choices?: Array<{ delta?: { content?: string }; message?: { content?: string } }> };
   status?: number;
-  error?: { error?: { code?: string } };
+  error?: { error?: { code?: string; type?: string } };
   headers?: Record<string, string>;
 }
 
@@ -416,7 +416,19 @@ describe('WebSocket API', () => {
     const outcomes = ['1', '2', '3'].map((id) => client.of(id)[0]?.type);
     expect(outcomes.filter((t) => t === 'completion')).toHaveLength(2);
     const denied = client.frames.find((f) => f.type === 'error');
-    expect(denied).toMatchObject({ status: 429, error: { error: { code: 'rate_limit_exceeded' } } });
+    expect(denied).toMatchObject({ status: 429, error: { error: { code: 'rate_limit_exceeded', type: 'requests' } } });
+    // With the headers an HTTP 429 of the same limit has, so a client can wait as long as it says.
+    const retryAfterMs = Number(denied?.headers?.['retry-after-ms']);
+    expect(retryAfterMs).toBeGreaterThan(0);
+    expect(denied?.headers).toMatchObject({ 'retry-after': String(Math.ceil(retryAfterMs / 1000)), 'x-ratelimit-limit-requests': '2', 'x-ratelimit-remaining-requests': '0' });
+    const overHttp = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${LIMITED}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(overHttp.status).toBe(429);
+    const httpNames = [...overHttp.headers.keys()].filter((name) => /^(retry-after|x-ratelimit-|x-should-retry)/.test(name)).sort();
+    expect(Object.keys(denied?.headers ?? {}).sort()).toEqual(httpNames);
     // As over HTTP, the refused request makes no usage record; the two served ones do.
     const served = ['1', '2', '3'].filter((id) => client.of(id)[0]?.type === 'completion').map((id) => String(client.of(id)[0]?.headers?.['x-request-id']));
     const socketId = served[0]?.replace(/:[^:]*$/, '') ?? '';

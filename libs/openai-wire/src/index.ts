@@ -5,7 +5,7 @@ export type { EmbeddingEncoding } from './embeddings';
 export { inPromptTerms, LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion } from './legacy-completions';
 export type { LegacyCompletionRequest } from './legacy-completions';
 export { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError, withParamRenamed } from './openai-errors';
-export type { OpenAIErrorResponse } from './openai-errors';
+export type { OpenAIErrorResponse, RateLimitKind } from './openai-errors';
 export { isAnthropicPath, toClientError, type ClientErrorResponse } from './client-errors';
 export { paramOf, validate } from './validation';
 export { responseId, ResponsesStream, responsesToChatBody, toResponse, toResponsesParam, toResponsesUsage } from './responses';

@@ -25,6 +25,13 @@ describe('toOpenAIError', () => {
     expect(response.body.error).toMatchObject({ type, code, param: null });
   });
 
+  it("names the kind of the gateway's own rate limit in the type, as OpenAI does; other 429s keep rate_limit_error", () => {
+    const limited = (limitKind?: 'requests' | 'tokens') => Object.assign(new GatewayError('rate_limited', 'Rate limit reached.', { code: 'rate_limit_exceeded', retryAfterMs: 1500 }), { limitKind });
+    expect(toOpenAIError(limited('requests')).body.error).toMatchObject({ type: 'requests', code: 'rate_limit_exceeded' });
+    expect(toOpenAIError(limited('tokens'))).toMatchObject({ status: 429, headers: { 'retry-after': '2', 'retry-after-ms': '1500' }, body: { error: { type: 'tokens' } } });
+    expect(toOpenAIError(limited()).body.error.type).toBe('rate_limit_error');
+  });
+
   it("answers a provider's refusal of the gateway's account as a 502, not as the client's 403", () => {
     const refused = toOpenAIError(new GatewayError('permission_denied', 'The provider "openai" refused the request.', { upstreamStatus: 403, provider: 'openai' }));
     expect(refused.status).toBe(502);

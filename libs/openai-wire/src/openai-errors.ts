@@ -24,8 +24,18 @@ const BAD_REQUEST_STATUS: ReadonlyMap<string, number> = new Map([
   ['headers_too_large', 431],
 ]);
 
-/** The canonical error as OpenAI's error response; the one mapping every client-facing edge uses. */
-export function toOpenAIError(e: GatewayError): OpenAIErrorResponse {
+/**
+ * The limit a refusal by the gateway's own rate limits names. OpenAI's 429 for its rate limits has
+ * it as the error's `type` (`requests` for RPM/RPD, `tokens` for TPM/TPD, also in `Request too
+ * large`), where other 429s have `rate_limit_error`.
+ */
+export type RateLimitKind = 'requests' | 'tokens';
+
+/**
+ * The canonical error as OpenAI's error response; the one mapping every client-facing edge uses.
+ * A `rate_limited` error may carry `limitKind` (set by the gateway's own rate limiter only).
+ */
+export function toOpenAIError(e: GatewayError & { readonly limitKind?: RateLimitKind | undefined }): OpenAIErrorResponse {
   const kind = e.kind;
   switch (kind) {
     case 'bad_request':
@@ -52,7 +62,7 @@ export function toOpenAIError(e: GatewayError): OpenAIErrorResponse {
       if (e.upstreamStatus !== undefined) return response(502, 'server_error', e, 'upstream_not_found');
       return response(404, 'invalid_request_error', e, e.code ?? null);
     case 'rate_limited': {
-      const out = response(429, 'rate_limit_error', e, 'rate_limit_exceeded');
+      const out = response(429, e.limitKind ?? 'rate_limit_error', e, 'rate_limit_exceeded');
       if (e.retryAfterMs !== undefined) {
         out.headers['retry-after'] = String(Math.max(0, Math.ceil(e.retryAfterMs / 1000)));
         out.headers['retry-after-ms'] = String(Math.max(0, Math.ceil(e.retryAfterMs)));

@@ -1,4 +1,5 @@
 import { accessSchema } from '@openrouter/config';
+import { toOpenAIError } from '@openrouter/openai-wire';
 import { MemoryAccessRepository } from './access.repository';
 import { displayPrefix, generateApiKey, hashApiKey, hashingKey, sameDigest } from './api-key';
 import { MemoryCounterStore } from './counter.store';
@@ -142,7 +143,9 @@ describe('rate limiter', () => {
     await limiter.admit(limits, promptOnly(10));
     const denied = await limiter.admit(limits, promptOnly(10)).catch((e: unknown) => e);
     expect(denied).toBeInstanceOf(RateLimitedError);
-    expect(denied).toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded', retryAfterMs: 30_000 });
+    expect(denied).toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded', retryAfterMs: 30_000, limitKind: 'requests' });
+    // OpenAI's body names the kind of limit in its type.
+    expect(toOpenAIError(denied as RateLimitedError).body.error).toMatchObject({ type: 'requests', code: 'rate_limit_exceeded' });
     expect((denied as RateLimitedError).headers['x-ratelimit-remaining-requests']).toBe('0');
     // The refused request was not charged: the token limit shows what two requests left.
     expect((denied as RateLimitedError).headers['x-ratelimit-remaining-tokens']).toBe('80');
@@ -156,7 +159,7 @@ describe('rate limiter', () => {
     const limiter = new RateLimiter(store, 'open', () => undefined);
     const tooLarge = await limiter.admit(limits, promptOnly(101)).catch((e: unknown) => e);
     expect(tooLarge).toBeInstanceOf(RateLimitedError);
-    expect(tooLarge).toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded', retryAfterMs: undefined, headers: { 'x-should-retry': 'false' } });
+    expect(tooLarge).toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded', retryAfterMs: undefined, headers: { 'x-should-retry': 'false' }, limitKind: 'tokens' });
     expect((tooLarge as RateLimitedError).message).toMatch(/^Request too large for tokens per minute \(TPM\) on key k: Limit 100, Requested 101\./);
     const next = await limiter.admit(limits, promptOnly(100));
     expect(next.headers['x-ratelimit-remaining-requests']).toBe('1');
@@ -182,6 +185,23 @@ describe('rate limiter', () => {
     expect(next.headers['x-ratelimit-remaining-tokens']).toBe('30');
   });
 
+  it('ignores a correction that is not a finite number, in the store: the limit stays as charged', async () => {
+    const store = new MemoryCounterStore(() => 0);
+    const charge = { key: 'rl:key:k:tokens', limit: 100, windowMs: 60_000, cost: 60 };
+    await store.take([charge]);
+    await store.adjust([{ ...charge, cost: Number.NaN }, { ...charge, cost: Number.POSITIVE_INFINITY }, { ...charge, cost: Number.NEGATIVE_INFINITY }]);
+    const [refused] = await store.take([{ ...charge, cost: 41 }]);
+    expect(refused).toMatchObject({ allowed: false, remaining: 40 });
+  });
+
+  it('keeps the reservation of a request settled with a token count that is negative or not a number', async () => {
+    const limiter = new RateLimiter(new MemoryCounterStore(() => 0), 'open', () => undefined);
+    const tokenOnly = limits.filter((l) => l.kind === 'tokens');
+    for (const count of [Number.NaN, -5, Number.POSITIVE_INFINITY]) await (await limiter.admit(tokenOnly, promptOnly(10))).settle(count);
+    const next = await limiter.admit(tokenOnly, promptOnly(10));
+    expect(next.headers['x-ratelimit-remaining-tokens']).toBe('60');
+  });
+
   it('follows the fail mode when the store fails', async () => {
     const broken = { take: () => Promise.reject(new Error('down')), adjust: () => Promise.reject(new Error('down')), close: async () => undefined };
     const failures: unknown[] = [];
@@ -205,6 +225,8 @@ describe('rate limiter', () => {
 
   it('formats durations as OpenAI does', () => {
     expect([formatDuration(20), formatDuration(1500), formatDuration(360_000), formatDuration(61_250)]).toEqual(['20ms', '1.5s', '6m0s', '1m1.25s']);
+    // Waits of an hour or more in hours, as OpenAI words a requests-per-day wait: `1h2m3s`.
+    expect([formatDuration(4_500_000), formatDuration(3_600_000), formatDuration(3_723_500), formatDuration(90_000_000)]).toEqual(['1h15m0s', '1h0m0s', '1h2m3.5s', '25h0m0s']);
   });
 });
 
@@ -232,7 +254,7 @@ describe('token reservations', () => {
     expect([remaining(first), remaining(second)]).toEqual([590, 180]);
     const refused = await limiter.admit(limits, asked(10, 400)).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(RateLimitedError);
-    expect(refused).toMatchObject({ code: 'rate_limit_exceeded', retryAfterMs: 230 * 60 });
+    expect(refused).toMatchObject({ code: 'rate_limit_exceeded', retryAfterMs: 230 * 60, limitKind: 'tokens' });
     expect((refused as RateLimitedError).message).toContain('limit 1000, remaining 180, requested 410');
     // Small answers: 26 tokens each are charged, the rest of each reservation given back.
     await first.settle(26);

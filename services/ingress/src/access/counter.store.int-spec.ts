@@ -51,6 +51,16 @@ describe('the rate-limit counters on Redis (redis-server)', () => {
     }
   });
 
+  it('ignores a correction that is not a finite number: the limit stays as charged', async () => {
+    const { store } = replica(prefix());
+    // Hourly: what refills while the test runs is less than a unit.
+    const hourly = (cost: number): CounterCharge => ({ key: 'tokens', limit: 100, windowMs: 3_600_000, cost });
+    await store.take([hourly(60)]);
+    await store.adjust([hourly(Number.NaN), hourly(Number.POSITIVE_INFINITY), hourly(Number.NEGATIVE_INFINITY)]);
+    const [refused] = await store.take([hourly(41)]);
+    expect(refused).toMatchObject({ allowed: false, remaining: 40 });
+  });
+
   it('admits no more than the limit to concurrent requests from several replicas', async () => {
     const shared = prefix();
     const replicas = [replica(shared), replica(shared), replica(shared)];

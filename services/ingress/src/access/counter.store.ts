@@ -17,9 +17,21 @@ export interface CounterCharge extends GcraLimit {
 export interface CounterStore {
   /** Charges every limit or none: atomic across all of them. */
   take(charges: readonly CounterCharge[]): Promise<GcraOutcome[]>;
-  /** Adds (or refunds, when negative) units without a check: the correction after real usage. */
+  /**
+   * Adds (or refunds, when negative) units without a check: the correction after real usage. A
+   * charge whose cost is not a finite number is ignored (see `correctable`).
+   */
   adjust(charges: readonly CounterCharge[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The corrections a store applies: a cost that is not a finite number (a usage count gone wrong
+ * upstream) is dropped, leaving the limit as it was charged at admission. Applied, NaN would make
+ * the TAT NaN, which admits everything from then on, and Infinity would refuse everything.
+ */
+function correctable(charges: readonly CounterCharge[]): CounterCharge[] {
+  return charges.filter((c) => Number.isFinite(c.cost));
 }
 
 export class MemoryCounterStore implements CounterStore {
@@ -37,7 +49,7 @@ export class MemoryCounterStore implements CounterStore {
 
   async adjust(charges: readonly CounterCharge[]): Promise<void> {
     const now = this.clock();
-    for (const c of charges) this.tats.set(c.key, adjustTat(this.tats.get(c.key) ?? 0, now, c.cost, c, c.until));
+    for (const c of correctable(charges)) this.tats.set(c.key, adjustTat(this.tats.get(c.key) ?? 0, now, c.cost, c, c.until));
   }
 
   async close(): Promise<void> {
@@ -128,7 +140,8 @@ export class RedisCounterStore implements CounterStore {
   }
 
   async adjust(charges: readonly CounterCharge[]): Promise<void> {
-    if (charges.length > 0) await this.run('adjust', charges);
+    const corrections = correctable(charges);
+    if (corrections.length > 0) await this.run('adjust', corrections);
   }
 
   async close(): Promise<void> {

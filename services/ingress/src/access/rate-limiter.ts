@@ -67,6 +67,7 @@ export class RateLimiter {
     const tooLarge = reserved > 0 ? tokenLimits.find((l) => reserved > l.perMinute) : undefined;
     if (tooLarge) {
       throw new RateLimitedError(
+        'tokens',
         `Request too large for tokens per minute (TPM) on ${tooLarge.scope} ${tooLarge.id}: Limit ${tooLarge.perMinute}, Requested ${reserved}. ` +
           'The input or output tokens must be reduced in order to run successfully.',
         undefined,
@@ -94,6 +95,7 @@ export class RateLimiter {
       const retryAfterMs = outcome.retryAfterMs;
       const what = limit.kind === 'requests' ? 'requests per minute (RPM)' : 'tokens per minute (TPM)';
       throw new RateLimitedError(
+        limit.kind,
         `Rate limit reached for ${what} on ${limit.scope} ${limit.id}: limit ${limit.perMinute}, remaining ${outcome.remaining}` +
           (limit.kind === 'tokens' ? `, requested ${reserved}` : '') +
           `. Please try again in ${formatDuration(outcome.retryAfterMs)}.`,
@@ -110,6 +112,10 @@ export class RateLimiter {
         // A second correction would charge the difference again.
         if (settled) return;
         settled = true;
+        // A negative count is a bug where usage was counted: its refund would reach past this
+        // request's own reservation into earlier ones. The reservation stands, as for a count that
+        // is not a number (which the store ignores).
+        if (actualTokens < 0) return;
         // What the request did not use is given back: its limits' TATs move back by it, in the
         // store's one script, never to before now, and by no more of it than is still to refill
         // (a long request's reservation has partly refilled, and later charges stand behind it).
@@ -160,9 +166,13 @@ export function reservedTokens(tokenLimits: readonly ApplicableLimit[], demand: 
   return demand.prompt + Math.min(demand.output, Math.max(0, tightest - demand.prompt));
 }
 
-/** A 429 that carries the rate-limit headers of the decision. */
+/**
+ * A 429 that carries the rate-limit headers of the decision, and the kind of limit its message
+ * names: OpenAI's answer has it as the error's `type` (see `toOpenAIError`).
+ */
 export class RateLimitedError extends GatewayError {
   constructor(
+    readonly limitKind: LimitKind,
     message: string,
     retryAfterMs: number | undefined,
     readonly headers: Record<string, string>,
@@ -198,10 +208,12 @@ export function rateLimitHeaders(limits: readonly ApplicableLimit[], outcomes: r
   return headers;
 }
 
-/** OpenAI's duration style: `20ms`, `1.5s`, `6m0s`. */
+/** OpenAI's duration style (Go's): `20ms`, `1.5s`, `6m0s`, `1h15m0s`. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
-  const minutes = Math.floor(ms / 60_000);
+  const hours = Math.floor(ms / 3_600_000);
+  const minutes = Math.floor((ms % 3_600_000) / 60_000);
   const seconds = Number(((ms % 60_000) / 1000).toFixed(3));
+  if (hours > 0) return `${hours}h${minutes}m${seconds}s`;
   return minutes > 0 ? `${minutes}m${seconds}s` : `${seconds}s`;
 }

@@ -17,4 +17,4 @@ export type ServerFrame =
   | { type: 'completion'; id: string; data: unknown; headers: Record<string, string> }
   | { type: 'start'; id: string; headers: Record<string, string> }
   | { type: 'done'; id: string }
-  | { type: 'error'; id: string | null; status: number; error: unknown; rejected_id?: string };
+  | { type: 'error'; id: string | null; status: number; error: unknown; headers?: Record<string, string>; rejected_id?: string };

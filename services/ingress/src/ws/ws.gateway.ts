@@ -10,7 +10,7 @@ import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter
 import { jsonTooDeep, tooDeep } from '@openrouter/service-runtime';
 import type { AccessService, KeyChange, TrafficAttributes } from '../access/access.service';
 import type { ApiKeyRecord } from '../access/key-record';
-import type { Admission } from '../access/rate-limiter';
+import { RateLimitedError, type Admission } from '../access/rate-limiter';
 import { trafficAttributes } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
 import type { RouterPort } from '../router.port';
@@ -213,9 +213,9 @@ export class WsGateway {
         this.cut(connection, frame.id);
       });
     } catch (error) {
-      const failure = toOpenAIError(controller.signal.aborted ? cancelled() : asGatewayError(error));
+      const failure = errorFrame(frame.id, controller.signal.aborted ? cancelled() : asGatewayError(error));
       status = failure.status;
-      send(connection, { type: 'error', id: frame.id, status, error: failure.body });
+      send(connection, failure);
     } finally {
       endSpan(span, status);
       connection.streams.delete(frame.id);
@@ -420,9 +420,15 @@ function requestIdOf(connection: Connection, id: string): string {
   return `${connection.context.requestId}:${id}`.slice(0, 200);
 }
 
+/**
+ * An error frame: the status, OpenAI's error body, and the headers HTTP would answer the same error
+ * with when there are any (`retry-after`, `retry-after-ms`, and a rate-limit refusal's
+ * `x-ratelimit-*` and `x-should-retry`, which HTTP sets from the same error in `ApiKeyGuard`).
+ */
 function errorFrame(id: string | null, error: GatewayError): Extract<ServerFrame, { type: 'error' }> {
   const response = toOpenAIError(error);
-  return { type: 'error', id, status: response.status, error: response.body };
+  const headers = { ...(error instanceof RateLimitedError ? error.headers : {}), ...response.headers };
+  return { type: 'error', id, status: response.status, error: response.body, ...(Object.keys(headers).length > 0 ? { headers } : {}) };
 }
 
 /** The error of a request cancelled by its client, or by its socket closing. */
