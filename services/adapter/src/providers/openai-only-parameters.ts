@@ -4,14 +4,14 @@ import { GatewayError } from '@openrouter/errors';
  * OpenAI Chat Completions parameters that reach the adapter as extra body keys (the canonical
  * request has no field for them) and ask for what only OpenAI's own API does. A family that
  * cannot honour one refuses it with a 400 naming it: ignored, it would change what the client
- * gets back (no audio, no search, functions never called).
+ * gets back (no audio, no search, functions never called). `prediction` (predicted outputs) is not
+ * among them: it only speeds an answer up and never changes it, so every family drops it.
  */
 const REFUSALS = {
   audio: 'This model does not produce audio.',
   web_search_options: 'This model does not support "web_search_options".',
   functions: 'The deprecated "functions" parameter is not supported by this model; use "tools".',
   function_call: 'The deprecated "function_call" parameter is not supported by this model; use "tool_choice".',
-  prediction: 'This model does not support predicted outputs ("prediction").',
 } as const satisfies Record<string, string>;
 
 export type OpenAIOnlyParameter = keyof typeof REFUSALS;

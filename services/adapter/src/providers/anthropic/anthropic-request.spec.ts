@@ -385,6 +385,15 @@ describe('toAnthropicRequest', () => {
       expect((await bodyOf({ user: '' })).metadata).toBeUndefined();
     });
 
+    it('sends safety_identifier (the replacement for user) as metadata.user_id, in preference to user', async () => {
+      const digest = (id: string): string => createHash('sha256').update(id).digest('hex');
+      expect((await bodyOf({ safety_identifier: 'hash-7' })).metadata).toEqual({ user_id: digest('hash-7') });
+      expect((await bodyOf({ user: 'u-1', safety_identifier: 'hash-7' })).metadata).toEqual({ user_id: digest('hash-7') });
+      expect((await bodyOf({ user: 'u-1', safety_identifier: '' })).metadata).toEqual({ user_id: digest('u-1') });
+      expect((await bodyOf({ user: 'u-1', safety_identifier: null })).metadata).toEqual({ user_id: digest('u-1') });
+      expect((await bodyOf({ safety_identifier: 7 })).metadata).toBeUndefined();
+    });
+
     it('leaves out whitespace-only stop sequences, which Anthropic refuses', async () => {
       expect((await bodyOf({ stop: ['\n', 'END', ' \t'] })).stop_sequences).toEqual(['END']);
       expect((await bodyOf({ stop: '\n' })).stop_sequences).toBeUndefined();

@@ -211,11 +211,22 @@ export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: s
   if (r.topP !== undefined && (!thinking || r.topP >= MIN_THINKING_TOP_P)) body.top_p = r.topP;
   const topK = topKOf(r.extraJson);
   if (topK !== undefined && !thinking) body.top_k = topK;
-  if (r.user !== undefined && r.user !== '') body.metadata = { user_id: opaqueUserId(r.user) };
+  const endUser = endUserOf(r);
+  if (endUser !== undefined) body.metadata = { user_id: opaqueUserId(endUser) };
   if (r.serviceTier === 'auto') body.service_tier = 'auto';
   else if (r.serviceTier === 'default') body.service_tier = 'standard_only';
   if (r.stream) body.stream = true;
   return { body, responseTool };
+}
+
+/**
+ * Who the end user is, for Anthropic's `metadata.user_id`: OpenAI's `safety_identifier` (its
+ * replacement for `user`, meant for the same abuse detection), else `user`.
+ */
+function endUserOf(r: chatv1.ChatRequest): string | undefined {
+  const safetyIdentifier = r.extraJson ? parseObject(r.extraJson)?.['safety_identifier'] : undefined;
+  if (typeof safetyIdentifier === 'string' && safetyIdentifier !== '') return safetyIdentifier;
+  return r.user !== undefined && r.user !== '' ? r.user : undefined;
 }
 
 /**
@@ -231,7 +242,6 @@ function refuseUnsupported(r: chatv1.ChatRequest): void {
   if (r.topLogprobs !== undefined && r.topLogprobs > 0) throw unsupported('This model does not return log probabilities.', 'top_logprobs');
   if (Object.keys(r.logitBias).length > 0) throw unsupported('This model does not support "logit_bias" (token ids are tokenizer-specific).', 'logit_bias');
   if (r.modalities.some((m) => m !== 'text')) throw unsupported('This model only answers in text.', 'modalities');
-  // `prediction` is dropped, not refused: it only speeds an answer up and never changes it.
   refuseOpenAIOnly((r.extraJson ? parseObject(r.extraJson) : undefined) ?? {}, ['audio', 'web_search_options', 'functions', 'function_call']);
 }
 

@@ -242,6 +242,11 @@ describe('Converse request translation', () => {
     expect(body['some_future_param']).toBeUndefined();
   });
 
+  it('drops prediction (it only speeds an answer up), user and safety_identifier (Converse has no end-user field)', async () => {
+    const plain = await translate({});
+    await expect(translate({ prediction: { type: 'content', content: 'x' }, user: 'u', safety_identifier: 's' })).resolves.toEqual(plain);
+  });
+
   it.each([
     ['n', { n: 2 }],
     ['logprobs', { logprobs: true }],

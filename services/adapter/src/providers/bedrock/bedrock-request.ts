@@ -159,7 +159,7 @@ function refuseUnsupported(r: chatv1.ChatRequest): void {
   if (r.topLogprobs !== undefined && r.topLogprobs > 0) throw badRequest("Bedrock does not return log probabilities; 'top_logprobs' is not supported.", 'top_logprobs');
   if (Object.keys(r.logitBias).length > 0) throw badRequest("Bedrock cannot bias tokens; 'logit_bias' is not supported.", 'logit_bias');
   if (r.modalities.some((m) => m !== 'text')) throw badRequest("Bedrock Converse answers in text only; 'modalities' may only contain \"text\".", 'modalities');
-  refuseOpenAIOnly(parseObject(r.extraJson), ['audio', 'web_search_options', 'prediction', 'functions', 'function_call']);
+  refuseOpenAIOnly(parseObject(r.extraJson), ['audio', 'web_search_options', 'functions', 'function_call']);
 }
 
 /** Claude's own response field naming the stop sequence that ended the answer, as a Converse JSON Pointer. */

@@ -185,8 +185,8 @@ describe('toGeminiRequest', () => {
     }
   });
 
-  it('drops user, metadata, store, service_tier, parallel_tool_calls and unknown extras', async () => {
-    const body = await translate({ user: 'u', metadata: { a: 'b' }, store: true, service_tier: 'flex', parallel_tool_calls: false, verbosity: 'low' });
+  it('drops user, safety_identifier, metadata, store, service_tier, parallel_tool_calls, prediction and unknown extras', async () => {
+    const body = await translate({ user: 'u', safety_identifier: 's', metadata: { a: 'b' }, store: true, service_tier: 'flex', parallel_tool_calls: false, prediction: { type: 'content', content: 'x' }, verbosity: 'low' });
     expect(body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'Hi' }] }] });
   });
 
@@ -194,7 +194,6 @@ describe('toGeminiRequest', () => {
     [{ logit_bias: { '1': 5 } }, 'logit_bias'],
     [{ modalities: ['text', 'audio'] }, 'modalities'],
     [{ audio: { voice: 'alloy', format: 'mp3' } }, 'audio'],
-    [{ prediction: { type: 'content', content: 'x' } }, 'prediction'],
     [{ web_search_options: {} }, 'web_search_options'],
     [{ reasoning_effort: 'extreme' }, 'reasoning_effort'],
     // Names every object inherits are no effort and no audio format.

@@ -184,7 +184,7 @@ function refuseUnsupported(r: chatv1.ChatRequest, extra: JsonObject): void {
   }
   if (r.n !== undefined && r.n > MAX_CANDIDATES) throw invalid(`This model returns at most ${MAX_CANDIDATES} choices per request ("n").`, 'n');
   if (r.stop.length > MAX_STOP_SEQUENCES) throw invalid(`This model takes at most ${MAX_STOP_SEQUENCES} stop sequences.`, 'stop');
-  refuseOpenAIOnly(extra, ['audio', 'prediction', 'web_search_options', 'functions', 'function_call']);
+  refuseOpenAIOnly(extra, ['audio', 'web_search_options', 'functions', 'function_call']);
 }
 
 /** Every tool call id in the history with its function name: Gemini matches results by name. */
