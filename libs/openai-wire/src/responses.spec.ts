@@ -68,7 +68,7 @@ describe('responsesToChatBody', () => {
       response_format: { type: 'json_schema', json_schema: { name: 'city', schema: { type: 'object' }, description: 'A city', strict: true } },
       verbosity: 'low',
       reasoning_effort: 'low',
-      user: 'user-1',
+      safety_identifier: 'user-1',
       stream: true,
       logprobs: true,
       top_logprobs: 2,
@@ -81,7 +81,9 @@ describe('responsesToChatBody', () => {
     // Nothing is stored: `store` and `metadata` are not passed on (see docs/responses-api.md).
     expect(chat).not.toHaveProperty('store');
     expect(chat).not.toHaveProperty('metadata');
-    expect(parseChatRequest(chat)).toMatchObject({ maxCompletionTokens: 64, reasoningEffort: 'low', user: 'user-1', stream: true });
+    const parsed = parseChatRequest(chat);
+    expect(parsed).toMatchObject({ maxCompletionTokens: 64, reasoningEffort: 'low', stream: true });
+    expect(JSON.parse(parsed.extraJson ?? '{}')).toMatchObject({ safety_identifier: 'user-1' });
   });
 
   it.each([
@@ -132,8 +134,9 @@ describe('responsesToChatBody', () => {
     expect(responsesToChatBody({ model: 'm', input: 'x', text: { format: { type: 'text' } } })).not.toHaveProperty('response_format');
   });
 
-  it('prefers user over safety_identifier', () => {
-    expect(responsesToChatBody({ model: 'm', input: 'x', user: 'u', safety_identifier: 's' })['user']).toBe('u');
+  it('carries user and safety_identifier as chat has them, each under its own name', () => {
+    expect(responsesToChatBody({ model: 'm', input: 'x', user: 'u', safety_identifier: 's' })).toMatchObject({ user: 'u', safety_identifier: 's' });
+    expect(responsesToChatBody({ model: 'm', input: 'x', safety_identifier: 's' })).not.toHaveProperty('user');
   });
 
   it('translates a conversation of messages, content parts, function calls and their outputs', () => {

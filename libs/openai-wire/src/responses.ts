@@ -202,8 +202,8 @@ export function responsesToChatBody(body: unknown): JsonObject {
   if (format != null && format.type !== 'text') chat['response_format'] = toResponseFormat(format);
   if (b.text?.verbosity != null) chat['verbosity'] = b.text.verbosity;
   if (b.reasoning?.effort != null) chat['reasoning_effort'] = b.reasoning.effort;
-  const user = b.user ?? b.safety_identifier;
-  if (user != null) chat['user'] = user;
+  if (b.user != null) chat['user'] = b.user;
+  if (b.safety_identifier != null) chat['safety_identifier'] = b.safety_identifier;
   if (b.stream === true) chat['stream'] = true;
   // Log probabilities only when included, as OpenAI returns them: asked for on `top_logprobs` alone,
   // the provider would compute (or refuse) what the response leaves out. Without `top_logprobs`,

@@ -8,7 +8,7 @@ import { MemoryAccessRepository } from '../access/access.repository';
 import { hashApiKey } from '../access/api-key';
 import { MemoryCounterStore } from '../access/counter.store';
 import { ingressTestConfig } from '../test-config.testing';
-import { ApiKeyGuard, KeyGuard, presentedKey, UnmeteredApiKeyGuard } from './api-key.guard';
+import { ApiKeyGuard, KeyGuard, presentedKey, trafficAttributes, UnmeteredApiKeyGuard } from './api-key.guard';
 
 const KEY = 'sk-or-good-key';
 const SECRET = 'guard-spec-secret-0000';
@@ -128,5 +128,16 @@ describe('UnmeteredApiKeyGuard', () => {
     const guard = new UnmeteredApiKeyGuard(await accessWithKey());
     await expect(refusal(() => guard.canActivate(httpContext({}).context))).resolves.toMatchObject({ code: 'missing_api_key' });
     await expect(refusal(() => guard.canActivate(httpContext({ 'x-api-key': 'sk-wrong' }).context))).resolves.toMatchObject({ code: 'invalid_api_key' });
+  });
+});
+
+describe('trafficAttributes', () => {
+  it('takes the end user from x-openrouter-user, else the body\'s user, else its safety_identifier', () => {
+    expect(trafficAttributes({ 'x-openrouter-user': 'h' }, { user: 'u', safety_identifier: 's' }).endUser).toBe('h');
+    expect(trafficAttributes({}, { user: 'u', safety_identifier: 's' }).endUser).toBe('u');
+    expect(trafficAttributes({}, { user: '', safety_identifier: 's' }).endUser).toBe('s');
+    expect(trafficAttributes({}, { safety_identifier: 'x'.repeat(300) }).endUser).toBe('x'.repeat(256));
+    expect(trafficAttributes({}, { user: 7, safety_identifier: null }).endUser).toBeUndefined();
+    expect(trafficAttributes({}, undefined).endUser).toBeUndefined();
   });
 });

@@ -141,14 +141,23 @@ export function bearerToken(header: string | undefined): string {
   return match[1];
 }
 
-/** App, end-user and tags a caller adds to its traffic: headers, and OpenAI's `user` field. */
+/** App, end-user and tags a caller adds to its traffic: headers, and the body's end user ({@link bodyEndUser}). */
 export function trafficAttributes(headers: FastifyRequest['headers'], body: unknown): TrafficAttributes {
   const header = (name: string): string | undefined => {
     const value = headers[name];
     return typeof value === 'string' && value.length > 0 ? value.slice(0, 256) : undefined;
   };
-  const user = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['user'] : undefined;
-  return { app: header('x-openrouter-app'), endUser: header('x-openrouter-user') ?? (typeof user === 'string' ? user.slice(0, 256) : undefined), tags: parseTags(header('x-openrouter-tags')) };
+  return { app: header('x-openrouter-app'), endUser: header('x-openrouter-user') ?? bodyEndUser(body), tags: parseTags(header('x-openrouter-tags')) };
+}
+
+/** The end user a request body names: OpenAI's `user`, else its successor `safety_identifier` (non-empty strings, cut to 256 characters). */
+export function bodyEndUser(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  for (const field of ['user', 'safety_identifier']) {
+    const value = (body as Record<string, unknown>)[field];
+    if (typeof value === 'string' && value.length > 0) return value.slice(0, 256);
+  }
+  return undefined;
 }
 
 /** `team=search,env=prod` → { team: 'search', env: 'prod' } (at most 16 tags). */

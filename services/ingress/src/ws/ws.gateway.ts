@@ -11,7 +11,7 @@ import { jsonTooDeep, tooDeep } from '@openrouter/service-runtime';
 import type { AccessService, KeyChange, TrafficAttributes } from '../access/access.service';
 import type { ApiKeyRecord } from '../access/key-record';
 import { RateLimitedError, type Admission } from '../access/rate-limiter';
-import { trafficAttributes } from '../auth/api-key.guard';
+import { bodyEndUser, trafficAttributes } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
 import type { RouterPort } from '../router.port';
 import { clientChunks, openChat, routeHeaders } from '../routes/chat.service';
@@ -238,9 +238,8 @@ export class WsGateway {
    * when it ends, whatever the ending (answered, failed, cancelled, socket closed).
    */
   private async chat(connection: Connection, id: string, body: unknown, signal: AbortSignal): Promise<void> {
-    // The end user, as over HTTP: the upgrade's x-openrouter-user header, else each request's `user`.
-    const user = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['user'] : undefined;
-    const endUser = connection.traffic.endUser ?? (typeof user === 'string' ? user.slice(0, 256) : '');
+    // The end user, as over HTTP: the upgrade's x-openrouter-user header, else each request's own.
+    const endUser = connection.traffic.endUser ?? bodyEndUser(body) ?? '';
     const context = { ...connection.context, endUser, requestId: requestIdOf(connection, id) };
     // The request's span (active here) when tracing is on, as over HTTP; else the client's own headers.
     const traceHeaders = this.tracing.enabled ? this.tracing.headers() : connection.trace.headers;
