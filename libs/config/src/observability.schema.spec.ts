@@ -60,6 +60,17 @@ describe('alerting settings', () => {
     expect(problems({ channels: [{ id: 'ops', kind: 'webhook', url: 'https://hooks.example.com/alerts', headers: fine }] })).toEqual([]);
   });
 
+  it('refuses two channels with one id: notifications by id would reach only one of them', () => {
+    expect(
+      problems({
+        channels: [
+          { id: 'ops', kind: 'webhook', url: 'https://hooks.example.com/alerts' },
+          { id: 'ops', kind: 'slack', url: 'https://hooks.slack.example.com/x' },
+        ],
+      }),
+    ).toEqual(['channels.1.id: duplicate channel id "ops"']);
+  });
+
   it('requires every rule window to be a whole number of buckets', () => {
     expect(
       problems({

@@ -197,7 +197,12 @@ export const alertingSchema = strictObject({
   }).prefault({}),
 })
   .superRefine((a, ctx) => {
-    const channels = new Set(a.channels.map((c) => c.id));
+    const channels = new Set<string>();
+    a.channels.forEach((channel, i) => {
+      // Rules and deliveries name a channel by its id: of two with one id, only one would be sent anything.
+      if (channels.has(channel.id)) ctx.addIssue({ code: 'custom', path: ['channels', i, 'id'], message: `duplicate channel id "${channel.id}"` });
+      channels.add(channel.id);
+    });
     const ids = new Set<string>();
     a.rules.forEach((rule, i) => {
       if (ids.has(rule.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${rule.id}"` });

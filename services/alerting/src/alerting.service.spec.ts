@@ -287,6 +287,17 @@ describe('an alerting service that is handed the same usage event again', () => 
     await alerting.takeUsage([encoder.encode(failedTwice('e-2', now.at - 1_000, 'alpha', '0.6'))]);
     expect(firing(alerting).sort()).toEqual(['errors|provider=alpha', 'spend|currency=USD|org=acme']);
   });
+
+  it('adds up spend in decimal: costs that reach minSpend exactly fire the spend alert', async () => {
+    const now = { at: T0 };
+    const alerting = service(now);
+    // Long enough after the start for the spend baseline to be judged.
+    now.at = T0 + 3 * 60_000;
+    // 0.7 + 0.2 + 0.1 is exactly 1 (minSpend); added as binary floating point it is 0.9999999999999999.
+    const costs = ['0.7', '0.2', '0.1'];
+    await alerting.takeUsage(costs.map((cost, i) => encoder.encode({ ...failedTwice(`s-${i}`, now.at - 1_000, 'alpha', cost), attempts: [] })));
+    expect(firing(alerting)).toEqual(['spend|currency=USD|org=acme']);
+  });
 });
 
 describe('an alerting service that is handed the same budget event again', () => {
@@ -454,6 +465,62 @@ describe('an alerting service whose receiver is down', () => {
       { status: 'firing', ids: [ALERT] },
       { status: 'resolved', ids: [ALERT] },
     ]);
+    await receiver.down();
+  });
+
+  it('sends a resolution it gave up on again in the next round, so the receiver does not show the alert firing for good', async () => {
+    const receiver = await flakyReceiver();
+    const router = { snapshot: OPEN };
+    const now = { at: T0 };
+    const { service, queue } = started(receiver.url, router, [], now);
+    service.evaluate();
+    await until(() => queue.pending === 0 && receiver.got.length === 1);
+    // The receiver is down when the alert ends: both attempts at the resolution fail.
+    await receiver.down();
+    router.snapshot = CLOSED;
+    now.at = T0 + 10_000;
+    expect(service.evaluate().map((t) => t.status)).toEqual(['resolved']);
+    await until(() => queue.pending === 0);
+    await receiver.up();
+    now.at = T0 + 20_000;
+    expect(service.evaluate()).toEqual([]);
+    await until(() => queue.pending === 0 && receiver.got.length === 2);
+    // Sent once, however many rounds follow.
+    now.at = T0 + 30_000;
+    service.evaluate();
+    await until(() => queue.pending === 0);
+    expect(receiver.got).toEqual([
+      { status: 'firing', ids: [ALERT] },
+      { status: 'resolved', ids: [ALERT] },
+    ]);
+    await receiver.down();
+  });
+
+  it('sends no resolution given up on after the alert fired again: the receiver has its new firing', async () => {
+    const receiver = await flakyReceiver();
+    const router = { snapshot: OPEN };
+    const now = { at: T0 };
+    const { service, queue } = started(receiver.url, router, [], now);
+    service.evaluate();
+    await until(() => queue.pending === 0 && receiver.got.length === 1);
+    await receiver.down();
+    router.snapshot = CLOSED;
+    now.at = T0 + 10_000;
+    service.evaluate();
+    await until(() => queue.pending === 0);
+    // Back after its cooldown, while the receiver is still down: the new firing is owed, the old resolution is not.
+    router.snapshot = OPEN;
+    now.at = T0 + 2 * 60 * 60_000;
+    expect(service.evaluate().map((t) => [t.status, t.notify])).toEqual([['firing', true]]);
+    await until(() => queue.pending === 0);
+    await receiver.up();
+    now.at += 10_000;
+    service.evaluate();
+    await until(() => queue.pending === 0 && receiver.got.length === 2);
+    now.at += 10_000;
+    service.evaluate();
+    await until(() => queue.pending === 0);
+    expect(receiver.got.map((g) => g.status)).toEqual(['firing', 'firing']);
     await receiver.down();
   });
 

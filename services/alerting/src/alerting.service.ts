@@ -92,8 +92,8 @@ export class AlertingService {
       const failed = attempt.status === usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR && PROVIDER_FAILURES.has(attempt.errorKind);
       this.windows.recordAttempt(attempt.provider, attempt.deployment, at, failed, attempt.latencyMs);
     }
-    const amount = Number(event.cost?.amount ?? 0);
-    if (event.tenant?.orgId && amount > 0) this.windows.recordSpend(event.tenant.orgId, event.cost?.currency ?? 'USD', at, amount);
+    // A valid event's cost is a decimal text (readUsageMessage checked it).
+    if (event.tenant?.orgId && event.cost?.amount) this.windows.recordSpend(event.tenant.orgId, event.cost.currency || 'USD', at, event.cost.amount);
   }
 
   /** A budget event from the bus (protobuf, as on Kafka). */
@@ -214,7 +214,7 @@ export class AlertingService {
     // Where each resolution goes: the channels its firing reached (or is on its way to).
     const resolutions = new Map(transitions.filter((t) => t.status === 'resolved').map((t) => [t, this.notices.resolve(t)]));
     for (const t of transitions) if (t.status === 'firing' && t.notify) this.due(t, now);
-    // New firings, and those whose delivery to a channel was given up or dropped since the last round.
+    // New firings, and the firings and resolutions whose delivery to a channel was given up or dropped since the last round.
     const sends = this.sendsOf(this.notices.owed((rule) => this.channelIdsOf(rule)));
     for (const [alert, channels] of resolutions) sends.push(...this.sendsOf(channels.map((channel) => ({ alert, channel }))));
     this.deps.history.append(transitions.map((t) => this.historyEntry(t, { notified: t.notify, channels: resolutions.get(t) ?? (t.notify ? this.notices.recorded(t, true) : []) })));
@@ -273,7 +273,11 @@ export class AlertingService {
    * it arrived.
    */
   private readonly settled: DeliveryListener = (channel, notification, outcome) => {
-    if (notification.status !== 'firing') return;
+    if (notification.status === 'resolved') {
+      // A resolution that never arrived would leave the receiver showing the alert firing for good.
+      if (outcome === 'given_up' || outcome === 'dropped') for (const alert of notification.alerts) this.notices.resolutionMissed(alert, channel.id);
+      return;
+    }
     const now = this.clock();
     for (const alert of notification.alerts) {
       if (outcome === 'delivered' || outcome === 'refused') this.tracker.notified(alert.fingerprint, now);

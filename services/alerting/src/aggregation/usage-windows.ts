@@ -1,5 +1,9 @@
+import { Money } from '@openrouter/usage';
+
 /** Upper bounds (ms) of the latency histogram kept per bucket; p95 is read from it. */
 export const LATENCY_BOUNDS_MS = [25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 20_000, 30_000, 60_000, 120_000, Number.POSITIVE_INFINITY];
+
+const DECIMAL = /^\d+(\.\d+)?$/;
 
 export type AttemptScope = 'provider' | 'deployment';
 
@@ -26,11 +30,12 @@ export interface WindowCounts {
   p95Ms: number | undefined;
 }
 
+/** Spend is money: added up in decimal, as billing does, so a sum that reaches a threshold exactly is not a hair below it. */
 export interface SpendWindow {
   labels: Record<string, string>;
-  current: number;
-  /** Average spend of the windows before the current one. */
-  baseline: number;
+  current: Money;
+  /** Spend of the windows before the current one, all of them (the baseline is its average). */
+  before: Money;
 }
 
 /**
@@ -40,7 +45,7 @@ export interface SpendWindow {
  */
 export class UsageWindows {
   private readonly attempts: Record<AttemptScope, Map<string, Series<AttemptBucket>>> = { provider: new Map(), deployment: new Map() };
-  private readonly spend = new Map<string, Series<number>>();
+  private readonly spend = new Map<string, Series<Money>>();
 
   constructor(
     private readonly bucketMs: number,
@@ -54,8 +59,11 @@ export class UsageWindows {
     if (deployment) this.addAttempt('deployment', `${provider}\u0000${deployment}`, { provider, deployment }, bucket, failed, latencyMs);
   }
 
-  recordSpend(org: string, currency: string, at: number, amount: number): void {
-    if (!(amount > 0)) return;
+  /** `amount` is a decimal text (a usage event's cost); anything else is not spend. */
+  recordSpend(org: string, currency: string, at: number, amount: string): void {
+    if (!DECIMAL.test(amount)) return;
+    const value = new Money(amount);
+    if (!value.gt(0)) return;
     const key = `${org}\u0000${currency}`;
     let series = this.spend.get(key);
     if (!series) {
@@ -63,7 +71,7 @@ export class UsageWindows {
       this.spend.set(key, series);
     }
     const bucket = this.bucketOf(at);
-    series.buckets.set(bucket, (series.buckets.get(bucket) ?? 0) + amount);
+    series.buckets.set(bucket, (series.buckets.get(bucket) ?? new Money(0)).plus(value));
   }
 
   /** Requests, errors and p95 per series over `[now - windowMs, now]`. */
@@ -87,19 +95,19 @@ export class UsageWindows {
     return out;
   }
 
-  /** Spend in the last `windowMs` and the average of the `baselineWindows` windows before it. */
+  /** Spend in the last `windowMs` and in the `baselineWindows` windows before it. */
   spendWindows(windowMs: number, baselineWindows: number, now: number): SpendWindow[] {
     const out: SpendWindow[] = [];
     const currentFrom = now - windowMs;
     const baselineFrom = currentFrom - windowMs * baselineWindows;
     for (const series of this.spend.values()) {
-      let current = 0;
-      let before = 0;
+      let current = new Money(0);
+      let before = new Money(0);
       for (const [start, amount] of series.buckets) {
-        if (start > currentFrom && start <= now) current += amount;
-        else if (start > baselineFrom && start <= currentFrom) before += amount;
+        if (start > currentFrom && start <= now) current = current.plus(amount);
+        else if (start > baselineFrom && start <= currentFrom) before = before.plus(amount);
       }
-      out.push({ labels: series.labels, current, baseline: before / baselineWindows });
+      out.push({ labels: series.labels, current, before });
     }
     return out;
   }

@@ -65,6 +65,26 @@ describe('webhook channel', () => {
   });
 });
 
+describe('a receiver that answers with a redirect', () => {
+  it('is not followed: fetch would post nothing (a GET instead) and send the channel\'s headers to the other host', async () => {
+    const other = await receive();
+    const redirecting = createServer((req, res) => void req.resume().on('end', () => res.writeHead(301, { location: other.url.replace('127.0.0.1', 'localhost') }).end()));
+    await new Promise<void>((done) => redirecting.listen(0, '127.0.0.1', done));
+    const address = redirecting.address();
+    const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/hook`;
+    try {
+      const webhook = new WebhookChannel('ops', url, '', { 'x-api-key': 'receiver-token' });
+      await expect(webhook.send(notification, AbortSignal.timeout(2_000))).rejects.toMatchObject({ status: 301 });
+      await expect(new SlackChannel('chat', url).send(notification, AbortSignal.timeout(2_000))).rejects.toMatchObject({ status: 301 });
+      expect(other.got).toEqual([]);
+    } finally {
+      redirecting.closeAllConnections();
+      await new Promise<void>((done) => redirecting.close(() => done()));
+      await other.close();
+    }
+  });
+});
+
 describe('Slack channel', () => {
   it('posts the Slack webhook payload: text with the status, rule and each alert', async () => {
     const receiver = await receive();

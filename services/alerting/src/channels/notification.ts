@@ -59,9 +59,13 @@ export class DeliveryError extends Error {
   }
 }
 
-/** POSTs a JSON body; anything but a 2xx is a failure. The response body is never read into logs. */
+/**
+ * POSTs a JSON body; anything but a 2xx is a failure, a redirect too: fetch would follow a 301 or
+ * 302 with a GET (the notification never posted, yet a 2xx at the end), and send the channel's
+ * headers, credentials included, to the other host. The response body is never read into logs.
+ */
 export async function postJson(url: string, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<void> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, signal });
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, signal, redirect: 'manual' });
   await response.body?.cancel().catch(() => undefined);
   if (response.status < 200 || response.status >= 300) throw new DeliveryError(`the receiver answered ${response.status}`, response.status);
 }

@@ -53,6 +53,12 @@ interface Episode {
  */
 export class FiringNotices {
   private readonly episodes = new Map<string, Episode>();
+  /**
+   * Resolutions whose delivery was given up or dropped, by alert: the channels still owed each.
+   * Sent again every round until they get through, unless the alert fires again first (the
+   * receiver then has its new firing, which an old resolution would read as ended).
+   */
+  private readonly resolutions = new Map<string, { resolution: AlertTransition; channels: Set<string> }>();
 
   /** A firing alert whose notification is now due: its channels are owed it. */
   due(firing: AlertTransition): void {
@@ -63,7 +69,16 @@ export class FiringNotices {
       known.recordedShort = false;
     } else {
       this.episodes.set(firing.fingerprint, { firing, notices: new Map(), recordedShort: false });
+      this.resolutions.delete(firing.fingerprint);
     }
+  }
+
+  /** A resolution did not reach `channel` (given up, or dropped): the channel is owed it, unless the alert has fired again since. */
+  resolutionMissed(resolution: AlertTransition, channel: string): void {
+    if (this.episodes.has(resolution.fingerprint)) return;
+    const owed = this.resolutions.get(resolution.fingerprint);
+    if (owed && owed.resolution.startedAt === resolution.startedAt) owed.channels.add(channel);
+    else this.resolutions.set(resolution.fingerprint, { resolution, channels: new Set([channel]) });
   }
 
   /**
@@ -74,7 +89,10 @@ export class FiringNotices {
     this.episodes.set(firing.fingerprint, { firing, notices: new Map(readRecordedChannels(recorded)), recordedShort });
   }
 
-  /** The firings owed to channels (of those `targets` names for the alert's rule); each is marked on its way. */
+  /**
+   * The firings owed to channels (of those `targets` names for the alert's rule), each then marked
+   * on its way, and the resolutions owed (each then no longer owed: it is on its way again).
+   */
   owed(targets: (rule: AlertRuleConfig) => readonly string[]): Array<{ alert: AlertTransition; channel: string }> {
     const sends: Array<{ alert: AlertTransition; channel: string }> = [];
     for (const episode of this.episodes.values()) {
@@ -84,6 +102,10 @@ export class FiringNotices {
         sends.push({ alert: episode.firing, channel });
       }
     }
+    for (const { resolution, channels } of this.resolutions.values()) {
+      for (const channel of channels) if (targets(resolution.rule).includes(channel)) sends.push({ alert: resolution, channel });
+    }
+    this.resolutions.clear();
     return sends;
   }
 

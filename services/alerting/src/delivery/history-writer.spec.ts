@@ -52,4 +52,21 @@ describe('alert history writer', () => {
     expect(dropped).toMatchObject({ dropped: 2, first: [{ alert: 'a' }, { alert: 'b' }] });
     await writer.close();
   });
+
+  it('stops retrying once closed: a store that keeps failing is not written to after the close', async () => {
+    jest.useFakeTimers();
+    try {
+      let calls = 0;
+      const failing = { append: () => (calls++, Promise.reject(new Error('store down'))) };
+      const writer = new HistoryWriter(failing, createLogger('history-spec', 'silent'), 100, 500, 1_000);
+      writer.append([entry('a')]);
+      await jest.advanceTimersByTimeAsync(2_000);
+      await writer.close(1_000);
+      const atClose = calls;
+      await jest.advanceTimersByTimeAsync(60_000);
+      expect(calls).toBe(atClose);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });

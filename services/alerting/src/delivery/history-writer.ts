@@ -47,12 +47,16 @@ export class HistoryWriter {
     this.timer = undefined;
     if (this.buffer.length > 0 && !this.writing) this.flush();
     await Promise.race([this.writing ?? Promise.resolve(), new Promise((done) => setTimeout(done, timeoutMs).unref())]);
+    // No retry after the close: the store may be closed too, and a replica that stood by would
+    // otherwise keep a writer retrying (and its buffer) for every time it lost the lease.
     this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.buffer.length > 0) this.logger.warn({ entries: this.buffer.length }, 'alert history left unwritten at shutdown');
   }
 
   private flush(): void {
-    if (this.writing || !this.store) return;
+    if (this.writing || !this.store || this.closed) return;
     const store = this.store;
     const batch = this.buffer.slice(0, 1_000);
     this.writing = store
@@ -65,6 +69,7 @@ export class HistoryWriter {
           this.delay = this.initialDelayMs;
         },
         (error: unknown) => {
+          if (this.closed) return;
           this.logger.warn({ err: error, entries: batch.length, retryInMs: this.delay }, 'alert history not written; retrying');
           this.timer = setTimeout(() => {
             this.timer = undefined;

@@ -158,14 +158,26 @@ describe('rule evaluation', () => {
 
   it('flags spend far above the trailing baseline, only once a baseline was observed', () => {
     const windows = new UsageWindows(1_000, 3_600_000);
-    for (let w = 1; w <= 4; w++) windows.recordSpend('acme', 'USD', T0 - w * 60_000 - 1_000, 1);
-    windows.recordSpend('acme', 'USD', T0 - 5_000, 10);
-    windows.recordSpend('calm', 'USD', T0 - 5_000, 1);
+    for (let w = 1; w <= 4; w++) windows.recordSpend('acme', 'USD', T0 - w * 60_000 - 1_000, '1');
+    windows.recordSpend('acme', 'USD', T0 - 5_000, '10');
+    windows.recordSpend('calm', 'USD', T0 - 5_000, '1');
     const rules = [rule({ id: 'spend', kind: 'spend_anomaly', windowMs: 60_000, baselineWindows: 4, factor: 3, minSpend: 2 })];
     const [verdict] = evaluateRules(rules, input(windows, T0));
     expect(verdict?.conditions.map((c) => [c.labels['org'], c.value, c.threshold])).toEqual([['acme', 10, 3]]);
     const [young] = evaluateRules(rules, input(windows, T0, { observingSince: T0 - 60_000 }));
     expect(young?.conditions).toEqual([]);
+  });
+
+  it('compares spend with its thresholds in decimal: exactly factor × baseline, or exactly minSpend, fires', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    // 0.3 is exactly 3 × 0.1, and 0.7 + 0.2 + 0.1 exactly 1 (in binary floating point, 0.3 < 3 × 0.1 and the sum < 1).
+    windows.recordSpend('thrice', 'USD', T0 - 61_000, '0.1');
+    windows.recordSpend('thrice', 'USD', T0 - 5_000, '0.3');
+    for (const amount of ['0.7', '0.2', '0.1']) windows.recordSpend('minimum', 'USD', T0 - 5_000, amount);
+    const rules = [rule({ id: 'spend', kind: 'spend_anomaly', windowMs: 60_000, baselineWindows: 1, factor: 3, minSpend: 0.3 }), rule({ id: 'floor', kind: 'spend_anomaly', windowMs: 60_000, baselineWindows: 1, factor: 1, minSpend: 1 })];
+    const [spend, floor] = evaluateRules(rules, input(windows, T0));
+    expect(spend?.conditions.map((c) => c.labels['org']).sort()).toEqual(['minimum', 'thrice']);
+    expect(floor?.conditions.map((c) => c.labels['org'])).toEqual(['minimum']);
   });
 });
 

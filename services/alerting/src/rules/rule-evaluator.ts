@@ -134,13 +134,15 @@ function evaluateRule(rule: AlertRuleConfig, input: EvaluationInput): RuleVerdic
       // A baseline needs the trailing windows to have been watched.
       if (input.now - input.observingSince < rule.windowMs * (rule.baselineWindows + 1)) return { rule, known: true, conditions };
       for (const s of input.windows.spendWindows(rule.windowMs, rule.baselineWindows, input.now)) {
-        if (s.current < rule.minSpend || s.current < rule.factor * s.baseline) continue;
+        // In decimal, and factor × before / windows as current × windows ≥ factor × before: no rounding on either side.
+        if (s.current.lt(rule.minSpend) || s.current.times(rule.baselineWindows).lt(s.before.times(rule.factor))) continue;
+        const baseline = s.before.div(rule.baselineWindows);
         conditions.push({
           rule,
           labels: s.labels,
-          value: s.current,
-          threshold: rule.factor * s.baseline,
-          summary: `Org ${s.labels['org']} spent ${s.current.toFixed(4)} ${s.labels['currency']} in ${minutes(rule.windowMs)}, ${s.baseline > 0 ? `${(s.current / s.baseline).toFixed(1)}×` : 'far above'} its trailing average of ${s.baseline.toFixed(4)}`,
+          value: s.current.toNumber(),
+          threshold: baseline.times(rule.factor).toNumber(),
+          summary: `Org ${s.labels['org']} spent ${s.current.toFixed(4)} ${s.labels['currency']} in ${minutes(rule.windowMs)}, ${baseline.isZero() ? 'far above' : `${s.current.div(baseline).toFixed(1)}×`} its trailing average of ${baseline.toFixed(4)}`,
         });
       }
       return { rule, known: true, conditions };
