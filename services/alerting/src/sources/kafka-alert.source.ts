@@ -1,7 +1,7 @@
-import type { Admin, Consumer, ConsumerConfig, Kafka } from 'kafkajs';
+import type { Consumer, ConsumerConfig, Kafka } from 'kafkajs';
 import type { GatewayConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
-import { ConsumerSupervisor, createKafka, ensureUsageTopics, headerText, isUsageBatchSchema, kafkaConsumerRun, unpackUsageBatch, type ConsumerStatus, type UsageMessage } from '@openrouter/usage';
+import { ConsumerLag, ConsumerSupervisor, createKafka, ensureUsageTopics, headerText, isUsageBatchSchema, kafkaConsumerRun, unpackUsageBatch, type ConsumerStatus, type UsageMessage } from '@openrouter/usage';
 
 /** How long start-up waits out retriable Kafka errors (topic leaders not elected yet) before failing. */
 const SETUP_PATIENCE_MS = 60_000;
@@ -104,7 +104,8 @@ function usageMessagesOf(batch: AlertBatch, m: AlertBatch['messages'][number]): 
 export class KafkaAlertSource {
   private readonly kafka: Kafka;
   private supervisor: ConsumerSupervisor | undefined;
-  private admin: Admin | undefined;
+  /** The group starts at the end of the topic: a partition it has not committed on is behind by nothing. */
+  private readonly consumerLag: ConsumerLag;
   private skippedRecords = 0;
 
   constructor(
@@ -112,6 +113,7 @@ export class KafkaAlertSource {
     private readonly logger: Logger,
   ) {
     this.kafka = createKafka(config.usage.kafka, logger, 'alerting');
+    this.consumerLag = new ConsumerLag(this.kafka, config.usage.kafka.topic, config.observability.alerting.consumerGroup, 'latest');
   }
 
   async start(handlers: AlertInputHandlers): Promise<void> {
@@ -172,22 +174,8 @@ export class KafkaAlertSource {
   };
 
   /** Usage messages not yet committed by the group. */
-  async lag(): Promise<number> {
-    const topic = this.config.usage.kafka.topic;
-    if (!this.admin) {
-      const admin = this.kafka.admin();
-      await admin.connect();
-      this.admin = admin;
-    }
-    const [ends, committed] = await Promise.all([this.admin.fetchTopicOffsets(topic), this.admin.fetchOffsets({ groupId: this.config.observability.alerting.consumerGroup, topics: [topic] })]);
-    const done = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-    let lag = 0n;
-    for (const p of ends) {
-      const at = done.get(p.partition) ?? -1n;
-      // A group that has not committed yet starts at the end: nothing is behind.
-      if (at >= 0n && BigInt(p.high) > at) lag += BigInt(p.high) - at;
-    }
-    return Number(lag);
+  lag(): Promise<number> {
+    return this.consumerLag.read();
   }
 
   /** False from a crash kafkajs gives up on until a fresh consumer fetched again. */
@@ -201,7 +189,7 @@ export class KafkaAlertSource {
 
   async close(): Promise<void> {
     await this.supervisor?.close();
-    await this.admin?.disconnect().catch(() => undefined);
+    await this.consumerLag.close();
   }
 
   private async ensureTopic(topic: string): Promise<void> {
