@@ -342,6 +342,15 @@ describe('an alerting service that is handed the same budget event again', () =>
     expect(statuses()).toEqual([]);
   });
 
+  it('tells crossings without an event id apart by budget, period and threshold', () => {
+    const metrics = new AlertingMetrics(new Registry());
+    const alerting = new AlertingService(config, { channels: [], delivery: new DeliveryQueue(config.delivery, metrics, logger), history: new HistoryWriter(undefined, logger), metrics, logger, clock: () => T0 });
+    alerting.observeBudget({ ...crossing, eventId: '' });
+    alerting.observeBudget({ ...crossing, eventId: '', thresholdPercent: 100, spent: '101' });
+    alerting.observeBudget({ ...crossing, eventId: '' });
+    expect(alerting.evaluate().map((t) => [t.status, t.labels['threshold']])).toHaveLength(2);
+  });
+
   it('evaluates nothing on a replica that is no longer the active one, and fires the crossing once it is again', () => {
     const metrics = new AlertingMetrics(new Registry());
     let active = false;

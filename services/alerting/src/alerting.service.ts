@@ -118,8 +118,10 @@ export class AlertingService {
       return;
     }
     this.deps.metrics.signals.inc({ kind: 'budget' });
-    if (this.budgets.has(event.eventId)) return;
-    this.budgets.set(event.eventId, {
+    // An event without its id (an older or foreign producer) is known by what the id is made of.
+    const id = event.eventId !== '' ? event.eventId : `${event.budgetId}/${event.periodKey}/${event.thresholdPercent}`;
+    if (this.budgets.has(id)) return;
+    this.budgets.set(id, {
       eventId: event.eventId,
       budgetId: event.budgetId,
       orgId: event.scope?.orgId ?? '',

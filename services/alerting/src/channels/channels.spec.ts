@@ -118,6 +118,17 @@ describe('Slack channel', () => {
     expect(slackPayload(many(20, 200)).text.length).toBeLessThan(2 * SECTION_TEXT_LIMIT);
   });
 
+  it("escapes Slack's control characters, so a summary can neither ping a channel nor make a link, and cuts no entity in half", () => {
+    const [alert] = notification.alerts;
+    if (!alert) throw new Error('the fixture has an alert');
+    const payload = slackPayload({ ...notification, alerts: [{ ...alert, summary: 'spent <!channel> & <https://evil.example|x>' }] });
+    expect(payload.text).toContain('spent &lt;!channel&gt; &amp; &lt;https://evil.example|x&gt;');
+    expect(payload.text).not.toMatch(/<|>/);
+    const [, list] = sections({ ...notification, alerts: [{ ...alert, summary: '&'.repeat(5_000) }] });
+    expect(list?.length).toBeLessThanOrEqual(SECTION_TEXT_LIMIT);
+    expect(list).toMatch(/^• (&amp;)+…$/);
+  });
+
   it('lists at most twenty alerts, and cuts a single summary longer than a section', () => {
     const lines = sections(many(45, 20))[1]?.split('\n') ?? [];
     expect(lines).toHaveLength(21);

@@ -11,11 +11,19 @@ const MAX_LISTED = 20;
  */
 export const SECTION_TEXT_LIMIT = 2_900;
 
+/**
+ * Text as Slack reads it literally: `&`, `<` and `>` are its control characters (`<!channel>`
+ * would notify a whole channel, `<url|text>` makes a link), so they go as the entities Slack asks for.
+ */
+export function slackEscape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 /** The Slack incoming-webhook payload (also understood by Mattermost, Rocket.Chat and others). */
 export function slackPayload(n: AlertNotification): { text: string; blocks: unknown[] } {
-  const head = clip(`${ICON[n.status]} [${n.status.toUpperCase()}] ${n.ruleId} (${n.ruleKind}, ${n.severity}) — ${n.alerts.length} alert${n.alerts.length === 1 ? '' : 's'}`, SECTION_TEXT_LIMIT - 2);
+  const head = clip(slackEscape(`${ICON[n.status]} [${n.status.toUpperCase()}] ${n.ruleId} (${n.ruleKind}, ${n.severity}) — ${n.alerts.length} alert${n.alerts.length === 1 ? '' : 's'}`), SECTION_TEXT_LIMIT - 2);
   const list = listedAlerts(
-    n.alerts.map((a) => `• ${a.summary}`),
+    n.alerts.map((a) => `• ${slackEscape(a.summary)}`),
     SECTION_TEXT_LIMIT,
   );
   const text = [head, list].filter((part) => part !== '').join('\n');
@@ -56,11 +64,14 @@ function more(count: number): string {
   return `… and ${count} more`;
 }
 
-/** `text` cut to `max` characters, marked with an ellipsis when cut (never between the halves of a surrogate pair). */
+/**
+ * `text` cut to `max` characters, marked with an ellipsis when cut (never between the halves of a
+ * surrogate pair, nor inside an entity `slackEscape` wrote).
+ */
 function clip(text: string, max: number): string {
   if (text.length <= max) return text;
   const end = /[\uD800-\uDBFF]/.test(text.charAt(max - 2)) ? max - 2 : max - 1;
-  return `${text.slice(0, end)}…`;
+  return `${text.slice(0, end).replace(/&[a-z]{0,3}$/, '')}…`;
 }
 
 export class SlackChannel implements NotificationChannel {

@@ -208,6 +208,20 @@ describe('alert tracking', () => {
     expect(reminded.map((t) => [t.status, t.notify])).toEqual([['firing', true]]);
   });
 
+  it('keeps a cooldown longer than a day while it holds, also when many alerts have been notified', () => {
+    const daily = rule({ id: 'daily', kind: 'error_rate', cooldownMs: 48 * 60 * 60_000 });
+    const firing = (...providers: string[]) => [{ rule: daily, known: true, conditions: providers.map((provider) => ({ rule: daily, labels: { provider }, value: 0.5, threshold: 0.2, summary: provider })) }];
+    const tracker = new AlertTracker();
+    tracker.apply(firing('a'), T0);
+    tracker.notified('daily|provider=a', T0);
+    tracker.apply(firing(), T0 + 1_000);
+    // Enough other alerts notified that the tracker prunes the deliveries it remembers.
+    for (let i = 0; i < 10_000; i++) tracker.notified(`other|n=${i}`, T0);
+    expect(tracker.apply(firing(), T0 + 24 * 60 * 60_000 + 1_000)).toEqual([]);
+    const again = tracker.apply(firing('a'), T0 + 25 * 60 * 60_000);
+    expect(again.map((t) => [t.status, t.notify])).toEqual([['firing', false]]);
+  });
+
   it('starts the cooldown when a firing reached a channel, not when it was made', () => {
     const tracker = new AlertTracker();
     tracker.apply(holding('a'), T0);

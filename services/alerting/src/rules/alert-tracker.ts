@@ -53,12 +53,15 @@ export interface RestoredAlert {
 export class AlertTracker {
   private readonly active = new Map<string, ActiveAlert>();
   private readonly lastNotified = new Map<string, number>();
+  /** The longest cooldown of the rules seen: a delivery older than it holds nothing back any more. */
+  private longestCooldownMs = 0;
 
   /** Applies one evaluation round; returns the transitions, notified or held back. */
   apply(verdicts: readonly RuleVerdict[], now: number): AlertTransition[] {
     const transitions: AlertTransition[] = [];
     for (const verdict of verdicts) {
       if (!verdict.known) continue;
+      this.longestCooldownMs = Math.max(this.longestCooldownMs, verdict.rule.cooldownMs);
       const holding = new Set<string>((verdict.undecided ?? []).map((labels) => fingerprintOf(verdict.rule.id, labels)));
       for (const condition of verdict.conditions) {
         const fingerprint = fingerprintOf(condition.rule.id, condition.labels);
@@ -125,6 +128,7 @@ export class AlertTracker {
 
   private forgetOldCooldowns(now: number): void {
     if (this.lastNotified.size < 10_000) return;
-    for (const [fingerprint, at] of this.lastNotified) if (!this.active.has(fingerprint) && now - at > 24 * 60 * 60_000) this.lastNotified.delete(fingerprint);
+    const expiredAfterMs = Math.max(24 * 60 * 60_000, this.longestCooldownMs);
+    for (const [fingerprint, at] of this.lastNotified) if (!this.active.has(fingerprint) && now - at > expiredAfterMs) this.lastNotified.delete(fingerprint);
   }
 }
