@@ -298,6 +298,14 @@ describe('an alerting service that is handed the same usage event again', () => 
     await alerting.takeUsage(costs.map((cost, i) => encoder.encode({ ...failedTwice(`s-${i}`, now.at - 1_000, 'alpha', cost), attempts: [] })));
     expect(firing(alerting)).toEqual(['spend|currency=USD|org=acme']);
   });
+
+  it('counts an event stamped ahead of its clock (a producer whose clock runs fast) now', async () => {
+    const now = { at: T0 };
+    const alerting = service(now);
+    now.at = T0 + 3 * 60_000;
+    await alerting.takeUsage([encoder.encode({ ...failedTwice('ahead', now.at + 2 * HOUR, 'alpha', '1'), attempts: [] })]);
+    expect(firing(alerting)).toEqual(['spend|currency=USD|org=acme']);
+  });
 });
 
 describe('an alerting service that is handed the same budget event again', () => {

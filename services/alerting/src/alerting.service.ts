@@ -19,6 +19,8 @@ import { evaluateRules, type BudgetCrossing } from './rules/rule-evaluator';
  * `auth_failed` or `not_found` is the provider refusing the gateway's own credentials or not
  * knowing the deployment's model (the caller's own are refused before any call is made).
  */
+/** How far ahead of this replica's clock a usage event's time is taken as it is. */
+const FUTURE_SKEW_MS = 60_000;
 const PROVIDER_FAILURES = new Set(['upstream_error', 'unavailable', 'timeout', 'overloaded', 'rate_limited', 'internal', 'auth_failed', 'not_found']);
 
 /** Usage event ids remembered to skip copies, at most (about 90 bytes each: some 22 MB). */
@@ -85,8 +87,13 @@ export class AlertingService {
 
   /** Counts an event's calls and spend; a copy of one already counted (same id) is skipped, as billing does. */
   observeUsage(event: usagev1.UsageEvent): void {
-    if (event.eventId !== '' && this.recentEvents.seen(event.eventId, this.clock())) return;
-    const at = event.completedAtMs || this.clock();
+    const now = this.clock();
+    if (event.eventId !== '' && this.recentEvents.seen(event.eventId, now)) return;
+    // An event stamped more than a minute ahead of this clock (a producer's clock runs fast) counts
+    // now: kept in a bucket of its own time, it would be left out of every window until then, and
+    // held in memory as long.
+    const stamped = event.completedAtMs || now;
+    const at = stamped > now + FUTURE_SKEW_MS ? now : stamped;
     for (const attempt of event.attempts) {
       if (!attempt.provider || attempt.status === usagev1.AttemptStatus.ATTEMPT_STATUS_CANCELLED) continue;
       const failed = attempt.status === usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR && PROVIDER_FAILURES.has(attempt.errorKind);
