@@ -74,7 +74,18 @@ describe('parseOpenAIEmbeddingResponse', () => {
     expect(r.usage).toBeUndefined();
   });
 
+  it('puts the vectors in input order by their index, whatever order they were listed in', () => {
+    const r = parseOpenAIEmbeddingResponse({ data: [{ index: 2, embedding: [2] }, { index: 0, embedding: [0] }, { index: 1, embedding: [1] }] });
+    expect(r.data.map((d) => [d.index, Buffer.from(d.vectorF32le).readFloatLE(0)])).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 2],
+    ]);
+  });
+
   it.each([
+    ['an index twice', { data: [{ index: 0, embedding: [1] }, { index: 0, embedding: [2] }] }],
+    ['an index past the list', { data: [{ index: 0, embedding: [1] }, { index: 2, embedding: [2] }] }],
     ['no data', { model: 'm' }],
     ['a vector of the wrong length', { data: [{ index: 0, embedding: Buffer.from([1, 2, 3]).toString('base64') }] }],
     ['a non-number value', { data: [{ index: 0, embedding: [1, 'x'] }] }],

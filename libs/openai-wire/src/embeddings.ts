@@ -73,7 +73,11 @@ function vectorBytes(embedding: unknown, position: number): Buffer {
   throw malformed(`data[${position}] has no embedding`);
 }
 
-/** A provider's embeddings list (base64 or float vectors) as canonical little-endian float32 bytes. */
+/**
+ * A provider's embeddings list (base64 or float vectors) as canonical little-endian float32 bytes,
+ * in input order: a server may list them in another order, each under its input's `index` (a
+ * vector without one stands at its position).
+ */
 export function parseOpenAIEmbeddingResponse(json: unknown): chatv1.EmbeddingResponse {
   if (!isObject(json) || !Array.isArray(json['data'])) throw malformed('no data list');
   const data: unknown[] = json['data'];
@@ -81,8 +85,12 @@ export function parseOpenAIEmbeddingResponse(json: unknown): chatv1.EmbeddingRes
   for (let i = 0; i < data.length; i++) {
     const d: unknown = data[i];
     if (!isObject(d)) throw malformed(`data[${i}] is not an object`);
-    const index = d['index'];
-    out[i] = { index: typeof index === 'number' && Number.isInteger(index) && index >= 0 ? index : i, vectorF32le: vectorBytes(d['embedding'], i) };
+    const given = d['index'];
+    const index = given === undefined || given === null ? i : given;
+    if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= data.length || out[index] !== undefined) {
+      throw malformed(`data[${i}] has the index ${JSON.stringify(index)} in a list of ${data.length}`);
+    }
+    out[index] = { index, vectorF32le: vectorBytes(d['embedding'], i) };
   }
   const model = json['model'];
   return { model: typeof model === 'string' ? model : '', data: out, usage: parseOpenAIUsage(json['usage']) };

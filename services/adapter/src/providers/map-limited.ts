@@ -1,11 +1,21 @@
-/** `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
+/**
+ * `fn` over `items` with at most `limit` calls in flight; results keep the input order. Once a call
+ * fails no further one is started: the whole request has failed (the router may be retrying it on
+ * another deployment), and every call made after that would be paid for and thrown away.
+ */
 export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
+  let failed = false;
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
+    while (!failed && next < items.length) {
       const at = next++;
-      results[at] = await fn(items[at] as T, at);
+      try {
+        results[at] = await fn(items[at] as T, at);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));

@@ -1,7 +1,13 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { toOpenAIEmbeddingResponse } from '@openrouter/openai-wire';
-import { baseModelId, cohereBodies, embeddingFamily, embeddingResponse, parseCohereResponse, parseTitanResponse, titanBodies } from './bedrock-embeddings';
+import { embeddingResponse } from '../embedding-response';
+import { baseModelId, cohereBodies, embeddingFamily, parseCohereResponse, parseTitanResponse, titanBodies } from './bedrock-embeddings';
+import { ImageSource } from '../image-source';
+import { createBedrockAdapter } from './bedrock.adapter';
 
 const request = (over: Partial<chatv1.EmbeddingRequest> = {}): chatv1.EmbeddingRequest => ({ model: 'e', texts: ['a', 'b'], tokenInputs: [], dimensions: undefined, user: undefined, extraJson: '', ...over });
 
@@ -57,7 +63,7 @@ describe('Bedrock embeddings', () => {
     const cohere = parseCohereResponse({ id: 'x', texts: ['a', 'b'], embeddings: { float: [[1, 2], [3, 4]] }, response_type: 'embeddings_by_type' }, 2, 'b');
     const plain = parseCohereResponse({ id: 'x', texts: ['a', 'b'], embeddings: [[1, 2], [3, 4]], response_type: 'embeddings_floats' }, 2, 'b');
     expect(plain).toEqual(cohere);
-    const wire = toOpenAIEmbeddingResponse(embeddingResponse('m', [titan.vector, ...cohere], 6), 'public', 'float');
+    const wire = toOpenAIEmbeddingResponse(embeddingResponse(request({ texts: ['a', 'b', 'c'] }), { model: 'm', vectors: [titan.vector, ...cohere], reportedTokens: 6 }, 'b'), 'public', 'float');
     expect(wire).toEqual({
       object: 'list',
       data: [
@@ -73,5 +79,43 @@ describe('Bedrock embeddings', () => {
   it('rejects malformed embedding answers as upstream_error', () => {
     expect(thrown(() => parseTitanResponse({ vector: [] }, undefined, 'b'))).toMatchObject({ kind: 'upstream_error' });
     expect(thrown(() => parseCohereResponse({ embeddings: [[1]] }, 2, 'b'))).toMatchObject({ kind: 'upstream_error' });
+  });
+});
+
+describe('Bedrock embeddings whose answers carry no token count', () => {
+  let server: Server;
+  let base: string;
+  const images = new ImageSource();
+
+  beforeAll(async () => {
+    // Titan's body without inputTextTokenCount, Cohere's, and neither with x-amzn-bedrock-input-token-count.
+    server = createServer((req, res) => {
+      let text = '';
+      req.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      req.on('end', () => {
+        const body = JSON.parse(text) as { texts?: string[] };
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body.texts ? { id: 'x', texts: body.texts, embeddings: { float: body.texts.map(() => [0.6, 0.8]) }, response_type: 'embeddings_by_type' } : { embedding: [0.6, 0.8] }));
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await images.close();
+    server.close();
+  });
+
+  it.each(['amazon.titan-embed-text-v2:0', 'cohere.embed-english-v3'])('%s is billed on the gateway’s own count, marked estimated', async (model) => {
+    const adapter = createBedrockAdapter('b', { type: 'bedrock', region: 'us-east-1', baseUrl: base, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 's' }, thinking: 'adaptive', claudeModels: [], headers: {}, timeoutMs: 5_000 }, { images });
+    try {
+      const answer = await adapter.embed({ requestId: 'r', upstreamModel: model, request: request({ texts: ['hello world', 'one more sentence'] }), timeoutMs: 0, signal: new AbortController().signal });
+      expect(answer.data).toHaveLength(2);
+      expect(answer.usage).toMatchObject({ estimated: true });
+      expect(answer.usage?.promptTokens).toBeGreaterThan(3);
+    } finally {
+      await adapter.close();
+    }
   });
 });

@@ -97,11 +97,11 @@ export function vectorBytes(values: readonly number[]): Buffer {
   return out;
 }
 
-/** One Titan answer: its vector and the input tokens it reports (the header count if the body has none). */
-export function parseTitanResponse(json: unknown, headerTokens: number | undefined, provider: string): { vector: Buffer; tokens: number } {
+/** One Titan answer: its vector and the input tokens it reports (the header count if the body has none; undefined if neither). */
+export function parseTitanResponse(json: unknown, headerTokens: number | undefined, provider: string): { vector: Buffer; tokens: number | undefined } {
   const parsed = titanResponse.safeParse(json);
   if (!parsed.success) throw malformed(provider, parsed.error);
-  return { vector: vectorBytes(parsed.data.embedding), tokens: parsed.data.inputTextTokenCount ?? headerTokens ?? 0 };
+  return { vector: vectorBytes(parsed.data.embedding), tokens: parsed.data.inputTextTokenCount ?? headerTokens };
 }
 
 /** One Cohere answer: vectors in input order (plain or by-type form). */
@@ -111,12 +111,4 @@ export function parseCohereResponse(json: unknown, expected: number, provider: s
   const vectors = Array.isArray(parsed.data.embeddings) ? parsed.data.embeddings : parsed.data.embeddings.float;
   if (vectors.length !== expected) throw malformed(provider, new Error(`expected ${expected} vectors, got ${vectors.length}`));
   return vectors.map(vectorBytes);
-}
-
-export function embeddingResponse(model: string, vectors: readonly Buffer[], promptTokens: number): chatv1.EmbeddingResponse {
-  return {
-    model,
-    data: vectors.map((v, index) => ({ index, vectorF32le: v })),
-    usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false },
-  };
 }

@@ -202,6 +202,19 @@ describe('Bedrock adapter against the simulated Bedrock Runtime', () => {
     expect(bodies).toEqual(expect.arrayContaining([{ inputText: 'alpha', dimensions: 256, normalize: true }, { inputText: 'beta gamma', dimensions: 256, normalize: true }]));
   });
 
+  it('starts no further Titan call once one failed: the request has failed, and nothing aborts the calls left', async () => {
+    sim.configure({ faults: [{ kind: 'http_error', status: 429, path: 'embeddings', remaining: 1 }] });
+    const texts = Array.from({ length: 24 }, (_, i) => `text ${i}`);
+    // The signal of a call the gRPC server has answered is never aborted.
+    await expect(adapter.embed(call({ model: 'e', texts, tokenInputs: [], dimensions: undefined, user: undefined, extraJson: '' }, 'amazon.titan-embed-text-v2:0'))).rejects.toMatchObject({ kind: 'rate_limited' });
+    // 4 calls run at a time, all started before any answered: those 4, and no more.
+    const ended = (): number => sim.requests().filter((r) => r.endedAt !== undefined).length;
+    await sim.waitForRequest(() => ended() >= 4);
+    // One more round trip on the same adapter: any call still being started would show by its end.
+    await adapter.embed(call({ model: 'e', texts: ['marker'], tokenInputs: [], dimensions: undefined, user: undefined, extraJson: '' }, 'amazon.titan-embed-text-v2:0'));
+    expect(sim.requests().map((r) => (r.body as { inputText: string }).inputText).filter((t) => t !== 'marker')).toHaveLength(4);
+  });
+
   it('embeds with Cohere (one batched call, input_type, output_dimension, usage from the header)', async () => {
     const answer = await adapter.embed(call({ model: 'e', texts: ['one', 'two', 'three'], tokenInputs: [], dimensions: 512, user: undefined, extraJson: '{"input_type":"search_query"}' }, 'cohere.embed-v4:0'));
     expect(answer.data.map((d) => d.vectorF32le.length / 4)).toEqual([512, 512, 512]);

@@ -7,7 +7,8 @@ import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createUpstreamAgent, postJson, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
-import { cohereBodies, COHERE_BATCH, embeddingFamily, embeddingResponse, parseCohereResponse, parseTitanResponse, titanBodies } from './bedrock-embeddings';
+import { embeddingResponse, reportedTokens } from '../embedding-response';
+import { cohereBodies, COHERE_BATCH, embeddingFamily, parseCohereResponse, parseTitanResponse, titanBodies } from './bedrock-embeddings';
 import { parseBedrockErrorResponse } from './bedrock-errors';
 import { toConverseRequest } from './bedrock-request';
 import { fromConverseResponse } from './bedrock-response';
@@ -16,8 +17,8 @@ import { mapLimited } from '../map-limited';
 
 /** Bedrock's documented per-image limit for Converse. */
 const MAX_IMAGE_BYTES = 3_750_000;
-/** Titan embeds one text per call; this many calls run at once for a multi-input request. */
-const TITAN_PARALLEL_CALLS = 4;
+/** Embedding calls run at once for a request that needs several (Titan takes one text a call, Cohere 96). */
+const PARALLEL_EMBED_CALLS = 4;
 const EVENT_STREAM = 'application/vnd.amazon.eventstream';
 
 type Operation = 'converse' | 'converse-stream' | 'invoke';
@@ -131,21 +132,19 @@ export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedro
       const model = call.upstreamModel;
       if (embeddingFamily(model) === 'titan') {
         const bodies = titanBodies(call.request, model);
-        const answers = await mapLimited(bodies, TITAN_PARALLEL_CALLS, async (body) => {
+        const answers = await mapLimited(bodies, PARALLEL_EMBED_CALLS, async (body) => {
           const { json, inputTokens } = await invokeJson(model, body, call);
           return parseTitanResponse(json, inputTokens, id);
         });
-        return embeddingResponse(model, answers.map((a) => a.vector), answers.reduce((sum, a) => sum + a.tokens, 0));
+        return embeddingResponse(call.request, { model, vectors: answers.map((a) => a.vector), reportedTokens: reportedTokens(answers.map((a) => a.tokens)) }, id);
       }
       const bodies = cohereBodies(call.request, model);
-      const answers = await Promise.all(
-        bodies.map(async (body, batch) => {
-          const { json, inputTokens } = await invokeJson(model, body, call);
-          const expected = Math.min(COHERE_BATCH, call.request.texts.length - batch * COHERE_BATCH);
-          return { vectors: parseCohereResponse(json, expected, id), tokens: inputTokens ?? 0 };
-        }),
-      );
-      return embeddingResponse(model, answers.flatMap((a) => a.vectors), answers.reduce((sum, a) => sum + a.tokens, 0));
+      const answers = await mapLimited(bodies, PARALLEL_EMBED_CALLS, async (body, batch) => {
+        const { json, inputTokens } = await invokeJson(model, body, call);
+        const expected = Math.min(COHERE_BATCH, call.request.texts.length - batch * COHERE_BATCH);
+        return { vectors: parseCohereResponse(json, expected, id), tokens: inputTokens };
+      });
+      return embeddingResponse(call.request, { model, vectors: answers.flatMap((a) => a.vectors), reportedTokens: reportedTokens(answers.map((a) => a.tokens)) }, id);
     },
 
     async close(): Promise<void> {

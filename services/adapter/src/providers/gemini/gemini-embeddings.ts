@@ -2,7 +2,6 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { malformed } from './gemini-response';
-import { countTextTokens } from './gemini-usage';
 
 /** batchEmbedContents takes at most this many requests per call. */
 export const EMBED_BATCH = 100;
@@ -62,17 +61,4 @@ function inverseNorm(values: readonly number[]): number {
   let sum = 0;
   for (const v of values) sum += v * v;
   return sum > 0 ? 1 / Math.sqrt(sum) : 1;
-}
-
-/**
- * The canonical embedding response. Gemini reports no token usage for embeddings, so prompt
- * tokens are counted with the gateway's tokenizer and marked estimated.
- */
-export function embeddingResponse(model: string, texts: readonly string[], vectors: readonly Buffer[]): chatv1.EmbeddingResponse {
-  const promptTokens = texts.reduce((sum, text) => sum + countTextTokens(text), 0);
-  return {
-    model,
-    data: vectors.map((vectorF32le, index) => ({ index, vectorF32le })),
-    usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: true },
-  };
 }

@@ -1,7 +1,8 @@
 import { toOpenAIError } from '@openrouter/openai-wire';
 import type { GatewayError } from '@openrouter/errors';
 import { parseGeminiErrorResponse, readGoogleError, toGatewayError } from './gemini-errors';
-import { batchEmbedBodies, embeddingResponse, parseBatchEmbedResponse } from './gemini-embeddings';
+import { embeddingResponse } from '../embedding-response';
+import { batchEmbedBodies, parseBatchEmbedResponse } from './gemini-embeddings';
 import { fromGeminiResponse, toolCallId } from './gemini-response';
 import { estimatedUsage } from './gemini-usage';
 
@@ -173,7 +174,8 @@ describe('Gemini embeddings', () => {
 
   it('turns values into float32 little-endian bytes with estimated usage', () => {
     const vectors = parseBatchEmbedResponse({ embeddings: [{ values: [0.5, -1] }, { values: [0.25, 2] }] }, 2, 'g');
-    const response = embeddingResponse('gemini-embedding-001', ['hello world', 'hi'], vectors);
+    const request = { model: 'e', texts: ['hello world', 'hi'], tokenInputs: [], dimensions: undefined, user: undefined, extraJson: '' };
+    const response = embeddingResponse(request, { model: 'gemini-embedding-001', vectors, reportedTokens: undefined }, 'g');
     expect(response.data.map((d) => [d.index, d.vectorF32le.readFloatLE(0), d.vectorF32le.readFloatLE(4)])).toEqual([
       [0, 0.5, -1],
       [1, 0.25, 2],

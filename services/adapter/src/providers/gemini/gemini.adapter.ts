@@ -5,12 +5,14 @@ import { GatewayError } from '@openrouter/errors';
 import { createUpstreamAgent, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postWithAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
-import { batchEmbedBodies, embeddingResponse, EMBED_BATCH, parseBatchEmbedResponse } from './gemini-embeddings';
+import { embeddingResponse } from '../embedding-response';
+import { batchEmbedBodies, EMBED_BATCH, parseBatchEmbedResponse } from './gemini-embeddings';
 import { parseGeminiErrorResponse } from './gemini-errors';
 import { modelResource, toGeminiRequest } from './gemini-request';
 import { fromGeminiResponse } from './gemini-response';
 import { GeminiStreamTranslator } from './gemini-stream';
-import { countTextTokens, estimatedUsage, estimatePromptTokens } from './gemini-usage';
+import { countTextTokens } from '../text-tokens';
+import { estimatedUsage, estimatePromptTokens } from './gemini-usage';
 import { mapLimited } from '../map-limited';
 
 export type GeminiMethod = 'generateContent' | 'streamGenerateContent' | 'batchEmbedContents';
@@ -125,7 +127,8 @@ export function createGeminiWireAdapter(id: string, endpoint: GeminiEndpoint, co
         const expected = Math.min(EMBED_BATCH, call.request.texts.length - at * EMBED_BATCH);
         return parseBatchEmbedResponse(await readJson(response, call), expected, id, call.request.dimensions !== undefined);
       });
-      return embeddingResponse(call.upstreamModel, call.request.texts, batches.flat());
+      // Gemini reports no token usage for embeddings: the gateway counts the input itself.
+      return embeddingResponse(call.request, { model: call.upstreamModel, vectors: batches.flat(), reportedTokens: undefined }, id);
     },
 
     async close(): Promise<void> {

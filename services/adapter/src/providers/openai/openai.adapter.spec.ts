@@ -163,3 +163,69 @@ describe('OpenAI adapter request body', () => {
     expect(received.pop()).toEqual({ model: 'e', input: ['hi'], encoding_format: 'base64' });
   });
 });
+
+describe('OpenAI adapter embeddings answers', () => {
+  let server: Server;
+  let base: string;
+  const adapters: ProviderAdapter[] = [];
+  const vector = (values: readonly number[]): string => {
+    const bytes = Buffer.alloc(values.length * 4);
+    values.forEach((v, i) => bytes.writeFloatLE(v, i * 4));
+    return bytes.toString('base64');
+  };
+  const floats = (bytes: Uint8Array): number[] => Array.from({ length: bytes.byteLength / 4 }, (_, i) => Buffer.from(bytes).readFloatLE(i * 4));
+  /** Answers as compatible servers do: `/no-usage` without usage, `/reversed` in another order than the inputs, `/fixed-size` ignoring `dimensions`. */
+  const answers: Record<string, (inputs: number) => unknown> = {
+    'no-usage': (n) => ({ object: 'list', model: 'e', data: Array.from({ length: n }, (_, i) => ({ object: 'embedding', index: i, embedding: vector([i, 0]) })) }),
+    'zero-usage': (n) => ({ object: 'list', model: 'e', data: Array.from({ length: n }, (_, i) => ({ object: 'embedding', index: i, embedding: vector([i, 0]) })), usage: { prompt_tokens: 0, total_tokens: 0 } }),
+    reversed: (n) => ({ object: 'list', model: 'e', data: Array.from({ length: n }, (_, i) => ({ object: 'embedding', index: n - 1 - i, embedding: vector([n - 1 - i, 0]) })), usage: { prompt_tokens: n, total_tokens: n } }),
+    'fixed-size': (n) => ({ object: 'list', model: 'e', data: Array.from({ length: n }, (_, i) => ({ object: 'embedding', index: i, embedding: vector([i, 0, 0, 0]) })), usage: { prompt_tokens: n, total_tokens: n } }),
+  };
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let text = '';
+      req.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      req.on('end', () => {
+        const body = JSON.parse(text) as { input: unknown[] };
+        const answer = answers[/^\/([a-z-]+)\/embeddings$/.exec(req.url ?? '')?.[1] ?? ''];
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(answer?.(body.input.length)));
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await Promise.all(adapters.map((a) => a.close()));
+    server.close();
+  });
+
+  function embed(name: string, body: Record<string, unknown>): Promise<chatv1.EmbeddingResponse> {
+    const adapter = createOpenAIAdapter('compat', { type: 'openai', baseUrl: `${base}/${name}`, apiKey: 'k', outputLimit: undefined, dropParams: [], headers: {}, timeoutMs: 5_000 });
+    adapters.push(adapter);
+    const { request } = parseEmbeddingRequest({ model: 'e', ...body });
+    return adapter.embed({ requestId: 'r', upstreamModel: 'e', request, timeoutMs: 5_000, signal: new AbortController().signal });
+  }
+
+  it.each(['no-usage', 'zero-usage'])('counts the input itself, marked estimated, when the server reports no usage (%s), so the request is billed', async (name) => {
+    const text = await embed(name, { input: ['hello world', 'one more sentence'] });
+    expect(text.usage).toMatchObject({ completionTokens: 0, estimated: true });
+    expect(text.usage?.promptTokens).toBeGreaterThan(3);
+    expect(text.usage?.totalTokens).toBe(text.usage?.promptTokens);
+    // Token ids count exactly.
+    expect((await embed(name, { input: [[1, 2, 3], [4, 5]] })).usage).toMatchObject({ promptTokens: 5, totalTokens: 5, estimated: true });
+  });
+
+  it('puts the vectors in input order whatever order the server listed them in', async () => {
+    const answer = await embed('reversed', { input: ['a', 'b', 'c'] });
+    expect(answer.data.map((d) => d.index)).toEqual([0, 1, 2]);
+    expect(answer.data.map((d) => floats(d.vectorF32le)[0])).toEqual([0, 1, 2]);
+  });
+
+  it('refuses `dimensions` as unsupported when the server ignored it, rather than hand back vectors of another length', async () => {
+    await expect(embed('fixed-size', { input: ['a'], dimensions: 2 })).rejects.toMatchObject({ kind: 'bad_request', param: 'dimensions', code: 'unsupported_parameter' });
+    expect((await embed('fixed-size', { input: ['a'], dimensions: 4 })).data[0]?.vectorF32le.byteLength).toBe(16);
+  });
+});

@@ -9,6 +9,7 @@ import {
   toOpenAIChatBody,
   toOpenAIEmbeddingBody,
 } from '@openrouter/openai-wire';
+import { embeddingResponse } from '../embedding-response';
 import { createUpstreamAgent, discardRest, postJson, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
 import { StreamUsage } from './openai-stream';
@@ -105,7 +106,8 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
 
     async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
       const response = await post(endpoints.embeddingsUrl(call.upstreamModel), withoutNullParams(toOpenAIEmbeddingBody(call.request, call.upstreamModel)), call);
-      return parseOpenAIEmbeddingResponse(await readJson(response, call));
+      const answer = parseOpenAIEmbeddingResponse(await readJson(response, call));
+      return embeddingResponse(call.request, { model: answer.model, vectors: answer.data.map((d) => d.vectorF32le), reportedTokens: answer.usage && (answer.usage.promptTokens || answer.usage.totalTokens) }, id);
     },
 
     async close(): Promise<void> {

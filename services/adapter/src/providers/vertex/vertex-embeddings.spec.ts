@@ -1,6 +1,7 @@
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { batchLimit, parsePredictResponse, predictBatches, predictEmbeddingResponse } from './vertex-embeddings';
+import { embeddingResponse, reportedTokens } from '../embedding-response';
+import { batchLimit, parsePredictResponse, predictBatches } from './vertex-embeddings';
 
 const request = (texts: string[], more: Partial<chatv1.EmbeddingRequest> = {}): chatv1.EmbeddingRequest => ({ model: 'm', texts, tokenInputs: [], dimensions: undefined, user: undefined, extraJson: '', ...more });
 const prediction = (values: number[], tokenCount?: number) => ({ embeddings: { values, ...(tokenCount === undefined ? {} : { statistics: { token_count: tokenCount, truncated: false } }) } });
@@ -38,7 +39,7 @@ describe('Vertex :predict embeddings', () => {
     expect(answer.tokens).toBe(7);
     const first = answer.vectors[0] ?? Buffer.alloc(8);
     expect([first.readFloatLE(0), first.readFloatLE(4)]).toEqual([expect.closeTo(0.6, 6), expect.closeTo(0.8, 6)]);
-    const response = predictEmbeddingResponse('text-embedding-005', ['a', 'b'], [answer]);
+    const response = embeddingResponse(request(['a', 'b']), { model: 'text-embedding-005', vectors: answer.vectors, reportedTokens: reportedTokens([answer.tokens]) }, 'vertex');
     expect(response.usage).toMatchObject({ promptTokens: 7, totalTokens: 7, estimated: false });
     expect(response.data.map((d) => d.index)).toEqual([0, 1]);
   });
@@ -46,7 +47,7 @@ describe('Vertex :predict embeddings', () => {
   it('estimates usage when a prediction carries no statistics, and refuses a wrong number of vectors', () => {
     const answer = parsePredictResponse({ predictions: [prediction([1])] }, 1, 'vertex', false);
     expect(answer.tokens).toBeUndefined();
-    expect(predictEmbeddingResponse('m', ['hello world'], [answer]).usage).toMatchObject({ estimated: true });
+    expect(embeddingResponse(request(['hello world']), { model: 'm', vectors: answer.vectors, reportedTokens: reportedTokens([answer.tokens]) }, 'vertex').usage).toMatchObject({ estimated: true });
     expect(() => parsePredictResponse({ predictions: [] }, 1, 'vertex', false)).toThrow('The provider "vertex" returned a malformed embedding response (0 vectors for 1 inputs).');
     expect(() => parsePredictResponse({ embeddings: [] }, 1, 'vertex', false)).toThrow(GatewayError);
   });

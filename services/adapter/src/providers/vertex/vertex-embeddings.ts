@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { malformed } from '../gemini/gemini-response';
-import { countTextTokens } from '../gemini/gemini-usage';
+import { countTextTokens } from '../text-tokens';
 
 /** Texts one `:predict` call takes at most; Gemini's embedding models take one. */
 export const PREDICT_BATCH = 250;
@@ -114,15 +114,4 @@ function inverseNorm(values: readonly number[]): number {
   let sum = 0;
   for (const v of values) sum += v * v;
   return sum > 0 ? 1 / Math.sqrt(sum) : 1;
-}
-
-/** The canonical answer: Vertex's own token counts, or the gateway's estimate where it gave none. */
-export function predictEmbeddingResponse(model: string, texts: readonly string[], answers: readonly PredictedVectors[]): chatv1.EmbeddingResponse {
-  const counted = answers.every((a) => a.tokens !== undefined);
-  const promptTokens = counted ? answers.reduce((sum, a) => sum + (a.tokens ?? 0), 0) : texts.reduce((sum, text) => sum + countTextTokens(text), 0);
-  return {
-    model,
-    data: answers.flatMap((a) => a.vectors).map((vectorF32le, index) => ({ index, vectorF32le })),
-    usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: !counted },
-  };
 }

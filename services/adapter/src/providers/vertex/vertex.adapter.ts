@@ -8,7 +8,8 @@ import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider
 import { postWithAuth } from '../upstream-auth';
 import { bearerAuth, undiciTokenHttp } from './google-access-token';
 import { vertexTokenSource } from './vertex-credentials';
-import { parsePredictResponse, predictBatches, predictEmbeddingResponse } from './vertex-embeddings';
+import { embeddingResponse, reportedTokens } from '../embedding-response';
+import { parsePredictResponse, predictBatches } from './vertex-embeddings';
 import { vertexClaudeError, vertexGoogleError } from './vertex-errors';
 import { mapLimited } from '../map-limited';
 
@@ -106,7 +107,7 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
         const json = await predict(modelUrl('google', model, 'predict'), batch.body, call);
         return parsePredictResponse(json, batch.count, id, call.request.dimensions !== undefined);
       });
-      return predictEmbeddingResponse(model, call.request.texts, answers);
+      return embeddingResponse(call.request, { model, vectors: answers.flatMap((a) => a.vectors), reportedTokens: reportedTokens(answers.map((a) => a.tokens)) }, id);
     },
 
     async close(): Promise<void> {
