@@ -50,6 +50,12 @@ describe('toOpenAIEmbeddingBody', () => {
     expect(toOpenAIEmbeddingBody(request, 'text-embedding-3-small')).toEqual({ model: 'text-embedding-3-small', input: ['a'], encoding_format: 'base64', dimensions: 8, user: 'u', truncate: 'END' });
   });
 
+  it("leaves out the provider's dropParams, as on chat, but never the model or the input", () => {
+    const { request } = parseEmbeddingRequest({ model: 'public', input: ['a'], user: 'u', truncate: 'END' });
+    const body = toOpenAIEmbeddingBody(request, 'up', { dropParams: ['user', 'encoding_format', 'truncate', 'model', 'input'] });
+    expect(body).toEqual({ model: 'up', input: ['a'] });
+  });
+
   it('sends token inputs as lists of ids', () => {
     const { request } = parseEmbeddingRequest({ model: 'public', input: [5, 6] });
     expect(toOpenAIEmbeddingBody(request, 'up')['input']).toEqual([[5, 6]]);

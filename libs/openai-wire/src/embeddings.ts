@@ -40,7 +40,7 @@ export function parseEmbeddingRequest(body: unknown): { request: chatv1.Embeddin
 }
 
 /** The canonical request as an OpenAI-compatible provider's body; vectors are always asked as base64 (compact, exact). */
-export function toOpenAIEmbeddingBody(r: chatv1.EmbeddingRequest, upstreamModel: string): JsonObject {
+export function toOpenAIEmbeddingBody(r: chatv1.EmbeddingRequest, upstreamModel: string, options: { dropParams?: readonly string[] } = {}): JsonObject {
   const out: JsonObject = {
     model: upstreamModel,
     input: r.texts.length > 0 ? r.texts : r.tokenInputs.map((t) => t.ids),
@@ -48,7 +48,11 @@ export function toOpenAIEmbeddingBody(r: chatv1.EmbeddingRequest, upstreamModel:
   };
   if (r.dimensions !== undefined) out['dimensions'] = r.dimensions;
   if (r.user !== undefined) out['user'] = r.user;
-  return mergeExtra(out, r.extraJson);
+  const body = mergeExtra(out, r.extraJson);
+  // The provider's dropParams, as on chat; `model` and `input` are the request itself. Without
+  // `encoding_format` a server answers float arrays, which are read as well.
+  for (const key of options.dropParams ?? []) if (key !== 'model' && key !== 'input') delete body[key];
+  return body;
 }
 
 function malformed(detail: string): GatewayError {

@@ -105,7 +105,7 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints):
     },
 
     async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
-      const response = await post(endpoints.embeddingsUrl(call.upstreamModel), withoutNullParams(toOpenAIEmbeddingBody(call.request, call.upstreamModel)), call);
+      const response = await post(endpoints.embeddingsUrl(call.upstreamModel), withoutNullParams(toOpenAIEmbeddingBody(call.request, call.upstreamModel, { dropParams: endpoints.dropParams })), call);
       const answer = parseOpenAIEmbeddingResponse(await readJson(response, call));
       return embeddingResponse(call.request, { model: answer.model, vectors: answer.data.map((d) => d.vectorF32le), reportedTokens: answer.usage && (answer.usage.promptTokens || answer.usage.totalTokens) }, id);
     },
