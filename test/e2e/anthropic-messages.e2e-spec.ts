@@ -14,6 +14,8 @@ import { startTestGateway, type TestGateway } from '../support/test-gateway';
  */
 const SECRET = 'anthropic-messages-e2e-hash-secret';
 const LIMITED_KEY = 'sk-or-v1-anthropic-limited-key-00000000000000';
+/** What an image costs on `claude-chat`, as its provider bills it (the gateway's default is less). */
+const CLAUDE_IMAGE_TOKENS = 3_000;
 
 const weather: Anthropic.Tool = {
   name: 'get_weather',
@@ -36,6 +38,7 @@ function startWithClaude(): Promise<TestGateway> {
         {
           id: 'claude-chat',
           capabilities: ['chat', 'tools', 'vision', 'json_object', 'json_schema'],
+          imageTokens: { max: CLAUDE_IMAGE_TOKENS },
           pricing: { input: '1', output: '2' },
           deployments: [{ id: 'sim-anthropic-chat', provider: 'sim-anthropic', model: profile.chatModel }],
         },
@@ -562,6 +565,13 @@ describe('the Messages API through the gateway', () => {
       // The estimate is the one rate limits and reservations use, close to what the provider then reports.
       const answered = await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 16, messages });
       expect(Math.abs(answered.usage.input_tokens - plain.input_tokens)).toBeLessThanOrEqual(8);
+    });
+
+    it('counts an image at what the model declares it costs, as its rate limits and budget reservation count it', async () => {
+      const text: Anthropic.TextBlockParam = { type: 'text', text: 'What is in this picture?' };
+      const image: Anthropic.ImageBlockParam = { type: 'image', source: { type: 'url', url: 'https://example.com/oslo.png' } };
+      const count = async (content: Anthropic.ContentBlockParam[]): Promise<number> => (await client.messages.countTokens({ model: 'claude-chat', messages: [{ role: 'user', content }] })).input_tokens;
+      expect((await count([text, image])) - (await count([text, { ...text, text: '' }]))).toBe(CLAUDE_IMAGE_TOKENS);
     });
 
     it('authenticates, knows the models and validates like messages.create', async () => {

@@ -190,6 +190,21 @@ describe('messagesToChatBody', () => {
     ]);
   });
 
+  it('gives a tool result of no blocks empty text, as one without content (OpenAI refuses an empty content array)', () => {
+    const chat = messagesToChatBody({
+      ...base,
+      messages: [
+        { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: {} }, { type: 'tool_use', id: 't2', name: 'f', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [] }, { type: 'tool_result', tool_use_id: 't2', content: [], is_error: true }] },
+      ],
+    });
+    expect(chat['messages']).toEqual([
+      expect.objectContaining({ role: 'assistant' }),
+      { role: 'tool', tool_call_id: 't1', content: '' },
+      { role: 'tool', tool_call_id: 't2', content: TOOL_ERROR },
+    ]);
+  });
+
   it("passes the client's thinking object on as Claude providers take it, and leaves disabled thinking out", () => {
     const on = messagesToChatBody({ ...base, max_tokens: 4096, thinking: { type: 'enabled', budget_tokens: 2048, display: null }, messages: [{ role: 'user', content: 'x' }] });
     expect(on['thinking']).toEqual({ type: 'enabled', budget_tokens: 2048 });
@@ -446,6 +461,13 @@ describe('malformed input is a 400, never a crash', () => {
     expect(errorOf(() => messagesToChatBody(body({ type: 'image', source: { type: 'base64' } })))).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0].content[0].source.media_type' });
     expect(errorOf(() => messagesToChatBody(body({ type: 'text' })))).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0].content[0].text' });
     expect(errorOf(() => countTokensToChatBody({ model: 'm', messages: body({ type: 'image', source: null }).messages }))).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0].content[0].source' });
+  });
+
+  it('names the blocks a tool result may hold when it holds another kind', () => {
+    const body = (inner: unknown) => ({ ...base, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [inner] }] }] });
+    const nested = errorOf(() => messagesToChatBody(body({ type: 'tool_result', tool_use_id: 't2', content: 'x' })));
+    expect(nested).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0].content[0].type' });
+    expect(nested.message).toBe("Invalid value for 'messages[0].content[0].content[0].type': a tool result carries 'text', 'image' and 'document' blocks, not 'tool_result'.");
   });
 
   /** Every value of a body, each replaced in turn by each of these, must give a result or a bad_request. */
@@ -740,8 +762,8 @@ describe('AnthropicStream', () => {
       { type: 'content_block_delta', index: 2, delta: { type: 'text_delta', text: 'Checking.' } },
       { type: 'content_block_stop', index: 2 },
       { type: 'content_block_start', index: 3, content_block: { type: 'tool_use', id: 'call_a', name: 'get_weather', input: {} } },
-      { type: 'content_block_delta', index: 3, delta: { type: 'input_json_delta', partial_json: '{"city":' } },
-      { type: 'content_block_delta', index: 3, delta: { type: 'input_json_delta', partial_json: '"Oslo"}' } },
+      // A call's arguments come whole, once the call ends.
+      { type: 'content_block_delta', index: 3, delta: { type: 'input_json_delta', partial_json: '{"city":"Oslo"}' } },
       { type: 'content_block_stop', index: 3 },
       { type: 'content_block_start', index: 4, content_block: { type: 'tool_use', id: 'call_b', name: 'get_time', input: {} } },
       { type: 'content_block_delta', index: 4, delta: { type: 'input_json_delta', partial_json: '{}' } },
@@ -925,6 +947,23 @@ describe('the official @anthropic-ai/sdk', () => {
     ]);
     expect(final.stop_reason).toBe('tool_use');
     expect(final.usage).toMatchObject({ input_tokens: 20, output_tokens: 8 });
+  });
+
+  it('assembles streamed tool calls whose arguments are not a JSON object into the input a whole answer has ({})', async () => {
+    const calls: Array<[string, string[]]> = [
+      ['broken', ['{"city": Oslo', '}']],
+      ['twice', ['{"city":"Oslo"}', '{"city":"Bergen"}']],
+      ['array', ['[1,', '2]']],
+      ['fine', ['{"ci', 'ty":"Oslo"}']],
+    ];
+    const chunks = calls.flatMap(([name, parts], index) => parts.map((args, k) => chunk({ toolCalls: [{ index, ...(k === 0 ? { id: `toolu_${name}`, type: 'function', name } : {}), arguments: args }] })));
+    const events = run([...chunks, chunk({}, 'tool_calls')], usage(20, 8));
+    const final = await sdk(() => sse(events))
+      .messages.stream({ model: 'claude-x', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })
+      .finalMessage();
+    const whole = toAnthropicMessage(completion({ toolCalls: calls.map(([name, parts]) => ({ id: `toolu_${name}`, type: 'function', function: { name, arguments: parts.join('') } })) }, 'tool_calls'), 'claude-x');
+    expect(final.content).toEqual(whole['content']);
+    expect(final.content.map((b) => (b.type === 'tool_use' ? b.input : undefined))).toEqual([{}, {}, {}, { city: 'Oslo' }]);
   });
 
   it('raises the error class of each error status, and APIError for an error event mid-stream', async () => {

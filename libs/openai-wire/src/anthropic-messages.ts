@@ -348,16 +348,22 @@ function addMessage(messages: JsonObject[], m: Message, i: number): void {
 }
 
 /** Blocks no chat model can be given: Anthropic's server tool calls and their results, and the like. */
-function refuseBlock(b: Block, param: string, role: string): never {
+function refuseBlock(b: Block, param: string, role: keyof typeof CARRIERS): never {
   if (b.type === 'server_tool_use' || b.type.endsWith('_tool_result') || b.type === 'mcp_tool_use' || b.type === 'container_upload') {
     return unsupported(`${param}.type`, `'${b.type}' blocks belong to Anthropic's server tools, which this gateway does not run`);
   }
-  const allowed = role === 'assistant' ? "'text', 'tool_use', 'thinking' and 'redacted_thinking'" : "'text', 'image', 'document' and 'tool_result'";
-  return invalid(`${param}.type`, `a ${role} message carries ${allowed} blocks, not '${b.type}'`);
+  return invalid(`${param}.type`, `${CARRIERS[role]} blocks, not '${b.type}'`);
 }
 
+/** What a place of blocks may hold, as the refusal of another kind says it. */
+const CARRIERS: Readonly<Record<'user' | 'assistant' | 'tool result', string>> = {
+  user: "a user message carries 'text', 'image', 'document' and 'tool_result'",
+  assistant: "an assistant message carries 'text', 'tool_use', 'thinking' and 'redacted_thinking'",
+  'tool result': "a tool result carries 'text', 'image' and 'document'",
+};
+
 /** A block of a user turn (or of a tool result's content) as a chat content part, with its `cache_control`. */
-function userPart(b: Block, param: string, role = 'user'): JsonObject {
+function userPart(b: Block, param: string, role: 'user' | 'tool result' = 'user'): JsonObject {
   switch (b.type) {
     case 'text':
       return cached({ type: 'text', text: b['text'] }, b);
@@ -419,7 +425,8 @@ function toolMessage(b: Block, param: string): JsonObject {
   const content = b['content'] as string | Array<JsonObject & { type: string }> | null | undefined;
   const failed = b['is_error'] === true;
   let out: string | JsonObject[];
-  if (content == null) out = '';
+  // No blocks is no content: OpenAI's API refuses an empty content array.
+  if (content == null || content.length === 0) out = '';
   else if (typeof content === 'string') out = content;
   else out = content.map((inner, k) => userPart(inner as Block, `${param}.content[${k}]`, 'tool result'));
   if (failed) out = typeof out === 'string' ? `${TOOL_ERROR}${out === '' ? '' : ` ${out}`}` : [{ type: 'text', text: TOOL_ERROR }, ...out];
@@ -615,7 +622,7 @@ const ZERO_USAGE: chatv1.Usage = { promptTokens: 0, completionTokens: 0, totalTo
 /** One stream event: written as `event: <type>` and `data: <the event as JSON>`. */
 export type AnthropicStreamEvent = JsonObject & { type: string };
 
-type OpenBlock = { kind: 'text' | 'redacted_thinking' } | { kind: 'thinking'; streamed: boolean } | { kind: 'tool_use'; call: number };
+type OpenBlock = { kind: 'text' | 'redacted_thinking' } | { kind: 'thinking'; streamed: boolean } | { kind: 'tool_use'; call: number; args: string };
 
 /**
  * Translates one streamed chat answer (its first choice) into Anthropic's stream events:
@@ -709,7 +716,10 @@ export class AnthropicStream {
   }
 
   private close(events: AnthropicStreamEvent[]): void {
-    if (!this.open) return;
+    const open = this.open;
+    if (!open) return;
+    // A tool call's input once its arguments are whole, as a whole answer has it (see `toolDelta`).
+    if (open.kind === 'tool_use' && open.args.trim() !== '') this.delta({ type: 'input_json_delta', partial_json: JSON.stringify(toolInput(open.args)) }, events);
     this.open = undefined;
     events.push({ type: 'content_block_stop', index: this.next - 1 });
   }
@@ -748,17 +758,18 @@ export class AnthropicStream {
   /**
    * Tool calls stream one after the other (as every family sends them): a new call index opens
    * a `tool_use` block; arguments for an earlier call, once another has begun, cannot be placed
-   * in Anthropic's stream (its blocks do not interleave) and are left out.
+   * in Anthropic's stream (its blocks do not interleave) and are left out. A call's arguments are
+   * held until it ends and sent as one `input_json_delta`, `{}` when they are not a JSON object:
+   * the SDKs parse the deltas of a block as one JSON value and fail the whole stream on anything
+   * else, which some models write.
    */
   private toolDelta(t: chatv1.ToolCallDelta, events: AnthropicStreamEvent[]): void {
-    const open = this.open;
     if (!this.calls.has(t.index)) {
-      const index = this.begin({ type: 'tool_use', id: t.id || messageId('toolu'), name: t.name ?? '', input: {} }, { kind: 'tool_use', call: t.index }, events);
+      const index = this.begin({ type: 'tool_use', id: t.id || messageId('toolu'), name: t.name ?? '', input: {} }, { kind: 'tool_use', call: t.index, args: '' }, events);
       this.calls.set(t.index, index);
-    } else if (open?.kind !== 'tool_use' || open.call !== t.index) {
-      return;
     }
-    if (t.arguments) this.delta({ type: 'input_json_delta', partial_json: t.arguments }, events);
+    const open = this.open;
+    if (open?.kind === 'tool_use' && open.call === t.index && t.arguments) open.args += t.arguments;
   }
 }
 

@@ -2,7 +2,7 @@ import { Controller, HttpCode, Inject, Injectable, Post, Req, Res, UseGuards, ty
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { AnthropicStream, countTokensToChatBody, inMessagesTerms, messagesToChatBody, toAnthropicError, toAnthropicMessage } from '@openrouter/openai-wire';
-import { countPromptTokens } from '../access/prompt-tokens';
+import { AccessService } from '../access/access.service';
 import { ApiKeyGuard, KeyGuard, requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { RouterPort } from '../router.port';
 import { UsageRecorder } from '../usage/usage-recorder';
@@ -53,6 +53,7 @@ export class MessagesHttpController {
     private readonly router: RouterPort,
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
     private readonly usageRecorder: UsageRecorder,
+    @Inject(AccessService) private readonly access: AccessService,
   ) {}
 
   @Post()
@@ -78,7 +79,12 @@ export class MessagesHttpController {
     const { models } = await this.router.listModels(requestContextOf(req));
     // As the chat path answers a model it cannot route for the key.
     if (!models.some((m) => m.id === model)) throw new GatewayError('not_found', `The model \`${model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
-    return { input_tokens: countPromptTokens(req.body) };
+    return { input_tokens: this.promptTokens(req.body) };
+  }
+
+  /** The chat body's prompt as rate limits and the budget reservation count it (its images at what the model declares). */
+  private promptTokens(body: unknown): number {
+    return this.access.tokenDemand((body as { model: string }).model, body).prompt;
   }
 
   private async serve(req: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -97,7 +103,7 @@ export class MessagesHttpController {
       return;
     }
 
-    const stream = new AnthropicStream(model, countPromptTokens(req.body));
+    const stream = new AnthropicStream(model, this.promptTokens(req.body));
     await sendTranslatedStream(req, reply, { opened, signal }, usage, answerHeaders, stream, {
       // message_delta carries the final usage, and the cost with it.
       decorate: (end) => {
