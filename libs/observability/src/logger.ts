@@ -29,12 +29,36 @@ const REDACT = [
   '*.password',
 ];
 
+/** V8's JSON.parse message quotes the text it could not parse: `Unexpected token 'S', "Sure, here"... is not valid JSON`. */
+const QUOTED_JSON = /is not valid JSON$/;
+const WITHHELD_JSON = 'Unexpected token in JSON (the text is not logged)';
+
+/**
+ * An error as it may be logged: a JSON.parse failure anywhere in its cause chain loses the piece of
+ * the text it quotes (a provider's answer, a client's body). Others are left as they are.
+ */
+function withoutQuotedText(error: unknown, depth = 0): unknown {
+  if (!(error instanceof Error) || depth > 8) return error;
+  const cause = withoutQuotedText(error.cause, depth + 1);
+  const quoting = error instanceof SyntaxError && QUOTED_JSON.test(error.message);
+  if (!quoting && cause === error.cause) return error;
+  const copy = Object.create(Object.getPrototypeOf(error) as object, Object.getOwnPropertyDescriptors(error)) as Error;
+  if (quoting) {
+    Object.defineProperty(copy, 'message', { value: WITHHELD_JSON, enumerable: false });
+    Object.defineProperty(copy, 'stack', { value: error.stack?.replace(error.message, WITHHELD_JSON), enumerable: false });
+  }
+  if (cause !== error.cause) Object.defineProperty(copy, 'cause', { value: cause, enumerable: false });
+  return copy;
+}
+
+const serializers = { err: (error: unknown) => pino.stdSerializers.err(withoutQuotedText(error) as Error) };
+
 /**
  * The service's JSON logger: every line has `service`, and `traceId`/`spanId` when a span is
  * active (tracing on), so a log line leads to its trace.
  */
 export function createLogger(service: string, level: LevelWithSilent, destination?: pino.DestinationStream): Logger {
-  return pino({ level, base: { service }, mixin: activeTraceIds, redact: { paths: REDACT, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  return pino({ level, base: { service }, mixin: activeTraceIds, serializers, redact: { paths: REDACT, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }
 
 /**

@@ -178,6 +178,27 @@ describe('logger', () => {
     expect(lines.join('')).not.toContain('sk-secret');
   });
 
+  it('does not quote the text a JSON.parse failure quotes (a provider answer, a client body), anywhere in the cause chain', () => {
+    const { lines, sink } = collectingSink();
+    const logger = createLogger('adapter', 'debug', sink);
+    let parseFailure: unknown;
+    try {
+      JSON.parse('ANSWER-MARKER and the rest of an answer that is not JSON');
+    } catch (error) {
+      parseFailure = error;
+    }
+    const failure = Object.assign(new Error('The provider "openai" returned a malformed response.', { cause: parseFailure }), { kind: 'upstream_error' });
+    logger.debug({ requestId: 'r1', err: failure }, 'provider call failed');
+    logger.warn({ err: parseFailure }, 'could not read');
+    expect(lines.join('\n')).not.toContain('ANSWER-M');
+    const line = JSON.parse(lines[0] ?? '{}') as { err: { type: string; kind: string; message: string; stack: string } };
+    expect(line.err).toMatchObject({ type: 'Error', kind: 'upstream_error' });
+    expect(line.err.message).toContain('returned a malformed response');
+    expect(line.err.stack).toMatch(/caused by: SyntaxError: Unexpected token in JSON/);
+    // The error itself is left as it was.
+    expect((parseFailure as Error).message).toContain('ANSWER-M');
+  });
+
   it("keeps NestJS's start-up chatter out of an info log, and its warnings and errors in", () => {
     const { lines, sink } = collectingSink();
     const nest = new NestPinoLogger(createLogger('router', 'info', sink));

@@ -1,6 +1,23 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { FAST_BUCKETS } from './metrics-registry';
 
+/**
+ * How long a scrape waits for the consumer lag. The read asks the broker, and a broker that does
+ * not answer would hold the scrape past Prometheus's scrape timeout, losing every series with it.
+ */
+export const LAG_READ_TIMEOUT_MS = 1_000;
+
+/** The value `read` resolves to within `ms`; undefined when it fails or takes longer. */
+async function within<T>(read: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([read.catch(() => undefined), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface PublisherReading {
   mode: 'direct' | 'outbox';
   pending: number;
@@ -60,11 +77,9 @@ export class UsageConsumerMetrics {
       labelNames: ['group'],
       registers,
       async collect() {
-        try {
-          this.set({ group: consumer }, await read());
-        } catch {
-          // The broker is unreachable: the last value stays; readiness reports the outage.
-        }
+        // The broker is unreachable or slow: the last value stays; readiness reports the outage.
+        const lag = await within(read(), LAG_READ_TIMEOUT_MS);
+        if (lag !== undefined) this.set({ group: consumer }, lag);
       },
     });
     const running = (): boolean | undefined => this.running?.();
