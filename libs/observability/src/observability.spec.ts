@@ -8,7 +8,7 @@ import { IngressMetrics } from './metrics/ingress.metrics';
 import { createMetricsRegistry } from './metrics/metrics-registry';
 import { RouterMetrics } from './metrics/router.metrics';
 import { extractFromMetadata, injectIntoMetadata, tracingClientOptions } from './tracing/grpc-tracing';
-import { Tracing } from './tracing/tracing';
+import { spanErrorMessage, Tracing } from './tracing/tracing';
 import { UpstreamInstrumentation } from './upstream-instrumentation';
 
 describe('metrics registries', () => {
@@ -136,13 +136,16 @@ describe('tracing', () => {
     });
     await expect(
       upstream.call({ provider: 'sim', operation: 'embedding', upstreamModel: 'e' }, new AbortController().signal, async () => {
-        throw Object.assign(new Error('down'), { kind: 'unavailable' });
+        throw Object.assign(new Error('down: the provider quoted "SECRET-PROMPT"'), { kind: 'unavailable', code: 'upstream_503' });
       }),
     ).rejects.toThrow('down');
     server.end();
     expect(got).toEqual([1, 2]);
     const provider = exporter.getFinishedSpans().find((s) => s.name === 'POST sim');
     expect(provider?.parentSpanContext?.spanId).toBe(server.spanContext().spanId);
+    // The failed call's span says what failed, not the error's text (which can quote the input).
+    const failed = exporter.getFinishedSpans().find((s) => s.name === 'POST sim' && s.attributes['gen_ai.operation.name'] === 'embedding');
+    expect(failed?.status.message).toBe('unavailable (upstream_503)');
     const text = await registry.metrics();
     expect(text).toContain('openrouter_upstream_requests_total{provider="sim",operation="chat",outcome="ok",service="adapter"} 1');
     expect(text).toContain('openrouter_upstream_requests_total{provider="sim",operation="embedding",outcome="unavailable",service="adapter"} 1');
@@ -209,5 +212,14 @@ describe('logger', () => {
       [40, 'NestApplication', 'something odd'],
       [50, 'ExceptionHandler', 'it broke'],
     ]);
+  });
+});
+
+describe('spanErrorMessage', () => {
+  it("names a failure by its kind and code or its gRPC status, never by its message", () => {
+    expect(spanErrorMessage(Object.assign(new Error('quoted input'), { kind: 'bad_request', code: 'invalid_value' }))).toBe('bad_request (invalid_value)');
+    expect(spanErrorMessage(Object.assign(new Error('quoted input'), { kind: 'timeout' }))).toBe('timeout');
+    expect(spanErrorMessage({ code: 3, details: 'quoted input' })).toBe('INVALID_ARGUMENT');
+    expect(spanErrorMessage(new Error('quoted input'))).toBe('error');
   });
 });

@@ -2,7 +2,7 @@ import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
 import type { Registry } from 'prom-client';
 import { label } from './metrics/metrics-registry';
 import { UpstreamMetrics } from './metrics/upstream.metrics';
-import { Tracing } from './tracing/tracing';
+import { spanErrorMessage, Tracing } from './tracing/tracing';
 
 export interface UpstreamCall {
   provider: string;
@@ -88,7 +88,7 @@ export class UpstreamInstrumentation {
     this.metrics?.duration.observe(labels, seconds);
     if (!span) return;
     span.setAttribute('openrouter.outcome', outcome);
-    if (outcome !== 'ok' && outcome !== 'cancelled') span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : outcome });
+    if (outcome !== 'ok' && outcome !== 'cancelled') span.setStatus({ code: SpanStatusCode.ERROR, message: error === undefined ? outcome : spanErrorMessage(error) });
     span.end();
   }
 }

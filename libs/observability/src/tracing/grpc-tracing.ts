@@ -1,6 +1,6 @@
 import { InterceptingCall, type Interceptor, type Metadata, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
-import type { Tracing } from './tracing';
+import { spanErrorMessage, type Tracing } from './tracing';
 
 interface Binding {
   definition: ServiceDefinition;
@@ -34,9 +34,9 @@ export function injectIntoMetadata(tracing: Tracing, ctx: Context, metadata: Met
 
 function endWith(span: Span, error: unknown): void {
   if (error) {
-    const e = error as { code?: number; details?: string; message?: string };
+    const e = error as { code?: number };
     span.setAttribute('rpc.grpc.status_code', typeof e.code === 'number' ? e.code : 2);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: e.details ?? e.message ?? 'error' });
+    span.setStatus({ code: SpanStatusCode.ERROR, message: spanErrorMessage(error) });
   } else span.setAttribute('rpc.grpc.status_code', 0);
   span.end();
 }

@@ -1,3 +1,4 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { context, defaultTextMapGetter, defaultTextMapSetter, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -146,4 +147,16 @@ export function activeTraceIds(): { traceId?: string; spanId?: string } {
   if (!span) return {};
   const { traceId, spanId } = span.spanContext();
   return { traceId, spanId };
+}
+
+/**
+ * What a failed span's status says: the error's canonical kind (and code) or its gRPC status name,
+ * never its message, which can quote a provider's error text or the client's input, and spans are
+ * exported to a tracing backend as logs are shipped.
+ */
+export function spanErrorMessage(error: unknown): string {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as { kind?: unknown; code?: unknown };
+  if (typeof e.kind === 'string') return typeof e.code === 'string' && e.code !== '' ? `${e.kind} (${e.code})` : e.kind;
+  if (typeof e.code === 'number') return grpcStatus[e.code] ?? 'error';
+  return 'error';
 }
