@@ -9,6 +9,10 @@ describe('withoutCredentials', () => {
     expect(withoutCredentials('https://clickhouse.internal:8443')).toBe('https://clickhouse.internal:8443/');
   });
 
+  it('drops the query string, where ClickHouse also takes a password and headers', () => {
+    expect(withoutCredentials('http://clickhouse:8123/?user=openrouter&password=S3cret&http_header_x=token')).toBe('http://clickhouse:8123/');
+  });
+
   it('shows only the scheme of a URL it cannot read', () => {
     expect(withoutCredentials('http://openrouter:ab/c+d=@clickhouse:8123/openrouter')).not.toContain('ab/c');
   });

@@ -84,12 +84,14 @@ function clientLog(logger: Logger | undefined): NonNullable<ClickHouseClientConf
   return { LoggerClass: ServiceLogger, level: ClickHouseLogLevel.WARN };
 }
 
-/** The server's URL as it may be logged: no user or password (a URL may carry them). */
+/** The server's URL as it may be logged: no user or password, and no query string (ClickHouse takes `password` there too). */
 export function withoutCredentials(url: string): string {
   try {
     const parsed = new URL(url);
     parsed.username = '';
     parsed.password = '';
+    parsed.search = '';
+    parsed.hash = '';
     return parsed.toString();
   } catch {
     // Not a URL the client would accept either; all that is safe to show is the scheme.
