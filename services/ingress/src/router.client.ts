@@ -75,13 +75,15 @@ export class RouterClient extends RouterPort {
 
   /**
    * Ready when the channel to the router connects within the deadline and the router takes this
-   * service's token (a cheap call: a token the router refuses would fail every request).
+   * service's token (a cheap call: a token the router refuses would fail every request). Both
+   * within the one deadline, so a probe answers within `timeoutMs` (readiness gives each check 1 s).
    */
   async isReachable(timeoutMs: number): Promise<boolean> {
-    const connected = await new Promise<boolean>((resolve) => this.client.waitForReady(Date.now() + timeoutMs, (error) => resolve(!error)));
+    const deadline = Date.now() + timeoutMs;
+    const connected = await new Promise<boolean>((resolve) => this.client.waitForReady(deadline, (error) => resolve(!error)));
     if (!connected) return false;
     try {
-      await callUnary(this.client.grayReleases.bind(this.client), {}, new Metadata(), undefined, { peer: 'router', timeoutMs });
+      await callUnary(this.client.grayReleases.bind(this.client), {}, new Metadata(), undefined, { peer: 'router', timeoutMs: Math.max(1, deadline - Date.now()) });
       return true;
     } catch (error) {
       return GatewayError.from(error).code !== 'service_token_refused';
