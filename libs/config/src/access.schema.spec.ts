@@ -114,6 +114,15 @@ describe('access configuration', () => {
     // A generated development key, or none, cannot be one of them.
     for (const devKey of ['', 'disabled']) expect(accessReferenceIssues({ ...access, admin: { ...access.admin, devKey, keys: access.admin.keys.slice(0, 2) } })).toEqual([]);
   });
+
+  it("refuses an identity provider's address that is no URL as such, not by failing the whole parse", () => {
+    const oidc = (urls: object): string[] => {
+      const result = accessSchema.safeParse({ admin: { oidc: { issuer: 'https://id.example.com', audience: 'gateway', grants: [{ value: 'ops', role: 'admin' }], ...urls } } });
+      return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(oidc({ issuer: 'id.example.com', jwksUrl: '' })).toEqual(['admin.oidc.issuer: Invalid URL', 'admin.oidc.jwksUrl: Invalid URL']);
+    expect(oidc({ jwksUrl: 'http://id.example.com/keys' })).toEqual(['admin.oidc.jwksUrl: must be an https:// URL (http:// only to 127.0.0.1 or localhost)']);
+  });
 });
 
 describe('access.redis', () => {

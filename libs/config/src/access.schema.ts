@@ -111,7 +111,12 @@ const secureUrl = z
   .string()
   .url()
   .refine((u) => {
-    const url = new URL(u);
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      return true; // not a URL: `url()` says so
+    }
     return url.protocol === 'https:' || (url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname));
   }, 'must be an https:// URL (http:// only to 127.0.0.1 or localhost)');
 

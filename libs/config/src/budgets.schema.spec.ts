@@ -35,6 +35,15 @@ describe('budget amounts', () => {
     expect(budgetSchema.safeParse(budget(1e16)).success).toBe(false);
     expect(budgetSchema.safeParse(budget('0')).error?.issues.map((i) => i.message)).toEqual(['must be greater than 0']);
   });
+
+  it('refuses an amount that is not a decimal with that problem alone, among the others, whether written or from the environment', () => {
+    const decimal = 'must be a non-negative decimal number, e.g. "0.15"';
+    // Each of these threw out of the parse (a SyntaxError quoting the amount), losing every other problem.
+    expect(problems(['ten', '1e5', '12,50', '-5'].map((amount, i) => ({ ...budget(amount), id: `b${i}` })))).toEqual([0, 1, 2, 3].map((i) => `budgets.list[${i}].amount: ${decimal}`));
+    expect(() => parseConfig({ ...MINIMAL_CONFIG, budgets: { list: [budget('${AMOUNT}')] }, log: { level: 'loud' } }, { AMOUNT: '2,500.00' })).toThrow(
+      new ConfigError('inline', ['log.level: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent"', `budgets.list[0].amount: ${decimal}`]),
+    );
+  });
 });
 
 describe('billing.chargeback', () => {

@@ -56,9 +56,13 @@ export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
  * The most that may be spent in one period, in the budget's currency (a decimal, e.g. "250.00").
  * Refused above {@link MAX_BUDGET_AMOUNT}: past it every reservation would fail (a 500).
  */
-export const budgetAmountSchema = decimal
-  .refine((v) => Number(v) > 0, 'must be greater than 0')
-  .refine((v) => amountMicros(v) <= MAX_BUDGET_MICROS, `must be at most ${MAX_BUDGET_AMOUNT} (budgets count in millionths of the currency, exactly up to 2^53 - 1 of them)`);
+export const budgetAmountSchema = decimal.pipe(
+  // Piped: these read decimal text only.
+  z
+    .string()
+    .refine((v) => Number(v) > 0, 'must be greater than 0')
+    .refine((v) => amountMicros(v) <= MAX_BUDGET_MICROS, `must be at most ${MAX_BUDGET_AMOUNT} (budgets count in millionths of the currency, exactly up to 2^53 - 1 of them)`),
+);
 /** `hard`: requests that would overspend are refused (402) and streams are cut; `soft`: alerts only. */
 export const budgetEnforcementSchema = z.enum(['hard', 'soft']);
 /** Percentages of the amount at which an alert is published (once per period each); kept sorted, each once. */

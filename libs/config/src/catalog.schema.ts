@@ -253,7 +253,18 @@ export const routingSchema = strictObject({
   breaker: breakerSchema,
   /** On `context_length_exceeded`, try a model with a larger context window. */
   contextFallback: z.boolean().default(true),
-  policies: z.array(policySchema).default([]),
+  policies: z
+    .array(policySchema)
+    .superRefine((policies, ctx) => {
+      policies.forEach((policy, i) => {
+        const earlier = policies.slice(0, i);
+        if (earlier.some((p) => p.id === policy.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate policy id "${policy.id}"` });
+        // policyFor keeps the first of the most specific matches: a later one with the same match would never apply.
+        const same = earlier.find((p) => p.match.org === policy.match.org && p.match.project === policy.match.project);
+        if (same) ctx.addIssue({ code: 'custom', path: [i, 'match'], message: `matches the same callers as the policy "${same.id}": of two policies as specific, only the first would ever apply` });
+      });
+    })
+    .default([]),
   experiments: z.array(experimentSchema).default([]),
   grayReleases: z.array(grayReleaseSchema).default([]),
   /**

@@ -354,4 +354,38 @@ models:
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('refuses an unquoted value that YAML reads as a tag, an alias or a block scalar, placing it without quoting it or warning with it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'or-config-'));
+    const warnings: unknown[] = [];
+    const onWarning = (warning: unknown): number => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const file = join(dir, 'config.yaml');
+      const withKey = (apiKey: string): string => stringifyYaml({ ...minimal, providers: { sim: { ...minimal.providers.sim, apiKey: 'KEY' } } }).replace("apiKey: KEY", `apiKey: ${apiKey}`);
+      for (const [apiKey, problem] of [
+        // A tag would leave the key empty (or the text after it), an alias names no anchor: both silently, before.
+        ['!s3cr3t', 'an unknown tag'],
+        ['!s3cr3t tail', 'an unknown tag'],
+        ['*s3cr3t', 'an alias'],
+        ['|s3cr3t', 'unexpected text'],
+        ['"s3\\u12zzcr3t"', 'an invalid escape sequence'],
+      ] as const) {
+        writeFileSync(file, withKey(apiKey));
+        let message = '';
+        try {
+          loadConfigFile(file, {});
+        } catch (error) {
+          message = (error as Error).message;
+        }
+        expect(message).toContain(file);
+        expect(message).toMatch(new RegExp(`\\n  - not valid YAML at line \\d+, column \\d+: ${problem}`));
+        expect(message).not.toContain('s3');
+      }
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseDocument, visit, YAMLParseError } from 'yaml';
+import { parseDocument, visit, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type GatewayConfig } from './config.schema';
 
@@ -115,17 +115,9 @@ export function loadConfigFile(path: string, env: Env): GatewayConfig {
   } catch (error) {
     throw new ConfigError(absolute, [`cannot read the file: ${(error as Error).message}`]);
   }
-  let document: unknown;
-  try {
-    // Merge keys (`<<: *defaults`) are not YAML 1.2, whose parser would keep `<<` as a plain key
-    // (refused as unknown) instead of merging the anchored settings.
-    // Without pretty errors: those quote the offending line, and a line that breaks YAML is often
-    // one holding a password (an unquoted `: ` or ` #` in it).
-    document = parseYamlKeepingExactNumbers(text);
-  } catch (error) {
-    throw new ConfigError(absolute, [`not valid YAML${yamlErrorPlace(text, error)}: ${(error as Error).message}`]);
-  }
-  return parseConfig(document, env, absolute);
+  const document = parseYamlKeepingExactNumbers(text);
+  if (!document.ok) throw new ConfigError(absolute, document.problems);
+  return parseConfig(document.value, env, absolute);
 }
 
 /**
@@ -133,19 +125,56 @@ export function loadConfigFile(path: string, env: Env): GatewayConfig {
  * float cannot hold as written (`0.12345678901234567891` would be 0.12345678901234568) is kept as
  * its text: a price or budget is a decimal and must keep every digit, and a numeric setting reads
  * plain decimal text as the same number YAML would have made of it.
+ *
+ * Or the problems of the text, every one placed by line and column: the errors, the warnings (a
+ * tag YAML does not know makes the value empty, or the text after it) and the aliases naming no
+ * anchor. Each is described in words of its own, never quoting the text: the text at fault is
+ * often a password written unquoted (`!`, `*`, `|` or `>` at its start).
  */
-function parseYamlKeepingExactNumbers(text: string): unknown {
+function parseYamlKeepingExactNumbers(text: string): { ok: true; value: unknown } | { ok: false; problems: string[] } {
+  // Merge keys (`<<: *defaults`) are not YAML 1.2, whose parser would keep `<<` as a plain key
+  // (refused as unknown) instead of merging the anchored settings.
+  // Without pretty errors: those quote the offending line, and a line that breaks YAML is often
+  // one holding a password (an unquoted `: ` or ` #` in it).
   const document = parseDocument(text, { merge: true, prettyErrors: false });
-  // As `parse` does: warnings are emitted, the first error is thrown.
-  for (const warning of document.warnings) process.emitWarning(warning);
-  const [error] = document.errors;
-  if (error) throw error;
+  const found: Array<{ offset: number; problem: string }> = [...document.errors, ...document.warnings].map((error) => ({ offset: error.pos[0], problem: yamlProblem(error) }));
+  visit(document, {
+    Alias(_key, node) {
+      if (node.resolve(document) === undefined) found.push({ offset: node.range?.[0] ?? 0, problem: 'an alias names no anchor set before it (a plain value starting with "*" is an alias in YAML: quote the value)' });
+    },
+  });
+  if (found.length > 0) return { ok: false, problems: found.sort((a, b) => a.offset - b.offset).map(({ offset, problem }) => `not valid YAML${yamlPlace(text, offset)}: ${problem}`) };
   visit(document, {
     Scalar(_key, node) {
       if (typeof node.value === 'number' && node.source !== undefined && !sameNumber(node.source, String(node.value))) node.value = node.source;
     },
   });
-  return document.toJS();
+  try {
+    return { ok: true, value: document.toJS() };
+  } catch (error) {
+    // Past yaml's bound on aliases (an exponential expansion); its message quotes nothing of the file.
+    return { ok: false, problems: [`not valid YAML: ${(error as Error).message}`] };
+  }
+}
+
+/**
+ * A YAML error or warning in words that quote nothing of the file: the `yaml` package's messages
+ * for these codes quote the text at fault. Its other messages quote no more than an indicator.
+ */
+function yamlProblem(error: YAMLError): string {
+  switch (error.code) {
+    case 'TAG_RESOLVE_FAILED':
+    case 'BAD_COLLECTION_TYPE':
+      return 'an unknown tag, or one that does not fit its value (a plain value starting with "!" is a tag in YAML: quote the value)';
+    case 'UNEXPECTED_TOKEN':
+      return 'unexpected text (a plain value cannot start with "|" or ">" followed by text, nor with "]" or "}", and nothing may follow a quoted value: quote the value)';
+    case 'BAD_DQ_ESCAPE':
+      return 'an invalid escape sequence in a double-quoted value (write a backslash as \\\\, or quote the value with single quotes)';
+    case 'BAD_DIRECTIVE':
+      return 'an unknown or malformed directive (a line starting with "%")';
+    default:
+      return error.message;
+  }
 }
 
 /** Base-10 number text: sign, digits with an optional fraction, an optional exponent. */
@@ -168,10 +197,8 @@ function sameNumber(a: string, b: string): boolean {
   return normalA === undefined || normalA === normal(b);
 }
 
-/** ` at line L, column C` of a YAML parse error, from its offset in the text; empty without one. */
-function yamlErrorPlace(text: string, error: unknown): string {
-  const offset = error instanceof YAMLParseError ? error.pos[0] : undefined;
-  if (offset === undefined) return '';
+/** ` at line L, column C` of an offset in the text. */
+function yamlPlace(text: string, offset: number): string {
   const before = text.slice(0, offset);
   const line = before.split('\n').length;
   const column = offset - before.lastIndexOf('\n');

@@ -44,10 +44,10 @@ describe('unknown keys', () => {
   });
 
   it('are refused in the values of a map, whose own keys stay free: provider ids, model-keyed limits, headers', () => {
-    const rateLimits = { models: { 'gpt-4o': { rpm: 10, rmp: 5 } } };
-    expect(problems({ access: { rateLimits } })).toEqual(['access.rateLimits.models.gpt-4o: unknown key "rmp" (did you mean "rpm"?)']);
+    const rateLimits = { models: { m: { rpm: 10, rmp: 5 } } };
+    expect(problems({ access: { rateLimits } })).toEqual(['access.rateLimits.models.m: unknown key "rmp" (did you mean "rpm"?)']);
     const sim = { ...MINIMAL_CONFIG.providers.sim, headers: { 'x-anything': 'yes', 'OpenAI-Organization': 'org-1' } };
-    expect(problems({ providers: { sim }, access: { rateLimits: { models: { 'gpt-4o': { rpm: 10 } } } } })).toEqual([]);
+    expect(problems({ providers: { sim }, access: { rateLimits: { models: { m: { rpm: 10 } } } } })).toEqual([]);
   });
 
   it('are listed together with every other problem, all in one pass', () => {
@@ -132,5 +132,66 @@ describe('configured keys', () => {
     expect(problems({ routing, access: { keys: [key('k0', ['m', 'smart', 'auto']), key('k1', ['smart', 'mm'])] } })).toEqual([
       'access.keys[1].allowedModels[1]: unknown model or alias "mm": name a model id, an alias (routing.aliases) or "auto"',
     ]);
+  });
+});
+
+describe('settings keyed by a model or a provider', () => {
+  const routing = { aliases: { smart: { models: ['m'] } } };
+
+  it('name one that exists: a misspelt one would leave its model unlimited, its reservation at the default, its provider on the default adapter', () => {
+    expect(
+      problems({
+        routing,
+        access: { rateLimits: { models: { m: { rpm: 5 }, smart: { rpm: 5 }, auto: { tpm: 9 }, 'gpt-4o-mnii': { rpm: 5 } } } },
+        budgets: { maxOutputTokens: { m: 100, smart: 100 } },
+        router: { ...MINIMAL_CONFIG.router, adapters: { default: '127.0.0.1:2', sim: '127.0.0.1:3', smi: '127.0.0.1:4' } },
+      }),
+    ).toEqual([
+      'router.adapters.smi: unknown provider "smi": name a provider id (providers) or "default"',
+      'access.rateLimits.models.gpt-4o-mnii: unknown model or alias "gpt-4o-mnii": name a model id, an alias (routing.aliases) or "auto"',
+      // Reservations look the maximum up by the models a request may reach, never by an alias.
+      'budgets.maxOutputTokens.smart: unknown model "smart": name a model id',
+    ]);
+  });
+});
+
+describe('routing policies', () => {
+  it('have unique ids and matches: of two matching the same callers, one would silently never apply', () => {
+    const policies = [{ id: 'p' }, { id: 'acme', match: { org: 'acme' } }, { id: 'p', match: { org: 'beta' } }, { id: 'acme-2', match: { org: 'acme' } }, { id: 'search', match: { org: 'acme', project: 'search' } }];
+    expect(problems({ routing: { policies } })).toEqual([
+      'routing.policies[2].id: duplicate policy id "p"',
+      'routing.policies[3].match: matches the same callers as the policy "acme": of two policies as specific, only the first would ever apply',
+    ]);
+  });
+});
+
+describe('listeners of one process', () => {
+  const listen = (port: number, host = '127.0.0.1') => ({ host, port });
+
+  it('have ports of their own: a second listener on a port would fail the start with "address already in use", after the configuration was accepted', () => {
+    expect(
+      problems({
+        gateway: { simulator: { enabled: true, port: 8080 } },
+        ingress: { ...MINIMAL_CONFIG.ingress, http: listen(8080, '0.0.0.0'), internalHttp: listen(8080) },
+        router: { ...MINIMAL_CONFIG.router, grpc: listen(50051), http: listen(50051) },
+        billing: { http: listen(8093, '0.0.0.0'), grpc: listen(8093, '::') },
+      }),
+    ).toEqual([
+      'ingress.internalHttp.port: 8080 is the port of ingress.http too: each listener of the ingress needs a port of its own',
+      'router.http.port: 50051 is the port of router.grpc too: each listener of the router needs a port of its own',
+      'billing.grpc.port: 8093 is the port of billing.http too: each listener of billing needs a port of its own',
+      'gateway.simulator.port: 8080 is the port of ingress.http too: the embedded gateway runs the simulated provider and the ingress in one process',
+    ]);
+  });
+
+  it('may share a port on different interfaces, or leave it to the system (0), and in different processes', () => {
+    expect(
+      problems({
+        gateway: { simulator: { enabled: false, port: 8080 } },
+        ingress: { ...MINIMAL_CONFIG.ingress, http: listen(8080, '10.0.0.5'), internalHttp: listen(8080, '127.0.0.1') },
+        router: { ...MINIMAL_CONFIG.router, grpc: listen(8080), http: listen(0) },
+        adapter: { grpc: listen(0), http: listen(0) },
+      }),
+    ).toEqual([]);
   });
 });

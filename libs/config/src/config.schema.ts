@@ -4,7 +4,7 @@ import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schem
 import { AUTO_MODEL, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
 import { observabilitySchema } from './observability.schema';
-import { address, flag, host, identifier, listenSchema, port, strictObject } from './primitives';
+import { address, flag, host, identifier, listenSchema, port, strictObject, type Listen } from './primitives';
 import { providerSchema } from './providers.schema';
 import { usageSchema } from './usage.schema';
 
@@ -138,6 +138,10 @@ export const configSchema = strictObject({
         if (!own.includes(key)) ctx.addIssue({ code: 'custom', path: ['models', i, 'pricing', 'deployments', key], message: `"${key}" is not a deployment of model "${model.id}" (its deployments: ${own.join(', ')})` });
       }
     });
+    // A misspelt provider would leave the provider meant on the default adapter, without a word.
+    for (const id of Object.keys(adapters)) {
+      if (id !== 'default' && !(id in config.providers)) ctx.addIssue({ code: 'custom', path: ['router', 'adapters', id], message: `unknown provider "${id}": name a provider id (providers) or "default"` });
+    }
     for (const id of config.adapter.providers) {
       if (!(id in config.providers)) ctx.addIssue({ code: 'custom', path: ['adapter', 'providers'], message: `unknown provider "${id}"` });
     }
@@ -150,6 +154,7 @@ export const configSchema = strictObject({
       const issue = budgetScopeIssue(budget.scope, orgs.get(budget.scope.org));
       if (issue) ctx.addIssue({ code: 'custom', path: ['budgets', 'list', i, 'scope', issue.field], message: issue.message });
     });
+    for (const issue of listenerClashes(config)) ctx.addIssue({ code: 'custom', ...issue });
     const rollup = config.billing.rollup;
     if (rollup.reconcileIntervalMs > 0 && config.usage.clickhouse.retentionDays <= rollup.lookbackDays) {
       // The reconciliation compares each day with its raw events: once they expire it would erase the day's rollup.
@@ -171,9 +176,57 @@ export const configSchema = strictObject({
         if (!nameable.has(name)) ctx.addIssue({ code: 'custom', path: ['access', 'keys', i, 'allowedModels', j], message: `unknown model or alias "${name}": name a model id, an alias (routing.aliases) or "${AUTO_MODEL}"` });
       });
     });
+    // Model limits are looked up by the name a request asks for: a misspelt one leaves the model unlimited.
+    for (const name of Object.keys(config.access.rateLimits.models)) {
+      if (!nameable.has(name)) ctx.addIssue({ code: 'custom', path: ['access', 'rateLimits', 'models', name], message: `unknown model or alias "${name}": name a model id, an alias (routing.aliases) or "${AUTO_MODEL}"` });
+    }
+    // Reservations look the maximum up by the models a request may reach, never by an alias.
+    const modelIds = new Set(config.models.map((m) => m.id));
+    for (const id of Object.keys(config.budgets.maxOutputTokens)) {
+      if (!modelIds.has(id)) ctx.addIssue({ code: 'custom', path: ['budgets', 'maxOutputTokens', id], message: `unknown model "${id}": name a model id` });
+    }
   });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
+
+/** Hosts that bind every interface, so a port taken there is taken on each. */
+const EVERY_INTERFACE = new Set(['0.0.0.0', '::', '[::]']);
+
+/** Whether two listeners would take the same socket: one port, other than 0 (the system picks one), on a shared interface. */
+function sameSocket(a: Listen, b: Listen): boolean {
+  return a.port !== 0 && a.port === b.port && (a.host === b.host || EVERY_INTERFACE.has(a.host) || EVERY_INTERFACE.has(b.host));
+}
+
+/**
+ * Listeners of one process on one port: the second would fail the start with "address already in
+ * use", after the configuration was accepted. A service's own listeners are in one process, and so
+ * are the simulated provider and the ingress's in the embedded gateway (which gives the other
+ * services ports the system picks).
+ */
+function listenerClashes(config: Pick<GatewayConfig, 'gateway' | 'ingress' | 'router' | 'adapter' | 'billing'>): Array<{ path: Array<string | number>; message: string }> {
+  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+  const ingress: Array<[string, Listen | undefined]> = [
+    ['ingress.http', config.ingress.http],
+    ['ingress.internalHttp', config.ingress.internalHttp],
+  ];
+  const services: Array<[string, Array<[string, Listen | undefined]>]> = [
+    ['the ingress', ingress],
+    ['the router', [['router.grpc', config.router.grpc], ['router.http', config.router.http]]],
+    ['the adapter', [['adapter.grpc', config.adapter.grpc], ['adapter.http', config.adapter.http]]],
+    ['billing', [['billing.http', config.billing.http], ['billing.grpc', config.billing.grpc]]],
+  ];
+  const clash = (setting: string, listen: Listen, others: Array<[string, Listen | undefined]>, why: string): void => {
+    const taken = others.find(([, other]) => other !== undefined && sameSocket(listen, other));
+    if (taken) issues.push({ path: [...setting.split('.'), 'port'], message: `${listen.port} is the port of ${taken[0]} too: ${why}` });
+  };
+  for (const [service, listeners] of services) {
+    listeners.forEach(([setting, listen], i) => {
+      if (listen) clash(setting, listen, listeners.slice(0, i), `each listener of ${service} needs a port of its own`);
+    });
+  }
+  if (config.gateway.simulator.enabled) clash('gateway.simulator', config.gateway.simulator, ingress, 'the embedded gateway runs the simulated provider and the ingress in one process');
+  return issues;
+}
 
 /**
  * Why a budget's scope names tenants no request can come from, if it does. A budget applies to a

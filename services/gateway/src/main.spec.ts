@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -38,5 +38,39 @@ describe('the embedded gateway as the main program', () => {
     } finally {
       taken.server.close();
     }
+  }, 60_000);
+
+  it('lists every problem of its configuration with its path, quoting no secret, and exits 1 without a stack trace', async () => {
+    const config = join(mkdtempSync(join(tmpdir(), 'gateway-config-')), 'config.yaml');
+    writeFileSync(
+      config,
+      [
+        'version: 1',
+        'ingress: { http: { port: 8080 }, internalHttp: { port: 8080 }, router: "127.0.0.1:1" }',
+        'router: { grpc: { port: 1 }, http: { port: 0 }, adapters: { default: "127.0.0.1:2" } }',
+        'adapter: { grpc: { port: 2 }, http: { port: 0 } }',
+        'billing: { http: { port: 0 } }',
+        'alerting: { http: { port: 0 } }',
+        'providers: { sim: { type: openai, baseUrl: "http://127.0.0.1:9/v1", apiKey: "${SIM_KEY}" } }',
+        'models: [{ id: m, deployments: [{ provider: sim, model: up }] }]',
+        'budgets: { list: [{ id: b, scope: { org: acme }, period: daily, amount: "${BUDGET_AMOUNT}" }] }',
+        '',
+      ].join('\n'),
+    );
+    const run = await runGateway({ OPENROUTER_CONFIG: config, BUDGET_AMOUNT: '2,500.00' });
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toBe(
+      [
+        `invalid configuration (${config}):`,
+        '  - providers.sim.apiKey: environment variable SIM_KEY is not set',
+        '  - budgets.list[0].amount: must be a non-negative decimal number, e.g. "0.15"',
+        '  - ingress.internalHttp.port: 8080 is the port of ingress.http too: each listener of the ingress needs a port of its own',
+      ].join('\n'),
+    );
+    // A value YAML reads as a tag (a password starting with "!") is refused, never printed, not even in a warning.
+    writeFileSync(config, 'version: 1\nproviders: { sim: { type: openai, baseUrl: "http://127.0.0.1:9/v1", apiKey: !s3cr3t-key } }\n');
+    const tagged = await runGateway({ OPENROUTER_CONFIG: config });
+    expect(tagged.code).toBe(1);
+    expect(tagged.stderr.trim()).toBe(`invalid configuration (${config}):\n  - not valid YAML at line 2, column 77: an unknown tag, or one that does not fit its value (a plain value starting with "!" is a tag in YAML: quote the value)`);
   }, 60_000);
 });

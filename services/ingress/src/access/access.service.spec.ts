@@ -368,6 +368,10 @@ describe('AccessService token limits', () => {
       rateLimits: { defaultMaxOutputTokens: 500 },
       requests: { maxN: 4, maxMessages: 8 },
     },
+    models: [
+      { id: 'm', pricing: { input: '1', output: '2' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] },
+      { id: 'big', deployments: [{ id: 'big-d', provider: 'sim', model: 'big' }] },
+    ],
     budgets: { maxOutputTokens: { big: 16_384 } },
   });
   const messages = [{ role: 'user', content: 'hi' }];
