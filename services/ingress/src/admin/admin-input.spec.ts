@@ -1,5 +1,5 @@
 import { GatewayError } from '@openrouter/errors';
-import { auditQuery, issueKeyBody, parseInput } from './admin-input';
+import { auditQuery, budgetBody, issueKeyBody, parseInput } from './admin-input';
 
 describe('parseInput', () => {
   it('names a list entry the way OpenAI names params', () => {
@@ -48,5 +48,13 @@ describe('auditQuery', () => {
       expect.objectContaining({ param: 'action', message: 'Invalid action: "key.create" is not an audit action; the actions are key.issue, key.revoke, org.create, team.create, project.create, budget.create, budget.update, budget.delete.' }) as GatewayError,
     );
     refused({ action: ['key.issue', 'KEY.ISSUE'] }, 'action');
+  });
+});
+
+describe('budgetBody', () => {
+  it.each(['2,500.00', '1e5', 'ten', '-1'])('refuses the amount %p as a 400 naming it, not a failure of the gateway', (amount) => {
+    expect(() => parseInput(budgetBody, { id: 'b', scope: { org: 'acme' }, period: 'daily', amount })).toThrow(
+      expect.objectContaining({ kind: 'bad_request', param: 'amount' }) as GatewayError,
+    );
   });
 });
