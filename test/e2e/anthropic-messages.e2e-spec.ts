@@ -16,6 +16,8 @@ const SECRET = 'anthropic-messages-e2e-hash-secret';
 const LIMITED_KEY = 'sk-or-v1-anthropic-limited-key-00000000000000';
 /** What an image costs on `claude-chat`, as its provider bills it (the gateway's default is less). */
 const CLAUDE_IMAGE_TOKENS = 3_000;
+/** A 1×1 PNG, as a screenshot tool would return one. */
+const PIXEL = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
 
 const weather: Anthropic.Tool = {
   name: 'get_weather',
@@ -161,6 +163,29 @@ describe('the Messages API through the gateway', () => {
     expect(rows).toEqual([expect.objectContaining({ operation: 'chat', status: 'ok', served_model: 'gpt-4o-mini', stream: false })]);
     expect(rows[0]?.prompt_tokens).toBeGreaterThan(0);
     expect(rows[0]?.completion_tokens).toBeGreaterThan(0);
+    expect(Number(rows[0]?.cost)).toBe(Number(response.headers.get('x-openrouter-cost')));
+  });
+
+  it("reports the usage billing records, the gateway's estimate, when the provider reports none", async () => {
+    gw.sim.configure({ omitUsage: true });
+    const requestId = `messages-estimated-${Date.now()}`;
+    const { data, response } = await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 64, messages: [{ role: 'user', content: 'Count me without usage' }] }, { headers: { 'x-request-id': requestId } }).withResponse();
+    expect(textOf(data).length).toBeGreaterThan(0);
+    const rows = await waitFor(
+      async () => {
+        const found = await queryRows<{ prompt_tokens: number; completion_tokens: number; estimated: boolean; cost: string }>(
+          gw.gateway.billing.usage.store,
+          'SELECT prompt_tokens, completion_tokens, tokens_estimated AS estimated, toString(cost) AS cost FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
+          { id: requestId },
+        );
+        return found.length > 0 ? found : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: `the usage row of ${requestId}` },
+    );
+    expect(rows[0]).toMatchObject({ estimated: true });
+    expect(rows[0]?.prompt_tokens).toBeGreaterThan(0);
+    expect(data.usage).toMatchObject({ input_tokens: rows[0]?.prompt_tokens, output_tokens: rows[0]?.completion_tokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+    expect((data.usage as unknown as { cost: number }).cost).toBe(Number(response.headers.get('x-openrouter-cost')));
     expect(Number(rows[0]?.cost)).toBe(Number(response.headers.get('x-openrouter-cost')));
   });
 
@@ -384,6 +409,28 @@ describe('the Messages API through the gateway', () => {
       ],
     } as Anthropic.MessageCreateParamsNonStreaming);
     expect(anthropicUpstream().messages.at(-1)?.content).toEqual([{ type: 'tool_result', tool_use_id: 'toolu_1', content: '4 °C', cache_control: ephemeral }]);
+  });
+
+  it("takes a screenshot in a tool result: an OpenAI-family model gets it in a user message after the tool's, a Claude provider in the tool_result", async () => {
+    const screen: Anthropic.Tool = { name: 'screenshot', description: 'A screenshot of the screen', input_schema: { type: 'object', properties: {} } };
+    const shot: Anthropic.ImageBlockParam = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PIXEL } };
+    const messages: Anthropic.MessageParam[] = [
+      { role: 'user', content: 'What is on the screen?' },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'screenshot', input: {} }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [shot] }] },
+    ];
+
+    const openai = await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 64, tools: [screen], messages });
+    expect(openai.stop_reason).toBe('end_turn');
+    expect(textOf(openai).length).toBeGreaterThan(0);
+    expect(chatUpstream().messages.slice(2)).toEqual([
+      { role: 'tool', tool_call_id: 'toolu_1', content: 'The result is 1 image, in the user message that follows.' },
+      { role: 'user', content: [{ type: 'text', text: 'The result of tool call toolu_1 (1 image):' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${PIXEL}` } }] },
+    ]);
+
+    const claude = await client.messages.create({ model: 'claude-chat', max_tokens: 64, tools: [screen], messages });
+    expect(textOf(claude).length).toBeGreaterThan(0);
+    expect(anthropicUpstream().messages.at(-1)).toEqual({ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [shot] }] });
   });
 
   it("refuses a malformed block in a tool result's content with BadRequestError naming its path, calling no provider", async () => {

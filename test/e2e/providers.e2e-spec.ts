@@ -164,6 +164,30 @@ describe('every provider family through the gateway', () => {
       expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
     });
 
+    it('takes a tool result with an image back (OpenAI takes images only in user messages)', async () => {
+      const image = { type: 'image_url', image_url: { url: PIXEL } } as const;
+      // The SDK types a tool message as text; clients send a screenshot this way all the same.
+      const result = { role: 'tool', tool_call_id: 'call_chart', content: [{ type: 'text', text: 'The chart:' }, image] } as unknown as OpenAI.ChatCompletionToolMessageParam;
+      const answer = await client.chat.completions.create({
+        model,
+        tools: [weather],
+        messages: [
+          { role: 'user', content: 'Weather in Oslo?' },
+          { role: 'assistant', content: null, tool_calls: [{ id: 'call_chart', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] },
+          result,
+        ],
+      });
+      expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
+      const sent = JSON.stringify(gw.sim.requests().at(-1)?.body);
+      expect(sent).toContain(PIXEL.slice('data:image/png;base64,'.length));
+      if (type === 'openai' || type === 'azure') {
+        expect((gw.sim.requests().at(-1)?.body as { messages: unknown[] }).messages.slice(2)).toEqual([
+          { role: 'tool', tool_call_id: 'call_chart', content: [{ type: 'text', text: 'The chart:' }] },
+          { role: 'user', content: [{ type: 'text', text: 'The result of tool call call_chart (1 image):' }, image] },
+        ]);
+      }
+    });
+
     it('reads an image and answers JSON mode', async () => {
       const image = await client.chat.completions.create({ model, messages: [{ role: 'user', content: [{ type: 'text', text: 'What is it?' }, { type: 'image_url', image_url: { url: PIXEL } }] }] });
       expect(image.choices[0]?.message.content?.length).toBeGreaterThan(0);

@@ -662,6 +662,16 @@ describe('toAnthropicMessage', () => {
     });
   });
 
+  it("reports the request's usage when given, as billing records it (the gateway's estimate when the provider reported none)", () => {
+    const unreported = { ...completion({ content: 'x' }), usage: undefined };
+    expect(toAnthropicMessage(unreported, 'm', usage(40, 7, { estimated: true }))['usage']).toEqual({
+      input_tokens: 40,
+      cache_read_input_tokens: 0,
+      cache_creation_input_tokens: 0,
+      output_tokens: 7,
+    });
+  });
+
   it('answers empty content for an empty answer, and a refusal as text', () => {
     expect(toAnthropicMessage(completion({}), 'm')['content']).toEqual([]);
     expect(toAnthropicMessage(completion({ refusal: 'I cannot help.' }, 'content_filter'), 'm')).toMatchObject({ content: [{ type: 'text', text: 'I cannot help.' }], stop_reason: 'refusal' });

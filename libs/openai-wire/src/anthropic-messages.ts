@@ -589,9 +589,10 @@ function toolInput(args: string): JsonObject {
 /**
  * The Messages API's `message` for a whole chat completion (its first choice), under the public
  * model id. Claude's thinking blocks come first; reasoning text another family wrote comes as one
- * thinking block without a signature.
+ * thinking block without a signature. `usage` (the request's, as billed: the gateway's estimate
+ * when the provider reported none) wins over the completion's, as at the end of a stream.
  */
-export function toAnthropicMessage(completion: chatv1.ChatCompletion, model: string): JsonObject {
+export function toAnthropicMessage(completion: chatv1.ChatCompletion, model: string, usage?: chatv1.Usage): JsonObject {
   const choice = completion.choices.find((c) => c.index === 0) ?? completion.choices[0];
   const m = choice?.message;
   const content: JsonObject[] = [];
@@ -611,7 +612,7 @@ export function toAnthropicMessage(completion: chatv1.ChatCompletion, model: str
     content,
     stop_reason: stopReason,
     stop_sequence: stopReason === 'stop_sequence' ? (choice?.stopSequence ?? null) : null,
-    usage: toAnthropicUsage(completion.usage ?? ZERO_USAGE),
+    usage: toAnthropicUsage(usage ?? completion.usage ?? ZERO_USAGE),
   };
 }
 

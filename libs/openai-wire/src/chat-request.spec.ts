@@ -122,6 +122,79 @@ describe('toOpenAIChatBody and reasoning handed back', () => {
   });
 });
 
+describe('toOpenAIChatBody and images in tool results', () => {
+  const screenshot = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
+  const chart = { type: 'image_url', image_url: { url: 'https://example.com/chart.png' } };
+  const pdf = { type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0=', filename: 'a.pdf' } };
+  const calls = (...ids: string[]) => ({ role: 'assistant', content: null, tool_calls: ids.map((id) => ({ id, type: 'function', function: { name: 'look', arguments: '{}' } })) });
+
+  it("moves a tool message's images, in order, into one user message after the turn's tool messages, naming the call each came from", () => {
+    const body = roundTrip({
+      ...base,
+      messages: [
+        { role: 'user', content: 'What is on screen?' },
+        calls('call_1', 'call_2'),
+        { role: 'tool', tool_call_id: 'call_1', content: [{ type: 'text', text: 'Screenshot taken.' }, screenshot] },
+        { role: 'tool', tool_call_id: 'call_2', content: [chart, pdf] },
+        { role: 'user', content: 'Describe them.' },
+      ],
+    });
+    expect(body['messages']).toEqual([
+      { role: 'user', content: 'What is on screen?' },
+      calls('call_1', 'call_2'),
+      { role: 'tool', tool_call_id: 'call_1', content: [{ type: 'text', text: 'Screenshot taken.' }] },
+      { role: 'tool', tool_call_id: 'call_2', content: 'The result is 1 image and 1 file, in the user message that follows.' },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'The result of tool call call_1 (1 image):' },
+          screenshot,
+          { type: 'text', text: 'The result of tool call call_2 (1 image and 1 file):' },
+          chart,
+          pdf,
+        ],
+      },
+      { role: 'user', content: 'Describe them.' },
+    ]);
+  });
+
+  it('places the user message after each run of tool messages, at the end of the conversation too', () => {
+    const body = roundTrip({
+      ...base,
+      messages: [
+        { role: 'user', content: 'Look twice.' },
+        calls('call_1'),
+        { role: 'tool', tool_call_id: 'call_1', content: [screenshot, screenshot] },
+        calls('call_2'),
+        { role: 'tool', tool_call_id: 'call_2', content: [chart] },
+      ],
+    });
+    expect(body['messages']).toEqual([
+      { role: 'user', content: 'Look twice.' },
+      calls('call_1'),
+      { role: 'tool', tool_call_id: 'call_1', content: 'The result is 2 images, in the user message that follows.' },
+      { role: 'user', content: [{ type: 'text', text: 'The result of tool call call_1 (2 images):' }, screenshot, screenshot] },
+      calls('call_2'),
+      { role: 'tool', tool_call_id: 'call_2', content: 'The result is 1 image, in the user message that follows.' },
+      { role: 'user', content: [{ type: 'text', text: 'The result of tool call call_2 (1 image):' }, chart] },
+    ]);
+  });
+
+  it('leaves tool messages of text alone, and drops cache_control from moved parts when it is listed', () => {
+    const texts = [{ role: 'user', content: 'hi' }, calls('call_1', 'call_2'), { role: 'tool', tool_call_id: 'call_1', content: '4 °C' }, { role: 'tool', tool_call_id: 'call_2', content: [{ type: 'text', text: 'ok' }] }];
+    expect(roundTrip({ ...base, messages: texts })['messages']).toEqual(texts);
+
+    const cached = { ...screenshot, cache_control: { type: 'ephemeral' } };
+    const request = parseChatRequest({ ...base, messages: [{ role: 'user', content: 'hi' }, calls('call_1'), { role: 'tool', tool_call_id: 'call_1', content: [cached] }] });
+    expect(toOpenAIChatBody(request, 'u', { dropParams: ['cache_control'] })['messages']).toEqual([
+      { role: 'user', content: 'hi' },
+      calls('call_1'),
+      { role: 'tool', tool_call_id: 'call_1', content: 'The result is 1 image, in the user message that follows.' },
+      { role: 'user', content: [{ type: 'text', text: 'The result of tool call call_1 (1 image):' }, screenshot] },
+    ]);
+  });
+});
+
 describe('toOpenAIChatBody with an output limit parameter', () => {
   it('sends the one limit in the parameter the server takes, max_completion_tokens winning', () => {
     const both = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10, max_completion_tokens: 20 });

@@ -349,7 +349,7 @@ export interface OpenAIBodyOptions {
 export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string, options: OpenAIBodyOptions = {}): JsonObject {
   // `cache_control` (Anthropic's prompt-caching marker) is dropped wherever it appears: on content parts and tools.
   const uncached = options.dropParams?.includes('cache_control') === true;
-  const messages = r.messages.map(fromMessage);
+  const messages = withToolMediaInUserMessages(r.messages.map(fromMessage));
   const out: JsonObject = { model: upstreamModel, messages: uncached ? messages.map(withoutCacheControl) : messages };
   if (r.tools.length > 0) out['tools'] = uncached ? r.tools.map((t) => dropKey(fromTool(t), 'cache_control')) : r.tools.map(fromTool);
   if (r.toolChoice) out['tool_choice'] = fromToolChoice(r.toolChoice);
@@ -387,6 +387,62 @@ export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string, o
   for (const key of options.dropParams ?? []) delete body[key];
   return body;
 }
+
+/**
+ * OpenAI takes only text in a `tool` message ("Image URLs are only allowed for messages with role
+ * 'user'…"), while clients put a tool's screenshot there (Claude Code's tool results do). A tool
+ * message keeps its text parts (or says where the rest went); its other parts move, in order, into
+ * one user message after the run of tool messages: every tool call must be answered right after the
+ * assistant message that made it. Each call's parts follow a text naming the call. docs/providers/openai.md
+ */
+function withToolMediaInUserMessages(messages: JsonObject[]): JsonObject[] {
+  if (!messages.some(hasToolMedia)) return messages;
+  const out: JsonObject[] = [];
+  let moved: unknown[] = [];
+  const endRun = (): void => {
+    if (moved.length > 0) out.push({ role: 'user', content: moved });
+    moved = [];
+  };
+  for (const message of messages) {
+    if (message['role'] !== 'tool') endRun();
+    if (!hasToolMedia(message)) {
+      out.push(message);
+      continue;
+    }
+    const parts = message['content'] as unknown[];
+    const texts = parts.filter(isTextPart);
+    const media = parts.filter((p) => !isTextPart(p));
+    const what = describeParts(media);
+    out.push({ ...message, content: texts.length > 0 ? texts : `The result is ${what}, in the user message that follows.` });
+    moved.push({ type: 'text', text: `The result of tool call ${String(message['tool_call_id'])} (${what}):` }, ...media);
+  }
+  endRun();
+  return out;
+}
+
+function hasToolMedia(message: JsonObject): boolean {
+  const content = message['content'];
+  return message['role'] === 'tool' && Array.isArray(content) && !content.every(isTextPart);
+}
+
+const isTextPart = (part: unknown): boolean => isObject(part) && part['type'] === 'text';
+
+/** What moved parts are, counted by kind ("2 images and 1 file"). */
+function describeParts(parts: readonly unknown[]): string {
+  const counts = new Map<string, number>();
+  for (const part of parts) {
+    const kind = (isObject(part) && typeof part['type'] === 'string' && PART_NOUNS.get(part['type'])) || 'part';
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  const named = [...counts].map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : 's'}`);
+  return named.length > 1 ? `${named.slice(0, -1).join(', ')} and ${named.at(-1)}` : (named[0] ?? '');
+}
+
+const PART_NOUNS: ReadonlyMap<string, string> = new Map([
+  ['image_url', 'image'],
+  ['file', 'file'],
+  ['input_audio', 'audio clip'],
+]);
 
 /** A message without `cache_control` on itself or on its content parts. */
 function withoutCacheControl(message: JsonObject): JsonObject {

@@ -22,7 +22,7 @@ export const CLI_USAGE = `Usage: provider-simulator [options]
 
 export type CliCommand = { kind: 'help' } | { kind: 'start'; options: SimulatorOptions };
 
-const NUMERIC_BEHAVIOUR_FLAGS: Readonly<Record<string, keyof Omit<Behaviour, 'faults' | 'ignoreMaxTokens' | 'ignoreStreamOptions'>>> = {
+const NUMERIC_BEHAVIOUR_FLAGS: Readonly<Record<string, keyof Omit<Behaviour, 'faults' | 'ignoreMaxTokens' | 'ignoreStreamOptions' | 'omitUsage'>>> = {
   'latency-ms': 'latencyMs',
   'ttft-ms': 'ttftMs',
   'tokens-per-second': 'tokensPerSecond',

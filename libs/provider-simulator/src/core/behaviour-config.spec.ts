@@ -9,6 +9,7 @@ describe('behaviour config', () => {
       completionTokens: 16,
       ignoreMaxTokens: false,
       ignoreStreamOptions: false,
+      omitUsage: false,
       embeddingDimensions: 1536,
       contextWindow: 128_000,
       accessTokenExpiresInSeconds: 3600,

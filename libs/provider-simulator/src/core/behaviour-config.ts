@@ -37,6 +37,8 @@ export interface Behaviour {
   ignoreMaxTokens: boolean;
   /** A server that does not honour `stream_options` (OpenAI family): a stream never ends with a usage chunk. */
   ignoreStreamOptions: boolean;
+  /** A server that reports no usage in a whole answer (OpenAI family): no `usage` field; a stream's usage chunk is `ignoreStreamOptions`. */
+  omitUsage: boolean;
   /** Embedding size unless the request sets `dimensions`. */
   embeddingDimensions: number;
   /** Prompts above this many tokens are rejected with `context_length_exceeded`. */
@@ -53,6 +55,7 @@ export const DEFAULT_BEHAVIOUR: Readonly<Behaviour> = Object.freeze({
   completionTokens: 16,
   ignoreMaxTokens: false,
   ignoreStreamOptions: false,
+  omitUsage: false,
   embeddingDimensions: 1536,
   contextWindow: 128_000,
   accessTokenExpiresInSeconds: 3600,
@@ -83,6 +86,7 @@ export const behaviourPatchSchema = z.strictObject({
   completionTokens: z.int().min(1).max(1_000_000).optional(),
   ignoreMaxTokens: z.boolean().optional(),
   ignoreStreamOptions: z.boolean().optional(),
+  omitUsage: z.boolean().optional(),
   embeddingDimensions: z.int().min(1).max(MAX_EMBEDDING_DIMENSIONS).optional(),
   contextWindow: z.int().min(1).optional(),
   accessTokenExpiresInSeconds: z.int().min(1).max(86_400).optional(),
@@ -103,7 +107,7 @@ export function mergeBehaviour(base: Readonly<Behaviour>, patch: Partial<Behavio
   for (const key of Object.keys(patch) as (keyof Behaviour)[]) {
     if (patch[key] === undefined) continue;
     if (key === 'faults') merged.faults = (patch.faults ?? []).map((fault) => ({ ...fault }));
-    else if (key === 'ignoreMaxTokens' || key === 'ignoreStreamOptions') merged[key] = patch[key] === true;
+    else if (key === 'ignoreMaxTokens' || key === 'ignoreStreamOptions' || key === 'omitUsage') merged[key] = patch[key] === true;
     else merged[key] = patch[key] as number;
   }
   return merged;

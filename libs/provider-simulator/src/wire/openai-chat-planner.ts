@@ -23,6 +23,13 @@ export function planChatCompletion(request: ChatCompletionRequest, behaviour: Be
     return fail("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options', 'invalid_value');
   }
 
+  const misplaced = request.messages.findIndex((m) => m.role !== 'user' && Array.isArray(m.content) && m.content.some((part) => part.type === 'image_url'));
+  if (misplaced >= 0) {
+    // OpenAI's own refusal: images go in user messages only (a tool's screenshot included).
+    const role = request.messages[misplaced]?.role ?? '';
+    return fail(`Invalid 'messages[${misplaced}]'. Image URLs are only allowed for messages with role 'user', but this message with role '${role}' contains an image URL.`, `messages[${misplaced}]`, 'invalid_value');
+  }
+
   const promptTokens = countPromptTokens(request.messages.map(messageTexts));
   if (promptTokens > behaviour.contextWindow) {
     return fail(

@@ -89,7 +89,8 @@ export interface ChatCompletionPlan {
   choices: ChoicePlan[];
 }
 
-export function chatCompletionBody(plan: ChatCompletionPlan): unknown {
+/** A whole answer; without `usage` when `withUsage` is false (a server that reports none). */
+export function chatCompletionBody(plan: ChatCompletionPlan, withUsage = true): unknown {
   return {
     id: plan.id,
     object: 'chat.completion',
@@ -108,7 +109,7 @@ export function chatCompletionBody(plan: ChatCompletionPlan): unknown {
       logprobs: null,
       finish_reason: choice.finishReason,
     })),
-    usage: chatUsage(plan.promptTokens, plan.completionTokens),
+    ...(withUsage ? { usage: chatUsage(plan.promptTokens, plan.completionTokens) } : {}),
     system_fingerprint: plan.systemFingerprint,
   };
 }

@@ -90,6 +90,34 @@ describe('OpenAI wire format over HTTP', () => {
     expect(JSON.parse(response.text).error).toMatchObject({ code: 'context_length_exceeded', param: 'messages', type: 'invalid_request_error' });
   });
 
+  it("refuses an image in a tool message with OpenAI's 400: images go in user messages only", async () => {
+    const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
+    const messages = [
+      { role: 'user', content: 'Take a screenshot' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'screenshot', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: [{ type: 'text', text: 'done' }, image] },
+    ];
+    const refused = await chat({ messages });
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.text)).toEqual({
+      error: {
+        message: "Invalid 'messages[2]'. Image URLs are only allowed for messages with role 'user', but this message with role 'tool' contains an image URL.",
+        type: 'invalid_request_error',
+        param: 'messages[2]',
+        code: 'invalid_value',
+      },
+    });
+    const moved = [...messages.slice(0, 2), { role: 'tool', tool_call_id: 'call_1', content: [{ type: 'text', text: 'done' }] }, { role: 'user', content: [image] }];
+    expect((await chat({ messages: moved })).status).toBe(200);
+  });
+
+  it('answers without usage for a server that reports none (omitUsage)', async () => {
+    sim.configure({ omitUsage: true });
+    const body = JSON.parse((await chat({})).text);
+    expect(body).not.toHaveProperty('usage');
+    expect(body.choices[0].message.content.length).toBeGreaterThan(0);
+  });
+
   it('serves models and 404s unknown routes', async () => {
     const model = await request(`${sim.baseUrl}/models/my-custom-model`);
     expect(await model.body.json()).toEqual({ id: 'my-custom-model', object: 'model', created: expect.any(Number), owned_by: 'simulator' });

@@ -177,7 +177,7 @@ const chatCompletions = (dialect: Dialect): WireHandler => async (exchange, runt
 
   const dropAfterTokens = prepared.midResponseFault?.afterTokens ?? (prepared.midResponseFault ? 0 : undefined);
   if (!result.stream) {
-    const body = chatCompletionBody(result.plan);
+    const body = chatCompletionBody(result.plan, !prepared.behaviour.omitUsage);
     if (dropAfterTokens !== undefined) return exchange.sendTruncated(200, JSON_HEADERS, JSON.stringify(body));
     return exchange.sendJson(200, body);
   }

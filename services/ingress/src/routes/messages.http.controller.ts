@@ -99,7 +99,8 @@ export class MessagesHttpController {
       const completion = opened.first.completion;
       if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
       usage.completion(completion);
-      await reply.headers({ ...answerHeaders, ...usage.costHeaders() }).send(usage.decorate(toAnthropicMessage(completion, model)));
+      // The usage billed (the gateway's estimate when the provider reported none), as a stream's message_delta has it.
+      await reply.headers({ ...answerHeaders, ...usage.costHeaders() }).send(usage.decorate(toAnthropicMessage(completion, model, usage.tokens())));
       return;
     }
 
