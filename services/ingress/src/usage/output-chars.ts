@@ -18,6 +18,19 @@ export function outputChars(chunk: chatv1.ChatChunk): number {
   return chars;
 }
 
+/** Characters of output a whole (non-streamed) answer carries, counted as `outputChars` counts a stream's. */
+export function completionChars(completion: chatv1.ChatCompletion): number {
+  let chars = 0;
+  for (const choice of completion.choices) {
+    const message = choice.message;
+    if (!message) continue;
+    chars += (message.content?.length ?? 0) + (message.refusal?.length ?? 0);
+    for (const call of message.toolCalls) chars += (call.function?.arguments.length ?? 0) + (call.function?.name.length ?? 0);
+    if (message.extraJson) chars += reasoningChars(message.extraJson);
+  }
+  return chars;
+}
+
 /**
  * Reasoning text travels among a delta's extra fields: `reasoning_content` (DeepSeek, vLLM, and
  * what the Gemini and Bedrock adapters write) or `reasoning` (OpenRouter, newer vLLM). Providers

@@ -122,6 +122,19 @@ describe('a usage record', () => {
     expect(settled.filter(([what]) => what === 'admission')).toEqual([['admission', expected]]);
   });
 
+  it('estimates a whole answer that came without usage from its own text, as a stream\'s', () => {
+    const publisher = collecting();
+    const answered = exchange('no-usage');
+    const track = new UsageRecorder(publisher, PriceBook.fromModels([]), logger).trackExchange(answered, 'chat');
+    track.routed(decision);
+    const message = { role: 'assistant', content: 'x'.repeat(40), toolCalls: [{ id: 't', type: 'function', function: { name: 'lookup', arguments: '{"q":"abcdefghi"}' } }], extraJson: JSON.stringify({ reasoning_content: 'y'.repeat(20) }) };
+    track.completion({ id: 'w', created: 1, model: 'u', choices: [{ index: 0, message, finishReason: 'tool_calls', logprobsJson: '' }] });
+    expect(track.tokens()).toMatchObject({ completionTokens: 21, estimated: true });
+    answered.end();
+    // 40 characters of text, 6 + 17 of the tool call, 20 of reasoning: 83, at four a token.
+    expect(publisher.events[0]?.tokens).toMatchObject({ prompt: countPromptTokens(answered.body), completion: 21, estimated: true });
+  });
+
   it('estimates a stream its client left while the model was reasoning from the reasoning it streamed too', () => {
     const publisher = collecting();
     const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '15', output: '60' }) }]);

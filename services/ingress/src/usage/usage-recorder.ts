@@ -9,7 +9,7 @@ import type { Admission } from '../access/rate-limiter';
 import type { BudgetReservation } from '../budgets/budget.service';
 import { requestedTier } from '../budgets/worst-case-cost';
 import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
-import { outputChars } from './output-chars';
+import { completionChars, outputChars } from './output-chars';
 
 export type UsageOperation = 'chat' | 'completion' | 'embedding';
 
@@ -298,8 +298,14 @@ export class UsageTrack {
 
   completion(completion: chatv1.ChatCompletion): void {
     this.markFirstToken();
+    // The answer's own length stands in for its output when the provider reports no usage, as a stream's does.
+    const chars = completionChars(completion);
+    this.streamedChars += chars;
     const call = this.calls.at(-1);
-    if (call) call.answered = call.complete = true;
+    if (call) {
+      call.chars += chars;
+      call.answered = call.complete = true;
+    }
     if (completion.serviceTier) this.servedTier = completion.serviceTier;
     if (completion.usage) this.addUsage(completion.usage);
   }
