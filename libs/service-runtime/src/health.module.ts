@@ -8,6 +8,12 @@ import { METRICS_REGISTRY, MetricsHttpController } from './metrics.http.controll
  * `/metrics` from the service's registry (an empty one when none is given) unless `metrics` is
  * false (a public listener whose metrics are served on an internal one).
  */
+/**
+ * Joins a service's readiness checks when its close begins: `/ready` fails from then on, so load
+ * balancers send it nothing new while it drains what is in flight, and `/health` still answers.
+ */
+export const STOPPING: ReadinessCheck = { name: 'stopping', check: async () => false };
+
 @Module({})
 export class HealthModule {
   static register(service: string, checks: ReadinessCheck[] = [], registry: Registry = new Registry(), options: { metrics?: boolean } = {}): DynamicModule {

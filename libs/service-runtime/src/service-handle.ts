@@ -24,13 +24,23 @@ export function closeOnSignals(handle: { close(): Promise<void> }, onError: (err
 }
 
 /**
+ * SIGTERM/SIGINT handling for a main program that starts its service itself, installed before the
+ * start: a signal during the start is a graceful stop too, carried out once the service is handed
+ * to `started` (or, when the start fails after it, by `abandoned`). `logger` is read when a signal
+ * comes (it may not exist yet).
+ */
+export function handleSignals(logger: () => Logger | undefined): SignalShutdown {
+  return new SignalShutdown(logger);
+}
+
+/**
  * SIGTERM/SIGINT handling installed before a service starts, so a signal that comes while it
  * starts (waiting for its ClickHouse, say) is a graceful stop too: `stopping` is logged and
  * `signal` aborted, which the start gives up on; its outcome is then closed (`started`) or its
  * failure taken as the stop (`abandoned`), `stopped` logged, and the process exits 0. A second
  * signal exits at once with 1, as during a drain.
  */
-class SignalShutdown {
+export class SignalShutdown {
   private readonly controller = new AbortController();
   private signalled: { signal: NodeJS.Signals; at: number } | undefined;
   private handle: { close(): Promise<void> } | undefined;

@@ -1,8 +1,8 @@
 import type { GatewayConfig } from '@openrouter/config';
 import { adapterv1 } from '@openrouter/contracts';
 import { callStreamInProcess, callUnaryInProcess, GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
-import { createTelemetry, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, UpstreamInstrumentation, type Logger, type TelemetryOptions } from '@openrouter/observability';
-import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
+import { createTelemetry, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, UpstreamInstrumentation, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
+import { HealthModule, startHttpApp, STOPPING, type ServiceHandle } from '@openrouter/service-runtime';
 import { adapterGrpcBinding } from './adapter.grpc.controller';
 import { AdapterService } from './adapter.service';
 import { PROVIDER_REGISTRY } from './providers/provider.registry';
@@ -27,7 +27,8 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
   const telemetry = createTelemetry('adapter', config.observability, telemetryOptions);
   const service = new AdapterService(config, PROVIDER_REGISTRY, new UpstreamInstrumentation(telemetry.registry, telemetry.tracing), logger);
   const grpc = await GrpcServerHandle.start(config.adapter.grpc.host, config.adapter.grpc.port, [traceGrpcBinding(adapterGrpcBinding(service, logger), telemetry.tracing)], security);
-  const http = await startHttpApp(HealthModule.register('adapter', [], telemetry.registry), config.adapter.http, logger, { tracing: telemetry.tracing });
+  const readiness: ReadinessCheck[] = [];
+  const http = await startHttpApp(HealthModule.register('adapter', readiness, telemetry.registry), config.adapter.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port, providers: service.providerIds }, 'adapter started');
   const tracing = telemetry.tracing;
   const chat = traceStreamInProcess(tracing, adapterv1.AdapterServiceService.chat.path, (request: adapterv1.ChatRequest, signal: AbortSignal) => service.chat(request, signal));
@@ -41,6 +42,7 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
     httpPort: http.port,
     grpcPort: grpc.port,
     async close() {
+      readiness.push(STOPPING);
       await grpc.close(config.grpc.shutdownGraceMs);
       await http.app.close();
       await service.close();

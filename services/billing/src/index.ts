@@ -1,7 +1,7 @@
 import type { BudgetEventPublisher } from '@openrouter/budgets';
 import type { GatewayConfig } from '@openrouter/config';
 import { createTelemetry, UsageConsumerMetrics, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
-import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
+import { HealthModule, startHttpApp, STOPPING, type ServiceHandle } from '@openrouter/service-runtime';
 import type { UsageSource } from '@openrouter/usage';
 import { startReports, type ReportsHandle } from './reports/reports-server';
 import { startUsagePipeline, type UsagePipelineHandle } from './usage/usage-pipeline';
@@ -63,6 +63,7 @@ export async function startBilling(config: GatewayConfig, logger: Logger, deps: 
       usage: pipeline,
       reports: read,
       async close() {
+        readiness.push(STOPPING);
         await read.close();
         await pipeline.close();
         await store.target.client.close();

@@ -31,4 +31,19 @@ describe('closingInReverse', () => {
     expect(started).toEqual(inStartOrder);
     expect(started[0]).toBe(inStartOrder[0]);
   });
+
+  it('still closes the rest when one close fails, then reports the failure', async () => {
+    const closed: string[] = [];
+    const [bus, billing] = handles(['bus', 'billing'], closed);
+    const failure = new Error('alerting could not close');
+    const alerting = {
+      close: async () => {
+        closed.push('alerting');
+        throw failure;
+      },
+    };
+    // The usage bus closes after a failing alerting: what it holds still reaches billing or its outbox.
+    await expect(closingInReverse([billing!, bus!, alerting])()).rejects.toBe(failure);
+    expect(closed).toEqual(['alerting', 'bus', 'billing']);
+  });
 });

@@ -108,11 +108,16 @@ interface Closable {
  * Closes what was started, last first (ingress before the bus it publishes to, the bus before the
  * billing it feeds), once: a second call (a signal after a failed start, a test's afterAll after
  * the handle's own close) gets the same promise instead of closing everything again, out of order.
+ * A close that fails does not stop the ones after it (the usage bus still hands what it holds to
+ * billing or its outbox, every port is still released); the failures are thrown at the end.
  */
 export function closingInReverse(started: readonly Closable[]): () => Promise<void> {
   let closing: Promise<void> | undefined;
   const closeAll = async (): Promise<void> => {
-    for (const handle of [...started].reverse()) await handle.close();
+    const failures: unknown[] = [];
+    for (const handle of [...started].reverse()) await handle.close().catch((error: unknown) => failures.push(error));
+    if (failures.length > 1) throw new AggregateError(failures, `${failures.length} services failed to close`);
+    if (failures.length === 1) throw failures[0];
   };
   return () => (closing ??= closeAll());
 }

@@ -6,8 +6,11 @@ import { join, resolve } from 'node:path';
 
 const ROOT = resolve(__dirname, '../../..');
 
-/** `npm start`'s program in a process of its own (the TypeScript sources compiled on load), until it exits. */
-function runGateway(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * `npm start`'s program in a process of its own (the TypeScript sources compiled on load), until it
+ * exits. With `signal`, it is sent that signal once its output shows `signalOn`.
+ */
+function runGateway(env: Record<string, string>, signal?: { signal: NodeJS.Signals; signalOn: string }): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ['-r', join(ROOT, 'bench/register.js'), join(ROOT, 'services/gateway/src/main.ts')], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'] ?? '', OPENROUTER_DATA_DIR: mkdtempSync(join(tmpdir(), 'gateway-main-')), ...env },
@@ -15,7 +18,11 @@ function runGateway(env: Record<string, string>): Promise<{ code: number | null;
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  let signalled = false;
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    if (signal && !signalled && stdout.includes(signal.signalOn)) signalled = child.kill(signal.signal);
+  });
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return new Promise((done) => child.on('close', (code) => done({ code, stdout, stderr })));
 }
@@ -72,5 +79,20 @@ describe('the embedded gateway as the main program', () => {
     const tagged = await runGateway({ OPENROUTER_CONFIG: config });
     expect(tagged.code).toBe(1);
     expect(tagged.stderr.trim()).toBe(`invalid configuration (${config}):\n  - not valid YAML at line 2, column 77: an unknown tag, or one that does not fit its value (a plain value starting with "!" is a tag in YAML: quote the value)`);
+  }, 60_000);
+
+  it('stops gracefully on a signal that comes while it starts: it closes once started, logged, and exits 0', async () => {
+    const run = await runGateway({ OPENROUTER_SIMULATOR_PORT: '0', PORT: '0' }, { signal: 'SIGTERM', signalOn: '"msg":"configuration loaded"' });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const shutdown = run.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l['service'] === 'gateway' && (l['msg'] === 'stopping' || l['msg'] === 'stopped'));
+    expect(shutdown).toEqual([
+      expect.objectContaining({ msg: 'stopping', signal: 'SIGTERM', duringStart: true }),
+      expect.objectContaining({ msg: 'stopped', signal: 'SIGTERM', drainMs: expect.any(Number) }),
+    ]);
   }, 60_000);
 });

@@ -1,19 +1,24 @@
 import 'reflect-metadata';
 import { loadConfig, readRuntimeEnv, type GatewayConfig } from '@openrouter/config';
-import { createLogger } from '@openrouter/observability';
-import { closeOnSignals, describeListenFailure } from '@openrouter/service-runtime';
+import { createLogger, type Logger } from '@openrouter/observability';
+import { describeListenFailure, handleSignals } from '@openrouter/service-runtime';
 import { startGateway } from './gateway';
 
 let config: GatewayConfig | undefined;
+let logger: Logger | undefined;
+// From the beginning: a signal while the gateway starts stops it gracefully once it has started.
+const shutdown = handleSignals(() => logger);
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
   const runtime = readRuntimeEnv();
   config = loadConfig(runtime);
-  const logger = createLogger('gateway', config.log.level);
-  logger.info({ configPath: runtime.configPath, defaultConfig: !runtime.vars['OPENROUTER_CONFIG'] }, 'configuration loaded');
-  const gateway = await startGateway(config, logger);
-  closeOnSignals(gateway, (error) => logger.error({ err: error }, 'shutdown failed'), logger);
+  const log = createLogger('gateway', config.log.level);
+  logger = log;
+  log.info({ configPath: runtime.configPath, defaultConfig: !runtime.vars['OPENROUTER_CONFIG'] }, 'configuration loaded');
+  const gateway = await startGateway(config, log);
+  shutdown.started(gateway, (error) => log.error({ err: error }, 'shutdown failed'));
+  if (shutdown.stopping) return;
   const key = gateway.ingress.devKeyGenerated ? gateway.ingress.devKey : '$OPENROUTER_DEV_KEY';
   console.log(
     [
@@ -40,6 +45,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  // The start failed after a signal asked it to stop: what it opened is closed (startGateway does), nothing is left to stop.
+  if (shutdown.stopping) return shutdown.abandoned(error);
   // A port already taken is named with its listener and setting (the simulated provider's is
   // OPENROUTER_SIMULATOR_PORT in the default configuration, the API's PORT).
   const failure = (config && describeListenFailure(error, config, ['gateway', 'ingress'])) ?? error;

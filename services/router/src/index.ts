@@ -1,8 +1,8 @@
 import type { GatewayConfig } from '@openrouter/config';
 import { routerv1 } from '@openrouter/contracts';
 import { callStreamInProcess, callUnaryInProcess, GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
-import { createTelemetry, RouterMetrics, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
-import { HealthModule, startHttpApp, type ServiceHandle } from '@openrouter/service-runtime';
+import { createTelemetry, RouterMetrics, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, tracingClientOptions, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
+import { HealthModule, startHttpApp, STOPPING, type ServiceHandle } from '@openrouter/service-runtime';
 import { AdapterClients } from './adapter-clients';
 import { startGrayReleaseSync } from './experiments/gray-release-sync';
 import { deploymentCircuits, instrumentAdapterPort } from './observability/router-telemetry';
@@ -44,7 +44,8 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   metrics.readCircuitsFrom(() => deploymentCircuits(engine));
   const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics));
   const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)], security);
-  const http = await startHttpApp(HealthModule.register('router', [{ name: 'adapters', check: async () => options.adapter !== undefined || adapters.anyReachable(500) }], telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
+  const readiness: ReadinessCheck[] = [{ name: 'adapters', check: async () => options.adapter !== undefined || adapters.anyReachable(500) }];
+  const http = await startHttpApp(HealthModule.register('router', readiness, telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port }, 'router started');
   const tracing = telemetry.tracing;
   const methods = routerv1.RouterServiceService;
@@ -69,6 +70,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
     httpPort: http.port,
     grpcPort: grpc.port,
     async close() {
+      readiness.push(STOPPING);
       await grpc.close(config.grpc.shutdownGraceMs);
       await http.app.close();
       adapters.close();
