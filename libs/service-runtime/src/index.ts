@@ -15,4 +15,5 @@ export { createRedisClient, hideCredentials, keepSubscribed, reconnectOnReadOnly
 export type { RedisBehaviour, RedisConnectionConfig } from './redis';
 export { leaseTtlFor, RedisLease, SOLE_LEASE } from './lease';
 export { Reannouncer } from './reannouncer';
+export { closeEach } from './close-each';
 export type { Lease, LeaseHold } from './lease';

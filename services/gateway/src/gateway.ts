@@ -5,7 +5,7 @@ import type { DestinationStream } from 'pino';
 import { createLogger, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { InProcessBudgetBus } from '@openrouter/budgets';
 import { startSimulator, type RunningSimulator } from '@openrouter/provider-simulator';
-import type { ServiceHandle } from '@openrouter/service-runtime';
+import { closeEach, type ServiceHandle } from '@openrouter/service-runtime';
 import { startAdapter } from '@openrouter/adapter';
 import { startAlerting } from '@openrouter/alerting';
 import { startBilling, type BillingHandle } from '@openrouter/billing';
@@ -113,12 +113,7 @@ interface Closable {
  */
 export function closingInReverse(started: readonly Closable[]): () => Promise<void> {
   let closing: Promise<void> | undefined;
-  const closeAll = async (): Promise<void> => {
-    const failures: unknown[] = [];
-    for (const handle of [...started].reverse()) await handle.close().catch((error: unknown) => failures.push(error));
-    if (failures.length > 1) throw new AggregateError(failures, `${failures.length} services failed to close`);
-    if (failures.length === 1) throw failures[0];
-  };
+  const closeAll = (): Promise<void> => closeEach('the gateway', [...started].reverse().map((handle) => () => handle.close()));
   return () => (closing ??= closeAll());
 }
 

@@ -3,7 +3,7 @@ import { Counter } from 'prom-client';
 import type { GatewayConfig } from '@openrouter/config';
 import { GrpcSecurity } from '@openrouter/grpc';
 import { createTelemetry, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
-import { closeWithinGrace, HealthModule, startHttpApp, whenReady, type ServiceHandle } from '@openrouter/service-runtime';
+import { closeEach, closeWithinGrace, HealthModule, startHttpApp, whenReady, type ServiceHandle } from '@openrouter/service-runtime';
 import { PriceBook, UnpricedModels, type ClickHouseTarget, type UsagePublisher } from '@openrouter/usage';
 import { BudgetCatalog, connectBudgetStore, InProcessBudgetBus, KafkaBudgetPublisher, MemoryBudgetLedger, MemoryBudgetStore, RedisBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
 import { AccessService } from './access/access.service';
@@ -207,19 +207,24 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     // HTTP requests and WebSocket sessions drain together, up to the grace; what is still open
     // then is cut and metered as cancelled, so its usage event is produced before the process exits.
     const graceMs = config.ingress.limits.shutdownGraceMs;
-    // Probes on the internal listener see the replica go at once, as the public listener stops taking requests.
-    await internal?.app.close();
-    if (await closeWithinGrace(app, graceMs, [ws.close(graceMs)])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were cut');
-    // Every request's usage event is handed over, then the publisher flushes.
-    await usage.drain();
-    if (!options.usagePublisher) await publisher.close();
-    budgetAdmin.close();
-    await budgets.close();
-    billing?.close();
-    router.close();
-    await access.close();
-    await counters.close();
-    await alertHistory.close();
-    await telemetry.telemetry.close();
+    // Each step whatever the ones before it did: a listener that fails to close must not keep the usage from being handed on and flushed.
+    await closeEach('ingress', [
+      // Probes on the internal listener see the replica go at once, as the public listener stops taking requests.
+      () => internal?.app.close(),
+      async () => {
+        if (await closeWithinGrace(app, graceMs, [ws.close(graceMs)])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were cut');
+      },
+      // Every request's usage event is handed over, then the publisher flushes.
+      () => usage.drain(),
+      () => (options.usagePublisher ? undefined : publisher.close()),
+      () => budgetAdmin.close(),
+      () => budgets.close(),
+      () => billing?.close(),
+      () => router.close(),
+      () => access.close(),
+      () => counters.close(),
+      () => alertHistory.close(),
+      () => telemetry.telemetry.close(),
+    ]);
   }
 }
