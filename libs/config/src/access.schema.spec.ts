@@ -15,6 +15,7 @@ describe('access configuration', () => {
       maxImages: 100,
       maxWebSocketStreams: 32,
       webSocketHeartbeatMs: 30_000,
+      streamStallMs: 30_000,
       webSocketHighWaterBytes: 1024 * 1024,
       webSocketMaxBufferedBytes: 16 * 1024 * 1024,
     });

@@ -351,6 +351,8 @@ export const accessSchema = strictObject({
     maxWebSocketStreams: numeric(z.number().int().positive()).default(32),
     /** Each WebSocket is pinged this often; one that has not answered the previous ping is dropped. */
     webSocketHeartbeatMs: numeric(z.number().int().min(1_000)).default(30_000),
+    /** A streamed HTTP answer whose client took none of it for this long, while the answer waited for it, is cut. */
+    streamStallMs: numeric(z.number().int().min(1_000)).default(30_000),
     /** Past this many bytes a WebSocket's client has not taken yet, its streams and new requests wait for it to read. */
     webSocketHighWaterBytes: numeric(z.number().int().positive()).default(1024 * 1024),
     /** Past this many bytes waiting for the client (whole answers, which cannot wait), the socket is closed (1008). */

@@ -1,5 +1,5 @@
 import { GatewayError } from '@openrouter/errors';
-import { callStreamInProcess, callUnaryInProcess } from './in-process';
+import { callStreamInProcess, callUnaryInProcess, IN_PROCESS_STREAM_AHEAD } from './in-process';
 
 interface Callee {
   open: (signal: AbortSignal) => AsyncGenerator<number>;
@@ -68,6 +68,33 @@ describe('callStreamInProcess', () => {
     caller.abort();
     await expect(stream.next()).rejects.toMatchObject({ kind: 'cancelled' });
     expect(c.outcome()).toBe('aborted');
+  });
+
+  it('holds a bounded number of messages for a reader that stops reading, and goes on when it reads again', async () => {
+    const size = 64 * 1024;
+    const count = 512; // 32 MiB, if the callee were read to the end
+    let produced = 0;
+    let completed = false;
+    const open = async function* (): AsyncGenerator<Buffer> {
+      for (let i = 0; i < count; i++) {
+        produced++;
+        yield Buffer.alloc(size, i % 256);
+      }
+      completed = true;
+    };
+    const before = process.memoryUsage().arrayBuffers;
+    const stream = callStreamInProcess(open);
+    expect((await stream.next()).value?.[0]).toBe(0);
+    // The callee and the queue run on promises alone: one turn of the loop lets them do all they can.
+    await new Promise((done) => setImmediate(done));
+    expect(produced * size).toBeLessThanOrEqual((IN_PROCESS_STREAM_AHEAD + 2) * size);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(4 * 1024 * 1024);
+    expect(completed).toBe(false);
+
+    let read = 1;
+    for await (const message of stream) expect(message[0]).toBe(read++ % 256);
+    expect(read).toBe(count);
+    expect(completed).toBe(true);
   });
 
   it('delivers the messages sent before a failure, then the failure as it would cross the wire', async () => {

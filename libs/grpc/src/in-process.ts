@@ -10,17 +10,29 @@ function asRemoteError(error: unknown, signal: AbortSignal | undefined): Gateway
   return fromGrpcError(toGrpcStatus(error));
 }
 
+/** Messages a callee called in process may have waiting for its reader before it is paused. */
+export const IN_PROCESS_STREAM_AHEAD = 16;
+
 /**
  * A server-streaming method called in process, with the semantics of `readStream` over gRPC. The
  * callee runs ahead of the reader, as a gRPC server does (its messages are queued), so a stream
  * whose last message has been read has also finished: its end is recorded as a success even when
- * the reader stops without asking for more. The callee works under its own signal, aborted when
- * the caller's is, or when the reader stops while the callee is still producing (as a cancelled
- * call would be). Errors arrive as they would over the wire, after the messages sent before them.
+ * the reader stops without asking for more. It runs at most `IN_PROCESS_STREAM_AHEAD` messages
+ * ahead, as a gRPC server waits for its flow-control window: a slow reader slows the callee down
+ * (down to the provider's connection) instead of having the whole answer queued in memory. The
+ * callee works under its own signal, aborted when the caller's is, or when the reader stops while
+ * the callee is still producing (as a cancelled call would be). Errors arrive as they would over
+ * the wire, after the messages sent before them.
  */
 export async function* callStreamInProcess<T>(open: (signal: AbortSignal) => AsyncIterable<T>, signal?: AbortSignal): AsyncGenerator<T> {
   const callee = new AbortController();
-  const onAbort = (): void => callee.abort();
+  // Set while the callee is paused because its reader has not taken what is queued.
+  let room: (() => void) | undefined;
+  // A callee paused for room runs on when aborted, to see its abort and end.
+  const onAbort = (): void => {
+    callee.abort();
+    room?.();
+  };
   signal?.addEventListener('abort', onAbort, { once: true });
   const queue: T[] = [];
   let ended = false;
@@ -31,6 +43,7 @@ export async function* callStreamInProcess<T>(open: (signal: AbortSignal) => Asy
       for await (const message of open(callee.signal)) {
         queue.push(message);
         wake?.();
+        if (queue.length >= IN_PROCESS_STREAM_AHEAD && !callee.signal.aborted) await new Promise<void>((resume) => (room = resume));
       }
     } catch (error) {
       failure = { error };
@@ -44,6 +57,8 @@ export async function* callStreamInProcess<T>(open: (signal: AbortSignal) => Asy
     for (;;) {
       const message = queue.shift();
       if (message !== undefined) {
+        room?.();
+        room = undefined;
         yield message;
         continue;
       }
@@ -54,7 +69,7 @@ export async function* callStreamInProcess<T>(open: (signal: AbortSignal) => Asy
     }
   } finally {
     signal?.removeEventListener('abort', onAbort);
-    if (!ended) callee.abort();
+    if (!ended) onAbort();
   }
 }
 

@@ -32,40 +32,39 @@ export class ServerCallCancellation {
 /**
  * Writes a stream's messages, sending those that become ready while a write is in flight as one
  * batch when the write completes (see {@link StreamBatching}). Messages that cannot be batched
- * flush what is held and go alone, so the order is kept.
+ * flush what is held and go alone, so the order is kept. `write` says, as a stream's does, whether
+ * the call has room for more: at most `MAX_STREAM_BATCH` messages are held beside what it queued.
  */
 class BatchingWriter<T> {
   private inFlight = 0;
   private held: T[] = [];
 
   constructor(
-    private readonly call: { write(message: T, written: () => void): unknown },
+    private readonly call: { write(message: T, written: () => void): boolean },
     private readonly batching: StreamBatching<T>,
   ) {}
 
-  write(message: T): void {
+  write(message: T): boolean {
     if (!this.batching.batchable(message)) {
       this.flush();
-      this.send(message);
-    } else if (this.inFlight === 0 && this.held.length === 0) {
-      this.send(message);
-    } else {
-      this.held.push(message);
-      if (this.held.length >= MAX_STREAM_BATCH) this.flush();
+      return this.send(message);
     }
+    if (this.inFlight === 0 && this.held.length === 0) return this.send(message);
+    this.held.push(message);
+    return this.held.length < MAX_STREAM_BATCH || this.flush();
   }
 
   /** Sends what is held now: before the stream ends or fails. */
-  flush(): void {
+  flush(): boolean {
     const held = this.held;
-    if (held.length === 0) return;
+    if (held.length === 0) return true;
     this.held = [];
-    this.send(held.length === 1 ? (held[0] as T) : this.batching.pack(held));
+    return this.send(held.length === 1 ? (held[0] as T) : this.batching.pack(held));
   }
 
-  private send(message: T): void {
+  private send(message: T): boolean {
     this.inFlight += 1;
-    this.call.write(message, () => {
+    return this.call.write(message, () => {
       this.inFlight -= 1;
       if (this.inFlight === 0) this.flush();
     });
@@ -76,7 +75,11 @@ class BatchingWriter<T> {
  * Serves a server-streaming call: writes what `work` yields, then ends the call, or answers its
  * error as a gRPC status (after `onError`, for logging) once the messages before it are written.
  * A client cancellation aborts `work`'s signal, and nothing more is written. With `batching`,
- * messages ready together go as one to a caller that accepts batches.
+ * messages ready together go as one to a caller that accepts batches. `work` is read no faster
+ * than the caller reads: once the call holds as many messages as its stream buffers (grpc-js's
+ * 16, beyond what HTTP/2's flow-control window lets through), the next is taken only when they
+ * have gone, so a slow caller slows the work down (a provider's stream with it) instead of having
+ * the whole answer queued in memory.
  */
 export function serveStream<Req, Res>(
   call: ServerWritableStream<Req, Res>,
@@ -91,8 +94,8 @@ export function serveStream<Req, Res>(
     try {
       for await (const event of work(signal)) {
         if (signal.aborted) return;
-        if (batches) batches.write(event);
-        else call.write(event);
+        const room = batches ? batches.write(event) : call.write(event);
+        if (!room) await drained(call, signal);
       }
       batches?.flush();
       cancellation.answered();
@@ -105,6 +108,22 @@ export function serveStream<Req, Res>(
       call.emit('error', toGrpcStatus(error));
     }
   })();
+}
+
+/** Until the call has sent what it holds, or is cancelled or closed; leaves no listener behind. */
+function drained(call: EventEmitter, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      call.off('close', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    if (signal.aborted) return resolve();
+    call.on('drain', done);
+    call.on('close', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** Serves a unary call with `work`'s answer or its error as a gRPC status; a client cancellation aborts `work`'s signal. */

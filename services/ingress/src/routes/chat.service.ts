@@ -8,7 +8,7 @@ import type { BudgetReservation } from '../budgets/budget.service';
 import type { RouterPort } from '../router.port';
 import type { UsageTrack } from '../usage/usage-recorder';
 import { asGatewayError } from '../openai-exception.filter';
-import { clientGone } from './client-connection';
+import { clientGone, cutWhenStalled } from './client-connection';
 import { checkChatBounds, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 
@@ -45,6 +45,8 @@ export async function openHttpChat(router: RouterPort, bounds: RequestBounds, re
   const clientWantsUsage = request.streamOptions?.includeUsage === true;
   if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
   const signal = clientGone(reply);
+  // A streamed answer whose client stops reading is cut after a heartbeat without progress, as a WebSocket's is.
+  if (request.stream) cutWhenStalled(reply.raw, bounds.streamStallMs);
   const opened = await usage.guard(openChat(router, requestContextOf(req), request, signal, usage.calling));
   usage.routed(opened.decision);
   return { request, opened, signal, headers: { ...routeHeaders(opened.decision), 'x-request-id': String(req.id) }, clientWantsUsage };

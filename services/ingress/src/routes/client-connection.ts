@@ -1,5 +1,7 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
+import { osQueuedBytes } from '../ws/ws-liveness';
 
 /**
  * Whether the client went away before its response was written. Read from the response's own
@@ -39,4 +41,44 @@ export function arrivedAtMs(reply: FastifyReply): number {
 /** Throws `cancelled` when the client has gone, so nothing further is spent on its request. */
 export function stopIfClientLeft(reply: FastifyReply): void {
   if (clientHasLeft(reply)) throw new GatewayError('cancelled', 'The client went away.');
+}
+
+/** A streamed response's outbound state at one check of `cutWhenStalled`. */
+interface Outbound {
+  /** Whether the answer waits for the client: the response holds more than its high-water mark. */
+  waiting: boolean;
+  drains: number;
+  osQueued: number | undefined;
+}
+
+/**
+ * Cuts the connection of a streamed answer whose client took none of it over a whole `stallMs`
+ * while the answer waited for it, as a WebSocket whose client reads nothing over a heartbeat is
+ * dropped. A client that stopped reading without closing (a peer gone without a FIN, a frozen app)
+ * would otherwise hold its request for good: the provider call paused behind it, its budget
+ * reservation renewed, its usage never recorded. The cut closes the response, which reads as the
+ * client gone: the call is cancelled down to the provider and metered as such. An answer that
+ * waits for its provider (a long pause in a reasoning stream) is not waiting for its client, and is
+ * never cut; a client that reads slowly shows progress (the response drained, or the OS took more
+ * of the write in flight) and keeps its stream.
+ */
+export function cutWhenStalled(response: ServerResponse, stallMs: number): void {
+  if (response.destroyed) return;
+  let drains = 0;
+  const onDrain = (): void => void drains++;
+  response.on('drain', onDrain);
+  const outbound = (): Outbound => ({ waiting: response.writableNeedDrain, drains, osQueued: response.socket ? osQueuedBytes(response.socket) : undefined });
+  let before = outbound();
+  const timer = setInterval(() => {
+    const now = outbound();
+    const tookMore = now.drains > before.drains || (now.osQueued !== undefined && before.osQueued !== undefined && now.osQueued < before.osQueued);
+    const stalled = before.waiting && now.waiting && !tookMore;
+    before = now;
+    if (stalled) response.destroy();
+  }, stallMs);
+  timer.unref();
+  response.once('close', () => {
+    clearInterval(timer);
+    response.off('drain', onDrain);
+  });
 }

@@ -8,7 +8,7 @@ import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
 import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent, type OpenedChat } from './chat.service';
-import { clientGone } from './client-connection';
+import { clientGone, cutWhenStalled } from './client-connection';
 import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 import { UsageRecorder } from '../usage/usage-recorder';
@@ -97,6 +97,7 @@ export class CompletionsHttpController {
     metering.routed(opened.decision, () => promptTokens(legacy.prompts[0]));
     const model = opened.decision.model;
     reply.hijack();
+    cutWhenStalled(reply.raw, this.bounds.streamStallMs);
     const sse = new SseWriter(reply.raw);
     sse.open({ ...routeHeaders(opened.decision), 'x-request-id': String(req.id) });
     const usage = emptyUsage();

@@ -1,0 +1,57 @@
+import { EventEmitter } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { cutWhenStalled } from './client-connection';
+
+/** A response as `cutWhenStalled` sees it: whether it waits for its client, and what the OS still holds of its write. */
+class FakeResponse extends EventEmitter {
+  writableNeedDrain = false;
+  destroyed = false;
+  readonly socket = { _handle: { writeQueueSize: 0 } };
+
+  destroy(): void {
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
+
+describe('cutWhenStalled', () => {
+  const STALL_MS = 1_000;
+  let response: FakeResponse;
+  beforeEach(() => {
+    jest.useFakeTimers();
+    response = new FakeResponse();
+    cutWhenStalled(response as unknown as ServerResponse, STALL_MS);
+  });
+  afterEach(() => jest.useRealTimers());
+
+  it('cuts a response that waited for its client a whole period without the client taking any of it', () => {
+    response.writableNeedDrain = true;
+    response.socket._handle.writeQueueSize = 4096;
+    jest.advanceTimersByTime(STALL_MS);
+    expect(response.destroyed).toBe(false);
+    jest.advanceTimersByTime(STALL_MS);
+    expect(response.destroyed).toBe(true);
+  });
+
+  it('keeps an answer that waits for its provider, however long', () => {
+    jest.advanceTimersByTime(100 * STALL_MS);
+    expect(response.destroyed).toBe(false);
+  });
+
+  it('keeps a client that reads slowly: the OS takes more of the write, or the response drains', () => {
+    response.writableNeedDrain = true;
+    response.socket._handle.writeQueueSize = 4096;
+    for (let i = 0; i < 10; i++) {
+      jest.advanceTimersByTime(STALL_MS);
+      if (i % 2 === 0) response.socket._handle.writeQueueSize -= 100;
+      else response.emit('drain');
+    }
+    expect(response.destroyed).toBe(false);
+  });
+
+  it('stops checking once the response closed', () => {
+    response.emit('close');
+    expect(jest.getTimerCount()).toBe(0);
+    expect(response.listenerCount('drain')).toBe(0);
+  });
+});
