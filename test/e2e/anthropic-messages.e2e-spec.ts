@@ -184,6 +184,7 @@ describe('the Messages API through the gateway', () => {
     );
     expect(rows[0]).toMatchObject({ estimated: true });
     expect(rows[0]?.prompt_tokens).toBeGreaterThan(0);
+    expect(rows[0]?.completion_tokens).toBeGreaterThan(0);
     expect(data.usage).toMatchObject({ input_tokens: rows[0]?.prompt_tokens, output_tokens: rows[0]?.completion_tokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
     expect((data.usage as unknown as { cost: number }).cost).toBe(Number(response.headers.get('x-openrouter-cost')));
     expect(Number(rows[0]?.cost)).toBe(Number(response.headers.get('x-openrouter-cost')));

@@ -159,6 +159,33 @@ function startWithoutProviderTimeout(): Promise<TestGateway> {
   });
 }
 
+describe('an answer whose provider reports no usage', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startTestGateway();
+  }, 120_000);
+  afterAll(async () => gw?.close());
+
+  it('is billed its output estimated from its text, and the chat completion and the Responses API report what is billed', async () => {
+    gw.sim.configure({ omitUsage: true });
+    const client = gw.client();
+    const chat = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Answer me without usage' }] }, { headers: { 'x-request-id': 'no-usage-chat' } }).withResponse();
+    const response = await client.responses.create({ model: 'gpt-4o-mini', input: 'Answer me without usage too' }, { headers: { 'x-request-id': 'no-usage-responses' } }).withResponse();
+    type Billed = { prompt_tokens: number; completion_tokens: number; estimated: boolean; cost: string };
+    const columns = 'prompt_tokens, completion_tokens, tokens_estimated AS estimated, toString(cost) AS cost';
+    const [chatRow] = await rowsOfRequest<Billed>(gw, columns, 'no-usage-chat');
+    const [responsesRow] = await rowsOfRequest<Billed>(gw, columns, 'no-usage-responses');
+    // The answer's text, at four characters a token.
+    expect(chatRow).toMatchObject({ estimated: true, completion_tokens: Math.ceil((chat.data.choices[0]?.message.content ?? '').length / 4) });
+    expect(chatRow?.completion_tokens).toBeGreaterThan(0);
+    expect(chat.data.usage).toMatchObject({ prompt_tokens: chatRow?.prompt_tokens, completion_tokens: chatRow?.completion_tokens });
+    expect(Number(chatRow?.cost)).toBe(Number(chat.response.headers.get('x-openrouter-cost')));
+    expect(responsesRow?.completion_tokens).toBeGreaterThan(0);
+    expect(response.data.usage).toMatchObject({ input_tokens: responsesRow?.prompt_tokens, output_tokens: responsesRow?.completion_tokens });
+  });
+});
+
 describe('legacy completions with several prompts', () => {
   let gw: TestGateway;
 

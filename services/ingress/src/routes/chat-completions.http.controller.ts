@@ -30,8 +30,8 @@ export class ChatCompletionsHttpController {
     if (!request.stream) {
       const completion = opened.first.completion;
       if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
-      usage.completion(completion);
-      await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(toOpenAICompletion(completion, model)));
+      const answered = usage.completion(completion);
+      await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(toOpenAICompletion(answered, model)));
       return;
     }
 

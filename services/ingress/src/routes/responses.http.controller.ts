@@ -70,8 +70,8 @@ export class ResponsesHttpController {
     if (!request.stream) {
       const completion = opened.first.completion;
       if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
-      usage.completion(completion);
-      await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(toResponse(completion, model, original)));
+      const answered = usage.completion(completion);
+      await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(toResponse(answered, model, original)));
       return;
     }
 

@@ -296,7 +296,11 @@ export class UsageTrack {
     this.errorKind ??= error instanceof GatewayError ? error.kind : 'internal';
   }
 
-  completion(completion: chatv1.ChatCompletion): void {
+  /**
+   * Takes a whole answer and returns it as the client is to get it: with the usage it is billed
+   * at, the gateway's estimate, when the provider reported none.
+   */
+  completion(completion: chatv1.ChatCompletion): chatv1.ChatCompletion {
     this.markFirstToken();
     // The answer's own length stands in for its output when the provider reports no usage, as a stream's does.
     const chars = completionChars(completion);
@@ -307,7 +311,11 @@ export class UsageTrack {
       call.answered = call.complete = true;
     }
     if (completion.serviceTier) this.servedTier = completion.serviceTier;
-    if (completion.usage) this.addUsage(completion.usage);
+    if (completion.usage) {
+      this.addUsage(completion.usage);
+      return completion;
+    }
+    return { ...completion, usage: this.tokens() };
   }
 
   chunk(chunk: chatv1.ChatChunk): void {

@@ -294,8 +294,8 @@ export class WsGateway {
       if (!request.stream) {
         const completion = opened.first.completion;
         if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
-        usage.completion(completion);
-        send(connection, { type: 'completion', id, data: usage.decorate(toOpenAICompletion(completion, served)), headers: { ...headers, ...usage.costHeaders() } });
+        const answered = usage.completion(completion);
+        send(connection, { type: 'completion', id, data: usage.decorate(toOpenAICompletion(answered, served)), headers: { ...headers, ...usage.costHeaders() } });
         outcome = { cancelled: false, status: 200 };
         return;
       }
