@@ -77,6 +77,24 @@ describe('the Redis budget ledger (redis-server)', () => {
     expect((await other.reserve({ id: 'next', lines: [budget], worstMicros: 1_000, floorMicros: 1_000, ttlMs: 60_000 })).ok).toBe(true);
   });
 
+  it('applies a reserve and a settle once when the client sends them again (ioredis resends what was in flight when its connection dropped)', async () => {
+    const [holder, other] = [replica(), replica()];
+    const budget = line('replayed:d', 1_000);
+    const request = { id: 'replayed', lines: [budget], worstMicros: 400, floorMicros: 400, ttlMs: 60_000 };
+    expect(await holder.reserve(request)).toEqual({ ok: true, amountMicros: 400 });
+    // The first run's reply was lost: the same reservation arrives again and is answered as made.
+    expect(await holder.reserve(request)).toEqual({ ok: true, amountMicros: 400 });
+    expect((await other.read([budget.account]))[0]).toEqual({ spentMicros: 0, reservedMicros: 400 });
+    expect(await holder.settle('replayed', [budget], 250)).toEqual([250]);
+    expect(await holder.settle('replayed', [budget], 250)).toEqual([250]);
+    // Nor does a reserve resent after its settle hold anything again.
+    expect((await holder.reserve(request)).ok).toBe(true);
+    expect((await other.read([budget.account]))[0]).toEqual({ spentMicros: 250, reservedMicros: 0 });
+    expect(await control.zscore(`${prefix}{budgets}:expiry`, 'replayed')).toBeNull();
+    // A settle that finds no reservation (it expired, or Redis lost it) still counts the spend.
+    expect(await holder.settle('never-held', [budget], 100)).toEqual([350]);
+  });
+
   it('lowers spend by no more than the allowance, however many runs and replicas ask', async () => {
     const [a, b] = [replica(), replica()];
     const budget = line('lower:2025-06', 10_000_000);

@@ -35,12 +35,25 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `;
 
 /**
+ * What a settled reservation's record becomes, for {@link SETTLED_KEEP_MS}: the client resends the
+ * commands that were in flight when its connection dropped (their replies lost, not their effect),
+ * so a settle or a reserve may arrive twice, and must change nothing the second time.
+ */
+const SETTLED = 'settled';
+
+/** How long a settled reservation's record is kept, so that a settle or reserve resent after a reconnection finds it. */
+const SETTLED_KEEP_MS = 5 * 60_000;
+
+/**
  * KEYS: expiry set, reservation record, then (spent, reserved) per line.
  * ARGV: record prefix, reservation id, ttl ms, worst, floor, then (limit, hard, keep ms) per line.
- * Returns {1, amount} or {0, line, spent, reserved}.
+ * Returns {1, amount} or {0, line, spent, reserved}. A reservation already made (the same one sent
+ * again) is answered as made, and not held twice: its second hold would never be returned.
  */
 const RESERVE = `${SWEEP}
 sweep(KEYS[1], ARGV[1], now)
+local held = redis.call('GET', KEYS[2])
+if held then return {1, tonumber(string.match(held, '^%d+')) or 0} end
 local lines = (#KEYS - 2) / 2
 local amount = tonumber(ARGV[4])
 local floor = tonumber(ARGV[5])
@@ -70,21 +83,24 @@ return {1, amount}
 
 /**
  * KEYS: expiry set, reservation record, then spent per line.
- * ARGV: record prefix, reservation id, actual, then keep ms per line. Returns each line's spend.
+ * ARGV: record prefix, reservation id, actual, settled record's keep ms, then keep ms per line.
+ * Returns each line's spend. A reservation settled already (the same settle sent again) is not
+ * counted again; one no longer held for another reason (expired, or lost by Redis) is.
  */
 const SETTLE = `${SWEEP}
 sweep(KEYS[1], ARGV[1], now)
 local record = redis.call('GET', KEYS[2])
-if record then
+local again = record == '${SETTLED}'
+if record and not again then
   unreserve(record)
-  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[2], '${SETTLED}', 'PX', ARGV[4])
 end
 redis.call('ZREM', KEYS[1], ARGV[2])
 local out = {}
 for i = 3, #KEYS do
-  if ARGV[3] ~= '0' then
+  if ARGV[3] ~= '0' and not again then
     out[#out + 1] = redis.call('INCRBY', KEYS[i], ARGV[3])
-    redis.call('PEXPIRE', KEYS[i], ARGV[4 + (i - 3)])
+    redis.call('PEXPIRE', KEYS[i], ARGV[5 + (i - 3)])
   else
     out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
   end
@@ -203,7 +219,7 @@ export class RedisBudgetLedger implements BudgetLedger {
 
   async settle(id: string, lines: readonly LedgerLine[], actualMicros: number): Promise<number[]> {
     const keys = [this.expiryKey(), this.recordKey(id), ...lines.map((l) => this.spentKey(l.account))];
-    const args = [this.recordKey(''), id, integer(actualMicros), ...lines.map((l) => String(Math.max(1, Math.round(l.keepMs))))];
+    const args = [this.recordKey(''), id, integer(actualMicros), String(SETTLED_KEEP_MS), ...lines.map((l) => String(Math.max(1, Math.round(l.keepMs))))];
     const result = (await this.script('orBudgetSettle')(keys.length, ...keys, ...args)) as number[];
     return result.map(Number);
   }

@@ -4,7 +4,8 @@ import { createRedisClient, type RedisConnectionConfig } from '@openrouter/servi
 /**
  * The budget ledger's Redis connection. Like the access layer's it fails fast while Redis is
  * down, but it waits longer for an answer: a reservation that times out is refused (or admitted
- * unreserved, per `budgets.failMode`) even though Redis may have made it, which only expires later.
+ * unreserved, per `budgets.failMode`) even though Redis may have made it: it is then given back
+ * (see `BudgetService.reserve`), or expires if that fails too.
  */
 export function connectBudgetRedis(config: RedisConnectionConfig): Redis {
   return createRedisClient(config, {

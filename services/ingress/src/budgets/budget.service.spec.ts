@@ -43,6 +43,29 @@ describe('BudgetService', () => {
     expect(status).toMatchObject({ spent: '0.0001', reserved: '0.000222' });
   });
 
+  it('gives back a reservation whose reply never came (Redis timed out after making it), in either fail mode', async () => {
+    for (const failMode of ['closed', 'open'] as const) {
+      const config = ingressTestConfig({ budgets: { failMode, list: [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.0005' }] } });
+      const ledger = new MemoryBudgetLedger(() => NOW);
+      // Redis made the reservation, but its answer was lost: the caller sees a timeout.
+      const slow = Object.assign(Object.create(ledger) as MemoryBudgetLedger, {
+        reserve: async (request: Parameters<MemoryBudgetLedger['reserve']>[0]) => {
+          await ledger.reserve(request);
+          throw new Error('Command timed out');
+        },
+      });
+      const events: BudgetEventPublisher = { publish: async () => undefined, close: async () => undefined };
+      const budgetService = new BudgetService(config, PriceBook.fromModels(config.models), slow, events, createLogger('test', 'silent'), () => NOW);
+      const body = { model: 'm', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] };
+      const outcome = await budgetService.reserve({ requestId: 'a', tenant, body }).catch((e: unknown) => e);
+      if (failMode === 'closed') expect(outcome).toMatchObject({ code: 'budget_store_unavailable' });
+      else expect(outcome).toBeUndefined();
+      await budgetService.idle();
+      // Not held for the reservation ttl by a request that holds nothing.
+      expect(await ledger.read(['b:2025-06-14'])).toEqual([{ spentMicros: 0, reservedMicros: 0 }]);
+    }
+  });
+
   it('reserves the prompt an earlier turn\'s tool-call arguments carry, not only message text', async () => {
     const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }]);
     const args = JSON.stringify({ rows: Array.from({ length: 100 }, (_, i) => ({ id: i, name: `item ${i}` })) });

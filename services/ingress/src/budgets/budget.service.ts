@@ -36,8 +36,8 @@ export class BudgetService {
   private readonly open = new Map<string, BudgetReservation>();
   /** Reservation id → stops its renewals. */
   private readonly renewals = new Map<string, () => void>();
-  /** Refusal announcements under way (never awaited by the refused request). */
-  private readonly announcing = new Set<Promise<void>>();
+  /** Refusal announcements and releases under way (never awaited by the request). */
+  private readonly background = new Set<Promise<void>>();
   private readonly alerts: ThresholdAlerts;
   /** Whether a request was admitted, fail mode open, before the budgets created through the API had loaded (logged once). */
   private admittedUnloaded = false;
@@ -96,6 +96,9 @@ export class BudgetService {
     try {
       outcome = await this.ledger.reserve({ id, lines: accounts.map((a) => a.line), worstMicros: worst, floorMicros: floor, ttlMs: this.config.budgets.reservationTtlMs });
     } catch (error) {
+      // Redis may have made it all the same (a reply that timed out): give it back rather than
+      // leave it held for a whole ttl by a request that holds nothing.
+      this.inBackground(this.ledger.settle(id, accounts.map((a) => a.line), 0).then(() => undefined), 'budget reservation could not be given back', { reservation: id });
       if (this.config.budgets.failMode === 'closed') throw new GatewayError('unavailable', 'Budgets cannot be checked right now.', { code: 'budget_store_unavailable', cause: error });
       this.logger.warn({ err: error, requestId: input.requestId }, 'budget store unreachable: request admitted without a reservation (budgets.failMode open)');
       return undefined;
@@ -214,17 +217,19 @@ export class BudgetService {
    * `ThresholdAlerts.publishRefused`) without holding up the 402.
    */
   private announceRefusal(account: BudgetAccount, spentMicros: number): void {
-    const announcing = this.alerts.publishRefused(account, spentMicros).then(
-      () => undefined,
-      (error: unknown) => this.logger.warn({ err: error, budget: account.budget.id }, 'budget refusal could not be announced'),
-    );
-    this.announcing.add(announcing);
-    void announcing.finally(() => this.announcing.delete(announcing));
+    this.inBackground(this.alerts.publishRefused(account, spentMicros).then(() => undefined), 'budget refusal could not be announced', { budget: account.budget.id });
   }
 
-  /** Resolves once every refusal announcement under way has finished (closing waits for them). */
+  /** Runs `work` without holding up the request; a failure is logged as `what`, with `context`. */
+  private inBackground(work: Promise<void>, what: string, context: Record<string, string>): void {
+    const running = work.catch((error: unknown) => this.logger.warn({ err: error, ...context }, what));
+    this.background.add(running);
+    void running.finally(() => this.background.delete(running));
+  }
+
+  /** Resolves once every refusal announcement and release under way has finished (closing waits for them). */
   async idle(): Promise<void> {
-    await Promise.all([...this.announcing]);
+    await Promise.all([...this.background]);
   }
 
   /** Reservations not yet settled (a request in flight). */
