@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { ConsumerLag } from '@openrouter/usage';
 import { sharedKafkaBrokers } from '../support/infra/shared-infra';
+import { waitFor } from '../support/infra/wait-for';
 
 /** The real client, counting the admin clients made through it and the ones still connected. */
 function countingKafka(): { kafka: Pick<Kafka, 'admin'>; made: Admin[]; connected: () => number } {
@@ -21,6 +22,21 @@ function countingKafka(): { kafka: Pick<Kafka, 'admin'>; made: Admin[]; connecte
       },
     },
   };
+}
+
+/**
+ * A read, once the broker can answer it: a group's coordinator may still be loading the offsets
+ * topic on a broker just started (a retriable error, which the lag's readers ride out too).
+ */
+function readWhenServed(lag: ConsumerLag): Promise<number> {
+  return waitFor(
+    () =>
+      lag.read().catch((error: unknown) => {
+        if ((error as { retriable?: unknown }).retriable === true) return undefined;
+        throw error;
+      }),
+    { timeoutMs: 30_000, what: 'the group coordinator to answer' },
+  );
 }
 
 describe('ConsumerLag (real broker)', () => {
@@ -50,7 +66,7 @@ describe('ConsumerLag (real broker)', () => {
     const fromStart = new ConsumerLag(kafka, topic, group, 'earliest');
     const fromEnd = new ConsumerLag(kafka, topic, group, 'latest');
     try {
-      expect(await fromStart.read()).toBe(5);
+      expect(await readWhenServed(fromStart)).toBe(5);
       expect(await fromEnd.read()).toBe(0);
       await admin.setOffsets({ groupId: group, topic, partitions: [{ partition: 0, offset: '2' }] });
       // Partition 0: one record behind; partition 1, uncommitted: both or none.
@@ -65,6 +81,7 @@ describe('ConsumerLag (real broker)', () => {
   it('reads that overlap share one admin connection, and close ends it', async () => {
     const counting = countingKafka();
     const lag = new ConsumerLag(counting.kafka, topic, `${group}-shared`, 'earliest');
+    expect(await readWhenServed(lag)).toBe(5);
     const reads = await Promise.all([lag.read(), lag.read(), lag.read()]);
     expect(reads).toEqual([5, 5, 5]);
     expect(await lag.read()).toBe(5);
