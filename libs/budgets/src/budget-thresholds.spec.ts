@@ -35,6 +35,15 @@ describe('ThresholdAlerts', () => {
     expect(received.map((e) => e.eventId)).toEqual(['acme-monthly/2025-06/50', 'acme-monthly/2025-06/80', 'acme-monthly/2025-06/100']);
   });
 
+  it('compares spend with a threshold exactly at the largest amount a budget may have', async () => {
+    const { alerts, received } = setup();
+    const largest = accountAt(budgetSchema.parse({ id: 'largest', scope: { org: 'acme' }, period: 'monthly', amount: '9007199254.740991', alertThresholds: [80] }), START);
+    // One micro-unit short of 80 %: times 100, both sides are past what a double holds exactly (they compare equal there).
+    expect(await alerts.publishCrossed([largest], [7_205_759_403_792_792])).toBe(0);
+    expect(await alerts.publishCrossed([largest], [7_205_759_403_792_793])).toBe(1);
+    expect(received.map((e) => e.thresholdPercent)).toEqual([80]);
+  });
+
   it("publishes a budget created again under a deleted one's id as another budget: its own markers and event ids", async () => {
     const { alerts, received } = setup();
     const first = accountAt({ ...budget, id: 'team-daily', creation: { atMs: START - 60_000, id: 'aaaa' } }, START);

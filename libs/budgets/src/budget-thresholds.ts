@@ -77,7 +77,8 @@ export class ThresholdAlerts {
       const total = spent[i] ?? 0;
       const limit = account.line.limitMicros;
       for (const threshold of account.budget.alertThresholds) {
-        if (total * 100 < limit * threshold) break;
+        // In integers: micro-units near the largest amount (2^53) times a percentage are past what a double holds exactly.
+        if (BigInt(Math.round(total)) * 100n < BigInt(Math.round(limit)) * BigInt(threshold)) break;
         if (await this.publishOnce(account, total, threshold)) published++;
       }
     }
