@@ -1,7 +1,9 @@
 import { connect, type Socket } from 'node:net';
-import { Controller, Get, Module } from '@nestjs/common';
+import { Controller, Get, Module, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
-import { jsonTooDeep, startHttpApp, type INestApplication } from './http-app';
+import { closeWithinGrace, jsonTooDeep, startHttpApp, type INestApplication } from './http-app';
 
 describe('jsonTooDeep', () => {
   it.each([
@@ -43,6 +45,17 @@ class ProbeController {
     gate.current.entered();
     await gate.current.opened;
     return { ok: true };
+  }
+
+  /** A stream that runs until the shutdown ends it, with the shutdown's error code as its last event. */
+  @Get('stream')
+  stream(@Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream' });
+    reply.raw.write('data: first\n\n');
+    const signal = request.shutdownSignal;
+    signal.addEventListener('abort', () => reply.raw.end(`data: ${signal.reason instanceof GatewayError ? signal.reason.code : 'none'}\n\n`), { once: true });
+    gate.current.entered();
   }
 }
 
@@ -155,5 +168,41 @@ describe('startHttpApp with request ids: the errors Fastify and the HTTP parser 
     const raw = await exchange(port, (socket) => socket.write(`GET /ping HTTP/1.1\r\nHost: x\r\nx-request-id: caller-id-2\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`));
     expect(raw).toMatch(/^HTTP\/1\.1 431 /);
     expect(raw).toMatch(/\r\nx-request-id: [0-9a-f-]{36}\r\n/i);
+  });
+});
+
+describe('closeWithinGrace', () => {
+  let app: INestApplication;
+  let port: number;
+
+  beforeEach(async () => {
+    gate.current = new Gate();
+    ({ app, port } = await startHttpApp(ProbeModule, { host: '127.0.0.1', port: 0 }, createLogger('test', 'silent')));
+  });
+  afterEach(() => gate.current.open());
+
+  it('ends a stream still running when the grace is over through its shutdown signal, its response whole', async () => {
+    const received = exchange(port, (socket) => socket.write('GET /stream HTTP/1.1\r\nHost: x\r\n\r\n'));
+    await gate.current.inside;
+
+    await expect(closeWithinGrace(app, 10, [], 10)).resolves.toBe(true);
+    const raw = await received;
+    expect(raw).toMatch(/^HTTP\/1\.1 200 /);
+    // The stream's last event, then the end of its chunked body: nothing was cut.
+    expect(raw).toContain('data: first');
+    expect(raw).toMatch(/data: shutting_down\n\n\r\n0\r\n\r\n$/);
+  });
+
+  it('cuts a request that is still answering a moment after the grace', async () => {
+    const received = exchange(port, (socket) => socket.write('GET /held HTTP/1.1\r\nHost: x\r\n\r\n'));
+    await gate.current.inside;
+
+    await expect(closeWithinGrace(app, 10, [], 10)).resolves.toBe(true);
+    expect(await received).toBe('');
+  });
+
+  it('cuts nothing when every request finished within the grace', async () => {
+    await expect(fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.json())).resolves.toEqual({ ok: true });
+    await expect(closeWithinGrace(app, 60_000, [], 10)).resolves.toBe(false);
   });
 });

@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { setMaxListeners } from 'node:events';
 import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -16,6 +17,16 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** W3C headers naming this request's server span (tracing on), to carry onto events it causes. */
     traceHeaders?: Record<string, string>;
+    /**
+     * Aborted when the server's shutdown grace is over (`closeWithinGrace`), with the
+     * `shutting_down` error as its reason: a handler still answering then ends its answer with
+     * that error, rather than have its connection cut under it.
+     */
+    readonly shutdownSignal: AbortSignal;
+  }
+  interface FastifyInstance {
+    /** Aborts every request's `shutdownSignal` (set by `startHttpApp`). */
+    endAnswersForShutdown?: () => void;
   }
 }
 
@@ -79,6 +90,11 @@ export function jsonTooDeep(text: string, limit: number): boolean {
 /** The 400 for JSON nested deeper than `limit` (`what`: "The request body", "The frame"). */
 export function tooDeep(what: string, param: string | undefined, limit: number): GatewayError {
   return new GatewayError('bad_request', `${what} is nested too deeply: at most ${limit} levels of arrays and objects are accepted.`, { param, code: 'json_too_deep' });
+}
+
+/** The answer to a request the server cannot serve (any more) because it is shutting down. */
+function shuttingDown(): GatewayError {
+  return new GatewayError('unavailable', 'The server is shutting down; send the request again.', { code: 'shutting_down' });
 }
 
 function isValidJson(text: string): boolean {
@@ -186,6 +202,11 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
   observeExchanges(instance, options);
   // While the server drains at shutdown, new requests on open connections are turned away.
   let closing = false;
+  // One signal for every request (one listener per request that honours it, hence no limit).
+  const graceOver = new AbortController();
+  setMaxListeners(0, graceOver.signal);
+  instance.decorateRequest('shutdownSignal', { getter: () => graceOver.signal });
+  instance.decorate('endAnswersForShutdown', () => graceOver.abort(shuttingDown()));
   instance.addHook('preClose', (done) => {
     closing = true;
     done();
@@ -194,7 +215,7 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
   const jsonHeaders = options.jsonHeaders ?? [];
   instance.addHook('onRequest', (request, reply, done) => {
     if (closing) {
-      sendError(request, reply, new GatewayError('unavailable', 'The server is shutting down; send the request again.', { code: 'shutting_down' }), { connection: 'close' }, options.requestIds ? String(request.id) : undefined);
+      sendError(request, reply, shuttingDown(), { connection: 'close' }, options.requestIds ? String(request.id) : undefined);
       return;
     }
     for (const name of jsonHeaders) {
@@ -268,24 +289,37 @@ function observeExchanges(instance: FastifyInstance, options: HttpAppOptions): v
 
 export type { INestApplication };
 
+/** How long answers ended at the shutdown deadline get to reach their clients before their connections are cut. */
+const SHUTDOWN_END_MS = 1_000;
+
 /**
  * Closes an HTTP app within a grace: it stops accepting at once and lets the requests in flight
- * finish (with `alsoDraining`, e.g. WebSocket sessions, closed alongside under the same grace);
- * when the grace is over, the connections still open are cut. A handler sees that as its client
- * going away, so a request cut this way ends as cancelled, like any abandoned request.
- * Resolves with whether anything had to be cut.
+ * finish (with `alsoDraining`, e.g. WebSocket sessions, closed alongside under the same grace).
+ * When the grace is over, every request's `shutdownSignal` aborts: a streamed answer ends with a
+ * `shutting_down` error in its API's format, which its client reads as a clear end rather than a
+ * broken connection. The connections still open `endMs` later (a client that does not read, a
+ * handler that does not honour the signal, an idle keep-alive connection) are cut; a handler sees
+ * that as its client going away, so a request cut this way ends as cancelled, like any abandoned
+ * request. Resolves with whether the grace was not enough.
  */
-export async function closeWithinGrace(app: INestApplication, graceMs: number, alsoDraining: Array<Promise<void>> = []): Promise<boolean> {
-  const drained = Promise.all([app.close(), ...alsoDraining]).then(() => false);
+export async function closeWithinGrace(app: INestApplication, graceMs: number, alsoDraining: Array<Promise<void>> = [], endMs = SHUTDOWN_END_MS): Promise<boolean> {
+  const drained = Promise.all([app.close(), ...alsoDraining]).then(() => true as const);
+  if (await settlesWithin(drained, graceMs)) return false;
+  (app.getHttpAdapter().getInstance() as FastifyInstance).endAnswersForShutdown?.();
+  if (!(await settlesWithin(drained, endMs))) (app.getHttpServer() as import('node:http').Server).closeAllConnections();
+  await drained;
+  return true;
+}
+
+/** Whether `done` resolves within `ms`. */
+async function settlesWithin(done: Promise<true>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<true>((resolve) => {
-    timer = setTimeout(() => resolve(true), graceMs);
+  const expired = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
   });
-  const cut = await Promise.race([drained, expired]);
-  clearTimeout(timer);
-  if (cut) {
-    (app.getHttpServer() as import('node:http').Server).closeAllConnections();
-    await drained;
+  try {
+    return await Promise.race([done, expired]);
+  } finally {
+    clearTimeout(timer);
   }
-  return cut;
 }

@@ -205,14 +205,15 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
 
   async function shutDown(): Promise<void> {
     // HTTP requests and WebSocket sessions drain together, up to the grace; what is still open
-    // then is cut and metered as cancelled, so its usage event is produced before the process exits.
+    // then is ended (a stream with a shutting_down error event, a WebSocket request with its 499
+    // frame) or cut, and metered as cancelled, so its usage event is produced before the process exits.
     const graceMs = config.ingress.limits.shutdownGraceMs;
     // Each step whatever the ones before it did: a listener that fails to close must not keep the usage from being handed on and flushed.
     await closeEach('ingress', [
       // Probes on the internal listener see the replica go at once, as the public listener stops taking requests.
       () => internal?.app.close(),
       async () => {
-        if (await closeWithinGrace(app, graceMs, [ws.close(graceMs)])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were cut');
+        if (await closeWithinGrace(app, graceMs, [ws.close(graceMs)])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were ended as cancelled');
       },
       // Every request's usage event is handed over, then the publisher flushes.
       () => usage.drain(),

@@ -47,19 +47,27 @@ function sendClientError(reply: FastifyReply, error: GatewayError, request: Fast
   void reply.status(response.status).headers(response.headers).send(response.body);
 }
 
+/**
+ * A call cancelled because the server's shutdown grace is over (its request's `shutdownSignal`
+ * aborted): its client has not left, and is told the shutdown's error instead.
+ */
+function toldAtShutdown(error: GatewayError, shutdown: AbortSignal): GatewayError {
+  return error.kind === 'cancelled' && shutdown.aborted && shutdown.reason instanceof GatewayError ? shutdown.reason : error;
+}
+
 /** Errors in OpenAI's shape; on Anthropic's Messages API routes, in Anthropic's. */
 @Catch()
 export class OpenAIExceptionFilter implements ExceptionFilter {
   constructor(private readonly logger: Logger) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const error = asGatewayError(exception);
-    if (error.kind === 'internal') this.logger.error({ err: error.cause ?? error }, 'request failed');
-    // The answer names the service only; the log says where it was dialled and what failed.
-    else if (error.cause instanceof PeerUnreachableError) this.logger.warn({ peer: error.cause.peer, address: error.cause.address, err: error.cause.cause, code: error.code }, error.cause.message);
     const http = host.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
+    const error = toldAtShutdown(asGatewayError(exception), request.shutdownSignal);
+    if (error.kind === 'internal') this.logger.error({ err: error.cause ?? error }, 'request failed');
+    // The answer names the service only; the log says where it was dialled and what failed.
+    else if (error.cause instanceof PeerUnreachableError) this.logger.warn({ peer: error.cause.peer, address: error.cause.address, err: error.cause.cause, code: error.code }, error.cause.message);
     sendClientError(reply, error, request);
   }
 }

@@ -3,9 +3,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { ApiKeyGuard } from '../auth/api-key.guard';
-import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
 import { clientChunks, openHttpChat } from './chat.service';
+import { toldOnFailure } from './client-connection';
 import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 import { UsageRecorder } from '../usage/usage-recorder';
@@ -43,8 +43,8 @@ export class ChatCompletionsHttpController {
       sse.done();
     } catch (error) {
       usage.failed(error);
-      if (signal.aborted) return;
-      sse.fail(toOpenAIError(asGatewayError(error)).body);
+      const told = toldOnFailure(error, signal);
+      if (told) sse.fail(toOpenAIError(told).body);
     }
   }
 }

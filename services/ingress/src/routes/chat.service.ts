@@ -7,8 +7,7 @@ import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-reque
 import type { BudgetReservation } from '../budgets/budget.service';
 import type { RouterPort } from '../router.port';
 import type { UsageTrack } from '../usage/usage-recorder';
-import { asGatewayError } from '../openai-exception.filter';
-import { clientGone, cutWhenStalled } from './client-connection';
+import { clientGone, cutWhenStalled, toldOnFailure } from './client-connection';
 import { checkChatBounds, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 
@@ -25,7 +24,7 @@ export interface OpenedChat {
 export interface OpenedHttpChat {
   request: chatv1.ChatRequest;
   opened: OpenedChat;
-  /** Aborted when the client leaves. */
+  /** Aborted when the client leaves, or when the server's shutdown grace is over (`clientGone`). */
   signal: AbortSignal;
   /** Route and request-id headers of the answer. */
   headers: Record<string, string>;
@@ -236,7 +235,8 @@ export interface TranslatedStreamEnds<E> {
  * Sends an opened chat's stream as another API's SSE events: metered, ended as cut at its length
  * where a hard budget is reached (the provider is stopped, and the usage so far is the estimate),
  * closed with the usage and cost, and a failure after the stream opened sent as that API's error
- * events. A client gone is sent nothing more.
+ * events (a stream the server's shutdown ends, its `shutting_down` error). A client gone is sent
+ * nothing more.
  */
 export async function sendTranslatedStream<E extends { type: string }>(
   req: FastifyRequest,
@@ -273,8 +273,9 @@ export async function sendTranslatedStream<E extends { type: string }>(
     sse.end();
   } catch (error) {
     usage.failed(error);
-    if (signal.aborted) return;
-    await send(ends.failure(asGatewayError(error)));
+    const told = toldOnFailure(error, signal);
+    if (!told) return;
+    await send(ends.failure(told));
     sse.end();
   }
 }

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
+import { asGatewayError } from '../openai-exception.filter';
 import { osQueuedBytes } from '../ws/ws-liveness';
 
 /**
@@ -22,15 +23,35 @@ export function onResponseClose(reply: FastifyReply, listener: () => void): void
   else reply.raw.once('close', listener);
 }
 
-/** A signal that aborts when the client goes away before its response has been written. */
+/**
+ * A signal that aborts when the client goes away before its response has been written, or when
+ * the server's shutdown grace is over: then with the `shutting_down` error as its reason, for the
+ * request to end its answer with (`toldOnFailure`).
+ */
 export function clientGone(reply: FastifyReply): AbortSignal {
   const abort = new AbortController();
+  const shutdown = reply.request.shutdownSignal;
   if (clientHasLeft(reply)) abort.abort();
-  else
+  else if (shutdown.aborted) abort.abort(shutdown.reason);
+  else {
+    const onShutdown = (): void => abort.abort(shutdown.reason);
+    shutdown.addEventListener('abort', onShutdown, { once: true });
     reply.raw.once('close', () => {
+      shutdown.removeEventListener('abort', onShutdown);
       if (!reply.raw.writableFinished) abort.abort();
     });
+  }
   return abort.signal;
+}
+
+/**
+ * What a request that failed with `error` tells its client, given its `clientGone` signal:
+ * nothing when the client has gone; the shutdown's error when the server's shutdown ended it
+ * (the call was cancelled, but the client is still there to be told why); else the error.
+ */
+export function toldOnFailure(error: unknown, signal: AbortSignal): GatewayError | undefined {
+  if (!signal.aborted) return asGatewayError(error);
+  return signal.reason instanceof GatewayError ? signal.reason : undefined;
 }
 
 /** When the request arrived (epoch ms), from the time Fastify has been handling it. */

@@ -5,10 +5,9 @@ import { GatewayError } from '@openrouter/errors';
 import { addUsage, emptyUsage, inPromptTerms, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion, toOpenAIError, toOpenAIUsage, type LegacyCompletionRequest } from '@openrouter/openai-wire';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
-import { asGatewayError } from '../openai-exception.filter';
 import { RouterPort } from '../router.port';
 import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent, type OpenedChat } from './chat.service';
-import { clientGone, cutWhenStalled } from './client-connection';
+import { clientGone, cutWhenStalled, toldOnFailure } from './client-connection';
 import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 import { UsageRecorder } from '../usage/usage-recorder';
@@ -152,10 +151,10 @@ export class CompletionsHttpController {
     } catch (error) {
       metering.failed(error);
       void opened.rest.return(undefined);
-      if (signal.aborted) return;
       // A later prompt refused by its provider (a prompt it cannot take) fails here, once the
       // answers before it have been sent: prompts are called one after the other.
-      sse.fail(toOpenAIError(asGatewayError(inPromptTerms(error, promptParam(legacy, answering)))).body);
+      const told = toldOnFailure(inPromptTerms(error, promptParam(legacy, answering)), signal);
+      if (told) sse.fail(toOpenAIError(told).body);
     }
   }
 }
