@@ -1,4 +1,4 @@
 export * from './config.schema';
 export { ConfigError, interpolate, loadConfigFile, parseConfig } from './config-loader';
-export { DEFAULT_CONFIG_PATH, loadConfig, readRuntimeEnv } from './runtime-env';
-export type { RuntimeEnv } from './runtime-env';
+export { DEFAULT_CONFIG_PATH, loadConfig, NO_PROXY_ENV, readProxyEnv, readRuntimeEnv } from './runtime-env';
+export type { ProxyEnv, RuntimeEnv } from './runtime-env';

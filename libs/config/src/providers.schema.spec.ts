@@ -56,3 +56,21 @@ describe('a vertex provider', () => {
     expect(problems({ type: 'vertex', accessToken: 't' })).toEqual(['providers.vx.project: Invalid input: expected string, received undefined']);
   });
 });
+
+describe("a provider's proxy", () => {
+  it('takes an http(s) URL, with credentials, or "none"', () => {
+    for (const proxy of ['http://proxy.corp:3128', 'https://gateway:s%40cret@proxy.corp:443', 'none']) {
+      expect(problems({ type: 'openai', baseUrl: 'https://api.openai.com/v1', proxy })).toEqual([]);
+    }
+    expect(providerSchema.parse({ type: 'gemini', proxy: 'none' })).toMatchObject({ proxy: 'none' });
+    expect(providerSchema.parse({ type: 'gemini' })).not.toHaveProperty('proxy');
+  });
+
+  it('refuses anything else without quoting it', () => {
+    for (const proxy of ['socks5://user:s3cret@proxy:1080', 'proxy.corp:3128', 'direct', '']) {
+      const found = problems({ type: 'anthropic', proxy });
+      expect(found).toEqual(['providers.vx.proxy: "none", or an http:// or https:// URL of a forward proxy (http://[user:password@]host:port)']);
+      expect(found.join()).not.toContain('s3cret');
+    }
+  });
+});

@@ -5,10 +5,29 @@ import { flag, numeric, strictObject } from './primitives';
 export const PROVIDER_TYPES = ['openai', 'azure', 'bedrock', 'anthropic', 'gemini', 'vertex'] as const;
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
 
+/**
+ * True for an http(s) URL with a host: what a forward proxy setting (or HTTPS_PROXY) must be. The
+ * proxy's credentials go in it when it asks for them (`http://user:password@proxy.corp:3128`), so
+ * no message quotes it.
+ */
+export function isProxyUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 const common = {
   /** Extra headers sent with every call to this provider. */
   headers: z.record(z.string(), z.string()).default({}),
   timeoutMs: numeric(z.number().int().positive()).default(600_000),
+  /** This provider's calls through this forward proxy, or `none`: direct. Unset: HTTPS_PROXY / HTTP_PROXY / NO_PROXY decide. */
+  proxy: z
+    .string()
+    .refine((value) => value === 'none' || isProxyUrl(value), '"none", or an http:// or https:// URL of a forward proxy (http://[user:password@]host:port)')
+    .optional(),
 };
 
 /**

@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
 import { loadConfigFile } from './config-loader';
+import { ConfigError } from './config-loader';
 import type { GatewayConfig } from './config.schema';
+import { isProxyUrl } from './providers.schema';
 
 /** The one place the process environment is read. Everything else receives typed values. */
 export interface RuntimeEnv {
@@ -19,4 +21,35 @@ export function readRuntimeEnv(env: NodeJS.ProcessEnv = process.env, cwd: string
 /** Loads the configuration named by OPENROUTER_CONFIG (or the embedded default). */
 export function loadConfig(runtime: RuntimeEnv = readRuntimeEnv()): GatewayConfig {
   return loadConfigFile(runtime.configPath, runtime.vars);
+}
+
+/**
+ * The forward proxies of the environment, as curl names them: `https_proxy` / `HTTPS_PROXY` for
+ * https URLs, `http_proxy` / `HTTP_PROXY` for http ones (and for https when no https proxy is
+ * set), `no_proxy` / `NO_PROXY` for the hosts reached directly; the lower-case name wins. An
+ * unset variable is `""`.
+ */
+export interface ProxyEnv {
+  httpProxy: string;
+  httpsProxy: string;
+  noProxy: string;
+}
+
+export const NO_PROXY_ENV: ProxyEnv = { httpProxy: '', httpsProxy: '', noProxy: '' };
+
+/**
+ * Reads the proxy variables once, at start-up. A proxy that is not an http(s) URL is a ConfigError
+ * naming the variable, never its value (which may hold the proxy's password).
+ */
+export function readProxyEnv(env: Readonly<Record<string, string | undefined>> = process.env): ProxyEnv {
+  const problems: string[] = [];
+  const read = (name: string, isUrl: boolean): string => {
+    const lower = env[name.toLowerCase()];
+    const [variable, value] = lower !== undefined && lower !== '' ? [name.toLowerCase(), lower] : [name, env[name] ?? ''];
+    if (isUrl && value !== '' && !isProxyUrl(value)) problems.push(`${variable}: not an http:// or https:// URL of a forward proxy (http://[user:password@]host:port)`);
+    return value;
+  };
+  const proxies = { httpProxy: read('HTTP_PROXY', true), httpsProxy: read('HTTPS_PROXY', true), noProxy: read('NO_PROXY', false) };
+  if (problems.length > 0) throw new ConfigError('environment', problems);
+  return proxies;
 }

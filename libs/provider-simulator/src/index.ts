@@ -8,3 +8,5 @@ export { SIMULATED_MODELS } from './wire/openai-formats';
 export { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature } from './wire/anthropic-thinking';
 export type { SimulatedServiceAccount } from './wire/google-oauth';
 export { METADATA_TOKEN_PATH, TOKEN_PATH } from './wire/google-oauth';
+export { startForwardProxy } from './forward-proxy';
+export type { ForwardProxyOptions, ProxiedCall, RunningForwardProxy } from './forward-proxy';

@@ -2,6 +2,7 @@ import type { GatewayConfig } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { UpstreamInstrumentation, type Logger } from '@openrouter/observability';
+import { DIRECT_EGRESS, type Egress } from './providers/http-upstream';
 import { ImageSource } from './providers/image-source';
 import { createProviderAdapter, type ProviderAdapter, type ProviderRegistry } from './providers/provider-adapter';
 
@@ -24,12 +25,14 @@ export class AdapterService {
     /** Upstream latency metrics and provider-call spans. */
     private readonly upstream: UpstreamInstrumentation = new UpstreamInstrumentation(undefined),
     logger?: Logger,
+    /** The environment's forward proxies (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), read at start-up. */
+    egress: Egress = DIRECT_EGRESS,
   ) {
-    this.images = new ImageSource(config.adapter.imageFetch, logger ? { logger } : {});
+    this.images = new ImageSource(config.adapter.imageFetch, logger ? { logger, egress } : { egress });
     const served = config.adapter.providers.length > 0 ? config.adapter.providers : Object.keys(config.providers);
     for (const id of served) {
       const provider = config.providers[id];
-      if (provider) this.adapters.set(id, createProviderAdapter(registry, id, provider, { images: this.images }));
+      if (provider) this.adapters.set(id, createProviderAdapter(registry, id, provider, { images: this.images, egress }));
     }
   }
 

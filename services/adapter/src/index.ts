@@ -1,10 +1,11 @@
-import type { GatewayConfig } from '@openrouter/config';
+import { readProxyEnv, type GatewayConfig } from '@openrouter/config';
 import { adapterv1 } from '@openrouter/contracts';
 import { callStreamInProcess, callUnaryInProcess, GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
 import { createTelemetry, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, UpstreamInstrumentation, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, STOPPING, type ServiceHandle } from '@openrouter/service-runtime';
 import { adapterGrpcBinding } from './adapter.grpc.controller';
 import { AdapterService } from './adapter.service';
+import { proxyForLog, type Egress } from './providers/http-upstream';
 import { PROVIDER_REGISTRY } from './providers/provider.registry';
 
 export { PROVIDER_REGISTRY } from './providers/provider.registry';
@@ -21,11 +22,20 @@ export interface AdapterHandle extends ServiceHandle {
   readonly inProcess: AdapterCalls;
 }
 
-/** Starts the adapter: gRPC for the router, HTTP for health. */
-export async function startAdapter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}): Promise<AdapterHandle> {
+export { DIRECT_EGRESS, type Egress } from './providers/http-upstream';
+
+/**
+ * Starts the adapter: gRPC for the router, HTTP for health. Outbound calls take the environment's
+ * forward proxies (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), read here once, unless `egress` is given.
+ */
+export async function startAdapter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}, egress: Egress = { proxyEnv: readProxyEnv() }): Promise<AdapterHandle> {
   const security = GrpcSecurity.fromConfig(config.grpc);
   const telemetry = createTelemetry('adapter', config.observability, telemetryOptions);
-  const service = new AdapterService(config, PROVIDER_REGISTRY, new UpstreamInstrumentation(telemetry.registry, telemetry.tracing), logger);
+  const service = new AdapterService(config, PROVIDER_REGISTRY, new UpstreamInstrumentation(telemetry.registry, telemetry.tracing), logger, egress);
+  const { httpProxy, httpsProxy, noProxy } = egress.proxyEnv;
+  if (httpProxy !== '' || httpsProxy !== '') {
+    logger.info({ httpProxy: httpProxy && proxyForLog(httpProxy), httpsProxy: httpsProxy && proxyForLog(httpsProxy), noProxy }, 'outbound calls go through a forward proxy');
+  }
   const grpc = await GrpcServerHandle.start(config.adapter.grpc.host, config.adapter.grpc.port, [traceGrpcBinding(adapterGrpcBinding(service, logger), telemetry.tracing)], security);
   const readiness: ReadinessCheck[] = [];
   const http = await startHttpApp(HealthModule.register('adapter', readiness, telemetry.registry), config.adapter.http, logger, { tracing: telemetry.tracing });

@@ -1,14 +1,14 @@
 import { once } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createUpstreamAgent, discardRest, postJson, readServerSentEvents } from './http-upstream';
+import { createUpstreamDispatcher, discardRest, postJson, readServerSentEvents } from './http-upstream';
 
 describe('reading a provider stream', () => {
   let server: Server;
   let url: URL;
   let connections = 0;
   const open: ServerResponse[] = [];
-  const agent = createUpstreamAgent();
+  const agent = createUpstreamDispatcher();
 
   beforeAll(async () => {
     server = createServer((req, res) => {

@@ -1,11 +1,71 @@
 import { Readable } from 'node:stream';
-import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, errors as undiciErrors, type Dispatcher } from 'undici';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { NO_PROXY_ENV, type ProxyEnv } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 
+/** How the adapter's calls leave the process: the environment's forward proxies, read once at start-up. */
+export interface Egress {
+  proxyEnv: ProxyEnv;
+  /** CA certificates (PEM) TLS servers are checked against in place of Node's own: a spec's private CA. */
+  ca?: string;
+}
+
+/** No proxy at all: what a spec gets unless it asks for one. */
+export const DIRECT_EGRESS: Egress = { proxyEnv: NO_PROXY_ENV };
+
+/** Never reached through a proxy: the GCE metadata server answers only from the node's own network. */
+export const METADATA_HOSTS: readonly string[] = ['169.254.169.254', 'metadata.google.internal'];
+
 /** Keep-alive connection pools to one provider, shared by all its calls. */
-export function createUpstreamAgent(): Agent {
-  return new Agent({ keepAliveTimeout: 30_000, connections: 256, pipelining: 1 });
+const UPSTREAM_POOL: Agent.Options = { keepAliveTimeout: 30_000, connections: 256, pipelining: 1 };
+
+/**
+ * The dispatcher every outbound call of the adapter goes through, built here only: a provider's
+ * calls, its token endpoint's, and the image fetcher's. `proxy` is the provider's setting:
+ * - `"none"`: direct;
+ * - a URL: every call through that forward proxy;
+ * - unset: the environment's — `HTTPS_PROXY` for https URLs (`HTTP_PROXY` when unset),
+ *   `HTTP_PROXY` for http ones, direct to the hosts `NO_PROXY` names (undici's rules).
+ * The metadata server is always reached directly. Through a proxy, https goes through a CONNECT
+ * tunnel and plain http is forwarded by absolute URL, as curl does (proxies commonly refuse CONNECT
+ * to ports other than 443).
+ */
+export function createUpstreamDispatcher(egress: Egress = DIRECT_EGRESS, proxy?: string, options: Agent.Options = UPSTREAM_POOL): Dispatcher {
+  const connect = egress.ca === undefined ? options.connect : { ...(options.connect as object | undefined), ca: egress.ca };
+  const agentOptions: Agent.Options = connect === undefined ? options : { ...options, connect };
+  const proxies = proxiesOf(egress.proxyEnv, proxy);
+  if (proxies === undefined) return new Agent(agentOptions);
+  return new EnvHttpProxyAgent({
+    ...agentOptions,
+    ...proxies,
+    proxyTunnel: false,
+    // Through a tunnel, the provider's TLS is set up by the proxy agent, with these settings.
+    ...(egress.ca === undefined ? {} : { requestTls: { ca: egress.ca } }),
+  });
+}
+
+/** The proxies a dispatcher uses, every value given (undici reads the environment for a missing one); undefined: none. */
+function proxiesOf(env: ProxyEnv, proxy: string | undefined): { httpProxy: string; httpsProxy: string; noProxy: string } | undefined {
+  if (proxy === 'none') return undefined;
+  const given = proxy === undefined ? env : { httpProxy: proxy, httpsProxy: proxy, noProxy: '' };
+  if (given.httpProxy === '' && given.httpsProxy === '') return undefined;
+  return { httpProxy: given.httpProxy, httpsProxy: given.httpsProxy, noProxy: [given.noProxy, ...METADATA_HOSTS].filter((entry) => entry !== '').join(',') };
+}
+
+/** Whether any call of `egress` may go through a proxy: the image fetcher then checks a host's addresses itself. */
+export function mayProxy(egress: Egress): boolean {
+  return proxiesOf(egress.proxyEnv, undefined) !== undefined;
+}
+
+/** A proxy URL as it may be logged: scheme, host and port, never its credentials. */
+export function proxyForLog(proxy: string): string {
+  try {
+    const url = new URL(proxy);
+    return `${url.protocol}//${url.host}`;
+  } catch {
+    return '(not a URL)';
+  }
 }
 
 export interface UpstreamRequest {
@@ -18,7 +78,7 @@ export interface UpstreamRequest {
 }
 
 /** POSTs JSON; failures to reach the provider become canonical errors. */
-export async function postJson(agent: Agent, req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
+export async function postJson(agent: Dispatcher, req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
   try {
     return await agent.request({
       origin: req.url.origin,
@@ -41,7 +101,32 @@ export function transportError(error: unknown, signal: AbortSignal, provider: st
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
     return new GatewayError('timeout', `The provider "${provider}" did not answer in time.`, { provider, cause: error });
   }
+  const proxyStatus = proxyRefusal(error);
+  if (proxyStatus !== undefined) {
+    return new GatewayError('unavailable', `The provider "${provider}" could not be reached: ${proxyRefusalText(proxyStatus)}.`, { provider, upstreamStatus: proxyStatus, cause: error });
+  }
   return new GatewayError('unavailable', `The provider "${provider}" could not be reached.`, { provider, cause: error });
+}
+
+const PROXY_STATUS: Readonly<Record<number, string>> = {
+  403: ' Forbidden (the proxy does not allow this host)',
+  407: ' Proxy Authentication Required (check the credentials of the proxy URL)',
+};
+
+/** What a proxy's refusal means, for a message. */
+export function proxyRefusalText(status: number): string {
+  return `the forward proxy refused the connection with HTTP ${status}${PROXY_STATUS[status] ?? ''}`;
+}
+
+/**
+ * The status a forward proxy refused a call with: undici fails a CONNECT the proxy did not answer
+ * 200 (`Proxy response (407) !== 200 when HTTP Tunneling`), and a forwarded request answered 407.
+ */
+export function proxyRefusal(error: unknown): number | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const match = /^Proxy response \((\d{3})\) !== 200|^Proxy Authentication Required \((407)\)/.exec(error.message);
+  const status = match?.[1] ?? match?.[2];
+  return status === undefined ? undefined : Number(status);
 }
 
 /**

@@ -1,8 +1,9 @@
 import { promises as dns, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { GatewayError } from '@openrouter/errors';
+import { createUpstreamDispatcher, DIRECT_EGRESS, mayProxy, type Egress } from './http-upstream';
 
 /** An image as bytes, for providers that take images inline rather than by URL. */
 export interface InlineImage {
@@ -53,6 +54,8 @@ export interface ImageSourceOptions {
   /** Gets the reason of each failed fetch at debug level; the client only learns that it failed. */
   logger?: { debug(details: Record<string, unknown>, message: string): void };
   resolve?: HostResolver;
+  /** The environment's forward proxies, which images are fetched through (NO_PROXY hosts directly). Unset: direct. */
+  egress?: Egress;
 }
 
 const DATA_URL = /^data:([a-z]+\/[a-z0-9.+-]+)?(;[a-z-]+=[^;,]*)*;base64,(.*)$/is;
@@ -141,9 +144,10 @@ export function isBase64(payload: string): boolean {
  * the first URL and every redirect hop alike; an IP literal is checked before the request.
  */
 export class ImageSource {
-  private readonly agent: Agent;
+  private readonly agent: Dispatcher;
   private readonly allowedHosts: ReadonlySet<string>;
   private readonly resolve: HostResolver;
+  private readonly proxied: boolean;
 
   constructor(
     private readonly policy: ImageFetchPolicy = PUBLIC_ADDRESSES_ONLY,
@@ -151,7 +155,9 @@ export class ImageSource {
   ) {
     this.allowedHosts = new Set(policy.allowedHosts.map(normalHost));
     this.resolve = options.resolve ?? ((hostname) => dns.lookup(hostname, { all: true }));
-    this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 16, connect: { lookup: this.lookup } });
+    const egress = options.egress ?? DIRECT_EGRESS;
+    this.proxied = mayProxy(egress);
+    this.agent = createUpstreamDispatcher(egress, undefined, { keepAliveTimeout: 10_000, connections: 16, connect: { lookup: this.lookup } });
   }
 
   /**
@@ -205,6 +211,7 @@ export class ImageSource {
     try {
       for (let redirects = 0; ; redirects++) {
         this.checkLiteral(target);
+        if (this.proxied) await this.checkBeforeProxy(target);
         response = await this.agent.request({
           origin: target.origin,
           path: target.pathname + target.search,
@@ -258,6 +265,21 @@ export class ImageSource {
   private checkLiteral(target: URL): void {
     const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
     if (isIP(host) !== 0 && !this.allows(host, host)) throw new ImageAddressRefused(`the address ${host} is not public`);
+  }
+
+  /**
+   * Through a proxy, the proxy resolves the host and connects: the lookup hook below never runs.
+   * So the host is resolved here first and every address it resolves to must be allowed (the
+   * proxy may pick any of them). A host NO_PROXY names goes direct and is checked by the hook too.
+   */
+  private async checkBeforeProxy(target: URL): Promise<void> {
+    const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
+    if (isIP(host) !== 0 || this.policy.allowPrivateNetworks || this.allowedHosts.has(normalHost(host))) return;
+    const addresses = await this.resolve(host);
+    const refused = addresses.filter((a) => !isPublicAddress(a.address));
+    if (addresses.length === 0 || refused.length > 0) {
+      throw new ImageAddressRefused(`${host} resolves to an address that is not public (${refused.map((a) => a.address).join(', ') || 'none'})`);
+    }
   }
 
   private allows(hostname: string, address: string): boolean {

@@ -1,5 +1,6 @@
 import type { ProviderConfig, ProviderConfigOf, ProviderType } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
+import type { Egress } from './http-upstream';
 import { ImageSource } from './image-source';
 
 export interface ProviderCall<T> {
@@ -25,6 +26,8 @@ export interface ProviderAdapter {
 export interface ProviderContext {
   /** Fetches image URLs for families that send images inline, under `adapter.imageFetch`. */
   images: ImageSource;
+  /** The environment's forward proxies, for the calls of providers without a `proxy` of their own. Unset: direct. */
+  egress?: Egress;
 }
 
 export type ProviderFactory<T extends ProviderType = ProviderType> = (id: string, config: ProviderConfigOf<T>, context: ProviderContext) => ProviderAdapter;

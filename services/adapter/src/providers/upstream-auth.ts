@@ -1,4 +1,4 @@
-import type { Agent, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { postJson, type UpstreamRequest } from './http-upstream';
 
 /**
@@ -25,7 +25,7 @@ export function staticAuth(headers: Record<string, string>): UpstreamAuth {
  * POSTs JSON with the call's credentials laid over `request.headers`. A 401 the auth can cure is
  * sent once more with fresh credentials; any other answer is returned as it came.
  */
-export async function postWithAuth(agent: Agent, auth: UpstreamAuth, request: UpstreamRequest): Promise<Dispatcher.ResponseData> {
+export async function postWithAuth(agent: Dispatcher, auth: UpstreamAuth, request: UpstreamRequest): Promise<Dispatcher.ResponseData> {
   const credentials = await auth.headers(request.signal);
   const response = await postJson(agent, { ...request, headers: { ...request.headers, ...credentials } });
   if (response.statusCode !== 401 || auth.refused?.(credentials) !== true) return response;

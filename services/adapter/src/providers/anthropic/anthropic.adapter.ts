@@ -3,7 +3,7 @@ import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { ThinkingStyle } from '../claude-thinking';
-import { createUpstreamAgent, discardRest, readJsonBody, readServerSentEvents } from '../http-upstream';
+import { createUpstreamDispatcher, discardRest, readJsonBody, readServerSentEvents } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postWithAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
 import { parseAnthropicErrorResponse, type ErrorResponseHeaders } from './anthropic-errors';
@@ -27,6 +27,8 @@ export interface AnthropicEndpoint {
   timeoutMs: number;
   defaultMaxTokens: number;
   thinking: ThinkingStyle;
+  /** The provider's `proxy`: a forward proxy's URL, `none`, or unset (the environment's). */
+  proxy?: string | undefined;
   /** Fetch every image URL and send it as base64, for an endpoint that takes no `url` image sources. */
   inlineImageUrls?: boolean;
   /** The body as the endpoint takes it; default: the Messages API's own. */
@@ -50,6 +52,7 @@ export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'ant
       timeoutMs: config.timeoutMs,
       defaultMaxTokens: config.defaultMaxTokens,
       thinking: config.thinking,
+      proxy: config.proxy,
     },
     context,
   );
@@ -57,7 +60,7 @@ export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'ant
 
 /** The Messages wire format (request, answer, stream, errors) sent to `endpoint`. */
 export function createAnthropicWireAdapter(id: string, endpoint: AnthropicEndpoint, context: ProviderContext): ProviderAdapter {
-  const agent = createUpstreamAgent();
+  const agent = createUpstreamDispatcher(context.egress, endpoint.proxy);
   const parseError = endpoint.parseError ?? ((status: number, headers: ErrorResponseHeaders, text: string) => parseAnthropicErrorResponse(status, headers, text, id));
 
   async function post(upstreamModel: string, body: AnthropicMessagesBody, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {

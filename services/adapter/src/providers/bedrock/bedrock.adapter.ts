@@ -5,7 +5,7 @@ import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { providerBaseUrl, type ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { createUpstreamAgent, postJson, transportError } from '../http-upstream';
+import { createUpstreamDispatcher, postJson, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { embeddingResponse, reportedTokens } from '../embedding-response';
 import { cohereBodies, COHERE_BATCH, embeddingFamily, parseCohereResponse, parseTitanResponse, titanBodies } from './bedrock-embeddings';
@@ -44,7 +44,7 @@ function retryAfterMs(headers: Dispatcher.ResponseData['headers']): number | und
  * signed with SigV4 (service `bedrock`) using the provider's configured credentials.
  */
 export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedrock'>, context: ProviderContext): ProviderAdapter {
-  const agent = createUpstreamAgent();
+  const agent = createUpstreamDispatcher(context.egress, config.proxy);
   const base = providerBaseUrl(config);
   const signer = new SignatureV4({ service: 'bedrock', region: config.region, credentials: config.credentials, sha256: Sha256 });
 

@@ -2,7 +2,7 @@ import { errors as undiciErrors, type Dispatcher } from 'undici';
 import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { createUpstreamAgent, readServerSentEvents, transportError } from '../http-upstream';
+import { createUpstreamDispatcher, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postWithAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
 import { embeddingResponse } from '../embedding-response';
@@ -35,6 +35,8 @@ export interface GeminiEndpoint {
   headers: Record<string, string>;
   auth: UpstreamAuth;
   timeoutMs: number;
+  /** The provider's `proxy`: a forward proxy's URL, `none`, or unset (the environment's). */
+  proxy?: string | undefined;
   /** An HTTP error answer as the canonical error; default: Google's error JSON as the Gemini API sends it. */
   parseError?(status: number, bodyText: string, retryAfterMs: number | undefined): GatewayError;
 }
@@ -53,6 +55,7 @@ export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini
       headers: { ...config.headers },
       auth: staticAuth(config.apiKey ? { 'x-goog-api-key': config.apiKey } : {}),
       timeoutMs: config.timeoutMs,
+      proxy: config.proxy,
     },
     context,
   );
@@ -60,7 +63,7 @@ export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini
 
 /** The Gemini wire format (request, answer, stream, errors, embeddings) sent to `endpoint`. */
 export function createGeminiWireAdapter(id: string, endpoint: GeminiEndpoint, context: ProviderContext): ProviderAdapter {
-  const agent = createUpstreamAgent();
+  const agent = createUpstreamDispatcher(context.egress, endpoint.proxy);
   const parseError = endpoint.parseError ?? ((status: number, text: string, retryAfter: number | undefined) => parseGeminiErrorResponse(status, text, id, retryAfter));
 
   async function send(upstreamModel: string, method: GeminiMethod, body: unknown, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {

@@ -10,8 +10,8 @@ import {
   toOpenAIEmbeddingBody,
 } from '@openrouter/openai-wire';
 import { embeddingResponse } from '../embedding-response';
-import { createUpstreamAgent, discardRest, postJson, readServerSentEvents, transportError } from '../http-upstream';
-import type { ProviderAdapter, ProviderCall } from '../provider-adapter';
+import { createUpstreamDispatcher, discardRest, type Egress, postJson, readServerSentEvents, transportError } from '../http-upstream';
+import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { StreamUsage } from './openai-stream';
 
 /** Where an OpenAI-style server takes calls for one upstream model, and how it is authenticated. */
@@ -24,24 +24,30 @@ export interface OpenAIEndpoints {
   outputLimit: 'max_tokens' | 'max_completion_tokens' | undefined;
   /** Top-level parameters never sent (the provider's `dropParams`). */
   dropParams: readonly string[];
+  /** The provider's `proxy`: a forward proxy's URL, `none`, or unset (the environment's). */
+  proxy?: string | undefined;
 }
 
 /**
  * OpenAI and every server that speaks its API (Mistral, Groq, Together, DeepSeek, vLLM, Ollama…):
  * a base URL, a bearer key and optional extra headers.
  */
-export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai'>): ProviderAdapter {
+export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai'>, context?: ProviderContext): ProviderAdapter {
   const base = config.baseUrl.replace(/\/+$/, '');
   const chatUrl = new URL(`${base}/chat/completions`);
   const embeddingsUrl = new URL(`${base}/embeddings`);
   const headers: Record<string, string> = { ...config.headers };
   if (config.apiKey) headers['authorization'] = `Bearer ${config.apiKey}`;
-  return createOpenAIWireAdapter(id, { chatUrl: () => chatUrl, embeddingsUrl: () => embeddingsUrl, headers, timeoutMs: config.timeoutMs, outputLimit: config.outputLimit, dropParams: config.dropParams });
+  return createOpenAIWireAdapter(
+    id,
+    { chatUrl: () => chatUrl, embeddingsUrl: () => embeddingsUrl, headers, timeoutMs: config.timeoutMs, outputLimit: config.outputLimit, dropParams: config.dropParams, proxy: config.proxy },
+    context?.egress,
+  );
 }
 
 /** The OpenAI wire format over any endpoint layout (OpenAI's own, Azure's deployments…). */
-export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints): ProviderAdapter {
-  const agent = createUpstreamAgent();
+export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, egress?: Egress): ProviderAdapter {
+  const agent = createUpstreamDispatcher(egress, endpoints.proxy);
   const { headers } = endpoints;
 
   async function post(url: URL, body: Record<string, unknown>, call: ProviderCall<unknown>) {

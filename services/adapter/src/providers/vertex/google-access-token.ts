@@ -1,8 +1,9 @@
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
-import type { Agent } from 'undici';
+import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { GoogleServiceAccountKey } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
+import { proxyRefusal, proxyRefusalText } from '../http-upstream';
 import type { UpstreamAuth } from '../upstream-auth';
 
 /** The scope every Vertex AI call needs. */
@@ -167,7 +168,8 @@ export async function exchangeForToken(http: TokenHttp, request: TokenHttpReques
   try {
     answer = await http.request(request);
   } catch (error) {
-    throw tokenError(provider, `the ${endpoint} could not be reached`, 0, error);
+    const refused = proxyRefusal(error);
+    throw tokenError(provider, `the ${endpoint} could not be reached${refused === undefined ? '' : `: ${proxyRefusalText(refused)}`}`, 0, error);
   }
   let json: unknown;
   try {
@@ -231,7 +233,7 @@ export function metadataServerGrant(metadataUrl: string, http: TokenHttp, option
 }
 
 /** Token requests over an undici agent; the body is read whole (token answers are small). */
-export function undiciTokenHttp(agent: Agent): TokenHttp {
+export function undiciTokenHttp(agent: Dispatcher): TokenHttp {
   return {
     async request(request) {
       const response = await agent.request({

@@ -3,7 +3,7 @@ import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createAnthropicWireAdapter } from '../anthropic/anthropic.adapter';
 import { createGeminiWireAdapter, retryAfterMs } from '../gemini/gemini.adapter';
-import { createUpstreamAgent, readJsonBody } from '../http-upstream';
+import { createUpstreamDispatcher, readJsonBody } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postWithAuth } from '../upstream-auth';
 import { bearerAuth, undiciTokenHttp } from './google-access-token';
@@ -38,7 +38,8 @@ const segment = (value: string): string => encodeURIComponent(value).replace(/%4
  * `Authorization: Bearer`.
  */
 export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex'>, context: ProviderContext): ProviderAdapter {
-  const tokenAgent = createUpstreamAgent();
+  // The metadata server answers only from the node's own network: never through a proxy.
+  const tokenAgent = createUpstreamDispatcher(context.egress, config.metadataServer === true ? 'none' : config.proxy);
   let tokens;
   try {
     // A key file or private key that is no good stops the adapter here, at start-up.
@@ -59,6 +60,7 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
       headers: { ...config.headers },
       auth,
       timeoutMs: config.timeoutMs,
+      proxy: config.proxy,
       parseError: (status, text, retryAfterMs) => vertexGoogleError(status, text, id, retryAfterMs),
     },
     context,
@@ -72,6 +74,7 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
       timeoutMs: config.timeoutMs,
       defaultMaxTokens: config.defaultMaxTokens,
       thinking: config.thinking,
+      proxy: config.proxy,
       // Claude on Vertex AI takes base64 image sources only: image URLs are fetched here, as for Gemini.
       inlineImageUrls: true,
       // The model is in the URL; the version goes in the body.
@@ -81,7 +84,7 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
     context,
   );
 
-  const embedAgent = createUpstreamAgent();
+  const embedAgent = createUpstreamDispatcher(context.egress, config.proxy);
 
   async function predict(url: URL, body: unknown, call: ProviderCall<unknown>): Promise<unknown> {
     const response = await postWithAuth(embedAgent, auth, { url, headers: { ...config.headers }, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
