@@ -67,7 +67,7 @@ describe("a provider's proxy", () => {
   });
 
   it('refuses anything else without quoting it', () => {
-    for (const proxy of ['socks5://user:s3cret@proxy:1080', 'proxy.corp:3128', 'direct', '']) {
+    for (const proxy of ['socks5://user:s3cret@proxy:1080', 'proxy.corp:3128', 'direct', '', 'http://user:s3cret%zz@proxy.corp:3128']) {
       const found = problems({ type: 'anthropic', proxy });
       expect(found).toEqual(['providers.vx.proxy: "none", or an http:// or https:// URL of a forward proxy (http://[user:password@]host:port)']);
       expect(found.join()).not.toContain('s3cret');

@@ -8,11 +8,14 @@ export type ProviderType = (typeof PROVIDER_TYPES)[number];
 /**
  * True for an http(s) URL with a host: what a forward proxy setting (or HTTPS_PROXY) must be. The
  * proxy's credentials go in it when it asks for them (`http://user:password@proxy.corp:3128`), so
- * no message quotes it.
+ * no message quotes it. They are percent-decoded when the proxy agent is built: a `%` that starts
+ * no escape (write `%25`) is refused here, by name, not later by a bare `URI malformed`.
  */
 export function isProxyUrl(value: string): boolean {
   try {
     const url = new URL(value);
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
     return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
   } catch {
     return false;

@@ -26,4 +26,17 @@ describe('the proxy variables of the environment', () => {
     ]);
     expect((error as ConfigError).message).not.toContain('s3cret');
   });
+
+  it('refuses a proxy whose credentials are not percent-encoded where they must be, without quoting them', () => {
+    let error: unknown;
+    try {
+      readProxyEnv({ HTTPS_PROXY: 'http://gateway:50%off@proxy.corp:3128' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual(['HTTPS_PROXY: not an http:// or https:// URL of a forward proxy (http://[user:password@]host:port)']);
+    expect((error as ConfigError).message).not.toContain('50%off');
+    expect(readProxyEnv({ HTTPS_PROXY: 'http://gateway:50%25off@proxy.corp:3128' }).httpsProxy).toBe('http://gateway:50%25off@proxy.corp:3128');
+  });
 });

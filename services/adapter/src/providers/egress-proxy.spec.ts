@@ -139,6 +139,32 @@ describe('egress through a forward proxy', () => {
     expect(proxy.carried()).toHaveLength(1);
   });
 
+  it('reaches every host directly when NO_PROXY holds "*"', async () => {
+    for (const noProxy of ['*', ' * ', 'vllm.internal, *']) {
+      expect(await chat(openai(env({ httpProxy: proxy.url, httpsProxy: proxy.url, noProxy })))).toBeDefined();
+      expect(await chat(openai(env({ httpProxy: proxy.url, httpsProxy: proxy.url, noProxy }), { baseUrl: `${httpsBase}/v1` }))).toBeDefined();
+    }
+    expect(proxy.calls).toEqual([]);
+  });
+
+  it('reaches an IPv6 address NO_PROXY names as written, bare or in brackets', async () => {
+    const v6 = createHttpServer((req, res) => {
+      const upstream = httpRequest(`${sim.url}${req.url ?? '/'}`, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    v6.listen(0, '::1');
+    await once(v6, 'listening');
+    open.push({ close: async () => void v6.close() });
+    const port = (v6.address() as AddressInfo).port;
+    for (const noProxy of ['::1', `[::1]:${port}`, ' ::1 ']) {
+      expect(await chat(openai(env({ httpProxy: proxy.url, noProxy }), { baseUrl: `http://[::1]:${port}/v1` }))).toBeDefined();
+    }
+    expect(proxy.calls).toEqual([]);
+  });
+
   it('goes direct for a provider whose proxy is "none", and through its own proxy without any in the environment', async () => {
     expect(await chat(openai(env({ httpProxy: proxy.url, httpsProxy: proxy.url }), { proxy: 'none' }))).toBeDefined();
     expect(proxy.calls).toEqual([]);

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, errors as undiciErrors, type Dispatcher } from 'undici';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
@@ -29,7 +30,7 @@ const UPSTREAM_POOL: Agent.Options = { keepAliveTimeout: 30_000, connections: 25
  *   `HTTP_PROXY` for http ones, direct to the hosts `NO_PROXY` names (undici's rules).
  * The metadata server is always reached directly. Through a proxy, https goes through a CONNECT
  * tunnel and plain http is forwarded by absolute URL, as curl does (proxies commonly refuse CONNECT
- * to ports other than 443).
+ * to ports other than 443); through an https:// proxy undici tunnels plain http too.
  */
 export function createUpstreamDispatcher(egress: Egress = DIRECT_EGRESS, proxy?: string, options: Agent.Options = UPSTREAM_POOL): Dispatcher {
   const connect = egress.ca === undefined ? options.connect : { ...(options.connect as object | undefined), ca: egress.ca };
@@ -50,7 +51,21 @@ function proxiesOf(env: ProxyEnv, proxy: string | undefined): { httpProxy: strin
   if (proxy === 'none') return undefined;
   const given = proxy === undefined ? env : { httpProxy: proxy, httpsProxy: proxy, noProxy: '' };
   if (given.httpProxy === '' && given.httpsProxy === '') return undefined;
-  return { httpProxy: given.httpProxy, httpsProxy: given.httpsProxy, noProxy: [given.noProxy, ...METADATA_HOSTS].filter((entry) => entry !== '').join(',') };
+  const direct = noProxyEntries(given.noProxy);
+  // undici honours `*` only as the whole value, which the metadata hosts added below would spoil.
+  if (direct.includes('*')) return undefined;
+  return { httpProxy: given.httpProxy, httpsProxy: given.httpsProxy, noProxy: [...direct, ...METADATA_HOSTS].join(',') };
+}
+
+/**
+ * NO_PROXY's entries as undici matches them: a bare IPv6 address is bracketed, as undici sees the
+ * host of an IPv6 URL (it would otherwise read the last group as a port).
+ */
+function noProxyEntries(noProxy: string): string[] {
+  return noProxy
+    .split(/[\s,]+/)
+    .filter((entry) => entry !== '')
+    .map((entry) => (isIP(entry) === 6 ? `[${entry}]` : entry));
 }
 
 /** Whether any call of `egress` may go through a proxy: the image fetcher then checks a host's addresses itself. */
