@@ -5,7 +5,7 @@ import { createTelemetry, traceGrpcBinding, traceStreamInProcess, traceUnaryInPr
 import { HealthModule, startHttpApp, STOPPING, type ServiceHandle } from '@openrouter/service-runtime';
 import { adapterGrpcBinding } from './adapter.grpc.controller';
 import { AdapterService } from './adapter.service';
-import { proxyForLog, type Egress } from './providers/http-upstream';
+import { mayProxy, proxyForLog, type Egress } from './providers/http-upstream';
 import { PROVIDER_REGISTRY } from './providers/provider.registry';
 
 export { PROVIDER_REGISTRY } from './providers/provider.registry';
@@ -33,7 +33,7 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
   const telemetry = createTelemetry('adapter', config.observability, telemetryOptions);
   const service = new AdapterService(config, PROVIDER_REGISTRY, new UpstreamInstrumentation(telemetry.registry, telemetry.tracing), logger, egress);
   const { httpProxy, httpsProxy, noProxy } = egress.proxyEnv;
-  if (httpProxy !== '' || httpsProxy !== '') {
+  if (mayProxy(egress)) {
     logger.info({ httpProxy: httpProxy && proxyForLog(httpProxy), httpsProxy: httpsProxy && proxyForLog(httpsProxy), noProxy }, 'outbound calls go through a forward proxy');
   }
   const grpc = await GrpcServerHandle.start(config.adapter.grpc.host, config.adapter.grpc.port, [traceGrpcBinding(adapterGrpcBinding(service, logger), telemetry.tracing)], security);
