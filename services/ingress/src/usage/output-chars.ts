@@ -7,13 +7,8 @@ import type { chatv1 } from '@openrouter/contracts';
  */
 export function outputChars(chunk: chatv1.ChatChunk): number {
   let chars = 0;
-  for (const choice of chunk.choices) {
-    const delta = choice.delta;
-    if (!delta) continue;
-    chars += (delta.content?.length ?? 0) + (delta.refusal?.length ?? 0);
-    for (const call of delta.toolCalls ?? []) chars += (call.arguments?.length ?? 0) + (call.name?.length ?? 0);
-    // Most deltas carry no extra fields: only those that do are parsed.
-    if (delta.extraJson) chars += reasoningChars(delta.extraJson);
+  for (const { delta } of chunk.choices) {
+    if (delta) chars += messageChars(delta, delta.toolCalls ?? []);
   }
   return chars;
 }
@@ -21,13 +16,18 @@ export function outputChars(chunk: chatv1.ChatChunk): number {
 /** Characters of output a whole (non-streamed) answer carries, counted as `outputChars` counts a stream's. */
 export function completionChars(completion: chatv1.ChatCompletion): number {
   let chars = 0;
-  for (const choice of completion.choices) {
-    const message = choice.message;
-    if (!message) continue;
-    chars += (message.content?.length ?? 0) + (message.refusal?.length ?? 0);
-    for (const call of message.toolCalls) chars += (call.function?.arguments.length ?? 0) + (call.function?.name.length ?? 0);
-    if (message.extraJson) chars += reasoningChars(message.extraJson);
+  for (const { message } of completion.choices) {
+    if (message) chars += messageChars(message, message.toolCalls.map((call) => call.function ?? {}));
   }
+  return chars;
+}
+
+/** A message's or a delta's text, refusal, tool calls (names and arguments) and reasoning. */
+function messageChars(part: { content?: string | undefined; refusal?: string | undefined; extraJson?: string | undefined }, calls: ReadonlyArray<{ name?: string | undefined; arguments?: string | undefined }>): number {
+  let chars = (part.content?.length ?? 0) + (part.refusal?.length ?? 0);
+  for (const call of calls) chars += (call.arguments?.length ?? 0) + (call.name?.length ?? 0);
+  // Most parts carry no extra fields: only those that do are parsed.
+  if (part.extraJson) chars += reasoningChars(part.extraJson);
   return chars;
 }
 
