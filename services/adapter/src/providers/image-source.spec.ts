@@ -1,7 +1,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GatewayError } from '@openrouter/errors';
-import { ImageDeadlineExceeded, ImageSource, isBase64, isPublicAddress, mapConcurrently } from './image-source';
+import { ImageDeadlineExceeded, ImageSource, isBase64, isPublicAddress } from './image-source';
 
 describe('isPublicAddress', () => {
   it.each(['93.184.216.34', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '2a00:1450:4001:80b::200e', '::ffff:8.8.8.8'])('allows the public address %s', (address) => {
@@ -170,33 +170,4 @@ describe('ImageSource limits over a call', () => {
     const cancelled = await failure(source.load(`${base}/drip.png`, { signal: call.signal, deadlineMs: 60_000 }));
     expect(cancelled).toMatchObject({ kind: 'cancelled' });
   }, 10_000);
-});
-
-describe('mapConcurrently', () => {
-  /** A call that ends on the next turn of the event loop, counting the calls pending meanwhile. */
-  const counting = () => {
-    const seen = { pending: 0, most: 0, started: [] as number[] };
-    const fn = async (item: number): Promise<number> => {
-      seen.started.push(item);
-      seen.most = Math.max(seen.most, ++seen.pending);
-      await new Promise((next) => setImmediate(next));
-      seen.pending--;
-      if (item < 0) throw new Error(`failed on ${item}`);
-      return item * 10;
-    };
-    return { seen, fn };
-  };
-
-  it('keeps at most `limit` calls pending and the results in order', async () => {
-    const { seen, fn } = counting();
-    await expect(mapConcurrently([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 4, fn)).resolves.toEqual([10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
-    expect(seen.most).toBe(4);
-    await expect(mapConcurrently([], 4, fn)).resolves.toEqual([]);
-  });
-
-  it('answers the first failure and starts no call after it', async () => {
-    const { seen, fn } = counting();
-    await expect(mapConcurrently([-1, 2, 3, 4, 5, 6, 7, 8], 4, fn)).rejects.toThrow('failed on -1');
-    expect(seen.started).toEqual([-1, 2, 3, 4]);
-  });
 });

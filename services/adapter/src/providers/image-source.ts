@@ -357,30 +357,6 @@ function overBudget(budget: ByteBudget, param: string, cause: unknown): GatewayE
   });
 }
 
-/**
- * `fn` over `items` with at most `limit` calls pending at a time, the results in the order of
- * `items`. The first failure is the answer: no further call is started after it (those pending
- * end on their own, their outcome unread).
- */
-export async function mapConcurrently<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const index = next++;
-      try {
-        results[index] = await fn(items[index] as T, index);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
-  return results;
-}
-
 function invalidImage(reason: string, param: string): GatewayError {
   return new GatewayError('bad_request', `An image in the messages ${reason}.`, { param, code: 'invalid_image_url' });
 }

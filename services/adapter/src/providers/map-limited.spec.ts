@@ -12,6 +12,9 @@ describe('mapLimited', () => {
     });
     expect(result).toEqual([30, 10, 20, 50, 40]);
     expect(most).toBe(2);
+    expect(await mapLimited([], 2, async (n: number) => n)).toEqual([]);
+    // A limit below one still makes progress, one call at a time.
+    expect(await mapLimited([1, 2], 0, async (n) => n + 1)).toEqual([2, 3]);
   });
 
   it('starts no further call once one failed: the request has failed, and another deployment may be serving it', async () => {

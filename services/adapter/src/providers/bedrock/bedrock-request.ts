@@ -12,7 +12,8 @@ import {
   type ThinkingStyle,
   toolLoopKeepsThinking,
 } from '../claude-thinking';
-import { IMAGE_FETCH_CONCURRENCY, mapConcurrently, type InlineImage } from '../image-source';
+import { IMAGE_FETCH_CONCURRENCY, type InlineImage } from '../image-source';
+import { mapLimited } from '../map-limited';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, partText, safeToolId, trimFinalAssistant } from '../message-content';
 import { refuseOpenAIOnly } from '../openai-only-parameters';
 
@@ -238,7 +239,7 @@ async function userContent(m: chatv1.Message, where: string, loadImage: ImageLoa
   if (m.text !== undefined) return nonBlank(m.text) ? [{ text: m.text }] : [];
   if (!m.parts) return [];
   // Images are fetched side by side, a few at a time: a message may hold many, each up to 3.75 MB.
-  const blocks = await mapConcurrently(m.parts.parts, IMAGE_FETCH_CONCURRENCY, (p, j) => contentBlock(p, `${where}.content[${j}]`, loadImage));
+  const blocks = await mapLimited(m.parts.parts, IMAGE_FETCH_CONCURRENCY, (p, j) => contentBlock(p, `${where}.content[${j}]`, loadImage));
   return blocks.filter((b) => !('text' in b) || nonBlank(b.text));
 }
 
