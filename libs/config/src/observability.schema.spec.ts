@@ -60,6 +60,11 @@ describe('alerting settings', () => {
     expect(problems({ channels: [{ id: 'ops', kind: 'webhook', url: 'https://hooks.example.com/alerts', headers: fine }] })).toEqual([]);
   });
 
+  it('refuses a delivery backoff whose most is below its first', () => {
+    expect(problems({ delivery: { initialBackoffMs: 10_000, maxBackoffMs: 5_000 } })).toEqual(['delivery.maxBackoffMs: must be at least delivery.initialBackoffMs (10000)']);
+    expect(problems({ delivery: { initialBackoffMs: 5_000, maxBackoffMs: 5_000 } })).toEqual([]);
+  });
+
   it('refuses two channels with one id: notifications by id would reach only one of them', () => {
     expect(
       problems({

@@ -197,6 +197,9 @@ export const alertingSchema = strictObject({
   }).prefault({}),
 })
   .superRefine((a, ctx) => {
+    if (a.delivery.maxBackoffMs < a.delivery.initialBackoffMs) {
+      ctx.addIssue({ code: 'custom', path: ['delivery', 'maxBackoffMs'], message: `must be at least delivery.initialBackoffMs (${a.delivery.initialBackoffMs})` });
+    }
     const channels = new Set<string>();
     a.channels.forEach((channel, i) => {
       // Rules and deliveries name a channel by its id: of two with one id, only one would be sent anything.

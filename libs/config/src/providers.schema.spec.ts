@@ -73,4 +73,11 @@ describe("a provider's proxy", () => {
       expect(found.join()).not.toContain('s3cret');
     }
   });
+
+  it('refuses Proxy-Authorization among the headers, which the HTTP client would refuse on every call', () => {
+    expect(problems({ type: 'openai', baseUrl: 'https://api.openai.com/v1', headers: { 'proxy-authorization': 'Basic czNjcmV0' } })).toEqual([
+      "providers.vx.headers: Proxy-Authorization cannot be sent as a header: put the proxy's credentials in its URL (`proxy` or HTTPS_PROXY)",
+    ]);
+    expect(problems({ type: 'openai', baseUrl: 'https://api.openai.com/v1', headers: { 'OpenAI-Organization': 'org-1' } })).toEqual([]);
+  });
 });

@@ -24,7 +24,11 @@ export function isProxyUrl(value: string): boolean {
 
 const common = {
   /** Extra headers sent with every call to this provider. */
-  headers: z.record(z.string(), z.string()).default({}),
+  headers: z
+    .record(z.string(), z.string())
+    // The HTTP client refuses the header on every call (it belongs to the proxy, which takes its credentials from `proxy`).
+    .refine((headers) => !Object.keys(headers).some((name) => name.toLowerCase() === 'proxy-authorization'), 'Proxy-Authorization cannot be sent as a header: put the proxy\'s credentials in its URL (`proxy` or HTTPS_PROXY)')
+    .default({}),
   timeoutMs: numeric(z.number().int().positive()).default(600_000),
   /** This provider's calls through this forward proxy, or `none`: direct. Unset: HTTPS_PROXY / HTTP_PROXY / NO_PROXY decide. */
   proxy: z
