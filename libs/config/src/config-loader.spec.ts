@@ -9,6 +9,17 @@ import { MINIMAL_CONFIG } from './minimal-config.testing';
 // Its provider key comes from the environment, as a deployment's does.
 const minimal = { ...MINIMAL_CONFIG, providers: { sim: { ...MINIMAL_CONFIG.providers.sim, apiKey: '${SIM_KEY}' } } };
 
+
+/** The message a configuration file's load fails with ('' when it loads). */
+function loadFailure(file: string): string {
+  try {
+    loadConfigFile(file, {});
+    return '';
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 describe('config', () => {
   it('interpolates variables and defaults', () => {
     const problems: string[] = [];
@@ -340,12 +351,7 @@ models:
         ['version: 1\nproviders:\n  - id: p\n    apiKey: "sk-live-s3cr3t\n', 5],
       ] as const) {
         writeFileSync(file, text);
-        let message = '';
-        try {
-          loadConfigFile(file, {});
-        } catch (error) {
-          message = (error as Error).message;
-        }
+        const message = loadFailure(file);
         expect(message).toContain(file);
         expect(message).toMatch(new RegExp(`not valid YAML at line ${line}, column \\d+: `));
         expect(message).not.toContain('s3cr3t');
@@ -372,12 +378,7 @@ models:
         ['"s3\\u12zzcr3t"', 'an invalid escape sequence'],
       ] as const) {
         writeFileSync(file, withKey(apiKey));
-        let message = '';
-        try {
-          loadConfigFile(file, {});
-        } catch (error) {
-          message = (error as Error).message;
-        }
+        const message = loadFailure(file);
         expect(message).toContain(file);
         expect(message).toMatch(new RegExp(`\\n  - not valid YAML at line \\d+, column \\d+: ${problem}`));
         expect(message).not.toContain('s3');
