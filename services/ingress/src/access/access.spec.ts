@@ -2,7 +2,7 @@ import { accessSchema } from '@openrouter/config';
 import { toOpenAIError } from '@openrouter/openai-wire';
 import { MemoryAccessRepository } from './access.repository';
 import { displayPrefix, generateApiKey, hashApiKey, hashingKey, sameDigest } from './api-key';
-import { MemoryCounterStore } from './counter.store';
+import { MemoryCounterStore, TakeReleasedError, type CounterCharge, type CounterStore } from './counter.store';
 import { KeyDirectory } from './key-directory';
 import type { ApiKeyRecord } from './key-record';
 import { formatDuration, RateLimitedError, RateLimiter, reservedTokens, type ApplicableLimit, type TokenDemand } from './rate-limiter';
@@ -202,12 +202,77 @@ describe('rate limiter', () => {
     expect(next.headers['x-ratelimit-remaining-tokens']).toBe('60');
   });
 
-  it('follows the fail mode when the store fails', async () => {
-    const broken = { take: () => Promise.reject(new Error('down')), adjust: () => Promise.reject(new Error('down')), close: async () => undefined };
+  it('follows the fail mode when the store fails, and releases a take that may have run all the same', async () => {
+    const takes: string[] = [];
+    const released: Array<{ id: string; charges: readonly CounterCharge[] }> = [];
+    const broken = (message: string): CounterStore => ({
+      take: (_charges, id) => {
+        takes.push(id ?? '');
+        return Promise.reject(new Error(message));
+      },
+      adjust: () => Promise.reject(new Error(message)),
+      settle: () => Promise.reject(new Error(message)),
+      release: async (id, charges) => void released.push({ id, charges }),
+      close: async () => undefined,
+    });
     const failures: unknown[] = [];
-    await expect(new RateLimiter(broken, 'open', (e) => failures.push(e)).admit(limits, promptOnly(1))).resolves.toMatchObject({ headers: {} });
+    await expect(new RateLimiter(broken('Command timed out'), 'open', (e) => failures.push(e)).admit(limits, promptOnly(1), 'req-1')).resolves.toMatchObject({ headers: {} });
     expect(failures).toHaveLength(1);
-    await expect(new RateLimiter(broken, 'closed', () => undefined).admit(limits, promptOnly(1))).rejects.toMatchObject({ kind: 'unavailable', code: 'rate_limiter_unavailable' });
+    await expect(new RateLimiter(broken('Command timed out'), 'closed', () => undefined).admit(limits, promptOnly(1), 'req-2')).rejects.toMatchObject({ kind: 'unavailable', code: 'rate_limiter_unavailable' });
+    // Each take is named by its request (and a part of its own), and released with what it charged.
+    expect(takes.map((id) => id.split(':')[0])).toEqual(['req-1', 'req-2']);
+    expect(new Set(takes).size).toBe(2);
+    expect(released.map((r) => r.id)).toEqual(takes);
+    expect(released[0]?.charges.map((c) => [c.key, c.cost])).toEqual([
+      ['rl:key:k:requests', 1],
+      ['rl:key:k:tokens', 1],
+      ['rl:project:p:requests', 1],
+    ]);
+    // A take refused unsent (no connection) never ran: nothing to release.
+    await new RateLimiter(broken("Stream isn't writeable and enableOfflineQueue options is false"), 'open', () => undefined).admit(limits, promptOnly(1));
+    expect(released).toHaveLength(2);
+  });
+
+  it('sends a settle again whose answer was lost, and the store gives the refund back once', async () => {
+    const memory = new MemoryCounterStore(() => 0);
+    let sent = 0;
+    // The first settle runs, but its answer times out: the limiter cannot tell, and sends it again.
+    const lossy: CounterStore = {
+      take: (charges, id) => memory.take(charges, id),
+      adjust: (charges) => memory.adjust(charges),
+      settle: async (id, charges) => {
+        await memory.settle(id, charges);
+        if (++sent === 1) throw new Error('Command timed out');
+      },
+      release: (id, charges) => memory.release(id, charges),
+      close: () => memory.close(),
+    };
+    const failures: unknown[] = [];
+    const limiter = new RateLimiter(lossy, 'open', (e) => failures.push(e));
+    const tokenOnly = limits.filter((l) => l.kind === 'tokens');
+    const admission = await limiter.admit(tokenOnly, promptOnly(50));
+    await admission.settle(10);
+    expect(sent).toBe(2);
+    expect(failures).toEqual([]);
+    // 40 of the 50 came back, once: 90 left, not 100 (the limit full) nor more.
+    const next = await limiter.admit(tokenOnly, promptOnly(0));
+    expect(next.headers['x-ratelimit-remaining-tokens']).toBe('90');
+  });
+
+  it('in memory, releases a take once, makes one released before it charge nothing, and settles once', async () => {
+    const store = new MemoryCounterStore(() => 0);
+    const tokens = (cost: number): CounterCharge => ({ key: 'rl:key:k:tokens', limit: 100, windowMs: 60_000, cost });
+    await store.take([tokens(60)], 'a');
+    await store.release('a', [tokens(60)]);
+    await store.release('a', [tokens(60)]);
+    expect((await store.take([tokens(0)]))[0]).toMatchObject({ remaining: 100 });
+    await store.release('late', [tokens(30)]);
+    await expect(store.take([tokens(30)], 'late')).rejects.toBeInstanceOf(TakeReleasedError);
+    const [taken] = await store.take([tokens(50)], 'b');
+    const refund = { ...tokens(-40), until: taken?.nextTat ?? 0 };
+    await store.settle('b', [refund]);
+    await store.settle('b', [refund]);
+    expect((await store.take([tokens(0)]))[0]).toMatchObject({ remaining: 90 });
   });
 
   it('names the limit that is refused the longest, and says to wait as long as Retry-After', async () => {
@@ -323,7 +388,13 @@ describe('token reservations', () => {
 
   it('follows the fail mode when the store fails, and a request admitted unlimited settles nothing', async () => {
     let adjusted = 0;
-    const broken = { take: () => Promise.reject(new Error('down')), adjust: async () => void (adjusted += 1), close: async () => undefined };
+    const broken: CounterStore = {
+      take: () => Promise.reject(new Error('down')),
+      adjust: async () => void (adjusted += 1),
+      settle: async () => void (adjusted += 1),
+      release: async () => undefined,
+      close: async () => undefined,
+    };
     const open = await new RateLimiter(broken, 'open', () => undefined).admit([tpm(1000)], asked(10, 400));
     await open.settle(20);
     expect(adjusted).toBe(0);

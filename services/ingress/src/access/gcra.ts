@@ -48,6 +48,13 @@ export function gcra(tat: number, now: number, cost: number, { limit, windowMs }
       nextTat: tat,
     };
   }
+  return admitted(nextTat, now, { limit, windowMs });
+}
+
+/** The outcome of a charge admitted with `nextTat`, as of `now` (a take answered again reads the same). */
+export function admitted(nextTat: number, now: number, { limit, windowMs }: GcraLimit): GcraOutcome {
+  const interval = windowMs / limit;
+  const slack = slackOf(interval);
   return { allowed: true, remaining: Math.floor((now + windowMs + slack - nextTat) / interval), resetMs: Math.max(0, Math.ceil(nextTat - now - slack)), retryAfterMs: 0, nextTat };
 }
 

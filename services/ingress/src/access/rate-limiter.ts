@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { GatewayError } from '@openrouter/errors';
 import type { CounterCharge, CounterStore } from './counter.store';
 import type { GcraOutcome } from './gcra';
@@ -58,7 +59,8 @@ export class RateLimiter {
     private readonly onStoreFailure: (error: unknown) => void,
   ) {}
 
-  async admit(limits: readonly ApplicableLimit[], demand: TokenDemand): Promise<Admission> {
+  /** `requestId` names the request's take in the store (with a random part: a client may send the same id twice). */
+  async admit(limits: readonly ApplicableLimit[], demand: TokenDemand, requestId = 'request'): Promise<Admission> {
     if (limits.length === 0) return NOTHING;
     const tokenLimits = limits.filter((l) => l.kind === 'tokens');
     const reserved = reservedTokens(tokenLimits, demand);
@@ -75,10 +77,15 @@ export class RateLimiter {
       );
     }
     const charges = limits.map((l) => charge(l, l.kind === 'requests' ? 1 : reserved));
+    const id = `${requestId}:${randomUUID()}`;
     let outcomes: GcraOutcome[];
     try {
-      outcomes = await this.store.take(charges);
+      outcomes = await this.store.take(charges, id);
     } catch (error) {
+      // Redis may have run it all the same (an answer that timed out, a connection that closed
+      // after sending it): give back what it charged, and make it charge nothing if it runs later.
+      // Under either fail mode the request is not held to it. One refused unsent never ran.
+      if (!notSent(error)) void this.untilStored(() => this.store.release(id, charges));
       this.onStoreFailure(error);
       if (this.failMode === 'closed') throw new GatewayError('unavailable', 'Rate limits cannot be checked right now; the request was not served. Please retry.', { code: 'rate_limiter_unavailable' });
       return NOTHING;
@@ -122,28 +129,34 @@ export class RateLimiter {
         const delta = actualTokens - reserved;
         if (tokenLimits.length === 0 || delta === 0) return;
         const corrections = tokenLimits.map((l, i) => ({ ...charge(l, delta), until: until[i] ?? 0 }));
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await this.store.adjust(corrections);
-            return;
-          } catch (error) {
-            // A command Redis never received (no connection, mid-failover) is sent again a little later;
-            // one that may have run (a timeout) is not, so a refund is never applied twice.
-            if (attempt < SETTLE_RETRY_DELAYS_MS.length && notSent(error)) {
-              await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_DELAYS_MS[attempt]).unref());
-              continue;
-            }
-            this.onStoreFailure(error);
-            return;
-          }
-        }
+        await this.untilStored(() => this.store.settle(id, corrections));
       },
     };
   }
+
+  /**
+   * Sends a settle or a release until the store has it: again a little later after any failure,
+   * one that may have run (a timeout) included, since the store applies each take's once.
+   */
+  private async untilStored(send: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await send();
+        return;
+      } catch (error) {
+        if (attempt < STORE_RETRY_DELAYS_MS.length) {
+          await new Promise((resolve) => setTimeout(resolve, STORE_RETRY_DELAYS_MS[attempt]).unref());
+          continue;
+        }
+        this.onStoreFailure(error);
+        return;
+      }
+    }
+  }
 }
 
-/** Waits before sending a settlement again that Redis never received: across a reconnection or a failover. */
-const SETTLE_RETRY_DELAYS_MS = [250, 1_000, 4_000];
+/** Waits before sending a settle or a release again: across a timeout, a reconnection or a failover. */
+const STORE_RETRY_DELAYS_MS = [250, 1_000, 4_000];
 
 /**
  * ioredis refused the command before writing it: the connection was not writable, and with no
