@@ -39,6 +39,8 @@ export interface AlertingServiceDependencies {
   clock?: () => number;
   /** False on a replica that is no longer the active one: it evaluates nothing more (another may be notifying). */
   mayAct?: () => boolean;
+  /** Where each alert's cooldown start is kept for the next active replica (with Redis); without it, cooldowns live in memory. */
+  cooldowns?: { saveCooldown(fingerprint: string, at: number): Promise<void> };
 }
 
 /** One alert's notification to one channel. */
@@ -172,6 +174,11 @@ export class AlertingService {
     return restored.length;
   }
 
+  /** When alerts last had a notification reach a channel, as kept by the previous active replica: their cooldowns hold on. */
+  restoreCooldowns(cooldowns: ReadonlyMap<string, number>): void {
+    for (const [fingerprint, at] of cooldowns) this.tracker.notified(fingerprint, at);
+  }
+
   /** Until when a restored alert of `rule` cannot be told to have ended, unless its rule sees it again. */
   private heldUntil(rule: AlertRuleConfig, startedAt: number, labels: Record<string, string>): number {
     switch (rule.kind) {
@@ -235,9 +242,14 @@ export class AlertingService {
     return transitions;
   }
 
+  /**
+   * Stops evaluating. The resolutions still owed to channels (given up or dropped since the last
+   * round) are queued once more, so the delivery queue's shutdown sends or hands them over.
+   */
   async close(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.notify(this.sendsOf(this.notices.owedResolutions((rule) => this.channelIdsOf(rule))), this.clock());
     // A replica that stops (shutdown, or standing by after losing the lease) no longer shows alerts
     // firing: the active one does, and a dashboard summing replicas would count them twice.
     this.deps.metrics.firing.reset();
@@ -246,7 +258,13 @@ export class AlertingService {
   /** A firing is due to its channels; with none to go to, nothing is delivered, and its cooldown starts now. */
   private due(t: AlertTransition, now: number): void {
     this.notices.due(t);
-    if (this.channelIdsOf(t.rule).length === 0) this.tracker.notified(t.fingerprint, now);
+    if (this.channelIdsOf(t.rule).length === 0) this.startCooldown(t.fingerprint, now);
+  }
+
+  /** The alert's cooldown starts at `at`, here and, when kept, for the next active replica. */
+  private startCooldown(fingerprint: string, at: number): void {
+    this.tracker.notified(fingerprint, at);
+    this.deps.cooldowns?.saveCooldown(fingerprint, at).catch((error: unknown) => this.deps.logger.error({ err: error, alert: fingerprint }, 'alert cooldown could not be kept: the next active replica may notify it again'));
   }
 
   /** Sends to channels by id; a channel no longer configured is left out. */
@@ -282,6 +300,8 @@ export class AlertingService {
    * it arrived.
    */
   private readonly settled: DeliveryListener = (channel, notification, outcome) => {
+    // On its way with the next active replica, which tells its own outcome: nothing changes here.
+    if (outcome === 'handed_over') return;
     if (notification.status === 'resolved') {
       // A resolution that never arrived would leave the receiver showing the alert firing for good.
       if (outcome === 'given_up' || outcome === 'dropped') for (const alert of notification.alerts) this.notices.resolutionMissed(alert, channel.id);
@@ -289,7 +309,7 @@ export class AlertingService {
     }
     const now = this.clock();
     for (const alert of notification.alerts) {
-      if (outcome === 'delivered' || outcome === 'refused') this.tracker.notified(alert.fingerprint, now);
+      if (outcome === 'delivered' || outcome === 'refused') this.startCooldown(alert.fingerprint, now);
       const change = this.notices.settle(alert, channel.id, outcome, this.channelIdsOf(alert.rule));
       if (change) this.deps.history.append([this.deliveryEntry(alert, change, now)]);
     }

@@ -16,6 +16,7 @@ import { RouterReplicaMetrics } from './sources/router-replica.metrics';
 import { RouterStatusSource } from './sources/router-status.source';
 import { ActiveReplica, type ReplicaRole } from './standby/active-replica';
 import { ActiveRoleMetrics } from './standby/active-role.metrics';
+import { RedisAlertingState, type AlertingStateRepository } from './state/alerting-state.repository';
 
 export { AlertingService } from './alerting.service';
 export type { ReplicaRole } from './standby/active-replica';
@@ -53,6 +54,9 @@ interface ActiveParts {
   router: RouterStatusSource | undefined;
   kafka?: KafkaAlertSource;
 }
+
+/** What restores firing alerts and keeps history: the ClickHouse history, or without it the alerting state in Redis. */
+type FiringStore = Pick<AlertHistoryStore, 'append' | 'firing'>;
 
 /** The active replica's lease lives this long in Redis; renewed every third of it, given up at two thirds without a renewal. */
 const ACTIVE_LEASE_TTL_MS = 15_000;
@@ -96,14 +100,12 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
       readiness.push(storeWait.readiness('clickhouse'));
     }
     http = await startHttpApp(HealthModule.register('alerting', readiness, telemetry.registry), config.alerting.http, logger);
-    let store: AlertHistoryStore | undefined;
+    let store: FiringStore | undefined;
     if (target && storeWait) {
       // Nothing is consumed before: what was firing is taken back from the history first, and what fires next is written to it.
       await storeWait.ready;
       const history = new ClickHouseAlertHistory(target.client, target.database);
-      store = { append: (entries) => consumerMetrics.timeInsert('alert_history', () => history.append(entries)), list: (query) => history.list(query), firing: (limit) => history.firing(limit) };
-    } else {
-      logger.warn('no ClickHouse server configured (usage.clickhouse.url): alert history is not kept');
+      store = { append: (entries) => consumerMetrics.timeInsert('alert_history', () => history.append(entries)), firing: (limit) => history.firing(limit) };
     }
     const budgetPeriodEnd = budgetPeriodEndOf(await startBudgetCatalog(config, logger, cleanups));
     const routerAddresses = routerAddressesOf(deps.routerAddress ?? settings.router);
@@ -113,6 +115,20 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     const redis = config.access.redis;
     // Several replicas stand by for one another on a lease in Redis; the embedded gateway's alerting watches its own process's bus, alone.
     const replicated = redis.url !== '' && !deps.usageSource;
+    // What must outlive the active replica (undelivered notifications, cooldowns; firing alerts when no history is kept) is kept in Redis for the next.
+    let state: AlertingStateRepository | undefined;
+    if (replicated) {
+      const stateRedis = createRedisClient(redis, { maxRetriesPerRequest: 1 });
+      stateRedis.on('error', (error: unknown) => logger.debug({ err: error }, 'alerting state connection error'));
+      cleanups.push(() => stateRedis.disconnect());
+      state = new RedisAlertingState(stateRedis, redis.keyPrefix, (what) => logger.warn(`${what} kept in Redis could not be read: skipped`));
+    }
+    if (!store && state) {
+      logger.warn('no ClickHouse server configured (usage.clickhouse.url): alert history is not kept; firing alerts are kept in Redis for the next active replica');
+      store = state;
+    } else if (!store) {
+      logger.warn('no ClickHouse server configured (usage.clickhouse.url): alert history is not kept');
+    }
     let replica: ActiveReplica | undefined;
     /** What runs while this replica is the active one (always, without Redis). */
     let active: ActiveParts | undefined;
@@ -147,11 +163,14 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
       try {
         const history = new HistoryWriter(store, logger);
         stops.push(() => history.close());
-        const delivery = new DeliveryQueue(settings.delivery, metrics, logger, Math.random, mayAct);
+        // Delivers while the lease is held, shutting down included; what is left then is handed over through Redis.
+        const mayDeliver = (): boolean => replica?.holdsLease() ?? true;
+        const delivery = new DeliveryQueue(settings.delivery, metrics, logger, Math.random, mayDeliver, state ? (left) => state.handOff(left) : undefined);
         stops.push(() => delivery.close());
         const router = routerAddresses.length > 0 ? new RouterStatusSource({ addresses: routerAddresses, discovery: settings.routerDiscovery, intervalMs: settings.routerPollMs }, logger, security) : undefined;
         if (router) stops.push(() => router.close());
-        const service = new AlertingService(settings, { channels: channelsOf(config), delivery, history, metrics, logger, router: router ? () => router.snapshot() : undefined, budgetPeriodEnd, mayAct });
+        const channels = channelsOf(config);
+        const service = new AlertingService(settings, { channels, delivery, history, metrics, logger, router: router ? () => router.snapshot() : undefined, budgetPeriodEnd, mayAct, cooldowns: state });
         stops.push(() => service.close());
         const parts: ActiveParts = { service, history, router };
         active = parts;
@@ -168,7 +187,16 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
         }
         const unsubscribe = deps.budgetEvents?.subscribe((event) => service.observeBudget(event));
         if (unsubscribe) stops.push(unsubscribe);
+        if (state) await restoreCooldowns(service, state, logger);
         if (store) await restoreFiring(service, store, logger);
+        if (state) {
+          // What a stopped replica left undelivered; taken again every round, for a replica that stopped after this one started.
+          const takeHandedOver = (): Promise<void> => sendHandedOver(state, channels, delivery, logger);
+          await takeHandedOver();
+          const timer = setInterval(() => void takeHandedOver(), settings.evaluateIntervalMs);
+          timer.unref();
+          stops.push(() => clearInterval(timer));
+        }
         router?.start(() => undefined);
         service.start();
         return stopAll;
@@ -219,8 +247,38 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
   }
 }
 
+/** The cooldowns the previous active replica kept; unreadable ones are no reason not to start. */
+async function restoreCooldowns(service: AlertingService, state: AlertingStateRepository, logger: Logger): Promise<void> {
+  try {
+    service.restoreCooldowns(await state.cooldowns());
+  } catch (error) {
+    logger.warn({ err: error }, 'alert cooldowns could not be read from Redis: alerts firing again may be notified before their cooldown ends');
+  }
+}
+
+/** Queues the notifications a stopped replica handed over; those of a channel no longer configured are left out. */
+async function sendHandedOver(state: AlertingStateRepository, channels: readonly NotificationChannel[], delivery: DeliveryQueue, logger: Logger): Promise<void> {
+  let handed;
+  try {
+    handed = await state.claimHandedOver();
+  } catch (error) {
+    logger.warn({ err: error }, 'alert notifications handed over by a stopped replica could not be read from Redis; trying again');
+    return;
+  }
+  if (handed.length === 0) return;
+  const byId = new Map(channels.map((c) => [c.id, c]));
+  let queued = 0;
+  for (const { channel, notification } of handed) {
+    const found = byId.get(channel);
+    if (!found) continue;
+    delivery.enqueue(found, notification);
+    queued++;
+  }
+  logger.info({ queued, skipped: handed.length - queued }, 'alert notifications handed over by a stopped replica queued for delivery');
+}
+
 /** What was firing when alerting last stopped, from its history; a store that cannot say is no reason not to start. */
-async function restoreFiring(service: AlertingService, store: AlertHistoryStore, logger: Logger): Promise<void> {
+async function restoreFiring(service: AlertingService, store: FiringStore, logger: Logger): Promise<void> {
   try {
     const restored = service.restore(await store.firing());
     if (restored > 0) logger.info({ alerts: restored }, 'firing alerts taken back from the alert history');

@@ -1,14 +1,23 @@
 import type { AlertingConfig } from '@openrouter/config';
 import type { AlertingMetrics, Logger } from '@openrouter/observability';
 import { DeliveryError, type AlertNotification, type NotificationChannel } from '../channels/notification';
+import type { HandedOverDelivery } from '../state/alerting-state.repository';
 
 /**
  * How a delivery ended. `delivered`: the receiver took it. `refused`: the receiver answered a 4xx
  * that retrying cannot change (not retried). `given_up`: still failing after the last attempt.
- * `dropped`: pushed out of a full queue, or left unsent at shutdown. `withdrawn`: a resolution
- * with nothing left to say, every alert in it having fired to this channel without reaching it.
+ * `dropped`: pushed out of a full queue, or left unsent at shutdown with nowhere to hand it over.
+ * `withdrawn`: a resolution with nothing left to say, every alert in it having fired to this
+ * channel without reaching it. `handed_over`: left unsent at shutdown and kept for the next active
+ * replica, which sends it.
  */
-export type DeliveryOutcome = 'delivered' | 'refused' | 'given_up' | 'dropped' | 'withdrawn';
+export type DeliveryOutcome = 'delivered' | 'refused' | 'given_up' | 'dropped' | 'withdrawn' | 'handed_over';
+
+/** Keeps the deliveries left at shutdown for the next active replica (with Redis: `AlertingStateRepository.handOff`). */
+export type HandOff = (deliveries: readonly HandedOverDelivery[]) => Promise<void>;
+
+/** How long `close` keeps delivering (retries included) before it hands over or drops what is left. */
+export const SHUTDOWN_GRACE_MS = 5_000;
 
 /** Told once of every delivery's outcome, so the sender can tell which alerts a receiver has seen. */
 export type DeliveryListener = (channel: NotificationChannel, notification: AlertNotification, outcome: DeliveryOutcome) => void;
@@ -20,6 +29,8 @@ interface Delivery {
   lane: string;
   attempts: number;
   sending: boolean;
+  /** Stopped at shutdown (it would have been given up, or could not be sent): waits to be handed over. */
+  parked: boolean;
   /** Its outcome has been told (a send still running at shutdown is told `dropped`, and nothing after). */
   settled: boolean;
   timer?: NodeJS.Timeout;
@@ -41,7 +52,11 @@ export class DeliveryQueue {
   private readonly lanes = new Map<string, Delivery[]>();
   private readonly sending = new Map<Delivery, Promise<void>>();
   private listener: DeliveryListener = () => undefined;
+  /** Shutting down: no new delivery is taken, those queued are still tried until the grace ends. */
+  private draining = false;
   private closed = false;
+  /** Told when the queue may have nothing left it can do (see `idle`). */
+  private onProgress: (() => void) | undefined;
 
   constructor(
     private readonly settings: AlertingConfig['delivery'],
@@ -50,6 +65,8 @@ export class DeliveryQueue {
     private readonly random: () => number = Math.random,
     /** Asked right before each send: false on a replica that is no longer the active one (the send is dropped). */
     private readonly mayNotify: () => boolean = () => true,
+    /** Where what is left undelivered at shutdown goes; without it, it is dropped. */
+    private readonly handOff?: HandOff,
   ) {}
 
   get pending(): number {
@@ -62,7 +79,7 @@ export class DeliveryQueue {
   }
 
   enqueue(channel: NotificationChannel, notification: AlertNotification): void {
-    const delivery: Delivery = { channel, notification, lane: `${channel.id}\u0000${notification.ruleId}`, attempts: 0, sending: false, settled: false };
+    const delivery: Delivery = { channel, notification, lane: `${channel.id}\u0000${notification.ruleId}`, attempts: 0, sending: false, parked: false, settled: false };
     if (this.closed) {
       this.settle(delivery, 'dropped');
       return;
@@ -84,32 +101,83 @@ export class DeliveryQueue {
   }
 
   /**
-   * Stops retrying; waits (bounded) for sends in progress. Every delivery not delivered by then is
-   * told `dropped`, so the alerts in it count as not notified (and are sent again after a restart).
+   * Delivers what is queued, retries included, for up to `graceMs`; then waits (bounded by the
+   * delivery timeout) for the sends in progress. What is left is handed over to the next active
+   * replica, in order (told `handed_over`), or, without anywhere to hand it or when that fails,
+   * told `dropped`, so its alerts count as not notified. During the grace a delivery that would be
+   * given up is kept to be handed over instead, and one the replica may no longer send (its lease
+   * has run out) waits for that too.
    */
-  async close(timeoutMs = 5_000): Promise<void> {
+  async close(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    await this.waitUntil(() => this.idle(), graceMs);
     this.closed = true;
+    for (const d of this.queued) clearTimeout(d.timer);
+    await this.waitUntil(() => this.sending.size === 0, this.settings.timeoutMs + 1_000);
+    // A send still under way past its timeout is not handed over: it may yet arrive.
     const left = [...this.queued].filter((d) => !d.sending);
-    if (left.length > 0) this.logger.warn({ pending: left.length }, 'alert notifications left undelivered at shutdown');
-    for (const d of left) this.done(d, 'dropped');
-    const timeout = new Promise<void>((done) => setTimeout(done, timeoutMs).unref());
-    await Promise.race([Promise.all([...this.sending.values()]), timeout]);
+    if (left.length > 0) await this.handOver(left);
     for (const d of [...this.queued]) this.done(d, 'dropped');
     this.metrics.pending.set(0);
+  }
+
+  /** Nothing left that can progress: no send under way, no retry waiting (what is left is parked, or behind a parked delivery). */
+  private idle(): boolean {
+    for (const d of this.queued) if (d.sending || d.timer) return false;
+    return true;
+  }
+
+  private async waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
+    if (condition()) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+      this.onProgress = () => {
+        if (condition()) resolve();
+      };
+    });
+    clearTimeout(timer);
+    this.onProgress = undefined;
+  }
+
+  private async handOver(left: Delivery[]): Promise<void> {
+    if (!this.handOff) {
+      this.logger.warn({ pending: left.length }, 'alert notifications left undelivered at shutdown');
+      return;
+    }
+    try {
+      await this.handOff(left.map((d) => ({ channel: d.channel.id, notification: d.notification })));
+    } catch (error) {
+      this.logger.error({ err: error, pending: left.length }, 'alert notifications left undelivered at shutdown could not be handed over: dropped');
+      return;
+    }
+    this.logger.info({ pending: left.length }, 'alert notifications left undelivered at shutdown handed over to the next active replica');
+    for (const d of left) {
+      // Taken off without starting the next of its lane: all of them are handed over together.
+      this.settle(d, 'handed_over');
+      this.queued.delete(d);
+    }
+    this.lanes.clear();
   }
 
   private attempt(delivery: Delivery): void {
     delivery.timer = undefined;
     if (!this.mayNotify()) {
-      // Another replica may be the active one by now: it notifies from the history, this one must not.
-      this.done(delivery, 'dropped');
+      // Another replica may be the active one by now: it notifies from the history, this one must
+      // not. While shutting down, the delivery is handed over to it instead.
+      if (this.draining) this.park(delivery);
+      else this.done(delivery, 'dropped');
       return;
     }
     delivery.attempts++;
     delivery.sending = true;
     const sent = this.send(delivery);
     this.sending.set(delivery, sent);
-    void sent.finally(() => this.sending.delete(delivery));
+    void sent.finally(() => {
+      this.sending.delete(delivery);
+      this.onProgress?.();
+    });
   }
 
   /** Takes a delivery off the queue (sent, refused, given up or dropped) and tells its outcome; the next of its lane starts. */
@@ -125,6 +193,15 @@ export class DeliveryQueue {
     this.metrics.pending.set(this.pending);
     const next = lane[0];
     if (wasHead && next && !this.closed) this.attempt(next);
+    this.onProgress?.();
+  }
+
+  /** Kept, unsent, to be handed over at the end of the shutdown grace. */
+  private park(delivery: Delivery): void {
+    delivery.parked = true;
+    delivery.sending = false;
+    delivery.timer = undefined;
+    this.onProgress?.();
   }
 
   private settle(delivery: Delivery, outcome: DeliveryOutcome): void {
@@ -166,7 +243,7 @@ export class DeliveryQueue {
     } catch (error) {
       delivery.sending = false;
       this.metrics.deliveryFailures.inc({ channel: channel.id });
-      if (this.closed) this.done(delivery, 'dropped');
+      if (this.closed) this.park(delivery);
       else this.failed(delivery, error);
     }
   }
@@ -183,6 +260,12 @@ export class DeliveryQueue {
       this.done(delivery, 'refused');
       return;
     }
+    if (delivery.attempts >= this.settings.maxAttempts && this.draining) {
+      // The next active replica tries it again (as a given-up notification is sent again at the next round).
+      this.logger.warn(where, 'alert notification not delivered by its last attempt at shutdown: kept to hand over');
+      this.park(delivery);
+      return;
+    }
     if (delivery.attempts >= this.settings.maxAttempts) {
       this.metrics.dropped.inc({ channel: channel.id });
       this.logger.error(where, 'alert notification given up after the last retry');
@@ -194,6 +277,7 @@ export class DeliveryQueue {
     this.logger.warn({ ...where, retryInMs: delay }, 'alert notification not delivered; retrying');
     delivery.timer = setTimeout(() => this.attempt(delivery), delay);
     delivery.timer.unref();
+    this.onProgress?.();
   }
 }
 

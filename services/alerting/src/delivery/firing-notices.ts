@@ -109,6 +109,16 @@ export class FiringNotices {
     return sends;
   }
 
+  /** The resolutions owed to channels (of those `targets` names), then no longer owed: at shutdown, to be sent or handed over. */
+  owedResolutions(targets: (rule: AlertRuleConfig) => readonly string[]): Array<{ alert: AlertTransition; channel: string }> {
+    const sends: Array<{ alert: AlertTransition; channel: string }> = [];
+    for (const { resolution, channels } of this.resolutions.values()) {
+      for (const channel of channels) if (targets(resolution.rule).includes(channel)) sends.push({ alert: resolution, channel });
+    }
+    this.resolutions.clear();
+    return sends;
+  }
+
   /**
    * The `channels` of a history entry of an alert's firing: the channels it has reached, those that
    * refused it for good (as `refused:<id>`, so that a restart does not send it there again), and,

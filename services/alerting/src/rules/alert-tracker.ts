@@ -102,7 +102,7 @@ export class AlertTracker {
       const fingerprint = fingerprintOf(a.condition.rule.id, a.condition.labels);
       if (this.active.has(fingerprint)) continue;
       this.active.set(fingerprint, { condition: a.condition, startedAt: a.startedAt, notified: a.notifiedAt !== undefined, heldUntil: a.heldUntil });
-      if (a.notifiedAt !== undefined) this.lastNotified.set(fingerprint, a.notifiedAt);
+      if (a.notifiedAt !== undefined) this.notified(fingerprint, a.notifiedAt);
     }
   }
 

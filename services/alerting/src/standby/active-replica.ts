@@ -79,6 +79,14 @@ export class ActiveReplica {
     return this.role === 'active' && this.clock() < this.validUntil;
   }
 
+  /**
+   * Whether this replica still holds the lease safely at this moment, active or stopping: while it
+   * shuts down it keeps delivering what it had queued until the lease is given up or runs out.
+   */
+  holdsLease(): boolean {
+    return this.clock() < this.validUntil;
+  }
+
   /** What it is: active (its work started, or starting), or standing by. */
   get current(): ReplicaRole {
     return this.role;
@@ -95,8 +103,9 @@ export class ActiveReplica {
     clearTimeout(this.attemptTimer);
     clearTimeout(this.expiryTimer);
     await this.attempting;
-    await this.standBy('shutting down', 'info');
+    await this.standBy('shutting down', 'info', true);
     await this.transition;
+    this.validUntil = 0;
     await this.lease.release().catch((error: unknown) => this.logger.warn({ err: error }, 'could not release the alerting lease; it expires on its own'));
   }
 
@@ -194,11 +203,12 @@ export class ActiveReplica {
     });
   }
 
-  private async standBy(reason: string, level: 'info' | 'warn'): Promise<void> {
+  /** `stillHeld`: giving the lease up at shutdown, so it holds (without renewals) until released: the work may finish delivering meanwhile. */
+  private async standBy(reason: string, level: 'info' | 'warn', stillHeld = false): Promise<void> {
     this.generation += 1;
     if (this.role === 'active') {
       this.role = 'standby';
-      this.validUntil = 0;
+      if (!stillHeld) this.validUntil = 0;
       clearTimeout(this.expiryTimer);
       this.options.onRole?.(false);
       this.logger[level]({ reason }, level === 'warn' ? 'alerting lease lost: this replica stops and stands by' : 'alerting lease given up: this replica stops');

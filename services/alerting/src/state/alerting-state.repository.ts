@@ -1,0 +1,150 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { AlertHistoryEntry, AlertHistoryStore } from '@openrouter/observability';
+import type { AlertNotification } from '../channels/notification';
+
+/** A notification left undelivered by a replica that stopped, for the next holder of the lease to send. */
+export interface HandedOverDelivery {
+  channel: string;
+  notification: AlertNotification;
+}
+
+/** Where the alerting replicas keep what must outlive one of them: the delivery outbox, cooldowns and firing alerts. */
+export interface AlertingStateRepository extends Pick<AlertHistoryStore, 'append' | 'firing'> {
+  /** Keeps deliveries for the next active replica, in order. */
+  handOff(deliveries: readonly HandedOverDelivery[]): Promise<void>;
+  /** Takes every delivery handed over (they are gone from the store once taken), oldest first. */
+  claimHandedOver(): Promise<HandedOverDelivery[]>;
+  /** When each alert (by fingerprint) last had a notification reach a channel (ms since the epoch). */
+  cooldowns(): Promise<Map<string, number>>;
+  /** An alert's notification reached a channel at `at`. */
+  saveCooldown(fingerprint: string, at: number): Promise<void>;
+}
+
+const transitionSchema = z
+  .object({
+    fingerprint: z.string(),
+    rule: z.object({ id: z.string(), kind: z.string(), channels: z.array(z.string()) }).passthrough(),
+    status: z.enum(['firing', 'resolved']),
+    labels: z.record(z.string(), z.string()),
+    value: z.number(),
+    threshold: z.number(),
+    summary: z.string(),
+    startedAt: z.number(),
+    at: z.number(),
+    notify: z.boolean(),
+  })
+  .passthrough();
+
+const handedOverSchema = z.object({
+  channel: z.string(),
+  notification: z.object({
+    id: z.string(),
+    status: z.enum(['firing', 'resolved']),
+    ruleId: z.string(),
+    ruleKind: z.string(),
+    severity: z.string(),
+    alerts: z.array(transitionSchema),
+    sentAt: z.number(),
+  }),
+});
+
+/** An alert's latest history entry, as kept for restore: the fields `AlertingService.restore` reads. */
+const firingEntrySchema = z
+  .object({ at: z.string(), alertId: z.string(), ruleId: z.string(), ruleKind: z.string(), status: z.string(), startedAt: z.string(), labels: z.record(z.string(), z.string()), notified: z.boolean(), channels: z.array(z.string()) })
+  .passthrough();
+
+/** Cooldowns older than this are forgotten when read: no rule holds an alert back that long (at most a day unless a rule says more). */
+const DEFAULT_COOLDOWN_RETENTION_MS = 24 * 60 * 60_000;
+
+/**
+ * The alerting state in Redis (`<keyPrefix>alerting:outbox`, a list; `…:cooldowns` and `…:firing`,
+ * hashes by alert). Only the active replica (the lease holder) writes and reads it. What was made
+ * by an older version, or is not readable, is skipped rather than stopping the start.
+ */
+export class RedisAlertingState implements AlertingStateRepository {
+  private readonly outboxKey: string;
+  private readonly cooldownsKey: string;
+  private readonly firingKey: string;
+
+  constructor(
+    private readonly redis: Redis,
+    keyPrefix: string,
+    private readonly onUnreadable: (what: string) => void,
+    private readonly clock: () => number = Date.now,
+    private readonly cooldownRetentionMs = DEFAULT_COOLDOWN_RETENTION_MS,
+  ) {
+    this.outboxKey = `${keyPrefix}alerting:outbox`;
+    this.cooldownsKey = `${keyPrefix}alerting:cooldowns`;
+    this.firingKey = `${keyPrefix}alerting:firing`;
+  }
+
+  async handOff(deliveries: readonly HandedOverDelivery[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    await this.redis.rpush(this.outboxKey, ...deliveries.map((d) => JSON.stringify(d)));
+  }
+
+  async claimHandedOver(): Promise<HandedOverDelivery[]> {
+    const replies = await this.redis.multi().lrange(this.outboxKey, 0, -1).del(this.outboxKey).exec();
+    const [range] = replies ?? [];
+    if (!range || range[0]) throw range?.[0] ?? new Error('the alert delivery outbox could not be read');
+    const items = range[1] as string[];
+    const read: HandedOverDelivery[] = [];
+    for (const item of items) {
+      const parsed = handedOverSchema.safeParse(parseJson(item));
+      if (parsed.success) read.push(parsed.data as unknown as HandedOverDelivery);
+      else this.onUnreadable('a handed-over alert notification');
+    }
+    return read;
+  }
+
+  async cooldowns(): Promise<Map<string, number>> {
+    const all = await this.redis.hgetall(this.cooldownsKey);
+    const now = this.clock();
+    const kept = new Map<string, number>();
+    const stale: string[] = [];
+    for (const [fingerprint, text] of Object.entries(all)) {
+      const at = Number(text);
+      if (Number.isFinite(at) && now - at <= this.cooldownRetentionMs) kept.set(fingerprint, at);
+      else stale.push(fingerprint);
+    }
+    if (stale.length > 0) await this.redis.hdel(this.cooldownsKey, ...stale);
+    return kept;
+  }
+
+  async saveCooldown(fingerprint: string, at: number): Promise<void> {
+    await this.redis.hset(this.cooldownsKey, fingerprint, String(at));
+  }
+
+  /** Keeps each alert's latest entry while it fires; a resolution removes it. Entries come in the order they were made. */
+  async append(entries: readonly AlertHistoryEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const multi = this.redis.multi();
+    for (const e of entries) {
+      if (e.status === 'firing') multi.hset(this.firingKey, e.alertId, JSON.stringify(e));
+      else multi.hdel(this.firingKey, e.alertId);
+    }
+    const replies = await multi.exec();
+    const failed = replies?.find(([error]) => error);
+    if (!replies || failed) throw failed?.[0] ?? new Error('the firing alerts could not be written');
+  }
+
+  async firing(): Promise<AlertHistoryEntry[]> {
+    const all = await this.redis.hvals(this.firingKey);
+    const entries: AlertHistoryEntry[] = [];
+    for (const text of all) {
+      const parsed = firingEntrySchema.safeParse(parseJson(text));
+      if (parsed.success) entries.push(parsed.data as unknown as AlertHistoryEntry);
+      else this.onUnreadable('a firing alert');
+    }
+    return entries;
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
