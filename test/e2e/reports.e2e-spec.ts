@@ -195,7 +195,7 @@ describe('usage reports through the admin API', () => {
     const empty = await get('/admin/v1/exports/focus?month=2001-01&format=csv');
     expect(empty.text).toBe(`${header}\r\n`);
     const noArms = await get('/admin/v1/experiments/never-run/report?format=csv');
-    expect(noArms.text.split('\r\n')[0]).toBe('arm,currency,requests,errors,error_rate,latency_p50_ms,latency_p95_ms,ttft_p50_ms,ttft_p95_ms,prompt_tokens_per_request,completion_tokens_per_request,cost,cost_per_request');
+    expect(noArms.text.split('\r\n')[0]).toBe('arm,currency,requests,errors,error_rate,latency_p50_ms,latency_p95_ms,ttft_p50_ms,ttft_p95_ms,prompt_tokens_per_request,completion_tokens_per_request,cost,cost_per_request,currency_requests');
     // A day the calendar does not have, or a year the store cannot hold, is a 400, not another period.
     for (const path of ['/admin/v1/usage?from=2025-02-30', `/admin/v1/invoices/acme/0070-01`, '/admin/v1/chargeback?month=1969-12']) {
       const bad = await get(path);

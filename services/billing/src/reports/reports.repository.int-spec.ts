@@ -96,3 +96,83 @@ describe('the daily rollup and the raw events answer alike (chDB)', () => {
     expect(await repository.usage({ ...range, groupBy: byCostCenter, filters: [], limit: 4 })).toMatchObject({ source, rows: [{ dimensions: ['cc-ads'] }, { dimensions: ['cc-mail'] }, { dimensions: ['cc-search'] }] });
   });
 });
+
+describe('the experiment report (chDB)', () => {
+  let store: ClickHouseTarget;
+  let service: ReportsService;
+  const queries: string[] = [];
+  const april = { fromMs: Date.parse('2025-04-01T00:00:00Z'), toMs: Date.parse('2025-05-01T00:00:00Z') };
+
+  /** One request of `arm`, priced in `currency`. */
+  function armEvent(id: string, arm: string, currency: string, cost: string, latencyMs: number, ttftMs: number, failed = false): usagev1.UsageEvent {
+    const e = event(id, '', cost);
+    e.experiment = 'exp-1';
+    e.experimentArm = arm;
+    e.cost = { amount: cost, currency, priceVersion: 'v1' };
+    e.latencyMs = latencyMs;
+    e.ttftMs = ttftMs;
+    if (failed) {
+      e.status = usagev1.Status.STATUS_ERROR;
+      e.httpStatus = 503;
+    }
+    return e;
+  }
+
+  beforeAll(async () => {
+    store = createClickHouse(clickhouseSchema.parse({ embedded: { path: ':memory:' }, database: `experiment_${randomBytes(6).toString('hex')}` }), '.');
+    await migrate(store.client, store.database, USAGE_MIGRATIONS);
+    const events = new ClickHouseUsageEventRepository(store.client, store.database, store.kind);
+    await events.insertRows(
+      [
+        // control: three requests priced in USD, two in EUR, of which one failed before any call (cost 0).
+        armEvent('c1', 'control', 'USD', '0.1', 100, 40),
+        armEvent('c2', 'control', 'USD', '0.1', 100, 40),
+        armEvent('c3', 'control', 'USD', '0.100000000000000001', 100, 40),
+        armEvent('c4', 'control', 'EUR', '0.2', 300, 90),
+        armEvent('c5', 'control', 'EUR', '0', 300, 0, true),
+        armEvent('t1', 'treatment', 'USD', '0.3', 200, 50),
+        armEvent('t2', 'treatment', 'USD', '0.5', 200, 50),
+      ].map((e) => events.encode(e)),
+    );
+    const client = new Proxy(store.client, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (property !== 'query' || typeof value !== 'function') return value;
+        return (params: { query: string }) => {
+          queries.push(params.query);
+          return (value as (p: unknown) => unknown).call(target, params);
+        };
+      },
+    });
+    service = new ReportsService(new ClickHouseReportsRepository(client, store.database), billingSchema.parse({ http: { port: 0 } }));
+  }, 60_000);
+
+  afterAll(async () => store?.client.close());
+
+  it('reports each arm once, over all its requests, with its cost per currency never added across currencies', async () => {
+    const report = await service.experiment({ scope: undefined, experiment: 'exp-1', ...april });
+    expect(report.arms.map((a) => a.arm)).toEqual(['control', 'treatment']);
+    const [control, treatment] = report.arms;
+    // The arm's own figures: its failed EUR request counts in its error rate and latency.
+    expect(control).toMatchObject({ requests: 5, errors: 1, errorRate: '0.2', latencyP50Ms: 100, latencyP95Ms: 300, promptTokensPerRequest: '10', completionTokensPerRequest: '5' });
+    // Time to first token of the requests that produced one (four of five).
+    expect(control?.ttftP50Ms).toBeGreaterThanOrEqual(40);
+    expect(control?.ttftP95Ms).toBe(90);
+    // Two currencies: no single cost; each currency's cost over the requests priced in it, exactly.
+    expect(control).toMatchObject({ currency: '', cost: '', costPerRequest: '' });
+    expect(control?.costs).toEqual([
+      { currency: 'EUR', requests: 2, cost: '0.2', costPerRequest: '0.1' },
+      { currency: 'USD', requests: 3, cost: '0.300000000000000001', costPerRequest: '0.1' },
+    ]);
+    expect(treatment).toMatchObject({ requests: 2, errors: 0, errorRate: '0', latencyP50Ms: 200, latencyP95Ms: 200, currency: 'USD', cost: '0.8', costPerRequest: '0.4' });
+    expect(treatment?.costs).toEqual([{ currency: 'USD', requests: 2, cost: '0.8', costPerRequest: '0.4' }]);
+  });
+
+  it('computes latency percentiles with a bounded-memory quantile function, not an exact one', async () => {
+    queries.length = 0;
+    await service.experiment({ scope: undefined, experiment: 'exp-1', ...april });
+    expect(queries).toHaveLength(1);
+    expect(queries[0]).not.toMatch(/quantileExact|quantilesExact/);
+    expect(queries[0]).toMatch(/quantilesTDigest/);
+  });
+});

@@ -28,9 +28,20 @@ export interface UsageAggregate {
   cost: string;
 }
 
+/** One arm's requests priced in one currency; money as decimal text. */
+export interface ArmCost {
+  currency: string;
+  requests: number;
+  cost: string;
+}
+
+/**
+ * One arm of an experiment over all its requests, whatever currency each was priced in; its
+ * money per currency (by currency), since costs in different currencies are never added up.
+ * The percentiles are approximate (t-digest).
+ */
 export interface ArmAggregate {
   arm: string;
-  currency: string;
   requests: number;
   errors: number;
   latencyP50: number;
@@ -39,7 +50,7 @@ export interface ArmAggregate {
   ttftP95: number;
   promptTokens: number;
   completionTokens: number;
-  cost: string;
+  costs: ArmCost[];
 }
 
 /** A usage query that has more groups than its `limit`: the report is larger than allowed. */
@@ -189,6 +200,13 @@ export class ClickHouseReportsRepository implements ReportsRepository {
     return this.aggregate(query, rollupAnswers(query) ? 'rollup' : 'events');
   }
 
+  /**
+   * One scan: the inner query sums each arm's requests per currency (keeping its percentile
+   * states), the outer one merges them into the arm's figures, so an arm priced in two currencies
+   * is still one arm, and only its money stays per currency. `quantilesTDigest` holds a bounded
+   * digest per group however many events the range has, where `quantilesExact` would hold every
+   * latency of the range in memory (chDB runs inside billing); its percentiles are approximate.
+   */
   async experiment(experiment: string, fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<ArmAggregate[]> {
     const params: Record<string, unknown> = { db: this.database, experiment, from: fromMs, to: toMs };
     const where = ['experiment = {experiment:String}', "received_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')", "received_at < fromUnixTimestamp64Milli({to:Int64}, 'UTC')"];
@@ -198,37 +216,45 @@ export class ClickHouseReportsRepository implements ReportsRepository {
     });
     const rows = await this.rows<{
       arm: string;
-      currency: string;
       requests: string | number;
       errors: string | number;
-      latency: number[];
-      ttft: number[];
+      latency: Array<number | null>;
+      ttft: Array<number | null>;
       prompt_tokens: string | number;
       completion_tokens: string | number;
-      cost: string;
+      costs: Array<[string, string | number, string]>;
     }>(
-      `SELECT experiment_arm AS arm, currency, count() AS requests, countIf(status = 'error') AS errors,
-    quantilesExact(0.5, 0.95)(latency_ms) AS latency,
-    quantilesExactIf(0.5, 0.95)(ttft_ms, ttft_ms > 0) AS ttft,
-    sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, toString(sum(cost)) AS cost
-FROM {db:Identifier}.usage_events FINAL
-WHERE ${where.join(' AND ')}
-GROUP BY arm, currency
-ORDER BY arm, currency`,
+      `SELECT arm, sum(arm_requests) AS requests, sum(arm_errors) AS errors,
+    quantilesTDigestMerge(0.5, 0.95)(latency_state) AS latency,
+    quantilesTDigestIfMerge(0.5, 0.95)(ttft_state) AS ttft,
+    sum(arm_prompt_tokens) AS prompt_tokens, sum(arm_completion_tokens) AS completion_tokens,
+    groupArray((currency, arm_requests, toString(arm_cost))) AS costs
+FROM (
+  SELECT experiment_arm AS arm, currency, count() AS arm_requests, countIf(status = 'error') AS arm_errors,
+    quantilesTDigestState(0.5, 0.95)(latency_ms) AS latency_state,
+    quantilesTDigestIfState(0.5, 0.95)(ttft_ms, ttft_ms > 0) AS ttft_state,
+    sum(prompt_tokens) AS arm_prompt_tokens, sum(completion_tokens) AS arm_completion_tokens, sum(cost) AS arm_cost
+  FROM {db:Identifier}.usage_events FINAL
+  WHERE ${where.join(' AND ')}
+  GROUP BY arm, currency
+)
+GROUP BY arm
+ORDER BY arm`,
       params,
     );
+    // A percentile of no values (no request produced a token) is null or NaN.
+    const ms = (v: number | null | undefined): number => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : 0);
     return rows.map((r) => ({
       arm: r.arm,
-      currency: r.currency,
       requests: Number(r.requests),
       errors: Number(r.errors),
-      latencyP50: Math.round(r.latency[0] ?? 0),
-      latencyP95: Math.round(r.latency[1] ?? 0),
-      ttftP50: Math.round(Number.isFinite(r.ttft[0]) ? (r.ttft[0] ?? 0) : 0),
-      ttftP95: Math.round(Number.isFinite(r.ttft[1]) ? (r.ttft[1] ?? 0) : 0),
+      latencyP50: ms(r.latency[0]),
+      latencyP95: ms(r.latency[1]),
+      ttftP50: ms(r.ttft[0]),
+      ttftP95: ms(r.ttft[1]),
       promptTokens: Number(r.prompt_tokens),
       completionTokens: Number(r.completion_tokens),
-      cost: r.cost,
+      costs: r.costs.map(([currency, requests, cost]) => ({ currency, requests: Number(requests), cost })).sort((a, b) => (a.currency < b.currency ? -1 : a.currency > b.currency ? 1 : 0)),
     }));
   }
 

@@ -1,6 +1,6 @@
 import { billingv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { TooManyGroupsError, type ReportsRepository, type UsageAggregate, type UsageQuery } from './reports.repository';
+import { TooManyGroupsError, type ArmAggregate, type ReportsRepository, type UsageAggregate, type UsageQuery } from './reports.repository';
 import { ReportsService } from './reports.service';
 
 function row(model: string, currency: string, cost: string, requests: number): UsageAggregate {
@@ -134,5 +134,68 @@ describe('usage reports that read the raw events, which are kept for usage.click
     // Whole UTC days grouped by a dimension the rollup keeps: the rollup holds every day.
     expect((await service.usage({ ...request, fromMs: Date.parse('2020-01-01T00:00:00Z'), toMs: Date.parse('2026-06-01T00:00:00Z') })).rows).toHaveLength(1);
     expect(queries).toHaveLength(2);
+  });
+});
+
+describe('the experiment report, which always reads the raw events', () => {
+  const now = Date.parse('2026-06-15T12:00:00Z');
+  const day = 86_400_000;
+  const arm = (name: string, costs: ArmAggregate['costs']): ArmAggregate => ({
+    arm: name,
+    requests: costs.reduce((n, c) => n + c.requests, 0),
+    errors: 1,
+    latencyP50: 100,
+    latencyP95: 300,
+    ttftP50: 40,
+    ttftP95: 90,
+    promptTokens: 30,
+    completionTokens: 15,
+    costs,
+  });
+  const experiments = (arms: ArmAggregate[]) => {
+    const asked: Array<[number, number]> = [];
+    const repository: ReportsRepository = {
+      usage: async () => ({ source: 'events', rows: [] }),
+      experiment: async (_experiment, fromMs, toMs) => {
+        asked.push([fromMs, toMs]);
+        return arms;
+      },
+      spend: async () => [],
+    };
+    const service = new ReportsService(repository, { chargeback: { ...CHARGEBACK, sharedCostCenters: [] }, reports: { maxRows: 100 } }, { retentionDays: 400, clock: () => now });
+    return { service, asked };
+  };
+
+  it('refuses a range that starts before the oldest raw event kept, as a 400 on from, without reading', async () => {
+    const { service, asked } = experiments([]);
+    const error: unknown = await service.experiment({ scope: undefined, experiment: 'exp-1', fromMs: now - 401 * day, toMs: now }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GatewayError);
+    expect(error).toMatchObject({
+      kind: 'bad_request',
+      param: 'from',
+      code: 'invalid_value',
+      message: 'Raw usage events are kept for 400 days (usage.clickhouse.retentionDays), so the experiment report, which reads them, cannot start before 2025-05-11T12:00:00.000Z. Ask for a later `from`.',
+    });
+    expect(asked).toEqual([]);
+    // Within the retention: read.
+    await service.experiment({ scope: undefined, experiment: 'exp-1', fromMs: now - 399 * day, toMs: now });
+    expect(asked).toEqual([[now - 399 * day, now]]);
+  });
+
+  it('gives an arm in one currency its cost, and one in several its cost per currency only', async () => {
+    const { service } = experiments([
+      arm('control', [
+        { currency: 'EUR', requests: 1, cost: '0.2' },
+        { currency: 'USD', requests: 2, cost: '0.3' },
+      ]),
+      arm('treatment', [{ currency: 'USD', requests: 3, cost: '1' }]),
+    ]);
+    const report = await service.experiment({ scope: undefined, experiment: 'exp-1', fromMs: now - day, toMs: now });
+    expect(report.arms[0]).toMatchObject({ arm: 'control', requests: 3, errorRate: '0.333333', promptTokensPerRequest: '10', currency: '', cost: '', costPerRequest: '' });
+    expect(report.arms[0]?.costs).toEqual([
+      { currency: 'EUR', requests: 1, cost: '0.2', costPerRequest: '0.2' },
+      { currency: 'USD', requests: 2, cost: '0.3', costPerRequest: '0.15' },
+    ]);
+    expect(report.arms[1]).toMatchObject({ arm: 'treatment', currency: 'USD', cost: '1', costPerRequest: '0.333333333333333333', costs: [{ currency: 'USD', requests: 3, cost: '1', costPerRequest: '0.333333333333333333' }] });
   });
 });

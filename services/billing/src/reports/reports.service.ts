@@ -87,16 +87,24 @@ export class ReportsService {
    * daily rollup keeps every day, so whole UTC days grouped by what it keeps answer any period.
    */
   private requireRawEventsKept(query: UsageQuery): void {
-    const { retentionDays, clock = Date.now } = this.options;
-    if (retentionDays === undefined || rollupAnswers(query)) return;
-    const oldest = clock() - retentionDays * DAY_MS;
-    if (query.fromMs >= oldest) return;
-    throw new GatewayError(
-      'bad_request',
-      `Raw usage events are kept for ${retentionDays} days (usage.clickhouse.retentionDays), so this report, which reads them, cannot start before ${new Date(oldest).toISOString()}. ` +
-        `Whole UTC days (dates as from and to) grouped and filtered only by ${ROLLUP_DIMENSIONS} are read from the daily rollup, which keeps every day.`,
-      { param: 'from', code: 'invalid_value' },
+    if (rollupAnswers(query)) return;
+    this.requireKept(
+      query.fromMs,
+      'this report, which reads them',
+      `Whole UTC days (dates as from and to) grouped and filtered only by ${ROLLUP_DIMENSIONS} are read from the daily rollup, which keeps every day.`,
     );
+  }
+
+  /** A range of raw events that starts before the oldest one kept is refused, saying from when it may start. */
+  private requireKept(fromMs: number, reader: string, instead: string): void {
+    const { retentionDays, clock = Date.now } = this.options;
+    if (retentionDays === undefined) return;
+    const oldest = clock() - retentionDays * DAY_MS;
+    if (fromMs >= oldest) return;
+    throw new GatewayError('bad_request', `Raw usage events are kept for ${retentionDays} days (usage.clickhouse.retentionDays), so ${reader}, cannot start before ${new Date(oldest).toISOString()}. ${instead}`, {
+      param: 'from',
+      code: 'invalid_value',
+    });
   }
 
   /**
@@ -270,28 +278,40 @@ export class ReportsService {
     };
   }
 
+  /**
+   * One entry per arm over all its requests: its error rate and percentiles are the arm's, whatever
+   * currency each request was priced in. Money is per currency (`costs`); the arm's own `cost`,
+   * `costPerRequest` and `currency` are filled only when it has one currency, as costs in
+   * different currencies are never added up. The experiment report always reads the raw events
+   * (the rollup keeps no arm), so it is held to their retention.
+   */
   async experiment(request: billingv1.ExperimentReportRequest): Promise<billingv1.ExperimentReportResponse> {
     if (!request.experiment) throw new GatewayError('bad_request', 'Name the experiment.', { param: 'id', code: 'invalid_value' });
     if (!(request.toMs > request.fromMs)) throw new GatewayError('bad_request', '`to` must be after `from`.', { param: 'to', code: 'invalid_value' });
+    this.requireKept(request.fromMs, 'the experiment report, which reads them', 'Ask for a later `from`.');
     const arms = await this.repository.experiment(request.experiment, request.fromMs, request.toMs, scopeFilters(request.scope));
+    const per = (value: Money | number | string, requests: number, places: number): string =>
+      requests > 0 ? new Money(value).dividedBy(requests).toDecimalPlaces(places, Money.ROUND_HALF_EVEN).toFixed() : '0';
     return {
       experiment: request.experiment,
       arms: arms.map((a) => {
-        const per = (v: Money | number | string, places: number): string => (a.requests > 0 ? new Money(v).dividedBy(a.requests).toDecimalPlaces(places, Money.ROUND_HALF_EVEN).toFixed() : '0');
+        const costs = a.costs.map((c) => ({ currency: c.currency, requests: c.requests, cost: text(c.cost), costPerRequest: moneyText(new Money(per(c.cost, c.requests, 18))) }));
+        const only = costs.length === 1 ? costs[0] : undefined;
         return {
           arm: a.arm,
           requests: a.requests,
           errors: a.errors,
-          errorRate: per(a.errors, 6),
+          errorRate: per(a.errors, a.requests, 6),
           latencyP50Ms: a.latencyP50,
           latencyP95Ms: a.latencyP95,
           ttftP50Ms: a.ttftP50,
           ttftP95Ms: a.ttftP95,
-          promptTokensPerRequest: per(a.promptTokens, 2),
-          completionTokensPerRequest: per(a.completionTokens, 2),
-          cost: text(a.cost),
-          costPerRequest: moneyText(new Money(per(a.cost, 18))),
-          currency: a.currency,
+          promptTokensPerRequest: per(a.promptTokens, a.requests, 2),
+          completionTokensPerRequest: per(a.completionTokens, a.requests, 2),
+          cost: only?.cost ?? '',
+          costPerRequest: only?.costPerRequest ?? '',
+          currency: only?.currency ?? '',
+          costs,
         };
       }),
     };

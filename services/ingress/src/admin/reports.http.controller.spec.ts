@@ -6,21 +6,38 @@ import { ReportsHttpController } from './reports.http.controller';
 
 const DAY_MS = 86_400_000;
 
-/** A billing client that answers every usage report with nothing, and the requests it was sent. */
-function billing(): { client: BillingClient; usage: billingv1.UsageReportRequest[] } {
+/** A billing client that answers every usage report with nothing and every experiment report with `arms`, and the requests it was sent. */
+function billing(arms: billingv1.ExperimentArm[] = []): { client: BillingClient; usage: billingv1.UsageReportRequest[]; experiment: billingv1.ExperimentReportRequest[] } {
   const usage: billingv1.UsageReportRequest[] = [];
+  const experiment: billingv1.ExperimentReportRequest[] = [];
   const client = {
     usage: async (request: billingv1.UsageReportRequest): Promise<billingv1.UsageReportResponse> => {
       usage.push(request);
       return { rows: [], total: undefined, source: 'rollup', costByCurrency: {} };
     },
+    experiment: async (request: billingv1.ExperimentReportRequest): Promise<billingv1.ExperimentReportResponse> => {
+      experiment.push(request);
+      return { experiment: request.experiment, arms };
+    },
   } as unknown as BillingClient;
-  return { client, usage };
+  return { client, usage, experiment };
 }
 
 const admin: AdminPrincipal = { id: 'admin', role: 'admin' };
 const request = { admin } as unknown as FastifyRequest;
 const reply = {} as FastifyReply;
+
+/** A reply that keeps the headers set on it. */
+function recordingReply(): { reply: FastifyReply; headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  const r = {
+    header(name: string, value: string) {
+      headers[name] = value;
+      return r;
+    },
+  };
+  return { reply: r as unknown as FastifyReply, headers };
+}
 
 describe('ReportsHttpController.usage', () => {
   it('reads a range reaching past the last instant usage can be stored at in whole days, so the daily rollup answers it like any whole-day range', async () => {
@@ -39,5 +56,97 @@ describe('ReportsHttpController.usage', () => {
     const { client, usage } = billing();
     await new ReportsHttpController(client).usage(request, { from: '2025-01-01', to: '2025-01-31T12:00:00+01:00' }, reply);
     expect(usage[0]).toMatchObject({ fromMs: Date.parse('2025-01-01T00:00:00Z'), toMs: Date.parse('2025-01-31T11:00:00Z') });
+  });
+});
+
+describe('a report given only `to`', () => {
+  it('reads a usage report from the start of the month `to` ends in, when that is before this month', async () => {
+    const { client, usage } = billing();
+    const report = await new ReportsHttpController(client).usage(request, { to: '2025-03-15T12:00:00Z' }, reply);
+    expect(usage[0]).toMatchObject({ fromMs: Date.parse('2025-03-01T00:00:00Z'), toMs: Date.parse('2025-03-15T12:00:00Z') });
+    expect(report).toMatchObject({ from: '2025-03-01T00:00:00.000Z', to: '2025-03-15T12:00:00.000Z' });
+    // A `to` at midnight of the 1st ends the month before: that month is read, not an empty range.
+    await new ReportsHttpController(client).usage(request, { to: '2025-06-01' }, reply);
+    expect(usage[1]).toMatchObject({ fromMs: Date.parse('2025-05-01T00:00:00Z'), toMs: Date.parse('2025-06-01T00:00:00Z') });
+  });
+
+  it('still reads a usage report from the start of this month when `to` is in it or later', async () => {
+    const { client, usage } = billing();
+    const now = new Date();
+    const thisMonth = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
+    await new ReportsHttpController(client).usage(request, { to: '2050-01-01' }, reply);
+    expect(usage[0]).toMatchObject({ fromMs: thisMonth, toMs: Date.parse('2050-01-01T00:00:00Z') });
+  });
+
+  it('reads an experiment report over the 30 days before `to`', async () => {
+    const { client, experiment } = billing();
+    const report = await new ReportsHttpController(client).experiment(request, 'exp-1', { to: '2025-03-15' }, reply);
+    expect(experiment[0]).toMatchObject({ experiment: 'exp-1', fromMs: Date.parse('2025-02-13T00:00:00Z'), toMs: Date.parse('2025-03-15T00:00:00Z') });
+    expect(report).toMatchObject({ from: '2025-02-13T00:00:00.000Z', to: '2025-03-15T00:00:00.000Z' });
+  });
+
+  it('still refuses a `to` before an explicit `from`, naming both', async () => {
+    const { client, usage } = billing();
+    const error: unknown = await new ReportsHttpController(client).usage(request, { from: '2025-03-02', to: '2025-03-01' }, reply).catch((e: unknown) => e);
+    expect(error).toMatchObject({ kind: 'bad_request', param: 'to', code: 'invalid_value', message: 'Invalid to: must be after from.' });
+    expect(usage).toEqual([]);
+  });
+});
+
+describe('ReportsHttpController.experiment', () => {
+  const arm = (name: string, costs: billingv1.ExperimentArmCost[]): billingv1.ExperimentArm => {
+    const only = costs.length === 1 ? costs[0] : undefined;
+    return {
+      arm: name,
+      requests: costs.reduce((n, c) => n + c.requests, 0),
+      errors: 1,
+      errorRate: '0.2',
+      latencyP50Ms: 100,
+      latencyP95Ms: 300,
+      ttftP50Ms: 40,
+      ttftP95Ms: 90,
+      promptTokensPerRequest: '10',
+      completionTokensPerRequest: '5',
+      cost: only?.cost ?? '',
+      costPerRequest: only?.costPerRequest ?? '',
+      currency: only?.currency ?? '',
+      costs,
+    };
+  };
+  const arms = [
+    arm('control', [
+      { currency: 'EUR', requests: 2, cost: '0.2', costPerRequest: '0.1' },
+      { currency: 'USD', requests: 3, cost: '0.300000000000000001', costPerRequest: '0.1' },
+    ]),
+    arm('treatment', [{ currency: 'USD', requests: 2, cost: '0.8', costPerRequest: '0.4' }]),
+  ];
+
+  it('answers one entry per arm, with its cost per currency, and a single cost only for an arm in one currency', async () => {
+    const { client } = billing(arms);
+    const report = (await new ReportsHttpController(client).experiment(request, 'exp-1', { from: '2025-04-01', to: '2025-05-01' }, reply)) as { arms: Array<Record<string, unknown>> };
+    expect(report.arms).toHaveLength(2);
+    expect(report.arms[0]).toMatchObject({
+      arm: 'control',
+      requests: 5,
+      currency: null,
+      cost: null,
+      cost_per_request: null,
+      cost_by_currency: { EUR: { requests: 2, cost: '0.2', cost_per_request: '0.1' }, USD: { requests: 3, cost: '0.300000000000000001', cost_per_request: '0.1' } },
+    });
+    expect(report.arms[1]).toMatchObject({ arm: 'treatment', requests: 2, currency: 'USD', cost: '0.8', cost_per_request: '0.4', cost_by_currency: { USD: { requests: 2, cost: '0.8', cost_per_request: '0.4' } } });
+  });
+
+  it('writes a CSV line per arm and currency, the arm\'s figures on each and the money of that currency', async () => {
+    const { client } = billing(arms);
+    const { reply: csvReply, headers } = recordingReply();
+    const text = (await new ReportsHttpController(client).experiment(request, 'exp-1', { from: '2025-04-01', to: '2025-05-01', format: 'csv' }, csvReply)) as string;
+    expect(headers['content-type']).toBe('text/csv; charset=utf-8');
+    expect(text.split('\r\n')).toEqual([
+      'arm,currency,requests,errors,error_rate,latency_p50_ms,latency_p95_ms,ttft_p50_ms,ttft_p95_ms,prompt_tokens_per_request,completion_tokens_per_request,cost,cost_per_request,currency_requests',
+      'control,EUR,5,1,0.2,100,300,40,90,10,5,0.2,0.1,2',
+      'control,USD,5,1,0.2,100,300,40,90,10,5,0.300000000000000001,0.1,3',
+      'treatment,USD,2,1,0.2,100,300,40,90,10,5,0.8,0.4,2',
+      '',
+    ]);
   });
 });

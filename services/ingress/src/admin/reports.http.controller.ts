@@ -33,6 +33,12 @@ function readEnd(toMs: number): number {
   return toMs >= STORE_END_MS ? Math.ceil(toMs / DAY_MS) * DAY_MS : toMs;
 }
 
+/** The first instant of the UTC month `ms` is in. */
+function monthStart(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+
 function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
@@ -49,8 +55,9 @@ export class ReportsHttpController {
     const q = parseInput(usageQuery, query);
     const scope = reportScope(adminOf(req), q);
     const now = Date.now();
-    const fromMs = q.from ?? Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), 1);
     const toMs = q.to ?? Math.ceil((now + 1) / DAY_MS) * DAY_MS;
+    // Without `from`: this month so far, or the month `to` ends in when that is earlier (never before 1970, where the store starts).
+    const fromMs = q.from ?? Math.max(0, Math.min(monthStart(now), monthStart(toMs - 1)));
     if (!(toMs > fromMs)) throw new GatewayError('bad_request', 'Invalid to: must be after from.', { param: 'to', code: 'invalid_value' });
     const report = await this.client().usage({
       scope,
@@ -173,13 +180,15 @@ export class ReportsHttpController {
     const experiment = parseInput(experimentId, id);
     const q = parseInput(experimentQuery, query);
     const scope = reportScope(adminOf(req), {});
-    const now = Date.now();
-    const fromMs = q.from ?? now - 30 * DAY_MS;
-    const toMs = q.to ?? now + 1;
+    // The 30 days before `to` (now by default), never before 1970.
+    const toMs = q.to ?? Date.now() + 1;
+    const fromMs = q.from ?? Math.max(0, toMs - 30 * DAY_MS);
     const report = await this.client().experiment({ scope, experiment, fromMs, toMs });
-    const arms = report.arms.map((a): Record<ExperimentColumn, string | number> => ({
+    // An arm's own figures are over all its requests; its money is per currency, and its single
+    // `cost` only when all of it is in one (costs in different currencies are never added up).
+    const arms = report.arms.map((a) => ({
       arm: a.arm,
-      currency: a.currency,
+      currency: a.currency || null,
       requests: a.requests,
       errors: a.errors,
       error_rate: a.errorRate,
@@ -189,11 +198,16 @@ export class ReportsHttpController {
       ttft_p95_ms: a.ttftP95Ms,
       prompt_tokens_per_request: a.promptTokensPerRequest,
       completion_tokens_per_request: a.completionTokensPerRequest,
-      cost: a.cost,
-      cost_per_request: a.costPerRequest,
+      cost: a.currency ? a.cost : null,
+      cost_per_request: a.currency ? a.costPerRequest : null,
+      cost_by_currency: Object.fromEntries(a.costs.map((c) => [c.currency, { requests: c.requests, cost: c.cost, cost_per_request: c.costPerRequest }])),
     }));
     if (q.format === 'csv') {
-      return csv(reply, `experiment-${experiment}.csv`, EXPERIMENT_COLUMNS, arms.map((a) => EXPERIMENT_COLUMNS.map((h) => a[h])));
+      // One line per arm and currency: the arm's figures on each, the money (and its request count) of that currency.
+      const lines = arms.flatMap((a) =>
+        Object.entries(a.cost_by_currency).map(([currency, c]): Record<ExperimentColumn, string | number> => ({ ...a, currency, cost: c.cost, cost_per_request: c.cost_per_request, currency_requests: c.requests })),
+      );
+      return csv(reply, `experiment-${experiment}.csv`, EXPERIMENT_COLUMNS, lines.map((l) => EXPERIMENT_COLUMNS.map((h) => l[h])));
     }
     return { object: 'experiment_report', experiment: report.experiment, from: iso(fromMs), to: iso(toMs), arms };
   }
@@ -227,7 +241,7 @@ const FOCUS_COLUMNS = [
   'Tags',
 ] as const;
 type FocusColumn = (typeof FOCUS_COLUMNS)[number];
-/** An experiment report's columns, per arm, in order. */
+/** An experiment report's CSV columns, per arm and currency, in order. */
 const EXPERIMENT_COLUMNS = [
   'arm',
   'currency',
@@ -242,6 +256,7 @@ const EXPERIMENT_COLUMNS = [
   'completion_tokens_per_request',
   'cost',
   'cost_per_request',
+  'currency_requests',
 ] as const;
 type ExperimentColumn = (typeof EXPERIMENT_COLUMNS)[number];
 

@@ -219,9 +219,23 @@ export interface ExperimentArm {
   ttftP95Ms: number;
   promptTokensPerRequest: string;
   completionTokensPerRequest: string;
+  /**
+   * The arm's cost, cost per request and currency when all its requests are priced in one
+   * currency; empty when they are in several (costs in different currencies are never added up).
+   */
   cost: string;
   costPerRequest: string;
   currency: string;
+  /** The arm's cost in each currency it was priced in, by currency. */
+  costs: ExperimentArmCost[];
+}
+
+/** An arm's requests priced in one currency: how many, their cost, and cost per request. */
+export interface ExperimentArmCost {
+  currency: string;
+  requests: number;
+  cost: string;
+  costPerRequest: string;
 }
 
 export interface ExperimentReportResponse {
@@ -2469,6 +2483,7 @@ function createBaseExperimentArm(): ExperimentArm {
     cost: "",
     costPerRequest: "",
     currency: "",
+    costs: [],
   };
 }
 
@@ -2512,6 +2527,9 @@ export const ExperimentArm: MessageFns<ExperimentArm> = {
     }
     if (message.currency !== "") {
       writer.uint32(106).string(message.currency);
+    }
+    for (const v of message.costs) {
+      ExperimentArmCost.encode(v!, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -2633,6 +2651,14 @@ export const ExperimentArm: MessageFns<ExperimentArm> = {
             message.currency = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.costs.push(ExperimentArmCost.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2663,6 +2689,98 @@ export const ExperimentArm: MessageFns<ExperimentArm> = {
     message.cost = object.cost ?? "";
     message.costPerRequest = object.costPerRequest ?? "";
     message.currency = object.currency ?? "";
+    message.costs = object.costs?.map((e) => ExperimentArmCost.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseExperimentArmCost(): ExperimentArmCost {
+  return { currency: "", requests: 0, cost: "", costPerRequest: "" };
+}
+
+export const ExperimentArmCost: MessageFns<ExperimentArmCost> = {
+  encode(message: ExperimentArmCost, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.currency !== "") {
+      writer.uint32(10).string(message.currency);
+    }
+    if (message.requests !== 0) {
+      writer.uint32(16).uint64(message.requests);
+    }
+    if (message.cost !== "") {
+      writer.uint32(26).string(message.cost);
+    }
+    if (message.costPerRequest !== "") {
+      writer.uint32(34).string(message.costPerRequest);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExperimentArmCost {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExperimentArmCost();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.requests = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cost = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.costPerRequest = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ExperimentArmCost>, I>>(base?: I): ExperimentArmCost {
+    return ExperimentArmCost.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExperimentArmCost>, I>>(object: I): ExperimentArmCost {
+    const message = createBaseExperimentArmCost();
+    message.currency = object.currency ?? "";
+    message.requests = object.requests ?? 0;
+    message.cost = object.cost ?? "";
+    message.costPerRequest = object.costPerRequest ?? "";
     return message;
   },
 };
