@@ -1,6 +1,6 @@
 import Anthropic, { APIError, AuthenticationError, BadRequestError, NotFoundError, RateLimitError } from '@anthropic-ai/sdk';
 import { hashApiKey } from '@openrouter/ingress';
-import { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature } from '@openrouter/provider-simulator';
+import { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature, OPENAI_REFUSAL_TRIGGER } from '@openrouter/provider-simulator';
 import { queryRows } from '../support/infra/clickhouse';
 import { waitFor } from '../support/infra/wait-for';
 import { SIMULATED_PROVIDERS } from '../support/simulated-providers';
@@ -265,6 +265,21 @@ describe('the Messages API through the gateway', () => {
     const whole = await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 256, messages: [{ role: 'user', content: 'Stream please' }] });
     expect(text).toBe(textOf(whole));
     expect(final.usage.output_tokens).toBe(whole.usage.output_tokens);
+  });
+
+  it("answers an OpenAI-family model's refusal (finish_reason stop) with stop_reason refusal and its text, whole and streamed", async () => {
+    const params = { model: 'gpt-4o-mini', max_tokens: 256, messages: [{ role: 'user' as const, content: `Help me. ${OPENAI_REFUSAL_TRIGGER}` }] };
+    const refusal = "I'm sorry, but I can't help with that request.";
+    const whole = await client.messages.create(params);
+    expect(whole).toMatchObject({ stop_reason: 'refusal', stop_sequence: null, content: [{ type: 'text', text: refusal }] });
+
+    const stream = client.messages.stream(params);
+    let text = '';
+    stream.on('text', (delta) => (text += delta));
+    const final = await stream.finalMessage();
+    expect(text).toBe(refusal);
+    expect(final).toMatchObject({ stop_reason: 'refusal', content: [{ type: 'text', text: refusal }] });
+    expect(gw.sim.requests().at(-1)).toMatchObject({ stream: true });
   });
 
   it('makes a tool call when tool_choice requires one, and answers its result (the round trip)', async () => {

@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { encode } from 'gpt-tokenizer';
 import OpenAI from 'openai';
 import { PROVIDER_TYPES, type ProviderType } from '@openrouter/config';
 import { anthropicThinkingSignature } from '@openrouter/provider-simulator';
@@ -17,6 +18,10 @@ const weather = {
 };
 
 const chatModel = (type: ProviderType): string => `${type}-chat`;
+/** Claude's reasoning tokens as the gateway estimates them: the thinking text by its tokenizer (o200k), at most the output tokens. */
+const thinkingEstimate = (thinking: string, completionTokens: number): number => Math.min(encode(thinking, { disallowedSpecial: new Set() }).length, completionTokens);
+/** The cost the gateway bills at `pricing: {input: '1', output: '2'}` (per million tokens): output tokens, thinking included, and nothing more for reasoning. */
+const billedAt1And2 = (u: OpenAI.CompletionUsage): number => (u.prompt_tokens + 2 * u.completion_tokens) / 1_000_000;
 const embeddingModel = (type: ProviderType): string => `${type}-embed`;
 
 /** A gateway with one chat model (and one embeddings model, where the family has one) per provider family. */
@@ -225,6 +230,14 @@ describe('every provider family through the gateway', () => {
       });
     }
   });
+
+  it("maps Gemini's reasoning_effort xhigh and max to the model's highest thinking budget instead of refusing them", async () => {
+    for (const effort of ['xhigh', 'max'] as const) {
+      const answer = await client.chat.completions.create({ model: chatModel('gemini'), reasoning_effort: effort, messages: [{ role: 'user', content: 'Think hard.' }] });
+      expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
+      expect((gw.sim.requests().at(-1)?.body as { generationConfig?: unknown }).generationConfig).toMatchObject({ thinkingConfig: { thinkingBudget: 24576 } });
+    }
+  });
 });
 
 /**
@@ -291,6 +304,15 @@ describe('vertex with a service-account key, Gemini and Claude', () => {
       '/v1/projects/sim-project/locations/europe-west4/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict',
     ]);
     expect(modelCalls().every((r) => r.headers['authorization'] === 'present')).toBe(true);
+  });
+
+  it("estimates Claude's reasoning tokens on Vertex AI as on Anthropic's API, from the thinking text", async () => {
+    const answer = await client.chat.completions.create({ model: 'vertex-claude', reasoning_effort: 'high', messages: [{ role: 'user', content: 'Is 1013 prime?' }] });
+    const reasoning = (answer.choices[0]?.message as { reasoning_content?: string } | undefined)?.reasoning_content ?? '';
+    expect(reasoning.length).toBeGreaterThan(0);
+    const usage = answer.usage as OpenAI.CompletionUsage;
+    expect(usage.completion_tokens_details?.reasoning_tokens).toBe(thinkingEstimate(reasoning, usage.completion_tokens));
+    expect(usage.completion_tokens_details?.reasoning_tokens).toBeGreaterThan(0);
   });
 
   it('refreshes an expired token without the client noticing', async () => {
@@ -404,7 +426,7 @@ describe.each(CLAUDE_WIRES.map((wire) => [wire.family, wire] as const))('Claude 
   ];
 
   it('thinks on reasoning_effort and returns the thinking as reasoning_content and signed thinking_blocks, billed as output', async () => {
-    const answer = await client.chat.completions.create({ model, reasoning_effort: 'high', temperature: 0.2, messages: [{ role: 'user', content: 'Is 1013 prime?' }] });
+    const { data: answer, response } = await client.chat.completions.create({ model, reasoning_effort: 'high', temperature: 0.2, messages: [{ role: 'user', content: 'Is 1013 prime?' }] }).withResponse();
     // The simulated Claude refuses a temperature other than 1 with thinking on: the gateway dropped it.
     expect(wire.thinkingOf(upstreamBody())).toEqual({ thinking: { type: 'adaptive' }, output_config: { effort: 'high' } });
     const message = extras(answer.choices[0]?.message ?? {});
@@ -417,16 +439,23 @@ describe.each(CLAUDE_WIRES.map((wire) => [wire.family, wire] as const))('Claude 
     expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
     // Claude counts thinking in its output tokens: the answer alone is shorter than completion_tokens.
     expect(answer.usage?.completion_tokens).toBeGreaterThan(24);
+    // Reasoning tokens are estimated from the thinking text, within completion_tokens; billing prices completion_tokens alone.
+    const usage = answer.usage as OpenAI.CompletionUsage;
+    expect(usage.completion_tokens_details?.reasoning_tokens).toBe(thinkingEstimate(block.thinking, usage.completion_tokens));
+    expect(usage.completion_tokens_details?.reasoning_tokens).toBeGreaterThan(0);
+    expect(Number(response.headers.get('x-openrouter-cost'))).toBe(billedAt1And2(usage));
   });
 
   it('streams thinking as reasoning_content deltas before the answer, and the signed block once, on the finishing chunk', async () => {
-    const stream = await client.chat.completions.create({ model, reasoning_effort: 'medium', stream: true, messages: [{ role: 'user', content: 'Plan a trip.' }] });
+    const stream = await client.chat.completions.create({ model, reasoning_effort: 'medium', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Plan a trip.' }] });
+    let usage: OpenAI.CompletionUsage | null | undefined;
     let reasoning = '';
     let content = '';
     const blocks: Thinking[] = [];
     let reasoningAfterContent = false;
     const blocksOn: Array<string | null | undefined> = [];
     for await (const chunk of stream) {
+      usage = chunk.usage ?? usage;
       const delta = chunk.choices[0]?.delta;
       if (!delta) continue;
       const extra = extras(delta);
@@ -441,6 +470,8 @@ describe.each(CLAUDE_WIRES.map((wire) => [wire.family, wire] as const))('Claude 
     expect(reasoningAfterContent).toBe(false);
     expect(blocksOn).toEqual(['stop']);
     expect(blocks).toEqual([{ type: 'thinking', thinking: reasoning, signature: anthropicThinkingSignature(reasoning) }]);
+    expect(usage?.completion_tokens_details?.reasoning_tokens).toBe(thinkingEstimate(reasoning, usage?.completion_tokens ?? 0));
+    expect(usage?.completion_tokens_details?.reasoning_tokens).toBeGreaterThan(0);
   });
 
   it('hands the thinking an answer carried back on a tool turn; a client that dropped it still gets an answer, without thinking; an edited one is refused', async () => {

@@ -676,6 +676,16 @@ describe('toAnthropicMessage', () => {
     expect(toAnthropicMessage(completion({}), 'm')['content']).toEqual([]);
     expect(toAnthropicMessage(completion({ refusal: 'I cannot help.' }, 'content_filter'), 'm')).toMatchObject({ content: [{ type: 'text', text: 'I cannot help.' }], stop_reason: 'refusal' });
   });
+
+  it("stops with refusal for OpenAI's refusal, which finishes with stop, its text the content as Claude's refusals carry it", () => {
+    expect(toAnthropicMessage(completion({ refusal: "I'm sorry, I can't help with that." }, 'stop'), 'm')).toMatchObject({
+      content: [{ type: 'text', text: "I'm sorry, I can't help with that." }],
+      stop_reason: 'refusal',
+      stop_sequence: null,
+    });
+    // No refusal, or an empty one: the turn ended.
+    expect(toAnthropicMessage(completion({ content: 'Sure.', refusal: '' }, 'stop'), 'm')['stop_reason']).toBe('end_turn');
+  });
 });
 
 function chunk(delta: Partial<chatv1.Delta>, finishReason?: string): chatv1.ChatChunk {
@@ -692,6 +702,15 @@ const thinking = (text: string): chatv1.ChatChunk => chunk({ extraJson: JSON.str
 const signedBlock = (text: string, signature: string): chatv1.ChatChunk => chunk({ extraJson: JSON.stringify({ thinking_blocks: [{ type: 'thinking', thinking: text, signature }] }) });
 
 describe('AnthropicStream', () => {
+  it("ends a streamed OpenAI refusal (finish_reason stop) with stop_reason refusal, its text in a text block", () => {
+    const events = run([chunk({ role: 'assistant', content: '' }), chunk({ refusal: "I'm sorry, " }), chunk({ refusal: "I can't help with that." }), chunk({}, 'stop'), usageChunk(usage(3, 9))]);
+    const text = events.filter((e) => e.type === 'content_block_delta').map((e) => (e['delta'] as { text?: string }).text);
+    expect(text).toEqual(["I'm sorry, ", "I can't help with that."]);
+    expect(events.find((e) => e.type === 'content_block_start')).toMatchObject({ index: 0, content_block: { type: 'text', text: '' } });
+    expect(events.find((e) => e.type === 'message_delta')).toMatchObject({ delta: { stop_reason: 'refusal', stop_sequence: null } });
+    expect(run([chunk({ content: 'Sure.' }), chunk({}, 'stop')]).find((e) => e.type === 'message_delta')).toMatchObject({ delta: { stop_reason: 'end_turn' } });
+  });
+
   it('streams text as Anthropic does: message_start, one text block, message_delta with the usage, message_stop', () => {
     const events = run([chunk({ role: 'assistant', content: '' }), chunk({ content: 'Hel' }), chunk({ content: 'lo' }), chunk({}, 'stop'), usageChunk(usage(3, 2))]);
     expect(events).toEqual([

@@ -545,10 +545,11 @@ type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 're
 
 /**
  * Anthropic's stop reasons, from the chat finish reason: an answer that calls tools stops for them;
- * one the provider says a stop sequence ended (`stopSequence`) stopped on it. Chat answers that do
- * not say (OpenAI's family) end their turn, whether at a stop sequence or not.
+ * one the model declined (`refused`: OpenAI's `refusal`, which finishes with `stop`) is a refusal,
+ * as Claude's own are; one the provider says a stop sequence ended (`stopSequence`) stopped on it.
+ * Chat answers that do not say (OpenAI's family) end their turn, whether at a stop sequence or not.
  */
-export function toStopReason(finishReason: string | undefined, calledTools: boolean, stopSequence?: string): StopReason {
+export function toStopReason(finishReason: string | undefined, calledTools: boolean, stopSequence?: string, refused = false): StopReason {
   switch (finishReason) {
     case 'length':
       return 'max_tokens';
@@ -559,6 +560,7 @@ export function toStopReason(finishReason: string | undefined, calledTools: bool
       return 'tool_use';
   }
   if (calledTools) return 'tool_use';
+  if (refused) return 'refusal';
   return stopSequence !== undefined ? 'stop_sequence' : 'end_turn';
 }
 
@@ -603,7 +605,7 @@ export function toAnthropicMessage(completion: chatv1.ChatCompletion, model: str
   if (text) content.push({ type: 'text', text });
   const calls = m?.toolCalls ?? [];
   for (const c of calls) content.push({ type: 'tool_use', id: c.id || messageId('toolu'), name: c.function?.name ?? '', input: toolInput(c.function?.arguments ?? '') });
-  const stopReason = toStopReason(choice?.finishReason || undefined, calls.length > 0, choice?.stopSequence);
+  const stopReason = toStopReason(choice?.finishReason || undefined, calls.length > 0, choice?.stopSequence, !!m?.refusal);
   return {
     id: messageId('msg'),
     type: 'message',
@@ -646,6 +648,8 @@ export class AnthropicStream {
   /** The stop sequence that ended the answer, when the provider said which (it comes with the finish reason). */
   private stopSequence: string | undefined;
   private usage: chatv1.Usage | undefined;
+  /** Whether the model declined (a `refusal` delta): the message stops with `refusal`. */
+  private refused = false;
 
   /** `inputTokens`: the prompt's estimate, told in `message_start` (`message_delta` has the real count). */
   constructor(
@@ -682,7 +686,10 @@ export class AnthropicStream {
         this.blocks.push(...blocks);
         for (const b of blocks) this.thinkingBlock(b, events);
         if (d.content) this.textDelta(d.content, events);
-        if (d.refusal) this.textDelta(d.refusal, events);
+        if (d.refusal) {
+          this.refused = true;
+          this.textDelta(d.refusal, events);
+        }
         for (const t of d.toolCalls) this.toolDelta(t, events);
       }
       if (choice.finishReason) this.finishReason = choice.finishReason;
@@ -696,7 +703,7 @@ export class AnthropicStream {
     const events: AnthropicStreamEvent[] = [];
     this.close(events);
     const tokens = toAnthropicUsage(usage ?? this.usage ?? ZERO_USAGE);
-    const stopReason = toStopReason(this.finishReason, this.calls.size > 0, this.stopSequence);
+    const stopReason = toStopReason(this.finishReason, this.calls.size > 0, this.stopSequence, this.refused);
     const stopSequence = stopReason === 'stop_sequence' ? (this.stopSequence ?? null) : null;
     events.push({ type: 'message_delta', delta: { stop_reason: stopReason, stop_sequence: stopSequence }, usage: tokens });
     events.push({ type: 'message_stop' });

@@ -1,7 +1,8 @@
 import { DEFAULT_BEHAVIOUR, mergeBehaviour } from '../core/behaviour-config';
 import { SeededRandom } from '../core/seeded-random';
 import { countTokens } from '../core/token-counter';
-import { planChatCompletion } from './openai-chat-planner';
+import { OPENAI_REFUSAL_TRIGGER, planChatCompletion } from './openai-chat-planner';
+import { chatCompletionBody, chatCompletionFrames } from './openai-formats';
 import { chatCompletionRequestSchema } from './openai-request-schemas';
 
 const behaviour = mergeBehaviour(DEFAULT_BEHAVIOUR, {});
@@ -88,6 +89,22 @@ describe('chat completion planner', () => {
     const named = okPlan({ tools, tool_choice: { type: 'function', function: { name: 'b' } } }).plan.choices[0];
     expect(named?.toolCall).toMatchObject({ name: 'b', arguments: '{}' });
     expect(named?.toolCall?.id).toMatch(/^call_[A-Za-z0-9]{24}$/);
+  });
+
+  it("declines a prompt holding the refusal trigger as OpenAI does: the text is the message's refusal, content null, finish_reason stop, streamed as refusal deltas", () => {
+    const { plan: p } = okPlan({ messages: [{ role: 'user', content: `Help me. ${OPENAI_REFUSAL_TRIGGER}` }] });
+    const refusal = "I'm sorry, but I can't help with that request.";
+    expect(chatCompletionBody(p)).toMatchObject({ choices: [{ index: 0, message: { role: 'assistant', content: null, refusal }, finish_reason: 'stop' }] });
+    const deltas = chatCompletionFrames(p, false)
+      .map((f) => f.text)
+      .filter((t) => t !== 'data: [DONE]\n\n')
+      .map((t) => (JSON.parse(t.slice('data: '.length)) as { choices: Array<{ delta: Record<string, unknown>; finish_reason: string | null }> }).choices[0]);
+    expect(deltas[0]?.delta).toEqual({ role: 'assistant', refusal: '' });
+    expect(deltas.map((d) => d?.delta['refusal'] ?? '').join('')).toBe(refusal);
+    expect(deltas.some((d) => 'content' in (d?.delta ?? {}))).toBe(false);
+    expect(deltas.at(-1)?.finish_reason).toBe('stop');
+    // Without the trigger, an answer as before.
+    expect(chatCompletionBody(okPlan({}).plan)).toMatchObject({ choices: [{ message: { refusal: null, content: expect.any(String) } }] });
   });
 
   it('rejects impossible tool choices', () => {

@@ -6,6 +6,13 @@ import { synthesizeFromSchema, synthesizeToolArguments } from '../core/tool-argu
 import type { ChatCompletionPlan, ChoicePlan } from './openai-formats';
 import type { ChatCompletionRequest, ChatMessage, FunctionTool, RequestProblem } from './openai-request-schemas';
 
+/**
+ * A user message holding this string is declined, as OpenAI's models decline a request: the
+ * answer's text is the message's `refusal` (whole and streamed), `content` null, finish_reason `stop`.
+ */
+export const OPENAI_REFUSAL_TRIGGER = 'OPENROUTER_SIMULATOR_TRIGGER_REFUSAL_5B0C3E1A';
+const REFUSAL_TEXT = "I'm sorry, but I can't help with that request.";
+
 export type ChatPlanResult =
   | { ok: true; plan: ChatCompletionPlan; stream: boolean; includeUsage: boolean }
   | { ok: false; problem: RequestProblem };
@@ -57,11 +64,13 @@ export function planChatCompletion(request: ChatCompletionRequest, behaviour: Be
       choices.push(toolCallChoice(index, tool, context.ids, maxTokens));
       continue;
     }
-    const natural = naturalContent(request, behaviour, choiceSeed(context.seed, index), seedText, answeringToolResult);
+    const refused = !answeringToolResult && lastUserText.includes(OPENAI_REFUSAL_TRIGGER);
+    const natural = refused ? splitIntoTokenPieces(REFUSAL_TEXT).pieces : naturalContent(request, behaviour, choiceSeed(context.seed, index), seedText, answeringToolResult);
     const content = finalizeContent(natural, { maxTokens, stop });
     choices.push({
       index,
       content: content.text,
+      ...(refused ? { refusal: true } : {}),
       pieces: content.pieces,
       finishReason: content.finishReason,
       completionTokens: content.completionTokens,

@@ -73,6 +73,11 @@ export interface ChoicePlan {
   /** Text content; null for a tool call. */
   content: string | null;
   toolCall?: ToolCallPlan;
+  /**
+   * Set when the model declines: the text is OpenAI's `refusal` (`content` null, finish_reason
+   * `stop`), streamed as `refusal` deltas.
+   */
+  refusal?: boolean;
   /** Streamed fragments: content tokens, or argument fragments of the tool call. */
   pieces: readonly string[];
   finishReason: ChatFinishReason;
@@ -105,7 +110,9 @@ export function chatCompletionBody(plan: ChatCompletionPlan, withUsage = true): 
             refusal: null,
             tool_calls: [{ id: choice.toolCall.id, type: 'function', function: { name: choice.toolCall.name, arguments: choice.toolCall.arguments } }],
           }
-        : { role: 'assistant', content: choice.content, refusal: null },
+        : choice.refusal
+          ? { role: 'assistant', content: null, refusal: choice.content }
+          : { role: 'assistant', content: choice.content, refusal: null },
       logprobs: null,
       finish_reason: choice.finishReason,
     })),
@@ -163,7 +170,9 @@ export function chatCompletionFrames(plan: ChatCompletionPlan, includeUsage: boo
           content: null,
           tool_calls: [{ index: 0, id: choice.toolCall.id, type: 'function', function: { name: choice.toolCall.name, arguments: '' } }],
         }
-      : { role: 'assistant', content: '' };
+      : choice.refusal
+        ? { role: 'assistant', refusal: '' }
+        : { role: 'assistant', content: '' };
     frames.push({ text: choiceChunk(choice.index, opening) });
   }
   const steps = Math.max(0, ...plan.choices.map((choice) => choice.pieces.length));
@@ -173,7 +182,7 @@ export function chatCompletionFrames(plan: ChatCompletionPlan, includeUsage: boo
       if (piece === undefined) continue;
       const delta = choice.toolCall
         ? `{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(piece)}}}]}`
-        : `{"content":${JSON.stringify(piece)}}`;
+        : `{"${choice.refusal ? 'refusal' : 'content'}":${JSON.stringify(piece)}}`;
       frames.push({ text: `${head}{"index":${choice.index},"delta":${delta},"logprobs":null,"finish_reason":null${tokenFilter}}${tail}`, tokenStep: step });
     }
   }

@@ -1,5 +1,6 @@
 import { GatewayError } from '@openrouter/errors';
-import { thinkingForEffort } from './claude-thinking';
+import { estimatedThinkingTokens, thinkingForEffort } from './claude-thinking';
+import { countTextTokens } from './text-tokens';
 
 describe('thinkingForEffort', () => {
   it('turns an effort into adaptive thinking or a budget under the limit', () => {
@@ -20,5 +21,23 @@ describe('thinkingForEffort', () => {
       expect(error).toBeInstanceOf(GatewayError);
       expect(error).toMatchObject({ kind: 'bad_request', param: 'reasoning_effort', code: 'invalid_value' });
     }
+  });
+});
+
+describe('estimatedThinkingTokens', () => {
+  const thought = (thinking: string) => ({ type: 'thinking' as const, thinking, signature: 'c2ln' });
+  const redacted = { type: 'redacted_thinking' as const, data: 'RW5jcnlwdGVk' };
+
+  it("counts the thinking blocks' text with the gateway's tokenizer; redacted thinking counts nothing", () => {
+    const text = 'Oslo is in Norway; ask for its weather.';
+    expect(countTextTokens(text)).toBe(11);
+    expect(estimatedThinkingTokens([thought('Oslo is in Norway; '), redacted, thought('ask for its weather.')], 100)).toBe(7 + 5);
+    expect(estimatedThinkingTokens([redacted], 100)).toBe(0);
+    expect(estimatedThinkingTokens([], 100)).toBe(0);
+  });
+
+  it('is at most the output tokens, which hold the thinking', () => {
+    expect(estimatedThinkingTokens([thought('Oslo is in Norway; ask for its weather.')], 4)).toBe(4);
+    expect(estimatedThinkingTokens([thought('Oslo is in Norway; ask for its weather.')], 0)).toBe(0);
   });
 });

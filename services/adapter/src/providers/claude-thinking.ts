@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { countTextTokens } from './text-tokens';
 
 /**
  * Claude's extended thinking as Anthropic's Messages API and Bedrock's Converse both carry it:
@@ -151,6 +152,22 @@ export function thinkingExtra(reasoning: string, blocks: readonly ThinkingBlock[
   if (reasoning !== '') extra['reasoning_content'] = reasoning;
   if (blocks.length > 0) extra['thinking_blocks'] = blocks;
   return JSON.stringify(extra);
+}
+
+/**
+ * Claude's reasoning tokens, which its usage counts inside the output tokens without telling them
+ * apart: an estimate, the thinking blocks' text by the gateway's tokenizer, at most the output
+ * tokens. Redacted thinking is encrypted and counts nothing, and a summarised thinking text
+ * (Claude 4) is shorter than the thinking billed, so the figure may fall short; the output tokens,
+ * which are billed, are the provider's own.
+ */
+export function estimatedThinkingTokens(blocks: readonly ThinkingBlock[], outputTokens: number): number {
+  let tokens = 0;
+  for (const b of blocks) {
+    if (b.type === 'thinking') tokens += countTextTokens(b.thinking);
+    if (tokens >= outputTokens) return outputTokens;
+  }
+  return tokens;
 }
 
 function objectOf(text: string): Record<string, unknown> | undefined {

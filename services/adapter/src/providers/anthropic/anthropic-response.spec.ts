@@ -15,6 +15,22 @@ const message = (over: Record<string, unknown>) => ({
 });
 const parse = (over: Record<string, unknown>, responseTool?: string) => parseAnthropicMessage(message(over), { responseTool, provider: 'anthropic', now: 1 });
 
+describe("Claude's reasoning tokens", () => {
+  const thinking = { type: 'thinking', thinking: 'Oslo is in Norway; ask for its weather.', signature: 'c2ln' };
+
+  it('estimates them from the thinking text, at most output_tokens, and leaves completion_tokens (what is billed) as Anthropic counted it', () => {
+    const usage = parse({ content: [thinking, { type: 'text', text: 'Checking.' }], usage: { input_tokens: 10, output_tokens: 60 } }).usage;
+    expect(usage).toMatchObject({ completionTokens: 60, totalTokens: 70, reasoningTokens: 11, estimated: false });
+    expect(parse({ content: [thinking], usage: { input_tokens: 10, output_tokens: 6 } }).usage).toMatchObject({ completionTokens: 6, reasoningTokens: 6 });
+    expect(parse({ content: [{ type: 'redacted_thinking', data: 'RW5j' }, { type: 'text', text: 'Hi' }] }).usage?.reasoningTokens).toBe(0);
+  });
+
+  it('takes the count Anthropic reports apart when it does', () => {
+    const usage = parse({ content: [thinking], usage: { input_tokens: 10, output_tokens: 60, output_tokens_details: { thinking_tokens: 42 } } }).usage;
+    expect(usage).toMatchObject({ completionTokens: 60, reasoningTokens: 42 });
+  });
+});
+
 function thrown(fn: () => unknown): GatewayError {
   try {
     fn();

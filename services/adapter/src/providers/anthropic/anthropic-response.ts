@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { type ThinkingBlock, thinkingExtra } from '../claude-thinking';
+import { estimatedThinkingTokens, type ThinkingBlock, thinkingExtra } from '../claude-thinking';
 
 const count = z
   .number()
@@ -47,8 +47,12 @@ export const anthropicMessageSchema = z.looseObject({
   usage: anthropicUsageSchema.nullish(),
 });
 
-/** Usage as OpenAI counts it: cache reads and writes are part of the prompt and also reported apart. */
-export function toCanonicalUsage(u: AnthropicUsage): chatv1.Usage {
+/**
+ * Usage as OpenAI counts it: cache reads and writes are part of the prompt and also reported apart.
+ * Reasoning tokens are Anthropic's when it tells them apart, else estimated from the answer's
+ * `thinking` blocks (they are inside the output tokens either way, which alone are billed).
+ */
+export function toCanonicalUsage(u: AnthropicUsage, thinking: readonly ThinkingBlock[] = []): chatv1.Usage {
   const promptTokens = u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens;
   return {
     promptTokens,
@@ -56,7 +60,7 @@ export function toCanonicalUsage(u: AnthropicUsage): chatv1.Usage {
     totalTokens: promptTokens + u.output_tokens,
     cachedReadTokens: u.cache_read_input_tokens,
     cacheWriteTokens: u.cache_creation_input_tokens,
-    reasoningTokens: u.output_tokens_details?.thinking_tokens ?? 0,
+    reasoningTokens: u.output_tokens_details ? u.output_tokens_details.thinking_tokens : estimatedThinkingTokens(thinking, u.output_tokens),
     estimated: false,
   };
 }
@@ -140,7 +144,7 @@ export function parseAnthropicMessage(json: unknown, ctx: TranslationContext): c
         stopSequence: matchedStopSequence(m.stop_reason, m.stop_sequence),
       },
     ],
-    usage: m.usage ? toCanonicalUsage(m.usage) : undefined,
+    usage: m.usage ? toCanonicalUsage(m.usage, thinking) : undefined,
     systemFingerprint: undefined,
     serviceTier: undefined,
   };

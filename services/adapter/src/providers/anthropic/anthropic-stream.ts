@@ -225,7 +225,7 @@ export class AnthropicStreamTranslator {
     this.done = true;
     const out: chatv1.ChatChunk[] = [];
     if (!this.finished) out.push(this.finish());
-    if (this.options.includeUsage) out.push({ ...this.envelope(), choices: [], usage: toCanonicalUsage(this.usage) });
+    if (this.options.includeUsage) out.push({ ...this.envelope(), choices: [], usage: toCanonicalUsage(this.usage, this.thinking) });
     return out;
   }
 

@@ -3,6 +3,7 @@ import { toOpenAICompletion } from '@openrouter/openai-wire';
 import { JSON_RESPONSE_TOOL } from './bedrock-request';
 import { finishReason, fromConverseResponse, toCanonicalUsage } from './bedrock-response';
 import textResponse from './fixtures/converse-text.response.json';
+import thinkingResponse from './fixtures/converse-thinking.response.json';
 import toolResponse from './fixtures/converse-tool-use.response.json';
 
 const ctx = { id: 'chatcmpl-req-1', created: 1_740_000_000, model: 'anthropic.claude-3-5-sonnet-20241022-v2:0', jsonTool: undefined };
@@ -30,6 +31,17 @@ describe('Converse response translation', () => {
       { id: 'tooluse_Zx9yW8vU7tS6rQ5pO4nM3l', type: 'function', function: { name: 'lookup_tide', arguments: '{"port":"Faro","day":"2025-03-02"}' } },
     ]);
     expect(completion.usage).toEqual({ promptTokens: 1240, completionTokens: 58, totalTokens: 1298, cachedReadTokens: 1100, cacheWriteTokens: 100, reasoningTokens: 0, estimated: false });
+  });
+
+  it("estimates Claude's reasoning tokens from its thinking text (Converse counts them inside outputTokens), leaving completion_tokens as billed", () => {
+    const completion = fromConverseResponse(thinkingResponse, ctx);
+    // "Lisbon is the capital of Portugal; check the estuary name." is 14 tokens; redacted thinking counts nothing.
+    expect(completion.usage).toEqual({ promptTokens: 21, completionTokens: 96, totalTokens: 117, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 14, estimated: false });
+    expect(toOpenAICompletion(completion, 'm')['usage']).toMatchObject({ completion_tokens: 96, completion_tokens_details: { reasoning_tokens: 14 } });
+    // At most the output tokens; other models' unsigned reasoning is not Claude's thinking and counts 0.
+    expect(fromConverseResponse({ ...thinkingResponse, usage: { inputTokens: 21, outputTokens: 9 } }, ctx).usage?.reasoningTokens).toBe(9);
+    const unsigned = { ...thinkingResponse, output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: 'Think it over.' } } }, { text: 'Done.' }] } } };
+    expect(fromConverseResponse(unsigned, ctx).usage?.reasoningTokens).toBe(0);
   });
 
   it('gives content null when the answer is tool calls only', () => {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { type ThinkingBlock, thinkingExtra } from '../claude-thinking';
+import { estimatedThinkingTokens, type ThinkingBlock, thinkingExtra } from '../claude-thinking';
 
 const tokenCount = z.number().int().nonnegative().catch(0);
 
@@ -84,13 +84,15 @@ export function malformedOutputError(stopReason: string, produced: boolean, prov
 /**
  * Bedrock's `inputTokens` leaves out tokens read from or written to the prompt cache; OpenAI's
  * `prompt_tokens` includes them, so they are added back and reported in the details as well.
+ * Converse does not tell reasoning tokens apart from `outputTokens`: for Claude they are estimated
+ * from its thinking blocks (`thinking`), as on Anthropic's API; other models' reasoning counts 0.
  */
-export function toCanonicalUsage(u: BedrockUsage): chatv1.Usage {
+export function toCanonicalUsage(u: BedrockUsage, thinking: readonly ThinkingBlock[] = []): chatv1.Usage {
   const cachedReadTokens = u.cacheReadInputTokens ?? 0;
   const cacheWriteTokens = u.cacheWriteInputTokens ?? 0;
   const promptTokens = (u.inputTokens ?? 0) + cachedReadTokens + cacheWriteTokens;
   const completionTokens = u.outputTokens ?? 0;
-  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, cachedReadTokens, cacheWriteTokens, reasoningTokens: 0, estimated: false };
+  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, cachedReadTokens, cacheWriteTokens, reasoningTokens: estimatedThinkingTokens(thinking, completionTokens), estimated: false };
 }
 
 export interface ResponseContext {
@@ -156,7 +158,7 @@ export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv
         stopSequence: matchedStopSequence(r.stopReason, r.additionalModelResponseFields, ctx.stopSequences ?? []),
       },
     ],
-    usage: r.usage ? toCanonicalUsage(r.usage) : undefined,
+    usage: r.usage ? toCanonicalUsage(r.usage, thinking) : undefined,
     systemFingerprint: undefined,
     serviceTier: undefined,
   };

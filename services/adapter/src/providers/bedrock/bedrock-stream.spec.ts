@@ -7,6 +7,7 @@ import { toOpenAIChunk } from '@openrouter/openai-wire';
 import { JSON_RESPONSE_TOOL } from './bedrock-request';
 import { ConverseStreamTranslator, decodeStreamMessage, eventStreamMessages, type StreamContext } from './bedrock-stream';
 import textTranscript from './fixtures/converse-stream-text.transcript.json';
+import thinkingTranscript from './fixtures/converse-stream-thinking.transcript.json';
 import throttledTranscript from './fixtures/converse-stream-throttled.transcript.json';
 import toolsTranscript from './fixtures/converse-stream-tools.transcript.json';
 
@@ -194,6 +195,12 @@ describe('ConverseStream transcripts', () => {
     const { chunks, finished } = await replay(bytes);
     expect(finished).toBe(true);
     expect(chunks[chunks.length - 1]?.choices[0]?.finishReason).toBe('stop');
+  });
+
+  it("estimates Claude's reasoning tokens in the usage chunk from its streamed thinking text, inside completion_tokens as billed", async () => {
+    const { chunks } = await replay(encode(thinkingTranscript as TranscriptEntry[]), {}, 5);
+    // "Lisbon is the capital of Portugal; check the estuary name." is 14 tokens; redacted thinking counts nothing.
+    expect(chunks[chunks.length - 1]?.usage).toEqual({ promptTokens: 21, completionTokens: 96, totalTokens: 117, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 14, estimated: false });
   });
 
   const reasoningOf = (chunks: chatv1.ChatChunk[]) => chunks.map((c) => c.choices[0]?.delta?.extraJson ?? '').filter((x) => x !== '').map((x) => JSON.parse(x) as Record<string, unknown>);

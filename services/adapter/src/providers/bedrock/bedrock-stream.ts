@@ -184,7 +184,7 @@ export class ConverseStreamTranslator {
         if (!meta.usage || this.usageSeen) return [];
         this.usageSeen = true;
         if (!this.ctx.includeUsage) return [];
-        return [{ ...this.envelope(), choices: [], usage: toCanonicalUsage(meta.usage) }];
+        return [{ ...this.envelope(), choices: [], usage: toCanonicalUsage(meta.usage, this.thinking) }];
       }
       default:
         // Event types added later carry nothing a chunk needs.

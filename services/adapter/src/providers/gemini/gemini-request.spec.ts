@@ -1,7 +1,7 @@
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import { ImageSource, type InlineImage } from '../image-source';
-import { allowsJsonWithFunctions, type GeminiRequestBody, JSON_RESPONSE_FUNCTION, modelResource, toGeminiRequest } from './gemini-request';
+import { allowsJsonWithFunctions, alwaysThinks, type GeminiRequestBody, JSON_RESPONSE_FUNCTION, modelResource, toGeminiRequest } from './gemini-request';
 import { toGeminiSchema } from './gemini-schema';
 
 const PNG: InlineImage = { mediaType: 'image/png', base64: 'iVBORw0KGgo=' };
@@ -107,6 +107,28 @@ describe('toGeminiRequest', () => {
     const body = await translate({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: choice });
     expect(body.toolConfig).toEqual({ functionCallingConfig: config });
     expect(body.tools).toEqual([{ functionDeclarations: [{ name: 'f' }] }]);
+  });
+
+  it.each([
+    ['gemini-2.5-flash', 'xhigh', 24576],
+    ['gemini-2.5-flash', 'max', 24576],
+    ['gemini-2.5-flash-lite', 'max', 24576],
+    ['gemini-2.5-pro', 'high', 24576],
+    ['gemini-2.5-pro', 'xhigh', 32768],
+    ['gemini-2.5-pro', 'max', 32768],
+    ['gemini-3-pro-preview', 'max', 32768],
+    ['gemini-2.5-flash', 'none', 0],
+    // Pro models cannot stop thinking (Gemini refuses a budget of 0): none thinks as little as they can.
+    ['gemini-2.5-pro', 'none', 128],
+    ['publishers/google/models/gemini-2.5-pro-preview-06-05', 'none', 128],
+  ])('on %s maps reasoning_effort %s to the thinking budget %i', async (upstreamModel, effort, budget) => {
+    const { body } = await translation({ reasoning_effort: effort }, upstreamModel);
+    expect(body.generationConfig?.thinkingConfig).toEqual({ thinkingBudget: budget });
+  });
+
+  it('tells the Pro models, which cannot switch thinking off, by their name', () => {
+    expect(['gemini-2.5-pro', 'models/gemini-2.5-pro', 'gemini-3-pro-preview', 'gemini-2.5-pro-preview-06-05'].map(alwaysThinks)).toEqual([true, true, true, true]);
+    expect(['gemini-2.5-flash', 'gemini-2.5-flash-lite', 'tunedModels/pro-tune', 'gemini-2.5-professional'].map(alwaysThinks)).toEqual([false, false, false, false]);
   });
 
   it('sends json_object as the JSON mime type alone and maps reasoning_effort to a thinking budget', async () => {

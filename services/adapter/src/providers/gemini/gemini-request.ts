@@ -82,8 +82,32 @@ export function allowsJsonWithFunctions(upstreamModel: string): boolean {
  */
 export const REPLAYED_THOUGHT_SIGNATURE = 'skip_thought_signature_validator';
 
-/** reasoning_effort as a thinking budget in tokens, the levels Google's OpenAI-compatible endpoint uses. */
-const THINKING_BUDGETS: Readonly<Record<string, number>> = { none: 0, minimal: 1024, low: 1024, medium: 8192, high: 24576 };
+/**
+ * reasoning_effort as a thinking budget in tokens, the levels Google's OpenAI-compatible endpoint
+ * uses; `xhigh` and `max` (OpenAI's and Claude's levels above `high`) take the model's highest
+ * budget rather than being refused.
+ */
+const THINKING_BUDGETS: Readonly<Record<string, number>> = { none: 0, minimal: 1024, low: 1024, medium: 8192, high: 24576, xhigh: 24576, max: 24576 };
+/** Pro models think with at least 128 and at most 32,768 tokens (Flash and Flash-Lite: at most 24,576); they cannot stop thinking. */
+const PRO_BUDGETS = { lowest: 128, highest: 32_768 } as const;
+
+/**
+ * Gemini's Pro models (`gemini-2.5-pro`, `gemini-3-pro-preview`) cannot switch thinking off: they
+ * refuse a budget of 0. The catalog does not say which models can, so the name tells, as it tells
+ * the version in `allowsJsonWithFunctions`.
+ */
+export function alwaysThinks(upstreamModel: string): boolean {
+  return /(?:^|\/)gemini-[\d.]+-pro(?:-|$)/i.test(upstreamModel);
+}
+
+/** A known effort's thinking budget on this model: none is the lowest budget on a Pro model, and the highest levels its highest. */
+function thinkingBudget(effort: string, upstreamModel: string): number {
+  if (alwaysThinks(upstreamModel)) {
+    if (effort === 'none') return PRO_BUDGETS.lowest;
+    if (effort === 'xhigh' || effort === 'max') return PRO_BUDGETS.highest;
+  }
+  return THINKING_BUDGETS[effort] ?? 0;
+}
 const INT32_MIN = -2_147_483_648;
 const INT32_MAX = 2_147_483_647;
 /** GenerationConfig's limits: `candidateCount` 1–8 and five `stopSequences`; Gemini's refusal of more names no parameter of the client's. */
@@ -164,7 +188,7 @@ export async function toGeminiRequest(r: chatv1.ChatRequest, loadImage: ImageLoa
   if (system.length > 0) body.systemInstruction = { parts: system };
   const jsonByFunction = r.tools.length > 0 && wantsJson(r.responseFormat) && !allowsJsonWithFunctions(upstreamModel);
   const answerTool = applyTools(r, body, jsonByFunction ? answerDeclaration(r.responseFormat) : undefined);
-  const config = generationConfig(r, extra, !jsonByFunction);
+  const config = generationConfig(r, extra, !jsonByFunction, upstreamModel);
   if (Object.keys(config).length > 0) body.generationConfig = config;
   return { body, answerTool };
 }
@@ -422,7 +446,7 @@ function withoutMetaKeywords(schema: JsonObject): JsonObject {
   return rest;
 }
 
-function generationConfig(r: chatv1.ChatRequest, extra: JsonObject, withResponseFormat: boolean): GeminiGenerationConfig {
+function generationConfig(r: chatv1.ChatRequest, extra: JsonObject, withResponseFormat: boolean, upstreamModel: string): GeminiGenerationConfig {
   const config: GeminiGenerationConfig = {};
   if (r.stop.length > 0) config.stopSequences = [...r.stop];
   const maxTokens = r.maxCompletionTokens ?? r.maxTokens;
@@ -439,7 +463,7 @@ function generationConfig(r: chatv1.ChatRequest, extra: JsonObject, withResponse
     config.responseLogprobs = true;
     if (r.topLogprobs !== undefined && r.topLogprobs > 0) config.logprobs = r.topLogprobs;
   }
-  if (r.reasoningEffort !== undefined) config.thinkingConfig = { thinkingBudget: THINKING_BUDGETS[r.reasoningEffort] ?? 0 };
+  if (r.reasoningEffort !== undefined) config.thinkingConfig = { thinkingBudget: thinkingBudget(r.reasoningEffort, upstreamModel) };
   if (withResponseFormat) applyResponseFormat(r.responseFormat, config);
   return config;
 }
