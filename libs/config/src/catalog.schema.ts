@@ -80,6 +80,12 @@ export const modelSchema = strictObject({
   created: z.number().int().nonnegative().default(0),
   capabilities: z.array(z.enum(CAPABILITIES)).default(['chat']),
   contextWindow: z.number().int().positive().default(128_000),
+  /**
+   * Embedding models: the most tokens one input may hold (a longer one is refused with 400
+   * `context_length_exceeded`); unset: the known limit of the deployments' upstream models
+   * (`embeddingInputTokenLimit`), else none.
+   */
+  maxInputTokens: positiveInt.optional(),
   /** What an image part costs in prompt tokens at most; unset: the gateway's default. */
   imageTokens: imageTokensSchema.optional(),
   pricing: pricingSchema.prefault({}),

@@ -2,3 +2,4 @@ export * from './config.schema';
 export { ConfigError, interpolate, loadConfigFile, parseConfig } from './config-loader';
 export { DEFAULT_CONFIG_PATH, loadConfig, NO_PROXY_ENV, readProxyEnv, readRuntimeEnv } from './runtime-env';
 export type { ProxyEnv, RuntimeEnv } from './runtime-env';
+export { embeddingInputTokenLimit, knownEmbeddingInputTokens } from './embedding-input-limits';

@@ -24,6 +24,18 @@ export type ErrorKind = (typeof ERROR_KINDS)[number];
 /** Kinds worth another attempt on a different (or the same, later) deployment. */
 const RETRYABLE: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['rate_limited', 'overloaded', 'timeout', 'unavailable', 'upstream_error']);
 
+/**
+ * Input tokens a provider billed for a request that then failed (the calls of a split embeddings
+ * request that answered before another failed), and the route that served them once named.
+ */
+export interface BilledUsage {
+  promptTokens: number;
+  estimated: boolean;
+  model?: string | undefined;
+  deployment?: string | undefined;
+  upstreamModel?: string | undefined;
+}
+
 export interface GatewayErrorOptions {
   param?: string | undefined;
   code?: string | undefined;
@@ -31,6 +43,7 @@ export interface GatewayErrorOptions {
   retryAfterMs?: number | undefined;
   upstreamStatus?: number | undefined;
   provider?: string | undefined;
+  billed?: BilledUsage | undefined;
   cause?: unknown;
 }
 
@@ -42,6 +55,7 @@ export class GatewayError extends Error {
   readonly retryAfterMs: number | undefined;
   readonly upstreamStatus: number | undefined;
   readonly provider: string | undefined;
+  readonly billed: BilledUsage | undefined;
 
   constructor(kind: ErrorKind, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -53,6 +67,13 @@ export class GatewayError extends Error {
     this.retryAfterMs = options.retryAfterMs;
     this.upstreamStatus = options.upstreamStatus;
     this.provider = options.provider;
+    this.billed = options.billed;
+  }
+
+  /** This error with `changes` (the same kind and message). */
+  with(changes: GatewayErrorOptions): GatewayError {
+    const { kind, message, retryable, param, code, retryAfterMs, upstreamStatus, provider, billed, cause } = this;
+    return new GatewayError(kind, message, { retryable, param, code, retryAfterMs, upstreamStatus, provider, billed, cause, ...changes });
   }
 
   static isKind(value: string): value is ErrorKind {

@@ -1,2 +1,2 @@
 export { ERROR_KINDS, GatewayError } from './gateway-error';
-export type { ErrorKind, GatewayErrorOptions } from './gateway-error';
+export type { BilledUsage, ErrorKind, GatewayErrorOptions } from './gateway-error';

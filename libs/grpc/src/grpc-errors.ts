@@ -46,6 +46,7 @@ export function toGrpcStatus(error: unknown): Partial<StatusObject> & { code: st
     retryAfterMs: e.retryAfterMs,
     upstreamStatus: e.upstreamStatus,
     provider: e.provider,
+    billed: e.billed && { promptTokens: e.billed.promptTokens, estimated: e.billed.estimated, model: e.billed.model ?? '', deployment: e.billed.deployment ?? '', upstreamModel: e.billed.upstreamModel ?? '' },
   }).finish();
   metadata.set(ERROR_TRAILER, Buffer.from(detail));
   return { code: statusFor(e.kind), details: e.message, metadata };
@@ -67,6 +68,7 @@ export function fromGrpcError(error: unknown): GatewayError {
           retryAfterMs: d.retryAfterMs,
           upstreamStatus: d.upstreamStatus,
           provider: d.provider,
+          billed: d.billed && { promptTokens: d.billed.promptTokens, estimated: d.billed.estimated, model: d.billed.model || undefined, deployment: d.billed.deployment || undefined, upstreamModel: d.billed.upstreamModel || undefined },
         });
       }
     } catch {

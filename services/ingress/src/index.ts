@@ -17,6 +17,7 @@ import { BillingClient } from './billing.client';
 import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
 import { connectBudgetRedis } from './budgets/budget-redis';
+import { EmbeddingInputLimits } from './routes/embedding-input-limit';
 import { IngressModule } from './ingress.module';
 import { alertHistoryFor, IngressTelemetry } from './observability/ingress-telemetry';
 import { RouterClient, type RouterTimeouts } from './router.client';
@@ -157,6 +158,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       adminAuth,
       readiness,
       bounds: config.access.requests,
+      embeddingInputLimits: new EmbeddingInputLimits(config),
       usage,
       budgets,
       budgetAdmin,

@@ -20,6 +20,7 @@ import { OpenAIExceptionFilter } from './openai-exception.filter';
 import { RouterPort } from './router.port';
 import { ChatCompletionsHttpController } from './routes/chat-completions.http.controller';
 import { CompletionsHttpController } from './routes/completions.http.controller';
+import { EMBEDDING_INPUT_LIMITS, type EmbeddingInputLimits } from './routes/embedding-input-limit';
 import { EmbeddingsHttpController } from './routes/embeddings.http.controller';
 import { CountTokensBodyGuard, MessagesBodyGuard, MessagesHttpController } from './routes/messages.http.controller';
 import { ModelsHttpController } from './routes/models.http.controller';
@@ -35,6 +36,8 @@ export interface IngressDependencies {
   adminAuth: AdminAuth;
   readiness: ReadinessCheck[];
   bounds: RequestBounds;
+  /** Per-model token limits of one embeddings input; absent: none checked at ingress. */
+  embeddingInputLimits?: EmbeddingInputLimits | undefined;
   usage: UsageRecorder;
   budgets: BudgetService;
   /** Budget status, and budgets created, changed and deleted at run time (`/admin/v1/budgets`). */
@@ -78,6 +81,7 @@ export class IngressModule {
         { provide: ADMIN_READINESS, useValue: deps.readiness },
         { provide: ALERT_HISTORY, useValue: deps.alertHistory },
         { provide: REQUEST_BOUNDS, useValue: deps.bounds },
+        ...(deps.embeddingInputLimits ? [{ provide: EMBEDDING_INPUT_LIMITS, useValue: deps.embeddingInputLimits }] : []),
         { provide: UsageRecorder, useValue: deps.usage },
         { provide: BudgetService, useValue: deps.budgets },
         { provide: BudgetAdminService, useValue: deps.budgetAdmin },

@@ -146,7 +146,14 @@ export class RouterService {
     };
     const plan = this.engine.planner.plan(planRequest);
     const open: AttemptOpener<adapterv1.EmbedResponse> = (candidate, callSignal) =>
-      once(this.adapters.embed({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
+      once(
+        this.adapters.embed({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id).catch((error: unknown) => {
+          // Calls of a split request that answered before another failed were billed: the usage record prices them at this route.
+          const failure = GatewayError.from(error);
+          if (!failure.billed) throw failure;
+          throw failure.with({ billed: { ...failure.billed, model: candidate.model.id, deployment: candidate.deployment.id, upstreamModel: candidate.deployment.model } });
+        }),
+      );
     const gray = this.grayReleaseWatch(plan, planRequest.capability);
     const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
     served.finish();

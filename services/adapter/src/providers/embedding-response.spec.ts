@@ -1,5 +1,7 @@
-import type { chatv1 } from '@openrouter/contracts';
-import { countEmbeddingInputTokens, embeddingResponse, reportedTokens } from './embedding-response';
+import { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { countEmbeddingInputTokens, embeddingResponse, embedInCalls, reportedTokens } from './embedding-response';
+import { countTextTokens } from './text-tokens';
 
 const request = (over: Partial<chatv1.EmbeddingRequest> = {}): chatv1.EmbeddingRequest => ({ model: 'public-embed', texts: ['hello world', 'hi'], tokenInputs: [], dimensions: undefined, user: undefined, extraJson: '', ...over });
 const vector = (length: number): Buffer => Buffer.alloc(length * 4);
@@ -37,5 +39,58 @@ describe('reportedTokens', () => {
   it('adds the counts of every call, or gives none when one call reported none', () => {
     expect(reportedTokens([2, 3])).toBe(5);
     expect(reportedTokens([2, undefined])).toBeUndefined();
+  });
+});
+
+describe('embedInCalls', () => {
+  const request = chatv1.EmbeddingRequest.fromPartial({ model: 'm', texts: ['one two three', 'four', 'five six'] });
+  const calls = [
+    { body: 'a', inputs: 2 },
+    { body: 'b', inputs: 1 },
+  ];
+
+  it('rethrows a failure after some calls answered with their tokens billed, not retryable', async () => {
+    const failure = await embedInCalls(
+      request,
+      calls,
+      1,
+      async (body) => {
+        if (body === 'b') throw new GatewayError('upstream_error', 'boom', { provider: 'p' });
+        return { tokens: undefined };
+      },
+      (a) => a.tokens,
+    ).then(
+      () => undefined,
+      (e: unknown) => e as GatewayError,
+    );
+    expect(failure).toMatchObject({ kind: 'upstream_error', message: 'boom', provider: 'p', retryable: false });
+    expect(failure?.billed).toEqual({ promptTokens: countTextTokens('one two three') + countTextTokens('four'), estimated: true });
+  });
+
+  it('bills what the answered calls reported, once the calls in flight have ended', async () => {
+    let release: () => void = () => undefined;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const failure = embedInCalls(
+      request,
+      calls,
+      2,
+      async (body) => {
+        if (body === 'b') throw new GatewayError('timeout', 'late');
+        await slow;
+        return { tokens: 7 };
+      },
+      (a) => a.tokens,
+    ).then(
+      () => undefined,
+      (e: unknown) => e as GatewayError,
+    );
+    // Answers on a later turn than the failure: it is billed only if the failure waits for it.
+    setImmediate(release);
+    expect((await failure)?.billed).toEqual({ promptTokens: 7, estimated: false });
+  });
+
+  it('rethrows the failure as it was when nothing answered', async () => {
+    const error = new GatewayError('upstream_error', 'first');
+    await expect(embedInCalls(request, calls, 1, () => Promise.reject(error), () => 1)).rejects.toBe(error);
   });
 });

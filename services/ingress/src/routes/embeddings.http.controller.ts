@@ -1,15 +1,31 @@
-import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Injectable, Optional, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseEmbeddingRequest, toOpenAIEmbeddingResponse } from '@openrouter/openai-wire';
-import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
+import { ApiKeyGuard, KeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { RouterPort } from '../router.port';
 import { routeHeaders } from './chat.service';
 import { stopIfClientLeft } from './client-connection';
-import { UsageRecorder } from '../usage/usage-recorder';
+import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
+import { EMBEDDING_INPUT_LIMITS, type EmbeddingInputLimits } from './embedding-input-limit';
+
+/**
+ * Refuses an input longer than the model takes, after `KeyGuard` checked the caller's key and
+ * before `ApiKeyGuard` charges rate limits and reserves the budget: nothing is held for it.
+ */
+@Injectable()
+export class EmbeddingInputGuard implements CanActivate {
+  constructor(@Optional() @Inject(EMBEDDING_INPUT_LIMITS) private readonly limits?: EmbeddingInputLimits) {}
+
+  canActivate(context: ExecutionContext): boolean {
+    if (this.limits) this.limits.check(parseEmbeddingRequest(context.switchToHttp().getRequest<FastifyRequest>().body).request);
+    return true;
+  }
+}
 
 @Controller('v1')
-@UseGuards(ApiKeyGuard)
+@UseGuards(KeyGuard, EmbeddingInputGuard, ApiKeyGuard)
 export class EmbeddingsHttpController {
   constructor(
     private readonly router: RouterPort,
@@ -26,7 +42,12 @@ export class EmbeddingsHttpController {
     // An embedding's cost is its input, billed by the provider once it has begun on it, and the
     // router names no deployment before it answers: a client that leaves does not stop the call,
     // so the request's record carries the tokens and cost the provider reports (as `cancelled`).
-    const result = await usage.guard(this.router.embed({ context: requestContextOf(req), request }));
+    const result = await usage.guard(
+      this.router.embed({ context: requestContextOf(req), request }).catch((error: unknown) => {
+        recordBilled(usage, error);
+        throw error;
+      }),
+    );
     if (!result.decision || !result.response) throw new GatewayError('upstream_error', 'The router returned no embeddings.');
     usage.routed(result.decision);
     usage.embedding(result.response.usage);
@@ -35,4 +56,17 @@ export class EmbeddingsHttpController {
       .headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() })
       .send(usage.decorate(toOpenAIEmbeddingResponse(result.response, result.decision.model, encodingFormat)));
   }
+}
+
+/**
+ * A request split over several provider calls that failed after some of them answered: the
+ * provider billed those, so its record (with the request's error) carries their input tokens at
+ * the route that served them.
+ */
+function recordBilled(usage: UsageTrack, error: unknown): void {
+  const billed = error instanceof GatewayError ? error.billed : undefined;
+  if (!billed?.model || !billed.deployment) return;
+  usage.routed(routerv1.RouteDecision.fromPartial({ model: billed.model, provider: error instanceof GatewayError ? (error.provider ?? '') : '', deployment: billed.deployment, upstreamModel: billed.upstreamModel ?? '', attempts: 1 }));
+  const tokens = billed.promptTokens;
+  usage.embedding({ promptTokens: tokens, completionTokens: 0, totalTokens: tokens, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: billed.estimated });
 }

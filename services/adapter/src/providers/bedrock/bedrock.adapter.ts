@@ -7,13 +7,12 @@ import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createUpstreamDispatcher, postJson, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
-import { embeddingResponse, reportedTokens } from '../embedding-response';
+import { embeddingResponse, embedInCalls, reportedTokens } from '../embedding-response';
 import { cohereBodies, COHERE_BATCH, embeddingFamily, parseCohereResponse, parseTitanResponse, titanBodies } from './bedrock-embeddings';
 import { parseBedrockErrorResponse } from './bedrock-errors';
 import { toConverseRequest } from './bedrock-request';
 import { fromConverseResponse } from './bedrock-response';
 import { ConverseStreamTranslator, decodeStreamMessage, eventStreamMessages } from './bedrock-stream';
-import { mapLimited } from '../map-limited';
 
 /** Bedrock's documented per-image limit for Converse. */
 const MAX_IMAGE_BYTES = 3_750_000;
@@ -131,19 +130,30 @@ export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedro
     async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
       const model = call.upstreamModel;
       if (embeddingFamily(model) === 'titan') {
-        const bodies = titanBodies(call.request, model);
-        const answers = await mapLimited(bodies, PARALLEL_EMBED_CALLS, async (body) => {
-          const { json, inputTokens } = await invokeJson(model, body, call);
-          return parseTitanResponse(json, inputTokens, id);
-        });
+        const calls = titanBodies(call.request, model).map((body) => ({ body, inputs: 1 }));
+        const answers = await embedInCalls(
+          call.request,
+          calls,
+          PARALLEL_EMBED_CALLS,
+          async (body) => {
+            const { json, inputTokens } = await invokeJson(model, body, call);
+            return parseTitanResponse(json, inputTokens, id);
+          },
+          (a) => a.tokens,
+        );
         return embeddingResponse(call.request, { model, vectors: answers.map((a) => a.vector), reportedTokens: reportedTokens(answers.map((a) => a.tokens)) }, id);
       }
-      const bodies = cohereBodies(call.request, model);
-      const answers = await mapLimited(bodies, PARALLEL_EMBED_CALLS, async (body, batch) => {
-        const { json, inputTokens } = await invokeJson(model, body, call);
-        const expected = Math.min(COHERE_BATCH, call.request.texts.length - batch * COHERE_BATCH);
-        return { vectors: parseCohereResponse(json, expected, id), tokens: inputTokens };
-      });
+      const calls = cohereBodies(call.request, model).map((body, batch) => ({ body, inputs: Math.min(COHERE_BATCH, call.request.texts.length - batch * COHERE_BATCH) }));
+      const answers = await embedInCalls(
+        call.request,
+        calls,
+        PARALLEL_EMBED_CALLS,
+        async (body, batch) => {
+          const { json, inputTokens } = await invokeJson(model, body, call);
+          return { vectors: parseCohereResponse(json, calls[batch]?.inputs ?? 0, id), tokens: inputTokens };
+        },
+        (a) => a.tokens,
+      );
       return embeddingResponse(call.request, { model, vectors: answers.flatMap((a) => a.vectors), reportedTokens: reportedTokens(answers.map((a) => a.tokens)) }, id);
     },
 

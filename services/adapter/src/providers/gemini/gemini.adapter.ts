@@ -5,15 +5,14 @@ import { GatewayError } from '@openrouter/errors';
 import { createUpstreamDispatcher, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postWithAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
-import { embeddingResponse } from '../embedding-response';
-import { batchEmbedBodies, EMBED_BATCH, parseBatchEmbedResponse } from './gemini-embeddings';
+import { embeddingResponse, embedInCalls } from '../embedding-response';
+import { batchEmbedBodies, parseBatchEmbedResponse } from './gemini-embeddings';
 import { parseGeminiErrorResponse } from './gemini-errors';
 import { modelResource, toGeminiRequest } from './gemini-request';
 import { fromGeminiResponse } from './gemini-response';
 import { GeminiStreamTranslator } from './gemini-stream';
 import { countTextTokens } from '../text-tokens';
 import { estimatedUsage, estimatePromptTokens } from './gemini-usage';
-import { mapLimited } from '../map-limited';
 
 export type GeminiMethod = 'generateContent' | 'streamGenerateContent' | 'batchEmbedContents';
 
@@ -124,12 +123,17 @@ export function createGeminiWireAdapter(id: string, endpoint: GeminiEndpoint, co
     },
 
     async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {
-      const bodies = batchEmbedBodies(call.request, modelResource(call.upstreamModel));
-      const batches = await mapLimited(bodies, PARALLEL_EMBED_CALLS, async (body, at) => {
-        const response = await send(call.upstreamModel, 'batchEmbedContents', body, call);
-        const expected = Math.min(EMBED_BATCH, call.request.texts.length - at * EMBED_BATCH);
-        return parseBatchEmbedResponse(await readJson(response, call), expected, id, call.request.dimensions !== undefined);
-      });
+      const calls = batchEmbedBodies(call.request, modelResource(call.upstreamModel)).map((body) => ({ body, inputs: body.requests.length }));
+      const batches = await embedInCalls(
+        call.request,
+        calls,
+        PARALLEL_EMBED_CALLS,
+        async (body) => {
+          const response = await send(call.upstreamModel, 'batchEmbedContents', body, call);
+          return parseBatchEmbedResponse(await readJson(response, call), body.requests.length, id, call.request.dimensions !== undefined);
+        },
+        () => undefined,
+      );
       // Gemini reports no token usage for embeddings: the gateway counts the input itself.
       return embeddingResponse(call.request, { model: call.upstreamModel, vectors: batches.flat(), reportedTokens: undefined }, id);
     },

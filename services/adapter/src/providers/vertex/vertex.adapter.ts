@@ -8,10 +8,9 @@ import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider
 import { postWithAuth } from '../upstream-auth';
 import { bearerAuth, undiciTokenHttp } from './google-access-token';
 import { vertexTokenSource } from './vertex-credentials';
-import { embeddingResponse, reportedTokens } from '../embedding-response';
+import { embeddingResponse, embedInCalls, reportedTokens } from '../embedding-response';
 import { parsePredictResponse, predictBatches } from './vertex-embeddings';
 import { vertexClaudeError, vertexGoogleError } from './vertex-errors';
-import { mapLimited } from '../map-limited';
 
 /** The Messages API version Vertex AI takes, in the body where Anthropic's own API has a header. */
 export const VERTEX_ANTHROPIC_VERSION = 'vertex-2023-10-16';
@@ -106,10 +105,16 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
         throw new GatewayError('bad_request', `The model "${call.request.model || model}" does not support embeddings: Anthropic has no embeddings API.`, { param: 'model', code: 'model_not_supported', provider: id });
       }
       const batches = predictBatches(call.request, model);
-      const answers = await mapLimited(batches, PARALLEL_EMBED_CALLS, async (batch) => {
-        const json = await predict(modelUrl('google', model, 'predict'), batch.body, call);
-        return parsePredictResponse(json, batch.count, id, call.request.dimensions !== undefined);
-      });
+      const answers = await embedInCalls(
+        call.request,
+        batches.map((batch) => ({ body: batch, inputs: batch.count })),
+        PARALLEL_EMBED_CALLS,
+        async (batch) => {
+          const json = await predict(modelUrl('google', model, 'predict'), batch.body, call);
+          return parsePredictResponse(json, batch.count, id, call.request.dimensions !== undefined);
+        },
+        (a) => a.tokens,
+      );
       return embeddingResponse(call.request, { model, vectors: answers.flatMap((a) => a.vectors), reportedTokens: reportedTokens(answers.map((a) => a.tokens)) }, id);
     },
 

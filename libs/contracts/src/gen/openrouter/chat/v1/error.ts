@@ -17,7 +17,24 @@ export interface ErrorDetail {
   code?: string | undefined;
   retryAfterMs?: number | undefined;
   upstreamStatus?: number | undefined;
-  provider?: string | undefined;
+  provider?:
+    | string
+    | undefined;
+  /**
+   * What the provider billed before the request failed: the calls of a split embeddings request
+   * that answered before another one failed. The router adds the route they were served on.
+   */
+  billed?: BilledUsage | undefined;
+}
+
+export interface BilledUsage {
+  promptTokens: number;
+  /** Counted by the gateway: the provider reported none. */
+  estimated: boolean;
+  /** The catalog model and deployment, once the router has named them. */
+  model: string;
+  deployment: string;
+  upstreamModel: string;
 }
 
 function createBaseErrorDetail(): ErrorDetail {
@@ -30,6 +47,7 @@ function createBaseErrorDetail(): ErrorDetail {
     retryAfterMs: undefined,
     upstreamStatus: undefined,
     provider: undefined,
+    billed: undefined,
   };
 }
 
@@ -58,6 +76,9 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
     }
     if (message.provider !== undefined) {
       writer.uint32(66).string(message.provider);
+    }
+    if (message.billed !== undefined) {
+      BilledUsage.encode(message.billed, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -139,6 +160,14 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
             message.provider = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.billed = BilledUsage.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -164,6 +193,112 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
     message.retryAfterMs = object.retryAfterMs ?? undefined;
     message.upstreamStatus = object.upstreamStatus ?? undefined;
     message.provider = object.provider ?? undefined;
+    message.billed = (object.billed !== undefined && object.billed !== null)
+      ? BilledUsage.fromPartial(object.billed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBilledUsage(): BilledUsage {
+  return { promptTokens: 0, estimated: false, model: "", deployment: "", upstreamModel: "" };
+}
+
+export const BilledUsage: MessageFns<BilledUsage> = {
+  encode(message: BilledUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.promptTokens !== 0) {
+      writer.uint32(8).uint32(message.promptTokens);
+    }
+    if (message.estimated !== false) {
+      writer.uint32(16).bool(message.estimated);
+    }
+    if (message.model !== "") {
+      writer.uint32(26).string(message.model);
+    }
+    if (message.deployment !== "") {
+      writer.uint32(34).string(message.deployment);
+    }
+    if (message.upstreamModel !== "") {
+      writer.uint32(42).string(message.upstreamModel);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BilledUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBilledUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.promptTokens = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.estimated = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.deployment = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.upstreamModel = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BilledUsage>, I>>(base?: I): BilledUsage {
+    return BilledUsage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BilledUsage>, I>>(object: I): BilledUsage {
+    const message = createBaseBilledUsage();
+    message.promptTokens = object.promptTokens ?? 0;
+    message.estimated = object.estimated ?? false;
+    message.model = object.model ?? "";
+    message.deployment = object.deployment ?? "";
+    message.upstreamModel = object.upstreamModel ?? "";
     return message;
   },
 };
