@@ -152,9 +152,9 @@ describe('access layer end to end', () => {
   it('rejects bad admin input with a 400 naming the parameter, and unknown tenants with a 404', async () => {
     await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', limits: { rpm: -1 } })).resolves.toMatchObject({ status: 400, json: { error: { param: 'limits.rpm' } } });
     await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', surprise: true })).resolves.toMatchObject({ status: 400, json: { error: { param: 'surprise' } } });
-    await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'nobody' })).resolves.toMatchObject({ status: 404, json: { error: { param: 'org' } } });
-    await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', project: 'missing' })).resolves.toMatchObject({ status: 404, json: { error: { param: 'project' } } });
-    await expect(admin('POST', '/keys/nope/revoke', TEST_ADMIN_KEY)).resolves.toMatchObject({ status: 404 });
+    await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'nobody' })).resolves.toMatchObject({ status: 404, json: { error: { param: 'org', code: 'not_found' } } });
+    await expect(admin('POST', '/keys', TEST_ADMIN_KEY, { org: 'acme', project: 'missing' })).resolves.toMatchObject({ status: 404, json: { error: { param: 'project', code: 'not_found' } } });
+    await expect(admin('POST', '/keys/nope/revoke', TEST_ADMIN_KEY)).resolves.toMatchObject({ status: 404, json: { error: { param: 'id', code: 'not_found' } } });
   });
 
   it('adds organisations, teams and projects at run time and shows them in the admin API shape, cost_center as posted', async () => {
@@ -176,7 +176,7 @@ describe('access layer end to end', () => {
       status: 201,
       json: { object: 'project', id: 'maps', name: 'Maps', cost_center: null, limits: unlimited },
     });
-    await expect(admin('POST', '/tenants/acme/teams', TEST_ADMIN_KEY, { id: 'research' })).resolves.toMatchObject({ status: 400, json: { error: { code: 'already_exists' } } });
+    await expect(admin('POST', '/tenants/acme/teams', TEST_ADMIN_KEY, { id: 'research' })).resolves.toMatchObject({ status: 409, json: { error: { type: 'invalid_request_error', code: 'already_exists' } } });
 
     const tenants = await admin('GET', '/tenants', TEST_ADMIN_KEY);
     expect(tenants.status).toBe(200);

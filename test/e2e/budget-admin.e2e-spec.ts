@@ -115,14 +115,14 @@ describe('budgets through the admin API', () => {
     await expect(admin('PATCH', '/budgets/search-daily', TEST_ADMIN_KEY, { period: 'monthly' })).resolves.toMatchObject({ status: 400, json: { error: { code: 'immutable_field', param: 'period' } } });
     await expect(admin('PATCH', '/budgets/acme-soft', TEST_ADMIN_KEY, { amount: '5' })).resolves.toMatchObject({ status: 403, json: { error: { code: 'budget_in_configuration' } } });
     await expect(admin('DELETE', '/budgets/acme-soft')).resolves.toMatchObject({ status: 403, json: { error: { code: 'budget_in_configuration' } } });
-    await expect(admin('POST', '/budgets', TEST_ADMIN_KEY, { id: 'acme-soft', scope: { org: 'acme' }, period: 'daily', amount: '1' })).resolves.toMatchObject({ status: 400, json: { error: { code: 'already_exists' } } });
+    await expect(admin('POST', '/budgets', TEST_ADMIN_KEY, { id: 'acme-soft', scope: { org: 'acme' }, period: 'daily', amount: '1' })).resolves.toMatchObject({ status: 409, json: { error: { type: 'invalid_request_error', code: 'already_exists' } } });
 
     // Lowered below its spend it refuses again; deleted, it no longer applies.
     expect((await admin('PATCH', '/budgets/search-daily', TEST_ADMIN_KEY, { amount: '0.0001' })).status).toBe(200);
     expect((await chat()).status).toBe(402);
     await expect(admin('DELETE', '/budgets/search-daily')).resolves.toMatchObject({ status: 200, json: { object: 'budget', id: 'search-daily', deleted: true } });
     expect((await chat()).status).toBe(200);
-    await expect(admin('GET', '/budgets/search-daily')).resolves.toMatchObject({ status: 404 });
+    await expect(admin('GET', '/budgets/search-daily')).resolves.toMatchObject({ status: 404, json: { error: { code: 'not_found', param: 'id' } } });
 
     const audit = await admin('GET', '/audit?limit=20');
     const entries = (audit.json['data'] as Json[]).filter((e) => e['target'] === 'search-daily').map((e) => [e['action'], (e['details'] as Json)['org'], (e['details'] as Json)['project']]);

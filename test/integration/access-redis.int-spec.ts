@@ -193,8 +193,8 @@ describe('access layer on a real Redis', () => {
       expect(projects.map((r) => r.status)).toEqual(Array(8).fill(201));
       // Added twice: refused as existing, whichever replica is asked.
       const again = await fetch(`${b.url}/admin/v1/tenants/busy/teams`, { method: 'POST', headers: admin, body: JSON.stringify({ id: 'team-2' }) });
-      expect(again.status).toBe(400);
-      expect(((await again.json()) as { error: { code: string } }).error.code).toBe('already_exists');
+      expect(again.status).toBe(409);
+      expect(((await again.json()) as { error: { type: string; code: string } }).error).toMatchObject({ type: 'invalid_request_error', code: 'already_exists' });
       for (const replica of [a, b]) {
         const org = await waitFor(async () => {
           const body = (await fetch(`${replica.url}/admin/v1/tenants`, { headers: admin }).then((r) => r.json())) as { data: Array<{ id: string; teams: Array<{ id: string; projects: Array<{ id: string }> }> }> };

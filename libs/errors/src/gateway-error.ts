@@ -7,6 +7,8 @@ export const ERROR_KINDS = [
   'auth_failed',
   'permission_denied',
   'not_found',
+  /** The request conflicts with the current state: an id that is taken, an operation still in progress. */
+  'conflict',
   'rate_limited',
   'budget_exceeded',
   'overloaded',

@@ -12,4 +12,11 @@ describe('fromGrpcError', () => {
     const handled = fromGrpcError(toGrpcStatus(new GatewayError('auth_failed', 'The provider rejected the key.', { upstreamStatus: 401, provider: 'openai' })));
     expect(handled).toMatchObject({ kind: 'auth_failed', upstreamStatus: 401, provider: 'openai' });
   });
+
+  it('carries a conflict across the hop as ALREADY_EXISTS, and reads that status as a conflict without the trailer', () => {
+    const conflict = toGrpcStatus(new GatewayError('conflict', 'The team "search" already exists.', { code: 'already_exists', param: 'id' }));
+    expect(conflict.code).toBe(status.ALREADY_EXISTS);
+    expect(fromGrpcError(conflict)).toMatchObject({ kind: 'conflict', code: 'already_exists', param: 'id' });
+    expect(fromGrpcError({ code: status.ALREADY_EXISTS, details: 'exists', metadata: new Metadata() })).toMatchObject({ kind: 'conflict', retryable: false });
+  });
 });

@@ -17,6 +17,8 @@ function statusFor(kind: ErrorKind): status {
       return status.PERMISSION_DENIED;
     case 'not_found':
       return status.NOT_FOUND;
+    case 'conflict':
+      return status.ALREADY_EXISTS;
     case 'rate_limited':
     case 'budget_exceeded':
       return status.RESOURCE_EXHAUSTED;
@@ -82,6 +84,8 @@ export function fromGrpcError(error: unknown): GatewayError {
       return new GatewayError('timeout', 'The request timed out inside the gateway.', { cause: error });
     case status.UNAVAILABLE:
       return new GatewayError('unavailable', 'An internal gateway service is unavailable.', { cause: error });
+    case status.ALREADY_EXISTS:
+      return new GatewayError('conflict', 'The request conflicts with the current state of the resource.', { cause: error });
     case status.UNAUTHENTICATED:
       // A peer refused this service's own token (grpc.auth.token differs between the services), not
       // the client's key: the gateway is misconfigured, so a server error, never auth_failed's 401.

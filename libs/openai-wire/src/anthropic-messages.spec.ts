@@ -842,6 +842,7 @@ describe('toAnthropicError', () => {
     ['permission_denied', { upstreamStatus: 403 }, 502, 'api_error'],
     ['not_found', {}, 404, 'not_found_error'],
     ['not_found', { upstreamStatus: 404 }, 502, 'api_error'],
+    ['conflict', {}, 409, 'invalid_request_error'],
     ['rate_limited', {}, 429, 'rate_limit_error'],
     ['cancelled', {}, 499, 'invalid_request_error'],
     ['internal', {}, 500, 'api_error'],

@@ -853,6 +853,8 @@ export function toAnthropicError(e: GatewayError): AnthropicErrorResponse {
     case 'not_found':
       if (e.upstreamStatus !== undefined) return anthropicResponse(502, 'api_error', e.message);
       return anthropicResponse(404, 'not_found_error', e.message);
+    case 'conflict':
+      return anthropicResponse(409, 'invalid_request_error', e.message);
     case 'rate_limited':
       return anthropicResponse(429, 'rate_limit_error', e.message, retryAfter(e));
     case 'cancelled':

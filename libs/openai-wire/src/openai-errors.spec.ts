@@ -7,6 +7,7 @@ describe('toOpenAIError', () => {
     auth_failed: [401, 'authentication_error', 'invalid_api_key'],
     permission_denied: [403, 'permission_error', null],
     not_found: [404, 'invalid_request_error', null],
+    conflict: [409, 'invalid_request_error', 'conflict'],
     rate_limited: [429, 'rate_limit_error', 'rate_limit_exceeded'],
     budget_exceeded: [402, 'insufficient_quota', 'budget_exceeded'],
     overloaded: [503, 'server_error', 'overloaded'],
@@ -50,6 +51,7 @@ describe('toOpenAIError', () => {
     ['url_too_long', 414],
     ['headers_too_large', 431],
     ['request_timeout', 408],
+    ['idempotency_key_reused', 422],
     ['invalid_value', 400],
     ['constructor', 400],
   ])('answers a bad_request with code %s with HTTP %i', (code, status) => {

@@ -22,6 +22,8 @@ const BAD_REQUEST_STATUS: ReadonlyMap<string, number> = new Map([
   ['request_too_large', 413],
   ['url_too_long', 414],
   ['headers_too_large', 431],
+  // A request whose Idempotency-Key was used before with another request (draft-ietf-httpapi-idempotency-key-header).
+  ['idempotency_key_reused', 422],
 ]);
 
 /**
@@ -61,6 +63,8 @@ export function toOpenAIError(e: GatewayError & { readonly limitKind?: RateLimit
       // the client named a model it lists.
       if (e.upstreamStatus !== undefined) return response(502, 'server_error', e, 'upstream_not_found');
       return response(404, 'invalid_request_error', e, e.code ?? null);
+    case 'conflict':
+      return response(409, 'invalid_request_error', e, e.code ?? 'conflict');
     case 'rate_limited': {
       const out = response(429, e.limitKind ?? 'rate_limit_error', e, 'rate_limit_exceeded');
       if (e.retryAfterMs !== undefined) {

@@ -8,6 +8,7 @@ import { PriceBook, UnpricedModels, type ClickHouseTarget, type UsagePublisher }
 import { BudgetCatalog, connectBudgetStore, InProcessBudgetBus, KafkaBudgetPublisher, MemoryBudgetLedger, MemoryBudgetStore, RedisBudgetLedger, type BudgetEventPublisher } from '@openrouter/budgets';
 import { AccessService } from './access/access.service';
 import { auditEntrySchema, auditLogOf, MemoryAccessRepository, RedisAccessRepository } from './access/access.repository';
+import { RedisIdempotencyStore } from './access/idempotency.store';
 import { ADMIN_KEY_PREFIX, generateApiKey } from './access/api-key';
 import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
 import { connectRedis, logOutages } from './access/redis-connection';
@@ -116,7 +117,10 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     registers: [telemetry.telemetry.registry],
   });
   const failMode = config.access.rateLimits.failMode;
-  const access = new AccessService(config, repository, counters, logger, devKey, () => storeFailures.inc({ fail_mode: failMode }));
+  const access = new AccessService(config, repository, counters, logger, devKey, () => storeFailures.inc({ fail_mode: failMode }), {
+    // Answers to admin writes sent with an Idempotency-Key: in the shared Redis, so a retry reaching another replica is replayed.
+    idempotencyStore: counterRedis ? new RedisIdempotencyStore(counterRedis, keyPrefix) : undefined,
+  });
   await access.start();
   const adminOidc = config.access.admin.oidc ? new OidcAdminAuth(config.access.admin.oidc, logger) : undefined;
   const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined, adminOidc);

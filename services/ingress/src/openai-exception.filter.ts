@@ -48,6 +48,15 @@ function sendClientError(reply: FastifyReply, error: GatewayError, request: Fast
 }
 
 /**
+ * The admin API answers every missing resource with `code: "not_found"`, whichever layer found it
+ * missing (a tenant look-up deeper down may name none); codes that say more (`unknown_url`) stay.
+ */
+export function inAdminTerms(url: string, error: GatewayError): GatewayError {
+  if (!url.startsWith('/admin/') || error.kind !== 'not_found' || error.code !== undefined || error.upstreamStatus !== undefined) return error;
+  return new GatewayError('not_found', error.message, { param: error.param, code: 'not_found', cause: error });
+}
+
+/**
  * A call cancelled because the server's shutdown grace is over (its request's `shutdownSignal`
  * aborted): its client has not left, and is told the shutdown's error instead.
  */
@@ -64,7 +73,7 @@ export class OpenAIExceptionFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    const error = toldAtShutdown(asGatewayError(exception), request.shutdownSignal);
+    const error = inAdminTerms(request.url, toldAtShutdown(asGatewayError(exception), request.shutdownSignal));
     if (error.kind === 'internal') this.logger.error({ err: error.cause ?? error }, 'request failed');
     // The answer names the service only; the log says where it was dialled and what failed.
     else if (error.cause instanceof PeerUnreachableError) this.logger.warn({ peer: error.cause.peer, address: error.cause.address, err: error.cause.cause, code: error.code }, error.cause.message);

@@ -153,8 +153,8 @@ describe('AccessService admin changes', () => {
     await expect(access.addProject(admin, 'newest', 'ml', { id: 'ranking' })).resolves.toMatchObject({ id: 'ranking' });
 
     // A tenant that exists nowhere is still 404, after that one reload.
-    await expect(access.issueKey(admin, { ...keyInput, org: 'nowhere' })).rejects.toMatchObject({ kind: 'not_found', param: 'org' });
-    await expect(access.addProject(admin, 'newest', 'nope', { id: 'x' })).rejects.toMatchObject({ kind: 'not_found', param: 'team' });
+    await expect(access.issueKey(admin, { ...keyInput, org: 'nowhere' })).rejects.toMatchObject({ kind: 'not_found', code: 'not_found', param: 'org' });
+    await expect(access.addProject(admin, 'newest', 'nope', { id: 'x' })).rejects.toMatchObject({ kind: 'not_found', code: 'not_found', param: 'team' });
   });
 
   it('drops every cached key and reloads tenants when it may have missed notices (its pub/sub connection came back)', async () => {
@@ -208,7 +208,7 @@ describe('AccessService admin changes', () => {
     await expect(access.addTeam(admin, 'acme', { id: 'search' })).resolves.toMatchObject({ id: 'search' });
     // The first retry fails too; the second gets through.
     await expect(announced).resolves.toEqual({ kind: 'tenants' });
-    await expect(access.addTeam(admin, 'acme', { id: 'search' })).rejects.toMatchObject({ kind: 'bad_request', code: 'already_exists' });
+    await expect(access.addTeam(admin, 'acme', { id: 'search' })).rejects.toMatchObject({ kind: 'conflict', code: 'already_exists' });
     expect((await access.listAudit(admin, 10)).map((e) => [e.action, e.target])).toEqual([['team.create', 'search']]);
     await access.close();
   });
@@ -219,7 +219,7 @@ describe('AccessService admin changes', () => {
     await access.start();
     repository.failReads = true;
     await expect(access.addOrg(admin, { id: 'initech', name: 'Initech' })).resolves.toEqual({ id: 'initech', name: 'Initech', limits: {}, teams: [] });
-    await expect(access.addOrg(admin, { id: 'initech' })).rejects.toMatchObject({ kind: 'bad_request', code: 'already_exists' });
+    await expect(access.addOrg(admin, { id: 'initech' })).rejects.toMatchObject({ kind: 'conflict', code: 'already_exists' });
     expect((await access.listAudit(admin, 10)).map((e) => [e.action, e.target])).toEqual([['org.create', 'initech']]);
     await access.close();
   });

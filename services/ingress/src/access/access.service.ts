@@ -12,6 +12,8 @@ import { KeyDirectory } from './key-directory';
 import { matchesFilter, type KeyListFilter } from './key-index';
 import { publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
 import type { CounterStore } from './counter.store';
+import { MemoryIdempotencyStore, type IdempotencyStore } from './idempotency.store';
+import { IdempotentResponses } from './idempotent-responses';
 import { NO_TOKENS, RateLimiter, type Admission, type ApplicableLimit, type TokenDemand } from './rate-limiter';
 import { effectiveLimits, TenantDirectory, type TenantPlacement } from './tenant-directory';
 
@@ -57,6 +59,17 @@ export interface AccessServiceOptions {
    * reloaded when it moved: the bound on how long a lost announcement leaves a replica behind.
    */
   checkEveryMs?: number;
+  /**
+   * Where answers to admin writes sent with an `Idempotency-Key` are kept: Redis beside the keys
+   * and tenants when the replicas share one, else this process's memory.
+   */
+  idempotencyStore?: IdempotencyStore;
+}
+
+/** The first answer to an admin write, as replayed to a retry with the same `Idempotency-Key`. */
+export interface RecordedAnswer {
+  status: number;
+  body: unknown;
 }
 
 /**
@@ -66,6 +79,8 @@ export interface AccessServiceOptions {
 export class AccessService {
   readonly keys: KeyDirectory;
   readonly tenants: TenantDirectory;
+  /** Answers of admin writes sent with an `Idempotency-Key`, replayed to their retries. */
+  readonly idempotency: IdempotentResponses<RecordedAnswer>;
   private readonly limiter: RateLimiter;
   private readonly defaults: GatewayConfig['access']['rateLimits'];
   /** Per public model id, the most output tokens it produces (`budgets.maxOutputTokens`). */
@@ -91,6 +106,10 @@ export class AccessService {
     this.reannouncer = new Reannouncer(() => repository.publish({ kind: 'tenants' }), 'tenant', options.reannounceDelaysMs ?? TENANT_REANNOUNCE_DELAYS_MS, logger);
     const access = config.access;
     this.tenants = new TenantDirectory(access.orgs);
+    this.idempotency = new IdempotentResponses<RecordedAnswer>(options.idempotencyStore ?? new MemoryIdempotencyStore(), access.keyHashSecret, {
+      // Never the answer itself: it may hold an issued key.
+      onStoreFailure: (error) => this.logger.warn({ err: error }, 'idempotency store: an answer could not be stored or a key released; a retry with that key is answered 409 idempotency_key_in_use until its claim expires, then runs again'),
+    });
     const extra: ApiKeyRecord[] = devKey ? [devRecord(hashApiKey(access.keyHashSecret, devKey), displayPrefix(devKey))] : [];
     this.keys = new KeyDirectory(access.keyHashSecret, access.keys, extra, repository, access.keyCacheMs);
     this.defaults = access.rateLimits;
@@ -441,7 +460,7 @@ export class AccessService {
     const { org, team } = await this.withTenantsOf(() => {
       const known = this.orgOrNotFound(orgId);
       const found = known.teams.find((t) => t.id === teamId);
-      if (!found) throw new GatewayError('not_found', `The team "${teamId}" does not exist in "${orgId}".`, { param: 'team' });
+      if (!found) throw new GatewayError('not_found', `The team "${teamId}" does not exist in "${orgId}".`, { param: 'team', code: 'not_found' });
       return { org: known, team: found };
     });
     if (org.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
@@ -463,7 +482,7 @@ export class AccessService {
 
   private orgOrNotFound(orgId: string): OrgConfig {
     const org = this.tenants.org(orgId);
-    if (!org) throw new GatewayError('not_found', `The organisation "${orgId}" does not exist.`, { param: 'org' });
+    if (!org) throw new GatewayError('not_found', `The organisation "${orgId}" does not exist.`, { param: 'org', code: 'not_found' });
     return org;
   }
 
@@ -662,11 +681,11 @@ function nearest(name: string, names: readonly string[]): string {
 const NAMES_SHOWN = 5;
 
 function keyNotFound(id: string): GatewayError {
-  return new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id' });
+  return new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id', code: 'not_found' });
 }
 
 function alreadyExists(what: string, id: string): GatewayError {
-  return new GatewayError('bad_request', `The ${what} "${id}" already exists.`, { param: 'id', code: 'already_exists' });
+  return new GatewayError('conflict', `The ${what} "${id}" already exists.`, { param: 'id', code: 'already_exists' });
 }
 
 function devRecord(hash: string, prefix: string): ApiKeyRecord {

@@ -5,6 +5,7 @@ import { fromMicros } from '@openrouter/budgets';
 import { Money } from '@openrouter/usage';
 import { BudgetAdminService, type BudgetStatus } from '../budgets/budget-admin.service';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
+import { Idempotent } from './idempotency.interceptor';
 import { budgetBody, budgetListQuery, budgetPatchInput, parseInput } from './admin-input';
 
 /**
@@ -34,6 +35,7 @@ export class BudgetsHttpController {
 
   @Post()
   @HttpCode(201)
+  @Idempotent()
   async create(@Req() req: FastifyRequest) {
     const input = parseInput(budgetBody, req.body);
     const { alert_thresholds: alertThresholds, ...rest } = input;

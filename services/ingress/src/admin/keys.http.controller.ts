@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import type { PublicApiKey } from '../access/key-record';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
+import { Idempotent } from './idempotency.interceptor';
 import { issueKeyBody, keyListQuery, parseInput } from './admin-input';
 
 /** Issuing, listing and revoking traffic keys (role `admin`; a scoped key only within its org and project). */
@@ -15,6 +16,7 @@ export class KeysHttpController {
 
   @Post()
   @HttpCode(201)
+  @Idempotent()
   async issue(@Req() req: FastifyRequest) {
     const input = parseInput(issueKeyBody, req.body);
     const { key, record } = await this.access.issueKey(adminOf(req), {

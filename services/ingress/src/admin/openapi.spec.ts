@@ -1,5 +1,5 @@
 import { RequestMethod } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
+import { INTERCEPTORS_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
 import { accountAt } from '@openrouter/budgets';
 import { budgetSchema } from '@openrouter/config';
 import { alertView, alertViewSchema, AlertsHttpController } from './alerts.http.controller';
@@ -7,7 +7,8 @@ import { BudgetsHttpController, budgetView, budgetViewSchema } from './budgets.h
 import { apiKeyViewSchema, KeysHttpController, view as keyView } from './keys.http.controller';
 import { AUDIT_ACTIONS } from '../access/access.repository';
 import { auditQuery } from './admin-input';
-import { ADMIN_OPENAPI } from './openapi';
+import { IdempotencyInterceptor } from './idempotency.interceptor';
+import { ADMIN_OPENAPI, IDEMPOTENCY_KEY_PARAMETER } from './openapi';
 import { ReportsHttpController } from './reports.http.controller';
 import { RoutingHttpController } from './routing.http.controller';
 import { AdminStatusHttpController } from './status.http.controller';
@@ -15,6 +16,23 @@ import { TenantsHttpController } from './tenants.http.controller';
 
 const ROLES = 'openrouter:admin-roles';
 const CONTROLLERS = [KeysHttpController, TenantsHttpController, BudgetsHttpController, ReportsHttpController, AdminStatusHttpController, AlertsHttpController, RoutingHttpController];
+
+/** The admin routes that replay with an Idempotency-Key, as Nest serves them. */
+function idempotentRoutes(): string[] {
+  const out: string[] = [];
+  for (const controller of CONTROLLERS) {
+    const base = String(Reflect.getMetadata(PATH_METADATA, controller));
+    for (const name of Object.getOwnPropertyNames(controller.prototype)) {
+      const handler = (controller.prototype as unknown as Record<string, unknown>)[name];
+      if (typeof handler !== 'function' || name === 'constructor') continue;
+      const interceptors = (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? [];
+      if (!interceptors.includes(IdempotencyInterceptor)) continue;
+      const path = String(Reflect.getMetadata(PATH_METADATA, handler));
+      out.push(`/${[base, path].map((p) => p.replace(/^\/+|\/+$/g, '')).filter(Boolean).join('/')}`.replace(/:([a-z]+)/g, '{$1}'));
+    }
+  }
+  return out.sort();
+}
 
 /** Every admin route as Nest serves it: `get /admin/v1/keys/{id}` → the roles its guard lets through (`admin` always). */
 function routes(): Map<string, string[] | undefined> {
@@ -122,5 +140,18 @@ describe('the admin OpenAPI document', () => {
     const operation = (ADMIN_OPENAPI.paths as Record<string, { get: { parameters: Array<{ name: string; schema: { items?: { enum?: string[] } } }> } }>)['/admin/v1/audit']!.get;
     expect(operation.parameters.map((p) => p.name).sort()).toEqual(Object.keys(auditQuery.shape).sort());
     expect(operation.parameters.find((p) => p.name === 'action')?.schema.items?.enum).toEqual([...AUDIT_ACTIONS]);
+  });
+
+  it('takes an Idempotency-Key on every creating write, and documents it with its answers there only', () => {
+    const creating = ['/admin/v1/budgets', '/admin/v1/keys', '/admin/v1/tenants', '/admin/v1/tenants/{org}/teams', '/admin/v1/tenants/{org}/teams/{team}/projects'];
+    expect(idempotentRoutes()).toEqual(creating);
+    const paths = ADMIN_OPENAPI.paths as Record<string, Record<string, { parameters?: unknown[]; responses: Record<string, unknown> }>>;
+    for (const [path, operations] of Object.entries(paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const replays = method === 'post' && creating.includes(path);
+        expect([path, method, (operation.parameters ?? []).includes(IDEMPOTENCY_KEY_PARAMETER)]).toEqual([path, method, replays]);
+        if (replays) expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['201', '409', '422']));
+      }
+    }
   });
 });

@@ -16,6 +16,22 @@ const listOf = (description: string, schema: string) => ({
 const error = { description: "An error in OpenAI's shape", content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
 const roles = (...r: string[]) => ({ 'x-roles': r });
 const idParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
+/** The header of the creating writes, and the answers it adds to theirs. */
+export const IDEMPOTENCY_KEY_PARAMETER = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7E]+$' },
+  description:
+    'Makes a retry safe: the same key, caller and request (method, path, body) within 24 h answers the first answer again, status and body (an issued key included), with `Idempotent-Replayed: true`. The same key with another request is 422 `idempotency_key_reused`; while the first is in progress, 409 `idempotency_key_in_use`. A refused or failed request frees its key. Invalid (empty, over 255 characters, not printable ASCII): 400 `invalid_idempotency_key`',
+};
+const replayed = {
+  headers: { 'Idempotent-Replayed': { description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key', schema: { const: 'true' } } },
+};
+const idempotent = {
+  409: { ...error, description: '`already_exists`: the id is taken; `idempotency_key_in_use`: a request with this Idempotency-Key is in progress' },
+  422: { ...error, description: '`idempotency_key_reused`: this Idempotency-Key was used with another request' },
+};
 
 /** The admin API's description, served at /admin/v1/openapi.json. */
 export const ADMIN_OPENAPI = {
@@ -23,7 +39,7 @@ export const ADMIN_OPENAPI = {
   info: {
     title: 'Open-Router admin API',
     version: '1.0.0',
-    description: 'Tenants, API keys, audit log, routing state and usage reports. Authenticate with `Authorization: Bearer <admin key>`; each operation lists the roles (`x-roles`) that may call it — `admin` may call all. A key that names an org (and a project) reads and changes only that org (and project): anything outside it is 404 `not_found`, as if it did not exist, and creating what is wider than it is 403 `insufficient_scope`.',
+    description: 'Tenants, API keys, audit log, routing state and usage reports. Authenticate with `Authorization: Bearer <admin key>`; each operation lists the roles (`x-roles`) that may call it — `admin` may call all. A key that names an org (and a project) reads and changes only that org (and project): anything outside it is 404 `not_found`, as if it did not exist, and creating what is wider than it is 403 `insufficient_scope`. Every 404 has the code `not_found`; a create whose id exists is 409 `already_exists` (`invalid_request_error`). Creating writes take an `Idempotency-Key` header, which makes a retry answer the first answer again.',
   },
   servers: [{ url: '/' }],
   security: [{ adminKey: [] }],
@@ -66,8 +82,9 @@ export const ADMIN_OPENAPI = {
       post: {
         summary: 'Issue a traffic key (the key is shown once); a scoped key issues only for its org (and project: naming none means its own), another is 404',
         ...roles('admin'),
+        parameters: [IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/IssueKey' } } } },
-        responses: { 201: returns('The key record and the key (`key`, shown this once)', 'ApiKey'), 400: error, 401: error, 403: error, 404: error, 503: error },
+        responses: { 201: { ...returns('The key record and the key (`key`, shown this once, and again to a retry with its Idempotency-Key)', 'ApiKey'), ...replayed }, 400: error, 401: error, 403: error, 404: error, ...idempotent, 503: error },
       },
       get: {
         summary:
@@ -94,28 +111,29 @@ export const ADMIN_OPENAPI = {
         responses: { 200: listOf('Organisations with their teams and projects', 'Organization'), 401: error, 403: error },
       },
       post: {
-        summary: 'Add an organisation; a key scoped to an org is refused (403 insufficient_scope)',
+        summary: 'Add an organisation; a key scoped to an org is refused (403 insufficient_scope); an id that exists is 409 already_exists',
         ...roles('admin'),
+        parameters: [IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
-        responses: { 201: returns('The new organisation', 'Organization'), 400: error, 401: error, 403: error },
+        responses: { 201: { ...returns('The new organisation', 'Organization'), ...replayed }, 400: error, 401: error, 403: error, ...idempotent, 503: error },
       },
     },
     '/admin/v1/tenants/{org}/teams': {
       post: {
-        summary: 'Add a team; an org-scoped key only to its org (another is 404), a project-scoped key never (403 insufficient_scope)',
+        summary: 'Add a team; an org-scoped key only to its org (another is 404), a project-scoped key never (403 insufficient_scope); an id that exists is 409 already_exists',
         ...roles('admin'),
-        parameters: [idParam('org')],
+        parameters: [idParam('org'), IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
-        responses: { 201: returns('The new team', 'Team'), 400: error, 401: error, 403: error, 404: error },
+        responses: { 201: { ...returns('The new team', 'Team'), ...replayed }, 400: error, 401: error, 403: error, 404: error, ...idempotent, 503: error },
       },
     },
     '/admin/v1/tenants/{org}/teams/{team}/projects': {
       post: {
-        summary: 'Add a project; an org-scoped key only to its org (another is 404), a project-scoped key never (403 insufficient_scope)',
+        summary: 'Add a project; an org-scoped key only to its org (another is 404), a project-scoped key never (403 insufficient_scope); an id that exists in the org is 409 already_exists',
         ...roles('admin'),
-        parameters: [idParam('org'), idParam('team')],
+        parameters: [idParam('org'), idParam('team'), IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
-        responses: { 201: returns('The new project', 'Project'), 400: error, 401: error, 403: error, 404: error },
+        responses: { 201: { ...returns('The new project', 'Project'), ...replayed }, 400: error, 401: error, 403: error, 404: error, ...idempotent, 503: error },
       },
     },
     '/admin/v1/budgets': {
@@ -133,10 +151,11 @@ export const ADMIN_OPENAPI = {
       },
       post: {
         summary:
-          'Create a budget, enforced on every ingress replica at once; validated as budgets.list entries are (its currency must be that of every price). The id must be new among configured and created budgets of every org (400 already_exists, the same answer whoever holds it); an org holds at most budgets.maxPerOrg created budgets (400 budget_limit_reached). A budget created under the id of a deleted one starts from nothing. A scoped key creates budgets inside its scope only (a project key: of its project, naming none means it; another is 404)',
+          'Create a budget, enforced on every ingress replica at once; validated as budgets.list entries are (its currency must be that of every price). The id must be new among configured and created budgets of every org (409 already_exists, the same answer whoever holds it); an org holds at most budgets.maxPerOrg created budgets (400 budget_limit_reached). A budget created under the id of a deleted one starts from nothing. A scoped key creates budgets inside its scope only (a project key: of its project, naming none means it; another is 404)',
         ...roles('admin'),
+        parameters: [IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreateBudget' } } } },
-        responses: { 201: returns('The new budget', 'Budget'), 400: error, 401: error, 403: error, 404: error, 503: error },
+        responses: { 201: { ...returns('The new budget', 'Budget'), ...replayed }, 400: error, 401: error, 403: error, 404: error, ...idempotent, 503: error },
       },
     },
     '/admin/v1/budgets/{id}': {

@@ -6,6 +6,7 @@ import { AUDIT_ACTIONS, type NumberedAuditEntry } from '../access/access.reposit
 import { AccessService, type AuditPage, type TenantEntry } from '../access/access.service';
 import { visibleTenants } from '../access/admin-scope';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
+import { Idempotent } from './idempotency.interceptor';
 import { auditQuery, parseInput, tenantBody } from './admin-input';
 
 /** Organisations → teams → projects, extendable at run time; and the audit log of admin changes. */
@@ -23,18 +24,21 @@ export class TenantsHttpController {
 
   @Post('tenants')
   @HttpCode(201)
+  @Idempotent()
   async addOrg(@Req() req: FastifyRequest) {
     return orgView(await this.access.addOrg(adminOf(req), entry(req.body)));
   }
 
   @Post('tenants/:org/teams')
   @HttpCode(201)
+  @Idempotent()
   async addTeam(@Req() req: FastifyRequest, @Param('org') org: string) {
     return teamView(await this.access.addTeam(adminOf(req), org, entry(req.body)));
   }
 
   @Post('tenants/:org/teams/:team/projects')
   @HttpCode(201)
+  @Idempotent()
   async addProject(@Req() req: FastifyRequest, @Param('org') org: string, @Param('team') team: string) {
     return projectView(await this.access.addProject(adminOf(req), org, team, entry(req.body)));
   }

@@ -150,8 +150,8 @@ describe('BudgetAdminService', () => {
     // Only the configured soft budget is left.
     expect((await budgets.reserve({ requestId: 'b', tenant, body: { ...chat } }))?.accounts.map((a) => a.budget.id)).toEqual(['acme-monthly']);
     expect(audit.at(-1)).toMatchObject({ action: 'budget.delete', target: 'gone', details: { org: 'acme' } });
-    expect(await failure(service.get(admin, 'gone'))).toMatchObject({ kind: 'not_found', param: 'id' });
-    expect(await failure(service.remove(admin, 'gone'))).toMatchObject({ kind: 'not_found' });
+    expect(await failure(service.get(admin, 'gone'))).toMatchObject({ kind: 'not_found', code: 'not_found', param: 'id' });
+    expect(await failure(service.remove(admin, 'gone'))).toMatchObject({ kind: 'not_found', code: 'not_found' });
   });
 
   it('refuses to change or delete a configured budget, saying where it is changed', async () => {
@@ -166,7 +166,7 @@ describe('BudgetAdminService', () => {
 
   it('keeps ids unique across the configuration and the API', async () => {
     const { service } = setup();
-    expect(await failure(service.create(admin, budget({ id: 'acme-monthly', scope: { org: 'acme' } })))).toMatchObject({ kind: 'bad_request', code: 'already_exists', param: 'id' });
+    expect(await failure(service.create(admin, budget({ id: 'acme-monthly', scope: { org: 'acme' } })))).toMatchObject({ kind: 'conflict', code: 'already_exists', param: 'id' });
     await service.create(admin, budget({ id: 'once', scope: { org: 'acme' } }));
     expect(await failure(service.create(admin, budget({ id: 'once', scope: { org: 'other' } })))).toMatchObject({ code: 'already_exists' });
   });
@@ -199,10 +199,10 @@ describe('BudgetAdminService', () => {
     // The id is taken, by a budget the caller cannot see or by one it can: one answer, naming no scope.
     const outside = await failure(service.create({ id: 'initech-ops', role: 'admin', org: 'initech' }, budget({ id: 'team-daily', scope: { org: 'initech' } })));
     const inside = await failure(service.create(acmeAdmin, budget({ id: 'team-daily', scope: { org: 'acme' } })));
-    expect(outside).toMatchObject({ kind: 'bad_request', code: 'already_exists', param: 'id' });
+    expect(outside).toMatchObject({ kind: 'conflict', code: 'already_exists', param: 'id' });
     expect([outside.kind, outside.code, outside.param, outside.message]).toEqual([inside.kind, inside.code, inside.param, inside.message]);
     expect(outside.message).not.toContain('acme');
-    expect(await failure(service.get({ id: 'initech-ops', role: 'admin', org: 'initech' }, 'team-daily'))).toMatchObject({ kind: 'not_found' });
+    expect(await failure(service.get({ id: 'initech-ops', role: 'admin', org: 'initech' }, 'team-daily'))).toMatchObject({ kind: 'not_found', code: 'not_found' });
   });
 
   it("changes or deletes through a replica whose catalog is stale only the budget its scope check saw, and audits what was stored", async () => {
@@ -220,8 +220,8 @@ describe('BudgetAdminService', () => {
     await a.service.create(admin, budget({ id: 'shared-id', scope: { org: 'initech' }, amount: '7' }));
     expect(b.catalog.entry('shared-id')?.budget.scope).toEqual({ org: 'acme' });
     const written = audit.length;
-    expect(await failure(b.service.update(acmeAdmin, 'shared-id', { amount: '0.0001' }))).toMatchObject({ kind: 'not_found', param: 'id' });
-    expect(await failure(b.service.remove(acmeAdmin, 'shared-id'))).toMatchObject({ kind: 'not_found', param: 'id' });
+    expect(await failure(b.service.update(acmeAdmin, 'shared-id', { amount: '0.0001' }))).toMatchObject({ kind: 'not_found', code: 'not_found', param: 'id' });
+    expect(await failure(b.service.remove(acmeAdmin, 'shared-id'))).toMatchObject({ kind: 'not_found', code: 'not_found', param: 'id' });
     expect(await store.list()).toEqual([expect.objectContaining({ id: 'shared-id', scope: { org: 'initech' }, amount: '7' })]);
     expect(audit).toHaveLength(written);
 
@@ -255,9 +255,9 @@ describe('BudgetAdminService', () => {
     expect((await store.list()).map((s) => s.id).sort()).toEqual(['fresh', 'fresh-patch']);
 
     // Still missing after the reload, or out of the actor's scope: 404 as before.
-    expect(await failure(b.service.get(acmeAdmin, 'never-made'))).toMatchObject({ kind: 'not_found', param: 'id' });
+    expect(await failure(b.service.get(acmeAdmin, 'never-made'))).toMatchObject({ kind: 'not_found', code: 'not_found', param: 'id' });
     await a.service.create(admin, budget({ id: 'initech-fresh', scope: { org: 'initech' }, amount: '1' }));
-    expect(await failure(b.service.update(acmeAdmin, 'initech-fresh', { amount: '2' }))).toMatchObject({ kind: 'not_found', param: 'id' });
+    expect(await failure(b.service.update(acmeAdmin, 'initech-fresh', { amount: '2' }))).toMatchObject({ kind: 'not_found', code: 'not_found', param: 'id' });
   });
 
   it('answers 503 rather than 404 for a budget it has not loaded while the store cannot be read', async () => {
@@ -385,20 +385,20 @@ describe('BudgetAdminService', () => {
       // Not the org's or a team's budget: they count more than its project.
       expect(await ids(service, searchAdmin)).toEqual(['search-daily']);
       expect(await ids(service, { id: 'fin', role: 'finance' }, { source: 'config' })).toEqual(['acme-monthly']);
-      expect(await failure(service.get(searchAdmin, 'acme-monthly'))).toMatchObject({ kind: 'not_found' });
-      expect(await failure(service.get(acmeAdmin, 'initech-daily'))).toMatchObject({ kind: 'not_found' });
-      expect(await failure(service.list(searchAdmin, { limit: 10, project: 'ads' }))).toMatchObject({ kind: 'not_found' });
-      expect(await failure(service.list(acmeAdmin, { limit: 10, org: 'initech' }))).toMatchObject({ kind: 'not_found' });
+      expect(await failure(service.get(searchAdmin, 'acme-monthly'))).toMatchObject({ kind: 'not_found', code: 'not_found' });
+      expect(await failure(service.get(acmeAdmin, 'initech-daily'))).toMatchObject({ kind: 'not_found', code: 'not_found' });
+      expect(await failure(service.list(searchAdmin, { limit: 10, project: 'ads' }))).toMatchObject({ kind: 'not_found', code: 'not_found' });
+      expect(await failure(service.list(acmeAdmin, { limit: 10, org: 'initech' }))).toMatchObject({ kind: 'not_found', code: 'not_found' });
     });
 
     it('create, change and delete only inside their scope; a project key creates for its own project', async () => {
       const { service } = await seeded();
-      expect(await failure(service.create(acmeAdmin, budget({ id: 'theirs', scope: { org: 'initech' } })))).toMatchObject({ kind: 'not_found' });
-      expect(await failure(service.create(searchAdmin, budget({ id: 'theirs', scope: { org: 'acme', project: 'ads' } })))).toMatchObject({ kind: 'not_found' });
+      expect(await failure(service.create(acmeAdmin, budget({ id: 'theirs', scope: { org: 'initech' } })))).toMatchObject({ kind: 'not_found', code: 'not_found' });
+      expect(await failure(service.create(searchAdmin, budget({ id: 'theirs', scope: { org: 'acme', project: 'ads' } })))).toMatchObject({ kind: 'not_found', code: 'not_found' });
       const own = await service.create(searchAdmin, budget({ id: 'mine', scope: { org: 'acme' } }));
       expect(own.entry.budget.scope).toEqual({ org: 'acme', project: 'search' });
-      expect(await failure(service.update(searchAdmin, 'ads-daily', { amount: '9' }))).toMatchObject({ kind: 'not_found' });
-      expect(await failure(service.remove(acmeAdmin, 'initech-daily'))).toMatchObject({ kind: 'not_found' });
+      expect(await failure(service.update(searchAdmin, 'ads-daily', { amount: '9' }))).toMatchObject({ kind: 'not_found', code: 'not_found' });
+      expect(await failure(service.remove(acmeAdmin, 'initech-daily'))).toMatchObject({ kind: 'not_found', code: 'not_found' });
       await expect(service.update(acmeAdmin, 'ads-daily', { amount: '9' })).resolves.toBeDefined();
     });
 

@@ -386,7 +386,7 @@ function invalidScope(field: 'org' | 'team' | 'project' | 'key', message: string
 }
 
 function budgetNotFound(id: string): GatewayError {
-  return new GatewayError('not_found', `No budget has the id "${id}".`, { param: 'id' });
+  return new GatewayError('not_found', `No budget has the id "${id}".`, { param: 'id', code: 'not_found' });
 }
 
 /**
@@ -396,7 +396,7 @@ function budgetNotFound(id: string): GatewayError {
  * stays invisible out of scope, and its spend is counted under its own creation.
  */
 function budgetIdTaken(id: string): GatewayError {
-  return new GatewayError('bad_request', `The budget id "${id}" is taken: budget ids are unique across the configuration and every org. Choose another (an id that starts with your org's avoids clashes).`, {
+  return new GatewayError('conflict', `The budget id "${id}" is taken: budget ids are unique across the configuration and every org. Choose another (an id that starts with your org's avoids clashes).`, {
     param: 'id',
     code: 'already_exists',
   });

@@ -1,0 +1,81 @@
+import { RedisServer } from '../support/infra/redis';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+import { TEST_ADMIN_KEY } from '../support/test-config';
+
+interface Answer {
+  status: number;
+  replayed: string | null;
+  json: Record<string, unknown>;
+}
+
+async function admin(base: string, path: string, body: unknown, idempotencyKey?: string): Promise<Answer> {
+  const headers: Record<string, string> = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
+  if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+  const response = await fetch(`${base}/admin/v1${path}`, { method: body === undefined ? 'GET' : 'POST', headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  return { status: response.status, replayed: response.headers.get('idempotent-replayed'), json: (await response.json()) as Record<string, unknown> };
+}
+
+describe('Idempotency-Key on the admin API, across two ingress replicas sharing Redis', () => {
+  let redis: RedisServer;
+  let a: TestGateway;
+  let b: TestGateway;
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    const shared = (doc: Record<string, unknown>): void => {
+      doc['access'] = { ...(doc['access'] as object), redis: { url: redis.url, keyPrefix: 'idem:' } };
+    };
+    [a, b] = await Promise.all([startTestGateway({ configure: shared }), startTestGateway({ configure: shared })]);
+  });
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    await redis?.stop();
+  });
+
+  it('issues one key for a POST /keys retried on the other replica, replaying the first answer with its secret', async () => {
+    const body = { name: 'retried-key', org: 'default', project: 'default' };
+    const first = await admin(a.url, '/keys', body, 'issue-4f1c');
+    expect(first).toMatchObject({ status: 201, replayed: null, json: { object: 'api_key', name: 'retried-key' } });
+    expect(typeof first.json['key']).toBe('string');
+
+    const retried = await admin(b.url, '/keys', { project: 'default', org: 'default', name: 'retried-key' }, 'issue-4f1c');
+    expect(retried).toEqual({ status: 201, replayed: 'true', json: first.json });
+
+    const listed = await admin(a.url, '/keys?org=default', undefined);
+    expect((listed.json['data'] as Array<{ name: string }>).filter((k) => k.name === 'retried-key')).toHaveLength(1);
+    const audit = await admin(b.url, `/audit?action=key.issue&target=${String(first.json['id'])}`, undefined);
+    expect(audit.json['data']).toHaveLength(1);
+  });
+
+  it('refuses the same key with another body (422 idempotency_key_reused), and an invalid key (400)', async () => {
+    await expect(admin(a.url, '/keys', { name: 'one', org: 'default' }, 'reuse-77')).resolves.toMatchObject({ status: 201 });
+    await expect(admin(b.url, '/keys', { name: 'two', org: 'default' }, 'reuse-77')).resolves.toMatchObject({
+      status: 422,
+      json: { error: { type: 'invalid_request_error', code: 'idempotency_key_reused' } },
+    });
+    await expect(admin(b.url, '/keys', { name: 'three', org: 'default' }, 'x'.repeat(256))).resolves.toMatchObject({
+      status: 400,
+      json: { error: { code: 'invalid_idempotency_key', param: 'Idempotency-Key' } },
+    });
+  });
+
+  it('replays a tenant and a budget creation instead of answering 409 already_exists; a refused request is not stored', async () => {
+    const org = await admin(a.url, '/tenants', { id: 'retried-org' }, 'org-1');
+    expect(org.status).toBe(201);
+    await expect(admin(b.url, '/tenants', { id: 'retried-org' }, 'org-1')).resolves.toEqual({ status: 201, replayed: 'true', json: org.json });
+    // Without the key, the conflict it would have met.
+    await expect(admin(b.url, '/tenants', { id: 'retried-org' })).resolves.toMatchObject({ status: 409, json: { error: { type: 'invalid_request_error', code: 'already_exists' } } });
+
+    const team = await admin(b.url, '/tenants/retried-org/teams', { id: 'core' }, 'team-1');
+    await expect(admin(a.url, '/tenants/retried-org/teams', { id: 'core' }, 'team-1')).resolves.toEqual({ status: 201, replayed: 'true', json: team.json });
+
+    const budget = { id: 'retried-budget', scope: { org: 'default' }, period: 'daily', amount: '5' };
+    const created = await admin(a.url, '/budgets', budget, 'budget-1');
+    expect(created.status).toBe(201);
+    await expect(admin(b.url, '/budgets', budget, 'budget-1')).resolves.toMatchObject({ status: 201, replayed: 'true', json: { id: 'retried-budget', amount: '5' } });
+
+    // A request refused (an unknown org, 404) frees its key: corrected and sent again with it, it runs.
+    await expect(admin(a.url, '/keys', { org: 'no-such-org' }, 'fix-me')).resolves.toMatchObject({ status: 404, json: { error: { code: 'not_found' } } });
+    await expect(admin(b.url, '/keys', { org: 'default' }, 'fix-me')).resolves.toMatchObject({ status: 201, replayed: null, json: { org: 'default' } });
+  });
+});
