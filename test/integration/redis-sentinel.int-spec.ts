@@ -122,7 +122,11 @@ describe('Redis through Sentinel, across a failover', () => {
       await close();
       throw error;
     }
-    return { counters, ledger, publisher, listener, heard, close };
+    /** The ledger's connection is back on the current primary: it reconnects on its own, independently of the counters' one. */
+    const ledgerReady = async (): Promise<void> => {
+      await waitFor(() => ledgerRedis.status === 'ready', { timeoutMs: 10_000, what: 'the ledger connection ready again' });
+    };
+    return { counters, ledger, ledgerReady, publisher, listener, heard, close };
   }
 
   /** Once traffic is admitted again after a switch, it all is: nothing fails any more. The traffic is stopped either way. */
@@ -203,6 +207,7 @@ describe('Redis through Sentinel, across a failover', () => {
       // The budget ledger's scripts run on the new primary, whose script cache started empty; and
       // again after it is flushed (NOSCRIPT: the script is sent again).
       await promoted.script('FLUSH');
+      await gateway.ledgerReady();
       const [spent] = await gateway.ledger.settle('before', [budget], 400);
       expect(spent).toBe(400);
       expect(await gateway.ledger.reserve({ id: 'after', lines: [budget], worstMicros: 1_000, floorMicros: 1_000, ttlMs: HOUR })).toEqual({ ok: true, amountMicros: 1_000 });
@@ -239,6 +244,7 @@ describe('Redis through Sentinel, across a failover', () => {
       console.info(`primary stopped: ${outcome.failed} of ${outcome.admitted + outcome.failed} rate-limit checks failed, the last ${outcome.lastFailureAt - stoppedAt} ms after it stopped`);
 
       const budget = { account: 'outage:budget', limitMicros: 1_000_000, hard: true, keepMs: HOUR };
+      await gateway.ledgerReady();
       expect(await gateway.ledger.reserve({ id: 'after-outage', lines: [budget], worstMicros: 1_000, floorMicros: 1_000, ttlMs: HOUR })).toEqual({ ok: true, amountMicros: 1_000 });
       const promoted = control(other);
       await waitFor(async () => Number(((await promoted.pubsub('NUMSUB', `${config.keyPrefix}access-changes`)) as [string, number])[1]) === 2, {
