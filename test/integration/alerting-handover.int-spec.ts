@@ -4,7 +4,7 @@ import { parseConfig, type GatewayConfig } from '@openrouter/config';
 import { usagev1 } from '@openrouter/contracts';
 import { createLogger } from '@openrouter/observability';
 import { KafkaUsagePublisher, PriceBook } from '@openrouter/usage';
-import { startAlerting, type AlertingHandle } from '@openrouter/alerting';
+import { DELIVERY_HEADER, RedisAlertingState, startAlerting, type AlertingHandle } from '@openrouter/alerting';
 import { RedisServer } from '../support/infra/redis';
 import { sharedKafkaBrokers } from '../support/infra/shared-infra';
 import { waitFor } from '../support/infra/wait-for';
@@ -140,7 +140,54 @@ describe('alerting hands its undelivered notifications and cooldowns to the next
     expect(resolution?.alerts.every((a) => a.status === 'resolved')).toBe(true);
     expect(hooksOf('firing')).toHaveLength(1);
     expect(await keys.llen(`${keyPrefix}alerting:outbox`)).toBe(0);
+    await waitFor(async () => (await keys.llen(`${keyPrefix}alerting:outbox:delivering`)) === 0, { what: 'the delivered resolution to leave the in-delivery list' });
   }, 180_000);
+
+  it('delivers what a replica took from the outbox and died before delivering, through the next replica', async () => {
+    for (const r of [...running]) await stop(r);
+    hooks.failNext(0);
+    hooks.received.length = 0;
+    const group = `alerting-${randomBytes(4).toString('hex')}`;
+    const keyPrefix = `taken-${randomBytes(4).toString('hex')}:`;
+    const config = alertingConfig(base, hooks.url(), group, redis.url, keyPrefix, 600_000);
+    const startedAt = Date.now() - 60_000;
+    const resolution = {
+      id: `n-${randomBytes(4).toString('hex')}`,
+      status: 'resolved' as const,
+      ruleId: 'errors',
+      ruleKind: 'error_rate',
+      severity: 'warning',
+      sentAt: Date.now(),
+      alerts: [
+        {
+          fingerprint: 'errors:deployment=sim-mini',
+          rule: { id: 'errors', kind: 'error_rate' as const, scope: 'deployment' as const, windowMs: 2_000, threshold: 0.4, minRequests: 10, severity: 'warning' as const, channels: ['ops'], cooldownMs: 600_000 },
+          status: 'resolved' as const,
+          labels: { deployment: 'sim-mini' },
+          value: 0,
+          threshold: 0.4,
+          summary: 'error rate back under 40%',
+          startedAt,
+          at: Date.now(),
+          notify: true,
+        },
+      ],
+    };
+    // A replica that stopped handed this resolution over; the next one took it from the outbox and died before sending it.
+    const unreadable: string[] = [];
+    const dead = new RedisAlertingState(keys, keyPrefix, (what) => unreadable.push(what));
+    await dead.handOff([{ channel: 'ops', notification: resolution }]);
+    expect(await dead.claimHandedOver()).toHaveLength(1);
+
+    await start(config);
+    await waitFor(() => hooks.received.some((h) => h.headers[DELIVERY_HEADER] === resolution.id), { timeoutMs: 20_000, what: 'the next replica to deliver what the dead one had taken' });
+    const delivered = hooksOf('resolved');
+    expect(delivered).toHaveLength(1);
+    expect(delivered[0]?.alerts.map((a) => a.id)).toEqual(['errors:deployment=sim-mini']);
+    expect(unreadable).toEqual([]);
+    // Delivered: nothing is left for a later replica to send again.
+    await waitFor(async () => (await keys.llen(`${keyPrefix}alerting:outbox`)) + (await keys.llen(`${keyPrefix}alerting:outbox:delivering`)) === 0, { what: 'the delivered notification to leave Redis' });
+  }, 120_000);
 
   it('keeps a firing alert quiet through a restart within its cooldown, and notifies it again once the cooldown is over', async () => {
     for (const r of [...running]) await stop(r);

@@ -20,6 +20,7 @@ import { RedisAlertingState, type AlertingStateRepository } from './state/alerti
 
 export { AlertingService } from './alerting.service';
 export type { ReplicaRole } from './standby/active-replica';
+export { RedisAlertingState } from './state/alerting-state.repository';
 export { signPayload, verifySignature, SIGNATURE_HEADER, TIMESTAMP_HEADER, DELIVERY_HEADER } from './channels/webhook.channel';
 
 export interface AlertingDependencies {
@@ -166,6 +167,11 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
         // Delivers while the lease is held, shutting down included; what is left then is handed over through Redis.
         const mayDeliver = (): boolean => replica?.holdsLease() ?? true;
         const delivery = new DeliveryQueue(settings.delivery, metrics, logger, Math.random, mayDeliver, state ? (left) => state.handOff(left) : undefined);
+        // Handed-over deliveries with an outcome, being removed from Redis: waited for after the queue closes.
+        const finishing = new Set<Promise<void>>();
+        stops.push(async () => {
+          await Promise.all(finishing);
+        });
         stops.push(() => delivery.close());
         const router = routerAddresses.length > 0 ? new RouterStatusSource({ addresses: routerAddresses, discovery: settings.routerDiscovery, intervalMs: settings.routerPollMs }, logger, security) : undefined;
         if (router) stops.push(() => router.close());
@@ -191,7 +197,17 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
         if (store) await restoreFiring(service, store, logger);
         if (state) {
           // What a stopped replica left undelivered; taken again every round, for a replica that stopped after this one started.
-          const takeHandedOver = (): Promise<void> => sendHandedOver(state, channels, delivery, logger);
+          // The first take that succeeds also takes what a previous active replica had taken and never finished (it died).
+          let retaken = false;
+          let taking: Promise<void> | undefined;
+          const takeHandedOver = (): Promise<void> =>
+            (taking ??= sendHandedOver(state, channels, delivery, logger, !retaken, finishing)
+              .then((taken) => {
+                retaken ||= taken;
+              })
+              .finally(() => {
+                taking = undefined;
+              }));
           await takeHandedOver();
           const timer = setInterval(() => void takeHandedOver(), settings.evaluateIntervalMs);
           timer.unref();
@@ -256,25 +272,40 @@ async function restoreCooldowns(service: AlertingService, state: AlertingStateRe
   }
 }
 
-/** Queues the notifications a stopped replica handed over; those of a channel no longer configured are left out. */
-async function sendHandedOver(state: AlertingStateRepository, channels: readonly NotificationChannel[], delivery: DeliveryQueue, logger: Logger): Promise<void> {
+/**
+ * Queues the notifications a stopped replica handed over (with `retake`, also those a previous
+ * active replica had taken and not finished); each is removed from Redis once its delivery has an
+ * outcome, and those of a channel no longer configured at once. False when Redis could not be read.
+ */
+async function sendHandedOver(state: AlertingStateRepository, channels: readonly NotificationChannel[], delivery: DeliveryQueue, logger: Logger, retake: boolean, finishing: Set<Promise<void>>): Promise<boolean> {
   let handed;
   try {
-    handed = await state.claimHandedOver();
+    handed = await state.claimHandedOver({ retake });
   } catch (error) {
     logger.warn({ err: error }, 'alert notifications handed over by a stopped replica could not be read from Redis; trying again');
-    return;
+    return false;
   }
-  if (handed.length === 0) return;
+  if (handed.length === 0) return true;
+  const finish = (receipt: string): void => {
+    const removed = state
+      .finishHandedOver(receipt)
+      .catch((error: unknown) => logger.warn({ err: error }, 'a handed-over alert notification could not be removed from Redis: the next active replica may send it again'))
+      .finally(() => finishing.delete(removed));
+    finishing.add(removed);
+  };
   const byId = new Map(channels.map((c) => [c.id, c]));
   let queued = 0;
-  for (const { channel, notification } of handed) {
+  for (const { channel, notification, receipt } of handed) {
     const found = byId.get(channel);
-    if (!found) continue;
-    delivery.enqueue(found, notification);
+    if (!found) {
+      finish(receipt);
+      continue;
+    }
+    delivery.enqueue(found, notification, () => finish(receipt));
     queued++;
   }
   logger.info({ queued, skipped: handed.length - queued }, 'alert notifications handed over by a stopped replica queued for delivery');
+  return true;
 }
 
 /** What was firing when alerting last stopped, from its history; a store that cannot say is no reason not to start. */

@@ -6,7 +6,8 @@ import { AlertingMetrics, createLogger, createMetricsRegistry } from '@openroute
 import { DeliveryError, type AlertNotification, type NotificationChannel } from '../channels/notification';
 import type { AlertTransition } from '../rules/alert-tracker';
 import { WebhookChannel } from '../channels/webhook.channel';
-import { DeliveryQueue, type DeliveryOutcome } from './delivery-queue';
+import type { HandedOverDelivery } from '../state/alerting-state.repository';
+import { DeliveryQueue, type DeliveryOutcome, type HandOff } from './delivery-queue';
 
 const logger = createLogger('delivery-spec', 'silent');
 const settings = alertingSchema.parse({ delivery: { initialBackoffMs: 5, maxBackoffMs: 20, maxAttempts: 4, timeoutMs: 1_000, queueLimit: 3 } }).delivery;
@@ -227,5 +228,164 @@ describe('delivery queue on a replica that is no longer the active one', () => {
     expect(channel.calls).toEqual(['first']);
     expect(outcomes).toEqual(['dropped', 'dropped']);
     await queue.close();
+  });
+});
+
+describe('delivery queue at shutdown: drain, then hand over', () => {
+  const metrics = (): AlertingMetrics => new AlertingMetrics(createMetricsRegistry('alerting', { processMetrics: false }));
+  /** A receiver that answers each send with the next scripted status (204 once the script is over). */
+  function scripted(statuses: number[], id = 'hook'): NotificationChannel & { calls: string[] } {
+    const calls: string[] = [];
+    return {
+      id,
+      kind: 'webhook',
+      calls,
+      async send(n) {
+        calls.push(n.id);
+        const status = statuses.shift() ?? 204;
+        if (status >= 300) throw new DeliveryError(`the receiver answered ${status}`, status);
+      },
+    };
+  }
+  /** A hand-off that keeps what it is given (or fails when told to). */
+  function fakeHandOff(fail = false): HandOff & { kept: HandedOverDelivery[][] } {
+    const kept: HandedOverDelivery[][] = [];
+    const handOff = async (deliveries: readonly HandedOverDelivery[]): Promise<void> => {
+      if (fail) throw new Error('Redis unreachable');
+      kept.push([...deliveries]);
+    };
+    return Object.assign(handOff, { kept });
+  }
+  function outcomesOf(queue: DeliveryQueue): Array<[string, DeliveryOutcome]> {
+    const outcomes: Array<[string, DeliveryOutcome]> = [];
+    queue.listen((_channel, n, outcome) => outcomes.push([n.id, outcome]));
+    return outcomes;
+  }
+
+  it('keeps delivering during the grace, retries included, and hands nothing over once all is delivered', async () => {
+    const handOff = fakeHandOff();
+    const queue = new DeliveryQueue(settings, metrics(), logger, Math.random, () => true, handOff);
+    const outcomes = outcomesOf(queue);
+    const channel = scripted([503, 503]);
+    queue.enqueue(channel, notification('a'));
+    queue.enqueue(channel, notification('b'));
+    // The grace is long: close returns as soon as nothing is left to do, not at its end.
+    await queue.close(60_000);
+    expect(channel.calls).toEqual(['a', 'a', 'a', 'b']);
+    expect(outcomes).toEqual([
+      ['a', 'delivered'],
+      ['b', 'delivered'],
+    ]);
+    expect(handOff.kept).toEqual([]);
+    expect(queue.pending).toBe(0);
+  });
+
+  it('keeps a delivery whose last attempt fails during the grace, and hands it over instead of giving it up', async () => {
+    const handOff = fakeHandOff();
+    const queue = new DeliveryQueue({ ...settings, maxAttempts: 2 }, metrics(), logger, Math.random, () => true, handOff);
+    const outcomes = outcomesOf(queue);
+    const finished: string[] = [];
+    const channel = scripted([503, 503, 503]);
+    queue.enqueue(channel, notification('a'), () => finished.push('a'));
+    await queue.close(60_000);
+    expect(channel.calls).toEqual(['a', 'a']);
+    expect(handOff.kept).toEqual([[{ channel: 'hook', notification: notification('a') }]]);
+    expect(outcomes).toEqual([['a', 'handed_over']]);
+    // Handed over: the next active replica has it, so whoever kept it before may forget it.
+    expect(finished).toEqual(['a']);
+  });
+
+  it('sends nothing once the lease is lost during the grace, and hands over what it could not send', async () => {
+    const handOff = fakeHandOff();
+    let holds = true;
+    const queue = new DeliveryQueue({ ...settings, initialBackoffMs: 50, maxBackoffMs: 50 }, metrics(), logger, () => 0, () => holds, handOff);
+    const outcomes = outcomesOf(queue);
+    const channel = scripted([503]);
+    queue.enqueue(channel, notification('a'));
+    // The lease runs out while the retry waits: the retry finds it gone and parks the delivery.
+    holds = false;
+    await queue.close(60_000);
+    expect(channel.calls).toEqual(['a']);
+    expect(handOff.kept).toEqual([[{ channel: 'hook', notification: notification('a') }]]);
+    expect(outcomes).toEqual([['a', 'handed_over']]);
+  });
+
+  it('hands over what is left at the end of the grace in the order it was made, across rules and channels', async () => {
+    const handOff = fakeHandOff();
+    // Retries far past the grace: nothing more goes through before it ends.
+    const queue = new DeliveryQueue({ ...settings, queueLimit: 10, initialBackoffMs: 60_000, maxBackoffMs: 60_000 }, metrics(), logger, Math.random, () => true, handOff);
+    const outcomes = outcomesOf(queue);
+    const hook = scripted([503, 503], 'hook');
+    const slack = scripted([503], 'slack');
+    queue.enqueue(hook, notification('fired-r', 'firing', 'r'));
+    queue.enqueue(slack, notification('fired-s', 'firing', 's'));
+    queue.enqueue(hook, notification('resolved-r', 'resolved', 'r'));
+    queue.enqueue(hook, notification('fired-t', 'firing', 't'));
+    await queue.close(20);
+    // The resolution never went out ahead of its firing; each was tried once at most.
+    expect(hook.calls).toEqual(['fired-r', 'fired-t']);
+    expect(handOff.kept).toHaveLength(1);
+    expect(handOff.kept[0]?.map((d) => [d.channel, d.notification.id])).toEqual([
+      ['hook', 'fired-r'],
+      ['slack', 'fired-s'],
+      ['hook', 'resolved-r'],
+      ['hook', 'fired-t'],
+    ]);
+    expect(outcomes.map(([, o]) => o)).toEqual(['handed_over', 'handed_over', 'handed_over', 'handed_over']);
+    expect(queue.pending).toBe(0);
+  });
+
+  it('drops what is left when the hand-off fails, leaving it for whoever kept it before', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
+    const queue = new DeliveryQueue({ ...settings, initialBackoffMs: 60_000, maxBackoffMs: 60_000 }, metrics(), createLogger('delivery-spec', 'info', sink), Math.random, () => true, fakeHandOff(true));
+    const outcomes = outcomesOf(queue);
+    const finished: string[] = [];
+    const channel = scripted([503]);
+    queue.enqueue(channel, notification('a'), () => finished.push('a'));
+    queue.enqueue(channel, notification('b'), () => finished.push('b'));
+    await queue.close(20);
+    expect(outcomes).toEqual([
+      ['a', 'dropped'],
+      ['b', 'dropped'],
+    ]);
+    // Not finished: a handed-over delivery stays in Redis for the next active replica.
+    expect(finished).toEqual([]);
+    expect(lines.some((l) => l.includes('could not be handed over: dropped'))).toBe(true);
+    expect(queue.pending).toBe(0);
+  });
+
+  it('tells a delivery finished once it has an outcome for good, and not when a stopped replica drops it', async () => {
+    const queue = new DeliveryQueue({ ...settings, queueLimit: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 }, metrics(), logger);
+    const finished: string[] = [];
+    const done = (id: string) => () => finished.push(id);
+    queue.enqueue(scripted([]), notification('delivered', 'firing', 'a'), done('delivered'));
+    queue.enqueue(scripted([400]), notification('refused', 'firing', 'b'), done('refused'));
+    const down = scripted([503, 503, 503], 'down');
+    queue.enqueue(down, notification('pushed-out', 'firing', 'c'), done('pushed-out'));
+    queue.enqueue(down, notification('left', 'firing', 'd'), done('left'));
+    await until(() => finished.length === 2 && down.calls.length === 2);
+    // A third delivery pushes out the oldest not being sent (both wait for a retry).
+    queue.enqueue(down, notification('last', 'firing', 'e'), done('last'));
+    await queue.close(20);
+    expect(finished).toEqual(['delivered', 'refused', 'pushed-out']);
+  });
+
+  it('does not hand over a send still under way past its timeout: it may yet arrive', async () => {
+    jest.useFakeTimers();
+    try {
+      const handOff = fakeHandOff();
+      const queue = new DeliveryQueue({ ...settings, timeoutMs: 100 }, metrics(), logger, Math.random, () => true, handOff);
+      const outcomes = outcomesOf(queue);
+      const hanging: NotificationChannel = { id: 'hook', kind: 'webhook', send: () => new Promise<void>(() => undefined) };
+      queue.enqueue(hanging, notification('a'));
+      const closed = queue.close(50);
+      await jest.advanceTimersByTimeAsync(50 + 100 + 1_000);
+      await closed;
+      expect(handOff.kept).toEqual([]);
+      expect(outcomes).toEqual([['a', 'dropped']]);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

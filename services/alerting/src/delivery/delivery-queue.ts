@@ -33,6 +33,9 @@ interface Delivery {
   parked: boolean;
   /** Its outcome has been told (a send still running at shutdown is told `dropped`, and nothing after). */
   settled: boolean;
+  /** Pushed out of a full queue: dropped for good, not left for another replica. */
+  pushedOut?: boolean;
+  onFinished?: () => void;
   timer?: NodeJS.Timeout;
 }
 
@@ -78,8 +81,14 @@ export class DeliveryQueue {
     this.listener = listener;
   }
 
-  enqueue(channel: NotificationChannel, notification: AlertNotification): void {
-    const delivery: Delivery = { channel, notification, lane: `${channel.id}\u0000${notification.ruleId}`, attempts: 0, sending: false, parked: false, settled: false };
+  /**
+   * `onFinished` is called once no replica needs to send this delivery any more: delivered,
+   * refused, given up, withdrawn, pushed out of a full queue, or handed over. Not when it is
+   * dropped at shutdown or because the replica may no longer notify: the next active replica may
+   * still send it (how a handed-over delivery taken from Redis stays there until it has an outcome).
+   */
+  enqueue(channel: NotificationChannel, notification: AlertNotification, onFinished?: () => void): void {
+    const delivery: Delivery = { channel, notification, lane: `${channel.id}\u0000${notification.ruleId}`, attempts: 0, sending: false, parked: false, settled: false, ...(onFinished ? { onFinished } : {}) };
     if (this.closed) {
       this.settle(delivery, 'dropped');
       return;
@@ -87,6 +96,7 @@ export class DeliveryQueue {
     if (this.queued.size >= this.settings.queueLimit) {
       const oldest = [...this.queued].find((d) => !d.sending);
       if (oldest) {
+        oldest.pushedOut = true;
         this.metrics.dropped.inc({ channel: oldest.channel.id });
         this.logger.error({ channel: oldest.channel.id, notification: oldest.notification.id, rule: oldest.notification.ruleId, status: oldest.notification.status }, 'alert delivery queue full: oldest notification dropped');
         this.done(oldest, 'dropped');
@@ -208,6 +218,7 @@ export class DeliveryQueue {
     if (delivery.settled) return;
     delivery.settled = true;
     this.listener(delivery.channel, delivery.notification, outcome);
+    if (outcome !== 'dropped' || delivery.pushedOut) delivery.onFinished?.();
   }
 
   /**

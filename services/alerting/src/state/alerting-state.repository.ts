@@ -9,12 +9,24 @@ export interface HandedOverDelivery {
   notification: AlertNotification;
 }
 
+/** A handed-over delivery taken into delivery; `receipt` tells the store which one has an outcome. */
+export interface ClaimedDelivery extends HandedOverDelivery {
+  receipt: string;
+}
+
 /** Where the alerting replicas keep what must outlive one of them: the delivery outbox, cooldowns and firing alerts. */
 export interface AlertingStateRepository extends Pick<AlertHistoryStore, 'append' | 'firing'> {
   /** Keeps deliveries for the next active replica, in order. */
   handOff(deliveries: readonly HandedOverDelivery[]): Promise<void>;
-  /** Takes every delivery handed over (they are gone from the store once taken), oldest first. */
-  claimHandedOver(): Promise<HandedOverDelivery[]>;
+  /**
+   * Takes the deliveries handed over, oldest first, into delivery: they stay in the store until
+   * `finishHandedOver` is told of each, so a replica that dies before sending them loses none.
+   * With `retake`, also those already in delivery — taken by a previous active replica that never
+   * told their outcome (a replica takes these once, as it becomes the active one).
+   */
+  claimHandedOver(options?: { retake?: boolean }): Promise<ClaimedDelivery[]>;
+  /** A claimed delivery has an outcome (or no channel left to go to): it is no longer kept. */
+  finishHandedOver(receipt: string): Promise<void>;
   /** When each alert (by fingerprint) last had a notification reach a channel (ms since the epoch). */
   cooldowns(): Promise<Map<string, number>>;
   /** An alert's notification reached a channel at `at`. */
@@ -54,16 +66,44 @@ const firingEntrySchema = z
   .object({ at: z.string(), alertId: z.string(), ruleId: z.string(), ruleKind: z.string(), status: z.string(), startedAt: z.string(), labels: z.record(z.string(), z.string()), notified: z.boolean(), channels: z.array(z.string()) })
   .passthrough();
 
+/**
+ * At most this many handed-over deliveries are in delivery at once; past it they wait in the outbox
+ * until those in delivery have an outcome (taken at a later round). The outbox keeps at most
+ * `OUTBOX_LIMIT`: a hand-over past it pushes out the oldest.
+ */
+export const IN_DELIVERY_LIMIT = 1_000;
+export const OUTBOX_LIMIT = 10_000;
+
+/**
+ * Moves the oldest of the outbox (KEYS[1]) to the in-delivery list (KEYS[2]) while it holds fewer
+ * than ARGV[1], in one step; returns what was moved, after what was already in delivery when
+ * ARGV[2] is '1'. LPOP + RPUSH rather than LMOVE: the same on every Redis version.
+ */
+const CLAIM_SCRIPT = `
+local taken = {}
+if ARGV[2] == '1' then taken = redis.call('LRANGE', KEYS[2], 0, -1) end
+local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[2])
+for i = 1, room do
+  local item = redis.call('LPOP', KEYS[1])
+  if not item then break end
+  redis.call('RPUSH', KEYS[2], item)
+  taken[#taken + 1] = item
+end
+return taken
+`;
+
 /** Cooldowns older than this are forgotten when read: no rule holds an alert back that long (at most a day unless a rule says more). */
 const DEFAULT_COOLDOWN_RETENTION_MS = 24 * 60 * 60_000;
 
 /**
- * The alerting state in Redis (`<keyPrefix>alerting:outbox`, a list; `…:cooldowns` and `…:firing`,
- * hashes by alert). Only the active replica (the lease holder) writes and reads it. What was made
- * by an older version, or is not readable, is skipped rather than stopping the start.
+ * The alerting state in Redis (`<keyPrefix>alerting:outbox` and `…:outbox:delivering`, lists;
+ * `…:cooldowns` and `…:firing`, hashes by alert). Only the active replica (the lease holder) writes
+ * and reads it, so one in-delivery list serves every holder in turn. What was made by an older
+ * version, or is not readable, is skipped rather than stopping the start.
  */
 export class RedisAlertingState implements AlertingStateRepository {
   private readonly outboxKey: string;
+  private readonly deliveringKey: string;
   private readonly cooldownsKey: string;
   private readonly firingKey: string;
 
@@ -75,27 +115,40 @@ export class RedisAlertingState implements AlertingStateRepository {
     private readonly cooldownRetentionMs = DEFAULT_COOLDOWN_RETENTION_MS,
   ) {
     this.outboxKey = `${keyPrefix}alerting:outbox`;
+    this.deliveringKey = `${keyPrefix}alerting:outbox:delivering`;
     this.cooldownsKey = `${keyPrefix}alerting:cooldowns`;
     this.firingKey = `${keyPrefix}alerting:firing`;
   }
 
   async handOff(deliveries: readonly HandedOverDelivery[]): Promise<void> {
     if (deliveries.length === 0) return;
-    await this.redis.rpush(this.outboxKey, ...deliveries.map((d) => JSON.stringify(d)));
+    const replies = await this.redis
+      .multi()
+      .rpush(this.outboxKey, ...deliveries.map((d) => JSON.stringify(d)))
+      .ltrim(this.outboxKey, -OUTBOX_LIMIT, -1)
+      .exec();
+    const failed = replies?.find(([error]) => error);
+    if (!replies || failed) throw failed?.[0] ?? new Error('the alert delivery outbox could not be written');
   }
 
-  async claimHandedOver(): Promise<HandedOverDelivery[]> {
-    const replies = await this.redis.multi().lrange(this.outboxKey, 0, -1).del(this.outboxKey).exec();
-    const [range] = replies ?? [];
-    if (!range || range[0]) throw range?.[0] ?? new Error('the alert delivery outbox could not be read');
-    const items = range[1] as string[];
-    const read: HandedOverDelivery[] = [];
+  async claimHandedOver(options: { retake?: boolean } = {}): Promise<ClaimedDelivery[]> {
+    const items = (await this.redis.eval(CLAIM_SCRIPT, 2, this.outboxKey, this.deliveringKey, String(IN_DELIVERY_LIMIT), options.retake ? '1' : '0')) as string[];
+    const read: ClaimedDelivery[] = [];
     for (const item of items) {
       const parsed = handedOverSchema.safeParse(parseJson(item));
-      if (parsed.success) read.push(parsed.data as unknown as HandedOverDelivery);
-      else this.onUnreadable('a handed-over alert notification');
+      if (parsed.success) {
+        read.push({ ...(parsed.data as unknown as HandedOverDelivery), receipt: item });
+        continue;
+      }
+      this.onUnreadable('a handed-over alert notification');
+      // Never readable: not kept for another replica to skip again.
+      await this.finishHandedOver(item);
     }
     return read;
+  }
+
+  async finishHandedOver(receipt: string): Promise<void> {
+    await this.redis.lrem(this.deliveringKey, 1, receipt);
   }
 
   async cooldowns(): Promise<Map<string, number>> {
