@@ -152,7 +152,7 @@ describe('the experiment report, which always reads the raw events', () => {
     completionTokens: 15,
     costs,
   });
-  const experiments = (arms: ArmAggregate[]) => {
+  const experiments = (arms: ArmAggregate[], { retentionDays }: { retentionDays?: number } = { retentionDays: 400 }) => {
     const asked: Array<[number, number]> = [];
     const repository: ReportsRepository = {
       usage: async () => ({ source: 'events', rows: [] }),
@@ -162,7 +162,7 @@ describe('the experiment report, which always reads the raw events', () => {
       },
       spend: async () => [],
     };
-    const service = new ReportsService(repository, { chargeback: { ...CHARGEBACK, sharedCostCenters: [] }, reports: { maxRows: 100 } }, { retentionDays: 400, clock: () => now });
+    const service = new ReportsService(repository, { chargeback: { ...CHARGEBACK, sharedCostCenters: [] }, reports: { maxRows: 100 } }, { retentionDays, clock: () => now });
     return { service, asked };
   };
 
@@ -180,6 +180,45 @@ describe('the experiment report, which always reads the raw events', () => {
     // Within the retention: read.
     await service.experiment({ scope: undefined, experiment: 'exp-1', fromMs: now - 399 * day, toMs: now });
     expect(asked).toEqual([[now - 399 * day, now]]);
+  });
+
+  it('reads the 30 days before `to` when the request gives no `from`, and answers the start it read from', async () => {
+    const { service, asked } = experiments([]);
+    const report = await service.experiment({ scope: undefined, experiment: 'exp-1', toMs: now });
+    expect(asked).toEqual([[now - 30 * day, now]]);
+    expect(report.fromMs).toBe(now - 30 * day);
+    // An explicit `from` is read as it is, and answered back.
+    expect((await service.experiment({ scope: undefined, experiment: 'exp-1', fromMs: now - 45 * day, toMs: now })).fromMs).toBe(now - 45 * day);
+    // Without a retention to keep to, never before 1970.
+    const unbounded = experiments([], {});
+    expect((await unbounded.service.experiment({ scope: undefined, experiment: 'exp-1', toMs: 10 * day })).fromMs).toBe(0);
+    expect(unbounded.asked).toEqual([[0, 10 * day]]);
+  });
+
+  it('starts a default window at the oldest raw event kept when the retention is shorter than 30 days, yet refuses an explicit `from` before it', async () => {
+    const { service, asked } = experiments([], { retentionDays: 7 });
+    const report = await service.experiment({ scope: undefined, experiment: 'exp-1', toMs: now });
+    expect(asked).toEqual([[now - 7 * day, now]]);
+    expect(report.fromMs).toBe(now - 7 * day);
+    // A `to` in the past moves the default start back only as far as the retention allows.
+    await service.experiment({ scope: undefined, experiment: 'exp-1', toMs: now - 2 * day });
+    expect(asked[1]).toEqual([now - 7 * day, now - 2 * day]);
+    const explicit: unknown = await service.experiment({ scope: undefined, experiment: 'exp-1', fromMs: now - 8 * day, toMs: now }).catch((e: unknown) => e);
+    expect(explicit).toMatchObject({ kind: 'bad_request', param: 'from', code: 'invalid_value', message: expect.stringContaining('kept for 7 days (usage.clickhouse.retentionDays)') });
+    expect(asked).toHaveLength(2);
+  });
+
+  it('refuses a default window whose `to` is not after the oldest raw event kept, on `to`', async () => {
+    const { service, asked } = experiments([], { retentionDays: 7 });
+    const error: unknown = await service.experiment({ scope: undefined, experiment: 'exp-1', toMs: now - 7 * day }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GatewayError);
+    expect(error).toMatchObject({
+      kind: 'bad_request',
+      param: 'to',
+      code: 'invalid_value',
+      message: 'Raw usage events are kept for 7 days (usage.clickhouse.retentionDays), so the experiment report, which reads them, cannot start before 2026-06-08T12:00:00.000Z. Ask for a later `to`.',
+    });
+    expect(asked).toEqual([]);
   });
 
   it('gives an arm in one currency its cost, and one in several its cost per currency only', async () => {

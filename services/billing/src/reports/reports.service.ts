@@ -95,14 +95,20 @@ export class ReportsService {
     );
   }
 
-  /** A range of raw events that starts before the oldest one kept is refused, saying from when it may start. */
-  private requireKept(fromMs: number, reader: string, instead: string): void {
+  /** The first instant whose raw events are still kept; none without a retention. */
+  private oldestKept(): number {
     const { retentionDays, clock = Date.now } = this.options;
-    if (retentionDays === undefined) return;
-    const oldest = clock() - retentionDays * DAY_MS;
-    if (fromMs >= oldest) return;
-    throw new GatewayError('bad_request', `Raw usage events are kept for ${retentionDays} days (usage.clickhouse.retentionDays), so ${reader}, cannot start before ${new Date(oldest).toISOString()}. ${instead}`, {
-      param: 'from',
+    return retentionDays === undefined ? -Infinity : clock() - retentionDays * DAY_MS;
+  }
+
+  /** A range of raw events that starts before the oldest one kept is refused, saying from when it may start. */
+  private requireKept(fromMs: number, reader: string, instead: string, oldest = this.oldestKept()): void {
+    if (fromMs < oldest) throw this.notKept(oldest, reader, instead, 'from');
+  }
+
+  private notKept(oldest: number, reader: string, instead: string, param: 'from' | 'to'): GatewayError {
+    return new GatewayError('bad_request', `Raw usage events are kept for ${this.options.retentionDays} days (usage.clickhouse.retentionDays), so ${reader}, cannot start before ${new Date(oldest).toISOString()}. ${instead}`, {
+      param,
       code: 'invalid_value',
     });
   }
@@ -283,17 +289,30 @@ export class ReportsService {
    * currency each request was priced in. Money is per currency (`costs`); the arm's own `cost`,
    * `costPerRequest` and `currency` are filled only when it has one currency, as costs in
    * different currencies are never added up. The experiment report always reads the raw events
-   * (the rollup keeps no arm), so it is held to their retention.
+   * (the rollup keeps no arm), so it is held to their retention: a `from` the caller gave before
+   * the oldest one kept is refused, while the default start (the 30 days before `to`, never before
+   * 1970) is moved up to it, so a report that names no start is not refused for one it never chose.
    */
   async experiment(request: billingv1.ExperimentReportRequest): Promise<billingv1.ExperimentReportResponse> {
     if (!request.experiment) throw new GatewayError('bad_request', 'Name the experiment.', { param: 'id', code: 'invalid_value' });
-    if (!(request.toMs > request.fromMs)) throw new GatewayError('bad_request', '`to` must be after `from`.', { param: 'to', code: 'invalid_value' });
-    this.requireKept(request.fromMs, 'the experiment report, which reads them', 'Ask for a later `from`.');
-    const arms = await this.repository.experiment(request.experiment, request.fromMs, request.toMs, scopeFilters(request.scope));
+    const reader = 'the experiment report, which reads them';
+    // Read once: the default start and the check against it must see the same instant.
+    const oldest = this.oldestKept();
+    let fromMs = request.fromMs;
+    if (fromMs === undefined) {
+      fromMs = Math.max(0, request.toMs - 30 * DAY_MS, oldest);
+      // A `to` at or before the oldest event kept: no window ending there is kept.
+      if (!(request.toMs > fromMs) && fromMs === oldest) throw this.notKept(oldest, reader, 'Ask for a later `to`.', 'to');
+    } else {
+      this.requireKept(fromMs, reader, 'Ask for a later `from`.', oldest);
+    }
+    if (!(request.toMs > fromMs)) throw new GatewayError('bad_request', '`to` must be after `from`.', { param: 'to', code: 'invalid_value' });
+    const arms = await this.repository.experiment(request.experiment, fromMs, request.toMs, scopeFilters(request.scope));
     const per = (value: Money | number | string, requests: number, places: number): string =>
       requests > 0 ? new Money(value).dividedBy(requests).toDecimalPlaces(places, Money.ROUND_HALF_EVEN).toFixed() : '0';
     return {
       experiment: request.experiment,
+      fromMs,
       arms: arms.map((a) => {
         const costs = a.costs.map((c) => ({ currency: c.currency, requests: c.requests, cost: text(c.cost), costPerRequest: moneyText(new Money(per(c.cost, c.requests, 18))) }));
         const only = costs.length === 1 ? costs[0] : undefined;

@@ -1,4 +1,7 @@
 import { RequestMethod } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { billingv1 } from '@openrouter/contracts';
+import type { BillingClient } from '../billing.client';
 import { INTERCEPTORS_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
 import { accountAt } from '@openrouter/budgets';
 import { budgetSchema } from '@openrouter/config';
@@ -134,6 +137,37 @@ describe('the admin OpenAPI document', () => {
     expect(alertViewSchema.safeParse(answered).success).toBe(true);
     expect(Object.keys(ADMIN_OPENAPI.components.schemas.Alert.properties ?? {})).toEqual(Object.keys(answered));
     expect(JSON.stringify(ADMIN_OPENAPI.paths['/admin/v1/alerts'])).toContain('#/components/schemas/AlertList');
+  });
+
+  it('describes every field of an experiment report\'s arm and every column of its CSV, and which are null', async () => {
+    const arm: billingv1.ExperimentArm = {
+      arm: 'control',
+      requests: 1,
+      errors: 0,
+      errorRate: '0',
+      latencyP50Ms: 1,
+      latencyP95Ms: 1,
+      ttftP50Ms: 1,
+      ttftP95Ms: 1,
+      promptTokensPerRequest: '1',
+      completionTokensPerRequest: '1',
+      cost: '0.1',
+      costPerRequest: '0.1',
+      currency: 'USD',
+      costs: [{ currency: 'USD', requests: 1, cost: '0.1', costPerRequest: '0.1' }],
+    };
+    const billing = { experiment: async (r: billingv1.ExperimentReportRequest) => ({ experiment: r.experiment, fromMs: 0, arms: [arm] }) } as unknown as BillingClient;
+    const admin = { admin: { id: 'admin', role: 'admin' } } as unknown as FastifyRequest;
+    const reply = { header: () => reply } as unknown as FastifyReply;
+    const controller = new ReportsHttpController(billing);
+    const json = (await controller.experiment(admin, 'exp-1', {}, reply)) as { arms: Array<Record<string, unknown>> };
+    const csv = (await controller.experiment(admin, 'exp-1', { format: 'csv' }, reply)) as string;
+    const operation = (ADMIN_OPENAPI.paths as Record<string, { get: { parameters: Array<{ name: string; description?: string }>; responses: Record<string, { description: string }> } }>)['/admin/v1/experiments/{id}/report']!.get;
+    const described = operation.responses['200']?.description ?? '';
+    const fields = [...Object.keys(json), ...Object.keys(json.arms[0] ?? {}), ...Object.keys((json.arms[0]?.cost_by_currency as Record<string, object>).USD ?? {}), ...(csv.split('\r\n')[0] ?? '').split(',')];
+    for (const field of new Set(fields)) expect([field, described.includes(`\`${field}\``)]).toEqual([field, true]);
+    expect(described).toMatch(/`currency`, `cost` and `cost_per_request` are `null`/);
+    expect(operation.parameters.find((p) => p.name === 'from')?.description).toContain('usage.clickhouse.retentionDays');
   });
 
   it('lists every query parameter of the audit log, and the actions its filter accepts', () => {

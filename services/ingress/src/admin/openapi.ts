@@ -236,8 +236,27 @@ export const ADMIN_OPENAPI = {
       get: {
         summary: 'The arms of an A/B experiment or gray release compared: requests, error rate, p50/p95 latency and TTFT, tokens and cost per request',
         ...roles('admin', 'finance', 'project'),
-        parameters: [idParam('id'), { name: 'from', in: 'query', schema: { type: 'string' } }, { name: 'to', in: 'query', schema: { type: 'string' } }, { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } }],
-        responses: { 200: ok('One row per arm'), 400: error },
+        parameters: [
+          idParam('id'),
+          {
+            name: 'from',
+            in: 'query',
+            schema: { type: 'string' },
+            description:
+              'Date or ISO instant; before the oldest raw event kept (usage.clickhouse.retentionDays) is 400 `invalid_value`. Default: 30 days before `to`, or the oldest raw event kept when that is later',
+          },
+          { name: 'to', in: 'query', schema: { type: 'string' }, description: 'Date or ISO instant (exclusive); default now' },
+          { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } },
+        ],
+        responses: {
+          200: ok(
+            '`object` (`experiment_report`), `experiment`, `from` (the start read from), `to` and `arms`, one entry per arm with `arm`, `requests`, `errors`, `error_rate`, `latency_p50_ms`, `latency_p95_ms`, `ttft_p50_ms`, `ttft_p95_ms`, `prompt_tokens_per_request`, `completion_tokens_per_request` over all its requests, and `cost_by_currency`: per currency its `requests`, `cost` and `cost_per_request`; `currency`, `cost` and `cost_per_request` are `null` unless all its requests are in one currency (costs in different currencies are never added up). The CSV has one line per arm and currency, the arm\'s figures on each, `cost` and `cost_per_request` of that currency and `currency_requests`, its requests priced in it (an arm priced in none has one line, its money cells empty); money as decimal strings',
+          ),
+          400: error,
+          401: error,
+          403: error,
+          503: error,
+        },
       },
     },
     '/admin/v1/alerts': {

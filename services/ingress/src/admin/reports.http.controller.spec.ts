@@ -6,8 +6,12 @@ import { ReportsHttpController } from './reports.http.controller';
 
 const DAY_MS = 86_400_000;
 
-/** A billing client that answers every usage report with nothing and every experiment report with `arms`, and the requests it was sent. */
-function billing(arms: billingv1.ExperimentArm[] = []): { client: BillingClient; usage: billingv1.UsageReportRequest[]; experiment: billingv1.ExperimentReportRequest[] } {
+/**
+ * A billing client that answers every usage report with nothing and every experiment report with
+ * `arms`, read from the request's `from` or, without one, from `defaultFrom` (billing's default
+ * start), and the requests it was sent.
+ */
+function billing(arms: billingv1.ExperimentArm[] = [], defaultFrom = 0): { client: BillingClient; usage: billingv1.UsageReportRequest[]; experiment: billingv1.ExperimentReportRequest[] } {
   const usage: billingv1.UsageReportRequest[] = [];
   const experiment: billingv1.ExperimentReportRequest[] = [];
   const client = {
@@ -17,7 +21,7 @@ function billing(arms: billingv1.ExperimentArm[] = []): { client: BillingClient;
     },
     experiment: async (request: billingv1.ExperimentReportRequest): Promise<billingv1.ExperimentReportResponse> => {
       experiment.push(request);
-      return { experiment: request.experiment, arms };
+      return { experiment: request.experiment, fromMs: request.fromMs ?? defaultFrom, arms };
     },
   } as unknown as BillingClient;
   return { client, usage, experiment };
@@ -78,11 +82,17 @@ describe('a report given only `to`', () => {
     expect(usage[0]).toMatchObject({ fromMs: thisMonth, toMs: Date.parse('2050-01-01T00:00:00Z') });
   });
 
-  it('reads an experiment report over the 30 days before `to`', async () => {
-    const { client, experiment } = billing();
+  it('leaves an experiment report\'s start to billing, which keeps to the raw events\' retention, and answers the start it read from', async () => {
+    // As billing answers when its retention is shorter than the 30 days before `to`.
+    const { client, experiment } = billing([], Date.parse('2025-03-08T00:00:00Z'));
     const report = await new ReportsHttpController(client).experiment(request, 'exp-1', { to: '2025-03-15' }, reply);
-    expect(experiment[0]).toMatchObject({ experiment: 'exp-1', fromMs: Date.parse('2025-02-13T00:00:00Z'), toMs: Date.parse('2025-03-15T00:00:00Z') });
-    expect(report).toMatchObject({ from: '2025-02-13T00:00:00.000Z', to: '2025-03-15T00:00:00.000Z' });
+    expect(experiment).toHaveLength(1);
+    expect(experiment[0]).toMatchObject({ experiment: 'exp-1', toMs: Date.parse('2025-03-15T00:00:00Z') });
+    expect(experiment[0]?.fromMs).toBeUndefined();
+    expect(report).toMatchObject({ from: '2025-03-08T00:00:00.000Z', to: '2025-03-15T00:00:00.000Z' });
+    // A `from` the caller gives is sent as it is.
+    await new ReportsHttpController(client).experiment(request, 'exp-1', { from: '2025-01-01', to: '2025-03-15' }, reply);
+    expect(experiment[1]).toMatchObject({ fromMs: Date.parse('2025-01-01T00:00:00Z'), toMs: Date.parse('2025-03-15T00:00:00Z') });
   });
 
   it('still refuses a `to` before an explicit `from`, naming both', async () => {
@@ -148,5 +158,20 @@ describe('ReportsHttpController.experiment', () => {
       'treatment,USD,2,1,0.2,100,300,40,90,10,5,0.8,0.4,2',
       '',
     ]);
+  });
+
+  it('writes an arm with no priced currency on one CSV line of its own, its cost cells empty', async () => {
+    const { client } = billing([{ ...arm('unpriced', []), requests: 3 }, ...arms]);
+    const { reply: csvReply } = recordingReply();
+    const text = (await new ReportsHttpController(client).experiment(request, 'exp-1', { from: '2025-04-01', to: '2025-05-01', format: 'csv' }, csvReply)) as string;
+    expect(text.split('\r\n').slice(1)).toEqual([
+      'unpriced,,3,1,0.2,100,300,40,90,10,5,,,',
+      'control,EUR,5,1,0.2,100,300,40,90,10,5,0.2,0.1,2',
+      'control,USD,5,1,0.2,100,300,40,90,10,5,0.300000000000000001,0.1,3',
+      'treatment,USD,2,1,0.2,100,300,40,90,10,5,0.8,0.4,2',
+      '',
+    ]);
+    const report = (await new ReportsHttpController(client).experiment(request, 'exp-1', { from: '2025-04-01', to: '2025-05-01' }, reply)) as { arms: Array<Record<string, unknown>> };
+    expect(report.arms[0]).toMatchObject({ arm: 'unpriced', requests: 3, currency: null, cost: null, cost_per_request: null, cost_by_currency: {} });
   });
 });

@@ -180,10 +180,10 @@ export class ReportsHttpController {
     const experiment = parseInput(experimentId, id);
     const q = parseInput(experimentQuery, query);
     const scope = reportScope(adminOf(req), {});
-    // The 30 days before `to` (now by default), never before 1970.
+    // Without `from`, billing starts the report 30 days before `to` (now by default), or at the
+    // oldest raw event it keeps when that is later, and answers where it started.
     const toMs = q.to ?? Date.now() + 1;
-    const fromMs = q.from ?? Math.max(0, toMs - 30 * DAY_MS);
-    const report = await this.client().experiment({ scope, experiment, fromMs, toMs });
+    const report = await this.client().experiment({ scope, experiment, fromMs: q.from, toMs });
     // An arm's own figures are over all its requests; its money is per currency, and its single
     // `cost` only when all of it is in one (costs in different currencies are never added up).
     const arms = report.arms.map((a) => ({
@@ -203,13 +203,16 @@ export class ReportsHttpController {
       cost_by_currency: Object.fromEntries(a.costs.map((c) => [c.currency, { requests: c.requests, cost: c.cost, cost_per_request: c.costPerRequest }])),
     }));
     if (q.format === 'csv') {
-      // One line per arm and currency: the arm's figures on each, the money (and its request count) of that currency.
-      const lines = arms.flatMap((a) =>
-        Object.entries(a.cost_by_currency).map(([currency, c]): Record<ExperimentColumn, string | number> => ({ ...a, currency, cost: c.cost, cost_per_request: c.cost_per_request, currency_requests: c.requests })),
-      );
+      // One line per arm and currency: the arm's figures on each, the money (and its request count)
+      // of that currency. An arm priced in no currency still has its line, its money cells empty.
+      const lines = arms.flatMap((a): Array<Record<ExperimentColumn, string | number>> => {
+        const costs = Object.entries(a.cost_by_currency);
+        if (costs.length === 0) return [{ ...a, currency: '', cost: '', cost_per_request: '', currency_requests: '' }];
+        return costs.map(([currency, c]) => ({ ...a, currency, cost: c.cost, cost_per_request: c.cost_per_request, currency_requests: c.requests }));
+      });
       return csv(reply, `experiment-${experiment}.csv`, EXPERIMENT_COLUMNS, lines.map((l) => EXPERIMENT_COLUMNS.map((h) => l[h])));
     }
-    return { object: 'experiment_report', experiment: report.experiment, from: iso(fromMs), to: iso(toMs), arms };
+    return { object: 'experiment_report', experiment: report.experiment, from: iso(report.fromMs), to: iso(toMs), arms };
   }
 
   private client(): BillingClient {

@@ -203,7 +203,11 @@ export interface FocusExportResponse {
 export interface ExperimentReportRequest {
   scope?: TenantScope | undefined;
   experiment: string;
-  fromMs: number;
+  /**
+   * Unset: billing's default start, the 30 days before to_ms, no earlier than the oldest raw
+   * event it keeps (so a report that names no start is never refused for the retention).
+   */
+  fromMs?: number | undefined;
   toMs: number;
 }
 
@@ -241,6 +245,8 @@ export interface ExperimentArmCost {
 export interface ExperimentReportResponse {
   experiment: string;
   arms: ExperimentArm[];
+  /** The start the report was read from: the request's from_ms, or the default one. */
+  fromMs: number;
 }
 
 function createBaseTenantScope(): TenantScope {
@@ -2376,7 +2382,7 @@ export const FocusExportResponse: MessageFns<FocusExportResponse> = {
 };
 
 function createBaseExperimentReportRequest(): ExperimentReportRequest {
-  return { scope: undefined, experiment: "", fromMs: 0, toMs: 0 };
+  return { scope: undefined, experiment: "", fromMs: undefined, toMs: 0 };
 }
 
 export const ExperimentReportRequest: MessageFns<ExperimentReportRequest> = {
@@ -2387,7 +2393,7 @@ export const ExperimentReportRequest: MessageFns<ExperimentReportRequest> = {
     if (message.experiment !== "") {
       writer.uint32(18).string(message.experiment);
     }
-    if (message.fromMs !== 0) {
+    if (message.fromMs !== undefined) {
       writer.uint32(24).int64(message.fromMs);
     }
     if (message.toMs !== 0) {
@@ -2462,7 +2468,7 @@ export const ExperimentReportRequest: MessageFns<ExperimentReportRequest> = {
       ? TenantScope.fromPartial(object.scope)
       : undefined;
     message.experiment = object.experiment ?? "";
-    message.fromMs = object.fromMs ?? 0;
+    message.fromMs = object.fromMs ?? undefined;
     message.toMs = object.toMs ?? 0;
     return message;
   },
@@ -2786,7 +2792,7 @@ export const ExperimentArmCost: MessageFns<ExperimentArmCost> = {
 };
 
 function createBaseExperimentReportResponse(): ExperimentReportResponse {
-  return { experiment: "", arms: [] };
+  return { experiment: "", arms: [], fromMs: 0 };
 }
 
 export const ExperimentReportResponse: MessageFns<ExperimentReportResponse> = {
@@ -2796,6 +2802,9 @@ export const ExperimentReportResponse: MessageFns<ExperimentReportResponse> = {
     }
     for (const v of message.arms) {
       ExperimentArm.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.fromMs !== 0) {
+      writer.uint32(24).int64(message.fromMs);
     }
     return writer;
   },
@@ -2829,6 +2838,14 @@ export const ExperimentReportResponse: MessageFns<ExperimentReportResponse> = {
             message.arms.push(ExperimentArm.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fromMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2848,6 +2865,7 @@ export const ExperimentReportResponse: MessageFns<ExperimentReportResponse> = {
     const message = createBaseExperimentReportResponse();
     message.experiment = object.experiment ?? "";
     message.arms = object.arms?.map((e) => ExperimentArm.fromPartial(e)) || [];
+    message.fromMs = object.fromMs ?? 0;
     return message;
   },
 };
