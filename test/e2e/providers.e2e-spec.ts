@@ -18,8 +18,14 @@ const weather = {
 };
 
 const chatModel = (type: ProviderType): string => `${type}-chat`;
-/** Claude's reasoning tokens as the gateway estimates them: the thinking text by its tokenizer (o200k), at most the output tokens. */
-const thinkingEstimate = (thinking: string, completionTokens: number): number => Math.min(encode(thinking, { disallowedSpecial: new Set() }).length, completionTokens);
+/**
+ * Claude's reasoning tokens as the gateway estimates them for an answer with thinking: the larger of
+ * the thinking text and the output tokens beyond the answer's text, by its tokenizer (o200k), at most the output tokens.
+ */
+const thinkingEstimate = (thinking: string, answer: string, completionTokens: number): number => {
+  const tokens = (text: string): number => encode(text, { disallowedSpecial: new Set() }).length;
+  return Math.min(completionTokens, Math.max(tokens(thinking), completionTokens - tokens(answer)));
+};
 /** The cost the gateway bills at `pricing: {input: '1', output: '2'}` (per million tokens): output tokens, thinking included, and nothing more for reasoning. */
 const billedAt1And2 = (u: OpenAI.CompletionUsage): number => (u.prompt_tokens + 2 * u.completion_tokens) / 1_000_000;
 const embeddingModel = (type: ProviderType): string => `${type}-embed`;
@@ -306,12 +312,12 @@ describe('vertex with a service-account key, Gemini and Claude', () => {
     expect(modelCalls().every((r) => r.headers['authorization'] === 'present')).toBe(true);
   });
 
-  it("estimates Claude's reasoning tokens on Vertex AI as on Anthropic's API, from the thinking text", async () => {
+  it("estimates Claude's reasoning tokens on Vertex AI as on Anthropic's API", async () => {
     const answer = await client.chat.completions.create({ model: 'vertex-claude', reasoning_effort: 'high', messages: [{ role: 'user', content: 'Is 1013 prime?' }] });
     const reasoning = (answer.choices[0]?.message as { reasoning_content?: string } | undefined)?.reasoning_content ?? '';
     expect(reasoning.length).toBeGreaterThan(0);
     const usage = answer.usage as OpenAI.CompletionUsage;
-    expect(usage.completion_tokens_details?.reasoning_tokens).toBe(thinkingEstimate(reasoning, usage.completion_tokens));
+    expect(usage.completion_tokens_details?.reasoning_tokens).toBe(thinkingEstimate(reasoning, answer.choices[0]?.message.content ?? '', usage.completion_tokens));
     expect(usage.completion_tokens_details?.reasoning_tokens).toBeGreaterThan(0);
   });
 
@@ -439,9 +445,9 @@ describe.each(CLAUDE_WIRES.map((wire) => [wire.family, wire] as const))('Claude 
     expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
     // Claude counts thinking in its output tokens: the answer alone is shorter than completion_tokens.
     expect(answer.usage?.completion_tokens).toBeGreaterThan(24);
-    // Reasoning tokens are estimated from the thinking text, within completion_tokens; billing prices completion_tokens alone.
+    // Reasoning tokens are estimated from the thinking text and the output beyond the answer, within completion_tokens; billing prices completion_tokens alone.
     const usage = answer.usage as OpenAI.CompletionUsage;
-    expect(usage.completion_tokens_details?.reasoning_tokens).toBe(thinkingEstimate(block.thinking, usage.completion_tokens));
+    expect(usage.completion_tokens_details?.reasoning_tokens).toBe(thinkingEstimate(block.thinking, answer.choices[0]?.message.content ?? '', usage.completion_tokens));
     expect(usage.completion_tokens_details?.reasoning_tokens).toBeGreaterThan(0);
     expect(Number(response.headers.get('x-openrouter-cost'))).toBe(billedAt1And2(usage));
   });
@@ -470,7 +476,7 @@ describe.each(CLAUDE_WIRES.map((wire) => [wire.family, wire] as const))('Claude 
     expect(reasoningAfterContent).toBe(false);
     expect(blocksOn).toEqual(['stop']);
     expect(blocks).toEqual([{ type: 'thinking', thinking: reasoning, signature: anthropicThinkingSignature(reasoning) }]);
-    expect(usage?.completion_tokens_details?.reasoning_tokens).toBe(thinkingEstimate(reasoning, usage?.completion_tokens ?? 0));
+    expect(usage?.completion_tokens_details?.reasoning_tokens).toBe(thinkingEstimate(reasoning, content, usage?.completion_tokens ?? 0));
     expect(usage?.completion_tokens_details?.reasoning_tokens).toBeGreaterThan(0);
   });
 

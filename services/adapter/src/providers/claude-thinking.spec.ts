@@ -1,5 +1,5 @@
 import { GatewayError } from '@openrouter/errors';
-import { estimatedThinkingTokens, thinkingForEffort } from './claude-thinking';
+import { countAnswerTokens, estimatedThinkingTokens, StreamedAnswerTokens, thinkingForEffort } from './claude-thinking';
 import { countTextTokens } from './text-tokens';
 
 describe('thinkingForEffort', () => {
@@ -26,18 +26,63 @@ describe('thinkingForEffort', () => {
 
 describe('estimatedThinkingTokens', () => {
   const thought = (thinking: string) => ({ type: 'thinking' as const, thinking, signature: 'c2ln' });
-  const redacted = { type: 'redacted_thinking' as const, data: 'RW5jcnlwdGVk' };
+  const redacted = { type: 'redacted_thinking' as const, data: 'RW5jcnlwdGVkIHRoaW5raW5n' };
+  const noAnswer = (): number => 0;
 
-  it("counts the thinking blocks' text with the gateway's tokenizer; redacted thinking counts nothing", () => {
+  it("counts the thinking blocks' text with the gateway's tokenizer when it is more than the output beyond the answer", () => {
     const text = 'Oslo is in Norway; ask for its weather.';
     expect(countTextTokens(text)).toBe(11);
-    expect(estimatedThinkingTokens([thought('Oslo is in Norway; '), redacted, thought('ask for its weather.')], 100)).toBe(7 + 5);
-    expect(estimatedThinkingTokens([redacted], 100)).toBe(0);
-    expect(estimatedThinkingTokens([], 100)).toBe(0);
+    expect(estimatedThinkingTokens([thought('Oslo is in Norway; '), redacted, thought('ask for its weather.')], 15, () => 10)).toBe(7 + 5);
   });
 
-  it('is at most the output tokens, which hold the thinking', () => {
-    expect(estimatedThinkingTokens([thought('Oslo is in Norway; ask for its weather.')], 4)).toBe(4);
-    expect(estimatedThinkingTokens([thought('Oslo is in Norway; ask for its weather.')], 0)).toBe(0);
+  it('takes the output beyond the visible answer when the thinking text is a short summary, or redacted', () => {
+    expect(estimatedThinkingTokens([thought('Oslo is in Norway; ask for its weather.')], 2000, () => 30)).toBe(1970);
+    expect(estimatedThinkingTokens([redacted], 100, () => 4)).toBe(96);
+  });
+
+  it('is 0 without thinking, and never asks for the answer tokens then (the tokenizer stays unloaded)', () => {
+    const answerTokens = jest.fn(() => 4);
+    expect(estimatedThinkingTokens([], 100, answerTokens)).toBe(0);
+    expect(answerTokens).not.toHaveBeenCalled();
+  });
+
+  it('stays within 0 and the output tokens, which hold the thinking', () => {
+    expect(estimatedThinkingTokens([thought('Oslo is in Norway; ask for its weather.')], 4, noAnswer)).toBe(4);
+    expect(estimatedThinkingTokens([thought('Oslo is in Norway; ask for its weather.')], 0, noAnswer)).toBe(0);
+    // A tokenizer that counts the answer above the output tokens leaves the thinking text's count, at least 0.
+    expect(estimatedThinkingTokens([redacted], 10, () => 50)).toBe(0);
+    expect(estimatedThinkingTokens([thought('Oslo is in Norway; ask for its weather.')], 20, () => 50)).toBe(11);
+  });
+});
+
+describe('StreamedAnswerTokens', () => {
+  it('counts the parts as countAnswerTokens counts the whole answer, whether thinking came first or later', () => {
+    const parts = ['Checking ', 'Oslo.'];
+    const early = new StreamedAnswerTokens();
+    early.thinkingSeen();
+    const late = new StreamedAnswerTokens();
+    for (const tally of [early, late]) {
+      for (const p of parts) tally.add(p);
+      tally.endPart();
+      tally.add('get_weather');
+      tally.endPart();
+      tally.add('{"city":');
+      tally.add('"Oslo"}');
+    }
+    late.thinkingSeen();
+    const whole = countAnswerTokens(['Checking Oslo.', 'get_weather', '{"city":"Oslo"}']);
+    expect(early.count()).toBe(whole);
+    expect(late.count()).toBe(whole);
+  });
+
+  it('counts a long part as it comes, cut at whitespace, close to the count of the whole', () => {
+    const sentence = 'The tide in Porto turns twice a day, and the estuary fills slowly. ';
+    const text = sentence.repeat(2000);
+    const tally = new StreamedAnswerTokens();
+    tally.thinkingSeen();
+    for (let at = 0; at < text.length; at += 7) tally.add(text.slice(at, at + 7));
+    tally.endPart();
+    const whole = countTextTokens(text);
+    expect(Math.abs(tally.count() - whole)).toBeLessThanOrEqual(whole / 100);
   });
 });

@@ -156,18 +156,88 @@ export function thinkingExtra(reasoning: string, blocks: readonly ThinkingBlock[
 
 /**
  * Claude's reasoning tokens, which its usage counts inside the output tokens without telling them
- * apart: an estimate, the thinking blocks' text by the gateway's tokenizer, at most the output
- * tokens. Redacted thinking is encrypted and counts nothing, and a summarised thinking text
- * (Claude 4) is shorter than the thinking billed, so the figure may fall short; the output tokens,
- * which are billed, are the provider's own.
+ * apart: an estimate, 0 for an answer without thinking. With thinking (signed or redacted), the
+ * larger of its text's tokens and the output tokens beyond the visible answer (`answerTokens`: its
+ * text, and each tool call's name and input), at most the output tokens. The second is what
+ * counts on Claude 4, which returns only a summary of its thinking while billing the whole of it,
+ * and for redacted thinking, which is encrypted. Counts are the gateway's tokenizer's; the output
+ * tokens, which are billed, are the provider's own. `answerTokens` is asked only with thinking, so
+ * an answer without it never loads the tokenizer.
  */
-export function estimatedThinkingTokens(blocks: readonly ThinkingBlock[], outputTokens: number): number {
-  let tokens = 0;
+export function estimatedThinkingTokens(blocks: readonly ThinkingBlock[], outputTokens: number, answerTokens: () => number): number {
+  if (blocks.length === 0 || outputTokens <= 0) return 0;
+  let thought = 0;
   for (const b of blocks) {
-    if (b.type === 'thinking') tokens += countTextTokens(b.thinking);
-    if (tokens >= outputTokens) return outputTokens;
+    if (b.type === 'thinking') thought += countTextTokens(b.thinking);
+    if (thought >= outputTokens) return outputTokens;
   }
+  return Math.min(outputTokens, Math.max(thought, outputTokens - answerTokens()));
+}
+
+/** Tokens of an answer's visible parts (text blocks, tool names, tool inputs as JSON), each counted apart. */
+export function countAnswerTokens(parts: readonly string[]): number {
+  let tokens = 0;
+  for (const part of parts) tokens += countTextTokens(part);
   return tokens;
+}
+
+/** Held text is counted once it is this long (characters), at a whitespace, so a long part is not kept whole. */
+const COUNT_AT = 8192;
+
+/**
+ * A streamed answer's visible tokens, for `estimatedThinkingTokens`: text deltas, and each tool
+ * call's name and input fragments, a part at a time (`add` appends to the part, `endPart` closes
+ * it). Until thinking turns up the parts are held, as an answer without thinking needs no count
+ * (and no tokenizer); from then on they are counted as they come, at most a few kilobytes held.
+ * Claude thinks before it answers, so in practice nothing is held by then.
+ */
+export class StreamedAnswerTokens {
+  private readonly held: string[] = [];
+  private part = '';
+  private tokens = 0;
+  private counting = false;
+
+  add(text: string): void {
+    this.part += text;
+    if (this.counting && this.part.length >= COUNT_AT) this.countPart(false);
+  }
+
+  endPart(): void {
+    if (this.part === '') return;
+    if (this.counting) this.countPart(true);
+    else {
+      this.held.push(this.part);
+      this.part = '';
+    }
+  }
+
+  /** The answer has thinking: its parts will be asked for, so they are counted from now on. */
+  thinkingSeen(): void {
+    if (this.counting) return;
+    this.counting = true;
+    this.tokens += countAnswerTokens(this.held);
+    this.held.length = 0;
+    if (this.part.length >= COUNT_AT) this.countPart(false);
+  }
+
+  /** The visible tokens so far, the open part included. */
+  count(): number {
+    this.thinkingSeen();
+    return this.tokens + countTextTokens(this.part);
+  }
+
+  /** Counts the open part, whole or (mid-part) up to its last whitespace, keeping the rest. */
+  private countPart(whole: boolean): void {
+    let cut = this.part.length;
+    if (!whole) {
+      const space = Math.max(this.part.lastIndexOf(' '), this.part.lastIndexOf('\n'));
+      // Without whitespace, cut anywhere but inside a surrogate pair.
+      if (space > 0) cut = space;
+      else if (/[\uD800-\uDBFF]/.test(this.part.charAt(cut - 1))) cut -= 1;
+    }
+    this.tokens += countTextTokens(this.part.slice(0, cut));
+    this.part = this.part.slice(cut);
+  }
 }
 
 function objectOf(text: string): Record<string, unknown> | undefined {

@@ -1,6 +1,7 @@
 import { GatewayError } from '@openrouter/errors';
 import { parseAnthropicMessage } from './anthropic-response';
 import { AnthropicStreamTranslator } from './anthropic-stream';
+import { countTextTokens } from '../text-tokens';
 
 const message = (over: Record<string, unknown>) => ({
   id: 'msg_01',
@@ -18,11 +19,31 @@ const parse = (over: Record<string, unknown>, responseTool?: string) => parseAnt
 describe("Claude's reasoning tokens", () => {
   const thinking = { type: 'thinking', thinking: 'Oslo is in Norway; ask for its weather.', signature: 'c2ln' };
 
-  it('estimates them from the thinking text, at most output_tokens, and leaves completion_tokens (what is billed) as Anthropic counted it', () => {
+  it('estimates them from the thinking text and the output beyond the answer, at most output_tokens, and leaves completion_tokens (what is billed) as Anthropic counted it', () => {
+    // The thinking text is 11 tokens; "Checking." is 2, so the output beyond the answer (58) is larger.
     const usage = parse({ content: [thinking, { type: 'text', text: 'Checking.' }], usage: { input_tokens: 10, output_tokens: 60 } }).usage;
-    expect(usage).toMatchObject({ completionTokens: 60, totalTokens: 70, reasoningTokens: 11, estimated: false });
+    expect(usage).toMatchObject({ completionTokens: 60, totalTokens: 70, reasoningTokens: 58, estimated: false });
+    // A thinking text longer than the output left beyond the answer (a full, not summarised, thinking) is taken as it is.
+    expect(parse({ content: [thinking, { type: 'text', text: 'Checking.' }], usage: { input_tokens: 10, output_tokens: 12 } }).usage?.reasoningTokens).toBe(11);
     expect(parse({ content: [thinking], usage: { input_tokens: 10, output_tokens: 6 } }).usage).toMatchObject({ completionTokens: 6, reasoningTokens: 6 });
-    expect(parse({ content: [{ type: 'redacted_thinking', data: 'RW5j' }, { type: 'text', text: 'Hi' }] }).usage?.reasoningTokens).toBe(0);
+  });
+
+  it('counts the output beyond the visible answer when Claude 4 returns only a short summary of its thinking', () => {
+    // Claude 4 bills its whole thinking inside output_tokens but returns an 11-token summary of it.
+    const content = [thinking, { type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }];
+    const answer = countTextTokens('Checking.') + countTextTokens('get_weather') + countTextTokens('{"city":"Oslo"}');
+    expect(answer).toBeLessThan(20);
+    const usage = parse({ content, stop_reason: 'tool_use', usage: { input_tokens: 10, output_tokens: 1800 } }).usage;
+    expect(usage).toMatchObject({ completionTokens: 1800, reasoningTokens: 1800 - answer, estimated: false });
+  });
+
+  it('gives redacted thinking, whose text is encrypted, the output beyond the visible answer', () => {
+    const usage = parse({ content: [{ type: 'redacted_thinking', data: 'RW5j' }, { type: 'text', text: 'Hi there.' }], usage: { input_tokens: 10, output_tokens: 400 } }).usage;
+    expect(usage?.reasoningTokens).toBe(400 - countTextTokens('Hi there.'));
+  });
+
+  it('reports no reasoning for an answer without thinking, however long its output', () => {
+    expect(parse({ content: [{ type: 'text', text: 'Hi there.' }], usage: { input_tokens: 10, output_tokens: 400 } }).usage?.reasoningTokens).toBe(0);
   });
 
   it('takes the count Anthropic reports apart when it does', () => {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { estimatedThinkingTokens, type ThinkingBlock, thinkingExtra } from '../claude-thinking';
+import { countAnswerTokens, estimatedThinkingTokens, type ThinkingBlock, thinkingExtra } from '../claude-thinking';
 
 const count = z
   .number()
@@ -50,9 +50,10 @@ export const anthropicMessageSchema = z.looseObject({
 /**
  * Usage as OpenAI counts it: cache reads and writes are part of the prompt and also reported apart.
  * Reasoning tokens are Anthropic's when it tells them apart, else estimated from the answer's
- * `thinking` blocks (they are inside the output tokens either way, which alone are billed).
+ * thinking blocks and its visible tokens (`answerTokens`, asked only when there is thinking); they
+ * are inside the output tokens either way, which alone are billed.
  */
-export function toCanonicalUsage(u: AnthropicUsage, thinking: readonly ThinkingBlock[] = []): chatv1.Usage {
+export function toCanonicalUsage(u: AnthropicUsage, thinking: readonly ThinkingBlock[] = [], answerTokens: () => number = () => 0): chatv1.Usage {
   const promptTokens = u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens;
   return {
     promptTokens,
@@ -60,7 +61,7 @@ export function toCanonicalUsage(u: AnthropicUsage, thinking: readonly ThinkingB
     totalTokens: promptTokens + u.output_tokens,
     cachedReadTokens: u.cache_read_input_tokens,
     cacheWriteTokens: u.cache_creation_input_tokens,
-    reasoningTokens: u.output_tokens_details ? u.output_tokens_details.thinking_tokens : estimatedThinkingTokens(thinking, u.output_tokens),
+    reasoningTokens: u.output_tokens_details ? u.output_tokens_details.thinking_tokens : estimatedThinkingTokens(thinking, u.output_tokens, answerTokens),
     estimated: false,
   };
 }
@@ -112,10 +113,15 @@ export function parseAnthropicMessage(json: unknown, ctx: TranslationContext): c
   let reasoning = '';
   const thinking: ThinkingBlock[] = [];
   const toolCalls: chatv1.ToolCall[] = [];
+  // What the answer shows (text, each tool's name and input), counted only when it has thinking.
+  const visible: string[] = [];
   for (const block of m.content) {
     const thought = thinkingBlockOf(block);
-    if (block.type === 'text') text += block.text ?? '';
-    else if (block.type === 'tool_use') {
+    if (block.type === 'text') {
+      text += block.text ?? '';
+      visible.push(block.text ?? '');
+    } else if (block.type === 'tool_use') {
+      visible.push(block.name ?? '', inputText(block.input));
       if (block.name === ctx.responseTool) text += inputText(block.input);
       else toolCalls.push({ id: block.id ?? '', type: 'function', function: { name: block.name ?? '', arguments: inputText(block.input) } });
     } else if (thought) {
@@ -144,7 +150,7 @@ export function parseAnthropicMessage(json: unknown, ctx: TranslationContext): c
         stopSequence: matchedStopSequence(m.stop_reason, m.stop_sequence),
       },
     ],
-    usage: m.usage ? toCanonicalUsage(m.usage, thinking) : undefined,
+    usage: m.usage ? toCanonicalUsage(m.usage, thinking, () => countAnswerTokens(visible)) : undefined,
     systemFingerprint: undefined,
     serviceTier: undefined,
   };

@@ -1,6 +1,7 @@
 import { ChatCompletionStream } from 'openai/lib/ChatCompletionStream';
 import { toOpenAIChunk } from '@openrouter/openai-wire';
 import { AnthropicStreamTranslator } from './anthropic-stream';
+import { countTextTokens } from '../text-tokens';
 
 const events = (...list: unknown[]): string[] => list.map((e) => JSON.stringify(e));
 const start = { type: 'message_start', message: { id: 'msg_1', model: 'claude-sonnet-4-6', usage: { input_tokens: 5, output_tokens: 1 } } };
@@ -88,5 +89,57 @@ describe('AnthropicStreamTranslator and thinking', () => {
     ]);
     // The helper adds up only the fields OpenAI defines: reasoning_content is its last fragment (documented).
     expect(message['reasoning_content']).toBe('Then Bergen.');
+  });
+});
+
+describe("AnthropicStreamTranslator and Claude's reasoning tokens", () => {
+  /** The usage chunk that ends the stream. */
+  function usageOf(data: string[]): Record<string, unknown> | undefined {
+    const translator = new AnthropicStreamTranslator({ responseTool: undefined, includeUsage: true, provider: 'anthropic', now: 1 });
+    const chunks = data.flatMap((d) => translator.accept(d));
+    expect(translator.complete).toBe(true);
+    return toOpenAIChunk(chunks[chunks.length - 1] ?? { id: '', created: 0, model: '', choices: [], usage: undefined, systemFingerprint: undefined, serviceTier: undefined }, 'claude')['usage'] as Record<string, unknown> | undefined;
+  }
+  const text = (index: number, ...parts: string[]): unknown[] => [
+    { type: 'content_block_start', index, content_block: { type: 'text', text: '' } },
+    ...parts.map((t) => ({ type: 'content_block_delta', index, delta: { type: 'text_delta', text: t } })),
+    { type: 'content_block_stop', index },
+  ];
+  const end = (outputTokens: number): unknown[] => [{ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: outputTokens } }, { type: 'message_stop' }];
+
+  it('counts the output beyond the visible answer when Claude 4 streams only a short summary of its thinking', () => {
+    const usage = usageOf(
+      events(
+        start,
+        ...thought(0, 'Oslo is in Norway; ask for its weather.', 'c2ln'),
+        ...text(1, 'Checking ', 'Oslo.'),
+        { type: 'content_block_start', index: 2, content_block: { type: 'tool_use', id: 'toolu_1', name: 'get_weather' } },
+        { type: 'content_block_delta', index: 2, delta: { type: 'input_json_delta', partial_json: '{"city":' } },
+        { type: 'content_block_delta', index: 2, delta: { type: 'input_json_delta', partial_json: '"Oslo"}' } },
+        { type: 'content_block_stop', index: 2 },
+        ...end(1800),
+      ),
+    );
+    const answer = countTextTokens('Checking Oslo.') + countTextTokens('get_weather') + countTextTokens('{"city":"Oslo"}');
+    expect(answer).toBeLessThan(20);
+    expect(usage).toMatchObject({ completion_tokens: 1800, completion_tokens_details: { reasoning_tokens: 1800 - answer } });
+  });
+
+  it('gives redacted thinking the output beyond the visible answer, including text streamed before it', () => {
+    const usage = usageOf(
+      events(
+        start,
+        ...text(0, 'Let me ', 'look.'),
+        { type: 'content_block_start', index: 1, content_block: { type: 'redacted_thinking', data: 'b3BhcXVl' } },
+        { type: 'content_block_stop', index: 1 },
+        ...text(2, 'Hi there.'),
+        ...end(400),
+      ),
+    );
+    expect(usage).toMatchObject({ completion_tokens: 400, completion_tokens_details: { reasoning_tokens: 400 - countTextTokens('Let me look.') - countTextTokens('Hi there.') } });
+  });
+
+  it('reports no reasoning for a stream without thinking, however long its output', () => {
+    expect(usageOf(events(start, ...text(0, 'Hi there.'), ...end(400)))).toMatchObject({ completion_tokens: 400, completion_tokens_details: { reasoning_tokens: 0 } });
   });
 });

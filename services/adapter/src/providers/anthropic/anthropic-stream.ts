@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { anthropicStreamError } from './anthropic-errors';
-import { thinkingExtra, type ThinkingBlock } from '../claude-thinking';
+import { StreamedAnswerTokens, thinkingExtra, type ThinkingBlock } from '../claude-thinking';
 import { anthropicUsageSchema, type AnthropicUsage, matchedStopSequence, toCanonicalUsage, toFinishReason } from './anthropic-response';
 
 const messageStart = z.looseObject({
@@ -72,6 +72,8 @@ export class AnthropicStreamTranslator {
   private toolCalls = 0;
   /** The answer's thinking blocks so far, in order: each `thinking_blocks` delta carries them all. */
   private readonly thinking: ThinkingBlock[] = [];
+  /** The answer's visible tokens, for the reasoning estimate in the usage chunk. */
+  private readonly answerTokens = new StreamedAnswerTokens();
   private usage: AnthropicUsage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens_details: undefined };
   private stopReason: string | null | undefined;
   private stopSequence: string | null | undefined;
@@ -135,7 +137,12 @@ export class AnthropicStreamTranslator {
     const b = event.content_block;
     if (b.type === 'text') {
       this.blocks.set(event.index, { kind: 'text' });
+      if (b.text) this.answerTokens.add(b.text);
       return b.text ? [this.chunk({ content: b.text })] : [];
+    }
+    if (b.type === 'tool_use') {
+      this.answerTokens.add(b.name ?? '');
+      this.answerTokens.endPart();
     }
     if (b.type === 'tool_use' && b.name === this.options.responseTool) {
       this.blocks.set(event.index, { kind: 'answer', hasInput: false });
@@ -161,7 +168,10 @@ export class AnthropicStreamTranslator {
     const block = this.blocks.get(event.index);
     const d = event.delta;
     if (!block) throw this.malformed(new Error(`delta for unopened content block ${event.index}`));
-    if (block.kind === 'text' && d.type === 'text_delta' && d.text) return [this.chunk({ content: d.text })];
+    if (block.kind === 'text' && d.type === 'text_delta' && d.text) {
+      this.answerTokens.add(d.text);
+      return [this.chunk({ content: d.text })];
+    }
     if (block.kind === 'thinking' && d.type === 'thinking_delta' && d.thinking) {
       block.text += d.thinking;
       return [this.chunk({ extraJson: thinkingExtra(d.thinking, []) })];
@@ -169,6 +179,7 @@ export class AnthropicStreamTranslator {
     if (block.kind === 'thinking' && d.type === 'signature_delta' && d.signature) block.signature += d.signature;
     if ((block.kind === 'answer' || block.kind === 'tool') && d.type === 'input_json_delta' && d.partial_json) {
       block.hasInput = true;
+      this.answerTokens.add(d.partial_json);
       return [this.inputChunk(block, d.partial_json)];
     }
     return [];
@@ -181,10 +192,13 @@ export class AnthropicStreamTranslator {
   private blockStop(event: z.infer<typeof blockStop>): chatv1.ChatChunk[] {
     this.requireStarted();
     const block = this.blocks.get(event.index);
+    this.answerTokens.endPart();
     // A thinking block is whole (text and signature) at its stop, to be handed back.
     if (block?.kind === 'thinking') return [this.thinkingChunk({ type: 'thinking', thinking: block.text, signature: block.signature })];
     if ((block?.kind !== 'answer' && block?.kind !== 'tool') || block.hasInput) return [];
     block.hasInput = true;
+    this.answerTokens.add('{}');
+    this.answerTokens.endPart();
     return [this.inputChunk(block, '{}')];
   }
 
@@ -196,6 +210,7 @@ export class AnthropicStreamTranslator {
    */
   private thinkingChunk(block: ThinkingBlock): chatv1.ChatChunk {
     this.thinking.push(block);
+    this.answerTokens.thinkingSeen();
     return this.chunk({ extraJson: thinkingExtra('', this.thinking) });
   }
 
@@ -225,7 +240,7 @@ export class AnthropicStreamTranslator {
     this.done = true;
     const out: chatv1.ChatChunk[] = [];
     if (!this.finished) out.push(this.finish());
-    if (this.options.includeUsage) out.push({ ...this.envelope(), choices: [], usage: toCanonicalUsage(this.usage, this.thinking) });
+    if (this.options.includeUsage) out.push({ ...this.envelope(), choices: [], usage: toCanonicalUsage(this.usage, this.thinking, () => this.answerTokens.count()) });
     return out;
   }
 

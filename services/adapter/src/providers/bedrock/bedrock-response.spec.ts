@@ -5,6 +5,7 @@ import { finishReason, fromConverseResponse, toCanonicalUsage } from './bedrock-
 import textResponse from './fixtures/converse-text.response.json';
 import thinkingResponse from './fixtures/converse-thinking.response.json';
 import toolResponse from './fixtures/converse-tool-use.response.json';
+import { countTextTokens } from '../text-tokens';
 
 const ctx = { id: 'chatcmpl-req-1', created: 1_740_000_000, model: 'anthropic.claude-3-5-sonnet-20241022-v2:0', jsonTool: undefined };
 
@@ -33,15 +34,34 @@ describe('Converse response translation', () => {
     expect(completion.usage).toEqual({ promptTokens: 1240, completionTokens: 58, totalTokens: 1298, cachedReadTokens: 1100, cacheWriteTokens: 100, reasoningTokens: 0, estimated: false });
   });
 
-  it("estimates Claude's reasoning tokens from its thinking text (Converse counts them inside outputTokens), leaving completion_tokens as billed", () => {
+  it("estimates Claude's reasoning tokens (Converse counts them inside outputTokens), leaving completion_tokens as billed", () => {
     const completion = fromConverseResponse(thinkingResponse, ctx);
-    // "Lisbon is the capital of Portugal; check the estuary name." is 14 tokens; redacted thinking counts nothing.
-    expect(completion.usage).toEqual({ promptTokens: 21, completionTokens: 96, totalTokens: 117, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 14, estimated: false });
-    expect(toOpenAICompletion(completion, 'm')['usage']).toMatchObject({ completion_tokens: 96, completion_tokens_details: { reasoning_tokens: 14 } });
+    // The thinking text is 14 tokens; the output beyond the answer ("Lisbon sits on the Tagus estuary.", 10 tokens) is 86, the larger.
+    expect(completion.usage).toEqual({ promptTokens: 21, completionTokens: 96, totalTokens: 117, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 86, estimated: false });
+    expect(toOpenAICompletion(completion, 'm')['usage']).toMatchObject({ completion_tokens: 96, completion_tokens_details: { reasoning_tokens: 86 } });
     // At most the output tokens; other models' unsigned reasoning is not Claude's thinking and counts 0.
     expect(fromConverseResponse({ ...thinkingResponse, usage: { inputTokens: 21, outputTokens: 9 } }, ctx).usage?.reasoningTokens).toBe(9);
     const unsigned = { ...thinkingResponse, output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: 'Think it over.' } } }, { text: 'Done.' }] } } };
     expect(fromConverseResponse(unsigned, ctx).usage?.reasoningTokens).toBe(0);
+  });
+
+  it("counts Claude's output beyond the visible answer when it returns only a short summary of its thinking", () => {
+    const content = [
+      { reasoningContent: { reasoningText: { text: 'Tides first.', signature: 'c2ln' } } },
+      { text: 'Checking Porto.' },
+      { toolUse: { toolUseId: 'tooluse_1', name: 'lookup_tide', input: { port: 'Porto' } } },
+    ];
+    const json = { output: { message: { role: 'assistant', content } }, stopReason: 'tool_use', usage: { inputTokens: 21, outputTokens: 1500 } };
+    const answer = countTextTokens('Checking Porto.') + countTextTokens('lookup_tide') + countTextTokens('{"port":"Porto"}');
+    expect(answer).toBeLessThan(20);
+    expect(fromConverseResponse(json, ctx).usage).toMatchObject({ completionTokens: 1500, reasoningTokens: 1500 - answer });
+  });
+
+  it("gives Claude's redacted thinking the output beyond the visible answer, and an answer without thinking none", () => {
+    const redacted = { output: { message: { role: 'assistant', content: [{ reasoningContent: { redactedContent: 'RW5j' } }, { text: 'Done.' }] } }, stopReason: 'end_turn', usage: { inputTokens: 21, outputTokens: 300 } };
+    expect(fromConverseResponse(redacted, ctx).usage?.reasoningTokens).toBe(300 - countTextTokens('Done.'));
+    const plain = { ...redacted, output: { message: { role: 'assistant', content: [{ text: 'Done.' }] } } };
+    expect(fromConverseResponse(plain, ctx).usage?.reasoningTokens).toBe(0);
   });
 
   it('gives content null when the answer is tool calls only', () => {

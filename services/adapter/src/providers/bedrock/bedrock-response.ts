@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { estimatedThinkingTokens, type ThinkingBlock, thinkingExtra } from '../claude-thinking';
+import { countAnswerTokens, estimatedThinkingTokens, type ThinkingBlock, thinkingExtra } from '../claude-thinking';
 
 const tokenCount = z.number().int().nonnegative().catch(0);
 
@@ -85,14 +85,15 @@ export function malformedOutputError(stopReason: string, produced: boolean, prov
  * Bedrock's `inputTokens` leaves out tokens read from or written to the prompt cache; OpenAI's
  * `prompt_tokens` includes them, so they are added back and reported in the details as well.
  * Converse does not tell reasoning tokens apart from `outputTokens`: for Claude they are estimated
- * from its thinking blocks (`thinking`), as on Anthropic's API; other models' reasoning counts 0.
+ * from its thinking blocks (`thinking`) and the answer's visible tokens (`answerTokens`, asked only
+ * when there is thinking), as on Anthropic's API; other models' reasoning counts 0.
  */
-export function toCanonicalUsage(u: BedrockUsage, thinking: readonly ThinkingBlock[] = []): chatv1.Usage {
+export function toCanonicalUsage(u: BedrockUsage, thinking: readonly ThinkingBlock[] = [], answerTokens: () => number = () => 0): chatv1.Usage {
   const cachedReadTokens = u.cacheReadInputTokens ?? 0;
   const cacheWriteTokens = u.cacheWriteInputTokens ?? 0;
   const promptTokens = (u.inputTokens ?? 0) + cachedReadTokens + cacheWriteTokens;
   const completionTokens = u.outputTokens ?? 0;
-  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, cachedReadTokens, cacheWriteTokens, reasoningTokens: estimatedThinkingTokens(thinking, completionTokens), estimated: false };
+  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, cachedReadTokens, cacheWriteTokens, reasoningTokens: estimatedThinkingTokens(thinking, completionTokens, answerTokens), estimated: false };
 }
 
 export interface ResponseContext {
@@ -129,11 +130,16 @@ export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv
   const reasoning: string[] = [];
   const thinking: ThinkingBlock[] = [];
   const toolCalls: chatv1.ToolCall[] = [];
+  // What the answer shows (text, each tool's name and input), counted only when it has thinking.
+  const visible: string[] = [];
   let answeredByJsonTool = false;
   for (const block of r.output.message.content) {
-    if (block.text !== undefined) texts.push(block.text);
-    else if (block.toolUse) {
+    if (block.text !== undefined) {
+      texts.push(block.text);
+      visible.push(block.text);
+    } else if (block.toolUse) {
       const args = JSON.stringify(block.toolUse.input ?? {});
+      visible.push(block.toolUse.name, args);
       if (ctx.jsonTool !== undefined && block.toolUse.name === ctx.jsonTool) {
         texts.push(args);
         answeredByJsonTool = true;
@@ -158,7 +164,7 @@ export function fromConverseResponse(json: unknown, ctx: ResponseContext): chatv
         stopSequence: matchedStopSequence(r.stopReason, r.additionalModelResponseFields, ctx.stopSequences ?? []),
       },
     ],
-    usage: r.usage ? toCanonicalUsage(r.usage, thinking) : undefined,
+    usage: r.usage ? toCanonicalUsage(r.usage, thinking, () => countAnswerTokens(visible)) : undefined,
     systemFingerprint: undefined,
     serviceTier: undefined,
   };

@@ -10,6 +10,7 @@ import textTranscript from './fixtures/converse-stream-text.transcript.json';
 import thinkingTranscript from './fixtures/converse-stream-thinking.transcript.json';
 import throttledTranscript from './fixtures/converse-stream-throttled.transcript.json';
 import toolsTranscript from './fixtures/converse-stream-tools.transcript.json';
+import { countTextTokens } from '../text-tokens';
 
 type TranscriptEntry = { event: string; payload: unknown } | { exception: string; payload: unknown };
 
@@ -199,8 +200,53 @@ describe('ConverseStream transcripts', () => {
 
   it("estimates Claude's reasoning tokens in the usage chunk from its streamed thinking text, inside completion_tokens as billed", async () => {
     const { chunks } = await replay(encode(thinkingTranscript as TranscriptEntry[]), {}, 5);
-    // "Lisbon is the capital of Portugal; check the estuary name." is 14 tokens; redacted thinking counts nothing.
-    expect(chunks[chunks.length - 1]?.usage).toEqual({ promptTokens: 21, completionTokens: 96, totalTokens: 117, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 14, estimated: false });
+    // The thinking text is 14 tokens; the output beyond the answer ("Lisbon sits on the Tagus estuary.", 10 tokens) is 86, the larger.
+    expect(chunks[chunks.length - 1]?.usage).toEqual({ promptTokens: 21, completionTokens: 96, totalTokens: 117, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 86, estimated: false });
+  });
+
+  describe("Claude's reasoning tokens beyond a short thinking summary", () => {
+    const usage = (outputTokens: number) => ({ event: 'metadata', payload: { usage: { inputTokens: 21, outputTokens, totalTokens: 21 + outputTokens } } });
+    const text = (index: number, ...parts: string[]): TranscriptEntry[] => [
+      ...parts.map((t) => ({ event: 'contentBlockDelta', payload: { contentBlockIndex: index, delta: { text: t } } })),
+      { event: 'contentBlockStop', payload: { contentBlockIndex: index } },
+    ];
+    const lastUsage = async (entries: TranscriptEntry[]) => {
+      const { chunks } = await replay(encode(entries), {}, 7);
+      return chunks[chunks.length - 1]?.usage;
+    };
+
+    it('counts the output beyond the visible answer (text, tool names and inputs)', async () => {
+      const u = await lastUsage([
+        { event: 'messageStart', payload: { role: 'assistant' } },
+        { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { reasoningContent: { text: 'Tides first.' } } } },
+        { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { reasoningContent: { signature: 'c2ln' } } } },
+        { event: 'contentBlockStop', payload: { contentBlockIndex: 0 } },
+        ...text(1, 'Checking ', 'Porto.'),
+        { event: 'contentBlockStart', payload: { contentBlockIndex: 2, start: { toolUse: { toolUseId: 'tooluse_1', name: 'lookup_tide' } } } },
+        { event: 'contentBlockDelta', payload: { contentBlockIndex: 2, delta: { toolUse: { input: '{"port":' } } } },
+        { event: 'contentBlockDelta', payload: { contentBlockIndex: 2, delta: { toolUse: { input: '"Porto"}' } } } },
+        { event: 'contentBlockStop', payload: { contentBlockIndex: 2 } },
+        { event: 'messageStop', payload: { stopReason: 'tool_use' } },
+        usage(1500),
+      ]);
+      const answer = countTextTokens('Checking Porto.') + countTextTokens('lookup_tide') + countTextTokens('{"port":"Porto"}');
+      expect(answer).toBeLessThan(20);
+      expect(u).toMatchObject({ completionTokens: 1500, reasoningTokens: 1500 - answer });
+    });
+
+    it('gives redacted thinking the output beyond the answer, and a stream without thinking none', async () => {
+      const redacted = await lastUsage([
+        { event: 'messageStart', payload: { role: 'assistant' } },
+        { event: 'contentBlockDelta', payload: { contentBlockIndex: 0, delta: { reasoningContent: { redactedContent: 'RW5j' } } } },
+        { event: 'contentBlockStop', payload: { contentBlockIndex: 0 } },
+        ...text(1, 'Done.'),
+        { event: 'messageStop', payload: { stopReason: 'end_turn' } },
+        usage(300),
+      ]);
+      expect(redacted).toMatchObject({ completionTokens: 300, reasoningTokens: 300 - countTextTokens('Done.') });
+      const plain = await lastUsage([{ event: 'messageStart', payload: { role: 'assistant' } }, ...text(0, 'Done.'), { event: 'messageStop', payload: { stopReason: 'end_turn' } }, usage(300)]);
+      expect(plain).toMatchObject({ completionTokens: 300, reasoningTokens: 0 });
+    });
   });
 
   const reasoningOf = (chunks: chatv1.ChatChunk[]) => chunks.map((c) => c.choices[0]?.delta?.extraJson ?? '').filter((x) => x !== '').map((x) => JSON.parse(x) as Record<string, unknown>);

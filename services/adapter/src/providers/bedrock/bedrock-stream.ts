@@ -3,7 +3,7 @@ import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { thinkingExtra, type ThinkingBlock } from '../claude-thinking';
+import { StreamedAnswerTokens, thinkingExtra, type ThinkingBlock } from '../claude-thinking';
 import { bedrockUsageSchema, finishReason, malformedOutputError, matchedStopSequence, toCanonicalUsage } from './bedrock-response';
 import { statusOfErrorType, toGatewayError } from './bedrock-errors';
 
@@ -142,6 +142,8 @@ export class ConverseStreamTranslator {
   private readonly reasoning = new Map<number, ReasoningBlock>();
   /** Claude's whole reasoning blocks so far, in order: each `thinking_blocks` delta carries them all. */
   private readonly thinking: ThinkingBlock[] = [];
+  /** The answer's visible tokens, for Claude's reasoning estimate in the usage chunk. */
+  private readonly answerTokens = new StreamedAnswerTokens();
   private toolCount = 0;
   private answeredByJsonTool = false;
   private started = false;
@@ -184,7 +186,7 @@ export class ConverseStreamTranslator {
         if (!meta.usage || this.usageSeen) return [];
         this.usageSeen = true;
         if (!this.ctx.includeUsage) return [];
-        return [{ ...this.envelope(), choices: [], usage: toCanonicalUsage(meta.usage, this.thinking) }];
+        return [{ ...this.envelope(), choices: [], usage: toCanonicalUsage(meta.usage, this.thinking, () => this.answerTokens.count()) }];
       }
       default:
         // Event types added later carry nothing a chunk needs.
@@ -196,6 +198,9 @@ export class ConverseStreamTranslator {
     const toolUse = e.start?.toolUse;
     if (!toolUse) return [];
     this.produced = true;
+    this.answerTokens.endPart();
+    this.answerTokens.add(toolUse.name);
+    this.answerTokens.endPart();
     const isAnswer = this.ctx.jsonTool !== undefined && toolUse.name === this.ctx.jsonTool;
     if (isAnswer) {
       this.answeredByJsonTool = true;
@@ -212,6 +217,7 @@ export class ConverseStreamTranslator {
     if (d.text !== undefined) {
       if (d.text === '') return [];
       this.produced = true;
+      this.answerTokens.add(d.text);
       return [...this.ensureStarted(), this.chunk({ content: d.text })];
     }
     if (d.toolUse) {
@@ -219,6 +225,7 @@ export class ConverseStreamTranslator {
       if (!tool) throw malformed(this.ctx.provider, 'tool input for a block that never started');
       if (d.toolUse.input === '') return [];
       tool.hasInput = true;
+      this.answerTokens.add(d.toolUse.input);
       return [this.inputChunk(tool, d.toolUse.input)];
     }
     if (d.reasoningContent) {
@@ -253,11 +260,13 @@ export class ConverseStreamTranslator {
    */
   private thinkingChunk(block: ThinkingBlock): chatv1.ChatChunk {
     this.thinking.push(block);
+    this.answerTokens.thinkingSeen();
     return this.chunk({ extraJson: thinkingExtra('', this.thinking) });
   }
 
   /** A tool called without arguments streams no input; the non-streamed answer has `{}` for it, so the stream does too. */
   private onBlockStop(e: z.infer<typeof contentBlockStop>): chatv1.ChatChunk[] {
+    this.answerTokens.endPart();
     const thought = this.reasoning.get(e.contentBlockIndex);
     if (thought) {
       this.reasoning.delete(e.contentBlockIndex);
@@ -266,6 +275,8 @@ export class ConverseStreamTranslator {
     const tool = this.tools.get(e.contentBlockIndex);
     if (!tool || tool.hasInput) return [];
     tool.hasInput = true;
+    this.answerTokens.add('{}');
+    this.answerTokens.endPart();
     return [this.inputChunk(tool, '{}')];
   }
 
