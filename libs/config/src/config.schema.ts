@@ -88,6 +88,15 @@ export const configSchema = strictObject({
      */
     loadBalancing: z.enum(['round_robin', 'pick_first']).default('round_robin'),
     /**
+     * How often a round_robin client looks a peer's DNS name up again, so replicas added behind it
+     * get calls within about this long. 0: only when a connection breaks or is renewed.
+     */
+    resolveIntervalMs: z
+      .number()
+      .int()
+      .refine((ms) => ms === 0 || ms >= 1_000, 'must be at least 1000 (ms), or 0 for only when a connection breaks or is renewed')
+      .default(30_000),
+    /**
      * How long a gRPC server keeps a client's connection before asking it to reconnect (HTTP/2
      * GOAWAY; calls in flight finish): clients then resolve the name again and find replicas added
      * since. 0: never.

@@ -44,3 +44,18 @@ describe('grpc.auth and grpc.tls', () => {
     expect(() => parseConfig({ ...minimal, grpc: { auth: { acceptedTokens: [other] } } }, {})).toThrow(/acceptedTokens/);
   });
 });
+
+describe('grpc.resolveIntervalMs', () => {
+  it('is 30 s by default, 0 for off, at least 1000 otherwise, and a whole number of ms', () => {
+    expect(parseConfig(minimal, {}).grpc.resolveIntervalMs).toBe(30_000);
+    expect(parseConfig({ ...minimal, grpc: { resolveIntervalMs: 0 } }, {}).grpc.resolveIntervalMs).toBe(0);
+    expect(parseConfig({ ...minimal, grpc: { resolveIntervalMs: 1_000 } }, {}).grpc.resolveIntervalMs).toBe(1_000);
+    expect(problems({ resolveIntervalMs: 200 })).toEqual(['grpc.resolveIntervalMs: must be at least 1000 (ms), or 0 for only when a connection breaks or is renewed']);
+    expect(problems({ resolveIntervalMs: -1 })).toEqual([expect.stringMatching(/^grpc\.resolveIntervalMs: /)]);
+    expect(problems({ resolveIntervalMs: 1_500.5 })).toEqual([expect.stringMatching(/^grpc\.resolveIntervalMs: /)]);
+  });
+
+  it('leaves grpc.maxConnectionAgeMs at its default', () => {
+    expect(parseConfig({ ...minimal, grpc: { resolveIntervalMs: 5_000 } }, {}).grpc.maxConnectionAgeMs).toBe(300_000);
+  });
+});

@@ -17,8 +17,9 @@ import {
 } from '@grpc/grpc-js';
 import { ConfigError, type GatewayConfig } from '@openrouter/config';
 import { CHANNEL_OPTIONS } from './grpc-server';
+import { DEFAULT_RESOLVE_INTERVAL_MS, pollingTargetOf, registerPollingDnsResolver, RESOLVE_INTERVAL_OPTION } from './polling-dns-resolver';
 
-/** The settings read here: `grpc.auth`, `grpc.tls`, `grpc.loadBalancing` and `grpc.maxConnectionAgeMs` of the configuration. */
+/** The settings read here: `grpc.auth`, `grpc.tls`, `grpc.loadBalancing`, `grpc.resolveIntervalMs` and `grpc.maxConnectionAgeMs` of the configuration. */
 export interface GrpcSecuritySettings {
   /** `acceptedTokens`: tokens the servers take besides `token` (a rotation in progress). */
   auth: { token: string; acceptedTokens?: readonly string[] };
@@ -27,6 +28,11 @@ export interface GrpcSecuritySettings {
   loadBalancing?: GatewayConfig['grpc']['loadBalancing'];
   /** How long servers keep a connection before asking the client to reconnect; never when unset or 0. */
   maxConnectionAgeMs?: number;
+  /**
+   * How often a round_robin client looks a peer's DNS name up again, to call replicas added since
+   * (30 s when unset); 0: only when a connection breaks or is renewed (grpc-js's own resolver).
+   */
+  resolveIntervalMs?: number;
 }
 
 /** Call metadata that carries the shared service token, as `Bearer <token>`. */
@@ -45,6 +51,7 @@ type ClientConstructor<C> = new (address: string, credentials: ChannelCredential
 interface ConnectionPolicy {
   loadBalancing: 'round_robin' | 'pick_first';
   maxConnectionAgeMs: number;
+  resolveIntervalMs: number;
 }
 
 /**
@@ -54,6 +61,20 @@ interface ConnectionPolicy {
  */
 function balancing(policy: ConnectionPolicy['loadBalancing']): Partial<ClientOptions> {
   return { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ [policy]: {} }] }), 'grpc.service_config_disable_resolution': 1 };
+}
+
+/**
+ * The target a client dials, and the options its resolver needs. A round_robin client of a DNS
+ * name goes through PollingDnsResolver, which looks the name up every `resolveIntervalMs`, so
+ * replicas added behind it get calls within about that long, not at the next connection renewal.
+ * IP literals, other schemes, pick_first (one connection anyway) and an interval of 0 keep
+ * grpc-js's own resolvers, which look the name up only when a connection breaks or is renewed.
+ */
+function resolution(address: string, policy: ConnectionPolicy): { target: string; options: Partial<ClientOptions> } {
+  const polling = policy.loadBalancing === 'round_robin' && policy.resolveIntervalMs > 0 ? pollingTargetOf(address) : undefined;
+  if (polling === undefined) return { target: address, options: {} };
+  registerPollingDnsResolver();
+  return { target: polling, options: { [RESOLVE_INTERVAL_OPTION]: policy.resolveIntervalMs } };
 }
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
@@ -136,7 +157,7 @@ function readTls(tls: GrpcSecuritySettings['tls'], read: (path: string) => Buffe
  * service token (`grpc.auth.token`) and TLS (`grpc.tls`, mutual with a CA). One per service,
  * made at its start from the configuration; the TLS files are read then. With neither set,
  * plaintext and no token, as before. It also carries how those connections are spread and
- * renewed (`grpc.loadBalancing`, `grpc.maxConnectionAgeMs`), as every client and server of the
+ * renewed (`grpc.loadBalancing`, `grpc.resolveIntervalMs`, `grpc.maxConnectionAgeMs`), as every client and server of the
  * process is made through it.
  */
 export class GrpcSecurity {
@@ -152,7 +173,11 @@ export class GrpcSecurity {
   static fromConfig(settings: GrpcSecuritySettings, read: (path: string) => Buffer = readFileSync): GrpcSecurity {
     const { token, acceptedTokens = [] } = settings.auth;
     const accepted = token === '' ? [] : [token, ...acceptedTokens.filter((t) => t !== '' && t !== token)];
-    const connections = { loadBalancing: settings.loadBalancing ?? 'pick_first', maxConnectionAgeMs: settings.maxConnectionAgeMs ?? 0 };
+    const connections = {
+      loadBalancing: settings.loadBalancing ?? 'pick_first',
+      maxConnectionAgeMs: settings.maxConnectionAgeMs ?? 0,
+      resolveIntervalMs: settings.resolveIntervalMs ?? DEFAULT_RESOLVE_INTERVAL_MS,
+    };
     return new GrpcSecurity(token, accepted, readTls(settings.tls, read), connections);
   }
 
@@ -180,10 +205,12 @@ export class GrpcSecurity {
    * A gRPC client of `address` (a ts-proto client constructor, or makeGenericClientConstructor's):
    * TLS verifying the server against `ca` (else the system's roots) under the address's host name
    * or `serverNameOverride`, presenting `cert` and `key` when set; the token on every call. `options`
-   * add to CHANNEL_OPTIONS, their interceptors (tracing) run before the token's.
+   * add to CHANNEL_OPTIONS, their interceptors (tracing) run before the token's. With round_robin,
+   * a DNS name is looked up again every `resolveIntervalMs` (see `resolution`).
    */
   client<C>(Client: ClientConstructor<C>, address: string, options: Partial<ClientOptions> = {}): C {
-    return new Client(address, this.channelCredentials(), this.clientOptions(options));
+    const { target, options: resolverOptions } = resolution(address, this.connections);
+    return new Client(target, this.channelCredentials(), this.clientOptions({ ...resolverOptions, ...options }));
   }
 
   private channelCredentials(): ChannelCredentials {
