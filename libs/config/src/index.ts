@@ -1,5 +1,5 @@
 export * from './config.schema';
 export { ConfigError, interpolate, loadConfigFile, parseConfig } from './config-loader';
-export { DEFAULT_CONFIG_PATH, loadConfig, NO_PROXY_ENV, readProxyEnv, readRuntimeEnv } from './runtime-env';
-export type { ProxyEnv, RuntimeEnv } from './runtime-env';
+export { DEFAULT_CONFIG_PATH, loadConfig, NO_PROXY_ENV, readGoogleAdcEnv, readProxyEnv, readRuntimeEnv } from './runtime-env';
+export type { GoogleAdcEnv, ProxyEnv, RuntimeEnv } from './runtime-env';
 export { embeddingInputTokenLimit, knownEmbeddingInputTokens } from './embedding-input-limits';

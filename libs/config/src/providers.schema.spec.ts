@@ -31,14 +31,17 @@ describe('a vertex provider', () => {
     expect(problems({ type: 'vertex', project: 'p', credentialsFile: '/var/run/secrets/vertex/key.json' })).toEqual([]);
     expect(problems({ type: 'vertex', project: 'p', metadataServer: 'true' })).toEqual([]);
     expect(problems({ type: 'vertex', project: 'p', accessToken: 'ya29.x' })).toEqual([]);
+    expect(problems({ type: 'vertex', project: 'p', adc: true })).toEqual([]);
   });
 
   it('refuses no source of tokens, and more than one', () => {
-    expect(problems({ type: 'vertex', project: 'p' })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true or accessToken']);
-    expect(problems({ type: 'vertex', project: 'p', metadataServer: false })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true or accessToken']);
+    expect(problems({ type: 'vertex', project: 'p' })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true or accessToken']);
+    expect(problems({ type: 'vertex', project: 'p', metadataServer: false })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true or accessToken']);
     expect(problems({ type: 'vertex', project: 'p', credentialsFile: 'key.json', metadataServer: true, accessToken: 't' })).toEqual([
       'providers.vx: exactly one source of access tokens may be given, found credentialsFile, metadataServer, accessToken',
     ]);
+    expect(problems({ type: 'vertex', project: 'p', adc: true, metadataServer: true })).toEqual(['providers.vx: exactly one source of access tokens may be given, found metadataServer, adc']);
+    expect(problems({ type: 'vertex', project: 'p', adc: false })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true or accessToken']);
   });
 
   it('names bad keys and values without quoting the private key', () => {

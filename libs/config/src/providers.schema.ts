@@ -173,7 +173,7 @@ export const googleServiceAccountKey = strictObject({
 });
 export type GoogleServiceAccountKey = z.infer<typeof googleServiceAccountKey>;
 
-const VERTEX_AUTH_SOURCES = ['credentials', 'credentialsFile', 'metadataServer', 'accessToken'] as const;
+const VERTEX_AUTH_SOURCES = ['credentials', 'credentialsFile', 'metadataServer', 'adc', 'accessToken'] as const;
 
 /**
  * Google Cloud Vertex AI: Gemini (publisher `google`) and Claude (publisher `anthropic`) models of
@@ -193,6 +193,12 @@ export const vertexProvider = strictObject({
   /** The token of the workload's own service account, from the metadata server (GCE, GKE Workload Identity). */
   metadataServer: flag.optional(),
   metadataServerUrl: z.string().url().default(GOOGLE_METADATA_TOKEN_URL),
+  /**
+   * Application Default Credentials, found as Google's client libraries find them when the adapter
+   * starts: the file GOOGLE_APPLICATION_CREDENTIALS names, else gcloud's well-known file, else the
+   * metadata server (at `metadataServerUrl`).
+   */
+  adc: flag.optional(),
   /** A token obtained elsewhere (`gcloud auth print-access-token`): never refreshed. */
   accessToken: z.string().min(1).optional(),
   /** Model name → publisher, for a name the default (`claude-…` is Anthropic's, anything else Google's) gets wrong. */
@@ -203,13 +209,13 @@ export const vertexProvider = strictObject({
   thinking: z.enum(['adaptive', 'budget']).default('adaptive'),
   ...common,
 }).superRefine((provider, ctx) => {
-  const given = VERTEX_AUTH_SOURCES.filter((source) => (source === 'metadataServer' ? provider.metadataServer === true : provider[source] !== undefined));
+  const given = VERTEX_AUTH_SOURCES.filter((source) => (source === 'metadataServer' || source === 'adc' ? provider[source] === true : provider[source] !== undefined));
   if (given.length === 1) return;
   ctx.addIssue({
     code: 'custom',
     message:
       given.length === 0
-        ? 'one source of access tokens is required: credentials, credentialsFile, metadataServer: true or accessToken'
+        ? 'one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true or accessToken'
         : `exactly one source of access tokens may be given, found ${given.join(', ')}`,
   });
 });

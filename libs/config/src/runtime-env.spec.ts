@@ -1,5 +1,5 @@
 import { ConfigError } from './config-loader';
-import { readProxyEnv } from './runtime-env';
+import { readGoogleAdcEnv, readProxyEnv } from './runtime-env';
 
 describe('the proxy variables of the environment', () => {
   it('reads either case, the lower-case name first, and gives "" for an unset one', () => {
@@ -38,5 +38,16 @@ describe('the proxy variables of the environment', () => {
     expect((error as ConfigError).problems).toEqual(['HTTPS_PROXY: not an http:// or https:// URL of a forward proxy (http://[user:password@]host:port)']);
     expect((error as ConfigError).message).not.toContain('50%off');
     expect(readProxyEnv({ HTTPS_PROXY: 'http://gateway:50%25off@proxy.corp:3128' }).httpsProxy).toBe('http://gateway:50%25off@proxy.corp:3128');
+  });
+});
+
+describe('the Application Default Credentials variables', () => {
+  it('reads GOOGLE_APPLICATION_CREDENTIALS, CLOUDSDK_CONFIG and HOME, "" for an unset one', () => {
+    expect(readGoogleAdcEnv({})).toEqual({ applicationCredentials: '', cloudsdkConfig: '', home: '' });
+    expect(readGoogleAdcEnv({ GOOGLE_APPLICATION_CREDENTIALS: '/var/run/secrets/adc.json', CLOUDSDK_CONFIG: '/etc/gcloud', HOME: '/home/app' })).toEqual({
+      applicationCredentials: '/var/run/secrets/adc.json',
+      cloudsdkConfig: '/etc/gcloud',
+      home: '/home/app',
+    });
   });
 });

@@ -53,3 +53,19 @@ export function readProxyEnv(env: Readonly<Record<string, string | undefined>> =
   if (problems.length > 0) throw new ConfigError('environment', problems);
   return proxies;
 }
+
+/**
+ * Where Application Default Credentials are looked for, as Google's client libraries look:
+ * GOOGLE_APPLICATION_CREDENTIALS (a JSON file), else gcloud's configuration directory
+ * (CLOUDSDK_CONFIG, or `$HOME/.config/gcloud`). An unset variable is `""`.
+ */
+export interface GoogleAdcEnv {
+  applicationCredentials: string;
+  cloudsdkConfig: string;
+  home: string;
+}
+
+/** Read when a provider that uses Application Default Credentials starts. */
+export function readGoogleAdcEnv(env: Readonly<Record<string, string | undefined>> = process.env): GoogleAdcEnv {
+  return { applicationCredentials: env['GOOGLE_APPLICATION_CREDENTIALS'] ?? '', cloudsdkConfig: env['CLOUDSDK_CONFIG'] ?? '', home: env['HOME'] ?? '' };
+}

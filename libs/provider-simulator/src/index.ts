@@ -7,7 +7,7 @@ export { PROMPT_REPLY_PRIMING_TOKENS, PROMPT_TOKENS_PER_MESSAGE } from './core/t
 export { SIMULATED_MODELS } from './wire/openai-formats';
 export { OPENAI_REFUSAL_TRIGGER } from './wire/openai-chat-planner';
 export { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature } from './wire/anthropic-thinking';
-export type { SimulatedServiceAccount } from './wire/google-oauth';
+export type { SimulatedAuthorizedUser, SimulatedServiceAccount } from './wire/google-oauth';
 export { METADATA_TOKEN_PATH, TOKEN_PATH } from './wire/google-oauth';
 export { startForwardProxy } from './forward-proxy';
 export type { ForwardProxyOptions, ProxiedCall, RunningForwardProxy } from './forward-proxy';

@@ -9,7 +9,7 @@ import { HttpExchange } from './http/http-exchange';
 import { bedrockWire } from './wire/bedrock';
 import { anthropicWire } from './wire/anthropic';
 import { geminiWire } from './wire/gemini';
-import { GoogleTokenAuthority, googleOAuthWire, type SimulatedServiceAccount } from './wire/google-oauth';
+import { GoogleTokenAuthority, googleOAuthWire, type SimulatedAuthorizedUser, type SimulatedServiceAccount } from './wire/google-oauth';
 import { azureOpenAiWire, openAiWire } from './wire/openai';
 import { openAiError } from './wire/openai-formats';
 import { vertexWire } from './wire/vertex';
@@ -29,6 +29,10 @@ export interface SimulatorOptions {
   requestLogLimit?: number;
   /** Service accounts whose signed assertions the simulated Google token endpoint (`POST /token`) accepts. */
   googleServiceAccounts?: SimulatedServiceAccount[];
+  /** Users whose refresh tokens (with their OAuth client) the token endpoint's `refresh_token` grant accepts. */
+  googleAuthorizedUsers?: SimulatedAuthorizedUser[];
+  /** Service accounts whose tokens `generateAccessToken` gives to any valid token (impersonation). */
+  googleImpersonableAccounts?: string[];
 }
 
 export interface RunningSimulator {
@@ -73,7 +77,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     behaviour: () => behaviour,
     faults,
     ids: new SeededRandom(mixSeeds(seed, 0x1d5)),
-    googleTokens: new GoogleTokenAuthority(options.googleServiceAccounts ?? []),
+    googleTokens: new GoogleTokenAuthority(options.googleServiceAccounts ?? [], options.googleAuthorizedUsers ?? [], options.googleImpersonableAccounts ?? []),
   };
 
   const control: SimulatorControl = {

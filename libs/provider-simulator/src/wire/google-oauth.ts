@@ -10,10 +10,20 @@ export interface SimulatedServiceAccount {
   publicKey: string;
 }
 
+/** A user's OAuth client and refresh token, as `gcloud auth application-default login` writes them. */
+export interface SimulatedAuthorizedUser {
+  clientId: string;
+  clientSecret: string;
+  refreshToken: string;
+}
+
 export const TOKEN_PATH = '/token';
+/** IAM Credentials' `generateAccessToken`: `/v1/projects/-/serviceAccounts/{email}:generateAccessToken`. */
+const GENERATE_ACCESS_TOKEN = /^\/v1\/projects\/-\/serviceAccounts\/([^/:]+):generateAccessToken$/;
 export const METADATA_TOKEN_PATH = '/computeMetadata/v1/instance/service-accounts/default/token';
 const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const REFRESH_TOKEN_GRANT = 'refresh_token';
 /** Google refuses assertions that live longer than an hour, and tolerates some clock skew. */
 const MAX_ASSERTION_LIFETIME_S = 3600;
 const CLOCK_SKEW_S = 300;
@@ -26,15 +36,38 @@ export type TokenCheck = 'valid' | 'expired' | 'unknown';
  */
 export class GoogleTokenAuthority {
   private readonly accounts = new Map<string, KeyObject>();
+  private readonly users = new Map<string, SimulatedAuthorizedUser>();
+  private readonly impersonable = new Set<string>();
   private readonly issued = new Map<string, number>();
 
-  constructor(private readonly startupAccounts: readonly SimulatedServiceAccount[] = []) {
+  constructor(
+    private readonly startupAccounts: readonly SimulatedServiceAccount[] = [],
+    private readonly startupUsers: readonly SimulatedAuthorizedUser[] = [],
+    private readonly startupImpersonable: readonly string[] = [],
+  ) {
     this.reset();
   }
 
-
   trust(account: SimulatedServiceAccount): void {
     this.accounts.set(account.clientEmail, createPublicKey(account.publicKey));
+  }
+
+  /** The token endpoint takes this user's refresh token (with its OAuth client), until `reset()`. */
+  trustUser(user: SimulatedAuthorizedUser): void {
+    this.users.set(user.refreshToken, user);
+  }
+
+  userOf(refreshToken: string): SimulatedAuthorizedUser | undefined {
+    return this.users.get(refreshToken);
+  }
+
+  /** Any valid token may get an access token for this service account through `generateAccessToken`. */
+  allowImpersonation(clientEmail: string): void {
+    this.impersonable.add(clientEmail);
+  }
+
+  mayImpersonate(clientEmail: string): boolean {
+    return this.impersonable.has(clientEmail);
   }
 
   publicKeyOf(clientEmail: string): KeyObject | undefined {
@@ -64,7 +97,11 @@ export class GoogleTokenAuthority {
    */
   reset(): void {
     this.accounts.clear();
+    this.users.clear();
+    this.impersonable.clear();
     for (const account of this.startupAccounts) this.trust(account);
+    for (const user of this.startupUsers) this.trustUser(user);
+    for (const email of this.startupImpersonable) this.allowImpersonation(email);
   }
 }
 
@@ -111,16 +148,31 @@ function assertionProblem(assertion: string, audience: string, authority: Google
   return undefined;
 }
 
-/** `POST /token`: Google's OAuth token endpoint, JWT-bearer grant only. */
+/** The refresh-token grant of a user's credentials: Google's answers for an unknown client and a revoked token. */
+function refreshTokenGrant(exchange: HttpExchange, runtime: SimulatorRuntime, form: URLSearchParams): void {
+  const user = runtime.googleTokens.userOf(form.get('refresh_token') ?? '');
+  if (user === undefined) return refuse(exchange, 400, 'invalid_grant', 'Token has been expired or revoked.');
+  if (form.get('client_id') !== user.clientId || form.get('client_secret') !== user.clientSecret) return refuse(exchange, 401, 'invalid_client', 'The OAuth client was not found.');
+  grant(exchange, runtime, runtime.googleTokens);
+}
+
+/** `POST /token`: Google's OAuth token endpoint, JWT-bearer and refresh-token grants. */
 const handleToken: WireHandler = async (exchange, runtime) => {
     const authority = runtime.googleTokens;
     const read = await exchange.readBody();
     if (!read.ok) return;
     const form = new URLSearchParams(read.body.toString('utf8'));
     const assertion = form.get('assertion') ?? '';
+    const grantType = form.get('grant_type');
+    if (grantType === REFRESH_TOKEN_GRANT) {
+      // The refresh token and client secret are credentials: the log only says whether they came.
+      const present = (name: string): string => ((form.get(name) ?? '') === '' ? 'absent' : 'present');
+      exchange.observe({ body: { grant_type: grantType, client_id: form.get('client_id'), client_secret: present('client_secret'), refresh_token: present('refresh_token') } });
+      return refreshTokenGrant(exchange, runtime, form);
+    }
     // The assertion is a credential: the log only says whether one came.
-    exchange.observe({ body: { grant_type: form.get('grant_type'), assertion: assertion === '' ? 'absent' : 'present' } });
-    if (form.get('grant_type') !== JWT_BEARER_GRANT) return refuse(exchange, 400, 'unsupported_grant_type', `Invalid grant_type: ${form.get('grant_type') ?? ''}`);
+    exchange.observe({ body: { grant_type: grantType, assertion: assertion === '' ? 'absent' : 'present' } });
+    if (grantType !== JWT_BEARER_GRANT) return refuse(exchange, 400, 'unsupported_grant_type', `Invalid grant_type: ${grantType ?? ''}`);
     const problem = assertionProblem(assertion, `http://${exchange.req.headers.host ?? ''}${TOKEN_PATH}`, authority);
     if (problem !== undefined) return refuse(exchange, 400, problem.error, problem.description);
     grant(exchange, runtime, authority);
@@ -136,11 +188,46 @@ const handleMetadataToken: WireHandler = async (exchange, runtime) => {
     grant(exchange, runtime, runtime.googleTokens);
 };
 
-/** Google's OAuth token endpoint and the metadata server's token route, issuing tokens Vertex AI accepts. */
+function sendIamError(exchange: HttpExchange, code: number, status: string, message: string): void {
+  exchange.sendJson(code, { error: { code, message, status } }, JSON_HEADERS);
+}
+
+/**
+ * `POST /v1/projects/-/serviceAccounts/{email}:generateAccessToken` (IAM Credentials): a valid
+ * token issued here buys a token of an impersonable service account, for the cloud-platform scope.
+ */
+const handleGenerateAccessToken: WireHandler = async (exchange, runtime) => {
+  const authority = runtime.googleTokens;
+  const read = await exchange.readBody();
+  if (!read.ok) return;
+  const target = decodeURIComponent(GENERATE_ACCESS_TOKEN.exec(exchange.pathname)?.[1] ?? '');
+  const bearer = /^Bearer (\S+)$/.exec(exchange.req.headers.authorization ?? '')?.[1];
+  if (bearer === undefined || authority.check(bearer) !== 'valid') {
+    return sendIamError(exchange, 401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.');
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(read.body.toString('utf8'));
+  } catch {
+    body = undefined;
+  }
+  const scope = typeof body === 'object' && body !== null && Array.isArray((body as { scope?: unknown }).scope) ? ((body as { scope: unknown[] }).scope) : [];
+  exchange.observe({ body: body ?? null });
+  if (!scope.includes(CLOUD_PLATFORM_SCOPE)) return sendIamError(exchange, 400, 'INVALID_ARGUMENT', 'Request contains an invalid argument: scope.');
+  if (!authority.mayImpersonate(target)) {
+    return sendIamError(exchange, 403, 'PERMISSION_DENIED', `Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).`);
+  }
+  const expiresIn = runtime.behaviour().accessTokenExpiresInSeconds;
+  const expireTime = new Date(Date.now() + expiresIn * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  exchange.sendJson(200, { accessToken: authority.issue(runtime, expiresIn), expireTime }, JSON_HEADERS);
+};
+
+/** Google's OAuth token endpoint, the metadata server's token route and IAM Credentials' `generateAccessToken`, issuing tokens Vertex AI accepts. */
 export const googleOAuthWire: WireProtocol = {
   name: 'google-oauth',
   route(method, pathname) {
     if (method === 'POST' && pathname === TOKEN_PATH) return handleToken;
+    if (method === 'POST' && GENERATE_ACCESS_TOKEN.test(pathname)) return handleGenerateAccessToken;
     if (method === 'GET' && pathname === METADATA_TOKEN_PATH) return handleMetadataToken;
     return undefined;
   },

@@ -162,8 +162,14 @@ export function tokenError(provider: string, what: string, upstreamStatus: numbe
   return new GatewayError('auth_failed', `The provider "${provider}" could not get an access token: ${what}.`, { provider, code: 'upstream_auth_failed', retryable: true, upstreamStatus, cause });
 }
 
+/**
+ * A refusal retrying cannot mend (a revoked refresh token): its error is not retryable and says
+ * what to do. Returns the text of the message, or undefined for a refusal that may pass.
+ */
+export type PermanentRefusal = (status: number, code: string | undefined) => string | undefined;
+
 /** Reads a token endpoint's answer; refusals and malformed answers become `tokenError`s without the body's secrets. */
-export async function exchangeForToken(http: TokenHttp, request: TokenHttpRequest, provider: string, endpoint: string): Promise<GrantedToken> {
+export async function exchangeForToken(http: TokenHttp, request: TokenHttpRequest, provider: string, endpoint: string, permanent?: PermanentRefusal): Promise<GrantedToken> {
   let answer: { status: number; body: string };
   try {
     answer = await http.request(request);
@@ -183,7 +189,12 @@ export async function exchangeForToken(http: TokenHttp, request: TokenHttpReques
     const description = refusal.success ? refusal.data.error_description?.replace(JWT_TEXT, '[redacted]').slice(0, 200) : undefined;
     // The endpoint's own words go to the log only (no response carries a cause).
     const cause = new Error(`HTTP ${answer.status}${code ? ` ${code}` : ''}${description ? `: ${description}` : ''}`);
-    throw tokenError(provider, `the ${endpoint} answered HTTP ${answer.status}${code ? ` (${code})` : ''}`, answer.status, cause);
+    const what = `the ${endpoint} answered HTTP ${answer.status}${code ? ` (${code})` : ''}`;
+    const advice = permanent?.(answer.status, code);
+    if (advice !== undefined) {
+      throw new GatewayError('auth_failed', `The provider "${provider}" could not get an access token: ${what}: ${advice}.`, { provider, code: 'upstream_auth_failed', retryable: false, upstreamStatus: answer.status, cause });
+    }
+    throw tokenError(provider, what, answer.status, cause);
   }
   const parsed = tokenAnswer.safeParse(json);
   if (!parsed.success) throw tokenError(provider, `the ${endpoint} answered without an access token and its lifetime`, answer.status);
@@ -223,6 +234,72 @@ export function serviceAccountGrant(key: GoogleServiceAccountKey, privateKey: Ke
     const body = new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion }).toString();
     const request: TokenHttpRequest = { method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body, timeoutMs: TOKEN_TIMEOUT_MS };
     return exchangeForToken(http, request, options.provider, 'token endpoint');
+  };
+}
+
+/** A user's credentials (`gcloud auth application-default login`): its OAuth client and refresh token. */
+export interface GoogleAuthorizedUser {
+  clientId: string;
+  clientSecret: string;
+  refreshToken: string;
+  tokenUri: string;
+  /** Names the credentials in the message of a refused refresh token: the file they came from. */
+  origin: string;
+}
+
+/**
+ * The refresh-token grant of a user's credentials, as Google's client libraries make it. A refresh
+ * token or client the endpoint refuses (`invalid_grant`, `invalid_client`, `unauthorized_client`)
+ * stays refused: that failure is not retryable.
+ */
+export function authorizedUserGrant(user: GoogleAuthorizedUser, http: TokenHttp, options: CachedTokenOptions): () => Promise<GrantedToken> {
+  const url = new URL(user.tokenUri);
+  const body = new URLSearchParams({ grant_type: 'refresh_token', client_id: user.clientId, client_secret: user.clientSecret, refresh_token: user.refreshToken }).toString();
+  const permanent: PermanentRefusal = (status, code) =>
+    status === 400 || status === 401 ? (code === undefined || code === 'invalid_grant' ? `the refresh token of ${user.origin} was refused (expired or revoked); sign in again (gcloud auth application-default login)` : code === 'invalid_client' || code === 'unauthorized_client' ? `the OAuth client of ${user.origin} was refused` : undefined) : undefined;
+  return () => exchangeForToken(http, { method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body, timeoutMs: TOKEN_TIMEOUT_MS }, options.provider, 'token endpoint', permanent);
+}
+
+const generatedToken = z.looseObject({ accessToken: z.string().min(1), expireTime: z.iso.datetime({ offset: true }) });
+const googleApiError = z.looseObject({ error: z.looseObject({ status: z.string().optional() }) });
+const GOOGLE_STATUS = /^[A-Z][A-Z_]{1,63}$/;
+
+/**
+ * Impersonation: a token of `source` buys one of the target service account from IAM Credentials'
+ * `generateAccessToken` (`url`, naming the target), for the cloud-platform scope. The source needs
+ * `roles/iam.serviceAccountTokenCreator` on the target; a refusal (403 `PERMISSION_DENIED`) is a
+ * `tokenError` naming the status, as the token endpoint's are.
+ */
+export function impersonatedGrant(source: () => Promise<GrantedToken>, target: { url: string; delegates: readonly string[]; lifetimeSeconds: number }, http: TokenHttp, options: CachedTokenOptions): () => Promise<GrantedToken> {
+  const now = options.now ?? Date.now;
+  const url = new URL(target.url);
+  const body = JSON.stringify({ scope: [CLOUD_PLATFORM_SCOPE], delegates: target.delegates, lifetime: `${target.lifetimeSeconds}s` });
+  const endpoint = 'IAM Credentials API (generateAccessToken)';
+  return async () => {
+    const sourceToken = await source();
+    let answer: { status: number; body: string };
+    try {
+      answer = await http.request({ method: 'POST', url, headers: { 'content-type': 'application/json', authorization: `Bearer ${sourceToken.accessToken}` }, body, timeoutMs: TOKEN_TIMEOUT_MS });
+    } catch (error) {
+      const refused = proxyRefusal(error);
+      throw tokenError(options.provider, `the ${endpoint} could not be reached${refused === undefined ? '' : `: ${proxyRefusalText(refused)}`}`, 0, error);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(answer.body);
+    } catch {
+      json = undefined;
+    }
+    if (answer.status !== 200) {
+      const refusal = googleApiError.safeParse(json);
+      const status = refusal.success && refusal.data.error.status !== undefined && GOOGLE_STATUS.test(refusal.data.error.status) ? refusal.data.error.status : undefined;
+      throw tokenError(options.provider, `the ${endpoint} answered HTTP ${answer.status}${status ? ` (${status})` : ''}`, answer.status, new Error(`HTTP ${answer.status}${status ? ` ${status}` : ''}`));
+    }
+    const parsed = generatedToken.safeParse(json);
+    if (!parsed.success) throw tokenError(options.provider, `the ${endpoint} answered without an access token and its expiry`, answer.status);
+    const expiresInSeconds = Math.floor((Date.parse(parsed.data.expireTime) - now()) / 1000);
+    if (expiresInSeconds <= 0) throw tokenError(options.provider, `the ${endpoint} answered with a token that has already expired`, answer.status);
+    return { accessToken: parsed.data.accessToken, expiresInSeconds };
   };
 }
 

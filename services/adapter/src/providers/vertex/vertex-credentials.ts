@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError, GOOGLE_TOKEN_URI, type GoogleServiceAccountKey, type ProviderConfigOf } from '@openrouter/config';
+import { ConfigError, GOOGLE_TOKEN_URI, type GoogleAdcEnv, type GoogleServiceAccountKey, type ProviderConfigOf, readGoogleAdcEnv } from '@openrouter/config';
+import { adcGrant } from './google-adc';
 import { type AccessTokenSource, CachedTokenSource, metadataServerGrant, readPrivateKey, serviceAccountGrant, staticTokenSource, type TokenHttp } from './google-access-token';
 
 /** The fields of the JSON key file Google issues for a service account that the grant needs. */
@@ -14,8 +15,12 @@ export interface TokenSourceOptions {
   http: TokenHttp;
   /** Reads the key file; a spec hands in its own. */
   readFile?: (path: string) => string;
+  /** Where Application Default Credentials are looked for (`adc: true`); read from the environment unless given. */
+  adcEnv?: GoogleAdcEnv;
   now?: () => number;
 }
+
+const readUtf8 = (path: string): string => readFileSync(path, 'utf8');
 
 /**
  * The access tokens of a Vertex provider, from the one source its configuration names. A key file
@@ -27,8 +32,12 @@ export function vertexTokenSource(id: string, config: ProviderConfigOf<'vertex'>
   const cacheOptions = { provider: id, now: options.now };
   if (config.accessToken !== undefined) return staticTokenSource(config.accessToken);
   if (config.metadataServer === true) return new CachedTokenSource(metadataServerGrant(config.metadataServerUrl, options.http, cacheOptions), cacheOptions);
+  if (config.adc === true) {
+    const adc = { env: options.adcEnv ?? readGoogleAdcEnv(), readFile: options.readFile ?? readUtf8, metadataServerUrl: config.metadataServerUrl, http: options.http };
+    return new CachedTokenSource(adcGrant(`${where}.adc`, adc, cacheOptions), cacheOptions);
+  }
   const key = config.credentials ?? (config.credentialsFile !== undefined ? readKeyFile(`${where}.credentialsFile`, config.credentialsFile, options.readFile) : undefined);
-  if (key === undefined) throw new ConfigError(where, [`${where}: one source of access tokens is required: credentials, credentialsFile, metadataServer: true or accessToken`]);
+  if (key === undefined) throw new ConfigError(where, [`${where}: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true or accessToken`]);
   const keyField = config.credentials !== undefined ? `${where}.credentials.privateKey` : `${where}.credentialsFile: private_key`;
   let privateKey;
   try {
@@ -39,7 +48,7 @@ export function vertexTokenSource(id: string, config: ProviderConfigOf<'vertex'>
   return new CachedTokenSource(serviceAccountGrant(key, privateKey, options.http, cacheOptions), cacheOptions);
 }
 
-function readKeyFile(where: string, path: string, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): GoogleServiceAccountKey {
+function readKeyFile(where: string, path: string, readFile: (path: string) => string = readUtf8): GoogleServiceAccountKey {
   let text: string;
   try {
     text = readFile(path);
