@@ -22,7 +22,7 @@ export type AuditEntry = z.infer<typeof auditEntrySchema>;
  * Every action the gateway writes to the audit log (the `action` of an entry). A new kind of admin
  * change adds its name here: the audit filter accepts only these.
  */
-export const AUDIT_ACTIONS = ['key.issue', 'key.revoke', 'org.create', 'team.create', 'project.create', 'budget.create', 'budget.update', 'budget.delete'] as const;
+export const AUDIT_ACTIONS = ['key.issue', 'key.revoke', 'key.update', 'key.rotate', 'org.create', 'team.create', 'project.create', 'org.update', 'team.update', 'project.update', 'budget.create', 'budget.update', 'budget.delete'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** An entry as the log holds it: with its id (derived from its place for one stored without, see {@link auditLogOf}). */
@@ -83,6 +83,20 @@ export interface AccessRepository {
    * one time. Undefined when no key has the hash.
    */
   revokeKey(hash: string, revokedAt: string, audit: AuditEntry): Promise<Revocation | undefined>;
+  /**
+   * Changes the key of this id as one atomic step with its audit entry, on any replica: `change`
+   * gets the record as stored (and may throw: its error is thrown as it is, nothing is written);
+   * concurrent changes apply one after the other. The hash stays. Undefined when no key has the id.
+   */
+  updateKey(id: string, change: (stored: ApiKeyRecord) => ApiKeyRecord, audit: AuditEntry): Promise<ApiKeyRecord | undefined>;
+  /**
+   * Moves the key of this id to a new secret as one atomic step with its audit entry: `change` gets
+   * the record as stored and answers it under its new hash (with `previousHash` when the earlier
+   * secret keeps working for `graceMs`). The record is then found by either hash until the grace
+   * ends; the secret an earlier rotation's grace still accepted is forgotten at once. Undefined when
+   * no key has the id.
+   */
+  rotateKey(id: string, change: (stored: ApiKeyRecord) => ApiKeyRecord, graceMs: number, audit: AuditEntry): Promise<ApiKeyRecord | undefined>;
   /** One page of issued keys, oldest first: reads that page's records, never every key. */
   listKeys(query: KeyPageQuery): Promise<KeyPage>;
   listOrgs(): Promise<OrgConfig[]>;
@@ -222,6 +236,20 @@ const REPLACE_KEY = `${AUDIT_LUA}if redis.call('GET', KEYS[1]) ~= ARGV[1] then r
 redis.call('SET', KEYS[1], ARGV[2])
 append_audit(KEYS[2], KEYS[3], ARGV[3], tonumber(ARGV[4]))
 return 1`;
+/**
+ * KEYS: the key record, the record's new place (its new hash), the id map, the audit log, its
+ * counter, the alias an earlier rotation left. ARGV: the record as read, the record to write, the
+ * alias to leave in the old place, the grace in ms (0: none), the id, the new hash, '1' to drop the
+ * earlier alias, the audit entry, how many entries the log keeps. A compare-and-set like REPLACE_KEY.
+ */
+const ROTATE_KEY = `${AUDIT_LUA}if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+local grace = tonumber(ARGV[4])
+if grace > 0 then redis.call('SET', KEYS[1], ARGV[3], 'PX', grace) else redis.call('DEL', KEYS[1]) end
+if ARGV[7] == '1' then redis.call('DEL', KEYS[6]) end
+append_audit(KEYS[4], KEYS[5], ARGV[8], tonumber(ARGV[9]))
+return 1`;
 /** Compare-and-set rounds a revocation tries; each lost round means another revocation won. */
 const REVOKE_ATTEMPTS = 5;
 /** Key ids read per round while indexing the keys stored before the lists had indexes. */
@@ -230,6 +258,8 @@ const INDEX_BATCH = 500;
 /** The embedded mode's store: one process, nothing shared. */
 export class MemoryAccessRepository implements AccessRepository {
   private readonly keys = new Map<string, ApiKeyRecord>();
+  /** A rotated key's earlier hash → its current one, while the rotation's grace lasts. */
+  private readonly aliases = new Map<string, string>();
   private readonly orgs = new Map<string, OrgConfig>();
   /** Oldest first; the ids are contiguous, the last one `auditSequence`. */
   private readonly audit: NumberedAuditEntry[] = [];
@@ -242,7 +272,8 @@ export class MemoryAccessRepository implements AccessRepository {
   }
 
   async findKey(hash: string) {
-    return this.keys.get(hash);
+    const alias = this.aliases.get(hash);
+    return this.keys.get(hash) ?? (alias === undefined ? undefined : this.keys.get(alias));
   }
   async keyById(id: string) {
     return [...this.keys.values()].find((k) => k.id === id);
@@ -258,6 +289,24 @@ export class MemoryAccessRepository implements AccessRepository {
     const record = { ...stored, revokedAt };
     await this.saveKey(record, audit);
     return { record, revoked: true };
+  }
+  async updateKey(id: string, change: (stored: ApiKeyRecord) => ApiKeyRecord, audit: AuditEntry) {
+    const stored = await this.keyById(id);
+    if (!stored) return undefined;
+    const record = { ...change(stored), hash: stored.hash };
+    await this.saveKey(record, audit);
+    return record;
+  }
+  async rotateKey(id: string, change: (stored: ApiKeyRecord) => ApiKeyRecord, _graceMs: number, audit: AuditEntry) {
+    const stored = await this.keyById(id);
+    if (!stored) return undefined;
+    const record = change(stored);
+    this.keys.delete(stored.hash);
+    if (stored.previousHash !== undefined) this.aliases.delete(stored.previousHash);
+    // The grace itself is enforced where a key is accepted (`previousExpiresAt`); the alias is dropped at the next rotation.
+    if (record.previousHash !== undefined) this.aliases.set(record.previousHash, record.hash);
+    await this.saveKey(record, audit);
+    return record;
   }
   async listKeys(query: KeyPageQuery) {
     return pageOf(this.keys.values(), query);
@@ -377,7 +426,10 @@ export class RedisAccessRepository implements AccessRepository {
 
   async findKey(hash: string) {
     return this.call(async () => {
-      return parseRecord(await this.redis.get(`${this.prefix}key:${hash}`));
+      const text = await this.redis.get(`${this.prefix}key:${hash}`);
+      // A rotated key's earlier hash holds an alias to its current one while the grace lasts (a second read, for those only).
+      const alias = aliasOf(text);
+      return alias === undefined ? parseRecord(text) : parseRecord(await this.redis.get(`${this.prefix}key:${alias}`));
     });
   }
   async keyById(id: string) {
@@ -408,6 +460,61 @@ export class RedisAccessRepository implements AccessRepository {
         if (written === 1) return { record, revoked: true };
       }
       // Only a record rewritten again and again (never by a revocation, which ends the loop) gets here.
+      throw new GatewayError('overloaded', 'The key is being changed by other requests. Please retry.', { code: 'key_busy' });
+    });
+  }
+  async updateKey(id: string, change: (stored: ApiKeyRecord) => ApiKeyRecord, audit: AuditEntry) {
+    return this.replaceById(id, async (key, raw, stored) => {
+      const record = { ...change(stored), hash: stored.hash };
+      const written = await this.redis.eval(REPLACE_KEY, 3, key, this.auditLog.key, this.auditLog.sequence, raw, JSON.stringify(record), auditJson(audit), this.auditLog.keep);
+      return written === 1 ? record : undefined;
+    });
+  }
+  async rotateKey(id: string, change: (stored: ApiKeyRecord) => ApiKeyRecord, graceMs: number, audit: AuditEntry) {
+    return this.replaceById(id, async (key, raw, stored) => {
+      const record = change(stored);
+      const grace = record.previousHash === undefined ? 0 : Math.max(1, Math.ceil(graceMs));
+      const earlier = stored.previousHash;
+      const written = await this.redis.eval(
+        ROTATE_KEY,
+        6,
+        key,
+        `${this.prefix}key:${record.hash}`,
+        `${this.prefix}key-ids`,
+        this.auditLog.key,
+        this.auditLog.sequence,
+        `${this.prefix}key:${earlier ?? stored.hash}`,
+        raw,
+        JSON.stringify(record),
+        JSON.stringify({ aliasOf: record.hash }),
+        grace,
+        id,
+        record.hash,
+        earlier === undefined ? '0' : '1',
+        auditJson(audit),
+        this.auditLog.keep,
+      );
+      return written === 1 ? record : undefined;
+    });
+  }
+  /**
+   * Reads the key of this id and writes it with `write` (a compare-and-set on the record as read,
+   * answering undefined when it lost), again while it loses: another change or rotation won.
+   */
+  private async replaceById(id: string, write: (key: string, raw: string, stored: ApiKeyRecord) => Promise<ApiKeyRecord | undefined>): Promise<ApiKeyRecord | undefined> {
+    return this.call(async () => {
+      for (let attempt = 0; attempt < REVOKE_ATTEMPTS; attempt++) {
+        const hash = await this.redis.hget(`${this.prefix}key-ids`, id);
+        if (hash === null) return undefined;
+        const key = `${this.prefix}key:${hash}`;
+        const raw = await this.redis.get(key);
+        // Rotated between the two reads: read again from its id.
+        if (aliasOf(raw) !== undefined || (raw === null && (await this.redis.hget(`${this.prefix}key-ids`, id)) !== hash)) continue;
+        const stored = parseRecord(raw);
+        if (raw === null || !stored) return undefined;
+        const written = await write(key, raw, stored);
+        if (written) return written;
+      }
       throw new GatewayError('overloaded', 'The key is being changed by other requests. Please retry.', { code: 'key_busy' });
     });
   }
@@ -553,6 +660,15 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+const aliasSchema = z.strictObject({ aliasOf: z.string().regex(/^[0-9a-f]{64}$/) });
+
+/** The hash an alias (a rotated key's earlier hash, during the grace) points to; undefined for anything else. */
+function aliasOf(text: string | null): string | undefined {
+  if (text === null || !text.startsWith('{"aliasOf"')) return undefined;
+  const parsed = aliasSchema.safeParse(safeJson(text));
+  return parsed.success ? parsed.data.aliasOf : undefined;
 }
 
 function parseRecord(text: string | null): ApiKeyRecord | undefined {

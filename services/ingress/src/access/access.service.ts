@@ -36,6 +36,16 @@ export interface IssueKeyInput {
   tags: Record<string, string>;
 }
 
+/** A change of an issued key: each field given replaces the stored one; `expiresAt: null` clears the expiry. */
+export interface UpdateKeyInput {
+  name?: string | undefined;
+  allowedModels?: string[] | undefined;
+  limits?: Limits | undefined;
+  expiresAt?: string | null | undefined;
+  metadata?: Record<string, string> | undefined;
+  tags?: Record<string, string> | undefined;
+}
+
 /** Traffic attributes a caller may add per request (apps and end-users are attributes of traffic). */
 export interface TrafficAttributes {
   app?: string | undefined;
@@ -397,9 +407,80 @@ export class AccessService {
     const outcome = found.revokedAt ? { record: found, revoked: false } : await this.repository.revokeKey(found.hash, new Date().toISOString(), entry);
     if (!outcome) throw keyNotFound(id);
     if (outcome.revoked) this.logAudit(entry);
-    this.keys.forget(found.hash);
-    await this.repository.publish({ kind: 'key', hash: found.hash });
+    await this.announceKey(found);
     return publicView(outcome.record);
+  }
+
+  /**
+   * Changes an issued key in place (same id, same secret): the fields given, validated as at issue.
+   * Changed and audited (`key.update`, naming the fields) in one atomic write; a revoked key is
+   * refused (409 `key_revoked`). Every replica forgets its cached copy at once.
+   */
+  async updateKey(actor: Actor, id: string, input: UpdateKeyInput): Promise<PublicApiKey> {
+    const found = await this.visibleKey(actor, id);
+    if (found.revokedAt !== undefined) throw keyRevoked(id, 'changed');
+    if (input.allowedModels !== undefined) this.requireNameable(input.allowedModels);
+    if (input.expiresAt !== undefined && input.expiresAt !== null && Date.parse(input.expiresAt) <= Date.now()) {
+      throw new GatewayError('bad_request', 'expires_at must be in the future (or null to remove the expiry).', { param: 'expires_at', code: 'invalid_value' });
+    }
+    const fields = KEY_FIELDS.filter(([field]) => input[field] !== undefined).map(([, name]) => name);
+    if (fields.length === 0) {
+      throw new GatewayError('bad_request', `Nothing to change: give at least one of ${KEY_FIELDS.map(([, name]) => name).join(', ')}.`, { code: 'invalid_value' });
+    }
+    // Which fields changed, never their values: metadata or a name may be sensitive, and the key's own view shows them.
+    const entry = this.auditEntry(actor, 'key.update', id, { org: found.orgId, team: found.teamId, project: found.projectId, fields });
+    const written = await this.repository.updateKey(
+      id,
+      (stored) => {
+        if (stored.revokedAt !== undefined) throw keyRevoked(id, 'changed');
+        return withKeyChanges(stored, input);
+      },
+      entry,
+    );
+    if (!written) throw keyNotFound(id);
+    this.logAudit(entry);
+    await this.announceKey(written);
+    return publicView(written);
+  }
+
+  /**
+   * Gives an issued key a new secret under the same id (its usage, key budgets, rate limits and
+   * audit trail go on); the earlier secret keeps working for `graceSeconds` (0: refused at once).
+   * A secret an earlier rotation's grace still accepted is refused from now on: two at most.
+   * Rotated and audited (`key.rotate`) in one atomic write; every replica forgets the key at once.
+   */
+  async rotateKey(actor: Actor, id: string, graceSeconds: number): Promise<{ key: string; record: PublicApiKey }> {
+    const found = await this.visibleKey(actor, id);
+    if (found.revokedAt !== undefined) throw keyRevoked(id, 'rotated');
+    const key = generateApiKey();
+    const hash = this.keys.hash(key);
+    const graceMs = graceSeconds * 1000;
+    const entry = this.auditEntry(actor, 'key.rotate', id, { org: found.orgId, team: found.teamId, project: found.projectId, prefix: displayPrefix(key), previous_prefix: found.prefix, grace_seconds: graceSeconds });
+    let replaced: ApiKeyRecord = found;
+    const written = await this.repository.rotateKey(
+      id,
+      (stored) => {
+        if (stored.revokedAt !== undefined) throw keyRevoked(id, 'rotated');
+        replaced = stored;
+        const { previousHash: _hash, previousExpiresAt: _until, ...rest } = stored;
+        const grace = graceMs > 0 ? { previousHash: stored.hash, previousExpiresAt: new Date(Date.now() + graceMs).toISOString() } : {};
+        return { ...rest, hash, prefix: displayPrefix(key), ...grace };
+      },
+      graceMs,
+      entry,
+    );
+    if (!written) throw keyNotFound(id);
+    this.logAudit(entry);
+    // The secret replaced (cached as the record before the rotation) and the one an earlier grace accepted.
+    await this.announceKey(replaced);
+    return { key, record: publicView(written) };
+  }
+
+  /** Drops a changed key's cached copies here, then tells every replica: under its hash and a rotation's earlier one. */
+  private async announceKey(record: ApiKeyRecord): Promise<void> {
+    const hashes = [record.hash, ...(record.previousHash === undefined ? [] : [record.previousHash])];
+    for (const hash of hashes) this.keys.forget(hash);
+    for (const hash of hashes) await this.repository.publish({ kind: 'key', hash });
   }
 
   /**
@@ -437,7 +518,7 @@ export class AccessService {
     if (this.tenants.org(entry.id)) throw alreadyExists('organisation', entry.id);
     return this.changeOrg(actor, 'org.create', entry.id, { org: entry.id }, (stored) => {
       if (stored) throw alreadyExists('organisation', entry.id);
-      return { id: entry.id, ...named(entry), limits: {}, teams: [] };
+      return { id: entry.id, ...named(entry), limits: entry.limits ?? {}, teams: [] };
     });
   }
 
@@ -446,7 +527,7 @@ export class AccessService {
     this.requireTenantWriter(actor, orgId, 'add teams');
     const org = await this.withTenantsOf(() => this.orgOrNotFound(orgId));
     if (org.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
-    const team: TeamConfig = { id: entry.id, ...named(entry), limits: {}, projects: [] };
+    const team: TeamConfig = { id: entry.id, ...named(entry), limits: entry.limits ?? {}, projects: [] };
     const saved = await this.changeOrg(actor, 'team.create', entry.id, { org: orgId, team: entry.id }, (stored = { id: orgId, limits: {}, teams: [] }) => {
       if (stored.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
       return { ...stored, teams: [...stored.teams, team] };
@@ -464,7 +545,7 @@ export class AccessService {
       return { org: known, team: found };
     });
     if (org.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
-    const project: ProjectConfig = { id: entry.id, ...named(entry), limits: {} };
+    const project: ProjectConfig = { id: entry.id, ...named(entry), limits: entry.limits ?? {} };
     const saved = await this.changeOrg(actor, 'project.create', entry.id, { org: orgId, team: teamId, project: entry.id }, (stored = { id: orgId, limits: {}, teams: [] }) => {
       if (stored.teams.some((t) => t.projects.some((p) => p.id === entry.id))) throw alreadyExists('project', entry.id);
       // A team from the configuration gets its run-time part on its first project.
@@ -472,6 +553,62 @@ export class AccessService {
       return { ...stored, teams: teams.map((t) => (t.id === teamId ? { ...t, projects: [...t.projects, project] } : t)) };
     });
     return saved.teams.find((t) => t.id === teamId)?.projects.find((p) => p.id === entry.id) ?? project;
+  }
+
+  /**
+   * Changes an organisation added through the API (its name, cost centre, limits); an org-scoped
+   * key may change its own. Answers it as the write stored it.
+   */
+  async updateOrg(actor: Actor, orgId: string, update: TenantUpdate): Promise<OrgConfig> {
+    this.requireTenantWriter(actor, orgId, 'change organisations');
+    await this.withTenantsOf(() => this.orgOrNotFound(orgId));
+    if (this.tenants.declares(orgId)) throw declaredInConfiguration('organisation', orgId);
+    const changes: TenantChanges = {};
+    return this.changeOrg(actor, 'org.update', orgId, { org: orgId, changes }, (stored) => {
+      if (!stored) throw orgNotFound(orgId);
+      return updated(stored, update, changes);
+    });
+  }
+
+  /** Changes a team added through the API; answers it as the write stored it. */
+  async updateTeam(actor: Actor, orgId: string, teamId: string, update: TenantUpdate): Promise<TeamConfig> {
+    this.requireTenantWriter(actor, orgId, 'change teams');
+    await this.withTenantsOf(() => this.teamOrNotFound(orgId, teamId));
+    if (this.tenants.declares(orgId, teamId)) throw declaredInConfiguration('team', teamId);
+    const changes: TenantChanges = {};
+    const saved = await this.changeOrg(actor, 'team.update', teamId, { org: orgId, team: teamId, changes }, (stored) => {
+      const team = stored?.teams.find((t) => t.id === teamId);
+      if (!stored || !team) throw teamNotFound(orgId, teamId);
+      return { ...stored, teams: stored.teams.map((t) => (t === team ? updated(t, update, changes) : t)) };
+    });
+    const team = saved.teams.find((t) => t.id === teamId);
+    if (!team) throw teamNotFound(orgId, teamId);
+    return team;
+  }
+
+  /** Changes a project added through the API (also one in a configured team); answers it as the write stored it. */
+  async updateProject(actor: Actor, orgId: string, teamId: string, projectId: string, update: TenantUpdate): Promise<ProjectConfig> {
+    this.requireTenantWriter(actor, orgId, 'change projects');
+    await this.withTenantsOf(() => {
+      if (!this.teamOrNotFound(orgId, teamId).projects.some((p) => p.id === projectId)) throw projectNotFound(orgId, teamId, projectId);
+    });
+    if (this.tenants.declares(orgId, teamId, projectId)) throw declaredInConfiguration('project', projectId);
+    const changes: TenantChanges = {};
+    const saved = await this.changeOrg(actor, 'project.update', projectId, { org: orgId, team: teamId, project: projectId, changes }, (stored) => {
+      const project = stored?.teams.find((t) => t.id === teamId)?.projects.find((p) => p.id === projectId);
+      if (!stored || !project) throw projectNotFound(orgId, teamId, projectId);
+      const teams = stored.teams.map((t) => (t.id === teamId ? { ...t, projects: t.projects.map((p) => (p === project ? updated(p, update, changes) : p)) } : t));
+      return { ...stored, teams };
+    });
+    const project = saved.teams.find((t) => t.id === teamId)?.projects.find((p) => p.id === projectId);
+    if (!project) throw projectNotFound(orgId, teamId, projectId);
+    return project;
+  }
+
+  private teamOrNotFound(orgId: string, teamId: string): TeamConfig {
+    const team = this.orgOrNotFound(orgId).teams.find((t) => t.id === teamId);
+    if (!team) throw teamNotFound(orgId, teamId);
+    return team;
   }
 
   /** Teams and projects are added by unscoped keys, or by an org-scoped key inside its own org. */
@@ -509,7 +646,7 @@ export class AccessService {
    * the change stands: a failed reload is done again at the next check (or reconnection), a failed
    * announcement is sent again in the background.
    */
-  private async changeOrg(actor: Actor, action: AuditAction, target: string, concerned: { org: string; team?: string; project?: string }, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<OrgConfig> {
+  private async changeOrg(actor: Actor, action: AuditAction, target: string, concerned: { org: string; team?: string; project?: string; changes?: TenantChanges }, change: (stored: OrgConfig | undefined) => OrgConfig): Promise<OrgConfig> {
     // The change and its audit entry are one write: no tenant is added unaudited.
     const entry = this.auditEntry(actor, action, target, concerned);
     const written = await this.repository.updateOrg(concerned.org, change, entry);
@@ -659,6 +796,70 @@ export interface TenantEntry {
   id: string;
   name?: string | undefined;
   costCenter?: string | undefined;
+  /** Its own limits (none: the configured defaults of its scope). */
+  limits?: Limits | undefined;
+}
+
+/** A change of a tenant: a field left out stays as it is; `null` clears it (the inherited cost centre, the default limits). */
+export interface TenantUpdate {
+  name?: string | null | undefined;
+  costCenter?: string | null | undefined;
+  /** Replaces the entry's own limits whole (`{}` or `null`: none of its own). */
+  limits?: Limits | null | undefined;
+}
+
+/** What a change did, as its audit entry records it: each field given, by its admin API name, from what it was to what it is. */
+type TenantChanges = Record<string, { from: unknown; to: unknown }>;
+
+/**
+ * The entry with the update applied. Fills `changes` from the entry as stored (read under the org's
+ * lock, so `from` is what this write replaced): the audit entry, written in the same write, holds them.
+ */
+function updated<T extends ProjectConfig>(entry: T, update: TenantUpdate, changes: TenantChanges): T {
+  const next: T = { ...entry };
+  if (update.name !== undefined) {
+    changes['name'] = { from: entry.name ?? null, to: update.name };
+    if (update.name === null) delete next.name;
+    else next.name = update.name;
+  }
+  if (update.costCenter !== undefined) {
+    changes['cost_center'] = { from: entry.costCenter ?? null, to: update.costCenter };
+    if (update.costCenter === null) delete next.costCenter;
+    else next.costCenter = update.costCenter;
+  }
+  if (update.limits !== undefined) {
+    next.limits = update.limits ?? {};
+    changes['limits'] = { from: limitsRecord(entry.limits), to: limitsRecord(next.limits) };
+  }
+  return next;
+}
+
+function limitsRecord(limits: Limits): { rpm: number | null; tpm: number | null } {
+  return { rpm: limits.rpm ?? null, tpm: limits.tpm ?? null };
+}
+
+function orgNotFound(orgId: string): GatewayError {
+  return new GatewayError('not_found', `The organisation "${orgId}" does not exist.`, { param: 'org', code: 'not_found' });
+}
+
+function teamNotFound(orgId: string, teamId: string): GatewayError {
+  return new GatewayError('not_found', `The team "${teamId}" does not exist in "${orgId}".`, { param: 'team', code: 'not_found' });
+}
+
+function projectNotFound(orgId: string, teamId: string, projectId: string): GatewayError {
+  return new GatewayError('not_found', `The project "${projectId}" does not exist in the team "${teamId}" of "${orgId}".`, { param: 'project', code: 'not_found' });
+}
+
+/**
+ * The configuration file wins for the tenants it declares (on every start, and on every reload of
+ * the tenants): a stored change would be shown, then silently undone. So it is refused, saying where to change it.
+ */
+function declaredInConfiguration(what: string, id: string): GatewayError {
+  return new GatewayError(
+    'conflict',
+    `The ${what} "${id}" is declared in the configuration file (access.orgs), which is what the gateway uses for it: change it there and restart. Only organisations, teams and projects added through the admin API can be changed with PATCH.`,
+    { param: what === 'organisation' ? 'org' : what, code: 'configured_tenant' },
+  );
 }
 
 function named(entry: TenantEntry): { name?: string; costCenter?: string } {
@@ -679,6 +880,35 @@ function nearest(name: string, names: readonly string[]): string {
 }
 
 const NAMES_SHOWN = 5;
+
+/** The fields of a key a change may set, with their names in the API. */
+const KEY_FIELDS = [
+  ['name', 'name'],
+  ['allowedModels', 'allowed_models'],
+  ['limits', 'limits'],
+  ['expiresAt', 'expires_at'],
+  ['tags', 'tags'],
+  ['metadata', 'metadata'],
+] as const satisfies ReadonlyArray<readonly [keyof UpdateKeyInput, string]>;
+
+/** The record with a change's fields applied; `expiresAt: null` removes the expiry. */
+function withKeyChanges(stored: ApiKeyRecord, input: UpdateKeyInput): ApiKeyRecord {
+  const { expiresAt: _expiresAt, ...rest } = stored;
+  const expiresAt = input.expiresAt === undefined ? stored.expiresAt : input.expiresAt === null ? undefined : new Date(input.expiresAt).toISOString();
+  return {
+    ...rest,
+    ...(input.name !== undefined && { name: input.name }),
+    ...(input.allowedModels !== undefined && { allowedModels: input.allowedModels }),
+    ...(input.limits !== undefined && { limits: input.limits }),
+    ...(input.metadata !== undefined && { metadata: input.metadata }),
+    ...(input.tags !== undefined && { tags: input.tags }),
+    ...(expiresAt !== undefined && { expiresAt }),
+  };
+}
+
+function keyRevoked(id: string, what: 'changed' | 'rotated'): GatewayError {
+  return new GatewayError('conflict', `The key "${id}" is revoked and cannot be ${what}; issue a new key instead.`, { param: 'id', code: 'key_revoked' });
+}
 
 function keyNotFound(id: string): GatewayError {
   return new GatewayError('not_found', `No issued key has the id "${id}".`, { param: 'id', code: 'not_found' });

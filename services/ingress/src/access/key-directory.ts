@@ -1,8 +1,8 @@
 import type { KeyObject } from 'node:crypto';
 import type { ConfigKey } from '@openrouter/config';
 import type { AccessRepository } from './access.repository';
-import { hashApiKey, hashingKey, sameDigest } from './api-key';
-import { isActive, type ApiKeyRecord } from './key-record';
+import { hashApiKey, hashingKey } from './api-key';
+import { acceptsHash, isActive, type ApiKeyRecord } from './key-record';
 
 interface CacheEntry {
   record: ApiKeyRecord | undefined;
@@ -48,9 +48,11 @@ export class KeyDirectory {
   async authenticate(presented: string): Promise<ApiKeyRecord | undefined> {
     const hash = this.hash(presented);
     const record = this.configured.get(hash) ?? (await this.issued(hash));
-    // The lookup is by keyed hash; the final comparison is constant-time all the same.
-    if (!record || !sameDigest(record.hash, hash)) return undefined;
-    return isActive(record, this.now()) ? record : undefined;
+    // The lookup is by keyed hash; the final comparison is constant-time all the same. A rotated
+    // key's earlier secret finds the record too, and is accepted only while its grace lasts.
+    const now = this.now();
+    if (!record || !acceptsHash(record, hash, now)) return undefined;
+    return isActive(record, now) ? record : undefined;
   }
 
   /** Forgets a cached key (called on revoke before the notification round-trips). */

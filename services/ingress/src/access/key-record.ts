@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sameDigest } from './api-key';
 
 const limits = z.object({ rpm: z.number().int().positive().optional(), tpm: z.number().int().positive().optional() });
 
@@ -20,15 +21,31 @@ export const apiKeyRecordSchema = z.object({
   expiresAt: z.string().optional(),
   revokedAt: z.string().optional(),
   source: z.enum(['config', 'issued']),
+  /** After a rotation with a grace: the hash of the secret it replaced, still accepted until `previousExpiresAt`. */
+  previousHash: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  previousExpiresAt: z.string().optional(),
 });
 export type ApiKeyRecord = z.infer<typeof apiKeyRecordSchema>;
 
-/** The record without its hash, as the admin API lists it. */
-export type PublicApiKey = Omit<ApiKeyRecord, 'hash'>;
+/** The record without its hashes, as the admin API lists it. */
+export type PublicApiKey = Omit<ApiKeyRecord, 'hash' | 'previousHash'>;
 
 export function publicView(record: ApiKeyRecord): PublicApiKey {
-  const { hash: _hash, ...rest } = record;
+  const { hash: _hash, previousHash: _previous, ...rest } = record;
   return rest;
+}
+
+/**
+ * Whether a presented key's hash is this record's: its current secret, or the one a rotation
+ * replaced while its grace lasts. Compared in constant time.
+ */
+export function acceptsHash(record: ApiKeyRecord, hash: string, now: Date): boolean {
+  if (sameDigest(record.hash, hash)) return true;
+  if (record.previousHash === undefined || record.previousExpiresAt === undefined) return false;
+  return Date.parse(record.previousExpiresAt) > now.getTime() && sameDigest(record.previousHash, hash);
 }
 
 export function isActive(record: ApiKeyRecord, now: Date): boolean {

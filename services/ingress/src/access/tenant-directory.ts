@@ -41,6 +41,18 @@ export class TenantDirectory {
   }
 
   /**
+   * Whether the configuration file declares this org, or this team or project of it: its fields
+   * there win over any stored copy on every start (see `replaceRuntime`), so only the file changes them.
+   */
+  declares(orgId: string, teamId?: string, projectId?: string): boolean {
+    const org = this.configured.find((o) => o.id === orgId);
+    if (!org || teamId === undefined) return org !== undefined;
+    const team = org.teams.find((t) => t.id === teamId);
+    if (!team || projectId === undefined) return team !== undefined;
+    return team.projects.some((p) => p.id === projectId);
+  }
+
+  /**
    * Places a key. An org not declared anywhere is accepted as a bare tenant (the development key
    * and config keys of small set-ups), but a team or project must exist in its org.
    */

@@ -1,5 +1,5 @@
 import { GatewayError } from '@openrouter/errors';
-import { auditQuery, budgetBody, issueKeyBody, parseInput } from './admin-input';
+import { auditQuery, budgetBody, issueKeyBody, parseInput, tenantBody, tenantPatchInput } from './admin-input';
 
 describe('parseInput', () => {
   it('names a list entry the way OpenAI names params', () => {
@@ -45,7 +45,7 @@ describe('auditQuery', () => {
 
   it('refuses an action the log does not record, naming those it does (key.create is key.issue)', () => {
     expect(() => parseInput(auditQuery, { action: 'key.issue,key.create' })).toThrow(
-      expect.objectContaining({ param: 'action', message: 'Invalid action: "key.create" is not an audit action; the actions are key.issue, key.revoke, org.create, team.create, project.create, budget.create, budget.update, budget.delete.' }) as GatewayError,
+      expect.objectContaining({ param: 'action', message: 'Invalid action: "key.create" is not an audit action; the actions are key.issue, key.revoke, key.update, key.rotate, org.create, team.create, project.create, org.update, team.update, project.update, budget.create, budget.update, budget.delete.' }) as GatewayError,
     );
     refused({ action: ['key.issue', 'KEY.ISSUE'] }, 'action');
   });
@@ -56,5 +56,34 @@ describe('budgetBody', () => {
     expect(() => parseInput(budgetBody, { id: 'b', scope: { org: 'acme' }, period: 'daily', amount })).toThrow(
       expect.objectContaining({ kind: 'bad_request', param: 'amount' }) as GatewayError,
     );
+  });
+});
+
+describe('tenant changes', () => {
+  const refused = (body: unknown, param: string | undefined, code = 'invalid_value') => expect(() => tenantPatchInput(body)).toThrow(expect.objectContaining({ kind: 'bad_request', param, code }) as GatewayError);
+
+  it('reads the fields given, null clearing one, and leaves out those not given', () => {
+    expect(tenantPatchInput({ cost_center: 'CC-42' })).toEqual({ cost_center: 'CC-42' });
+    expect(tenantPatchInput({ name: null, cost_center: null, limits: null })).toEqual({ name: null, cost_center: null, limits: null });
+    expect(tenantPatchInput({ limits: { rpm: 60 } })).toEqual({ limits: { rpm: 60 } });
+    expect(tenantPatchInput({ limits: {} })).toEqual({ limits: {} });
+  });
+
+  it('validates each field as creation does', () => {
+    refused({ cost_center: '' }, 'cost_center');
+    refused({ name: 'x'.repeat(129) }, 'name');
+    refused({ limits: { rpm: 0 } }, 'limits.rpm');
+    refused({ limits: { rpm: 1.5 } }, 'limits.rpm');
+    refused({ limits: { rph: 10 } }, 'rph');
+    refused({ colour: 'red' }, 'colour');
+    // Creation takes the same limits.
+    expect(parseInput(tenantBody, { id: 'search', limits: { tpm: 1000 } })).toEqual({ id: 'search', limits: { tpm: 1000 } });
+    expect(() => parseInput(tenantBody, { id: 'search', limits: { tpm: -1 } })).toThrow(expect.objectContaining({ param: 'limits.tpm' }) as GatewayError);
+  });
+
+  it('refuses a change that changes nothing, and explains why an id cannot be changed', () => {
+    for (const body of [{}, undefined, { name: undefined }]) refused(body, undefined);
+    expect(() => tenantPatchInput({})).toThrow(expect.objectContaining({ message: 'Invalid body: give at least one of name, cost_center, limits.' }) as GatewayError);
+    refused({ id: 'other', name: 'x' }, 'id', 'immutable_field');
   });
 });

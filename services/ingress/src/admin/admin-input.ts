@@ -21,7 +21,66 @@ export const issueKeyBody = z.strictObject({
   tags: labels.default({}),
 });
 
-export const tenantBody = z.strictObject({ id, name: z.string().max(128).optional(), cost_center: z.string().min(1).max(128).optional() });
+/** A key change: the issue's rules for each field given; `expires_at: null` removes the expiry. */
+export const updateKeyBody = z
+  .strictObject({
+    name: issueKeyBody.shape.name.unwrap().optional(),
+    allowed_models: issueKeyBody.shape.allowed_models.unwrap().optional(),
+    limits: limits.optional(),
+    expires_at: issueKeyBody.shape.expires_at.unwrap().nullable().optional(),
+    metadata: labels.optional(),
+    tags: labels.optional(),
+  })
+  .refine((body) => Object.values(body).some((v) => v !== undefined), 'give at least one of name, allowed_models, limits, expires_at, metadata, tags');
+
+/** Where a key sits: its usage, budgets and audit trail are recorded there, so it stays. */
+const FIXED_KEY_FIELDS = ['org', 'team', 'project', 'app'] as const;
+
+/** A key change, with a 400 explaining why for a field that places the key. */
+export function updateKeyInput(body: unknown): z.infer<typeof updateKeyBody> {
+  if (typeof body === 'object' && body !== null) {
+    const fixed = FIXED_KEY_FIELDS.find((field) => field in body);
+    if (fixed) {
+      throw new GatewayError(
+        'bad_request',
+        `A key's ${fixed} cannot be changed: its usage, budgets and audit trail are recorded under it. Issue a new key there instead; only name, allowed_models, limits, expires_at, metadata and tags can be changed.`,
+        { param: fixed, code: 'immutable_field' },
+      );
+    }
+    if ('key' in body || 'id' in body) {
+      const field = 'key' in body ? 'key' : 'id';
+      throw new GatewayError('bad_request', `A key's ${field} cannot be changed; to give it a new secret, rotate it (POST /admin/v1/keys/{id}/rotate).`, { param: field, code: 'immutable_field' });
+    }
+  }
+  return parseInput(updateKeyBody, body);
+}
+
+export const rotateKeyBody = z.strictObject({
+  grace_seconds: z.int().min(0).max(604_800).default(86_400).describe('How long the replaced secret keeps working (s); 0: refused at once'),
+});
+
+export const tenantBody = z.strictObject({ id, name: z.string().max(128).optional(), cost_center: z.string().min(1).max(128).optional(), limits: limits.optional() });
+
+/** A tenant change: the creation's rules for each field; `null` clears one (an inherited cost centre, the default limits). */
+export const tenantPatchBody = z
+  .strictObject({
+    name: tenantBody.shape.name.unwrap().nullable().optional(),
+    cost_center: tenantBody.shape.cost_center.unwrap().nullable().optional(),
+    limits: limits.nullable().optional(),
+  })
+  .refine((body) => Object.values(body).some((v) => v !== undefined), 'give at least one of name, cost_center, limits');
+
+/** A tenant change, with a 400 explaining why for its id, which everything recorded names it by. */
+export function tenantPatchInput(body: unknown): z.infer<typeof tenantPatchBody> {
+  if (typeof body === 'object' && body !== null && 'id' in body) {
+    throw new GatewayError(
+      'bad_request',
+      "A tenant's id cannot be changed: keys, budgets, rate-limit counters and recorded usage name it. Change its name instead, or create a new one; only name, cost_center and limits can be changed.",
+      { param: 'id', code: 'immutable_field' },
+    );
+  }
+  return parseInput(tenantPatchBody, body);
+}
 
 // Strict like the report queries: a filter the route does not have (`?team=`) is a 400, not all rows.
 export const keyListQuery = z.strictObject({

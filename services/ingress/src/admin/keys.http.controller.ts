@@ -1,13 +1,13 @@
-import { Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import type { PublicApiKey } from '../access/key-record';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { Idempotent } from './idempotency.interceptor';
-import { issueKeyBody, keyListQuery, parseInput } from './admin-input';
+import { issueKeyBody, keyListQuery, parseInput, rotateKeyBody, updateKeyInput } from './admin-input';
 
-/** Issuing, listing and revoking traffic keys (role `admin`; a scoped key only within its org and project). */
+/** Issuing, listing, changing, rotating and revoking traffic keys (role `admin`; a scoped key only within its org and project). */
 @Controller('admin/v1/keys')
 @UseGuards(AdminGuard)
 @Roles('admin')
@@ -51,6 +51,30 @@ export class KeysHttpController {
     return view(await this.access.getKey(adminOf(req), id));
   }
 
+  @Patch(':id')
+  async update(@Req() req: FastifyRequest, @Param('id') id: string) {
+    const input = updateKeyInput(req.body);
+    const record = await this.access.updateKey(adminOf(req), id, {
+      name: input.name,
+      allowedModels: input.allowed_models,
+      limits: input.limits,
+      expiresAt: input.expires_at,
+      metadata: input.metadata,
+      tags: input.tags,
+    });
+    return view(record);
+  }
+
+  @Post(':id/rotate')
+  @HttpCode(200)
+  @Idempotent()
+  async rotate(@Req() req: FastifyRequest, @Param('id') id: string) {
+    const input = parseInput(rotateKeyBody, req.body);
+    const { key, record } = await this.access.rotateKey(adminOf(req), id, input.grace_seconds);
+    // The only time the new key is shown.
+    return { ...view(record), key };
+  }
+
   @Post(':id/revoke')
   @HttpCode(200)
   async revoke(@Req() req: FastifyRequest, @Param('id') id: string) {
@@ -81,7 +105,8 @@ export const apiKeyViewSchema = z.strictObject({
   expires_at: z.string().nullable(),
   revoked_at: z.string().nullable(),
   status: z.enum(['active', 'expired', 'revoked']),
-  key: z.string().optional().describe('The key itself: in the answer to its issue only'),
+  previous_key_expires_at: z.string().optional().describe("After a rotation: when the replaced secret stops working (absent when it already has or there is none)"),
+  key: z.string().optional().describe('The key itself: in the answer to its issue or rotation only'),
 });
 export type ApiKeyView = z.infer<typeof apiKeyViewSchema>;
 
@@ -103,5 +128,6 @@ export function view(key: PublicApiKey): ApiKeyView {
     expires_at: key.expiresAt ?? null,
     revoked_at: key.revokedAt ?? null,
     status: key.revokedAt ? 'revoked' : key.expiresAt && Date.parse(key.expiresAt) <= Date.now() ? 'expired' : 'active',
+    ...(key.previousExpiresAt !== undefined && Date.parse(key.previousExpiresAt) > Date.now() && !key.revokedAt && { previous_key_expires_at: key.previousExpiresAt }),
   };
 }

@@ -90,8 +90,14 @@ describe('the admin OpenAPI document', () => {
     expect(shown).toMatchObject({ object: 'api_key', team: null, project: 'search', app: null, expires_at: null, status: 'revoked' });
     expect(apiKeyViewSchema.safeParse({ ...shown, key: 'sk-or-v1-secret' }).success).toBe(true);
     const properties = Object.keys(ADMIN_OPENAPI.components.schemas.ApiKey.properties ?? {});
-    expect(properties).toEqual([...Object.keys(shown), 'key']);
-    for (const path of ['/admin/v1/keys', '/admin/v1/keys/{id}', '/admin/v1/keys/{id}/revoke']) {
+    expect(properties).toEqual([...Object.keys(shown), 'previous_key_expires_at', 'key']);
+    // During a rotation's grace the view says until when the replaced secret works; never after it, nor once revoked.
+    const rotated = { ...shown, id: 'key_1', prefix: 'sk-or-v1-abcde', name: 'ci', orgId: 'acme', teamId: '', projectId: 'search', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: '2025-06-14T12:00:00.000Z', source: 'issued' as const };
+    const until = new Date(Date.now() + 60_000).toISOString();
+    expect(keyView({ ...rotated, previousExpiresAt: until })).toMatchObject({ status: 'active', previous_key_expires_at: until });
+    expect(keyView({ ...rotated, previousExpiresAt: '2025-06-14T12:00:00.000Z' })).not.toHaveProperty('previous_key_expires_at');
+    expect(keyView({ ...rotated, previousExpiresAt: until, revokedAt: until })).not.toHaveProperty('previous_key_expires_at');
+    for (const path of ['/admin/v1/keys', '/admin/v1/keys/{id}', '/admin/v1/keys/{id}/revoke', '/admin/v1/keys/{id}/rotate']) {
       const operations = Object.values((ADMIN_OPENAPI.paths as Record<string, Record<string, unknown>>)[path] ?? {});
       for (const operation of operations) expect(JSON.stringify(operation)).toContain('#/components/schemas/ApiKey');
     }
@@ -177,14 +183,15 @@ describe('the admin OpenAPI document', () => {
   });
 
   it('takes an Idempotency-Key on every creating write, and documents it with its answers there only', () => {
-    const creating = ['/admin/v1/budgets', '/admin/v1/keys', '/admin/v1/tenants', '/admin/v1/tenants/{org}/teams', '/admin/v1/tenants/{org}/teams/{team}/projects'];
+    // A rotation creates a new secret: replayed like the creating writes, answered 200 (the key exists).
+    const creating = ['/admin/v1/budgets', '/admin/v1/keys', '/admin/v1/keys/{id}/rotate', '/admin/v1/tenants', '/admin/v1/tenants/{org}/teams', '/admin/v1/tenants/{org}/teams/{team}/projects'];
     expect(idempotentRoutes()).toEqual(creating);
     const paths = ADMIN_OPENAPI.paths as Record<string, Record<string, { parameters?: unknown[]; responses: Record<string, unknown> }>>;
     for (const [path, operations] of Object.entries(paths)) {
       for (const [method, operation] of Object.entries(operations)) {
         const replays = method === 'post' && creating.includes(path);
         expect([path, method, (operation.parameters ?? []).includes(IDEMPOTENCY_KEY_PARAMETER)]).toEqual([path, method, replays]);
-        if (replays) expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['201', '409', '422']));
+        if (replays) expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining([path.endsWith('/rotate') ? '200' : '201', '409', '422']));
       }
     }
   });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { budgetBody, budgetPatchBody, issueKeyBody, tenantBody } from './admin-input';
+import { budgetBody, budgetPatchBody, issueKeyBody, rotateKeyBody, tenantBody, tenantPatchBody, updateKeyBody } from './admin-input';
 import { budgetViewSchema } from './budgets.http.controller';
 import { apiKeyViewSchema } from './keys.http.controller';
 import { AUDIT_ACTIONS } from '../access/access.repository';
@@ -33,6 +33,17 @@ const idempotent = {
   422: { ...error, description: '`idempotency_key_reused`: this Idempotency-Key was used with another request' },
 };
 
+/** A PATCH of an organisation, team or project. */
+function tenantChange(what: string, schema: string, parameters: unknown[]) {
+  return {
+    summary: `Change a${what === 'organisation' ? 'n' : ''} ${what} added through the API: \`name\`, \`cost_center\`, \`limits\` (each left out stays; \`null\` clears it: the inherited cost centre, the default limits; \`limits\` replaces the ${what}'s own limits whole). Applied by every ingress replica at once, to requests from then on: usage recorded before keeps the cost centre it was recorded with. Audited as \`${what === 'organisation' ? 'org' : what}.update\` with each changed field's \`from\` and \`to\`. An org-scoped key changes only its own org (another is 404), a project-scoped key nothing (403 insufficient_scope). One declared in the configuration file is 409 \`configured_tenant\` (change it there); an \`id\` in the body is 400 \`immutable_field\``,
+    ...roles('admin'),
+    parameters,
+    requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/TenantChange' } } } },
+    responses: { 200: returns(`The ${what} as changed`, schema), 400: error, 401: error, 403: error, 404: error, 409: { ...error, description: '`configured_tenant`: declared in the configuration file, which is what the gateway uses for it' }, 503: error },
+  };
+}
+
 /** The admin API's description, served at /admin/v1/openapi.json. */
 export const ADMIN_OPENAPI = {
   openapi: '3.1.0',
@@ -51,8 +62,11 @@ export const ADMIN_OPENAPI = {
         properties: { error: { type: 'object', properties: { message: { type: 'string' }, type: { type: 'string' }, param: { type: ['string', 'null'] }, code: { type: ['string', 'null'] } } } },
       },
       IssueKey: json(issueKeyBody),
+      UpdateKey: json(updateKeyBody),
+      RotateKey: json(rotateKeyBody),
       ApiKey: z.toJSONSchema(apiKeyViewSchema),
       Tenant: json(tenantBody),
+      TenantChange: json(tenantPatchBody),
       Organization: z.toJSONSchema(orgViewSchema),
       Team: z.toJSONSchema(teamViewSchema),
       Project: z.toJSONSchema(projectViewSchema),
@@ -101,7 +115,34 @@ export const ADMIN_OPENAPI = {
     },
     '/admin/v1/keys/{id}': {
       get: { summary: 'One key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: returns('The key record', 'ApiKey'), 401: error, 403: error, 404: error } },
+      patch: {
+        summary:
+          "Change an issued key's name, allowed_models, limits, expires_at (null removes it), metadata or tags, keeping its id and secret; effective on every replica at once. org, team, project, app are 400 immutable_field; a revoked key is 409 key_revoked; a configured key, or another org's (or project's) key to a scoped key, is 404",
+        ...roles('admin'),
+        parameters: [idParam('id')],
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/UpdateKey' } } } },
+        responses: { 200: returns('The key as changed', 'ApiKey'), 400: error, 401: error, 403: error, 404: error, 409: { ...error, description: '`key_revoked`: a revoked key cannot be changed' }, 503: error },
+      },
       delete: { summary: 'Revoke a key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: returns('The revoked key', 'ApiKey'), 401: error, 403: error, 404: error, 503: error } },
+    },
+    '/admin/v1/keys/{id}/rotate': {
+      post: {
+        summary:
+          'Give a key a new secret under the same id (usage, budgets, rate limits and audit trail go on); the old secret keeps working for grace_seconds (default 86400, at most 604800; 0: refused at once), then is an unknown key (401). Rotating again during a grace ends the earlier grace at once. A revoked key is 409 key_revoked; a configured key, or another org\'s (or project\'s) key to a scoped key, is 404',
+        ...roles('admin'),
+        parameters: [idParam('id'), IDEMPOTENCY_KEY_PARAMETER],
+        requestBody: { required: false, content: { 'application/json': { schema: { $ref: '#/components/schemas/RotateKey' } } } },
+        responses: {
+          200: { ...returns('The key record with the new key (`key`, shown this once, and again to a retry with its Idempotency-Key) and `previous_key_expires_at`', 'ApiKey'), ...replayed },
+          400: error,
+          401: error,
+          403: error,
+          404: error,
+          409: { ...error, description: '`key_revoked`: a revoked key cannot be rotated; `idempotency_key_in_use`: a request with this Idempotency-Key is in progress' },
+          422: idempotent[422],
+          503: error,
+        },
+      },
     },
     '/admin/v1/keys/{id}/revoke': { post: { summary: 'Revoke a key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: returns('The revoked key', 'ApiKey'), 401: error, 403: error, 404: error, 503: error } } },
     '/admin/v1/tenants': {
@@ -135,6 +176,15 @@ export const ADMIN_OPENAPI = {
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Tenant' } } } },
         responses: { 201: { ...returns('The new project', 'Project'), ...replayed }, 400: error, 401: error, 403: error, 404: error, ...idempotent, 503: error },
       },
+    },
+    '/admin/v1/tenants/{org}': {
+      patch: tenantChange('organisation', 'Organization', [idParam('org')]),
+    },
+    '/admin/v1/tenants/{org}/teams/{team}': {
+      patch: tenantChange('team', 'Team', [idParam('org'), idParam('team')]),
+    },
+    '/admin/v1/tenants/{org}/teams/{team}/projects/{project}': {
+      patch: tenantChange('project', 'Project', [idParam('org'), idParam('team'), idParam('project')]),
     },
     '/admin/v1/budgets': {
       get: {

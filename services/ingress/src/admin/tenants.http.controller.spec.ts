@@ -71,6 +71,24 @@ describe('tenant views', () => {
   });
 });
 
+describe('tenant changes in the OpenAPI document', () => {
+  it('describe a PATCH per level, answering the object changed, taking the change schema', () => {
+    const paths = ADMIN_OPENAPI.paths as Record<string, { patch?: { requestBody: unknown; responses: Record<string, unknown> } }>;
+    const levels: Array<[string, string]> = [
+      ['/admin/v1/tenants/{org}', 'Organization'],
+      ['/admin/v1/tenants/{org}/teams/{team}', 'Team'],
+      ['/admin/v1/tenants/{org}/teams/{team}/projects/{project}', 'Project'],
+    ];
+    for (const [path, schema] of levels) {
+      const patch = paths[path]?.patch;
+      expect(JSON.stringify(patch?.responses['200'])).toContain(`#/components/schemas/${schema}`);
+      expect(JSON.stringify(patch?.requestBody)).toContain('#/components/schemas/TenantChange');
+      expect(Object.keys(patch?.responses ?? {})).toEqual(expect.arrayContaining(['400', '403', '404', '409']));
+    }
+    expect(Object.keys(ADMIN_OPENAPI.components.schemas.TenantChange.properties ?? {})).toEqual(['name', 'cost_center', 'limits']);
+  });
+});
+
 describe('visibleTenants', () => {
   const orgs = [acme, other];
 

@@ -1,13 +1,13 @@
-import { Controller, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
+import { Controller, Get, HttpCode, Inject, Param, Patch, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Limits, OrgConfig, ProjectConfig, TeamConfig } from '@openrouter/config';
 import { AUDIT_ACTIONS, type NumberedAuditEntry } from '../access/access.repository';
-import { AccessService, type AuditPage, type TenantEntry } from '../access/access.service';
+import { AccessService, type AuditPage, type TenantEntry, type TenantUpdate } from '../access/access.service';
 import { visibleTenants } from '../access/admin-scope';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { Idempotent } from './idempotency.interceptor';
-import { auditQuery, parseInput, tenantBody } from './admin-input';
+import { auditQuery, parseInput, tenantBody, tenantPatchInput } from './admin-input';
 
 /** Organisations → teams → projects, extendable at run time; and the audit log of admin changes. */
 @Controller('admin/v1')
@@ -41,6 +41,22 @@ export class TenantsHttpController {
   @Idempotent()
   async addProject(@Req() req: FastifyRequest, @Param('org') org: string, @Param('team') team: string) {
     return projectView(await this.access.addProject(adminOf(req), org, team, entry(req.body)));
+  }
+
+  /** Changes an organisation added through the API; every replica applies it at once. */
+  @Patch('tenants/:org')
+  async updateOrg(@Req() req: FastifyRequest, @Param('org') org: string) {
+    return orgView(await this.access.updateOrg(adminOf(req), org, update(req.body)));
+  }
+
+  @Patch('tenants/:org/teams/:team')
+  async updateTeam(@Req() req: FastifyRequest, @Param('org') org: string, @Param('team') team: string) {
+    return teamView(await this.access.updateTeam(adminOf(req), org, team, update(req.body)));
+  }
+
+  @Patch('tenants/:org/teams/:team/projects/:project')
+  async updateProject(@Req() req: FastifyRequest, @Param('org') org: string, @Param('team') team: string, @Param('project') project: string) {
+    return projectView(await this.access.updateProject(adminOf(req), org, team, project, update(req.body)));
   }
 
   /**
@@ -128,5 +144,10 @@ function limitsView(limits: Limits): LimitsView {
 
 function entry(body: unknown): TenantEntry {
   const input = parseInput(tenantBody, body);
-  return { id: input.id, name: input.name, costCenter: input.cost_center };
+  return { id: input.id, name: input.name, costCenter: input.cost_center, limits: input.limits };
+}
+
+function update(body: unknown): TenantUpdate {
+  const input = tenantPatchInput(body);
+  return { name: input.name, costCenter: input.cost_center, limits: input.limits };
 }
