@@ -378,8 +378,9 @@ describe('a gray release judged on the fleet’s calls, shared through Redis (re
   it('keeps each replica’s last batch in a key of its own that expires two windows after that replica’s last batch: replicas that left leave nothing behind', async () => {
     const redis = new Redis(redisUrl());
     try {
-      // A short window, so that the marks of the replicas that left expire within the test.
-      const counted = { id: 'gr', windowMs: 100 };
+      // A short window, so that the marks of the replicas that left expire within the test; long
+      // enough (their marks live two windows) that all fifty are still there when counted on a busy machine.
+      const counted = { id: 'gr', windowMs: 1_500 };
       const deltas = emptyArmCounts();
       deltas.canary.set(1_000, new Map([[0, 1]]));
       const buckets = { oldest: 981, newest: 1_000 };
