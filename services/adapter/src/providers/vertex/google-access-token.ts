@@ -168,8 +168,11 @@ export function tokenError(provider: string, what: string, upstreamStatus: numbe
  */
 export type PermanentRefusal = (status: number, code: string | undefined) => string | undefined;
 
-/** Reads a token endpoint's answer; refusals and malformed answers become `tokenError`s without the body's secrets. */
-export async function exchangeForToken(http: TokenHttp, request: TokenHttpRequest, provider: string, endpoint: string, permanent?: PermanentRefusal): Promise<GrantedToken> {
+/**
+ * Calls a token endpoint: its answer, and its body as JSON (undefined when it is not). An endpoint
+ * that cannot be reached is a retryable `tokenError` naming it (and a proxy's refusal, if any).
+ */
+async function callEndpoint(http: TokenHttp, request: TokenHttpRequest, provider: string, endpoint: string): Promise<{ answer: { status: number; body: string }; json: unknown }> {
   let answer: { status: number; body: string };
   try {
     answer = await http.request(request);
@@ -177,12 +180,16 @@ export async function exchangeForToken(http: TokenHttp, request: TokenHttpReques
     const refused = proxyRefusal(error);
     throw tokenError(provider, `the ${endpoint} could not be reached${refused === undefined ? '' : `: ${proxyRefusalText(refused)}`}`, 0, error);
   }
-  let json: unknown;
   try {
-    json = JSON.parse(answer.body);
+    return { answer, json: JSON.parse(answer.body) as unknown };
   } catch {
-    json = undefined;
+    return { answer, json: undefined };
   }
+}
+
+/** Reads a token endpoint's answer; refusals and malformed answers become `tokenError`s without the body's secrets. */
+export async function exchangeForToken(http: TokenHttp, request: TokenHttpRequest, provider: string, endpoint: string, permanent?: PermanentRefusal): Promise<GrantedToken> {
+  const { answer, json } = await callEndpoint(http, request, provider, endpoint);
   if (answer.status !== 200) {
     const refusal = tokenRefusal.safeParse(json);
     const code = refusal.success && refusal.data.error !== undefined && ERROR_CODE.test(refusal.data.error) ? refusal.data.error : undefined;
@@ -277,19 +284,8 @@ export function impersonatedGrant(source: () => Promise<GrantedToken>, target: {
   const endpoint = 'IAM Credentials API (generateAccessToken)';
   return async () => {
     const sourceToken = await source();
-    let answer: { status: number; body: string };
-    try {
-      answer = await http.request({ method: 'POST', url, headers: { 'content-type': 'application/json', authorization: `Bearer ${sourceToken.accessToken}` }, body, timeoutMs: TOKEN_TIMEOUT_MS });
-    } catch (error) {
-      const refused = proxyRefusal(error);
-      throw tokenError(options.provider, `the ${endpoint} could not be reached${refused === undefined ? '' : `: ${proxyRefusalText(refused)}`}`, 0, error);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(answer.body);
-    } catch {
-      json = undefined;
-    }
+    const request: TokenHttpRequest = { method: 'POST', url, headers: { 'content-type': 'application/json', authorization: `Bearer ${sourceToken.accessToken}` }, body, timeoutMs: TOKEN_TIMEOUT_MS };
+    const { answer, json } = await callEndpoint(http, request, options.provider, endpoint);
     if (answer.status !== 200) {
       const refusal = googleApiError.safeParse(json);
       const status = refusal.success && refusal.data.error.status !== undefined && GOOGLE_STATUS.test(refusal.data.error.status) ? refusal.data.error.status : undefined;
