@@ -7,6 +7,7 @@ import { AlertingMetrics, createLogger, type AlertHistoryEntry } from '@openrout
 import { emptyUsageEvent, UsageMessageEncoder } from '@openrouter/usage';
 import { AlertingService } from './alerting.service';
 import { SlackChannel } from './channels/slack.channel';
+import { DeliveryError, type NotificationChannel } from './channels/notification';
 import { WebhookChannel } from './channels/webhook.channel';
 import { DeliveryQueue } from './delivery/delivery-queue';
 import { HistoryWriter } from './delivery/history-writer';
@@ -642,9 +643,7 @@ describe('an alerting service whose receiver is down', () => {
     const rows: AlertHistoryEntry[] = [];
     const now = { at: T0 };
     const metrics = new AlertingMetrics(new Registry());
-    // The pager's retry waits long enough for the chat's delivery to arrive first on a busy machine:
-    // the give-up's record names the channels the firing had reached by then.
-    const queue = new DeliveryQueue({ ...config.delivery, initialBackoffMs: 300, maxBackoffMs: 300 }, metrics, logger);
+    const queue = new DeliveryQueue(config.delivery, metrics, logger);
     queues.push(queue);
     const history = new HistoryWriter({ append: async (entries) => void rows.push(...entries) }, logger);
     const channels = [new WebhookChannel('chat', up.url, ''), new WebhookChannel('pager', down.url, '')];
@@ -662,14 +661,86 @@ describe('an alerting service whose receiver is down', () => {
     expect(up.got.map((g) => g.status)).toEqual(['firing', 'resolved']);
     expect(down.got.map((g) => g.status)).toEqual(['firing', 'resolved']);
     await history.flushed();
-    expect(rows.map((r) => [r.status, r.notified, [...r.channels].sort()])).toEqual([
+    const recorded = rows.map((r) => [r.status, r.notified, [...r.channels].sort()]);
+    // The pager's give-up and the chat's delivery arrive in either order: when the give-up comes
+    // first, its entry names no channel and the chat's delivery is recorded after it. Either way
+    // the last entry before the pager got the firing names the chat.
+    const short = recorded.filter(([status, notified]) => status === 'firing' && notified === false);
+    expect([[['firing', false, ['chat']]], [['firing', false, []], ['firing', false, ['chat']]]]).toContainEqual(short);
+    expect(recorded.filter((r) => !short.includes(r))).toEqual([
       ['firing', true, ['chat', 'pager']],
-      ['firing', false, ['chat']],
       ['firing', true, ['chat', 'pager']],
       ['resolved', true, ['chat', 'pager']],
     ]);
+    expect(recorded.indexOf(short.at(-1) ?? [])).toBe(recorded.length - 3);
     await up.down();
     await down.down();
+  });
+
+  /** A channel that records what it is sent; each send waits for `gate` (open when absent), then fails with `failing`'s status, if set. */
+  function fakeChannel(id: string, options: { gate?: Promise<void>; failing?: number } = {}) {
+    const got: string[] = [];
+    const channel: NotificationChannel = {
+      id,
+      kind: 'webhook',
+      async send(notification) {
+        await options.gate;
+        if (options.failing !== undefined) throw new DeliveryError(`the receiver answered ${options.failing}`, options.failing);
+        got.push(notification.status);
+      },
+    };
+    return { channel, got };
+  }
+
+  it('records a channel that delivered a firing after another channel gave it up, so a restart sends it only where it was given up', async () => {
+    const router = { snapshot: OPEN };
+    const rows: AlertHistoryEntry[] = [];
+    const now = { at: T0 };
+    let open = (): void => undefined;
+    const gate = new Promise<void>((done) => (open = done));
+    // The chat's delivery is held until the pager has given the firing up: its outcome arrives last.
+    const chat = fakeChannel('chat', { gate });
+    const pager = fakeChannel('pager', { failing: 503 });
+    const metrics = new AlertingMetrics(new Registry());
+    const queue = new DeliveryQueue(config.delivery, metrics, logger);
+    queues.push(queue);
+    const history = new HistoryWriter({ append: async (entries) => void rows.push(...entries) }, logger);
+    const service = new AlertingService(config, { channels: [chat.channel, pager.channel], delivery: queue, history, metrics, logger, router: () => router.snapshot, clock: () => now.at });
+    service.evaluate();
+    await until(() => rows.length === 2);
+    open();
+    await until(() => queue.pending === 0 && chat.got.length === 1);
+    now.at = T0 + 1_000;
+    await service.close();
+    await queue.close(100);
+    await history.close(1_000);
+    expect(rows.map((r) => [r.status, r.notified, [...r.channels].sort()])).toEqual([
+      ['firing', true, ['chat', 'pager']],
+      ['firing', false, []],
+      ['firing', false, ['chat']],
+    ]);
+    expect(latestFiring(rows)).toMatchObject([{ notified: false, channels: ['chat'] }]);
+
+    // The next replica: the pager is sent the firing again, the chat (which has it) is not.
+    now.at = T0 + 60_000;
+    const chatAgain = fakeChannel('chat');
+    const pagerAgain = fakeChannel('pager');
+    const nextMetrics = new AlertingMetrics(new Registry());
+    const next = new DeliveryQueue(config.delivery, nextMetrics, logger);
+    queues.push(next);
+    const nextHistory = new HistoryWriter({ append: async (entries) => void rows.push(...entries) }, logger);
+    const second = new AlertingService(config, { channels: [chatAgain.channel, pagerAgain.channel], delivery: next, history: nextHistory, metrics: nextMetrics, logger, router: () => router.snapshot, clock: () => now.at });
+    expect(second.restore(latestFiring(rows))).toBe(1);
+    second.evaluate();
+    await until(() => next.pending === 0 && pagerAgain.got.length === 1);
+    now.at = T0 + 70_000;
+    second.evaluate();
+    await until(() => next.pending === 0);
+    expect(pagerAgain.got).toEqual(['firing']);
+    expect(chatAgain.got).toEqual([]);
+    await nextHistory.flushed();
+    expect(latestFiring(rows)).toMatchObject([{ notified: true }]);
+    expect([...(latestFiring(rows)[0]?.channels ?? [])].sort()).toEqual(['chat', 'pager']);
   });
 
   it('treats a permanent refusal (a 4xx) as handled: sent once, not every round, and never resolved there', async () => {

@@ -317,10 +317,10 @@ export class AlertingService {
 
   /**
    * The history entry of a change in where a firing arrived (the channels it reached, and those that
-   * refused it): later than its firing's, so a restart reads it as the latest.
+   * refused it): later than the alert's previous entry, so a restart reads it as the latest.
    */
   private deliveryEntry(alert: AlertTransition, change: NoticeChange, now: number): AlertHistoryEntry {
-    return this.historyEntry({ ...alert, at: Math.max(now, alert.at + 1) }, { notified: change === 'whole', channels: this.notices.recorded(alert, false) });
+    return this.historyEntry({ ...alert, at: this.notices.entryTime(alert, now) }, { notified: change === 'whole', channels: this.notices.recorded(alert, false) });
   }
 
   /** The ids of the channels a rule notifies: those it names, or every channel. */

@@ -22,6 +22,11 @@ function recordedChannels(notices: Iterable<readonly [string, Notice]>, sending:
   return channels;
 }
 
+/** Recorded channels compared regardless of their order. */
+function channelsKey(channels: readonly string[]): string {
+  return [...channels].sort().join('\u0000');
+}
+
 /** What a firing's history entry says of each channel in its `channels`: reached, or refused for good. */
 function readRecordedChannels(channels: readonly string[]): Map<string, 'delivered' | 'refused'> {
   return new Map(channels.map((c) => (c.startsWith(REFUSED) ? [c.slice(REFUSED.length), 'refused'] : [c, 'delivered'])));
@@ -40,6 +45,10 @@ interface Episode {
   notices: Map<string, Notice>;
   /** The alert's latest history entry says its firing has not reached every channel. */
   recordedShort: boolean;
+  /** The channels that entry names (`recordedChannels` without those on their way), when `recordedShort`. */
+  recordedAs?: string;
+  /** When the alert's latest history entry was made (ms): the next one is later, for a restart to read it as the latest. */
+  recordedAt: number;
 }
 
 /**
@@ -67,8 +76,10 @@ export class FiringNotices {
       // Its new history entry says notified again.
       known.firing = firing;
       known.recordedShort = false;
+      known.recordedAs = undefined;
+      known.recordedAt = Math.max(known.recordedAt, firing.at);
     } else {
-      this.episodes.set(firing.fingerprint, { firing, notices: new Map(), recordedShort: false });
+      this.episodes.set(firing.fingerprint, { firing, notices: new Map(), recordedShort: false, recordedAt: firing.at });
       this.resolutions.delete(firing.fingerprint);
     }
   }
@@ -86,7 +97,20 @@ export class FiringNotices {
    * it had reached, and those that refused it for good (settled as well: not sent it again).
    */
   restore(firing: AlertTransition, recorded: readonly string[], recordedShort: boolean): void {
-    this.episodes.set(firing.fingerprint, { firing, notices: new Map(readRecordedChannels(recorded)), recordedShort });
+    const notices = new Map<string, Notice>(readRecordedChannels(recorded));
+    this.episodes.set(firing.fingerprint, { firing, notices, recordedShort, recordedAs: channelsKey(recordedChannels(notices, false)), recordedAt: firing.at });
+  }
+
+  /**
+   * When a history entry of `alert`'s firing made at `now` is to be stamped: later than the alert's
+   * previous entry (two outcomes may come within one millisecond), so a restart reads the last one
+   * written as the latest.
+   */
+  entryTime(alert: AlertTransition, now: number): number {
+    const episode = this.episodeOf(alert);
+    const at = Math.max(now, (episode?.recordedAt ?? alert.at) + 1);
+    if (episode) episode.recordedAt = at;
+    return at;
   }
 
   /**
@@ -139,8 +163,11 @@ export class FiringNotices {
 
   /**
    * A delivery of an alert's firing to `channel` ended. Returns what the history must now be told:
-   * that the firing has not reached every one of `targets`, or that it now has; nothing when that
-   * is what it last said, or the episode has ended meanwhile.
+   * that the firing has not reached every one of `targets` (naming, per channel, those it reached
+   * or that refused it), or that it now has; nothing when that is what it last said, or the episode
+   * has ended meanwhile. Each channel's outcome is recorded on its own, in whatever order the
+   * outcomes arrive: one that arrives after another channel's give-up was recorded is recorded too,
+   * so a restart never sends the firing again to a channel it reached.
    */
   settle(alert: AlertTransition, channel: string, outcome: DeliveryOutcome, targets: readonly string[]): NoticeChange | undefined {
     const episode = this.episodeOf(alert);
@@ -149,15 +176,18 @@ export class FiringNotices {
     else episode.notices.delete(channel);
     const missed = targets.some((c) => !episode.notices.has(c) || episode.notices.get(c) === 'refused');
     const whole = targets.every((c) => episode.notices.get(c) === 'delivered');
-    if (missed && !episode.recordedShort) {
-      episode.recordedShort = true;
-      return 'short';
-    }
-    if (whole && episode.recordedShort) {
+    if (whole) {
+      if (!episode.recordedShort) return undefined;
       episode.recordedShort = false;
+      episode.recordedAs = undefined;
       return 'whole';
     }
-    return undefined;
+    if (!missed) return undefined;
+    const recordedAs = channelsKey(recordedChannels(episode.notices, false));
+    if (episode.recordedShort && episode.recordedAs === recordedAs) return undefined;
+    episode.recordedShort = true;
+    episode.recordedAs = recordedAs;
+    return 'short';
   }
 
   /** The episode `alert` belongs to, while it lasts (a later episode of the same alert is another). */

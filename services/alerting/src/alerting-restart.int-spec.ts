@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { alertingSchema } from '@openrouter/config';
+import { AlertingMetrics, createLogger } from '@openrouter/observability';
+import type { RouterSnapshot } from './aggregation/router-replicas';
+import { AlertingService } from './alerting.service';
+import { DeliveryError, type NotificationChannel } from './channels/notification';
+import { DeliveryQueue } from './delivery/delivery-queue';
+import { HistoryWriter } from './delivery/history-writer';
+import { RedisAlertingState } from './state/alerting-state.repository';
+
+function redisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
+
+const T0 = 1_750_000_000_000;
+const OPEN: RouterSnapshot = { replicas: [{ address: 'router:50051', status: { circuits: [{ provider: 'p', deployment: 'd1', state: 'open' }], grayReleases: [] } }] };
+
+/** A channel that records what it is sent; each send waits for `gate` (open when absent), then fails with `failing`'s status, if set. */
+function fakeChannel(id: string, options: { gate?: Promise<void>; failing?: number } = {}) {
+  const got: string[] = [];
+  const channel: NotificationChannel = {
+    id,
+    kind: 'webhook',
+    async send(notification) {
+      await options.gate;
+      if (options.failing !== undefined) throw new DeliveryError(`the receiver answered ${options.failing}`, options.failing);
+      got.push(notification.status);
+    },
+  };
+  return { channel, got };
+}
+
+async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 1_000; i++) {
+    if (await condition()) return;
+    await new Promise((done) => setTimeout(done, 5));
+  }
+  throw new Error('condition never held');
+}
+
+/**
+ * The active replica's state kept in Redis (firing alerts and cooldowns, as alerting keeps them
+ * without ClickHouse), read by the next active replica: each channel's outcome of a firing is
+ * recorded on its own, whatever order the outcomes arrive in.
+ */
+describe('an alerting service handing its firing alerts over through Redis (real Redis)', () => {
+  const config = alertingSchema.parse({
+    delivery: { initialBackoffMs: 5, maxBackoffMs: 10, maxAttempts: 2, timeoutMs: 2_000 },
+    channels: [
+      { id: 'chat', kind: 'webhook', url: 'http://127.0.0.1:9/chat' },
+      { id: 'pager', kind: 'webhook', url: 'http://127.0.0.1:9/pager' },
+    ],
+    rules: [{ id: 'circuits', kind: 'circuit_open', cooldownMs: 60 * 60_000 }],
+  });
+  const logger = createLogger('test', 'silent');
+  let redis: Redis;
+
+  beforeAll(async () => {
+    redis = new Redis(redisUrl(), { lazyConnect: true });
+    await redis.connect();
+  });
+  afterAll(() => redis?.disconnect());
+
+  function replica(state: RedisAlertingState, channels: NotificationChannel[], now: { at: number }) {
+    const metrics = new AlertingMetrics(new Registry());
+    const queue = new DeliveryQueue(config.delivery, metrics, logger);
+    const history = new HistoryWriter(state, logger);
+    const service = new AlertingService(config, { channels, delivery: queue, history, metrics, logger, router: () => OPEN, clock: () => now.at, cooldowns: state });
+    return { service, queue, history };
+  }
+
+  it('does not send a firing again to a channel that delivered it after another channel gave it up, and records that channel', async () => {
+    const state = new RedisAlertingState(redis, `restart-${randomBytes(4).toString('hex')}:`, () => undefined);
+    const now = { at: T0 };
+    let open = (): void => undefined;
+    const gate = new Promise<void>((done) => (open = done));
+    // The chat's delivery is held until the pager's give-up is recorded: its outcome arrives last.
+    const chat = fakeChannel('chat', { gate });
+    const pager = fakeChannel('pager', { failing: 503 });
+    const first = replica(state, [chat.channel, pager.channel], now);
+    first.service.evaluate();
+    await until(async () => (await state.firing()).some((e) => !e.notified));
+    open();
+    await until(() => first.queue.pending === 0 && chat.got.length === 1);
+    now.at = T0 + 1_000;
+    await first.service.close();
+    await first.queue.close(100);
+    await first.history.close(1_000);
+    // What the next active replica reads: the firing reached the chat, not the pager.
+    expect((await state.firing()).map((e) => [e.notified, [...e.channels].sort()])).toEqual([[false, ['chat']]]);
+
+    now.at = T0 + 60_000;
+    const chatAgain = fakeChannel('chat');
+    const pagerAgain = fakeChannel('pager');
+    const second = replica(state, [chatAgain.channel, pagerAgain.channel], now);
+    second.service.restoreCooldowns(await state.cooldowns());
+    expect(second.service.restore(await state.firing())).toBe(1);
+    second.service.evaluate();
+    await until(() => second.queue.pending === 0 && pagerAgain.got.length === 1);
+    now.at = T0 + 70_000;
+    second.service.evaluate();
+    await until(() => second.queue.pending === 0);
+    expect(pagerAgain.got).toEqual(['firing']);
+    expect(chatAgain.got).toEqual([]);
+    await second.history.flushed();
+    expect((await state.firing()).map((e) => [e.notified, [...e.channels].sort()])).toEqual([[true, ['chat', 'pager']]]);
+    await second.service.close();
+    await second.queue.close(100);
+    await second.history.close(1_000);
+  });
+});
