@@ -15,6 +15,13 @@ async function admin(base: string, path: string, body: unknown, idempotencyKey?:
   return { status: response.status, replayed: response.headers.get('idempotent-replayed'), json: (await response.json()) as Record<string, unknown> };
 }
 
+async function patch(base: string, path: string, body: unknown, idempotencyKey?: string): Promise<Answer> {
+  const headers: Record<string, string> = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
+  if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+  const response = await fetch(`${base}/admin/v1${path}`, { method: 'PATCH', headers, body: JSON.stringify(body) });
+  return { status: response.status, replayed: response.headers.get('idempotent-replayed'), json: (await response.json()) as Record<string, unknown> };
+}
+
 describe('Idempotency-Key on the admin API, across two ingress replicas sharing Redis', () => {
   let redis: RedisServer;
   let a: TestGateway;
@@ -77,5 +84,56 @@ describe('Idempotency-Key on the admin API, across two ingress replicas sharing 
     // A request refused (an unknown org, 404) frees its key: corrected and sent again with it, it runs.
     await expect(admin(a.url, '/keys', { org: 'no-such-org' }, 'fix-me')).resolves.toMatchObject({ status: 404, json: { error: { code: 'not_found' } } });
     await expect(admin(b.url, '/keys', { org: 'default' }, 'fix-me')).resolves.toMatchObject({ status: 201, replayed: null, json: { org: 'default' } });
+  });
+
+  it('replays a tenant PATCH: the first answer again, not done a second time, even after another PATCH changed the tenant', async () => {
+    await expect(admin(a.url, '/tenants', { id: 'patched-org' })).resolves.toMatchObject({ status: 201 });
+    const first = await patch(a.url, '/tenants/patched-org', { name: 'First' }, 'patch-1');
+    expect(first).toMatchObject({ status: 200, replayed: null, json: { object: 'organization', id: 'patched-org', name: 'First' } });
+    // Another change without the key in between.
+    await expect(patch(b.url, '/tenants/patched-org', { name: 'Second' })).resolves.toMatchObject({ status: 200, json: { name: 'Second' } });
+
+    // The retry of the first: its answer, replayed; the tenant keeps the second change.
+    await expect(patch(b.url, '/tenants/patched-org', { name: 'First' }, 'patch-1')).resolves.toEqual({ status: 200, replayed: 'true', json: first.json });
+    const listed = await admin(a.url, '/tenants', undefined);
+    expect((listed.json['data'] as Array<{ id: string; name: string | null }>).find((o) => o.id === 'patched-org')).toMatchObject({ name: 'Second' });
+    const audit = await admin(b.url, '/audit?action=org.update&target=patched-org', undefined);
+    const changes = (audit.json['data'] as Array<{ details: { changes: { name?: { to: unknown } } } }>).map((e) => e.details.changes.name?.to);
+    expect(changes).toEqual(['Second', 'First']);
+
+    // The same key on another tenant is another request (the path is part of it), not a replay of this one's answer.
+    await expect(admin(a.url, '/tenants', { id: 'other-patched-org' })).resolves.toMatchObject({ status: 201 });
+    await expect(patch(a.url, '/tenants/other-patched-org', { name: 'First' }, 'patch-1')).resolves.toMatchObject({
+      status: 422,
+      replayed: null,
+      json: { error: { type: 'invalid_request_error', code: 'idempotency_key_reused' } },
+    });
+    const other = await admin(b.url, '/tenants', undefined);
+    expect((other.json['data'] as Array<{ id: string; name: string | null }>).find((o) => o.id === 'other-patched-org')).toMatchObject({ name: null });
+  });
+
+  it('replays a team, project, key and budget PATCH with its first answer', async () => {
+    await expect(admin(a.url, '/tenants', { id: 'patch-teams' })).resolves.toMatchObject({ status: 201 });
+    await expect(admin(a.url, '/tenants/patch-teams/teams', { id: 'core' })).resolves.toMatchObject({ status: 201 });
+    await expect(admin(a.url, '/tenants/patch-teams/teams/core/projects', { id: 'web' })).resolves.toMatchObject({ status: 201 });
+    const team = await patch(a.url, '/tenants/patch-teams/teams/core', { cost_center: 'cc-1' }, 'team-patch');
+    expect(team).toMatchObject({ status: 200, replayed: null, json: { object: 'team', cost_center: 'cc-1' } });
+    await expect(patch(b.url, '/tenants/patch-teams/teams/core', { cost_center: 'cc-1' }, 'team-patch')).resolves.toEqual({ status: 200, replayed: 'true', json: team.json });
+    const project = await patch(b.url, '/tenants/patch-teams/teams/core/projects/web', { name: 'Web' }, 'project-patch');
+    expect(project).toMatchObject({ status: 200, replayed: null, json: { object: 'project', name: 'Web' } });
+    await expect(patch(a.url, '/tenants/patch-teams/teams/core/projects/web', { name: 'Web' }, 'project-patch')).resolves.toEqual({ status: 200, replayed: 'true', json: project.json });
+
+    const issued = await admin(a.url, '/keys', { name: 'to-rename', org: 'default' });
+    const id = String(issued.json['id']);
+    const renamed = await patch(a.url, `/keys/${id}`, { name: 'renamed' }, 'key-patch');
+    expect(renamed).toMatchObject({ status: 200, replayed: null, json: { id, name: 'renamed' } });
+    await expect(patch(b.url, `/keys/${id}`, { name: 'renamed' }, 'key-patch')).resolves.toEqual({ status: 200, replayed: 'true', json: renamed.json });
+    const keyAudit = await admin(b.url, `/audit?action=key.update&target=${id}`, undefined);
+    expect(keyAudit.json['data']).toHaveLength(1);
+
+    await expect(admin(a.url, '/budgets', { id: 'patched-budget', scope: { org: 'default' }, period: 'daily', amount: '5' })).resolves.toMatchObject({ status: 201 });
+    const budget = await patch(b.url, '/budgets/patched-budget', { amount: '7' }, 'budget-patch');
+    expect(budget).toMatchObject({ status: 200, replayed: null, json: { id: 'patched-budget', amount: '7' } });
+    await expect(patch(a.url, '/budgets/patched-budget', { amount: '7' }, 'budget-patch')).resolves.toMatchObject({ status: 200, replayed: 'true', json: { id: 'patched-budget', amount: '7' } });
   });
 });

@@ -43,6 +43,7 @@ export class BudgetsHttpController {
   }
 
   @Patch(':id')
+  @Idempotent()
   async update(@Req() req: FastifyRequest, @Param('id') id: string) {
     const input = budgetPatchInput(req.body);
     return budgetView(await this.budgets.update(adminOf(req), id, { amount: input.amount, enforcement: input.enforcement, alertThresholds: input.alert_thresholds }));

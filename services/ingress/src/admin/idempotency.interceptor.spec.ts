@@ -29,6 +29,8 @@ describe('requestFingerprint', () => {
     expect(requestFingerprint('POST', '/admin/v1/keys', { org: 'initech' })).not.toBe(base);
     expect(requestFingerprint('POST', '/admin/v1/tenants', { org: 'acme' })).not.toBe(base);
     expect(requestFingerprint('PATCH', '/admin/v1/keys', { org: 'acme' })).not.toBe(base);
+    // The same change to two tenants is two requests: a key reused on the second is refused, not replayed.
+    expect(requestFingerprint('PATCH', '/admin/v1/tenants/acme', { name: 'x' })).not.toBe(requestFingerprint('PATCH', '/admin/v1/tenants/initech', { name: 'x' }));
     expect(requestFingerprint('POST', '/admin/v1/keys', { org: 'acme', tags: [1, 2] })).not.toBe(requestFingerprint('POST', '/admin/v1/keys', { org: 'acme', tags: [2, 1] }));
     expect(requestFingerprint('POST', '/admin/v1/keys', undefined)).toBe(requestFingerprint('POST', '/admin/v1/keys', null));
   });

@@ -45,9 +45,10 @@ function canonicalJson(value: unknown): string {
 }
 
 /**
- * Replays a creating admin write sent again with the same `Idempotency-Key` by the same caller
- * within 24 h: the first answer, status and body, with `Idempotent-Replayed: true`, on any replica
- * sharing the store. Only answers are kept: a refused or failed request frees its key.
+ * Replays an admin write (a creating POST, a rotation, a PATCH) sent again with the same
+ * `Idempotency-Key` by the same caller within 24 h: the first answer, status and body, with
+ * `Idempotent-Replayed: true`, on any replica sharing the store. Only answers are kept: a refused
+ * or failed request frees its key.
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
@@ -62,7 +63,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const reply = http.getResponse<FastifyReply>();
     const key = idempotencyKeyOf(request.headers[IDEMPOTENCY_KEY_HEADER]);
     if (key === undefined) return next.handle();
-    const status = this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ?? 201;
+    // As Nest answers without `@HttpCode`: 201 to a POST, 200 to anything else.
+    const status = this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ?? (request.method === 'POST' ? 201 : 200);
     const attempt = await this.access.idempotency.begin(adminOf(request).id, key, requestFingerprint(request.method, request.url, request.body));
     if (attempt.kind === 'replay') {
       void reply.status(attempt.answer.status).header(REPLAYED_HEADER, 'true');
@@ -78,5 +80,5 @@ export class IdempotencyInterceptor implements NestInterceptor {
   }
 }
 
-/** Marks a creating write as replayable with `Idempotency-Key`. */
+/** Marks an admin write as replayable with `Idempotency-Key`. */
 export const Idempotent = () => applyDecorators(UseInterceptors(IdempotencyInterceptor));

@@ -52,6 +52,7 @@ export class KeysHttpController {
   }
 
   @Patch(':id')
+  @Idempotent()
   async update(@Req() req: FastifyRequest, @Param('id') id: string) {
     const input = updateKeyInput(req.body);
     const record = await this.access.updateKey(adminOf(req), id, {

@@ -31,7 +31,8 @@ function idempotentRoutes(): string[] {
       const interceptors = (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? [];
       if (!interceptors.includes(IdempotencyInterceptor)) continue;
       const path = String(Reflect.getMetadata(PATH_METADATA, handler));
-      out.push(`/${[base, path].map((p) => p.replace(/^\/+|\/+$/g, '')).filter(Boolean).join('/')}`.replace(/:([a-z]+)/g, '{$1}'));
+      const method = String(RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number]).toLowerCase();
+      out.push(`${method} /${[base, path].map((p) => p.replace(/^\/+|\/+$/g, '')).filter(Boolean).join('/')}`.replace(/:([a-z]+)/g, '{$1}'));
     }
   }
   return out.sort();
@@ -182,16 +183,20 @@ describe('the admin OpenAPI document', () => {
     expect(operation.parameters.find((p) => p.name === 'action')?.schema.items?.enum).toEqual([...AUDIT_ACTIONS]);
   });
 
-  it('takes an Idempotency-Key on every creating write, and documents it with its answers there only', () => {
-    // A rotation creates a new secret: replayed like the creating writes, answered 200 (the key exists).
-    const creating = ['/admin/v1/budgets', '/admin/v1/keys', '/admin/v1/keys/{id}/rotate', '/admin/v1/tenants', '/admin/v1/tenants/{org}/teams', '/admin/v1/tenants/{org}/teams/{team}/projects'];
-    expect(idempotentRoutes()).toEqual(creating);
+  it('takes an Idempotency-Key on every creating write, rotation and PATCH, and documents it with its answers there only', () => {
+    // A rotation creates a new secret: replayed like the creating writes, answered 200 (the key exists); so is a PATCH.
+    const creating = ['/admin/v1/budgets', '/admin/v1/keys', '/admin/v1/keys/{id}/rotate', '/admin/v1/tenants', '/admin/v1/tenants/{org}/teams', '/admin/v1/tenants/{org}/teams/{team}/projects'].map((p) => `post ${p}`);
+    const changing = ['/admin/v1/budgets/{id}', '/admin/v1/keys/{id}', '/admin/v1/tenants/{org}', '/admin/v1/tenants/{org}/teams/{team}', '/admin/v1/tenants/{org}/teams/{team}/projects/{project}'].map((p) => `patch ${p}`);
+    const replaying = [...creating, ...changing].sort();
+    expect(idempotentRoutes()).toEqual(replaying);
+    // Every PATCH the API has replays.
+    expect([...routes().keys()].filter((r) => r.startsWith('patch ')).sort()).toEqual([...changing].sort());
     const paths = ADMIN_OPENAPI.paths as Record<string, Record<string, { parameters?: unknown[]; responses: Record<string, unknown> }>>;
     for (const [path, operations] of Object.entries(paths)) {
       for (const [method, operation] of Object.entries(operations)) {
-        const replays = method === 'post' && creating.includes(path);
+        const replays = replaying.includes(`${method} ${path}`);
         expect([path, method, (operation.parameters ?? []).includes(IDEMPOTENCY_KEY_PARAMETER)]).toEqual([path, method, replays]);
-        if (replays) expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining([path.endsWith('/rotate') ? '200' : '201', '409', '422']));
+        if (replays) expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining([method === 'post' && !path.endsWith('/rotate') ? '201' : '200', '409', '422']));
       }
     }
   });

@@ -16,7 +16,7 @@ const listOf = (description: string, schema: string) => ({
 const error = { description: "An error in OpenAI's shape", content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
 const roles = (...r: string[]) => ({ 'x-roles': r });
 const idParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
-/** The header of the creating writes, and the answers it adds to theirs. */
+/** The header of the admin writes that replay (creating POSTs, rotation, PATCHes), and the answers it adds to theirs. */
 export const IDEMPOTENCY_KEY_PARAMETER = {
   name: 'Idempotency-Key',
   in: 'header',
@@ -38,9 +38,18 @@ function tenantChange(what: string, schema: string, parameters: unknown[]) {
   return {
     summary: `Change a${what === 'organisation' ? 'n' : ''} ${what} added through the API: \`name\`, \`cost_center\`, \`limits\` (each left out stays; \`null\` clears it: the inherited cost centre, the default limits; \`limits\` replaces the ${what}'s own limits whole). Applied by every ingress replica at once, to requests from then on: usage recorded before keeps the cost centre it was recorded with. Audited as \`${what === 'organisation' ? 'org' : what}.update\` with each changed field's \`from\` and \`to\`. An org-scoped key changes only its own org (another is 404), a project-scoped key nothing (403 insufficient_scope). One declared in the configuration file is 409 \`configured_tenant\` (change it there); an \`id\` in the body is 400 \`immutable_field\``,
     ...roles('admin'),
-    parameters,
+    parameters: [...parameters, IDEMPOTENCY_KEY_PARAMETER],
     requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/TenantChange' } } } },
-    responses: { 200: returns(`The ${what} as changed`, schema), 400: error, 401: error, 403: error, 404: error, 409: { ...error, description: '`configured_tenant`: declared in the configuration file, which is what the gateway uses for it' }, 503: error },
+    responses: {
+      200: { ...returns(`The ${what} as changed`, schema), ...replayed },
+      400: error,
+      401: error,
+      403: error,
+      404: error,
+      409: { ...error, description: '`configured_tenant`: declared in the configuration file, which is what the gateway uses for it; `idempotency_key_in_use`: a request with this Idempotency-Key is in progress' },
+      422: idempotent[422],
+      503: error,
+    },
   };
 }
 
@@ -50,7 +59,7 @@ export const ADMIN_OPENAPI = {
   info: {
     title: 'Open-Router admin API',
     version: '1.0.0',
-    description: 'Tenants, API keys, audit log, routing state and usage reports. Authenticate with `Authorization: Bearer <admin key>`; each operation lists the roles (`x-roles`) that may call it — `admin` may call all. A key that names an org (and a project) reads and changes only that org (and project): anything outside it is 404 `not_found`, as if it did not exist, and creating what is wider than it is 403 `insufficient_scope`. Every 404 has the code `not_found`; a create whose id exists is 409 `already_exists` (`invalid_request_error`). Creating writes take an `Idempotency-Key` header, which makes a retry answer the first answer again.',
+    description: 'Tenants, API keys, audit log, routing state and usage reports. Authenticate with `Authorization: Bearer <admin key>`; each operation lists the roles (`x-roles`) that may call it — `admin` may call all. A key that names an org (and a project) reads and changes only that org (and project): anything outside it is 404 `not_found`, as if it did not exist, and creating what is wider than it is 403 `insufficient_scope`. Every 404 has the code `not_found`; a create whose id exists is 409 `already_exists` (`invalid_request_error`). Creating writes, key rotation and every PATCH take an `Idempotency-Key` header, which makes a retry answer the first answer again.',
   },
   servers: [{ url: '/' }],
   security: [{ adminKey: [] }],
@@ -119,9 +128,18 @@ export const ADMIN_OPENAPI = {
         summary:
           "Change an issued key's name, allowed_models, limits, expires_at (null removes it), metadata or tags, keeping its id and secret; effective on every replica at once. org, team, project, app are 400 immutable_field; a revoked key is 409 key_revoked; a configured key, or another org's (or project's) key to a scoped key, is 404",
         ...roles('admin'),
-        parameters: [idParam('id')],
+        parameters: [idParam('id'), IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/UpdateKey' } } } },
-        responses: { 200: returns('The key as changed', 'ApiKey'), 400: error, 401: error, 403: error, 404: error, 409: { ...error, description: '`key_revoked`: a revoked key cannot be changed' }, 503: error },
+        responses: {
+          200: { ...returns('The key as changed', 'ApiKey'), ...replayed },
+          400: error,
+          401: error,
+          403: error,
+          404: error,
+          409: { ...error, description: '`key_revoked`: a revoked key cannot be changed; `idempotency_key_in_use`: a request with this Idempotency-Key is in progress' },
+          422: idempotent[422],
+          503: error,
+        },
       },
       delete: { summary: 'Revoke a key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: returns('The revoked key', 'ApiKey'), 401: error, 403: error, 404: error, 503: error } },
     },
@@ -214,9 +232,18 @@ export const ADMIN_OPENAPI = {
         summary:
           "Change a created budget's amount, enforcement or alert_thresholds, applied from the next request on every replica. Its id, scope, period, timezone and currency cannot change (400 immutable_field: the period's spend would be orphaned); a configured budget is changed only in the configuration (403 budget_in_configuration)",
         ...roles('admin'),
-        parameters: [idParam('id')],
+        parameters: [idParam('id'), IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/BudgetChange' } } } },
-        responses: { 200: returns('The budget as changed', 'Budget'), 400: error, 401: error, 403: error, 404: error, 503: error },
+        responses: {
+          200: { ...returns('The budget as changed', 'Budget'), ...replayed },
+          400: error,
+          401: error,
+          403: error,
+          404: error,
+          409: { ...error, description: '`idempotency_key_in_use`: a request with this Idempotency-Key is in progress' },
+          422: idempotent[422],
+          503: error,
+        },
       },
       delete: {
         summary: 'Delete a created budget (a configured one is 403 budget_in_configuration): requests stop counting against it at once. Its period spend stays in the ledger until it expires; a budget created again under its id starts from nothing',

@@ -45,16 +45,19 @@ export class TenantsHttpController {
 
   /** Changes an organisation added through the API; every replica applies it at once. */
   @Patch('tenants/:org')
+  @Idempotent()
   async updateOrg(@Req() req: FastifyRequest, @Param('org') org: string) {
     return orgView(await this.access.updateOrg(adminOf(req), org, update(req.body)));
   }
 
   @Patch('tenants/:org/teams/:team')
+  @Idempotent()
   async updateTeam(@Req() req: FastifyRequest, @Param('org') org: string, @Param('team') team: string) {
     return teamView(await this.access.updateTeam(adminOf(req), org, team, update(req.body)));
   }
 
   @Patch('tenants/:org/teams/:team/projects/:project')
+  @Idempotent()
   async updateProject(@Req() req: FastifyRequest, @Param('org') org: string, @Param('team') team: string, @Param('project') project: string) {
     return projectView(await this.access.updateProject(adminOf(req), org, team, project, update(req.body)));
   }
