@@ -216,11 +216,12 @@ describe('rate limiter', () => {
       close: async () => undefined,
     });
     const failures: unknown[] = [];
-    await expect(new RateLimiter(broken('Command timed out'), 'open', (e) => failures.push(e)).admit(limits, promptOnly(1), 'req-1')).resolves.toMatchObject({ headers: {} });
+    await expect(new RateLimiter(broken('Command timed out'), 'open', (e) => failures.push(e)).admit(limits, promptOnly(1))).resolves.toMatchObject({ headers: {} });
     expect(failures).toHaveLength(1);
-    await expect(new RateLimiter(broken('Command timed out'), 'closed', () => undefined).admit(limits, promptOnly(1), 'req-2')).rejects.toMatchObject({ kind: 'unavailable', code: 'rate_limiter_unavailable' });
-    // Each take is named by its request (and a part of its own), and released with what it charged.
-    expect(takes.map((id) => id.split(':')[0])).toEqual(['req-1', 'req-2']);
+    await expect(new RateLimiter(broken('Command timed out'), 'closed', () => undefined).admit(limits, promptOnly(1))).rejects.toMatchObject({ kind: 'unavailable', code: 'rate_limiter_unavailable' });
+    // Each take has an id of its own, and is released with what it charged.
+    expect(takes).toHaveLength(2);
+    expect(takes.every((id) => id.length > 0)).toBe(true);
     expect(new Set(takes).size).toBe(2);
     expect(released.map((r) => r.id)).toEqual(takes);
     expect(released[0]?.charges.map((c) => [c.key, c.cost])).toEqual([

@@ -179,7 +179,7 @@ describe('the rate-limit counters on Redis (redis-server)', () => {
       // Loads the script on Redis first, so the take below runs as it is sent.
       await store.take([perMinute('warm-up', 1)]);
       proxy.hold();
-      const admitted = await limiter.admit(limits, demand, 'req-1');
+      const admitted = await limiter.admit(limits, demand);
       // Served unlimited, the store's trouble reported, as fail-open says.
       expect(admitted.headers).toEqual({});
       expect(failures).toEqual([expect.objectContaining({ message: expect.stringContaining('timed out') })]);
@@ -187,7 +187,7 @@ describe('the rate-limit counters on Redis (redis-server)', () => {
       // Redis answers a connection's commands in order: once it answers this, the take and what
       // the limiter sent after it have run.
       await redis.ping();
-      const next = await limiter.admit(limits, { ...demand, prompt: 1 }, 'req-2');
+      const next = await limiter.admit(limits, { ...demand, prompt: 1 });
       expect(next.headers).toMatchObject({ 'x-ratelimit-remaining-requests': '4', 'x-ratelimit-remaining-tokens': '9' });
     } finally {
       redis.disconnect();

@@ -59,8 +59,7 @@ export class RateLimiter {
     private readonly onStoreFailure: (error: unknown) => void,
   ) {}
 
-  /** `requestId` names the request's take in the store (with a random part: a client may send the same id twice). */
-  async admit(limits: readonly ApplicableLimit[], demand: TokenDemand, requestId = 'request'): Promise<Admission> {
+  async admit(limits: readonly ApplicableLimit[], demand: TokenDemand): Promise<Admission> {
     if (limits.length === 0) return NOTHING;
     const tokenLimits = limits.filter((l) => l.kind === 'tokens');
     const reserved = reservedTokens(tokenLimits, demand);
@@ -77,7 +76,8 @@ export class RateLimiter {
       );
     }
     const charges = limits.map((l) => charge(l, l.kind === 'requests' ? 1 : reserved));
-    const id = `${requestId}:${randomUUID()}`;
+    // The take's own id in the store, for `release` and `settle` to name exactly it.
+    const id = `request:${randomUUID()}`;
     let outcomes: GcraOutcome[];
     try {
       outcomes = await this.store.take(charges, id);
