@@ -119,18 +119,81 @@ export const geminiProvider = strictObject({
   ...common,
 });
 
+/** What Azure OpenAI's Entra ID tokens are asked for (the resource, `https://cognitiveservices.azure.com`). */
+export const AZURE_COGNITIVE_SERVICES_SCOPE = 'https://cognitiveservices.azure.com/.default';
+/** Entra ID's public cloud; sovereign clouds have their own (`https://login.microsoftonline.us`, `https://login.chinacloudapi.cn`). */
+export const ENTRA_AUTHORITY_HOST = 'https://login.microsoftonline.com';
+/** The Azure Instance Metadata Service's token route (VMs, VM scale sets, AKS node identities). */
+export const AZURE_IMDS_TOKEN_URL = 'http://169.254.169.254/metadata/identity/oauth2/token';
+
+/**
+ * Entra ID (Azure AD) tokens for Azure OpenAI, from exactly one source: an app registration's
+ * client secret, AKS workload identity (a federated token file), or a managed identity. Missing
+ * workload-identity values come from the environment AKS sets (AZURE_TENANT_ID, AZURE_CLIENT_ID,
+ * AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST) when the adapter starts.
+ */
+const azureEntra = strictObject({
+  /** The directory: a GUID, or a domain (`contoso.onmicrosoft.com`). */
+  tenantId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$/, 'a tenant id (GUID) or a verified domain (contoso.onmicrosoft.com)').optional(),
+  /** The app registration (client secret, workload identity) or the user-assigned managed identity. */
+  clientId: z.string().min(1).optional(),
+  /** The app registration's client secret (its value, not its id); take it from the environment. */
+  clientSecret: z.string().min(1).optional(),
+  /** AKS workload identity: the federated service-account token is exchanged for an Entra token. */
+  workloadIdentity: flag.optional(),
+  /** The federated token file (default: AZURE_FEDERATED_TOKEN_FILE); re-read on every token fetch, as the kubelet rotates it. */
+  federatedTokenFile: z.string().min(1).optional(),
+  /** The managed identity of the VM, AKS node, App Service, Functions or Container Apps app the gateway runs on. */
+  managedIdentity: flag.optional(),
+  /** Default: AZURE_AUTHORITY_HOST, else https://login.microsoftonline.com. */
+  authorityHost: z.string().url().optional(),
+  scope: z.string().min(1).default(AZURE_COGNITIVE_SERVICES_SCOPE),
+  /** Where a managed identity's token is asked for outside App Service; change it only for tests. */
+  imdsUrl: z.string().url().default(AZURE_IMDS_TOKEN_URL),
+}).superRefine((entra, ctx) => {
+  const given = [entra.clientSecret !== undefined && 'clientSecret', entra.workloadIdentity === true && 'workloadIdentity', entra.managedIdentity === true && 'managedIdentity'].filter((mode) => mode !== false);
+  if (given.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'one source of Entra ID tokens is required: clientSecret (with tenantId and clientId), workloadIdentity: true or managedIdentity: true' });
+    return;
+  }
+  if (given.length > 1) {
+    ctx.addIssue({ code: 'custom', message: `exactly one source of Entra ID tokens may be given, found ${given.join(', ')}` });
+    return;
+  }
+  if (entra.clientSecret !== undefined) {
+    for (const key of ['tenantId', 'clientId'] as const) {
+      if (entra[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `required with clientSecret (the app registration's ${key === 'tenantId' ? 'directory (tenant) ID' : 'application (client) ID'})` });
+    }
+  }
+  if (entra.managedIdentity === true) {
+    for (const key of ['tenantId', 'authorityHost', 'federatedTokenFile'] as const) {
+      if (entra[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'does not apply to managedIdentity (a user-assigned identity is chosen by clientId)' });
+    }
+  }
+  if (entra.federatedTokenFile !== undefined && entra.clientSecret !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['federatedTokenFile'], message: 'applies to workloadIdentity: true only' });
+  }
+});
+
 /** Azure OpenAI: the deployment name is the deployment's `model`. */
 const azureProvider = strictObject({
   type: z.literal('azure'),
   /** https://RESOURCE.openai.azure.com */
   baseUrl: z.string().url(),
+  /** Sent as `api-key`; empty: none. Exactly one of a non-empty `apiKey` and `entra`. */
   apiKey: z.string().default(''),
+  /** Entra ID tokens sent as `Authorization: Bearer` in place of an `api-key`. */
+  entra: azureEntra.optional(),
   apiVersion: z.string().min(1).default('2024-10-21'),
   /** `max_completion_tokens` for reasoning-model deployments (with an `apiVersion` that knows it); unset: as sent. */
   outputLimit: outputLimit.optional(),
   /** Default: Anthropic's `thinking`, `top_k` and `cache_control`, which Azure OpenAI refuses as OpenAI does. */
   dropParams: dropParams.transform((drop) => drop ?? [...OPENAI_REFUSED_PARAMS]),
   ...common,
+}).superRefine((provider, ctx) => {
+  if (provider.apiKey !== '' && provider.entra !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['entra'], message: 'exactly one of apiKey and entra may be given: an Azure OpenAI resource is called with a key or with Entra ID tokens' });
+  }
 });
 
 export const bedrockProvider = strictObject({

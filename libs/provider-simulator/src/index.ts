@@ -9,5 +9,7 @@ export { OPENAI_REFUSAL_TRIGGER } from './wire/openai-chat-planner';
 export { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature } from './wire/anthropic-thinking';
 export type { SimulatedAuthorizedUser, SimulatedServiceAccount } from './wire/google-oauth';
 export { METADATA_TOKEN_PATH, TOKEN_PATH } from './wire/google-oauth';
+export type { SimulatedEntraApp, SimulatedManagedIdentity } from './wire/entra-id';
+export { APP_SERVICE_TOKEN_PATH, IMDS_TOKEN_PATH } from './wire/entra-id';
 export { startForwardProxy } from './forward-proxy';
 export type { ForwardProxyOptions, ProxiedCall, RunningForwardProxy } from './forward-proxy';

@@ -8,6 +8,7 @@ import { CONTROL_PREFIX, handleControlRequest, type SimulatorControl } from './h
 import { HttpExchange } from './http/http-exchange';
 import { bedrockWire } from './wire/bedrock';
 import { anthropicWire } from './wire/anthropic';
+import { EntraTokenAuthority, entraIdWire, type SimulatedEntraApp, type SimulatedManagedIdentity } from './wire/entra-id';
 import { geminiWire } from './wire/gemini';
 import { GoogleTokenAuthority, googleOAuthWire, type SimulatedAuthorizedUser, type SimulatedServiceAccount } from './wire/google-oauth';
 import { azureOpenAiWire, openAiWire } from './wire/openai';
@@ -33,6 +34,10 @@ export interface SimulatorOptions {
   googleAuthorizedUsers?: SimulatedAuthorizedUser[];
   /** Service accounts whose tokens `generateAccessToken` gives to any valid token (impersonation). */
   googleImpersonableAccounts?: string[];
+  /** App registrations the simulated Entra ID token endpoint (`POST /{tenant}/oauth2/v2.0/token`) knows; Azure OpenAI then requires a credential. */
+  entraApps?: SimulatedEntraApp[];
+  /** The managed identities IMDS (`/metadata/identity/oauth2/token`) and App Service's endpoint (`/msi/token`) answer for. */
+  entraManagedIdentity?: SimulatedManagedIdentity;
 }
 
 export interface RunningSimulator {
@@ -49,14 +54,16 @@ export interface RunningSimulator {
   waitForRequest(predicate: (request: ObservedRequest) => boolean, timeoutMs?: number): Promise<ObservedRequest>;
   /** The token endpoint accepts this service account's assertions too, until `reset()`. */
   trustServiceAccount(account: SimulatedServiceAccount): void;
-  /** Every access token issued so far expires now: Vertex AI answers it with 401. */
+  /** Every access token issued so far expires now: Vertex AI and Azure OpenAI answer it with 401. */
   expireAccessTokens(): void;
+  /** The Entra ID token endpoint knows this app too (or its new secret), until `reset()`. */
+  registerEntraApp(app: SimulatedEntraApp): void;
   close(): Promise<void>;
 }
 
 const DEFAULT_SEED = 1;
 const DEFAULT_WAIT_MS = 5_000;
-const WIRE_PROTOCOLS: readonly WireProtocol[] = [openAiWire, azureOpenAiWire, bedrockWire, anthropicWire, geminiWire, vertexWire, googleOAuthWire];
+const WIRE_PROTOCOLS: readonly WireProtocol[] = [openAiWire, azureOpenAiWire, bedrockWire, anthropicWire, geminiWire, vertexWire, googleOAuthWire, entraIdWire];
 
 function validated(patch: Partial<Behaviour>): Partial<Behaviour> {
   const result = parseBehaviourPatch(patch);
@@ -78,6 +85,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     faults,
     ids: new SeededRandom(mixSeeds(seed, 0x1d5)),
     googleTokens: new GoogleTokenAuthority(options.googleServiceAccounts ?? [], options.googleAuthorizedUsers ?? [], options.googleImpersonableAccounts ?? []),
+    entraTokens: new EntraTokenAuthority(options.entraApps ?? [], options.entraManagedIdentity ?? {}),
   };
 
   const control: SimulatorControl = {
@@ -91,11 +99,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       behaviour = mergeBehaviour(startupBehaviour, {});
       faults.reset(behaviour.faults);
       runtime.googleTokens.reset();
+      runtime.entraTokens.reset();
       log.clear();
     },
     requests: () => log.list(),
     trustServiceAccount: (account) => runtime.googleTokens.trust(account),
-    expireAccessTokens: () => runtime.googleTokens.expireAll(),
+    expireAccessTokens: () => {
+      runtime.googleTokens.expireAll();
+      runtime.entraTokens.expireAll();
+    },
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -153,6 +165,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     waitForRequest: (predicate, timeoutMs = DEFAULT_WAIT_MS) => log.waitFor(predicate, timeoutMs),
     trustServiceAccount: (account) => control.trustServiceAccount(account),
     expireAccessTokens: () => control.expireAccessTokens(),
+    registerEntraApp: (app) => runtime.entraTokens.register(app),
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

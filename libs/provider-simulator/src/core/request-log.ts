@@ -15,7 +15,7 @@ export interface ObservedRequest {
 
 export type RawHeaders = Record<string, string | string[] | undefined>;
 
-const CREDENTIAL_HEADERS = new Set(['authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'proxy-authorization', 'x-amz-security-token']);
+const CREDENTIAL_HEADERS = new Set(['authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'proxy-authorization', 'x-amz-security-token', 'x-identity-header']);
 
 /** Copies headers for the log without ever keeping a credential value. */
 export function redactHeaders(raw: RawHeaders): Record<string, string | undefined> {

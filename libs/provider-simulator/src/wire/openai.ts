@@ -81,7 +81,7 @@ async function prepare(
     exchange.req.resume();
   }
   if (behaviour.latencyMs > 0 && !(await exchange.cancel.delay(behaviour.latencyMs))) return undefined;
-  if (dialect === 'azure' ? !authorizeAzure(exchange, runtime.apiKey) : !authorize(exchange, runtime.apiKey)) return undefined;
+  if (dialect === 'azure' ? !authorizeAzure(exchange, runtime) : !authorize(exchange, runtime.apiKey)) return undefined;
   if (invalidJson) {
     sendError(exchange, 400, INVALID_JSON_MESSAGE, null, null);
     return undefined;
@@ -117,15 +117,32 @@ function authorize(exchange: HttpExchange, apiKey: string | undefined): boolean 
   return true;
 }
 
-/** Azure checks the `api-key` header and insists on an `api-version` query parameter. */
-function authorizeAzure(exchange: HttpExchange, apiKey: string | undefined): boolean {
+/** The audience of the Entra ID tokens Azure OpenAI takes. */
+const AZURE_TOKEN_AUDIENCE = 'https://cognitiveservices.azure.com';
+
+/**
+ * Azure insists on an `api-version` query parameter, then takes an Entra ID token
+ * (`Authorization: Bearer`) the simulated Entra ID issued for its audience and that has not
+ * expired, or the `api-key` header. Without a simulator key or any Entra app or identity, any
+ * request is taken (an unknown bearer token too).
+ */
+function authorizeAzure(exchange: HttpExchange, runtime: SimulatorRuntime): boolean {
   const version = new URL(exchange.req.url ?? '/', 'http://simulator').searchParams.get('api-version');
   if (!version) {
     exchange.sendJson(404, { error: { code: '404', message: 'Resource not found' } });
     return false;
   }
-  if (apiKey === undefined) return true;
-  if (exchange.req.headers['api-key'] !== apiKey) {
+  const { apiKey } = runtime;
+  const required = apiKey !== undefined || runtime.entraTokens.configured();
+  const bearer = /^Bearer\s+(\S+)$/i.exec(exchange.req.headers.authorization ?? '')?.[1];
+  if (bearer !== undefined) {
+    const check = runtime.entraTokens.check(bearer, AZURE_TOKEN_AUDIENCE);
+    if (check === 'valid' || (check === 'unknown' && !required)) return true;
+    exchange.sendJson(401, { error: { code: '401', message: 'Unauthorized. Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), or have expired.' } });
+    return false;
+  }
+  if (!required) return true;
+  if (apiKey === undefined || exchange.req.headers['api-key'] !== apiKey) {
     exchange.sendJson(401, {
       error: {
         code: '401',

@@ -2,6 +2,7 @@ import type { Behaviour, Fault } from '../core/behaviour-config';
 import type { FaultInjector } from '../core/fault-injector';
 import type { SeededRandom } from '../core/seeded-random';
 import type { HttpExchange } from '../http/http-exchange';
+import type { EntraTokenAuthority } from './entra-id';
 import type { GoogleTokenAuthority } from './google-oauth';
 
 /** What every wire module gets from the running simulator. */
@@ -15,6 +16,8 @@ export interface SimulatorRuntime {
   readonly ids: SeededRandom;
   /** Service accounts and issued access tokens of the simulated Google authorization server (Vertex AI). */
   readonly googleTokens: GoogleTokenAuthority;
+  /** App registrations, managed identities and issued tokens of the simulated Entra ID (Azure OpenAI). */
+  readonly entraTokens: EntraTokenAuthority;
 }
 
 export type WireHandler = (exchange: HttpExchange, runtime: SimulatorRuntime) => Promise<void>;

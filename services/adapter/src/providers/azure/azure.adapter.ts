@@ -1,13 +1,18 @@
 import type { ProviderConfigOf } from '@openrouter/config';
+import { createUpstreamDispatcher } from '../http-upstream';
 import { createOpenAIWireAdapter } from '../openai/openai.adapter';
 import type { ProviderAdapter, ProviderContext } from '../provider-adapter';
+import type { UpstreamAuth } from '../upstream-auth';
+import { bearerAuth, undiciTokenHttp } from '../access-token';
+import { type EntraSourceOptions, entraTokenSource, reachedDirectly } from './azure-credentials';
 
 /**
  * Azure OpenAI: the OpenAI wire format addressed by deployment
- * (`/openai/deployments/{deployment}/chat/completions?api-version=…`) with an `api-key` header.
- * A gateway deployment's `model` is the Azure deployment name.
+ * (`/openai/deployments/{deployment}/chat/completions?api-version=…`) with an `api-key` header, or
+ * with an Entra ID token as `Authorization: Bearer` (`entra`). A gateway deployment's `model` is
+ * the Azure deployment name. `entraOptions` lets a spec hand in the identity environment.
  */
-export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>, context: ProviderContext): ProviderAdapter {
+export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>, context: ProviderContext, entraOptions: Omit<EntraSourceOptions, 'http'> = {}): ProviderAdapter {
   const base = config.baseUrl.replace(/\/+$/, '');
   const url = (deployment: string, operation: string): URL => {
     const u = new URL(`${base}/openai/deployments/${encodeURIComponent(deployment)}/${operation}`);
@@ -16,12 +21,27 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
   };
   const headers: Record<string, string> = { ...config.headers };
   if (config.apiKey) headers['api-key'] = config.apiKey;
-  return createOpenAIWireAdapter(
+  let auth: UpstreamAuth | undefined;
+  let tokenAgent: ReturnType<typeof createUpstreamDispatcher> | undefined;
+  if (config.entra !== undefined) {
+    // A managed identity's endpoint answers only on the host itself: never through a proxy. Entra ID's
+    // token endpoint is reached as the provider's API is.
+    tokenAgent = createUpstreamDispatcher(context.egress, reachedDirectly(config.entra) ? 'none' : config.proxy);
+    try {
+      // A source that cannot work (no tenant, an unreadable federated token file) stops the adapter here, at start-up.
+      auth = bearerAuth(entraTokenSource(id, config.entra, { ...entraOptions, http: undiciTokenHttp(tokenAgent) }));
+    } catch (error) {
+      void tokenAgent.close();
+      throw error;
+    }
+  }
+  const wire = createOpenAIWireAdapter(
     id,
     {
       chatUrl: (deployment) => url(deployment, 'chat/completions'),
       embeddingsUrl: (deployment) => url(deployment, 'embeddings'),
       headers,
+      auth,
       timeoutMs: config.timeoutMs,
       outputLimit: config.outputLimit,
       dropParams: config.dropParams,
@@ -29,4 +49,11 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
     },
     context.egress,
   );
+  return {
+    chat: (call) => wire.chat(call),
+    embed: (call) => wire.embed(call),
+    async close() {
+      await Promise.all([wire.close(), tokenAgent?.close()]);
+    },
+  };
 }

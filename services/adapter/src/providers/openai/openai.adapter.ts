@@ -12,6 +12,7 @@ import {
 import { embeddingResponse } from '../embedding-response';
 import { createUpstreamDispatcher, discardRest, type Egress, postJson, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
+import { postWithAuth, type UpstreamAuth } from '../upstream-auth';
 import { StreamUsage } from './openai-stream';
 
 /** Where an OpenAI-style server takes calls for one upstream model, and how it is authenticated. */
@@ -26,6 +27,8 @@ export interface OpenAIEndpoints {
   dropParams: readonly string[];
   /** The provider's `proxy`: a forward proxy's URL, `none`, or unset (the environment's). */
   proxy?: string | undefined;
+  /** Credentials fetched per call (Azure's Entra ID tokens), laid over `headers`; unset: `headers` carry them. */
+  auth?: UpstreamAuth | undefined;
 }
 
 /**
@@ -51,7 +54,8 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
   const { headers } = endpoints;
 
   async function post(url: URL, body: Record<string, unknown>, call: ProviderCall<unknown>) {
-    const response = await postJson(agent, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoints.timeoutMs, signal: call.signal, provider: id });
+    const request = { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoints.timeoutMs, signal: call.signal, provider: id };
+    const response = endpoints.auth === undefined ? await postJson(agent, request) : await postWithAuth(agent, endpoints.auth, request);
     if (response.statusCode >= 400) {
       const text = await response.body.text().catch(() => '');
       throw parseOpenAIErrorResponse(response.statusCode, headerValue(response.headers['retry-after']), text, id, headerValue(response.headers['retry-after-ms']));

@@ -1,18 +1,7 @@
 import { generateKeyPairSync, verify } from 'node:crypto';
 import { failure } from '../gateway-failure.testing';
-import {
-  bearerAuth,
-  CachedTokenSource,
-  CLOUD_PLATFORM_SCOPE,
-  type GrantedToken,
-  JWT_BEARER_GRANT,
-  metadataServerGrant,
-  readPrivateKey,
-  serviceAccountGrant,
-  staticTokenSource,
-  type TokenHttp,
-  type TokenHttpRequest,
-} from './google-access-token';
+import { bearerAuth, CachedTokenSource, type GrantedToken, staticTokenSource, type TokenHttp, type TokenHttpRequest } from '../access-token';
+import { CLOUD_PLATFORM_SCOPE, JWT_BEARER_GRANT, metadataServerGrant, readPrivateKey, serviceAccountGrant } from './google-access-token';
 
 const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const PRIVATE_PEM = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();

@@ -1,10 +1,9 @@
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
-import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { GoogleServiceAccountKey } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { proxyRefusal, proxyRefusalText } from '../http-upstream';
-import type { UpstreamAuth } from '../upstream-auth';
+import type { CachedTokenOptions, GrantedToken, TokenHttp, TokenHttpRequest } from '../access-token';
 
 /** The scope every Vertex AI call needs. */
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
@@ -12,139 +11,7 @@ export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platf
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 /** Lifetime asked for in an assertion; Google issues tokens for at most an hour. */
 const ASSERTION_LIFETIME_S = 3600;
-/** A token is replaced this long before it expires, so no call carries one that lapses in flight. */
-const REFRESH_MARGIN_MS = 5 * 60_000;
-/** After an early refresh failed, how long the token in hand is used before the next try. */
-const REFRESH_RETRY_MS = 10_000;
-/** A token this close to its expiry is not handed out while a refresh runs: a call made with it could outlive it. */
-const IN_HAND_MARGIN_MS = 30_000;
 const TOKEN_TIMEOUT_MS = 30_000;
-
-/** An access token as a token endpoint grants it. */
-export interface GrantedToken {
-  accessToken: string;
-  expiresInSeconds: number;
-}
-
-export interface TokenHttpRequest {
-  method: 'GET' | 'POST';
-  url: URL;
-  headers: Record<string, string>;
-  body?: string;
-  timeoutMs: number;
-}
-
-/** One exchange with a token endpoint: undici in the adapter, a hand-written fake in specs. */
-export interface TokenHttp {
-  request(request: TokenHttpRequest): Promise<{ status: number; body: string }>;
-}
-
-/** Where a provider's bearer tokens come from. */
-export interface AccessTokenSource {
-  /** A token to call with now: the cached one, or a fresh one. */
-  token(signal: AbortSignal): Promise<string>;
-  /** The provider refused `token`: it is dropped. True when the next `token()` may give another. */
-  invalidate(token: string): boolean;
-}
-
-/** The credential as `Authorization: Bearer`, refreshed once when the provider answers 401. */
-export function bearerAuth(source: AccessTokenSource): UpstreamAuth {
-  return {
-    headers: async (signal) => ({ authorization: `Bearer ${await source.token(signal)}` }),
-    refused: (headers) => source.invalidate((headers['authorization'] ?? '').replace(/^Bearer /, '')),
-  };
-}
-
-/** A token given in the configuration: used as it is, never refreshed. */
-export function staticTokenSource(accessToken: string): AccessTokenSource {
-  const token = Promise.resolve(accessToken);
-  return { token: () => token, invalidate: () => false };
-}
-
-export interface CachedTokenOptions {
-  /** Names the provider in errors. */
-  provider: string;
-  /** Milliseconds since the epoch; a spec moves it by hand. */
-  now?: () => number;
-}
-
-/**
- * Tokens from `grant`, cached until 5 minutes before they expire (halfway, for a token that lives
- * less than 10 minutes). Calls that find no usable token share one fetch; a failed fetch is not
- * cached, so the next call tries again.
- */
-export class CachedTokenSource implements AccessTokenSource {
-  private cached: { token: string; refreshAt: number; expiresAt: number } | undefined;
-  private pending: Promise<string> | undefined;
-  private readonly now: () => number;
-
-  constructor(
-    private readonly grant: () => Promise<GrantedToken>,
-    private readonly options: CachedTokenOptions,
-  ) {
-    this.now = options.now ?? Date.now;
-  }
-
-  token(signal: AbortSignal): Promise<string> {
-    const held = this.cached;
-    const now = this.now();
-    if (held !== undefined && now < held.refreshAt) return Promise.resolve(held.token);
-    if (signal.aborted) return Promise.reject(cancelled(this.options.provider));
-    const pending = this.refresh();
-    // Refreshing early: the token in hand serves meanwhile, so no call waits on the token endpoint.
-    if (held !== undefined && now < held.expiresAt - IN_HAND_MARGIN_MS) return Promise.resolve(held.token);
-    return untilAborted(pending, signal, this.options.provider);
-  }
-
-  /** The fetch under way, or a new one: one at a time, shared by every caller. */
-  private refresh(): Promise<string> {
-    if (this.pending === undefined) {
-      const pending = this.fetch();
-      this.pending = pending;
-      // Cleared however it ends (also when the grant throws at once), and never an unhandled rejection.
-      const clear = (): void => {
-        if (this.pending === pending) this.pending = undefined;
-      };
-      pending.then(clear, clear);
-    }
-    return this.pending;
-  }
-
-  invalidate(token: string): boolean {
-    if (this.cached?.token === token) this.cached = undefined;
-    return true;
-  }
-
-  private async fetch(): Promise<string> {
-    let granted: GrantedToken;
-    try {
-      granted = await this.grant();
-    } catch (error) {
-      // An early refresh that failed: the token in hand is still good until it expires; try again a little later.
-      const held = this.cached;
-      if (held !== undefined && this.now() < held.expiresAt) {
-        held.refreshAt = Math.min(held.expiresAt, this.now() + REFRESH_RETRY_MS);
-        return held.token;
-      }
-      throw error;
-    }
-    const now = this.now();
-    const lifetimeMs = granted.expiresInSeconds * 1000;
-    this.cached = { token: granted.accessToken, refreshAt: now + lifetimeMs - Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2), expiresAt: now + lifetimeMs };
-    return granted.accessToken;
-  }
-}
-
-const cancelled = (provider: string): GatewayError => new GatewayError('cancelled', 'The request was cancelled.', { provider });
-
-/** The shared fetch, or a cancellation as soon as this call's signal fires; the fetch runs on for the others. */
-function untilAborted(shared: Promise<string>, signal: AbortSignal, provider: string): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const onAbort = (): void => reject(cancelled(provider));
-    signal.addEventListener('abort', onAbort, { once: true });
-    shared.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
 
 const tokenAnswer = z.looseObject({ access_token: z.string().min(1), expires_in: z.number().positive() });
 const tokenRefusal = z.looseObject({ error: z.string().optional(), error_description: z.string().optional() });
@@ -303,22 +170,4 @@ export function impersonatedGrant(source: () => Promise<GrantedToken>, target: {
 export function metadataServerGrant(metadataUrl: string, http: TokenHttp, options: CachedTokenOptions): () => Promise<GrantedToken> {
   const url = new URL(metadataUrl);
   return () => exchangeForToken(http, { method: 'GET', url, headers: { 'metadata-flavor': 'Google' }, timeoutMs: TOKEN_TIMEOUT_MS }, options.provider, 'metadata server');
-}
-
-/** Token requests over an undici agent; the body is read whole (token answers are small). */
-export function undiciTokenHttp(agent: Dispatcher): TokenHttp {
-  return {
-    async request(request) {
-      const response = await agent.request({
-        origin: request.url.origin,
-        path: request.url.pathname + request.url.search,
-        method: request.method,
-        headers: { accept: 'application/json', ...request.headers },
-        body: request.body,
-        headersTimeout: request.timeoutMs,
-        bodyTimeout: request.timeoutMs,
-      });
-      return { status: response.statusCode, body: await response.body.text() };
-    },
-  };
 }

@@ -6,7 +6,7 @@ import { Agent } from 'undici';
 import { ConfigError, type GoogleAdcEnv, providerSchema, type ProviderConfigOf } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { METADATA_TOKEN_PATH, type RunningSimulator, startSimulator, TOKEN_PATH } from '@openrouter/provider-simulator';
-import { undiciTokenHttp } from './google-access-token';
+import { undiciTokenHttp } from '../access-token';
 import { vertexTokenSource } from './vertex-credentials';
 
 const ACCOUNT = generateKeyPairSync('rsa', { modulusLength: 2048 });

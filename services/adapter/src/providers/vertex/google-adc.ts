@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, GOOGLE_TOKEN_URI, type GoogleAdcEnv } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
-import { authorizedUserGrant, type CachedTokenOptions, type GrantedToken, impersonatedGrant, metadataServerGrant, readPrivateKey, serviceAccountGrant, type TokenHttp } from './google-access-token';
+import type { CachedTokenOptions, GrantedToken, TokenHttp } from '../access-token';
+import { authorizedUserGrant, impersonatedGrant, metadataServerGrant, readPrivateKey, serviceAccountGrant } from './google-access-token';
 
 /** The file `gcloud auth application-default login` writes, under gcloud's configuration directory. */
 export const WELL_KNOWN_FILE = 'application_default_credentials.json';

@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { ConfigError, providerSchema, type ProviderConfigOf } from '@openrouter/config';
-import type { TokenHttp, TokenHttpRequest } from './google-access-token';
+import type { TokenHttp, TokenHttpRequest } from '../access-token';
 import { vertexTokenSource } from './vertex-credentials';
 
 const PRIVATE_PEM = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();

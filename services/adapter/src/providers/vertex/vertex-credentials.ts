@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, GOOGLE_TOKEN_URI, type GoogleAdcEnv, type GoogleServiceAccountKey, type ProviderConfigOf, readGoogleAdcEnv } from '@openrouter/config';
 import { adcGrant } from './google-adc';
-import { type AccessTokenSource, CachedTokenSource, metadataServerGrant, readPrivateKey, serviceAccountGrant, staticTokenSource, type TokenHttp } from './google-access-token';
+import { type AccessTokenSource, CachedTokenSource, staticTokenSource, type TokenHttp } from '../access-token';
+import { metadataServerGrant, readPrivateKey, serviceAccountGrant } from './google-access-token';
 
 /** The fields of the JSON key file Google issues for a service account that the grant needs. */
 const keyFileSchema = z.looseObject({

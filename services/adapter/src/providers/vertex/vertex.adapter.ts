@@ -6,7 +6,7 @@ import { createGeminiWireAdapter, retryAfterMs } from '../gemini/gemini.adapter'
 import { createUpstreamDispatcher, readJsonBody } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postWithAuth } from '../upstream-auth';
-import { bearerAuth, undiciTokenHttp } from './google-access-token';
+import { bearerAuth, undiciTokenHttp } from '../access-token';
 import { vertexTokenSource } from './vertex-credentials';
 import { embeddingResponse, embedInCalls, reportedTokens } from '../embedding-response';
 import { parsePredictResponse, predictBatches } from './vertex-embeddings';
