@@ -12,9 +12,19 @@ describe('ClickHouse migrations (chDB)', () => {
     expect(second.applied).toEqual([]);
     const recorded = await queryRows<{ version: number; name: string }>(target, 'SELECT version, name FROM {db:Identifier}.schema_migrations FINAL ORDER BY version');
     expect(recorded.map((r) => r.name)).toEqual(USAGE_MIGRATIONS.map((m) => m.name));
-    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history', 'usage_daily_signed_counts', 'usage_event_request_id']);
+    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history', 'usage_daily_signed_counts', 'usage_event_request_id', 'usage_event_cache_hit']);
     const tables = await queryRows<{ name: string }>(target, 'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name', { db: target.database });
     expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['usage_events', 'usage_event_ids', 'usage_event_ids_mv', 'usage_daily', 'usage_daily_mv', 'schema_migrations']));
+    const cacheColumns = await queryRows<{ name: string; type: string; default_expression: string }>(
+      target,
+      "SELECT name, type, default_expression FROM system.columns WHERE database = {db:String} AND table = 'usage_events' AND name LIKE 'cache\\_%' ORDER BY position",
+      { db: target.database },
+    );
+    expect(cacheColumns.map((c) => [c.name, c.type])).toEqual([
+      ['cache_write_tokens', 'UInt64'],
+      ['cache_hit', 'Bool'],
+      ['cache_saved_cost', 'Decimal(38, 18)'],
+    ]);
   }, 60_000);
 
   it('refuses a migration whose text changed after it was applied', async () => {
@@ -36,7 +46,7 @@ describe('ClickHouse migrations (chDB)', () => {
         query: "INSERT INTO {db:Identifier}.usage_daily (day, org_id, currency, requests, prompt_tokens, cost) VALUES ('2025-03-01', 'acme', 'USD', 3, 300, '1.5')",
         query_params: { db: older.database },
       });
-      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([5, 6]);
+      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([5, 6, 7]);
       const columns = await queryRows<{ name: string; type: string }>(older, "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'usage_daily' AND name IN ('requests', 'prompt_tokens')", { db: older.database });
       expect(columns).toEqual([
         { name: 'requests', type: 'Int64' },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { accessReferenceIssues, accessSchema, type OrgConfig } from './access.schema';
 import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schema';
+import { cacheSchema } from './cache.schema';
 import { AUTO_MODEL, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
 import { observabilitySchema } from './observability.schema';
@@ -10,6 +11,7 @@ import { usageSchema } from './usage.schema';
 
 export * from './access.schema';
 export * from './budgets.schema';
+export * from './cache.schema';
 export * from './catalog.schema';
 export * from './grpc.schema';
 export * from './observability.schema';
@@ -116,6 +118,7 @@ export const configSchema = strictObject({
   usage: usageSchema.prefault({}),
   access: accessSchema.prefault({}),
   budgets: budgetsSchema.prefault({}),
+  cache: cacheSchema.prefault({}),
   observability: observabilitySchema.prefault({}),
 })
   .superRefine((config, ctx) => {

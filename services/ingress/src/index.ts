@@ -18,6 +18,8 @@ import { BillingClient } from './billing.client';
 import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
 import { connectBudgetRedis } from './budgets/budget-redis';
+import { ResponseCache } from './cache/response-cache';
+import { MemoryResponseCacheStore, RedisResponseCacheStore } from './cache/response-cache.store';
 import { EmbeddingInputLimits } from './routes/embedding-input-limit';
 import { IngressModule } from './ingress.module';
 import { alertHistoryFor, IngressTelemetry } from './observability/ingress-telemetry';
@@ -33,6 +35,8 @@ export { RateLimiter } from './access/rate-limiter';
 export { RedisAccessRepository, type AccessEvent } from './access/access.repository';
 export { connectRedis } from './access/redis-connection';
 export { connectBudgetRedis } from './budgets/budget-redis';
+export { ResponseCache, type CachePlan, type CacheHit } from './cache/response-cache';
+export { MemoryResponseCacheStore, RedisResponseCacheStore, type ResponseCacheStore } from './cache/response-cache.store';
 
 export interface IngressHandle extends ServiceHandle {
   /** Port of the internal listener (`ingress.internalHttp`: probes and metrics), when configured. */
@@ -151,6 +155,16 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const budgets = new BudgetService(config, prices, budgetLedger, budgetEvents, logger, undefined, undefined, budgetCatalog);
   const budgetAdmin = new BudgetAdminService(budgets, budgetStore, config, logger);
   const billing = config.ingress.billing ? new BillingClient(config.ingress.billing, config.grpc.reportTimeoutMs, grpcSecurity) : undefined;
+  // The response cache: in the access store's Redis (shared by every replica) when there is one, else a bounded LRU in this process.
+  const cache = config.cache.enabled
+    ? new ResponseCache(
+        config.cache,
+        config.access.keyHashSecret,
+        counterRedis ? new RedisResponseCacheStore(counterRedis, keyPrefix) : new MemoryResponseCacheStore(config.cache.maxEntries),
+        logger,
+        telemetry.telemetry.registry,
+      )
+    : undefined;
   const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
     IngressModule.register({
@@ -168,6 +182,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       budgetAdmin,
       billing,
       logger,
+      cache,
     }),
     config.ingress.http,
     logger,

@@ -16,6 +16,7 @@ import { ApiKeyGuard, KeyGuard, UnmeteredApiKeyGuard } from './auth/api-key.guar
 import { BillingClient } from './billing.client';
 import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
+import { ResponseCache } from './cache/response-cache';
 import { OpenAIExceptionFilter } from './openai-exception.filter';
 import { RouterPort } from './router.port';
 import { ChatCompletionsHttpController } from './routes/chat-completions.http.controller';
@@ -49,6 +50,8 @@ export interface IngressDependencies {
   registry?: Registry;
   /** Alert history for `GET /admin/v1/alerts`; absent answers 503. */
   alertHistory?: AlertHistoryStore | undefined;
+  /** The response cache (`cache.enabled`); absent: every request bypasses it. */
+  cache?: ResponseCache | undefined;
 }
 
 @Module({})
@@ -86,6 +89,7 @@ export class IngressModule {
         { provide: BudgetService, useValue: deps.budgets },
         { provide: BudgetAdminService, useValue: deps.budgetAdmin },
         ...(deps.billing ? [{ provide: BillingClient, useValue: deps.billing }] : []),
+        ...(deps.cache ? [{ provide: ResponseCache, useValue: deps.cache }] : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,
         KeyGuard,

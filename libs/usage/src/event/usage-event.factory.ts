@@ -30,5 +30,7 @@ export function emptyUsageEvent(eventId: string, receivedAtMs: number): usagev1.
     errorKind: '',
     httpStatus: 0,
     requestId: '',
+    cacheHit: false,
+    cacheSavedCost: '',
   };
 }

@@ -39,7 +39,18 @@ describe('usage rows', () => {
         cost: '12345678901234567890.123456789012345678',
         status: 'ok',
         request_id: 'trace-1',
+        cache_hit: false,
+        cache_saved_cost: '0',
       }),
     );
+  });
+
+  it('writes a cache hit with what its answer cost when first served', () => {
+    const event = emptyUsageEvent('evt-2', Date.UTC(2025, 2, 1, 12));
+    event.cacheHit = true;
+    event.cacheSavedCost = '0.000123456789012345';
+    const values = toUsageRowValues(event);
+    const row = Object.fromEntries(USAGE_EVENT_COLUMNS.map((column, i) => [column, values[i]]));
+    expect(row).toEqual(expect.objectContaining({ cost: '0', cache_hit: true, cache_saved_cost: '0.000123456789012345' }));
   });
 });

@@ -48,6 +48,8 @@ export const USAGE_EVENT_COLUMNS = [
   'error_kind',
   'http_status',
   'request_id',
+  'cache_hit',
+  'cache_saved_cost',
 ] as const satisfies readonly [string, ...string[]];
 
 export type UsageEventColumn = (typeof USAGE_EVENT_COLUMNS)[number];
@@ -169,5 +171,8 @@ export function toUsageRowValues(event: usagev1.UsageEvent, time: ClickHouseTime
     event.errorKind,
     event.httpStatus,
     event.requestId,
+    event.cacheHit,
+    // Decimal text, parsed exactly, as `cost`.
+    event.cacheSavedCost || '0',
   ];
 }

@@ -1,7 +1,8 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { GatewayError } from '@openrouter/errors';
 import type { IdempotencyStore } from './idempotency.store';
+import { openText, sealText } from './sealed-text';
 
 /** How long the first answer to an idempotency key is replayed. */
 export const IDEMPOTENCY_KEEP_MS = 24 * 60 * 60 * 1000;
@@ -106,18 +107,12 @@ export class IdempotentResponses<A> {
   }
 
   private seal(caller: string, key: string, answer: A): string {
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.derive('seal', caller, key), iv);
-    const body = Buffer.concat([cipher.update(JSON.stringify(answer), 'utf8'), cipher.final()]);
-    return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');
+    return sealText(this.derive('seal', caller, key), JSON.stringify(answer));
   }
 
   private open(caller: string, key: string, sealed: string): A {
     try {
-      const raw = Buffer.from(sealed, 'base64');
-      const decipher = createDecipheriv('aes-256-gcm', this.derive('seal', caller, key), raw.subarray(0, 12));
-      decipher.setAuthTag(raw.subarray(12, 28));
-      return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')) as A;
+      return JSON.parse(openText(this.derive('seal', caller, key), sealed)) as A;
     } catch {
       // Sealed under another access.keyHashSecret (rotated since), or damaged.
       throw unreadable();

@@ -37,10 +37,14 @@ export interface OpenedHttpChat {
  * parsed, steered by the route headers, bounded and opened: the one way both endpoints start.
  * A stream always asks the provider for usage, since metering needs it.
  */
-export async function openHttpChat(router: RouterPort, bounds: RequestBounds, req: FastifyRequest, reply: FastifyReply, usage: UsageTrack): Promise<OpenedHttpChat> {
-  const request = parseChatRequest(req.body);
-  applyRouteHeaders(request, req.headers);
-  checkChatBounds(request, bounds);
+export async function openHttpChat(
+  router: RouterPort,
+  bounds: RequestBounds,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  usage: UsageTrack,
+  request: chatv1.ChatRequest = parseHttpChat(bounds, req),
+): Promise<OpenedHttpChat> {
   const clientWantsUsage = request.streamOptions?.includeUsage === true;
   if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
   const signal = clientGone(reply);
@@ -49,6 +53,14 @@ export async function openHttpChat(router: RouterPort, bounds: RequestBounds, re
   const opened = await usage.guard(openChat(router, requestContextOf(req), request, signal, usage.calling));
   usage.routed(opened.decision);
   return { request, opened, signal, headers: { ...routeHeaders(opened.decision), 'x-request-id': String(req.id) }, clientWantsUsage };
+}
+
+/** The chat body of an HTTP request parsed, steered by the route headers and bounded (`openHttpChat`'s first step). */
+export function parseHttpChat(bounds: RequestBounds, req: FastifyRequest): chatv1.ChatRequest {
+  const request = parseChatRequest(req.body);
+  applyRouteHeaders(request, req.headers);
+  checkChatBounds(request, bounds);
+  return request;
 }
 
 /**
@@ -136,6 +148,8 @@ export interface StreamAccounting {
   budget: BudgetReservation | undefined;
   /** Whether the client asked for the usage chunk (the provider is always asked, for metering). */
   clientWantsUsage: boolean;
+  /** Sees every chunk the provider sent, as it came, before the client's view of it (the response cache gathers the answer). */
+  observe?: (chunk: chatv1.ChatChunk) => void;
 }
 
 /**
@@ -172,6 +186,7 @@ export async function* clientChunks(opened: OpenedChat, accounting: StreamAccoun
       else open.add(choice.index);
     }
     usage.chunk(chunk);
+    accounting.observe?.(chunk);
     if (!clientWantsUsage) {
       if (chunk.choices.length === 0 && chunk.usage) continue;
       chunk.usage = undefined;

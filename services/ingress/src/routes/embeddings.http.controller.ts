@@ -4,6 +4,8 @@ import { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseEmbeddingRequest, toOpenAIEmbeddingResponse } from '@openrouter/openai-wire';
 import { ApiKeyGuard, KeyGuard, requestContextOf } from '../auth/api-key.guard';
+import { cacheStatusHeaders, originOf, sendEmbeddingHit } from '../cache/cache-replies';
+import { ResponseCache } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { routeHeaders } from './chat.service';
 import { stopIfClientLeft } from './client-connection';
@@ -30,6 +32,7 @@ export class EmbeddingsHttpController {
   constructor(
     private readonly router: RouterPort,
     private readonly usage: UsageRecorder,
+    @Optional() private readonly cache?: ResponseCache,
   ) {}
 
   @Post('embeddings')
@@ -39,6 +42,12 @@ export class EmbeddingsHttpController {
     const { request, encodingFormat } = parseEmbeddingRequest(req.body);
     // Gone while the request was admitted: nothing has been spent yet.
     stopIfClientLeft(reply);
+    // The response cache, when enabled: a hit is answered here, with no routing and no provider call.
+    const plan = this.cache?.plan('/v1/embeddings', requestContextOf(req), req.body, req.headers);
+    if (plan && this.cache) {
+      const hit = await this.cache.lookup(plan, String(req.id));
+      if (hit?.embedding) return sendEmbeddingHit(req, reply, { ...hit, embedding: hit.embedding }, encodingFormat, usage);
+    }
     // An embedding's cost is its input, billed by the provider once it has begun on it, and the
     // router names no deployment before it answers: a client that leaves does not stop the call,
     // so the request's record carries the tokens and cost the provider reports (as `cancelled`).
@@ -51,9 +60,11 @@ export class EmbeddingsHttpController {
     if (!result.decision || !result.response) throw new GatewayError('upstream_error', 'The router returned no embeddings.');
     usage.routed(result.decision);
     usage.embedding(result.response.usage);
+    // Stored even when the client has gone: the answer is whole, and paid for.
+    if (plan && plan.mode !== 'bypass') this.cache?.storeEmbedding(plan, originOf(result.decision, usage), result.response, String(req.id));
     stopIfClientLeft(reply);
     await reply
-      .headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() })
+      .headers({ ...routeHeaders(result.decision), ...cacheStatusHeaders(plan), 'x-request-id': String(req.id), ...usage.costHeaders() })
       .send(usage.decorate(toOpenAIEmbeddingResponse(result.response, result.decision.model, encodingFormat)));
   }
 }

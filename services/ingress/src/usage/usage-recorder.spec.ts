@@ -420,3 +420,51 @@ describe('a usage record', () => {
     expect(settled.filter(([what]) => what === 'admission')).toEqual([['admission', 0]]);
   });
 });
+
+describe('a request answered from the response cache', () => {
+  const logger = createLogger('test', 'silent');
+
+  it('is one record with no attempt, the cached answer\'s tokens and route, a cost of 0 and what the answer cost when first served', () => {
+    const publisher = collecting();
+    const settled: Array<[string, string | number]> = [];
+    const listeners: Array<() => void> = [];
+    const answered: MeteredExchange = {
+      id: 'hit',
+      body: { model: 'm', messages: [{ role: 'user', content: 'again' }], stream: true },
+      receivedAtMs: Date.now(),
+      context: () => context,
+      budget: () => ({ settle: async (cost: string) => void settled.push(['budget', cost]) }) as unknown as BudgetReservation,
+      admission: () => ({ headers: {}, settle: async (tokens) => void settled.push(['admission', tokens]) }),
+      traceHeaders: () => ({}),
+      onEnd: (listener) => void listeners.push(listener),
+      outcome: () => ({ cancelled: false, status: 200 }),
+    };
+    const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '2', output: '8' }) }]);
+    const track = new UsageRecorder(publisher, book, logger).trackExchange(answered, 'chat');
+    track.cacheHit(
+      { model: 'm', provider: 'sim', deployment: 'm#0', upstreamModel: 'up', cost: { amount: '0.000052', currency: 'USD', priceVersion: 'v7' } },
+      { promptTokens: 10, completionTokens: 4, totalTokens: 14, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false },
+    );
+    expect(track.costHeaders()).toEqual({ 'x-openrouter-cost': '0' });
+    expect(track.decorate({ usage: {} })).toEqual({ usage: { cost: 0 } });
+    listeners.forEach((l) => l());
+    expect(publisher.events).toHaveLength(1);
+    expect(publisher.events[0]).toMatchObject({
+      cacheHit: true,
+      cacheSavedCost: '0.000052',
+      cost: { amount: '0', currency: 'USD', priceVersion: 'v7' },
+      tokens: { prompt: 10, completion: 4, estimated: false },
+      servedModel: 'm',
+      provider: 'sim',
+      deployment: 'm#0',
+      attempts: [],
+      status: usagev1.Status.STATUS_OK,
+      stream: true,
+    });
+    // The budget's reservation is settled at 0.
+    expect(settled).toEqual([
+      ['budget', '0'],
+      ['admission', 14],
+    ]);
+  });
+});

@@ -200,6 +200,8 @@ export class UsageTrack {
   /** The service tier the request asked for (`requestedTier`), and the one the provider says served it. */
   private readonly requestedTier: string | undefined;
   private servedTier: string | undefined;
+  /** What a request answered from the response cache costs: 0, in the first answer's currency. */
+  private cachedCost: PricedUsage | undefined;
 
   constructor(
     private readonly recorder: UsageRecorder,
@@ -335,9 +337,29 @@ export class UsageTrack {
     if (usage) this.addUsage(usage);
   }
 
+  /**
+   * The request was answered from the response cache (docs/caching.md): no provider was called.
+   * Its record names the route that first served the answer and keeps that answer's tokens (what
+   * the cache delivered), costs 0 in the first answer's currency, and carries what the answer
+   * cost then as `cache_saved_cost`: cost sums stay what was spent, and the saving is reported
+   * beside them.
+   */
+  cacheHit(origin: { model: string; provider: string; deployment: string; upstreamModel: string; cost: PricedUsage }, usage: chatv1.Usage | undefined): void {
+    this.markFirstToken();
+    this.event.servedModel = origin.model;
+    this.event.provider = origin.provider;
+    this.event.deployment = origin.deployment;
+    this.event.upstreamModel = origin.upstreamModel;
+    this.event.cacheHit = true;
+    this.event.cacheSavedCost = origin.cost.amount;
+    this.cachedCost = { amount: '0', currency: origin.cost.currency, priceVersion: origin.cost.priceVersion };
+    if (usage) this.addUsage(usage);
+  }
+
   /** The cost so far (final once the answer's usage arrived). */
   cost(): PricedUsage {
     this.fillTokens();
+    if (this.cachedCost) return this.cachedCost;
     const { servedModel, deployment, receivedAtMs, tokens } = this.event;
     // Asked for the response (headers, body) before the request has ended: an answer being sent is
     // a served request, and pays the request fee as its record will.
@@ -472,7 +494,8 @@ export class UsageTrack {
     const errorKind = this.errorKind ?? (status >= 400 ? kindOfStatus(status) : undefined);
     event.status = cancelled ? usagev1.Status.STATUS_CANCELLED : errorKind ? usagev1.Status.STATUS_ERROR : usagev1.Status.STATUS_OK;
     event.errorKind = event.status === usagev1.Status.STATUS_ERROR ? (errorKind ?? 'internal') : '';
-    if (event.provider) {
+    // A cache hit made no provider call: it has no attempts.
+    if (event.provider && !event.cacheHit) {
       // The routing decision's failed attempts (retried or failed over) come before the one that served.
       const details = this.decision?.attemptDetails ?? [];
       const earlier = details.slice(0, -1).map((a) => ({

@@ -78,6 +78,17 @@ export interface UsageEvent {
    * `<connection id>:<frame id>`). Not unique: clients may reuse one across requests.
    */
   requestId: string;
+  /**
+   * Answered from the gateway's exact-match response cache (docs/caching.md): no provider was
+   * called, `cost` is 0, and `tokens`, `served_model`, `provider` and `deployment` are the cached
+   * answer's, as first served.
+   */
+  cacheHit: boolean;
+  /**
+   * With cache_hit: what the cached answer cost when it was first served, a decimal in
+   * `cost.currency` (the spend the cache avoided). Empty otherwise.
+   */
+  cacheSavedCost: string;
 }
 
 /**
@@ -186,6 +197,8 @@ function createBaseUsageEvent(): UsageEvent {
     errorKind: "",
     httpStatus: 0,
     requestId: "",
+    cacheHit: false,
+    cacheSavedCost: "",
   };
 }
 
@@ -268,6 +281,12 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     }
     if (message.requestId !== "") {
       writer.uint32(210).string(message.requestId);
+    }
+    if (message.cacheHit !== false) {
+      writer.uint32(216).bool(message.cacheHit);
+    }
+    if (message.cacheSavedCost !== "") {
+      writer.uint32(226).string(message.cacheSavedCost);
     }
     return writer;
   },
@@ -493,6 +512,22 @@ export const UsageEvent: MessageFns<UsageEvent> = {
             message.requestId = reader.string();
             continue;
           }
+          case 27: {
+            if (tag !== 216) {
+              break;
+            }
+
+            message.cacheHit = reader.bool();
+            continue;
+          }
+          case 28: {
+            if (tag !== 226) {
+              break;
+            }
+
+            message.cacheSavedCost = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -540,6 +575,8 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     message.errorKind = object.errorKind ?? "";
     message.httpStatus = object.httpStatus ?? 0;
     message.requestId = object.requestId ?? "";
+    message.cacheHit = object.cacheHit ?? false;
+    message.cacheSavedCost = object.cacheSavedCost ?? "";
     return message;
   },
 };

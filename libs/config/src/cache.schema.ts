@@ -1,0 +1,28 @@
+import { z } from 'zod';
+import { flag, numeric, strictObject } from './primitives';
+
+const positiveInt = numeric(z.number().int().positive());
+
+/**
+ * The ingress's exact-match response cache (docs/caching.md): off unless enabled, and then per
+ * request (`x-openrouter-cache`) unless `mode` is `always`. Entries live in the access store's
+ * Redis when there is one (shared by every replica), else in a bounded in-process LRU.
+ */
+export const cacheSchema = strictObject({
+  enabled: flag.default(false),
+  /** `opt_in`: only requests sending `x-openrouter-cache: use|refresh`; `always`: every request unless it sends `off`. */
+  mode: z.enum(['opt_in', 'always']).default('opt_in'),
+  /** Who shares entries: the project (a key without one: the key), the whole organisation, or the key alone. Never across organisations. */
+  scope: z.enum(['project', 'org', 'key']).default('project'),
+  defaultTtlSeconds: positiveInt.default(3_600),
+  maxTtlSeconds: positiveInt.default(86_400),
+  /** A larger answer (sealed) is not stored. */
+  maxEntryBytes: positiveInt.default(1024 * 1024),
+  /** Entries the in-process store (no Redis) keeps at most, least recently used dropped first. */
+  maxEntries: positiveInt.default(1_000),
+}).superRefine((cache, ctx) => {
+  if (cache.defaultTtlSeconds > cache.maxTtlSeconds) {
+    ctx.addIssue({ code: 'custom', path: ['defaultTtlSeconds'], message: `must be at most maxTtlSeconds (${cache.maxTtlSeconds})` });
+  }
+});
+export type CacheConfig = z.infer<typeof cacheSchema>;

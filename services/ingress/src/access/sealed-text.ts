@@ -1,0 +1,25 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+
+/**
+ * AES-256-GCM sealing of what the gateway keeps in a shared store (idempotent admin answers,
+ * cached responses): the store alone, without the key (derived from `access.keyHashSecret`),
+ * reveals nothing, and a value altered or moved under another record (`context`, authenticated
+ * but not stored) does not open. The sealed form is base64 of IV (12 bytes), tag (16), ciphertext.
+ */
+export function sealText(key: Buffer, plain: string, context = ''): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  if (context) cipher.setAAD(Buffer.from(context, 'utf8'));
+  const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');
+}
+
+/** The text `sealText` sealed under `key` and `context`; throws when it does not open (another key, damaged, moved). */
+export function openText(key: Buffer, sealed: string, context = ''): string {
+  const raw = Buffer.from(sealed, 'base64');
+  if (raw.length < 28) throw new Error('sealed value too short');
+  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+  decipher.setAuthTag(raw.subarray(12, 28));
+  if (context) decipher.setAAD(Buffer.from(context, 'utf8'));
+  return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+}

@@ -1,0 +1,59 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { chatv1, routerv1 } from '@openrouter/contracts';
+import { toOpenAIChunk, toOpenAICompletion, toOpenAIEmbeddingResponse, type EmbeddingEncoding } from '@openrouter/openai-wire';
+import { SseWriter } from '../routes/sse.writer';
+import type { UsageTrack } from '../usage/usage-recorder';
+import { replayChunks } from './cached-answer';
+import { CACHE_HEADER, type CacheHit, type CachedOrigin, type CachePlan } from './response-cache';
+
+/** `x-openrouter-cache` of an answer that did not come from the cache: `miss` (a `use` request), `refresh` or `bypass`. */
+export function cacheStatusHeaders(plan: CachePlan | undefined): Record<string, string> {
+  if (!plan) return {};
+  return { [CACHE_HEADER]: plan.mode === 'use' ? 'miss' : plan.mode };
+}
+
+/** The route that served a fresh answer and what it cost, as its entry keeps them. */
+export function originOf(decision: routerv1.RouteDecision, usage: UsageTrack): CachedOrigin {
+  return { model: decision.model, provider: decision.provider, deployment: decision.deployment, upstreamModel: decision.upstreamModel, cost: usage.cost() };
+}
+
+/** Headers of an answer from the cache: the first answer's route, its age, and a cost of 0. */
+function hitHeaders(req: FastifyRequest, hit: CacheHit, usage: UsageTrack): Record<string, string> {
+  return {
+    [CACHE_HEADER]: 'hit',
+    age: String(hit.ageSeconds),
+    'x-openrouter-model': hit.model,
+    'x-openrouter-provider': hit.provider,
+    'x-openrouter-deployment': hit.deployment,
+    'x-request-id': String(req.id),
+    ...usage.costHeaders(),
+  };
+}
+
+/**
+ * A chat request answered from the cache, whole or as a stream (`request.stream`) whatever the
+ * entry came from: a stream replays the answer as OpenAI's chunks (each choice's message, then
+ * its finish), the usage chunk when the client asked for it, and `[DONE]`.
+ */
+export async function sendChatHit(req: FastifyRequest, reply: FastifyReply, request: chatv1.ChatRequest, hit: CacheHit & { completion: chatv1.ChatCompletion }, usage: UsageTrack): Promise<void> {
+  const completion = hit.completion;
+  usage.cacheHit(hit, completion.usage);
+  const headers = hitHeaders(req, hit, usage);
+  if (!request.stream) {
+    await reply.headers(headers).send(usage.decorate(toOpenAICompletion({ ...completion, usage: usage.tokens() }, hit.model)));
+    return;
+  }
+  reply.hijack();
+  const sse = new SseWriter(reply.raw);
+  sse.open(headers);
+  for (const chunk of replayChunks(completion)) await sse.data(toOpenAIChunk(chunk, hit.model));
+  if (request.streamOptions?.includeUsage === true) {
+    await sse.data(usage.decorate(toOpenAIChunk({ id: completion.id, created: completion.created, model: completion.model, choices: [], usage: usage.tokens() }, hit.model)));
+  }
+  sse.done();
+}
+
+export async function sendEmbeddingHit(req: FastifyRequest, reply: FastifyReply, hit: CacheHit & { embedding: chatv1.EmbeddingResponse }, encodingFormat: EmbeddingEncoding, usage: UsageTrack): Promise<void> {
+  usage.cacheHit(hit, hit.embedding.usage);
+  await reply.headers(hitHeaders(req, hit, usage)).send(usage.decorate(toOpenAIEmbeddingResponse(hit.embedding, hit.model, encodingFormat)));
+}

@@ -1,0 +1,185 @@
+import { Registry } from 'prom-client';
+import { cacheSchema } from '@openrouter/config';
+import { routerv1, type chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { createLogger } from '@openrouter/observability';
+import { ResponseCache, type CachedOrigin } from './response-cache';
+import { MemoryResponseCacheStore, type ResponseCacheStore } from './response-cache.store';
+
+const context = routerv1.RequestContext.fromPartial({ requestId: 'r', orgId: 'acme', teamId: 't', projectId: 'search', keyId: 'k1' });
+const body = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'What is the secret launch code?' }] };
+const origin: CachedOrigin = { model: 'gpt-4o-mini', provider: 'sim', deployment: 'sim-mini', upstreamModel: 'up', cost: { amount: '0.000123', currency: 'USD', priceVersion: 'v1' } };
+const usage: chatv1.Usage = { promptTokens: 12, completionTokens: 3, totalTokens: 15, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false };
+const answer: chatv1.ChatCompletion = { id: 'c1', created: 100, model: 'up', choices: [{ index: 0, message: { role: 'assistant', content: 'It is swordfish.', toolCalls: [], extraJson: '' }, finishReason: 'stop', logprobsJson: '' }], usage };
+
+/** A store that keeps what it was given, so a test can look at (and damage) it. */
+class Recording implements ResponseCacheStore {
+  readonly values = new Map<string, string>();
+  async get(id: string): Promise<string | undefined> {
+    return this.values.get(id);
+  }
+  async set(id: string, value: string): Promise<void> {
+    this.values.set(id, value);
+  }
+}
+
+/** A store whose Redis is away. */
+const unreachable: ResponseCacheStore = {
+  get: () => Promise.reject(new Error('Connection is closed.')),
+  set: () => Promise.reject(new Error('Connection is closed.')),
+};
+
+function cacheOf(store: ResponseCacheStore, settings: Record<string, unknown> = {}, secret = 'a-shared-hash-secret', now = () => 1_000_000): { cache: ResponseCache; registry: Registry } {
+  const registry = new Registry();
+  return { cache: new ResponseCache(cacheSchema.parse({ enabled: true, ...settings }), secret, store, createLogger('test', 'silent'), registry, now), registry };
+}
+
+async function results(registry: Registry): Promise<Record<string, number>> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'openrouter_cache_requests_total');
+  return Object.fromEntries((metric?.values ?? []).filter((v) => v.value > 0).map((v) => [String(v.labels['result']), v.value]));
+}
+
+/** Until the background write has been handed to the store. */
+const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('ResponseCache', () => {
+  it('reads the mode from x-openrouter-cache, else from cache.mode', () => {
+    const { cache } = cacheOf(new Recording());
+    expect(cache.plan('/v1/chat/completions', context, body, {}).mode).toBe('bypass');
+    expect(cache.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'use' }).mode).toBe('use');
+    expect(cache.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'Refresh' }).mode).toBe('refresh');
+    expect(cache.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'off' }).mode).toBe('bypass');
+    const always = cacheOf(new Recording(), { mode: 'always' }).cache;
+    expect(always.plan('/v1/chat/completions', context, body, {}).mode).toBe('use');
+    expect(always.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'off' }).mode).toBe('bypass');
+  });
+
+  it('refuses an unknown mode and a TTL outside 1..maxTtlSeconds as bad input naming the header', () => {
+    const { cache } = cacheOf(new Recording(), { maxTtlSeconds: 600, defaultTtlSeconds: 60 });
+    const refusal = (headers: Record<string, string>): GatewayError | undefined => {
+      try {
+        cache.plan('/v1/chat/completions', context, body, headers);
+        return undefined;
+      } catch (error) {
+        return error as GatewayError;
+      }
+    };
+    expect(refusal({ 'x-openrouter-cache': 'sometimes' })).toMatchObject({ kind: 'bad_request', param: 'x-openrouter-cache', code: 'invalid_value' });
+    for (const ttl of ['0', '601', '-5', '1.5', 'soon', ''])
+      expect(refusal({ 'x-openrouter-cache': 'use', 'x-openrouter-cache-ttl': ttl })).toMatchObject({ kind: 'bad_request', param: 'x-openrouter-cache-ttl', code: 'invalid_value' });
+    expect(cache.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'use', 'x-openrouter-cache-ttl': '600' }).ttlMs).toBe(600_000);
+    expect(cache.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'use' }).ttlMs).toBe(60_000);
+  });
+
+  it('keys entries by a keyed hash: the same for another field order, different in another project or under another secret', () => {
+    const { cache } = cacheOf(new Recording());
+    const use = { 'x-openrouter-cache': 'use' };
+    const id = cache.plan('/v1/chat/completions', context, body, use).id;
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    expect(cache.plan('/v1/chat/completions', context, { messages: body.messages, stream: true, model: body.model }, use).id).toBe(id);
+    expect(cache.plan('/v1/chat/completions', { ...context, projectId: 'ads' }, body, use).id).not.toBe(id);
+    expect(cache.plan('/v1/chat/completions', { ...context, orgId: 'initech' }, body, use).id).not.toBe(id);
+    expect(cacheOf(new Recording(), {}, 'another-hash-secret').cache.plan('/v1/chat/completions', context, body, use).id).not.toBe(id);
+    // Another key of the project, or another request of the same key: the same entry.
+    expect(cache.plan('/v1/chat/completions', { ...context, keyId: 'k2', requestId: 'other', endUser: 'u', appId: 'a' }, body, use).id).toBe(id);
+    // A key that may use other models shares nothing: a hit skips the router, which would refuse it.
+    expect(cache.plan('/v1/chat/completions', { ...context, keyId: 'k2', allowedModels: ['text-embedding-3-small'] }, body, use).id).not.toBe(id);
+  });
+
+  it('stores the answer sealed: the store holds neither prompt nor answer, and the entry opens to the same answer', async () => {
+    const store = new Recording();
+    let now = 1_000_000;
+    const { cache, registry } = cacheOf(store, {}, 'a-shared-hash-secret', () => now);
+    const plan = cache.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'use' });
+    await expect(cache.lookup(plan, 'r1')).resolves.toBeUndefined();
+    cache.storeCompletion(plan, origin, answer, 'r1');
+    await settled();
+    const [[id, sealed]] = [...store.values] as [[string, string]];
+    expect(id).toBe(plan.id);
+    const raw = Buffer.from(sealed, 'base64').toString('latin1');
+    for (const secret of ['swordfish', 'launch code', '0.000123', 'gpt-4o-mini']) {
+      expect(sealed).not.toContain(secret);
+      expect(raw).not.toContain(secret);
+    }
+    now += 42_500;
+    const hit = await cache.lookup(plan, 'r2');
+    expect(hit).toMatchObject({ ...origin, ageSeconds: 42 });
+    expect(hit?.completion?.choices[0]?.message?.content).toBe('It is swordfish.');
+    expect(hit?.completion?.usage).toEqual(usage);
+    await expect(results(registry)).resolves.toEqual({ miss: 1, hit: 1 });
+  });
+
+  it('treats an entry that does not open as a miss: damaged, moved under another key, or sealed under another secret', async () => {
+    const store = new Recording();
+    const { cache, registry } = cacheOf(store);
+    const use = { 'x-openrouter-cache': 'use' };
+    const plan = cache.plan('/v1/chat/completions', context, body, use);
+    cache.storeCompletion(plan, origin, answer, 'r1');
+    await settled();
+    const sealed = store.values.get(plan.id) ?? '';
+    // Moved under another request's id: bound to its own, it does not open there.
+    const other = cache.plan('/v1/chat/completions', context, { ...body, temperature: 1 }, use);
+    store.values.set(other.id, sealed);
+    await expect(cache.lookup(other, 'r2')).resolves.toBeUndefined();
+    // Damaged.
+    const bytes = Buffer.from(sealed, 'base64');
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 1;
+    store.values.set(plan.id, bytes.toString('base64'));
+    await expect(cache.lookup(plan, 'r3')).resolves.toBeUndefined();
+    store.values.set(plan.id, 'not sealed at all');
+    await expect(cache.lookup(plan, 'r4')).resolves.toBeUndefined();
+    // Sealed under another secret (rotated).
+    const rotated = cacheOf(store, {}, 'a-rotated-hash-secret').cache;
+    rotated.storeCompletion(plan, origin, answer, 'r5');
+    await settled();
+    await expect(cache.lookup(plan, 'r6')).resolves.toBeUndefined();
+    await expect(results(registry)).resolves.toEqual({ miss: 4 });
+  });
+
+  it('does not store an entry over maxEntryBytes, nor an answer of a bypassed request', async () => {
+    const store = new Recording();
+    const { cache, registry } = cacheOf(store, { maxEntryBytes: 200 });
+    const plan = cache.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'use' });
+    cache.storeCompletion(plan, origin, { ...answer, choices: [{ index: 0, message: { role: 'assistant', content: 'x'.repeat(500), toolCalls: [], extraJson: '' }, finishReason: 'stop', logprobsJson: '' }] }, 'r1');
+    const bypass = cache.plan('/v1/chat/completions', context, body, {});
+    cache.storeCompletion(bypass, origin, answer, 'r2');
+    await settled();
+    expect(store.values.size).toBe(0);
+    await expect(results(registry)).resolves.toEqual({ skipped: 1 });
+  });
+
+  it('serves uncached when the store cannot be reached: no error to the caller, counted as error', async () => {
+    const { cache, registry } = cacheOf(unreachable);
+    const plan = cache.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'use' });
+    await expect(cache.lookup(plan, 'r1')).resolves.toBeUndefined();
+    cache.storeCompletion(plan, origin, answer, 'r1');
+    await settled();
+    await expect(results(registry)).resolves.toEqual({ error: 2 });
+  });
+
+  it('counts refresh and bypass without reading the store', async () => {
+    const { cache, registry } = cacheOf(unreachable);
+    await expect(cache.lookup(cache.plan('/v1/embeddings', context, { model: 'e', input: 'x' }, { 'x-openrouter-cache': 'refresh' }), 'r1')).resolves.toBeUndefined();
+    await expect(cache.lookup(cache.plan('/v1/embeddings', context, { model: 'e', input: 'x' }, {}), 'r2')).resolves.toBeUndefined();
+    await expect(results(registry)).resolves.toEqual({ refresh: 1, bypass: 1 });
+  });
+});
+
+describe('MemoryResponseCacheStore', () => {
+  it('keeps at most maxEntries, dropping the least recently used, and forgets expired entries', async () => {
+    let now = 0;
+    const store = new MemoryResponseCacheStore(2, () => now);
+    await store.set('a', 'A', 1_000);
+    await store.set('b', 'B', 1_000);
+    await expect(store.get('a')).resolves.toBe('A');
+    await store.set('c', 'C', 1_000);
+    // b was the least recently used.
+    await expect(store.get('b')).resolves.toBeUndefined();
+    await expect(store.get('a')).resolves.toBe('A');
+    await expect(store.get('c')).resolves.toBe('C');
+    expect(store.size).toBe(2);
+    now = 1_000;
+    await expect(store.get('a')).resolves.toBeUndefined();
+    expect(store.size).toBe(1);
+  });
+});

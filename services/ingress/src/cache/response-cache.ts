@@ -1,0 +1,200 @@
+import { createHmac } from 'node:crypto';
+import { Counter, type Registry } from 'prom-client';
+import { z } from 'zod';
+import { chatv1, type routerv1 } from '@openrouter/contracts';
+import type { CacheConfig } from '@openrouter/config';
+import { GatewayError } from '@openrouter/errors';
+import type { Logger } from '@openrouter/observability';
+import type { PricedUsage } from '@openrouter/usage';
+import { openText, sealText } from '../access/sealed-text';
+import { keyMaterial, scopeIds, servingConstraints, type CacheEndpoint } from './cache-key';
+import type { ResponseCacheStore } from './response-cache.store';
+
+/** Request header choosing what the cache does with a request. */
+export const CACHE_HEADER = 'x-openrouter-cache';
+/** Request header with the entry's time to live, in seconds (1..cache.maxTtlSeconds). */
+export const CACHE_TTL_HEADER = 'x-openrouter-cache-ttl';
+
+/** What a request asked of the cache: look up and store on a miss, store only, or nothing. */
+export type CacheMode = 'use' | 'refresh' | 'bypass';
+/** Outcomes counted by `openrouter_cache_requests_total`. */
+export type CacheResult = 'hit' | 'miss' | 'refresh' | 'bypass' | 'error' | 'skipped';
+
+/** One request's use of the cache, decided from its headers before anything is routed. */
+export interface CachePlan {
+  readonly mode: CacheMode;
+  readonly endpoint: CacheEndpoint;
+  /** The entry's id: the keyed hash of scope, endpoint and canonical request (empty for `bypass`). */
+  readonly id: string;
+  readonly ttlMs: number;
+}
+
+/** The route that first served a cached answer, and what that cost. */
+export interface CachedOrigin {
+  model: string;
+  provider: string;
+  deployment: string;
+  upstreamModel: string;
+  cost: PricedUsage;
+}
+
+/** A hit: the stored answer (one of the two, by endpoint), its origin and age. */
+export interface CacheHit extends CachedOrigin {
+  ageSeconds: number;
+  completion?: chatv1.ChatCompletion;
+  embedding?: chatv1.EmbeddingResponse;
+}
+
+const entrySchema = z.object({
+  v: z.literal(1),
+  endpoint: z.enum(['/v1/chat/completions', '/v1/embeddings']),
+  storedAtMs: z.number().int().nonnegative(),
+  model: z.string(),
+  provider: z.string(),
+  deployment: z.string(),
+  upstreamModel: z.string(),
+  cost: z.object({ amount: z.string().regex(/^\d+(\.\d+)?$/), currency: z.string(), priceVersion: z.string() }),
+  /** The answer in protobuf binary form (chat.v1 ChatCompletion or EmbeddingResponse), base64. */
+  answer: z.string(),
+});
+type Entry = z.infer<typeof entrySchema>;
+
+const MODES: Record<string, CacheMode> = { use: 'use', refresh: 'refresh', off: 'bypass' };
+/** Outages are logged at most this often (every request would otherwise log one). */
+const LOG_EVERY_MS = 60_000;
+
+/**
+ * The exact-match response cache (docs/caching.md). An entry is found under a keyed hash
+ * (HMAC-SHA256, key derived from `access.keyHashSecret`) of who may share it (`cache.scope`,
+ * never beyond an organisation), the endpoint and the canonical request, and is sealed with
+ * AES-256-GCM under another derived key, bound to that id: the store alone reveals no prompt
+ * and no answer. The cache never fails a request: a store that cannot be reached, or an entry
+ * that does not open, is a miss. Nothing of a prompt or an answer is ever logged.
+ */
+export class ResponseCache {
+  private readonly keyKey: Buffer;
+  private readonly sealKey: Buffer;
+  private readonly requests: Counter<'result'>;
+  private lastLoggedMs = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly config: CacheConfig,
+    secret: string,
+    private readonly store: ResponseCacheStore,
+    private readonly logger: Logger,
+    registry: Registry,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.keyKey = createHmac('sha256', secret).update('response-cache:key').digest();
+    this.sealKey = createHmac('sha256', secret).update('response-cache:seal').digest();
+    this.requests = new Counter({
+      name: 'openrouter_cache_requests_total',
+      help: 'Requests seen by the response cache, by result: hit, miss, refresh, bypass, error (store unreachable: served uncached; or an answer that could not be stored), skipped (an answer not stored: incomplete, filtered, cut or too large).',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    for (const result of ['hit', 'miss', 'refresh', 'bypass', 'error', 'skipped'] as const) this.requests.inc({ result }, 0);
+  }
+
+  /**
+   * What the request asks of the cache (`x-openrouter-cache`, else `cache.mode`), and its entry's
+   * id and time to live. An unknown mode or a bad TTL is the client's error (400 naming the header).
+   */
+  plan(endpoint: CacheEndpoint, context: routerv1.RequestContext, body: unknown, headers: Readonly<Record<string, string | string[] | undefined>>): CachePlan {
+    const asked = headers[CACHE_HEADER];
+    let mode: CacheMode = this.config.mode === 'always' ? 'use' : 'bypass';
+    if (asked !== undefined) {
+      const found = typeof asked === 'string' ? MODES[asked.trim().toLowerCase()] : undefined;
+      if (!found) throw new GatewayError('bad_request', `The ${CACHE_HEADER} header must be one of use, refresh or off.`, { param: CACHE_HEADER, code: 'invalid_value' });
+      mode = found;
+    }
+    const ttlMs = this.ttlMs(headers[CACHE_TTL_HEADER]);
+    if (mode === 'bypass') return { mode, endpoint, id: '', ttlMs };
+    const material = keyMaterial(scopeIds(this.config.scope, context), endpoint, body, headers, servingConstraints(context));
+    return { mode, endpoint, id: createHmac('sha256', this.keyKey).update(material).digest('hex'), ttlMs };
+  }
+
+  private ttlMs(header: string | string[] | undefined): number {
+    if (header === undefined) return this.config.defaultTtlSeconds * 1000;
+    const max = this.config.maxTtlSeconds;
+    const seconds = typeof header === 'string' && /^\s*\d{1,10}\s*$/.test(header) ? Number(header) : Number.NaN;
+    if (!(seconds >= 1 && seconds <= max)) {
+      throw new GatewayError('bad_request', `The ${CACHE_TTL_HEADER} header must be a whole number of seconds from 1 to ${max}.`, { param: CACHE_TTL_HEADER, code: 'invalid_value' });
+    }
+    return seconds * 1000;
+  }
+
+  /** The stored answer for a `use` plan; undefined on a miss, an unreadable entry or a store that cannot be reached. Counts the result. */
+  async lookup(plan: CachePlan, requestId: string): Promise<CacheHit | undefined> {
+    if (plan.mode !== 'use') {
+      this.count(plan.mode);
+      return undefined;
+    }
+    let sealed: string | undefined;
+    try {
+      sealed = await this.store.get(plan.id);
+    } catch (error) {
+      this.failed(error, requestId, 'response cache unreachable: request served uncached');
+      return undefined;
+    }
+    const hit = sealed === undefined ? undefined : this.open(plan, sealed, requestId);
+    this.count(hit ? 'hit' : 'miss');
+    return hit;
+  }
+
+  /** Stores a whole chat answer (or a stream gathered whole) that `completionStorable` admitted. */
+  storeCompletion(plan: CachePlan, origin: CachedOrigin, completion: chatv1.ChatCompletion, requestId: string): void {
+    this.write(plan, origin, Buffer.from(chatv1.ChatCompletion.encode(completion).finish()), requestId);
+  }
+
+  storeEmbedding(plan: CachePlan, origin: CachedOrigin, response: chatv1.EmbeddingResponse, requestId: string): void {
+    this.write(plan, origin, Buffer.from(chatv1.EmbeddingResponse.encode(response).finish()), requestId);
+  }
+
+  /** An answer of a `use` or `refresh` request that is not stored (incomplete, filtered, cut). */
+  skipped(plan: CachePlan): void {
+    if (plan.mode !== 'bypass') this.count('skipped');
+  }
+
+  private write(plan: CachePlan, origin: CachedOrigin, answer: Buffer, requestId: string): void {
+    if (plan.mode === 'bypass') return;
+    const entry: Entry = { v: 1, endpoint: plan.endpoint, storedAtMs: this.now(), ...origin, answer: answer.toString('base64') };
+    const sealed = sealText(this.sealKey, JSON.stringify(entry), plan.id);
+    if (Buffer.byteLength(sealed) > this.config.maxEntryBytes) {
+      this.count('skipped');
+      return;
+    }
+    // In the background: the client has its answer, and a store that fails changes nothing for it.
+    this.store.set(plan.id, sealed, plan.ttlMs).catch((error: unknown) => this.failed(error, requestId, 'response cache unreachable: answer not stored'));
+  }
+
+  private open(plan: CachePlan, sealed: string, requestId: string): CacheHit | undefined {
+    try {
+      const entry = entrySchema.parse(JSON.parse(openText(this.sealKey, sealed, plan.id)));
+      if (entry.endpoint !== plan.endpoint) return undefined;
+      const bytes = Buffer.from(entry.answer, 'base64');
+      const { answer: _answer, v: _v, endpoint: _endpoint, storedAtMs, ...origin } = entry;
+      const ageSeconds = Math.max(0, Math.floor((this.now() - storedAtMs) / 1000));
+      return plan.endpoint === '/v1/chat/completions'
+        ? { ...origin, ageSeconds, completion: chatv1.ChatCompletion.decode(bytes) }
+        : { ...origin, ageSeconds, embedding: chatv1.EmbeddingResponse.decode(bytes) };
+    } catch {
+      // Sealed under another access.keyHashSecret (rotated since), or damaged: a miss, and the fresh answer replaces it.
+      this.logger.warn({ requestId }, 'response cache entry could not be read: treated as a miss');
+      return undefined;
+    }
+  }
+
+  private failed(error: unknown, requestId: string, message: string): void {
+    this.count('error');
+    const now = this.now();
+    if (now - this.lastLoggedMs < LOG_EVERY_MS) return;
+    this.lastLoggedMs = now;
+    // The message only: a client error may carry the command's arguments (a sealed entry).
+    this.logger.warn({ error: error instanceof Error ? error.message : String(error), requestId }, message);
+  }
+
+  private count(result: CacheResult): void {
+    this.requests.inc({ result });
+  }
+}

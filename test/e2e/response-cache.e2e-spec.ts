@@ -1,0 +1,245 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import OpenAI from 'openai';
+import { hashApiKey } from '@openrouter/ingress';
+import { queryRows } from '../support/infra/clickhouse';
+import { sharedRedisUrl } from '../support/infra/shared-infra';
+import { waitFor } from '../support/infra/wait-for';
+import { TEST_ADMIN_KEY } from '../support/test-config';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+
+const SECRET = 'response-cache-e2e-hash-secret';
+/** Keys of the `search` project (the suite's client, a second one, one that may use the embeddings model only) and of the `ads` project. */
+const SEARCH_KEY = 'sk-or-test-search-project-a-000000';
+const SEARCH_SECOND_KEY = 'sk-or-test-search-project-b-000000';
+const EMBEDDINGS_ONLY_KEY = 'sk-or-test-embeddings-only-0000000';
+const ADS_KEY = 'sk-or-test-ads-project-0000000000';
+
+interface Row {
+  request_id: string;
+  cache_hit: boolean;
+  cost: string;
+  cache_saved_cost: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  served_model: string;
+  stream: boolean;
+  status: string;
+}
+
+describe('the response cache end to end, through the official openai SDK', () => {
+  let gw: TestGateway;
+  let client: OpenAI;
+  const use = { 'x-openrouter-cache': 'use' };
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        doc['access'] = {
+          keyHashSecret: SECRET,
+          admin: { devKey: TEST_ADMIN_KEY },
+          orgs: [{ id: 'default', teams: [{ id: 'default', projects: [{ id: 'default' }, { id: 'search' }, { id: 'ads' }] }] }],
+          keys: [
+            { id: 'search-a', hash: hashApiKey(SECRET, SEARCH_KEY), org: 'default', project: 'search' },
+            { id: 'search-b', hash: hashApiKey(SECRET, SEARCH_SECOND_KEY), org: 'default', project: 'search' },
+            { id: 'search-embeddings-only', hash: hashApiKey(SECRET, EMBEDDINGS_ONLY_KEY), org: 'default', project: 'search', allowedModels: ['text-embedding-3-small'] },
+            { id: 'ads', hash: hashApiKey(SECRET, ADS_KEY), org: 'default', project: 'ads' },
+          ],
+        };
+        doc['cache'] = { enabled: true, defaultTtlSeconds: 60, maxTtlSeconds: 600 };
+      },
+    });
+    client = gw.client({ apiKey: SEARCH_KEY });
+  }, 120_000);
+  afterAll(async () => gw?.close());
+  beforeEach(() => gw.sim.reset());
+
+  const upstreamChats = (): number => gw.sim.requests().filter((r) => r.path.endsWith('/chat/completions')).length;
+
+  /** The usage rows of the requests sent with these ids, once every one is stored. */
+  function rowsOf(ids: string[]): Promise<Map<string, Row>> {
+    return waitFor(
+      async () => {
+        const rows = await queryRows<Row>(
+          gw.gateway.billing.usage.store,
+          `SELECT request_id, cache_hit, toString(cost) AS cost, toString(cache_saved_cost) AS cache_saved_cost, prompt_tokens, completion_tokens, served_model, stream, status
+           FROM {db:Identifier}.usage_events FINAL WHERE has({ids:Array(String)}, request_id)`,
+          { ids },
+        );
+        return rows.length === ids.length ? new Map(rows.map((r) => [r.request_id, r])) : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: `the usage rows of ${ids.join(', ')}` },
+    );
+  }
+
+  it('answers the same request a second time from the cache, streamed or whole, with no provider call and a cost of 0, recorded as a hit', async () => {
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Name three colours of the rainbow.' }] };
+    const first = await client.chat.completions.create(body, { headers: { ...use, 'x-request-id': 'cache-first' } }).withResponse();
+    expect(first.response.headers.get('x-openrouter-cache')).toBe('miss');
+    const firstCost = first.response.headers.get('x-openrouter-cost') ?? '';
+    expect(Number(firstCost)).toBeGreaterThan(0);
+
+    const second = await client.chat.completions.create(body, { headers: { ...use, 'x-request-id': 'cache-second' } }).withResponse();
+    expect(upstreamChats()).toBe(1);
+    const headers = second.response.headers;
+    expect(headers.get('x-openrouter-cache')).toBe('hit');
+    expect(Number(headers.get('age'))).toBeGreaterThanOrEqual(0);
+    expect(headers.get('x-openrouter-cost')).toBe('0');
+    for (const name of ['x-openrouter-model', 'x-openrouter-provider', 'x-openrouter-deployment']) expect(headers.get(name)).toBe(first.response.headers.get(name));
+    expect(second.data.choices[0]?.message.content).toBe(first.data.choices[0]?.message.content);
+    expect(second.data.model).toBe(first.data.model);
+    expect(second.data.usage).toMatchObject({ prompt_tokens: first.data.usage?.prompt_tokens, completion_tokens: first.data.usage?.completion_tokens, cost: 0 });
+
+    // Streamed, from the whole answer's entry: read by the SDK as any stream.
+    const stream = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }, { headers: { ...use, 'x-request-id': 'cache-streamed' } }).withResponse();
+    expect(stream.response.headers.get('x-openrouter-cache')).toBe('hit');
+    let text = '';
+    let finish: string | null | undefined;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream.data) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      finish ??= chunk.choices[0]?.finish_reason;
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toBe(first.data.choices[0]?.message.content);
+    expect(finish).toBe(first.data.choices[0]?.finish_reason);
+    expect(usage).toMatchObject({ prompt_tokens: first.data.usage?.prompt_tokens, completion_tokens: first.data.usage?.completion_tokens, cost: 0 });
+    expect(upstreamChats()).toBe(1);
+
+    const rows = await rowsOf(['cache-first', 'cache-second', 'cache-streamed']);
+    expect(rows.get('cache-first')).toMatchObject({ cache_hit: false, cost: firstCost, status: 'ok' });
+    for (const id of ['cache-second', 'cache-streamed']) {
+      expect(rows.get(id)).toMatchObject({ cache_hit: true, cost: '0', cache_saved_cost: firstCost, served_model: 'gpt-4o-mini', status: 'ok', prompt_tokens: first.data.usage?.prompt_tokens, completion_tokens: first.data.usage?.completion_tokens });
+    }
+    expect(rows.get('cache-streamed')?.stream).toBe(true);
+
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/^openrouter_cache_requests_total\{[^}]*result="hit"[^}]*\} 2$/m);
+    expect(metrics).toMatch(/^openrouter_cache_requests_total\{[^}]*result="miss"[^}]*\} 1$/m);
+  });
+
+  it('stores a stream that completed and answers the whole request from it', async () => {
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Count from one to five.' }] };
+    let streamed = '';
+    for await (const chunk of await client.chat.completions.create({ ...body, stream: true }, { headers: use })) streamed += chunk.choices[0]?.delta.content ?? '';
+    const whole = await client.chat.completions.create(body, { headers: use }).withResponse();
+    expect(whole.response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(whole.data.choices[0]?.message.content).toBe(streamed);
+    expect(upstreamChats()).toBe(1);
+  });
+
+  it('shares entries within the project and nothing with another, bypasses without the header, and refreshes on request', async () => {
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'What is the capital of France?' }] };
+    await client.chat.completions.create(body, { headers: use });
+    const sameProject = await gw.client({ apiKey: SEARCH_SECOND_KEY }).chat.completions.create(body, { headers: use }).withResponse();
+    expect(sameProject.response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(upstreamChats()).toBe(1);
+    const other = await gw.client({ apiKey: ADS_KEY }).chat.completions.create(body, { headers: use }).withResponse();
+    expect(other.response.headers.get('x-openrouter-cache')).toBe('miss');
+    expect(upstreamChats()).toBe(2);
+
+    const bypassed = await client.chat.completions.create(body).withResponse();
+    expect(bypassed.response.headers.get('x-openrouter-cache')).toBe('bypass');
+    expect(upstreamChats()).toBe(3);
+
+    const refreshed = await client.chat.completions.create(body, { headers: { 'x-openrouter-cache': 'refresh' } }).withResponse();
+    expect(refreshed.response.headers.get('x-openrouter-cache')).toBe('refresh');
+    expect(upstreamChats()).toBe(4);
+    const after = await client.chat.completions.create(body, { headers: use }).withResponse();
+    expect(after.response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(after.data.choices[0]?.message.content).toBe(refreshed.data.choices[0]?.message.content);
+    expect(upstreamChats()).toBe(4);
+  });
+
+  it('never answers a key from an entry of a model it may not use, even in the same project', async () => {
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Only for keys that may use this model.' }] };
+    await client.chat.completions.create(body, { headers: use });
+    const refused = await gw
+      .client({ apiKey: EMBEDDINGS_ONLY_KEY })
+      .chat.completions.create(body, { headers: use })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(refused).toBeInstanceOf(OpenAI.APIError);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).status).toBeGreaterThanOrEqual(400);
+    expect(upstreamChats()).toBe(1);
+  });
+
+  it('caches embeddings', async () => {
+    const input = { model: 'text-embedding-3-small', input: ['cached vectors', 'twice'] };
+    const first = await client.embeddings.create(input, { headers: use }).withResponse();
+    const second = await client.embeddings.create(input, { headers: use }).withResponse();
+    expect(second.response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(second.response.headers.get('x-openrouter-cost')).toBe('0');
+    expect(second.data.data.map((d) => d.embedding)).toEqual(first.data.data.map((d) => d.embedding));
+    expect(second.data.usage.prompt_tokens).toBe(first.data.usage.prompt_tokens);
+    expect(gw.sim.requests().filter((r) => r.path.endsWith('/embeddings'))).toHaveLength(1);
+  });
+
+  it('refuses a bad cache header as bad input naming it, in OpenAI\'s error format', async () => {
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }] };
+    for (const [headers, param] of [
+      [{ ...use, 'x-openrouter-cache-ttl': '0' }, 'x-openrouter-cache-ttl'],
+      [{ ...use, 'x-openrouter-cache-ttl': '601' }, 'x-openrouter-cache-ttl'],
+      [{ 'x-openrouter-cache': 'sometimes' }, 'x-openrouter-cache'],
+    ] as const) {
+      const refused = await client.chat.completions.create(body, { headers }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+      expect(refused).toMatchObject({ status: 400, param, code: 'invalid_value' });
+    }
+    expect(upstreamChats()).toBe(0);
+  });
+});
+
+describe('the response cache of a gateway on Redis', () => {
+  let gw: TestGateway;
+  let redis: Redis;
+  const prefix = `cache-e2e-${randomBytes(4).toString('hex')}:`;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        doc['access'] = { ...(doc['access'] as object), redis: { url: sharedRedisUrl(), keyPrefix: prefix } };
+        doc['cache'] = { enabled: true, mode: 'always' };
+      },
+    });
+    redis = new Redis(sharedRedisUrl());
+  }, 120_000);
+  afterAll(async () => {
+    await redis?.quit();
+    await gw?.close();
+  });
+
+  it('keeps entries sealed in the shared Redis, and under mode always caches requests that send no header unless they send off', async () => {
+    const client = gw.client();
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Spell the word lighthouse backwards.' }] };
+    const first = await client.chat.completions.create(body).withResponse();
+    expect(first.response.headers.get('x-openrouter-cache')).toBe('miss');
+    const keys = await waitFor(async () => {
+      const found = await redis.keys(`${prefix}cache:*`);
+      return found.length > 0 ? found : undefined;
+    }, { what: 'the entry in Redis' });
+    expect(keys).toHaveLength(1);
+    const stored = (await redis.get(keys[0] ?? '')) ?? '';
+    const content = first.data.choices[0]?.message.content ?? '';
+    expect(content.length).toBeGreaterThan(0);
+    for (const text of [content, 'lighthouse']) {
+      expect(stored).not.toContain(text);
+      expect(Buffer.from(stored, 'base64').toString('latin1')).not.toContain(text);
+    }
+    const ttl = await redis.pttl(keys[0] ?? '');
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(3_600_000);
+
+    const again = await client.chat.completions.create(body).withResponse();
+    expect(again.response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(again.data.choices[0]?.message.content).toBe(content);
+    const off = await client.chat.completions.create(body, { headers: { 'x-openrouter-cache': 'off' } }).withResponse();
+    expect(off.response.headers.get('x-openrouter-cache')).toBe('bypass');
+    expect(gw.sim.requests().filter((r) => r.path.endsWith('/chat/completions'))).toHaveLength(2);
+  });
+});
