@@ -1,6 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { flag, identifier, numeric, strictObject } from './primitives';
+import { tenantPolicySchema } from './tenant-policy.schema';
+
+export * from './tenant-policy.schema';
 
 /**
  * The tenant schemas in two forms: strict for the configuration an operator writes (an unknown key
@@ -15,9 +18,11 @@ function tenantSchemas(object: typeof strictObject) {
     tpm: numeric(z.number().int().positive()).optional(),
   });
   const costCenter = z.string().min(1).optional();
-  const project = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}) });
-  const team = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), projects: z.array(project).default([]) });
-  const org = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), teams: z.array(team).default([]) });
+  /** Which deployments the tenant's requests may reach (docs/access.md#routing-policies); absent: no restriction of its own. */
+  const policy = tenantPolicySchema(object).optional();
+  const project = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), policy });
+  const team = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), policy, projects: z.array(project).default([]) });
+  const org = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), policy, teams: z.array(team).default([]) });
   return { limits, project, team, org };
 }
 
@@ -77,6 +82,8 @@ export const configKeySchema = strictObject({
   app: z.string().optional(),
   /** Models and aliases the key may use; empty means all. */
   allowedModels: z.array(z.string().min(1)).default([]),
+  /** Which deployments the key's requests may reach, within its tenants' policies. */
+  policy: tenantPolicySchema(strictObject).optional(),
   limits: limitsSchema.prefault({}),
   expiresAt: z.iso.datetime({ offset: true }).optional(),
   metadata: z.record(z.string(), z.string()).default({}),

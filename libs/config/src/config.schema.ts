@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { accessReferenceIssues, accessSchema, type OrgConfig } from './access.schema';
+import { accessPolicyIssues, accessReferenceIssues, accessSchema, type OrgConfig } from './access.schema';
 import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schema';
 import { cacheSchema } from './cache.schema';
 import { AUTO_MODEL, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
@@ -158,6 +158,7 @@ export const configSchema = strictObject({
       if (!(id in config.providers)) ctx.addIssue({ code: 'custom', path: ['adapter', 'providers'], message: `unknown provider "${id}"` });
     }
     for (const issue of accessReferenceIssues(config.access)) ctx.addIssue({ code: 'custom', ...issue });
+    for (const issue of accessPolicyIssues(config.access, config.providers)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of routingReferenceIssues(config.routing, config.models, Object.keys(config.providers))) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of budgetCurrencyIssues(config.budgets.list, config.models)) ctx.addIssue({ code: 'custom', ...issue });
     const orgs = new Map(config.access.orgs.map((o) => [o.id, o]));

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { flag, numeric, strictObject } from './primitives';
+import { residencyLabel } from './tenant-policy.schema';
 
 /** Every provider family the adapter speaks; each has a folder under services/adapter/src/providers. */
 export const PROVIDER_TYPES = ['openai', 'azure', 'bedrock', 'anthropic', 'gemini', 'vertex'] as const;
@@ -35,6 +36,8 @@ const common = {
     .string()
     .refine((value) => value === 'none' || isProxyUrl(value), '"none", or an http:// or https:// URL of a forward proxy (http://[user:password@]host:port)')
     .optional(),
+  /** Where this provider's deployments process data (`eu`, `us`, `eu-west`), for tenants' residency policies. Unset: none, excluded wherever a residency policy applies. */
+  residency: residencyLabel.optional(),
 };
 
 /**

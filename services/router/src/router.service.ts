@@ -163,15 +163,16 @@ export class RouterService {
 
   listModels(context: routerv1.RequestContext | undefined): routerv1.ListModelsResponse {
     const allowed = context?.allowedModels ?? [];
-    const { catalog } = this.engine;
-    const models: routerv1.ModelInfo[] = catalog
-      .list()
+    const { catalog, planner } = this.engine;
+    // A model none of whose deployments the tenant's policy permits cannot serve the caller: not listed.
+    const permitted = new Set(catalog.list().filter((m) => m.deployments.some((d) => planner.permits(d, context?.policy))));
+    const models: routerv1.ModelInfo[] = [...permitted]
       .filter((m) => allowed.length === 0 || allowed.includes(m.id))
       .map((m) => ({ id: m.id, created: m.created, ownedBy: m.ownedBy, capabilities: m.capabilities, contextWindow: m.contextWindow }));
     // `auto` is callable like an alias, so it is listed like one (once, if an alias is called `auto`).
     // Listed with what its chat models can do: an alias of embedding models only cannot be chatted with.
     for (const name of new Set([...catalog.aliasNames(), AUTO_MODEL])) {
-      const members = (catalog.membersOf(name, 'chat') ?? []).filter((m) => m.capabilities.includes('chat') && (allowed.length === 0 || allowed.includes(m.id) || allowed.includes(name)));
+      const members = (catalog.membersOf(name, 'chat') ?? []).filter((m) => m.capabilities.includes('chat') && permitted.has(m) && (allowed.length === 0 || allowed.includes(m.id) || allowed.includes(name)));
       if (members.length === 0) continue;
       const capabilities = [...new Set(members.flatMap((m) => m.capabilities))];
       models.push({ id: name, created: 0, ownedBy: 'open-router', capabilities, contextWindow: Math.max(...members.map((m) => m.contextWindow)) });

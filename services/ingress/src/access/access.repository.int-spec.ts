@@ -104,6 +104,17 @@ describe('the access store on Redis (redis-server)', () => {
     await expect(access.addTeam(admin, 'acme', { id: 'patient' })).resolves.toMatchObject({ id: 'patient' });
   });
 
+  it("keeps tenants' and keys' routing policies in Redis: another replica routes a key under them", async () => {
+    const prefix = freshPrefix();
+    const [a, b] = await Promise.all([replica(prefix), replica(prefix)]);
+    await a.addOrg(admin, { id: 'globex', policy: { providers: ['sim'] } });
+    const { key } = await a.issueKey(admin, { ...keyInput, org: 'globex', policy: { excludeProviders: ['sim'] } });
+    await b.reloadTenants();
+    const seen = await b.authenticate(key, 'r', {});
+    expect(seen?.record.policy).toEqual({ excludeProviders: ['sim'] });
+    expect(seen?.context.policy).toEqual({ providers: { values: ['sim'] }, excludeProviders: ['sim'] });
+  });
+
   it('reads an organisation a newer replica stored with a field it does not know, and keeps its teams when it changes it', async () => {
     const prefix = freshPrefix();
     const written = { id: 'globex', name: 'Globex', costCenter: 'cc-9', limits: { rpm: 100 }, teams: [{ id: 'search', projects: [{ id: 'p1' }] }], budgetPolicy: 'strict' };

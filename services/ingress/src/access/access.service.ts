@@ -1,4 +1,4 @@
-import { AUTO_MODEL, type GatewayConfig, type Limits, type OrgConfig, type ProjectConfig, type TeamConfig } from '@openrouter/config';
+import { AUTO_MODEL, policyProvidersOf, tenantPolicyIssues, type GatewayConfig, type Limits, type OrgConfig, type PolicyProviders, type ProjectConfig, type TeamConfig, type TenantPolicyConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
@@ -16,6 +16,7 @@ import { MemoryIdempotencyStore, type IdempotencyStore } from './idempotency.sto
 import { IdempotentResponses } from './idempotent-responses';
 import { NO_TOKENS, RateLimiter, type Admission, type ApplicableLimit, type TokenDemand } from './rate-limiter';
 import { effectiveLimits, TenantDirectory, type TenantPlacement } from './tenant-directory';
+import { effectivePolicy } from './tenant-policy';
 
 /** Who calls an admin operation: named in the audit log, and confined to its scope (org, project) if it has one. */
 export interface Actor extends AdminScope {
@@ -30,6 +31,8 @@ export interface IssueKeyInput {
   project?: string | undefined;
   app?: string | undefined;
   allowedModels: string[];
+  /** Which deployments the key's requests may reach, within its tenants' policies. */
+  policy?: TenantPolicyConfig | undefined;
   limits: Limits;
   expiresAt?: string | undefined;
   metadata: Record<string, string>;
@@ -40,6 +43,8 @@ export interface IssueKeyInput {
 export interface UpdateKeyInput {
   name?: string | undefined;
   allowedModels?: string[] | undefined;
+  /** Replaces the key's policy whole; `null` removes it. */
+  policy?: TenantPolicyConfig | null | undefined;
   limits?: Limits | undefined;
   expiresAt?: string | null | undefined;
   metadata?: Record<string, string> | undefined;
@@ -102,6 +107,8 @@ export class AccessService {
   /** The catalog's models and aliases by name: an image part counts for what the models a request names bill for it. */
   private readonly catalog: ReadonlyMap<string, GatewayConfig['models'][number]>;
   private readonly aliases: ReadonlyMap<string, GatewayConfig['routing']['aliases'][string]>;
+  /** The configured providers and their residency labels, which policies are checked against. */
+  private readonly policyProviders: PolicyProviders;
 
   constructor(
     config: GatewayConfig,
@@ -128,6 +135,7 @@ export class AccessService {
     this.answerBounds = { n: access.requests.maxN, prompts: access.requests.maxMessages };
     this.catalog = new Map(config.models.map((m) => [m.id, m]));
     this.aliases = new Map(Object.entries(config.routing.aliases));
+    this.policyProviders = policyProvidersOf(config.providers);
     let lastWarning = 0;
     this.limiter = new RateLimiter(counters, access.rateLimits.failMode, (error) => {
       onStoreFailure();
@@ -267,6 +275,33 @@ export class AccessService {
       endUser: traffic.endUser ?? '',
       tags: { ...(traffic.tags ?? {}), ...record.tags },
       allowedModels: record.allowedModels,
+      policy: effectivePolicy([...placement.policies, record.policy]),
+    };
+  }
+
+  /**
+   * The context a route explanation is computed under, within the actor's scope: an issued key's
+   * (`key`: its allowed models, its tenants' and its own policies), else a tenant's (`org`, `team`,
+   * `project`: their policies; by default the actor's own scope). Another scope's key or tenant is 404.
+   */
+  async explainContext(actor: Actor, requestId: string, query: { key?: string | undefined; org?: string | undefined; team?: string | undefined; project?: string | undefined }): Promise<routerv1.RequestContext> {
+    if (query.key !== undefined) return this.contextOf(await this.visibleKey(actor, query.key), requestId, {});
+    requireFilterInScope(actor, query);
+    const org = query.org ?? actor.org ?? 'default';
+    const project = query.project ?? actor.project;
+    const placement = await this.withTenantsOf(() => this.tenants.place(org, query.team, project));
+    return {
+      requestId,
+      orgId: org,
+      projectId: placement.projectId,
+      teamId: placement.teamId,
+      appId: '',
+      costCenter: placement.costCenter,
+      keyId: actor.id,
+      endUser: '',
+      tags: {},
+      allowedModels: [],
+      policy: effectivePolicy(placement.policies),
     };
   }
 
@@ -344,6 +379,7 @@ export class AccessService {
     if (actor.project !== undefined) input = { ...input, project: input.project ?? actor.project };
     requireInScope(actor, input.org, input.project);
     this.requireNameable(input.allowedModels);
+    this.requirePolicy(input.policy);
     const placement = await this.withTenantsOf(() => {
       const placed = this.tenants.place(input.org, input.team, input.project);
       this.orgOrNotFound(input.org);
@@ -364,6 +400,7 @@ export class AccessService {
       projectId: placement.projectId,
       appId: input.app ?? '',
       allowedModels: input.allowedModels,
+      ...(input.policy && { policy: input.policy }),
       limits: input.limits,
       metadata: input.metadata,
       tags: input.tags,
@@ -396,6 +433,18 @@ export class AccessService {
   }
 
   /**
+   * Refuses a policy that cannot mean what it says: a provider id that is not configured, or a
+   * residency label no provider has (a typo would leave the tenant with no deployment at all), as
+   * the configuration's policies are refused at start-up. Named by its admin API path.
+   */
+  private requirePolicy(policy: TenantPolicyConfig | null | undefined): void {
+    const [issue] = tenantPolicyIssues(policy ?? undefined, this.policyProviders, ['policy']);
+    if (!issue) return;
+    const param = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${p === 'excludeProviders' ? 'exclude_providers' : p}`)).join('');
+    throw new GatewayError('bad_request', `Invalid ${param}: ${issue.message}.`, { param, code: 'invalid_value' });
+  }
+
+  /**
    * Revokes a key. Revoked and audited in one atomic write, only if it was not revoked yet: of
    * concurrent revocations (on any replicas) one writes, the others answer the key as it wrote
    * it; and a retry after a failure further on (the notice) finds the revocation recorded. Every
@@ -420,6 +469,7 @@ export class AccessService {
     const found = await this.visibleKey(actor, id);
     if (found.revokedAt !== undefined) throw keyRevoked(id, 'changed');
     if (input.allowedModels !== undefined) this.requireNameable(input.allowedModels);
+    this.requirePolicy(input.policy);
     if (input.expiresAt !== undefined && input.expiresAt !== null && Date.parse(input.expiresAt) <= Date.now()) {
       throw new GatewayError('bad_request', 'expires_at must be in the future (or null to remove the expiry).', { param: 'expires_at', code: 'invalid_value' });
     }
@@ -516,6 +566,7 @@ export class AccessService {
   async addOrg(actor: Actor, entry: TenantEntry): Promise<OrgConfig> {
     if (isScoped(actor)) throw scopeTooNarrow(actor, 'create organisations');
     if (this.tenants.org(entry.id)) throw alreadyExists('organisation', entry.id);
+    this.requirePolicy(entry.policy);
     return this.changeOrg(actor, 'org.create', entry.id, { org: entry.id }, (stored) => {
       if (stored) throw alreadyExists('organisation', entry.id);
       return { id: entry.id, ...named(entry), limits: entry.limits ?? {}, teams: [] };
@@ -525,6 +576,7 @@ export class AccessService {
   /** Returns the new team as the write stored it. */
   async addTeam(actor: Actor, orgId: string, entry: TenantEntry): Promise<TeamConfig> {
     this.requireTenantWriter(actor, orgId, 'add teams');
+    this.requirePolicy(entry.policy);
     const org = await this.withTenantsOf(() => this.orgOrNotFound(orgId));
     if (org.teams.some((t) => t.id === entry.id)) throw alreadyExists('team', entry.id);
     const team: TeamConfig = { id: entry.id, ...named(entry), limits: entry.limits ?? {}, projects: [] };
@@ -538,6 +590,7 @@ export class AccessService {
   /** Returns the new project as the write stored it. */
   async addProject(actor: Actor, orgId: string, teamId: string, entry: TenantEntry): Promise<ProjectConfig> {
     this.requireTenantWriter(actor, orgId, 'add projects');
+    this.requirePolicy(entry.policy);
     const { org, team } = await this.withTenantsOf(() => {
       const known = this.orgOrNotFound(orgId);
       const found = known.teams.find((t) => t.id === teamId);
@@ -561,6 +614,7 @@ export class AccessService {
    */
   async updateOrg(actor: Actor, orgId: string, update: TenantUpdate): Promise<OrgConfig> {
     this.requireTenantWriter(actor, orgId, 'change organisations');
+    this.requirePolicy(update.policy);
     await this.withTenantsOf(() => this.orgOrNotFound(orgId));
     if (this.tenants.declares(orgId)) throw declaredInConfiguration('organisation', orgId);
     const changes: TenantChanges = {};
@@ -573,6 +627,7 @@ export class AccessService {
   /** Changes a team added through the API; answers it as the write stored it. */
   async updateTeam(actor: Actor, orgId: string, teamId: string, update: TenantUpdate): Promise<TeamConfig> {
     this.requireTenantWriter(actor, orgId, 'change teams');
+    this.requirePolicy(update.policy);
     await this.withTenantsOf(() => this.teamOrNotFound(orgId, teamId));
     if (this.tenants.declares(orgId, teamId)) throw declaredInConfiguration('team', teamId);
     const changes: TenantChanges = {};
@@ -589,6 +644,7 @@ export class AccessService {
   /** Changes a project added through the API (also one in a configured team); answers it as the write stored it. */
   async updateProject(actor: Actor, orgId: string, teamId: string, projectId: string, update: TenantUpdate): Promise<ProjectConfig> {
     this.requireTenantWriter(actor, orgId, 'change projects');
+    this.requirePolicy(update.policy);
     await this.withTenantsOf(() => {
       if (!this.teamOrNotFound(orgId, teamId).projects.some((p) => p.id === projectId)) throw projectNotFound(orgId, teamId, projectId);
     });
@@ -798,6 +854,8 @@ export interface TenantEntry {
   costCenter?: string | undefined;
   /** Its own limits (none: the configured defaults of its scope). */
   limits?: Limits | undefined;
+  /** Its own routing policy (none: only those of the tenants above it). */
+  policy?: TenantPolicyConfig | undefined;
 }
 
 /** A change of a tenant: a field left out stays as it is; `null` clears it (the inherited cost centre, the default limits). */
@@ -806,6 +864,8 @@ export interface TenantUpdate {
   costCenter?: string | null | undefined;
   /** Replaces the entry's own limits whole (`{}` or `null`: none of its own). */
   limits?: Limits | null | undefined;
+  /** Replaces the entry's own routing policy whole (`null`: none of its own). */
+  policy?: TenantPolicyConfig | null | undefined;
 }
 
 /** What a change did, as its audit entry records it: each field given, by its admin API name, from what it was to what it is. */
@@ -830,6 +890,11 @@ function updated<T extends ProjectConfig>(entry: T, update: TenantUpdate, change
   if (update.limits !== undefined) {
     next.limits = update.limits ?? {};
     changes['limits'] = { from: limitsRecord(entry.limits), to: limitsRecord(next.limits) };
+  }
+  if (update.policy !== undefined) {
+    changes['policy'] = { from: entry.policy ?? null, to: update.policy };
+    if (update.policy === null) delete next.policy;
+    else next.policy = update.policy;
   }
   return next;
 }
@@ -862,8 +927,8 @@ function declaredInConfiguration(what: string, id: string): GatewayError {
   );
 }
 
-function named(entry: TenantEntry): { name?: string; costCenter?: string } {
-  return { ...(entry.name ? { name: entry.name } : {}), ...(entry.costCenter ? { costCenter: entry.costCenter } : {}) };
+function named(entry: TenantEntry): { name?: string; costCenter?: string; policy?: TenantPolicyConfig } {
+  return { ...(entry.name ? { name: entry.name } : {}), ...(entry.costCenter ? { costCenter: entry.costCenter } : {}), ...(entry.policy ? { policy: entry.policy } : {}) };
 }
 
 /** Up to `NAMES_SHOWN` of `names`, those sharing the longest prefix with `name` first (the likely typo). */
@@ -885,6 +950,7 @@ const NAMES_SHOWN = 5;
 const KEY_FIELDS = [
   ['name', 'name'],
   ['allowedModels', 'allowed_models'],
+  ['policy', 'policy'],
   ['limits', 'limits'],
   ['expiresAt', 'expires_at'],
   ['tags', 'tags'],
@@ -893,12 +959,14 @@ const KEY_FIELDS = [
 
 /** The record with a change's fields applied; `expiresAt: null` removes the expiry. */
 function withKeyChanges(stored: ApiKeyRecord, input: UpdateKeyInput): ApiKeyRecord {
-  const { expiresAt: _expiresAt, ...rest } = stored;
+  const { expiresAt: _expiresAt, policy: storedPolicy, ...rest } = stored;
+  const policy = input.policy === undefined ? storedPolicy : (input.policy ?? undefined);
   const expiresAt = input.expiresAt === undefined ? stored.expiresAt : input.expiresAt === null ? undefined : new Date(input.expiresAt).toISOString();
   return {
     ...rest,
     ...(input.name !== undefined && { name: input.name }),
     ...(input.allowedModels !== undefined && { allowedModels: input.allowedModels }),
+    ...(policy !== undefined && { policy }),
     ...(input.limits !== undefined && { limits: input.limits }),
     ...(input.metadata !== undefined && { metadata: input.metadata }),
     ...(input.tags !== undefined && { tags: input.tags }),

@@ -110,6 +110,7 @@ function fromConfig(key: ConfigKey): ApiKeyRecord {
     projectId: key.project ?? '',
     appId: key.app ?? '',
     allowedModels: key.allowedModels,
+    ...(key.policy && { policy: key.policy }),
     limits: key.limits,
     metadata: key.metadata,
     tags: key.tags,

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { sameDigest } from './api-key';
 
 const limits = z.object({ rpm: z.number().int().positive().optional(), tpm: z.number().int().positive().optional() });
+/** Which deployments the key's requests may reach, within its tenants' policies (docs/access.md#routing-policies). */
+const policy = z.object({ providers: z.array(z.string()).optional(), excludeProviders: z.array(z.string()).optional(), residency: z.array(z.string()).optional() });
 
 /** A traffic key as stored (by hash) and as the admin API shows it. */
 export const apiKeyRecordSchema = z.object({
@@ -14,6 +16,7 @@ export const apiKeyRecordSchema = z.object({
   projectId: z.string(),
   appId: z.string(),
   allowedModels: z.array(z.string()),
+  policy: policy.optional(),
   limits,
   metadata: z.record(z.string(), z.string()),
   tags: z.record(z.string(), z.string()),

@@ -1,4 +1,4 @@
-import type { AccessConfig, Limits, OrgConfig, ProjectConfig, TeamConfig } from '@openrouter/config';
+import type { AccessConfig, Limits, OrgConfig, ProjectConfig, TeamConfig, TenantPolicyConfig } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 
 /** Where a key sits in the organisation, with what it inherits. */
@@ -11,6 +11,8 @@ export interface TenantPlacement {
   teamLimits: Limits;
   projectLimits: Limits;
   orgLimits: Limits;
+  /** The organisation's, team's and project's routing policies, in that order (each may be unset). */
+  policies: Array<TenantPolicyConfig | undefined>;
 }
 
 /**
@@ -76,6 +78,7 @@ export class TenantDirectory {
       teamLimits: owner?.limits ?? {},
       projectLimits: project?.limits ?? {},
       orgLimits: org?.limits ?? {},
+      policies: [org?.policy, owner?.policy, project?.policy],
     };
   }
 }

@@ -6,6 +6,30 @@ import { AUDIT_ACTIONS, type AuditAction } from '../access/access.repository';
 
 const id = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'must be 1–64 lower-case letters, digits, ., - or _');
 const limits = z.strictObject({ rpm: z.int().positive().max(100_000_000).optional(), tpm: z.int().positive().max(10_000_000_000).optional() });
+/**
+ * A routing policy in the admin API's names: allow lists of provider ids and residency labels, and
+ * providers never to use (docs/access.md#routing-policies). Each list replaces the stored one whole.
+ */
+export const policyBody = z.strictObject({
+  providers: z.array(z.string().min(1).max(128)).max(256).optional(),
+  exclude_providers: z.array(z.string().min(1).max(128)).max(256).optional(),
+  residency: z.array(z.string().regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, 'must be lower-case letters, digits and - (such as eu, us, eu-west)').max(64)).max(64).optional(),
+});
+export type PolicyBody = z.infer<typeof policyBody>;
+
+type PolicyFields = { providers?: string[]; excludeProviders?: string[]; residency?: string[] };
+
+/** A policy as the configuration and the stored records name its fields. */
+export function policyInput(body: PolicyBody | undefined): PolicyFields | undefined {
+  if (body === undefined) return undefined;
+  return { ...(body.providers && { providers: body.providers }), ...(body.exclude_providers && { excludeProviders: body.exclude_providers }), ...(body.residency && { residency: body.residency }) };
+}
+
+/** A PATCH's policy: `null` removes the stored one, absent leaves it. */
+export function policyChange(body: PolicyBody | null | undefined): PolicyFields | null | undefined {
+  return body === null ? null : policyInput(body);
+}
+
 const labels = z.record(z.string().max(64), z.string().max(256)).refine((r) => Object.keys(r).length <= 32, 'at most 32 entries');
 
 export const issueKeyBody = z.strictObject({
@@ -15,6 +39,7 @@ export const issueKeyBody = z.strictObject({
   project: id.optional(),
   app: z.string().max(128).optional(),
   allowed_models: z.array(z.string().min(1).max(256)).max(256).default([]),
+  policy: policyBody.optional(),
   limits: limits.default({}),
   expires_at: z.iso.datetime({ offset: true }).optional(),
   metadata: labels.default({}),
@@ -26,12 +51,13 @@ export const updateKeyBody = z
   .strictObject({
     name: issueKeyBody.shape.name.unwrap().optional(),
     allowed_models: issueKeyBody.shape.allowed_models.unwrap().optional(),
+    policy: policyBody.nullable().optional(),
     limits: limits.optional(),
     expires_at: issueKeyBody.shape.expires_at.unwrap().nullable().optional(),
     metadata: labels.optional(),
     tags: labels.optional(),
   })
-  .refine((body) => Object.values(body).some((v) => v !== undefined), 'give at least one of name, allowed_models, limits, expires_at, metadata, tags');
+  .refine((body) => Object.values(body).some((v) => v !== undefined), 'give at least one of name, allowed_models, policy, limits, expires_at, metadata, tags');
 
 /** Where a key sits: its usage, budgets and audit trail are recorded there, so it stays. */
 const FIXED_KEY_FIELDS = ['org', 'team', 'project', 'app'] as const;
@@ -43,7 +69,7 @@ export function updateKeyInput(body: unknown): z.infer<typeof updateKeyBody> {
     if (fixed) {
       throw new GatewayError(
         'bad_request',
-        `A key's ${fixed} cannot be changed: its usage, budgets and audit trail are recorded under it. Issue a new key there instead; only name, allowed_models, limits, expires_at, metadata and tags can be changed.`,
+        `A key's ${fixed} cannot be changed: its usage, budgets and audit trail are recorded under it. Issue a new key there instead; only name, allowed_models, policy, limits, expires_at, metadata and tags can be changed.`,
         { param: fixed, code: 'immutable_field' },
       );
     }
@@ -59,7 +85,7 @@ export const rotateKeyBody = z.strictObject({
   grace_seconds: z.int().min(0).max(604_800).default(86_400).describe('How long the replaced secret keeps working (s); 0: refused at once'),
 });
 
-export const tenantBody = z.strictObject({ id, name: z.string().max(128).optional(), cost_center: z.string().min(1).max(128).optional(), limits: limits.optional() });
+export const tenantBody = z.strictObject({ id, name: z.string().max(128).optional(), cost_center: z.string().min(1).max(128).optional(), limits: limits.optional(), policy: policyBody.optional() });
 
 /** A tenant change: the creation's rules for each field; `null` clears one (an inherited cost centre, the default limits). */
 export const tenantPatchBody = z
@@ -67,20 +93,26 @@ export const tenantPatchBody = z
     name: tenantBody.shape.name.unwrap().nullable().optional(),
     cost_center: tenantBody.shape.cost_center.unwrap().nullable().optional(),
     limits: limits.nullable().optional(),
+    policy: policyBody.nullable().optional(),
   })
-  .refine((body) => Object.values(body).some((v) => v !== undefined), 'give at least one of name, cost_center, limits');
+  .refine((body) => Object.values(body).some((v) => v !== undefined), 'give at least one of name, cost_center, limits, policy');
 
 /** A tenant change, with a 400 explaining why for its id, which everything recorded names it by. */
 export function tenantPatchInput(body: unknown): z.infer<typeof tenantPatchBody> {
   if (typeof body === 'object' && body !== null && 'id' in body) {
     throw new GatewayError(
       'bad_request',
-      "A tenant's id cannot be changed: keys, budgets, rate-limit counters and recorded usage name it. Change its name instead, or create a new one; only name, cost_center and limits can be changed.",
+      "A tenant's id cannot be changed: keys, budgets, rate-limit counters and recorded usage name it. Change its name instead, or create a new one; only name, cost_center, limits and policy can be changed.",
       { param: 'id', code: 'immutable_field' },
     );
   }
   return parseInput(tenantPatchBody, body);
 }
+
+/** Whose request a route explanation is for: an issued key's, or a tenant's (by default the caller's own scope). */
+export const explainQuery = z
+  .strictObject({ key: z.string().min(1).max(128).optional(), org: id.optional(), team: id.optional(), project: id.optional() })
+  .refine((q) => q.key === undefined || (q.org === undefined && q.team === undefined && q.project === undefined), 'give either key, or org (with team, project), not both');
 
 // Strict like the report queries: a filter the route does not have (`?team=`) is a 400, not all rows.
 export const keyListQuery = z.strictObject({

@@ -5,7 +5,8 @@ import { AccessService } from '../access/access.service';
 import type { PublicApiKey } from '../access/key-record';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { Idempotent } from './idempotency.interceptor';
-import { issueKeyBody, keyListQuery, parseInput, rotateKeyBody, updateKeyInput } from './admin-input';
+import { issueKeyBody, keyListQuery, parseInput, policyChange, policyInput, rotateKeyBody, updateKeyInput } from './admin-input';
+import { policyView, policyViewSchema } from './policy-view';
 
 /** Issuing, listing, changing, rotating and revoking traffic keys (role `admin`; a scoped key only within its org and project). */
 @Controller('admin/v1/keys')
@@ -26,6 +27,7 @@ export class KeysHttpController {
       project: input.project,
       app: input.app,
       allowedModels: input.allowed_models,
+      policy: policyInput(input.policy),
       limits: input.limits,
       expiresAt: input.expires_at,
       metadata: input.metadata,
@@ -58,6 +60,7 @@ export class KeysHttpController {
     const record = await this.access.updateKey(adminOf(req), id, {
       name: input.name,
       allowedModels: input.allowed_models,
+      policy: policyChange(input.policy),
       limits: input.limits,
       expiresAt: input.expires_at,
       metadata: input.metadata,
@@ -99,6 +102,7 @@ export const apiKeyViewSchema = z.strictObject({
   project: z.string().nullable(),
   app: z.string().nullable(),
   allowed_models: z.array(z.string()).describe('Empty: every model'),
+  policy: policyViewSchema.describe("The key's own routing policy, within its tenants' (docs/access.md#routing-policies); null: none of its own"),
   limits: z.strictObject({ rpm: z.number().int().optional(), tpm: z.number().int().optional() }),
   metadata: z.record(z.string(), z.string()),
   tags: z.record(z.string(), z.string()),
@@ -122,6 +126,7 @@ export function view(key: PublicApiKey): ApiKeyView {
     project: key.projectId || null,
     app: key.appId || null,
     allowed_models: key.allowedModels,
+    policy: policyView(key.policy),
     limits: key.limits,
     metadata: key.metadata,
     tags: key.tags,

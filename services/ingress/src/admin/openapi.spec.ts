@@ -93,7 +93,7 @@ describe('the admin OpenAPI document', () => {
     const properties = Object.keys(ADMIN_OPENAPI.components.schemas.ApiKey.properties ?? {});
     expect(properties).toEqual([...Object.keys(shown), 'previous_key_expires_at', 'key']);
     // During a rotation's grace the view says until when the replaced secret works; never after it, nor once revoked.
-    const rotated = { ...shown, id: 'key_1', prefix: 'sk-or-v1-abcde', name: 'ci', orgId: 'acme', teamId: '', projectId: 'search', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: '2025-06-14T12:00:00.000Z', source: 'issued' as const };
+    const rotated = { ...shown, id: 'key_1', prefix: 'sk-or-v1-abcde', name: 'ci', orgId: 'acme', teamId: '', projectId: 'search', appId: '', allowedModels: [], policy: undefined, limits: {}, metadata: {}, tags: {}, createdAt: '2025-06-14T12:00:00.000Z', source: 'issued' as const };
     const until = new Date(Date.now() + 60_000).toISOString();
     expect(keyView({ ...rotated, previousExpiresAt: until })).toMatchObject({ status: 'active', previous_key_expires_at: until });
     expect(keyView({ ...rotated, previousExpiresAt: '2025-06-14T12:00:00.000Z' })).not.toHaveProperty('previous_key_expires_at');

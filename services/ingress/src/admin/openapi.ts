@@ -36,7 +36,7 @@ const idempotent = {
 /** A PATCH of an organisation, team or project. */
 function tenantChange(what: string, schema: string, parameters: unknown[]) {
   return {
-    summary: `Change a${what === 'organisation' ? 'n' : ''} ${what} added through the API: \`name\`, \`cost_center\`, \`limits\` (each left out stays; \`null\` clears it: the inherited cost centre, the default limits; \`limits\` replaces the ${what}'s own limits whole). Applied by every ingress replica at once, to requests from then on: usage recorded before keeps the cost centre it was recorded with. Audited as \`${what === 'organisation' ? 'org' : what}.update\` with each changed field's \`from\` and \`to\`. An org-scoped key changes only its own org (another is 404), a project-scoped key nothing (403 insufficient_scope). One declared in the configuration file is 409 \`configured_tenant\` (change it there); an \`id\` in the body is 400 \`immutable_field\``,
+    summary: `Change a${what === 'organisation' ? 'n' : ''} ${what} added through the API: \`name\`, \`cost_center\`, \`limits\`, \`policy\` (each left out stays; \`null\` clears it: the inherited cost centre, the default limits, no routing policy of its own; \`limits\` and \`policy\` replace the ${what}'s own whole; an unknown provider id or a residency label no provider has is 400 \`invalid_value\`). Applied by every ingress replica at once, to requests from then on: usage recorded before keeps the cost centre it was recorded with. Audited as \`${what === 'organisation' ? 'org' : what}.update\` with each changed field's \`from\` and \`to\`. An org-scoped key changes only its own org (another is 404), a project-scoped key nothing (403 insufficient_scope). One declared in the configuration file is 409 \`configured_tenant\` (change it there); an \`id\` in the body is 400 \`immutable_field\``,
     ...roles('admin'),
     parameters: [...parameters, IDEMPOTENCY_KEY_PARAMETER],
     requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/TenantChange' } } } },
@@ -126,7 +126,7 @@ export const ADMIN_OPENAPI = {
       get: { summary: 'One key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: returns('The key record', 'ApiKey'), 401: error, 403: error, 404: error } },
       patch: {
         summary:
-          "Change an issued key's name, allowed_models, limits, expires_at (null removes it), metadata or tags, keeping its id and secret; effective on every replica at once. org, team, project, app are 400 immutable_field; a revoked key is 409 key_revoked; a configured key, or another org's (or project's) key to a scoped key, is 404",
+          "Change an issued key's name, allowed_models, policy (null removes it), limits, expires_at (null removes it), metadata or tags, keeping its id and secret; effective on every replica at once. org, team, project, app are 400 immutable_field; a revoked key is 409 key_revoked; a configured key, or another org's (or project's) key to a scoped key, is 404",
         ...roles('admin'),
         parameters: [idParam('id'), IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/UpdateKey' } } } },
@@ -254,10 +254,17 @@ export const ADMIN_OPENAPI = {
     },
     '/admin/v1/route/explain': {
       post: {
-        summary: 'How a chat request would be routed: task type, every candidate with why it was filtered or how it scored, and the decision; no provider is called',
+        summary:
+          "How a chat request would be routed: task type, every candidate with why it was filtered or how it scored (a deployment a routing policy leaves out: `excluded by policy: …`), and the decision; no provider is called. Routed as an issued key's request (`?key=<id>`: its allowed models and policies) or a tenant's (`?org=&team=&project=`: their policies); by default the caller's own scope. Another scope's key or tenant is 404",
         ...roles('admin'),
+        parameters: [
+          { name: 'key', in: 'query', required: false, schema: { type: 'string' }, description: 'An issued key id: explain as its request would be routed' },
+          { name: 'org', in: 'query', required: false, schema: { type: 'string' } },
+          { name: 'team', in: 'query', required: false, schema: { type: 'string' } },
+          { name: 'project', in: 'query', required: false, schema: { type: 'string' } },
+        ],
         requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', description: 'A POST /v1/chat/completions body, with `models` and `route` if wanted' } } } },
-        responses: { 200: ok('The explanation'), 400: error },
+        responses: { 200: ok('The explanation'), 400: error, 404: error },
       },
     },
     '/admin/v1/providers/health': { get: { summary: 'Circuit state, latency, errors and load per provider and deployment, across every router replica (`replicas` names each, and those that did not answer)', ...roles('admin', 'viewer'), responses: { 200: ok('Health') } } },

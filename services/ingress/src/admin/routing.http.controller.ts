@@ -1,9 +1,11 @@
-import { Controller, Get, HttpCode, Inject, Post, Req, UseGuards } from '@nestjs/common';
+import { Controller, Get, HttpCode, Inject, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { parseChatRequest } from '@openrouter/openai-wire';
+import { AccessService } from '../access/access.service';
 import { RouterPort } from '../router.port';
 import { applyRouteHeaders } from '../routes/chat.service';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
+import { explainQuery, parseInput } from './admin-input';
 import { grayReleasesAcrossReplicas, healthAcrossReplicas } from './router-replicas';
 
 /**
@@ -16,16 +18,23 @@ import { grayReleasesAcrossReplicas, healthAcrossReplicas } from './router-repli
 @UseGuards(AdminGuard)
 @Roles('admin')
 export class RoutingHttpController {
-  constructor(@Inject(RouterPort) private readonly router: RouterPort) {}
+  constructor(
+    @Inject(RouterPort) private readonly router: RouterPort,
+    @Inject(AccessService) private readonly access: AccessService,
+  ) {}
 
-  /** The routing decision for a chat request body — task type, candidates, scores — without calling a provider. */
+  /**
+   * The routing decision for a chat request body — task type, candidates, scores — without calling
+   * a provider; as a key's request (`?key=`), or a tenant's (`?org=&team=&project=`), would be
+   * routed under their policies and allowed models.
+   */
   @Post('route/explain')
   @HttpCode(200)
-  async explain(@Req() req: FastifyRequest) {
+  async explain(@Req() req: FastifyRequest, @Query() query: unknown) {
+    const as = parseInput(explainQuery, query);
     const request = parseChatRequest(req.body);
     applyRouteHeaders(request, req.headers);
-    const admin = adminOf(req);
-    const context = { requestId: String(req.id), orgId: admin.org ?? 'default', projectId: admin.project ?? '', teamId: '', appId: '', costCenter: '', keyId: admin.id, endUser: '', tags: {}, allowedModels: [] };
+    const context = await this.access.explainContext(adminOf(req), String(req.id), as);
     return snakeCase(await this.router.explain({ context, request }));
   }
 

@@ -30,6 +30,7 @@ describe('tenant views', () => {
       name: 'Acme',
       cost_center: 'CC-100',
       limits: { rpm: null, tpm: 5000 },
+      policy: null,
       teams: [
         {
           object: 'team',
@@ -37,12 +38,13 @@ describe('tenant views', () => {
           name: null,
           cost_center: 'CC-200',
           limits: { rpm: 600, tpm: null },
+          policy: null,
           projects: [
-            { object: 'project', id: 'search', name: 'Search', cost_center: 'CC-300', limits: { rpm: null, tpm: 9000 } },
-            { object: 'project', id: 'ads', name: null, cost_center: null, limits: { rpm: null, tpm: null } },
+            { object: 'project', id: 'search', name: 'Search', cost_center: 'CC-300', limits: { rpm: null, tpm: 9000 }, policy: null },
+            { object: 'project', id: 'ads', name: null, cost_center: null, limits: { rpm: null, tpm: null }, policy: null },
           ],
         },
-        { object: 'team', id: 'research', name: null, cost_center: null, limits: { rpm: null, tpm: null }, projects: [{ object: 'project', id: 'papers', name: null, cost_center: null, limits: { rpm: null, tpm: null } }] },
+        { object: 'team', id: 'research', name: null, cost_center: null, limits: { rpm: null, tpm: null }, policy: null, projects: [{ object: 'project', id: 'papers', name: null, cost_center: null, limits: { rpm: null, tpm: null }, policy: null }] },
       ],
     });
   });
@@ -51,9 +53,9 @@ describe('tenant views', () => {
     const team = { ...acme.teams[0]!, internalNote: 'not for clients', projects: [{ ...acme.teams[0]!.projects[0]!, allowedModels: ['x'] }] };
     const held: OrgConfig = { ...acme, teams: [team] };
     const keys = new Set(keysOf(orgView(held)));
-    expect(keys).toEqual(new Set(['object', 'id', 'name', 'cost_center', 'teams', 'limits', 'rpm', 'tpm', 'projects']));
-    expect(Object.keys(teamView(team)).sort()).toEqual(['cost_center', 'id', 'limits', 'name', 'object', 'projects']);
-    expect(Object.keys(projectView(team.projects[0]!)).sort()).toEqual(['cost_center', 'id', 'limits', 'name', 'object']);
+    expect(keys).toEqual(new Set(['object', 'id', 'name', 'cost_center', 'teams', 'limits', 'rpm', 'tpm', 'policy', 'projects']));
+    expect(Object.keys(teamView(team)).sort()).toEqual(['cost_center', 'id', 'limits', 'name', 'object', 'policy', 'projects']);
+    expect(Object.keys(projectView(team.projects[0]!)).sort()).toEqual(['cost_center', 'id', 'limits', 'name', 'object', 'policy']);
   });
 
   it('match the schemas the OpenAPI document gives for the tenants responses', () => {
@@ -61,9 +63,9 @@ describe('tenant views', () => {
     expect(teamViewSchema.safeParse(teamView(acme.teams[0]!)).success).toBe(true);
     expect(projectViewSchema.safeParse(projectView(acme.teams[0]!.projects[0]!)).success).toBe(true);
     const schemas = ADMIN_OPENAPI.components.schemas;
-    expect(Object.keys(schemas.Organization.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'teams']);
-    expect(Object.keys(schemas.Team.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'projects']);
-    expect(Object.keys(schemas.Project.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits']);
+    expect(Object.keys(schemas.Organization.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'policy', 'teams']);
+    expect(Object.keys(schemas.Team.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'policy', 'projects']);
+    expect(Object.keys(schemas.Project.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'policy']);
     const paths = ADMIN_OPENAPI.paths as Record<string, { get?: unknown; post?: unknown }>;
     expect(JSON.stringify(paths['/admin/v1/tenants'])).toContain('#/components/schemas/Organization');
     expect(JSON.stringify(paths['/admin/v1/tenants/{org}/teams'])).toContain('#/components/schemas/Team');
@@ -85,7 +87,7 @@ describe('tenant changes in the OpenAPI document', () => {
       expect(JSON.stringify(patch?.requestBody)).toContain('#/components/schemas/TenantChange');
       expect(Object.keys(patch?.responses ?? {})).toEqual(expect.arrayContaining(['400', '403', '404', '409']));
     }
-    expect(Object.keys(ADMIN_OPENAPI.components.schemas.TenantChange.properties ?? {})).toEqual(['name', 'cost_center', 'limits']);
+    expect(Object.keys(ADMIN_OPENAPI.components.schemas.TenantChange.properties ?? {})).toEqual(['name', 'cost_center', 'limits', 'policy']);
   });
 });
 

@@ -7,7 +7,8 @@ import { AccessService, type AuditPage, type TenantEntry, type TenantUpdate } fr
 import { visibleTenants } from '../access/admin-scope';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { Idempotent } from './idempotency.interceptor';
-import { auditQuery, parseInput, tenantBody, tenantPatchInput } from './admin-input';
+import { auditQuery, parseInput, policyChange, policyInput, tenantBody, tenantPatchInput } from './admin-input';
+import { policyView, policyViewSchema } from './policy-view';
 
 /** Organisations → teams → projects, extendable at run time; and the audit log of admin changes. */
 @Controller('admin/v1')
@@ -121,24 +122,25 @@ const entryFields = {
   name: z.string().nullable(),
   cost_center: z.string().nullable().describe("The entry's own cost centre; null: inherited (project → team → organisation → the organisation id)"),
 };
-export const projectViewSchema = z.strictObject({ object: z.literal('project'), ...entryFields, limits: limitsViewSchema });
-export const teamViewSchema = z.strictObject({ object: z.literal('team'), ...entryFields, limits: limitsViewSchema, projects: z.array(projectViewSchema) });
-export const orgViewSchema = z.strictObject({ object: z.literal('organization'), ...entryFields, limits: limitsViewSchema, teams: z.array(teamViewSchema) });
+const policyField = policyViewSchema.describe("The entry's own routing policy (docs/access.md#routing-policies); null: none of its own (those of the tenants above it still apply)");
+export const projectViewSchema = z.strictObject({ object: z.literal('project'), ...entryFields, limits: limitsViewSchema, policy: policyField });
+export const teamViewSchema = z.strictObject({ object: z.literal('team'), ...entryFields, limits: limitsViewSchema, policy: policyField, projects: z.array(projectViewSchema) });
+export const orgViewSchema = z.strictObject({ object: z.literal('organization'), ...entryFields, limits: limitsViewSchema, policy: policyField, teams: z.array(teamViewSchema) });
 export type ProjectView = z.infer<typeof projectViewSchema>;
 export type TeamView = z.infer<typeof teamViewSchema>;
 export type OrgView = z.infer<typeof orgViewSchema>;
 type LimitsView = z.infer<typeof limitsViewSchema>;
 
 export function orgView(org: OrgConfig): OrgView {
-  return { object: 'organization', id: org.id, name: org.name ?? null, cost_center: org.costCenter ?? null, limits: limitsView(org.limits), teams: org.teams.map(teamView) };
+  return { object: 'organization', id: org.id, name: org.name ?? null, cost_center: org.costCenter ?? null, limits: limitsView(org.limits), policy: policyView(org.policy), teams: org.teams.map(teamView) };
 }
 
 export function teamView(team: TeamConfig): TeamView {
-  return { object: 'team', id: team.id, name: team.name ?? null, cost_center: team.costCenter ?? null, limits: limitsView(team.limits), projects: team.projects.map(projectView) };
+  return { object: 'team', id: team.id, name: team.name ?? null, cost_center: team.costCenter ?? null, limits: limitsView(team.limits), policy: policyView(team.policy), projects: team.projects.map(projectView) };
 }
 
 export function projectView(project: ProjectConfig): ProjectView {
-  return { object: 'project', id: project.id, name: project.name ?? null, cost_center: project.costCenter ?? null, limits: limitsView(project.limits) };
+  return { object: 'project', id: project.id, name: project.name ?? null, cost_center: project.costCenter ?? null, limits: limitsView(project.limits), policy: policyView(project.policy) };
 }
 
 function limitsView(limits: Limits): LimitsView {
@@ -147,10 +149,10 @@ function limitsView(limits: Limits): LimitsView {
 
 function entry(body: unknown): TenantEntry {
   const input = parseInput(tenantBody, body);
-  return { id: input.id, name: input.name, costCenter: input.cost_center, limits: input.limits };
+  return { id: input.id, name: input.name, costCenter: input.cost_center, limits: input.limits, policy: policyInput(input.policy) };
 }
 
 function update(body: unknown): TenantUpdate {
   const input = tenantPatchInput(body);
-  return { name: input.name, costCenter: input.cost_center, limits: input.limits };
+  return { name: input.name, costCenter: input.cost_center, limits: input.limits, policy: policyChange(input.policy) };
 }

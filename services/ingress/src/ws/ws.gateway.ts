@@ -323,7 +323,10 @@ export class WsGateway {
 
   /** Whether the socket's key is still valid (not revoked, deleted or expired). */
   private async stillAuthorized(connection: Connection): Promise<boolean> {
-    return (await this.access.authenticate(connection.key, connection.context.requestId, connection.traffic)) !== undefined;
+    const current = await this.access.authenticate(connection.key, connection.context.requestId, connection.traffic);
+    // The routing policy as the key and its tenants have it now: a change applies to the socket's next request.
+    if (current) connection.context = { ...connection.context, policy: current.context.policy };
+    return current !== undefined;
   }
 
   /** After a change to the socket's key: a key no longer valid ends the socket and its streams. */

@@ -60,7 +60,15 @@ interface Rejection {
   reason: string;
   /** Set when the request is the cause rather than the deployment's state (circuit, capacity). */
   fault?: { code: string; param: string };
+  /** Set when the tenant's policy leaves the deployment out: which part of it. */
+  policy?: PolicyDimension;
 }
+
+/** The part of a tenant policy that excludes a deployment: its provider lists, or its residency. */
+type PolicyDimension = 'providers' | 'residency';
+
+/** The code of a request refused because its tenant's policy permits none of the deployments. */
+export const NO_PERMITTED_DEPLOYMENT = 'no_permitted_deployment';
 
 interface RejectedDeployment {
   model: CatalogModel;
@@ -98,6 +106,8 @@ export interface PlannerDependencies {
   experiments: AbExperiments;
   grayReleases: GrayReleases;
   random: Random;
+  /** Provider id → its `residency` label (undefined: none), for tenant policies. */
+  residency: ReadonlyMap<string, string | undefined>;
 }
 
 interface Group {
@@ -320,6 +330,8 @@ export class RoutePlanner {
   /** Why a deployment cannot take this request, or undefined when it can. */
   private filter(model: CatalogModel, deployment: Deployment, group: Pick<Group, 'name' | 'arm'>, input: PlanRequest, route: EffectiveRoute, quality: number, price: EffectivePrice, now: number, checkContext = true): Rejection | undefined {
     if (!this.allowed(model, group, input)) return { reason: 'not allowed for this key', fault: { code: 'model_not_found', param: 'model' } };
+    const excluded = this.policyRejection(deployment, input.context.policy);
+    if (excluded) return excluded;
     if (!model.capabilities.includes(input.capability)) return { reason: `does not support ${input.capability}`, fault: { code: 'model_not_supported', param: 'model' } };
     for (const need of input.needs) {
       if (!model.capabilities.includes(need)) return { reason: `does not support ${need}`, fault: { code: 'model_not_supported', param: NEED_PARAM[need] ?? 'model' } };
@@ -366,6 +378,30 @@ export class RoutePlanner {
     return undefined;
   }
 
+  /** Whether the tenant's policy lets a request reach the deployment. */
+  permits(deployment: Deployment, policy: routerv1.TenantPolicy | undefined): boolean {
+    return this.policyRejection(deployment, policy) === undefined;
+  }
+
+  /**
+   * Why the tenant's policy leaves a deployment out, or undefined when it permits it. The reason
+   * (shown by route explanations, to admins) names the deployment's provider and its residency.
+   */
+  private policyRejection(deployment: Deployment, policy: routerv1.TenantPolicy | undefined): Rejection | undefined {
+    if (!policy) return undefined;
+    const provider = deployment.provider;
+    const fault = { code: NO_PERMITTED_DEPLOYMENT, param: 'model' };
+    if (policy.providers && !policy.providers.values.includes(provider)) return { reason: `excluded by policy: provider ${provider} is not among the providers the tenant policy allows`, fault, policy: 'providers' };
+    if (policy.excludeProviders.includes(provider)) return { reason: `excluded by policy: provider ${provider} is in the tenant policy's excluded providers`, fault, policy: 'providers' };
+    if (policy.residency) {
+      const label = this.deps.residency.get(provider);
+      const allowed = policy.residency.values.join(', ') || 'none';
+      if (label === undefined) return { reason: `excluded by policy: provider ${provider} has no residency label (allowed residency: ${allowed})`, fault, policy: 'residency' };
+      if (!policy.residency.values.includes(label)) return { reason: `excluded by policy: provider ${provider} has residency ${label} (allowed residency: ${allowed})`, fault, policy: 'residency' };
+    }
+    return undefined;
+  }
+
   /** The client error for a request no deployment took, when the request itself is why (see RoutePlan.refusal). */
   private refusal(input: PlanRequest, rejected: readonly RejectedDeployment[]): GatewayError | undefined {
     if (rejected.some((r) => !r.rejection.fault)) return undefined;
@@ -373,9 +409,12 @@ export class RoutePlanner {
       // Nothing to filter: the name stands for no model with the capability (`auto` for embeddings, say).
       return new GatewayError('bad_request', `No model behind \`${input.model}\` supports ${input.capability}.`, { param: 'model', code: 'model_not_supported' });
     }
-    // A model the key may not use explains nothing; the other reasons do.
-    const relevant = rejected.filter((r) => r.rejection.fault?.code !== 'model_not_found');
+    // A model the key may not use explains nothing, nor a deployment its policy leaves out; the
+    // other reasons (of the deployments the policy permits) do.
+    const relevant = rejected.filter((r) => r.rejection.fault?.code !== 'model_not_found' && r.rejection.policy === undefined);
     const first = relevant[0]?.rejection.fault;
+    const policies = new Set(rejected.flatMap((r) => (r.rejection.policy ? [r.rejection.policy] : [])));
+    if (!first && policies.size > 0) return policyRefusal(input, policies);
     if (!first) return new GatewayError('not_found', `The model \`${input.model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
     const details = [...new Set(relevant.map((r) => `${r.model.id}: ${r.rejection.reason}`))];
     const single = new Set(relevant.map((r) => r.model.id)).size === 1 && relevant[0]?.model.id === input.model;
@@ -494,6 +533,22 @@ export class RoutePlanner {
     }
     return out;
   }
+}
+
+/**
+ * The refusal of a request whose model has deployments, none of which its tenant's policy permits:
+ * answered like a model outside `allowed_models` (404), with its own code and the part of the policy
+ * that excluded them. Only the caller's own allowed residency is named, never the deployments or
+ * providers left out.
+ */
+function policyRefusal(input: PlanRequest, dimensions: ReadonlySet<PolicyDimension>): GatewayError {
+  const parts: string[] = [];
+  if (dimensions.has('providers')) parts.push('provider policy');
+  if (dimensions.has('residency')) parts.push(`data-residency policy (allowed residency: ${input.context.policy?.residency?.values.join(', ') || 'none'})`);
+  return new GatewayError('not_found', `No deployment of \`${input.model}\` is permitted by the ${parts.join(' and the ')} that applies to this key's organisation, team, project or key.`, {
+    param: 'model',
+    code: NO_PERMITTED_DEPLOYMENT,
+  });
 }
 
 /**

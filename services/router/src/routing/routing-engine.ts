@@ -10,8 +10,11 @@ import { LiveStats } from '../stats/deployment-stats';
 import { RoutePlanner } from './route-planner';
 
 /** Everything routing needs, per router process: catalog, live state, planner and failover settings. */
+/** What routing reads of the configuration; `providers` for their residency labels (tenant policies). */
+export type RoutingConfig = Pick<GatewayConfig, 'models' | 'routing'> & Partial<Pick<GatewayConfig, 'providers'>>;
+
 export interface RoutingEngine {
-  config: Pick<GatewayConfig, 'models' | 'routing'>;
+  config: RoutingConfig;
   catalog: ModelCatalog;
   classifier: TaskClassifier;
   stats: LiveStats;
@@ -28,7 +31,7 @@ export interface EngineOptions {
   classifier?: TaskClassifier;
 }
 
-export function createRoutingEngine(config: Pick<GatewayConfig, 'models' | 'routing'>, options: EngineOptions = {}): RoutingEngine {
+export function createRoutingEngine(config: RoutingConfig, options: EngineOptions = {}): RoutingEngine {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? seededRandom(config.routing.seed ?? Math.floor(Math.random() * 2 ** 32));
   const catalog = new ModelCatalog(config);
@@ -36,7 +39,8 @@ export function createRoutingEngine(config: Pick<GatewayConfig, 'models' | 'rout
   const breakers = new CircuitBreakers(config.routing.breaker, clock);
   const experiments = new AbExperiments(config.routing.experiments);
   const grayReleases = new GrayReleases(config.routing.grayReleases, clock);
-  const planner = new RoutePlanner({ catalog, routing: config.routing, stats, breakers, experiments, grayReleases, random });
+  const residency = new Map(Object.entries(config.providers ?? {}).map(([id, provider]) => [id, provider.residency]));
+  const planner = new RoutePlanner({ catalog, routing: config.routing, stats, breakers, experiments, grayReleases, random, residency });
   return {
     config,
     catalog,

@@ -51,11 +51,36 @@ export interface RequestContext {
   tags: { [key: string]: string };
   /** Empty means every model. */
   allowedModels: string[];
+  /**
+   * Where the request may be served: the intersection of its org's, team's, project's and key's
+   * policies. Unset: anywhere the catalog routes.
+   */
+  policy?: TenantPolicy | undefined;
 }
 
 export interface RequestContext_TagsEntry {
   key: string;
   value: string;
+}
+
+/** Which deployments a tenant's requests may reach, judged by each deployment's provider. */
+export interface TenantPolicy {
+  /** Set: only these provider ids (empty: none). Unset: any provider. */
+  providers?:
+    | StringList
+    | undefined;
+  /** Never these provider ids. */
+  excludeProviders: string[];
+  /**
+   * Set: only providers whose `residency` label is one of these (empty: none); a provider with no
+   * label is excluded. Unset: any residency.
+   */
+  residency?: StringList | undefined;
+}
+
+/** A list whose presence means something (an allow list that may be empty). */
+export interface StringList {
+  values: string[];
 }
 
 export interface ChatRequest {
@@ -311,6 +336,7 @@ function createBaseRequestContext(): RequestContext {
     endUser: "",
     tags: {},
     allowedModels: [],
+    policy: undefined,
   };
 }
 
@@ -345,6 +371,9 @@ export const RequestContext: MessageFns<RequestContext> = {
     });
     for (const v of message.allowedModels) {
       writer.uint32(82).string(v!);
+    }
+    if (message.policy !== undefined) {
+      TenantPolicy.encode(message.policy, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -445,6 +474,14 @@ export const RequestContext: MessageFns<RequestContext> = {
             message.allowedModels.push(reader.string());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.policy = TenantPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -480,6 +517,9 @@ export const RequestContext: MessageFns<RequestContext> = {
       {},
     );
     message.allowedModels = object.allowedModels?.map((e) => e) || [];
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? TenantPolicy.fromPartial(object.policy)
+      : undefined;
     return message;
   },
 };
@@ -547,6 +587,144 @@ export const RequestContext_TagsEntry: MessageFns<RequestContext_TagsEntry> = {
     const message = createBaseRequestContext_TagsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseTenantPolicy(): TenantPolicy {
+  return { providers: undefined, excludeProviders: [], residency: undefined };
+}
+
+export const TenantPolicy: MessageFns<TenantPolicy> = {
+  encode(message: TenantPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.providers !== undefined) {
+      StringList.encode(message.providers, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.excludeProviders) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.residency !== undefined) {
+      StringList.encode(message.residency, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TenantPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTenantPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.providers = StringList.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.excludeProviders.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.residency = StringList.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TenantPolicy>, I>>(base?: I): TenantPolicy {
+    return TenantPolicy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TenantPolicy>, I>>(object: I): TenantPolicy {
+    const message = createBaseTenantPolicy();
+    message.providers = (object.providers !== undefined && object.providers !== null)
+      ? StringList.fromPartial(object.providers)
+      : undefined;
+    message.excludeProviders = object.excludeProviders?.map((e) => e) || [];
+    message.residency = (object.residency !== undefined && object.residency !== null)
+      ? StringList.fromPartial(object.residency)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseStringList(): StringList {
+  return { values: [] };
+}
+
+export const StringList: MessageFns<StringList> = {
+  encode(message: StringList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.values) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StringList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStringList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.values.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StringList>, I>>(base?: I): StringList {
+    return StringList.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StringList>, I>>(object: I): StringList {
+    const message = createBaseStringList();
+    message.values = object.values?.map((e) => e) || [];
     return message;
   },
 };

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { strictObject } from './primitives';
+
+/**
+ * Where a provider's deployments process data (`eu`, `us`, `eu-west`): a tenant's policy allows
+ * residency labels, and a deployment is judged by its provider's. Not `region`, which Bedrock uses
+ * for the AWS region it calls.
+ */
+export const residencyLabel = z.string().regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, 'lower-case letters, digits and - (such as eu, us, eu-west)');
+
+/**
+ * Which deployments a tenant's requests may reach, by their provider. An organisation, team,
+ * project or key may each have one; what applies to a request is their intersection: each level
+ * can only narrow what the one above allows (docs/access.md#routing-policies).
+ */
+export function tenantPolicySchema(object: typeof strictObject) {
+  return object({
+    /** Only these provider ids (an empty list allows none). Unset: any provider. */
+    providers: z.array(z.string().min(1)).optional(),
+    /** Never these provider ids. */
+    excludeProviders: z.array(z.string().min(1)).optional(),
+    /** Only providers whose `residency` is one of these; a provider without one is excluded. Unset: any residency. */
+    residency: z.array(residencyLabel).optional(),
+  });
+}
+
+export type TenantPolicyConfig = z.infer<ReturnType<typeof tenantPolicySchema>>;
+
+type Issue = { path: Array<string | number>; message: string };
+
+/** What a policy is checked against: the configured providers and their residency labels. */
+export interface PolicyProviders {
+  /** Provider id → its `residency` label (undefined: none). */
+  readonly residency: ReadonlyMap<string, string | undefined>;
+}
+
+export function policyProvidersOf(providers: Readonly<Record<string, { residency?: string | undefined }>>): PolicyProviders {
+  return { residency: new Map(Object.entries(providers).map(([id, p]) => [id, p.residency])) };
+}
+
+/**
+ * Why a policy cannot mean what it says, each with the path (under `path`) of the entry: a
+ * provider id that is not configured (a typo would allow nothing, or exclude nothing), or a
+ * residency label no provider has (a typo would leave the tenant with no deployment at all).
+ */
+export function tenantPolicyIssues(policy: TenantPolicyConfig | undefined, known: PolicyProviders, path: Array<string | number>): Issue[] {
+  if (!policy) return [];
+  const issues: Issue[] = [];
+  const ids = [...known.residency.keys()];
+  for (const field of ['providers', 'excludeProviders'] as const) {
+    policy[field]?.forEach((id, i) => {
+      if (!known.residency.has(id)) issues.push({ path: [...path, field, i], message: `unknown provider "${id}": name a provider id (providers: ${ids.join(', ') || 'none'})` });
+    });
+  }
+  const labels = [...new Set([...known.residency.values()].filter((l): l is string => l !== undefined))];
+  policy.residency?.forEach((label, i) => {
+    // A malformed label has its own issue.
+    if (!labels.includes(label) && residencyLabel.safeParse(label).success) issues.push({ path: [...path, 'residency', i], message: `no provider has the residency "${label}": set providers.<id>.residency, or name one of ${labels.length ? labels.map((l) => `"${l}"`).join(', ') : 'none (no provider has a residency yet)'}` });
+  });
+  return issues;
+}
+
+/** Every tenant and configured key policy of `access`, checked against the configured providers. */
+export function accessPolicyIssues(
+  access: { orgs: ReadonlyArray<{ policy?: TenantPolicyConfig | undefined; teams: ReadonlyArray<{ policy?: TenantPolicyConfig | undefined; projects: ReadonlyArray<{ policy?: TenantPolicyConfig | undefined }> }> }>; keys: ReadonlyArray<{ policy?: TenantPolicyConfig | undefined }> },
+  providers: Readonly<Record<string, { residency?: string | undefined }>>,
+): Issue[] {
+  const known = policyProvidersOf(providers);
+  const issues: Issue[] = [];
+  access.orgs.forEach((org, o) => {
+    issues.push(...tenantPolicyIssues(org.policy, known, ['access', 'orgs', o, 'policy']));
+    org.teams.forEach((team, t) => {
+      issues.push(...tenantPolicyIssues(team.policy, known, ['access', 'orgs', o, 'teams', t, 'policy']));
+      team.projects.forEach((project, p) => issues.push(...tenantPolicyIssues(project.policy, known, ['access', 'orgs', o, 'teams', t, 'projects', p, 'policy'])));
+    });
+  });
+  access.keys.forEach((key, k) => issues.push(...tenantPolicyIssues(key.policy, known, ['access', 'keys', k, 'policy'])));
+  return issues;
+}

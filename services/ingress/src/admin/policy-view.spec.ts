@@ -1,0 +1,33 @@
+import { orgSchema } from '@openrouter/config';
+import { issueKeyBody, parseInput, policyChange, policyInput, tenantPatchInput, updateKeyInput } from './admin-input';
+import { ADMIN_OPENAPI } from './openapi';
+import { policyView } from './policy-view';
+import { orgView } from './tenants.http.controller';
+
+describe('routing policies in the admin API', () => {
+  it('shows a policy with snake_case fields, null lists for no restriction, null for none', () => {
+    expect(policyView(undefined)).toBeNull();
+    expect(policyView({ residency: ['eu'] })).toEqual({ providers: null, exclude_providers: [], residency: ['eu'] });
+    expect(policyView({ providers: [], excludeProviders: ['a'] })).toEqual({ providers: [], exclude_providers: ['a'], residency: null });
+    const org = orgSchema.parse({ id: 'acme', policy: { residency: ['eu'] }, teams: [{ id: 't', policy: { excludeProviders: ['x'] }, projects: [{ id: 'p' }] }] });
+    expect(orgView(org)).toMatchObject({ policy: { residency: ['eu'] }, teams: [{ policy: { exclude_providers: ['x'] }, projects: [{ policy: null }] }] });
+  });
+
+  it('reads exclude_providers as excludeProviders, and null in a PATCH as removing the policy', () => {
+    const issued = parseInput(issueKeyBody, { org: 'acme', policy: { exclude_providers: ['x'], residency: ['eu-west'] } });
+    expect(policyInput(issued.policy)).toEqual({ excludeProviders: ['x'], residency: ['eu-west'] });
+    expect(policyChange(updateKeyInput({ policy: null }).policy)).toBeNull();
+    expect(policyChange(tenantPatchInput({ name: 'x' }).policy)).toBeUndefined();
+    expect(policyChange(tenantPatchInput({ policy: { providers: [] } }).policy)).toEqual({ providers: [] });
+  });
+
+  it('refuses a malformed residency label and an unknown policy field with a 400 naming it', () => {
+    expect(() => parseInput(issueKeyBody, { org: 'acme', policy: { residency: ['EU'] } })).toThrow(expect.objectContaining({ kind: 'bad_request', param: 'policy.residency[0]' }));
+    expect(() => tenantPatchInput({ policy: { excludeProviders: ['x'] } })).toThrow(expect.objectContaining({ kind: 'bad_request' }));
+  });
+
+  it('describes the policy in the OpenAPI document of keys, tenants and their changes', () => {
+    const schemas = ADMIN_OPENAPI.components.schemas as Record<string, { properties?: Record<string, unknown> }>;
+    for (const name of ['IssueKey', 'UpdateKey', 'ApiKey', 'Tenant', 'TenantChange', 'Organization', 'Team', 'Project']) expect(Object.keys(schemas[name]?.properties ?? {})).toContain('policy');
+  });
+});
