@@ -5,6 +5,7 @@ import type { ProviderAdapter, ProviderContext } from '../provider-adapter';
 import type { UpstreamAuth } from '../upstream-auth';
 import { bearerAuth, undiciTokenHttp } from '../access-token';
 import { type EntraSourceOptions, entraTokenSource, reachedDirectly } from './azure-credentials';
+import { MANAGED_IDENTITY_TIMEOUT_MS } from './entra-token';
 
 /**
  * Azure OpenAI: the OpenAI wire format addressed by deployment
@@ -25,8 +26,10 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
   let tokenAgent: ReturnType<typeof createUpstreamDispatcher> | undefined;
   if (config.entra !== undefined) {
     // A managed identity's endpoint answers only on the host itself: never through a proxy. Entra ID's
-    // token endpoint is reached as the provider's API is.
-    tokenAgent = createUpstreamDispatcher(context.egress, reachedDirectly(config.entra) ? 'none' : config.proxy);
+    // token endpoint is reached as the provider's API is. A local endpoint also connects within a short time.
+    tokenAgent = reachedDirectly(config.entra)
+      ? createUpstreamDispatcher(context.egress, 'none', { connect: { timeout: MANAGED_IDENTITY_TIMEOUT_MS } })
+      : createUpstreamDispatcher(context.egress, config.proxy);
     try {
       // A source that cannot work (no tenant, an unreadable federated token file) stops the adapter here, at start-up.
       auth = bearerAuth(entraTokenSource(id, config.entra, { ...entraOptions, http: undiciTokenHttp(tokenAgent) }));

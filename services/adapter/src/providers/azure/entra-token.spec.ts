@@ -1,7 +1,7 @@
 import { toOpenAIError } from '@openrouter/openai-wire';
 import { failure } from '../gateway-failure.testing';
 import type { TokenHttp, TokenHttpRequest } from '../access-token';
-import { CLIENT_ASSERTION_TYPE, clientSecretGrant, entraTokenUrl, lifetimeOf, managedIdentityGrant, workloadIdentityGrant } from './entra-token';
+import { CLIENT_ASSERTION_TYPE, clientSecretGrant, entraTokenUrl, lifetimeOf, managedIdentityGrant, managedIdentityRequest, workloadIdentityGrant } from './entra-token';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const SCOPE = 'https://cognitiveservices.azure.com/.default';
@@ -136,6 +136,14 @@ describe('the managed identity grant', () => {
     expect(http.requests[0]).toMatchObject({ method: 'GET', headers: { 'x-identity-header': 'secret-header' } });
     expect(http.requests[0]?.url.searchParams.get('api-version')).toBe('2019-08-01');
     expect(http.requests[0]?.url.searchParams.has('client_id')).toBe(false);
+  });
+
+  it('gives a managed identity endpoint (on the host itself) a short timeout, not the 30 s of Entra ID over the network', () => {
+    const resource = 'https://cognitiveservices.azure.com';
+    const imds = managedIdentityRequest({ kind: 'imds', url: 'http://169.254.169.254/metadata/identity/oauth2/token', resource });
+    const appService = managedIdentityRequest({ kind: 'app-service', url: 'http://localhost:42356/msi/token', header: 'h', resource });
+    expect(imds.timeoutMs).toBe(5_000);
+    expect(appService.timeoutMs).toBe(5_000);
   });
 
   it('no matching identity (400) is a non-retryable 502; IMDS 404, 429 and 5xx and no answer are retryable 503', async () => {

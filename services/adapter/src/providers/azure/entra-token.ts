@@ -10,6 +10,12 @@ export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-typ
 export const IMDS_API_VERSION = '2018-02-01';
 export const APP_SERVICE_API_VERSION = '2019-08-01';
 const TOKEN_TIMEOUT_MS = 30_000;
+/**
+ * A managed identity's endpoint is on the host itself (IMDS at a link-local address, App Service's
+ * local endpoint): one that has not answered in this time will not, and every call waiting for its
+ * token waits as long (off Azure, IMDS's address drops the connection attempt).
+ */
+export const MANAGED_IDENTITY_TIMEOUT_MS = 5_000;
 
 /** Where Entra ID's token endpoint of a tenant is: `{authorityHost}/{tenantId}/oauth2/v2.0/token`. */
 export function entraTokenUrl(authorityHost: string, tenantId: string): URL {
@@ -186,7 +192,7 @@ export function managedIdentityRequest(endpoint: ManagedIdentityEndpoint): Token
   url.searchParams.set('resource', endpoint.resource);
   if (endpoint.clientId !== undefined) url.searchParams.set('client_id', endpoint.clientId);
   const headers: Record<string, string> = endpoint.kind === 'imds' ? { metadata: 'true' } : { 'x-identity-header': endpoint.header };
-  return { method: 'GET', url, headers, timeoutMs: TOKEN_TIMEOUT_MS };
+  return { method: 'GET', url, headers, timeoutMs: MANAGED_IDENTITY_TIMEOUT_MS };
 }
 
 /**
