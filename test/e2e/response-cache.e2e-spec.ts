@@ -47,6 +47,12 @@ describe('the response cache end to end, through the official openai SDK', () =>
           ],
         };
         doc['cache'] = { enabled: true, defaultTtlSeconds: 60, maxTtlSeconds: 600 };
+        // An A/B experiment on the alias `trial`: which arm answers depends on who asks.
+        doc['routing'] = {
+          ...(doc['routing'] as Record<string, unknown>),
+          aliases: { trial: { models: ['gpt-4o-mini'] } },
+          experiments: [{ id: 'trial-split', target: 'trial', stickiness: 'key', arms: [{ name: 'a', model: 'gpt-4o-mini', weight: 1 }, { name: 'b', model: 'gpt-4o-mini', weight: 1 }] }],
+        };
       },
     });
     client = gw.client({ apiKey: SEARCH_KEY });
@@ -164,6 +170,16 @@ describe('the response cache end to end, through the official openai SDK', () =>
     expect(refused).toBeInstanceOf(OpenAI.APIError);
     expect((refused as InstanceType<typeof OpenAI.APIError>).status).toBeGreaterThanOrEqual(400);
     expect(upstreamChats()).toBe(1);
+  });
+
+  it('does not store an answer whose model an experiment chose: another caller of the project may be on another arm', async () => {
+    const body = { model: 'trial', messages: [{ role: 'user' as const, content: 'Which arm am I on?' }] };
+    const first = await client.chat.completions.create(body, { headers: use }).withResponse();
+    expect(first.response.headers.get('x-openrouter-experiment')).toMatch(/^trial-split\//);
+    const second = await gw.client({ apiKey: SEARCH_SECOND_KEY }).chat.completions.create(body, { headers: use }).withResponse();
+    expect(second.response.headers.get('x-openrouter-cache')).toBe('miss');
+    expect(second.response.headers.get('x-openrouter-experiment')).toMatch(/^trial-split\//);
+    expect(upstreamChats()).toBe(2);
   });
 
   it('caches embeddings', async () => {

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { toOpenAIChunk, toOpenAICompletion, toOpenAIEmbeddingResponse, type EmbeddingEncoding } from '@openrouter/openai-wire';
+import { cutWhenStalled } from '../routes/client-connection';
 import { SseWriter } from '../routes/sse.writer';
 import type { UsageTrack } from '../usage/usage-recorder';
 import { replayChunks } from './cached-answer';
@@ -10,6 +11,16 @@ import { CACHE_HEADER, type CacheHit, type CachedOrigin, type CachePlan } from '
 export function cacheStatusHeaders(plan: CachePlan | undefined): Record<string, string> {
   if (!plan) return {};
   return { [CACHE_HEADER]: plan.mode === 'use' ? 'miss' : plan.mode };
+}
+
+/**
+ * Whether an answer of this route may be stored: not when an A/B experiment or a gray release chose
+ * its model. Which arm answers depends on who asks (the end user, the key), which the entry's scope
+ * does not tell apart: another caller would be answered by an arm it is not on, and a rolled-back
+ * canary's answers would outlive the rollback.
+ */
+export function storableRoute(decision: routerv1.RouteDecision): boolean {
+  return !decision.experiment;
 }
 
 /** The route that served a fresh answer and what it cost, as its entry keeps them. */
@@ -33,9 +44,17 @@ function hitHeaders(req: FastifyRequest, hit: CacheHit, usage: UsageTrack): Reco
 /**
  * A chat request answered from the cache, whole or as a stream (`request.stream`) whatever the
  * entry came from: a stream replays the answer as OpenAI's chunks (each choice's message, then
- * its finish), the usage chunk when the client asked for it, and `[DONE]`.
+ * its finish), the usage chunk when the client asked for it, and `[DONE]`; cut, as a provider's
+ * stream is, when its client stops reading for `stallMs` (`REQUEST_BOUNDS.streamStallMs`).
  */
-export async function sendChatHit(req: FastifyRequest, reply: FastifyReply, request: chatv1.ChatRequest, hit: CacheHit & { completion: chatv1.ChatCompletion }, usage: UsageTrack): Promise<void> {
+export async function sendChatHit(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  request: chatv1.ChatRequest,
+  hit: CacheHit & { completion: chatv1.ChatCompletion },
+  usage: UsageTrack,
+  stallMs: number,
+): Promise<void> {
   const completion = hit.completion;
   usage.cacheHit(hit, completion.usage);
   const headers = hitHeaders(req, hit, usage);
@@ -43,6 +62,9 @@ export async function sendChatHit(req: FastifyRequest, reply: FastifyReply, requ
     await reply.headers(headers).send(usage.decorate(toOpenAICompletion({ ...completion, usage: usage.tokens() }, hit.model)));
     return;
   }
+  // A client that stops reading is cut after a heartbeat without progress, as on a provider's stream:
+  // otherwise the replay waits on it for ever, holding the request and its budget reservation.
+  cutWhenStalled(reply.raw, stallMs);
   reply.hijack();
   const sse = new SseWriter(reply.raw);
   sse.open(headers);

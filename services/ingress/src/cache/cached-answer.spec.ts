@@ -1,4 +1,5 @@
 import type { chatv1 } from '@openrouter/contracts';
+import { toOpenAIChunk } from '@openrouter/openai-wire';
 import { completionStorable, replayChunks, StreamedAnswer } from './cached-answer';
 
 const usage: chatv1.Usage = { promptTokens: 5, completionTokens: 4, totalTokens: 9, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false };
@@ -65,5 +66,29 @@ describe('cached answers', () => {
     const again = new StreamedAnswer();
     for (const c of chunks) again.add(c);
     expect(again.whole(usage)?.choices).toEqual(original.choices);
+  });
+
+  it("replays a whole answer's log probabilities on its message chunk, as a stream that asked for them carries them", () => {
+    const logprobs = { content: [{ token: 'Hello', logprob: -0.1, bytes: [72, 101, 108, 108, 111], top_logprobs: [] }, { token: ' there', logprob: -0.2, bytes: null, top_logprobs: [] }], refusal: null };
+    const original = completion('stop');
+    const withLogprobs = { ...original, choices: original.choices.map((c) => ({ ...c, logprobsJson: JSON.stringify(logprobs) })) };
+    const [message, finish] = replayChunks(withLogprobs).map((c) => toOpenAIChunk(c, 'gpt-4o-mini') as { choices: { logprobs: unknown }[] });
+    expect(message?.choices[0]?.logprobs).toEqual(logprobs);
+    expect(finish?.choices[0]?.logprobs).toBeNull();
+  });
+
+  it('stops gathering a stream once its answer outgrows the entry bound: nothing is kept, nothing stored', () => {
+    const bounded = new StreamedAnswer(64);
+    for (let i = 0; i < 10; i++) bounded.add(chunk([{ index: 0, delta: delta({ content: 'x'.repeat(10) }), logprobsJson: '' }]));
+    bounded.add(chunk([{ index: 0, delta: delta({}), finishReason: 'stop', logprobsJson: '' }]));
+    expect(bounded.whole(usage)).toBeUndefined();
+    // Tool-call arguments count as the content does.
+    const tools = new StreamedAnswer(64);
+    tools.add(chunk([{ index: 0, delta: delta({ toolCalls: [{ index: 0, id: 'call_1', type: 'function', name: 'get', arguments: '{"q":"' + 'y'.repeat(100) + '"}' }] }), finishReason: 'tool_calls', logprobsJson: '' }]));
+    expect(tools.whole(usage)).toBeUndefined();
+    // Within the bound: stored as before.
+    const small = new StreamedAnswer(64);
+    small.add(chunk([{ index: 0, delta: delta({ content: 'x'.repeat(60) }), finishReason: 'stop', logprobsJson: '' }]));
+    expect(small.whole(usage)?.choices[0]?.message?.content).toBe('x'.repeat(60));
   });
 });

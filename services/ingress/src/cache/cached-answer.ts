@@ -31,9 +31,18 @@ export class StreamedAnswer {
   private systemFingerprint: string | undefined;
   private serviceTier: string | undefined;
   private unstorable = false;
+  /** Bytes of text gathered so far (content, refusals, tool calls). */
+  private bytes = 0;
+
+  /**
+   * @param maxBytes `cache.maxEntryBytes`: an answer whose text alone is larger could not be stored
+   * (its sealed entry is larger still), so it is dropped as soon as it grows past it, not kept to the end.
+   */
+  constructor(private readonly maxBytes = Number.POSITIVE_INFINITY) {}
 
   add(chunk: chatv1.ChatChunk): void {
     if (this.unstorable) return;
+    if (this.outgrown(chunk)) return;
     this.id ||= chunk.id;
     this.created ||= chunk.created;
     this.model ||= chunk.model;
@@ -66,6 +75,18 @@ export class StreamedAnswer {
     }
   }
 
+  private outgrown(chunk: chatv1.ChatChunk): boolean {
+    for (const { delta } of chunk.choices) {
+      if (!delta) continue;
+      this.bytes += Buffer.byteLength(delta.content ?? '') + Buffer.byteLength(delta.refusal ?? '');
+      for (const call of delta.toolCalls) this.bytes += Buffer.byteLength(call.name ?? '') + Buffer.byteLength(call.arguments ?? '');
+    }
+    if (this.bytes <= this.maxBytes) return false;
+    this.unstorable = true;
+    this.choices.clear();
+    return true;
+  }
+
   /** The whole answer with `usage`, or undefined when it may not be stored (a choice unfinished, or finished for a reason not stored). */
   whole(usage: chatv1.Usage): chatv1.ChatCompletion | undefined {
     if (this.unstorable || this.choices.size === 0) return undefined;
@@ -87,7 +108,7 @@ export class StreamedAnswer {
 
 /**
  * A whole answer as the chunks of a stream: per choice, one chunk with its whole message (role,
- * content, refusal, tool calls with their indexes), then one that finishes it. The usage chunk is
+ * content, refusal, tool calls with their indexes, log probabilities), then one that finishes it. The usage chunk is
  * the caller's, as a stream's is.
  */
 export function replayChunks(completion: chatv1.ChatCompletion): chatv1.ChatChunk[] {
@@ -102,7 +123,8 @@ export function replayChunks(completion: chatv1.ChatCompletion): chatv1.ChatChun
       toolCalls: (m?.toolCalls ?? []).map((t, index) => ({ index, id: t.id, type: t.type || 'function', name: t.function?.name ?? '', arguments: t.function?.arguments ?? '' })),
       extraJson: m?.extraJson ?? '',
     };
-    chunks.push({ ...head, choices: [{ index: choice.index, delta, logprobsJson: '' }] });
+    // The log probabilities of the whole message, as a stream's chunk carries those of its own text.
+    chunks.push({ ...head, choices: [{ index: choice.index, delta, logprobsJson: choice.logprobsJson }] });
     chunks.push({ ...head, choices: [{ index: choice.index, delta: { toolCalls: [], extraJson: '' }, finishReason: choice.finishReason, logprobsJson: '', stopSequence: choice.stopSequence }] });
   }
   return chunks;

@@ -3,6 +3,8 @@ import { cacheSchema } from '@openrouter/config';
 import { routerv1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
+import { hashApiKey } from '../access/api-key';
+import { openText } from '../access/sealed-text';
 import { ResponseCache, type CachedOrigin } from './response-cache';
 import { MemoryResponseCacheStore, type ResponseCacheStore } from './response-cache.store';
 
@@ -136,6 +138,21 @@ describe('ResponseCache', () => {
     await expect(results(registry)).resolves.toEqual({ miss: 4 });
   });
 
+  it('derives its keys apart from every API key hash: the hash of a key named like the derivation opens nothing', async () => {
+    const store = new Recording();
+    const secret = 'a-shared-hash-secret';
+    const { cache } = cacheOf(store, {}, secret);
+    const plan = cache.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'use' });
+    cache.storeCompletion(plan, origin, answer, 'r1');
+    await settled();
+    const sealed = store.values.get(plan.id) ?? '';
+    expect(sealed).not.toBe('');
+    // Key hashes sit in the configuration and the access store; none may be a key of the cache.
+    for (const name of ['response-cache:seal', 'response-cache:key']) {
+      expect(() => openText(Buffer.from(hashApiKey(secret, name), 'hex'), sealed, plan.id)).toThrow();
+    }
+  });
+
   it('does not store an entry over maxEntryBytes, nor an answer of a bypassed request', async () => {
     const store = new Recording();
     const { cache, registry } = cacheOf(store, { maxEntryBytes: 200 });
@@ -146,6 +163,13 @@ describe('ResponseCache', () => {
     await settled();
     expect(store.values.size).toBe(0);
     await expect(results(registry)).resolves.toEqual({ skipped: 1 });
+  });
+
+  it('gathers a stream for storing only up to maxEntryBytes', () => {
+    const { cache } = cacheOf(new Recording(), { maxEntryBytes: 64 });
+    const gathered = cache.gathering();
+    gathered.add({ id: 'c1', created: 100, model: 'up', choices: [{ index: 0, delta: { content: 'x'.repeat(100), toolCalls: [], extraJson: '' }, finishReason: 'stop', logprobsJson: '' }] });
+    expect(gathered.whole(usage)).toBeUndefined();
   });
 
   it('serves uncached when the store cannot be reached: no error to the caller, counted as error', async () => {

@@ -8,6 +8,7 @@ import type { Logger } from '@openrouter/observability';
 import type { PricedUsage } from '@openrouter/usage';
 import { openText, sealText } from '../access/sealed-text';
 import { keyMaterial, scopeIds, servingConstraints, type CacheEndpoint } from './cache-key';
+import { StreamedAnswer } from './cached-answer';
 import type { ResponseCacheStore } from './response-cache.store';
 
 /** Request header choosing what the cache does with a request. */
@@ -85,8 +86,10 @@ export class ResponseCache {
     registry: Registry,
     private readonly now: () => number = Date.now,
   ) {
-    this.keyKey = createHmac('sha256', secret).update('response-cache:key').digest();
-    this.sealKey = createHmac('sha256', secret).update('response-cache:seal').digest();
+    // Labels with a NUL byte, which no API key can hold (a header cannot carry one): an API key's
+    // hash, HMAC of the same secret and kept in the configuration and the access store, is never one of these keys.
+    this.keyKey = createHmac('sha256', secret).update('response-cache\0key').digest();
+    this.sealKey = createHmac('sha256', secret).update('response-cache\0seal').digest();
     this.requests = new Counter({
       name: 'openrouter_cache_requests_total',
       help: 'Requests seen by the response cache, by result: hit, miss, refresh, bypass, error (store unreachable: served uncached; or an answer that could not be stored), skipped (an answer not stored: incomplete, filtered, cut or too large).',
@@ -149,6 +152,11 @@ export class ResponseCache {
 
   storeEmbedding(plan: CachePlan, origin: CachedOrigin, response: chatv1.EmbeddingResponse, requestId: string): void {
     this.write(plan, origin, Buffer.from(chatv1.EmbeddingResponse.encode(response).finish()), requestId);
+  }
+
+  /** What gathers a stream for {@link storeCompletion}: it gives up once the answer outgrows `cache.maxEntryBytes`. */
+  gathering(): StreamedAnswer {
+    return new StreamedAnswer(this.config.maxEntryBytes);
   }
 
   /** An answer of a `use` or `refresh` request that is not stored (incomplete, filtered, cut). */

@@ -3,8 +3,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
-import { cacheStatusHeaders, originOf, sendChatHit } from '../cache/cache-replies';
-import { completionStorable, StreamedAnswer } from '../cache/cached-answer';
+import { cacheStatusHeaders, originOf, sendChatHit, storableRoute } from '../cache/cache-replies';
+import { completionStorable } from '../cache/cached-answer';
 import { ResponseCache } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { clientChunks, openHttpChat, parseHttpChat } from './chat.service';
@@ -32,14 +32,15 @@ export class ChatCompletionsHttpController {
     const plan = this.cache?.plan('/v1/chat/completions', requestContextOf(req), req.body, req.headers);
     if (plan && this.cache) {
       const hit = await this.cache.lookup(plan, String(req.id));
-      if (hit?.completion) return sendChatHit(req, reply, parsed, { ...hit, completion: hit.completion }, usage);
+      if (hit?.completion) return sendChatHit(req, reply, parsed, { ...hit, completion: hit.completion }, usage, this.bounds.streamStallMs);
     }
     // Usage is always asked of the provider (metering needs it) and shown only when the client asked.
     const { request, opened, signal, headers, clientWantsUsage } = await openHttpChat(this.router, this.bounds, req, reply, usage, parsed);
     Object.assign(headers, cacheStatusHeaders(plan));
     const model = opened.decision.model;
-    // An answer the budget capped (its output limit set by the gateway) is not the request's own: never stored.
-    const storing = plan && plan.mode !== 'bypass' && this.cache && !req.budget?.capped ? { plan, cache: this.cache } : undefined;
+    // An answer the budget capped (its output limit set by the gateway) is not the request's own, and
+    // one an experiment's arm answered is not every caller's: never stored.
+    const storing = plan && plan.mode !== 'bypass' && this.cache && !req.budget?.capped && storableRoute(opened.decision) ? { plan, cache: this.cache } : undefined;
 
     if (!request.stream) {
       const completion = opened.first.completion;
@@ -54,7 +55,7 @@ export class ChatCompletionsHttpController {
     reply.hijack();
     const sse = new SseWriter(reply.raw);
     sse.open(headers);
-    const gathered = storing ? new StreamedAnswer() : undefined;
+    const gathered = storing ? storing.cache.gathering() : undefined;
     try {
       for await (const chunk of clientChunks(opened, { usage, budget: req.budget, clientWantsUsage, observe: gathered && ((c) => gathered.add(c)) })) await sse.data(chunk);
       sse.done();

@@ -4,7 +4,7 @@ import { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseEmbeddingRequest, toOpenAIEmbeddingResponse } from '@openrouter/openai-wire';
 import { ApiKeyGuard, KeyGuard, requestContextOf } from '../auth/api-key.guard';
-import { cacheStatusHeaders, originOf, sendEmbeddingHit } from '../cache/cache-replies';
+import { cacheStatusHeaders, originOf, sendEmbeddingHit, storableRoute } from '../cache/cache-replies';
 import { ResponseCache } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { routeHeaders } from './chat.service';
@@ -60,8 +60,9 @@ export class EmbeddingsHttpController {
     if (!result.decision || !result.response) throw new GatewayError('upstream_error', 'The router returned no embeddings.');
     usage.routed(result.decision);
     usage.embedding(result.response.usage);
-    // Stored even when the client has gone: the answer is whole, and paid for.
-    if (plan && plan.mode !== 'bypass') this.cache?.storeEmbedding(plan, originOf(result.decision, usage), result.response, String(req.id));
+    // Stored even when the client has gone: the answer is whole, and paid for (not one an experiment's arm answered).
+    if (plan && plan.mode !== 'bypass' && storableRoute(result.decision)) this.cache?.storeEmbedding(plan, originOf(result.decision, usage), result.response, String(req.id));
+    else if (plan) this.cache?.skipped(plan);
     stopIfClientLeft(reply);
     await reply
       .headers({ ...routeHeaders(result.decision), ...cacheStatusHeaders(plan), 'x-request-id': String(req.id), ...usage.costHeaders() })
