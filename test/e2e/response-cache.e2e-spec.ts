@@ -94,6 +94,9 @@ describe('the response cache end to end, through the official openai SDK', () =>
     for (const name of ['x-openrouter-model', 'x-openrouter-provider', 'x-openrouter-deployment']) expect(headers.get(name)).toBe(first.response.headers.get(name));
     expect(second.data.choices[0]?.message.content).toBe(first.data.choices[0]?.message.content);
     expect(second.data.model).toBe(first.data.model);
+    // An answer of its own: another id, so clients keying messages on it never merge the two.
+    expect(second.data.id).toMatch(/^chatcmpl-/);
+    expect(second.data.id).not.toBe(first.data.id);
     expect(second.data.usage).toMatchObject({ prompt_tokens: first.data.usage?.prompt_tokens, completion_tokens: first.data.usage?.completion_tokens, cost: 0 });
 
     // Streamed, from the whole answer's entry: read by the SDK as any stream.
@@ -102,13 +105,18 @@ describe('the response cache end to end, through the official openai SDK', () =>
     let text = '';
     let finish: string | null | undefined;
     let usage: OpenAI.CompletionUsage | undefined;
+    const ids = new Set<string>();
     for await (const chunk of stream.data) {
+      ids.add(chunk.id);
       text += chunk.choices[0]?.delta.content ?? '';
       finish ??= chunk.choices[0]?.finish_reason;
       if (chunk.usage) usage = chunk.usage;
     }
     expect(text).toBe(first.data.choices[0]?.message.content);
     expect(finish).toBe(first.data.choices[0]?.finish_reason);
+    expect(ids.size).toBe(1);
+    expect([...ids][0]).not.toBe(first.data.id);
+    expect([...ids][0]).not.toBe(second.data.id);
     expect(usage).toMatchObject({ prompt_tokens: first.data.usage?.prompt_tokens, completion_tokens: first.data.usage?.completion_tokens, cost: 0 });
     expect(upstreamChats()).toBe(1);
 

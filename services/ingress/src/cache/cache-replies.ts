@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { toOpenAIChunk, toOpenAICompletion, toOpenAIEmbeddingResponse, type EmbeddingEncoding } from '@openrouter/openai-wire';
@@ -55,7 +56,10 @@ export async function sendChatHit(
   usage: UsageTrack,
   stallMs: number,
 ): Promise<void> {
-  const completion = hit.completion;
+  // A hit is an answer of its own: a fresh id and creation time (clients that key messages on the
+  // id, as LangChain's message reducers do, would otherwise merge two answers into one); `age`
+  // tells how old the stored answer is.
+  const completion = { ...hit.completion, id: `chatcmpl-${randomBytes(15).toString('base64url')}`, created: Math.floor(Date.now() / 1000) };
   usage.cacheHit(hit, completion.usage);
   const headers = hitHeaders(req, hit, usage);
   if (!request.stream) {
