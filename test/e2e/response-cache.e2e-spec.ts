@@ -130,6 +130,9 @@ describe('the response cache end to end, through the official openai SDK', () =>
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     expect(metrics).toMatch(/^openrouter_cache_requests_total\{[^}]*result="hit"[^}]*\} 2$/m);
     expect(metrics).toMatch(/^openrouter_cache_requests_total\{[^}]*result="miss"[^}]*\} 1$/m);
+    // The hits are no provider's requests: their latency and tokens are counted under provider "cache".
+    expect(metrics).toMatch(/^openrouter_requests_total\{[^}]*provider="cache"[^}]*\} 2$/m);
+    expect(metrics).toMatch(/^openrouter_requests_total\{[^}]*provider="simulated"[^}]*\} 1$/m);
   });
 
   it('stores a stream that completed and answers the whole request from it', async () => {

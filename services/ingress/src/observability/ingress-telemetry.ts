@@ -44,7 +44,8 @@ export class IngressTelemetry {
     this.api.metered({
       endpoint: endpoint ?? ENDPOINTS[event.operation],
       model: event.servedModel,
-      provider: event.provider,
+      // A hit is served by no provider: counted under `cache`, so per-provider latency and token panels stay the providers'.
+      provider: event.cacheHit ? 'cache' : event.provider,
       httpStatus: event.httpStatus,
       outcome: OUTCOMES[event.status],
       errorKind: event.errorKind,
