@@ -125,7 +125,7 @@ describe('usage reports through the admin API', () => {
     expect(invoice.lines.reduce((n, l) => n + l.requests, 0)).toBe(acme.length);
     const csv = await get(`/admin/v1/invoices/acme/${month}?format=csv`);
     expect(csv.type).toMatch(/^text\/csv/);
-    expect(csv.text.split('\r\n')[0]).toBe('model,currency,requests,prompt_tokens,completion_tokens,cached_read_tokens,cache_write_tokens,amount');
+    expect(csv.text.split('\r\n')[0]).toBe('model,currency,requests,prompt_tokens,completion_tokens,cached_read_tokens,cache_write_tokens,amount,cache_hits,cache_saved_cost');
   });
 
   it.each(['proportional', 'fixed'] as const)('charges every cent back to cost centres (%s allocation)', async (allocation) => {
@@ -164,7 +164,7 @@ describe('usage reports through the admin API', () => {
     const search = report.data.filter((r) => r['org'] === 'acme' && r['project'] === 'search');
     expect(sum(search.map((r) => String(r['cost'])))).toBe(sum(all.filter((e) => e.project_id === 'search').map((e) => e.cost)));
     const csv = await get(`/admin/v1/usage?from=${month}-01&group_by=cost_center&format=csv`);
-    expect(csv.text.split('\r\n')[0]).toBe('cost_center,currency,requests,errors,prompt_tokens,completion_tokens,cached_read_tokens,cache_write_tokens,reasoning_tokens,cost');
+    expect(csv.text.split('\r\n')[0]).toBe('cost_center,currency,requests,errors,prompt_tokens,completion_tokens,cached_read_tokens,cache_write_tokens,reasoning_tokens,cost,cache_hits,cache_saved_cost');
     const raw = await get(`/admin/v1/usage?from=${new Date(Date.now() - 3_600_000).toISOString()}&group_by=experiment_arm&experiment=exp-1`);
     expect((raw.body as { source: string }).source).toBe('events');
     // What the clients asked for beside what served them: the experiment's target, split over its arms.

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { hashApiKey } from '@openrouter/ingress';
+import { Money } from '@openrouter/usage';
 import { queryRows } from '../support/infra/clickhouse';
 import { sharedRedisUrl } from '../support/infra/shared-infra';
 import { waitFor } from '../support/infra/wait-for';
@@ -219,6 +220,42 @@ describe('the response cache end to end, through the official openai SDK', () =>
       expect(refused).toMatchObject({ status: 400, param, code: 'invalid_value' });
     }
     expect(upstreamChats()).toBe(0);
+  });
+
+  it('shows the hits and the spend they avoided in the admin usage report, from the raw events and from the daily rollup', async () => {
+    interface UsageReport {
+      source: string;
+      data: Array<{ model: string; currency: string; requests: number; cost: string; cache_hits: number; cache_saved_cost: string }>;
+      total: { cache_hits: number; cache_saved_cost: string | null; cache_saved_cost_by_currency: Record<string, string> };
+    }
+    // Embeddings of the `ads` key: a row of their own, which no other test of this suite makes.
+    const ads = gw.client({ apiKey: ADS_KEY });
+    const input = { model: 'text-embedding-3-small', input: [`what the cache saves ${randomBytes(4).toString('hex')}`] };
+    const first = await ads.embeddings.create(input, { headers: { ...use, 'x-request-id': 'cache-report-first' } }).withResponse();
+    const firstCost = first.response.headers.get('x-openrouter-cost') ?? '';
+    expect(Number(firstCost)).toBeGreaterThan(0);
+    for (const id of ['cache-report-hit-1', 'cache-report-hit-2']) {
+      const hit = await ads.embeddings.create(input, { headers: { ...use, 'x-request-id': id } }).withResponse();
+      expect(hit.response.headers.get('x-openrouter-cache')).toBe('hit');
+    }
+    await rowsOf(['cache-report-first', 'cache-report-hit-1', 'cache-report-hit-2']);
+
+    const today = new Date().toISOString().slice(0, 10);
+    const tomorrow = new Date(Date.parse(today) + 86_400_000).toISOString().slice(0, 10);
+    const ranges = { events: `from=${new Date(Date.now() - 3_600_000).toISOString()}`, rollup: `from=${today}&to=${tomorrow}` };
+    const saved = new Money(firstCost).times(2);
+    for (const [source, range] of Object.entries(ranges)) {
+      const response = await fetch(`${gw.url}/admin/v1/usage?${range}&group_by=model&key=ads&model=text-embedding-3-small`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+      expect(response.status).toBe(200);
+      const report = (await response.json()) as UsageReport;
+      expect(report.source).toBe(source);
+      // The two hits cost nothing and avoided twice what the first answer cost, to the last decimal.
+      expect(report.data).toEqual([expect.objectContaining({ model: 'text-embedding-3-small', requests: 3, cost: firstCost, cache_hits: 2 })]);
+      expect(new Money(report.data[0]?.cache_saved_cost ?? '').equals(saved)).toBe(true);
+      expect(report.total.cache_hits).toBe(2);
+      expect(new Money(report.total.cache_saved_cost ?? '').equals(saved)).toBe(true);
+      expect(Object.keys(report.total.cache_saved_cost_by_currency)).toEqual([report.data[0]?.currency]);
+    }
   });
 });
 

@@ -12,7 +12,7 @@ describe('ClickHouse migrations (chDB)', () => {
     expect(second.applied).toEqual([]);
     const recorded = await queryRows<{ version: number; name: string }>(target, 'SELECT version, name FROM {db:Identifier}.schema_migrations FINAL ORDER BY version');
     expect(recorded.map((r) => r.name)).toEqual(USAGE_MIGRATIONS.map((m) => m.name));
-    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history', 'usage_daily_signed_counts', 'usage_event_request_id', 'usage_event_cache_hit']);
+    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history', 'usage_daily_signed_counts', 'usage_event_request_id', 'usage_event_cache_hit', 'usage_daily_cache_hits']);
     const tables = await queryRows<{ name: string }>(target, 'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name', { db: target.database });
     expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['usage_events', 'usage_event_ids', 'usage_event_ids_mv', 'usage_daily', 'usage_daily_mv', 'schema_migrations']));
     const cacheColumns = await queryRows<{ name: string; type: string; default_expression: string }>(
@@ -46,7 +46,7 @@ describe('ClickHouse migrations (chDB)', () => {
         query: "INSERT INTO {db:Identifier}.usage_daily (day, org_id, currency, requests, prompt_tokens, cost) VALUES ('2025-03-01', 'acme', 'USD', 3, 300, '1.5')",
         query_params: { db: older.database },
       });
-      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([5, 6, 7]);
+      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([5, 6, 7, 8]);
       const columns = await queryRows<{ name: string; type: string }>(older, "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'usage_daily' AND name IN ('requests', 'prompt_tokens')", { db: older.database });
       expect(columns).toEqual([
         { name: 'requests', type: 'Int64' },
@@ -58,6 +58,41 @@ describe('ClickHouse migrations (chDB)', () => {
       });
       const [sums] = await queryRows<Record<string, string>>(older, 'SELECT toString(sum(requests)) AS requests, toString(sum(prompt_tokens)) AS prompt, toString(sum(cost)) AS cost FROM {db:Identifier}.usage_daily');
       expect(sums).toEqual({ requests: '2', prompt: '200', cost: '1' });
+    } finally {
+      await older.client.close();
+    }
+  });
+
+  it('adds cache hits and savings to the daily rollup: rows written before read none, the view counts them from then on', async () => {
+    const older = embeddedClickHouse();
+    const insertEvent = (id: string, cacheHit: boolean, cost: string, saved: string) =>
+      older.client.command({
+        query: `INSERT INTO {db:Identifier}.usage_events (event_id, received_at, completed_at, org_id, project_id, served_model, currency, prompt_tokens, cost, status, cache_hit, cache_saved_cost)
+VALUES ({id:String}, '2025-03-01 10:00:00', '2025-03-01 10:00:01', 'acme', 'search', 'gpt-4o', 'USD', 10, {cost:Decimal(38, 18)}, 'ok', {hit:Bool}, {saved:Decimal(38, 18)})`,
+        query_params: { db: older.database, id, hit: cacheHit, cost, saved },
+      });
+    try {
+      await migrate(older.client, older.database, USAGE_MIGRATIONS.slice(0, 7));
+      await insertEvent('before', false, '0.5', '0');
+      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([8]);
+      const columns = await queryRows<{ name: string; type: string }>(older, "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'usage_daily' AND name LIKE 'cache\\_%' ORDER BY position", { db: older.database });
+      expect(columns.map((c) => [c.name, c.type])).toEqual([
+        ['cache_write_tokens', 'Int64'],
+        ['cache_hits', 'Int64'],
+        ['cache_saved_cost', 'Decimal(38, 18)'],
+      ]);
+      await insertEvent('hit', true, '0', '0.250000000000000001');
+      await insertEvent('miss', false, '0.25', '0');
+      const daily = () =>
+        queryRows<Record<string, string>>(
+          older,
+          'SELECT toString(sum(requests)) AS requests, toString(sum(prompt_tokens)) AS prompt, toString(sum(cost)) AS cost, toString(sum(cache_hits)) AS hits, toString(sum(cache_saved_cost)) AS saved FROM {db:Identifier}.usage_daily',
+        );
+      expect(await daily()).toEqual([{ requests: '3', prompt: '30', cost: '0.75', hits: '1', saved: '0.250000000000000001' }]);
+      // Applied once: a second start changes nothing, and the view still counts each event once.
+      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([]);
+      await insertEvent('hit-2', true, '0', '1');
+      expect(await daily()).toEqual([{ requests: '4', prompt: '40', cost: '0.75', hits: '2', saved: '1.250000000000000001' }]);
     } finally {
       await older.client.close();
     }

@@ -66,6 +66,29 @@ async function dayTotals(store: ClickHouseTarget, day: string): Promise<{ rollup
   return { rollup, raw };
 }
 
+/** A request answered from the response cache: cost 0, and what its first answer cost. */
+function cacheHit(id: string, at: number, project: string, saved: string): usagev1.UsageEvent {
+  const e = event(id, at, project, '0');
+  e.cacheHit = true;
+  e.cacheSavedCost = saved;
+  return e;
+}
+
+/** The day's cache hits and the spend they avoided per project, from the rollup and from the raw events. */
+async function dayCacheTotals(store: ClickHouseTarget, day: string): Promise<{ rollup: unknown[]; raw: unknown[] }> {
+  const rollup = await rows(
+    store,
+    'SELECT project_id, toString(sum(requests)) AS requests, toString(sum(cache_hits)) AS hits, toString(sum(cache_saved_cost)) AS saved FROM {db:Identifier}.usage_daily WHERE day = {day:Date} GROUP BY project_id ORDER BY project_id',
+    { day },
+  );
+  const raw = await rows(
+    store,
+    'SELECT project_id, toString(count()) AS requests, toString(countIf(cache_hit)) AS hits, toString(sum(cache_saved_cost)) AS saved FROM {db:Identifier}.usage_events FINAL WHERE toDate(received_at) = {day:Date} GROUP BY project_id ORDER BY project_id',
+    { day },
+  );
+  return { rollup, raw };
+}
+
 describe('reconciliation (chDB, redis-server)', () => {
   let store: ClickHouseTarget;
   let repository: ClickHouseUsageEventRepository;
@@ -173,6 +196,40 @@ describe('reconciliation (chDB, redis-server)', () => {
       const totals = await dayTotals(store, day);
       expect(totals.rollup).toEqual(totals.raw);
       expect(totals.raw).toEqual([{ project_id: 'search', requests: '2', errors: '0', prompt: '200', cost: '0.5', latency: '80' }]);
+      await reconciler.close();
+    });
+    it('rebuilds the cache hits and savings too: takes off a hit stored twice, adds one the rollup never counted', async () => {
+      const day = '2025-03-05';
+      const at = Date.parse(`${day}T10:00:00Z`);
+      // A hit stored before the rollup kept cache hits (migration 8): the view counted its request only.
+      await repository.insertRows([repository.encode(cacheHit('old-hit', at, 'search', '0.3'))]);
+      await store.client.command({
+        query: 'ALTER TABLE {db:Identifier}.usage_daily UPDATE cache_hits = 0, cache_saved_cost = 0 WHERE day = {day:Date}',
+        query_params: { db: store.database, day },
+        clickhouse_settings: { mutations_sync: '1' },
+      });
+      // Two consumers in a rebalance race store the same batch of hits.
+      const batch = [cacheHit('hit-1', at + 1, 'search', '0.4'), cacheHit('hit-2', at + 2, 'search', '0.500000000000000001'), event('miss-1', at + 3, 'search', '0.25')];
+      await repository.insertRows(batch.map((e) => repository.encode(e)));
+      await repository.insertRows(batch.slice(0, 2).map((e) => repository.encode(e)));
+      const before = await dayCacheTotals(store, day);
+      expect(before.raw).toEqual([{ project_id: 'search', requests: '4', hits: '3', saved: '1.200000000000000001' }]);
+      expect(before.rollup).toEqual([{ project_id: 'search', requests: '6', hits: '4', saved: '1.800000000000000002' }]);
+
+      const reconciler = new RollupReconciler(store.client, store.database, { lookbackDays: 1, settleMs: 0 }, logger, { clock: () => NOW });
+      expect(await reconciler.reconcileDay(day)).toEqual({ day, outcome: 'corrected', groups: 1, requests: -2 });
+      const after = await dayCacheTotals(store, day);
+      expect(after.rollup).toEqual(after.raw);
+      expect(await reconciler.reconcileDay(day)).toEqual({ day, outcome: 'consistent', groups: 0, requests: 0 });
+      // A whole-day report reads the rollup, and agrees with the raw events on hits and savings.
+      const reports = new ClickHouseReportsRepository(store.client, store.database);
+      const range = { fromMs: Date.parse(`${day}T00:00:00Z`), toMs: Date.parse(`${day}T00:00:00Z`) + 86_400_000, groupBy: [], filters: [['project', 'search']] as Array<['project', string]> };
+      const rollup = await reports.usage(range);
+      const raw = await reports.usage({ ...range, fromMs: range.fromMs + 1 });
+      expect(rollup.source).toBe('rollup');
+      expect(raw.source).toBe('events');
+      expect(rollup.rows.map((r) => ({ requests: r.requests, cost: r.cost, cacheHits: r.cacheHits, cacheSavedCost: r.cacheSavedCost }))).toEqual([{ requests: 4, cost: '0.25', cacheHits: 3, cacheSavedCost: '1.200000000000000001' }]);
+      expect(raw.rows).toEqual(rollup.rows);
       await reconciler.close();
     });
   });

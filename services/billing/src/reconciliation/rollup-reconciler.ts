@@ -19,6 +19,8 @@ const SUMS = [
   ['reasoning_tokens', 'toInt64(sum(reasoning_tokens))'],
   ['cost', 'sum(cost)'],
   ['latency_ms_sum', 'toInt64(sum(latency_ms))'],
+  ['cache_hits', 'toInt64(countIf(cache_hit))'],
+  ['cache_saved_cost', 'sum(cache_saved_cost)'],
 ] as const;
 
 type Correction = Record<(typeof KEY)[number] | (typeof SUMS)[number][0], string>;

@@ -95,3 +95,39 @@ describe('report size limit (chDB, gRPC)', () => {
     expect(month.totals).toEqual({ USD: '1' });
   });
 });
+
+describe('cache hits over gRPC (chDB)', () => {
+  let store: ClickHouseTarget;
+  let server: GrpcServerHandle;
+  let client: billingv1.BillingServiceClient;
+  const bounds = { peer: 'billing service', timeoutMs: 10_000 };
+
+  beforeAll(async () => {
+    store = createClickHouse(clickhouseSchema.parse({ embedded: { path: ':memory:' }, database: `cache_grpc_${randomBytes(6).toString('hex')}` }), '.');
+    await migrate(store.client, store.database, USAGE_MIGRATIONS);
+    const events = new ClickHouseUsageEventRepository(store.client, store.database, store.kind);
+    const hit = event('hit', 'gpt-4o');
+    hit.cost = { amount: '0', currency: 'USD', priceVersion: 'v1' };
+    hit.cacheHit = true;
+    hit.cacheSavedCost = '0.250000000000000001';
+    await events.insertRows([event('paid', 'gpt-4o'), hit].map((e) => events.encode(e)));
+    const service = new ReportsService(new ClickHouseReportsRepository(store.client, store.database), billingSchema.parse({ http: { port: 0 } }));
+    server = await GrpcServerHandle.start('127.0.0.1', 0, [billingGrpcBinding(service, createLogger('test', 'silent'))]);
+    client = new billingv1.BillingServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure(), CHANNEL_OPTIONS);
+  }, 60_000);
+
+  afterAll(async () => {
+    client?.close();
+    await server?.close(0);
+    await store?.client.close();
+  });
+
+  it('answers each row\'s and the total\'s cache hits and savings, as exact decimal text', async () => {
+    // The whole month reads the rollup.
+    const report = await callUnary(client.usageReport.bind(client), { scope: undefined, fromMs: Date.parse(`${MONTH}-01T00:00:00Z`), toMs: Date.parse('2025-05-01T00:00:00Z'), groupBy: ['model'], filter: undefined }, new Metadata(), undefined, bounds);
+    expect(report.source).toBe('rollup');
+    expect(report.rows).toEqual([{ dimensions: { model: 'gpt-4o' }, currency: 'USD', totals: expect.objectContaining({ requests: 2, cost: '0.25', cacheHits: 1, cacheSavedCost: '0.250000000000000001' }) }]);
+    expect(report.total).toMatchObject({ requests: 2, cost: '0.25', cacheHits: 1, cacheSavedCost: '0.250000000000000001' });
+    expect(report.cacheSavedCostByCurrency).toEqual({ USD: '0.250000000000000001' });
+  });
+});

@@ -97,6 +97,80 @@ describe('the daily rollup and the raw events answer alike (chDB)', () => {
   });
 });
 
+describe('cache hits and the spend they avoided (chDB)', () => {
+  let store: ClickHouseTarget;
+  let repository: ClickHouseReportsRepository;
+  let service: ReportsService;
+  const april = { fromMs: Date.parse('2025-04-01T00:00:00Z'), toMs: Date.parse('2025-05-01T00:00:00Z') };
+
+  /** A request of `project` answered from the response cache: cost 0, and what its first answer cost. */
+  function hit(id: string, project: string, currency: string, saved: string): usagev1.UsageEvent {
+    const e = event(id, '', '0');
+    e.tenant = { ...e.tenant!, projectId: project };
+    e.cost = { amount: '0', currency, priceVersion: 'v1' };
+    e.cacheHit = true;
+    e.cacheSavedCost = saved;
+    return e;
+  }
+
+  beforeAll(async () => {
+    store = createClickHouse(clickhouseSchema.parse({ embedded: { path: ':memory:' }, database: `cache_${randomBytes(6).toString('hex')}` }), '.');
+    await migrate(store.client, store.database, USAGE_MIGRATIONS);
+    const events = new ClickHouseUsageEventRepository(store.client, store.database, store.kind);
+    const paid = (id: string, project: string, currency: string, cost: string) => {
+      const e = event(id, '', cost);
+      e.tenant = { ...e.tenant!, projectId: project };
+      e.cost = { amount: cost, currency, priceVersion: 'v1' };
+      return e;
+    };
+    await events.insertRows(
+      [
+        paid('p1', 'search', 'USD', '0.25'),
+        hit('h1', 'search', 'USD', '0.25'),
+        hit('h2', 'search', 'USD', '0.100000000000000001'),
+        paid('p2', 'chat', 'USD', '1'),
+        paid('p3', 'chat', 'EUR', '2'),
+        hit('h3', 'chat', 'EUR', '2'),
+      ].map((e) => events.encode(e)),
+    );
+    repository = new ClickHouseReportsRepository(store.client, store.database);
+    service = new ReportsService(repository, billingSchema.parse({ http: { port: 0 } }));
+  }, 60_000);
+
+  afterAll(async () => store?.client.close());
+
+  it('counts hits and sums their savings exactly per group, alike from the rollup and the raw events, with the cost what was spent', async () => {
+    const byProject = [{ kind: 'dimension', name: 'project' }] as const;
+    const rollup = await repository.usage({ ...april, groupBy: byProject, filters: [] });
+    const events = await repository.usage({ ...april, fromMs: april.fromMs + 1, groupBy: byProject, filters: [] });
+    expect(rollup.source).toBe('rollup');
+    expect(events.source).toBe('events');
+    expect(rollup.rows).toEqual(events.rows);
+    expect(rollup.rows.map((r) => [r.dimensions[0], r.currency, r.requests, r.cost, r.cacheHits, r.cacheSavedCost])).toEqual([
+      ['chat', 'EUR', 2, '2', 1, '2'],
+      ['chat', 'USD', 1, '1', 0, '0'],
+      ['search', 'USD', 3, '0.25', 2, '0.350000000000000001'],
+    ]);
+  });
+
+  it('breaks them out in the usage report, the invoice and the chargeback, never in what is billed', async () => {
+    const usage = await service.usage({ scope: undefined, ...april, groupBy: ['project'], filter: undefined });
+    expect(usage.total).toMatchObject({ requests: 6, cacheHits: 3, cost: '', cacheSavedCost: '' });
+    expect(usage.cacheSavedCostByCurrency).toEqual({ EUR: '2', USD: '0.350000000000000001' });
+    const invoice = await service.invoice({ scope: undefined, orgId: 'acme', month: '2025-04' });
+    expect(invoice.lines.map((l) => [l.currency, l.requests, l.amount, l.cacheHits, l.cacheSavedCost])).toEqual([
+      ['EUR', 2, '2', 1, '2'],
+      ['USD', 4, '1.25', 2, '0.350000000000000001'],
+    ]);
+    expect(invoice.totals).toEqual({ EUR: '2', USD: '1.25' });
+    const chargeback = await service.chargeback({ scope: undefined, month: '2025-04', orgId: 'acme', allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL });
+    expect(chargeback.unallocated.map((l) => [l.currency, l.requests, l.total, l.cacheHits, l.cacheSavedCost])).toEqual([
+      ['EUR', 2, '2', 1, '2'],
+      ['USD', 4, '1.25', 2, '0.350000000000000001'],
+    ]);
+  });
+});
+
 describe('the experiment report (chDB)', () => {
   let store: ClickHouseTarget;
   let service: ReportsService;

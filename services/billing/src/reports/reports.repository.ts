@@ -26,6 +26,10 @@ export interface UsageAggregate {
   cacheWriteTokens: number;
   reasoningTokens: number;
   cost: string;
+  /** Requests answered from the response cache (counted in `requests`, at cost 0). */
+  cacheHits: number;
+  /** What those answers cost when first served: the spend the cache avoided. Not in `cost`. */
+  cacheSavedCost: string;
 }
 
 /** One arm's requests priced in one currency; money as decimal text. */
@@ -98,6 +102,8 @@ interface RawAggregate {
   cache_write_tokens: string | number;
   reasoning_tokens: string | number;
   cost: string;
+  cache_hits: string | number;
+  cache_saved_cost: string;
 }
 
 /** Whether the daily rollup can answer `query`: whole UTC days, and only dimensions and filters it keeps. */
@@ -114,10 +120,10 @@ export function rollupAnswers(query: UsageQuery): boolean {
 const SUMS: Readonly<Record<Source, string>> = {
   rollup: `sum(requests) AS requests, sum(errors) AS errors, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
     sum(cached_read_tokens) AS cached_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens,
-    toString(sum(cost)) AS cost`,
+    toString(sum(cost)) AS cost, sum(cache_hits) AS cache_hits, toString(sum(cache_saved_cost)) AS cache_saved_cost`,
   events: `count() AS requests, countIf(status = 'error') AS errors, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
     sum(cached_read_tokens) AS cached_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens,
-    toString(sum(cost)) AS cost`,
+    toString(sum(cost)) AS cost, countIf(cache_hit) AS cache_hits, toString(sum(cache_saved_cost)) AS cache_saved_cost`,
 };
 
 /**
@@ -125,7 +131,7 @@ const SUMS: Readonly<Record<Source, string>> = {
  * not have (any more) off its day with a correction row, leaving a group whose sums are all zero:
  * the raw events show no row for it, so neither does the rollup.
  */
-const ROLLUP_NOT_EMPTY = ['requests', 'errors', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'reasoning_tokens', 'sum(usage_daily.cost)'].map((c) => `${c} != 0`).join(' OR ');
+const ROLLUP_NOT_EMPTY = ['requests', 'errors', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'reasoning_tokens', 'sum(usage_daily.cost)', 'cache_hits', 'sum(usage_daily.cache_saved_cost)'].map((c) => `${c} != 0`).join(' OR ');
 
 /** The aggregate query of `query` over `source`, its values all bound parameters. */
 function aggregateSql(query: UsageQuery, source: Source, database: string): { sql: string; params: Record<string, unknown> } {
@@ -180,6 +186,8 @@ function toAggregate(r: RawAggregate): UsageAggregate {
     cacheWriteTokens: Number(r.cache_write_tokens),
     reasoningTokens: Number(r.reasoning_tokens),
     cost: r.cost,
+    cacheHits: Number(r.cache_hits),
+    cacheSavedCost: r.cache_saved_cost,
   };
 }
 

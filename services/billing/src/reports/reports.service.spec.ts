@@ -3,8 +3,21 @@ import { GatewayError } from '@openrouter/errors';
 import { TooManyGroupsError, type ArmAggregate, type ReportsRepository, type UsageAggregate, type UsageQuery } from './reports.repository';
 import { ReportsService } from './reports.service';
 
-function row(model: string, currency: string, cost: string, requests: number): UsageAggregate {
-  return { dimensions: [model], currency, requests, errors: 0, promptTokens: 10 * requests, completionTokens: 5 * requests, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, cost };
+function row(model: string, currency: string, cost: string, requests: number, cache: { hits: number; saved: string } = { hits: 0, saved: '0' }): UsageAggregate {
+  return {
+    dimensions: [model],
+    currency,
+    requests,
+    errors: 0,
+    promptTokens: 10 * requests,
+    completionTokens: 5 * requests,
+    cachedReadTokens: 0,
+    cacheWriteTokens: 0,
+    reasoningTokens: 0,
+    cost,
+    cacheHits: cache.hits,
+    cacheSavedCost: cache.saved,
+  };
 }
 
 const CHARGEBACK = { sharedCostCenters: ['platform'], allocation: 'proportional', fixedShares: {} } as const;
@@ -36,6 +49,35 @@ describe('ReportsService.usage', () => {
     const report = await reports([row('a', 'USD', '1.5', 2), row('b', 'EUR', '2.25', 1), row('c', 'USD', '0.5', 1)]).service.usage(request);
     expect(report.total).toMatchObject({ cost: '', requests: 4 });
     expect(report.costByCurrency).toEqual({ USD: '2', EUR: '2.25' });
+  });
+
+  it('breaks out cache hits and the spend they avoided per row, summed exactly, apart from the cost', async () => {
+    const report = await reports([row('a', 'USD', '0.1', 3, { hits: 2, saved: '0.100000000000000001' }), row('b', 'USD', '0.2', 1, { hits: 1, saved: '0.2' }), row('c', 'USD', '0', 0)]).service.usage(request);
+    expect(report.rows.map((r) => [r.dimensions['model'], r.totals?.cacheHits, r.totals?.cacheSavedCost, r.totals?.cost])).toEqual([
+      ['a', 2, '0.100000000000000001', '0.1'],
+      ['b', 1, '0.2', '0.2'],
+      ['c', 0, '0', '0'],
+    ]);
+    expect(report.total).toMatchObject({ requests: 4, cacheHits: 3, cacheSavedCost: '0.300000000000000001', cost: '0.3' });
+    expect(report.cacheSavedCostByCurrency).toEqual({ USD: '0.300000000000000001' });
+  });
+
+  it('never adds savings in different currencies: the total has none, each currency has its own', async () => {
+    const report = await reports([row('a', 'USD', '1', 2, { hits: 1, saved: '0.5' }), row('b', 'EUR', '2', 2, { hits: 2, saved: '4' })]).service.usage(request);
+    expect(report.total).toMatchObject({ cacheHits: 3, cacheSavedCost: '', cost: '' });
+    expect(report.cacheSavedCostByCurrency).toEqual({ USD: '0.5', EUR: '4' });
+  });
+});
+
+describe('ReportsService.invoice cache hits', () => {
+  it('shows each line\'s cache hits and the spend they avoided, and bills only what was spent', async () => {
+    const { service } = reports([row('gpt-4o', 'USD', '1.5', 4, { hits: 2, saved: '0.75' }), row('gpt-4o-mini', 'USD', '0.25', 1)]);
+    const invoice = await service.invoice({ scope: undefined, orgId: 'acme', month: '2025-06' });
+    expect(invoice.lines.map((l) => [l.model, l.requests, l.amount, l.cacheHits, l.cacheSavedCost])).toEqual([
+      ['gpt-4o', 4, '1.5', 2, '0.75'],
+      ['gpt-4o-mini', 1, '0.25', 0, '0'],
+    ]);
+    expect(invoice.totals).toEqual({ USD: '1.75' });
   });
 });
 
@@ -95,6 +137,21 @@ describe('ReportsService.chargeback requests', () => {
     const report = await service.chargeback({ ...month, allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL });
     expect(report.lines).toEqual([]);
     expect(report.unallocated).toEqual([expect.objectContaining({ orgId: 'other', costCenter: '', total: '3', requests: 9 })]);
+  });
+
+  it('gives each cost centre its own cache hits and savings, never allocating the pool\'s', async () => {
+    const hits = (org: string, costCenter: string, cost: string, requests: number, cache: { hits: number; saved: string }): UsageAggregate => ({ ...row('', 'USD', cost, requests, cache), dimensions: [org, costCenter] });
+    const allocated = await reports([hits('acme', '', '1', 5, { hits: 1, saved: '0.5' }), hits('acme', 'cc-ads', '1', 3, { hits: 2, saved: '0.25' }), hits('acme', 'cc-ads', '0', 1, { hits: 1, saved: '0.125' }), hits('acme', 'cc-search', '3', 7, { hits: 0, saved: '0' })]).service.chargeback({
+      ...month,
+      allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL,
+    });
+    expect(allocated.lines.map((l) => [l.costCenter, l.requests, l.cacheHits, l.cacheSavedCost, l.total])).toEqual([
+      ['cc-ads', 4, 3, '0.375', '1.25'],
+      ['cc-search', 7, 0, '0', '3.75'],
+    ]);
+    expect(allocated.totals).toEqual({ USD: '5' });
+    const pool = await reports([hits('other', 'platform', '1', 4, { hits: 1, saved: '0.5' })]).service.chargeback({ ...month, allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL });
+    expect(pool.unallocated).toEqual([expect.objectContaining({ costCenter: '', requests: 4, cacheHits: 1, cacheSavedCost: '0.5' })]);
   });
 });
 

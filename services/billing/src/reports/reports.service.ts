@@ -32,7 +32,8 @@ const text = (amount: Money | string): string => moneyText(new Money(amount));
 
 function totalsOf(rows: readonly UsageAggregate[]): billingv1.UsageTotals {
   let cost = new Money(0);
-  const t = { requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 };
+  let saved = new Money(0);
+  const t = { requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, cacheHits: 0 };
   for (const r of rows) {
     t.requests += r.requests;
     t.errors += r.errors;
@@ -41,9 +42,11 @@ function totalsOf(rows: readonly UsageAggregate[]): billingv1.UsageTotals {
     t.cachedReadTokens += r.cachedReadTokens;
     t.cacheWriteTokens += r.cacheWriteTokens;
     t.reasoningTokens += r.reasoningTokens;
+    t.cacheHits += r.cacheHits;
     cost = cost.plus(r.cost);
+    saved = saved.plus(r.cacheSavedCost);
   }
-  return { ...t, cost: text(cost) };
+  return { ...t, cost: text(cost), cacheSavedCost: text(saved) };
 }
 
 /**
@@ -59,6 +62,20 @@ function sumByCurrency(entries: Iterable<{ currency: string; amount: Money | str
   const sums = new Map<string, Money>();
   for (const e of entries) sums.set(e.currency, (sums.get(e.currency) ?? new Money(0)).plus(e.amount));
   return Object.fromEntries([...sums].map(([c, v]) => [c, text(v)]));
+}
+
+/** A cost centre's own use in a chargeback: its cost, requests, and the cache hits among them with the spend they avoided. */
+interface DirectUse {
+  cost: Money;
+  requests: number;
+  cacheHits: number;
+  cacheSavedCost: Money;
+}
+
+const noUse = (): DirectUse => ({ cost: new Money(0), requests: 0, cacheHits: 0, cacheSavedCost: new Money(0) });
+
+function addUse(use: DirectUse, r: UsageAggregate): DirectUse {
+  return { cost: use.cost.plus(r.cost), requests: use.requests + r.requests, cacheHits: use.cacheHits + r.cacheHits, cacheSavedCost: use.cacheSavedCost.plus(r.cacheSavedCost) };
 }
 
 /** What the daily rollup keeps, for messages. */
@@ -144,11 +161,13 @@ export class ReportsService {
     const result = await this.rows(query, 'usage report', 'narrow the period (`from`, `to`), group by fewer dimensions or filter');
     // Costs in different currencies are not added up: the total's cost is given only for one currency.
     const costByCurrency = sumByCurrency(result.rows.map((r) => ({ currency: r.currency, amount: r.cost })));
+    const cacheSavedCostByCurrency = sumByCurrency(result.rows.map((r) => ({ currency: r.currency, amount: r.cacheSavedCost })));
     const total = totalsOf(result.rows);
     return {
       source: result.source,
-      total: Object.keys(costByCurrency).length > 1 ? { ...total, cost: '' } : total,
+      total: Object.keys(costByCurrency).length > 1 ? { ...total, cost: '', cacheSavedCost: '' } : total,
       costByCurrency,
+      cacheSavedCostByCurrency,
       rows: result.rows.map((r) => ({
         dimensions: Object.fromEntries(groupBy.map((g, i) => [g.name, r.dimensions[i] ?? ''])),
         currency: r.currency,
@@ -171,6 +190,8 @@ export class ReportsService {
       cachedReadTokens: r.cachedReadTokens,
       cacheWriteTokens: r.cacheWriteTokens,
       amount: text(r.cost),
+      cacheHits: r.cacheHits,
+      cacheSavedCost: text(r.cacheSavedCost),
     }));
     return { orgId: request.orgId, month: request.month, periodStartMs: window.fromMs, periodEndMs: window.toMs, lines, totals: sumByCurrency(lines) };
   }
@@ -180,7 +201,9 @@ export class ReportsService {
    * requests, since a share of the pool's requests would be a fraction of a request, or whole
    * requests handed to cost centres that never made them. When the pool is allocated the response
    * has no field for its requests, so the lines' requests add up to the month's less the pool's;
-   * a pool left unallocated carries its own count on its `unallocated` line.
+   * a pool left unallocated carries its own count on its `unallocated` line. Cache hits and the
+   * spend they avoided (`cacheHits`, `cacheSavedCost`) are counted like requests: a cost centre's
+   * own, never allocated.
    */
   async chargeback(request: billingv1.ChargebackRequest): Promise<billingv1.ChargebackResponse> {
     const window = monthWindow(request.month);
@@ -206,18 +229,18 @@ export class ReportsService {
     );
     const shared = new Set(this.config.chargeback.sharedCostCenters);
     // Per org and currency: direct spend per cost centre, and the pool of shared and untagged spend.
-    const groups = new Map<string, { org: string; currency: string; direct: Map<string, { cost: Money; requests: number }>; pool: Money; poolRequests: number }>();
+    // Requests and cache savings stay with the cost centre that made them, as requests do.
+    const groups = new Map<string, { org: string; currency: string; direct: Map<string, DirectUse>; pool: Money; poolUse: DirectUse }>();
     for (const r of rows) {
       const [org = '', costCenter = ''] = r.dimensions;
       const key = `${org}\u0000${r.currency}`;
       let g = groups.get(key);
-      if (!g) groups.set(key, (g = { org, currency: r.currency, direct: new Map(), pool: new Money(0), poolRequests: 0 }));
+      if (!g) groups.set(key, (g = { org, currency: r.currency, direct: new Map(), pool: new Money(0), poolUse: noUse() }));
       if (costCenter === '' || shared.has(costCenter)) {
         g.pool = g.pool.plus(r.cost);
-        g.poolRequests += r.requests;
+        g.poolUse = addUse(g.poolUse, r);
       } else {
-        const d = g.direct.get(costCenter) ?? { cost: new Money(0), requests: 0 };
-        g.direct.set(costCenter, { cost: d.cost.plus(r.cost), requests: d.requests + r.requests });
+        g.direct.set(costCenter, addUse(g.direct.get(costCenter) ?? noUse(), r));
       }
     }
     const lines: billingv1.ChargebackLine[] = [];
@@ -232,10 +255,11 @@ export class ReportsService {
       for (const cc of [...centres].sort()) {
         const direct = g.direct.get(cc)?.cost ?? new Money(0);
         const allocated = shares?.get(cc) ?? new Money(0);
-        lines.push({ orgId: g.org, costCenter: cc, currency: g.currency, direct: text(direct), allocated: text(allocated), total: text(direct.plus(allocated)), requests: g.direct.get(cc)?.requests ?? 0 });
+        const use = g.direct.get(cc) ?? noUse();
+        lines.push({ orgId: g.org, costCenter: cc, currency: g.currency, direct: text(direct), allocated: text(allocated), total: text(direct.plus(allocated)), requests: use.requests, cacheHits: use.cacheHits, cacheSavedCost: text(use.cacheSavedCost) });
       }
       if (!shares && !g.pool.isZero()) {
-        unallocated.push({ orgId: g.org, costCenter: '', currency: g.currency, direct: text(g.pool), allocated: '0', total: text(g.pool), requests: g.poolRequests });
+        unallocated.push({ orgId: g.org, costCenter: '', currency: g.currency, direct: text(g.pool), allocated: '0', total: text(g.pool), requests: g.poolUse.requests, cacheHits: g.poolUse.cacheHits, cacheSavedCost: text(g.poolUse.cacheSavedCost) });
       }
     }
     return {

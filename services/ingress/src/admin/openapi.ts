@@ -280,7 +280,7 @@ export const ADMIN_OPENAPI = {
           ...['org', 'project', 'team', 'app', 'cost_center', 'key', 'model', 'provider', 'operation', 'status', 'experiment'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })),
           { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } },
         ],
-        responses: { 200: ok('Rows and a total (its cost per currency in cost_by_currency; cost is null when rows are in several currencies); money as decimal strings'), 400: error, 401: error, 403: error, 404: error, 503: error },
+        responses: { 200: ok('Rows and a total, each with requests, errors, tokens, cost, cache_hits (requests the response cache answered, at cost 0) and cache_saved_cost (the spend they avoided, never part of cost); the total has cost_by_currency and cache_saved_cost_by_currency, and its cost and cache_saved_cost are null when rows are in several currencies; money as decimal strings'), 400: error, 401: error, 403: error, 404: error, 503: error },
       },
     },
     '/admin/v1/invoices/{org}/{month}': {
@@ -288,7 +288,7 @@ export const ADMIN_OPENAPI = {
         summary: "An organisation's invoice for a calendar month (UTC), one line per model",
         ...roles('admin', 'finance', 'project'),
         parameters: [idParam('org'), { ...idParam('month'), description: 'YYYY-MM' }, { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } }],
-        responses: { 200: ok('The invoice'), 400: error, 404: error },
+        responses: { 200: ok('The invoice: lines per model with amount, and cache_hits and cache_saved_cost for information (never billed), totals per currency'), 400: error, 404: error },
       },
     },
     '/admin/v1/chargeback': {
@@ -301,7 +301,7 @@ export const ADMIN_OPENAPI = {
           { name: 'allocation', in: 'query', schema: { enum: ['proportional', 'fixed'] } },
           { name: 'format', in: 'query', schema: { enum: ['json', 'csv'] } },
         ],
-        responses: { 200: ok('Lines per org and cost centre, unallocated rest, totals'), 400: error, 404: error },
+        responses: { 200: ok('Lines per org and cost centre (direct, allocated, total, and the cost centre\'s own requests, cache_hits and cache_saved_cost), unallocated rest, totals'), 400: error, 404: error },
       },
     },
     '/admin/v1/exports/focus': {

@@ -11,13 +11,17 @@ const DAY_MS = 86_400_000;
  * `arms`, read from the request's `from` or, without one, from `defaultFrom` (billing's default
  * start), and the requests it was sent.
  */
-function billing(arms: billingv1.ExperimentArm[] = [], defaultFrom = 0): { client: BillingClient; usage: billingv1.UsageReportRequest[]; experiment: billingv1.ExperimentReportRequest[] } {
+function billing(
+  arms: billingv1.ExperimentArm[] = [],
+  defaultFrom = 0,
+  answer: billingv1.UsageReportResponse = { rows: [], total: undefined, source: 'rollup', costByCurrency: {}, cacheSavedCostByCurrency: {} },
+): { client: BillingClient; usage: billingv1.UsageReportRequest[]; experiment: billingv1.ExperimentReportRequest[] } {
   const usage: billingv1.UsageReportRequest[] = [];
   const experiment: billingv1.ExperimentReportRequest[] = [];
   const client = {
     usage: async (request: billingv1.UsageReportRequest): Promise<billingv1.UsageReportResponse> => {
       usage.push(request);
-      return { rows: [], total: undefined, source: 'rollup', costByCurrency: {} };
+      return answer;
     },
     experiment: async (request: billingv1.ExperimentReportRequest): Promise<billingv1.ExperimentReportResponse> => {
       experiment.push(request);
@@ -60,6 +64,92 @@ describe('ReportsHttpController.usage', () => {
     const { client, usage } = billing();
     await new ReportsHttpController(client).usage(request, { from: '2025-01-01', to: '2025-01-31T12:00:00+01:00' }, reply);
     expect(usage[0]).toMatchObject({ fromMs: Date.parse('2025-01-01T00:00:00Z'), toMs: Date.parse('2025-01-31T11:00:00Z') });
+  });
+});
+
+describe('cache hits in the reports', () => {
+  const totals = (requests: number, cost: string, cacheHits: number, cacheSavedCost: string): billingv1.UsageTotals => ({
+    requests,
+    errors: 0,
+    promptTokens: 10,
+    completionTokens: 5,
+    cachedReadTokens: 0,
+    cacheWriteTokens: 0,
+    reasoningTokens: 0,
+    cost,
+    cacheHits,
+    cacheSavedCost,
+  });
+  const answer = (rows: billingv1.UsageRow[], total: billingv1.UsageTotals, costByCurrency: Record<string, string>, cacheSavedCostByCurrency: Record<string, string>): billingv1.UsageReportResponse => ({
+    rows,
+    total,
+    source: 'rollup',
+    costByCurrency,
+    cacheSavedCostByCurrency,
+  });
+
+  it('gives every usage row and the total its cache hits and the spend they avoided, in JSON and CSV', async () => {
+    const report = answer(
+      [
+        { dimensions: { model: 'gpt-4o' }, currency: 'USD', totals: totals(3, '0.1', 2, '0.200000000000000001') },
+        { dimensions: { model: 'gpt-4o-mini' }, currency: 'USD', totals: totals(1, '0.05', 0, '0') },
+      ],
+      totals(4, '0.15', 2, '0.200000000000000001'),
+      { USD: '0.15' },
+      { USD: '0.200000000000000001' },
+    );
+    const { client } = billing([], 0, report);
+    const json = (await new ReportsHttpController(client).usage(request, { from: '2025-01-01', to: '2025-02-01', group_by: 'model' }, reply)) as { data: unknown[]; total: unknown };
+    expect(json.data).toEqual([
+      expect.objectContaining({ model: 'gpt-4o', requests: 3, cost: '0.1', cache_hits: 2, cache_saved_cost: '0.200000000000000001' }),
+      expect.objectContaining({ model: 'gpt-4o-mini', requests: 1, cost: '0.05', cache_hits: 0, cache_saved_cost: '0' }),
+    ]);
+    expect(json.total).toMatchObject({ requests: 4, cost: '0.15', cache_hits: 2, cache_saved_cost: '0.200000000000000001', cache_saved_cost_by_currency: { USD: '0.200000000000000001' } });
+    const { reply: csvReply } = recordingReply();
+    const text = (await new ReportsHttpController(client).usage(request, { from: '2025-01-01', to: '2025-02-01', group_by: 'model', format: 'csv' }, csvReply)) as string;
+    expect(text.split('\r\n')).toEqual([
+      'model,currency,requests,errors,prompt_tokens,completion_tokens,cached_read_tokens,cache_write_tokens,reasoning_tokens,cost,cache_hits,cache_saved_cost',
+      'gpt-4o,USD,3,0,10,5,0,0,0,0.1,2,0.200000000000000001',
+      'gpt-4o-mini,USD,1,0,10,5,0,0,0,0.05,0,0',
+      '',
+    ]);
+  });
+
+  it('gives no total saving for rows in several currencies, each currency its own', async () => {
+    const total = { ...totals(2, '', 2, ''), cost: '', cacheSavedCost: '' };
+    const { client } = billing([], 0, answer([], total, { USD: '1', EUR: '2' }, { USD: '0.5', EUR: '3' }));
+    const json = (await new ReportsHttpController(client).usage(request, { from: '2025-01-01', to: '2025-02-01' }, reply)) as { total: unknown };
+    expect(json.total).toMatchObject({ cost: null, cache_hits: 2, cache_saved_cost: null, cache_saved_cost_by_currency: { USD: '0.5', EUR: '3' } });
+  });
+
+  it('lists an invoice line\'s and a chargeback line\'s cache hits and savings, in JSON and CSV, the billed amounts as they are', async () => {
+    const client = {
+      invoice: async (r: billingv1.InvoiceRequest): Promise<billingv1.InvoiceResponse> => ({
+        orgId: r.orgId,
+        month: r.month,
+        periodStartMs: Date.parse('2025-06-01T00:00:00Z'),
+        periodEndMs: Date.parse('2025-07-01T00:00:00Z'),
+        lines: [{ model: 'gpt-4o', currency: 'USD', requests: 4, promptTokens: 40, completionTokens: 20, cachedReadTokens: 0, cacheWriteTokens: 0, amount: '1.5', cacheHits: 2, cacheSavedCost: '0.75' }],
+        totals: { USD: '1.5' },
+      }),
+      chargeback: async (r: billingv1.ChargebackRequest): Promise<billingv1.ChargebackResponse> => ({
+        month: r.month,
+        allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL,
+        lines: [{ orgId: 'acme', costCenter: 'cc-ads', currency: 'USD', direct: '1', allocated: '0.5', total: '1.5', requests: 3, cacheHits: 1, cacheSavedCost: '0.25' }],
+        unallocated: [],
+        totals: { USD: '1.5' },
+      }),
+    } as unknown as BillingClient;
+    const controller = new ReportsHttpController(client);
+    const invoice = (await controller.invoice(request, { org: 'acme', month: '2025-06' }, {}, reply)) as { lines: unknown[]; totals: unknown };
+    expect(invoice.lines).toEqual([expect.objectContaining({ requests: 4, amount: '1.5', cache_hits: 2, cache_saved_cost: '0.75' })]);
+    expect(invoice.totals).toEqual({ USD: '1.5' });
+    const invoiceCsv = (await controller.invoice(request, { org: 'acme', month: '2025-06' }, { format: 'csv' }, recordingReply().reply)) as string;
+    expect(invoiceCsv.split('\r\n').slice(0, 2)).toEqual(['model,currency,requests,prompt_tokens,completion_tokens,cached_read_tokens,cache_write_tokens,amount,cache_hits,cache_saved_cost', 'gpt-4o,USD,4,40,20,0,0,1.5,2,0.75']);
+    const chargeback = (await controller.chargeback(request, { month: '2025-06' }, reply)) as { lines: unknown[] };
+    expect(chargeback.lines).toEqual([expect.objectContaining({ cost_center: 'cc-ads', total: '1.5', requests: 3, cache_hits: 1, cache_saved_cost: '0.25' })]);
+    const chargebackCsv = (await controller.chargeback(request, { month: '2025-06', format: 'csv' }, recordingReply().reply)) as string;
+    expect(chargebackCsv.split('\r\n').slice(0, 2)).toEqual(['org,cost_center,currency,direct,allocated,total,requests,cache_hits,cache_saved_cost', 'acme,cc-ads,USD,1,0.5,1.5,3,1,0.25']);
   });
 });
 

@@ -83,8 +83,15 @@ export class ReportsHttpController {
       const header = [...q.group_by, 'currency', ...TOTAL_COLUMNS];
       return csv(reply, 'usage.csv', header, rows.map((r) => header.map((h) => (r as Record<string, string | number>)[h] ?? '')));
     }
-    // Costs in different currencies are never added up: `total.cost` is null then, and `cost_by_currency` has each.
-    const total = { ...totals(report.total), cost: report.total?.cost || null, cost_by_currency: report.costByCurrency };
+    // Costs in different currencies are never added up: `total.cost` and `total.cache_saved_cost`
+    // are null then, and `cost_by_currency` and `cache_saved_cost_by_currency` have each.
+    const total = {
+      ...totals(report.total),
+      cost: report.total?.cost || null,
+      cache_saved_cost: report.total?.cacheSavedCost || null,
+      cost_by_currency: report.costByCurrency,
+      cache_saved_cost_by_currency: report.cacheSavedCostByCurrency,
+    };
     return { object: 'usage_report', from: iso(fromMs), to: iso(toMs), group_by: q.group_by, source: report.source, data: rows, total };
   }
 
@@ -103,9 +110,12 @@ export class ReportsHttpController {
       cached_read_tokens: l.cachedReadTokens,
       cache_write_tokens: l.cacheWriteTokens,
       amount: l.amount,
+      // Informational: hits are billed in `amount` at 0; what they would have cost is not billed.
+      cache_hits: l.cacheHits,
+      cache_saved_cost: l.cacheSavedCost || '0',
     }));
     if (q.format === 'csv') {
-      const header = ['model', 'currency', 'requests', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'amount'] as const;
+      const header = ['model', 'currency', 'requests', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'amount', 'cache_hits', 'cache_saved_cost'] as const;
       return csv(reply, `invoice-${p.org}-${p.month}.csv`, header, lines.map((l) => header.map((h) => l[h])));
     }
     return {
@@ -126,11 +136,21 @@ export class ReportsHttpController {
     const scope = reportScope(adminOf(req), { org: q.org });
     const allocation = q.allocation === 'fixed' ? billingv1.Allocation.ALLOCATION_FIXED : q.allocation === 'proportional' ? billingv1.Allocation.ALLOCATION_PROPORTIONAL : billingv1.Allocation.ALLOCATION_UNSPECIFIED;
     const report = await this.client().chargeback({ scope, month: q.month, orgId: q.org ?? '', allocation });
-    const line = (l: billingv1.ChargebackLine) => ({ org: l.orgId, cost_center: l.costCenter, currency: l.currency, direct: l.direct, allocated: l.allocated, total: l.total, requests: l.requests });
+    const line = (l: billingv1.ChargebackLine) => ({
+      org: l.orgId,
+      cost_center: l.costCenter,
+      currency: l.currency,
+      direct: l.direct,
+      allocated: l.allocated,
+      total: l.total,
+      requests: l.requests,
+      cache_hits: l.cacheHits,
+      cache_saved_cost: l.cacheSavedCost || '0',
+    });
     const lines = report.lines.map(line);
     const unallocated = report.unallocated.map(line);
     if (q.format === 'csv') {
-      const header = ['org', 'cost_center', 'currency', 'direct', 'allocated', 'total', 'requests'] as const;
+      const header = ['org', 'cost_center', 'currency', 'direct', 'allocated', 'total', 'requests', 'cache_hits', 'cache_saved_cost'] as const;
       return csv(reply, `chargeback-${q.month}.csv`, header, [...lines, ...unallocated.map((u) => ({ ...u, cost_center: '(unallocated)' }))].map((l) => header.map((h) => l[h])));
     }
     return {
@@ -221,7 +241,7 @@ export class ReportsHttpController {
   }
 }
 
-const TOTAL_COLUMNS = ['requests', 'errors', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'reasoning_tokens', 'cost'] as const;
+const TOTAL_COLUMNS = ['requests', 'errors', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'reasoning_tokens', 'cost', 'cache_hits', 'cache_saved_cost'] as const;
 /** The FOCUS export's columns, in order. */
 const FOCUS_COLUMNS = [
   'BilledCost',
@@ -273,6 +293,9 @@ function totals(t: billingv1.UsageTotals | undefined) {
     cache_write_tokens: t?.cacheWriteTokens ?? 0,
     reasoning_tokens: t?.reasoningTokens ?? 0,
     cost: t?.cost ?? '0',
+    cache_hits: t?.cacheHits ?? 0,
+    // A billing from before cache hits were reported sends no savings: none were counted.
+    cache_saved_cost: t?.cacheSavedCost || '0',
   };
 }
 

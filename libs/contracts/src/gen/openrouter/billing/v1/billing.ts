@@ -70,6 +70,16 @@ export interface UsageTotals {
   cacheWriteTokens: number;
   reasoningTokens: number;
   cost: string;
+  /**
+   * Requests answered from the gateway's response cache (docs/caching.md): counted in `requests`
+   * at cost 0.
+   */
+  cacheHits: number;
+  /**
+   * What those answers cost when first served: the spend the cache avoided, decimal text in the
+   * row's currency. Never part of `cost`.
+   */
+  cacheSavedCost: string;
 }
 
 export interface UsageRow {
@@ -94,9 +104,16 @@ export interface UsageReportResponse {
   source: string;
   /** Currency → summed cost of the rows in it. */
   costByCurrency: { [key: string]: string };
+  /** Currency → the spend the response cache avoided in it (`cache_saved_cost` of the rows in it). */
+  cacheSavedCostByCurrency: { [key: string]: string };
 }
 
 export interface UsageReportResponse_CostByCurrencyEntry {
+  key: string;
+  value: string;
+}
+
+export interface UsageReportResponse_CacheSavedCostByCurrencyEntry {
   key: string;
   value: string;
 }
@@ -117,6 +134,12 @@ export interface InvoiceLine {
   cachedReadTokens: number;
   cacheWriteTokens: number;
   amount: string;
+  /**
+   * Informational, never billed: of `requests`, those answered from the response cache (at cost 0,
+   * so already in `amount` at nothing), and what they would have cost (decimal text).
+   */
+  cacheHits: number;
+  cacheSavedCost: string;
 }
 
 export interface InvoiceResponse {
@@ -149,6 +172,12 @@ export interface ChargebackLine {
   allocated: string;
   total: string;
   requests: number;
+  /**
+   * Of `requests` (the cost centre's own), those answered from the response cache, and the spend
+   * they avoided (decimal text). Not allocated: a share of the pool's savings is nobody's.
+   */
+  cacheHits: number;
+  cacheSavedCost: string;
 }
 
 export interface ChargebackResponse {
@@ -620,6 +649,8 @@ function createBaseUsageTotals(): UsageTotals {
     cacheWriteTokens: 0,
     reasoningTokens: 0,
     cost: "",
+    cacheHits: 0,
+    cacheSavedCost: "",
   };
 }
 
@@ -648,6 +679,12 @@ export const UsageTotals: MessageFns<UsageTotals> = {
     }
     if (message.cost !== "") {
       writer.uint32(66).string(message.cost);
+    }
+    if (message.cacheHits !== 0) {
+      writer.uint32(72).uint64(message.cacheHits);
+    }
+    if (message.cacheSavedCost !== "") {
+      writer.uint32(82).string(message.cacheSavedCost);
     }
     return writer;
   },
@@ -729,6 +766,22 @@ export const UsageTotals: MessageFns<UsageTotals> = {
             message.cost = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.cacheHits = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.cacheSavedCost = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -754,6 +807,8 @@ export const UsageTotals: MessageFns<UsageTotals> = {
     message.cacheWriteTokens = object.cacheWriteTokens ?? 0;
     message.reasoningTokens = object.reasoningTokens ?? 0;
     message.cost = object.cost ?? "";
+    message.cacheHits = object.cacheHits ?? 0;
+    message.cacheSavedCost = object.cacheSavedCost ?? "";
     return message;
   },
 };
@@ -918,7 +973,7 @@ export const UsageRow_DimensionsEntry: MessageFns<UsageRow_DimensionsEntry> = {
 };
 
 function createBaseUsageReportResponse(): UsageReportResponse {
-  return { rows: [], total: undefined, source: "", costByCurrency: {} };
+  return { rows: [], total: undefined, source: "", costByCurrency: {}, cacheSavedCostByCurrency: {} };
 }
 
 export const UsageReportResponse: MessageFns<UsageReportResponse> = {
@@ -934,6 +989,10 @@ export const UsageReportResponse: MessageFns<UsageReportResponse> = {
     }
     globalThis.Object.entries(message.costByCurrency).forEach(([key, value]: [string, string]) => {
       UsageReportResponse_CostByCurrencyEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
+    globalThis.Object.entries(message.cacheSavedCostByCurrency).forEach(([key, value]: [string, string]) => {
+      UsageReportResponse_CacheSavedCostByCurrencyEntry.encode({ key: key as any, value }, writer.uint32(42).fork())
+        .join();
     });
     return writer;
   },
@@ -986,6 +1045,17 @@ export const UsageReportResponse: MessageFns<UsageReportResponse> = {
             }
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = UsageReportResponse_CacheSavedCostByCurrencyEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.cacheSavedCostByCurrency[entry5.key] = entry5.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1017,6 +1087,16 @@ export const UsageReportResponse: MessageFns<UsageReportResponse> = {
       },
       {},
     );
+    message.cacheSavedCostByCurrency =
+      (globalThis.Object.entries(object.cacheSavedCostByCurrency ?? {}) as [string, string][]).reduce(
+        (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+          if (value !== undefined) {
+            acc[key] = globalThis.String(value);
+          }
+          return acc;
+        },
+        {},
+      );
     return message;
   },
 };
@@ -1086,6 +1166,82 @@ export const UsageReportResponse_CostByCurrencyEntry: MessageFns<UsageReportResp
     object: I,
   ): UsageReportResponse_CostByCurrencyEntry {
     const message = createBaseUsageReportResponse_CostByCurrencyEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseUsageReportResponse_CacheSavedCostByCurrencyEntry(): UsageReportResponse_CacheSavedCostByCurrencyEntry {
+  return { key: "", value: "" };
+}
+
+export const UsageReportResponse_CacheSavedCostByCurrencyEntry: MessageFns<
+  UsageReportResponse_CacheSavedCostByCurrencyEntry
+> = {
+  encode(
+    message: UsageReportResponse_CacheSavedCostByCurrencyEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageReportResponse_CacheSavedCostByCurrencyEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageReportResponse_CacheSavedCostByCurrencyEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UsageReportResponse_CacheSavedCostByCurrencyEntry>, I>>(
+    base?: I,
+  ): UsageReportResponse_CacheSavedCostByCurrencyEntry {
+    return UsageReportResponse_CacheSavedCostByCurrencyEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UsageReportResponse_CacheSavedCostByCurrencyEntry>, I>>(
+    object: I,
+  ): UsageReportResponse_CacheSavedCostByCurrencyEntry {
+    const message = createBaseUsageReportResponse_CacheSavedCostByCurrencyEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
     return message;
@@ -1183,6 +1339,8 @@ function createBaseInvoiceLine(): InvoiceLine {
     cachedReadTokens: 0,
     cacheWriteTokens: 0,
     amount: "",
+    cacheHits: 0,
+    cacheSavedCost: "",
   };
 }
 
@@ -1211,6 +1369,12 @@ export const InvoiceLine: MessageFns<InvoiceLine> = {
     }
     if (message.amount !== "") {
       writer.uint32(66).string(message.amount);
+    }
+    if (message.cacheHits !== 0) {
+      writer.uint32(72).uint64(message.cacheHits);
+    }
+    if (message.cacheSavedCost !== "") {
+      writer.uint32(82).string(message.cacheSavedCost);
     }
     return writer;
   },
@@ -1292,6 +1456,22 @@ export const InvoiceLine: MessageFns<InvoiceLine> = {
             message.amount = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.cacheHits = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.cacheSavedCost = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1317,6 +1497,8 @@ export const InvoiceLine: MessageFns<InvoiceLine> = {
     message.cachedReadTokens = object.cachedReadTokens ?? 0;
     message.cacheWriteTokens = object.cacheWriteTokens ?? 0;
     message.amount = object.amount ?? "";
+    message.cacheHits = object.cacheHits ?? 0;
+    message.cacheSavedCost = object.cacheSavedCost ?? "";
     return message;
   },
 };
@@ -1608,7 +1790,17 @@ export const ChargebackRequest: MessageFns<ChargebackRequest> = {
 };
 
 function createBaseChargebackLine(): ChargebackLine {
-  return { orgId: "", costCenter: "", currency: "", direct: "", allocated: "", total: "", requests: 0 };
+  return {
+    orgId: "",
+    costCenter: "",
+    currency: "",
+    direct: "",
+    allocated: "",
+    total: "",
+    requests: 0,
+    cacheHits: 0,
+    cacheSavedCost: "",
+  };
 }
 
 export const ChargebackLine: MessageFns<ChargebackLine> = {
@@ -1633,6 +1825,12 @@ export const ChargebackLine: MessageFns<ChargebackLine> = {
     }
     if (message.requests !== 0) {
       writer.uint32(56).uint64(message.requests);
+    }
+    if (message.cacheHits !== 0) {
+      writer.uint32(64).uint64(message.cacheHits);
+    }
+    if (message.cacheSavedCost !== "") {
+      writer.uint32(74).string(message.cacheSavedCost);
     }
     return writer;
   },
@@ -1706,6 +1904,22 @@ export const ChargebackLine: MessageFns<ChargebackLine> = {
             message.requests = longToNumber(reader.uint64());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.cacheHits = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.cacheSavedCost = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1730,6 +1944,8 @@ export const ChargebackLine: MessageFns<ChargebackLine> = {
     message.allocated = object.allocated ?? "";
     message.total = object.total ?? "";
     message.requests = object.requests ?? 0;
+    message.cacheHits = object.cacheHits ?? 0;
+    message.cacheSavedCost = object.cacheSavedCost ?? "";
     return message;
   },
 };
