@@ -8,6 +8,8 @@ const REFRESH_MARGIN_MS = 5 * 60_000;
 const REFRESH_RETRY_MS = 10_000;
 /** A token this close to its expiry is not handed out while a refresh runs: a call made with it could outlive it. */
 const IN_HAND_MARGIN_MS = 30_000;
+/** After a fresh token was refused too, how long refusals are passed on without fetching another (see `invalidate`). */
+const REFUSED_AGAIN_MS = 60_000;
 
 /** An access token as a token endpoint grants it. */
 export interface GrantedToken {
@@ -32,15 +34,18 @@ export interface TokenHttp {
 export interface AccessTokenSource {
   /** A token to call with now: the cached one, or a fresh one. */
   token(signal: AbortSignal): Promise<string>;
-  /** The provider refused `token`: it is dropped. True when the next `token()` may give another. */
-  invalidate(token: string): boolean;
+  /**
+   * The provider refused `token`: it is dropped. True when the next `token()` may give another.
+   * `again`: `token` was the fresh one fetched for a refusal, refused in turn.
+   */
+  invalidate(token: string, again?: boolean): boolean;
 }
 
 /** The credential as `Authorization: Bearer`, refreshed once when the provider answers 401. */
 export function bearerAuth(source: AccessTokenSource): UpstreamAuth {
   return {
     headers: async (signal) => ({ authorization: `Bearer ${await source.token(signal)}` }),
-    refused: (headers) => source.invalidate((headers['authorization'] ?? '').replace(/^Bearer /, '')),
+    refused: (headers, again) => source.invalidate((headers['authorization'] ?? '').replace(/^Bearer /, ''), again),
   };
 }
 
@@ -64,6 +69,8 @@ export interface CachedTokenOptions {
  */
 export class CachedTokenSource implements AccessTokenSource {
   private cached: { token: string; refreshAt: number; expiresAt: number } | undefined;
+  /** Until when refusals are passed on without a fresh token (see `invalidate`). */
+  private steadyUntil: number | undefined;
   private pending: Promise<string> | undefined;
   private readonly now: () => number;
 
@@ -99,7 +106,17 @@ export class CachedTokenSource implements AccessTokenSource {
     return this.pending;
   }
 
-  invalidate(token: string): boolean {
+  invalidate(token: string, again = false): boolean {
+    const now = this.now();
+    if (again) {
+      // A fresh token refused as well: the provider refuses what the credentials may do (a role not
+      // granted), not a revoked token, and another fresh one would not cure it. For a minute the
+      // token is kept and refusals are passed on, so a steady 401 costs one token fetch a minute,
+      // not two a call (which the token endpoint would soon throttle).
+      this.steadyUntil = now + REFUSED_AGAIN_MS;
+      return false;
+    }
+    if (this.steadyUntil !== undefined && now < this.steadyUntil) return false;
     if (this.cached?.token === token) this.cached = undefined;
     return true;
   }

@@ -10,9 +10,10 @@ export interface UpstreamAuth {
   headers(signal: AbortSignal): Promise<Record<string, string>>;
   /**
    * The provider answered 401 to `headers`: true when fresh headers may be accepted (an expired
-   * token was dropped), so the call is sent once more with them.
+   * token was dropped), so the call is sent once more with them. `again`: the headers were the
+   * fresh ones of that second try, refused as well (the answer is then passed on as it came).
    */
-  refused?(headers: Record<string, string>): boolean;
+  refused?(headers: Record<string, string>, again?: boolean): boolean;
 }
 
 /** The same headers on every call, never refreshed. */
@@ -32,5 +33,7 @@ export async function postWithAuth(agent: Dispatcher, auth: UpstreamAuth, reques
   // The refusal's body is dropped: the retry's answer, whatever it is, is the one that counts.
   await response.body.text().catch(() => '');
   const fresh = await auth.headers(request.signal);
-  return postJson(agent, { ...request, headers: { ...request.headers, ...fresh } });
+  const retried = await postJson(agent, { ...request, headers: { ...request.headers, ...fresh } });
+  if (retried.statusCode === 401) auth.refused?.(fresh, true);
+  return retried;
 }

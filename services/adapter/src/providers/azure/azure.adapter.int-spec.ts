@@ -91,6 +91,17 @@ describe('Azure adapter with Entra ID against the simulated Azure OpenAI', () =>
     expect(tokenCalls()).toHaveLength(2);
   });
 
+  it('passes a steady 401 (a role not granted) on after one fresh token, fetching no more tokens for a minute', async () => {
+    const adapter = adapterFor(withSecret());
+    await collect(adapter);
+    sim.configure({ faults: [{ kind: 'http_error', status: 401, code: 'PermissionDenied', message: 'The principal lacks the data action.' }] });
+    for (let i = 0; i < 4; i++) await expect(failure(collect(adapter))).resolves.toMatchObject({ upstreamStatus: 401 });
+    // The first refusal drops the token and tries once more with a fresh one; that one refused too,
+    // the next calls pass the refusal on with no second try and no token fetch.
+    expect(tokenCalls()).toHaveLength(2);
+    expect(modelCalls().map((r) => r.outcome)).toEqual(['completed', 'error', 'error', 'error', 'error', 'error']);
+  });
+
   it('fails with a non-retryable 502 naming AADSTS7000215 for a wrong client secret, never quoting it, and calls no model', async () => {
     const adapter = adapterFor(withSecret('Xy8Q~wrong-secret'));
     const error = await failure(collect(adapter));
