@@ -21,6 +21,18 @@ describe('access configuration', () => {
     });
   });
 
+  it('reads previousKeyHashSecrets as a list or comma-separated text, each at least 16 characters, never the current secret', () => {
+    const older = 'an-earlier-hash-secret';
+    expect(accessSchema.parse({}).previousKeyHashSecrets).toEqual([]);
+    expect(accessSchema.parse({ previousKeyHashSecrets: [older] }).previousKeyHashSecrets).toEqual([older]);
+    expect(accessSchema.parse({ previousKeyHashSecrets: ` ${older}, , another-old-secret-value ` }).previousKeyHashSecrets).toEqual([older, 'another-old-secret-value']);
+    expect(accessSchema.parse({ previousKeyHashSecrets: '' }).previousKeyHashSecrets).toEqual([]);
+    const short = accessSchema.safeParse({ previousKeyHashSecrets: 'too-short' });
+    expect(short.success ? [] : short.error.issues.map((i) => i.path.join('.'))).toEqual(['previousKeyHashSecrets.0']);
+    const same = accessSchema.parse({ keyHashSecret: older, previousKeyHashSecrets: [older] });
+    expect(accessReferenceIssues(same).map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual(['access.previousKeyHashSecrets.0: is access.keyHashSecret itself: list only the earlier secrets still accepted']);
+  });
+
   it('refuses WebSocket buffer limits whose maximum is not above the high-water mark, naming the setting', () => {
     const issues = (requests: object): string[] => {
       const result = accessSchema.safeParse({ requests });

@@ -305,9 +305,20 @@ export type RedisConfig = z.infer<typeof redisSchema>;
 export const accessSchema = strictObject({
   /**
    * Secret for the keyed hash of API keys (HMAC-SHA256). Every ingress replica needs the same
-   * value; changing it invalidates every issued key.
+   * value, or one of the others' `previousKeyHashSecrets` while it is being rotated.
    */
   keyHashSecret: z.string().min(16, 'use at least 16 characters').default('open-router-development-secret'),
+  /**
+   * Earlier values of `keyHashSecret`, still accepted while it is rotated (docs/access.md): a key
+   * not found under the current secret is looked up under each of these in turn, and an issued one
+   * found so is re-indexed under the current secret. A list, or comma-separated text (an
+   * environment variable); empty entries are ignored.
+   */
+  previousKeyHashSecrets: z
+    .union([z.array(z.string()), z.string()])
+    .default([])
+    .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((t) => t.trim()).filter((t) => t !== ''))
+    .pipe(z.array(z.string().min(16, 'use at least 16 characters'))),
   /** Redis for issued keys, tenants added at run time, the audit log and rate limits. Empty: in memory. */
   redis: redisSchema.prefault({}),
   /** How long a resolved key stays cached in each ingress process (revocations are pushed at once). */
@@ -400,6 +411,10 @@ export function accessReferenceIssues(access: AccessConfig): Issue[] {
   });
   access.admin.oidc?.grants.forEach((grant, i) => {
     if (grant.role === 'project' && grant.org && !orgs.has(grant.org)) issues.push({ path: ['access', 'admin', 'oidc', 'grants', i, 'org'], message: `unknown organisation "${grant.org}"` });
+  });
+  access.previousKeyHashSecrets.forEach((secret, i) => {
+    // Looked up again under the same secret: twice the work on every miss, and a rotation that did not happen.
+    if (secret === access.keyHashSecret) issues.push({ path: ['access', 'previousKeyHashSecrets', i], message: 'is access.keyHashSecret itself: list only the earlier secrets still accepted' });
   });
   return [...issues, ...adminKeyClashes(access)];
 }

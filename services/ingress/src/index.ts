@@ -127,7 +127,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   });
   await access.start();
   const adminOidc = config.access.admin.oidc ? new OidcAdminAuth(config.access.admin.oidc, logger) : undefined;
-  const adminAuth = new AdminAuth(config.access.keyHashSecret, config.access.admin.keys, adminKey || undefined, adminOidc);
+  const adminAuth = new AdminAuth({ current: config.access.keyHashSecret, previous: config.access.previousKeyHashSecrets }, config.access.admin.keys, adminKey || undefined, adminOidc);
   const readiness = [{ name: 'router', check: () => router.isReachable(500) }];
   // With a fail mode of `closed`, requests are refused while Redis is away: the replica is not ready
   // then. For budgets only while there are any, which the admin API may create at any time, and

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { storedOrgSchema, type OrgConfig } from '@openrouter/config';
 import { z } from 'zod';
-import { apiKeyRecordSchema, type ApiKeyRecord } from './key-record';
+import { apiKeyRecordSchema, hashesOf, reindexed, type ApiKeyRecord } from './key-record';
 import { GatewayError } from '@openrouter/errors';
 import { keepSubscribed, whenReady, type RedisConnectionConfig } from '@openrouter/service-runtime';
 import { allKeysIndex, idAt, indexesOf, indexFor, listPosition, pageOf, type KeyPage, type KeyPageQuery } from './key-index';
@@ -97,6 +97,15 @@ export interface AccessRepository {
    * no key has the id.
    */
   rotateKey(id: string, change: (stored: ApiKeyRecord) => ApiKeyRecord, graceMs: number, audit: AuditEntry): Promise<ApiKeyRecord | undefined>;
+  /**
+   * Re-indexes the key found under `from` (its hash under one of `access.previousKeyHashSecrets`)
+   * under `to` (the same key's hash under the current `access.keyHashSecret`), as one atomic step:
+   * the record moves to `to` with its id, and `from` (and every alias of the record) becomes an
+   * alias to it, so replicas still hashing with the earlier secret find it too. For the secret a
+   * rotation replaced, `to` becomes an alias for the rest of its grace. Answers the record as
+   * written; undefined when there was nothing to do (no such key, or another replica did it first).
+   */
+  reindexKey(from: string, to: string): Promise<ApiKeyRecord | undefined>;
   /** One page of issued keys, oldest first: reads that page's records, never every key. */
   listKeys(query: KeyPageQuery): Promise<KeyPage>;
   listOrgs(): Promise<OrgConfig[]>;
@@ -238,17 +247,44 @@ append_audit(KEYS[2], KEYS[3], ARGV[3], tonumber(ARGV[4]))
 return 1`;
 /**
  * KEYS: the key record, the record's new place (its new hash), the id map, the audit log, its
- * counter, the alias an earlier rotation left. ARGV: the record as read, the record to write, the
- * alias to leave in the old place, the grace in ms (0: none), the id, the new hash, '1' to drop the
- * earlier alias, the audit entry, how many entries the log keeps. A compare-and-set like REPLACE_KEY.
+ * counter, then the places of the record's other hashes. ARGV: the record as read, the record to
+ * write, the alias to leave in the old places, the grace in ms (0: none), the id, the new hash, the
+ * audit entry, how many entries the log keeps, then for each of those places `alias` (the replaced
+ * secret, under any hash secret: an alias for the grace, or removed without one), `drop` (what an
+ * earlier rotation's grace still accepted: removed) or `set` (the new secret's hash under a previous
+ * hash secret: an alias with no expiry). A compare-and-set like REPLACE_KEY.
  */
 const ROTATE_KEY = `${AUDIT_LUA}if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
 local grace = tonumber(ARGV[4])
-if grace > 0 then redis.call('SET', KEYS[1], ARGV[3], 'PX', grace) else redis.call('DEL', KEYS[1]) end
-if ARGV[7] == '1' then redis.call('DEL', KEYS[6]) end
-append_audit(KEYS[4], KEYS[5], ARGV[8], tonumber(ARGV[9]))
+for i = 6, #KEYS do
+  local mode = ARGV[i + 3]
+  if mode == 'set' then redis.call('SET', KEYS[i], ARGV[3])
+  elseif mode == 'alias' and grace > 0 then redis.call('SET', KEYS[i], ARGV[3], 'PX', grace)
+  else redis.call('DEL', KEYS[i]) end
+end
+append_audit(KEYS[4], KEYS[5], ARGV[7], tonumber(ARGV[8]))
+return 1`;
+/**
+ * KEYS: the key record as read, where to write it (the same place, or its hash under the current
+ * secret: a move), the id map, then alias places. ARGV: the record as read, the record to write, the
+ * id, the record's hash, the alias JSON, then for each alias place: `set` (an alias with no expiry),
+ * `keep` (re-pointed, keeping its expiry; left alone when it is gone), or a number of ms (an alias
+ * expiring then). A compare-and-set on the record: two replicas re-indexing one key at once write
+ * once, the other answers 0. The id map follows a move in the same step.
+ */
+const REINDEX_KEY = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+if KEYS[2] ~= KEYS[1] then redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) end
+for i = 4, #KEYS do
+  local mode = ARGV[i + 2]
+  if mode == 'set' then redis.call('SET', KEYS[i], ARGV[5])
+  elseif mode == 'keep' then
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl == -1 then redis.call('SET', KEYS[i], ARGV[5]) elseif ttl > 0 then redis.call('SET', KEYS[i], ARGV[5], 'PX', ttl) end
+  else redis.call('SET', KEYS[i], ARGV[5], 'PX', mode) end
+end
 return 1`;
 /** Compare-and-set rounds a revocation tries; each lost round means another revocation won. */
 const REVOKE_ATTEMPTS = 5;
@@ -272,18 +308,38 @@ export class MemoryAccessRepository implements AccessRepository {
   }
 
   async findKey(hash: string) {
+    return this.stored(hash);
+  }
+  /** The record stored under `hash`, or under the hash its alias names. */
+  private stored(hash: string): ApiKeyRecord | undefined {
     const alias = this.aliases.get(hash);
     return this.keys.get(hash) ?? (alias === undefined ? undefined : this.keys.get(alias));
+  }
+  async reindexKey(from: string, to: string) {
+    const stored = this.stored(from);
+    const next = stored && reindexed(stored, from, to, new Date());
+    if (!stored || !next) return undefined;
+    if (next.move) {
+      this.keys.delete(stored.hash);
+      this.keys.set(to, next.record);
+      for (const hash of hashesOf(next.record)) if (hash !== to) this.aliases.set(hash, to);
+    } else {
+      this.keys.set(stored.hash, next.record);
+      this.aliases.set(to, stored.hash);
+    }
+    return next.record;
   }
   async keyById(id: string) {
     return [...this.keys.values()].find((k) => k.id === id);
   }
   async saveKey(record: ApiKeyRecord, audit?: AuditEntry) {
     this.keys.set(record.hash, record);
+    for (const hash of record.formerHashes ?? []) this.aliases.set(hash, record.hash);
     if (audit) this.appendAudit(audit);
   }
   async revokeKey(hash: string, revokedAt: string, audit: AuditEntry) {
-    const stored = this.keys.get(hash);
+    // By any of its hashes: it may have been re-indexed under the current hash secret meanwhile.
+    const stored = this.stored(hash);
     if (!stored) return undefined;
     if (stored.revokedAt !== undefined) return { record: stored, revoked: false };
     const record = { ...stored, revokedAt };
@@ -302,9 +358,9 @@ export class MemoryAccessRepository implements AccessRepository {
     if (!stored) return undefined;
     const record = change(stored);
     this.keys.delete(stored.hash);
-    if (stored.previousHash !== undefined) this.aliases.delete(stored.previousHash);
-    // The grace itself is enforced where a key is accepted (`previousExpiresAt`); the alias is dropped at the next rotation.
-    if (record.previousHash !== undefined) this.aliases.set(record.previousHash, record.hash);
+    for (const hash of hashesOf(stored)) this.aliases.delete(hash);
+    // The grace itself is enforced where a key is accepted (`previousExpiresAt`); the aliases are dropped at the next rotation.
+    if (record.previousHash !== undefined) for (const hash of [record.previousHash, ...(record.previousFormerHashes ?? [])]) this.aliases.set(hash, record.hash);
     await this.saveKey(record, audit);
     return record;
   }
@@ -432,6 +488,39 @@ export class RedisAccessRepository implements AccessRepository {
       return alias === undefined ? parseRecord(text) : parseRecord(await this.redis.get(`${this.prefix}key:${alias}`));
     });
   }
+  async reindexKey(from: string, to: string) {
+    return this.call(async () => {
+      for (let attempt = 0; attempt < REVOKE_ATTEMPTS; attempt++) {
+        const found = await this.redis.get(`${this.prefix}key:${from}`);
+        const alias = aliasOf(found);
+        const key = `${this.prefix}key:${alias ?? from}`;
+        const raw = alias === undefined ? found : await this.redis.get(key);
+        const stored = parseRecord(raw);
+        const next = stored && reindexed(stored, from, to, new Date());
+        if (raw === null || !stored || !next) return undefined;
+        const aliasJson = JSON.stringify({ aliasOf: next.record.hash });
+        // A move: the old place becomes an alias, and every other alias of the record follows it (keeping a grace's expiry).
+        const places = next.move ? [{ h: stored.hash, mode: 'set' }, ...hashesOf(next.record).flatMap((h) => (h === to || h === stored.hash ? [] : [{ h, mode: 'keep' }]))] : [{ h: to, mode: String(Math.max(1, Math.ceil(next.aliasMs))) }];
+        const written = await this.redis.eval(
+          REINDEX_KEY,
+          3 + places.length,
+          key,
+          `${this.prefix}key:${next.record.hash}`,
+          `${this.prefix}key-ids`,
+          ...places.map((p) => `${this.prefix}key:${p.h}`),
+          raw,
+          JSON.stringify(next.record),
+          next.record.id,
+          next.record.hash,
+          aliasJson,
+          ...places.map((p) => p.mode),
+        );
+        if (written === 1) return next.record;
+        // Changed since it was read (re-indexed by another replica, revoked, updated): read again.
+      }
+      return undefined;
+    });
+  }
   async keyById(id: string) {
     return this.call(async () => {
       const hash = await this.redis.hget(`${this.prefix}key-ids`, id);
@@ -442,6 +531,8 @@ export class RedisAccessRepository implements AccessRepository {
   async saveKey(record: ApiKeyRecord, audit?: AuditEntry) {
     return this.call(async () => {
       const write = this.redis.multi().set(`${this.prefix}key:${record.hash}`, JSON.stringify(record)).hset(`${this.prefix}key-ids`, record.id, record.hash);
+      // A key issued while the hash secret is rotated: found under the previous secrets too.
+      for (const hash of record.formerHashes ?? []) write.set(`${this.prefix}key:${hash}`, JSON.stringify({ aliasOf: record.hash }));
       for (const index of indexesOf(this.prefix, record)) write.zadd(index, 0, listPosition(record));
       if (audit) write.eval(APPEND_AUDIT, 2, this.auditLog.key, this.auditLog.sequence, auditJson(audit), this.auditLog.keep);
       await execAll(write);
@@ -449,9 +540,15 @@ export class RedisAccessRepository implements AccessRepository {
   }
   async revokeKey(hash: string, revokedAt: string, audit: AuditEntry) {
     return this.call(async () => {
-      const key = `${this.prefix}key:${hash}`;
       for (let attempt = 0; attempt < REVOKE_ATTEMPTS; attempt++) {
-        const raw = await this.redis.get(key);
+        // The record's place: `hash` may have become an alias (re-indexed under the current hash secret since it was read).
+        let key = `${this.prefix}key:${hash}`;
+        let raw = await this.redis.get(key);
+        const alias = aliasOf(raw);
+        if (alias !== undefined) {
+          key = `${this.prefix}key:${alias}`;
+          raw = await this.redis.get(key);
+        }
         const stored = parseRecord(raw);
         if (raw === null || !stored) return undefined;
         if (stored.revokedAt !== undefined) return { record: stored, revoked: false };
@@ -474,25 +571,31 @@ export class RedisAccessRepository implements AccessRepository {
     return this.replaceById(id, async (key, raw, stored) => {
       const record = change(stored);
       const grace = record.previousHash === undefined ? 0 : Math.max(1, Math.ceil(graceMs));
-      const earlier = stored.previousHash;
+      // The replaced secret's places (its hash, and those under earlier hash secrets) alias the new one for the grace; an earlier rotation's are dropped.
+      // The new secret's hashes under the previous hash secrets (one being rotated) alias it for good.
+      const places = [
+        ...[stored.hash, ...(stored.formerHashes ?? [])].map((h) => ({ h, mode: 'alias' })),
+        ...[stored.previousHash, ...(stored.previousFormerHashes ?? [])].flatMap((h) => (h === undefined ? [] : [{ h, mode: 'drop' }])),
+        ...(record.formerHashes ?? []).map((h) => ({ h, mode: 'set' })),
+      ];
       const written = await this.redis.eval(
         ROTATE_KEY,
-        6,
+        5 + places.length,
         key,
         `${this.prefix}key:${record.hash}`,
         `${this.prefix}key-ids`,
         this.auditLog.key,
         this.auditLog.sequence,
-        `${this.prefix}key:${earlier ?? stored.hash}`,
+        ...places.map((p) => `${this.prefix}key:${p.h}`),
         raw,
         JSON.stringify(record),
         JSON.stringify({ aliasOf: record.hash }),
         grace,
         id,
         record.hash,
-        earlier === undefined ? '0' : '1',
         auditJson(audit),
         this.auditLog.keep,
+        ...places.map((p) => p.mode),
       );
       return written === 1 ? record : undefined;
     });

@@ -10,7 +10,7 @@ import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
 import { countPromptTokens, type ImageCost } from './prompt-tokens';
 import { KeyDirectory } from './key-directory';
 import { matchesFilter, type KeyListFilter } from './key-index';
-import { publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
+import { hashesOf, publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
 import type { CounterStore } from './counter.store';
 import { MemoryIdempotencyStore, type IdempotencyStore } from './idempotency.store';
 import { IdempotentResponses } from './idempotent-responses';
@@ -124,11 +124,14 @@ export class AccessService {
     const access = config.access;
     this.tenants = new TenantDirectory(access.orgs);
     this.idempotency = new IdempotentResponses<RecordedAnswer>(options.idempotencyStore ?? new MemoryIdempotencyStore(), access.keyHashSecret, {
+      previousSecrets: access.previousKeyHashSecrets,
       // Never the answer itself: it may hold an issued key.
       onStoreFailure: (error) => this.logger.warn({ err: error }, 'idempotency store: an answer could not be stored or a key released; a retry with that key is answered 409 idempotency_key_in_use until its claim expires, then runs again'),
     });
     const extra: ApiKeyRecord[] = devKey ? [devRecord(hashApiKey(access.keyHashSecret, devKey), displayPrefix(devKey))] : [];
-    this.keys = new KeyDirectory(access.keyHashSecret, access.keys, extra, repository, access.keyCacheMs);
+    this.keys = new KeyDirectory({ current: access.keyHashSecret, previous: access.previousKeyHashSecrets }, access.keys, extra, repository, access.keyCacheMs, undefined, (error) =>
+      this.logger.warn({ err: error }, 'a key found under a previous access.keyHashSecret could not be re-indexed under the current one; it was accepted, and its next use tries again'),
+    );
     this.defaults = access.rateLimits;
     this.modelMaxOutput = config.budgets.maxOutputTokens;
     this.maxAskedTokens = access.requests.maxTokens;
@@ -406,6 +409,7 @@ export class AccessService {
       tags: input.tags,
       createdAt: new Date().toISOString(),
       ...(input.expiresAt ? { expiresAt: new Date(input.expiresAt).toISOString() } : {}),
+      ...this.keys.formerHashes(key),
       source: 'issued',
     };
     // The key and its audit entry are written together: no issued key goes unaudited.
@@ -456,7 +460,8 @@ export class AccessService {
     const outcome = found.revokedAt ? { record: found, revoked: false } : await this.repository.revokeKey(found.hash, new Date().toISOString(), entry);
     if (!outcome) throw keyNotFound(id);
     if (outcome.revoked) this.logAudit(entry);
-    await this.announceKey(found);
+    // As read and as revoked: it may have been re-indexed under the current hash secret in between.
+    await this.announceKey(found, outcome.record);
     return publicView(outcome.record);
   }
 
@@ -489,7 +494,7 @@ export class AccessService {
     );
     if (!written) throw keyNotFound(id);
     this.logAudit(entry);
-    await this.announceKey(written);
+    await this.announceKey(found, written);
     return publicView(written);
   }
 
@@ -512,9 +517,10 @@ export class AccessService {
       (stored) => {
         if (stored.revokedAt !== undefined) throw keyRevoked(id, 'rotated');
         replaced = stored;
-        const { previousHash: _hash, previousExpiresAt: _until, ...rest } = stored;
-        const grace = graceMs > 0 ? { previousHash: stored.hash, previousExpiresAt: new Date(Date.now() + graceMs).toISOString() } : {};
-        return { ...rest, hash, prefix: displayPrefix(key), ...grace };
+        const { previousHash: _hash, previousExpiresAt: _until, formerHashes: former, previousFormerHashes: _former, ...rest } = stored;
+        // The replaced secret stays accepted for the grace under every hash secret it was known by (a hash secret being rotated too).
+        const grace = graceMs > 0 ? { previousHash: stored.hash, previousExpiresAt: new Date(Date.now() + graceMs).toISOString(), ...(former?.length ? { previousFormerHashes: former } : {}) } : {};
+        return { ...rest, hash, prefix: displayPrefix(key), ...grace, ...this.keys.formerHashes(key) };
       },
       graceMs,
       entry,
@@ -522,13 +528,16 @@ export class AccessService {
     if (!written) throw keyNotFound(id);
     this.logAudit(entry);
     // The secret replaced (cached as the record before the rotation) and the one an earlier grace accepted.
-    await this.announceKey(replaced);
+    await this.announceKey(found, replaced);
     return { key, record: publicView(written) };
   }
 
-  /** Drops a changed key's cached copies here, then tells every replica: under its hash and a rotation's earlier one. */
-  private async announceKey(record: ApiKeyRecord): Promise<void> {
-    const hashes = [record.hash, ...(record.previousHash === undefined ? [] : [record.previousHash])];
+  /**
+   * Drops a changed key's cached copies here, then tells every replica: under each of its hashes
+   * (a rotation's earlier one, those under earlier hash secrets), of each version of it given.
+   */
+  private async announceKey(...records: ApiKeyRecord[]): Promise<void> {
+    const hashes = [...new Set(records.flatMap(hashesOf))];
     for (const hash of hashes) this.keys.forget(hash);
     for (const hash of hashes) await this.repository.publish({ kind: 'key', hash });
   }

@@ -36,6 +36,13 @@ export interface IdempotentResponsesOptions {
   leaseMs?: number;
   /** Told when an answer could not be stored (the request succeeded; a retry is then not replayed). */
   onStoreFailure?: (error: unknown) => void;
+  /**
+   * Earlier values of the secret (`access.previousKeyHashSecrets`): an answer recorded before the
+   * secret was rotated (or by a replica still on an earlier one) is found under the id one of these
+   * derives, and opened with its key. A new record is written under the current secret's id, and
+   * under each of these too (sealed under each one's key), for replicas still hashing with them.
+   */
+  previousSecrets?: readonly string[];
 }
 
 /**
@@ -44,6 +51,7 @@ export interface IdempotentResponsesOptions {
  * keyed hash of caller and key, and the answer — which holds an issued key's secret — is sealed
  * (AES-256-GCM) under a key derived from `access.keyHashSecret`, the caller and the idempotency key:
  * the store alone, without the configuration's secret and the key the caller sent, reveals nothing.
+ * While that secret is rotated, an answer recorded under an earlier one is still found and replayed.
  */
 export class IdempotentResponses<A> {
   private readonly keepMs: number;
@@ -64,32 +72,47 @@ export class IdempotentResponses<A> {
    * (`fingerprint`: method, path and body) is `422 idempotency_key_reused`.
    */
   async begin(caller: string, key: string, fingerprint: string): Promise<Attempt<A>> {
-    const id = this.derive('id', caller, key).toString('hex');
     const claim = JSON.stringify({ state: 'claimed', token: randomBytes(16).toString('hex'), fingerprint } satisfies StoredRecord);
-    const held = await this.reach(() => this.store.claim(id, claim, this.leaseMs));
+    // Claimed under the id of each accepted secret, the current one first: a record an earlier
+    // secret's id names is the first attempt's, made by a replica still hashing with it (or before
+    // the rotation), and a replica still on that secret finds this call's claim and answer there.
+    const claimed: Array<{ id: string; secret: string }> = [];
+    let held: { record: string; secret: string } | undefined;
+    try {
+      for (const secret of [this.secret, ...this.previousSecrets]) {
+        const id = this.derive(secret, 'id', caller, key).toString('hex');
+        const found = await this.reach(() => this.store.claim(id, claim, this.leaseMs));
+        if (found !== undefined) {
+          held = { record: found, secret };
+          break;
+        }
+        claimed.push({ id, secret });
+      }
+    } catch (error) {
+      await this.releaseAll(claimed, claim);
+      throw error;
+    }
     if (held === undefined) {
       return {
         kind: 'first',
         complete: async (answer) => {
-          const record: StoredRecord = { state: 'answered', fingerprint, sealed: this.seal(caller, key, answer) };
-          try {
-            await this.store.complete(id, claim, JSON.stringify(record), this.keepMs);
-          } catch (error) {
-            this.options.onStoreFailure?.(error);
-            // The key stays claimed until its lease ends; the caller has its answer.
+          for (const { id, secret } of claimed) {
+            const record: StoredRecord = { state: 'answered', fingerprint, sealed: this.seal(secret, caller, key, answer) };
+            try {
+              await this.store.complete(id, claim, JSON.stringify(record), this.keepMs);
+            } catch (error) {
+              this.options.onStoreFailure?.(error);
+              // The key stays claimed until its lease ends; the caller has its answer.
+            }
           }
         },
-        release: async () => {
-          try {
-            await this.store.release(id, claim);
-          } catch (error) {
-            // Unreleased, the claim ends with its lease.
-            this.options.onStoreFailure?.(error);
-          }
-        },
+        release: () => this.releaseAll(claimed, claim),
       };
     }
-    const record = recordSchema.safeParse(safeJson(held));
+    // Another attempt's record: what this call claimed before finding it is not its to keep.
+    await this.releaseAll(claimed, claim);
+    const { secret } = held;
+    const record = recordSchema.safeParse(safeJson(held.record));
     if (!record.success) throw unreadable();
     if (record.data.fingerprint !== fingerprint) {
       throw new GatewayError('bad_request', 'This Idempotency-Key was already used with a different request (another method, path or body). Use a new key for a new request.', {
@@ -99,22 +122,38 @@ export class IdempotentResponses<A> {
     if (record.data.state === 'claimed') {
       throw new GatewayError('conflict', 'A request with this Idempotency-Key is still in progress. Retry once it has finished to get its answer.', { code: 'idempotency_key_in_use', retryable: true });
     }
-    return { kind: 'replay', answer: this.open(caller, key, record.data.sealed) };
+    return { kind: 'replay', answer: this.open(secret, caller, key, record.data.sealed) };
   }
 
-  private derive(purpose: 'id' | 'seal', caller: string, key: string): Buffer {
-    return createHmac('sha256', this.secret).update(`idempotency:${purpose}\0${caller}\0${key}`).digest();
+  private get previousSecrets(): readonly string[] {
+    return this.options.previousSecrets ?? [];
   }
 
-  private seal(caller: string, key: string, answer: A): string {
-    return sealText(this.derive('seal', caller, key), JSON.stringify(answer));
+  private async releaseAll(claimed: ReadonlyArray<{ id: string }>, claim: string): Promise<void> {
+    for (const { id } of claimed) {
+      try {
+        await this.store.release(id, claim);
+      } catch (error) {
+        // Unreleased, the claim ends with its lease.
+        this.options.onStoreFailure?.(error);
+      }
+    }
   }
 
-  private open(caller: string, key: string, sealed: string): A {
+  private derive(secret: string, purpose: 'id' | 'seal', caller: string, key: string): Buffer {
+    return createHmac('sha256', secret).update(`idempotency:${purpose}\0${caller}\0${key}`).digest();
+  }
+
+  private seal(secret: string, caller: string, key: string, answer: A): string {
+    return sealText(this.derive(secret, 'seal', caller, key), JSON.stringify(answer));
+  }
+
+  /** Opens an answer with the key of the secret whose id it was found under. */
+  private open(secret: string, caller: string, key: string, sealed: string): A {
     try {
-      return JSON.parse(openText(this.derive('seal', caller, key), sealed)) as A;
+      return JSON.parse(openText(this.derive(secret, 'seal', caller, key), sealed)) as A;
     } catch {
-      // Sealed under another access.keyHashSecret (rotated since), or damaged.
+      // Sealed under a secret no longer accepted (neither access.keyHashSecret nor one of its previousKeyHashSecrets), or damaged.
       throw unreadable();
     }
   }
@@ -132,7 +171,7 @@ export class IdempotentResponses<A> {
 }
 
 function unreadable(): GatewayError {
-  return new GatewayError('conflict', 'The first answer to this Idempotency-Key can no longer be read (the gateway key hash secret changed since). Use a new key.', {
+  return new GatewayError('conflict', 'The first answer to this Idempotency-Key can no longer be read (the gateway key hash secret changed since, and the earlier one is no longer accepted). Use a new key.', {
     code: 'idempotency_key_unreadable',
   });
 }

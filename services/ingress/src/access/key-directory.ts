@@ -12,10 +12,22 @@ interface CacheEntry {
 const NEGATIVE_CACHE_MS = 1_000;
 const CACHE_LIMIT = 50_000;
 
+/** What a key directory hashes with: the current `access.keyHashSecret` and the earlier ones still accepted. */
+export interface HashSecrets {
+  current: string;
+  previous?: readonly string[] | undefined;
+}
+
 /**
  * Resolves a presented key by its keyed hash: configured keys first, then issued keys from the
  * shared store, cached in-process. A revocation published by any replica drops the entry here
  * at once; the TTL only bounds staleness if a notification were missed.
+ *
+ * While the hash secret is rotated, a key not found under the current secret is looked up under
+ * each previous one in turn (only then: a key found under the current secret costs one HMAC). An
+ * issued key found so is re-indexed under the current secret (the store keeps the earlier hash as
+ * an alias, for replicas still hashing with it); a configured one cannot be, and is matched under
+ * any accepted secret.
  */
 export class KeyDirectory {
   private readonly configured = new Map<string, ApiKeyRecord>();
@@ -23,16 +35,21 @@ export class KeyDirectory {
   /** Changes seen per hash while a lookup of it is in flight (entries live only that long). */
   private readonly changesInFlight = new Map<string, { changes: number; lookups: number }>();
   private readonly hashKey: KeyObject;
+  private readonly previousKeys: KeyObject[];
 
   constructor(
-    secret: string,
+    secrets: string | HashSecrets,
     configKeys: readonly ConfigKey[],
     extra: readonly ApiKeyRecord[],
     private readonly repository: AccessRepository,
     private readonly cacheMs: number,
     private readonly now: () => Date = () => new Date(),
+    /** Told when a key found under a previous secret could not be re-indexed (it is accepted all the same; its next use tries again). */
+    private readonly onReindexFailure: (error: unknown) => void = () => undefined,
   ) {
-    this.hashKey = hashingKey(secret);
+    const { current, previous = [] } = typeof secrets === 'string' ? { current: secrets } : secrets;
+    this.hashKey = hashingKey(current);
+    this.previousKeys = previous.map(hashingKey);
     for (const key of configKeys) this.configured.set(key.hash, fromConfig(key));
     for (const record of extra) this.configured.set(record.hash, record);
     repository.onChange((event) => {
@@ -45,14 +62,53 @@ export class KeyDirectory {
     return hashApiKey(this.hashKey, presented);
   }
 
+  /**
+   * A new key's hashes under the previous secrets, stored as aliases beside its record (none when
+   * no secret is being rotated): a replica not yet restarted with the current secret accepts a key
+   * issued or rotated on one that was.
+   */
+  formerHashes(presented: string): { formerHashes?: string[] } {
+    return this.previousKeys.length === 0 ? {} : { formerHashes: this.previousKeys.map((key) => hashApiKey(key, presented)) };
+  }
+
   async authenticate(presented: string): Promise<ApiKeyRecord | undefined> {
     const hash = this.hash(presented);
+    const found = await this.lookUp(hash);
+    if (found !== undefined || this.previousKeys.length === 0) return found && this.active(found);
+    for (const previous of this.previousKeys) {
+      const earlier = hashApiKey(previous, presented);
+      const record = await this.lookUp(earlier);
+      if (!record) continue;
+      if (record.source === 'issued' && this.active(record)) await this.reindex(earlier, hash);
+      return this.active(record);
+    }
+    return undefined;
+  }
+
+  /**
+   * The record `hash` names, when it accepts it. The lookup is by keyed hash; the final comparison
+   * is constant-time all the same. A rotated key's earlier secret finds the record too, and is
+   * accepted only while its grace lasts.
+   */
+  private async lookUp(hash: string): Promise<ApiKeyRecord | undefined> {
     const record = this.configured.get(hash) ?? (await this.issued(hash));
-    // The lookup is by keyed hash; the final comparison is constant-time all the same. A rotated
-    // key's earlier secret finds the record too, and is accepted only while its grace lasts.
-    const now = this.now();
-    if (!record || !acceptsHash(record, hash, now)) return undefined;
-    return isActive(record, now) ? record : undefined;
+    return record && acceptsHash(record, hash, this.now()) ? record : undefined;
+  }
+
+  private active(record: ApiKeyRecord): ApiKeyRecord | undefined {
+    return isActive(record, this.now()) ? record : undefined;
+  }
+
+  /** Moves an issued key found under a previous secret's hash to the current one's; its next use here then finds it at once. */
+  private async reindex(from: string, to: string): Promise<void> {
+    try {
+      await this.repository.reindexKey(from, to);
+    } catch (error) {
+      this.onReindexFailure(error);
+    }
+    // Both cached answers are stale now: the current hash's miss, and the earlier one's copy.
+    this.forget(to);
+    this.forget(from);
   }
 
   /** Forgets a cached key (called on revoke before the notification round-trips). */

@@ -5,6 +5,9 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
  * cached responses): the store alone, without the key (derived from `access.keyHashSecret`),
  * reveals nothing, and a value altered or moved under another record (`context`, authenticated
  * but not stored) does not open. The sealed form is base64 of IV (12 bytes), tag (16), ciphertext.
+ * Each record is found under an id derived from the same secret as its key, so a reader opens it
+ * with the key of the secret it found it under (while that secret is rotated: the current one, or
+ * one of `access.previousKeyHashSecrets`).
  */
 export function sealText(key: Buffer, plain: string, context = ''): string {
   const iv = randomBytes(12);
@@ -23,3 +26,4 @@ export function openText(key: Buffer, sealed: string, context = ''): string {
   if (context) decipher.setAAD(Buffer.from(context, 'utf8'));
   return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
 }
+

@@ -1,5 +1,6 @@
 import type { AdminKeyConfig, AdminRole } from '@openrouter/config';
 import { hashApiKey, sameDigest } from '../access/api-key';
+import type { HashSecrets } from '../access/key-directory';
 import { OidcAdminAuth } from './admin-oidc';
 
 /** Who is calling the admin API. */
@@ -15,20 +16,27 @@ export interface AdminPrincipal {
  * Admin keys from configuration (by keyed hash) plus the development admin key, and with `oidc`
  * the tokens of the organisation's identity provider. Two entries with one hash are refused at
  * construction (start-up): one would silently replace the other's role and scope. Configuration
- * validation refuses them first; this also covers a generated key.
+ * validation refuses them first; this also covers a generated key. While `access.keyHashSecret` is
+ * rotated, a configured admin key's hash may be under a previous secret: a key not found under the
+ * current one is looked up under each previous one (the development admin key, given in plain
+ * text, is hashed with the current secret).
  */
 export class AdminAuth {
   private readonly byHash = new Map<string, AdminPrincipal & { hash: string }>();
+  /** The current secret first, then the previous ones. */
+  private readonly secrets: readonly string[];
 
   constructor(
-    private readonly secret: string,
+    secrets: string | HashSecrets,
     keys: readonly AdminKeyConfig[],
     devKey: string | undefined,
     private readonly oidc?: OidcAdminAuth,
   ) {
+    const { current, previous = [] } = typeof secrets === 'string' ? { current: secrets } : secrets;
+    this.secrets = [current, ...previous];
     for (const key of keys) this.add({ id: key.id, role: key.role, org: key.org, project: key.project, hash: key.hash });
     // Named without any of its characters: the audit log's actor is readable by scoped admin keys.
-    if (devKey) this.add({ id: 'dev-admin', role: 'admin', hash: hashApiKey(secret, devKey) });
+    if (devKey) this.add({ id: 'dev-admin', role: 'admin', hash: hashApiKey(current, devKey) });
   }
 
   private add(entry: AdminPrincipal & { hash: string }): void {
@@ -53,10 +61,14 @@ export class AdminAuth {
 
   /** An admin key's caller, or undefined when no admin key is `presented`. */
   authenticateKey(presented: string): AdminPrincipal | undefined {
-    const hash = hashApiKey(this.secret, presented);
-    const found = this.byHash.get(hash);
-    if (!found || !sameDigest(found.hash, hash)) return undefined;
-    const { hash: _hash, ...principal } = found;
-    return principal;
+    // The current secret first: a previous one is hashed with only for a key it does not find.
+    for (const secret of this.secrets) {
+      const hash = hashApiKey(secret, presented);
+      const found = this.byHash.get(hash);
+      if (!found || !sameDigest(found.hash, hash)) continue;
+      const { hash: _hash, ...principal } = found;
+      return principal;
+    }
+    return undefined;
   }
 }
