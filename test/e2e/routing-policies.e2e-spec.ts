@@ -128,6 +128,36 @@ describe('data-residency and provider policies end to end', () => {
     }
   });
 
+  it("holds an open WebSocket to a PATCH of its key from its next request on: allowed models, policy and limits, as HTTP's next request", async () => {
+    const issued = await admin('POST', '/keys', { org: 'default' });
+    const id = issued.json['id'] as string;
+    const socket = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/v1/ws`, ['openrouter.v1'], { headers: { authorization: `Bearer ${issued.json['key'] as string}` } });
+    const frames: Array<{ type: string; id: string | null; headers?: Record<string, string>; error?: { error?: { code?: string } } }> = [];
+    socket.on('message', (data) => frames.push(JSON.parse(data.toString()) as (typeof frames)[number]));
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    const answer = async (frameId: string, model = 'chat') => {
+      socket.send(JSON.stringify({ type: 'chat.completions', id: frameId, body: { model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 } }));
+      return waitFor(async () => frames.find((f) => f.id === frameId && (f.type === 'completion' || f.type === 'error')), { timeoutMs: 10_000, intervalMs: 20, what: `the answer to ${frameId}` });
+    };
+    try {
+      expect((await answer('a')).headers?.['x-openrouter-provider']).toBe('sim-us');
+      expect((await admin('PATCH', `/keys/${id}`, { allowed_models: ['us-only'] })).status).toBe(200);
+      expect((await answer('b')).error?.error?.code).toBe('model_not_found');
+      expect((await answer('c', 'us-only')).type).toBe('completion');
+
+      expect((await admin('PATCH', `/keys/${id}`, { allowed_models: [], policy: { residency: ['eu'] } })).status).toBe(200);
+      expect((await answer('d')).headers?.['x-openrouter-provider']).toBe('sim-eu');
+
+      expect((await admin('PATCH', `/keys/${id}`, { limits: { rpm: 1 } })).status).toBe(200);
+      const [e, f] = [await answer('e'), await answer('f')];
+      expect(e.type).toBe('completion');
+      expect(f.error?.error?.code).toBe('rate_limit_exceeded');
+      expect(socket.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      socket.close();
+    }
+  });
+
   it("applies an admin PATCH of a tenant's policy to the next request, and a key's own policy within it", async () => {
     expect((await admin('POST', '/tenants', { id: 'globex' })).status).toBe(201);
     const { id, client } = await keyFor({ org: 'globex' });

@@ -24,6 +24,13 @@ const config = ingressTestConfig({
   },
 });
 
+/** A replica whose pub/sub is broken: it hears of no change (tenant or key) from the others. */
+class DeafRedisAccessRepository extends RedisAccessRepository {
+  override onChange(): void {
+    // Nothing reaches it.
+  }
+}
+
 /** The redis-server the integration project's global setup started. */
 function redisUrl(): string {
   const url = process.env['OPENROUTER_TEST_REDIS_URL'];
@@ -113,6 +120,23 @@ describe('the access store on Redis (redis-server)', () => {
     const seen = await b.authenticate(key, 'r', {});
     expect(seen?.record.policy).toEqual({ excludeProviders: ['sim'] });
     expect(seen?.context.policy).toEqual({ providers: { values: ['sim'] }, excludeProviders: ['sim'] });
+  });
+
+  it("routes an issued key under its org's policy on a replica that has not heard of the org yet: it reloads the tenants before placing the key", async () => {
+    const prefix = freshPrefix();
+    const a = await replica(prefix);
+    // B's pub/sub is broken and its version check far off: nothing tells it of the new org.
+    const repository = new DeafRedisAccessRepository({ url: redisUrl() }, prefix);
+    expect(await repository.ready()).toBe(true);
+    const b = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined, undefined, { checkEveryMs: 3_600_000 });
+    services.push(b);
+    await b.start();
+    await a.addOrg(admin, { id: 'restricted', costCenter: 'cc-r', policy: { providers: ['sim'] } });
+    const { key } = await a.issueKey(admin, { ...keyInput, org: 'restricted' });
+    expect(b.tenants.org('restricted')).toBeUndefined();
+    const seen = await b.authenticate(key, 'r', {});
+    expect(seen?.context.policy).toEqual({ providers: { values: ['sim'] }, excludeProviders: [] });
+    expect(seen?.context.costCenter).toBe('cc-r');
   });
 
   it('reads an organisation a newer replica stored with a field it does not know, and keeps its teams when it changes it', async () => {

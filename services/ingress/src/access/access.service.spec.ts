@@ -69,6 +69,16 @@ async function eventually(condition: () => boolean): Promise<void> {
   expect(condition()).toBe(true);
 }
 
+/** A store that counts its tenant reads (each reload is one). */
+class CountedTenantReads extends MemoryAccessRepository {
+  reads = 0;
+
+  override async listOrgs(): Promise<OrgConfig[]> {
+    this.reads++;
+    return super.listOrgs();
+  }
+}
+
 /** A store whose tenant reads fail while `failReads` is set (Redis dropped after the write). */
 class FailingTenantReads extends MemoryAccessRepository {
   failReads = false;
@@ -155,6 +165,41 @@ describe('AccessService admin changes', () => {
     // A tenant that exists nowhere is still 404, after that one reload.
     await expect(access.issueKey(admin, { ...keyInput, org: 'nowhere' })).rejects.toMatchObject({ kind: 'not_found', code: 'not_found', param: 'org' });
     await expect(access.addProject(admin, 'newest', 'nope', { id: 'x' })).rejects.toMatchObject({ kind: 'not_found', code: 'not_found', param: 'team' });
+  });
+
+  it("answers an issued key whose org it cannot load 503 tenant_unavailable, never routed as a bare tenant without the org's policy", async () => {
+    const repository = new CountedTenantReads();
+    const access = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    // Stored by a replica whose org write this store never got (or lost).
+    const key = 'sk-or-v1-orphaned-key-orphaned-key-orphaned-key00';
+    const hash = hashApiKey(SECRET, key);
+    await repository.saveKey({ id: 'key_orphan', hash, prefix: 'sk-or-v1-orph', name: '', orgId: 'vanished', teamId: '', projectId: '', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: new Date().toISOString(), source: 'issued' });
+    const reads = repository.reads;
+    const refused = await access.authenticate(key, 'r', {}).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(GatewayError);
+    expect(refused).toMatchObject({ kind: 'unavailable', code: 'tenant_unavailable', retryable: true });
+    expect((refused as GatewayError).message).toBe("The key's organisation, team or project cannot be resolved right now. Please retry.");
+    expect(repository.reads).toBe(reads + 1);
+
+    // Once the org is there, the key is placed in it.
+    await storedElsewhere(repository, { id: 'vanished', costCenter: 'cc-v', limits: {}, teams: [] });
+    await expect(access.authenticate(key, 'r', {})).resolves.toMatchObject({ context: { orgId: 'vanished', costCenter: 'cc-v' } });
+  });
+
+  it('places configured keys and the development key of orgs declared nowhere (bare tenants) without reloading the tenants', async () => {
+    const devKey = 'sk-or-v1-development-key-development-key-000';
+    const configured = 'sk-or-v1-configured-bare-configured-bare-000';
+    const bareConfig = ingressTestConfig({
+      access: { keyHashSecret: SECRET, orgs: [{ id: 'acme', teams: [] }], keys: [{ id: 'gitops', hash: hashApiKey(SECRET, configured), prefix: 'sk-or-v1-conf', org: 'small-shop' }] },
+    });
+    const repository = new CountedTenantReads();
+    const access = new AccessService(bareConfig, repository, new MemoryCounterStore(), logger, devKey);
+    await access.start();
+    const reads = repository.reads;
+    await expect(access.authenticate(configured, 'r', {})).resolves.toMatchObject({ context: { orgId: 'small-shop', costCenter: 'small-shop' } });
+    await expect(access.authenticate(devKey, 'r', {})).resolves.toMatchObject({ context: { orgId: 'default', costCenter: 'default' } });
+    expect(repository.reads).toBe(reads);
   });
 
   it('drops every cached key and reloads tenants when it may have missed notices (its pub/sub connection came back)', async () => {

@@ -229,12 +229,18 @@ export class AccessService {
   }
 
   /**
-   * Where a key sits. A key can name a team or project this replica has not loaded yet (added on
-   * another replica while this one could not reach Redis): reload once before answering, and if
-   * it is still unknown, that is the gateway's state, not the caller's fault (503).
+   * Where a key sits. A key can name an org, team or project this replica has not loaded yet (added
+   * on another replica a moment ago, or while this one could not hear of it): reload once before
+   * answering, and if it is still unknown, that is the gateway's state, not the caller's fault
+   * (503). An issued key's org existed when it was issued, so an unknown one is such a gap, never
+   * a bare tenant: placed without it, the key would be routed without the org's policy and limits.
+   * A configured key may name an org declared nowhere (a bare tenant), placed as it is at no cost.
    */
   private async placeKey(record: ApiKeyRecord): Promise<TenantPlacement> {
-    const place = (): TenantPlacement => this.tenants.place(record.orgId, record.teamId || undefined, record.projectId || undefined);
+    const place = (): TenantPlacement => {
+      if (record.source === 'issued' && !this.tenants.org(record.orgId)) throw orgNotFound(record.orgId);
+      return this.tenants.place(record.orgId, record.teamId || undefined, record.projectId || undefined);
+    };
     try {
       return place();
     } catch {
@@ -242,8 +248,8 @@ export class AccessService {
       try {
         return place();
       } catch (error) {
-        this.logger.warn({ keyId: record.id, org: record.orgId, team: record.teamId, project: record.projectId }, 'a key names a team or project this replica does not know');
-        throw new GatewayError('unavailable', "The key's team or project cannot be resolved right now. Please retry.", { code: 'tenant_unavailable', cause: error });
+        this.logger.warn({ keyId: record.id, org: record.orgId, team: record.teamId, project: record.projectId }, 'a key names an organisation, team or project this replica does not know');
+        throw new GatewayError('unavailable', "The key's organisation, team or project cannot be resolved right now. Please retry.", { code: 'tenant_unavailable', cause: error });
       }
     }
   }

@@ -321,12 +321,17 @@ export class WsGateway {
     }
   }
 
-  /** Whether the socket's key is still valid (not revoked, deleted or expired). */
+  /**
+   * Whether the socket's key is still valid (not revoked, deleted or expired). The key and its
+   * context as they are now replace the socket's: a change of the key (its allowed models, policy,
+   * limits, tags) or of its tenants applies to the socket's next request, as to HTTP's next one.
+   */
   private async stillAuthorized(connection: Connection): Promise<boolean> {
     const current = await this.access.authenticate(connection.key, connection.context.requestId, connection.traffic);
-    // The routing policy as the key and its tenants have it now: a change applies to the socket's next request.
-    if (current) connection.context = { ...connection.context, policy: current.context.policy };
-    return current !== undefined;
+    if (!current) return false;
+    connection.record = current.record;
+    connection.context = current.context;
+    return true;
   }
 
   /** After a change to the socket's key: a key no longer valid ends the socket and its streams. */
