@@ -1,35 +1,13 @@
 import { toOpenAIError } from '@openrouter/openai-wire';
 import { failure } from '../gateway-failure.testing';
-import type { TokenHttp, TokenHttpRequest } from '../access-token';
+import type { TokenHttpRequest } from '../access-token';
+import { FakeTokenHttp } from '../token-http.testing';
 import { CLIENT_ASSERTION_TYPE, clientSecretGrant, entraTokenUrl, lifetimeOf, managedIdentityGrant, managedIdentityRequest, workloadIdentityGrant } from './entra-token';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const SCOPE = 'https://cognitiveservices.azure.com/.default';
 const SECRET = 'Xy8Q~top-secret-value';
 const TOKEN_URL = entraTokenUrl('https://login.microsoftonline.com/', TENANT);
-
-/** A token service written by hand: records each request and answers with the next scripted reply. */
-class FakeTokenHttp implements TokenHttp {
-  readonly requests: TokenHttpRequest[] = [];
-  private readonly replies: Array<() => Promise<{ status: number; body: string }>> = [];
-
-  reply(status: number, body: unknown): this {
-    this.replies.push(() => Promise.resolve({ status, body: typeof body === 'string' ? body : JSON.stringify(body) }));
-    return this;
-  }
-
-  unreachable(): this {
-    this.replies.push(() => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:9')));
-    return this;
-  }
-
-  request(request: TokenHttpRequest): Promise<{ status: number; body: string }> {
-    this.requests.push(request);
-    const next = this.replies.shift();
-    if (next === undefined) throw new Error('no reply scripted');
-    return next();
-  }
-}
 
 const formOf = (request: TokenHttpRequest | undefined): Record<string, string> => Object.fromEntries(new URLSearchParams(request?.body ?? ''));
 const entraRefusal = (status: number, error: string, code: number, text: string) => ({

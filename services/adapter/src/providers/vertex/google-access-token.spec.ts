@@ -1,46 +1,13 @@
 import { generateKeyPairSync, verify } from 'node:crypto';
 import { failure } from '../gateway-failure.testing';
-import { bearerAuth, CachedTokenSource, type GrantedToken, staticTokenSource, type TokenHttp, type TokenHttpRequest } from '../access-token';
+import { bearerAuth, CachedTokenSource, type GrantedToken, staticTokenSource } from '../access-token';
+import { FakeTokenHttp } from '../token-http.testing';
 import { CLOUD_PLATFORM_SCOPE, JWT_BEARER_GRANT, metadataServerGrant, readPrivateKey, serviceAccountGrant } from './google-access-token';
 
 const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const PRIVATE_PEM = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 const KEY = { clientEmail: 'gateway@my-project.iam.gserviceaccount.com', privateKey: PRIVATE_PEM, tokenUri: 'https://oauth2.example.test/token' };
 const never = new AbortController().signal;
-
-/** A token endpoint written by hand: records each request and answers with the next scripted reply. */
-class FakeTokenHttp implements TokenHttp {
-  readonly requests: TokenHttpRequest[] = [];
-  private readonly replies: Array<() => Promise<{ status: number; body: string }>> = [];
-
-  reply(status: number, body: unknown): this {
-    this.replies.push(() => Promise.resolve({ status, body: typeof body === 'string' ? body : JSON.stringify(body) }));
-    return this;
-  }
-
-  /** The next reply waits until the returned function is called. */
-  held(status: number, body: unknown): () => void {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    this.replies.push(async () => {
-      await gate;
-      return { status, body: JSON.stringify(body) };
-    });
-    return release;
-  }
-
-  unreachable(): this {
-    this.replies.push(() => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:9')));
-    return this;
-  }
-
-  request(request: TokenHttpRequest): Promise<{ status: number; body: string }> {
-    this.requests.push(request);
-    const next = this.replies.shift();
-    if (next === undefined) throw new Error('no reply scripted');
-    return next();
-  }
-}
 
 function decodeJwt(assertion: string): { header: unknown; claims: Record<string, unknown>; signedPart: string; signature: Buffer } {
   const [header = '', claims = '', signature = ''] = assertion.split('.');
