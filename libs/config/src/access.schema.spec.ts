@@ -16,9 +16,17 @@ describe('access configuration', () => {
       maxWebSocketStreams: 32,
       webSocketHeartbeatMs: 30_000,
       streamStallMs: 30_000,
+      onClientAbort: 'cancel',
       webSocketHighWaterBytes: 1024 * 1024,
       webSocketMaxBufferedBytes: 16 * 1024 * 1024,
     });
+  });
+
+  it('takes onClientAbort as cancel or complete, and names any other value', () => {
+    expect(accessSchema.parse({ requests: { onClientAbort: 'complete' } }).requests.onClientAbort).toBe('complete');
+    const bad = accessSchema.safeParse({ requests: { onClientAbort: 'finish' } });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues.map((i) => i.path.join('.'))).toEqual(['requests.onClientAbort']);
   });
 
   it('reads previousKeyHashSecrets as a list or comma-separated text, each at least 16 characters, never the current secret', () => {

@@ -371,6 +371,12 @@ export const accessSchema = strictObject({
     webSocketHeartbeatMs: numeric(z.number().int().min(1_000)).default(30_000),
     /** A streamed HTTP answer whose client took none of it for this long, while the answer waited for it, is cut. */
     streamStallMs: numeric(z.number().int().min(1_000)).default(30_000),
+    /**
+     * What a client leaving does to a whole (non-streamed) chat answer being worked on: `cancel`
+     * stops the provider call (its prompt is charged, estimated); `complete` lets it run on to its
+     * answer, which is discarded and metered at what the provider reports. Streams always cancel.
+     */
+    onClientAbort: z.enum(['cancel', 'complete']).default('cancel'),
     /** Past this many bytes a WebSocket's client has not taken yet, its streams and new requests wait for it to read. */
     webSocketHighWaterBytes: numeric(z.number().int().positive()).default(1024 * 1024),
     /** Past this many bytes waiting for the client (whole answers, which cannot wait), the socket is closed (1008). */

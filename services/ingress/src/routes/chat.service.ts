@@ -7,7 +7,7 @@ import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-reque
 import type { BudgetReservation } from '../budgets/budget.service';
 import type { RouterPort } from '../router.port';
 import type { UsageTrack } from '../usage/usage-recorder';
-import { clientGone, cutWhenStalled, toldOnFailure } from './client-connection';
+import { callSignal, clientHasLeft, cutWhenStalled, toldOnFailure } from './client-connection';
 import { checkChatBounds, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 
@@ -24,7 +24,7 @@ export interface OpenedChat {
 export interface OpenedHttpChat {
   request: chatv1.ChatRequest;
   opened: OpenedChat;
-  /** Aborted when the client leaves, or when the server's shutdown grace is over (`clientGone`). */
+  /** What the provider call is cancelled by (`callSignal`): for a stream, the client leaving or the server's shutdown grace ending (`clientGone`). */
   signal: AbortSignal;
   /** Route and request-id headers of the answer. */
   headers: Record<string, string>;
@@ -47,11 +47,17 @@ export async function openHttpChat(
 ): Promise<OpenedHttpChat> {
   const clientWantsUsage = request.streamOptions?.includeUsage === true;
   if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
-  const signal = clientGone(reply);
+  const signal = callSignal(reply, request.stream, bounds.onClientAbort);
   // A streamed answer whose client stops reading is cut after a heartbeat without progress, as a WebSocket's is.
   if (request.stream) cutWhenStalled(reply.raw, bounds.streamStallMs);
   const opened = await usage.guard(openChat(router, requestContextOf(req), request, signal, usage.calling));
   usage.routed(opened.decision);
+  if (!request.stream && clientHasLeft(reply)) {
+    // A whole answer that ran on without its client (`onClientAbort: complete`): metered at what
+    // the provider reports, and sent to nobody.
+    if (opened.first.completion) usage.completion(opened.first.completion);
+    throw new GatewayError('cancelled', 'The client went away.');
+  }
   return { request, opened, signal, headers: { ...routeHeaders(opened.decision), 'x-request-id': String(req.id) }, clientWantsUsage };
 }
 

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { cutWhenStalled } from './client-connection';
+import type { FastifyReply } from 'fastify';
+import { callSignal, cutWhenStalled } from './client-connection';
 
 /** A response as `cutWhenStalled` sees it: whether it waits for its client, and what the OS still holds of its write. */
 class FakeResponse extends EventEmitter {
@@ -53,5 +54,56 @@ describe('cutWhenStalled', () => {
     response.emit('close');
     expect(jest.getTimerCount()).toBe(0);
     expect(response.listenerCount('drain')).toBe(0);
+  });
+});
+
+/** A reply as `callSignal` sees it: its response's state, and the server's shutdown signal. */
+class FakeReply {
+  readonly raw = Object.assign(new EventEmitter(), { destroyed: false, closed: false, writableFinished: false });
+  private readonly grace = new AbortController();
+  readonly request = { shutdownSignal: this.grace.signal };
+
+  clientLeaves(): void {
+    this.raw.destroyed = this.raw.closed = true;
+    this.raw.emit('close');
+  }
+
+  shutdown(): void {
+    this.grace.abort(new Error('shutting down'));
+  }
+
+  get reply(): FastifyReply {
+    return this as unknown as FastifyReply;
+  }
+}
+
+describe('callSignal', () => {
+  it('cancels a whole answer when its client leaves, by default', () => {
+    const fake = new FakeReply();
+    const signal = callSignal(fake.reply, false, 'cancel');
+    fake.clientLeaves();
+    expect(signal.aborted).toBe(true);
+  });
+
+  it('lets a whole answer run on without its client with `complete`, until the server shuts down', () => {
+    const fake = new FakeReply();
+    const signal = callSignal(fake.reply, false, 'complete');
+    fake.clientLeaves();
+    expect(signal.aborted).toBe(false);
+    fake.shutdown();
+    expect(signal.aborted).toBe(true);
+  });
+
+  it('cancels a stream when its client leaves, even with `complete`', () => {
+    const fake = new FakeReply();
+    const signal = callSignal(fake.reply, true, 'complete');
+    fake.clientLeaves();
+    expect(signal.aborted).toBe(true);
+  });
+
+  it('is aborted at once for a client that left before the call, with `complete`: no call is made for nobody', () => {
+    const fake = new FakeReply();
+    fake.clientLeaves();
+    expect(callSignal(fake.reply, false, 'complete').aborted).toBe(true);
   });
 });

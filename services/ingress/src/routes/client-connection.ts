@@ -44,6 +44,24 @@ export function clientGone(reply: FastifyReply): AbortSignal {
   return abort.signal;
 }
 
+/** What a client leaving does to a whole chat answer being worked on (`access.requests.onClientAbort`). */
+export type OnClientAbort = 'cancel' | 'complete';
+
+/**
+ * The signal a chat request's provider call is cancelled by. A stream, or any answer under
+ * `cancel`: `clientGone`. A whole answer under `complete` runs on without its client, as an
+ * embedding does, so its record carries what the provider reports: its signal aborts only when
+ * the server's shutdown grace is over, or at once for a client that has already left (no call is
+ * made for nobody). A stream always cancels: closing it stops the generation at the provider,
+ * where running on would only spend more on an answer nobody reads.
+ */
+export function callSignal(reply: FastifyReply, stream: boolean, onClientAbort: OnClientAbort): AbortSignal {
+  if (stream || onClientAbort === 'cancel') return clientGone(reply);
+  if (clientHasLeft(reply)) return AbortSignal.abort();
+  // Its own signal, following the shared one without holding a listener on it for good.
+  return AbortSignal.any([reply.request.shutdownSignal]);
+}
+
 /**
  * What a request that failed with `error` tells its client, given its `clientGone` signal:
  * nothing when the client has gone; the shutdown's error when the server's shutdown ended it

@@ -7,7 +7,7 @@ import { countPromptTokens } from '../access/prompt-tokens';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { RouterPort } from '../router.port';
 import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent, type OpenedChat } from './chat.service';
-import { clientGone, cutWhenStalled, toldOnFailure } from './client-connection';
+import { callSignal, cutWhenStalled, stopIfClientLeft, toldOnFailure } from './client-connection';
 import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 import { UsageRecorder } from '../usage/usage-recorder';
@@ -35,7 +35,7 @@ export class CompletionsHttpController {
     checkChatBounds(legacy.chat, this.bounds);
     if (legacy.prompts.length > this.bounds.maxMessages) throw new GatewayError('bad_request', `At most ${this.bounds.maxMessages} prompts are accepted.`, { param: 'prompt', code: 'invalid_value' });
     const context = requestContextOf(req);
-    const signal = clientGone(reply);
+    const signal = callSignal(reply, legacy.stream, this.bounds.onClientAbort);
     const choicesPerPrompt = legacy.chat.n ?? 1;
     // Prompt p's call; its errors name the prompt, not the chat message it is sent as.
     const openPrompt = (p: number, stream: boolean, calls: AbortSignal, onCalling: (route: routerv1.RouteDecision) => void): Promise<OpenedChat> =>
@@ -78,6 +78,8 @@ export class CompletionsHttpController {
         throw firstFailure.error;
       }
       if (!first) throw new GatewayError('bad_request', 'The prompt is empty.', { param: 'prompt' });
+      // Answers that ran on without their client (`onClientAbort: complete`) are metered, and sent to nobody.
+      stopIfClientLeft(reply);
       const completions = opened.map((o) => {
         if (!o.first.completion) throw new GatewayError('upstream_error', 'The provider returned no completion.');
         return o.first.completion;
