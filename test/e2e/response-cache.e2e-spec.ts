@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import Anthropic from '@anthropic-ai/sdk';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { hashApiKey } from '@openrouter/ingress';
@@ -219,6 +220,125 @@ describe('the response cache end to end, through the official openai SDK', () =>
       expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
       expect(refused).toMatchObject({ status: 400, param, code: 'invalid_value' });
     }
+    expect(upstreamChats()).toBe(0);
+  });
+
+  it('answers a Responses API request a second time from the cache, whole and streamed, read by the openai SDK as any response', async () => {
+    const body = { model: 'gpt-4o-mini', instructions: 'Be brief.', input: 'Name three rivers of Europe.' };
+    const first = await client.responses.create(body, { headers: { ...use, 'x-request-id': 'responses-first' } }).withResponse();
+    expect(first.response.headers.get('x-openrouter-cache')).toBe('miss');
+    const firstCost = first.response.headers.get('x-openrouter-cost') ?? '';
+    expect(Number(firstCost)).toBeGreaterThan(0);
+    expect(first.data.output_text.length).toBeGreaterThan(0);
+
+    const second = await client.responses.create(body, { headers: { ...use, 'x-request-id': 'responses-second' } }).withResponse();
+    expect(second.response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(Number(second.response.headers.get('age'))).toBeGreaterThanOrEqual(0);
+    expect(second.response.headers.get('x-openrouter-cost')).toBe('0');
+    expect(second.data).toMatchObject({ object: 'response', status: 'completed', model: first.data.model, instructions: 'Be brief.' });
+    expect(second.data.output_text).toBe(first.data.output_text);
+    expect(second.data.id).toMatch(/^resp_/);
+    expect(second.data.id).not.toBe(first.data.id);
+    expect(second.data.usage).toMatchObject({ input_tokens: first.data.usage?.input_tokens, output_tokens: first.data.usage?.output_tokens, cost: 0 });
+
+    const streamed = await client.responses.create({ ...body, stream: true }, { headers: { ...use, 'x-request-id': 'responses-streamed' } }).withResponse();
+    expect(streamed.response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(streamed.response.headers.get('x-openrouter-cost')).toBe('0');
+    let text = '';
+    const types: string[] = [];
+    let completed: OpenAI.Responses.Response | undefined;
+    for await (const event of streamed.data) {
+      types.push(event.type);
+      if (event.type === 'response.output_text.delta') text += event.delta;
+      if (event.type === 'response.completed') completed = event.response;
+    }
+    expect(types[0]).toBe('response.created');
+    expect(types.at(-1)).toBe('response.completed');
+    expect(text).toBe(first.data.output_text);
+    expect(completed?.output_text ?? completed?.output.flatMap((o) => (o.type === 'message' ? o.content.map((c) => (c.type === 'output_text' ? c.text : '')) : [])).join('')).toBe(first.data.output_text);
+    expect(completed?.id).not.toBe(first.data.id);
+    expect(completed?.usage).toMatchObject({ input_tokens: first.data.usage?.input_tokens, output_tokens: first.data.usage?.output_tokens, cost: 0 });
+    expect(upstreamChats()).toBe(1);
+
+    const rows = await rowsOf(['responses-first', 'responses-second', 'responses-streamed']);
+    expect(rows.get('responses-first')).toMatchObject({ cache_hit: false, cost: firstCost, status: 'ok' });
+    for (const id of ['responses-second', 'responses-streamed']) expect(rows.get(id)).toMatchObject({ cache_hit: true, cost: '0', cache_saved_cost: firstCost, status: 'ok' });
+  });
+
+  it('answers a Messages API request from the entry of its stream, whole and streamed, read by @anthropic-ai/sdk as any message', async () => {
+    const anthropic = new Anthropic({ baseURL: gw.url, apiKey: SEARCH_KEY, maxRetries: 0, timeout: 20_000 });
+    const body = { model: 'gpt-4o-mini', max_tokens: 128, messages: [{ role: 'user' as const, content: 'Name three mountains of Asia.' }] };
+    const textOf = (message: Anthropic.Message): string => message.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('');
+
+    // Streamed first: the stream is gathered and stored once it completed.
+    const first = anthropic.messages.stream(body, { headers: { ...use, 'x-request-id': 'messages-first' } });
+    const firstMessage = await first.finalMessage();
+    expect((await first.withResponse()).response.headers.get('x-openrouter-cache')).toBe('miss');
+    expect(textOf(firstMessage).length).toBeGreaterThan(0);
+
+    const whole = await anthropic.messages.create(body, { headers: { ...use, 'x-request-id': 'messages-whole' } }).withResponse();
+    expect(whole.response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(whole.response.headers.get('x-openrouter-cost')).toBe('0');
+    expect(Number(whole.response.headers.get('age'))).toBeGreaterThanOrEqual(0);
+    expect(whole.response.headers.get('request-id')).toBe('messages-whole');
+    expect(whole.data).toMatchObject({ type: 'message', role: 'assistant', model: firstMessage.model, stop_reason: firstMessage.stop_reason });
+    expect(textOf(whole.data)).toBe(textOf(firstMessage));
+    expect(whole.data.id).toMatch(/^msg_/);
+    expect(whole.data.id).not.toBe(firstMessage.id);
+    expect(whole.data.usage).toMatchObject({ input_tokens: firstMessage.usage.input_tokens, output_tokens: firstMessage.usage.output_tokens });
+
+    const stream = anthropic.messages.stream(body, { headers: { ...use, 'x-request-id': 'messages-streamed' } });
+    const types: string[] = [];
+    let text = '';
+    stream.on('streamEvent', (event) => types.push(event.type));
+    stream.on('text', (delta) => (text += delta));
+    const final = await stream.finalMessage();
+    expect((await stream.withResponse()).response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(types[0]).toBe('message_start');
+    expect(types.at(-1)).toBe('message_stop');
+    expect(text).toBe(textOf(firstMessage));
+    expect(textOf(final)).toBe(textOf(firstMessage));
+    expect(final.id).not.toBe(firstMessage.id);
+    expect(final.id).not.toBe(whole.data.id);
+    expect(final.stop_reason).toBe(firstMessage.stop_reason);
+    expect(final.usage.output_tokens).toBe(firstMessage.usage.output_tokens);
+    expect(upstreamChats()).toBe(1);
+
+    const rows = await rowsOf(['messages-first', 'messages-whole', 'messages-streamed']);
+    const firstCost = rows.get('messages-first')?.cost ?? '';
+    expect(Number(firstCost)).toBeGreaterThan(0);
+    for (const id of ['messages-whole', 'messages-streamed']) expect(rows.get(id)).toMatchObject({ cache_hit: true, cost: '0', cache_saved_cost: firstCost, status: 'ok' });
+  });
+
+  it('never answers a chat completion or a Messages request from the entry of a Responses request with the same content', async () => {
+    const question = 'Which API asked this question?';
+    const responses = await client.responses.create({ model: 'gpt-4o-mini', input: question }, { headers: use }).withResponse();
+    expect(responses.response.headers.get('x-openrouter-cache')).toBe('miss');
+    const again = await client.responses.create({ model: 'gpt-4o-mini', input: question }, { headers: use }).withResponse();
+    expect(again.response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(upstreamChats()).toBe(1);
+
+    const chat = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: question }] }, { headers: use }).withResponse();
+    expect(chat.response.headers.get('x-openrouter-cache')).toBe('miss');
+    expect(chat.data.id).toMatch(/^chatcmpl-/);
+    expect(upstreamChats()).toBe(2);
+  });
+
+  it('refuses a bad cache header on the Responses API in OpenAI\'s error format and on the Messages API in Anthropic\'s', async () => {
+    const refusedResponses = await client.responses.create({ model: 'gpt-4o-mini', input: 'hi' }, { headers: { 'x-openrouter-cache': 'sometimes' } }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refusedResponses).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(refusedResponses).toMatchObject({ status: 400, param: 'x-openrouter-cache', code: 'invalid_value' });
+
+    const anthropic = new Anthropic({ baseURL: gw.url, apiKey: SEARCH_KEY, maxRetries: 0, timeout: 20_000 });
+    const refusedMessages = await anthropic.messages.create({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }, { headers: { ...use, 'x-openrouter-cache-ttl': '601' } }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refusedMessages).toBeInstanceOf(Anthropic.BadRequestError);
+    expect((refusedMessages as InstanceType<typeof Anthropic.BadRequestError>).error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('x-openrouter-cache-ttl') } });
     expect(upstreamChats()).toBe(0);
   });
 

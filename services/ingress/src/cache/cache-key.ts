@@ -1,8 +1,12 @@
 import type { routerv1 } from '@openrouter/contracts';
 import type { CacheConfig } from '@openrouter/config';
 
-/** The endpoints whose answers are cached. */
-export type CacheEndpoint = '/v1/chat/completions' | '/v1/embeddings';
+/**
+ * The endpoints whose answers are cached. The Responses and Messages APIs are keyed on their chat
+ * translation under their own name: an entry is only ever replayed in its own API's format.
+ */
+export const CACHE_ENDPOINTS = ['/v1/chat/completions', '/v1/responses', '/v1/messages', '/v1/embeddings'] as const;
+export type CacheEndpoint = (typeof CACHE_ENDPOINTS)[number];
 
 /**
  * Request fields left out of the key: they change how the answer is carried, not the answer (a

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { toOpenAIChunk, toOpenAICompletion, toOpenAIEmbeddingResponse, type EmbeddingEncoding } from '@openrouter/openai-wire';
+import type { TranslatedApi } from '../routes/chat.service';
 import { cutWhenStalled } from '../routes/client-connection';
 import { SseWriter } from '../routes/sse.writer';
 import type { UsageTrack } from '../usage/usage-recorder';
@@ -56,10 +57,7 @@ export async function sendChatHit(
   usage: UsageTrack,
   stallMs: number,
 ): Promise<void> {
-  // A hit is an answer of its own: a fresh id and creation time (clients that key messages on the
-  // id, as LangChain's message reducers do, would otherwise merge two answers into one); `age`
-  // tells how old the stored answer is.
-  const completion = { ...hit.completion, id: `chatcmpl-${randomBytes(15).toString('base64url')}`, created: Math.floor(Date.now() / 1000) };
+  const completion = freshCompletion(hit.completion);
   usage.cacheHit(hit, completion.usage);
   const headers = hitHeaders(req, hit, usage);
   if (!request.stream) {
@@ -77,6 +75,54 @@ export async function sendChatHit(
     await sse.data(usage.decorate(toOpenAIChunk({ id: completion.id, created: completion.created, model: completion.model, choices: [], usage: usage.tokens() }, hit.model)));
   }
   sse.done();
+}
+
+/**
+ * A hit is an answer of its own: a fresh id and creation time (clients that key messages on the
+ * id, as LangChain's message reducers do, would otherwise merge two answers into one); `age`
+ * tells how old the stored answer is.
+ */
+function freshCompletion(completion: chatv1.ChatCompletion): chatv1.ChatCompletion {
+  return { ...completion, id: `chatcmpl-${randomBytes(15).toString('base64url')}`, created: Math.floor(Date.now() / 1000) };
+}
+
+/**
+ * A request of an API served by the chat path (the Responses API, Anthropic's Messages) answered
+ * from the cache through that API's own translation: whole, its answer built from the stored chat
+ * completion; streamed, the completion replayed as chunks (`replayChunks`) through the API's
+ * stream translation, closed with the usage and a cost of 0, and cut when its client stops reading
+ * for `stallMs`, as a provider's stream is. The API's answers carry ids of their own, fresh for each.
+ */
+export async function sendTranslatedHit<E extends { type: string }>(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  stream: boolean,
+  hit: CacheHit & { completion: chatv1.ChatCompletion },
+  usage: UsageTrack,
+  stallMs: number,
+  api: TranslatedApi<E>,
+): Promise<void> {
+  const completion = freshCompletion(hit.completion);
+  usage.cacheHit(hit, completion.usage);
+  const headers = { ...hitHeaders(req, hit, usage), ...api.headers };
+  if (!stream) {
+    await reply.headers(headers).send(usage.decorate(api.whole({ ...completion, usage: usage.tokens() }, hit.model)));
+    return;
+  }
+  cutWhenStalled(reply.raw, stallMs);
+  reply.hijack();
+  const sse = new SseWriter(reply.raw);
+  sse.open(headers);
+  const { translation, ends } = api.stream(hit.model);
+  const send = async (events: E[]): Promise<void> => {
+    for (const event of events) await sse.event(event.type, event);
+  };
+  await send(translation.start());
+  for (const chunk of replayChunks(completion)) await send(translation.chunk(chunk));
+  const end = translation.complete(usage.tokens());
+  ends.decorate(end);
+  await send(end);
+  sse.end();
 }
 
 export async function sendEmbeddingHit(req: FastifyRequest, reply: FastifyReply, hit: CacheHit & { embedding: chatv1.EmbeddingResponse }, encodingFormat: EmbeddingEncoding, usage: UsageTrack): Promise<void> {

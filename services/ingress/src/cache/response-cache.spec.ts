@@ -111,6 +111,24 @@ describe('ResponseCache', () => {
     await expect(results(registry)).resolves.toEqual({ miss: 1, hit: 1 });
   });
 
+  it('keeps the Responses and Messages APIs\' entries apart from chat completions\' and each other\'s, and opens them as chat completions', async () => {
+    const store = new Recording();
+    const { cache } = cacheOf(store);
+    const use = { 'x-openrouter-cache': 'use' };
+    const plans = (['/v1/chat/completions', '/v1/responses', '/v1/messages'] as const).map((endpoint) => cache.plan(endpoint, context, body, use));
+    expect(new Set(plans.map((p) => p.id)).size).toBe(3);
+    const [, responses, messages] = plans as [unknown, (typeof plans)[number], (typeof plans)[number]];
+    cache.storeCompletion(responses, origin, answer, 'r1');
+    await settled();
+    for (const plan of plans.filter((p) => p !== responses)) await expect(cache.lookup(plan, 'r2')).resolves.toBeUndefined();
+    // An entry moved under another endpoint's id does not open there either.
+    store.values.set(messages.id, store.values.get(responses.id) ?? '');
+    await expect(cache.lookup(messages, 'r3')).resolves.toBeUndefined();
+    const hit = await cache.lookup(responses, 'r4');
+    expect(hit?.completion?.choices[0]?.message?.content).toBe('It is swordfish.');
+    expect(hit?.embedding).toBeUndefined();
+  });
+
   it('treats an entry that does not open as a miss: damaged, moved under another key, or sealed under another secret', async () => {
     const store = new Recording();
     const { cache, registry } = cacheOf(store);

@@ -7,7 +7,7 @@ import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import type { PricedUsage } from '@openrouter/usage';
 import { openText, sealText } from '../access/sealed-text';
-import { keyMaterial, scopeIds, servingConstraints, type CacheEndpoint } from './cache-key';
+import { CACHE_ENDPOINTS, keyMaterial, scopeIds, servingConstraints, type CacheEndpoint } from './cache-key';
 import { StreamedAnswer } from './cached-answer';
 import type { ResponseCacheStore } from './response-cache.store';
 
@@ -39,7 +39,7 @@ export interface CachedOrigin {
   cost: PricedUsage;
 }
 
-/** A hit: the stored answer (one of the two, by endpoint), its origin and age. */
+/** A hit: the stored answer (an embedding for `/v1/embeddings`, else a chat completion), its origin and age. */
 export interface CacheHit extends CachedOrigin {
   ageSeconds: number;
   completion?: chatv1.ChatCompletion;
@@ -48,7 +48,7 @@ export interface CacheHit extends CachedOrigin {
 
 const entrySchema = z.object({
   v: z.literal(1),
-  endpoint: z.enum(['/v1/chat/completions', '/v1/embeddings']),
+  endpoint: z.enum(CACHE_ENDPOINTS),
   storedAtMs: z.number().int().nonnegative(),
   model: z.string(),
   provider: z.string(),
@@ -183,9 +183,9 @@ export class ResponseCache {
       const bytes = Buffer.from(entry.answer, 'base64');
       const { answer: _answer, v: _v, endpoint: _endpoint, storedAtMs, ...origin } = entry;
       const ageSeconds = Math.max(0, Math.floor((this.now() - storedAtMs) / 1000));
-      return plan.endpoint === '/v1/chat/completions'
-        ? { ...origin, ageSeconds, completion: chatv1.ChatCompletion.decode(bytes) }
-        : { ...origin, ageSeconds, embedding: chatv1.EmbeddingResponse.decode(bytes) };
+      return plan.endpoint === '/v1/embeddings'
+        ? { ...origin, ageSeconds, embedding: chatv1.EmbeddingResponse.decode(bytes) }
+        : { ...origin, ageSeconds, completion: chatv1.ChatCompletion.decode(bytes) };
     } catch {
       // Sealed under another access.keyHashSecret (rotated since), or damaged: a miss, and the fresh answer replaces it.
       this.logger.warn({ requestId }, 'response cache entry could not be read: treated as a miss');

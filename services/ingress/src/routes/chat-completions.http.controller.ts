@@ -3,8 +3,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
-import { cacheStatusHeaders, originOf, sendChatHit, storableRoute } from '../cache/cache-replies';
-import { completionStorable } from '../cache/cached-answer';
+import { cacheStatusHeaders, sendChatHit } from '../cache/cache-replies';
+import { ChatAnswerStoring } from '../cache/chat-answer-storing';
 import { ResponseCache } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { clientChunks, openHttpChat, parseHttpChat } from './chat.service';
@@ -38,37 +38,31 @@ export class ChatCompletionsHttpController {
     const { request, opened, signal, headers, clientWantsUsage } = await openHttpChat(this.router, this.bounds, req, reply, usage, parsed);
     Object.assign(headers, cacheStatusHeaders(plan));
     const model = opened.decision.model;
-    // An answer the budget capped (its output limit set by the gateway) is not the request's own, and
-    // one an experiment's arm answered is not every caller's: never stored.
-    const storing = plan && plan.mode !== 'bypass' && this.cache && !req.budget?.capped && storableRoute(opened.decision) ? { plan, cache: this.cache } : undefined;
+    const storing = new ChatAnswerStoring(this.cache, plan, req, opened.decision, usage, request.stream);
 
     if (!request.stream) {
       const completion = opened.first.completion;
       if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
       const answered = usage.completion(completion);
       await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(toOpenAICompletion(answered, model)));
-      if (storing && completionStorable(answered)) storing.cache.storeCompletion(storing.plan, originOf(opened.decision, usage), { ...answered, usage: usage.tokens() }, String(req.id));
-      else if (plan) this.cache?.skipped(plan);
+      storing.whole(answered);
       return;
     }
 
     reply.hijack();
     const sse = new SseWriter(reply.raw);
     sse.open(headers);
-    const gathered = storing ? storing.cache.gathering() : undefined;
     try {
-      for await (const chunk of clientChunks(opened, { usage, budget: req.budget, clientWantsUsage, observe: gathered && ((c) => gathered.add(c)) })) await sse.data(chunk);
+      for await (const chunk of clientChunks(opened, { usage, budget: req.budget, clientWantsUsage, observe: storing.observe })) await sse.data(chunk);
       sse.done();
     } catch (error) {
       usage.failed(error);
       const told = toldOnFailure(error, signal);
       if (told) sse.fail(toOpenAIError(told).body);
-      if (plan) this.cache?.skipped(plan);
+      storing.streamEnded(false);
       return;
     }
     // Stored only once the stream completed normally, every choice finished for a storable reason.
-    const whole = storing && gathered && !signal.aborted ? gathered.whole(usage.tokens()) : undefined;
-    if (storing && whole) storing.cache.storeCompletion(storing.plan, originOf(opened.decision, usage), whole, String(req.id));
-    else if (plan) this.cache?.skipped(plan);
+    storing.streamEnded(!signal.aborted);
   }
 }

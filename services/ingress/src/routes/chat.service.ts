@@ -253,11 +253,26 @@ export interface TranslatedStreamEnds<E> {
 }
 
 /**
+ * An API served by the chat path (the Responses API, Anthropic's Messages): how it answers from a
+ * chat answer, whole or streamed, whether the answer is fresh or comes from the response cache.
+ */
+export interface TranslatedApi<E extends { type: string }> {
+  /** Headers of the API's own on every answer (Anthropic's `request-id`). */
+  readonly headers: Record<string, string>;
+  /** The API's whole answer for a chat completion that carries the request's usage, under the public model id. */
+  whole(completion: chatv1.ChatCompletion, model: string): unknown;
+  /** A new translation of a stream into the API's events, with its ends. */
+  stream(model: string): { translation: StreamTranslation<E>; ends: TranslatedStreamEnds<E> };
+}
+
+/**
  * Sends an opened chat's stream as another API's SSE events: metered, ended as cut at its length
  * where a hard budget is reached (the provider is stopped, and the usage so far is the estimate),
  * closed with the usage and cost, and a failure after the stream opened sent as that API's error
  * events (a stream the server's shutdown ends, its `shutting_down` error). A client gone is sent
- * nothing more.
+ * nothing more. `observe` sees every chunk the provider sent, as `StreamAccounting.observe` does.
+ * Resolves to whether the stream completed normally: not cut at the budget, not failed, its client
+ * still there (what the response cache stores).
  */
 export async function sendTranslatedStream<E extends { type: string }>(
   req: FastifyRequest,
@@ -267,7 +282,8 @@ export async function sendTranslatedStream<E extends { type: string }>(
   headers: Record<string, string>,
   translation: StreamTranslation<E>,
   ends: TranslatedStreamEnds<E>,
-): Promise<void> {
+  observe?: (chunk: chatv1.ChatChunk) => void,
+): Promise<boolean> {
   const { opened, signal } = chat;
   reply.hijack();
   const sse = new SseWriter(reply.raw);
@@ -275,28 +291,33 @@ export async function sendTranslatedStream<E extends { type: string }>(
   const send = async (events: E[]): Promise<void> => {
     for (const event of events) await sse.event(event.type, event);
   };
+  let cut = false;
   try {
     await send(translation.start());
     for (let event: AnswerEvent | undefined = opened.first; event; event = (await opened.rest.next()).value as AnswerEvent | undefined) {
       const chunk = event.chunk;
       if (!chunk) continue;
       if (!reservationAdmitsChunk(req.budget, chunk)) {
+        cut = true;
         await send(translation.chunk(budgetStopChunk(chunk, [0])));
         void opened.rest.return(undefined);
         break;
       }
       usage.chunk(chunk);
+      observe?.(chunk);
       await send(translation.chunk(chunk));
     }
     const end = translation.complete(usage.tokens());
     ends.decorate(end);
     await send(end);
     sse.end();
+    return !cut && !signal.aborted;
   } catch (error) {
     usage.failed(error);
     const told = toldOnFailure(error, signal);
-    if (!told) return;
+    if (!told) return false;
     await send(ends.failure(told));
     sse.end();
+    return false;
   }
 }

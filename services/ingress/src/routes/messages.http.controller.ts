@@ -1,13 +1,15 @@
-import { Controller, HttpCode, Inject, Injectable, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Injectable, Optional, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
-import { AnthropicStream, countTokensToChatBody, inMessagesTerms, messagesToChatBody, toAnthropicError, toAnthropicMessage } from '@openrouter/openai-wire';
+import { AnthropicStream, countTokensToChatBody, inMessagesTerms, messagesToChatBody, toAnthropicError, toAnthropicMessage, type AnthropicStreamEvent } from '@openrouter/openai-wire';
 import { AccessService } from '../access/access.service';
 import { ApiKeyGuard, KeyGuard, requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
+import { ResponseCache } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
-import { UsageRecorder } from '../usage/usage-recorder';
-import { openHttpChat, sendTranslatedStream } from './chat.service';
+import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
+import type { TranslatedApi } from './chat.service';
 import { REQUEST_BOUNDS, refuseTooManyItems, type RequestBounds } from './request-bounds';
+import { serveTranslatedChat } from './translated-chat.service';
 
 /**
  * Translates a Messages request into its chat body, after `KeyGuard` checked the caller's key and
@@ -43,7 +45,7 @@ export class CountTokensBodyGuard implements CanActivate {
 
 /**
  * Anthropic's Messages API, served by the chat path (docs/anthropic-messages.md): metered,
- * budgeted and routed exactly as a chat completion, to whichever provider the router picks, and
+ * budgeted, routed and cached exactly as a chat completion, to whichever provider the router picks, and
  * answered as a `message` or its stream events. Usage is recorded with the chat operation. Errors
  * on these routes have Anthropic's shape (see `OpenAIExceptionFilter`).
  */
@@ -54,6 +56,7 @@ export class MessagesHttpController {
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
     private readonly usageRecorder: UsageRecorder,
     @Inject(AccessService) private readonly access: AccessService,
+    @Optional() private readonly cache?: ResponseCache,
   ) {}
 
   @Post()
@@ -89,28 +92,29 @@ export class MessagesHttpController {
 
   private async serve(req: FastifyRequest, reply: FastifyReply): Promise<void> {
     const usage = this.usageRecorder.track(req, reply, 'chat');
-    // A stream's usage is always asked of the provider: metering needs it, and message_delta carries it.
-    const { request, opened, signal, headers } = await openHttpChat(this.router, this.bounds, req, reply, usage);
-    const model = opened.decision.model;
-    // Anthropic's name for the request id, read by its SDKs (`_request_id`).
-    const answerHeaders = { ...headers, 'request-id': String(req.id) };
+    await serveTranslatedChat({ router: this.router, bounds: this.bounds, cache: this.cache }, '/v1/messages', req, reply, usage, this.messagesApi(req, usage));
+  }
 
-    if (!request.stream) {
-      const completion = opened.first.completion;
-      if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
-      usage.completion(completion);
+  /** The Messages API's answers to a request, with the cost `usage` has. */
+  private messagesApi(req: FastifyRequest, usage: UsageTrack): TranslatedApi<AnthropicStreamEvent> {
+    return {
+      // Anthropic's name for the request id, read by its SDKs (`_request_id`).
+      headers: { 'request-id': String(req.id) },
       // The usage billed (the gateway's estimate when the provider reported none), as a stream's message_delta has it.
-      await reply.headers({ ...answerHeaders, ...usage.costHeaders() }).send(usage.decorate(toAnthropicMessage(completion, model, usage.tokens())));
-      return;
-    }
-
-    const stream = new AnthropicStream(model, this.promptTokens(req.body));
-    await sendTranslatedStream(req, reply, { opened, signal }, usage, answerHeaders, stream, {
-      // message_delta carries the final usage, and the cost with it.
-      decorate: (end) => {
-        for (const event of end) if (event.type === 'message_delta') usage.decorate(event);
+      whole: (completion, model) => toAnthropicMessage(completion, model, completion.usage),
+      stream: (model) => {
+        const stream = new AnthropicStream(model, this.promptTokens(req.body));
+        return {
+          translation: stream,
+          ends: {
+            // message_delta carries the final usage, and the cost with it.
+            decorate: (end) => {
+              for (const event of end) if (event.type === 'message_delta') usage.decorate(event);
+            },
+            failure: (error) => stream.fail(toAnthropicError(inMessagesTerms(error)).body),
+          },
+        };
       },
-      failure: (error) => stream.fail(toAnthropicError(inMessagesTerms(error)).body),
-    });
+    };
   }
 }

@@ -1,12 +1,14 @@
-import { Controller, HttpCode, Inject, Injectable, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Injectable, Optional, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError } from '@openrouter/errors';
-import { ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, withParamRenamed } from '@openrouter/openai-wire';
+import type { GatewayError } from '@openrouter/errors';
+import { ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, withParamRenamed, type ResponsesStreamEvent } from '@openrouter/openai-wire';
 import { ApiKeyGuard, KeyGuard } from '../auth/api-key.guard';
+import { ResponseCache } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
-import { UsageRecorder } from '../usage/usage-recorder';
-import { openHttpChat, sendTranslatedStream } from './chat.service';
+import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
+import type { TranslatedApi } from './chat.service';
 import { REQUEST_BOUNDS, refuseTooManyItems, type RequestBounds } from './request-bounds';
+import { serveTranslatedChat } from './translated-chat.service';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -38,7 +40,7 @@ export class ResponsesBodyGuard implements CanActivate {
 
 /**
  * OpenAI's Responses API, stateless, served by the chat path (docs/responses-api.md): metered,
- * budgeted and routed exactly as a chat completion, answered as a `response` object or its
+ * budgeted, routed and cached exactly as a chat completion, answered as a `response` object or its
  * stream events. Usage is recorded with the chat operation.
  */
 @Controller('v1')
@@ -48,6 +50,7 @@ export class ResponsesHttpController {
     private readonly router: RouterPort,
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
     private readonly usageRecorder: UsageRecorder,
+    @Optional() private readonly cache?: ResponseCache,
   ) {}
 
   @Post('responses')
@@ -62,32 +65,33 @@ export class ResponsesHttpController {
 
   private async serve(req: FastifyRequest, reply: FastifyReply): Promise<void> {
     const usage = this.usageRecorder.track(req, reply, 'chat');
-    const original = req.responsesBody;
-    // A stream's usage is always asked of the provider: metering needs it, and the response carries it.
-    const { request, opened, signal, headers } = await openHttpChat(this.router, this.bounds, req, reply, usage);
-    const model = opened.decision.model;
-
-    if (!request.stream) {
-      const completion = opened.first.completion;
-      if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
-      const answered = usage.completion(completion);
-      await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(toResponse(answered, model, original)));
-      return;
-    }
-
-    const stream = new ResponsesStream(model, original);
-    await sendTranslatedStream(req, reply, { opened, signal }, usage, headers, stream, {
-      // The completed (or incomplete) response closes the stream and carries the cost.
-      decorate: (end) => {
-        const last = end.at(-1);
-        if (last) usage.decorate(last['response']);
-      },
-      failure: (error) => {
-        const { error: body } = toOpenAIError(inResponsesTerms(error)).body;
-        return stream.fail({ code: body.code, message: body.message, param: body.param });
-      },
-    });
+    await serveTranslatedChat({ router: this.router, bounds: this.bounds, cache: this.cache }, '/v1/responses', req, reply, usage, responsesApi(req.responsesBody, usage));
   }
+}
+
+/** The Responses API's answers to `original` (the request as the client sent it, for the fields a response echoes), with the cost `usage` has. */
+function responsesApi(original: unknown, usage: UsageTrack): TranslatedApi<ResponsesStreamEvent> {
+  return {
+    headers: {},
+    whole: (completion, model) => toResponse(completion, model, original),
+    stream: (model) => {
+      const stream = new ResponsesStream(model, original);
+      return {
+        translation: stream,
+        ends: {
+          // The completed (or incomplete) response closes the stream and carries the cost.
+          decorate: (end) => {
+            const last = end.at(-1);
+            if (last) usage.decorate(last['response']);
+          },
+          failure: (error) => {
+            const { error: body } = toOpenAIError(inResponsesTerms(error)).body;
+            return stream.fail({ code: body.code, message: body.message, param: body.param });
+          },
+        },
+      };
+    },
+  };
 }
 
 /**

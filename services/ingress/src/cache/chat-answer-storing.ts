@@ -1,0 +1,59 @@
+import type { FastifyRequest } from 'fastify';
+import type { chatv1, routerv1 } from '@openrouter/contracts';
+import type { UsageTrack } from '../usage/usage-recorder';
+import { originOf, storableRoute } from './cache-replies';
+import { completionStorable, type StreamedAnswer } from './cached-answer';
+import type { CachePlan, ResponseCache } from './response-cache';
+
+/**
+ * Stores a fresh chat answer in the response cache when it may be, whatever API it is answered in
+ * (chat completions, the Responses API, Anthropic's Messages): only for a `use` or `refresh` plan;
+ * never an answer whose output limit the budget set (it is the budget's, not the request's) nor
+ * one an experiment's arm answered (not every caller's); a whole answer only when every choice
+ * finished for a storable reason; a stream gathered as it goes (given up once it outgrows
+ * `cache.maxEntryBytes`) and stored only once it completed normally. An answer not stored is
+ * counted as `skipped`.
+ */
+export class ChatAnswerStoring {
+  private readonly storing: boolean;
+  private readonly gathered: StreamedAnswer | undefined;
+
+  constructor(
+    private readonly cache: ResponseCache | undefined,
+    private readonly plan: CachePlan | undefined,
+    private readonly req: FastifyRequest,
+    private readonly decision: routerv1.RouteDecision,
+    private readonly usage: UsageTrack,
+    stream: boolean,
+  ) {
+    this.storing = !!cache && !!plan && plan.mode !== 'bypass' && !req.budget?.capped && storableRoute(decision);
+    this.gathered = this.storing && stream ? cache?.gathering() : undefined;
+  }
+
+  /** What sees every chunk of a stream being stored (undefined when it is not). */
+  get observe(): ((chunk: chatv1.ChatChunk) => void) | undefined {
+    const gathered = this.gathered;
+    return gathered && ((chunk) => gathered.add(chunk));
+  }
+
+  /** A whole answer sent (`answered`: with the request's usage, as `UsageTrack.completion` gives it). */
+  whole(answered: chatv1.ChatCompletion): void {
+    if (this.storing && completionStorable(answered)) this.store({ ...answered, usage: this.usage.tokens() });
+    else this.skipped();
+  }
+
+  /** A stream ended: stored when it `completed` normally and every choice finished for a storable reason. */
+  streamEnded(completed: boolean): void {
+    const whole = completed ? this.gathered?.whole(this.usage.tokens()) : undefined;
+    if (whole) this.store(whole);
+    else this.skipped();
+  }
+
+  private store(completion: chatv1.ChatCompletion): void {
+    if (this.cache && this.plan) this.cache.storeCompletion(this.plan, originOf(this.decision, this.usage), completion, String(this.req.id));
+  }
+
+  private skipped(): void {
+    if (this.plan) this.cache?.skipped(this.plan);
+  }
+}
