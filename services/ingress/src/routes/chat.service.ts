@@ -47,10 +47,11 @@ export async function openHttpChat(
 ): Promise<OpenedHttpChat> {
   const clientWantsUsage = request.streamOptions?.includeUsage === true;
   if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
-  const signal = callSignal(reply, request.stream, bounds.onClientAbort);
+  const { signal, release } = callSignal(reply, request.stream, bounds.onClientAbort);
   // A streamed answer whose client stops reading is cut after a heartbeat without progress, as a WebSocket's is.
   if (request.stream) cutWhenStalled(reply.raw, bounds.streamStallMs);
-  const opened = await usage.guard(openChat(router, requestContextOf(req), request, signal, usage.calling));
+  // A whole answer's call is over once its answer (or failure) is here; a stream's signal is kept.
+  const opened = await usage.guard(openChat(router, requestContextOf(req), request, signal, usage.calling)).finally(release);
   usage.routed(opened.decision);
   if (!request.stream && clientHasLeft(reply)) {
     // A whole answer that ran on without its client (`onClientAbort: complete`): metered at what

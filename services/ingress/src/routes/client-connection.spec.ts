@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, getEventListeners } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { callSignal, cutWhenStalled } from './client-connection';
@@ -60,8 +60,20 @@ describe('cutWhenStalled', () => {
 /** A reply as `callSignal` sees it: its response's state, and the server's shutdown signal. */
 class FakeReply {
   readonly raw = Object.assign(new EventEmitter(), { destroyed: false, closed: false, writableFinished: false });
-  private readonly grace = new AbortController();
-  readonly request = { shutdownSignal: this.grace.signal };
+  readonly request: { shutdownSignal: AbortSignal };
+
+  /** `grace`: the server's, shared by its requests. */
+  constructor(private readonly grace = new AbortController()) {
+    this.request = { shutdownSignal: grace.signal };
+  }
+
+  /** What the server's shutdown signal holds for requests: its listeners, and the signals that follow it. */
+  heldByShutdown(): number {
+    const signal = this.grace.signal;
+    const dependants = Object.getOwnPropertySymbols(signal).find((s) => s.description === 'kDependantSignals');
+    const followers = dependants ? ((signal as unknown as Record<symbol, Set<unknown> | undefined>)[dependants]?.size ?? 0) : 0;
+    return getEventListeners(signal, 'abort').length + followers;
+  }
 
   clientLeaves(): void {
     this.raw.destroyed = this.raw.closed = true;
@@ -80,14 +92,14 @@ class FakeReply {
 describe('callSignal', () => {
   it('cancels a whole answer when its client leaves, by default', () => {
     const fake = new FakeReply();
-    const signal = callSignal(fake.reply, false, 'cancel');
+    const { signal } = callSignal(fake.reply, false, 'cancel');
     fake.clientLeaves();
     expect(signal.aborted).toBe(true);
   });
 
   it('lets a whole answer run on without its client with `complete`, until the server shuts down', () => {
     const fake = new FakeReply();
-    const signal = callSignal(fake.reply, false, 'complete');
+    const { signal } = callSignal(fake.reply, false, 'complete');
     fake.clientLeaves();
     expect(signal.aborted).toBe(false);
     fake.shutdown();
@@ -96,14 +108,37 @@ describe('callSignal', () => {
 
   it('cancels a stream when its client leaves, even with `complete`', () => {
     const fake = new FakeReply();
-    const signal = callSignal(fake.reply, true, 'complete');
+    const { signal } = callSignal(fake.reply, true, 'complete');
     fake.clientLeaves();
     expect(signal.aborted).toBe(true);
+  });
+
+  it('holds nothing on the server\'s shutdown signal once a whole answer\'s call is over, with `complete`, answered or left', () => {
+    const grace = new AbortController();
+    const server = new FakeReply(grace);
+    for (let i = 0; i < 3; i++) {
+      const fake = new FakeReply(grace);
+      const call = callSignal(fake.reply, false, 'complete');
+      expect(server.heldByShutdown()).toBe(1);
+      // The second request's client leaves while its call runs on.
+      if (i === 1) fake.clientLeaves();
+      call.release();
+      expect(call.signal.aborted).toBe(false);
+    }
+    expect(server.heldByShutdown()).toBe(0);
+  });
+
+  it('passes the shutdown\'s reason on to a whole answer\'s call with `complete`, also when the shutdown came first', () => {
+    const fake = new FakeReply();
+    const { signal } = callSignal(fake.reply, false, 'complete');
+    fake.shutdown();
+    expect(signal.reason).toEqual(new Error('shutting down'));
+    expect(callSignal(fake.reply, false, 'complete').signal.reason).toEqual(new Error('shutting down'));
   });
 
   it('is aborted at once for a client that left before the call, with `complete`: no call is made for nobody', () => {
     const fake = new FakeReply();
     fake.clientLeaves();
-    expect(callSignal(fake.reply, false, 'complete').aborted).toBe(true);
+    expect(callSignal(fake.reply, false, 'complete').signal.aborted).toBe(true);
   });
 });

@@ -47,19 +47,38 @@ export function clientGone(reply: FastifyReply): AbortSignal {
 /** What a client leaving does to a whole chat answer being worked on (`access.requests.onClientAbort`). */
 export type OnClientAbort = 'cancel' | 'complete';
 
+/** A chat request's provider call signal (`callSignal`), and how to let go of it once the call is over. */
+export interface CallSignal {
+  signal: AbortSignal;
+  /**
+   * The call is over (its whole answer arrived, or it failed): a whole answer's signal under
+   * `complete` stops following the server's shutdown. Without this, every such request would leave
+   * something on the shutdown signal, which lives as long as the server. Nothing to do otherwise.
+   */
+  release(): void;
+}
+
+const noRelease = (): void => undefined;
+
 /**
  * The signal a chat request's provider call is cancelled by. A stream, or any answer under
  * `cancel`: `clientGone`. A whole answer under `complete` runs on without its client, as an
  * embedding does, so its record carries what the provider reports: its signal aborts only when
- * the server's shutdown grace is over, or at once for a client that has already left (no call is
- * made for nobody). A stream always cancels: closing it stops the generation at the provider,
- * where running on would only spend more on an answer nobody reads.
+ * the server's shutdown grace is over (until `release`), or at once for a client that has already
+ * left (no call is made for nobody). A stream always cancels: closing it stops the generation at
+ * the provider, where running on would only spend more on an answer nobody reads.
  */
-export function callSignal(reply: FastifyReply, stream: boolean, onClientAbort: OnClientAbort): AbortSignal {
-  if (stream || onClientAbort === 'cancel') return clientGone(reply);
-  if (clientHasLeft(reply)) return AbortSignal.abort();
-  // Its own signal, following the shared one without holding a listener on it for good.
-  return AbortSignal.any([reply.request.shutdownSignal]);
+export function callSignal(reply: FastifyReply, stream: boolean, onClientAbort: OnClientAbort): CallSignal {
+  if (stream || onClientAbort === 'cancel') return { signal: clientGone(reply), release: noRelease };
+  if (clientHasLeft(reply)) return { signal: AbortSignal.abort(), release: noRelease };
+  const shutdown = reply.request.shutdownSignal;
+  if (shutdown.aborted) return { signal: AbortSignal.abort(shutdown.reason), release: noRelease };
+  // A listener taken off when the call is over: `AbortSignal.any` would keep a reference on the
+  // shutdown signal for every request until the server stops (Node does not drop them).
+  const abort = new AbortController();
+  const onShutdown = (): void => abort.abort(shutdown.reason);
+  shutdown.addEventListener('abort', onShutdown, { once: true });
+  return { signal: abort.signal, release: () => shutdown.removeEventListener('abort', onShutdown) };
 }
 
 /**

@@ -35,7 +35,7 @@ export class CompletionsHttpController {
     checkChatBounds(legacy.chat, this.bounds);
     if (legacy.prompts.length > this.bounds.maxMessages) throw new GatewayError('bad_request', `At most ${this.bounds.maxMessages} prompts are accepted.`, { param: 'prompt', code: 'invalid_value' });
     const context = requestContextOf(req);
-    const signal = callSignal(reply, legacy.stream, this.bounds.onClientAbort);
+    const { signal, release } = callSignal(reply, legacy.stream, this.bounds.onClientAbort);
     const choicesPerPrompt = legacy.chat.n ?? 1;
     // Prompt p's call; its errors name the prompt, not the chat message it is sent as.
     const openPrompt = (p: number, stream: boolean, calls: AbortSignal, onCalling: (route: routerv1.RouteDecision) => void): Promise<OpenedChat> =>
@@ -64,6 +64,7 @@ export class CompletionsHttpController {
         ),
       );
       signal.removeEventListener('abort', stop);
+      release();
       const opened = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
       for (const o of opened) void o.rest.return(undefined);
       const first = opened[0];
