@@ -153,6 +153,25 @@ describe('ReportsService.chargeback requests', () => {
     const pool = await reports([hits('other', 'platform', '1', 4, { hits: 1, saved: '0.5' })]).service.chargeback({ ...month, allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL });
     expect(pool.unallocated).toEqual([expect.objectContaining({ costCenter: '', requests: 4, cacheHits: 1, cacheSavedCost: '0.5' })]);
   });
+
+  it('keeps the unallocated line of a pool that spent nothing, its requests all answered from the cache, so its hits and savings still appear', async () => {
+    const hits = (org: string, costCenter: string, cost: string, requests: number, cache: { hits: number; saved: string }): UsageAggregate => ({ ...row('', 'USD', cost, requests, cache), dimensions: [org, costCenter] });
+    const report = await reports([hits('acme', '', '0', 3, { hits: 3, saved: '0.75' }), hits('acme', 'cc-ads', '2', 4, { hits: 0, saved: '0' }), hits('other', 'platform', '0', 2, { hits: 2, saved: '0.5' })]).service.chargeback({
+      ...month,
+      allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL,
+    });
+    expect(report.lines.map((l) => [l.orgId, l.costCenter, l.total, l.requests, l.cacheHits])).toEqual([['acme', 'cc-ads', '2', 4, 0]]);
+    expect(report.unallocated.map((l) => [l.orgId, l.direct, l.allocated, l.total, l.requests, l.cacheHits, l.cacheSavedCost])).toEqual([
+      ['acme', '0', '0', '0', 3, 3, '0.75'],
+      ['other', '0', '0', '0', 2, 2, '0.5'],
+    ]);
+    expect(report.totals).toEqual({ USD: '2' });
+  });
+
+  it('adds no unallocated line for a pool with no requests', async () => {
+    const report = await reports([line('acme', 'cc-ads', '2', 4)]).service.chargeback({ ...month, allocation: billingv1.Allocation.ALLOCATION_PROPORTIONAL });
+    expect(report.unallocated).toEqual([]);
+  });
 });
 
 describe('usage reports that read the raw events, which are kept for usage.clickhouse.retentionDays', () => {

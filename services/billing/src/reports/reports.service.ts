@@ -258,7 +258,9 @@ export class ReportsService {
         const use = g.direct.get(cc) ?? noUse();
         lines.push({ orgId: g.org, costCenter: cc, currency: g.currency, direct: text(direct), allocated: text(allocated), total: text(direct.plus(allocated)), requests: use.requests, cacheHits: use.cacheHits, cacheSavedCost: text(use.cacheSavedCost) });
       }
-      if (!shares && !g.pool.isZero()) {
+      // A pool nothing was allocated from (no weight to allocate by, or no money: its requests all
+      // answered from the cache at 0) keeps its own line, so its requests, hits and savings appear.
+      if ((!shares || g.pool.isZero()) && (!g.pool.isZero() || g.poolUse.requests > 0)) {
         unallocated.push({ orgId: g.org, costCenter: '', currency: g.currency, direct: text(g.pool), allocated: '0', total: text(g.pool), requests: g.poolUse.requests, cacheHits: g.poolUse.cacheHits, cacheSavedCost: text(g.poolUse.cacheSavedCost) });
       }
     }
