@@ -1,5 +1,4 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka } from 'kafkajs';
@@ -9,6 +8,13 @@ import { emptyUsageEvent } from '../event/usage-event.factory';
 import { KafkaUsagePublisher, nextReplayDelay, REPLAY_MAX_INTERVAL_MS } from './kafka-usage-publisher';
 import { CAPPED_IDEMPOTENT_RETRIES } from './kafka-client';
 import { LOCK_FILE } from './outbox-lock';
+
+/**
+ * A port nothing listens on, ever: a port freed by a closed server may be taken by another
+ * process of a busy test run (a broker, a gateway), and a producer that reached it would read a
+ * stranger's bytes as Kafka's, after its spec ended.
+ */
+const REFUSED_PORT = 1;
 
 const REPLAY_FAILED = 'usage outbox replay failed; trying again later';
 const KAFKA_BACK = 'Kafka is back; usage outbox replayed';
@@ -35,7 +41,7 @@ describe('KafkaUsagePublisher', () => {
     const messages: string[] = [];
     const logger = createLogger('spec', 'debug', { write: (line: string) => void messages.push((JSON.parse(line) as { msg: string }).msg) });
     // Nothing listens there: every connection is refused.
-    const kafka = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${await closedPort()}`], sendTimeoutMs: 500, connectionTimeoutMs: 200, lingerMs: 0 });
+    const kafka = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${REFUSED_PORT}`], sendTimeoutMs: 500, connectionTimeoutMs: 200, lingerMs: 0 });
     const publisher = await KafkaUsagePublisher.start({ kafka, outbox: { ...outboxSchema.parse({ replayIntervalMs: 10 }), dir } }, logger);
     try {
       expect(publisher.status().mode).toBe('outbox');
@@ -57,7 +63,7 @@ describe('KafkaUsagePublisher', () => {
     const lines: Line[] = [];
     const logger = createLogger('spec', 'debug', { write: (line: string) => void lines.push(JSON.parse(line) as Line) });
     const producers = jest.spyOn(Kafka.prototype, 'producer');
-    const kafka = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${await closedPort()}`], sendTimeoutMs: 300, connectionTimeoutMs: 100, lingerMs: 0 });
+    const kafka = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${REFUSED_PORT}`], sendTimeoutMs: 300, connectionTimeoutMs: 100, lingerMs: 0 });
     const publisher = await KafkaUsagePublisher.start({ kafka, outbox: { ...outboxSchema.parse({ replayIntervalMs: 10 }), dir } }, logger);
     try {
       const failures = (): Line[] => lines.filter((l) => l.msg === REPLAY_FAILED);
@@ -79,7 +85,7 @@ describe('KafkaUsagePublisher', () => {
   it("does not warn of its idempotent producer's capped retries, which are deliberate", async () => {
     const lines: Line[] = [];
     const logger = createLogger('spec', 'debug', { write: (line: string) => void lines.push(JSON.parse(line) as Line) });
-    const kafka = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${await closedPort()}`], sendTimeoutMs: 300, connectionTimeoutMs: 100, lingerMs: 0 });
+    const kafka = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${REFUSED_PORT}`], sendTimeoutMs: 300, connectionTimeoutMs: 100, lingerMs: 0 });
     const publisher = await KafkaUsagePublisher.start({ kafka, outbox: { ...outboxSchema.parse({ replayIntervalMs: 10 }), dir } }, logger);
     try {
       // The producer was made (kafkajs says it then), and its connection failed.
@@ -104,7 +110,7 @@ describe('KafkaUsagePublisher', () => {
   it('leaves its outbox closed when it cannot start, so a retry in the same process opens it', async () => {
     const logger = createLogger('spec', 'silent');
     const outbox = { ...outboxSchema.parse({}), dir };
-    const broken = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${await closedPort()}`], ssl: { ca: join(dir, 'missing-ca.pem') } });
+    const broken = kafkaUsageSchema.parse({ brokers: [`127.0.0.1:${REFUSED_PORT}`], ssl: { ca: join(dir, 'missing-ca.pem') } });
     await expect(KafkaUsagePublisher.start({ kafka: broken, outbox }, logger)).rejects.toThrow(/usage\.kafka\.ssl\.ca: cannot read/);
     expect(readdirSync(dir)).not.toContain(LOCK_FILE);
     const kafka = kafkaUsageSchema.parse({ brokers: broken.brokers, sendTimeoutMs: 200, connectionTimeoutMs: 100 });
@@ -112,17 +118,6 @@ describe('KafkaUsagePublisher', () => {
     await publisher.close();
   });
 });
-
-function closedPort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (address && typeof address === 'object' ? done(address.port) : fail(new Error('no port'))));
-    });
-  });
-}
 
 async function waitUntil(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 2_000 && !condition(); i++) await new Promise((done) => setTimeout(done, 10));
