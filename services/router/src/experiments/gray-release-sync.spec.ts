@@ -272,6 +272,34 @@ describe('gray release calls shared by replicas', () => {
     await sync.close();
   });
 
+  it('keeps its rollback only once the calls it judged on are shared, so a replica that reads the rollback reads those calls with it', async () => {
+    const store = new SharingStore();
+    const clock = new ManualClock();
+    const a = new GrayReleases(releaseConfig, clock);
+    const b = new GrayReleases(releaseConfig, clock);
+    const syncA = new GrayReleaseSync(a, store, logger, 60_000);
+    const syncB = new GrayReleaseSync(b, store, logger, 60_000);
+    await Promise.all([syncA.start(), syncB.start()]);
+    // A's round after its rollback is held at its share of the calls until B has had a round.
+    let letAShare: () => void = () => undefined;
+    const held = new Promise<void>((go) => (letAShare = go));
+    const share = store.shareCounts.bind(store);
+    let holding = true;
+    store.shareCounts = async (release, batch) => {
+      if (holding && batch.seq > 0) await held;
+      return share(release, batch);
+    };
+    failCanary(a);
+    const roundA = syncA.sync();
+    await syncB.sync();
+    holding = false;
+    letAShare();
+    await roundA;
+    await syncB.sync();
+    expect(b.byId('gr')?.state()).toMatchObject({ status: 'rolled_back', statsScope: 'fleet', baselineStats: { requests: 5 }, canaryStats: { requests: 5, errors: 5 } });
+    await Promise.all([syncA.close(), syncB.close()]);
+  });
+
   it('shares the calls counted since the last round when it closes', async () => {
     const store = new SharingStore();
     const releases = new GrayReleases(twoReleases, new ManualClock());

@@ -336,7 +336,10 @@ export class FileGrayReleaseStore implements GrayReleaseStore {
  * this process's rollbacks are kept as they happen; and every `intervalMs` the rollbacks of other
  * replicas are read. With a store shared by replicas (Redis), each round also adds this
  * replica's calls since the last round to the fleet's counters and reads the fleet's back, which
- * each release is judged on from then on (see `GrayRelease.adoptFleetCounts`). While the store
+ * each release is judged on from then on (see `GrayRelease.adoptFleetCounts`). A round reads the
+ * kept rollbacks, then shares the calls, then keeps this replica's new rollbacks: a rollback is
+ * kept only once the calls it was judged on are shared, so a replica that reads it reads them too
+ * in the same round (its last read of the fleet's counts for that release). While the store
  * cannot be reached the router goes on with what it has (the fleet's counts as last read, plus
  * its own since) and tries again at the next round; a rollback not yet kept is kept then, and
  * calls not yet shared are shared then, those still in the window. Each release's calls are
@@ -354,6 +357,11 @@ export class GrayReleaseSync {
   private failing = false;
   /** Releases whose last batch the store refused (see `SharedCountsRefused`). */
   private readonly refused = new Set<string>();
+  /**
+   * Calls that left the window before they could be shared, by release: in no one's window any
+   * more. Said once, after an outage, when a round gets through again.
+   */
+  private dropped: Record<string, number> = {};
 
   constructor(
     private readonly releases: GrayReleases,
@@ -411,10 +419,6 @@ export class GrayReleaseSync {
           this.logger.warn({ release: release.config.id, err: error }, "gray release start cannot be read; this router runs the release from its own start");
         }
       }
-      for (const [id, rollback] of [...this.unkept]) {
-        await this.store.keepRollback(id, rollback);
-        this.unkept.delete(id);
-      }
       const all = this.releases.all();
       const kept = await this.store.read(all.map((r) => r.config.id));
       for (const release of all) {
@@ -428,9 +432,6 @@ export class GrayReleaseSync {
       this.unreachable(error);
       return;
     }
-    // Calls that left the window before they could be shared are in no one's window any more:
-    // after an outage, said once, per release.
-    const dropped: Record<string, number> = {};
     for (const { release, batch, buckets } of toShare) {
       const id = release.config.id;
       try {
@@ -449,10 +450,22 @@ export class GrayReleaseSync {
       }
       const calls = release.takeDroppedCalls();
       if (this.refused.delete(id)) this.logger.info({ release: id, ...(calls !== 0 ? { droppedCalls: calls } : {}) }, 'gray release calls shared again');
-      else if (calls !== 0) dropped[id] = calls;
+      else if (calls !== 0) this.dropped[id] = (this.dropped[id] ?? 0) + calls;
     }
-    if (this.failing) this.logger.info(Object.keys(dropped).length > 0 ? { droppedCalls: dropped } : {}, 'gray release state reachable again');
+    // Kept only now, after the calls this replica judged on were shared: a replica that reads the
+    // rollback reads them too (its round reads rollbacks, then the fleet's counts).
+    try {
+      for (const [id, rollback] of [...this.unkept]) {
+        await this.store.keepRollback(id, rollback);
+        this.unkept.delete(id);
+      }
+    } catch (error) {
+      this.unreachable(error);
+      return;
+    }
+    if (this.failing) this.logger.info(Object.keys(this.dropped).length > 0 ? { droppedCalls: this.dropped } : {}, 'gray release state reachable again');
     this.failing = false;
+    this.dropped = {};
   }
 
   /** The store could not be reached: said once, until a round reaches it again. */
