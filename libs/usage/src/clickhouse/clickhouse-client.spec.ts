@@ -1,7 +1,12 @@
-import { createServer, type AddressInfo } from 'node:net';
 import { clickhouseSchema } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { createClickHouse, withoutCredentials } from './clickhouse-client';
+
+/**
+ * A loopback port nothing listens on, ever: a port freed by a closed server may be taken by
+ * another process of a busy test run, and a request that reached it would get a stranger's answer.
+ */
+const REFUSED_PORT = 1;
 
 describe('withoutCredentials', () => {
   it('drops the user and password a ClickHouse URL may carry, for logs', () => {
@@ -21,19 +26,11 @@ describe('withoutCredentials', () => {
 describe('createClickHouse against a server that is not there', () => {
   const config = (url: string) => clickhouseSchema.parse({ url, database: 'openrouter', requestTimeoutMs: 2_000 });
 
-  async function closedPort(): Promise<number> {
-    const server = createServer();
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-    const { port } = server.address() as AddressInfo;
-    await new Promise((done) => server.close(done));
-    return port;
-  }
-
   it("keeps the client's own error dump off the console: the caller gets the error, the service's log has it at debug", async () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = createLogger('billing', 'debug', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     const printed = jest.spyOn(console, 'error').mockImplementation(() => undefined);
-    const target = createClickHouse(config(`http://127.0.0.1:${await closedPort()}`), '.', logger);
+    const target = createClickHouse(config(`http://127.0.0.1:${REFUSED_PORT}`), '.', logger);
     try {
       await expect(target.client.query({ query: 'SELECT 1' })).rejects.toThrow(/ECONNREFUSED/);
       expect(printed).not.toHaveBeenCalled();
@@ -47,7 +44,7 @@ describe('createClickHouse against a server that is not there', () => {
 
   it('is silent without a logger', async () => {
     const printed = jest.spyOn(console, 'error').mockImplementation(() => undefined);
-    const target = createClickHouse(config(`http://127.0.0.1:${await closedPort()}`), '.');
+    const target = createClickHouse(config(`http://127.0.0.1:${REFUSED_PORT}`), '.');
     try {
       await expect(target.client.query({ query: 'SELECT 1' })).rejects.toThrow(/ECONNREFUSED/);
       expect(printed).not.toHaveBeenCalled();

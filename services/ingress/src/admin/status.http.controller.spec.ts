@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { billingv1 } from '@openrouter/contracts';
 import { GrpcSecurity, GrpcServerHandle, type GrpcServiceBinding } from '@openrouter/grpc';
 import { createLogger } from '@openrouter/observability';
@@ -7,15 +6,11 @@ import { ingressTestConfig } from '../test-config.testing';
 
 const ADMIN_KEY = 'sk-or-admin-spec-0123456789abcdef';
 
-/** A loopback port nothing listens on. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
+/**
+ * A loopback port nothing listens on, ever: a port freed by a closed server may be taken by
+ * another process of a busy test run, and a gRPC client that reached it would take a stranger for the router or billing.
+ */
+const REFUSED_PORT = 1;
 
 interface Line {
   level: number;
@@ -32,7 +27,7 @@ describe('admin health and reports with billing', () => {
     const lines: Line[] = [];
     const logger = createLogger('ingress', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as Line) });
     const config = ingressTestConfig({
-      ingress: { http: { host: '127.0.0.1', port: 0 }, router: `127.0.0.1:${await closedPort()}`, billing },
+      ingress: { http: { host: '127.0.0.1', port: 0 }, router: `127.0.0.1:${REFUSED_PORT}`, billing },
       access: { admin: { devKey: ADMIN_KEY } },
     });
     ingress = await startIngress(config, logger);
@@ -45,7 +40,7 @@ describe('admin health and reports with billing', () => {
   };
 
   it('reports billing down in the admin health, not in the ingress readiness, and names it in a report 503', async () => {
-    const billing = `127.0.0.1:${await closedPort()}`;
+    const billing = `127.0.0.1:${REFUSED_PORT}`;
     const { url, lines } = await start(billing);
 
     const health = await get(`${url}/admin/v1/health`);
