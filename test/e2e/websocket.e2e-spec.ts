@@ -80,6 +80,17 @@ class Client {
   }
 }
 
+/** The close of a client's socket: its code, its reason and when it came (failing after `timeoutMs` with the socket still open). */
+function closeOf(client: Client, timeoutMs = 15_000): Promise<{ code: number; reason: string; at: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the socket is still open after ${timeoutMs} ms`)), timeoutMs);
+    client.socket.once('close', (code, reason) => {
+      clearTimeout(timer);
+      resolve({ code, reason: reason.toString(), at: Date.now() });
+    });
+  });
+}
+
 /** The TCP socket under a client's WebSocket: pausing it is a client that stops reading what it is sent. */
 function transportOf(client: Client): Socket {
   return (client.socket as unknown as { _socket: Socket })._socket;
@@ -380,6 +391,29 @@ describe('WebSocket API', () => {
     } finally {
       raw.destroy();
     }
+  });
+
+  it("closes a socket opened with a rotated key's old secret when its grace ends, and keeps the one opened with the new secret", async () => {
+    const admin = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
+    const issued = await fetch(`${gw.url}/admin/v1/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'socket to rotate', org: 'default' }) }).then(async (r) => (await r.json()) as { id: string; key: string });
+    const old = await Client.open(url, { key: issued.key });
+    const oldClosed = closeOf(old);
+    // The shortest grace the admin API gives (0 refuses the old secret at once).
+    const rotated = await fetch(`${gw.url}/admin/v1/keys/${issued.id}/rotate`, { method: 'POST', headers: admin, body: JSON.stringify({ grace_seconds: 1 }) });
+    expect(rotated.status).toBe(200);
+    const { key: next, previous_key_expires_at: graceEnd } = (await rotated.json()) as { key: string; previous_key_expires_at: string };
+    const fresh = await Client.open(url, { key: next });
+
+    const closed = await oldClosed;
+    expect(closed).toMatchObject({ code: 1008, reason: 'api key revoked or expired' });
+    expect(closed.at).toBeGreaterThanOrEqual(Date.parse(graceEnd));
+    expect(old.frames.find((f) => f.type === 'error')).toMatchObject({ id: null, status: 401, error: { error: { code: 'invalid_api_key' } } });
+    // The socket of the new secret is still open, and served.
+    fresh.send({ type: 'chat.completions', id: 'after', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } });
+    await fresh.until((frames) => frames.some((f) => f.id === 'after' && (f.type === 'completion' || f.type === 'error')));
+    expect(fresh.of('after').map((f) => f.type)).toEqual(['completion']);
+    expect(fresh.socket.readyState).toBe(WebSocket.OPEN);
+    fresh.close();
   });
 
   it('slows a stream down to the pace its client reads at, instead of buffering the whole answer', async () => {

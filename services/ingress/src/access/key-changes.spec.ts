@@ -5,7 +5,7 @@ import { MemoryAccessRepository } from './access.repository';
 import { AccessService, type Actor } from './access.service';
 import { hashApiKey } from './api-key';
 import { MemoryCounterStore } from './counter.store';
-import { acceptsHash, publicView, type ApiKeyRecord } from './key-record';
+import { acceptsHash, graceEndOf, publicView, type ApiKeyRecord } from './key-record';
 
 const SECRET = 'unit-test-secret-000';
 const logger = createLogger('key-changes-spec', 'silent');
@@ -184,5 +184,14 @@ describe('acceptsHash', () => {
     expect(acceptsHash(record, hash('c'), new Date('2025-01-02T00:00:00Z'))).toBe(false);
     const { previousHash: _h, previousExpiresAt: _t, ...unrotated } = record;
     expect(acceptsHash(unrotated, hash('b'), new Date('2025-01-02T00:00:00Z'))).toBe(false);
+  });
+
+  it('names the end of the grace for the replaced secret only, under any hash secret it is known by (graceEndOf)', () => {
+    expect(graceEndOf(record, [hash('b')])).toEqual(new Date('2025-06-01T00:00:00.000Z'));
+    expect(graceEndOf({ ...record, previousFormerHashes: [hash('d')] }, [hash('e'), hash('d')])).toEqual(new Date('2025-06-01T00:00:00.000Z'));
+    // The current secret (also under an earlier hash secret) has no end; nor has a secret the record does not name.
+    expect(graceEndOf(record, [hash('a')])).toBeUndefined();
+    expect(graceEndOf({ ...record, formerHashes: [hash('f')] }, [hash('e'), hash('f')])).toBeUndefined();
+    expect(graceEndOf(record, [hash('c')])).toBeUndefined();
   });
 });

@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import type { ConfigKey } from '@openrouter/config';
 import type { AccessRepository } from './access.repository';
 import { hashApiKey, hashingKey } from './api-key';
-import { acceptsHash, isActive, type ApiKeyRecord } from './key-record';
+import { acceptsHash, graceEndOf, isActive, type ApiKeyRecord } from './key-record';
 
 interface CacheEntry {
   record: ApiKeyRecord | undefined;
@@ -83,6 +83,15 @@ export class KeyDirectory {
       return this.active(record);
     }
     return undefined;
+  }
+
+  /**
+   * When `presented`, a secret `record` accepted, stops being accepted because a rotation replaced
+   * it (its grace ends); undefined for the key's current secret. For a holder of it that must end
+   * then (an open WebSocket), not at its next use.
+   */
+  graceEnd(presented: string, record: ApiKeyRecord): Date | undefined {
+    return graceEndOf(record, [this.hash(presented), ...this.previousKeys.map((key) => hashApiKey(key, presented))]);
   }
 
   /**

@@ -60,6 +60,19 @@ export function acceptsHash(record: ApiKeyRecord, hash: string, now: Date): bool
   return [record.previousHash, ...(record.previousFormerHashes ?? [])].some((h) => h !== undefined && sameDigest(h, hash));
 }
 
+/**
+ * When a secret, given by its hashes (one per hash secret in use), stops being accepted for good
+ * because a rotation replaced it: the end of its grace. Undefined for the record's current secret,
+ * and for one it does not name.
+ */
+export function graceEndOf(record: ApiKeyRecord, hashes: readonly string[]): Date | undefined {
+  const current = [record.hash, ...(record.formerHashes ?? [])];
+  if (hashes.some((hash) => current.some((h) => sameDigest(h, hash)))) return undefined;
+  if (record.previousExpiresAt === undefined) return undefined;
+  const replaced = [record.previousHash, ...(record.previousFormerHashes ?? [])];
+  return hashes.some((hash) => replaced.some((h) => h !== undefined && sameDigest(h, hash))) ? new Date(record.previousExpiresAt) : undefined;
+}
+
 /** Whether the secret a rotation replaced is still accepted. */
 function inGrace(record: ApiKeyRecord, now: Date): boolean {
   return record.previousHash !== undefined && record.previousExpiresAt !== undefined && Date.parse(record.previousExpiresAt) > now.getTime();

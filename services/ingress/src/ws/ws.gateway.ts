@@ -9,7 +9,7 @@ import { Tracing, type Context, type Span } from '@openrouter/observability';
 import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { jsonTooDeep, tooDeep } from '@openrouter/service-runtime';
 import type { AccessService, KeyChange, TrafficAttributes } from '../access/access.service';
-import type { ApiKeyRecord } from '../access/key-record';
+import { hashesOf, type ApiKeyRecord } from '../access/key-record';
 import { RateLimitedError, type Admission } from '../access/rate-limiter';
 import { bodyEndUser, trafficAttributes } from '../auth/api-key.guard';
 import { asGatewayError } from '../openai-exception.filter';
@@ -24,8 +24,13 @@ import { asksForWebSocket, handBackToHttp } from './upgrade-hand-back';
 import { upgradeKey } from './upgrade-key';
 
 const PATH = '/v1/ws';
-/** Close code for a socket whose key was revoked or expired (1008: policy violation). */
+/**
+ * Close code for a socket whose key was revoked or expired (1008: policy violation), or was opened
+ * with a secret a rotation replaced, once that secret's grace ended.
+ */
 const KEY_REVOKED_CLOSE = 1008;
+/** The longest a timer may wait (Node's limit); a grace ending later is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Close code for a socket whose client does not read what it is sent (1008: policy violation). */
 const NOT_READING_CLOSE = 1008;
 
@@ -36,6 +41,11 @@ interface Connection {
   traffic: TrafficAttributes;
   record: ApiKeyRecord;
   context: routerv1.RequestContext;
+  /**
+   * Set while the socket's key is the secret a rotation replaced: fires when its grace ends, to end
+   * the socket then rather than at its next request. Cleared when the socket closes.
+   */
+  graceTimer: NodeJS.Timeout | undefined;
   /** The client's trace context, from the upgrade's `traceparent`/`tracestate` headers: the parent of every request's span. */
   trace: UpgradeTrace;
   streams: Map<string, AbortController>;
@@ -118,10 +128,14 @@ export class WsGateway {
   /**
    * A key changed: the sockets opened with it check it again. After a resync (this replica's
    * pub/sub connection came back, and a revocation may have been missed meanwhile) every socket does.
+   * A change is announced under each hash of the key, one notice each, and the key is forgotten
+   * under one hash at a time: a socket opened with a rotated key's earlier secret is matched by that
+   * secret's hash too, so it checks again once that secret's cached copy is gone (a second rotation
+   * refuses it at once).
    */
   private onKeyChange(change: KeyChange): void {
     for (const connection of this.connections) {
-      if (change.kind === 'resync' || connection.record.hash === change.hash) void this.recheck(connection);
+      if (change.kind === 'resync' || hashesOf(connection.record).includes(change.hash)) void this.recheck(connection);
     }
   }
 
@@ -147,6 +161,7 @@ export class WsGateway {
       traffic,
       record,
       context,
+      graceTimer: undefined,
       trace: upgradeTrace,
       streams: new Map(),
       lastWrite: Promise.resolve(),
@@ -162,11 +177,13 @@ export class WsGateway {
       void this.onFrame(connection, data.toString());
     });
     socket.on('close', () => {
+      clearTimeout(connection.graceTimer);
       for (const controller of connection.streams.values()) controller.abort();
       connection.streams.clear();
       this.connections.delete(connection);
     });
     socket.on('error', () => socket.terminate());
+    this.watchGrace(connection);
   }
 
   private async onFrame(connection: Connection, text: string): Promise<void> {
@@ -331,11 +348,35 @@ export class WsGateway {
     if (!current) return false;
     connection.record = current.record;
     connection.context = current.context;
+    this.watchGrace(connection);
     return true;
+  }
+
+  /**
+   * When the socket's key is the secret a rotation replaced (opened with it, or rotated since), the
+   * socket is checked again when that secret's grace ends, and so ended then, as a revoked key's is.
+   * Set again from the record at every check: a later rotation (which ends the grace at once, or
+   * starts one for what was the current secret) moves or drops it.
+   */
+  private watchGrace(connection: Connection): void {
+    clearTimeout(connection.graceTimer);
+    connection.graceTimer = undefined;
+    if (connection.socket.readyState !== connection.socket.OPEN) return;
+    const end = this.access.keys.graceEnd(connection.key, connection.record);
+    if (end === undefined) return;
+    // At least 1 ms: a timer that fired a hair early finds the secret still accepted and waits the rest.
+    const delay = Math.min(Math.max(end.getTime() - Date.now(), 1), MAX_TIMER_MS);
+    connection.graceTimer = setTimeout(() => {
+      connection.graceTimer = undefined;
+      void this.recheck(connection);
+    }, delay);
+    // The socket keeps the process up while it is open, not this timer.
+    connection.graceTimer.unref();
   }
 
   /** After a change to the socket's key: a key no longer valid ends the socket and its streams. */
   private async recheck(connection: Connection): Promise<void> {
+    if (connection.socket.readyState !== connection.socket.OPEN) return;
     try {
       if (!(await this.stillAuthorized(connection))) this.cut(connection, null);
     } catch {
