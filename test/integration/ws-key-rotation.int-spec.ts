@@ -125,6 +125,30 @@ describe("WebSocket sockets of a rotated key, on a replica that hears of the rot
     fresh.ws.close();
   });
 
+  it('closes a socket when its key expires, at the expiry, and when a change brings the expiry forward', async () => {
+    const expiresAt = new Date(Date.now() + 2_000).toISOString();
+    const issued = (await adminPost(a.url, '/keys', { org: 'default', project: 'default', name: 'ws expiring', expires_at: expiresAt })) as { id: string; key: string };
+    const expiring = await Socket.open(b.url, issued.key);
+    const expired = expiring.close();
+    const kept = (await adminPost(a.url, '/keys', { org: 'default', project: 'default', name: 'ws expiry moved' })) as { id: string; key: string };
+    const moved = await Socket.open(b.url, kept.key);
+    const movedClosed = moved.close();
+    expect(await moved.ask('before')).toMatchObject({ type: 'completion' });
+
+    const closed = await expired;
+    expect(closed).toMatchObject(REVOKED);
+    expect(closed.at).toBeGreaterThanOrEqual(Date.parse(expiresAt));
+    expect(expiring.frames.find((f) => f.type === 'error' && f.id === null)).toMatchObject(REFUSED);
+
+    // An expiry set by a change on the other replica, heard of through Redis.
+    const soon = new Date(Date.now() + 1_500).toISOString();
+    const patched = await fetch(`${a.url}/admin/v1/keys/${kept.id}`, { method: 'PATCH', headers: admin, body: JSON.stringify({ expires_at: soon }) });
+    expect(patched.status).toBe(200);
+    const movedClose = await movedClosed;
+    expect(movedClose).toMatchObject(REVOKED);
+    expect(movedClose.at).toBeGreaterThanOrEqual(Date.parse(soon));
+  });
+
   it('after a second rotation: the first secret is cut at once, the second when its own grace ends, the third is served', async () => {
     const issued = (await adminPost(a.url, '/keys', { org: 'default', project: 'default', name: 'ws rotated twice' })) as { id: string; key: string };
     const first = await Socket.open(b.url, issued.key);

@@ -29,7 +29,7 @@ const PATH = '/v1/ws';
  * with a secret a rotation replaced, once that secret's grace ended.
  */
 const KEY_REVOKED_CLOSE = 1008;
-/** The longest a timer may wait (Node's limit); a grace ending later is waited for in steps. */
+/** The longest a timer may wait (Node's limit); an end further off is waited for in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Close code for a socket whose client does not read what it is sent (1008: policy violation). */
 const NOT_READING_CLOSE = 1008;
@@ -42,8 +42,9 @@ interface Connection {
   record: ApiKeyRecord;
   context: routerv1.RequestContext;
   /**
-   * Set while the socket's key is the secret a rotation replaced: fires when its grace ends, to end
-   * the socket then rather than at its next request. Cleared when the socket closes.
+   * Set while the socket's secret has an end (the key's expiry, or the grace of a secret a rotation
+   * replaced): fires then, to end the socket then rather than at its next request. Cleared when the
+   * socket closes.
    */
   graceTimer: NodeJS.Timeout | undefined;
   /** The client's trace context, from the upgrade's `traceparent`/`tracestate` headers: the parent of every request's span. */
@@ -353,19 +354,22 @@ export class WsGateway {
   }
 
   /**
-   * When the socket's key is the secret a rotation replaced (opened with it, or rotated since), the
-   * socket is checked again when that secret's grace ends, and so ended then, as a revoked key's is.
-   * Set again from the record at every check: a later rotation (which ends the grace at once, or
-   * starts one for what was the current secret) moves or drops it.
+   * The socket is checked again when its secret stops being accepted, and so ended then, as a
+   * revoked key's is: when the key expires (`expires_at`), or, for the secret a rotation replaced
+   * (opened with it, or rotated since), when that secret's grace ends, whichever comes first. Set
+   * again from the record at every check: a later rotation (which ends the grace at once, or starts
+   * one for what was the current secret) or a changed expiry moves or drops it.
    */
   private watchGrace(connection: Connection): void {
     clearTimeout(connection.graceTimer);
     connection.graceTimer = undefined;
     if (connection.socket.readyState !== connection.socket.OPEN) return;
-    const end = this.access.keys.graceEnd(connection.key, connection.record);
-    if (end === undefined) return;
+    const grace = this.access.keys.graceEnd(connection.key, connection.record)?.getTime();
+    const expiry = connection.record.expiresAt === undefined ? undefined : Date.parse(connection.record.expiresAt);
+    const ends = [grace, expiry].filter((t): t is number => t !== undefined && Number.isFinite(t));
+    if (ends.length === 0) return;
     // At least 1 ms: a timer that fired a hair early finds the secret still accepted and waits the rest.
-    const delay = Math.min(Math.max(end.getTime() - Date.now(), 1), MAX_TIMER_MS);
+    const delay = Math.min(Math.max(Math.min(...ends) - Date.now(), 1), MAX_TIMER_MS);
     connection.graceTimer = setTimeout(() => {
       connection.graceTimer = undefined;
       void this.recheck(connection);
