@@ -4,6 +4,7 @@ import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schem
 import { cacheSchema } from './cache.schema';
 import { AUTO_MODEL, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
+import { guardrailsSchema } from './guardrails.schema';
 import { observabilitySchema } from './observability.schema';
 import { address, flag, host, identifier, listenSchema, port, strictObject, type Listen } from './primitives';
 import { providerSchema } from './providers.schema';
@@ -14,6 +15,7 @@ export * from './budgets.schema';
 export * from './cache.schema';
 export * from './catalog.schema';
 export * from './grpc.schema';
+export * from './guardrails.schema';
 export * from './observability.schema';
 export * from './pricing.schema';
 export * from './primitives';
@@ -120,6 +122,8 @@ export const configSchema = strictObject({
   budgets: budgetsSchema.prefault({}),
   cache: cacheSchema.prefault({}),
   observability: observabilitySchema.prefault({}),
+  /** Input guardrails: rules that block or redact sensitive text in requests (docs/guardrails.md). */
+  guardrails: guardrailsSchema.prefault({}),
 })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
@@ -158,7 +162,7 @@ export const configSchema = strictObject({
       if (!(id in config.providers)) ctx.addIssue({ code: 'custom', path: ['adapter', 'providers'], message: `unknown provider "${id}"` });
     }
     for (const issue of accessReferenceIssues(config.access)) ctx.addIssue({ code: 'custom', ...issue });
-    for (const issue of accessPolicyIssues(config.access, config.providers)) ctx.addIssue({ code: 'custom', ...issue });
+    for (const issue of accessPolicyIssues(config.access, config.providers, config.guardrails)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of routingReferenceIssues(config.routing, config.models, Object.keys(config.providers))) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of budgetCurrencyIssues(config.budgets.list, config.models)) ctx.addIssue({ code: 'custom', ...issue });
     const orgs = new Map(config.access.orgs.map((o) => [o.id, o]));

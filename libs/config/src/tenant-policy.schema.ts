@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { unknownRuleMessage } from './guardrails.schema';
 import { strictObject } from './primitives';
 
 /**
@@ -21,6 +22,8 @@ export function tenantPolicySchema(object: typeof strictObject) {
     excludeProviders: z.array(z.string().min(1)).optional(),
     /** Only providers whose `residency` is one of these; a provider without one is excluded. Unset: any residency. */
     residency: z.array(residencyLabel).optional(),
+    /** Input guardrail rule ids (guardrails.rules) applied to the requests, on top of those above (docs/guardrails.md). */
+    guardrails: z.array(z.string().min(1)).optional(),
   });
 }
 
@@ -28,20 +31,23 @@ export type TenantPolicyConfig = z.infer<ReturnType<typeof tenantPolicySchema>>;
 
 type Issue = { path: Array<string | number>; message: string };
 
-/** What a policy is checked against: the configured providers and their residency labels. */
+/** What a policy is checked against: the configured providers and their residency labels, and the guardrail rules. */
 export interface PolicyProviders {
   /** Provider id → its `residency` label (undefined: none). */
   readonly residency: ReadonlyMap<string, string | undefined>;
+  /** The configured guardrail rule ids. */
+  readonly guardrails: readonly string[];
 }
 
-export function policyProvidersOf(providers: Readonly<Record<string, { residency?: string | undefined }>>): PolicyProviders {
-  return { residency: new Map(Object.entries(providers).map(([id, p]) => [id, p.residency])) };
+export function policyProvidersOf(providers: Readonly<Record<string, { residency?: string | undefined }>>, guardrails?: { rules: ReadonlyArray<{ id: string }> }): PolicyProviders {
+  return { residency: new Map(Object.entries(providers).map(([id, p]) => [id, p.residency])), guardrails: (guardrails?.rules ?? []).map((r) => r.id) };
 }
 
 /**
  * Why a policy cannot mean what it says, each with the path (under `path`) of the entry: a
  * provider id that is not configured (a typo would allow nothing, or exclude nothing), or a
- * residency label no provider has (a typo would leave the tenant with no deployment at all).
+ * residency label no provider has (a typo would leave the tenant with no deployment at all), or a
+ * guardrail rule id that is not configured (a typo would leave the tenant's text unscreened).
  */
 export function tenantPolicyIssues(policy: TenantPolicyConfig | undefined, known: PolicyProviders, path: Array<string | number>): Issue[] {
   if (!policy) return [];
@@ -57,15 +63,19 @@ export function tenantPolicyIssues(policy: TenantPolicyConfig | undefined, known
     // A malformed label has its own issue.
     if (!labels.includes(label) && residencyLabel.safeParse(label).success) issues.push({ path: [...path, 'residency', i], message: `no provider has the residency "${label}": set providers.<id>.residency, or name one of ${labels.length ? labels.map((l) => `"${l}"`).join(', ') : 'none (no provider has a residency yet)'}` });
   });
+  policy.guardrails?.forEach((id, i) => {
+    if (!known.guardrails.includes(id)) issues.push({ path: [...path, 'guardrails', i], message: unknownRuleMessage(id, known.guardrails) });
+  });
   return issues;
 }
 
-/** Every tenant and configured key policy of `access`, checked against the configured providers. */
+/** Every tenant and configured key policy of `access`, checked against the configured providers and guardrail rules. */
 export function accessPolicyIssues(
   access: { orgs: ReadonlyArray<{ policy?: TenantPolicyConfig | undefined; teams: ReadonlyArray<{ policy?: TenantPolicyConfig | undefined; projects: ReadonlyArray<{ policy?: TenantPolicyConfig | undefined }> }> }>; keys: ReadonlyArray<{ policy?: TenantPolicyConfig | undefined }> },
   providers: Readonly<Record<string, { residency?: string | undefined }>>,
+  guardrails?: { rules: ReadonlyArray<{ id: string }> },
 ): Issue[] {
-  const known = policyProvidersOf(providers);
+  const known = policyProvidersOf(providers, guardrails);
   const issues: Issue[] = [];
   access.orgs.forEach((org, o) => {
     issues.push(...tenantPolicyIssues(org.policy, known, ['access', 'orgs', o, 'policy']));

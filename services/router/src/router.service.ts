@@ -8,6 +8,7 @@ import { assignedDecision, callingDecision, decisionFor } from './explain/route-
 import { explainPlan } from './explain/route-explanation';
 import { providersHealth } from './explain/providers-health';
 import type { RecordedCall } from './experiments/gray-release';
+import { InputGuardrails } from './guardrails/input-guardrails';
 import { serveWithFailover, type AnswerFailureListener, type AttemptListener, type AttemptOpener, type Served } from './resilience/failover';
 import { capacityTokens, chatRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
 import { takeRequestControls } from './routing/route-settings';
@@ -59,6 +60,8 @@ export class RouterService {
   constructor(
     private readonly engine: RoutingEngine,
     private readonly adapters: AdapterPort,
+    /** Input guardrails, applied to what every entry path sends a provider (none by default). */
+    private readonly guardrails: InputGuardrails = new InputGuardrails(),
   ) {}
 
   /** The ordered candidates for a chat request, without calling anything. */
@@ -72,7 +75,9 @@ export class RouterService {
    * (`routed`); otherwise the decision, then the answer events, as older callers expect.
    */
   async *chat(input: routerv1.ChatRequest, signal: AbortSignal, routeCalls = true): AsyncGenerator<routerv1.ChatResponse> {
-    const { context, request } = requiredRequest(input);
+    const { context, request: asked } = requiredRequest(input);
+    // Before anything is planned: a refused request takes no route, and no provider sees unscreened text.
+    const request = this.guardrails.screenChat(context, asked);
     const prepared = this.prepareChat(context, request);
     const plan = this.engine.planner.plan(prepared.planRequest);
     const open: AttemptOpener<adapterv1.ChatResponse> = (candidate, callSignal) =>
@@ -131,7 +136,8 @@ export class RouterService {
   }
 
   async embed(input: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse> {
-    const { context, request } = requiredRequest(input);
+    const { context, request: asked } = requiredRequest(input);
+    const request = this.guardrails.screenEmbeddings(context, asked);
     const planRequest: PlanRequest = {
       context,
       capability: 'embeddings',

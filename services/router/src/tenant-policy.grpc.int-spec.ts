@@ -52,7 +52,7 @@ describe('tenant policies over the router gRPC API', () => {
     for await (const message of readStream(client.chat(request, acceptBatches(CHUNKS)), undefined, CHUNKS)) decision ??= message.decision;
     return decision;
   };
-  const EU: routerv1.TenantPolicy = { excludeProviders: [], residency: { values: ['eu'] } };
+  const EU: routerv1.TenantPolicy = { excludeProviders: [], guardrails: [], residency: { values: ['eu'] } };
 
   it('carries the policy from the caller: the cheaper US deployment serves without one, an EU one with it', async () => {
     expect(await decisionOf(chat('gpt'))).toMatchObject({ deployment: 'gpt-us', provider: 'us' });

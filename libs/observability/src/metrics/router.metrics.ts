@@ -16,6 +16,7 @@ export class RouterMetrics {
   readonly retries: Counter<'provider' | 'deployment'>;
   readonly failovers: Counter<'from_deployment' | 'to_deployment'>;
   readonly circuit: Gauge<'provider' | 'deployment'>;
+  readonly guardrailMatches: Counter<'rule' | 'action'>;
   private circuits: () => DeploymentCircuit[] = () => [];
 
   constructor(registry: Registry) {
@@ -23,6 +24,12 @@ export class RouterMetrics {
     this.attempts = new Counter({ name: 'openrouter_router_attempts_total', help: 'Calls to deployments, by outcome (ok or the canonical error kind).', labelNames: ['provider', 'deployment', 'outcome'], registers });
     this.retries = new Counter({ name: 'openrouter_router_retries_total', help: 'Attempts after the first one of a request (same or another deployment).', labelNames: ['provider', 'deployment'], registers });
     this.failovers = new Counter({ name: 'openrouter_router_failovers_total', help: 'Attempts that moved to another deployment than the previous attempt of the request.', labelNames: ['from_deployment', 'to_deployment'], registers });
+    this.guardrailMatches = new Counter({
+      name: 'openrouter_guardrail_matches_total',
+      help: 'Input guardrail matches in requests, by rule id and action (block: the request was refused; redact: matches replaced).',
+      labelNames: ['rule', 'action'],
+      registers,
+    });
     const read = (): DeploymentCircuit[] => this.circuits();
     this.circuit = new Gauge({
       name: 'openrouter_circuit_state',
@@ -39,6 +46,11 @@ export class RouterMetrics {
   /** Where the circuit gauge reads the breakers from at scrape time. */
   readCircuitsFrom(source: () => DeploymentCircuit[]): void {
     this.circuits = source;
+  }
+
+  /** A guardrail rule matched a request `count` times (a block counts once: the request stops there). */
+  guardrailMatch(rule: string, action: 'block' | 'redact', count: number): void {
+    this.guardrailMatches.inc({ rule: label(rule), action }, count);
   }
 
   /** One attempt of a request ended (`index` counts from 0); `previousDeployment` is the attempt before's. */

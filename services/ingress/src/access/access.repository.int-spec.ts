@@ -119,7 +119,7 @@ describe('the access store on Redis (redis-server)', () => {
     await b.reloadTenants();
     const seen = await b.authenticate(key, 'r', {});
     expect(seen?.record.policy).toEqual({ excludeProviders: ['sim'] });
-    expect(seen?.context.policy).toEqual({ providers: { values: ['sim'] }, excludeProviders: ['sim'] });
+    expect(seen?.context.policy).toEqual({ providers: { values: ['sim'] }, excludeProviders: ['sim'], guardrails: [] });
   });
 
   it("routes an issued key under its org's policy on a replica that has not heard of the org yet: it reloads the tenants before placing the key", async () => {
@@ -135,7 +135,7 @@ describe('the access store on Redis (redis-server)', () => {
     const { key } = await a.issueKey(admin, { ...keyInput, org: 'restricted' });
     expect(b.tenants.org('restricted')).toBeUndefined();
     const seen = await b.authenticate(key, 'r', {});
-    expect(seen?.context.policy).toEqual({ providers: { values: ['sim'] }, excludeProviders: [] });
+    expect(seen?.context.policy).toEqual({ providers: { values: ['sim'] }, excludeProviders: [], guardrails: [] });
     expect(seen?.context.costCenter).toBe('cc-r');
   });
 

@@ -109,6 +109,7 @@ export class AccessService {
   private readonly aliases: ReadonlyMap<string, GatewayConfig['routing']['aliases'][string]>;
   /** The configured providers and their residency labels, which policies are checked against. */
   private readonly policyProviders: PolicyProviders;
+  private readonly guardrails: GatewayConfig['guardrails'];
 
   constructor(
     config: GatewayConfig,
@@ -138,7 +139,8 @@ export class AccessService {
     this.answerBounds = { n: access.requests.maxN, prompts: access.requests.maxMessages };
     this.catalog = new Map(config.models.map((m) => [m.id, m]));
     this.aliases = new Map(Object.entries(config.routing.aliases));
-    this.policyProviders = policyProvidersOf(config.providers);
+    this.policyProviders = policyProvidersOf(config.providers, config.guardrails);
+    this.guardrails = config.guardrails;
     let lastWarning = 0;
     this.limiter = new RateLimiter(counters, access.rateLimits.failMode, (error) => {
       onStoreFailure();
@@ -284,7 +286,7 @@ export class AccessService {
       endUser: traffic.endUser ?? '',
       tags: { ...(traffic.tags ?? {}), ...record.tags },
       allowedModels: record.allowedModels,
-      policy: effectivePolicy([...placement.policies, record.policy]),
+      policy: effectivePolicy([...placement.policies, record.policy], this.guardrails),
     };
   }
 
@@ -310,7 +312,7 @@ export class AccessService {
       endUser: '',
       tags: {},
       allowedModels: [],
-      policy: effectivePolicy(placement.policies),
+      policy: effectivePolicy(placement.policies, this.guardrails),
     };
   }
 

@@ -1,13 +1,15 @@
-import type { TenantPolicyConfig } from '@openrouter/config';
+import { effectiveGuardrails, guardrailsDigest, type GuardrailsConfig, type TenantPolicyConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 
 /**
  * The policy a request is routed under: the intersection of its organisation's, team's, project's
  * and key's (`levels`, any of them unset). Each level can only narrow: allow lists of providers and
  * of residency labels are intersected (an empty intersection allows nothing), excluded providers
- * add up. Undefined when no level sets anything.
+ * add up, and so do guardrail rules, with `guardrails.default` (when `guardrails` is given) before
+ * them. With rules, the digest of their definitions travels too (the response cache keys on it).
+ * Undefined when nothing restricts the request.
  */
-export function effectivePolicy(levels: ReadonlyArray<TenantPolicyConfig | undefined>): routerv1.TenantPolicy | undefined {
+export function effectivePolicy(levels: ReadonlyArray<TenantPolicyConfig | undefined>, guardrails?: Pick<GuardrailsConfig, 'rules' | 'default'>): routerv1.TenantPolicy | undefined {
   let providers: string[] | undefined;
   let residency: string[] | undefined;
   const excluded = new Set<string>();
@@ -19,11 +21,14 @@ export function effectivePolicy(levels: ReadonlyArray<TenantPolicyConfig | undef
     for (const id of level.excludeProviders ?? []) excluded.add(id);
     restricted ||= level.providers !== undefined || level.residency !== undefined || (level.excludeProviders?.length ?? 0) > 0;
   }
-  if (!restricted) return undefined;
+  const rules = effectiveGuardrails(guardrails, levels.map((level) => level?.guardrails));
+  if (!restricted && rules.length === 0) return undefined;
   return {
     ...(providers && { providers: { values: providers } }),
     excludeProviders: [...excluded],
     ...(residency && { residency: { values: residency } }),
+    guardrails: rules,
+    ...(rules.length > 0 && guardrails && { guardrailsDigest: guardrailsDigest(guardrails, rules) }),
   };
 }
 

@@ -7,8 +7,8 @@ import { orgView } from './tenants.http.controller';
 describe('routing policies in the admin API', () => {
   it('shows a policy with snake_case fields, null lists for no restriction, null for none', () => {
     expect(policyView(undefined)).toBeNull();
-    expect(policyView({ residency: ['eu'] })).toEqual({ providers: null, exclude_providers: [], residency: ['eu'] });
-    expect(policyView({ providers: [], excludeProviders: ['a'] })).toEqual({ providers: [], exclude_providers: ['a'], residency: null });
+    expect(policyView({ residency: ['eu'] })).toEqual({ providers: null, exclude_providers: [], residency: ['eu'], guardrails: [] });
+    expect(policyView({ providers: [], excludeProviders: ['a'] })).toEqual({ providers: [], exclude_providers: ['a'], residency: null, guardrails: [] });
     const org = orgSchema.parse({ id: 'acme', policy: { residency: ['eu'] }, teams: [{ id: 't', policy: { excludeProviders: ['x'] }, projects: [{ id: 'p' }] }] });
     expect(orgView(org)).toMatchObject({ policy: { residency: ['eu'] }, teams: [{ policy: { exclude_providers: ['x'] }, projects: [{ policy: null }] }] });
   });
@@ -19,6 +19,15 @@ describe('routing policies in the admin API', () => {
     expect(policyChange(updateKeyInput({ policy: null }).policy)).toBeNull();
     expect(policyChange(tenantPatchInput({ name: 'x' }).policy)).toBeUndefined();
     expect(policyChange(tenantPatchInput({ policy: { providers: [] } }).policy)).toEqual({ providers: [] });
+  });
+
+  it('reads and shows a policy\'s guardrail rule ids', () => {
+    const issued = parseInput(issueKeyBody, { org: 'acme', policy: { guardrails: ['pii', 'secrets'] } });
+    expect(policyInput(issued.policy)).toEqual({ guardrails: ['pii', 'secrets'] });
+    expect(policyView({ guardrails: ['pii'] })).toEqual({ providers: null, exclude_providers: [], residency: null, guardrails: ['pii'] });
+    expect(() => parseInput(issueKeyBody, { org: 'acme', policy: { guardrails: [''] } })).toThrow(expect.objectContaining({ kind: 'bad_request', param: 'policy.guardrails[0]' }));
+    const policy = (ADMIN_OPENAPI.components.schemas as Record<string, { properties?: Record<string, { properties?: Record<string, unknown>; anyOf?: Array<{ properties?: Record<string, unknown> }> }> }>)['ApiKey']?.properties?.['policy'];
+    expect(JSON.stringify(policy)).toContain('guardrails');
   });
 
   it('refuses a malformed residency label and an unknown policy field with a 400 naming it', () => {

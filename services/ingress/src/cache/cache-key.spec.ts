@@ -39,6 +39,19 @@ describe('cache key', () => {
     expect(keyMaterial(scope, '/v1/chat/completions', body, {}, servingConstraints(full))).not.toBe(keyMaterial(scope, '/v1/chat/completions', body, {}, servingConstraints({ ...full, allowedModels: [] })));
   });
 
+  it('keeps the guardrail rules that screen a request and the digest of their definitions', () => {
+    const base = routerv1.RequestContext.fromPartial({ orgId: 'acme', projectId: 'search', keyId: 'k1', policy: { excludeProviders: [], guardrails: ['secrets'], guardrailsDigest: 'd1' } });
+    expect(servingConstraints(base)).toEqual({ allowedModels: [], tags: {}, policy: { excludeProviders: [], guardrails: ['secrets'], guardrailsDigest: 'd1' } });
+    const body = { model: 'm', messages: [{ role: 'user', content: 'hi' }] };
+    const scope = scopeIds('project', base);
+    const key = (context: routerv1.RequestContext): string => keyMaterial(scope, '/v1/chat/completions', body, {}, servingConstraints(context));
+    // Another rule added (a new default, a key's own), or a rule's definition changed: another entry.
+    expect(key({ ...base, policy: { excludeProviders: [], guardrails: ['secrets', 'pii'], guardrailsDigest: 'd2' } })).not.toBe(key(base));
+    expect(key({ ...base, policy: { excludeProviders: [], guardrails: ['secrets'], guardrailsDigest: 'd3' } })).not.toBe(key(base));
+    expect(key({ ...base, policy: undefined })).not.toBe(key(base));
+    expect(key({ ...base, requestId: 'other' })).toBe(key(base));
+  });
+
   it('scopes entries to the project, the organisation or the key, never across organisations', () => {
     expect(scopeIds('project', context)).toEqual(['project', 'acme', 'search']);
     expect(scopeIds('org', context)).toEqual(['org', 'acme']);

@@ -52,9 +52,12 @@ const IDENTITY_FIELDS: ReadonlySet<string> = new Set(['requestId', 'orgId', 'pro
 
 /**
  * Everything else in a request's context: what limits where it may be served (the key's allowed
- * models, the tenant's routing policy, tags). A hit skips the router, which enforces them, so two
- * callers share an entry only when these are the same: a key may never be answered by a model or
- * provider it could not have reached itself.
+ * models, the tenant's routing policy, tags) and how its text is screened (the policy's guardrail
+ * rule ids, `guardrails.default` included, and the digest of those rules' definitions). A hit
+ * skips the router, which enforces them, so two callers share an entry only when these are the
+ * same: a key may never be answered by a model or provider it could not have reached itself, nor
+ * with an answer stored under other guardrails (a request a rule now blocks, or one whose text a
+ * rule now redacts, is never answered from an entry stored before the rule).
  */
 export function servingConstraints(context: routerv1.RequestContext): Record<string, unknown> {
   return Object.fromEntries(Object.entries(context).filter(([field]) => !IDENTITY_FIELDS.has(field)));

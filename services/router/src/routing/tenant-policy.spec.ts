@@ -7,7 +7,7 @@ import { contextFor, engineFor, planRequest } from './test-engine.testing';
 
 const ids = (candidates: Array<{ deployment: { id: string } }>): string[] => candidates.map((c) => c.deployment.id);
 
-const EU: routerv1.TenantPolicy = { excludeProviders: [], residency: { values: ['eu'] } };
+const EU: routerv1.TenantPolicy = { excludeProviders: [], guardrails: [], residency: { values: ['eu'] } };
 const inEu = (overrides: Partial<PlanRequest> = {}): Partial<PlanRequest> => ({ context: contextFor({ policy: EU }), ...overrides });
 
 describe('tenant policies in routing', () => {
@@ -22,11 +22,11 @@ describe('tenant policies in routing', () => {
   });
 
   it('excludes a provider with no residency label whenever a residency list applies, and honours allow and exclude lists', () => {
-    const plain = engine.planner.plan(planRequest('gpt', { context: contextFor({ policy: { providers: { values: ['plain', 'us'] }, excludeProviders: ['us'] } }), controls: { route: { allowFallbacks: false } } }));
+    const plain = engine.planner.plan(planRequest('gpt', { context: contextFor({ policy: { providers: { values: ['plain', 'us'] }, excludeProviders: ['us'], guardrails: [] } }), controls: { route: { allowFallbacks: false } } }));
     expect(ids(plain.candidates)).toEqual(['gpt-plain']);
-    const labelled = engine.planner.plan(planRequest('gpt', { context: contextFor({ policy: { providers: { values: ['plain', 'eu-2'] }, excludeProviders: [], residency: { values: ['eu', 'us'] } } }) }));
+    const labelled = engine.planner.plan(planRequest('gpt', { context: contextFor({ policy: { providers: { values: ['plain', 'eu-2'] }, excludeProviders: [], guardrails: [], residency: { values: ['eu', 'us'] } } }) }));
     expect(ids(labelled.candidates)).toEqual(['gpt-eu2']);
-    const excluded = engine.planner.plan(planRequest('gpt', { context: contextFor({ policy: { excludeProviders: ['eu-1'], residency: { values: ['eu'] } } }) }));
+    const excluded = engine.planner.plan(planRequest('gpt', { context: contextFor({ policy: { excludeProviders: ['eu-1'], guardrails: [], residency: { values: ['eu'] } } }) }));
     expect(ids(excluded.candidates)).toEqual(['gpt-eu2']);
   });
 
@@ -51,7 +51,7 @@ describe('tenant policies in routing', () => {
     expect(refused.candidates).toEqual([]);
     expect(refused.refusal).toMatchObject({ kind: 'not_found', param: 'model', code: NO_PERMITTED_DEPLOYMENT });
     expect(refused.refusal?.message).toBe("No deployment of `us-only` is permitted by the data-residency policy (allowed residency: eu) that applies to this key's organisation, team, project or key.");
-    const byProvider = engine.planner.plan(planRequest('us-only', { context: contextFor({ policy: { excludeProviders: ['us'] } }) }));
+    const byProvider = engine.planner.plan(planRequest('us-only', { context: contextFor({ policy: { excludeProviders: ['us'], guardrails: [] } }) }));
     expect(byProvider.refusal).toMatchObject({ code: NO_PERMITTED_DEPLOYMENT, message: expect.stringContaining('the provider policy') });
     // Neither message names a provider or deployment.
     for (const message of [refused.refusal?.message, byProvider.refusal?.message]) expect(message).not.toMatch(/us-only-us|provider us|"us"/);

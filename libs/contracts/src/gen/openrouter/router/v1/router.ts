@@ -75,7 +75,20 @@ export interface TenantPolicy {
    * Set: only providers whose `residency` label is one of these (empty: none); a provider with no
    * label is excluded. Unset: any residency.
    */
-  residency?: StringList | undefined;
+  residency?:
+    | StringList
+    | undefined;
+  /**
+   * Input guardrail rule ids (guardrails.rules) applied to the request's text: the union of
+   * `guardrails.default` and every level's list (each level can only add). The router adds its own
+   * configured default to these.
+   */
+  guardrails: string[];
+  /**
+   * A digest of the definitions of `guardrails` in the ingress's configuration. The router ignores
+   * it; the response cache keys on it, so an answer stored under other rules is never replayed.
+   */
+  guardrailsDigest?: string | undefined;
 }
 
 /** A list whose presence means something (an allow list that may be empty). */
@@ -592,7 +605,13 @@ export const RequestContext_TagsEntry: MessageFns<RequestContext_TagsEntry> = {
 };
 
 function createBaseTenantPolicy(): TenantPolicy {
-  return { providers: undefined, excludeProviders: [], residency: undefined };
+  return {
+    providers: undefined,
+    excludeProviders: [],
+    residency: undefined,
+    guardrails: [],
+    guardrailsDigest: undefined,
+  };
 }
 
 export const TenantPolicy: MessageFns<TenantPolicy> = {
@@ -605,6 +624,12 @@ export const TenantPolicy: MessageFns<TenantPolicy> = {
     }
     if (message.residency !== undefined) {
       StringList.encode(message.residency, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.guardrails) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.guardrailsDigest !== undefined) {
+      writer.uint32(42).string(message.guardrailsDigest);
     }
     return writer;
   },
@@ -646,6 +671,22 @@ export const TenantPolicy: MessageFns<TenantPolicy> = {
             message.residency = StringList.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.guardrails.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.guardrailsDigest = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -670,6 +711,8 @@ export const TenantPolicy: MessageFns<TenantPolicy> = {
     message.residency = (object.residency !== undefined && object.residency !== null)
       ? StringList.fromPartial(object.residency)
       : undefined;
+    message.guardrails = object.guardrails?.map((e) => e) || [];
+    message.guardrailsDigest = object.guardrailsDigest ?? undefined;
     return message;
   },
 };

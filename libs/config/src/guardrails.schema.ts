@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { strictObject } from './primitives';
+
+/** The built-in detectors a rule may name (`detect`); their exact rules are in docs/guardrails.md. */
+export const GUARDRAIL_DETECTORS = ['email', 'phone', 'credit_card', 'iban', 'us_ssn', 'ipv4', 'secret'] as const;
+export type GuardrailDetector = (typeof GUARDRAIL_DETECTORS)[number];
+
+/** The flags a rule's `pattern` is compiled with: every match, Unicode-aware. */
+export const GUARDRAIL_PATTERN_FLAGS = 'gu';
+
+export const guardrailRuleId = z.string().regex(/^[a-z0-9_-]+$/, 'lower-case letters, digits, _ and -');
+
+/**
+ * One input guardrail: what it looks for in a request's text (exactly one of a built-in detector, a
+ * JavaScript regular expression, or whole words matched without regard to case) and what a match
+ * does: refuse the request (`block`) or replace the matched text before any provider sees it
+ * (`redact`). Patterns are trusted configuration: they run on every request.
+ */
+export const guardrailRuleSchema = strictObject({
+  id: guardrailRuleId,
+  detect: z.enum(GUARDRAIL_DETECTORS).optional(),
+  pattern: z
+    .string()
+    .min(1)
+    .superRefine((source, ctx) => {
+      try {
+        new RegExp(source, GUARDRAIL_PATTERN_FLAGS);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: `not a valid regular expression (flags ${GUARDRAIL_PATTERN_FLAGS}): ${(error as Error).message}` });
+      }
+    })
+    .optional(),
+  terms: z.array(z.string().trim().min(1)).min(1).optional(),
+  action: z.enum(['block', 'redact']),
+  /** What a `redact` match is replaced with; default `[REDACTED:<id>]`. */
+  replacement: z.string().optional(),
+}).superRefine((rule, ctx) => {
+  const given = (['detect', 'pattern', 'terms'] as const).filter((k) => rule[k] !== undefined);
+  if (given.length !== 1) ctx.addIssue({ code: 'custom', message: `give exactly one of detect, pattern, terms (${given.length === 0 ? 'none given' : `given: ${given.join(', ')}`})` });
+});
+
+export type GuardrailRuleConfig = z.infer<typeof guardrailRuleSchema>;
+
+export const guardrailsSchema = strictObject({
+  rules: z.array(guardrailRuleSchema).default([]),
+  /** Rule ids applied to every request, whatever its tenant. */
+  default: z.array(z.string().min(1)).default([]),
+}).superRefine((guardrails, ctx) => {
+  const first = new Map<string, number>();
+  guardrails.rules.forEach((rule, i) => {
+    const at = first.get(rule.id);
+    if (at === undefined) first.set(rule.id, i);
+    else ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${rule.id}": it is rules[${at}] too (rule ids must be unique)` });
+  });
+  guardrails.default.forEach((id, i) => {
+    if (!first.has(id)) ctx.addIssue({ code: 'custom', path: ['default', i], message: unknownRuleMessage(id, [...first.keys()]) });
+  });
+});
+
+export type GuardrailsConfig = z.infer<typeof guardrailsSchema>;
+
+export function unknownRuleMessage(id: string, known: readonly string[]): string {
+  return `unknown guardrail rule "${id}": name a rule id (guardrails.rules: ${known.join(', ') || 'none'})`;
+}
+
+/** A rule's replacement text: its own, else `[REDACTED:<id>]`. */
+export function guardrailReplacement(rule: GuardrailRuleConfig): string {
+  return rule.replacement ?? `[REDACTED:${rule.id}]`;
+}
+
+/**
+ * The rule ids applied to a request: the configured default, then each of `lists` (a tenant level's
+ * or the key's), without repeats. Levels only add rules.
+ */
+export function effectiveGuardrails(guardrails: Pick<GuardrailsConfig, 'default'> | undefined, lists: ReadonlyArray<readonly string[] | undefined>): string[] {
+  return [...new Set([...(guardrails?.default ?? []), ...lists.flatMap((l) => l ?? [])])];
+}
+
+/**
+ * A digest (SHA-256, hex) of the definitions of the rules `ids` names, in id order: two requests
+ * with the same digest are screened by the same rules. Empty when no rule applies.
+ */
+export function guardrailsDigest(guardrails: Pick<GuardrailsConfig, 'rules'>, ids: readonly string[]): string {
+  if (ids.length === 0) return '';
+  const byId = new Map(guardrails.rules.map((r) => [r.id, r]));
+  const definitions = [...new Set(ids)].sort().map((id) => {
+    const rule = byId.get(id);
+    // An id no rule has (refused at start-up and by the admin API) is part of the digest by name.
+    return rule ? [rule.id, rule.detect ?? null, rule.pattern ?? null, rule.terms ?? null, rule.action, guardrailReplacement(rule)] : [id, 'unknown'];
+  });
+  return createHash('sha256').update(JSON.stringify(definitions)).digest('hex');
+}

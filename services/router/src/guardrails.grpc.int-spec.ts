@@ -1,0 +1,83 @@
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { chatv1, routerv1, type adapterv1 } from '@openrouter/contracts';
+import { toOpenAIError } from '@openrouter/openai-wire';
+import { acceptBatches, callUnary, CHANNEL_OPTIONS, chatChunkBatching, fromGrpcError, GrpcServerHandle, readStream } from '@openrouter/grpc';
+import { createLogger } from '@openrouter/observability';
+import { InputGuardrails } from './guardrails/input-guardrails';
+import { routerGrpcBinding } from './router.grpc.controller';
+import { RouterService, type AdapterPort } from './router.service';
+import { POLICY_MODELS, policyConfig } from './routing/policy-config.testing';
+import { contextFor, engineFor } from './routing/test-engine.testing';
+
+const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
+const KEY = 'AKIAIOSFODNN7EXAMPLE';
+
+describe('input guardrails over the router gRPC API', () => {
+  let server: GrpcServerHandle;
+  let client: routerv1.RouterServiceClient;
+  /** The chat and embeddings requests the providers got. */
+  const chats: chatv1.ChatRequest[] = [];
+  const embeds: chatv1.EmbeddingRequest[] = [];
+  const adapters: AdapterPort = {
+    chat: (request) => {
+      if (request.request) chats.push(request.request);
+      return (async function* (): AsyncGenerator<adapterv1.ChatResponse> {
+        yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
+      })();
+    },
+    embed: async (request) => {
+      if (request.request) embeds.push(request.request);
+      return { response: chatv1.EmbeddingResponse.fromPartial({ model: request.upstreamModel, data: [], usage: { promptTokens: 1, totalTokens: 1 } }) };
+    },
+  };
+
+  beforeAll(async () => {
+    const models = [...POLICY_MODELS, { id: 'emb', capabilities: ['embeddings'], pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'emb-eu', provider: 'eu-1', model: 'emb' }] }];
+    const guardrails = new InputGuardrails({ rules: [{ id: 'secrets', detect: 'secret', action: 'block' }, { id: 'emails', detect: 'email', action: 'redact' }], default: ['secrets'] });
+    const service = new RouterService(engineFor(policyConfig({}, models)), adapters, guardrails);
+    server = await GrpcServerHandle.start('127.0.0.1', 0, [routerGrpcBinding(service, createLogger('router', 'silent'))]);
+    client = new routerv1.RouterServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure(), CHANNEL_OPTIONS);
+  });
+  afterAll(async () => {
+    client.close();
+    await server.close(0);
+  });
+  beforeEach(() => {
+    chats.length = 0;
+    embeds.length = 0;
+  });
+
+  const chat = (text: string, guardrails: string[] = []): routerv1.ChatRequest => ({
+    context: contextFor({ policy: { excludeProviders: [], guardrails } }),
+    request: { model: 'gpt', messages: [{ role: 'user', text, contentIsNull: false, toolCalls: [], extraJson: '' }], tools: [], stop: [], stream: true, logitBias: {}, metadata: {}, modalities: [], extraJson: '' } as unknown as chatv1.ChatRequest,
+  });
+  const drain = async (request: routerv1.ChatRequest): Promise<void> => {
+    for await (const _ of readStream(client.chat(request, acceptBatches(CHUNKS)), undefined, CHUNKS)) {
+      // drained
+    }
+  };
+
+  it('refuses a blocked chat with INVALID_ARGUMENT, its code and param crossing the hop, and an OpenAI 400 at the edge', async () => {
+    // The status as grpc-js reports it, before any of the gateway's own reading.
+    const raw = await new Promise<ServiceError>((resolve) => {
+      const call = client.chat(chat(`use ${KEY}`));
+      call.on('data', () => undefined);
+      call.on('error', resolve);
+    });
+    expect(raw.code).toBe(status.INVALID_ARGUMENT);
+    const error = fromGrpcError(raw);
+    expect(error).toMatchObject({ kind: 'bad_request', code: 'content_policy_violation', param: 'messages[0].content' });
+    expect(error.message).not.toContain(KEY);
+    const openai = toOpenAIError(error);
+    expect(openai.status).toBe(400);
+    expect(openai.body.error).toMatchObject({ type: 'invalid_request_error', code: 'content_policy_violation', param: 'messages[0].content' });
+    expect(chats).toEqual([]);
+  });
+
+  it('redacts before the provider call, for chat and embeddings', async () => {
+    await drain(chat('reach me at jane@example.com', ['emails']));
+    expect(chats.map((r) => r.messages[0]?.text)).toEqual(['reach me at [REDACTED:emails]']);
+    await callUnary(client.embed.bind(client), { context: contextFor({ policy: { excludeProviders: [], guardrails: ['emails'] } }), request: { model: 'emb', texts: ['jane@example.com'], tokenInputs: [], extraJson: '' } }, new Metadata());
+    expect(embeds.map((r) => r.texts)).toEqual([['[REDACTED:emails]']]);
+  });
+});

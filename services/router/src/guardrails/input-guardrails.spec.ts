@@ -1,0 +1,116 @@
+import { guardrailsSchema, type GuardrailsConfig } from '@openrouter/config';
+import { chatv1, type adapterv1, type routerv1 } from '@openrouter/contracts';
+import { RouterService, type AdapterPort } from '../router.service';
+import { POLICY_MODELS, policyConfig } from '../routing/policy-config.testing';
+import { contextFor, engineFor } from '../routing/test-engine.testing';
+import { CONTENT_POLICY_VIOLATION, InputGuardrails } from './input-guardrails';
+
+const GUARDRAILS: GuardrailsConfig = {
+  rules: [
+    { id: 'secrets', detect: 'secret', action: 'block' },
+    { id: 'emails', detect: 'email', action: 'redact' },
+    { id: 'cards', detect: 'credit_card', action: 'redact', replacement: '<card>' },
+    { id: 'codename', terms: ['falcon'], action: 'block' },
+  ],
+  default: ['secrets'],
+};
+
+const KEY = 'sk-proj-AbCdEfGhIjKlMnOpQrStUvWx123';
+const withRules = (...guardrails: string[]): routerv1.RequestContext => contextFor({ policy: { excludeProviders: [], guardrails } });
+
+const user = (text: string): chatv1.Message => ({ role: 'user', text, contentIsNull: false, toolCalls: [], extraJson: '' });
+const chatRequest = (messages: chatv1.Message[]): chatv1.ChatRequest => ({ model: 'other', messages, tools: [], stop: [], stream: false, logitBias: {}, metadata: {}, modalities: [], extraJson: '' }) as chatv1.ChatRequest;
+const embedRequest = (texts: string[], tokenInputs: chatv1.TokenIds[] = []): chatv1.EmbeddingRequest => ({ model: 'emb', texts, tokenInputs, extraJson: '' });
+
+/** Adapters in process that record the requests a provider would get. */
+class RecordingAdapters implements AdapterPort {
+  readonly chats: chatv1.ChatRequest[] = [];
+  readonly embeds: chatv1.EmbeddingRequest[] = [];
+  chat(request: adapterv1.ChatRequest): AsyncIterator<adapterv1.ChatResponse> {
+    if (request.request) this.chats.push(request.request);
+    return (async function* () {
+      yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
+    })();
+  }
+  async embed(request: adapterv1.EmbedRequest): Promise<adapterv1.EmbedResponse> {
+    if (request.request) this.embeds.push(request.request);
+    return { response: chatv1.EmbeddingResponse.fromPartial({ model: request.upstreamModel, data: [], usage: { promptTokens: 1, totalTokens: 1 } }) };
+  }
+}
+
+const MODELS = [...POLICY_MODELS, { id: 'emb', capabilities: ['embeddings'], pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'emb-eu', provider: 'eu-1', model: 'emb' }] },
+  { id: 'vis', capabilities: ['chat', 'vision'], pricing: { input: '1', output: '1' }, deployments: [{ id: 'vis-eu', provider: 'eu-1', model: 'vis' }] },
+];
+
+function serviceWith(adapters: RecordingAdapters, matches: Array<[string, string, number]> = []): RouterService {
+  return new RouterService(engineFor(policyConfig({}, MODELS)), adapters, new InputGuardrails(GUARDRAILS, (rule, action, count) => matches.push([rule, action, count])));
+}
+
+async function drain(stream: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of stream) {
+    // drained
+  }
+}
+
+describe('input guardrails in the router service', () => {
+  it('refuses a request a block rule matches in any message, naming the rule and where but never the text, before any call', async () => {
+    const adapters = new RecordingAdapters();
+    const matches: Array<[string, string, number]> = [];
+    const service = serviceWith(adapters, matches);
+    const request = chatRequest([user('hello'), { ...user('fine'), role: 'system' }, { ...user(''), role: 'assistant', text: `my key is ${KEY}` }]);
+    // `secrets` is the configured default: it applies with no policy at all.
+    const refused = drain(service.chat({ context: contextFor(), request }, new AbortController().signal));
+    await expect(refused).rejects.toMatchObject({ kind: 'bad_request', code: CONTENT_POLICY_VIOLATION, param: 'messages[2].content', message: expect.stringContaining('"secrets"') });
+    await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining(KEY) });
+    // A tenant's rule, in a text part.
+    const parts = { ...user(''), text: undefined, parts: { parts: [{ text: 'about Falcon' }] } } as chatv1.Message;
+    await expect(drain(service.chat({ context: withRules('codename'), request: chatRequest([parts]) }, new AbortController().signal))).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'messages[0].content[0].text' });
+    // Without the tenant's rule the same text passes.
+    await drain(service.chat({ context: contextFor(), request: chatRequest([parts]) }, new AbortController().signal));
+    expect(adapters.chats).toHaveLength(1);
+    expect(matches).toEqual([['secrets', 'block', 1], ['codename', 'block', 1]]);
+  });
+
+  it('redacts string content, text parts and tool-call arguments in the request the provider gets', async () => {
+    const adapters = new RecordingAdapters();
+    const matches: Array<[string, string, number]> = [];
+    const service = serviceWith(adapters, matches);
+    const image = { imageUrl: { url: 'https://example.com/a@b.png' } };
+    const request = chatRequest([
+      user('mail jane@example.com and bob@example.org'),
+      { ...user(''), text: undefined, parts: { parts: [{ text: 'card 4111 1111 1111 1111' }, image] } } as chatv1.Message,
+      { role: 'assistant', contentIsNull: true, toolCalls: [{ id: 't1', type: 'function', function: { name: 'send', arguments: '{"to":"jane@example.com"}' } }], extraJson: '' },
+    ]);
+    await drain(service.chat({ context: withRules('emails', 'cards'), request: { ...request, model: 'vis' } }, new AbortController().signal));
+    const sent = adapters.chats[0]?.messages;
+    expect(sent?.[0]?.text).toBe('mail [REDACTED:emails] and [REDACTED:emails]');
+    expect(sent?.[1]?.parts?.parts).toEqual([{ text: 'card <card>' }, image]);
+    expect(JSON.parse(sent?.[2]?.toolCalls[0]?.function?.arguments ?? '')).toEqual({ to: '[REDACTED:emails]' });
+    expect(sent?.[2]?.contentIsNull).toBe(true);
+    expect(matches).toEqual(expect.arrayContaining([['emails', 'redact', 3], ['cards', 'redact', 1]]));
+  });
+
+  it('screens embeddings text inputs, passing token-id inputs as they are', async () => {
+    const adapters = new RecordingAdapters();
+    const service = serviceWith(adapters);
+    await service.embed({ context: withRules('emails'), request: embedRequest(['plain', 'to jane@example.com']) }, new AbortController().signal);
+    expect(adapters.embeds[0]?.texts).toEqual(['plain', 'to [REDACTED:emails]']);
+    await expect(service.embed({ context: contextFor(), request: embedRequest(['ok', `key ${KEY}`]) }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'input[1]' });
+    await service.embed({ context: withRules('emails'), request: embedRequest([], [{ ids: [1, 2, 3] }]) }, new AbortController().signal);
+    expect(adapters.embeds[1]?.tokenInputs).toEqual([{ ids: [1, 2, 3] }]);
+    expect(adapters.embeds).toHaveLength(2);
+  });
+
+  it('refuses, rather than pass unscreened, a request naming a rule this router does not have', async () => {
+    const service = serviceWith(new RecordingAdapters());
+    await expect(drain(service.chat({ context: withRules('newer-rule'), request: chatRequest([user('hi')]) }, new AbortController().signal))).rejects.toMatchObject({ kind: 'internal', code: 'unknown_guardrail' });
+  });
+
+  it('leaves a request untouched when no rule applies, and reads its rules from a parsed configuration', () => {
+    const none = new InputGuardrails();
+    const request = chatRequest([user('jane@example.com')]);
+    expect(none.screenChat(contextFor(), request)).toBe(request);
+    const config = guardrailsSchema.parse({ rules: [{ id: 'emails', detect: 'email', action: 'redact', replacement: '***' }], default: ['emails'] });
+    expect(new InputGuardrails(config).screenChat(contextFor(), request).messages[0]?.text).toBe('***');
+  });
+});

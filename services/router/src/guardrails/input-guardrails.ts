@@ -1,0 +1,125 @@
+import { effectiveGuardrails, type GuardrailsConfig } from '@openrouter/config';
+import type { chatv1, routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { compileRule, type CompiledRule, type Match } from './guardrail-rules';
+
+export const CONTENT_POLICY_VIOLATION = 'content_policy_violation';
+
+/** Told of each rule that matched a request: its id, its action and how many matches (never the text). */
+export type GuardrailMatchListener = (rule: string, action: 'block' | 'redact', count: number) => void;
+
+/** A text of a request the provider would see, where it is (`messages[2].content`), and how to put a new one back. */
+interface Field {
+  param: string;
+  text: string;
+  /** The text is JSON (tool-call arguments): a replacement is written as JSON string content. */
+  json: boolean;
+}
+
+/**
+ * Input guardrails (docs/guardrails.md): the rules that apply to a request are the configured
+ * default and its tenant policy's (`context.policy.guardrails`). A `block` match anywhere refuses
+ * the request (400 content_policy_violation, naming the rule and where, never the text); `redact`
+ * matches are replaced before any provider sees the request. Screened: each message's string
+ * content and text parts, of every role, tool-call arguments, and each text input of an
+ * embeddings request (token-id inputs cannot be read and pass as they are).
+ */
+export class InputGuardrails {
+  private readonly rules: ReadonlyMap<string, CompiledRule>;
+
+  constructor(
+    private readonly config: Pick<GuardrailsConfig, 'rules' | 'default'> = { rules: [], default: [] },
+    private readonly onMatch: GuardrailMatchListener = () => undefined,
+  ) {
+    this.rules = new Map(config.rules.map((rule) => [rule.id, compileRule(rule)]));
+  }
+
+  /** The chat request as the provider may get it; throws when a `block` rule matches. */
+  screenChat(context: routerv1.RequestContext, request: chatv1.ChatRequest): chatv1.ChatRequest {
+    const rules = this.rulesFor(context);
+    if (rules.length === 0) return request;
+    const fields: Field[] = [];
+    request.messages.forEach((message, i) => {
+      if (message.text !== undefined) fields.push({ param: `messages[${i}].content`, text: message.text, json: false });
+      message.parts?.parts.forEach((part, j) => {
+        if (part.text !== undefined) fields.push({ param: `messages[${i}].content[${j}].text`, text: part.text, json: false });
+      });
+      message.toolCalls.forEach((call, k) => {
+        if (call.function) fields.push({ param: `messages[${i}].tool_calls[${k}].function.arguments`, text: call.function.arguments, json: true });
+      });
+    });
+    const redacted = this.screen(rules, fields);
+    if (redacted.size === 0) return request;
+    const messages = request.messages.map((message, i) => {
+      const text = redacted.get(`messages[${i}].content`);
+      const parts = message.parts && { parts: message.parts.parts.map((part, j) => {
+        const next = redacted.get(`messages[${i}].content[${j}].text`);
+        return next === undefined ? part : { ...part, text: next };
+      }) };
+      const toolCalls = message.toolCalls.map((call, k) => {
+        const next = redacted.get(`messages[${i}].tool_calls[${k}].function.arguments`);
+        return next === undefined || !call.function ? call : { ...call, function: { ...call.function, arguments: next } };
+      });
+      return { ...message, ...(text !== undefined && { text }), ...(parts && { parts }), toolCalls };
+    });
+    return { ...request, messages };
+  }
+
+  /** The embeddings request as the provider may get it; throws when a `block` rule matches. */
+  screenEmbeddings(context: routerv1.RequestContext, request: chatv1.EmbeddingRequest): chatv1.EmbeddingRequest {
+    const rules = this.rulesFor(context);
+    if (rules.length === 0) return request;
+    const redacted = this.screen(rules, request.texts.map((text, i) => ({ param: `input[${i}]`, text, json: false })));
+    if (redacted.size === 0) return request;
+    return { ...request, texts: request.texts.map((text, i) => redacted.get(`input[${i}]`) ?? text) };
+  }
+
+  /**
+   * The configured default and the policy's rules. A rule this router does not know (its
+   * configuration behind the ingress's) refuses the request rather than pass its text unscreened.
+   */
+  private rulesFor(context: routerv1.RequestContext): CompiledRule[] {
+    return effectiveGuardrails(this.config, [context.policy?.guardrails]).map((id) => {
+      const rule = this.rules.get(id);
+      if (!rule) {
+        throw new GatewayError('internal', `The guardrail rule "${id}" of this request's policy is not configured on the router; the request was refused rather than sent unscreened.`, { code: 'unknown_guardrail' });
+      }
+      return rule;
+    });
+  }
+
+  /** Throws at the first `block` match; else the new text of each field a `redact` rule matched, by param. */
+  private screen(rules: readonly CompiledRule[], fields: readonly Field[]): Map<string, string> {
+    for (const field of fields) {
+      for (const rule of rules) {
+        if (rule.action !== 'block' || rule.matches(field.text).length === 0) continue;
+        this.onMatch(rule.id, 'block', 1);
+        throw new GatewayError('bad_request', `The request was refused by the guardrail rule "${rule.id}": ${field.param} holds content it does not allow. Remove it and try again.`, {
+          param: field.param,
+          code: CONTENT_POLICY_VIOLATION,
+        });
+      }
+    }
+    const counts = new Map<string, number>();
+    const redacted = new Map<string, string>();
+    for (const field of fields) {
+      const spans: Array<Match & { rule: CompiledRule }> = [];
+      for (const rule of rules) if (rule.action === 'redact') for (const m of rule.matches(field.text)) spans.push({ ...m, rule });
+      if (spans.length === 0) continue;
+      // Of overlapping matches the earliest (then the longest) wins; the text between is kept.
+      spans.sort((a, b) => a.start - b.start || b.end - a.end);
+      let text = '';
+      let at = 0;
+      for (const span of spans) {
+        if (span.start < at) continue;
+        const replacement = field.json ? JSON.stringify(span.rule.replacement).slice(1, -1) : span.rule.replacement;
+        text += field.text.slice(at, span.start) + replacement;
+        at = span.end;
+        counts.set(span.rule.id, (counts.get(span.rule.id) ?? 0) + 1);
+      }
+      redacted.set(field.param, text + field.text.slice(at));
+    }
+    for (const [rule, count] of counts) this.onMatch(rule, 'redact', count);
+    return redacted;
+  }
+}

@@ -1,0 +1,114 @@
+import OpenAI from 'openai';
+import { TEST_ADMIN_KEY } from '../support/test-config';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+
+interface Answer {
+  status: number;
+  json: Record<string, unknown>;
+}
+
+const AWS_KEY = 'AKIAIOSFODNN7EXAMPLE';
+
+describe('input guardrails end to end', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        doc['guardrails'] = {
+          rules: [
+            { id: 'secrets', detect: 'secret', action: 'block' },
+            { id: 'emails', detect: 'email', action: 'redact' },
+            { id: 'codename', terms: ['falcon'], action: 'block' },
+          ],
+          default: ['secrets', 'emails'],
+        };
+      },
+    });
+  }, 120_000);
+  afterAll(async () => gw?.close());
+  beforeEach(() => gw.sim.reset());
+
+  async function admin(method: string, path: string, body?: unknown): Promise<Answer> {
+    const response = await fetch(`${gw.url}/admin/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+  }
+
+  /** What the simulated provider was sent, last call first. */
+  const upstreamBodies = (): Array<Record<string, unknown>> => gw.sim.requests().map((r) => r.body as Record<string, unknown>).reverse();
+
+  /** The router's count of guardrail matches of `rule` and `action`, from its metrics. */
+  async function matches(rule: string, action: string): Promise<number> {
+    const router = gw.gateway.services.find((s) => s.name === 'router');
+    const text = await (await fetch(`http://127.0.0.1:${router?.httpPort ?? 0}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('openrouter_guardrail_matches_total{') && l.includes(`rule="${rule}"`) && l.includes(`action="${action}"`));
+    return line === undefined ? 0 : Number(line.split(' ').pop());
+  }
+
+  async function refusal(request: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
+    const error = await request.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    return error as InstanceType<typeof OpenAI.APIError>;
+  }
+
+  it('refuses a chat holding a credential with a 400 content_policy_violation naming the rule and where, and calls no provider', async () => {
+    const error = await refusal(
+      gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: `deploy with ${AWS_KEY} please` }], max_tokens: 8 }),
+    );
+    expect(error.status).toBe(400);
+    expect(error.code).toBe('content_policy_violation');
+    expect(error.param).toBe('messages[1].content');
+    expect(error.type).toBe('invalid_request_error');
+    expect(error.message).toContain('"secrets"');
+    expect(error.message).not.toContain(AWS_KEY);
+    expect(gw.sim.requests()).toEqual([]);
+    expect(await matches('secrets', 'block')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses a streamed chat before any byte of an answer', async () => {
+    const error = await refusal(gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `key ${AWS_KEY}` }], stream: true }));
+    expect(error.status).toBe(400);
+    expect(error.code).toBe('content_policy_violation');
+    expect(gw.sim.requests()).toEqual([]);
+  });
+
+  it('redacts an email address before the provider sees it, and answers the client', async () => {
+    const answer = await gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'write to jane.doe@example.com about the invoice' }], max_tokens: 8 });
+    expect(answer.choices[0]?.message.content).toBeTruthy();
+    const sent = upstreamBodies()[0]?.['messages'] as Array<{ content: string }>;
+    expect(sent[0]?.content).toBe('write to [REDACTED:emails] about the invoice');
+    expect(JSON.stringify(gw.sim.requests())).not.toContain('jane.doe@example.com');
+    expect(await matches('emails', 'redact')).toBeGreaterThanOrEqual(1);
+  });
+
+  it("adds a key's own rule on top of the default, and refuses an unknown rule id in the admin API", async () => {
+    const issued = await admin('POST', '/keys', { org: 'default', policy: { guardrails: ['codename'] } });
+    expect(issued.status).toBe(201);
+    expect(issued.json['policy']).toMatchObject({ guardrails: ['codename'] });
+    const guarded = gw.client({ apiKey: issued.json['key'] as string });
+    const text = 'the Falcon launch is on Monday';
+    const error = await refusal(guarded.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }], max_tokens: 8 }));
+    expect(error.code).toBe('content_policy_violation');
+    expect(error.message).toContain('"codename"');
+    expect(gw.sim.requests()).toEqual([]);
+    // Another key, without the rule, is served.
+    await gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }], max_tokens: 8 });
+    expect((upstreamBodies()[0]?.['messages'] as Array<{ content: string }>)[0]?.content).toBe(text);
+    const unknown = await admin('POST', '/keys', { org: 'default', policy: { guardrails: ['codenames'] } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json['error']).toMatchObject({ type: 'invalid_request_error', code: 'invalid_value', param: 'policy.guardrails[0]' });
+  });
+
+  it('redacts embeddings text inputs', async () => {
+    const answer = await gw.client().embeddings.create({ model: 'text-embedding-3-small', input: ['plain text', 'contact bob@example.org'] });
+    expect(answer.data).toHaveLength(2);
+    expect(upstreamBodies()[0]?.['input']).toEqual(['plain text', 'contact [REDACTED:emails]']);
+  });
+});
