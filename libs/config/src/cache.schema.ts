@@ -20,6 +20,12 @@ export const cacheSchema = strictObject({
   maxEntryBytes: positiveInt.default(1024 * 1024),
   /** Entries the in-process store (no Redis) keeps at most, least recently used dropped first. */
   maxEntries: positiveInt.default(1_000),
+  /**
+   * How long a request whose identical twin (same entry) is already being answered by a provider
+   * in this ingress process waits for that answer to be stored, instead of calling the provider
+   * itself; 0: no request waits for another.
+   */
+  coalesceWaitMs: numeric(z.number().int().nonnegative().max(600_000)).default(30_000),
 }).superRefine((cache, ctx) => {
   if (cache.defaultTtlSeconds > cache.maxTtlSeconds) {
     ctx.addIssue({ code: 'custom', path: ['defaultTtlSeconds'], message: `must be at most maxTtlSeconds (${cache.maxTtlSeconds})` });

@@ -40,6 +40,11 @@ export class StreamedAnswer {
    */
   constructor(private readonly maxBytes = Number.POSITIVE_INFINITY) {}
 
+  /** Whether the answer can no longer be stored, whatever comes next (a provider-specific field, or too large). */
+  get givenUp(): boolean {
+    return this.unstorable;
+  }
+
   add(chunk: chatv1.ChatChunk): void {
     if (this.unstorable) return;
     if (this.outgrown(chunk)) return;

@@ -12,7 +12,9 @@ import type { CachePlan, ResponseCache } from './response-cache';
  * one an experiment's arm answered (not every caller's); a whole answer only when every choice
  * finished for a storable reason; a stream gathered as it goes (given up once it outgrows
  * `cache.maxEntryBytes`) and stored only once it completed normally. An answer not stored is
- * counted as `skipped`.
+ * counted as `skipped`. Requests waiting for this one's answer (coalesced misses) are let go as
+ * soon as it is known that it will not be stored: at once for a route or a budget that forbids
+ * it, on the chunk that makes a stream unstorable.
  */
 export class ChatAnswerStoring {
   private readonly storing: boolean;
@@ -28,12 +30,20 @@ export class ChatAnswerStoring {
   ) {
     this.storing = !!cache && !!plan && plan.mode !== 'bypass' && !req.budget?.capped && storableRoute(decision);
     this.gathered = this.storing && stream ? cache?.gathering() : undefined;
+    if (!this.storing && plan) cache?.abandon(plan);
   }
 
   /** What sees every chunk of a stream being stored (undefined when it is not). */
   get observe(): ((chunk: chatv1.ChatChunk) => void) | undefined {
-    const gathered = this.gathered;
-    return gathered && ((chunk) => gathered.add(chunk));
+    const { gathered, cache, plan } = this;
+    return (
+      gathered &&
+      ((chunk) => {
+        if (gathered.givenUp) return;
+        gathered.add(chunk);
+        if (gathered.givenUp && plan) cache?.abandon(plan);
+      })
+    );
   }
 
   /** A whole answer sent (`answered`: with the request's usage, as `UsageTrack.completion` gives it). */

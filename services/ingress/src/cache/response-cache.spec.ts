@@ -131,7 +131,8 @@ describe('ResponseCache', () => {
 
   it('treats an entry that does not open as a miss: damaged, moved under another key, or sealed under another secret', async () => {
     const store = new Recording();
-    const { cache, registry } = cacheOf(store);
+    // Lookups one after the other, none of them settled as a request's route would: none waits for another.
+    const { cache, registry } = cacheOf(store, { coalesceWaitMs: 0 });
     const use = { 'x-openrouter-cache': 'use' };
     const plan = cache.plan('/v1/chat/completions', context, body, use);
     cache.storeCompletion(plan, origin, answer, 'r1');

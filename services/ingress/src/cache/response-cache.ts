@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { chatv1, type routerv1 } from '@openrouter/contracts';
 import type { CacheConfig } from '@openrouter/config';
@@ -9,6 +9,7 @@ import type { PricedUsage } from '@openrouter/usage';
 import { openText, sealText } from '../access/sealed-text';
 import { CACHE_ENDPOINTS, keyMaterial, scopeIds, servingConstraints, type CacheEndpoint } from './cache-key';
 import { StreamedAnswer } from './cached-answer';
+import { CoalescedMisses, type Lead } from './coalesced-misses';
 import type { ResponseCacheStore } from './response-cache.store';
 
 /** Request header choosing what the cache does with a request. */
@@ -71,11 +72,20 @@ const LOG_EVERY_MS = 60_000;
  * AES-256-GCM under another derived key, bound to that id: the store alone reveals no prompt
  * and no answer. The cache never fails a request: a store that cannot be reached, or an entry
  * that does not open, is a miss. Nothing of a prompt or an answer is ever logged.
+ *
+ * Identical misses arriving together are coalesced within this process (`cache.coalesceWaitMs`):
+ * the first leads (calls the provider), the others wait for its answer to be stored and are then
+ * answered from it as hits. The leader's request settles its lead by storing its answer, by not
+ * storing it (`skipped`), or by ending without one (`abandon`, which its route calls whatever happened).
  */
 export class ResponseCache {
   private readonly keyKey: Buffer;
   private readonly sealKey: Buffer;
   private readonly requests: Counter<'result'>;
+  /** Single flight of misses (undefined when `cache.coalesceWaitMs` is 0): what a waiter is given is the sealed entry its leader stored. */
+  private readonly misses: CoalescedMisses<string> | undefined;
+  /** The lead of each request that leads a flight, by its plan (one object per request). */
+  private readonly leads = new WeakMap<CachePlan, Lead<string>>();
   private lastLoggedMs = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -97,6 +107,16 @@ export class ResponseCache {
       registers: [registry],
     });
     for (const result of ['hit', 'miss', 'refresh', 'bypass', 'error', 'skipped'] as const) this.requests.inc({ result }, 0);
+    const misses = config.coalesceWaitMs > 0 ? new CoalescedMisses<string>(config.coalesceWaitMs) : undefined;
+    this.misses = misses;
+    new Gauge({
+      name: 'openrouter_cache_waiting',
+      help: 'Requests waiting for an identical request of this ingress to have its answer stored (coalesced misses), instead of calling a provider themselves.',
+      registers: [registry],
+      collect() {
+        this.set(misses?.waiting ?? 0);
+      },
+    });
   }
 
   /**
@@ -127,8 +147,16 @@ export class ResponseCache {
     return seconds * 1000;
   }
 
-  /** The stored answer for a `use` plan; undefined on a miss, an unreadable entry or a store that cannot be reached. Counts the result. */
-  async lookup(plan: CachePlan, requestId: string): Promise<CacheHit | undefined> {
+  /**
+   * The stored answer for a `use` plan; undefined on a miss, an unreadable entry or a store that
+   * cannot be reached. Counts the result. On a miss while an identical request of this process is
+   * being answered, waits for that answer (at most `cache.coalesceWaitMs`) and returns it as a hit
+   * once stored; undefined when it was not (the request then calls the provider itself). A miss
+   * with no such request makes this one their leader: its route must end with `storeCompletion`,
+   * `storeEmbedding`, `skipped` or `abandon`. `clientGone` aborts the wait: the request is then
+   * `cancelled` (its client has left), or ended with the abort's reason when that is a `GatewayError`.
+   */
+  async lookup(plan: CachePlan, requestId: string, clientGone?: AbortSignal): Promise<CacheHit | undefined> {
     if (plan.mode !== 'use') {
       this.count(plan.mode);
       return undefined;
@@ -141,7 +169,25 @@ export class ResponseCache {
       return undefined;
     }
     const hit = sealed === undefined ? undefined : this.open(plan, sealed, requestId);
+    if (hit) {
+      this.count('hit');
+      return hit;
+    }
+    return this.coalesced(plan, requestId, clientGone);
+  }
+
+  /** A miss: led here, or answered by the identical request already leading (see `lookup`). */
+  private async coalesced(plan: CachePlan, requestId: string, clientGone: AbortSignal | undefined): Promise<CacheHit | undefined> {
+    const joined = this.misses?.join(plan.id, clientGone);
+    if (joined?.lead) this.leads.set(plan, joined.lead);
+    if (!joined?.wait) {
+      this.count('miss');
+      return undefined;
+    }
+    const waited = await joined.wait;
+    const hit = waited.outcome === 'stored' ? this.open(plan, waited.value, requestId) : undefined;
     this.count(hit ? 'hit' : 'miss');
+    if (waited.outcome === 'cancelled') throw clientGone?.reason instanceof GatewayError ? clientGone.reason : new GatewayError('cancelled', 'The client went away.');
     return hit;
   }
 
@@ -161,19 +207,40 @@ export class ResponseCache {
 
   /** An answer of a `use` or `refresh` request that is not stored (incomplete, filtered, cut). */
   skipped(plan: CachePlan): void {
+    this.abandon(plan);
     if (plan.mode !== 'bypass') this.count('skipped');
+  }
+
+  /**
+   * The request of `plan` will store nothing (it failed, was cancelled, or its answer may not be
+   * stored): the requests waiting for it go on to the provider themselves. Nothing once its answer
+   * is being stored, or when it leads nothing; so a route calls this whatever happened, once it is done.
+   */
+  abandon(plan: CachePlan): void {
+    this.leads.get(plan)?.abandon();
+    this.leads.delete(plan);
   }
 
   private write(plan: CachePlan, origin: CachedOrigin, answer: Buffer, requestId: string): void {
     if (plan.mode === 'bypass') return;
+    const lead = this.leads.get(plan);
+    this.leads.delete(plan);
     const entry: Entry = { v: 1, endpoint: plan.endpoint, storedAtMs: this.now(), ...origin, answer: answer.toString('base64') };
     const sealed = sealText(this.sealKey, JSON.stringify(entry), plan.id);
     if (Buffer.byteLength(sealed) > this.config.maxEntryBytes) {
       this.count('skipped');
+      lead?.abandon();
       return;
     }
     // In the background: the client has its answer, and a store that fails changes nothing for it.
-    this.store.set(plan.id, sealed, plan.ttlMs).catch((error: unknown) => this.failed(error, requestId, 'response cache unreachable: answer not stored'));
+    // The requests waiting for it are answered once it is stored, as any later hit would be.
+    this.store.set(plan.id, sealed, plan.ttlMs).then(
+      () => lead?.stored(sealed),
+      (error: unknown) => {
+        lead?.abandon();
+        this.failed(error, requestId, 'response cache unreachable: answer not stored');
+      },
+    );
   }
 
   private open(plan: CachePlan, sealed: string, requestId: string): CacheHit | undefined {

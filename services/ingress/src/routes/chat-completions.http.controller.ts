@@ -1,17 +1,18 @@
 import { Controller, HttpCode, Inject, Optional, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { cacheStatusHeaders, sendChatHit } from '../cache/cache-replies';
 import { ChatAnswerStoring } from '../cache/chat-answer-storing';
-import { ResponseCache } from '../cache/response-cache';
+import { ResponseCache, type CachePlan } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { clientChunks, openHttpChat, parseHttpChat } from './chat.service';
-import { toldOnFailure } from './client-connection';
+import { clientGone, toldOnFailure } from './client-connection';
 import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
-import { UsageRecorder } from '../usage/usage-recorder';
+import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
 
 @Controller('v1')
 @UseGuards(ApiKeyGuard)
@@ -31,9 +32,20 @@ export class ChatCompletionsHttpController {
     // The response cache, when enabled: a hit is answered here, with no routing and no provider call.
     const plan = this.cache?.plan('/v1/chat/completions', requestContextOf(req), req.body, req.headers);
     if (plan && this.cache) {
-      const hit = await this.cache.lookup(plan, String(req.id));
+      // An identical request being answered now is waited for, until its client leaves.
+      const hit = await this.cache.lookup(plan, String(req.id), clientGone(reply));
       if (hit?.completion) return sendChatHit(req, reply, parsed, { ...hit, completion: hit.completion }, usage, this.bounds.streamStallMs);
     }
+    try {
+      await this.answer(req, reply, usage, parsed, plan);
+    } finally {
+      // Whatever happened: requests waiting for this one's answer go on by themselves unless it is being stored.
+      if (plan) this.cache?.abandon(plan);
+    }
+  }
+
+  /** A fresh answer: routed, metered, sent whole or streamed, and stored when it may be. */
+  private async answer(req: FastifyRequest, reply: FastifyReply, usage: UsageTrack, parsed: chatv1.ChatRequest, plan: CachePlan | undefined): Promise<void> {
     // Usage is always asked of the provider (metering needs it) and shown only when the client asked.
     const { request, opened, signal, headers, clientWantsUsage } = await openHttpChat(this.router, this.bounds, req, reply, usage, parsed);
     Object.assign(headers, cacheStatusHeaders(plan));

@@ -1,14 +1,14 @@
 import { Controller, HttpCode, Inject, Injectable, Optional, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { routerv1 } from '@openrouter/contracts';
+import { routerv1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { parseEmbeddingRequest, toOpenAIEmbeddingResponse } from '@openrouter/openai-wire';
+import { parseEmbeddingRequest, toOpenAIEmbeddingResponse, type EmbeddingEncoding } from '@openrouter/openai-wire';
 import { ApiKeyGuard, KeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { cacheStatusHeaders, originOf, sendEmbeddingHit, storableRoute } from '../cache/cache-replies';
-import { ResponseCache } from '../cache/response-cache';
+import { ResponseCache, type CachePlan } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { routeHeaders } from './chat.service';
-import { stopIfClientLeft } from './client-connection';
+import { clientGone, stopIfClientLeft } from './client-connection';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
 import { EMBEDDING_INPUT_LIMITS, type EmbeddingInputLimits } from './embedding-input-limit';
 
@@ -45,9 +45,20 @@ export class EmbeddingsHttpController {
     // The response cache, when enabled: a hit is answered here, with no routing and no provider call.
     const plan = this.cache?.plan('/v1/embeddings', requestContextOf(req), req.body, req.headers);
     if (plan && this.cache) {
-      const hit = await this.cache.lookup(plan, String(req.id));
+      // An identical request being answered now is waited for, until its client leaves.
+      const hit = await this.cache.lookup(plan, String(req.id), clientGone(reply));
       if (hit?.embedding) return sendEmbeddingHit(req, reply, { ...hit, embedding: hit.embedding }, encodingFormat, usage);
     }
+    try {
+      await this.answer(req, reply, usage, request, encodingFormat, plan);
+    } finally {
+      // Whatever happened: requests waiting for this one's answer go on by themselves unless it is being stored.
+      if (plan) this.cache?.abandon(plan);
+    }
+  }
+
+  /** A fresh answer: routed, metered, sent, and stored when it may be. */
+  private async answer(req: FastifyRequest, reply: FastifyReply, usage: UsageTrack, request: chatv1.EmbeddingRequest, encodingFormat: EmbeddingEncoding, plan: CachePlan | undefined): Promise<void> {
     // An embedding's cost is its input, billed by the provider once it has begun on it, and the
     // router names no deployment before it answers: a client that leaves does not stop the call,
     // so the request's record carries the tokens and cost the provider reports (as `cancelled`).

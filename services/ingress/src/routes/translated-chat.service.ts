@@ -4,10 +4,12 @@ import { requestContextOf } from '../auth/api-key.guard';
 import { cacheStatusHeaders, sendTranslatedHit } from '../cache/cache-replies';
 import type { CacheEndpoint } from '../cache/cache-key';
 import { ChatAnswerStoring } from '../cache/chat-answer-storing';
-import type { ResponseCache } from '../cache/response-cache';
+import type { CachePlan, ResponseCache } from '../cache/response-cache';
 import type { RouterPort } from '../router.port';
 import type { UsageTrack } from '../usage/usage-recorder';
+import type { chatv1 } from '@openrouter/contracts';
 import { openHttpChat, parseHttpChat, sendTranslatedStream, type TranslatedApi } from './chat.service';
+import { clientGone } from './client-connection';
 import type { RequestBounds } from './request-bounds';
 
 /** What serving a translated API's request takes: the router, the request bounds and the response cache (when enabled). */
@@ -32,13 +34,33 @@ export async function serveTranslatedChat<E extends { type: string }>(
   usage: UsageTrack,
   api: TranslatedApi<E>,
 ): Promise<void> {
-  const { router, bounds, cache } = deps;
+  const { bounds, cache } = deps;
   const parsed = parseHttpChat(bounds, req);
   const plan = cache?.plan(endpoint, requestContextOf(req), req.body, req.headers);
   if (plan && cache) {
-    const hit = await cache.lookup(plan, String(req.id));
+    // An identical request being answered now is waited for, until its client leaves.
+    const hit = await cache.lookup(plan, String(req.id), clientGone(reply));
     if (hit?.completion) return sendTranslatedHit(req, reply, parsed.stream, { ...hit, completion: hit.completion }, usage, bounds.streamStallMs, api);
   }
+  try {
+    await answerTranslatedChat(deps, plan, req, reply, usage, api, parsed);
+  } finally {
+    // Whatever happened: requests waiting for this one's answer go on by themselves unless it is being stored.
+    if (plan) cache?.abandon(plan);
+  }
+}
+
+/** A fresh answer of `serveTranslatedChat`: routed, metered, sent in the API's format and stored when it may be. */
+async function answerTranslatedChat<E extends { type: string }>(
+  deps: TranslatedChatDeps,
+  plan: CachePlan | undefined,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  usage: UsageTrack,
+  api: TranslatedApi<E>,
+  parsed: chatv1.ChatRequest,
+): Promise<void> {
+  const { router, bounds, cache } = deps;
   // A stream's usage is always asked of the provider: metering needs it, and the API's closing events carry it.
   const { request, opened, signal, headers } = await openHttpChat(router, bounds, req, reply, usage, parsed);
   Object.assign(headers, cacheStatusHeaders(plan), api.headers);
