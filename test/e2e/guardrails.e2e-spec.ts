@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { REPLY_VOCABULARY } from '@openrouter/provider-simulator';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
@@ -9,7 +10,7 @@ interface Answer {
 
 const AWS_KEY = 'AKIAIOSFODNN7EXAMPLE';
 
-describe('input guardrails end to end', () => {
+describe('guardrails end to end', () => {
   let gw: TestGateway;
 
   beforeAll(async () => {
@@ -20,6 +21,9 @@ describe('input guardrails end to end', () => {
             { id: 'secrets', detect: 'secret', action: 'block' },
             { id: 'emails', detect: 'email', action: 'redact' },
             { id: 'codename', terms: ['falcon'], action: 'block' },
+            // Every word the simulated provider answers with: in answers only.
+            { id: 'mask-words', terms: [...REPLY_VOCABULARY], action: 'redact', replacement: '*', screen: ['output'] },
+            { id: 'stop-words', terms: [...REPLY_VOCABULARY], action: 'block', screen: ['output'] },
           ],
           default: ['secrets', 'emails'],
         };
@@ -104,6 +108,66 @@ describe('input guardrails end to end', () => {
     const unknown = await admin('POST', '/keys', { org: 'default', policy: { guardrails: ['codenames'] } });
     expect(unknown.status).toBe(400);
     expect(unknown.json['error']).toMatchObject({ type: 'invalid_request_error', code: 'invalid_value', param: 'policy.guardrails[0]' });
+  });
+
+  /** A client whose key's policy adds `rules`. */
+  async function clientWith(...rules: string[]): Promise<OpenAI> {
+    const issued = await admin('POST', '/keys', { org: 'default', policy: { guardrails: rules } });
+    expect(issued.status).toBe(201);
+    return gw.client({ apiKey: issued.json['key'] as string });
+  }
+
+  const prompt = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'tell me a story about the river' }], max_tokens: 24 };
+  const masked = /^[\s*.,]+$/;
+
+  it("redacts a key's output rule in the answer, whole and streamed alike, leaving the request as it was", async () => {
+    const client = await clientWith('mask-words');
+    const whole = await client.chat.completions.create(prompt);
+    const content = whole.choices[0]?.message.content ?? '';
+    expect(content).toMatch(masked);
+    expect(content).toContain('*');
+    // A redaction leaves the answer's ending as the provider gave it.
+    expect(whole.choices[0]?.finish_reason).toBe('stop');
+    // The rule screens answers only: the provider got the prompt as written.
+    expect((upstreamBodies()[0]?.['messages'] as Array<{ content: string }>)[0]?.content).toBe(prompt.messages[0]?.content);
+
+    const stream = await client.chat.completions.create({ ...prompt, stream: true, stream_options: { include_usage: true } });
+    let streamed = '';
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      streamed += chunk.choices[0]?.delta.content ?? '';
+      usage = chunk.usage ?? usage;
+    }
+    // The simulated provider answers a prompt the same way each time: the same words, masked the same.
+    expect(streamed).toBe(content);
+    // Metered as the provider counted its tokens, not the masked text.
+    expect(usage?.completion_tokens).toBe(whole.usage?.completion_tokens);
+    expect(await matches('mask-words', 'redact')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('ends an answer an output block rule matches with finish_reason content_filter, and stops the provider', async () => {
+    const client = await clientWith('stop-words');
+    const whole = await client.chat.completions.create(prompt);
+    expect(whole.choices[0]).toMatchObject({ finish_reason: 'content_filter', message: { content: '' } });
+
+    // A long, paced answer: the gateway stops it at the first word, not at its end.
+    gw.sim.reset();
+    gw.sim.configure({ tokensPerSecond: 40, completionTokens: 400 });
+    const stream = await client.chat.completions.create({ ...prompt, max_tokens: 400, stream: true, stream_options: { include_usage: true } });
+    let streamed = '';
+    const finishes: string[] = [];
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      streamed += chunk.choices[0]?.delta.content ?? '';
+      if (chunk.choices[0]?.finish_reason) finishes.push(chunk.choices[0].finish_reason);
+      usage = chunk.usage ?? usage;
+    }
+    expect(streamed).toBe('');
+    expect(finishes).toEqual(['content_filter']);
+    // Metered as what the provider had produced when it was stopped (an estimate, as for a budget stop).
+    expect(usage?.prompt_tokens).toBeGreaterThan(0);
+    await expect(gw.sim.waitForRequest((r) => r.outcome === 'aborted', 10_000)).resolves.toMatchObject({ outcome: 'aborted' });
+    expect(await matches('stop-words', 'block')).toBeGreaterThanOrEqual(2);
   });
 
   it('redacts embeddings text inputs', async () => {

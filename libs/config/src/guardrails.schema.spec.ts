@@ -21,7 +21,7 @@ const RULES = [
 
 describe('guardrails in the configuration', () => {
   it('has no rules by default, and accepts rules of each kind with a default list', () => {
-    expect(parseConfig(MINIMAL_CONFIG, {}).guardrails).toEqual({ rules: [], default: [] });
+    expect(parseConfig(MINIMAL_CONFIG, {}).guardrails).toEqual({ rules: [], default: [], outputHoldbackChars: 128 });
     expect(problems({ rules: RULES, default: ['tickets'] })).toEqual([]);
   });
 
@@ -39,6 +39,16 @@ describe('guardrails in the configuration', () => {
     expect(problems({ rules: [{ id: 'Bad Id', detect: 'email', action: 'block' }] })).toEqual(['guardrails.rules[0].id: lower-case letters, digits, _ and -']);
     expect(problems({ rules: [{ id: 'x', terms: [], action: 'block' }] })).toEqual([expect.stringContaining('guardrails.rules[0].terms')]);
     expect(problems({ rules: [{ id: 'x', detect: 'email', action: 'block', extra: 1 }] })).toEqual([expect.stringContaining('guardrails.rules[0]: unknown key "extra"')]);
+  });
+
+  it('screens input unless a rule says otherwise, takes flag rules, and bounds the output holdback', () => {
+    const parsed = parseConfig({ ...MINIMAL_CONFIG, guardrails: { rules: [...RULES, { id: 'answers', detect: 'email', action: 'flag', screen: ['output'] }], outputHoldbackChars: 0 } }, {}).guardrails;
+    expect(parsed.rules.map((r) => r.screen)).toEqual([['input'], ['input'], ['input'], ['output']]);
+    expect(parsed.outputHoldbackChars).toBe(0);
+    expect(problems({ rules: [{ id: 'x', detect: 'email', action: 'block', screen: [] }] })).toEqual([expect.stringContaining('guardrails.rules[0].screen')]);
+    expect(problems({ rules: [{ id: 'x', detect: 'email', action: 'block', screen: ['answers'] }] })).toEqual([expect.stringContaining('guardrails.rules[0].screen[0]')]);
+    expect(problems({ outputHoldbackChars: 5_000 })).toEqual([expect.stringContaining('guardrails.outputHoldbackChars')]);
+    expect(problems({ outputHoldbackChars: -1 })).toEqual([expect.stringContaining('guardrails.outputHoldbackChars')]);
   });
 
   it('refuses duplicate ids and a default naming no rule', () => {
@@ -66,6 +76,8 @@ describe('guardrails in the configuration', () => {
     expect(guardrailsDigest(config, ['tickets'])).not.toBe(guardrailsDigest(config, ['pii-email']));
     const changed = { rules: [RULES[0], { ...RULES[1], pattern: 'TICKET-\\d{3}' }, RULES[2]] } as Parameters<typeof guardrailsDigest>[0];
     expect(guardrailsDigest(changed, ['tickets'])).not.toBe(guardrailsDigest(config, ['tickets']));
+    const screened = { rules: [RULES[0], { ...RULES[1], screen: ['input', 'output'] }, RULES[2]] } as Parameters<typeof guardrailsDigest>[0];
+    expect(guardrailsDigest(screened, ['tickets'])).not.toBe(guardrailsDigest(config, ['tickets']));
     // A rule not named does not count.
     expect(guardrailsDigest(changed, ['pii-email'])).toBe(guardrailsDigest(config, ['pii-email']));
   });

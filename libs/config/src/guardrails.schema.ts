@@ -6,6 +6,17 @@ import { strictObject } from './primitives';
 export const GUARDRAIL_DETECTORS = ['email', 'phone', 'credit_card', 'iban', 'us_ssn', 'ipv4', 'secret'] as const;
 export type GuardrailDetector = (typeof GUARDRAIL_DETECTORS)[number];
 
+/** What a rule screens: the request a client sends, or the answer a provider gives. */
+export const GUARDRAIL_STAGES = ['input', 'output'] as const;
+export type GuardrailStage = (typeof GUARDRAIL_STAGES)[number];
+
+/**
+ * What a match does: refuse the request (in an answer: end the choice), replace the matched text,
+ * or only count it (`flag`: a rule watched before it is enforced).
+ */
+export const GUARDRAIL_ACTIONS = ['block', 'redact', 'flag'] as const;
+export type GuardrailAction = (typeof GUARDRAIL_ACTIONS)[number];
+
 /** The flags a rule's `pattern` is compiled with: every match, Unicode-aware. */
 export const GUARDRAIL_PATTERN_FLAGS = 'gu';
 
@@ -32,9 +43,14 @@ export const guardrailRuleSchema = strictObject({
     })
     .optional(),
   terms: z.array(z.string().trim().min(1)).min(1).optional(),
-  action: z.enum(['block', 'redact']),
+  action: z.enum(GUARDRAIL_ACTIONS),
   /** What a `redact` match is replaced with; default `[REDACTED:<id>]`. */
   replacement: z.string().optional(),
+  /**
+   * What the rule screens: what clients send (`input`), the answers providers give (`output`), or
+   * both. In an answer, `block` ends the choice with finish reason `content_filter`.
+   */
+  screen: z.array(z.enum(GUARDRAIL_STAGES)).min(1).default(['input']),
 }).superRefine((rule, ctx) => {
   const given = (['detect', 'pattern', 'terms'] as const).filter((k) => rule[k] !== undefined);
   if (given.length !== 1) ctx.addIssue({ code: 'custom', message: `give exactly one of detect, pattern, terms (${given.length === 0 ? 'none given' : `given: ${given.join(', ')}`})` });
@@ -46,6 +62,12 @@ export const guardrailsSchema = strictObject({
   rules: z.array(guardrailRuleSchema).default([]),
   /** Rule ids applied to every request, whatever its tenant. */
   default: z.array(z.string().min(1)).default([]),
+  /**
+   * In a streamed answer screened by `output` rules, how many characters of each text are held
+   * back until more has come (or the text ends): a match no longer than this is found whole before
+   * any of it is sent. 0: each chunk is screened alone.
+   */
+  outputHoldbackChars: z.number().int().min(0).max(4096).default(128),
 }).superRefine((guardrails, ctx) => {
   const first = new Map<string, number>();
   guardrails.rules.forEach((rule, i) => {
@@ -59,13 +81,15 @@ export const guardrailsSchema = strictObject({
 });
 
 export type GuardrailsConfig = z.infer<typeof guardrailsSchema>;
+/** Guardrails as written (defaults not applied yet). */
+export type GuardrailsInput = z.input<typeof guardrailsSchema>;
 
 export function unknownRuleMessage(id: string, known: readonly string[]): string {
   return `unknown guardrail rule "${id}": name a rule id (guardrails.rules: ${known.join(', ') || 'none'})`;
 }
 
 /** A rule's replacement text: its own, else `[REDACTED:<id>]`. */
-export function guardrailReplacement(rule: GuardrailRuleConfig): string {
+export function guardrailReplacement(rule: Pick<GuardrailRuleConfig, 'id' | 'replacement'>): string {
   return rule.replacement ?? `[REDACTED:${rule.id}]`;
 }
 
@@ -87,7 +111,7 @@ export function guardrailsDigest(guardrails: Pick<GuardrailsConfig, 'rules'>, id
   const definitions = [...new Set(ids)].sort().map((id) => {
     const rule = byId.get(id);
     // An id no rule has (refused at start-up and by the admin API) is part of the digest by name.
-    return rule ? [rule.id, rule.detect ?? null, rule.pattern ?? null, rule.terms ?? null, rule.action, guardrailReplacement(rule)] : [id, 'unknown'];
+    return rule ? [rule.id, rule.detect ?? null, rule.pattern ?? null, rule.terms ?? null, rule.action, guardrailReplacement(rule), rule.screen] : [id, 'unknown'];
   });
   return createHash('sha256').update(JSON.stringify(definitions)).digest('hex');
 }

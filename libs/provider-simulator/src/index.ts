@@ -6,6 +6,7 @@ export type { ObservedRequest, RequestOutcome } from './core/request-log';
 export { PROMPT_REPLY_PRIMING_TOKENS, PROMPT_TOKENS_PER_MESSAGE } from './core/token-counter';
 export { SIMULATED_MODELS } from './wire/openai-formats';
 export { OPENAI_REFUSAL_TRIGGER } from './wire/openai-chat-planner';
+export { REPLY_VOCABULARY } from './core/reply-generator';
 export { ANTHROPIC_REDACTED_THINKING_TRIGGER, anthropicThinkingSignature } from './wire/anthropic-thinking';
 export type { SimulatedAuthorizedUser, SimulatedServiceAccount } from './wire/google-oauth';
 export { METADATA_TOKEN_PATH, TOKEN_PATH } from './wire/google-oauth';

@@ -3,7 +3,7 @@ import { chatv1, routerv1, type adapterv1 } from '@openrouter/contracts';
 import { toOpenAIError } from '@openrouter/openai-wire';
 import { acceptBatches, callUnary, CHANNEL_OPTIONS, chatChunkBatching, fromGrpcError, GrpcServerHandle, readStream } from '@openrouter/grpc';
 import { createLogger } from '@openrouter/observability';
-import { InputGuardrails } from './guardrails/input-guardrails';
+import { Guardrails } from './guardrails/guardrails';
 import { routerGrpcBinding } from './router.grpc.controller';
 import { RouterService, type AdapterPort } from './router.service';
 import { POLICY_MODELS, policyConfig } from './routing/policy-config.testing';
@@ -33,7 +33,7 @@ describe('input guardrails over the router gRPC API', () => {
 
   beforeAll(async () => {
     const models = [...POLICY_MODELS, { id: 'emb', capabilities: ['embeddings'], pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'emb-eu', provider: 'eu-1', model: 'emb' }] }];
-    const guardrails = new InputGuardrails({ rules: [{ id: 'secrets', detect: 'secret', action: 'block' }, { id: 'emails', detect: 'email', action: 'redact' }], default: ['secrets'] });
+    const guardrails = new Guardrails({ rules: [{ id: 'secrets', detect: 'secret', action: 'block' }, { id: 'emails', detect: 'email', action: 'redact' }], default: ['secrets'] });
     const service = new RouterService(engineFor(policyConfig({}, models)), adapters, guardrails);
     server = await GrpcServerHandle.start('127.0.0.1', 0, [routerGrpcBinding(service, createLogger('router', 'silent'))]);
     client = new routerv1.RouterServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure(), CHANNEL_OPTIONS);

@@ -5,7 +5,7 @@ import { createTelemetry, RouterMetrics, traceGrpcBinding, traceStreamInProcess,
 import { HealthModule, startHttpApp, STOPPING, type ServiceHandle } from '@openrouter/service-runtime';
 import { AdapterClients } from './adapter-clients';
 import { startGrayReleaseSync } from './experiments/gray-release-sync';
-import { InputGuardrails } from './guardrails/input-guardrails';
+import { Guardrails } from './guardrails/guardrails';
 import { deploymentCircuits, instrumentAdapterPort } from './observability/router-telemetry';
 import { routerGrpcBinding } from './router.grpc.controller';
 import { grpcAdapters, RouterService, type AdapterPort } from './router.service';
@@ -43,7 +43,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   const engine = createRoutingEngine(config);
   const grayReleaseSync = await startGrayReleaseSync(config, engine.grayReleases, logger);
   metrics.readCircuitsFrom(() => deploymentCircuits(engine));
-  const guardrails = new InputGuardrails(config.guardrails, (rule, action, count) => metrics.guardrailMatch(rule, action, count));
+  const guardrails = new Guardrails(config.guardrails, (rule, action, count, stage) => metrics.guardrailMatch(rule, action, count, stage));
   const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics), guardrails);
   const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)], security);
   const readiness: ReadinessCheck[] = [{ name: 'adapters', check: async () => options.adapter !== undefined || adapters.anyReachable(500) }];

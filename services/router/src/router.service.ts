@@ -8,7 +8,7 @@ import { assignedDecision, callingDecision, decisionFor } from './explain/route-
 import { explainPlan } from './explain/route-explanation';
 import { providersHealth } from './explain/providers-health';
 import type { RecordedCall } from './experiments/gray-release';
-import { InputGuardrails } from './guardrails/input-guardrails';
+import { Guardrails } from './guardrails/guardrails';
 import { serveWithFailover, type AnswerFailureListener, type AttemptListener, type AttemptOpener, type Served } from './resilience/failover';
 import { capacityTokens, chatRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
 import { takeRequestControls } from './routing/route-settings';
@@ -61,7 +61,7 @@ export class RouterService {
     private readonly engine: RoutingEngine,
     private readonly adapters: AdapterPort,
     /** Input guardrails, applied to what every entry path sends a provider (none by default). */
-    private readonly guardrails: InputGuardrails = new InputGuardrails(),
+    private readonly guardrails: Guardrails = new Guardrails(),
   ) {}
 
   /** The ordered candidates for a chat request, without calling anything. */
@@ -117,15 +117,26 @@ export class RouterService {
       if (!served) void serving.then((late) => abandon(late), () => undefined);
     }
     let failure: unknown;
+    // The answer screened by the `output` guardrails that apply, if any: as the client may get it.
+    const screen = this.guardrails.answerScreen(context, request);
+    const screened = (event: routerv1.ChatResponse): routerv1.ChatResponse => {
+      if (!screen) return event;
+      if (event.chunk) return { chunk: screen.chunk(event.chunk) };
+      if (event.completion) return { completion: screen.completion(event.completion) };
+      return event;
+    };
     try {
       const decision = decisionFor(plan, served.candidate, served.attempts);
-      const first = answerEvent(served.first);
+      const first = screened(answerEvent(served.first));
       if (routeCalls) yield { routed: { decision, chunk: first.chunk, completion: first.completion } };
       else {
         yield { decision };
         yield first;
       }
-      for (let next = await served.rest.next(); !next.done; next = await served.rest.next()) yield answerEvent(next.value);
+      // Once a guardrail cut every choice, the rest of the provider's answer is not read (nor made).
+      for (let next = screen?.done ? undefined : await served.rest.next(); next && !next.done; next = screen?.done ? undefined : await served.rest.next()) yield screened(answerEvent(next.value));
+      const held = screen?.flush();
+      if (held) yield { chunk: held };
     } catch (error) {
       failure = error;
       throw error;

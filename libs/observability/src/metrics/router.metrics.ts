@@ -16,7 +16,7 @@ export class RouterMetrics {
   readonly retries: Counter<'provider' | 'deployment'>;
   readonly failovers: Counter<'from_deployment' | 'to_deployment'>;
   readonly circuit: Gauge<'provider' | 'deployment'>;
-  readonly guardrailMatches: Counter<'rule' | 'action'>;
+  readonly guardrailMatches: Counter<'rule' | 'action' | 'stage'>;
   private circuits: () => DeploymentCircuit[] = () => [];
 
   constructor(registry: Registry) {
@@ -26,8 +26,8 @@ export class RouterMetrics {
     this.failovers = new Counter({ name: 'openrouter_router_failovers_total', help: 'Attempts that moved to another deployment than the previous attempt of the request.', labelNames: ['from_deployment', 'to_deployment'], registers });
     this.guardrailMatches = new Counter({
       name: 'openrouter_guardrail_matches_total',
-      help: 'Input guardrail matches in requests, by rule id and action (block: the request was refused; redact: matches replaced).',
-      labelNames: ['rule', 'action'],
+      help: 'Guardrail matches, by rule id, action (block: the request was refused, or the answer cut; redact: matches replaced) and stage (input: requests; output: answers).',
+      labelNames: ['rule', 'action', 'stage'],
       registers,
     });
     const read = (): DeploymentCircuit[] => this.circuits();
@@ -48,9 +48,9 @@ export class RouterMetrics {
     this.circuits = source;
   }
 
-  /** A guardrail rule matched a request `count` times (a block counts once: the request stops there). */
-  guardrailMatch(rule: string, action: 'block' | 'redact', count: number): void {
-    this.guardrailMatches.inc({ rule: label(rule), action }, count);
+  /** A guardrail rule matched a request (`input`) or an answer (`output`) `count` times (a block counts once: the request or the choice stops there). */
+  guardrailMatch(rule: string, action: 'block' | 'redact' | 'flag', count: number, stage: 'input' | 'output'): void {
+    this.guardrailMatches.inc({ rule: label(rule), action, stage }, count);
   }
 
   /** One attempt of a request ended (`index` counts from 0); `previousDeployment` is the attempt before's. */

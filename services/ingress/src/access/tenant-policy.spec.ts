@@ -32,7 +32,7 @@ describe('effectivePolicy', () => {
   });
 
   it('adds guardrail rules up: the configured default, then every level\'s, without repeats', () => {
-    const guardrails = { rules: [{ id: 'a', detect: 'email' as const, action: 'redact' as const }, { id: 'b', detect: 'secret' as const, action: 'block' as const }, { id: 'c', terms: ['x'], action: 'block' as const }], default: ['a'] };
+    const guardrails = { rules: [{ id: 'a', detect: 'email' as const, action: 'redact' as const, screen: ['input' as const] }, { id: 'b', detect: 'secret' as const, action: 'block' as const, screen: ['input' as const] }, { id: 'c', terms: ['x'], action: 'block' as const, screen: ['input' as const] }], default: ['a'] };
     const policy = effectivePolicy([{ guardrails: ['b'] }, undefined, { residency: ['eu'] }, { guardrails: ['c', 'a'] }], guardrails);
     expect(policy).toMatchObject({ excludeProviders: [], residency: { values: ['eu'] }, guardrails: ['a', 'b', 'c'] });
     expect(policy?.guardrailsDigest).toMatch(/^[0-9a-f]{64}$/);
@@ -42,7 +42,7 @@ describe('effectivePolicy', () => {
 
   it('is a policy when only guardrails apply, from a level or from the default alone', () => {
     expect(effectivePolicy([undefined, { guardrails: ['g'] }])).toEqual({ excludeProviders: [], guardrails: ['g'] });
-    const defaults = { rules: [{ id: 'a', detect: 'email' as const, action: 'redact' as const }], default: ['a'] };
+    const defaults = { rules: [{ id: 'a', detect: 'email' as const, action: 'redact' as const, screen: ['input' as const] }], default: ['a'] };
     expect(effectivePolicy([undefined, undefined], defaults)).toMatchObject({ excludeProviders: [], guardrails: ['a'], guardrailsDigest: expect.any(String) });
     expect(effectivePolicy([undefined], { rules: defaults.rules, default: [] })).toBeUndefined();
   });

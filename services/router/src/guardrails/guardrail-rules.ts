@@ -1,4 +1,4 @@
-import { GUARDRAIL_PATTERN_FLAGS, guardrailReplacement, type GuardrailRuleConfig } from '@openrouter/config';
+import { GUARDRAIL_PATTERN_FLAGS, guardrailReplacement, type GuardrailAction, type GuardrailRuleConfig } from '@openrouter/config';
 import { DETECTORS } from './detectors';
 
 /** A span of a text a rule matched. */
@@ -10,7 +10,7 @@ export interface Match {
 /** A configured rule, ready to run. */
 export interface CompiledRule {
   readonly id: string;
-  readonly action: 'block' | 'redact';
+  readonly action: GuardrailAction;
   readonly replacement: string;
   /** The spans of `text` the rule matches, in order (never empty ones). */
   matches(text: string): Match[];
@@ -19,7 +19,7 @@ export interface CompiledRule {
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Compiles a rule as the configuration (already validated) describes it. */
-export function compileRule(rule: GuardrailRuleConfig): CompiledRule {
+export function compileRule(rule: Omit<GuardrailRuleConfig, 'screen'>): CompiledRule {
   let pattern: RegExp;
   let valid: ((match: string) => boolean) | undefined;
   if (rule.detect !== undefined) {

@@ -79,7 +79,8 @@ export interface TenantPolicy {
     | StringList
     | undefined;
   /**
-   * Input guardrail rule ids (guardrails.rules) applied to the request's text: the union of
+   * Guardrail rule ids (guardrails.rules) applied to the request's text and, for the rules that
+   * screen `output`, to its answer: the union of
    * `guardrails.default` and every level's list (each level can only add). The router adds its own
    * configured default to these.
    */

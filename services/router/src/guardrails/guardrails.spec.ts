@@ -1,11 +1,11 @@
-import { guardrailsSchema, type GuardrailsConfig } from '@openrouter/config';
+import { guardrailsSchema, type GuardrailsInput } from '@openrouter/config';
 import { chatv1, type adapterv1, type routerv1 } from '@openrouter/contracts';
 import { RouterService, type AdapterPort } from '../router.service';
 import { POLICY_MODELS, policyConfig } from '../routing/policy-config.testing';
 import { contextFor, engineFor } from '../routing/test-engine.testing';
-import { CONTENT_POLICY_VIOLATION, InputGuardrails } from './input-guardrails';
+import { CONTENT_POLICY_VIOLATION, Guardrails } from './guardrails';
 
-const GUARDRAILS: GuardrailsConfig = {
+const GUARDRAILS: GuardrailsInput = {
   rules: [
     { id: 'secrets', detect: 'secret', action: 'block' },
     { id: 'emails', detect: 'email', action: 'redact' },
@@ -43,7 +43,7 @@ const MODELS = [...POLICY_MODELS, { id: 'emb', capabilities: ['embeddings'], pri
 ];
 
 function serviceWith(adapters: RecordingAdapters, matches: Array<[string, string, number]> = []): RouterService {
-  return new RouterService(engineFor(policyConfig({}, MODELS)), adapters, new InputGuardrails(GUARDRAILS, (rule, action, count) => matches.push([rule, action, count])));
+  return new RouterService(engineFor(policyConfig({}, MODELS)), adapters, new Guardrails(GUARDRAILS, (rule, action, count) => matches.push([rule, action, count])));
 }
 
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {
@@ -106,11 +106,65 @@ describe('input guardrails in the router service', () => {
     await expect(drain(service.chat({ context: withRules('newer-rule'), request: chatRequest([user('hi')]) }, new AbortController().signal))).rejects.toMatchObject({ kind: 'internal', code: 'unknown_guardrail' });
   });
 
+  it('screens answers by output rules: redacts a whole answer, and stops reading a stream once a block rule cut it', async () => {
+    const rules: GuardrailsInput = {
+      rules: [
+        { id: 'emails-out', detect: 'email', action: 'redact', screen: ['output'] },
+        { id: 'secrets-out', detect: 'secret', action: 'block', screen: ['input', 'output'] },
+      ],
+      default: ['emails-out'],
+      outputHoldbackChars: 8,
+    };
+    const pieces = ['Write to ', 'jane@example.com', ' with ', KEY, ' and', ' more', ' words', '.'];
+    let read = 0;
+    let ended = false;
+    const adapters: AdapterPort = {
+      chat: (call) =>
+        (async function* () {
+          try {
+            if (!call.request?.stream) {
+              yield { completion: { id: 'c', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: pieces.join(''), toolCalls: [], extraJson: '' }, finishReason: 'stop', logprobsJson: '' }] } };
+              return;
+            }
+            for (const [i, piece] of pieces.entries()) {
+              read++;
+              yield { chunk: { id: 'c', created: 1, model: 'm', choices: [{ index: 0, delta: { content: piece, toolCalls: [], extraJson: '' }, logprobsJson: '', ...(i === pieces.length - 1 && { finishReason: 'stop' }) }] } };
+            }
+          } finally {
+            ended = true;
+          }
+        })(),
+      embed: async () => ({}),
+    };
+    const service = new RouterService(engineFor(policyConfig({}, MODELS)), adapters, new Guardrails(rules));
+    const events: routerv1.ChatResponse[] = [];
+    for await (const event of service.chat({ context: withRules('secrets-out'), request: { ...chatRequest([user('hi')]), stream: true } }, new AbortController().signal)) events.push(event);
+    const chunks = events.flatMap((e) => [e.routed?.chunk, e.chunk]).filter((c): c is chatv1.ChatChunk => c !== undefined);
+    expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe('Write to [REDACTED:emails-out] with ');
+    expect(chunks.at(-1)?.choices[0]?.finishReason).toBe('content_filter');
+    // The provider's stream was ended at the cut, not read to its end.
+    expect(ended).toBe(true);
+    expect(read).toBe(4);
+
+    const whole: routerv1.ChatResponse[] = [];
+    for await (const event of service.chat({ context: contextFor(), request: chatRequest([user('hi')]) }, new AbortController().signal)) whole.push(event);
+    // Without the tenant's block rule, only the default redaction applies.
+    expect(whole.find((e) => e.routed)?.routed?.completion?.choices[0]?.message?.content).toBe(`Write to [REDACTED:emails-out] with ${KEY} and more words.`);
+  });
+
+  it('counts a flag rule\'s matches and leaves the request as it is', async () => {
+    const matches: Array<[string, string, number]> = [];
+    const guardrails = new Guardrails({ rules: [{ id: 'watch', terms: ['invoice'], action: 'flag' }], default: ['watch'] }, (rule, action, count) => matches.push([rule, action, count]));
+    const request = chatRequest([user('the invoice'), user('another Invoice, and an invoice')]);
+    expect(guardrails.screenChat(contextFor(), request)).toBe(request);
+    expect(matches).toEqual([['watch', 'flag', 3]]);
+  });
+
   it('leaves a request untouched when no rule applies, and reads its rules from a parsed configuration', () => {
-    const none = new InputGuardrails();
+    const none = new Guardrails();
     const request = chatRequest([user('jane@example.com')]);
     expect(none.screenChat(contextFor(), request)).toBe(request);
     const config = guardrailsSchema.parse({ rules: [{ id: 'emails', detect: 'email', action: 'redact', replacement: '***' }], default: ['emails'] });
-    expect(new InputGuardrails(config).screenChat(contextFor(), request).messages[0]?.text).toBe('***');
+    expect(new Guardrails(config).screenChat(contextFor(), request).messages[0]?.text).toBe('***');
   });
 });

@@ -1,12 +1,13 @@
-import { effectiveGuardrails, type GuardrailsConfig } from '@openrouter/config';
+import { effectiveGuardrails, guardrailsSchema, type GuardrailAction, type GuardrailsConfig, type GuardrailsInput, type GuardrailStage } from '@openrouter/config';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { AnswerScreen } from './answer-screen';
 import { compileRule, type CompiledRule, type Match } from './guardrail-rules';
 
 export const CONTENT_POLICY_VIOLATION = 'content_policy_violation';
 
-/** Told of each rule that matched a request: its id, its action and how many matches (never the text). */
-export type GuardrailMatchListener = (rule: string, action: 'block' | 'redact', count: number) => void;
+/** Told of each rule that matched a request or its answer (`stage`): its id, its action and how many matches (never the text). */
+export type GuardrailMatchListener = (rule: string, action: GuardrailAction, count: number, stage: GuardrailStage) => void;
 
 /** A text of a request the provider would see, where it is (`messages[2].content`), and how to put a new one back. */
 interface Field {
@@ -17,26 +18,39 @@ interface Field {
 }
 
 /**
- * Input guardrails (docs/guardrails.md): the rules that apply to a request are the configured
- * default and its tenant policy's (`context.policy.guardrails`). A `block` match anywhere refuses
- * the request (400 content_policy_violation, naming the rule and where, never the text); `redact`
- * matches are replaced before any provider sees the request. Screened: each message's string
- * content and text parts, of every role, tool-call arguments, and each text input of an
- * embeddings request (token-id inputs cannot be read and pass as they are).
+ * Guardrails (docs/guardrails.md): the rules that apply to a request are the configured default and
+ * its tenant policy's (`context.policy.guardrails`), each screening what the client sends
+ * (`input`), the answer (`output`), or both. In a request, a `block` match anywhere refuses it (400
+ * content_policy_violation, naming the rule and where, never the text); `redact` matches are
+ * replaced before any provider sees it. Screened: each message's string content and text parts, of
+ * every role, tool-call arguments, and each text input of an embeddings request (token-id inputs
+ * cannot be read and pass as they are). Answers are screened by an `AnswerScreen`.
  */
-export class InputGuardrails {
-  private readonly rules: ReadonlyMap<string, CompiledRule>;
+export class Guardrails {
+  private readonly config: GuardrailsConfig;
+  private readonly rules: ReadonlyMap<string, CompiledRule & { screen: readonly GuardrailStage[] }>;
 
   constructor(
-    private readonly config: Pick<GuardrailsConfig, 'rules' | 'default'> = { rules: [], default: [] },
+    config: GuardrailsInput = {},
     private readonly onMatch: GuardrailMatchListener = () => undefined,
   ) {
-    this.rules = new Map(config.rules.map((rule) => [rule.id, compileRule(rule)]));
+    this.config = guardrailsSchema.parse(config);
+    this.rules = new Map(this.config.rules.map((rule) => [rule.id, { ...compileRule(rule), screen: rule.screen }]));
+  }
+
+  /**
+   * The screen of the answer to `request`, when `output` rules apply to it; undefined when none
+   * does (the answer passes as it is).
+   */
+  answerScreen(context: routerv1.RequestContext, request: Pick<chatv1.ChatRequest, 'n'>): AnswerScreen | undefined {
+    const rules = this.rulesFor(context, 'output');
+    if (rules.length === 0) return undefined;
+    return new AnswerScreen(rules, this.config.outputHoldbackChars, Math.max(1, request.n ?? 1), (rule, action, count) => this.onMatch(rule, action, count, 'output'));
   }
 
   /** The chat request as the provider may get it; throws when a `block` rule matches. */
   screenChat(context: routerv1.RequestContext, request: chatv1.ChatRequest): chatv1.ChatRequest {
-    const rules = this.rulesFor(context);
+    const rules = this.rulesFor(context, 'input');
     if (rules.length === 0) return request;
     const fields: Field[] = [];
     request.messages.forEach((message, i) => {
@@ -67,7 +81,7 @@ export class InputGuardrails {
 
   /** The embeddings request as the provider may get it; throws when a `block` rule matches. */
   screenEmbeddings(context: routerv1.RequestContext, request: chatv1.EmbeddingRequest): chatv1.EmbeddingRequest {
-    const rules = this.rulesFor(context);
+    const rules = this.rulesFor(context, 'input');
     if (rules.length === 0) return request;
     const redacted = this.screen(rules, request.texts.map((text, i) => ({ param: `input[${i}]`, text, json: false })));
     if (redacted.size === 0) return request;
@@ -75,30 +89,42 @@ export class InputGuardrails {
   }
 
   /**
-   * The configured default and the policy's rules. A rule this router does not know (its
-   * configuration behind the ingress's) refuses the request rather than pass its text unscreened.
+   * The configured default and the policy's rules that screen `stage`. A rule this router does not
+   * know (its configuration behind the ingress's) refuses the request rather than pass its text
+   * unscreened.
    */
-  private rulesFor(context: routerv1.RequestContext): CompiledRule[] {
-    return effectiveGuardrails(this.config, [context.policy?.guardrails]).map((id) => {
+  private rulesFor(context: routerv1.RequestContext, stage: GuardrailStage): CompiledRule[] {
+    // No rule configured and none asked for: the common case costs nothing.
+    if (this.rules.size === 0 && !context.policy?.guardrails.length) return [];
+    const ids = effectiveGuardrails(this.config, [context.policy?.guardrails]);
+    const rules: CompiledRule[] = [];
+    for (const id of ids) {
       const rule = this.rules.get(id);
       if (!rule) {
         throw new GatewayError('internal', `The guardrail rule "${id}" of this request's policy is not configured on the router; the request was refused rather than sent unscreened.`, { code: 'unknown_guardrail' });
       }
-      return rule;
-    });
+      if (rule.screen.includes(stage)) rules.push(rule);
+    }
+    return rules;
   }
 
-  /** Throws at the first `block` match; else the new text of each field a `redact` rule matched, by param. */
+  /** Throws at the first `block` match; else counts the `flag` matches, and gives the new text of each field a `redact` rule matched, by param. */
   private screen(rules: readonly CompiledRule[], fields: readonly Field[]): Map<string, string> {
     for (const field of fields) {
       for (const rule of rules) {
         if (rule.action !== 'block' || rule.matches(field.text).length === 0) continue;
-        this.onMatch(rule.id, 'block', 1);
+        this.onMatch(rule.id, 'block', 1, 'input');
         throw new GatewayError('bad_request', `The request was refused by the guardrail rule "${rule.id}": ${field.param} holds content it does not allow. Remove it and try again.`, {
           param: field.param,
           code: CONTENT_POLICY_VIOLATION,
         });
       }
+    }
+    // Flagged: counted, the text left as it is.
+    for (const rule of rules) {
+      if (rule.action !== 'flag') continue;
+      const count = fields.reduce((sum, field) => sum + rule.matches(field.text).length, 0);
+      if (count > 0) this.onMatch(rule.id, 'flag', count, 'input');
     }
     const counts = new Map<string, number>();
     const redacted = new Map<string, string>();
@@ -119,7 +145,7 @@ export class InputGuardrails {
       }
       redacted.set(field.param, text + field.text.slice(at));
     }
-    for (const [rule, count] of counts) this.onMatch(rule, 'redact', count);
+    for (const [rule, count] of counts) this.onMatch(rule, 'redact', count, 'input');
     return redacted;
   }
 }

@@ -1,0 +1,141 @@
+import type { chatv1 } from '@openrouter/contracts';
+import { AnswerScreen, CONTENT_FILTER } from './answer-screen';
+import { compileRule } from './guardrail-rules';
+
+const KEY = 'sk-proj-AbCdEfGhIjKlMnOpQrStUvWx123';
+const RULES = [
+  compileRule({ id: 'emails', detect: 'email', action: 'redact' }),
+  compileRule({ id: 'secrets', detect: 'secret', action: 'block' }),
+];
+
+type Matches = Array<[string, string, number]>;
+
+function screen(holdback = 64, choices = 1, matches: Matches = []): AnswerScreen {
+  return new AnswerScreen(RULES, holdback, choices, (rule, action, count) => matches.push([rule, action, count]));
+}
+
+function chunk(choices: Array<{ index?: number; content?: string; finish?: string; tools?: chatv1.ToolCallDelta[] }>): chatv1.ChatChunk {
+  return {
+    id: 'c1',
+    created: 1,
+    model: 'm',
+    choices: choices.map((c) => ({ index: c.index ?? 0, delta: { ...(c.content !== undefined && { content: c.content }), toolCalls: c.tools ?? [], extraJson: '' }, logprobsJson: '', ...(c.finish !== undefined && { finishReason: c.finish }) })),
+  };
+}
+
+/** Streams `pieces` of one choice's content through the screen; the last piece ends the choice. */
+function stream(s: AnswerScreen, pieces: readonly string[]): { sent: string[]; finish: Array<string | undefined> } {
+  const sent: string[] = [];
+  const finish: Array<string | undefined> = [];
+  pieces.forEach((piece, i) => {
+    if (s.done) return;
+    const out = s.chunk(chunk([{ content: piece, ...(i === pieces.length - 1 && { finish: 'stop' }) }]));
+    for (const choice of out.choices) {
+      sent.push(choice.delta?.content ?? '');
+      finish.push(choice.finishReason);
+    }
+  });
+  return { sent, finish };
+}
+
+function completion(content: string | undefined, toolCalls: chatv1.ToolCall[] = []): chatv1.ChatCompletion {
+  return { id: 'c', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', ...(content !== undefined && { content }), toolCalls, extraJson: '' }, finishReason: toolCalls.length ? 'tool_calls' : 'stop', logprobsJson: '' }] };
+}
+
+describe('output guardrails on a whole answer', () => {
+  it('redacts the content and tool-call arguments (as JSON string content), counting each match', () => {
+    const matches: Matches = [];
+    const out = screen(64, 1, matches).completion(completion('write to jane@example.com', [{ id: 't', type: 'function', function: { name: 'send', arguments: '{"to":"bob@example.org"}' } }]));
+    const message = out.choices[0]?.message;
+    expect(message?.content).toBe('write to [REDACTED:emails]');
+    expect(JSON.parse(message?.toolCalls[0]?.function?.arguments ?? '')).toEqual({ to: '[REDACTED:emails]' });
+    expect(out.choices[0]?.finishReason).toBe('tool_calls');
+    expect(matches).toEqual([['emails', 'redact', 1], ['emails', 'redact', 1]]);
+  });
+
+  it('cuts the content before a block match, drops the tool calls, and ends the choice with content_filter', () => {
+    const matches: Matches = [];
+    const out = screen(64, 1, matches).completion(completion(`mail a@example.com the key ${KEY} now`, [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }]));
+    expect(out.choices[0]).toMatchObject({ finishReason: CONTENT_FILTER, message: { content: 'mail [REDACTED:emails] the key ', toolCalls: [] } });
+    expect(JSON.stringify(out)).not.toContain(KEY);
+    expect(matches).toEqual([['secrets', 'block', 1], ['emails', 'redact', 1]]);
+  });
+
+  it('keeps the tool calls before one whose arguments a block rule matches', () => {
+    const calls = [
+      { id: 'a', type: 'function', function: { name: 'f', arguments: '{"x":1}' } },
+      { id: 'b', type: 'function', function: { name: 'g', arguments: `{"key":"${KEY}"}` } },
+    ];
+    const out = screen().completion(completion(undefined, calls));
+    expect(out.choices[0]).toMatchObject({ finishReason: CONTENT_FILTER, message: { toolCalls: [calls[0]] } });
+    expect(out.choices[0]?.message?.content).toBeUndefined();
+  });
+});
+
+describe('output guardrails on a streamed answer', () => {
+  it('finds a match split over chunks whole, and never sends any of it', () => {
+    const { sent, finish } = stream(screen(), ['Sure, write to jo', 'hn.sm', 'ith@exam', 'ple.com and ', 'say hi.']);
+    expect(sent.join('')).toBe('Sure, write to [REDACTED:emails] and say hi.');
+    expect(sent.some((s) => s.includes('john') || s.includes('example'))).toBe(false);
+    expect(finish.at(-1)).toBe('stop');
+  });
+
+  it('sends text as soon as it is more than the holdback behind the newest, each chunk at most once', () => {
+    const s = screen(8);
+    const { sent } = stream(s, ['0123456789', 'abcdefghij', 'end']);
+    expect(sent).toEqual(['01', '23456789ab', 'cdefghijend']);
+  });
+
+  it('ends the choice at a block match with content_filter, sends nothing of it or after it, and is done', () => {
+    const matches: Matches = [];
+    const s = screen(64, 1, matches);
+    const { sent, finish } = stream(s, ['The key is ', KEY.slice(0, 12), KEY.slice(12), ' and more text', ' and the end']);
+    expect(sent.join('')).toBe('The key is ');
+    expect(finish.at(-1)).toBe(CONTENT_FILTER);
+    expect(s.done).toBe(true);
+    expect(matches).toEqual([['secrets', 'block', 1]]);
+    // A late chunk of the cut choice (read before the provider stopped) carries nothing of it.
+    expect(s.chunk(chunk([{ content: 'late' }])).choices).toEqual([]);
+  });
+
+  it('screens each choice on its own: one cut, the other streamed on, done once both ended', () => {
+    const s = screen(16, 2);
+    const first = s.chunk(chunk([{ index: 0, content: `key ${KEY}` }, { index: 1, content: 'hello there, friend' }]));
+    expect(first.choices.map((c) => [c.index, c.delta?.content, c.finishReason])).toEqual([[0, 'key ', CONTENT_FILTER], [1, 'hel', undefined]]);
+    expect(s.done).toBe(false);
+    const last = s.chunk(chunk([{ index: 0, content: 'more' }, { index: 1, content: '!', finish: 'stop' }]));
+    expect(last.choices.map((c) => [c.index, c.delta?.content, c.finishReason])).toEqual([[1, 'lo there, friend!', 'stop']]);
+    expect(s.done).toBe(true);
+  });
+
+  it("holds back streamed tool-call arguments and releases them redacted at the choice's end", () => {
+    const s = screen(64);
+    const a = s.chunk(chunk([{ tools: [{ index: 0, id: 't', type: 'function', name: 'send', arguments: '{"to":"jane@' }] }]));
+    expect(a.choices[0]?.delta?.toolCalls).toEqual([{ index: 0, id: 't', type: 'function', name: 'send', arguments: '' }]);
+    const b = s.chunk(chunk([{ tools: [{ index: 0, arguments: 'example.com"}' }] }]));
+    const c = s.chunk(chunk([{ finish: 'tool_calls' }]));
+    const args = [a, b, c].flatMap((x) => x.choices.flatMap((ch) => ch.delta?.toolCalls ?? [])).map((t) => t.arguments ?? '').join('');
+    expect(JSON.parse(args)).toEqual({ to: '[REDACTED:emails]' });
+    expect(c.choices[0]?.finishReason).toBe('tool_calls');
+  });
+
+  it('counts a flag rule\'s matches once each, split over chunks or not, and sends the text as it is', () => {
+    const matches: Matches = [];
+    const s = new AnswerScreen([...RULES, compileRule({ id: 'watch', terms: ['invoice'], action: 'flag' })], 16, 1, (rule, action, count) => matches.push([rule, action, count]));
+    const { sent } = stream(s, ['the invo', 'ice and the other invoice', ' for the invoice', ' team']);
+    expect(sent.join('')).toBe('the invoice and the other invoice for the invoice team');
+    expect(matches.filter(([rule]) => rule === 'watch').reduce((sum, [, , count]) => sum + count, 0)).toBe(3);
+    const whole: Matches = [];
+    new AnswerScreen([compileRule({ id: 'watch', terms: ['invoice'], action: 'flag' })], 16, 1, (rule, action, count) => whole.push([rule, action, count])).completion(completion('an invoice, an Invoice'));
+    expect(whole).toEqual([['watch', 'flag', 2]]);
+  });
+
+  it('passes a usage chunk (no choices) as it is, and releases what is held when the stream ends without a finish', () => {
+    const s = screen(64);
+    expect(s.chunk(chunk([{ content: 'mail jane@example.com' }])).choices[0]?.delta?.content).toBe('');
+    const usage = { ...chunk([]), usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 } } as chatv1.ChatChunk;
+    expect(s.chunk(usage)).toEqual(usage);
+    expect(s.flush()?.choices).toEqual([expect.objectContaining({ index: 0, delta: expect.objectContaining({ content: 'mail [REDACTED:emails]' }) })]);
+    expect(s.flush()).toBeUndefined();
+  });
+});

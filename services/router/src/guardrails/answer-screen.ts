@@ -1,0 +1,236 @@
+import type { GuardrailAction } from '@openrouter/config';
+import type { chatv1 } from '@openrouter/contracts';
+import type { CompiledRule, Match } from './guardrail-rules';
+
+/** The finish reason of a choice an `output` rule ended, as OpenAI names a filtered answer's. */
+export const CONTENT_FILTER = 'content_filter';
+
+/** Told of each rule that matched an answer: its id, its action and how many matches (never the text). */
+export type AnswerMatchListener = (rule: string, action: GuardrailAction, count: number) => void;
+
+/** What screening one text gave: the text to send, and whether a `block` rule cut it there. */
+interface Screened {
+  text: string;
+  blocked: boolean;
+}
+
+/**
+ * Screens a text whole: cut before the first `block` match (if any), and every `redact` match in
+ * what is kept replaced. `json`: the text is JSON (tool-call arguments), a replacement is written
+ * as JSON string content.
+ */
+function screenWhole(rules: readonly CompiledRule[], text: string, json: boolean, onMatch: AnswerMatchListener): Screened {
+  let end = text.length;
+  let blocking: CompiledRule | undefined;
+  for (const rule of rules) {
+    if (rule.action !== 'block') continue;
+    const first = rule.matches(text)[0];
+    if (first && first.start < end) {
+      end = first.start;
+      blocking = rule;
+    }
+  }
+  if (blocking) onMatch(blocking.id, 'block', 1);
+  const kept = text.slice(0, end);
+  countFlags(rules, kept, onMatch);
+  return { text: redact(rules, kept, json, onMatch, kept.length), blocked: blocking !== undefined };
+}
+
+/** Counts the `flag` matches of `text` (the text is left as it is). */
+function countFlags(rules: readonly CompiledRule[], text: string, onMatch: AnswerMatchListener): void {
+  for (const rule of rules) {
+    if (rule.action !== 'flag') continue;
+    const count = rule.matches(text).length;
+    if (count > 0) onMatch(rule.id, 'flag', count);
+  }
+}
+
+/** The `flag` matches of `text`: held whole, like a redaction's, so each is counted once. */
+function flagMatches(rules: readonly CompiledRule[], text: string): Match[] {
+  return rules.filter((r) => r.action === 'flag').flatMap((r) => r.matches(text));
+}
+
+/**
+ * `text` with the `redact` matches that end at or before `upTo` replaced, then cut at `upTo`.
+ * Of overlapping matches the earliest (then the longest) wins.
+ */
+function redact(rules: readonly CompiledRule[], text: string, json: boolean, onMatch: AnswerMatchListener, upTo: number): string {
+  const spans = redactMatches(rules, text).filter((m) => m.end <= upTo);
+  const counts = new Map<string, number>();
+  let out = '';
+  let at = 0;
+  for (const span of spans) {
+    out += text.slice(at, span.start) + (json ? JSON.stringify(span.rule.replacement).slice(1, -1) : span.rule.replacement);
+    at = span.end;
+    counts.set(span.rule.id, (counts.get(span.rule.id) ?? 0) + 1);
+  }
+  for (const [rule, count] of counts) onMatch(rule, 'redact', count);
+  return out + text.slice(at, upTo);
+}
+
+/** The `redact` matches of `text`, in order, none overlapping another. */
+function redactMatches(rules: readonly CompiledRule[], text: string): Array<Match & { rule: CompiledRule }> {
+  const spans: Array<Match & { rule: CompiledRule }> = [];
+  for (const rule of rules) if (rule.action === 'redact') for (const m of rule.matches(text)) spans.push({ ...m, rule });
+  spans.sort((a, b) => a.start - b.start || b.end - a.end);
+  const kept: Array<Match & { rule: CompiledRule }> = [];
+  for (const span of spans) if (span.start >= (kept.at(-1)?.end ?? 0)) kept.push(span);
+  return kept;
+}
+
+/** One text of a streamed choice: its content, or one tool call's arguments; what came and is not sent yet. */
+interface Held {
+  choice: number;
+  /** The tool call's index; undefined for the content. */
+  tool: number | undefined;
+  text: string;
+}
+
+/**
+ * The `output` rules applied to one answer (docs/guardrails.md#answers). A whole answer is screened
+ * whole. A streamed one is screened as it comes: of each text (a choice's content, each tool call's
+ * arguments) the last `holdback` characters are held back until more has come or the text ends, so
+ * a match no longer than that is found whole before any of it is sent; a `redact` match is sent
+ * replaced, and a `block` match ends its choice there with finish reason `content_filter` (what
+ * came before it is sent, what comes after is not). Once every choice has ended and one was cut,
+ * the rest of the provider's answer is not needed (`done`).
+ */
+export class AnswerScreen {
+  private readonly held = new Map<string, Held>();
+  private readonly cut = new Set<number>();
+  private readonly ended = new Set<number>();
+  /** The last chunk seen: what a chunk made at the end (`flush`) is dated and named by. */
+  private last: chatv1.ChatChunk | undefined;
+
+  constructor(
+    private readonly rules: readonly CompiledRule[],
+    private readonly holdback: number,
+    /** How many choices the answer has (the request's `n`). */
+    private readonly choices: number,
+    private readonly onMatch: AnswerMatchListener,
+  ) {}
+
+  /** Every choice has ended and one was cut by a `block` rule: the provider's answer can be stopped. */
+  get done(): boolean {
+    return this.cut.size > 0 && this.ended.size >= this.choices;
+  }
+
+  completion(completion: chatv1.ChatCompletion): chatv1.ChatCompletion {
+    return {
+      ...completion,
+      choices: completion.choices.map((choice) => {
+        const message = choice.message;
+        if (!message) return choice;
+        let blocked = false;
+        let content = message.content;
+        if (content !== undefined) {
+          const screened = screenWhole(this.rules, content, false, this.onMatch);
+          content = screened.text;
+          blocked = screened.blocked;
+        }
+        const toolCalls: chatv1.ToolCall[] = [];
+        for (const call of message.toolCalls) {
+          if (blocked) break;
+          if (!call.function) {
+            toolCalls.push(call);
+            continue;
+          }
+          const screened = screenWhole(this.rules, call.function.arguments, true, this.onMatch);
+          // A tool call cut short is no call: it and the ones after it are not sent.
+          if (screened.blocked) blocked = true;
+          else toolCalls.push({ ...call, function: { ...call.function, arguments: screened.text } });
+        }
+        return { ...choice, message: { ...message, ...(content !== undefined && { content }), toolCalls }, ...(blocked && { finishReason: CONTENT_FILTER }) };
+      }),
+    };
+  }
+
+  /** A streamed chunk as the client may get it: the text it carries less what is held back, plus what it releases. */
+  chunk(chunk: chatv1.ChatChunk): chatv1.ChatChunk {
+    this.last = chunk;
+    const choices: chatv1.ChunkChoice[] = [];
+    for (const choice of chunk.choices) {
+      if (this.cut.has(choice.index)) continue;
+      const delta = choice.delta;
+      const ending = choice.finishReason !== undefined && choice.finishReason !== '';
+      if (delta?.content !== undefined) this.add(choice.index, undefined, delta.content);
+      for (const call of delta?.toolCalls ?? []) if (call.arguments !== undefined) this.add(choice.index, call.index, call.arguments);
+      const released = this.release(choice.index, ending);
+      if (released.blocked) {
+        this.cut.add(choice.index);
+        this.ended.add(choice.index);
+        choices.push({ ...choice, delta: this.deltaWith(delta, released.texts), finishReason: CONTENT_FILTER });
+        continue;
+      }
+      if (ending) this.ended.add(choice.index);
+      choices.push({ ...choice, delta: this.deltaWith(delta, released.texts) });
+    }
+    return { ...chunk, choices };
+  }
+
+  /** What is still held when the provider's stream ended without ending its choices: a last chunk carrying it, screened whole. */
+  flush(): chatv1.ChatChunk | undefined {
+    const open = [...new Set([...this.held.values()].map((h) => h.choice))].filter((c) => !this.cut.has(c));
+    if (!this.last || open.length === 0) return undefined;
+    const choices = open.map((index): chatv1.ChunkChoice => {
+      const released = this.release(index, true);
+      return { index, delta: this.deltaWith(undefined, released.texts), logprobsJson: '', ...(released.blocked && { finishReason: CONTENT_FILTER }) };
+    });
+    return { ...this.last, choices, usage: undefined };
+  }
+
+  private add(choice: number, tool: number | undefined, text: string): void {
+    const key = `${choice}:${tool ?? ''}`;
+    const held = this.held.get(key);
+    if (held) held.text += text;
+    else this.held.set(key, { choice, tool, text });
+  }
+
+  /**
+   * What the choice's texts release now: all of each when the choice ends, else each but its last
+   * `holdback` characters (and not the start of a `redact` match that runs into them). A `block`
+   * match in any of them cuts the choice: what came before the match is released, nothing after.
+   */
+  private release(choice: number, ending: boolean): { texts: Map<number | undefined, string>; blocked: boolean } {
+    const texts = new Map<number | undefined, string>();
+    let blocked = false;
+    for (const [key, held] of this.held) {
+      if (held.choice !== choice) continue;
+      const json = held.tool !== undefined;
+      const screened = screenWhole(this.rules.filter((r) => r.action === 'block'), held.text, json, this.onMatch);
+      if (screened.blocked) {
+        blocked = true;
+        // A tool call's arguments cut short are not sent; the content is, up to the match.
+        if (!json) countFlags(this.rules, screened.text, this.onMatch);
+        texts.set(held.tool, json ? '' : redact(this.rules, held.text, json, this.onMatch, screened.text.length));
+        this.held.delete(key);
+        continue;
+      }
+      let upTo = ending ? held.text.length : Math.max(0, held.text.length - this.holdback);
+      if (!ending) {
+        // Latest first: moving the cut back before one match can only make an earlier one run into it.
+        const spans = [...redactMatches(this.rules, held.text), ...flagMatches(this.rules, held.text)].sort((x, y) => y.start - x.start);
+        for (const m of spans) if (m.start < upTo && m.end > upTo) upTo = m.start;
+      }
+      countFlags(this.rules, held.text.slice(0, upTo), this.onMatch);
+      texts.set(held.tool, redact(this.rules, held.text, json, this.onMatch, upTo));
+      held.text = held.text.slice(upTo);
+      if (ending) this.held.delete(key);
+    }
+    if (blocked) for (const [key, held] of this.held) if (held.choice === choice) this.held.delete(key);
+    return { texts, blocked };
+  }
+
+  /** `delta` with its content and tool-call arguments replaced by what is released (a tool call released only now gets a delta of its own). */
+  private deltaWith(delta: chatv1.Delta | undefined, texts: ReadonlyMap<number | undefined, string>): chatv1.Delta {
+    const content = texts.get(undefined);
+    const calls = (delta?.toolCalls ?? []).map((call) => ({ ...call, arguments: texts.get(call.index) ?? (call.arguments === undefined ? undefined : '') }));
+    for (const [tool, text] of texts) if (tool !== undefined && text !== '' && !calls.some((c) => c.index === tool)) calls.push({ index: tool, arguments: text });
+    return {
+      extraJson: '',
+      ...delta,
+      ...(content !== undefined || delta?.content !== undefined ? { content: content ?? '' } : {}),
+      toolCalls: calls,
+    };
+  }
+}
