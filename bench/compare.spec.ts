@@ -1,4 +1,4 @@
-import { compareReports, comparisonMarkdown } from './compare';
+import { chanceApart, compareReports, comparisonMarkdown } from './compare';
 import { benchReportSchema, type BenchReport, type ResultRow } from './report';
 
 function report(rows: Array<Partial<ResultRow> & Pick<ResultRow, 'target' | 'requestsPerSecond' | 'cpuMsPerRequest'>>, extra: Partial<BenchReport> = {}): BenchReport {
@@ -27,10 +27,10 @@ const floorRow = { target: 'floor' as const, requestsPerSecond: 4_000, cpuMsPerR
 describe('bench comparison', () => {
   it('lines each figure up per side, with medians and the change of the medians', () => {
     const base = [1_100, 1_200, 1_150].map((rps) => report([floorRow, { target: 'embedded', requestsPerSecond: rps, cpuMsPerRequest: 1, throughputVsFloor: rps / 4_000 }]));
-    const head = [1_400, 1_300].map((rps) => report([floorRow, { target: 'embedded', requestsPerSecond: rps, cpuMsPerRequest: 0.8, throughputVsFloor: rps / 4_000 }]));
+    const head = [1_400, 1_300, 1_350].map((rps) => report([floorRow, { target: 'embedded', requestsPerSecond: rps, cpuMsPerRequest: 0.8, throughputVsFloor: rps / 4_000 }]));
     const figures = compareReports(base, head);
     const rps = figures.find((f) => f.subject === 'chat c=16 embedded' && f.metric === 'req/s');
-    expect(rps).toMatchObject({ base: [1_100, 1_200, 1_150], head: [1_400, 1_300], baseMedian: 1_150, headMedian: 1_350, better: 'higher' });
+    expect(rps).toMatchObject({ base: [1_100, 1_200, 1_150], head: [1_400, 1_300, 1_350], baseMedian: 1_150, headMedian: 1_350, better: 'higher' });
     expect(rps?.change).toBeCloseTo(200 / 1_150);
     expect(figures.find((f) => f.subject === 'chat c=16 embedded' && f.metric === 'CPU ms/req')).toMatchObject({ baseMedian: 1, headMedian: 0.8, better: 'lower' });
     expect(figures.find((f) => f.metric === 'peak PSS MB')).toMatchObject({ subject: 'embedded (whole run)', base: [420, 420, 420] });
@@ -42,6 +42,22 @@ describe('bench comparison', () => {
     expect(markdown).toContain('| chat c=16 embedded | req/s | 1,100–1,200 (1,150) | 1,300–1,400 (1,350) | +17.4 % ✓ |');
     expect(markdown).toContain('| chat c=16 embedded | CPU ms/req | 1 (1) | 0.8 (0.8) | -20.0 % ✓ |');
     expect(markdown).toContain('| chat c=16 floor | req/s | 4,000 (4,000) | 4,000 (4,000) | +0.0 % |');
+  });
+
+  it('marks no change from two runs a side, whose ranges are apart by chance one time in three', () => {
+    const base = [1_100, 1_200].map((rps) => report([floorRow, { target: 'embedded', requestsPerSecond: rps, cpuMsPerRequest: 1 }]));
+    const head = [1_300, 1_400].map((rps) => report([floorRow, { target: 'embedded', requestsPerSecond: rps, cpuMsPerRequest: 1 }]));
+    const markdown = comparisonMarkdown(compareReports(base, head), { base: 'a', head: 'b', pairs: 2, args: [] });
+    expect(markdown).toContain('| chat c=16 embedded | req/s | 1,100–1,200 (1,150) | 1,300–1,400 (1,350) | +17.4 % |');
+    expect(markdown).toContain('apart with probability 33 %, and a change is marked only at 10 % or less (3 runs a side or more)');
+  });
+
+  it('knows how often ranges of identical builds are apart by chance', () => {
+    expect(chanceApart(1, 1)).toBe(1);
+    expect(chanceApart(2, 2)).toBeCloseTo(1 / 3);
+    expect(chanceApart(3, 3)).toBeCloseTo(0.1);
+    expect(chanceApart(3, 2)).toBeCloseTo(0.2);
+    expect(chanceApart(4, 4)).toBeCloseTo(2 / 70);
   });
 
   it('gives the distributed services’ CPU as a multiple of the gRPC floor measured in the same run', () => {

@@ -122,23 +122,39 @@ function range(values: readonly number[]): string {
 }
 
 /**
- * The comparison as a markdown table. A change is marked only when both sides ran at least twice
- * and their ranges do not overlap: anything else is within what this machine's noise did in these runs.
+ * How likely the ranges of two sides that measured the same thing (`n` and `m` runs of identical
+ * builds) are apart by chance alone: of the orderings of the n + m runs, the two with one side all
+ * below the other, 2 / C(n + m, n). Two runs a side: 1 in 3; three: 1 in 10; four: 1 in 35.
+ */
+export function chanceApart(n: number, m: number): number {
+  if (n < 1 || m < 1) return 1;
+  let orderings = 1;
+  for (let i = 1; i <= m; i++) orderings = (orderings * (n + i)) / i;
+  return Math.min(1, 2 / orderings);
+}
+
+/** A change is marked only when its ranges being apart would happen by chance at most this often. */
+export const MARK_AT_MOST_CHANCE = 0.1;
+
+/**
+ * The comparison as a markdown table. A change is marked only when the two sides' ranges do not
+ * overlap and that is unlikely by chance alone (`chanceApart` at most `MARK_AT_MOST_CHANCE`: three
+ * runs a side or more): anything else is within what this machine's noise did in these runs.
  */
 export function comparisonMarkdown(figures: readonly ComparedFigure[], header: { base: string; head: string; pairs: number; args: readonly string[] }): string {
   const lines = [
     `# Bench comparison: ${header.head} against ${header.base}`,
     '',
     `${header.pairs} run(s) each, alternated (base, head, head, base, …), \`bench/run.ts ${header.args.join(' ')}\`.`,
-    'Ranges are min–max over the runs; the change is of the medians; ✓ better and ✗ worse only where both sides ran twice or more and their ranges do not overlap.',
+    `Ranges are min–max over the runs; the change is of the medians; ✓ better and ✗ worse only where the ranges do not overlap and that is unlikely by chance: two identical builds run ${header.pairs} time(s) each have their ranges apart with probability ${percent(chanceApart(header.pairs, header.pairs))}, and a change is marked only at ${percent(MARK_AT_MOST_CHANCE)} or less (${MIN_MARKED_RUNS} runs a side or more).`,
     '',
     '| what | figure | base | head | change |',
     '|---|---|---:|---:|---:|',
   ];
   for (const f of figures) {
-    // One run a side says nothing of the noise: only ranges of two runs or more are compared.
-    const measuredTwice = f.base.length >= 2 && f.head.length >= 2;
-    const separated = measuredTwice && (Math.min(...f.head) > Math.max(...f.base) || Math.max(...f.head) < Math.min(...f.base));
+    // Ranges of few runs are apart by chance too often to say anything (two a side: 1 in 3).
+    const telling = chanceApart(f.base.length, f.head.length) <= MARK_AT_MOST_CHANCE;
+    const separated = telling && (Math.min(...f.head) > Math.max(...f.base) || Math.max(...f.head) < Math.min(...f.base));
     const improved = f.better === 'higher' ? f.headMedian > f.baseMedian : f.headMedian < f.baseMedian;
     const mark = separated ? (improved ? ' ✓' : ' ✗') : '';
     const change = f.change === undefined ? '–' : `${f.change >= 0 ? '+' : ''}${(f.change * 100).toFixed(1)} %${mark}`;
@@ -146,6 +162,15 @@ export function comparisonMarkdown(figures: readonly ComparedFigure[], header: {
   }
   return `${lines.join('\n')}\n`;
 }
+
+/** The fewest runs a side whose ranges being apart is telling (see `MARK_AT_MOST_CHANCE`). */
+const MIN_MARKED_RUNS = (() => {
+  let n = 1;
+  while (chanceApart(n, n) > MARK_AT_MOST_CHANCE) n++;
+  return n;
+})();
+
+const percent = (p: number): string => `${Number((p * 100).toPrecision(2))} %`;
 
 const optionsSchema = z.object({
   base: z.string().min(1, '--base REV is required: the revision to compare the working tree with'),
