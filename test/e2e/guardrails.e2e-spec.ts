@@ -1,3 +1,4 @@
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { REPLY_VOCABULARY } from '@openrouter/provider-simulator';
 import { TEST_ADMIN_KEY } from '../support/test-config';
@@ -168,6 +169,26 @@ describe('guardrails end to end', () => {
     expect(usage?.prompt_tokens).toBeGreaterThan(0);
     await expect(gw.sim.waitForRequest((r) => r.outcome === 'aborted', 10_000)).resolves.toMatchObject({ outcome: 'aborted' });
     expect(await matches('stop-words', 'block')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('shows an answer an output rule cut in the Responses and Messages APIs as their own kind of filtered answer', async () => {
+    const issued = await admin('POST', '/keys', { org: 'default', policy: { guardrails: ['stop-words'] } });
+    const key = issued.json['key'] as string;
+    const response = await gw.client({ apiKey: key }).responses.create({ model: 'gpt-4o-mini', input: 'tell me a story about the river', max_output_tokens: 24 });
+    expect(response.status).toBe('incomplete');
+    expect(response.incomplete_details).toEqual({ reason: 'content_filter' });
+    expect(response.output_text).toBe('');
+
+    const anthropic = new Anthropic({ baseURL: gw.url, apiKey: key, maxRetries: 0, timeout: 20_000 });
+    const message = await anthropic.messages.create({ model: 'gpt-4o-mini', max_tokens: 24, messages: [{ role: 'user', content: 'tell me a story about the river' }] });
+    expect(message.stop_reason).toBe('refusal');
+    expect(message.content.filter((block) => block.type === 'text').map((block) => block.text).join('')).toBe('');
+    const masked = new Anthropic({ baseURL: gw.url, apiKey: (await admin('POST', '/keys', { org: 'default', policy: { guardrails: ['mask-words'] } })).json['key'] as string, maxRetries: 0, timeout: 20_000 });
+    const stream = masked.messages.stream({ model: 'gpt-4o-mini', max_tokens: 24, messages: [{ role: 'user', content: 'tell me a story about the river' }] });
+    const final = await stream.finalMessage();
+    const text = final.content.filter((block) => block.type === 'text').map((block) => block.text).join('');
+    expect(text).toMatch(/^[\s*.,]+$/);
+    expect(text).toContain('*');
   });
 
   it('redacts embeddings text inputs', async () => {
