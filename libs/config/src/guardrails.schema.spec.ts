@@ -48,6 +48,8 @@ describe('guardrails in the configuration', () => {
     expect(problems({ rules: [{ id: 'x', detect: 'email', action: 'block', screen: [] }] })).toEqual([expect.stringContaining('guardrails.rules[0].screen')]);
     expect(problems({ rules: [{ id: 'x', detect: 'email', action: 'block', screen: ['answers'] }] })).toEqual([expect.stringContaining('guardrails.rules[0].screen[0]')]);
     expect(problems({ outputHoldbackChars: 5_000 })).toEqual([expect.stringContaining('guardrails.outputHoldbackChars')]);
+    expect(problems({ rules: [{ id: 'x', detect: 'email', action: 'redact', roles: ['user', 'human'] }] })).toEqual([expect.stringContaining('guardrails.rules[0].roles[1]')]);
+    expect(problems({ rules: [{ id: 'x', detect: 'email', action: 'redact', roles: [] }] })).toEqual([expect.stringContaining('guardrails.rules[0].roles')]);
     expect(problems({ outputHoldbackChars: -1 })).toEqual([expect.stringContaining('guardrails.outputHoldbackChars')]);
   });
 

@@ -17,6 +17,9 @@ export type GuardrailStage = (typeof GUARDRAIL_STAGES)[number];
 export const GUARDRAIL_ACTIONS = ['block', 'redact', 'flag'] as const;
 export type GuardrailAction = (typeof GUARDRAIL_ACTIONS)[number];
 
+/** The message roles a rule may be limited to (`roles`). */
+export const GUARDRAIL_ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
+
 /** The flags a rule's `pattern` is compiled with: every match, Unicode-aware. */
 export const GUARDRAIL_PATTERN_FLAGS = 'gu';
 
@@ -51,6 +54,11 @@ export const guardrailRuleSchema = strictObject({
    * both. In an answer, `block` ends the choice with finish reason `content_filter`.
    */
   screen: z.array(z.enum(GUARDRAIL_STAGES)).min(1).default(['input']),
+  /**
+   * In requests, only the messages of these roles are screened by the rule (embeddings inputs
+   * count as `user`); unset: every role. Answers are screened whatever it says.
+   */
+  roles: z.array(z.enum(GUARDRAIL_ROLES)).min(1).optional(),
 }).superRefine((rule, ctx) => {
   const given = (['detect', 'pattern', 'terms'] as const).filter((k) => rule[k] !== undefined);
   if (given.length !== 1) ctx.addIssue({ code: 'custom', message: `give exactly one of detect, pattern, terms (${given.length === 0 ? 'none given' : `given: ${given.join(', ')}`})` });
@@ -111,7 +119,7 @@ export function guardrailsDigest(guardrails: Pick<GuardrailsConfig, 'rules'>, id
   const definitions = [...new Set(ids)].sort().map((id) => {
     const rule = byId.get(id);
     // An id no rule has (refused at start-up and by the admin API) is part of the digest by name.
-    return rule ? [rule.id, rule.detect ?? null, rule.pattern ?? null, rule.terms ?? null, rule.action, guardrailReplacement(rule), rule.screen] : [id, 'unknown'];
+    return rule ? [rule.id, rule.detect ?? null, rule.pattern ?? null, rule.terms ?? null, rule.action, guardrailReplacement(rule), rule.screen, rule.roles ?? null] : [id, 'unknown'];
   });
   return createHash('sha256').update(JSON.stringify(definitions)).digest('hex');
 }

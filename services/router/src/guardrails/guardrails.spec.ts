@@ -152,6 +152,21 @@ describe('input guardrails in the router service', () => {
     expect(whole.find((e) => e.routed)?.routed?.completion?.choices[0]?.message?.content).toBe(`Write to [REDACTED:emails-out] with ${KEY} and more words.`);
   });
 
+  it('screens only the roles a rule is limited to: a system prompt keeps its support address, embeddings inputs count as user', () => {
+    const guardrails = new Guardrails({
+      rules: [
+        { id: 'user-emails', detect: 'email', action: 'redact', roles: ['user', 'tool'] },
+        { id: 'system-only', terms: ['falcon'], action: 'block', roles: ['system'] },
+      ],
+      default: ['user-emails', 'system-only'],
+    });
+    const request = chatRequest([{ ...user('Write from support@acme.example'), role: 'system' }, user('I am jane@example.com, about Falcon')]);
+    const screened = guardrails.screenChat(contextFor(), request);
+    expect(screened.messages.map((m) => m.text)).toEqual(['Write from support@acme.example', 'I am [REDACTED:user-emails], about Falcon']);
+    expect(() => guardrails.screenChat(contextFor(), chatRequest([{ ...user('Falcon rules'), role: 'system' }]))).toThrow(expect.objectContaining({ code: CONTENT_POLICY_VIOLATION, param: 'messages[0].content' }));
+    expect(guardrails.screenEmbeddings(contextFor(), embedRequest(['falcon at jane@example.com'])).texts).toEqual(['falcon at [REDACTED:user-emails]']);
+  });
+
   it('counts a flag rule\'s matches and leaves the request as it is', async () => {
     const matches: Array<[string, string, number]> = [];
     const guardrails = new Guardrails({ rules: [{ id: 'watch', terms: ['invoice'], action: 'flag' }], default: ['watch'] }, (rule, action, count) => matches.push([rule, action, count]));

@@ -13,8 +13,18 @@ export type GuardrailMatchListener = (rule: string, action: GuardrailAction, cou
 interface Field {
   param: string;
   text: string;
+  /** The role of the message the text is in (`user` for an embeddings input): a rule with `roles` screens only those. */
+  role: string;
   /** The text is JSON (tool-call arguments): a replacement is written as JSON string content. */
   json: boolean;
+}
+
+/** A configured rule: compiled, with what it screens and, in requests, the roles it is limited to. */
+type ConfiguredRule = CompiledRule & { screen: readonly GuardrailStage[]; roles: ReadonlySet<string> | undefined };
+
+/** Whether `rule` screens `field`: a rule limited to roles screens only the messages of those. */
+function applies(rule: ConfiguredRule, field: Field): boolean {
+  return rule.roles === undefined || rule.roles.has(field.role);
 }
 
 /**
@@ -28,14 +38,14 @@ interface Field {
  */
 export class Guardrails {
   private readonly config: GuardrailsConfig;
-  private readonly rules: ReadonlyMap<string, CompiledRule & { screen: readonly GuardrailStage[] }>;
+  private readonly rules: ReadonlyMap<string, ConfiguredRule>;
 
   constructor(
     config: GuardrailsInput = {},
     private readonly onMatch: GuardrailMatchListener = () => undefined,
   ) {
     this.config = guardrailsSchema.parse(config);
-    this.rules = new Map(this.config.rules.map((rule) => [rule.id, { ...compileRule(rule), screen: rule.screen }]));
+    this.rules = new Map(this.config.rules.map((rule) => [rule.id, { ...compileRule(rule), screen: rule.screen, roles: rule.roles && new Set(rule.roles) }]));
   }
 
   /**
@@ -54,12 +64,13 @@ export class Guardrails {
     if (rules.length === 0) return request;
     const fields: Field[] = [];
     request.messages.forEach((message, i) => {
-      if (message.text !== undefined) fields.push({ param: `messages[${i}].content`, text: message.text, json: false });
+      const role = message.role;
+      if (message.text !== undefined) fields.push({ param: `messages[${i}].content`, text: message.text, json: false, role });
       message.parts?.parts.forEach((part, j) => {
-        if (part.text !== undefined) fields.push({ param: `messages[${i}].content[${j}].text`, text: part.text, json: false });
+        if (part.text !== undefined) fields.push({ param: `messages[${i}].content[${j}].text`, text: part.text, json: false, role });
       });
       message.toolCalls.forEach((call, k) => {
-        if (call.function) fields.push({ param: `messages[${i}].tool_calls[${k}].function.arguments`, text: call.function.arguments, json: true });
+        if (call.function) fields.push({ param: `messages[${i}].tool_calls[${k}].function.arguments`, text: call.function.arguments, json: true, role });
       });
     });
     const redacted = this.screen(rules, fields);
@@ -83,7 +94,7 @@ export class Guardrails {
   screenEmbeddings(context: routerv1.RequestContext, request: chatv1.EmbeddingRequest): chatv1.EmbeddingRequest {
     const rules = this.rulesFor(context, 'input');
     if (rules.length === 0) return request;
-    const redacted = this.screen(rules, request.texts.map((text, i) => ({ param: `input[${i}]`, text, json: false })));
+    const redacted = this.screen(rules, request.texts.map((text, i) => ({ param: `input[${i}]`, text, json: false, role: 'user' })));
     if (redacted.size === 0) return request;
     return { ...request, texts: request.texts.map((text, i) => redacted.get(`input[${i}]`) ?? text) };
   }
@@ -93,11 +104,11 @@ export class Guardrails {
    * know (its configuration behind the ingress's) refuses the request rather than pass its text
    * unscreened.
    */
-  private rulesFor(context: routerv1.RequestContext, stage: GuardrailStage): CompiledRule[] {
+  private rulesFor(context: routerv1.RequestContext, stage: GuardrailStage): ConfiguredRule[] {
     // No rule configured and none asked for: the common case costs nothing.
     if (this.rules.size === 0 && !context.policy?.guardrails.length) return [];
     const ids = effectiveGuardrails(this.config, [context.policy?.guardrails]);
-    const rules: CompiledRule[] = [];
+    const rules: ConfiguredRule[] = [];
     for (const id of ids) {
       const rule = this.rules.get(id);
       if (!rule) {
@@ -109,10 +120,10 @@ export class Guardrails {
   }
 
   /** Throws at the first `block` match; else counts the `flag` matches, and gives the new text of each field a `redact` rule matched, by param. */
-  private screen(rules: readonly CompiledRule[], fields: readonly Field[]): Map<string, string> {
+  private screen(rules: readonly ConfiguredRule[], fields: readonly Field[]): Map<string, string> {
     for (const field of fields) {
       for (const rule of rules) {
-        if (rule.action !== 'block' || rule.matches(field.text).length === 0) continue;
+        if (rule.action !== 'block' || !applies(rule, field) || rule.matches(field.text).length === 0) continue;
         this.onMatch(rule.id, 'block', 1, 'input');
         throw new GatewayError('bad_request', `The request was refused by the guardrail rule "${rule.id}": ${field.param} holds content it does not allow. Remove it and try again.`, {
           param: field.param,
@@ -123,14 +134,14 @@ export class Guardrails {
     // Flagged: counted, the text left as it is.
     for (const rule of rules) {
       if (rule.action !== 'flag') continue;
-      const count = fields.reduce((sum, field) => sum + rule.matches(field.text).length, 0);
+      const count = fields.reduce((sum, field) => sum + (applies(rule, field) ? rule.matches(field.text).length : 0), 0);
       if (count > 0) this.onMatch(rule.id, 'flag', count, 'input');
     }
     const counts = new Map<string, number>();
     const redacted = new Map<string, string>();
     for (const field of fields) {
       const spans: Array<Match & { rule: CompiledRule }> = [];
-      for (const rule of rules) if (rule.action === 'redact') for (const m of rule.matches(field.text)) spans.push({ ...m, rule });
+      for (const rule of rules) if (rule.action === 'redact' && applies(rule, field)) for (const m of rule.matches(field.text)) spans.push({ ...m, rule });
       if (spans.length === 0) continue;
       // Of overlapping matches the earliest (then the longest) wins; the text between is kept.
       spans.sort((a, b) => a.start - b.start || b.end - a.end);
