@@ -22,10 +22,12 @@ export const cacheSchema = strictObject({
   maxEntries: positiveInt.default(1_000),
   /**
    * How long a request whose identical twin (same entry) is already being answered by a provider
-   * in this ingress process waits for that answer to be stored, instead of calling the provider
-   * itself; 0: no request waits for another.
+   * (by this ingress process, or by another replica when `coalesceAcrossReplicas`) waits for that
+   * answer to be stored, instead of calling the provider itself; 0: no request waits for another.
    */
   coalesceWaitMs: numeric(z.number().int().nonnegative().max(600_000)).default(30_000),
+  /** With entries in Redis: identical requests at different replicas are coalesced too (a flight claimed in Redis); false: each replica its own. */
+  coalesceAcrossReplicas: flag.default(true),
 }).superRefine((cache, ctx) => {
   if (cache.defaultTtlSeconds > cache.maxTtlSeconds) {
     ctx.addIssue({ code: 'custom', path: ['defaultTtlSeconds'], message: `must be at most maxTtlSeconds (${cache.maxTtlSeconds})` });

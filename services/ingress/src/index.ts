@@ -11,7 +11,7 @@ import { auditEntrySchema, auditLogOf, MemoryAccessRepository, RedisAccessReposi
 import { RedisIdempotencyStore } from './access/idempotency.store';
 import { ADMIN_KEY_PREFIX, generateApiKey } from './access/api-key';
 import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
-import { connectRedis, logOutages } from './access/redis-connection';
+import { connectRedis, connectSubscriber, logOutages } from './access/redis-connection';
 import { AdminAuth } from './admin/admin-auth';
 import { OidcAdminAuth } from './admin/admin-oidc';
 import { BillingClient } from './billing.client';
@@ -33,7 +33,7 @@ export { hashApiKey, generateApiKey, API_KEY_PREFIX, ADMIN_KEY_PREFIX } from './
 export { RedisCounterStore, MemoryCounterStore, type CounterCharge } from './access/counter.store';
 export { RateLimiter } from './access/rate-limiter';
 export { RedisAccessRepository, type AccessEvent } from './access/access.repository';
-export { connectRedis } from './access/redis-connection';
+export { connectRedis, connectSubscriber } from './access/redis-connection';
 export { connectBudgetRedis } from './budgets/budget-redis';
 export { ResponseCache, type CachePlan, type CacheHit } from './cache/response-cache';
 export { MemoryResponseCacheStore, RedisResponseCacheStore, type ResponseCacheStore } from './cache/response-cache.store';
@@ -156,11 +156,13 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const budgetAdmin = new BudgetAdminService(budgets, budgetStore, config, logger);
   const billing = config.ingress.billing ? new BillingClient(config.ingress.billing, config.grpc.reportTimeoutMs, grpcSecurity) : undefined;
   // The response cache: in the access store's Redis (shared by every replica) when there is one, else a bounded LRU in this process.
+  // Its own pub/sub connection carries the ends of misses coalesced across replicas.
+  const cacheSubscriber = counterRedis && config.cache.enabled && config.cache.coalesceWaitMs > 0 && config.cache.coalesceAcrossReplicas ? connectSubscriber(config.access.redis) : undefined;
   const cache = config.cache.enabled
     ? new ResponseCache(
         config.cache,
         config.access.keyHashSecret,
-        counterRedis ? new RedisResponseCacheStore(counterRedis, keyPrefix) : new MemoryResponseCacheStore(config.cache.maxEntries),
+        counterRedis ? new RedisResponseCacheStore(counterRedis, keyPrefix, cacheSubscriber) : new MemoryResponseCacheStore(config.cache.maxEntries),
         logger,
         telemetry.telemetry.registry,
       )
@@ -244,6 +246,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       () => billing?.close(),
       () => router.close(),
       () => access.close(),
+      () => cache?.close(),
       () => counters.close(),
       () => alertHistory.close(),
       () => telemetry.telemetry.close(),

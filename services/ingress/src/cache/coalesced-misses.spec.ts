@@ -71,4 +71,22 @@ describe('CoalescedMisses (single flight of cache misses)', () => {
     await expect(misses.join('k2', AbortSignal.abort()).wait).resolves.toEqual({ outcome: 'cancelled' });
     next?.abandon();
   });
+
+  it('lets a leader wait on its own flight as its waiters do, settled by what it follows', async () => {
+    const misses = new CoalescedMisses<string>(60_000);
+    const { lead } = misses.join('k');
+    const following = lead?.follow();
+    const waiter = misses.join('k').wait;
+    expect(misses.waiting).toBe(2);
+    const gone = new AbortController();
+    const leaving = lead?.follow(gone.signal);
+    gone.abort();
+    await expect(leaving).resolves.toEqual({ outcome: 'cancelled' });
+    lead?.stored('from elsewhere');
+    await expect(Promise.all([following, waiter])).resolves.toEqual([
+      { outcome: 'stored', value: 'from elsewhere' },
+      { outcome: 'stored', value: 'from elsewhere' },
+    ]);
+    expect(misses.waiting).toBe(0);
+  });
 });

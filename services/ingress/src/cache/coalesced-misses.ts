@@ -12,6 +12,11 @@ export interface Lead<T> {
   stored(value: T): void;
   /** Nothing will be stored (a failure, a cancelled call, an answer that may not be stored): every waiter goes on by itself. */
   abandon(): void;
+  /**
+   * Waits as the flight's waiters do, on their terms (`waitMs`, `signal`): for a leader whose own
+   * answer comes from elsewhere (another process's flight it follows), which then settles this one.
+   */
+  follow(signal?: AbortSignal): Promise<WaitOutcome<T>>;
 }
 
 /** What joining a key gives: the lead, when no request was answering it; else the end of the wait for the one that was. */
@@ -66,7 +71,13 @@ export class CoalescedMisses<T> {
       },
     };
     this.flights.set(key, own);
-    return { lead: { stored: (value) => own.settle({ outcome: 'stored', value }), abandon: () => own.settle({ outcome: 'abandoned' }) } };
+    return {
+      lead: {
+        stored: (value) => own.settle({ outcome: 'stored', value }),
+        abandon: () => own.settle({ outcome: 'abandoned' }),
+        follow: (signal) => this.waitFor(own, signal),
+      },
+    };
   }
 
   private async waitFor(flight: Flight<T>, signal: AbortSignal | undefined): Promise<WaitOutcome<T>> {

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { RedisFleetFlights, type FleetFlights } from './fleet-flights';
 
 /**
  * Where cached responses are kept, by the keyed hash of their request: opaque sealed strings
@@ -7,6 +8,10 @@ import type { Redis } from 'ioredis';
 export interface ResponseCacheStore {
   get(id: string): Promise<string | undefined>;
   set(id: string, value: string, ttlMs: number): Promise<void>;
+  /** Flights of misses shared with the other replicas using this store (none for a store of one process). */
+  readonly flights?: FleetFlights;
+  /** Lets go of what the store holds open (a subscription). */
+  close?(): void;
 }
 
 interface Held {
@@ -50,12 +55,24 @@ export class MemoryResponseCacheStore implements ResponseCacheStore {
   }
 }
 
-/** Shared by every ingress replica on the access store's Redis; Redis expires entries itself. */
+/**
+ * Shared by every ingress replica on the access store's Redis; Redis expires entries itself. Given
+ * a pub/sub connection (then this store's, closed with it), misses are coalesced across replicas too.
+ */
 export class RedisResponseCacheStore implements ResponseCacheStore {
+  readonly flights: RedisFleetFlights | undefined;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+    subscriber?: Redis,
+  ) {
+    this.flights = subscriber ? new RedisFleetFlights(redis, subscriber, prefix) : undefined;
+  }
+
+  close(): void {
+    this.flights?.close();
+  }
 
   private key(id: string): string {
     return `${this.prefix}cache:${id}`;

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { chatv1, type routerv1 } from '@openrouter/contracts';
@@ -9,7 +9,8 @@ import type { PricedUsage } from '@openrouter/usage';
 import { openText, sealText } from '../access/sealed-text';
 import { CACHE_ENDPOINTS, keyMaterial, scopeIds, servingConstraints, type CacheEndpoint } from './cache-key';
 import { StreamedAnswer } from './cached-answer';
-import { CoalescedMisses, type Lead } from './coalesced-misses';
+import { CoalescedMisses, type Lead, type WaitOutcome } from './coalesced-misses';
+import type { Claimed, FleetFlights } from './fleet-flights';
 import type { ResponseCacheStore } from './response-cache.store';
 
 /** Request header choosing what the cache does with a request. */
@@ -73,10 +74,13 @@ const LOG_EVERY_MS = 60_000;
  * and no answer. The cache never fails a request: a store that cannot be reached, or an entry
  * that does not open, is a miss. Nothing of a prompt or an answer is ever logged.
  *
- * Identical misses arriving together are coalesced within this process (`cache.coalesceWaitMs`):
- * the first leads (calls the provider), the others wait for its answer to be stored and are then
- * answered from it as hits. The leader's request settles its lead by storing its answer, by not
- * storing it (`skipped`), or by ending without one (`abandon`, which its route calls whatever happened).
+ * Identical misses arriving together are coalesced (`cache.coalesceWaitMs`): the first leads (calls
+ * the provider), the others wait for its answer to be stored and are then answered from it as hits.
+ * The leader's request settles its lead by storing its answer, by not storing it (`skipped`), or by
+ * ending without one (`abandon`, which its route calls whatever happened). Within this process a
+ * single flight; across replicas (a store with {@link FleetFlights}, `cache.coalesceAcrossReplicas`)
+ * this process's leader claims the flight in the store, or, finding it claimed by another replica,
+ * follows that one instead of calling the provider, with its own waiters behind it.
  */
 export class ResponseCache {
   private readonly keyKey: Buffer;
@@ -84,8 +88,10 @@ export class ResponseCache {
   private readonly requests: Counter<'result'>;
   /** Single flight of misses (undefined when `cache.coalesceWaitMs` is 0): what a waiter is given is the sealed entry its leader stored. */
   private readonly misses: CoalescedMisses<string> | undefined;
-  /** The lead of each request that leads a flight, by its plan (one object per request). */
-  private readonly leads = new WeakMap<CachePlan, Lead<string>>();
+  /** Flights shared with the other replicas (undefined: each replica coalesces its own requests only). */
+  private readonly fleet: FleetFlights | undefined;
+  /** The lead of each request that leads a flight, by its plan (one object per request), and its claim's token when it claimed the fleet's flight. */
+  private readonly leads = new WeakMap<CachePlan, { local: Lead<string>; claim?: string }>();
   private lastLoggedMs = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -109,9 +115,10 @@ export class ResponseCache {
     for (const result of ['hit', 'miss', 'refresh', 'bypass', 'error', 'skipped'] as const) this.requests.inc({ result }, 0);
     const misses = config.coalesceWaitMs > 0 ? new CoalescedMisses<string>(config.coalesceWaitMs) : undefined;
     this.misses = misses;
+    this.fleet = misses && config.coalesceAcrossReplicas ? store.flights : undefined;
     new Gauge({
       name: 'openrouter_cache_waiting',
-      help: 'Requests waiting for an identical request of this ingress to have its answer stored (coalesced misses), instead of calling a provider themselves.',
+      help: 'Requests waiting for an identical request (of this ingress, or of another replica) to have its answer stored (coalesced misses), instead of calling a provider themselves.',
       registers: [registry],
       collect() {
         this.set(misses?.waiting ?? 0);
@@ -149,10 +156,11 @@ export class ResponseCache {
 
   /**
    * The stored answer for a `use` plan; undefined on a miss, an unreadable entry or a store that
-   * cannot be reached. Counts the result. On a miss while an identical request of this process is
-   * being answered, waits for that answer (at most `cache.coalesceWaitMs`) and returns it as a hit
-   * once stored; undefined when it was not (the request then calls the provider itself). A miss
-   * with no such request makes this one their leader: its route must end with `storeCompletion`,
+   * cannot be reached. Counts the result. On a miss while an identical request of this process (or,
+   * with flights shared through the store, of another replica) is being answered, waits for that
+   * answer (at most `cache.coalesceWaitMs`) and returns it as a hit once stored; undefined when it
+   * was not (the request then calls the provider itself). A miss with no such request makes this
+   * one their leader: its route must end with `storeCompletion`,
    * `storeEmbedding`, `skipped` or `abandon`. `clientGone` aborts the wait: the request is then
    * `cancelled` (its client has left), or ended with the abort's reason when that is a `GatewayError`.
    */
@@ -176,19 +184,64 @@ export class ResponseCache {
     return this.coalesced(plan, requestId, clientGone);
   }
 
-  /** A miss: led here, or answered by the identical request already leading (see `lookup`). */
+  /** A miss: led here, or answered by the identical request already leading, here or on another replica (see `lookup`). */
   private async coalesced(plan: CachePlan, requestId: string, clientGone: AbortSignal | undefined): Promise<CacheHit | undefined> {
     const joined = this.misses?.join(plan.id, clientGone);
-    if (joined?.lead) this.leads.set(plan, joined.lead);
-    if (!joined?.wait) {
+    if (joined?.wait) return this.waited(plan, await joined.wait, requestId, clientGone);
+    if (!joined) {
       this.count('miss');
       return undefined;
     }
-    const waited = await joined.wait;
+    const lead = joined.lead;
+    // Only this process's leader touches the fleet's flight; its own waiters wait for it here.
+    const claim = this.fleet ? randomUUID() : undefined;
+    const claimed = claim === undefined ? undefined : await this.claim(plan, claim, requestId);
+    if (claimed?.kind === 'stored') {
+      // Stored by another replica since the lookup: a hit, and so for the requests waiting here.
+      const hit = this.open(plan, claimed.sealed, requestId);
+      if (hit) {
+        lead.stored(claimed.sealed);
+        this.count('hit');
+        return hit;
+      }
+    }
+    if (claimed?.kind === 'held' && this.fleet) {
+      // Another replica leads: this process's flight follows it, and this request waits as its own waiters do.
+      this.fleet.follow(plan.id, claimed.holder, this.config.coalesceWaitMs).then((followed) => (followed.outcome === 'stored' ? lead.stored(followed.sealed) : lead.abandon()));
+      return this.waited(plan, await lead.follow(clientGone), requestId, clientGone);
+    }
+    this.leads.set(plan, { local: lead, claim: claimed?.kind === 'claimed' ? claim : undefined });
+    this.count('miss');
+    return undefined;
+  }
+
+  /** Claims the fleet's flight of `plan`; undefined when the store cannot be reached (coalesced within this process only, then). */
+  private async claim(plan: CachePlan, claim: string, requestId: string): Promise<Claimed | undefined> {
+    try {
+      return await this.fleet?.claim(plan.id, claim, this.config.coalesceWaitMs);
+    } catch (error) {
+      this.failed(error, requestId, 'response cache flight could not be claimed: identical requests of other replicas are not coalesced with this one');
+      return undefined;
+    }
+  }
+
+  /** A request that waited: a hit when what it waited for was stored (and opens), else a miss; its client left: cancelled. */
+  private waited(plan: CachePlan, waited: WaitOutcome<string>, requestId: string, clientGone: AbortSignal | undefined): CacheHit | undefined {
     const hit = waited.outcome === 'stored' ? this.open(plan, waited.value, requestId) : undefined;
     this.count(hit ? 'hit' : 'miss');
     if (waited.outcome === 'cancelled') throw clientGone?.reason instanceof GatewayError ? clientGone.reason : new GatewayError('cancelled', 'The client went away.');
     return hit;
+  }
+
+  /** Ends the fleet's flight this request claimed; a release that fails leaves the claim to expire (at most `cache.coalesceWaitMs`). */
+  private release(plan: CachePlan, claim: string | undefined, outcome: 'stored' | 'abandoned', requestId?: string): void {
+    if (claim === undefined || !this.fleet) return;
+    this.fleet.release(plan.id, claim, outcome).catch((error: unknown) => this.logOutage(error, requestId, 'response cache flight could not be released: it expires by itself'));
+  }
+
+  /** Lets go of the store's subscription, at shutdown. */
+  close(): void {
+    this.store.close?.();
   }
 
   /** Stores a whole chat answer (or a stream gathered whole) that `completionStorable` admitted. */
@@ -217,27 +270,34 @@ export class ResponseCache {
    * is being stored, or when it leads nothing; so a route calls this whatever happened, once it is done.
    */
   abandon(plan: CachePlan): void {
-    this.leads.get(plan)?.abandon();
+    const leading = this.leads.get(plan);
     this.leads.delete(plan);
+    leading?.local.abandon();
+    if (leading) this.release(plan, leading.claim, 'abandoned');
   }
 
   private write(plan: CachePlan, origin: CachedOrigin, answer: Buffer, requestId: string): void {
     if (plan.mode === 'bypass') return;
-    const lead = this.leads.get(plan);
+    const leading = this.leads.get(plan);
     this.leads.delete(plan);
     const entry: Entry = { v: 1, endpoint: plan.endpoint, storedAtMs: this.now(), ...origin, answer: answer.toString('base64') };
     const sealed = sealText(this.sealKey, JSON.stringify(entry), plan.id);
     if (Buffer.byteLength(sealed) > this.config.maxEntryBytes) {
       this.count('skipped');
-      lead?.abandon();
+      leading?.local.abandon();
+      this.release(plan, leading?.claim, 'abandoned', requestId);
       return;
     }
     // In the background: the client has its answer, and a store that fails changes nothing for it.
     // The requests waiting for it are answered once it is stored, as any later hit would be.
     this.store.set(plan.id, sealed, plan.ttlMs).then(
-      () => lead?.stored(sealed),
+      () => {
+        leading?.local.stored(sealed);
+        this.release(plan, leading?.claim, 'stored', requestId);
+      },
       (error: unknown) => {
-        lead?.abandon();
+        leading?.local.abandon();
+        this.release(plan, leading?.claim, 'abandoned', requestId);
         this.failed(error, requestId, 'response cache unreachable: answer not stored');
       },
     );
@@ -262,6 +322,10 @@ export class ResponseCache {
 
   private failed(error: unknown, requestId: string, message: string): void {
     this.count('error');
+    this.logOutage(error, requestId, message);
+  }
+
+  private logOutage(error: unknown, requestId: string | undefined, message: string): void {
     const now = this.now();
     if (now - this.lastLoggedMs < LOG_EVERY_MS) return;
     this.lastLoggedMs = now;

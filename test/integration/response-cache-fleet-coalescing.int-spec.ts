@@ -1,0 +1,169 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { accessSchema, cacheSchema } from '@openrouter/config';
+import { routerv1, type chatv1 } from '@openrouter/contracts';
+import { connectRedis, connectSubscriber, RedisResponseCacheStore, ResponseCache } from '@openrouter/ingress';
+import { createLogger } from '@openrouter/observability';
+import { whenReady } from '@openrouter/service-runtime';
+import { RedisServer } from '../support/infra/redis';
+import { sharedRedisUrl } from '../support/infra/shared-infra';
+import { waitFor } from '../support/infra/wait-for';
+
+const context = routerv1.RequestContext.fromPartial({ requestId: 'r', orgId: 'acme', teamId: 't', projectId: 'search', keyId: 'k1' });
+const origin = { model: 'gpt-4o-mini', provider: 'simulated', deployment: 'sim-mini', upstreamModel: 'sim-mini-upstream', cost: { amount: '0.0000315', currency: 'USD', priceVersion: 'p1' } };
+const answer: chatv1.ChatCompletion = {
+  id: 'chatcmpl-1',
+  created: 1_700_000_000,
+  model: 'sim-mini-upstream',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'Seven.', toolCalls: [], extraJson: '' }, finishReason: 'stop', logprobsJson: '' }],
+  usage: { promptTokens: 9, completionTokens: 2, totalTokens: 11, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false },
+};
+const use = { 'x-openrouter-cache': 'use' };
+/** Far beyond any test's own timeout: a waiter that only went on once its wait ran out would fail the test. */
+const LONG_WAIT_MS = 120_000;
+
+interface Replica {
+  cache: ResponseCache;
+  registry: Registry;
+  redis: Redis;
+}
+
+/** Two ResponseCache instances on one Redis, each with its own connections: two ingress replicas. */
+describe('coalesced misses across ingress replicas sharing one Redis (redis-server)', () => {
+  const replicas: Replica[] = [];
+  const prefix = `cache-fleet-spec-${randomBytes(4).toString('hex')}:`;
+
+  async function replicaOn(url: string, settings: Record<string, unknown> = {}): Promise<Replica> {
+    const connection = accessSchema.parse({ redis: { url } }).redis;
+    const redis = connectRedis(connection);
+    redis.on('error', () => undefined);
+    const subscriber = connectSubscriber(connection);
+    await Promise.all([whenReady(redis, 5_000), whenReady(subscriber, 5_000)]);
+    const registry = new Registry();
+    const config = cacheSchema.parse({ enabled: true, coalesceWaitMs: LONG_WAIT_MS, ...settings });
+    const replica = { cache: new ResponseCache(config, 'fleet-secret', new RedisResponseCacheStore(redis, prefix, subscriber), createLogger('test', 'silent'), registry), registry, redis };
+    replicas.push(replica);
+    return replica;
+  }
+  const replica = (settings?: Record<string, unknown>): Promise<Replica> => replicaOn(sharedRedisUrl(), settings);
+
+  afterAll(() => {
+    for (const { cache, redis } of replicas) {
+      cache.close();
+      redis.disconnect();
+    }
+  });
+
+  async function metric(registry: Registry, name: string, result?: string): Promise<number> {
+    const found = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+    return (found?.values ?? []).filter((v) => result === undefined || v.labels['result'] === result).reduce((sum, v) => sum + v.value, 0);
+  }
+  const waiting = (registry: Registry, count: number): Promise<boolean> =>
+    waitFor(async () => (await metric(registry, 'openrouter_cache_waiting')) === count, { what: `${count} requests waiting` });
+
+  /** A request body of its own: every test starts with no entry and no flight. */
+  const bodyOf = (): unknown => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `How many oceans? ${randomBytes(4).toString('hex')}` }] });
+  const claimKey = (id: string): string => `${prefix}cache-flight:${id}`;
+
+  it('answers the requests waiting on another replica from the entry the leader stored, as hits, and clears the claim', async () => {
+    const [a, b] = await Promise.all([replica(), replica()]);
+    const body = bodyOf();
+    const leader = a.cache.plan('/v1/chat/completions', context, body, use);
+    await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
+    // The claim holds a token of the leader's, nothing of the request.
+    const token = await a.redis.get(claimKey(leader.id));
+    expect(token).toMatch(/^[0-9a-f-]{36}$/);
+
+    // On b: the first follows a's flight, the second waits behind it in b's own single flight.
+    const waiters = ['b1', 'b2'].map((id) => b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), id));
+    await waiting(b.registry, 2);
+    a.cache.storeCompletion(leader, origin, answer, 'a1');
+
+    for (const hit of await Promise.all(waiters)) {
+      expect(hit).toMatchObject(origin);
+      expect(hit?.completion?.choices[0]?.message?.content).toBe('Seven.');
+    }
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'hit')).toBe(2);
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(0);
+    expect(await metric(b.registry, 'openrouter_cache_waiting')).toBe(0);
+    expect(await metric(a.registry, 'openrouter_cache_requests_total', 'miss')).toBe(1);
+    await waitFor(async () => (await a.redis.exists(claimKey(leader.id))) === 0, { what: 'the claim released' });
+  });
+
+  it('lets the requests waiting on another replica go on as misses at once when the leader stores nothing, without leading in turn', async () => {
+    const [a, b] = await Promise.all([replica(), replica()]);
+    for (const end of ['skipped', 'abandon'] as const) {
+      const body = bodyOf();
+      const leader = a.cache.plan('/v1/chat/completions', context, body, use);
+      await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
+      const waiters = ['b1', 'b2'].map((id) => b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), id));
+      await waiting(b.registry, 2);
+      a.cache[end](leader);
+      // Long before LONG_WAIT_MS: let go by the release's notice (or the poll), not by the wait running out.
+      await expect(Promise.all(waiters)).resolves.toEqual([undefined, undefined]);
+      expect(await a.redis.exists(claimKey(leader.id))).toBe(0);
+      // They went on without claiming a flight of their own.
+      expect(await b.redis.exists(claimKey(leader.id))).toBe(0);
+    }
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(4);
+  });
+
+  it('lets a waiter go once the claim of a leader that crashed expires (its cache.coalesceWaitMs), with nothing published', async () => {
+    // a claims for 400 ms, then "crashes": it never stores, abandons or publishes anything.
+    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 400 }), replica()]);
+    const body = bodyOf();
+    const leader = a.cache.plan('/v1/chat/completions', context, body, use);
+    await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
+    const waiter = b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b1');
+    await expect(waiter).resolves.toBeUndefined();
+    expect(await b.redis.exists(claimKey(leader.id))).toBe(0);
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(1);
+  });
+
+  it('goes on as a plain miss, without an error, when its claim fails', async () => {
+    const [a, b] = await Promise.all([replica(), replica()]);
+    const body = bodyOf();
+    const plan = b.cache.plan('/v1/chat/completions', context, body, use);
+    // A claim that cannot be read as one (the wrong type): the claim's script fails as a store error would.
+    await a.redis.hset(claimKey(plan.id), 'x', '1');
+    await expect(b.cache.lookup(plan, 'b1')).resolves.toBeUndefined();
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'error')).toBe(1);
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(1);
+    // Still coalesced within the replica: an identical request there waits for this one.
+    const local = b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b2');
+    await waiting(b.registry, 1);
+    b.cache.storeCompletion(plan, origin, answer, 'b1');
+    await expect(local).resolves.toMatchObject(origin);
+    await a.redis.del(claimKey(plan.id));
+  });
+
+  it('coalesces nothing across replicas with cache.coalesceAcrossReplicas false', async () => {
+    const [a, b] = await Promise.all([replica({ coalesceAcrossReplicas: false }), replica({ coalesceAcrossReplicas: false })]);
+    const body = bodyOf();
+    const first = a.cache.plan('/v1/chat/completions', context, body, use);
+    await expect(a.cache.lookup(first, 'a1')).resolves.toBeUndefined();
+    const second = b.cache.plan('/v1/chat/completions', context, body, use);
+    await expect(b.cache.lookup(second, 'b1')).resolves.toBeUndefined();
+    expect(await a.redis.exists(claimKey(first.id))).toBe(0);
+    a.cache.abandon(first);
+    b.cache.abandon(second);
+  });
+
+  it('serves every request as a plain miss, without an error, when Redis is down', async () => {
+    const server = await RedisServer.start();
+    try {
+      const [a, b] = await Promise.all([replicaOn(server.url), replicaOn(server.url)]);
+      await server.stop();
+      const body = bodyOf();
+      const planA = a.cache.plan('/v1/chat/completions', context, body, use);
+      const planB = b.cache.plan('/v1/chat/completions', context, body, use);
+      await expect(Promise.all([a.cache.lookup(planA, 'a1'), b.cache.lookup(planB, 'b1')])).resolves.toEqual([undefined, undefined]);
+      for (const { registry } of [a, b]) expect(await metric(registry, 'openrouter_cache_requests_total', 'error')).toBe(1);
+      a.cache.abandon(planA);
+      b.cache.abandon(planB);
+    } finally {
+      await server.stop();
+    }
+  });
+});
