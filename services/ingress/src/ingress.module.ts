@@ -23,6 +23,7 @@ import { ChatCompletionsHttpController } from './routes/chat-completions.http.co
 import { CompletionsHttpController } from './routes/completions.http.controller';
 import { EMBEDDING_INPUT_LIMITS, type EmbeddingInputLimits } from './routes/embedding-input-limit';
 import { EmbeddingsHttpController } from './routes/embeddings.http.controller';
+import { KeyHttpController } from './routes/key.http.controller';
 import { CountTokensBodyGuard, MessagesBodyGuard, MessagesHttpController } from './routes/messages.http.controller';
 import { ModelsHttpController } from './routes/models.http.controller';
 import { REQUEST_BOUNDS, type RequestBounds } from './routes/request-bounds';
@@ -69,6 +70,7 @@ export class IngressModule {
         MessagesHttpController,
         EmbeddingsHttpController,
         ModelsHttpController,
+        KeyHttpController,
         KeysHttpController,
         TenantsHttpController,
         ReportsHttpController,

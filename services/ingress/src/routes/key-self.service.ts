@@ -1,0 +1,184 @@
+import { z } from 'zod';
+import { accountAt, type Budget } from '@openrouter/budgets';
+import type { routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import type { AccessService } from '../access/access.service';
+import { publicView, type ApiKeyRecord } from '../access/key-record';
+import type { ApplicableLimit, LimitScope } from '../access/rate-limiter';
+import { budgetView, budgetViewSchema, type BudgetView } from '../admin/budgets.http.controller';
+import { view as adminKeyView } from '../admin/keys.http.controller';
+import { policyView, policyViewSchema, type PolicyView } from '../admin/policy-view';
+import type { BudgetService } from '../budgets/budget.service';
+
+/*
+ * What a traffic key can read of itself (`GET /v1/key`), in the admin API's snake_case names and
+ * money format (its key, policy and budget views are reused). Never the key's hashes or secret,
+ * and nothing of another key: only the caller's own record, its tenants' effective policy and
+ * limits, and the budgets its requests are counted against.
+ */
+
+const perMinute = z.number().int().nullable();
+const selfBudgetSchema = z.strictObject({
+  id: z.string(),
+  scope: budgetViewSchema.shape.scope,
+  level: z.enum(['org', 'team', 'project', 'key']).describe('The narrowest field of the scope: whose spend the budget counts'),
+  period: budgetViewSchema.shape.period,
+  amount: budgetViewSchema.shape.amount,
+  currency: z.string(),
+  enforcement: budgetViewSchema.shape.enforcement,
+  spent: budgetViewSchema.shape.spent.nullable().describe('null: the budget store cannot be read right now (unavailable)'),
+  reserved: budgetViewSchema.shape.reserved.nullable(),
+  remaining: budgetViewSchema.shape.remaining.nullable(),
+  resets_at: z.string().describe('When the current period ends and the budget starts from nothing again'),
+  unavailable: z.boolean().describe('true: where the budget stands cannot be read right now (the budget store is unreachable)'),
+});
+export type SelfBudgetView = z.infer<typeof selfBudgetSchema>;
+
+export const keySelfViewSchema = z.strictObject({
+  object: z.literal('api_key'),
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string(),
+  org: z.string(),
+  team: z.string().nullable(),
+  project: z.string().nullable(),
+  app: z.string().nullable(),
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+  secret_expires_at: z.string().nullable().describe('When the secret presented stops being accepted: the end of a rotation grace for a replaced secret, else the key expiry'),
+  allowed_models: z.array(z.string()),
+  limits: z.strictObject({
+    rpm: perMinute.describe('The tightest requests-per-minute limit its requests are charged to; null: none'),
+    tpm: perMinute.describe('The tightest tokens-per-minute limit its requests are charged to; null: none'),
+    scopes: z.array(z.strictObject({ scope: z.enum(['key', 'project', 'team', 'org']), rpm: perMinute, tpm: perMinute })),
+  }),
+  policy: policyViewSchema.describe("The effective policy of its requests (its tenants' and its own, with guardrails.default); null: unrestricted"),
+  budgets: z.array(selfBudgetSchema),
+});
+export type KeySelfView = z.infer<typeof keySelfViewSchema>;
+
+/** A budget with where it stands, or undefined when the ledger could not be read. */
+export interface SelfBudget {
+  view: BudgetView;
+  unavailable: boolean;
+}
+
+/** Everything `GET /v1/key` shows, gathered: the key, its request context, its limits and budgets. */
+export interface KeySelf {
+  record: ApiKeyRecord;
+  context: routerv1.RequestContext;
+  limits: readonly ApplicableLimit[];
+  budgets: readonly SelfBudget[];
+  secretExpiresAt: Date | undefined;
+}
+
+/**
+ * Gathers what a key sees of itself. Reads only: it charges no rate limit and reserves no budget.
+ * The budgets are read from the ledger enforcement uses; when it cannot be read (Redis away), the
+ * budgets that apply are still listed, marked unavailable.
+ */
+export class KeySelfService {
+  constructor(
+    private readonly access: AccessService,
+    private readonly budgets: BudgetService,
+    /** The budget service's clock, which places the budgets' periods. */
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  async describe(record: ApiKeyRecord, presented: string, requestId: string): Promise<KeySelf> {
+    // The request context a request of this key gets (no traffic attributes: they are per request).
+    const context = await this.access.contextOf(record, requestId, {});
+    // No model: model limits depend on the model a request names, not on the key.
+    const limits = this.access.applicableLimits(record, context, '');
+    const graceEnd = this.access.keys.graceEnd(presented, record);
+    const expires = record.expiresAt === undefined ? undefined : new Date(record.expiresAt);
+    const secretExpiresAt = graceEnd && expires ? new Date(Math.min(graceEnd.getTime(), expires.getTime())) : (graceEnd ?? expires);
+    return { record, context, limits, budgets: await this.budgetsOf(context), secretExpiresAt };
+  }
+
+  private async budgetsOf(context: routerv1.RequestContext): Promise<SelfBudget[]> {
+    const catalog = this.budgets.catalog;
+    const applicable = catalog.book.applicable(context);
+    const entryOf = (budget: Budget) => catalog.entry(budget.id) ?? { budget, source: 'config' as const };
+    try {
+      const standings = await this.budgets.standing(applicable);
+      return applicable.flatMap((budget, i) => {
+        const standing = standings[i];
+        return standing ? [{ view: budgetView({ entry: entryOf(budget), account: standing.account, state: standing.state }), unavailable: false }] : [];
+      });
+    } catch (error) {
+      if (!(error instanceof GatewayError) || error.kind !== 'unavailable') throw error;
+      // The budgets still apply and are still enforced (budgets.failMode): shown without their standing.
+      const now = this.clock();
+      return applicable.map((budget) => ({ view: budgetView({ entry: entryOf(budget), account: accountAt(budget, now), state: { spentMicros: 0, reservedMicros: 0 } }), unavailable: true }));
+    }
+  }
+}
+
+/** The answer of `GET /v1/key`. Built field by field: nothing of the record passes through unnamed. */
+export function keySelfView(self: KeySelf): KeySelfView {
+  const key = adminKeyView(publicView(self.record));
+  const { context } = self;
+  return {
+    object: 'api_key',
+    id: key.id,
+    name: key.name,
+    prefix: key.prefix,
+    org: key.org,
+    // Where its requests are placed: a key naming only its project belongs to that project's team.
+    team: context.teamId || null,
+    project: context.projectId || null,
+    app: key.app,
+    created_at: key.created_at,
+    expires_at: key.expires_at,
+    secret_expires_at: self.secretExpiresAt?.toISOString() ?? null,
+    allowed_models: key.allowed_models,
+    limits: limitsView(self.limits),
+    policy: effectivePolicyView(context.policy),
+    budgets: self.budgets.map(selfBudgetView),
+  };
+}
+
+const SCOPES = ['key', 'project', 'team', 'org'] as const;
+
+function limitsView(limits: readonly ApplicableLimit[]): KeySelfView['limits'] {
+  const of = (scope: LimitScope, kind: ApplicableLimit['kind']): number | null => limits.find((l) => l.scope === scope && l.kind === kind)?.perMinute ?? null;
+  const tightest = (kind: ApplicableLimit['kind']): number | null => {
+    const values = limits.filter((l) => l.kind === kind && l.scope !== 'model').map((l) => l.perMinute);
+    return values.length > 0 ? Math.min(...values) : null;
+  };
+  return {
+    rpm: tightest('requests'),
+    tpm: tightest('tokens'),
+    scopes: SCOPES.filter((scope) => limits.some((l) => l.scope === scope)).map((scope) => ({ scope, rpm: of(scope, 'requests'), tpm: of(scope, 'tokens') })),
+  };
+}
+
+/** The effective policy of a request context in the admin API's names (its guardrail digest is internal). */
+export function effectivePolicyView(policy: routerv1.TenantPolicy | undefined): PolicyView {
+  if (!policy) return null;
+  return policyView({
+    ...(policy.providers && { providers: policy.providers.values }),
+    excludeProviders: policy.excludeProviders,
+    ...(policy.residency && { residency: policy.residency.values }),
+    guardrails: policy.guardrails,
+  });
+}
+
+function selfBudgetView({ view, unavailable }: SelfBudget): SelfBudgetView {
+  const scope = view.scope;
+  return {
+    id: view.id,
+    scope,
+    level: scope.key !== null ? 'key' : scope.project !== null ? 'project' : scope.team !== null ? 'team' : 'org',
+    period: view.period,
+    amount: view.amount,
+    currency: view.currency,
+    enforcement: view.enforcement,
+    spent: unavailable ? null : view.spent,
+    reserved: unavailable ? null : view.reserved,
+    remaining: unavailable ? null : view.remaining,
+    resets_at: view.current_period.end,
+    unavailable,
+  };
+}
