@@ -74,6 +74,24 @@ export const imageTokensSchema = strictObject({
 }).refine((t) => t.low === undefined || t.low <= t.max, { message: '`low` must be at most `max`', path: ['low'] });
 export type ImageTokens = z.infer<typeof imageTokensSchema>;
 
+/**
+ * A point in time a model's lifecycle names: a date (`2026-03-01`, midnight UTC) or a date-time
+ * with its offset (`2026-03-01T12:00:00Z`). A date-time without an offset would be read in the
+ * process's local time zone, so that form is refused.
+ */
+const lifecycleInstant = z.union([z.iso.date(), z.iso.datetime({ offset: true })], { error: 'must be an ISO 8601 date (2026-03-01) or date-time with an offset (2026-03-01T12:00:00Z)' });
+
+/** When a model is deprecated and retired, and what takes its requests once it is retired (docs/routing.md "Model lifecycle"). */
+export const modelLifecycleSchema = strictObject({
+  /** From then on, answers naming the model carry `Deprecation` (and `Sunset`, replacement) headers; routing is unchanged. */
+  deprecatedAt: lifecycleInstant.optional(),
+  /** From then on, the model is out of every alias and `auto`, and requests naming it go to `replacement` (else 404). */
+  retiresAt: lifecycleInstant.optional(),
+  /** The model id that serves requests naming this one after `retiresAt`. */
+  replacement: name.optional(),
+});
+export type ModelLifecycle = z.infer<typeof modelLifecycleSchema>;
+
 export const modelSchema = strictObject({
   id: name,
   ownedBy: z.string().default('open-router'),
@@ -97,6 +115,8 @@ export const modelSchema = strictObject({
   fallbacks: z.array(name).default([]),
   /** Left out of `auto` (still callable by id or through an alias). */
   excludeFromAuto: z.boolean().default(false),
+  /** Deprecation, retirement and replacement (unset: the model stays as it is). */
+  lifecycle: modelLifecycleSchema.optional(),
   deployments: z.array(deploymentSchema).min(1),
 });
 export type ModelConfig = z.infer<typeof modelSchema>;
@@ -288,6 +308,48 @@ interface ReferenceIssue {
   message: string;
 }
 
+/** The kinds of request a replacement must take as well as the model it replaces: anything else would fail them. */
+const REPLACED_CAPABILITIES: readonly Capability[] = ['chat', 'completions', 'embeddings'];
+
+/**
+ * The lifecycle of every model: `retiresAt` not before `deprecatedAt`; a `replacement` that is
+ * another configured model, able to take the same kinds of request, and not leading back to the
+ * model through the replacements' own replacements. A replacement retired itself when it would be
+ * used is followed to its own replacement at request time, so chains are allowed.
+ */
+export function lifecycleIssues(models: readonly ModelConfig[]): ReferenceIssue[] {
+  const issues: ReferenceIssue[] = [];
+  const byId = new Map(models.map((m) => [m.id, m]));
+  models.forEach((model, i) => {
+    const lifecycle = model.lifecycle;
+    if (!lifecycle) return;
+    const path = ['models', i, 'lifecycle'];
+    const { deprecatedAt, retiresAt, replacement } = lifecycle;
+    if (deprecatedAt !== undefined && retiresAt !== undefined && Date.parse(retiresAt) < Date.parse(deprecatedAt)) {
+      issues.push({ path: [...path, 'retiresAt'], message: `${retiresAt} is before deprecatedAt (${deprecatedAt}): a model is retired after it is deprecated` });
+    }
+    if (replacement === undefined) return;
+    const target = byId.get(replacement);
+    if (replacement === model.id) issues.push({ path: [...path, 'replacement'], message: `a model cannot replace itself ("${model.id}")` });
+    else if (!target) issues.push({ path: [...path, 'replacement'], message: `unknown model "${replacement}"` });
+    else {
+      const missing = REPLACED_CAPABILITIES.filter((c) => model.capabilities.includes(c) && !target.capabilities.includes(c));
+      if (missing.length > 0) issues.push({ path: [...path, 'replacement'], message: `"${replacement}" does not support ${missing.join(', ')}, which requests for "${model.id}" use` });
+      // Reported once, at the first model of the loop in file order.
+      const chain = [model.id];
+      for (let next: ModelConfig | undefined = target; next; next = next.lifecycle?.replacement !== undefined ? byId.get(next.lifecycle.replacement) : undefined) {
+        if (next.id === model.id) {
+          if (chain.every((id) => models.findIndex((m) => m.id === id) >= i)) issues.push({ path: [...path, 'replacement'], message: `replacements form a cycle: ${[...chain, model.id].join(' → ')}` });
+          break;
+        }
+        if (chain.includes(next.id)) break;
+        chain.push(next.id);
+      }
+    }
+  });
+  return issues;
+}
+
 /** Cross-references of the routing section to models and providers, once the shape is valid. */
 export function routingReferenceIssues(routing: RoutingConfig, models: readonly ModelConfig[], providers: readonly string[]): ReferenceIssue[] {
   const issues: ReferenceIssue[] = [];
@@ -307,6 +369,7 @@ export function routingReferenceIssues(routing: RoutingConfig, models: readonly 
       if (!modelIds.has(f)) issues.push({ path: ['models', i, 'fallbacks', j], message: `unknown model "${f}"` });
     });
   });
+  issues.push(...lifecycleIssues(models));
   checkProviders(routing.defaults, ['routing', 'defaults']);
   for (const [alias, config] of Object.entries(routing.aliases)) {
     if (modelIds.has(alias)) issues.push({ path: ['routing', 'aliases', alias], message: `alias "${alias}" has the id of a model` });

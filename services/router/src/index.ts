@@ -44,7 +44,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   const grayReleaseSync = await startGrayReleaseSync(config, engine.grayReleases, logger);
   metrics.readCircuitsFrom(() => deploymentCircuits(engine));
   const guardrails = new Guardrails(config.guardrails, (rule, action, count, stage) => metrics.guardrailMatch(rule, action, count, stage));
-  const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics), guardrails);
+  const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics), guardrails, (model) => metrics.deprecatedModelRequest(model));
   const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)], security);
   const readiness: ReadinessCheck[] = [{ name: 'adapters', check: async () => options.adapter !== undefined || adapters.anyReachable(500) }];
   const http = await startHttpApp(HealthModule.register('router', readiness, telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });

@@ -62,6 +62,8 @@ export class RouterService {
     private readonly adapters: AdapterPort,
     /** Input guardrails, applied to what every entry path sends a provider (none by default). */
     private readonly guardrails: Guardrails = new Guardrails(),
+    /** Told of every request naming a deprecated or retired model (served, replaced or refused), by that model's id. */
+    private readonly onDeprecatedModel: (model: string) => void = () => undefined,
   ) {}
 
   /** The ordered candidates for a chat request, without calling anything. */
@@ -79,7 +81,7 @@ export class RouterService {
     // Before anything is planned: a refused request takes no route, and no provider sees unscreened text.
     const request = this.guardrails.screenChat(context, asked);
     const prepared = this.prepareChat(context, request);
-    const plan = this.engine.planner.plan(prepared.planRequest);
+    const plan = this.planned(prepared.planRequest);
     const open: AttemptOpener<adapterv1.ChatResponse> = (candidate, callSignal) =>
       this.adapters.chat({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request: prepared.upstream, timeoutMs: 0 }, callSignal, candidate.deployment.id);
     // Each call is announced before it is made, and each failed one after it, while failover goes on.
@@ -161,7 +163,7 @@ export class RouterService {
       stream: false,
       user: request.user,
     };
-    const plan = this.engine.planner.plan(planRequest);
+    const plan = this.planned(planRequest);
     const open: AttemptOpener<adapterv1.EmbedResponse> = (candidate, callSignal) =>
       once(
         this.adapters.embed({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id).catch((error: unknown) => {
@@ -181,18 +183,23 @@ export class RouterService {
   listModels(context: routerv1.RequestContext | undefined): routerv1.ListModelsResponse {
     const allowed = context?.allowedModels ?? [];
     const { catalog, planner } = this.engine;
-    // A model none of whose deployments the tenant's policy permits cannot serve the caller: not listed.
-    const permitted = new Set(catalog.list().filter((m) => m.deployments.some((d) => planner.permits(d, context?.policy))));
+    const now = catalog.now();
+    // A model none of whose deployments the tenant's policy permits cannot serve the caller: not
+    // listed. Nor is a retired model (its id may still work, served by its replacement).
+    const permitted = new Set(catalog.live(now).filter((m) => m.deployments.some((d) => planner.permits(d, context?.policy))));
     const models: routerv1.ModelInfo[] = [...permitted]
       .filter((m) => allowed.length === 0 || allowed.includes(m.id))
-      .map((m) => ({ id: m.id, created: m.created, ownedBy: m.ownedBy, capabilities: m.capabilities, contextWindow: m.contextWindow }));
+      .map((m) => {
+        const notice = catalog.notice(m.id, now);
+        return { id: m.id, created: m.created, ownedBy: m.ownedBy, capabilities: m.capabilities, contextWindow: m.contextWindow, deprecatedAt: notice?.deprecatedAt ?? 0, retiresAt: notice?.retiresAt ?? 0, replacement: notice?.replacement ?? '' };
+      });
     // `auto` is callable like an alias, so it is listed like one (once, if an alias is called `auto`).
     // Listed with what its chat models can do: an alias of embedding models only cannot be chatted with.
     for (const name of new Set([...catalog.aliasNames(), AUTO_MODEL])) {
       const members = (catalog.membersOf(name, 'chat') ?? []).filter((m) => m.capabilities.includes('chat') && permitted.has(m) && (allowed.length === 0 || allowed.includes(m.id) || allowed.includes(name)));
       if (members.length === 0) continue;
       const capabilities = [...new Set(members.flatMap((m) => m.capabilities))];
-      models.push({ id: name, created: 0, ownedBy: 'open-router', capabilities, contextWindow: Math.max(...members.map((m) => m.contextWindow)) });
+      models.push({ id: name, created: 0, ownedBy: 'open-router', capabilities, contextWindow: Math.max(...members.map((m) => m.contextWindow)), deprecatedAt: 0, retiresAt: 0, replacement: '' });
     }
     return { models };
   }
@@ -217,6 +224,19 @@ export class RouterService {
 
   grayReleases(): routerv1.GrayReleasesResponse {
     return { releases: this.engine.grayReleases.states() };
+  }
+
+  /** The plan for a request that will be served, counting a request that names a deprecated or retired model, served or refused. */
+  private planned(request: PlanRequest): RoutePlan {
+    let plan: RoutePlan;
+    try {
+      plan = this.engine.planner.plan(request);
+    } catch (error) {
+      if (this.engine.catalog.notice(request.model)) this.onDeprecatedModel(request.model);
+      throw error;
+    }
+    if (plan.deprecation) this.onDeprecatedModel(plan.deprecation.model);
+    return plan;
   }
 
   private prepareChat(context: routerv1.RequestContext, request: chatv1.ChatRequest, taskType = this.engine.classifier.classify(request)): PreparedChat {

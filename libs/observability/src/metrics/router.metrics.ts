@@ -17,6 +17,7 @@ export class RouterMetrics {
   readonly failovers: Counter<'from_deployment' | 'to_deployment'>;
   readonly circuit: Gauge<'provider' | 'deployment'>;
   readonly guardrailMatches: Counter<'rule' | 'action' | 'stage'>;
+  readonly deprecatedModelRequests: Counter<'model'>;
   private circuits: () => DeploymentCircuit[] = () => [];
 
   constructor(registry: Registry) {
@@ -28,6 +29,12 @@ export class RouterMetrics {
       name: 'openrouter_guardrail_matches_total',
       help: 'Guardrail matches, by rule id, action (block: the request was refused, or the answer cut; redact: matches replaced) and stage (input: requests; output: answers).',
       labelNames: ['rule', 'action', 'stage'],
+      registers,
+    });
+    this.deprecatedModelRequests = new Counter({
+      name: 'openrouter_deprecated_model_requests_total',
+      help: 'Requests naming a deprecated or retired model (served, sent to its replacement, or refused), by the model named.',
+      labelNames: ['model'],
       registers,
     });
     const read = (): DeploymentCircuit[] => this.circuits();
@@ -51,6 +58,11 @@ export class RouterMetrics {
   /** A guardrail rule matched a request (`input`) or an answer (`output`) `count` times (a block counts once: the request or the choice stops there). */
   guardrailMatch(rule: string, action: 'block' | 'redact' | 'flag', count: number, stage: 'input' | 'output'): void {
     this.guardrailMatches.inc({ rule: label(rule), action, stage }, count);
+  }
+
+  /** A request named a model past its `deprecatedAt` (or retired). */
+  deprecatedModelRequest(model: string): void {
+    this.deprecatedModelRequests.inc({ model: label(model) });
   }
 
   /** One attempt of a request ended (`index` counts from 0); `previousDeployment` is the attempt before's. */

@@ -125,6 +125,14 @@ export function routeHeaders(decision: routerv1.RouteDecision): Record<string, s
   if (decision.taskType) headers['x-openrouter-task-type'] = decision.taskType;
   if (decision.reason) headers['x-openrouter-route-reason'] = decision.reason;
   if (decision.experiment) headers['x-openrouter-experiment'] = `${decision.experiment}/${decision.experimentArm}`;
+  if (decision.replacedModel) headers['x-openrouter-model-replaced'] = decision.replacedModel;
+  // The named model's lifecycle: RFC 9745 `Deprecation` (a Unix-seconds date) and RFC 8594 `Sunset` (an HTTP-date).
+  const deprecation = decision.deprecation;
+  if (deprecation) {
+    if (deprecation.deprecatedAt > 0) headers['deprecation'] = `@${deprecation.deprecatedAt}`;
+    if (deprecation.retiresAt > 0) headers['sunset'] = new Date(deprecation.retiresAt * 1000).toUTCString();
+    if (deprecation.replacement) headers['x-openrouter-model-replacement'] = deprecation.replacement;
+  }
   return headers;
 }
 

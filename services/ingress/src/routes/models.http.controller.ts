@@ -10,10 +10,18 @@ interface OpenAIModel {
   object: 'model';
   created: number;
   owned_by: string;
+  /** A deprecated model's lifecycle (Unix seconds) and the model to move to; absent otherwise (clients ignore unknown fields). */
+  deprecated_at?: number;
+  retires_at?: number;
+  replacement?: string;
 }
 
 function toOpenAIModel(m: routerv1.ModelInfo): OpenAIModel {
-  return { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy };
+  const model: OpenAIModel = { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy };
+  if (m.deprecatedAt > 0) model.deprecated_at = m.deprecatedAt;
+  if (m.retiresAt > 0) model.retires_at = m.retiresAt;
+  if (m.replacement) model.replacement = m.replacement;
+  return model;
 }
 
 @Controller('v1/models')

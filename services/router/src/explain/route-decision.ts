@@ -15,13 +15,22 @@ export function decisionFor(plan: RoutePlan, served: Candidate, attempts: router
     experimentArm: plan.assignment?.arm ?? '',
     attemptDetails: attempts,
     strategy: plan.route.strategy,
+    replacedModel: plan.replaced?.model,
+    deprecation: deprecationOf(plan),
   };
+}
+
+/** The requested model's lifecycle, as the decision carries it to ingress (which answers with the headers). */
+function deprecationOf(plan: RoutePlan): routerv1.ModelDeprecation | undefined {
+  const notice = plan.deprecation;
+  return notice && { model: notice.model, deprecatedAt: notice.deprecatedAt, retiresAt: notice.retiresAt, replacement: notice.replacement };
 }
 
 /** The route of a request that called nothing: only its experiment or gray release arm. */
 export function assignedDecision(plan: RoutePlan): routerv1.RouteDecision {
   return {
-    ...routerv1.RouteDecision.fromPartial({ taskType: plan.taskType ?? '', strategy: plan.route.strategy }),
+    ...routerv1.RouteDecision.fromPartial({ taskType: plan.taskType ?? '', strategy: plan.route.strategy, replacedModel: plan.replaced?.model }),
+    deprecation: deprecationOf(plan),
     experiment: plan.assignment?.experiment ?? '',
     experimentArm: plan.assignment?.arm ?? '',
   };
@@ -44,11 +53,13 @@ export function callingDecision(plan: RoutePlan, calling: Candidate, earlier: re
 /** A short ASCII reason (it travels in a response header). */
 export function routeReason(plan: RoutePlan, served: Candidate, attempts: number): string {
   const parts: string[] = [];
-  const primary = plan.assignment?.model ?? plan.requested;
+  const primary = plan.primary;
+  if (plan.replaced) parts.push(`replacement for retired ${plan.replaced.model}`);
   if (served.via.startsWith('context fallback')) parts.push(served.via);
   else if (served.via !== primary) parts.push(`fallback ${served.via}`);
-  else if (served.via === served.model.id) parts.push('requested model');
-  else parts.push(`${served.via}: ${plan.route.strategy} strategy`);
+  else if (served.via !== served.model.id) parts.push(`${served.via}: ${plan.route.strategy} strategy`);
+  // A replacement serving in a retired model's place is said so above.
+  else if (!plan.replaced) parts.push('requested model');
   if (plan.route.minQuality > 0) parts.push(`min_quality ${plan.route.minQuality}`);
   if (plan.assignment) parts.push(`${plan.assignment.kind === 'experiment' ? 'experiment' : 'gray release'} ${plan.assignment.experiment} arm ${plan.assignment.arm}`);
   if (attempts > 1) parts.push(`failover after ${attempts - 1} failed attempt${attempts > 2 ? 's' : ''}`);

@@ -3,7 +3,7 @@ import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { partContent } from '@openrouter/openai-wire';
 import { balance } from '../balancing/load-balancer';
-import type { CatalogModel, Deployment, EffectivePrice, ModelCatalog } from '../catalog/model-catalog';
+import type { CatalogModel, Deployment, EffectivePrice, LifecycleNotice, ModelCatalog } from '../catalog/model-catalog';
 import type { AbExperiments, ArmAssignment } from '../experiments/ab-experiments';
 import type { GrayReleases } from '../experiments/gray-release';
 import type { CircuitBreakers } from '../resilience/circuit-breaker';
@@ -41,6 +41,12 @@ export interface RoutePlan {
   taskType: TaskType | undefined;
   route: EffectiveRoute;
   assignment: Assignment | undefined;
+  /** The name the first candidates come in under: the experiment arm, else the requested name (a retired model's replacement in its place). */
+  primary: string;
+  /** Set when the requested model is retired and its replacement (`by`) serves in its place. */
+  replaced: { model: string; by: string } | undefined;
+  /** The requested model's deprecation or retirement, when the request should be told of it. */
+  deprecation: LifecycleNotice | undefined;
   /** Deployments in the order to try them. */
   candidates: Candidate[];
   /** Every deployment considered; filled only when the plan is built for an explanation. */
@@ -112,6 +118,8 @@ export interface PlannerDependencies {
 
 interface Group {
   name: string;
+  /** The retired model this group's model replaces, when the name was that model's. */
+  replaces?: string | undefined;
   models: CatalogModel[];
   alias: boolean;
   /** The arm of an experiment or gray release: the key's permission for the requested name covers it. */
@@ -175,6 +183,7 @@ export class RoutePlanner {
     if (!this.mayUse(input.model, input)) {
       throw new GatewayError('not_found', `The model \`${input.model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
     }
+    const now = this.deps.stats.clock.now();
     let primary = input.model;
     let assignment: Assignment | undefined;
     const ab = this.deps.experiments.assign(primary, input.context, input.user);
@@ -189,7 +198,6 @@ export class RoutePlanner {
     // An arm routes under its own alias's settings, else the target's.
     const routeFor = (name: string): EffectiveRoute => effectiveRoute(routing, policy, catalog.alias(name)?.route ?? catalog.alias(input.model)?.route, input.controls);
     let route = routeFor(primary);
-    const now = this.deps.stats.clock.now();
     // An experiment arm or gray release canary that could not take the request even when healthy
     // (a capability, the context window, the route's constraints) would refuse what the target
     // serves, or hand it to the baseline under the canary's name: the caller is left out for this
@@ -212,21 +220,33 @@ export class RoutePlanner {
       for (const name of input.controls.models ?? []) if (!names.includes(name)) names.push(name);
       if (baseline && !names.includes(baseline)) names.push(baseline);
     }
-    const groups: Group[] = names.map((name, i) => {
-      const models = catalog.membersOf(name, input.capability);
-      if (!models) {
-        const param = i === 0 ? 'model' : 'models';
-        throw new GatewayError('not_found', `The model \`${name}\` does not exist or you do not have access to it.`, { param, code: 'model_not_found' });
+    const groups: Group[] = [];
+    for (const [i, name] of names.entries()) {
+      const param = i === 0 ? 'model' : 'models';
+      const arm = assignment !== undefined && (i === 0 || name === baseline);
+      if (!catalog.retired(name, now)) {
+        const models = catalog.membersOf(name, input.capability, now);
+        if (!models) throw new GatewayError('not_found', `The model \`${name}\` does not exist or you do not have access to it.`, { param, code: 'model_not_found' });
+        groups.push({ name, models, alias: catalog.isAlias(name), arm });
+        continue;
       }
-      return { name, models, alias: catalog.isAlias(name), arm: assignment !== undefined && (i === 0 || name === baseline) };
-    });
+      // A retired model's requests go to its replacement, under the retired name's permission. With
+      // nothing to replace it, a name the request gave is refused; the baseline (configuration) is skipped.
+      const successor = catalog.serving(name, now);
+      if (successor) groups.push({ name: successor.id, replaces: name, models: [successor], alias: false, arm });
+      else if (name !== baseline || i === 0) throw retiredModel(name, catalog.retiresAt(name) ?? now, param);
+    }
+    // An arm whose model was retired is served, and judged, as its replacement.
+    const head = groups[0];
+    if (assignment && head?.replaces === assignment.model) assignment = { ...assignment, model: head.name };
     if (route.allowFallbacks) {
       for (const group of [...groups]) {
         if (group.alias) continue;
         for (const model of group.models)
           for (const id of model.fallbacks) {
-            const fallback = catalog.model(id);
-            if (fallback && !groups.some((g) => g.name === id)) groups.push({ name: id, models: [fallback], alias: false, arm: false });
+            // A retired fallback is its replacement's place; one that nothing replaces is no fallback.
+            const fallback = catalog.serving(id, now);
+            if (fallback && !groups.some((g) => g.name === fallback.id)) groups.push({ name: fallback.id, replaces: fallback.id === id ? undefined : id, models: [fallback], alias: false, arm: false });
           }
       }
     }
@@ -268,6 +288,9 @@ export class RoutePlanner {
       taskType: input.taskType,
       route,
       assignment,
+      primary: head?.name ?? primary,
+      replaced: !assignment && head?.replaces === input.model ? { model: input.model, by: head.name } : undefined,
+      deprecation: catalog.notice(input.model, now),
       candidates: ordered,
       considered,
       refusal: ordered.length === 0 ? this.refusal(input, rejected) : undefined,
@@ -321,14 +344,17 @@ export class RoutePlanner {
     return allowed.find((name) => catalog.isAlias(name) && (catalog.membersOf(name, input.capability) ?? []).some((m) => m.id === model.id));
   }
 
-  /** Whether the key may use `model` brought in by `group` (an arm inherits the requested name's permission). */
-  private allowed(model: CatalogModel, group: Pick<Group, 'name' | 'arm'>, input: PlanRequest): boolean {
+  /**
+   * Whether the key may use `model` brought in by `group` (an arm inherits the requested name's
+   * permission, a retired model's replacement the retired model's).
+   */
+  private allowed(model: CatalogModel, group: Pick<Group, 'name' | 'arm' | 'replaces'>, input: PlanRequest): boolean {
     const allowed = input.context.allowedModels;
-    return allowed.length === 0 || allowed.includes(model.id) || allowed.includes(group.name) || (group.arm && allowed.includes(input.model));
+    return allowed.length === 0 || allowed.includes(model.id) || allowed.includes(group.name) || (group.arm && allowed.includes(input.model)) || (group.replaces !== undefined && allowed.includes(group.replaces));
   }
 
   /** Why a deployment cannot take this request, or undefined when it can. */
-  private filter(model: CatalogModel, deployment: Deployment, group: Pick<Group, 'name' | 'arm'>, input: PlanRequest, route: EffectiveRoute, quality: number, price: EffectivePrice, now: number, checkContext = true): Rejection | undefined {
+  private filter(model: CatalogModel, deployment: Deployment, group: Pick<Group, 'name' | 'arm' | 'replaces'>, input: PlanRequest, route: EffectiveRoute, quality: number, price: EffectivePrice, now: number, checkContext = true): Rejection | undefined {
     if (!this.allowed(model, group, input)) return { reason: 'not allowed for this key', fault: { code: 'model_not_found', param: 'model' } };
     const excluded = this.policyRejection(deployment, input.context.policy);
     if (excluded) return excluded;
@@ -515,7 +541,7 @@ export class RoutePlanner {
     const { catalog } = this.deps;
     const out: Candidate[] = [];
     const models = catalog
-      .list()
+      .live(now)
       .filter((m) => m.contextWindow > than.contextWindow)
       .sort((a, b) => a.contextWindow - b.contextWindow);
     for (const model of models) {
@@ -533,6 +559,13 @@ export class RoutePlanner {
     }
     return out;
   }
+}
+
+/** The refusal of a request naming a retired model that nothing replaces: an unknown model, as OpenAI answers one, saying since when. */
+function retiredModel(name: string, retiredAt: number, param: string): GatewayError {
+  const when = new Date(retiredAt).toISOString();
+  const date = when.endsWith('T00:00:00.000Z') ? when.slice(0, 10) : when.replace('.000Z', 'Z');
+  return new GatewayError('not_found', `The model \`${name}\` was retired on ${date}; name another model.`, { param, code: 'model_not_found' });
 }
 
 /**

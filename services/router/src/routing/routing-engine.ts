@@ -34,7 +34,7 @@ export interface EngineOptions {
 export function createRoutingEngine(config: RoutingConfig, options: EngineOptions = {}): RoutingEngine {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? seededRandom(config.routing.seed ?? Math.floor(Math.random() * 2 ** 32));
-  const catalog = new ModelCatalog(config);
+  const catalog = new ModelCatalog(config, clock);
   const stats = new LiveStats(clock, config.routing.latencyEwmaAlpha);
   const breakers = new CircuitBreakers(config.routing.breaker, clock);
   const experiments = new AbExperiments(config.routing.experiments);

@@ -153,6 +153,30 @@ export interface RouteDecision {
   attemptDetails: RouteAttempt[];
   /** cost | latency | quality | balanced */
   strategy: string;
+  /** The retired model the request named, when its replacement (`model`) served it instead; unset otherwise. */
+  replacedModel?:
+    | string
+    | undefined;
+  /**
+   * Set when the model the request named is deprecated or retired (docs/routing.md, "Model
+   * lifecycle"): ingress answers with `Deprecation`, `Sunset` and replacement headers.
+   */
+  deprecation?: ModelDeprecation | undefined;
+}
+
+/** The lifecycle of a model a request named, as the router judged it for that request. */
+export interface ModelDeprecation {
+  /** The model id the request named. */
+  model: string;
+  /**
+   * When it was deprecated (its retirement, for a retired model configured with no deprecation),
+   * in Unix seconds; 0 when it is not deprecated yet (only a retirement is announced).
+   */
+  deprecatedAt: number;
+  /** When it is (or was) retired, in Unix seconds; 0 when no retirement is configured. */
+  retiresAt: number;
+  /** The model to move to (its replacement, followed past replacements retired since); empty: none. */
+  replacement: string;
 }
 
 /** One call to one deployment while serving a request. */
@@ -193,6 +217,13 @@ export interface ModelInfo {
   ownedBy: string;
   capabilities: string[];
   contextWindow: number;
+  /**
+   * A deprecated model's lifecycle (docs/routing.md, "Model lifecycle"), in Unix seconds (0: not
+   * set), and the model to move to (empty: none). A retired model is not listed.
+   */
+  deprecatedAt: number;
+  retiresAt: number;
+  replacement: string;
 }
 
 export interface ExplainRequest {
@@ -1076,6 +1107,8 @@ function createBaseRouteDecision(): RouteDecision {
     experimentArm: "",
     attemptDetails: [],
     strategy: "",
+    replacedModel: undefined,
+    deprecation: undefined,
   };
 }
 
@@ -1113,6 +1146,12 @@ export const RouteDecision: MessageFns<RouteDecision> = {
     }
     if (message.strategy !== "") {
       writer.uint32(90).string(message.strategy);
+    }
+    if (message.replacedModel !== undefined) {
+      writer.uint32(98).string(message.replacedModel);
+    }
+    if (message.deprecation !== undefined) {
+      ModelDeprecation.encode(message.deprecation, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1218,6 +1257,22 @@ export const RouteDecision: MessageFns<RouteDecision> = {
             message.strategy = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.replacedModel = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.deprecation = ModelDeprecation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1246,6 +1301,101 @@ export const RouteDecision: MessageFns<RouteDecision> = {
     message.experimentArm = object.experimentArm ?? "";
     message.attemptDetails = object.attemptDetails?.map((e) => RouteAttempt.fromPartial(e)) || [];
     message.strategy = object.strategy ?? "";
+    message.replacedModel = object.replacedModel ?? undefined;
+    message.deprecation = (object.deprecation !== undefined && object.deprecation !== null)
+      ? ModelDeprecation.fromPartial(object.deprecation)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseModelDeprecation(): ModelDeprecation {
+  return { model: "", deprecatedAt: 0, retiresAt: 0, replacement: "" };
+}
+
+export const ModelDeprecation: MessageFns<ModelDeprecation> = {
+  encode(message: ModelDeprecation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.deprecatedAt !== 0) {
+      writer.uint32(16).int64(message.deprecatedAt);
+    }
+    if (message.retiresAt !== 0) {
+      writer.uint32(24).int64(message.retiresAt);
+    }
+    if (message.replacement !== "") {
+      writer.uint32(34).string(message.replacement);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelDeprecation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelDeprecation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.deprecatedAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.retiresAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.replacement = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModelDeprecation>, I>>(base?: I): ModelDeprecation {
+    return ModelDeprecation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelDeprecation>, I>>(object: I): ModelDeprecation {
+    const message = createBaseModelDeprecation();
+    message.model = object.model ?? "";
+    message.deprecatedAt = object.deprecatedAt ?? 0;
+    message.retiresAt = object.retiresAt ?? 0;
+    message.replacement = object.replacement ?? "";
     return message;
   },
 };
@@ -1632,7 +1782,16 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
 };
 
 function createBaseModelInfo(): ModelInfo {
-  return { id: "", created: 0, ownedBy: "", capabilities: [], contextWindow: 0 };
+  return {
+    id: "",
+    created: 0,
+    ownedBy: "",
+    capabilities: [],
+    contextWindow: 0,
+    deprecatedAt: 0,
+    retiresAt: 0,
+    replacement: "",
+  };
 }
 
 export const ModelInfo: MessageFns<ModelInfo> = {
@@ -1651,6 +1810,15 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     }
     if (message.contextWindow !== 0) {
       writer.uint32(40).uint32(message.contextWindow);
+    }
+    if (message.deprecatedAt !== 0) {
+      writer.uint32(48).int64(message.deprecatedAt);
+    }
+    if (message.retiresAt !== 0) {
+      writer.uint32(56).int64(message.retiresAt);
+    }
+    if (message.replacement !== "") {
+      writer.uint32(66).string(message.replacement);
     }
     return writer;
   },
@@ -1708,6 +1876,30 @@ export const ModelInfo: MessageFns<ModelInfo> = {
             message.contextWindow = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.deprecatedAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.retiresAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.replacement = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1730,6 +1922,9 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     message.ownedBy = object.ownedBy ?? "";
     message.capabilities = object.capabilities?.map((e) => e) || [];
     message.contextWindow = object.contextWindow ?? 0;
+    message.deprecatedAt = object.deprecatedAt ?? 0;
+    message.retiresAt = object.retiresAt ?? 0;
+    message.replacement = object.replacement ?? "";
     return message;
   },
 };
