@@ -33,6 +33,8 @@ describe('model lifecycle through the gateway', () => {
           sim('legacy-embed', { capabilities: ['embeddings'], lifecycle: { deprecatedAt: DEPRECATED_AT, retiresAt: RETIRES_AT, replacement: 'text-embedding-3-small' } }),
         );
         doc['routing'] = { ...(doc['routing'] as Record<string, unknown>), aliases: { legacy: { models: ['gone-chat', 'gpt-4o-mini'] } } };
+        // On for requests that ask for it (x-openrouter-cache: use).
+        doc['cache'] = { enabled: true };
       },
     });
     client = gw.client();
@@ -52,6 +54,21 @@ describe('model lifecycle through the gateway', () => {
     // A model with no lifecycle gets none of them.
     const plain = await ask('gpt-4o-mini');
     expect(['deprecation', 'sunset', 'x-openrouter-model-replacement'].map((h) => plain.response.headers.get(h))).toEqual([null, null, null]);
+  });
+
+  it('leaves a deprecated or retired model\'s requests uncached, so each carries its headers and a retired one reaches the replacement', async () => {
+    const cached = (model: string) => client.chat.completions.create({ model, messages: [{ role: 'user', content: 'cache me' }] }, { headers: { 'x-openrouter-cache': 'use' } }).withResponse();
+    for (let i = 0; i < 2; i++) {
+      const { response } = await cached('legacy-chat');
+      expect(response.headers.get('x-openrouter-cache')).toBe('bypass');
+      expect(response.headers.get('deprecation')).toBe(`@${unix(DEPRECATED_AT)}`);
+    }
+    const replaced = await cached('sunset-chat');
+    expect(replaced.response.headers.get('x-openrouter-cache')).toBe('bypass');
+    expect(replaced.response.headers.get('x-openrouter-model-replaced')).toBe('sunset-chat');
+    // A model with no lifecycle is cached as any other.
+    await cached('gpt-4o-mini');
+    expect((await cached('gpt-4o-mini')).response.headers.get('x-openrouter-cache')).toBe('hit');
   });
 
   it('carries the headers on a stream and on embeddings', async () => {

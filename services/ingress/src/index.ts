@@ -18,7 +18,7 @@ import { BillingClient } from './billing.client';
 import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
 import { connectBudgetRedis } from './budgets/budget-redis';
-import { ResponseCache } from './cache/response-cache';
+import { lifecycleStarts, ResponseCache } from './cache/response-cache';
 import { MemoryResponseCacheStore, RedisResponseCacheStore } from './cache/response-cache.store';
 import { EmbeddingInputLimits } from './routes/embedding-input-limit';
 import { IngressModule } from './ingress.module';
@@ -35,7 +35,7 @@ export { RateLimiter } from './access/rate-limiter';
 export { RedisAccessRepository, type AccessEvent } from './access/access.repository';
 export { connectRedis, connectSubscriber } from './access/redis-connection';
 export { connectBudgetRedis } from './budgets/budget-redis';
-export { ResponseCache, type CachePlan, type CacheHit } from './cache/response-cache';
+export { ResponseCache, lifecycleStarts, type CachePlan, type CacheHit } from './cache/response-cache';
 export { MemoryResponseCacheStore, RedisResponseCacheStore, type ResponseCacheStore } from './cache/response-cache.store';
 
 export interface IngressHandle extends ServiceHandle {
@@ -165,6 +165,8 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
         counterRedis ? new RedisResponseCacheStore(counterRedis, keyPrefix, cacheSubscriber) : new MemoryResponseCacheStore(config.cache.maxEntries),
         logger,
         telemetry.telemetry.registry,
+        Date.now,
+        lifecycleStarts(config.models),
       )
     : undefined;
   const internalListen = config.ingress.internalHttp;

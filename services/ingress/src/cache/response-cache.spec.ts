@@ -5,7 +5,7 @@ import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
 import { hashApiKey } from '../access/api-key';
 import { openText } from '../access/sealed-text';
-import { ResponseCache, type CachedOrigin } from './response-cache';
+import { lifecycleStarts, ResponseCache, type CachedOrigin } from './response-cache';
 import { MemoryResponseCacheStore, type ResponseCacheStore } from './response-cache.store';
 
 const context = routerv1.RequestContext.fromPartial({ requestId: 'r', orgId: 'acme', teamId: 't', projectId: 'search', keyId: 'k1' });
@@ -54,6 +54,23 @@ describe('ResponseCache', () => {
     const always = cacheOf(new Recording(), { mode: 'always' }).cache;
     expect(always.plan('/v1/chat/completions', context, body, {}).mode).toBe('use');
     expect(always.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'off' }).mode).toBe('bypass');
+  });
+
+  it('leaves a request naming a deprecated or retired model to the router, uncached, from its lifecycle\'s first date', () => {
+    let now = Date.parse('2026-02-28T23:59:59Z');
+    const starts = lifecycleStarts([
+      { id: 'old', lifecycle: { deprecatedAt: '2026-03-01', retiresAt: '2026-06-01' } },
+      { id: 'going', lifecycle: { retiresAt: '2026-03-01T00:00:00Z' } },
+      { id: 'kept' },
+    ]);
+    expect([...starts]).toEqual([['old', Date.parse('2026-03-01T00:00:00Z')], ['going', Date.parse('2026-03-01T00:00:00Z')]]);
+    const cache = new ResponseCache(cacheSchema.parse({ enabled: true }), 'secret', new Recording(), createLogger('test', 'silent'), new Registry(), () => now, starts);
+    const use = { 'x-openrouter-cache': 'use' };
+    expect(cache.plan('/v1/chat/completions', context, { ...body, model: 'old' }, use).mode).toBe('use');
+    now = Date.parse('2026-03-01T00:00:00Z');
+    expect(cache.plan('/v1/chat/completions', context, { ...body, model: 'old' }, use).mode).toBe('bypass');
+    expect(cache.plan('/v1/embeddings', context, { model: 'going', input: 'x' }, use).mode).toBe('bypass');
+    expect(cache.plan('/v1/chat/completions', context, { ...body, model: 'kept' }, use).mode).toBe('use');
   });
 
   it('refuses an unknown mode and a TTL outside 1..maxTtlSeconds as bad input naming the header', () => {
@@ -113,7 +130,8 @@ describe('ResponseCache', () => {
 
   it('keeps the Responses and Messages APIs\' entries apart from chat completions\' and each other\'s, and opens them as chat completions', async () => {
     const store = new Recording();
-    const { cache } = cacheOf(store);
+    // Lookups one after the other, none of them settled as a request's route would: none waits for another.
+    const { cache } = cacheOf(store, { coalesceWaitMs: 0 });
     const use = { 'x-openrouter-cache': 'use' };
     const plans = (['/v1/chat/completions', '/v1/responses', '/v1/messages'] as const).map((endpoint) => cache.plan(endpoint, context, body, use));
     expect(new Set(plans.map((p) => p.id)).size).toBe(3);

@@ -2,7 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { chatv1, type routerv1 } from '@openrouter/contracts';
-import type { CacheConfig } from '@openrouter/config';
+import type { CacheConfig, ModelConfig } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import type { PricedUsage } from '@openrouter/usage';
@@ -101,6 +101,8 @@ export class ResponseCache {
     private readonly logger: Logger,
     registry: Registry,
     private readonly now: () => number = Date.now,
+    /** From when each model with a lifecycle is left to the router (see `lifecycleStarts`). */
+    private readonly lifecycles: ReadonlyMap<string, number> = new Map(),
   ) {
     // Labels with a NUL byte, which no API key can hold (a header cannot carry one): an API key's
     // hash, HMAC of the same secret and kept in the configuration and the access store, is never one of these keys.
@@ -139,9 +141,22 @@ export class ResponseCache {
       mode = found;
     }
     const ttlMs = this.ttlMs(headers[CACHE_TTL_HEADER]);
+    if (mode !== 'bypass' && this.leftToRouter(body)) mode = 'bypass';
     if (mode === 'bypass') return { mode, endpoint, id: '', ttlMs };
     const material = keyMaterial(scopeIds(this.config.scope, context), endpoint, body, headers, servingConstraints(context));
     return { mode, endpoint, id: createHmac('sha256', this.keyKey).update(material).digest('hex'), ttlMs };
+  }
+
+  /**
+   * A request naming a model that is deprecated or retired now is not cached: its answer carries
+   * the lifecycle headers only the router sets, and a retirement sends it to the replacement, which
+   * an entry stored before would not.
+   */
+  private leftToRouter(body: unknown): boolean {
+    if (this.lifecycles.size === 0 || body === null || typeof body !== 'object') return false;
+    const model = (body as { model?: unknown }).model;
+    const from = typeof model === 'string' ? this.lifecycles.get(model) : undefined;
+    return from !== undefined && this.now() >= from;
   }
 
   private ttlMs(header: string | string[] | undefined): number {
@@ -336,4 +351,19 @@ export class ResponseCache {
   private count(result: CacheResult): void {
     this.requests.inc({ result });
   }
+}
+
+/**
+ * From when requests naming each model with a lifecycle are left to the router, uncached: its
+ * `deprecatedAt`, else its `retiresAt` (docs/routing.md "Model lifecycle"). A date is midnight UTC,
+ * as the router reads it.
+ */
+export function lifecycleStarts(models: readonly Pick<ModelConfig, 'id' | 'lifecycle'>[]): Map<string, number> {
+  const starts = new Map<string, number>();
+  for (const model of models) {
+    const from = model.lifecycle?.deprecatedAt ?? model.lifecycle?.retiresAt;
+    const at = from === undefined ? Number.NaN : Date.parse(from);
+    if (Number.isFinite(at)) starts.set(model.id, at);
+  }
+  return starts;
 }
