@@ -111,6 +111,24 @@ describe('model lifecycle: routing', () => {
     expect(plan.candidates.map((c) => c.model.id)).toEqual(['new']);
     expect(plan.replaced).toBeUndefined();
   });
+
+  it('says a request naming a retired model was replaced when an experiment on that model puts it on the arm of that same model', () => {
+    const experiments = [{ id: 'x', target: 'old', stickiness: 'request', arms: [{ name: 'a', model: 'old', weight: 1 }, { name: 'b', model: 'old', weight: 1 }] }];
+    const engine = engineFor(configWith(MODELS, { experiments }), at('2025-10-01'));
+    const plan = engine.planner.plan(planRequest('old'));
+    expect(plan.assignment).toMatchObject({ experiment: 'x', model: 'new' });
+    expect(plan.candidates.map((c) => c.model.id)).toEqual(['new']);
+    expect(plan.replaced).toEqual({ model: 'old', by: 'new' });
+  });
+
+  it("serves a request put on a gray release's baseline that retired with no replacement by the target, not a 404 naming the baseline", () => {
+    const models = [model('current'), model('base', { lifecycle: { retiresAt: '2025-01-01' } }), model('canary')];
+    const grayReleases = [{ id: 'g', target: 'svc', baseline: 'base', canary: 'canary', steps: [{ afterMinutes: 0, percent: 0 }] }];
+    const engine = engineFor(configWith(models, { aliases: { svc: { models: ['current'] } }, grayReleases }), at('2025-10-01'));
+    const plan = engine.planner.plan(planRequest('svc'));
+    expect(plan.assignment).toBeUndefined();
+    expect(plan.candidates.map((c) => c.model.id)).toEqual(['current']);
+  });
 });
 
 class Adapters implements AdapterPort {

@@ -206,7 +206,9 @@ export class RoutePlanner {
     // fallbacks or the canary's baseline, else a 503), and that request counts for the arm. A
     // release's baseline stands for the target itself and keeps its callers.
     const refusable = assignment?.kind === 'experiment' || (assignment?.kind === 'gray_release' && assignment.arm === 'canary');
-    const leftOut = assignment && refusable ? this.armRefusal(assignment, input, route, now) : undefined;
+    // An arm whose model retired with nothing to replace it (a release's baseline too) has no model: its callers are left out as well.
+    const orphaned = assignment !== undefined && catalog.retired(assignment.model, now) && !catalog.serving(assignment.model, now);
+    const leftOut = assignment && (refusable || orphaned) ? this.armRefusal(assignment, input, route, now) : undefined;
     if (leftOut) {
       assignment = undefined;
       primary = input.model;
@@ -289,7 +291,8 @@ export class RoutePlanner {
       route,
       assignment,
       primary: head?.name ?? primary,
-      replaced: !assignment && head?.replaces === input.model ? { model: input.model, by: head.name } : undefined,
+      // The requested model itself replaced (also when an experiment's arm is that same model).
+      replaced: head?.replaces === input.model ? { model: input.model, by: head.name } : undefined,
       deprecation: catalog.notice(input.model, now),
       candidates: ordered,
       considered,
