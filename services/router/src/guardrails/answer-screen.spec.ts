@@ -139,3 +139,59 @@ describe('output guardrails on a streamed answer', () => {
     expect(s.flush()).toBeUndefined();
   });
 });
+
+describe('output guardrails: edge cases', () => {
+  const args = (s: AnswerScreen, text: string): string | undefined =>
+    s.completion({ id: 'c', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', toolCalls: [{ id: 't', type: 'function', function: { name: 'f', arguments: text } }], extraJson: '' }, finishReason: 'tool_calls', logprobsJson: '' }] }).choices[0]?.message?.toolCalls[0]?.function?.arguments;
+
+  it('never cuts a surrogate pair at the holdback boundary', () => {
+    const s = screen(2);
+    const sent = [s.chunk(chunk([{ content: 'ab😀c' }])), s.chunk(chunk([{ content: 'd', finish: 'stop' }]))].map((c) => c.choices[0]?.delta?.content ?? '');
+    expect(sent.join('')).toBe('ab😀cd');
+    // Each piece is well-formed text on its own (no lone surrogate).
+    for (const piece of sent) expect(Buffer.from(piece, 'utf8').toString('utf8')).toBe(piece);
+  });
+
+  it('keeps tool-call arguments valid JSON: a match after an escape, a bare number, a match running past its string', () => {
+    const rules = [
+      compileRule({ id: 'emails', detect: 'email', action: 'redact' }),
+      compileRule({ id: 'cards', detect: 'credit_card', action: 'redact' }),
+      compileRule({ id: 'keys', detect: 'secret', action: 'redact' }),
+    ];
+    const s = new AnswerScreen(rules, 64, 1, () => undefined);
+    expect(JSON.parse(args(s, '{"to":"hi\\njane@corp.io"}') ?? '')).toEqual({ to: 'hi\n[REDACTED:emails]' });
+    expect(JSON.parse(args(s, '{"to":"\\u00e9jane@corp.io"}') ?? '')).toEqual({ to: 'é[REDACTED:emails]' });
+    expect(JSON.parse(args(s, '{"card":4111111111111111}') ?? '')).toEqual({ card: '[REDACTED:cards]' });
+    expect(JSON.parse(args(s, '{"k":"-----BEGIN PRIVATE KEY-----\\nMIIE","n":1}') ?? '')).toEqual({ k: '[REDACTED:keys]', n: 1 });
+    // Streamed, with the string state carried over what was already sent.
+    const streamed = new AnswerScreen(rules, 4, 1, () => undefined);
+    const pieces = ['{"a":"', 'x', 'xxxxxxxxxx', '","card":', '4111111111111111', '}'];
+    const out = pieces.map((p, i) => streamed.chunk(chunk([{ tools: [{ index: 0, arguments: p }], ...(i === pieces.length - 1 && { finish: 'tool_calls' }) }])));
+    expect(JSON.parse(out.flatMap((c) => c.choices.flatMap((ch) => ch.delta?.toolCalls ?? [])).map((t) => t.arguments ?? '').join(''))).toEqual({ a: 'xxxxxxxxxxx', card: '[REDACTED:cards]' });
+  });
+
+  it('finds a key right after an escape sequence in tool-call arguments, whole or streamed', () => {
+    expect(screen().completion(completion(undefined, [{ id: 't', type: 'function', function: { name: 'f', arguments: `{"env":"A=1\\n${KEY}"}` } }])).choices[0]).toMatchObject({ finishReason: CONTENT_FILTER, message: { toolCalls: [] } });
+    const s = screen(8);
+    const out = [`{"env":"A=1\\n`, KEY, '"}'].map((p) => s.chunk(chunk([{ tools: [{ index: 0, arguments: p }] }])));
+    expect(out.map((c) => c.choices[0]?.finishReason)).toEqual([undefined, CONTENT_FILTER, undefined]);
+    expect(JSON.stringify(out)).not.toContain(KEY.slice(0, 12));
+  });
+
+  it('sends nothing of a redact match a block match overlaps', () => {
+    const rules = [compileRule({ id: 'emails', detect: 'email', action: 'redact' }), compileRule({ id: 'domain', pattern: 'example\\.com', action: 'block' })];
+    const whole = new AnswerScreen(rules, 64, 1, () => undefined).completion(completion('mail john.smith@example.com now'));
+    expect(whole.choices[0]).toMatchObject({ finishReason: CONTENT_FILTER, message: { content: 'mail ' } });
+    const { sent } = stream(new AnswerScreen(rules, 64, 1, () => undefined), ['mail john.smith@', 'example.com now']);
+    expect(sent.join('')).toBe('mail ');
+  });
+
+  it('when a tool call is cut in a stream, sends the content held back before it whole', () => {
+    const matches: Matches = [];
+    const s = screen(64, 1, matches);
+    const out = s.chunk(chunk([{ content: 'I will call the tool now.', tools: [{ index: 0, id: 't', type: 'function', name: 'f', arguments: `{"k":"${KEY}"}` }] }]));
+    expect(out.choices[0]).toMatchObject({ finishReason: CONTENT_FILTER, delta: { content: 'I will call the tool now.' } });
+    expect(JSON.stringify(out)).not.toContain(KEY);
+    expect(matches).toEqual([['secrets', 'block', 1]]);
+  });
+});

@@ -1,6 +1,6 @@
 import type { GuardrailAction } from '@openrouter/config';
 import type { chatv1 } from '@openrouter/contracts';
-import type { CompiledRule, Match } from './guardrail-rules';
+import { endsInJsonString, inJsonEscape, jsonPositions, replaceMatches, type CompiledRule, type Match, type RuleMatch } from './guardrail-rules';
 
 /** The finish reason of a choice an `output` rule ended, as OpenAI names a filtered answer's. */
 export const CONTENT_FILTER = 'content_filter';
@@ -20,60 +20,64 @@ interface Screened {
  * as JSON string content.
  */
 function screenWhole(rules: readonly CompiledRule[], text: string, json: boolean, onMatch: AnswerMatchListener): Screened {
+  const { end, rule: blocking } = blockCut(rules, text, json);
+  if (blocking) onMatch(blocking.id, 'block', 1);
+  const kept = text.slice(0, end);
+  countFlags(rules, kept, onMatch, json);
+  return { text: redact(rules, kept, json, onMatch, kept.length), blocked: blocking !== undefined };
+}
+
+/**
+ * Where the first `block` match of `text` cuts it (and by which rule); the end of the text when none
+ * matches. A `redact` match the cut runs into is cut before too: no part of it is sent unredacted.
+ */
+function blockCut(rules: readonly CompiledRule[], text: string, json: boolean): { end: number; rule: CompiledRule | undefined } {
   let end = text.length;
   let blocking: CompiledRule | undefined;
   for (const rule of rules) {
     if (rule.action !== 'block') continue;
-    const first = rule.matches(text)[0];
+    const first = rule.matches(text, json)[0];
     if (first && first.start < end) {
       end = first.start;
       blocking = rule;
     }
   }
-  if (blocking) onMatch(blocking.id, 'block', 1);
-  const kept = text.slice(0, end);
-  countFlags(rules, kept, onMatch);
-  return { text: redact(rules, kept, json, onMatch, kept.length), blocked: blocking !== undefined };
+  if (blocking) for (const m of redactMatches(rules, text, json).reverse()) if (m.start < end && m.end > end) end = m.start;
+  return { end, rule: blocking };
 }
 
 /** Counts the `flag` matches of `text` (the text is left as it is). */
-function countFlags(rules: readonly CompiledRule[], text: string, onMatch: AnswerMatchListener): void {
+function countFlags(rules: readonly CompiledRule[], text: string, onMatch: AnswerMatchListener, json: boolean): void {
   for (const rule of rules) {
     if (rule.action !== 'flag') continue;
-    const count = rule.matches(text).length;
+    const count = rule.matches(text, json).length;
     if (count > 0) onMatch(rule.id, 'flag', count);
   }
 }
 
 /** The `flag` matches of `text`: held whole, like a redaction's, so each is counted once. */
-function flagMatches(rules: readonly CompiledRule[], text: string): Match[] {
-  return rules.filter((r) => r.action === 'flag').flatMap((r) => r.matches(text));
+function flagMatches(rules: readonly CompiledRule[], text: string, json: boolean): Match[] {
+  return rules.filter((r) => r.action === 'flag').flatMap((r) => r.matches(text, json));
 }
 
 /**
  * `text` with the `redact` matches that end at or before `upTo` replaced, then cut at `upTo`.
- * Of overlapping matches the earliest (then the longest) wins.
+ * Of overlapping matches the earliest (then the longest) wins. `inString`: JSON text that starts
+ * inside a string (the rest of streamed arguments).
  */
-function redact(rules: readonly CompiledRule[], text: string, json: boolean, onMatch: AnswerMatchListener, upTo: number): string {
-  const spans = redactMatches(rules, text).filter((m) => m.end <= upTo);
-  const counts = new Map<string, number>();
-  let out = '';
-  let at = 0;
-  for (const span of spans) {
-    out += text.slice(at, span.start) + (json ? JSON.stringify(span.rule.replacement).slice(1, -1) : span.rule.replacement);
-    at = span.end;
-    counts.set(span.rule.id, (counts.get(span.rule.id) ?? 0) + 1);
-  }
+function redact(rules: readonly CompiledRule[], text: string, json: boolean, onMatch: AnswerMatchListener, upTo: number, inString = false): string {
+  const spans = redactMatches(rules, text, json).filter((m) => m.end <= upTo);
+  const { text: out, counts } = replaceMatches(text.slice(0, upTo), spans, json, inString);
   for (const [rule, count] of counts) onMatch(rule, 'redact', count);
-  return out + text.slice(at, upTo);
+  return out;
 }
 
 /** The `redact` matches of `text`, in order, none overlapping another. */
-function redactMatches(rules: readonly CompiledRule[], text: string): Array<Match & { rule: CompiledRule }> {
-  const spans: Array<Match & { rule: CompiledRule }> = [];
-  for (const rule of rules) if (rule.action === 'redact') for (const m of rule.matches(text)) spans.push({ ...m, rule });
+function redactMatches(rules: readonly CompiledRule[], text: string, json: boolean): RuleMatch[] {
+  const spans: RuleMatch[] = [];
+  for (const rule of rules) if (rule.action === 'redact') for (const m of rule.matches(text, json)) spans.push({ ...m, rule });
   spans.sort((a, b) => a.start - b.start || b.end - a.end);
-  const kept: Array<Match & { rule: CompiledRule }> = [];
+  const kept: RuleMatch[] = [];
   for (const span of spans) if (span.start >= (kept.at(-1)?.end ?? 0)) kept.push(span);
   return kept;
 }
@@ -84,6 +88,8 @@ interface Held {
   /** The tool call's index; undefined for the content. */
   tool: number | undefined;
   text: string;
+  /** Tool-call arguments: what was sent ends inside a JSON string. */
+  inString: boolean;
 }
 
 /**
@@ -183,41 +189,51 @@ export class AnswerScreen {
     const key = `${choice}:${tool ?? ''}`;
     const held = this.held.get(key);
     if (held) held.text += text;
-    else this.held.set(key, { choice, tool, text });
+    else this.held.set(key, { choice, tool, text, inString: false });
   }
 
   /**
    * What the choice's texts release now: all of each when the choice ends, else each but its last
-   * `holdback` characters (and not the start of a `redact` match that runs into them). A `block`
-   * match in any of them cuts the choice: what came before the match is released, nothing after.
+   * `holdback` characters (and not the start of a `redact` match that runs into them, nor half a
+   * character or JSON escape). A `block` match in any of them cuts the choice: what came before the
+   * match is released (the texts before the cut one whole), nothing after.
    */
   private release(choice: number, ending: boolean): { texts: Map<number | undefined, string>; blocked: boolean } {
     const texts = new Map<number | undefined, string>();
-    let blocked = false;
-    for (const [key, held] of this.held) {
-      if (held.choice !== choice) continue;
+    // The content first, then the tool calls in order: a cut drops what follows it.
+    const mine = [...this.held].filter(([, held]) => held.choice === choice).sort(([, a], [, b]) => (a.tool ?? -1) - (b.tool ?? -1));
+    const cuts = mine.map(([, held]) => blockCut(this.rules, held.text, held.tool !== undefined));
+    const first = cuts.findIndex((cut) => cut.rule !== undefined);
+    const blocked = first !== -1;
+    mine.forEach(([key, held], i) => {
       const json = held.tool !== undefined;
-      const screened = screenWhole(this.rules.filter((r) => r.action === 'block'), held.text, json, this.onMatch);
-      if (screened.blocked) {
-        blocked = true;
-        // A tool call's arguments cut short are not sent; the content is, up to the match.
-        if (!json) countFlags(this.rules, screened.text, this.onMatch);
-        texts.set(held.tool, json ? '' : redact(this.rules, held.text, json, this.onMatch, screened.text.length));
+      const cut = cuts[i];
+      if (blocked && i >= first) {
         this.held.delete(key);
-        continue;
+        if (i > first || !cut?.rule) return;
+        this.onMatch(cut.rule.id, 'block', 1);
+        // A tool call's arguments cut short are not sent; the content is, up to the match.
+        if (!json) countFlags(this.rules, held.text.slice(0, cut.end), this.onMatch, json);
+        texts.set(held.tool, json ? '' : redact(this.rules, held.text, json, this.onMatch, cut.end));
+        return;
       }
-      let upTo = ending ? held.text.length : Math.max(0, held.text.length - this.holdback);
-      if (!ending) {
+      const whole = ending || blocked;
+      let upTo = whole ? held.text.length : Math.max(0, held.text.length - this.holdback);
+      if (!whole) {
         // Latest first: moving the cut back before one match can only make an earlier one run into it.
-        const spans = [...redactMatches(this.rules, held.text), ...flagMatches(this.rules, held.text)].sort((x, y) => y.start - x.start);
+        const spans = [...redactMatches(this.rules, held.text, json), ...flagMatches(this.rules, held.text, json)].sort((x, y) => y.start - x.start);
         for (const m of spans) if (m.start < upTo && m.end > upTo) upTo = m.start;
+        // Never half a JSON escape sequence, nor half a surrogate pair.
+        const at = json ? jsonPositions(held.text, held.inString) : undefined;
+        while (at && upTo > 0 && inJsonEscape(at, upTo)) upTo--;
+        if (upTo > 0 && isHighSurrogate(held.text.charCodeAt(upTo - 1)) && isLowSurrogate(held.text.charCodeAt(upTo))) upTo--;
       }
-      countFlags(this.rules, held.text.slice(0, upTo), this.onMatch);
-      texts.set(held.tool, redact(this.rules, held.text, json, this.onMatch, upTo));
+      countFlags(this.rules, held.text.slice(0, upTo), this.onMatch, json);
+      texts.set(held.tool, redact(this.rules, held.text, json, this.onMatch, upTo, held.inString));
+      if (json) held.inString = endsInJsonString(held.text.slice(0, upTo), held.inString);
       held.text = held.text.slice(upTo);
-      if (ending) this.held.delete(key);
-    }
-    if (blocked) for (const [key, held] of this.held) if (held.choice === choice) this.held.delete(key);
+      if (whole) this.held.delete(key);
+    });
     return { texts, blocked };
   }
 
@@ -234,3 +250,6 @@ export class AnswerScreen {
     };
   }
 }
+
+const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
+const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdfff;

@@ -175,6 +175,20 @@ describe('input guardrails in the router service', () => {
     expect(matches).toEqual([['watch', 'flag', 3]]);
   });
 
+  it('keeps redacted tool-call arguments valid JSON: after an escape sequence and in a bare number', () => {
+    const guardrails = new Guardrails({ rules: [{ id: 'emails', detect: 'email', action: 'redact' }, { id: 'cards', detect: 'credit_card', action: 'redact' }], default: ['emails', 'cards'] });
+    const call = (args: string): chatv1.Message => ({ role: 'assistant', contentIsNull: true, toolCalls: [{ id: 't', type: 'function', function: { name: 'f', arguments: args } }], extraJson: '' });
+    const screened = guardrails.screenChat(contextFor(), chatRequest([call('{"to":"hi\\njane@corp.io","card":4111111111111111}')]));
+    expect(JSON.parse(screened.messages[0]?.toolCalls[0]?.function?.arguments ?? '')).toEqual({ to: 'hi\n[REDACTED:emails]', card: '[REDACTED:cards]' });
+  });
+
+  it('finds a key or a term right after an escape sequence in tool-call arguments', () => {
+    const guardrails = new Guardrails(GUARDRAILS);
+    const call = (args: string): chatv1.Message => ({ role: 'assistant', contentIsNull: true, toolCalls: [{ id: 't', type: 'function', function: { name: 'f', arguments: args } }], extraJson: '' });
+    expect(() => guardrails.screenChat(contextFor(), chatRequest([call(`{"env":"A=1\\n${KEY}"}`)]))).toThrow(expect.objectContaining({ code: CONTENT_POLICY_VIOLATION, param: 'messages[0].tool_calls[0].function.arguments' }));
+    expect(() => guardrails.screenChat(withRules('codename'), chatRequest([call('{"note":"Plan:\\tFalcon"}')]))).toThrow(expect.objectContaining({ code: CONTENT_POLICY_VIOLATION }));
+  });
+
   it('leaves a request untouched when no rule applies, and reads its rules from a parsed configuration', () => {
     const none = new Guardrails();
     const request = chatRequest([user('jane@example.com')]);

@@ -2,7 +2,7 @@ import { effectiveGuardrails, guardrailsSchema, type GuardrailAction, type Guard
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { AnswerScreen } from './answer-screen';
-import { compileRule, type CompiledRule, type Match } from './guardrail-rules';
+import { compileRule, replaceMatches, type CompiledRule, type Match } from './guardrail-rules';
 
 export const CONTENT_POLICY_VIOLATION = 'content_policy_violation';
 
@@ -123,7 +123,7 @@ export class Guardrails {
   private screen(rules: readonly ConfiguredRule[], fields: readonly Field[]): Map<string, string> {
     for (const field of fields) {
       for (const rule of rules) {
-        if (rule.action !== 'block' || !applies(rule, field) || rule.matches(field.text).length === 0) continue;
+        if (rule.action !== 'block' || !applies(rule, field) || rule.matches(field.text, field.json).length === 0) continue;
         this.onMatch(rule.id, 'block', 1, 'input');
         throw new GatewayError('bad_request', `The request was refused by the guardrail rule "${rule.id}": ${field.param} holds content it does not allow. Remove it and try again.`, {
           param: field.param,
@@ -134,27 +134,20 @@ export class Guardrails {
     // Flagged: counted, the text left as it is.
     for (const rule of rules) {
       if (rule.action !== 'flag') continue;
-      const count = fields.reduce((sum, field) => sum + (applies(rule, field) ? rule.matches(field.text).length : 0), 0);
+      const count = fields.reduce((sum, field) => sum + (applies(rule, field) ? rule.matches(field.text, field.json).length : 0), 0);
       if (count > 0) this.onMatch(rule.id, 'flag', count, 'input');
     }
     const counts = new Map<string, number>();
     const redacted = new Map<string, string>();
     for (const field of fields) {
       const spans: Array<Match & { rule: CompiledRule }> = [];
-      for (const rule of rules) if (rule.action === 'redact' && applies(rule, field)) for (const m of rule.matches(field.text)) spans.push({ ...m, rule });
+      for (const rule of rules) if (rule.action === 'redact' && applies(rule, field)) for (const m of rule.matches(field.text, field.json)) spans.push({ ...m, rule });
       if (spans.length === 0) continue;
       // Of overlapping matches the earliest (then the longest) wins; the text between is kept.
       spans.sort((a, b) => a.start - b.start || b.end - a.end);
-      let text = '';
-      let at = 0;
-      for (const span of spans) {
-        if (span.start < at) continue;
-        const replacement = field.json ? JSON.stringify(span.rule.replacement).slice(1, -1) : span.rule.replacement;
-        text += field.text.slice(at, span.start) + replacement;
-        at = span.end;
-        counts.set(span.rule.id, (counts.get(span.rule.id) ?? 0) + 1);
-      }
-      redacted.set(field.param, text + field.text.slice(at));
+      const replaced = replaceMatches(field.text, spans, field.json);
+      for (const [rule, count] of replaced.counts) counts.set(rule, (counts.get(rule) ?? 0) + count);
+      redacted.set(field.param, replaced.text);
     }
     for (const [rule, count] of counts) this.onMatch(rule, 'redact', count, 'input');
     return redacted;
