@@ -150,6 +150,25 @@ describe('coalesced misses across ingress replicas sharing one Redis (redis-serv
     b.cache.abandon(second);
   });
 
+  it('listens for the flights\' notices on a subscriber connection that was ready before the store was made', async () => {
+    const connection = accessSchema.parse({ redis: { url: sharedRedisUrl() } }).redis;
+    const [redis, subscriber] = [connectRedis(connection), connectSubscriber(connection)];
+    redis.on('error', () => undefined);
+    await Promise.all([whenReady(redis, 5_000), whenReady(subscriber, 5_000)]);
+    // A prefix of its own: no other replica listens on its channel.
+    const own = `${prefix}ready-${randomBytes(4).toString('hex')}:`;
+    const listening = async (): Promise<number> => Number(((await redis.pubsub('NUMSUB', `${own}cache-flights`)) as [string, number])[1]);
+    expect(await listening()).toBe(0);
+    // Its 'ready' has passed already: the store subscribes at once, or its followers would only ever learn by polling.
+    const store = new RedisResponseCacheStore(redis, own, subscriber);
+    try {
+      await waitFor(async () => (await listening()) === 1, { what: 'the subscription to the flights\' channel', timeoutMs: 5_000 });
+    } finally {
+      store.close();
+      redis.disconnect();
+    }
+  });
+
   it('serves every request as a plain miss, without an error, when Redis is down', async () => {
     const server = await RedisServer.start();
     try {

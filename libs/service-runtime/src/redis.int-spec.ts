@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { createRedisClient, REVIVE_DELAY_MS } from './redis';
+import { createRedisClient, keepSubscribed, REVIVE_DELAY_MS, whenReady } from './redis';
 
 /** The redis-server the integration project's global setup started. */
 function redisUrl(): string {
@@ -69,6 +69,29 @@ describe('a Redis client (createRedisClient)', () => {
       await expectRevivedAfterGivingUp(client);
     } finally {
       client.disconnect();
+    }
+  });
+});
+
+describe('a subscription kept by keepSubscribed', () => {
+  it('subscribes a connection that was ready before it was given, and hears what is published then', async () => {
+    const subscriber = createRedisClient({ url: redisUrl() }, { lazyConnect: false });
+    const publisher = createRedisClient({ url: redisUrl() }, { lazyConnect: false });
+    subscriber.on('error', () => undefined);
+    publisher.on('error', () => undefined);
+    try {
+      expect(await whenReady(subscriber, 5_000)).toBe(true);
+      const channel = `keep-subscribed-${process.pid}-${Date.now()}`;
+      const heard: string[] = [];
+      const subscribed = new Promise<void>((resolve) => keepSubscribed(subscriber, channel, { subscribed: resolve, message: (text) => heard.push(text) }));
+      await subscribed;
+      const message = new Promise<void>((resolve) => subscriber.once('message', () => resolve()));
+      expect(await publisher.publish(channel, 'hello')).toBe(1);
+      await message;
+      expect(heard).toEqual(['hello']);
+    } finally {
+      subscriber.disconnect();
+      publisher.disconnect();
     }
   });
 });

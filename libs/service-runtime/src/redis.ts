@@ -139,19 +139,22 @@ export function createRedisClient(config: RedisConnectionConfig, behaviour: Redi
  * Subscribes a pub/sub connection to `channel` on every 'ready' (its owner's doing, not ioredis's
  * behind its back, so it knows when the subscription is back): `subscribed` is called once it is
  * confirmed — what was published while it was away reached nobody, so its owner resyncs then —
- * and `message` with each message's text. A subscription that fails is made at the next 'ready'
- * (the connection dropped again).
+ * and `message` with each message's text. A connection already ready is subscribed at once. A
+ * subscription that fails is made at the next 'ready' (the connection dropped again).
  */
 export function keepSubscribed(subscriber: Redis, channel: string, on: { subscribed(): void; message(text: string): void }): void {
-  subscriber.on('ready', () => {
+  const subscribe = (): void => {
     subscriber.subscribe(channel).then(
       () => on.subscribed(),
       () => undefined,
     );
-  });
+  };
+  subscriber.on('ready', subscribe);
   subscriber.on('message', (from: string, text: string) => {
     if (from === channel) on.message(text);
   });
+  // A connection given ready has had its 'ready' already: subscribed now.
+  if (subscriber.status === 'ready') subscribe();
 }
 
 /** Resolves true once the connection is ready, or false after `timeoutMs` (then its owner's fail mode covers the rest). */
