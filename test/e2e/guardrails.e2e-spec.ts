@@ -1,6 +1,9 @@
-import Anthropic from '@anthropic-ai/sdk';
+import { randomBytes } from 'node:crypto';
+import Anthropic, { BadRequestError as AnthropicBadRequestError } from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { REPLY_VOCABULARY } from '@openrouter/provider-simulator';
+import { queryRows } from '../support/infra/clickhouse';
+import { waitFor } from '../support/infra/wait-for';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
@@ -22,6 +25,7 @@ describe('guardrails end to end', () => {
             { id: 'secrets', detect: 'secret', action: 'block' },
             { id: 'emails', detect: 'email', action: 'redact' },
             { id: 'codename', terms: ['falcon'], action: 'block' },
+            { id: 'phrases', terms: ['project zeus'], action: 'block' },
             // Every word the simulated provider answers with: in answers only.
             { id: 'mask-words', terms: [...REPLY_VOCABULARY], action: 'redact', replacement: '*', screen: ['output'] },
             { id: 'stop-words', terms: [...REPLY_VOCABULARY], action: 'block', screen: ['output'] },
@@ -81,6 +85,46 @@ describe('guardrails end to end', () => {
     const error = await refusal(gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `key ${AWS_KEY}` }], stream: true }));
     expect(error.status).toBe(400);
     expect(error.code).toBe('content_policy_violation');
+    expect(gw.sim.requests()).toEqual([]);
+  });
+
+  it("records a refused request's usage with error kind content_filtered, and refuses it under /v1/messages in Anthropic's shape", async () => {
+    const requestId = `guardrail-${randomBytes(4).toString('hex')}`;
+    const messages = [{ role: 'user' as const, content: `deploy with ${AWS_KEY} please` }];
+    const error = await refusal(gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 8 }, { headers: { 'x-request-id': requestId } }));
+    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error', code: 'content_policy_violation', param: 'messages[0].content' });
+    const row = await waitFor(
+      async () => (await queryRows<{ status: string; error_kind: string; http_status: number }>(gw.gateway.billing.usage.store, 'SELECT status, error_kind, http_status FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}', { id: requestId }))[0],
+      { timeoutMs: 30_000, intervalMs: 200, what: `the usage row of ${requestId}` },
+    );
+    expect(row).toMatchObject({ status: 'error', error_kind: 'content_filtered', http_status: 400 });
+
+    const anthropic = new Anthropic({ baseURL: gw.url, apiKey: gw.apiKey, maxRetries: 0, timeout: 20_000 });
+    const refused = await anthropic.messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(AnthropicBadRequestError);
+    expect((refused as InstanceType<typeof AnthropicBadRequestError>).status).toBe(400);
+    const body = (refused as InstanceType<typeof AnthropicBadRequestError>).error as { type: string; error: { type: string; message: string } };
+    expect(body).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('refused by the guardrail rule "secrets"') } });
+    expect(body.error.message).not.toContain(AWS_KEY);
+    expect(gw.sim.requests()).toEqual([]);
+  });
+
+  it('reads tool-call arguments with their JSON escapes decoded, and a multi-word term across any white space', async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [
+      { role: 'user', content: 'send the note' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'send', arguments: '{"to":"alice\\u0040example.com","n":1}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'sent' },
+    ];
+    await gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 8 });
+    const sent = upstreamBodies()[0]?.['messages'] as Array<{ tool_calls?: Array<{ function: { arguments: string } }> }>;
+    expect(JSON.parse(sent[1]?.tool_calls?.[0]?.function.arguments ?? '')).toEqual({ to: '[REDACTED:emails]', n: 1 });
+    expect(JSON.stringify(gw.sim.requests())).not.toContain('example.com');
+
+    const client = await clientWith('phrases');
+    gw.sim.reset();
+    const error = await refusal(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'notes on Project\n\tZeus' }], max_tokens: 8 }));
+    expect(error).toMatchObject({ code: 'content_policy_violation', param: 'messages[0].content' });
+    expect(error.message).toContain('"phrases"');
     expect(gw.sim.requests()).toEqual([]);
   });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ConfigError, parseConfig } from './config-loader';
 import { guardrailsDigest } from './guardrails.schema';
 import { MINIMAL_CONFIG } from './minimal-config.testing';
@@ -82,5 +83,13 @@ describe('guardrails in the configuration', () => {
     expect(guardrailsDigest(screened, ['tickets'])).not.toBe(guardrailsDigest(config, ['tickets']));
     // A rule not named does not count.
     expect(guardrailsDigest(changed, ['pii-email'])).toBe(guardrailsDigest(config, ['pii-email']));
+  });
+
+  it('digests how rules match too: an answer cached before the matching changed is not served under the same rules', () => {
+    const config = { rules: RULES } as Parameters<typeof guardrailsDigest>[0];
+    // The digest of the same definition before JSON escapes and white-space runs were read (a key then).
+    const before = createHash('sha256').update(JSON.stringify([['tickets', null, 'TICKET-\\d+', null, 'block', '[REDACTED:tickets]', undefined, null]])).digest('hex');
+    expect(guardrailsDigest(config, ['tickets'])).toMatch(/^[0-9a-f]{64}$/);
+    expect(guardrailsDigest(config, ['tickets'])).not.toBe(before);
   });
 });

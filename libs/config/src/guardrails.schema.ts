@@ -110,8 +110,17 @@ export function effectiveGuardrails(guardrails: Pick<GuardrailsConfig, 'default'
 }
 
 /**
- * A digest (SHA-256, hex) of the definitions of the rules `ids` names, in id order: two requests
- * with the same digest are screened by the same rules. Empty when no rule applies.
+ * How the router's rules read text, as a version: raised when a change makes the same rule match
+ * text it did not (2: JSON escapes in tool-call arguments decoded, any white space between a
+ * term's words). It is part of the digest, so an answer cached before such a change is not served
+ * to a request the rules now refuse.
+ */
+const GUARDRAIL_MATCHING_VERSION = 2;
+
+/**
+ * A digest (SHA-256, hex) of the definitions of the rules `ids` names, in id order, and of how rules
+ * match (`GUARDRAIL_MATCHING_VERSION`): two requests with the same digest are screened alike. Empty
+ * when no rule applies.
  */
 export function guardrailsDigest(guardrails: Pick<GuardrailsConfig, 'rules'>, ids: readonly string[]): string {
   if (ids.length === 0) return '';
@@ -121,5 +130,5 @@ export function guardrailsDigest(guardrails: Pick<GuardrailsConfig, 'rules'>, id
     // An id no rule has (refused at start-up and by the admin API) is part of the digest by name.
     return rule ? [rule.id, rule.detect ?? null, rule.pattern ?? null, rule.terms ?? null, rule.action, guardrailReplacement(rule), rule.screen, rule.roles ?? null] : [id, 'unknown'];
   });
-  return createHash('sha256').update(JSON.stringify(definitions)).digest('hex');
+  return createHash('sha256').update(JSON.stringify({ matching: GUARDRAIL_MATCHING_VERSION, definitions })).digest('hex');
 }

@@ -60,6 +60,12 @@ describe('toOpenAIError', () => {
     expect(response.body.error).toEqual({ message: 'Too much.', type: 'invalid_request_error', param: null, code });
   });
 
+  it("keeps a content_filtered error's own code: the gateway's guardrails say content_policy_violation, a provider's filter content_filter", () => {
+    const refused = toOpenAIError(new GatewayError('content_filtered', 'Refused by a guardrail.', { param: 'messages[0].content', code: 'content_policy_violation' }));
+    expect(refused).toEqual({ status: 400, headers: {}, body: { error: { message: 'Refused by a guardrail.', type: 'invalid_request_error', param: 'messages[0].content', code: 'content_policy_violation' } } });
+    expect(toOpenAIError(parseOpenAIErrorResponse(400, undefined, JSON.stringify({ error: { message: 'blocked', code: 'content_filter' } }), 'openai')).body.error.code).toBe('content_filter');
+  });
+
   it('keeps the code given for not_found', () => {
     expect(toOpenAIError(new GatewayError('not_found', "The model 'x' does not exist.", { param: 'model', code: 'model_not_found' })).body.error).toMatchObject({ code: 'model_not_found', param: 'model' });
   });

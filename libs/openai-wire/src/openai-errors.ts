@@ -45,7 +45,8 @@ export function toOpenAIError(e: GatewayError & { readonly limitKind?: RateLimit
     case 'context_length_exceeded':
       return response(400, 'invalid_request_error', e, 'context_length_exceeded');
     case 'content_filtered':
-      return response(400, 'invalid_request_error', e, 'content_filter');
+      // A provider's filter is `content_filter`; the gateway's own guardrails say `content_policy_violation`.
+      return response(400, 'invalid_request_error', e, e.code ?? 'content_filter');
     case 'auth_failed':
       // A provider refusing the gateway's own credentials is the gateway's fault, not a bad key of the client's.
       if (e.upstreamStatus !== undefined) return response(502, 'server_error', e, e.code ?? 'upstream_auth_failed');

@@ -1,6 +1,6 @@
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { chatv1, routerv1, type adapterv1 } from '@openrouter/contracts';
-import { toOpenAIError } from '@openrouter/openai-wire';
+import { toAnthropicError, toOpenAIError } from '@openrouter/openai-wire';
 import { acceptBatches, callUnary, CHANNEL_OPTIONS, chatChunkBatching, fromGrpcError, GrpcServerHandle, readStream } from '@openrouter/grpc';
 import { createLogger } from '@openrouter/observability';
 import { Guardrails } from './guardrails/guardrails';
@@ -66,12 +66,36 @@ describe('input guardrails over the router gRPC API', () => {
     });
     expect(raw.code).toBe(status.INVALID_ARGUMENT);
     const error = fromGrpcError(raw);
-    expect(error).toMatchObject({ kind: 'bad_request', code: 'content_policy_violation', param: 'messages[0].content' });
+    // content_filtered crosses the hop (what the ingress's usage record names); the client's answer is the 400 it always was.
+    expect(error).toMatchObject({ kind: 'content_filtered', retryable: false, code: 'content_policy_violation', param: 'messages[0].content' });
     expect(error.message).not.toContain(KEY);
     const openai = toOpenAIError(error);
-    expect(openai.status).toBe(400);
-    expect(openai.body.error).toMatchObject({ type: 'invalid_request_error', code: 'content_policy_violation', param: 'messages[0].content' });
+    expect(openai).toEqual({
+      status: 400,
+      headers: {},
+      body: { error: { message: 'The request was refused by the guardrail rule "secrets": messages[0].content holds content it does not allow. Remove it and try again.', type: 'invalid_request_error', param: 'messages[0].content', code: 'content_policy_violation' } },
+    });
+    expect(toAnthropicError(error)).toEqual({ status: 400, headers: {}, body: { type: 'error', error: { type: 'invalid_request_error', message: openai.body.error.message } } });
     expect(chats).toEqual([]);
+  });
+
+  it('refuses a request naming a rule this router lacks with UNAVAILABLE: a retryable 503 guardrails_unavailable at the edge, the text never sent', async () => {
+    const raw = await new Promise<ServiceError>((resolve) => {
+      const call = client.chat(chat('reach me at jane@example.com', ['rule-from-a-newer-config']));
+      call.on('data', () => undefined);
+      call.on('error', resolve);
+    });
+    expect(raw.code).toBe(status.UNAVAILABLE);
+    const error = fromGrpcError(raw);
+    expect(error).toMatchObject({ kind: 'unavailable', retryable: true, code: 'guardrails_unavailable' });
+    const openai = toOpenAIError(error);
+    expect(openai.status).toBe(503);
+    expect(openai.body.error).toMatchObject({ type: 'server_error', code: 'guardrails_unavailable', message: expect.stringContaining("guardrail configuration is being updated") });
+    expect(openai.body.error.message).not.toContain('jane@example.com');
+    expect(toAnthropicError(error)).toMatchObject({ status: 503, body: { error: { type: 'overloaded_error' } } });
+    await expect(callUnary(client.embed.bind(client), { context: contextFor({ policy: { excludeProviders: [], guardrails: ['rule-from-a-newer-config'] } }), request: { model: 'emb', texts: ['hi'], tokenInputs: [], extraJson: '' } }, new Metadata())).rejects.toMatchObject({ kind: 'unavailable', code: 'guardrails_unavailable' });
+    expect(chats).toEqual([]);
+    expect(embeds).toEqual([]);
   });
 
   it('redacts before the provider call, for chat and embeddings', async () => {

@@ -160,7 +160,7 @@ describe('output guardrails: edge cases', () => {
     ];
     const s = new AnswerScreen(rules, 64, 1, () => undefined);
     expect(JSON.parse(args(s, '{"to":"hi\\njane@corp.io"}') ?? '')).toEqual({ to: 'hi\n[REDACTED:emails]' });
-    expect(JSON.parse(args(s, '{"to":"\\u00e9jane@corp.io"}') ?? '')).toEqual({ to: 'é[REDACTED:emails]' });
+    expect(JSON.parse(args(s, '{"to":"\\u003cjane@corp.io\\u003e"}') ?? '')).toEqual({ to: '<[REDACTED:emails]>' });
     expect(JSON.parse(args(s, '{"card":4111111111111111}') ?? '')).toEqual({ card: '[REDACTED:cards]' });
     expect(JSON.parse(args(s, '{"k":"-----BEGIN PRIVATE KEY-----\\nMIIE","n":1}') ?? '')).toEqual({ k: '[REDACTED:keys]', n: 1 });
     // Streamed, with the string state carried over what was already sent.
@@ -176,6 +176,36 @@ describe('output guardrails: edge cases', () => {
     const out = [`{"env":"A=1\\n`, KEY, '"}'].map((p) => s.chunk(chunk([{ tools: [{ index: 0, arguments: p }] }])));
     expect(out.map((c) => c.choices[0]?.finishReason)).toEqual([undefined, CONTENT_FILTER, undefined]);
     expect(JSON.stringify(out)).not.toContain(KEY.slice(0, 12));
+  });
+
+  it('reads tool-call arguments with their \\u escapes decoded, whole or streamed, the holdback counting an escape as one character', () => {
+    const escape = (text: string): string => [...text].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+    const matches: Matches = [];
+    const whole = screen(64, 1, matches).completion(completion(undefined, [{ id: 't', type: 'function', function: { name: 'send', arguments: `{"to":"alice\\u0040example.com","body":"${escape('bob@example.org')}"}` } }]));
+    expect(JSON.parse(whole.choices[0]?.message?.toolCalls[0]?.function?.arguments ?? '')).toEqual({ to: '[REDACTED:emails]', body: '[REDACTED:emails]' });
+    expect(matches).toEqual([['emails', 'redact', 2]]);
+    expect(screen().completion(completion(undefined, [{ id: 't', type: 'function', function: { name: 'f', arguments: `{"k":"${escape(KEY)}"}` } }])).choices[0]).toMatchObject({ finishReason: CONTENT_FILTER, message: { toolCalls: [] } });
+
+    // 16 characters as the rules read them, 96 in the JSON text: within a holdback of 20, so held whole.
+    const s = screen(20);
+    const args = `{"note":"${'x'.repeat(30)} ${escape('jane@example.com')} and the rest of it"}`;
+    const pieces = args.match(/[\s\S]{1,10}/g) ?? [];
+    const out = pieces.map((p, i) => s.chunk(chunk([{ tools: [{ index: 0, arguments: p }], ...(i === pieces.length - 1 && { finish: 'tool_calls' }) }])));
+    const sent = out.flatMap((c) => c.choices.flatMap((ch) => ch.delta?.toolCalls ?? [])).map((t) => t.arguments ?? '');
+    expect(JSON.parse(sent.join(''))).toEqual({ note: `${'x'.repeat(30)} [REDACTED:emails] and the rest of it` });
+    expect(sent.join('')).not.toContain(escape('j'));
+    // Text was sent before the end: the holdback delays it, it does not hold the whole arguments.
+    expect(sent.slice(0, -1).join('').length).toBeGreaterThan(0);
+  });
+
+  it('never splits a character written as the two escapes of its surrogate pair at the holdback boundary', () => {
+    const rules = [compileRule({ id: 'waves', pattern: '🌊', action: 'redact', replacement: '~' })];
+    const s = new AnswerScreen(rules, 1, 1, () => undefined);
+    const first = s.chunk(chunk([{ tools: [{ index: 0, arguments: '{"a":"x\\ud83c\\udf0a' }] }]));
+    const last = s.chunk(chunk([{ tools: [{ index: 0, arguments: 'y"}' }], finish: 'tool_calls' }]));
+    const sent = [first, last].map((c) => c.choices[0]?.delta?.toolCalls[0]?.arguments ?? '');
+    expect(sent.join('')).toBe('{"a":"x~y"}');
+    expect(sent[0]).not.toContain('\\ud83c');
   });
 
   it('sends nothing of a redact match a block match overlaps', () => {

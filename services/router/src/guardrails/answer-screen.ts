@@ -1,6 +1,6 @@
 import type { GuardrailAction } from '@openrouter/config';
 import type { chatv1 } from '@openrouter/contracts';
-import { endsInJsonString, inJsonEscape, jsonPositions, replaceMatches, type CompiledRule, type Match, type RuleMatch } from './guardrail-rules';
+import { decodeJson, endsInJsonString, inJsonEscape, jsonOffset, jsonPositions, replaceMatches, type CompiledRule, type Match, type RuleMatch } from './guardrail-rules';
 
 /** The finish reason of a choice an `output` rule ended, as OpenAI names a filtered answer's. */
 export const CONTENT_FILTER = 'content_filter';
@@ -218,7 +218,7 @@ export class AnswerScreen {
         return;
       }
       const whole = ending || blocked;
-      let upTo = whole ? held.text.length : Math.max(0, held.text.length - this.holdback);
+      let upTo = whole ? held.text.length : this.holdbackStart(held.text, json);
       if (!whole) {
         // Latest first: moving the cut back before one match can only make an earlier one run into it.
         const spans = [...redactMatches(this.rules, held.text, json), ...flagMatches(this.rules, held.text, json)].sort((x, y) => y.start - x.start);
@@ -235,6 +235,20 @@ export class AnswerScreen {
       if (whole) this.held.delete(key);
     });
     return { texts, blocked };
+  }
+
+  /**
+   * Where the last `holdback` characters of a held text start. In tool-call arguments they are
+   * counted as the rules read them (an escape sequence is one character): a match written with
+   * `\u` escapes, six characters each in the JSON text, is held whole like one written plainly.
+   */
+  private holdbackStart(text: string, json: boolean): number {
+    if (!json) return Math.max(0, text.length - this.holdback);
+    const decoded = decodeJson(text);
+    let start = Math.max(0, decoded.text.length - this.holdback);
+    // Nor half of a character written as the two escapes of a surrogate pair.
+    if (start > 0 && isHighSurrogate(decoded.text.charCodeAt(start - 1)) && isLowSurrogate(decoded.text.charCodeAt(start))) start--;
+    return jsonOffset(decoded, start);
   }
 
   /** `delta` with its content and tool-call arguments replaced by what is released (a tool call released only now gets a delta of its own). */

@@ -74,6 +74,13 @@ describe('guardrail rules from the configuration', () => {
     expect(terms.matches('zeuss and falcon-project')).toEqual([]);
     const pattern = compileRule({ id: 'ticket', pattern: 'TICKET-\\d+', action: 'redact' });
     expect(pattern.matches('TICKET-1 and TICKET-22')).toEqual([{ start: 0, end: 8 }, { start: 13, end: 22 }]);
+    // Any run of white space between a phrase's words, and the span covers it.
+    const text = 'a PROJECT\t\u00a0 Falcon\r\nplan';
+    expect(terms.matches(text).map((m) => text.slice(m.start, m.end))).toEqual(['PROJECT\t\u00a0 Falcon']);
+    expect(terms.matches('project_falcon, project.falcon, projectfalcon')).toEqual([]);
+    // In JSON text, the escapes are read decoded, and the span is that of the JSON text.
+    const json = '{"a":"project\\nfalc\\u006fn"}';
+    expect(terms.matches(json, true).map((m) => json.slice(m.start, m.end))).toEqual(['project\\nfalc\\u006fn']);
     // An expression that can match nothing matches nothing.
     expect(compileRule({ id: 'empty', pattern: 'x*', action: 'redact' }).matches('abc')).toEqual([]);
   });

@@ -14,8 +14,9 @@ export interface CompiledRule {
   readonly replacement: string;
   /**
    * The spans of `text` the rule matches, in order (never empty ones). `json`: the text is JSON
-   * (tool-call arguments), its escape sequences (`\n`, `\"`) count as spaces, so `\nsk-…` is a key
-   * after a line break, not a word `nsk-…`.
+   * (tool-call arguments): the rule reads it with its escape sequences decoded (`\n` a line break,
+   * `\u0040` an `@`), so neither `\nsk-…` (a key after a line break) nor `alice\u0040example.com`
+   * hides from it, and each span covers whole escape sequences of `text`.
    */
   matches(text: string, json?: boolean): Match[];
 }
@@ -33,8 +34,10 @@ export function compileRule(rule: Omit<GuardrailRuleConfig, 'screen'>): Compiled
   } else if (rule.pattern !== undefined) {
     pattern = new RegExp(rule.pattern, GUARDRAIL_PATTERN_FLAGS);
   } else {
-    // Whole words, case aside: not inside a longer word (Unicode letters, digits, _).
-    const terms = [...(rule.terms ?? [])].sort((a, b) => b.length - a.length).map(escape);
+    // Whole words, case aside: not inside a longer word (Unicode letters, digits, _). The space
+    // between a phrase's words is any run of white space (tabs, line breaks, no-break spaces), so
+    // "project falcon" is not dodged by writing it "project\tfalcon".
+    const terms = [...(rule.terms ?? [])].sort((a, b) => b.length - a.length).map((term) => term.trim().split(/\s+/u).map(escape).join(String.raw`\s+`));
     pattern = new RegExp(String.raw`(?<![\p{L}\p{N}_])(?:${terms.join('|')})(?![\p{L}\p{N}_])`, 'giu');
   }
   return {
@@ -42,17 +45,84 @@ export function compileRule(rule: Omit<GuardrailRuleConfig, 'screen'>): Compiled
     action: rule.action,
     replacement: guardrailReplacement(rule),
     matches(text, json = false) {
+      const decoded = json ? decodeJson(text) : undefined;
       const found: Match[] = [];
-      // Same length: the spans found are the spans of `text`.
-      const screened = json ? text.replace(/\\(?:u[0-9A-Fa-f]{4}|[\s\S])/g, (escape) => ' '.repeat(escape.length)) : text;
       // matchAll runs on a copy of the expression: the shared one keeps no state between calls.
-      for (const m of screened.matchAll(pattern)) {
+      for (const m of (decoded?.text ?? text).matchAll(pattern)) {
         if (m[0].length === 0 || (valid && !valid(m[0]))) continue;
-        found.push({ start: m.index, end: m.index + m[0].length });
+        const start = m.index;
+        const end = m.index + m[0].length;
+        found.push(decoded ? { start: jsonOffset(decoded, start), end: jsonOffset(decoded, end) } : { start, end });
       }
       return found;
     },
   };
+}
+
+/**
+ * JSON text as the rules read it: each escape sequence decoded (`\n` a line break, `\"` a quote,
+ * `\u0040` an `@`; the two escapes of a surrogate pair one character), the rest as it is.
+ * `at[i]` is where the decoded text's UTF-16 unit `i` starts in the JSON text, `at[text.length]`
+ * the JSON text's length: unit `i` is the JSON text from `at[i]` to `at[i + 1]`, one character or
+ * one whole escape sequence, so a span of the decoded text is a span of the JSON text that never
+ * cuts an escape sequence.
+ */
+export interface DecodedJson {
+  readonly text: string;
+  readonly at: Uint32Array;
+}
+
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+
+/** The last text decoded: each rule of a text reads it, so it is decoded once, not once a rule. */
+let lastDecoded: { json: string; decoded: DecodedJson } | undefined;
+
+/**
+ * The decoded form of JSON text `json` ({@link DecodedJson}). Escapes are decoded wherever they
+ * are (valid JSON has them only in strings), so text that starts inside a string (the rest of
+ * streamed arguments) reads the same. Lenient, as the text may be any model's or client's: an
+ * escape JSON does not have (`\a`) reads as its character, a `\u` without four hex digits as a
+ * space, and one cut off at the end of the text as a space covering the rest.
+ */
+export function decodeJson(json: string): DecodedJson {
+  if (lastDecoded?.json === json) return lastDecoded.decoded;
+  const at = new Uint32Array(json.length + 1);
+  const parts: string[] = [];
+  let units = 0;
+  for (let i = 0; i < json.length; ) {
+    const slash = json.indexOf('\\', i);
+    const plain = slash === -1 ? json.length : slash;
+    if (plain > i) {
+      parts.push(json.slice(i, plain));
+      for (let k = i; k < plain; k++) at[units++] = k;
+      i = plain;
+      continue;
+    }
+    // An escape sequence: one unit of the decoded text. Its length is the one `jsonPositions` gives it.
+    const code = json[i + 1];
+    const length = code === 'u' ? 6 : 2;
+    let unit = ' ';
+    if (i + length <= json.length) {
+      if (code === 'u') {
+        const hex = json.slice(i + 2, i + 6);
+        if (/^[0-9A-Fa-f]{4}$/.test(hex)) unit = String.fromCharCode(Number.parseInt(hex, 16));
+      } else if (code !== undefined) {
+        unit = SHORT_ESCAPES[code] ?? code;
+      }
+    }
+    parts.push(unit);
+    at[units++] = i;
+    i = Math.min(i + length, json.length);
+  }
+  at[units] = json.length;
+  const decoded = { text: parts.join(''), at: at.subarray(0, units + 1) };
+  lastDecoded = { json, decoded };
+  return decoded;
+}
+
+/** Where position `i` (0 to its length) of the decoded text is in the JSON text. */
+export function jsonOffset(decoded: DecodedJson, i: number): number {
+  return decoded.at[i] ?? decoded.at[decoded.at.length - 1] ?? 0;
 }
 
 /** A match of a `redact` rule. */

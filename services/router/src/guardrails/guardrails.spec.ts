@@ -3,7 +3,7 @@ import { chatv1, type adapterv1, type routerv1 } from '@openrouter/contracts';
 import { RouterService, type AdapterPort } from '../router.service';
 import { POLICY_MODELS, policyConfig } from '../routing/policy-config.testing';
 import { contextFor, engineFor } from '../routing/test-engine.testing';
-import { CONTENT_POLICY_VIOLATION, Guardrails } from './guardrails';
+import { CONTENT_POLICY_VIOLATION, Guardrails, GUARDRAILS_UNAVAILABLE } from './guardrails';
 
 const GUARDRAILS: GuardrailsInput = {
   rules: [
@@ -60,7 +60,8 @@ describe('input guardrails in the router service', () => {
     const request = chatRequest([user('hello'), { ...user('fine'), role: 'system' }, { ...user(''), role: 'assistant', text: `my key is ${KEY}` }]);
     // `secrets` is the configured default: it applies with no policy at all.
     const refused = drain(service.chat({ context: contextFor(), request }, new AbortController().signal));
-    await expect(refused).rejects.toMatchObject({ kind: 'bad_request', code: CONTENT_POLICY_VIOLATION, param: 'messages[2].content', message: expect.stringContaining('"secrets"') });
+    // content_filtered (a 400 content_policy_violation to the client), so usage records tell it from a malformed request.
+    await expect(refused).rejects.toMatchObject({ kind: 'content_filtered', retryable: false, code: CONTENT_POLICY_VIOLATION, param: 'messages[2].content', message: expect.stringContaining('"secrets"') });
     await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining(KEY) });
     // A tenant's rule, in a text part.
     const parts = { ...user(''), text: undefined, parts: { parts: [{ text: 'about Falcon' }] } } as chatv1.Message;
@@ -101,9 +102,15 @@ describe('input guardrails in the router service', () => {
     expect(adapters.embeds).toHaveLength(2);
   });
 
-  it('refuses, rather than pass unscreened, a request naming a rule this router does not have', async () => {
-    const service = serviceWith(new RecordingAdapters());
-    await expect(drain(service.chat({ context: withRules('newer-rule'), request: chatRequest([user('hi')]) }, new AbortController().signal))).rejects.toMatchObject({ kind: 'internal', code: 'unknown_guardrail' });
+  it('refuses, rather than pass unscreened, a request naming a rule this router does not have: unavailable (503), retryable, while the configuration rolls out', async () => {
+    const adapters = new RecordingAdapters();
+    const service = serviceWith(adapters);
+    const refused = drain(service.chat({ context: withRules('emails', 'newer-rule'), request: chatRequest([user('mail jane@example.com')]) }, new AbortController().signal));
+    await expect(refused).rejects.toMatchObject({ kind: 'unavailable', retryable: true, code: GUARDRAILS_UNAVAILABLE, message: expect.stringMatching(/guardrail configuration is being updated.*"newer-rule"/) });
+    await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining('jane@example.com') });
+    await expect(service.embed({ context: withRules('newer-rule'), request: embedRequest(['hi']) }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
+    expect(adapters.chats).toEqual([]);
+    expect(adapters.embeds).toEqual([]);
   });
 
   it('screens answers by output rules: redacts a whole answer, and stops reading a stream once a block rule cut it', async () => {
@@ -187,6 +194,45 @@ describe('input guardrails in the router service', () => {
     const call = (args: string): chatv1.Message => ({ role: 'assistant', contentIsNull: true, toolCalls: [{ id: 't', type: 'function', function: { name: 'f', arguments: args } }], extraJson: '' });
     expect(() => guardrails.screenChat(contextFor(), chatRequest([call(`{"env":"A=1\\n${KEY}"}`)]))).toThrow(expect.objectContaining({ code: CONTENT_POLICY_VIOLATION, param: 'messages[0].tool_calls[0].function.arguments' }));
     expect(() => guardrails.screenChat(withRules('codename'), chatRequest([call('{"note":"Plan:\\tFalcon"}')]))).toThrow(expect.objectContaining({ code: CONTENT_POLICY_VIOLATION }));
+  });
+
+  it('reads tool-call arguments with their JSON escapes decoded: \\u escapes and surrogate pairs hide nothing, and a redaction replaces whole escapes', () => {
+    const guardrails = new Guardrails({
+      rules: [
+        { id: 'emails', detect: 'email', action: 'redact' },
+        { id: 'codename', terms: ['falcon'], action: 'block' },
+        { id: 'tickets', pattern: 'INC-\\d{3}', action: 'redact', replacement: '<ticket>' },
+        { id: 'waves', pattern: '🌊+', action: 'redact', replacement: '~' },
+      ],
+      default: ['emails', 'tickets', 'waves'],
+    });
+    const call = (args: string): chatv1.Message => ({ role: 'assistant', contentIsNull: true, toolCalls: [{ id: 't', type: 'function', function: { name: 'f', arguments: args } }], extraJson: '' });
+    const screened = (args: string): string => guardrails.screenChat(contextFor(), chatRequest([user('hi'), call(args)])).messages[1]?.toolCalls[0]?.function?.arguments ?? '';
+    // An email written with \u0040 for its @, every character escaped, or an escaped quote before it.
+    expect(screened('{"to":"alice\\u0040example.com"}')).toBe('{"to":"[REDACTED:emails]"}');
+    const escaped = [...'bob@example.org'].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+    expect(JSON.parse(screened(`{"to":"${escaped}","cc":"x"}`))).toEqual({ to: '[REDACTED:emails]', cc: 'x' });
+    expect(JSON.parse(screened('{"q":"say \\"hi\\" to jane@corp.io\\\\"}'))).toEqual({ q: 'say "hi" to [REDACTED:emails]\\' });
+    // A match whose last character is written as an escape takes the whole escape sequence: INC-12\u0033 is INC-123.
+    expect(JSON.parse(screened('{"t":"INC-12\\u0033\\u0034"}'))).toEqual({ t: '<ticket>4' });
+    expect(screened('{"t":"x \\u0049NC-123"}')).toBe('{"t":"x <ticket>"}');
+    // A character written as the two escapes of its surrogate pair is one character, replaced whole.
+    expect(JSON.parse(screened('{"sea":"a\\ud83c\\udf0a🌊b"}'))).toEqual({ sea: 'a~b' });
+    // A term with an escaped letter is still the term, and the block names the same param.
+    expect(() => guardrails.screenChat(withRules('codename'), chatRequest([user('hi'), call('{"note":"F\\u0061lcon"}')]))).toThrow(expect.objectContaining({ kind: 'content_filtered', code: CONTENT_POLICY_VIOLATION, param: 'messages[1].tool_calls[0].function.arguments' }));
+    // A number beside a match is left alone; text without a match is left as it was written, escapes and all.
+    expect(JSON.parse(screened('{"n":1,"to":"a\\u0040b.io"}'))).toEqual({ n: 1, to: '[REDACTED:emails]' });
+    expect(screened('{"plain":"caf\\u00e9 \\/ bar"}')).toBe('{"plain":"caf\\u00e9 \\/ bar"}');
+  });
+
+  it('matches a multi-word term across any run of white space, case aside', () => {
+    const guardrails = new Guardrails({ rules: [{ id: 'codename', terms: ['Project Falcon'], action: 'block' }], default: ['codename'] });
+    for (const text of ['about project falcon', 'PROJECT\tFALCON', 'project\n  falcon', 'project\u00a0falcon', 'project \r\n falcon']) {
+      expect(() => guardrails.screenChat(contextFor(), chatRequest([user(text)]))).toThrow(expect.objectContaining({ code: CONTENT_POLICY_VIOLATION }));
+    }
+    const call: chatv1.Message = { role: 'assistant', contentIsNull: true, toolCalls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{"x":"project\\nfalcon"}' } }], extraJson: '' };
+    expect(() => guardrails.screenChat(contextFor(), chatRequest([call]))).toThrow(expect.objectContaining({ param: 'messages[0].tool_calls[0].function.arguments' }));
+    for (const text of ['projectfalcon', 'project-falcon', 'project falcons', 'project, falcon']) expect(guardrails.screenChat(contextFor(), chatRequest([user(text)])).messages[0]?.text).toBe(text);
   });
 
   it('leaves a request untouched when no rule applies, and reads its rules from a parsed configuration', () => {

@@ -5,6 +5,8 @@ import { AnswerScreen } from './answer-screen';
 import { compileRule, replaceMatches, type CompiledRule, type Match } from './guardrail-rules';
 
 export const CONTENT_POLICY_VIOLATION = 'content_policy_violation';
+/** The code of a request refused because a rule of its policy is not configured here yet (a rollout). */
+export const GUARDRAILS_UNAVAILABLE = 'guardrails_unavailable';
 
 /** Told of each rule that matched a request or its answer (`stage`): its id, its action and how many matches (never the text). */
 export type GuardrailMatchListener = (rule: string, action: GuardrailAction, count: number, stage: GuardrailStage) => void;
@@ -31,10 +33,11 @@ function applies(rule: ConfiguredRule, field: Field): boolean {
  * Guardrails (docs/guardrails.md): the rules that apply to a request are the configured default and
  * its tenant policy's (`context.policy.guardrails`), each screening what the client sends
  * (`input`), the answer (`output`), or both. In a request, a `block` match anywhere refuses it (400
- * content_policy_violation, naming the rule and where, never the text); `redact` matches are
- * replaced before any provider sees it. Screened: each message's string content and text parts, of
- * every role, tool-call arguments, and each text input of an embeddings request (token-id inputs
- * cannot be read and pass as they are). Answers are screened by an `AnswerScreen`.
+ * content_policy_violation, kind content_filtered, naming the rule and where, never the text);
+ * `redact` matches are replaced before any provider sees it. Screened: each message's string
+ * content and text parts, of every role, tool-call arguments (read with their JSON escapes
+ * decoded), and each text input of an embeddings request (token-id inputs cannot be read and pass
+ * as they are). Answers are screened by an `AnswerScreen`.
  */
 export class Guardrails {
   private readonly config: GuardrailsConfig;
@@ -101,8 +104,9 @@ export class Guardrails {
 
   /**
    * The configured default and the policy's rules that screen `stage`. A rule this router does not
-   * know (its configuration behind the ingress's) refuses the request rather than pass its text
-   * unscreened.
+   * know (its configuration behind the ingress's, while a new one rolls out) refuses the request
+   * rather than pass its text unscreened: `unavailable` (503, retryable), since the request itself
+   * is fine and a retry, once the configuration has caught up, is served.
    */
   private rulesFor(context: routerv1.RequestContext, stage: GuardrailStage): ConfiguredRule[] {
     // No rule configured and none asked for: the common case costs nothing.
@@ -112,7 +116,11 @@ export class Guardrails {
     for (const id of ids) {
       const rule = this.rules.get(id);
       if (!rule) {
-        throw new GatewayError('internal', `The guardrail rule "${id}" of this request's policy is not configured on the router; the request was refused rather than sent unscreened.`, { code: 'unknown_guardrail' });
+        throw new GatewayError(
+          'unavailable',
+          `The gateway's guardrail configuration is being updated: the guardrail rule "${id}" of this request's policy is not configured yet on the router that took the request, so the request was refused rather than sent on unscreened. Try again shortly.`,
+          { code: GUARDRAILS_UNAVAILABLE },
+        );
       }
       if (rule.screen.includes(stage)) rules.push(rule);
     }
@@ -125,7 +133,9 @@ export class Guardrails {
       for (const rule of rules) {
         if (rule.action !== 'block' || !applies(rule, field) || rule.matches(field.text, field.json).length === 0) continue;
         this.onMatch(rule.id, 'block', 1, 'input');
-        throw new GatewayError('bad_request', `The request was refused by the guardrail rule "${rule.id}": ${field.param} holds content it does not allow. Remove it and try again.`, {
+        // content_filtered, not bad_request: the same 400 to the client, but a usage record (its
+        // error kind) tells a guardrail's refusal from a malformed request.
+        throw new GatewayError('content_filtered', `The request was refused by the guardrail rule "${rule.id}": ${field.param} holds content it does not allow. Remove it and try again.`, {
           param: field.param,
           code: CONTENT_POLICY_VIOLATION,
         });
