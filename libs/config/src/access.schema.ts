@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import { flag, identifier, numeric, strictObject } from './primitives';
+import { flag, identifier, ipRange, numeric, strictObject } from './primitives';
 import { tenantPolicySchema } from './tenant-policy.schema';
 
 export * from './tenant-policy.schema';
@@ -342,6 +342,8 @@ export const accessSchema = strictObject({
     devKey: z.string().default(''),
     /** Single sign-on for the admin API: tokens of the organisation's identity provider, beside the admin keys. */
     oidc: adminOidcSchema.optional(),
+    /** Only calls from these client addresses (IPs, CIDR ranges) reach the admin API, whoever signs them; unset: any address. */
+    allowedIps: z.array(ipRange).optional(),
   }).prefault({}),
   rateLimits: strictObject({
     /** What happens when Redis cannot be reached: `open` lets traffic through (and says so), `closed` refuses it. */

@@ -6,7 +6,7 @@ import { AUTO_MODEL, modelSchema, routingReferenceIssues, routingSchema } from '
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
 import { guardrailsSchema } from './guardrails.schema';
 import { observabilitySchema } from './observability.schema';
-import { address, flag, host, identifier, listenSchema, port, strictObject, type Listen } from './primitives';
+import { address, flag, host, identifier, ipRange, listenSchema, port, strictObject, type Listen } from './primitives';
 import { providerSchema } from './providers.schema';
 import { usageSchema } from './usage.schema';
 
@@ -39,6 +39,12 @@ export const configSchema = strictObject({
      * public listener (`http`) no longer serves `/metrics` (usage and cost figures of every tenant).
      */
     internalHttp: listenSchema.optional(),
+    /**
+     * Addresses (IPs, CIDR ranges) of the load balancers and proxies in front of ingress: a request
+     * from one of them is taken to come from the address its `X-Forwarded-For` names, read from the
+     * right past every trusted hop. Empty: the connection's peer is the client, whatever headers say.
+     */
+    trustedProxies: z.array(ipRange).default([]),
     router: address,
     /** Billing's gRPC address, for the report endpoints of the admin API; unset: they answer 503. */
     billing: address.optional(),

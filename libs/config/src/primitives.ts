@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /*
@@ -141,3 +142,20 @@ export const address = z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port');
 
 /** Lower-case identifiers used for providers, tenants and the like. */
 export const identifier = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'lower-case letters, digits, ., - and _');
+
+/**
+ * An IP address (`203.0.113.7`, `2001:db8::1`) or a CIDR range of them (`10.0.0.0/8`,
+ * `2001:db8::/32`), as network allow lists and trusted proxies name them. Written as Node reads
+ * addresses (`isIP`): four decimal parts for IPv4, no zone index, a prefix within the family's bits.
+ */
+export const ipRange = z.string().superRefine((value, ctx) => {
+  const slash = value.indexOf('/');
+  const address = slash === -1 ? value : value.slice(0, slash);
+  // A zone index (`fe80::1%eth0`) names an interface of one machine, not an address a request comes from.
+  const family = address.includes('%') ? 0 : isIP(address);
+  const bits = slash === -1 ? undefined : value.slice(slash + 1);
+  if (family === 0) ctx.addIssue({ code: 'custom', message: `"${value}" is not an IP address or CIDR range (such as 203.0.113.7, 10.0.0.0/8, 2001:db8::/32)` });
+  else if (bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128))) {
+    ctx.addIssue({ code: 'custom', message: `"${value}": the prefix length of an IPv${family} range is 0–${family === 4 ? 32 : 128}` });
+  }
+});

@@ -59,4 +59,24 @@ describe('tenant routing policies in the configuration', () => {
     expect(problems({ orgs: [{ id: 'acme', policy: { residency: ['eu west'] } }] })).toEqual(['access.orgs[0].policy.residency[0]: lower-case letters, digits and - (such as eu, us, eu-west)']);
     expect(problems({ orgs: [{ id: 'acme', policy: { region: ['eu'] } }] })).toEqual([expect.stringContaining('access.orgs[0].policy: unknown key "region"')]);
   });
+
+  it('reads network allow lists at every level and for the admin API, and refuses an entry that is no address or range, with its path', () => {
+    const access = {
+      orgs: [{ id: 'acme', policy: { allowedIps: ['203.0.113.7', '10.0.0.0/8'] }, teams: [{ id: 't', policy: { allowedIps: ['2001:db8::/32'] }, projects: [{ id: 'p', policy: { allowedIps: [] } }] }] }],
+      keys: [{ id: 'k', hash: HASH, org: 'acme', policy: { allowedIps: ['::1'] } }],
+      admin: { allowedIps: ['192.168.0.0/16'] },
+    };
+    const config = parseConfig({ ...MINIMAL_CONFIG, providers, access, ingress: { ...MINIMAL_CONFIG.ingress, trustedProxies: ['10.1.0.0/16', 'fd00::1'] } }, {});
+    expect(config.access.orgs[0]?.policy?.allowedIps).toEqual(['203.0.113.7', '10.0.0.0/8']);
+    expect(config.access.orgs[0]?.teams[0]?.projects[0]?.policy?.allowedIps).toEqual([]);
+    expect(config.access.keys[0]?.policy?.allowedIps).toEqual(['::1']);
+    expect(config.access.admin.allowedIps).toEqual(['192.168.0.0/16']);
+    expect(config.ingress.trustedProxies).toEqual(['10.1.0.0/16', 'fd00::1']);
+    expect(parseConfig({ ...MINIMAL_CONFIG, providers }, {}).ingress.trustedProxies).toEqual([]);
+    expect(problems({ orgs: [{ id: 'acme', policy: { allowedIps: ['10.0.0.0/8', '10.0.0.300'] } }], keys: [{ id: 'k', hash: HASH, org: 'acme', policy: { allowedIps: ['fe80::1%eth0'] } }], admin: { allowedIps: ['10.0.0.0/40'] } })).toEqual([
+      'access.orgs[0].policy.allowedIps[1]: "10.0.0.300" is not an IP address or CIDR range (such as 203.0.113.7, 10.0.0.0/8, 2001:db8::/32)',
+      'access.keys[0].policy.allowedIps[0]: "fe80::1%eth0" is not an IP address or CIDR range (such as 203.0.113.7, 10.0.0.0/8, 2001:db8::/32)',
+      'access.admin.allowedIps[0]: "10.0.0.0/40": the prefix length of an IPv4 range is 0–32',
+    ]);
+  });
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { unknownRuleMessage } from './guardrails.schema';
-import { strictObject } from './primitives';
+import { ipRange, strictObject } from './primitives';
 
 /**
  * Where a provider's deployments process data (`eu`, `us`, `eu-west`): a tenant's policy allows
@@ -24,6 +24,11 @@ export function tenantPolicySchema(object: typeof strictObject) {
     residency: z.array(residencyLabel).optional(),
     /** Input guardrail rule ids (guardrails.rules) applied to the requests, on top of those above (docs/guardrails.md). */
     guardrails: z.array(z.string().min(1)).optional(),
+    /**
+     * Only requests from these client addresses: IP addresses and CIDR ranges (an empty list allows
+     * none). Unset: any address. Enforced by ingress, not a routing matter (docs/access.md#network-allow-lists).
+     */
+    allowedIps: z.array(ipRange).optional(),
   });
 }
 

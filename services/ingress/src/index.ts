@@ -120,10 +120,17 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     labelNames: ['fail_mode'],
     registers: [telemetry.telemetry.registry],
   });
+  const addressRefusals = new Counter({
+    name: 'openrouter_address_refused_requests_total',
+    help: 'Requests refused because they came from an address an allow list does not hold (policy.allowedIps of a key or its tenants; access.admin.allowedIps), by API (v1, admin).',
+    labelNames: ['api'],
+    registers: [telemetry.telemetry.registry],
+  });
   const failMode = config.access.rateLimits.failMode;
   const access = new AccessService(config, repository, counters, logger, devKey, () => storeFailures.inc({ fail_mode: failMode }), {
     // Answers to admin writes sent with an Idempotency-Key: in the shared Redis, so a retry reaching another replica is replayed.
     idempotencyStore: counterRedis ? new RedisIdempotencyStore(counterRedis, keyPrefix) : undefined,
+    onAddressRefused: (api) => addressRefusals.inc({ api }),
   });
   await access.start();
   const adminOidc = config.access.admin.oidc ? new OidcAdminAuth(config.access.admin.oidc, logger) : undefined;

@@ -117,7 +117,7 @@ describe('the access store on Redis (redis-server)', () => {
     await a.addOrg(admin, { id: 'globex', policy: { providers: ['sim'] } });
     const { key } = await a.issueKey(admin, { ...keyInput, org: 'globex', policy: { excludeProviders: ['sim'] } });
     await b.reloadTenants();
-    const seen = await b.authenticate(key, 'r', {});
+    const seen = await b.authenticate(key, 'r', {}, undefined);
     expect(seen?.record.policy).toEqual({ excludeProviders: ['sim'] });
     expect(seen?.context.policy).toEqual({ providers: { values: ['sim'] }, excludeProviders: ['sim'], guardrails: [] });
   });
@@ -134,7 +134,7 @@ describe('the access store on Redis (redis-server)', () => {
     await a.addOrg(admin, { id: 'restricted', costCenter: 'cc-r', policy: { providers: ['sim'] } });
     const { key } = await a.issueKey(admin, { ...keyInput, org: 'restricted' });
     expect(b.tenants.org('restricted')).toBeUndefined();
-    const seen = await b.authenticate(key, 'r', {});
+    const seen = await b.authenticate(key, 'r', {}, undefined);
     expect(seen?.context.policy).toEqual({ providers: { values: ['sim'] }, excludeProviders: [], guardrails: [] });
     expect(seen?.context.costCenter).toBe('cc-r');
   });

@@ -119,7 +119,7 @@ describe('AccessService admin changes', () => {
     expect((await access.listAudit(admin, 10)).map((e) => e.action)).toEqual(['key.revoke', 'key.issue']);
     // Every replica is told again, in case it missed the first notice.
     expect(notices).toHaveLength(2);
-    expect(await access.authenticate(key, 'r1', {})).toBeUndefined();
+    expect(await access.authenticate(key, 'r1', {}, undefined)).toBeUndefined();
   });
 
   it('records a revocation with its audit entry in one write, so a retry after a failed notice audits it once', async () => {
@@ -176,7 +176,7 @@ describe('AccessService admin changes', () => {
     const hash = hashApiKey(SECRET, key);
     await repository.saveKey({ id: 'key_orphan', hash, prefix: 'sk-or-v1-orph', name: '', orgId: 'vanished', teamId: '', projectId: '', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: new Date().toISOString(), source: 'issued' });
     const reads = repository.reads;
-    const refused = await access.authenticate(key, 'r', {}).catch((e: unknown) => e);
+    const refused = await access.authenticate(key, 'r', {}, undefined).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(GatewayError);
     expect(refused).toMatchObject({ kind: 'unavailable', code: 'tenant_unavailable', retryable: true });
     expect((refused as GatewayError).message).toBe("The key's organisation, team or project cannot be resolved right now. Please retry.");
@@ -184,7 +184,7 @@ describe('AccessService admin changes', () => {
 
     // Once the org is there, the key is placed in it.
     await storedElsewhere(repository, { id: 'vanished', costCenter: 'cc-v', limits: {}, teams: [] });
-    await expect(access.authenticate(key, 'r', {})).resolves.toMatchObject({ context: { orgId: 'vanished', costCenter: 'cc-v' } });
+    await expect(access.authenticate(key, 'r', {}, undefined)).resolves.toMatchObject({ context: { orgId: 'vanished', costCenter: 'cc-v' } });
   });
 
   it('places configured keys and the development key of orgs declared nowhere (bare tenants) without reloading the tenants', async () => {
@@ -197,8 +197,8 @@ describe('AccessService admin changes', () => {
     const access = new AccessService(bareConfig, repository, new MemoryCounterStore(), logger, devKey);
     await access.start();
     const reads = repository.reads;
-    await expect(access.authenticate(configured, 'r', {})).resolves.toMatchObject({ context: { orgId: 'small-shop', costCenter: 'small-shop' } });
-    await expect(access.authenticate(devKey, 'r', {})).resolves.toMatchObject({ context: { orgId: 'default', costCenter: 'default' } });
+    await expect(access.authenticate(configured, 'r', {}, undefined)).resolves.toMatchObject({ context: { orgId: 'small-shop', costCenter: 'small-shop' } });
+    await expect(access.authenticate(devKey, 'r', {}, undefined)).resolves.toMatchObject({ context: { orgId: 'default', costCenter: 'default' } });
     expect(repository.reads).toBe(reads);
   });
 
@@ -207,16 +207,16 @@ describe('AccessService admin changes', () => {
     const access = new AccessService(ingressTestConfig({ access: { keyHashSecret: SECRET, keyCacheMs: 60_000, orgs: [{ id: 'acme' }] } }), repository, new MemoryCounterStore(), logger, undefined);
     await access.start();
     const { key } = await access.issueKey(admin, keyInput);
-    expect(await access.authenticate(key, 'r1', {})).toBeDefined();
+    expect(await access.authenticate(key, 'r1', {}, undefined)).toBeDefined();
     // Another replica revokes the key and adds an org; neither notice reaches this one.
     const stored = await repository.findKey(access.keys.hash(key));
     await repository.saveKey({ ...stored!, revokedAt: new Date().toISOString() });
     await storedElsewhere(repository, { id: 'unheard', limits: {}, teams: [] });
-    expect(await access.authenticate(key, 'r2', {})).toBeDefined();
+    expect(await access.authenticate(key, 'r2', {}, undefined)).toBeDefined();
 
     repository.resync();
     await until(() => access.tenants.org('unheard') !== undefined);
-    expect(await access.authenticate(key, 'r3', {})).toBeUndefined();
+    expect(await access.authenticate(key, 'r3', {}, undefined)).toBeUndefined();
   });
 
   it('tells the listeners of key changes when it may have missed notices, after forgetting every cached key', async () => {
@@ -224,13 +224,13 @@ describe('AccessService admin changes', () => {
     const access = new AccessService(ingressTestConfig({ access: { keyHashSecret: SECRET, keyCacheMs: 60_000, orgs: [{ id: 'acme' }] } }), repository, new MemoryCounterStore(), logger, undefined);
     await access.start();
     const { key } = await access.issueKey(admin, keyInput);
-    expect(await access.authenticate(key, 'r1', {})).toBeDefined();
+    expect(await access.authenticate(key, 'r1', {}, undefined)).toBeDefined();
     // Revoked on another replica while this one's pub/sub connection was down: no notice here.
     const stored = await repository.findKey(access.keys.hash(key));
     await repository.saveKey({ ...stored!, revokedAt: new Date().toISOString() });
     // What a listener sees when told (an open WebSocket checking its key again).
     const seen: Array<{ change: KeyChange; valid: boolean }> = [];
-    access.onKeyChange((change) => void access.authenticate(key, 'r2', {}).then((found) => seen.push({ change, valid: found !== undefined })));
+    access.onKeyChange((change) => void access.authenticate(key, 'r2', {}, undefined).then((found) => seen.push({ change, valid: found !== undefined })));
 
     repository.resync();
     await until(() => seen.length > 0);
@@ -491,7 +491,7 @@ describe('AccessService token limits', () => {
 
   it('admits Messages requests on their max_tokens until the reservations exceed the key limit', async () => {
     const access = await service();
-    const authenticated = await access.authenticate(KEY, 'req', {});
+    const authenticated = await access.authenticate(KEY, 'req', {}, undefined);
     if (!authenticated) throw new Error('the key is configured');
     const admit = () => access.admit(authenticated.record, authenticated.context, 'm', messagesToChatBody({ model: 'm', max_tokens: 400, messages }));
     const admitted = [await admit(), await admit()];

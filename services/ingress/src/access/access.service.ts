@@ -11,6 +11,7 @@ import { countPromptTokens, type ImageCost } from './prompt-tokens';
 import { KeyDirectory } from './key-directory';
 import { matchesFilter, type KeyListFilter } from './key-index';
 import { hashesOf, publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
+import { AddressRanges, ClientAddresses, refusingLevel, type NetworkLevel } from './network';
 import type { CounterStore } from './counter.store';
 import { MemoryIdempotencyStore, type IdempotencyStore } from './idempotency.store';
 import { IdempotentResponses } from './idempotent-responses';
@@ -79,6 +80,8 @@ export interface AccessServiceOptions {
    * and tenants when the replicas share one, else this process's memory.
    */
   idempotencyStore?: IdempotencyStore;
+  /** Counts requests refused for the address they come from (`openrouter_address_refused_requests_total`). */
+  onAddressRefused?: (api: 'v1' | 'admin') => void;
 }
 
 /** The first answer to an admin write, as replayed to a retry with the same `Idempotency-Key`. */
@@ -110,6 +113,10 @@ export class AccessService {
   /** The configured providers and their residency labels, which policies are checked against. */
   private readonly policyProviders: PolicyProviders;
   private readonly guardrails: GatewayConfig['guardrails'];
+  /** The address each request comes from, past the trusted proxies (`ingress.trustedProxies`). */
+  readonly clients: ClientAddresses;
+  /** Who may reach the admin API (`access.admin.allowedIps`); undefined: any address. */
+  private readonly adminRanges: AddressRanges | undefined;
 
   constructor(
     config: GatewayConfig,
@@ -141,6 +148,8 @@ export class AccessService {
     this.aliases = new Map(Object.entries(config.routing.aliases));
     this.policyProviders = policyProvidersOf(config.providers, config.guardrails);
     this.guardrails = config.guardrails;
+    this.clients = new ClientAddresses(config.ingress.trustedProxies);
+    this.adminRanges = access.admin.allowedIps && new AddressRanges(access.admin.allowedIps);
     let lastWarning = 0;
     this.limiter = new RateLimiter(counters, access.rateLimits.failMode, (error) => {
       onStoreFailure();
@@ -256,10 +265,53 @@ export class AccessService {
     }
   }
 
-  /** The request context of a presented key, or undefined when the key is unknown, revoked or expired. */
-  async authenticate(presented: string, requestId: string, traffic: TrafficAttributes): Promise<{ record: ApiKeyRecord; context: routerv1.RequestContext } | undefined> {
+  /**
+   * The request context of a presented key, or undefined when the key is unknown, revoked or
+   * expired. A key its allow lists refuse from `address` is a 403 (`requireAllowedAddress`).
+   */
+  async authenticate(presented: string, requestId: string, traffic: TrafficAttributes, address: string | undefined): Promise<{ record: ApiKeyRecord; context: routerv1.RequestContext } | undefined> {
     const record = await this.keyOf(presented);
-    return record ? { record, context: await this.contextOf(record, requestId, traffic) } : undefined;
+    if (!record) return undefined;
+    await this.requireAllowedAddress(record, address);
+    return { record, context: await this.contextOf(record, requestId, traffic) };
+  }
+
+  /**
+   * The allow lists a key's requests must pass, each level's that has one: its organisation's,
+   * team's, project's and its own `policy.allowedIps`.
+   */
+  async networkOf(record: ApiKeyRecord): Promise<NetworkLevel[]> {
+    const [org, team, project] = (await this.placeKey(record)).policies;
+    const levels: Array<[NetworkLevel['level'], TenantPolicyConfig | undefined]> = [['org', org], ['team', team], ['project', project], ['key', record.policy]];
+    return levels.flatMap(([level, policy]) => (policy?.allowedIps ? [{ level, ranges: this.rangesOf(policy.allowedIps) }] : []));
+  }
+
+  /** A policy's list, compiled once: tenants and cached keys keep their policy objects between requests. */
+  private readonly compiledRanges = new WeakMap<readonly string[], AddressRanges>();
+  private rangesOf(list: readonly string[]): AddressRanges {
+    let ranges = this.compiledRanges.get(list);
+    if (!ranges) this.compiledRanges.set(list, (ranges = new AddressRanges(list)));
+    return ranges;
+  }
+
+  /**
+   * Refuses (403 `ip_not_allowed`) a key used from an address one of its allow lists does not
+   * hold, or from an address that cannot be told when it has any. Checked before the request is
+   * charged to any limit: a leaked key tried from elsewhere does not use up its owner's.
+   */
+  async requireAllowedAddress(record: ApiKeyRecord, address: string | undefined): Promise<void> {
+    const refusing = refusingLevel(await this.networkOf(record), address);
+    if (!refusing) return;
+    this.options.onAddressRefused?.('v1');
+    const where = { org: "its organisation's", team: "its team's", project: "its project's", key: 'its own' }[refusing.level];
+    throw new GatewayError('permission_denied', `This API key may not be used from ${address === undefined ? 'an address that cannot be determined' : `the address ${address}`}: it is not in ${where} allowed_ips.`, { code: 'ip_not_allowed' });
+  }
+
+  /** Refuses (403 `ip_not_allowed`) an admin call from an address `access.admin.allowedIps` does not hold. */
+  requireAdminAddress(address: string | undefined): void {
+    if (!this.adminRanges || (address !== undefined && this.adminRanges.has(address))) return;
+    this.options.onAddressRefused?.('admin');
+    throw new GatewayError('permission_denied', `The admin API may not be called from ${address === undefined ? 'an address that cannot be determined' : `the address ${address}`}: it is not in access.admin.allowedIps.`, { code: 'ip_not_allowed' });
   }
 
   /** The record of a presented key, or undefined when the key is unknown, revoked or expired. */

@@ -36,12 +36,12 @@ describe('changing an issued key', () => {
     const { a, b, repository } = await replicas();
     const { key, record } = await a.issueKey(admin, { ...keyInput, expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
     // Replica b has the key cached (for a minute) as issued.
-    expect((await b.authenticate(key, 'r1', {}))?.context.allowedModels).toEqual([]);
+    expect((await b.authenticate(key, 'r1', {}, undefined))?.context.allowedModels).toEqual([]);
 
     const changed = await a.updateKey(admin, record.id, { name: 'ci-2', allowedModels: ['m'], limits: { rpm: 5 }, expiresAt: null, tags: { env: 'prod' } });
     expect(changed).toMatchObject({ id: record.id, name: 'ci-2', allowedModels: ['m'], limits: { rpm: 5 }, tags: { env: 'prod' }, metadata: { owner: 'ci' } });
     expect(changed.expiresAt).toBeUndefined();
-    const seen = await b.authenticate(key, 'r2', {});
+    const seen = await b.authenticate(key, 'r2', {}, undefined);
     expect(seen?.context.allowedModels).toEqual(['m']);
     expect(seen?.record).toMatchObject({ id: record.id, name: 'ci-2', limits: { rpm: 5 } });
 
@@ -149,9 +149,9 @@ describe('rotating a key', () => {
     const { a, b } = await replicas();
     const { key: first, record } = await a.issueKey(admin, keyInput);
     await a.rotateKey(admin, record.id, 3_600);
-    expect((await b.authenticate(first, 'r1', {}))?.context.allowedModels).toEqual([]);
+    expect((await b.authenticate(first, 'r1', {}, undefined))?.context.allowedModels).toEqual([]);
     await a.updateKey(admin, record.id, { allowedModels: ['m'] });
-    expect((await b.authenticate(first, 'r2', {}))?.context.allowedModels).toEqual(['m']);
+    expect((await b.authenticate(first, 'r2', {}, undefined))?.context.allowedModels).toEqual(['m']);
   });
 
   it('refuses both secrets of a rotated key once it is revoked, on every replica', async () => {

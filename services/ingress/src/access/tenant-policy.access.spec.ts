@@ -29,7 +29,7 @@ describe('AccessService routing policies', () => {
   });
   afterEach(async () => access.close());
 
-  const policyOf = async (key: string) => (await access.authenticate(key, 'r', {}))?.context.policy;
+  const policyOf = async (key: string) => (await access.authenticate(key, 'r', {}, undefined))?.context.policy;
 
   it("puts the intersection of the org's, team's, project's and key's policies on the request context", async () => {
     const { key } = await access.issueKey(admin, { ...keyInput, org: 'acme', project: 'search', policy: { residency: ['eu'] } });
@@ -102,7 +102,7 @@ describe('AccessService guardrail policies', () => {
   });
   afterEach(async () => access.close());
 
-  const policyOf = async (key: string) => (await access.authenticate(key, 'r', {}))?.context.policy;
+  const policyOf = async (key: string) => (await access.authenticate(key, 'r', {}, undefined))?.context.policy;
 
   it('sends the default, the tenants\' and the key\'s rules, with the digest of their definitions', async () => {
     const { key } = await access.issueKey(admin, { ...keyInput, org: 'acme', policy: { guardrails: ['codename', 'emails'] } });

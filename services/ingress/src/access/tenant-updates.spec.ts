@@ -46,7 +46,7 @@ describe('AccessService tenant changes', () => {
 
   it("puts a project's new cost centre on the next request at once, and its parent's once cleared", async () => {
     const { key } = await access.issueKey(admin, { ...keyInput, org: 'acme', project: 'papers' });
-    const costCenter = async (): Promise<string> => (await access.authenticate(key, 'r', {}))?.context.costCenter ?? '';
+    const costCenter = async (): Promise<string> => (await access.authenticate(key, 'r', {}, undefined))?.context.costCenter ?? '';
     expect(await costCenter()).toBe('CC-PAPERS');
 
     await expect(access.updateProject(admin, 'acme', 'research', 'papers', { costCenter: 'CC-MOVED' })).resolves.toEqual({ id: 'papers', costCenter: 'CC-MOVED', limits: {} });
@@ -62,7 +62,7 @@ describe('AccessService tenant changes', () => {
   it('applies changed limits to the next request, replaced whole, and the defaults once cleared', async () => {
     const { key } = await access.issueKey(admin, { ...keyInput, org: 'globex', project: 'alpha' });
     const limitsOf = async (scope: string): Promise<Array<[string, number]>> => {
-      const authenticated = await access.authenticate(key, 'r', {});
+      const authenticated = await access.authenticate(key, 'r', {}, undefined);
       if (!authenticated) throw new Error('the key is not known');
       return access
         .applicableLimits(authenticated.record, authenticated.context, 'gpt-4o-mini')

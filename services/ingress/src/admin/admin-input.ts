@@ -1,4 +1,4 @@
-import { alertThresholdsSchema, budgetAmountSchema, budgetEnforcementSchema, budgetSchema } from '@openrouter/config';
+import { alertThresholdsSchema, budgetAmountSchema, budgetEnforcementSchema, budgetSchema, ipRange } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { paramOf } from '@openrouter/openai-wire';
 import { z } from 'zod';
@@ -8,23 +8,31 @@ const id = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'must be 1–64 lower
 const limits = z.strictObject({ rpm: z.int().positive().max(100_000_000).optional(), tpm: z.int().positive().max(10_000_000_000).optional() });
 /**
  * A routing policy in the admin API's names: allow lists of provider ids and residency labels, and
- * providers never to use (docs/access.md#routing-policies), and input guardrail rule ids to add
- * (docs/guardrails.md). Each list replaces the stored one whole.
+ * providers never to use (docs/access.md#routing-policies), input guardrail rule ids to add
+ * (docs/guardrails.md), and the client addresses allowed (docs/access.md#network-allow-lists).
+ * Each list replaces the stored one whole.
  */
 export const policyBody = z.strictObject({
   providers: z.array(z.string().min(1).max(128)).max(256).optional(),
   exclude_providers: z.array(z.string().min(1).max(128)).max(256).optional(),
   residency: z.array(z.string().regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, 'must be lower-case letters, digits and - (such as eu, us, eu-west)').max(64)).max(64).optional(),
   guardrails: z.array(z.string().min(1).max(128)).max(64).optional(),
+  allowed_ips: z.array(ipRange.pipe(z.string().max(64))).max(256).optional(),
 });
 export type PolicyBody = z.infer<typeof policyBody>;
 
-type PolicyFields = { providers?: string[]; excludeProviders?: string[]; residency?: string[]; guardrails?: string[] };
+type PolicyFields = { providers?: string[]; excludeProviders?: string[]; residency?: string[]; guardrails?: string[]; allowedIps?: string[] };
 
 /** A policy as the configuration and the stored records name its fields. */
 export function policyInput(body: PolicyBody | undefined): PolicyFields | undefined {
   if (body === undefined) return undefined;
-  return { ...(body.providers && { providers: body.providers }), ...(body.exclude_providers && { excludeProviders: body.exclude_providers }), ...(body.residency && { residency: body.residency }), ...(body.guardrails && { guardrails: body.guardrails }) };
+  return {
+    ...(body.providers && { providers: body.providers }),
+    ...(body.exclude_providers && { excludeProviders: body.exclude_providers }),
+    ...(body.residency && { residency: body.residency }),
+    ...(body.guardrails && { guardrails: body.guardrails }),
+    ...(body.allowed_ips && { allowedIps: body.allowed_ips }),
+  };
 }
 
 /** A PATCH's policy: `null` removes the stored one, absent leaves it. */

@@ -3,6 +3,7 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import type { AdminRole } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
+import { AccessService } from '../access/access.service';
 import { bearerToken } from '../auth/api-key.guard';
 import { AdminAuth, type AdminPrincipal } from './admin-auth';
 
@@ -22,10 +23,13 @@ export class AdminGuard implements CanActivate {
   constructor(
     @Inject(AdminAuth) private readonly auth: AdminAuth,
     @Inject(Reflector) private readonly reflector: Reflector,
+    @Inject(AccessService) private readonly access: AccessService,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
+    // Before the credential is looked at: from elsewhere, not even a key's validity is told.
+    this.access.requireAdminAddress(this.access.clients.of(request.raw));
     if (this.auth.empty) {
       throw new GatewayError('auth_failed', 'The admin API has no keys: configure access.admin.keys, access.admin.oidc, or a development admin key in access.admin.devKey (OPENROUTER_ADMIN_KEY).', {
         code: 'admin_api_without_keys',

@@ -23,8 +23,9 @@ async function accessWithKey(): Promise<AccessService> {
   return access;
 }
 
-function httpContext(headers: Record<string, string>): { context: ExecutionContext; request: FastifyRequest; raw: EventEmitter & { setHeader: jest.Mock } } {
-  const request = { id: 'req-1', headers, body: { model: 'm', messages: [] }, method: 'POST' } as unknown as FastifyRequest;
+function httpContext(headers: Record<string, string>, peer = '127.0.0.1'): { context: ExecutionContext; request: FastifyRequest; raw: EventEmitter & { setHeader: jest.Mock } } {
+  const incoming = { headers, socket: { remoteAddress: peer } };
+  const request = { id: 'req-1', headers, body: { model: 'm', messages: [] }, method: 'POST', raw: incoming } as unknown as FastifyRequest;
   const raw = Object.assign(new EventEmitter(), { destroyed: false, closed: false, writableFinished: false, setHeader: jest.fn() });
   const reply = { raw } as unknown as FastifyReply;
   const context = { switchToHttp: () => ({ getRequest: () => request, getResponse: () => reply }) } as unknown as ExecutionContext;
@@ -97,6 +98,57 @@ describe('ApiKeyGuard', () => {
     await new ApiKeyGuard(access).canActivate(context);
     expect(request.requestContext).toMatchObject({ keyId: 'key-1', endUser: 'end-user-7' });
     expect(keyOf).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('network allow lists', () => {
+  /** A key of the project acme/platform/search, with allow lists at the organisation and on the key. */
+  async function accessWithAllowLists(): Promise<AccessService> {
+    const config = ingressTestConfig({
+      ingress: { http: { port: 0 }, router: '127.0.0.1:1', trustedProxies: ['10.0.0.1'] },
+      access: {
+        keyHashSecret: SECRET,
+        orgs: [{ id: 'acme', policy: { allowedIps: ['192.0.2.0/24', '2001:db8::/32'] }, teams: [{ id: 'platform', projects: [{ id: 'search' }] }] }],
+        keys: [{ id: 'key-1', hash: hashApiKey(SECRET, KEY), org: 'acme', project: 'search', policy: { allowedIps: ['192.0.2.128/25', '2001:db8::/32'] }, limits: { rpm: 2 } }],
+      },
+    });
+    const access = new AccessService(config, new MemoryAccessRepository(), new MemoryCounterStore(), createLogger('guard-spec', 'silent'), undefined);
+    await access.start();
+    return access;
+  }
+
+  it('admits a key from an address every level allows, and refuses it (403 ip_not_allowed, naming the level) from any other, charging nothing', async () => {
+    const access = await accessWithAllowLists();
+    const org = await refusal(() => new ApiKeyGuard(access).canActivate(httpContext({ authorization: `Bearer ${KEY}` }, '198.51.100.7').context));
+    expect(org).toMatchObject({ kind: 'permission_denied', code: 'ip_not_allowed', message: "This API key may not be used from the address 198.51.100.7: it is not in its organisation's allowed_ips." });
+    // In the organisation's range, but not in the key's narrower one.
+    const key = await refusal(() => new KeyGuard(access).canActivate(httpContext({ authorization: `Bearer ${KEY}` }, '192.0.2.5').context));
+    expect(key).toMatchObject({ code: 'ip_not_allowed', message: 'This API key may not be used from the address 192.0.2.5: it is not in its own allowed_ips.' });
+    // The refusals used none of the key's 2 requests a minute.
+    for (const [peer, remaining] of [['192.0.2.200', '1'], ['2001:db8::5', '0']] as const) {
+      const { context, raw } = httpContext({ authorization: `Bearer ${KEY}` }, peer);
+      await expect(new ApiKeyGuard(access).canActivate(context)).resolves.toBe(true);
+      expect(raw.setHeader).toHaveBeenCalledWith('x-ratelimit-remaining-requests', remaining);
+    }
+  });
+
+  it('takes the client from X-Forwarded-For past a trusted proxy only, and refuses an address it cannot tell', async () => {
+    const access = await accessWithAllowLists();
+    // Through the trusted proxy: the address it appended is the client's, whatever the client put before it.
+    await expect(new KeyGuard(access).canActivate(httpContext({ authorization: `Bearer ${KEY}`, 'x-forwarded-for': '198.51.100.7, 192.0.2.200' }, '10.0.0.1').context)).resolves.toBe(true);
+    await expect(refusal(() => new KeyGuard(access).canActivate(httpContext({ authorization: `Bearer ${KEY}`, 'x-forwarded-for': '192.0.2.200, 198.51.100.7' }, '10.0.0.1').context))).resolves.toMatchObject({
+      message: expect.stringContaining('the address 198.51.100.7') as string,
+    });
+    // Straight from a client, its own X-Forwarded-For is not believed.
+    await expect(refusal(() => new KeyGuard(access).canActivate(httpContext({ authorization: `Bearer ${KEY}`, 'x-forwarded-for': '192.0.2.200' }, '198.51.100.7').context))).resolves.toMatchObject({ code: 'ip_not_allowed' });
+    // A proxy that forwards something that is no address: unknown, so refused.
+    const unknown = await refusal(() => new KeyGuard(access).canActivate(httpContext({ authorization: `Bearer ${KEY}`, 'x-forwarded-for': 'unknown' }, '10.0.0.1').context));
+    expect(unknown).toMatchObject({ code: 'ip_not_allowed', message: "This API key may not be used from an address that cannot be determined: it is not in its organisation's allowed_ips." });
+  });
+
+  it('still calls a wrong key wrong, from anywhere', async () => {
+    const access = await accessWithAllowLists();
+    await expect(refusal(() => new KeyGuard(access).canActivate(httpContext({ authorization: 'Bearer sk-wrong' }, '198.51.100.7').context))).resolves.toMatchObject({ code: 'invalid_api_key' });
   });
 });
 

@@ -106,10 +106,12 @@ export class UnmeteredApiKeyGuard implements CanActivate {
   }
 }
 
+/** The caller's key, once it is known to be valid and allowed from the address the request comes from. */
 async function keyOf(access: AccessService, request: FastifyRequest): Promise<ApiKeyRecord> {
   if (request.apiKeyRecord) return request.apiKeyRecord;
   const record = await access.keyOf(presentedKey(request.headers));
   if (!record) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
+  await access.requireAllowedAddress(record, access.clients.of(request.raw));
   return record;
 }
 

@@ -50,7 +50,7 @@ describe('GET /v1/key: what a key sees of itself', () => {
     if (!reservation) throw new Error('expected a reservation');
     await reservation.settle('0.000025');
 
-    const shown = keySelfView(await keys.describe(record, CONFIG_KEY, 'r2'));
+    const shown = keySelfView(await keys.describe(record, CONFIG_KEY, 'r2', '192.0.2.10'));
     expect(keySelfViewSchema.parse(shown)).toEqual(shown);
     expect(shown).toMatchObject({
       object: 'api_key',
@@ -101,7 +101,7 @@ describe('GET /v1/key: what a key sees of itself', () => {
     expect(record.id).toBe(issued.record.id);
     expect(record.previousHash).toBeDefined();
 
-    const shown = keySelfView(await keys.describe(record, issued.key, 'r1'));
+    const shown = keySelfView(await keys.describe(record, issued.key, 'r1', '192.0.2.10'));
     const json = JSON.stringify(shown);
     for (const hash of hashesOf(record)) expect(json).not.toContain(hash);
     expect(json).not.toContain(issued.key);
@@ -115,7 +115,7 @@ describe('GET /v1/key: what a key sees of itself', () => {
     // Read with its new secret: the key's own expiry (none).
     const current = await access.keyOf(rotated.key);
     if (!current) throw new Error('the new secret should be accepted');
-    expect(keySelfView(await keys.describe(current, rotated.key, 'r2')).secret_expires_at).toBeNull();
+    expect(keySelfView(await keys.describe(current, rotated.key, 'r2', '192.0.2.10')).secret_expires_at).toBeNull();
   });
 
   it('still answers when the budget ledger cannot be read: the budgets that apply, marked unavailable, with no standing', async () => {
@@ -129,7 +129,7 @@ describe('GET /v1/key: what a key sees of itself', () => {
     );
     const record = await access.keyOf(CONFIG_KEY);
     if (!record) throw new Error('the configured key was not found');
-    const shown = keySelfView(await keys.describe(record, CONFIG_KEY, 'r1'));
+    const shown = keySelfView(await keys.describe(record, CONFIG_KEY, 'r1', '192.0.2.10'));
     expect(shown.budgets).toEqual([
       expect.objectContaining({ id: 'acme-monthly', amount: '2500', spent: null, reserved: null, remaining: null, unavailable: true, resets_at: '2025-07-01T00:00:00.000Z' }),
       expect.objectContaining({ id: 'search-daily', amount: '40', spent: null, reserved: null, remaining: null, unavailable: true }),

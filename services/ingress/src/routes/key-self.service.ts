@@ -4,10 +4,11 @@ import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { AccessService } from '../access/access.service';
 import { publicView, type ApiKeyRecord } from '../access/key-record';
+import type { NetworkLevel } from '../access/network';
 import type { ApplicableLimit, LimitScope } from '../access/rate-limiter';
 import { budgetView, budgetViewSchema, type BudgetView } from '../admin/budgets.http.controller';
 import { view as adminKeyView } from '../admin/keys.http.controller';
-import { policyView, policyViewSchema, type PolicyView } from '../admin/policy-view';
+import { policyView, policyViewSchema } from '../admin/policy-view';
 import type { BudgetService } from '../budgets/budget.service';
 
 /*
@@ -52,7 +53,17 @@ export const keySelfViewSchema = z.strictObject({
     tpm: perMinute.describe('The tightest tokens-per-minute limit its requests are charged to; null: none'),
     scopes: z.array(z.strictObject({ scope: z.enum(['key', 'project', 'team', 'org']), rpm: perMinute, tpm: perMinute })),
   }),
-  policy: policyViewSchema.describe("The effective policy of its requests (its tenants' and its own, with guardrails.default); null: unrestricted"),
+  policy: policyViewSchema
+    .unwrap()
+    .omit({ allowed_ips: true })
+    .nullable()
+    .describe("The effective routing policy of its requests (its tenants' and its own, with guardrails.default); null: unrestricted"),
+  network: z.strictObject({
+    client_ip: z.string().nullable().describe('The address this request came from, as the gateway tells it (past the trusted proxies, ingress.trustedProxies)'),
+    allowed_ips: z
+      .array(z.strictObject({ level: z.enum(['org', 'team', 'project', 'key']), ranges: z.array(z.string()) }))
+      .describe('The allow lists its requests must each pass, by the level that set them; empty: any address'),
+  }),
   budgets: z.array(selfBudgetSchema),
 });
 export type KeySelfView = z.infer<typeof keySelfViewSchema>;
@@ -70,6 +81,9 @@ export interface KeySelf {
   limits: readonly ApplicableLimit[];
   budgets: readonly SelfBudget[];
   secretExpiresAt: Date | undefined;
+  /** The address the request came from, and the allow lists of the key's levels. */
+  address: string | undefined;
+  network: readonly NetworkLevel[];
 }
 
 /**
@@ -85,7 +99,7 @@ export class KeySelfService {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  async describe(record: ApiKeyRecord, presented: string, requestId: string): Promise<KeySelf> {
+  async describe(record: ApiKeyRecord, presented: string, requestId: string, address: string | undefined): Promise<KeySelf> {
     // The request context a request of this key gets (no traffic attributes: they are per request).
     const context = await this.access.contextOf(record, requestId, {});
     // No model: model limits depend on the model a request names, not on the key.
@@ -93,7 +107,7 @@ export class KeySelfService {
     const graceEnd = this.access.keys.graceEnd(presented, record);
     const expires = record.expiresAt === undefined ? undefined : new Date(record.expiresAt);
     const secretExpiresAt = graceEnd && expires ? new Date(Math.min(graceEnd.getTime(), expires.getTime())) : (graceEnd ?? expires);
-    return { record, context, limits, budgets: await this.budgetsOf(context), secretExpiresAt };
+    return { record, context, limits, budgets: await this.budgetsOf(context), secretExpiresAt, address, network: await this.access.networkOf(record) };
   }
 
   private async budgetsOf(context: routerv1.RequestContext): Promise<SelfBudget[]> {
@@ -135,6 +149,7 @@ export function keySelfView(self: KeySelf): KeySelfView {
     allowed_models: key.allowed_models,
     limits: limitsView(self.limits),
     policy: effectivePolicyView(context.policy),
+    network: { client_ip: self.address ?? null, allowed_ips: self.network.map((l) => ({ level: l.level, ranges: [...l.ranges.ranges] })) },
     budgets: self.budgets.map(selfBudgetView),
   };
 }
@@ -155,14 +170,19 @@ function limitsView(limits: readonly ApplicableLimit[]): KeySelfView['limits'] {
 }
 
 /** The effective policy of a request context in the admin API's names (its guardrail digest is internal). */
-export function effectivePolicyView(policy: routerv1.TenantPolicy | undefined): PolicyView {
-  if (!policy) return null;
-  return policyView({
-    ...(policy.providers && { providers: policy.providers.values }),
-    excludeProviders: policy.excludeProviders,
-    ...(policy.residency && { residency: policy.residency.values }),
-    guardrails: policy.guardrails,
-  });
+export function effectivePolicyView(policy: routerv1.TenantPolicy | undefined): KeySelfView['policy'] {
+  const view = policy
+    ? policyView({
+        ...(policy.providers && { providers: policy.providers.values }),
+        excludeProviders: policy.excludeProviders,
+        ...(policy.residency && { residency: policy.residency.values }),
+        guardrails: policy.guardrails,
+      })
+    : null;
+  if (!view) return null;
+  // Addresses are not a routing matter: the levels' allow lists are under `network`.
+  const { allowed_ips: _addresses, ...routing } = view;
+  return routing;
 }
 
 function selfBudgetView({ view, unavailable }: SelfBudget): SelfBudgetView {

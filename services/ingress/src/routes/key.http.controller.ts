@@ -16,7 +16,10 @@ import { KeySelfService, keySelfView, type KeySelfView } from './key-self.servic
 export class KeyHttpController {
   private readonly keys: KeySelfService;
 
-  constructor(@Inject(AccessService) access: AccessService, @Inject(BudgetService) budgets: BudgetService) {
+  constructor(
+    @Inject(AccessService) private readonly access: AccessService,
+    @Inject(BudgetService) budgets: BudgetService,
+  ) {
     this.keys = new KeySelfService(access, budgets);
   }
 
@@ -24,6 +27,6 @@ export class KeyHttpController {
   async get(@Req() req: FastifyRequest): Promise<KeySelfView> {
     const record = req.apiKeyRecord;
     if (!record) throw new GatewayError('auth_failed', 'The request is not authenticated.');
-    return keySelfView(await this.keys.describe(record, presentedKey(req.headers), String(req.id)));
+    return keySelfView(await this.keys.describe(record, presentedKey(req.headers), String(req.id), this.access.clients.of(req.raw)));
   }
 }

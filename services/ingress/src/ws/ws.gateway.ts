@@ -39,6 +39,8 @@ interface Connection {
   /** The key the socket was opened with, checked again on every request and when it changes. */
   key: string;
   traffic: TrafficAttributes;
+  /** The address the upgrade came from: the key's allow lists are checked against it on every request. */
+  address: string | undefined;
   record: ApiKeyRecord;
   context: routerv1.RequestContext;
   /**
@@ -145,21 +147,21 @@ export class WsGateway {
     try {
       const key = upgradeKey(req.headers);
       const traffic = trafficAttributes(req.headers, undefined);
-      const authenticated = await this.access.authenticate(key, randomUUID(), traffic);
+      const address = this.access.clients.of(req);
+      const authenticated = await this.access.authenticate(key, randomUUID(), traffic, address);
       if (!authenticated) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
       const upgradeTrace = traceOf(this.tracing, req);
-      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, socket, key, traffic, authenticated.record, authenticated.context, upgradeTrace));
+      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, socket, { key, traffic, address }, authenticated.record, authenticated.context, upgradeTrace));
     } catch (error) {
       refuse(socket, asGatewayError(error));
     }
   }
 
-  private serve(socket: WebSocket, transport: Duplex, key: string, traffic: TrafficAttributes, record: ApiKeyRecord, context: routerv1.RequestContext, upgradeTrace: UpgradeTrace): void {
+  private serve(socket: WebSocket, transport: Duplex, caller: Pick<Connection, 'key' | 'traffic' | 'address'>, record: ApiKeyRecord, context: routerv1.RequestContext, upgradeTrace: UpgradeTrace): void {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const connection: Connection = {
       socket,
-      key,
-      traffic,
+      ...caller,
       record,
       context,
       graceTimer: undefined,
@@ -226,9 +228,10 @@ export class WsGateway {
     let status = 200;
     try {
       await inSpan(span, connection.trace.parent, async () => {
-        if (await this.stillAuthorized(connection)) return this.chat(connection, frame.id, frame.body, controller.signal);
-        status = 401;
-        this.cut(connection, frame.id);
+        const refusal = await this.refusal(connection);
+        if (!refusal) return this.chat(connection, frame.id, frame.body, controller.signal);
+        status = toOpenAIError(refusal).status;
+        this.cut(connection, frame.id, refusal);
       });
     } catch (error) {
       const failure = errorFrame(frame.id, controller.signal.aborted ? cancelled() : asGatewayError(error));
@@ -340,17 +343,26 @@ export class WsGateway {
   }
 
   /**
-   * Whether the socket's key is still valid (not revoked, deleted or expired). The key and its
-   * context as they are now replace the socket's: a change of the key (its allowed models, policy,
-   * limits, tags) or of its tenants applies to the socket's next request, as to HTTP's next one.
+   * Why the socket's key may no longer be used, or undefined when it still may: revoked, deleted or
+   * expired (401), or no longer allowed from the socket's address (403 `ip_not_allowed`: an allow
+   * list added or changed since the upgrade). The key and its context as they are now replace the
+   * socket's: a change of the key (its allowed models, policy, limits, tags) or of its tenants
+   * applies to the socket's next request, as to HTTP's next one. Throws when the key store cannot be
+   * read.
    */
-  private async stillAuthorized(connection: Connection): Promise<boolean> {
-    const current = await this.access.authenticate(connection.key, connection.context.requestId, connection.traffic);
-    if (!current) return false;
+  private async refusal(connection: Connection): Promise<GatewayError | undefined> {
+    let current: Awaited<ReturnType<AccessService['authenticate']>>;
+    try {
+      current = await this.access.authenticate(connection.key, connection.context.requestId, connection.traffic, connection.address);
+    } catch (error) {
+      if (error instanceof GatewayError && error.code === 'ip_not_allowed') return error;
+      throw error;
+    }
+    if (!current) return revoked();
     connection.record = current.record;
     connection.context = current.context;
     this.watchGrace(connection);
-    return true;
+    return undefined;
   }
 
   /**
@@ -382,16 +394,17 @@ export class WsGateway {
   private async recheck(connection: Connection): Promise<void> {
     if (connection.socket.readyState !== connection.socket.OPEN) return;
     try {
-      if (!(await this.stillAuthorized(connection))) this.cut(connection, null);
+      const refusal = await this.refusal(connection);
+      if (refusal) this.cut(connection, null, refusal);
     } catch {
       // The key store is unreachable: the next request on the socket checks again.
     }
   }
 
   /** Tells the client why, then ends its requests (each still metered) and closes the socket. */
-  private cut(connection: Connection, id: string | null): void {
-    send(connection, errorFrame(id, new GatewayError('auth_failed', 'The API key was revoked or has expired.', { code: 'invalid_api_key' })));
-    closeConnection(connection, KEY_REVOKED_CLOSE, 'api key revoked or expired');
+  private cut(connection: Connection, id: string | null, refusal: GatewayError): void {
+    send(connection, errorFrame(id, refusal));
+    closeConnection(connection, KEY_REVOKED_CLOSE, refusal.code === 'ip_not_allowed' ? 'address not allowed' : 'api key revoked or expired');
   }
 
   /**
@@ -484,6 +497,10 @@ function errorFrame(id: string | null, error: GatewayError): Extract<ServerFrame
 }
 
 /** The error of a request cancelled by its client, or by its socket closing. */
+function revoked(): GatewayError {
+  return new GatewayError('auth_failed', 'The API key was revoked or has expired.', { code: 'invalid_api_key' });
+}
+
 function cancelled(): GatewayError {
   return new GatewayError('cancelled', 'The request was cancelled.');
 }
