@@ -83,7 +83,7 @@ describe('admin API with single sign-on', () => {
 
   it('admits a token of the identity provider with the role its groups grant, and audits its holder by name', async () => {
     const bearer = await token(['staff', 'platform-admins']);
-    expect((await admin('GET', '/whoami', bearer)).json).toEqual({ id: 'oidc:alice@example.com', role: 'admin', org: null, project: null });
+    expect((await admin('GET', '/whoami', bearer)).json).toEqual({ id: 'oidc:alice@example.com', role: 'admin', org: null, project: null, client_ip: '127.0.0.1' });
 
     const issued = await admin('POST', '/keys', bearer, { name: 'from-sso', org: 'default' });
     expect(issued.status).toBe(201);

@@ -166,4 +166,11 @@ describe('network allow lists', () => {
     expect((await admin('GET', '/keys', undefined, '2001:db8:9::1')).status).toBe(200);
     await waitFor(async () => (await metric('admin')) === refusedBefore + 1, { what: 'the admin refusal counted' });
   });
+
+  it('records where each admin change came from in its audit entry, and shows the caller its address', async () => {
+    expect((await admin('GET', '/whoami', undefined, '2001:db8:9::5')).json).toMatchObject({ id: 'dev-admin', client_ip: '2001:db8:9::5' });
+    expect((await admin('PATCH', '/tenants/netco', { name: 'Net Co' }, '10.9.8.7')).status).toBe(200);
+    const audit = await admin('GET', '/audit?action=org.update&limit=1');
+    expect(audit.json['data']).toEqual([expect.objectContaining({ action: 'org.update', target: 'netco', details: expect.objectContaining({ role: 'admin', source_ip: '10.9.8.7' }) as unknown })]);
+  });
 });

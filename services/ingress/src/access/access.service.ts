@@ -23,6 +23,8 @@ import { effectivePolicy } from './tenant-policy';
 export interface Actor extends AdminScope {
   id: string;
   role: string;
+  /** The client address the call came from (past the trusted proxies), when it could be told: recorded as the audit entry's `source_ip`. */
+  address?: string | undefined;
 }
 
 export interface IssueKeyInput {
@@ -878,7 +880,7 @@ function auditMatcher(query: AuditQuery): (entry: NumberedAuditEntry) => boolean
 export function auditEntryOf(actor: Actor, action: AuditAction, target: string, details: Record<string, unknown>): AuditEntry {
   // A scoped actor's own scope is recorded beside what it changed (`org`, `project`).
   const scope = { ...(actor.org !== undefined && { actor_org: actor.org }), ...(actor.project !== undefined && { actor_project: actor.project }) };
-  return { at: new Date().toISOString(), actor: actor.id, action, target, details: { ...details, role: actor.role, ...scope } };
+  return { at: new Date().toISOString(), actor: actor.id, action, target, details: { ...details, role: actor.role, ...scope, ...(actor.address !== undefined && { source_ip: actor.address }) } };
 }
 
 /**

@@ -10,6 +10,8 @@ export interface AdminPrincipal {
   /** For `project` keys: the only usage they may read. */
   org?: string | undefined;
   project?: string | undefined;
+  /** The client address the call came from (past the trusted proxies), when it could be told. */
+  address?: string | undefined;
 }
 
 /**

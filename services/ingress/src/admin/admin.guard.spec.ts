@@ -68,7 +68,8 @@ describe('AdminGuard', () => {
   it('believes X-Forwarded-For only from a trusted proxy', async () => {
     const auth = new AdminAuth(SECRET, [], 'sk-or-admin-dev');
     const { access } = accessWith({ allowedIps: ['10.20.0.0/16'] }, ['172.16.0.0/12']);
-    expect(await attempt(auth, 'Bearer sk-or-admin-dev', { access, peer: '172.16.0.2', forwardedFor: '10.20.3.4' })).toMatchObject({ admin: { id: 'dev-admin' } });
+    // The caller's address goes with it, for the audit entries of its changes.
+    expect(await attempt(auth, 'Bearer sk-or-admin-dev', { access, peer: '172.16.0.2', forwardedFor: '10.20.3.4' })).toMatchObject({ admin: { id: 'dev-admin', address: '10.20.3.4' } });
     // From a peer that is no proxy of ours, the header is the client's own claim.
     expect(await attempt(auth, 'Bearer sk-or-admin-dev', { access, peer: '192.0.2.9', forwardedFor: '10.20.3.4' })).toMatchObject({ code: 'ip_not_allowed' });
   });

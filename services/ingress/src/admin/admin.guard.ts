@@ -29,7 +29,8 @@ export class AdminGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     // Before the credential is looked at: from elsewhere, not even a key's validity is told.
-    this.access.requireAdminAddress(this.access.clients.of(request.raw));
+    const address = this.access.clients.of(request.raw);
+    this.access.requireAdminAddress(address);
     if (this.auth.empty) {
       throw new GatewayError('auth_failed', 'The admin API has no keys: configure access.admin.keys, access.admin.oidc, or a development admin key in access.admin.devKey (OPENROUTER_ADMIN_KEY).', {
         code: 'admin_api_without_keys',
@@ -41,7 +42,8 @@ export class AdminGuard implements CanActivate {
     if (principal.role !== 'admin' && !allowed.includes(principal.role)) {
       throw new GatewayError('permission_denied', `The role "${principal.role}" may not call this endpoint.`, { code: 'insufficient_role' });
     }
-    request.admin = principal;
+    // The address goes into the audit entries of the changes it makes.
+    request.admin = { ...principal, address };
     return true;
   }
 }

@@ -37,7 +37,7 @@ export class AdminStatusHttpController {
   @Roles('finance', 'viewer', 'project')
   whoami(@Req() req: FastifyRequest) {
     const admin = adminOf(req);
-    return { id: admin.id, role: admin.role, org: admin.org ?? null, project: admin.project ?? null };
+    return { id: admin.id, role: admin.role, org: admin.org ?? null, project: admin.project ?? null, client_ip: admin.address ?? null };
   }
 
   @Get('health')
