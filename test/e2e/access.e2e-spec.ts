@@ -103,15 +103,21 @@ describe('access layer end to end', () => {
     expect(issued.status).toBe(201);
     const key = issued.json['key'] as string;
     expect(key).toMatch(/^sk-or-v1-[A-Za-z0-9_-]{43}$/);
-    expect(issued.json).toMatchObject({ object: 'api_key', org: 'acme', team: 'platform', project: 'search', status: 'active', prefix: key.slice(0, 14) });
+    expect(issued.json).toMatchObject({ object: 'api_key', org: 'acme', team: 'platform', project: 'search', status: 'active', prefix: key.slice(0, 14), last_used_at: null });
+    expect((await admin('GET', `/keys/${String(issued.json['id'])}`, TEST_ADMIN_KEY)).json).toMatchObject({ last_used_at: null });
 
     const client = gw.client({ apiKey: key });
+    const before = Date.now();
     const { response } = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     expect(response.status).toBe(200);
 
     const listed = await admin('GET', '/keys?project=search', TEST_ADMIN_KEY);
     const entry = (listed.json['data'] as Json[]).find((k) => k['id'] === issued.json['id']);
     expect(entry).toMatchObject({ prefix: key.slice(0, 14) });
+    // The replica that served the request shows the use at once (it writes it to the store later).
+    const usedAt = Date.parse(String(entry?.['last_used_at']));
+    expect(usedAt).toBeGreaterThanOrEqual(before);
+    expect(usedAt).toBeLessThanOrEqual(Date.now());
     expect(JSON.stringify(listed.json)).not.toContain(key);
 
     const revoked = await admin('POST', `/keys/${String(issued.json['id'])}/revoke`, TEST_ADMIN_KEY);

@@ -172,7 +172,7 @@ describe('access layer on a real Redis', () => {
 
     beforeAll(async () => {
       const shared = (doc: Record<string, unknown>): void => {
-        doc['access'] = { ...(doc['access'] as object), redis: { url: redis.url, keyPrefix: 'replicas:' }, keyCacheMs: 60_000 };
+        doc['access'] = { ...(doc['access'] as object), redis: { url: redis.url, keyPrefix: 'replicas:' }, keyCacheMs: 60_000, keyUseFlushMs: 1_000 };
       };
       [a, b] = await Promise.all([startTestGateway({ configure: shared }), startTestGateway({ configure: shared })]);
     });
@@ -202,6 +202,31 @@ describe('access layer on a real Redis', () => {
           return busy && busy.teams.flatMap((t) => t.projects).length === 8 ? busy : undefined;
         }, { what: 'every project on the replica' });
         expect(org.teams.map((t) => t.id).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `team-${i}`));
+      }
+    });
+
+    it("shows on every replica when a key was last used, once the replica that served it has written its uses", async () => {
+      const headers = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
+      const issued = await fetch(`${a.url}/admin/v1/keys`, { method: 'POST', headers, body: JSON.stringify({ org: 'default', project: 'default' }) });
+      const { id, key } = (await issued.json()) as { id: string; key: string };
+      const lastUsed = async (replica: TestGateway): Promise<string | null | undefined> => ((await fetch(`${replica.url}/admin/v1/keys/${id}`, { headers }).then((r) => r.json())) as { last_used_at?: string | null }).last_used_at;
+      expect(await lastUsed(b)).toBeNull();
+      const before = Date.now();
+      expect(await post(`${a.baseURL}/chat/completions`, key)).toBe(200);
+      // Replica b learns of it from the store, when a writes its uses (every access.keyUseFlushMs, 1 s here).
+      const seen = await waitFor(async () => (await lastUsed(b)) ?? undefined, { timeoutMs: 10_000, what: 'the use written by replica a' });
+      expect(Date.parse(seen)).toBeGreaterThanOrEqual(before);
+      // A later use on the other replica moves it on, for both.
+      expect(await post(`${b.baseURL}/chat/completions`, key)).toBe(200);
+      const newer = await waitFor(async () => {
+        const at = await lastUsed(a);
+        return at && Date.parse(at) > Date.parse(seen) ? at : undefined;
+      }, { timeoutMs: 10_000, what: 'the newer use written by replica b' });
+      const client = new Redis(redis.url);
+      try {
+        await client.eval("return redis.call('HGET', KEYS[1], ARGV[1])", 1, 'replicas:key-last-used', id).then((stored) => expect(Number(stored)).toBe(Date.parse(newer)));
+      } finally {
+        client.disconnect();
       }
     });
 

@@ -336,6 +336,8 @@ export const accessSchema = strictObject({
     })
     .default([]),
   keys: z.array(configKeySchema).default([]),
+  /** How often each ingress writes when keys were last used (the admin API's `last_used_at`): that is how late it can be. */
+  keyUseFlushMs: numeric(z.number().int().min(1_000).max(3_600_000)).default(30_000),
   admin: strictObject({
     keys: z.array(adminKeySchema).default([]),
     /** Development admin key (any ingress); empty means generate one at start-up and print it. Set `disabled` to turn it off. */

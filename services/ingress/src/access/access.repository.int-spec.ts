@@ -162,6 +162,23 @@ describe('the access store on Redis (redis-server)', () => {
     }
   });
 
+  it('keeps the latest time a key was used, whichever replica writes last, and reads only the keys asked for', async () => {
+    const prefix = freshPrefix();
+    const [one, two] = [new RedisAccessRepository({ url: redisUrl() }, prefix), new RedisAccessRepository({ url: redisUrl() }, prefix)];
+    expect(await Promise.all([one.ready(), two.ready()])).toEqual([true, true]);
+    try {
+      await one.recordKeyUses(new Map([['key_a', 2_000], ['key_b', 1_000]]));
+      // Replica two saw key_a earlier but writes later: the stored time does not go back.
+      await two.recordKeyUses(new Map([['key_a', 1_500], ['key_b', 3_000]]));
+      await two.recordKeyUses(new Map());
+      expect(await one.keysLastUsed(['key_a', 'key_b', 'key_never'])).toEqual(new Map([['key_a', 2_000], ['key_b', 3_000]]));
+      expect(await two.keysLastUsed([])).toEqual(new Map());
+      expect(await control.hgetall(`${prefix}key-last-used`)).toEqual({ key_a: '2000', key_b: '3000' });
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+    }
+  });
+
   it('advances the tenant version in the write itself, so a replica that never heard of a change loads it at its next check', async () => {
     const prefix = freshPrefix();
     const writer = new RedisAccessRepository({ url: redisUrl() }, prefix);

@@ -124,6 +124,10 @@ export interface AccessRepository {
   tenantsVersion(): Promise<string>;
   /** One batch of the audit log, read as one atomic step (appends on other replicas shift nothing: ids are stable). */
   readAudit(read: AuditRead): Promise<AuditBatch>;
+  /** Records when keys were last used (key id → ms since the epoch): each stored time only moves forward, whichever replica writes. */
+  recordKeyUses(uses: ReadonlyMap<string, number>): Promise<void>;
+  /** When each of these keys was last used, as recorded (ms since the epoch); a key never recorded is absent. */
+  keysLastUsed(ids: readonly string[]): Promise<Map<string, number>>;
   publish(change: AccessChange): Promise<void>;
   onChange(listener: (event: AccessEvent) => void): void;
   close(): Promise<void>;
@@ -234,6 +238,13 @@ const ORG_LOCK_TTL_MS = 5_000;
  * meets a stream of others on the same org: `tenant_busy`, retryable.
  */
 const ORG_LOCK_WAIT_MS = ORG_LOCK_TTL_MS + 1_000;
+/** KEYS: the hash of last uses. ARGV: key id, time, key id, time… Each field is set only to a later time than it holds. */
+const RECORD_KEY_USES = `for i = 1, #ARGV, 2 do
+  local at = tonumber(ARGV[i + 1])
+  local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  if at > stored then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 0`;
 /** KEYS: the lock. ARGV: the holder's token. Deletes the lock only when that holder still holds it. */
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 /**
@@ -302,6 +313,7 @@ export class MemoryAccessRepository implements AccessRepository {
   private auditSequence = 0;
   private readonly events = new EventEmitter();
   private version = 0;
+  private readonly lastUsed = new Map<string, number>();
 
   async ready() {
     return true;
@@ -402,6 +414,12 @@ export class MemoryAccessRepository implements AccessRepository {
       end = start + read.count >= this.audit.length;
     }
     return { entries: entries.map((e) => ({ ...e, details: { ...e.details } })), examined: entries.length, lastId: entries.at(-1)?.id, end };
+  }
+  async recordKeyUses(uses: ReadonlyMap<string, number>) {
+    for (const [id, at] of uses) if (at > (this.lastUsed.get(id) ?? 0)) this.lastUsed.set(id, at);
+  }
+  async keysLastUsed(ids: readonly string[]) {
+    return new Map(ids.flatMap((id) => (this.lastUsed.has(id) ? [[id, this.lastUsed.get(id) ?? 0] as const] : [])));
   }
   async publish(change: AccessChange) {
     this.events.emit('change', change);
@@ -727,6 +745,20 @@ export class RedisAccessRepository implements AccessRepository {
       const end = read.direction === 'older' ? first + values.length >= length : first === 0;
       return { entries, examined: values.length, lastId: numbered.at(-1)?.id, end };
     });
+  }
+  async recordKeyUses(uses: ReadonlyMap<string, number>) {
+    if (uses.size === 0) return;
+    await this.call(async () => {
+      await this.redis.eval(RECORD_KEY_USES, 1, `${this.prefix}key-last-used`, ...[...uses].flatMap(([id, at]) => [id, String(at)]));
+    });
+  }
+  async keysLastUsed(ids: readonly string[]) {
+    if (ids.length === 0) return new Map<string, number>();
+    const times = await this.call(() => this.redis.hmget(`${this.prefix}key-last-used`, ...ids));
+    return new Map(ids.flatMap((id, i) => {
+      const at = Number(times[i] ?? NaN);
+      return Number.isFinite(at) ? [[id, at] as const] : [];
+    }));
   }
   async publish(change: AccessChange) {
     return this.call(async () => {

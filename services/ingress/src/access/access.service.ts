@@ -11,6 +11,7 @@ import { countPromptTokens, type ImageCost } from './prompt-tokens';
 import { KeyDirectory } from './key-directory';
 import { matchesFilter, type KeyListFilter } from './key-index';
 import { hashesOf, publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
+import { KeyUses } from './key-uses';
 import { AddressRanges, ClientAddresses, refusingLevel, type NetworkLevel } from './network';
 import type { CounterStore } from './counter.store';
 import { MemoryIdempotencyStore, type IdempotencyStore } from './idempotency.store';
@@ -119,6 +120,8 @@ export class AccessService {
   readonly clients: ClientAddresses;
   /** Who may reach the admin API (`access.admin.allowedIps`); undefined: any address. */
   private readonly adminRanges: AddressRanges | undefined;
+  /** When each key was last used (`last_used_at` in the admin API). */
+  private readonly uses: KeyUses;
 
   constructor(
     config: GatewayConfig,
@@ -152,6 +155,7 @@ export class AccessService {
     this.guardrails = config.guardrails;
     this.clients = new ClientAddresses(config.ingress.trustedProxies);
     this.adminRanges = access.admin.allowedIps && new AddressRanges(access.admin.allowedIps);
+    this.uses = new KeyUses(repository, logger, access.keyUseFlushMs);
     let lastWarning = 0;
     this.limiter = new RateLimiter(counters, access.rateLimits.failMode, (error) => {
       onStoreFailure();
@@ -179,6 +183,7 @@ export class AccessService {
   async start(): Promise<void> {
     await this.reloadTenants();
     this.watchTenants();
+    this.uses.start();
   }
 
   /**
@@ -275,6 +280,7 @@ export class AccessService {
     const record = await this.keyOf(presented);
     if (!record) return undefined;
     await this.requireAllowedAddress(record, address);
+    this.noteUse(record);
     return { record, context: await this.contextOf(record, requestId, traffic) };
   }
 
@@ -307,6 +313,16 @@ export class AccessService {
     this.options.onAddressRefused?.('v1');
     const where = { org: "its organisation's", team: "its team's", project: "its project's", key: 'its own' }[refusing.level];
     throw new GatewayError('permission_denied', `This API key may not be used from ${address === undefined ? 'an address that cannot be determined' : `the address ${address}`}: it is not in ${where} allowed_ips.`, { code: 'ip_not_allowed' });
+  }
+
+  /** A request authenticated with this key (valid, and from an address it may be used from): its `last_used_at`. */
+  noteUse(record: ApiKeyRecord): void {
+    this.uses.note(record.id);
+  }
+
+  /** When each of these keys was last used (ms since the epoch), as far as recorded; throws when the store cannot be read. */
+  keysLastUsed(ids: readonly string[]): Promise<Map<string, number>> {
+    return this.uses.lastUsed(ids);
   }
 
   /** Refuses (403 `ip_not_allowed`) an admin call from an address `access.admin.allowedIps` does not hold. */
@@ -856,6 +872,8 @@ export class AccessService {
     this.closed = true;
     clearInterval(this.checker);
     this.reannouncer.close();
+    // The uses seen since the last write, before the store goes.
+    await this.uses.close();
     await this.repository.close();
   }
 }

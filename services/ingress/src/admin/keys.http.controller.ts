@@ -33,8 +33,14 @@ export class KeysHttpController {
       metadata: input.metadata,
       tags: input.tags,
     });
-    // The only time the key itself is shown.
-    return { ...view(record), key };
+    // The only time the key itself is shown; not used yet.
+    return { ...view(record, null), key };
+  }
+
+  /** Keys as the API shows them, with when each was last used (left out when that cannot be read: the answer stands). */
+  private async views(keys: readonly PublicApiKey[]): Promise<ApiKeyView[]> {
+    const used = await this.access.keysLastUsed(keys.map((k) => k.id)).catch(() => undefined);
+    return keys.map((key) => view(key, used && (used.get(key.id) ?? null)));
   }
 
   /**
@@ -44,13 +50,14 @@ export class KeysHttpController {
   @Get()
   async list(@Req() req: FastifyRequest, @Query() query: unknown) {
     const page = await this.access.listKeys(adminOf(req), parseInput(keyListQuery, query));
-    const data = page.data.map(view);
+    const data = await this.views(page.data);
     return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore };
   }
 
   @Get(':id')
   async get(@Req() req: FastifyRequest, @Param('id') id: string) {
-    return view(await this.access.getKey(adminOf(req), id));
+    const [shown] = await this.views([await this.access.getKey(adminOf(req), id)]);
+    return shown;
   }
 
   @Patch(':id')
@@ -66,7 +73,8 @@ export class KeysHttpController {
       metadata: input.metadata,
       tags: input.tags,
     });
-    return view(record);
+    const [shown] = await this.views([record]);
+    return shown;
   }
 
   @Post(':id/rotate')
@@ -76,18 +84,21 @@ export class KeysHttpController {
     const input = parseInput(rotateKeyBody, req.body);
     const { key, record } = await this.access.rotateKey(adminOf(req), id, input.grace_seconds);
     // The only time the new key is shown.
-    return { ...view(record), key };
+    const [shown] = await this.views([record]);
+    return { ...shown, key };
   }
 
   @Post(':id/revoke')
   @HttpCode(200)
   async revoke(@Req() req: FastifyRequest, @Param('id') id: string) {
-    return view(await this.access.revokeKey(adminOf(req), id));
+    const [shown] = await this.views([await this.access.revokeKey(adminOf(req), id)]);
+    return shown;
   }
 
   @Delete(':id')
   async remove(@Req() req: FastifyRequest, @Param('id') id: string) {
-    return view(await this.access.revokeKey(adminOf(req), id));
+    const [shown] = await this.views([await this.access.revokeKey(adminOf(req), id)]);
+    return shown;
   }
 }
 
@@ -111,11 +122,17 @@ export const apiKeyViewSchema = z.strictObject({
   revoked_at: z.string().nullable(),
   status: z.enum(['active', 'expired', 'revoked']),
   previous_key_expires_at: z.string().optional().describe("After a rotation: when the replaced secret stops working (absent when it already has or there is none)"),
+  last_used_at: z
+    .string()
+    .nullable()
+    .optional()
+    .describe('When a request last authenticated with it, to within access.keyUseFlushMs (default 30 s); null: not used since uses are recorded; absent when that cannot be read right now'),
   key: z.string().optional().describe('The key itself: in the answer to its issue or rotation only'),
 });
 export type ApiKeyView = z.infer<typeof apiKeyViewSchema>;
 
-export function view(key: PublicApiKey): ApiKeyView {
+/** `lastUsed`: ms since the epoch, null for never; undefined leaves `last_used_at` out (unknown, or a view that has no use for it). */
+export function view(key: PublicApiKey, lastUsed?: number | null): ApiKeyView {
   return {
     object: 'api_key',
     id: key.id,
@@ -135,5 +152,6 @@ export function view(key: PublicApiKey): ApiKeyView {
     revoked_at: key.revokedAt ?? null,
     status: key.revokedAt ? 'revoked' : key.expiresAt && Date.parse(key.expiresAt) <= Date.now() ? 'expired' : 'active',
     ...(key.previousExpiresAt !== undefined && Date.parse(key.previousExpiresAt) > Date.now() && !key.revokedAt && { previous_key_expires_at: key.previousExpiresAt }),
+    ...(lastUsed !== undefined && { last_used_at: lastUsed === null ? null : new Date(lastUsed).toISOString() }),
   };
 }

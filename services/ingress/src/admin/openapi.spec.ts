@@ -87,11 +87,16 @@ describe('the admin OpenAPI document', () => {
   });
 
   it('describes a key as the API shows it, in every answer about keys', () => {
-    const shown = keyView({ id: 'key_1', prefix: 'sk-or-v1-abcde', name: 'ci', orgId: 'acme', teamId: '', projectId: 'search', appId: '', allowedModels: ['gpt-4o-mini'], limits: { rpm: 60 }, metadata: { owner: 'ci' }, tags: { env: 'prod' }, createdAt: '2025-06-14T12:00:00.000Z', revokedAt: '2025-06-15T12:00:00.000Z', source: 'issued' });
+    const shownRecord = () => ({ id: 'key_1', prefix: 'sk-or-v1-abcde', name: 'ci', orgId: 'acme', teamId: '', projectId: 'search', appId: '', allowedModels: ['gpt-4o-mini'], limits: { rpm: 60 }, metadata: { owner: 'ci' }, tags: { env: 'prod' }, createdAt: '2025-06-14T12:00:00.000Z', revokedAt: '2025-06-15T12:00:00.000Z', source: 'issued' as const });
+    const shown = keyView(shownRecord());
     expect(shown).toMatchObject({ object: 'api_key', team: null, project: 'search', app: null, expires_at: null, status: 'revoked' });
     expect(apiKeyViewSchema.safeParse({ ...shown, key: 'sk-or-v1-secret' }).success).toBe(true);
     const properties = Object.keys(ADMIN_OPENAPI.components.schemas.ApiKey.properties ?? {});
-    expect(properties).toEqual([...Object.keys(shown), 'previous_key_expires_at', 'key']);
+    expect(properties).toEqual([...Object.keys(shown), 'previous_key_expires_at', 'last_used_at', 'key']);
+    // With when it was last used (never: null), as the key answers show it.
+    expect(keyView({ ...shownRecord(), revokedAt: undefined }, Date.parse('2025-06-14T13:00:00.000Z'))).toMatchObject({ last_used_at: '2025-06-14T13:00:00.000Z' });
+    expect(keyView(shownRecord(), null)).toMatchObject({ last_used_at: null });
+    expect(apiKeyViewSchema.safeParse(keyView(shownRecord(), null)).success).toBe(true);
     // During a rotation's grace the view says until when the replaced secret works; never after it, nor once revoked.
     const rotated = { ...shown, id: 'key_1', prefix: 'sk-or-v1-abcde', name: 'ci', orgId: 'acme', teamId: '', projectId: 'search', appId: '', allowedModels: [], policy: undefined, limits: {}, metadata: {}, tags: {}, createdAt: '2025-06-14T12:00:00.000Z', source: 'issued' as const };
     const until = new Date(Date.now() + 60_000).toISOString();

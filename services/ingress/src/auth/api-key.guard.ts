@@ -112,6 +112,7 @@ async function keyOf(access: AccessService, request: FastifyRequest): Promise<Ap
   const record = await access.keyOf(presentedKey(request.headers));
   if (!record) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
   await access.requireAllowedAddress(record, access.clients.of(request.raw));
+  access.noteUse(record);
   return record;
 }
 
