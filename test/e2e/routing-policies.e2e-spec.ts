@@ -42,8 +42,11 @@ describe('data-residency and provider policies end to end', () => {
           orgs: [
             { id: 'default', teams: [{ id: 'default', projects: [{ id: 'default' }] }] },
             { id: 'acme-eu', policy: { residency: ['eu'] }, teams: [{ id: 'research', projects: [{ id: 'papers' }] }] },
+            // Kept on the cheap US provider, under a budget that its price fits and the dearest deployment's does not.
+            { id: 'thrift', policy: { providers: ['sim-us'] }, teams: [{ id: 'ops', projects: [{ id: 'batch' }] }] },
           ],
         };
+        doc['budgets'] = { ...(doc['budgets'] as object), list: [{ id: 'thrift-daily', scope: { org: 'thrift' }, period: 'daily', amount: '0.0001', enforcement: 'hard' }] };
       },
     });
   }, 120_000);
@@ -72,6 +75,18 @@ describe('data-residency and provider policies end to end', () => {
 
   /** Which simulated providers the simulator saw calls from since the last reset. */
   const callers = (): string[] => [...new Set(gw.sim.requests().map((r) => r.headers['x-sim-provider'] ?? ''))];
+
+  it("reserves a hard budget at the prices of the deployments the tenant's policy permits, not the dearest one it may never reach", async () => {
+    // At chat's dearest price (5 and 15 a million tokens, chat-eu-b) the worst case of this request
+    // is about 0.00017, over the 0.0001 budget; on sim-us (0.01 a million) it is 0.000001.
+    const { client } = await keyFor({ org: 'thrift', project: 'batch' });
+    const headers = await ask(client);
+    expect(headers.get('x-openrouter-provider')).toBe('sim-us');
+    const budget = await admin('GET', '/budgets/thrift-daily');
+    expect(budget.status).toBe(200);
+    expect(Number(budget.json['spent'])).toBeGreaterThan(0);
+    expect(Number(budget.json['spent'])).toBeLessThan(0.0001);
+  });
 
   it("serves an EU organisation's key only from the EU, even when the US deployment is cheaper and first, and when an EU one fails over", async () => {
     // Without a policy, the cheaper US deployment serves.

@@ -43,6 +43,40 @@ describe('BudgetService', () => {
     expect(status).toMatchObject({ spent: '0.0001', reserved: '0.000222' });
   });
 
+  it("prices the worst case over the deployments the tenant's routing policy lets the router use, never a provider it excludes", async () => {
+    const config = ingressTestConfig({
+      providers: {
+        'sim-eu': { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', residency: 'eu' },
+        'sim-us': { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', residency: 'us' },
+      },
+      // One model, two deployments: 1 and 2 micro-units a token in the EU, 10 and 20 in the US.
+      models: [
+        {
+          id: 'm',
+          pricing: { input: '1', output: '2', deployments: { us: { input: '10', output: '20' } } },
+          deployments: [
+            { id: 'eu', provider: 'sim-eu', model: 'u' },
+            { id: 'us', provider: 'sim-us', model: 'u' },
+          ],
+        },
+      ],
+      budgets: { list: [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }] },
+    });
+    const events: BudgetEventPublisher = { publish: async () => undefined, close: async () => undefined };
+    const budgetService = new BudgetService(config, PriceBook.fromModels(config.models), new MemoryBudgetLedger(() => NOW), events, createLogger('test', 'silent'), () => NOW);
+    const body = { model: 'm', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] };
+    const reserved = async (policy?: Parameters<BudgetService['reserve']>[0]['tenant']['policy']): Promise<number | undefined> =>
+      (await budgetService.reserve({ requestId: `r-${Math.random()}`, tenant: { ...tenant, policy }, body }))?.amountMicros;
+    // Unrestricted: the US deployment may serve it, 22 × 10 + 100 × 20.
+    expect(await reserved()).toBe(2_220);
+    // Kept in the EU (by residency, by provider, or with the US provider excluded): 22 × 1 + 100 × 2.
+    expect(await reserved({ residency: { values: ['eu'] }, excludeProviders: [], guardrails: [] })).toBe(222);
+    expect(await reserved({ providers: { values: ['sim-eu'] }, excludeProviders: [], guardrails: [] })).toBe(222);
+    expect(await reserved({ excludeProviders: ['sim-us'], guardrails: [] })).toBe(222);
+    // A policy that leaves no deployment (the router refuses the request with a 404) reserves nothing.
+    expect(await reserved({ residency: { values: ['apac'] }, excludeProviders: [], guardrails: [] })).toBe(0);
+  });
+
   it('gives back a reservation whose reply never came (Redis timed out after making it), in either fail mode', async () => {
     for (const failMode of ['closed', 'open'] as const) {
       const config = ingressTestConfig({ budgets: { failMode, list: [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.0005' }] } });

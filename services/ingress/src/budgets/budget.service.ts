@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { GatewayConfig } from '@openrouter/config';
+import type { routerv1 } from '@openrouter/contracts';
 import { accountAt, BudgetCatalog, budgetStoreUnavailable, fromMicros, ThresholdAlerts, toMicros, type AccountState, type Budget, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
@@ -11,7 +12,8 @@ import { countWithin, paddedPromptTokens, providerCalls, requestedTier, WorstCas
 
 export interface ReserveInput {
   requestId: string;
-  tenant: BudgetTenant;
+  /** Who asks, with the tenant routing policy its request is routed under (the deployments it may reach). */
+  tenant: BudgetTenant & { policy?: routerv1.TenantPolicy | undefined };
   /** The request body as the client sent it (may be changed: the provider is told the output cap reserved for). */
   body: unknown;
   /** The request's headers, for the routing controls that may come as headers (`x-openrouter-models`, `x-openrouter-route`). */
@@ -43,7 +45,7 @@ export class BudgetService {
   private admittedUnloaded = false;
 
   constructor(
-    private readonly config: Pick<GatewayConfig, 'models' | 'routing' | 'budgets'>,
+    private readonly config: Pick<GatewayConfig, 'models' | 'routing' | 'budgets' | 'providers'>,
     prices: PriceBook,
     private readonly ledger: BudgetLedger,
     private readonly events: BudgetEventPublisher,
@@ -78,7 +80,7 @@ export class BudgetService {
     // Each legacy prompt is a provider call of its own, with its own answers and request fee.
     const calls = providerCalls(body);
     const models = tiered ?? this.candidates(body, input);
-    const price = this.pricing.priceAt(models, now, tier);
+    const price = this.pricing.priceAt(models, now, tier, input.tenant.policy);
     const choices = (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1) * calls;
     const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, body);
     const outputTokens = perChoice * choices;

@@ -1,4 +1,5 @@
 import { overridable, policyFor, type GatewayConfig } from '@openrouter/config';
+import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { LEGACY_DEFAULT_MAX_TOKENS, REQUEST_BOUNDS } from '@openrouter/openai-wire';
 import { Money, type PriceBook } from '@openrouter/usage';
@@ -40,20 +41,24 @@ export interface CandidateQuery {
  * estimate, so a request that fits every candidate's window this way is not refused for its length.
  */
 export class WorstCasePricing {
-  private readonly deployments = new Map<string, string[]>();
+  /** Each model's deployments: their price-list ids and the provider each calls. */
+  private readonly deployments = new Map<string, Array<{ id: string; provider: string }>>();
+  /** Provider id → its residency label, which tenant policies allow or not. */
+  private readonly residency: ReadonlyMap<string, string | undefined>;
   private readonly catalog = new Map<string, GatewayConfig['models'][number]>();
   /** By name, as the router reads them: a request naming `constructor` names no alias. */
   private readonly aliases: ReadonlyMap<string, GatewayConfig['routing']['aliases'][string]>;
   private readonly routing: GatewayConfig['routing'];
 
   constructor(
-    private readonly config: Pick<GatewayConfig, 'models' | 'routing' | 'budgets'>,
+    private readonly config: Pick<GatewayConfig, 'models' | 'routing' | 'budgets' | 'providers'>,
     private readonly prices: PriceBook,
   ) {
     for (const model of config.models) {
-      this.deployments.set(model.id, model.deployments.map((d, i) => d.id ?? `${model.id}#${i}`));
+      this.deployments.set(model.id, model.deployments.map((d, i) => ({ id: d.id ?? `${model.id}#${i}`, provider: d.provider })));
       this.catalog.set(model.id, model);
     }
+    this.residency = new Map(Object.entries(config.providers).map(([id, p]) => [id, p.residency]));
     this.routing = config.routing;
     this.aliases = new Map(Object.entries(config.routing.aliases));
   }
@@ -100,14 +105,20 @@ export class WorstCasePricing {
     });
   }
 
-  /** The dearest prices of `models` at `atMs`, at the service tier the request asks for (see `requestedTier`). */
-  priceAt(models: readonly string[], atMs: number, tier?: string): WorstPrice {
+  /**
+   * The dearest prices of `models` at `atMs`, at the service tier the request asks for (see
+   * `requestedTier`), over the deployments the tenant's `policy` lets the router use: the router
+   * never leaves it, so a deployment it excludes (a dearer provider, another residency) cannot be
+   * what the request costs.
+   */
+  priceAt(models: readonly string[], atMs: number, tier?: string, policy?: routerv1.TenantPolicy): WorstPrice {
     let input = new Money(0);
     let output = new Money(0);
     let fee = new Money(0);
     for (const model of models) {
       for (const deployment of this.deployments.get(model) ?? []) {
-        const p = this.prices.priceAt(model, deployment, atMs, tier);
+        if (!this.permits(deployment.provider, policy)) continue;
+        const p = this.prices.priceAt(model, deployment.id, atMs, tier);
         if (!p) continue;
         input = Money.max(input, p.input, p.cachedInput, p.cacheWrite);
         output = Money.max(output, p.output);
@@ -115,6 +126,18 @@ export class WorstCasePricing {
       }
     }
     return { inputMicros: input, outputMicros: output, requestMicros: fee.times(1_000_000) };
+  }
+
+  /** Whether a tenant policy lets the router call `provider`, as the router's planner judges it (docs/access.md#routing-policies). */
+  private permits(provider: string, policy: routerv1.TenantPolicy | undefined): boolean {
+    if (!policy) return true;
+    if (policy.providers && !policy.providers.values.includes(provider)) return false;
+    if (policy.excludeProviders.includes(provider)) return false;
+    if (policy.residency) {
+      const label = this.residency.get(provider);
+      if (label === undefined || !policy.residency.values.includes(label)) return false;
+    }
+    return true;
   }
 
   /**
