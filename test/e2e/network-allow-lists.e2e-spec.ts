@@ -130,6 +130,17 @@ describe('network allow lists', () => {
     await waitFor(async () => (await ask(client(orgKey, '192.0.2.1')).then(() => true, () => false)), { what: 'the key list removed' });
   });
 
+  it('checks an address against a key and its tenants before any client is moved (GET /admin/v1/keys/{id}/network)', async () => {
+    const check = async (ip: string) => admin('GET', `/keys/${keyId}/network?ip=${encodeURIComponent(ip)}`);
+    // The organisation allows 192.0.2.0/24 now, and the key has no list of its own.
+    await expect(check('192.0.2.9')).resolves.toMatchObject({ status: 200, json: { object: 'network_check', key: keyId, ip: '192.0.2.9', allowed: true, refused_by: null, allowed_ips: [{ level: 'org', ranges: ['192.0.2.0/24'] }] } });
+    await expect(check('::ffff:198.51.100.7')).resolves.toMatchObject({ status: 200, json: { ip: '198.51.100.7', allowed: false, refused_by: 'org' } });
+    for (const bad of ['10.0.0.0/8', 'example.com', '']) {
+      await expect(check(bad)).resolves.toMatchObject({ status: 400, json: { error: { type: 'invalid_request_error', param: 'ip' } } });
+    }
+    await expect(admin('GET', '/keys/key_unknown/network?ip=192.0.2.9')).resolves.toMatchObject({ status: 404 });
+  });
+
   it('refuses a bad allow list with a 400 naming the entry', async () => {
     const bad = await admin('PATCH', '/tenants/netco', { policy: { allowed_ips: ['192.0.2.0/24', '192.0.2.0/99'] } });
     expect(bad.status).toBe(400);

@@ -12,7 +12,7 @@ import { KeyDirectory } from './key-directory';
 import { matchesFilter, type KeyListFilter } from './key-index';
 import { hashesOf, publicView, type ApiKeyRecord, type PublicApiKey } from './key-record';
 import { KeyUses } from './key-uses';
-import { AddressRanges, ClientAddresses, refusingLevel, type NetworkLevel } from './network';
+import { AddressRanges, ClientAddresses, refusingLevel, unmapped, type NetworkLevel } from './network';
 import type { CounterStore } from './counter.store';
 import { MemoryIdempotencyStore, type IdempotencyStore } from './idempotency.store';
 import { IdempotentResponses } from './idempotent-responses';
@@ -641,6 +641,15 @@ export class AccessService {
 
   async getKey(actor: Actor, id: string): Promise<PublicApiKey> {
     return publicView(await this.visibleKey(actor, id));
+  }
+
+  /**
+   * Whether the key's requests would be admitted from `address`, by its allow lists and its
+   * tenants' as they stand: the level whose list refuses it (undefined: none), and every list.
+   */
+  async networkCheck(actor: Actor, id: string, address: string): Promise<{ refusing: NetworkLevel | undefined; levels: NetworkLevel[] }> {
+    const levels = await this.networkOf(await this.visibleKey(actor, id));
+    return { refusing: refusingLevel(levels, unmapped(address)), levels };
   }
 
   /** An issued key the actor may see; another scope's key is answered like a missing one. */

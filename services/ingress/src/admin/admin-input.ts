@@ -125,6 +125,9 @@ export const explainQuery = z
   .refine((q) => q.key === undefined || (q.org === undefined && q.team === undefined && q.project === undefined), 'give either key, or org (with team, project), not both');
 
 // Strict like the report queries: a filter the route does not have (`?team=`) is a 400, not all rows.
+/** `GET /admin/v1/keys/{id}/network?ip=`: the client address to check against the key's allow lists. */
+export const networkCheckQuery = z.strictObject({ ip: ipRange.refine((v) => !v.includes('/'), 'must be one IP address, not a range') });
+
 export const keyListQuery = z.strictObject({
   org: id.optional(),
   project: id.optional(),

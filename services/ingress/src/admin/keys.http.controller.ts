@@ -3,9 +3,10 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import type { PublicApiKey } from '../access/key-record';
+import { unmapped } from '../access/network';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { Idempotent } from './idempotency.interceptor';
-import { issueKeyBody, keyListQuery, parseInput, policyChange, policyInput, rotateKeyBody, updateKeyInput } from './admin-input';
+import { issueKeyBody, keyListQuery, networkCheckQuery, parseInput, policyChange, policyInput, rotateKeyBody, updateKeyInput } from './admin-input';
 import { policyView, policyViewSchema } from './policy-view';
 
 /** Issuing, listing, changing, rotating and revoking traffic keys (role `admin`; a scoped key only within its org and project). */
@@ -58,6 +59,24 @@ export class KeysHttpController {
   async get(@Req() req: FastifyRequest, @Param('id') id: string) {
     const [shown] = await this.views([await this.access.getKey(adminOf(req), id)]);
     return shown;
+  }
+
+  /**
+   * Whether the key may be used from an address, by its allow lists and its tenants' as they stand
+   * (docs/access.md#network-allow-lists): to check a list before a client is moved, or why one is refused.
+   */
+  @Get(':id/network')
+  async network(@Req() req: FastifyRequest, @Param('id') id: string, @Query() query: unknown): Promise<NetworkCheckView> {
+    const { ip } = parseInput(networkCheckQuery, query);
+    const { refusing, levels } = await this.access.networkCheck(adminOf(req), id, ip);
+    return {
+      object: 'network_check',
+      key: id,
+      ip: unmapped(ip),
+      allowed: refusing === undefined,
+      refused_by: refusing?.level ?? null,
+      allowed_ips: levels.map((l) => ({ level: l.level, ranges: [...l.ranges.ranges] })),
+    };
   }
 
   @Patch(':id')
@@ -130,6 +149,17 @@ export const apiKeyViewSchema = z.strictObject({
   key: z.string().optional().describe('The key itself: in the answer to its issue or rotation only'),
 });
 export type ApiKeyView = z.infer<typeof apiKeyViewSchema>;
+
+/** The answer of `GET /admin/v1/keys/{id}/network`; the OpenAPI document's `NetworkCheck`. */
+export const networkCheckViewSchema = z.strictObject({
+  object: z.literal('network_check'),
+  key: z.string(),
+  ip: z.string().describe('The address checked (an IPv4-mapped IPv6 address as IPv4)'),
+  allowed: z.boolean().describe("Whether the key's requests from that address would be admitted, by the allow lists as they stand now"),
+  refused_by: z.enum(['org', 'team', 'project', 'key']).nullable().describe('The level whose allowed_ips leave the address out; null when allowed'),
+  allowed_ips: z.array(z.strictObject({ level: z.enum(['org', 'team', 'project', 'key']), ranges: z.array(z.string()) })).describe('Every list the key must pass, by the level that set it; empty: any address'),
+});
+export type NetworkCheckView = z.infer<typeof networkCheckViewSchema>;
 
 /** `lastUsed`: ms since the epoch, null for never; undefined leaves `last_used_at` out (unknown, or a view that has no use for it). */
 export function view(key: PublicApiKey, lastUsed?: number | null): ApiKeyView {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { budgetBody, budgetPatchBody, issueKeyBody, rotateKeyBody, tenantBody, tenantPatchBody, updateKeyBody } from './admin-input';
 import { budgetViewSchema } from './budgets.http.controller';
-import { apiKeyViewSchema } from './keys.http.controller';
+import { apiKeyViewSchema, networkCheckViewSchema } from './keys.http.controller';
 import { AUDIT_ACTIONS } from '../access/access.repository';
 import { alertViewSchema } from './alerts.http.controller';
 import { auditEntryViewSchema, orgViewSchema, projectViewSchema, teamViewSchema } from './tenants.http.controller';
@@ -74,6 +74,7 @@ export const ADMIN_OPENAPI = {
       UpdateKey: json(updateKeyBody),
       RotateKey: json(rotateKeyBody),
       ApiKey: z.toJSONSchema(apiKeyViewSchema),
+      NetworkCheck: z.toJSONSchema(networkCheckViewSchema),
       Tenant: json(tenantBody),
       TenantChange: json(tenantPatchBody),
       Organization: z.toJSONSchema(orgViewSchema),
@@ -160,6 +161,14 @@ export const ADMIN_OPENAPI = {
           422: idempotent[422],
           503: error,
         },
+      },
+    },
+    '/admin/v1/keys/{id}/network': {
+      get: {
+        summary: "Whether the key may be used from a client address (`?ip=`), by its own allowed_ips and its organisation's, team's and project's as they stand; which level refuses it. Another org's (or project's) key is 404 to a scoped key; a malformed ip is 400",
+        ...roles('admin'),
+        parameters: [idParam('id'), { name: 'ip', in: 'query', required: true, schema: { type: 'string' } }],
+        responses: { 200: returns('The verdict and the lists', 'NetworkCheck'), 400: error, 401: error, 403: error, 404: error, 503: error },
       },
     },
     '/admin/v1/keys/{id}/revoke': { post: { summary: 'Revoke a key; another org\'s (or project\'s) key is 404 to a scoped key', ...roles('admin'), parameters: [idParam('id')], responses: { 200: returns('The revoked key', 'ApiKey'), 401: error, 403: error, 404: error, 503: error } } },
