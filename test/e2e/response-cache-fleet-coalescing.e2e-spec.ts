@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { sharedRedisUrl } from '../support/infra/shared-infra';
+import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
 /** Identical requests sent together, split across the two replicas. */
@@ -77,5 +79,63 @@ describe('identical cacheable requests arriving together at two ingress replicas
     for (const answer of answered) expect(answer.content?.length).toBeGreaterThan(0);
     expect(answered.every((x) => x.cache === 'miss')).toBe(true);
     expect(upstreamChats()).toBe(N);
+  });
+});
+
+describe('a leader whose provider call outlasts cache.coalesceWaitMs, on two ingress replicas sharing Redis, through the official openai SDK', () => {
+  let a: TestGateway;
+  let b: TestGateway;
+  let redis: Redis;
+  const prefix = `cache-renewal-e2e-${randomBytes(4).toString('hex')}:`;
+  /** The claim lives this long at a time; the leader's provider call takes longer. */
+  const CLAIM_MS = 2_000;
+
+  beforeAll(async () => {
+    const shared = (doc: Record<string, unknown>): void => {
+      doc['access'] = { ...(doc['access'] as object), redis: { url: sharedRedisUrl(), keyPrefix: prefix } };
+      doc['cache'] = { enabled: true, defaultTtlSeconds: 60, coalesceWaitMs: CLAIM_MS };
+    };
+    [a, b] = await Promise.all([startTestGateway({ configure: shared }), startTestGateway({ configure: shared })]);
+    redis = new Redis(sharedRedisUrl());
+  }, 120_000);
+  afterAll(async () => {
+    await redis?.quit();
+    await Promise.all([a?.close(), b?.close()]);
+  });
+
+  it('keeps its claim while the call runs: a request arriving at the other replica after the claim\'s first life waits for it and is a hit, not a second provider call', async () => {
+    a.sim.configure({ latencyMs: 3_500 });
+    b.sim.configure({ latencyMs: 3_500 });
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: `Name a long river (${randomBytes(4).toString('hex')}).` }] };
+    const leader = a.client().chat.completions.create(body, { headers: use }).withResponse();
+    await a.sim.waitForRequest((r) => r.path.endsWith('/chat/completions'), 10_000);
+    const [claim] = await waitFor(async () => {
+      const keys = await redis.keys(`${prefix}cache-flight:*`);
+      return keys.length > 0 ? keys : undefined;
+    }, { what: 'the leader\'s claim' });
+    const token = await redis.get(claim ?? '');
+    // Extended four times (every third of its 2 s): well past the life it was claimed for, and still the leader's.
+    let last = Number.POSITIVE_INFINITY;
+    let renewals = 0;
+    await waitFor(
+      async () => {
+        const [[, holder], [, pttl]] = (await redis.multi().get(claim ?? '').pttl(claim ?? '').exec()) as [[null, string | null], [null, number]];
+        if (holder !== token) throw new Error(`the claim is ${holder === null ? 'gone' : 'another\'s'} after ${renewals} renewals`);
+        if (pttl > last) renewals++;
+        last = pttl;
+        return renewals >= 4;
+      },
+      { intervalMs: 20, what: 'four renewals of the leader\'s claim' },
+    );
+
+    const follower = await b.client().chat.completions.create(body, { headers: use }).withResponse();
+    const first = await leader;
+    expect(first.response.headers.get('x-openrouter-cache')).toBe('miss');
+    expect(follower.response.headers.get('x-openrouter-cache')).toBe('hit');
+    expect(follower.response.headers.get('x-openrouter-cost')).toBe('0');
+    expect(follower.data.choices[0]?.message.content).toBe(first.data.choices[0]?.message.content);
+    expect(b.sim.requests().filter((r) => r.path.endsWith('/chat/completions'))).toHaveLength(0);
+    expect(a.sim.requests().filter((r) => r.path.endsWith('/chat/completions'))).toHaveLength(1);
+    await waitFor(async () => (await redis.exists(claim ?? '')) === 0, { what: 'the claim released' });
   });
 });

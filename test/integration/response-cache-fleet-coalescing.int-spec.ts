@@ -51,7 +51,8 @@ describe('coalesced misses across ingress replicas sharing one Redis (redis-serv
   afterAll(() => {
     for (const { cache, redis } of replicas) {
       cache.close();
-      redis.disconnect();
+      // Once only: a replica that "crashed" has let go of its connection already.
+      if (redis.status !== 'end') redis.disconnect();
     }
   });
 
@@ -110,15 +111,77 @@ describe('coalesced misses across ingress replicas sharing one Redis (redis-serv
   });
 
   it('lets a waiter go once the claim of a leader that crashed expires (its cache.coalesceWaitMs), with nothing published', async () => {
-    // a claims for 400 ms, then "crashes": it never stores, abandons or publishes anything.
+    // a claims for 400 ms, then "crashes": it loses Redis, so it renews, stores, abandons and publishes nothing.
     const [a, b] = await Promise.all([replica({ coalesceWaitMs: 400 }), replica()]);
     const body = bodyOf();
     const leader = a.cache.plan('/v1/chat/completions', context, body, use);
     await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
+    a.redis.disconnect();
     const waiter = b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b1');
     await expect(waiter).resolves.toBeUndefined();
     expect(await b.redis.exists(claimKey(leader.id))).toBe(0);
     expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(1);
+    // Its request ends (its renewals with it); the release cannot reach Redis, and needs not.
+    a.cache.abandon(leader);
+  });
+
+  /**
+   * Until the claim of `id` held by `token` has been extended `times` times (its time to live seen
+   * rising again): it outlived its time to live by then. A claim that lapsed, or is another's, fails at once.
+   */
+  async function renewed(redis: Redis, id: string, token: string, times: number): Promise<void> {
+    let last = Number.POSITIVE_INFINITY;
+    let seen = 0;
+    await waitFor(
+      async () => {
+        const [[, holder], [, pttl]] = (await redis.multi().get(claimKey(id)).pttl(claimKey(id)).exec()) as [[null, string | null], [null, number]];
+        if (holder !== token) throw new Error(`the claim is ${holder === null ? 'gone' : 'another\'s'} after ${seen} renewals`);
+        if (pttl > last) seen++;
+        last = pttl;
+        return seen >= times;
+      },
+      { intervalMs: 20, what: `${times} renewals of the claim` },
+    );
+  }
+
+  it('keeps the claim of a leader whose call outlasts cache.coalesceWaitMs: a request arriving at another replica then waits for it, and is a hit', async () => {
+    // The claim lives 600 ms at a time; a's provider call takes longer than that.
+    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 600 }), replica()]);
+    const body = bodyOf();
+    const leader = a.cache.plan('/v1/chat/completions', context, body, use);
+    await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
+    const token = (await a.redis.get(claimKey(leader.id))) ?? '';
+    // Four renewals, every 200 ms: the claim is well past the 600 ms it was made for, and still a's.
+    await renewed(a.redis, leader.id, token, 4);
+
+    // Arriving now, b's request follows a's flight instead of leading one (and calling the provider) itself.
+    const waiter = b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b1');
+    await waiting(b.registry, 1);
+    expect(await b.redis.get(claimKey(leader.id))).toBe(token);
+    a.cache.storeCompletion(leader, origin, answer, 'a1');
+    await expect(waiter).resolves.toMatchObject(origin);
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'hit')).toBe(1);
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(0);
+    // Released once stored, and not renewed back: an identical request now is a plain hit of the entry.
+    await waitFor(async () => (await a.redis.exists(claimKey(leader.id))) === 0, { what: 'the claim released' });
+    await expect(b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b2')).resolves.toMatchObject(origin);
+  });
+
+  it('lets a waiter go on by itself at its own cache.coalesceWaitMs while the leader, still running, keeps its claim', async () => {
+    // b waits at most 500 ms; a leads for longer than that, its claim renewed meanwhile.
+    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 300 }), replica({ coalesceWaitMs: 500 })]);
+    const body = bodyOf();
+    const leader = a.cache.plan('/v1/chat/completions', context, body, use);
+    await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
+    const token = (await a.redis.get(claimKey(leader.id))) ?? '';
+    const arrived = Date.now();
+    await expect(b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b1')).resolves.toBeUndefined();
+    expect(Date.now() - arrived).toBeGreaterThanOrEqual(450);
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(1);
+    // a still leads: its claim outlived b's wait and its own 300 ms, and is still its own.
+    expect(await a.redis.get(claimKey(leader.id))).toBe(token);
+    a.cache.abandon(leader);
+    await waitFor(async () => (await a.redis.exists(claimKey(leader.id))) === 0, { what: 'the claim released' });
   });
 
   it('goes on as a plain miss, without an error, when its claim fails', async () => {

@@ -5,7 +5,7 @@ const positiveInt = numeric(z.number().int().positive());
 
 /**
  * The ingress's exact-match response cache (docs/caching.md): off unless enabled, and then per
- * request (`x-openrouter-cache`) unless `mode` is `always`. Entries live in the access store's
+ * request (`x-openrouter-cache`, on a WebSocket also its upgrade's or its frame's) unless `mode` is `always`. Entries live in the access store's
  * Redis when there is one (shared by every replica), else in a bounded in-process LRU.
  */
 export const cacheSchema = strictObject({
@@ -24,6 +24,8 @@ export const cacheSchema = strictObject({
    * How long a request whose identical twin (same entry) is already being answered by a provider
    * (by this ingress process, or by another replica when `coalesceAcrossReplicas`) waits for that
    * answer to be stored, instead of calling the provider itself; 0: no request waits for another.
+   * Also the time to live of a replica's claim of a flight in Redis, which its leader extends every
+   * third of it while its provider call runs (a leader that crashed holds it at most this long).
    */
   coalesceWaitMs: numeric(z.number().int().nonnegative().max(600_000)).default(30_000),
   /** With entries in Redis: identical requests at different replicas are coalesced too (a flight claimed in Redis); false: each replica its own. */

@@ -215,7 +215,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
         throw error;
       })
     : undefined;
-  const ws = new WsGateway(access, router, config.access.requests, usage, budgets, config.ingress.limits, telemetry.telemetry.tracing);
+  const ws = new WsGateway(access, router, config.access.requests, usage, budgets, config.ingress.limits, telemetry.telemetry.tracing, cache);
   ws.attach(app.getHttpServer());
   logger.info({ httpPort: port, internalHttpPort: internal?.port, router: config.ingress.router }, 'ingress started');
   let closing: Promise<void> | undefined;

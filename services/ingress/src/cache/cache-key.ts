@@ -3,9 +3,10 @@ import type { CacheConfig } from '@openrouter/config';
 
 /**
  * The endpoints whose answers are cached. The Responses and Messages APIs are keyed on their chat
- * translation under their own name: an entry is only ever replayed in its own API's format.
+ * translation under their own name: an entry is only ever replayed in its own API's format. A
+ * legacy completion (`/v1/completions`) is keyed on its own body, whole, all its prompts together.
  */
-export const CACHE_ENDPOINTS = ['/v1/chat/completions', '/v1/responses', '/v1/messages', '/v1/embeddings'] as const;
+export const CACHE_ENDPOINTS = ['/v1/chat/completions', '/v1/responses', '/v1/messages', '/v1/completions', '/v1/embeddings'] as const;
 export type CacheEndpoint = (typeof CACHE_ENDPOINTS)[number];
 
 /**

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1 } from '@openrouter/contracts';
 import type { UsageTrack } from '../usage/usage-recorder';
 import type { TranslatedApi } from '../routes/chat.service';
-import { sendChatHit, sendTranslatedHit } from './cache-replies';
+import { sendChatHit, sendLegacyHit, sendTranslatedHit } from './cache-replies';
 import type { CacheHit } from './response-cache';
 
 /** A raw response whose client stopped reading: every write waits for a drain that never comes. */
@@ -77,7 +77,8 @@ class ReadingResponse extends EventEmitter {
     return true;
   }
 
-  end(): void {
+  end(text?: string): void {
+    if (text !== undefined) this.written.push(text);
     this.emit('finish');
   }
 }
@@ -125,5 +126,57 @@ describe('sendTranslatedHit', () => {
     expect(raw.written[1]).toContain('Hello there');
     expect(raw.written[3]).toContain('"promptTokens":5');
     expect(raw.head).toMatchObject({ 'x-openrouter-cache': 'hit', 'request-id': 'r1', 'content-type': 'text/event-stream; charset=utf-8' });
+  });
+});
+
+describe('sendLegacyHit', () => {
+  /** Two prompts' choices stored as one completion, numbered across prompts. */
+  const legacy: CacheHit & { completion: chatv1.ChatCompletion } = {
+    ...hit,
+    completion: {
+      ...completion,
+      choices: [0, 1].map((index) => ({ index, message: { role: 'assistant', content: `answer ${index}`, toolCalls: [], extraJson: '' }, finishReason: 'stop', logprobsJson: '' })),
+    },
+  };
+
+  it('answers whole with one text_completion under a fresh cmpl- id, its choices as stored, and the hit headers', async () => {
+    let sent: unknown;
+    let headers: Record<string, string> = {};
+    const reply = {
+      headers(h: Record<string, string>) {
+        headers = h;
+        return this;
+      },
+      send: async (body: unknown) => {
+        sent = body;
+      },
+    } as unknown as FastifyReply;
+    await sendLegacyHit({ id: 'r1' } as FastifyRequest, reply, { stream: false, includeUsage: false }, legacy, track, 1_000);
+    expect(sent).toMatchObject({
+      object: 'text_completion',
+      model: 'gpt-4o-mini',
+      choices: [
+        { index: 0, text: 'answer 0', finish_reason: 'stop' },
+        { index: 1, text: 'answer 1', finish_reason: 'stop' },
+      ],
+      usage: { prompt_tokens: 5, completion_tokens: 4 },
+    });
+    expect((sent as { id: string }).id).toMatch(/^cmpl-/);
+    expect(headers).toMatchObject({ 'x-openrouter-cache': 'hit', age: '3', 'x-openrouter-cost': '0', 'x-request-id': 'r1' });
+  });
+
+  it('replays a streamed hit as legacy chunks: each choice\'s text, its finish, the usage chunk when asked for, and [DONE]', async () => {
+    const raw = new ReadingResponse();
+    const reply = { raw, hijack: () => undefined } as unknown as FastifyReply;
+    await sendLegacyHit({ id: 'r1' } as FastifyRequest, reply, { stream: true, includeUsage: true }, legacy, track, 1_000);
+    const events = raw.written.map((w) => w.replace(/^data: /, '').trim());
+    expect(events.at(-1)).toBe('[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { id: string; object: string; choices: Array<{ index: number; text: string; finish_reason: string | null }>; usage?: unknown });
+    expect(chunks.map((c) => c.choices.map((ch) => [ch.index, ch.text, ch.finish_reason]))).toEqual([[[0, 'answer 0', null]], [[0, '', 'stop']], [[1, 'answer 1', null]], [[1, '', 'stop']], []]);
+    expect(chunks.every((c) => c.object === 'text_completion')).toBe(true);
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect(chunks[0]?.id).toMatch(/^cmpl-/);
+    expect(chunks.at(-1)?.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 4 });
+    expect(raw.head).toMatchObject({ 'x-openrouter-cache': 'hit', 'x-openrouter-cost': '0' });
   });
 });

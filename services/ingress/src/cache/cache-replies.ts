@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
-import { toOpenAIChunk, toOpenAICompletion, toOpenAIEmbeddingResponse, type EmbeddingEncoding } from '@openrouter/openai-wire';
+import { toLegacyChunk, toLegacyCompletion, toOpenAIChunk, toOpenAICompletion, toOpenAIEmbeddingResponse, toOpenAIUsage, type EmbeddingEncoding } from '@openrouter/openai-wire';
 import type { TranslatedApi } from '../routes/chat.service';
 import { cutWhenStalled } from '../routes/client-connection';
 import { SseWriter } from '../routes/sse.writer';
@@ -30,17 +30,21 @@ export function originOf(decision: routerv1.RouteDecision, usage: UsageTrack): C
   return { model: decision.model, provider: decision.provider, deployment: decision.deployment, upstreamModel: decision.upstreamModel, cost: usage.cost() };
 }
 
-/** Headers of an answer from the cache: the first answer's route, its age, and a cost of 0. */
-function hitHeaders(req: FastifyRequest, hit: CacheHit, usage: UsageTrack): Record<string, string> {
+/** Headers of an answer from the cache: the first answer's route, its age, and a cost of 0 (`usage` has taken the hit). */
+export function cacheHitHeaders(requestId: string, hit: CacheHit, usage: UsageTrack): Record<string, string> {
   return {
     [CACHE_HEADER]: 'hit',
     age: String(hit.ageSeconds),
     'x-openrouter-model': hit.model,
     'x-openrouter-provider': hit.provider,
     'x-openrouter-deployment': hit.deployment,
-    'x-request-id': String(req.id),
+    'x-request-id': requestId,
     ...usage.costHeaders(),
   };
+}
+
+function hitHeaders(req: FastifyRequest, hit: CacheHit, usage: UsageTrack): Record<string, string> {
+  return cacheHitHeaders(String(req.id), hit, usage);
 }
 
 /**
@@ -82,7 +86,7 @@ export async function sendChatHit(
  * id, as LangChain's message reducers do, would otherwise merge two answers into one); `age`
  * tells how old the stored answer is.
  */
-function freshCompletion(completion: chatv1.ChatCompletion): chatv1.ChatCompletion {
+export function freshCompletion(completion: chatv1.ChatCompletion): chatv1.ChatCompletion {
   return { ...completion, id: `chatcmpl-${randomBytes(15).toString('base64url')}`, created: Math.floor(Date.now() / 1000) };
 }
 
@@ -123,6 +127,42 @@ export async function sendTranslatedHit<E extends { type: string }>(
   ends.decorate(end);
   await send(end);
   sse.end();
+}
+
+/**
+ * A legacy completion (`/v1/completions`) answered from the cache, whole or streamed (`stream`)
+ * whatever the entry came from. The entry holds every prompt's choices as one completion, numbered
+ * across prompts as the legacy answer numbers them: whole, one `text_completion`; streamed, its
+ * chunks as a chat hit's are (each choice's text, then its finish), the usage chunk when the client
+ * asked for it (`includeUsage`), and `[DONE]`; cut, as a provider's stream is, when its client stops
+ * reading for `stallMs`. A fresh `cmpl-` id, as any hit has.
+ */
+export async function sendLegacyHit(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  stream: { stream: boolean; includeUsage: boolean },
+  hit: CacheHit & { completion: chatv1.ChatCompletion },
+  usage: UsageTrack,
+  stallMs: number,
+): Promise<void> {
+  const completion = freshCompletion(hit.completion);
+  usage.cacheHit(hit, completion.usage);
+  const headers = hitHeaders(req, hit, usage);
+  if (!stream.stream) {
+    // Its choices' indexes run across prompts already: one "prompt" of one choice each keeps them.
+    await reply.headers(headers).send(usage.decorate(toLegacyCompletion([{ ...completion, usage: usage.tokens() }], hit.model, 1)));
+    return;
+  }
+  cutWhenStalled(reply.raw, stallMs);
+  reply.hijack();
+  const sse = new SseWriter(reply.raw);
+  sse.open(headers);
+  for (const chunk of replayChunks(completion)) await sse.data(toLegacyChunk(chunk, hit.model));
+  if (stream.includeUsage) {
+    const last = toLegacyChunk({ id: completion.id, created: completion.created, model: completion.model, choices: [] }, hit.model);
+    await sse.data(usage.decorate({ ...last, usage: toOpenAIUsage(usage.tokens()) }));
+  }
+  sse.done();
 }
 
 export async function sendEmbeddingHit(req: FastifyRequest, reply: FastifyReply, hit: CacheHit & { embedding: chatv1.EmbeddingResponse }, encodingFormat: EmbeddingEncoding, usage: UsageTrack): Promise<void> {

@@ -79,6 +79,17 @@ describe('ChatAnswerStoring', () => {
     expect(await skippedCount(capped.registry)).toBe(1);
   });
 
+  it('counts only the first end it is told of: a stream stored stays stored when a later failure ends it again (a socket\'s request)', async () => {
+    const { cache, plan, registry } = setup('use');
+    const storing = new ChatAnswerStoring(cache, plan, { id: 'sock:q1', budget: undefined }, decision, track, true);
+    for (const c of [chunk({ role: 'assistant', content: 'Hi' }), chunk({ content: '.' }, 'stop')]) storing.observe?.(c);
+    storing.streamEnded(true);
+    storing.streamEnded(false);
+    await settled();
+    expect((await cache.lookup(cache.plan('/v1/responses', context, body, { 'x-openrouter-cache': 'use' }), 'r2'))?.completion?.choices[0]?.message?.content).toBe('Hi.');
+    expect(await skippedCount(registry)).toBe(0);
+  });
+
   it('does nothing without a cache', () => {
     const storing = new ChatAnswerStoring(undefined, undefined, req, decision, track, true);
     expect(storing.observe).toBeUndefined();

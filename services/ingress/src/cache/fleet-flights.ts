@@ -10,12 +10,15 @@ export type Followed = { outcome: 'stored'; sealed: string } | { outcome: 'aband
 
 /**
  * Flights of cache misses across ingress replicas: the first replica to miss an entry claims its
- * flight (for at most `ttlMs`, so a leader that crashes blocks nobody longer than that), the others
- * follow that claim until the entry is stored or the claim goes. Entries are the store's own.
+ * flight (for `ttlMs` at a time, extended while its call runs, so a leader that crashes blocks
+ * nobody longer than that), the others follow that claim until the entry is stored or the claim
+ * goes. Entries are the store's own.
  */
 export interface FleetFlights {
   /** Atomically: the entry when it is stored, else the holder of its flight's claim, else claims it for `owner` for `ttlMs`. */
   claim(id: string, owner: string, ttlMs: number): Promise<Claimed>;
+  /** Extends `owner`'s claim to `ttlMs` from now, only while it is still theirs (never another's); whether it was. */
+  renew(id: string, owner: string, ttlMs: number): Promise<boolean>;
   /** Deletes `owner`'s own claim (never another's) and tells the replicas following it how it ended. */
   release(id: string, owner: string, outcome: 'stored' | 'abandoned'): Promise<void>;
   /** Until `holder`'s flight of `id` ends (its entry stored, its claim gone), at most `waitMs`. Never rejects. */
@@ -32,6 +35,9 @@ local holder = redis.call('GET', KEYS[2])
 if holder then return {'held', holder} end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return {'claimed', ARGV[1]}`;
+/** KEYS: the claim; ARGV: owner, ttl ms. Compare-and-extend: a claim that expired (and was perhaps taken by another) is left as it is. */
+const RENEW_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
 /** KEYS: the claim; ARGV: owner, channel, notice. Compare-and-delete: a claim that expired and was taken by another stays. */
 const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
@@ -86,6 +92,10 @@ export class RedisFleetFlights implements FleetFlights {
     return { kind: 'claimed' };
   }
 
+  async renew(id: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.eval(RENEW_LUA, 1, this.claimKey(id), owner, String(ttlMs))) === 1;
+  }
+
   async release(id: string, owner: string, outcome: 'stored' | 'abandoned'): Promise<void> {
     await this.redis.eval(RELEASE_LUA, 1, this.claimKey(id), owner, this.channel, JSON.stringify({ id, holder: owner, outcome }));
   }
@@ -134,6 +144,42 @@ export class RedisFleetFlights implements FleetFlights {
   close(): void {
     this.subscriber.disconnect();
   }
+}
+
+/**
+ * Keeps `owner`'s claim of the flight `id` while its leader's provider call runs, however long that
+ * takes: extended to `ttlMs` every third of it, so one renewal lost to a slow or briefly unreachable
+ * Redis does not let it lapse. Stops at the returned function (the lead settled: stored, abandoned,
+ * cancelled), or once the claim is no longer the owner's (it lapsed during an outage, perhaps taken
+ * by another replica since). Nothing outlives the process: a leader that crashes renews nothing,
+ * and its claim expires `ttlMs` after its last renewal. `failed` hears of each renewal that could not
+ * be made; the next one tries again.
+ */
+export function keepClaimed(flights: Pick<FleetFlights, 'renew'>, id: string, owner: string, ttlMs: number, failed: (error: unknown) => void): () => void {
+  let renewing = false;
+  let stopped = false;
+  const stop = (): void => {
+    stopped = true;
+    clearInterval(timer);
+  };
+  const timer = setInterval(() => {
+    // One renewal at a time: a slow Redis is not sent a queue of them.
+    if (renewing || stopped) return;
+    renewing = true;
+    flights.renew(id, owner, ttlMs).then(
+      (ours) => {
+        renewing = false;
+        if (!ours) stop();
+      },
+      (error: unknown) => {
+        renewing = false;
+        if (!stopped) failed(error);
+      },
+    );
+  }, Math.max(1, Math.floor(ttlMs / 3)));
+  // A leader's request keeps the process alive while it runs, not its claim.
+  timer.unref();
+  return stop;
 }
 
 function safeJson(text: string): unknown {

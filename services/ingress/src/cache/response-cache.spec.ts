@@ -6,6 +6,7 @@ import { createLogger } from '@openrouter/observability';
 import { hashApiKey } from '../access/api-key';
 import { openText } from '../access/sealed-text';
 import { lifecycleStarts, ResponseCache, type CachedOrigin } from './response-cache';
+import type { Claimed, FleetFlights, Followed } from './fleet-flights';
 import { MemoryResponseCacheStore, type ResponseCacheStore } from './response-cache.store';
 
 const context = routerv1.RequestContext.fromPartial({ requestId: 'r', orgId: 'acme', teamId: 't', projectId: 'search', keyId: 'k1' });
@@ -103,6 +104,32 @@ describe('ResponseCache', () => {
     expect(cache.plan('/v1/chat/completions', { ...context, keyId: 'k2', requestId: 'other', endUser: 'u', appId: 'a' }, body, use).id).toBe(id);
     // A key that may use other models shares nothing: a hit skips the router, which would refuse it.
     expect(cache.plan('/v1/chat/completions', { ...context, keyId: 'k2', allowedModels: ['text-embedding-3-small'] }, body, use).id).not.toBe(id);
+  });
+
+  it('keys a legacy completion on its whole body, every legacy field and every prompt in order, apart from chat completions', () => {
+    const { cache } = cacheOf(new Recording());
+    const use = { 'x-openrouter-cache': 'use' };
+    const legacy = { model: 'gpt-4o-mini', prompt: ['Say one.', 'Say two.'], max_tokens: 8 };
+    const id = cache.plan('/v1/completions', context, legacy, use).id;
+    expect(cache.plan('/v1/completions', context, { ...legacy, stream: true, stream_options: { include_usage: true } }, use).id).toBe(id);
+    const others = [
+      { ...legacy, prompt: ['Say two.', 'Say one.'] },
+      { ...legacy, prompt: ['Say one.'] },
+      { ...legacy, prompt: 'Say one.' },
+      { ...legacy, max_tokens: 9 },
+      { ...legacy, n: 2 },
+      { ...legacy, stop: ['\n'] },
+      { ...legacy, logit_bias: { '50256': -100 } },
+      { ...legacy, echo: false },
+      { ...legacy, suffix: '' },
+      { ...legacy, best_of: 1 },
+      { ...legacy, user: 'u1' },
+      { ...legacy, temperature: 0 },
+    ];
+    const ids = others.map((other) => cache.plan('/v1/completions', context, other, use).id);
+    expect(new Set([id, ...ids]).size).toBe(others.length + 1);
+    // The same body under the chat endpoint (which a WebSocket's requests share) is another entry.
+    expect(cache.plan('/v1/chat/completions', context, legacy, use).id).not.toBe(id);
   });
 
   it('stores the answer sealed: the store holds neither prompt nor answer, and the entry opens to the same answer', async () => {
@@ -223,6 +250,53 @@ describe('ResponseCache', () => {
     await expect(cache.lookup(cache.plan('/v1/embeddings', context, { model: 'e', input: 'x' }, { 'x-openrouter-cache': 'refresh' }), 'r1')).resolves.toBeUndefined();
     await expect(cache.lookup(cache.plan('/v1/embeddings', context, { model: 'e', input: 'x' }, {}), 'r2')).resolves.toBeUndefined();
     await expect(results(registry)).resolves.toEqual({ refresh: 1, bypass: 1 });
+  });
+});
+
+/** Flights of a fleet in which this replica claims every flight: what it asks of them, recorded. */
+class ClaimingFlights implements FleetFlights {
+  readonly renewed: string[] = [];
+  readonly released: Array<{ owner: string; outcome: string }> = [];
+  owner = '';
+  async claim(_id: string, owner: string): Promise<Claimed> {
+    this.owner = owner;
+    return { kind: 'claimed' };
+  }
+  async renew(_id: string, owner: string): Promise<boolean> {
+    this.renewed.push(owner);
+    return true;
+  }
+  async release(_id: string, owner: string, outcome: 'stored' | 'abandoned'): Promise<void> {
+    this.released.push({ owner, outcome });
+  }
+  follow(): Promise<Followed> {
+    return Promise.resolve({ outcome: 'abandoned' });
+  }
+}
+
+describe('ResponseCache leading a flight of the fleet', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('keeps its claim while the leader\'s call runs, past the claim\'s time to live, and lets it go once the lead is settled', async () => {
+    for (const end of ['stored', 'abandoned'] as const) {
+      const flights = new ClaimingFlights();
+      const store = Object.assign(new Recording(), { flights });
+      const { cache } = cacheOf(store, { coalesceWaitMs: 3_000 });
+      const plan = cache.plan('/v1/chat/completions', context, body, { 'x-openrouter-cache': 'use' });
+      await expect(cache.lookup(plan, 'r1')).resolves.toBeUndefined();
+      expect(flights.owner).not.toBe('');
+      // Three times the claim's time to live: renewed every third of it, with the leader's own token.
+      await jest.advanceTimersByTimeAsync(9_000);
+      expect(flights.renewed).toHaveLength(9);
+      expect(new Set(flights.renewed)).toEqual(new Set([flights.owner]));
+      if (end === 'stored') cache.storeCompletion(plan, origin, answer, 'r1');
+      else cache.abandon(plan);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(flights.released).toEqual([{ owner: flights.owner, outcome: end }]);
+      await jest.advanceTimersByTimeAsync(9_000);
+      expect(flights.renewed).toHaveLength(9);
+    }
   });
 });
 

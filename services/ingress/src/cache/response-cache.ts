@@ -10,7 +10,7 @@ import { openText, sealText } from '../access/sealed-text';
 import { CACHE_ENDPOINTS, keyMaterial, scopeIds, servingConstraints, type CacheEndpoint } from './cache-key';
 import { StreamedAnswer } from './cached-answer';
 import { CoalescedMisses, type Lead, type WaitOutcome } from './coalesced-misses';
-import type { Claimed, FleetFlights } from './fleet-flights';
+import { keepClaimed, type Claimed, type FleetFlights } from './fleet-flights';
 import type { ResponseCacheStore } from './response-cache.store';
 
 /** Request header choosing what the cache does with a request. */
@@ -62,6 +62,15 @@ const entrySchema = z.object({
 });
 type Entry = z.infer<typeof entrySchema>;
 
+/** A request leading a flight: its lead within this process, and its claim of the fleet's flight when it made one. */
+interface Leading {
+  local: Lead<string>;
+  /** The claim's token. */
+  claim?: string;
+  /** Stops extending the claim (see `keepClaimed`). */
+  stopRenewing?: () => void;
+}
+
 const MODES: Record<string, CacheMode> = { use: 'use', refresh: 'refresh', off: 'bypass' };
 /** Outages are logged at most this often (every request would otherwise log one). */
 const LOG_EVERY_MS = 60_000;
@@ -79,8 +88,9 @@ const LOG_EVERY_MS = 60_000;
  * The leader's request settles its lead by storing its answer, by not storing it (`skipped`), or by
  * ending without one (`abandon`, which its route calls whatever happened). Within this process a
  * single flight; across replicas (a store with {@link FleetFlights}, `cache.coalesceAcrossReplicas`)
- * this process's leader claims the flight in the store, or, finding it claimed by another replica,
- * follows that one instead of calling the provider, with its own waiters behind it.
+ * this process's leader claims the flight in the store (and keeps the claim until its lead is
+ * settled), or, finding it claimed by another replica, follows that one instead of calling the
+ * provider, with its own waiters behind it.
  */
 export class ResponseCache {
   private readonly keyKey: Buffer;
@@ -90,8 +100,8 @@ export class ResponseCache {
   private readonly misses: CoalescedMisses<string> | undefined;
   /** Flights shared with the other replicas (undefined: each replica coalesces its own requests only). */
   private readonly fleet: FleetFlights | undefined;
-  /** The lead of each request that leads a flight, by its plan (one object per request), and its claim's token when it claimed the fleet's flight. */
-  private readonly leads = new WeakMap<CachePlan, { local: Lead<string>; claim?: string }>();
+  /** The lead of each request that leads a flight, by its plan (one object per request), and, when it claimed the fleet's flight, its claim's token and what stops its renewal. */
+  private readonly leads = new WeakMap<CachePlan, Leading>();
   private lastLoggedMs = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -225,7 +235,17 @@ export class ResponseCache {
       this.fleet.follow(plan.id, claimed.holder, this.config.coalesceWaitMs).then((followed) => (followed.outcome === 'stored' ? lead.stored(followed.sealed) : lead.abandon()));
       return this.waited(plan, await lead.follow(clientGone), requestId, clientGone);
     }
-    this.leads.set(plan, { local: lead, claim: claimed?.kind === 'claimed' ? claim : undefined });
+    const leading: Leading = { local: lead };
+    if (claimed?.kind === 'claimed' && claim !== undefined && this.fleet) {
+      // Held for as long as this request's provider call runs, however much longer than the claim's
+      // time to live that is: a request arriving at another replica meanwhile follows it rather than
+      // calling the provider again. A leader that crashes stops renewing, and its claim expires.
+      leading.claim = claim;
+      leading.stopRenewing = keepClaimed(this.fleet, plan.id, claim, this.config.coalesceWaitMs, (error) =>
+        this.logOutage(error, requestId, 'response cache flight could not be renewed: it expires unless a later renewal succeeds'),
+      );
+    }
+    this.leads.set(plan, leading);
     this.count('miss');
     return undefined;
   }
@@ -248,8 +268,10 @@ export class ResponseCache {
     return hit;
   }
 
-  /** Ends the fleet's flight this request claimed; a release that fails leaves the claim to expire (at most `cache.coalesceWaitMs`). */
-  private release(plan: CachePlan, claim: string | undefined, outcome: 'stored' | 'abandoned', requestId?: string): void {
+  /** Ends the fleet's flight this request claimed, and its renewal; a release that fails leaves the claim to expire (at most `cache.coalesceWaitMs`). */
+  private release(plan: CachePlan, leading: Leading | undefined, outcome: 'stored' | 'abandoned', requestId?: string): void {
+    leading?.stopRenewing?.();
+    const claim = leading?.claim;
     if (claim === undefined || !this.fleet) return;
     this.fleet.release(plan.id, claim, outcome).catch((error: unknown) => this.logOutage(error, requestId, 'response cache flight could not be released: it expires by itself'));
   }
@@ -288,7 +310,7 @@ export class ResponseCache {
     const leading = this.leads.get(plan);
     this.leads.delete(plan);
     leading?.local.abandon();
-    if (leading) this.release(plan, leading.claim, 'abandoned');
+    if (leading) this.release(plan, leading, 'abandoned');
   }
 
   private write(plan: CachePlan, origin: CachedOrigin, answer: Buffer, requestId: string): void {
@@ -300,7 +322,7 @@ export class ResponseCache {
     if (Buffer.byteLength(sealed) > this.config.maxEntryBytes) {
       this.count('skipped');
       leading?.local.abandon();
-      this.release(plan, leading?.claim, 'abandoned', requestId);
+      this.release(plan, leading, 'abandoned', requestId);
       return;
     }
     // In the background: the client has its answer, and a store that fails changes nothing for it.
@@ -308,11 +330,11 @@ export class ResponseCache {
     this.store.set(plan.id, sealed, plan.ttlMs).then(
       () => {
         leading?.local.stored(sealed);
-        this.release(plan, leading?.claim, 'stored', requestId);
+        this.release(plan, leading, 'stored', requestId);
       },
       (error: unknown) => {
         leading?.local.abandon();
-        this.release(plan, leading?.claim, 'abandoned', requestId);
+        this.release(plan, leading, 'abandoned', requestId);
         this.failed(error, requestId, 'response cache unreachable: answer not stored');
       },
     );

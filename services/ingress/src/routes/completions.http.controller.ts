@@ -1,21 +1,25 @@
-import { Controller, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Optional, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { addUsage, emptyUsage, inPromptTerms, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion, toOpenAIError, toOpenAIUsage, type LegacyCompletionRequest } from '@openrouter/openai-wire';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
+import { cacheStatusHeaders, sendLegacyHit } from '../cache/cache-replies';
+import { LegacyAnswerStoring } from '../cache/legacy-answer-storing';
+import { ResponseCache, type CachePlan } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent, type OpenedChat } from './chat.service';
-import { callSignal, cutWhenStalled, stopIfClientLeft, toldOnFailure } from './client-connection';
+import { callSignal, clientGone, cutWhenStalled, stopIfClientLeft, toldOnFailure } from './client-connection';
 import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
-import { UsageRecorder } from '../usage/usage-recorder';
+import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
 import { budgetStopChunk, reservationAdmitsChunk } from '../budgets/budget-request';
 
 /**
  * The legacy `/v1/completions` API, served by the chat path: each prompt becomes one user
- * message, so every provider can answer it.
+ * message, so every provider can answer it. Cached as the chat path is (docs/caching.md), one entry
+ * per request, all its prompts together.
  */
 @Controller('v1')
 @UseGuards(ApiKeyGuard)
@@ -24,6 +28,7 @@ export class CompletionsHttpController {
     private readonly router: RouterPort,
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
     private readonly usageRecorder: UsageRecorder,
+    @Optional() private readonly cache?: ResponseCache,
   ) {}
 
   @Post('completions')
@@ -34,9 +39,27 @@ export class CompletionsHttpController {
     applyRouteHeaders(legacy.chat, req.headers);
     checkChatBounds(legacy.chat, this.bounds);
     if (legacy.prompts.length > this.bounds.maxMessages) throw new GatewayError('bad_request', `At most ${this.bounds.maxMessages} prompts are accepted.`, { param: 'prompt', code: 'invalid_value' });
+    // The response cache, when enabled: a hit is answered here, with no routing and no provider call.
+    const plan = this.cache?.plan('/v1/completions', requestContextOf(req), req.body, req.headers);
+    if (plan && this.cache) {
+      // An identical request being answered now is waited for, until its client leaves.
+      const hit = await this.cache.lookup(plan, String(req.id), clientGone(reply));
+      if (hit?.completion) return sendLegacyHit(req, reply, legacy, { ...hit, completion: hit.completion }, metering, this.bounds.streamStallMs);
+    }
+    try {
+      await this.answer(req, reply, metering, legacy, plan);
+    } finally {
+      // Whatever happened: requests waiting for this one's answer go on by themselves unless it is being stored.
+      if (plan) this.cache?.abandon(plan);
+    }
+  }
+
+  /** A fresh answer: every prompt routed and metered, sent whole or streamed, and stored when it may be. */
+  private async answer(req: FastifyRequest, reply: FastifyReply, metering: UsageTrack, legacy: LegacyCompletionRequest, plan: CachePlan | undefined): Promise<void> {
     const context = requestContextOf(req);
     const { signal, release } = callSignal(reply, legacy.stream, this.bounds.onClientAbort);
     const choicesPerPrompt = legacy.chat.n ?? 1;
+    const storing = new LegacyAnswerStoring(this.cache, plan, req, metering, legacy.stream, choicesPerPrompt);
     // Prompt p's call; its errors name the prompt, not the chat message it is sent as.
     const openPrompt = (p: number, stream: boolean, calls: AbortSignal, onCalling: (route: routerv1.RouteDecision) => void): Promise<OpenedChat> =>
       openChat(this.router, context, chatFor(legacy, legacy.prompts[p] ?? '', stream), calls, onCalling).catch((error: unknown) => {
@@ -72,6 +95,7 @@ export class CompletionsHttpController {
       outcomes.forEach((o, p) => {
         if (o.status !== 'fulfilled') return;
         metering.routed(o.value.decision, () => promptTokens(legacy.prompts[p]));
+        storing.routed(o.value.decision);
         if (o.value.first.completion) metering.completion(o.value.first.completion);
       });
       if (firstFailure) {
@@ -86,8 +110,9 @@ export class CompletionsHttpController {
         return o.first.completion;
       });
       await reply
-        .headers({ ...routeHeaders(first.decision), 'x-request-id': String(req.id), ...metering.costHeaders() })
+        .headers({ ...routeHeaders(first.decision), ...cacheStatusHeaders(plan), 'x-request-id': String(req.id), ...metering.costHeaders() })
         .send(metering.decorate(toLegacyCompletion(completions, first.decision.model, choicesPerPrompt)));
+      storing.whole(completions);
       return;
     }
 
@@ -97,25 +122,27 @@ export class CompletionsHttpController {
     const callingFor = (p: number) => (route: routerv1.RouteDecision) => metering.calling(route, () => promptTokens(legacy.prompts[p]));
     let opened = await metering.guard(openPrompt(0, true, signal, callingFor(0)));
     metering.routed(opened.decision, () => promptTokens(legacy.prompts[0]));
+    storing.routed(opened.decision);
     const model = opened.decision.model;
     reply.hijack();
     cutWhenStalled(reply.raw, this.bounds.streamStallMs);
     const sse = new SseWriter(reply.raw);
-    sse.open({ ...routeHeaders(opened.decision), 'x-request-id': String(req.id) });
+    sse.open({ ...routeHeaders(opened.decision), ...cacheStatusHeaders(plan), 'x-request-id': String(req.id) });
     const usage = emptyUsage();
     const head = opened.first.chunk ?? opened.first.completion;
     const id = head?.id ?? '';
     const created = head?.created || Math.floor(Date.now() / 1000);
     // The prompt being answered: a failure is told in its terms.
     let answering = 0;
+    let cut = false;
     try {
-      let cut = false;
       let reported = false;
       for (let p = 0; p < legacy.prompts.length && !cut; p++) {
         answering = p;
         if (p > 0) {
           opened = await metering.guard(openPrompt(p, true, signal, callingFor(p)));
           metering.routed(opened.decision, () => promptTokens(legacy.prompts[p]));
+          storing.routed(opened.decision);
         }
         // This prompt's choices seen and not finished yet: a budget cut ends each of them.
         const open = new Set<number>();
@@ -136,6 +163,7 @@ export class CompletionsHttpController {
             else open.add(choice.index);
           }
           metering.chunk(chunk);
+          storing.observe(p, chunk);
           if (chunk.usage) {
             addUsage(usage, chunk.usage);
             reported = true;
@@ -151,7 +179,10 @@ export class CompletionsHttpController {
         await sse.data(metering.decorate({ ...last, usage: cut || !reported ? toOpenAIUsage(metering.tokens()) : toOpenAIUsage(usage) }));
       }
       sse.done();
+      // Stored only once every prompt's stream completed: not cut at the budget, its client still there.
+      storing.streamEnded(!cut && !signal.aborted);
     } catch (error) {
+      storing.streamEnded(false);
       metering.failed(error);
       void opened.rest.return(undefined);
       // A later prompt refused by its provider (a prompt it cannot take) fails here, once the

@@ -4,9 +4,12 @@ import { z } from 'zod';
 export const WS_PROTOCOL = 'openrouter.v1';
 export const BEARER_PROTOCOL_PREFIX = 'bearer.';
 
-/** A client frame: a request with the client's own id, or a cancel of one. */
+/**
+ * A client frame: a request with the client's own id, or a cancel of one. A request's `headers`
+ * are what an HTTP request would send as headers of its own: those of the response cache only.
+ */
 export const clientFrameSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('chat.completions'), id: z.string().min(1).max(128), body: z.unknown() }),
+  z.strictObject({ type: z.literal('chat.completions'), id: z.string().min(1).max(128), headers: z.record(z.string().max(128), z.string().max(256)).optional(), body: z.unknown() }),
   z.strictObject({ type: z.literal('cancel'), id: z.string().min(1).max(128) }),
 ]);
 export type ClientFrame = z.infer<typeof clientFrameSchema>;

@@ -12,6 +12,10 @@ import type { AccessService, KeyChange, TrafficAttributes } from '../access/acce
 import { hashesOf, type ApiKeyRecord } from '../access/key-record';
 import { RateLimitedError, type Admission } from '../access/rate-limiter';
 import { bodyEndUser, trafficAttributes } from '../auth/api-key.guard';
+import { cacheStatusHeaders } from '../cache/cache-replies';
+import { ChatAnswerStoring } from '../cache/chat-answer-storing';
+import type { CachePlan, ResponseCache } from '../cache/response-cache';
+import { socketHitFrames, socketRequestCacheHeaders, upgradeCacheHeaders } from '../cache/socket-cache';
 import { asGatewayError } from '../openai-exception.filter';
 import type { RouterPort } from '../router.port';
 import { clientChunks, openChat, routeHeaders } from '../routes/chat.service';
@@ -41,6 +45,8 @@ interface Connection {
   traffic: TrafficAttributes;
   /** The address the upgrade came from: the key's allow lists are checked against it on every request. */
   address: string | undefined;
+  /** The upgrade's response cache headers (`x-openrouter-cache`, `x-openrouter-cache-ttl`): its requests' unless a frame sends its own. */
+  cacheHeaders: Record<string, string>;
   record: ApiKeyRecord;
   context: routerv1.RequestContext;
   /**
@@ -96,6 +102,8 @@ export class WsGateway {
     private readonly limits: { bodyBytes: number; jsonDepth: number },
     /** Each request on a socket is a server span, as each HTTP request is. */
     private readonly tracing: Tracing = Tracing.disabled(),
+    /** The response cache (`cache.enabled`), as over HTTP; absent: every request bypasses it. */
+    private readonly cache?: ResponseCache,
   ) {
     this.server = new WebSocketServer({ noServer: true, maxPayload: limits.bodyBytes, handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false) });
     access.onKeyChange((change) => this.onKeyChange(change));
@@ -151,13 +159,14 @@ export class WsGateway {
       const authenticated = await this.access.authenticate(key, randomUUID(), traffic, address);
       if (!authenticated) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
       const upgradeTrace = traceOf(this.tracing, req);
-      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, socket, { key, traffic, address }, authenticated.record, authenticated.context, upgradeTrace));
+      const cacheHeaders = upgradeCacheHeaders(req.headers);
+      this.server.handleUpgrade(req, socket, head, (ws) => this.serve(ws, socket, { key, traffic, address, cacheHeaders }, authenticated.record, authenticated.context, upgradeTrace));
     } catch (error) {
       refuse(socket, asGatewayError(error));
     }
   }
 
-  private serve(socket: WebSocket, transport: Duplex, caller: Pick<Connection, 'key' | 'traffic' | 'address'>, record: ApiKeyRecord, context: routerv1.RequestContext, upgradeTrace: UpgradeTrace): void {
+  private serve(socket: WebSocket, transport: Duplex, caller: Pick<Connection, 'key' | 'traffic' | 'address' | 'cacheHeaders'>, record: ApiKeyRecord, context: routerv1.RequestContext, upgradeTrace: UpgradeTrace): void {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const connection: Connection = {
       socket,
@@ -229,7 +238,7 @@ export class WsGateway {
     try {
       await inSpan(span, connection.trace.parent, async () => {
         const refusal = await this.refusal(connection);
-        if (!refusal) return this.chat(connection, frame.id, frame.body, controller.signal);
+        if (!refusal) return this.chat(connection, frame.id, frame.body, controller.signal, frame.headers);
         status = toOpenAIError(refusal).status;
         this.cut(connection, frame.id, refusal);
       });
@@ -258,7 +267,7 @@ export class WsGateway {
    * One request of a socket, metered, limited and budgeted exactly as over HTTP: one usage record
    * when it ends, whatever the ending (answered, failed, cancelled, socket closed).
    */
-  private async chat(connection: Connection, id: string, body: unknown, signal: AbortSignal): Promise<void> {
+  private async chat(connection: Connection, id: string, body: unknown, signal: AbortSignal, frameHeaders?: Record<string, string>): Promise<void> {
     // The end user, as over HTTP: the upgrade's x-openrouter-user header, else each request's own.
     const endUser = connection.traffic.endUser ?? bodyEndUser(body) ?? '';
     const context = { ...connection.context, endUser, requestId: requestIdOf(connection, id) };
@@ -286,6 +295,8 @@ export class WsGateway {
     };
     // Metered from admission on, as over HTTP: a request refused by its rate limit or budget makes no record.
     let usage: UsageTrack | undefined;
+    let plan: CachePlan | undefined;
+    let storing: ChatAnswerStoring | undefined;
     try {
       const model = typeof (body as { model?: unknown } | null)?.model === 'string' ? (body as { model: string }).model : '';
       const admitted = await this.access.admit(connection.record, context, model, body);
@@ -307,21 +318,39 @@ export class WsGateway {
       const request: chatv1.ChatRequest = parseChatRequest(body);
       checkChatBounds(request, this.bounds);
       const clientWantsUsage = request.streamOptions?.includeUsage === true;
+      // The response cache, as over HTTP (docs/caching.md): the upgrade's cache headers, or the frame's own.
+      plan = this.cache?.plan('/v1/chat/completions', context, body, socketRequestCacheHeaders(connection.cacheHeaders, frameHeaders));
+      const hit = plan && (await this.cache?.lookup(plan, context.requestId, signal));
+      if (hit?.completion) {
+        const frames = socketHitFrames(id, request, clientWantsUsage, { ...hit, completion: hit.completion }, usage, { ...admission.headers, 'x-request-id': context.requestId });
+        for (const [i, frame] of frames.entries()) {
+          // As a stream's chunks: each waits for the client to have read what it was sent before.
+          if (i > 0) {
+            await drained(connection, signal);
+            stopIfGone(connection, signal);
+          }
+          send(connection, frame);
+        }
+        outcome = { cancelled: false, status: 200 };
+        return;
+      }
       if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
       const opened = await usage.guard(openChat(this.router, context, request, signal, usage.calling));
       usage.routed(opened.decision);
-      const headers = { ...routeHeaders(opened.decision), ...admission.headers, 'x-request-id': context.requestId };
+      const headers = { ...routeHeaders(opened.decision), ...cacheStatusHeaders(plan), ...admission.headers, 'x-request-id': context.requestId };
       const served = opened.decision.model;
+      storing = new ChatAnswerStoring(this.cache, plan, { id: context.requestId, budget: reservation }, opened.decision, usage, request.stream);
       if (!request.stream) {
         const completion = opened.first.completion;
         if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
         const answered = usage.completion(completion);
         send(connection, { type: 'completion', id, data: usage.decorate(toOpenAICompletion(answered, served)), headers: { ...headers, ...usage.costHeaders() } });
         outcome = { cancelled: false, status: 200 };
+        storing.whole(answered);
         return;
       }
       send(connection, { type: 'start', id, headers });
-      for await (const chunk of clientChunks(opened, { usage, budget: reservation, clientWantsUsage })) {
+      for await (const chunk of clientChunks(opened, { usage, budget: reservation, clientWantsUsage, observe: storing.observe })) {
         send(connection, { type: 'chunk', id, data: chunk });
         await drained(connection, signal);
         // What the provider already sent (held in the pipeline) is not played out to nobody: the
@@ -330,11 +359,15 @@ export class WsGateway {
       }
       send(connection, { type: 'done', id });
       outcome = { cancelled: false, status: 200 };
+      storing.streamEnded(!signal.aborted);
     } catch (error) {
+      storing?.streamEnded(false);
       usage?.failed(error);
       outcome = { cancelled: signal.aborted, status: signal.aborted ? 499 : toOpenAIError(asGatewayError(error)).status };
       throw error;
     } finally {
+      // Whatever happened: requests waiting for this one's answer go on by themselves unless it is being stored.
+      if (plan) this.cache?.abandon(plan);
       for (const listener of listeners) listener();
       // After the usage record settled it with the real cost; a no-op then, a release otherwise.
       const held = reservation;
