@@ -50,7 +50,7 @@ describe('an azure provider', () => {
   });
 
   it('refuses no source, more than one, and a client secret without its tenant and client', () => {
-    expect(problems({ ...BASE, entra: {} })).toEqual(['providers.az.entra: one source of Entra ID tokens is required: clientSecret (with tenantId and clientId), workloadIdentity: true or managedIdentity: true']);
+    expect(problems({ ...BASE, entra: {} })).toEqual(['providers.az.entra: one source of Entra ID tokens is required: clientSecret or clientSecretFile (with tenantId and clientId), workloadIdentity: true or managedIdentity: true']);
     expect(problems({ ...BASE, entra: { managedIdentity: false } })).toHaveLength(1);
     expect(problems({ ...BASE, entra: { clientSecret: 's', managedIdentity: true, workloadIdentity: true, tenantId: TENANT, clientId: 'c' } })[0]).toBe(
       'providers.az.entra: exactly one source of Entra ID tokens may be given, found clientSecret, workloadIdentity, managedIdentity',

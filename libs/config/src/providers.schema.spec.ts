@@ -35,13 +35,13 @@ describe('a vertex provider', () => {
   });
 
   it('refuses no source of tokens, and more than one', () => {
-    expect(problems({ type: 'vertex', project: 'p' })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true or accessToken']);
-    expect(problems({ type: 'vertex', project: 'p', metadataServer: false })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true or accessToken']);
+    expect(problems({ type: 'vertex', project: 'p' })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true, accessToken or accessTokenFile']);
+    expect(problems({ type: 'vertex', project: 'p', metadataServer: false })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true, accessToken or accessTokenFile']);
     expect(problems({ type: 'vertex', project: 'p', credentialsFile: 'key.json', metadataServer: true, accessToken: 't' })).toEqual([
       'providers.vx: exactly one source of access tokens may be given, found credentialsFile, metadataServer, accessToken',
     ]);
     expect(problems({ type: 'vertex', project: 'p', adc: true, metadataServer: true })).toEqual(['providers.vx: exactly one source of access tokens may be given, found metadataServer, adc']);
-    expect(problems({ type: 'vertex', project: 'p', adc: false })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true or accessToken']);
+    expect(problems({ type: 'vertex', project: 'p', adc: false })).toEqual(['providers.vx: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true, accessToken or accessTokenFile']);
   });
 
   it('names bad keys and values without quoting the private key', () => {
@@ -82,5 +82,70 @@ describe("a provider's proxy", () => {
       "providers.vx.headers: Proxy-Authorization cannot be sent as a header: put the proxy's credentials in its URL (`proxy` or HTTPS_PROXY)",
     ]);
     expect(problems({ type: 'openai', baseUrl: 'https://api.openai.com/v1', headers: { 'OpenAI-Organization': 'org-1' } })).toEqual([]);
+  });
+});
+
+describe("a provider's secret in a file", () => {
+  const KEY_FILE = '/var/run/secrets/openai/api-key';
+
+  it('is taken in place of the inline one by every family whose credential is a static secret', () => {
+    expect(providerSchema.parse({ type: 'openai', baseUrl: 'https://api.openai.com/v1', apiKeyFile: KEY_FILE })).toMatchObject({ apiKey: '', apiKeyFile: KEY_FILE });
+    for (const type of ['anthropic', 'gemini'] as const) expect(providerSchema.parse({ type, apiKeyFile: KEY_FILE })).toMatchObject({ apiKey: '', apiKeyFile: KEY_FILE });
+    expect(problems({ type: 'azure', baseUrl: 'https://r.openai.azure.com', apiKeyFile: KEY_FILE })).toEqual([]);
+    expect(problems({ type: 'azure', baseUrl: 'https://r.openai.azure.com', entra: { tenantId: 'contoso.onmicrosoft.com', clientId: 'c', clientSecretFile: '/run/secrets/entra' } })).toEqual([]);
+    expect(problems({ type: 'bedrock', region: 'us-east-1', credentials: { accessKeyIdFile: '/run/aws/id', secretAccessKeyFile: '/run/aws/secret', sessionTokenFile: '/run/aws/token' } })).toEqual([]);
+    // A key id is no secret: one part inline and another in a file is fine.
+    expect(problems({ type: 'bedrock', region: 'us-east-1', credentials: { accessKeyId: 'AKIA', secretAccessKeyFile: '/run/aws/secret', sessionToken: '' } })).toEqual([]);
+    expect(problems({ type: 'vertex', project: 'p', accessTokenFile: '/run/token' })).toEqual([]);
+  });
+
+  it('given with the inline secret too is refused, naming the setting', () => {
+    expect(problems({ type: 'openai', baseUrl: 'https://api.openai.com/v1', apiKey: 'sk-inline-secret', apiKeyFile: KEY_FILE })).toEqual([
+      'providers.vx.apiKeyFile: give apiKey or apiKeyFile, not both: the secret comes from the configuration or from a file',
+    ]);
+    for (const type of ['anthropic', 'gemini'] as const) {
+      expect(problems({ type, apiKey: 'sk-inline-secret', apiKeyFile: KEY_FILE })).toEqual(['providers.vx.apiKeyFile: give apiKey or apiKeyFile, not both: the secret comes from the configuration or from a file']);
+    }
+    expect(problems({ type: 'azure', baseUrl: 'https://r.openai.azure.com', apiKey: 'sk-inline-secret', apiKeyFile: KEY_FILE })).toEqual([
+      'providers.vx.apiKeyFile: give apiKey or apiKeyFile, not both: the secret comes from the configuration or from a file',
+    ]);
+    expect(problems({ type: 'azure', baseUrl: 'https://r.openai.azure.com', apiKeyFile: KEY_FILE, entra: { managedIdentity: true } })).toEqual([
+      'providers.vx.entra: exactly one of apiKeyFile and entra may be given: an Azure OpenAI resource is called with a key or with Entra ID tokens',
+    ]);
+    expect(problems({ type: 'azure', baseUrl: 'https://r.openai.azure.com', entra: { tenantId: 't', clientId: 'c', clientSecret: 'sk-inline-secret', clientSecretFile: '/run/secrets/entra' } })).toEqual([
+      'providers.vx.entra.clientSecretFile: give clientSecret or clientSecretFile, not both: the secret comes from the configuration or from a file',
+    ]);
+    expect(problems({ type: 'bedrock', region: 'us-east-1', credentials: { accessKeyId: 'AKIA', accessKeyIdFile: '/run/aws/id', secretAccessKey: 'sk-inline-secret', secretAccessKeyFile: '/run/aws/secret', sessionToken: 'tok', sessionTokenFile: '/run/aws/token' } })).toEqual([
+      'providers.vx.credentials.accessKeyIdFile: give accessKeyId or accessKeyIdFile, not both: the secret comes from the configuration or from a file',
+      'providers.vx.credentials.secretAccessKeyFile: give secretAccessKey or secretAccessKeyFile, not both: the secret comes from the configuration or from a file',
+      'providers.vx.credentials.sessionTokenFile: give sessionToken or sessionTokenFile, not both: the secret comes from the configuration or from a file',
+    ]);
+    expect(problems({ type: 'vertex', project: 'p', accessToken: 'ya29.inline', accessTokenFile: '/run/token' })).toEqual(['providers.vx: exactly one source of access tokens may be given, found accessToken, accessTokenFile']);
+    expect(JSON.stringify(problems({ type: 'openai', baseUrl: 'https://api.openai.com/v1', apiKey: 'sk-inline-secret', apiKeyFile: KEY_FILE }))).not.toContain('sk-inline-secret');
+  });
+
+  it('is not refused beside an empty inline secret (`${VAR:-}` with the variable unset)', () => {
+    expect(problems({ type: 'openai', baseUrl: 'https://api.openai.com/v1', apiKey: '', apiKeyFile: KEY_FILE })).toEqual([]);
+    expect(problems({ type: 'bedrock', region: 'us-east-1', credentials: { accessKeyId: 'AKIA', secretAccessKeyFile: '/run/aws/secret', sessionToken: '', sessionTokenFile: '/run/aws/token' } })).toEqual([]);
+  });
+
+  it('is one way or the other required for both parts of a Bedrock access key', () => {
+    expect(problems({ type: 'bedrock', region: 'us-east-1', credentials: { sessionTokenFile: '/run/aws/token' } })).toEqual([
+      'providers.vx.credentials.accessKeyId: required: give accessKeyId or accessKeyIdFile',
+      'providers.vx.credentials.secretAccessKey: required: give secretAccessKey or secretAccessKeyFile',
+    ]);
+    expect(problems({ type: 'bedrock', region: 'us-east-1', credentials: { accessKeyId: 'AKIA', secretAccessKeyFile: '' } })).toEqual([
+      'providers.vx.credentials.secretAccessKeyFile: Too small: expected string to have >=1 characters',
+    ]);
+  });
+
+  it('is checked every 10 s unless credentialFileCheckIntervalMs says otherwise (at least 100 ms; text too)', () => {
+    expect(providerSchema.parse({ type: 'gemini', apiKeyFile: KEY_FILE })).not.toHaveProperty('credentialFileCheckIntervalMs');
+    expect(providerSchema.parse({ type: 'gemini', apiKeyFile: KEY_FILE, credentialFileCheckIntervalMs: '2500' })).toMatchObject({ credentialFileCheckIntervalMs: 2500 });
+    expect(problems({ type: 'gemini', apiKeyFile: KEY_FILE, credentialFileCheckIntervalMs: 10 })).toEqual(['providers.vx.credentialFileCheckIntervalMs: Too small: expected number to be >=100']);
+  });
+
+  it('is not read when the configuration is loaded: only the adapter serving the provider has it mounted, and reads it at its start', () => {
+    expect(problems({ type: 'openai', baseUrl: 'https://api.openai.com/v1', apiKeyFile: '/nonexistent/api-key' })).toEqual([]);
   });
 });

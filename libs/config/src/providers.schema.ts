@@ -38,7 +38,32 @@ const common = {
     .optional(),
   /** Where this provider's deployments process data (`eu`, `us`, `eu-west`), for tenants' residency policies. Unset: none, excluded wherever a residency policy applies. */
   residency: residencyLabel.optional(),
+  /**
+   * How often (ms) the adapter checks this provider's credential files (`apiKeyFile` and the other
+   * `…File` secrets) for a change. Unset: DEFAULT_CREDENTIAL_FILE_CHECK_INTERVAL_MS.
+   */
+  credentialFileCheckIntervalMs: numeric(z.number().int().min(100)).optional(),
 };
+
+/** How often the adapter checks a credential file for a change unless the provider sets `credentialFileCheckIntervalMs`. */
+export const DEFAULT_CREDENTIAL_FILE_CHECK_INTERVAL_MS = 10_000;
+
+/**
+ * The path of a file holding a secret, in place of the secret itself: a mounted Kubernetes Secret,
+ * a file Vault Agent or a CSI secret store writes. The adapter reads it at start-up (an unreadable
+ * or empty file stops it there) and again whenever it changes, without a restart.
+ */
+const secretFile = z.string().min(1);
+
+/**
+ * `key` given inline (non-empty: an empty value means none, as `${VAR:-}` gives) and in a file
+ * (`fileKey`) at once: which one the calls should use cannot be guessed.
+ */
+function bothGiven(ctx: z.core.$RefinementCtx, inline: string | undefined, file: string | undefined, key: string, fileKey: string): void {
+  if (inline !== undefined && inline !== '' && file !== undefined) {
+    ctx.addIssue({ code: 'custom', path: [fileKey], message: `give ${key} or ${fileKey}, not both: the secret comes from the configuration or from a file` });
+  }
+}
 
 /**
  * The parameter an OpenAI-style server takes an output limit in. OpenAI's current one is
@@ -78,12 +103,15 @@ const openaiProvider = strictObject({
   type: z.literal('openai'),
   baseUrl: z.string().url(),
   apiKey: z.string().default(''),
+  /** A file holding the key, re-read when it changes; in place of `apiKey`. */
+  apiKeyFile: secretFile.optional(),
   /** Default: `max_completion_tokens` at OpenAI's own hosts (api.openai.com, eu.api.openai.com…), else unset. */
   outputLimit: outputLimit.optional(),
   /** Default: Anthropic's `thinking`, `top_k` and `cache_control` at OpenAI's own hosts, else none (compatible servers such as vLLM take `top_k`). */
   dropParams,
   ...common,
 })
+  .superRefine((provider, ctx) => bothGiven(ctx, provider.apiKey, provider.apiKeyFile, 'apiKey', 'apiKeyFile'))
   .transform(({ outputLimit: limit, dropParams: drop, ...rest }) => {
     const openai = isOpenAIItself(rest.baseUrl);
     return { ...rest, outputLimit: limit ?? (openai ? ('max_completion_tokens' as const) : undefined), dropParams: drop ?? (openai ? [...OPENAI_REFUSED_PARAMS] : []) };
@@ -102,6 +130,8 @@ export const anthropicProvider = strictObject({
   type: z.literal('anthropic'),
   baseUrl: z.string().url().default('https://api.anthropic.com'),
   apiKey: z.string().default(''),
+  /** A file holding the key, re-read when it changes; in place of `apiKey`. */
+  apiKeyFile: secretFile.optional(),
   /** Sent as `anthropic-version`. */
   version: z.string().min(1).default('2023-06-01'),
   /** Anthropic requires max_tokens; used when the request sets neither max_tokens nor max_completion_tokens. */
@@ -113,14 +143,16 @@ export const anthropicProvider = strictObject({
    */
   thinking: z.enum(['adaptive', 'budget']).default('adaptive'),
   ...common,
-});
+}).superRefine((provider, ctx) => bothGiven(ctx, provider.apiKey, provider.apiKeyFile, 'apiKey', 'apiKeyFile'));
 
 export const geminiProvider = strictObject({
   type: z.literal('gemini'),
   baseUrl: z.string().url().default('https://generativelanguage.googleapis.com/v1beta'),
   apiKey: z.string().default(''),
+  /** A file holding the key, re-read when it changes; in place of `apiKey`. */
+  apiKeyFile: secretFile.optional(),
   ...common,
-});
+}).superRefine((provider, ctx) => bothGiven(ctx, provider.apiKey, provider.apiKeyFile, 'apiKey', 'apiKeyFile'));
 
 /** What Azure OpenAI's Entra ID tokens are asked for (the resource, `https://cognitiveservices.azure.com`). */
 export const AZURE_COGNITIVE_SERVICES_SCOPE = 'https://cognitiveservices.azure.com/.default';
@@ -142,6 +174,8 @@ const azureEntra = strictObject({
   clientId: z.string().min(1).optional(),
   /** The app registration's client secret (its value, not its id); take it from the environment. */
   clientSecret: z.string().min(1).optional(),
+  /** A file holding the client secret, re-read when it changes; in place of `clientSecret`. */
+  clientSecretFile: secretFile.optional(),
   /** AKS workload identity: the federated service-account token is exchanged for an Entra token. */
   workloadIdentity: flag.optional(),
   /** The federated token file (default: AZURE_FEDERATED_TOKEN_FILE); re-read on every token fetch, as the kubelet rotates it. */
@@ -154,18 +188,23 @@ const azureEntra = strictObject({
   /** Where a managed identity's token is asked for outside App Service; change it only for tests. */
   imdsUrl: z.string().url().default(AZURE_IMDS_TOKEN_URL),
 }).superRefine((entra, ctx) => {
-  const given = [entra.clientSecret !== undefined && 'clientSecret', entra.workloadIdentity === true && 'workloadIdentity', entra.managedIdentity === true && 'managedIdentity'].filter((mode) => mode !== false);
+  if (entra.clientSecret !== undefined && entra.clientSecretFile !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['clientSecretFile'], message: 'give clientSecret or clientSecretFile, not both: the secret comes from the configuration or from a file' });
+    return;
+  }
+  const secret = entra.clientSecret !== undefined ? 'clientSecret' : entra.clientSecretFile !== undefined ? 'clientSecretFile' : undefined;
+  const given = [secret ?? false, entra.workloadIdentity === true && 'workloadIdentity', entra.managedIdentity === true && 'managedIdentity'].filter((mode) => mode !== false);
   if (given.length === 0) {
-    ctx.addIssue({ code: 'custom', message: 'one source of Entra ID tokens is required: clientSecret (with tenantId and clientId), workloadIdentity: true or managedIdentity: true' });
+    ctx.addIssue({ code: 'custom', message: 'one source of Entra ID tokens is required: clientSecret or clientSecretFile (with tenantId and clientId), workloadIdentity: true or managedIdentity: true' });
     return;
   }
   if (given.length > 1) {
     ctx.addIssue({ code: 'custom', message: `exactly one source of Entra ID tokens may be given, found ${given.join(', ')}` });
     return;
   }
-  if (entra.clientSecret !== undefined) {
+  if (secret !== undefined) {
     for (const key of ['tenantId', 'clientId'] as const) {
-      if (entra[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `required with clientSecret (the app registration's ${key === 'tenantId' ? 'directory (tenant) ID' : 'application (client) ID'})` });
+      if (entra[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `required with ${secret} (the app registration's ${key === 'tenantId' ? 'directory (tenant) ID' : 'application (client) ID'})` });
     }
   }
   if (entra.managedIdentity === true) {
@@ -173,7 +212,7 @@ const azureEntra = strictObject({
       if (entra[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'does not apply to managedIdentity (a user-assigned identity is chosen by clientId)' });
     }
   }
-  if (entra.federatedTokenFile !== undefined && entra.clientSecret !== undefined) {
+  if (entra.federatedTokenFile !== undefined && secret !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['federatedTokenFile'], message: 'applies to workloadIdentity: true only' });
   }
 });
@@ -183,8 +222,10 @@ const azureProvider = strictObject({
   type: z.literal('azure'),
   /** https://RESOURCE.openai.azure.com */
   baseUrl: z.string().url(),
-  /** Sent as `api-key`; empty: none. Exactly one of a non-empty `apiKey` and `entra`. */
+  /** Sent as `api-key`; empty: none. Exactly one of a non-empty `apiKey`, `apiKeyFile` and `entra`. */
   apiKey: z.string().default(''),
+  /** A file holding the key, re-read when it changes; in place of `apiKey`. */
+  apiKeyFile: secretFile.optional(),
   /** Entra ID tokens sent as `Authorization: Bearer` in place of an `api-key`. */
   entra: azureEntra.optional(),
   apiVersion: z.string().min(1).default('2024-10-21'),
@@ -194,8 +235,10 @@ const azureProvider = strictObject({
   dropParams: dropParams.transform((drop) => drop ?? [...OPENAI_REFUSED_PARAMS]),
   ...common,
 }).superRefine((provider, ctx) => {
-  if (provider.apiKey !== '' && provider.entra !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['entra'], message: 'exactly one of apiKey and entra may be given: an Azure OpenAI resource is called with a key or with Entra ID tokens' });
+  bothGiven(ctx, provider.apiKey, provider.apiKeyFile, 'apiKey', 'apiKeyFile');
+  if ((provider.apiKey !== '' || provider.apiKeyFile !== undefined) && provider.entra !== undefined) {
+    const key = provider.apiKey !== '' ? 'apiKey' : 'apiKeyFile';
+    ctx.addIssue({ code: 'custom', path: ['entra'], message: `exactly one of ${key} and entra may be given: an Azure OpenAI resource is called with a key or with Entra ID tokens` });
   }
 });
 
@@ -204,10 +247,25 @@ export const bedrockProvider = strictObject({
   region: z.string().min(1),
   /** Defaults to https://bedrock-runtime.REGION.amazonaws.com. */
   baseUrl: z.string().url().optional(),
+  /**
+   * The access key calls are signed with. Each part is given inline or as a file (`…File`, re-read
+   * when it changes): mount the parts from one Secret, so that they change together.
+   */
   credentials: strictObject({
-    accessKeyId: z.string().min(1),
-    secretAccessKey: z.string().min(1),
+    accessKeyId: z.string().min(1).optional(),
+    accessKeyIdFile: secretFile.optional(),
+    secretAccessKey: z.string().min(1).optional(),
+    secretAccessKeyFile: secretFile.optional(),
+    /** Temporary credentials' token; empty: none. */
     sessionToken: z.string().optional(),
+    sessionTokenFile: secretFile.optional(),
+  }).superRefine((credentials, ctx) => {
+    for (const key of ['accessKeyId', 'secretAccessKey'] as const) {
+      const fileKey = `${key}File` as const;
+      if (credentials[key] === undefined && credentials[fileKey] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `required: give ${key} or ${fileKey}` });
+      bothGiven(ctx, credentials[key], credentials[fileKey], key, fileKey);
+    }
+    bothGiven(ctx, credentials.sessionToken, credentials.sessionTokenFile, 'sessionToken', 'sessionTokenFile');
   }),
   /**
    * How `reasoning_effort` turns extended thinking on for Claude models, as the `anthropic`
@@ -239,7 +297,7 @@ export const googleServiceAccountKey = strictObject({
 });
 export type GoogleServiceAccountKey = z.infer<typeof googleServiceAccountKey>;
 
-const VERTEX_AUTH_SOURCES = ['credentials', 'credentialsFile', 'metadataServer', 'adc', 'accessToken'] as const;
+const VERTEX_AUTH_SOURCES = ['credentials', 'credentialsFile', 'metadataServer', 'adc', 'accessToken', 'accessTokenFile'] as const;
 
 /**
  * Google Cloud Vertex AI: Gemini (publisher `google`) and Claude (publisher `anthropic`) models of
@@ -267,6 +325,8 @@ export const vertexProvider = strictObject({
   adc: flag.optional(),
   /** A token obtained elsewhere (`gcloud auth print-access-token`): never refreshed. */
   accessToken: z.string().min(1).optional(),
+  /** A file a token is written to by something else (a sidecar that refreshes it): re-read when it changes. */
+  accessTokenFile: secretFile.optional(),
   /** Model name → publisher, for a name the default (`claude-…` is Anthropic's, anything else Google's) gets wrong. */
   publishers: z.record(z.string().min(1), z.enum(['google', 'anthropic'])).default({}),
   /** Claude: `max_tokens` when the request sets none, as for the `anthropic` family. */
@@ -281,7 +341,7 @@ export const vertexProvider = strictObject({
     code: 'custom',
     message:
       given.length === 0
-        ? 'one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true or accessToken'
+        ? 'one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true, accessToken or accessTokenFile'
         : `exactly one source of access tokens may be given, found ${given.join(', ')}`,
   });
 });
@@ -304,7 +364,7 @@ export function providerBaseUrl(provider: ProviderConfig): string {
   throw new Error('unreachable: every provider family has a base URL');
 }
 
-/** The secret a provider is called with, for families that use one key. */
+/** The secret a provider is called with, for families that use one key given inline (a key in `apiKeyFile` is the adapter's to read). */
 export function providerApiKey(provider: ProviderConfig): string {
   return 'apiKey' in provider ? provider.apiKey : '';
 }

@@ -10,6 +10,7 @@ export type { MeteredRequest } from './metrics/ingress.metrics';
 export { CIRCUIT_STATE_VALUE, RouterMetrics } from './metrics/router.metrics';
 export type { CircuitState, DeploymentCircuit } from './metrics/router.metrics';
 export { UpstreamMetrics } from './metrics/upstream.metrics';
+export { CredentialFileMetrics } from './metrics/credential-file.metrics';
 export { UsageConsumerMetrics, UsageProducerMetrics } from './metrics/usage-pipeline.metrics';
 export type { PublisherReading } from './metrics/usage-pipeline.metrics';
 export { AlertingMetrics } from './metrics/alerting.metrics';

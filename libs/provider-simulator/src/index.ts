@@ -14,3 +14,4 @@ export type { SimulatedEntraApp, SimulatedManagedIdentity } from './wire/entra-i
 export { APP_SERVICE_TOKEN_PATH, IMDS_TOKEN_PATH } from './wire/entra-id';
 export { startForwardProxy } from './forward-proxy';
 export type { ForwardProxyOptions, ProxiedCall, RunningForwardProxy } from './forward-proxy';
+export { SecretVolume } from './secret-volume';

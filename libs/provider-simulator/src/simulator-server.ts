@@ -21,7 +21,7 @@ export interface SimulatorOptions {
   host?: string;
   /** Default 0 (an ephemeral port). */
   port?: number;
-  /** If set, requests must carry `Authorization: Bearer <apiKey>` or get a 401. */
+  /** If set, requests must carry `Authorization: Bearer <apiKey>` or get a 401 (`setApiKey` changes it at run time). */
   apiKey?: string;
   behaviour?: Partial<Behaviour>;
   /** Seeds replies, embeddings, ids and fault rolls (default 1). */
@@ -58,6 +58,8 @@ export interface RunningSimulator {
   expireAccessTokens(): void;
   /** The Entra ID token endpoint knows this app too (or its new secret), until `reset()`. */
   registerEntraApp(app: SimulatedEntraApp): void;
+  /** Every family takes this key from now on, and refuses the one before (a rotated provider key); undefined: any. `reset()` restores the start-up key. */
+  setApiKey(apiKey: string | undefined): void;
   close(): Promise<void>;
 }
 
@@ -78,8 +80,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   const faults = new FaultInjector(mixSeeds(seed, 0xfa17));
   faults.setFaults(behaviour.faults);
   const log = new RequestLog(options.requestLogLimit ?? DEFAULT_REQUEST_LOG_LIMIT);
+  let apiKey = options.apiKey;
   const runtime: SimulatorRuntime = {
-    apiKey: options.apiKey,
+    // Read by the wires on every request, so a key set at run time applies to the next one.
+    get apiKey() {
+      return apiKey;
+    },
     seed,
     behaviour: () => behaviour,
     faults,
@@ -97,6 +103,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     },
     reset() {
       behaviour = mergeBehaviour(startupBehaviour, {});
+      apiKey = options.apiKey;
       faults.reset(behaviour.faults);
       runtime.googleTokens.reset();
       runtime.entraTokens.reset();
@@ -107,6 +114,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     expireAccessTokens: () => {
       runtime.googleTokens.expireAll();
       runtime.entraTokens.expireAll();
+    },
+    setApiKey: (key) => {
+      apiKey = key;
     },
   };
 
@@ -166,6 +176,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     trustServiceAccount: (account) => control.trustServiceAccount(account),
     expireAccessTokens: () => control.expireAccessTokens(),
     registerEntraApp: (app) => runtime.entraTokens.register(app),
+    setApiKey: (key) => control.setApiKey(key),
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

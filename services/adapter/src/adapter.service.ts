@@ -1,7 +1,7 @@
 import type { GatewayConfig } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { UpstreamInstrumentation, type Logger } from '@openrouter/observability';
+import { type CredentialFileMetrics, UpstreamInstrumentation, type Logger } from '@openrouter/observability';
 import { DIRECT_EGRESS, type Egress } from './providers/http-upstream';
 import { ImageSource } from './providers/image-source';
 import { createProviderAdapter, type ProviderAdapter, type ProviderRegistry } from './providers/provider-adapter';
@@ -27,12 +27,21 @@ export class AdapterService {
     logger?: Logger,
     /** The environment's forward proxies (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), read at start-up. */
     egress: Egress = DIRECT_EGRESS,
+    /** Whether the providers' credential files read well, and how often they changed. */
+    credentialFileMetrics?: CredentialFileMetrics,
   ) {
     this.images = new ImageSource(config.adapter.imageFetch, logger ? { logger, egress } : { egress });
     const served = config.adapter.providers.length > 0 ? config.adapter.providers : Object.keys(config.providers);
-    for (const id of served) {
-      const provider = config.providers[id];
-      if (provider) this.adapters.set(id, createProviderAdapter(registry, id, provider, { images: this.images, egress }));
+    const credentialFiles = { logger, metrics: credentialFileMetrics };
+    try {
+      for (const id of served) {
+        const provider = config.providers[id];
+        if (provider) this.adapters.set(id, createProviderAdapter(registry, id, provider, { images: this.images, egress, credentialFiles }));
+      }
+    } catch (error) {
+      // A provider that cannot start (an unreadable credential file) stops the adapter: those built already let go of their connections and files.
+      this.close().catch(() => undefined);
+      throw error;
     }
   }
 

@@ -1,7 +1,7 @@
 import { readProxyEnv, type GatewayConfig } from '@openrouter/config';
 import { adapterv1 } from '@openrouter/contracts';
 import { callStreamInProcess, callUnaryInProcess, GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
-import { createTelemetry, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, UpstreamInstrumentation, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
+import { createTelemetry, CredentialFileMetrics, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, UpstreamInstrumentation, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, STOPPING, type ServiceHandle } from '@openrouter/service-runtime';
 import { adapterGrpcBinding } from './adapter.grpc.controller';
 import { AdapterService } from './adapter.service';
@@ -31,7 +31,7 @@ export { DIRECT_EGRESS, type Egress } from './providers/http-upstream';
 export async function startAdapter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}, egress: Egress = { proxyEnv: readProxyEnv() }): Promise<AdapterHandle> {
   const security = GrpcSecurity.fromConfig(config.grpc);
   const telemetry = createTelemetry('adapter', config.observability, telemetryOptions);
-  const service = new AdapterService(config, PROVIDER_REGISTRY, new UpstreamInstrumentation(telemetry.registry, telemetry.tracing), logger, egress);
+  const service = new AdapterService(config, PROVIDER_REGISTRY, new UpstreamInstrumentation(telemetry.registry, telemetry.tracing), logger, egress, new CredentialFileMetrics(telemetry.registry));
   const { httpProxy, httpsProxy, noProxy } = egress.proxyEnv;
   if (mayProxy(egress)) {
     logger.info({ httpProxy: httpProxy && proxyForLog(httpProxy), httpsProxy: httpsProxy && proxyForLog(httpsProxy), noProxy }, 'outbound calls go through a forward proxy');

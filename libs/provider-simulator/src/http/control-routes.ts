@@ -7,6 +7,7 @@ import type { SimulatedServiceAccount } from '../wire/google-oauth';
 import { parseJson, readRequestBody, writeJson } from './http-io';
 
 const serviceAccountSchema = z.strictObject({ clientEmail: z.string().min(1), publicKey: z.string().min(1) });
+const apiKeySchema = z.strictObject({ apiKey: z.string().min(1).nullable() });
 
 export const CONTROL_PREFIX = '/_sim/';
 
@@ -17,6 +18,7 @@ export interface SimulatorControl {
   requests(): ObservedRequest[];
   trustServiceAccount(account: SimulatedServiceAccount): void;
   expireAccessTokens(): void;
+  setApiKey(apiKey: string | undefined): void;
 }
 
 const controlError = (message: string): unknown => ({ error: { message, type: 'invalid_request_error', param: null, code: null } });
@@ -55,6 +57,16 @@ export async function handleControlRequest(req: IncomingMessage, res: ServerResp
         return writeJson(res, 400, controlError('publicKey: not a PEM public key.'));
       }
       return writeJson(res, 200, { trusted: account.data.clientEmail });
+    }
+    case 'POST /_sim/api-key': {
+      const read = await readRequestBody(req);
+      if (!read.ok) return read.reason === 'too_large' ? writeJson(res, 413, controlError('Request body too large.')) : undefined;
+      const parsed = parseJson(read.body);
+      const key = parsed.ok ? apiKeySchema.safeParse(parsed.value) : undefined;
+      if (!key?.success) return writeJson(res, 400, controlError('Expected {"apiKey": string} (or null: any key).'));
+      control.setApiKey(key.data.apiKey ?? undefined);
+      // The key itself is not echoed: the control route's answers may be logged.
+      return writeJson(res, 200, { apiKeyRequired: key.data.apiKey !== null });
     }
     case 'POST /_sim/google/expire-tokens':
       req.resume();

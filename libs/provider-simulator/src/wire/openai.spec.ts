@@ -159,6 +159,34 @@ describe('OpenAI wire format over HTTP', () => {
     });
   });
 
+  describe('a key changed at run time', () => {
+    const withKey = (key: string) => post('/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'Hi' }] }, { authorization: `Bearer ${key}` });
+
+    it('is the only one taken from the next request on, as a provider takes a rotated key; reset() restores the start-up one', async () => {
+      sim.setApiKey('sk-rotated-1');
+      expect((await withKey('sk-rotated-1')).status).toBe(200);
+      sim.setApiKey('sk-rotated-2');
+      const refused = await withKey('sk-rotated-1');
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.text).error.code).toBe('invalid_api_key');
+      expect((await withKey('sk-rotated-2')).status).toBe(200);
+      sim.reset();
+      // Started without a key: any key again.
+      expect((await withKey('anything')).status).toBe(200);
+    });
+
+    it('is set through POST /_sim/api-key too, which does not echo it', async () => {
+      const set = await post('/_sim/api-key', { apiKey: 'sk-from-control' });
+      expect(set.status).toBe(200);
+      expect(set.text).not.toContain('sk-from-control');
+      expect((await withKey('sk-other')).status).toBe(401);
+      expect((await withKey('sk-from-control')).status).toBe(200);
+      expect((await post('/_sim/api-key', { apiKey: 42 })).status).toBe(400);
+      expect((await post('/_sim/api-key', { apiKey: null })).status).toBe(200);
+      expect((await withKey('sk-other')).status).toBe(200);
+    });
+  });
+
   describe('faults', () => {
     it('returns 5xx bodies in the OpenAI error shape, only for the targeted model and path', async () => {
       sim.configure({ faults: [{ kind: 'http_error', status: 503, model: 'gpt-4o', path: 'chat' }] });

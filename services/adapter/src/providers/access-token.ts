@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '@openrouter/errors';
+import type { Secret } from './credential-file';
 import type { UpstreamAuth } from './upstream-auth';
 
 /** A token is replaced this long before it expires, so no call carries one that lapses in flight. */
@@ -38,14 +39,17 @@ export interface AccessTokenSource {
    * The provider refused `token`: it is dropped. True when the next `token()` may give another.
    * `again`: `token` was the fresh one fetched for a refusal, refused in turn.
    */
-  invalidate(token: string, again?: boolean): boolean;
+  invalidate(token: string, again?: boolean): boolean | Promise<boolean>;
 }
 
-/** The credential as `Authorization: Bearer`, refreshed once when the provider answers 401. */
+/**
+ * The credential as `Authorization: Bearer`, refreshed once when the provider answers 401 (a 403
+ * is about what the token may do, which a fresh one of the same identity would not change).
+ */
 export function bearerAuth(source: AccessTokenSource): UpstreamAuth {
   return {
     headers: async (signal) => ({ authorization: `Bearer ${await source.token(signal)}` }),
-    refused: (headers, again) => source.invalidate((headers['authorization'] ?? '').replace(/^Bearer /, ''), again),
+    refused: (headers, again, status) => (status !== undefined && status !== 401 ? false : source.invalidate((headers['authorization'] ?? '').replace(/^Bearer /, ''), again)),
   };
 }
 
@@ -53,6 +57,21 @@ export function bearerAuth(source: AccessTokenSource): UpstreamAuth {
 export function staticTokenSource(accessToken: string): AccessTokenSource {
   const token = Promise.resolve(accessToken);
   return { token: () => token, invalidate: () => false };
+}
+
+/**
+ * A token something else keeps in a file (a sidecar that refreshes it): the file's current
+ * content, read again at once when the provider refuses the token.
+ */
+export function secretTokenSource(secret: Secret): AccessTokenSource {
+  return {
+    token: () => Promise.resolve(secret.value()),
+    async invalidate(token, again) {
+      if (again === true) return false;
+      await secret.reread();
+      return secret.value() !== token;
+    },
+  };
 }
 
 export interface CachedTokenOptions {

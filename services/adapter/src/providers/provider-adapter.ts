@@ -1,5 +1,6 @@
 import type { ProviderConfig, ProviderConfigOf, ProviderType } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
+import type { CredentialFileOptions } from './credential-file';
 import type { Egress } from './http-upstream';
 import { ImageSource } from './image-source';
 
@@ -28,6 +29,8 @@ export interface ProviderContext {
   images: ImageSource;
   /** The environment's forward proxies, for the calls of providers without a `proxy` of their own. Unset: direct. */
   egress?: Egress;
+  /** The log and metrics of the providers' credential files (`apiKeyFile`…). Unset: neither. */
+  credentialFiles?: CredentialFileOptions;
 }
 
 export type ProviderFactory<T extends ProviderType = ProviderType> = (id: string, config: ProviderConfigOf<T>, context: ProviderContext) => ProviderAdapter;

@@ -5,7 +5,8 @@ import { GatewayError } from '@openrouter/errors';
 import type { ThinkingStyle } from '../claude-thinking';
 import { createUpstreamDispatcher, discardRest, readJsonBody, readServerSentEvents } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
-import { postWithAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
+import { closingSecrets, CredentialFile } from '../credential-file';
+import { postWithAuth, secretAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
 import { parseAnthropicErrorResponse, type ErrorResponseHeaders } from './anthropic-errors';
 import { toAnthropicRequest, type AnthropicMessagesBody } from './anthropic-request';
 import { parseAnthropicMessage } from './anthropic-response';
@@ -43,12 +44,14 @@ export interface AnthropicEndpoint {
  */
 export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'anthropic'>, context: ProviderContext): ProviderAdapter {
   const url = messagesUrl(config.baseUrl);
-  return createAnthropicWireAdapter(
+  // A key in a file is read now (an unreadable one stops the adapter here) and again when it changes.
+  const keyFile = config.apiKeyFile === undefined ? undefined : CredentialFile.open({ provider: id, key: 'apiKeyFile', path: config.apiKeyFile, checkIntervalMs: config.credentialFileCheckIntervalMs }, context.credentialFiles);
+  const wire = createAnthropicWireAdapter(
     id,
     {
       url: () => url,
       headers: { ...config.headers, 'anthropic-version': config.version },
-      auth: staticAuth(config.apiKey ? { 'x-api-key': config.apiKey } : {}),
+      auth: keyFile ? secretAuth(keyFile, (key) => ({ 'x-api-key': key })) : staticAuth(config.apiKey ? { 'x-api-key': config.apiKey } : {}),
       timeoutMs: config.timeoutMs,
       defaultMaxTokens: config.defaultMaxTokens,
       thinking: config.thinking,
@@ -56,6 +59,7 @@ export function createAnthropicAdapter(id: string, config: ProviderConfigOf<'ant
     },
     context,
   );
+  return closingSecrets(wire, [keyFile]);
 }
 
 /** The Messages wire format (request, answer, stream, errors) sent to `endpoint`. */
@@ -63,15 +67,12 @@ export function createAnthropicWireAdapter(id: string, endpoint: AnthropicEndpoi
   const agent = createUpstreamDispatcher(context.egress, endpoint.proxy);
   const parseError = endpoint.parseError ?? ((status: number, headers: ErrorResponseHeaders, text: string) => parseAnthropicErrorResponse(status, headers, text, id));
 
-  async function post(upstreamModel: string, body: AnthropicMessagesBody, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
+  function post(upstreamModel: string, body: AnthropicMessagesBody, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
     const url = endpoint.url(upstreamModel, body.stream === true);
     const sent = endpoint.body ? endpoint.body(body) : body;
-    const response = await postWithAuth(agent, endpoint.auth, { url, headers: endpoint.headers, body: JSON.stringify(sent), timeoutMs: call.timeoutMs || endpoint.timeoutMs, signal: call.signal, provider: id });
-    if (response.statusCode >= 400) {
-      const text = await response.body.text().catch(() => '');
-      throw parseError(response.statusCode, { retryAfter: headerValue(response.headers['retry-after']) }, text);
-    }
-    return response;
+    return postWithAuth(agent, endpoint.auth, { url, headers: endpoint.headers, body: JSON.stringify(sent), timeoutMs: call.timeoutMs || endpoint.timeoutMs, signal: call.signal, provider: id }, (response, text) =>
+      parseError(response.statusCode, { retryAfter: headerValue(response.headers['retry-after']) }, text),
+    );
   }
 
   return {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type AzureIdentityEnv, ConfigError, ENTRA_AUTHORITY_HOST, type ProviderConfigOf, readAzureIdentityEnv } from '@openrouter/config';
 import { type AccessTokenSource, CachedTokenSource, type TokenHttp } from '../access-token';
+import { inlineSecret, type Secret } from '../credential-file';
 import { clientSecretGrant, entraTokenUrl, managedIdentityGrant, type ManagedIdentityEndpoint, resourceOfScope, workloadIdentityGrant } from './entra-token';
 
 export type AzureEntraConfig = NonNullable<ProviderConfigOf<'azure'>['entra']>;
@@ -12,6 +13,8 @@ export interface EntraSourceOptions {
   /** Reads the federated token file; a spec hands in its own. */
   readFile?: (path: string) => string;
   now?: () => number;
+  /** The client secret, read from `clientSecretFile` by the adapter (which stops watching it); default: `clientSecret` as given. */
+  clientSecret?: Secret | undefined;
 }
 
 const readUtf8 = (path: string): string => readFileSync(path, 'utf8');
@@ -38,10 +41,12 @@ export function entraTokenSource(id: string, entra: AzureEntraConfig, options: E
   const problems: string[] = [];
   const authorityHost = entra.authorityHost ?? (env.authorityHost !== '' ? env.authorityHost : ENTRA_AUTHORITY_HOST);
   if (entra.authorityHost === undefined && env.authorityHost !== '' && !isHttpUrl(env.authorityHost)) problems.push(`${where}.authorityHost: AZURE_AUTHORITY_HOST is not an http(s) URL`);
-  if (entra.clientSecret !== undefined) {
+  if (entra.clientSecret !== undefined || entra.clientSecretFile !== undefined) {
     if (problems.length > 0) throw new ConfigError(where, problems);
+    const clientSecret = options.clientSecret ?? (entra.clientSecret === undefined ? undefined : inlineSecret(entra.clientSecret));
+    if (clientSecret === undefined) throw new Error(`${where}.clientSecretFile: the adapter opens the file and hands its secret in`);
     // The schema requires both with a client secret.
-    const app = { tokenUrl: entraTokenUrl(authorityHost, entra.tenantId ?? ''), clientId: entra.clientId ?? '', clientSecret: entra.clientSecret, scope: entra.scope };
+    const app = { tokenUrl: entraTokenUrl(authorityHost, entra.tenantId ?? ''), clientId: entra.clientId ?? '', clientSecret, scope: entra.scope };
     return new CachedTokenSource(clientSecretGrant(app, options.http, id, now), cacheOptions);
   }
   // Workload identity: AKS's webhook sets the variables; the configuration may name them instead.

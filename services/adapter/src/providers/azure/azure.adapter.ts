@@ -2,7 +2,8 @@ import type { ProviderConfigOf } from '@openrouter/config';
 import { createUpstreamDispatcher } from '../http-upstream';
 import { createOpenAIWireAdapter } from '../openai/openai.adapter';
 import type { ProviderAdapter, ProviderContext } from '../provider-adapter';
-import type { UpstreamAuth } from '../upstream-auth';
+import { CredentialFile, inlineSecret } from '../credential-file';
+import { secretAuth, type UpstreamAuth } from '../upstream-auth';
 import { bearerAuth, undiciTokenHttp } from '../access-token';
 import { type EntraSourceOptions, entraTokenSource, reachedDirectly } from './azure-credentials';
 import { MANAGED_IDENTITY_TIMEOUT_MS } from './entra-token';
@@ -11,7 +12,9 @@ import { MANAGED_IDENTITY_TIMEOUT_MS } from './entra-token';
  * Azure OpenAI: the OpenAI wire format addressed by deployment
  * (`/openai/deployments/{deployment}/chat/completions?api-version=…`) with an `api-key` header, or
  * with an Entra ID token as `Authorization: Bearer` (`entra`). A gateway deployment's `model` is
- * the Azure deployment name. `entraOptions` lets a spec hand in the identity environment.
+ * the Azure deployment name. The key (`apiKeyFile`) and the client secret (`entra.clientSecretFile`)
+ * may come from files, read again when they change. `entraOptions` lets a spec hand in the
+ * identity environment.
  */
 export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>, context: ProviderContext, entraOptions: Omit<EntraSourceOptions, 'http'> = {}): ProviderAdapter {
   const base = config.baseUrl.replace(/\/+$/, '');
@@ -21,19 +24,27 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
     return u;
   };
   const headers: Record<string, string> = { ...config.headers };
-  if (config.apiKey) headers['api-key'] = config.apiKey;
-  let auth: UpstreamAuth | undefined;
+  const checkIntervalMs = config.credentialFileCheckIntervalMs;
+  // A key or client secret in a file is read now (an unreadable one stops the adapter here) and again when it changes.
+  const keyFile = config.apiKeyFile === undefined ? undefined : CredentialFile.open({ provider: id, key: 'apiKeyFile', path: config.apiKeyFile, checkIntervalMs }, context.credentialFiles);
+  if (keyFile === undefined && config.apiKey) headers['api-key'] = config.apiKey;
+  let auth: UpstreamAuth | undefined = keyFile && secretAuth(keyFile, (key) => ({ 'api-key': key }));
   let tokenAgent: ReturnType<typeof createUpstreamDispatcher> | undefined;
+  let secretFile: CredentialFile | undefined;
   if (config.entra !== undefined) {
+    const entra = config.entra;
     // A managed identity's endpoint answers only on the host itself: never through a proxy. Entra ID's
     // token endpoint is reached as the provider's API is. A local endpoint also connects within a short time.
-    tokenAgent = reachedDirectly(config.entra)
+    tokenAgent = reachedDirectly(entra)
       ? createUpstreamDispatcher(context.egress, 'none', { connect: { timeout: MANAGED_IDENTITY_TIMEOUT_MS } })
       : createUpstreamDispatcher(context.egress, config.proxy);
     try {
+      secretFile = entra.clientSecretFile === undefined ? undefined : CredentialFile.open({ provider: id, key: 'entra.clientSecretFile', path: entra.clientSecretFile, checkIntervalMs }, context.credentialFiles);
+      const clientSecret = secretFile ?? (entra.clientSecret === undefined ? undefined : inlineSecret(entra.clientSecret));
       // A source that cannot work (no tenant, an unreadable federated token file) stops the adapter here, at start-up.
-      auth = bearerAuth(entraTokenSource(id, config.entra, { ...entraOptions, http: undiciTokenHttp(tokenAgent) }));
+      auth = bearerAuth(entraTokenSource(id, entra, { ...entraOptions, http: undiciTokenHttp(tokenAgent), clientSecret }));
     } catch (error) {
+      secretFile?.close();
       void tokenAgent.close();
       throw error;
     }
@@ -56,6 +67,8 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
     chat: (call) => wire.chat(call),
     embed: (call) => wire.embed(call),
     async close() {
+      keyFile?.close();
+      secretFile?.close();
       await Promise.all([wire.close(), tokenAgent?.close()]);
     },
   };

@@ -1,6 +1,7 @@
 import { toOpenAIError } from '@openrouter/openai-wire';
 import { failure } from '../gateway-failure.testing';
 import type { TokenHttpRequest } from '../access-token';
+import { inlineSecret, type Secret } from '../credential-file';
 import { FakeTokenHttp } from '../token-http.testing';
 import { CLIENT_ASSERTION_TYPE, clientSecretGrant, entraTokenUrl, lifetimeOf, managedIdentityGrant, managedIdentityRequest, workloadIdentityGrant } from './entra-token';
 
@@ -17,7 +18,7 @@ const entraRefusal = (status: number, error: string, code: number, text: string)
 });
 
 describe('the client-secret grant', () => {
-  const app = { tokenUrl: TOKEN_URL, clientId: 'app-id', clientSecret: SECRET, scope: SCOPE };
+  const app = { tokenUrl: TOKEN_URL, clientId: 'app-id', clientSecret: inlineSecret(SECRET), scope: SCOPE };
 
   it("posts the client-credentials form to the tenant's v2.0 token endpoint", async () => {
     const http = new FakeTokenHttp().reply(200, { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: 'eyJ.token' });
@@ -61,6 +62,53 @@ describe('the client-secret grant', () => {
     expect(unreachable.message).toBe('The provider "az" could not get an access token: Entra ID\'s token endpoint could not be reached.');
     const empty = await failure(clientSecretGrant(app, new FakeTokenHttp().reply(200, '<html>'), 'az')());
     expect(empty).toMatchObject({ kind: 'unavailable', retryable: true });
+  });
+});
+
+describe('the client-secret grant with the secret in a file', () => {
+  /** A file's secret that a spec rotates by hand; `reread` counts the reads a refusal asked for. */
+  function rotatingSecret(first: string): Secret & { rotate(next: string): void; rereads: number } {
+    let value = first;
+    let written = first;
+    return {
+      rereads: 0,
+      value: () => value,
+      reread() {
+        this.rereads++;
+        value = written;
+        return Promise.resolve();
+      },
+      close: () => undefined,
+      rotate(next: string) {
+        written = next;
+      },
+    };
+  }
+  const refusal = entraRefusal(401, 'invalid_client', 7000215, 'Invalid client secret provided.');
+
+  it('reads the file again when Entra ID refuses the secret, and asks once more with the new one', async () => {
+    const secret = rotatingSecret('Xy8Q~old-secret');
+    secret.rotate('Xy8Q~new-secret');
+    const http = new FakeTokenHttp().reply(401, refusal).reply(200, { expires_in: 3599, access_token: 'eyJ.token' });
+    await expect(clientSecretGrant({ tokenUrl: TOKEN_URL, clientId: 'app-id', clientSecret: secret, scope: SCOPE }, http, 'az')()).resolves.toEqual({ accessToken: 'eyJ.token', expiresInSeconds: 3599 });
+    expect(http.requests.map((r) => formOf(r)['client_secret'])).toEqual(['Xy8Q~old-secret', 'Xy8Q~new-secret']);
+    expect(secret.rereads).toBe(1);
+  });
+
+  it('passes the refusal on, asking nothing more, when the file holds the refused secret still', async () => {
+    const secret = rotatingSecret('Xy8Q~old-secret');
+    const http = new FakeTokenHttp().reply(401, refusal);
+    const refused = await failure(clientSecretGrant({ tokenUrl: TOKEN_URL, clientId: 'app-id', clientSecret: secret, scope: SCOPE }, http, 'az')());
+    expect(refused).toMatchObject({ kind: 'auth_failed', code: 'upstream_auth_failed', upstreamStatus: 401 });
+    expect(http.requests).toHaveLength(1);
+    expect(secret.rereads).toBe(1);
+  });
+
+  it('does not read the file for a failure that is not a refusal', async () => {
+    const secret = rotatingSecret('Xy8Q~old-secret');
+    const failed = await failure(clientSecretGrant({ tokenUrl: TOKEN_URL, clientId: 'app-id', clientSecret: secret, scope: SCOPE }, new FakeTokenHttp().reply(503, { error: 'temporarily_unavailable' }), 'az')());
+    expect(failed).toMatchObject({ kind: 'unavailable' });
+    expect(secret.rereads).toBe(0);
   });
 });
 

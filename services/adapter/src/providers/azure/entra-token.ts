@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { GatewayError } from '@openrouter/errors';
 import { proxyRefusal, proxyRefusalText } from '../http-upstream';
 import type { GrantedToken, TokenHttp, TokenHttpRequest } from '../access-token';
+import type { Secret } from '../credential-file';
 
 /** How a federated token is presented in a client-credentials grant (RFC 7521). */
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -155,10 +156,28 @@ export interface EntraApp {
   scope: string;
 }
 
-/** The client-credentials grant of an app registration's client secret. */
-export function clientSecretGrant(app: EntraApp & { clientSecret: string }, http: TokenHttp, provider: string, now: () => number = Date.now): () => Promise<GrantedToken> {
-  const body = form({ grant_type: 'client_credentials', client_id: app.clientId, client_secret: app.clientSecret, scope: app.scope });
-  return () => exchangeWithEntra(http, { method: 'POST', url: app.tokenUrl, headers: FORM_HEADERS, body, timeoutMs: TOKEN_TIMEOUT_MS }, provider, now);
+/**
+ * The client-credentials grant of an app registration's client secret. A secret read from a file
+ * that Entra ID refuses is read again at once (rate limited), and the grant asked once more when
+ * the file holds another secret now: the secret was rotated before the next check found it.
+ */
+export function clientSecretGrant(app: EntraApp & { clientSecret: Secret }, http: TokenHttp, provider: string, now: () => number = Date.now): () => Promise<GrantedToken> {
+  const exchange = (clientSecret: string): Promise<GrantedToken> => {
+    const body = form({ grant_type: 'client_credentials', client_id: app.clientId, client_secret: clientSecret, scope: app.scope });
+    return exchangeWithEntra(http, { method: 'POST', url: app.tokenUrl, headers: FORM_HEADERS, body, timeoutMs: TOKEN_TIMEOUT_MS }, provider, now);
+  };
+  return async () => {
+    const used = app.clientSecret.value();
+    try {
+      return await exchange(used);
+    } catch (error) {
+      if (!(error instanceof GatewayError) || error.kind !== 'auth_failed') throw error;
+      await app.clientSecret.reread();
+      const fresh = app.clientSecret.value();
+      if (fresh === used) throw error;
+      return exchange(fresh);
+    }
+  };
 }
 
 /**

@@ -7,6 +7,8 @@ import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createUpstreamDispatcher, postJson, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
+import { CredentialFile, inlineSecret, type Secret } from '../credential-file';
+import { sendWithCredentials } from '../upstream-auth';
 import { embeddingResponse, embedInCalls, reportedTokens } from '../embedding-response';
 import { cohereBodies, COHERE_BATCH, embeddingFamily, parseCohereResponse, parseTitanResponse, titanBodies } from './bedrock-embeddings';
 import { parseBedrockErrorResponse } from './bedrock-errors';
@@ -40,35 +42,40 @@ function retryAfterMs(headers: Dispatcher.ResponseData['headers']): number | und
 /**
  * AWS Bedrock Runtime: chat through Converse / ConverseStream (one request shape for every
  * model family on Bedrock), embeddings through InvokeModel for Titan and Cohere. Calls are
- * signed with SigV4 (service `bedrock`) using the provider's configured credentials.
+ * signed with SigV4 (service `bedrock`) using the provider's configured credentials; a call whose
+ * key Bedrock refuses is signed and sent once more when a credential file now holds another.
  */
 export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedrock'>, context: ProviderContext): ProviderAdapter {
+  const credentials = awsCredentials(id, config, context);
   const agent = createUpstreamDispatcher(context.egress, config.proxy);
   const base = providerBaseUrl(config);
-  const signer = new SignatureV4({ service: 'bedrock', region: config.region, credentials: config.credentials, sha256: Sha256 });
+  const parseError = (response: Dispatcher.ResponseData, text: string): GatewayError =>
+    parseBedrockErrorResponse(response.statusCode, header(response.headers, 'x-amzn-errortype'), text, id, retryAfterMs(response.headers));
 
-  async function send(modelId: string, operation: Operation, body: string, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
+  function send(modelId: string, operation: Operation, body: string, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
     const url = new URL(`${base}/model/${encodeModelId(modelId)}/${operation}`);
-    // The signature covers exactly the path, host and body that go on the wire.
-    const signed = await signer.sign(
-      new HttpRequest({
-        method: 'POST',
-        protocol: url.protocol,
-        hostname: url.hostname,
-        port: url.port ? Number(url.port) : undefined,
-        path: url.pathname,
-        headers: { host: url.host, 'content-type': 'application/json' },
-        body,
-      }),
+    return sendWithCredentials(
+      () => Promise.resolve(credentials.current()),
+      (used, again) => credentials.refused(used, again),
+      async (identity) => {
+        // The signature covers exactly the path, host and body that go on the wire.
+        const signed = await credentials.signer(identity).sign(
+          new HttpRequest({
+            method: 'POST',
+            protocol: url.protocol,
+            hostname: url.hostname,
+            port: url.port ? Number(url.port) : undefined,
+            path: url.pathname,
+            headers: { host: url.host, 'content-type': 'application/json' },
+            body,
+          }),
+        );
+        const headers: Record<string, string> = { ...config.headers, accept: operation === 'converse-stream' ? EVENT_STREAM : 'application/json' };
+        for (const [name, value] of Object.entries(signed.headers)) headers[name] = value;
+        return postJson(agent, { url, headers, body, timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
+      },
+      parseError,
     );
-    const headers: Record<string, string> = { ...config.headers, accept: operation === 'converse-stream' ? EVENT_STREAM : 'application/json' };
-    for (const [name, value] of Object.entries(signed.headers)) headers[name] = value;
-    const response = await postJson(agent, { url, headers, body, timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
-    if (response.statusCode >= 400) {
-      const text = await response.body.text().catch(() => '');
-      throw parseBedrockErrorResponse(response.statusCode, header(response.headers, 'x-amzn-errortype'), text, id, retryAfterMs(response.headers));
-    }
-    return response;
   }
 
   async function readJson(response: Dispatcher.ResponseData, call: ProviderCall<unknown>): Promise<unknown> {
@@ -158,7 +165,75 @@ export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedro
     },
 
     async close(): Promise<void> {
+      credentials.close();
       await agent.close();
+    },
+  };
+}
+
+/** An AWS access key, as SigV4 signs with it. */
+interface AwsCredentialIdentity {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/** The parts of the access key, each given inline or read from a file. */
+const PARTS = ['accessKeyId', 'secretAccessKey', 'sessionToken'] as const;
+
+interface AwsCredentials {
+  /** The access key a call made now is signed with; the same object while no part changed. */
+  current(): AwsCredentialIdentity;
+  /** A signer for `identity`, kept for the identity in use (its signing keys are cached per day). */
+  signer(identity: AwsCredentialIdentity): SignatureV4;
+  /** The provider refused `used`: the files are read again, and true when the key now differs. */
+  refused(used: AwsCredentialIdentity, again?: boolean): Promise<boolean>;
+  close(): void;
+}
+
+/**
+ * The provider's access key, from its configuration or its files (`credentials.accessKeyIdFile`…),
+ * read at start-up (an unreadable file stops the adapter here) and again when they change.
+ */
+function awsCredentials(id: string, config: ProviderConfigOf<'bedrock'>, context: ProviderContext): AwsCredentials {
+  const given = config.credentials;
+  const secrets: Partial<Record<(typeof PARTS)[number], Secret>> = {};
+  try {
+    for (const part of PARTS) {
+      const file = given[`${part}File`];
+      const inline = given[part];
+      if (file !== undefined) secrets[part] = CredentialFile.open({ provider: id, key: `credentials.${part}File`, path: file, checkIntervalMs: config.credentialFileCheckIntervalMs }, context.credentialFiles);
+      else if (inline !== undefined && inline !== '') secrets[part] = inlineSecret(inline);
+    }
+  } catch (error) {
+    for (const secret of Object.values(secrets)) secret.close();
+    throw error;
+  }
+  let identity: AwsCredentialIdentity | undefined;
+  let signing: { identity: AwsCredentialIdentity; signer: SignatureV4 } | undefined;
+  const current = (): AwsCredentialIdentity => {
+    // The schema requires both parts of the key.
+    const accessKeyId = secrets.accessKeyId?.value() ?? '';
+    const secretAccessKey = secrets.secretAccessKey?.value() ?? '';
+    const sessionToken = secrets.sessionToken?.value();
+    if (identity?.accessKeyId !== accessKeyId || identity.secretAccessKey !== secretAccessKey || identity.sessionToken !== sessionToken) {
+      identity = sessionToken === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, sessionToken };
+    }
+    return identity;
+  };
+  return {
+    current,
+    signer(used) {
+      if (signing?.identity !== used) signing = { identity: used, signer: new SignatureV4({ service: 'bedrock', region: config.region, credentials: used, sha256: Sha256 }) };
+      return signing.signer;
+    },
+    async refused(used, again) {
+      if (again === true) return false;
+      await Promise.all(Object.values(secrets).map((secret) => secret.reread()));
+      return current() !== used;
+    },
+    close() {
+      for (const secret of Object.values(secrets)) secret.close();
     },
   };
 }

@@ -4,7 +4,8 @@ import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createUpstreamDispatcher, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
-import { postWithAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
+import { closingSecrets, CredentialFile } from '../credential-file';
+import { postWithAuth, secretAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
 import { embeddingResponse, embedInCalls } from '../embedding-response';
 import { batchEmbedBodies, parseBatchEmbedResponse } from './gemini-embeddings';
 import { parseGeminiErrorResponse } from './gemini-errors';
@@ -47,17 +48,20 @@ export interface GeminiEndpoint {
  */
 export function createGeminiAdapter(id: string, config: ProviderConfigOf<'gemini'>, context: ProviderContext): ProviderAdapter {
   const base = config.baseUrl.replace(/\/+$/, '');
-  return createGeminiWireAdapter(
+  // A key in a file is read now (an unreadable one stops the adapter here) and again when it changes.
+  const keyFile = config.apiKeyFile === undefined ? undefined : CredentialFile.open({ provider: id, key: 'apiKeyFile', path: config.apiKeyFile, checkIntervalMs: config.credentialFileCheckIntervalMs }, context.credentialFiles);
+  const wire = createGeminiWireAdapter(
     id,
     {
       url: (upstreamModel, method) => new URL(`${base}/${modelResource(upstreamModel)}:${method}`),
       headers: { ...config.headers },
-      auth: staticAuth(config.apiKey ? { 'x-goog-api-key': config.apiKey } : {}),
+      auth: keyFile ? secretAuth(keyFile, (key) => ({ 'x-goog-api-key': key })) : staticAuth(config.apiKey ? { 'x-goog-api-key': config.apiKey } : {}),
       timeoutMs: config.timeoutMs,
       proxy: config.proxy,
     },
     context,
   );
+  return closingSecrets(wire, [keyFile]);
 }
 
 /** The Gemini wire format (request, answer, stream, errors, embeddings) sent to `endpoint`. */
@@ -65,15 +69,12 @@ export function createGeminiWireAdapter(id: string, endpoint: GeminiEndpoint, co
   const agent = createUpstreamDispatcher(context.egress, endpoint.proxy);
   const parseError = endpoint.parseError ?? ((status: number, text: string, retryAfter: number | undefined) => parseGeminiErrorResponse(status, text, id, retryAfter));
 
-  async function send(upstreamModel: string, method: GeminiMethod, body: unknown, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
+  function send(upstreamModel: string, method: GeminiMethod, body: unknown, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
     const url = endpoint.url(upstreamModel, method);
     if (method === 'streamGenerateContent') url.searchParams.set('alt', 'sse');
-    const response = await postWithAuth(agent, endpoint.auth, { url, headers: endpoint.headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoint.timeoutMs, signal: call.signal, provider: id });
-    if (response.statusCode >= 400) {
-      const text = await response.body.text().catch(() => '');
-      throw parseError(response.statusCode, text, retryAfterMs(response.headers));
-    }
-    return response;
+    return postWithAuth(agent, endpoint.auth, { url, headers: endpoint.headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoint.timeoutMs, signal: call.signal, provider: id }, (response, text) =>
+      parseError(response.statusCode, text, retryAfterMs(response.headers)),
+    );
   }
 
   async function readJson(response: Dispatcher.ResponseData, call: ProviderCall<unknown>): Promise<unknown> {

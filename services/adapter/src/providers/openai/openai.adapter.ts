@@ -1,3 +1,4 @@
+import type { Dispatcher } from 'undici';
 import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
@@ -10,9 +11,10 @@ import {
   toOpenAIEmbeddingBody,
 } from '@openrouter/openai-wire';
 import { embeddingResponse } from '../embedding-response';
-import { createUpstreamDispatcher, discardRest, type Egress, postJson, readServerSentEvents, transportError } from '../http-upstream';
+import { closingSecrets, CredentialFile } from '../credential-file';
+import { createUpstreamDispatcher, discardRest, type Egress, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
-import { postWithAuth, type UpstreamAuth } from '../upstream-auth';
+import { postWithAuth, secretAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
 import { StreamUsage } from './openai-stream';
 
 /** Where an OpenAI-style server takes calls for one upstream model, and how it is authenticated. */
@@ -27,7 +29,7 @@ export interface OpenAIEndpoints {
   dropParams: readonly string[];
   /** The provider's `proxy`: a forward proxy's URL, `none`, or unset (the environment's). */
   proxy?: string | undefined;
-  /** Credentials fetched per call (Azure's Entra ID tokens), laid over `headers`; unset: `headers` carry them. */
+  /** Credentials taken per call (a key file's, Azure's Entra ID tokens), laid over `headers`; unset: `headers` carry them. */
   auth?: UpstreamAuth | undefined;
 }
 
@@ -40,27 +42,39 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
   const chatUrl = new URL(`${base}/chat/completions`);
   const embeddingsUrl = new URL(`${base}/embeddings`);
   const headers: Record<string, string> = { ...config.headers };
-  if (config.apiKey) headers['authorization'] = `Bearer ${config.apiKey}`;
-  return createOpenAIWireAdapter(
+  // A key in a file is read now (an unreadable one stops the adapter here) and again when it changes.
+  const keyFile = config.apiKeyFile === undefined ? undefined : CredentialFile.open({ provider: id, key: 'apiKeyFile', path: config.apiKeyFile, checkIntervalMs: config.credentialFileCheckIntervalMs }, context?.credentialFiles);
+  if (keyFile === undefined && config.apiKey) headers['authorization'] = `Bearer ${config.apiKey}`;
+  const wire = createOpenAIWireAdapter(
     id,
-    { chatUrl: () => chatUrl, embeddingsUrl: () => embeddingsUrl, headers, timeoutMs: config.timeoutMs, outputLimit: config.outputLimit, dropParams: config.dropParams, proxy: config.proxy },
+    {
+      chatUrl: () => chatUrl,
+      embeddingsUrl: () => embeddingsUrl,
+      headers,
+      auth: keyFile && secretAuth(keyFile, (key) => ({ authorization: `Bearer ${key}` })),
+      timeoutMs: config.timeoutMs,
+      outputLimit: config.outputLimit,
+      dropParams: config.dropParams,
+      proxy: config.proxy,
+    },
     context?.egress,
   );
+  return closingSecrets(wire, [keyFile]);
 }
+
+/** The credentials of an endpoint whose `headers` carry them (or that takes none). */
+const NO_AUTH = staticAuth({});
 
 /** The OpenAI wire format over any endpoint layout (OpenAI's own, Azure's deployments…). */
 export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, egress?: Egress): ProviderAdapter {
   const agent = createUpstreamDispatcher(egress, endpoints.proxy);
   const { headers } = endpoints;
+  const auth = endpoints.auth ?? NO_AUTH;
+  const parseError = (response: Dispatcher.ResponseData, text: string): GatewayError =>
+    parseOpenAIErrorResponse(response.statusCode, headerValue(response.headers['retry-after']), text, id, headerValue(response.headers['retry-after-ms']));
 
-  async function post(url: URL, body: Record<string, unknown>, call: ProviderCall<unknown>) {
-    const request = { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoints.timeoutMs, signal: call.signal, provider: id };
-    const response = endpoints.auth === undefined ? await postJson(agent, request) : await postWithAuth(agent, endpoints.auth, request);
-    if (response.statusCode >= 400) {
-      const text = await response.body.text().catch(() => '');
-      throw parseOpenAIErrorResponse(response.statusCode, headerValue(response.headers['retry-after']), text, id, headerValue(response.headers['retry-after-ms']));
-    }
-    return response;
+  function post(url: URL, body: Record<string, unknown>, call: ProviderCall<unknown>): Promise<Dispatcher.ResponseData> {
+    return postWithAuth(agent, auth, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoints.timeoutMs, signal: call.signal, provider: id }, parseError);
   }
 
   async function readJson(response: Awaited<ReturnType<typeof post>>, call: ProviderCall<unknown>): Promise<unknown> {

@@ -38,7 +38,7 @@ export function vertexTokenSource(id: string, config: ProviderConfigOf<'vertex'>
     return new CachedTokenSource(adcGrant(`${where}.adc`, adc, cacheOptions), cacheOptions);
   }
   const key = config.credentials ?? (config.credentialsFile !== undefined ? readKeyFile(`${where}.credentialsFile`, config.credentialsFile, options.readFile) : undefined);
-  if (key === undefined) throw new ConfigError(where, [`${where}: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true or accessToken`]);
+  if (key === undefined) throw new ConfigError(where, [`${where}: one source of access tokens is required: credentials, credentialsFile, metadataServer: true, adc: true, accessToken or accessTokenFile`]);
   const keyField = config.credentials !== undefined ? `${where}.credentials.privateKey` : `${where}.credentialsFile: private_key`;
   let privateKey;
   try {

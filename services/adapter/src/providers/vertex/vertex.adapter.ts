@@ -6,7 +6,8 @@ import { createGeminiWireAdapter, retryAfterMs } from '../gemini/gemini.adapter'
 import { createUpstreamDispatcher, readJsonBody } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postWithAuth } from '../upstream-auth';
-import { bearerAuth, undiciTokenHttp } from '../access-token';
+import { bearerAuth, secretTokenSource, undiciTokenHttp } from '../access-token';
+import { CredentialFile } from '../credential-file';
 import { vertexTokenSource } from './vertex-credentials';
 import { embeddingResponse, embedInCalls, reportedTokens } from '../embedding-response';
 import { parsePredictResponse, predictBatches } from './vertex-embeddings';
@@ -38,11 +39,13 @@ const segment = (value: string): string => encodeURIComponent(value).replace(/%4
  */
 export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex'>, context: ProviderContext): ProviderAdapter {
   // The metadata server answers only from the node's own network: never through a proxy.
+  // A token file is read now (an unreadable one stops the adapter here) and again when it changes.
+  const tokenFile = config.accessTokenFile === undefined ? undefined : CredentialFile.open({ provider: id, key: 'accessTokenFile', path: config.accessTokenFile, checkIntervalMs: config.credentialFileCheckIntervalMs }, context.credentialFiles);
   const tokenAgent = createUpstreamDispatcher(context.egress, config.metadataServer === true ? 'none' : config.proxy);
   let tokens;
   try {
     // A key file or private key that is no good stops the adapter here, at start-up.
-    tokens = vertexTokenSource(id, config, { http: undiciTokenHttp(tokenAgent) });
+    tokens = tokenFile ? secretTokenSource(tokenFile) : vertexTokenSource(id, config, { http: undiciTokenHttp(tokenAgent) });
   } catch (error) {
     void tokenAgent.close();
     throw error;
@@ -86,11 +89,9 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
   const embedAgent = createUpstreamDispatcher(context.egress, config.proxy);
 
   async function predict(url: URL, body: unknown, call: ProviderCall<unknown>): Promise<unknown> {
-    const response = await postWithAuth(embedAgent, auth, { url, headers: { ...config.headers }, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id });
-    if (response.statusCode >= 400) {
-      const text = await response.body.text().catch(() => '');
-      throw vertexGoogleError(response.statusCode, text, id, retryAfterMs(response.headers));
-    }
+    const response = await postWithAuth(embedAgent, auth, { url, headers: { ...config.headers }, body: JSON.stringify(body), timeoutMs: call.timeoutMs || config.timeoutMs, signal: call.signal, provider: id }, (answer, text) =>
+      vertexGoogleError(answer.statusCode, text, id, retryAfterMs(answer.headers)),
+    );
     return readJsonBody(response, call.signal, id);
   }
 
@@ -119,6 +120,7 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
     },
 
     async close(): Promise<void> {
+      tokenFile?.close();
       await Promise.all([gemini.close(), claude.close(), embedAgent.close(), tokenAgent.close()]);
     },
   };
