@@ -20,9 +20,11 @@ function tenantSchemas(object: typeof strictObject) {
   const costCenter = z.string().min(1).optional();
   /** Which deployments the tenant's requests may reach (docs/access.md#routing-policies); absent: no restriction of its own. */
   const policy = tenantPolicySchema(object).optional();
-  const project = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), policy });
-  const team = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), policy, projects: z.array(project).default([]) });
-  const org = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), policy, teams: z.array(team).default([]) });
+  /** Each end user's own requests and tokens per minute within the tenant's traffic; absent: the level above's, else `access.rateLimits.endUser`. */
+  const endUserLimits = limits.optional();
+  const project = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), endUserLimits, policy });
+  const team = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), endUserLimits, policy, projects: z.array(project).default([]) });
+  const org = object({ id: identifier, name: z.string().optional(), costCenter, limits: limits.prefault({}), endUserLimits, policy, teams: z.array(team).default([]) });
   return { limits, project, team, org };
 }
 
@@ -361,6 +363,12 @@ export const accessSchema = strictObject({
     project: limitsSchema.prefault({}),
     team: limitsSchema.prefault({}),
     org: limitsSchema.prefault({}),
+    /**
+     * Default limits for each end user (`x-openrouter-user`, else the body's `user` or
+     * `safety_identifier`) within each project's traffic (an organisation's, for keys of no
+     * project), unless a project, team or organisation sets `endUserLimits`. Unset: none.
+     */
+    endUser: limitsSchema.prefault({}),
     /** Per model id a request names, across all tenants (aliases, `auto` and fallbacks are not charged to their members: see docs/access.md). */
     models: z.record(z.string(), limitsSchema).default({}),
   }).prefault({}),

@@ -10,7 +10,7 @@ import type { PublicApiKey } from './key-record';
 import { AccessService, type Actor, type KeyChange } from './access.service';
 import { MemoryCounterStore } from './counter.store';
 import { countPromptTokens } from './prompt-tokens';
-import { RateLimitedError } from './rate-limiter';
+import { RateLimitedError, type ApplicableLimit } from './rate-limiter';
 import { ingressTestConfig } from '../test-config.testing';
 
 const SECRET = 'unit-test-secret-000';
@@ -501,5 +501,44 @@ describe('AccessService token limits', () => {
     await admitted[1]?.settle(0);
     const third = await admit();
     expect(Number(third.headers['x-ratelimit-remaining-tokens'])).toBe(1000 - 30 - (400 + countPromptTokens({ messages })));
+  });
+});
+
+describe('end-user limits', () => {
+  const endUserConfig = ingressTestConfig({
+    access: {
+      keyHashSecret: SECRET,
+      rateLimits: { endUser: { rpm: 50 } },
+      orgs: [{ id: 'chatco', endUserLimits: { tpm: 9000 }, teams: [{ id: 'apps', endUserLimits: { rpm: 10 }, projects: [{ id: 'bot', endUserLimits: { rpm: 2, tpm: 500 } }, { id: 'desk' }] }, { id: 'misc', projects: [{ id: 'tools' }] }] }],
+    },
+  });
+
+  async function limitsFor(project: string | undefined, endUser: string): Promise<ApplicableLimit[]> {
+    const access = new AccessService(endUserConfig, new MemoryAccessRepository(), new MemoryCounterStore(), logger, undefined);
+    await access.start();
+    const { key } = await access.issueKey(admin, { ...keyInput, org: 'chatco', project });
+    const found = await access.authenticate(key, 'r', { endUser }, undefined);
+    if (!found) throw new Error('expected the key');
+    return access.applicableLimits(found.record, found.context, 'm').filter((l) => l.scope === 'end_user');
+  }
+
+  it("charges each end user to the most specific level's limits, under a digest of its id within its project", async () => {
+    const bot = await limitsFor('bot', 'alice@example.com');
+    expect(bot.map((l) => [l.kind, l.perMinute])).toEqual([['requests', 2], ['tokens', 500]]);
+    expect(bot[0]?.id).toMatch(/^chatco\/bot\/[0-9a-f]{32}$/);
+    expect(bot[0]?.id).not.toContain('alice');
+    expect(bot[0]?.shown).toBe('the end user (x-openrouter-user or user) in project chatco/bot');
+    // The same person in another project is another counter.
+    expect((await limitsFor('desk', 'alice@example.com'))[0]?.id).not.toBe(bot[0]?.id);
+    // desk sets none: its team's rpm (the team's own, not the organisation's tpm; the default sets no tpm).
+    expect((await limitsFor('desk', 'alice@example.com')).map((l) => [l.kind, l.perMinute])).toEqual([['requests', 10]]);
+    // tools: neither it nor its team sets any: the organisation's, a field it leaves out from access.rateLimits.endUser.
+    expect((await limitsFor('tools', 'x')).map((l) => [l.kind, l.perMinute])).toEqual([['requests', 50], ['tokens', 9000]]);
+    // A key of no project: counted within the organisation.
+    expect((await limitsFor(undefined, 'x'))[0]).toMatchObject({ id: expect.stringMatching(/^chatco\/\/[0-9a-f]{32}$/) as string, shown: 'the end user (x-openrouter-user or user) in organisation chatco' });
+  });
+
+  it('charges a request that names no end user to none', async () => {
+    expect(await limitsFor('bot', '')).toEqual([]);
   });
 });

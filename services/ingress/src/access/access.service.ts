@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { AUTO_MODEL, policyProvidersOf, tenantPolicyIssues, type GatewayConfig, type Limits, type OrgConfig, type PolicyProviders, type ProjectConfig, type TeamConfig, type TenantPolicyConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
@@ -435,6 +436,15 @@ export class AccessService {
     );
   }
 
+  /** Each end user's limits in a key's traffic: its project's, team's or organisation's `endUserLimits`, else `access.rateLimits.endUser` (both unset: none). */
+  endUserLimits(record: ApiKeyRecord): Limits {
+    return this.endUserLimitsAt(this.tenants.place(record.orgId, record.teamId || undefined, record.projectId || undefined));
+  }
+
+  private endUserLimitsAt(placement: TenantPlacement): Limits {
+    return effectiveLimits(placement.endUserLimits ?? {}, this.defaults.endUser);
+  }
+
   applicableLimits(record: ApiKeyRecord, context: routerv1.RequestContext, model: string): ApplicableLimit[] {
     const placement = this.tenants.place(record.orgId, record.teamId || undefined, record.projectId || undefined);
     const scopes: Array<[ApplicableLimit['scope'], string, Limits]> = [['key', record.id, effectiveLimits(record.limits, this.defaults.key)]];
@@ -449,6 +459,17 @@ export class AccessService {
     for (const [scope, id, l] of scopes) {
       if (l.rpm) limits.push({ scope, id, kind: 'requests', perMinute: l.rpm });
       if (l.tpm) limits.push({ scope, id, kind: 'tokens', perMinute: l.tpm });
+    }
+    // Each end user within the project's traffic (the organisation's, for a key of no project):
+    // one user of an application cannot use up what the application has for all of them.
+    const endUser = this.endUserLimitsAt(placement);
+    if (context.endUser && (endUser.rpm || endUser.tpm)) {
+      const within = context.projectId ? `project ${context.orgId}/${context.projectId}` : `organisation ${context.orgId}`;
+      // A digest: the id a client sends is free text of up to 256 characters.
+      const id = `${context.orgId}/${context.projectId}/${createHash('sha256').update(context.endUser).digest('hex').slice(0, 32)}`;
+      const shown = `the end user (x-openrouter-user or user) in ${within}`;
+      if (endUser.rpm) limits.push({ scope: 'end_user', id, kind: 'requests', perMinute: endUser.rpm, shown });
+      if (endUser.tpm) limits.push({ scope: 'end_user', id, kind: 'tokens', perMinute: endUser.tpm, shown });
     }
     return limits;
   }
@@ -952,6 +973,8 @@ export interface TenantEntry {
   costCenter?: string | undefined;
   /** Its own limits (none: the configured defaults of its scope). */
   limits?: Limits | undefined;
+  /** Each end user's limits within its traffic (none: the level above's, else `access.rateLimits.endUser`). */
+  endUserLimits?: Limits | undefined;
   /** Its own routing policy (none: only those of the tenants above it). */
   policy?: TenantPolicyConfig | undefined;
 }
@@ -962,6 +985,8 @@ export interface TenantUpdate {
   costCenter?: string | null | undefined;
   /** Replaces the entry's own limits whole (`{}` or `null`: none of its own). */
   limits?: Limits | null | undefined;
+  /** Replaces its end users' limits whole (`null`: none of its own, the level above's apply). */
+  endUserLimits?: Limits | null | undefined;
   /** Replaces the entry's own routing policy whole (`null`: none of its own). */
   policy?: TenantPolicyConfig | null | undefined;
 }
@@ -988,6 +1013,11 @@ function updated<T extends ProjectConfig>(entry: T, update: TenantUpdate, change
   if (update.limits !== undefined) {
     next.limits = update.limits ?? {};
     changes['limits'] = { from: limitsRecord(entry.limits), to: limitsRecord(next.limits) };
+  }
+  if (update.endUserLimits !== undefined) {
+    changes['end_user_limits'] = { from: entry.endUserLimits ? limitsRecord(entry.endUserLimits) : null, to: update.endUserLimits ? limitsRecord(update.endUserLimits) : null };
+    if (update.endUserLimits === null) delete next.endUserLimits;
+    else next.endUserLimits = update.endUserLimits;
   }
   if (update.policy !== undefined) {
     changes['policy'] = { from: entry.policy ?? null, to: update.policy };
@@ -1025,8 +1055,13 @@ function declaredInConfiguration(what: string, id: string): GatewayError {
   );
 }
 
-function named(entry: TenantEntry): { name?: string; costCenter?: string; policy?: TenantPolicyConfig } {
-  return { ...(entry.name ? { name: entry.name } : {}), ...(entry.costCenter ? { costCenter: entry.costCenter } : {}), ...(entry.policy ? { policy: entry.policy } : {}) };
+function named(entry: TenantEntry): { name?: string; costCenter?: string; policy?: TenantPolicyConfig; endUserLimits?: Limits } {
+  return {
+    ...(entry.name ? { name: entry.name } : {}),
+    ...(entry.costCenter ? { costCenter: entry.costCenter } : {}),
+    ...(entry.policy ? { policy: entry.policy } : {}),
+    ...(entry.endUserLimits ? { endUserLimits: entry.endUserLimits } : {}),
+  };
 }
 
 /** Up to `NAMES_SHOWN` of `names`, those sharing the longest prefix with `name` first (the likely typo). */

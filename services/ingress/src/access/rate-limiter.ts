@@ -3,7 +3,7 @@ import { GatewayError } from '@openrouter/errors';
 import type { CounterCharge, CounterStore } from './counter.store';
 import type { GcraOutcome } from './gcra';
 
-export type LimitScope = 'key' | 'project' | 'team' | 'org' | 'model';
+export type LimitScope = 'key' | 'project' | 'team' | 'org' | 'model' | 'end_user';
 export type LimitKind = 'requests' | 'tokens';
 
 /** One limit that applies to a request. */
@@ -13,6 +13,8 @@ export interface ApplicableLimit {
   id: string;
   kind: LimitKind;
   perMinute: number;
+  /** How a refusal names it, when not `<scope> <id>` (an end user's id is a digest: its message says whose). */
+  shown?: string;
 }
 
 /** The tokens a request may spend: what its token limits are charged when it is admitted. */
@@ -69,7 +71,7 @@ export class RateLimiter {
     if (tooLarge) {
       throw new RateLimitedError(
         'tokens',
-        `Request too large for tokens per minute (TPM) on ${tooLarge.scope} ${tooLarge.id}: Limit ${tooLarge.perMinute}, Requested ${reserved}. ` +
+        `Request too large for tokens per minute (TPM) on ${shownAs(tooLarge)}: Limit ${tooLarge.perMinute}, Requested ${reserved}. ` +
           'The input or output tokens must be reduced in order to run successfully.',
         undefined,
         { 'x-should-retry': 'false' },
@@ -103,7 +105,7 @@ export class RateLimiter {
       const what = limit.kind === 'requests' ? 'requests per minute (RPM)' : 'tokens per minute (TPM)';
       throw new RateLimitedError(
         limit.kind,
-        `Rate limit reached for ${what} on ${limit.scope} ${limit.id}: limit ${limit.perMinute}, remaining ${outcome.remaining}` +
+        `Rate limit reached for ${what} on ${shownAs(limit)}: limit ${limit.perMinute}, remaining ${outcome.remaining}` +
           (limit.kind === 'tokens' ? `, requested ${reserved}` : '') +
           `. Please try again in ${formatDuration(outcome.retryAfterMs)}.`,
         retryAfterMs,
@@ -229,4 +231,9 @@ export function formatDuration(ms: number): string {
   const seconds = Number(((ms % 60_000) / 1000).toFixed(3));
   if (hours > 0) return `${hours}h${minutes}m${seconds}s`;
   return minutes > 0 ? `${minutes}m${seconds}s` : `${seconds}s`;
+}
+
+/** A limit as a refusal names it: `key k1`, `project acme/search`, or its own wording. */
+function shownAs(limit: ApplicableLimit): string {
+  return limit.shown ?? `${limit.scope} ${limit.id}`;
 }

@@ -11,6 +11,8 @@ export interface TenantPlacement {
   teamLimits: Limits;
   projectLimits: Limits;
   orgLimits: Limits;
+  /** Each end user's limits within the traffic: the project's `endUserLimits`, else the team's, else the organisation's (unset: the configured default). */
+  endUserLimits: Limits | undefined;
   /** The organisation's, team's and project's routing policies, in that order (each may be unset). */
   policies: Array<TenantPolicyConfig | undefined>;
 }
@@ -78,6 +80,7 @@ export class TenantDirectory {
       teamLimits: owner?.limits ?? {},
       projectLimits: project?.limits ?? {},
       orgLimits: org?.limits ?? {},
+      endUserLimits: project?.endUserLimits ?? owner?.endUserLimits ?? org?.endUserLimits,
       policies: [org?.policy, owner?.policy, project?.policy],
     };
   }

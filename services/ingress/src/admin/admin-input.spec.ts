@@ -83,7 +83,7 @@ describe('tenant changes', () => {
 
   it('refuses a change that changes nothing, and explains why an id cannot be changed', () => {
     for (const body of [{}, undefined, { name: undefined }]) refused(body, undefined);
-    expect(() => tenantPatchInput({})).toThrow(expect.objectContaining({ message: 'Invalid body: give at least one of name, cost_center, limits, policy.' }) as GatewayError);
+    expect(() => tenantPatchInput({})).toThrow(expect.objectContaining({ message: 'Invalid body: give at least one of name, cost_center, limits, end_user_limits, policy.' }) as GatewayError);
     refused({ id: 'other', name: 'x' }, 'id', 'immutable_field');
   });
 });

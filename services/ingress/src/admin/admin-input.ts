@@ -95,7 +95,15 @@ export const rotateKeyBody = z.strictObject({
   grace_seconds: z.int().min(0).max(604_800).default(86_400).describe('How long the replaced secret keeps working (s); 0: refused at once'),
 });
 
-export const tenantBody = z.strictObject({ id, name: z.string().max(128).optional(), cost_center: z.string().min(1).max(128).optional(), limits: limits.optional(), policy: policyBody.optional() });
+export const tenantBody = z.strictObject({
+  id,
+  name: z.string().max(128).optional(),
+  cost_center: z.string().min(1).max(128).optional(),
+  limits: limits.optional(),
+  /** Each end user's requests and tokens per minute within the tenant's traffic (docs/access.md#end-user-limits). */
+  end_user_limits: limits.optional(),
+  policy: policyBody.optional(),
+});
 
 /** A tenant change: the creation's rules for each field; `null` clears one (an inherited cost centre, the default limits). */
 export const tenantPatchBody = z
@@ -103,16 +111,17 @@ export const tenantPatchBody = z
     name: tenantBody.shape.name.unwrap().nullable().optional(),
     cost_center: tenantBody.shape.cost_center.unwrap().nullable().optional(),
     limits: limits.nullable().optional(),
+    end_user_limits: limits.nullable().optional(),
     policy: policyBody.nullable().optional(),
   })
-  .refine((body) => Object.values(body).some((v) => v !== undefined), 'give at least one of name, cost_center, limits, policy');
+  .refine((body) => Object.values(body).some((v) => v !== undefined), 'give at least one of name, cost_center, limits, end_user_limits, policy');
 
 /** A tenant change, with a 400 explaining why for its id, which everything recorded names it by. */
 export function tenantPatchInput(body: unknown): z.infer<typeof tenantPatchBody> {
   if (typeof body === 'object' && body !== null && 'id' in body) {
     throw new GatewayError(
       'bad_request',
-      "A tenant's id cannot be changed: keys, budgets, rate-limit counters and recorded usage name it. Change its name instead, or create a new one; only name, cost_center, limits and policy can be changed.",
+      "A tenant's id cannot be changed: keys, budgets, rate-limit counters and recorded usage name it. Change its name instead, or create a new one; only name, cost_center, limits, end_user_limits and policy can be changed.",
       { param: 'id', code: 'immutable_field' },
     );
   }
@@ -124,10 +133,10 @@ export const explainQuery = z
   .strictObject({ key: z.string().min(1).max(128).optional(), org: id.optional(), team: id.optional(), project: id.optional() })
   .refine((q) => q.key === undefined || (q.org === undefined && q.team === undefined && q.project === undefined), 'give either key, or org (with team, project), not both');
 
-// Strict like the report queries: a filter the route does not have (`?team=`) is a 400, not all rows.
 /** `GET /admin/v1/keys/{id}/network?ip=`: the client address to check against the key's allow lists. */
 export const networkCheckQuery = z.strictObject({ ip: ipRange.refine((v) => !v.includes('/'), 'must be one IP address, not a range') });
 
+// Strict like the report queries: a filter the route does not have (`?team=`) is a 400, not all rows.
 export const keyListQuery = z.strictObject({
   org: id.optional(),
   project: id.optional(),

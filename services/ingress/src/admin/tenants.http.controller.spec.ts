@@ -30,6 +30,7 @@ describe('tenant views', () => {
       name: 'Acme',
       cost_center: 'CC-100',
       limits: { rpm: null, tpm: 5000 },
+      end_user_limits: null,
       policy: null,
       teams: [
         {
@@ -38,24 +39,30 @@ describe('tenant views', () => {
           name: null,
           cost_center: 'CC-200',
           limits: { rpm: 600, tpm: null },
+          end_user_limits: null,
           policy: null,
           projects: [
-            { object: 'project', id: 'search', name: 'Search', cost_center: 'CC-300', limits: { rpm: null, tpm: 9000 }, policy: null },
-            { object: 'project', id: 'ads', name: null, cost_center: null, limits: { rpm: null, tpm: null }, policy: null },
+            { object: 'project', id: 'search', name: 'Search', cost_center: 'CC-300', limits: { rpm: null, tpm: 9000 }, end_user_limits: null, policy: null },
+            { object: 'project', id: 'ads', name: null, cost_center: null, limits: { rpm: null, tpm: null }, end_user_limits: null, policy: null },
           ],
         },
-        { object: 'team', id: 'research', name: null, cost_center: null, limits: { rpm: null, tpm: null }, policy: null, projects: [{ object: 'project', id: 'papers', name: null, cost_center: null, limits: { rpm: null, tpm: null }, policy: null }] },
+        { object: 'team', id: 'research', name: null, cost_center: null, limits: { rpm: null, tpm: null }, end_user_limits: null, policy: null, projects: [{ object: 'project', id: 'papers', name: null, cost_center: null, limits: { rpm: null, tpm: null }, end_user_limits: null, policy: null }] },
       ],
     });
+  });
+
+  it("show an entry's own end-user limits, null when it has none", () => {
+    const org = orgSchema.parse({ id: 'chatco', endUserLimits: { rpm: 20 }, teams: [{ id: 'app', projects: [{ id: 'bot', endUserLimits: { rpm: 5, tpm: 2000 } }] }] });
+    expect(orgView(org)).toMatchObject({ end_user_limits: { rpm: 20, tpm: null }, teams: [{ end_user_limits: null, projects: [{ end_user_limits: { rpm: 5, tpm: 2000 } }] }] });
   });
 
   it('show only their fixed fields, whatever else the configuration object holds', () => {
     const team = { ...acme.teams[0]!, internalNote: 'not for clients', projects: [{ ...acme.teams[0]!.projects[0]!, allowedModels: ['x'] }] };
     const held: OrgConfig = { ...acme, teams: [team] };
     const keys = new Set(keysOf(orgView(held)));
-    expect(keys).toEqual(new Set(['object', 'id', 'name', 'cost_center', 'teams', 'limits', 'rpm', 'tpm', 'policy', 'projects']));
-    expect(Object.keys(teamView(team)).sort()).toEqual(['cost_center', 'id', 'limits', 'name', 'object', 'policy', 'projects']);
-    expect(Object.keys(projectView(team.projects[0]!)).sort()).toEqual(['cost_center', 'id', 'limits', 'name', 'object', 'policy']);
+    expect(keys).toEqual(new Set(['object', 'id', 'name', 'cost_center', 'teams', 'limits', 'end_user_limits', 'rpm', 'tpm', 'policy', 'projects']));
+    expect(Object.keys(teamView(team)).sort()).toEqual(['cost_center', 'end_user_limits', 'id', 'limits', 'name', 'object', 'policy', 'projects']);
+    expect(Object.keys(projectView(team.projects[0]!)).sort()).toEqual(['cost_center', 'end_user_limits', 'id', 'limits', 'name', 'object', 'policy']);
   });
 
   it('match the schemas the OpenAPI document gives for the tenants responses', () => {
@@ -63,9 +70,9 @@ describe('tenant views', () => {
     expect(teamViewSchema.safeParse(teamView(acme.teams[0]!)).success).toBe(true);
     expect(projectViewSchema.safeParse(projectView(acme.teams[0]!.projects[0]!)).success).toBe(true);
     const schemas = ADMIN_OPENAPI.components.schemas;
-    expect(Object.keys(schemas.Organization.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'policy', 'teams']);
-    expect(Object.keys(schemas.Team.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'policy', 'projects']);
-    expect(Object.keys(schemas.Project.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'policy']);
+    expect(Object.keys(schemas.Organization.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'end_user_limits', 'policy', 'teams']);
+    expect(Object.keys(schemas.Team.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'end_user_limits', 'policy', 'projects']);
+    expect(Object.keys(schemas.Project.properties ?? {})).toEqual(['object', 'id', 'name', 'cost_center', 'limits', 'end_user_limits', 'policy']);
     const paths = ADMIN_OPENAPI.paths as Record<string, { get?: unknown; post?: unknown }>;
     expect(JSON.stringify(paths['/admin/v1/tenants'])).toContain('#/components/schemas/Organization');
     expect(JSON.stringify(paths['/admin/v1/tenants/{org}/teams'])).toContain('#/components/schemas/Team');
@@ -87,7 +94,7 @@ describe('tenant changes in the OpenAPI document', () => {
       expect(JSON.stringify(patch?.requestBody)).toContain('#/components/schemas/TenantChange');
       expect(Object.keys(patch?.responses ?? {})).toEqual(expect.arrayContaining(['400', '403', '404', '409']));
     }
-    expect(Object.keys(ADMIN_OPENAPI.components.schemas.TenantChange.properties ?? {})).toEqual(['name', 'cost_center', 'limits', 'policy']);
+    expect(Object.keys(ADMIN_OPENAPI.components.schemas.TenantChange.properties ?? {})).toEqual(['name', 'cost_center', 'limits', 'end_user_limits', 'policy']);
   });
 });
 

@@ -122,25 +122,29 @@ const entryFields = {
   name: z.string().nullable(),
   cost_center: z.string().nullable().describe("The entry's own cost centre; null: inherited (project → team → organisation → the organisation id)"),
 };
+const endUserLimitsField = z
+  .strictObject({ rpm: z.number().int().nullable(), tpm: z.number().int().nullable() })
+  .nullable()
+  .describe("Each end user's own requests and tokens per minute within the entry's traffic (docs/access.md#end-user-limits); null: none of its own (the level above's, else access.rateLimits.endUser)");
 const policyField = policyViewSchema.describe("The entry's own routing policy (docs/access.md#routing-policies); null: none of its own (those of the tenants above it still apply)");
-export const projectViewSchema = z.strictObject({ object: z.literal('project'), ...entryFields, limits: limitsViewSchema, policy: policyField });
-export const teamViewSchema = z.strictObject({ object: z.literal('team'), ...entryFields, limits: limitsViewSchema, policy: policyField, projects: z.array(projectViewSchema) });
-export const orgViewSchema = z.strictObject({ object: z.literal('organization'), ...entryFields, limits: limitsViewSchema, policy: policyField, teams: z.array(teamViewSchema) });
+export const projectViewSchema = z.strictObject({ object: z.literal('project'), ...entryFields, limits: limitsViewSchema, end_user_limits: endUserLimitsField, policy: policyField });
+export const teamViewSchema = z.strictObject({ object: z.literal('team'), ...entryFields, limits: limitsViewSchema, end_user_limits: endUserLimitsField, policy: policyField, projects: z.array(projectViewSchema) });
+export const orgViewSchema = z.strictObject({ object: z.literal('organization'), ...entryFields, limits: limitsViewSchema, end_user_limits: endUserLimitsField, policy: policyField, teams: z.array(teamViewSchema) });
 export type ProjectView = z.infer<typeof projectViewSchema>;
 export type TeamView = z.infer<typeof teamViewSchema>;
 export type OrgView = z.infer<typeof orgViewSchema>;
 type LimitsView = z.infer<typeof limitsViewSchema>;
 
 export function orgView(org: OrgConfig): OrgView {
-  return { object: 'organization', id: org.id, name: org.name ?? null, cost_center: org.costCenter ?? null, limits: limitsView(org.limits), policy: policyView(org.policy), teams: org.teams.map(teamView) };
+  return { object: 'organization', id: org.id, name: org.name ?? null, cost_center: org.costCenter ?? null, limits: limitsView(org.limits), end_user_limits: org.endUserLimits ? limitsView(org.endUserLimits) : null, policy: policyView(org.policy), teams: org.teams.map(teamView) };
 }
 
 export function teamView(team: TeamConfig): TeamView {
-  return { object: 'team', id: team.id, name: team.name ?? null, cost_center: team.costCenter ?? null, limits: limitsView(team.limits), policy: policyView(team.policy), projects: team.projects.map(projectView) };
+  return { object: 'team', id: team.id, name: team.name ?? null, cost_center: team.costCenter ?? null, limits: limitsView(team.limits), end_user_limits: team.endUserLimits ? limitsView(team.endUserLimits) : null, policy: policyView(team.policy), projects: team.projects.map(projectView) };
 }
 
 export function projectView(project: ProjectConfig): ProjectView {
-  return { object: 'project', id: project.id, name: project.name ?? null, cost_center: project.costCenter ?? null, limits: limitsView(project.limits), policy: policyView(project.policy) };
+  return { object: 'project', id: project.id, name: project.name ?? null, cost_center: project.costCenter ?? null, limits: limitsView(project.limits), end_user_limits: project.endUserLimits ? limitsView(project.endUserLimits) : null, policy: policyView(project.policy) };
 }
 
 function limitsView(limits: Limits): LimitsView {
@@ -149,10 +153,10 @@ function limitsView(limits: Limits): LimitsView {
 
 function entry(body: unknown): TenantEntry {
   const input = parseInput(tenantBody, body);
-  return { id: input.id, name: input.name, costCenter: input.cost_center, limits: input.limits, policy: policyInput(input.policy) };
+  return { id: input.id, name: input.name, costCenter: input.cost_center, limits: input.limits, endUserLimits: input.end_user_limits, policy: policyInput(input.policy) };
 }
 
 function update(body: unknown): TenantUpdate {
   const input = tenantPatchInput(body);
-  return { name: input.name, costCenter: input.cost_center, limits: input.limits, policy: policyChange(input.policy) };
+  return { name: input.name, costCenter: input.cost_center, limits: input.limits, endUserLimits: input.end_user_limits, policy: policyChange(input.policy) };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Limits } from '@openrouter/config';
 import { accountAt, type Budget } from '@openrouter/budgets';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
@@ -52,6 +53,10 @@ export const keySelfViewSchema = z.strictObject({
     rpm: perMinute.describe('The tightest requests-per-minute limit its requests are charged to; null: none'),
     tpm: perMinute.describe('The tightest tokens-per-minute limit its requests are charged to; null: none'),
     scopes: z.array(z.strictObject({ scope: z.enum(['key', 'project', 'team', 'org']), rpm: perMinute, tpm: perMinute })),
+    end_user: z
+      .strictObject({ rpm: perMinute, tpm: perMinute })
+      .nullable()
+      .describe('What each end user (x-openrouter-user, else the body\'s user) may use within its project, on top of the limits above; null: no end-user limit'),
   }),
   policy: policyViewSchema
     .unwrap()
@@ -79,6 +84,8 @@ export interface KeySelf {
   record: ApiKeyRecord;
   context: routerv1.RequestContext;
   limits: readonly ApplicableLimit[];
+  /** Each end user's limits in its traffic (empty: none). */
+  endUserLimits: Limits;
   budgets: readonly SelfBudget[];
   secretExpiresAt: Date | undefined;
   /** The address the request came from, and the allow lists of the key's levels. */
@@ -107,7 +114,7 @@ export class KeySelfService {
     const graceEnd = this.access.keys.graceEnd(presented, record);
     const expires = record.expiresAt === undefined ? undefined : new Date(record.expiresAt);
     const secretExpiresAt = graceEnd && expires ? new Date(Math.min(graceEnd.getTime(), expires.getTime())) : (graceEnd ?? expires);
-    return { record, context, limits, budgets: await this.budgetsOf(context), secretExpiresAt, address, network: await this.access.networkOf(record) };
+    return { record, context, limits, endUserLimits: this.access.endUserLimits(record), budgets: await this.budgetsOf(context), secretExpiresAt, address, network: await this.access.networkOf(record) };
   }
 
   private async budgetsOf(context: routerv1.RequestContext): Promise<SelfBudget[]> {
@@ -147,7 +154,7 @@ export function keySelfView(self: KeySelf): KeySelfView {
     expires_at: key.expires_at,
     secret_expires_at: self.secretExpiresAt?.toISOString() ?? null,
     allowed_models: key.allowed_models,
-    limits: limitsView(self.limits),
+    limits: limitsView(self.limits, self.endUserLimits),
     policy: effectivePolicyView(context.policy),
     network: { client_ip: self.address ?? null, allowed_ips: self.network.map((l) => ({ level: l.level, ranges: [...l.ranges.ranges] })) },
     budgets: self.budgets.map(selfBudgetView),
@@ -156,7 +163,7 @@ export function keySelfView(self: KeySelf): KeySelfView {
 
 const SCOPES = ['key', 'project', 'team', 'org'] as const;
 
-function limitsView(limits: readonly ApplicableLimit[]): KeySelfView['limits'] {
+function limitsView(limits: readonly ApplicableLimit[], endUser: Limits): KeySelfView['limits'] {
   const of = (scope: LimitScope, kind: ApplicableLimit['kind']): number | null => limits.find((l) => l.scope === scope && l.kind === kind)?.perMinute ?? null;
   const tightest = (kind: ApplicableLimit['kind']): number | null => {
     const values = limits.filter((l) => l.kind === kind && l.scope !== 'model').map((l) => l.perMinute);
@@ -166,6 +173,7 @@ function limitsView(limits: readonly ApplicableLimit[]): KeySelfView['limits'] {
     rpm: tightest('requests'),
     tpm: tightest('tokens'),
     scopes: SCOPES.filter((scope) => limits.some((l) => l.scope === scope)).map((scope) => ({ scope, rpm: of(scope, 'requests'), tpm: of(scope, 'tokens') })),
+    end_user: endUser.rpm || endUser.tpm ? { rpm: endUser.rpm ?? null, tpm: endUser.tpm ?? null } : null,
   };
 }
 
