@@ -167,20 +167,20 @@ describe('access layer end to end', () => {
     const unlimited = { rpm: null, tpm: null };
     await expect(admin('POST', '/tenants', TEST_ADMIN_KEY, { id: 'globex', name: 'Globex', cost_center: 'CC-500' })).resolves.toEqual({
       status: 201,
-      json: { object: 'organization', id: 'globex', name: 'Globex', cost_center: 'CC-500', limits: unlimited, policy: null, teams: [] },
+      json: { object: 'organization', id: 'globex', name: 'Globex', cost_center: 'CC-500', limits: unlimited, end_user_limits: null, policy: null, teams: [] },
     });
     await expect(admin('POST', '/tenants/acme/teams', TEST_ADMIN_KEY, { id: 'research' })).resolves.toEqual({
       status: 201,
-      json: { object: 'team', id: 'research', name: null, cost_center: null, limits: unlimited, policy: null, projects: [] },
+      json: { object: 'team', id: 'research', name: null, cost_center: null, limits: unlimited, end_user_limits: null, policy: null, projects: [] },
     });
     await expect(admin('POST', '/tenants/acme/teams/research/projects', TEST_ADMIN_KEY, { id: 'papers', cost_center: 'CC-900' })).resolves.toEqual({
       status: 201,
-      json: { object: 'project', id: 'papers', name: null, cost_center: 'CC-900', limits: unlimited, policy: null },
+      json: { object: 'project', id: 'papers', name: null, cost_center: 'CC-900', limits: unlimited, end_user_limits: null, policy: null },
     });
     // A project added to a team declared in configuration.
     await expect(admin('POST', '/tenants/acme/teams/platform/projects', TEST_ADMIN_KEY, { id: 'maps', name: 'Maps' })).resolves.toEqual({
       status: 201,
-      json: { object: 'project', id: 'maps', name: 'Maps', cost_center: null, limits: unlimited, policy: null },
+      json: { object: 'project', id: 'maps', name: 'Maps', cost_center: null, limits: unlimited, end_user_limits: null, policy: null },
     });
     await expect(admin('POST', '/tenants/acme/teams', TEST_ADMIN_KEY, { id: 'research' })).resolves.toMatchObject({ status: 409, json: { error: { type: 'invalid_request_error', code: 'already_exists' } } });
 
@@ -188,10 +188,10 @@ describe('access layer end to end', () => {
     expect(tenants.status).toBe(200);
     expect(tenants.json['object']).toBe('list');
     const data = tenants.json['data'] as Json[];
-    expect(data.find((o) => o['id'] === 'globex')).toEqual({ object: 'organization', id: 'globex', name: 'Globex', cost_center: 'CC-500', limits: unlimited, policy: null, teams: [] });
+    expect(data.find((o) => o['id'] === 'globex')).toEqual({ object: 'organization', id: 'globex', name: 'Globex', cost_center: 'CC-500', limits: unlimited, end_user_limits: null, policy: null, teams: [] });
     // Entries added at run time may come before or after the declared ones: compare as sets.
     const acme = data.find((o) => o['id'] === 'acme');
-    expect(acme).toEqual({ object: 'organization', id: 'acme', name: null, cost_center: 'CC-100', limits: unlimited, policy: null, teams: expect.any(Array) as unknown });
+    expect(acme).toEqual({ object: 'organization', id: 'acme', name: null, cost_center: 'CC-100', limits: unlimited, end_user_limits: null, policy: null, teams: expect.any(Array) as unknown });
     expect(data.find((o) => o['id'] === 'capped')).toMatchObject({ limits: { rpm: 3, tpm: null } });
     const teams = acme?.['teams'] as Json[];
     expect(teams).toHaveLength(2);
@@ -203,14 +203,15 @@ describe('access layer end to end', () => {
           name: null,
           cost_center: 'CC-200',
           limits: unlimited,
+          end_user_limits: null,
           policy: null,
           projects: expect.arrayContaining([
-            { object: 'project', id: 'search', name: null, cost_center: 'CC-300', limits: unlimited, policy: null },
-            { object: 'project', id: 'ads', name: null, cost_center: null, limits: unlimited, policy: null },
-            { object: 'project', id: 'maps', name: 'Maps', cost_center: null, limits: unlimited, policy: null },
+            { object: 'project', id: 'search', name: null, cost_center: 'CC-300', limits: unlimited, end_user_limits: null, policy: null },
+            { object: 'project', id: 'ads', name: null, cost_center: null, limits: unlimited, end_user_limits: null, policy: null },
+            { object: 'project', id: 'maps', name: 'Maps', cost_center: null, limits: unlimited, end_user_limits: null, policy: null },
           ]) as unknown,
         },
-        { object: 'team', id: 'research', name: null, cost_center: null, limits: unlimited, policy: null, projects: [{ object: 'project', id: 'papers', name: null, cost_center: 'CC-900', limits: unlimited, policy: null }] },
+        { object: 'team', id: 'research', name: null, cost_center: null, limits: unlimited, end_user_limits: null, policy: null, projects: [{ object: 'project', id: 'papers', name: null, cost_center: 'CC-900', limits: unlimited, end_user_limits: null, policy: null }] },
       ]),
     );
     expect(teams.find((t) => t['id'] === 'platform')?.['projects']).toHaveLength(3);

@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import { hashApiKey } from '@openrouter/ingress';
+import { apiError } from '../support/api-error';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
@@ -45,21 +46,12 @@ describe('end-user rate limits', () => {
       .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], ...(user === undefined ? {} : { user }) })
       .withResponse();
 
-  async function refusal(run: () => Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-    const error = await run().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    if (!(error instanceof OpenAI.APIError)) throw new Error(`expected an API error, got ${String(error)}`);
-    return error;
-  }
-
   it("limits each end user of a project on its own, whichever way the user is named, and leaves the others and the key's own traffic alone", async () => {
     // The project's 2 a minute: the body's user and the header name the same person.
     const first = await ask(BOT_KEY, 'alice');
     expect(first.response.headers.get('x-ratelimit-remaining-requests')).toBe('1');
     await ask(BOT_KEY, undefined, { 'x-openrouter-user': 'alice' });
-    const third = await refusal(() => ask(BOT_KEY, 'alice'));
+    const third = await apiError(() => ask(BOT_KEY, 'alice'));
     expect(third).toBeInstanceOf(OpenAI.RateLimitError);
     expect(third.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'requests' });
     expect(third.message).toContain('on the end user (x-openrouter-user or user) in project chatco/bot: limit 2');
@@ -94,13 +86,13 @@ describe('end-user rate limits', () => {
     const issued = await admin('POST', '/keys', { org: 'newco' });
     const key = String(issued.json['key']);
     await ask(key, 'carol');
-    expect((await refusal(() => ask(key, 'carol'))).message).toContain('in organisation newco: limit 1');
+    expect((await apiError(() => ask(key, 'carol'))).message).toContain('in organisation newco: limit 1');
 
     const patched = await admin('PATCH', '/tenants/newco', { end_user_limits: { rpm: 3 } });
     expect(patched).toMatchObject({ status: 200, json: { end_user_limits: { rpm: 3, tpm: null } } });
     // The next request is judged by the new limit (one already spent keeps its place in the window).
     for (let i = 0; i < 3; i++) expect((await ask(key, 'dave')).response.status).toBe(200);
-    expect((await refusal(() => ask(key, 'dave'))).message).toContain('in organisation newco: limit 3');
+    expect((await apiError(() => ask(key, 'dave'))).message).toContain('in organisation newco: limit 3');
     const audit = await admin('GET', '/audit?action=org.update&limit=1');
     expect((audit.json['data'] as Json[])[0]).toMatchObject({ target: 'newco', details: { changes: { end_user_limits: { from: { rpm: 1, tpm: null }, to: { rpm: 3, tpm: null } } } } });
     expect((await admin('PATCH', '/tenants/newco', { end_user_limits: { rpm: 0 } })).status).toBe(400);

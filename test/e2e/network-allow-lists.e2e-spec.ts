@@ -2,6 +2,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import WebSocket from 'ws';
 import { waitFor } from '../support/infra/wait-for';
+import { apiError } from '../support/api-error';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
@@ -46,15 +47,6 @@ describe('network allow lists', () => {
     return new OpenAI({ baseURL: gw.baseURL, apiKey, maxRetries: 0, defaultHeaders: { 'x-forwarded-for': from } });
   }
 
-  async function refusal(run: () => Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-    const error = await run().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    if (!(error instanceof OpenAI.APIError)) throw new Error(`expected an API error, got ${String(error)}`);
-    return error;
-  }
-
   const ask = (openai: OpenAI) => openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] });
 
   async function metric(api: string): Promise<number> {
@@ -82,18 +74,18 @@ describe('network allow lists', () => {
     expect((await ask(client(orgKey, '2001:db8::17'))).choices).toHaveLength(1);
 
     const outside = client(orgKey, ELSEWHERE);
-    const chat = await refusal(() => ask(outside));
+    const chat = await apiError(() => ask(outside));
     expect(chat).toBeInstanceOf(OpenAI.PermissionDeniedError);
     expect(chat.status).toBe(403);
     expect(chat.error).toMatchObject({ type: 'permission_error', code: 'ip_not_allowed', message: `This API key may not be used from the address ${ELSEWHERE}: it is not in its organisation's allowed_ips.` });
-    const stream = await refusal(async () => {
+    const stream = await apiError(async () => {
       for await (const _ of await outside.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true })) void _;
     });
     expect(stream.status).toBe(403);
-    expect((await refusal(() => outside.embeddings.create({ model: 'text-embedding-3-small', input: 'x' }))).status).toBe(403);
-    expect((await refusal(() => outside.responses.create({ model: 'gpt-4o-mini', input: 'hi' }))).status).toBe(403);
-    expect((await refusal(() => outside.models.list())).status).toBe(403);
-    expect((await refusal(() => outside.get('/key'))).status).toBe(403);
+    expect((await apiError(() => outside.embeddings.create({ model: 'text-embedding-3-small', input: 'x' }))).status).toBe(403);
+    expect((await apiError(() => outside.responses.create({ model: 'gpt-4o-mini', input: 'hi' }))).status).toBe(403);
+    expect((await apiError(() => outside.models.list())).status).toBe(403);
+    expect((await apiError(() => outside.get('/key'))).status).toBe(403);
     // Anthropic's SDK gets Anthropic's error shape.
     const anthropic = new Anthropic({ baseURL: gw.url, apiKey: orgKey, maxRetries: 0, defaultHeaders: { 'x-forwarded-for': ELSEWHERE } });
     const messages = await anthropic.messages.create({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).then(
@@ -113,19 +105,19 @@ describe('network allow lists', () => {
   it('applies a key allow list and an organisation change made at run time, and a client cannot pass for another address', async () => {
     expect((await admin('PATCH', `/keys/${keyId}`, { policy: { allowed_ips: ['198.51.100.0/28'] } })).status).toBe(200);
     // In the organisation's range, out of the key's own.
-    await waitFor(async () => (await refusal(() => ask(client(orgKey, '198.51.100.100'))).catch(() => undefined))?.status === 403, { what: 'the key allow list applied' });
-    const own = await refusal(() => ask(client(orgKey, '198.51.100.100')));
+    await waitFor(async () => (await apiError(() => ask(client(orgKey, '198.51.100.100'))).catch(() => undefined))?.status === 403, { what: 'the key allow list applied' });
+    const own = await apiError(() => ask(client(orgKey, '198.51.100.100')));
     expect(own.error).toMatchObject({ code: 'ip_not_allowed', message: expect.stringContaining('its own allowed_ips') as string });
     expect((await ask(client(orgKey, OFFICE))).choices).toHaveLength(1);
     // A client naming an allowed address before its real one: the real one, appended by the balancer, is the one judged.
-    expect((await refusal(() => ask(client(orgKey, `${OFFICE}, ${ELSEWHERE}`)))).error).toMatchObject({ message: expect.stringContaining(ELSEWHERE) as string });
+    expect((await apiError(() => ask(client(orgKey, `${OFFICE}, ${ELSEWHERE}`)))).error).toMatchObject({ message: expect.stringContaining(ELSEWHERE) as string });
 
     // The organisation moves its office: the key's list no longer helps.
     expect((await admin('PATCH', '/tenants/netco', { policy: { allowed_ips: ['192.0.2.0/24'] } })).status).toBe(200);
     await waitFor(async () => (await ask(client(orgKey, OFFICE)).then(() => 200, (e: unknown) => (e instanceof OpenAI.APIError ? e.status : 0))) === 403, { what: 'the organisation change applied' });
-    expect((await refusal(() => ask(client(orgKey, OFFICE)))).error).toMatchObject({ message: expect.stringContaining("its organisation's allowed_ips") as string });
+    expect((await apiError(() => ask(client(orgKey, OFFICE)))).error).toMatchObject({ message: expect.stringContaining("its organisation's allowed_ips") as string });
     // Every level allows nothing but what all allow: both lists now share no address.
-    expect((await refusal(() => ask(client(orgKey, '192.0.2.1')))).error).toMatchObject({ message: expect.stringContaining('its own allowed_ips') as string });
+    expect((await apiError(() => ask(client(orgKey, '192.0.2.1')))).error).toMatchObject({ message: expect.stringContaining('its own allowed_ips') as string });
     expect((await admin('PATCH', `/keys/${keyId}`, { policy: null })).status).toBe(200);
     await waitFor(async () => (await ask(client(orgKey, '192.0.2.1')).then(() => true, () => false)), { what: 'the key list removed' });
   });

@@ -64,7 +64,7 @@ describe('changing tenants at run time, end to end', () => {
     const before = await ask(client);
     await expect(admin('PATCH', '/tenants/initech/teams/ops/projects/billing', { cost_center: 'CC-NEW' })).resolves.toEqual({
       status: 200,
-      json: { object: 'project', id: 'billing', name: null, cost_center: 'CC-NEW', limits: { rpm: null, tpm: null }, policy: null },
+      json: { object: 'project', id: 'billing', name: null, cost_center: 'CC-NEW', limits: { rpm: null, tpm: null }, end_user_limits: null, policy: null },
     });
     const after = await ask(client);
     // Cleared: the team has none, so the organisation's.

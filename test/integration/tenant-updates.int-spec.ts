@@ -63,7 +63,7 @@ describe('tenant changes across two ingress replicas sharing Redis', () => {
 
   it('shows a change made on one replica on the other once announced, well before its periodic check', async () => {
     const changed = await admin(a.url, 'PATCH', '/tenants/globex/teams/lab/projects/alpha', { cost_center: 'CC-MOVED', name: 'Alpha' });
-    expect(changed).toEqual({ status: 200, json: { object: 'project', id: 'alpha', name: 'Alpha', cost_center: 'CC-MOVED', limits: { rpm: null, tpm: null }, policy: null } });
+    expect(changed).toEqual({ status: 200, json: { object: 'project', id: 'alpha', name: 'Alpha', cost_center: 'CC-MOVED', limits: { rpm: null, tpm: null }, end_user_limits: null, policy: null } });
     // The periodic version check runs every 30 s: within 10 s, the announcement did it.
     const seen = await waitFor(
       async () => {
