@@ -212,6 +212,10 @@ describe('the response cache for chat requests on a WebSocket (GET /v1/ws), besi
       const [refused] = await socket.ended(id);
       expect(refused).toMatchObject({ type: 'error', status: 400, error: { error: { type: 'invalid_request_error', param, code: 'invalid_value' } } });
     }
+    // A header that is not text is no frame at all: the message shows what a frame may hold.
+    socket.send({ type: 'chat.completions', id: 'not-text', headers: { 'x-openrouter-cache': 1 }, body });
+    const [malformed] = await socket.ended('not-text');
+    expect(malformed).toMatchObject({ type: 'error', status: 400, error: { error: { code: 'invalid_frame', message: expect.stringContaining('"headers":{"x-openrouter-cache":"…"}') as string } } });
     socket.send({ type: 'chat.completions', id: 'fine', headers: use, body });
     expect((await socket.ended('fine'))[0]).toMatchObject({ type: 'completion', headers: { 'x-openrouter-cache': 'miss' } });
     expect(upstreamChats()).toBe(1);

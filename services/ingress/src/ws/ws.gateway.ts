@@ -212,7 +212,7 @@ export class WsGateway {
     const parsed = clientFrameSchema.safeParse(json);
     if (!parsed.success) {
       const id = typeof (json as { id?: unknown } | null)?.id === 'string' ? (json as { id: string }).id : null;
-      return send(connection, errorFrame(id, new GatewayError('bad_request', 'A frame is {"type":"chat.completions","id":"…","body":{…}} or {"type":"cancel","id":"…"}.', { code: 'invalid_frame', param: 'type' })));
+      return send(connection, errorFrame(id, new GatewayError('bad_request', 'A frame is {"type":"chat.completions","id":"…","body":{…}} (with an optional "headers":{"x-openrouter-cache":"…"} of string values) or {"type":"cancel","id":"…"}.', { code: 'invalid_frame', param: 'type' })));
     }
     const frame = parsed.data;
     if (frame.type === 'cancel') {
