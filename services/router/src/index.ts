@@ -43,7 +43,18 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   const engine = createRoutingEngine(config);
   const grayReleaseSync = await startGrayReleaseSync(config, engine.grayReleases, logger);
   metrics.readCircuitsFrom(() => deploymentCircuits(engine));
-  const guardrails = new Guardrails(config.guardrails, (rule, action, count, stage) => metrics.guardrailMatch(rule, action, count, stage));
+  // A policy naming a rule this router lacks refuses its requests (503) until the router's
+  // configuration catches up: said once a minute at most, as the operator has something to roll out.
+  let unknownRuleWarned = 0;
+  const guardrails = new Guardrails(
+    config.guardrails,
+    (rule, action, count, stage) => metrics.guardrailMatch(rule, action, count, stage),
+    (rule) => {
+      if (Date.now() - unknownRuleWarned < 60_000) return;
+      unknownRuleWarned = Date.now();
+      logger.warn({ rule }, 'a request names a guardrail rule this router is not configured with: refused with 503 guardrails_unavailable until the router has the rule (roll out guardrails.rules to every router)');
+    },
+  );
   const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics), guardrails, (model) => metrics.deprecatedModelRequest(model));
   const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)], security);
   const readiness: ReadinessCheck[] = [{ name: 'adapters', check: async () => options.adapter !== undefined || adapters.anyReachable(500) }];

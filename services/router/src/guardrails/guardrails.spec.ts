@@ -104,13 +104,16 @@ describe('input guardrails in the router service', () => {
 
   it('refuses, rather than pass unscreened, a request naming a rule this router does not have: unavailable (503), retryable, while the configuration rolls out', async () => {
     const adapters = new RecordingAdapters();
-    const service = serviceWith(adapters);
+    const unknown: string[] = [];
+    const service = new RouterService(engineFor(policyConfig({}, MODELS)), adapters, new Guardrails(GUARDRAILS, () => undefined, (id) => unknown.push(id)));
     const refused = drain(service.chat({ context: withRules('emails', 'newer-rule'), request: chatRequest([user('mail jane@example.com')]) }, new AbortController().signal));
     await expect(refused).rejects.toMatchObject({ kind: 'unavailable', retryable: true, code: GUARDRAILS_UNAVAILABLE, message: expect.stringMatching(/guardrail configuration is being updated.*"newer-rule"/) });
     await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining('jane@example.com') });
     await expect(service.embed({ context: withRules('newer-rule'), request: embedRequest(['hi']) }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
     expect(adapters.chats).toEqual([]);
     expect(adapters.embeds).toEqual([]);
+    // The operator is told which rule is missing (the router warns of it).
+    expect(unknown).toEqual(['newer-rule', 'newer-rule']);
   });
 
   it('screens answers by output rules: redacts a whole answer, and stops reading a stream once a block rule cut it', async () => {

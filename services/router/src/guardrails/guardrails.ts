@@ -46,6 +46,8 @@ export class Guardrails {
   constructor(
     config: GuardrailsInput = {},
     private readonly onMatch: GuardrailMatchListener = () => undefined,
+    /** Told of a rule id a request's policy names that this router does not have (its configuration is behind the ingress's). */
+    private readonly onUnknownRule: (id: string) => void = () => undefined,
   ) {
     this.config = guardrailsSchema.parse(config);
     this.rules = new Map(this.config.rules.map((rule) => [rule.id, { ...compileRule(rule), screen: rule.screen, roles: rule.roles && new Set(rule.roles) }]));
@@ -116,6 +118,7 @@ export class Guardrails {
     for (const id of ids) {
       const rule = this.rules.get(id);
       if (!rule) {
+        this.onUnknownRule(id);
         throw new GatewayError(
           'unavailable',
           `The gateway's guardrail configuration is being updated: the guardrail rule "${id}" of this request's policy is not configured yet on the router that took the request, so the request was refused rather than sent on unscreened. Try again shortly.`,
