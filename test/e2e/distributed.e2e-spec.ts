@@ -53,6 +53,7 @@ describe('distributed mode: every service its own process', () => {
     // Metrics on the internal listener, as distributed.yaml has them.
     document['ingress'] = { ...(document['ingress'] as Record<string, unknown>), internalHttp: { host: '127.0.0.1', port: ingressInternal } };
     internalURL = `http://127.0.0.1:${ingressInternal}`;
+    (document['models'] as unknown[]).push({ id: 'omni-moderation-latest', capabilities: ['moderation', 'vision'], pricing: { input: '0' }, deployments: [{ provider: 'simulated', model: 'omni-moderation-latest' }] });
     const dir = mkdtempSync(join(tmpdir(), 'openrouter-dist-'));
     const configPath = join(dir, 'config.yaml');
     writeFileSync(configPath, stringify(document));
@@ -97,7 +98,7 @@ describe('distributed mode: every service its own process', () => {
     expect(await response.json()).toMatchObject({ id: 'dev-admin', role: 'admin' });
   });
 
-  it('serves chat, streaming and embeddings across processes', async () => {
+  it('serves chat, streaming, embeddings and moderations across processes', async () => {
     const client = new OpenAI({ baseURL, apiKey: TEST_DEV_KEY, maxRetries: 0 });
     const completion = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'distributed' }] });
     expect(completion.choices[0]?.message.content).toBeTruthy();
@@ -112,6 +113,8 @@ describe('distributed mode: every service its own process', () => {
     expect(usage?.total_tokens).toBe(completion.usage?.total_tokens);
     const embedding = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' });
     expect(embedding.data[0]?.embedding.length).toBeGreaterThan(0);
+    const moderation = await client.moderations.create({ input: ['a calm sentence', 'I will kill the lights'] });
+    expect(moderation).toMatchObject({ model: 'omni-moderation-latest', results: [{ flagged: false }, { flagged: true, categories: { violence: true } }] });
   });
 
   it('carries long streams and streamed tool calls whole across the processes (chunks batched between services)', async () => {

@@ -2,7 +2,10 @@ import { z } from 'zod';
 import { decimal, strictObject } from './primitives';
 import { pricingSchema } from './pricing.schema';
 
-export const CAPABILITIES = ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'embeddings', 'completions'] as const;
+export const CAPABILITIES = ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'embeddings', 'completions', 'moderation'] as const;
+
+/** The provider types whose adapters serve OpenAI's Moderations API (`/v1/moderations`). */
+export const MODERATION_PROVIDER_TYPES: readonly string[] = ['openai'];
 export type Capability = (typeof CAPABILITIES)[number];
 
 /** What a chat request is about, as the router's task classifier recognises it. */
@@ -309,7 +312,7 @@ interface ReferenceIssue {
 }
 
 /** The kinds of request a replacement must take as well as the model it replaces: anything else would fail them. */
-const REPLACED_CAPABILITIES: readonly Capability[] = ['chat', 'completions', 'embeddings'];
+const REPLACED_CAPABILITIES: readonly Capability[] = ['chat', 'completions', 'embeddings', 'moderation'];
 
 /**
  * The lifecycle of every model: `retiresAt` not before `deprecatedAt`; a `replacement` that is

@@ -195,3 +195,17 @@ describe('listeners of one process', () => {
     ).toEqual([]);
   });
 });
+
+describe('moderation models', () => {
+  it('are deployed on providers with a moderations API: elsewhere no call could ever answer', () => {
+    const providers = { ...MINIMAL_CONFIG.providers, claude: { type: 'anthropic', apiKey: SECRET } };
+    const models = [
+      ...MINIMAL_CONFIG.models,
+      { id: 'omni-moderation-latest', capabilities: ['moderation'], deployments: [{ provider: 'sim', model: 'omni-moderation-latest' }, { provider: 'claude', model: 'claude-haiku' }] },
+    ];
+    expect(problems({ providers, models })).toEqual([
+      'models[1].deployments[1].provider: provider "claude" (type anthropic) has no moderations API: a model with the moderation capability is deployed on providers of type openai',
+    ]);
+    expect(problems({ providers, models: [models[0], { ...models[1], deployments: [models[1]?.deployments[0]] }] })).toEqual([]);
+  });
+});

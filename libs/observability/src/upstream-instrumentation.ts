@@ -6,7 +6,7 @@ import { spanErrorMessage, Tracing } from './tracing/tracing';
 
 export interface UpstreamCall {
   provider: string;
-  operation: 'chat' | 'embedding';
+  operation: 'chat' | 'embedding' | 'moderation';
   upstreamModel: string;
 }
 

@@ -2,6 +2,7 @@ export { MESSAGE_ROLES, parseChatRequest, partContent, REQUEST_BOUNDS, toOpenAIC
 export { addUsage, emptyUsage, parseOpenAIChunk, parseOpenAICompletion, parseOpenAIUsage, toOpenAIChunk, toOpenAICompletion, toOpenAIUsage } from './chat-response';
 export { parseEmbeddingRequest, parseOpenAIEmbeddingResponse, toOpenAIEmbeddingBody, toOpenAIEmbeddingResponse } from './embeddings';
 export type { EmbeddingEncoding } from './embeddings';
+export { MAX_MODERATION_INPUTS, parseModerationRequest, parseOpenAIModerationResponse, toOpenAIModerationBody, toOpenAIModerationResponse } from './moderations';
 export { inPromptTerms, LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion } from './legacy-completions';
 export type { LegacyCompletionRequest } from './legacy-completions';
 export { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError, withParamRenamed } from './openai-errors';

@@ -15,3 +15,4 @@ export { APP_SERVICE_TOKEN_PATH, IMDS_TOKEN_PATH } from './wire/entra-id';
 export { startForwardProxy } from './forward-proxy';
 export type { ForwardProxyOptions, ProxiedCall, RunningForwardProxy } from './forward-proxy';
 export { SecretVolume } from './secret-volume';
+export { MODERATION_CATEGORIES, MODERATION_TRIGGERS } from './core/moderation-classifier';

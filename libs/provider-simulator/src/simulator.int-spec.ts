@@ -179,6 +179,25 @@ describe('provider simulator driven by the official openai SDK', () => {
     expect(sdkDecoded.data[0]?.embedding).toHaveLength(64);
   });
 
+  it('moderates texts and a multimodal input through the SDK', async () => {
+    const texts = await client.moderations.create({ model: 'omni-moderation-latest', input: ['I hate you', 'Have a nice day'] });
+    expect(texts.id).toMatch(/^modr-/);
+    expect(texts.results.map((r) => r.flagged)).toEqual([true, false]);
+    expect(texts.results[0]?.categories.hate).toBe(true);
+    expect(texts.results[0]?.category_scores.hate).toBeGreaterThanOrEqual(0.9);
+
+    const parts = await client.moderations.create({
+      model: 'omni-moderation-latest',
+      input: [
+        { type: 'text', text: 'a picture' },
+        { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+      ],
+    });
+    expect(parts.results).toHaveLength(1);
+    expect(parts.results[0]?.flagged).toBe(false);
+    expect(parts.results[0]?.category_applied_input_types.sexual).toEqual(['text', 'image']);
+  });
+
   it('rejects a bad API key with 401', async () => {
     const intruder = new OpenAI({ baseURL: sim.baseUrl, apiKey: 'sk-wrong', maxRetries: 0 });
     const error: unknown = await intruder.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);

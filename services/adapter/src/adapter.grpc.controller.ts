@@ -21,6 +21,10 @@ export function adapterGrpcBinding(service: AdapterService, logger: Logger): Grp
     embed(call: ServerUnaryCall<adapterv1.EmbedRequest, adapterv1.EmbedResponse>, callback: sendUnaryData<adapterv1.EmbedResponse>): void {
       serveUnary(call, callback, async (signal) => ({ response: await service.embed(call.request, signal) }));
     },
+
+    moderate(call: ServerUnaryCall<adapterv1.ModerateRequest, adapterv1.ModerateResponse>, callback: sendUnaryData<adapterv1.ModerateResponse>): void {
+      serveUnary(call, callback, async (signal) => ({ response: await service.moderate(call.request, signal) }));
+    },
   };
   return { definition: adapterv1.AdapterServiceService, implementation };
 }

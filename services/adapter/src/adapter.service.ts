@@ -65,6 +65,17 @@ export class AdapterService {
     );
   }
 
+  moderate(call: Call<chatv1.ModerationRequest>, signal: AbortSignal): Promise<chatv1.ModerationResponse> {
+    const request = required(call.request);
+    const adapter = this.adapterFor(call.provider);
+    const moderate = adapter.moderate?.bind(adapter);
+    // Refused before any call, and never retried: another deployment of the same provider has no moderations either.
+    if (!moderate) throw new GatewayError('bad_request', `The provider "${call.provider}" offers no moderations API.`, { param: 'model', code: 'model_not_supported', provider: call.provider });
+    return this.upstream.call({ provider: call.provider, operation: 'moderation', upstreamModel: call.upstreamModel }, signal, () =>
+      moderate({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal }),
+    );
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.adapters.values()].map((a) => a.close()));
     await this.images.close();

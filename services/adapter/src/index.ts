@@ -15,6 +15,7 @@ export { createProviderAdapter, type ProviderAdapter } from './providers/provide
 export interface AdapterCalls {
   chat(request: adapterv1.ChatRequest, signal: AbortSignal): AsyncGenerator<adapterv1.ChatResponse>;
   embed(request: adapterv1.EmbedRequest, signal: AbortSignal): Promise<adapterv1.EmbedResponse>;
+  moderate(request: adapterv1.ModerateRequest, signal: AbortSignal): Promise<adapterv1.ModerateResponse>;
 }
 
 export interface AdapterHandle extends ServiceHandle {
@@ -43,11 +44,13 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
   const tracing = telemetry.tracing;
   const chat = traceStreamInProcess(tracing, adapterv1.AdapterServiceService.chat.path, (request: adapterv1.ChatRequest, signal: AbortSignal) => service.chat(request, signal));
   const embed = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.embed.path, async (request: adapterv1.EmbedRequest, signal: AbortSignal) => ({ response: await service.embed(request, signal) }));
+  const moderate = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.moderate.path, async (request: adapterv1.ModerateRequest, signal: AbortSignal) => ({ response: await service.moderate(request, signal) }));
   return {
     name: 'adapter',
     inProcess: {
       chat: (request, signal) => callStreamInProcess((callee) => chat(request, callee), signal),
       embed: (request, signal) => callUnaryInProcess((callee) => embed(request, callee), signal),
+      moderate: (request, signal) => callUnaryInProcess((callee) => moderate(request, callee), signal),
     },
     httpPort: http.port,
     grpcPort: grpc.port,

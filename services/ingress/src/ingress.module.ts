@@ -23,6 +23,7 @@ import { ChatCompletionsHttpController } from './routes/chat-completions.http.co
 import { CompletionsHttpController } from './routes/completions.http.controller';
 import { EMBEDDING_INPUT_LIMITS, type EmbeddingInputLimits } from './routes/embedding-input-limit';
 import { EmbeddingsHttpController } from './routes/embeddings.http.controller';
+import { ModerationsHttpController } from './routes/moderations.http.controller';
 import { KeyHttpController } from './routes/key.http.controller';
 import { CountTokensBodyGuard, MessagesBodyGuard, MessagesHttpController } from './routes/messages.http.controller';
 import { ModelsHttpController } from './routes/models.http.controller';
@@ -69,6 +70,7 @@ export class IngressModule {
         ResponsesHttpController,
         MessagesHttpController,
         EmbeddingsHttpController,
+        ModerationsHttpController,
         ModelsHttpController,
         KeyHttpController,
         KeysHttpController,

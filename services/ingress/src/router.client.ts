@@ -57,6 +57,10 @@ export class RouterClient extends RouterPort {
     return callUnary(this.client.embed.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
   }
 
+  moderate(request: routerv1.ModerateRequest, signal?: AbortSignal): Promise<routerv1.ModerateResponse> {
+    return callUnary(this.client.moderate.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
+  }
+
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {
     return callUnary(this.client.listModels.bind(this.client), { context }, new Metadata(), undefined, this.light());
   }

@@ -9,6 +9,7 @@ export abstract class RouterPort {
   abstract chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse>;
   /** Without a signal, the call runs to its answer (or the router's deadline) whatever the client does. */
   abstract embed(request: routerv1.EmbedRequest, signal?: AbortSignal): Promise<routerv1.EmbedResponse>;
+  abstract moderate(request: routerv1.ModerateRequest, signal?: AbortSignal): Promise<routerv1.ModerateResponse>;
   abstract listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
   abstract explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   abstract providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
@@ -25,7 +26,7 @@ export abstract class RouterPort {
 }
 
 /** The router's methods, as the embedded gateway hands them over. */
-export type RouterCalls = Pick<RouterPort, 'chat' | 'embed' | 'listModels' | 'explain' | 'providersHealth' | 'grayReleases'>;
+export type RouterCalls = Pick<RouterPort, 'chat' | 'embed' | 'moderate' | 'listModels' | 'explain' | 'providersHealth' | 'grayReleases'>;
 
 /** The status methods of one router replica. */
 export type RouterStatusCalls = Pick<RouterCalls, 'providersHealth' | 'grayReleases'>;
@@ -50,6 +51,10 @@ export class InProcessRouter extends RouterPort {
 
   embed(request: routerv1.EmbedRequest, signal?: AbortSignal): Promise<routerv1.EmbedResponse> {
     return this.calls.embed(request, signal);
+  }
+
+  moderate(request: routerv1.ModerateRequest, signal?: AbortSignal): Promise<routerv1.ModerateResponse> {
+    return this.calls.moderate(request, signal);
   }
 
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {

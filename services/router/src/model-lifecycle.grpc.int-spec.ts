@@ -20,6 +20,7 @@ describe('model lifecycle over the router gRPC API', () => {
         yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
       })(),
     embed: (request) => Promise.resolve({ response: { model: request.upstreamModel, data: [] } }),
+    moderate: () => Promise.reject(new Error('unused')),
   };
   const model = (id: string, extra: Record<string, unknown> = {}) => ({ id, deployments: [{ id: `${id}-a`, provider: 'a', model: `up-${id}` }], ...extra });
   const config = configWith([

@@ -34,6 +34,7 @@ describe('the router stopping', () => {
           yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
         })(),
       embed: () => Promise.reject(new Error('unused')),
+      moderate: () => Promise.reject(new Error('unused')),
     };
     const config = configWith(TWO_MODELS);
     router = await startRouter({ ...config, router: { ...config.router, grpc: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } } }, createLogger('router', 'silent'), {}, { adapter });

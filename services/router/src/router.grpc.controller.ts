@@ -36,6 +36,9 @@ export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcS
     embed(call: ServerUnaryCall<routerv1.EmbedRequest, routerv1.EmbedResponse>, callback: sendUnaryData<routerv1.EmbedResponse>): void {
       serveUnary(call, callback, (signal) => service.embed(call.request, signal));
     },
+    moderate(call: ServerUnaryCall<routerv1.ModerateRequest, routerv1.ModerateResponse>, callback: sendUnaryData<routerv1.ModerateResponse>): void {
+      serveUnary(call, callback, (signal) => service.moderate(call.request, signal));
+    },
 
     listModels: unary((request: routerv1.ListModelsRequest) => service.listModels(request.context)),
     explain: unary((request: routerv1.ExplainRequest) => service.explain(request)),

@@ -15,6 +15,7 @@ const adapters: AdapterPort = {
       yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
     })(),
   embed: () => Promise.reject(new Error('unused')),
+  moderate: () => Promise.reject(new Error('unused')),
 };
 
 describe('the router over gRPC, to a caller that asks for route calls and to one that does not', () => {

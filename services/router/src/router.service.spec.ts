@@ -24,6 +24,13 @@ class FakeAdapters implements AdapterPort {
   embed(): Promise<adapterv1.EmbedResponse> {
     return Promise.resolve({ response: { model: 'e', data: [] } as never });
   }
+  readonly moderations: adapterv1.ModerateRequest[] = [];
+  moderate(request: adapterv1.ModerateRequest): Promise<adapterv1.ModerateResponse> {
+    this.moderations.push(request);
+    const failure = this.failures[request.upstreamModel]?.shift();
+    if (failure) return Promise.reject(failure);
+    return Promise.resolve({ response: { id: 'modr-1', model: request.upstreamModel, results: [{ flagged: true, categories: { violence: true }, categoryScores: { violence: 0.91 }, extraJson: '' }] } });
+  }
 }
 
 const decisionOf = (events: routerv1.ChatResponse[]) => events.find((e) => e.routed)?.routed?.decision;
@@ -91,6 +98,7 @@ describe('RouterService', () => {
             }
           })(),
         embed: () => Promise.reject(new Error('unused')),
+        moderate: () => Promise.reject(new Error('unused')),
       };
       const client = new AbortController();
       const stream = new RouterService(engine, adapters).chat({ context: contextFor(), request: chatRequest('cheap', 'hi') }, answersAfterLeaving ? new AbortController().signal : client.signal);
@@ -243,6 +251,7 @@ describe('RouterService judging a gray release', () => {
   const adapters = (answer: (model: string, signal: AbortSignal) => AsyncGenerator<adapterv1.ChatResponse>): AdapterPort => ({
     chat: (request, signal) => answer(request.upstreamModel, signal),
     embed: () => Promise.reject(new Error('unused')),
+    moderate: () => Promise.reject(new Error('unused')),
   });
   const releaseConfig = (percent: number, routing: Record<string, unknown> = {}, models: unknown[] = TWO_MODELS) =>
     configWith(models, {
@@ -345,5 +354,60 @@ describe('RouterService judging a gray release', () => {
     expect(calls).toEqual(['c', 'p']);
     expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ canaryStats: { requests: 0 }, baselineStats: { requests: 0 } });
     expect(engine.breakers.of('premium-a').snapshot()).toMatchObject({ consecutiveFailures: 0, windowRequests: 0 });
+  });
+});
+
+describe('RouterService.moderate', () => {
+  const MODERATION = [
+    ...TWO_MODELS,
+    { id: 'text-mod', capabilities: ['moderation'], pricing: { input: '0', output: '0' }, deployments: [{ id: 'text-mod-a', provider: 'a', model: 'text-moderation-latest' }] },
+    { id: 'omni-mod', capabilities: ['moderation', 'vision'], pricing: { input: '0.01', output: '0' }, deployments: [{ id: 'omni-a', provider: 'a', model: 'omni-a' }, { id: 'omni-b', provider: 'b', model: 'omni-b' }] },
+  ];
+  const config = configWith(MODERATION, { retry: { baseDelayMs: 0, maxDelayMs: 0 } });
+  const request = (model: string, parts: chatv1.ModerationPart[] = []): chatv1.ModerationRequest => ({ model, texts: parts.length ? [] : ['I will kill the process'], parts, extraJson: '' });
+
+  it('serves a named moderation model and tells the route it took', async () => {
+    const adapters = new FakeAdapters();
+    const answer = await new RouterService(engineFor(config), adapters).moderate({ context: contextFor(), request: request('text-mod') }, new AbortController().signal);
+    expect(answer.response?.results[0]).toMatchObject({ flagged: true, categories: { violence: true } });
+    expect(answer.decision).toMatchObject({ model: 'text-mod', deployment: 'text-mod-a', upstreamModel: 'text-moderation-latest', attempts: 1 });
+    expect(adapters.moderations[0]?.request?.texts).toEqual(['I will kill the process']);
+  });
+
+  it('sends a request without a model to a moderation model (never a chat model), as OpenAI picks its latest', async () => {
+    const adapters = new FakeAdapters();
+    const answer = await new RouterService(engineFor(config), adapters).moderate({ context: contextFor(), request: request('') }, new AbortController().signal);
+    expect(['text-mod', 'omni-mod']).toContain(answer.decision?.model);
+  });
+
+  it('fails over between the deployments of a moderation model on a provider failure', async () => {
+    const adapters = new FakeAdapters();
+    const engine = engineFor(config);
+    const service = new RouterService(engine, adapters);
+    // omni-a fails whenever it is called; omni-b serves, whichever was tried first.
+    adapters.failures['omni-a'] = [1, 2, 3].map(() => new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 }));
+    const answer = await service.moderate({ context: contextFor(), request: request('omni-mod') }, new AbortController().signal);
+    expect(answer.decision).toMatchObject({ model: 'omni-mod', deployment: 'omni-b' });
+    expect(answer.decision?.attemptDetails.at(-1)).toMatchObject({ deployment: 'omni-b', status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_OK });
+    expect(answer.decision?.attemptDetails.slice(0, -1).every((a) => a.deployment === 'omni-a' && a.status === routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR)).toBe(true);
+    // Two calls at most: the failing deployment is not called again once the other answered.
+    expect(adapters.moderations.length).toBe(answer.decision?.attemptDetails.length);
+  });
+
+  it('refuses a chat model, and images for a model without vision, naming the field (400, not retried)', async () => {
+    const service = new RouterService(engineFor(config), new FakeAdapters());
+    await expect(service.moderate({ context: contextFor(), request: request('cheap') }, new AbortController().signal)).rejects.toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'model' });
+    const withImage = request('text-mod', [{ text: 'look' }, { imageUrl: 'https://example.com/a.png' }]);
+    await expect(service.moderate({ context: contextFor(), request: withImage }, new AbortController().signal)).rejects.toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'input' });
+    // The omni model takes images.
+    const answer = await service.moderate({ context: contextFor(), request: { ...withImage, model: 'omni-mod' } }, new AbortController().signal);
+    expect(answer.decision?.model).toBe('omni-mod');
+  });
+
+  it('passes a provider refusal of the request itself straight to the client', async () => {
+    const adapters = new FakeAdapters();
+    adapters.failures['text-moderation-latest'] = [new GatewayError('bad_request', 'input too long', { upstreamStatus: 400, param: 'input' })];
+    await expect(new RouterService(engineFor(config), adapters).moderate({ context: contextFor(), request: request('text-mod') }, new AbortController().signal)).rejects.toMatchObject({ kind: 'bad_request', param: 'input' });
+    expect(adapters.moderations).toHaveLength(1);
   });
 });

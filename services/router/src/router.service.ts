@@ -22,6 +22,7 @@ import type { RoutingEngine } from './routing/routing-engine';
 export interface AdapterPort {
   chat(request: adapterv1.ChatRequest, signal: AbortSignal, deployment: string): AsyncIterator<adapterv1.ChatResponse>;
   embed(request: adapterv1.EmbedRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.EmbedResponse>;
+  moderate(request: adapterv1.ModerateRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.ModerateResponse>;
 }
 
 const ADAPTER_CHUNKS = chatChunkBatching<adapterv1.ChatResponse>();
@@ -33,6 +34,10 @@ export function grpcAdapters(clients: AdapterClients): AdapterPort {
     embed: (request, signal) => {
       const client = clients.for(request.provider);
       return callUnary<adapterv1.EmbedRequest, adapterv1.EmbedResponse>(client.embed.bind(client), request, new Metadata(), signal);
+    },
+    moderate: (request, signal) => {
+      const client = clients.for(request.provider);
+      return callUnary<adapterv1.ModerateRequest, adapterv1.ModerateResponse>(client.moderate.bind(client), request, new Metadata(), signal);
     },
   };
 }
@@ -177,6 +182,34 @@ export class RouterService {
     const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
     served.finish();
     if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no embeddings.');
+    return { decision: decisionFor(plan, served.candidate, served.attempts), response: served.first.response };
+  }
+
+  async moderate(input: routerv1.ModerateRequest, signal: AbortSignal): Promise<routerv1.ModerateResponse> {
+    const { context, request: asked } = requiredRequest(input);
+    const request = this.guardrails.screenModeration(context, asked);
+    // OpenAI's SDK may leave the model out (OpenAI then uses its latest moderation model): the
+    // request goes to `auto`, the models with the moderation capability, ranked by the strategy.
+    const model = request.model || AUTO_MODEL;
+    const planRequest: PlanRequest = {
+      context,
+      capability: 'moderation',
+      model,
+      controls: { route: {} },
+      taskType: undefined,
+      needs: request.parts.some((p) => p.imageUrl !== undefined) ? ['vision'] : [],
+      promptTokens: 0,
+      maxOutputTokens: 0,
+      stream: false,
+      user: '',
+    };
+    const plan = this.planned(planRequest);
+    const open: AttemptOpener<adapterv1.ModerateResponse> = (candidate, callSignal) =>
+      once(this.adapters.moderate({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
+    const gray = this.grayReleaseWatch(plan, planRequest.capability);
+    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
+    served.finish();
+    if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no moderation results.');
     return { decision: decisionFor(plan, served.candidate, served.attempts), response: served.first.response };
   }
 

@@ -1,13 +1,13 @@
 import { z } from 'zod';
 
 export type FaultKind = 'http_error' | 'timeout' | 'drop_mid_stream' | 'drop_before_response';
-export type FaultPath = 'chat' | 'embeddings';
+export type FaultPath = 'chat' | 'embeddings' | 'moderations';
 
 /** A failure to inject. The first fault matching a request applies. */
 export interface Fault {
   /** Only requests for this upstream model name (default: all models). */
   model?: string;
-  /** Only this endpoint family (default: chat and embeddings). */
+  /** Only this endpoint family (default: chat, embeddings and moderations). */
   path?: FaultPath;
   kind: FaultKind;
   /** For `http_error`: the status to answer with (default 500). */
@@ -68,7 +68,7 @@ const nonNegativeMs = z.number().finite().min(0);
 
 export const faultSchema = z.strictObject({
   model: z.string().min(1).optional(),
-  path: z.enum(['chat', 'embeddings']).optional(),
+  path: z.enum(['chat', 'embeddings', 'moderations']).optional(),
   kind: z.enum(['http_error', 'timeout', 'drop_mid_stream', 'drop_before_response']),
   status: z.int().min(400).max(599).optional(),
   code: z.string().optional(),

@@ -213,6 +213,7 @@ export const SIMULATED_MODELS: readonly string[] = [
   'gpt-4.1-mini',
   'text-embedding-3-small',
   'text-embedding-3-large',
+  'omni-moderation-latest',
 ];
 
 const MODEL_CREATED = 1_700_000_000;
@@ -223,6 +224,18 @@ export function modelBody(id: string): unknown {
 
 export function modelListBody(): unknown {
   return { object: 'list', data: SIMULATED_MODELS.map(modelBody) };
+}
+
+/** A moderation result as OpenAI sends it; `category_applied_input_types` only from the omni models. */
+export interface ModerationResultBody {
+  flagged: boolean;
+  categories: Record<string, boolean | null>;
+  category_scores: Record<string, number | null>;
+  category_applied_input_types?: Record<string, string[]>;
+}
+
+export function moderationBody(id: string, model: string, results: readonly ModerationResultBody[]): unknown {
+  return { id, model, results };
 }
 
 export function embeddingListBody(model: string, embeddings: readonly (number[] | string)[], promptTokens: number): unknown {

@@ -79,6 +79,19 @@ export const embeddingRequestSchema = z.looseObject({
 
 export type EmbeddingRequest = z.infer<typeof embeddingRequestSchema>;
 
+const moderationPartSchema = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('text'), text: z.string() }),
+  z.looseObject({ type: z.literal('image_url'), image_url: z.looseObject({ url: z.string() }) }),
+]);
+
+export const moderationRequestSchema = z.looseObject({
+  model: z.string().min(1).optional(),
+  input: z.union([z.string(), z.array(z.string()).min(1), z.array(moderationPartSchema).min(1)]),
+});
+
+export type ModerationRequest = z.infer<typeof moderationRequestSchema>;
+export type ModerationPart = z.infer<typeof moderationPartSchema>;
+
 export interface RequestProblem {
   message: string;
   param: string | null;
@@ -91,7 +104,7 @@ export function describeProblem(error: z.ZodError, raw: unknown): RequestProblem
   if (issue === undefined) return { message: 'Invalid request body.', param: null, code: null };
   const path = issue.path.filter((segment): segment is string | number => typeof segment !== 'symbol');
   const param = path.length === 0 ? null : formatParam(path);
-  if (param !== null && issue.code === 'invalid_type' && valueAt(raw, path) === undefined) {
+  if (param !== null && (issue.code === 'invalid_type' || issue.code === 'invalid_union') && valueAt(raw, path) === undefined) {
     return { message: `Missing required parameter: '${param}'.`, param, code: 'missing_required_parameter' };
   }
   if (param === null) return { message: `Invalid request body: ${issue.message}.`, param: null, code: 'invalid_request_body' };

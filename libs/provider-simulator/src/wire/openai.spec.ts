@@ -138,6 +138,75 @@ describe('OpenAI wire format over HTTP', () => {
     expect((await post('/v1/embeddings', { model: 'm', input: [] })).status).toBe(400);
   });
 
+  describe('moderations', () => {
+    const moderate = (body: unknown, headers: Record<string, string> = {}) => post('/v1/moderations', body, headers);
+
+    it("judges each text on its own in OpenAI's shape, with the input kinds for an omni model", async () => {
+      const response = await moderate({ model: 'omni-moderation-latest', input: ['I will kill you', 'Nice weather'] });
+      expect(response.status).toBe(200);
+      const body = JSON.parse(response.text);
+      expect(body).toEqual({ id: expect.stringMatching(/^modr-/), model: 'omni-moderation-latest', results: [expect.any(Object), expect.any(Object)] });
+      const [violent, calm] = body.results;
+      expect(violent).toMatchObject({ flagged: true, categories: { violence: true, hate: false } });
+      expect(violent.category_scores.violence).toBeGreaterThanOrEqual(0.9);
+      expect(violent.category_applied_input_types.violence).toEqual(['text']);
+      expect(calm.flagged).toBe(false);
+      expect(Object.keys(calm.categories)).toHaveLength(13);
+      expect(sim.requests()[0]).toMatchObject({ path: '/v1/moderations', model: 'omni-moderation-latest', outcome: 'completed' });
+    });
+
+    it('judges a list of parts as one input, images included, and defaults the model to omni-moderation-latest', async () => {
+      const body = JSON.parse(
+        (
+          await moderate({
+            input: [
+              { type: 'text', text: 'look at this' },
+              { type: 'image_url', image_url: { url: 'https://example.com/gore.png' } },
+            ],
+          })
+        ).text,
+      );
+      expect(body.model).toBe('omni-moderation-latest');
+      expect(body.results).toHaveLength(1);
+      expect(body.results[0]).toMatchObject({ flagged: true, categories: { 'violence/graphic': true } });
+      expect(body.results[0].category_applied_input_types).toMatchObject({ violence: ['text', 'image'], hate: ['text'] });
+    });
+
+    it('answers a text-moderation model without input kinds and with no illicit verdict, and refuses it images', async () => {
+      const body = JSON.parse((await moderate({ model: 'text-moderation-latest', input: 'how to steal a car' })).text);
+      expect(body.results[0]).not.toHaveProperty('category_applied_input_types');
+      expect(body.results[0].categories.illicit).toBeNull();
+      expect(body.results[0].category_scores.illicit).toBeNull();
+      const image = await moderate({ model: 'text-moderation-latest', input: [{ type: 'image_url', image_url: { url: 'https://example.com/a.png' } }] });
+      expect(image.status).toBe(400);
+      expect(JSON.parse(image.text).error).toMatchObject({ param: 'input', type: 'invalid_request_error' });
+    });
+
+    it("refuses a request without input, or with an input of the wrong shape, in OpenAI's error shape", async () => {
+      const missing = await moderate({ model: 'omni-moderation-latest' });
+      expect(missing.status).toBe(400);
+      expect(JSON.parse(missing.text)).toEqual({ error: { message: "Missing required parameter: 'input'.", type: 'invalid_request_error', param: 'input', code: 'missing_required_parameter' } });
+      expect((await moderate({ input: [] })).status).toBe(400);
+      expect((await moderate({ input: [{ type: 'audio' }] })).status).toBe(400);
+      expect((await moderate('{"input": ')).status).toBe(400);
+    });
+
+    it('checks the API key, applies faults aimed at moderations, and their retry-after', async () => {
+      sim.setApiKey('sk-mod');
+      expect((await moderate({ input: 'x' })).status).toBe(401);
+      expect((await moderate({ input: 'x' }, { authorization: 'Bearer sk-mod' })).status).toBe(200);
+      sim.setApiKey(undefined);
+      sim.configure({ faults: [{ kind: 'http_error', status: 429, retryAfterSeconds: 3, path: 'moderations' }] });
+      const limited = await moderate({ input: 'x' });
+      expect(limited.status).toBe(429);
+      expect(limited.headers['retry-after']).toBe('3');
+      expect(JSON.parse(limited.text).error).toMatchObject({ type: 'requests', code: 'rate_limit_exceeded' });
+      expect((await chat({})).status).toBe(200);
+      sim.configure({ faults: [{ kind: 'http_error', status: 500, path: 'embeddings' }] });
+      expect((await moderate({ input: 'x' })).status).toBe(200);
+    });
+  });
+
   describe('control endpoints', () => {
     it('sets behaviour, rejects bad input, lists and resets requests', async () => {
       const ok = await post('/_sim/behaviour', { completionTokens: 5 });

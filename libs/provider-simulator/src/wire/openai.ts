@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { type Behaviour, type Fault, type FaultPath, MAX_EMBEDDING_DIMENSIONS } from '../core/behaviour-config';
 import { type EmbeddingInput, encodeEmbeddingBase64, generateEmbedding } from '../core/embedding-generator';
+import { classifyModeration, MODERATION_CATEGORIES, type ModerationInput } from '../core/moderation-classifier';
 import { deliverFrames } from '../core/stream-pacer';
 import { countTokens } from '../core/token-counter';
 import type { HttpExchange } from '../http/http-exchange';
@@ -15,6 +16,8 @@ import {
   errorTypeForStatus,
   modelBody,
   modelListBody,
+  moderationBody,
+  type ModerationResultBody,
   openAiError,
 } from './openai-formats';
 import {
@@ -22,6 +25,9 @@ import {
   describeProblem,
   type EmbeddingRequest,
   embeddingRequestSchema,
+  type ModerationPart,
+  type ModerationRequest,
+  moderationRequestSchema,
   type RequestProblem,
 } from './openai-request-schemas';
 import { faultRetryAfterSeconds, faultWithoutAnswer, type SimulatorRuntime, type WireHandler, type WireProtocol } from './wire-protocol';
@@ -241,6 +247,55 @@ function embeddingInputs(input: EmbeddingRequest['input']): EmbeddingInput[] {
   return items.filter((item): item is string | number[] => typeof item !== 'number');
 }
 
+/** OpenAI's default moderation model, answered when the request names none. */
+const DEFAULT_MODERATION_MODEL = 'omni-moderation-latest';
+
+/**
+ * `POST /v1/moderations`: one result per text, or one for a list of parts. Scores come from
+ * `classifyModeration` (trigger words); the omni models also say which input kinds each category
+ * was judged on, and only they take images. The text-moderation models judge no `illicit`
+ * categories: those are null, as OpenAI sends them.
+ */
+const moderations: WireHandler = async (exchange, runtime) => {
+  const prepared = await prepare(exchange, runtime, 'moderations');
+  if (prepared === undefined) return;
+  const parsed = moderationRequestSchema.safeParse(prepared.body);
+  if (!parsed.success) return sendProblem(exchange, describeProblem(parsed.error, prepared.body));
+  const model = parsed.data.model ?? DEFAULT_MODERATION_MODEL;
+  const omni = model.startsWith('omni-moderation');
+  const inputs = moderationInputs(parsed.data.input);
+  if (!omni && inputs.some((input) => input.imageUrls.length > 0)) {
+    return sendProblem(exchange, { message: `The model \`${model}\` does not support image inputs.`, param: 'input', code: 'invalid_value' });
+  }
+  const results = inputs.map((input): ModerationResultBody => {
+    const verdict = classifyModeration(runtime.seed, input);
+    if (omni) return { flagged: verdict.flagged, categories: verdict.categories, category_scores: verdict.category_scores, category_applied_input_types: verdict.appliedInputTypes };
+    const categories: Record<string, boolean | null> = { ...verdict.categories };
+    const scores: Record<string, number | null> = { ...verdict.category_scores };
+    for (const category of MODERATION_CATEGORIES) {
+      if (!category.startsWith('illicit')) continue;
+      categories[category] = null;
+      scores[category] = null;
+    }
+    const flagged = Object.values(categories).some((value) => value === true);
+    return { flagged, categories, category_scores: scores };
+  });
+  const body = moderationBody(`modr-${runtime.ids.alphanumeric(24)}`, model, results);
+  if (prepared.midResponseFault !== undefined) return exchange.sendTruncated(200, JSON_HEADERS, JSON.stringify(body));
+  exchange.sendJson(200, body);
+};
+
+function moderationInputs(input: ModerationRequest['input']): ModerationInput[] {
+  if (typeof input === 'string') return [{ text: input, hasText: true, imageUrls: [] }];
+  const items: readonly (string | ModerationPart)[] = input;
+  if (items.every((item): item is string => typeof item === 'string')) return items.map((text) => ({ text, hasText: true, imageUrls: [] }));
+  // A list of parts is one input: its texts judged together, with its images.
+  const parts = items.filter((item): item is ModerationPart => typeof item !== 'string');
+  const texts = parts.flatMap((part) => (part.type === 'text' ? [part.text] : []));
+  const imageUrls = parts.flatMap((part) => (part.type === 'image_url' ? [part.image_url.url] : []));
+  return [{ text: texts.join('\n'), hasText: texts.length > 0, imageUrls }];
+}
+
 const handleListModels: WireHandler = async (exchange, runtime) => {
   if ((await prepare(exchange, runtime, undefined)) === undefined) return;
   exchange.sendJson(200, modelListBody());
@@ -267,12 +322,13 @@ const handleEmbeddings = embeddings('openai');
 const handleAzureChatCompletions = chatCompletions('azure');
 const handleAzureEmbeddings = embeddings('azure');
 
-/** OpenAI's REST surface: models, chat completions (incl. SSE streaming) and embeddings. */
+/** OpenAI's REST surface: models, chat completions (incl. SSE streaming), embeddings and moderations. */
 export const openAiWire: WireProtocol = {
   name: 'openai',
   route(method, pathname) {
     if (method === 'POST' && pathname === '/v1/chat/completions') return handleChatCompletions;
     if (method === 'POST' && pathname === '/v1/embeddings') return handleEmbeddings;
+    if (method === 'POST' && pathname === '/v1/moderations') return moderations;
     if (method === 'GET' && pathname === '/v1/models') return handleListModels;
     if (method === 'GET' && pathname.startsWith('/v1/models/') && pathname.length > '/v1/models/'.length) return handleRetrieveModel;
     return undefined;

@@ -210,9 +210,11 @@ export function secretOf(setting: Omit<CredentialFileSetting, 'path'> & { path: 
 export function closingSecrets(adapter: ProviderAdapter, secrets: ReadonlyArray<Secret | undefined>): ProviderAdapter {
   const watched = secrets.filter((secret): secret is Secret => secret !== undefined);
   if (watched.length === 0) return adapter;
+  const moderate = adapter.moderate?.bind(adapter);
   return {
     chat: (call) => adapter.chat(call),
     embed: (call) => adapter.embed(call),
+    ...(moderate && { moderate }),
     async close() {
       for (const secret of watched) secret.close();
       await adapter.close();

@@ -20,6 +20,8 @@ export interface ProviderAdapter {
   /** Yields chunks for a streamed request, one completion otherwise. */
   chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse>;
   embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse>;
+  /** OpenAI's Moderations API; only families whose provider has one (OpenAI-compatible servers) offer it. */
+  moderate?(call: ProviderCall<chatv1.ModerationRequest>): Promise<chatv1.ModerationResponse>;
   close(): Promise<void>;
 }
 

@@ -11,7 +11,7 @@ import { requestedTier } from '../budgets/worst-case-cost';
 import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
 import { completionChars, outputChars } from './output-chars';
 
-export type UsageOperation = 'chat' | 'completion' | 'embedding';
+export type UsageOperation = 'chat' | 'completion' | 'embedding' | 'moderation';
 
 /** What metering needs of one request, whatever carried it (an HTTP exchange, a WebSocket frame). */
 export interface MeteredExchange {
@@ -52,6 +52,7 @@ const OPERATIONS: Record<UsageOperation, usagev1.Operation> = {
   chat: usagev1.Operation.OPERATION_CHAT,
   completion: usagev1.Operation.OPERATION_COMPLETION,
   embedding: usagev1.Operation.OPERATION_EMBEDDING,
+  moderation: usagev1.Operation.OPERATION_MODERATION,
 };
 
 /** Header with the request's exact cost (a decimal string in the model's price currency). */
@@ -333,6 +334,7 @@ export class UsageTrack {
     if (chunk.usage) this.addUsage(chunk.usage);
   }
 
+  /** The usage of an answer with input only (an embedding, a moderation). */
   embedding(usage: chatv1.Usage | undefined): void {
     if (usage) this.addUsage(usage);
   }

@@ -35,10 +35,15 @@ class RecordingAdapters implements AdapterPort {
   async embed(request: adapterv1.EmbedRequest): Promise<adapterv1.EmbedResponse> {
     if (request.request) this.embeds.push(request.request);
     return { response: chatv1.EmbeddingResponse.fromPartial({ model: request.upstreamModel, data: [], usage: { promptTokens: 1, totalTokens: 1 } }) };
+  }  readonly moderations: chatv1.ModerationRequest[] = [];
+  async moderate(request: adapterv1.ModerateRequest): Promise<adapterv1.ModerateResponse> {
+    if (request.request) this.moderations.push(request.request);
+    return { response: chatv1.ModerationResponse.fromPartial({ id: 'modr-1', model: request.upstreamModel, results: [] }) };
   }
 }
 
 const MODELS = [...POLICY_MODELS, { id: 'emb', capabilities: ['embeddings'], pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'emb-eu', provider: 'eu-1', model: 'emb' }] },
+  { id: 'mod', capabilities: ['moderation', 'vision'], pricing: { input: '0', output: '0' }, deployments: [{ id: 'mod-eu', provider: 'eu-1', model: 'omni-moderation-latest' }] },
   { id: 'vis', capabilities: ['chat', 'vision'], pricing: { input: '1', output: '1' }, deployments: [{ id: 'vis-eu', provider: 'eu-1', model: 'vis' }] },
 ];
 
@@ -102,6 +107,19 @@ describe('input guardrails in the router service', () => {
     expect(adapters.embeds).toHaveLength(2);
   });
 
+  it('screens moderation inputs, texts and text parts alike, passing image parts as they are', async () => {
+    const adapters = new RecordingAdapters();
+    const service = serviceWith(adapters);
+    const moderation = (texts: string[], parts: chatv1.ModerationPart[] = []): chatv1.ModerationRequest => ({ model: 'mod', texts, parts, extraJson: '' });
+    await service.moderate({ context: withRules('emails'), request: moderation(['plain', 'to jane@example.com']) }, new AbortController().signal);
+    expect(adapters.moderations[0]?.texts).toEqual(['plain', 'to [REDACTED:emails]']);
+    const image = { imageUrl: 'https://example.com/cat.png' };
+    await service.moderate({ context: withRules('emails'), request: moderation([], [{ text: 'mail jane@example.com' }, image]) }, new AbortController().signal);
+    expect(adapters.moderations[1]?.parts).toEqual([{ text: 'mail [REDACTED:emails]' }, image]);
+    await expect(service.moderate({ context: contextFor(), request: moderation([], [image, { text: `key ${KEY}` }]) }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'input[1].text' });
+    expect(adapters.moderations).toHaveLength(2);
+  });
+
   it('refuses, rather than pass unscreened, a request naming a rule this router does not have: unavailable (503), retryable, while the configuration rolls out', async () => {
     const adapters = new RecordingAdapters();
     const unknown: string[] = [];
@@ -145,6 +163,7 @@ describe('input guardrails in the router service', () => {
           }
         })(),
       embed: async () => ({}),
+      moderate: async () => ({}),
     };
     const service = new RouterService(engineFor(policyConfig({}, MODELS)), adapters, new Guardrails(rules));
     const events: routerv1.ChatResponse[] = [];

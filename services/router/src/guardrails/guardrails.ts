@@ -104,6 +104,26 @@ export class Guardrails {
     return { ...request, texts: request.texts.map((text, i) => redacted.get(`input[${i}]`) ?? text) };
   }
 
+  /** A moderation request's texts and text parts, screened as embeddings inputs are (`input[i]`, or `input[i].text` for parts). */
+  screenModeration(context: routerv1.RequestContext, request: chatv1.ModerationRequest): chatv1.ModerationRequest {
+    const rules = this.rulesFor(context, 'input');
+    if (rules.length === 0) return request;
+    const fields: Field[] = request.texts.map((text, i) => ({ param: `input[${i}]`, text, json: false, role: 'user' }));
+    request.parts.forEach((part, i) => {
+      if (part.text !== undefined) fields.push({ param: `input[${i}].text`, text: part.text, json: false, role: 'user' });
+    });
+    const redacted = this.screen(rules, fields);
+    if (redacted.size === 0) return request;
+    return {
+      ...request,
+      texts: request.texts.map((text, i) => redacted.get(`input[${i}]`) ?? text),
+      parts: request.parts.map((part, i) => {
+        const text = redacted.get(`input[${i}].text`);
+        return text === undefined ? part : { text };
+      }),
+    };
+  }
+
   /**
    * The configured default and the policy's rules that screen `stage`. A rule this router does not
    * know (its configuration behind the ingress's, while a new one rolls out) refuses the request

@@ -18,6 +18,7 @@ function port(failing: Set<string>): AdapterPort {
       };
     },
     embed: async () => ({}) as adapterv1.EmbedResponse,
+    moderate: async () => ({}) as adapterv1.ModerateResponse,
   };
 }
 
@@ -50,9 +51,10 @@ describe('router attempt metrics', () => {
           yield { completion: {} } as adapterv1.ChatResponse;
         })(),
       embed: async () => ({}) as adapterv1.EmbedResponse,
+    moderate: async () => ({}) as adapterv1.ModerateResponse,
     };
     const instrumented = instrumentAdapterPort(
-      { chat: (request, signal, deployment) => (deployment === 'd-fast' ? port(new Set()).chat(request, signal, deployment) : hangs.chat(request, signal, deployment)), embed: hangs.embed },
+      { chat: (request, signal, deployment) => (deployment === 'd-fast' ? port(new Set()).chat(request, signal, deployment) : hangs.chat(request, signal, deployment)), embed: hangs.embed, moderate: hangs.moderate },
       new RouterMetrics(registry),
     );
     const timedOut = new AbortController();
@@ -83,6 +85,7 @@ describe('router attempt metrics', () => {
           yield { completion: {} } as adapterv1.ChatResponse;
         })(),
       embed: async () => ({}) as adapterv1.EmbedResponse,
+    moderate: async () => ({}) as adapterv1.ModerateResponse,
     };
     const instrumented = instrumentAdapterPort(twoOfOne, new RouterMetrics(registry));
     const signal = new AbortController().signal;

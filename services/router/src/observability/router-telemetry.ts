@@ -73,15 +73,23 @@ export function instrumentAdapterPort(port: AdapterPort, metrics: RouterMetrics)
         throw: (error?: unknown) => (inner.throw ? inner.throw(error) : Promise.reject(error)),
       };
     },
-    async embed(request: adapterv1.EmbedRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.EmbedResponse> {
-      try {
-        const response = await port.embed(request, signal, deployment);
-        record(request.requestId, request.provider, deployment, 'ok');
-        return response;
-      } catch (error) {
-        record(request.requestId, request.provider, deployment, outcomeOf(error, signal));
-        throw error;
-      }
+    embed(request: adapterv1.EmbedRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.EmbedResponse> {
+      return recorded(request, deployment, signal, () => port.embed(request, signal, deployment));
+    },
+    moderate(request: adapterv1.ModerateRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.ModerateResponse> {
+      return recorded(request, deployment, signal, () => port.moderate(request, signal, deployment));
     },
   };
+
+  /** A unary call, recorded with its outcome. */
+  async function recorded<T>(request: { requestId: string; provider: string }, deployment: string, signal: AbortSignal, call: () => Promise<T>): Promise<T> {
+    try {
+      const response = await call();
+      record(request.requestId, request.provider, deployment, 'ok');
+      return response;
+    } catch (error) {
+      record(request.requestId, request.provider, deployment, outcomeOf(error, signal));
+      throw error;
+    }
+  }
 }

@@ -139,7 +139,10 @@ class Adapters implements AdapterPort {
   }
   embed(): Promise<adapterv1.EmbedResponse> {
     return Promise.resolve({ response: { model: 'e', data: [] } as never });
+  }  moderate(): Promise<adapterv1.ModerateResponse> {
+    return Promise.reject(new Error('unused'));
   }
+
 }
 
 const chat = (model: string): routerv1.ChatRequest => ({

@@ -363,7 +363,8 @@ export class RoutePlanner {
     if (excluded) return excluded;
     if (!model.capabilities.includes(input.capability)) return { reason: `does not support ${input.capability}`, fault: { code: 'model_not_supported', param: 'model' } };
     for (const need of input.needs) {
-      if (!model.capabilities.includes(need)) return { reason: `does not support ${need}`, fault: { code: 'model_not_supported', param: NEED_PARAM[need] ?? 'model' } };
+      // A moderation request's images are in its `input`, a chat request's in its messages.
+      if (!model.capabilities.includes(need)) return { reason: `does not support ${need}`, fault: { code: 'model_not_supported', param: input.capability === 'moderation' ? 'input' : (NEED_PARAM[need] ?? 'model') } };
     }
     if (checkContext && input.capability === 'chat' && input.promptTokens + input.maxOutputTokens > model.contextWindow) {
       const param = input.promptTokens > model.contextWindow ? 'messages' : 'max_tokens';

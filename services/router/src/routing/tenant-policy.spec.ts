@@ -132,7 +132,10 @@ class RecordingAdapters implements AdapterPort {
   }
   embed(): Promise<adapterv1.EmbedResponse> {
     return Promise.reject(new Error('not used'));
+  }  moderate(): Promise<adapterv1.ModerateResponse> {
+    return Promise.reject(new Error('unused'));
   }
+
 }
 
 describe('tenant policies in the router service', () => {

@@ -7,10 +7,13 @@ import {
   parseOpenAICompletion,
   parseOpenAIEmbeddingResponse,
   parseOpenAIErrorResponse,
+  parseOpenAIModerationResponse,
   toOpenAIChatBody,
   toOpenAIEmbeddingBody,
+  toOpenAIModerationBody,
 } from '@openrouter/openai-wire';
 import { embeddingResponse } from '../embedding-response';
+import { moderationResponse } from '../moderation-response';
 import { closingSecrets, CredentialFile } from '../credential-file';
 import { createUpstreamDispatcher, discardRest, type Egress, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
@@ -21,6 +24,8 @@ import { StreamUsage } from './openai-stream';
 export interface OpenAIEndpoints {
   chatUrl(upstreamModel: string): URL;
   embeddingsUrl(upstreamModel: string): URL;
+  /** Where the server takes moderations; unset: it has no Moderations API (Azure OpenAI), and the adapter offers none. */
+  moderationsUrl?: ((upstreamModel: string) => URL) | undefined;
   headers: Record<string, string>;
   timeoutMs: number;
   /** The parameter the server takes an output limit in; undefined: the limits go as the client sent them. */
@@ -41,6 +46,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
   const base = config.baseUrl.replace(/\/+$/, '');
   const chatUrl = new URL(`${base}/chat/completions`);
   const embeddingsUrl = new URL(`${base}/embeddings`);
+  const moderationsUrl = new URL(`${base}/moderations`);
   const headers: Record<string, string> = { ...config.headers };
   // A key in a file is read now (an unreadable one stops the adapter here) and again when it changes.
   const keyFile = config.apiKeyFile === undefined ? undefined : CredentialFile.open({ provider: id, key: 'apiKeyFile', path: config.apiKeyFile, checkIntervalMs: config.credentialFileCheckIntervalMs }, context?.credentialFiles);
@@ -50,6 +56,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
     {
       chatUrl: () => chatUrl,
       embeddingsUrl: () => embeddingsUrl,
+      moderationsUrl: () => moderationsUrl,
       headers,
       auth: keyFile && secretAuth(keyFile, (key) => ({ authorization: `Bearer ${key}` })),
       timeoutMs: config.timeoutMs,
@@ -86,7 +93,7 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
     }
   }
 
-  return {
+  const adapter: ProviderAdapter = {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
       const body = withoutNullParams(toOpenAIChatBody(call.request, call.upstreamModel, { outputLimit: endpoints.outputLimit, dropParams: endpoints.dropParams }));
       const response = await post(endpoints.chatUrl(call.upstreamModel), body, call);
@@ -138,6 +145,16 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
       await agent.close();
     },
   };
+  // Moderations only where the server has the endpoint: a provider without one refuses them before any call.
+  const { moderationsUrl } = endpoints;
+  if (moderationsUrl !== undefined) {
+    adapter.moderate = async (call: ProviderCall<chatv1.ModerationRequest>): Promise<chatv1.ModerationResponse> => {
+      const body = withoutNullParams(toOpenAIModerationBody(call.request, call.upstreamModel, { dropParams: endpoints.dropParams }));
+      const response = await post(moderationsUrl(call.upstreamModel), body, call);
+      return moderationResponse(call.request, parseOpenAIModerationResponse(await readJson(response, call)), call.requestId, id);
+    };
+  }
+  return adapter;
 }
 
 /**

@@ -27,6 +27,8 @@ import {
   ChatRequest as ChatRequest1,
   EmbeddingRequest,
   EmbeddingResponse,
+  ModerationRequest,
+  ModerationResponse,
 } from "../../chat/v1/chat";
 
 export interface ChatRequest {
@@ -50,6 +52,14 @@ export interface EmbedRequest {
   timeoutMs: number;
 }
 
+export interface ModerateRequest {
+  requestId: string;
+  provider: string;
+  upstreamModel: string;
+  request?: ModerationRequest | undefined;
+  timeoutMs: number;
+}
+
 /** Chunks for a streamed request, one completion otherwise. */
 export interface ChatResponse {
   chunk?: ChatChunk | undefined;
@@ -62,6 +72,10 @@ export interface ChatResponse {
 
 export interface EmbedResponse {
   response?: EmbeddingResponse | undefined;
+}
+
+export interface ModerateResponse {
+  response?: ModerationResponse | undefined;
 }
 
 function createBaseChatRequest(): ChatRequest {
@@ -274,6 +288,111 @@ export const EmbedRequest: MessageFns<EmbedRequest> = {
   },
 };
 
+function createBaseModerateRequest(): ModerateRequest {
+  return { requestId: "", provider: "", upstreamModel: "", request: undefined, timeoutMs: 0 };
+}
+
+export const ModerateRequest: MessageFns<ModerateRequest> = {
+  encode(message: ModerateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.provider !== "") {
+      writer.uint32(18).string(message.provider);
+    }
+    if (message.upstreamModel !== "") {
+      writer.uint32(26).string(message.upstreamModel);
+    }
+    if (message.request !== undefined) {
+      ModerationRequest.encode(message.request, writer.uint32(34).fork()).join();
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(40).uint32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModerateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModerateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.upstreamModel = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.request = ModerationRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModerateRequest>, I>>(base?: I): ModerateRequest {
+    return ModerateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModerateRequest>, I>>(object: I): ModerateRequest {
+    const message = createBaseModerateRequest();
+    message.requestId = object.requestId ?? "";
+    message.provider = object.provider ?? "";
+    message.upstreamModel = object.upstreamModel ?? "";
+    message.request = (object.request !== undefined && object.request !== null)
+      ? ModerationRequest.fromPartial(object.request)
+      : undefined;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    return message;
+  },
+};
+
 function createBaseChatResponse(): ChatResponse {
   return { chunk: undefined, completion: undefined, chunks: undefined };
 }
@@ -416,6 +535,63 @@ export const EmbedResponse: MessageFns<EmbedResponse> = {
   },
 };
 
+function createBaseModerateResponse(): ModerateResponse {
+  return { response: undefined };
+}
+
+export const ModerateResponse: MessageFns<ModerateResponse> = {
+  encode(message: ModerateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.response !== undefined) {
+      ModerationResponse.encode(message.response, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModerateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModerateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.response = ModerationResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModerateResponse>, I>>(base?: I): ModerateResponse {
+    return ModerateResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModerateResponse>, I>>(object: I): ModerateResponse {
+    const message = createBaseModerateResponse();
+    message.response = (object.response !== undefined && object.response !== null)
+      ? ModerationResponse.fromPartial(object.response)
+      : undefined;
+    return message;
+  },
+};
+
 /** The router calls one adapter per provider family; the adapter speaks the provider's wire format. */
 export type AdapterServiceService = typeof AdapterServiceService;
 export const AdapterServiceService = {
@@ -437,11 +613,21 @@ export const AdapterServiceService = {
     responseSerialize: (value: EmbedResponse): Buffer => Buffer.from(EmbedResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EmbedResponse => EmbedResponse.decode(value),
   },
+  moderate: {
+    path: "/openrouter.adapter.v1.AdapterService/Moderate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ModerateRequest): Buffer => Buffer.from(ModerateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ModerateRequest => ModerateRequest.decode(value),
+    responseSerialize: (value: ModerateResponse): Buffer => Buffer.from(ModerateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ModerateResponse => ModerateResponse.decode(value),
+  },
 } as const;
 
 export interface AdapterServiceServer extends UntypedServiceImplementation {
   chat: handleServerStreamingCall<ChatRequest, ChatResponse>;
   embed: handleUnaryCall<EmbedRequest, EmbedResponse>;
+  moderate: handleUnaryCall<ModerateRequest, ModerateResponse>;
 }
 
 export interface AdapterServiceClient extends Client {
@@ -461,6 +647,21 @@ export interface AdapterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EmbedResponse) => void,
+  ): ClientUnaryCall;
+  moderate(
+    request: ModerateRequest,
+    callback: (error: ServiceError | null, response: ModerateResponse) => void,
+  ): ClientUnaryCall;
+  moderate(
+    request: ModerateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ModerateResponse) => void,
+  ): ClientUnaryCall;
+  moderate(
+    request: ModerateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ModerateResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -275,6 +275,52 @@ export interface Embedding {
   vectorF32le: Buffer;
 }
 
+/**
+ * A moderation request, as OpenAI's Moderations API takes it: texts, each judged on its own (a
+ * single string is one text), or one input made of text and image parts. Exactly one form is set.
+ */
+export interface ModerationRequest {
+  model: string;
+  texts: string[];
+  parts: ModerationPart[];
+  extraJson: string;
+}
+
+export interface ModerationPart {
+  text?:
+    | string
+    | undefined;
+  /** An `https:` or `data:` URL. */
+  imageUrl?: string | undefined;
+}
+
+export interface ModerationResponse {
+  id: string;
+  model: string;
+  /** One result per text, or one for an input of parts. */
+  results: ModerationResult[];
+  /** Providers report no usage for moderations: the adapter's estimate of the input's tokens. */
+  usage?: Usage | undefined;
+}
+
+export interface ModerationResult {
+  flagged: boolean;
+  categories: { [key: string]: boolean };
+  categoryScores: { [key: string]: number };
+  /** The result's other fields (`category_applied_input_types`), as a JSON object's text. */
+  extraJson: string;
+}
+
+export interface ModerationResult_CategoriesEntry {
+  key: string;
+  value: boolean;
+}
+
+export interface ModerationResult_CategoryScoresEntry {
+  key: string;
+  value: number;
+}
+
 function createBaseChatRequest(): ChatRequest {
   return {
     model: "",
@@ -3220,6 +3266,510 @@ export const Embedding: MessageFns<Embedding> = {
     const message = createBaseEmbedding();
     message.index = object.index ?? 0;
     message.vectorF32le = object.vectorF32le ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseModerationRequest(): ModerationRequest {
+  return { model: "", texts: [], parts: [], extraJson: "" };
+}
+
+export const ModerationRequest: MessageFns<ModerationRequest> = {
+  encode(message: ModerationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    for (const v of message.texts) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.parts) {
+      ModerationPart.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.extraJson !== "") {
+      writer.uint32(34).string(message.extraJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModerationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModerationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.texts.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.parts.push(ModerationPart.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.extraJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModerationRequest>, I>>(base?: I): ModerationRequest {
+    return ModerationRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModerationRequest>, I>>(object: I): ModerationRequest {
+    const message = createBaseModerationRequest();
+    message.model = object.model ?? "";
+    message.texts = object.texts?.map((e) => e) || [];
+    message.parts = object.parts?.map((e) => ModerationPart.fromPartial(e)) || [];
+    message.extraJson = object.extraJson ?? "";
+    return message;
+  },
+};
+
+function createBaseModerationPart(): ModerationPart {
+  return { text: undefined, imageUrl: undefined };
+}
+
+export const ModerationPart: MessageFns<ModerationPart> = {
+  encode(message: ModerationPart, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.text !== undefined) {
+      writer.uint32(10).string(message.text);
+    }
+    if (message.imageUrl !== undefined) {
+      writer.uint32(18).string(message.imageUrl);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModerationPart {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModerationPart();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.imageUrl = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModerationPart>, I>>(base?: I): ModerationPart {
+    return ModerationPart.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModerationPart>, I>>(object: I): ModerationPart {
+    const message = createBaseModerationPart();
+    message.text = object.text ?? undefined;
+    message.imageUrl = object.imageUrl ?? undefined;
+    return message;
+  },
+};
+
+function createBaseModerationResponse(): ModerationResponse {
+  return { id: "", model: "", results: [], usage: undefined };
+}
+
+export const ModerationResponse: MessageFns<ModerationResponse> = {
+  encode(message: ModerationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.model !== "") {
+      writer.uint32(18).string(message.model);
+    }
+    for (const v of message.results) {
+      ModerationResult.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.usage !== undefined) {
+      Usage.encode(message.usage, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModerationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModerationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.results.push(ModerationResult.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.usage = Usage.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModerationResponse>, I>>(base?: I): ModerationResponse {
+    return ModerationResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModerationResponse>, I>>(object: I): ModerationResponse {
+    const message = createBaseModerationResponse();
+    message.id = object.id ?? "";
+    message.model = object.model ?? "";
+    message.results = object.results?.map((e) => ModerationResult.fromPartial(e)) || [];
+    message.usage = (object.usage !== undefined && object.usage !== null) ? Usage.fromPartial(object.usage) : undefined;
+    return message;
+  },
+};
+
+function createBaseModerationResult(): ModerationResult {
+  return { flagged: false, categories: {}, categoryScores: {}, extraJson: "" };
+}
+
+export const ModerationResult: MessageFns<ModerationResult> = {
+  encode(message: ModerationResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.flagged !== false) {
+      writer.uint32(8).bool(message.flagged);
+    }
+    globalThis.Object.entries(message.categories).forEach(([key, value]: [string, boolean]) => {
+      ModerationResult_CategoriesEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    globalThis.Object.entries(message.categoryScores).forEach(([key, value]: [string, number]) => {
+      ModerationResult_CategoryScoresEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    if (message.extraJson !== "") {
+      writer.uint32(34).string(message.extraJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModerationResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModerationResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.flagged = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = ModerationResult_CategoriesEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.categories[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = ModerationResult_CategoryScoresEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.categoryScores[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.extraJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModerationResult>, I>>(base?: I): ModerationResult {
+    return ModerationResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModerationResult>, I>>(object: I): ModerationResult {
+    const message = createBaseModerationResult();
+    message.flagged = object.flagged ?? false;
+    message.categories = (globalThis.Object.entries(object.categories ?? {}) as [string, boolean][]).reduce(
+      (acc: { [key: string]: boolean }, [key, value]: [string, boolean]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Boolean(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.categoryScores = (globalThis.Object.entries(object.categoryScores ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.extraJson = object.extraJson ?? "";
+    return message;
+  },
+};
+
+function createBaseModerationResult_CategoriesEntry(): ModerationResult_CategoriesEntry {
+  return { key: "", value: false };
+}
+
+export const ModerationResult_CategoriesEntry: MessageFns<ModerationResult_CategoriesEntry> = {
+  encode(message: ModerationResult_CategoriesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== false) {
+      writer.uint32(16).bool(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModerationResult_CategoriesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModerationResult_CategoriesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModerationResult_CategoriesEntry>, I>>(
+    base?: I,
+  ): ModerationResult_CategoriesEntry {
+    return ModerationResult_CategoriesEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModerationResult_CategoriesEntry>, I>>(
+    object: I,
+  ): ModerationResult_CategoriesEntry {
+    const message = createBaseModerationResult_CategoriesEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? false;
+    return message;
+  },
+};
+
+function createBaseModerationResult_CategoryScoresEntry(): ModerationResult_CategoryScoresEntry {
+  return { key: "", value: 0 };
+}
+
+export const ModerationResult_CategoryScoresEntry: MessageFns<ModerationResult_CategoryScoresEntry> = {
+  encode(message: ModerationResult_CategoryScoresEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModerationResult_CategoryScoresEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModerationResult_CategoryScoresEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModerationResult_CategoryScoresEntry>, I>>(
+    base?: I,
+  ): ModerationResult_CategoryScoresEntry {
+    return ModerationResult_CategoryScoresEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModerationResult_CategoryScoresEntry>, I>>(
+    object: I,
+  ): ModerationResult_CategoryScoresEntry {
+    const message = createBaseModerationResult_CategoryScoresEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };

@@ -27,6 +27,8 @@ import {
   ChatRequest as ChatRequest1,
   EmbeddingRequest,
   EmbeddingResponse,
+  ModerationRequest,
+  ModerationResponse,
 } from "../../chat/v1/chat";
 
 export enum RouteAttemptStatus {
@@ -201,6 +203,16 @@ export interface EmbedRequest {
 export interface EmbedResponse {
   decision?: RouteDecision | undefined;
   response?: EmbeddingResponse | undefined;
+}
+
+export interface ModerateRequest {
+  context?: RequestContext | undefined;
+  request?: ModerationRequest | undefined;
+}
+
+export interface ModerateResponse {
+  decision?: RouteDecision | undefined;
+  response?: ModerationResponse | undefined;
 }
 
 export interface ListModelsRequest {
@@ -1664,6 +1676,148 @@ export const EmbedResponse: MessageFns<EmbedResponse> = {
       : undefined;
     message.response = (object.response !== undefined && object.response !== null)
       ? EmbeddingResponse.fromPartial(object.response)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseModerateRequest(): ModerateRequest {
+  return { context: undefined, request: undefined };
+}
+
+export const ModerateRequest: MessageFns<ModerateRequest> = {
+  encode(message: ModerateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.request !== undefined) {
+      ModerationRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModerateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModerateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = ModerationRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModerateRequest>, I>>(base?: I): ModerateRequest {
+    return ModerateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModerateRequest>, I>>(object: I): ModerateRequest {
+    const message = createBaseModerateRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.request = (object.request !== undefined && object.request !== null)
+      ? ModerationRequest.fromPartial(object.request)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseModerateResponse(): ModerateResponse {
+  return { decision: undefined, response: undefined };
+}
+
+export const ModerateResponse: MessageFns<ModerateResponse> = {
+  encode(message: ModerateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decision !== undefined) {
+      RouteDecision.encode(message.decision, writer.uint32(10).fork()).join();
+    }
+    if (message.response !== undefined) {
+      ModerationResponse.encode(message.response, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModerateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModerateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decision = RouteDecision.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.response = ModerationResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ModerateResponse>, I>>(base?: I): ModerateResponse {
+    return ModerateResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModerateResponse>, I>>(object: I): ModerateResponse {
+    const message = createBaseModerateResponse();
+    message.decision = (object.decision !== undefined && object.decision !== null)
+      ? RouteDecision.fromPartial(object.decision)
+      : undefined;
+    message.response = (object.response !== undefined && object.response !== null)
+      ? ModerationResponse.fromPartial(object.response)
       : undefined;
     return message;
   },
@@ -3405,6 +3559,15 @@ export const RouterServiceService = {
     responseSerialize: (value: EmbedResponse): Buffer => Buffer.from(EmbedResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EmbedResponse => EmbedResponse.decode(value),
   },
+  moderate: {
+    path: "/openrouter.router.v1.RouterService/Moderate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ModerateRequest): Buffer => Buffer.from(ModerateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ModerateRequest => ModerateRequest.decode(value),
+    responseSerialize: (value: ModerateResponse): Buffer => Buffer.from(ModerateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ModerateResponse => ModerateResponse.decode(value),
+  },
   listModels: {
     path: "/openrouter.router.v1.RouterService/ListModels" as const,
     requestStream: false as const,
@@ -3452,6 +3615,7 @@ export const RouterServiceService = {
 export interface RouterServiceServer extends UntypedServiceImplementation {
   chat: handleServerStreamingCall<ChatRequest, ChatResponse>;
   embed: handleUnaryCall<EmbedRequest, EmbedResponse>;
+  moderate: handleUnaryCall<ModerateRequest, ModerateResponse>;
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
   /** How a chat request would be routed (task type, every candidate, the order), without calling a provider. */
   explain: handleUnaryCall<ExplainRequest, ExplainResponse>;
@@ -3478,6 +3642,21 @@ export interface RouterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EmbedResponse) => void,
+  ): ClientUnaryCall;
+  moderate(
+    request: ModerateRequest,
+    callback: (error: ServiceError | null, response: ModerateResponse) => void,
+  ): ClientUnaryCall;
+  moderate(
+    request: ModerateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ModerateResponse) => void,
+  ): ClientUnaryCall;
+  moderate(
+    request: ModerateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ModerateResponse) => void,
   ): ClientUnaryCall;
   listModels(
     request: ListModelsRequest,
