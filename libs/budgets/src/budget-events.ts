@@ -4,7 +4,10 @@ import type { KafkaUsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { createKafka, withTimeout } from '@openrouter/usage';
 
+/** The schema version of spend crossings: every consumer reads it. */
 export const BUDGET_SCHEMA_VERSION = 1;
+/** The schema version of forecast crossings (`kind` FORECAST), which a consumer of version 1 alone skips. */
+export const BUDGET_FORECAST_SCHEMA_VERSION = 2;
 export const BUDGET_SCHEMA_NAME = 'openrouter.budget.v1.BudgetEvent';
 
 /** Where threshold crossings go: Kafka (`openrouter.budget.v1`) or, in embedded mode, this process. */

@@ -1,9 +1,9 @@
 import { budgetSchema } from '@openrouter/config';
-import type { budgetv1 } from '@openrouter/contracts';
+import { budgetv1 } from '@openrouter/contracts';
 import { createLogger } from '@openrouter/observability';
 import { accountAt } from './budget-book';
 import { InProcessBudgetBus, type BudgetEventPublisher } from './budget-events';
-import { REFUSAL_PERCENT, THRESHOLD_CLAIM_MS, ThresholdAlerts } from './budget-thresholds';
+import { REFUSAL_PERCENT, THRESHOLD_CLAIM_MS, ThresholdAlerts, type ThresholdAlertOptions } from './budget-thresholds';
 import { MemoryBudgetLedger } from './memory-budget-ledger';
 
 const logger = createLogger('test', 'silent');
@@ -13,13 +13,13 @@ describe('ThresholdAlerts', () => {
   const budget = budgetSchema.parse({ id: 'acme-monthly', scope: { org: 'acme' }, period: 'monthly', amount: '10' });
   const account = accountAt(budget, START);
 
-  function setup(publisher?: (bus: InProcessBudgetBus) => BudgetEventPublisher) {
+  function setup(publisher?: (bus: InProcessBudgetBus) => BudgetEventPublisher, options: ThresholdAlertOptions = {}) {
     const clock = { now: START };
     const ledger = new MemoryBudgetLedger(() => clock.now);
     const bus = new InProcessBudgetBus(logger);
     const received: budgetv1.BudgetEvent[] = [];
     bus.subscribe((event) => received.push(event));
-    const alerts = new ThresholdAlerts(ledger, publisher ? publisher(bus) : bus, logger, () => clock.now);
+    const alerts = new ThresholdAlerts(ledger, publisher ? publisher(bus) : bus, logger, () => clock.now, options);
     return { clock, ledger, alerts, received };
   }
 
@@ -29,6 +29,11 @@ describe('ThresholdAlerts', () => {
     expect(received.map((e) => [e.eventId, e.thresholdPercent, e.spent, e.limit])).toEqual([
       ['acme-monthly/2025-06/50', 50, '8.5', '10'],
       ['acme-monthly/2025-06/80', 80, '8.5', '10'],
+    ]);
+    // A spend crossing stays version 1 (every consumer reads it), its kind said, no projection.
+    expect(received.map((e) => [e.schemaVersion, e.kind, e.projected, e.exceedsAtMs])).toEqual([
+      [1, budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_SPENT, undefined, undefined],
+      [1, budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_SPENT, undefined, undefined],
     ]);
     expect(await alerts.publishCrossed([account], [9_000_000])).toBe(0);
     expect(await alerts.publishCrossed([account], [10_000_000])).toBe(1);
@@ -120,6 +125,115 @@ describe('ThresholdAlerts', () => {
       clock.now += THRESHOLD_CLAIM_MS;
       expect(await alerts.publishRefused(refusing, 9_000_000)).toBe(1);
       expect(received.map((e) => e.thresholdPercent)).toEqual([80, 100, 50]);
+    });
+  });
+
+  describe('forecast thresholds', () => {
+    const DAY = 86_400_000;
+    // June 2025 (UTC), thirty days; START is 13.5 days in (45 %).
+    const JUNE = Date.parse('2025-06-01T00:00:00Z');
+    const forecasting = budgetSchema.parse({ id: 'acme-forecast', scope: { org: 'acme' }, period: 'monthly', amount: '2500', alertThresholds: [100], forecastThresholds: [80, 100] });
+
+    it('publishes each forecast threshold the projection reaches, once per period, as a forecast event of its own', async () => {
+      const { clock, alerts, received } = setup();
+      clock.now = JUNE + 10 * DAY;
+      const june = accountAt(forecasting, clock.now);
+      // 700 in ten days of thirty projects 2100: 84 %.
+      expect(await alerts.publishCrossed([june], [700_000_000])).toBe(1);
+      // 1000 projects 3000 (120 %), reaching the amount on day 25; 80 % is not published again.
+      expect(await alerts.publishCrossed([june], [1_000_000_000])).toBe(1);
+      expect(await alerts.publishCrossed([june], [1_100_000_000])).toBe(0);
+      expect(received.map((e) => [e.eventId, e.schemaVersion, e.kind, e.thresholdPercent, e.spent, e.projected, e.exceedsAtMs, e.limit])).toEqual([
+        ['acme-forecast/2025-06/forecast-80', 2, budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_FORECAST, 80, '700', '2100', undefined, '2500'],
+        ['acme-forecast/2025-06/forecast-100', 2, budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_FORECAST, 100, '1000', '3000', JUNE + 25 * DAY, '2500'],
+      ]);
+    });
+
+    it('keeps a forecast crossing apart from the spend crossing of the same percentage: its own id and marker', async () => {
+      const { clock, alerts, received } = setup();
+      clock.now = JUNE + 15 * DAY;
+      const june = accountAt(forecasting, clock.now);
+      // 100 % forecast first (1300 projects 2600), then the spend reaches 100 % too.
+      expect(await alerts.publishCrossed([june], [1_300_000_000])).toBe(2);
+      expect(await alerts.publishCrossed([june], [2_500_000_000])).toBe(1);
+      expect(received.map((e) => e.eventId)).toEqual(['acme-forecast/2025-06/forecast-80', 'acme-forecast/2025-06/forecast-100', 'acme-forecast/2025-06/100']);
+    });
+
+    it('publishes no forecast before the minimum share of the period has passed, and does once it has', async () => {
+      const { clock, alerts, received } = setup(undefined, { forecastMinElapsedFraction: 0.5 });
+      // 45 % of the period: a projection of 1200 in 13.5 days (2667, 107 %) is not made yet.
+      expect(await alerts.publishCrossed([accountAt(forecasting, clock.now)], [1_200_000_000])).toBe(0);
+      clock.now = JUNE + 15 * DAY;
+      expect(await alerts.publishCrossed([accountAt(forecasting, clock.now)], [1_200_000_000])).toBe(1);
+      expect(received.map((e) => [e.eventId, e.projected])).toEqual([['acme-forecast/2025-06/forecast-80', '2400']]);
+    });
+
+    it('publishes no forecast from no spend, nor for a budget without forecast thresholds', async () => {
+      const { clock, alerts, received } = setup();
+      clock.now = JUNE + 20 * DAY;
+      expect(await alerts.publishCrossed([accountAt(forecasting, clock.now)], [0])).toBe(0);
+      expect(await alerts.publishCrossed([accountAt({ ...forecasting, forecastThresholds: undefined, alertThresholds: [] }, clock.now)], [2_400_000_000])).toBe(0);
+      expect(received).toEqual([]);
+    });
+
+    it("counts a budget created during the period from its creation: its young projection waits, as its spend does", async () => {
+      const { clock, alerts, received } = setup();
+      const created = { ...forecasting, creation: { atMs: JUNE + 20 * DAY, id: 'c0ffee' } };
+      // Half a day after creation (5 % of its ten days): nothing, although 2/3 of June has passed.
+      clock.now = JUNE + 20 * DAY + DAY / 2;
+      expect(await alerts.publishCrossed([accountAt(created, clock.now)], [200_000_000])).toBe(0);
+      // A day after: 200 projects 2000 (80 %).
+      clock.now = JUNE + 21 * DAY;
+      expect(await alerts.publishCrossed([accountAt(created, clock.now)], [200_000_000])).toBe(1);
+      expect(received.map((e) => [e.eventId, e.projected])).toEqual([['acme-forecast~c0ffee/2025-06/forecast-80', '2000']]);
+    });
+
+    it('projects against a lowered amount at the next settle', async () => {
+      const { clock, alerts, received } = setup();
+      clock.now = JUNE + 10 * DAY;
+      // 600 projects 1800: 72 % of 2500.
+      expect(await alerts.publishCrossed([accountAt(forecasting, clock.now)], [600_000_000])).toBe(0);
+      // Lowered to 2000, the same spend projects 90 %.
+      expect(await alerts.publishCrossed([accountAt({ ...forecasting, amount: '2000' }, clock.now)], [600_000_000])).toBe(1);
+      expect(received.map((e) => [e.thresholdPercent, e.limit, e.projected])).toEqual([[80, '2000', '1800']]);
+    });
+
+    it('starts every period afresh, and carries no forecast over from one that has ended', async () => {
+      const { clock, alerts, received } = setup();
+      clock.now = JUNE + 20 * DAY;
+      const june = accountAt(forecasting, clock.now);
+      expect(await alerts.publishCrossed([june], [2_000_000_000])).toBe(2);
+      // A request of June settled in July (it arrived before midnight): no projection for June, which has ended.
+      clock.now = Date.parse('2025-07-01T00:00:10Z');
+      expect(await alerts.publishCrossed([june], [2_400_000_000])).toBe(0);
+      // July has its own forecasts, published anew once 10 % of it has passed.
+      const july = accountAt(forecasting, clock.now);
+      expect(await alerts.publishCrossed([july], [100_000_000])).toBe(0);
+      // Four days of 31 (13 %): 400 projects 3100.
+      clock.now = Date.parse('2025-07-05T00:00:00Z');
+      expect(await alerts.publishCrossed([accountAt(forecasting, clock.now)], [400_000_000])).toBe(2);
+      expect(received.map((e) => e.eventId)).toEqual([
+        'acme-forecast/2025-06/forecast-80',
+        'acme-forecast/2025-06/forecast-100',
+        'acme-forecast/2025-07/forecast-80',
+        'acme-forecast/2025-07/forecast-100',
+      ]);
+    });
+
+    it('publishes a forecast again after a failed publish', async () => {
+      let failures = 1;
+      const { clock, alerts, received } = setup((bus) => ({
+        publish: async (event) => {
+          if (failures-- > 0) throw new Error('Kafka send timed out');
+          await bus.publish(event);
+        },
+        close: () => bus.close(),
+      }));
+      clock.now = JUNE + 10 * DAY;
+      const june = accountAt({ ...forecasting, forecastThresholds: [80] }, clock.now);
+      expect(await alerts.publishCrossed([june], [700_000_000])).toBe(0);
+      expect(await alerts.publishCrossed([june], [700_000_000])).toBe(1);
+      expect(received.map((e) => e.eventId)).toEqual(['acme-forecast/2025-06/forecast-80']);
     });
   });
 });

@@ -82,6 +82,11 @@ export const budgetSchema = strictObject({
   currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD').default('USD'),
   enforcement: budgetEnforcementSchema.default('hard'),
   alertThresholds: alertThresholdsSchema.default([50, 80, 100]),
+  /**
+   * Percentages of the amount that the spend projected to the period's end (on the run rate so
+   * far) may reach before a forecast event is published (once per period each). Absent: none.
+   */
+  forecastThresholds: alertThresholdsSchema.optional(),
 });
 export type BudgetConfig = z.infer<typeof budgetSchema>;
 
@@ -115,6 +120,15 @@ export const budgetsSchema = strictObject({
    * each, so an org's traffic pays for every budget created for it.
    */
   maxPerOrg: numeric(z.number().int().min(1).max(10_000)).default(100),
+  /** Spend forecasts: each budget's spend projected to its period's end on the run rate so far. */
+  forecast: strictObject({
+    /**
+     * How much of the period (counted from its start, or from the budget's creation when it was
+     * created during it) must have passed before spend is projected: earlier, a few requests would
+     * project wildly. Shown as `forecast: null` until then, and no forecast event is published.
+     */
+    minElapsedFraction: numeric(z.number().gt(0).lt(1)).default(0.1),
+  }).prefault({}),
   /** Billing compares Redis spend with ClickHouse this often and corrects drift; 0 disables it. */
   reconcileIntervalMs: numeric(z.number().int().nonnegative()).default(5 * 60_000),
   list: z.array(budgetSchema).default([]),

@@ -360,6 +360,72 @@ describe('an alerting service that is handed the same budget event again', () =>
     expect(alerting.evaluate().map((t) => [t.status, t.labels['threshold']])).toHaveLength(2);
   });
 
+  describe('a forecast crossing', () => {
+    // Projected 2,604.17 of 2,500.00 (104 %) by the end of December, passing the amount on the 23rd.
+    const forecast: budgetv1.BudgetEvent = {
+      ...crossing,
+      schemaVersion: 2,
+      eventId: 'acme-monthly/2026-12/forecast-100',
+      kind: budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_FORECAST,
+      periodKey: '2026-12',
+      limit: '2500',
+      spent: '1512.5',
+      thresholdPercent: 100,
+      projected: '2604.166667',
+      exceedsAtMs: Date.parse('2026-12-23T10:00:00Z'),
+      timezone: 'Europe/Berlin',
+    };
+    const alertingAt = (now: { at: number }) => {
+      const metrics = new AlertingMetrics(new Registry());
+      return new AlertingService(config, { channels: [], delivery: new DeliveryQueue(config.delivery, metrics, logger), history: new HistoryWriter(undefined, logger), metrics, logger, clock: () => now.at });
+    };
+
+    it('fires an alert worded as a forecast, apart from the spend crossing of the same percentage, and resolves when the period ends', () => {
+      const now = { at: T0 };
+      const alerting = alertingAt(now);
+      alerting.takeBudget(Buffer.from(budgetv1.BudgetEvent.encode(forecast).finish()));
+      alerting.observeBudget({ ...crossing, periodKey: '2026-12', eventId: 'acme-monthly/2026-12/100', thresholdPercent: 100, spent: '2500', limit: '2500' });
+      const fired = alerting.evaluate();
+      expect(fired.map((t) => [t.status, t.fingerprint])).toEqual([
+        ['firing', 'budget-80|budget=acme-monthly|kind=forecast|org=acme|period=2026-12|threshold=100'],
+        ['firing', 'budget-80|budget=acme-monthly|org=acme|period=2026-12|threshold=100'],
+      ]);
+      expect(fired[0]?.summary).toBe(
+        'Forecast: budget acme-monthly (org acme) is projected to reach 104% of its 2,500.00 USD by the end of 2026-12 on its run rate so far (2,604.17 projected, 1,512.50 spent; forecast threshold 100%), reaching the amount on 2026-12-23',
+      );
+      expect(fired[1]?.summary).toBe('Budget acme-monthly (org acme) reached 100% in 2026-12: 2500 of 2500 USD');
+      // As a spend crossing: until the period ends (or the rule's hold, an hour here).
+      now.at = T0 + 30 * 24 * HOUR;
+      expect(alerting.evaluate().map((t) => t.status)).toEqual(['resolved', 'resolved']);
+    });
+
+    it('says so when the spend is past the amount already, and names no date when the projection stays under it', () => {
+      const now = { at: T0 };
+      const alerting = alertingAt(now);
+      alerting.observeBudget({ ...forecast, spent: '2600', projected: '4000', exceedsAtMs: T0 });
+      alerting.observeBudget({ ...forecast, eventId: 'acme-monthly/2026-12/forecast-80', thresholdPercent: 80, spent: '1000', projected: '2083.333334', exceedsAtMs: undefined });
+      expect(alerting.evaluate().map((t) => t.summary)).toEqual([
+        'Forecast: budget acme-monthly (org acme) is projected to reach 160% of its 2,500.00 USD by the end of 2026-12 on its run rate so far (4,000.00 projected, 2,600.00 spent; forecast threshold 100%), already past the amount',
+        'Forecast: budget acme-monthly (org acme) is projected to reach 83% of its 2,500.00 USD by the end of 2026-12 on its run rate so far (2,083.33 projected, 1,000.00 spent; forecast threshold 80%)',
+      ]);
+    });
+
+    it('tells forecasts without an event id apart from spend crossings of the same percentage', () => {
+      const alerting = alertingAt({ at: T0 });
+      alerting.observeBudget({ ...forecast, eventId: '' });
+      alerting.observeBudget({ ...forecast, eventId: '', kind: budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_SPENT, schemaVersion: 1 });
+      alerting.observeBudget({ ...forecast, eventId: '' });
+      expect(alerting.evaluate().map((t) => t.labels['kind'] ?? 'spent')).toEqual(['forecast', 'spent']);
+    });
+
+    it('skips an event of a schema version or kind it does not know, rather than read it as spend', () => {
+      const alerting = alertingAt({ at: T0 });
+      alerting.observeBudget({ ...forecast, schemaVersion: 3 });
+      alerting.takeBudget(Buffer.from(budgetv1.BudgetEvent.encode({ ...forecast, kind: 7 as budgetv1.BudgetEventKind }).finish()));
+      expect(alerting.evaluate()).toEqual([]);
+    });
+  });
+
   it('evaluates nothing on a replica that is no longer the active one, and fires the crossing once it is again', () => {
     const metrics = new AlertingMetrics(new Registry());
     let active = false;

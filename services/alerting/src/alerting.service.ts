@@ -122,13 +122,19 @@ export class AlertingService {
    * clock, and an event read late would otherwise be past its hold before it was ever seen.)
    */
   observeBudget(event: budgetv1.BudgetEvent): void {
-    if (event.schemaVersion !== 1) {
+    // 1: spend crossings; 2: any kind, read from `kind` (forecasts are 2 alone, budget.proto).
+    if (event.schemaVersion !== 1 && event.schemaVersion !== 2) {
       this.deps.logger.warn({ schemaVersion: event.schemaVersion, eventId: event.eventId }, 'budget event of an unknown schema version skipped');
+      return;
+    }
+    const kind = budgetKindOf(event);
+    if (!kind) {
+      this.deps.logger.warn({ kind: event.kind, eventId: event.eventId }, 'budget event of an unknown kind skipped');
       return;
     }
     this.deps.metrics.signals.inc({ kind: 'budget' });
     // An event without its id (an older or foreign producer) is known by what the id is made of.
-    const id = event.eventId !== '' ? event.eventId : `${event.budgetId}/${event.periodKey}/${event.thresholdPercent}`;
+    const id = event.eventId !== '' ? event.eventId : `${event.budgetId}/${event.periodKey}/${kind === 'forecast' ? 'forecast-' : ''}${event.thresholdPercent}`;
     if (this.budgets.has(id)) return;
     this.budgets.set(id, {
       eventId: event.eventId,
@@ -141,6 +147,7 @@ export class AlertingService {
       limit: event.limit,
       currency: event.currency,
       receivedAtMs: this.clock(),
+      ...(kind === 'forecast' && { kind, projected: event.projected ?? '', exceedsAtMs: event.exceedsAtMs, timezone: event.timezone }),
     });
   }
 
@@ -355,4 +362,18 @@ function retentionOf(config: AlertingConfig): number {
     if (rule.kind === 'spend_anomaly') longest = Math.max(longest, rule.windowMs * (rule.baselineWindows + 1));
   }
   return longest + config.bucketMs;
+}
+
+/** What a budget event says crossed its threshold; undefined for a kind this service does not know (a newer producer's). */
+function budgetKindOf(event: budgetv1.BudgetEvent): 'spent' | 'forecast' | undefined {
+  switch (event.kind) {
+    case undefined:
+    case budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_UNSPECIFIED:
+    case budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_SPENT:
+      return 'spent';
+    case budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_FORECAST:
+      return 'forecast';
+    default:
+      return undefined;
+  }
 }

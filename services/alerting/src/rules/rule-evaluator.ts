@@ -1,4 +1,5 @@
 import type { AlertRuleConfig } from '@openrouter/config';
+import { Money } from '@openrouter/usage';
 import { circuitsAcrossReplicas, grayReleasesAcrossReplicas, replicaCounts, replicasNeeded, type CircuitAcrossReplicas, type RouterSnapshot } from '../aggregation/router-replicas';
 import type { UsageWindows } from '../aggregation/usage-windows';
 import type { AlertCondition, RuleVerdict } from './alert-condition';
@@ -15,6 +16,14 @@ export interface BudgetCrossing {
   limit: string;
   currency: string;
   receivedAtMs: number;
+  /** `forecast`: the spend projected to the period's end crossed a forecast threshold; else (absent) the spend did. */
+  kind?: 'spent' | 'forecast' | undefined;
+  /** A forecast's projected spend (decimal text). */
+  projected?: string | undefined;
+  /** A forecast's time the run rate reaches the limit (epoch ms); absent when it does not within the period. */
+  exceedsAtMs?: number | undefined;
+  /** The budget's IANA time zone, in which a forecast's date is told. */
+  timezone?: string | undefined;
 }
 
 export interface EvaluationInput {
@@ -119,13 +128,16 @@ function evaluateRule(rule: AlertRuleConfig, input: EvaluationInput): RuleVerdic
       for (const b of input.budgets) {
         if (b.thresholdPercent < rule.minPercent) continue;
         if (input.now >= Math.min(b.periodEndMs > 0 ? b.periodEndMs : Infinity, b.receivedAtMs + rule.holdMs)) continue;
-        const labels = { org: b.orgId, budget: b.budgetId, period: b.periodKey, threshold: String(b.thresholdPercent) };
+        // A forecast is an alert of its own beside the spend crossing of the same percentage; a spend
+        // crossing keeps the labels it always had (its alerts, restored from history, stay the same).
+        const forecast = b.kind === 'forecast';
+        const labels: Record<string, string> = { org: b.orgId, budget: b.budgetId, period: b.periodKey, threshold: String(b.thresholdPercent), ...(forecast && { kind: 'forecast' }) };
         conditions.push({
           rule,
           labels,
           value: b.thresholdPercent,
           threshold: rule.minPercent,
-          summary: `Budget ${b.budgetId} (org ${b.orgId}) reached ${b.thresholdPercent}% in ${b.periodKey}: ${b.spent} of ${b.limit} ${b.currency}`,
+          summary: forecast ? forecastSummary(b) : `Budget ${b.budgetId} (org ${b.orgId}) reached ${b.thresholdPercent}% in ${b.periodKey}: ${b.spent} of ${b.limit} ${b.currency}`,
         });
       }
       return { rule, known: true, conditions };
@@ -147,6 +159,40 @@ function evaluateRule(rule: AlertRuleConfig, input: EvaluationInput): RuleVerdic
       }
       return { rule, known: true, conditions };
     }
+  }
+}
+
+/**
+ * A forecast crossing in words, told apart from spend: "Forecast: budget acme-monthly (org acme) is
+ * projected to reach 104% of its 2,500.00 USD by the end of 2026-12 on its run rate so far (2,600.00
+ * projected, 1,300.00 spent; forecast threshold 100%), reaching the amount on 2026-12-23".
+ */
+export function forecastSummary(b: BudgetCrossing): string {
+  const limit = new Money(b.limit || '0');
+  const projected = new Money(b.projected || '0');
+  const spent = new Money(b.spent || '0');
+  // Rounded down: the projection reaches at least the percentage said.
+  const percentage = limit.isZero() ? b.thresholdPercent : projected.times(100).dividedBy(limit).toDecimalPlaces(0, Money.ROUND_DOWN).toFixed();
+  const reaching = spent.gte(limit) && !limit.isZero() ? ', already past the amount' : b.exceedsAtMs ? `, reaching the amount on ${dateIn(b.exceedsAtMs, b.timezone)}` : '';
+  return (
+    `Forecast: budget ${b.budgetId} (org ${b.orgId}) is projected to reach ${percentage}% of its ${amount(limit)} ${b.currency} by the end of ${b.periodKey} on its run rate so far ` +
+    `(${amount(projected)} projected, ${amount(spent)} spent; forecast threshold ${b.thresholdPercent}%)${reaching}`
+  );
+}
+
+/** An amount with two decimals (at least) and thousands separators: "2,500.00". */
+function amount(value: Money): string {
+  const text = value.decimalPlaces() > 2 ? value.toDecimalPlaces(2, Money.ROUND_HALF_UP).toFixed(2) : value.toFixed(2);
+  const [whole = '0', fraction = '00'] = text.split('.');
+  return `${whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',')}.${fraction}`;
+}
+
+/** The calendar date of `atMs` in the budget's time zone (UTC when unknown): "2026-12-23". */
+function dateIn(atMs: number, timeZone: string | undefined): string {
+  try {
+    return new Intl.DateTimeFormat('en-CA', { timeZone: timeZone || 'UTC', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(atMs));
+  } catch {
+    return new Date(atMs).toISOString().slice(0, 10);
   }
 }
 

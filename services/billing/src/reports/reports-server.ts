@@ -49,7 +49,7 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
     reconciler = new BudgetReconciler(budgetCatalogFor(config, logger), ledger, repository, () => usage.lag(), logger, {
       lease: lease('budget-reconciliation', interval),
       metrics,
-      ...(events ? { alerts: new ThresholdAlerts(ledger, events, logger) } : {}),
+      ...(events ? { alerts: new ThresholdAlerts(ledger, events, logger, Date.now, { forecastMinElapsedFraction: config.budgets.forecast.minElapsedFraction }) } : {}),
     });
     reconciler.start(interval);
   }

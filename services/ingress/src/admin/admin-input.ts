@@ -200,11 +200,13 @@ export const budgetBody = z.strictObject({
   currency: budgetSchema.shape.currency,
   enforcement: budgetSchema.shape.enforcement,
   alert_thresholds: budgetSchema.shape.alertThresholds,
+  forecast_thresholds: budgetSchema.shape.forecastThresholds,
 });
 export const budgetPatchBody = z.strictObject({
   amount: budgetAmount.optional(),
   enforcement: budgetEnforcementSchema.optional(),
   alert_thresholds: alertThresholdsSchema.optional(),
+  forecast_thresholds: alertThresholdsSchema.optional(),
 });
 export const budgetListQuery = z.strictObject({
   org: id.optional(),
@@ -230,7 +232,7 @@ export function budgetPatchInput(body: unknown): z.infer<typeof budgetPatchBody>
     if (fixed) {
       throw new GatewayError(
         'bad_request',
-        `A budget's ${fixed} cannot be changed: its spend is counted for its id, scope, period, time zone and currency, so changing ${fixed} would orphan the current period's spend (the budget would start again from nothing). Create a new budget and delete this one instead; only amount, enforcement and alert_thresholds can be changed.`,
+        `A budget's ${fixed} cannot be changed: its spend is counted for its id, scope, period, time zone and currency, so changing ${fixed} would orphan the current period's spend (the budget would start again from nothing). Create a new budget and delete this one instead; only amount, enforcement, alert_thresholds and forecast_thresholds can be changed.`,
         { param: fixed, code: 'immutable_field' },
       );
     }

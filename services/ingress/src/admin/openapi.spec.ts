@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { billingv1 } from '@openrouter/contracts';
 import type { BillingClient } from '../billing.client';
 import { INTERCEPTORS_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
-import { accountAt } from '@openrouter/budgets';
+import { accountAt, forecastOf } from '@openrouter/budgets';
 import { budgetSchema } from '@openrouter/config';
 import { alertView, alertViewSchema, AlertsHttpController } from './alerts.http.controller';
 import { BudgetsHttpController, budgetView, budgetViewSchema } from './budgets.http.controller';
@@ -111,7 +111,9 @@ describe('the admin OpenAPI document', () => {
 
   it('describes a budget as the API shows it, money as decimal strings', () => {
     const budget = budgetSchema.parse({ id: 'b', scope: { org: 'acme', key: 'k1' }, period: 'weekly', timezone: 'Europe/Berlin', amount: '2500.50', enforcement: 'soft' });
-    const view = budgetView({ entry: { budget, source: 'config' }, account: accountAt(budget, Date.parse('2025-06-14T12:00:00Z')), state: { spentMicros: 1_250_000, reservedMicros: 3 } });
+    const at = Date.parse('2025-06-14T12:00:00Z');
+    const account = accountAt(budget, at);
+    const view = budgetView({ entry: { budget, source: 'config' }, account, state: { spentMicros: 1_250_000, reservedMicros: 3 }, forecast: forecastOf(account, 1_250_000, at) });
     expect(view).toMatchObject({
       scope: { org: 'acme', team: null, project: null, key: 'k1' },
       amount: '2500.5',
@@ -120,13 +122,16 @@ describe('the admin OpenAPI document', () => {
       spent: '1.25',
       reserved: '0.000003',
       remaining: '2499.249997',
+      forecast_thresholds: [],
+      // 5 days 14 hours of the week gone (134 of 168 hours): 1.25 × 168 / 134, rounded up.
+      forecast: { spend: '1.567165', exceeds: false, exceeds_at: null },
       created_at: null,
     });
     expect(budgetViewSchema.safeParse(view).success).toBe(true);
     const schemas = ADMIN_OPENAPI.components.schemas;
     expect(Object.keys(schemas.Budget.properties ?? {})).toEqual(Object.keys(view));
-    expect(Object.keys(schemas.CreateBudget.properties ?? {})).toEqual(['id', 'scope', 'period', 'timezone', 'amount', 'currency', 'enforcement', 'alert_thresholds']);
-    expect(Object.keys(schemas.BudgetChange.properties ?? {})).toEqual(['amount', 'enforcement', 'alert_thresholds']);
+    expect(Object.keys(schemas.CreateBudget.properties ?? {})).toEqual(['id', 'scope', 'period', 'timezone', 'amount', 'currency', 'enforcement', 'alert_thresholds', 'forecast_thresholds']);
+    expect(Object.keys(schemas.BudgetChange.properties ?? {})).toEqual(['amount', 'enforcement', 'alert_thresholds', 'forecast_thresholds']);
     expect(JSON.stringify(ADMIN_OPENAPI.paths['/admin/v1/budgets'])).toContain('#/components/schemas/Budget');
   });
 

@@ -216,7 +216,7 @@ export const ADMIN_OPENAPI = {
     '/admin/v1/budgets': {
       get: {
         summary:
-          'Budgets (configured and created through the API) with their current period, spent, reserved and remaining as decimal strings, by id, a page at a time: `{object: "list", data, first_id, last_id, has_more}`; the next page is `?after=<last_id>`. Filters match the scope fields exactly. A scoped key sees only budgets whose scope lies inside its own (a project key: those of its project), and asking for another org or project is 404',
+          'Budgets (configured and created through the API) with their current period, spent, reserved and remaining as decimal strings and the spend forecast to the period end (`forecast`, null early in the period), by id, a page at a time: `{object: "list", data, first_id, last_id, has_more}`; the next page is `?after=<last_id>`. Filters match the scope fields exactly. A scoped key sees only budgets whose scope lies inside its own (a project key: those of its project), and asking for another org or project is 404',
         ...roles('admin', 'finance', 'project'),
         parameters: [
           ...['org', 'team', 'project', 'key'].map((name) => ({ name, in: 'query', schema: { type: 'string' }, description: `Budgets whose scope's ${name} is this` })),
@@ -239,7 +239,7 @@ export const ADMIN_OPENAPI = {
       get: { summary: "One budget and where it stands; another scope's budget is 404 to a scoped key", ...roles('admin', 'finance', 'project'), parameters: [idParam('id')], responses: { 200: returns('The budget', 'Budget'), 401: error, 403: error, 404: error, 503: error } },
       patch: {
         summary:
-          "Change a created budget's amount, enforcement or alert_thresholds, applied from the next request on every replica. Its id, scope, period, timezone and currency cannot change (400 immutable_field: the period's spend would be orphaned); a configured budget is changed only in the configuration (403 budget_in_configuration)",
+          "Change a created budget's amount, enforcement, alert_thresholds or forecast_thresholds, applied from the next request on every replica. Its id, scope, period, timezone and currency cannot change (400 immutable_field: the period's spend would be orphaned); a configured budget is changed only in the configuration (403 budget_in_configuration)",
         ...roles('admin'),
         parameters: [idParam('id'), IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/BudgetChange' } } } },

@@ -49,7 +49,9 @@ function directoryOf(tenants: TenantDirectory, reloadTenants: () => Promise<bool
   };
 }
 
-function setup(options: { ledger?: BudgetLedger; models?: unknown[]; budgets?: Record<string, unknown>; store?: MemoryBudgetStore; audit?: BudgetAudit[]; view?: (store: BudgetStore) => BudgetStore } = {}) {
+function setup(
+  options: { ledger?: BudgetLedger; models?: unknown[]; budgets?: Record<string, unknown>; store?: MemoryBudgetStore; audit?: BudgetAudit[]; view?: (store: BudgetStore) => BudgetStore; clock?: () => number; events?: BudgetEventPublisher } = {},
+) {
   const configured = [{ id: 'acme-monthly', scope: { org: 'acme' }, period: 'monthly', amount: '100', enforcement: 'soft' }];
   const config = ingressTestConfig({ access: { orgs, keys: configKeys }, budgets: { list: configured, ...options.budgets }, ...(options.models ? { models: options.models } : {}) });
   const audit: BudgetAudit[] = options.audit ?? [];
@@ -57,11 +59,12 @@ function setup(options: { ledger?: BudgetLedger; models?: unknown[]; budgets?: R
   // What this replica sees of the shared store (`view`: e.g. one whose announcements never reach it).
   const store = options.view ? options.view(shared) : shared;
   const catalog = new BudgetCatalog(config.budgets.list, store);
-  const events: BudgetEventPublisher = { publish: async () => undefined, close: async () => undefined };
-  const ledger = options.ledger ?? new MemoryBudgetLedger(() => NOW);
+  const events: BudgetEventPublisher = options.events ?? { publish: async () => undefined, close: async () => undefined };
+  const clock = options.clock ?? (() => NOW);
+  const ledger = options.ledger ?? new MemoryBudgetLedger(clock);
   const logger = createLogger('test', 'silent');
-  const budgets = new BudgetService(config, PriceBook.fromModels(config.models), ledger, events, logger, () => NOW, undefined, catalog);
-  const service = new BudgetAdminService(budgets, store, config, logger, () => NOW, [0, 0]);
+  const budgets = new BudgetService(config, PriceBook.fromModels(config.models), ledger, events, logger, clock, undefined, catalog);
+  const service = new BudgetAdminService(budgets, store, config, logger, clock, [0, 0]);
   service.checkScopesIn(directoryOf(new TenantDirectory(config.access.orgs)));
   return { service, budgets, catalog, store: shared, audit, ledger, logger };
 }
@@ -367,6 +370,71 @@ describe('BudgetAdminService', () => {
     expect(error.message).toContain('budget store');
   });
 
+  describe('forecasts', () => {
+    // A budget of 1 a day for acme, created at midnight; the day is counted from its creation.
+    const DAY = 86_400_000;
+    const MIDNIGHT = Date.parse('2025-06-14T00:00:00Z');
+
+    it('shows no forecast before budgets.forecast.minElapsedFraction of the period has passed, then the projection of the settled spend', async () => {
+      const clock = { now: MIDNIGHT };
+      const { service, budgets } = setup({ clock: () => clock.now, budgets: { forecast: { minElapsedFraction: 0.25 } } });
+      await service.create(admin, budget({ id: 'daily', scope: { org: 'acme' }, amount: '0.001', forecastThresholds: [100] }));
+      clock.now = MIDNIGHT + DAY / 8;
+      const held = await budgets.reserve({ requestId: 'a', tenant, body: { ...chat } });
+      await held?.settle('0.0002');
+      // An eighth of the day: too early to project.
+      expect(budgetView(await service.get(admin, 'daily'))).toMatchObject({ spent: '0.0002', forecast: null, forecast_thresholds: [100] });
+      // A quarter: 0.0002 in six hours is 0.0008 a day, under the amount.
+      clock.now = MIDNIGHT + DAY / 4;
+      expect(budgetView(await service.get(admin, 'daily')).forecast).toEqual({ spend: '0.0008', exceeds: false, exceeds_at: null });
+      // The amount lowered to 0.0005: reached at 15:00 on the run rate.
+      await service.update(admin, 'daily', { amount: '0.0005' });
+      expect(budgetView(await service.get(admin, 'daily')).forecast).toEqual({ spend: '0.0008', exceeds: true, exceeds_at: '2025-06-14T15:00:00.000Z' });
+      // The list shows it too, and the configured monthly budget, which counted the same spend from
+      // its period start: 0.0002 over 13.25 days of 30 is 0.000452830…, rounded up.
+      const listed = (await service.list(admin, { limit: 10 })).data.map(budgetView);
+      expect(listed.map((b) => [b.id, b.forecast])).toEqual([
+        ['acme-monthly', { spend: '0.000453', exceeds: false, exceeds_at: null }],
+        ['daily', { spend: '0.0008', exceeds: true, exceeds_at: '2025-06-14T15:00:00.000Z' }],
+      ]);
+    });
+
+    it('shows a forecast of nothing for a budget nothing was spent against', async () => {
+      const clock = { now: MIDNIGHT };
+      const { service } = setup({ clock: () => clock.now });
+      await service.create(admin, budget({ id: 'idle', scope: { org: 'acme' } }));
+      clock.now = MIDNIGHT + DAY / 2;
+      expect(budgetView(await service.get(admin, 'idle')).forecast).toEqual({ spend: '0', exceeds: false, exceeds_at: null });
+    });
+
+    it('publishes a forecast crossing when a settle brings the projection to a forecast threshold', async () => {
+      const clock = { now: MIDNIGHT };
+      const published: string[] = [];
+      const { service, budgets } = setup({ clock: () => clock.now, events: { publish: async (e) => void published.push(`${e.eventId} ${e.projected ?? ''}`), close: async () => undefined } });
+      await service.create(admin, budget({ id: 'daily', scope: { org: 'acme' }, amount: '0.001', alertThresholds: [], forecastThresholds: [100, 50] }));
+      clock.now = MIDNIGHT + DAY / 4;
+      const held = await budgets.reserve({ requestId: 'a', tenant, body: { ...chat } });
+      await held?.settle('0.0002');
+      const creation = (await service.get(admin, 'daily')).entry.budget.creation?.id ?? '';
+      expect(published).toEqual([`daily~${creation}/2025-06-14/forecast-50 0.0008`]);
+      const more = await budgets.reserve({ requestId: 'b', tenant, body: { ...chat } });
+      await more?.settle('0.00005');
+      expect(published).toEqual([`daily~${creation}/2025-06-14/forecast-50 0.0008`, `daily~${creation}/2025-06-14/forecast-100 0.001`]);
+    });
+
+    it('sets and changes forecast thresholds as alert thresholds are, and audits the change', async () => {
+      const { service, audit } = setup();
+      const created = await service.create(admin, budget({ id: 'f', scope: { org: 'acme' }, forecastThresholds: [100, 90, 100] }));
+      expect(budgetView(created).forecast_thresholds).toEqual([90, 100]);
+      const changed = await service.update(admin, 'f', { forecastThresholds: [120, 80] });
+      expect(budgetView(changed).forecast_thresholds).toEqual([80, 120]);
+      expect(audit.at(-1)).toMatchObject({ action: 'budget.update', target: 'f', details: { changes: { forecast_thresholds: { from: [90, 100], to: [80, 120] } } } });
+      // None at all: a budget created without them shows an empty list.
+      expect(budgetView(await service.create(admin, budget({ id: 'plain', scope: { org: 'acme' } }))).forecast_thresholds).toEqual([]);
+      expect(budgetView(await service.update(admin, 'f', { forecastThresholds: [] })).forecast_thresholds).toEqual([]);
+    });
+  });
+
   describe('scoped admin keys', () => {
     async function seeded() {
       const s = setup();
@@ -426,6 +494,10 @@ describe('budget input', () => {
       [{ timezone: 'Mars/Olympus' }, 'timezone'],
       [{ alert_thresholds: [0] }, 'alert_thresholds[0]'],
       [{ alert_thresholds: [50, 1001] }, 'alert_thresholds[1]'],
+      [{ forecast_thresholds: [0] }, 'forecast_thresholds[0]'],
+      [{ forecast_thresholds: [100, 1001] }, 'forecast_thresholds[1]'],
+      [{ forecast_thresholds: [80.5] }, 'forecast_thresholds[0]'],
+      [{ forecast_thresholds: '100' }, 'forecast_thresholds'],
       [{ period: 'hourly' }, 'period'],
       [{ currency: 'usd' }, 'currency'],
       [{ scope: { team: 'x' } }, 'scope.org'],
@@ -445,6 +517,8 @@ describe('budget input', () => {
       expect(error).toMatchObject({ kind: 'bad_request', param: field, code: 'immutable_field' });
       expect(error.message).toContain("orphan the current period's spend");
     }
+    expect(budgetPatchInput({ forecast_thresholds: [100, 80, 100] })).toEqual({ forecast_thresholds: [80, 100] });
+    expect(thrown(() => budgetPatchInput({ forecast_thresholds: [1001] }))).toMatchObject({ kind: 'bad_request', param: 'forecast_thresholds[0]', code: 'invalid_value' });
     expect(thrown(() => budgetPatchInput({ amount: '-1' }))).toMatchObject({ param: 'amount' });
     expect(thrown(() => budgetPatchInput({ limit: '5' }))).toMatchObject({ param: 'limit' });
   });

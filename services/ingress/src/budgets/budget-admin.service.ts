@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { alertThresholdsSchema, budgetCurrencyIssues, budgetScopeIssue, type BudgetConfig, type GatewayConfig, type OrgConfig } from '@openrouter/config';
-import { catalogEntryOf, type AccountState, type BudgetAccount, type BudgetAudit, type BudgetStore, type CatalogEntry, type StoredBudget } from '@openrouter/budgets';
+import { catalogEntryOf, type AccountState, type BudgetAccount, type BudgetAudit, type BudgetStore, type CatalogEntry, type SpendForecast, type StoredBudget } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Reannouncer } from '@openrouter/service-runtime';
@@ -8,11 +8,13 @@ import { auditEntryOf, type AccessService, type Actor } from '../access/access.s
 import { inScope, requireFilterInScope, requireInScope } from '../access/admin-scope';
 import type { BudgetService } from './budget.service';
 
-/** A budget with its current period and where it stands in the ledger. */
+/** A budget with its current period, where it stands in the ledger, and where its spend is heading. */
 export interface BudgetStatus {
   entry: CatalogEntry;
   account: BudgetAccount;
   state: AccountState;
+  /** The spend projected to the period's end; undefined until enough of the period has passed. */
+  forecast?: SpendForecast | undefined;
 }
 
 /** Budget lists filter on the scope's fields (each equal) and on where the budget is defined. */
@@ -24,11 +26,12 @@ export interface BudgetListFilter {
   source?: 'config' | 'api' | undefined;
 }
 
-/** What a change may touch: the amount, the enforcement and the alert thresholds — never what keys the spend. */
+/** What a change may touch: the amount, the enforcement and the alert and forecast thresholds — never what keys the spend. */
 export interface BudgetPatch {
   amount?: string | undefined;
   enforcement?: BudgetConfig['enforcement'] | undefined;
   alertThresholds?: number[] | undefined;
+  forecastThresholds?: number[] | undefined;
 }
 
 /**
@@ -208,7 +211,7 @@ export class BudgetAdminService {
   }
 
   /**
-   * Changes a created budget's amount, enforcement or thresholds; they apply from the next request.
+   * Changes a created budget's amount, enforcement or alert or forecast thresholds; they apply from the next request.
    * Only the budget the actor was allowed to change: the scope check reads this replica's catalog,
    * so the write requires the stored budget to be that same one (its scope and creation), and its
    * audit entry says what the stored budget held before.
@@ -216,9 +219,13 @@ export class BudgetAdminService {
   async update(actor: Actor, id: string, change: BudgetPatch): Promise<BudgetStatus> {
     const current = await this.writable(actor, id);
     // Kept as the configuration keeps them: sorted, each once.
-    const patch = { ...change, alertThresholds: change.alertThresholds && alertThresholdsSchema.parse(change.alertThresholds) };
-    if (patch.amount === undefined && patch.enforcement === undefined && patch.alertThresholds === undefined) {
-      throw new GatewayError('bad_request', 'Nothing to change: send amount, enforcement or alert_thresholds.', { code: 'invalid_value' });
+    const patch = {
+      ...change,
+      alertThresholds: change.alertThresholds && alertThresholdsSchema.parse(change.alertThresholds),
+      forecastThresholds: change.forecastThresholds && alertThresholdsSchema.parse(change.forecastThresholds),
+    };
+    if (patch.amount === undefined && patch.enforcement === undefined && patch.alertThresholds === undefined && patch.forecastThresholds === undefined) {
+      throw new GatewayError('bad_request', 'Nothing to change: send amount, enforcement, alert_thresholds or forecast_thresholds.', { code: 'invalid_value' });
     }
     let entry: BudgetAudit = {};
     const written = await this.store.update(
@@ -229,6 +236,7 @@ export class BudgetAdminService {
         if (patch.amount !== undefined) next.amount = patch.amount;
         if (patch.enforcement !== undefined) next.enforcement = patch.enforcement;
         if (patch.alertThresholds !== undefined) next.alertThresholds = patch.alertThresholds;
+        if (patch.forecastThresholds !== undefined) next.forecastThresholds = patch.forecastThresholds;
         return next;
       },
       (stored) => {
@@ -237,6 +245,7 @@ export class BudgetAdminService {
         if (patch.amount !== undefined) changes['amount'] = { from: was.amount, to: patch.amount };
         if (patch.enforcement !== undefined) changes['enforcement'] = { from: was.enforcement, to: patch.enforcement };
         if (patch.alertThresholds !== undefined) changes['alert_thresholds'] = { from: was.alertThresholds, to: patch.alertThresholds };
+        if (patch.forecastThresholds !== undefined) changes['forecast_thresholds'] = { from: was.forecastThresholds, to: patch.forecastThresholds };
         entry = auditEntryOf(actor, 'budget.update', id, { ...concerned(was), changes });
         return entry;
       },
@@ -336,7 +345,7 @@ export class BudgetAdminService {
     const standings = await this.budgets.standing(entries.map((e) => e.budget));
     return entries.flatMap((entry, i) => {
       const standing = standings[i];
-      return standing ? [{ entry, account: standing.account, state: standing.state }] : [];
+      return standing ? [{ entry, account: standing.account, state: standing.state, forecast: standing.forecast }] : [];
     });
   }
 }

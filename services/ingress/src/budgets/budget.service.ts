@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { GatewayConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
-import { accountAt, BudgetCatalog, budgetStoreUnavailable, fromMicros, ThresholdAlerts, toMicros, type AccountState, type Budget, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant } from '@openrouter/budgets';
+import { accountAt, BudgetCatalog, budgetStoreUnavailable, forecastOf, fromMicros, ThresholdAlerts, toMicros, type AccountState, type Budget, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant, type SpendForecast } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Money, type PriceBook } from '@openrouter/usage';
@@ -55,7 +55,7 @@ export class BudgetService {
     /** The budgets in force (configured, and created through the admin API); the configured ones alone by default. */
     readonly catalog: BudgetCatalog = BudgetCatalog.of(config.budgets.list),
   ) {
-    this.alerts = new ThresholdAlerts(ledger, events, logger, clock);
+    this.alerts = new ThresholdAlerts(ledger, events, logger, clock, { forecastMinElapsedFraction: config.budgets.forecast.minElapsedFraction });
     this.pricing = new WorstCasePricing(config, prices);
   }
 
@@ -248,10 +248,12 @@ export class BudgetService {
 
   /**
    * Each budget's current period and where it stands in the ledger enforcement uses: its spend and
-   * its live reservations, read in one atomic step that changes nothing. A ledger that cannot be
-   * read is the budget store being unavailable (503 `budget_store_unavailable`), never a 500.
+   * its live reservations, read in one atomic step that changes nothing, and its spend projected to
+   * the period's end (undefined until `budgets.forecast.minElapsedFraction` of the period has
+   * passed). A ledger that cannot be read is the budget store being unavailable (503
+   * `budget_store_unavailable`), never a 500.
    */
-  async standing(budgets: readonly Budget[]): Promise<Array<{ account: BudgetAccount; state: AccountState }>> {
+  async standing(budgets: readonly Budget[]): Promise<Array<{ account: BudgetAccount; state: AccountState; forecast: SpendForecast | undefined }>> {
     const now = this.clock();
     const accounts = budgets.map((b) => accountAt(b, now));
     let states: AccountState[];
@@ -260,7 +262,11 @@ export class BudgetService {
     } catch (error) {
       throw budgetStoreUnavailable(error);
     }
-    return accounts.map((account, i) => ({ account, state: states[i] ?? { spentMicros: 0, reservedMicros: 0 } }));
+    const fraction = this.config.budgets.forecast.minElapsedFraction;
+    return accounts.map((account, i) => {
+      const state = states[i] ?? { spentMicros: 0, reservedMicros: 0 };
+      return { account, state, forecast: forecastOf(account, state.spentMicros, now, fraction) };
+    });
   }
 
   async close(): Promise<void> {

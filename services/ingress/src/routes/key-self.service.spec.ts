@@ -86,6 +86,8 @@ describe('GET /v1/key: what a key sees of itself', () => {
       spent: '0.000025',
       reserved: '0',
       remaining: '39.999975',
+      // Half the day gone: the spend so far, twice.
+      forecast: { spend: '0.00005', exceeds: false, exceeds_at: null },
       resets_at: '2025-06-15T00:00:00.000Z',
       unavailable: false,
     });
@@ -131,8 +133,8 @@ describe('GET /v1/key: what a key sees of itself', () => {
     if (!record) throw new Error('the configured key was not found');
     const shown = keySelfView(await keys.describe(record, CONFIG_KEY, 'r1', '192.0.2.10'));
     expect(shown.budgets).toEqual([
-      expect.objectContaining({ id: 'acme-monthly', amount: '2500', spent: null, reserved: null, remaining: null, unavailable: true, resets_at: '2025-07-01T00:00:00.000Z' }),
-      expect.objectContaining({ id: 'search-daily', amount: '40', spent: null, reserved: null, remaining: null, unavailable: true }),
+      expect.objectContaining({ id: 'acme-monthly', amount: '2500', spent: null, reserved: null, remaining: null, forecast: null, unavailable: true, resets_at: '2025-07-01T00:00:00.000Z' }),
+      expect.objectContaining({ id: 'search-daily', amount: '40', spent: null, reserved: null, remaining: null, forecast: null, unavailable: true }),
     ]);
     expect(keySelfViewSchema.parse(shown)).toEqual(shown);
   });

@@ -31,6 +31,7 @@ const selfBudgetSchema = z.strictObject({
   spent: budgetViewSchema.shape.spent.nullable().describe('null: the budget store cannot be read right now (unavailable)'),
   reserved: budgetViewSchema.shape.reserved.nullable(),
   remaining: budgetViewSchema.shape.remaining.nullable(),
+  forecast: budgetViewSchema.shape.forecast.describe("The current period's spend projected to its end; null until enough of the period has passed, or while the budget store cannot be read"),
   resets_at: z.string().describe('When the current period ends and the budget starts from nothing again'),
   unavailable: z.boolean().describe('true: where the budget stands cannot be read right now (the budget store is unreachable)'),
 });
@@ -125,13 +126,13 @@ export class KeySelfService {
       const standings = await this.budgets.standing(applicable);
       return applicable.flatMap((budget, i) => {
         const standing = standings[i];
-        return standing ? [{ view: budgetView({ entry: entryOf(budget), account: standing.account, state: standing.state }), unavailable: false }] : [];
+        return standing ? [{ view: budgetView({ entry: entryOf(budget), account: standing.account, state: standing.state, forecast: standing.forecast }), unavailable: false }] : [];
       });
     } catch (error) {
       if (!(error instanceof GatewayError) || error.kind !== 'unavailable') throw error;
       // The budgets still apply and are still enforced (budgets.failMode): shown without their standing.
       const now = this.clock();
-      return applicable.map((budget) => ({ view: budgetView({ entry: entryOf(budget), account: accountAt(budget, now), state: { spentMicros: 0, reservedMicros: 0 } }), unavailable: true }));
+      return applicable.map((budget) => ({ view: budgetView({ entry: entryOf(budget), account: accountAt(budget, now), state: { spentMicros: 0, reservedMicros: 0 }, forecast: undefined }), unavailable: true }));
     }
   }
 }
@@ -206,6 +207,7 @@ function selfBudgetView({ view, unavailable }: SelfBudget): SelfBudgetView {
     spent: unavailable ? null : view.spent,
     reserved: unavailable ? null : view.reserved,
     remaining: unavailable ? null : view.remaining,
+    forecast: unavailable ? null : view.forecast,
     resets_at: view.current_period.end,
     unavailable,
   };

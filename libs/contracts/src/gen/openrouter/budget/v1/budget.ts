@@ -7,6 +7,17 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
+/** What a budget event says crossed its threshold. */
+export enum BudgetEventKind {
+  /** BUDGET_EVENT_KIND_UNSPECIFIED - A spend crossing, from a producer that predates `kind`. */
+  BUDGET_EVENT_KIND_UNSPECIFIED = 0,
+  /** BUDGET_EVENT_KIND_SPENT - The period's spend reached the threshold. */
+  BUDGET_EVENT_KIND_SPENT = 1,
+  /** BUDGET_EVENT_KIND_FORECAST - The spend projected to the period's end reached the threshold (a forecast threshold). */
+  BUDGET_EVENT_KIND_FORECAST = 2,
+  UNRECOGNIZED = -1,
+}
+
 export enum Period {
   PERIOD_UNSPECIFIED = 0,
   PERIOD_DAILY = 1,
@@ -32,9 +43,19 @@ export enum Enforcement {
  * same event and consumers count it once. For a budget created through the admin API the first
  * part is `<budget_id>~<creation id>`: one deleted and created again under the same id in the same
  * period is another budget, and its crossings are new events.
+ *
+ * A forecast crossing (`kind` is BUDGET_EVENT_KIND_FORECAST) says the spend projected to the
+ * period's end on the current run rate reached one of the budget's forecast thresholds; its
+ * `event_id` is `<budget_id>/<period_key>/forecast-<threshold_percent>`, never the id of a spend
+ * crossing of the same percentage.
  */
 export interface BudgetEvent {
-  /** Version of this payload's meaning; consumers reject versions they do not know. Currently 1. */
+  /**
+   * Version of this payload's meaning; consumers reject versions they do not know. 1: a spend
+   * crossing (`kind` is unspecified or SPENT). 2: any kind, read from `kind`; forecast crossings
+   * are published as 2 alone, so a consumer that knows only 1 skips them rather than take a
+   * projection for spend, and still reads every spend crossing, which stays 1.
+   */
   schemaVersion: number;
   eventId: string;
   /** Unix epoch milliseconds. */
@@ -62,6 +83,27 @@ export interface BudgetEvent {
    */
   thresholdPercent: number;
   enforcement: Enforcement;
+  /**
+   * What crossed the threshold: the spend, or the spend projected to the period's end. Absent
+   * from producers that predate it (a spend crossing).
+   */
+  kind?:
+    | BudgetEventKind
+    | undefined;
+  /**
+   * FORECAST: the spend projected to the period's end, as decimal text rounded up to millionths:
+   * `spent` + `spent` / elapsed × (period end − `occurred_at_ms`), the period counted from its start
+   * or, for a budget created during it, from its creation. Absent for a spend crossing.
+   */
+  projected?:
+    | string
+    | undefined;
+  /**
+   * FORECAST: when the run rate reaches `limit` (Unix epoch milliseconds), before the period ends;
+   * `occurred_at_ms` when the spend is there already; absent when the projection stays under
+   * `limit`, and for a spend crossing.
+   */
+  exceedsAtMs?: number | undefined;
 }
 
 /** Which traffic a budget counts: every field set must match the request's tenant. */
@@ -89,6 +131,9 @@ function createBaseBudgetEvent(): BudgetEvent {
     currency: "",
     thresholdPercent: 0,
     enforcement: 0,
+    kind: undefined,
+    projected: undefined,
+    exceedsAtMs: undefined,
   };
 }
 
@@ -138,6 +183,15 @@ export const BudgetEvent: MessageFns<BudgetEvent> = {
     }
     if (message.enforcement !== 0) {
       writer.uint32(120).int32(message.enforcement);
+    }
+    if (message.kind !== undefined) {
+      writer.uint32(128).int32(message.kind);
+    }
+    if (message.projected !== undefined) {
+      writer.uint32(138).string(message.projected);
+    }
+    if (message.exceedsAtMs !== undefined) {
+      writer.uint32(144).int64(message.exceedsAtMs);
     }
     return writer;
   },
@@ -275,6 +329,30 @@ export const BudgetEvent: MessageFns<BudgetEvent> = {
             message.enforcement = reader.int32() as any;
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.projected = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.exceedsAtMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -309,6 +387,9 @@ export const BudgetEvent: MessageFns<BudgetEvent> = {
     message.currency = object.currency ?? "";
     message.thresholdPercent = object.thresholdPercent ?? 0;
     message.enforcement = object.enforcement ?? 0;
+    message.kind = object.kind ?? undefined;
+    message.projected = object.projected ?? undefined;
+    message.exceedsAtMs = object.exceedsAtMs ?? undefined;
     return message;
   },
 };
