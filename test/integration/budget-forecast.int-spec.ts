@@ -14,7 +14,7 @@ import { WebhookReceiver } from '../support/webhook-receiver';
 const logger = createLogger('budget-forecast-spec', 'silent');
 const DAY = 86_400_000;
 
-function alertingConfig(base: GatewayConfig, hookUrl: string, group: string): GatewayConfig {
+function alertingConfig(base: GatewayConfig, hooks: WebhookReceiver, group: string): GatewayConfig {
   const doc = JSON.parse(JSON.stringify(base)) as Record<string, unknown>;
   doc['budgets'] = { topic: `budget-forecast-${group}.v1` };
   doc['observability'] = {
@@ -22,8 +22,15 @@ function alertingConfig(base: GatewayConfig, hookUrl: string, group: string): Ga
       consumerGroup: group,
       evaluateIntervalMs: 100,
       delivery: { initialBackoffMs: 50, maxBackoffMs: 200 },
-      channels: [{ id: 'finance', kind: 'webhook', url: hookUrl }],
-      rules: [{ id: 'budget', kind: 'budget_threshold', minPercent: 80 }],
+      channels: [
+        { id: 'finance', kind: 'webhook', url: hooks.url('/finance') },
+        { id: 'ops', kind: 'webhook', url: hooks.url('/ops') },
+      ],
+      // Forecasts, an early warning, to finance; spend crossings page operations.
+      rules: [
+        { id: 'budget', kind: 'budget_threshold', minPercent: 80, kinds: ['forecast'], channels: ['finance'] },
+        { id: 'budget-spent', kind: 'budget_threshold', minPercent: 80, kinds: ['spent'], channels: ['ops'] },
+      ],
     },
   };
   return parseConfig(doc, {});
@@ -45,7 +52,7 @@ describe('budget forecasts on Redis and Kafka', () => {
   beforeAll(async () => {
     hooks = await WebhookReceiver.start();
     const group = `forecast-${randomBytes(4).toString('hex')}`;
-    config = alertingConfig(usageTestConfig({ brokers: sharedKafkaBrokers() }), hooks.url(), group);
+    config = alertingConfig(usageTestConfig({ brokers: sharedKafkaBrokers() }), hooks, group);
     store = createClickHouse(config.usage.clickhouse, config.gateway.dataDir);
     alerting = await startAlerting(config, logger, { store });
     kafka = new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger);
@@ -104,7 +111,8 @@ describe('budget forecasts on Redis and Kafka', () => {
 
     // The consumer group starts at the end of the topic: the same events (same ids, counted once) are
     // sent again until it has joined and alerted.
-    const forecasts = () => hooks.received.filter((h) => (h.json as { status: string }).status === 'firing').flatMap((h) => (h.json as { alerts: Array<{ labels: Record<string, string>; summary: string }> }).alerts);
+    const firing = (path: string) => hooks.on(path).filter((h) => (h.json as { status: string }).status === 'firing').flatMap((h) => (h.json as { alerts: Array<{ labels: Record<string, string>; summary: string }> }).alerts);
+    const forecasts = () => firing('/finance');
     await waitFor(
       async () => {
         await Promise.all(published.map((e) => kafka.publish(e).catch(() => undefined)));
@@ -118,5 +126,19 @@ describe('budget forecasts on Redis and Kafka', () => {
       { org: 'acme', budget: budget.id, period: account.window.key, threshold: '100', kind: 'forecast' },
     ]);
     expect(alerts[1]?.summary).toMatch(new RegExp(`^Forecast: budget ${budget.id} \\(org acme\\) is projected to reach 10[34]% of its 2,500\\.00 USD by the end of ${account.window.key} .*forecast threshold 100%\\), reaching the amount on \\d{4}-\\d{2}-\\d{2}$`));
+
+    // A spend crossing of the same budget, from a producer that sets no kind: it pages ops, and only ops.
+    const [first] = published;
+    if (!first) throw new Error('no forecast published');
+    const spendCrossing: budgetv1.BudgetEvent = { ...first, schemaVersion: 1, eventId: `${budget.id}/${account.window.key}/100`, kind: undefined, thresholdPercent: 100, spent: '2500', projected: undefined, exceedsAtMs: undefined };
+    await waitFor(
+      async () => {
+        await kafka.publish(spendCrossing).catch(() => undefined);
+        return firing('/ops').length >= 1;
+      },
+      { timeoutMs: 60_000, intervalMs: 1_000, what: 'the spend alert on ops' },
+    );
+    expect(firing('/ops').map((a) => a.labels)).toEqual([{ org: 'acme', budget: budget.id, period: account.window.key, threshold: '100' }]);
+    expect(forecasts().every((a) => a.labels['kind'] === 'forecast')).toBe(true);
   }, 150_000);
 });

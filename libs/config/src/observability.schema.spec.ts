@@ -90,4 +90,33 @@ describe('alerting settings', () => {
     ).toEqual(['rules.0.windowMs: must be a multiple of bucketMs (60000)', 'rules.1.windowMs: must be a multiple of bucketMs (60000)']);
     expect(problems({ rules: [{ id: 'errors', kind: 'error_rate' }, { id: 'latency', kind: 'latency_p95' }, { id: 'spend', kind: 'spend_anomaly' }] })).toEqual([]);
   });
+
+  it('lets a budget_threshold rule take spend crossings, forecasts or both (the default)', () => {
+    const parsed = alertingSchema.parse({
+      rules: [
+        { id: 'budget', kind: 'budget_threshold' },
+        { id: 'spend-page', kind: 'budget_threshold', kinds: ['spent'] },
+        { id: 'forecast-finance', kind: 'budget_threshold', kinds: ['forecast'] },
+      ],
+    });
+    expect(parsed.rules.map((r) => (r.kind === 'budget_threshold' ? r.kinds : undefined))).toEqual([['spent', 'forecast'], ['spent'], ['forecast']]);
+  });
+
+  it('refuses a budget_threshold rule with no kinds or a kind it does not know, naming the path', () => {
+    expect(
+      problems({
+        rules: [
+          { id: 'none', kind: 'budget_threshold', kinds: [] },
+          { id: 'typo', kind: 'budget_threshold', kinds: ['spent', 'forecasts'] },
+          { id: 'text', kind: 'budget_threshold', kinds: 'forecast' },
+        ],
+      }),
+    ).toEqual([
+      'rules.0.kinds: must name at least one kind (spent, forecast); leave it out for both',
+      'rules.1.kinds.1: must be spent or forecast',
+      expect.stringMatching(/^rules\.2\.kinds: /),
+    ]);
+    // Only budget_threshold rules have kinds.
+    expect(problems({ rules: [{ id: 'errors', kind: 'error_rate', kinds: ['spent'] }] })).toEqual([expect.stringMatching(/^rules\.0: .*kinds/)]);
+  });
 });

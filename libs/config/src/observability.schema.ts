@@ -92,6 +92,14 @@ export const alertRuleSchema = z.discriminatedUnion('kind', [
     minPercent: numeric(z.number().min(0).max(1000)).default(80),
     /** A budget alert holds this long after its event, then resolves unless a new period restarts it. */
     holdMs: positiveInt.default(24 * 60 * 60_000),
+    /**
+     * The crossings the rule takes: `spent` (the spend reached a threshold) and `forecast` (the spend
+     * projected to the period's end did), so forecasts can go to channels of their own, or be ignored.
+     */
+    kinds: z
+      .array(z.enum(['spent', 'forecast'], { error: 'must be spent or forecast' }))
+      .min(1, { error: 'must name at least one kind (spent, forecast); leave it out for both' })
+      .default(['spent', 'forecast']),
   }),
   strictObject({
     ...ruleBase,

@@ -418,6 +418,78 @@ describe('an alerting service that is handed the same budget event again', () =>
       expect(alerting.evaluate().map((t) => t.labels['kind'] ?? 'spent')).toEqual(['forecast', 'spent']);
     });
 
+    describe('with rules that take one kind each', () => {
+      const split = alertingSchema.parse({
+        rules: [
+          { id: 'spend-page', kind: 'budget_threshold', minPercent: 80, holdMs: HOUR, kinds: ['spent'] },
+          { id: 'forecast-finance', kind: 'budget_threshold', minPercent: 80, holdMs: HOUR, kinds: ['forecast'] },
+        ],
+      });
+      const splitAt = (now: { at: number }) => {
+        const metrics = new AlertingMetrics(new Registry());
+        return new AlertingService(split, { channels: [], delivery: new DeliveryQueue(split.delivery, metrics, logger), history: new HistoryWriter(undefined, logger), metrics, logger, clock: () => now.at });
+      };
+      const spend = { ...crossing, periodKey: '2026-12', eventId: 'acme-monthly/2026-12/100', thresholdPercent: 100, spent: '2500', limit: '2500' };
+      const entry = (ruleId: string, labels: Record<string, string>): AlertHistoryEntry => ({
+        at: new Date(T0 - 60_000).toISOString(),
+        alertId: [ruleId, ...Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`)].join('|'),
+        ruleId,
+        ruleKind: 'budget_threshold',
+        severity: 'warning',
+        status: 'firing',
+        labels,
+        value: 100,
+        threshold: 80,
+        summary: ruleId,
+        startedAt: new Date(T0 - 60_000).toISOString(),
+        notified: true,
+        channels: [],
+      });
+      const labels = { org: 'acme', budget: 'acme-monthly', period: '2026-12', threshold: '100' };
+
+      it('sends each crossing to the rule of its kind only; a crossing of no kind (an older producer) is spend', () => {
+        const alerting = splitAt({ at: T0 });
+        alerting.takeBudget(Buffer.from(budgetv1.BudgetEvent.encode(forecast).finish()));
+        alerting.observeBudget(spend);
+        alerting.observeBudget({ ...spend, eventId: 'acme-monthly/2026-12/90', thresholdPercent: 90, kind: budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_UNSPECIFIED });
+        expect(alerting.evaluate().map((t) => [t.rule.id, t.fingerprint])).toEqual([
+          ['spend-page', 'spend-page|budget=acme-monthly|org=acme|period=2026-12|threshold=100'],
+          ['spend-page', 'spend-page|budget=acme-monthly|org=acme|period=2026-12|threshold=90'],
+          ['forecast-finance', 'forecast-finance|budget=acme-monthly|kind=forecast|org=acme|period=2026-12|threshold=100'],
+        ]);
+      });
+
+      it('takes back its alerts after a restart as the same alerts: a crossing seen again notifies nothing new', () => {
+        const now = { at: T0 };
+        const alerting = splitAt(now);
+        expect(alerting.restore([entry('spend-page', labels), entry('forecast-finance', { ...labels, kind: 'forecast' })])).toBe(2);
+        alerting.observeBudget(forecast);
+        alerting.observeBudget(spend);
+        expect(alerting.evaluate()).toEqual([]);
+        // Held by the crossings seen again, past the hold of the restored alerts (an hour after they started).
+        now.at = T0 + HOUR / 2;
+        expect(alerting.evaluate()).toEqual([]);
+        now.at = T0 + HOUR;
+        expect(alerting.evaluate().map((t) => [t.rule.id, t.status])).toEqual([
+          ['spend-page', 'resolved'],
+          ['forecast-finance', 'resolved'],
+        ]);
+      });
+
+      it('resolves a restored alert of a kind its rule no longer takes when its hold ends, so no receiver shows it for good', () => {
+        const now = { at: T0 };
+        const alerting = splitAt(now);
+        // Fired before the restart, when the rule still took both kinds.
+        expect(alerting.restore([entry('spend-page', { ...labels, kind: 'forecast' })])).toBe(1);
+        alerting.observeBudget(forecast);
+        expect(alerting.evaluate().map((t) => [t.rule.id, t.status])).toEqual([['forecast-finance', 'firing']]);
+        now.at = T0 - 60_000 + HOUR - 1;
+        expect(alerting.evaluate()).toEqual([]);
+        now.at = T0 - 60_000 + HOUR;
+        expect(alerting.evaluate().map((t) => [t.fingerprint, t.status, t.notify])).toEqual([['spend-page|budget=acme-monthly|kind=forecast|org=acme|period=2026-12|threshold=100', 'resolved', true]]);
+      });
+    });
+
     it('skips an event of a schema version or kind it does not know, rather than read it as spend', () => {
       const alerting = alertingAt({ at: T0 });
       alerting.observeBudget({ ...forecast, schemaVersion: 3 });

@@ -197,7 +197,8 @@ export class AlertingService {
         return this.startedAt + rule.windowMs * (rule.baselineWindows + 1);
       case 'budget_threshold': {
         // Its crossing is not seen again: as the rule holds a crossing, until its period ends
-        // (when the budget is still configured) or `holdMs` after it started, whichever is first.
+        // (when the budget is still configured) or `holdMs` after it started, whichever is first. One of
+        // a kind the rule no longer takes (`kinds` narrowed) holds the same, then resolves where it went.
         const periodEnd = this.deps.budgetPeriodEnd?.(labels['budget'] ?? '', labels['period'] ?? '', startedAt);
         return Math.min(startedAt + rule.holdMs, periodEnd ?? Infinity);
       }

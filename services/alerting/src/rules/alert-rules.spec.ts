@@ -156,6 +156,50 @@ describe('rule evaluation', () => {
     expect(later?.conditions).toEqual([]);
   });
 
+  describe('budget thresholds of the kinds a rule takes', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    const base = { budgetId: 'b', orgId: 'acme', periodKey: '2025-06', periodEndMs: T0 + 60_000, thresholdPercent: 100, spent: '60', limit: '100', currency: 'USD', receivedAtMs: T0 };
+    const spent = { ...base, eventId: 'b/2025-06/100', kind: 'spent' as const, spent: '100' };
+    // From a producer that sets no kind: a spend crossing.
+    const unspecified = { ...base, eventId: 'b/2025-06/90', thresholdPercent: 90, spent: '90' };
+    const forecast = { ...base, eventId: 'b/2025-06/forecast-100', kind: 'forecast' as const, projected: '120' };
+    const budgets = [spent, unspecified, forecast];
+    const taken = (kinds?: string[]) => {
+      const [verdict] = evaluateRules([rule({ id: 'budget', kind: 'budget_threshold', minPercent: 80, ...(kinds && { kinds }) })], input(windows, T0, { budgets }));
+      return verdict?.conditions.map((c) => [c.labels['threshold'], c.labels['kind'] ?? 'spent']);
+    };
+
+    it('takes both spend and forecast crossings by default', () => {
+      expect(rule({ id: 'budget', kind: 'budget_threshold' })).toMatchObject({ kinds: ['spent', 'forecast'] });
+      expect(taken()).toEqual([
+        ['100', 'spent'],
+        ['90', 'spent'],
+        ['100', 'forecast'],
+      ]);
+    });
+
+    it('with kinds [forecast], ignores spend crossings (an unspecified kind among them) and takes forecasts', () => {
+      expect(taken(['forecast'])).toEqual([['100', 'forecast']]);
+    });
+
+    it('with kinds [spent], ignores forecasts and takes spend crossings, an unspecified kind among them', () => {
+      expect(taken(['spent'])).toEqual([
+        ['100', 'spent'],
+        ['90', 'spent'],
+      ]);
+    });
+
+    it('keeps the labels an alert of either kind always had, so alerts restored from history stay the same alerts', () => {
+      const [forecasts] = evaluateRules([rule({ id: 'budget', kind: 'budget_threshold', kinds: ['forecast'] })], input(windows, T0, { budgets }));
+      const [spends] = evaluateRules([rule({ id: 'budget', kind: 'budget_threshold', kinds: ['spent'] })], input(windows, T0, { budgets }));
+      expect(forecasts?.conditions.map((c) => c.labels)).toEqual([{ org: 'acme', budget: 'b', period: '2025-06', threshold: '100', kind: 'forecast' }]);
+      expect(spends?.conditions.map((c) => c.labels)).toEqual([
+        { org: 'acme', budget: 'b', period: '2025-06', threshold: '100' },
+        { org: 'acme', budget: 'b', period: '2025-06', threshold: '90' },
+      ]);
+    });
+  });
+
   it('flags spend far above the trailing baseline, only once a baseline was observed', () => {
     const windows = new UsageWindows(1_000, 3_600_000);
     for (let w = 1; w <= 4; w++) windows.recordSpend('acme', 'USD', T0 - w * 60_000 - 1_000, '1');

@@ -126,6 +126,8 @@ function evaluateRule(rule: AlertRuleConfig, input: EvaluationInput): RuleVerdic
     }
     case 'budget_threshold': {
       for (const b of input.budgets) {
+        // A crossing without a kind (an older producer's) is a spend crossing.
+        if (!rule.kinds.includes(b.kind ?? 'spent')) continue;
         if (b.thresholdPercent < rule.minPercent) continue;
         if (input.now >= Math.min(b.periodEndMs > 0 ? b.periodEndMs : Infinity, b.receivedAtMs + rule.holdMs)) continue;
         // A forecast is an alert of its own beside the spend crossing of the same percentage; a spend
