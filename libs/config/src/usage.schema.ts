@@ -113,8 +113,18 @@ export const usageSchema = strictObject({
   outbox: outboxSchema.prefault({}),
   clickhouse: clickhouseSchema.prefault({}),
   consumer: usageConsumerSchema.prefault({}),
+  /**
+   * What the usage records keep of a request's end user (`x-openrouter-user`, `user`,
+   * `safety_identifier`), often an e-mail address: `raw` as sent; `pseudonymized`, a keyed digest
+   * per organisation (`endUserSecret`), the same for the same user, useless without the secret;
+   * `dropped`, nothing (docs/usage-pipeline.md#end-users-in-usage-records).
+   */
+  endUsers: z.enum(['raw', 'pseudonymized', 'dropped']).default('raw'),
+  /** The key of the end users' digests with `endUsers: pseudonymized` (`${VAR}`); at least 32 characters. */
+  endUserSecret: z.string().default(''),
 })
   .superRefine((u, ctx) => {
+    if (u.endUsers === 'pseudonymized' && u.endUserSecret.length < 32) ctx.addIssue({ code: 'custom', path: ['endUserSecret'], message: 'set a secret of at least 32 characters (`openssl rand -hex 32`) with usage.endUsers: pseudonymized' });
     if (u.bus === 'kafka' && u.kafka.brokers.length === 0) ctx.addIssue({ code: 'custom', path: ['kafka', 'brokers'], message: 'name at least one broker when usage.bus is kafka' });
   });
 export type UsageConfig = z.infer<typeof usageSchema>;

@@ -28,6 +28,7 @@ import { InProcessRouter, RouterPort, type RouterCalls } from './router.port';
 import { WsGateway } from './ws/ws.gateway';
 import { createUsagePublisher } from './usage/usage-publisher.factory';
 import { UsageRecorder } from './usage/usage-recorder';
+import { endUserIds } from './usage/end-user-ids';
 
 export { hashApiKey, generateApiKey, API_KEY_PREFIX, ADMIN_KEY_PREFIX } from './access/api-key';
 export { RedisCounterStore, MemoryCounterStore, type CounterCharge } from './access/counter.store';
@@ -149,10 +150,17 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const prices = PriceBook.fromModels(config.models);
   // The router may serve a model this ingress has no price for (added without restarting it): loud, not silent.
   const unpriced = new UnpricedModels(telemetry.telemetry.registry, logger);
-  const usage = new UsageRecorder(telemetry.instrumentPublisher(publisher), prices, logger, (event, decision, endpoint) => {
-    unpriced.check(event);
-    telemetry.metered(event, decision, endpoint);
-  });
+  const usage = new UsageRecorder(
+    telemetry.instrumentPublisher(publisher),
+    prices,
+    logger,
+    (event, decision, endpoint) => {
+      unpriced.check(event);
+      telemetry.metered(event, decision, endpoint);
+    },
+    endUserIds(config.usage),
+    config.usage.endUsers,
+  );
   const budgetEvents =
     options.budgetEvents ?? (config.usage.bus === 'kafka' ? new KafkaBudgetPublisher(config.usage.kafka, config.budgets.topic, logger) : new InProcessBudgetBus(logger));
   const budgetRedis = redisUrl ? connectBudgetRedis(config.access.redis) : undefined;

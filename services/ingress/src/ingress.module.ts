@@ -9,6 +9,7 @@ import { ALERT_HISTORY, AlertsHttpController } from './admin/alerts.http.control
 import { BudgetsHttpController } from './admin/budgets.http.controller';
 import { KeysHttpController } from './admin/keys.http.controller';
 import { ReportsHttpController } from './admin/reports.http.controller';
+import { EndUsersHttpController } from './admin/end-users.http.controller';
 import { ADMIN_READINESS, AdminStatusHttpController } from './admin/status.http.controller';
 import { RoutingHttpController } from './admin/routing.http.controller';
 import { TenantsHttpController } from './admin/tenants.http.controller';
@@ -76,6 +77,7 @@ export class IngressModule {
         KeysHttpController,
         TenantsHttpController,
         ReportsHttpController,
+        EndUsersHttpController,
         AdminStatusHttpController,
         AlertsHttpController,
         RoutingHttpController,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { budgetBody, budgetPatchBody, issueKeyBody, rotateKeyBody, tenantBody, tenantPatchBody, updateKeyBody } from './admin-input';
 import { budgetViewSchema } from './budgets.http.controller';
 import { apiKeyViewSchema, networkCheckViewSchema } from './keys.http.controller';
+import { endUserIdViewSchema, endUserLookupBody } from './end-users.http.controller';
 import { AUDIT_ACTIONS } from '../access/access.repository';
 import { alertViewSchema } from './alerts.http.controller';
 import { auditEntryViewSchema, orgViewSchema, projectViewSchema, teamViewSchema } from './tenants.http.controller';
@@ -75,6 +76,8 @@ export const ADMIN_OPENAPI = {
       RotateKey: json(rotateKeyBody),
       ApiKey: z.toJSONSchema(apiKeyViewSchema),
       NetworkCheck: z.toJSONSchema(networkCheckViewSchema),
+      EndUserLookup: json(endUserLookupBody),
+      EndUserId: z.toJSONSchema(endUserIdViewSchema),
       Tenant: json(tenantBody),
       TenantChange: json(tenantPatchBody),
       Organization: z.toJSONSchema(orgViewSchema),
@@ -100,6 +103,15 @@ export const ADMIN_OPENAPI = {
     },
   },
   paths: {
+    '/admin/v1/end-users/lookup': {
+      post: {
+        summary:
+          "Which id an end user's usage records carry under `usage.endUsers`: with `pseudonymized`, the keyed digest only the gateway can compute (for a data subject's access or erasure request). The id goes in the body, never in a URL. A key scoped to an org asks for its own org only; another is 404",
+        ...roles('admin', 'finance'),
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/EndUserLookup' } } } },
+        responses: { 200: returns('The id the records carry', 'EndUserId'), 400: error, 401: error, 403: error, 404: error },
+      },
+    },
     '/admin/v1/whoami': { get: { summary: 'The calling admin key', ...roles('admin', 'finance', 'viewer', 'project'), responses: { 200: ok('The principal'), 401: error } } },
     '/admin/v1/health': { get: { summary: 'Readiness of the gateway', ...roles('admin', 'viewer'), responses: { 200: ok('Readiness report'), 401: error, 403: error } } },
     '/admin/v1/keys': {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { routerv1, usagev1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError, type ErrorKind } from '@openrouter/errors';
+import type { UsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
 import { emptyUsageEvent, priceEvent, type PriceBook, type PricedUsage, type TokenCounts, type UsagePublisher } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
@@ -9,6 +10,7 @@ import type { Admission } from '../access/rate-limiter';
 import type { BudgetReservation } from '../budgets/budget.service';
 import { requestedTier } from '../budgets/worst-case-cost';
 import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
+import { RAW_END_USER_IDS, type EndUserIds } from './end-user-ids';
 import { completionChars, outputChars } from './output-chars';
 
 export type UsageOperation = 'chat' | 'completion' | 'embedding' | 'moderation';
@@ -77,6 +79,9 @@ export class UsageRecorder {
     private readonly prices: PriceBook,
     private readonly logger: Logger,
     private readonly observer?: UsageObserver,
+    /** What a record keeps of the end user (`usage.endUsers`); default: the id as sent. */
+    readonly endUserId: EndUserIds = RAW_END_USER_IDS,
+    readonly endUsers: UsageConfig['endUsers'] = 'raw',
   ) {}
 
   /** Starts metering a request; call first in the handler, before anything can throw. */
@@ -479,7 +484,7 @@ export class UsageTrack {
       appId: context.appId,
       costCenter: context.costCenter,
       keyId: context.keyId,
-      endUser: context.endUser,
+      endUser: this.recorder.endUserId(context.orgId, context.endUser),
       tags: { ...context.tags },
     };
     if (cancelled && this.inCall) {
