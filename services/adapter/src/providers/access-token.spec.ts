@@ -41,3 +41,26 @@ describe('CachedTokenSource, a refused token', () => {
     expect(calls()).toBe(3);
   });
 });
+
+describe('bearerAuth, a 403', () => {
+  it('is passed on without a fresh token, unless the source says the credentials were replaced since', async () => {
+    let replaced = false;
+    const asked: string[] = [];
+    const plain = bearerAuth({ token: async () => 'tok', invalidate: () => true });
+    expect(await plain.refused?.({ authorization: 'Bearer tok' }, false, 403)).toBe(false);
+    const rotating = bearerAuth({
+      token: async () => 'tok',
+      invalidate: () => true,
+      forbidden: async (token) => {
+        asked.push(token);
+        return replaced;
+      },
+    });
+    expect(await rotating.refused?.({ authorization: 'Bearer tok' }, false, 403)).toBe(false);
+    replaced = true;
+    expect(await rotating.refused?.({ authorization: 'Bearer tok' }, false, 403)).toBe(true);
+    // The fresh token's own 403 is passed on: the source is not asked again.
+    expect(await rotating.refused?.({ authorization: 'Bearer tok' }, true, 403)).toBe(false);
+    expect(asked).toEqual(['tok', 'tok']);
+  });
+});

@@ -40,16 +40,26 @@ export interface AccessTokenSource {
    * `again`: `token` was the fresh one fetched for a refusal, refused in turn.
    */
   invalidate(token: string, again?: boolean): boolean | Promise<boolean>;
+  /**
+   * The provider answered 403 to `token`: true when a fresh token may cure it, the credentials it
+   * was made from having been replaced since (a rotated key file). Unset: a 403 is passed on.
+   */
+  forbidden?(token: string): Promise<boolean>;
 }
 
 /**
- * The credential as `Authorization: Bearer`, refreshed once when the provider answers 401 (a 403
- * is about what the token may do, which a fresh one of the same identity would not change).
+ * The credential as `Authorization: Bearer`, refreshed once when the provider answers 401. A 403 is
+ * about what the token may do, which a fresh one of the same identity would not change: it is
+ * passed on, unless the source's credentials were replaced since (`forbidden`).
  */
 export function bearerAuth(source: AccessTokenSource): UpstreamAuth {
   return {
     headers: async (signal) => ({ authorization: `Bearer ${await source.token(signal)}` }),
-    refused: (headers, again, status) => (status !== undefined && status !== 401 ? false : source.invalidate((headers['authorization'] ?? '').replace(/^Bearer /, ''), again)),
+    refused: (headers, again, status) => {
+      const token = (headers['authorization'] ?? '').replace(/^Bearer /, '');
+      if (status === undefined || status === 401) return source.invalidate(token, again);
+      return status === 403 && again !== true && source.forbidden !== undefined ? source.forbidden(token) : false;
+    },
   };
 }
 

@@ -154,6 +154,54 @@ describe('a credential file', () => {
     expect(seenBy).toEqual([NEW, NEW, NEW]);
   });
 
+  describe('whose content is checked (problemsOf)', () => {
+    // A stand-in for a structured credential: JSON with a `key` field.
+    const problemsOf = (text: string): string[] => {
+      try {
+        return typeof (JSON.parse(text) as { key?: unknown }).key === 'string' ? [] : ['key: expected a string'];
+      } catch {
+        return ['not JSON'];
+      }
+    };
+    const openChecked = (path: string, options: CredentialFileOptions = {}): CredentialFile => {
+      const file = CredentialFile.open({ provider: 'vertex', key: 'credentialsFile', path, checkIntervalMs: 3_600_000, problemsOf }, options);
+      files.push(file);
+      return file;
+    };
+
+    it('that has problems at start-up stops the adapter, listing them under the setting', () => {
+      const v = volume({ 'sa.json': '{"key": 42}' });
+      expect(() => openChecked(v.path('sa.json'))).toThrow(new ConfigError('providers.vertex', ['providers.vertex.credentialsFile: key: expected a string']));
+    });
+
+    it('keeps the last good content while the file is malformed (half written), warning once, and takes the next good one', async () => {
+      const seen = observed();
+      const v = volume({ 'sa.json': `{"key": "${OLD}"}` });
+      const file = openChecked(v.path('sa.json'), seen);
+      v.write({ 'sa.json': `{"key": "${NEW}` });
+      await file.check();
+      await file.reread();
+      expect(file.value()).toBe(`{"key": "${OLD}"}`);
+      v.write({ 'sa.json': '{"key": null}' });
+      await file.check();
+      expect(file.value()).toBe(`{"key": "${OLD}"}`);
+      expect(await seen.metric('openrouter_provider_credential_file_ok', { provider: 'vertex', file: 'credentialsFile' })).toBe(0);
+      expect(await seen.metric('openrouter_provider_credential_file_reloads_total', { provider: 'vertex', file: 'credentialsFile', outcome: 'failed' })).toBe(3);
+
+      v.write({ 'sa.json': `{"key": "${NEW}"}\n` });
+      await file.check();
+      expect(file.value()).toBe(`{"key": "${NEW}"}`);
+      expect(await seen.metric('openrouter_provider_credential_file_ok', { provider: 'vertex', file: 'credentialsFile' })).toBe(1);
+      expect(seen.lines().map((line) => [line['level'], line['msg'], line['reason'], line['problems']])).toEqual([
+        [40, 'provider credential file does not hold a usable credential: calls keep the secret read last', 'invalid', ['not JSON']],
+        [30, 'provider credential file readable again', undefined, undefined],
+        [30, 'provider credential file changed: the calls made from now on use its new secret', undefined, undefined],
+      ]);
+      expect(seen.text()).not.toContain(OLD);
+      expect(seen.text()).not.toContain(NEW);
+    });
+  });
+
   it('reads nothing once closed', async () => {
     const v = volume({ 'api-key': OLD });
     const file = open(v.path('api-key'));
@@ -175,6 +223,7 @@ describe('a provider whose credential file is missing at start-up', () => {
     ['apiKeyFile', { type: 'gemini', apiKeyFile: MISSING }],
     ['credentials.secretAccessKeyFile', { type: 'bedrock', region: 'us-east-1', credentials: { accessKeyId: 'AKIA', secretAccessKeyFile: MISSING } }],
     ['accessTokenFile', { type: 'vertex', project: 'p', accessTokenFile: MISSING }],
+    ['credentialsFile', { type: 'vertex', project: 'p', credentialsFile: MISSING }],
   ])('does not start, naming the provider, %s and the path', (key, fields) => {
     const images = new ImageSource();
     const config = providerSchema.parse(fields) as ProviderConfig;

@@ -44,6 +44,12 @@ export interface CredentialFileSetting {
   path: string;
   /** Default: DEFAULT_CREDENTIAL_FILE_CHECK_INTERVAL_MS. */
   checkIntervalMs?: number | undefined;
+  /**
+   * What makes a content (read and trimmed, not empty) unusable: each problem names a field or a
+   * kind, never the content; none when it is good. A content with problems stops the adapter at
+   * start-up, and later is never taken: the last good one stays in use. Unset: any content is good.
+   */
+  problemsOf?: ((content: string) => readonly string[]) | undefined;
 }
 
 /**
@@ -66,9 +72,9 @@ function reasonOf(error: unknown): string {
  * A secret read from a file (trimmed of surrounding white space and newlines) and read again,
  * without a restart, when the file changes: its identity is checked every `checkIntervalMs`, and
  * the file is read at once when the provider refuses the secret (`reread`). A file that becomes
- * unreadable or empty leaves the last good secret in use, with one warning per change of state
- * and the `openrouter_provider_credential_file_ok` gauge at 0. Nothing logged or thrown quotes
- * what the file holds.
+ * unreadable, empty or (with `problemsOf`) malformed leaves the last good secret in use, with one
+ * warning per change of state and the `openrouter_provider_credential_file_ok` gauge at 0.
+ * Nothing logged or thrown quotes what the file holds.
  */
 export class CredentialFile implements Secret {
   private current: string;
@@ -113,6 +119,8 @@ export class CredentialFile implements Secret {
       throw new ConfigError(where, [`${where}.${setting.key}: cannot read ${setting.path}: ${reasonOf(error)}`]);
     }
     if (first.value === '') throw new ConfigError(where, [`${where}.${setting.key}: ${setting.path} is empty`]);
+    const problems = setting.problemsOf?.(first.value) ?? [];
+    if (problems.length > 0) throw new ConfigError(where, problems.map((problem) => `${where}.${setting.key}: ${problem}`));
     return new CredentialFile(setting, options, first);
   }
 
@@ -178,6 +186,12 @@ export class CredentialFile implements Secret {
       this.failed('empty');
       return;
     }
+    // A half-written or malformed file (an editor saving in place) never replaces a good secret.
+    const problems = this.setting.problemsOf?.(text) ?? [];
+    if (problems.length > 0) {
+      this.failed('invalid', problems);
+      return;
+    }
     this.seen = seen;
     const { provider, key, path } = this.setting;
     if (this.failure !== undefined) {
@@ -192,12 +206,17 @@ export class CredentialFile implements Secret {
     }
   }
 
-  private failed(reason: string): void {
+  /** `problems`: what `problemsOf` found wrong with the content (`reason` is then `invalid`). */
+  private failed(reason: string, problems?: readonly string[]): void {
     const { provider, key, path } = this.setting;
     this.options.metrics?.failed(provider, key);
     if (this.failure === reason) return;
     this.failure = reason;
-    this.options.logger?.warn({ provider, setting: key, path, reason }, 'provider credential file cannot be read (or is empty): calls keep the secret read last');
+    if (problems === undefined) {
+      this.options.logger?.warn({ provider, setting: key, path, reason }, 'provider credential file cannot be read (or is empty): calls keep the secret read last');
+    } else {
+      this.options.logger?.warn({ provider, setting: key, path, reason, problems }, 'provider credential file does not hold a usable credential: calls keep the secret read last');
+    }
   }
 }
 

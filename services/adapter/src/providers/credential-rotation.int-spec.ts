@@ -1,8 +1,9 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { providerSchema, type ProviderConfig } from '@openrouter/config';
 import type { adapterv1 } from '@openrouter/contracts';
 import { CredentialFileMetrics, Registry } from '@openrouter/observability';
 import { parseChatRequest, parseEmbeddingRequest } from '@openrouter/openai-wire';
-import { type RunningSimulator, SecretVolume, startSimulator } from '@openrouter/provider-simulator';
+import { type RunningSimulator, SecretVolume, startSimulator, TOKEN_PATH } from '@openrouter/provider-simulator';
 import { failure } from './gateway-failure.testing';
 import { ImageSource } from './image-source';
 import { createProviderAdapter, type ProviderAdapter } from './provider-adapter';
@@ -211,5 +212,150 @@ describe('an Entra ID client secret in a file, rotated without a restart', () =>
       await adapter.close();
       volume.remove();
     }
+  });
+});
+
+/**
+ * Vertex AI with a service-account JSON key file mounted from a Kubernetes Secret: a new key of the
+ * same account is mounted (the kubelet's `..data` swap) and the old one deleted in Google Cloud
+ * (the simulated token endpoint trusts the new key only), while the adapter runs.
+ */
+describe('a Vertex service-account key file, rotated without a restart', () => {
+  const EMAIL = 'gateway@sim-project.iam.gserviceaccount.com';
+  // Made at test time; no private key is committed.
+  const keyPair = (): { publicKey: string; privateKey: string } => {
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    return { publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(), privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+  };
+  const KEY_A = keyPair();
+  const KEY_B = keyPair();
+  let sim: RunningSimulator;
+  const images = new ImageSource();
+  const open: ProviderAdapter[] = [];
+  const volumes: SecretVolume[] = [];
+
+  beforeAll(async () => {
+    sim = await startSimulator();
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((a) => a.close()));
+    for (const volume of volumes.splice(0)) volume.remove();
+    sim.reset();
+  });
+  afterAll(async () => {
+    await images.close();
+    await sim.close();
+  });
+
+  const keyFile = (key: { privateKey: string }): string =>
+    `${JSON.stringify({ type: 'service_account', project_id: 'sim-project', private_key_id: 'k', private_key: key.privateKey, client_email: EMAIL, token_uri: `${sim.url}${TOKEN_PATH}` }, null, 2)}\n`;
+
+  function start(checkIntervalMs: number, metrics?: CredentialFileMetrics): { adapter: ProviderAdapter; volume: SecretVolume } {
+    sim.trustServiceAccount({ clientEmail: EMAIL, publicKey: KEY_A.publicKey });
+    const volume = new SecretVolume({ 'key.json': keyFile(KEY_A) });
+    volumes.push(volume);
+    const config = providerSchema.parse({
+      type: 'vertex',
+      project: 'sim-project',
+      location: 'us-central1',
+      baseUrl: sim.url,
+      timeoutMs: 5_000,
+      credentialsFile: volume.path('key.json'),
+      credentialFileCheckIntervalMs: checkIntervalMs,
+    }) as ProviderConfig;
+    const adapter = createProviderAdapter(PROVIDER_REGISTRY, 'vertex-rotated', config, { images, credentialFiles: { metrics } });
+    open.push(adapter);
+    return { adapter, volume };
+  }
+
+  /** Key B is mounted in place of key A, and A deleted: the token endpoint trusts B only (one key per account in the simulator). */
+  function rotate(volume: SecretVolume): void {
+    sim.trustServiceAccount({ clientEmail: EMAIL, publicKey: KEY_B.publicKey });
+    volume.write({ 'key.json': keyFile(KEY_B) });
+  }
+
+  const call = (model: string, body: Record<string, unknown> = {}) => ({
+    requestId: 'req-1',
+    upstreamModel: model,
+    request: parseChatRequest({ model: 'public-model', messages: [{ role: 'user', content: 'Hello there' }], ...body }),
+    timeoutMs: 0,
+    signal: new AbortController().signal,
+  });
+  async function chat(adapter: ProviderAdapter, model = 'gemini-2.5-flash', body: Record<string, unknown> = {}): Promise<adapterv1.ChatResponse[]> {
+    const out: adapterv1.ChatResponse[] = [];
+    for await (const response of adapter.chat(call(model, body))) out.push(response);
+    return out;
+  }
+  const tokenCalls = () => sim.requests().filter((r) => r.path === TOKEN_PATH).map((r) => r.outcome);
+  const modelCalls = () => sim.requests().filter((r) => r.path.startsWith('/v1/projects/')).map((r) => r.outcome);
+  async function metric(registry: Registry, name: string, labels: Record<string, string>): Promise<number | undefined> {
+    const values = (await registry.getSingleMetric(name)?.get())?.values ?? [];
+    return values.find((v) => v.labels['provider'] === 'vertex-rotated' && v.labels['file'] === 'credentialsFile' && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value;
+  }
+
+  it('mints with the new key from the next check on, the token of the old key dropped though still valid', async () => {
+    const registry = new Registry();
+    const { adapter, volume } = start(100, new CredentialFileMetrics(registry));
+    expect((await chat(adapter))[0]?.completion?.choices[0]?.message?.content).toMatch(/\w+/);
+    rotate(volume);
+    await eventually(async () => (await metric(registry, 'openrouter_provider_credential_file_reloads_total', { outcome: 'changed' })) === 1, 'the check to take the new key');
+    await chat(adapter);
+    const streamed = await chat(adapter, 'claude-sonnet-4-5@20250929', { stream: true });
+    expect(streamed.length).toBeGreaterThan(1);
+    // A second token, asked for with key B (the simulator trusts no other now): nothing was refused.
+    expect(tokenCalls()).toEqual(['completed', 'completed']);
+    expect(modelCalls()).toEqual(['completed', 'completed', 'completed']);
+    expect(await metric(registry, 'openrouter_provider_credential_file_ok', {})).toBe(1);
+  });
+
+  it('reads the file at once when the token endpoint refuses the deleted key (checks an hour apart), and asks again with the new one', async () => {
+    const { adapter, volume } = start(HOUR);
+    rotate(volume);
+    expect((await chat(adapter))[0]?.completion?.choices[0]?.message?.content).toMatch(/\w+/);
+    expect(tokenCalls()).toEqual(['error', 'completed']);
+    expect(modelCalls()).toEqual(['completed']);
+  });
+
+  it('reads the file at once when Vertex AI refuses the token (checks an hour apart), and sends the call again with a token of the new key', async () => {
+    const { adapter, volume } = start(HOUR);
+    await chat(adapter);
+    rotate(volume);
+    // The token minted with key A lapses: Vertex AI answers 401.
+    sim.expireAccessTokens();
+    expect((await chat(adapter))[0]?.completion?.choices[0]?.message?.content).toMatch(/\w+/);
+    await chat(adapter, 'claude-sonnet-4-5@20250929');
+    expect(modelCalls()).toEqual(['completed', 'error', 'completed', 'completed']);
+    // The fresh token was asked for with key B straight away: the read came before it.
+    expect(tokenCalls()).toEqual(['completed', 'completed']);
+  });
+
+  it('keeps the last good key while the file is half written or not a key, and shows it', async () => {
+    const registry = new Registry();
+    const { adapter, volume } = start(100, new CredentialFileMetrics(registry));
+    await chat(adapter);
+    volume.write({ 'key.json': keyFile(KEY_B).slice(0, 200) });
+    await eventually(async () => (await metric(registry, 'openrouter_provider_credential_file_ok', {})) === 0, 'the malformed file shown');
+    // A new token is minted with key A, the last good one, which the token endpoint still trusts.
+    sim.expireAccessTokens();
+    await chat(adapter);
+    volume.write({ 'key.json': JSON.stringify({ client_email: EMAIL, private_key: 'not a key' }) });
+    sim.expireAccessTokens();
+    await chat(adapter);
+    expect(tokenCalls()).toEqual(['completed', 'completed', 'completed']);
+    expect(modelCalls()).toEqual(['completed', 'error', 'completed', 'error', 'completed']);
+    rotate(volume);
+    await eventually(async () => (await metric(registry, 'openrouter_provider_credential_file_ok', {})) === 1, 'the new key taken');
+    await chat(adapter);
+    expect(tokenCalls()).toEqual(['completed', 'completed', 'completed', 'completed']);
+  });
+
+  it('passes the refusal on, with one token request and no key in it, when the file was not rotated', async () => {
+    const { adapter } = start(HOUR);
+    sim.trustServiceAccount({ clientEmail: EMAIL, publicKey: KEY_B.publicKey });
+    const error = await failure(chat(adapter));
+    expect(error).toMatchObject({ kind: 'auth_failed', code: 'upstream_auth_failed', upstreamStatus: 400, provider: 'vertex-rotated' });
+    expect(JSON.stringify({ message: error.message, cause: String(error.cause) })).not.toMatch(/PRIVATE KEY|MII|eyJ/);
+    expect(tokenCalls()).toEqual(['error']);
+    expect(modelCalls()).toEqual([]);
   });
 });

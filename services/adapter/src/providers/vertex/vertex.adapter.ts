@@ -8,7 +8,7 @@ import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider
 import { postWithAuth } from '../upstream-auth';
 import { bearerAuth, secretTokenSource, undiciTokenHttp } from '../access-token';
 import { CredentialFile } from '../credential-file';
-import { vertexTokenSource } from './vertex-credentials';
+import { openServiceAccountKeyFile, vertexTokenSource } from './vertex-credentials';
 import { embeddingResponse, embedInCalls, reportedTokens } from '../embedding-response';
 import { parsePredictResponse, predictBatches } from './vertex-embeddings';
 import { vertexClaudeError, vertexGoogleError } from './vertex-errors';
@@ -35,18 +35,23 @@ const segment = (value: string): string => encodeURIComponent(value).replace(/%4
  * `:streamGenerateContent?alt=sse` in the Gemini wire format, Google's text-embedding models
  * through `:predict`, Claude models (publisher `anthropic`) through `:rawPredict` and
  * `:streamRawPredict` in the Messages wire format, all called with an OAuth2 access token as
- * `Authorization: Bearer`.
+ * `Authorization: Bearer`. A token file (`accessTokenFile`) and a service-account key file
+ * (`credentialsFile`) are read again when they change, without a restart.
  */
 export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex'>, context: ProviderContext): ProviderAdapter {
-  // The metadata server answers only from the node's own network: never through a proxy.
-  // A token file is read now (an unreadable one stops the adapter here) and again when it changes.
+  // A token file or a service-account key file is read now (an unreadable one, or a key file that
+  // is not a key, stops the adapter here) and again when it changes. The schema allows one source.
   const tokenFile = config.accessTokenFile === undefined ? undefined : CredentialFile.open({ provider: id, key: 'accessTokenFile', path: config.accessTokenFile, checkIntervalMs: config.credentialFileCheckIntervalMs }, context.credentialFiles);
+  const keyFile = openServiceAccountKeyFile(id, config, context.credentialFiles);
+  // The metadata server answers only from the node's own network: never through a proxy.
   const tokenAgent = createUpstreamDispatcher(context.egress, config.metadataServer === true ? 'none' : config.proxy);
   let tokens;
   try {
-    // A key file or private key that is no good stops the adapter here, at start-up.
-    tokens = tokenFile ? secretTokenSource(tokenFile) : vertexTokenSource(id, config, { http: undiciTokenHttp(tokenAgent) });
+    // A private key that is no good stops the adapter here, at start-up.
+    tokens = tokenFile ? secretTokenSource(tokenFile) : vertexTokenSource(id, config, { http: undiciTokenHttp(tokenAgent), keyFile });
   } catch (error) {
+    tokenFile?.close();
+    keyFile?.close();
     void tokenAgent.close();
     throw error;
   }
@@ -121,6 +126,7 @@ export function createVertexAdapter(id: string, config: ProviderConfigOf<'vertex
 
     async close(): Promise<void> {
       tokenFile?.close();
+      keyFile?.close();
       await Promise.all([gemini.close(), claude.close(), embedAgent.close(), tokenAgent.close()]);
     },
   };
