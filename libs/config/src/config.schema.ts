@@ -4,7 +4,7 @@ import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schem
 import { cacheSchema } from './cache.schema';
 import { AUTO_MODEL, MODERATION_PROVIDER_TYPES, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
-import { guardrailsSchema } from './guardrails.schema';
+import { guardrailModelIssues, guardrailsSchema } from './guardrails.schema';
 import { observabilitySchema } from './observability.schema';
 import { address, flag, host, identifier, ipRange, listenSchema, port, strictObject, type Listen } from './primitives';
 import { providerSchema } from './providers.schema';
@@ -172,6 +172,7 @@ export const configSchema = strictObject({
     }
     for (const issue of accessReferenceIssues(config.access)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of accessPolicyIssues(config.access, config.providers, config.guardrails)) ctx.addIssue({ code: 'custom', ...issue });
+    for (const issue of guardrailModelIssues(config.guardrails, config.models)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of routingReferenceIssues(config.routing, config.models, Object.keys(config.providers))) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of budgetCurrencyIssues(config.budgets.list, config.models)) ctx.addIssue({ code: 'custom', ...issue });
     const orgs = new Map(config.access.orgs.map((o) => [o.id, o]));

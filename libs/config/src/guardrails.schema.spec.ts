@@ -22,7 +22,7 @@ const RULES = [
 
 describe('guardrails in the configuration', () => {
   it('has no rules by default, and accepts rules of each kind with a default list', () => {
-    expect(parseConfig(MINIMAL_CONFIG, {}).guardrails).toEqual({ rules: [], default: [], outputHoldbackChars: 128 });
+    expect(parseConfig(MINIMAL_CONFIG, {}).guardrails).toEqual({ rules: [], default: [], outputHoldbackChars: 128, moderationFailMode: 'closed' });
     expect(problems({ rules: RULES, default: ['tickets'] })).toEqual([]);
   });
 
@@ -33,8 +33,8 @@ describe('guardrails in the configuration', () => {
   });
 
   it('refuses a rule with none or several of detect, pattern, terms, an unknown detector or action, and a malformed id', () => {
-    expect(problems({ rules: [{ id: 'none', action: 'block' }] })).toEqual(['guardrails.rules[0]: give exactly one of detect, pattern, terms (none given)']);
-    expect(problems({ rules: [{ id: 'two', detect: 'email', terms: ['a'], action: 'block' }] })).toEqual(['guardrails.rules[0]: give exactly one of detect, pattern, terms (given: detect, terms)']);
+    expect(problems({ rules: [{ id: 'none', action: 'block' }] })).toEqual(['guardrails.rules[0]: give exactly one of detect, pattern, terms, moderation (none given)']);
+    expect(problems({ rules: [{ id: 'two', detect: 'email', terms: ['a'], action: 'block' }] })).toEqual(['guardrails.rules[0]: give exactly one of detect, pattern, terms, moderation (given: detect, terms)']);
     expect(problems({ rules: [{ id: 'x', detect: 'passport', action: 'block' }] })).toEqual([expect.stringContaining('guardrails.rules[0].detect')]);
     expect(problems({ rules: [{ id: 'x', detect: 'email', action: 'warn' }] })).toEqual([expect.stringContaining('guardrails.rules[0].action')]);
     expect(problems({ rules: [{ id: 'Bad Id', detect: 'email', action: 'block' }] })).toEqual(['guardrails.rules[0].id: lower-case letters, digits, _ and -']);
@@ -91,5 +91,75 @@ describe('guardrails in the configuration', () => {
     const before = createHash('sha256').update(JSON.stringify([['tickets', null, 'TICKET-\\d+', null, 'block', '[REDACTED:tickets]', undefined, null]])).digest('hex');
     expect(guardrailsDigest(config, ['tickets'])).toMatch(/^[0-9a-f]{64}$/);
     expect(guardrailsDigest(config, ['tickets'])).not.toBe(before);
+  });
+
+  describe('moderation rules', () => {
+    const MODERATION_MODELS = [
+      { id: 'm', deployments: [{ provider: 'sim', model: 'up' }] },
+      { id: 'omni', capabilities: ['moderation'], pricing: { input: '0' }, deployments: [{ id: 'sim-omni', provider: 'sim', model: 'omni-moderation-latest' }] },
+      { id: 'priced-mod', capabilities: ['moderation'], pricing: { input: '0.5' }, deployments: [{ provider: 'sim', model: 'text-moderation-latest' }] },
+      { id: 'per-call-mod', capabilities: ['moderation'], pricing: { deployments: { 'sim-pc': { perRequest: '0.001' } } }, deployments: [{ id: 'sim-pc', provider: 'sim', model: 'text-moderation-latest' }] },
+    ];
+    const withModels = (guardrails: unknown): string[] => {
+      try {
+        parseConfig({ ...MINIMAL_CONFIG, models: MODERATION_MODELS, guardrails }, {});
+        return [];
+      } catch (error) {
+        if (error instanceof ConfigError) return error.problems;
+        throw error;
+      }
+    };
+    const rule = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({ id: 'unsafe', moderation: { model: 'omni' }, action: 'block', ...overrides });
+
+    it('accepts a block or flag rule on a free moderation model, with categories and a threshold, and a fail mode', () => {
+      expect(withModels({ rules: [rule(), rule({ id: 'watch', action: 'flag', roles: ['user'], moderation: { model: 'omni', categories: ['violence', 'self-harm/intent'], threshold: 0.4 } })], moderationFailMode: 'open' })).toEqual([]);
+      const parsed = parseConfig({ ...MINIMAL_CONFIG, models: MODERATION_MODELS, guardrails: { rules: [rule()] } }, {}).guardrails;
+      expect(parsed.moderationFailMode).toBe('closed');
+      expect(parsed.rules[0]).toMatchObject({ moderation: { model: 'omni' }, screen: ['input'] });
+    });
+
+    it('refuses redact, output screening, a replacement, and a second kind of rule, naming the path', () => {
+      expect(withModels({ rules: [rule({ action: 'redact' })] })).toEqual(['guardrails.rules[0].action: a moderation rule cannot redact (a moderation model judges a whole text, it does not say where): use block or flag']);
+      expect(withModels({ rules: [rule({ screen: ['input', 'output'] })] })).toEqual(['guardrails.rules[0].screen: a moderation rule screens requests only: set screen to [input] (answers are not sent to moderation models)']);
+      expect(withModels({ rules: [rule({ screen: ['output'] })] })).toEqual([expect.stringContaining('guardrails.rules[0].screen: a moderation rule screens requests only')]);
+      expect(withModels({ rules: [rule({ replacement: 'x' })] })).toEqual(['guardrails.rules[0].replacement: a moderation rule replaces nothing: remove replacement']);
+      expect(withModels({ rules: [rule({ terms: ['kill'] })] })).toEqual(['guardrails.rules[0]: give exactly one of detect, pattern, terms, moderation (given: terms, moderation)']);
+    });
+
+    it('refuses an unknown category, a threshold outside 0–1, an unknown fail mode and an unknown key', () => {
+      expect(withModels({ rules: [rule({ moderation: { model: 'omni', categories: ['violence', 'violance'] } })] })).toEqual([expect.stringMatching(/^guardrails\.rules\[0\]\.moderation\.categories\[1\]: unknown moderation category "violance": name one of harassment, /)]);
+      expect(withModels({ rules: [rule({ moderation: { model: 'omni', categories: [] } })] })).toEqual([expect.stringContaining('guardrails.rules[0].moderation.categories')]);
+      expect(withModels({ rules: [rule({ moderation: { model: 'omni', threshold: 1.5 } })] })).toEqual([expect.stringContaining('guardrails.rules[0].moderation.threshold')]);
+      expect(withModels({ rules: [rule({ moderation: { model: 'omni', threshold: -0.1 } })] })).toEqual([expect.stringContaining('guardrails.rules[0].moderation.threshold')]);
+      expect(withModels({ rules: [rule({ moderation: { model: 'omni', treshold: 0.5 } })] })).toEqual([expect.stringContaining('guardrails.rules[0].moderation: unknown key "treshold"')]);
+      expect(withModels({ rules: [rule()], moderationFailMode: 'ajar' })).toEqual([expect.stringContaining('guardrails.moderationFailMode')]);
+    });
+
+    it('refuses a model that does not exist, cannot moderate, or is priced, naming the path and why', () => {
+      expect(withModels({ rules: [rule({ moderation: { model: 'omni-mod' } })] })).toEqual([
+        'guardrails.rules[0].moderation.model: unknown model "omni-mod": name the id of a model with the moderation capability (models: omni, priced-mod, per-call-mod)',
+      ]);
+      expect(withModels({ rules: [rule({ moderation: { model: 'm' } })] })).toEqual(['guardrails.rules[0].moderation.model: model "m" has no moderation capability (its capabilities: chat): name a model with capabilities [moderation]']);
+      const [priced] = withModels({ rules: [rule({ moderation: { model: 'priced-mod' } })] });
+      expect(priced).toBe(
+        'guardrails.rules[0].moderation.model: model "priced-mod" is priced (pricing.input 0.5): a guardrail\'s moderation call is not billed to the request, so a priced model would be spent without being metered; use a free moderation model (OpenAI\'s are free) with input and per-request prices 0',
+      );
+      expect(withModels({ rules: [rule(), rule({ id: 'other', moderation: { model: 'per-call-mod' } })] })).toEqual([expect.stringMatching(/^guardrails\.rules\[1\]\.moderation\.model: model "per-call-mod" is priced \(pricing\.deployments\.sim-pc\.perRequest 0\.001\): /)]);
+    });
+
+    it('puts a moderation rule\'s settings in the digest, leaving the digests of the other rules as they were', () => {
+      const base = { id: 'unsafe', moderation: { model: 'omni' }, action: 'block', screen: ['input'] };
+      const digest = (moderation: Record<string, unknown>): string => guardrailsDigest({ rules: [{ ...base, moderation }] } as Parameters<typeof guardrailsDigest>[0], ['unsafe']);
+      const plain = digest({ model: 'omni' });
+      expect(digest({ model: 'omni', categories: ['violence'] })).not.toBe(plain);
+      expect(digest({ model: 'omni', threshold: 0.3 })).not.toBe(digest({ model: 'omni', threshold: 0.4 }));
+      expect(digest({ model: 'other-omni' })).not.toBe(plain);
+      // A rule of another kind digests as it did before moderation rules existed.
+      const tickets = { rules: [{ ...RULES[1], screen: ['input'] }] } as Parameters<typeof guardrailsDigest>[0];
+      const before = createHash('sha256')
+        .update(JSON.stringify({ matching: 2, definitions: [['tickets', null, 'TICKET-\\d+', null, 'block', '[REDACTED:tickets]', ['input'], null]] }))
+        .digest('hex');
+      expect(guardrailsDigest(tickets, ['tickets'])).toBe(before);
+    });
   });
 });

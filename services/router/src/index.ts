@@ -47,6 +47,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   // A policy naming a rule this router lacks refuses its requests (503) until the router's
   // configuration catches up: said once a minute at most, as the operator has something to roll out.
   let unknownRuleWarned = 0;
+  const moderationWarned = new Map<string, number>();
   const guardrails = new Guardrails(
     config.guardrails,
     (rule, action, count, stage) => metrics.guardrailMatch(rule, action, count, stage),
@@ -54,6 +55,20 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
       if (Date.now() - unknownRuleWarned < 60_000) return;
       unknownRuleWarned = Date.now();
       logger.warn({ rule }, 'a request names a guardrail rule this router is not configured with: refused with 503 guardrails_unavailable until the router has the rule (roll out guardrails.rules to every router)');
+    },
+    (rule, model, failure, outcome) => {
+      // A request let through unscreened by a rule is counted, each one; the warning (rule, model
+      // and the failure's kind, never the text) comes once a minute at most per rule and outcome.
+      if (outcome === 'skipped') metrics.guardrailMatch(rule, 'skipped', 1, 'input');
+      const key = `${rule}\n${outcome}`;
+      if (Date.now() - (moderationWarned.get(key) ?? 0) < 60_000) return;
+      moderationWarned.set(key, Date.now());
+      logger.warn(
+        { rule, model, kind: failure.kind, outcome },
+        outcome === 'refused'
+          ? 'a guardrail moderation model did not answer: requests its block rule screens are refused with 503 guardrails_unavailable (guardrails.moderationFailMode closed)'
+          : 'a guardrail moderation model did not answer: requests go on unscreened by the rule (guardrails.moderationFailMode open, or a flag rule)',
+      );
     },
   );
   const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics), guardrails, (model) => metrics.deprecatedModelRequest(model));

@@ -8,7 +8,7 @@ import { assignedDecision, callingDecision, decisionFor } from './explain/route-
 import { explainPlan } from './explain/route-explanation';
 import { providersHealth } from './explain/providers-health';
 import type { RecordedCall } from './experiments/gray-release';
-import { Guardrails } from './guardrails/guardrails';
+import { Guardrails, type ModerationCall } from './guardrails/guardrails';
 import { serveWithFailover, type AnswerFailureListener, type AttemptListener, type AttemptOpener, type Served } from './resilience/failover';
 import { capacityTokens, chatRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
 import { takeRequestControls } from './routing/route-settings';
@@ -85,6 +85,8 @@ export class RouterService {
     const { context, request: asked } = requiredRequest(input);
     // Before anything is planned: a refused request takes no route, and no provider sees unscreened text.
     const request = this.guardrails.screenChat(context, asked);
+    // Moderation rules read the request as screened (redactions applied), before any chat route is planned.
+    const { unscreened } = await this.guardrails.moderateChat(context, request, this.guardrailModeration(context, signal));
     const prepared = this.prepareChat(context, request);
     const plan = this.planned(prepared.planRequest);
     const open: AttemptOpener<adapterv1.ChatResponse> = (candidate, callSignal) =>
@@ -133,7 +135,7 @@ export class RouterService {
       return event;
     };
     try {
-      const decision = decisionFor(plan, served.candidate, served.attempts);
+      const decision = { ...decisionFor(plan, served.candidate, served.attempts), ...(unscreened && { unscreened }) };
       const first = screened(answerEvent(served.first));
       if (routeCalls) yield { routed: { decision, chunk: first.chunk, completion: first.completion } };
       else {
@@ -156,6 +158,7 @@ export class RouterService {
   async embed(input: routerv1.EmbedRequest, signal: AbortSignal): Promise<routerv1.EmbedResponse> {
     const { context, request: asked } = requiredRequest(input);
     const request = this.guardrails.screenEmbeddings(context, asked);
+    const { unscreened } = await this.guardrails.moderateEmbeddings(context, request, this.guardrailModeration(context, signal));
     const planRequest: PlanRequest = {
       context,
       capability: 'embeddings',
@@ -182,14 +185,22 @@ export class RouterService {
     const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
     served.finish();
     if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no embeddings.');
-    return { decision: decisionFor(plan, served.candidate, served.attempts), response: served.first.response };
+    return { decision: { ...decisionFor(plan, served.candidate, served.attempts), ...(unscreened && { unscreened }) }, response: served.first.response };
   }
 
   async moderate(input: routerv1.ModerateRequest, signal: AbortSignal): Promise<routerv1.ModerateResponse> {
     const { context, request: asked } = requiredRequest(input);
     const request = this.guardrails.screenModeration(context, asked);
-    // OpenAI's SDK may leave the model out (OpenAI then uses its latest moderation model): the
-    // request goes to `auto`, the models with the moderation capability, ranked by the strategy.
+    return this.routeModeration(context, request, signal);
+  }
+
+  /**
+   * A moderation request routed and served with failover: the path of `/v1/moderations` and of
+   * the guardrails' moderation rules alike. OpenAI's SDK may leave the model out (OpenAI then uses
+   * its latest moderation model): the request goes to `auto`, the models with the moderation
+   * capability, ranked by the strategy.
+   */
+  private async routeModeration(context: routerv1.RequestContext, request: chatv1.ModerationRequest, signal: AbortSignal): Promise<{ decision: routerv1.RouteDecision; response: chatv1.ModerationResponse }> {
     const model = request.model || AUTO_MODEL;
     const planRequest: PlanRequest = {
       context,
@@ -211,6 +222,17 @@ export class RouterService {
     served.finish();
     if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no moderation results.');
     return { decision: decisionFor(plan, served.candidate, served.attempts), response: served.first.response };
+  }
+
+  /**
+   * How the guardrails ask a moderation rule's model about a request's texts: routed as a
+   * moderation request under the request's context, so its tenant's provider and residency
+   * policies apply to the call too, but not the key's allowed models (the operator chose the
+   * model, not the client). Its usage is not recorded: the model is free (checked at start-up).
+   */
+  private guardrailModeration(context: routerv1.RequestContext, signal: AbortSignal): ModerationCall {
+    const moderationContext: routerv1.RequestContext = { ...context, allowedModels: [] };
+    return async (model, texts) => (await this.routeModeration(moderationContext, { model, texts, parts: [], extraJson: '' }, signal)).response;
   }
 
   listModels(context: routerv1.RequestContext | undefined): routerv1.ListModelsResponse {

@@ -27,7 +27,7 @@ export class RouterMetrics {
     this.failovers = new Counter({ name: 'openrouter_router_failovers_total', help: 'Attempts that moved to another deployment than the previous attempt of the request.', labelNames: ['from_deployment', 'to_deployment'], registers });
     this.guardrailMatches = new Counter({
       name: 'openrouter_guardrail_matches_total',
-      help: 'Guardrail matches, by rule id, action (block: the request was refused, or the answer cut; redact: matches replaced) and stage (input: requests; output: answers).',
+      help: 'Guardrail matches, by rule id, action (block: the request was refused, or the answer cut; redact: matches replaced; flag: counted only; skipped: let through unscreened, its moderation model not answering) and stage (input: requests; output: answers).',
       labelNames: ['rule', 'action', 'stage'],
       registers,
     });
@@ -56,7 +56,8 @@ export class RouterMetrics {
   }
 
   /** A guardrail rule matched a request (`input`) or an answer (`output`) `count` times (a block counts once: the request or the choice stops there). */
-  guardrailMatch(rule: string, action: 'block' | 'redact' | 'flag', count: number, stage: 'input' | 'output'): void {
+  /** `skipped`: a request went on unscreened by the rule, its moderation model not answering (fail mode open). */
+  guardrailMatch(rule: string, action: 'block' | 'redact' | 'flag' | 'skipped', count: number, stage: 'input' | 'output'): void {
     this.guardrailMatches.inc({ rule: label(rule), action, stage }, count);
   }
 

@@ -22,7 +22,9 @@ export function cacheStatusHeaders(plan: CachePlan | undefined): Record<string, 
  * canary's answers would outlive the rollback.
  */
 export function storableRoute(decision: routerv1.RouteDecision): boolean {
-  return !decision.experiment;
+  // An experiment arm's answer is its arm's; an answer a guardrail could not screen (its
+  // moderation model down, fail mode open) would be served again to later requests without any.
+  return !decision.experiment && !decision.unscreened;
 }
 
 /** The route that served a fresh answer and what it cost, as its entry keeps them. */

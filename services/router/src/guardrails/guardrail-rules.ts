@@ -25,6 +25,8 @@ const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\
 
 /** Compiles a rule as the configuration (already validated) describes it. */
 export function compileRule(rule: Omit<GuardrailRuleConfig, 'screen'>): CompiledRule {
+  // A moderation rule matches no span of text: its model judges whole texts (Guardrails.moderateChat).
+  if (rule.moderation !== undefined) return { id: rule.id, action: rule.action, replacement: guardrailReplacement(rule), matches: () => [] };
   let pattern: RegExp;
   let valid: ((match: string) => boolean) | undefined;
   if (rule.detect !== undefined) {

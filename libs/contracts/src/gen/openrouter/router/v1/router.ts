@@ -163,7 +163,15 @@ export interface RouteDecision {
    * Set when the model the request named is deprecated or retired (docs/routing.md, "Model
    * lifecycle"): ingress answers with `Deprecation`, `Sunset` and replacement headers.
    */
-  deprecation?: ModelDeprecation | undefined;
+  deprecation?:
+    | ModelDeprecation
+    | undefined;
+  /**
+   * A guardrail block rule could not screen the request (its moderation model did not answer,
+   * `guardrails.moderationFailMode: open`) and let it through: the answer is not stored in the
+   * response cache, whose hits are served without the router's screening.
+   */
+  unscreened?: boolean | undefined;
 }
 
 /** The lifecycle of a model a request named, as the router judged it for that request. */
@@ -1121,6 +1129,7 @@ function createBaseRouteDecision(): RouteDecision {
     strategy: "",
     replacedModel: undefined,
     deprecation: undefined,
+    unscreened: undefined,
   };
 }
 
@@ -1164,6 +1173,9 @@ export const RouteDecision: MessageFns<RouteDecision> = {
     }
     if (message.deprecation !== undefined) {
       ModelDeprecation.encode(message.deprecation, writer.uint32(106).fork()).join();
+    }
+    if (message.unscreened !== undefined) {
+      writer.uint32(112).bool(message.unscreened);
     }
     return writer;
   },
@@ -1285,6 +1297,14 @@ export const RouteDecision: MessageFns<RouteDecision> = {
             message.deprecation = ModelDeprecation.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.unscreened = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1317,6 +1337,7 @@ export const RouteDecision: MessageFns<RouteDecision> = {
     message.deprecation = (object.deprecation !== undefined && object.deprecation !== null)
       ? ModelDeprecation.fromPartial(object.deprecation)
       : undefined;
+    message.unscreened = object.unscreened ?? undefined;
     return message;
   },
 };
