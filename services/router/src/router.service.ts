@@ -135,7 +135,8 @@ export class RouterService {
       return event;
     };
     try {
-      const decision = { ...decisionFor(plan, served.candidate, served.attempts), ...(unscreened && { unscreened }) };
+      const decision = decisionFor(plan, served.candidate, served.attempts);
+      if (unscreened) decision.unscreened = true;
       const first = screened(answerEvent(served.first));
       if (routeCalls) yield { routed: { decision, chunk: first.chunk, completion: first.completion } };
       else {
@@ -185,7 +186,9 @@ export class RouterService {
     const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
     served.finish();
     if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no embeddings.');
-    return { decision: { ...decisionFor(plan, served.candidate, served.attempts), ...(unscreened && { unscreened }) }, response: served.first.response };
+    const decision = decisionFor(plan, served.candidate, served.attempts);
+    if (unscreened) decision.unscreened = true;
+    return { decision, response: served.first.response };
   }
 
   async moderate(input: routerv1.ModerateRequest, signal: AbortSignal): Promise<routerv1.ModerateResponse> {
@@ -231,8 +234,8 @@ export class RouterService {
    * model, not the client). Its usage is not recorded: the model is free (checked at start-up).
    */
   private guardrailModeration(context: routerv1.RequestContext, signal: AbortSignal): ModerationCall {
-    const moderationContext: routerv1.RequestContext = { ...context, allowedModels: [] };
-    return async (model, texts) => (await this.routeModeration(moderationContext, { model, texts, parts: [], extraJson: '' }, signal)).response;
+    // Made when a rule asks (most requests meet no moderation rule).
+    return async (model, texts) => (await this.routeModeration({ ...context, allowedModels: [] }, { model, texts, parts: [], extraJson: '' }, signal)).response;
   }
 
   listModels(context: routerv1.RequestContext | undefined): routerv1.ListModelsResponse {
