@@ -149,6 +149,15 @@ describe('budgets created at run time, in Redis (redis-server)', () => {
     expect((await a.store.list()).map((s) => s.amount)).toEqual(['5']);
   });
 
+  it("keeps the fields a newer release stored when it changes a budget, so a rolling upgrade loses none", async () => {
+    const a = replica();
+    await a.store.ready(3_000);
+    // Written by a newer replica, with a field this one does not know.
+    await control.hset(`${prefix}budgets`, 'newer', JSON.stringify({ ...budget('newer', '10'), spendForecastModel: 'seasonal' }));
+    await a.store.update('newer', (stored) => stored && { ...stored, amount: '20' });
+    expect(JSON.parse((await control.hget(`${prefix}budgets`, 'newer')) ?? '{}')).toMatchObject({ amount: '20', spendForecastModel: 'seasonal' });
+  });
+
   it('leaves a record it cannot read as it is, and writes nothing when the change refuses', async () => {
     const a = replica();
     await a.store.ready(3_000);

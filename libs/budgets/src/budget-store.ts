@@ -10,9 +10,10 @@ import { createRedisClient, keepSubscribed, whenReady, type RedisConnectionConfi
  * it was created and last changed, and the random id of its creation, which names its ledger
  * account (a budget deleted and created again under the same id starts from nothing; absent on
  * budgets stored before creations had ids, which keep counting under their plain id). Unknown
- * fields are dropped (a newer replica's), not refused.
+ * fields (a newer replica's) are neither refused nor lost: a change made by this replica writes
+ * them back as they were, so a rolling upgrade does not drop what the newer release added.
  */
-export const storedBudgetSchema = z.object({ ...budgetSchema.shape, createdAt: z.string(), updatedAt: z.string(), creationId: z.string().min(1).optional() });
+export const storedBudgetSchema = z.looseObject({ ...budgetSchema.shape, createdAt: z.string(), updatedAt: z.string(), creationId: z.string().min(1).optional() });
 export type StoredBudget = z.infer<typeof storedBudgetSchema>;
 
 /**
