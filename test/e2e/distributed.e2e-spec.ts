@@ -54,6 +54,7 @@ describe('distributed mode: every service its own process', () => {
     document['ingress'] = { ...(document['ingress'] as Record<string, unknown>), internalHttp: { host: '127.0.0.1', port: ingressInternal } };
     internalURL = `http://127.0.0.1:${ingressInternal}`;
     (document['models'] as unknown[]).push({ id: 'omni-moderation-latest', capabilities: ['moderation', 'vision'], pricing: { input: '0' }, deployments: [{ provider: 'simulated', model: 'omni-moderation-latest' }] });
+    (document['models'] as unknown[]).push({ id: 'gpt-image-1', capabilities: ['images'], pricing: { input: '5', output: '40' }, deployments: [{ provider: 'simulated', model: 'gpt-image-1' }] });
     const dir = mkdtempSync(join(tmpdir(), 'openrouter-dist-'));
     const configPath = join(dir, 'config.yaml');
     writeFileSync(configPath, stringify(document));
@@ -98,7 +99,7 @@ describe('distributed mode: every service its own process', () => {
     expect(await response.json()).toMatchObject({ id: 'dev-admin', role: 'admin' });
   });
 
-  it('serves chat, streaming, embeddings and moderations across processes', async () => {
+  it('serves chat, streaming, embeddings, moderations and images across processes', async () => {
     const client = new OpenAI({ baseURL, apiKey: TEST_DEV_KEY, maxRetries: 0 });
     const completion = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'distributed' }] });
     expect(completion.choices[0]?.message.content).toBeTruthy();
@@ -115,6 +116,9 @@ describe('distributed mode: every service its own process', () => {
     expect(embedding.data[0]?.embedding.length).toBeGreaterThan(0);
     const moderation = await client.moderations.create({ input: ['a calm sentence', 'I will kill the lights'] });
     expect(moderation).toMatchObject({ model: 'omni-moderation-latest', results: [{ flagged: false }, { flagged: true, categories: { violence: true } }] });
+    const images = await client.images.generate({ model: 'gpt-image-1', prompt: 'a lighthouse', n: 2, quality: 'low' });
+    expect(images.data?.map((d) => Buffer.from(d.b64_json ?? '', 'base64').subarray(1, 4).toString())).toEqual(['PNG', 'PNG']);
+    expect(images.usage?.output_tokens).toBeGreaterThan(0);
   });
 
   it('carries long streams and streamed tool calls whole across the processes (chunks batched between services)', async () => {

@@ -209,3 +209,14 @@ describe('moderation models', () => {
     expect(problems({ providers, models: [models[0], { ...models[1], deployments: [models[1]?.deployments[0]] }] })).toEqual([]);
   });
 });
+
+describe('image models', () => {
+  it('are deployed on providers with an images API (OpenAI-compatible or Azure OpenAI)', () => {
+    const providers = { ...MINIMAL_CONFIG.providers, azure: { type: 'azure', baseUrl: 'https://acme.openai.azure.com', apiKey: SECRET }, claude: { type: 'anthropic', apiKey: SECRET } };
+    const image = (provider: string) => ({ provider, model: 'gpt-image-1' });
+    const models = [...MINIMAL_CONFIG.models, { id: 'gpt-image-1', capabilities: ['images'], deployments: [image('sim'), image('azure'), image('claude')] }];
+    expect(problems({ providers, models })).toEqual([
+      'models[1].deployments[2].provider: provider "claude" (type anthropic) has no image generation API: a model with the images capability is deployed on providers of type openai, azure',
+    ]);
+  });
+});

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { accessPolicyIssues, accessReferenceIssues, accessSchema, type OrgConfig } from './access.schema';
 import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schema';
 import { cacheSchema } from './cache.schema';
-import { AUTO_MODEL, MODERATION_PROVIDER_TYPES, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
+import { AUTO_MODEL, IMAGE_PROVIDER_TYPES, MODERATION_PROVIDER_TYPES, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
 import { guardrailModelIssues, guardrailsSchema } from './guardrails.schema';
 import { observabilitySchema } from './observability.schema';
@@ -145,9 +145,14 @@ export const configSchema = strictObject({
           ctx.addIssue({ code: 'custom', path: ['models', i, 'deployments', j, 'provider'], message: `unknown provider "${d.provider}"` });
         } else if (!(d.provider in adapters) && !('default' in adapters)) {
           ctx.addIssue({ code: 'custom', path: ['models', i, 'deployments', j, 'provider'], message: `no adapter serves provider "${d.provider}": add router.adapters.${d.provider} or router.adapters.default` });
-        } else if (model.capabilities.includes('moderation') && !MODERATION_PROVIDER_TYPES.includes(config.providers[d.provider]?.type ?? '')) {
-          // Only some provider families have a moderations API: a deployment elsewhere could never answer.
-          ctx.addIssue({ code: 'custom', path: ['models', i, 'deployments', j, 'provider'], message: `provider "${d.provider}" (type ${config.providers[d.provider]?.type}) has no moderations API: a model with the moderation capability is deployed on providers of type ${MODERATION_PROVIDER_TYPES.join(', ')}` });
+        } else {
+          // Only some provider families have a moderations or an images API: a deployment elsewhere could never answer.
+          const type = config.providers[d.provider]?.type ?? '';
+          for (const [capability, types, api] of [['moderation', MODERATION_PROVIDER_TYPES, 'moderations'], ['images', IMAGE_PROVIDER_TYPES, 'image generation']] as const) {
+            if (model.capabilities.includes(capability) && !types.includes(type)) {
+              ctx.addIssue({ code: 'custom', path: ['models', i, 'deployments', j, 'provider'], message: `provider "${d.provider}" (type ${type}) has no ${api} API: a model with the ${capability} capability is deployed on providers of type ${types.join(', ')}` });
+            }
+          }
         }
         const id = d.id ?? `${model.id}#${j}`;
         const where = `models[${i}].deployments[${j}]`;

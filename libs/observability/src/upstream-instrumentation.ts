@@ -6,7 +6,7 @@ import { spanErrorMessage, Tracing } from './tracing/tracing';
 
 export interface UpstreamCall {
   provider: string;
-  operation: 'chat' | 'embedding' | 'moderation';
+  operation: 'chat' | 'embedding' | 'moderation' | 'image';
   upstreamModel: string;
 }
 

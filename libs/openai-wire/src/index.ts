@@ -2,6 +2,14 @@ export { MESSAGE_ROLES, parseChatRequest, partContent, REQUEST_BOUNDS, toOpenAIC
 export { addUsage, emptyUsage, parseOpenAIChunk, parseOpenAICompletion, parseOpenAIUsage, toOpenAIChunk, toOpenAICompletion, toOpenAIUsage } from './chat-response';
 export { parseEmbeddingRequest, parseOpenAIEmbeddingResponse, toOpenAIEmbeddingBody, toOpenAIEmbeddingResponse } from './embeddings';
 export type { EmbeddingEncoding } from './embeddings';
+export {
+  MAX_IMAGE_PROMPT_CHARS,
+  MAX_IMAGES_PER_REQUEST,
+  parseImageGenerationRequest,
+  parseOpenAIImageGenerationResponse,
+  toOpenAIImageGenerationBody,
+  toOpenAIImageGenerationResponse,
+} from './images';
 export { MAX_MODERATION_INPUTS, parseModerationRequest, parseOpenAIModerationResponse, toOpenAIModerationBody, toOpenAIModerationResponse } from './moderations';
 export { inPromptTerms, LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion } from './legacy-completions';
 export type { LegacyCompletionRequest } from './legacy-completions';

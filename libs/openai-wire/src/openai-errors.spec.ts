@@ -105,6 +105,8 @@ describe('parseOpenAIErrorResponse', () => {
     [400, body({ message: 'too long', code: 'context_length_exceeded' }), 'context_length_exceeded'],
     [400, body({ message: "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens." }), 'context_length_exceeded'],
     [400, body({ message: 'blocked', code: 'content_filter' }), 'content_filtered'],
+    [400, body({ message: 'Your request was rejected by the safety system.', type: 'image_generation_user_error', param: '', code: 'moderation_blocked' }), 'content_filtered'],
+    [400, body({ message: 'Your request was rejected as a result of our safety system.', code: 'content_policy_violation' }), 'content_filtered'],
     [400, body({ message: 'bad', param: 'x', code: 'invalid_value' }), 'bad_request'],
     [422, JSON.stringify({ detail: 'field required' }), 'bad_request'],
     [401, body({ message: 'Incorrect API key provided: sk-proj-abcdef123456.' }), 'auth_failed'],

@@ -143,7 +143,8 @@ const SECRET = /\b(?:sk|pk|rk|gsk|xai|key)-[A-Za-z0-9_*.-]{6,}|\bBearer\s+\S+/gi
 const redact = (message: string | undefined): string | undefined => message?.replace(SECRET, '[redacted]');
 
 const CONTEXT_LENGTH = /maximum context length|context[_ ]length[_ ]exceeded|context window|prompt is too long/i;
-const CONTENT_FILTER_CODES = new Set(['content_filter', 'content_policy_violation']);
+// `moderation_blocked`: GPT Image's safety system refused the prompt (type `image_generation_user_error`).
+const CONTENT_FILTER_CODES = new Set(['content_filter', 'content_policy_violation', 'moderation_blocked']);
 
 /**
  * A provider's HTTP error (an OpenAI-shaped body, or not) as the canonical error the router acts

@@ -16,3 +16,5 @@ export { startForwardProxy } from './forward-proxy';
 export type { ForwardProxyOptions, ProxiedCall, RunningForwardProxy } from './forward-proxy';
 export { SecretVolume } from './secret-volume';
 export { MODERATION_CATEGORIES, MODERATION_TRIGGERS } from './core/moderation-classifier';
+export { SIMULATED_IMAGE_SIDE } from './core/png-image';
+export { GPT_IMAGE_OUTPUT_TOKENS } from './wire/openai-image-planner';

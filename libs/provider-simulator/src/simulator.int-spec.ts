@@ -198,6 +198,29 @@ describe('provider simulator driven by the official openai SDK', () => {
     expect(parts.results[0]?.category_applied_input_types.sexual).toEqual(['text', 'image']);
   });
 
+  it('generates images through the SDK: GPT Image as b64_json with usage, DALL·E as URLs the simulator serves', async () => {
+    const prompt = 'a paper boat on a pond';
+    const gpt = await client.images.generate({ model: 'gpt-image-1', prompt, n: 2, quality: 'high', size: '1536x1024' });
+    expect(gpt.data).toHaveLength(2);
+    const png = Buffer.from(gpt.data?.[0]?.b64_json ?? '', 'base64');
+    expect(png.subarray(1, 4).toString('ascii')).toBe('PNG');
+    expect(gpt).toMatchObject({ quality: 'high', size: '1536x1024', output_format: 'png', background: 'opaque' });
+    expect(gpt.usage).toEqual({ input_tokens: encode(prompt).length, input_tokens_details: { image_tokens: 0, text_tokens: encode(prompt).length }, output_tokens: 2 * 6208, total_tokens: encode(prompt).length + 2 * 6208 });
+
+    const dalle = await client.images.generate({ model: 'dall-e-3', prompt, size: '1024x1792' });
+    expect(dalle.usage).toBeUndefined();
+    const image = dalle.data?.[0];
+    expect(image?.revised_prompt).toContain(prompt);
+    const fetched = await fetch(image?.url ?? '');
+    expect(fetched.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await fetched.arrayBuffer()).subarray(1, 4).toString('ascii')).toBe('PNG');
+
+    const error: unknown = await client.images.generate({ model: 'dall-e-3', prompt, n: 2 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('n');
+    expect(sim.requests().map((r) => r.path)).toEqual(['/v1/images/generations', '/v1/images/generations', '/v1/images/generations']);
+  });
+
   it('rejects a bad API key with 401', async () => {
     const intruder = new OpenAI({ baseURL: sim.baseUrl, apiKey: 'sk-wrong', maxRetries: 0 });
     const error: unknown = await intruder.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);

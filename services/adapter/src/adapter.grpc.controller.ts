@@ -25,6 +25,10 @@ export function adapterGrpcBinding(service: AdapterService, logger: Logger): Grp
     moderate(call: ServerUnaryCall<adapterv1.ModerateRequest, adapterv1.ModerateResponse>, callback: sendUnaryData<adapterv1.ModerateResponse>): void {
       serveUnary(call, callback, async (signal) => ({ response: await service.moderate(call.request, signal) }));
     },
+
+    generateImages(call: ServerUnaryCall<adapterv1.GenerateImagesRequest, adapterv1.GenerateImagesResponse>, callback: sendUnaryData<adapterv1.GenerateImagesResponse>): void {
+      serveUnary(call, callback, async (signal) => ({ response: await service.generateImages(call.request, signal) }));
+    },
   };
   return { definition: adapterv1.AdapterServiceService, implementation };
 }

@@ -76,6 +76,19 @@ export class AdapterService {
     );
   }
 
+  generateImages(call: Call<chatv1.ImageGenerationRequest>, signal: AbortSignal): Promise<chatv1.ImageGenerationResponse> {
+    const request = required(call.request);
+    const adapter = this.adapterFor(call.provider);
+    const generateImages = adapter.generateImages?.bind(adapter);
+    // Refused before any call, and never retried: another deployment of the same provider has no image generation either.
+    if (!generateImages) {
+      throw new GatewayError('bad_request', `The provider "${call.provider}" offers no image generation API.`, { param: 'model', code: 'model_not_supported', provider: call.provider });
+    }
+    return this.upstream.call({ provider: call.provider, operation: 'image', upstreamModel: call.upstreamModel }, signal, () =>
+      generateImages({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal }),
+    );
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.adapters.values()].map((a) => a.close()));
     await this.images.close();

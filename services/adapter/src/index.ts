@@ -16,6 +16,7 @@ export interface AdapterCalls {
   chat(request: adapterv1.ChatRequest, signal: AbortSignal): AsyncGenerator<adapterv1.ChatResponse>;
   embed(request: adapterv1.EmbedRequest, signal: AbortSignal): Promise<adapterv1.EmbedResponse>;
   moderate(request: adapterv1.ModerateRequest, signal: AbortSignal): Promise<adapterv1.ModerateResponse>;
+  generateImages(request: adapterv1.GenerateImagesRequest, signal: AbortSignal): Promise<adapterv1.GenerateImagesResponse>;
 }
 
 export interface AdapterHandle extends ServiceHandle {
@@ -45,12 +46,16 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
   const chat = traceStreamInProcess(tracing, adapterv1.AdapterServiceService.chat.path, (request: adapterv1.ChatRequest, signal: AbortSignal) => service.chat(request, signal));
   const embed = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.embed.path, async (request: adapterv1.EmbedRequest, signal: AbortSignal) => ({ response: await service.embed(request, signal) }));
   const moderate = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.moderate.path, async (request: adapterv1.ModerateRequest, signal: AbortSignal) => ({ response: await service.moderate(request, signal) }));
+  const generateImages = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.generateImages.path, async (request: adapterv1.GenerateImagesRequest, signal: AbortSignal) => ({
+    response: await service.generateImages(request, signal),
+  }));
   return {
     name: 'adapter',
     inProcess: {
       chat: (request, signal) => callStreamInProcess((callee) => chat(request, callee), signal),
       embed: (request, signal) => callUnaryInProcess((callee) => embed(request, callee), signal),
       moderate: (request, signal) => callUnaryInProcess((callee) => moderate(request, callee), signal),
+      generateImages: (request, signal) => callUnaryInProcess((callee) => generateImages(request, callee), signal),
     },
     httpPort: http.port,
     grpcPort: grpc.port,

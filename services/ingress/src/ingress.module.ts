@@ -25,6 +25,7 @@ import { CompletionsHttpController } from './routes/completions.http.controller'
 import { EMBEDDING_INPUT_LIMITS, type EmbeddingInputLimits } from './routes/embedding-input-limit';
 import { EmbeddingsHttpController } from './routes/embeddings.http.controller';
 import { ModerationsHttpController } from './routes/moderations.http.controller';
+import { ImagesHttpController } from './routes/images.http.controller';
 import { KeyHttpController } from './routes/key.http.controller';
 import { CountTokensBodyGuard, MessagesBodyGuard, MessagesHttpController } from './routes/messages.http.controller';
 import { ModelsHttpController } from './routes/models.http.controller';
@@ -72,6 +73,7 @@ export class IngressModule {
         MessagesHttpController,
         EmbeddingsHttpController,
         ModerationsHttpController,
+        ImagesHttpController,
         ModelsHttpController,
         KeyHttpController,
         KeysHttpController,

@@ -61,6 +61,10 @@ export class RouterClient extends RouterPort {
     return callUnary(this.client.moderate.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
   }
 
+  generateImages(request: routerv1.GenerateImagesRequest, signal?: AbortSignal): Promise<routerv1.GenerateImagesResponse> {
+    return callUnary(this.client.generateImages.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
+  }
+
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {
     return callUnary(this.client.listModels.bind(this.client), { context }, new Metadata(), undefined, this.light());
   }

@@ -10,6 +10,7 @@ export abstract class RouterPort {
   /** Without a signal, the call runs to its answer (or the router's deadline) whatever the client does. */
   abstract embed(request: routerv1.EmbedRequest, signal?: AbortSignal): Promise<routerv1.EmbedResponse>;
   abstract moderate(request: routerv1.ModerateRequest, signal?: AbortSignal): Promise<routerv1.ModerateResponse>;
+  abstract generateImages(request: routerv1.GenerateImagesRequest, signal?: AbortSignal): Promise<routerv1.GenerateImagesResponse>;
   abstract listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
   abstract explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   abstract providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
@@ -26,7 +27,7 @@ export abstract class RouterPort {
 }
 
 /** The router's methods, as the embedded gateway hands them over. */
-export type RouterCalls = Pick<RouterPort, 'chat' | 'embed' | 'moderate' | 'listModels' | 'explain' | 'providersHealth' | 'grayReleases'>;
+export type RouterCalls = Pick<RouterPort, 'chat' | 'embed' | 'moderate' | 'generateImages' | 'listModels' | 'explain' | 'providersHealth' | 'grayReleases'>;
 
 /** The status methods of one router replica. */
 export type RouterStatusCalls = Pick<RouterCalls, 'providersHealth' | 'grayReleases'>;
@@ -55,6 +56,10 @@ export class InProcessRouter extends RouterPort {
 
   moderate(request: routerv1.ModerateRequest, signal?: AbortSignal): Promise<routerv1.ModerateResponse> {
     return this.calls.moderate(request, signal);
+  }
+
+  generateImages(request: routerv1.GenerateImagesRequest, signal?: AbortSignal): Promise<routerv1.GenerateImagesResponse> {
+    return this.calls.generateImages(request, signal);
   }
 
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {

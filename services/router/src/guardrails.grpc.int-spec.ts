@@ -28,7 +28,9 @@ describe('input guardrails over the router gRPC API', () => {
     embed: async (request) => {
       if (request.request) embeds.push(request.request);
       return { response: chatv1.EmbeddingResponse.fromPartial({ model: request.upstreamModel, data: [], usage: { promptTokens: 1, totalTokens: 1 } }) };
-    },    moderate: () => Promise.reject(new Error('unused')),
+    },
+    moderate: () => Promise.reject(new Error('unused')),
+    generateImages: () => Promise.reject(new Error('unused')),
   };
 
   beforeAll(async () => {

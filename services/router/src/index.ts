@@ -19,6 +19,7 @@ export interface RouterCalls {
   chat(request: routerv1.ChatRequest, signal: AbortSignal): AsyncGenerator<routerv1.ChatResponse>;
   embed(request: routerv1.EmbedRequest, signal?: AbortSignal): Promise<routerv1.EmbedResponse>;
   moderate(request: routerv1.ModerateRequest, signal?: AbortSignal): Promise<routerv1.ModerateResponse>;
+  generateImages(request: routerv1.GenerateImagesRequest, signal?: AbortSignal): Promise<routerv1.GenerateImagesResponse>;
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
   explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
@@ -83,6 +84,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   const chat = traceStreamInProcess(tracing, methods.chat.path, (request: routerv1.ChatRequest, signal: AbortSignal) => service.chat(request, signal));
   const embed = unary(methods.embed, (request: routerv1.EmbedRequest, signal: AbortSignal) => service.embed(request, signal));
   const moderate = unary(methods.moderate, (request: routerv1.ModerateRequest, signal: AbortSignal) => service.moderate(request, signal));
+  const generateImages = unary(methods.generateImages, (request: routerv1.GenerateImagesRequest, signal: AbortSignal) => service.generateImages(request, signal));
   const listModels = unary(methods.listModels, (context: routerv1.RequestContext) => service.listModels(context));
   const explain = unary(methods.explain, (request: routerv1.ExplainRequest) => service.explain(request));
   const providersHealth = unary(methods.providersHealth, () => service.providersHealth());
@@ -93,6 +95,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
       chat: (request, signal) => callStreamInProcess((callee) => chat(request, callee), signal),
       embed: (request, signal) => callUnaryInProcess((callee) => embed(request, callee), signal),
       moderate: (request, signal) => callUnaryInProcess((callee) => moderate(request, callee), signal),
+      generateImages: (request, signal) => callUnaryInProcess((callee) => generateImages(request, callee), signal),
       listModels: (context) => callUnaryInProcess(() => listModels(context)),
       explain: (request) => callUnaryInProcess(() => explain(request)),
       providersHealth: () => callUnaryInProcess(() => providersHealth()),

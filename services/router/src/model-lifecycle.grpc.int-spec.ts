@@ -21,6 +21,7 @@ describe('model lifecycle over the router gRPC API', () => {
       })(),
     embed: (request) => Promise.resolve({ response: { model: request.upstreamModel, data: [] } }),
     moderate: () => Promise.reject(new Error('unused')),
+    generateImages: () => Promise.reject(new Error('unused')),
   };
   const model = (id: string, extra: Record<string, unknown> = {}) => ({ id, deployments: [{ id: `${id}-a`, provider: 'a', model: `up-${id}` }], ...extra });
   const config = configWith([

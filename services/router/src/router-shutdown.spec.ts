@@ -35,6 +35,7 @@ describe('the router stopping', () => {
         })(),
       embed: () => Promise.reject(new Error('unused')),
       moderate: () => Promise.reject(new Error('unused')),
+      generateImages: () => Promise.reject(new Error('unused')),
     };
     const config = configWith(TWO_MODELS);
     router = await startRouter({ ...config, router: { ...config.router, grpc: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } } }, createLogger('router', 'silent'), {}, { adapter });

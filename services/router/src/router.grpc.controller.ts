@@ -39,6 +39,9 @@ export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcS
     moderate(call: ServerUnaryCall<routerv1.ModerateRequest, routerv1.ModerateResponse>, callback: sendUnaryData<routerv1.ModerateResponse>): void {
       serveUnary(call, callback, (signal) => service.moderate(call.request, signal));
     },
+    generateImages(call: ServerUnaryCall<routerv1.GenerateImagesRequest, routerv1.GenerateImagesResponse>, callback: sendUnaryData<routerv1.GenerateImagesResponse>): void {
+      serveUnary(call, callback, (signal) => service.generateImages(call.request, signal));
+    },
 
     listModels: unary((request: routerv1.ListModelsRequest) => service.listModels(request.context)),
     explain: unary((request: routerv1.ExplainRequest) => service.explain(request)),

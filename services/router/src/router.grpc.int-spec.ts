@@ -16,6 +16,7 @@ const adapters: AdapterPort = {
     })(),
   embed: () => Promise.reject(new Error('unused')),
   moderate: () => Promise.reject(new Error('unused')),
+  generateImages: () => Promise.reject(new Error('unused')),
 };
 
 describe('the router over gRPC, to a caller that asks for route calls and to one that does not', () => {

@@ -1,4 +1,4 @@
-import { routerv1, type adapterv1, type chatv1 } from '@openrouter/contracts';
+import { chatv1, routerv1, type adapterv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { RouterService, type AdapterPort } from './router.service';
 import { chatRequestTraits } from './routing/route-planner';
@@ -30,6 +30,14 @@ class FakeAdapters implements AdapterPort {
     const failure = this.failures[request.upstreamModel]?.shift();
     if (failure) return Promise.reject(failure);
     return Promise.resolve({ response: { id: 'modr-1', model: request.upstreamModel, results: [{ flagged: true, categories: { violence: true }, categoryScores: { violence: 0.91 }, extraJson: '' }] } });
+  }
+  readonly images: adapterv1.GenerateImagesRequest[] = [];
+  generateImages(request: adapterv1.GenerateImagesRequest): Promise<adapterv1.GenerateImagesResponse> {
+    this.images.push(request);
+    const failure = this.failures[request.upstreamModel]?.shift();
+    if (failure) return Promise.reject(failure);
+    const n = request.request?.n ?? 1;
+    return Promise.resolve({ response: chatv1.ImageGenerationResponse.fromPartial({ created: 1, data: Array.from({ length: n }, () => ({ b64Json: 'iVBORw0KGgo=' })), usage: { promptTokens: 9, completionTokens: 272 * n, totalTokens: 9 + 272 * n } }) });
   }
 }
 
@@ -99,6 +107,7 @@ describe('RouterService', () => {
           })(),
         embed: () => Promise.reject(new Error('unused')),
         moderate: () => Promise.reject(new Error('unused')),
+        generateImages: () => Promise.reject(new Error('unused')),
       };
       const client = new AbortController();
       const stream = new RouterService(engine, adapters).chat({ context: contextFor(), request: chatRequest('cheap', 'hi') }, answersAfterLeaving ? new AbortController().signal : client.signal);
@@ -252,6 +261,7 @@ describe('RouterService judging a gray release', () => {
     chat: (request, signal) => answer(request.upstreamModel, signal),
     embed: () => Promise.reject(new Error('unused')),
     moderate: () => Promise.reject(new Error('unused')),
+    generateImages: () => Promise.reject(new Error('unused')),
   });
   const releaseConfig = (percent: number, routing: Record<string, unknown> = {}, models: unknown[] = TWO_MODELS) =>
     configWith(models, {
@@ -409,5 +419,42 @@ describe('RouterService.moderate', () => {
     adapters.failures['text-moderation-latest'] = [new GatewayError('bad_request', 'input too long', { upstreamStatus: 400, param: 'input' })];
     await expect(new RouterService(engineFor(config), adapters).moderate({ context: contextFor(), request: request('text-mod') }, new AbortController().signal)).rejects.toMatchObject({ kind: 'bad_request', param: 'input' });
     expect(adapters.moderations).toHaveLength(1);
+  });
+});
+
+describe('RouterService.generateImages', () => {
+  const IMAGES = [
+    ...TWO_MODELS,
+    { id: 'gpt-image-1', capabilities: ['images'], pricing: { input: '5', output: '40' }, deployments: [{ id: 'img-a', provider: 'a', model: 'gpt-image-a' }, { id: 'img-b', provider: 'b', model: 'gpt-image-b' }] },
+  ];
+  const config = configWith(IMAGES, { retry: { baseDelayMs: 0, maxDelayMs: 0 } });
+  const request = (model: string, n?: number): chatv1.ImageGenerationRequest => ({ model, prompt: 'a red fox', ...(n !== undefined && { n }), extraJson: '{"size":"1024x1024"}' });
+
+  it('serves a named image model, or one with the images capability when none is named, and tells the route', async () => {
+    const adapters = new FakeAdapters();
+    const service = new RouterService(engineFor(config), adapters);
+    const named = await service.generateImages({ context: contextFor(), request: request('gpt-image-1', 2) }, new AbortController().signal);
+    expect(named.response?.data).toHaveLength(2);
+    expect(named.decision).toMatchObject({ model: 'gpt-image-1', attempts: 1 });
+    expect(adapters.images[0]?.request).toMatchObject({ prompt: 'a red fox', n: 2, extraJson: '{"size":"1024x1024"}' });
+    const unnamed = await service.generateImages({ context: contextFor(), request: request('') }, new AbortController().signal);
+    expect(unnamed.decision?.model).toBe('gpt-image-1');
+  });
+
+  it('fails over to another deployment when one fails on its side', async () => {
+    const adapters = new FakeAdapters();
+    adapters.failures['gpt-image-a'] = [1, 2, 3].map(() => new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 }));
+    const answer = await new RouterService(engineFor(config), adapters).generateImages({ context: contextFor(), request: request('gpt-image-1') }, new AbortController().signal);
+    expect(answer.decision).toMatchObject({ deployment: 'img-b' });
+  });
+
+  it('refuses a chat model (400 model_not_supported) and passes a provider refusal of the request on', async () => {
+    const adapters = new FakeAdapters();
+    const service = new RouterService(engineFor(config), adapters);
+    await expect(service.generateImages({ context: contextFor(), request: request('cheap') }, new AbortController().signal)).rejects.toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'model' });
+    adapters.failures['gpt-image-a'] = [new GatewayError('bad_request', 'n must be 1', { upstreamStatus: 400, param: 'n' })];
+    adapters.failures['gpt-image-b'] = [new GatewayError('bad_request', 'n must be 1', { upstreamStatus: 400, param: 'n' })];
+    await expect(service.generateImages({ context: contextFor(), request: request('gpt-image-1', 2) }, new AbortController().signal)).rejects.toMatchObject({ kind: 'bad_request', param: 'n' });
+    expect(adapters.images).toHaveLength(1);
   });
 });

@@ -23,6 +23,7 @@ export interface AdapterPort {
   chat(request: adapterv1.ChatRequest, signal: AbortSignal, deployment: string): AsyncIterator<adapterv1.ChatResponse>;
   embed(request: adapterv1.EmbedRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.EmbedResponse>;
   moderate(request: adapterv1.ModerateRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.ModerateResponse>;
+  generateImages(request: adapterv1.GenerateImagesRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.GenerateImagesResponse>;
 }
 
 const ADAPTER_CHUNKS = chatChunkBatching<adapterv1.ChatResponse>();
@@ -38,6 +39,10 @@ export function grpcAdapters(clients: AdapterClients): AdapterPort {
     moderate: (request, signal) => {
       const client = clients.for(request.provider);
       return callUnary<adapterv1.ModerateRequest, adapterv1.ModerateResponse>(client.moderate.bind(client), request, new Metadata(), signal);
+    },
+    generateImages: (request, signal) => {
+      const client = clients.for(request.provider);
+      return callUnary<adapterv1.GenerateImagesRequest, adapterv1.GenerateImagesResponse>(client.generateImages.bind(client), request, new Metadata(), signal);
     },
   };
 }
@@ -195,6 +200,40 @@ export class RouterService {
     const { context, request: asked } = requiredRequest(input);
     const request = this.guardrails.screenModeration(context, asked);
     return this.routeModeration(context, request, signal);
+  }
+
+  /**
+   * An image generation request: its prompt screened by the input guardrails (redacted, refused,
+   * or judged by a moderation rule's model), then routed with failover like an embedding to a model
+   * with the `images` capability (the one named, else `auto` over those models).
+   */
+  async generateImages(input: routerv1.GenerateImagesRequest, signal: AbortSignal): Promise<routerv1.GenerateImagesResponse> {
+    const { context, request: asked } = requiredRequest(input);
+    const request = this.guardrails.screenImages(context, asked);
+    const { unscreened } = await this.guardrails.moderateImages(context, request, this.guardrailModeration(context, signal));
+    const planRequest: PlanRequest = {
+      context,
+      capability: 'images',
+      model: request.model || AUTO_MODEL,
+      controls: { route: {} },
+      taskType: undefined,
+      needs: [],
+      promptTokens: 0,
+      maxOutputTokens: 0,
+      stream: false,
+      user: request.user,
+    };
+    const plan = this.planned(planRequest);
+    const open: AttemptOpener<adapterv1.GenerateImagesResponse> = (candidate, callSignal) =>
+      once(this.adapters.generateImages({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
+    const gray = this.grayReleaseWatch(plan, planRequest.capability);
+    // A whole answer: its attempt gets `completionTimeoutMs`, as a non-streamed chat's (image models take long).
+    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
+    served.finish();
+    if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no images.');
+    const decision = decisionFor(plan, served.candidate, served.attempts);
+    if (unscreened) decision.unscreened = true;
+    return { decision, response: served.first.response };
   }
 
   /**

@@ -28,6 +28,7 @@ describe('tenant policies over the router gRPC API', () => {
     },
     embed: () => Promise.reject(new Error('unused')),
     moderate: () => Promise.reject(new Error('unused')),
+    generateImages: () => Promise.reject(new Error('unused')),
   };
 
   beforeAll(async () => {

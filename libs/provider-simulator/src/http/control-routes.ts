@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Behaviour } from '../core/behaviour-config';
 import { parseBehaviourPatch } from '../core/behaviour-config';
+import { parseColourHex, solidPng } from '../core/png-image';
 import type { ObservedRequest } from '../core/request-log';
 import type { SimulatedServiceAccount } from '../wire/google-oauth';
 import { parseJson, readRequestBody, writeJson } from './http-io';
@@ -10,6 +11,9 @@ const serviceAccountSchema = z.strictObject({ clientEmail: z.string().min(1), pu
 const apiKeySchema = z.strictObject({ apiKey: z.string().min(1).nullable() });
 
 export const CONTROL_PREFIX = '/_sim/';
+/** Where the images of URL answers are fetched: `/_sim/images/<id>-<rrggbb>.png`, the colour in the name (nothing is stored). */
+export const SIMULATED_IMAGE_PREFIX = '/_sim/images/';
+const SIMULATED_IMAGE = /^\/_sim\/images\/[A-Za-z0-9]+-([0-9a-f]{6})\.png$/;
 
 export interface SimulatorControl {
   behaviour(): Behaviour;
@@ -26,6 +30,7 @@ const controlError = (message: string): unknown => ({ error: { message, type: 'i
 /** `/_sim/*`: lets another process (a benchmark, the gateway's e2e suite) drive the simulator. */
 export async function handleControlRequest(req: IncomingMessage, res: ServerResponse, pathname: string, control: SimulatorControl): Promise<void> {
   const route = `${req.method ?? 'GET'} ${pathname}`;
+  if (pathname.startsWith(SIMULATED_IMAGE_PREFIX)) return serveImage(req, res, pathname);
   switch (route) {
     case 'GET /_sim/behaviour':
       return writeJson(res, 200, { behaviour: control.behaviour() });
@@ -76,4 +81,14 @@ export async function handleControlRequest(req: IncomingMessage, res: ServerResp
       req.resume();
       return writeJson(res, 404, controlError(`Unknown control route: ${route}`));
   }
+}
+
+/** An image an answer pointed to by URL: no credentials, as a provider's signed file URL needs none. */
+function serveImage(req: IncomingMessage, res: ServerResponse, pathname: string): void {
+  req.resume();
+  const colour = req.method === 'GET' || req.method === 'HEAD' ? parseColourHex(SIMULATED_IMAGE.exec(pathname)?.[1] ?? '') : undefined;
+  if (colour === undefined) return writeJson(res, 404, controlError(`No such image: ${pathname}`));
+  const png = solidPng(colour);
+  res.writeHead(200, { 'content-type': 'image/png', 'content-length': png.length, 'cache-control': 'private, max-age=3600' });
+  res.end(req.method === 'HEAD' ? undefined : png);
 }

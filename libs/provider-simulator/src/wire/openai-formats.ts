@@ -246,3 +246,38 @@ export function embeddingListBody(model: string, embeddings: readonly (number[] 
     usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
   };
 }
+
+export interface GeneratedImageBody {
+  b64_json?: string;
+  url?: string;
+  revised_prompt?: string;
+}
+
+/**
+ * An Images API answer as OpenAI sends it: DALL·E's `{created, data}`; GPT Image's also says the
+ * background, output format, quality and size it made, and its token usage.
+ */
+export function imageGenerationBody(
+  created: number,
+  data: readonly GeneratedImageBody[],
+  gptImage: { background: string; outputFormat: string; quality: string; size: string; usage: { inputTokens: number; outputTokens: number } | undefined } | undefined,
+): unknown {
+  if (gptImage === undefined) return { created, data };
+  const { usage } = gptImage;
+  return {
+    created,
+    background: gptImage.background,
+    data,
+    output_format: gptImage.outputFormat,
+    quality: gptImage.quality,
+    size: gptImage.size,
+    ...(usage && {
+      usage: {
+        input_tokens: usage.inputTokens,
+        input_tokens_details: { image_tokens: 0, text_tokens: usage.inputTokens },
+        output_tokens: usage.outputTokens,
+        total_tokens: usage.inputTokens + usage.outputTokens,
+      },
+    }),
+  };
+}

@@ -92,6 +92,22 @@ export const moderationRequestSchema = z.looseObject({
 export type ModerationRequest = z.infer<typeof moderationRequestSchema>;
 export type ModerationPart = z.infer<typeof moderationPartSchema>;
 
+export const imageGenerationRequestSchema = z.looseObject({
+  prompt: z.string().min(1),
+  model: z.string().min(1).nullable().optional(),
+  n: z.int().min(1).max(10).nullable().optional(),
+  response_format: z.enum(['url', 'b64_json']).nullable().optional(),
+  size: z.string().nullable().optional(),
+  quality: z.string().nullable().optional(),
+  style: z.enum(['vivid', 'natural']).nullable().optional(),
+  background: z.enum(['transparent', 'opaque', 'auto']).nullable().optional(),
+  output_format: z.enum(['png', 'jpeg', 'webp']).nullable().optional(),
+  user: z.string().optional(),
+  stream: z.boolean().nullable().optional(),
+});
+
+export type ImageGenerationRequest = z.infer<typeof imageGenerationRequestSchema>;
+
 export interface RequestProblem {
   message: string;
   param: string | null;

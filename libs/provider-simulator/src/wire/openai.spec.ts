@@ -1,4 +1,5 @@
 import { request } from 'undici';
+import { countTokens } from '../core/token-counter';
 import { type RunningSimulator, startSimulator } from '../index';
 
 /** Wire-level contract checks over raw HTTP (the SDK-level checks live in simulator.int-spec.ts). */
@@ -204,6 +205,122 @@ describe('OpenAI wire format over HTTP', () => {
       expect((await chat({})).status).toBe(200);
       sim.configure({ faults: [{ kind: 'http_error', status: 500, path: 'embeddings' }] });
       expect((await moderate({ input: 'x' })).status).toBe(200);
+    });
+  });
+
+  describe('image generations', () => {
+    const generate = (body: unknown, headers: Record<string, string> = {}) => post('/v1/images/generations', body, headers);
+    const json = async (body: unknown) => {
+      const response = await generate(body);
+      expect(response.status).toBe(200);
+      return JSON.parse(response.text);
+    };
+    const fetchImage = async (url: string) => {
+      const response = await request(url);
+      return { status: response.statusCode, type: response.headers['content-type'], bytes: Buffer.from(await response.body.arrayBuffer()) };
+    };
+
+    it("answers DALL·E 2 (the default model) with URLs to images the simulator serves, in OpenAI's shape", async () => {
+      const body = await json({ prompt: 'a red fox', n: 2 });
+      expect(body).toEqual({ created: expect.any(Number), data: [{ url: expect.any(String) }, { url: expect.any(String) }] });
+      expect(body.data[0].url).toMatch(new RegExp(`^${sim.url}/_sim/images/[A-Za-z0-9]+-[0-9a-f]{6}\\.png$`));
+      expect(body.data[0].url).not.toBe(body.data[1].url);
+      const image = await fetchImage(body.data[0].url);
+      expect(image.status).toBe(200);
+      expect(image.type).toBe('image/png');
+      expect(image.bytes.subarray(1, 4).toString('ascii')).toBe('PNG');
+      expect(sim.requests()).toHaveLength(1);
+      expect(sim.requests()[0]).toMatchObject({ path: '/v1/images/generations', model: undefined, outcome: 'completed' });
+    });
+
+    it('answers b64_json when asked, the same image the URL serves for the same prompt', async () => {
+      const inline = await json({ model: 'dall-e-2', prompt: 'a red fox', response_format: 'b64_json' });
+      const linked = await json({ model: 'dall-e-2', prompt: 'a red fox' });
+      const bytes = Buffer.from(inline.data[0].b64_json, 'base64');
+      expect(bytes.subarray(1, 4).toString('ascii')).toBe('PNG');
+      expect((await fetchImage(linked.data[0].url)).bytes).toEqual(bytes);
+      expect((await json({ model: 'dall-e-2', prompt: 'a blue fox', response_format: 'b64_json' })).data[0].b64_json).not.toBe(inline.data[0].b64_json);
+    });
+
+    it('gives DALL·E 3 a revised prompt', async () => {
+      const body = await json({ model: 'dall-e-3', prompt: 'a lighthouse', size: '1792x1024', quality: 'hd', style: 'natural' });
+      expect(body.data).toEqual([{ url: expect.any(String), revised_prompt: 'A natural, true-to-life image of: a lighthouse' }]);
+      expect(body).not.toHaveProperty('usage');
+    });
+
+    it('answers GPT Image with b64_json, what it made and its token usage by quality and size', async () => {
+      const prompt = 'a watercolour of a harbour at dawn';
+      const body = await json({ model: 'gpt-image-1', prompt, n: 2, quality: 'low', size: '1024x1536', background: 'transparent' });
+      expect(body).toEqual({
+        created: expect.any(Number),
+        background: 'transparent',
+        data: [{ b64_json: expect.any(String) }, { b64_json: expect.any(String) }],
+        output_format: 'png',
+        quality: 'low',
+        size: '1024x1536',
+        usage: {
+          input_tokens: countTokens(prompt),
+          input_tokens_details: { image_tokens: 0, text_tokens: countTokens(prompt) },
+          output_tokens: 2 * 408,
+          total_tokens: countTokens(prompt) + 816,
+        },
+      });
+      const auto = await json({ model: 'gpt-image-1', prompt: 'x' });
+      expect(auto).toMatchObject({ quality: 'medium', size: '1024x1024', background: 'opaque', usage: { output_tokens: 1056 } });
+      sim.configure({ omitUsage: true });
+      expect(await json({ model: 'gpt-image-1', prompt: 'x' })).not.toHaveProperty('usage');
+    });
+
+    it.each([
+      ['no prompt', { model: 'dall-e-2' }, 'prompt', 'missing_required_parameter'],
+      ['an empty prompt', { prompt: '' }, 'prompt', 'invalid_value'],
+      ['a DALL·E 2 prompt over 1000 characters', { prompt: 'a'.repeat(1001) }, 'prompt', 'string_above_max_length'],
+      ['n above 10', { prompt: 'x', n: 11 }, 'n', 'invalid_value'],
+      ['n of 2 for DALL·E 3', { model: 'dall-e-3', prompt: 'x', n: 2 }, 'n', 'invalid_value'],
+      ['a DALL·E 3 size for DALL·E 2', { prompt: 'x', size: '1792x1024' }, 'size', 'invalid_value'],
+      ['a GPT Image size for DALL·E 3', { model: 'dall-e-3', prompt: 'x', size: '1536x1024' }, 'size', 'invalid_value'],
+      ['a custom size for gpt-image-1', { model: 'gpt-image-1', prompt: 'x', size: '1536x864' }, 'size', 'invalid_value'],
+      ['a DALL·E quality for GPT Image', { model: 'gpt-image-1', prompt: 'x', quality: 'hd' }, 'quality', 'invalid_value'],
+      ['response_format for GPT Image', { model: 'gpt-image-1', prompt: 'x', response_format: 'b64_json' }, 'response_format', 'unknown_parameter'],
+      ['a stream', { model: 'gpt-image-1', prompt: 'x', stream: true }, 'stream', 'unsupported_parameter'],
+    ])("refuses %s with OpenAI's 400", async (_name, body, param, code) => {
+      const response = await generate(body);
+      expect(response.status).toBe(400);
+      expect(JSON.parse(response.text).error).toMatchObject({ type: 'invalid_request_error', param, code });
+    });
+
+    it("takes gpt-image-2's own sizes and bills them by their pixels", async () => {
+      const body = await json({ model: 'gpt-image-2', prompt: 'x', size: '2048x1152', quality: 'high' });
+      expect(body.size).toBe('2048x1152');
+      expect(body.usage.output_tokens).toBe(Math.ceil((4160 * 2048 * 1152) / (1024 * 1024)));
+      expect((await generate({ model: 'gpt-image-2', prompt: 'x', size: '1000x1000' })).status).toBe(400);
+    });
+
+    it("answers an Azure deployment, the deployment's name telling the model, under Azure's auth", async () => {
+      sim.setApiKey('sk-azure');
+      const path = (deployment: string) => `/openai/deployments/${deployment}/images/generations?api-version=2024-10-21`;
+      expect((await post(path('dalle3'), { prompt: 'x' })).status).toBe(401);
+      const dalle = JSON.parse((await post(path('dall-e-3-prod'), { prompt: 'x' }, { 'api-key': 'sk-azure' })).text);
+      expect(dalle.data[0]).toMatchObject({ url: expect.any(String), revised_prompt: expect.any(String) });
+      const gpt = JSON.parse((await post(path('gpt-image-1'), { prompt: 'x' }, { 'api-key': 'sk-azure' })).text);
+      expect(gpt.data[0].b64_json).toEqual(expect.any(String));
+      expect(sim.requests().map((r) => r.path)).toEqual(['dalle3', 'dall-e-3-prod', 'gpt-image-1'].map((d) => `/openai/deployments/${d}/images/generations`));
+    });
+
+    it('checks the API key, applies faults aimed at images, and serves no image it did not make', async () => {
+      sim.setApiKey('sk-img');
+      expect((await generate({ prompt: 'x' })).status).toBe(401);
+      expect((await generate({ prompt: 'x' }, { authorization: 'Bearer sk-img' })).status).toBe(200);
+      sim.setApiKey(undefined);
+      sim.configure({ faults: [{ kind: 'http_error', status: 429, retryAfterSeconds: 4, path: 'images' }] });
+      const limited = await generate({ prompt: 'x' });
+      expect(limited.status).toBe(429);
+      expect(limited.headers['retry-after']).toBe('4');
+      expect((await chat({})).status).toBe(200);
+      sim.configure({ faults: [{ kind: 'http_error', status: 500, path: 'moderations' }] });
+      expect((await generate({ prompt: 'x' })).status).toBe(200);
+      expect((await fetchImage(`${sim.url}/_sim/images/abc-zzzzzz.png`)).status).toBe(404);
+      expect((await fetchImage(`${sim.url}/_sim/images/abc-00ff00.gif`)).status).toBe(404);
     });
   });
 

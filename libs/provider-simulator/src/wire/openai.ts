@@ -1,12 +1,15 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { type Behaviour, type Fault, type FaultPath, MAX_EMBEDDING_DIMENSIONS } from '../core/behaviour-config';
 import { type EmbeddingInput, encodeEmbeddingBase64, generateEmbedding } from '../core/embedding-generator';
+import { colourHex, imageColour, solidPng } from '../core/png-image';
 import { classifyModeration, MODERATION_CATEGORIES, type ModerationInput } from '../core/moderation-classifier';
 import { deliverFrames } from '../core/stream-pacer';
 import { countTokens } from '../core/token-counter';
+import { SIMULATED_IMAGE_PREFIX } from '../http/control-routes';
 import type { HttpExchange } from '../http/http-exchange';
 import { parseJson } from '../http/http-io';
 import { planChatCompletion } from './openai-chat-planner';
+import { DEFAULT_IMAGE_MODEL, planImageGeneration } from './openai-image-planner';
 import {
   chatCompletionBody,
   chatCompletionFrames,
@@ -14,6 +17,8 @@ import {
   defaultErrorMessage,
   embeddingListBody,
   errorTypeForStatus,
+  type GeneratedImageBody,
+  imageGenerationBody,
   modelBody,
   modelListBody,
   moderationBody,
@@ -25,6 +30,7 @@ import {
   describeProblem,
   type EmbeddingRequest,
   embeddingRequestSchema,
+  imageGenerationRequestSchema,
   type ModerationPart,
   type ModerationRequest,
   moderationRequestSchema,
@@ -57,7 +63,7 @@ interface Prepared {
 /** OpenAI's own URL layout and bearer auth, or Azure OpenAI's deployments, `api-version` and `api-key`. */
 type Dialect = 'openai' | 'azure';
 
-const AZURE_DEPLOYMENT_ROUTE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/;
+const AZURE_DEPLOYMENT_ROUTE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings|images\/generations)$/;
 
 async function prepare(
   exchange: HttpExchange,
@@ -296,6 +302,45 @@ function moderationInputs(input: ModerationRequest['input']): ModerationInput[] 
   return [{ text: texts.join('\n'), hasText: texts.length > 0, imageUrls }];
 }
 
+/**
+ * `POST /v1/images/generations` (and an Azure deployment's `images/generations`): `n` images, each
+ * a small PNG of one colour seeded by the prompt, under OpenAI's per-model rules
+ * (`openai-image-planner.ts`). GPT Image answers `b64_json` with its usage; DALL·E answers URLs to
+ * this simulator unless asked for `b64_json`, DALL·E 3 with a revised prompt.
+ */
+const imageGenerations = (dialect: Dialect): WireHandler => async (exchange, runtime) => {
+  const prepared = await prepare(exchange, runtime, 'images', dialect);
+  if (prepared === undefined) return;
+  const parsed = imageGenerationRequestSchema.safeParse(prepared.body);
+  if (!parsed.success) return sendProblem(exchange, describeProblem(parsed.error, prepared.body));
+  const request = parsed.data;
+  const result = planImageGeneration(request, request.model ?? DEFAULT_IMAGE_MODEL);
+  if (!result.ok) return sendProblem(exchange, result.problem);
+  const { plan } = result;
+  const origin = `http://${exchange.req.headers.host ?? '127.0.0.1'}`;
+  const data = Array.from({ length: plan.n }, (_, index): GeneratedImageBody => {
+    const colour = imageColour(runtime.seed, request.prompt, index);
+    const image: GeneratedImageBody =
+      plan.format === 'b64_json' ? { b64_json: solidPng(colour).toString('base64') } : { url: `${origin}${SIMULATED_IMAGE_PREFIX}${runtime.ids.alphanumeric(24)}-${colourHex(colour)}.png` };
+    if (plan.revisedPrompt !== undefined) image.revised_prompt = plan.revisedPrompt;
+    return image;
+  });
+  const created = Math.floor(Date.now() / 1000);
+  const gptImage =
+    plan.family === 'gpt-image'
+      ? {
+          background: request.background === 'transparent' ? 'transparent' : 'opaque',
+          outputFormat: 'png',
+          quality: plan.quality,
+          size: plan.size,
+          usage: prepared.behaviour.omitUsage ? undefined : plan.usage,
+        }
+      : undefined;
+  const body = imageGenerationBody(created, data, gptImage);
+  if (prepared.midResponseFault !== undefined) return exchange.sendTruncated(200, JSON_HEADERS, JSON.stringify(body));
+  exchange.sendJson(200, body);
+};
+
 const handleListModels: WireHandler = async (exchange, runtime) => {
   if ((await prepare(exchange, runtime, undefined)) === undefined) return;
   exchange.sendJson(200, modelListBody());
@@ -321,14 +366,17 @@ const handleChatCompletions = chatCompletions('openai');
 const handleEmbeddings = embeddings('openai');
 const handleAzureChatCompletions = chatCompletions('azure');
 const handleAzureEmbeddings = embeddings('azure');
+const handleImageGenerations = imageGenerations('openai');
+const handleAzureImageGenerations = imageGenerations('azure');
 
-/** OpenAI's REST surface: models, chat completions (incl. SSE streaming), embeddings and moderations. */
+/** OpenAI's REST surface: models, chat completions (incl. SSE streaming), embeddings, moderations and image generations. */
 export const openAiWire: WireProtocol = {
   name: 'openai',
   route(method, pathname) {
     if (method === 'POST' && pathname === '/v1/chat/completions') return handleChatCompletions;
     if (method === 'POST' && pathname === '/v1/embeddings') return handleEmbeddings;
     if (method === 'POST' && pathname === '/v1/moderations') return moderations;
+    if (method === 'POST' && pathname === '/v1/images/generations') return handleImageGenerations;
     if (method === 'GET' && pathname === '/v1/models') return handleListModels;
     if (method === 'GET' && pathname.startsWith('/v1/models/') && pathname.length > '/v1/models/'.length) return handleRetrieveModel;
     return undefined;
@@ -344,6 +392,8 @@ export const azureOpenAiWire: WireProtocol = {
   route(method, pathname) {
     const match = method === 'POST' ? AZURE_DEPLOYMENT_ROUTE.exec(pathname) : null;
     if (match === null) return undefined;
-    return match[2] === 'embeddings' ? handleAzureEmbeddings : handleAzureChatCompletions;
+    if (match[2] === 'embeddings') return handleAzureEmbeddings;
+    if (match[2] === 'images/generations') return handleAzureImageGenerations;
+    return handleAzureChatCompletions;
   },
 };

@@ -230,10 +230,12 @@ export function closingSecrets(adapter: ProviderAdapter, secrets: ReadonlyArray<
   const watched = secrets.filter((secret): secret is Secret => secret !== undefined);
   if (watched.length === 0) return adapter;
   const moderate = adapter.moderate?.bind(adapter);
+  const generateImages = adapter.generateImages?.bind(adapter);
   return {
     chat: (call) => adapter.chat(call),
     embed: (call) => adapter.embed(call),
     ...(moderate && { moderate }),
+    ...(generateImages && { generateImages }),
     async close() {
       for (const secret of watched) secret.close();
       await adapter.close();

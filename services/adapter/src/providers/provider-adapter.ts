@@ -22,6 +22,8 @@ export interface ProviderAdapter {
   embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse>;
   /** OpenAI's Moderations API; only families whose provider has one (OpenAI-compatible servers) offer it. */
   moderate?(call: ProviderCall<chatv1.ModerationRequest>): Promise<chatv1.ModerationResponse>;
+  /** OpenAI's Images API (generations); only families whose provider has one (OpenAI-compatible servers, Azure OpenAI) offer it. */
+  generateImages?(call: ProviderCall<chatv1.ImageGenerationRequest>): Promise<chatv1.ImageGenerationResponse>;
   close(): Promise<void>;
 }
 

@@ -80,6 +80,7 @@ const OPERATION: Record<usagev1.Operation, string> = {
   [usagev1.Operation.OPERATION_COMPLETION]: 'completion',
   [usagev1.Operation.OPERATION_EMBEDDING]: 'embedding',
   [usagev1.Operation.OPERATION_MODERATION]: 'moderation',
+  [usagev1.Operation.OPERATION_IMAGE]: 'image',
   [usagev1.Operation.UNRECOGNIZED]: '',
 };
 

@@ -464,6 +464,16 @@ describe('AccessService token limits', () => {
     expect(ingressTestConfig().access.rateLimits.defaultMaxOutputTokens).toBe(4_096);
   });
 
+  it('counts each generated image at its model’s maximum output, its prompt as a prompt, never as a legacy completion', async () => {
+    const access = await service();
+    const images = '/v1/images/generations';
+    expect(access.tokenDemand('big', { model: 'big', prompt: 'a red fox', n: 3 }, images)).toMatchObject({ output: 3 * 16_384, outputAsked: false });
+    expect(access.tokenDemand('m', { model: 'm', prompt: 'a red fox' }, images)).toMatchObject({ output: 500, outputAsked: false });
+    expect(access.tokenDemand('m', { model: 'm', prompt: 'a red fox' }, images).prompt).toBeGreaterThan(0);
+    // The same body through the legacy endpoint is a completion: OpenAI's 16 tokens.
+    expect(access.tokenDemand('m', { model: 'm', prompt: 'a red fox' }, '/v1/completions')).toMatchObject({ output: 16 });
+  });
+
   it("counts image parts at the imageTokens of the models the request names, as its budget reservation does", async () => {
     const deployments = (id: string) => [{ id, provider: 'sim', model: 'u' }];
     const visionConfig = ingressTestConfig({

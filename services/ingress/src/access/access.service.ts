@@ -4,7 +4,7 @@ import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Coalesced, Reannouncer } from '@openrouter/service-runtime';
-import { askedOutputTokens, imageCostOf, membersOf, outputAnswers } from '../budgets/worst-case-cost';
+import { askedOutputTokens, countWithin, imageCostOf, isImageGeneration, membersOf, outputAnswers } from '../budgets/worst-case-cost';
 import type { AccessEvent, AccessRepository, AuditAction, AuditEntry, NumberedAuditEntry } from './access.repository';
 import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
@@ -391,9 +391,9 @@ export class AccessService {
    * Charges the request to every rate limit that applies, its token limits with its prompt and the
    * most output it may get (settled to the real count when it ends); throws a 429 when one is exhausted.
    */
-  async admit(record: ApiKeyRecord, context: routerv1.RequestContext, model: string, body: unknown): Promise<Admission> {
+  async admit(record: ApiKeyRecord, context: routerv1.RequestContext, model: string, body: unknown, endpoint?: string): Promise<Admission> {
     const limits = this.applicableLimits(record, context, model);
-    return this.limiter.admit(limits, limits.some((l) => l.kind === 'tokens') ? this.tokenDemand(model, body) : NO_TOKENS);
+    return this.limiter.admit(limits, limits.some((l) => l.kind === 'tokens') ? this.tokenDemand(model, body, endpoint) : NO_TOKENS);
   }
 
   /**
@@ -403,11 +403,16 @@ export class AccessService {
    * `access.rateLimits.defaultMaxOutputTokens` — the budget reservation's notion of a request's
    * output, with the rate limits' own default.
    */
-  tokenDemand(model: string, body: unknown): TokenDemand {
+  tokenDemand(model: string, body: unknown, endpoint?: string): TokenDemand {
     const prompt = countPromptTokens(body, () => this.imageCost(model));
     // Not a JSON object: refused with a 400 once admitted, and given back.
     if (typeof body !== 'object' || body === null || Array.isArray(body)) return { prompt, output: 0, outputAsked: true };
     const request = body as Record<string, unknown>;
+    if (isImageGeneration(endpoint)) {
+      // Each image at its model's maximum: an image generation asks for no token limit.
+      const perImage = (Object.hasOwn(this.modelMaxOutput, model) ? this.modelMaxOutput[model] : undefined) ?? this.defaults.defaultMaxOutputTokens;
+      return { prompt, output: perImage * (countWithin(request['n'], this.answerBounds.n) ?? 1), outputAsked: false };
+    }
     // A maximum above the operator's bound is refused with a 400 once admitted (and given back):
     // until then it counts as none, so the request is not refused as too large in its place.
     const stated = askedOutputTokens(request);

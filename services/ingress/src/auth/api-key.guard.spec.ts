@@ -25,7 +25,7 @@ async function accessWithKey(): Promise<AccessService> {
 
 function httpContext(headers: Record<string, string>, peer = '127.0.0.1'): { context: ExecutionContext; request: FastifyRequest; raw: EventEmitter & { setHeader: jest.Mock } } {
   const incoming = { headers, socket: { remoteAddress: peer } };
-  const request = { id: 'req-1', headers, body: { model: 'm', messages: [] }, method: 'POST', raw: incoming } as unknown as FastifyRequest;
+  const request = { id: 'req-1', headers, body: { model: 'm', messages: [] }, method: 'POST', routeOptions: { url: '/v1/messages' }, raw: incoming } as unknown as FastifyRequest;
   const raw = Object.assign(new EventEmitter(), { destroyed: false, closed: false, writableFinished: false, setHeader: jest.fn() });
   const reply = { raw } as unknown as FastifyReply;
   const context = { switchToHttp: () => ({ getRequest: () => request, getResponse: () => reply }) } as unknown as ExecutionContext;

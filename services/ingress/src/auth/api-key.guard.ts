@@ -44,7 +44,7 @@ export class ApiKeyGuard implements CanActivate {
     const model = typeof body === 'object' && body !== null && typeof (body as Record<string, unknown>)['model'] === 'string' ? String((body as Record<string, unknown>)['model']) : '';
     let admission: Admission;
     try {
-      admission = await this.access.admit(authenticated.record, authenticated.context, model, body);
+      admission = await this.access.admit(authenticated.record, authenticated.context, model, body, request.routeOptions.url);
       setHeaders(reply, admission.headers);
     } catch (error) {
       if (error instanceof RateLimitedError) setHeaders(reply, error.headers);

@@ -22,7 +22,7 @@ declare module 'fastify' {
 export async function reserveBudget(budgets: BudgetService, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const context = request.requestContext;
   if (!context || request.method !== 'POST') return;
-  const reservation = await budgets.reserve({ requestId: String(request.id), tenant: context, body: request.body, headers: request.headers, receivedAtMs: arrivedAtMs(reply) });
+  const reservation = await budgets.reserve({ requestId: String(request.id), tenant: context, body: request.body, headers: request.headers, receivedAtMs: arrivedAtMs(reply), endpoint: request.routeOptions.url });
   if (!reservation) return;
   request.budget = reservation;
   // A metered request is settled by its usage record, which may wait for a provider call to end.

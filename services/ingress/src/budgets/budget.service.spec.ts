@@ -284,6 +284,21 @@ describe('BudgetService', () => {
     expect(chat['max_tokens']).toBe(4);
   });
 
+  it('reserves each generated image whole at its model’s maximum output, never as a legacy completion, and leaves the body alone', async () => {
+    const hard = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { defaultMaxOutputTokens: 4096, maxOutputTokens: { m: 1000 } }).budgetService;
+    const body: Record<string, unknown> = { model: 'm', prompt: 'Write a story', n: 3 };
+    // "Write a story": 3 tokens, padded to ceil(3.3) + 16 = 20; 3 images × 1 000 tokens × 2.
+    await expect(hard.reserve({ requestId: 'a', tenant, body, endpoint: '/v1/images/generations' })).resolves.toMatchObject({ amountMicros: 20 + 3 * 1000 * 2, capped: false });
+    // The Images API takes no token limit: nothing is added for the provider.
+    expect(body).toEqual({ model: 'm', prompt: 'Write a story', n: 3 });
+    // The same body through the legacy completions endpoint is a completion: 16 tokens an answer, told to the provider.
+    const completion: Record<string, unknown> = { model: 'm', prompt: 'Write a story', n: 3 };
+    await expect(hard.reserve({ requestId: 'b', tenant, body: completion, endpoint: '/v1/completions' })).resolves.toMatchObject({ amountMicros: 20 + 3 * 16 * 2 });
+    // Never part of an image: a budget that cannot pay for all of it refuses, even asked to stream.
+    const short = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.005' }], { maxOutputTokens: { m: 1000 }, minStreamOutputTokens: 1 }).budgetService;
+    await expect(short.reserve({ requestId: 'c', tenant, body: { model: 'm', prompt: 'x', n: 3, stream: true }, endpoint: '/v1/images/generations' })).rejects.toMatchObject({ code: 'budget_exceeded' });
+  });
+
   it('leaves a limit the request may not ask for to the handler’s 400, and holds an amount no ledger could count at its bound', async () => {
     const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { defaultMaxOutputTokens: 300 });
     const body: Record<string, unknown> = { model: 'm', max_tokens: 1e15, n: 1e9, messages: [{ role: 'user', content: 'hi' }] };

@@ -8,7 +8,7 @@ import { Money, type PriceBook } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { REQUEST_BOUNDS } from '@openrouter/openai-wire';
 import { renewalIntervalMs, repeatEvery, type Repeat } from './reservation-renewal';
-import { countWithin, paddedPromptTokens, providerCalls, requestedTier, WorstCasePricing, type CandidateQuery } from './worst-case-cost';
+import { countWithin, isImageGeneration, paddedPromptTokens, providerCalls, requestedTier, WorstCasePricing, type CandidateQuery } from './worst-case-cost';
 
 export interface ReserveInput {
   requestId: string;
@@ -23,6 +23,8 @@ export interface ReserveInput {
    * time, as its usage record is (a request that arrives just before a period ends belongs to it).
    */
   receivedAtMs?: number;
+  /** The API endpoint (a route pattern): an image generation's output is not in its body. */
+  endpoint?: string | undefined;
 }
 
 /**
@@ -76,20 +78,24 @@ export class BudgetService {
     const budgets = book.applicable(input.tenant);
     if (budgets.length === 0) return undefined;
     const now = input.receivedAtMs ?? this.clock();
-    const embedding = isEmbedding(body);
+    // An image generation asks for no output limit (its `prompt` is not a legacy completion's):
+    // each image is reserved at its model's `budgets.maxOutputTokens`, and its body is left alone.
+    const image = isImageGeneration(input.endpoint);
+    const embedding = !image && isEmbedding(body);
     // Each legacy prompt is a provider call of its own, with its own answers and request fee.
-    const calls = providerCalls(body);
+    const calls = image ? 1 : providerCalls(body);
     const models = tiered ?? this.candidates(body, input);
     const price = this.pricing.priceAt(models, now, tier, input.tenant.policy);
     const choices = (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1) * calls;
-    const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, body);
+    const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, image ? {} : body);
     const outputTokens = perChoice * choices;
     // Its images at the dearest image cost of the models it may reach.
     const promptTokens = paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls);
     const promptMicros = price.inputMicros.times(promptTokens).plus(price.requestMicros.times(calls));
     const worst = ceil(promptMicros.plus(price.outputMicros.times(outputTokens)));
     const minStream = this.config.budgets.minStreamOutputTokens;
-    const partial = body['stream'] === true && minStream > 0 && outputTokens > minStream * choices;
+    // Only a stream of text may start with part of its worst case reserved: an image is made whole.
+    const partial = !image && body['stream'] === true && minStream > 0 && outputTokens > minStream * choices;
     const floor = partial ? ceil(promptMicros.plus(price.outputMicros.times(minStream * choices))) : worst;
 
     const accounts = book.accountsAt(budgets, now);
@@ -115,7 +121,7 @@ export class BudgetService {
     const capped = outcome.amountMicros < worst;
     const hard = accounts.some((a) => a.budget.enforcement === 'hard');
     // Only absent limits are filled in: an invalid one is left for the handler to refuse (400).
-    if (!capped && hard && !embedding && body['max_completion_tokens'] == null && body['max_tokens'] == null) {
+    if (!capped && hard && !embedding && !image && body['max_completion_tokens'] == null && body['max_tokens'] == null) {
       // The reservation assumed this many output tokens: the provider must not write more.
       body['max_tokens'] = perChoice;
     }

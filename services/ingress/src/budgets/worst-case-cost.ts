@@ -264,3 +264,11 @@ export function countWithin(value: unknown, max: number): number | undefined {
   const n = positiveInt(value);
   return n !== undefined && n <= max ? n : undefined;
 }
+
+/** The route of OpenAI's image generation: its requests' output is images, asked for by `n`, not by a token limit. */
+export const IMAGE_GENERATION_ENDPOINT = '/v1/images/generations';
+
+/** Whether a request came through the image generation endpoint (`endpoint`: its route pattern). */
+export function isImageGeneration(endpoint: string | undefined): boolean {
+  return endpoint === IMAGE_GENERATION_ENDPOINT;
+}

@@ -9,6 +9,7 @@ const ENDPOINTS: Record<usagev1.Operation, string> = {
   [usagev1.Operation.OPERATION_COMPLETION]: '/v1/completions',
   [usagev1.Operation.OPERATION_EMBEDDING]: '/v1/embeddings',
   [usagev1.Operation.OPERATION_MODERATION]: '/v1/moderations',
+  [usagev1.Operation.OPERATION_IMAGE]: '/v1/images/generations',
   [usagev1.Operation.OPERATION_UNSPECIFIED]: 'unknown',
   [usagev1.Operation.UNRECOGNIZED]: 'unknown',
 };

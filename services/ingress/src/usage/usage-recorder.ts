@@ -13,7 +13,7 @@ import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
 import { RAW_END_USER_IDS, type EndUserIds } from './end-user-ids';
 import { completionChars, outputChars } from './output-chars';
 
-export type UsageOperation = 'chat' | 'completion' | 'embedding' | 'moderation';
+export type UsageOperation = 'chat' | 'completion' | 'embedding' | 'moderation' | 'image';
 
 /** What metering needs of one request, whatever carried it (an HTTP exchange, a WebSocket frame). */
 export interface MeteredExchange {
@@ -55,6 +55,7 @@ const OPERATIONS: Record<UsageOperation, usagev1.Operation> = {
   completion: usagev1.Operation.OPERATION_COMPLETION,
   embedding: usagev1.Operation.OPERATION_EMBEDDING,
   moderation: usagev1.Operation.OPERATION_MODERATION,
+  image: usagev1.Operation.OPERATION_IMAGE,
 };
 
 /** Header with the request's exact cost (a decimal string in the model's price currency). */
@@ -341,6 +342,11 @@ export class UsageTrack {
 
   /** The usage of an answer with input only (an embedding, a moderation). */
   embedding(usage: chatv1.Usage | undefined): void {
+    if (usage) this.addUsage(usage);
+  }
+
+  /** The usage of generated images: the provider's (GPT Image models), else the prompt's estimate. */
+  images(usage: chatv1.Usage | undefined): void {
     if (usage) this.addUsage(usage);
   }
 

@@ -35,15 +35,24 @@ class RecordingAdapters implements AdapterPort {
   async embed(request: adapterv1.EmbedRequest): Promise<adapterv1.EmbedResponse> {
     if (request.request) this.embeds.push(request.request);
     return { response: chatv1.EmbeddingResponse.fromPartial({ model: request.upstreamModel, data: [], usage: { promptTokens: 1, totalTokens: 1 } }) };
-  }  readonly moderations: chatv1.ModerationRequest[] = [];
+  }
+
+  readonly moderations: chatv1.ModerationRequest[] = [];
   async moderate(request: adapterv1.ModerateRequest): Promise<adapterv1.ModerateResponse> {
     if (request.request) this.moderations.push(request.request);
     return { response: chatv1.ModerationResponse.fromPartial({ id: 'modr-1', model: request.upstreamModel, results: [] }) };
+  }
+
+  readonly images: chatv1.ImageGenerationRequest[] = [];
+  async generateImages(request: adapterv1.GenerateImagesRequest): Promise<adapterv1.GenerateImagesResponse> {
+    if (request.request) this.images.push(request.request);
+    return { response: chatv1.ImageGenerationResponse.fromPartial({ created: 1, data: [{ url: 'https://example.com/a.png' }] }) };
   }
 }
 
 const MODELS = [...POLICY_MODELS, { id: 'emb', capabilities: ['embeddings'], pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'emb-eu', provider: 'eu-1', model: 'emb' }] },
   { id: 'mod', capabilities: ['moderation', 'vision'], pricing: { input: '0', output: '0' }, deployments: [{ id: 'mod-eu', provider: 'eu-1', model: 'omni-moderation-latest' }] },
+  { id: 'img', capabilities: ['images'], pricing: { input: '5', output: '40' }, deployments: [{ id: 'img-eu', provider: 'eu-1', model: 'gpt-image-1' }] },
   { id: 'vis', capabilities: ['chat', 'vision'], pricing: { input: '1', output: '1' }, deployments: [{ id: 'vis-eu', provider: 'eu-1', model: 'vis' }] },
 ];
 
@@ -120,6 +129,16 @@ describe('input guardrails in the router service', () => {
     expect(adapters.moderations).toHaveLength(2);
   });
 
+  it('screens an image generation prompt: redacted before the provider sees it, or refused naming prompt', async () => {
+    const adapters = new RecordingAdapters();
+    const service = serviceWith(adapters);
+    const images = (prompt: string): chatv1.ImageGenerationRequest => ({ model: 'img', prompt, extraJson: '' });
+    await service.generateImages({ context: withRules('emails'), request: images('a poster for jane@example.com') }, new AbortController().signal);
+    expect(adapters.images[0]?.prompt).toBe('a poster for [REDACTED:emails]');
+    await expect(service.generateImages({ context: contextFor(), request: images(`a sign saying ${KEY}`) }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'prompt' });
+    expect(adapters.images).toHaveLength(1);
+  });
+
   it('refuses, rather than pass unscreened, a request naming a rule this router does not have: unavailable (503), retryable, while the configuration rolls out', async () => {
     const adapters = new RecordingAdapters();
     const unknown: string[] = [];
@@ -164,6 +183,7 @@ describe('input guardrails in the router service', () => {
         })(),
       embed: async () => ({}),
       moderate: async () => ({}),
+      generateImages: async () => ({}),
     };
     const service = new RouterService(engineFor(policyConfig({}, MODELS)), adapters, new Guardrails(rules));
     const events: routerv1.ChatResponse[] = [];

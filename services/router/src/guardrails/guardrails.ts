@@ -132,6 +132,14 @@ export class Guardrails {
     return { ...request, texts: request.texts.map((text, i) => redacted.get(`input[${i}]`) ?? text) };
   }
 
+  /** An image generation request's prompt, screened as a user's text (`prompt`). */
+  screenImages(context: routerv1.RequestContext, request: chatv1.ImageGenerationRequest): chatv1.ImageGenerationRequest {
+    const rules = this.rulesFor(context, 'input');
+    if (rules.length === 0) return request;
+    const redacted = this.screen(rules, imageFields(request)).get('prompt');
+    return redacted === undefined ? request : { ...request, prompt: redacted };
+  }
+
   /** A moderation request's texts and text parts, screened as embeddings inputs are (`input[i]`, or `input[i].text` for parts). */
   screenModeration(context: routerv1.RequestContext, request: chatv1.ModerationRequest): chatv1.ModerationRequest {
     // A moderation request is not itself sent to a moderation rule's model: it is one already.
@@ -167,6 +175,12 @@ export class Guardrails {
   async moderateEmbeddings(context: routerv1.RequestContext, request: chatv1.EmbeddingRequest, call: ModerationCall): Promise<Screening> {
     const rules = this.rulesFor(context, 'input').filter(isModerationRule);
     return rules.length > 0 ? this.moderate(rules, embeddingFields(request), call) : SCREENED;
+  }
+
+  /** As `moderateChat`, for an image generation request's prompt. */
+  async moderateImages(context: routerv1.RequestContext, request: chatv1.ImageGenerationRequest, call: ModerationCall): Promise<Screening> {
+    const rules = this.rulesFor(context, 'input').filter(isModerationRule);
+    return rules.length > 0 ? this.moderate(rules, imageFields(request), call) : SCREENED;
   }
 
   /**
@@ -333,6 +347,10 @@ function chatFields(request: chatv1.ChatRequest): Field[] {
 /** The text inputs of an embeddings request (token-id inputs cannot be read), as `user` texts. */
 function embeddingFields(request: chatv1.EmbeddingRequest): Field[] {
   return request.texts.map((text, i) => ({ param: `input[${i}]`, text, json: false, role: 'user' }));
+}
+
+function imageFields(request: chatv1.ImageGenerationRequest): Field[] {
+  return [{ param: 'prompt', text: request.prompt, json: false, role: 'user' }];
 }
 
 /**

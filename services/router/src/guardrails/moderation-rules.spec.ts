@@ -9,6 +9,7 @@ import { categoryHit, CONTENT_POLICY_VIOLATION, Guardrails, GUARDRAILS_UNAVAILAB
 const MODELS = [
   ...POLICY_MODELS,
   { id: 'emb', capabilities: ['embeddings'], pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'emb-eu', provider: 'eu-1', model: 'emb' }] },
+  { id: 'img', capabilities: ['images'], pricing: { input: '5', output: '40' }, deployments: [{ id: 'img-eu', provider: 'eu-1', model: 'gpt-image-1' }] },
   {
     id: 'mod',
     capabilities: ['moderation'],
@@ -68,6 +69,12 @@ class FakeAdapters implements AdapterPort {
     }
     if (this.failing) throw this.failing;
     return { response: chatv1.ModerationResponse.fromPartial({ id: 'modr-1', model: request.upstreamModel, results: texts.map(judge) }) };
+  }
+
+  readonly images: chatv1.ImageGenerationRequest[] = [];
+  async generateImages(request: adapterv1.GenerateImagesRequest): Promise<adapterv1.GenerateImagesResponse> {
+    if (request.request) this.images.push(request.request);
+    return { response: chatv1.ImageGenerationResponse.fromPartial({ created: 1, data: [{ url: 'https://example.com/a.png' }] }) };
   }
 }
 
@@ -173,6 +180,16 @@ describe('moderation rules in the router service', () => {
     const { adapters, service } = setup();
     await chat(service, withRules(['emails', 'unsafe']), chatRequest([user('mail jane@example.com')]));
     expect(adapters.moderations[0]?.texts).toEqual(['mail [REDACTED:emails]']);
+  });
+
+  it('screens an image generation prompt, naming prompt, before any image model is called', async () => {
+    const { adapters, service } = setup();
+    const images = (prompt: string): chatv1.ImageGenerationRequest => ({ model: 'img', prompt, extraJson: '' });
+    await expect(service.generateImages({ context: withRules(['unsafe']), request: images('a knight about to kill a dragon') }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'prompt' });
+    expect(adapters.images).toEqual([]);
+    await service.generateImages({ context: withRules(['unsafe']), request: images('a calm lake') }, new AbortController().signal);
+    expect(adapters.moderations.at(-1)?.texts).toEqual(['a calm lake']);
+    expect(adapters.images).toHaveLength(1);
   });
 
   it('screens embeddings text inputs, naming input[i], and leaves token-id inputs out', async () => {

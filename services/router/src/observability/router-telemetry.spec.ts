@@ -19,6 +19,7 @@ function port(failing: Set<string>): AdapterPort {
     },
     embed: async () => ({}) as adapterv1.EmbedResponse,
     moderate: async () => ({}) as adapterv1.ModerateResponse,
+    generateImages: async () => ({}) as adapterv1.GenerateImagesResponse,
   };
 }
 
@@ -52,9 +53,10 @@ describe('router attempt metrics', () => {
         })(),
       embed: async () => ({}) as adapterv1.EmbedResponse,
     moderate: async () => ({}) as adapterv1.ModerateResponse,
+    generateImages: async () => ({}) as adapterv1.GenerateImagesResponse,
     };
     const instrumented = instrumentAdapterPort(
-      { chat: (request, signal, deployment) => (deployment === 'd-fast' ? port(new Set()).chat(request, signal, deployment) : hangs.chat(request, signal, deployment)), embed: hangs.embed, moderate: hangs.moderate },
+      { chat: (request, signal, deployment) => (deployment === 'd-fast' ? port(new Set()).chat(request, signal, deployment) : hangs.chat(request, signal, deployment)), embed: hangs.embed, moderate: hangs.moderate, generateImages: hangs.generateImages },
       new RouterMetrics(registry),
     );
     const timedOut = new AbortController();
@@ -86,6 +88,7 @@ describe('router attempt metrics', () => {
         })(),
       embed: async () => ({}) as adapterv1.EmbedResponse,
     moderate: async () => ({}) as adapterv1.ModerateResponse,
+    generateImages: async () => ({}) as adapterv1.GenerateImagesResponse,
     };
     const instrumented = instrumentAdapterPort(twoOfOne, new RouterMetrics(registry));
     const signal = new AbortController().signal;

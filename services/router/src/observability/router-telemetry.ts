@@ -79,6 +79,9 @@ export function instrumentAdapterPort(port: AdapterPort, metrics: RouterMetrics)
     moderate(request: adapterv1.ModerateRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.ModerateResponse> {
       return recorded(request, deployment, signal, () => port.moderate(request, signal, deployment));
     },
+    generateImages(request: adapterv1.GenerateImagesRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.GenerateImagesResponse> {
+      return recorded(request, deployment, signal, () => port.generateImages(request, signal, deployment));
+    },
   };
 
   /** A unary call, recorded with its outcome. */

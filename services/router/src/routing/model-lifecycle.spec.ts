@@ -139,7 +139,11 @@ class Adapters implements AdapterPort {
   }
   embed(): Promise<adapterv1.EmbedResponse> {
     return Promise.resolve({ response: { model: 'e', data: [] } as never });
-  }  moderate(): Promise<adapterv1.ModerateResponse> {
+  }
+  moderate(): Promise<adapterv1.ModerateResponse> {
+    return Promise.reject(new Error('unused'));
+  }
+  generateImages(): Promise<adapterv1.GenerateImagesResponse> {
     return Promise.reject(new Error('unused'));
   }
 

@@ -132,7 +132,11 @@ class RecordingAdapters implements AdapterPort {
   }
   embed(): Promise<adapterv1.EmbedResponse> {
     return Promise.reject(new Error('not used'));
-  }  moderate(): Promise<adapterv1.ModerateResponse> {
+  }
+  moderate(): Promise<adapterv1.ModerateResponse> {
+    return Promise.reject(new Error('unused'));
+  }
+  generateImages(): Promise<adapterv1.GenerateImagesResponse> {
     return Promise.reject(new Error('unused'));
   }
 

@@ -10,7 +10,8 @@ import { MANAGED_IDENTITY_TIMEOUT_MS } from './entra-token';
 
 /**
  * Azure OpenAI: the OpenAI wire format addressed by deployment
- * (`/openai/deployments/{deployment}/chat/completions?api-version=…`) with an `api-key` header, or
+ * (`/openai/deployments/{deployment}/chat/completions?api-version=…`, `…/embeddings`,
+ * `…/images/generations`; no moderations) with an `api-key` header, or
  * with an Entra ID token as `Authorization: Bearer` (`entra`). A gateway deployment's `model` is
  * the Azure deployment name. The key (`apiKeyFile`) and the client secret (`entra.clientSecretFile`)
  * may come from files, read again when they change. `entraOptions` lets a spec hand in the
@@ -54,6 +55,7 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
     {
       chatUrl: (deployment) => url(deployment, 'chat/completions'),
       embeddingsUrl: (deployment) => url(deployment, 'embeddings'),
+      imagesUrl: (deployment) => url(deployment, 'images/generations'),
       headers,
       auth,
       timeoutMs: config.timeoutMs,
@@ -63,9 +65,11 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
     },
     context.egress,
   );
+  const generateImages = wire.generateImages?.bind(wire);
   return {
     chat: (call) => wire.chat(call),
     embed: (call) => wire.embed(call),
+    ...(generateImages && { generateImages }),
     async close() {
       keyFile?.close();
       secretFile?.close();

@@ -7,12 +7,15 @@ import {
   parseOpenAICompletion,
   parseOpenAIEmbeddingResponse,
   parseOpenAIErrorResponse,
+  parseOpenAIImageGenerationResponse,
   parseOpenAIModerationResponse,
   toOpenAIChatBody,
   toOpenAIEmbeddingBody,
+  toOpenAIImageGenerationBody,
   toOpenAIModerationBody,
 } from '@openrouter/openai-wire';
 import { embeddingResponse } from '../embedding-response';
+import { imageGenerationResponse, isGptImageModel } from '../image-generation-response';
 import { moderationResponse } from '../moderation-response';
 import { closingSecrets, CredentialFile } from '../credential-file';
 import { createUpstreamDispatcher, discardRest, type Egress, readServerSentEvents, transportError } from '../http-upstream';
@@ -26,6 +29,8 @@ export interface OpenAIEndpoints {
   embeddingsUrl(upstreamModel: string): URL;
   /** Where the server takes moderations; unset: it has no Moderations API (Azure OpenAI), and the adapter offers none. */
   moderationsUrl?: ((upstreamModel: string) => URL) | undefined;
+  /** Where the server takes image generations; unset: it has none, and the adapter offers none. */
+  imagesUrl?: ((upstreamModel: string) => URL) | undefined;
   headers: Record<string, string>;
   timeoutMs: number;
   /** The parameter the server takes an output limit in; undefined: the limits go as the client sent them. */
@@ -47,6 +52,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
   const chatUrl = new URL(`${base}/chat/completions`);
   const embeddingsUrl = new URL(`${base}/embeddings`);
   const moderationsUrl = new URL(`${base}/moderations`);
+  const imagesUrl = new URL(`${base}/images/generations`);
   const headers: Record<string, string> = { ...config.headers };
   // A key in a file is read now (an unreadable one stops the adapter here) and again when it changes.
   const keyFile = config.apiKeyFile === undefined ? undefined : CredentialFile.open({ provider: id, key: 'apiKeyFile', path: config.apiKeyFile, checkIntervalMs: config.credentialFileCheckIntervalMs }, context?.credentialFiles);
@@ -57,6 +63,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
       chatUrl: () => chatUrl,
       embeddingsUrl: () => embeddingsUrl,
       moderationsUrl: () => moderationsUrl,
+      imagesUrl: () => imagesUrl,
       headers,
       auth: keyFile && secretAuth(keyFile, (key) => ({ authorization: `Bearer ${key}` })),
       timeoutMs: config.timeoutMs,
@@ -154,7 +161,32 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
       return moderationResponse(call.request, parseOpenAIModerationResponse(await readJson(response, call)), call.requestId, id);
     };
   }
+  // Image generation likewise. A call takes as long as the provider's `timeoutMs` allows (GPT Image
+  // may work a minute or two before it answers): no shorter limit applies.
+  const { imagesUrl } = endpoints;
+  if (imagesUrl !== undefined) {
+    adapter.generateImages = async (call: ProviderCall<chatv1.ImageGenerationRequest>): Promise<chatv1.ImageGenerationResponse> => {
+      const body = withoutNullParams(toOpenAIImageGenerationBody(call.request, call.upstreamModel, { dropParams: endpoints.dropParams }));
+      if (isGptImageModel(call.upstreamModel)) gptImageFormat(body, call.upstreamModel);
+      const response = await post(imagesUrl(call.upstreamModel), body, call);
+      return imageGenerationResponse(call.request, parseOpenAIImageGenerationResponse(await readJson(response, call)), id);
+    };
+  }
   return adapter;
+}
+
+/**
+ * GPT Image always answers `b64_json` and refuses `response_format` as an unknown parameter, so it
+ * is never sent; a client that asked for URLs is told before any call that this model has none.
+ */
+function gptImageFormat(body: Record<string, unknown>, upstreamModel: string): void {
+  if (body['response_format'] === 'url') {
+    throw new GatewayError('bad_request', `The model "${upstreamModel}" returns images only as b64_json; 'response_format' url is not available for it.`, {
+      param: 'response_format',
+      code: 'invalid_value',
+    });
+  }
+  delete body['response_format'];
 }
 
 /**

@@ -27,6 +27,8 @@ import {
   ChatRequest as ChatRequest1,
   EmbeddingRequest,
   EmbeddingResponse,
+  ImageGenerationRequest,
+  ImageGenerationResponse,
   ModerationRequest,
   ModerationResponse,
 } from "../../chat/v1/chat";
@@ -60,6 +62,14 @@ export interface ModerateRequest {
   timeoutMs: number;
 }
 
+export interface GenerateImagesRequest {
+  requestId: string;
+  provider: string;
+  upstreamModel: string;
+  request?: ImageGenerationRequest | undefined;
+  timeoutMs: number;
+}
+
 /** Chunks for a streamed request, one completion otherwise. */
 export interface ChatResponse {
   chunk?: ChatChunk | undefined;
@@ -76,6 +86,10 @@ export interface EmbedResponse {
 
 export interface ModerateResponse {
   response?: ModerationResponse | undefined;
+}
+
+export interface GenerateImagesResponse {
+  response?: ImageGenerationResponse | undefined;
 }
 
 function createBaseChatRequest(): ChatRequest {
@@ -393,6 +407,111 @@ export const ModerateRequest: MessageFns<ModerateRequest> = {
   },
 };
 
+function createBaseGenerateImagesRequest(): GenerateImagesRequest {
+  return { requestId: "", provider: "", upstreamModel: "", request: undefined, timeoutMs: 0 };
+}
+
+export const GenerateImagesRequest: MessageFns<GenerateImagesRequest> = {
+  encode(message: GenerateImagesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.provider !== "") {
+      writer.uint32(18).string(message.provider);
+    }
+    if (message.upstreamModel !== "") {
+      writer.uint32(26).string(message.upstreamModel);
+    }
+    if (message.request !== undefined) {
+      ImageGenerationRequest.encode(message.request, writer.uint32(34).fork()).join();
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(40).uint32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerateImagesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerateImagesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.upstreamModel = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.request = ImageGenerationRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GenerateImagesRequest>, I>>(base?: I): GenerateImagesRequest {
+    return GenerateImagesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GenerateImagesRequest>, I>>(object: I): GenerateImagesRequest {
+    const message = createBaseGenerateImagesRequest();
+    message.requestId = object.requestId ?? "";
+    message.provider = object.provider ?? "";
+    message.upstreamModel = object.upstreamModel ?? "";
+    message.request = (object.request !== undefined && object.request !== null)
+      ? ImageGenerationRequest.fromPartial(object.request)
+      : undefined;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    return message;
+  },
+};
+
 function createBaseChatResponse(): ChatResponse {
   return { chunk: undefined, completion: undefined, chunks: undefined };
 }
@@ -592,6 +711,63 @@ export const ModerateResponse: MessageFns<ModerateResponse> = {
   },
 };
 
+function createBaseGenerateImagesResponse(): GenerateImagesResponse {
+  return { response: undefined };
+}
+
+export const GenerateImagesResponse: MessageFns<GenerateImagesResponse> = {
+  encode(message: GenerateImagesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.response !== undefined) {
+      ImageGenerationResponse.encode(message.response, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerateImagesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerateImagesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.response = ImageGenerationResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GenerateImagesResponse>, I>>(base?: I): GenerateImagesResponse {
+    return GenerateImagesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GenerateImagesResponse>, I>>(object: I): GenerateImagesResponse {
+    const message = createBaseGenerateImagesResponse();
+    message.response = (object.response !== undefined && object.response !== null)
+      ? ImageGenerationResponse.fromPartial(object.response)
+      : undefined;
+    return message;
+  },
+};
+
 /** The router calls one adapter per provider family; the adapter speaks the provider's wire format. */
 export type AdapterServiceService = typeof AdapterServiceService;
 export const AdapterServiceService = {
@@ -622,12 +798,24 @@ export const AdapterServiceService = {
     responseSerialize: (value: ModerateResponse): Buffer => Buffer.from(ModerateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ModerateResponse => ModerateResponse.decode(value),
   },
+  generateImages: {
+    path: "/openrouter.adapter.v1.AdapterService/GenerateImages" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GenerateImagesRequest): Buffer =>
+      Buffer.from(GenerateImagesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GenerateImagesRequest => GenerateImagesRequest.decode(value),
+    responseSerialize: (value: GenerateImagesResponse): Buffer =>
+      Buffer.from(GenerateImagesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GenerateImagesResponse => GenerateImagesResponse.decode(value),
+  },
 } as const;
 
 export interface AdapterServiceServer extends UntypedServiceImplementation {
   chat: handleServerStreamingCall<ChatRequest, ChatResponse>;
   embed: handleUnaryCall<EmbedRequest, EmbedResponse>;
   moderate: handleUnaryCall<ModerateRequest, ModerateResponse>;
+  generateImages: handleUnaryCall<GenerateImagesRequest, GenerateImagesResponse>;
 }
 
 export interface AdapterServiceClient extends Client {
@@ -662,6 +850,21 @@ export interface AdapterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ModerateResponse) => void,
+  ): ClientUnaryCall;
+  generateImages(
+    request: GenerateImagesRequest,
+    callback: (error: ServiceError | null, response: GenerateImagesResponse) => void,
+  ): ClientUnaryCall;
+  generateImages(
+    request: GenerateImagesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GenerateImagesResponse) => void,
+  ): ClientUnaryCall;
+  generateImages(
+    request: GenerateImagesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GenerateImagesResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -321,6 +321,42 @@ export interface ModerationResult_CategoryScoresEntry {
   value: number;
 }
 
+/**
+ * An image generation request, as OpenAI's Images API takes it (`POST /v1/images/generations`).
+ * Parameters the gateway does not read (`size`, `quality`, `background`, `output_format`,
+ * `style`, …) travel in `extra_json`.
+ */
+export interface ImageGenerationRequest {
+  model: string;
+  prompt: string;
+  /** Images to make; unset: the provider's default (1). */
+  n?:
+    | number
+    | undefined;
+  /** `url` or `b64_json`; unset: the provider's default. */
+  responseFormat?: string | undefined;
+  user?: string | undefined;
+  extraJson: string;
+}
+
+export interface ImageGenerationResponse {
+  created: number;
+  data: GeneratedImage[];
+  /** The provider's token usage (GPT Image models); estimated from the prompt when it reports none. */
+  usage?:
+    | Usage
+    | undefined;
+  /** The answer's other top-level fields (`background`, `output_format`, `quality`, `size`), as a JSON object's text. */
+  extraJson: string;
+}
+
+export interface GeneratedImage {
+  /** Exactly one of the two is set. */
+  b64Json?: string | undefined;
+  url?: string | undefined;
+  revisedPrompt?: string | undefined;
+}
+
 function createBaseChatRequest(): ChatRequest {
   return {
     model: "",
@@ -3770,6 +3806,291 @@ export const ModerationResult_CategoryScoresEntry: MessageFns<ModerationResult_C
     const message = createBaseModerationResult_CategoryScoresEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseImageGenerationRequest(): ImageGenerationRequest {
+  return { model: "", prompt: "", n: undefined, responseFormat: undefined, user: undefined, extraJson: "" };
+}
+
+export const ImageGenerationRequest: MessageFns<ImageGenerationRequest> = {
+  encode(message: ImageGenerationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.prompt !== "") {
+      writer.uint32(18).string(message.prompt);
+    }
+    if (message.n !== undefined) {
+      writer.uint32(24).uint32(message.n);
+    }
+    if (message.responseFormat !== undefined) {
+      writer.uint32(34).string(message.responseFormat);
+    }
+    if (message.user !== undefined) {
+      writer.uint32(42).string(message.user);
+    }
+    if (message.extraJson !== "") {
+      writer.uint32(50).string(message.extraJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageGenerationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageGenerationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.prompt = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.n = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.responseFormat = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.extraJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ImageGenerationRequest>, I>>(base?: I): ImageGenerationRequest {
+    return ImageGenerationRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageGenerationRequest>, I>>(object: I): ImageGenerationRequest {
+    const message = createBaseImageGenerationRequest();
+    message.model = object.model ?? "";
+    message.prompt = object.prompt ?? "";
+    message.n = object.n ?? undefined;
+    message.responseFormat = object.responseFormat ?? undefined;
+    message.user = object.user ?? undefined;
+    message.extraJson = object.extraJson ?? "";
+    return message;
+  },
+};
+
+function createBaseImageGenerationResponse(): ImageGenerationResponse {
+  return { created: 0, data: [], usage: undefined, extraJson: "" };
+}
+
+export const ImageGenerationResponse: MessageFns<ImageGenerationResponse> = {
+  encode(message: ImageGenerationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.created !== 0) {
+      writer.uint32(8).int64(message.created);
+    }
+    for (const v of message.data) {
+      GeneratedImage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.usage !== undefined) {
+      Usage.encode(message.usage, writer.uint32(26).fork()).join();
+    }
+    if (message.extraJson !== "") {
+      writer.uint32(34).string(message.extraJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageGenerationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageGenerationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.created = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data.push(GeneratedImage.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.usage = Usage.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.extraJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ImageGenerationResponse>, I>>(base?: I): ImageGenerationResponse {
+    return ImageGenerationResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageGenerationResponse>, I>>(object: I): ImageGenerationResponse {
+    const message = createBaseImageGenerationResponse();
+    message.created = object.created ?? 0;
+    message.data = object.data?.map((e) => GeneratedImage.fromPartial(e)) || [];
+    message.usage = (object.usage !== undefined && object.usage !== null) ? Usage.fromPartial(object.usage) : undefined;
+    message.extraJson = object.extraJson ?? "";
+    return message;
+  },
+};
+
+function createBaseGeneratedImage(): GeneratedImage {
+  return { b64Json: undefined, url: undefined, revisedPrompt: undefined };
+}
+
+export const GeneratedImage: MessageFns<GeneratedImage> = {
+  encode(message: GeneratedImage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.b64Json !== undefined) {
+      writer.uint32(10).string(message.b64Json);
+    }
+    if (message.url !== undefined) {
+      writer.uint32(18).string(message.url);
+    }
+    if (message.revisedPrompt !== undefined) {
+      writer.uint32(26).string(message.revisedPrompt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GeneratedImage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGeneratedImage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.b64Json = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.url = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.revisedPrompt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GeneratedImage>, I>>(base?: I): GeneratedImage {
+    return GeneratedImage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GeneratedImage>, I>>(object: I): GeneratedImage {
+    const message = createBaseGeneratedImage();
+    message.b64Json = object.b64Json ?? undefined;
+    message.url = object.url ?? undefined;
+    message.revisedPrompt = object.revisedPrompt ?? undefined;
     return message;
   },
 };

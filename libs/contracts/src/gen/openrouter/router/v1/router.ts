@@ -27,6 +27,8 @@ import {
   ChatRequest as ChatRequest1,
   EmbeddingRequest,
   EmbeddingResponse,
+  ImageGenerationRequest,
+  ImageGenerationResponse,
   ModerationRequest,
   ModerationResponse,
 } from "../../chat/v1/chat";
@@ -221,6 +223,16 @@ export interface ModerateRequest {
 export interface ModerateResponse {
   decision?: RouteDecision | undefined;
   response?: ModerationResponse | undefined;
+}
+
+export interface GenerateImagesRequest {
+  context?: RequestContext | undefined;
+  request?: ImageGenerationRequest | undefined;
+}
+
+export interface GenerateImagesResponse {
+  decision?: RouteDecision | undefined;
+  response?: ImageGenerationResponse | undefined;
 }
 
 export interface ListModelsRequest {
@@ -1839,6 +1851,148 @@ export const ModerateResponse: MessageFns<ModerateResponse> = {
       : undefined;
     message.response = (object.response !== undefined && object.response !== null)
       ? ModerationResponse.fromPartial(object.response)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGenerateImagesRequest(): GenerateImagesRequest {
+  return { context: undefined, request: undefined };
+}
+
+export const GenerateImagesRequest: MessageFns<GenerateImagesRequest> = {
+  encode(message: GenerateImagesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.request !== undefined) {
+      ImageGenerationRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerateImagesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerateImagesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = ImageGenerationRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GenerateImagesRequest>, I>>(base?: I): GenerateImagesRequest {
+    return GenerateImagesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GenerateImagesRequest>, I>>(object: I): GenerateImagesRequest {
+    const message = createBaseGenerateImagesRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.request = (object.request !== undefined && object.request !== null)
+      ? ImageGenerationRequest.fromPartial(object.request)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGenerateImagesResponse(): GenerateImagesResponse {
+  return { decision: undefined, response: undefined };
+}
+
+export const GenerateImagesResponse: MessageFns<GenerateImagesResponse> = {
+  encode(message: GenerateImagesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decision !== undefined) {
+      RouteDecision.encode(message.decision, writer.uint32(10).fork()).join();
+    }
+    if (message.response !== undefined) {
+      ImageGenerationResponse.encode(message.response, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerateImagesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerateImagesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decision = RouteDecision.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.response = ImageGenerationResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GenerateImagesResponse>, I>>(base?: I): GenerateImagesResponse {
+    return GenerateImagesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GenerateImagesResponse>, I>>(object: I): GenerateImagesResponse {
+    const message = createBaseGenerateImagesResponse();
+    message.decision = (object.decision !== undefined && object.decision !== null)
+      ? RouteDecision.fromPartial(object.decision)
+      : undefined;
+    message.response = (object.response !== undefined && object.response !== null)
+      ? ImageGenerationResponse.fromPartial(object.response)
       : undefined;
     return message;
   },
@@ -3589,6 +3743,17 @@ export const RouterServiceService = {
     responseSerialize: (value: ModerateResponse): Buffer => Buffer.from(ModerateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ModerateResponse => ModerateResponse.decode(value),
   },
+  generateImages: {
+    path: "/openrouter.router.v1.RouterService/GenerateImages" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GenerateImagesRequest): Buffer =>
+      Buffer.from(GenerateImagesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GenerateImagesRequest => GenerateImagesRequest.decode(value),
+    responseSerialize: (value: GenerateImagesResponse): Buffer =>
+      Buffer.from(GenerateImagesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GenerateImagesResponse => GenerateImagesResponse.decode(value),
+  },
   listModels: {
     path: "/openrouter.router.v1.RouterService/ListModels" as const,
     requestStream: false as const,
@@ -3637,6 +3802,7 @@ export interface RouterServiceServer extends UntypedServiceImplementation {
   chat: handleServerStreamingCall<ChatRequest, ChatResponse>;
   embed: handleUnaryCall<EmbedRequest, EmbedResponse>;
   moderate: handleUnaryCall<ModerateRequest, ModerateResponse>;
+  generateImages: handleUnaryCall<GenerateImagesRequest, GenerateImagesResponse>;
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
   /** How a chat request would be routed (task type, every candidate, the order), without calling a provider. */
   explain: handleUnaryCall<ExplainRequest, ExplainResponse>;
@@ -3678,6 +3844,21 @@ export interface RouterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ModerateResponse) => void,
+  ): ClientUnaryCall;
+  generateImages(
+    request: GenerateImagesRequest,
+    callback: (error: ServiceError | null, response: GenerateImagesResponse) => void,
+  ): ClientUnaryCall;
+  generateImages(
+    request: GenerateImagesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GenerateImagesResponse) => void,
+  ): ClientUnaryCall;
+  generateImages(
+    request: GenerateImagesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GenerateImagesResponse) => void,
   ): ClientUnaryCall;
   listModels(
     request: ListModelsRequest,

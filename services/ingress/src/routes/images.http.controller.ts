@@ -1,0 +1,43 @@
+import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError } from '@openrouter/errors';
+import { parseImageGenerationRequest, toOpenAIImageGenerationResponse } from '@openrouter/openai-wire';
+import { ApiKeyGuard, KeyGuard, requestContextOf } from '../auth/api-key.guard';
+import { RouterPort } from '../router.port';
+import { UsageRecorder } from '../usage/usage-recorder';
+import { routeHeaders } from './chat.service';
+import { stopIfClientLeft } from './client-connection';
+
+/**
+ * OpenAI's image generation (`POST /v1/images/generations`). Admitted like any request (key,
+ * network lists, rate limits, budget reservation: each image at its model's
+ * `budgets.maxOutputTokens`), its prompt screened by the input guardrails, routed to a model with
+ * the `images` capability (the one named, else `auto` over those models), and metered at the
+ * provider's token usage (GPT Image models), else at the prompt's estimate and the model's
+ * `perRequest` price.
+ */
+@Controller('v1/images')
+@UseGuards(KeyGuard, ApiKeyGuard)
+export class ImagesHttpController {
+  constructor(
+    private readonly router: RouterPort,
+    private readonly usage: UsageRecorder,
+  ) {}
+
+  @Post('generations')
+  @HttpCode(200)
+  async generate(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const usage = this.usage.track(req, reply, 'image');
+    const request = parseImageGenerationRequest(req.body);
+    // Gone while the request was admitted: nothing has been spent yet.
+    stopIfClientLeft(reply);
+    // A provider bills images it has begun making, whether or not the client waits for them: a
+    // client that leaves does not stop the call, and its record carries what it cost.
+    const result = await usage.guard(this.router.generateImages({ context: requestContextOf(req), request }));
+    if (!result.decision || !result.response) throw new GatewayError('upstream_error', 'The router returned no images.');
+    usage.routed(result.decision);
+    usage.images(result.response.usage);
+    stopIfClientLeft(reply);
+    await reply.headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() }).send(usage.decorate(toOpenAIImageGenerationResponse(result.response)));
+  }
+}
