@@ -8,6 +8,7 @@ import { routerGrpcBinding } from './router.grpc.controller';
 import { RouterService, type AdapterPort } from './router.service';
 import { POLICY_MODELS, policyConfig } from './routing/policy-config.testing';
 import { contextFor, engineFor } from './routing/test-engine.testing';
+import { unusedAdapters } from './adapter-port.testing';
 
 const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 const KEY = 'AKIAIOSFODNN7EXAMPLE';
@@ -19,6 +20,7 @@ describe('input guardrails over the router gRPC API', () => {
   const chats: chatv1.ChatRequest[] = [];
   const embeds: chatv1.EmbeddingRequest[] = [];
   const adapters: AdapterPort = {
+    ...unusedAdapters(),
     chat: (request) => {
       if (request.request) chats.push(request.request);
       return (async function* (): AsyncGenerator<adapterv1.ChatResponse> {
@@ -29,8 +31,6 @@ describe('input guardrails over the router gRPC API', () => {
       if (request.request) embeds.push(request.request);
       return { response: chatv1.EmbeddingResponse.fromPartial({ model: request.upstreamModel, data: [], usage: { promptTokens: 1, totalTokens: 1 } }) };
     },
-    moderate: () => Promise.reject(new Error('unused')),
-    generateImages: () => Promise.reject(new Error('unused')),
   };
 
   beforeAll(async () => {

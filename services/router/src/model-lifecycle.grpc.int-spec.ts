@@ -5,6 +5,7 @@ import { createLogger } from '@openrouter/observability';
 import { routerGrpcBinding } from './router.grpc.controller';
 import { RouterService, type AdapterPort } from './router.service';
 import { configWith, contextFor, engineFor, ManualClock } from './routing/test-engine.testing';
+import { unusedAdapters } from './adapter-port.testing';
 
 const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 const seconds = (iso: string): number => Date.parse(iso) / 1000;
@@ -15,13 +16,12 @@ describe('model lifecycle over the router gRPC API', () => {
   let client: routerv1.RouterServiceClient;
   const clock = new ManualClock(Date.parse('2025-08-01T00:00:00Z'));
   const adapters: AdapterPort = {
+    ...unusedAdapters(),
     chat: (request) =>
       (async function* (): AsyncGenerator<adapterv1.ChatResponse> {
         yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
       })(),
     embed: (request) => Promise.resolve({ response: { model: request.upstreamModel, data: [] } }),
-    moderate: () => Promise.reject(new Error('unused')),
-    generateImages: () => Promise.reject(new Error('unused')),
   };
   const model = (id: string, extra: Record<string, unknown> = {}) => ({ id, deployments: [{ id: `${id}-a`, provider: 'a', model: `up-${id}` }], ...extra });
   const config = configWith([

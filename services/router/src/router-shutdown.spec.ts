@@ -5,6 +5,7 @@ import { createLogger } from '@openrouter/observability';
 import type { AdapterPort } from './router.service';
 import { configWith, contextFor, TWO_MODELS } from './routing/test-engine.testing';
 import { startRouter, type RouterHandle } from './index';
+import { unusedAdapters } from './adapter-port.testing';
 
 const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 
@@ -27,15 +28,13 @@ describe('the router stopping', () => {
     release = deferred();
     // An adapter whose answer waits until the test lets it go: the call is in flight meanwhile.
     const adapter: AdapterPort = {
+      ...unusedAdapters(),
       chat: (request) =>
         (async function* (): AsyncGenerator<adapterv1.ChatResponse> {
           called.resolve();
           await release.promise;
           yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
         })(),
-      embed: () => Promise.reject(new Error('unused')),
-      moderate: () => Promise.reject(new Error('unused')),
-      generateImages: () => Promise.reject(new Error('unused')),
     };
     const config = configWith(TWO_MODELS);
     router = await startRouter({ ...config, router: { ...config.router, grpc: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } } }, createLogger('router', 'silent'), {}, { adapter });

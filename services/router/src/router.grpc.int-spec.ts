@@ -5,18 +5,17 @@ import { createLogger } from '@openrouter/observability';
 import { routerGrpcBinding } from './router.grpc.controller';
 import { RouterService, type AdapterPort } from './router.service';
 import { configWith, contextFor, engineFor, TWO_MODELS } from './routing/test-engine.testing';
+import { unusedAdapters } from './adapter-port.testing';
 
 const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 
 /** Answers every call with a whole completion. */
 const adapters: AdapterPort = {
+  ...unusedAdapters(),
   chat: (request) =>
     (async function* (): AsyncGenerator<adapterv1.ChatResponse> {
       yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
     })(),
-  embed: () => Promise.reject(new Error('unused')),
-  moderate: () => Promise.reject(new Error('unused')),
-  generateImages: () => Promise.reject(new Error('unused')),
 };
 
 describe('the router over gRPC, to a caller that asks for route calls and to one that does not', () => {

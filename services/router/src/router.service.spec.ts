@@ -3,6 +3,7 @@ import { GatewayError } from '@openrouter/errors';
 import { RouterService, type AdapterPort } from './router.service';
 import { chatRequestTraits } from './routing/route-planner';
 import { configWith, contextFor, engineFor, ManualClock, TWO_MODELS } from './routing/test-engine.testing';
+import { unusedAdapters } from './adapter-port.testing';
 
 const message = (text: string): chatv1.Message => ({ role: 'user', text, contentIsNull: false, toolCalls: [], extraJson: '' });
 function chatRequest(model: string, text: string, extra: Record<string, unknown> = {}): chatv1.ChatRequest {
@@ -94,6 +95,7 @@ describe('RouterService', () => {
       const answered = new Promise<void>((resolve) => (answer = resolve));
       const closed: string[] = [];
       const adapters: AdapterPort = {
+        ...unusedAdapters(),
         chat: (request, signal) =>
           (async function* () {
             try {
@@ -105,9 +107,6 @@ describe('RouterService', () => {
               closed.push(request.upstreamModel);
             }
           })(),
-        embed: () => Promise.reject(new Error('unused')),
-        moderate: () => Promise.reject(new Error('unused')),
-        generateImages: () => Promise.reject(new Error('unused')),
       };
       const client = new AbortController();
       const stream = new RouterService(engine, adapters).chat({ context: contextFor(), request: chatRequest('cheap', 'hi') }, answersAfterLeaving ? new AbortController().signal : client.signal);
@@ -258,10 +257,8 @@ describe('RouterService judging a gray release', () => {
   const chunk = (text: string) => ({ chunk: { id: 'c', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: text, toolCalls: [] } }] } }) as unknown as adapterv1.ChatResponse;
   /** Adapters answering each deployment's calls with `answer(upstream model, signal)`. */
   const adapters = (answer: (model: string, signal: AbortSignal) => AsyncGenerator<adapterv1.ChatResponse>): AdapterPort => ({
+    ...unusedAdapters(),
     chat: (request, signal) => answer(request.upstreamModel, signal),
-    embed: () => Promise.reject(new Error('unused')),
-    moderate: () => Promise.reject(new Error('unused')),
-    generateImages: () => Promise.reject(new Error('unused')),
   });
   const releaseConfig = (percent: number, routing: Record<string, unknown> = {}, models: unknown[] = TWO_MODELS) =>
     configWith(models, {

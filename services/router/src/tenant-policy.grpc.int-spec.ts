@@ -7,6 +7,7 @@ import { routerGrpcBinding } from './router.grpc.controller';
 import { RouterService, type AdapterPort } from './router.service';
 import { policyConfig } from './routing/policy-config.testing';
 import { contextFor, engineFor } from './routing/test-engine.testing';
+import { unusedAdapters } from './adapter-port.testing';
 
 const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 
@@ -18,6 +19,7 @@ describe('tenant policies over the router gRPC API', () => {
   /** Upstream models that fail every call. */
   const failing = new Set<string>();
   const adapters: AdapterPort = {
+    ...unusedAdapters(),
     chat: (request) => {
       called.push(request.upstreamModel);
       const fails = failing.has(request.upstreamModel);
@@ -26,9 +28,6 @@ describe('tenant policies over the router gRPC API', () => {
         yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
       })();
     },
-    embed: () => Promise.reject(new Error('unused')),
-    moderate: () => Promise.reject(new Error('unused')),
-    generateImages: () => Promise.reject(new Error('unused')),
   };
 
   beforeAll(async () => {

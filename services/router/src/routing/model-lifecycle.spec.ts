@@ -1,7 +1,8 @@
 import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { RouterService, type AdapterPort } from '../router.service';
+import { RouterService } from '../router.service';
 import { configWith, contextFor, engineFor, ManualClock, planRequest } from './test-engine.testing';
+import { UnusedAdapters } from '../adapter-port.testing';
 
 const DAY = 86_400_000;
 const DEPRECATED = '2025-07-01';
@@ -131,22 +132,15 @@ describe('model lifecycle: routing', () => {
   });
 });
 
-class Adapters implements AdapterPort {
-  chat(request: adapterv1.ChatRequest): AsyncIterator<adapterv1.ChatResponse> {
+class Adapters extends UnusedAdapters {
+  override chat(request: adapterv1.ChatRequest): AsyncIterator<adapterv1.ChatResponse> {
     return (async function* () {
       yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
     })();
   }
-  embed(): Promise<adapterv1.EmbedResponse> {
+  override embed(): Promise<adapterv1.EmbedResponse> {
     return Promise.resolve({ response: { model: 'e', data: [] } as never });
   }
-  moderate(): Promise<adapterv1.ModerateResponse> {
-    return Promise.reject(new Error('unused'));
-  }
-  generateImages(): Promise<adapterv1.GenerateImagesResponse> {
-    return Promise.reject(new Error('unused'));
-  }
-
 }
 
 const chat = (model: string): routerv1.ChatRequest => ({

@@ -1,9 +1,10 @@
 import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { RouterService, type AdapterPort } from '../router.service';
+import { RouterService } from '../router.service';
 import { NO_PERMITTED_DEPLOYMENT, type PlanRequest } from './route-planner';
 import { policyConfig } from './policy-config.testing';
 import { contextFor, engineFor, planRequest } from './test-engine.testing';
+import { UnusedAdapters } from '../adapter-port.testing';
 
 const ids = (candidates: Array<{ deployment: { id: string } }>): string[] => candidates.map((c) => c.deployment.id);
 
@@ -119,10 +120,12 @@ const message = (text: string): chatv1.Message => ({ role: 'user', text, content
 const chatRequest = (model: string): chatv1.ChatRequest => ({ model, messages: [message('hi')], tools: [], stop: [], stream: false, logitBias: {}, metadata: {}, modalities: [], extraJson: '' }) as chatv1.ChatRequest;
 
 /** Adapters in process: each call is recorded; a deployment's upstream model listed in `failing` fails every time. */
-class RecordingAdapters implements AdapterPort {
+class RecordingAdapters extends UnusedAdapters {
   readonly called: string[] = [];
-  constructor(private readonly failing: ReadonlySet<string>) {}
-  chat(request: adapterv1.ChatRequest): AsyncIterator<adapterv1.ChatResponse> {
+  constructor(private readonly failing: ReadonlySet<string>) {
+    super();
+  }
+  override chat(request: adapterv1.ChatRequest): AsyncIterator<adapterv1.ChatResponse> {
     this.called.push(request.upstreamModel);
     const fails = this.failing.has(request.upstreamModel);
     return (async function* () {
@@ -130,16 +133,6 @@ class RecordingAdapters implements AdapterPort {
       yield { completion: { id: 'c', created: 1, model: request.upstreamModel, choices: [] } };
     })();
   }
-  embed(): Promise<adapterv1.EmbedResponse> {
-    return Promise.reject(new Error('not used'));
-  }
-  moderate(): Promise<adapterv1.ModerateResponse> {
-    return Promise.reject(new Error('unused'));
-  }
-  generateImages(): Promise<adapterv1.GenerateImagesResponse> {
-    return Promise.reject(new Error('unused'));
-  }
-
 }
 
 describe('tenant policies in the router service', () => {
