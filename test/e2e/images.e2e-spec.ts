@@ -1,7 +1,6 @@
 import { apiError } from '../support/api-error';
-import { queryRows } from '../support/infra/clickhouse';
-import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
+import { usageRowOf } from '../support/usage-rows';
 
 /**
  * `POST /v1/images/generations` through the whole gateway with the official SDK: GPT Image (token
@@ -35,17 +34,7 @@ describe('image generation through the gateway', () => {
   beforeEach(() => gw.sim.reset());
 
   const usageRow = (id: string) =>
-    waitFor(
-      async () => {
-        const rows = await queryRows<{ operation: string; served_model: string; status: string; cost: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean }>(
-          gw.gateway.billing.usage.store,
-          'SELECT operation, served_model, status, toString(cost) AS cost, prompt_tokens, completion_tokens, tokens_estimated FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
-          { id },
-        );
-        return rows[0];
-      },
-      { timeoutMs: 30_000, intervalMs: 200, what: `the usage row of ${id}` },
-    );
+    usageRowOf<{ operation: string; served_model: string; status: string; cost: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean }>(gw, 'operation, served_model, status, toString(cost) AS cost, prompt_tokens, completion_tokens, tokens_estimated', id);
 
   it('makes GPT Image pictures as base64 PNGs and bills the tokens the provider reports', async () => {
     const { data: answer, response } = await gw.client().images.generate({ model: 'gpt-image-1', prompt: 'a red fox in the snow', n: 2, size: '1024x1024', quality: 'low' }).withResponse();

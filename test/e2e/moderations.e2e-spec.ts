@@ -1,7 +1,6 @@
-import { queryRows } from '../support/infra/clickhouse';
-import { waitFor } from '../support/infra/wait-for';
 import { apiError } from '../support/api-error';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
+import { usageRowOf } from '../support/usage-rows';
 
 /**
  * `POST /v1/moderations` through the whole gateway with the official SDK, as an application calls
@@ -29,17 +28,7 @@ describe('moderations through the gateway', () => {
   beforeEach(() => gw.sim.reset());
 
   const usageRow = (id: string) =>
-    waitFor(
-      async () => {
-        const rows = await queryRows<{ operation: string; served_model: string; deployment: string; status: string; cost: string; prompt_tokens: number; tokens_estimated: boolean }>(
-          gw.gateway.billing.usage.store,
-          'SELECT operation, served_model, deployment, status, toString(cost) AS cost, prompt_tokens, tokens_estimated FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}',
-          { id },
-        );
-        return rows[0];
-      },
-      { timeoutMs: 30_000, intervalMs: 200, what: `the usage row of ${id}` },
-    );
+    usageRowOf<{ operation: string; served_model: string; deployment: string; status: string; cost: string; prompt_tokens: number; tokens_estimated: boolean }>(gw, 'operation, served_model, deployment, status, toString(cost) AS cost, prompt_tokens, tokens_estimated', id);
 
   it('answers a request without a model, as the SDK sends it, from a moderation model, and meters it', async () => {
     const { data: answer, response } = await gw.client().moderations.create({ input: 'I will kill you if you come back here' }).withResponse();

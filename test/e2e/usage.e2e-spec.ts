@@ -4,6 +4,7 @@ import { sharedKafkaBrokers } from '../support/infra/shared-infra';
 import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { usageTestConfig } from '../support/usage-fixtures';
+import { usageRowsOf } from '../support/usage-rows';
 
 interface Row {
   event_id: string;
@@ -23,17 +24,6 @@ async function rows(gw: TestGateway): Promise<Row[]> {
   return queryRows<Row>(
     gw.gateway.billing.usage.store,
     'SELECT event_id, request_id, toString(cost) AS cost, status, operation, stream, prompt_tokens, completion_tokens, org_id, served_model, price_version FROM {db:Identifier}.usage_events FINAL',
-  );
-}
-
-/** The usage rows of one request (by the id the client sent), once there are any. */
-function rowsOfRequest<T>(gw: TestGateway, columns: string, requestId: string): Promise<T[]> {
-  return waitFor(
-    async () => {
-      const found = await queryRows<T>(gw.gateway.billing.usage.store, `SELECT ${columns} FROM {db:Identifier}.usage_events FINAL WHERE request_id = {id:String}`, { id: requestId });
-      return found.length > 0 ? found : undefined;
-    },
-    { timeoutMs: 30_000, intervalMs: 200, what: `the usage row of ${requestId}` },
   );
 }
 
@@ -143,9 +133,9 @@ describe.each([
     const broken = `team-a-${'\ud83d'}`;
     await client.chat.completions.create({ model: 'gpt-4o-mini', user: broken, messages: [{ role: 'user', content: 'half an emoji' }] }, { headers: { 'x-request-id': `lone-surrogate-${bus}` } });
     await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'next one' }] }, { headers: { 'x-request-id': `after-lone-surrogate-${bus}` } });
-    const [row] = await rowsOfRequest<{ end_user: string; status: string }>(gw, 'end_user, status', `lone-surrogate-${bus}`);
+    const [row] = await usageRowsOf<{ end_user: string; status: string }>(gw, 'end_user, status', `lone-surrogate-${bus}`);
     expect(row).toEqual({ end_user: 'team-a-\ufffd', status: 'ok' });
-    expect(await rowsOfRequest<{ status: string }>(gw, 'status', `after-lone-surrogate-${bus}`)).toEqual([{ status: 'ok' }]);
+    expect(await usageRowsOf<{ status: string }>(gw, 'status', `after-lone-surrogate-${bus}`)).toEqual([{ status: 'ok' }]);
   }, 120_000);
 });
 
@@ -174,8 +164,8 @@ describe('an answer whose provider reports no usage', () => {
     const response = await client.responses.create({ model: 'gpt-4o-mini', input: 'Answer me without usage too' }, { headers: { 'x-request-id': 'no-usage-responses' } }).withResponse();
     type Billed = { prompt_tokens: number; completion_tokens: number; estimated: boolean; cost: string };
     const columns = 'prompt_tokens, completion_tokens, tokens_estimated AS estimated, toString(cost) AS cost';
-    const [chatRow] = await rowsOfRequest<Billed>(gw, columns, 'no-usage-chat');
-    const [responsesRow] = await rowsOfRequest<Billed>(gw, columns, 'no-usage-responses');
+    const [chatRow] = await usageRowsOf<Billed>(gw, columns, 'no-usage-chat');
+    const [responsesRow] = await usageRowsOf<Billed>(gw, columns, 'no-usage-responses');
     // The answer's text, at four characters a token.
     expect(chatRow).toMatchObject({ estimated: true, completion_tokens: Math.ceil((chat.data.choices[0]?.message.content ?? '').length / 4) });
     expect(chatRow?.completion_tokens).toBeGreaterThan(0);
@@ -229,7 +219,7 @@ describe('legacy completions with several prompts', () => {
       const { data: stream, response } = await gw.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Tell a long story' }], max_tokens: 20, stream: true }).withResponse();
       for await (const chunk of stream) void chunk;
       const requestId = response.headers.get('x-request-id') ?? '';
-      const [row] = await rowsOfRequest<{ latency_ms: number; ttft_ms: number; attempt_latency: number }>(gw, 'latency_ms, ttft_ms, attempts.latency_ms[-1] AS attempt_latency', requestId);
+      const [row] = await usageRowsOf<{ latency_ms: number; ttft_ms: number; attempt_latency: number }>(gw, 'latency_ms, ttft_ms, attempts.latency_ms[-1] AS attempt_latency', requestId);
       // 20 tokens at 20 a second: the whole request takes about a second, its first event comes at once.
       expect(row?.latency_ms).toBeGreaterThanOrEqual(700);
       expect(row?.attempt_latency).toBeLessThanOrEqual(row?.ttft_ms ?? 0);
@@ -263,7 +253,7 @@ describe('a request the client abandons while the provider works on it, before a
       await waitFor(() => (gw.sim.requests().length > before ? true : undefined), { timeoutMs: 10_000, what: 'the provider call' });
       client.abort();
       await expect(call).rejects.toThrow();
-      const [row] = await rowsOfRequest<{ status: string; cancelled: boolean; served_model: string; provider: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string; attempt_status: string }>(gw, 'status, cancelled, served_model, provider, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost, attempts.status[-1] AS attempt_status', requestId);
+      const [row] = await usageRowsOf<{ status: string; cancelled: boolean; served_model: string; provider: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string; attempt_status: string }>(gw, 'status, cancelled, served_model, provider, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost, attempts.status[-1] AS attempt_status', requestId);
       expect(row).toMatchObject({ status: 'cancelled', cancelled: true, served_model: 'gpt-4o-mini', provider: 'simulated', deployment: 'sim-mini', completion_tokens: 0, tokens_estimated: true, attempt_status: 'cancelled' });
       expect(row?.prompt_tokens).toBeGreaterThan(0);
       // gpt-4o-mini's input price: 0.15 per million tokens.
@@ -291,7 +281,7 @@ describe('a request the client abandons while the provider works on it, before a
         return request && request.outcome !== 'pending' ? request : undefined;
       }, { timeoutMs: 10_000, what: 'the provider call to end' });
       expect(served.outcome).toBe('completed');
-      const [row] = await rowsOfRequest<{ status: string; cancelled: boolean; operation: string; served_model: string; provider: string; prompt_tokens: number; tokens_estimated: boolean; cost: string; http_status: number; attempt_status: string }>(gw, 'status, cancelled, operation, served_model, provider, prompt_tokens, tokens_estimated, toString(cost) AS cost, http_status, attempts.status[-1] AS attempt_status', requestId);
+      const [row] = await usageRowsOf<{ status: string; cancelled: boolean; operation: string; served_model: string; provider: string; prompt_tokens: number; tokens_estimated: boolean; cost: string; http_status: number; attempt_status: string }>(gw, 'status, cancelled, operation, served_model, provider, prompt_tokens, tokens_estimated, toString(cost) AS cost, http_status, attempts.status[-1] AS attempt_status', requestId);
       // The provider's own count, not an estimate.
       expect(row).toMatchObject({ status: 'cancelled', cancelled: true, operation: 'embedding', served_model: 'text-embedding-3-small', provider: 'simulated', tokens_estimated: false, http_status: 499, attempt_status: 'ok' });
       expect(row?.prompt_tokens).toBeGreaterThan(0);
@@ -313,7 +303,7 @@ describe('a request the client abandons while the provider works on it, before a
       await waitFor(() => (gw.sim.requests().length >= before + 3 ? true : undefined), { timeoutMs: 10_000, what: 'the three provider calls' });
       client.abort();
       await expect(call).rejects.toThrow();
-      const rows = await rowsOfRequest<{ status: string; operation: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string }>(gw, 'status, operation, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost', requestId);
+      const rows = await usageRowsOf<{ status: string; operation: string; deployment: string; prompt_tokens: number; completion_tokens: number; tokens_estimated: boolean; cost: string }>(gw, 'status, operation, deployment, prompt_tokens, completion_tokens, tokens_estimated, toString(cost) AS cost', requestId);
       expect(rows).toHaveLength(1);
       const [row] = rows;
       expect(row).toMatchObject({ status: 'cancelled', operation: 'completion', deployment: 'sim-mini', completion_tokens: 0, tokens_estimated: true });

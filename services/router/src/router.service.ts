@@ -165,19 +165,6 @@ export class RouterService {
     const { context, request: asked } = requiredRequest(input);
     const request = this.guardrails.screenEmbeddings(context, asked);
     const { unscreened } = await this.guardrails.moderateEmbeddings(context, request, this.guardrailModeration(context, signal));
-    const planRequest: PlanRequest = {
-      context,
-      capability: 'embeddings',
-      model: request.model,
-      controls: { route: {} },
-      taskType: undefined,
-      needs: [],
-      promptTokens: 0,
-      maxOutputTokens: 0,
-      stream: false,
-      user: request.user,
-    };
-    const plan = this.planned(planRequest);
     const open: AttemptOpener<adapterv1.EmbedResponse> = (candidate, callSignal) =>
       once(
         this.adapters.embed({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id).catch((error: unknown) => {
@@ -187,13 +174,9 @@ export class RouterService {
           throw failure.with({ billed: { ...failure.billed, model: candidate.model.id, deployment: candidate.deployment.id, upstreamModel: candidate.deployment.model } });
         }),
       );
-    const gray = this.grayReleaseWatch(plan, planRequest.capability);
-    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
-    served.finish();
-    if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no embeddings.');
-    const decision = decisionFor(plan, served.candidate, served.attempts);
-    if (unscreened) decision.unscreened = true;
-    return { decision, response: served.first.response };
+    const { decision, answer } = await this.serveWhole({ context, capability: 'embeddings', model: request.model, needs: [], user: request.user }, open, signal, unscreened);
+    if (!answer.response) throw new GatewayError('upstream_error', 'The adapter returned no embeddings.');
+    return { decision, response: answer.response };
   }
 
   async moderate(input: routerv1.ModerateRequest, signal: AbortSignal): Promise<routerv1.ModerateResponse> {
@@ -205,35 +188,18 @@ export class RouterService {
   /**
    * An image generation request: its prompt screened by the input guardrails (redacted, refused,
    * or judged by a moderation rule's model), then routed with failover like an embedding to a model
-   * with the `images` capability (the one named, else `auto` over those models).
+   * with the `images` capability (the one named, else `auto` over those models). Its attempt gets
+   * `completionTimeoutMs`, as a non-streamed chat's: image models take long.
    */
   async generateImages(input: routerv1.GenerateImagesRequest, signal: AbortSignal): Promise<routerv1.GenerateImagesResponse> {
     const { context, request: asked } = requiredRequest(input);
     const request = this.guardrails.screenImages(context, asked);
     const { unscreened } = await this.guardrails.moderateImages(context, request, this.guardrailModeration(context, signal));
-    const planRequest: PlanRequest = {
-      context,
-      capability: 'images',
-      model: request.model || AUTO_MODEL,
-      controls: { route: {} },
-      taskType: undefined,
-      needs: [],
-      promptTokens: 0,
-      maxOutputTokens: 0,
-      stream: false,
-      user: request.user,
-    };
-    const plan = this.planned(planRequest);
     const open: AttemptOpener<adapterv1.GenerateImagesResponse> = (candidate, callSignal) =>
       once(this.adapters.generateImages({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
-    const gray = this.grayReleaseWatch(plan, planRequest.capability);
-    // A whole answer: its attempt gets `completionTimeoutMs`, as a non-streamed chat's (image models take long).
-    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
-    served.finish();
-    if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no images.');
-    const decision = decisionFor(plan, served.candidate, served.attempts);
-    if (unscreened) decision.unscreened = true;
-    return { decision, response: served.first.response };
+    const { decision, answer } = await this.serveWhole({ context, capability: 'images', model: request.model || AUTO_MODEL, needs: [], user: request.user }, open, signal, unscreened);
+    if (!answer.response) throw new GatewayError('upstream_error', 'The adapter returned no images.');
+    return { decision, response: answer.response };
   }
 
   /**
@@ -243,27 +209,33 @@ export class RouterService {
    * capability, ranked by the strategy.
    */
   private async routeModeration(context: routerv1.RequestContext, request: chatv1.ModerationRequest, signal: AbortSignal): Promise<{ decision: routerv1.RouteDecision; response: chatv1.ModerationResponse }> {
-    const model = request.model || AUTO_MODEL;
-    const planRequest: PlanRequest = {
-      context,
-      capability: 'moderation',
-      model,
-      controls: { route: {} },
-      taskType: undefined,
-      needs: request.parts.some((p) => p.imageUrl !== undefined) ? ['vision'] : [],
-      promptTokens: 0,
-      maxOutputTokens: 0,
-      stream: false,
-      user: '',
-    };
-    const plan = this.planned(planRequest);
     const open: AttemptOpener<adapterv1.ModerateResponse> = (candidate, callSignal) =>
       once(this.adapters.moderate({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
+    const needs: Capability[] = request.parts.some((p) => p.imageUrl !== undefined) ? ['vision'] : [];
+    const { decision, answer } = await this.serveWhole({ context, capability: 'moderation', model: request.model || AUTO_MODEL, needs, user: '' }, open, signal, false);
+    if (!answer.response) throw new GatewayError('upstream_error', 'The adapter returned no moderation results.');
+    return { decision, response: answer.response };
+  }
+
+  /**
+   * A request answered whole by one call (an embedding, a moderation, images): planned for its
+   * capability (no task type, prompt or output to fit), served with failover and the gray
+   * release's watch, its route marked `unscreened` when a guardrail let it through unjudged.
+   */
+  private async serveWhole<T>(
+    asked: Pick<PlanRequest, 'context' | 'capability' | 'model' | 'needs' | 'user'>,
+    open: AttemptOpener<T>,
+    signal: AbortSignal,
+    unscreened: boolean,
+  ): Promise<{ decision: routerv1.RouteDecision; answer: T }> {
+    const planRequest: PlanRequest = { ...asked, controls: { route: {} }, taskType: undefined, promptTokens: 0, maxOutputTokens: 0, stream: false };
+    const plan = this.planned(planRequest);
     const gray = this.grayReleaseWatch(plan, planRequest.capability);
     const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
     served.finish();
-    if (!served.first.response) throw new GatewayError('upstream_error', 'The adapter returned no moderation results.');
-    return { decision: decisionFor(plan, served.candidate, served.attempts), response: served.first.response };
+    const decision = decisionFor(plan, served.candidate, served.attempts);
+    if (unscreened) decision.unscreened = true;
+    return { decision, answer: served.first };
   }
 
   /**
