@@ -18,3 +18,18 @@ export { SecretVolume } from './secret-volume';
 export { MODERATION_CATEGORIES, MODERATION_TRIGGERS } from './core/moderation-classifier';
 export { SIMULATED_IMAGE_SIDE } from './core/png-image';
 export { GPT_IMAGE_OUTPUT_TOKENS } from './wire/openai-image-planner';
+export { COMPRESSED_AUDIO_BYTES_PER_SECOND, SPEECH_AUDIO_FORMATS, SPEECH_SAMPLE_RATE } from './core/simulated-audio';
+export type { SpeechAudioFormat } from './core/simulated-audio';
+export { readWavInfo } from './core/wav-audio';
+export type { WavInfo } from './core/wav-audio';
+export {
+  AUDIO_FILE_EXTENSIONS,
+  AUDIO_TOKENS_PER_SECOND,
+  MIN_AUDIO_MS,
+  SPEECH_MAX_INPUT_CHARACTERS,
+  SPEECH_MAX_MS,
+  SPEECH_MS_PER_CHARACTER,
+  SPEECH_VOICES,
+  TRANSCRIPT_SEGMENT_MS,
+} from './wire/openai-audio-planner';
+export { SPEECH_CONTENT_TYPES } from './wire/openai-audio-formats';

@@ -1,6 +1,6 @@
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 import { encode } from 'gpt-tokenizer/cjs/encoding/o200k_base';
-import { type RunningSimulator, startSimulator } from './index';
+import { type RunningSimulator, readWavInfo, startSimulator } from './index';
 
 const API_KEY = 'sk-sim-test';
 
@@ -219,6 +219,42 @@ describe('provider simulator driven by the official openai SDK', () => {
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('n');
     expect(sim.requests().map((r) => r.path)).toEqual(['/v1/images/generations', '/v1/images/generations', '/v1/images/generations']);
+  });
+
+  it('speaks and transcribes through the SDK: a WAV spoken is transcribed with its length, every format typed as the SDK expects', async () => {
+    const spoken = await client.audio.speech.create({ model: 'gpt-4o-mini-tts', input: 'Good morning, everyone.', voice: 'coral', response_format: 'wav' });
+    expect(spoken.headers.get('content-type')).toBe('audio/wav');
+    const wav = Buffer.from(await spoken.arrayBuffer());
+    expect(readWavInfo(wav)).toMatchObject({ sampleRate: 24_000, channels: 1, bitsPerSample: 16, durationMs: 23 * 60 });
+    const mp3 = Buffer.from(await (await client.audio.speech.create({ model: 'tts-1', input: 'Hi', voice: 'alloy' })).arrayBuffer());
+    expect([...mp3.subarray(0, 2)]).toEqual([0xff, 0xfb]);
+
+    const file = await toFile(wav, 'morning.wav', { type: 'audio/wav' });
+    const text = 'Simulated transcript of morning.wav (1.38 seconds of WAV audio).';
+    const json = await client.audio.transcriptions.create({ file, model: 'whisper-1' });
+    expect(json).toEqual({ text, usage: { type: 'duration', seconds: 2 } });
+    const tokens = await client.audio.transcriptions.create({ file, model: 'gpt-4o-transcribe', prompt: 'A greeting.' });
+    expect(tokens.usage).toEqual({
+      type: 'tokens',
+      input_tokens: encode('A greeting.').length + 14,
+      input_token_details: { text_tokens: encode('A greeting.').length, audio_tokens: 14 },
+      output_tokens: encode(text).length,
+      total_tokens: encode('A greeting.').length + 14 + encode(text).length,
+    });
+    const verbose = await client.audio.transcriptions.create({ file, model: 'whisper-1', response_format: 'verbose_json', timestamp_granularities: ['word'] });
+    expect(verbose).toMatchObject({ language: 'english', duration: 1.38, text });
+    expect(verbose.words?.map((w) => w.word)).toEqual(['Simulated', 'transcript', 'of', 'morning.wav', '1.38', 'seconds', 'of', 'WAV', 'audio']);
+    expect(await client.audio.transcriptions.create({ file, model: 'whisper-1', response_format: 'text' })).toBe(`${text}\n`);
+    expect(await client.audio.translations.create({ file, model: 'whisper-1', response_format: 'srt' })).toBe(
+      '1\n00:00:00,000 --> 00:00:01,380\nSimulated translation of morning.wav (1.38 seconds of WAV audio).\n\n',
+    );
+
+    const error: unknown = await client.audio.translations.create({ file, model: 'gpt-4o-transcribe' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('model');
+    const badVoice: unknown = await client.audio.speech.create({ model: 'tts-1', input: 'x', voice: 'robot' }).catch((e: unknown) => e);
+    expect((badVoice as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('voice');
+    expect(sim.requests().find((r) => r.path === '/v1/audio/translations')?.body).toEqual({ file: { name: 'morning.wav', type: 'audio/wav', size: wav.length }, model: 'whisper-1', response_format: 'srt' });
   });
 
   it('rejects a bad API key with 401', async () => {

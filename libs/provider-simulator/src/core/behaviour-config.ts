@@ -1,13 +1,13 @@
 import { z } from 'zod';
 
 export type FaultKind = 'http_error' | 'timeout' | 'drop_mid_stream' | 'drop_before_response';
-export type FaultPath = 'chat' | 'embeddings' | 'moderations' | 'images';
+export type FaultPath = 'chat' | 'embeddings' | 'moderations' | 'images' | 'audio';
 
 /** A failure to inject. The first fault matching a request applies. */
 export interface Fault {
   /** Only requests for this upstream model name (default: all models). */
   model?: string;
-  /** Only this endpoint family (default: chat, embeddings, moderations and image generations). */
+  /** Only this endpoint family (default: chat, embeddings, moderations, image generations and audio: transcriptions, translations, speech). */
   path?: FaultPath;
   kind: FaultKind;
   /** For `http_error`: the status to answer with (default 500). */
@@ -37,7 +37,7 @@ export interface Behaviour {
   ignoreMaxTokens: boolean;
   /** A server that does not honour `stream_options` (OpenAI family): a stream never ends with a usage chunk. */
   ignoreStreamOptions: boolean;
-  /** A server that reports no usage in a whole answer (OpenAI family, GPT Image answers too): no `usage` field; a stream's usage chunk is `ignoreStreamOptions`. */
+  /** A server that reports no usage in a whole answer (OpenAI family, GPT Image and transcription answers and speech's `speech.audio.done` too): no `usage` field; a stream's usage chunk is `ignoreStreamOptions`. */
   omitUsage: boolean;
   /** Embedding size unless the request sets `dimensions`. */
   embeddingDimensions: number;
@@ -68,7 +68,7 @@ const nonNegativeMs = z.number().finite().min(0);
 
 export const faultSchema = z.strictObject({
   model: z.string().min(1).optional(),
-  path: z.enum(['chat', 'embeddings', 'moderations', 'images']).optional(),
+  path: z.enum(['chat', 'embeddings', 'moderations', 'images', 'audio']).optional(),
   kind: z.enum(['http_error', 'timeout', 'drop_mid_stream', 'drop_before_response']),
   status: z.int().min(400).max(599).optional(),
   code: z.string().optional(),

@@ -33,6 +33,11 @@ export function countTokens(text: string): number {
   return count;
 }
 
+/** The o200k_base token ids of `text` (special-token strings count as plain text). */
+export function tokenIds(text: string): number[] {
+  return text.length === 0 ? [] : encode(text, PLAIN_TEXT);
+}
+
 export function countPromptTokens(messages: readonly (readonly string[])[]): number {
   let total = PROMPT_REPLY_PRIMING_TOKENS;
   for (const texts of messages) {

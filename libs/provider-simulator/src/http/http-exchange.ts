@@ -50,6 +50,14 @@ export class HttpExchange {
     writeJson(this.res, status, body, headers);
   }
 
+  /** A whole answer of any type (text, audio bytes), with its length. */
+  send(status: number, headers: OutgoingHttpHeaders, body: string | Buffer): void {
+    if (!this.open) return;
+    this.log.settle(this.entry, status < 400 ? 'completed' : 'error');
+    this.res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
+    this.res.end(body);
+  }
+
   startStream(headers: OutgoingHttpHeaders): FrameSink {
     this.res.writeHead(200, headers);
     return {
@@ -65,7 +73,7 @@ export class HttpExchange {
   }
 
   /** Sends headers and part of a body, then kills the connection mid-response. */
-  sendTruncated(status: number, headers: OutgoingHttpHeaders, fullBody: string): void {
+  sendTruncated(status: number, headers: OutgoingHttpHeaders, fullBody: string | Buffer): void {
     if (!this.open) return;
     this.res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(fullBody) });
     this.dropAfter(fullBody.slice(0, Math.floor(fullBody.length / 2)));
@@ -94,7 +102,7 @@ export class HttpExchange {
     this.sendJson(500, { error: { message: `simulator failure: ${message}`, type: 'server_error', param: null, code: null } });
   }
 
-  private dropAfter(text: string): void {
+  private dropAfter(text: string | Buffer): void {
     this.log.settle(this.entry, 'dropped');
     if (text.length === 0) {
       this.res.destroy();

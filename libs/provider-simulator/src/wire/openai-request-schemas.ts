@@ -108,6 +108,34 @@ export const imageGenerationRequestSchema = z.looseObject({
 
 export type ImageGenerationRequest = z.infer<typeof imageGenerationRequestSchema>;
 
+/**
+ * The text fields of a transcription or translation form (the file is checked apart: it is not
+ * text). Values are checked against OpenAI's rules by `openai-audio-planner.ts`, which words them
+ * as OpenAI does.
+ */
+export const transcriptionFormSchema = z.looseObject({
+  model: z.string().min(1),
+  language: z.string().optional(),
+  prompt: z.string().optional(),
+  response_format: z.string().optional(),
+  temperature: z.string().optional(),
+  stream: z.string().optional(),
+});
+
+export type TranscriptionForm = z.infer<typeof transcriptionFormSchema>;
+
+export const speechRequestSchema = z.looseObject({
+  model: z.string().min(1),
+  input: z.string(),
+  voice: z.union([z.string().min(1), z.looseObject({ id: z.string().min(1) })]),
+  instructions: z.string().nullable().optional(),
+  response_format: z.string().nullable().optional(),
+  speed: z.number().nullable().optional(),
+  stream_format: z.string().nullable().optional(),
+});
+
+export type SpeechRequest = z.infer<typeof speechRequestSchema>;
+
 export interface RequestProblem {
   message: string;
   param: string | null;

@@ -3,11 +3,15 @@ import { type Behaviour, type Fault, type FaultPath, MAX_EMBEDDING_DIMENSIONS } 
 import { type EmbeddingInput, encodeEmbeddingBase64, generateEmbedding } from '../core/embedding-generator';
 import { colourHex, imageColour, solidPng } from '../core/png-image';
 import { classifyModeration, MODERATION_CATEGORIES, type ModerationInput } from '../core/moderation-classifier';
+import { synthesizeSpeech } from '../core/simulated-audio';
 import { deliverFrames } from '../core/stream-pacer';
 import { countTokens } from '../core/token-counter';
 import { SIMULATED_IMAGE_PREFIX } from '../http/control-routes';
 import type { HttpExchange } from '../http/http-exchange';
 import { parseJson } from '../http/http-io';
+import { describeForm, type FormFields, parseMultipartForm } from '../http/multipart-form';
+import { SPEECH_CONTENT_TYPES, speechSseFrames, transcriptionAnswer } from './openai-audio-formats';
+import { type AudioTask, planSpeech, planTranscription } from './openai-audio-planner';
 import { planChatCompletion } from './openai-chat-planner';
 import { DEFAULT_IMAGE_MODEL, planImageGeneration } from './openai-image-planner';
 import {
@@ -35,6 +39,7 @@ import {
   type ModerationRequest,
   moderationRequestSchema,
   type RequestProblem,
+  speechRequestSchema,
 } from './openai-request-schemas';
 import { faultRetryAfterSeconds, faultWithoutAnswer, type SimulatorRuntime, type WireHandler, type WireProtocol } from './wire-protocol';
 
@@ -51,61 +56,89 @@ const INVALID_JSON_MESSAGE =
 interface Prepared {
   behaviour: Behaviour;
   body: unknown;
+  /** The fields of a multipart form (a `form` route's body; on Azure with the deployment as `model`). */
+  form: FormFields | undefined;
   model: string | undefined;
   /** Set only for a fault that has to act while the response is written (drop_mid_stream). */
   midResponseFault: Fault | undefined;
 }
 
-/**
- * The steps every OpenAI route shares, in the order the real service applies them:
- * read body → latency → auth → JSON → fault. Returns undefined once the exchange is answered.
- */
 /** OpenAI's own URL layout and bearer auth, or Azure OpenAI's deployments, `api-version` and `api-key`. */
 type Dialect = 'openai' | 'azure';
 
-const AZURE_DEPLOYMENT_ROUTE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings|images\/generations)$/;
+/** How a route's body is read: JSON, or a multipart form (the audio uploads). */
+type BodyKind = 'json' | 'form';
 
+const AZURE_DEPLOYMENT_ROUTE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings|images\/generations|audio\/transcriptions|audio\/translations|audio\/speech)$/;
+
+/**
+ * The steps every OpenAI route shares, in the order the real service applies them:
+ * read body → latency → auth → JSON (or form) → fault. Returns undefined once the exchange is answered.
+ */
 async function prepare(
   exchange: HttpExchange,
   runtime: SimulatorRuntime,
   faultPath: FaultPath | undefined,
   dialect: Dialect = 'openai',
+  bodyKind: BodyKind = 'json',
 ): Promise<Prepared | undefined> {
   const behaviour = runtime.behaviour();
   let body: unknown;
-  let invalidJson = false;
+  let form: FormFields | undefined;
+  let unreadable: string | undefined;
   if (exchange.method === 'POST') {
     const read = await exchange.readBody();
     if (!read.ok) {
       if (read.reason === 'too_large') sendError(exchange, 413, 'Request body too large.', null, null);
       return undefined;
     }
-    const parsed = parseJson(read.body);
-    invalidJson = !parsed.ok;
-    body = parsed.ok ? parsed.value : parsed.raw;
-    const record = parsed.ok && isRecord(parsed.value) ? parsed.value : undefined;
-    exchange.observe({
-      body,
-      model: typeof record?.['model'] === 'string' ? record['model'] : undefined,
-      stream: record?.['stream'] === true,
-    });
+    if (bodyKind === 'form') {
+      const parsed = await parseMultipartForm(read.body, exchange.req.headers['content-type']);
+      if (parsed.ok) {
+        form = parsed.fields;
+        body = form;
+        // The log keeps the form's text fields and what the file was, never its bytes.
+        const stream = parsed.fields['stream'];
+        exchange.observe({ body: describeForm(parsed.fields), model: stringField(parsed.fields, 'model'), stream: stream === 'true' });
+      } else {
+        unreadable = parsed.message;
+      }
+    } else {
+      const parsed = parseJson(read.body);
+      if (!parsed.ok) unreadable = INVALID_JSON_MESSAGE;
+      body = parsed.ok ? parsed.value : parsed.raw;
+      const record = parsed.ok && isRecord(parsed.value) ? parsed.value : undefined;
+      exchange.observe({
+        body,
+        model: typeof record?.['model'] === 'string' ? record['model'] : undefined,
+        stream: record?.['stream'] === true || record?.['stream_format'] === 'sse',
+      });
+    }
   } else {
     exchange.req.resume();
   }
   if (behaviour.latencyMs > 0 && !(await exchange.cancel.delay(behaviour.latencyMs))) return undefined;
   if (dialect === 'azure' ? !authorizeAzure(exchange, runtime) : !authorize(exchange, runtime.apiKey)) return undefined;
-  if (invalidJson) {
-    sendError(exchange, 400, INVALID_JSON_MESSAGE, null, null);
+  if (unreadable !== undefined) {
+    sendError(exchange, 400, unreadable, null, null);
     return undefined;
   }
   const model = dialect === 'azure' ? azureDeployment(exchange) : isRecord(body) && typeof body['model'] === 'string' ? body['model'] : undefined;
-  if (dialect === 'azure' && isRecord(body) && model !== undefined) body = { ...body, model };
+  if (dialect === 'azure' && model !== undefined) {
+    if (form !== undefined) form = { ...form, model };
+    if (isRecord(body)) body = form ?? { ...body, model };
+  }
   const fault = faultPath === undefined ? undefined : runtime.faults.select({ model, path: faultPath });
   if (fault !== undefined && fault.kind !== 'drop_mid_stream') {
     await applyFault(exchange, fault, model);
     return undefined;
   }
-  return { behaviour, body, model, midResponseFault: fault };
+  return { behaviour, body, form, model, midResponseFault: fault };
+}
+
+function stringField(fields: FormFields, name: string): string | undefined {
+  const value = fields[name];
+  return typeof value === 'string' ? value : undefined;
 }
 
 function authorize(exchange: HttpExchange, apiKey: string | undefined): boolean {
@@ -341,6 +374,48 @@ const imageGenerations = (dialect: Dialect): WireHandler => async (exchange, run
   exchange.sendJson(200, body);
 };
 
+/**
+ * `POST /v1/audio/transcriptions` and `/v1/audio/translations` (and an Azure deployment's
+ * `audio/…`): a multipart upload, checked and answered under OpenAI's rules
+ * (`openai-audio-planner.ts`) with a deterministic transcript in the asked `response_format`.
+ */
+const audioUploads = (dialect: Dialect, task: AudioTask): WireHandler => async (exchange, runtime) => {
+  const prepared = await prepare(exchange, runtime, 'audio', dialect, 'form');
+  if (prepared === undefined) return;
+  const result = planTranscription(prepared.form ?? {}, task);
+  if (!result.ok) return sendProblem(exchange, result.problem);
+  const answer = transcriptionAnswer(result.plan, !prepared.behaviour.omitUsage);
+  const headers: OutgoingHttpHeaders = { 'content-type': answer.contentType };
+  if (prepared.midResponseFault !== undefined) return exchange.sendTruncated(200, headers, answer.body);
+  exchange.send(200, headers, answer.body);
+};
+
+/**
+ * `POST /v1/audio/speech` (and an Azure deployment's `audio/speech`): audio of a length that
+ * follows the input, in the asked format with OpenAI's Content-Type, or as `speech.audio.delta`
+ * events with `stream_format: "sse"` (paced like tokens, `drop_mid_stream` counting the deltas).
+ */
+const speech = (dialect: Dialect): WireHandler => async (exchange, runtime) => {
+  const prepared = await prepare(exchange, runtime, 'audio', dialect);
+  if (prepared === undefined) return;
+  const parsed = speechRequestSchema.safeParse(prepared.body);
+  if (!parsed.success) return sendProblem(exchange, describeProblem(parsed.error, prepared.body));
+  const result = planSpeech(parsed.data, parsed.data.model);
+  if (!result.ok) return sendProblem(exchange, result.problem);
+  const { plan } = result;
+  const audio = synthesizeSpeech(plan.format, plan.durationMs);
+  if (plan.streamFormat === 'sse') {
+    if (!exchange.open) return;
+    const dropAfterTokens = prepared.midResponseFault?.afterTokens ?? (prepared.midResponseFault ? 0 : undefined);
+    const { ttftMs, tokensPerSecond, omitUsage } = prepared.behaviour;
+    await deliverFrames(speechSseFrames(audio, omitUsage ? undefined : plan.usage), { ttftMs, tokensPerSecond, dropAfterTokens }, exchange.cancel, exchange.startStream(SSE_HEADERS));
+    return;
+  }
+  const headers: OutgoingHttpHeaders = { 'content-type': SPEECH_CONTENT_TYPES[plan.format] };
+  if (prepared.midResponseFault !== undefined) return exchange.sendTruncated(200, headers, audio);
+  exchange.send(200, headers, audio);
+};
+
 const handleListModels: WireHandler = async (exchange, runtime) => {
   if ((await prepare(exchange, runtime, undefined)) === undefined) return;
   exchange.sendJson(200, modelListBody());
@@ -368,8 +443,14 @@ const handleAzureChatCompletions = chatCompletions('azure');
 const handleAzureEmbeddings = embeddings('azure');
 const handleImageGenerations = imageGenerations('openai');
 const handleAzureImageGenerations = imageGenerations('azure');
+const handleTranscriptions = audioUploads('openai', 'transcribe');
+const handleTranslations = audioUploads('openai', 'translate');
+const handleSpeech = speech('openai');
+const handleAzureTranscriptions = audioUploads('azure', 'transcribe');
+const handleAzureTranslations = audioUploads('azure', 'translate');
+const handleAzureSpeech = speech('azure');
 
-/** OpenAI's REST surface: models, chat completions (incl. SSE streaming), embeddings, moderations and image generations. */
+/** OpenAI's REST surface: models, chat completions (incl. SSE streaming), embeddings, moderations, image generations and audio. */
 export const openAiWire: WireProtocol = {
   name: 'openai',
   route(method, pathname) {
@@ -377,6 +458,9 @@ export const openAiWire: WireProtocol = {
     if (method === 'POST' && pathname === '/v1/embeddings') return handleEmbeddings;
     if (method === 'POST' && pathname === '/v1/moderations') return moderations;
     if (method === 'POST' && pathname === '/v1/images/generations') return handleImageGenerations;
+    if (method === 'POST' && pathname === '/v1/audio/transcriptions') return handleTranscriptions;
+    if (method === 'POST' && pathname === '/v1/audio/translations') return handleTranslations;
+    if (method === 'POST' && pathname === '/v1/audio/speech') return handleSpeech;
     if (method === 'GET' && pathname === '/v1/models') return handleListModels;
     if (method === 'GET' && pathname.startsWith('/v1/models/') && pathname.length > '/v1/models/'.length) return handleRetrieveModel;
     return undefined;
@@ -394,6 +478,9 @@ export const azureOpenAiWire: WireProtocol = {
     if (match === null) return undefined;
     if (match[2] === 'embeddings') return handleAzureEmbeddings;
     if (match[2] === 'images/generations') return handleAzureImageGenerations;
+    if (match[2] === 'audio/transcriptions') return handleAzureTranscriptions;
+    if (match[2] === 'audio/translations') return handleAzureTranslations;
+    if (match[2] === 'audio/speech') return handleAzureSpeech;
     return handleAzureChatCompletions;
   },
 };
