@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 import { stringify } from 'yaml';
 import { adapterv1, routerv1 } from '@openrouter/contracts';
 import { CHANNEL_OPTIONS, GrpcSecurity } from '@openrouter/grpc';
@@ -28,6 +28,25 @@ async function waitForHealthy(url: string, child: ChildProcess, timeoutMs = 30_0
     if (Date.now() > deadline) throw new Error(`${url} did not become healthy`);
     await new Promise((r) => setTimeout(r, 50)); // poll interval while waiting on the condition
   }
+}
+
+/** `seconds` of 16 kHz 16-bit mono silence as a WAV file. */
+function wavOf(seconds: number): Buffer {
+  const data = Buffer.alloc(32_000 * seconds);
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0, 'latin1');
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8, 'latin1');
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20);
+  header.writeUInt16LE(1, 22);
+  header.writeUInt32LE(16_000, 24);
+  header.writeUInt32LE(32_000, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36, 'latin1');
+  header.writeUInt32LE(data.length, 40);
+  return Buffer.concat([header, data]);
 }
 
 describe('distributed mode: every service its own process', () => {
@@ -55,6 +74,8 @@ describe('distributed mode: every service its own process', () => {
     internalURL = `http://127.0.0.1:${ingressInternal}`;
     (document['models'] as unknown[]).push({ id: 'omni-moderation-latest', capabilities: ['moderation', 'vision'], pricing: { input: '0' }, deployments: [{ provider: 'simulated', model: 'omni-moderation-latest' }] });
     (document['models'] as unknown[]).push({ id: 'gpt-image-1', capabilities: ['images'], pricing: { input: '5', output: '40' }, deployments: [{ provider: 'simulated', model: 'gpt-image-1' }] });
+    (document['models'] as unknown[]).push({ id: 'whisper-1', capabilities: ['transcription'], pricing: { perAudioMinute: '0.006' }, deployments: [{ provider: 'simulated', model: 'whisper-1' }] });
+    (document['models'] as unknown[]).push({ id: 'tts-1', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [{ provider: 'simulated', model: 'tts-1' }] });
     const dir = mkdtempSync(join(tmpdir(), 'openrouter-dist-'));
     const configPath = join(dir, 'config.yaml');
     writeFileSync(configPath, stringify(document));
@@ -99,7 +120,7 @@ describe('distributed mode: every service its own process', () => {
     expect(await response.json()).toMatchObject({ id: 'dev-admin', role: 'admin' });
   });
 
-  it('serves chat, streaming, embeddings, moderations and images across processes', async () => {
+  it('serves chat, streaming, embeddings, moderations, images and audio across processes', async () => {
     const client = new OpenAI({ baseURL, apiKey: TEST_DEV_KEY, maxRetries: 0 });
     const completion = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'distributed' }] });
     expect(completion.choices[0]?.message.content).toBeTruthy();
@@ -119,6 +140,19 @@ describe('distributed mode: every service its own process', () => {
     const images = await client.images.generate({ model: 'gpt-image-1', prompt: 'a lighthouse', n: 2, quality: 'low' });
     expect(images.data?.map((d) => Buffer.from(d.b64_json ?? '', 'base64').subarray(1, 4).toString())).toEqual(['PNG', 'PNG']);
     expect(images.usage?.output_tokens).toBeGreaterThan(0);
+    // An upload over gRPC's default 4 MiB message limit, to the adapter and back: 150 s of 16 kHz 16-bit WAV (4.8 MB).
+    const wav = wavOf(150);
+    const { data: transcription, response: transcribed } = await client.audio.transcriptions.create({ file: await toFile(wav, 'long.wav'), model: 'whisper-1' }).withResponse();
+    expect(transcription.text).toContain('long.wav (150 seconds of WAV audio)');
+    expect(transcribed.headers.get('x-openrouter-cost')).toBe('0.015');
+    const translation = await client.audio.translations.create({ file: await toFile(wavOf(2), 'short.wav'), model: 'whisper-1', response_format: 'text' });
+    // The SDK returns a text answer as a string, whatever its declared type.
+    expect((translation as unknown as string).trim()).toBe('Simulated translation of short.wav (2 seconds of WAV audio).');
+    const speech = await client.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'distributed', response_format: 'wav' });
+    expect(speech.headers.get('content-type')).toBe('audio/wav');
+    const spoken = Buffer.from(await speech.arrayBuffer());
+    expect(spoken.readUInt32LE(4) + 8).toBe(spoken.length);
+    expect(speech.headers.get('x-openrouter-cost')).toBe('0.000165');
   });
 
   it('carries long streams and streamed tool calls whole across the processes (chunks batched between services)', async () => {

@@ -97,6 +97,15 @@ export const budgetsSchema = strictObject({
   /** Per public model id: the most output tokens it can produce (caps the reservation). */
   maxOutputTokens: z.record(z.string().min(1), positiveInt).default({}),
   /**
+   * Audio uploaded for transcription or translation, whose length the gateway cannot read from the
+   * file (it reads WAV headers only): reserved as this long. Token-billed transcription models
+   * reserve the audio's input at `tokensPerSecond`.
+   */
+  audio: strictObject({
+    maxSeconds: positiveInt.default(1_500),
+    tokensPerSecond: positiveInt.default(25),
+  }).prefault({}),
+  /**
    * A stream may start with less than its worst case reserved when a hard budget has at least
    * this many output tokens' worth left; it is then ended (finish_reason "length") when its
    * running cost reaches what was reserved. 0 turns partial reservations off.

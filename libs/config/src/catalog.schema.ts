@@ -2,13 +2,19 @@ import { z } from 'zod';
 import { decimal, strictObject } from './primitives';
 import { pricingSchema } from './pricing.schema';
 
-export const CAPABILITIES = ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'embeddings', 'completions', 'moderation', 'images'] as const;
+export const CAPABILITIES = ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'embeddings', 'completions', 'moderation', 'images', 'transcription', 'speech'] as const;
 
 /** The provider types whose adapters serve OpenAI's Moderations API (`/v1/moderations`). */
 export const MODERATION_PROVIDER_TYPES: readonly string[] = ['openai'];
 
 /** The provider types whose adapters serve OpenAI's Images API (`/v1/images/generations`). */
 export const IMAGE_PROVIDER_TYPES: readonly string[] = ['openai', 'azure'];
+
+/**
+ * The provider types whose adapters serve OpenAI's Audio API: transcriptions and translations
+ * (`transcription`), speech (`speech`).
+ */
+export const AUDIO_PROVIDER_TYPES: readonly string[] = ['openai', 'azure'];
 export type Capability = (typeof CAPABILITIES)[number];
 
 /** What a chat request is about, as the router's task classifier recognises it. */
@@ -315,7 +321,7 @@ interface ReferenceIssue {
 }
 
 /** The kinds of request a replacement must take as well as the model it replaces: anything else would fail them. */
-const REPLACED_CAPABILITIES: readonly Capability[] = ['chat', 'completions', 'embeddings', 'moderation', 'images'];
+const REPLACED_CAPABILITIES: readonly Capability[] = ['chat', 'completions', 'embeddings', 'moderation', 'images', 'transcription', 'speech'];
 
 /**
  * The lifecycle of every model: `retiresAt` not before `deprecatedAt`; a `replacement` that is

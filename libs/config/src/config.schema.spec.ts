@@ -210,6 +210,27 @@ describe('moderation models', () => {
   });
 });
 
+describe('audio models', () => {
+  it('are deployed on providers with an audio API (OpenAI-compatible or Azure OpenAI), and priced per minute or per character', () => {
+    const providers = { ...MINIMAL_CONFIG.providers, azure: { type: 'azure', baseUrl: 'https://acme.openai.azure.com', apiKey: SECRET }, gemini: { type: 'gemini', apiKey: SECRET } };
+    const on = (provider: string, model: string) => ({ provider, model });
+    const models = [
+      ...MINIMAL_CONFIG.models,
+      { id: 'whisper-1', capabilities: ['transcription'], pricing: { perAudioMinute: '0.006' }, deployments: [on('sim', 'whisper-1'), on('azure', 'whisper'), on('gemini', 'gemini-2.5-flash')] },
+      { id: 'tts-1', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [on('sim', 'tts-1'), on('gemini', 'gemini-tts')] },
+    ];
+    expect(problems({ providers, models })).toEqual([
+      'models[1].deployments[2].provider: provider "gemini" (type gemini) has no transcriptions API: a model with the transcription capability is deployed on providers of type openai, azure',
+      'models[2].deployments[1].provider: provider "gemini" (type gemini) has no speech API: a model with the speech capability is deployed on providers of type openai, azure',
+    ]);
+    const config = parseConfig({ ...MINIMAL_CONFIG, models: [...MINIMAL_CONFIG.models, { ...models[1], deployments: [on('sim', 'whisper-1')] }] }, {});
+    expect(config.models[1]?.pricing).toMatchObject({ perAudioMinute: '0.006', perMillionCharacters: '0' });
+    expect(config.budgets.audio).toEqual({ maxSeconds: 1500, tokensPerSecond: 25 });
+    expect(config.ingress.limits.audioBytes).toBe(26 * 1024 * 1024);
+    expect(problems({ providers, models: [...MINIMAL_CONFIG.models, { ...models[1], deployments: [on('sim', 'whisper-1')], pricing: { perAudioMinute: '-1' } }] })).toEqual([expect.stringMatching(/^models\[1\]\.pricing\.perAudioMinute: /)]);
+  });
+});
+
 describe('image models', () => {
   it('are deployed on providers with an images API (OpenAI-compatible or Azure OpenAI)', () => {
     const providers = { ...MINIMAL_CONFIG.providers, azure: { type: 'azure', baseUrl: 'https://acme.openai.azure.com', apiKey: SECRET }, claude: { type: 'anthropic', apiKey: SECRET } };

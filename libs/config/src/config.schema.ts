@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { accessPolicyIssues, accessReferenceIssues, accessSchema, type OrgConfig } from './access.schema';
 import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schema';
 import { cacheSchema } from './cache.schema';
-import { AUTO_MODEL, IMAGE_PROVIDER_TYPES, MODERATION_PROVIDER_TYPES, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
+import { AUDIO_PROVIDER_TYPES, AUTO_MODEL, IMAGE_PROVIDER_TYPES, MODERATION_PROVIDER_TYPES, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
 import { guardrailModelIssues, guardrailsSchema } from './guardrails.schema';
 import { observabilitySchema } from './observability.schema';
@@ -52,10 +52,12 @@ export const configSchema = strictObject({
     devKey: z.string().default(''),
     limits: strictObject({
       bodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
+      /** The largest audio upload (`/v1/audio/transcriptions`, `/translations`): a form's whole body. OpenAI takes files up to 25 MB. */
+      audioBytes: z.number().int().positive().default(26 * 1024 * 1024),
       /** Deepest nesting of arrays and objects accepted in a JSON body or the x-openrouter-route header. */
       jsonDepth: z.number().int().positive().default(128),
       shutdownGraceMs: z.number().int().nonnegative().default(10_000),
-    }).default({ bodyBytes: 10 * 1024 * 1024, jsonDepth: 128, shutdownGraceMs: 10_000 }),
+    }).default({ bodyBytes: 10 * 1024 * 1024, audioBytes: 26 * 1024 * 1024, jsonDepth: 128, shutdownGraceMs: 10_000 }),
   }),
   router: strictObject({
     grpc: listenSchema,
@@ -146,9 +148,9 @@ export const configSchema = strictObject({
         } else if (!(d.provider in adapters) && !('default' in adapters)) {
           ctx.addIssue({ code: 'custom', path: ['models', i, 'deployments', j, 'provider'], message: `no adapter serves provider "${d.provider}": add router.adapters.${d.provider} or router.adapters.default` });
         } else {
-          // Only some provider families have a moderations or an images API: a deployment elsewhere could never answer.
+          // Only some provider families have a moderations, images or audio API: a deployment elsewhere could never answer.
           const type = config.providers[d.provider]?.type ?? '';
-          for (const [capability, types, api] of [['moderation', MODERATION_PROVIDER_TYPES, 'moderations'], ['images', IMAGE_PROVIDER_TYPES, 'image generation']] as const) {
+          for (const [capability, types, api] of [['moderation', MODERATION_PROVIDER_TYPES, 'moderations'], ['images', IMAGE_PROVIDER_TYPES, 'image generation'], ['transcription', AUDIO_PROVIDER_TYPES, 'transcriptions'], ['speech', AUDIO_PROVIDER_TYPES, 'speech']] as const) {
             if (model.capabilities.includes(capability) && !types.includes(type)) {
               ctx.addIssue({ code: 'custom', path: ['models', i, 'deployments', j, 'provider'], message: `provider "${d.provider}" (type ${type}) has no ${api} API: a model with the ${capability} capability is deployed on providers of type ${types.join(', ')}` });
             }

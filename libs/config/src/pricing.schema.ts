@@ -35,6 +35,10 @@ const priceFields = {
   /** Cache write; unset means the input price. */
   cacheWrite: decimal.optional(),
   perRequest: decimal.optional(),
+  /** Per minute of audio transcribed or translated (Whisper's way of pricing). */
+  perAudioMinute: decimal.optional(),
+  /** Per 1M characters of text spoken (TTS's way of pricing). */
+  perMillionCharacters: decimal.optional(),
 };
 
 /** A price change that takes effect at `from`; fields left out keep the value in effect before. */
@@ -83,6 +87,9 @@ export const pricingSchema = strictObject({
   cachedInput: decimal.optional(),
   cacheWrite: decimal.optional(),
   perRequest: decimal.default('0'),
+  /** Per minute of audio transcribed or translated, and per 1M characters of text spoken. */
+  perAudioMinute: decimal.default('0'),
+  perMillionCharacters: decimal.default('0'),
   changes: changeList,
   deployments: z.record(z.string().min(1), deploymentPricingSchema).default({}),
   /**

@@ -151,6 +151,36 @@ describe('tracing', () => {
     expect(text).toContain('openrouter_upstream_requests_total{provider="sim",operation="embedding",outcome="unavailable",service="adapter"} 1');
     expect(text).toContain('openrouter_upstream_first_event_seconds_count{service="adapter",provider="sim",operation="chat"} 1');
   });
+
+  it('counts the audio operations apart (transcription, translation, speech), a cancelled call as cancelled whatever it threw', async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracing = Tracing.create('adapter', tracingSchema.parse({ enabled: true }), { spanExporter: exporter });
+    const registry = createMetricsRegistry('adapter', { processMetrics: false });
+    const upstream = new UpstreamInstrumentation(registry, tracing);
+    const live = new AbortController().signal;
+    await upstream.call({ provider: 'sim', operation: 'transcription', upstreamModel: 'whisper-1' }, live, async () => 'text');
+    await upstream.call({ provider: 'sim', operation: 'translation', upstreamModel: 'whisper-1' }, live, async () => 'text');
+    await upstream.call({ provider: 'sim', operation: 'speech', upstreamModel: 'tts-1' }, live, async () => 'audio');
+    const cancelled = new AbortController();
+    cancelled.abort();
+    await expect(
+      upstream.call({ provider: 'sim', operation: 'speech', upstreamModel: 'tts-1' }, cancelled.signal, async () => {
+        throw Object.assign(new Error('cut'), { kind: 'upstream_error' });
+      }),
+    ).rejects.toThrow('cut');
+    const text = await registry.metrics();
+    expect(text).toContain('openrouter_upstream_requests_total{provider="sim",operation="transcription",outcome="ok",service="adapter"} 1');
+    expect(text).toContain('openrouter_upstream_requests_total{provider="sim",operation="translation",outcome="ok",service="adapter"} 1');
+    expect(text).toContain('openrouter_upstream_requests_total{provider="sim",operation="speech",outcome="ok",service="adapter"} 1');
+    expect(text).toContain('openrouter_upstream_requests_total{provider="sim",operation="speech",outcome="cancelled",service="adapter"} 1');
+    expect(text).toContain('openrouter_upstream_duration_seconds_count{service="adapter",provider="sim",operation="transcription",outcome="ok"} 1');
+    expect(exporter.getFinishedSpans().map((s) => [s.attributes['gen_ai.operation.name'], s.attributes['gen_ai.request.model'], s.attributes['openrouter.outcome']])).toEqual([
+      ['transcription', 'whisper-1', 'ok'],
+      ['translation', 'whisper-1', 'ok'],
+      ['speech', 'tts-1', 'ok'],
+      ['speech', 'tts-1', 'cancelled'],
+    ]);
+  });
 });
 
 /** A stream that keeps the lines written to it. */

@@ -6,7 +6,8 @@ import { spanErrorMessage, Tracing } from './tracing/tracing';
 
 export interface UpstreamCall {
   provider: string;
-  operation: 'chat' | 'embedding' | 'moderation' | 'image';
+  /** What the call does: its metrics' `operation` label and its span's `gen_ai.operation.name`. */
+  operation: 'chat' | 'embedding' | 'moderation' | 'image' | 'transcription' | 'translation' | 'speech';
   upstreamModel: string;
 }
 

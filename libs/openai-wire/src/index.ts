@@ -33,3 +33,17 @@ export {
   TOOL_ERROR,
 } from './anthropic-messages';
 export type { AnthropicErrorBody, AnthropicErrorResponse, AnthropicErrorType, AnthropicStreamEvent } from './anthropic-messages';
+export { AUDIO_ENDPOINTS, isAudioUpload, isAudioUploadEndpoint, isSpeechEndpoint, wavDurationMs } from './audio-upload';
+export type { AudioUpload } from './audio-upload';
+export {
+  codePoints,
+  isJsonTranscription,
+  MAX_SPEECH_INPUT_CHARS,
+  parseSpeechRequest,
+  parseTranscriptionRequest,
+  SPEECH_FORMATS,
+  speechContentType,
+  TRANSCRIPTION_FORMATS,
+} from './audio';
+export type { SpeechFormat, TranscriptionFormat } from './audio';
+export { isFormBody, markFormBody } from './audio-upload';

@@ -29,6 +29,14 @@ export function adapterGrpcBinding(service: AdapterService, logger: Logger): Grp
     generateImages(call: ServerUnaryCall<adapterv1.GenerateImagesRequest, adapterv1.GenerateImagesResponse>, callback: sendUnaryData<adapterv1.GenerateImagesResponse>): void {
       serveUnary(call, callback, async (signal) => ({ response: await service.generateImages(call.request, signal) }));
     },
+
+    transcribe(call: ServerUnaryCall<adapterv1.TranscribeRequest, adapterv1.TranscribeResponse>, callback: sendUnaryData<adapterv1.TranscribeResponse>): void {
+      serveUnary(call, callback, async (signal) => ({ response: await service.transcribe(call.request, signal) }));
+    },
+
+    speak(call: ServerUnaryCall<adapterv1.SpeakRequest, adapterv1.SpeakResponse>, callback: sendUnaryData<adapterv1.SpeakResponse>): void {
+      serveUnary(call, callback, async (signal) => ({ response: await service.speak(call.request, signal) }));
+    },
   };
   return { definition: adapterv1.AdapterServiceService, implementation };
 }

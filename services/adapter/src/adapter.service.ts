@@ -89,6 +89,29 @@ export class AdapterService {
     );
   }
 
+  transcribe(call: Call<chatv1.AudioTranscriptionRequest>, signal: AbortSignal): Promise<chatv1.AudioTranscriptionResponse> {
+    const request = required(call.request);
+    const adapter = this.adapterFor(call.provider);
+    const transcribe = adapter.transcribe?.bind(adapter);
+    // Refused before any call, and never retried: another deployment of the same provider has no Audio API either.
+    if (!transcribe) {
+      throw new GatewayError('bad_request', `The provider "${call.provider}" offers no audio transcription API.`, { param: 'model', code: 'model_not_supported', provider: call.provider });
+    }
+    return this.upstream.call({ provider: call.provider, operation: request.translate ? 'translation' : 'transcription', upstreamModel: call.upstreamModel }, signal, () =>
+      transcribe({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal }),
+    );
+  }
+
+  speak(call: Call<chatv1.SpeechRequest>, signal: AbortSignal): Promise<chatv1.SpeechResponse> {
+    const request = required(call.request);
+    const adapter = this.adapterFor(call.provider);
+    const speak = adapter.speak?.bind(adapter);
+    if (!speak) throw new GatewayError('bad_request', `The provider "${call.provider}" offers no speech API.`, { param: 'model', code: 'model_not_supported', provider: call.provider });
+    return this.upstream.call({ provider: call.provider, operation: 'speech', upstreamModel: call.upstreamModel }, signal, () =>
+      speak({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal }),
+    );
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.adapters.values()].map((a) => a.close()));
     await this.images.close();

@@ -17,6 +17,8 @@ export interface AdapterCalls {
   embed(request: adapterv1.EmbedRequest, signal: AbortSignal): Promise<adapterv1.EmbedResponse>;
   moderate(request: adapterv1.ModerateRequest, signal: AbortSignal): Promise<adapterv1.ModerateResponse>;
   generateImages(request: adapterv1.GenerateImagesRequest, signal: AbortSignal): Promise<adapterv1.GenerateImagesResponse>;
+  transcribe(request: adapterv1.TranscribeRequest, signal: AbortSignal): Promise<adapterv1.TranscribeResponse>;
+  speak(request: adapterv1.SpeakRequest, signal: AbortSignal): Promise<adapterv1.SpeakResponse>;
 }
 
 export interface AdapterHandle extends ServiceHandle {
@@ -49,6 +51,10 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
   const generateImages = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.generateImages.path, async (request: adapterv1.GenerateImagesRequest, signal: AbortSignal) => ({
     response: await service.generateImages(request, signal),
   }));
+  const transcribe = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.transcribe.path, async (request: adapterv1.TranscribeRequest, signal: AbortSignal) => ({
+    response: await service.transcribe(request, signal),
+  }));
+  const speak = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.speak.path, async (request: adapterv1.SpeakRequest, signal: AbortSignal) => ({ response: await service.speak(request, signal) }));
   return {
     name: 'adapter',
     inProcess: {
@@ -56,6 +62,8 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
       embed: (request, signal) => callUnaryInProcess((callee) => embed(request, callee), signal),
       moderate: (request, signal) => callUnaryInProcess((callee) => moderate(request, callee), signal),
       generateImages: (request, signal) => callUnaryInProcess((callee) => generateImages(request, callee), signal),
+      transcribe: (request, signal) => callUnaryInProcess((callee) => transcribe(request, callee), signal),
+      speak: (request, signal) => callUnaryInProcess((callee) => speak(request, callee), signal),
     },
     httpPort: http.port,
     grpcPort: grpc.port,

@@ -26,6 +26,8 @@ import { EMBEDDING_INPUT_LIMITS, type EmbeddingInputLimits } from './routes/embe
 import { EmbeddingsHttpController } from './routes/embeddings.http.controller';
 import { ModerationsHttpController } from './routes/moderations.http.controller';
 import { ImagesHttpController } from './routes/images.http.controller';
+import { AudioHttpController } from './routes/audio.http.controller';
+import { FORM_LIMITS, MultipartFormParser, type FormLimits } from './routes/multipart-form';
 import { KeyHttpController } from './routes/key.http.controller';
 import { CountTokensBodyGuard, MessagesBodyGuard, MessagesHttpController } from './routes/messages.http.controller';
 import { ModelsHttpController } from './routes/models.http.controller';
@@ -41,6 +43,8 @@ export interface IngressDependencies {
   adminAuth: AdminAuth;
   readiness: ReadinessCheck[];
   bounds: RequestBounds;
+  /** The largest multipart forms read (`ingress.limits`): audio uploads, and a form sent to any other route. */
+  formLimits: FormLimits;
   /** Per-model token limits of one embeddings input; absent: none checked at ingress. */
   embeddingInputLimits?: EmbeddingInputLimits | undefined;
   usage: UsageRecorder;
@@ -74,6 +78,7 @@ export class IngressModule {
         EmbeddingsHttpController,
         ModerationsHttpController,
         ImagesHttpController,
+        AudioHttpController,
         ModelsHttpController,
         KeyHttpController,
         KeysHttpController,
@@ -92,6 +97,8 @@ export class IngressModule {
         { provide: ADMIN_READINESS, useValue: deps.readiness },
         { provide: ALERT_HISTORY, useValue: deps.alertHistory },
         { provide: REQUEST_BOUNDS, useValue: deps.bounds },
+        { provide: FORM_LIMITS, useValue: deps.formLimits },
+        MultipartFormParser,
         ...(deps.embeddingInputLimits ? [{ provide: EMBEDDING_INPUT_LIMITS, useValue: deps.embeddingInputLimits }] : []),
         { provide: UsageRecorder, useValue: deps.usage },
         { provide: BudgetService, useValue: deps.budgets },

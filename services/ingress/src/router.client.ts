@@ -65,6 +65,14 @@ export class RouterClient extends RouterPort {
     return callUnary(this.client.generateImages.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
   }
 
+  transcribe(request: routerv1.TranscribeRequest, signal?: AbortSignal): Promise<routerv1.TranscribeResponse> {
+    return callUnary(this.client.transcribe.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
+  }
+
+  speak(request: routerv1.SpeakRequest, signal?: AbortSignal): Promise<routerv1.SpeakResponse> {
+    return callUnary(this.client.speak.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
+  }
+
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {
     return callUnary(this.client.listModels.bind(this.client), { context }, new Metadata(), undefined, this.light());
   }

@@ -11,6 +11,8 @@ export abstract class RouterPort {
   abstract embed(request: routerv1.EmbedRequest, signal?: AbortSignal): Promise<routerv1.EmbedResponse>;
   abstract moderate(request: routerv1.ModerateRequest, signal?: AbortSignal): Promise<routerv1.ModerateResponse>;
   abstract generateImages(request: routerv1.GenerateImagesRequest, signal?: AbortSignal): Promise<routerv1.GenerateImagesResponse>;
+  abstract transcribe(request: routerv1.TranscribeRequest, signal?: AbortSignal): Promise<routerv1.TranscribeResponse>;
+  abstract speak(request: routerv1.SpeakRequest, signal?: AbortSignal): Promise<routerv1.SpeakResponse>;
   abstract listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
   abstract explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   abstract providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
@@ -27,7 +29,7 @@ export abstract class RouterPort {
 }
 
 /** The router's methods, as the embedded gateway hands them over. */
-export type RouterCalls = Pick<RouterPort, 'chat' | 'embed' | 'moderate' | 'generateImages' | 'listModels' | 'explain' | 'providersHealth' | 'grayReleases'>;
+export type RouterCalls = Pick<RouterPort, 'chat' | 'embed' | 'moderate' | 'generateImages' | 'transcribe' | 'speak' | 'listModels' | 'explain' | 'providersHealth' | 'grayReleases'>;
 
 /** The status methods of one router replica. */
 export type RouterStatusCalls = Pick<RouterCalls, 'providersHealth' | 'grayReleases'>;
@@ -60,6 +62,14 @@ export class InProcessRouter extends RouterPort {
 
   generateImages(request: routerv1.GenerateImagesRequest, signal?: AbortSignal): Promise<routerv1.GenerateImagesResponse> {
     return this.calls.generateImages(request, signal);
+  }
+
+  transcribe(request: routerv1.TranscribeRequest, signal?: AbortSignal): Promise<routerv1.TranscribeResponse> {
+    return this.calls.transcribe(request, signal);
+  }
+
+  speak(request: routerv1.SpeakRequest, signal?: AbortSignal): Promise<routerv1.SpeakResponse> {
+    return this.calls.speak(request, signal);
   }
 
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {

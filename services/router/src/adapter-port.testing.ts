@@ -26,10 +26,25 @@ export class UnusedAdapters implements AdapterPort {
   generateImages(_request: adapterv1.GenerateImagesRequest, _signal: AbortSignal, _deployment: string): Promise<adapterv1.GenerateImagesResponse> {
     return Promise.reject(unused());
   }
+
+  transcribe(_request: adapterv1.TranscribeRequest, _signal: AbortSignal, _deployment: string): Promise<adapterv1.TranscribeResponse> {
+    return Promise.reject(unused());
+  }
+
+  speak(_request: adapterv1.SpeakRequest, _signal: AbortSignal, _deployment: string): Promise<adapterv1.SpeakResponse> {
+    return Promise.reject(unused());
+  }
 }
 
 /** The same as a plain object, for specs that write their double as one: `{ ...unusedAdapters(), chat }`. */
 export function unusedAdapters(): AdapterPort {
   const port = new UnusedAdapters();
-  return { chat: port.chat.bind(port), embed: port.embed.bind(port), moderate: port.moderate.bind(port), generateImages: port.generateImages.bind(port) };
+  return {
+    chat: port.chat.bind(port),
+    embed: port.embed.bind(port),
+    moderate: port.moderate.bind(port),
+    generateImages: port.generateImages.bind(port),
+    transcribe: port.transcribe.bind(port),
+    speak: port.speak.bind(port),
+  };
 }

@@ -1,5 +1,6 @@
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { chatv1, routerv1, type adapterv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
 import { toAnthropicError, toOpenAIError } from '@openrouter/openai-wire';
 import { acceptBatches, callUnary, CHANNEL_OPTIONS, chatChunkBatching, fromGrpcError, GrpcServerHandle, readStream } from '@openrouter/grpc';
 import { createLogger } from '@openrouter/observability';
@@ -16,9 +17,11 @@ const KEY = 'AKIAIOSFODNN7EXAMPLE';
 describe('input guardrails over the router gRPC API', () => {
   let server: GrpcServerHandle;
   let client: routerv1.RouterServiceClient;
-  /** The chat and embeddings requests the providers got. */
+  /** The requests the providers got. */
   const chats: chatv1.ChatRequest[] = [];
   const embeds: chatv1.EmbeddingRequest[] = [];
+  const speeches: chatv1.SpeechRequest[] = [];
+  const transcriptions: chatv1.AudioTranscriptionRequest[] = [];
   const adapters: AdapterPort = {
     ...unusedAdapters(),
     chat: (request) => {
@@ -31,10 +34,23 @@ describe('input guardrails over the router gRPC API', () => {
       if (request.request) embeds.push(request.request);
       return { response: chatv1.EmbeddingResponse.fromPartial({ model: request.upstreamModel, data: [], usage: { promptTokens: 1, totalTokens: 1 } }) };
     },
+    speak: async (request) => {
+      if (request.request) speeches.push(request.request);
+      return { response: { audio: Buffer.from('ID3'), contentType: 'audio/mpeg', characters: request.request?.input.length ?? 0 } };
+    },
+    transcribe: async (request) => {
+      if (request.request) transcriptions.push(request.request);
+      return { response: { body: '{"text":"Hello."}', contentType: 'application/json', audioMs: 0 } };
+    },
   };
 
   beforeAll(async () => {
-    const models = [...POLICY_MODELS, { id: 'emb', capabilities: ['embeddings'], pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'emb-eu', provider: 'eu-1', model: 'emb' }] }];
+    const models = [
+      ...POLICY_MODELS,
+      { id: 'emb', capabilities: ['embeddings'], pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'emb-eu', provider: 'eu-1', model: 'emb' }] },
+      { id: 'tts', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [{ id: 'tts-eu', provider: 'eu-1', model: 'tts-1' }] },
+      { id: 'stt', capabilities: ['transcription'], pricing: { perAudioMinute: '0.006' }, deployments: [{ id: 'stt-eu', provider: 'eu-1', model: 'whisper-1' }] },
+    ];
     const guardrails = new Guardrails({ rules: [{ id: 'secrets', detect: 'secret', action: 'block' }, { id: 'emails', detect: 'email', action: 'redact' }], default: ['secrets'] });
     const service = new RouterService(engineFor(policyConfig({}, models)), adapters, guardrails);
     server = await GrpcServerHandle.start('127.0.0.1', 0, [routerGrpcBinding(service, createLogger('router', 'silent'))]);
@@ -47,6 +63,8 @@ describe('input guardrails over the router gRPC API', () => {
   beforeEach(() => {
     chats.length = 0;
     embeds.length = 0;
+    speeches.length = 0;
+    transcriptions.length = 0;
   });
 
   const chat = (text: string, guardrails: string[] = []): routerv1.ChatRequest => ({
@@ -58,6 +76,10 @@ describe('input guardrails over the router gRPC API', () => {
       // drained
     }
   };
+
+  const context = (guardrails: string[] = []): routerv1.RequestContext => contextFor({ policy: { excludeProviders: [], guardrails } });
+  const speech = (input: string): chatv1.SpeechRequest => ({ model: 'tts', input, voice: 'alloy', extraJson: '' });
+  const transcription = (prompt: string): chatv1.AudioTranscriptionRequest => ({ model: 'stt', file: Buffer.from('RIFF'), filename: 'a.wav', contentType: 'audio/wav', translate: false, prompt, extraFields: [], durationMs: 0 });
 
   it('refuses a blocked chat with INVALID_ARGUMENT, its code and param crossing the hop, and an OpenAI 400 at the edge', async () => {
     // The status as grpc-js reports it, before any of the gateway's own reading.
@@ -105,5 +127,26 @@ describe('input guardrails over the router gRPC API', () => {
     expect(chats.map((r) => r.messages[0]?.text)).toEqual(['reach me at [REDACTED:emails]']);
     await callUnary(client.embed.bind(client), { context: contextFor({ policy: { excludeProviders: [], guardrails: ['emails'] } }), request: { model: 'emb', texts: ['jane@example.com'], tokenInputs: [], extraJson: '' } }, new Metadata());
     expect(embeds.map((r) => r.texts)).toEqual([['[REDACTED:emails]']]);
+  });
+
+  it('refuses a speech input or a transcription prompt a block rule matches with an OpenAI 400 naming input or prompt, never the text', async () => {
+    const refusedSpeech = await callUnary(client.speak.bind(client), { context: context(), request: speech(`read ${KEY} aloud`) }, new Metadata()).then(
+      () => undefined,
+      (error: unknown) => GatewayError.from(error),
+    );
+    expect(refusedSpeech).toMatchObject({ kind: 'content_filtered', code: 'content_policy_violation', param: 'input' });
+    if (!refusedSpeech) throw new Error('the speech request was served');
+    expect(toOpenAIError(refusedSpeech)).toMatchObject({ status: 400, body: { error: { type: 'invalid_request_error', param: 'input', code: 'content_policy_violation' } } });
+    expect(JSON.stringify(toOpenAIError(refusedSpeech))).not.toContain(KEY);
+    await expect(callUnary(client.transcribe.bind(client), { context: context(), request: transcription(`key ${KEY}`) }, new Metadata())).rejects.toMatchObject({ kind: 'content_filtered', param: 'prompt' });
+    expect(speeches).toEqual([]);
+    expect(transcriptions).toEqual([]);
+  });
+
+  it('redacts a speech input and a transcription prompt before the adapter call', async () => {
+    await callUnary(client.speak.bind(client), { context: context(['emails']), request: speech('write to jane@example.com') }, new Metadata());
+    await callUnary(client.transcribe.bind(client), { context: context(['emails']), request: transcription('jane@example.com') }, new Metadata());
+    expect(speeches.map((r) => r.input)).toEqual(['write to [REDACTED:emails]']);
+    expect(transcriptions.map((r) => r.prompt)).toEqual(['[REDACTED:emails]']);
   });
 });

@@ -42,6 +42,12 @@ export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcS
     generateImages(call: ServerUnaryCall<routerv1.GenerateImagesRequest, routerv1.GenerateImagesResponse>, callback: sendUnaryData<routerv1.GenerateImagesResponse>): void {
       serveUnary(call, callback, (signal) => service.generateImages(call.request, signal));
     },
+    transcribe(call: ServerUnaryCall<routerv1.TranscribeRequest, routerv1.TranscribeResponse>, callback: sendUnaryData<routerv1.TranscribeResponse>): void {
+      serveUnary(call, callback, (signal) => service.transcribe(call.request, signal));
+    },
+    speak(call: ServerUnaryCall<routerv1.SpeakRequest, routerv1.SpeakResponse>, callback: sendUnaryData<routerv1.SpeakResponse>): void {
+      serveUnary(call, callback, (signal) => service.speak(call.request, signal));
+    },
 
     listModels: unary((request: routerv1.ListModelsRequest) => service.listModels(request.context)),
     explain: unary((request: routerv1.ExplainRequest) => service.explain(request)),

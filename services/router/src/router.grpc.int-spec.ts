@@ -1,9 +1,12 @@
-import { credentials, Metadata } from '@grpc/grpc-js';
-import { routerv1, type adapterv1, type chatv1 } from '@openrouter/contracts';
-import { acceptBatches, CHANNEL_OPTIONS, chatChunkBatching, GrpcServerHandle, readStream, ROUTE_CALLS_FEATURE, withFeatures } from '@openrouter/grpc';
+import { createHash } from 'node:crypto';
+import { credentials, Metadata, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { acceptBatches, callUnary, CHANNEL_OPTIONS, chatChunkBatching, GrpcSecurity, GrpcServerHandle, readStream, ROUTE_CALLS_FEATURE, serveUnary, withFeatures } from '@openrouter/grpc';
 import { createLogger } from '@openrouter/observability';
+import { AdapterClients } from './adapter-clients';
 import { routerGrpcBinding } from './router.grpc.controller';
-import { RouterService, type AdapterPort } from './router.service';
+import { grpcAdapters, RouterService, type AdapterPort } from './router.service';
 import { configWith, contextFor, engineFor, TWO_MODELS } from './routing/test-engine.testing';
 import { unusedAdapters } from './adapter-port.testing';
 
@@ -49,5 +52,89 @@ describe('the router over gRPC, to a caller that asks for route calls and to one
   it('sends the decision, then the answer, and no announcement, to a caller that does not ask (an older ingress)', async () => {
     expect(await kinds(acceptBatches(CHUNKS))).toEqual([['decision'], ['completion']]);
     expect(await kinds(new Metadata())).toEqual([['decision'], ['completion']]);
+  });
+});
+
+describe('audio over gRPC: ingress to the router, the router to an adapter', () => {
+  const AUDIO = [
+    ...TWO_MODELS,
+    { id: 'whisper-1', capabilities: ['transcription'], pricing: { perAudioMinute: '0.006' }, deployments: [{ id: 'whisper-a', provider: 'a', model: 'whisper-a' }, { id: 'whisper-b', provider: 'b', model: 'whisper-b' }] },
+    { id: 'tts-1', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [{ id: 'tts-a', provider: 'a', model: 'tts-a' }] },
+  ];
+  const config = configWith(AUDIO, { retry: { baseDelayMs: 0, maxDelayMs: 0 } });
+  let adapter: GrpcServerHandle;
+  let router: GrpcServerHandle;
+  let clients: AdapterClients;
+  let client: routerv1.RouterServiceClient;
+  /** What the adapter got: each transcription's upstream model and its file's digest and size. */
+  const transcriptions: Array<{ upstreamModel: string; sha256: string; bytes: number; translate: boolean }> = [];
+  /** Set: the adapter's next transcription call fails with it. */
+  let failNext: GatewayError | undefined;
+  const SPOKEN = Buffer.alloc(2 * 1024 * 1024, 0xfb);
+
+  beforeAll(async () => {
+    // An adapter over gRPC that answers transcriptions and speech as a provider would.
+    const implementation = {
+      transcribe(call: ServerUnaryCall<adapterv1.TranscribeRequest, adapterv1.TranscribeResponse>, callback: sendUnaryData<adapterv1.TranscribeResponse>): void {
+        serveUnary(call, callback, async () => {
+          const file = Buffer.from(call.request.request?.file ?? []);
+          transcriptions.push({ upstreamModel: call.request.upstreamModel, sha256: createHash('sha256').update(file).digest('hex'), bytes: file.length, translate: call.request.request?.translate ?? false });
+          const failure = failNext;
+          failNext = undefined;
+          if (failure) throw failure;
+          return { response: { body: '{"text":"Hello."}', contentType: 'application/json', usage: chatv1.Usage.fromPartial({ completionTokens: 2, totalTokens: 2, estimated: true }), audioMs: call.request.request?.durationMs ?? 0 } };
+        });
+      },
+      speak(call: ServerUnaryCall<adapterv1.SpeakRequest, adapterv1.SpeakResponse>, callback: sendUnaryData<adapterv1.SpeakResponse>): void {
+        serveUnary(call, callback, async () => ({ response: { audio: SPOKEN, contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 2, totalTokens: 2, estimated: true }), characters: [...(call.request.request?.input ?? '')].length } }));
+      },
+    };
+    adapter = await GrpcServerHandle.start('127.0.0.1', 0, [{ definition: adapterv1.AdapterServiceService, implementation }]);
+    clients = new AdapterClients({ default: `127.0.0.1:${adapter.port}` }, GrpcSecurity.fromConfig(config.grpc));
+    const service = new RouterService(engineFor(config), grpcAdapters(clients));
+    router = await GrpcServerHandle.start('127.0.0.1', 0, [routerGrpcBinding(service, createLogger('router', 'silent'))]);
+    client = new routerv1.RouterServiceClient(`127.0.0.1:${router.port}`, credentials.createInsecure(), CHANNEL_OPTIONS);
+  });
+  afterAll(async () => {
+    client.close();
+    clients.close();
+    await router.close(0);
+    await adapter.close(0);
+  });
+
+  const transcription = (model: string, file: Buffer, translate = false): routerv1.TranscribeRequest => ({
+    context: contextFor(),
+    request: { model, file, filename: 'long.wav', contentType: 'audio/wav', translate, extraFields: [], durationMs: 0 },
+  });
+
+  it("carries a file larger than gRPC's default 4 MiB message to the adapter intact, failing over to the second deployment", async () => {
+    const file = Buffer.alloc(6 * 1024 * 1024);
+    for (let i = 0; i < file.length; i++) file[i] = (i * 31) % 251;
+    const sha256 = createHash('sha256').update(file).digest('hex');
+    transcriptions.length = 0;
+    failNext = new GatewayError('upstream_error', 'The provider answered 500.', { upstreamStatus: 500 });
+    const answer = await callUnary(client.transcribe.bind(client), transcription('whisper-1', file, true), new Metadata());
+    expect(answer.response).toMatchObject({ body: '{"text":"Hello."}', contentType: 'application/json' });
+    expect(transcriptions).toHaveLength(2);
+    expect(transcriptions.every((t) => t.sha256 === sha256 && t.bytes === file.length && t.translate)).toBe(true);
+    const [failed, served] = answer.decision?.attemptDetails ?? [];
+    expect(failed).toMatchObject({ status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR, errorKind: 'upstream_error', upstreamStatus: 500 });
+    expect(answer.decision).toMatchObject({ model: 'whisper-1', attempts: 2, deployment: served?.deployment });
+    expect(served?.deployment).not.toBe(failed?.deployment);
+    expect(transcriptions.map((t) => t.upstreamModel)).toEqual([failed?.deployment, served?.deployment]);
+  });
+
+  it('brings the spoken audio back whole, with the route', async () => {
+    const answer = await callUnary(client.speak.bind(client), { context: contextFor(), request: { model: '', input: 'Hello there.', voice: 'alloy', extraJson: '' } }, new Metadata());
+    expect(answer.decision).toMatchObject({ model: 'tts-1', deployment: 'tts-a', attempts: 1 });
+    expect(answer.response).toMatchObject({ contentType: 'audio/mpeg', characters: 12 });
+    expect(Buffer.from(answer.response?.audio ?? []).equals(SPOKEN)).toBe(true);
+  });
+
+  it('refuses a model without the capability as a 400 naming model across the hop, calling no adapter', async () => {
+    transcriptions.length = 0;
+    await expect(callUnary(client.transcribe.bind(client), transcription('tts-1', Buffer.from('RIFF')), new Metadata())).rejects.toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'model' });
+    await expect(callUnary(client.speak.bind(client), { context: contextFor(), request: { model: 'whisper-1', input: 'hi', voice: 'alloy', extraJson: '' } }, new Metadata())).rejects.toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'model' });
+    expect(transcriptions).toEqual([]);
   });
 });

@@ -40,6 +40,24 @@ class FakeAdapters implements AdapterPort {
     const n = request.request?.n ?? 1;
     return Promise.resolve({ response: chatv1.ImageGenerationResponse.fromPartial({ created: 1, data: Array.from({ length: n }, () => ({ b64Json: 'iVBORw0KGgo=' })), usage: { promptTokens: 9, completionTokens: 272 * n, totalTokens: 9 + 272 * n } }) });
   }
+  /** Failures of the next audio calls, whichever deployment they go to. */
+  failNext: GatewayError[] = [];
+  readonly transcriptions: adapterv1.TranscribeRequest[] = [];
+  transcribe(request: adapterv1.TranscribeRequest): Promise<adapterv1.TranscribeResponse> {
+    this.transcriptions.push(request);
+    const failure = this.failNext.shift() ?? this.failures[request.upstreamModel]?.shift();
+    if (failure) return Promise.reject(failure);
+    const body = JSON.stringify({ text: request.request?.translate ? 'Hello.' : 'Bonjour.', usage: { type: 'duration', seconds: 2 } });
+    return Promise.resolve({ response: { body, contentType: 'application/json', usage: chatv1.Usage.fromPartial({ completionTokens: 3, totalTokens: 3, estimated: true }), audioMs: 2_000 } });
+  }
+  readonly speeches: adapterv1.SpeakRequest[] = [];
+  speak(request: adapterv1.SpeakRequest): Promise<adapterv1.SpeakResponse> {
+    this.speeches.push(request);
+    const failure = this.failNext.shift() ?? this.failures[request.upstreamModel]?.shift();
+    if (failure) return Promise.reject(failure);
+    const input = request.request?.input ?? '';
+    return Promise.resolve({ response: { audio: Buffer.from('ID3'), contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 2, totalTokens: 2 }), characters: [...input].length } });
+  }
 }
 
 const decisionOf = (events: routerv1.ChatResponse[]) => events.find((e) => e.routed)?.routed?.decision;
@@ -453,5 +471,150 @@ describe('RouterService.generateImages', () => {
     adapters.failures['gpt-image-b'] = [new GatewayError('bad_request', 'n must be 1', { upstreamStatus: 400, param: 'n' })];
     await expect(service.generateImages({ context: contextFor(), request: request('gpt-image-1', 2) }, new AbortController().signal)).rejects.toMatchObject({ kind: 'bad_request', param: 'n' });
     expect(adapters.images).toHaveLength(1);
+  });
+});
+
+describe('RouterService.transcribe and RouterService.speak', () => {
+  const AUDIO = [
+    ...TWO_MODELS,
+    { id: 'whisper-1', capabilities: ['transcription'], pricing: { perAudioMinute: '0.006' }, deployments: [{ id: 'whisper-a', provider: 'a', model: 'whisper-a' }, { id: 'whisper-b', provider: 'b', model: 'whisper-b' }] },
+    { id: 'tts-1', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [{ id: 'tts-a', provider: 'a', model: 'tts-a' }, { id: 'tts-b', provider: 'b', model: 'tts-b' }] },
+  ];
+  const config = configWith(AUDIO, { retry: { baseDelayMs: 0, maxDelayMs: 0 } });
+  const transcription = (model: string, extra: Partial<chatv1.AudioTranscriptionRequest> = {}): chatv1.AudioTranscriptionRequest => ({
+    model,
+    file: Buffer.from('RIFF....WAVE'),
+    filename: 'hello.wav',
+    contentType: 'audio/wav',
+    translate: false,
+    extraFields: [{ name: 'timestamp_granularities[]', value: 'word' }],
+    durationMs: 2_000,
+    ...extra,
+  });
+  const speech = (model: string, input = 'Hello there.'): chatv1.SpeechRequest => ({ model, input, voice: 'alloy', responseFormat: 'mp3', extraJson: '{"speed":1.25}' });
+  const signal = () => new AbortController().signal;
+  const { ROUTE_ATTEMPT_STATUS_OK: OK, ROUTE_ATTEMPT_STATUS_ERROR: ERROR } = routerv1.RouteAttemptStatus;
+
+  it('serves a named transcription model, a translation on the same capability, and the request as the client sent it; tells the route', async () => {
+    const adapters = new FakeAdapters();
+    const service = new RouterService(engineFor(config), adapters);
+    const answer = await service.transcribe({ context: contextFor(), request: transcription('whisper-1', { language: 'fr', responseFormat: 'verbose_json' }) }, signal());
+    expect(answer.response).toMatchObject({ contentType: 'application/json', audioMs: 2_000 });
+    expect(JSON.parse(answer.response?.body ?? '{}')).toMatchObject({ text: 'Bonjour.' });
+    expect(answer.decision).toMatchObject({ model: 'whisper-1', attempts: 1, strategy: 'balanced', reason: 'requested model' });
+    expect(answer.decision?.unscreened).toBeUndefined();
+    expect(['whisper-a', 'whisper-b']).toContain(answer.decision?.deployment);
+    expect(answer.decision?.attemptDetails).toEqual([expect.objectContaining({ deployment: answer.decision?.deployment, status: OK })]);
+    const sent = adapters.transcriptions[0];
+    expect(sent).toMatchObject({ requestId: 'r1', upstreamModel: answer.decision?.upstreamModel, provider: answer.decision?.provider });
+    expect(sent?.request).toMatchObject({ language: 'fr', responseFormat: 'verbose_json', filename: 'hello.wav', durationMs: 2_000, extraFields: [{ name: 'timestamp_granularities[]', value: 'word' }] });
+    expect(Buffer.from(sent?.request?.file ?? []).toString()).toBe('RIFF....WAVE');
+    const translated = await service.transcribe({ context: contextFor(), request: transcription('whisper-1', { translate: true }) }, signal());
+    expect(JSON.parse(translated.response?.body ?? '{}')).toMatchObject({ text: 'Hello.' });
+    expect(translated.decision?.model).toBe('whisper-1');
+  });
+
+  it('serves a named speech model with the request as the client sent it, and tells the route', async () => {
+    const adapters = new FakeAdapters();
+    const answer = await new RouterService(engineFor(config), adapters).speak({ context: contextFor(), request: speech('tts-1') }, signal());
+    expect(answer.response).toMatchObject({ contentType: 'audio/mpeg', characters: 12 });
+    expect(answer.decision).toMatchObject({ model: 'tts-1', attempts: 1 });
+    expect(adapters.speeches[0]?.request).toEqual(speech('tts-1'));
+  });
+
+  it('sends a request without a model to auto over the models with its capability, never a chat model or the other audio one', async () => {
+    const adapters = new FakeAdapters();
+    const service = new RouterService(engineFor(config), adapters);
+    for (let i = 0; i < 5; i++) {
+      expect((await service.transcribe({ context: contextFor(), request: transcription('') }, signal())).decision).toMatchObject({ model: 'whisper-1', reason: expect.stringMatching(/^auto: /) });
+      expect((await service.speak({ context: contextFor(), request: speech('') }, signal())).decision).toMatchObject({ model: 'tts-1', reason: expect.stringMatching(/^auto: /) });
+    }
+    // A key limited to the chat models has no audio model behind auto.
+    const limited = contextFor({ allowedModels: ['cheap', 'premium'] });
+    await expect(service.speak({ context: limited, request: speech('') }, signal())).rejects.toMatchObject({ param: 'model' });
+    await expect(service.speak({ context: limited, request: speech('tts-1') }, signal())).rejects.toMatchObject({ kind: 'not_found', code: 'model_not_found', param: 'model' });
+  });
+
+  it('refuses a model without the capability (400 model_not_supported naming model), before any adapter call', async () => {
+    const adapters = new FakeAdapters();
+    const service = new RouterService(engineFor(config), adapters);
+    const unsupported = { kind: 'bad_request', code: 'model_not_supported', param: 'model' };
+    await expect(service.transcribe({ context: contextFor(), request: transcription('cheap') }, signal())).rejects.toMatchObject(unsupported);
+    await expect(service.transcribe({ context: contextFor(), request: transcription('tts-1', { translate: true }) }, signal())).rejects.toMatchObject(unsupported);
+    await expect(service.speak({ context: contextFor(), request: speech('whisper-1') }, signal())).rejects.toMatchObject(unsupported);
+    await expect(service.speak({ context: contextFor(), request: speech('premium') }, signal())).rejects.toMatchObject(unsupported);
+    expect(adapters.transcriptions).toEqual([]);
+    expect(adapters.speeches).toEqual([]);
+  });
+
+  it('fails over to the second deployment when the first fails on its side, both attempts in the decision', async () => {
+    const adapters = new FakeAdapters();
+    const service = new RouterService(engineFor(config), adapters);
+    const boom = (): GatewayError => new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 });
+    adapters.failNext = [boom()];
+    const transcribed = await service.transcribe({ context: contextFor(), request: transcription('whisper-1') }, signal());
+    adapters.failNext = [boom()];
+    const spoken = await service.speak({ context: contextFor(), request: speech('tts-1') }, signal());
+    for (const { decision } of [transcribed, spoken]) {
+      const [failed, served] = decision?.attemptDetails ?? [];
+      expect(decision).toMatchObject({ attempts: 2, deployment: served?.deployment, upstreamModel: served?.deployment });
+      expect(failed).toMatchObject({ status: ERROR, errorKind: 'upstream_error', upstreamStatus: 500 });
+      expect(served).toMatchObject({ status: OK });
+      expect(served?.deployment).not.toBe(failed?.deployment);
+    }
+    expect(adapters.transcriptions.map((r) => r.upstreamModel)).toEqual(transcribed.decision?.attemptDetails.map((a) => a.deployment));
+    expect(adapters.speeches.map((r) => r.upstreamModel)).toEqual(spoken.decision?.attemptDetails.map((a) => a.deployment));
+  });
+
+  it('passes a provider refusal of the request itself straight to the client, once', async () => {
+    const adapters = new FakeAdapters();
+    const refusal = () => [new GatewayError('bad_request', 'Invalid file format.', { upstreamStatus: 400, param: 'file' })];
+    adapters.failures['whisper-a'] = refusal();
+    adapters.failures['whisper-b'] = refusal();
+    await expect(new RouterService(engineFor(config), adapters).transcribe({ context: contextFor(), request: transcription('whisper-1') }, signal())).rejects.toMatchObject({ kind: 'bad_request', param: 'file' });
+    expect(adapters.transcriptions).toHaveLength(1);
+  });
+
+  it("counts the audio's tokens (known length) and the speech input's against a deployment's tpm", async () => {
+    const limited = AUDIO.map((m) => (m.id === 'whisper-1' || m.id === 'tts-1' ? { ...m, deployments: m.deployments.slice(0, 1).map((d) => ({ ...d, tpm: 1_000 })) } : m));
+    const service = new RouterService(engineFor(configWith(limited)), new FakeAdapters());
+    // 60 s at budgets.audio.tokensPerSecond (25): 1,500 tokens, more than a whole minute of the deployment.
+    await expect(service.transcribe({ context: contextFor(), request: transcription('whisper-1', { durationMs: 60_000 }) }, signal())).rejects.toMatchObject({ code: 'exceeds_deployment_capacity', param: 'file' });
+    await expect(service.speak({ context: contextFor(), request: speech('tts-1', 'a'.repeat(4_096)) }, signal())).rejects.toMatchObject({ code: 'exceeds_deployment_capacity', param: 'input' });
+    // Of unknown length, the audio counts for nothing but its prompt.
+    expect((await service.transcribe({ context: contextFor(), request: transcription('whisper-1', { durationMs: 0 }) }, signal())).decision?.deployment).toBe('whisper-a');
+  });
+
+  it('judges a gray release of a transcription model on its calls: a failing canary counts its errors, its callers served by the baseline', async () => {
+    const models = [...AUDIO, { id: 'whisper-2', capabilities: ['transcription'], pricing: { perAudioMinute: '0.003' }, deployments: [{ id: 'whisper2-a', provider: 'a', model: 'whisper-2' }] }];
+    const engine = engineFor(
+      configWith(models, {
+        retry: { baseDelayMs: 0, maxDelayMs: 0 },
+        aliases: { stt: { models: ['whisper-1'] } },
+        grayReleases: [{ id: 'g', target: 'stt', baseline: 'whisper-1', canary: 'whisper-2', steps: [{ afterMinutes: 0, percent: 100 }] }],
+      }),
+    );
+    const adapters = new FakeAdapters();
+    adapters.failures['whisper-2'] = [1, 2, 3].map(() => new GatewayError('upstream_error', 'boom', { upstreamStatus: 502 }));
+    const service = new RouterService(engine, adapters);
+    for (let i = 0; i < 3; i++) {
+      const { decision } = await service.transcribe({ context: contextFor({ endUser: `u${i}` }), request: transcription('stt') }, signal());
+      expect(decision).toMatchObject({ model: 'whisper-1', experiment: 'g', experimentArm: 'canary' });
+      expect(decision?.attemptDetails[0]).toMatchObject({ model: 'whisper-2', status: ERROR });
+    }
+    expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ canaryStats: { requests: 3, errorRate: 1 } });
+  });
+
+  it('refuses a call that carries no request or context', async () => {
+    const service = new RouterService(engineFor(config), new FakeAdapters());
+    await expect(service.transcribe({ context: contextFor() }, signal())).rejects.toMatchObject({ kind: 'bad_request' });
+    await expect(service.speak({ request: speech('tts-1') }, signal())).rejects.toMatchObject({ kind: 'bad_request' });
+  });
+
+  it('lists the audio models with their capability, and leaves them out of the listed auto (a chat model)', () => {
+    const { models } = new RouterService(engineFor(config), new FakeAdapters()).listModels(contextFor());
+    expect(models.find((m) => m.id === 'whisper-1')?.capabilities).toEqual(['transcription']);
+    expect(models.find((m) => m.id === 'tts-1')?.capabilities).toEqual(['speech']);
+    expect(models.find((m) => m.id === 'auto')?.capabilities).not.toContain('speech');
   });
 });

@@ -10,7 +10,7 @@ import { providersHealth } from './explain/providers-health';
 import type { RecordedCall } from './experiments/gray-release';
 import { Guardrails, type ModerationCall } from './guardrails/guardrails';
 import { serveWithFailover, type AnswerFailureListener, type AttemptListener, type AttemptOpener, type Served } from './resilience/failover';
-import { capacityTokens, chatRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
+import { capacityTokens, chatRequestTraits, speechRequestTraits, transcriptionRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
 import { takeRequestControls } from './routing/route-settings';
 import type { RoutingEngine } from './routing/routing-engine';
 
@@ -24,6 +24,8 @@ export interface AdapterPort {
   embed(request: adapterv1.EmbedRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.EmbedResponse>;
   moderate(request: adapterv1.ModerateRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.ModerateResponse>;
   generateImages(request: adapterv1.GenerateImagesRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.GenerateImagesResponse>;
+  transcribe(request: adapterv1.TranscribeRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.TranscribeResponse>;
+  speak(request: adapterv1.SpeakRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.SpeakResponse>;
 }
 
 const ADAPTER_CHUNKS = chatChunkBatching<adapterv1.ChatResponse>();
@@ -43,6 +45,14 @@ export function grpcAdapters(clients: AdapterClients): AdapterPort {
     generateImages: (request, signal) => {
       const client = clients.for(request.provider);
       return callUnary<adapterv1.GenerateImagesRequest, adapterv1.GenerateImagesResponse>(client.generateImages.bind(client), request, new Metadata(), signal);
+    },
+    transcribe: (request, signal) => {
+      const client = clients.for(request.provider);
+      return callUnary<adapterv1.TranscribeRequest, adapterv1.TranscribeResponse>(client.transcribe.bind(client), request, new Metadata(), signal);
+    },
+    speak: (request, signal) => {
+      const client = clients.for(request.provider);
+      return callUnary<adapterv1.SpeakRequest, adapterv1.SpeakResponse>(client.speak.bind(client), request, new Metadata(), signal);
     },
   };
 }
@@ -203,6 +213,43 @@ export class RouterService {
   }
 
   /**
+   * A transcription or translation request (`translate`): its `prompt`, when it has one, screened
+   * by the input guardrails as an image prompt is (the audio cannot be read, and the transcript is
+   * not screened), then routed with failover to a model with the `transcription` capability (the
+   * one named, else `auto` over those models), its attempt given `completionTimeoutMs`. It counts
+   * for a deployment's `tpm` with its prompt's tokens and, when the gateway read the audio's length,
+   * the audio's at `budgets.audio.tokensPerSecond`.
+   */
+  async transcribe(input: routerv1.TranscribeRequest, signal: AbortSignal): Promise<routerv1.TranscribeResponse> {
+    const { context, request: asked } = requiredRequest(input);
+    const request = this.guardrails.screenTranscription(context, asked);
+    const { unscreened } = await this.guardrails.moderateTranscription(context, request, this.guardrailModeration(context, signal));
+    const open: AttemptOpener<adapterv1.TranscribeResponse> = (candidate, callSignal) =>
+      once(this.adapters.transcribe({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
+    const traits = transcriptionRequestTraits(request, this.engine.config.budgets.audio.tokensPerSecond);
+    const { decision, answer } = await this.serveWhole({ context, capability: 'transcription', model: request.model || AUTO_MODEL, needs: [], user: '', ...traits }, open, signal, unscreened);
+    if (!answer.response) throw new GatewayError('upstream_error', 'The adapter returned no transcription.');
+    return { decision, response: answer.response };
+  }
+
+  /**
+   * A speech request: its `input` screened by the input guardrails (redacted, refused, or judged by
+   * a moderation rule's model) before any voice says it, then routed with failover to a model with
+   * the `speech` capability (the one named, else `auto` over those models), its attempt given
+   * `completionTimeoutMs`. It counts for a deployment's `tpm` with its input's tokens.
+   */
+  async speak(input: routerv1.SpeakRequest, signal: AbortSignal): Promise<routerv1.SpeakResponse> {
+    const { context, request: asked } = requiredRequest(input);
+    const request = this.guardrails.screenSpeech(context, asked);
+    const { unscreened } = await this.guardrails.moderateSpeech(context, request, this.guardrailModeration(context, signal));
+    const open: AttemptOpener<adapterv1.SpeakResponse> = (candidate, callSignal) =>
+      once(this.adapters.speak({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
+    const { decision, answer } = await this.serveWhole({ context, capability: 'speech', model: request.model || AUTO_MODEL, needs: [], user: request.user, ...speechRequestTraits(request) }, open, signal, unscreened);
+    if (!answer.response) throw new GatewayError('upstream_error', 'The adapter returned no audio.');
+    return { decision, response: answer.response };
+  }
+
+  /**
    * A moderation request routed and served with failover: the path of `/v1/moderations` and of
    * the guardrails' moderation rules alike. OpenAI's SDK may leave the model out (OpenAI then uses
    * its latest moderation model): the request goes to `auto`, the models with the moderation
@@ -218,17 +265,18 @@ export class RouterService {
   }
 
   /**
-   * A request answered whole by one call (an embedding, a moderation, images): planned for its
-   * capability (no task type, prompt or output to fit), served with failover and the gray
+   * A request answered whole by one call (an embedding, a moderation, images, audio): planned for
+   * its capability (no task type, context window or output to fit; a prompt estimate only where
+   * the request gives one, for the deployments' `tpm`), served with failover and the gray
    * release's watch, its route marked `unscreened` when a guardrail let it through unjudged.
    */
   private async serveWhole<T>(
-    asked: Pick<PlanRequest, 'context' | 'capability' | 'model' | 'needs' | 'user'>,
+    asked: Pick<PlanRequest, 'context' | 'capability' | 'model' | 'needs' | 'user'> & Partial<Pick<PlanRequest, 'promptTokens' | 'audioMs' | 'characters'>>,
     open: AttemptOpener<T>,
     signal: AbortSignal,
     unscreened: boolean,
   ): Promise<{ decision: routerv1.RouteDecision; answer: T }> {
-    const planRequest: PlanRequest = { ...asked, controls: { route: {} }, taskType: undefined, promptTokens: 0, maxOutputTokens: 0, stream: false };
+    const planRequest: PlanRequest = { promptTokens: 0, ...asked, controls: { route: {} }, taskType: undefined, maxOutputTokens: 0, stream: false };
     const plan = this.planned(planRequest);
     const gray = this.grayReleaseWatch(plan, planRequest.capability);
     const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());

@@ -32,5 +32,7 @@ export function emptyUsageEvent(eventId: string, receivedAtMs: number): usagev1.
     requestId: '',
     cacheHit: false,
     cacheSavedCost: '',
+    audioMs: 0,
+    characters: 0,
   };
 }

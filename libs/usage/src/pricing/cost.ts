@@ -3,18 +3,23 @@ import { Money, moneyText } from './money';
 import type { PriceBook, ResolvedPrice } from './price-book';
 
 const PER_TOKENS = new Money(1_000_000);
+const MS_PER_MINUTE = new Money(60_000);
 
 export interface TokenCounts {
   prompt: number;
   completion: number;
   cachedRead: number;
   cacheWrite: number;
+  /** Audio transcribed or translated, in milliseconds (priced per minute). */
+  audioMs?: number;
+  /** Characters of text spoken (priced per 1M). */
+  characters?: number;
 }
 
 /**
  * The exact cost of a request at `price`. `prompt` counts every input token, cached reads and
  * cache writes included, so plain input is what is left after both; reasoning tokens are part of
- * `completion`. The per-request fee applies to every request a deployment answered (or began to).
+ * `completion`. Audio and characters are priced by their own units, on top of any tokens. The per-request fee applies to every request a deployment answered (or began to).
  */
 export function costOf(tokens: TokenCounts, price: ResolvedPrice, chargeRequestFee: boolean): Money {
   const cached = Math.min(tokens.cachedRead, tokens.prompt);
@@ -25,7 +30,9 @@ export function costOf(tokens: TokenCounts, price: ResolvedPrice, chargeRequestF
   if (cached > 0) perMillion = perMillion.plus(price.cachedInput.times(cached));
   if (written > 0) perMillion = perMillion.plus(price.cacheWrite.times(written));
   if (tokens.completion > 0) perMillion = perMillion.plus(price.output.times(tokens.completion));
-  const cost = perMillion.dividedBy(PER_TOKENS);
+  if (tokens.characters) perMillion = perMillion.plus(price.perMillionCharacters.times(tokens.characters));
+  let cost = perMillion.dividedBy(PER_TOKENS);
+  if (tokens.audioMs) cost = cost.plus(price.perAudioMinute.times(tokens.audioMs).dividedBy(MS_PER_MINUTE));
   return chargeRequestFee ? cost.plus(price.perRequest) : cost;
 }
 
@@ -73,7 +80,7 @@ export interface ServedTier {
  */
 export function priceEvent(
   book: PriceBook,
-  event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & ServedTier,
+  event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & Partial<Pick<usagev1.UsageEvent, 'audioMs' | 'characters'>> & ServedTier,
   calls?: ReadonlyArray<CallTokens>,
 ): PricedUsage {
   const served = event.status === usagev1.Status.STATUS_OK || event.status === usagev1.Status.STATUS_CANCELLED;
@@ -81,7 +88,7 @@ export function priceEvent(
   const price = event.servedModel ? book.priceAt(event.servedModel, event.deployment, event.receivedAtMs, event.serviceTier) : undefined;
   if (!price) return unpriced(book);
   const t = event.tokens;
-  const counts = { prompt: t?.prompt ?? 0, completion: t?.completion ?? 0, cachedRead: t?.cachedRead ?? 0, cacheWrite: t?.cacheWrite ?? 0 };
+  const counts = { prompt: t?.prompt ?? 0, completion: t?.completion ?? 0, cachedRead: t?.cachedRead ?? 0, cacheWrite: t?.cacheWrite ?? 0, audioMs: event.audioMs ?? 0, characters: event.characters ?? 0 };
   return { amount: moneyText(costOf(counts, price, served)), currency: price.currency, priceVersion: price.version };
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { usagev1 } from '@openrouter/contracts';
 import { pricingSchema } from '@openrouter/config';
 import { emptyUsageEvent } from '../event/usage-event.factory';
@@ -105,6 +106,31 @@ describe('pricing', () => {
     const a = book({ input: '0.15', output: '0.6' }).priceAt('m', 'd', JUNE);
     const b = book({ input: '0.150', output: '0.60' }).priceAt('m', 'd', JUNE);
     expect(a?.version).toBe(b?.version);
+  });
+
+  it('prices audio by the minute to the millisecond and speech by the million characters, on top of tokens', () => {
+    const b = book({ input: '3', output: '5', perAudioMinute: '0.006', perMillionCharacters: '15', perRequest: '0.0001', changes: [{ from: '2025-07-01', perAudioMinute: '0.003' }] });
+    const audio = { ...event('m', 'd', JUNE, { prompt: 100, completion: 50 }), audioMs: 9_450 };
+    // 100 × 3 / 1e6 + 50 × 5 / 1e6 + 9.45 s at 0.006 a minute + the fee
+    expect(priceEvent(b, audio).amount).toBe('0.001595');
+    expect(priceEvent(b, { ...audio, receivedAtMs: Date.parse('2025-07-02T00:00:00Z') }).amount).toBe('0.0011225');
+    const speech = { ...event('m', 'd', JUNE, {}), characters: 1234 };
+    expect(priceEvent(b, speech).amount).toBe('0.01861');
+    expect(priceEvent(b, { ...speech, status: usagev1.Status.STATUS_ERROR }).amount).toBe('0.01851');
+  });
+
+  it('lays audio prices of deployments and tiers over the model\'s, and versions them', () => {
+    const b = book({ perAudioMinute: '0.006', deployments: { cheap: { perAudioMinute: '0.004' } } });
+    expect(b.priceAt('m', 'cheap', JUNE)?.perAudioMinute.toFixed()).toBe('0.004');
+    expect(b.priceAt('m', 'other', JUNE)?.perAudioMinute.toFixed()).toBe('0.006');
+    expect(b.priceAt('m', 'cheap', JUNE)?.version).not.toBe(b.priceAt('m', 'other', JUNE)?.version);
+    expect(book({ perMillionCharacters: '15' }).priceAt('m', 'd', JUNE)?.version).not.toBe(book({ perMillionCharacters: '30' }).priceAt('m', 'd', JUNE)?.version);
+  });
+
+  it('keeps the versions of prices without audio fields as they were before those fields existed', () => {
+    const digest = createHash('sha256').update('currency=USD;input=0.15;output=0.6;cachedInput=0.15;cacheWrite=0.15;perRequest=0').digest('hex').slice(0, 10);
+    expect(book({ input: '0.15', output: '0.6' }).priceAt('m', 'd', JUNE)?.version).toBe(`m@base#${digest}`);
+    expect(book({ input: '0.15', output: '0.6', perAudioMinute: '0' }).priceAt('m', 'd', JUNE)?.version).toBe(`m@base#${digest}`);
   });
 
   it('costs nothing for an unknown model and charges no request fee for errors', () => {

@@ -13,9 +13,13 @@ export interface ResolvedPrice {
   readonly cachedInput: Money;
   readonly cacheWrite: Money;
   readonly perRequest: Money;
+  /** Per minute of audio transcribed or translated. */
+  readonly perAudioMinute: Money;
+  /** Per 1M characters of text spoken. */
+  readonly perMillionCharacters: Money;
 }
 
-type Fields = Partial<Record<'currency' | 'input' | 'output' | 'cachedInput' | 'cacheWrite' | 'perRequest', string>>;
+type Fields = Partial<Record<'currency' | 'input' | 'output' | 'cachedInput' | 'cacheWrite' | 'perRequest' | 'perAudioMinute' | 'perMillionCharacters', string>>;
 
 interface TimelineEntry {
   fromMs: number;
@@ -31,6 +35,8 @@ interface ModelPrices {
 }
 
 const FIELD_NAMES = ['currency', 'input', 'output', 'cachedInput', 'cacheWrite', 'perRequest'] as const;
+/** Fields in a price's digest only when set above 0, so the prices that existed before them keep their versions. */
+const UNIT_FIELD_NAMES = ['perAudioMinute', 'perMillionCharacters'] as const;
 
 /**
  * Every model's price timeline, from the configuration. A price applies from its `from` instant
@@ -96,9 +102,16 @@ function resolve(model: string, base: TimelineEntry, deployment: string, overlay
     cachedInput: fields.cachedInput ?? input,
     cacheWrite: fields.cacheWrite ?? input,
     perRequest: fields.perRequest ?? '0',
+    perAudioMinute: fields.perAudioMinute ?? '0',
+    perMillionCharacters: fields.perMillionCharacters ?? '0',
   };
+  const terms = FIELD_NAMES.map((f) => `${f}=${f === 'currency' ? resolved.currency : new Money(resolved[f]).toFixed()}`);
+  for (const f of UNIT_FIELD_NAMES) {
+    const value = new Money(resolved[f]);
+    if (value.gt(0)) terms.push(`${f}=${value.toFixed()}`);
+  }
   const digest = createHash('sha256')
-    .update(FIELD_NAMES.map((f) => `${f}=${f === 'currency' ? resolved.currency : new Money(resolved[f]).toFixed()}`).join(';'))
+    .update(terms.join(';'))
     .digest('hex')
     .slice(0, 10);
   return {
@@ -109,6 +122,8 @@ function resolve(model: string, base: TimelineEntry, deployment: string, overlay
     cachedInput: new Money(resolved.cachedInput),
     cacheWrite: new Money(resolved.cacheWrite),
     perRequest: new Money(resolved.perRequest),
+    perAudioMinute: new Money(resolved.perAudioMinute),
+    perMillionCharacters: new Money(resolved.perMillionCharacters),
   };
 }
 
@@ -120,6 +135,8 @@ function timelinesOf(pricing: Pricing): ModelPrices {
     cachedInput: pricing.cachedInput,
     cacheWrite: pricing.cacheWrite,
     perRequest: pricing.perRequest,
+    perAudioMinute: pricing.perAudioMinute,
+    perMillionCharacters: pricing.perMillionCharacters,
   };
   const model = timeline(baseFields, pricing.changes);
   const deployments = new Map(Object.entries(pricing.deployments).map(([id, d]) => [id, overlayTimeline(d)]));
@@ -129,7 +146,10 @@ function timelinesOf(pricing: Pricing): ModelPrices {
 
 /** The timeline of prices laid over the model's (a deployment's, a tier's). */
 function overlayTimeline(d: DeploymentPricing): TimelineEntry[] {
-  return timeline({ currency: d.currency, input: d.input, output: d.output, cachedInput: d.cachedInput, cacheWrite: d.cacheWrite, perRequest: d.perRequest }, d.changes);
+  return timeline(
+    { currency: d.currency, input: d.input, output: d.output, cachedInput: d.cachedInput, cacheWrite: d.cacheWrite, perRequest: d.perRequest, perAudioMinute: d.perAudioMinute, perMillionCharacters: d.perMillionCharacters },
+    d.changes,
+  );
 }
 
 /** Cumulative entries: each change keeps the fields it leaves out from the entry before it. */
@@ -145,7 +165,7 @@ function timeline(base: Fields, changes: PriceChange[]): TimelineEntry[] {
 
 function defined(source: Fields & Partial<Record<string, unknown>>): Fields {
   const out: Fields = {};
-  for (const name of FIELD_NAMES) {
+  for (const name of [...FIELD_NAMES, ...UNIT_FIELD_NAMES]) {
     const value = source[name];
     if (typeof value === 'string') out[name] = value;
   }

@@ -231,11 +231,15 @@ export function closingSecrets(adapter: ProviderAdapter, secrets: ReadonlyArray<
   if (watched.length === 0) return adapter;
   const moderate = adapter.moderate?.bind(adapter);
   const generateImages = adapter.generateImages?.bind(adapter);
+  const transcribe = adapter.transcribe?.bind(adapter);
+  const speak = adapter.speak?.bind(adapter);
   return {
     chat: (call) => adapter.chat(call),
     embed: (call) => adapter.embed(call),
     ...(moderate && { moderate }),
     ...(generateImages && { generateImages }),
+    ...(transcribe && { transcribe }),
+    ...(speak && { speak }),
     async close() {
       for (const secret of watched) secret.close();
       await adapter.close();

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
-import { Agent, EnvHttpProxyAgent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, errors as undiciErrors, type Dispatcher, type FormData } from 'undici';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { NO_PROXY_ENV, type ProxyEnv } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
@@ -110,6 +110,29 @@ export async function postJson(agent: Dispatcher, req: UpstreamRequest): Promise
   }
 }
 
+/** A multipart/form-data call: `form` builds the body anew for every send (a credential retry sends it twice). */
+export interface UpstreamFormRequest extends Omit<UpstreamRequest, 'body'> {
+  form(): FormData;
+}
+
+/** POSTs a multipart form (undici writes its boundary into the content type); failures to reach the provider become canonical errors. */
+export async function postForm(agent: Dispatcher, req: UpstreamFormRequest): Promise<Dispatcher.ResponseData> {
+  try {
+    return await agent.request({
+      origin: req.url.origin,
+      path: req.url.pathname + req.url.search,
+      method: 'POST',
+      headers: { accept: 'application/json, text/plain', ...req.headers },
+      body: req.form(),
+      signal: req.signal,
+      headersTimeout: req.timeoutMs,
+      bodyTimeout: req.timeoutMs,
+    });
+  } catch (error) {
+    throw transportError(error, req.signal, req.provider);
+  }
+}
+
 export function transportError(error: unknown, signal: AbortSignal, provider: string): GatewayError {
   if (error instanceof GatewayError) return error;
   if (signal.aborted) return new GatewayError('cancelled', 'The request was cancelled.', { provider, cause: error });
@@ -157,6 +180,43 @@ export async function readJsonBody(response: Dispatcher.ResponseData, signal: Ab
     if (failure.kind === 'unavailable') throw new GatewayError('upstream_error', `The provider "${provider}" closed the connection before the answer was complete.`, { provider, cause: error });
     throw failure;
   }
+}
+
+/**
+ * A whole answer's bytes, at most `maxBytes` of them: a longer answer (by its Content-Length, or
+ * as it arrives) is refused as the provider's failure and the rest is not read. Failures mid-body
+ * map as `readJsonBody`'s do.
+ */
+export async function readBodyBounded(response: Dispatcher.ResponseData, maxBytes: number, signal: AbortSignal, provider: string): Promise<Buffer> {
+  const tooLarge = (): GatewayError => new GatewayError('upstream_error', `The provider "${provider}" answered more than ${maxBytes} bytes, the most the gateway reads.`, { provider });
+  const declared = Number(headerText(response.headers['content-length']));
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    response.body.on('error', () => undefined).destroy();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body) {
+      const piece = chunk as Buffer;
+      size += piece.length;
+      if (size > maxBytes) throw tooLarge();
+      chunks.push(piece);
+    }
+  } catch (error) {
+    response.body.on('error', () => undefined).destroy();
+    if (error instanceof GatewayError) throw error;
+    const failure = transportError(error, signal, provider);
+    if (failure.kind === 'unavailable') throw new GatewayError('upstream_error', `The provider "${provider}" closed the connection before the answer was complete.`, { provider, cause: error });
+    throw failure;
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** A header's first value, undefined when absent or empty. */
+export function headerText(value: string | string[] | undefined): string | undefined {
+  const first = Array.isArray(value) ? value[0] : value;
+  return first === undefined || first === '' ? undefined : first;
 }
 
 /**

@@ -24,6 +24,10 @@ export interface ProviderAdapter {
   moderate?(call: ProviderCall<chatv1.ModerationRequest>): Promise<chatv1.ModerationResponse>;
   /** OpenAI's Images API (generations); only families whose provider has one (OpenAI-compatible servers, Azure OpenAI) offer it. */
   generateImages?(call: ProviderCall<chatv1.ImageGenerationRequest>): Promise<chatv1.ImageGenerationResponse>;
+  /** OpenAI's Audio API transcriptions and translations (`request.translate`); only OpenAI-compatible servers and Azure OpenAI offer them. */
+  transcribe?(call: ProviderCall<chatv1.AudioTranscriptionRequest>): Promise<chatv1.AudioTranscriptionResponse>;
+  /** OpenAI's Audio API speech (text to speech); only OpenAI-compatible servers and Azure OpenAI offer it. */
+  speak?(call: ProviderCall<chatv1.SpeechRequest>): Promise<chatv1.SpeechResponse>;
   close(): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { GatewayError } from '@openrouter/errors';
 import type { Secret } from './credential-file';
-import { postJson, type UpstreamRequest } from './http-upstream';
+import { postForm, postJson, type UpstreamFormRequest, type UpstreamRequest } from './http-upstream';
 
 /**
  * Whether fresh credentials may cure a refusal of `used`, the credentials a call was made with:
@@ -96,6 +96,17 @@ export function postWithAuth(agent: Dispatcher, auth: UpstreamAuth, request: Ups
     () => auth.headers(request.signal),
     refused === undefined ? undefined : (used, again, status) => refused.call(auth, used, again, status),
     (credentials) => postJson(agent, { ...request, headers: { ...request.headers, ...credentials } }),
+    parseError,
+  );
+}
+
+/** `postWithAuth` for a multipart form: built anew for each send, with the same credential retry. */
+export function postFormWithAuth(agent: Dispatcher, auth: UpstreamAuth, request: UpstreamFormRequest, parseError: ErrorAnswerParser): Promise<Dispatcher.ResponseData> {
+  const refused = auth.refused;
+  return sendWithCredentials(
+    () => auth.headers(request.signal),
+    refused === undefined ? undefined : (used, again, status) => refused.call(auth, used, again, status),
+    (credentials) => postForm(agent, { ...request, headers: { ...request.headers, ...credentials } }),
     parseError,
   );
 }

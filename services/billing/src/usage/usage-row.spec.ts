@@ -53,4 +53,16 @@ describe('usage rows', () => {
     const row = Object.fromEntries(USAGE_EVENT_COLUMNS.map((column, i) => [column, values[i]]));
     expect(row).toEqual(expect.objectContaining({ cost: '0', cache_hit: true, cache_saved_cost: '0.000123456789012345' }));
   });
+
+  it('writes the audio operations with their length and characters', () => {
+    const row = (operation: usagev1.Operation, audioMs: number, characters: number) => {
+      const event = emptyUsageEvent('evt-3', Date.UTC(2025, 2, 1, 12));
+      Object.assign(event, { operation, audioMs, characters });
+      const values = toUsageRowValues(event);
+      return Object.fromEntries(USAGE_EVENT_COLUMNS.map((column, i) => [column, values[i]]));
+    };
+    expect(row(usagev1.Operation.OPERATION_TRANSCRIPTION, 9_450, 0)).toEqual(expect.objectContaining({ operation: 'transcription', audio_ms: 9_450, characters: 0 }));
+    expect(row(usagev1.Operation.OPERATION_TRANSLATION, 1_000, 0)).toEqual(expect.objectContaining({ operation: 'translation', audio_ms: 1_000 }));
+    expect(row(usagev1.Operation.OPERATION_SPEECH, 0, 42)).toEqual(expect.objectContaining({ operation: 'speech', audio_ms: 0, characters: 42 }));
+  });
 });

@@ -50,6 +50,8 @@ export const USAGE_EVENT_COLUMNS = [
   'request_id',
   'cache_hit',
   'cache_saved_cost',
+  'audio_ms',
+  'characters',
 ] as const satisfies readonly [string, ...string[]];
 
 export type UsageEventColumn = (typeof USAGE_EVENT_COLUMNS)[number];
@@ -81,6 +83,9 @@ const OPERATION: Record<usagev1.Operation, string> = {
   [usagev1.Operation.OPERATION_EMBEDDING]: 'embedding',
   [usagev1.Operation.OPERATION_MODERATION]: 'moderation',
   [usagev1.Operation.OPERATION_IMAGE]: 'image',
+  [usagev1.Operation.OPERATION_TRANSCRIPTION]: 'transcription',
+  [usagev1.Operation.OPERATION_TRANSLATION]: 'translation',
+  [usagev1.Operation.OPERATION_SPEECH]: 'speech',
   [usagev1.Operation.UNRECOGNIZED]: '',
 };
 
@@ -176,5 +181,7 @@ export function toUsageRowValues(event: usagev1.UsageEvent, time: ClickHouseTime
     event.cacheHit,
     // Decimal text, parsed exactly, as `cost`.
     event.cacheSavedCost || '0',
+    event.audioMs,
+    event.characters,
   ];
 }

@@ -9,9 +9,10 @@ import { MemoryAccessRepository, type AccessChange, type AccessEvent } from './a
 import type { PublicApiKey } from './key-record';
 import { AccessService, type Actor, type KeyChange } from './access.service';
 import { MemoryCounterStore } from './counter.store';
-import { countPromptTokens } from './prompt-tokens';
+import { countPromptTokens, countTextTokens } from './prompt-tokens';
 import { RateLimitedError, type ApplicableLimit } from './rate-limiter';
 import { ingressTestConfig } from '../test-config.testing';
+import { mp3File, upload, wavFile } from '../budgets/audio-file.testing';
 
 const SECRET = 'unit-test-secret-000';
 const config = ingressTestConfig({ access: { keyHashSecret: SECRET, orgs: [{ id: 'acme', teams: [{ id: 'platform' }] }] } });
@@ -472,6 +473,42 @@ describe('AccessService token limits', () => {
     expect(access.tokenDemand('m', { model: 'm', prompt: 'a red fox' }, images).prompt).toBeGreaterThan(0);
     // The same body through the legacy endpoint is a completion: OpenAI's 16 tokens.
     expect(access.tokenDemand('m', { model: 'm', prompt: 'a red fox' }, '/v1/completions')).toMatchObject({ output: 16 });
+  });
+
+  it('counts a transcription’s audio at budgets.audio.tokensPerSecond (a WAV file at its length, another at maxSeconds) and its prompt hint, its output at its model’s maximum', async () => {
+    const access = await service();
+    const transcriptions = '/v1/audio/transcriptions';
+    const hint = 'Zyxel, Quetzalcoatl';
+    // 4 s × 25 tokens a second, and the hint.
+    expect(access.tokenDemand('m', { model: 'm', file: upload(wavFile(4_000)), prompt: hint }, transcriptions)).toEqual({ prompt: 100 + countTextTokens(hint), output: 500, outputAsked: false });
+    expect(access.tokenDemand('big', { model: 'big', file: upload(wavFile(4_000)) }, '/v1/audio/translations')).toEqual({ prompt: 100, output: 16_384, outputAsked: false });
+    // Its length unread: 1 500 s (the default budgets.audio.maxSeconds) × 25.
+    expect(access.tokenDemand('m', { model: 'm', file: upload(mp3File(), 'a.mp3', 'audio/mpeg') }, transcriptions)).toMatchObject({ prompt: 37_500 });
+    // The file's bytes are never text: a large one and a small one count alike.
+    expect(access.tokenDemand('m', { model: 'm', file: upload(mp3File(2 * 1024 * 1024)) }, transcriptions).prompt).toBe(37_500);
+    // A repeated prompt field is a hint in parts, never legacy prompts of 16 tokens each.
+    expect(access.tokenDemand('m', { model: 'm', file: upload(wavFile(1_000)), prompt: ['a', 'b', 'c'] }, transcriptions)).toEqual({ prompt: 25 + 3, output: 500, outputAsked: false });
+  });
+
+  it('counts a speech’s input as its prompt (never an embedding’s input, with no output) and its output at its model’s maximum', async () => {
+    const access = await service();
+    const input = 'Today is a wonderful day to build something people love!';
+    expect(access.tokenDemand('big', { model: 'big', input, voice: 'alloy' }, '/v1/audio/speech')).toEqual({ prompt: countTextTokens(input), output: 16_384, outputAsked: false });
+    expect(access.tokenDemand('m', { model: 'm', input, voice: 'alloy' }, '/v1/audio/speech')).toMatchObject({ output: 500 });
+    // The same body through the embeddings endpoint has no output.
+    expect(access.tokenDemand('m', { model: 'm', input }, '/v1/embeddings')).toMatchObject({ output: 0 });
+  });
+
+  it('admits a transcription within the token limit and refuses one whose unread length is larger than the limit', async () => {
+    const access = await service();
+    const authenticated = await access.authenticate(KEY, 'req', {}, undefined);
+    if (!authenticated) throw new Error('the key is configured');
+    const admit = (file: Uint8Array) => access.admit(authenticated.record, authenticated.context, 'm', { model: 'm', file: upload(file) }, '/v1/audio/transcriptions');
+    // 37 500 + 500 tokens can never fit a limit of 1 000 a minute.
+    await expect(admit(mp3File())).rejects.toBeInstanceOf(RateLimitedError);
+    // 4 s: 100 + 500.
+    const admitted = await admit(wavFile(4_000));
+    expect(Number(admitted.headers['x-ratelimit-remaining-tokens'])).toBe(1000 - 600);
   });
 
   it("counts image parts at the imageTokens of the models the request names, as its budget reservation does", async () => {

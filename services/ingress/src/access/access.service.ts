@@ -4,7 +4,7 @@ import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Coalesced, Reannouncer } from '@openrouter/service-runtime';
-import { askedOutputTokens, countWithin, imageCostOf, isImageGeneration, membersOf, outputAnswers } from '../budgets/worst-case-cost';
+import { askedOutputTokens, audioDemandOf, countWithin, imageCostOf, isImageGeneration, membersOf, outputAnswers } from '../budgets/worst-case-cost';
 import type { AccessEvent, AccessRepository, AuditAction, AuditEntry, NumberedAuditEntry } from './access.repository';
 import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
@@ -107,6 +107,8 @@ export class AccessService {
   private readonly defaults: GatewayConfig['access']['rateLimits'];
   /** Per public model id, the most output tokens it produces (`budgets.maxOutputTokens`). */
   private readonly modelMaxOutput: Readonly<Record<string, number>>;
+  /** How uploaded audio counts (`budgets.audio`): its length when unreadable, its tokens a second. */
+  private readonly audio: GatewayConfig['budgets']['audio'];
   /** The largest `max_tokens` the operator accepts (`access.requests.maxTokens`). */
   private readonly maxAskedTokens: number;
   /** The largest `n` and number of legacy prompts the operator accepts (`access.requests.maxN`, `.maxMessages`). */
@@ -148,6 +150,7 @@ export class AccessService {
     );
     this.defaults = access.rateLimits;
     this.modelMaxOutput = config.budgets.maxOutputTokens;
+    this.audio = config.budgets.audio;
     this.maxAskedTokens = access.requests.maxTokens;
     this.answerBounds = { n: access.requests.maxN, prompts: access.requests.maxMessages };
     this.catalog = new Map(config.models.map((m) => [m.id, m]));
@@ -401,24 +404,30 @@ export class AccessService {
    * its answers what it asks for at most (`askedOutputTokens`), else its model's
    * `budgets.maxOutputTokens` (by the name it asks for), else
    * `access.rateLimits.defaultMaxOutputTokens` — the budget reservation's notion of a request's
-   * output, with the rate limits' own default.
+   * output, with the rate limits' own default. An Audio API request asks for no token limit: its
+   * output is its model's maximum, its prompt a transcription's audio at `budgets.audio.tokensPerSecond`
+   * (a file whose length is not read: `budgets.audio.maxSeconds`) and its `prompt` hint, or the
+   * text a speech speaks.
    */
   tokenDemand(model: string, body: unknown, endpoint?: string): TokenDemand {
+    const request = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
+    // Own entries only: a request naming `constructor` names no model.
+    const modelMax = (Object.hasOwn(this.modelMaxOutput, model) ? this.modelMaxOutput[model] : undefined) ?? this.defaults.defaultMaxOutputTokens;
+    // Counted by what it sends: its uploaded file is never read as text, its `prompt` is no legacy completion's.
+    const audio = request && audioDemandOf(endpoint, request, this.audio);
+    if (audio) return { prompt: audio.kind === 'transcription' ? audio.audioTokens + audio.textTokens : audio.textTokens, output: modelMax, outputAsked: false };
     const prompt = countPromptTokens(body, () => this.imageCost(model));
     // Not a JSON object: refused with a 400 once admitted, and given back.
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return { prompt, output: 0, outputAsked: true };
-    const request = body as Record<string, unknown>;
+    if (!request) return { prompt, output: 0, outputAsked: true };
     if (isImageGeneration(endpoint)) {
       // Each image at its model's maximum: an image generation asks for no token limit.
-      const perImage = (Object.hasOwn(this.modelMaxOutput, model) ? this.modelMaxOutput[model] : undefined) ?? this.defaults.defaultMaxOutputTokens;
-      return { prompt, output: perImage * (countWithin(request['n'], this.answerBounds.n) ?? 1), outputAsked: false };
+      return { prompt, output: modelMax * (countWithin(request['n'], this.answerBounds.n) ?? 1), outputAsked: false };
     }
     // A maximum above the operator's bound is refused with a 400 once admitted (and given back):
     // until then it counts as none, so the request is not refused as too large in its place.
     const stated = askedOutputTokens(request);
     const asked = stated !== undefined && stated <= this.maxAskedTokens ? stated : undefined;
-    // Own entries only: a request naming `constructor` names no model.
-    const perAnswer = asked ?? (Object.hasOwn(this.modelMaxOutput, model) ? this.modelMaxOutput[model] : undefined) ?? this.defaults.defaultMaxOutputTokens;
+    const perAnswer = asked ?? modelMax;
     // Likewise an `n` or a number of prompts above the operator's bounds counts as one.
     return { prompt, output: perAnswer * outputAnswers(request, this.answerBounds), outputAsked: asked !== undefined };
   }

@@ -1,5 +1,5 @@
 import { encode } from 'gpt-tokenizer';
-import { AUDIO_BASE64_CHARS_PER_TOKEN, countPromptTokens, DEFAULT_IMAGE_TOKENS, DENSE_CHARS_PER_TOKEN, EXACT_BYTES, estimatedTokens, exactTokens, FILE_BASE64_CHARS_PER_TOKEN, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
+import { AUDIO_BASE64_CHARS_PER_TOKEN, countPromptTokens, countTextTokens, DEFAULT_IMAGE_TOKENS, DENSE_CHARS_PER_TOKEN, EXACT_BYTES, estimatedTokens, exactTokens, FILE_BASE64_CHARS_PER_TOKEN, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
 
 /** Bytes from a seeded generator, so a failing run can be repeated. */
 function seededBytes(length: number, seed: number): Buffer {
@@ -79,6 +79,21 @@ describe('prompt token estimate', () => {
     );
     // A file known by id only has no payload to count.
     expect(countPromptTokens({ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-abc' } }] }] })).toBe(4);
+  });
+
+  it('never reads the bytes of a multipart form’s uploaded file as text, whatever field carries it', () => {
+    const file = { data: new TextEncoder().encode('word '.repeat(100_000)), filename: 'a.mp3', contentType: 'audio/mpeg' };
+    // A transcription form: only its prompt hint is text.
+    expect(countPromptTokens({ model: 'whisper-1', file, prompt: 'Zyxel' })).toBe(countTextTokens('Zyxel'));
+    // Serialised, the file would be counted as a digit string of ten characters a byte.
+    expect(countPromptTokens({ model: 'whisper-1', file, tools: file, functions: file.data, prompt: file, input: file })).toBe(0);
+  });
+
+  it('counts one plain text as a prompt’s text is counted: exactly within EXACT_BYTES, estimated beyond', () => {
+    expect(countTextTokens('hello world')).toBe(2);
+    const long = 'The quick brown fox jumps over the lazy dog. '.repeat(1_000);
+    expect(countTextTokens(long)).toBe(countPromptTokens({ prompt: long }));
+    expect(countTextTokens(long)).not.toBe(real(long));
   });
 
   it('estimates very long texts at 4 characters a token instead of tokenizing them', () => {

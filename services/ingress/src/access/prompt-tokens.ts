@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { countTokens } from 'gpt-tokenizer';
+import { isAudioUpload } from '@openrouter/openai-wire';
 
 const PER_MESSAGE_OVERHEAD = 4;
 /**
@@ -99,9 +100,26 @@ function count(body: object): Counted {
     }
   }
   tokens += contentTokens(record['prompt'], budget, images) + contentTokens(record['input'], budget, images);
-  if (record['tools'] !== undefined) tokens += textTokens(JSON.stringify(record['tools']), budget);
-  if (record['functions'] !== undefined) tokens += textTokens(JSON.stringify(record['functions']), budget);
+  tokens += jsonTokens(record['tools'], budget) + jsonTokens(record['functions'], budget);
   return { tokens, images };
+}
+
+/**
+ * Tokens of a value a provider reads as JSON (tool definitions). A file of a multipart form (an
+ * audio upload, whatever its field) is bytes, never text: serialised, its bytes would be counted
+ * as digits, ten characters a byte.
+ */
+function jsonTokens(value: unknown, budget: Budget): number {
+  if (value === undefined || isAudioUpload(value) || ArrayBuffer.isView(value)) return 0;
+  return textTokens(JSON.stringify(value), budget);
+}
+
+/**
+ * Tokens of one plain text a provider reads (an audio request's `prompt` hint, the text to speak),
+ * as a request's prompt is counted: the first {@link EXACT_BYTES} tokenized exactly, the rest estimated.
+ */
+export function countTextTokens(text: string): number {
+  return textTokens(text, { exactBytes: EXACT_BYTES });
 }
 
 /**

@@ -62,7 +62,7 @@ export const usageQuery = z.strictObject({
   key: text.optional(),
   model: text.optional(),
   provider: text.optional(),
-  operation: z.enum(['chat', 'completion', 'embedding', 'moderation', 'image']).optional(),
+  operation: z.enum(['chat', 'completion', 'embedding', 'moderation', 'image', 'transcription', 'translation', 'speech']).optional(),
   status: z.enum(['ok', 'error', 'cancelled']).optional(),
   experiment: text.optional(),
   format,

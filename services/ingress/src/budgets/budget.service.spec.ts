@@ -3,9 +3,12 @@ import type { budgetv1 } from '@openrouter/contracts';
 import { BudgetCatalog, MemoryBudgetLedger, MemoryBudgetStore, type BudgetEventPublisher, type BudgetStore } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
+import { toOpenAIError } from '@openrouter/openai-wire';
 import { PriceBook } from '@openrouter/usage';
 import { encode } from 'gpt-tokenizer';
+import { countTextTokens } from '../access/prompt-tokens';
 import { ingressTestConfig } from '../test-config.testing';
+import { mp3File, upload, wavFile } from './audio-file.testing';
 import { BudgetService } from './budget.service';
 import type { Repeat } from './reservation-renewal';
 
@@ -297,6 +300,133 @@ describe('BudgetService', () => {
     // Never part of an image: a budget that cannot pay for all of it refuses, even asked to stream.
     const short = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.005' }], { maxOutputTokens: { m: 1000 }, minStreamOutputTokens: 1 }).budgetService;
     await expect(short.reserve({ requestId: 'c', tenant, body: { model: 'm', prompt: 'x', n: 3, stream: true }, endpoint: '/v1/images/generations' })).rejects.toMatchObject({ code: 'budget_exceeded' });
+  });
+
+  describe('audio', () => {
+    const TRANSCRIPTIONS = '/v1/audio/transcriptions';
+    const SPEECH = '/v1/audio/speech';
+    const deployments = (id: string) => [{ id, provider: 'sim', model: id }];
+    const models = [
+      // Whisper: 0.006 a minute, 100 micro-units a second; no tokens billed.
+      { id: 'whisper', capabilities: ['transcription'], pricing: { input: '0', output: '0', perAudioMinute: '0.006' }, deployments: deployments('whisper-d') },
+      // gpt-4o-transcribe: 6 micro-units an input (audio) token, 10 an output token.
+      { id: 'transcribe', capabilities: ['transcription'], pricing: { input: '6', output: '10' }, deployments: deployments('transcribe-d') },
+      // tts-1: 15 per 1M characters, 15 micro-units a character.
+      { id: 'tts', capabilities: ['speech'], pricing: { input: '0', output: '0', perMillionCharacters: '15' }, deployments: deployments('tts-d') },
+      // gpt-4o-mini-tts: text in at 1, audio out at 2 a token.
+      { id: 'mini-tts', capabilities: ['speech'], pricing: { input: '1', output: '2', perRequest: '0.000005' }, deployments: deployments('mini-tts-d') },
+      { id: 'chat', pricing: { input: '1', output: '50' }, deployments: deployments('chat-d') },
+    ];
+    const extra = { maxOutputTokens: { transcribe: 2_000, 'mini-tts': 100 }, audio: { maxSeconds: 600, tokensPerSecond: 25 } };
+    const audioService = (amount = '100', more: Record<string, unknown> = {}, routing?: Record<string, unknown>) =>
+      service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount }], { ...extra, ...more }, { models, ...(routing ? { routing } : {}) }).budgetService;
+    const form = (model: string, file: Uint8Array, fields: Record<string, unknown> = {}) => ({ model, file: upload(file), ...fields });
+
+    it('reserves an uploaded WAV file at its length and any other file at budgets.audio.maxSeconds, whole, and leaves the form alone', async () => {
+      const budgets = audioService();
+      for (const endpoint of [TRANSCRIPTIONS, '/v1/audio/translations']) {
+        const body = form('whisper', wavFile(3_000), { response_format: 'json' });
+        // 3 s at 100 micro-units a second; no token is billed by Whisper.
+        await expect(budgets.reserve({ requestId: 'wav', tenant, body, endpoint })).resolves.toMatchObject({ amountMicros: 300, capped: false });
+        // A hard budget applies: still nothing is added to the form (the Audio API has no max_tokens).
+        expect(Object.keys(body)).toEqual(['model', 'file', 'response_format']);
+      }
+      // 2.47 s is billed as 3 (OpenAI reports whole seconds, rounded up).
+      await expect(budgets.reserve({ requestId: 'short', tenant, body: form('whisper', wavFile(2_470)), endpoint: TRANSCRIPTIONS })).resolves.toMatchObject({ amountMicros: 300 });
+      // An MP3's length is not read: budgets.audio.maxSeconds (600 s) at 100 a second.
+      await expect(budgets.reserve({ requestId: 'mp3', tenant, body: form('whisper', mp3File()), endpoint: TRANSCRIPTIONS })).resolves.toMatchObject({ amountMicros: 60_000 });
+    });
+
+    it('reserves a token-billed transcription’s audio at tokensPerSecond, its prompt hint padded, and its model’s maximum output', async () => {
+      const budgets = audioService();
+      // 4 s × 25 = 100 audio tokens + (0 text tokens, padded: 16) at 6; 2 000 output tokens at 10.
+      await expect(budgets.reserve({ requestId: 'a', tenant, body: form('transcribe', wavFile(4_000)), endpoint: TRANSCRIPTIONS })).resolves.toMatchObject({ amountMicros: 116 * 6 + 2_000 * 10 });
+      const hint = 'Zyxel routers, Quetzalcoatl, Ngũgĩ wa Thiong’o.';
+      const padded = Math.ceil(countTextTokens(hint) * 1.1) + 16;
+      await expect(budgets.reserve({ requestId: 'b', tenant, body: form('transcribe', wavFile(4_000), { prompt: hint }), endpoint: TRANSCRIPTIONS })).resolves.toMatchObject({
+        amountMicros: (100 + padded) * 6 + 2_000 * 10,
+      });
+    });
+
+    it('never reads a transcription’s prompt as legacy prompts: one call, one fee, its model’s output, not 16 an answer', async () => {
+      const perCall = [{ id: 'call', capabilities: ['transcription', 'completions'], pricing: { input: '1', output: '2', perRequest: '0.000005' }, deployments: deployments('call-d') }];
+      const budgets = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { maxOutputTokens: { call: 100 } }, { models: perCall }).budgetService;
+      // A repeated `prompt` field arrives as a list: three one-token hints, padded once, ceil(3.3) + 16 = 20.
+      const body = form('call', wavFile(4_000), { prompt: ['a', 'b', 'c'] });
+      await expect(budgets.reserve({ requestId: 'a', tenant, body, endpoint: TRANSCRIPTIONS })).resolves.toMatchObject({ amountMicros: 100 + 20 + 100 * 2 + 5 });
+      expect(body).not.toHaveProperty('max_tokens');
+      // The same prompts as a legacy completion: three calls of 16 tokens each, three fees.
+      await expect(budgets.reserve({ requestId: 'b', tenant, body: { model: 'call', prompt: ['a', 'b', 'c'] }, endpoint: '/v1/completions' })).resolves.toMatchObject({ amountMicros: 52 + 3 * 16 * 2 + 15 });
+    });
+
+    it('never counts the uploaded file’s bytes as text', async () => {
+      const budgets = audioService();
+      const big = await budgets.reserve({ requestId: 'big', tenant, body: form('transcribe', mp3File(2 * 1024 * 1024)), endpoint: TRANSCRIPTIONS });
+      const tiny = await budgets.reserve({ requestId: 'tiny', tenant, body: form('transcribe', mp3File(16)), endpoint: TRANSCRIPTIONS });
+      // Both at 600 s: 15 000 audio tokens + 16, at 6; 2 000 output tokens at 10.
+      expect(big?.amountMicros).toBe((15_000 + 16) * 6 + 2_000 * 10);
+      expect(tiny?.amountMicros).toBe(big?.amountMicros);
+    });
+
+    it('prices a transcription at the dearest perAudioMinute of the deployments it may reach, among the models that transcribe', async () => {
+      const dear = [
+        { id: 'whisper', capabilities: ['transcription'], pricing: { input: '0', output: '0', perAudioMinute: '0.006', deployments: { 'whisper-dear': { perAudioMinute: '0.012' } } }, deployments: [...deployments('whisper-d'), ...deployments('whisper-dear')] },
+        { id: 'chat', pricing: { input: '1', output: '50', perAudioMinute: '1' }, deployments: deployments('chat-d') },
+      ];
+      const routing = { aliases: { listen: { models: ['chat', 'whisper'] } } };
+      const budgets = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { audio: { maxSeconds: 600, tokensPerSecond: 25 } }, { models: dear, routing }).budgetService;
+      // 10 s at 0.012 a minute: 2 000 micro-units. The chat model cannot serve it: never its prices.
+      await expect(budgets.reserve({ requestId: 'a', tenant, body: form('whisper', wavFile(10_000)), endpoint: TRANSCRIPTIONS })).resolves.toMatchObject({ amountMicros: 2_000 });
+      await expect(budgets.reserve({ requestId: 'b', tenant, body: form('listen', wavFile(10_000)), endpoint: TRANSCRIPTIONS })).resolves.toMatchObject({ amountMicros: 2_000 });
+      await expect(budgets.reserve({ requestId: 'c', tenant, body: form('auto', wavFile(10_000)), endpoint: TRANSCRIPTIONS })).resolves.toMatchObject({ amountMicros: 2_000 });
+    });
+
+    it('refuses (402 budget_exceeded) a transcription a hard budget cannot pay for, whole, while a shorter WAV file passes', async () => {
+      // 500 micro-units left: 5 s of Whisper.
+      const budgets = audioService('0.0005');
+      const refused = await budgets.reserve({ requestId: 'long', tenant, body: form('whisper', wavFile(6_000)), endpoint: TRANSCRIPTIONS }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(GatewayError);
+      expect(refused).toMatchObject({ kind: 'budget_exceeded', code: 'budget_exceeded' });
+      expect(toOpenAIError(refused as GatewayError)).toMatchObject({ status: 402, body: { error: { code: 'budget_exceeded' } } });
+      // A file whose length is not read is reserved at 600 s: refused as well.
+      await expect(budgets.reserve({ requestId: 'mp3', tenant, body: form('whisper', mp3File()), endpoint: TRANSCRIPTIONS })).rejects.toMatchObject({ code: 'budget_exceeded' });
+      await expect(budgets.reserve({ requestId: 'short', tenant, body: form('whisper', wavFile(4_000)), endpoint: TRANSCRIPTIONS })).resolves.toMatchObject({ amountMicros: 400, capped: false });
+      // Never partly reserved, even asked to stream with a minimum for streams that would fit.
+      const tight = audioService('0.02', { minStreamOutputTokens: 1 });
+      await expect(tight.reserve({ requestId: 's', tenant, body: form('transcribe', wavFile(4_000), { stream: true }), endpoint: TRANSCRIPTIONS })).rejects.toMatchObject({ code: 'budget_exceeded' });
+    });
+
+    it('reserves a speech of N characters at perMillionCharacters exactly, and a token-billed one by its text and maximum output', async () => {
+      const budgets = audioService();
+      const input = 'The quick brown 🦊 jumps over the lazy dog. '.repeat(10);
+      const characters = [...input].length;
+      expect(characters).toBeLessThan(input.length);
+      const body = { model: 'tts', input, voice: 'alloy', response_format: 'mp3' };
+      // 15 micro-units a character; tts-1 bills no token (its padded text prices at 0).
+      await expect(budgets.reserve({ requestId: 'tts', tenant, body, endpoint: SPEECH })).resolves.toMatchObject({ amountMicros: characters * 15, capped: false });
+      expect(body).toEqual({ model: 'tts', input, voice: 'alloy', response_format: 'mp3' });
+      // Input and instructions padded at 1, 100 output tokens at 2, one fee of 5; the input is no embedding's.
+      const text = countTextTokens(input) + countTextTokens('Whisper it.');
+      const mini: Record<string, unknown> = { model: 'mini-tts', input, voice: 'alloy', instructions: 'Whisper it.' };
+      await expect(budgets.reserve({ requestId: 'mini', tenant, body: mini, endpoint: SPEECH })).resolves.toMatchObject({ amountMicros: Math.ceil(text * 1.1) + 16 + 100 * 2 + 5 });
+      expect(mini).not.toHaveProperty('max_tokens');
+      // What is left after those cannot pay for another, whole: refused.
+      const spent = audioService('0.001');
+      await expect(spent.reserve({ requestId: 'one', tenant, body: { model: 'tts', input: 'x'.repeat(60) }, endpoint: SPEECH })).resolves.toMatchObject({ amountMicros: 900 });
+      await expect(spent.reserve({ requestId: 'two', tenant, body: { model: 'tts', input: 'x'.repeat(7) }, endpoint: SPEECH })).rejects.toMatchObject({ code: 'budget_exceeded' });
+      await expect(spent.reserve({ requestId: 'three', tenant, body: { model: 'tts', input: 'x'.repeat(6) }, endpoint: SPEECH })).resolves.toMatchObject({ amountMicros: 90 });
+    });
+
+    it('prices a speech at the dearest perMillionCharacters of the deployments it may reach, among the models that speak', async () => {
+      const dear = [
+        { id: 'tts', capabilities: ['speech'], pricing: { input: '0', output: '0', perMillionCharacters: '15', deployments: { 'tts-hd': { perMillionCharacters: '30' } } }, deployments: [...deployments('tts-d'), ...deployments('tts-hd')] },
+        { id: 'chat', pricing: { input: '0', output: '0', perMillionCharacters: '1000' }, deployments: deployments('chat-d') },
+      ];
+      const budgets = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], {}, { models: dear, routing: { aliases: { voice: { models: ['chat', 'tts'] } } } }).budgetService;
+      for (const model of ['tts', 'voice', 'auto']) {
+        await expect(budgets.reserve({ requestId: model, tenant, body: { model, input: 'x'.repeat(100) }, endpoint: SPEECH })).resolves.toMatchObject({ amountMicros: 3_000 });
+      }
+    });
   });
 
   it('leaves a limit the request may not ask for to the handler’s 400, and holds an amount no ledger could count at its bound', async () => {

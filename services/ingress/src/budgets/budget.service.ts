@@ -8,7 +8,7 @@ import { Money, type PriceBook } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { REQUEST_BOUNDS } from '@openrouter/openai-wire';
 import { renewalIntervalMs, repeatEvery, type Repeat } from './reservation-renewal';
-import { countWithin, isImageGeneration, paddedPromptTokens, providerCalls, requestedTier, WorstCasePricing, type CandidateQuery } from './worst-case-cost';
+import { audioDemandOf, audioPromptTokens, audioUnitMicros, countWithin, isImageGeneration, paddedPromptTokens, providerCalls, requestedTier, WorstCasePricing, type AudioDemand, type CandidateQuery } from './worst-case-cost';
 
 export interface ReserveInput {
   requestId: string;
@@ -23,7 +23,7 @@ export interface ReserveInput {
    * time, as its usage record is (a request that arrives just before a period ends belongs to it).
    */
   receivedAtMs?: number;
-  /** The API endpoint (a route pattern): an image generation's output is not in its body. */
+  /** The API endpoint (a route pattern): an image generation's output and an audio request's worth are not in a token limit of its body. */
   endpoint?: string | undefined;
 }
 
@@ -69,7 +69,8 @@ export class BudgetService {
   async reserve(input: ReserveInput): Promise<BudgetReservation | undefined> {
     const body = typeof input.body === 'object' && input.body !== null ? (input.body as Record<string, unknown>) : undefined;
     const tier = body ? requestedTier(body) : undefined;
-    const tiered = body && tier !== undefined ? this.candidates(body, input) : undefined;
+    const audio = body ? audioDemandOf(input.endpoint, body, this.config.budgets.audio) : undefined;
+    const tiered = body && tier !== undefined ? this.candidates(body, input, audio) : undefined;
     if (tiered) this.pricing.checkTier(tier, tiered);
     // The budgets as they stand when the request arrives: one changed meanwhile applies from the next.
     const book = this.catalog.book;
@@ -81,21 +82,25 @@ export class BudgetService {
     // An image generation asks for no output limit (its `prompt` is not a legacy completion's):
     // each image is reserved at its model's `budgets.maxOutputTokens`, and its body is left alone.
     const image = isImageGeneration(input.endpoint);
-    const embedding = !image && isEmbedding(body);
+    // An audio request neither (a transcription's `prompt` is a hint, speech's `input` no embedding's):
+    // it is reserved by its audio's length or its characters, and its model's maximum output.
+    const whole = image || audio !== undefined;
+    const embedding = !whole && isEmbedding(body);
     // Each legacy prompt is a provider call of its own, with its own answers and request fee.
-    const calls = image ? 1 : providerCalls(body);
-    const models = tiered ?? this.candidates(body, input);
+    const calls = whole ? 1 : providerCalls(body);
+    const models = tiered ?? this.candidates(body, input, audio);
     const price = this.pricing.priceAt(models, now, tier, input.tenant.policy);
-    const choices = (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1) * calls;
-    const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, image ? {} : body);
+    const choices = (audio ? 1 : (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1)) * calls;
+    const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, whole ? {} : body);
     const outputTokens = perChoice * choices;
     // Its images at the dearest image cost of the models it may reach.
-    const promptTokens = paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls);
-    const promptMicros = price.inputMicros.times(promptTokens).plus(price.requestMicros.times(calls));
+    const promptTokens = audio ? audioPromptTokens(audio) : paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls);
+    let promptMicros = price.inputMicros.times(promptTokens).plus(price.requestMicros.times(calls));
+    if (audio) promptMicros = promptMicros.plus(audioUnitMicros(audio, price));
     const worst = ceil(promptMicros.plus(price.outputMicros.times(outputTokens)));
     const minStream = this.config.budgets.minStreamOutputTokens;
-    // Only a stream of text may start with part of its worst case reserved: an image is made whole.
-    const partial = !image && body['stream'] === true && minStream > 0 && outputTokens > minStream * choices;
+    // Only a stream of text may start with part of its worst case reserved: an image or a piece of audio is made whole.
+    const partial = !whole && body['stream'] === true && minStream > 0 && outputTokens > minStream * choices;
     const floor = partial ? ceil(promptMicros.plus(price.outputMicros.times(minStream * choices))) : worst;
 
     const accounts = book.accountsAt(budgets, now);
@@ -121,11 +126,11 @@ export class BudgetService {
     const capped = outcome.amountMicros < worst;
     const hard = accounts.some((a) => a.budget.enforcement === 'hard');
     // Only absent limits are filled in: an invalid one is left for the handler to refuse (400).
-    if (!capped && hard && !embedding && !image && body['max_completion_tokens'] == null && body['max_tokens'] == null) {
+    if (!capped && hard && !embedding && !whole && body['max_completion_tokens'] == null && body['max_tokens'] == null) {
       // The reservation assumed this many output tokens: the provider must not write more.
       body['max_tokens'] = perChoice;
     }
-    if (capped) {
+    if (capped && !whole) {
       // Ask the provider for no more output than the reservation pays for.
       // Never more than the request would get without a budget (a legacy completion's 16 included).
       const affordable = Math.min(perChoice, Math.max(1, Math.floor(new Money(outcome.amountMicros).minus(promptMicros).dividedBy(price.outputMicros).dividedBy(choices).toNumber())));
@@ -139,11 +144,15 @@ export class BudgetService {
     return reservation;
   }
 
-  /** Every public model the request may be served by (see `WorstCasePricing.candidates`). */
-  private candidates(body: Record<string, unknown>, input: ReserveInput): string[] {
+  /**
+   * Every public model the request may be served by (see `WorstCasePricing.candidates`); for an
+   * audio request, those of them with its capability.
+   */
+  private candidates(body: Record<string, unknown>, input: ReserveInput, audio: AudioDemand | undefined): string[] {
     const model = typeof body['model'] === 'string' ? body['model'] : '';
     const controls = routeControls(body, input.headers ?? {});
     const query: CandidateQuery = { model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant };
+    if (audio) return this.pricing.servingAudio(this.pricing.candidates(query, (models) => audioPromptTokens(audio) + this.pricing.maxOutputTokens(models, {})), audio);
     const embedding = isEmbedding(body);
     const calls = providerCalls(body);
     return this.pricing.candidates(query, (models) => paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls) + (embedding ? 0 : this.pricing.maxOutputTokens(models, body)));

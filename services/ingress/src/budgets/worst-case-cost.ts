@@ -1,9 +1,9 @@
 import { overridable, policyFor, type GatewayConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { LEGACY_DEFAULT_MAX_TOKENS, REQUEST_BOUNDS } from '@openrouter/openai-wire';
+import { codePoints, isAudioUpload, isAudioUploadEndpoint, isSpeechEndpoint, LEGACY_DEFAULT_MAX_TOKENS, REQUEST_BOUNDS, wavDurationMs } from '@openrouter/openai-wire';
 import { Money, type PriceBook } from '@openrouter/usage';
-import { DEFAULT_IMAGE_TOKENS, type ImageCost } from '../access/prompt-tokens';
+import { countTextTokens, DEFAULT_IMAGE_TOKENS, type ImageCost } from '../access/prompt-tokens';
 
 /** The highest prices a request naming a model can be charged, per token, in micro-units. */
 export interface WorstPrice {
@@ -12,6 +12,10 @@ export interface WorstPrice {
   outputMicros: Money;
   /** Micro-units per request. */
   requestMicros: Money;
+  /** Micro-units per minute of audio transcribed or translated (`perAudioMinute`). */
+  audioMinuteMicros: Money;
+  /** Micro-units per character spoken (`perMillionCharacters`, read as micro-units per character). */
+  characterMicros: Money;
 }
 
 /** The estimate of prompt tokens is padded so a provider that counts a few more is still covered. */
@@ -115,6 +119,8 @@ export class WorstCasePricing {
     let input = new Money(0);
     let output = new Money(0);
     let fee = new Money(0);
+    let audioMinute = new Money(0);
+    let characters = new Money(0);
     for (const model of models) {
       for (const deployment of this.deployments.get(model) ?? []) {
         if (!this.permits(deployment.provider, policy)) continue;
@@ -123,9 +129,21 @@ export class WorstCasePricing {
         input = Money.max(input, p.input, p.cachedInput, p.cacheWrite);
         output = Money.max(output, p.output);
         fee = Money.max(fee, p.perRequest);
+        audioMinute = Money.max(audioMinute, p.perAudioMinute);
+        characters = Money.max(characters, p.perMillionCharacters);
       }
     }
-    return { inputMicros: input, outputMicros: output, requestMicros: fee.times(1_000_000) };
+    return { inputMicros: input, outputMicros: output, requestMicros: fee.times(1_000_000), audioMinuteMicros: audioMinute.times(1_000_000), characterMicros: characters };
+  }
+
+  /**
+   * Those of `models` an Audio API request can be served by: the router sends a transcription or
+   * translation only to a model with the `transcription` capability, a speech only to one with
+   * `speech`, so no other model's prices (an alias's chat members, `auto`'s catalog) can be its cost.
+   */
+  servingAudio(models: readonly string[], demand: AudioDemand): string[] {
+    const capability = demand.kind === 'transcription' ? 'transcription' : 'speech';
+    return models.filter((id) => this.catalog.get(id)?.capabilities.includes(capability) === true);
   }
 
   /** Whether a tenant policy lets the router call `provider`, as the router's planner judges it (docs/access.md#routing-policies). */
@@ -271,4 +289,67 @@ export const IMAGE_GENERATION_ENDPOINT = '/v1/images/generations';
 /** Whether a request came through the image generation endpoint (`endpoint`: its route pattern). */
 export function isImageGeneration(endpoint: string | undefined): boolean {
   return endpoint === IMAGE_GENERATION_ENDPOINT;
+}
+
+/** What an Audio API request is counted by before it is served: what it sends, since it can ask for no token limit. */
+export type AudioDemand =
+  | {
+      kind: 'transcription';
+      /** The audio's length, rounded up to the second (as OpenAI reports a transcription's duration). */
+      seconds: number;
+      /** The audio as a token-billed model (gpt-4o-transcribe) may count it: `budgets.audio.tokensPerSecond` a second. */
+      audioTokens: number;
+      /** Tokens of its `prompt`, a hint of the audio's words and spelling (never a legacy completion's prompt). */
+      textTokens: number;
+    }
+  | {
+      kind: 'speech';
+      /** Characters to speak: `input`'s length in Unicode code points, as `perMillionCharacters` bills it. */
+      characters: number;
+      /** Tokens of `input` and `instructions`, the text a token-billed model (gpt-4o-mini-tts) reads. */
+      textTokens: number;
+    };
+
+/**
+ * How an Audio API request is counted (`endpoint`: its route pattern; undefined for any other).
+ * A transcription or translation by its uploaded file: a WAV file at its length as its header tells
+ * it, any other (MP3, M4A, OGG, WebM, FLAC: their length needs decoding) at `budgets.audio.maxSeconds`.
+ * A form without a file, or with an empty one, counts none: the handler refuses it with a 400. The
+ * file's bytes are never read as text.
+ */
+export function audioDemandOf(endpoint: string | undefined, body: Record<string, unknown>, settings: GatewayConfig['budgets']['audio']): AudioDemand | undefined {
+  if (isAudioUploadEndpoint(endpoint)) {
+    const file = body['file'];
+    const seconds = isAudioUpload(file) && file.data.length > 0 ? uploadSeconds(file.data, settings.maxSeconds) : 0;
+    return { kind: 'transcription', seconds, audioTokens: seconds * settings.tokensPerSecond, textTokens: fieldTokens(body['prompt']) };
+  }
+  if (isSpeechEndpoint(endpoint)) {
+    const input = body['input'];
+    return { kind: 'speech', characters: typeof input === 'string' ? codePoints(input) : 0, textTokens: fieldTokens(input) + fieldTokens(body['instructions']) };
+  }
+  return undefined;
+}
+
+/** Prompt tokens an audio request is reserved for: its audio tokens, and its text padded as a prompt is (`PROMPT_MARGIN`). */
+export function audioPromptTokens(demand: AudioDemand): number {
+  return (demand.kind === 'transcription' ? demand.audioTokens : 0) + paddedPromptTokens(demand.textTokens);
+}
+
+/** What an audio request costs by its own units at `price`, in micro-units: its minutes of audio, or its characters. */
+export function audioUnitMicros(demand: AudioDemand, price: WorstPrice): Money {
+  return demand.kind === 'transcription' ? price.audioMinuteMicros.times(demand.seconds).dividedBy(60) : price.characterMicros.times(demand.characters);
+}
+
+function uploadSeconds(data: Uint8Array, maxSeconds: number): number {
+  const ms = wavDurationMs(data);
+  return ms === undefined ? maxSeconds : Math.ceil(ms / 1000);
+}
+
+/** Tokens of a form field or JSON string (a field sent several times: each of its values); anything else counts none. */
+function fieldTokens(value: unknown): number {
+  if (typeof value === 'string') return countTextTokens(value);
+  if (!Array.isArray(value)) return 0;
+  let tokens = 0;
+  for (const v of value) if (typeof v === 'string') tokens += countTextTokens(v);
+  return tokens;
 }

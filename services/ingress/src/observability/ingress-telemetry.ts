@@ -10,6 +10,9 @@ const ENDPOINTS: Record<usagev1.Operation, string> = {
   [usagev1.Operation.OPERATION_EMBEDDING]: '/v1/embeddings',
   [usagev1.Operation.OPERATION_MODERATION]: '/v1/moderations',
   [usagev1.Operation.OPERATION_IMAGE]: '/v1/images/generations',
+  [usagev1.Operation.OPERATION_TRANSCRIPTION]: '/v1/audio/transcriptions',
+  [usagev1.Operation.OPERATION_TRANSLATION]: '/v1/audio/translations',
+  [usagev1.Operation.OPERATION_SPEECH]: '/v1/audio/speech',
   [usagev1.Operation.OPERATION_UNSPECIFIED]: 'unknown',
   [usagev1.Operation.UNRECOGNIZED]: 'unknown',
 };

@@ -468,3 +468,83 @@ describe('a request answered from the response cache', () => {
     ]);
   });
 });
+
+describe('the usage of audio', () => {
+  const logger = createLogger('test', 'silent');
+  const decision: routerv1.RouteDecision = { model: 'm', provider: 'sim', deployment: 'd', upstreamModel: 'u', attempts: 1, taskType: '', reason: '', experiment: '', experimentArm: '', attemptDetails: [], strategy: '' };
+  const tokens = (prompt: number, completion: number, estimated: boolean): chatv1.Usage => ({
+    promptTokens: prompt,
+    completionTokens: completion,
+    totalTokens: prompt + completion,
+    cachedReadTokens: 0,
+    cacheWriteTokens: 0,
+    reasoningTokens: 0,
+    estimated,
+  });
+
+  function answered(id: string, status = 200): MeteredExchange & { end(): void } {
+    const listeners: Array<() => void> = [];
+    return {
+      id,
+      body: { model: 'm', prompt: 'names: Ada' },
+      receivedAtMs: Date.now(),
+      context: () => context,
+      budget: () => undefined,
+      admission: () => undefined,
+      traceHeaders: () => ({}),
+      onEnd: (listener) => void listeners.push(listener),
+      outcome: () => ({ cancelled: false, status }),
+      end: () => listeners.forEach((l) => l()),
+    };
+  }
+
+  it("bills a transcription's audio per minute on top of its tokens, exactly, and records its length", () => {
+    const publisher = collecting();
+    const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '2.5', output: '10', perAudioMinute: '0.006' }) }]);
+    const exchange = answered('t');
+    const track = new UsageRecorder(publisher, book, logger).trackExchange(exchange, 'transcription');
+    track.routed(decision);
+    track.transcription(tokens(14, 45, false), 8_470);
+    // 14 × 2.5 / 1M + 45 × 10 / 1M + 8.47 s × 0.006 / 60 s.
+    const expected = new Decimal(14).times('2.5').plus(new Decimal(45).times(10)).dividedBy(1_000_000).plus(new Decimal(8_470).times('0.006').dividedBy(60_000));
+    expect(track.costHeaders()).toEqual({ 'x-openrouter-cost': expected.toFixed() });
+    exchange.end();
+    expect(publisher.events[0]).toMatchObject({
+      operation: usagev1.Operation.OPERATION_TRANSCRIPTION,
+      audioMs: 8_470,
+      characters: 0,
+      tokens: { prompt: 14, completion: 45, estimated: false },
+      cost: { amount: expected.toFixed() },
+    });
+  });
+
+  it('records a translation under its own operation', () => {
+    const publisher = collecting();
+    const exchange = answered('tr');
+    const track = new UsageRecorder(publisher, PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ perAudioMinute: '0.006' }) }]), logger).trackExchange(exchange, 'translation');
+    track.routed(decision);
+    track.transcription(tokens(3, 5, true), 60_000);
+    exchange.end();
+    expect(publisher.events[0]).toMatchObject({ operation: usagev1.Operation.OPERATION_TRANSLATION, audioMs: 60_000, cost: { amount: '0.006' }, tokens: { estimated: true } });
+  });
+
+  it('bills speech per million characters, and its characters are recorded', () => {
+    const publisher = collecting();
+    const book = PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ input: '0', output: '0', perMillionCharacters: '15' }) }]);
+    const exchange = answered('s');
+    const track = new UsageRecorder(publisher, book, logger).trackExchange(exchange, 'speech');
+    track.routed(decision);
+    track.speech(tokens(4, 0, true), 1_234);
+    exchange.end();
+    expect(publisher.events[0]).toMatchObject({ operation: usagev1.Operation.OPERATION_SPEECH, characters: 1_234, audioMs: 0, cost: { amount: '0.01851' } });
+  });
+
+  it('bills nothing by length for a call that failed', async () => {
+    const publisher = collecting();
+    const exchange = answered('f', 502);
+    const track = new UsageRecorder(publisher, PriceBook.fromModels([{ id: 'm', pricing: pricingSchema.parse({ perAudioMinute: '0.006' }) }]), logger).trackExchange(exchange, 'transcription');
+    await expect(track.guard(Promise.reject(new GatewayError('upstream_error', 'provider failed')))).rejects.toThrow('provider failed');
+    exchange.end();
+    expect(publisher.events[0]).toMatchObject({ operation: usagev1.Operation.OPERATION_TRANSCRIPTION, status: usagev1.Status.STATUS_ERROR, errorKind: 'upstream_error', audioMs: 0, cost: { amount: '0' } });
+  });
+});

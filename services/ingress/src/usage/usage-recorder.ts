@@ -13,7 +13,7 @@ import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
 import { RAW_END_USER_IDS, type EndUserIds } from './end-user-ids';
 import { completionChars, outputChars } from './output-chars';
 
-export type UsageOperation = 'chat' | 'completion' | 'embedding' | 'moderation' | 'image';
+export type UsageOperation = 'chat' | 'completion' | 'embedding' | 'moderation' | 'image' | 'transcription' | 'translation' | 'speech';
 
 /** What metering needs of one request, whatever carried it (an HTTP exchange, a WebSocket frame). */
 export interface MeteredExchange {
@@ -56,6 +56,9 @@ const OPERATIONS: Record<UsageOperation, usagev1.Operation> = {
   embedding: usagev1.Operation.OPERATION_EMBEDDING,
   moderation: usagev1.Operation.OPERATION_MODERATION,
   image: usagev1.Operation.OPERATION_IMAGE,
+  transcription: usagev1.Operation.OPERATION_TRANSCRIPTION,
+  translation: usagev1.Operation.OPERATION_TRANSLATION,
+  speech: usagev1.Operation.OPERATION_SPEECH,
 };
 
 /** Header with the request's exact cost (a decimal string in the model's price currency). */
@@ -107,7 +110,7 @@ export class UsageRecorder {
   }
 
   price(
-    event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & { serviceTier?: string | undefined },
+    event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & Partial<Pick<usagev1.UsageEvent, 'audioMs' | 'characters'>> & { serviceTier?: string | undefined },
     calls?: ReadonlyArray<{ servedModel: string; deployment: string; tokens: TokenCounts; served?: boolean }>,
   ): PricedUsage {
     return priceEvent(this.prices, event, calls);
@@ -351,6 +354,21 @@ export class UsageTrack {
   }
 
   /**
+   * A transcription's or translation's usage: its tokens (the provider's, else the adapter's
+   * estimate of the prompt and the text) and the audio's length, billed per minute of it.
+   */
+  transcription(usage: chatv1.Usage | undefined, audioMs: number): void {
+    if (usage) this.addUsage(usage);
+    this.event.audioMs = audioMs;
+  }
+
+  /** Speech's usage: its tokens (the provider's, else the input's estimate) and the characters spoken, billed per million. */
+  speech(usage: chatv1.Usage | undefined, characters: number): void {
+    if (usage) this.addUsage(usage);
+    this.event.characters = characters;
+  }
+
+  /**
    * The request was answered from the response cache (docs/caching.md): no provider was called.
    * Its record names the route that first served the answer and keeps that answer's tokens (what
    * the cache delivered), costs 0 in the first answer's currency, and carries what the answer
@@ -373,7 +391,7 @@ export class UsageTrack {
   cost(): PricedUsage {
     this.fillTokens();
     if (this.cachedCost) return this.cachedCost;
-    const { servedModel, deployment, receivedAtMs, tokens } = this.event;
+    const { servedModel, deployment, receivedAtMs, tokens, audioMs, characters } = this.event;
     // Asked for the response (headers, body) before the request has ended: an answer being sent is
     // a served request, and pays the request fee as its record will.
     const status = this.event.status === usagev1.Status.STATUS_UNSPECIFIED ? usagev1.Status.STATUS_OK : this.event.status;
@@ -388,8 +406,8 @@ export class UsageTrack {
       return this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier }, calls);
     }
     // Asked for up to three times a request (headers, body, record), mostly for the same tokens.
-    const key = `${servedModel}\n${deployment}\n${status}\n${serviceTier}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}`;
-    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier }) };
+    const key = `${servedModel}\n${deployment}\n${status}\n${serviceTier}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}\n${audioMs}\n${characters}`;
+    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier, audioMs, characters }) };
     return this.priced.value;
   }
 

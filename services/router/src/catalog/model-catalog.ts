@@ -13,8 +13,11 @@ export interface EffectivePrice {
   output: Decimal;
   /** The flat price of a request, on top of its tokens. */
   perRequest: Decimal;
+  /** Per minute of audio transcribed or translated, and per 1M characters spoken, on top of the tokens. */
+  perAudioMinute: Decimal;
+  perMillionCharacters: Decimal;
   /** The same as numbers, for ranking estimates (exact comparisons use the decimals). */
-  estimate: { input: number; output: number; perRequest: number };
+  estimate: { input: number; output: number; perRequest: number; perAudioMinute: number; perMillionCharacters: number };
 }
 
 export interface CatalogModel extends Omit<ModelConfig, 'deployments'> {
@@ -176,15 +179,25 @@ export class ModelCatalog {
   private computePrice(model: CatalogModel, deployment: Deployment, now: number): EffectivePrice {
     const base = inEffect(model.pricing, now);
     const own = model.pricing.deployments[deployment.id];
-    const override = own ? inEffect({ currency: base.currency, input: base.input, output: base.output, perRequest: base.perRequest, changes: own.changes, ...definedPrices(own) }, now) : base;
+    const override = own ? inEffect({ ...base, changes: own.changes, ...definedPrices(own) }, now) : base;
     const input = new Decimal(override.input);
     const output = new Decimal(override.output);
     const perRequest = new Decimal(override.perRequest);
-    return { currency: override.currency, input, output, perRequest, estimate: { input: input.toNumber(), output: output.toNumber(), perRequest: perRequest.toNumber() } };
+    const perAudioMinute = new Decimal(override.perAudioMinute);
+    const perMillionCharacters = new Decimal(override.perMillionCharacters);
+    return {
+      currency: override.currency,
+      input,
+      output,
+      perRequest,
+      perAudioMinute,
+      perMillionCharacters,
+      estimate: { input: input.toNumber(), output: output.toNumber(), perRequest: perRequest.toNumber(), perAudioMinute: perAudioMinute.toNumber(), perMillionCharacters: perMillionCharacters.toNumber() },
+    };
   }
 }
 
-type PriceFields = Pick<Pricing, 'currency' | 'input' | 'output' | 'perRequest'>;
+type PriceFields = Pick<Pricing, 'currency' | 'input' | 'output' | 'perRequest' | 'perAudioMinute' | 'perMillionCharacters'>;
 type PriceLike = PriceFields & Pick<Pricing, 'changes'>;
 
 function definedPrices(p: { [K in keyof PriceFields]?: string | undefined }): Partial<PriceFields> {
@@ -193,11 +206,13 @@ function definedPrices(p: { [K in keyof PriceFields]?: string | undefined }): Pa
   if (p.input !== undefined) out.input = p.input;
   if (p.output !== undefined) out.output = p.output;
   if (p.perRequest !== undefined) out.perRequest = p.perRequest;
+  if (p.perAudioMinute !== undefined) out.perAudioMinute = p.perAudioMinute;
+  if (p.perMillionCharacters !== undefined) out.perMillionCharacters = p.perMillionCharacters;
   return out;
 }
 
 function inEffect(pricing: PriceLike, now: number): PriceFields {
-  let current: PriceFields = { currency: pricing.currency, input: pricing.input, output: pricing.output, perRequest: pricing.perRequest };
+  let current: PriceFields = { currency: pricing.currency, input: pricing.input, output: pricing.output, perRequest: pricing.perRequest, perAudioMinute: pricing.perAudioMinute, perMillionCharacters: pricing.perMillionCharacters };
   for (const change of pricing.changes) {
     if (Date.parse(change.from) > now) break;
     current = { ...current, ...definedPrices(change) };

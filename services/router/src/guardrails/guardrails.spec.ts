@@ -1,5 +1,6 @@
 import { guardrailsSchema, type GuardrailsInput } from '@openrouter/config';
 import { chatv1, type adapterv1, type routerv1 } from '@openrouter/contracts';
+import { unusedAdapters } from '../adapter-port.testing';
 import { RouterService, type AdapterPort } from '../router.service';
 import { POLICY_MODELS, policyConfig } from '../routing/policy-config.testing';
 import { contextFor, engineFor } from '../routing/test-engine.testing';
@@ -48,13 +49,41 @@ class RecordingAdapters implements AdapterPort {
     if (request.request) this.images.push(request.request);
     return { response: chatv1.ImageGenerationResponse.fromPartial({ created: 1, data: [{ url: 'https://example.com/a.png' }] }) };
   }
+
+  readonly transcriptions: chatv1.AudioTranscriptionRequest[] = [];
+  /** The transcript every transcription answers with. */
+  transcript = 'Hello.';
+  async transcribe(request: adapterv1.TranscribeRequest): Promise<adapterv1.TranscribeResponse> {
+    if (request.request) this.transcriptions.push(request.request);
+    return { response: { body: JSON.stringify({ text: this.transcript }), contentType: 'application/json', usage: chatv1.Usage.fromPartial({ completionTokens: 2, totalTokens: 2, estimated: true }), audioMs: 1_000 } };
+  }
+
+  readonly speeches: chatv1.SpeechRequest[] = [];
+  async speak(request: adapterv1.SpeakRequest): Promise<adapterv1.SpeakResponse> {
+    if (request.request) this.speeches.push(request.request);
+    return { response: { audio: Buffer.from('ID3'), contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 1, totalTokens: 1, estimated: true }), characters: request.request?.input.length ?? 0 } };
+  }
 }
 
 const MODELS = [...POLICY_MODELS, { id: 'emb', capabilities: ['embeddings'], pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'emb-eu', provider: 'eu-1', model: 'emb' }] },
   { id: 'mod', capabilities: ['moderation', 'vision'], pricing: { input: '0', output: '0' }, deployments: [{ id: 'mod-eu', provider: 'eu-1', model: 'omni-moderation-latest' }] },
   { id: 'img', capabilities: ['images'], pricing: { input: '5', output: '40' }, deployments: [{ id: 'img-eu', provider: 'eu-1', model: 'gpt-image-1' }] },
   { id: 'vis', capabilities: ['chat', 'vision'], pricing: { input: '1', output: '1' }, deployments: [{ id: 'vis-eu', provider: 'eu-1', model: 'vis' }] },
+  { id: 'stt', capabilities: ['transcription'], pricing: { perAudioMinute: '0.006' }, deployments: [{ id: 'stt-eu', provider: 'eu-1', model: 'whisper-1' }] },
+  { id: 'tts', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [{ id: 'tts-eu', provider: 'eu-1', model: 'tts-1' }] },
 ];
+
+const speechRequest = (input: string): chatv1.SpeechRequest => ({ model: 'tts', input, voice: 'alloy', extraJson: '{"instructions":"Speak calmly."}' });
+const transcriptionRequest = (prompt?: string, translate = false): chatv1.AudioTranscriptionRequest => ({
+  model: 'stt',
+  file: Buffer.from('RIFF'),
+  filename: 'a.wav',
+  contentType: 'audio/wav',
+  translate,
+  ...(prompt !== undefined && { prompt }),
+  extraFields: [],
+  durationMs: 1_000,
+});
 
 function serviceWith(adapters: RecordingAdapters, matches: Array<[string, string, number]> = []): RouterService {
   return new RouterService(engineFor(policyConfig({}, MODELS)), adapters, new Guardrails(GUARDRAILS, (rule, action, count) => matches.push([rule, action, count])));
@@ -139,6 +168,42 @@ describe('input guardrails in the router service', () => {
     expect(adapters.images).toHaveLength(1);
   });
 
+  it('screens a speech input before any voice says it: redacted, or refused naming input, never the text', async () => {
+    const adapters = new RecordingAdapters();
+    const matches: Array<[string, string, number]> = [];
+    const service = serviceWith(adapters, matches);
+    const spoken = await service.speak({ context: withRules('emails', 'cards'), request: speechRequest('Write to jane@example.com, card 4111 1111 1111 1111.') }, new AbortController().signal);
+    expect(spoken.response?.characters).toBe('Write to [REDACTED:emails], card <card>.'.length);
+    expect(adapters.speeches[0]).toEqual({ ...speechRequest(''), input: 'Write to [REDACTED:emails], card <card>.' });
+    const refused = service.speak({ context: contextFor(), request: speechRequest(`My key is ${KEY}`) }, new AbortController().signal);
+    await expect(refused).rejects.toMatchObject({ kind: 'content_filtered', code: CONTENT_POLICY_VIOLATION, param: 'input', message: expect.stringContaining('"secrets"') });
+    await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining(KEY) });
+    await expect(service.speak({ context: withRules('codename'), request: speechRequest('Falcon is go') }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'input' });
+    expect(adapters.speeches).toHaveLength(1);
+    expect(matches).toEqual([['emails', 'redact', 1], ['cards', 'redact', 1], ['secrets', 'block', 1], ['codename', 'block', 1]]);
+  });
+
+  it("screens a transcription's or translation's prompt (redacted, or refused naming prompt); one without a prompt passes as it is", async () => {
+    const adapters = new RecordingAdapters();
+    const service = serviceWith(adapters);
+    await service.transcribe({ context: withRules('emails'), request: transcriptionRequest('Names: jane@example.com') }, new AbortController().signal);
+    expect(adapters.transcriptions[0]?.prompt).toBe('Names: [REDACTED:emails]');
+    await expect(service.transcribe({ context: contextFor(), request: transcriptionRequest(`key ${KEY}`, true) }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'prompt' });
+    await service.transcribe({ context: withRules('emails', 'codename'), request: transcriptionRequest() }, new AbortController().signal);
+    expect(adapters.transcriptions[1]).toEqual(transcriptionRequest());
+    expect(adapters.transcriptions).toHaveLength(2);
+  });
+
+  it("does not screen a transcript: it is the audio's own text, returned as the provider gave it", async () => {
+    const adapters = new RecordingAdapters();
+    adapters.transcript = 'Write to jane@example.com.';
+    const rules: GuardrailsInput = { rules: [{ id: 'emails-both', detect: 'email', action: 'redact', screen: ['input', 'output'] }], default: ['emails-both'] };
+    const service = new RouterService(engineFor(policyConfig({}, MODELS)), adapters, new Guardrails(rules));
+    const answer = await service.transcribe({ context: contextFor(), request: transcriptionRequest('Cc jane@example.com') }, new AbortController().signal);
+    expect(adapters.transcriptions[0]?.prompt).toBe('Cc [REDACTED:emails-both]');
+    expect(JSON.parse(answer.response?.body ?? '{}')).toEqual({ text: 'Write to jane@example.com.' });
+  });
+
   it('refuses, rather than pass unscreened, a request naming a rule this router does not have: unavailable (503), retryable, while the configuration rolls out', async () => {
     const adapters = new RecordingAdapters();
     const unknown: string[] = [];
@@ -147,10 +212,15 @@ describe('input guardrails in the router service', () => {
     await expect(refused).rejects.toMatchObject({ kind: 'unavailable', retryable: true, code: GUARDRAILS_UNAVAILABLE, message: expect.stringMatching(/guardrail configuration is being updated.*"newer-rule"/) });
     await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining('jane@example.com') });
     await expect(service.embed({ context: withRules('newer-rule'), request: embedRequest(['hi']) }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
+    await expect(service.speak({ context: withRules('newer-rule'), request: speechRequest('hi') }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
+    // A transcription with no prompt too: the rule may screen what the request carries next time.
+    await expect(service.transcribe({ context: withRules('newer-rule'), request: transcriptionRequest() }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
     expect(adapters.chats).toEqual([]);
     expect(adapters.embeds).toEqual([]);
+    expect(adapters.speeches).toEqual([]);
+    expect(adapters.transcriptions).toEqual([]);
     // The operator is told which rule is missing (the router warns of it).
-    expect(unknown).toEqual(['newer-rule', 'newer-rule']);
+    expect(unknown).toEqual(['newer-rule', 'newer-rule', 'newer-rule', 'newer-rule']);
   });
 
   it('screens answers by output rules: redacts a whole answer, and stops reading a stream once a block rule cut it', async () => {
@@ -166,6 +236,7 @@ describe('input guardrails in the router service', () => {
     let read = 0;
     let ended = false;
     const adapters: AdapterPort = {
+      ...unusedAdapters(),
       chat: (call) =>
         (async function* () {
           try {
@@ -181,9 +252,6 @@ describe('input guardrails in the router service', () => {
             ended = true;
           }
         })(),
-      embed: async () => ({}),
-      moderate: async () => ({}),
-      generateImages: async () => ({}),
     };
     const service = new RouterService(engineFor(policyConfig({}, MODELS)), adapters, new Guardrails(rules));
     const events: routerv1.ChatResponse[] = [];

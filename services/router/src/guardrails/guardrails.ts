@@ -65,8 +65,9 @@ function applies(rule: ConfiguredRule, field: Field): boolean {
  * content_policy_violation, kind content_filtered, naming the rule and where, never the text);
  * `redact` matches are replaced before any provider sees it. Screened: each message's string
  * content and text parts, of every role, tool-call arguments (read with their JSON escapes
- * decoded), and each text input of an embeddings request (token-id inputs cannot be read and pass
- * as they are). Answers are screened by an `AnswerScreen`. Moderation rules (`moderation`) match
+ * decoded), each text input of an embeddings request (token-id inputs cannot be read and pass
+ * as they are), an image generation's `prompt`, a speech request's `input` and a transcription's
+ * `prompt`. Answers are screened by an `AnswerScreen`. Moderation rules (`moderation`) match
  * nothing themselves: `moderateChat` and `moderateEmbeddings` ask their models about the texts.
  */
 /** Whether a request went on without a block rule's screening (its moderation model did not answer, fail mode open). */
@@ -140,6 +141,25 @@ export class Guardrails {
     return redacted === undefined ? request : { ...request, prompt: redacted };
   }
 
+  /** A speech request's `input`, screened as a user's text (`input`): what the voice would say. */
+  screenSpeech(context: routerv1.RequestContext, request: chatv1.SpeechRequest): chatv1.SpeechRequest {
+    const rules = this.rulesFor(context, 'input').filter(isTextRule);
+    if (rules.length === 0) return request;
+    const redacted = this.screen(rules, speechFields(request)).get('input');
+    return redacted === undefined ? request : { ...request, input: redacted };
+  }
+
+  /**
+   * A transcription or translation request's `prompt`, when it has one, screened as a user's text
+   * (`prompt`). The audio cannot be read, nor is the transcript screened: it is the audio's own text.
+   */
+  screenTranscription(context: routerv1.RequestContext, request: chatv1.AudioTranscriptionRequest): chatv1.AudioTranscriptionRequest {
+    const rules = this.rulesFor(context, 'input').filter(isTextRule);
+    if (rules.length === 0) return request;
+    const redacted = this.screen(rules, transcriptionFields(request)).get('prompt');
+    return redacted === undefined ? request : { ...request, prompt: redacted };
+  }
+
   /** A moderation request's texts and text parts, screened as embeddings inputs are (`input[i]`, or `input[i].text` for parts). */
   screenModeration(context: routerv1.RequestContext, request: chatv1.ModerationRequest): chatv1.ModerationRequest {
     // A moderation request is not itself sent to a moderation rule's model: it is one already.
@@ -181,6 +201,18 @@ export class Guardrails {
   async moderateImages(context: routerv1.RequestContext, request: chatv1.ImageGenerationRequest, call: ModerationCall): Promise<Screening> {
     const rules = this.rulesFor(context, 'input').filter(isModerationRule);
     return rules.length > 0 ? this.moderate(rules, imageFields(request), call) : SCREENED;
+  }
+
+  /** As `moderateChat`, for a speech request's `input`. */
+  async moderateSpeech(context: routerv1.RequestContext, request: chatv1.SpeechRequest, call: ModerationCall): Promise<Screening> {
+    const rules = this.rulesFor(context, 'input').filter(isModerationRule);
+    return rules.length > 0 ? this.moderate(rules, speechFields(request), call) : SCREENED;
+  }
+
+  /** As `moderateChat`, for a transcription or translation request's `prompt` (none: no model is asked). */
+  async moderateTranscription(context: routerv1.RequestContext, request: chatv1.AudioTranscriptionRequest, call: ModerationCall): Promise<Screening> {
+    const rules = this.rulesFor(context, 'input').filter(isModerationRule);
+    return rules.length > 0 ? this.moderate(rules, transcriptionFields(request), call) : SCREENED;
   }
 
   /**
@@ -351,6 +383,14 @@ function embeddingFields(request: chatv1.EmbeddingRequest): Field[] {
 
 function imageFields(request: chatv1.ImageGenerationRequest): Field[] {
   return [{ param: 'prompt', text: request.prompt, json: false, role: 'user' }];
+}
+
+function speechFields(request: chatv1.SpeechRequest): Field[] {
+  return [{ param: 'input', text: request.input, json: false, role: 'user' }];
+}
+
+function transcriptionFields(request: chatv1.AudioTranscriptionRequest): Field[] {
+  return request.prompt === undefined ? [] : [{ param: 'prompt', text: request.prompt, json: false, role: 'user' }];
 }
 
 /**

@@ -10,6 +10,8 @@ const MODELS = [
   ...POLICY_MODELS,
   { id: 'emb', capabilities: ['embeddings'], pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'emb-eu', provider: 'eu-1', model: 'emb' }] },
   { id: 'img', capabilities: ['images'], pricing: { input: '5', output: '40' }, deployments: [{ id: 'img-eu', provider: 'eu-1', model: 'gpt-image-1' }] },
+  { id: 'stt', capabilities: ['transcription'], pricing: { perAudioMinute: '0.006' }, deployments: [{ id: 'stt-eu', provider: 'eu-1', model: 'whisper-1' }] },
+  { id: 'tts', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [{ id: 'tts-eu', provider: 'eu-1', model: 'tts-1' }] },
   {
     id: 'mod',
     capabilities: ['moderation'],
@@ -75,6 +77,19 @@ class FakeAdapters implements AdapterPort {
   async generateImages(request: adapterv1.GenerateImagesRequest): Promise<adapterv1.GenerateImagesResponse> {
     if (request.request) this.images.push(request.request);
     return { response: chatv1.ImageGenerationResponse.fromPartial({ created: 1, data: [{ url: 'https://example.com/a.png' }] }) };
+  }
+
+  readonly transcriptions: chatv1.AudioTranscriptionRequest[] = [];
+  async transcribe(request: adapterv1.TranscribeRequest): Promise<adapterv1.TranscribeResponse> {
+    if (request.request) this.transcriptions.push(request.request);
+    // The transcript is not screened, however unsafe the model would judge it.
+    return { response: { body: '{"text":"I will kill the lights."}', contentType: 'application/json', usage: chatv1.Usage.fromPartial({ completionTokens: 6, totalTokens: 6, estimated: true }), audioMs: 1_000 } };
+  }
+
+  readonly speeches: chatv1.SpeechRequest[] = [];
+  async speak(request: adapterv1.SpeakRequest): Promise<adapterv1.SpeakResponse> {
+    if (request.request) this.speeches.push(request.request);
+    return { response: { audio: Buffer.from('ID3'), contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 1, totalTokens: 1, estimated: true }), characters: request.request?.input.length ?? 0 } };
   }
 }
 
@@ -190,6 +205,44 @@ describe('moderation rules in the router service', () => {
     await service.generateImages({ context: withRules(['unsafe']), request: images('a calm lake') }, new AbortController().signal);
     expect(adapters.moderations.at(-1)?.texts).toEqual(['a calm lake']);
     expect(adapters.images).toHaveLength(1);
+  });
+
+  it('screens a speech input (naming input) and a transcription prompt (naming prompt) before any audio model is called; asks nothing of a transcription without a prompt', async () => {
+    const { adapters, service } = setup();
+    const speech = (input: string): chatv1.SpeechRequest => ({ model: 'tts', input, voice: 'alloy', extraJson: '' });
+    const transcription = (prompt?: string): chatv1.AudioTranscriptionRequest => ({ model: 'stt', file: Buffer.from('RIFF'), filename: 'a.wav', contentType: 'audio/wav', translate: false, ...(prompt !== undefined && { prompt }), extraFields: [], durationMs: 0 });
+    await expect(service.speak({ context: withRules(['unsafe']), request: speech('I will kill you') }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'input', message: expect.stringContaining('"violence"') });
+    await expect(service.transcribe({ context: withRules(['unsafe']), request: transcription('kill list') }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'prompt' });
+    expect(adapters.speeches).toEqual([]);
+    expect(adapters.transcriptions).toEqual([]);
+    await service.speak({ context: withRules(['emails', 'unsafe']), request: speech('Mail jane@example.com') }, new AbortController().signal);
+    expect(adapters.moderations.at(-1)?.texts).toEqual(['Mail [REDACTED:emails]']);
+    await service.transcribe({ context: withRules(['unsafe']), request: transcription('A calm meeting') }, new AbortController().signal);
+    expect(adapters.moderations.at(-1)?.texts).toEqual(['A calm meeting']);
+    const asked = adapters.moderations.length;
+    const answer = await service.transcribe({ context: withRules(['unsafe']), request: transcription() }, new AbortController().signal);
+    expect(adapters.moderations).toHaveLength(asked);
+    expect(JSON.parse(answer.response?.body ?? '{}')).toEqual({ text: 'I will kill the lights.' });
+    expect(adapters.speeches).toHaveLength(1);
+    expect(adapters.transcriptions).toHaveLength(2);
+  });
+
+  it('marks a speech or transcription route unscreened when a block rule failed open, and refuses it when failing closed', async () => {
+    const open = setup('open');
+    open.adapters.failing = new GatewayError('timeout', 'the moderation call timed out');
+    const speech: chatv1.SpeechRequest = { model: 'tts', input: 'hello', voice: 'alloy', extraJson: '' };
+    const transcription: chatv1.AudioTranscriptionRequest = { model: 'stt', file: Buffer.from('RIFF'), filename: 'a.wav', contentType: 'audio/wav', translate: true, prompt: 'hello', extraFields: [], durationMs: 0 };
+    expect((await open.service.speak({ context: withRules(['unsafe']), request: speech }, new AbortController().signal)).decision?.unscreened).toBe(true);
+    expect((await open.service.transcribe({ context: withRules(['unsafe']), request: transcription }, new AbortController().signal)).decision?.unscreened).toBe(true);
+    expect(open.failures).toEqual([['unsafe', 'mod', 'timeout', 'skipped'], ['unsafe', 'mod', 'timeout', 'skipped']]);
+    open.adapters.failing = undefined;
+    expect((await open.service.speak({ context: withRules(['unsafe']), request: speech }, new AbortController().signal)).decision?.unscreened).toBeUndefined();
+    const closed = setup('closed');
+    closed.adapters.failing = new GatewayError('upstream_error', 'provider said 500', { upstreamStatus: 500 });
+    await expect(closed.service.speak({ context: withRules(['unsafe']), request: speech }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
+    await expect(closed.service.transcribe({ context: withRules(['unsafe']), request: transcription }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
+    expect(closed.adapters.speeches).toEqual([]);
+    expect(closed.adapters.transcriptions).toEqual([]);
   });
 
   it('screens embeddings text inputs, naming input[i], and leaves token-id inputs out', async () => {

@@ -1,11 +1,14 @@
 import type { adapterv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createMetricsRegistry, RouterMetrics } from '@openrouter/observability';
+import { unusedAdapters } from '../adapter-port.testing';
 import type { AdapterPort } from '../router.service';
 import { instrumentAdapterPort } from './router-telemetry';
 
 function port(failing: Set<string>): AdapterPort {
+  const refused = (provider: string): Promise<never> | undefined => (failing.has(provider) ? Promise.reject(new GatewayError('upstream_error', 'down', { retryable: true })) : undefined);
   return {
+    ...unusedAdapters(),
     chat(request) {
       let sent = false;
       return {
@@ -20,6 +23,8 @@ function port(failing: Set<string>): AdapterPort {
     embed: async () => ({}) as adapterv1.EmbedResponse,
     moderate: async () => ({}) as adapterv1.ModerateResponse,
     generateImages: async () => ({}) as adapterv1.GenerateImagesResponse,
+    transcribe: (request) => refused(request.provider) ?? Promise.resolve({}),
+    speak: (request) => refused(request.provider) ?? Promise.resolve({}),
   };
 }
 
@@ -46,17 +51,18 @@ describe('router attempt metrics', () => {
   it('counts an attempt stopped by its timeout as a timeout, so the next one is a failover; one stopped by its client as cancelled', async () => {
     const registry = createMetricsRegistry('router', { processMetrics: false });
     const hangs: AdapterPort = {
+      ...unusedAdapters(),
       chat: (_request, signal) =>
         (async function* () {
           await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
           yield { completion: {} } as adapterv1.ChatResponse;
         })(),
       embed: async () => ({}) as adapterv1.EmbedResponse,
-    moderate: async () => ({}) as adapterv1.ModerateResponse,
-    generateImages: async () => ({}) as adapterv1.GenerateImagesResponse,
+      moderate: async () => ({}) as adapterv1.ModerateResponse,
+      generateImages: async () => ({}) as adapterv1.GenerateImagesResponse,
     };
     const instrumented = instrumentAdapterPort(
-      { chat: (request, signal, deployment) => (deployment === 'd-fast' ? port(new Set()).chat(request, signal, deployment) : hangs.chat(request, signal, deployment)), embed: hangs.embed, moderate: hangs.moderate, generateImages: hangs.generateImages },
+      { ...hangs, chat: (request, signal, deployment) => (deployment === 'd-fast' ? port(new Set()).chat(request, signal, deployment) : hangs.chat(request, signal, deployment)) },
       new RouterMetrics(registry),
     );
     const timedOut = new AbortController();
@@ -80,6 +86,7 @@ describe('router attempt metrics', () => {
     // mini-b opens its message (the role only), then fails: failover moves on, and so does the count.
     const opening = { chunk: { choices: [{ index: 0, delta: { role: 'assistant', content: '', toolCalls: [] } }] } } as unknown as adapterv1.ChatResponse;
     const twoOfOne: AdapterPort = {
+      ...unusedAdapters(),
       chat: (_request, _signal, deployment) =>
         (async function* () {
           yield opening;
@@ -87,8 +94,8 @@ describe('router attempt metrics', () => {
           yield { completion: {} } as adapterv1.ChatResponse;
         })(),
       embed: async () => ({}) as adapterv1.EmbedResponse,
-    moderate: async () => ({}) as adapterv1.ModerateResponse,
-    generateImages: async () => ({}) as adapterv1.GenerateImagesResponse,
+      moderate: async () => ({}) as adapterv1.ModerateResponse,
+      generateImages: async () => ({}) as adapterv1.GenerateImagesResponse,
     };
     const instrumented = instrumentAdapterPort(twoOfOne, new RouterMetrics(registry));
     const signal = new AbortController().signal;
@@ -103,5 +110,23 @@ describe('router attempt metrics', () => {
     expect(text).toContain('openrouter_router_attempts_total{provider="sim",deployment="mini-a",outcome="ok",service="router"} 1');
     expect(text).toContain('openrouter_router_failovers_total{from_deployment="mini-b",to_deployment="mini-a",service="router"} 1');
     expect(text).not.toContain('deployment="mini-a",outcome="overloaded"');
+  });
+
+  it('counts transcription and speech calls as attempts, a second deployment after a failed one as a failover', async () => {
+    const registry = createMetricsRegistry('router', { processMetrics: false });
+    const instrumented = instrumentAdapterPort(port(new Set(['a'])), new RouterMetrics(registry));
+    const signal = new AbortController().signal;
+    const transcription = (provider: string): adapterv1.TranscribeRequest => ({ requestId: 't1', provider, upstreamModel: 'whisper-1', timeoutMs: 0 });
+    const speech = (provider: string): adapterv1.SpeakRequest => ({ requestId: 's1', provider, upstreamModel: 'tts-1', timeoutMs: 0 });
+    await expect(instrumented.transcribe(transcription('a'), signal, 'whisper-a')).rejects.toThrow('down');
+    await instrumented.transcribe(transcription('b'), signal, 'whisper-b');
+    await expect(instrumented.speak(speech('a'), signal, 'tts-a')).rejects.toThrow('down');
+    await instrumented.speak(speech('b'), signal, 'tts-b');
+    const text = await registry.metrics();
+    expect(text).toContain('openrouter_router_attempts_total{provider="a",deployment="whisper-a",outcome="upstream_error",service="router"} 1');
+    expect(text).toContain('openrouter_router_attempts_total{provider="b",deployment="whisper-b",outcome="ok",service="router"} 1');
+    expect(text).toContain('openrouter_router_failovers_total{from_deployment="whisper-a",to_deployment="whisper-b",service="router"} 1');
+    expect(text).toContain('openrouter_router_attempts_total{provider="a",deployment="tts-a",outcome="upstream_error",service="router"} 1');
+    expect(text).toContain('openrouter_router_failovers_total{from_deployment="tts-a",to_deployment="tts-b",service="router"} 1');
   });
 });

@@ -82,6 +82,12 @@ export function instrumentAdapterPort(port: AdapterPort, metrics: RouterMetrics)
     generateImages(request: adapterv1.GenerateImagesRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.GenerateImagesResponse> {
       return recorded(request, deployment, signal, () => port.generateImages(request, signal, deployment));
     },
+    transcribe(request: adapterv1.TranscribeRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.TranscribeResponse> {
+      return recorded(request, deployment, signal, () => port.transcribe(request, signal, deployment));
+    },
+    speak(request: adapterv1.SpeakRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.SpeakResponse> {
+      return recorded(request, deployment, signal, () => port.speak(request, signal, deployment));
+    },
   };
 
   /** A unary call, recorded with its outcome. */

@@ -1,6 +1,7 @@
+import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
-import { capacityTokens, chatRequestTraits } from './route-planner';
+import { capacityTokens, chatRequestTraits, speechRequestTraits, transcriptionRequestTraits } from './route-planner';
 import { configWith, contextFor, engineFor, ManualClock, planRequest, TWO_MODELS } from './test-engine.testing';
 
 const ids = (candidates: Array<{ deployment: { id: string } }>): string[] => candidates.map((c) => c.deployment.id);
@@ -468,5 +469,64 @@ describe('images against tokens per minute', () => {
       { type: 'image_url', image_url: { url }, cache_control: cached },
     ]);
     expect(asJson).toMatchObject({ needs: ['vision'], images: { any: 3, low: 1 } });
+  });
+});
+
+describe('audio requests', () => {
+  const transcription = (durationMs: number, prompt?: string): chatv1.AudioTranscriptionRequest => ({
+    model: 'm',
+    file: Buffer.from('RIFF'),
+    filename: 'a.wav',
+    contentType: 'audio/wav',
+    translate: false,
+    ...(prompt !== undefined && { prompt }),
+    extraFields: [],
+    durationMs,
+  });
+  const speech = (input: string): chatv1.SpeechRequest => ({ model: 'm', input, voice: 'alloy', extraJson: '' });
+  const whole = { controls: { route: { strategy: 'cost' as const } }, taskType: undefined, maxOutputTokens: 0 };
+
+  it("reads a transcription's prompt tokens, plus the audio's at tokensPerSecond when its length is known; a speech request's input tokens and code points", () => {
+    // 10 s at 25 tokens a second, and a 9-character prompt (3 tokens).
+    expect(transcriptionRequestTraits(transcription(10_000, 'Acme, Inc'), 25)).toEqual({ promptTokens: 253, audioMs: 10_000 });
+    // Unknown length: the prompt alone; no prompt, nothing.
+    expect(transcriptionRequestTraits(transcription(0, 'Acme, Inc'), 25)).toEqual({ promptTokens: 3, audioMs: 0 });
+    expect(transcriptionRequestTraits(transcription(0), 25)).toEqual({ promptTokens: 0, audioMs: 0 });
+    // Two code points outside the BMP are four UTF-16 units, two characters.
+    expect(speechRequestTraits(speech('hello 👋👋'))).toEqual({ promptTokens: 3, characters: 8 });
+  });
+
+  it('cost: prices audio per minute and speech per character, beside the tokens', () => {
+    const models = [
+      { id: 'per-minute', capabilities: ['transcription'], pricing: { perAudioMinute: '0.006' }, deployments: [{ id: 'per-minute-a', provider: 'a', model: 'whisper-1' }] },
+      { id: 'per-token', capabilities: ['transcription'], pricing: { input: '1', output: '1' }, deployments: [{ id: 'per-token-a', provider: 'a', model: 'gpt-4o-mini-transcribe' }] },
+      { id: 'per-character', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [{ id: 'per-character-a', provider: 'a', model: 'tts-1' }] },
+      { id: 'tts-tokens', capabilities: ['speech'], pricing: { input: '0.6', output: '12' }, deployments: [{ id: 'tts-tokens-a', provider: 'a', model: 'gpt-4o-mini-tts' }] },
+    ];
+    const engine = engineFor(configWith(models));
+    // A minute: 0.006 per minute, against (1,500 audio tokens + 256 of answer) at 1 per million.
+    const minute = transcriptionRequestTraits(transcription(60_000), 25);
+    expect(ids(engine.planner.plan(planRequest('auto', { capability: 'transcription', ...whole, ...minute })).candidates)).toEqual(['per-token-a', 'per-minute-a']);
+    // 4,000 characters: 0.06 at 15 per million, against 1,000 tokens at 0.6 and 256 at 12 per million.
+    const long = speechRequestTraits(speech('a'.repeat(4_000)));
+    expect(ids(engine.planner.plan(planRequest('auto', { capability: 'speech', ...whole, ...long })).candidates)).toEqual(['tts-tokens-a', 'per-character-a']);
+    // A deployment's own per-minute price is laid over its model's.
+    const cheaper = models.map((m) => (m.id === 'per-minute' ? { ...m, pricing: { perAudioMinute: '0.006', deployments: { 'per-minute-a': { perAudioMinute: '0.0001' } } } } : m));
+    expect(ids(engineFor(configWith(cheaper)).planner.plan(planRequest('auto', { capability: 'transcription', ...whole, ...minute })).candidates)).toEqual(['per-minute-a', 'per-token-a']);
+  });
+
+  it("refuses a request larger than a deployment's whole tpm naming the speech input or the audio file", () => {
+    const models = [
+      { id: 'stt', capabilities: ['transcription'], deployments: [{ id: 'stt-a', provider: 'a', model: 'whisper-1', tpm: 1_000 }] },
+      { id: 'tts', capabilities: ['speech'], deployments: [{ id: 'tts-a', provider: 'a', model: 'tts-1', tpm: 1_000 }] },
+    ];
+    const engine = engineFor(configWith(models));
+    // 60 s at 25 tokens a second: 1,500 tokens, more than a minute of the deployment.
+    expect(engine.planner.plan(planRequest('stt', { capability: 'transcription', ...whole, ...transcriptionRequestTraits(transcription(60_000), 25) })).refusal).toMatchObject({ code: 'exceeds_deployment_capacity', param: 'file' });
+    expect(ids(engine.planner.plan(planRequest('stt', { capability: 'transcription', ...whole, ...transcriptionRequestTraits(transcription(30_000), 25) })).candidates)).toEqual(['stt-a']);
+    expect(engine.planner.plan(planRequest('tts', { capability: 'speech', ...whole, ...speechRequestTraits(speech('a'.repeat(4_096))) })).refusal).toMatchObject({ code: 'exceeds_deployment_capacity', param: 'input' });
+    // A speech model is no transcription model, nor the other way round.
+    expect(() => engine.planner.plan(planRequest('tts', { capability: 'transcription', ...whole }))).toThrow(expect.objectContaining({ code: 'model_not_supported', param: 'model' }));
+    expect(() => engine.planner.plan(planRequest('stt', { capability: 'speech', ...whole }))).toThrow(expect.objectContaining({ code: 'model_not_supported', param: 'model' }));
   });
 });

@@ -83,6 +83,8 @@ interface RejectedDeployment {
 
 /** The request field a missing capability is about. */
 const NEED_PARAM: Partial<Record<Capability, string>> = { tools: 'tools', vision: 'messages', json_object: 'response_format', json_schema: 'response_format' };
+/** The request field a request's prompt estimate comes from, by capability (a chat request's: `messages`). */
+const PROMPT_PARAM: Partial<Record<Capability, string>> = { speech: 'input', transcription: 'file' };
 /** At most this many models are named in a refusal. */
 const REFUSAL_DETAILS = 5;
 
@@ -102,6 +104,10 @@ export interface PlanRequest {
   maxOutputTokens: number;
   stream: boolean;
   user: string | undefined;
+  /** Audio to transcribe or translate, in milliseconds, when its length is known (priced per minute); unset: none. */
+  audioMs?: number | undefined;
+  /** Characters to speak (priced per million); unset: none. */
+  characters?: number | undefined;
 }
 
 export interface PlannerDependencies {
@@ -390,7 +396,7 @@ export class RoutePlanner {
       const prompt = promptTokensOn(input, model);
       const whole = prompt + input.maxOutputTokens;
       if (whole > deployment.tpm) {
-        const param = prompt > deployment.tpm ? 'messages' : 'max_tokens';
+        const param = prompt > deployment.tpm ? (PROMPT_PARAM[input.capability] ?? 'messages') : 'max_tokens';
         const what = input.maxOutputTokens ? 'prompt estimate + max_tokens' : 'prompt estimate';
         return { reason: `larger than its whole capacity (~${whole} tokens, ${what}, > ${deployment.tpm} tokens per minute)`, fault: { code: 'exceeds_deployment_capacity', param } };
       }
@@ -486,7 +492,7 @@ export class RoutePlanner {
           continue;
         }
         deployments.push(candidate);
-        const estimate = (input.promptTokens * price.estimate.input + outputTokens * price.estimate.output) / MILLION + price.estimate.perRequest;
+        const estimate = costEstimate(input, outputTokens, price);
         if (route.strategy === 'cost') costs.set(candidate, estimate);
         cost = Math.min(cost, estimate);
       }
@@ -565,6 +571,17 @@ export class RoutePlanner {
   }
 }
 
+/**
+ * A request's estimated cost on a deployment, for ranking: its prompt estimate and answer length at
+ * the token prices, its flat price, and the audio's minutes and the characters to speak at theirs.
+ */
+function costEstimate(input: PlanRequest, outputTokens: number, price: EffectivePrice): number {
+  const { estimate } = price;
+  const tokens = (input.promptTokens * estimate.input + outputTokens * estimate.output) / MILLION;
+  const units = ((input.audioMs ?? 0) / 60_000) * estimate.perAudioMinute + ((input.characters ?? 0) * estimate.perMillionCharacters) / MILLION;
+  return tokens + estimate.perRequest + units;
+}
+
 /** The refusal of a request naming a retired model that nothing replaces: an unknown model, as OpenAI answers one, saying since when. */
 function retiredModel(name: string, retiredAt: number, param: string): GatewayError {
   const when = new Date(retiredAt).toISOString();
@@ -622,6 +639,22 @@ export function chatRequestTraits(request: chatv1.ChatRequest): { needs: Capabil
     images,
     maxOutputTokens: request.maxCompletionTokens ?? request.maxTokens ?? 0,
   };
+}
+
+/**
+ * What the planner reads from a transcription or translation request: the tokens of its `prompt`
+ * (a quarter of its characters, as a chat prompt's text), plus the audio's at `tokensPerSecond`
+ * when the gateway read its length from the file (`duration_ms`; WAV); an audio of unknown length
+ * counts for its prompt alone. `audioMs` prices per-minute models in the `cost` strategy.
+ */
+export function transcriptionRequestTraits(request: chatv1.AudioTranscriptionRequest, tokensPerSecond: number): { promptTokens: number; audioMs: number } {
+  const audioMs = request.durationMs;
+  return { promptTokens: Math.ceil((request.prompt?.length ?? 0) / 4) + Math.ceil((audioMs / 1000) * tokensPerSecond), audioMs };
+}
+
+/** What the planner reads from a speech request: the tokens of its `input`, and its characters (Unicode code points), priced per million. */
+export function speechRequestTraits(request: chatv1.SpeechRequest): { promptTokens: number; characters: number } {
+  return { promptTokens: Math.ceil(request.input.length / 4), characters: [...request.input].length };
 }
 
 function countImage(images: ImageParts, low: boolean): void {

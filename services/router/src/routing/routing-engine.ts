@@ -10,8 +10,11 @@ import { LiveStats } from '../stats/deployment-stats';
 import { RoutePlanner } from './route-planner';
 
 /** Everything routing needs, per router process: catalog, live state, planner and failover settings. */
-/** What routing reads of the configuration; `providers` for their residency labels (tenant policies). */
-export type RoutingConfig = Pick<GatewayConfig, 'models' | 'routing'> & Partial<Pick<GatewayConfig, 'providers'>>;
+/**
+ * What routing reads of the configuration; `providers` for their residency labels (tenant
+ * policies), `budgets` for the tokens a second of audio counts for (`budgets.audio.tokensPerSecond`).
+ */
+export type RoutingConfig = Pick<GatewayConfig, 'models' | 'routing' | 'budgets'> & Partial<Pick<GatewayConfig, 'providers'>>;
 
 export interface RoutingEngine {
   config: RoutingConfig;

@@ -91,6 +91,27 @@ describe('Azure adapter with Entra ID against the simulated Azure OpenAI', () =>
     expect(tokenCalls()).toHaveLength(2);
   });
 
+  it('transcribes and speaks with the Entra token too, sending the form again with a fresh token after a revoked one', async () => {
+    const adapter = adapterFor(withSecret());
+    if (!adapter.transcribe || !adapter.speak) throw new Error('the Azure adapter offers no Audio API');
+    const file = Buffer.alloc(32_000, 0xff);
+    const transcription: chatv1.AudioTranscriptionRequest = { model: 'public-whisper', file, filename: 'memo.mp3', contentType: 'audio/mpeg', translate: false, responseFormat: 'text', extraFields: [], durationMs: 0 };
+    await expect(adapter.transcribe({ ...call(transcription), upstreamModel: 'whisper' })).resolves.toMatchObject({ body: 'Simulated transcript of memo.mp3.', contentType: 'text/plain; charset=utf-8', audioMs: 2_000 });
+    sim.expireAccessTokens();
+    await expect(adapter.transcribe({ ...call(transcription), upstreamModel: 'whisper' })).resolves.toMatchObject({ body: 'Simulated transcript of memo.mp3.' });
+    const spoken = await adapter.speak({ ...call({ model: 'public-tts', input: 'Hello', voice: 'nova', responseFormat: 'wav', extraJson: '' }), upstreamModel: 'tts' });
+    expect(spoken).toMatchObject({ contentType: 'audio/wav', characters: 5 });
+
+    expect(modelCalls().map((r) => [r.path, r.outcome, r.headers['authorization'], r.headers['api-key']])).toEqual([
+      ['/openai/deployments/whisper/audio/transcriptions', 'completed', 'present', undefined],
+      ['/openai/deployments/whisper/audio/transcriptions', 'error', 'present', undefined],
+      ['/openai/deployments/whisper/audio/transcriptions', 'completed', 'present', undefined],
+      ['/openai/deployments/tts/audio/speech', 'completed', 'present', undefined],
+    ]);
+    expect(modelCalls()[2]?.body).toMatchObject({ model: 'whisper', response_format: 'json', file: { name: 'memo.mp3', type: 'audio/mpeg', size: file.length } });
+    expect(tokenCalls()).toHaveLength(2);
+  });
+
   it('passes a steady 401 (a role not granted) on after one fresh token, fetching no more tokens for a minute', async () => {
     const adapter = adapterFor(withSecret());
     await collect(adapter);

@@ -11,7 +11,7 @@ import { MANAGED_IDENTITY_TIMEOUT_MS } from './entra-token';
 /**
  * Azure OpenAI: the OpenAI wire format addressed by deployment
  * (`/openai/deployments/{deployment}/chat/completions?api-version=…`, `…/embeddings`,
- * `…/images/generations`; no moderations) with an `api-key` header, or
+ * `…/images/generations`, `…/audio/transcriptions|translations|speech`; no moderations) with an `api-key` header, or
  * with an Entra ID token as `Authorization: Bearer` (`entra`). A gateway deployment's `model` is
  * the Azure deployment name. The key (`apiKeyFile`) and the client secret (`entra.clientSecretFile`)
  * may come from files, read again when they change. `entraOptions` lets a spec hand in the
@@ -56,6 +56,7 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
       chatUrl: (deployment) => url(deployment, 'chat/completions'),
       embeddingsUrl: (deployment) => url(deployment, 'embeddings'),
       imagesUrl: (deployment) => url(deployment, 'images/generations'),
+      audioUrl: (deployment, endpoint) => url(deployment, `audio/${endpoint}`),
       headers,
       auth,
       timeoutMs: config.timeoutMs,
@@ -66,10 +67,14 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
     context.egress,
   );
   const generateImages = wire.generateImages?.bind(wire);
+  const transcribe = wire.transcribe?.bind(wire);
+  const speak = wire.speak?.bind(wire);
   return {
     chat: (call) => wire.chat(call),
     embed: (call) => wire.embed(call),
     ...(generateImages && { generateImages }),
+    ...(transcribe && { transcribe }),
+    ...(speak && { speak }),
     async close() {
       keyFile?.close();
       secretFile?.close();

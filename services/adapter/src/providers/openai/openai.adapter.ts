@@ -14,13 +14,15 @@ import {
   toOpenAIImageGenerationBody,
   toOpenAIModerationBody,
 } from '@openrouter/openai-wire';
+import { MAX_AUDIO_ANSWER_BYTES, speechResponse, transcriptionResponse } from '../audio-response';
 import { embeddingResponse } from '../embedding-response';
 import { imageGenerationResponse, isGptImageModel } from '../image-generation-response';
 import { moderationResponse } from '../moderation-response';
 import { closingSecrets, CredentialFile } from '../credential-file';
-import { createUpstreamDispatcher, discardRest, type Egress, readServerSentEvents, transportError } from '../http-upstream';
+import { createUpstreamDispatcher, discardRest, type Egress, headerText, readBodyBounded, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
-import { postWithAuth, secretAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
+import { postFormWithAuth, postWithAuth, secretAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
+import { type AudioEndpoint, answersJson, parseOpenAITranscript, SPEECH_CONTENT_TYPES, toOpenAISpeechBody, toOpenAITranscriptionForm } from './openai-audio';
 import { StreamUsage } from './openai-stream';
 
 /** Where an OpenAI-style server takes calls for one upstream model, and how it is authenticated. */
@@ -31,6 +33,8 @@ export interface OpenAIEndpoints {
   moderationsUrl?: ((upstreamModel: string) => URL) | undefined;
   /** Where the server takes image generations; unset: it has none, and the adapter offers none. */
   imagesUrl?: ((upstreamModel: string) => URL) | undefined;
+  /** Where the server takes transcriptions, translations and speech; unset: it has no Audio API, and the adapter offers none. */
+  audioUrl?: ((upstreamModel: string, endpoint: AudioEndpoint) => URL) | undefined;
   headers: Record<string, string>;
   timeoutMs: number;
   /** The parameter the server takes an output limit in; undefined: the limits go as the client sent them. */
@@ -53,6 +57,11 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
   const embeddingsUrl = new URL(`${base}/embeddings`);
   const moderationsUrl = new URL(`${base}/moderations`);
   const imagesUrl = new URL(`${base}/images/generations`);
+  const audioUrls: Readonly<Record<AudioEndpoint, URL>> = {
+    transcriptions: new URL(`${base}/audio/transcriptions`),
+    translations: new URL(`${base}/audio/translations`),
+    speech: new URL(`${base}/audio/speech`),
+  };
   const headers: Record<string, string> = { ...config.headers };
   // A key in a file is read now (an unreadable one stops the adapter here) and again when it changes.
   const keyFile = config.apiKeyFile === undefined ? undefined : CredentialFile.open({ provider: id, key: 'apiKeyFile', path: config.apiKeyFile, checkIntervalMs: config.credentialFileCheckIntervalMs }, context?.credentialFiles);
@@ -64,6 +73,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
       embeddingsUrl: () => embeddingsUrl,
       moderationsUrl: () => moderationsUrl,
       imagesUrl: () => imagesUrl,
+      audioUrl: (_upstreamModel, endpoint) => audioUrls[endpoint],
       headers,
       auth: keyFile && secretAuth(keyFile, (key) => ({ authorization: `Bearer ${key}` })),
       timeoutMs: config.timeoutMs,
@@ -170,6 +180,37 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
       if (isGptImageModel(call.upstreamModel)) gptImageFormat(body, call.upstreamModel);
       const response = await post(imagesUrl(call.upstreamModel), body, call);
       return imageGenerationResponse(call.request, parseOpenAIImageGenerationResponse(await readJson(response, call)), id);
+    };
+  }
+  // The Audio API likewise: transcriptions and translations as multipart forms, speech as JSON
+  // answered with the audio's bytes.
+  const { audioUrl } = endpoints;
+  if (audioUrl !== undefined) {
+    adapter.transcribe = async (call: ProviderCall<chatv1.AudioTranscriptionRequest>): Promise<chatv1.AudioTranscriptionResponse> => {
+      const { request } = call;
+      const url = audioUrl(call.upstreamModel, request.translate ? 'translations' : 'transcriptions');
+      const response = await postFormWithAuth(
+        agent,
+        auth,
+        { url, headers, form: () => toOpenAITranscriptionForm(request, call.upstreamModel, { dropParams: endpoints.dropParams }), timeoutMs: call.timeoutMs || endpoints.timeoutMs, signal: call.signal, provider: id },
+        parseError,
+      );
+      const contentType = headerText(response.headers['content-type']);
+      const body = (await readBodyBounded(response, MAX_AUDIO_ANSWER_BYTES, call.signal, id)).toString('utf8');
+      const json = answersJson(request.responseFormat, contentType) ? parseOpenAITranscript(body, id) : undefined;
+      return transcriptionResponse(request, { body, json }, id);
+    };
+    adapter.speak = async (call: ProviderCall<chatv1.SpeechRequest>): Promise<chatv1.SpeechResponse> => {
+      const body = withoutNullParams(toOpenAISpeechBody(call.request, call.upstreamModel, { dropParams: endpoints.dropParams }));
+      const response = await postWithAuth(
+        agent,
+        auth,
+        { url: audioUrl(call.upstreamModel, 'speech'), headers: { accept: '*/*', ...headers }, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoints.timeoutMs, signal: call.signal, provider: id },
+        parseError,
+      );
+      const audio = await readBodyBounded(response, MAX_AUDIO_ANSWER_BYTES, call.signal, id);
+      const fallbackType = SPEECH_CONTENT_TYPES[call.request.responseFormat ?? 'mp3'] ?? 'application/octet-stream';
+      return speechResponse(call.request, audio, headerText(response.headers['content-type']), fallbackType, id);
     };
   }
   return adapter;

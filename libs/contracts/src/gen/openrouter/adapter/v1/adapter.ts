@@ -21,6 +21,8 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import {
+  AudioTranscriptionRequest,
+  AudioTranscriptionResponse,
   ChatChunk,
   ChatChunkBatch,
   ChatCompletion,
@@ -31,6 +33,8 @@ import {
   ImageGenerationResponse,
   ModerationRequest,
   ModerationResponse,
+  SpeechRequest,
+  SpeechResponse,
 } from "../../chat/v1/chat";
 
 export interface ChatRequest {
@@ -70,6 +74,22 @@ export interface GenerateImagesRequest {
   timeoutMs: number;
 }
 
+export interface TranscribeRequest {
+  requestId: string;
+  provider: string;
+  upstreamModel: string;
+  request?: AudioTranscriptionRequest | undefined;
+  timeoutMs: number;
+}
+
+export interface SpeakRequest {
+  requestId: string;
+  provider: string;
+  upstreamModel: string;
+  request?: SpeechRequest | undefined;
+  timeoutMs: number;
+}
+
 /** Chunks for a streamed request, one completion otherwise. */
 export interface ChatResponse {
   chunk?: ChatChunk | undefined;
@@ -90,6 +110,14 @@ export interface ModerateResponse {
 
 export interface GenerateImagesResponse {
   response?: ImageGenerationResponse | undefined;
+}
+
+export interface TranscribeResponse {
+  response?: AudioTranscriptionResponse | undefined;
+}
+
+export interface SpeakResponse {
+  response?: SpeechResponse | undefined;
 }
 
 function createBaseChatRequest(): ChatRequest {
@@ -512,6 +540,216 @@ export const GenerateImagesRequest: MessageFns<GenerateImagesRequest> = {
   },
 };
 
+function createBaseTranscribeRequest(): TranscribeRequest {
+  return { requestId: "", provider: "", upstreamModel: "", request: undefined, timeoutMs: 0 };
+}
+
+export const TranscribeRequest: MessageFns<TranscribeRequest> = {
+  encode(message: TranscribeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.provider !== "") {
+      writer.uint32(18).string(message.provider);
+    }
+    if (message.upstreamModel !== "") {
+      writer.uint32(26).string(message.upstreamModel);
+    }
+    if (message.request !== undefined) {
+      AudioTranscriptionRequest.encode(message.request, writer.uint32(34).fork()).join();
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(40).uint32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TranscribeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTranscribeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.upstreamModel = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.request = AudioTranscriptionRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TranscribeRequest>, I>>(base?: I): TranscribeRequest {
+    return TranscribeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TranscribeRequest>, I>>(object: I): TranscribeRequest {
+    const message = createBaseTranscribeRequest();
+    message.requestId = object.requestId ?? "";
+    message.provider = object.provider ?? "";
+    message.upstreamModel = object.upstreamModel ?? "";
+    message.request = (object.request !== undefined && object.request !== null)
+      ? AudioTranscriptionRequest.fromPartial(object.request)
+      : undefined;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseSpeakRequest(): SpeakRequest {
+  return { requestId: "", provider: "", upstreamModel: "", request: undefined, timeoutMs: 0 };
+}
+
+export const SpeakRequest: MessageFns<SpeakRequest> = {
+  encode(message: SpeakRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.provider !== "") {
+      writer.uint32(18).string(message.provider);
+    }
+    if (message.upstreamModel !== "") {
+      writer.uint32(26).string(message.upstreamModel);
+    }
+    if (message.request !== undefined) {
+      SpeechRequest.encode(message.request, writer.uint32(34).fork()).join();
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(40).uint32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeakRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeakRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.upstreamModel = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.request = SpeechRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SpeakRequest>, I>>(base?: I): SpeakRequest {
+    return SpeakRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeakRequest>, I>>(object: I): SpeakRequest {
+    const message = createBaseSpeakRequest();
+    message.requestId = object.requestId ?? "";
+    message.provider = object.provider ?? "";
+    message.upstreamModel = object.upstreamModel ?? "";
+    message.request = (object.request !== undefined && object.request !== null)
+      ? SpeechRequest.fromPartial(object.request)
+      : undefined;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    return message;
+  },
+};
+
 function createBaseChatResponse(): ChatResponse {
   return { chunk: undefined, completion: undefined, chunks: undefined };
 }
@@ -768,6 +1006,120 @@ export const GenerateImagesResponse: MessageFns<GenerateImagesResponse> = {
   },
 };
 
+function createBaseTranscribeResponse(): TranscribeResponse {
+  return { response: undefined };
+}
+
+export const TranscribeResponse: MessageFns<TranscribeResponse> = {
+  encode(message: TranscribeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.response !== undefined) {
+      AudioTranscriptionResponse.encode(message.response, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TranscribeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTranscribeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.response = AudioTranscriptionResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TranscribeResponse>, I>>(base?: I): TranscribeResponse {
+    return TranscribeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TranscribeResponse>, I>>(object: I): TranscribeResponse {
+    const message = createBaseTranscribeResponse();
+    message.response = (object.response !== undefined && object.response !== null)
+      ? AudioTranscriptionResponse.fromPartial(object.response)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSpeakResponse(): SpeakResponse {
+  return { response: undefined };
+}
+
+export const SpeakResponse: MessageFns<SpeakResponse> = {
+  encode(message: SpeakResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.response !== undefined) {
+      SpeechResponse.encode(message.response, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeakResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeakResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.response = SpeechResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SpeakResponse>, I>>(base?: I): SpeakResponse {
+    return SpeakResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeakResponse>, I>>(object: I): SpeakResponse {
+    const message = createBaseSpeakResponse();
+    message.response = (object.response !== undefined && object.response !== null)
+      ? SpeechResponse.fromPartial(object.response)
+      : undefined;
+    return message;
+  },
+};
+
 /** The router calls one adapter per provider family; the adapter speaks the provider's wire format. */
 export type AdapterServiceService = typeof AdapterServiceService;
 export const AdapterServiceService = {
@@ -809,6 +1161,24 @@ export const AdapterServiceService = {
       Buffer.from(GenerateImagesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GenerateImagesResponse => GenerateImagesResponse.decode(value),
   },
+  transcribe: {
+    path: "/openrouter.adapter.v1.AdapterService/Transcribe" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TranscribeRequest): Buffer => Buffer.from(TranscribeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TranscribeRequest => TranscribeRequest.decode(value),
+    responseSerialize: (value: TranscribeResponse): Buffer => Buffer.from(TranscribeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TranscribeResponse => TranscribeResponse.decode(value),
+  },
+  speak: {
+    path: "/openrouter.adapter.v1.AdapterService/Speak" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SpeakRequest): Buffer => Buffer.from(SpeakRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SpeakRequest => SpeakRequest.decode(value),
+    responseSerialize: (value: SpeakResponse): Buffer => Buffer.from(SpeakResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SpeakResponse => SpeakResponse.decode(value),
+  },
 } as const;
 
 export interface AdapterServiceServer extends UntypedServiceImplementation {
@@ -816,6 +1186,8 @@ export interface AdapterServiceServer extends UntypedServiceImplementation {
   embed: handleUnaryCall<EmbedRequest, EmbedResponse>;
   moderate: handleUnaryCall<ModerateRequest, ModerateResponse>;
   generateImages: handleUnaryCall<GenerateImagesRequest, GenerateImagesResponse>;
+  transcribe: handleUnaryCall<TranscribeRequest, TranscribeResponse>;
+  speak: handleUnaryCall<SpeakRequest, SpeakResponse>;
 }
 
 export interface AdapterServiceClient extends Client {
@@ -865,6 +1237,36 @@ export interface AdapterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GenerateImagesResponse) => void,
+  ): ClientUnaryCall;
+  transcribe(
+    request: TranscribeRequest,
+    callback: (error: ServiceError | null, response: TranscribeResponse) => void,
+  ): ClientUnaryCall;
+  transcribe(
+    request: TranscribeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TranscribeResponse) => void,
+  ): ClientUnaryCall;
+  transcribe(
+    request: TranscribeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TranscribeResponse) => void,
+  ): ClientUnaryCall;
+  speak(
+    request: SpeakRequest,
+    callback: (error: ServiceError | null, response: SpeakResponse) => void,
+  ): ClientUnaryCall;
+  speak(
+    request: SpeakRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SpeakResponse) => void,
+  ): ClientUnaryCall;
+  speak(
+    request: SpeakRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SpeakResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -357,6 +357,87 @@ export interface GeneratedImage {
   revisedPrompt?: string | undefined;
 }
 
+/**
+ * A transcription or translation request, as OpenAI's Audio API takes it (`POST
+ * /v1/audio/transcriptions` and `/v1/audio/translations`, multipart form data).
+ */
+export interface AudioTranscriptionRequest {
+  model: string;
+  /** The audio file as the client uploaded it: its bytes, name and media type. */
+  file: Buffer;
+  filename: string;
+  contentType: string;
+  /** Translate the speech into English (`/v1/audio/translations`) instead of transcribing it. */
+  translate: boolean;
+  language?: string | undefined;
+  prompt?:
+    | string
+    | undefined;
+  /** `json`, `text`, `srt`, `verbose_json` or `vtt`; unset: the provider's default (`json`). */
+  responseFormat?: string | undefined;
+  temperature?:
+    | number
+    | undefined;
+  /**
+   * The form's other fields, which the gateway does not read (`timestamp_granularities[]`,
+   * `include[]`, `chunking_strategy`, …), in the order the client sent them.
+   */
+  extraFields: FormField[];
+  /** The audio's length as the gateway read it from the file (WAV), in milliseconds; 0: unknown. */
+  durationMs: number;
+}
+
+export interface FormField {
+  name: string;
+  value: string;
+}
+
+export interface AudioTranscriptionResponse {
+  /**
+   * The answer's body as the provider gave it in the format asked for: a JSON object's text for
+   * `json` and `verbose_json`, the text itself for `text`, `srt` and `vtt`.
+   */
+  body: string;
+  /** The body's media type (`application/json`, `text/plain`, …). */
+  contentType: string;
+  /** The provider's token usage (token-billed models), else the text's estimate, marked estimated. */
+  usage?:
+    | Usage
+    | undefined;
+  /**
+   * The audio billed by its length, in milliseconds: the provider's report (`usage.seconds`,
+   * `duration`), else the gateway's reading of the file; 0: unknown (nothing billed by length).
+   */
+  audioMs: number;
+}
+
+/**
+ * A speech request, as OpenAI's Audio API takes it (`POST /v1/audio/speech`). Parameters the
+ * gateway does not read (`speed`, `instructions`, …) travel in `extra_json`.
+ */
+export interface SpeechRequest {
+  model: string;
+  input: string;
+  /** The voice: a name (`alloy`) or, as a JSON object's text, a custom voice (`{"id":"voice_…"}`). */
+  voice: string;
+  /** `mp3`, `opus`, `aac`, `flac`, `wav` or `pcm`; unset: the provider's default (`mp3`). */
+  responseFormat?: string | undefined;
+  user?: string | undefined;
+  extraJson: string;
+}
+
+export interface SpeechResponse {
+  audio: Buffer;
+  /** The audio's media type as the provider sent it (`audio/mpeg`, …). */
+  contentType: string;
+  /** The provider's token usage when it reports one, else the input's estimate, marked estimated. */
+  usage?:
+    | Usage
+    | undefined;
+  /** Characters of input spoken (priced per million characters). */
+  characters: number;
+}
+
 function createBaseChatRequest(): ChatRequest {
   return {
     model: "",
@@ -4091,6 +4172,557 @@ export const GeneratedImage: MessageFns<GeneratedImage> = {
     message.b64Json = object.b64Json ?? undefined;
     message.url = object.url ?? undefined;
     message.revisedPrompt = object.revisedPrompt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseAudioTranscriptionRequest(): AudioTranscriptionRequest {
+  return {
+    model: "",
+    file: Buffer.alloc(0),
+    filename: "",
+    contentType: "",
+    translate: false,
+    language: undefined,
+    prompt: undefined,
+    responseFormat: undefined,
+    temperature: undefined,
+    extraFields: [],
+    durationMs: 0,
+  };
+}
+
+export const AudioTranscriptionRequest: MessageFns<AudioTranscriptionRequest> = {
+  encode(message: AudioTranscriptionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.file.length !== 0) {
+      writer.uint32(18).bytes(message.file);
+    }
+    if (message.filename !== "") {
+      writer.uint32(26).string(message.filename);
+    }
+    if (message.contentType !== "") {
+      writer.uint32(34).string(message.contentType);
+    }
+    if (message.translate !== false) {
+      writer.uint32(40).bool(message.translate);
+    }
+    if (message.language !== undefined) {
+      writer.uint32(50).string(message.language);
+    }
+    if (message.prompt !== undefined) {
+      writer.uint32(58).string(message.prompt);
+    }
+    if (message.responseFormat !== undefined) {
+      writer.uint32(66).string(message.responseFormat);
+    }
+    if (message.temperature !== undefined) {
+      writer.uint32(73).double(message.temperature);
+    }
+    for (const v of message.extraFields) {
+      FormField.encode(v!, writer.uint32(82).fork()).join();
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(88).uint64(message.durationMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AudioTranscriptionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAudioTranscriptionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.file = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.filename = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.contentType = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.translate = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.language = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.prompt = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.responseFormat = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.temperature = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.extraFields.push(FormField.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.durationMs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<AudioTranscriptionRequest>, I>>(base?: I): AudioTranscriptionRequest {
+    return AudioTranscriptionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AudioTranscriptionRequest>, I>>(object: I): AudioTranscriptionRequest {
+    const message = createBaseAudioTranscriptionRequest();
+    message.model = object.model ?? "";
+    message.file = object.file ?? Buffer.alloc(0);
+    message.filename = object.filename ?? "";
+    message.contentType = object.contentType ?? "";
+    message.translate = object.translate ?? false;
+    message.language = object.language ?? undefined;
+    message.prompt = object.prompt ?? undefined;
+    message.responseFormat = object.responseFormat ?? undefined;
+    message.temperature = object.temperature ?? undefined;
+    message.extraFields = object.extraFields?.map((e) => FormField.fromPartial(e)) || [];
+    message.durationMs = object.durationMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseFormField(): FormField {
+  return { name: "", value: "" };
+}
+
+export const FormField: MessageFns<FormField> = {
+  encode(message: FormField, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FormField {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFormField();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FormField>, I>>(base?: I): FormField {
+    return FormField.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FormField>, I>>(object: I): FormField {
+    const message = createBaseFormField();
+    message.name = object.name ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseAudioTranscriptionResponse(): AudioTranscriptionResponse {
+  return { body: "", contentType: "", usage: undefined, audioMs: 0 };
+}
+
+export const AudioTranscriptionResponse: MessageFns<AudioTranscriptionResponse> = {
+  encode(message: AudioTranscriptionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.body !== "") {
+      writer.uint32(10).string(message.body);
+    }
+    if (message.contentType !== "") {
+      writer.uint32(18).string(message.contentType);
+    }
+    if (message.usage !== undefined) {
+      Usage.encode(message.usage, writer.uint32(26).fork()).join();
+    }
+    if (message.audioMs !== 0) {
+      writer.uint32(32).uint64(message.audioMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AudioTranscriptionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAudioTranscriptionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.body = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.contentType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.usage = Usage.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.audioMs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<AudioTranscriptionResponse>, I>>(base?: I): AudioTranscriptionResponse {
+    return AudioTranscriptionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AudioTranscriptionResponse>, I>>(object: I): AudioTranscriptionResponse {
+    const message = createBaseAudioTranscriptionResponse();
+    message.body = object.body ?? "";
+    message.contentType = object.contentType ?? "";
+    message.usage = (object.usage !== undefined && object.usage !== null) ? Usage.fromPartial(object.usage) : undefined;
+    message.audioMs = object.audioMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseSpeechRequest(): SpeechRequest {
+  return { model: "", input: "", voice: "", responseFormat: undefined, user: undefined, extraJson: "" };
+}
+
+export const SpeechRequest: MessageFns<SpeechRequest> = {
+  encode(message: SpeechRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.input !== "") {
+      writer.uint32(18).string(message.input);
+    }
+    if (message.voice !== "") {
+      writer.uint32(26).string(message.voice);
+    }
+    if (message.responseFormat !== undefined) {
+      writer.uint32(34).string(message.responseFormat);
+    }
+    if (message.user !== undefined) {
+      writer.uint32(42).string(message.user);
+    }
+    if (message.extraJson !== "") {
+      writer.uint32(50).string(message.extraJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeechRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeechRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.input = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.voice = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.responseFormat = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.extraJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SpeechRequest>, I>>(base?: I): SpeechRequest {
+    return SpeechRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeechRequest>, I>>(object: I): SpeechRequest {
+    const message = createBaseSpeechRequest();
+    message.model = object.model ?? "";
+    message.input = object.input ?? "";
+    message.voice = object.voice ?? "";
+    message.responseFormat = object.responseFormat ?? undefined;
+    message.user = object.user ?? undefined;
+    message.extraJson = object.extraJson ?? "";
+    return message;
+  },
+};
+
+function createBaseSpeechResponse(): SpeechResponse {
+  return { audio: Buffer.alloc(0), contentType: "", usage: undefined, characters: 0 };
+}
+
+export const SpeechResponse: MessageFns<SpeechResponse> = {
+  encode(message: SpeechResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.audio.length !== 0) {
+      writer.uint32(10).bytes(message.audio);
+    }
+    if (message.contentType !== "") {
+      writer.uint32(18).string(message.contentType);
+    }
+    if (message.usage !== undefined) {
+      Usage.encode(message.usage, writer.uint32(26).fork()).join();
+    }
+    if (message.characters !== 0) {
+      writer.uint32(32).uint64(message.characters);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeechResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeechResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.audio = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.contentType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.usage = Usage.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.characters = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SpeechResponse>, I>>(base?: I): SpeechResponse {
+    return SpeechResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeechResponse>, I>>(object: I): SpeechResponse {
+    const message = createBaseSpeechResponse();
+    message.audio = object.audio ?? Buffer.alloc(0);
+    message.contentType = object.contentType ?? "";
+    message.usage = (object.usage !== undefined && object.usage !== null) ? Usage.fromPartial(object.usage) : undefined;
+    message.characters = object.characters ?? 0;
     return message;
   },
 };

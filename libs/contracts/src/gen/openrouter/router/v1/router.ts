@@ -21,6 +21,8 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import {
+  AudioTranscriptionRequest,
+  AudioTranscriptionResponse,
   ChatChunk,
   ChatChunkBatch,
   ChatCompletion,
@@ -31,6 +33,8 @@ import {
   ImageGenerationResponse,
   ModerationRequest,
   ModerationResponse,
+  SpeechRequest,
+  SpeechResponse,
 } from "../../chat/v1/chat";
 
 export enum RouteAttemptStatus {
@@ -233,6 +237,26 @@ export interface GenerateImagesRequest {
 export interface GenerateImagesResponse {
   decision?: RouteDecision | undefined;
   response?: ImageGenerationResponse | undefined;
+}
+
+export interface TranscribeRequest {
+  context?: RequestContext | undefined;
+  request?: AudioTranscriptionRequest | undefined;
+}
+
+export interface TranscribeResponse {
+  decision?: RouteDecision | undefined;
+  response?: AudioTranscriptionResponse | undefined;
+}
+
+export interface SpeakRequest {
+  context?: RequestContext | undefined;
+  request?: SpeechRequest | undefined;
+}
+
+export interface SpeakResponse {
+  decision?: RouteDecision | undefined;
+  response?: SpeechResponse | undefined;
 }
 
 export interface ListModelsRequest {
@@ -1998,6 +2022,290 @@ export const GenerateImagesResponse: MessageFns<GenerateImagesResponse> = {
   },
 };
 
+function createBaseTranscribeRequest(): TranscribeRequest {
+  return { context: undefined, request: undefined };
+}
+
+export const TranscribeRequest: MessageFns<TranscribeRequest> = {
+  encode(message: TranscribeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.request !== undefined) {
+      AudioTranscriptionRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TranscribeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTranscribeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = AudioTranscriptionRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TranscribeRequest>, I>>(base?: I): TranscribeRequest {
+    return TranscribeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TranscribeRequest>, I>>(object: I): TranscribeRequest {
+    const message = createBaseTranscribeRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.request = (object.request !== undefined && object.request !== null)
+      ? AudioTranscriptionRequest.fromPartial(object.request)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseTranscribeResponse(): TranscribeResponse {
+  return { decision: undefined, response: undefined };
+}
+
+export const TranscribeResponse: MessageFns<TranscribeResponse> = {
+  encode(message: TranscribeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decision !== undefined) {
+      RouteDecision.encode(message.decision, writer.uint32(10).fork()).join();
+    }
+    if (message.response !== undefined) {
+      AudioTranscriptionResponse.encode(message.response, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TranscribeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTranscribeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decision = RouteDecision.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.response = AudioTranscriptionResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TranscribeResponse>, I>>(base?: I): TranscribeResponse {
+    return TranscribeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TranscribeResponse>, I>>(object: I): TranscribeResponse {
+    const message = createBaseTranscribeResponse();
+    message.decision = (object.decision !== undefined && object.decision !== null)
+      ? RouteDecision.fromPartial(object.decision)
+      : undefined;
+    message.response = (object.response !== undefined && object.response !== null)
+      ? AudioTranscriptionResponse.fromPartial(object.response)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSpeakRequest(): SpeakRequest {
+  return { context: undefined, request: undefined };
+}
+
+export const SpeakRequest: MessageFns<SpeakRequest> = {
+  encode(message: SpeakRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      RequestContext.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.request !== undefined) {
+      SpeechRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeakRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeakRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = RequestContext.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = SpeechRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SpeakRequest>, I>>(base?: I): SpeakRequest {
+    return SpeakRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeakRequest>, I>>(object: I): SpeakRequest {
+    const message = createBaseSpeakRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? RequestContext.fromPartial(object.context)
+      : undefined;
+    message.request = (object.request !== undefined && object.request !== null)
+      ? SpeechRequest.fromPartial(object.request)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSpeakResponse(): SpeakResponse {
+  return { decision: undefined, response: undefined };
+}
+
+export const SpeakResponse: MessageFns<SpeakResponse> = {
+  encode(message: SpeakResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decision !== undefined) {
+      RouteDecision.encode(message.decision, writer.uint32(10).fork()).join();
+    }
+    if (message.response !== undefined) {
+      SpeechResponse.encode(message.response, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeakResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeakResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decision = RouteDecision.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.response = SpeechResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SpeakResponse>, I>>(base?: I): SpeakResponse {
+    return SpeakResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeakResponse>, I>>(object: I): SpeakResponse {
+    const message = createBaseSpeakResponse();
+    message.decision = (object.decision !== undefined && object.decision !== null)
+      ? RouteDecision.fromPartial(object.decision)
+      : undefined;
+    message.response = (object.response !== undefined && object.response !== null)
+      ? SpeechResponse.fromPartial(object.response)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseListModelsRequest(): ListModelsRequest {
   return { context: undefined };
 }
@@ -3754,6 +4062,24 @@ export const RouterServiceService = {
       Buffer.from(GenerateImagesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GenerateImagesResponse => GenerateImagesResponse.decode(value),
   },
+  transcribe: {
+    path: "/openrouter.router.v1.RouterService/Transcribe" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TranscribeRequest): Buffer => Buffer.from(TranscribeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TranscribeRequest => TranscribeRequest.decode(value),
+    responseSerialize: (value: TranscribeResponse): Buffer => Buffer.from(TranscribeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TranscribeResponse => TranscribeResponse.decode(value),
+  },
+  speak: {
+    path: "/openrouter.router.v1.RouterService/Speak" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SpeakRequest): Buffer => Buffer.from(SpeakRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SpeakRequest => SpeakRequest.decode(value),
+    responseSerialize: (value: SpeakResponse): Buffer => Buffer.from(SpeakResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SpeakResponse => SpeakResponse.decode(value),
+  },
   listModels: {
     path: "/openrouter.router.v1.RouterService/ListModels" as const,
     requestStream: false as const,
@@ -3803,6 +4129,8 @@ export interface RouterServiceServer extends UntypedServiceImplementation {
   embed: handleUnaryCall<EmbedRequest, EmbedResponse>;
   moderate: handleUnaryCall<ModerateRequest, ModerateResponse>;
   generateImages: handleUnaryCall<GenerateImagesRequest, GenerateImagesResponse>;
+  transcribe: handleUnaryCall<TranscribeRequest, TranscribeResponse>;
+  speak: handleUnaryCall<SpeakRequest, SpeakResponse>;
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
   /** How a chat request would be routed (task type, every candidate, the order), without calling a provider. */
   explain: handleUnaryCall<ExplainRequest, ExplainResponse>;
@@ -3859,6 +4187,36 @@ export interface RouterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GenerateImagesResponse) => void,
+  ): ClientUnaryCall;
+  transcribe(
+    request: TranscribeRequest,
+    callback: (error: ServiceError | null, response: TranscribeResponse) => void,
+  ): ClientUnaryCall;
+  transcribe(
+    request: TranscribeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TranscribeResponse) => void,
+  ): ClientUnaryCall;
+  transcribe(
+    request: TranscribeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TranscribeResponse) => void,
+  ): ClientUnaryCall;
+  speak(
+    request: SpeakRequest,
+    callback: (error: ServiceError | null, response: SpeakResponse) => void,
+  ): ClientUnaryCall;
+  speak(
+    request: SpeakRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SpeakResponse) => void,
+  ): ClientUnaryCall;
+  speak(
+    request: SpeakRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SpeakResponse) => void,
   ): ClientUnaryCall;
   listModels(
     request: ListModelsRequest,

@@ -14,6 +14,9 @@ export enum Operation {
   OPERATION_EMBEDDING = 3,
   OPERATION_MODERATION = 4,
   OPERATION_IMAGE = 5,
+  OPERATION_TRANSCRIPTION = 6,
+  OPERATION_TRANSLATION = 7,
+  OPERATION_SPEECH = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -91,6 +94,12 @@ export interface UsageEvent {
    * `cost.currency` (the spend the cache avoided). Empty otherwise.
    */
   cacheSavedCost: string;
+  /**
+   * Quantities billed by other units than tokens: the audio transcribed or translated, in
+   * milliseconds (priced per minute), and the characters of text spoken (priced per million).
+   */
+  audioMs: number;
+  characters: number;
 }
 
 /**
@@ -201,6 +210,8 @@ function createBaseUsageEvent(): UsageEvent {
     requestId: "",
     cacheHit: false,
     cacheSavedCost: "",
+    audioMs: 0,
+    characters: 0,
   };
 }
 
@@ -289,6 +300,12 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     }
     if (message.cacheSavedCost !== "") {
       writer.uint32(226).string(message.cacheSavedCost);
+    }
+    if (message.audioMs !== 0) {
+      writer.uint32(232).uint64(message.audioMs);
+    }
+    if (message.characters !== 0) {
+      writer.uint32(240).uint64(message.characters);
     }
     return writer;
   },
@@ -530,6 +547,22 @@ export const UsageEvent: MessageFns<UsageEvent> = {
             message.cacheSavedCost = reader.string();
             continue;
           }
+          case 29: {
+            if (tag !== 232) {
+              break;
+            }
+
+            message.audioMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.characters = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -579,6 +612,8 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     message.requestId = object.requestId ?? "";
     message.cacheHit = object.cacheHit ?? false;
     message.cacheSavedCost = object.cacheSavedCost ?? "";
+    message.audioMs = object.audioMs ?? 0;
+    message.characters = object.characters ?? 0;
     return message;
   },
 };

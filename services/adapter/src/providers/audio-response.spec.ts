@@ -1,0 +1,74 @@
+import type { chatv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { codePoints, cueText, lastCueEndMs, speechResponse, transcriptionResponse } from './audio-response';
+import { countTextTokens } from './text-tokens';
+
+const request = (fields: Partial<chatv1.AudioTranscriptionRequest> = {}): chatv1.AudioTranscriptionRequest => ({
+  model: 'm',
+  file: Buffer.alloc(0),
+  filename: 'a.mp3',
+  contentType: 'audio/mpeg',
+  translate: false,
+  extraFields: [],
+  durationMs: 0,
+  ...fields,
+});
+
+describe('subtitle files', () => {
+  it('end at their latest cue, whatever the notation: SRT commas, WebVTT dots, hours left out, short fractions', () => {
+    expect(lastCueEndMs('1\r\n00:00:00,000 --> 00:00:04,200\r\nHello\r\n\r\n2\r\n00:00:04,200 --> 00:01:02,345\r\nthere\r\n')).toBe(62_345);
+    expect(lastCueEndMs('WEBVTT\n\n00:01.000 --> 00:03.5 align:start\nHi\n\n01:00:00.000 --> 01:00:00.050\nlate\n')).toBe(3_600_050);
+    // Cues out of order: the latest end counts, not the last written.
+    expect(lastCueEndMs('00:00:09,000 --> 00:00:10,000\nb\n\n00:00:01,000 --> 00:00:02,000\na\n')).toBe(10_000);
+    expect(lastCueEndMs('no cues here')).toBeUndefined();
+    expect(lastCueEndMs('')).toBeUndefined();
+  });
+
+  it('speak the text of their cues, without the header, numbers, timings or notes', () => {
+    expect(cueText('WEBVTT\n\nNOTE made by a model\n\n1\n00:00.000 --> 00:02.000\nFirst line\nsecond line\n\n00:02.000 --> 00:03.000\nThird\n')).toBe('First line\nsecond line\nThird');
+    expect(cueText('1\r\n00:00:00,000 --> 00:00:01,000\r\nHello\r\n')).toBe('Hello');
+    expect(cueText('plain words')).toBe('plain words');
+  });
+});
+
+describe('transcriptionResponse', () => {
+  it("serves text from the JSON the provider was asked for, and refuses a text answer where JSON was asked", () => {
+    const answer = transcriptionResponse(request({ responseFormat: 'text' }), { body: '{"text":"hi there"}', json: { text: 'hi there', usage: { type: 'duration', seconds: 1.2 } } }, 'p');
+    expect(answer).toMatchObject({ body: 'hi there', contentType: 'text/plain; charset=utf-8', audioMs: 1_200 });
+    expect(() => transcriptionResponse(request({ responseFormat: 'text' }), { body: 'hi there' }, 'p')).toThrow(GatewayError);
+  });
+
+  it('bills the provider’s seconds over verbose duration over the file’s length, and a JSON answer never by cues', () => {
+    const json = (usage?: { type: 'duration'; seconds: number }, durationSeconds?: number) => ({ body: '{}', json: { text: '00:00:01,000 --> 00:00:09,000', usage, durationSeconds } });
+    expect(transcriptionResponse(request({ durationMs: 4_000 }), json({ type: 'duration', seconds: 3 }, 2.5), 'p').audioMs).toBe(3_000);
+    expect(transcriptionResponse(request({ durationMs: 4_000 }), json(undefined, 2.5), 'p').audioMs).toBe(2_500);
+    expect(transcriptionResponse(request({ durationMs: 4_000 }), json(), 'p').audioMs).toBe(4_000);
+    expect(transcriptionResponse(request(), json(), 'p').audioMs).toBe(0);
+    expect(transcriptionResponse(request({ responseFormat: 'srt' }), { body: '1\n00:00:01,000 --> 00:00:09,000\nx\n' }, 'p').audioMs).toBe(9_000);
+  });
+
+  it("takes a token-billed model's tokens as reported, and estimates the others from the prompt and the text", () => {
+    const tokens = transcriptionResponse(request({ prompt: 'ignored' }), { body: '{}', json: { text: 'x', usage: { type: 'tokens', inputTokens: 30, outputTokens: 5, totalTokens: 35 } } }, 'p');
+    expect(tokens.usage).toEqual({ promptTokens: 30, completionTokens: 5, totalTokens: 35, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false });
+    const estimate = transcriptionResponse(request({ prompt: 'Glossary: Kubernetes' }), { body: '{}', json: { text: 'We deployed to Kubernetes today.' } }, 'p');
+    expect(estimate.usage).toMatchObject({ promptTokens: countTextTokens('Glossary: Kubernetes'), completionTokens: countTextTokens('We deployed to Kubernetes today.'), estimated: true });
+  });
+});
+
+describe('speechResponse', () => {
+  const speech: chatv1.SpeechRequest = { model: 'm', input: 'e\u0301 👩‍💻', voice: 'alloy', extraJson: '' };
+
+  it('counts code points: a combining accent and each part of a joined emoji count, a surrogate pair once', () => {
+    // e, U+0301, space, 👩 (a pair), ZWJ, 💻 (a pair): 6 code points, 8 UTF-16 units.
+    expect(speech.input.length).toBe(8);
+    expect(codePoints(speech.input)).toBe(6);
+    expect(speechResponse(speech, Buffer.from([1]), 'audio/mpeg', 'audio/mpeg', 'p').characters).toBe(6);
+  });
+
+  it("keeps the provider's media type with its parameters, falls back to the format's, and refuses text or JSON as audio", () => {
+    expect(speechResponse(speech, Buffer.from([1]), 'audio/L16; rate=24000', 'audio/pcm', 'p').contentType).toBe('audio/L16; rate=24000');
+    expect(speechResponse(speech, Buffer.from([1]), undefined, 'audio/ogg', 'p').contentType).toBe('audio/ogg');
+    expect(() => speechResponse(speech, Buffer.from('{}'), 'application/json; charset=utf-8', 'audio/mpeg', 'p')).toThrow(/application\/json instead of audio/);
+    expect(() => speechResponse(speech, Buffer.from('<html>'), 'text/html', 'audio/mpeg', 'p')).toThrow(/text\/html instead of audio/);
+  });
+});

@@ -1,0 +1,118 @@
+import { PriceBook } from '@openrouter/usage';
+import { countTextTokens } from '../access/prompt-tokens';
+import { ingressTestConfig } from '../test-config.testing';
+import { mp3File, upload, wavFile } from './audio-file.testing';
+import { audioDemandOf, audioPromptTokens, audioUnitMicros, WorstCasePricing } from './worst-case-cost';
+
+const NOW = Date.parse('2025-06-14T12:00:00Z');
+const TRANSCRIPTIONS = '/v1/audio/transcriptions';
+const TRANSLATIONS = '/v1/audio/translations';
+const SPEECH = '/v1/audio/speech';
+const settings = { maxSeconds: 1_500, tokensPerSecond: 25 };
+
+describe('audioDemandOf', () => {
+  it('counts an uploaded WAV file at its length, rounded up to the second as OpenAI reports it', () => {
+    for (const endpoint of [TRANSCRIPTIONS, TRANSLATIONS]) {
+      expect(audioDemandOf(endpoint, { model: 'whisper-1', file: upload(wavFile(3_000)) }, settings)).toEqual({ kind: 'transcription', seconds: 3, audioTokens: 75, textTokens: 0 });
+    }
+    expect(audioDemandOf(TRANSCRIPTIONS, { model: 'whisper-1', file: upload(wavFile(8_470)) }, settings)).toMatchObject({ seconds: 9, audioTokens: 225 });
+  });
+
+  it('counts a file whose length it cannot read at budgets.audio.maxSeconds, and a form without a file (refused with a 400) at none', () => {
+    expect(audioDemandOf(TRANSCRIPTIONS, { model: 'w', file: upload(mp3File(), 'a.mp3', 'audio/mpeg') }, settings)).toMatchObject({ seconds: 1_500, audioTokens: 37_500 });
+    expect(audioDemandOf(TRANSCRIPTIONS, { model: 'w', file: upload(mp3File()) }, { maxSeconds: 60, tokensPerSecond: 10 })).toMatchObject({ seconds: 60, audioTokens: 600 });
+    // A WAV header that says no more than its first bytes: still unreadable.
+    expect(audioDemandOf(TRANSCRIPTIONS, { model: 'w', file: upload(wavFile(1_000).slice(0, 30)) }, settings)).toMatchObject({ seconds: 1_500 });
+    expect(audioDemandOf(TRANSCRIPTIONS, { model: 'w' }, settings)).toMatchObject({ seconds: 0, audioTokens: 0 });
+    expect(audioDemandOf(TRANSCRIPTIONS, { model: 'w', file: 'speech.wav' }, settings)).toMatchObject({ seconds: 0 });
+    expect(audioDemandOf(TRANSCRIPTIONS, { model: 'w', file: upload(new Uint8Array(0)) }, settings)).toMatchObject({ seconds: 0 });
+  });
+
+  it('counts a transcription’s prompt hint as text, each value of a repeated field, and never the file’s bytes', () => {
+    const hint = 'Names: Zyxel, Quetzalcoatl, Ngũgĩ.';
+    const file = upload(mp3File(256 * 1024));
+    expect(audioDemandOf(TRANSCRIPTIONS, { model: 'w', file, prompt: hint }, settings)).toMatchObject({ textTokens: countTextTokens(hint) });
+    expect(audioDemandOf(TRANSCRIPTIONS, { model: 'w', file, prompt: [hint, 'again'] }, settings)).toMatchObject({ textTokens: countTextTokens(hint) + countTextTokens('again') });
+    // The file, whatever field carries it, counts for its length only.
+    expect(audioDemandOf(TRANSCRIPTIONS, { model: 'w', file, prompt: file }, settings)).toMatchObject({ textTokens: 0 });
+  });
+
+  it('counts a speech by its input’s code points, and its input and instructions as text', () => {
+    const input = 'Bonjour 🌍 — ça va?';
+    expect([...input].length).toBe(input.length - 1);
+    expect(audioDemandOf(SPEECH, { model: 'tts-1', input, voice: 'alloy' }, settings)).toEqual({ kind: 'speech', characters: [...input].length, textTokens: countTextTokens(input) });
+    expect(audioDemandOf(SPEECH, { model: 'tts-1', input, instructions: 'Speak cheerfully.' }, settings)).toMatchObject({ textTokens: countTextTokens(input) + countTextTokens('Speak cheerfully.') });
+    // A lone surrogate is one character, as the provider counts it.
+    expect(audioDemandOf(SPEECH, { model: 'tts-1', input: 'a\ud83c' }, settings)).toMatchObject({ characters: 2 });
+    // An input that is not text is refused with a 400 afterwards: none counted until then.
+    expect(audioDemandOf(SPEECH, { model: 'tts-1', input: ['x'] }, settings)).toMatchObject({ characters: 0 });
+  });
+
+  it('leaves every other endpoint to the token counts', () => {
+    for (const endpoint of [undefined, '/v1/chat/completions', '/v1/embeddings', '/v1/images/generations']) {
+      expect(audioDemandOf(endpoint, { model: 'm', input: 'text', file: upload(wavFile(1_000)) }, settings)).toBeUndefined();
+    }
+  });
+
+  it('reserves a transcription’s audio tokens as they are and pads its text as a prompt is padded', () => {
+    const demand = { kind: 'transcription' as const, seconds: 4, audioTokens: 100, textTokens: 10 };
+    // 100 + ceil(10 × 1.1) + 16.
+    expect(audioPromptTokens(demand)).toBe(127);
+    expect(audioPromptTokens({ kind: 'speech', characters: 40, textTokens: 10 })).toBe(27);
+  });
+});
+
+describe('WorstCasePricing for audio', () => {
+  const config = ingressTestConfig({
+    providers: {
+      'sim-eu': { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', residency: 'eu' },
+      'sim-us': { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', residency: 'us' },
+    },
+    models: [
+      {
+        id: 'whisper',
+        capabilities: ['transcription'],
+        pricing: { input: '0', output: '0', perAudioMinute: '0.006', deployments: { us: { perAudioMinute: '0.009' } } },
+        deployments: [
+          { id: 'eu', provider: 'sim-eu', model: 'whisper-1' },
+          { id: 'us', provider: 'sim-us', model: 'whisper-1' },
+        ],
+      },
+      {
+        id: 'tts',
+        capabilities: ['speech'],
+        pricing: { input: '0', output: '0', perMillionCharacters: '15', deployments: { 'tts-us': { perMillionCharacters: '30' } } },
+        deployments: [
+          { id: 'tts-eu', provider: 'sim-eu', model: 'tts-1' },
+          { id: 'tts-us', provider: 'sim-us', model: 'tts-1' },
+        ],
+      },
+      { id: 'chat', pricing: { input: '1', output: '50' }, deployments: [{ id: 'c', provider: 'sim-eu', model: 'c' }] },
+    ],
+  });
+  const pricing = new WorstCasePricing(config, PriceBook.fromModels(config.models));
+
+  it('takes the dearest perAudioMinute and perMillionCharacters of the deployments the tenant may reach', () => {
+    // 0.009 a minute: 9,000 micro-units; 30 per 1M characters: 30 micro-units a character.
+    expect(pricing.priceAt(['whisper'], NOW).audioMinuteMicros.toFixed()).toBe('9000');
+    expect(pricing.priceAt(['tts'], NOW).characterMicros.toFixed()).toBe('30');
+    const eu = { residency: { values: ['eu'] }, excludeProviders: [], guardrails: [] };
+    expect(pricing.priceAt(['whisper'], NOW, undefined, eu).audioMinuteMicros.toFixed()).toBe('6000');
+    expect(pricing.priceAt(['tts'], NOW, undefined, eu).characterMicros.toFixed()).toBe('15');
+    // Models that price no audio: none.
+    expect(pricing.priceAt(['chat'], NOW).audioMinuteMicros.toFixed()).toBe('0');
+    expect(pricing.priceAt(['chat'], NOW).characterMicros.toFixed()).toBe('0');
+  });
+
+  it('prices a transcription by the minute and a speech by the character', () => {
+    const price = pricing.priceAt(['whisper', 'tts'], NOW);
+    expect(audioUnitMicros({ kind: 'transcription', seconds: 90, audioTokens: 0, textTokens: 0 }, price).toFixed()).toBe('13500');
+    expect(audioUnitMicros({ kind: 'speech', characters: 1_000, textTokens: 0 }, price).toFixed()).toBe('30000');
+  });
+
+  it('keeps only the models with the capability an audio request needs', () => {
+    const models = ['whisper', 'tts', 'chat', 'unknown'];
+    expect(pricing.servingAudio(models, { kind: 'transcription', seconds: 1, audioTokens: 25, textTokens: 0 })).toEqual(['whisper']);
+    expect(pricing.servingAudio(models, { kind: 'speech', characters: 1, textTokens: 1 })).toEqual(['tts']);
+  });
+});

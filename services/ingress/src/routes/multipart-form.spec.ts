@@ -1,0 +1,77 @@
+import { GatewayError } from '@openrouter/errors';
+import { isFormBody } from '@openrouter/openai-wire';
+import { readMultipartForm } from './multipart-form';
+
+/** A form encoded as a client sends it: its bytes and its content type (with the boundary). */
+async function encoded(form: FormData): Promise<{ body: Uint8Array; contentType: string }> {
+  const request = new Request('http://gateway/v1/audio/transcriptions', { method: 'POST', body: form });
+  return { body: new Uint8Array(await request.arrayBuffer()), contentType: request.headers.get('content-type') ?? '' };
+}
+
+async function read(form: FormData): Promise<Record<string, unknown>> {
+  const { body, contentType } = await encoded(form);
+  return readMultipartForm(body, contentType);
+}
+
+async function refusal(body: string | Uint8Array, contentType: string): Promise<GatewayError> {
+  const error = await readMultipartForm(typeof body === 'string' ? Buffer.from(body) : body, contentType).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof GatewayError)) throw new Error(`expected a GatewayError, got ${String(error)}`);
+  return error;
+}
+
+describe('readMultipartForm', () => {
+  it('reads files as uploads, text fields as strings and a repeated field as its values in order', async () => {
+    const form = new FormData();
+    form.append('model', 'whisper-1');
+    form.append('file', new Blob([Buffer.from('RIFF-bytes')], { type: 'audio/wav' }), 'talk.wav');
+    form.append('timestamp_granularities[]', 'word');
+    form.append('language', 'fr');
+    form.append('timestamp_granularities[]', 'segment');
+    form.append('prompt', 'Ça va ? 🙂');
+    const body = await read(form);
+    expect(Object.keys(body)).toEqual(['model', 'file', 'timestamp_granularities[]', 'language', 'prompt']);
+    expect(body).toEqual({
+      model: 'whisper-1',
+      file: { data: new Uint8Array(Buffer.from('RIFF-bytes')), filename: 'talk.wav', contentType: 'audio/wav' },
+      'timestamp_granularities[]': ['word', 'segment'],
+      language: 'fr',
+      prompt: 'Ça va ? 🙂',
+    });
+    expect(isFormBody(body)).toBe(true);
+  });
+
+  it('reads a file part sent without a media type as text/plain, as RFC 7578 says, and an empty file as empty', async () => {
+    const { contentType } = await encoded(new FormData());
+    const boundary = contentType.split('boundary=')[1] ?? '';
+    const raw = `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="a.mp3"\r\n\r\nID3\r\n--${boundary}\r\ncontent-disposition: form-data; name="empty"; filename="b.wav"\r\ncontent-type: audio/wav\r\n\r\n\r\n--${boundary}--\r\n`;
+    const body = await readMultipartForm(Buffer.from(raw), contentType);
+    expect(body['file']).toEqual({ data: new Uint8Array(Buffer.from('ID3')), filename: 'a.mp3', contentType: 'text/plain' });
+    expect(body['empty']).toEqual({ data: new Uint8Array(0), filename: 'b.wav', contentType: 'audio/wav' });
+  });
+
+  it('reads an empty form as an empty body', async () => {
+    const body = await read(new FormData());
+    expect(body).toEqual({});
+    expect(isFormBody(body)).toBe(true);
+  });
+
+  it.each([
+    ['a body with another boundary', '--other\r\ncontent-disposition: form-data; name="model"\r\n\r\nm\r\n--other--\r\n', 'multipart/form-data; boundary=mine'],
+    ['no boundary', 'model=m', 'multipart/form-data'],
+    ['a part without its end', '--b\r\ncontent-disposition: form-data; name="model"\r\n\r\nm', 'multipart/form-data; boundary=b'],
+    ['a part without a name', '--b\r\ncontent-disposition: form-data\r\n\r\nm\r\n--b--\r\n', 'multipart/form-data; boundary=b'],
+  ])('refuses %s with a 400', async (_name, body, contentType) => {
+    expect(await refusal(body, contentType)).toMatchObject({ kind: 'bad_request', code: 'invalid_multipart' });
+  });
+
+  it('refuses a field named __proto__, which would replace the body’s prototype', async () => {
+    const form = new FormData();
+    form.append('model', 'whisper-1');
+    form.append('__proto__', 'polluted');
+    const { body, contentType } = await encoded(form);
+    expect(await refusal(body, contentType)).toMatchObject({ kind: 'bad_request', param: '__proto__' });
+  });
+});

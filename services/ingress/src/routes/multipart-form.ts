@@ -1,0 +1,76 @@
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { GatewayError } from '@openrouter/errors';
+import { isAudioUploadEndpoint, markFormBody, type AudioUpload } from '@openrouter/openai-wire';
+
+/** The largest bodies a form may have (`ingress.limits`): an audio upload's, and any other route's (as a JSON body). */
+export interface FormLimits {
+  audioBytes: number;
+  bodyBytes: number;
+}
+export const FORM_LIMITS = Symbol('FORM_LIMITS');
+
+/** The media type of an upload that names none. */
+const UNTYPED = 'application/octet-stream';
+
+/**
+ * A `multipart/form-data` body as a plain object, read with the platform's own WHATWG parser (no
+ * dependency of its own): each file as an {@link AudioUpload}, each text field as a string, a
+ * field sent several times (`timestamp_granularities[]`) as a list of its values in order. The
+ * object is marked as a form (`markFormBody`). A body that is not a valid form is a 400.
+ */
+export async function readMultipartForm(body: Uint8Array, contentType: string): Promise<Record<string, unknown>> {
+  let form: FormData;
+  try {
+    form = await new Response(body, { headers: { 'content-type': contentType } }).formData();
+  } catch (error) {
+    throw new GatewayError('bad_request', 'The request body is not a valid multipart/form-data form (check its boundary and parts).', { code: 'invalid_multipart', cause: error });
+  }
+  const fields: Record<string, unknown> = {};
+  for (const [name, entry] of form.entries()) {
+    // An own `__proto__` field would replace the object's prototype, as in a JSON body, where the key is refused too.
+    if (name === '__proto__') throw new GatewayError('bad_request', "The form contains a '__proto__' field; this name is refused.", { param: name, code: 'invalid_value' });
+    const value = typeof entry === 'string' ? entry : await uploadOf(entry);
+    const previous = fields[name];
+    if (previous === undefined) fields[name] = value;
+    else if (Array.isArray(previous)) previous.push(value);
+    else fields[name] = [previous, value];
+  }
+  return markFormBody(fields);
+}
+
+async function uploadOf(file: File): Promise<AudioUpload> {
+  return { data: new Uint8Array(await file.arrayBuffer()), filename: file.name, contentType: file.type || UNTYPED };
+}
+
+/** The 413 for a form larger than its route takes. */
+function tooLarge(limit: number, audio: boolean): GatewayError {
+  const what = audio ? 'The audio upload' : 'The request body';
+  return new GatewayError('bad_request', `${what} is too large: at most ${limit} bytes are accepted.`, { code: 'request_too_large' });
+}
+
+/**
+ * Teaches the API's Fastify instance to read `multipart/form-data` bodies (`readMultipartForm`),
+ * as OpenAI's Audio API sends its uploads. Read whole, up to `ingress.limits.audioBytes` on the
+ * upload routes (transcriptions, translations) and `bodyBytes` elsewhere: a form sent to any other
+ * route is read the same way and refused by that route's own validation, a 400, never a 5xx.
+ */
+@Injectable()
+export class MultipartFormParser implements OnModuleInit {
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    @Inject(FORM_LIMITS) private readonly limits: FormLimits,
+  ) {}
+
+  onModuleInit(): void {
+    const instance = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    const { audioBytes, bodyBytes } = this.limits;
+    instance.addContentTypeParser('multipart/form-data', { parseAs: 'buffer', bodyLimit: Math.max(audioBytes, bodyBytes) }, async (request: FastifyRequest, body: Buffer | string) => {
+      const audio = isAudioUploadEndpoint(request.routeOptions.url);
+      const limit = audio ? audioBytes : bodyBytes;
+      if (body.length > limit) throw tooLarge(limit, audio);
+      return readMultipartForm(typeof body === 'string' ? Buffer.from(body) : body, request.headers['content-type'] ?? '');
+    });
+  }
+}
