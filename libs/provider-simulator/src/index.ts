@@ -17,7 +17,16 @@ export type { ForwardProxyOptions, ProxiedCall, RunningForwardProxy } from './fo
 export { SecretVolume } from './secret-volume';
 export { MODERATION_CATEGORIES, MODERATION_TRIGGERS } from './core/moderation-classifier';
 export { SIMULATED_IMAGE_SIDE } from './core/png-image';
-export { GPT_IMAGE_OUTPUT_TOKENS } from './wire/openai-image-planner';
+export {
+  DALL_E_2_MAX_IMAGE_BYTES,
+  GPT_IMAGE_INPUT_BASE_TOKENS,
+  GPT_IMAGE_INPUT_TILE_TOKENS,
+  GPT_IMAGE_MAX_IMAGE_BYTES,
+  GPT_IMAGE_MAX_INPUT_IMAGES,
+  GPT_IMAGE_OUTPUT_TOKENS,
+  gptImageInputTokens,
+  MAX_MASK_BYTES,
+} from './wire/openai-image-planner';
 export { COMPRESSED_AUDIO_BYTES_PER_SECOND, SPEECH_AUDIO_FORMATS, SPEECH_SAMPLE_RATE } from './core/simulated-audio';
 export type { SpeechAudioFormat } from './core/simulated-audio';
 export { readWavInfo } from './core/wav-audio';

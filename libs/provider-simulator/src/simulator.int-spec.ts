@@ -1,5 +1,6 @@
 import OpenAI, { toFile } from 'openai';
 import { encode } from 'gpt-tokenizer/cjs/encoding/o200k_base';
+import { solidPng } from './core/png-image';
 import { type RunningSimulator, readWavInfo, startSimulator } from './index';
 
 const API_KEY = 'sk-sim-test';
@@ -219,6 +220,23 @@ describe('provider simulator driven by the official openai SDK', () => {
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('n');
     expect(sim.requests().map((r) => r.path)).toEqual(['/v1/images/generations', '/v1/images/generations', '/v1/images/generations']);
+  });
+
+  it('edits images through the SDK: one file as image, a list as image[], usage counting the inputs', async () => {
+    const prompt = 'paint the boat red';
+    const photo = await toFile(solidPng([30, 60, 90]), 'boat.png', { type: 'image/png' });
+    const one = await client.images.edit({ model: 'gpt-image-1', image: photo, prompt, quality: 'low' });
+    expect(Buffer.from(one.data?.[0]?.b64_json ?? '', 'base64').subarray(1, 4).toString('ascii')).toBe('PNG');
+    expect(one.usage).toEqual({ input_tokens: encode(prompt).length + 194, input_tokens_details: { image_tokens: 194, text_tokens: encode(prompt).length }, output_tokens: 272, total_tokens: encode(prompt).length + 194 + 272 });
+    const several = await client.images.edit({ model: 'gpt-image-1', image: [photo, await toFile(solidPng([1, 2, 3]), 'sky.png', { type: 'image/png' })], prompt });
+    expect(several.usage?.input_tokens_details.image_tokens).toBe(2 * 194);
+    const dalle = await client.images.edit({ model: 'dall-e-2', image: photo, mask: await toFile(solidPng([0, 0, 0]), 'mask.png', { type: 'image/png' }), prompt, response_format: 'url' });
+    expect(dalle.data?.[0]?.url).toMatch(/\/_sim\/images\/[A-Za-z0-9]+-[0-9a-f]{6}\.png$/);
+
+    const error: unknown = await client.images.edit({ model: 'dall-e-2', image: [photo, photo], prompt }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('image');
+    expect(sim.requests().map((r) => Object.keys(r.body as object).filter((k) => k.startsWith('image')))).toEqual([['image'], ['image[]'], ['image'], ['image[]']]);
   });
 
   it('speaks and transcribes through the SDK: a WAV spoken is transcribed with its length, every format typed as the SDK expects', async () => {

@@ -22,6 +22,13 @@ describe('solidPng', () => {
     expect([...pixels.subarray(0, 4)]).toEqual([0, 0x12, 0x34, 0x56]);
     expect([...pixels.subarray(pixels.length - 3)]).toEqual([0x12, 0x34, 0x56]);
   });
+
+  it('draws a width × height rectangle when told both', () => {
+    const png = solidPng([1, 2, 3], 6, 3);
+    expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([6, 3]);
+    const idat = png.subarray(8 + 25 + 8, 8 + 25 + 8 + png.readUInt32BE(8 + 25));
+    expect(inflateSync(idat)).toHaveLength(3 * (1 + 6 * 3));
+  });
 });
 
 describe('imageColour', () => {
@@ -30,6 +37,13 @@ describe('imageColour', () => {
     expect(imageColour(1, 'a cat', 1)).not.toEqual(imageColour(1, 'a cat', 0));
     expect(imageColour(1, 'a dog', 0)).not.toEqual(imageColour(1, 'a cat', 0));
     expect(imageColour(2, 'a cat', 0)).not.toEqual(imageColour(1, 'a cat', 0));
+  });
+
+  it("takes an edit's source image into the hash: same bytes same colour, other bytes another", () => {
+    const source = solidPng([9, 9, 9]);
+    expect(imageColour(1, 'a cat', 0, source)).toEqual(imageColour(1, 'a cat', 0, Buffer.from(source)));
+    expect(imageColour(1, 'a cat', 0, source)).not.toEqual(imageColour(1, 'a cat', 0));
+    expect(imageColour(1, 'a cat', 0, source)).not.toEqual(imageColour(1, 'a cat', 0, solidPng([9, 9, 8])));
   });
 
   it('round-trips through its hex form, which nothing else parses as', () => {

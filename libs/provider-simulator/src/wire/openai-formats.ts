@@ -1,4 +1,5 @@
 import type { PacedFrame } from '../core/stream-pacer';
+import type { ImageUsage } from './openai-image-planner';
 
 export interface OpenAiErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -254,16 +255,17 @@ export interface GeneratedImageBody {
 }
 
 /**
- * An Images API answer as OpenAI sends it: DALL·E's `{created, data}`; GPT Image's also says the
+ * An Images API answer (a generation or an edit) as OpenAI sends it: DALL·E's `{created, data}`; GPT Image's also says the
  * background, output format, quality and size it made, and its token usage.
  */
 export function imageGenerationBody(
   created: number,
   data: readonly GeneratedImageBody[],
-  gptImage: { background: string; outputFormat: string; quality: string; size: string; usage: { inputTokens: number; outputTokens: number } | undefined } | undefined,
+  gptImage: { background: string; outputFormat: string; quality: string; size: string; usage: ImageUsage | undefined } | undefined,
 ): unknown {
   if (gptImage === undefined) return { created, data };
   const { usage } = gptImage;
+  const inputTokens = usage === undefined ? 0 : usage.textTokens + usage.imageTokens;
   return {
     created,
     background: gptImage.background,
@@ -273,10 +275,10 @@ export function imageGenerationBody(
     size: gptImage.size,
     ...(usage && {
       usage: {
-        input_tokens: usage.inputTokens,
-        input_tokens_details: { image_tokens: 0, text_tokens: usage.inputTokens },
+        input_tokens: inputTokens,
+        input_tokens_details: { image_tokens: usage.imageTokens, text_tokens: usage.textTokens },
         output_tokens: usage.outputTokens,
-        total_tokens: usage.inputTokens + usage.outputTokens,
+        total_tokens: inputTokens + usage.outputTokens,
       },
     }),
   };

@@ -109,6 +109,29 @@ export const imageGenerationRequestSchema = z.looseObject({
 export type ImageGenerationRequest = z.infer<typeof imageGenerationRequestSchema>;
 
 /**
+ * The text fields of an image edit form (the images and mask are checked apart: they are files).
+ * Each must be sent once, as text; `openai-image-planner.ts` reads the numbers out of them and
+ * applies the same rules as to a generation.
+ */
+export const imageEditFormSchema = z.looseObject({
+  prompt: z.string(),
+  model: z.string().min(1).optional(),
+  n: z.string().optional(),
+  size: z.string().optional(),
+  quality: z.string().optional(),
+  response_format: z.string().optional(),
+  background: z.string().optional(),
+  output_format: z.string().optional(),
+  output_compression: z.string().optional(),
+  input_fidelity: z.string().optional(),
+  partial_images: z.string().optional(),
+  stream: z.string().optional(),
+  user: z.string().optional(),
+});
+
+export type ImageEditForm = z.infer<typeof imageEditFormSchema>;
+
+/**
  * The text fields of a transcription or translation form (the file is checked apart: it is not
  * text). Values are checked against OpenAI's rules by `openai-audio-planner.ts`, which words them
  * as OpenAI does.

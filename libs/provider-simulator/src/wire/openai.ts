@@ -13,7 +13,7 @@ import { describeForm, type FormFields, parseMultipartForm } from '../http/multi
 import { SPEECH_CONTENT_TYPES, speechSseFrames, transcriptionAnswer } from './openai-audio-formats';
 import { type AudioTask, planSpeech, planTranscription } from './openai-audio-planner';
 import { planChatCompletion } from './openai-chat-planner';
-import { DEFAULT_IMAGE_MODEL, planImageGeneration } from './openai-image-planner';
+import { DEFAULT_IMAGE_MODEL, type ImagePlan, planImageEdit, planImageGeneration } from './openai-image-planner';
 import {
   chatCompletionBody,
   chatCompletionFrames,
@@ -34,6 +34,7 @@ import {
   describeProblem,
   type EmbeddingRequest,
   embeddingRequestSchema,
+  type ImageGenerationRequest,
   imageGenerationRequestSchema,
   type ModerationPart,
   type ModerationRequest,
@@ -66,10 +67,10 @@ interface Prepared {
 /** OpenAI's own URL layout and bearer auth, or Azure OpenAI's deployments, `api-version` and `api-key`. */
 type Dialect = 'openai' | 'azure';
 
-/** How a route's body is read: JSON, or a multipart form (the audio uploads). */
+/** How a route's body is read: JSON, or a multipart form (the audio uploads and image edits). */
 type BodyKind = 'json' | 'form';
 
-const AZURE_DEPLOYMENT_ROUTE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings|images\/generations|audio\/transcriptions|audio\/translations|audio\/speech)$/;
+const AZURE_DEPLOYMENT_ROUTE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings|images\/generations|images\/edits|audio\/transcriptions|audio\/translations|audio\/speech)$/;
 
 /**
  * The steps every OpenAI route shares, in the order the real service applies them:
@@ -349,10 +350,27 @@ const imageGenerations = (dialect: Dialect): WireHandler => async (exchange, run
   const request = parsed.data;
   const result = planImageGeneration(request, request.model ?? DEFAULT_IMAGE_MODEL);
   if (!result.ok) return sendProblem(exchange, result.problem);
-  const { plan } = result;
+  sendImages(exchange, runtime, prepared, result.plan, request, undefined);
+};
+
+/**
+ * `POST /v1/images/edits` (and an Azure deployment's `images/edits`): a multipart upload of the
+ * images (and a mask), checked under OpenAI's rules and answered as a generation is, the colours
+ * chosen by the prompt and the first image's bytes, GPT Image's usage counting the input images.
+ */
+const imageEdits = (dialect: Dialect): WireHandler => async (exchange, runtime) => {
+  const prepared = await prepare(exchange, runtime, 'images', dialect, 'form');
+  if (prepared === undefined) return;
+  const result = planImageEdit(prepared.form ?? {});
+  if (!result.ok) return sendProblem(exchange, result.problem);
+  sendImages(exchange, runtime, prepared, result.plan, result.request, result.plan.source);
+};
+
+/** The Images API's answer to a planned generation or edit (`source`: an edit's first input image). */
+function sendImages(exchange: HttpExchange, runtime: SimulatorRuntime, prepared: Prepared, plan: ImagePlan, request: ImageGenerationRequest, source: Uint8Array | undefined): void {
   const origin = `http://${exchange.req.headers.host ?? '127.0.0.1'}`;
   const data = Array.from({ length: plan.n }, (_, index): GeneratedImageBody => {
-    const colour = imageColour(runtime.seed, request.prompt, index);
+    const colour = imageColour(runtime.seed, request.prompt, index, source);
     const image: GeneratedImageBody =
       plan.format === 'b64_json' ? { b64_json: solidPng(colour).toString('base64') } : { url: `${origin}${SIMULATED_IMAGE_PREFIX}${runtime.ids.alphanumeric(24)}-${colourHex(colour)}.png` };
     if (plan.revisedPrompt !== undefined) image.revised_prompt = plan.revisedPrompt;
@@ -372,7 +390,7 @@ const imageGenerations = (dialect: Dialect): WireHandler => async (exchange, run
   const body = imageGenerationBody(created, data, gptImage);
   if (prepared.midResponseFault !== undefined) return exchange.sendTruncated(200, JSON_HEADERS, JSON.stringify(body));
   exchange.sendJson(200, body);
-};
+}
 
 /**
  * `POST /v1/audio/transcriptions` and `/v1/audio/translations` (and an Azure deployment's
@@ -443,6 +461,8 @@ const handleAzureChatCompletions = chatCompletions('azure');
 const handleAzureEmbeddings = embeddings('azure');
 const handleImageGenerations = imageGenerations('openai');
 const handleAzureImageGenerations = imageGenerations('azure');
+const handleImageEdits = imageEdits('openai');
+const handleAzureImageEdits = imageEdits('azure');
 const handleTranscriptions = audioUploads('openai', 'transcribe');
 const handleTranslations = audioUploads('openai', 'translate');
 const handleSpeech = speech('openai');
@@ -450,7 +470,7 @@ const handleAzureTranscriptions = audioUploads('azure', 'transcribe');
 const handleAzureTranslations = audioUploads('azure', 'translate');
 const handleAzureSpeech = speech('azure');
 
-/** OpenAI's REST surface: models, chat completions (incl. SSE streaming), embeddings, moderations, image generations and audio. */
+/** OpenAI's REST surface: models, chat completions (incl. SSE streaming), embeddings, moderations, image generations and edits, and audio. */
 export const openAiWire: WireProtocol = {
   name: 'openai',
   route(method, pathname) {
@@ -458,6 +478,7 @@ export const openAiWire: WireProtocol = {
     if (method === 'POST' && pathname === '/v1/embeddings') return handleEmbeddings;
     if (method === 'POST' && pathname === '/v1/moderations') return moderations;
     if (method === 'POST' && pathname === '/v1/images/generations') return handleImageGenerations;
+    if (method === 'POST' && pathname === '/v1/images/edits') return handleImageEdits;
     if (method === 'POST' && pathname === '/v1/audio/transcriptions') return handleTranscriptions;
     if (method === 'POST' && pathname === '/v1/audio/translations') return handleTranslations;
     if (method === 'POST' && pathname === '/v1/audio/speech') return handleSpeech;
@@ -478,6 +499,7 @@ export const azureOpenAiWire: WireProtocol = {
     if (match === null) return undefined;
     if (match[2] === 'embeddings') return handleAzureEmbeddings;
     if (match[2] === 'images/generations') return handleAzureImageGenerations;
+    if (match[2] === 'images/edits') return handleAzureImageEdits;
     if (match[2] === 'audio/transcriptions') return handleAzureTranscriptions;
     if (match[2] === 'audio/translations') return handleAzureTranslations;
     if (match[2] === 'audio/speech') return handleAzureSpeech;
