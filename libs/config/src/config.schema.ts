@@ -54,10 +54,12 @@ export const configSchema = strictObject({
       bodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
       /** The largest audio upload (`/v1/audio/transcriptions`, `/translations`): a form's whole body. OpenAI takes files up to 25 MB. */
       audioBytes: z.number().int().positive().default(26 * 1024 * 1024),
+      /** The largest image edit (`/v1/images/edits`): a form's whole body, its images and mask together. */
+      imageEditBytes: z.number().int().positive().default(50 * 1024 * 1024),
       /** Deepest nesting of arrays and objects accepted in a JSON body or the x-openrouter-route header. */
       jsonDepth: z.number().int().positive().default(128),
       shutdownGraceMs: z.number().int().nonnegative().default(10_000),
-    }).default({ bodyBytes: 10 * 1024 * 1024, audioBytes: 26 * 1024 * 1024, jsonDepth: 128, shutdownGraceMs: 10_000 }),
+    }).default({ bodyBytes: 10 * 1024 * 1024, audioBytes: 26 * 1024 * 1024, imageEditBytes: 50 * 1024 * 1024, jsonDepth: 128, shutdownGraceMs: 10_000 }),
   }),
   router: strictObject({
     grpc: listenSchema,

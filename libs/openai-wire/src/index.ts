@@ -3,8 +3,11 @@ export { addUsage, emptyUsage, parseOpenAIChunk, parseOpenAICompletion, parseOpe
 export { parseEmbeddingRequest, parseOpenAIEmbeddingResponse, toOpenAIEmbeddingBody, toOpenAIEmbeddingResponse } from './embeddings';
 export type { EmbeddingEncoding } from './embeddings';
 export {
+  imageEditInputCount,
+  MAX_IMAGE_EDIT_INPUTS,
   MAX_IMAGE_PROMPT_CHARS,
   MAX_IMAGES_PER_REQUEST,
+  parseImageEditRequest,
   parseImageGenerationRequest,
   parseOpenAIImageGenerationResponse,
   toOpenAIImageGenerationBody,

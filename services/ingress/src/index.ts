@@ -195,7 +195,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       adminAuth,
       readiness,
       bounds: config.access.requests,
-      formLimits: { audioBytes: config.ingress.limits.audioBytes, bodyBytes: config.ingress.limits.bodyBytes },
+      formLimits: { audioBytes: config.ingress.limits.audioBytes, imageEditBytes: config.ingress.limits.imageEditBytes, bodyBytes: config.ingress.limits.bodyBytes },
       embeddingInputLimits: new EmbeddingInputLimits(config),
       usage,
       budgets,

@@ -43,7 +43,7 @@ export interface IngressDependencies {
   adminAuth: AdminAuth;
   readiness: ReadinessCheck[];
   bounds: RequestBounds;
-  /** The largest multipart forms read (`ingress.limits`): audio uploads, and a form sent to any other route. */
+  /** The largest multipart forms read (`ingress.limits`): audio uploads, image edits, and a form sent to any other route. */
   formLimits: FormLimits;
   /** Per-model token limits of one embeddings input; absent: none checked at ingress. */
   embeddingInputLimits?: EmbeddingInputLimits | undefined;

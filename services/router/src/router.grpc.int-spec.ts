@@ -138,3 +138,86 @@ describe('audio over gRPC: ingress to the router, the router to an adapter', () 
     expect(transcriptions).toEqual([]);
   });
 });
+
+describe('image edits over gRPC: ingress to the router, the router to an adapter', () => {
+  const IMAGES = [
+    ...TWO_MODELS,
+    { id: 'gpt-image-1', capabilities: ['images'], pricing: { input: '5', output: '40' }, deployments: [{ id: 'img-a', provider: 'a', model: 'gpt-image-a' }, { id: 'img-b', provider: 'b', model: 'gpt-image-b' }] },
+  ];
+  const config = configWith(IMAGES, { retry: { baseDelayMs: 0, maxDelayMs: 0 } });
+  let adapter: GrpcServerHandle;
+  let router: GrpcServerHandle;
+  let clients: AdapterClients;
+  let client: routerv1.RouterServiceClient;
+  /** What the adapter got: each call's upstream model, prompt and extra fields, and its files' names, types and digests. */
+  const calls: Array<{ upstreamModel: string; prompt: string; extraJson: string; files: string[]; mask: string | undefined }> = [];
+  /** Set: the adapter's next call fails with it. */
+  let failNext: GatewayError | undefined;
+  const EDITED = Buffer.alloc(3 * 1024 * 1024, 0x5a).toString('base64');
+
+  const describeFile = (file: chatv1.UploadedFile): string => `${file.filename} ${file.contentType} ${file.data.length} ${createHash('sha256').update(file.data).digest('hex')}`;
+
+  beforeAll(async () => {
+    const implementation = {
+      generateImages(call: ServerUnaryCall<adapterv1.GenerateImagesRequest, adapterv1.GenerateImagesResponse>, callback: sendUnaryData<adapterv1.GenerateImagesResponse>): void {
+        serveUnary(call, callback, async () => {
+          const request = call.request.request;
+          calls.push({ upstreamModel: call.request.upstreamModel, prompt: request?.prompt ?? '', extraJson: request?.extraJson ?? '', files: (request?.images ?? []).map(describeFile), mask: request?.mask && describeFile(request.mask) });
+          const failure = failNext;
+          failNext = undefined;
+          if (failure) throw failure;
+          return { response: { created: 1, data: [{ b64Json: EDITED }], usage: chatv1.Usage.fromPartial({ promptTokens: 1_000, completionTokens: 4_160, totalTokens: 5_160 }), extraJson: '', inputImageTokens: 970 } };
+        });
+      },
+    };
+    adapter = await GrpcServerHandle.start('127.0.0.1', 0, [{ definition: adapterv1.AdapterServiceService, implementation }]);
+    clients = new AdapterClients({ default: `127.0.0.1:${adapter.port}` }, GrpcSecurity.fromConfig(config.grpc));
+    const service = new RouterService(engineFor(config), grpcAdapters(clients));
+    router = await GrpcServerHandle.start('127.0.0.1', 0, [routerGrpcBinding(service, createLogger('router', 'silent'))]);
+    client = new routerv1.RouterServiceClient(`127.0.0.1:${router.port}`, credentials.createInsecure(), CHANNEL_OPTIONS);
+  });
+  afterAll(async () => {
+    client.close();
+    clients.close();
+    await router.close(0);
+    await adapter.close(0);
+  });
+
+  const file = (filename: string, bytes: number, seed: number): chatv1.UploadedFile => {
+    const data = Buffer.alloc(bytes);
+    for (let i = 0; i < data.length; i++) data[i] = (i * seed) % 251;
+    return { data, filename, contentType: 'image/png' };
+  };
+
+  it("carries an edit of several images and a mask, larger than gRPC's default 4 MiB message, to the adapter intact, failing over to the second deployment", async () => {
+    const images = [file('room.png', 6 * 1024 * 1024, 31), file('lamp.png', 3 * 1024 * 1024, 17)];
+    const mask = file('mask.png', 2 * 1024 * 1024, 7);
+    const extraJson = JSON.stringify({ size: '1024x1024', quality: 'high', input_fidelity: 'high' });
+    calls.length = 0;
+    failNext = new GatewayError('upstream_error', 'The provider answered 500.', { upstreamStatus: 500 });
+    const request: routerv1.GenerateImagesRequest = { context: contextFor(), request: { model: 'gpt-image-1', prompt: 'put the lamp in the room', extraJson, images, mask } };
+    const answer = await callUnary(client.generateImages.bind(client), request, new Metadata());
+
+    expect(answer.response?.data).toEqual([{ b64Json: EDITED }]);
+    expect(answer.response?.usage).toMatchObject({ promptTokens: 1_000, completionTokens: 4_160 });
+    expect(answer.response?.inputImageTokens).toBe(970);
+    const sent = { prompt: 'put the lamp in the room', extraJson, files: images.map(describeFile), mask: describeFile(mask) };
+    const [failed, served] = answer.decision?.attemptDetails ?? [];
+    expect(failed).toMatchObject({ status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR, errorKind: 'upstream_error', upstreamStatus: 500 });
+    expect(answer.decision).toMatchObject({ model: 'gpt-image-1', attempts: 2, deployment: served?.deployment });
+    expect(served?.deployment).not.toBe(failed?.deployment);
+    const upstreamOf: Record<string, string> = { 'img-a': 'gpt-image-a', 'img-b': 'gpt-image-b' };
+    expect(calls).toEqual([
+      { upstreamModel: upstreamOf[failed?.deployment ?? ''], ...sent },
+      { upstreamModel: upstreamOf[served?.deployment ?? ''], ...sent },
+    ]);
+  });
+
+  it("passes a provider's refusal of an edit back across both hops as a 400 naming its param, without failing over", async () => {
+    calls.length = 0;
+    failNext = new GatewayError('bad_request', "Invalid file 'image': unsupported mimetype ('text/plain').", { param: 'image', code: 'invalid_image_format', upstreamStatus: 400 });
+    const request: routerv1.GenerateImagesRequest = { context: contextFor(), request: { model: 'gpt-image-1', prompt: 'x', extraJson: '', images: [{ data: Buffer.from('hello'), filename: 'a.txt', contentType: 'text/plain' }] } };
+    await expect(callUnary(client.generateImages.bind(client), request, new Metadata())).rejects.toMatchObject({ kind: 'bad_request', param: 'image', code: 'invalid_image_format' });
+    expect(calls).toHaveLength(1);
+  });
+});

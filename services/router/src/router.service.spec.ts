@@ -443,7 +443,7 @@ describe('RouterService.generateImages', () => {
     { id: 'gpt-image-1', capabilities: ['images'], pricing: { input: '5', output: '40' }, deployments: [{ id: 'img-a', provider: 'a', model: 'gpt-image-a' }, { id: 'img-b', provider: 'b', model: 'gpt-image-b' }] },
   ];
   const config = configWith(IMAGES, { retry: { baseDelayMs: 0, maxDelayMs: 0 } });
-  const request = (model: string, n?: number): chatv1.ImageGenerationRequest => ({ model, prompt: 'a red fox', ...(n !== undefined && { n }), extraJson: '{"size":"1024x1024"}' });
+  const request = (model: string, n?: number): chatv1.ImageGenerationRequest => ({ model, prompt: 'a red fox', ...(n !== undefined && { n }), extraJson: '{"size":"1024x1024"}', images: [] });
 
   it('serves a named image model, or one with the images capability when none is named, and tells the route', async () => {
     const adapters = new FakeAdapters();

@@ -18,6 +18,7 @@ export function imageGenerationResponse(request: chatv1.ImageGenerationRequest, 
     data: answer.data,
     usage: answer.usage ?? estimatedImageUsage(request),
     extraJson: answer.extraJson,
+    inputImageTokens: answer.usage ? answer.inputImageTokens : 0,
   };
 }
 

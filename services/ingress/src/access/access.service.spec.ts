@@ -4,7 +4,7 @@ import { AdminAuth } from '../admin/admin-auth';
 import { hashApiKey } from './api-key';
 import { auditQuery, keyListQuery, parseInput } from '../admin/admin-input';
 import { GatewayError } from '@openrouter/errors';
-import { messagesToChatBody, responsesToChatBody } from '@openrouter/openai-wire';
+import { markFormBody, messagesToChatBody, responsesToChatBody } from '@openrouter/openai-wire';
 import { MemoryAccessRepository, type AccessChange, type AccessEvent } from './access.repository';
 import type { PublicApiKey } from './key-record';
 import { AccessService, type Actor, type KeyChange } from './access.service';
@@ -473,6 +473,21 @@ describe('AccessService token limits', () => {
     expect(access.tokenDemand('m', { model: 'm', prompt: 'a red fox' }, images).prompt).toBeGreaterThan(0);
     // The same body through the legacy endpoint is a completion: OpenAI's 16 tokens.
     expect(access.tokenDemand('m', { model: 'm', prompt: 'a red fox' }, '/v1/completions')).toMatchObject({ output: 16 });
+  });
+
+  it('counts an image edit as a generation, its uploaded images in its prompt at its model’s image cost, never their bytes as text', async () => {
+    const access = await service();
+    const edits = '/v1/images/edits';
+    const png = (bytes: number) => upload(new Uint8Array(bytes), 'a.png', 'image/png');
+    const form = (fields: Record<string, unknown>) => markFormBody({ model: 'big', prompt: 'a red fox', ...fields });
+    const text = countTextTokens('a red fox');
+    // Two images at the default image cost (big declares no imageTokens); the mask is no input image; n as the form's text.
+    expect(access.tokenDemand('big', form({ image: [png(64), png(64)], mask: png(64), n: '3' }), edits)).toEqual({ prompt: text + 2 * 1_600, output: 3 * 16_384, outputAsked: false });
+    // 4 MiB of image bytes count as one image, not as text.
+    expect(access.tokenDemand('big', form({ 'image[]': png(4 * 1024 * 1024) }), edits)).toEqual({ prompt: text + 1_600, output: 16_384, outputAsked: false });
+    // The Images API's n goes to 10, whatever access.requests.maxN (4 here) bounds for chat.
+    expect(access.tokenDemand('m', form({ model: 'm', image: png(64), n: '6' }), edits)).toMatchObject({ output: 6 * 500 });
+    expect(access.tokenDemand('m', { model: 'm', prompt: 'a red fox', n: 6 }, '/v1/images/generations')).toMatchObject({ output: 6 * 500 });
   });
 
   it('counts a transcription’s audio at budgets.audio.tokensPerSecond (a WAV file at its length, another at maxSeconds) and its prompt hint, its output at its model’s maximum', async () => {

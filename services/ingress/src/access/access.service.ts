@@ -4,7 +4,7 @@ import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import { Coalesced, Reannouncer } from '@openrouter/service-runtime';
-import { askedOutputTokens, audioDemandOf, countWithin, imageCostOf, isImageGeneration, membersOf, outputAnswers } from '../budgets/worst-case-cost';
+import { askedOutputTokens, audioDemandOf, imageCostOf, imagesAsked, makesImages, membersOf, outputAnswers } from '../budgets/worst-case-cost';
 import type { AccessEvent, AccessRepository, AuditAction, AuditEntry, NumberedAuditEntry } from './access.repository';
 import { inScope, isScoped, requireFilterInScope, requireInScope, scopeTooNarrow, type AdminScope } from './admin-scope';
 import { displayPrefix, generateApiKey, hashApiKey } from './api-key';
@@ -407,7 +407,8 @@ export class AccessService {
    * output, with the rate limits' own default. An Audio API request asks for no token limit: its
    * output is its model's maximum, its prompt a transcription's audio at `budgets.audio.tokensPerSecond`
    * (a file whose length is not read: `budgets.audio.maxSeconds`) and its `prompt` hint, or the
-   * text a speech speaks.
+   * text a speech speaks. Nor does an image generation or edit: each of its `n` images is its
+   * model's maximum, and an edit's uploaded images count in its prompt as a chat's image parts do.
    */
   tokenDemand(model: string, body: unknown, endpoint?: string): TokenDemand {
     const request = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
@@ -419,9 +420,9 @@ export class AccessService {
     const prompt = countPromptTokens(body, () => this.imageCost(model));
     // Not a JSON object: refused with a 400 once admitted, and given back.
     if (!request) return { prompt, output: 0, outputAsked: true };
-    if (isImageGeneration(endpoint)) {
-      // Each image at its model's maximum: an image generation asks for no token limit.
-      return { prompt, output: modelMax * (countWithin(request['n'], this.answerBounds.n) ?? 1), outputAsked: false };
+    if (makesImages(endpoint)) {
+      // Each image at its model's maximum: an image generation or edit asks for no token limit.
+      return { prompt, output: modelMax * imagesAsked(request), outputAsked: false };
     }
     // A maximum above the operator's bound is refused with a 400 once admitted (and given back):
     // until then it counts as none, so the request is not refused as too large in its place.

@@ -1,4 +1,5 @@
 import { encode } from 'gpt-tokenizer';
+import { markFormBody } from '@openrouter/openai-wire';
 import { AUDIO_BASE64_CHARS_PER_TOKEN, countPromptTokens, countTextTokens, DEFAULT_IMAGE_TOKENS, DENSE_CHARS_PER_TOKEN, EXACT_BYTES, estimatedTokens, exactTokens, FILE_BASE64_CHARS_PER_TOKEN, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
 
 /** Bytes from a seeded generator, so a failing run can be repeated. */
@@ -87,6 +88,15 @@ describe('prompt token estimate', () => {
     expect(countPromptTokens({ model: 'whisper-1', file, prompt: 'Zyxel' })).toBe(countTextTokens('Zyxel'));
     // Serialised, the file would be counted as a digit string of ten characters a byte.
     expect(countPromptTokens({ model: 'whisper-1', file, tools: file, functions: file.data, prompt: file, input: file })).toBe(0);
+  });
+
+  it('counts the images an image edit’s form uploads as image parts, never their bytes as text, and no mask', () => {
+    const png = { data: new TextEncoder().encode('word '.repeat(100_000)), filename: 'a.png', contentType: 'image/png' };
+    const prompt = 'add a hat';
+    expect(countPromptTokens(markFormBody({ model: 'gpt-image-1', image: png, prompt }))).toBe(countTextTokens(prompt) + DEFAULT_IMAGE_TOKENS);
+    expect(countPromptTokens(markFormBody({ 'image[]': [png, png, png], mask: png, prompt }), { max: 765 })).toBe(countTextTokens(prompt) + 3 * 765);
+    // Only a form carries uploads: the same fields in any other body are no images.
+    expect(countPromptTokens({ image: png, prompt })).toBe(countTextTokens(prompt));
   });
 
   it('counts one plain text as a prompt’s text is counted: exactly within EXACT_BYTES, estimated beyond', () => {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { countTokens } from 'gpt-tokenizer';
-import { isAudioUpload } from '@openrouter/openai-wire';
+import { imageEditInputCount, isAudioUpload } from '@openrouter/openai-wire';
 
 const PER_MESSAGE_OVERHEAD = 4;
 /**
@@ -73,8 +73,8 @@ const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
  * reservations; corrected by the real usage afterwards. Reads everything of chat `messages` a
  * provider reads as input (text, images, audio and files, names, refusals, the tool calls and
  * legacy function calls of earlier turns), `tools` and legacy `functions`, legacy `prompt` and
- * embeddings `input`. Each image part counts for `images` (the model's `imageTokens`; unset:
- * {@link DEFAULT_IMAGE_TOKENS}).
+ * embeddings `input`, and the images an image edit's form uploads. Each image part or uploaded
+ * image counts for `images` (the model's `imageTokens`; unset: {@link DEFAULT_IMAGE_TOKENS}).
  */
 export function countPromptTokens(body: unknown, images: ImageCost | (() => ImageCost) = DEFAULT_IMAGE_COST): number {
   if (typeof body !== 'object' || body === null) return 0;
@@ -101,6 +101,8 @@ function count(body: object): Counted {
   }
   tokens += contentTokens(record['prompt'], budget, images) + contentTokens(record['input'], budget, images);
   tokens += jsonTokens(record['tools'], budget) + jsonTokens(record['functions'], budget);
+  // An image edit's uploaded images are input images, as a chat's image parts are; their bytes are never text.
+  images.any += imageEditInputCount(body);
   return { tokens, images };
 }
 

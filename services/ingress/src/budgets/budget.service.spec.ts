@@ -3,7 +3,7 @@ import type { budgetv1 } from '@openrouter/contracts';
 import { BudgetCatalog, MemoryBudgetLedger, MemoryBudgetStore, type BudgetEventPublisher, type BudgetStore } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
-import { toOpenAIError } from '@openrouter/openai-wire';
+import { markFormBody, toOpenAIError } from '@openrouter/openai-wire';
 import { PriceBook } from '@openrouter/usage';
 import { encode } from 'gpt-tokenizer';
 import { countTextTokens } from '../access/prompt-tokens';
@@ -300,6 +300,34 @@ describe('BudgetService', () => {
     // Never part of an image: a budget that cannot pay for all of it refuses, even asked to stream.
     const short = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.005' }], { maxOutputTokens: { m: 1000 }, minStreamOutputTokens: 1 }).budgetService;
     await expect(short.reserve({ requestId: 'c', tenant, body: { model: 'm', prompt: 'x', n: 3, stream: true }, endpoint: '/v1/images/generations' })).rejects.toMatchObject({ code: 'budget_exceeded' });
+  });
+
+  it('reserves an image edit as a generation, plus its uploaded images as prompt tokens at its models’ imageTokens, never their bytes as text', async () => {
+    const deployments = [{ id: 'd', provider: 'sim', model: 'u' }];
+    const models = [
+      { id: 'm', imageTokens: { max: 765 }, pricing: { input: '1', output: '2' }, deployments },
+      { id: 'plain', pricing: { input: '1', output: '2' }, deployments: [{ id: 'e', provider: 'sim', model: 'u' }] },
+    ];
+    const hard = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { maxOutputTokens: { m: 1000, plain: 1000 } }, { models }).budgetService;
+    const png = (bytes: number) => upload(new Uint8Array(bytes).fill(0x89, 0, 1), 'a.png', 'image/png');
+    const edit = (fields: Record<string, unknown>): Record<string, unknown> => markFormBody({ model: 'm', prompt: 'Write a story', ...fields });
+    const EDITS = '/v1/images/edits';
+    const body = edit({ image: [png(64), png(64)], mask: png(64), n: '3' });
+    // "Write a story": 3 tokens, and 2 images × 765 (the mask is no input image): 1,533, padded to
+    // ceil(1,686.3) + 16 = 1,703; 3 images × 1,000 tokens × 2.
+    await expect(hard.reserve({ requestId: 'a', tenant, body, endpoint: EDITS })).resolves.toMatchObject({ amountMicros: 1_703 + 3 * 1000 * 2, capped: false });
+    // The Images API takes no token limit: nothing is added for the provider.
+    expect(body['max_tokens']).toBeUndefined();
+    expect(Object.keys(body)).toEqual(['model', 'prompt', 'image', 'mask', 'n']);
+    // The images' bytes are never text: 8 MiB of them count as 64 bytes do, through image[] as through image.
+    await expect(hard.reserve({ requestId: 'b', tenant, body: edit({ 'image[]': [png(8 * 1024 * 1024), png(64)], n: '3' }), endpoint: EDITS })).resolves.toMatchObject({ amountMicros: 1_703 + 6_000 });
+    // A model that declares no imageTokens: each image at the default 1,600. 3 + 1,600 = 1,603, padded to 1,780; one image.
+    await expect(hard.reserve({ requestId: 'c', tenant, body: edit({ model: 'plain', image: png(64) }), endpoint: EDITS })).resolves.toMatchObject({ amountMicros: 1_780 + 2_000 });
+    // A form without images (refused with a 400) reserves its prompt alone: 20.
+    await expect(hard.reserve({ requestId: 'd', tenant, body: edit({}), endpoint: EDITS })).resolves.toMatchObject({ amountMicros: 20 + 2_000 });
+    // Never part of an image: a budget that cannot pay for all of it refuses.
+    const short = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.005' }], { maxOutputTokens: { m: 1000 }, minStreamOutputTokens: 1 }, { models }).budgetService;
+    await expect(short.reserve({ requestId: 'e', tenant, body: edit({ image: png(64), n: '3', stream: 'true' }), endpoint: EDITS })).rejects.toMatchObject({ code: 'budget_exceeded' });
   });
 
   describe('audio', () => {

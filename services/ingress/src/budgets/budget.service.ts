@@ -8,7 +8,7 @@ import { Money, type PriceBook } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { REQUEST_BOUNDS } from '@openrouter/openai-wire';
 import { renewalIntervalMs, repeatEvery, type Repeat } from './reservation-renewal';
-import { audioDemandOf, audioPromptTokens, audioUnitMicros, countWithin, isImageGeneration, paddedPromptTokens, providerCalls, requestedTier, WorstCasePricing, type AudioDemand, type CandidateQuery } from './worst-case-cost';
+import { audioDemandOf, audioPromptTokens, audioUnitMicros, countWithin, imagesAsked, makesImages, paddedPromptTokens, providerCalls, requestedTier, WorstCasePricing, type AudioDemand, type CandidateQuery } from './worst-case-cost';
 
 export interface ReserveInput {
   requestId: string;
@@ -23,7 +23,7 @@ export interface ReserveInput {
    * time, as its usage record is (a request that arrives just before a period ends belongs to it).
    */
   receivedAtMs?: number;
-  /** The API endpoint (a route pattern): an image generation's output and an audio request's worth are not in a token limit of its body. */
+  /** The API endpoint (a route pattern): an image request's output and an audio request's worth are not in a token limit of its body. */
   endpoint?: string | undefined;
 }
 
@@ -79,9 +79,10 @@ export class BudgetService {
     const budgets = book.applicable(input.tenant);
     if (budgets.length === 0) return undefined;
     const now = input.receivedAtMs ?? this.clock();
-    // An image generation asks for no output limit (its `prompt` is not a legacy completion's):
-    // each image is reserved at its model's `budgets.maxOutputTokens`, and its body is left alone.
-    const image = isImageGeneration(input.endpoint);
+    // An image generation or edit asks for no output limit (its `prompt` is not a legacy
+    // completion's): each image is reserved at its model's `budgets.maxOutputTokens`, and its body
+    // is left alone. An edit's uploaded images are prompt tokens, counted as a chat's images are.
+    const image = makesImages(input.endpoint);
     // An audio request neither (a transcription's `prompt` is a hint, speech's `input` no embedding's):
     // it is reserved by its audio's length or its characters, and its model's maximum output.
     const whole = image || audio !== undefined;
@@ -90,7 +91,7 @@ export class BudgetService {
     const calls = whole ? 1 : providerCalls(body);
     const models = tiered ?? this.candidates(body, input, audio);
     const price = this.pricing.priceAt(models, now, tier, input.tenant.policy);
-    const choices = (audio ? 1 : (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1)) * calls;
+    const choices = (audio ? 1 : image ? imagesAsked(body) : (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1)) * calls;
     const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, whole ? {} : body);
     const outputTokens = perChoice * choices;
     // Its images at the dearest image cost of the models it may reach.
@@ -153,9 +154,11 @@ export class BudgetService {
     const controls = routeControls(body, input.headers ?? {});
     const query: CandidateQuery = { model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant };
     if (audio) return this.pricing.servingAudio(this.pricing.candidates(query, (models) => audioPromptTokens(audio) + this.pricing.maxOutputTokens(models, {})), audio);
-    const embedding = isEmbedding(body);
-    const calls = providerCalls(body);
-    return this.pricing.candidates(query, (models) => paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls) + (embedding ? 0 : this.pricing.maxOutputTokens(models, body)));
+    // An image request's output is no legacy completion's 16 tokens, whatever its `prompt`.
+    const image = makesImages(input.endpoint);
+    const embedding = !image && isEmbedding(body);
+    const calls = image ? 1 : providerCalls(body);
+    return this.pricing.candidates(query, (models) => paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls) + (embedding ? 0 : this.pricing.maxOutputTokens(models, image ? {} : body)));
   }
 
   /**

@@ -1,8 +1,9 @@
+import { markFormBody, type AudioUpload } from '@openrouter/openai-wire';
 import { PriceBook } from '@openrouter/usage';
 import { countTextTokens } from '../access/prompt-tokens';
 import { ingressTestConfig } from '../test-config.testing';
 import { mp3File, upload, wavFile } from './audio-file.testing';
-import { audioDemandOf, audioPromptTokens, audioUnitMicros, WorstCasePricing } from './worst-case-cost';
+import { audioDemandOf, audioPromptTokens, audioUnitMicros, imagesAsked, makesImages, WorstCasePricing } from './worst-case-cost';
 
 const NOW = Date.parse('2025-06-14T12:00:00Z');
 const TRANSCRIPTIONS = '/v1/audio/transcriptions';
@@ -114,5 +115,27 @@ describe('WorstCasePricing for audio', () => {
     const models = ['whisper', 'tts', 'chat', 'unknown'];
     expect(pricing.servingAudio(models, { kind: 'transcription', seconds: 1, audioTokens: 25, textTokens: 0 })).toEqual(['whisper']);
     expect(pricing.servingAudio(models, { kind: 'speech', characters: 1, textTokens: 1 })).toEqual(['tts']);
+  });
+});
+
+describe('image requests', () => {
+  const png = (bytes: number): AudioUpload => ({ data: new Uint8Array(bytes).fill(0x89, 0, 1), filename: 'a.png', contentType: 'image/png' });
+
+  it('makes images through the generations and edits routes alone', () => {
+    expect(makesImages('/v1/images/generations')).toBe(true);
+    expect(makesImages('/v1/images/edits')).toBe(true);
+    for (const endpoint of [undefined, '/v1/completions', '/v1/chat/completions', '/v1/images/variations', '/v1/audio/transcriptions']) expect(makesImages(endpoint)).toBe(false);
+  });
+
+  it("reads the images asked for from a JSON n or an edit form's text of one, and counts anything else as one", () => {
+    expect(imagesAsked({ prompt: 'x', n: 3 })).toBe(3);
+    expect(imagesAsked({ prompt: 'x' })).toBe(1);
+    expect(imagesAsked(markFormBody({ image: png(8), prompt: 'x', n: '4' }))).toBe(4);
+    expect(imagesAsked(markFormBody({ image: png(8), prompt: 'x', n: ' 10 ' }))).toBe(10);
+    // Refused by the handler with a 400: counted as one until then, so the 400 is not a 402 or 429 first.
+    for (const n of ['11', '0', '-2', '1.5', '0x2', 'two', '']) expect([n, imagesAsked(markFormBody({ image: png(8), prompt: 'x', n }))]).toEqual([n, 1]);
+    expect(imagesAsked({ prompt: 'x', n: 11 })).toBe(1);
+    // Text is a count in a form only: a JSON body's "4" is refused as a string.
+    expect(imagesAsked({ prompt: 'x', n: '4' })).toBe(1);
   });
 });

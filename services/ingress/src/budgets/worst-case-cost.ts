@@ -1,7 +1,7 @@
 import { overridable, policyFor, type GatewayConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { codePoints, isAudioUpload, isAudioUploadEndpoint, isSpeechEndpoint, LEGACY_DEFAULT_MAX_TOKENS, REQUEST_BOUNDS, wavDurationMs } from '@openrouter/openai-wire';
+import { codePoints, isAudioUpload, isAudioUploadEndpoint, isFormBody, isSpeechEndpoint, LEGACY_DEFAULT_MAX_TOKENS, MAX_IMAGES_PER_REQUEST, REQUEST_BOUNDS, wavDurationMs } from '@openrouter/openai-wire';
 import { Money, type PriceBook } from '@openrouter/usage';
 import { countTextTokens, DEFAULT_IMAGE_TOKENS, type ImageCost } from '../access/prompt-tokens';
 
@@ -285,10 +285,27 @@ export function countWithin(value: unknown, max: number): number | undefined {
 
 /** The route of OpenAI's image generation: its requests' output is images, asked for by `n`, not by a token limit. */
 export const IMAGE_GENERATION_ENDPOINT = '/v1/images/generations';
+/** The route of OpenAI's image edits: a multipart form of images and a prompt, answered as a generation is. */
+export const IMAGE_EDIT_ENDPOINT = '/v1/images/edits';
 
-/** Whether a request came through the image generation endpoint (`endpoint`: its route pattern). */
-export function isImageGeneration(endpoint: string | undefined): boolean {
-  return endpoint === IMAGE_GENERATION_ENDPOINT;
+/**
+ * Whether a request came through an endpoint that makes images, a generation or an edit
+ * (`endpoint`: its route pattern): each of its `n` images is made whole, whatever its body says
+ * of tokens (an image request has no token limit, and its `prompt` is no legacy completion's).
+ */
+export function makesImages(endpoint: string | undefined): boolean {
+  return endpoint === IMAGE_GENERATION_ENDPOINT || endpoint === IMAGE_EDIT_ENDPOINT;
+}
+
+/**
+ * How many images an image request asks for: its `n`, a JSON number or (an edit's form) the text
+ * of one; 1 when unset, or when above OpenAI's 10 or not a count (the handler refuses those with a 400).
+ */
+export function imagesAsked(body: Record<string, unknown>): number {
+  const n = body['n'];
+  // As the edit's parser reads it: decimal digits only.
+  const asked = typeof n === 'string' && isFormBody(body) && /^\s*-?\d+\s*$/.test(n) ? Number(n) : n;
+  return countWithin(asked, MAX_IMAGES_PER_REQUEST) ?? 1;
 }
 
 /** What an Audio API request is counted by before it is served: what it sends, since it can ask for no token limit. */

@@ -1,7 +1,8 @@
 import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { parseImageGenerationRequest, toOpenAIImageGenerationResponse } from '@openrouter/openai-wire';
+import { parseImageEditRequest, parseImageGenerationRequest, toOpenAIImageGenerationResponse } from '@openrouter/openai-wire';
 import { ApiKeyGuard, KeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { RouterPort } from '../router.port';
 import { UsageRecorder } from '../usage/usage-recorder';
@@ -9,12 +10,15 @@ import { routeHeaders } from './chat.service';
 import { stopIfClientLeft } from './client-connection';
 
 /**
- * OpenAI's image generation (`POST /v1/images/generations`). Admitted like any request (key,
- * network lists, rate limits, budget reservation: each image at its model's
- * `budgets.maxOutputTokens`), its prompt screened by the input guardrails, routed to a model with
- * the `images` capability (the one named, else `auto` over those models), and metered at the
- * provider's token usage (GPT Image models), else at the prompt's estimate and the model's
- * `perRequest` price.
+ * OpenAI's image generation (`POST /v1/images/generations`) and image edits (`POST
+ * /v1/images/edits`, a multipart form of images and a prompt, read up to
+ * `ingress.limits.imageEditBytes`). Admitted like any request (key, network lists, rate limits,
+ * budget reservation: each image at its model's `budgets.maxOutputTokens`, an edit's uploaded
+ * images as prompt tokens at its models' `imageTokens`), the prompt screened by the input
+ * guardrails, routed to a model with the `images` capability (the one named, else `auto` over
+ * those models), and metered at the provider's token usage (GPT Image models), else at the
+ * prompt's estimate and the model's `perRequest` price. An edit is served as a generation with
+ * images: the same route, the same answer.
  */
 @Controller('v1/images')
 @UseGuards(KeyGuard, ApiKeyGuard)
@@ -27,8 +31,18 @@ export class ImagesHttpController {
   @Post('generations')
   @HttpCode(200)
   async generate(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    await this.serve(req, reply, parseImageGenerationRequest);
+  }
+
+  @Post('edits')
+  @HttpCode(200)
+  async edit(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    await this.serve(req, reply, parseImageEditRequest);
+  }
+
+  private async serve(req: FastifyRequest, reply: FastifyReply, parse: (body: unknown) => chatv1.ImageGenerationRequest): Promise<void> {
     const usage = this.usage.track(req, reply, 'image');
-    const request = parseImageGenerationRequest(req.body);
+    const request = parse(req.body);
     // Gone while the request was admitted: nothing has been spent yet.
     stopIfClientLeft(reply);
     // A provider bills images it has begun making, whether or not the client waits for them: a
@@ -38,6 +52,7 @@ export class ImagesHttpController {
     usage.routed(result.decision);
     usage.images(result.response.usage);
     stopIfClientLeft(reply);
-    await reply.headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() }).send(usage.decorate(toOpenAIImageGenerationResponse(result.response)));
+    const answer = toOpenAIImageGenerationResponse(result.response);
+    await reply.headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() }).send(usage.decorate(answer));
   }
 }

@@ -1,6 +1,6 @@
 import { GatewayError } from '@openrouter/errors';
 import { isFormBody } from '@openrouter/openai-wire';
-import { readMultipartForm } from './multipart-form';
+import { formLimitOf, readMultipartForm } from './multipart-form';
 
 /** A form encoded as a client sends it: its bytes and its content type (with the boundary). */
 async function encoded(form: FormData): Promise<{ body: Uint8Array; contentType: string }> {
@@ -73,5 +73,16 @@ describe('readMultipartForm', () => {
     form.append('__proto__', 'polluted');
     const { body, contentType } = await encoded(form);
     expect(await refusal(body, contentType)).toMatchObject({ kind: 'bad_request', param: '__proto__' });
+  });
+});
+
+describe('formLimitOf', () => {
+  const limits = { audioBytes: 300, imageEditBytes: 500, bodyBytes: 100 };
+
+  it('takes audioBytes on the audio upload routes, imageEditBytes on image edits and bodyBytes on any other route', () => {
+    expect(formLimitOf('/v1/audio/transcriptions', limits)).toEqual({ bytes: 300, what: 'The audio upload' });
+    expect(formLimitOf('/v1/audio/translations', limits)).toEqual({ bytes: 300, what: 'The audio upload' });
+    expect(formLimitOf('/v1/images/edits', limits)).toEqual({ bytes: 500, what: 'The image edit' });
+    for (const route of ['/v1/images/generations', '/v1/audio/speech', '/v1/chat/completions', undefined]) expect(formLimitOf(route, limits)).toEqual({ bytes: 100, what: 'The request body' });
   });
 });

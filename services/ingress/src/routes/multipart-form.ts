@@ -3,10 +3,12 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { isAudioUploadEndpoint, markFormBody, type AudioUpload } from '@openrouter/openai-wire';
+import { IMAGE_EDIT_ENDPOINT } from '../budgets/worst-case-cost';
 
-/** The largest bodies a form may have (`ingress.limits`): an audio upload's, and any other route's (as a JSON body). */
+/** The largest bodies a form may have (`ingress.limits`): an audio upload's, an image edit's, and any other route's (as a JSON body). */
 export interface FormLimits {
   audioBytes: number;
+  imageEditBytes: number;
   bodyBytes: number;
 }
 export const FORM_LIMITS = Symbol('FORM_LIMITS');
@@ -44,17 +46,24 @@ async function uploadOf(file: File): Promise<AudioUpload> {
   return { data: new Uint8Array(await file.arrayBuffer()), filename: file.name, contentType: file.type || UNTYPED };
 }
 
+/** What a form sent to `route` (a route pattern) may weigh, and what its 413 calls it. */
+export function formLimitOf(route: string | undefined, limits: FormLimits): { bytes: number; what: string } {
+  if (isAudioUploadEndpoint(route)) return { bytes: limits.audioBytes, what: 'The audio upload' };
+  if (route === IMAGE_EDIT_ENDPOINT) return { bytes: limits.imageEditBytes, what: 'The image edit' };
+  return { bytes: limits.bodyBytes, what: 'The request body' };
+}
+
 /** The 413 for a form larger than its route takes. */
-function tooLarge(limit: number, audio: boolean): GatewayError {
-  const what = audio ? 'The audio upload' : 'The request body';
-  return new GatewayError('bad_request', `${what} is too large: at most ${limit} bytes are accepted.`, { code: 'request_too_large' });
+function tooLarge(limit: { bytes: number; what: string }): GatewayError {
+  return new GatewayError('bad_request', `${limit.what} is too large: at most ${limit.bytes} bytes are accepted.`, { code: 'request_too_large' });
 }
 
 /**
  * Teaches the API's Fastify instance to read `multipart/form-data` bodies (`readMultipartForm`),
- * as OpenAI's Audio API sends its uploads. Read whole, up to `ingress.limits.audioBytes` on the
- * upload routes (transcriptions, translations) and `bodyBytes` elsewhere: a form sent to any other
- * route is read the same way and refused by that route's own validation, a 400, never a 5xx.
+ * as OpenAI's Audio API and image edits send their uploads. Read whole, up to
+ * `ingress.limits.audioBytes` on the audio upload routes (transcriptions, translations),
+ * `imageEditBytes` on image edits and `bodyBytes` elsewhere: a form sent to any other route is
+ * read the same way and refused by that route's own validation, a 400, never a 5xx.
  */
 @Injectable()
 export class MultipartFormParser implements OnModuleInit {
@@ -65,11 +74,10 @@ export class MultipartFormParser implements OnModuleInit {
 
   onModuleInit(): void {
     const instance = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
-    const { audioBytes, bodyBytes } = this.limits;
-    instance.addContentTypeParser('multipart/form-data', { parseAs: 'buffer', bodyLimit: Math.max(audioBytes, bodyBytes) }, async (request: FastifyRequest, body: Buffer | string) => {
-      const audio = isAudioUploadEndpoint(request.routeOptions.url);
-      const limit = audio ? audioBytes : bodyBytes;
-      if (body.length > limit) throw tooLarge(limit, audio);
+    const { audioBytes, imageEditBytes, bodyBytes } = this.limits;
+    instance.addContentTypeParser('multipart/form-data', { parseAs: 'buffer', bodyLimit: Math.max(audioBytes, imageEditBytes, bodyBytes) }, async (request: FastifyRequest, body: Buffer | string) => {
+      const limit = formLimitOf(request.routeOptions.url, this.limits);
+      if (body.length > limit.bytes) throw tooLarge(limit);
       return readMultipartForm(typeof body === 'string' ? Buffer.from(body) : body, request.headers['content-type'] ?? '');
     });
   }

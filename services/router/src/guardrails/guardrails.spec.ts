@@ -161,10 +161,22 @@ describe('input guardrails in the router service', () => {
   it('screens an image generation prompt: redacted before the provider sees it, or refused naming prompt', async () => {
     const adapters = new RecordingAdapters();
     const service = serviceWith(adapters);
-    const images = (prompt: string): chatv1.ImageGenerationRequest => ({ model: 'img', prompt, extraJson: '' });
+    const images = (prompt: string): chatv1.ImageGenerationRequest => ({ model: 'img', prompt, extraJson: '', images: [] });
     await service.generateImages({ context: withRules('emails'), request: images('a poster for jane@example.com') }, new AbortController().signal);
     expect(adapters.images[0]?.prompt).toBe('a poster for [REDACTED:emails]');
     await expect(service.generateImages({ context: contextFor(), request: images(`a sign saying ${KEY}`) }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'prompt' });
+    expect(adapters.images).toHaveLength(1);
+  });
+
+  it("screens an image edit's prompt as a generation's, passing its images and mask on untouched", async () => {
+    const adapters = new RecordingAdapters();
+    const service = serviceWith(adapters);
+    const photo: chatv1.UploadedFile = { data: Buffer.from('\x89PNG photo'), filename: 'photo.png', contentType: 'image/png' };
+    const mask: chatv1.UploadedFile = { data: Buffer.from('\x89PNG mask'), filename: 'mask.png', contentType: 'image/png' };
+    const edit = (prompt: string): chatv1.ImageGenerationRequest => ({ model: 'img', prompt, extraJson: '{"size":"1024x1024"}', images: [photo, photo], mask });
+    await service.generateImages({ context: withRules('emails'), request: edit('add jane@example.com to the sign') }, new AbortController().signal);
+    expect(adapters.images[0]).toEqual({ ...edit('add [REDACTED:emails] to the sign'), images: [photo, photo], mask });
+    await expect(service.generateImages({ context: contextFor(), request: edit(`write ${KEY} on the wall`) }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'prompt' });
     expect(adapters.images).toHaveLength(1);
   });
 

@@ -199,12 +199,22 @@ describe('moderation rules in the router service', () => {
 
   it('screens an image generation prompt, naming prompt, before any image model is called', async () => {
     const { adapters, service } = setup();
-    const images = (prompt: string): chatv1.ImageGenerationRequest => ({ model: 'img', prompt, extraJson: '' });
+    const images = (prompt: string): chatv1.ImageGenerationRequest => ({ model: 'img', prompt, extraJson: '', images: [] });
     await expect(service.generateImages({ context: withRules(['unsafe']), request: images('a knight about to kill a dragon') }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'prompt' });
     expect(adapters.images).toEqual([]);
     await service.generateImages({ context: withRules(['unsafe']), request: images('a calm lake') }, new AbortController().signal);
     expect(adapters.moderations.at(-1)?.texts).toEqual(['a calm lake']);
     expect(adapters.images).toHaveLength(1);
+  });
+
+  it("judges an image edit's prompt as a generation's, naming prompt, before any image model is called", async () => {
+    const { adapters, service } = setup();
+    const edit = (prompt: string): chatv1.ImageGenerationRequest => ({ model: 'img', prompt, extraJson: '', images: [{ data: Buffer.from('\x89PNG'), filename: 'a.png', contentType: 'image/png' }] });
+    await expect(service.generateImages({ context: withRules(['unsafe']), request: edit('make the knight kill the dragon') }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'prompt' });
+    expect(adapters.images).toEqual([]);
+    await service.generateImages({ context: withRules(['unsafe']), request: edit('add a rainbow') }, new AbortController().signal);
+    expect(adapters.moderations.at(-1)?.texts).toEqual(['add a rainbow']);
+    expect(adapters.images.map((r) => r.images.length)).toEqual([1]);
   });
 
   it('screens a speech input (naming input) and a transcription prompt (naming prompt) before any audio model is called; asks nothing of a transcription without a prompt', async () => {

@@ -11,7 +11,7 @@ import { MANAGED_IDENTITY_TIMEOUT_MS } from './entra-token';
 /**
  * Azure OpenAI: the OpenAI wire format addressed by deployment
  * (`/openai/deployments/{deployment}/chat/completions?api-version=…`, `…/embeddings`,
- * `…/images/generations`, `…/audio/transcriptions|translations|speech`; no moderations) with an `api-key` header, or
+ * `…/images/generations|edits`, `…/audio/transcriptions|translations|speech`; no moderations) with an `api-key` header, or
  * with an Entra ID token as `Authorization: Bearer` (`entra`). A gateway deployment's `model` is
  * the Azure deployment name. The key (`apiKeyFile`) and the client secret (`entra.clientSecretFile`)
  * may come from files, read again when they change. `entraOptions` lets a spec hand in the
@@ -55,7 +55,7 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
     {
       chatUrl: (deployment) => url(deployment, 'chat/completions'),
       embeddingsUrl: (deployment) => url(deployment, 'embeddings'),
-      imagesUrl: (deployment) => url(deployment, 'images/generations'),
+      imagesUrl: (deployment, endpoint) => url(deployment, `images/${endpoint}`),
       audioUrl: (deployment, endpoint) => url(deployment, `audio/${endpoint}`),
       headers,
       auth,

@@ -16,13 +16,14 @@ import {
 } from '@openrouter/openai-wire';
 import { MAX_AUDIO_ANSWER_BYTES, speechResponse, transcriptionResponse } from '../audio-response';
 import { embeddingResponse } from '../embedding-response';
-import { imageGenerationResponse, isGptImageModel } from '../image-generation-response';
+import { imageGenerationResponse } from '../image-generation-response';
 import { moderationResponse } from '../moderation-response';
 import { closingSecrets, CredentialFile } from '../credential-file';
 import { createUpstreamDispatcher, discardRest, type Egress, headerText, readBodyBounded, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postFormWithAuth, postWithAuth, secretAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
 import { type AudioEndpoint, answersJson, parseOpenAITranscript, SPEECH_CONTENT_TYPES, toOpenAISpeechBody, toOpenAITranscriptionForm } from './openai-audio';
+import { type ImagesEndpoint, providerImageFormat, toOpenAIImageEditForm } from './openai-images';
 import { StreamUsage } from './openai-stream';
 
 /** Where an OpenAI-style server takes calls for one upstream model, and how it is authenticated. */
@@ -31,8 +32,8 @@ export interface OpenAIEndpoints {
   embeddingsUrl(upstreamModel: string): URL;
   /** Where the server takes moderations; unset: it has no Moderations API (Azure OpenAI), and the adapter offers none. */
   moderationsUrl?: ((upstreamModel: string) => URL) | undefined;
-  /** Where the server takes image generations; unset: it has none, and the adapter offers none. */
-  imagesUrl?: ((upstreamModel: string) => URL) | undefined;
+  /** Where the server takes image generations and edits; unset: it has no Images API, and the adapter offers none. */
+  imagesUrl?: ((upstreamModel: string, endpoint: ImagesEndpoint) => URL) | undefined;
   /** Where the server takes transcriptions, translations and speech; unset: it has no Audio API, and the adapter offers none. */
   audioUrl?: ((upstreamModel: string, endpoint: AudioEndpoint) => URL) | undefined;
   headers: Record<string, string>;
@@ -56,7 +57,10 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
   const chatUrl = new URL(`${base}/chat/completions`);
   const embeddingsUrl = new URL(`${base}/embeddings`);
   const moderationsUrl = new URL(`${base}/moderations`);
-  const imagesUrl = new URL(`${base}/images/generations`);
+  const imagesUrls: Readonly<Record<ImagesEndpoint, URL>> = {
+    generations: new URL(`${base}/images/generations`),
+    edits: new URL(`${base}/images/edits`),
+  };
   const audioUrls: Readonly<Record<AudioEndpoint, URL>> = {
     transcriptions: new URL(`${base}/audio/transcriptions`),
     translations: new URL(`${base}/audio/translations`),
@@ -72,7 +76,7 @@ export function createOpenAIAdapter(id: string, config: ProviderConfigOf<'openai
       chatUrl: () => chatUrl,
       embeddingsUrl: () => embeddingsUrl,
       moderationsUrl: () => moderationsUrl,
-      imagesUrl: () => imagesUrl,
+      imagesUrl: (_upstreamModel, endpoint) => imagesUrls[endpoint],
       audioUrl: (_upstreamModel, endpoint) => audioUrls[endpoint],
       headers,
       auth: keyFile && secretAuth(keyFile, (key) => ({ authorization: `Bearer ${key}` })),
@@ -171,15 +175,29 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
       return moderationResponse(call.request, parseOpenAIModerationResponse(await readJson(response, call)), call.requestId, id);
     };
   }
-  // Image generation likewise. A call takes as long as the provider's `timeoutMs` allows (GPT Image
-  // may work a minute or two before it answers): no shorter limit applies.
+  // Image generation and edits likewise: a request with images is an edit, sent as a multipart form
+  // and answered as a generation is. A call takes as long as the provider's `timeoutMs` allows (GPT
+  // Image may work a minute or two before it answers): no shorter limit applies.
   const { imagesUrl } = endpoints;
   if (imagesUrl !== undefined) {
     adapter.generateImages = async (call: ProviderCall<chatv1.ImageGenerationRequest>): Promise<chatv1.ImageGenerationResponse> => {
-      const body = withoutNullParams(toOpenAIImageGenerationBody(call.request, call.upstreamModel, { dropParams: endpoints.dropParams }));
-      if (isGptImageModel(call.upstreamModel)) gptImageFormat(body, call.upstreamModel);
-      const response = await post(imagesUrl(call.upstreamModel), body, call);
-      return imageGenerationResponse(call.request, parseOpenAIImageGenerationResponse(await readJson(response, call)), id);
+      const { request, upstreamModel } = call;
+      let response: Dispatcher.ResponseData;
+      if (request.images.length > 0) {
+        const form = toOpenAIImageEditForm(request, upstreamModel, { dropParams: endpoints.dropParams });
+        response = await postFormWithAuth(
+          agent,
+          auth,
+          { url: imagesUrl(upstreamModel, 'edits'), headers, form, timeoutMs: call.timeoutMs || endpoints.timeoutMs, signal: call.signal, provider: id },
+          parseError,
+        );
+      } else {
+        const body = withoutNullParams(toOpenAIImageGenerationBody(request, upstreamModel, { dropParams: endpoints.dropParams }));
+        const format = providerImageFormat(request.responseFormat, upstreamModel);
+        if (format === undefined) delete body['response_format'];
+        response = await post(imagesUrl(upstreamModel, 'generations'), body, call);
+      }
+      return imageGenerationResponse(request, parseOpenAIImageGenerationResponse(await readJson(response, call)), id);
     };
   }
   // The Audio API likewise: transcriptions and translations as multipart forms, speech as JSON
@@ -214,20 +232,6 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
     };
   }
   return adapter;
-}
-
-/**
- * GPT Image always answers `b64_json` and refuses `response_format` as an unknown parameter, so it
- * is never sent; a client that asked for URLs is told before any call that this model has none.
- */
-function gptImageFormat(body: Record<string, unknown>, upstreamModel: string): void {
-  if (body['response_format'] === 'url') {
-    throw new GatewayError('bad_request', `The model "${upstreamModel}" returns images only as b64_json; 'response_format' url is not available for it.`, {
-      param: 'response_format',
-      code: 'invalid_value',
-    });
-  }
-  delete body['response_format'];
 }
 
 /**

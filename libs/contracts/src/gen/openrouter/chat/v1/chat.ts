@@ -337,6 +337,21 @@ export interface ImageGenerationRequest {
   responseFormat?: string | undefined;
   user?: string | undefined;
   extraJson: string;
+  /**
+   * The images to edit (`POST /v1/images/edits`, a multipart form): the request is an edit when
+   * it has any. An edit's other form fields travel in `extra_json`, each as its text (a field sent
+   * several times as a list of texts).
+   */
+  images: UploadedFile[];
+  /** An edit's mask: where its alpha channel is 0, the (first) image is edited. */
+  mask?: UploadedFile | undefined;
+}
+
+/** A file a client uploaded in a multipart form, as it sent it. */
+export interface UploadedFile {
+  data: Buffer;
+  filename: string;
+  contentType: string;
 }
 
 export interface ImageGenerationResponse {
@@ -348,6 +363,11 @@ export interface ImageGenerationResponse {
     | undefined;
   /** The answer's other top-level fields (`background`, `output_format`, `quality`, `size`), as a JSON object's text. */
   extraJson: string;
+  /**
+   * Of `usage`'s prompt tokens, those of the input images (an edit's), as the provider reported
+   * them (`usage.input_tokens_details.image_tokens`); the rest are the prompt's text.
+   */
+  inputImageTokens: number;
 }
 
 export interface GeneratedImage {
@@ -3892,7 +3912,16 @@ export const ModerationResult_CategoryScoresEntry: MessageFns<ModerationResult_C
 };
 
 function createBaseImageGenerationRequest(): ImageGenerationRequest {
-  return { model: "", prompt: "", n: undefined, responseFormat: undefined, user: undefined, extraJson: "" };
+  return {
+    model: "",
+    prompt: "",
+    n: undefined,
+    responseFormat: undefined,
+    user: undefined,
+    extraJson: "",
+    images: [],
+    mask: undefined,
+  };
 }
 
 export const ImageGenerationRequest: MessageFns<ImageGenerationRequest> = {
@@ -3914,6 +3943,12 @@ export const ImageGenerationRequest: MessageFns<ImageGenerationRequest> = {
     }
     if (message.extraJson !== "") {
       writer.uint32(50).string(message.extraJson);
+    }
+    for (const v of message.images) {
+      UploadedFile.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.mask !== undefined) {
+      UploadedFile.encode(message.mask, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -3979,6 +4014,22 @@ export const ImageGenerationRequest: MessageFns<ImageGenerationRequest> = {
             message.extraJson = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.images.push(UploadedFile.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.mask = UploadedFile.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4002,12 +4053,95 @@ export const ImageGenerationRequest: MessageFns<ImageGenerationRequest> = {
     message.responseFormat = object.responseFormat ?? undefined;
     message.user = object.user ?? undefined;
     message.extraJson = object.extraJson ?? "";
+    message.images = object.images?.map((e) => UploadedFile.fromPartial(e)) || [];
+    message.mask = (object.mask !== undefined && object.mask !== null)
+      ? UploadedFile.fromPartial(object.mask)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUploadedFile(): UploadedFile {
+  return { data: Buffer.alloc(0), filename: "", contentType: "" };
+}
+
+export const UploadedFile: MessageFns<UploadedFile> = {
+  encode(message: UploadedFile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    if (message.filename !== "") {
+      writer.uint32(18).string(message.filename);
+    }
+    if (message.contentType !== "") {
+      writer.uint32(26).string(message.contentType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadedFile {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadedFile();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.filename = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.contentType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UploadedFile>, I>>(base?: I): UploadedFile {
+    return UploadedFile.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadedFile>, I>>(object: I): UploadedFile {
+    const message = createBaseUploadedFile();
+    message.data = object.data ?? Buffer.alloc(0);
+    message.filename = object.filename ?? "";
+    message.contentType = object.contentType ?? "";
     return message;
   },
 };
 
 function createBaseImageGenerationResponse(): ImageGenerationResponse {
-  return { created: 0, data: [], usage: undefined, extraJson: "" };
+  return { created: 0, data: [], usage: undefined, extraJson: "", inputImageTokens: 0 };
 }
 
 export const ImageGenerationResponse: MessageFns<ImageGenerationResponse> = {
@@ -4023,6 +4157,9 @@ export const ImageGenerationResponse: MessageFns<ImageGenerationResponse> = {
     }
     if (message.extraJson !== "") {
       writer.uint32(34).string(message.extraJson);
+    }
+    if (message.inputImageTokens !== 0) {
+      writer.uint32(40).uint32(message.inputImageTokens);
     }
     return writer;
   },
@@ -4072,6 +4209,14 @@ export const ImageGenerationResponse: MessageFns<ImageGenerationResponse> = {
             message.extraJson = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.inputImageTokens = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4093,6 +4238,7 @@ export const ImageGenerationResponse: MessageFns<ImageGenerationResponse> = {
     message.data = object.data?.map((e) => GeneratedImage.fromPartial(e)) || [];
     message.usage = (object.usage !== undefined && object.usage !== null) ? Usage.fromPartial(object.usage) : undefined;
     message.extraJson = object.extraJson ?? "";
+    message.inputImageTokens = object.inputImageTokens ?? 0;
     return message;
   },
 };
