@@ -40,7 +40,7 @@ const SMALL_IMAGE_TOKENS = gptImageInputTokens({ width: 8, height: 8 });
 function imageModels(doc: Record<string, unknown>): void {
   const models = doc['models'] as Array<Record<string, unknown>>;
   models.push(
-    { id: 'gpt-image-1', capabilities: ['images'], pricing: { input: '5', output: '40' }, deployments: [{ id: 'sim-gpt-image', provider: 'simulated', model: 'gpt-image-1' }] },
+    { id: 'gpt-image-1', capabilities: ['images'], pricing: { input: '5', imageInput: '10', output: '40' }, deployments: [{ id: 'sim-gpt-image', provider: 'simulated', model: 'gpt-image-1' }] },
     { id: 'dall-e-2', capabilities: ['images'], excludeFromAuto: true, pricing: { input: '0', output: '0', perRequest: '0.02' }, deployments: [{ id: 'sim-dalle-2', provider: 'simulated', model: 'dall-e-2' }] },
   );
 }
@@ -52,6 +52,7 @@ interface ImageRow {
   cost: string;
   prompt_tokens: number;
   completion_tokens: number;
+  image_prompt_tokens: number;
   tokens_estimated: boolean;
 }
 
@@ -66,7 +67,7 @@ describe('image edits through the gateway', () => {
   });
   beforeEach(() => gw.sim.reset());
 
-  const usageRow = (id: string) => usageRowOf<ImageRow>(gw, 'operation, served_model, status, toString(cost) AS cost, prompt_tokens, completion_tokens, tokens_estimated', id);
+  const usageRow = (id: string) => usageRowOf<ImageRow>(gw, 'operation, served_model, status, toString(cost) AS cost, prompt_tokens, completion_tokens, image_prompt_tokens, tokens_estimated', id);
 
   it('edits one image with GPT Image: base64 PNGs, billed at the token usage the provider reports, its input image among the input tokens', async () => {
     const prompt = 'add a red hat';
@@ -85,9 +86,10 @@ describe('image edits through the gateway', () => {
       body: { model: 'gpt-image-1', prompt, n: '2', quality: 'low', size: '1024x1024', image: { name: 'photo.png', type: 'image/png', size: png([200, 30, 30]).length } },
     });
     const row = await usageRow(response.headers.get('x-request-id') ?? '');
-    expect(row).toMatchObject({ operation: 'image', served_model: 'gpt-image-1', status: 'ok', prompt_tokens: answer.usage?.input_tokens, completion_tokens: answer.usage?.output_tokens, tokens_estimated: false });
-    // 5 per 1M input tokens (text and image), 40 per 1M image output tokens.
-    const expected = moneyText(new Money(answer.usage?.input_tokens ?? 0).times(5).plus(new Money(answer.usage?.output_tokens ?? 0).times(40)).dividedBy(1_000_000));
+    expect(row).toMatchObject({ operation: 'image', served_model: 'gpt-image-1', status: 'ok', prompt_tokens: answer.usage?.input_tokens, completion_tokens: answer.usage?.output_tokens, image_prompt_tokens: SMALL_IMAGE_TOKENS, tokens_estimated: false });
+    // 5 per 1M text input tokens, 10 per 1M input image tokens (imageInput), 40 per 1M image output tokens.
+    const text = answer.usage?.input_tokens_details?.text_tokens ?? 0;
+    const expected = moneyText(new Money(text).times(5).plus(new Money(SMALL_IMAGE_TOKENS).times(10)).plus(new Money(answer.usage?.output_tokens ?? 0).times(40)).dividedBy(1_000_000));
     expect(row.cost).toBe(expected);
     expect(response.headers.get('x-openrouter-cost')).toBe(expected);
   });

@@ -38,7 +38,7 @@ describe('ClickHouse migrations (chDB)', () => {
     expect(result.applied).toEqual([extra.version]);
   });
 
-  it('adds the audio quantities to the events: rows written before read 0, rows after keep theirs', async () => {
+  it('adds the audio quantities and input image tokens to the events: rows written before read 0, rows after keep theirs', async () => {
     const older = embeddedClickHouse();
     try {
       await migrate(older.client, older.database, USAGE_MIGRATIONS.slice(0, 8));
@@ -48,13 +48,16 @@ describe('ClickHouse migrations (chDB)', () => {
       });
       expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([9]);
       await older.client.command({
-        query: "INSERT INTO {db:Identifier}.usage_events (event_id, received_at, completed_at, org_id, served_model, currency, cost, status, audio_ms, characters) VALUES ('after', '2025-03-01 10:00:00', '2025-03-01 10:00:01', 'acme', 'whisper-1', 'USD', '0.0006', 'ok', 6000, 12)",
+        query: "INSERT INTO {db:Identifier}.usage_events (event_id, received_at, completed_at, org_id, served_model, currency, cost, status, audio_ms, characters, image_prompt_tokens) VALUES ('after', '2025-03-01 10:00:00', '2025-03-01 10:00:01', 'acme', 'whisper-1', 'USD', '0.0006', 'ok', 6000, 12, 194)",
         query_params: { db: older.database },
       });
-      const rows = await queryRows<{ event_id: string; audio_ms: string; characters: string }>(older, 'SELECT event_id, toString(audio_ms) AS audio_ms, toString(characters) AS characters FROM {db:Identifier}.usage_events ORDER BY event_id');
+      const rows = await queryRows<{ event_id: string; audio_ms: string; characters: string; images: string }>(
+        older,
+        'SELECT event_id, toString(audio_ms) AS audio_ms, toString(characters) AS characters, toString(image_prompt_tokens) AS images FROM {db:Identifier}.usage_events ORDER BY event_id',
+      );
       expect(rows).toEqual([
-        { event_id: 'after', audio_ms: '6000', characters: '12' },
-        { event_id: 'before', audio_ms: '0', characters: '0' },
+        { event_id: 'after', audio_ms: '6000', characters: '12', images: '194' },
+        { event_id: 'before', audio_ms: '0', characters: '0', images: '0' },
       ]);
     } finally {
       await older.client.close();

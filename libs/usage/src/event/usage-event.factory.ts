@@ -34,5 +34,6 @@ export function emptyUsageEvent(eventId: string, receivedAtMs: number): usagev1.
     cacheSavedCost: '',
     audioMs: 0,
     characters: 0,
+    imagePromptTokens: 0,
   };
 }

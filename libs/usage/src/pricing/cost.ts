@@ -14,6 +14,8 @@ export interface TokenCounts {
   audioMs?: number;
   /** Characters of text spoken (priced per 1M). */
   characters?: number;
+  /** Of `prompt`, the input images' tokens (an image edit's), priced at `imageInput`. */
+  imagePrompt?: number;
 }
 
 /**
@@ -24,9 +26,11 @@ export interface TokenCounts {
 export function costOf(tokens: TokenCounts, price: ResolvedPrice, chargeRequestFee: boolean): Money {
   const cached = Math.min(tokens.cachedRead, tokens.prompt);
   const written = Math.min(tokens.cacheWrite, tokens.prompt - cached);
-  const plainInput = tokens.prompt - cached - written;
-  // Terms with no tokens are left out: most requests have no cached or cache-write tokens.
+  const images = Math.min(tokens.imagePrompt ?? 0, tokens.prompt - cached - written);
+  const plainInput = tokens.prompt - cached - written - images;
+  // Terms with no tokens are left out: most requests have no cached, cache-write or image tokens.
   let perMillion = price.input.times(plainInput);
+  if (images > 0) perMillion = perMillion.plus(price.imageInput.times(images));
   if (cached > 0) perMillion = perMillion.plus(price.cachedInput.times(cached));
   if (written > 0) perMillion = perMillion.plus(price.cacheWrite.times(written));
   if (tokens.completion > 0) perMillion = perMillion.plus(price.output.times(tokens.completion));
@@ -80,7 +84,7 @@ export interface ServedTier {
  */
 export function priceEvent(
   book: PriceBook,
-  event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & Partial<Pick<usagev1.UsageEvent, 'audioMs' | 'characters'>> & ServedTier,
+  event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & Partial<Pick<usagev1.UsageEvent, 'audioMs' | 'characters' | 'imagePromptTokens'>> & ServedTier,
   calls?: ReadonlyArray<CallTokens>,
 ): PricedUsage {
   const served = event.status === usagev1.Status.STATUS_OK || event.status === usagev1.Status.STATUS_CANCELLED;
@@ -88,7 +92,7 @@ export function priceEvent(
   const price = event.servedModel ? book.priceAt(event.servedModel, event.deployment, event.receivedAtMs, event.serviceTier) : undefined;
   if (!price) return unpriced(book);
   const t = event.tokens;
-  const counts = { prompt: t?.prompt ?? 0, completion: t?.completion ?? 0, cachedRead: t?.cachedRead ?? 0, cacheWrite: t?.cacheWrite ?? 0, audioMs: event.audioMs ?? 0, characters: event.characters ?? 0 };
+  const counts = { prompt: t?.prompt ?? 0, completion: t?.completion ?? 0, cachedRead: t?.cachedRead ?? 0, cacheWrite: t?.cacheWrite ?? 0, audioMs: event.audioMs ?? 0, characters: event.characters ?? 0, imagePrompt: event.imagePromptTokens ?? 0 };
   return { amount: moneyText(costOf(counts, price, served)), currency: price.currency, priceVersion: price.version };
 }
 

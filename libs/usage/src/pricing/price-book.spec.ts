@@ -127,10 +127,22 @@ describe('pricing', () => {
     expect(book({ perMillionCharacters: '15' }).priceAt('m', 'd', JUNE)?.version).not.toBe(book({ perMillionCharacters: '30' }).priceAt('m', 'd', JUNE)?.version);
   });
 
+  it("prices an edit's input image tokens at imageInput, the rest of its input at input, and imageInput unset at input", () => {
+    const b = book({ input: '5', imageInput: '10', output: '40' });
+    const edit = { ...event('m', 'd', JUNE, { prompt: 1_331, completion: 4_160 }), imagePromptTokens: 1_323 };
+    // 8 × 5 + 1323 × 10 + 4160 × 40, per 1M
+    expect(priceEvent(b, edit).amount).toBe('0.17967');
+    // More image tokens than input (a malformed report) never prices text below 0.
+    expect(priceEvent(b, { ...edit, imagePromptTokens: 5_000 }).amount).toBe('0.17971');
+    expect(priceEvent(book({ input: '5', output: '40' }), edit).amount).toBe('0.173055');
+    expect(book({ input: '5' }).priceAt('m', 'd', JUNE)?.version).not.toBe(b.priceAt('m', 'd', JUNE)?.version);
+  });
+
   it('keeps the versions of prices without audio fields as they were before those fields existed', () => {
     const digest = createHash('sha256').update('currency=USD;input=0.15;output=0.6;cachedInput=0.15;cacheWrite=0.15;perRequest=0').digest('hex').slice(0, 10);
     expect(book({ input: '0.15', output: '0.6' }).priceAt('m', 'd', JUNE)?.version).toBe(`m@base#${digest}`);
     expect(book({ input: '0.15', output: '0.6', perAudioMinute: '0' }).priceAt('m', 'd', JUNE)?.version).toBe(`m@base#${digest}`);
+    expect(book({ input: '0.15', output: '0.6', imageInput: '0.15' }).priceAt('m', 'd', JUNE)?.version).not.toBe(`m@base#${digest}`);
   });
 
   it('costs nothing for an unknown model and charges no request fee for errors', () => {

@@ -12,6 +12,8 @@ export interface ResolvedPrice {
   readonly output: Money;
   readonly cachedInput: Money;
   readonly cacheWrite: Money;
+  /** Per 1M input image tokens (an image edit's). */
+  readonly imageInput: Money;
   readonly perRequest: Money;
   /** Per minute of audio transcribed or translated. */
   readonly perAudioMinute: Money;
@@ -19,7 +21,7 @@ export interface ResolvedPrice {
   readonly perMillionCharacters: Money;
 }
 
-type Fields = Partial<Record<'currency' | 'input' | 'output' | 'cachedInput' | 'cacheWrite' | 'perRequest' | 'perAudioMinute' | 'perMillionCharacters', string>>;
+type Fields = Partial<Record<'currency' | 'input' | 'output' | 'cachedInput' | 'cacheWrite' | 'imageInput' | 'perRequest' | 'perAudioMinute' | 'perMillionCharacters', string>>;
 
 interface TimelineEntry {
   fromMs: number;
@@ -37,6 +39,8 @@ interface ModelPrices {
 const FIELD_NAMES = ['currency', 'input', 'output', 'cachedInput', 'cacheWrite', 'perRequest'] as const;
 /** Fields in a price's digest only when set above 0, so the prices that existed before them keep their versions. */
 const UNIT_FIELD_NAMES = ['perAudioMinute', 'perMillionCharacters'] as const;
+/** Fields in a price's digest only when set (unset, they are another field's price), for the same reason. */
+const DERIVED_FIELD_NAMES = ['imageInput'] as const;
 
 /**
  * Every model's price timeline, from the configuration. A price applies from its `from` instant
@@ -101,6 +105,7 @@ function resolve(model: string, base: TimelineEntry, deployment: string, overlay
     output: fields.output ?? '0',
     cachedInput: fields.cachedInput ?? input,
     cacheWrite: fields.cacheWrite ?? input,
+    imageInput: fields.imageInput ?? input,
     perRequest: fields.perRequest ?? '0',
     perAudioMinute: fields.perAudioMinute ?? '0',
     perMillionCharacters: fields.perMillionCharacters ?? '0',
@@ -110,6 +115,7 @@ function resolve(model: string, base: TimelineEntry, deployment: string, overlay
     const value = new Money(resolved[f]);
     if (value.gt(0)) terms.push(`${f}=${value.toFixed()}`);
   }
+  for (const f of DERIVED_FIELD_NAMES) if (fields[f] !== undefined) terms.push(`${f}=${new Money(resolved[f]).toFixed()}`);
   const digest = createHash('sha256')
     .update(terms.join(';'))
     .digest('hex')
@@ -121,6 +127,7 @@ function resolve(model: string, base: TimelineEntry, deployment: string, overlay
     output: new Money(resolved.output),
     cachedInput: new Money(resolved.cachedInput),
     cacheWrite: new Money(resolved.cacheWrite),
+    imageInput: new Money(resolved.imageInput),
     perRequest: new Money(resolved.perRequest),
     perAudioMinute: new Money(resolved.perAudioMinute),
     perMillionCharacters: new Money(resolved.perMillionCharacters),
@@ -134,6 +141,7 @@ function timelinesOf(pricing: Pricing): ModelPrices {
     output: pricing.output,
     cachedInput: pricing.cachedInput,
     cacheWrite: pricing.cacheWrite,
+    imageInput: pricing.imageInput,
     perRequest: pricing.perRequest,
     perAudioMinute: pricing.perAudioMinute,
     perMillionCharacters: pricing.perMillionCharacters,
@@ -147,7 +155,7 @@ function timelinesOf(pricing: Pricing): ModelPrices {
 /** The timeline of prices laid over the model's (a deployment's, a tier's). */
 function overlayTimeline(d: DeploymentPricing): TimelineEntry[] {
   return timeline(
-    { currency: d.currency, input: d.input, output: d.output, cachedInput: d.cachedInput, cacheWrite: d.cacheWrite, perRequest: d.perRequest, perAudioMinute: d.perAudioMinute, perMillionCharacters: d.perMillionCharacters },
+    { currency: d.currency, input: d.input, output: d.output, cachedInput: d.cachedInput, cacheWrite: d.cacheWrite, imageInput: d.imageInput, perRequest: d.perRequest, perAudioMinute: d.perAudioMinute, perMillionCharacters: d.perMillionCharacters },
     d.changes,
   );
 }
@@ -165,7 +173,7 @@ function timeline(base: Fields, changes: PriceChange[]): TimelineEntry[] {
 
 function defined(source: Fields & Partial<Record<string, unknown>>): Fields {
   const out: Fields = {};
-  for (const name of [...FIELD_NAMES, ...UNIT_FIELD_NAMES]) {
+  for (const name of [...FIELD_NAMES, ...UNIT_FIELD_NAMES, ...DERIVED_FIELD_NAMES]) {
     const value = source[name];
     if (typeof value === 'string') out[name] = value;
   }

@@ -63,6 +63,10 @@ describe('usage rows', () => {
     };
     expect(row(usagev1.Operation.OPERATION_TRANSCRIPTION, 9_450, 0)).toEqual(expect.objectContaining({ operation: 'transcription', audio_ms: 9_450, characters: 0 }));
     expect(row(usagev1.Operation.OPERATION_TRANSLATION, 1_000, 0)).toEqual(expect.objectContaining({ operation: 'translation', audio_ms: 1_000 }));
-    expect(row(usagev1.Operation.OPERATION_SPEECH, 0, 42)).toEqual(expect.objectContaining({ operation: 'speech', audio_ms: 0, characters: 42 }));
+    expect(row(usagev1.Operation.OPERATION_SPEECH, 0, 42)).toEqual(expect.objectContaining({ operation: 'speech', audio_ms: 0, characters: 42, image_prompt_tokens: 0 }));
+    const edit = emptyUsageEvent('evt-4', Date.UTC(2025, 2, 1, 12));
+    Object.assign(edit, { operation: usagev1.Operation.OPERATION_IMAGE, imagePromptTokens: 1_323 });
+    const values = toUsageRowValues(edit);
+    expect(values[USAGE_EVENT_COLUMNS.indexOf('image_prompt_tokens')]).toBe(1_323);
   });
 });

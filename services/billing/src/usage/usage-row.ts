@@ -52,6 +52,7 @@ export const USAGE_EVENT_COLUMNS = [
   'cache_saved_cost',
   'audio_ms',
   'characters',
+  'image_prompt_tokens',
 ] as const satisfies readonly [string, ...string[]];
 
 export type UsageEventColumn = (typeof USAGE_EVENT_COLUMNS)[number];
@@ -183,5 +184,6 @@ export function toUsageRowValues(event: usagev1.UsageEvent, time: ClickHouseTime
     event.cacheSavedCost || '0',
     event.audioMs,
     event.characters,
+    event.imagePromptTokens,
   ];
 }

@@ -89,6 +89,7 @@ describe('WorstCasePricing for audio', () => {
         ],
       },
       { id: 'chat', pricing: { input: '1', output: '50' }, deployments: [{ id: 'c', provider: 'sim-eu', model: 'c' }] },
+      { id: 'gpt-image', capabilities: ['images'], pricing: { input: '5', imageInput: '10', output: '40' }, deployments: [{ id: 'img', provider: 'sim-eu', model: 'gpt-image-1' }] },
     ],
   });
   const pricing = new WorstCasePricing(config, PriceBook.fromModels(config.models));
@@ -103,6 +104,11 @@ describe('WorstCasePricing for audio', () => {
     // Models that price no audio: none.
     expect(pricing.priceAt(['chat'], NOW).audioMinuteMicros.toFixed()).toBe('0');
     expect(pricing.priceAt(['chat'], NOW).characterMicros.toFixed()).toBe('0');
+  });
+
+  it("reserves input at an image model's imageInput price when it is the dearer: an edit's images are billed at it", () => {
+    expect(pricing.priceAt(['gpt-image'], NOW).inputMicros.toFixed()).toBe('10');
+    expect(pricing.priceAt(['chat'], NOW).inputMicros.toFixed()).toBe('1');
   });
 
   it('prices a transcription by the minute and a speech by the character', () => {

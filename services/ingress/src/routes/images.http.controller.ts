@@ -50,7 +50,7 @@ export class ImagesHttpController {
     const result = await usage.guard(this.router.generateImages({ context: requestContextOf(req), request }));
     if (!result.decision || !result.response) throw new GatewayError('upstream_error', 'The router returned no images.');
     usage.routed(result.decision);
-    usage.images(result.response.usage);
+    usage.images(result.response.usage, result.response.inputImageTokens);
     stopIfClientLeft(reply);
     const answer = toOpenAIImageGenerationResponse(result.response);
     await reply.headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() }).send(usage.decorate(answer));

@@ -110,7 +110,7 @@ export class UsageRecorder {
   }
 
   price(
-    event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & Partial<Pick<usagev1.UsageEvent, 'audioMs' | 'characters'>> & { serviceTier?: string | undefined },
+    event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & Partial<Pick<usagev1.UsageEvent, 'audioMs' | 'characters' | 'imagePromptTokens'>> & { serviceTier?: string | undefined },
     calls?: ReadonlyArray<{ servedModel: string; deployment: string; tokens: TokenCounts; served?: boolean }>,
   ): PricedUsage {
     return priceEvent(this.prices, event, calls);
@@ -348,9 +348,13 @@ export class UsageTrack {
     if (usage) this.addUsage(usage);
   }
 
-  /** The usage of generated images: the provider's (GPT Image models), else the prompt's estimate. */
-  images(usage: chatv1.Usage | undefined): void {
+  /**
+   * The usage of generated images: the provider's (GPT Image models), else the prompt's estimate;
+   * of its prompt tokens, `inputImageTokens` are an edit's input images (priced at `imageInput`).
+   */
+  images(usage: chatv1.Usage | undefined, inputImageTokens = 0): void {
     if (usage) this.addUsage(usage);
+    this.event.imagePromptTokens = usage ? inputImageTokens : 0;
   }
 
   /**
@@ -391,7 +395,7 @@ export class UsageTrack {
   cost(): PricedUsage {
     this.fillTokens();
     if (this.cachedCost) return this.cachedCost;
-    const { servedModel, deployment, receivedAtMs, tokens, audioMs, characters } = this.event;
+    const { servedModel, deployment, receivedAtMs, tokens, audioMs, characters, imagePromptTokens } = this.event;
     // Asked for the response (headers, body) before the request has ended: an answer being sent is
     // a served request, and pays the request fee as its record will.
     const status = this.event.status === usagev1.Status.STATUS_UNSPECIFIED ? usagev1.Status.STATUS_OK : this.event.status;
@@ -406,8 +410,8 @@ export class UsageTrack {
       return this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier }, calls);
     }
     // Asked for up to three times a request (headers, body, record), mostly for the same tokens.
-    const key = `${servedModel}\n${deployment}\n${status}\n${serviceTier}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}\n${audioMs}\n${characters}`;
-    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier, audioMs, characters }) };
+    const key = `${servedModel}\n${deployment}\n${status}\n${serviceTier}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}\n${audioMs}\n${characters}\n${imagePromptTokens}`;
+    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier, audioMs, characters, imagePromptTokens }) };
     return this.priced.value;
   }
 

@@ -100,6 +100,11 @@ export interface UsageEvent {
    */
   audioMs: number;
   characters: number;
+  /**
+   * Of `tokens.prompt`, the input images' tokens as the provider reported them (an image edit's),
+   * priced at the model's `imageInput` price; the rest of the prompt at its `input` price.
+   */
+  imagePromptTokens: number;
 }
 
 /**
@@ -212,6 +217,7 @@ function createBaseUsageEvent(): UsageEvent {
     cacheSavedCost: "",
     audioMs: 0,
     characters: 0,
+    imagePromptTokens: 0,
   };
 }
 
@@ -306,6 +312,9 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     }
     if (message.characters !== 0) {
       writer.uint32(240).uint64(message.characters);
+    }
+    if (message.imagePromptTokens !== 0) {
+      writer.uint32(248).uint64(message.imagePromptTokens);
     }
     return writer;
   },
@@ -563,6 +572,14 @@ export const UsageEvent: MessageFns<UsageEvent> = {
             message.characters = longToNumber(reader.uint64());
             continue;
           }
+          case 31: {
+            if (tag !== 248) {
+              break;
+            }
+
+            message.imagePromptTokens = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -614,6 +631,7 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     message.cacheSavedCost = object.cacheSavedCost ?? "";
     message.audioMs = object.audioMs ?? 0;
     message.characters = object.characters ?? 0;
+    message.imagePromptTokens = object.imagePromptTokens ?? 0;
     return message;
   },
 };
