@@ -1,5 +1,6 @@
 import Decimal from 'decimal.js';
 import { toFile } from 'openai';
+import { wavClip } from '@openrouter/provider-simulator';
 import { apiError } from '../support/api-error';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { usageRowOf } from '../support/usage-rows';
@@ -11,27 +12,6 @@ import { usageRowOf } from '../support/usage-rows';
  * answered as audio and billed by the character, and every way they can fail.
  */
 
-/** `seconds` of a 440 Hz tone as 16 kHz 16-bit mono WAV. */
-function wav(seconds: number): Buffer {
-  const rate = 16_000;
-  const samples = rate * seconds;
-  const data = Buffer.alloc(samples * 2);
-  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(8_000 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'latin1');
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVEfmt ', 8, 'latin1');
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(rate, 24);
-  header.writeUInt32LE(rate * 2, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36, 'latin1');
-  header.writeUInt32LE(data.length, 40);
-  return Buffer.concat([header, data]);
-}
 
 /** Whole seconds: what Whisper reports (`usage.seconds`, rounded up) is then the file's own length. */
 const SECONDS = 3;
@@ -63,7 +43,7 @@ const ROW_COLUMNS = 'operation, served_model, status, toString(cost) AS cost, pr
 
 describe('the Audio API through the gateway', () => {
   let gw: TestGateway;
-  const audio = wav(SECONDS);
+  const audio = wavClip(SECONDS * 1_000, { toneHz: 440 });
   const upload = () => toFile(audio, 'meeting.wav', { type: 'audio/wav' });
 
   beforeAll(async () => {
@@ -219,10 +199,10 @@ describe('audio uploads over ingress.limits.audioBytes', () => {
   it('refuses an upload over the limit with a 413 before any provider call, and serves one within it', async () => {
     const client = gw.client();
     // 3 s of 16 kHz 16-bit audio: 96 KB.
-    const tooLarge = await apiError(async () => client.audio.transcriptions.create({ file: await toFile(wav(3), 'long.wav'), model: 'whisper-1' }));
+    const tooLarge = await apiError(async () => client.audio.transcriptions.create({ file: await toFile(wavClip(3_000, { toneHz: 440 }), 'long.wav'), model: 'whisper-1' }));
     expect(tooLarge).toMatchObject({ status: 413, code: 'request_too_large' });
     expect(gw.sim.requests()).toHaveLength(0);
-    const served = await client.audio.transcriptions.create({ file: await toFile(wav(1), 'short.wav'), model: 'whisper-1' });
+    const served = await client.audio.transcriptions.create({ file: await toFile(wavClip(1_000, { toneHz: 440 }), 'short.wav'), model: 'whisper-1' });
     expect(served.text).toContain('short.wav');
   });
 });

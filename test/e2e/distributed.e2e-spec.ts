@@ -8,6 +8,7 @@ import OpenAI, { toFile } from 'openai';
 import { stringify } from 'yaml';
 import { adapterv1, routerv1 } from '@openrouter/contracts';
 import { CHANNEL_OPTIONS, GrpcSecurity } from '@openrouter/grpc';
+import { wavClip } from '@openrouter/provider-simulator';
 import { waitFor } from '../support/infra/wait-for';
 import { freePorts } from '../support/ports';
 import { SIM_KEY, TEST_DEV_KEY, testConfigDocument } from '../support/test-config';
@@ -30,24 +31,6 @@ async function waitForHealthy(url: string, child: ChildProcess, timeoutMs = 30_0
   }
 }
 
-/** `seconds` of 16 kHz 16-bit mono silence as a WAV file. */
-function wavOf(seconds: number): Buffer {
-  const data = Buffer.alloc(32_000 * seconds);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'latin1');
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVEfmt ', 8, 'latin1');
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(16_000, 24);
-  header.writeUInt32LE(32_000, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36, 'latin1');
-  header.writeUInt32LE(data.length, 40);
-  return Buffer.concat([header, data]);
-}
 
 describe('distributed mode: every service its own process', () => {
   const children: Array<{ name: string; child: ChildProcess }> = [];
@@ -141,11 +124,11 @@ describe('distributed mode: every service its own process', () => {
     expect(images.data?.map((d) => Buffer.from(d.b64_json ?? '', 'base64').subarray(1, 4).toString())).toEqual(['PNG', 'PNG']);
     expect(images.usage?.output_tokens).toBeGreaterThan(0);
     // An upload over gRPC's default 4 MiB message limit, to the adapter and back: 150 s of 16 kHz 16-bit WAV (4.8 MB).
-    const wav = wavOf(150);
+    const wav = wavClip(150_000);
     const { data: transcription, response: transcribed } = await client.audio.transcriptions.create({ file: await toFile(wav, 'long.wav'), model: 'whisper-1' }).withResponse();
     expect(transcription.text).toContain('long.wav (150 seconds of WAV audio)');
     expect(transcribed.headers.get('x-openrouter-cost')).toBe('0.015');
-    const translation = await client.audio.translations.create({ file: await toFile(wavOf(2), 'short.wav'), model: 'whisper-1', response_format: 'text' });
+    const translation = await client.audio.translations.create({ file: await toFile(wavClip(2_000), 'short.wav'), model: 'whisper-1', response_format: 'text' });
     // The SDK returns a text answer as a string, whatever its declared type.
     expect((translation as unknown as string).trim()).toBe('Simulated translation of short.wav (2 seconds of WAV audio).');
     const speech = await client.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'distributed', response_format: 'wav' });

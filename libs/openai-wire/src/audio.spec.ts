@@ -1,28 +1,10 @@
+import { wavClip } from '@openrouter/provider-simulator';
 import { codePoints, isJsonTranscription, MAX_SPEECH_INPUT_CHARS, parseSpeechRequest, parseTranscriptionRequest, speechContentType } from './audio';
 import { markFormBody, type AudioUpload } from './audio-upload';
 import { errorOf } from './gateway-error.testing';
 
-/** One second of 16 kHz 16-bit mono silence as a WAV file. */
-function wavSecond(): Buffer {
-  const data = Buffer.alloc(32_000);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'latin1');
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVE', 8, 'latin1');
-  header.write('fmt ', 12, 'latin1');
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(16_000, 24);
-  header.writeUInt32LE(32_000, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36, 'latin1');
-  header.writeUInt32LE(data.length, 40);
-  return Buffer.concat([header, data]);
-}
 
-const upload = (data: Uint8Array = wavSecond(), filename = 'hello.wav', contentType = 'audio/wav'): AudioUpload => ({ data, filename, contentType });
+const upload = (data: Uint8Array = wavClip(1_000), filename = 'hello.wav', contentType = 'audio/wav'): AudioUpload => ({ data, filename, contentType });
 
 /** A body as ingress reads a multipart form. */
 const form = (fields: Record<string, unknown>): Record<string, unknown> => markFormBody({ ...fields });

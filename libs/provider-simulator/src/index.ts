@@ -29,7 +29,7 @@ export {
 } from './wire/openai-image-planner';
 export { COMPRESSED_AUDIO_BYTES_PER_SECOND, SPEECH_AUDIO_FORMATS, SPEECH_SAMPLE_RATE } from './core/simulated-audio';
 export type { SpeechAudioFormat } from './core/simulated-audio';
-export { readWavInfo } from './core/wav-audio';
+export { readWavInfo, wavClip } from './core/wav-audio';
 export type { WavInfo } from './core/wav-audio';
 export {
   AUDIO_FILE_EXTENSIONS,

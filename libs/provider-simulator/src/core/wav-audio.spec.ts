@@ -1,4 +1,4 @@
-import { encodeWav, readWavInfo, toneSamples } from './wav-audio';
+import { encodeWav, readWavInfo, toneSamples, wavClip } from './wav-audio';
 
 /** A RIFF/WAVE file from chunks, each padded to an even size as RIFF requires. */
 function riff(chunks: readonly [string, Buffer, number?][]): Buffer {
@@ -86,5 +86,16 @@ describe('toneSamples', () => {
         expect(Math.abs(tone.readInt16LE(i * 2) - 0.2 * 0x7fff * Math.sin((2 * Math.PI * frequency * i) / sampleRate))).toBeLessThanOrEqual(1);
       }
     }
+  });
+});
+
+describe('wavClip', () => {
+  it('is a WAV whose header tells its length exactly, silent or a tone, at any sample rate', () => {
+    expect(readWavInfo(wavClip(2_500))).toMatchObject({ sampleRate: 16_000, channels: 1, durationMs: 2_500 });
+    expect(readWavInfo(wavClip(1_000, { sampleRate: 8_000 }))).toMatchObject({ sampleRate: 8_000, durationMs: 1_000 });
+    const tone = wavClip(500, { toneHz: 440 });
+    expect(readWavInfo(tone)?.durationMs).toBe(500);
+    expect(tone.subarray(44).some((b) => b !== 0)).toBe(true);
+    expect(wavClip(500).subarray(44).every((b) => b === 0)).toBe(true);
   });
 });

@@ -72,6 +72,16 @@ export function encodeWav(samples: Buffer, sampleRate: number, channels = 1): Bu
 }
 
 /**
+ * A WAV file of `durationMs` as a client uploads one: 16-bit mono at `sampleRate` (16 kHz), silent
+ * or a sine tone at `toneHz`. Its length reads back exactly from its header.
+ */
+export function wavClip(durationMs: number, options: { sampleRate?: number; toneHz?: number } = {}): Buffer {
+  const sampleRate = options.sampleRate ?? 16_000;
+  const samples = options.toneHz === undefined ? Buffer.alloc(Math.round((durationMs * sampleRate) / 1000) * 2) : toneSamples(durationMs, sampleRate, options.toneHz);
+  return encodeWav(samples, sampleRate);
+}
+
+/**
  * `durationMs` of a sine tone as 16-bit little-endian mono PCM: at a fifth of full scale, so it
  * is audible and never clips. The same arguments give the same bytes.
  */

@@ -3,6 +3,7 @@ import { routerv1, usagev1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { callUnaryInProcess } from '@openrouter/grpc';
 import { createLogger } from '@openrouter/observability';
+import { wavClip } from '@openrouter/provider-simulator';
 import type { UsagePublisher } from '@openrouter/usage';
 import { startIngress, type IngressHandle } from '../index';
 import type { RouterCalls } from '../router.port';
@@ -14,24 +15,6 @@ const AUDIO_BYTES = 64 * 1024;
 const decision: routerv1.RouteDecision = { model: 'm', provider: 'sim', deployment: 'd', upstreamModel: 'u', attempts: 1, taskType: '', reason: '', experiment: '', experimentArm: '', attemptDetails: [], strategy: '' };
 const usage = (prompt: number, completion: number, estimated: boolean): chatv1.Usage => ({ promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated });
 
-/** `ms` of 16 kHz 16-bit mono silence as a WAV file. */
-function wav(ms: number): Buffer {
-  const data = Buffer.alloc(32 * ms);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'latin1');
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVEfmt ', 8, 'latin1');
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(16_000, 24);
-  header.writeUInt32LE(32_000, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36, 'latin1');
-  header.writeUInt32LE(data.length, 40);
-  return Buffer.concat([header, data]);
-}
 
 /** Usage events as ingress publishes them, awaited by the request id their client saw. */
 class Published implements UsagePublisher {
@@ -107,7 +90,7 @@ describe('the Audio API at ingress', () => {
   const post = (path: string, body: FormData | string, headers: Record<string, string> = {}): Promise<Response> =>
     fetch(`${base}${path}`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, ...(typeof body === 'string' ? { 'content-type': 'application/json' } : {}), ...headers }, body });
 
-  function form(fields: Record<string, string | string[]>, file: Buffer | null = wav(1_500), filename = 'hello.wav'): FormData {
+  function form(fields: Record<string, string | string[]>, file: Buffer | null = wavClip(1_500), filename = 'hello.wav'): FormData {
     const data = new FormData();
     if (file) data.append('file', new Blob([file], { type: 'audio/wav' }), filename);
     for (const [name, value] of Object.entries(fields)) for (const v of Array.isArray(value) ? value : [value]) data.append(name, v);
@@ -121,7 +104,7 @@ describe('the Audio API at ingress', () => {
 
   it('reads the uploaded form: the audio with its name, type and length, the modelled fields, and the rest in order', async () => {
     router.transcription = () => ({ decision, response: { body: '{"text":"hello","usage":{"type":"duration","seconds":2}}', contentType: 'application/json', usage: usage(0, 2, true), audioMs: 2_000 } });
-    const file = wav(1_500);
+    const file = wavClip(1_500);
     const response = await post(
       '/v1/audio/transcriptions',
       form({ model: 'm', language: 'en', prompt: 'Ada', response_format: 'json', temperature: '0.3', 'timestamp_granularities[]': ['word', 'segment'], chunking_strategy: 'auto' }, file),
@@ -158,7 +141,7 @@ describe('the Audio API at ingress', () => {
 
   it("bills the length ingress read from the file when the answer reports none, and sends a text answer as text, the provider's body as it is", async () => {
     router.transcription = () => ({ decision, response: { body: '1\n00:00:00,000 --> 00:00:01,500\nhello\n', contentType: 'text/plain', usage: usage(0, 2, true), audioMs: 0 } });
-    const response = await post('/v1/audio/transcriptions', form({ model: 'm', response_format: 'srt' }, wav(1_800)));
+    const response = await post('/v1/audio/transcriptions', form({ model: 'm', response_format: 'srt' }, wavClip(1_800)));
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/plain; charset=utf-8');
     expect(await response.text()).toBe('1\n00:00:00,000 --> 00:00:01,500\nhello\n');

@@ -6,7 +6,7 @@ import { adapterv1, type chatv1 } from '@openrouter/contracts';
 import { callUnary } from '@openrouter/grpc';
 import { createLogger, createMetricsRegistry, UpstreamInstrumentation } from '@openrouter/observability';
 import { toOpenAIError, wavDurationMs } from '@openrouter/openai-wire';
-import { type ObservedRequest, type RunningSimulator, SecretVolume, startSimulator } from '@openrouter/provider-simulator';
+import { type ObservedRequest, type RunningSimulator, SecretVolume, startSimulator, wavClip } from '@openrouter/provider-simulator';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { AdapterService } from '../../adapter.service';
 import { startAdapter } from '../../index';
@@ -21,30 +21,10 @@ import { createOpenAIAdapter } from './openai.adapter';
 
 const KEY = 'sk-audio-key';
 
-/** A mono 16-bit PCM WAV file of `ms` milliseconds of silence at 16 kHz. */
-function wav(ms: number): Buffer {
-  const rate = 16_000;
-  const data = Buffer.alloc(Math.round((ms * rate) / 1000) * 2);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'ascii');
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVE', 8, 'ascii');
-  header.write('fmt ', 12, 'ascii');
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(rate, 24);
-  header.writeUInt32LE(rate * 2, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36, 'ascii');
-  header.writeUInt32LE(data.length, 40);
-  return Buffer.concat([header, data]);
-}
 
 /** A transcription request as ingress makes it from a client's form: a WAV's length read, any other file's left 0. */
 function transcription(fields: Partial<chatv1.AudioTranscriptionRequest> = {}): chatv1.AudioTranscriptionRequest {
-  const file = fields.file ?? wav(2_500);
+  const file = fields.file ?? wavClip(2_500);
   return {
     model: 'public-whisper',
     file,
@@ -169,7 +149,7 @@ describe('the Audio API against the simulated provider', () => {
 
     it("passes verbose_json on as the provider's JSON, with the client's extra fields sent in order; its duration bills when no seconds are reported", async () => {
       const request = transcription({
-        file: wav(7_250),
+        file: wavClip(7_250),
         responseFormat: 'verbose_json',
         extraFields: [
           { name: 'timestamp_granularities[]', value: 'word' },
@@ -196,7 +176,7 @@ describe('the Audio API against the simulated provider', () => {
     });
 
     it('passes srt and vtt through as text/plain, billed on the file when its length is known, else on the last cue', async () => {
-      const file = wav(7_500);
+      const file = wavClip(7_500);
       for (const format of ['srt', 'vtt']) {
         const known = await transcribeWith(adapterFor(), 'whisper-1', transcription({ file, responseFormat: format }));
         expect(known.contentType).toBe('text/plain; charset=utf-8');
