@@ -198,6 +198,10 @@ describe('image edits at ingress', () => {
     expect(generation).toMatchObject({ status: 413, error: { message: `The request body is too large: at most ${BODY_BYTES} bytes are accepted.` } });
     const transcription = await errorOf(await post('/v1/audio/transcriptions', form([['file', png(AUDIO_BYTES), 'a.wav', 'audio/wav']], { model: 'm' })));
     expect(transcription).toMatchObject({ status: 413, error: { message: `The audio upload is too large: at most ${AUDIO_BYTES} bytes are accepted.` } });
+    // Far over: refused on its declared length before it is read, and the client still reads the 413.
+    const huge = await errorOf(await post('/v1/images/edits', form([['image', png(8 * 1024 * 1024), 'huge.png', 'image/png']], { model: 'm', prompt: 'x' })));
+    expect(huge).toMatchObject({ status: 413, error: { code: 'request_too_large' } });
+    expect(router.asked).toHaveLength(1);
   });
 
   it("maps the router's refusals and failures as for a generation, and an answer without a route as an upstream error", async () => {

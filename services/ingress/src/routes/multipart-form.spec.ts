@@ -1,6 +1,6 @@
 import { GatewayError } from '@openrouter/errors';
 import { isFormBody } from '@openrouter/openai-wire';
-import { formLimitOf, readMultipartForm } from './multipart-form';
+import { formLimitOf, readBounded, readMultipartForm } from './multipart-form';
 
 /** A form encoded as a client sends it: its bytes and its content type (with the boundary). */
 async function encoded(form: FormData): Promise<{ body: Uint8Array; contentType: string }> {
@@ -84,5 +84,38 @@ describe('formLimitOf', () => {
     expect(formLimitOf('/v1/audio/translations', limits)).toEqual({ bytes: 300, what: 'The audio upload' });
     expect(formLimitOf('/v1/images/edits', limits)).toEqual({ bytes: 500, what: 'The image edit' });
     for (const route of ['/v1/images/generations', '/v1/audio/speech', '/v1/chat/completions', undefined]) expect(formLimitOf(route, limits)).toEqual({ bytes: 100, what: 'The request body' });
+  });
+});
+
+describe('readBounded', () => {
+  const limit = { bytes: 10, what: 'The audio upload' };
+  /** A body sent in chunks, noting how many were read. */
+  function body(chunks: string[]): { stream: AsyncIterable<Buffer>; read: () => number } {
+    let read = 0;
+    return {
+      stream: (async function* () {
+        for (const chunk of chunks) {
+          read++;
+          yield Buffer.from(chunk);
+        }
+      })(),
+      read: () => read,
+    };
+  }
+
+  it('reads a body up to its limit whole', async () => {
+    expect((await readBounded(body(['0123', '45678', '9']).stream, '10', limit)).toString()).toBe('0123456789');
+    expect((await readBounded(body(['abc']).stream, undefined, limit)).toString()).toBe('abc');
+  });
+
+  it('refuses a body declaring more than its limit before reading any of it, and one sending more as the byte over arrives', async () => {
+    const declared = body(['0123456789', 'x']);
+    await expect(readBounded(declared.stream, '11', limit)).rejects.toMatchObject({ code: 'request_too_large', message: 'The audio upload is too large: at most 10 bytes are accepted.' });
+    expect(declared.read()).toBe(0);
+    const sent = body(['0123', '4567', '89x', 'never read']);
+    await expect(readBounded(sent.stream, undefined, limit)).rejects.toMatchObject({ code: 'request_too_large' });
+    expect(sent.read()).toBe(3);
+    // A length that says less than is sent is no licence to send more.
+    await expect(readBounded(body(['0123456789', 'x']).stream, '5', limit)).rejects.toMatchObject({ code: 'request_too_large' });
   });
 });

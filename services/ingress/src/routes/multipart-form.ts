@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -59,11 +60,31 @@ function tooLarge(limit: { bytes: number; what: string }): GatewayError {
 }
 
 /**
+ * A request body read whole, but never past `limit`: a body that declares more (`Content-Length`)
+ * is refused before a byte of it is read, and one that sends more is refused as the byte over the
+ * limit arrives, so no route buffers more than its own limit.
+ */
+export async function readBounded(payload: AsyncIterable<Buffer | string>, declaredLength: string | undefined, limit: { bytes: number; what: string }): Promise<Buffer> {
+  const declared = Number(declaredLength);
+  if (declaredLength !== undefined && Number.isFinite(declared) && declared > limit.bytes) throw tooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of payload) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    size += bytes.length;
+    if (size > limit.bytes) throw tooLarge(limit);
+    chunks.push(bytes);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/**
  * Teaches the API's Fastify instance to read `multipart/form-data` bodies (`readMultipartForm`),
  * as OpenAI's Audio API and image edits send their uploads. Read whole, up to
  * `ingress.limits.audioBytes` on the audio upload routes (transcriptions, translations),
- * `imageEditBytes` on image edits and `bodyBytes` elsewhere: a form sent to any other route is
- * read the same way and refused by that route's own validation, a 400, never a 5xx.
+ * `imageEditBytes` on image edits and `bodyBytes` elsewhere (`readBounded`: a larger form is
+ * refused as soon as that shows, never buffered to the largest limit): a form sent to any other
+ * route is read the same way and refused by that route's own validation, a 400, never a 5xx.
  */
 @Injectable()
 export class MultipartFormParser implements OnModuleInit {
@@ -74,11 +95,9 @@ export class MultipartFormParser implements OnModuleInit {
 
   onModuleInit(): void {
     const instance = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
-    const { audioBytes, imageEditBytes, bodyBytes } = this.limits;
-    instance.addContentTypeParser('multipart/form-data', { parseAs: 'buffer', bodyLimit: Math.max(audioBytes, imageEditBytes, bodyBytes) }, async (request: FastifyRequest, body: Buffer | string) => {
-      const limit = formLimitOf(request.routeOptions.url, this.limits);
-      if (body.length > limit.bytes) throw tooLarge(limit);
-      return readMultipartForm(typeof body === 'string' ? Buffer.from(body) : body, request.headers['content-type'] ?? '');
+    instance.addContentTypeParser('multipart/form-data', async (request: FastifyRequest, payload: IncomingMessage) => {
+      const body = await readBounded(payload, request.headers['content-length'], formLimitOf(request.routeOptions.url, this.limits));
+      return readMultipartForm(body, request.headers['content-type'] ?? '');
     });
   }
 }
