@@ -9,7 +9,7 @@ import { usageRowOf } from '../support/usage-rows';
  * OpenAI's Audio API through the whole gateway with the official SDK: transcriptions and
  * translations uploaded as multipart forms (Whisper billed by the minute of audio, the
  * gpt-4o transcribe models by their token usage), every response format the SDK reads, speech
- * answered as audio and billed by the character, and every way they can fail.
+ * streamed as audio as the provider makes it and billed by the character, and every way they can fail.
  */
 
 
@@ -129,14 +129,67 @@ describe('the Audio API through the gateway', () => {
     expect(row).toMatchObject({ operation: 'speech', served_model: 'tts-1', status: 'ok', characters, audio_ms: 0 });
     const cost = new Decimal(PER_MILLION_CHARACTERS).times(characters).dividedBy(1_000_000);
     expect(new Decimal(row.cost).equals(cost)).toBe(true);
-    expect(response.headers.get('x-openrouter-cost')).toBe(cost.toFixed());
+    // Streamed: the cost is known only once the audio has been sent, so it is in the record, not a header.
+    expect(response.headers.get('x-openrouter-cost')).toBeNull();
   });
 
   it('answers speech as MP3 by default, with its media type', async () => {
     const response = await gw.client().audio.speech.create({ model: 'tts-1', voice: { id: 'voice_custom_1' }, input: 'Hello.' } as never);
     expect(response.headers.get('content-type')).toBe('audio/mpeg');
-    expect((await response.arrayBuffer()).byteLength).toBeGreaterThan(0);
+    const bytes = Buffer.from(await response.arrayBuffer());
+    // Frame headers every 417 bytes, as the simulator makes them: whole, in order.
+    expect(bytes.length).toBeGreaterThan(417);
+    expect(bytes.readUInt16BE(0)).toBe(0xfffb);
+    expect(bytes.readUInt16BE(417)).toBe(0xfffb);
     expect(gw.sim.requests().at(-1)?.body).toMatchObject({ voice: { id: 'voice_custom_1' } });
+  });
+
+  it('streams speech: the client reads the start of the audio while the provider is still sending the rest', async () => {
+    // 8 KiB pieces, two a second: the 24 kHz WAV of 12 characters (0.72 s, 35 KB) takes five pieces.
+    gw.sim.configure({ tokensPerSecond: 2 });
+    const input = 'Stream this.';
+    const response = await gw.client().audio.speech.create({ model: 'tts-1', voice: 'alloy', input, response_format: 'wav' });
+    expect(response.headers.get('content-type')).toBe('audio/wav');
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const first = await reader.read();
+    const start = Buffer.from(first.value ?? []);
+    expect(start.subarray(0, 4).toString('latin1')).toBe('RIFF');
+    // The provider has not finished sending: the gateway passed on what came, without waiting for the rest.
+    expect(gw.sim.requests().at(-1)).toMatchObject({ path: '/v1/audio/speech', outcome: 'pending' });
+    const total = start.readUInt32LE(4) + 8;
+    expect(start.length).toBeLessThan(total);
+    const pieces = [start];
+    for (let next = await reader.read(); !next.done; next = await reader.read()) pieces.push(Buffer.from(next.value));
+    expect(Buffer.concat(pieces).length).toBe(total);
+    const row = await usageRow(response.headers.get('x-request-id'));
+    expect(row).toMatchObject({ operation: 'speech', status: 'ok', characters: [...input].length });
+  });
+
+  it("fails the client's download when the provider's audio is cut after it began, and records the error", async () => {
+    gw.sim.configure({ tokensPerSecond: 2, faults: [{ kind: 'drop_mid_stream', path: 'audio', afterTokens: 1, remaining: 1 }] });
+    const input = 'This audio will not arrive whole.';
+    const response = await gw.client().audio.speech.create({ model: 'tts-1', voice: 'alloy', input, response_format: 'wav' });
+    expect(response.status).toBe(200);
+    // Never a shorter file that reads as complete.
+    await expect(response.arrayBuffer()).rejects.toThrow();
+    const row = await usageRow(response.headers.get('x-request-id'));
+    expect(row).toMatchObject({ operation: 'speech', status: 'error', characters: [...input].length });
+  });
+
+  it('cancels the provider call when the client leaves mid-stream, and records it cancelled with the characters', async () => {
+    gw.sim.configure({ tokensPerSecond: 2 });
+    const input = 'Leave before the end of this.';
+    const client = new AbortController();
+    const response = await gw.client().audio.speech.create({ model: 'tts-1', voice: 'alloy', input, response_format: 'wav' }, { signal: client.signal });
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    expect((await reader.read()).done).toBe(false);
+    client.abort();
+    // The gateway's call to the provider is cut, not left to run on.
+    expect(await gw.sim.waitForRequest((r) => r.path === '/v1/audio/speech' && r.outcome === 'aborted')).toBeDefined();
+    const characters = [...input].length;
+    const row = await usageRow(response.headers.get('x-request-id'));
+    expect(row).toMatchObject({ operation: 'speech', served_model: 'tts-1', status: 'cancelled', characters });
+    expect(new Decimal(row.cost).greaterThanOrEqualTo(new Decimal(PER_MILLION_CHARACTERS).times(characters).dividedBy(1_000_000))).toBe(true);
   });
 
   it('refuses bad requests with a 400 naming the field, before any provider call', async () => {

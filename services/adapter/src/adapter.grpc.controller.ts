@@ -1,5 +1,5 @@
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
-import { adapterv1 } from '@openrouter/contracts';
+import { adapterv1, type chatv1 } from '@openrouter/contracts';
 import { chatChunkBatching, serveStream, serveUnary, type GrpcServiceBinding } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { AdapterService } from './adapter.service';
@@ -34,9 +34,18 @@ export function adapterGrpcBinding(service: AdapterService, logger: Logger): Grp
       serveUnary(call, callback, async (signal) => ({ response: await service.transcribe(call.request, signal) }));
     },
 
-    speak(call: ServerUnaryCall<adapterv1.SpeakRequest, adapterv1.SpeakResponse>, callback: sendUnaryData<adapterv1.SpeakResponse>): void {
-      serveUnary(call, callback, async (signal) => ({ response: await service.speak(call.request, signal) }));
+    speak(call: ServerWritableStream<adapterv1.SpeakRequest, adapterv1.SpeakResponse>): void {
+      serveStream(
+        call,
+        (signal) => speechMessages(service.speak(call.request, signal)),
+        (error) => logger.debug({ requestId: call.request.requestId, err: error }, 'provider call failed'),
+      );
     },
   };
   return { definition: adapterv1.AdapterServiceService, implementation };
+}
+
+/** Speech pieces as the call's messages, one each: a piece is already what arrived since the last. */
+export async function* speechMessages(pieces: AsyncIterable<chatv1.SpeechResponse>): AsyncGenerator<adapterv1.SpeakResponse> {
+  for await (const response of pieces) yield { response };
 }

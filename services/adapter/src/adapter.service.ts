@@ -102,12 +102,13 @@ export class AdapterService {
     );
   }
 
-  speak(call: Call<chatv1.SpeechRequest>, signal: AbortSignal): Promise<chatv1.SpeechResponse> {
+  /** Speech in pieces as the provider's audio arrives, timed to the first piece and to the end; refused at once (before any call) where it cannot be served. */
+  speak(call: Call<chatv1.SpeechRequest>, signal: AbortSignal): AsyncGenerator<chatv1.SpeechResponse> {
     const request = required(call.request);
     const adapter = this.adapterFor(call.provider);
     const speak = adapter.speak?.bind(adapter);
     if (!speak) throw new GatewayError('bad_request', `The provider "${call.provider}" offers no speech API.`, { param: 'model', code: 'model_not_supported', provider: call.provider });
-    return this.upstream.call({ provider: call.provider, operation: 'speech', upstreamModel: call.upstreamModel }, signal, () =>
+    return this.upstream.stream({ provider: call.provider, operation: 'speech', upstreamModel: call.upstreamModel }, signal, () =>
       speak({ requestId: call.requestId, upstreamModel: call.upstreamModel, request, timeoutMs: call.timeoutMs, signal }),
     );
   }

@@ -3,7 +3,7 @@ import { adapterv1 } from '@openrouter/contracts';
 import { callStreamInProcess, callUnaryInProcess, GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
 import { createTelemetry, CredentialFileMetrics, traceGrpcBinding, traceStreamInProcess, traceUnaryInProcess, UpstreamInstrumentation, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
 import { HealthModule, startHttpApp, STOPPING, type ServiceHandle } from '@openrouter/service-runtime';
-import { adapterGrpcBinding } from './adapter.grpc.controller';
+import { adapterGrpcBinding, speechMessages } from './adapter.grpc.controller';
 import { AdapterService } from './adapter.service';
 import { mayProxy, proxyForLog, type Egress } from './providers/http-upstream';
 import { PROVIDER_REGISTRY } from './providers/provider.registry';
@@ -18,7 +18,8 @@ export interface AdapterCalls {
   moderate(request: adapterv1.ModerateRequest, signal: AbortSignal): Promise<adapterv1.ModerateResponse>;
   generateImages(request: adapterv1.GenerateImagesRequest, signal: AbortSignal): Promise<adapterv1.GenerateImagesResponse>;
   transcribe(request: adapterv1.TranscribeRequest, signal: AbortSignal): Promise<adapterv1.TranscribeResponse>;
-  speak(request: adapterv1.SpeakRequest, signal: AbortSignal): Promise<adapterv1.SpeakResponse>;
+  /** Speech in pieces as the provider's audio arrives (see openrouter.chat.v1.SpeechResponse). */
+  speak(request: adapterv1.SpeakRequest, signal: AbortSignal): AsyncGenerator<adapterv1.SpeakResponse>;
 }
 
 export interface AdapterHandle extends ServiceHandle {
@@ -54,7 +55,7 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
   const transcribe = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.transcribe.path, async (request: adapterv1.TranscribeRequest, signal: AbortSignal) => ({
     response: await service.transcribe(request, signal),
   }));
-  const speak = traceUnaryInProcess(tracing, adapterv1.AdapterServiceService.speak.path, async (request: adapterv1.SpeakRequest, signal: AbortSignal) => ({ response: await service.speak(request, signal) }));
+  const speak = traceStreamInProcess(tracing, adapterv1.AdapterServiceService.speak.path, (request: adapterv1.SpeakRequest, signal: AbortSignal) => speechMessages(service.speak(request, signal)));
   return {
     name: 'adapter',
     inProcess: {
@@ -63,7 +64,7 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
       moderate: (request, signal) => callUnaryInProcess((callee) => moderate(request, callee), signal),
       generateImages: (request, signal) => callUnaryInProcess((callee) => generateImages(request, callee), signal),
       transcribe: (request, signal) => callUnaryInProcess((callee) => transcribe(request, callee), signal),
-      speak: (request, signal) => callUnaryInProcess((callee) => speak(request, callee), signal),
+      speak: (request, signal) => callStreamInProcess((callee) => speak(request, callee), signal),
     },
     httpPort: http.port,
     grpcPort: grpc.port,

@@ -14,7 +14,7 @@ const isAnswer = (message: routerv1.ChatResponse): boolean => message.calling ==
 export interface RouterTimeouts {
   /** Deadline of the light unary calls (model list, explain, health, gray releases). */
   callMs: number;
-  /** Until the first message of a streamed chat: the router's own deadline for a first token, plus a margin. */
+  /** Until the first message of a stream (a streamed chat, speech): the router's own deadline for a first token, plus a margin. */
   firstStreamedMs: number;
   /** Until a whole answer (a non-streamed chat's first message, an embedding): the router's deadline plus one full attempt, plus a margin. */
   wholeAnswerMs: number;
@@ -69,8 +69,9 @@ export class RouterClient extends RouterPort {
     return callUnary(this.client.transcribe.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
   }
 
-  speak(request: routerv1.SpeakRequest, signal?: AbortSignal): Promise<routerv1.SpeakResponse> {
-    return callUnary(this.client.speak.bind(this.client), request, new Metadata(), signal, { peer: 'router', timeoutMs: this.timeouts.wholeAnswerMs });
+  /** The router fails over until a piece with audio arrives: the first message is bounded as a chat stream's first token is. */
+  speak(request: routerv1.SpeakRequest, signal: AbortSignal): AsyncGenerator<routerv1.SpeakResponse> {
+    return readStream(() => this.client.speak(request, new Metadata()), signal, undefined, { peer: 'router', timeoutMs: this.timeouts.firstStreamedMs });
   }
 
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {

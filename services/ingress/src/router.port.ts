@@ -12,7 +12,8 @@ export abstract class RouterPort {
   abstract moderate(request: routerv1.ModerateRequest, signal?: AbortSignal): Promise<routerv1.ModerateResponse>;
   abstract generateImages(request: routerv1.GenerateImagesRequest, signal?: AbortSignal): Promise<routerv1.GenerateImagesResponse>;
   abstract transcribe(request: routerv1.TranscribeRequest, signal?: AbortSignal): Promise<routerv1.TranscribeResponse>;
-  abstract speak(request: routerv1.SpeakRequest, signal?: AbortSignal): Promise<routerv1.SpeakResponse>;
+  /** Speech in pieces as the provider sends its audio, the decision with the first (see `chatv1.SpeechResponse`). */
+  abstract speak(request: routerv1.SpeakRequest, signal: AbortSignal): AsyncGenerator<routerv1.SpeakResponse>;
   abstract listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
   abstract explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   abstract providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
@@ -68,7 +69,7 @@ export class InProcessRouter extends RouterPort {
     return this.calls.transcribe(request, signal);
   }
 
-  speak(request: routerv1.SpeakRequest, signal?: AbortSignal): Promise<routerv1.SpeakResponse> {
+  speak(request: routerv1.SpeakRequest, signal: AbortSignal): AsyncGenerator<routerv1.SpeakResponse> {
     return this.calls.speak(request, signal);
   }
 

@@ -31,8 +31,11 @@ export class UnusedAdapters implements AdapterPort {
     return Promise.reject(unused());
   }
 
-  speak(_request: adapterv1.SpeakRequest, _signal: AbortSignal, _deployment: string): Promise<adapterv1.SpeakResponse> {
-    return Promise.reject(unused());
+  speak(_request: adapterv1.SpeakRequest, _signal: AbortSignal, _deployment: string): AsyncIterator<adapterv1.SpeakResponse> {
+    return (async function* (): AsyncGenerator<adapterv1.SpeakResponse> {
+      yield* [];
+      throw unused();
+    })();
   }
 }
 

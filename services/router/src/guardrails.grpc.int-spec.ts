@@ -10,6 +10,7 @@ import { RouterService, type AdapterPort } from './router.service';
 import { POLICY_MODELS, policyConfig } from './routing/policy-config.testing';
 import { contextFor, engineFor } from './routing/test-engine.testing';
 import { unusedAdapters } from './adapter-port.testing';
+import { readSpeech, speechStream } from './speech.testing';
 
 const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 const KEY = 'AKIAIOSFODNN7EXAMPLE';
@@ -34,9 +35,9 @@ describe('input guardrails over the router gRPC API', () => {
       if (request.request) embeds.push(request.request);
       return { response: chatv1.EmbeddingResponse.fromPartial({ model: request.upstreamModel, data: [], usage: { promptTokens: 1, totalTokens: 1 } }) };
     },
-    speak: async (request) => {
+    speak: (request) => {
       if (request.request) speeches.push(request.request);
-      return { response: { audio: Buffer.from('ID3'), contentType: 'audio/mpeg', characters: request.request?.input.length ?? 0 } };
+      return speechStream({ audio: Buffer.from('ID3'), contentType: 'audio/mpeg', characters: request.request?.input.length ?? 0 });
     },
     transcribe: async (request) => {
       if (request.request) transcriptions.push(request.request);
@@ -130,7 +131,7 @@ describe('input guardrails over the router gRPC API', () => {
   });
 
   it('refuses a speech input or a transcription prompt a block rule matches with an OpenAI 400 naming input or prompt, never the text', async () => {
-    const refusedSpeech = await callUnary(client.speak.bind(client), { context: context(), request: speech(`read ${KEY} aloud`) }, new Metadata()).then(
+    const refusedSpeech = await readSpeech(readStream(client.speak({ context: context(), request: speech(`read ${KEY} aloud`) }))).then(
       () => undefined,
       (error: unknown) => GatewayError.from(error),
     );
@@ -144,7 +145,7 @@ describe('input guardrails over the router gRPC API', () => {
   });
 
   it('redacts a speech input and a transcription prompt before the adapter call', async () => {
-    await callUnary(client.speak.bind(client), { context: context(['emails']), request: speech('write to jane@example.com') }, new Metadata());
+    await readSpeech(readStream(client.speak({ context: context(['emails']), request: speech('write to jane@example.com') })));
     await callUnary(client.transcribe.bind(client), { context: context(['emails']), request: transcription('jane@example.com') }, new Metadata());
     expect(speeches.map((r) => r.input)).toEqual(['write to [REDACTED:emails]']);
     expect(transcriptions.map((r) => r.prompt)).toEqual(['[REDACTED:emails]']);

@@ -21,7 +21,7 @@ export interface RouterCalls {
   moderate(request: routerv1.ModerateRequest, signal?: AbortSignal): Promise<routerv1.ModerateResponse>;
   generateImages(request: routerv1.GenerateImagesRequest, signal?: AbortSignal): Promise<routerv1.GenerateImagesResponse>;
   transcribe(request: routerv1.TranscribeRequest, signal?: AbortSignal): Promise<routerv1.TranscribeResponse>;
-  speak(request: routerv1.SpeakRequest, signal?: AbortSignal): Promise<routerv1.SpeakResponse>;
+  speak(request: routerv1.SpeakRequest, signal: AbortSignal): AsyncGenerator<routerv1.SpeakResponse>;
   listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
   explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
@@ -88,7 +88,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   const moderate = unary(methods.moderate, (request: routerv1.ModerateRequest, signal: AbortSignal) => service.moderate(request, signal));
   const generateImages = unary(methods.generateImages, (request: routerv1.GenerateImagesRequest, signal: AbortSignal) => service.generateImages(request, signal));
   const transcribe = unary(methods.transcribe, (request: routerv1.TranscribeRequest, signal: AbortSignal) => service.transcribe(request, signal));
-  const speak = unary(methods.speak, (request: routerv1.SpeakRequest, signal: AbortSignal) => service.speak(request, signal));
+  const speak = traceStreamInProcess(tracing, methods.speak.path, (request: routerv1.SpeakRequest, signal: AbortSignal) => service.speak(request, signal));
   const listModels = unary(methods.listModels, (context: routerv1.RequestContext) => service.listModels(context));
   const explain = unary(methods.explain, (request: routerv1.ExplainRequest) => service.explain(request));
   const providersHealth = unary(methods.providersHealth, () => service.providersHealth());
@@ -101,7 +101,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
       moderate: (request, signal) => callUnaryInProcess((callee) => moderate(request, callee), signal),
       generateImages: (request, signal) => callUnaryInProcess((callee) => generateImages(request, callee), signal),
       transcribe: (request, signal) => callUnaryInProcess((callee) => transcribe(request, callee), signal),
-      speak: (request, signal) => callUnaryInProcess((callee) => speak(request, callee), signal),
+      speak: (request, signal) => callStreamInProcess((callee) => speak(request, callee), signal),
       listModels: (context) => callUnaryInProcess(() => listModels(context)),
       explain: (request) => callUnaryInProcess(() => explain(request)),
       providersHealth: () => callUnaryInProcess(() => providersHealth()),

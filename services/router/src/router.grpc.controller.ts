@@ -45,8 +45,12 @@ export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcS
     transcribe(call: ServerUnaryCall<routerv1.TranscribeRequest, routerv1.TranscribeResponse>, callback: sendUnaryData<routerv1.TranscribeResponse>): void {
       serveUnary(call, callback, (signal) => service.transcribe(call.request, signal));
     },
-    speak(call: ServerUnaryCall<routerv1.SpeakRequest, routerv1.SpeakResponse>, callback: sendUnaryData<routerv1.SpeakResponse>): void {
-      serveUnary(call, callback, (signal) => service.speak(call.request, signal));
+    speak(call: ServerWritableStream<routerv1.SpeakRequest, routerv1.SpeakResponse>): void {
+      serveStream(
+        call,
+        (signal) => service.speak(call.request, signal),
+        (error) => logger.debug({ requestId: call.request.context?.requestId, err: error }, 'route failed'),
+      );
     },
 
     listModels: unary((request: routerv1.ListModelsRequest) => service.listModels(request.context)),

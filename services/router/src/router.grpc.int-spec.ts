@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
-import { credentials, Metadata, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { credentials, Metadata, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { acceptBatches, callUnary, CHANNEL_OPTIONS, chatChunkBatching, GrpcSecurity, GrpcServerHandle, readStream, ROUTE_CALLS_FEATURE, serveUnary, withFeatures } from '@openrouter/grpc';
+import { acceptBatches, callUnary, CHANNEL_OPTIONS, chatChunkBatching, GrpcSecurity, GrpcServerHandle, readStream, ROUTE_CALLS_FEATURE, serveStream, serveUnary, withFeatures } from '@openrouter/grpc';
 import { createLogger } from '@openrouter/observability';
 import { AdapterClients } from './adapter-clients';
 import { routerGrpcBinding } from './router.grpc.controller';
 import { grpcAdapters, RouterService, type AdapterPort } from './router.service';
 import { configWith, contextFor, engineFor, TWO_MODELS } from './routing/test-engine.testing';
 import { unusedAdapters } from './adapter-port.testing';
+import { readSpeech, speechStream } from './speech.testing';
 
 const CHUNKS = chatChunkBatching<routerv1.ChatResponse>();
 
@@ -59,7 +60,7 @@ describe('audio over gRPC: ingress to the router, the router to an adapter', () 
   const AUDIO = [
     ...TWO_MODELS,
     { id: 'whisper-1', capabilities: ['transcription'], pricing: { perAudioMinute: '0.006' }, deployments: [{ id: 'whisper-a', provider: 'a', model: 'whisper-a' }, { id: 'whisper-b', provider: 'b', model: 'whisper-b' }] },
-    { id: 'tts-1', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [{ id: 'tts-a', provider: 'a', model: 'tts-a' }] },
+    { id: 'tts-1', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [{ id: 'tts-a', provider: 'a', model: 'tts-a' }, { id: 'tts-b', provider: 'b', model: 'tts-b' }] },
   ];
   const config = configWith(AUDIO, { retry: { baseDelayMs: 0, maxDelayMs: 0 } });
   let adapter: GrpcServerHandle;
@@ -70,7 +71,14 @@ describe('audio over gRPC: ingress to the router, the router to an adapter', () 
   const transcriptions: Array<{ upstreamModel: string; sha256: string; bytes: number; translate: boolean }> = [];
   /** Set: the adapter's next transcription call fails with it. */
   let failNext: GatewayError | undefined;
-  const SPOKEN = Buffer.alloc(2 * 1024 * 1024, 0xfb);
+  const SPOKEN = Buffer.alloc(2 * 1024 * 1024);
+  for (let i = 0; i < SPOKEN.length; i++) SPOKEN[i] = (i * 7) % 253;
+  /** The pieces the adapter sends a speech answer in. */
+  const PIECES = 32;
+  /** How the adapter's next speech calls go (else: the whole audio): failing before any audio, cut after some, or held after some until cancelled. */
+  const speechCalls: Array<'fail-before-audio' | 'cut-after-audio' | 'hold-after-audio'> = [];
+  /** Each speech call the adapter got: its upstream model, and whether it was cancelled. */
+  const speeches: Array<{ upstreamModel: string; cancelled: Promise<void> }> = [];
 
   beforeAll(async () => {
     // An adapter over gRPC that answers transcriptions and speech as a provider would.
@@ -85,8 +93,29 @@ describe('audio over gRPC: ingress to the router, the router to an adapter', () 
           return { response: { body: '{"text":"Hello."}', contentType: 'application/json', usage: chatv1.Usage.fromPartial({ completionTokens: 2, totalTokens: 2, estimated: true }), audioMs: call.request.request?.durationMs ?? 0 } };
         });
       },
-      speak(call: ServerUnaryCall<adapterv1.SpeakRequest, adapterv1.SpeakResponse>, callback: sendUnaryData<adapterv1.SpeakResponse>): void {
-        serveUnary(call, callback, async () => ({ response: { audio: SPOKEN, contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 2, totalTokens: 2, estimated: true }), characters: [...(call.request.request?.input ?? '')].length } }));
+      speak(call: ServerWritableStream<adapterv1.SpeakRequest, adapterv1.SpeakResponse>): void {
+        serveStream(
+          call,
+          (signal) =>
+            (async function* (): AsyncGenerator<adapterv1.SpeakResponse> {
+              const cancelled = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+              speeches.push({ upstreamModel: call.request.upstreamModel, cancelled });
+              const how = speechCalls.shift();
+              const answer = speechStream({ audio: SPOKEN, contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 2, totalTokens: 2, estimated: true }), characters: [...(call.request.request?.input ?? '')].length }, PIECES);
+              if (how === 'fail-before-audio') {
+                yield { response: { audio: Buffer.alloc(0), contentType: 'audio/mpeg', characters: 0 } };
+                throw new GatewayError('upstream_error', 'The provider answered 500.', { upstreamStatus: 500 });
+              }
+              if (how === undefined) return yield* answer;
+              for (let i = 0; i < 2; i++) {
+                const next = await answer.next();
+                if (!next.done) yield next.value;
+              }
+              if (how === 'cut-after-audio') throw new GatewayError('upstream_error', 'The provider closed the connection mid-stream.');
+              await cancelled;
+            })(),
+          () => undefined,
+        );
       },
     };
     adapter = await GrpcServerHandle.start('127.0.0.1', 0, [{ definition: adapterv1.AdapterServiceService, implementation }]);
@@ -124,17 +153,66 @@ describe('audio over gRPC: ingress to the router, the router to an adapter', () 
     expect(transcriptions.map((t) => t.upstreamModel)).toEqual([failed?.deployment, served?.deployment]);
   });
 
-  it('brings the spoken audio back whole, with the route', async () => {
-    const answer = await callUnary(client.speak.bind(client), { context: contextFor(), request: { model: '', input: 'Hello there.', voice: 'alloy', extraJson: '' } }, new Metadata());
-    expect(answer.decision).toMatchObject({ model: 'tts-1', deployment: 'tts-a', attempts: 1 });
-    expect(answer.response).toMatchObject({ contentType: 'audio/mpeg', characters: 12 });
-    expect(Buffer.from(answer.response?.audio ?? []).equals(SPOKEN)).toBe(true);
+  const speechRequest = (input = 'Hello there.'): routerv1.SpeakRequest => ({ context: contextFor(), request: { model: '', input, voice: 'alloy', extraJson: '' } });
+
+  it('streams the spoken audio in pieces, the route first, and it arrives whole', async () => {
+    speeches.length = 0;
+    const { decision, response, messages } = await readSpeech(readStream(client.speak(speechRequest())));
+    expect(decision).toMatchObject({ model: 'tts-1', deployment: expect.stringMatching(/^tts-[ab]$/), attempts: 1 });
+    expect(messages.length).toBeGreaterThan(PIECES / 2);
+    expect(messages.slice(1).every((m) => m.decision === undefined)).toBe(true);
+    expect(messages[0]?.response?.audio.length).toBeGreaterThan(0);
+    expect(response).toMatchObject({ contentType: 'audio/mpeg', characters: 12, usage: expect.objectContaining({ promptTokens: 2 }) });
+    expect(Buffer.from(response.audio).equals(SPOKEN)).toBe(true);
+    expect(speeches).toHaveLength(1);
+  });
+
+  it('fails over to the other deployment when the first fails before any audio, the client seeing only the audio served', async () => {
+    speeches.length = 0;
+    speechCalls.push('fail-before-audio');
+    const { decision, response } = await readSpeech(readStream(client.speak(speechRequest())));
+    const [failed, served] = decision?.attemptDetails ?? [];
+    expect(decision).toMatchObject({ model: 'tts-1', attempts: 2, deployment: served?.deployment });
+    expect(failed).toMatchObject({ status: routerv1.RouteAttemptStatus.ROUTE_ATTEMPT_STATUS_ERROR, errorKind: 'upstream_error', upstreamStatus: 500 });
+    expect(served?.deployment).not.toBe(failed?.deployment);
+    expect(speeches.map((s) => s.upstreamModel)).toEqual([failed?.deployment, served?.deployment]);
+    expect(Buffer.from(response.audio).equals(SPOKEN)).toBe(true);
+  });
+
+  it('does not fail over once audio was sent: the error reaches the caller after the pieces it got', async () => {
+    speeches.length = 0;
+    speechCalls.push('cut-after-audio');
+    const received: routerv1.SpeakResponse[] = [];
+    const reading = (async () => {
+      for await (const message of readStream(client.speak(speechRequest()))) received.push(message);
+    })();
+    await expect(reading).rejects.toMatchObject({ kind: 'upstream_error', message: expect.stringContaining('mid-stream') });
+    expect(received).toHaveLength(2);
+    expect(received[0]?.decision).toMatchObject({ attempts: 1 });
+    const audio = Buffer.concat(received.map((m) => Buffer.from(m.response?.audio ?? [])));
+    expect(audio.equals(SPOKEN.subarray(0, audio.length))).toBe(true);
+    expect(audio.length).toBe(2 * (SPOKEN.length / PIECES));
+    expect(speeches).toHaveLength(1);
+  });
+
+  it("cancels the adapter's call when the caller cancels the stream", async () => {
+    speeches.length = 0;
+    speechCalls.push('hold-after-audio');
+    const caller = new AbortController();
+    const stream = readStream(client.speak(speechRequest()), caller.signal);
+    expect((await stream.next()).value?.decision).toMatchObject({ model: 'tts-1' });
+    expect((await stream.next()).done).toBe(false);
+    caller.abort();
+    await expect(stream.next()).rejects.toMatchObject({ kind: 'cancelled' });
+    // Resolves only when the adapter's call is cancelled (the spec's timeout bounds the wait).
+    await speeches[0]?.cancelled;
+    expect(speeches).toHaveLength(1);
   });
 
   it('refuses a model without the capability as a 400 naming model across the hop, calling no adapter', async () => {
     transcriptions.length = 0;
     await expect(callUnary(client.transcribe.bind(client), transcription('tts-1', Buffer.from('RIFF')), new Metadata())).rejects.toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'model' });
-    await expect(callUnary(client.speak.bind(client), { context: contextFor(), request: { model: 'whisper-1', input: 'hi', voice: 'alloy', extraJson: '' } }, new Metadata())).rejects.toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'model' });
+    await expect(readSpeech(readStream(client.speak({ context: contextFor(), request: { model: 'whisper-1', input: 'hi', voice: 'alloy', extraJson: '' } })))).rejects.toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'model' });
     expect(transcriptions).toEqual([]);
   });
 });

@@ -4,6 +4,7 @@ import { RouterService, type AdapterPort } from './router.service';
 import { chatRequestTraits } from './routing/route-planner';
 import { configWith, contextFor, engineFor, ManualClock, TWO_MODELS } from './routing/test-engine.testing';
 import { unusedAdapters } from './adapter-port.testing';
+import { readSpeech, speechStream } from './speech.testing';
 
 const message = (text: string): chatv1.Message => ({ role: 'user', text, contentIsNull: false, toolCalls: [], extraJson: '' });
 function chatRequest(model: string, text: string, extra: Record<string, unknown> = {}): chatv1.ChatRequest {
@@ -51,12 +52,30 @@ class FakeAdapters implements AdapterPort {
     return Promise.resolve({ response: { body, contentType: 'application/json', usage: chatv1.Usage.fromPartial({ completionTokens: 3, totalTokens: 3, estimated: true }), audioMs: 2_000 } });
   }
   readonly speeches: adapterv1.SpeakRequest[] = [];
-  speak(request: adapterv1.SpeakRequest): Promise<adapterv1.SpeakResponse> {
+  /** The audio of each speech answer and the pieces it is sent in. */
+  speech = { audio: Buffer.from('ID3'), pieces: 1 };
+  /** Failures of the next speech answers, after the pieces they sent (an empty one first: the media type only). */
+  cutNext: Array<{ after: 'media-type' | 'audio'; failure: GatewayError }> = [];
+  /** The signal of each speech call. */
+  readonly speechSignals: AbortSignal[] = [];
+  speak(request: adapterv1.SpeakRequest, signal: AbortSignal): AsyncIterator<adapterv1.SpeakResponse> {
     this.speeches.push(request);
+    this.speechSignals.push(signal);
     const failure = this.failNext.shift() ?? this.failures[request.upstreamModel]?.shift();
-    if (failure) return Promise.reject(failure);
+    const cut = this.cutNext.shift();
     const input = request.request?.input ?? '';
-    return Promise.resolve({ response: { audio: Buffer.from('ID3'), contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 2, totalTokens: 2 }), characters: [...input].length } });
+    const answer = speechStream({ audio: this.speech.audio, contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 2, totalTokens: 2 }), characters: [...input].length }, this.speech.pieces);
+    return (async function* (): AsyncGenerator<adapterv1.SpeakResponse> {
+      if (failure) throw failure;
+      if (cut?.after === 'media-type') {
+        yield { response: { audio: Buffer.alloc(0), contentType: 'audio/mpeg', characters: 0 } };
+        throw cut.failure;
+      }
+      const first = await answer.next();
+      if (!first.done) yield first.value;
+      if (cut) throw cut.failure;
+      yield* answer;
+    })();
   }
 }
 
@@ -516,10 +535,94 @@ describe('RouterService.transcribe and RouterService.speak', () => {
 
   it('serves a named speech model with the request as the client sent it, and tells the route', async () => {
     const adapters = new FakeAdapters();
-    const answer = await new RouterService(engineFor(config), adapters).speak({ context: contextFor(), request: speech('tts-1') }, signal());
+    const answer = await readSpeech(new RouterService(engineFor(config), adapters).speak({ context: contextFor(), request: speech('tts-1') }, signal()));
     expect(answer.response).toMatchObject({ contentType: 'audio/mpeg', characters: 12 });
     expect(answer.decision).toMatchObject({ model: 'tts-1', attempts: 1 });
     expect(adapters.speeches[0]?.request).toEqual(speech('tts-1'));
+  });
+
+  it('streams the audio as the adapter sends it: the decision first, with the first piece, then every piece', async () => {
+    const adapters = new FakeAdapters();
+    adapters.speech = { audio: Buffer.from('abcdefgh'), pieces: 4 };
+    const { messages, response } = await readSpeech(new RouterService(engineFor(config), adapters).speak({ context: contextFor(), request: speech('tts-1') }, signal()));
+    expect(messages.map((m) => Buffer.from(m.response?.audio ?? []).toString())).toEqual(['ab', 'cd', 'ef', 'gh', '']);
+    expect(messages[0]).toMatchObject({ decision: { model: 'tts-1', attempts: 1 }, response: { contentType: 'audio/mpeg' } });
+    expect(messages.slice(1).every((m) => m.decision === undefined)).toBe(true);
+    expect(messages.at(-1)?.response).toMatchObject({ characters: 12, usage: expect.objectContaining({ promptTokens: 2 }) });
+    expect(response).toMatchObject({ contentType: 'audio/mpeg', characters: 12 });
+    expect(Buffer.from(response.audio).toString()).toBe('abcdefgh');
+  });
+
+  it('fails over when a deployment fails after its media type but before any audio: the caller gets nothing of the failed attempt', async () => {
+    const adapters = new FakeAdapters();
+    adapters.speech = { audio: Buffer.from('abcd'), pieces: 2 };
+    adapters.cutNext = [{ after: 'media-type', failure: new GatewayError('upstream_error', 'boom', { upstreamStatus: 502 }) }];
+    const { decision, messages, response } = await readSpeech(new RouterService(engineFor(config), adapters).speak({ context: contextFor(), request: speech('tts-1') }, signal()));
+    const [failed, served] = decision?.attemptDetails ?? [];
+    expect(decision).toMatchObject({ attempts: 2, deployment: served?.deployment });
+    expect(failed).toMatchObject({ status: ERROR, errorKind: 'upstream_error', upstreamStatus: 502 });
+    expect(served?.deployment).not.toBe(failed?.deployment);
+    expect(messages.map((m) => Buffer.from(m.response?.audio ?? []).toString())).toEqual(['ab', 'cd', '']);
+    expect(Buffer.from(response.audio).toString()).toBe('abcd');
+  });
+
+  it('does not fail over once audio was sent: the error reaches the caller after the pieces it got, and counts against the canary', async () => {
+    const models = [...AUDIO, { id: 'tts-2', capabilities: ['speech'], pricing: { perMillionCharacters: '15' }, deployments: [{ id: 'tts2-a', provider: 'a', model: 'tts-2' }] }];
+    const engine = engineFor(
+      configWith(models, {
+        retry: { baseDelayMs: 0, maxDelayMs: 0 },
+        aliases: { voice: { models: ['tts-1'] } },
+        grayReleases: [{ id: 'g', target: 'voice', baseline: 'tts-1', canary: 'tts-2', steps: [{ afterMinutes: 0, percent: 100 }] }],
+      }),
+    );
+    const adapters = new FakeAdapters();
+    adapters.speech = { audio: Buffer.from('abcdef'), pieces: 3 };
+    adapters.cutNext = [{ after: 'audio', failure: new GatewayError('upstream_error', 'The provider closed the connection mid-stream.') }];
+    const received: routerv1.SpeakResponse[] = [];
+    const reading = (async () => {
+      for await (const message of new RouterService(engine, adapters).speak({ context: contextFor({ endUser: 'u1' }), request: speech('voice') }, signal())) received.push(message);
+    })();
+    await expect(reading).rejects.toMatchObject({ kind: 'upstream_error', message: expect.stringContaining('mid-stream') });
+    expect(received).toHaveLength(1);
+    expect(received[0]).toMatchObject({ decision: { model: 'tts-2', attempts: 1, experimentArm: 'canary' } });
+    expect(Buffer.from(received[0]?.response?.audio ?? []).toString()).toBe('ab');
+    expect(adapters.speeches).toHaveLength(1);
+    // Its success at the first audio is taken back.
+    expect(engine.grayReleases.byId('g')?.state()).toMatchObject({ canaryStats: { requests: 1, errors: 1 } });
+  });
+
+  it("aborts the adapter's call when the caller cancels the stream, and ends it when the reader leaves", async () => {
+    const calls: Array<{ signal: AbortSignal; ended: boolean }> = [];
+    const adapters: AdapterPort = {
+      ...unusedAdapters(),
+      speak: (_request, callSignal) => {
+        const call = { signal: callSignal, ended: false };
+        calls.push(call);
+        return (async function* (): AsyncGenerator<adapterv1.SpeakResponse> {
+          try {
+            yield { response: { audio: Buffer.from('ab'), contentType: 'audio/mpeg', characters: 0 } };
+            // The provider's next piece never comes: only an abort ends the wait.
+            await new Promise((_resolve, reject) => callSignal.addEventListener('abort', () => reject(new GatewayError('cancelled', 'aborted')), { once: true }));
+          } finally {
+            call.ended = true;
+          }
+        })();
+      },
+    };
+    const service = new RouterService(engineFor(config), adapters);
+    const caller = new AbortController();
+    const cancelled = service.speak({ context: contextFor(), request: speech('tts-1') }, caller.signal);
+    expect((await cancelled.next()).value).toMatchObject({ decision: { model: 'tts-1' } });
+    const waiting = cancelled.next();
+    caller.abort();
+    await expect(waiting).rejects.toMatchObject({ kind: 'cancelled' });
+    expect(calls[0]).toMatchObject({ ended: true });
+    expect(calls[0]?.signal.aborted).toBe(true);
+
+    const left = service.speak({ context: contextFor(), request: speech('tts-1') }, signal());
+    await left.next();
+    await left.return(undefined);
+    expect(calls[1]?.ended).toBe(true);
   });
 
   it('sends a request without a model to auto over the models with its capability, never a chat model or the other audio one', async () => {
@@ -527,12 +630,12 @@ describe('RouterService.transcribe and RouterService.speak', () => {
     const service = new RouterService(engineFor(config), adapters);
     for (let i = 0; i < 5; i++) {
       expect((await service.transcribe({ context: contextFor(), request: transcription('') }, signal())).decision).toMatchObject({ model: 'whisper-1', reason: expect.stringMatching(/^auto: /) });
-      expect((await service.speak({ context: contextFor(), request: speech('') }, signal())).decision).toMatchObject({ model: 'tts-1', reason: expect.stringMatching(/^auto: /) });
+      expect((await readSpeech(service.speak({ context: contextFor(), request: speech('') }, signal()))).decision).toMatchObject({ model: 'tts-1', reason: expect.stringMatching(/^auto: /) });
     }
     // A key limited to the chat models has no audio model behind auto.
     const limited = contextFor({ allowedModels: ['cheap', 'premium'] });
-    await expect(service.speak({ context: limited, request: speech('') }, signal())).rejects.toMatchObject({ param: 'model' });
-    await expect(service.speak({ context: limited, request: speech('tts-1') }, signal())).rejects.toMatchObject({ kind: 'not_found', code: 'model_not_found', param: 'model' });
+    await expect(readSpeech(service.speak({ context: limited, request: speech('') }, signal()))).rejects.toMatchObject({ param: 'model' });
+    await expect(readSpeech(service.speak({ context: limited, request: speech('tts-1') }, signal()))).rejects.toMatchObject({ kind: 'not_found', code: 'model_not_found', param: 'model' });
   });
 
   it('refuses a model without the capability (400 model_not_supported naming model), before any adapter call', async () => {
@@ -541,8 +644,8 @@ describe('RouterService.transcribe and RouterService.speak', () => {
     const unsupported = { kind: 'bad_request', code: 'model_not_supported', param: 'model' };
     await expect(service.transcribe({ context: contextFor(), request: transcription('cheap') }, signal())).rejects.toMatchObject(unsupported);
     await expect(service.transcribe({ context: contextFor(), request: transcription('tts-1', { translate: true }) }, signal())).rejects.toMatchObject(unsupported);
-    await expect(service.speak({ context: contextFor(), request: speech('whisper-1') }, signal())).rejects.toMatchObject(unsupported);
-    await expect(service.speak({ context: contextFor(), request: speech('premium') }, signal())).rejects.toMatchObject(unsupported);
+    await expect(readSpeech(service.speak({ context: contextFor(), request: speech('whisper-1') }, signal()))).rejects.toMatchObject(unsupported);
+    await expect(readSpeech(service.speak({ context: contextFor(), request: speech('premium') }, signal()))).rejects.toMatchObject(unsupported);
     expect(adapters.transcriptions).toEqual([]);
     expect(adapters.speeches).toEqual([]);
   });
@@ -554,7 +657,7 @@ describe('RouterService.transcribe and RouterService.speak', () => {
     adapters.failNext = [boom()];
     const transcribed = await service.transcribe({ context: contextFor(), request: transcription('whisper-1') }, signal());
     adapters.failNext = [boom()];
-    const spoken = await service.speak({ context: contextFor(), request: speech('tts-1') }, signal());
+    const spoken = await readSpeech(service.speak({ context: contextFor(), request: speech('tts-1') }, signal()));
     for (const { decision } of [transcribed, spoken]) {
       const [failed, served] = decision?.attemptDetails ?? [];
       expect(decision).toMatchObject({ attempts: 2, deployment: served?.deployment, upstreamModel: served?.deployment });
@@ -580,7 +683,7 @@ describe('RouterService.transcribe and RouterService.speak', () => {
     const service = new RouterService(engineFor(configWith(limited)), new FakeAdapters());
     // 60 s at budgets.audio.tokensPerSecond (25): 1,500 tokens, more than a whole minute of the deployment.
     await expect(service.transcribe({ context: contextFor(), request: transcription('whisper-1', { durationMs: 60_000 }) }, signal())).rejects.toMatchObject({ code: 'exceeds_deployment_capacity', param: 'file' });
-    await expect(service.speak({ context: contextFor(), request: speech('tts-1', 'a'.repeat(4_096)) }, signal())).rejects.toMatchObject({ code: 'exceeds_deployment_capacity', param: 'input' });
+    await expect(readSpeech(service.speak({ context: contextFor(), request: speech('tts-1', 'a'.repeat(4_096)) }, signal()))).rejects.toMatchObject({ code: 'exceeds_deployment_capacity', param: 'input' });
     // Of unknown length, the audio counts for nothing but its prompt.
     expect((await service.transcribe({ context: contextFor(), request: transcription('whisper-1', { durationMs: 0 }) }, signal())).decision?.deployment).toBe('whisper-a');
   });
@@ -608,7 +711,7 @@ describe('RouterService.transcribe and RouterService.speak', () => {
   it('refuses a call that carries no request or context', async () => {
     const service = new RouterService(engineFor(config), new FakeAdapters());
     await expect(service.transcribe({ context: contextFor() }, signal())).rejects.toMatchObject({ kind: 'bad_request' });
-    await expect(service.speak({ request: speech('tts-1') }, signal())).rejects.toMatchObject({ kind: 'bad_request' });
+    await expect(readSpeech(service.speak({ request: speech('tts-1') }, signal()))).rejects.toMatchObject({ kind: 'bad_request' });
   });
 
   it('lists the audio models with their capability, and leaves them out of the listed auto (a chat model)', () => {

@@ -25,7 +25,8 @@ export interface AdapterPort {
   moderate(request: adapterv1.ModerateRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.ModerateResponse>;
   generateImages(request: adapterv1.GenerateImagesRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.GenerateImagesResponse>;
   transcribe(request: adapterv1.TranscribeRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.TranscribeResponse>;
-  speak(request: adapterv1.SpeakRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.SpeakResponse>;
+  /** Speech in pieces as the provider sends its audio (see `chatv1.SpeechResponse`). */
+  speak(request: adapterv1.SpeakRequest, signal: AbortSignal, deployment: string): AsyncIterator<adapterv1.SpeakResponse>;
 }
 
 const ADAPTER_CHUNKS = chatChunkBatching<adapterv1.ChatResponse>();
@@ -50,10 +51,7 @@ export function grpcAdapters(clients: AdapterClients): AdapterPort {
       const client = clients.for(request.provider);
       return callUnary<adapterv1.TranscribeRequest, adapterv1.TranscribeResponse>(client.transcribe.bind(client), request, new Metadata(), signal);
     },
-    speak: (request, signal) => {
-      const client = clients.for(request.provider);
-      return callUnary<adapterv1.SpeakRequest, adapterv1.SpeakResponse>(client.speak.bind(client), request, new Metadata(), signal);
-    },
+    speak: (request, signal) => readStream(() => clients.for(request.provider).speak(request), signal),
   };
 }
 
@@ -235,18 +233,41 @@ export class RouterService {
   /**
    * A speech request: its `input` screened by the input guardrails (redacted, refused, or judged by
    * a moderation rule's model) before any voice says it, then routed with failover to a model with
-   * the `speech` capability (the one named, else `auto` over those models), its attempt given
-   * `completionTimeoutMs`. It counts for a deployment's `tpm` with its input's tokens.
+   * the `speech` capability (the one named, else `auto` over those models). It counts for a
+   * deployment's `tpm` with its input's tokens. The audio is streamed as the provider sends it, as
+   * a chat stream is: the decision first (with the first piece), then every piece. Failover goes on
+   * until a piece with audio arrives (each attempt given `attemptTimeoutMs` to it); after that, a
+   * failure ends the stream with its error, after the pieces already sent.
    */
-  async speak(input: routerv1.SpeakRequest, signal: AbortSignal): Promise<routerv1.SpeakResponse> {
+  async *speak(input: routerv1.SpeakRequest, signal: AbortSignal): AsyncGenerator<routerv1.SpeakResponse> {
     const { context, request: asked } = requiredRequest(input);
     const request = this.guardrails.screenSpeech(context, asked);
     const { unscreened } = await this.guardrails.moderateSpeech(context, request, this.guardrailModeration(context, signal));
     const open: AttemptOpener<adapterv1.SpeakResponse> = (candidate, callSignal) =>
-      once(this.adapters.speak({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
-    const { decision, answer } = await this.serveWhole({ context, capability: 'speech', model: request.model || AUTO_MODEL, needs: [], user: request.user, ...speechRequestTraits(request) }, open, signal, unscreened);
-    if (!answer.response) throw new GatewayError('upstream_error', 'The adapter returned no audio.');
-    return { decision, response: answer.response };
+      this.adapters.speak({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id);
+    const planRequest = wholePlanRequest({ context, capability: 'speech', model: request.model || AUTO_MODEL, needs: [], user: request.user, ...speechRequestTraits(request) }, true);
+    const plan = this.planned(planRequest);
+    const gray = this.grayReleaseWatch(plan, planRequest.capability);
+    const served = await serveWithFailover(plan, open, signal, this.engine.failover, {
+      stream: true,
+      tokens: capacityTokens(planRequest),
+      onAttempt: gray?.onAttempt,
+      onAnswerFailed: gray?.onAnswerFailed,
+      commits: carriesAudio,
+    }).finally(() => gray?.settled());
+    let failure: unknown;
+    try {
+      const decision = decisionFor(plan, served.candidate, served.attempts);
+      if (unscreened) decision.unscreened = true;
+      yield { decision, response: speechPiece(served.first) };
+      for (let next = await served.rest.next(); !next.done; next = await served.rest.next()) yield { response: speechPiece(next.value) };
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      served.finish(failure ?? (signal.aborted ? new GatewayError('cancelled', 'The client went away.') : undefined));
+      await served.rest.return?.();
+    }
   }
 
   /**
@@ -265,18 +286,18 @@ export class RouterService {
   }
 
   /**
-   * A request answered whole by one call (an embedding, a moderation, images, audio): planned for
+   * A request answered whole by one call (an embedding, a moderation, images, a transcription): planned for
    * its capability (no task type, context window or output to fit; a prompt estimate only where
    * the request gives one, for the deployments' `tpm`), served with failover and the gray
    * release's watch, its route marked `unscreened` when a guardrail let it through unjudged.
    */
   private async serveWhole<T>(
-    asked: Pick<PlanRequest, 'context' | 'capability' | 'model' | 'needs' | 'user'> & Partial<Pick<PlanRequest, 'promptTokens' | 'audioMs' | 'characters'>>,
+    asked: PlannedCall,
     open: AttemptOpener<T>,
     signal: AbortSignal,
     unscreened: boolean,
   ): Promise<{ decision: routerv1.RouteDecision; answer: T }> {
-    const planRequest: PlanRequest = { promptTokens: 0, ...asked, controls: { route: {} }, taskType: undefined, maxOutputTokens: 0, stream: false };
+    const planRequest = wholePlanRequest(asked, false);
     const plan = this.planned(planRequest);
     const gray = this.grayReleaseWatch(plan, planRequest.capability);
     const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
@@ -437,6 +458,24 @@ export function carriesAnswer(event: adapterv1.ChatResponse): boolean {
   const chunk = event.chunk;
   if (!chunk || chunk.usage) return true;
   return chunk.choices.some((c) => !!c.finishReason || !!c.logprobsJson || (!!c.delta && (!!c.delta.content || c.delta.toolCalls.length > 0 || !!c.delta.refusal || !!c.delta.extraJson)));
+}
+
+/** Whether a speech piece carries audio: the first that does commits the request to its deployment. */
+export function carriesAudio(piece: adapterv1.SpeakResponse): boolean {
+  return (piece.response?.audio.length ?? 0) > 0;
+}
+
+function speechPiece(piece: adapterv1.SpeakResponse): chatv1.SpeechResponse {
+  if (!piece.response) throw new GatewayError('upstream_error', 'The adapter sent an empty speech piece.');
+  return piece.response;
+}
+
+/** What a call to an API other than chat is planned with: its capability, model and, where it has them, a prompt estimate, audio length or characters. */
+type PlannedCall = Pick<PlanRequest, 'context' | 'capability' | 'model' | 'needs' | 'user'> & Partial<Pick<PlanRequest, 'promptTokens' | 'audioMs' | 'characters'>>;
+
+/** The plan request of a call to an API other than chat: no task type, context window, answer length or route controls. */
+function wholePlanRequest(asked: PlannedCall, stream: boolean): PlanRequest {
+  return { promptTokens: 0, ...asked, controls: { route: {} }, taskType: undefined, maxOutputTokens: 0, stream };
 }
 
 function answerEvent(event: adapterv1.ChatResponse): routerv1.ChatResponse {

@@ -72,6 +72,28 @@ export class HttpExchange {
     };
   }
 
+  /**
+   * A stream of bytes through the text-based pacer: each frame string holds one byte per char
+   * (latin1). Sent with chunked transfer encoding (no length), as a server that streams binary does.
+   */
+  startBinaryStream(headers: OutgoingHttpHeaders): FrameSink {
+    const inner = this.startStream(headers);
+    const bytes = (text: string): Buffer => Buffer.from(text, 'latin1');
+    return {
+      write: (text) => {
+        this.res.write(bytes(text));
+      },
+      end: (text) => {
+        if (text.length > 0) this.res.write(bytes(text));
+        inner.end('');
+      },
+      drop: (text) => {
+        if (text.length === 0) return inner.drop('');
+        this.res.write(bytes(text), () => inner.drop(''));
+      },
+    };
+  }
+
   /** Sends headers and part of a body, then kills the connection mid-response. */
   sendTruncated(status: number, headers: OutgoingHttpHeaders, fullBody: string | Buffer): void {
     if (!this.open) return;

@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { Behaviour, Fault, FaultPath } from '../core/behaviour-config';
 import { generateEmbedding } from '../core/embedding-generator';
 import type { SeededRandom } from '../core/seeded-random';
-import { deliverFrames, type FrameSink, type PacedFrame } from '../core/stream-pacer';
+import { deliverFrames, type PacedFrame } from '../core/stream-pacer';
 import { countTokens } from '../core/token-counter';
 import type { HttpExchange } from '../http/http-exchange';
 import { parseJson } from '../http/http-io';
@@ -93,25 +93,6 @@ async function applyFault(exchange: HttpExchange, fault: Fault, modelId: string,
   sendError(exchange, status, errorType, fault.message ?? defaultErrorMessage(errorType, modelId), requestId, headers);
 }
 
-/** Binary frames through the text-based pacer: each frame string holds one byte per char. */
-function binarySink(exchange: HttpExchange, headers: OutgoingHttpHeaders): FrameSink {
-  const inner = exchange.startStream(headers);
-  const bytes = (text: string): Buffer => Buffer.from(text, 'latin1');
-  return {
-    write: (text) => {
-      exchange.res.write(bytes(text));
-    },
-    end: (text) => {
-      if (text.length > 0) exchange.res.write(bytes(text));
-      inner.end('');
-    },
-    drop: (text) => {
-      if (text.length === 0) return inner.drop('');
-      exchange.res.write(bytes(text), () => inner.drop(''));
-    },
-  };
-}
-
 /** The frames up to `afterTokens` content tokens, then the fault's exception frame (the stream then ends). */
 function withException(frames: readonly PacedFrame[], fault: Fault, modelId: string): PacedFrame[] {
   const out: PacedFrame[] = [];
@@ -149,7 +130,7 @@ const converse = (stream: boolean): WireHandler => async (exchange, runtime) => 
   let dropAfterTokens: number | undefined;
   if (fault?.kind === 'http_error') frames = withException(frames, fault, prepared.modelId);
   else if (fault !== undefined) dropAfterTokens = fault.afterTokens ?? 0;
-  const sink = binarySink(exchange, { 'content-type': EVENT_STREAM, 'x-amzn-requestid': requestId });
+  const sink = exchange.startBinaryStream({ 'content-type': EVENT_STREAM, 'x-amzn-requestid': requestId });
   await deliverFrames(frames, { ttftMs: prepared.behaviour.ttftMs, tokensPerSecond: prepared.behaviour.tokensPerSecond, dropAfterTokens }, exchange.cancel, sink);
 };
 

@@ -1,5 +1,5 @@
 import type { TranscriptionPlan } from './openai-audio-planner';
-import { speechSseFrames, timestamp, transcriptionAnswer } from './openai-audio-formats';
+import { SPEECH_SSE_CHUNK_BYTES, speechAudioFrames, speechSseFrames, timestamp, transcriptionAnswer } from './openai-audio-formats';
 
 const plan = (patch: Partial<TranscriptionPlan> = {}): TranscriptionPlan => ({
   task: 'transcribe',
@@ -79,5 +79,19 @@ describe('speechSseFrames', () => {
     expect(events[3]).toEqual({ type: 'speech.audio.done', usage: { input_tokens: 3, output_tokens: 50, total_tokens: 53 } });
     expect(frames.every((f) => f.text.endsWith('\n\n'))).toBe(true);
     expect(JSON.parse(speechSseFrames(audio, undefined).at(-1)?.text.slice(6) ?? '')).toEqual({ type: 'speech.audio.done' });
+  });
+});
+
+describe('speechAudioFrames', () => {
+  it('cuts the audio into 8 KiB pieces, one paced step each, each byte one char, losing none', () => {
+    const audio = Buffer.from(Array.from({ length: 20_000 }, (_, i) => i % 256));
+    const frames = speechAudioFrames(audio);
+    expect(frames.map((f) => [f.text.length, f.tokenStep])).toEqual([
+      [SPEECH_SSE_CHUNK_BYTES, 0],
+      [SPEECH_SSE_CHUNK_BYTES, 1],
+      [20_000 - 2 * SPEECH_SSE_CHUNK_BYTES, 2],
+    ]);
+    expect(Buffer.concat(frames.map((f) => Buffer.from(f.text, 'latin1')))).toEqual(audio);
+    expect(speechAudioFrames(Buffer.alloc(0))).toEqual([]);
   });
 });

@@ -89,8 +89,20 @@ export function timestamp(ms: number, separator: ',' | '.'): string {
   return `${pad(hours)}:${pad(minutes)}:${pad(seconds)}${separator}${pad(ms % 1000, 3)}`;
 }
 
-/** Audio bytes per `speech.audio.delta` event. */
+/** Audio bytes per `speech.audio.delta` event, and per piece of a binary speech answer. */
 export const SPEECH_SSE_CHUNK_BYTES = 8192;
+
+/**
+ * Speech as OpenAI sends its binary answer (chunked transfer encoding, the audio as it is made):
+ * pieces of 8 KiB, each a paced step, as frames of one byte per char (`startBinaryStream`).
+ */
+export function speechAudioFrames(audio: Buffer): PacedFrame[] {
+  const frames: PacedFrame[] = [];
+  for (let at = 0, step = 0; at < audio.length; at += SPEECH_SSE_CHUNK_BYTES, step++) {
+    frames.push({ text: audio.subarray(at, at + SPEECH_SSE_CHUNK_BYTES).toString('latin1'), tokenStep: step });
+  }
+  return frames;
+}
 
 /**
  * Speech as OpenAI streams it with `stream_format: "sse"`: the encoded audio in base64

@@ -1,6 +1,7 @@
 import { synthesizeSpeech } from '../core/simulated-audio';
 import { countTokens } from '../core/token-counter';
 import { readWavInfo } from '../core/wav-audio';
+import { SPEECH_SSE_CHUNK_BYTES } from './openai-audio-formats';
 import { type RunningSimulator, startSimulator } from '../index';
 
 /** OpenAI's Audio API over real HTTP: multipart uploads built with the platform's FormData, both dialects. */
@@ -199,7 +200,61 @@ describe('OpenAI audio wire format over HTTP', () => {
       const response = await speak({ ...request, response_format: format, voice: { id: 'voice_custom' } });
       expect([response.status, response.type]).toEqual([200, contentType]);
       expect([...response.bytes.subarray(0, magic.length)]).toEqual(magic);
-      expect(Number(response.headers.get('content-length'))).toBe(response.bytes.length);
+      // Streamed as OpenAI sends it: chunked, no length known up front.
+      expect(response.headers.get('transfer-encoding')).toBe('chunked');
+      expect(response.headers.get('content-length')).toBeNull();
+    });
+
+    it('sends the audio in 8 KiB pieces paced by ttftMs and tokensPerSecond: the first arrives while the rest are still to come', async () => {
+      const whole = await speak({ ...request, response_format: 'wav' });
+      const pieces = Math.ceil(whole.bytes.length / SPEECH_SSE_CHUNK_BYTES);
+      expect(pieces).toBeGreaterThan(3);
+      sim.reset();
+      sim.configure({ ttftMs: 30, tokensPerSecond: 20 });
+      const started = Date.now();
+      const response = await fetch(`${sim.url}/v1/audio/speech`, { method: 'POST', body: JSON.stringify({ ...request, response_format: 'wav' }), headers: { 'content-type': 'application/json' } });
+      expect(response.headers.get('content-type')).toBe('audio/wav');
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const received: Uint8Array[] = [];
+      const first = await reader.read();
+      received.push(first.value ?? new Uint8Array());
+      // The first piece is here and the answer is not: the simulator is still sending.
+      expect(first.value?.length).toBeGreaterThan(0);
+      expect(first.value?.length).toBeLessThanOrEqual(SPEECH_SSE_CHUNK_BYTES);
+      expect(sim.requests()[0]).toMatchObject({ path: '/v1/audio/speech', outcome: 'pending' });
+      for (let next = await reader.read(); !next.done; next = await reader.read()) received.push(next.value);
+      expect(Buffer.concat(received)).toEqual(whole.bytes);
+      // ttft, then a piece every 50 ms.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(30 + (pieces - 1) * 50 - 5);
+      await sim.waitForRequest((r) => r.outcome === 'completed');
+    });
+
+    it('cuts the audio after afterTokens pieces for drop_mid_stream, having sent those pieces', async () => {
+      sim.configure({ faults: [{ kind: 'drop_mid_stream', path: 'audio', afterTokens: 2 }] });
+      const response = await fetch(`${sim.url}/v1/audio/speech`, { method: 'POST', body: JSON.stringify({ ...request, response_format: 'pcm' }), headers: { 'content-type': 'application/json' } });
+      expect(response.status).toBe(200);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      let received = 0;
+      const failure = await (async () => {
+        for (let next = await reader.read(); !next.done; next = await reader.read()) received += next.value.length;
+      })().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      // undici's own words for a body cut short.
+      expect(failure).toMatchObject({ message: 'terminated' });
+      expect(received).toBe(2 * SPEECH_SSE_CHUNK_BYTES);
+      await sim.waitForRequest((r) => r.outcome === 'dropped');
+    });
+
+    it('stops sending when the client goes away mid-answer, logged as aborted', async () => {
+      sim.configure({ ttftMs: 0, tokensPerSecond: 5 });
+      const controller = new AbortController();
+      const response = await fetch(`${sim.url}/v1/audio/speech`, { method: 'POST', body: JSON.stringify({ ...request, response_format: 'wav' }), headers: { 'content-type': 'application/json' }, signal: controller.signal });
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      await reader.read();
+      controller.abort();
+      await expect(sim.waitForRequest((r) => r.outcome === 'aborted')).resolves.toMatchObject({ path: '/v1/audio/speech' });
     });
 
     it('streams speech.audio.delta events and speech.audio.done with usage for stream_format sse', async () => {

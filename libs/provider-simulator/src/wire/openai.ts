@@ -10,7 +10,7 @@ import { SIMULATED_IMAGE_PREFIX } from '../http/control-routes';
 import type { HttpExchange } from '../http/http-exchange';
 import { parseJson } from '../http/http-io';
 import { describeForm, type FormFields, parseMultipartForm } from '../http/multipart-form';
-import { SPEECH_CONTENT_TYPES, speechSseFrames, transcriptionAnswer } from './openai-audio-formats';
+import { SPEECH_CONTENT_TYPES, speechAudioFrames, speechSseFrames, transcriptionAnswer } from './openai-audio-formats';
 import { type AudioTask, planSpeech, planTranscription } from './openai-audio-planner';
 import { planChatCompletion } from './openai-chat-planner';
 import { DEFAULT_IMAGE_MODEL, type ImagePlan, planImageEdit, planImageGeneration } from './openai-image-planner';
@@ -410,8 +410,11 @@ const audioUploads = (dialect: Dialect, task: AudioTask): WireHandler => async (
 
 /**
  * `POST /v1/audio/speech` (and an Azure deployment's `audio/speech`): audio of a length that
- * follows the input, in the asked format with OpenAI's Content-Type, or as `speech.audio.delta`
- * events with `stream_format: "sse"` (paced like tokens, `drop_mid_stream` counting the deltas).
+ * follows the input, in the asked format with OpenAI's Content-Type, streamed in 8 KiB pieces
+ * (chunked, as OpenAI sends it), or as `speech.audio.delta` events with `stream_format: "sse"`.
+ * Both are paced like tokens (`ttftMs` to the first piece, `tokensPerSecond` pieces a second);
+ * `drop_mid_stream` cuts the audio after `afterTokens` pieces, or halfway without it (the SSE
+ * stream: after `afterTokens` deltas, default 0).
  */
 const speech = (dialect: Dialect): WireHandler => async (exchange, runtime) => {
   const prepared = await prepare(exchange, runtime, 'audio', dialect);
@@ -429,9 +432,14 @@ const speech = (dialect: Dialect): WireHandler => async (exchange, runtime) => {
     await deliverFrames(speechSseFrames(audio, omitUsage ? undefined : plan.usage), { ttftMs, tokensPerSecond, dropAfterTokens }, exchange.cancel, exchange.startStream(SSE_HEADERS));
     return;
   }
-  const headers: OutgoingHttpHeaders = { 'content-type': SPEECH_CONTENT_TYPES[plan.format] };
-  if (prepared.midResponseFault !== undefined) return exchange.sendTruncated(200, headers, audio);
-  exchange.send(200, headers, audio);
+  if (!exchange.open) return;
+  const fault = prepared.midResponseFault;
+  // Without a count, a cut answer is half the audio's bytes, then the cut.
+  const sent = fault !== undefined && fault.afterTokens === undefined ? audio.subarray(0, Math.floor(audio.length / 2)) : audio;
+  const frames = speechAudioFrames(sent);
+  const dropAfterTokens = fault === undefined ? undefined : (fault.afterTokens ?? frames.length);
+  const { ttftMs, tokensPerSecond } = prepared.behaviour;
+  await deliverFrames(frames, { ttftMs, tokensPerSecond, dropAfterTokens }, exchange.cancel, exchange.startBinaryStream({ 'content-type': SPEECH_CONTENT_TYPES[plan.format] }));
 };
 
 const handleListModels: WireHandler = async (exchange, runtime) => {

@@ -58,17 +58,58 @@ describe('transcriptionResponse', () => {
 describe('speechResponse', () => {
   const speech: chatv1.SpeechRequest = { model: 'm', input: 'e\u0301 👩‍💻', voice: 'alloy', extraJson: '' };
 
-  it('counts code points: a combining accent and each part of a joined emoji count, a surrogate pair once', () => {
+  /** The audio as a body read in `chunks`. */
+  async function* body(...chunks: Buffer[]): AsyncGenerator<Buffer> {
+    for (const chunk of chunks) yield chunk;
+  }
+  const pieces = async (audio: AsyncIterable<Buffer>, contentType: string | undefined, fallbackType = 'audio/mpeg'): Promise<chatv1.SpeechResponse[]> => {
+    const out: chatv1.SpeechResponse[] = [];
+    for await (const piece of speechResponse(speech, audio, contentType, fallbackType, 'p')) out.push(piece);
+    return out;
+  };
+
+  it('counts code points: a combining accent and each part of a joined emoji count, a surrogate pair once', async () => {
     // e, U+0301, space, 👩 (a pair), ZWJ, 💻 (a pair): 6 code points, 8 UTF-16 units.
     expect(speech.input.length).toBe(8);
     expect(codePoints(speech.input)).toBe(6);
-    expect(speechResponse(speech, Buffer.from([1]), 'audio/mpeg', 'audio/mpeg', 'p').characters).toBe(6);
+    expect((await pieces(body(Buffer.from([1])), 'audio/mpeg')).at(-1)?.characters).toBe(6);
   });
 
-  it("keeps the provider's media type with its parameters, falls back to the format's, and refuses text or JSON as audio", () => {
-    expect(speechResponse(speech, Buffer.from([1]), 'audio/L16; rate=24000', 'audio/pcm', 'p').contentType).toBe('audio/L16; rate=24000');
-    expect(speechResponse(speech, Buffer.from([1]), undefined, 'audio/ogg', 'p').contentType).toBe('audio/ogg');
-    expect(() => speechResponse(speech, Buffer.from('{}'), 'application/json; charset=utf-8', 'audio/mpeg', 'p')).toThrow(/application\/json instead of audio/);
-    expect(() => speechResponse(speech, Buffer.from('<html>'), 'text/html', 'audio/mpeg', 'p')).toThrow(/text\/html instead of audio/);
+  it('answers a piece per chunk of the body: the media type on the first, the usage and characters on the last, empty chunks skipped', async () => {
+    const answer = await pieces(body(Buffer.from([1, 2]), Buffer.alloc(0), Buffer.from([3])), 'audio/wav');
+    const promptTokens = countTextTokens(speech.input);
+    expect(answer).toEqual([
+      { audio: Buffer.from([1, 2]), contentType: 'audio/wav', characters: 0 },
+      { audio: Buffer.from([3]), contentType: '', characters: 0 },
+      {
+        audio: Buffer.alloc(0),
+        contentType: '',
+        characters: 6,
+        usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: true },
+      },
+    ]);
+  });
+
+  it("keeps the provider's media type with its parameters, falls back to the format's, and refuses text or JSON as audio before reading any", async () => {
+    expect((await pieces(body(Buffer.from([1])), 'audio/L16; rate=24000', 'audio/pcm'))[0]?.contentType).toBe('audio/L16; rate=24000');
+    expect((await pieces(body(Buffer.from([1])), undefined, 'audio/ogg'))[0]?.contentType).toBe('audio/ogg');
+    let read = false;
+    async function* unread(): AsyncGenerator<Buffer> {
+      read = true;
+      yield Buffer.from('{}');
+    }
+    await expect(pieces(unread(), 'application/json; charset=utf-8')).rejects.toThrow(/application\/json instead of audio/);
+    await expect(pieces(unread(), 'text/html')).rejects.toThrow(/text\/html instead of audio/);
+    expect(read).toBe(false);
+  });
+
+  it('refuses an answer without audio once it has ended, having answered no piece', async () => {
+    const answered: chatv1.SpeechResponse[] = [];
+    const failure = await (async () => {
+      for await (const piece of speechResponse(speech, body(Buffer.alloc(0)), 'audio/mpeg', 'audio/mpeg', 'p')) answered.push(piece);
+    })().catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(GatewayError);
+    expect(failure).toMatchObject({ kind: 'upstream_error', message: 'The provider "p" returned a malformed speech answer (no audio).' });
+    expect(answered).toEqual([]);
   });
 });

@@ -108,23 +108,40 @@ export function cueText(subtitles: string): string {
 }
 
 /**
- * The canonical answer to a speech request: the provider's audio, its media type (the provider's,
- * else the format's), the characters spoken (the input's Unicode code points, as OpenAI counts
+ * The canonical answer to a speech request, in pieces as the provider's audio arrives: the first
+ * carries the audio's media type (the provider's, else the format's), every piece the bytes that
+ * came, and a last one the characters spoken (the input's Unicode code points, as OpenAI counts
  * them for billing) and the input's tokens by the gateway's count, marked estimated (speech models
- * report no usage). An answer without audio, or a JSON or text answer in its place, is malformed.
+ * report no usage). A JSON or text answer in place of audio is malformed before any piece; an
+ * answer without audio is malformed once it has ended.
  */
-export function speechResponse(request: chatv1.SpeechRequest, audio: Buffer, contentType: string | undefined, fallbackType: string, provider: string): chatv1.SpeechResponse {
+export async function* speechResponse(
+  request: chatv1.SpeechRequest,
+  audio: AsyncIterable<Buffer>,
+  contentType: string | undefined,
+  fallbackType: string,
+  provider: string,
+): AsyncGenerator<chatv1.SpeechResponse> {
   const mediaType = contentType?.split(';')[0]?.trim().toLowerCase() ?? '';
-  if (audio.length === 0 || mediaType === APPLICATION_JSON || mediaType.startsWith('text/')) {
-    throw new GatewayError('upstream_error', `The provider "${provider}" returned a malformed speech answer (${audio.length === 0 ? 'no audio' : `${mediaType} instead of audio`}).`, { provider });
+  if (mediaType === APPLICATION_JSON || mediaType.startsWith('text/')) throw malformedSpeech(provider, `${mediaType} instead of audio`);
+  let first = true;
+  for await (const piece of audio) {
+    if (piece.length === 0) continue;
+    yield { audio: piece, contentType: first ? (contentType ?? fallbackType) : '', characters: 0 };
+    first = false;
   }
+  if (first) throw malformedSpeech(provider, 'no audio');
   const promptTokens = countTextTokens(request.input);
-  return {
-    audio,
-    contentType: contentType ?? fallbackType,
+  yield {
+    audio: Buffer.alloc(0),
+    contentType: '',
     usage: { promptTokens, completionTokens: 0, totalTokens: promptTokens, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: true },
     characters: codePoints(request.input),
   };
+}
+
+function malformedSpeech(provider: string, what: string): GatewayError {
+  return new GatewayError('upstream_error', `The provider "${provider}" returned a malformed speech answer (${what}).`, { provider });
 }
 
 /** A text's length in Unicode code points (an emoji of one code point counts 1; a UTF-16 length would count 2). */

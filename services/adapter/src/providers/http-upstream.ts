@@ -188,29 +188,48 @@ export async function readJsonBody(response: Dispatcher.ResponseData, signal: Ab
  * map as `readJsonBody`'s do.
  */
 export async function readBodyBounded(response: Dispatcher.ResponseData, maxBytes: number, signal: AbortSignal, provider: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const piece of readBodyPieces(response, maxBytes, signal, provider)) {
+    size += piece.length;
+    chunks.push(piece);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/**
+ * An answer's bytes as they arrive, at most `maxBytes` of them over the whole body: a longer
+ * answer (by its Content-Length, or as it arrives) is refused as the provider's failure and the
+ * rest is not read. Each piece is what arrived since the last was taken (a slow reader gets the
+ * chunks that came meanwhile as one). A connection lost mid-body is the provider's failure; a
+ * stall longer than the body timeout is a timeout. Left early (the caller stopped or failed), the
+ * body is torn down, which ends the provider's request.
+ */
+export async function* readBodyPieces(response: Dispatcher.ResponseData, maxBytes: number, signal: AbortSignal, provider: string): AsyncGenerator<Buffer> {
   const tooLarge = (): GatewayError => new GatewayError('upstream_error', `The provider "${provider}" answered more than ${maxBytes} bytes, the most the gateway reads.`, { provider });
   const declared = Number(headerText(response.headers['content-length']));
   if (Number.isFinite(declared) && declared > maxBytes) {
     response.body.on('error', () => undefined).destroy();
     throw tooLarge();
   }
-  const chunks: Buffer[] = [];
   let size = 0;
+  let ended = false;
   try {
     for await (const chunk of response.body) {
       const piece = chunk as Buffer;
       size += piece.length;
       if (size > maxBytes) throw tooLarge();
-      chunks.push(piece);
+      yield piece;
     }
+    ended = true;
   } catch (error) {
-    response.body.on('error', () => undefined).destroy();
     if (error instanceof GatewayError) throw error;
     const failure = transportError(error, signal, provider);
     if (failure.kind === 'unavailable') throw new GatewayError('upstream_error', `The provider "${provider}" closed the connection before the answer was complete.`, { provider, cause: error });
     throw failure;
+  } finally {
+    if (!ended) response.body.on('error', () => undefined).destroy();
   }
-  return Buffer.concat(chunks, size);
 }
 
 /** A header's first value, undefined when absent or empty. */

@@ -26,8 +26,12 @@ export interface ProviderAdapter {
   generateImages?(call: ProviderCall<chatv1.ImageGenerationRequest>): Promise<chatv1.ImageGenerationResponse>;
   /** OpenAI's Audio API transcriptions and translations (`request.translate`); only OpenAI-compatible servers and Azure OpenAI offer them. */
   transcribe?(call: ProviderCall<chatv1.AudioTranscriptionRequest>): Promise<chatv1.AudioTranscriptionResponse>;
-  /** OpenAI's Audio API speech (text to speech); only OpenAI-compatible servers and Azure OpenAI offer it. */
-  speak?(call: ProviderCall<chatv1.SpeechRequest>): Promise<chatv1.SpeechResponse>;
+  /**
+   * OpenAI's Audio API speech (text to speech), in pieces as the provider's audio arrives (the
+   * first with its media type, the last with the usage and characters); only OpenAI-compatible
+   * servers and Azure OpenAI offer it.
+   */
+  speak?(call: ProviderCall<chatv1.SpeechRequest>): AsyncGenerator<chatv1.SpeechResponse>;
   close(): Promise<void>;
 }
 

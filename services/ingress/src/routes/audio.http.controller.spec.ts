@@ -1,7 +1,7 @@
 import Decimal from 'decimal.js';
 import { routerv1, usagev1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { callUnaryInProcess } from '@openrouter/grpc';
+import { callStreamInProcess, callUnaryInProcess } from '@openrouter/grpc';
 import { createLogger } from '@openrouter/observability';
 import { wavClip } from '@openrouter/provider-simulator';
 import type { UsagePublisher } from '@openrouter/usage';
@@ -40,12 +40,29 @@ class Published implements UsagePublisher {
   async close(): Promise<void> {}
 }
 
+/** A speech piece: its audio, with the media type, usage and count a piece may carry. */
+const piece = (audio: string | Buffer, more: Partial<chatv1.SpeechResponse> = {}): chatv1.SpeechResponse => ({ audio: Buffer.from(audio), contentType: '', usage: undefined, characters: 0, ...more });
+
+/** A speech stream as the router sends it: the decision with the first piece, then the rest. */
+async function* spoken(first: chatv1.SpeechResponse, ...rest: chatv1.SpeechResponse[]): AsyncGenerator<routerv1.SpeakResponse> {
+  yield { decision, response: first };
+  for (const response of rest) yield { response };
+}
+
+/** A promise and the function that settles it, for a test to hold the router back until it says. */
+function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
+  let open!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
 /** The router in this process, answering as the test tells it and keeping what it was asked. */
 class FakeRouter {
   readonly transcribed: routerv1.TranscribeRequest[] = [];
   readonly spoken: routerv1.SpeakRequest[] = [];
   transcription: () => routerv1.TranscribeResponse = () => ({ decision, response: { body: '{"text":"hello"}', contentType: 'application/json', usage: usage(0, 2, true), audioMs: 0 } });
-  speech: () => routerv1.SpeakResponse = () => ({ decision, response: { audio: Buffer.from('ID3-audio'), contentType: 'audio/mpeg', usage: usage(3, 0, true), characters: 0 } });
+  /** The speech stream, given the call's own signal (aborted when the call is cancelled). */
+  speech: (signal: AbortSignal) => AsyncIterable<routerv1.SpeakResponse> = () => spoken(piece('ID3-audio', { contentType: 'audio/mpeg' }), piece('', { usage: usage(3, 0, true), characters: 9 }));
 
   calls(): RouterCalls {
     return {
@@ -55,11 +72,11 @@ class FakeRouter {
           return this.transcription();
         }, signal),
       speak: (request, signal) =>
-        callUnaryInProcess(async () => {
+        callStreamInProcess((callee) => {
           this.spoken.push(request);
-          return this.speech();
+          return this.speech(callee);
         }, signal),
-    } as RouterCalls;
+    } as Partial<RouterCalls> as RouterCalls;
   }
 }
 
@@ -165,25 +182,104 @@ describe('the Audio API at ingress', () => {
     expect(await published.of(response)).toMatchObject({ operation: usagev1.Operation.OPERATION_TRANSLATION, audioMs: 1_500 });
   });
 
-  it('answers speech with the audio bytes and their media type, billed per character', async () => {
+  it('answers speech with the audio bytes and their media type, billed per character at the end of the stream', async () => {
     const audio = Buffer.from([0x49, 0x44, 0x33, 0x04, 0, 0, 0, 0, 0xff, 0xfb]);
-    router.speech = () => ({ decision, response: { audio, contentType: 'audio/mpeg', usage: usage(3, 0, true), characters: 12 } });
+    router.speech = () => spoken(piece(audio.subarray(0, 4), { contentType: 'audio/mpeg' }), piece(audio.subarray(4, 8)), piece(audio.subarray(8), { usage: usage(3, 0, true), characters: 12 }));
     const response = await post('/v1/audio/speech', JSON.stringify({ model: 'm', input: 'Hello there.', voice: { id: 'voice_1' }, speed: 1.5 }));
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('audio/mpeg');
+    expect(response.headers.get('x-openrouter-model')).toBe('m');
     expect(Buffer.from(await response.arrayBuffer())).toEqual(audio);
     expect(router.spoken[0]?.request).toEqual({ model: 'm', input: 'Hello there.', voice: '{"id":"voice_1"}', responseFormat: undefined, user: undefined, extraJson: '{"speed":1.5}' });
+    // Unknown when the headers leave, as on a chat stream: the cost is in the usage record.
+    expect(response.headers.get('x-openrouter-cost')).toBeNull();
     // 3 prompt tokens at 1 per 1M, 12 characters at 15 per 1M.
     const cost = new Decimal(3).plus(new Decimal(12).times(15)).dividedBy(1_000_000).toFixed();
-    expect(response.headers.get('x-openrouter-cost')).toBe(cost);
-    expect(await published.of(response)).toMatchObject({ operation: usagev1.Operation.OPERATION_SPEECH, characters: 12, cost: { amount: cost } });
+    expect(await published.of(response)).toMatchObject({ operation: usagev1.Operation.OPERATION_SPEECH, status: usagev1.Status.STATUS_OK, characters: 12, tokens: { prompt: 3, estimated: true }, cost: { amount: cost } });
   });
 
   it("counts the input's characters when the answer has no count, and names the requested format's media type when the answer names none", async () => {
-    router.speech = () => ({ decision, response: { audio: Buffer.from('RIFF'), contentType: '', usage: usage(3, 0, true), characters: 0 } });
+    router.speech = () => spoken(piece('RIFF'), piece('', { usage: usage(3, 0, true) }));
     const response = await post('/v1/audio/speech', JSON.stringify({ model: 'm', input: 'héllo 🙂', voice: 'alloy', response_format: 'wav' }));
     expect(response.headers.get('content-type')).toBe('audio/wav');
+    expect(await response.text()).toBe('RIFF');
     expect(await published.of(response)).toMatchObject({ characters: 7 });
+  });
+
+  it('sends each piece of audio as it arrives, before the provider has sent the rest', async () => {
+    const rest = gate();
+    router.speech = async function* () {
+      yield { decision, response: piece('first-', { contentType: 'audio/mpeg' }) };
+      // Held back until the client has read the first piece.
+      await rest.promise;
+      yield { response: piece('second') };
+      yield { response: piece('', { usage: usage(2, 0, true), characters: 5 }) };
+    };
+    const response = await post('/v1/audio/speech', JSON.stringify({ model: 'm', input: 'hello', voice: 'alloy' }));
+    expect(response.status).toBe(200);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const first = await reader.read();
+    expect(Buffer.from(first.value ?? []).toString()).toBe('first-');
+    rest.open();
+    let after = '';
+    for (let next = await reader.read(); !next.done; next = await reader.read()) after += Buffer.from(next.value).toString();
+    expect(after).toBe('second');
+    expect(await published.of(response)).toMatchObject({ status: usagev1.Status.STATUS_OK, characters: 5 });
+  });
+
+  it("fails the client's download when the stream fails after its first piece, and records the error with the characters", async () => {
+    const cut = gate();
+    router.speech = async function* () {
+      yield { decision, response: piece('first-', { contentType: 'audio/mpeg' }) };
+      await cut.promise;
+      throw new GatewayError('upstream_error', 'The provider cut the audio.');
+    };
+    const response = await post('/v1/audio/speech', JSON.stringify({ model: 'm', input: 'hello', voice: 'alloy' }));
+    expect(response.status).toBe(200);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    expect(Buffer.from((await reader.read()).value ?? []).toString()).toBe('first-');
+    cut.open();
+    // Never a shorter file that reads as complete.
+    await expect(reader.read()).rejects.toThrow();
+    const event = await published.of(response);
+    expect(event).toMatchObject({ status: usagev1.Status.STATUS_ERROR, errorKind: 'upstream_error', cancelled: false, characters: 5, tokens: { estimated: true } });
+    // 5 characters at 15 per 1M, and the input's estimated tokens at 1 per 1M.
+    expect(new Decimal(event.cost?.amount ?? '0').greaterThanOrEqualTo(new Decimal(75).dividedBy(1_000_000))).toBe(true);
+  });
+
+  it('answers a failure before the first piece as an ordinary error', async () => {
+    router.speech = async function* () {
+      yield* [];
+      throw new GatewayError('unavailable', 'No deployment is available.');
+    };
+    const failed = await errorOf(await post('/v1/audio/speech', JSON.stringify({ model: 'm', input: 'hello', voice: 'alloy' })));
+    expect(failed).toMatchObject({ status: 503, error: { message: 'No deployment is available.' } });
+    expect(await published.of(failed)).toMatchObject({ status: usagev1.Status.STATUS_ERROR, errorKind: 'unavailable', characters: 0, cost: { amount: '0' } });
+  });
+
+  it('cancels the call down to the provider when the client leaves mid-stream, and records it cancelled with the characters', async () => {
+    const aborted = gate();
+    router.speech = async function* (signal) {
+      signal.addEventListener('abort', () => aborted.open(), { once: true });
+      yield { decision, response: piece('first-', { contentType: 'audio/mpeg' }) };
+      // The provider goes on making audio until the call is cancelled.
+      while (!signal.aborted) {
+        yield { response: piece('more') };
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    const client = new AbortController();
+    const response = await fetch(`${base}/v1/audio/speech`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', input: 'hello 🙂', voice: 'alloy' }),
+      signal: client.signal,
+    });
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    expect(Buffer.from((await reader.read()).value ?? []).toString()).toMatch(/^first-/);
+    client.abort();
+    await aborted.promise;
+    expect(await published.of(response)).toMatchObject({ status: usagev1.Status.STATUS_CANCELLED, cancelled: true, characters: 7, tokens: { estimated: true } });
   });
 
   it.each([
@@ -253,7 +349,9 @@ describe('the Audio API at ingress', () => {
     const unavailable = await errorOf(await post('/v1/audio/transcriptions', form({ model: 'm' })));
     expect(unavailable).toMatchObject({ status: 503 });
     expect(await published.of(unavailable)).toMatchObject({ status: usagev1.Status.STATUS_ERROR, errorKind: 'unavailable', audioMs: 0 });
-    router.speech = () => ({ decision: undefined, response: undefined });
+    router.speech = async function* () {
+      yield { decision: undefined, response: undefined };
+    };
     const unrouted = await errorOf(await post('/v1/audio/speech', JSON.stringify({ model: 'm', input: 'x', voice: 'alloy' })));
     expect(unrouted).toMatchObject({ status: 502, error: { message: 'The router returned no speech.' } });
     expect(await published.of(unrouted)).toMatchObject({ status: usagev1.Status.STATUS_ERROR, characters: 0 });

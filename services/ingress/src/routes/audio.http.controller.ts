@@ -1,13 +1,15 @@
-import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { routerv1 } from '@openrouter/contracts';
+import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { codePoints, isJsonTranscription, parseSpeechRequest, parseTranscriptionRequest, speechContentType } from '@openrouter/openai-wire';
 import { ApiKeyGuard, KeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { RouterPort } from '../router.port';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
 import { routeHeaders } from './chat.service';
-import { stopIfClientLeft } from './client-connection';
+import { clientGone, cutWhenStalled, stopIfClientLeft, toldOnFailure } from './client-connection';
+import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
+import { drained } from './sse.writer';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
@@ -17,10 +19,10 @@ const TEXT_TYPE = 'text/plain; charset=utf-8';
  * `/v1/audio/translations`) take a multipart form with the audio in `file` (read at ingress up to
  * `ingress.limits.audioBytes`) and are routed to a model with the `transcription` capability;
  * speech (`POST /v1/audio/speech`) takes JSON and is routed to a model with the `speech`
- * capability, answered with the audio itself. Each is admitted like any request (key, network
- * lists, rate limits, budget reservation) and metered: a transcription at its tokens (the
- * provider's, for token-billed models) and its audio's length (`perAudioMinute`), speech at its
- * characters (`perMillionCharacters`).
+ * capability, answered with the audio itself, streamed as the provider makes it. Each is admitted
+ * like any request (key, network lists, rate limits, budget reservation) and metered: a
+ * transcription at its tokens (the provider's, for token-billed models) and its audio's length
+ * (`perAudioMinute`), speech at its characters (`perMillionCharacters`).
  */
 @Controller('v1/audio')
 @UseGuards(KeyGuard, ApiKeyGuard)
@@ -28,6 +30,7 @@ export class AudioHttpController {
   constructor(
     private readonly router: RouterPort,
     private readonly usage: UsageRecorder,
+    @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
   ) {}
 
   @Post('transcriptions')
@@ -49,24 +52,36 @@ export class AudioHttpController {
     const request = parseSpeechRequest(req.body);
     // Gone while the request was admitted: nothing has been spent yet.
     stopIfClientLeft(reply);
-    // A provider bills the speech it has begun making, whether or not the client waits for it:
-    // a client that leaves does not stop the call, and its record carries what it cost.
-    const { decision, response } = await usage.guard(this.router.speak({ context: requestContextOf(req), request }));
-    if (!decision || !response) throw new GatewayError('upstream_error', 'The router returned no speech.');
-    usage.routed(decision);
-    // What was spoken is the request's input: counted here too, so an answer without its count is still billed.
-    usage.speech(response.usage, response.characters || codePoints(request.input));
-    stopIfClientLeft(reply);
-    await reply
-      .headers({ ...headersOf(req, decision, usage), 'content-type': response.contentType || speechContentType(request.responseFormat) })
-      .send(response.audio);
+    // The audio streams as the provider makes it: a client that leaves stops the call down to the
+    // provider, as a chat stream's does.
+    const signal = clientGone(reply);
+    const pieces = this.router.speak({ context: requestContextOf(req), request }, signal);
+    try {
+      // Until the first piece, a failure is answered as any error is.
+      const { decision, first } = await usage.guard(firstPiece(pieces));
+      usage.routed(decision);
+      // What is spoken is the request's input: counted from the first audio, so a stream cut or
+      // left before its end (or an answer without its count) is still billed for it.
+      const characters = codePoints(request.input);
+      usage.speech(undefined, characters);
+      stopIfClientLeft(reply);
+      await streamSpeech(reply, signal, usage, this.bounds.streamStallMs, {
+        headers: { ...routeHeaders(decision), 'x-request-id': String(req.id), 'content-type': first.contentType || speechContentType(request.responseFormat) },
+        first,
+        rest: pieces,
+        characters,
+      });
+    } finally {
+      // Stopped before the stream was read to its end: the call is let go of.
+      pieces.return(undefined).catch(() => undefined);
+    }
   }
 
   private async serveTranscription(req: FastifyRequest, reply: FastifyReply, translate: boolean): Promise<void> {
     const usage = this.usage.track(req, reply, translate ? 'translation' : 'transcription');
     const request = parseTranscriptionRequest(req.body, { translate });
     stopIfClientLeft(reply);
-    // As speech: the provider bills audio it has begun on, so the call runs on without its client.
+    // The provider bills audio it has begun on, so the call runs on without its client.
     const { decision, response } = await usage.guard(this.router.transcribe({ context: requestContextOf(req), request }));
     if (!decision || !response) throw new GatewayError('upstream_error', `The router returned no ${translate ? 'translation' : 'transcription'}.`);
     usage.routed(decision);
@@ -76,6 +91,56 @@ export class AudioHttpController {
     const json = isJsonTranscription(request.responseFormat);
     await reply.headers({ ...headersOf(req, decision, usage), 'content-type': json ? JSON_TYPE : TEXT_TYPE }).send(json ? withCost(response.body, usage) : response.body);
   }
+}
+
+/** The first piece of a speech stream, with the route that serves it (the router sends them together). */
+async function firstPiece(pieces: AsyncGenerator<routerv1.SpeakResponse>): Promise<{ decision: routerv1.RouteDecision; first: chatv1.SpeechResponse }> {
+  const head = await pieces.next();
+  if (head.done || !head.value.decision || !head.value.response) throw new GatewayError('upstream_error', 'The router returned no speech.');
+  return { decision: head.value.decision, first: head.value.response };
+}
+
+/** An opened speech stream: its response headers, its first piece, the pieces after it, and the input's characters. */
+interface OpenedSpeech {
+  headers: Record<string, string>;
+  first: chatv1.SpeechResponse;
+  rest: AsyncGenerator<routerv1.SpeakResponse>;
+  characters: number;
+}
+
+/**
+ * Sends speech's audio as it arrives: each piece's bytes written once the client has taken the
+ * ones before (a client that stops reading is cut after `stallMs` without progress, as a chat
+ * stream's is), and metered at its end with the last piece's usage and count. The cost is known
+ * only then: there is no `x-openrouter-cost` header, as on a chat stream. A failure after the
+ * headers cannot be told in audio: the connection is cut so the client's download fails, rather
+ * than ending as a complete file would.
+ */
+async function streamSpeech(reply: FastifyReply, signal: AbortSignal, usage: UsageTrack, stallMs: number, speech: OpenedSpeech): Promise<void> {
+  reply.hijack();
+  const response = reply.raw;
+  // `x-accel-buffering`: a proxy in front (nginx) passes each piece on instead of holding the answer.
+  response.writeHead(200, { ...speech.headers, 'x-accel-buffering': 'no' });
+  cutWhenStalled(response, stallMs);
+  let reported: chatv1.Usage | undefined;
+  let characters = 0;
+  const send = async (piece: chatv1.SpeechResponse): Promise<void> => {
+    // The last piece carries the usage and the count.
+    reported = piece.usage ?? reported;
+    characters = piece.characters || characters;
+    if (piece.audio.length > 0 && !response.destroyed && !response.write(piece.audio)) await drained(response);
+  };
+  try {
+    await send(speech.first);
+    for await (const message of speech.rest) if (message.response) await send(message.response);
+  } catch (error) {
+    if (toldOnFailure(error, signal)) usage.cutByFailure(error);
+    else usage.failed(error);
+    response.destroy();
+    return;
+  }
+  usage.speech(reported, characters || speech.characters);
+  if (!response.destroyed) response.end();
 }
 
 /** The route's headers, the request id and the exact cost, as on every answer. */

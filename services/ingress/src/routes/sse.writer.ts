@@ -49,16 +49,20 @@ export class SseWriter {
     this.response.end(`data: ${JSON.stringify(body)}\n\n`);
   }
 
-  /** Until the client has read what was written, or has gone; leaves no listener behind. */
   private drained(): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.response.off('drain', done);
-        this.response.off('close', done);
-        resolve();
-      };
-      this.response.on('drain', done);
-      this.response.on('close', done);
-    });
+    return drained(this.response);
   }
+}
+
+/** Until the client has read what was written to `response`, or has gone; leaves no listener behind. */
+export function drained(response: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.on('drain', done);
+    response.on('close', done);
+  });
 }

@@ -66,4 +66,41 @@ describe('a streamed answer whose client stops reading without closing', () => {
     expect(event.cancelled).toBe(true);
     await providerStopped;
   });
+
+  it('does the same for streamed speech: the audio held back, then cut, cancelled and metered with its characters', async () => {
+    let produced = 0;
+    let providerDone!: () => void;
+    const providerFinished = new Promise<void>((resolve) => (providerDone = resolve));
+    let providerAborted!: () => void;
+    const providerStopped = new Promise<void>((resolve) => (providerAborted = resolve));
+    const piece = (): chatv1.SpeechResponse => ({ audio: Buffer.alloc(CHUNK_CHARS), contentType: 'audio/pcm', usage: undefined, characters: 0 });
+    const speak: RouterCalls['speak'] = (_request, signal) =>
+      callStreamInProcess(async function* (callee) {
+        callee.addEventListener('abort', () => providerAborted(), { once: true });
+        yield { decision, response: piece() };
+        for (let i = 1; i < CHUNKS && !callee.aborted; i++) {
+          produced += CHUNK_CHARS;
+          yield { response: piece() };
+        }
+        providerDone();
+        await providerStopped;
+      }, signal);
+    let metered!: (event: usagev1.UsageEvent) => void;
+    const usage = new Promise<usagev1.UsageEvent>((resolve) => (metered = resolve));
+    const publisher: UsagePublisher = { publish: async (event) => metered(event), status: () => ({ mode: 'direct', pending: 0, outboxBytes: 0 }), close: async () => undefined };
+    const config = ingressTestConfig({ ingress: { http: { host: '127.0.0.1', port: 0 }, router: '127.0.0.1:1', devKey: KEY }, access: { requests: { streamStallMs: 1_000 } } });
+    ingress = await startIngress(config, createLogger('ingress', 'silent'), { router: { speak } as RouterCalls, usagePublisher: publisher });
+
+    const body = JSON.stringify({ model: 'm', input: 'Hi there', voice: 'alloy', response_format: 'pcm' });
+    const socket = connect(ingress.httpPort, '127.0.0.1');
+    client = socket;
+    socket.write(`POST /v1/audio/speech HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer ${KEY}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.pause();
+
+    const first = await Promise.race([usage.then(() => 'metered'), providerFinished.then(() => 'provider finished')]);
+    expect(produced).toBeLessThan(16 * 1024 * 1024);
+    expect(first).toBe('metered');
+    expect(await usage).toMatchObject({ cancelled: true, characters: 8 });
+    await providerStopped;
+  });
 });

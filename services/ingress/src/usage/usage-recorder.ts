@@ -207,6 +207,8 @@ export class UsageTrack {
   private abandonedInCall = false;
   /** Written at shutdown while a call was still in flight. */
   private shutdownCut = false;
+  /** The response was cut short because the answer failed (`cutByFailure`). */
+  private failureCut = false;
   /** The service tier the request asked for (`requestedTier`), and the one the provider says served it. */
   private readonly requestedTier: string | undefined;
   private servedTier: string | undefined;
@@ -366,10 +368,25 @@ export class UsageTrack {
     this.event.audioMs = audioMs;
   }
 
-  /** Speech's usage: its tokens (the provider's, else the input's estimate) and the characters spoken, billed per million. */
+  /**
+   * Speech's usage: its tokens (the provider's, else the input's estimate) and the characters
+   * spoken, billed per million. Told at its first audio (the characters: the provider bills the
+   * input it accepted, whatever becomes of the stream), and at its end with the provider's usage.
+   */
   speech(usage: chatv1.Usage | undefined, characters: number): void {
+    this.markFirstToken();
     if (usage) this.addUsage(usage);
     this.event.characters = characters;
+  }
+
+  /**
+   * A streamed answer that cannot carry an error (speech's audio) failed after it began: its
+   * response is cut short for the client to see the failure. Recorded as that error, not as a
+   * client that left.
+   */
+  cutByFailure(error: unknown): void {
+    this.failed(error);
+    this.failureCut = true;
   }
 
   /**
@@ -501,7 +518,7 @@ export class UsageTrack {
     const status = outcome.status;
     // A client that left during a call may still have been written its 499 by the time the call
     // unwound (or its answer arrived: an embedding's call runs on without the client).
-    const cancelled = outcome.cancelled || this.shutdownCut || this.errorKind === 'cancelled' || status === CLIENT_CLOSED_REQUEST;
+    const cancelled = (outcome.cancelled && !this.failureCut) || this.shutdownCut || this.errorKind === 'cancelled' || status === CLIENT_CLOSED_REQUEST;
     event.completedAtMs = Math.max(Date.now(), event.receivedAtMs);
     event.latencyMs = event.completedAtMs - event.receivedAtMs;
     event.ttftMs = event.firstTokenAtMs > 0 ? Math.max(0, event.firstTokenAtMs - event.receivedAtMs) : 0;

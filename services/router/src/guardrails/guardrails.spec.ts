@@ -5,6 +5,7 @@ import { RouterService, type AdapterPort } from '../router.service';
 import { POLICY_MODELS, policyConfig } from '../routing/policy-config.testing';
 import { contextFor, engineFor } from '../routing/test-engine.testing';
 import { CONTENT_POLICY_VIOLATION, Guardrails, GUARDRAILS_UNAVAILABLE } from './guardrails';
+import { readSpeech, speechStream } from '../speech.testing';
 
 const GUARDRAILS: GuardrailsInput = {
   rules: [
@@ -59,9 +60,9 @@ class RecordingAdapters implements AdapterPort {
   }
 
   readonly speeches: chatv1.SpeechRequest[] = [];
-  async speak(request: adapterv1.SpeakRequest): Promise<adapterv1.SpeakResponse> {
+  speak(request: adapterv1.SpeakRequest): AsyncIterator<adapterv1.SpeakResponse> {
     if (request.request) this.speeches.push(request.request);
-    return { response: { audio: Buffer.from('ID3'), contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 1, totalTokens: 1, estimated: true }), characters: request.request?.input.length ?? 0 } };
+    return speechStream({ audio: Buffer.from('ID3'), contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 1, totalTokens: 1, estimated: true }), characters: request.request?.input.length ?? 0 });
   }
 }
 
@@ -184,13 +185,13 @@ describe('input guardrails in the router service', () => {
     const adapters = new RecordingAdapters();
     const matches: Array<[string, string, number]> = [];
     const service = serviceWith(adapters, matches);
-    const spoken = await service.speak({ context: withRules('emails', 'cards'), request: speechRequest('Write to jane@example.com, card 4111 1111 1111 1111.') }, new AbortController().signal);
+    const spoken = await readSpeech(service.speak({ context: withRules('emails', 'cards'), request: speechRequest('Write to jane@example.com, card 4111 1111 1111 1111.') }, new AbortController().signal));
     expect(spoken.response?.characters).toBe('Write to [REDACTED:emails], card <card>.'.length);
     expect(adapters.speeches[0]).toEqual({ ...speechRequest(''), input: 'Write to [REDACTED:emails], card <card>.' });
-    const refused = service.speak({ context: contextFor(), request: speechRequest(`My key is ${KEY}`) }, new AbortController().signal);
+    const refused = readSpeech(service.speak({ context: contextFor(), request: speechRequest(`My key is ${KEY}`) }, new AbortController().signal));
     await expect(refused).rejects.toMatchObject({ kind: 'content_filtered', code: CONTENT_POLICY_VIOLATION, param: 'input', message: expect.stringContaining('"secrets"') });
     await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining(KEY) });
-    await expect(service.speak({ context: withRules('codename'), request: speechRequest('Falcon is go') }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'input' });
+    await expect(readSpeech(service.speak({ context: withRules('codename'), request: speechRequest('Falcon is go') }, new AbortController().signal))).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'input' });
     expect(adapters.speeches).toHaveLength(1);
     expect(matches).toEqual([['emails', 'redact', 1], ['cards', 'redact', 1], ['secrets', 'block', 1], ['codename', 'block', 1]]);
   });
@@ -224,7 +225,7 @@ describe('input guardrails in the router service', () => {
     await expect(refused).rejects.toMatchObject({ kind: 'unavailable', retryable: true, code: GUARDRAILS_UNAVAILABLE, message: expect.stringMatching(/guardrail configuration is being updated.*"newer-rule"/) });
     await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining('jane@example.com') });
     await expect(service.embed({ context: withRules('newer-rule'), request: embedRequest(['hi']) }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
-    await expect(service.speak({ context: withRules('newer-rule'), request: speechRequest('hi') }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
+    await expect(readSpeech(service.speak({ context: withRules('newer-rule'), request: speechRequest('hi') }, new AbortController().signal))).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
     // A transcription with no prompt too: the rule may screen what the request carries next time.
     await expect(service.transcribe({ context: withRules('newer-rule'), request: transcriptionRequest() }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
     expect(adapters.chats).toEqual([]);

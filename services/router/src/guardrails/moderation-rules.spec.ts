@@ -5,6 +5,7 @@ import { RouterService, type AdapterPort } from '../router.service';
 import { POLICY_MODELS, policyConfig } from '../routing/policy-config.testing';
 import { contextFor, engineFor } from '../routing/test-engine.testing';
 import { categoryHit, CONTENT_POLICY_VIOLATION, Guardrails, GUARDRAILS_UNAVAILABLE } from './guardrails';
+import { readSpeech, speechStream } from '../speech.testing';
 
 const MODELS = [
   ...POLICY_MODELS,
@@ -87,9 +88,9 @@ class FakeAdapters implements AdapterPort {
   }
 
   readonly speeches: chatv1.SpeechRequest[] = [];
-  async speak(request: adapterv1.SpeakRequest): Promise<adapterv1.SpeakResponse> {
+  speak(request: adapterv1.SpeakRequest): AsyncIterator<adapterv1.SpeakResponse> {
     if (request.request) this.speeches.push(request.request);
-    return { response: { audio: Buffer.from('ID3'), contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 1, totalTokens: 1, estimated: true }), characters: request.request?.input.length ?? 0 } };
+    return speechStream({ audio: Buffer.from('ID3'), contentType: 'audio/mpeg', usage: chatv1.Usage.fromPartial({ promptTokens: 1, totalTokens: 1, estimated: true }), characters: request.request?.input.length ?? 0 });
   }
 }
 
@@ -221,11 +222,11 @@ describe('moderation rules in the router service', () => {
     const { adapters, service } = setup();
     const speech = (input: string): chatv1.SpeechRequest => ({ model: 'tts', input, voice: 'alloy', extraJson: '' });
     const transcription = (prompt?: string): chatv1.AudioTranscriptionRequest => ({ model: 'stt', file: Buffer.from('RIFF'), filename: 'a.wav', contentType: 'audio/wav', translate: false, ...(prompt !== undefined && { prompt }), extraFields: [], durationMs: 0 });
-    await expect(service.speak({ context: withRules(['unsafe']), request: speech('I will kill you') }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'input', message: expect.stringContaining('"violence"') });
+    await expect(readSpeech(service.speak({ context: withRules(['unsafe']), request: speech('I will kill you') }, new AbortController().signal))).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'input', message: expect.stringContaining('"violence"') });
     await expect(service.transcribe({ context: withRules(['unsafe']), request: transcription('kill list') }, new AbortController().signal)).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION, param: 'prompt' });
     expect(adapters.speeches).toEqual([]);
     expect(adapters.transcriptions).toEqual([]);
-    await service.speak({ context: withRules(['emails', 'unsafe']), request: speech('Mail jane@example.com') }, new AbortController().signal);
+    await readSpeech(service.speak({ context: withRules(['emails', 'unsafe']), request: speech('Mail jane@example.com') }, new AbortController().signal));
     expect(adapters.moderations.at(-1)?.texts).toEqual(['Mail [REDACTED:emails]']);
     await service.transcribe({ context: withRules(['unsafe']), request: transcription('A calm meeting') }, new AbortController().signal);
     expect(adapters.moderations.at(-1)?.texts).toEqual(['A calm meeting']);
@@ -242,14 +243,14 @@ describe('moderation rules in the router service', () => {
     open.adapters.failing = new GatewayError('timeout', 'the moderation call timed out');
     const speech: chatv1.SpeechRequest = { model: 'tts', input: 'hello', voice: 'alloy', extraJson: '' };
     const transcription: chatv1.AudioTranscriptionRequest = { model: 'stt', file: Buffer.from('RIFF'), filename: 'a.wav', contentType: 'audio/wav', translate: true, prompt: 'hello', extraFields: [], durationMs: 0 };
-    expect((await open.service.speak({ context: withRules(['unsafe']), request: speech }, new AbortController().signal)).decision?.unscreened).toBe(true);
+    expect((await readSpeech(open.service.speak({ context: withRules(['unsafe']), request: speech }, new AbortController().signal))).decision?.unscreened).toBe(true);
     expect((await open.service.transcribe({ context: withRules(['unsafe']), request: transcription }, new AbortController().signal)).decision?.unscreened).toBe(true);
     expect(open.failures).toEqual([['unsafe', 'mod', 'timeout', 'skipped'], ['unsafe', 'mod', 'timeout', 'skipped']]);
     open.adapters.failing = undefined;
-    expect((await open.service.speak({ context: withRules(['unsafe']), request: speech }, new AbortController().signal)).decision?.unscreened).toBeUndefined();
+    expect((await readSpeech(open.service.speak({ context: withRules(['unsafe']), request: speech }, new AbortController().signal))).decision?.unscreened).toBeUndefined();
     const closed = setup('closed');
     closed.adapters.failing = new GatewayError('upstream_error', 'provider said 500', { upstreamStatus: 500 });
-    await expect(closed.service.speak({ context: withRules(['unsafe']), request: speech }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
+    await expect(readSpeech(closed.service.speak({ context: withRules(['unsafe']), request: speech }, new AbortController().signal))).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
     await expect(closed.service.transcribe({ context: withRules(['unsafe']), request: transcription }, new AbortController().signal)).rejects.toMatchObject({ kind: 'unavailable', code: GUARDRAILS_UNAVAILABLE });
     expect(closed.adapters.speeches).toEqual([]);
     expect(closed.adapters.transcriptions).toEqual([]);

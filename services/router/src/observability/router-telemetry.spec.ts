@@ -24,7 +24,13 @@ function port(failing: Set<string>): AdapterPort {
     moderate: async () => ({}) as adapterv1.ModerateResponse,
     generateImages: async () => ({}) as adapterv1.GenerateImagesResponse,
     transcribe: (request) => refused(request.provider) ?? Promise.resolve({}),
-    speak: (request) => refused(request.provider) ?? Promise.resolve({}),
+    speak: (request) =>
+      (async function* (): AsyncGenerator<adapterv1.SpeakResponse> {
+        // The media type first, then the failure or the audio: a piece without audio decides nothing.
+        yield { response: { audio: Buffer.alloc(0), contentType: 'audio/mpeg', characters: 0 } };
+        await refused(request.provider);
+        yield { response: { audio: Buffer.from('ID3'), contentType: '', characters: 0 } };
+      })(),
   };
 }
 
@@ -120,13 +126,20 @@ describe('router attempt metrics', () => {
     const speech = (provider: string): adapterv1.SpeakRequest => ({ requestId: 's1', provider, upstreamModel: 'tts-1', timeoutMs: 0 });
     await expect(instrumented.transcribe(transcription('a'), signal, 'whisper-a')).rejects.toThrow('down');
     await instrumented.transcribe(transcription('b'), signal, 'whisper-b');
-    await expect(instrumented.speak(speech('a'), signal, 'tts-a')).rejects.toThrow('down');
-    await instrumented.speak(speech('b'), signal, 'tts-b');
+    const failing = instrumented.speak(speech('a'), signal, 'tts-a');
+    expect((await failing.next()).done).toBe(false);
+    await expect(failing.next()).rejects.toThrow('down');
+    const served = instrumented.speak(speech('b'), signal, 'tts-b');
+    await served.next();
+    // Not decided by the piece with the media type alone: no attempt is counted yet.
+    expect(await registry.metrics()).not.toContain('deployment="tts-b"');
+    await served.next();
     const text = await registry.metrics();
     expect(text).toContain('openrouter_router_attempts_total{provider="a",deployment="whisper-a",outcome="upstream_error",service="router"} 1');
     expect(text).toContain('openrouter_router_attempts_total{provider="b",deployment="whisper-b",outcome="ok",service="router"} 1');
     expect(text).toContain('openrouter_router_failovers_total{from_deployment="whisper-a",to_deployment="whisper-b",service="router"} 1');
     expect(text).toContain('openrouter_router_attempts_total{provider="a",deployment="tts-a",outcome="upstream_error",service="router"} 1');
+    expect(text).toContain('openrouter_router_attempts_total{provider="b",deployment="tts-b",outcome="ok",service="router"} 1');
     expect(text).toContain('openrouter_router_failovers_total{from_deployment="tts-a",to_deployment="tts-b",service="router"} 1');
   });
 });

@@ -1,7 +1,7 @@
 import type { adapterv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { DeploymentCircuit, RouterMetrics } from '@openrouter/observability';
-import { carriesAnswer, type AdapterPort } from '../router.service';
+import { carriesAnswer, carriesAudio, type AdapterPort } from '../router.service';
 import type { RoutingEngine } from '../routing/routing-engine';
 
 /** Attempts remembered per request id, so later attempts count as retries and failovers. */
@@ -30,7 +30,7 @@ function outcomeOf(error: unknown, signal: AbortSignal): string {
 /**
  * The adapter port, counting each call as one attempt of its request, under the deployment called:
  * its outcome is decided by the first answer event (as failover decides it: an opening chunk that
- * only names the role does not decide it), and a request's later attempts count as retries and, on
+ * only names the role does not decide it, nor a speech piece without audio), and a request's later attempts count as retries and, on
  * another deployment, failovers.
  */
 export function instrumentAdapterPort(port: AdapterPort, metrics: RouterMetrics): AdapterPort {
@@ -48,30 +48,7 @@ export function instrumentAdapterPort(port: AdapterPort, metrics: RouterMetrics)
   };
   return {
     chat(request: adapterv1.ChatRequest, signal: AbortSignal, deployment: string): AsyncIterator<adapterv1.ChatResponse> {
-      const inner = port.chat(request, signal, deployment);
-      let decided = false;
-      let opened = false;
-      return {
-        async next(): Promise<IteratorResult<adapterv1.ChatResponse>> {
-          if (decided) return inner.next();
-          try {
-            const result = await inner.next();
-            if (result.done || carriesAnswer(result.value)) {
-              decided = true;
-              // A stream that ends after its opening is served as it is, as failover serves it.
-              record(request.requestId, request.provider, deployment, result.done && !opened ? 'upstream_error' : 'ok');
-            }
-            opened = true;
-            return result;
-          } catch (error) {
-            decided = true;
-            record(request.requestId, request.provider, deployment, outcomeOf(error, signal));
-            throw error;
-          }
-        },
-        return: (value?: unknown) => (inner.return ? inner.return(value) : Promise.resolve({ done: true, value: undefined })),
-        throw: (error?: unknown) => (inner.throw ? inner.throw(error) : Promise.reject(error)),
-      };
+      return recordedStream(request, deployment, signal, port.chat(request, signal, deployment), carriesAnswer);
     },
     embed(request: adapterv1.EmbedRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.EmbedResponse> {
       return recorded(request, deployment, signal, () => port.embed(request, signal, deployment));
@@ -85,10 +62,40 @@ export function instrumentAdapterPort(port: AdapterPort, metrics: RouterMetrics)
     transcribe(request: adapterv1.TranscribeRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.TranscribeResponse> {
       return recorded(request, deployment, signal, () => port.transcribe(request, signal, deployment));
     },
-    speak(request: adapterv1.SpeakRequest, signal: AbortSignal, deployment: string): Promise<adapterv1.SpeakResponse> {
-      return recorded(request, deployment, signal, () => port.speak(request, signal, deployment));
+    speak(request: adapterv1.SpeakRequest, signal: AbortSignal, deployment: string): AsyncIterator<adapterv1.SpeakResponse> {
+      return recordedStream(request, deployment, signal, port.speak(request, signal, deployment), carriesAudio);
     },
   };
+
+  /**
+   * A streamed call, recorded with its outcome once an event `decides` it (a chat chunk with some of
+   * the answer, a speech piece with audio), or the stream ends or fails before one does.
+   */
+  function recordedStream<T>(request: { requestId: string; provider: string }, deployment: string, signal: AbortSignal, inner: AsyncIterator<T>, decides: (event: T) => boolean): AsyncIterator<T> {
+    let decided = false;
+    let opened = false;
+    return {
+      async next(): Promise<IteratorResult<T>> {
+        if (decided) return inner.next();
+        try {
+          const result = await inner.next();
+          if (result.done || decides(result.value)) {
+            decided = true;
+            // A stream that ends after its opening is served as it is, as failover serves it.
+            record(request.requestId, request.provider, deployment, result.done && !opened ? 'upstream_error' : 'ok');
+          }
+          opened = true;
+          return result;
+        } catch (error) {
+          decided = true;
+          record(request.requestId, request.provider, deployment, outcomeOf(error, signal));
+          throw error;
+        }
+      },
+      return: (value?: unknown) => (inner.return ? inner.return(value) : Promise.resolve({ done: true, value: undefined })),
+      throw: (error?: unknown) => (inner.throw ? inner.throw(error) : Promise.reject(error)),
+    };
+  }
 
   /** A unary call, recorded with its outcome. */
   async function recorded<T>(request: { requestId: string; provider: string }, deployment: string, signal: AbortSignal, call: () => Promise<T>): Promise<T> {

@@ -99,8 +99,11 @@ describe('Azure adapter with Entra ID against the simulated Azure OpenAI', () =>
     await expect(adapter.transcribe({ ...call(transcription), upstreamModel: 'whisper' })).resolves.toMatchObject({ body: 'Simulated transcript of memo.mp3.', contentType: 'text/plain; charset=utf-8', audioMs: 2_000 });
     sim.expireAccessTokens();
     await expect(adapter.transcribe({ ...call(transcription), upstreamModel: 'whisper' })).resolves.toMatchObject({ body: 'Simulated transcript of memo.mp3.' });
-    const spoken = await adapter.speak({ ...call({ model: 'public-tts', input: 'Hello', voice: 'nova', responseFormat: 'wav', extraJson: '' }), upstreamModel: 'tts' });
-    expect(spoken).toMatchObject({ contentType: 'audio/wav', characters: 5 });
+    const pieces: chatv1.SpeechResponse[] = [];
+    for await (const piece of adapter.speak({ ...call({ model: 'public-tts', input: 'Hello', voice: 'nova', responseFormat: 'wav', extraJson: '' }), upstreamModel: 'tts' })) pieces.push(piece);
+    expect(pieces[0]?.contentType).toBe('audio/wav');
+    expect(Buffer.concat(pieces.map((p) => p.audio)).subarray(0, 4).toString('ascii')).toBe('RIFF');
+    expect(pieces.at(-1)?.characters).toBe(5);
 
     expect(modelCalls().map((r) => [r.path, r.outcome, r.headers['authorization'], r.headers['api-key']])).toEqual([
       ['/openai/deployments/whisper/audio/transcriptions', 'completed', 'present', undefined],

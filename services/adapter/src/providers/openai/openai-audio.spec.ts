@@ -3,8 +3,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { parseConfig, providerSchema, type GatewayConfig, type ProviderConfigOf } from '@openrouter/config';
 import { adapterv1, type chatv1 } from '@openrouter/contracts';
-import { callUnary } from '@openrouter/grpc';
+import { callUnary, readStream } from '@openrouter/grpc';
 import { createLogger, createMetricsRegistry, UpstreamInstrumentation } from '@openrouter/observability';
+import { GatewayError } from '@openrouter/errors';
 import { toOpenAIError, wavDurationMs } from '@openrouter/openai-wire';
 import { type ObservedRequest, type RunningSimulator, SecretVolume, startSimulator, wavClip } from '@openrouter/provider-simulator';
 import { credentials, Metadata } from '@grpc/grpc-js';
@@ -55,9 +56,49 @@ function transcribeWith(adapter: ProviderAdapter, upstreamModel: string, request
   return adapter.transcribe(call(upstreamModel, request, timeoutMs, signal));
 }
 
-function speakWith(adapter: ProviderAdapter, upstreamModel: string, request: chatv1.SpeechRequest, timeoutMs?: number, signal?: AbortSignal): Promise<chatv1.SpeechResponse> {
+function speechOf(adapter: ProviderAdapter, upstreamModel: string, request: chatv1.SpeechRequest, timeoutMs?: number, signal?: AbortSignal): AsyncGenerator<chatv1.SpeechResponse> {
   if (!adapter.speak) throw new Error('the adapter offers no speech');
   return adapter.speak(call(upstreamModel, request, timeoutMs, signal));
+}
+
+/** A speech answer put together from its pieces: the audio concatenated, the first piece's type, the last's usage and characters. */
+interface Spoken {
+  audio: Buffer;
+  contentType: string;
+  usage: chatv1.Usage | undefined;
+  characters: number;
+  pieces: chatv1.SpeechResponse[];
+}
+
+function joined(pieces: chatv1.SpeechResponse[]): Spoken {
+  const last = pieces.at(-1);
+  return { audio: Buffer.concat(pieces.map((p) => p.audio)), contentType: pieces[0]?.contentType ?? '', usage: last?.usage, characters: last?.characters ?? 0, pieces };
+}
+
+async function collectSpeech(pieces: AsyncIterable<chatv1.SpeechResponse>): Promise<Spoken> {
+  const all: chatv1.SpeechResponse[] = [];
+  for await (const piece of pieces) all.push(piece);
+  return joined(all);
+}
+
+/** The pieces a speech answer gave before it failed, and its failure (undefined: it ended well). */
+async function piecesUntilFailure(pieces: AsyncIterable<chatv1.SpeechResponse>): Promise<{ pieces: chatv1.SpeechResponse[]; error: unknown }> {
+  const all: chatv1.SpeechResponse[] = [];
+  try {
+    for await (const piece of pieces) all.push(piece);
+    return { pieces: all, error: undefined };
+  } catch (error) {
+    return { pieces: all, error };
+  }
+}
+
+/** The speech pieces of a Speak call's messages. */
+async function* messagesOf(stream: AsyncIterable<adapterv1.SpeakResponse>): AsyncGenerator<chatv1.SpeechResponse> {
+  for await (const message of stream) if (message.response) yield message.response;
+}
+
+function speakWith(adapter: ProviderAdapter, upstreamModel: string, request: chatv1.SpeechRequest, timeoutMs?: number, signal?: AbortSignal): Promise<Spoken> {
+  return collectSpeech(speechOf(adapter, upstreamModel, request, timeoutMs, signal));
 }
 
 /** The OpenAI family's and Azure OpenAI's Audio API against the simulated provider: real HTTP and multipart, real auth, real faults. */
@@ -353,6 +394,79 @@ describe('the Audio API against the simulated provider', () => {
     });
   });
 
+  describe('speech streamed as the provider sends it', () => {
+    const speechCall = (): ObservedRequest | undefined => audioCalls().find((r) => r.path.endsWith('/audio/speech'));
+
+    it.each([
+      ['the OpenAI family', () => adapterFor(), 'tts-1'],
+      ['Azure OpenAI', () => azureFor(), 'tts-hd'],
+    ] as const)('on %s, passes the first piece on while the provider is still sending the rest, the whole audio as it made it', async (_family, adapterOf, model) => {
+      const whole = await speakWith(adapterOf(), model, speech({ responseFormat: 'wav' }));
+      sim.reset();
+      // The simulator sends the audio in 8 KiB pieces, 20 a second.
+      sim.configure({ tokensPerSecond: 20 });
+      const pieces = speechOf(adapterOf(), model, speech({ responseFormat: 'wav' }));
+      const first = await pieces.next();
+      expect(first.done).toBe(false);
+      const piece = first.value as chatv1.SpeechResponse;
+      expect(piece).toMatchObject({ contentType: 'audio/wav', characters: 0 });
+      expect(piece.usage).toBeUndefined();
+      expect(piece.audio.subarray(0, 4).toString('ascii')).toBe('RIFF');
+      expect(piece.audio.length).toBeLessThan(whole.audio.length);
+      // The provider has not finished its answer: the first piece came while the rest was being made.
+      expect(speechCall()?.outcome).toBe('pending');
+
+      const rest = await collectSpeech(pieces);
+      const streamed = joined([piece, ...rest.pieces]);
+      expect(streamed.pieces.length).toBeGreaterThan(2);
+      expect(streamed.audio).toEqual(whole.audio);
+      expect(streamed.pieces.slice(1).every((p) => p.contentType === '')).toBe(true);
+      expect(streamed.pieces.slice(0, -1).every((p) => p.usage === undefined && p.characters === 0)).toBe(true);
+      expect(streamed).toMatchObject({ characters: 23, usage: whole.usage });
+      expect(speechCall()?.outcome).toBe('completed');
+    });
+
+    it('fails with an upstream error after the pieces that came when the provider cuts the audio mid-way', async () => {
+      sim.configure({ faults: [{ kind: 'drop_mid_stream', path: 'audio', afterTokens: 2 }] });
+      const { pieces, error } = await piecesUntilFailure(speechOf(adapterFor(), 'tts-1', speech({ responseFormat: 'pcm' })));
+      expect(pieces.length).toBeGreaterThan(0);
+      expect(pieces[0]?.contentType).toBe('audio/pcm');
+      expect(joined(pieces).audio.length).toBe(2 * 8192);
+      // No piece claims the answer ended.
+      expect(pieces.every((p) => p.usage === undefined)).toBe(true);
+      expect(error).toBeInstanceOf(GatewayError);
+      expect(error).toMatchObject({ kind: 'upstream_error', retryable: true, provider: 'sim-openai', message: 'The provider "sim-openai" closed the connection before the answer was complete.' });
+    });
+
+    it("times out when the provider stalls mid-audio longer than the call's timeout, after the pieces that came", async () => {
+      // A piece every 2 s against a 300 ms timeout.
+      sim.configure({ tokensPerSecond: 0.5 });
+      const { pieces, error } = await piecesUntilFailure(speechOf(adapterFor(), 'tts-1', speech({ responseFormat: 'wav' }), 300));
+      expect(pieces).toHaveLength(1);
+      expect(error).toMatchObject({ kind: 'timeout', retryable: true, provider: 'sim-openai' });
+      await sim.waitForRequest((r) => r.path === '/v1/audio/speech' && r.outcome === 'aborted');
+    });
+
+    it('stops the provider call when the caller cancels mid-audio', async () => {
+      sim.configure({ tokensPerSecond: 2 });
+      const controller = new AbortController();
+      const pieces = speechOf(adapterFor(), 'tts-1', speech({ responseFormat: 'wav' }), 20_000, controller.signal);
+      await expect(pieces.next()).resolves.toMatchObject({ done: false, value: { contentType: 'audio/wav' } });
+      controller.abort();
+      await expect(failure(pieces.next())).resolves.toMatchObject({ kind: 'cancelled' });
+      // The provider saw the connection go before it had sent its answer.
+      await expect(sim.waitForRequest((r) => r.path === '/v1/audio/speech' && r.outcome === 'aborted')).resolves.toBeDefined();
+    });
+
+    it('stops the provider call when the caller stops reading', async () => {
+      sim.configure({ tokensPerSecond: 2 });
+      const pieces = speechOf(adapterFor(), 'tts-1', speech({ responseFormat: 'wav' }));
+      await expect(pieces.next()).resolves.toMatchObject({ done: false });
+      await pieces.return(undefined);
+      await expect(sim.waitForRequest((r) => r.path === '/v1/audio/speech' && r.outcome === 'aborted')).resolves.toBeDefined();
+    });
+  });
+
   describe('Azure OpenAI', () => {
     it('transcribes, translates and speaks through the deployment paths with its api-version and api-key', async () => {
       const azure = azureFor({ apiVersion: '2025-03-01-preview' });
@@ -421,11 +535,13 @@ describe('the Audio API against the simulated provider', () => {
     it.each(['openai', 'azure'])('dispatches to the %s provider, timed as transcription, translation and speech', async (provider) => {
       await expect(service.transcribe(transcribeCall(provider), new AbortController().signal)).resolves.toMatchObject({ audioMs: 3_000 });
       await expect(service.transcribe(transcribeCall(provider, transcription({ translate: true })), new AbortController().signal)).resolves.toMatchObject({ audioMs: 2_500 });
-      await expect(service.speak(speakCall(provider), new AbortController().signal)).resolves.toMatchObject({ contentType: 'audio/mpeg', characters: 23 });
+      await expect(collectSpeech(service.speak(speakCall(provider), new AbortController().signal))).resolves.toMatchObject({ contentType: 'audio/mpeg', characters: 23 });
       const text = await registry.metrics();
       for (const operation of ['transcription', 'translation', 'speech']) {
         expect(text).toContain(`openrouter_upstream_requests_total{provider="${provider}",operation="${operation}",outcome="ok",service="adapter"} 1`);
       }
+      // Speech is timed as a stream: to its first piece as well as to its end.
+      expect(text).toContain(`openrouter_upstream_first_event_seconds_count{service="adapter",provider="${provider}",operation="speech"} 1`);
     });
 
     it('refuses audio on a family without it (Anthropic) as unsupported (400, not retried) before any call', async () => {
@@ -453,11 +569,19 @@ describe('the Audio API against the simulated provider', () => {
         expect(overGrpc.response).toMatchObject({ body: 'Simulated transcript of voice.wav (2.5 seconds of WAV audio).', contentType: 'text/plain; charset=utf-8', audioMs: 3_000 });
         expect(audioCalls()[0]?.body).toMatchObject({ file: { name: 'voice.wav', type: 'audio/wav', size: request.file.length } });
 
-        const spoken = await callUnary<adapterv1.SpeakRequest, adapterv1.SpeakResponse>(client.speak.bind(client), { ...speakCall('azure'), request: speech({ responseFormat: 'wav' }) }, new Metadata(), new AbortController().signal);
-        expect(spoken.response?.contentType).toBe('audio/wav');
-        expect(spoken.response?.audio.subarray(0, 4).toString('ascii')).toBe('RIFF');
-        const inProcess = await adapter.inProcess.speak({ ...speakCall('azure'), request: speech({ responseFormat: 'wav' }) }, new AbortController().signal);
-        expect(inProcess.response?.audio).toEqual(spoken.response?.audio);
+        const messages = (stream: AsyncIterable<adapterv1.SpeakResponse>): Promise<Spoken> => collectSpeech(messagesOf(stream));
+        const spoken = await messages(readStream(client.speak({ ...speakCall('azure'), request: speech({ responseFormat: 'wav' }) })));
+        expect(spoken.contentType).toBe('audio/wav');
+        expect(spoken.audio.subarray(0, 4).toString('ascii')).toBe('RIFF');
+        expect(spoken.characters).toBe(23);
+        const inProcess = await messages(adapter.inProcess.speak({ ...speakCall('azure'), request: speech({ responseFormat: 'wav' }) }, new AbortController().signal));
+        expect(inProcess.audio).toEqual(spoken.audio);
+        expect(inProcess.characters).toBe(23);
+
+        // A provider without speech: the stream fails before any piece.
+        const noSpeech = await piecesUntilFailure(messagesOf(readStream(client.speak(speakCall('anthropic')))));
+        expect(noSpeech.pieces).toEqual([]);
+        expect(noSpeech.error).toMatchObject({ kind: 'bad_request', code: 'model_not_supported', param: 'model' });
 
         const refused = await callUnary<adapterv1.TranscribeRequest, adapterv1.TranscribeResponse>(client.transcribe.bind(client), transcribeCall('anthropic'), new Metadata(), new AbortController().signal).then(
           () => undefined,
@@ -552,7 +676,7 @@ describe('audio answers of other servers', () => {
     return adapter;
   };
   const transcribe = (name: string, request = transcription()): Promise<chatv1.AudioTranscriptionResponse> => transcribeWith(adapterAt(name), 'some-asr', request);
-  const speak = (name: string, request = speech()): Promise<chatv1.SpeechResponse> => speakWith(adapterAt(name), 'some-tts', request);
+  const speak = (name: string, request = speech()): Promise<Spoken> => speakWith(adapterAt(name), 'some-tts', request);
 
   it.each([
     ['not-json', 'json', /malformed transcription \(not JSON\)/],
@@ -589,10 +713,11 @@ describe('audio answers of other servers', () => {
   it.each([
     ['speech-json', /malformed speech answer \(application\/json instead of audio\)/],
     ['speech-empty', /malformed speech answer \(no audio\)/],
-  ])('refuses a speech answer that is not audio (%s) as a retryable upstream error', async (name, message) => {
-    const error = await failure(speak(name));
+  ])('refuses a speech answer that is not audio (%s) as a retryable upstream error, before any piece', async (name, message) => {
+    const { pieces, error } = await piecesUntilFailure(speechOf(adapterAt(name), 'some-tts', speech()));
+    expect(pieces).toEqual([]);
     expect(error).toMatchObject({ kind: 'upstream_error', retryable: true });
-    expect(error.message).toMatch(message);
+    expect((error as GatewayError).message).toMatch(message);
   });
 
   it("types an untyped speech answer by the format asked for (mp3 when none was)", async () => {
@@ -600,9 +725,20 @@ describe('audio answers of other servers', () => {
     await expect(speak('speech-untyped', speech({ responseFormat: 'flac' }))).resolves.toMatchObject({ contentType: 'audio/flac' });
   });
 
-  it.each(['speech-declared-huge', 'speech-streamed-huge'])('refuses a speech answer over 64 MiB (%s) as an upstream error, without reading it all', async (name) => {
-    const error = await failure(speak(name));
-    expect(error).toMatchObject({ kind: 'upstream_error', retryable: true });
-    expect(error.message).toBe(`The provider "compat" answered more than ${MAX_AUDIO_ANSWER_BYTES} bytes, the most the gateway reads.`);
+  it.each([
+    ['speech-declared-huge', 'before any piece'],
+    ['speech-streamed-huge', 'after the pieces within it'],
+  ])('refuses a speech answer over 64 MiB (%s) as an upstream error %s, without reading it all', async (name) => {
+    const { pieces, error } = await piecesUntilFailure(speechOf(adapterAt(name), 'some-tts', speech()));
+    expect(error).toMatchObject({ kind: 'upstream_error', retryable: true, message: `The provider "compat" answered more than ${MAX_AUDIO_ANSWER_BYTES} bytes, the most the gateway reads.` });
+    const passed = joined(pieces).audio.length;
+    expect(passed).toBeLessThanOrEqual(MAX_AUDIO_ANSWER_BYTES);
+    if (name === 'speech-declared-huge') expect(pieces).toEqual([]);
+    else {
+      // The bound is counted over the whole answer: the pieces within it went on before the one that crossed it.
+      expect(pieces[0]?.contentType).toBe('audio/pcm');
+      expect(passed).toBeGreaterThan(MAX_AUDIO_ANSWER_BYTES - 2 * 1024 * 1024);
+      expect(pieces.every((p) => p.usage === undefined)).toBe(true);
+    }
   });
 });

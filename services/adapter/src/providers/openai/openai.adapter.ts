@@ -19,7 +19,7 @@ import { embeddingResponse } from '../embedding-response';
 import { imageGenerationResponse } from '../image-generation-response';
 import { moderationResponse } from '../moderation-response';
 import { closingSecrets, CredentialFile } from '../credential-file';
-import { createUpstreamDispatcher, discardRest, type Egress, headerText, readBodyBounded, readServerSentEvents, transportError } from '../http-upstream';
+import { createUpstreamDispatcher, discardRest, type Egress, headerText, readBodyBounded, readBodyPieces, readServerSentEvents, transportError } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postFormWithAuth, postWithAuth, secretAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
 import { type AudioEndpoint, answersJson, parseOpenAITranscript, SPEECH_CONTENT_TYPES, toOpenAISpeechBody, toOpenAITranscriptionForm } from './openai-audio';
@@ -218,7 +218,10 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
       const json = answersJson(request.responseFormat, contentType) ? parseOpenAITranscript(body, id) : undefined;
       return transcriptionResponse(request, { body, json }, id);
     };
-    adapter.speak = async (call: ProviderCall<chatv1.SpeechRequest>): Promise<chatv1.SpeechResponse> => {
+    // Speech streams: each piece of the provider's audio goes on as it arrives (the bound counted
+    // over the whole body). A credential retry happens only before the answer's first byte, and the
+    // call's timeout bounds the wait for the answer and each stall in its body, as on a chat stream.
+    adapter.speak = async function* speak(call: ProviderCall<chatv1.SpeechRequest>): AsyncGenerator<chatv1.SpeechResponse> {
       const body = withoutNullParams(toOpenAISpeechBody(call.request, call.upstreamModel, { dropParams: endpoints.dropParams }));
       const response = await postWithAuth(
         agent,
@@ -226,9 +229,13 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
         { url: audioUrl(call.upstreamModel, 'speech'), headers: { accept: '*/*', ...headers }, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoints.timeoutMs, signal: call.signal, provider: id },
         parseError,
       );
-      const audio = await readBodyBounded(response, MAX_AUDIO_ANSWER_BYTES, call.signal, id);
       const fallbackType = SPEECH_CONTENT_TYPES[call.request.responseFormat ?? 'mp3'] ?? 'application/octet-stream';
-      return speechResponse(call.request, audio, headerText(response.headers['content-type']), fallbackType, id);
+      try {
+        yield* speechResponse(call.request, readBodyPieces(response, MAX_AUDIO_ANSWER_BYTES, call.signal, id), headerText(response.headers['content-type']), fallbackType, id);
+      } finally {
+        // An answer refused before it was read (not audio), or a caller that stopped: the provider's request ends here.
+        if (!response.body.readableEnded) response.body.on('error', () => undefined).destroy();
+      }
     };
   }
   return adapter;

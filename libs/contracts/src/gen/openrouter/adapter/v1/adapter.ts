@@ -1170,10 +1170,11 @@ export const AdapterServiceService = {
     responseSerialize: (value: TranscribeResponse): Buffer => Buffer.from(TranscribeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TranscribeResponse => TranscribeResponse.decode(value),
   },
+  /** Speech streamed as the provider makes it: see openrouter.chat.v1.SpeechResponse. */
   speak: {
     path: "/openrouter.adapter.v1.AdapterService/Speak" as const,
     requestStream: false as const,
-    responseStream: false as const,
+    responseStream: true as const,
     requestSerialize: (value: SpeakRequest): Buffer => Buffer.from(SpeakRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): SpeakRequest => SpeakRequest.decode(value),
     responseSerialize: (value: SpeakResponse): Buffer => Buffer.from(SpeakResponse.encode(value).finish()),
@@ -1187,7 +1188,8 @@ export interface AdapterServiceServer extends UntypedServiceImplementation {
   moderate: handleUnaryCall<ModerateRequest, ModerateResponse>;
   generateImages: handleUnaryCall<GenerateImagesRequest, GenerateImagesResponse>;
   transcribe: handleUnaryCall<TranscribeRequest, TranscribeResponse>;
-  speak: handleUnaryCall<SpeakRequest, SpeakResponse>;
+  /** Speech streamed as the provider makes it: see openrouter.chat.v1.SpeechResponse. */
+  speak: handleServerStreamingCall<SpeakRequest, SpeakResponse>;
 }
 
 export interface AdapterServiceClient extends Client {
@@ -1253,21 +1255,13 @@ export interface AdapterServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TranscribeResponse) => void,
   ): ClientUnaryCall;
+  /** Speech streamed as the provider makes it: see openrouter.chat.v1.SpeechResponse. */
+  speak(request: SpeakRequest, options?: Partial<CallOptions>): ClientReadableStream<SpeakResponse>;
   speak(
     request: SpeakRequest,
-    callback: (error: ServiceError | null, response: SpeakResponse) => void,
-  ): ClientUnaryCall;
-  speak(
-    request: SpeakRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: SpeakResponse) => void,
-  ): ClientUnaryCall;
-  speak(
-    request: SpeakRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: SpeakResponse) => void,
-  ): ClientUnaryCall;
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<SpeakResponse>;
 }
 
 export const AdapterServiceClient = makeGenericClientConstructor(

@@ -446,15 +446,23 @@ export interface SpeechRequest {
   extraJson: string;
 }
 
+/**
+ * Speech, streamed in pieces as the provider sends its audio: the first piece carries the media
+ * type, every piece the audio bytes that came (the answer is their concatenation, in order), and
+ * the last the usage and the characters spoken. A piece may carry no audio (the last, often).
+ */
 export interface SpeechResponse {
   audio: Buffer;
-  /** The audio's media type as the provider sent it (`audio/mpeg`, …). */
+  /** The audio's media type as the provider sent it (`audio/mpeg`, …): set in the first piece. */
   contentType: string;
-  /** The provider's token usage when it reports one, else the input's estimate, marked estimated. */
+  /**
+   * The provider's token usage when it reports one, else the input's estimate, marked estimated:
+   * set in the last piece.
+   */
   usage?:
     | Usage
     | undefined;
-  /** Characters of input spoken (priced per million characters). */
+  /** Characters of input spoken (priced per million characters): set in the last piece. */
   characters: number;
 }
 

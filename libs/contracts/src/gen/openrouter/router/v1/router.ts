@@ -4071,10 +4071,11 @@ export const RouterServiceService = {
     responseSerialize: (value: TranscribeResponse): Buffer => Buffer.from(TranscribeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TranscribeResponse => TranscribeResponse.decode(value),
   },
+  /** Speech streamed as the provider makes it: the first message carries the decision. */
   speak: {
     path: "/openrouter.router.v1.RouterService/Speak" as const,
     requestStream: false as const,
-    responseStream: false as const,
+    responseStream: true as const,
     requestSerialize: (value: SpeakRequest): Buffer => Buffer.from(SpeakRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): SpeakRequest => SpeakRequest.decode(value),
     responseSerialize: (value: SpeakResponse): Buffer => Buffer.from(SpeakResponse.encode(value).finish()),
@@ -4130,7 +4131,8 @@ export interface RouterServiceServer extends UntypedServiceImplementation {
   moderate: handleUnaryCall<ModerateRequest, ModerateResponse>;
   generateImages: handleUnaryCall<GenerateImagesRequest, GenerateImagesResponse>;
   transcribe: handleUnaryCall<TranscribeRequest, TranscribeResponse>;
-  speak: handleUnaryCall<SpeakRequest, SpeakResponse>;
+  /** Speech streamed as the provider makes it: the first message carries the decision. */
+  speak: handleServerStreamingCall<SpeakRequest, SpeakResponse>;
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
   /** How a chat request would be routed (task type, every candidate, the order), without calling a provider. */
   explain: handleUnaryCall<ExplainRequest, ExplainResponse>;
@@ -4203,21 +4205,13 @@ export interface RouterServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TranscribeResponse) => void,
   ): ClientUnaryCall;
+  /** Speech streamed as the provider makes it: the first message carries the decision. */
+  speak(request: SpeakRequest, options?: Partial<CallOptions>): ClientReadableStream<SpeakResponse>;
   speak(
     request: SpeakRequest,
-    callback: (error: ServiceError | null, response: SpeakResponse) => void,
-  ): ClientUnaryCall;
-  speak(
-    request: SpeakRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: SpeakResponse) => void,
-  ): ClientUnaryCall;
-  speak(
-    request: SpeakRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: SpeakResponse) => void,
-  ): ClientUnaryCall;
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<SpeakResponse>;
   listModels(
     request: ListModelsRequest,
     callback: (error: ServiceError | null, response: ListModelsResponse) => void,
