@@ -407,6 +407,9 @@ export class GrayReleaseSync {
       const counts = release.countsToShare();
       return counts ? [{ release, ...counts }] : [];
     });
+    // The rollbacks decided by then, whose calls are all in `toShare`: one decided while this round
+    // waits on the store was judged on calls it does not share, and is kept at the next round.
+    const toKeep = [...this.unkept];
     try {
       for (const release of [...this.unclaimed]) {
         try {
@@ -455,7 +458,7 @@ export class GrayReleaseSync {
     // Kept only now, after the calls this replica judged on were shared: a replica that reads the
     // rollback reads them too (its round reads rollbacks, then the fleet's counts).
     try {
-      for (const [id, rollback] of [...this.unkept]) {
+      for (const [id, rollback] of toKeep) {
         await this.store.keepRollback(id, rollback);
         this.unkept.delete(id);
       }
