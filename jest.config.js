@@ -18,6 +18,11 @@ module.exports = {
   // A global option (projects cannot set their own): hooks that start the gateway, brokers or
   // processes get a minute on a loaded 2-core machine; tests that need longer say so.
   testTimeout: 60000,
+  // The whole run goes through one worker on a 2-core machine: a worker whose heap has grown past
+  // this after a test file (what suites leave behind adds up over hundreds of files; the large
+  // uploads of the audio and image-edit suites among it) is replaced by a fresh one, rather than
+  // let it reach Node's heap limit and end the run.
+  workerIdleMemoryLimit: '1536MB',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/{services,libs,proto,scripts,bench}/**/*.spec.ts'] },
     { ...common, ...infra, displayName: 'integration', testMatch: ['<rootDir>/{services,libs,test}/**/*.int-spec.ts'] },
