@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { accessPolicyIssues, accessReferenceIssues, accessSchema, type OrgConfig } from './access.schema';
 import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schema';
 import { cacheSchema } from './cache.schema';
+import { batchesSchema } from './batches.schema';
 import { AUDIO_PROVIDER_TYPES, AUTO_MODEL, IMAGE_PROVIDER_TYPES, MODERATION_PROVIDER_TYPES, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
 import { guardrailModelIssues, guardrailsSchema } from './guardrails.schema';
@@ -11,6 +12,7 @@ import { providerSchema } from './providers.schema';
 import { usageSchema } from './usage.schema';
 
 export * from './access.schema';
+export * from './batches.schema';
 export * from './budgets.schema';
 export * from './cache.schema';
 export * from './catalog.schema';
@@ -131,6 +133,7 @@ export const configSchema = strictObject({
   access: accessSchema.prefault({}),
   budgets: budgetsSchema.prefault({}),
   cache: cacheSchema.prefault({}),
+  batches: batchesSchema.prefault({}),
   observability: observabilitySchema.prefault({}),
   /** Input guardrails: rules that block or redact sensitive text in requests (docs/guardrails.md). */
   guardrails: guardrailsSchema.prefault({}),

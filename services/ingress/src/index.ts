@@ -11,12 +11,19 @@ import { auditEntrySchema, auditLogOf, MemoryAccessRepository, RedisAccessReposi
 import { RedisIdempotencyStore } from './access/idempotency.store';
 import { ADMIN_KEY_PREFIX, generateApiKey } from './access/api-key';
 import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
-import { connectRedis, connectSubscriber, logOutages } from './access/redis-connection';
+import { connectBulkRedis, connectRedis, connectSubscriber, logOutages } from './access/redis-connection';
 import { AdminAuth } from './admin/admin-auth';
 import { OidcAdminAuth } from './admin/admin-oidc';
 import { BillingClient } from './billing.client';
 import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
+import type { FileStore } from './batches/file-store';
+import { MemoryFileStore } from './batches/memory-file-store';
+import { RedisFileStore } from './batches/redis-file-store';
+import { BatchRunner } from './batches/batch-runner';
+import { OwnApiClient } from './batches/own-api';
+import { MemoryBatchStore } from './batches/batch-store';
+import { RedisBatchStore } from './batches/redis-batch-store';
 import { connectBudgetRedis } from './budgets/budget-redis';
 import { lifecycleStarts, ResponseCache } from './cache/response-cache';
 import { MemoryResponseCacheStore, RedisResponseCacheStore } from './cache/response-cache.store';
@@ -38,6 +45,9 @@ export { connectRedis, connectSubscriber } from './access/redis-connection';
 export { connectBudgetRedis } from './budgets/budget-redis';
 export { ResponseCache, lifecycleStarts, type CachePlan, type CacheHit } from './cache/response-cache';
 export { MemoryResponseCacheStore, RedisResponseCacheStore, type ResponseCacheStore } from './cache/response-cache.store';
+export { MemoryFileStore } from './batches/memory-file-store';
+export { RedisFileStore } from './batches/redis-file-store';
+export { newFileId, ownerOf, type FileStore, type StoredFile, type FileListQuery } from './batches/file-store';
 
 export interface IngressHandle extends ServiceHandle {
   /** Port of the internal listener (`ingress.internalHttp`: probes and metrics), when configured. */
@@ -184,6 +194,12 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
         lifecycleStarts(config.models),
       )
     : undefined;
+  // Files of the Files API and batches: in the access store's Redis (every replica's), on a connection of their own for large values, when there is one; else in this process.
+  const bulkRedis = config.batches.enabled && redisUrl ? connectBulkRedis(config.access.redis) : undefined;
+  if (bulkRedis) logOutages(bulkRedis, logger, 'batch files');
+  if (bulkRedis && !(await whenReady(bulkRedis, 3_000))) logger.warn('Redis is not reachable yet; the Files and Batch APIs answer 503 until it is');
+  const files: FileStore | undefined = config.batches.enabled ? (bulkRedis ? new RedisFileStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryFileStore()) : undefined;
+  const batchStore = files && (bulkRedis ? new RedisBatchStore(bulkRedis, keyPrefix, config.access.keyHashSecret, config.batches.fileRetentionDays * 86_400_000) : new MemoryBatchStore());
   const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
     IngressModule.register({
@@ -195,7 +211,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       adminAuth,
       readiness,
       bounds: config.access.requests,
-      formLimits: { audioBytes: config.ingress.limits.audioBytes, imageEditBytes: config.ingress.limits.imageEditBytes, bodyBytes: config.ingress.limits.bodyBytes },
+      formLimits: { audioBytes: config.ingress.limits.audioBytes, imageEditBytes: config.ingress.limits.imageEditBytes, bodyBytes: config.ingress.limits.bodyBytes, filesBytes: config.batches.maxFileBytes },
       embeddingInputLimits: new EmbeddingInputLimits(config),
       usage,
       budgets,
@@ -203,6 +219,9 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       billing,
       logger,
       cache,
+      files,
+      fileRetentionDays: config.batches.fileRetentionDays,
+      batches: batchStore && { store: batchStore, config: config.batches },
     }),
     config.ingress.http,
     logger,
@@ -226,6 +245,10 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     : undefined;
   const ws = new WsGateway(access, router, config.access.requests, usage, budgets, config.ingress.limits, telemetry.telemetry.tracing, cache);
   ws.attach(app.getHttpServer());
+  // Every replica runs batches: their lines are requests to its own API, as the key that created them.
+  const ownApi = batchStore ? new OwnApiClient(config.ingress.http.host, port, config.batches.concurrency) : undefined;
+  const batchRunner = files && batchStore && ownApi ? new BatchRunner(config.batches, batchStore, files, (request) => ownApi.call(request), access.internalCalls, logger) : undefined;
+  batchRunner?.start();
   logger.info({ httpPort: port, internalHttpPort: internal?.port, router: config.ingress.router }, 'ingress started');
   let closing: Promise<void> | undefined;
   return {
@@ -254,7 +277,9 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       // Probes on the internal listener see the replica go at once, as the public listener stops taking requests.
       () => internal?.app.close(),
       async () => {
-        if (await closeWithinGrace(app, graceMs, [ws.close(graceMs)])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were ended as cancelled');
+        // Once the batch runner stops, its own-API connections go: kept alive, they would hold the listener open for the whole grace.
+        const batchesDone = batchRunner ? [batchRunner.close(graceMs).then(() => ownApi?.close())] : [];
+        if (await closeWithinGrace(app, graceMs, [ws.close(graceMs), ...batchesDone])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were ended as cancelled');
       },
       // Every request's usage event is handed over, then the publisher flushes.
       () => usage.drain(),
@@ -265,6 +290,10 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       () => router.close(),
       () => access.close(),
       () => cache?.close(),
+      // The memory store lets go of its files; the Redis one holds nothing of its own (the connection is the counters').
+      () => files?.close(),
+      () => ownApi?.close(),
+      () => bulkRedis?.disconnect(),
       () => counters.close(),
       () => alertHistory.close(),
       () => telemetry.telemetry.close(),

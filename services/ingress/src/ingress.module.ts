@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
+import { batchesSchema, type BatchesConfig } from '@openrouter/config';
 import type { AlertHistoryStore, Logger, ReadinessCheck, Registry } from '@openrouter/observability';
 import { HealthModule } from '@openrouter/service-runtime';
 import { AccessService } from './access/access.service';
@@ -17,6 +18,11 @@ import { ApiKeyGuard, KeyGuard, UnmeteredApiKeyGuard } from './auth/api-key.guar
 import { BillingClient } from './billing.client';
 import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
+import { BATCH_STORE, type BatchStore } from './batches/batch-store';
+import { BATCHES_CONFIG, BatchesHttpController } from './batches/batches.http.controller';
+import { FILE_STORE, type FileStore } from './batches/file-store';
+import { FilesHttpController } from './batches/files.http.controller';
+import { FilesService } from './batches/files.service';
 import { ResponseCache } from './cache/response-cache';
 import { OpenAIExceptionFilter } from './openai-exception.filter';
 import { RouterPort } from './router.port';
@@ -60,6 +66,12 @@ export interface IngressDependencies {
   alertHistory?: AlertHistoryStore | undefined;
   /** The response cache (`cache.enabled`); absent: every request bypasses it. */
   cache?: ResponseCache | undefined;
+  /** The files of the Files API and batches (`batches.enabled`); absent: `/v1/files` answers 404. */
+  files?: FileStore | undefined;
+  /** How long a file uploaded to `/v1/files` is kept (`batches.fileRetentionDays`). */
+  fileRetentionDays?: number | undefined;
+  /** Batches (`batches.enabled`, with `files`); absent: `/v1/batches` answers 404. */
+  batches?: { store: BatchStore; config: BatchesConfig } | undefined;
 }
 
 @Module({})
@@ -89,6 +101,8 @@ export class IngressModule {
         AlertsHttpController,
         RoutingHttpController,
         BudgetsHttpController,
+        FilesHttpController,
+        BatchesHttpController,
       ],
       providers: [
         { provide: RouterPort, useValue: deps.router },
@@ -105,6 +119,18 @@ export class IngressModule {
         { provide: BudgetAdminService, useValue: deps.budgetAdmin },
         ...(deps.billing ? [{ provide: BillingClient, useValue: deps.billing }] : []),
         ...(deps.cache ? [{ provide: ResponseCache, useValue: deps.cache }] : []),
+        ...(deps.files
+          ? [
+              { provide: FILE_STORE, useValue: deps.files },
+              { provide: FilesService, useValue: new FilesService(deps.files, deps.fileRetentionDays ?? batchesSchema.parse({}).fileRetentionDays) },
+            ]
+          : []),
+        ...(deps.batches
+          ? [
+              { provide: BATCH_STORE, useValue: deps.batches.store },
+              { provide: BATCHES_CONFIG, useValue: deps.batches.config },
+            ]
+          : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,
         KeyGuard,

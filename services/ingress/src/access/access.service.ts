@@ -1,3 +1,4 @@
+import { InternalCallCredential } from './internal-call';
 import { createHash } from 'node:crypto';
 import { AUTO_MODEL, policyProvidersOf, tenantPolicyIssues, type GatewayConfig, type Limits, type OrgConfig, type PolicyProviders, type ProjectConfig, type TeamConfig, type TenantPolicyConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
@@ -125,6 +126,8 @@ export class AccessService {
   private readonly adminRanges: AddressRanges | undefined;
   /** When each key was last used (`last_used_at` in the admin API). */
   private readonly uses: KeyUses;
+  /** Requests this process makes to its own API on a key's behalf (a batch's lines). */
+  readonly internalCalls = new InternalCallCredential();
 
   constructor(
     config: GatewayConfig,
@@ -340,6 +343,21 @@ export class AccessService {
   async keyOf(presented: string): Promise<ApiKeyRecord | undefined> {
     try {
       return await this.keys.authenticate(presented);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'key store unreachable');
+      throw new GatewayError('unavailable', 'API keys cannot be checked right now. Please retry.', { code: 'key_store_unavailable' });
+    }
+  }
+
+  /**
+   * The key an internal call (`internalCalls`) is made for, when the header is this process's and
+   * the key is still active (not revoked or expired since); undefined otherwise.
+   */
+  async keyOfInternalCall(header: string): Promise<ApiKeyRecord | undefined> {
+    const id = this.internalCalls.keyIdOf(header);
+    if (id === undefined) return undefined;
+    try {
+      return await this.keys.byId(id);
     } catch (error) {
       this.logger.warn({ err: error }, 'key store unreachable');
       throw new GatewayError('unavailable', 'API keys cannot be checked right now. Please retry.', { code: 'key_store_unavailable' });

@@ -86,6 +86,16 @@ export class KeyDirectory {
   }
 
   /**
+   * The active key of this id (configured or issued), or undefined: for work a key started that
+   * runs on without the key being presented again (a batch's lines). Not cached: read when needed.
+   */
+  async byId(id: string): Promise<ApiKeyRecord | undefined> {
+    for (const record of this.configured.values()) if (record.id === id) return this.active(record);
+    const issued = await this.repository.keyById(id);
+    return issued && this.active(issued);
+  }
+
+  /**
    * When `presented`, a secret `record` accepted, stops being accepted because a rotation replaced
    * it (its grace ends); undefined for the key's current secret. For a holder of it that must end
    * then (an open WebSocket), not at its next use.

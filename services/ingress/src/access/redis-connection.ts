@@ -20,6 +20,22 @@ export function connectRedis(config: RedisConnectionConfig): Redis {
 }
 
 /**
+ * A connection for large values (the files and inputs of batches): failing fast like
+ * `connectRedis`, but a command may take as long as moving tens of megabytes takes, and never
+ * waits behind, or holds up, the small commands of the request path on their own connection.
+ */
+export function connectBulkRedis(config: RedisConnectionConfig): Redis {
+  return createRedisClient(config, {
+    lazyConnect: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    commandTimeout: 60_000,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+  });
+}
+
+/**
  * A second connection for pub/sub (a subscribed connection can run nothing else). Its owner
  * subscribes on every 'ready' itself, not ioredis behind its back: only then does it know when the
  * subscription is back, and that what was published meanwhile never arrived.

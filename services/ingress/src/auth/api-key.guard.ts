@@ -1,3 +1,4 @@
+import { INTERNAL_CALL_HEADER } from '../access/internal-call';
 import { Inject, Injectable, Optional, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
@@ -109,6 +110,14 @@ export class UnmeteredApiKeyGuard implements CanActivate {
 /** The caller's key, once it is known to be valid and allowed from the address the request comes from. */
 async function keyOf(access: AccessService, request: FastifyRequest): Promise<ApiKeyRecord> {
   if (request.apiKeyRecord) return request.apiKeyRecord;
+  const internal = request.headers[INTERNAL_CALL_HEADER];
+  if (internal !== undefined) {
+    // A call this process makes for a key (a batch's line): the key was checked, from its
+    // address, when the work was created; it must still be active now.
+    const record = typeof internal === 'string' ? await access.keyOfInternalCall(internal) : undefined;
+    if (!record) throw new GatewayError('auth_failed', 'The API key this request is made for is not valid (unknown, revoked or expired).', { code: 'invalid_api_key' });
+    return record;
+  }
   const record = await access.keyOf(presentedKey(request.headers));
   if (!record) throw new GatewayError('auth_failed', 'Incorrect API key provided.', { code: 'invalid_api_key' });
   await access.requireAllowedAddress(record, access.clients.of(request.raw));

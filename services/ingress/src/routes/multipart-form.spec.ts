@@ -85,6 +85,12 @@ describe('formLimitOf', () => {
     expect(formLimitOf('/v1/images/edits', limits)).toEqual({ bytes: 500, what: 'The image edit' });
     for (const route of ['/v1/images/generations', '/v1/audio/speech', '/v1/chat/completions', undefined]) expect(formLimitOf(route, limits)).toEqual({ bytes: 100, what: 'The request body' });
   });
+
+  it('takes filesBytes on file uploads (/v1/files), and bodyBytes there when it is not given', () => {
+    expect(formLimitOf('/v1/files', { ...limits, filesBytes: 700 })).toEqual({ bytes: 700, what: 'The file' });
+    expect(formLimitOf('/v1/files/:id', { ...limits, filesBytes: 700 })).toEqual({ bytes: 100, what: 'The request body' });
+    expect(formLimitOf('/v1/files', limits)).toEqual({ bytes: 100, what: 'The request body' });
+  });
 });
 
 describe('readBounded', () => {

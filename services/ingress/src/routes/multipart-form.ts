@@ -6,13 +6,18 @@ import { GatewayError } from '@openrouter/errors';
 import { isAudioUploadEndpoint, markFormBody, type AudioUpload } from '@openrouter/openai-wire';
 import { IMAGE_EDIT_ENDPOINT } from '../budgets/worst-case-cost';
 
-/** The largest bodies a form may have (`ingress.limits`): an audio upload's, an image edit's, and any other route's (as a JSON body). */
+/** The largest bodies a form may have (`ingress.limits`): an audio upload's, an image edit's, a file upload's (`batches.maxFileBytes`), and any other route's (as a JSON body). */
 export interface FormLimits {
   audioBytes: number;
   imageEditBytes: number;
   bodyBytes: number;
+  /** `POST /v1/files`; absent: `bodyBytes`. */
+  filesBytes?: number | undefined;
 }
 export const FORM_LIMITS = Symbol('FORM_LIMITS');
+
+/** The route files are uploaded to (OpenAI's Files API). */
+export const FILES_ENDPOINT = '/v1/files';
 
 /** The media type of an upload that names none. */
 const UNTYPED = 'application/octet-stream';
@@ -51,6 +56,7 @@ async function uploadOf(file: File): Promise<AudioUpload> {
 export function formLimitOf(route: string | undefined, limits: FormLimits): { bytes: number; what: string } {
   if (isAudioUploadEndpoint(route)) return { bytes: limits.audioBytes, what: 'The audio upload' };
   if (route === IMAGE_EDIT_ENDPOINT) return { bytes: limits.imageEditBytes, what: 'The image edit' };
+  if (route === FILES_ENDPOINT && limits.filesBytes !== undefined) return { bytes: limits.filesBytes, what: 'The file' };
   return { bytes: limits.bodyBytes, what: 'The request body' };
 }
 
@@ -82,9 +88,10 @@ export async function readBounded(payload: AsyncIterable<Buffer | string>, decla
  * Teaches the API's Fastify instance to read `multipart/form-data` bodies (`readMultipartForm`),
  * as OpenAI's Audio API and image edits send their uploads. Read whole, up to
  * `ingress.limits.audioBytes` on the audio upload routes (transcriptions, translations),
- * `imageEditBytes` on image edits and `bodyBytes` elsewhere (`readBounded`: a larger form is
- * refused as soon as that shows, never buffered to the largest limit): a form sent to any other
- * route is read the same way and refused by that route's own validation, a 400, never a 5xx.
+ * `imageEditBytes` on image edits, `batches.maxFileBytes` on file uploads and `bodyBytes`
+ * elsewhere (`readBounded`: a larger form is refused as soon as that shows, never buffered to the
+ * largest limit): a form sent to any other route is read the same way and refused by that route's
+ * own validation, a 400, never a 5xx.
  */
 @Injectable()
 export class MultipartFormParser implements OnModuleInit {

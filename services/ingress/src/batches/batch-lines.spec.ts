@@ -1,0 +1,121 @@
+import { parseBatchInput } from './batch-lines';
+
+const CHAT = '/v1/chat/completions';
+const body = (content: string): Record<string, unknown> => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
+const line = (customId: string, changes: Record<string, unknown> = {}): string => JSON.stringify({ custom_id: customId, method: 'POST', url: CHAT, body: body(customId), ...changes });
+const file = (...rows: string[]): Buffer => Buffer.from(rows.join('\n'), 'utf8');
+/** Each problem as [code, line, param]. */
+const problems = (content: Buffer, maxLines = 1_000): Array<[string, number | null, string | null]> => parseBatchInput(content, CHAT, maxLines).errors.map((e) => [e.code, e.line, e.param]);
+
+describe('parseBatchInput', () => {
+  it("reads each request with its 0-based index among the requests, its custom_id and body, in the file's order", () => {
+    const parsed = parseBatchInput(file(line('a'), line('b'), `${line('c')}\n`), CHAT, 10);
+    expect(parsed.errors).toEqual([]);
+    expect(parsed.lines).toEqual([
+      { index: 0, customId: 'a', body: body('a') },
+      { index: 1, customId: 'b', body: body('b') },
+      { index: 2, customId: 'c', body: body('c') },
+    ]);
+  });
+
+  it('skips blank lines (not requests: the indexes stay dense) and reads CRLF files, a BOM and non-ASCII text', () => {
+    const content = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(['', line('first', { body: body('héllo ✓ 你好') }), '   ', '\t', line('second'), '', ''].join('\r\n'), 'utf8')]);
+    const parsed = parseBatchInput(content, CHAT, 10);
+    expect(parsed.errors).toEqual([]);
+    expect(parsed.lines).toEqual([
+      { index: 0, customId: 'first', body: body('héllo ✓ 你好') },
+      { index: 1, customId: 'second', body: body('second') },
+    ]);
+  });
+
+  it('names each bad line by its 1-based line in the file (blank lines counted), and runs no line of a file with any problem', () => {
+    const content = file(
+      line('ok-1'),
+      '',
+      '{not json',
+      JSON.stringify({ method: 'POST', url: CHAT, body: body('x') }),
+      line('get', { method: 'GET' }),
+      line('array-body', { body: [1, 2] }),
+      line('string-body', { body: 'hello' }),
+      line('streamed', { body: { ...body('x'), stream: true } }),
+      line('wrong-url', { url: '/v1/embeddings' }),
+      line('ok-1'),
+      line('ok-2'),
+      '42',
+      line('', {}),
+    );
+    const parsed = parseBatchInput(content, CHAT, 1_000);
+    expect(parsed.lines).toEqual([]);
+    expect(parsed.errors.map((e) => [e.code, e.line, e.param])).toEqual([
+      ['invalid_json_line', 3, null],
+      ['invalid_request', 4, 'custom_id'],
+      ['invalid_request', 5, 'method'],
+      ['invalid_request', 6, 'body'],
+      ['invalid_request', 7, 'body'],
+      ['invalid_request', 8, 'body.stream'],
+      ['invalid_url', 9, 'url'],
+      ['duplicate_custom_id', 10, 'custom_id'],
+      ['invalid_request', 12, null],
+      ['invalid_request', 13, 'custom_id'],
+    ]);
+    // Each says what is wrong, readable by whoever fixes the file.
+    const messages = parsed.errors.map((e) => e.message);
+    expect(messages[2]).toMatch(/method must be POST/);
+    expect(messages[3]).toMatch(/body must be a JSON object/);
+    expect(messages[5]).toMatch(/cannot be streamed/);
+    expect(messages[6]).toContain("'/v1/embeddings'");
+    expect(messages[7]).toContain("'ok-1'");
+  });
+
+  it('takes stream false, and a url that is the endpoint of the batch only', () => {
+    expect(parseBatchInput(file(line('a', { body: { ...body('a'), stream: false } })), CHAT, 10).lines).toHaveLength(1);
+    const embedding = JSON.stringify({ custom_id: 'e', method: 'POST', url: '/v1/embeddings', body: { model: 'm', input: 'x' } });
+    expect(parseBatchInput(file(embedding), '/v1/embeddings', 10).lines).toEqual([{ index: 0, customId: 'e', body: { model: 'm', input: 'x' } }]);
+    expect(problems(file(embedding))).toEqual([['invalid_url', 1, 'url']]);
+    // A url with a trailing slash or without its /v1 is another url.
+    expect(problems(file(line('s', { url: `${CHAT}/` }), line('t', { url: '/chat/completions' })))).toEqual([
+      ['invalid_url', 1, 'url'],
+      ['invalid_url', 2, 'url'],
+    ]);
+  });
+
+  it('refuses a file without a request: empty, or blank lines only', () => {
+    for (const content of [Buffer.alloc(0), Buffer.from('\n\r\n   \n')]) {
+      expect(parseBatchInput(content, CHAT, 10)).toEqual({ lines: [], errors: [{ code: 'empty_file', message: expect.any(String), param: null, line: null }] });
+    }
+  });
+
+  it('refuses more requests than maxLines, at the first line past it, and takes exactly maxLines', () => {
+    const rows = Array.from({ length: 5 }, (_, i) => line(`r${i}`));
+    expect(parseBatchInput(file(...rows.slice(0, 3)), CHAT, 3).lines).toHaveLength(3);
+    const parsed = parseBatchInput(file(rows[0] ?? '', '', ...rows.slice(1)), CHAT, 3);
+    expect(parsed.lines).toEqual([]);
+    // The fourth request is on line 5 (a blank line before it).
+    expect(parsed.errors).toEqual([{ code: 'too_many_requests', message: expect.stringContaining('3'), param: null, line: 5 }]);
+  });
+
+  it('refuses bytes that are not UTF-8, as one problem of the whole file', () => {
+    const content = Buffer.concat([Buffer.from(`${line('a')}\n`), Buffer.from([0xff, 0xfe, 0x7b, 0x7d]), Buffer.from('\n')]);
+    expect(parseBatchInput(content, CHAT, 10)).toEqual({ lines: [], errors: [{ code: 'invalid_encoding', message: expect.any(String), param: null, line: null }] });
+    // A truncated multi-byte character too.
+    expect(problems(Buffer.concat([Buffer.from(line('b')), Buffer.from([0xe2, 0x9c])]))).toEqual([['invalid_encoding', null, null]]);
+  });
+
+  it('lists at most 100 problems: the first 100 of the file', () => {
+    const rows = Array.from({ length: 250 }, () => '{not json');
+    const listed = problems(file(...rows));
+    expect(listed).toHaveLength(100);
+    expect(listed[0]).toEqual(['invalid_json_line', 1, null]);
+    expect(listed[99]).toEqual(['invalid_json_line', 100, null]);
+  });
+
+  it('keeps long values out of its messages: a custom_id or url is cut to 100 characters', () => {
+    const long = 'x'.repeat(400);
+    const [wrongUrl, duplicate] = parseBatchInput(file(line('u', { url: `/v1/${long}` }), line(long), line(long)), CHAT, 10).errors;
+    expect(wrongUrl?.message).not.toContain(long.slice(0, 101));
+    expect(duplicate).toMatchObject({ code: 'duplicate_custom_id', line: 3 });
+    expect(duplicate?.message).not.toContain(long.slice(0, 101));
+    // A custom_id longer than 512 characters is not one.
+    expect(problems(file(line('y'.repeat(513))))).toEqual([['invalid_request', 1, 'custom_id']]);
+  });
+});

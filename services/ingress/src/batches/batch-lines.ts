@@ -1,0 +1,81 @@
+import { z } from 'zod';
+import type { BatchEndpoint, BatchInputError } from './batch-record';
+
+/** One request of a batch's input file. */
+export interface BatchLine {
+  /** 0-based among the file's requests (blank lines are not requests): where its result is kept. */
+  index: number;
+  customId: string;
+  body: Record<string, unknown>;
+}
+
+/** A batch that fails validation lists at most this many problems. */
+const MAX_ERRORS = 100;
+
+const lineSchema = z.object({
+  custom_id: z.string().min(1).max(512),
+  method: z.literal('POST'),
+  url: z.string(),
+  body: z.record(z.string(), z.unknown()),
+});
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The requests of a batch's input file (JSONL: one `{custom_id, method, url, body}` a line), or
+ * every problem found (at most 100): not UTF-8, a line that is not such an object, a `url` other
+ * than the batch's endpoint, a `custom_id` used twice, a streamed request (a batch's answers are
+ * whole), no request at all, or more than `maxLines`. A file with any problem runs no line, as at
+ * OpenAI.
+ */
+export function parseBatchInput(content: Uint8Array, endpoint: BatchEndpoint, maxLines: number): { lines: BatchLine[]; errors: BatchInputError[] } {
+  let text: string;
+  try {
+    text = decoder.decode(content);
+  } catch {
+    return { lines: [], errors: [{ code: 'invalid_encoding', message: 'The input file is not UTF-8 text.', param: null, line: null }] };
+  }
+  const lines: BatchLine[] = [];
+  const errors: BatchInputError[] = [];
+  const seen = new Set<string>();
+  const rows = text.split('\n');
+  for (let i = 0; i < rows.length && errors.length < MAX_ERRORS; i++) {
+    const row = (rows[i] ?? '').trim();
+    if (row === '') continue;
+    const line = i + 1;
+    if (lines.length + errors.length >= maxLines) {
+      return { lines: [], errors: [{ code: 'too_many_requests', message: `The input file holds more than ${maxLines} requests, the most one batch may hold (batches.maxLines).`, param: null, line }] };
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(row);
+    } catch {
+      errors.push({ code: 'invalid_json_line', message: 'This line is not valid JSON.', param: null, line });
+      continue;
+    }
+    const parsed = lineSchema.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const param = issue?.path[0] === undefined ? null : String(issue.path[0]);
+      errors.push({ code: 'invalid_request', message: `This line is not a batch request: ${param ?? 'the line'} ${param === 'method' ? 'must be POST' : param === 'body' ? 'must be a JSON object' : 'is missing or malformed'}.`, param, line });
+      continue;
+    }
+    const { custom_id: customId, url, body } = parsed.data;
+    if (url !== endpoint) {
+      errors.push({ code: 'invalid_url', message: `The url '${url.slice(0, 100)}' of this line is not the batch's endpoint, ${endpoint}.`, param: 'url', line });
+      continue;
+    }
+    if (body['stream'] === true) {
+      errors.push({ code: 'invalid_request', message: 'A batch request cannot be streamed: leave out stream or set it to false.', param: 'body.stream', line });
+      continue;
+    }
+    if (seen.has(customId)) {
+      errors.push({ code: 'duplicate_custom_id', message: `The custom_id '${customId.slice(0, 100)}' is used by an earlier line; each request needs its own.`, param: 'custom_id', line });
+      continue;
+    }
+    seen.add(customId);
+    lines.push({ index: lines.length, customId, body });
+  }
+  if (errors.length === 0 && lines.length === 0) errors.push({ code: 'empty_file', message: 'The input file holds no request.', param: null, line: null });
+  return errors.length > 0 ? { lines: [], errors } : { lines, errors };
+}

@@ -1,0 +1,330 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BatchesConfig } from '@openrouter/config';
+import type { Logger } from '@openrouter/observability';
+import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/internal-call';
+import { parseBatchInput, type BatchLine } from './batch-lines';
+import { FINAL_STATUSES, nowSeconds, randomId, type BatchRecord } from './batch-record';
+import type { BatchStore } from './batch-store';
+import type { FileStore } from './file-store';
+
+/** A request to this replica's own API (over loopback HTTP, as any client), and its answer. */
+export interface OwnApiRequest {
+  method: 'POST';
+  url: string;
+  headers: Record<string, string>;
+  payload: string;
+}
+export interface OwnApiResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | number | undefined>;
+  body: string;
+}
+export type OwnApi = (request: OwnApiRequest) => Promise<OwnApiResponse>;
+
+/** A line's result as kept while its batch runs: its line of the output file or of the error file. */
+interface LineResult {
+  ok: boolean;
+  line: string;
+}
+
+/** Batches one replica runs at the same time (their lines share `batches.concurrency`). */
+const MAX_BATCHES = 4;
+
+interface Running {
+  /** Aborted when the batch must stop taking lines: cancelled, expired, its claim lost, or the replica closing. */
+  readonly stop: AbortController;
+  lost: boolean;
+}
+
+/**
+ * Runs batches on this replica: every `pollMs` it claims an active batch no replica holds, runs
+ * its lines through the gateway's own API as the key that created the batch (`api`, with an
+ * internal credential naming the key: the same authentication, rate limits, budgets, guardrails,
+ * routing and usage records as any request), keeps each line's result as it comes, and, when every
+ * line has one (or the batch was cancelled or its window ended), writes the output and error files.
+ *
+ * A line refused for a reason that passes (429, 5xx) is tried again, after its `Retry-After` or a
+ * growing delay, up to `maxAttempts`. A replica that stops lets its claims go; one that dies holds
+ * them `leaseMs` at most. Whichever replica takes a batch over skips the lines with a result: only
+ * lines in flight when a replica died are run again.
+ */
+export class BatchRunner {
+  private readonly holder = randomId('ingress-', 16);
+  private readonly running = new Map<string, Running>();
+  private readonly tasks = new Set<Promise<void>>();
+  private inFlight = 0;
+  private readonly slotWaiters = new Set<() => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private lastWarning = 0;
+
+  constructor(
+    private readonly config: BatchesConfig,
+    private readonly store: BatchStore,
+    private readonly files: FileStore,
+    private readonly api: OwnApi,
+    private readonly credential: InternalCallCredential,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Stops taking lines, waits up to `graceMs` for those in flight, and lets every claim go (another replica continues). */
+  async close(graceMs = 0): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const running of this.running.values()) running.stop.abort();
+    const all = Promise.allSettled([...this.tasks]);
+    await Promise.race([all, sleep(graceMs, undefined, { ref: false })]);
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => void this.poll(), ms);
+    this.timer.unref();
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      if (this.running.size < MAX_BATCHES) {
+        for (const id of shuffled(await this.store.active())) {
+          if (this.closed || this.running.size >= MAX_BATCHES) break;
+          if (this.running.has(id) || !(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
+          this.track(this.run(id));
+        }
+      }
+    } catch (error) {
+      this.warn(error, 'batches: the store could not be read; trying again');
+    } finally {
+      this.schedule(this.config.pollMs);
+    }
+  }
+
+  private track(task: Promise<void>): void {
+    this.tasks.add(task);
+    void task.finally(() => this.tasks.delete(task));
+  }
+
+  private async run(id: string): Promise<void> {
+    const running: Running = { stop: new AbortController(), lost: false };
+    this.running.set(id, running);
+    const renewal = setInterval(() => {
+      this.store.renew(id, this.holder, this.config.leaseMs).then(
+        (held) => {
+          if (held) return;
+          running.lost = true;
+          running.stop.abort();
+        },
+        (error: unknown) => this.warn(error, 'batches: a claim could not be renewed'),
+      );
+    }, Math.max(50, Math.floor(this.config.leaseMs / 3)));
+    renewal.unref();
+    try {
+      const batch = await this.store.update(id, (b) => (b.status === 'validating' ? { ...b, status: 'in_progress', inProgressAt: nowSeconds() } : undefined));
+      if (!batch || FINAL_STATUSES.has(batch.status)) {
+        await this.store.finish(id);
+        return;
+      }
+      const input = await this.store.input(id);
+      const lines = input ? parseBatchInput(input, batch.endpoint, Number.MAX_SAFE_INTEGER).lines : [];
+      if (batch.status === 'in_progress' && input) await this.runLines(batch, lines, running);
+      if (!running.lost && !this.closed) await this.finalize(id, lines, input !== undefined);
+    } catch (error) {
+      // Its claim lapses and a replica takes it again.
+      this.warn(error, `batches: batch ${id} stopped on an error; it is taken up again once its claim lapses`);
+      running.lost = true;
+    } finally {
+      clearInterval(renewal);
+      this.running.delete(id);
+      if (!running.lost) await this.store.release(id, this.holder).catch(() => undefined);
+    }
+  }
+
+  private async runLines(batch: BatchRecord, lines: BatchLine[], running: Running): Promise<void> {
+    const done = await this.store.results(batch.id);
+    const counts = { completed: 0, failed: 0 };
+    for (const result of done.values()) counts[(JSON.parse(result) as LineResult).ok ? 'completed' : 'failed']++;
+    let written = '';
+    const writeCounts = async (): Promise<void> => {
+      const now = JSON.stringify(counts);
+      if (now === written) return;
+      written = now;
+      const stored = await this.store.update(batch.id, (b) => ({ ...b, requestCounts: { total: lines.length, ...counts } }));
+      if (stored?.status === 'cancelling' || (stored && nowSeconds() >= stored.expiresAt)) running.stop.abort();
+    };
+    // Progress is written, and a cancel seen, every `pollMs`.
+    const refresh = setInterval(() => void writeCounts().catch((error: unknown) => this.warn(error, 'batches: progress could not be written')), this.config.pollMs);
+    refresh.unref();
+    const inFlight = new Set<Promise<void>>();
+    try {
+      for (const line of lines) {
+        if (done.has(line.index)) continue;
+        if (!(await this.slot(running.stop.signal))) break;
+        if (nowSeconds() >= batch.expiresAt) {
+          this.release();
+          break;
+        }
+        const task = this.runLine(batch, line, running.stop.signal)
+          .then(async (result) => {
+            if (!result) return;
+            await this.store.saveResult(batch.id, line.index, JSON.stringify(result));
+            counts[result.ok ? 'completed' : 'failed']++;
+          })
+          .finally(() => {
+            this.release();
+            inFlight.delete(task);
+          });
+        inFlight.add(task);
+      }
+      await Promise.all(inFlight);
+    } finally {
+      clearInterval(refresh);
+      await writeCounts().catch((error: unknown) => this.warn(error, 'batches: progress could not be written'));
+    }
+  }
+
+  /** Waits for a free line slot; false when stopped meanwhile. */
+  private async slot(signal: AbortSignal): Promise<boolean> {
+    while (this.inFlight >= this.config.concurrency && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          this.slotWaiters.delete(wake);
+          signal.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.slotWaiters.add(wake);
+        signal.addEventListener('abort', wake, { once: true });
+      });
+    }
+    if (signal.aborted) return false;
+    this.inFlight++;
+    return true;
+  }
+
+  private release(): void {
+    this.inFlight--;
+    const [next] = this.slotWaiters;
+    next?.();
+  }
+
+  /** One line, tried again while it is refused for a reason that passes; undefined when stopped before it had a final answer. */
+  private async runLine(batch: BatchRecord, line: BatchLine, signal: AbortSignal): Promise<LineResult | undefined> {
+    const requestId = randomId('batch_req_');
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      [INTERNAL_CALL_HEADER]: this.credential.header(batch.keyId),
+      'x-request-id': requestId,
+      'x-openrouter-tags': Object.entries({ ...batch.tags, batch: batch.id })
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+    };
+    if (batch.app) headers['x-openrouter-app'] = batch.app;
+    const payload = JSON.stringify(line.body);
+    for (let attempt = 1; ; attempt++) {
+      const response = await this.api({ method: 'POST', url: batch.endpoint, headers, payload });
+      const passing = response.statusCode === 429 || response.statusCode >= 500;
+      if (response.statusCode < 400 || !passing || attempt >= this.config.maxAttempts) {
+        const ok = response.statusCode < 400;
+        return { ok, line: JSON.stringify({ id: requestId, custom_id: line.customId, response: { status_code: response.statusCode, request_id: requestId, body: jsonOf(response.body) }, error: null }) };
+      }
+      try {
+        await sleep(retryDelayMs(response, attempt), undefined, { signal });
+      } catch {
+        return undefined;
+      }
+    }
+  }
+
+  /**
+   * Ends a batch whose lines have all run, or that was cancelled or outlived its window: its
+   * output file (the answered lines, in the input's order) and error file (the refused ones, and
+   * those that never ran), its final counts and status. A batch stopped for another reason (this
+   * replica closing) is left to run on.
+   */
+  private async finalize(id: string, lines: BatchLine[], hadInput: boolean): Promise<void> {
+    const results = await this.store.results(id);
+    let batch = await this.store.update(id, () => undefined);
+    if (!batch || FINAL_STATUSES.has(batch.status)) return;
+    const cancelled = batch.status === 'cancelling';
+    const expired = !cancelled && nowSeconds() >= batch.expiresAt && results.size < lines.length;
+    if (!cancelled && !expired && hadInput && results.size < lines.length) return;
+    batch = await this.store.update(id, (b) => (b.status === 'in_progress' ? { ...b, status: 'finalizing', finalizingAt: nowSeconds() } : undefined));
+    if (!batch) return;
+    const output: string[] = [];
+    const errors: string[] = [];
+    const unrun = !hadInput ? 'input_missing' : cancelled ? 'batch_cancelled' : 'batch_expired';
+    for (const line of lines) {
+      const kept = results.get(line.index);
+      if (kept) {
+        const result = JSON.parse(kept) as LineResult;
+        (result.ok ? output : errors).push(result.line);
+      } else {
+        errors.push(JSON.stringify({ id: randomId('batch_req_'), custom_id: line.customId, response: null, error: { code: unrun, message: UNRUN_MESSAGES[unrun] } }));
+      }
+    }
+    const owner = batch.owner;
+    const createdAt = nowSeconds();
+    const expiresAt = createdAt + this.config.fileRetentionDays * 86_400;
+    const write = async (name: string, content: string[]): Promise<string | undefined> => {
+      if (content.length === 0) return undefined;
+      const fileId = randomId('file-');
+      const body = Buffer.from(`${content.join('\n')}\n`, 'utf8');
+      await this.files.put({ id: fileId, owner, bytes: body.length, createdAt, filename: `${id}_${name}.jsonl`, purpose: 'batch_output', expiresAt }, body);
+      return fileId;
+    };
+    const outputFileId = await write('output', output);
+    const errorFileId = await write('error', errors);
+    const now = nowSeconds();
+    const status = !hadInput ? 'failed' : cancelled ? 'cancelled' : expired ? 'expired' : 'completed';
+    await this.store.update(id, (b) => ({
+      ...b,
+      status,
+      outputFileId,
+      errorFileId,
+      requestCounts: { total: lines.length, completed: output.length, failed: errors.length },
+      ...(status === 'completed' ? { completedAt: now } : status === 'cancelled' ? { cancelledAt: now } : status === 'expired' ? { expiredAt: now } : { failedAt: now, errors: [{ code: 'input_missing', message: UNRUN_MESSAGES.input_missing, param: null, line: null }] }),
+    }));
+    await this.store.finish(id);
+    this.logger.info({ batch: id, status, completed: output.length, failed: errors.length }, 'batch ended');
+  }
+
+  private warn(error: unknown, message: string): void {
+    if (Date.now() - this.lastWarning < 60_000) return;
+    this.lastWarning = Date.now();
+    this.logger.warn({ err: error }, message);
+  }
+}
+
+const UNRUN_MESSAGES = {
+  batch_cancelled: 'The batch was cancelled before this request ran.',
+  batch_expired: 'This request could not be run before the batch’s completion window ended.',
+  input_missing: 'The batch’s input is no longer stored (it outlived its retention).',
+} as const;
+
+/** A line's answer as JSON when it is JSON (every answer of the API is), else as text. */
+function jsonOf(body: string): unknown {
+  try {
+    return JSON.parse(body) as unknown;
+  } catch {
+    return body;
+  }
+}
+
+/** The wait before a line's next attempt: its `Retry-After` (seconds, at most a minute), else 1, 2, 4 … s up to a minute, with jitter. */
+export function retryDelayMs(response: Pick<OwnApiResponse, 'headers'>, attempt: number): number {
+  const header = response.headers['retry-after'];
+  const seconds = Number(Array.isArray(header) ? header[0] : header);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.min(60_000, seconds * 1000);
+  const base = Math.min(60_000, 1000 * 2 ** (attempt - 1));
+  return base / 2 + Math.random() * (base / 2);
+}
+
+function shuffled<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}

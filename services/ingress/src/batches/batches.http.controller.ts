@@ -1,0 +1,143 @@
+import { Controller, Get, HttpCode, Inject, Optional, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { BatchesConfig } from '@openrouter/config';
+import { GatewayError } from '@openrouter/errors';
+import { parseInput } from '../admin/admin-input';
+import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
+import { parseBatchInput } from './batch-lines';
+import { BATCH_ENDPOINTS, FINAL_STATUSES, nowSeconds, randomId, toOpenAIBatch, type BatchRecord, type OpenAIBatch } from './batch-record';
+import { BATCH_STORE, type BatchStore } from './batch-store';
+import { FILE_STORE, orUnavailable, ownerOf, type FileStore } from './file-store';
+
+export const BATCHES_CONFIG = Symbol('BATCHES_CONFIG');
+
+/** A batch's window: OpenAI's only one. */
+const WINDOW_SECONDS = 24 * 3600;
+
+const createBody = z.object({
+  input_file_id: z.string().min(1).max(256),
+  endpoint: z.enum(BATCH_ENDPOINTS),
+  completion_window: z.literal('24h'),
+  metadata: z
+    .record(z.string().min(1).max(64), z.string().max(512))
+    .refine((m) => Object.keys(m).length <= 16, 'at most 16 pairs')
+    .nullish(),
+});
+
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  after: z.string().min(1).optional(),
+});
+
+/**
+ * OpenAI's Batch API (docs/batches.md): a batch runs the requests of an uploaded JSONL file
+ * (`/v1/files`, purpose `batch`) within 24 hours, through the gateway's own API as the key that
+ * created it, and writes their answers to an output file and their errors to an error file.
+ * Batches belong to the key's project. The input is checked whole at creation: a file with any bad
+ * line makes a batch that has `failed`, listing the problems, as at OpenAI.
+ */
+@Controller('v1/batches')
+@UseGuards(UnmeteredApiKeyGuard)
+export class BatchesHttpController {
+  constructor(
+    @Optional() @Inject(BATCH_STORE) private readonly batches?: BatchStore,
+    @Optional() @Inject(FILE_STORE) private readonly fileStore?: FileStore,
+    @Optional() @Inject(BATCHES_CONFIG) private readonly settings?: BatchesConfig,
+  ) {}
+
+  private get store(): BatchStore {
+    return this.enabled().store;
+  }
+
+  private get files(): FileStore {
+    return this.enabled().files;
+  }
+
+  private get config(): BatchesConfig {
+    return this.enabled().config;
+  }
+
+  @Post()
+  @HttpCode(200)
+  async create(@Req() req: FastifyRequest): Promise<OpenAIBatch> {
+    this.requireEnabled();
+    const context = requestContextOf(req);
+    const owner = ownerOf(context);
+    const body = parseInput(createBody, req.body);
+    const file = await orUnavailable(this.files.get(owner, body.input_file_id));
+    if (!file) throw new GatewayError('bad_request', `No such File object: ${body.input_file_id}`, { param: 'input_file_id', code: 'invalid_value' });
+    if (file.purpose !== 'batch') throw new GatewayError('bad_request', `The file ${file.id} has purpose '${file.purpose}'; a batch reads a file uploaded with purpose 'batch'.`, { param: 'input_file_id', code: 'invalid_value' });
+    const content = await orUnavailable(this.files.content(owner, file.id));
+    if (!content) throw new GatewayError('bad_request', `No such File object: ${body.input_file_id}`, { param: 'input_file_id', code: 'invalid_value' });
+    const { lines, errors } = parseBatchInput(content, body.endpoint, this.config.maxLines);
+    const now = nowSeconds();
+    const batch: BatchRecord = {
+      id: randomId('batch_'),
+      owner,
+      keyId: context.keyId,
+      endpoint: body.endpoint,
+      inputFileId: file.id,
+      completionWindow: '24h',
+      status: errors.length > 0 ? 'failed' : 'validating',
+      createdAt: now,
+      expiresAt: now + WINDOW_SECONDS,
+      ...(errors.length > 0 ? { failedAt: now, errors } : {}),
+      requestCounts: { total: lines.length, completed: 0, failed: 0 },
+      metadata: body.metadata ?? null,
+      app: context.appId || undefined,
+      tags: { ...context.tags },
+    };
+    await orUnavailable(this.store.create(batch, errors.length > 0 ? undefined : content));
+    return toOpenAIBatch(batch);
+  }
+
+  @Get()
+  async list(@Req() req: FastifyRequest, @Query() query: unknown): Promise<{ object: 'list'; data: OpenAIBatch[]; first_id: string | null; last_id: string | null; has_more: boolean }> {
+    this.requireEnabled();
+    const { limit, after } = parseInput(listQuery, query);
+    const page = await orUnavailable(this.store.list(ownerOf(requestContextOf(req)), { limit, after }));
+    const data = page.data.map(toOpenAIBatch);
+    return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore };
+  }
+
+  @Get(':id')
+  async retrieve(@Req() req: FastifyRequest, @Param('id') id: string): Promise<OpenAIBatch> {
+    this.requireEnabled();
+    return toOpenAIBatch(await this.mine(req, id));
+  }
+
+  /** Cancels a batch that has not ended: no line starts after, the lines in flight finish, and the batch ends `cancelled` with the answers it has. */
+  @Post(':id/cancel')
+  @HttpCode(200)
+  async cancel(@Req() req: FastifyRequest, @Param('id') id: string): Promise<OpenAIBatch> {
+    this.requireEnabled();
+    const batch = await this.mine(req, id);
+    const updated = await orUnavailable(this.store.update(batch.id, (b) => (b.status === 'validating' || b.status === 'in_progress' ? { ...b, status: 'cancelling', cancellingAt: nowSeconds() } : undefined)));
+    if (!updated) throw notFound(id);
+    if (updated.status !== 'cancelling' && updated.status !== 'cancelled') {
+      throw new GatewayError('conflict', `Cannot cancel a batch with status '${updated.status}'.`, { param: 'id', code: FINAL_STATUSES.has(updated.status) ? 'batch_ended' : 'batch_finalizing' });
+    }
+    return toOpenAIBatch(updated);
+  }
+
+  private async mine(req: FastifyRequest, id: string): Promise<BatchRecord> {
+    const batch = await orUnavailable(this.store.get(ownerOf(requestContextOf(req)), id));
+    if (!batch) throw notFound(id);
+    return batch;
+  }
+
+  /** The stores, when `batches.enabled`; else a 404. */
+  private enabled(): { store: BatchStore; files: FileStore; config: BatchesConfig } {
+    if (!this.batches || !this.fileStore || !this.settings?.enabled) throw new GatewayError('not_found', 'The Batch API is not enabled on this gateway (batches.enabled).', { code: 'batches_disabled' });
+    return { store: this.batches, files: this.fileStore, config: this.settings };
+  }
+
+  private requireEnabled(): void {
+    this.enabled();
+  }
+}
+
+function notFound(id: string): GatewayError {
+  return new GatewayError('not_found', `No such Batch object: ${id}`, { param: 'id', code: 'batch_not_found' });
+}

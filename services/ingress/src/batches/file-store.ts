@@ -1,0 +1,89 @@
+import { GatewayError } from '@openrouter/errors';
+import { createHmac, randomBytes } from 'node:crypto';
+
+/**
+ * Files uploaded for batches (`POST /v1/files`, purpose `batch`) and the output and error files
+ * batches write (purpose `batch_output`). A file belongs to the project of the key that uploaded
+ * it (its owner, `org/project`): every key of that project sees it, no other does. Contents are
+ * sealed (AES-256-GCM, `sealed-text`) under a key derived from `access.keyHashSecret`, with the
+ * file's id as context, so the store alone reveals nothing and a content moved under another id
+ * does not open.
+ */
+export type FilePurpose = 'batch' | 'batch_output';
+
+export interface StoredFile {
+  /** `file-` and 24 random base62 characters. */
+  id: string;
+  /** The project that owns it: `${orgId}/${projectId}`. */
+  owner: string;
+  bytes: number;
+  /** Unix seconds. */
+  createdAt: number;
+  filename: string;
+  purpose: FilePurpose;
+  /** Unix seconds when the store drops it (`batches.fileRetentionDays` after its creation). */
+  expiresAt: number;
+}
+
+export interface FileListQuery {
+  purpose?: FilePurpose | undefined;
+  /** 1 to 10 000. */
+  limit: number;
+  /** The id of the file the previous page ended with (in `order`). */
+  after?: string | undefined;
+  /** By creation time. */
+  order: 'asc' | 'desc';
+}
+
+export interface FileStore {
+  /** Stores a new file and its content (an id is never reused). */
+  put(file: StoredFile, content: Buffer): Promise<void>;
+  /** The file of that owner, or undefined (unknown, another owner's, expired or deleted). */
+  get(owner: string, id: string): Promise<StoredFile | undefined>;
+  /** Its content, or undefined as for `get`. */
+  content(owner: string, id: string): Promise<Buffer | undefined>;
+  list(owner: string, query: FileListQuery): Promise<{ data: StoredFile[]; hasMore: boolean }>;
+  /** True when it existed (and is now gone). */
+  delete(owner: string, id: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Who owns what a key uploads or creates: its project (`org/project`), or the key itself when it has no project. */
+export function ownerOf(context: { orgId: string; projectId: string; keyId: string }): string {
+  return context.projectId ? `${context.orgId}/${context.projectId}` : `${context.orgId}/key:${context.keyId}`;
+}
+
+/** The Nest injection token of the gateway's {@link FileStore}. */
+export const FILE_STORE = Symbol('FILE_STORE');
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** A new file id: `file-` and 24 random base62 characters (about 143 bits: not guessable, never reused). */
+export function newFileId(): string {
+  let id = '';
+  // Bytes below 248 (4 × 62) map evenly onto the alphabet; the rest are drawn again.
+  while (id.length < 24) {
+    for (const byte of randomBytes(32)) {
+      if (byte < 248 && id.length < 24) id += BASE62[byte % 62];
+    }
+  }
+  return `file-${id}`;
+}
+
+/** The key file contents are sealed under, derived from `access.keyHashSecret` (as the response cache derives its own). */
+export function fileSealKey(keyHashSecret: string): Buffer {
+  return createHmac('sha256', keyHashSecret).update('batch-files\0seal').digest();
+}
+
+/**
+ * A store's failure (Redis away, or too slow for a large value) as the 503 a client can retry,
+ * never a 500; errors of the API's own (a 404) pass as they are.
+ */
+export async function orUnavailable<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
+    throw new GatewayError('unavailable', 'Files and batches cannot be stored or read right now. Please retry.', { code: 'file_store_unavailable', cause: error });
+  }
+}

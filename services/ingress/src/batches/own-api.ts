@@ -1,0 +1,32 @@
+import { isIPv6 } from 'node:net';
+import { Agent, request } from 'undici';
+import type { OwnApiRequest, OwnApiResponse } from './batch-runner';
+
+/** A line may take as long as its provider: the gateway's own timeouts end it, this only a call that would hang for ever. */
+const CALL_TIMEOUT_MS = 600_000;
+
+/**
+ * Calls this replica's own API over loopback HTTP, as any client would, so a batch's line is
+ * served, limited, metered and cancelled exactly as the same request sent by its key.
+ */
+export class OwnApiClient {
+  private readonly origin: string;
+  private readonly agent: Agent;
+  private closing: Promise<void> | undefined;
+
+  constructor(host: string, port: number, connections: number) {
+    const local = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
+    this.origin = `http://${isIPv6(local) ? `[${local}]` : local}:${port}`;
+    this.agent = new Agent({ connections, headersTimeout: CALL_TIMEOUT_MS, bodyTimeout: CALL_TIMEOUT_MS });
+  }
+
+  async call(call: OwnApiRequest): Promise<OwnApiResponse> {
+    const response = await request(`${this.origin}${call.url}`, { method: call.method, headers: call.headers, body: call.payload, dispatcher: this.agent });
+    return { statusCode: response.statusCode, headers: response.headers, body: await response.body.text() };
+  }
+
+  /** Lets its connections go once the calls in flight end; again, the same. */
+  close(): Promise<void> {
+    return (this.closing ??= this.agent.close());
+  }
+}

@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { BatchRecord } from './batch-record';
+import { batchRecord, describeBatchStore, until } from './batch-store.cases.testing';
+import { RedisBatchStore } from './redis-batch-store';
+
+const SECRET = 'redis-batch-store-spec-secret';
+const RETENTION_MS = 30 * 86_400_000;
+
+/** The redis-server the integration project's global setup started. */
+function redisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
+
+/** A prefix of its own for each store: cases never see each other's keys. */
+const freshPrefix = (): string => `batches-spec:${randomBytes(6).toString('hex')}:`;
+
+describe('RedisBatchStore on a real Redis', () => {
+  let redis: Redis;
+  let other: Redis;
+
+  beforeAll(() => {
+    redis = new Redis(redisUrl());
+    other = new Redis(redisUrl());
+  });
+  afterAll(async () => {
+    await Promise.all([redis?.quit(), other?.quit()]);
+  });
+
+  describe('the cases of every store, two replicas on two connections', () => {
+    describeBatchStore({
+      stores: () => {
+        const prefix = freshPrefix();
+        return [new RedisBatchStore(redis, prefix, SECRET, RETENTION_MS), new RedisBatchStore(other, prefix, SECRET, RETENTION_MS)];
+      },
+    });
+  });
+
+  it('keeps the input and results sealed: Redis holds neither the text nor its base64, and another secret or a result moved to another line does not open', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisBatchStore(redis, prefix, SECRET, RETENTION_MS);
+    const input = Buffer.from('{"custom_id":"r1","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"the secret plan"}]}}\n');
+    const result = '{"ok":true,"line":"{\\"custom_id\\":\\"r1\\",\\"response\\":{\\"body\\":\\"the secret answer\\"}}"}';
+    const batch = batchRecord('acme/search', 0);
+    await store.create(batch, input);
+    await store.saveResult(batch.id, 0, result);
+    await store.saveResult(batch.id, 1, '{"ok":true,"line":"another answer"}');
+
+    const sealedInput = (await redis.get(`${prefix}batch:${batch.id}:input`)) ?? '';
+    const sealedResults = await redis.hgetall(`${prefix}batch:${batch.id}:results`);
+    expect(sealedInput).not.toBe('');
+    expect(Object.keys(sealedResults).sort()).toEqual(['0', '1']);
+    for (const sealed of [sealedInput, ...Object.values(sealedResults)]) {
+      for (const plain of [sealed, Buffer.from(sealed, 'base64').toString('latin1')]) {
+        expect(plain).not.toContain('secret');
+        expect(plain).not.toContain(input.toString('base64').slice(0, 40));
+        expect(plain).not.toContain(Buffer.from(result).toString('base64').slice(0, 40));
+      }
+    }
+    // The record names the batch, never its requests.
+    expect(JSON.parse((await redis.get(`${prefix}batch:${batch.id}`)) ?? '{}')).toEqual(batch);
+
+    expect((await store.input(batch.id))?.equals(input)).toBe(true);
+    expect((await store.results(batch.id)).get(0)).toBe(result);
+    // Another secret does not open them; nor does a result moved under another line.
+    const otherSecret = new RedisBatchStore(redis, prefix, 'another secret', RETENTION_MS);
+    await expect(otherSecret.input(batch.id)).rejects.toThrow();
+    await expect(otherSecret.results(batch.id)).rejects.toThrow();
+    await redis.hset(`${prefix}batch:${batch.id}:results`, '1', sealedResults['0'] ?? '');
+    await expect(store.results(batch.id)).rejects.toThrow();
+  });
+
+  it('keeps a batch its retention, or a day past its window when that is later, and its input as long', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisBatchStore(redis, prefix, SECRET, RETENTION_MS);
+    const batch = batchRecord('acme/search', 0);
+    await store.create(batch, Buffer.from('x'));
+    const expiry = async (key: string): Promise<number> => Math.round((await redis.pexpiretime(key)) / 1000);
+    const keep = batch.createdAt + RETENTION_MS / 1000;
+    expect(await expiry(`${prefix}batch:${batch.id}`)).toBe(keep);
+    expect(await expiry(`${prefix}batch:${batch.id}:input`)).toBe(keep);
+    expect(await expiry(`${prefix}batches:owner:acme/search`)).toBe(keep);
+
+    const brief = new RedisBatchStore(redis, prefix, SECRET, 1_000);
+    const short = batchRecord('acme/ads', 0);
+    await brief.create(short, Buffer.from('x'));
+    expect(await expiry(`${prefix}batch:${short.id}`)).toBe(short.expiresAt + 86_400);
+  });
+
+  it("skips a batch whose record has expired when listing, still a full page, and drops its id from the owner's list", async () => {
+    const prefix = freshPrefix();
+    const store = new RedisBatchStore(redis, prefix, SECRET, RETENTION_MS);
+    const [oldest, older, newest] = [0, 1, 3].map((i) => batchRecord('acme/search', i)) as [BatchRecord, BatchRecord, BatchRecord];
+    await store.create(oldest, undefined);
+    await store.create(older, undefined);
+    // Created so long ago, with a retention so short, that it is kept two seconds: a day past its window.
+    const createdAt = Math.floor(Date.now() / 1000) - 2 * 86_400 + 2;
+    const expiring = batchRecord('acme/search', 2, { createdAt, expiresAt: createdAt + 86_400 });
+    await new RedisBatchStore(redis, prefix, SECRET, 1_000).create(expiring, Buffer.from('x'));
+    await store.create(newest, undefined);
+    // Listed by creation time: moved between the others by its score, so that a page must pass it.
+    const owner = `${prefix}batches:owner:acme/search`;
+    await redis.zadd(owner, (older.createdAt + 1) * 1000, expiring.id);
+
+    expect((await store.list('acme/search', { limit: 10 })).data.map((b) => b.id)).toEqual([newest.id, expiring.id, older.id, oldest.id]);
+    await until(async () => (await redis.exists(`${prefix}batch:${expiring.id}`, `${prefix}batch:${expiring.id}:input`)) === 0, 'the expired batch to go');
+    const page = await store.list('acme/search', { limit: 2 });
+    expect(page.data.map((b) => b.id)).toEqual([newest.id, older.id]);
+    expect(page.hasMore).toBe(true);
+    expect(await redis.zscore(owner, expiring.id)).toBeNull();
+    expect(await store.list('acme/search', { limit: 10, after: older.id })).toEqual({ data: [oldest], hasMore: false });
+  });
+
+  it('leaves nothing but the batch record once a batch is finished', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisBatchStore(redis, prefix, SECRET, RETENTION_MS);
+    const batch = batchRecord('acme/search', 0);
+    await store.create(batch, Buffer.from('x'));
+    await store.saveResult(batch.id, 0, '{"ok":true,"line":"a"}');
+    await store.claim(batch.id, 'replica-a', 60_000);
+    await store.finish(batch.id);
+    expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}batch:${batch.id}`, `${prefix}batches:owner:acme/search`]);
+  });
+});

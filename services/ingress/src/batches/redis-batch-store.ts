@@ -1,0 +1,151 @@
+import { createHmac } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { openBytes, openText, sealBytes, sealText } from '../access/sealed-text';
+import type { BatchRecord } from './batch-record';
+import type { BatchStore } from './batch-store';
+
+/** Renews a claim only while it is the holder's. */
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+/** Writes a batch only while it is as it was read. */
+const SWAP = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1 end return 0`;
+/** Releases a claim only while it is the holder's. */
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * Batches in the access store's Redis, shared by every ingress replica:
+ * - `batch:{id}` the batch (JSON), kept `retentionMs` after its creation (at least a day past its window);
+ * - `batches:owner:{owner}` its owner's batches by creation time, for listing;
+ * - `batches:active` the batches to run or finish; `batch:{id}:claim` the replica running one;
+ * - `batch:{id}:input` and `batch:{id}:results` (line index → result) sealed, since they hold
+ *   prompts and answers: AES-256-GCM under a key derived from `access.keyHashSecret`, each value
+ *   with its batch and line as context.
+ */
+export class RedisBatchStore implements BatchStore {
+  private readonly sealKey: Buffer;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    secret: string,
+    private readonly retentionMs: number,
+  ) {
+    this.sealKey = createHmac('sha256', secret).update('batches\0seal').digest();
+  }
+
+  private key(...parts: string[]): string {
+    return `${this.prefix}${parts.join(':')}`;
+  }
+
+  private expiryOf(batch: BatchRecord): number {
+    return Math.max(batch.createdAt * 1000 + this.retentionMs, batch.expiresAt * 1000 + 86_400_000);
+  }
+
+  async create(batch: BatchRecord, input: Buffer | undefined): Promise<void> {
+    const expireAt = this.expiryOf(batch);
+    const multi = this.redis
+      .multi()
+      .set(this.key('batch', batch.id), JSON.stringify(batch), 'PXAT', expireAt)
+      .zadd(this.key('batches', 'owner', batch.owner), batch.createdAt * 1000 + (Date.now() % 1000), batch.id)
+      .pexpireat(this.key('batches', 'owner', batch.owner), expireAt);
+    if (input) {
+      multi.set(this.key('batch', batch.id, 'input'), sealBytes(this.sealKey, input, `${batch.id}:input`), 'PXAT', expireAt);
+      multi.sadd(this.key('batches', 'active'), batch.id);
+    }
+    await multi.exec();
+  }
+
+  async get(owner: string, id: string): Promise<BatchRecord | undefined> {
+    const batch = await this.byId(id);
+    return batch && batch.owner === owner ? batch : undefined;
+  }
+
+  private async byId(id: string): Promise<BatchRecord | undefined> {
+    const raw = await this.redis.get(this.key('batch', id));
+    return raw === null ? undefined : (JSON.parse(raw) as BatchRecord);
+  }
+
+  async list(owner: string, query: { limit: number; after?: string | undefined }): Promise<{ data: BatchRecord[]; hasMore: boolean }> {
+    const index = this.key('batches', 'owner', owner);
+    let start = 0;
+    if (query.after !== undefined) {
+      const rank = await this.redis.zrevrank(index, query.after);
+      if (rank === null) return { data: [], hasMore: false };
+      start = rank + 1;
+    }
+    // One more than asked tells whether there is more. Ids whose batch has expired are skipped,
+    // and dropped from the index once the page is read (dropping them earlier would shift the ranks).
+    const data: BatchRecord[] = [];
+    const stale: string[] = [];
+    while (data.length <= query.limit) {
+      const ids = await this.redis.zrevrange(index, start, start + query.limit - data.length);
+      if (ids.length === 0) break;
+      start += ids.length;
+      const raws = await this.redis.mget(ids.map((id) => this.key('batch', id)));
+      ids.forEach((id, i) => {
+        const raw = raws[i];
+        if (raw === null || raw === undefined) stale.push(id);
+        else data.push(JSON.parse(raw) as BatchRecord);
+      });
+    }
+    if (stale.length > 0) await this.redis.zrem(index, ...stale);
+    return { data: data.slice(0, query.limit), hasMore: data.length > query.limit };
+  }
+
+  async update(id: string, change: (batch: BatchRecord) => BatchRecord | undefined): Promise<BatchRecord | undefined> {
+    const key = this.key('batch', id);
+    // Compare and set: a change written meanwhile (a cancel while the runner counts) makes the
+    // write fail, and the change is made again on what is stored now.
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const raw = await this.redis.get(key);
+      if (raw === null) return undefined;
+      const stored = JSON.parse(raw) as BatchRecord;
+      const next = change(structuredClone(stored));
+      if (!next) return stored;
+      if (Number(await this.redis.eval(SWAP, 1, key, raw, JSON.stringify(next))) === 1) return next;
+    }
+    throw new Error(`batch ${id}: too many concurrent changes`);
+  }
+
+  async active(): Promise<string[]> {
+    return this.redis.smembers(this.key('batches', 'active'));
+  }
+
+  async claim(id: string, holder: string, ms: number): Promise<boolean> {
+    return (await this.redis.set(this.key('batch', id, 'claim'), holder, 'PX', ms, 'NX')) === 'OK';
+  }
+
+  async renew(id: string, holder: string, ms: number): Promise<boolean> {
+    return Number(await this.redis.eval(RENEW, 1, this.key('batch', id, 'claim'), holder, String(ms))) === 1;
+  }
+
+  async release(id: string, holder: string): Promise<void> {
+    await this.redis.eval(RELEASE, 1, this.key('batch', id, 'claim'), holder);
+  }
+
+  async input(id: string): Promise<Buffer | undefined> {
+    const sealed = await this.redis.getBuffer(this.key('batch', id, 'input'));
+    return sealed === null ? undefined : openBytes(this.sealKey, sealed, `${id}:input`);
+  }
+
+  async saveResult(id: string, index: number, result: string): Promise<void> {
+    const key = this.key('batch', id, 'results');
+    await this.redis.multi().hset(key, String(index), sealText(this.sealKey, result, `${id}:${index}`)).pexpire(key, 7 * 86_400_000).exec();
+  }
+
+  async results(id: string): Promise<Map<number, string>> {
+    const raw = await this.redis.hgetall(this.key('batch', id, 'results'));
+    const results = new Map<number, string>();
+    for (const [index, sealed] of Object.entries(raw)) results.set(Number(index), openText(this.sealKey, sealed, `${id}:${index}`));
+    return results;
+  }
+
+  async finish(id: string): Promise<void> {
+    await this.redis
+      .multi()
+      .srem(this.key('batches', 'active'), id)
+      .del(this.key('batch', id, 'input'), this.key('batch', id, 'results'), this.key('batch', id, 'claim'))
+      .exec();
+  }
+
+  async close(): Promise<void> {}
+}

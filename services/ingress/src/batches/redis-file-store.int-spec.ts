@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { openBytes } from '../access/sealed-text';
+import { describeFileStore, storedFile } from './file-store.cases.testing';
+import { fileSealKey, type FileStore } from './file-store';
+import { RedisFileStore } from './redis-file-store';
+
+const SECRET = 'redis-file-store-spec-secret';
+
+/** The redis-server the integration project's global setup started. */
+function redisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
+
+/** A prefix of its own for each store: cases never see each other's keys. */
+const freshPrefix = (): string => `files-spec:${randomBytes(6).toString('hex')}:`;
+
+/** Polls `condition` until it holds (Redis expiring keys in its own time), failing after `timeoutMs`. */
+async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 25));
+  }
+}
+
+describe('RedisFileStore on a real Redis', () => {
+  let redis: Redis;
+
+  beforeAll(() => {
+    redis = new Redis(redisUrl());
+  });
+  afterAll(async () => {
+    await redis?.quit();
+  });
+
+  describe('the cases of every store', () => {
+    describeFileStore({ store: (): FileStore => new RedisFileStore(redis, freshPrefix(), SECRET) });
+  });
+
+  it('keeps the content sealed: Redis holds neither the text nor its base64 (the content sealed as bytes), and it opens only under its own id and secret', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisFileStore(redis, prefix, SECRET);
+    const text = '{"custom_id":"r1","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"the secret plan"}]}}\n';
+    const file = storedFile('acme/search', 0, { bytes: Buffer.byteLength(text) });
+    await store.put(file, Buffer.from(text));
+    const sealed = (await redis.getBuffer(`${prefix}file:${file.id}:content`)) ?? Buffer.alloc(0);
+    // Sealed as bytes: the content's size and 28 bytes (IV and tag), no text of it anywhere.
+    expect(sealed.length).toBe(Buffer.byteLength(text) + 28);
+    expect(sealed.toString('latin1')).not.toContain('secret plan');
+    expect(sealed.toString('latin1')).not.toContain(Buffer.from(text).toString('base64').slice(0, 40));
+    // Under its own id and secret it opens; moved under another id, or with another secret, it does not.
+    expect(openBytes(fileSealKey(SECRET), sealed, file.id).toString()).toBe(text);
+    expect(() => openBytes(fileSealKey(SECRET), sealed, 'file-another')).toThrow();
+    expect(() => openBytes(fileSealKey('another secret'), sealed, file.id)).toThrow();
+    // The record names the file, never its content.
+    expect(JSON.parse((await redis.get(`${prefix}file:${file.id}`)) ?? '{}')).toEqual(file);
+  });
+
+  it("is shared: another replica's store on another connection sees, reads and deletes the same files", async () => {
+    const prefix = freshPrefix();
+    const other = new Redis(redisUrl());
+    try {
+      const a = new RedisFileStore(redis, prefix, SECRET);
+      const b = new RedisFileStore(other, prefix, SECRET);
+      const file = storedFile('acme/search', 0);
+      await a.put(file, Buffer.from('shared'));
+      expect(await b.get('acme/search', file.id)).toEqual(file);
+      expect((await b.content('acme/search', file.id))?.toString()).toBe('shared');
+      expect(await b.delete('acme/search', file.id)).toBe(true);
+      expect(await a.get('acme/search', file.id)).toBeUndefined();
+      // Nothing is left behind in Redis.
+      expect(await redis.keys(`${prefix}*`)).toEqual([]);
+    } finally {
+      await other.quit();
+    }
+  });
+
+  it("sets every key to expire with its file, the owner's list with its last file", async () => {
+    const prefix = freshPrefix();
+    const store = new RedisFileStore(redis, prefix, SECRET);
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const later = storedFile('acme/search', 0, { expiresAt: nowSeconds + 7_200 });
+    const sooner = storedFile('acme/search', 1, { expiresAt: nowSeconds + 3_600 });
+    await store.put(later, Buffer.from('later'));
+    await store.put(sooner, Buffer.from('sooner'));
+    const expiry = async (key: string): Promise<number> => Math.round((await redis.pexpiretime(key)) / 1000);
+    expect(await expiry(`${prefix}file:${later.id}`)).toBe(later.expiresAt);
+    expect(await expiry(`${prefix}file:${later.id}:content`)).toBe(later.expiresAt);
+    expect(await expiry(`${prefix}file:${sooner.id}`)).toBe(sooner.expiresAt);
+    expect(await expiry(`${prefix}file:${sooner.id}:content`)).toBe(sooner.expiresAt);
+    // A file that expires sooner does not shorten the list of the one that expires later.
+    expect(await expiry(`${prefix}files:acme/search`)).toBe(later.expiresAt);
+  });
+
+  it('lets Redis drop a file at its expiry (a retention of about a second), and a listing drops its id', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisFileStore(redis, prefix, SECRET);
+    const kept = storedFile('acme/search', 0);
+    const brief = storedFile('acme/search', 1, { expiresAt: Date.now() / 1000 + 1 });
+    await store.put(kept, Buffer.from('kept'));
+    await store.put(brief, Buffer.from('brief'));
+    expect((await store.list('acme/search', { limit: 10, order: 'desc' })).data.map((f) => f.id)).toEqual([brief.id, kept.id]);
+    await until(async () => (await redis.exists(`${prefix}file:${brief.id}`, `${prefix}file:${brief.id}:content`)) === 0, 'the expired keys to go');
+    expect(await store.get('acme/search', brief.id)).toBeUndefined();
+    expect(await store.content('acme/search', brief.id)).toBeUndefined();
+    // Still in the list until a listing meets it: then it is skipped and dropped.
+    expect(await redis.zscore(`${prefix}files:acme/search`, brief.id)).not.toBeNull();
+    expect((await store.list('acme/search', { limit: 10, order: 'desc' })).data).toEqual([kept]);
+    expect(await redis.zscore(`${prefix}files:acme/search`, brief.id)).toBeNull();
+  });
+
+  it('pages past ids whose records are gone: still a full page, and the stale ids dropped from the list', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisFileStore(redis, prefix, SECRET);
+    const files = Array.from({ length: 6 }, (_, i) => storedFile('acme/search', i));
+    for (const f of files) await store.put(f, Buffer.from(f.id));
+    // Records gone behind the store's back (expired between a listing's reads, say).
+    await redis.del(`${prefix}file:${files[4]?.id}`, `${prefix}file:${files[3]?.id}`);
+    const page = await store.list('acme/search', { limit: 3, order: 'desc' });
+    expect(page.data.map((f) => f.id)).toEqual([5, 2, 1].map((i) => files[i]?.id));
+    expect(page.hasMore).toBe(true);
+    expect(await redis.zcard(`${prefix}files:acme/search`)).toBe(4);
+  });
+
+  it('finds nothing in a damaged record', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisFileStore(redis, prefix, SECRET);
+    await redis.set(`${prefix}file:file-damaged`, '{not json');
+    expect(await store.get('acme/search', 'file-damaged')).toBeUndefined();
+    await redis.set(`${prefix}file:file-damaged`, JSON.stringify({ id: 'file-damaged', owner: 'acme/search' }));
+    expect(await store.get('acme/search', 'file-damaged')).toBeUndefined();
+  });
+});

@@ -1,0 +1,161 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { openBytes, sealBytes } from '../access/sealed-text';
+import { fileSealKey, type FileListQuery, type FileStore, type StoredFile } from './file-store';
+
+/** A file's record as kept in Redis: read back through this schema, never trusted as it is. */
+const storedFileSchema = z.object({
+  id: z.string(),
+  owner: z.string(),
+  bytes: z.number().int().nonnegative(),
+  createdAt: z.number(),
+  filename: z.string(),
+  purpose: z.enum(['batch', 'batch_output']),
+  expiresAt: z.number(),
+});
+
+/**
+ * Stores a file: its record and sealed content, each expiring at the file's expiry, and its id in
+ * its owner's list (scored by creation time), which expires with the last file it lists.
+ * KEYS: record, content, owner's list. ARGV: record JSON, sealed content, expiry (Unix ms),
+ * creation time (score), id.
+ */
+const PUT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+local ttl = redis.call('PTTL', KEYS[3])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if ttl < 0 or now + ttl < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[3], ARGV[3]) end
+return 1
+`;
+
+/** Ids read from an owner's list per round trip while a page is gathered. */
+const SCAN_CHUNK = 1_000;
+
+/**
+ * The files of a gateway with Redis (the access store's, `access.redis`), shared by every ingress
+ * replica: `<prefix>file:<id>` holds the file's record (JSON), `<prefix>file:<id>:content` its
+ * content sealed under a key derived from `access.keyHashSecret` with the id as context, and
+ * `<prefix>files:<owner>` the owner's ids scored by creation time. Every key expires when its file
+ * does (the list with its last file); an id whose record has expired is dropped from the list when
+ * a listing meets it. Listed by creation time, files of the same second by id.
+ */
+export class RedisFileStore implements FileStore {
+  private readonly sealKey: Buffer;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    keyHashSecret: string,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.sealKey = fileSealKey(keyHashSecret);
+  }
+
+  async put(file: StoredFile, content: Buffer): Promise<void> {
+    const sealed = sealBytes(this.sealKey, content, file.id);
+    const stored = await this.redis.eval(
+      PUT,
+      3,
+      this.recordKey(file.id),
+      this.contentKey(file.id),
+      this.listKey(file.owner),
+      JSON.stringify(file),
+      sealed,
+      String(Math.round(file.expiresAt * 1000)),
+      String(file.createdAt),
+      file.id,
+    );
+    if (stored !== 1) throw new Error(`file ${file.id} exists already`);
+  }
+
+  async get(owner: string, id: string): Promise<StoredFile | undefined> {
+    const file = this.parse(await this.redis.get(this.recordKey(id)));
+    return file && this.isLive(file, owner) ? file : undefined;
+  }
+
+  async content(owner: string, id: string): Promise<Buffer | undefined> {
+    const [record, sealed] = await this.redis.mgetBuffer(this.recordKey(id), this.contentKey(id));
+    const file = this.parse(record ? record.toString('utf8') : null);
+    if (!file || !this.isLive(file, owner) || file.id !== id || !sealed) return undefined;
+    return openBytes(this.sealKey, sealed, id);
+  }
+
+  async list(owner: string, query: FileListQuery): Promise<{ data: StoredFile[]; hasMore: boolean }> {
+    const key = this.listKey(owner);
+    const asc = query.order === 'asc';
+    let start = 0;
+    if (query.after !== undefined) {
+      const rank = asc ? await this.redis.zrank(key, query.after) : await this.redis.zrevrank(key, query.after);
+      // A cursor that is gone (deleted, expired) ends the list.
+      if (rank === null) return { data: [], hasMore: false };
+      start = rank + 1;
+    }
+    const found: StoredFile[] = [];
+    const stale: string[] = [];
+    // One more than the page: whether there is more.
+    while (found.length <= query.limit) {
+      const want = Math.min(SCAN_CHUNK, query.limit + 1 - found.length);
+      const stop = start + want - 1;
+      const ids = asc ? await this.redis.zrange(key, String(start), String(stop)) : await this.redis.zrevrange(key, start, stop);
+      if (ids.length === 0) break;
+      start += ids.length;
+      const records = await this.redis.mget(ids.map((id) => this.recordKey(id)));
+      ids.forEach((id, i) => {
+        const file = this.parse(records[i] ?? null);
+        if (!file || !this.isLive(file, owner) || file.id !== id) stale.push(id);
+        else if (query.purpose === undefined || file.purpose === query.purpose) found.push(file);
+      });
+    }
+    if (stale.length > 0) await this.redis.zrem(key, ...stale);
+    return { data: found.slice(0, query.limit), hasMore: found.length > query.limit };
+  }
+
+  async delete(owner: string, id: string): Promise<boolean> {
+    const file = await this.get(owner, id);
+    if (!file) return false;
+    const results = await this.redis.multi().del(this.recordKey(id)).del(this.contentKey(id)).zrem(this.listKey(owner), id).exec();
+    const [failed] = (results ?? []).flatMap(([error]) => (error ? [error] : []));
+    if (failed) throw failed;
+    // Deleted by another request meanwhile: that one reports it.
+    return results?.[0]?.[1] === 1;
+  }
+
+  async close(): Promise<void> {
+    // The connection is the access store's: its owner closes it.
+  }
+
+  private recordKey(id: string): string {
+    return `${this.prefix}file:${id}`;
+  }
+
+  private contentKey(id: string): string {
+    return `${this.prefix}file:${id}:content`;
+  }
+
+  private listKey(owner: string): string {
+    return `${this.prefix}files:${owner}`;
+  }
+
+  private parse(record: string | null): StoredFile | undefined {
+    if (record === null) return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(record);
+    } catch {
+      return undefined;
+    }
+    const parsed = storedFileSchema.safeParse(value);
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  /** The owner's and not past its expiry (Redis expires it within a moment of that). */
+  private isLive(file: StoredFile, owner: string): boolean {
+    return file.owner === owner && file.expiresAt * 1000 > this.now();
+  }
+}

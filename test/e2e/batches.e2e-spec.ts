@@ -1,0 +1,175 @@
+import OpenAI, { toFile } from 'openai';
+import { queryRows } from '../support/infra/clickhouse';
+import { waitFor } from '../support/infra/wait-for';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+
+/**
+ * OpenAI's Batch API through the whole gateway with the official SDK, as an application uses it:
+ * a JSONL file uploaded, a batch created on it, polled to its end, and its output and error files
+ * read back; each line run as the key's own request (routed, metered, tagged with its batch),
+ * lines refused for a passing reason tried again, bad files refused whole, and a cancel.
+ */
+/** A line of a batch's output or error file. */
+interface OutputLine {
+  id: string;
+  custom_id: string;
+  response: { status_code: number; request_id: string; body: unknown } | null;
+  error: { code: string; message: string } | null;
+}
+
+describe('batches through the gateway', () => {
+  let gw: TestGateway;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        doc['batches'] = { pollMs: 50, concurrency: 2, maxAttempts: 4 };
+      },
+    });
+    client = gw.client();
+  });
+  afterAll(async () => gw?.close());
+  beforeEach(() => gw.sim.reset());
+
+  const chatLine = (customId: string, content: string, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ custom_id: customId, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...extra } });
+
+  async function upload(lines: string[]): Promise<string> {
+    const file = await client.files.create({ file: await toFile(Buffer.from(`${lines.join('\n')}\n`), 'requests.jsonl'), purpose: 'batch' });
+    return file.id;
+  }
+
+  const ended = (id: string) =>
+    waitFor(
+      async () => {
+        const batch = await client.batches.retrieve(id);
+        return ['completed', 'failed', 'expired', 'cancelled'].includes(batch.status) ? batch : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 50, what: `batch ${id} to end` },
+    );
+
+  async function jsonl(fileId: string | null | undefined): Promise<OutputLine[]> {
+    expect(fileId).toEqual(expect.any(String));
+    const text = await (await client.files.content(fileId as string)).text();
+    return text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as OutputLine);
+  }
+
+  it('runs every line as a request of the key, writes the answers in the input order, and meters each line tagged with its batch', async () => {
+    const inputFileId = await upload([chatLine('a', 'first question'), chatLine('b', 'second question', { max_tokens: 7 }), chatLine('c', 'third question')]);
+    const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { job: 'nightly' } });
+    expect(created).toMatchObject({ object: 'batch', endpoint: '/v1/chat/completions', input_file_id: inputFileId, completion_window: '24h', metadata: { job: 'nightly' }, request_counts: { total: 3, completed: 0, failed: 0 } });
+    expect(['validating', 'in_progress']).toContain(created.status);
+    expect((created.expires_at ?? 0) - created.created_at).toBe(24 * 3600);
+
+    const batch = await ended(created.id);
+    expect(batch).toMatchObject({ status: 'completed', request_counts: { total: 3, completed: 3, failed: 0 }, error_file_id: null });
+    expect(batch.completed_at).toBeGreaterThanOrEqual(batch.created_at);
+    expect(batch.in_progress_at).toEqual(expect.any(Number));
+
+    const output = await jsonl(batch.output_file_id);
+    expect(output.map((l) => l.custom_id)).toEqual(['a', 'b', 'c']);
+    for (const line of output) {
+      expect(line).toMatchObject({ id: expect.stringMatching(/^batch_req_/), error: null, response: { status_code: 200, request_id: line.id } });
+      expect(line.response?.body).toMatchObject({ object: 'chat.completion', model: 'gpt-4o-mini', choices: [{ message: { role: 'assistant' } }] });
+    }
+    expect(gw.sim.requests().filter((r) => r.path === '/v1/chat/completions')).toHaveLength(3);
+    expect(gw.sim.requests().find((r) => JSON.stringify(r.body).includes('second question'))?.body).toMatchObject({ max_tokens: 7 });
+
+    // The output file is the project's, listed among its files.
+    const outputFile = await client.files.retrieve(batch.output_file_id as string);
+    expect(outputFile).toMatchObject({ purpose: 'batch_output', filename: `${batch.id}_output.jsonl` });
+
+    // Every line's usage record carries its request id and the batch's tag.
+    const ids = output.map((l) => l.id);
+    const rows = await waitFor(
+      async () => {
+        const found = await queryRows<{ request_id: string; batch: string; status: string }>(
+          gw.gateway.billing.usage.store,
+          "SELECT request_id, tags['batch'] AS batch, status FROM {db:Identifier}.usage_events FINAL WHERE tags['batch'] = {batch:String}",
+          { batch: batch.id },
+        );
+        return found.length === 3 ? found : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: 'the usage rows of the batch' },
+    );
+    expect(rows.map((r) => r.request_id).sort()).toEqual([...ids].sort());
+    expect(rows.map((r) => r.status)).toEqual(['ok', 'ok', 'ok']);
+
+    // A completed batch cannot be cancelled.
+    await expect(client.batches.cancel(batch.id)).rejects.toMatchObject({ status: 409, code: 'batch_ended' });
+
+    const listed = await client.batches.list({ limit: 100 });
+    expect(listed.data.map((b) => b.id)).toContain(batch.id);
+  });
+
+  it('puts a line the gateway refuses in the error file, and tries a line again while it is refused for a reason that passes', async () => {
+    // The first two provider calls fail with 503 (no fallback in this catalog), then it answers.
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 503, path: 'chat', remaining: 2 }] });
+    const inputFileId = await upload([chatLine('ok-after-retries', 'retried question'), JSON.stringify({ custom_id: 'bad-model', method: 'POST', url: '/v1/chat/completions', body: { model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] } })]);
+    const batch = await ended((await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' })).id);
+    expect(batch).toMatchObject({ status: 'completed', request_counts: { total: 2, completed: 1, failed: 1 } });
+    const [answered] = await jsonl(batch.output_file_id);
+    expect(answered).toMatchObject({ custom_id: 'ok-after-retries', response: { status_code: 200 } });
+    // Two provider calls refused, each answered 503 to the line, which was tried again after a growing delay.
+    expect(gw.sim.requests().filter((r) => r.path === '/v1/chat/completions')).toHaveLength(3);
+    const [refused] = await jsonl(batch.error_file_id);
+    expect(refused).toMatchObject({ custom_id: 'bad-model', response: { status_code: 404, body: { error: { code: 'model_not_found' } } }, error: null });
+  });
+
+  it('refuses a file with bad lines whole: the batch fails at once and lists each problem with its line', async () => {
+    const inputFileId = await upload([
+      chatLine('one', 'fine'),
+      '{not json',
+      JSON.stringify({ custom_id: 'wrong-url', method: 'POST', url: '/v1/embeddings', body: { model: 'x', input: 'y' } }),
+      chatLine('one', 'duplicate id'),
+      chatLine('streamed', 'no', { stream: true }),
+    ]);
+    const batch = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    expect(batch.status).toBe('failed');
+    expect(batch.failed_at).toEqual(expect.any(Number));
+    expect(batch.errors?.data?.map((e) => [e.code, e.line])).toEqual([
+      ['invalid_json_line', 2],
+      ['invalid_url', 3],
+      ['duplicate_custom_id', 4],
+      ['invalid_request', 5],
+    ]);
+    expect((await client.batches.retrieve(batch.id)).status).toBe('failed');
+    expect(gw.sim.requests()).toHaveLength(0);
+  });
+
+  it('answers bad requests in OpenAI’s error format', async () => {
+    const inputFileId = await upload([chatLine('x', 'y')]);
+    await expect(client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/images/generations' as '/v1/chat/completions', completion_window: '24h' })).rejects.toMatchObject({ status: 400, param: 'endpoint' });
+    await expect(client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '1h' as '24h' })).rejects.toMatchObject({ status: 400, param: 'completion_window' });
+    await expect(client.batches.create({ input_file_id: 'file-doesnotexist', endpoint: '/v1/chat/completions', completion_window: '24h' })).rejects.toMatchObject({ status: 400, param: 'input_file_id' });
+    await expect(client.batches.retrieve('batch_doesnotexist')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    await expect(client.batches.cancel('batch_doesnotexist')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    await expect(client.batches.list({ limit: 1000 })).rejects.toMatchObject({ status: 400, param: 'limit' });
+  });
+
+  it('cancels a running batch: no line starts after, and it ends with the answers it has and the rest in its error file', async () => {
+    gw.sim.configure({ latencyMs: 400 });
+    const inputFileId = await upload(Array.from({ length: 12 }, (_, i) => chatLine(`line-${i}`, `question ${i}`)));
+    const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    await waitFor(async () => ((await client.batches.retrieve(created.id)).request_counts?.completed ?? 0) >= 1 || undefined, { timeoutMs: 30_000, intervalMs: 20, what: 'a first line answered' });
+    const cancelling = await client.batches.cancel(created.id);
+    expect(cancelling.status).toBe('cancelling');
+    expect(cancelling.cancelling_at).toEqual(expect.any(Number));
+    const batch = await ended(created.id);
+    expect(batch.status).toBe('cancelled');
+    const answered = batch.request_counts?.completed ?? 0;
+    expect(answered).toBeGreaterThanOrEqual(1);
+    expect(answered).toBeLessThan(12);
+    expect(batch.request_counts).toEqual({ total: 12, completed: answered, failed: 12 - answered });
+    const errors = await jsonl(batch.error_file_id);
+    expect(errors).toHaveLength(12 - answered);
+    expect(errors.every((l) => l.error?.code === 'batch_cancelled' && l.response === null)).toBe(true);
+    expect(gw.sim.requests().filter((r) => r.path === '/v1/chat/completions')).toHaveLength(answered);
+    // Cancelling it again changes nothing.
+    expect((await client.batches.cancel(created.id)).status).toBe('cancelled');
+  });
+});
