@@ -117,6 +117,13 @@ describe('batches through the gateway', () => {
     // Two provider calls refused, each answered 503 to the line, which was tried again after a growing delay.
     expect(gw.sim.requests().filter((r) => r.path === '/v1/chat/completions')).toHaveLength(3);
     const [refused] = await jsonl(batch.error_file_id);
+    // The replica counts what its lines did.
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    const count = (outcome: string): number => Number(new RegExp(`^openrouter_batch_lines_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+    expect(count('retried')).toBeGreaterThanOrEqual(2);
+    expect(count('failed')).toBeGreaterThanOrEqual(1);
+    expect(metrics).toMatch(/^openrouter_batches_ended_total\{[^}]*status="completed"[^}]*\} [1-9]/m);
+    expect(metrics).toMatch(/^openrouter_batch_lines_in_flight(\{[^}]*\})? 0$/m);
     expect(refused).toMatchObject({ custom_id: 'bad-model', response: { status_code: 404, body: { error: { code: 'model_not_found' } } }, error: null });
   });
 

@@ -247,7 +247,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   ws.attach(app.getHttpServer());
   // Every replica runs batches: their lines are requests to its own API, as the key that created them.
   const ownApi = batchStore ? new OwnApiClient(config.ingress.http.host, port, config.batches.concurrency) : undefined;
-  const batchRunner = files && batchStore && ownApi ? new BatchRunner(config.batches, batchStore, files, (request) => ownApi.call(request), access.internalCalls, logger) : undefined;
+  const batchRunner = files && batchStore && ownApi ? new BatchRunner(config.batches, batchStore, files, (request) => ownApi.call(request), access.internalCalls, logger, telemetry.telemetry.registry) : undefined;
   batchRunner?.start();
   logger.info({ httpPort: port, internalHttpPort: internal?.port, router: config.ingress.router }, 'ingress started');
   let closing: Promise<void> | undefined;

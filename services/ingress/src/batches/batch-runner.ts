@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BatchesConfig } from '@openrouter/config';
-import type { Logger } from '@openrouter/observability';
+import type { Logger, Registry } from '@openrouter/observability';
+import { Counter, Gauge } from 'prom-client';
 import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/internal-call';
 import { parseBatchInput, type BatchLine } from './batch-lines';
 import { FINAL_STATUSES, nowSeconds, randomId, type BatchRecord } from './batch-record';
@@ -57,6 +58,8 @@ export class BatchRunner {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private lastWarning = 0;
+  private readonly lines: Counter<'outcome'>;
+  private readonly ended: Counter<'status'>;
 
   constructor(
     private readonly config: BatchesConfig,
@@ -65,7 +68,23 @@ export class BatchRunner {
     private readonly api: OwnApi,
     private readonly credential: InternalCallCredential,
     private readonly logger: Logger,
-  ) {}
+    registry?: Registry,
+  ) {
+    const registers = registry ? [registry] : [];
+    this.lines = new Counter({
+      name: 'openrouter_batch_lines_total',
+      help: "Batch lines this replica ran, by outcome: completed (answered), failed (refused for good: in the error file), retried (refused for a reason that passes: tried again).",
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.ended = new Counter({ name: 'openrouter_batches_ended_total', help: 'Batches this replica ended, by final status: completed, cancelled, expired, failed.', labelNames: ['status'], registers });
+    const inFlight: Gauge = new Gauge({
+      name: 'openrouter_batch_lines_in_flight',
+      help: 'Batch lines this replica is running now (at most batches.concurrency).',
+      registers,
+      collect: () => inFlight.set(this.inFlight),
+    });
+  }
 
   start(): void {
     this.schedule(0);
@@ -227,8 +246,10 @@ export class BatchRunner {
       const passing = response.statusCode === 429 || response.statusCode >= 500;
       if (response.statusCode < 400 || !passing || attempt >= this.config.maxAttempts) {
         const ok = response.statusCode < 400;
+        this.lines.inc({ outcome: ok ? 'completed' : 'failed' });
         return { ok, line: JSON.stringify({ id: requestId, custom_id: line.customId, response: { status_code: response.statusCode, request_id: requestId, body: jsonOf(response.body) }, error: null }) };
       }
+      this.lines.inc({ outcome: 'retried' });
       try {
         await sleep(retryDelayMs(response, attempt), undefined, { signal });
       } catch {
@@ -287,6 +308,7 @@ export class BatchRunner {
       ...(status === 'completed' ? { completedAt: now } : status === 'cancelled' ? { cancelledAt: now } : status === 'expired' ? { expiredAt: now } : { failedAt: now, errors: [{ code: 'input_missing', message: UNRUN_MESSAGES.input_missing, param: null, line: null }] }),
     }));
     await this.store.finish(id);
+    this.ended.inc({ status });
     this.logger.info({ batch: id, status, completed: output.length, failed: errors.length }, 'batch ended');
   }
 
