@@ -179,4 +179,50 @@ describe('batches through the gateway', () => {
     // Cancelling it again changes nothing.
     expect((await client.batches.cancel(created.id)).status).toBe('cancelled');
   });
+
+  describe('under a hard budget', () => {
+    let budgeted: TestGateway;
+
+    beforeAll(async () => {
+      budgeted = await startTestGateway({
+        configure: (doc) => {
+          doc['batches'] = { pollMs: 50 };
+          // Less than one chat line asking for 1,000 tokens may cost (1,000 × $0.60 / 1M = $0.0006).
+          doc['budgets'] = { list: [{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: '0.0005', enforcement: 'hard' }] };
+        },
+      });
+    });
+    afterAll(async () => budgeted?.close());
+
+    it('refuses a line its budget cannot cover with 402 before any provider call, into the error file, and runs the lines it covers (embeddings)', async () => {
+      const sdk = budgeted.client();
+      const file = async (lines: string[]) => (await sdk.files.create({ file: await toFile(Buffer.from(lines.join('\n')), 'in.jsonl'), purpose: 'batch' })).id;
+      const finished = async (id: string) =>
+        waitFor(
+          async () => {
+            const batch = await sdk.batches.retrieve(id);
+            return batch.status === 'completed' ? batch : undefined;
+          },
+          { timeoutMs: 30_000, intervalMs: 50, what: `batch ${id} to complete` },
+        );
+      const chat = await finished(
+        (await sdk.batches.create({ input_file_id: await file([chatLine('too-dear', 'write at length', { max_tokens: 1000 })]), endpoint: '/v1/chat/completions', completion_window: '24h' })).id,
+      );
+      expect(chat.request_counts).toEqual({ total: 1, completed: 0, failed: 1 });
+      expect(chat.output_file_id).toBeNull();
+      const [refused] = (await (await sdk.files.content(chat.error_file_id as string)).text()).trim().split('\n').map((l) => JSON.parse(l) as OutputLine);
+      expect(refused).toMatchObject({ custom_id: 'too-dear', response: { status_code: 402, body: { error: { code: 'budget_exceeded' } } } });
+      expect(budgeted.sim.requests()).toHaveLength(0);
+
+      const embeddingLine = (id: string, input: string) => JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/embeddings', body: { model: 'text-embedding-3-small', input } });
+      const embeddings = await finished(
+        (await sdk.batches.create({ input_file_id: await file([embeddingLine('e1', 'first text'), embeddingLine('e2', 'second text')]), endpoint: '/v1/embeddings', completion_window: '24h' })).id,
+      );
+      expect(embeddings.request_counts).toEqual({ total: 2, completed: 2, failed: 0 });
+      const output = (await (await sdk.files.content(embeddings.output_file_id as string)).text()).trim().split('\n').map((l) => JSON.parse(l) as OutputLine);
+      expect(output.map((l) => l.custom_id)).toEqual(['e1', 'e2']);
+      for (const line of output) expect(line.response?.body).toMatchObject({ object: 'list', model: 'text-embedding-3-small', data: [{ object: 'embedding', index: 0 }] });
+      expect(budgeted.sim.requests().map((r) => r.path)).toEqual(['/v1/embeddings', '/v1/embeddings']);
+    });
+  });
 });
