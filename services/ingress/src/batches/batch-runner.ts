@@ -6,7 +6,7 @@ import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/int
 import { parseBatchInput, type BatchLine } from './batch-lines';
 import { FINAL_STATUSES, nowSeconds, randomId, type BatchRecord } from './batch-record';
 import type { BatchStore } from './batch-store';
-import type { FileStore } from './file-store';
+import { newFileId, type FileStore } from './file-store';
 
 /** A request to this replica's own API (over loopback HTTP, as any client), and its answer. */
 export interface OwnApiRequest {
@@ -290,7 +290,7 @@ export class BatchRunner {
     const expiresAt = createdAt + this.config.fileRetentionDays * 86_400;
     const write = async (name: string, content: string[]): Promise<string | undefined> => {
       if (content.length === 0) return undefined;
-      const fileId = randomId('file-');
+      const fileId = newFileId();
       const body = Buffer.from(`${content.join('\n')}\n`, 'utf8');
       await this.files.put({ id: fileId, owner, bytes: body.length, createdAt, filename: `${id}_${name}.jsonl`, purpose: 'batch_output', expiresAt }, body);
       return fileId;

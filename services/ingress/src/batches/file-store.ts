@@ -1,5 +1,6 @@
 import { GatewayError } from '@openrouter/errors';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { randomId } from './batch-record';
 
 /**
  * Files uploaded for batches (`POST /v1/files`, purpose `batch`) and the output and error files
@@ -56,18 +57,9 @@ export function ownerOf(context: { orgId: string; projectId: string; keyId: stri
 /** The Nest injection token of the gateway's {@link FileStore}. */
 export const FILE_STORE = Symbol('FILE_STORE');
 
-const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-
 /** A new file id: `file-` and 24 random base62 characters (about 143 bits: not guessable, never reused). */
 export function newFileId(): string {
-  let id = '';
-  // Bytes below 248 (4 × 62) map evenly onto the alphabet; the rest are drawn again.
-  while (id.length < 24) {
-    for (const byte of randomBytes(32)) {
-      if (byte < 248 && id.length < 24) id += BASE62[byte % 62];
-    }
-  }
-  return `file-${id}`;
+  return randomId('file-');
 }
 
 /** The key file contents are sealed under, derived from `access.keyHashSecret` (as the response cache derives its own). */
