@@ -3,6 +3,7 @@ import type { BatchesConfig } from '@openrouter/config';
 import type { Logger, Registry } from '@openrouter/observability';
 import { Counter, Gauge } from 'prom-client';
 import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/internal-call';
+import { AdaptiveLimit } from './adaptive-limit';
 import { parseBatchInput, type BatchLine } from './batch-lines';
 import { FINAL_STATUSES, nowSeconds, randomId, type BatchRecord } from './batch-record';
 import type { BatchStore } from './batch-store';
@@ -54,6 +55,8 @@ export class BatchRunner {
   private readonly running = new Map<string, Running>();
   private readonly tasks = new Set<Promise<void>>();
   private inFlight = 0;
+  /** Lines that may run at once: `batches.concurrency`, less while lines are refused for a passing reason. */
+  private readonly limit: AdaptiveLimit;
   private readonly slotWaiters = new Set<() => void>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -70,6 +73,7 @@ export class BatchRunner {
     private readonly logger: Logger,
     registry?: Registry,
   ) {
+    this.limit = new AdaptiveLimit(config.concurrency);
     const registers = registry ? [registry] : [];
     this.lines = new Counter({
       name: 'openrouter_batch_lines_total',
@@ -83,6 +87,12 @@ export class BatchRunner {
       help: 'Batch lines this replica is running now (at most batches.concurrency).',
       registers,
       collect: () => inFlight.set(this.inFlight),
+    });
+    const limit: Gauge = new Gauge({
+      name: 'openrouter_batch_concurrency',
+      help: 'Batch lines this replica may run at once now: batches.concurrency, halved while lines are refused for a reason that passes (429, 5xx), grown back as they are answered.',
+      registers,
+      collect: () => limit.set(this.limit.current),
     });
   }
 
@@ -206,7 +216,7 @@ export class BatchRunner {
 
   /** Waits for a free line slot; false when stopped meanwhile. */
   private async slot(signal: AbortSignal): Promise<boolean> {
-    while (this.inFlight >= this.config.concurrency && !signal.aborted) {
+    while (this.inFlight >= this.limit.current && !signal.aborted) {
       await new Promise<void>((resolve) => {
         const wake = (): void => {
           this.slotWaiters.delete(wake);
@@ -247,9 +257,12 @@ export class BatchRunner {
       if (response.statusCode < 400 || !passing || attempt >= this.config.maxAttempts) {
         const ok = response.statusCode < 400;
         this.lines.inc({ outcome: ok ? 'completed' : 'failed' });
+        if (passing) this.limit.refused();
+        else this.limit.succeeded();
         return { ok, line: JSON.stringify({ id: requestId, custom_id: line.customId, response: { status_code: response.statusCode, request_id: requestId, body: jsonOf(response.body) }, error: null }) };
       }
       this.lines.inc({ outcome: 'retried' });
+      this.limit.refused();
       try {
         await sleep(retryDelayMs(response, attempt), undefined, { signal });
       } catch {
