@@ -202,12 +202,12 @@ describe('logger', () => {
     const tracing = Tracing.create('ingress', tracingSchema.parse({ enabled: true }), { spanExporter: new InMemorySpanExporter() });
     const span = tracing.tracer.startSpan('request');
     context.with(trace.setSpan(ROOT_CONTEXT, span), () => {
-      logger.info({ requestId: 'r1', orgId: 'acme', req: { headers: { authorization: 'Bearer sk-secret', 'x-api-key': 'k', cookie: 'c' } }, secret: 's', channel: { secret: 's2' } }, 'hello');
+      logger.info({ requestId: 'r1', orgId: 'acme', req: { headers: { authorization: 'Bearer sk-secret', 'x-api-key': 'k', cookie: 'c', 'x-openrouter-internal-call': 'secret.key-1' } }, secret: 's', channel: { secret: 's2' } }, 'hello');
     });
     span.end();
     const line = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
     expect(line).toMatchObject({ service: 'ingress', requestId: 'r1', orgId: 'acme', traceId: span.spanContext().traceId, spanId: span.spanContext().spanId, secret: '[redacted]', channel: { secret: '[redacted]' } });
-    expect(line['req']).toEqual({ headers: { authorization: '[redacted]', 'x-api-key': '[redacted]', cookie: '[redacted]' } });
+    expect(line['req']).toEqual({ headers: { authorization: '[redacted]', 'x-api-key': '[redacted]', cookie: '[redacted]', 'x-openrouter-internal-call': '[redacted]' } });
     expect(lines.join('')).not.toContain('sk-secret');
   });
 
