@@ -60,7 +60,7 @@ describe('batches through the gateway', () => {
 
   it('runs every line as a request of the key, writes the answers in the input order, and meters each line tagged with its batch', async () => {
     const inputFileId = await upload([chatLine('a', 'first question'), chatLine('b', 'second question', { max_tokens: 7 }), chatLine('c', 'third question')]);
-    const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { job: 'nightly' } });
+    const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { job: 'nightly' }, output_expires_after: { anchor: 'created_at', seconds: 3_600 } });
     expect(created).toMatchObject({ object: 'batch', endpoint: '/v1/chat/completions', input_file_id: inputFileId, completion_window: '24h', metadata: { job: 'nightly' }, request_counts: { total: 3, completed: 0, failed: 0 } });
     expect(['validating', 'in_progress']).toContain(created.status);
     expect((created.expires_at ?? 0) - created.created_at).toBe(24 * 3600);
@@ -82,6 +82,8 @@ describe('batches through the gateway', () => {
     // The output file is the project's, listed among its files.
     const outputFile = await client.files.retrieve(batch.output_file_id as string);
     expect(outputFile).toMatchObject({ purpose: 'batch_output', filename: `${batch.id}_output.jsonl` });
+    // Kept as long as the batch's output_expires_after asked.
+    expect(outputFile.expires_at).toBe(outputFile.created_at + 3_600);
 
     // Every line's usage record carries its request id and the batch's tag.
     const ids = output.map((l) => l.id);

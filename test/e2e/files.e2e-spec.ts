@@ -134,6 +134,14 @@ describe.each([
     expect(error.message).toMatch(/only batch files/);
   });
 
+  it("keeps a file as long as its expires_after asks, within the retention, and refuses a bad one naming the field", async () => {
+    const file = await search.files.create({ file: await toFile(Buffer.from(LINES), 'short.jsonl'), purpose: 'batch', expires_after: { anchor: 'created_at', seconds: 7_200 } });
+    expect(file.expires_at).toBe(file.created_at + 7_200);
+    expect((await search.files.retrieve(file.id)).expires_at).toBe(file.created_at + 7_200);
+    const error = await apiError(async () => search.files.create({ file: await toFile(Buffer.from(LINES), 'in.jsonl'), purpose: 'batch', expires_after: { anchor: 'created_at', seconds: 60 } }));
+    expect([error.status, error.code, error.param]).toEqual([400, 'invalid_value', 'expires_after.seconds']);
+  });
+
   it('refuses a file larger than batches.maxFileBytes with 413, storing nothing', async () => {
     const before: string[] = [];
     for await (const f of search.files.list()) before.push(f.id);

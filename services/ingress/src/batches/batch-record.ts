@@ -44,6 +44,8 @@ export interface BatchRecord {
   errors?: BatchInputError[] | undefined;
   requestCounts: { total: number; completed: number; failed: number };
   metadata: Record<string, string> | null;
+  /** `output_expires_after.seconds`: its output and error files are dropped this long after they are written (at most `batches.fileRetentionDays`). */
+  outputExpiresAfterSeconds?: number | undefined;
   /** The creating request's app and tags (`x-openrouter-app`, `x-openrouter-tags`), given to every line. */
   app?: string | undefined;
   tags: Record<string, string>;

@@ -300,7 +300,7 @@ export class BatchRunner {
     }
     const owner = batch.owner;
     const createdAt = nowSeconds();
-    const expiresAt = createdAt + this.config.fileRetentionDays * 86_400;
+    const expiresAt = createdAt + Math.min(batch.outputExpiresAfterSeconds ?? Infinity, this.config.fileRetentionDays * 86_400);
     const write = async (name: string, content: string[]): Promise<string | undefined> => {
       if (content.length === 0) return undefined;
       const fileId = newFileId();

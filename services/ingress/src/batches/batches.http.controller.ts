@@ -23,6 +23,7 @@ const createBody = z.object({
     .record(z.string().min(1).max(64), z.string().max(512))
     .refine((m) => Object.keys(m).length <= 16, 'at most 16 pairs')
     .nullish(),
+  output_expires_after: z.object({ anchor: z.literal('created_at'), seconds: z.number().int().min(3_600).max(2_592_000) }).nullish(),
 });
 
 const listQuery = z.object({
@@ -85,6 +86,7 @@ export class BatchesHttpController {
       ...(errors.length > 0 ? { failedAt: now, errors } : {}),
       requestCounts: { total: lines.length, completed: 0, failed: 0 },
       metadata: body.metadata ?? null,
+      outputExpiresAfterSeconds: body.output_expires_after?.seconds,
       app: context.appId || undefined,
       tags: { ...context.tags },
     };

@@ -49,7 +49,7 @@ const listQuery = z.object({
 const required = (param: string, what: string): GatewayError => new GatewayError('bad_request', `Missing required parameter: '${param}' (${what}).`, { param, code: 'missing_required_parameter' });
 
 /** The uploaded file and its purpose, from the multipart form of `POST /v1/files`. */
-function uploadOf(body: unknown): { filename: string; purpose: 'batch'; content: Buffer } {
+function uploadOf(body: unknown): { filename: string; purpose: 'batch'; content: Buffer; expiresAfterSeconds?: number | undefined } {
   if (!isFormBody(body) || typeof body !== 'object' || body === null) {
     throw new GatewayError('bad_request', "The request body must be multipart/form-data, with the file in the 'file' field and its 'purpose'.", { param: 'file', code: 'invalid_content_type' });
   }
@@ -69,7 +69,24 @@ function uploadOf(body: unknown): { filename: string; purpose: 'batch'; content:
     );
   }
   if (file.data.length === 0) throw new GatewayError('bad_request', "Invalid value for 'file': the file is empty.", { param: 'file', code: 'invalid_value' });
-  return { filename: file.filename || 'file', purpose, content: Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength) };
+  return { filename: file.filename || 'file', purpose, content: Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength), expiresAfterSeconds: expiresAfterOf(form) };
+}
+
+/**
+ * OpenAI's `expires_after` of an upload (`expires_after[anchor]=created_at`,
+ * `expires_after[seconds]` from an hour to 30 days, as the SDK sends it in the form): how long
+ * after its creation the file is dropped, at most `batches.fileRetentionDays`. Undefined when not sent.
+ */
+function expiresAfterOf(form: Record<string, unknown>): number | undefined {
+  const anchor = form['expires_after[anchor]'];
+  const seconds = form['expires_after[seconds]'];
+  if (anchor === undefined && seconds === undefined) return undefined;
+  if (anchor !== 'created_at') throw new GatewayError('bad_request', "Invalid value for 'expires_after.anchor': expected 'created_at'.", { param: 'expires_after.anchor', code: 'invalid_value' });
+  const value = typeof seconds === 'string' && /^\d+$/.test(seconds) ? Number(seconds) : NaN;
+  if (!(value >= 3_600 && value <= 2_592_000)) {
+    throw new GatewayError('bad_request', "Invalid value for 'expires_after.seconds': expected a whole number of seconds from 3600 (an hour) to 2592000 (30 days).", { param: 'expires_after.seconds', code: 'invalid_value' });
+  }
+  return value;
 }
 
 /** `attachment` with the file's name: quoted in ASCII, and exactly (RFC 6266 `filename*`). */

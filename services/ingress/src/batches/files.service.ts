@@ -20,7 +20,7 @@ export class FilesService {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async create(owner: string, upload: { filename: string; purpose: FilePurpose; content: Buffer }): Promise<StoredFile> {
+  async create(owner: string, upload: { filename: string; purpose: FilePurpose; content: Buffer; expiresAfterSeconds?: number | undefined }): Promise<StoredFile> {
     const createdAt = Math.floor(this.now() / 1000);
     const file: StoredFile = {
       id: newFileId(),
@@ -29,7 +29,8 @@ export class FilesService {
       createdAt,
       filename: upload.filename,
       purpose: upload.purpose,
-      expiresAt: createdAt + this.retentionDays * DAY_SECONDS,
+      // The file's own expiry, when asked, if sooner than the retention.
+      expiresAt: createdAt + Math.min(upload.expiresAfterSeconds ?? Infinity, this.retentionDays * DAY_SECONDS),
     };
     await orUnavailable(this.store.put(file, upload.content));
     return file;
