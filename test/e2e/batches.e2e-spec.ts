@@ -162,7 +162,7 @@ describe('batches through the gateway', () => {
 
   it('cancels a running batch: no line starts after, and it ends with the answers it has and the rest in its error file', async () => {
     gw.sim.configure({ latencyMs: 400 });
-    const inputFileId = await upload(Array.from({ length: 12 }, (_, i) => chatLine(`line-${i}`, `question ${i}`)));
+    const inputFileId = await upload(Array.from({ length: 20 }, (_, i) => chatLine(`line-${i}`, `question ${i}`)));
     const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
     await waitFor(async () => ((await client.batches.retrieve(created.id)).request_counts?.completed ?? 0) >= 1 || undefined, { timeoutMs: 30_000, intervalMs: 20, what: 'a first line answered' });
     const cancelling = await client.batches.cancel(created.id);
@@ -172,10 +172,10 @@ describe('batches through the gateway', () => {
     expect(batch.status).toBe('cancelled');
     const answered = batch.request_counts?.completed ?? 0;
     expect(answered).toBeGreaterThanOrEqual(1);
-    expect(answered).toBeLessThan(12);
-    expect(batch.request_counts).toEqual({ total: 12, completed: answered, failed: 12 - answered });
+    expect(answered).toBeLessThan(20);
+    expect(batch.request_counts).toEqual({ total: 20, completed: answered, failed: 20 - answered });
     const errors = await jsonl(batch.error_file_id);
-    expect(errors).toHaveLength(12 - answered);
+    expect(errors).toHaveLength(20 - answered);
     expect(errors.every((l) => l.error?.code === 'batch_cancelled' && l.response === null)).toBe(true);
     expect(gw.sim.requests().filter((r) => r.path === '/v1/chat/completions')).toHaveLength(answered);
     // Cancelling it again changes nothing.
