@@ -30,7 +30,7 @@ export function connectBulkRedis(config: RedisConnectionConfig): Redis {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
-    commandTimeout: 60_000,
+    commandTimeout: 10_000,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
   });
 }
