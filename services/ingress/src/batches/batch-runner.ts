@@ -187,6 +187,7 @@ export class BatchRunner {
     const refresh = setInterval(() => void writeCounts().catch((error: unknown) => this.warn(error, 'batches: progress could not be written')), this.config.pollMs);
     refresh.unref();
     const inFlight = new Set<Promise<void>>();
+    let failure: { error: unknown } | undefined;
     try {
       for (const line of lines) {
         if (done.has(line.index)) continue;
@@ -201,6 +202,12 @@ export class BatchRunner {
             await this.store.saveResult(batch.id, line.index, JSON.stringify(result));
             counts[result.ok ? 'completed' : 'failed']++;
           })
+          .catch((error: unknown) => {
+            // A result that cannot be kept (the store is away) stops the batch here: no line starts
+            // whose result would be lost too. Its claim lapses, and it is taken up again.
+            failure ??= { error };
+            running.stop.abort();
+          })
           .finally(() => {
             this.release();
             inFlight.delete(task);
@@ -208,6 +215,7 @@ export class BatchRunner {
         inFlight.add(task);
       }
       await Promise.all(inFlight);
+      if (failure) throw failure.error;
     } finally {
       clearInterval(refresh);
       await writeCounts().catch((error: unknown) => this.warn(error, 'batches: progress could not be written'));
