@@ -76,6 +76,12 @@ describe('batches through the gateway', () => {
       expect(line).toMatchObject({ id: expect.stringMatching(/^batch_req_/), error: null, response: { status_code: 200, request_id: line.id } });
       expect(line.response?.body).toMatchObject({ object: 'chat.completion', model: 'gpt-4o-mini', choices: [{ message: { role: 'assistant' } }] });
     }
+    // The batch's usage is the sum of its answers'.
+    const answers = output.map((l) => (l.response?.body as { usage: { prompt_tokens: number; completion_tokens: number } }).usage);
+    const input = answers.reduce((sum, u) => sum + u.prompt_tokens, 0);
+    const completion = answers.reduce((sum, u) => sum + u.completion_tokens, 0);
+    expect(input).toBeGreaterThan(0);
+    expect(batch.usage).toEqual({ input_tokens: input, input_tokens_details: { cached_tokens: 0 }, output_tokens: completion, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: input + completion });
     expect(gw.sim.requests().filter((r) => r.path === '/v1/chat/completions')).toHaveLength(3);
     expect(gw.sim.requests().find((r) => JSON.stringify(r.body).includes('second question'))?.body).toMatchObject({ max_tokens: 7 });
 

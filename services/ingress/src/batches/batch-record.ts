@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { toOpenAIBatchUsage, type BatchTokens } from './batch-usage';
+
+type OpenAIBatchUsage = ReturnType<typeof toOpenAIBatchUsage>;
 
 /** The endpoints a batch's lines may call, as OpenAI's Batch API names them. */
 export const BATCH_ENDPOINTS = ['/v1/chat/completions', '/v1/embeddings', '/v1/completions', '/v1/responses', '/v1/moderations'] as const;
@@ -43,6 +46,8 @@ export interface BatchRecord {
   errorFileId?: string | undefined;
   errors?: BatchInputError[] | undefined;
   requestCounts: { total: number; completed: number; failed: number };
+  /** The tokens its answered lines used, as far as they have run. */
+  usage?: BatchTokens | undefined;
   metadata: Record<string, string> | null;
   /** `output_expires_after.seconds`: its output and error files are dropped this long after they are written (at most `batches.fileRetentionDays`). */
   outputExpiresAfterSeconds?: number | undefined;
@@ -72,6 +77,7 @@ export interface OpenAIBatch {
   cancelling_at: number | null;
   cancelled_at: number | null;
   request_counts: { total: number; completed: number; failed: number };
+  usage?: OpenAIBatchUsage;
   metadata: Record<string, string> | null;
 }
 
@@ -96,6 +102,7 @@ export function toOpenAIBatch(batch: BatchRecord): OpenAIBatch {
     cancelling_at: batch.cancellingAt ?? null,
     cancelled_at: batch.cancelledAt ?? null,
     request_counts: { ...batch.requestCounts },
+    ...(batch.usage ? { usage: toOpenAIBatchUsage(batch.usage) } : {}),
     metadata: batch.metadata,
   };
 }

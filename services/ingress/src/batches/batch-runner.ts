@@ -5,6 +5,7 @@ import { Counter, Gauge } from 'prom-client';
 import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/internal-call';
 import { AdaptiveLimit } from './adaptive-limit';
 import { parseBatchInput, type BatchLine } from './batch-lines';
+import { addTokens, NO_TOKENS, tokensOf, type BatchTokens } from './batch-usage';
 import { FINAL_STATUSES, nowSeconds, randomId, type BatchRecord } from './batch-record';
 import type { BatchStore } from './batch-store';
 import { newFileId, type FileStore } from './file-store';
@@ -27,6 +28,8 @@ export type OwnApi = (request: OwnApiRequest) => Promise<OwnApiResponse>;
 interface LineResult {
   ok: boolean;
   line: string;
+  /** An answered line's tokens (its answer's `usage`). */
+  tokens?: BatchTokens | undefined;
 }
 
 /** Batches one replica runs at the same time (their lines share `batches.concurrency`). */
@@ -174,13 +177,19 @@ export class BatchRunner {
   private async runLines(batch: BatchRecord, lines: BatchLine[], running: Running): Promise<void> {
     const done = await this.store.results(batch.id);
     const counts = { completed: 0, failed: 0 };
-    for (const result of done.values()) counts[(JSON.parse(result) as LineResult).ok ? 'completed' : 'failed']++;
+    let tokens = NO_TOKENS;
+    for (const kept of done.values()) {
+      const result = JSON.parse(kept) as LineResult;
+      counts[result.ok ? 'completed' : 'failed']++;
+      if (result.tokens) tokens = addTokens(tokens, result.tokens);
+    }
     let written = '';
     const writeCounts = async (): Promise<void> => {
       const now = JSON.stringify(counts);
       if (now === written) return;
       written = now;
-      const stored = await this.store.update(batch.id, (b) => ({ ...b, requestCounts: { total: lines.length, ...counts } }));
+      const usage = tokens;
+      const stored = await this.store.update(batch.id, (b) => ({ ...b, requestCounts: { total: lines.length, ...counts }, usage }));
       if (stored?.status === 'cancelling' || (stored && nowSeconds() >= stored.expiresAt)) running.stop.abort();
     };
     // Progress is written, and a cancel seen, every `pollMs`.
@@ -201,6 +210,7 @@ export class BatchRunner {
             if (!result) return;
             await this.store.saveResult(batch.id, line.index, JSON.stringify(result));
             counts[result.ok ? 'completed' : 'failed']++;
+            if (result.tokens) tokens = addTokens(tokens, result.tokens);
           })
           .catch((error: unknown) => {
             // A result that cannot be kept (the store is away) stops the batch here: no line starts
@@ -267,7 +277,8 @@ export class BatchRunner {
         this.lines.inc({ outcome: ok ? 'completed' : 'failed' });
         if (passing) this.limit.refused();
         else this.limit.succeeded();
-        return { ok, line: JSON.stringify({ id: requestId, custom_id: line.customId, response: { status_code: response.statusCode, request_id: requestId, body: jsonOf(response.body) }, error: null }) };
+        const body = jsonOf(response.body);
+        return { ok, line: JSON.stringify({ id: requestId, custom_id: line.customId, response: { status_code: response.statusCode, request_id: requestId, body }, error: null }), ...(ok ? { tokens: tokensOf(body) } : {}) };
       }
       this.lines.inc({ outcome: 'retried' });
       this.limit.refused();
@@ -297,11 +308,13 @@ export class BatchRunner {
     const output: string[] = [];
     const errors: string[] = [];
     const unrun = !hadInput ? 'input_missing' : cancelled ? 'batch_cancelled' : 'batch_expired';
+    let tokens = NO_TOKENS;
     for (const line of lines) {
       const kept = results.get(line.index);
       if (kept) {
         const result = JSON.parse(kept) as LineResult;
         (result.ok ? output : errors).push(result.line);
+        if (result.tokens) tokens = addTokens(tokens, result.tokens);
       } else {
         errors.push(JSON.stringify({ id: randomId('batch_req_'), custom_id: line.customId, response: null, error: { code: unrun, message: UNRUN_MESSAGES[unrun] } }));
       }
@@ -326,6 +339,7 @@ export class BatchRunner {
       outputFileId,
       errorFileId,
       requestCounts: { total: lines.length, completed: output.length, failed: errors.length },
+      usage: tokens,
       ...(status === 'completed' ? { completedAt: now } : status === 'cancelled' ? { cancelledAt: now } : status === 'expired' ? { expiredAt: now } : { failedAt: now, errors: [{ code: 'input_missing', message: UNRUN_MESSAGES.input_missing, param: null, line: null }] }),
     }));
     await this.store.finish(id);
