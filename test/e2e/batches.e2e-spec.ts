@@ -1,6 +1,7 @@
 import OpenAI, { toFile } from 'openai';
 import { queryRows } from '../support/infra/clickhouse';
 import { waitFor } from '../support/infra/wait-for';
+import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 
 /**
@@ -9,6 +10,13 @@ import { startTestGateway, type TestGateway } from '../support/test-gateway';
  * read back; each line run as the key's own request (routed, metered, tagged with its batch),
  * lines refused for a passing reason tried again, bad files refused whole, and a cancel.
  */
+/** An answer of the admin API's batch routes: a list, a batch, or an error. */
+interface AdminAnswer {
+  data: Array<Record<string, unknown> & { id: string }>;
+  status?: string;
+  error?: { param: string | null; code: string | null };
+}
+
 /** A line of a batch's output or error file. */
 interface OutputLine {
   id: string;
@@ -186,6 +194,37 @@ describe('batches through the gateway', () => {
     expect(gw.sim.requests().filter((r) => r.path === '/v1/chat/completions')).toHaveLength(answered);
     // Cancelling it again changes nothing.
     expect((await client.batches.cancel(created.id)).status).toBe('cancelled');
+  });
+
+  it('shows an admin every batch running now and a project\'s batches, and lets it cancel one', async () => {
+    const admin = async (path: string, method = 'GET'): Promise<{ status: number; body: AdminAnswer }> => {
+      const response = await fetch(`${gw.url}${path}`, { method, headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+      return { status: response.status, body: (await response.json()) as AdminAnswer };
+    };
+    gw.sim.configure({ latencyMs: 300 });
+    const inputFileId = await upload(Array.from({ length: 20 }, (_, i) => chatLine(`admin-${i}`, `question ${i}`)));
+    const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
+
+    const active = await admin('/admin/v1/batches/active');
+    expect(active.status).toBe(200);
+    // The development key is in no project: it owns its batches alone.
+    expect(active.body.data).toContainEqual(expect.objectContaining({ id: created.id, object: 'batch', org: 'default', project: null, key_id: 'dev', request_counts: expect.objectContaining({ total: 20 }) }));
+    const listed = await admin('/admin/v1/batches?org=default&key=dev&limit=100');
+    expect(listed.status).toBe(200);
+    expect(listed.body.data.map((b) => b.id)).toContain(created.id);
+    expect((await admin(`/admin/v1/batches/${created.id}`)).body).toMatchObject({ id: created.id, input_file_id: inputFileId });
+
+    const cancelled = await admin(`/admin/v1/batches/${created.id}/cancel`, 'POST');
+    expect(cancelled.status).toBe(200);
+    expect(['cancelling', 'cancelled']).toContain(cancelled.body.status);
+    expect((await ended(created.id)).status).toBe('cancelled');
+    await waitFor(async () => !(await admin('/admin/v1/batches/active')).body.data.some((b) => b.id === created.id) || undefined, { timeoutMs: 10_000, intervalMs: 50, what: 'the batch to leave the active list' });
+
+    // Bad input and unknown batches, in OpenAI's error shape; a traffic key is not an admin key.
+    expect(await admin('/admin/v1/batches?org=default')).toMatchObject({ status: 400, body: { error: { param: 'project' } } });
+    expect((await admin('/admin/v1/batches?org=default&project=default')).body.data).toEqual([]);
+    expect(await admin('/admin/v1/batches/batch_doesnotexist')).toMatchObject({ status: 404, body: { error: { code: 'batch_not_found' } } });
+    expect((await fetch(`${gw.url}/admin/v1/batches/active`, { headers: { authorization: `Bearer ${gw.apiKey}` } })).status).toBe(401);
   });
 
   describe('under a hard budget', () => {

@@ -6,6 +6,7 @@ import { HealthModule } from '@openrouter/service-runtime';
 import { AccessService } from './access/access.service';
 import { AdminAuth } from './admin/admin-auth';
 import { AdminGuard } from './admin/admin.guard';
+import { AdminBatchesHttpController } from './admin/batches.http.controller';
 import { ALERT_HISTORY, AlertsHttpController } from './admin/alerts.http.controller';
 import { BudgetsHttpController } from './admin/budgets.http.controller';
 import { KeysHttpController } from './admin/keys.http.controller';
@@ -103,6 +104,7 @@ export class IngressModule {
         BudgetsHttpController,
         FilesHttpController,
         BatchesHttpController,
+        AdminBatchesHttpController,
       ],
       providers: [
         { provide: RouterPort, useValue: deps.router },

@@ -6,6 +6,8 @@ import { INTERCEPTORS_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/c
 import { accountAt, forecastOf } from '@openrouter/budgets';
 import { budgetSchema } from '@openrouter/config';
 import { alertView, alertViewSchema, AlertsHttpController } from './alerts.http.controller';
+import { adminBatchView, adminBatchViewSchema, AdminBatchesHttpController } from './batches.http.controller';
+import type { BatchRecord } from '../batches/batch-record';
 import { BudgetsHttpController, budgetView, budgetViewSchema } from './budgets.http.controller';
 import { apiKeyViewSchema, KeysHttpController, view as keyView } from './keys.http.controller';
 import { AUDIT_ACTIONS } from '../access/access.repository';
@@ -19,7 +21,7 @@ import { AdminStatusHttpController } from './status.http.controller';
 import { TenantsHttpController } from './tenants.http.controller';
 
 const ROLES = 'openrouter:admin-roles';
-const CONTROLLERS = [KeysHttpController, TenantsHttpController, BudgetsHttpController, ReportsHttpController, AdminStatusHttpController, AlertsHttpController, RoutingHttpController, EndUsersHttpController];
+const CONTROLLERS = [AdminBatchesHttpController, KeysHttpController, TenantsHttpController, BudgetsHttpController, ReportsHttpController, AdminStatusHttpController, AlertsHttpController, RoutingHttpController, EndUsersHttpController];
 
 /** The admin routes that replay with an Idempotency-Key, as Nest serves them. */
 function idempotentRoutes(): string[] {
@@ -134,6 +136,31 @@ describe('the admin OpenAPI document', () => {
     expect(Object.keys(schemas.CreateBudget.properties ?? {})).toEqual(['id', 'scope', 'period', 'timezone', 'amount', 'currency', 'enforcement', 'alert_thresholds', 'forecast_thresholds']);
     expect(Object.keys(schemas.BudgetChange.properties ?? {})).toEqual(['amount', 'enforcement', 'alert_thresholds', 'forecast_thresholds']);
     expect(JSON.stringify(ADMIN_OPENAPI.paths['/admin/v1/budgets'])).toContain('#/components/schemas/Budget');
+  });
+
+  it('describes a batch as the admin API shows it, whose it is and its usage', () => {
+    const batch: BatchRecord = {
+      id: 'batch_1',
+      owner: 'acme/search',
+      keyId: 'key_1',
+      endpoint: '/v1/chat/completions',
+      inputFileId: 'file-1',
+      completionWindow: '24h',
+      status: 'failed',
+      createdAt: 1_700_000_000,
+      expiresAt: 1_700_086_400,
+      failedAt: 1_700_000_000,
+      errors: [{ code: 'invalid_url', message: 'm', param: 'url', line: 3 }],
+      requestCounts: { total: 2, completed: 1, failed: 1 },
+      usage: { input: 10, cached: 2, output: 5, reasoning: 1 },
+      metadata: { job: 'nightly' },
+      tags: {},
+    };
+    const view = adminBatchView(batch);
+    expect(view).toMatchObject({ id: 'batch_1', object: 'batch', org: 'acme', project: 'search', key_id: 'key_1', usage: { total_tokens: 15 } });
+    expect(adminBatchViewSchema.safeParse(view).success).toBe(true);
+    expect(Object.keys(ADMIN_OPENAPI.components.schemas.Batch.properties ?? {}).sort()).toEqual(Object.keys(view).sort());
+    expect(adminBatchView({ ...batch, owner: 'acme/key:key_1' })).toMatchObject({ org: 'acme', project: null });
   });
 
   it('describes an alert as the API answers it', () => {

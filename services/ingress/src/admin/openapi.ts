@@ -5,6 +5,7 @@ import { apiKeyViewSchema, networkCheckViewSchema } from './keys.http.controller
 import { endUserIdViewSchema, endUserLookupBody } from './end-users.http.controller';
 import { AUDIT_ACTIONS } from '../access/access.repository';
 import { alertViewSchema } from './alerts.http.controller';
+import { adminBatchViewSchema } from './batches.http.controller';
 import { auditEntryViewSchema, orgViewSchema, projectViewSchema, teamViewSchema } from './tenants.http.controller';
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
@@ -88,6 +89,7 @@ export const ADMIN_OPENAPI = {
       BudgetChange: json(budgetPatchBody),
       AuditEntry: z.toJSONSchema(auditEntryViewSchema),
       Alert: z.toJSONSchema(alertViewSchema),
+      Batch: z.toJSONSchema(adminBatchViewSchema),
       AlertList: { type: 'object', properties: { object: { const: 'list' }, data: { type: 'array', items: { $ref: '#/components/schemas/Alert' } } } },
       AuditList: {
         type: 'object',
@@ -362,6 +364,40 @@ export const ADMIN_OPENAPI = {
           403: error,
           503: error,
         },
+      },
+    },
+    '/admin/v1/batches': {
+      get: {
+        summary:
+          'A project\'s batches, or those of a key in no project (docs/batches.md), newest first, a page at a time: `{object: "list", data, first_id, last_id, has_more}`; the next page is `?after=<last_id>`. A scoped key asks for its own org (and project) only; another is 404',
+        ...roles('admin', 'viewer', 'project'),
+        parameters: [
+          { name: 'org', in: 'query', required: true, schema: { type: 'string' } },
+          { name: 'project', in: 'query', schema: { type: 'string' }, description: 'The project (or `key`, not both)' },
+          { name: 'key', in: 'query', schema: { type: 'string' }, description: 'A key in no project, which owns its batches alone (or `project`, not both)' },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+          { name: 'after', in: 'query', schema: { type: 'string' }, description: 'The id of the last batch of the previous page (its `last_id`)' },
+        ],
+        responses: { 200: listOf('A page of batches, with `first_id`, `last_id` and `has_more`', 'Batch'), 400: error, 401: error, 403: error, 404: error, 503: error },
+      },
+    },
+    '/admin/v1/batches/active': {
+      get: {
+        summary: 'Every batch running, waiting to run or being cancelled now, over all replicas, oldest first; a scoped key sees its own org\'s (and project\'s) only',
+        ...roles('admin', 'viewer', 'project'),
+        responses: { 200: listOf('The active batches', 'Batch'), 401: error, 403: error, 404: error, 503: error },
+      },
+    },
+    '/admin/v1/batches/{id}': {
+      get: { summary: "One batch, whoever's it is; another org's (or project's) batch is 404 to a scoped key", ...roles('admin', 'viewer', 'project'), parameters: [idParam('id')], responses: { 200: returns('The batch', 'Batch'), 401: error, 403: error, 404: error, 503: error } },
+    },
+    '/admin/v1/batches/{id}/cancel': {
+      post: {
+        summary:
+          'Cancel a batch that has not ended, as its project\'s keys can: no line starts after, the lines in flight finish, and it ends `cancelled` with the answers it has. Again on a cancelled batch: the same answer; on one that ended otherwise, 409 `batch_ended`. Another org\'s (or project\'s) batch is 404 to a scoped key',
+        ...roles('admin', 'project'),
+        parameters: [idParam('id')],
+        responses: { 200: returns('The batch, `cancelling` (or `cancelled`)', 'Batch'), 401: error, 403: error, 404: error, 409: error, 503: error },
       },
     },
     '/admin/v1/alerts': {

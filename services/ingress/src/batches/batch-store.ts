@@ -1,4 +1,5 @@
-import type { BatchRecord } from './batch-record';
+import { GatewayError } from '@openrouter/errors';
+import { FINAL_STATUSES, type BatchRecord } from './batch-record';
 
 export const BATCH_STORE = Symbol('BATCH_STORE');
 
@@ -13,6 +14,8 @@ export interface BatchStore {
   create(batch: BatchRecord, input: Buffer | undefined): Promise<void>;
   /** The batch of that owner, or undefined. */
   get(owner: string, id: string): Promise<BatchRecord | undefined>;
+  /** The batch, whoever owns it (for the admin API), or undefined. */
+  byId(id: string): Promise<BatchRecord | undefined>;
   /** Newest first. */
   list(owner: string, query: { limit: number; after?: string | undefined }): Promise<{ data: BatchRecord[]; hasMore: boolean }>;
   /**
@@ -59,6 +62,11 @@ export class MemoryBatchStore implements BatchStore {
   async get(owner: string, id: string): Promise<BatchRecord | undefined> {
     const batch = this.batches.get(id);
     return batch && batch.owner === owner ? structuredClone(batch) : undefined;
+  }
+
+  async byId(id: string): Promise<BatchRecord | undefined> {
+    const batch = this.batches.get(id);
+    return batch && structuredClone(batch);
   }
 
   async list(owner: string, query: { limit: number; after?: string | undefined }): Promise<{ data: BatchRecord[]; hasMore: boolean }> {
@@ -121,4 +129,17 @@ export class MemoryBatchStore implements BatchStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * Cancels a batch that has not ended (`cancelling`: its runner starts no line after, and ends it
+ * `cancelled`); a batch cancelled already is answered as it is; one that has ended otherwise, or is
+ * being finalized, is 409.
+ */
+export async function cancelBatch(store: BatchStore, id: string, now: number): Promise<BatchRecord | undefined> {
+  const updated = await store.update(id, (b) => (b.status === 'validating' || b.status === 'in_progress' ? { ...b, status: 'cancelling', cancellingAt: now } : undefined));
+  if (updated && updated.status !== 'cancelling' && updated.status !== 'cancelled') {
+    throw new GatewayError('conflict', `Cannot cancel a batch with status '${updated.status}'.`, { param: 'id', code: FINAL_STATUSES.has(updated.status) ? 'batch_ended' : 'batch_finalizing' });
+  }
+  return updated;
 }

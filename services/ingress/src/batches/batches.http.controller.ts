@@ -6,8 +6,8 @@ import { GatewayError } from '@openrouter/errors';
 import { parseInput } from '../admin/admin-input';
 import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { parseBatchInput } from './batch-lines';
-import { BATCH_ENDPOINTS, FINAL_STATUSES, nowSeconds, randomId, toOpenAIBatch, type BatchRecord, type OpenAIBatch } from './batch-record';
-import { BATCH_STORE, type BatchStore } from './batch-store';
+import { BATCH_ENDPOINTS, nowSeconds, randomId, toOpenAIBatch, type BatchRecord, type OpenAIBatch } from './batch-record';
+import { BATCH_STORE, cancelBatch, type BatchStore } from './batch-store';
 import { FILE_STORE, orUnavailable, ownerOf, type FileStore } from './file-store';
 
 export const BATCHES_CONFIG = Symbol('BATCHES_CONFIG');
@@ -115,11 +115,8 @@ export class BatchesHttpController {
   async cancel(@Req() req: FastifyRequest, @Param('id') id: string): Promise<OpenAIBatch> {
     this.requireEnabled();
     const batch = await this.mine(req, id);
-    const updated = await orUnavailable(this.store.update(batch.id, (b) => (b.status === 'validating' || b.status === 'in_progress' ? { ...b, status: 'cancelling', cancellingAt: nowSeconds() } : undefined)));
+    const updated = await orUnavailable(cancelBatch(this.store, batch.id, nowSeconds()));
     if (!updated) throw notFound(id);
-    if (updated.status !== 'cancelling' && updated.status !== 'cancelled') {
-      throw new GatewayError('conflict', `Cannot cancel a batch with status '${updated.status}'.`, { param: 'id', code: FINAL_STATUSES.has(updated.status) ? 'batch_ended' : 'batch_finalizing' });
-    }
     return toOpenAIBatch(updated);
   }
 

@@ -59,7 +59,7 @@ export class RedisBatchStore implements BatchStore {
     return batch && batch.owner === owner ? batch : undefined;
   }
 
-  private async byId(id: string): Promise<BatchRecord | undefined> {
+  async byId(id: string): Promise<BatchRecord | undefined> {
     const raw = await this.redis.get(this.key('batch', id));
     return raw === null ? undefined : (JSON.parse(raw) as BatchRecord);
   }
