@@ -1,4 +1,5 @@
 import { RedisServer } from '../support/infra/redis';
+import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 
@@ -95,8 +96,11 @@ describe('Idempotency-Key on the admin API, across two ingress replicas sharing 
 
     // The retry of the first: its answer, replayed; the tenant keeps the second change.
     await expect(patch(b.url, '/tenants/patched-org', { name: 'First' }, 'patch-1')).resolves.toEqual({ status: 200, replayed: 'true', json: first.json });
-    const listed = await admin(a.url, '/tenants', undefined);
-    expect((listed.json['data'] as Array<{ id: string; name: string | null }>).find((o) => o.id === 'patched-org')).toMatchObject({ name: 'Second' });
+    // Replica A hears of B's change through Redis's pub/sub: wait until it has (a replay that changed the tenant again would leave it 'First').
+    await waitFor(
+      async () => ((await admin(a.url, '/tenants', undefined)).json['data'] as Array<{ id: string; name: string | null }>).find((o) => o.id === 'patched-org')?.name === 'Second' || undefined,
+      { timeoutMs: 10_000, intervalMs: 20, what: "replica A to show B's change" },
+    );
     const audit = await admin(b.url, '/audit?action=org.update&target=patched-org', undefined);
     const changes = (audit.json['data'] as Array<{ details: { changes: { name?: { to: unknown } } } }>).map((e) => e.details.changes.name?.to);
     expect(changes).toEqual(['Second', 'First']);
@@ -108,8 +112,12 @@ describe('Idempotency-Key on the admin API, across two ingress replicas sharing 
       replayed: null,
       json: { error: { type: 'invalid_request_error', code: 'idempotency_key_reused' } },
     });
-    const other = await admin(b.url, '/tenants', undefined);
-    expect((other.json['data'] as Array<{ id: string; name: string | null }>).find((o) => o.id === 'other-patched-org')).toMatchObject({ name: null });
+    // Replica B hears of the tenant added on A through Redis's pub/sub: it is read there once it has.
+    const other = await waitFor(
+      async () => ((await admin(b.url, '/tenants', undefined)).json['data'] as Array<{ id: string; name: string | null }>).find((o) => o.id === 'other-patched-org'),
+      { timeoutMs: 10_000, intervalMs: 20, what: 'replica B to know the tenant added on A' },
+    );
+    expect(other).toMatchObject({ name: null });
   });
 
   it('replays a team, project, key and budget PATCH with its first answer', async () => {
