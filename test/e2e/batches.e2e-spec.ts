@@ -196,6 +196,20 @@ describe('batches through the gateway', () => {
     expect((await client.batches.cancel(created.id)).status).toBe('cancelled');
   });
 
+  it('sees a cancel while its lines in flight take long, and starts no line after it', async () => {
+    gw.sim.configure({ latencyMs: 1_500 });
+    const inputFileId = await upload(Array.from({ length: 3 }, (_, i) => chatLine(`slow-${i}`, `slow question ${i}`)));
+    const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    // Both of the replica's line slots (batches.concurrency 2) hold a slow line; nothing has been answered yet.
+    await waitFor(() => gw.sim.requests().filter((r) => r.path === '/v1/chat/completions').length === 2 || undefined, { timeoutMs: 10_000, intervalMs: 10, what: 'two lines in flight' });
+    // Its runner has written its (unchanged) progress once since: the cancel comes while no line's answer changes it.
+    await waitFor(async () => (await client.batches.retrieve(created.id)).usage !== undefined || undefined, { timeoutMs: 10_000, intervalMs: 10, what: 'the first progress written' });
+    expect((await client.batches.cancel(created.id)).status).toBe('cancelling');
+    const batch = await ended(created.id);
+    expect(batch).toMatchObject({ status: 'cancelled', request_counts: { total: 3, completed: 2, failed: 1 } });
+    expect(gw.sim.requests().filter((r) => r.path === '/v1/chat/completions')).toHaveLength(2);
+  });
+
   it('shows an admin every batch running now and a project\'s batches, and lets it cancel one', async () => {
     const admin = async (path: string, method = 'GET'): Promise<{ status: number; body: AdminAnswer }> => {
       const response = await fetch(`${gw.url}${path}`, { method, headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });

@@ -184,16 +184,16 @@ export class BatchRunner {
       if (result.tokens) tokens = addTokens(tokens, result.tokens);
     }
     let written = '';
-    const writeCounts = async (): Promise<void> => {
+    // Writes the progress when it has changed, and reads the batch whether or not: a cancel, or the
+    // end of its window, stops it even while its lines in flight take long.
+    const refreshProgress = async (): Promise<void> => {
       const now = JSON.stringify(counts);
-      if (now === written) return;
-      written = now;
       const usage = tokens;
-      const stored = await this.store.update(batch.id, (b) => ({ ...b, requestCounts: { total: lines.length, ...counts }, usage }));
+      const stored = await this.store.update(batch.id, (b) => (now === written ? undefined : { ...b, requestCounts: { total: lines.length, ...counts }, usage }));
+      written = now;
       if (stored?.status === 'cancelling' || (stored && nowSeconds() >= stored.expiresAt)) running.stop.abort();
     };
-    // Progress is written, and a cancel seen, every `pollMs`.
-    const refresh = setInterval(() => void writeCounts().catch((error: unknown) => this.warn(error, 'batches: progress could not be written')), this.config.pollMs);
+    const refresh = setInterval(() => void refreshProgress().catch((error: unknown) => this.warn(error, 'batches: progress could not be written')), this.config.pollMs);
     refresh.unref();
     const inFlight = new Set<Promise<void>>();
     let failure: { error: unknown } | undefined;
@@ -228,7 +228,7 @@ export class BatchRunner {
       if (failure) throw failure.error;
     } finally {
       clearInterval(refresh);
-      await writeCounts().catch((error: unknown) => this.warn(error, 'batches: progress could not be written'));
+      await refreshProgress().catch((error: unknown) => this.warn(error, 'batches: progress could not be written'));
     }
   }
 
