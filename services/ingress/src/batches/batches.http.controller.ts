@@ -47,31 +47,19 @@ export class BatchesHttpController {
     @Optional() @Inject(BATCHES_CONFIG) private readonly settings?: BatchesConfig,
   ) {}
 
-  private get store(): BatchStore {
-    return this.enabled().store;
-  }
-
-  private get files(): FileStore {
-    return this.enabled().files;
-  }
-
-  private get config(): BatchesConfig {
-    return this.enabled().config;
-  }
-
   @Post()
   @HttpCode(200)
   async create(@Req() req: FastifyRequest): Promise<OpenAIBatch> {
-    this.requireEnabled();
+    const { store, files, config } = this.enabled();
     const context = requestContextOf(req);
     const owner = ownerOf(context);
     const body = parseInput(createBody, req.body);
-    const file = await orUnavailable(this.files.get(owner, body.input_file_id));
+    const file = await orUnavailable(files.get(owner, body.input_file_id));
     if (!file) throw new GatewayError('bad_request', `No such File object: ${body.input_file_id}`, { param: 'input_file_id', code: 'invalid_value' });
     if (file.purpose !== 'batch') throw new GatewayError('bad_request', `The file ${file.id} has purpose '${file.purpose}'; a batch reads a file uploaded with purpose 'batch'.`, { param: 'input_file_id', code: 'invalid_value' });
-    const content = await orUnavailable(this.files.content(owner, file.id));
+    const content = await orUnavailable(files.content(owner, file.id));
     if (!content) throw new GatewayError('bad_request', `No such File object: ${body.input_file_id}`, { param: 'input_file_id', code: 'invalid_value' });
-    const { lines, errors } = parseBatchInput(content, body.endpoint, this.config.maxLines);
+    const { lines, errors } = parseBatchInput(content, body.endpoint, config.maxLines);
     const now = nowSeconds();
     const batch: BatchRecord = {
       id: randomId('batch_'),
@@ -90,22 +78,21 @@ export class BatchesHttpController {
       app: context.appId || undefined,
       tags: { ...context.tags },
     };
-    await orUnavailable(this.store.create(batch, errors.length > 0 ? undefined : content));
+    await orUnavailable(store.create(batch, errors.length > 0 ? undefined : content));
     return toOpenAIBatch(batch);
   }
 
   @Get()
   async list(@Req() req: FastifyRequest, @Query() query: unknown): Promise<{ object: 'list'; data: OpenAIBatch[]; first_id: string | null; last_id: string | null; has_more: boolean }> {
-    this.requireEnabled();
+    const { store } = this.enabled();
     const { limit, after } = parseInput(listQuery, query);
-    const page = await orUnavailable(this.store.list(ownerOf(requestContextOf(req)), { limit, after }));
+    const page = await orUnavailable(store.list(ownerOf(requestContextOf(req)), { limit, after }));
     const data = page.data.map(toOpenAIBatch);
     return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore };
   }
 
   @Get(':id')
   async retrieve(@Req() req: FastifyRequest, @Param('id') id: string): Promise<OpenAIBatch> {
-    this.requireEnabled();
     return toOpenAIBatch(await this.mine(req, id));
   }
 
@@ -113,15 +100,14 @@ export class BatchesHttpController {
   @Post(':id/cancel')
   @HttpCode(200)
   async cancel(@Req() req: FastifyRequest, @Param('id') id: string): Promise<OpenAIBatch> {
-    this.requireEnabled();
     const batch = await this.mine(req, id);
-    const updated = await orUnavailable(cancelBatch(this.store, batch.id, nowSeconds()));
+    const updated = await orUnavailable(cancelBatch(this.enabled().store, batch.id, nowSeconds()));
     if (!updated) throw notFound(id);
     return toOpenAIBatch(updated);
   }
 
   private async mine(req: FastifyRequest, id: string): Promise<BatchRecord> {
-    const batch = await orUnavailable(this.store.get(ownerOf(requestContextOf(req)), id));
+    const batch = await orUnavailable(this.enabled().store.get(ownerOf(requestContextOf(req)), id));
     if (!batch) throw notFound(id);
     return batch;
   }
@@ -130,10 +116,6 @@ export class BatchesHttpController {
   private enabled(): { store: BatchStore; files: FileStore; config: BatchesConfig } {
     if (!this.batches || !this.fileStore || !this.settings?.enabled) throw new GatewayError('not_found', 'The Batch API is not enabled on this gateway (batches.enabled).', { code: 'batches_disabled' });
     return { store: this.batches, files: this.fileStore, config: this.settings };
-  }
-
-  private requireEnabled(): void {
-    this.enabled();
   }
 }
 

@@ -231,7 +231,7 @@ describe('the Files API at ingress', () => {
 });
 
 describe('the Files API with batches.enabled false', () => {
-  it('answers 404 not_found on every route, saying the API is off', async () => {
+  it('answers 404 on every route of the Files and Batch APIs, saying they are off', async () => {
     const { ingress, call } = await start({ enabled: false });
     try {
       for (const [method, path, body] of [
@@ -244,6 +244,17 @@ describe('the Files API with batches.enabled false', () => {
         const { status, error } = await errorOf(await call(method, path, body));
         expect([status, error.code]).toEqual([404, 'not_found']);
         expect(error.message).toMatch(/Files API is not enabled.*batches\.enabled/);
+      }
+      // The Batch API with it.
+      for (const [method, path, body] of [
+        ['POST', '/v1/batches', JSON.stringify({ input_file_id: 'file-x', endpoint: '/v1/chat/completions', completion_window: '24h' })],
+        ['GET', '/v1/batches', undefined],
+        ['GET', '/v1/batches/batch_x', undefined],
+        ['POST', '/v1/batches/batch_x/cancel', undefined],
+      ] as const) {
+        const { status, error } = await errorOf(await call(method, path, body));
+        expect([status, error.code]).toEqual([404, 'batches_disabled']);
+        expect(error.message).toMatch(/Batch API is not enabled.*batches\.enabled/);
       }
     } finally {
       await ingress.close();
