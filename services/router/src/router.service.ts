@@ -164,8 +164,7 @@ export class RouterService {
       failure = error;
       throw error;
     } finally {
-      served.finish(failure ?? (signal.aborted ? new GatewayError('cancelled', 'The client went away.') : undefined));
-      await served.rest.return?.();
+      await endServed(served, failure, signal);
     }
   }
 
@@ -265,8 +264,7 @@ export class RouterService {
       failure = error;
       throw error;
     } finally {
-      served.finish(failure ?? (signal.aborted ? new GatewayError('cancelled', 'The client went away.') : undefined));
-      await served.rest.return?.();
+      await endServed(served, failure, signal);
     }
   }
 
@@ -491,6 +489,12 @@ async function* once<T>(promise: Promise<T>): AsyncGenerator<T> {
 function requiredRequest<T>(input: { context?: routerv1.RequestContext | undefined; request?: T | undefined }): { context: routerv1.RequestContext; request: T } {
   if (!input.request || !input.context) throw new GatewayError('bad_request', 'The call carries no request or context.');
   return { context: input.context, request: input.request };
+}
+
+/** Ends a served stream once it is read, failed or left: failover learns how it went (the client gone when its signal aborted), and the provider's stream is closed. */
+async function endServed(served: Served<unknown>, failure: unknown, signal: AbortSignal): Promise<void> {
+  served.finish(failure ?? (signal.aborted ? new GatewayError('cancelled', 'The client went away.') : undefined));
+  await served.rest.return?.();
 }
 
 /** Ends a call that produced its first answer event after its reader left. */
