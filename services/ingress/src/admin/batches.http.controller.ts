@@ -5,7 +5,7 @@ import { GatewayError } from '@openrouter/errors';
 import { inScope, outOfScope } from '../access/admin-scope';
 import { nowSeconds, toOpenAIBatch, type BatchRecord } from '../batches/batch-record';
 import { BATCH_STORE, cancelBatch, type BatchStore } from '../batches/batch-store';
-import { orUnavailable, ownerParts } from '../batches/file-store';
+import { batchesDisabled, orUnavailable, ownerParts } from '../batches/file-store';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { parseInput } from './admin-input';
 
@@ -129,7 +129,7 @@ export class AdminBatchesHttpController {
   }
 
   private store(): BatchStore {
-    if (!this.batches) throw new GatewayError('not_found', 'The Batch API is not enabled on this gateway (batches.enabled).', { code: 'batches_disabled' });
+    if (!this.batches) throw batchesDisabled('Batch');
     return this.batches;
   }
 }

@@ -8,7 +8,7 @@ import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { parseBatchInput } from './batch-lines';
 import { BATCH_ENDPOINTS, nowSeconds, randomId, toOpenAIBatch, type BatchRecord, type OpenAIBatch } from './batch-record';
 import { BATCH_STORE, cancelBatch, type BatchStore } from './batch-store';
-import { FILE_STORE, orUnavailable, ownerOf, type FileStore } from './file-store';
+import { batchesDisabled, FILE_STORE, orUnavailable, ownerOf, type FileStore } from './file-store';
 
 export const BATCHES_CONFIG = Symbol('BATCHES_CONFIG');
 
@@ -114,7 +114,7 @@ export class BatchesHttpController {
 
   /** The stores, when `batches.enabled`; else a 404. */
   private enabled(): { store: BatchStore; files: FileStore; config: BatchesConfig } {
-    if (!this.batches || !this.fileStore || !this.settings?.enabled) throw new GatewayError('not_found', 'The Batch API is not enabled on this gateway (batches.enabled).', { code: 'batches_disabled' });
+    if (!this.batches || !this.fileStore || !this.settings?.enabled) throw batchesDisabled('Batch');
     return { store: this.batches, files: this.fileStore, config: this.settings };
   }
 }

@@ -87,3 +87,8 @@ export async function orUnavailable<T>(work: Promise<T>): Promise<T> {
     throw new GatewayError('unavailable', 'Files and batches cannot be stored or read right now. Please retry.', { code: 'file_store_unavailable', cause: error });
   }
 }
+
+/** The 404 of every route of the Files and Batch APIs while `batches.enabled` is false. */
+export function batchesDisabled(api: 'Files' | 'Batch'): GatewayError {
+  return new GatewayError('not_found', `The ${api} API is not enabled on this gateway (batches.enabled is false).`, { code: 'batches_disabled' });
+}

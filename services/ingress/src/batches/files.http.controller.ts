@@ -5,7 +5,7 @@ import { GatewayError } from '@openrouter/errors';
 import { isAudioUpload, isFormBody } from '@openrouter/openai-wire';
 import { parseInput } from '../admin/admin-input';
 import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
-import { ownerOf, type FilePurpose, type StoredFile } from './file-store';
+import { batchesDisabled, ownerOf, type FilePurpose, type StoredFile } from './file-store';
 import { FilesService } from './files.service';
 
 /** OpenAI's FileObject. */
@@ -143,7 +143,7 @@ export class FilesHttpController {
   }
 
   private enabled(): FilesService {
-    if (!this.files) throw new GatewayError('not_found', 'The Files API is not enabled on this gateway (batches.enabled is false).', { code: 'not_found' });
+    if (!this.files) throw batchesDisabled('Files');
     return this.files;
   }
 }
