@@ -9,6 +9,7 @@ import { guardrailModelIssues, guardrailsSchema } from './guardrails.schema';
 import { observabilitySchema } from './observability.schema';
 import { address, flag, host, identifier, ipRange, listenSchema, port, strictObject, type Listen } from './primitives';
 import { providerSchema } from './providers.schema';
+import { responsesSchema } from './responses.schema';
 import { usageSchema } from './usage.schema';
 
 export * from './access.schema';
@@ -22,6 +23,7 @@ export * from './observability.schema';
 export * from './pricing.schema';
 export * from './primitives';
 export * from './providers.schema';
+export * from './responses.schema';
 export * from './usage.schema';
 
 const httpOnly = strictObject({ http: listenSchema });
@@ -133,6 +135,7 @@ export const configSchema = strictObject({
   access: accessSchema.prefault({}),
   budgets: budgetsSchema.prefault({}),
   cache: cacheSchema.prefault({}),
+  responses: responsesSchema.prefault({}),
   batches: batchesSchema.prefault({}),
   observability: observabilitySchema.prefault({}),
   /** Input guardrails: rules that block or redact sensitive text in requests (docs/guardrails.md). */

@@ -20,8 +20,8 @@ export { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError, withParamRena
 export type { OpenAIErrorResponse, RateLimitKind } from './openai-errors';
 export { isAnthropicPath, toClientError, type ClientErrorResponse } from './client-errors';
 export { paramOf, validate } from './validation';
-export { responseId, ResponsesStream, responsesToChatBody, toResponse, toResponsesParam, toResponsesUsage } from './responses';
-export type { ResponsesStreamError, ResponsesStreamEvent } from './responses';
+export { inputItemView, responseId, responseView, ResponsesStream, responsesToChatBody, storedInputItems, toResponse, toResponsesParam, toResponsesUsage } from './responses';
+export type { ResponsesStreamError, ResponsesStreamEvent, ResponsesTranslation } from './responses';
 export {
   AnthropicStream,
   countTokensToChatBody,

@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import type { chatv1 } from '@openrouter/contracts';
 import { parseChatRequest } from './chat-request';
 import { errorOf } from './gateway-error.testing';
-import { decodeReasoning, encodeReasoning, ResponsesStream, responsesToChatBody, toResponse, toResponsesParam, type ResponsesStreamEvent } from './responses';
+import { decodeReasoning, encodeReasoning, inputItemView, responseView, ResponsesStream, responsesToChatBody, storedInputItems, toResponse, toResponsesParam, type ResponsesStreamEvent } from './responses';
 
 const usage = (p: number, c: number, extra: Partial<chatv1.Usage> = {}): chatv1.Usage => ({
   promptTokens: p,
@@ -203,9 +203,9 @@ describe('responsesToChatBody', () => {
   });
 
   it.each([
-    ['previous_response_id', { previous_response_id: 'resp_1' }, 'stores no responses'],
-    ['conversation', { conversation: 'conv_1' }, 'stores no responses'],
-    ['conversation', { conversation: { id: 'conv_1' } }, 'stores no responses'],
+    ['previous_response_id', { previous_response_id: 'resp_1' }, 'responses are not stored on this gateway'],
+    ['conversation', { conversation: 'conv_1' }, 'the Conversations API is not served'],
+    ['conversation', { conversation: { id: 'conv_1' } }, 'the Conversations API is not served'],
     ['background', { background: true }, 'background'],
     ['prompt', { prompt: { id: 'pmpt_1' } }, 'stored prompt templates'],
     ['include', { include: ['reasoning.encrypted_content', 'file_search_call.results'] }, "(asked for 'file_search_call.results')"],
@@ -224,7 +224,7 @@ describe('responsesToChatBody', () => {
     ['tools[0].type', { tools: [{ type: 'custom', name: 'grammar' }] }, "'custom'"],
     ['tool_choice', { tools: [weatherTool], tool_choice: { type: 'web_search_preview' } }, "'web_search_preview'"],
     ['tool_choice', { tools: [weatherTool], tool_choice: { type: 'allowed_tools', mode: 'auto', tools: [] } }, "'allowed_tools'"],
-    ['input[1]', { input: [{ role: 'user', content: 'x' }, { type: 'item_reference', id: 'msg_1' }] }, 'stores none'],
+    ['input[1]', { input: [{ role: 'user', content: 'x' }, { type: 'item_reference', id: 'msg_1' }] }, 'item references are not resolved'],
     ['input[0].type', { input: [{ type: 'web_search_call', id: 'ws_1', status: 'completed' }] }, "'web_search_call'"],
     ['input[0].type', { input: [{ type: 'computer_call_output', call_id: 'c', output: {} }] }, "'computer_call_output'"],
     ['input[0].content[0].file_id', { input: [{ role: 'user', content: [{ type: 'input_image', file_id: 'file-1', detail: 'auto' }] }] }, 'image_url'],
@@ -935,6 +935,107 @@ describe("Claude's thinking carried in reasoning items' encrypted_content", () =
       const chat = responsesToChatBody({ model: 'claude', input: [{ role: 'user', content: 'Weather?' }, reasoning, call, { type: 'function_call_output', call_id: call.call_id, output: '4' }] });
       expect((chat['messages'] as JsonLike[])[1]).toMatchObject({ role: 'assistant', thinking_blocks: [signed], tool_calls: [{ id: 'call_a' }] });
     });
+  });
+});
+
+describe('stored responses (previous_response_id)', () => {
+  const signed = { type: 'thinking' as const, thinking: 'The user wants Oslo.', signature: 'c2lnLW9zbG8=' };
+  const call = { id: 'fc_1', type: 'function_call', status: 'completed', call_id: 'call_a', name: 'get_weather', arguments: '{"city":"Oslo"}' };
+  /** A stored turn: its input, then its output (reasoning kept whole, then the call). */
+  const history = [
+    { id: 'msg_1', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Weather in Oslo?' }] },
+    { id: 'rs_1', type: 'reasoning', summary: [], encrypted_content: encodeReasoning([signed]) },
+    call,
+  ];
+
+  it('translates the stored conversation before the new input, joining the call and its output, with only this request\'s instructions', () => {
+    const chat = responsesToChatBody(
+      { model: 'claude', instructions: 'Be brief.', previous_response_id: 'resp_1', input: [{ type: 'function_call_output', call_id: 'call_a', output: '4' }] },
+      { history },
+    );
+    expect(chat['messages']).toEqual([
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: [{ type: 'text', text: 'Weather in Oslo?' }] },
+      { role: 'assistant', content: null, thinking_blocks: [signed], tool_calls: [{ id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] },
+      { role: 'tool', tool_call_id: 'call_a', content: '4' },
+    ]);
+    // A string input follows the conversation as the next user message.
+    const next = responsesToChatBody({ model: 'm', previous_response_id: 'resp_2', input: 'And Bergen?' }, { history: [{ id: 'msg_1', type: 'message', role: 'user', content: 'Hi' }] });
+    expect(next['messages']).toEqual([
+      { role: 'user', content: 'Hi' },
+      { role: 'user', content: 'And Bergen?' },
+    ]);
+  });
+
+  it('refuses previous_response_id when the caller keeps no conversation, and names it for a stored item that cannot be translated', () => {
+    expect(errorOf(() => responsesToChatBody({ model: 'm', previous_response_id: 'resp_1', input: 'x' }))).toMatchObject({ param: 'previous_response_id', code: 'unsupported_parameter' });
+    const broken = [{ type: 'reasoning', encrypted_content: 'gAAAA-not-ours' }];
+    expect(errorOf(() => responsesToChatBody({ model: 'm', previous_response_id: 'resp_1', input: 'x' }, { history: broken }))).toMatchObject({ param: 'previous_response_id.encrypted_content' });
+    // The new input's items keep their own indexes after the stored ones.
+    expect(errorOf(() => responsesToChatBody({ model: 'm', previous_response_id: 'resp_1', input: [{ role: 'user', content: 'a' }, { type: 'web_search_call' }] }, { history }))).toMatchObject({ param: 'input[1].type' });
+  });
+
+  it('keeps the input items as sent, with ids, and lists messages with their text as parts', () => {
+    const input = [
+      { role: 'user', content: 'Hi' },
+      { type: 'message', role: 'assistant', content: 'Hello.' },
+      { id: 'fc_mine', type: 'function_call', call_id: 'c', name: 'f', arguments: '{}' },
+      { type: 'function_call_output', call_id: 'c', output: 'ok' },
+      { role: 'developer', content: [{ type: 'input_text', text: 'Rules.' }] },
+    ];
+    const items = storedInputItems({ model: 'm', input });
+    expect(items).toEqual([
+      { id: expect.stringMatching(/^msg_/), type: 'message', role: 'user', content: 'Hi' },
+      { id: expect.stringMatching(/^msg_/), type: 'message', role: 'assistant', content: 'Hello.' },
+      { id: 'fc_mine', type: 'function_call', call_id: 'c', name: 'f', arguments: '{}' },
+      { id: expect.stringMatching(/^fco_/), type: 'function_call_output', call_id: 'c', output: 'ok' },
+      { id: expect.stringMatching(/^msg_/), type: 'message', role: 'developer', content: [{ type: 'input_text', text: 'Rules.' }] },
+    ]);
+    expect(storedInputItems({ model: 'm', input: 'Hi' })).toEqual([{ id: expect.stringMatching(/^msg_/), type: 'message', role: 'user', content: 'Hi' }]);
+    // Translated back, they are the same conversation: the provider is sent what it was sent before.
+    expect(responsesToChatBody({ model: 'm', input: items })['messages']).toEqual(responsesToChatBody({ model: 'm', input })['messages']);
+    expect(items.map(inputItemView).map((i) => i['content'])).toEqual([
+      [{ type: 'input_text', text: 'Hi' }],
+      [{ type: 'output_text', text: 'Hello.', annotations: [], logprobs: [] }],
+      undefined,
+      undefined,
+      [{ type: 'input_text', text: 'Rules.' }],
+    ]);
+  });
+
+  it('marks a stored whole response and keeps its thinking, shown to the client only when included', () => {
+    const request = { model: 'claude', input: 'Weather?', previous_response_id: 'resp_0' };
+    const answer = completion({ content: 'Sunny.', extraJson: JSON.stringify({ reasoning_content: 'Hmm.', thinking_blocks: [signed] }) });
+    const stored = toResponse(answer, 'claude', request, true);
+    expect(stored).toMatchObject({ store: true, previous_response_id: 'resp_0' });
+    const reasoning = (stored['output'] as JsonLike[])[0];
+    expect(decodeReasoning(String(reasoning?.['encrypted_content']))).toEqual([signed]);
+    // The client that did not include it does not see it; the stored object is unchanged.
+    expect((responseView(stored, request)['output'] as JsonLike[])[0]).toEqual({ id: reasoning?.['id'], type: 'reasoning', summary: [{ type: 'summary_text', text: 'Hmm.' }] });
+    expect((responseView(stored, { include: ['reasoning.encrypted_content'] })['output'] as JsonLike[])[0]).toEqual(reasoning);
+    expect(reasoning).toHaveProperty('encrypted_content');
+    // Not stored: as before, store false and no encrypted_content.
+    const plain = toResponse(answer, 'claude', { model: 'claude', input: 'Weather?' });
+    expect(plain['store']).toBe(false);
+    expect((plain['output'] as JsonLike[])[0]).not.toHaveProperty('encrypted_content');
+  });
+
+  it('marks a stored stream and keeps its thinking in the response it completed with, not in the events', () => {
+    const request = { model: 'claude', input: 'Weather?' };
+    const stream = new ResponsesStream('claude', request, true);
+    const events = [
+      ...stream.start(),
+      ...stream.chunk(chunk({ extraJson: JSON.stringify({ reasoning_content: 'Hmm.' }) })),
+      ...stream.chunk(chunk({ extraJson: JSON.stringify({ thinking_blocks: [signed] }) })),
+      ...stream.chunk(chunk({ content: 'Sunny.' }, 'stop')),
+      ...stream.complete(usage(3, 2)),
+    ];
+    expect(events[0]).toMatchObject({ type: 'response.created', response: { store: true } });
+    for (const event of events) expect(JSON.stringify(event)).not.toContain('encrypted_content');
+    const whole = stream.response;
+    expect(whole).toMatchObject({ id: (events.at(-1)?.['response'] as JsonLike)['id'], store: true, status: 'completed' });
+    expect(decodeReasoning(String((whole?.['output'] as JsonLike[])[0]?.['encrypted_content']))).toEqual([signed]);
+    expect(responseView(whole ?? {}, request)).toEqual(events.at(-1)?.['response']);
   });
 });
 

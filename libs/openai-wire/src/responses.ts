@@ -7,12 +7,14 @@ import { toStrictSchema } from './strict-schema';
 import { badRequest, isObject, type JsonObject, validate } from './validation';
 
 /**
- * OpenAI's Responses API (`POST /v1/responses`), served statelessly by the chat path: a request
- * becomes the equivalent Chat Completions body, and the chat answer (whole or streamed) becomes a
- * `response` object or the Responses stream events. Nothing is stored, so everything that needs
- * a stored response, conversation or prompt is refused by name, as are OpenAI's built-in tools.
- * Claude's signed thinking travels between turns in reasoning items' `encrypted_content`, as
- * OpenAI's own reasoning does statelessly. See docs/responses-api.md.
+ * OpenAI's Responses API (`POST /v1/responses`), served by the chat path: a request becomes the
+ * equivalent Chat Completions body, and the chat answer (whole or streamed) becomes a `response`
+ * object or the Responses stream events. Storing responses is the caller's (ingress): a request
+ * continuing a stored response (`previous_response_id`) is translated with the conversation so
+ * far, which the caller hands in; without it, and for conversations, stored prompts and OpenAI's
+ * built-in tools, the parameter is refused by name. Claude's signed thinking travels between turns
+ * in reasoning items' `encrypted_content`, as OpenAI's own reasoning does statelessly. See
+ * docs/responses-api.md.
  */
 
 /** Extra checks for objects whose required fields depend on their `type`; other types pass as they are. */
@@ -159,13 +161,17 @@ function unsupported(param: string, why: string): never {
   throw badRequest(`'${param}' is not supported by this gateway: ${why}.`, param, 'unsupported_parameter');
 }
 
-const STATELESS = 'it serves the Responses API statelessly and stores no responses or conversations; send the whole conversation in \'input\'';
+const NOT_STORED = "responses are not stored on this gateway (responses.store is false); send the whole conversation in 'input'";
+const NO_CONVERSATIONS = "the Conversations API is not served by this gateway; continue a stored response with 'previous_response_id', or send the whole conversation in 'input'";
 
-/** Parameters that need a stored response, conversation or prompt, or a service the gateway does not run. */
-function refuseUnsupported(b: ResponsesBody): void {
-  if (b.previous_response_id != null) unsupported('previous_response_id', STATELESS);
-  if (b.conversation != null) unsupported('conversation', STATELESS);
-  if (b.background === true) unsupported('background', 'responses are answered while the request is open; background responses would need to be stored');
+/**
+ * Parameters that need a conversation or a stored prompt, or a service the gateway does not run;
+ * `previous_response_id` unless the caller continues stored responses (`stateful`).
+ */
+function refuseUnsupported(b: ResponsesBody, stateful: boolean): void {
+  if (b.previous_response_id != null && !stateful) unsupported('previous_response_id', NOT_STORED);
+  if (b.conversation != null) unsupported('conversation', NO_CONVERSATIONS);
+  if (b.background === true) unsupported('background', 'responses are answered while the request is open; send the request without it, or run many of them as a batch (/v1/batches)');
   if (b.prompt != null) unsupported('prompt', "stored prompt templates are not available; send the prompt in 'instructions' and 'input'");
   const included = (b.include ?? []).filter((v) => v !== ENCRYPTED_REASONING && v !== OUTPUT_LOGPROBS);
   if (included.length > 0) {
@@ -177,18 +183,33 @@ function refuseUnsupported(b: ResponsesBody): void {
   if (b.prompt_cache_options != null) unsupported('prompt_cache_options', "use 'prompt_cache_key', which is passed on to providers that support it");
 }
 
+/** How a Responses request is translated beyond its body. */
+export interface ResponsesTranslation {
+  /**
+   * The conversation a request with `previous_response_id` continues, oldest first: each earlier
+   * turn's input items and then its output items, as stored. Given, `previous_response_id` is
+   * served; absent, it is refused (nothing is stored). The earlier turns' `instructions` are not
+   * carried over, as OpenAI does not carry them.
+   */
+  history?: readonly JsonObject[] | undefined;
+}
+
 /**
  * A client's Responses request, validated, as the equivalent Chat Completions body. Unknown
  * parameters are refused (`unknown_parameter`) as OpenAI refuses them; parameters that need state
  * or OpenAI's hosted services are refused by name (`unsupported_parameter`).
  */
-export function responsesToChatBody(body: unknown): JsonObject {
+export function responsesToChatBody(body: unknown, translation: ResponsesTranslation = {}): JsonObject {
   const b = validate(responsesBody, body);
-  refuseUnsupported(b);
+  const history = translation.history ?? [];
+  refuseUnsupported(b, translation.history !== undefined);
   const messages: JsonObject[] = [];
   if (b.instructions != null && b.instructions !== '') messages.push({ role: 'system', content: b.instructions });
-  if (typeof b.input === 'string') messages.push({ role: 'user', content: b.input });
-  else if (b.input) addItems(messages, b.input);
+  const input: readonly JsonObject[] = typeof b.input === 'string' ? [{ role: 'user', content: b.input }] : (b.input ?? []);
+  // The earlier turns and this one's input as one run of items, so that a turn joins across them
+  // (a function call output answering the stored response's calls); a stored item that cannot be
+  // translated is named by the parameter that brought it in.
+  addItems(messages, [...history, ...input], (i) => (i < history.length ? 'previous_response_id' : typeof b.input === 'string' ? 'input' : `input[${i - history.length}]`));
   if (messages.length === 0) throw badRequest("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
 
   const chat: JsonObject = { model: b.model, messages };
@@ -227,7 +248,7 @@ export function responsesToChatBody(body: unknown): JsonObject {
  * `thinking_blocks` (the Claude adapters hand them back first in that turn); a reasoning item
  * without it is dropped (chat models take no other reasoning input).
  */
-function addItems(messages: JsonObject[], items: readonly JsonObject[]): void {
+function addItems(messages: JsonObject[], items: readonly JsonObject[], where: (i: number) => string): void {
   // The assistant turn the next function call joins.
   let assistant: JsonObject | undefined;
   // Thinking of reasoning items for the assistant turn the next items form.
@@ -242,7 +263,7 @@ function addItems(messages: JsonObject[], items: readonly JsonObject[]): void {
     const type = typeof item['type'] === 'string' ? item['type'] : 'message';
     switch (type) {
       case 'message': {
-        const message = toChatMessage(item, i);
+        const message = toChatMessage(item, where(i));
         if (message['role'] === 'assistant') {
           takeThinking(message);
           assistant = message;
@@ -267,17 +288,17 @@ function addItems(messages: JsonObject[], items: readonly JsonObject[]): void {
         return;
       }
       case 'function_call_output':
-        messages.push({ role: 'tool', tool_call_id: item['call_id'], content: toolOutput(item['output'] as string | Part[], i) });
+        messages.push({ role: 'tool', tool_call_id: item['call_id'], content: toolOutput(item['output'] as string | Part[], where(i)) });
         assistant = undefined;
         thinking = [];
         return;
       case 'reasoning':
-        thinking.push(...reasoningInput(item, i));
+        thinking.push(...reasoningInput(item, where(i)));
         return;
       case 'item_reference':
-        return unsupported(`input[${i}]`, 'item references name stored items, and this gateway stores none; send the item itself');
+        return unsupported(where(i), "item references are not resolved by this gateway; send the item itself, or continue the stored response with 'previous_response_id'");
       default:
-        return unsupported(`input[${i}].type`, `'${type}' items belong to OpenAI's built-in tools; only messages, function calls and function call outputs are accepted`);
+        return unsupported(`${where(i)}.type`, `'${type}' items belong to OpenAI's built-in tools; only messages, function calls and function call outputs are accepted`);
     }
   });
 }
@@ -287,12 +308,12 @@ function addItems(messages: JsonObject[], items: readonly JsonObject[]): void {
  * item of another API, or one returned without `include`), a 400 for content this gateway did not
  * write or that was altered.
  */
-function reasoningInput(item: JsonObject, i: number): ThinkingBlock[] {
+function reasoningInput(item: JsonObject, at: string): ThinkingBlock[] {
   const content = item['encrypted_content'];
   if (typeof content !== 'string' || content === '') return [];
   const blocks = decodeReasoning(content);
   if (blocks) return blocks;
-  const param = `input[${i}].encrypted_content`;
+  const param = `${at}.encrypted_content`;
   throw badRequest(
     `Invalid value for '${param}': it is not the encrypted_content of a reasoning item this gateway returned; send reasoning items back unchanged, or leave out their encrypted_content.`,
     param,
@@ -300,11 +321,11 @@ function reasoningInput(item: JsonObject, i: number): ThinkingBlock[] {
   );
 }
 
-function toChatMessage(item: JsonObject, i: number): JsonObject {
+function toChatMessage(item: JsonObject, at: string): JsonObject {
   const role = item['role'] as (typeof ROLES)[number];
   const content = item['content'] as string | Part[];
   if (typeof content === 'string') return { role, content };
-  const parts = content.map((p, j) => toChatPart(p, `input[${i}].content[${j}]`, role));
+  const parts = content.map((p, j) => toChatPart(p, `${at}.content[${j}]`, role));
   // Earlier answers go back as plain text: every provider takes that for an assistant turn.
   if (role === 'assistant') return { role, content: parts.map((p) => p['text']).join('') };
   return { role, content: parts };
@@ -345,11 +366,11 @@ function toChatPart(p: Part, param: string, role: string): JsonObject {
 }
 
 /** A function call's output as a tool message's content: chat tool messages carry text. */
-function toolOutput(output: string | Part[], i: number): string | JsonObject[] {
+function toolOutput(output: string | Part[], at: string): string | JsonObject[] {
   if (typeof output === 'string') return output;
   return output.map((p, j) => {
     if (p.type === 'input_text' || p.type === 'output_text') return { type: 'text', text: p['text'] };
-    return unsupported(`input[${i}].output[${j}].type`, `a function call output is passed to chat models as text, so '${p.type}' parts cannot be sent in one`);
+    return unsupported(`${at}.output[${j}].type`, `a function call output is passed to chat models as text, so '${p.type}' parts cannot be sent in one`);
   });
 }
 
@@ -414,8 +435,8 @@ export function toResponsesParam(param: string): string {
 
 // ---- the response ----
 
-/** An id of the Responses API's shape (`resp_…`, `msg_…`): random, since nothing is stored under it. */
-export function responseId(prefix: 'resp' | 'msg' | 'rs' | 'fc' | 'call'): string {
+/** An id of the Responses API's shape (`resp_…`, `msg_…`): random (about 192 bits), never reused. */
+export function responseId(prefix: 'resp' | 'msg' | 'rs' | 'fc' | 'fco' | 'call'): string {
   return `${prefix}_${randomBytes(24).toString('hex')}`;
 }
 
@@ -432,8 +453,11 @@ function echoTool(t: unknown): unknown {
 
 type Status = 'in_progress' | 'completed' | 'incomplete' | 'failed';
 
-/** The response object's fields that echo the request, as OpenAI returns them, with no output yet. */
-function envelope(request: unknown, model: string, id: string, createdAt: number, status: Status): JsonObject {
+/**
+ * The response object's fields that echo the request, as OpenAI returns them, with no output yet;
+ * `stored` when the response is being kept (docs/responses-api.md#stored-responses).
+ */
+function envelope(request: unknown, model: string, id: string, createdAt: number, status: Status, stored: boolean): JsonObject {
   const r = isObject(request) ? request : {};
   const reasoning = isObject(r['reasoning']) ? r['reasoning'] : {};
   const text = isObject(r['text']) ? r['text'] : {};
@@ -451,13 +475,12 @@ function envelope(request: unknown, model: string, id: string, createdAt: number
     model,
     output: [],
     parallel_tool_calls: typeof r['parallel_tool_calls'] === 'boolean' ? r['parallel_tool_calls'] : true,
-    previous_response_id: null,
+    previous_response_id: str(r['previous_response_id']) ?? null,
     prompt_cache_key: str(r['prompt_cache_key']) ?? null,
     reasoning: { effort: str(reasoning['effort']) ?? null, summary: str(reasoning['summary']) ?? null },
     safety_identifier: str(r['safety_identifier']) ?? null,
     service_tier: str(r['service_tier']) ?? null,
-    // Nothing is stored, whatever the request asked.
-    store: false,
+    store: stored,
     temperature: num(r['temperature']) ?? null,
     text: { format: isObject(text['format']) ? text['format'] : { type: 'text' }, verbosity: str(text['verbosity']) ?? null },
     tool_choice: r['tool_choice'] ?? 'auto',
@@ -492,14 +515,64 @@ export function toResponsesUsage(u: chatv1.Usage): JsonObject {
 
 /**
  * A finished reasoning item: the text as one `summary_text` (none when there is no text, as for
- * redacted thinking), and, when the request included it, `encrypted_content` holding the thinking
+ * redacted thinking), and, when the request included it or the response is stored (`keep`; the
+ * client's view leaves it out again, `responseView`), `encrypted_content` holding the thinking
  * blocks (null when the answer had none to hand back).
  */
-function reasoningItem(id: string, summary: JsonObject[], blocks: readonly ThinkingBlock[], request: unknown): JsonObject {
+function reasoningItem(id: string, summary: JsonObject[], blocks: readonly ThinkingBlock[], keep: boolean): JsonObject {
   const item: JsonObject = { id, type: 'reasoning', summary };
-  if (includes(request, ENCRYPTED_REASONING)) item['encrypted_content'] = blocks.length > 0 ? encodeReasoning(blocks) : null;
+  if (keep) item['encrypted_content'] = blocks.length > 0 ? encodeReasoning(blocks) : null;
   return item;
 }
+
+/** Whether reasoning items are built with their `encrypted_content`: included, or kept for the next turn. */
+const keepsReasoning = (request: unknown, stored: boolean): boolean => stored || includes(request, ENCRYPTED_REASONING);
+
+/** An output item as a client that did not include `reasoning.encrypted_content` sees it. */
+function itemView(item: unknown, include: boolean): unknown {
+  if (include || !isObject(item) || item['type'] !== 'reasoning' || !('encrypted_content' in item)) return item;
+  const { encrypted_content: _hidden, ...rest } = item;
+  return rest;
+}
+
+/**
+ * A response as the client sees it: a stored response keeps its reasoning items'
+ * `encrypted_content` for the next turn, which is shown only to a request (or a retrieval) whose
+ * `include` has `reasoning.encrypted_content`. The stored object is not changed.
+ */
+export function responseView(response: JsonObject, request: unknown): JsonObject {
+  const include = includes(request, ENCRYPTED_REASONING);
+  const output = response['output'];
+  if (include || !Array.isArray(output)) return response;
+  return { ...response, output: output.map((item) => itemView(item, false)) };
+}
+
+/**
+ * The input items of a validated Responses request as a stored response keeps them: as sent
+ * (so the next turn sends the provider the same conversation), each with an id (the client's, or a
+ * new one) and its `type`.
+ */
+export function storedInputItems(body: unknown): JsonObject[] {
+  const input = isObject(body) ? body['input'] : undefined;
+  const items: JsonObject[] = typeof input === 'string' ? [{ role: 'user', content: input }] : Array.isArray(input) ? input.filter(isObject) : [];
+  return items.map((item) => {
+    const type = str(item['type']) ?? 'message';
+    return { ...item, id: str(item['id']) ?? responseId(ITEM_ID_PREFIX[type] ?? 'msg'), type };
+  });
+}
+
+/**
+ * A stored item as `GET /v1/responses/{id}/input_items` lists it, in OpenAI's shape: a message's
+ * text content as one part (`input_text`, or `output_text` for an assistant's).
+ */
+export function inputItemView(item: JsonObject): JsonObject {
+  const content = item['content'];
+  if (item['type'] !== 'message' || typeof content !== 'string') return item;
+  return { ...item, content: [item['role'] === 'assistant' ? outputText(content, []) : { type: 'input_text', text: content }] };
+}
+
+/** The id prefix of a stored input item by its type. */
+const ITEM_ID_PREFIX: Readonly<Record<string, 'msg' | 'fc' | 'fco' | 'rs'>> = { message: 'msg', function_call: 'fc', function_call_output: 'fco', reasoning: 'rs' };
 
 /**
  * Chat logprobs (`{content: [...]}`) as an output_text part's `logprobs`; none (`[]`, as OpenAI
@@ -523,8 +596,10 @@ const outputText = (text: string, logprobs: JsonObject[]): JsonObject => ({ type
 /**
  * The Responses API's `response` object for a whole chat completion (its first choice), under the
  * public model id; `request` is the Responses request as the client sent it (for the echoed fields).
+ * A response being `stored` says so and keeps its reasoning's `encrypted_content` (the client gets
+ * `responseView` of it).
  */
-export function toResponse(completion: chatv1.ChatCompletion, model: string, request: unknown): JsonObject {
+export function toResponse(completion: chatv1.ChatCompletion, model: string, request: unknown, stored = false): JsonObject {
   const choice = completion.choices.find((c) => c.index === 0) ?? completion.choices[0];
   const { status, details } = outcome(choice?.finishReason);
   const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
@@ -533,7 +608,7 @@ export function toResponse(completion: chatv1.ChatCompletion, model: string, req
   const reasoning = m ? reasoningOf(m.extraJson) : NO_REASONING;
   if (reasoning.text || reasoning.blocks.length > 0) {
     const summary = reasoning.text ? [{ type: 'summary_text', text: reasoning.text }] : [];
-    output.push(reasoningItem(responseId('rs'), summary, reasoning.blocks, request));
+    output.push(reasoningItem(responseId('rs'), summary, reasoning.blocks, keepsReasoning(request, stored)));
   }
   const calls = m?.toolCalls ?? [];
   const content: JsonObject[] = [];
@@ -545,7 +620,7 @@ export function toResponse(completion: chatv1.ChatCompletion, model: string, req
   for (const c of calls) {
     output.push({ id: responseId('fc'), type: 'function_call', status: itemStatus, arguments: c.function?.arguments ?? '', call_id: c.id || responseId('call'), name: c.function?.name ?? '' });
   }
-  const out = envelope(request, model, responseId('resp'), completion.created || nowSeconds(), status);
+  const out = envelope(request, model, responseId('resp'), completion.created || nowSeconds(), status, stored);
   out['incomplete_details'] = details;
   out['output'] = output;
   if (completion.serviceTier !== undefined) out['service_tier'] = completion.serviceTier;
@@ -618,11 +693,23 @@ export class ResponsesStream {
   private finishReason: string | undefined;
   private usage: chatv1.Usage | undefined;
   private serviceTier: string | undefined;
+  /** Whether the client sees reasoning items' `encrypted_content`. */
+  private readonly include: boolean;
+  private completed: JsonObject | undefined;
 
+  /** `stored`: the response is being kept (it says so, and keeps its reasoning's `encrypted_content` for the next turn). */
   constructor(
     private readonly model: string,
     private readonly request: unknown,
-  ) {}
+    private readonly stored = false,
+  ) {
+    this.include = includes(request, ENCRYPTED_REASONING);
+  }
+
+  /** The response `complete` ended the stream with, whole (reasoning items keep their `encrypted_content` when stored); the events carry the client's view of it. */
+  get response(): JsonObject | undefined {
+    return this.completed;
+  }
 
   /** `response.created` and `response.in_progress`. */
   start(): ResponsesStreamEvent[] {
@@ -672,20 +759,21 @@ export class ResponsesStream {
     const tokens = usage ?? this.usage;
     response['usage'] = tokens ? toResponsesUsage(tokens) : null;
     if (status === 'completed') response['completed_at'] = nowSeconds();
-    events.push(this.event(status === 'completed' ? 'response.completed' : 'response.incomplete', { response }));
+    this.completed = response;
+    events.push(this.event(status === 'completed' ? 'response.completed' : 'response.incomplete', { response: responseView(response, this.request) }));
     return events;
   }
 
   /** A failure after the stream started: an `error` event, then `response.failed` with the items already done. */
   fail(error: ResponsesStreamError): ResponsesStreamEvent[] {
     const response = this.snapshot('failed');
-    response['output'] = this.output.filter((_, i) => this.done.has(i));
+    response['output'] = this.output.filter((_, i) => this.done.has(i)).map((item) => itemView(item, this.include));
     response['error'] = { code: error.code === 'rate_limit_exceeded' ? 'rate_limit_exceeded' : 'server_error', message: error.message };
     return [this.event('error', { code: error.code, message: error.message, param: error.param }), this.event('response.failed', { response })];
   }
 
   private snapshot(status: Status): JsonObject {
-    const out = envelope(this.request, this.model, this.id, this.createdAt, status);
+    const out = envelope(this.request, this.model, this.id, this.createdAt, status, this.stored);
     if (this.serviceTier !== undefined) out['service_tier'] = this.serviceTier;
     return out;
   }
@@ -704,7 +792,7 @@ export class ResponsesStream {
   private finish(index: number, item: JsonObject, events: ResponsesStreamEvent[]): void {
     this.output[index] = item;
     this.done.add(index);
-    events.push(this.event('response.output_item.done', { output_index: index, item }));
+    events.push(this.event('response.output_item.done', { output_index: index, item: itemView(item, this.include) }));
   }
 
   /** The open reasoning item, opened (ending the message) if there is none. */
@@ -739,7 +827,7 @@ export class ResponsesStream {
       events.push(this.event('response.reasoning_summary_part.done', { item_id: r.id, output_index: r.index, summary_index: 0, part }));
       summary.push(part);
     }
-    this.finish(r.index, reasoningItem(r.id, summary, r.blocks, this.request), events);
+    this.finish(r.index, reasoningItem(r.id, summary, r.blocks, this.stored || this.include), events);
   }
 
   /** The message's part of `type`, opened (with the message) if it is not the one open. */

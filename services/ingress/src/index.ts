@@ -20,6 +20,9 @@ import { BudgetService } from './budgets/budget.service';
 import type { FileStore } from './batches/file-store';
 import { MemoryFileStore } from './batches/memory-file-store';
 import { RedisFileStore } from './batches/redis-file-store';
+import { MemoryResponseStore } from './responses/memory-response-store';
+import { RedisResponseStore } from './responses/redis-response-store';
+import { StoredResponses } from './responses/stored-responses';
 import { BatchRunner } from './batches/batch-runner';
 import { OwnApiClient } from './batches/own-api';
 import { MemoryBatchStore } from './batches/batch-store';
@@ -194,11 +197,13 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
         lifecycleStarts(config.models),
       )
     : undefined;
-  // Files of the Files API and batches: in the access store's Redis (every replica's), on a connection of their own for large values, when there is one; else in this process.
-  const bulkRedis = config.batches.enabled && redisUrl ? connectBulkRedis(config.access.redis) : undefined;
-  if (bulkRedis) logOutages(bulkRedis, logger, 'batch files');
-  if (bulkRedis && !(await whenReady(bulkRedis, 3_000))) logger.warn('Redis is not reachable yet; the Files and Batch APIs answer 503 until it is');
+  // Files of the Files API and batches, and stored responses: in the access store's Redis (every replica's), on a connection of their own for large values, when there is one; else in this process.
+  const bulkRedis = (config.batches.enabled || config.responses.store) && redisUrl ? connectBulkRedis(config.access.redis) : undefined;
+  if (bulkRedis) logOutages(bulkRedis, logger, 'batch files and stored responses');
+  if (bulkRedis && !(await whenReady(bulkRedis, 3_000))) logger.warn('Redis is not reachable yet; the Files and Batch APIs and stored responses answer 503 until it is');
   const files: FileStore | undefined = config.batches.enabled ? (bulkRedis ? new RedisFileStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryFileStore()) : undefined;
+  const responseStore = config.responses.store ? (bulkRedis ? new RedisResponseStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryResponseStore(config.responses.memoryMaxResponses)) : undefined;
+  const responses = responseStore && new StoredResponses(responseStore, config.responses, logger, telemetry.telemetry.registry);
   const batchStore = files && (bulkRedis ? new RedisBatchStore(bulkRedis, keyPrefix, config.access.keyHashSecret, config.batches.fileRetentionDays * 86_400_000) : new MemoryBatchStore());
   const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
@@ -222,6 +227,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       files,
       fileRetentionDays: config.batches.fileRetentionDays,
       batches: batchStore && { store: batchStore, config: config.batches },
+      responses,
     }),
     config.ingress.http,
     logger,
@@ -292,6 +298,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       () => cache?.close(),
       // The memory store lets go of its files; the Redis one holds nothing of its own (the connection is the counters').
       () => files?.close(),
+      () => responseStore?.close(),
       () => ownApi?.close(),
       () => bulkRedis?.disconnect(),
       () => counters.close(),

@@ -24,6 +24,8 @@ import { BATCHES_CONFIG, BatchesHttpController } from './batches/batches.http.co
 import { FILE_STORE, type FileStore } from './batches/file-store';
 import { FilesHttpController } from './batches/files.http.controller';
 import { FilesService } from './batches/files.service';
+import { StoredResponses } from './responses/stored-responses';
+import { StoredResponsesHttpController } from './responses/stored-responses.http.controller';
 import { ResponseCache } from './cache/response-cache';
 import { OpenAIExceptionFilter } from './openai-exception.filter';
 import { RouterPort } from './router.port';
@@ -73,6 +75,8 @@ export interface IngressDependencies {
   fileRetentionDays?: number | undefined;
   /** Batches (`batches.enabled`, with `files`); absent: `/v1/batches` answers 404. */
   batches?: { store: BatchStore; config: BatchesConfig } | undefined;
+  /** Stored responses of the Responses API (`responses.store`); absent: nothing is stored, `previous_response_id` is refused and `/v1/responses/{id}` answers 404. */
+  responses?: StoredResponses | undefined;
 }
 
 @Module({})
@@ -87,6 +91,7 @@ export class IngressModule {
         ChatCompletionsHttpController,
         CompletionsHttpController,
         ResponsesHttpController,
+        StoredResponsesHttpController,
         MessagesHttpController,
         EmbeddingsHttpController,
         ModerationsHttpController,
@@ -133,6 +138,7 @@ export class IngressModule {
               { provide: BATCHES_CONFIG, useValue: deps.batches.config },
             ]
           : []),
+        ...(deps.responses ? [{ provide: StoredResponses, useValue: deps.responses }] : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,
         KeyGuard,

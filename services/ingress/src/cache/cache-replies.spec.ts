@@ -95,7 +95,7 @@ describe('sendTranslatedHit', () => {
         chunk: (c) => c.choices.flatMap((choice) => (choice.delta?.content ? [{ type: 'text', text: choice.delta.content }] : choice.finishReason ? [{ type: 'finish', text: choice.finishReason }] : [])),
         complete: (u) => [{ type: 'end', usage: u }],
       },
-      ends: { decorate: (end) => end.push({ type: 'decorated' }), failure: () => [] },
+      ends: { decorate: (end) => void end.push({ type: 'decorated' }), failure: () => [] },
     }),
   };
 

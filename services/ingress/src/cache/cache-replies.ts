@@ -112,7 +112,7 @@ export async function sendTranslatedHit<E extends { type: string }>(
   usage.cacheHit(hit, completion.usage);
   const headers = { ...hitHeaders(req, hit, usage), ...api.headers };
   if (!stream) {
-    await reply.headers(headers).send(usage.decorate(api.whole({ ...completion, usage: usage.tokens() }, hit.model)));
+    await reply.headers(headers).send(usage.decorate(await api.whole({ ...completion, usage: usage.tokens() }, hit.model)));
     return;
   }
   cutWhenStalled(reply.raw, stallMs);
@@ -126,7 +126,7 @@ export async function sendTranslatedHit<E extends { type: string }>(
   await send(translation.start());
   for (const chunk of replayChunks(completion)) await send(translation.chunk(chunk));
   const end = translation.complete(usage.tokens());
-  ends.decorate(end);
+  await ends.decorate(end);
   await send(end);
   sse.end();
 }

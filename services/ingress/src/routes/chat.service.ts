@@ -255,9 +255,9 @@ export interface StreamTranslation<E extends { type: string }> {
   complete(usage: chatv1.Usage): E[];
 }
 
-/** What only the API knows: which closing event carries the cost, and how a failure reads. */
+/** What only the API knows: which closing event carries the cost (and what it does before they are sent), and how a failure reads. */
 export interface TranslatedStreamEnds<E> {
-  decorate(end: E[]): void;
+  decorate(end: E[]): void | Promise<void>;
   failure(error: GatewayError): E[];
 }
 
@@ -268,7 +268,7 @@ export interface TranslatedStreamEnds<E> {
 export interface TranslatedApi<E extends { type: string }> {
   /** Headers of the API's own on every answer (Anthropic's `request-id`). */
   readonly headers: Record<string, string>;
-  /** The API's whole answer for a chat completion that carries the request's usage, under the public model id. */
+  /** The API's whole answer for a chat completion that carries the request's usage, under the public model id (once the API has done what it does before answering). */
   whole(completion: chatv1.ChatCompletion, model: string): unknown;
   /** A new translation of a stream into the API's events, with its ends. */
   stream(model: string): { translation: StreamTranslation<E>; ends: TranslatedStreamEnds<E> };
@@ -317,7 +317,7 @@ export async function sendTranslatedStream<E extends { type: string }>(
       await send(translation.chunk(chunk));
     }
     const end = translation.complete(usage.tokens());
-    ends.decorate(end);
+    await ends.decorate(end);
     await send(end);
     sse.end();
     return !cut && !signal.aborted;

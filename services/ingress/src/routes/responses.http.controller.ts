@@ -1,37 +1,69 @@
 import { Controller, HttpCode, Inject, Injectable, Optional, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayError } from '@openrouter/errors';
-import { ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, withParamRenamed, type ResponsesStreamEvent } from '@openrouter/openai-wire';
+import { responseView, ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, withParamRenamed, type ResponsesStreamEvent } from '@openrouter/openai-wire';
 import { ApiKeyGuard, KeyGuard } from '../auth/api-key.guard';
+import { ownerOf } from '../batches/file-store';
 import { ResponseCache } from '../cache/response-cache';
+import type { ResponseJson } from '../responses/response-store';
+import { StoredResponses } from '../responses/stored-responses';
 import { RouterPort } from '../router.port';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
 import type { TranslatedApi } from './chat.service';
 import { REQUEST_BOUNDS, refuseTooManyItems, type RequestBounds } from './request-bounds';
 import { serveTranslatedChat } from './translated-chat.service';
 
+/** Where a Responses request stands in stored conversations. */
+export interface ResponsesTurn {
+  /** Its project (`ownerOf`): the owner of the response it continues and of the one it makes. */
+  owner: string;
+  /** Whether its response is stored: asked for (`store`, true unless sent false) and `responses.store` on. */
+  store: boolean;
+  /** The responses before the one it makes, oldest first (its `previous_response_id` last). */
+  ancestors: string[];
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** A Responses API request as the client sent it; `body` then holds its chat translation. */
     responsesBody?: unknown;
+    responsesTurn?: ResponsesTurn;
   }
+}
+
+/** A `previous_response_id` as sent, when it is a string (anything else fails validation). */
+function previousResponseIdOf(body: unknown): string | undefined {
+  const id = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['previous_response_id'] : undefined;
+  return typeof id === 'string' ? id : undefined;
 }
 
 /**
  * Translates a Responses request into its chat body, after `KeyGuard` checked the caller's key and
  * before `ApiKeyGuard` runs: the request context's attributes, rate limits and the budget
  * reservation read `request.body` in the chat shape (and the reservation may cap its output limit
- * there). A request that does not validate is refused here, in OpenAI's error shape, before it is
- * charged; one with more input items than the gateway takes messages, before it is translated.
+ * there), which holds the whole conversation when the request continues a stored response. A
+ * request that does not validate, or continues a response its project cannot read, is refused
+ * here, in OpenAI's error shape, before it is charged; one with more input items than the gateway
+ * takes messages, before it is read further.
  */
 @Injectable()
 export class ResponsesBodyGuard implements CanActivate {
-  constructor(@Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds) {}
+  constructor(
+    @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
+    @Optional() @Inject(StoredResponses) private readonly stored?: StoredResponses,
+  ) {}
 
-  canActivate(context: ExecutionContext): boolean {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     refuseTooManyItems(request.body, 'input', this.bounds);
-    const chat = responsesToChatBody(request.body);
+    const key = request.apiKeyRecord;
+    const owner = key ? ownerOf({ orgId: key.orgId, projectId: key.projectId, keyId: key.id }) : '';
+    const previous = previousResponseIdOf(request.body);
+    // Without stored responses, the translation refuses previous_response_id by name.
+    const conversation = previous !== undefined && this.stored ? await this.stored.conversation(owner, previous) : undefined;
+    const chat = responsesToChatBody(request.body, { history: conversation?.history });
+    const asked = (request.body as Record<string, unknown>)['store'] !== false;
+    request.responsesTurn = { owner, store: asked && this.stored !== undefined, ancestors: conversation?.ancestors ?? [] };
     request.responsesBody = request.body;
     request.body = chat;
     return true;
@@ -39,9 +71,10 @@ export class ResponsesBodyGuard implements CanActivate {
 }
 
 /**
- * OpenAI's Responses API, stateless, served by the chat path (docs/responses-api.md): metered,
- * budgeted, routed and cached exactly as a chat completion, answered as a `response` object or its
- * stream events. Usage is recorded with the chat operation.
+ * OpenAI's Responses API, served by the chat path (docs/responses-api.md): metered, budgeted,
+ * routed and cached exactly as a chat completion, answered as a `response` object or its stream
+ * events, and stored for its project unless the request says `store: false` (or
+ * `responses.store` is off). Usage is recorded with the chat operation.
  */
 @Controller('v1')
 @UseGuards(KeyGuard, ResponsesBodyGuard, ApiKeyGuard)
@@ -51,6 +84,7 @@ export class ResponsesHttpController {
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
     private readonly usageRecorder: UsageRecorder,
     @Optional() private readonly cache?: ResponseCache,
+    @Optional() @Inject(StoredResponses) private readonly stored?: StoredResponses,
   ) {}
 
   @Post('responses')
@@ -65,24 +99,47 @@ export class ResponsesHttpController {
 
   private async serve(req: FastifyRequest, reply: FastifyReply): Promise<void> {
     const usage = this.usageRecorder.track(req, reply, 'chat');
-    await serveTranslatedChat({ router: this.router, bounds: this.bounds, cache: this.cache }, '/v1/responses', req, reply, usage, responsesApi(req.responsesBody, usage));
+    const turn = req.responsesTurn;
+    // Kept before it is answered, so that the client's next turn finds it (on any replica).
+    const keep = turn?.store && this.stored ? keeper(this.stored, turn, req.responsesBody) : undefined;
+    await serveTranslatedChat({ router: this.router, bounds: this.bounds, cache: this.cache }, '/v1/responses', req, reply, usage, responsesApi(req.responsesBody, usage, keep));
   }
 }
 
-/** The Responses API's answers to `original` (the request as the client sent it, for the fields a response echoes), with the cost `usage` has. */
-function responsesApi(original: unknown, usage: UsageTrack): TranslatedApi<ResponsesStreamEvent> {
+/** Keeps a response the client is about to be answered; one the store failed to keep says `store: false`. */
+type Keep = (response: ResponseJson) => Promise<void>;
+
+function keeper(stored: StoredResponses, turn: ResponsesTurn, original: unknown): Keep {
+  return async (response) => {
+    if (!(await stored.keep(turn.owner, response, original, turn.ancestors))) response['store'] = false;
+  };
+}
+
+/**
+ * The Responses API's answers to `original` (the request as the client sent it, for the fields a
+ * response echoes), with the cost `usage` has; kept by `keep` (with the cost) when it is stored.
+ */
+function responsesApi(original: unknown, usage: UsageTrack, keep: Keep | undefined): TranslatedApi<ResponsesStreamEvent> {
   return {
     headers: {},
-    whole: (completion, model) => toResponse(completion, model, original),
+    whole: async (completion, model) => {
+      const response = usage.decorate(toResponse(completion, model, original, keep !== undefined));
+      await keep?.(response);
+      return responseView(response, original);
+    },
     stream: (model) => {
-      const stream = new ResponsesStream(model, original);
+      const stream = new ResponsesStream(model, original, keep !== undefined);
       return {
         translation: stream,
         ends: {
           // The completed (or incomplete) response closes the stream and carries the cost.
-          decorate: (end) => {
+          decorate: async (end) => {
             const last = end.at(-1);
             if (last) usage.decorate(last['response']);
+            const whole = stream.response;
+            if (!keep || !whole || !last) return;
+            await keep(usage.decorate(whole));
+            (last['response'] as ResponseJson)['store'] = whole['store'];
           },
           failure: (error) => {
             const { error: body } = toOpenAIError(inResponsesTerms(error)).body;

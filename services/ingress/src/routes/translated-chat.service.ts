@@ -72,7 +72,7 @@ async function answerTranslatedChat<E extends { type: string }>(
     if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
     // With the usage billed (the gateway's estimate when the provider reported none), as a stream's end has it.
     const answered = usage.completion(completion);
-    await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(api.whole(answered, model)));
+    await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(await api.whole(answered, model)));
     storing.whole(answered);
     return;
   }

@@ -1,0 +1,41 @@
+import { ConfigError, parseConfig } from './config-loader';
+import { MINIMAL_CONFIG } from './minimal-config.testing';
+
+/** The problems `parseConfig` reports for the minimal configuration with `responses` set so. */
+function problems(responses: unknown, env: Record<string, string> = {}): string[] {
+  try {
+    parseConfig({ ...MINIMAL_CONFIG, responses }, env);
+    return [];
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+}
+
+describe('responses', () => {
+  it('default to keeping responses 30 days, 10000 in the process without Redis, 1000 to a conversation', () => {
+    expect(parseConfig(MINIMAL_CONFIG, {}).responses).toEqual({ store: true, retentionDays: 30, memoryMaxResponses: 10_000, maxConversationResponses: 1_000 });
+  });
+
+  it('take their settings as values or as text from the environment', () => {
+    const env = { RESPONSES_STORE: 'no', RETENTION: '7', MEMORY_MAX: '500', CONVERSATION_MAX: '10000' };
+    const config = parseConfig({ ...MINIMAL_CONFIG, responses: { store: '${RESPONSES_STORE}', retentionDays: '${RETENTION}', memoryMaxResponses: '${MEMORY_MAX}', maxConversationResponses: '${CONVERSATION_MAX}' } }, env);
+    expect(config.responses).toEqual({ store: false, retentionDays: 7, memoryMaxResponses: 500, maxConversationResponses: 10_000 });
+    expect(problems({ store: false, retentionDays: 3_650, memoryMaxResponses: 1, maxConversationResponses: 1 })).toEqual([]);
+  });
+
+  it('refuse every value out of its range at once, and keys they do not know', () => {
+    const found = problems({ store: 'maybe', retentionDays: 0, memoryMaxResponses: 0, maxConversationResponses: 10_001, retention: 30 });
+    expect(found).toEqual([
+      expect.stringMatching(/^responses\.store: expected true or false/),
+      expect.stringMatching(/^responses\.retentionDays: .*>0/),
+      expect.stringMatching(/^responses\.memoryMaxResponses: .*>0/),
+      expect.stringMatching(/^responses\.maxConversationResponses: .*<=10000/),
+      expect.stringMatching(/^responses: unknown key "retention"/),
+    ]);
+    expect(problems({ retentionDays: 3_651 })).toEqual([expect.stringMatching(/^responses\.retentionDays: /)]);
+    expect(problems({ retentionDays: 1.5 })).toEqual([expect.stringMatching(/^responses\.retentionDays: /)]);
+    expect(problems({ memoryMaxResponses: -1 })).toEqual([expect.stringMatching(/^responses\.memoryMaxResponses: /)]);
+    expect(problems({ maxConversationResponses: 0 })).toEqual([expect.stringMatching(/^responses\.maxConversationResponses: /)]);
+  });
+});
