@@ -17,6 +17,8 @@ export const responsesSchema = strictObject({
   retentionDays: numeric(z.number().int().positive().max(3_650)).default(30),
   /** Without Redis: the most responses the ingress process keeps, the oldest dropped first. */
   memoryMaxResponses: numeric(z.number().int().positive()).default(10_000),
+  /** Without Redis: the most the kept responses may hold in all, as JSON (bytes), the oldest dropped first. */
+  memoryMaxBytes: numeric(z.number().int().positive()).default(256 * 1024 * 1024),
   /** The most responses one conversation (a `previous_response_id` chain) may hold. */
   maxConversationResponses: numeric(z.number().int().positive().max(10_000)).default(1_000),
 });

@@ -202,7 +202,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   if (bulkRedis) logOutages(bulkRedis, logger, 'batch files and stored responses');
   if (bulkRedis && !(await whenReady(bulkRedis, 3_000))) logger.warn('Redis is not reachable yet; the Files and Batch APIs and stored responses answer 503 until it is');
   const files: FileStore | undefined = config.batches.enabled ? (bulkRedis ? new RedisFileStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryFileStore()) : undefined;
-  const responseStore = config.responses.store ? (bulkRedis ? new RedisResponseStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryResponseStore(config.responses.memoryMaxResponses)) : undefined;
+  const responseStore = config.responses.store ? (bulkRedis ? new RedisResponseStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryResponseStore({ maxResponses: config.responses.memoryMaxResponses, maxBytes: config.responses.memoryMaxBytes })) : undefined;
   const responses = responseStore && new StoredResponses(responseStore, config.responses, logger, telemetry.telemetry.registry);
   const batchStore = files && (bulkRedis ? new RedisBatchStore(bulkRedis, keyPrefix, config.access.keyHashSecret, config.batches.fileRetentionDays * 86_400_000) : new MemoryBatchStore());
   const internalListen = config.ingress.internalHttp;

@@ -4,14 +4,14 @@ import { responseSealKey } from './response-store';
 import { describeResponseStore, storedResponse } from './response-store.cases.testing';
 
 describe('MemoryResponseStore', () => {
-  describeResponseStore({ store: () => new MemoryResponseStore(1_000) });
+  describeResponseStore({ store: () => new MemoryResponseStore({ maxResponses: 1_000, maxBytes: 1 << 30 }) });
 
   describe('on its own clock', () => {
     let now: number;
     let store: MemoryResponseStore;
     beforeEach(() => {
       now = Date.UTC(2025, 5, 1);
-      store = new MemoryResponseStore(100, () => now);
+      store = new MemoryResponseStore({ maxResponses: 100, maxBytes: 1 << 30 }, () => now);
     });
 
     it('drops a response once its expiry passes, at the next look, for good', async () => {
@@ -72,7 +72,7 @@ describe('MemoryResponseStore', () => {
 
   describe('full', () => {
     it('drops the oldest response first to keep a new one, never more than its maximum', async () => {
-      const store = new MemoryResponseStore(3);
+      const store = new MemoryResponseStore({ maxResponses: 3, maxBytes: 1 << 30 });
       const responses = Array.from({ length: 5 }, (_, i) => storedResponse('acme/search', `turn ${i}`));
       for (const r of responses) await store.put(r, Date.now() + 60_000);
       const ids = responses.map((r) => r.id);
@@ -80,7 +80,7 @@ describe('MemoryResponseStore', () => {
     });
 
     it('drops the response kept longest without a new turn: a conversation in use keeps its earlier turns', async () => {
-      const store = new MemoryResponseStore(3);
+      const store = new MemoryResponseStore({ maxResponses: 3, maxBytes: 1 << 30 });
       const expiry = Date.now() + 60_000;
       const root = storedResponse('acme/search', 'root');
       const idle = storedResponse('acme/ads', 'idle');
@@ -95,9 +95,32 @@ describe('MemoryResponseStore', () => {
       expect(await store.getMany('acme/search', [root.id, reply.id, next.id])).toEqual([root, reply, next]);
     });
 
+    it('holds at most maxBytes of responses as JSON, the oldest dropped first, and refuses one larger than that alone', async () => {
+      const size = (r: ReturnType<typeof storedResponse>): number => Buffer.byteLength(JSON.stringify(r), 'utf8');
+      const big = (prompt: string): ReturnType<typeof storedResponse> => storedResponse('acme/search', prompt, { input: [{ id: `msg_${prompt}`, type: 'message', role: 'user', content: 'x'.repeat(10_000) }] });
+      const [a, b, c] = [big('a'), big('b'), big('c')];
+      // Room for two of them, not three.
+      const store = new MemoryResponseStore({ maxResponses: 100, maxBytes: size(a) + size(b) + 100 });
+      const expiry = Date.now() + 60_000;
+      await store.put(a, expiry);
+      await store.put(b, expiry);
+      await store.put(c, expiry);
+      expect(await store.getMany('acme/search', [a.id, b.id, c.id])).toEqual([undefined, b, c]);
+      // Deleting frees its bytes: the next one drops nothing.
+      await store.delete('acme/search', b.id);
+      const d = big('d');
+      await store.put(d, expiry);
+      expect(await store.getMany('acme/search', [c.id, d.id])).toEqual([c, d]);
+
+      const huge = storedResponse('acme/search', 'huge', { input: [{ id: 'msg_huge', type: 'message', role: 'user', content: 'x'.repeat(30_000) }] });
+      await expect(store.put(huge, expiry)).rejects.toThrow(/larger/);
+      // Refused without dropping anything.
+      expect(await store.getMany('acme/search', [c.id, d.id, huge.id])).toEqual([c, d, undefined]);
+    });
+
     it('counts a deleted or expired response as no longer held', async () => {
       let now = Date.UTC(2025, 5, 1);
-      const store = new MemoryResponseStore(2, () => now);
+      const store = new MemoryResponseStore({ maxResponses: 2, maxBytes: 1 << 30 }, () => now);
       const deleted = storedResponse('acme/search', 'deleted');
       const kept = storedResponse('acme/search', 'kept');
       await store.put(deleted, now + 60_000);

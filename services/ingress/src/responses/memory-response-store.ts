@@ -4,40 +4,55 @@ interface Held {
   record: StoredResponse;
   /** Unix ms. */
   expiresAtMs: number;
+  /** Its size as JSON (UTF-8 bytes): what it holds of `maxBytes`. */
+  bytes: number;
+}
+
+/** How much the store keeps (`responses.memoryMaxResponses`, `responses.memoryMaxBytes`). */
+export interface MemoryResponseLimits {
+  maxResponses: number;
+  maxBytes: number;
 }
 
 /**
  * The stored responses of a gateway without Redis: in this process (gone when it stops), at most
- * `maxResponses` of them (`responses.memoryMaxResponses`). A response past its expiry is dropped
- * when it is next looked at; when the store is full, the one kept longest without a new turn of its
- * conversation is dropped first (a turn moves its ancestors to the back of the line, as it moves
- * their expiry: a conversation in use keeps its earlier turns).
+ * `maxResponses` of them holding at most `maxBytes` as JSON (a response larger than that alone is
+ * refused). A response past its expiry is dropped when it is next looked at; when the store is
+ * full, the one kept longest without a new turn of its conversation is dropped first (a turn moves
+ * its ancestors to the back of the line, as it moves their expiry: a conversation in use keeps its
+ * earlier turns).
  */
 export class MemoryResponseStore implements ResponseStore {
   /** In insertion order, a turn's ancestors moved to the end: the first is the first to go. */
   private readonly responses = new Map<string, Held>();
+  /** The sum of the held responses' `bytes`. */
+  private bytes = 0;
 
   /** `now` in milliseconds. */
   constructor(
-    private readonly maxResponses: number,
+    private readonly limits: MemoryResponseLimits,
     private readonly now: () => number = Date.now,
   ) {}
 
   async put(record: StoredResponse, expiresAtMs: number): Promise<void> {
     if (this.live(record.id)) throw new Error(`response ${record.id} exists already`);
+    // Its JSON, as Redis would hold it: also a copy, so what the caller goes on to change, or changes in what it reads back, does not alter what is kept.
+    const json = JSON.stringify(record);
+    const bytes = Buffer.byteLength(json, 'utf8');
+    if (bytes > this.limits.maxBytes) throw new Error(`response ${record.id} is larger (${bytes} bytes) than the store holds in all (${this.limits.maxBytes})`);
     for (const id of record.ancestors) {
       const ancestor = this.live(id);
       if (!ancestor) continue;
       this.responses.delete(id);
-      this.responses.set(id, { record: ancestor.record, expiresAtMs: Math.max(ancestor.expiresAtMs, expiresAtMs) });
+      this.responses.set(id, { ...ancestor, expiresAtMs: Math.max(ancestor.expiresAtMs, expiresAtMs) });
     }
-    while (this.responses.size >= this.maxResponses) {
+    while (this.responses.size >= this.limits.maxResponses || this.bytes + bytes > this.limits.maxBytes) {
       const oldest = this.responses.keys().next();
       if (oldest.done) break;
-      this.responses.delete(oldest.value);
+      this.drop(oldest.value);
     }
-    // A copy: what the caller goes on to change, or changes in what it reads back, must not alter what is kept.
-    this.responses.set(record.id, { record: structuredClone(record), expiresAtMs });
+    this.responses.set(record.id, { record: JSON.parse(json) as StoredResponse, expiresAtMs, bytes });
+    this.bytes += bytes;
   }
 
   async get(owner: string, id: string): Promise<StoredResponse | undefined> {
@@ -52,11 +67,20 @@ export class MemoryResponseStore implements ResponseStore {
   async delete(owner: string, id: string): Promise<boolean> {
     const held = this.live(id);
     if (!held || held.record.owner !== owner) return false;
-    return this.responses.delete(id);
+    this.drop(id);
+    return true;
   }
 
   async close(): Promise<void> {
     this.responses.clear();
+    this.bytes = 0;
+  }
+
+  private drop(id: string): void {
+    const held = this.responses.get(id);
+    if (!held) return;
+    this.responses.delete(id);
+    this.bytes -= held.bytes;
   }
 
   /** The response when it is not expired, whoever owns it (an expired one is dropped). */
@@ -64,7 +88,7 @@ export class MemoryResponseStore implements ResponseStore {
     const held = this.responses.get(id);
     if (!held) return undefined;
     if (held.expiresAtMs <= this.now()) {
-      this.responses.delete(id);
+      this.drop(id);
       return undefined;
     }
     return held;
