@@ -243,16 +243,29 @@ describe.each([
 
 describe('stored responses kept in Redis', () => {
   let gw: TestGateway;
+  let replica: TestGateway;
   let redis: Redis;
   const keyPrefix = `responses-redis-e2e-${randomBytes(4).toString('hex')}:`;
 
   beforeAll(async () => {
     gw = await startTestGateway({ configure: configure({ url: sharedRedisUrl(), keyPrefix }) });
+    // A second replica on the same Redis.
+    replica = await startTestGateway({ configure: configure({ url: sharedRedisUrl(), keyPrefix }) });
     redis = new Redis(sharedRedisUrl());
   });
   afterAll(async () => {
     await redis?.quit();
+    await replica?.close();
     await gw?.close();
+  });
+
+  it('continues on one replica a conversation another replica answered, as soon as it was answered', async () => {
+    const first = await gw.client({ apiKey: SEARCH_KEY }).responses.create({ model: 'gpt-4o-mini', input: 'Asked of the first replica' });
+    const second = await replica.client({ apiKey: SEARCH_KEY }).responses.create({ model: 'gpt-4o-mini', previous_response_id: first.id, input: 'Asked of the second' });
+    expect(second).toMatchObject({ store: true, previous_response_id: first.id });
+    expect((replica.sim.requests().at(-1)?.body as { messages: Message[] }).messages.map((m) => m.content)).toEqual(['Asked of the first replica', first.output_text, 'Asked of the second']);
+    const items = await gw.client({ apiKey: SEARCH_OTHER_KEY }).responses.inputItems.list(second.id, { order: 'asc' });
+    expect(items.data.map((item) => item.type)).toEqual(['message', 'message', 'message']);
   });
 
   it('keeps each response sealed, for responses.retentionDays, and a conversation as long as its last turn', async () => {
