@@ -50,7 +50,8 @@ export { ResponseCache, lifecycleStarts, type CachePlan, type CacheHit } from '.
 export { MemoryResponseCacheStore, RedisResponseCacheStore, type ResponseCacheStore } from './cache/response-cache.store';
 export { MemoryFileStore } from './batches/memory-file-store';
 export { RedisFileStore } from './batches/redis-file-store';
-export { newFileId, ownerOf, type FileStore, type StoredFile, type FileListQuery } from './batches/file-store';
+export { newFileId, type FileStore, type StoredFile, type FileListQuery } from './batches/file-store';
+export { ownerOf } from './access/owner';
 
 export interface IngressHandle extends ServiceHandle {
   /** Port of the internal listener (`ingress.internalHttp`: probes and metrics), when configured. */

@@ -5,7 +5,8 @@ import { GatewayError } from '@openrouter/errors';
 import { inScope, outOfScope } from '../access/admin-scope';
 import { nowSeconds, toOpenAIBatch, type BatchRecord } from '../batches/batch-record';
 import { BATCH_STORE, cancelBatch, type BatchStore } from '../batches/batch-store';
-import { batchesDisabled, orUnavailable, ownerParts } from '../batches/file-store';
+import { ownerParts } from '../access/owner';
+import { batchesDisabled, orUnavailable } from '../batches/file-store';
 import { AdminGuard, adminOf, Roles } from './admin.guard';
 import { parseInput } from './admin-input';
 

@@ -8,7 +8,8 @@ import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { parseBatchInput } from './batch-lines';
 import { BATCH_ENDPOINTS, nowSeconds, randomId, toOpenAIBatch, type BatchRecord, type OpenAIBatch } from './batch-record';
 import { BATCH_STORE, cancelBatch, type BatchStore } from './batch-store';
-import { batchesDisabled, FILE_STORE, orUnavailable, ownerOf, type FileStore } from './file-store';
+import { ownerOf } from '../access/owner';
+import { batchesDisabled, FILE_STORE, orUnavailable, type FileStore } from './file-store';
 
 export const BATCHES_CONFIG = Symbol('BATCHES_CONFIG');
 

@@ -49,19 +49,6 @@ export interface FileStore {
   close(): Promise<void>;
 }
 
-/** Who owns what a key uploads or creates: its project (`org/project`), or the key itself when it has no project. */
-export function ownerOf(context: { orgId: string; projectId: string; keyId: string }): string {
-  return context.projectId ? `${context.orgId}/${context.projectId}` : `${context.orgId}/key:${context.keyId}`;
-}
-
-/** The org and project (or key, for a key in no project) an owner names. */
-export function ownerParts(owner: string): { org: string; project: string | null; key: string | null } {
-  const slash = owner.indexOf('/');
-  const org = owner.slice(0, slash);
-  const rest = owner.slice(slash + 1);
-  return rest.startsWith('key:') ? { org, project: null, key: rest.slice(4) } : { org, project: rest, key: null };
-}
-
 /** The Nest injection token of the gateway's {@link FileStore}. */
 export const FILE_STORE = Symbol('FILE_STORE');
 

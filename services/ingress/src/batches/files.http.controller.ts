@@ -5,7 +5,8 @@ import { GatewayError } from '@openrouter/errors';
 import { isAudioUpload, isFormBody } from '@openrouter/openai-wire';
 import { parseInput } from '../admin/admin-input';
 import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
-import { batchesDisabled, ownerOf, type FilePurpose, type StoredFile } from './file-store';
+import { ownerOf } from '../access/owner';
+import { batchesDisabled, type FilePurpose, type StoredFile } from './file-store';
 import { FilesService } from './files.service';
 
 /** OpenAI's FileObject. */

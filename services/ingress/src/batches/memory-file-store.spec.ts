@@ -1,5 +1,6 @@
 import { describeFileStore, storedFile } from './file-store.cases.testing';
-import { fileSealKey, newFileId, ownerOf } from './file-store';
+import { ownerOf } from '../access/owner';
+import { fileSealKey, newFileId } from './file-store';
 import { MemoryFileStore } from './memory-file-store';
 
 describe('MemoryFileStore', () => {

@@ -5,7 +5,7 @@ import { GatewayError } from '@openrouter/errors';
 import { responseView } from '@openrouter/openai-wire';
 import { parseInput } from '../admin/admin-input';
 import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
-import { ownerOf } from '../batches/file-store';
+import { ownerOf } from '../access/owner';
 import type { ResponseJson } from './response-store';
 import { StoredResponses } from './stored-responses';
 

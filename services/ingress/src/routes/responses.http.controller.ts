@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayError } from '@openrouter/errors';
 import { responseView, ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, withParamRenamed, type ResponsesStreamEvent } from '@openrouter/openai-wire';
 import { ApiKeyGuard, KeyGuard } from '../auth/api-key.guard';
-import { ownerOf } from '../batches/file-store';
+import { ownerOf } from '../access/owner';
 import { ResponseCache } from '../cache/response-cache';
 import type { ResponseJson } from '../responses/response-store';
 import { StoredResponses } from '../responses/stored-responses';
