@@ -1,5 +1,6 @@
 import { GatewayError } from '@openrouter/errors';
 import { createHmac } from 'node:crypto';
+import { storeFailureAs } from '../store-failure';
 import { randomId } from './batch-record';
 
 /**
@@ -62,18 +63,8 @@ export function fileSealKey(keyHashSecret: string): Buffer {
   return createHmac('sha256', keyHashSecret).update('batch-files\0seal').digest();
 }
 
-/**
- * A store's failure (Redis away, or too slow for a large value) as the 503 a client can retry,
- * never a 500; errors of the API's own (a 404) pass as they are.
- */
-export async function orUnavailable<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    if (error instanceof GatewayError) throw error;
-    throw new GatewayError('unavailable', 'Files and batches cannot be stored or read right now. Please retry.', { code: 'file_store_unavailable', cause: error });
-  }
-}
+/** A failure of the files' or batches' store as a 503 `file_store_unavailable` (`storeFailureAs`). */
+export const orUnavailable = storeFailureAs('file_store_unavailable', 'Files and batches cannot be stored or read right now. Please retry.');
 
 /** The 404 of every route of the Files and Batch APIs while `batches.enabled` is false. */
 export function batchesDisabled(api: 'Files' | 'Batch'): GatewayError {

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { GatewayError } from '@openrouter/errors';
+import { storeFailureAs } from '../store-failure';
 
 /** A JSON object as the Responses API carries it. */
 export type ResponseJson = Record<string, unknown>;
@@ -56,12 +56,5 @@ export function responseSealKey(keyHashSecret: string): Buffer {
   return createHmac('sha256', keyHashSecret).update('responses\0seal').digest();
 }
 
-/** A store's failure (Redis away) as the 503 a client can retry, never a 500; the API's own errors pass as they are. */
-export async function orStoreUnavailable<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    if (error instanceof GatewayError) throw error;
-    throw new GatewayError('unavailable', 'Stored responses cannot be read or written right now. Please retry.', { code: 'response_store_unavailable', cause: error });
-  }
-}
+/** A failure of the responses' store as a 503 `response_store_unavailable` (`storeFailureAs`). */
+export const orStoreUnavailable = storeFailureAs('response_store_unavailable', 'Stored responses cannot be read or written right now. Please retry.');
