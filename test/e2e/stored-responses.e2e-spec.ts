@@ -217,6 +217,28 @@ describe.each([
     expect((await search.responses.retrieve(mine.id)).id).toBe(mine.id);
   });
 
+  it("counts a request's input tokens as its limits and budget count them, the stored conversation included, calling no provider", async () => {
+    const first = await search.responses.create({ model: 'gpt-4o-mini', input: 'How warm is it in Oslo today?' });
+    const before = gw.sim.requests().length;
+    const alone = await search.responses.inputTokens.count({ model: 'gpt-4o-mini', input: 'And in Bergen?' });
+    const continued = await search.responses.inputTokens.count({ model: 'gpt-4o-mini', previous_response_id: first.id, input: 'And in Bergen?' });
+    expect(alone).toMatchObject({ object: 'response.input_tokens' });
+    expect(alone.input_tokens).toBeGreaterThan(0);
+    expect(continued.input_tokens).toBeGreaterThan(alone.input_tokens + (first.usage?.output_tokens ?? 0));
+    expect(gw.sim.requests().length).toBe(before);
+    // Close to what the provider then reports for the same request.
+    const answered = await search.responses.create({ model: 'gpt-4o-mini', previous_response_id: first.id, input: 'And in Bergen?' });
+    expect(Math.abs((answered.usage?.input_tokens ?? 0) - continued.input_tokens)).toBeLessThanOrEqual(16);
+
+    const unknown = await apiError(() => search.responses.inputTokens.count({ model: 'no-such-model', input: 'x' }));
+    expect([unknown.status, unknown.code, unknown.param]).toEqual([404, 'model_not_found', 'model']);
+    const gone = await apiError(() => search.responses.inputTokens.count({ model: 'gpt-4o-mini', previous_response_id: 'resp_missing', input: 'x' }));
+    expect([gone.status, gone.code]).toEqual([404, 'previous_response_not_found']);
+    const bad = await apiError(() => search.responses.inputTokens.count({ model: 'gpt-4o-mini', input: [{ type: 'function_call_output', output: 'x' } as never] }));
+    expect([bad.status, bad.param]).toEqual([400, 'input[0].call_id']);
+    expect(await apiError(() => gw.client({ apiKey: 'sk-wrong' }).responses.inputTokens.count({ model: 'gpt-4o-mini', input: 'x' }))).toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+
   it('keeps nothing for store: false', async () => {
     const unstored = await search.responses.create({ model: 'gpt-4o-mini', input: 'Forget me', store: false });
     expect(unstored).toMatchObject({ store: false });

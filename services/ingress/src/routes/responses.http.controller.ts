@@ -1,8 +1,9 @@
 import { Controller, HttpCode, Inject, Injectable, Optional, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { GatewayError } from '@openrouter/errors';
+import { GatewayError } from '@openrouter/errors';
 import { responseView, ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, withParamRenamed, type ResponsesStreamEvent } from '@openrouter/openai-wire';
-import { ApiKeyGuard, KeyGuard } from '../auth/api-key.guard';
+import { AccessService } from '../access/access.service';
+import { ApiKeyGuard, KeyGuard, requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { ownerOf } from '../access/owner';
 import { ResponseCache } from '../cache/response-cache';
 import type { ResponseJson } from '../responses/response-store';
@@ -77,11 +78,11 @@ export class ResponsesBodyGuard implements CanActivate {
  * `responses.store` is off). Usage is recorded with the chat operation.
  */
 @Controller('v1')
-@UseGuards(KeyGuard, ResponsesBodyGuard, ApiKeyGuard)
 export class ResponsesHttpController {
   constructor(
     private readonly router: RouterPort,
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
+    @Inject(AccessService) private readonly access: AccessService,
     private readonly usageRecorder: UsageRecorder,
     @Optional() private readonly cache?: ResponseCache,
     @Optional() @Inject(StoredResponses) private readonly stored?: StoredResponses,
@@ -89,9 +90,31 @@ export class ResponsesHttpController {
 
   @Post('responses')
   @HttpCode(200)
+  @UseGuards(KeyGuard, ResponsesBodyGuard, ApiKeyGuard)
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     try {
       await this.serve(req, reply);
+    } catch (error) {
+      throw inResponsesTerms(error);
+    }
+  }
+
+  /**
+   * `POST /v1/responses/input_tokens`: the gateway's count of the input a Responses request would
+   * send, as rate limits and budgets count it (the conversation of its `previous_response_id`
+   * included, its images at what the model declares). Calls no provider; charged to the key's
+   * request limits, not metered.
+   */
+  @Post('responses/input_tokens')
+  @HttpCode(200)
+  @UseGuards(KeyGuard, ResponsesBodyGuard, UnmeteredApiKeyGuard)
+  async countInputTokens(@Req() req: FastifyRequest): Promise<{ object: 'response.input_tokens'; input_tokens: number }> {
+    try {
+      const model = (req.body as { model: string }).model;
+      const { models } = await this.router.listModels(requestContextOf(req));
+      // As the chat path answers a model it cannot route for the key.
+      if (!models.some((m) => m.id === model)) throw new GatewayError('not_found', `The model \`${model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
+      return { object: 'response.input_tokens', input_tokens: this.access.tokenDemand(model, req.body).prompt };
     } catch (error) {
       throw inResponsesTerms(error);
     }
