@@ -239,6 +239,26 @@ describe.each([
     expect(await apiError(() => gw.client({ apiKey: 'sk-wrong' }).responses.inputTokens.count({ model: 'gpt-4o-mini', input: 'x' }))).toBeInstanceOf(OpenAI.AuthenticationError);
   });
 
+  it('answers odd ids and queries with a 4xx in OpenAI error shape, never a 5xx', async () => {
+    const { id } = await search.responses.create({ model: 'gpt-4o-mini', input: 'Odd ones' });
+    const paths = [
+      ...['x', 'resp_', `resp_${'a'.repeat(5_000)}`, '%00', '%E2%9C%93', '..%2F..%2Fadmin', 'constructor', '__proto__'].flatMap((odd) => [`/v1/responses/${odd}`, `/v1/responses/${odd}/input_items`]),
+      ...['limit=0', 'limit=abc', 'limit=1.5', 'order=sideways', 'after=', 'after=msg_unknown', 'include=nope', 'include[]=reasoning.encrypted_content&include[]=x'].map((query) => `/v1/responses/${id}/input_items?${query}`),
+      ...['stream=maybe', 'include=', 'include[]=__proto__'].map((query) => `/v1/responses/${id}?${query}`),
+    ];
+    for (const path of paths) {
+      const answer = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${SEARCH_KEY}` } });
+      const body = (await answer.json()) as { error?: { message?: unknown; type?: unknown } };
+      expect([path, answer.status >= 400 && answer.status < 500]).toEqual([path, true]);
+      expect(typeof body.error?.message).toBe('string');
+      expect(body.error?.type).toBe('invalid_request_error');
+    }
+    for (const method of ['DELETE', 'POST']) {
+      const answer = await fetch(`${gw.url}/v1/responses/${'%00'}${method === 'POST' ? '/cancel' : ''}`, { method, headers: { authorization: `Bearer ${SEARCH_KEY}` } });
+      expect(answer.status).toBe(404);
+    }
+  });
+
   it('keeps nothing for store: false', async () => {
     const unstored = await search.responses.create({ model: 'gpt-4o-mini', input: 'Forget me', store: false });
     expect(unstored).toMatchObject({ store: false });
