@@ -180,11 +180,11 @@ describe('data-residency and provider policies end to end', () => {
 
     const patched = await admin('PATCH', '/tenants/globex', { policy: { residency: ['eu'] } });
     expect(patched.status).toBe(200);
-    expect(patched.json['policy']).toEqual({ providers: null, exclude_providers: [], residency: ['eu'], guardrails: [], allowed_ips: null });
+    expect(patched.json['policy']).toEqual({ providers: null, exclude_providers: [], residency: ['eu'], guardrails: [], allowed_ips: null, store_responses: null });
     expect((await ask(client)).get('x-openrouter-provider')).toBe('sim-eu');
 
     // The key narrows it further: one EU provider left out.
-    expect((await admin('PATCH', `/keys/${id}`, { policy: { exclude_providers: ['sim-eu'] } })).json['policy']).toEqual({ providers: null, exclude_providers: ['sim-eu'], residency: null, guardrails: [], allowed_ips: null });
+    expect((await admin('PATCH', `/keys/${id}`, { policy: { exclude_providers: ['sim-eu'] } })).json['policy']).toEqual({ providers: null, exclude_providers: ['sim-eu'], residency: null, guardrails: [], allowed_ips: null, store_responses: null });
     expect((await ask(client)).get('x-openrouter-deployment')).toBe('chat-eu-b');
 
     // The explanation shows what the policy left out, and why.

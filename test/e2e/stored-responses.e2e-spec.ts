@@ -22,6 +22,11 @@ const SECRET = 'stored-responses-e2e-secret';
 const SEARCH_KEY = 'sk-or-v1-resp-e2e-search-000000000000000';
 const SEARCH_OTHER_KEY = 'sk-or-v1-resp-e2e-search-111111111111111';
 const ADS_KEY = 'sk-or-v1-resp-e2e-ads-0000000000000000000';
+/** A key of a project whose policy keeps its responses from being stored, and one that tries to turn storing back on. */
+const VAULT_KEY = 'sk-or-v1-resp-e2e-vault-00000000000000000';
+const VAULT_ON_KEY = 'sk-or-v1-resp-e2e-vault-11111111111111111';
+/** A key of the search project whose own policy keeps its responses from being stored. */
+const SEARCH_UNSTORED_KEY = 'sk-or-v1-resp-e2e-search-222222222222222';
 
 const weather = {
   type: 'function' as const,
@@ -41,12 +46,15 @@ function configure(redis: { url: string; keyPrefix: string } | undefined) {
       ...(redis ? { redis } : {}),
       orgs: [
         { id: 'default', teams: [{ id: 'default', projects: [{ id: 'default' }] }] },
-        { id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }, { id: 'ads' }] }] },
+        { id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }, { id: 'ads' }, { id: 'vault', policy: { storeResponses: false } }] }] },
       ],
       keys: [
         { id: 'search-1', hash: hashApiKey(SECRET, SEARCH_KEY), prefix: 'sk-or-v1-res', org: 'acme', project: 'search' },
         { id: 'search-2', hash: hashApiKey(SECRET, SEARCH_OTHER_KEY), prefix: 'sk-or-v1-res', org: 'acme', project: 'search' },
+        { id: 'search-3', hash: hashApiKey(SECRET, SEARCH_UNSTORED_KEY), prefix: 'sk-or-v1-res', org: 'acme', project: 'search', policy: { storeResponses: false } },
         { id: 'ads-1', hash: hashApiKey(SECRET, ADS_KEY), prefix: 'sk-or-v1-res', org: 'acme', project: 'ads' },
+        { id: 'vault-1', hash: hashApiKey(SECRET, VAULT_KEY), prefix: 'sk-or-v1-res', org: 'acme', project: 'vault' },
+        { id: 'vault-2', hash: hashApiKey(SECRET, VAULT_ON_KEY), prefix: 'sk-or-v1-res', org: 'acme', project: 'vault', policy: { storeResponses: true } },
       ],
     };
     doc['responses'] = { maxConversationResponses: 4 };
@@ -257,6 +265,33 @@ describe.each([
       const answer = await fetch(`${gw.url}/v1/responses/${'%00'}${method === 'POST' ? '/cancel' : ''}`, { method, headers: { authorization: `Bearer ${SEARCH_KEY}` } });
       expect(answer.status).toBe(404);
     }
+  });
+
+  it('keeps nothing of the requests of a tenant or key whose policy says storeResponses: false, and says so in GET /v1/key', async () => {
+    const stored = await search.responses.create({ model: 'gpt-4o-mini', input: 'Kept' });
+    for (const [apiKey, level] of [
+      [VAULT_KEY, 'project'],
+      [VAULT_ON_KEY, 'project'],
+      [SEARCH_UNSTORED_KEY, 'key'],
+    ] as const) {
+      const client = gw.client({ apiKey });
+      const response = await client.responses.create({ model: 'gpt-4o-mini', input: 'Keep nothing' });
+      expect(response).toMatchObject({ status: 'completed', store: false });
+      expect(await apiError(() => client.responses.retrieve(response.id))).toBeInstanceOf(OpenAI.NotFoundError);
+      const streamed = await client.responses.stream({ model: 'gpt-4o-mini', input: 'Keep nothing either' }).finalResponse();
+      expect(streamed).toMatchObject({ store: false });
+      const before = gw.sim.requests().length;
+      const continued = await apiError(() => client.responses.create({ model: 'gpt-4o-mini', previous_response_id: stored.id, input: 'Go on' }));
+      expect([continued.status, continued.code, continued.param]).toEqual([400, 'unsupported_parameter', 'previous_response_id']);
+      expect(continued.message).toContain(`the policy of its ${level}`);
+      expect(gw.sim.requests().length).toBe(before);
+      const self = (await (await fetch(`${gw.url}/v1/key`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { store_responses: unknown; policy: Record<string, unknown> | null };
+      expect(self.store_responses).toEqual({ allowed: false, off_at: level });
+    }
+    // The search project's own requests are stored as before.
+    const self = (await (await fetch(`${gw.url}/v1/key`, { headers: { authorization: `Bearer ${SEARCH_KEY}` } })).json()) as { store_responses: unknown };
+    expect(self.store_responses).toEqual({ allowed: true, off_at: null });
+    expect((await search.responses.retrieve(stored.id)).id).toBe(stored.id);
   });
 
   it('keeps nothing for store: false', async () => {

@@ -29,6 +29,12 @@ export function tenantPolicySchema(object: typeof strictObject) {
      * none). Unset: any address. Enforced by ingress, not a routing matter (docs/access.md#network-allow-lists).
      */
     allowedIps: z.array(ipRange).optional(),
+    /**
+     * `false`: the Responses API keeps nothing of these requests (as if each sent `store: false`),
+     * and continuing a stored response is refused. Unset or `true`: as the request asks. A level
+     * cannot turn storing back on below one that turned it off (docs/responses-api.md#stored-responses).
+     */
+    storeResponses: z.boolean().optional(),
   });
 }
 

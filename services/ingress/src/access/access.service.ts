@@ -301,6 +301,17 @@ export class AccessService {
     return levels.flatMap(([level, policy]) => (policy?.allowedIps ? [{ level, ranges: this.rangesOf(policy.allowedIps) }] : []));
   }
 
+  /**
+   * The first level of a key (its organisation, team, project, then itself) whose policy says
+   * `storeResponses: false`: the Responses API keeps nothing of its requests. Undefined: storing is
+   * as each request asks.
+   */
+  async responsesUnstoredBy(record: ApiKeyRecord): Promise<NetworkLevel['level'] | undefined> {
+    const [org, team, project] = (await this.placeKey(record)).policies;
+    const levels: Array<[NetworkLevel['level'], TenantPolicyConfig | undefined]> = [['org', org], ['team', team], ['project', project], ['key', record.policy]];
+    return levels.find(([, policy]) => policy?.storeResponses === false)?.[0];
+  }
+
   /** A policy's list, compiled once: tenants and cached keys keep their policy objects between requests. */
   private readonly compiledRanges = new WeakMap<readonly string[], AddressRanges>();
   private rangesOf(list: readonly string[]): AddressRanges {

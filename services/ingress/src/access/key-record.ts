@@ -4,7 +4,7 @@ import { sameDigest } from './api-key';
 
 const limits = z.object({ rpm: z.number().int().positive().optional(), tpm: z.number().int().positive().optional() });
 /** Which deployments the key's requests may reach, within its tenants' policies (docs/access.md#routing-policies). */
-const policy = z.object({ providers: z.array(z.string()).optional(), excludeProviders: z.array(z.string()).optional(), residency: z.array(z.string()).optional(), guardrails: z.array(z.string()).optional(), allowedIps: z.array(ipRange).optional() });
+const policy = z.object({ providers: z.array(z.string()).optional(), excludeProviders: z.array(z.string()).optional(), residency: z.array(z.string()).optional(), guardrails: z.array(z.string()).optional(), allowedIps: z.array(ipRange).optional(), storeResponses: z.boolean().optional() });
 
 /** A traffic key as stored (by hash) and as the admin API shows it. */
 export const apiKeyRecordSchema = z.object({

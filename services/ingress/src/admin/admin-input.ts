@@ -18,10 +18,11 @@ export const policyBody = z.strictObject({
   residency: z.array(z.string().regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, 'must be lower-case letters, digits and - (such as eu, us, eu-west)').max(64)).max(64).optional(),
   guardrails: z.array(z.string().min(1).max(128)).max(64).optional(),
   allowed_ips: z.array(ipRange.pipe(z.string().max(64))).max(256).optional(),
+  store_responses: z.boolean().optional(),
 });
 export type PolicyBody = z.infer<typeof policyBody>;
 
-type PolicyFields = { providers?: string[]; excludeProviders?: string[]; residency?: string[]; guardrails?: string[]; allowedIps?: string[] };
+type PolicyFields = { providers?: string[]; excludeProviders?: string[]; residency?: string[]; guardrails?: string[]; allowedIps?: string[]; storeResponses?: boolean };
 
 /** A policy as the configuration and the stored records name its fields. */
 export function policyInput(body: PolicyBody | undefined): PolicyFields | undefined {
@@ -32,6 +33,7 @@ export function policyInput(body: PolicyBody | undefined): PolicyFields | undefi
     ...(body.residency && { residency: body.residency }),
     ...(body.guardrails && { guardrails: body.guardrails }),
     ...(body.allowed_ips && { allowedIps: body.allowed_ips }),
+    ...(body.store_responses !== undefined && { storeResponses: body.store_responses }),
   };
 }
 

@@ -61,9 +61,15 @@ export const keySelfViewSchema = z.strictObject({
   }),
   policy: policyViewSchema
     .unwrap()
-    .omit({ allowed_ips: true })
+    .omit({ allowed_ips: true, store_responses: true })
     .nullable()
     .describe("The effective routing policy of its requests (its tenants' and its own, with guardrails.default); null: unrestricted"),
+  store_responses: z
+    .strictObject({
+      allowed: z.boolean().describe('Whether the Responses API keeps its responses (when a request does not say store: false)'),
+      off_at: z.enum(['org', 'team', 'project', 'key']).nullable().describe('The first of its levels whose policy turned storing off (policy.store_responses false); null: none did'),
+    })
+    .describe('Whether its Responses API requests may be stored, by its tenants\' and its own policy (docs/responses-api.md#stored-responses)'),
   network: z.strictObject({
     client_ip: z.string().nullable().describe('The address this request came from, as the gateway tells it (past the trusted proxies, ingress.trustedProxies)'),
     allowed_ips: z
@@ -92,6 +98,8 @@ export interface KeySelf {
   /** The address the request came from, and the allow lists of the key's levels. */
   address: string | undefined;
   network: readonly NetworkLevel[];
+  /** The first of its levels whose policy turned storing responses off; undefined: none did. */
+  responsesUnstoredBy: NetworkLevel['level'] | undefined;
 }
 
 /**
@@ -115,7 +123,7 @@ export class KeySelfService {
     const graceEnd = this.access.keys.graceEnd(presented, record);
     const expires = record.expiresAt === undefined ? undefined : new Date(record.expiresAt);
     const secretExpiresAt = graceEnd && expires ? new Date(Math.min(graceEnd.getTime(), expires.getTime())) : (graceEnd ?? expires);
-    return { record, context, limits, endUserLimits: this.access.endUserLimits(record), budgets: await this.budgetsOf(context), secretExpiresAt, address, network: await this.access.networkOf(record) };
+    return { record, context, limits, endUserLimits: this.access.endUserLimits(record), budgets: await this.budgetsOf(context), secretExpiresAt, address, network: await this.access.networkOf(record), responsesUnstoredBy: await this.access.responsesUnstoredBy(record) };
   }
 
   private async budgetsOf(context: routerv1.RequestContext): Promise<SelfBudget[]> {
@@ -158,6 +166,7 @@ export function keySelfView(self: KeySelf): KeySelfView {
     limits: limitsView(self.limits, self.endUserLimits),
     policy: effectivePolicyView(context.policy),
     network: { client_ip: self.address ?? null, allowed_ips: self.network.map((l) => ({ level: l.level, ranges: [...l.ranges.ranges] })) },
+    store_responses: { allowed: self.responsesUnstoredBy === undefined, off_at: self.responsesUnstoredBy ?? null },
     budgets: self.budgets.map(selfBudgetView),
   };
 }
@@ -189,8 +198,8 @@ export function effectivePolicyView(policy: routerv1.TenantPolicy | undefined): 
       })
     : null;
   if (!view) return null;
-  // Addresses are not a routing matter: the levels' allow lists are under `network`.
-  const { allowed_ips: _addresses, ...routing } = view;
+  // Addresses and storing are not routing matters: the levels' allow lists are under `network`, storing under `store_responses`.
+  const { allowed_ips: _addresses, store_responses: _storing, ...routing } = view;
   return routing;
 }
 

@@ -18,7 +18,7 @@ import { serveTranslatedChat } from './translated-chat.service';
 export interface ResponsesTurn {
   /** Its project (`ownerOf`): the owner of the response it continues and of the one it makes. */
   owner: string;
-  /** Whether its response is stored: asked for (`store`, true unless sent false) and `responses.store` on. */
+  /** Whether its response is stored: asked for (`store`, true unless sent false), `responses.store` on, and no policy of its key or tenants says `storeResponses: false`. */
   store: boolean;
   /** The responses before the one it makes, oldest first (its `previous_response_id` last). */
   ancestors: string[];
@@ -51,6 +51,7 @@ function previousResponseIdOf(body: unknown): string | undefined {
 export class ResponsesBodyGuard implements CanActivate {
   constructor(
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
+    @Inject(AccessService) private readonly access: AccessService,
     @Optional() @Inject(StoredResponses) private readonly stored?: StoredResponses,
   ) {}
 
@@ -59,12 +60,20 @@ export class ResponsesBodyGuard implements CanActivate {
     refuseTooManyItems(request.body, 'input', this.bounds);
     const key = request.apiKeyRecord;
     const owner = key ? ownerOf({ orgId: key.orgId, projectId: key.projectId, keyId: key.id }) : '';
+    // A tenant's policy may keep its requests from being stored at all.
+    const unstoredBy = this.stored && key ? await this.access.responsesUnstoredBy(key) : undefined;
     const previous = previousResponseIdOf(request.body);
+    if (previous !== undefined && unstoredBy) {
+      throw new GatewayError('bad_request', `'previous_response_id' is not supported for this key: the policy of its ${unstoredBy} keeps its responses from being stored (store_responses false); send the whole conversation in 'input'.`, {
+        param: 'previous_response_id',
+        code: 'unsupported_parameter',
+      });
+    }
     // Without stored responses, the translation refuses previous_response_id by name.
     const conversation = previous !== undefined && this.stored ? await this.stored.conversation(owner, previous) : undefined;
     const chat = responsesToChatBody(request.body, { history: conversation?.history });
     const asked = (request.body as Record<string, unknown>)['store'] !== false;
-    request.responsesTurn = { owner, store: asked && this.stored !== undefined, ancestors: conversation?.ancestors ?? [] };
+    request.responsesTurn = { owner, store: asked && this.stored !== undefined && unstoredBy === undefined, ancestors: conversation?.ancestors ?? [] };
     request.responsesBody = request.body;
     request.body = chat;
     return true;
