@@ -57,7 +57,7 @@ function configure(redis: { url: string; keyPrefix: string } | undefined) {
         { id: 'vault-2', hash: hashApiKey(SECRET, VAULT_ON_KEY), prefix: 'sk-or-v1-res', org: 'acme', project: 'vault', policy: { storeResponses: true } },
       ],
     };
-    doc['responses'] = { maxConversationResponses: 4 };
+    doc['responses'] = { maxConversationResponses: 4, maxConversationBytes: 20_000 };
     // Claude on its own wire, for the thinking handed back between stored turns.
     const url = String((doc['providers'] as { simulated: { baseUrl: string } }).simulated.baseUrl).replace(/\/v1$/, '');
     const type: ProviderType = 'anthropic';
@@ -307,6 +307,15 @@ describe.each([
     for (let turn = 2; turn <= 4; turn++) previous = (await search.responses.create({ model: 'gpt-4o-mini', previous_response_id: previous, input: `Turn ${turn}` })).id;
     const long = await apiError(() => search.responses.create({ model: 'gpt-4o-mini', previous_response_id: previous, input: 'Turn 5' }));
     expect([long.status, long.code, long.param]).toEqual([400, 'conversation_too_long', 'previous_response_id']);
+    expect(long.message).toContain('responses.maxConversationResponses');
+    // Larger than responses.maxConversationBytes in one turn: stored, but not continued.
+    const large = await search.responses.create({ model: 'gpt-4o-mini', input: `${'word '.repeat(5_000)}` });
+    expect(large).toMatchObject({ store: true });
+    const before = gw.sim.requests().length;
+    const heavy = await apiError(() => search.responses.create({ model: 'gpt-4o-mini', previous_response_id: large.id, input: 'And?' }));
+    expect([heavy.status, heavy.code, heavy.param]).toEqual([400, 'conversation_too_long', 'previous_response_id']);
+    expect(heavy.message).toContain('responses.maxConversationBytes');
+    expect(gw.sim.requests().length).toBe(before);
 
     const cancel = await apiError(() => search.responses.cancel(previous));
     expect([cancel.status, cancel.code]).toEqual([400, 'response_not_cancellable']);

@@ -14,13 +14,13 @@ function problems(responses: unknown, env: Record<string, string> = {}): string[
 
 describe('responses', () => {
   it('default to keeping responses 30 days, 10000 (256 MiB) in the process without Redis, 1000 to a conversation', () => {
-    expect(parseConfig(MINIMAL_CONFIG, {}).responses).toEqual({ store: true, retentionDays: 30, memoryMaxResponses: 10_000, memoryMaxBytes: 268_435_456, maxConversationResponses: 1_000 });
+    expect(parseConfig(MINIMAL_CONFIG, {}).responses).toEqual({ store: true, retentionDays: 30, memoryMaxResponses: 10_000, memoryMaxBytes: 268_435_456, maxConversationResponses: 1_000, maxConversationBytes: 67_108_864 });
   });
 
   it('take their settings as values or as text from the environment', () => {
     const env = { RESPONSES_STORE: 'no', RETENTION: '7', MEMORY_MAX: '500', CONVERSATION_MAX: '10000' };
     const config = parseConfig({ ...MINIMAL_CONFIG, responses: { store: '${RESPONSES_STORE}', retentionDays: '${RETENTION}', memoryMaxResponses: '${MEMORY_MAX}', maxConversationResponses: '${CONVERSATION_MAX}' } }, env);
-    expect(config.responses).toEqual({ store: false, retentionDays: 7, memoryMaxResponses: 500, memoryMaxBytes: 268_435_456, maxConversationResponses: 10_000 });
+    expect(config.responses).toEqual({ store: false, retentionDays: 7, memoryMaxResponses: 500, memoryMaxBytes: 268_435_456, maxConversationResponses: 10_000, maxConversationBytes: 67_108_864 });
     expect(problems({ store: false, retentionDays: 3_650, memoryMaxResponses: 1, maxConversationResponses: 1 })).toEqual([]);
   });
 

@@ -21,5 +21,7 @@ export const responsesSchema = strictObject({
   memoryMaxBytes: numeric(z.number().int().positive()).default(256 * 1024 * 1024),
   /** The most responses one conversation (a `previous_response_id` chain) may hold. */
   maxConversationResponses: numeric(z.number().int().positive().max(10_000)).default(1_000),
+  /** The most one conversation's input and output items may hold in all (bytes of JSON), what each next turn loads and sends. */
+  maxConversationBytes: numeric(z.number().int().positive()).default(64 * 1024 * 1024),
 });
 export type ResponsesConfig = z.infer<typeof responsesSchema>;

@@ -13,6 +13,7 @@ const storedResponseSchema = z.object({
   response: jsonObject,
   input: z.array(jsonObject),
   ancestors: z.array(z.string()),
+  conversationBytes: z.number().int().nonnegative(),
 });
 
 /**

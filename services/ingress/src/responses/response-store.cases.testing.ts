@@ -42,6 +42,7 @@ export function storedResponse(owner: string, prompt: string, changes: Partial<S
     },
     input: [{ id: `msg_in_${id}`, type: 'message', role: 'user', content: [{ type: 'input_text', text: prompt }] }],
     ancestors: [],
+    conversationBytes: 400,
     ...changes,
   };
 }

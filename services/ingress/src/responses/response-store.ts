@@ -29,6 +29,11 @@ export interface StoredResponse {
   input: ResponseJson[];
   /** The earlier responses of its conversation (the `previous_response_id` chain), oldest first. */
   ancestors: string[];
+  /**
+   * The size (UTF-8 bytes of JSON) of the conversation a next turn would carry: the input and
+   * output items of its ancestors and its own. Bounded by `responses.maxConversationBytes`.
+   */
+  conversationBytes: number;
 }
 
 export interface ResponseStore {

@@ -11,7 +11,14 @@ export interface Conversation {
   history: ResponseJson[];
   /** Their ids, oldest first: the ancestors of the response this request makes. */
   ancestors: string[];
+  /** The size of `history` (UTF-8 bytes of JSON), as the previous response recorded it. */
+  bytes: number;
 }
+
+/** A conversation with nothing before it. */
+export const NEW_CONVERSATION: Omit<Conversation, 'history'> = { ancestors: [], bytes: 0 };
+
+const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
 
 /** `GET /v1/responses/{id}/input_items`'s query, validated. */
 export interface InputItemsQuery {
@@ -56,8 +63,9 @@ export class StoredResponses {
   /**
    * The conversation `previousId` ends, for the owner's next turn: 404 `previous_response_not_found`
    * when that response, or one before it, is not the owner's to read (never stored, another
-   * project's, deleted, expired); 400 when the conversation holds `maxConversationResponses`
-   * already; 503 when the store is unavailable.
+   * project's, deleted, expired); 400 `conversation_too_long` when the conversation holds
+   * `maxConversationResponses` already, or more than `maxConversationBytes` (seen on the previous
+   * response, before the others are loaded); 503 when the store is unavailable.
    */
   async conversation(owner: string, previousId: string): Promise<Conversation> {
     const previous = await orStoreUnavailable(this.store.get(owner, previousId));
@@ -69,6 +77,13 @@ export class StoredResponses {
       throw new GatewayError(
         'bad_request',
         `The conversation of '${previousId}' holds ${ancestors.length} responses; one conversation may hold at most ${this.config.maxConversationResponses} (responses.maxConversationResponses). Start a new one.`,
+        { param: 'previous_response_id', code: 'conversation_too_long' },
+      );
+    }
+    if (previous.conversationBytes > this.config.maxConversationBytes) {
+      throw new GatewayError(
+        'bad_request',
+        `The conversation of '${previousId}' holds ${previous.conversationBytes} bytes of input and output; one conversation may hold at most ${this.config.maxConversationBytes} (responses.maxConversationBytes). Start a new one.`,
         { param: 'previous_response_id', code: 'conversation_too_long' },
       );
     }
@@ -84,19 +99,21 @@ export class StoredResponses {
       turns.push(turn);
     }
     turns.push(previous);
-    return { history: turns.flatMap((turn) => [...turn.input, ...outputOf(turn)]), ancestors };
+    return { history: turns.flatMap((turn) => [...turn.input, ...outputOf(turn)]), ancestors, bytes: previous.conversationBytes };
   }
 
   /**
    * Keeps a response the owner was answered (`request`: the Responses request as the client sent
-   * it, for its input items), for `retentionDays`, with its conversation. False when the store
-   * failed: the answer goes out all the same, saying `store: false` (logged and counted), since it
-   * has been served and billed.
+   * it, for its input items), for `retentionDays`, with the conversation it continues. False when
+   * the store failed: the answer goes out all the same, saying `store: false` (logged and counted),
+   * since it has been served and billed.
    */
-  async keep(owner: string, response: ResponseJson, request: unknown, ancestors: readonly string[]): Promise<boolean> {
+  async keep(owner: string, response: ResponseJson, request: unknown, conversation: Omit<Conversation, 'history'>): Promise<boolean> {
     const id = String(response['id']);
     const createdAt = typeof response['created_at'] === 'number' ? response['created_at'] : Math.floor(this.now() / 1000);
-    const record: StoredResponse = { id, owner, createdAt, response, input: storedInputItems(request), ancestors: [...ancestors] };
+    const input = storedInputItems(request);
+    const conversationBytes = conversation.bytes + jsonBytes(input) + jsonBytes(response['output'] ?? []);
+    const record: StoredResponse = { id, owner, createdAt, response, input, ancestors: [...conversation.ancestors], conversationBytes };
     try {
       await this.store.put(record, this.now() + this.config.retentionDays * 86_400_000);
       this.kept.inc({ outcome: 'stored' });

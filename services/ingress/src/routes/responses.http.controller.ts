@@ -7,7 +7,7 @@ import { ApiKeyGuard, KeyGuard, requestContextOf, UnmeteredApiKeyGuard } from '.
 import { ownerOf } from '../access/owner';
 import { ResponseCache } from '../cache/response-cache';
 import type { ResponseJson } from '../responses/response-store';
-import { StoredResponses } from '../responses/stored-responses';
+import { NEW_CONVERSATION, StoredResponses, type Conversation } from '../responses/stored-responses';
 import { RouterPort } from '../router.port';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
 import type { TranslatedApi } from './chat.service';
@@ -20,8 +20,8 @@ export interface ResponsesTurn {
   owner: string;
   /** Whether its response is stored: asked for (`store`, true unless sent false), `responses.store` on, and no policy of its key or tenants says `storeResponses: false`. */
   store: boolean;
-  /** The responses before the one it makes, oldest first (its `previous_response_id` last). */
-  ancestors: string[];
+  /** The conversation it continues (none: `NEW_CONVERSATION`): the responses before the one it makes, oldest first, and their size. */
+  conversation: Omit<Conversation, 'history'>;
 }
 
 declare module 'fastify' {
@@ -73,7 +73,11 @@ export class ResponsesBodyGuard implements CanActivate {
     const conversation = previous !== undefined && this.stored ? await this.stored.conversation(owner, previous) : undefined;
     const chat = responsesToChatBody(request.body, { history: conversation?.history });
     const asked = (request.body as Record<string, unknown>)['store'] !== false;
-    request.responsesTurn = { owner, store: asked && this.stored !== undefined && unstoredBy === undefined, ancestors: conversation?.ancestors ?? [] };
+    request.responsesTurn = {
+      owner,
+      store: asked && this.stored !== undefined && unstoredBy === undefined,
+      conversation: conversation ? { ancestors: conversation.ancestors, bytes: conversation.bytes } : NEW_CONVERSATION,
+    };
     request.responsesBody = request.body;
     request.body = chat;
     return true;
@@ -143,7 +147,7 @@ type Keep = (response: ResponseJson) => Promise<void>;
 
 function keeper(stored: StoredResponses, turn: ResponsesTurn, original: unknown): Keep {
   return async (response) => {
-    if (!(await stored.keep(turn.owner, response, original, turn.ancestors))) response['store'] = false;
+    if (!(await stored.keep(turn.owner, response, original, turn.conversation))) response['store'] = false;
   };
 }
 
