@@ -164,6 +164,26 @@ describe('batches through the gateway', () => {
     expect(gw.sim.requests()).toHaveLength(0);
   });
 
+  it('stores the responses of a /v1/responses batch as direct requests store them, to be retrieved and continued', async () => {
+    const line = (customId: string, body: Record<string, unknown>) => JSON.stringify({ custom_id: customId, method: 'POST', url: '/v1/responses', body: { model: 'gpt-4o-mini', ...body } });
+    const inputFileId = await upload([line('kept', { input: 'Name a river.' }), line('unkept', { input: 'Name a lake.', store: false })]);
+    const batch = await ended((await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/responses', completion_window: '24h' })).id);
+    expect(batch).toMatchObject({ status: 'completed', request_counts: { total: 2, completed: 2, failed: 0 } });
+    const [kept, unkept] = await jsonl(batch.output_file_id);
+    const keptBody = kept?.response?.body as { id: string; store: boolean; output_text?: string; output: Array<{ content?: Array<{ text: string }> }> };
+    expect([kept?.custom_id, keptBody.store]).toEqual(['kept', true]);
+    expect((await client.responses.retrieve(keptBody.id)).output).toEqual(keptBody.output);
+    await client.responses.create({ model: 'gpt-4o-mini', previous_response_id: keptBody.id, input: 'And another?' });
+    expect((gw.sim.requests().at(-1)?.body as { messages: Array<{ content: unknown }> }).messages.map((m) => m.content)).toEqual([
+      'Name a river.',
+      keptBody.output[0]?.content?.[0]?.text,
+      'And another?',
+    ]);
+    const unkeptBody = unkept?.response?.body as { id: string; store: boolean };
+    expect([unkept?.custom_id, unkeptBody.store]).toEqual(['unkept', false]);
+    await expect(client.responses.retrieve(unkeptBody.id)).rejects.toMatchObject({ status: 404 });
+  });
+
   it('answers bad requests in OpenAI’s error format', async () => {
     const inputFileId = await upload([chatLine('x', 'y')]);
     await expect(client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/images/generations' as '/v1/chat/completions', completion_window: '24h' })).rejects.toMatchObject({ status: 400, param: 'endpoint' });
