@@ -294,6 +294,38 @@ describe.each([
     expect((await search.responses.retrieve(stored.id)).id).toBe(stored.id);
   });
 
+  it('keeps no stream that failed or whose client left: it cannot be retrieved or continued', async () => {
+    gw.sim.configure({ completionTokens: 40, faults: [{ kind: 'drop_mid_stream', afterTokens: 3, remaining: 1 }] });
+    let failedId: string | undefined;
+    for await (const event of await search.responses.create({ model: 'gpt-4o-mini', input: 'Dropped', stream: true })) {
+      if (event.type === 'response.failed') failedId = event.response.id;
+    }
+    expect(failedId).toEqual(expect.stringMatching(/^resp_/));
+
+    gw.sim.configure({ completionTokens: 500, tokensPerSecond: 50 });
+    const abort = new AbortController();
+    let leftId: string | undefined;
+    try {
+      for await (const event of await search.responses.create({ model: 'gpt-4o-mini', input: 'Left', stream: true }, { signal: abort.signal })) {
+        if (event.type === 'response.created') leftId = event.response.id;
+        if (event.type === 'response.output_text.delta') {
+          abort.abort();
+          break;
+        }
+      }
+    } catch {
+      // the SDK may end the iteration or raise an abort error; either way the client is gone
+    }
+    await gw.sim.waitForRequest((r) => r.outcome === 'aborted', 10_000);
+    expect(leftId).toEqual(expect.stringMatching(/^resp_/));
+
+    for (const id of [failedId ?? '', leftId ?? '']) {
+      expect(await apiError(() => search.responses.retrieve(id))).toBeInstanceOf(OpenAI.NotFoundError);
+      const continued = await apiError(() => search.responses.create({ model: 'gpt-4o-mini', previous_response_id: id, input: 'Go on' }));
+      expect([continued.status, continued.code]).toEqual([404, 'previous_response_not_found']);
+    }
+  });
+
   it('keeps nothing for store: false', async () => {
     const unstored = await search.responses.create({ model: 'gpt-4o-mini', input: 'Forget me', store: false });
     expect(unstored).toMatchObject({ store: false });
