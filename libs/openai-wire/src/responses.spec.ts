@@ -78,7 +78,7 @@ describe('responsesToChatBody', () => {
       models: ['fallback'],
       route: { strategy: 'cost' },
     });
-    // Nothing is stored: `store` and `metadata` are not passed on (see docs/responses-api.md).
+    // `store` (whether the gateway keeps the response) and `metadata` are not passed on to the provider (see docs/responses-api.md).
     expect(chat).not.toHaveProperty('store');
     expect(chat).not.toHaveProperty('metadata');
     const parsed = parseChatRequest(chat);
