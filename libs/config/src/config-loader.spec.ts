@@ -381,7 +381,8 @@ models:
         const message = loadFailure(file);
         expect(message).toContain(file);
         expect(message).toMatch(new RegExp(`\\n  - not valid YAML at line \\d+, column \\d+: ${problem}`));
-        expect(message).not.toContain('s3');
+        // The secret's text is not in the message (the file's path, from mkdtemp, may hold any letters).
+        expect(message.replace(file, '')).not.toContain('s3');
       }
       expect(warnings).toEqual([]);
     } finally {
