@@ -528,11 +528,14 @@ function reasoningItem(id: string, summary: JsonObject[], blocks: readonly Think
 /** Whether reasoning items are built with their `encrypted_content`: included, or kept for the next turn. */
 const keepsReasoning = (request: unknown, stored: boolean): boolean => stored || includes(request, ENCRYPTED_REASONING);
 
-/** An output item as a client that did not include `reasoning.encrypted_content` sees it. */
-function itemView(item: unknown, include: boolean): unknown {
+/**
+ * An item (of a response's output, or of its input) as the client sees it: a reasoning item
+ * without its `encrypted_content` unless the client included `reasoning.encrypted_content`.
+ */
+export function itemView<T>(item: T, include: boolean): T {
   if (include || !isObject(item) || item['type'] !== 'reasoning' || !('encrypted_content' in item)) return item;
   const { encrypted_content: _hidden, ...rest } = item;
-  return rest;
+  return rest as T;
 }
 
 /**

@@ -2,7 +2,7 @@ import { Controller, Delete, Get, HttpCode, Inject, Optional, Param, Post, Query
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { GatewayError } from '@openrouter/errors';
-import { responseView } from '@openrouter/openai-wire';
+import { itemView, responseView } from '@openrouter/openai-wire';
 import { parseInput } from '../admin/admin-input';
 import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { ownerOf } from '../access/owner';
@@ -83,7 +83,7 @@ export class StoredResponsesHttpController {
     const include = includeOf(query);
     const { limit, order, after } = parseInput(inputItemsQuery, query);
     const page = await stored.inputItems(ownerOf(requestContextOf(req)), id, { limit, order, after });
-    const data = page.data.map((item) => (item['type'] === 'reasoning' && !include.includes('reasoning.encrypted_content') ? withoutEncrypted(item) : item));
+    const data = page.data.map((item) => itemView(item, include.includes('reasoning.encrypted_content')));
     return { object: 'list', data, first_id: idOf(data[0]), last_id: idOf(data.at(-1)), has_more: page.hasMore };
   }
 
@@ -99,11 +99,6 @@ export class StoredResponsesHttpController {
     if (!this.stored) throw new GatewayError('not_found', 'Responses are not stored on this gateway (responses.store is false).', { code: 'response_store_disabled' });
     return this.stored;
   }
-}
-
-function withoutEncrypted(item: ResponseJson): ResponseJson {
-  const { encrypted_content: _hidden, ...rest } = item;
-  return rest;
 }
 
 const idOf = (item: ResponseJson | undefined): string | null => (item && typeof item['id'] === 'string' ? item['id'] : null);
