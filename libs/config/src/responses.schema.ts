@@ -7,6 +7,27 @@ import { flag, numeric, strictObject } from './primitives';
  * the access store's Redis when there is one (shared by every replica, sealed under a key derived
  * from `access.keyHashSecret`), otherwise in this process (gone when it stops).
  */
+/**
+ * Background responses (`background: true`, docs/responses-api.md#background-responses): queued
+ * with the stored responses (in the access store's Redis when there is one) and run by whichever
+ * ingress replica claims them, through its own API as the key that created them.
+ */
+export const backgroundResponsesSchema = strictObject({
+  /** Takes `background: true`; off, it is refused (400). Needs `store`. */
+  enabled: flag.default(true),
+  /** Background responses one replica runs at the same time. */
+  concurrency: numeric(z.number().int().positive().max(1_000)).default(8),
+  /** How many times a run refused for a reason that passes (429, 5xx) is tried before the response fails with its error. */
+  maxAttempts: numeric(z.number().int().positive().max(100)).default(5),
+  /** How long a replica holds a response it runs without renewing its claim; a replica that stops holds it at most this long. */
+  leaseMs: numeric(z.number().int().min(1_000).max(600_000)).default(30_000),
+  /** How often a replica looks for a queued response to run, and a running one for a cancel made on another replica. */
+  pollMs: numeric(z.number().int().min(50).max(60_000)).default(500),
+  /** The most background responses queued or running at once, over every replica; another is refused with 503 until one ends. */
+  maxPending: numeric(z.number().int().positive().max(10_000_000)).default(10_000),
+});
+export type BackgroundResponsesConfig = z.infer<typeof backgroundResponsesSchema>;
+
 export const responsesSchema = strictObject({
   /**
    * Keeps the responses created with `store` true (OpenAI's default). Off, nothing is kept: every
@@ -23,5 +44,6 @@ export const responsesSchema = strictObject({
   maxConversationResponses: numeric(z.number().int().positive().max(10_000)).default(1_000),
   /** The most one conversation's input and output items may hold in all (bytes of JSON), what each next turn loads and sends. */
   maxConversationBytes: numeric(z.number().int().positive()).default(64 * 1024 * 1024),
+  background: backgroundResponsesSchema.prefault({}),
 });
 export type ResponsesConfig = z.infer<typeof responsesSchema>;

@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import type { chatv1 } from '@openrouter/contracts';
 import { parseChatRequest } from './chat-request';
 import { errorOf } from './gateway-error.testing';
-import { decodeReasoning, encodeReasoning, inputItemView, responseView, ResponsesStream, responsesToChatBody, storedInputItems, toResponse, toResponsesParam, type ResponsesStreamEvent } from './responses';
+import { decodeReasoning, encodeReasoning, inputItemView, pendingResponse, responseView, ResponsesStream, responsesToChatBody, storedInputItems, toResponse, toResponsesParam, type ResponsesStreamEvent } from './responses';
 
 const usage = (p: number, c: number, extra: Partial<chatv1.Usage> = {}): chatv1.Usage => ({
   promptTokens: p,
@@ -265,6 +265,13 @@ describe('responsesToChatBody', () => {
     expect(errorOf(() => responsesToChatBody(body))).toMatchObject({ kind: 'bad_request', param, code });
   });
 
+  it('takes background true from a caller that queues background responses, translating the rest as usual', () => {
+    const chat = responsesToChatBody({ model: 'gpt-4o-mini', input: 'hi', background: true, max_output_tokens: 9 }, { background: true });
+    expect(chat).toEqual({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: 9 });
+    // Still validated: a bad value is refused whoever translates.
+    expect(errorOf(() => responsesToChatBody({ model: 'gpt-4o-mini', input: 'hi', background: 'yes' }, { background: true }))).toMatchObject({ kind: 'bad_request', param: 'background' });
+  });
+
   it('rejects a body that is not an object', () => {
     expect(errorOf(() => responsesToChatBody('hi'))).toMatchObject({ kind: 'bad_request', code: 'invalid_type' });
     expect(errorOf(() => responsesToChatBody([]))).toMatchObject({ kind: 'bad_request', code: 'invalid_type' });
@@ -300,6 +307,16 @@ function completion(message: Partial<chatv1.AssistantMessage>, finishReason = 's
     usage: usage(12, 5, { cachedReadTokens: 4, reasoningTokens: 2 }),
   };
 }
+
+describe('pendingResponse', () => {
+  it('shows a background response with no answer: the request echoed, no output or usage, background and store true, and its error when it failed', () => {
+    const request = { model: 'gpt-4o-mini', instructions: 'Be brief.', input: 'hi', metadata: { job: 'n1' }, temperature: 0.2 };
+    const queued = pendingResponse(request, 'gpt-4o-mini', 'resp_1', 1_700_000_000, 'queued');
+    expect(queued).toMatchObject({ id: 'resp_1', object: 'response', created_at: 1_700_000_000, status: 'queued', background: true, store: true, error: null, output: [], usage: null, instructions: 'Be brief.', metadata: { job: 'n1' }, temperature: 0.2, model: 'gpt-4o-mini' });
+    const failed = pendingResponse(request, 'gpt-4o-mini', 'resp_1', 1_700_000_000, 'failed', { code: 'server_error', message: 'It broke.' });
+    expect(failed).toMatchObject({ status: 'failed', error: { code: 'server_error', message: 'It broke.' }, output: [] });
+  });
+});
 
 describe('toResponse', () => {
   it('answers a response object with the text, usage and the request echoed', () => {

@@ -168,10 +168,10 @@ const NO_CONVERSATIONS = "the Conversations API is not served by this gateway; c
  * Parameters that need a conversation or a stored prompt, or a service the gateway does not run;
  * `previous_response_id` unless the caller continues stored responses (`stateful`).
  */
-function refuseUnsupported(b: ResponsesBody, stateful: boolean): void {
+function refuseUnsupported(b: ResponsesBody, stateful: boolean, background: boolean): void {
   if (b.previous_response_id != null && !stateful) unsupported('previous_response_id', NOT_STORED);
   if (b.conversation != null) unsupported('conversation', NO_CONVERSATIONS);
-  if (b.background === true) unsupported('background', 'responses are answered while the request is open; send the request without it, or run many of them as a batch (/v1/batches)');
+  if (b.background === true && !background) unsupported('background', 'background responses are not run by this gateway (responses.store or responses.background.enabled is false); send the request without it, or run many of them as a batch (/v1/batches)');
   if (b.prompt != null) unsupported('prompt', "stored prompt templates are not available; send the prompt in 'instructions' and 'input'");
   const included = (b.include ?? []).filter((v) => v !== ENCRYPTED_REASONING && v !== OUTPUT_LOGPROBS);
   if (included.length > 0) {
@@ -192,6 +192,8 @@ export interface ResponsesTranslation {
    * carried over, as OpenAI does not carry them.
    */
   history?: readonly JsonObject[] | undefined;
+  /** True when the caller runs `background: true` requests (which it then queues); absent, `background: true` is refused. */
+  background?: boolean | undefined;
 }
 
 /**
@@ -202,7 +204,7 @@ export interface ResponsesTranslation {
 export function responsesToChatBody(body: unknown, translation: ResponsesTranslation = {}): JsonObject {
   const b = validate(responsesBody, body);
   const history = translation.history ?? [];
-  refuseUnsupported(b, translation.history !== undefined);
+  refuseUnsupported(b, translation.history !== undefined, translation.background === true);
   const messages: JsonObject[] = [];
   if (b.instructions != null && b.instructions !== '') messages.push({ role: 'system', content: b.instructions });
   const input: readonly JsonObject[] = typeof b.input === 'string' ? [{ role: 'user', content: b.input }] : (b.input ?? []);
@@ -451,7 +453,7 @@ function echoTool(t: unknown): unknown {
   return { type: 'function', name: t['name'], description: t['description'] ?? null, parameters: parameters ?? null, strict };
 }
 
-type Status = 'in_progress' | 'completed' | 'incomplete' | 'failed';
+type Status = 'queued' | 'in_progress' | 'completed' | 'incomplete' | 'failed' | 'cancelled';
 
 /**
  * The response object's fields that echo the request, as OpenAI returns them, with no output yet;
@@ -492,6 +494,18 @@ function envelope(request: unknown, model: string, id: string, createdAt: number
     metadata: isObject(r['metadata']) ? r['metadata'] : {},
   };
   if (typeof r['user'] === 'string') out['user'] = r['user'];
+  return out;
+}
+
+/**
+ * A background response that has no answer yet (`queued`, `in_progress`), or never will
+ * (`cancelled`, or `failed` with its `error`), as OpenAI shows it: the request's echoed fields,
+ * no output, no usage, `background` and `store` true.
+ */
+export function pendingResponse(request: unknown, model: string, id: string, createdAt: number, status: 'queued' | 'in_progress' | 'cancelled' | 'failed', error: { code: string; message: string } | null = null): JsonObject {
+  const out = envelope(request, model, id, createdAt, status, true);
+  out['background'] = true;
+  out['error'] = error;
   return out;
 }
 

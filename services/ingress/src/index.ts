@@ -23,6 +23,9 @@ import { RedisFileStore } from './batches/redis-file-store';
 import { MemoryResponseStore } from './responses/memory-response-store';
 import { RedisResponseStore } from './responses/redis-response-store';
 import { StoredResponses } from './responses/stored-responses';
+import { MemoryBackgroundStore } from './responses/background-store';
+import { RedisBackgroundStore } from './responses/redis-background-store';
+import { BackgroundRunner } from './responses/background-runner';
 import { BatchRunner } from './batches/batch-runner';
 import { OwnApiClient } from './batches/own-api';
 import { MemoryBatchStore } from './batches/batch-store';
@@ -204,7 +207,8 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   if (bulkRedis && !(await whenReady(bulkRedis, 3_000))) logger.warn('Redis is not reachable yet; the Files and Batch APIs and stored responses answer 503 until it is');
   const files: FileStore | undefined = config.batches.enabled ? (bulkRedis ? new RedisFileStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryFileStore()) : undefined;
   const responseStore = config.responses.store ? (bulkRedis ? new RedisResponseStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryResponseStore({ maxResponses: config.responses.memoryMaxResponses, maxBytes: config.responses.memoryMaxBytes })) : undefined;
-  const responses = responseStore && new StoredResponses(responseStore, config.responses, logger, telemetry.telemetry.registry);
+  const backgroundStore = responseStore && config.responses.background.enabled ? (bulkRedis ? new RedisBackgroundStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryBackgroundStore()) : undefined;
+  const responses = responseStore && new StoredResponses(responseStore, config.responses, logger, telemetry.telemetry.registry, Date.now, backgroundStore);
   const batchStore = files && (bulkRedis ? new RedisBatchStore(bulkRedis, keyPrefix, config.access.keyHashSecret, config.batches.fileRetentionDays * 86_400_000) : new MemoryBatchStore());
   const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
@@ -252,10 +256,14 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
     : undefined;
   const ws = new WsGateway(access, router, config.access.requests, usage, budgets, config.ingress.limits, telemetry.telemetry.tracing, cache);
   ws.attach(app.getHttpServer());
-  // Every replica runs batches: their lines are requests to its own API, as the key that created them.
-  const ownApi = batchStore ? new OwnApiClient(config.ingress.http.host, port, config.batches.concurrency) : undefined;
+  // Every replica runs batches and background responses: requests to its own API, as the key that created them.
+  const ownApi = batchStore || backgroundStore ? new OwnApiClient(config.ingress.http.host, port, (batchStore ? config.batches.concurrency : 0) + (backgroundStore ? config.responses.background.concurrency : 0)) : undefined;
   const batchRunner = files && batchStore && ownApi ? new BatchRunner(config.batches, batchStore, files, (request) => ownApi.call(request), access.internalCalls, logger, telemetry.telemetry.registry) : undefined;
   batchRunner?.start();
+  const backgroundRunner =
+    responses && backgroundStore && ownApi ? new BackgroundRunner(config.responses.background, backgroundStore, responses, (request) => ownApi.call(request), access.internalCalls, logger, telemetry.telemetry.registry) : undefined;
+  if (responses && backgroundRunner) responses.onCancel = (id) => backgroundRunner.cancelled(id);
+  backgroundRunner?.start();
   logger.info({ httpPort: port, internalHttpPort: internal?.port, router: config.ingress.router }, 'ingress started');
   let closing: Promise<void> | undefined;
   return {
@@ -284,8 +292,9 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       // Probes on the internal listener see the replica go at once, as the public listener stops taking requests.
       () => internal?.app.close(),
       async () => {
-        // Once the batch runner stops, its own-API connections go: kept alive, they would hold the listener open for the whole grace.
-        const batchesDone = batchRunner ? [batchRunner.close(graceMs).then(() => ownApi?.close())] : [];
+        // Once the runners stop, their own-API connections go: kept alive, they would hold the listener open for the whole grace.
+        const runnersDone = [batchRunner?.close(graceMs), backgroundRunner?.close(graceMs)].filter((done) => done !== undefined);
+        const batchesDone = runnersDone.length > 0 ? [Promise.all(runnersDone).then(() => ownApi?.close())] : [];
         if (await closeWithinGrace(app, graceMs, [ws.close(graceMs), ...batchesDone])) logger.warn({ graceMs }, 'requests still in flight after the shutdown grace were ended as cancelled');
       },
       // Every request's usage event is handed over, then the publisher flushes.
@@ -300,6 +309,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       // The memory store lets go of its files; the Redis one holds nothing of its own (the connection is the counters').
       () => files?.close(),
       () => responseStore?.close(),
+      () => backgroundStore?.close(),
       () => ownApi?.close(),
       () => bulkRedis?.disconnect(),
       () => counters.close(),

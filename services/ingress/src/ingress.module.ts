@@ -41,7 +41,7 @@ import { KeyHttpController } from './routes/key.http.controller';
 import { CountTokensBodyGuard, MessagesBodyGuard, MessagesHttpController } from './routes/messages.http.controller';
 import { ModelsHttpController } from './routes/models.http.controller';
 import { REQUEST_BOUNDS, type RequestBounds } from './routes/request-bounds';
-import { ResponsesBodyGuard, ResponsesHttpController } from './routes/responses.http.controller';
+import { ResponsesAdmissionGuard, ResponsesBodyGuard, ResponsesHttpController } from './routes/responses.http.controller';
 import { UsageRecorder } from './usage/usage-recorder';
 
 export interface IngressDependencies {
@@ -144,6 +144,7 @@ export class IngressModule {
         KeyGuard,
         UnmeteredApiKeyGuard,
         ResponsesBodyGuard,
+        ResponsesAdmissionGuard,
         MessagesBodyGuard,
         CountTokensBodyGuard,
         AdminGuard,

@@ -67,6 +67,13 @@ describe('parseBatchInput', () => {
     expect(messages[7]).toContain("'ok-1'");
   });
 
+  it('refuses a request that asks to run in the background (a batch answers it in its output file), and takes background false', () => {
+    const refused = parseBatchInput(file(line('ok'), line('queued', { body: { ...body('x'), background: true } })), CHAT, 10);
+    expect(refused.lines).toEqual([]);
+    expect(refused.errors).toEqual([{ code: 'invalid_request', message: expect.stringMatching(/cannot run in the background/), param: 'body.background', line: 2 }]);
+    expect(parseBatchInput(file(line('a', { body: { ...body('a'), background: false } })), CHAT, 10).lines).toHaveLength(1);
+  });
+
   it('takes stream false, and a url that is the endpoint of the batch only', () => {
     expect(parseBatchInput(file(line('a', { body: { ...body('a'), stream: false } })), CHAT, 10).lines).toHaveLength(1);
     const embedding = JSON.stringify({ custom_id: 'e', method: 'POST', url: '/v1/embeddings', body: { model: 'm', input: 'x' } });

@@ -24,8 +24,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 /**
  * The requests of a batch's input file (JSONL: one `{custom_id, method, url, body}` a line), or
  * every problem found (at most 100): not UTF-8, a line that is not such an object, a `url` other
- * than the batch's endpoint, a `custom_id` used twice, a streamed request (a batch's answers are
- * whole), no request at all, or more than `maxLines`. A file with any problem runs no line, as at
+ * than the batch's endpoint, a `custom_id` used twice, a streamed or background request (a
+ * batch's answers are whole, and in its output file), no request at all, or more than `maxLines`. A file with any problem runs no line, as at
  * OpenAI.
  */
 export function parseBatchInput(content: Uint8Array, endpoint: BatchEndpoint, maxLines: number): { lines: BatchLine[]; errors: BatchInputError[] } {
@@ -67,6 +67,10 @@ export function parseBatchInput(content: Uint8Array, endpoint: BatchEndpoint, ma
     }
     if (body['stream'] === true) {
       errors.push({ code: 'invalid_request', message: 'A batch request cannot be streamed: leave out stream or set it to false.', param: 'body.stream', line });
+      continue;
+    }
+    if (body['background'] === true) {
+      errors.push({ code: 'invalid_request', message: 'A batch request cannot run in the background (it is answered within the batch): leave out background or set it to false.', param: 'body.background', line });
       continue;
     }
     if (seen.has(customId)) {

@@ -9,20 +9,7 @@ import { addTokens, NO_TOKENS, tokensOf, type BatchTokens } from './batch-usage'
 import { FINAL_STATUSES, nowSeconds, randomId, type BatchRecord } from './batch-record';
 import type { BatchStore } from './batch-store';
 import { newFileId, type FileStore } from './file-store';
-
-/** A request to this replica's own API (over loopback HTTP, as any client), and its answer. */
-export interface OwnApiRequest {
-  method: 'POST';
-  url: string;
-  headers: Record<string, string>;
-  payload: string;
-}
-export interface OwnApiResponse {
-  statusCode: number;
-  headers: Record<string, string | string[] | number | undefined>;
-  body: string;
-}
-export type OwnApi = (request: OwnApiRequest) => Promise<OwnApiResponse>;
+import type { OwnApi, OwnApiResponse } from './own-api';
 
 /** A line's result as kept while its batch runs: its line of the output file or of the error file. */
 interface LineResult {

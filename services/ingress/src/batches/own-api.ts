@@ -1,6 +1,21 @@
 import { isIPv6 } from 'node:net';
 import { Agent, request } from 'undici';
-import type { OwnApiRequest, OwnApiResponse } from './batch-runner';
+
+/** A request to this replica's own API (over loopback HTTP, as any client), and its answer. */
+export interface OwnApiRequest {
+  method: 'POST';
+  url: string;
+  headers: Record<string, string>;
+  payload: string;
+  /** Aborting it leaves the request, as a client that goes away: the gateway cancels what it started. */
+  signal?: AbortSignal | undefined;
+}
+export interface OwnApiResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | number | undefined>;
+  body: string;
+}
+export type OwnApi = (request: OwnApiRequest) => Promise<OwnApiResponse>;
 
 /** A line may take as long as its provider: the gateway's own timeouts end it, this only a call that would hang for ever. */
 const CALL_TIMEOUT_MS = 600_000;
@@ -21,7 +36,7 @@ export class OwnApiClient {
   }
 
   async call(call: OwnApiRequest): Promise<OwnApiResponse> {
-    const response = await request(`${this.origin}${call.url}`, { method: call.method, headers: call.headers, body: call.payload, dispatcher: this.agent });
+    const response = await request(`${this.origin}${call.url}`, { method: call.method, headers: call.headers, body: call.payload, dispatcher: this.agent, signal: call.signal });
     return { statusCode: response.statusCode, headers: response.headers, body: await response.body.text() };
   }
 

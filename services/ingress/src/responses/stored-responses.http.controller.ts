@@ -42,7 +42,7 @@ const inputItemsQuery = z.looseObject({
 /**
  * The stored responses of OpenAI's Responses API (docs/responses-api.md#stored-responses):
  * `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`, and
- * `POST /v1/responses/{id}/cancel` (refused: no response runs in the background). A response is
+ * `POST /v1/responses/{id}/cancel` (a background response's). A response is
  * its project's: every key of that project reads it, no other (another's is not found).
  * Authenticated and charged to the key's request limits; nothing is metered. Off
  * (`responses.store: false`): 404 `response_store_disabled`.
@@ -58,7 +58,7 @@ export class StoredResponsesHttpController {
     const include = includeOf(query);
     const { stream } = parseInput(retrieveQuery, query);
     if (stream === 'true') {
-      throw new GatewayError('bad_request', "'stream' is not supported by this gateway when retrieving a response: responses are answered while their request is open, never in the background, so there is no stream to resume.", {
+      throw new GatewayError('bad_request', "'stream' is not supported by this gateway when retrieving a response: background responses are run without a stream, so there is none to resume; retrieve the response without it until it has ended.", {
         param: 'stream',
         code: 'unsupported_parameter',
       });
@@ -89,10 +89,9 @@ export class StoredResponsesHttpController {
 
   @Post(':id/cancel')
   @HttpCode(200)
-  async cancel(@Req() req: FastifyRequest, @Param('id') id: string): Promise<never> {
-    // An unknown id is a 404 first, as for every route here.
-    await this.enabled().get(ownerOf(requestContextOf(req)), id);
-    throw new GatewayError('bad_request', 'Only background responses can be cancelled, and this gateway answers every response while its request is open.', { code: 'response_not_cancellable' });
+  async cancel(@Req() req: FastifyRequest, @Param('id') id: string): Promise<ResponseJson> {
+    const record = await this.enabled().cancel(ownerOf(requestContextOf(req)), id);
+    return responseView(record.response, { include: [] });
   }
 
   private enabled(): StoredResponses {

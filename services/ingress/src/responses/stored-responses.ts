@@ -2,7 +2,8 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ResponsesConfig } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
-import { inputItemView, storedInputItems } from '@openrouter/openai-wire';
+import { inputItemView, pendingResponse, responseId, storedInputItems } from '@openrouter/openai-wire';
+import type { BackgroundJob, BackgroundStore, PendingState } from './background-store';
 import { orStoreUnavailable, type ResponseJson, type ResponseStore, type StoredResponse } from './response-store';
 
 /** What a request continuing a stored response (`previous_response_id`) is translated with, and stored under. */
@@ -14,6 +15,21 @@ export interface Conversation {
   /** The size of `history` (UTF-8 bytes of JSON), as the previous response recorded it. */
   bytes: number;
 }
+
+/** What a background response is queued with, besides its request. */
+export interface BackgroundRequest {
+  owner: string;
+  keyId: string;
+  /** The model the request names (its response echoes it until it has an answer). */
+  model: string;
+  /** The Responses request as the client sent it, without `background`. */
+  request: ResponseJson;
+  headers: Record<string, string>;
+  conversation: Omit<Conversation, 'history'>;
+}
+
+/** How a pending response's state shows in a retrieval: a cancelled one as it will end. */
+const SHOWN_STATUS: Record<PendingState, 'queued' | 'in_progress' | 'cancelled'> = { queued: 'queued', in_progress: 'in_progress', cancelling: 'cancelled' };
 
 /** A conversation with nothing before it. */
 export const NEW_CONVERSATION: Omit<Conversation, 'history'> = { ancestors: [], bytes: 0 };
@@ -45,12 +61,17 @@ function outputOf(record: StoredResponse): ResponseJson[] {
 export class StoredResponses {
   private readonly kept: Counter<'outcome'>;
 
+  /** Told of a cancel made here, so that this replica's run of the response stops at once (the runner's). */
+  onCancel: (id: string) => void = () => undefined;
+
   constructor(
     private readonly store: ResponseStore,
     private readonly config: ResponsesConfig,
     private readonly logger: Logger,
     registry?: Registry,
     private readonly now: () => number = Date.now,
+    /** Background responses until they end (`responses.background.enabled`); absent, `background: true` is refused. */
+    readonly pending?: BackgroundStore,
   ) {
     this.kept = new Counter({
       name: 'openrouter_responses_stored_total',
@@ -69,6 +90,12 @@ export class StoredResponses {
    */
   async conversation(owner: string, previousId: string): Promise<Conversation> {
     const previous = await orStoreUnavailable(this.store.get(owner, previousId));
+    if (!previous && (await this.pendingOf(owner, previousId))) {
+      throw new GatewayError('bad_request', `Previous response with id '${previousId}' is a background response that has not ended yet; continue it once it has completed.`, {
+        param: 'previous_response_id',
+        code: 'previous_response_in_progress',
+      });
+    }
     if (!previous) {
       throw new GatewayError('not_found', `Previous response with id '${previousId}' not found.`, { param: 'previous_response_id', code: 'previous_response_not_found' });
     }
@@ -125,16 +152,106 @@ export class StoredResponses {
     }
   }
 
-  /** The owner's stored response, or 404. */
+  /** The owner's stored response (a background one that has not ended as it stands), or 404. */
   async get(owner: string, id: string): Promise<StoredResponse> {
-    const record = await orStoreUnavailable(this.store.get(owner, id));
+    const record = (await orStoreUnavailable(this.store.get(owner, id))) ?? (await this.pendingOf(owner, id));
     if (!record) throw notFound(id);
     return record;
   }
 
-  /** Deletes the owner's stored response (later turns that continue it can no longer be continued), or 404. */
+  /** Whether the owner's response `id` has ended and is stored (a background run's check). */
+  async ended(owner: string, id: string): Promise<boolean> {
+    return (await this.store.get(owner, id)) !== undefined;
+  }
+
+  /**
+   * Deletes the owner's stored response (later turns that continue it can no longer be continued),
+   * or 404; a background response that has not ended is 409 `response_in_progress` (cancel it first).
+   */
   async delete(owner: string, id: string): Promise<void> {
-    if (!(await orStoreUnavailable(this.store.delete(owner, id)))) throw notFound(id);
+    if (await orStoreUnavailable(this.store.delete(owner, id))) return;
+    if (await this.pendingOf(owner, id)) {
+      throw new GatewayError('conflict', `Response '${id}' is a background response that has not ended; cancel it (POST /v1/responses/${id}/cancel), then delete it.`, { code: 'response_in_progress' });
+    }
+    throw notFound(id);
+  }
+
+  /**
+   * Queues a background response (docs/responses-api.md#background-responses): kept with the stored
+   * responses, `queued` until a replica runs it. 503 `background_queue_full` when
+   * `responses.background.maxPending` are pending already; 503 when the store is unavailable.
+   */
+  async queue(request: BackgroundRequest): Promise<StoredResponse> {
+    const pending = this.backgroundStore();
+    const id = responseId('resp');
+    const createdAt = Math.floor(this.now() / 1000);
+    const input = storedInputItems(request.request);
+    const record: StoredResponse = {
+      id,
+      owner: request.owner,
+      createdAt,
+      response: pendingResponse(request.request, request.model, id, createdAt, 'queued'),
+      input,
+      ancestors: [...request.conversation.ancestors],
+      conversationBytes: request.conversation.bytes + jsonBytes(input),
+    };
+    const job: BackgroundJob = { record, keyId: request.keyId, request: request.request, headers: request.headers };
+    const { maxPending } = this.config.background;
+    if (!(await orStoreUnavailable(pending.create(job, this.now() + this.config.retentionDays * 86_400_000, maxPending)))) {
+      throw new GatewayError('overloaded', `${maxPending} background responses are queued or running already (responses.background.maxPending); retry once some have ended.`, {
+        code: 'background_queue_full',
+        retryAfterMs: 5_000,
+      });
+    }
+    return record;
+  }
+
+  /**
+   * Cancels the owner's background response: one that has not ended stops (on whichever replica
+   * runs it) and ends `cancelled`; one that has ended is answered as it is. A response that was not
+   * created in the background is 400 `response_not_cancellable`; an unknown one 404.
+   */
+  async cancel(owner: string, id: string): Promise<StoredResponse> {
+    const ended = await orStoreUnavailable(this.store.get(owner, id));
+    if (ended) {
+      if (ended.response['background'] !== true) {
+        throw new GatewayError('bad_request', 'Only responses created with background set to true can be cancelled.', { code: 'response_not_cancellable' });
+      }
+      return ended;
+    }
+    const pending = this.pending && (await orStoreUnavailable(this.pending.get(owner, id)));
+    if (!pending) throw notFound(id);
+    const state = await orStoreUnavailable(this.pending.cancel(id));
+    this.onCancel(id);
+    // Ended meanwhile (its answer came first): as it ended.
+    if (state === undefined) return this.get(owner, id);
+    return withStatus(pending.job.record, 'cancelled');
+  }
+
+  /**
+   * Stores a background response that ended without an answer, `cancelled` or `failed` with its
+   * error, for retrieval as any other; one that was answered and stored meanwhile stays as it is.
+   */
+  async endPending(job: BackgroundJob, status: 'cancelled' | 'failed', error: { code: string; message: string } | null): Promise<void> {
+    const { record } = job;
+    const model = typeof record.response['model'] === 'string' ? record.response['model'] : '';
+    const response = pendingResponse(job.request, model, record.id, record.createdAt, status, error);
+    try {
+      await this.store.put({ ...record, response }, this.now() + this.config.retentionDays * 86_400_000);
+    } catch (failure) {
+      if (!(await this.ended(record.owner, record.id))) throw failure;
+    }
+  }
+
+  /** The owner's background response that has not ended, as a retrieval shows it, or undefined. */
+  private async pendingOf(owner: string, id: string): Promise<StoredResponse | undefined> {
+    const pending = this.pending && (await orStoreUnavailable(this.pending.get(owner, id)));
+    return pending && withStatus(pending.job.record, SHOWN_STATUS[pending.state]);
+  }
+
+  private backgroundStore(): BackgroundStore {
+    if (!this.pending) throw new GatewayError('bad_request', "'background' is not supported by this gateway (responses.background.enabled is false).", { param: 'background', code: 'unsupported_parameter' });
+    return this.pending;
   }
 
   /**
@@ -155,4 +272,9 @@ export class StoredResponses {
     }
     return { data: items.slice(start, start + query.limit), hasMore: items.length > start + query.limit };
   }
+}
+
+/** A pending response's record showing `status`. */
+function withStatus(record: StoredResponse, status: string): StoredResponse {
+  return { ...record, response: { ...record.response, status } };
 }

@@ -4,9 +4,11 @@ import { GatewayError } from '@openrouter/errors';
 import { responseView, ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, withParamRenamed, type ResponsesStreamEvent } from '@openrouter/openai-wire';
 import { AccessService } from '../access/access.service';
 import { ApiKeyGuard, KeyGuard, requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
+import { INTERNAL_CALL_HEADER } from '../access/internal-call';
 import { ownerOf } from '../access/owner';
+import { BACKGROUND_RUN_HEADER } from '../responses/background-runner';
 import { ResponseCache } from '../cache/response-cache';
-import type { ResponseJson } from '../responses/response-store';
+import { orStoreUnavailable, type ResponseJson } from '../responses/response-store';
 import { NEW_CONVERSATION, StoredResponses, type Conversation } from '../responses/stored-responses';
 import { RouterPort } from '../router.port';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
@@ -22,7 +24,16 @@ export interface ResponsesTurn {
   store: boolean;
   /** The conversation it continues (none: `NEW_CONVERSATION`): the responses before the one it makes, oldest first, and their size. */
   conversation: Omit<Conversation, 'history'>;
+  /** `background: true`: the request is queued, not served (docs/responses-api.md#background-responses). */
+  background: boolean;
+  /** The background response this request runs (an internal call of the runner's): its response takes its id and creation time, and says `background: true`. */
+  runs?: { id: string; createdAt: number } | undefined;
 }
+
+/** The headers of a request queued in the background that its run is sent with. */
+const STEERING_HEADERS = ['x-openrouter-tags', 'x-openrouter-app', 'x-openrouter-user', 'x-openrouter-route', 'x-openrouter-models', 'x-openrouter-cache', 'x-openrouter-cache-ttl'] as const;
+
+const RESPONSE_ID = /^resp_[0-9a-f]{48}$/;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -36,6 +47,30 @@ declare module 'fastify' {
 function previousResponseIdOf(body: unknown): string | undefined {
   const id = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['previous_response_id'] : undefined;
   return typeof id === 'string' ? id : undefined;
+}
+
+/** The background response an internal call runs: only the runner's calls (made with this process's internal credential, which `KeyGuard` checked) name one. */
+function backgroundRunOf(request: FastifyRequest): string | undefined {
+  const id = request.headers[BACKGROUND_RUN_HEADER];
+  return request.headers[INTERNAL_CALL_HEADER] !== undefined && request.apiKeyRecord && typeof id === 'string' && RESPONSE_ID.test(id) ? id : undefined;
+}
+
+/**
+ * Admits a Responses request: one that is served as any chat request (`ApiKeyGuard`: rate limits,
+ * token limits, the budget's reservation); one queued in the background as a request that spends
+ * nothing yet (`UnmeteredApiKeyGuard`), since its run is admitted and metered when it runs.
+ */
+@Injectable()
+export class ResponsesAdmissionGuard implements CanActivate {
+  constructor(
+    @Inject(ApiKeyGuard) private readonly metered: ApiKeyGuard,
+    @Inject(UnmeteredApiKeyGuard) private readonly unmetered: UnmeteredApiKeyGuard,
+  ) {}
+
+  canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    return (request.responsesTurn?.background ? this.unmetered : this.metered).canActivate(context);
+  }
 }
 
 /**
@@ -71,16 +106,36 @@ export class ResponsesBodyGuard implements CanActivate {
     }
     // Without stored responses, the translation refuses previous_response_id by name.
     const conversation = previous !== undefined && this.stored ? await this.stored.conversation(owner, previous) : undefined;
-    const chat = responsesToChatBody(request.body, { history: conversation?.history });
-    const asked = (request.body as Record<string, unknown>)['store'] !== false;
+    const canQueue = this.stored?.pending !== undefined && unstoredBy === undefined;
+    const chat = responsesToChatBody(request.body, { history: conversation?.history, background: canQueue });
+    const body = request.body as Record<string, unknown>;
+    const asked = body['store'] !== false;
+    const background = body['background'] === true;
+    if (background && !asked) {
+      throw new GatewayError('bad_request', "A background response is stored while it runs and after: 'background' true needs 'store' true (the default).", { param: 'background', code: 'invalid_value' });
+    }
+    if (background && body['stream'] === true) {
+      throw new GatewayError('bad_request', "'stream' is not supported with 'background' by this gateway: poll GET /v1/responses/{id} until the response has ended.", { param: 'stream', code: 'unsupported_parameter' });
+    }
     request.responsesTurn = {
       owner,
       store: asked && this.stored !== undefined && unstoredBy === undefined,
       conversation: conversation ? { ancestors: conversation.ancestors, bytes: conversation.bytes } : NEW_CONVERSATION,
+      background,
+      runs: await this.runOf(request),
     };
     request.responsesBody = request.body;
     request.body = chat;
     return true;
+  }
+
+  /** The background response an internal call of the runner's runs, as it was queued; 409 when it is no longer pending. */
+  private async runOf(request: FastifyRequest): Promise<{ id: string; createdAt: number } | undefined> {
+    const id = backgroundRunOf(request);
+    if (id === undefined || !this.stored?.pending) return undefined;
+    const pending = await orStoreUnavailable(this.stored.pending.byId(id));
+    if (!pending) throw new GatewayError('conflict', `Background response '${id}' is no longer pending.`, { code: 'response_not_pending' });
+    return { id, createdAt: pending.job.record.createdAt };
   }
 }
 
@@ -103,10 +158,11 @@ export class ResponsesHttpController {
 
   @Post('responses')
   @HttpCode(200)
-  @UseGuards(KeyGuard, ResponsesBodyGuard, ApiKeyGuard)
+  @UseGuards(KeyGuard, ResponsesBodyGuard, ResponsesAdmissionGuard)
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     try {
-      await this.serve(req, reply);
+      if (req.responsesTurn?.background) await this.queue(req, reply);
+      else await this.serve(req, reply);
     } catch (error) {
       throw inResponsesTerms(error);
     }
@@ -123,14 +179,38 @@ export class ResponsesHttpController {
   @UseGuards(KeyGuard, ResponsesBodyGuard, UnmeteredApiKeyGuard)
   async countInputTokens(@Req() req: FastifyRequest): Promise<{ object: 'response.input_tokens'; input_tokens: number }> {
     try {
-      const model = (req.body as { model: string }).model;
-      const { models } = await this.router.listModels(requestContextOf(req));
-      // As the chat path answers a model it cannot route for the key.
-      if (!models.some((m) => m.id === model)) throw new GatewayError('not_found', `The model \`${model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
+      const model = await this.knownModel(req);
       return { object: 'response.input_tokens', input_tokens: this.access.tokenDemand(model, req.body).prompt };
     } catch (error) {
       throw inResponsesTerms(error);
     }
+  }
+
+  /** The model the request names, when the key may use it; else 404 `model_not_found`, as the chat path answers a model it cannot route for the key. */
+  private async knownModel(req: FastifyRequest): Promise<string> {
+    const model = (req.body as { model: string }).model;
+    const { models } = await this.router.listModels(requestContextOf(req));
+    if (!models.some((m) => m.id === model)) throw new GatewayError('not_found', `The model \`${model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
+    return model;
+  }
+
+  /**
+   * Queues a background response (docs/responses-api.md#background-responses) and answers it
+   * `queued`: a replica runs it later as this request without `background`, as the same key.
+   */
+  private async queue(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const key = req.apiKeyRecord;
+    const turn = req.responsesTurn;
+    if (!this.stored || !key || !turn) throw new GatewayError('internal', 'A background response was admitted without its key or turn.');
+    const model = await this.knownModel(req);
+    const { background: _background, ...request } = req.responsesBody as Record<string, unknown>;
+    const headers: Record<string, string> = {};
+    for (const name of STEERING_HEADERS) {
+      const value = req.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const record = await this.stored.queue({ owner: turn.owner, keyId: key.id, model, request, headers, conversation: turn.conversation });
+    await reply.status(200).send(responseView(record.response, req.responsesBody));
   }
 
   private async serve(req: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -138,7 +218,7 @@ export class ResponsesHttpController {
     const turn = req.responsesTurn;
     // Kept before it is answered, so that the client's next turn finds it (on any replica).
     const keep = turn?.store && this.stored ? keeper(this.stored, turn, req.responsesBody) : undefined;
-    await serveTranslatedChat({ router: this.router, bounds: this.bounds, cache: this.cache }, '/v1/responses', req, reply, usage, responsesApi(req.responsesBody, usage, keep));
+    await serveTranslatedChat({ router: this.router, bounds: this.bounds, cache: this.cache }, '/v1/responses', req, reply, usage, responsesApi(req.responsesBody, usage, keep, turn?.runs));
   }
 }
 
@@ -153,13 +233,16 @@ function keeper(stored: StoredResponses, turn: ResponsesTurn, original: unknown)
 
 /**
  * The Responses API's answers to `original` (the request as the client sent it, for the fields a
- * response echoes), with the cost `usage` has; kept by `keep` (with the cost) when it is stored.
+ * response echoes), with the cost `usage` has; kept by `keep` (with the cost) when it is stored;
+ * under the id `runs` when it is the run of a background response.
  */
-function responsesApi(original: unknown, usage: UsageTrack, keep: Keep | undefined): TranslatedApi<ResponsesStreamEvent> {
+function responsesApi(original: unknown, usage: UsageTrack, keep: Keep | undefined, runs: ResponsesTurn['runs']): TranslatedApi<ResponsesStreamEvent> {
   return {
     headers: {},
     whole: async (completion, model) => {
       const response = usage.decorate(toResponse(completion, model, original, keep !== undefined));
+      // A background response's run: the response queued under this id, answered at last.
+      if (runs !== undefined) Object.assign(response, { id: runs.id, created_at: runs.createdAt, background: true });
       await keep?.(response);
       return responseView(response, original);
     },

@@ -1,0 +1,231 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BackgroundResponsesConfig } from '@openrouter/config';
+import type { Logger, Registry } from '@openrouter/observability';
+import { Counter, Gauge } from 'prom-client';
+import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/internal-call';
+import { retryDelayMs } from '../batches/batch-runner';
+import { randomId } from '../batches/batch-record';
+import type { OwnApi } from '../batches/own-api';
+import type { BackgroundJob, BackgroundStore } from './background-store';
+import type { StoredResponses } from './stored-responses';
+
+/** The header that tells `POST /v1/responses` which background response an internal call runs (honoured only with the internal credential). */
+export const BACKGROUND_RUN_HEADER = 'x-openrouter-background-response';
+
+/** Why a run stopped before its answer. */
+type StopReason = 'cancelled' | 'lost' | 'closing';
+
+interface Running {
+  readonly stop: AbortController;
+  reason?: StopReason;
+}
+
+/** The error a failed background response shows, from the answer its run got. */
+function errorOf(statusCode: number, body: string): { code: string; message: string } {
+  try {
+    const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } };
+    const code = typeof parsed.error?.code === 'string' ? parsed.error.code : undefined;
+    const message = typeof parsed.error?.message === 'string' ? parsed.error.message : undefined;
+    if (message) return { code: code ?? (statusCode === 429 ? 'rate_limit_exceeded' : statusCode >= 500 ? 'server_error' : 'invalid_request'), message };
+  } catch {
+    // Not JSON: said below.
+  }
+  return { code: 'server_error', message: `The response could not be generated (HTTP ${statusCode}).` };
+}
+
+/**
+ * Runs background responses on this replica (docs/responses-api.md#background-responses): every
+ * `pollMs` it claims the oldest pending responses no replica holds, up to `concurrency`, and runs
+ * each through the gateway's own API as the key that created it (`api`, with an internal
+ * credential naming the key: the same authentication, rate limits, budgets, guardrails, routing,
+ * caching and usage record as the request sent without `background`). That request stores the
+ * response under its id. A run refused for a reason that passes (429, 5xx) is tried again, after
+ * its `Retry-After` or a growing delay, up to `maxAttempts`; a final refusal stores the response
+ * `failed` with its error. A cancel (on any replica) stops the run as a client that goes away
+ * would, and stores it `cancelled`. A replica that stops lets its claims go and one that dies
+ * holds them `leaseMs` at most: another replica runs the response again.
+ */
+export class BackgroundRunner {
+  private readonly holder = randomId('ingress-', 16);
+  private readonly running = new Map<string, Running>();
+  private readonly tasks = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private lastWarning = 0;
+  private readonly ended: Counter<'status'>;
+
+  constructor(
+    private readonly config: BackgroundResponsesConfig,
+    private readonly store: BackgroundStore,
+    private readonly responses: StoredResponses,
+    private readonly api: OwnApi,
+    private readonly credential: InternalCallCredential,
+    private readonly logger: Logger,
+    registry?: Registry,
+  ) {
+    const registers = registry ? [registry] : [];
+    this.ended = new Counter({
+      name: 'openrouter_background_responses_ended_total',
+      help: 'Background responses this replica ran to their end, by status: completed (or incomplete: answered), failed, cancelled.',
+      labelNames: ['status'],
+      registers,
+    });
+    const running: Gauge = new Gauge({
+      name: 'openrouter_background_responses_running',
+      help: 'Background responses this replica is running now (at most responses.background.concurrency).',
+      registers,
+      collect: () => running.set(this.running.size),
+    });
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** A cancel made on this replica: its run, when it is here, stops at once (others see it at their next look). */
+  cancelled(id: string): void {
+    this.stopRun(id, 'cancelled');
+  }
+
+  /** Stops taking responses, waits up to `graceMs` for those running, then stops them and lets every claim go (another replica runs them again). */
+  async close(graceMs = 0): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    const all = Promise.allSettled([...this.tasks]);
+    await Promise.race([all, sleep(graceMs, undefined, { ref: false })]);
+    for (const id of [...this.running.keys()]) this.stopRun(id, 'closing');
+    await all;
+  }
+
+  private stopRun(id: string, reason: StopReason): void {
+    const running = this.running.get(id);
+    if (!running || running.stop.signal.aborted) return;
+    running.reason = reason;
+    running.stop.abort();
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => void this.poll(), ms);
+    this.timer.unref();
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      const free = this.config.concurrency - this.running.size;
+      if (free > 0) {
+        // Oldest first; a few more than the free slots, as some are held by other replicas.
+        for (const id of await this.store.active(free + this.config.concurrency)) {
+          if (this.closed || this.running.size >= this.config.concurrency) break;
+          if (this.running.has(id) || !(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
+          this.track(this.run(id));
+        }
+      }
+      // A cancel made on another replica reaches the runs here at the next look.
+      for (const id of [...this.running.keys()]) {
+        if ((await this.store.state(id)) === 'cancelling') this.stopRun(id, 'cancelled');
+      }
+    } catch (error) {
+      this.warn(error, 'background responses: the store could not be read; trying again');
+    } finally {
+      this.schedule(this.config.pollMs);
+    }
+  }
+
+  private track(task: Promise<void>): void {
+    this.tasks.add(task);
+    void task.finally(() => this.tasks.delete(task));
+  }
+
+  private async run(id: string): Promise<void> {
+    const running: Running = { stop: new AbortController() };
+    this.running.set(id, running);
+    const renewal = setInterval(() => {
+      this.store.renew(id, this.holder, this.config.leaseMs).then(
+        (held) => {
+          if (!held) this.stopRun(id, 'lost');
+        },
+        (error: unknown) => this.warn(error, 'background responses: a claim could not be renewed'),
+      );
+    }, Math.max(50, Math.floor(this.config.leaseMs / 3)));
+    renewal.unref();
+    try {
+      const pending = await this.store.byId(id);
+      // Expired while queued, or ended by a replica that died before dropping it.
+      if (!pending || (await this.responses.ended(pending.job.record.owner, id))) {
+        await this.store.finish(id);
+        return;
+      }
+      const state = await this.store.start(id);
+      if (state === undefined) return;
+      if (state === 'cancelling') {
+        await this.end(pending.job, 'cancelled');
+        return;
+      }
+      await this.attempt(pending.job, running);
+    } catch (error) {
+      // Its claim lapses and a replica takes it again.
+      this.warn(error, `background responses: ${id} stopped on an error; it is run again once its claim lapses`);
+      running.reason = 'lost';
+    } finally {
+      clearInterval(renewal);
+      this.running.delete(id);
+      if (running.reason !== 'lost') await this.store.release(id, this.holder).catch(() => undefined);
+    }
+  }
+
+  /** Runs the response, again while it is refused for a reason that passes, and ends it. */
+  private async attempt(job: BackgroundJob, running: Running): Promise<void> {
+    const id = job.record.id;
+    const headers: Record<string, string> = {
+      ...job.headers,
+      'content-type': 'application/json',
+      [INTERNAL_CALL_HEADER]: this.credential.header(job.keyId),
+      [BACKGROUND_RUN_HEADER]: id,
+      'x-request-id': randomId('bg_req_'),
+    };
+    const payload = JSON.stringify(job.request);
+    for (let attempt = 1; ; attempt++) {
+      let response;
+      try {
+        response = await this.api({ method: 'POST', url: '/v1/responses', headers, payload, signal: running.stop.signal });
+      } catch (error) {
+        if (!running.stop.signal.aborted) throw error;
+        if (running.reason === 'cancelled') await this.end(job, 'cancelled');
+        return;
+      }
+      if (response.statusCode < 400) {
+        // Stored by the request itself (it answers store false when the store failed: run again later).
+        if (!(await this.responses.ended(job.record.owner, id))) throw new Error(`background response ${id} was answered but could not be stored`);
+        await this.store.finish(id);
+        this.ended.inc({ status: 'completed' });
+        return;
+      }
+      const passing = response.statusCode === 429 || response.statusCode >= 500;
+      if (!passing || attempt >= this.config.maxAttempts) {
+        await this.end(job, 'failed', errorOf(response.statusCode, response.body));
+        return;
+      }
+      try {
+        await sleep(retryDelayMs(response, attempt), undefined, { signal: running.stop.signal });
+      } catch {
+        if (running.reason === 'cancelled') await this.end(job, 'cancelled');
+        return;
+      }
+    }
+  }
+
+  /** Stores the response as it ended without an answer (unless an answer was stored meanwhile), and drops it from the pending ones. */
+  private async end(job: BackgroundJob, status: 'cancelled' | 'failed', error?: { code: string; message: string }): Promise<void> {
+    await this.responses.endPending(job, status, error ?? null);
+    await this.store.finish(job.record.id);
+    this.ended.inc({ status });
+    this.logger.info({ responseId: job.record.id, status, code: error?.code }, 'background response ended');
+  }
+
+  private warn(error: unknown, message: string): void {
+    if (Date.now() - this.lastWarning < 60_000) return;
+    this.lastWarning = Date.now();
+    this.logger.warn({ err: error }, message);
+  }
+}
