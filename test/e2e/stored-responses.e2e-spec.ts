@@ -284,6 +284,10 @@ describe.each([
       const continued = await apiError(() => client.responses.create({ model: 'gpt-4o-mini', previous_response_id: stored.id, input: 'Go on' }));
       expect([continued.status, continued.code, continued.param]).toEqual([400, 'unsupported_parameter', 'previous_response_id']);
       expect(continued.message).toContain(`the policy of its ${level}`);
+      // Nor run in the background, which stores the response.
+      const queued = await apiError(() => client.responses.create({ model: 'gpt-4o-mini', input: 'Later', background: true }));
+      expect([queued.status, queued.code, queued.param]).toEqual([400, 'unsupported_parameter', 'background']);
+      expect(queued.message).toContain(`the policy of its ${level}`);
       expect(gw.sim.requests().length).toBe(before);
       const self = (await (await fetch(`${gw.url}/v1/key`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { store_responses: unknown; policy: Record<string, unknown> | null };
       expect(self.store_responses).toEqual({ allowed: false, off_at: level });

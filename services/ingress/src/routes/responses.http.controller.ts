@@ -104,6 +104,12 @@ export class ResponsesBodyGuard implements CanActivate {
         code: 'unsupported_parameter',
       });
     }
+    if (unstoredBy && (request.body as Record<string, unknown>)['background'] === true) {
+      throw new GatewayError('bad_request', `'background' is not supported for this key: the policy of its ${unstoredBy} keeps its responses from being stored (store_responses false), and a background response is stored.`, {
+        param: 'background',
+        code: 'unsupported_parameter',
+      });
+    }
     // Without stored responses, the translation refuses previous_response_id by name.
     const conversation = previous !== undefined && this.stored ? await this.stored.conversation(owner, previous) : undefined;
     const canQueue = this.stored?.pending !== undefined && unstoredBy === undefined;

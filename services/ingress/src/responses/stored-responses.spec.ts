@@ -1,0 +1,128 @@
+import { responsesSchema } from '@openrouter/config';
+import { GatewayError } from '@openrouter/errors';
+import { createLogger } from '@openrouter/observability';
+import { MemoryBackgroundStore, type BackgroundStore } from './background-store';
+import { MemoryResponseStore } from './memory-response-store';
+import { storedResponse } from './response-store.cases.testing';
+import { NEW_CONVERSATION, StoredResponses, type BackgroundRequest } from './stored-responses';
+
+const OWNER = 'acme/search';
+const logger = createLogger('ingress', 'silent');
+
+/** The error `run` fails with. */
+async function failure(run: () => Promise<unknown>): Promise<GatewayError> {
+  const error = await run().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof GatewayError)) throw new Error(`expected a GatewayError, got ${String(error)}`);
+  return error;
+}
+
+const request = (prompt: string, owner = OWNER): BackgroundRequest => ({
+  owner,
+  keyId: 'search-1',
+  model: 'gpt-4o-mini',
+  request: { model: 'gpt-4o-mini', input: prompt, instructions: 'Be brief.' },
+  headers: { 'x-openrouter-tags': 'job=nightly' },
+  conversation: NEW_CONVERSATION,
+});
+
+describe('StoredResponses: background responses', () => {
+  let responses: MemoryResponseStore;
+  let pending: MemoryBackgroundStore;
+  let stored: StoredResponses;
+  const cancels: string[] = [];
+
+  const make = (changes: { maxPending?: number; pending?: BackgroundStore | undefined } = {}): StoredResponses => {
+    const config = responsesSchema.parse({ background: { maxPending: changes.maxPending ?? 10 } });
+    const made = new StoredResponses(responses, config, logger, undefined, Date.now, 'pending' in changes ? changes.pending : pending);
+    made.onCancel = (id) => void cancels.push(id);
+    return made;
+  };
+
+  beforeEach(() => {
+    responses = new MemoryResponseStore({ maxResponses: 100, maxBytes: 1_000_000 });
+    pending = new MemoryBackgroundStore();
+    cancels.length = 0;
+    stored = make();
+  });
+
+  it('queues a response: shown queued with the request echoed, its input items, and its job kept to run as the key with its headers', async () => {
+    const record = await stored.queue(request('Write a report.'));
+    expect(record.response).toMatchObject({ id: record.id, status: 'queued', background: true, store: true, output: [], usage: null, instructions: 'Be brief.', model: 'gpt-4o-mini' });
+    expect(record.input).toEqual([expect.objectContaining({ type: 'message', role: 'user', content: 'Write a report.' })]);
+    expect(await stored.get(OWNER, record.id)).toEqual(record);
+    const job = await pending.byId(record.id);
+    expect(job).toMatchObject({ state: 'queued', job: { keyId: 'search-1', request: { input: 'Write a report.' }, headers: { 'x-openrouter-tags': 'job=nightly' } } });
+    // Another project does not find it.
+    expect((await failure(() => stored.get('acme/ads', record.id))).code).toBe('response_not_found');
+  });
+
+  it('refuses a response past maxPending with 503 background_queue_full, and takes one again once one has ended', async () => {
+    stored = make({ maxPending: 2 });
+    const first = await stored.queue(request('one'));
+    await stored.queue(request('two'));
+    const full = await failure(() => stored.queue(request('three')));
+    expect(full).toMatchObject({ kind: 'overloaded', code: 'background_queue_full', retryable: true });
+    expect(full.retryAfterMs).toBeGreaterThan(0);
+    await pending.finish(first.id);
+    expect((await stored.queue(request('three'))).response['status']).toBe('queued');
+  });
+
+  it('shows a running response in_progress, and one cancelled cancelled, until it ends', async () => {
+    const record = await stored.queue(request('Run me.'));
+    await pending.start(record.id);
+    expect((await stored.get(OWNER, record.id)).response['status']).toBe('in_progress');
+    const cancelled = await stored.cancel(OWNER, record.id);
+    expect(cancelled.response).toMatchObject({ id: record.id, status: 'cancelled' });
+    expect(cancels).toEqual([record.id]);
+    expect(await pending.state(record.id)).toBe('cancelling');
+    expect((await stored.get(OWNER, record.id)).response['status']).toBe('cancelled');
+  });
+
+  it('stores a response that ended without an answer, and answers a cancel of it as it ended', async () => {
+    const record = await stored.queue(request('Fail me.'));
+    const job = await pending.byId(record.id);
+    await stored.endPending(job!.job, 'failed', { code: 'server_error', message: 'The provider failed.' });
+    await pending.finish(record.id);
+    const ended = await stored.get(OWNER, record.id);
+    expect(ended.response).toMatchObject({ id: record.id, status: 'failed', background: true, error: { code: 'server_error', message: 'The provider failed.' }, output: [] });
+    expect(ended.input).toEqual(record.input);
+    expect((await stored.cancel(OWNER, record.id)).response['status']).toBe('failed');
+    expect(cancels).toEqual([]);
+  });
+
+  it('keeps an answer stored first when its run is then cancelled or failed', async () => {
+    const record = await stored.queue(request('Answer me.'));
+    const job = (await pending.byId(record.id))!.job;
+    await responses.put({ ...record, response: { ...record.response, status: 'completed', output: [{ type: 'message' }] } }, Date.now() + 60_000);
+    expect(await stored.ended(OWNER, record.id)).toBe(true);
+    await stored.endPending(job, 'cancelled', null);
+    expect((await stored.get(OWNER, record.id)).response['status']).toBe('completed');
+  });
+
+  it('refuses to continue or delete a response that has not ended, and to cancel one that was not created in the background', async () => {
+    const record = await stored.queue(request('Not yet.'));
+    expect(await failure(() => stored.conversation(OWNER, record.id))).toMatchObject({ kind: 'bad_request', param: 'previous_response_id', code: 'previous_response_in_progress' });
+    expect(await failure(() => stored.delete(OWNER, record.id))).toMatchObject({ kind: 'conflict', code: 'response_in_progress' });
+    const plain = storedResponse(OWNER, 'plain');
+    await responses.put(plain, Date.now() + 60_000);
+    expect(await failure(() => stored.cancel(OWNER, plain.id))).toMatchObject({ kind: 'bad_request', code: 'response_not_cancellable' });
+    expect(await failure(() => stored.cancel(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'not_found', code: 'response_not_found' });
+    expect(await failure(() => stored.cancel('acme/ads', record.id))).toMatchObject({ kind: 'not_found' });
+    expect(cancels).toEqual([]);
+  });
+
+  it('refuses background without a pending store, and answers 503 when the pending store is away', async () => {
+    expect(await failure(() => make({ pending: undefined }).queue(request('x')))).toMatchObject({ kind: 'bad_request', param: 'background', code: 'unsupported_parameter' });
+    const away = new MemoryBackgroundStore();
+    const broken = new Proxy(away, {
+      get: (target, name) => (name === 'create' || name === 'get' || name === 'cancel' ? () => Promise.reject(new Error('connection lost')) : Reflect.get(target, name)),
+    });
+    const withBroken = make({ pending: broken });
+    expect(await failure(() => withBroken.queue(request('x')))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
+    expect(await failure(() => withBroken.get(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
+    expect(await failure(() => withBroken.cancel(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
+  });
+});

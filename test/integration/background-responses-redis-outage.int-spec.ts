@@ -1,0 +1,112 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import OpenAI from 'openai';
+import type { ObservedRequest } from '@openrouter/provider-simulator';
+import { apiError } from '../support/api-error';
+import { RedisServer } from '../support/infra/redis';
+import { waitFor } from '../support/infra/wait-for';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+
+const PREFIX = 'background-outage:';
+const PENDING = ['queued', 'in_progress'];
+
+/**
+ * A Redis outage under background responses (docs/responses-api.md#background-responses): while
+ * it lasts, queueing one, reading one and cancelling one answer 503 `response_store_unavailable`
+ * (retryable, in OpenAI's shape), never a 500, and nothing refused is kept. A run whose answer
+ * comes while Redis is away cannot store it, so the response is run again once Redis is back (its
+ * data kept on disk, as a production Redis keeps it); the response queued behind it runs then,
+ * once. Both end completed: none is lost.
+ */
+describe('background responses through a Redis outage', () => {
+  let dir: string;
+  let redis: RedisServer;
+  let gw: TestGateway;
+  const persistent = (): { args: string[] } => ({ args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] });
+  const callsFor = (text: string): ObservedRequest[] => gw.sim.requests().filter((r) => r.path === '/v1/chat/completions' && JSON.stringify(r.body).includes(text));
+  const failedToStore = async (): Promise<number> => {
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    return Number(/^openrouter_responses_stored_total\{[^}]*outcome="failed"[^}]*\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'redis-outage-'));
+    redis = await RedisServer.start(undefined, persistent());
+    gw = await startTestGateway({
+      configure: (doc) => {
+        doc['access'] = { ...(doc['access'] as object), redis: { url: redis.url, keyPrefix: PREFIX } };
+        // One at a time, so that the second response stays queued behind the first while Redis is away.
+        doc['responses'] = { background: { pollMs: 50, concurrency: 1, leaseMs: 1_000 } };
+      },
+    });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses to queue, read or cancel with 503 while Redis is away, and runs every response queued before it once it is back', async () => {
+    const client = gw.client();
+    // The first run's provider call outlasts the moment Redis goes.
+    gw.sim.configure({ latencyMs: 3_000 });
+    const first = await client.responses.create({ model: 'gpt-4o-mini', input: 'First, running when Redis goes.', background: true });
+    await waitFor(() => callsFor('First').length === 1 || undefined, { timeoutMs: 10_000, intervalMs: 10, what: 'the first run to reach the provider' });
+    const second = await client.responses.create({ model: 'gpt-4o-mini', input: 'Second, queued behind it.', background: true });
+    expect((await client.responses.retrieve(second.id)).status).toBe('queued');
+
+    await redis.stop();
+    expect(callsFor('First')).toEqual([expect.objectContaining({ outcome: 'pending' })]);
+    const refusals = [
+      () => client.responses.create({ model: 'gpt-4o-mini', input: 'Third, refused while Redis is away.', background: true }),
+      () => client.responses.retrieve(first.id),
+      () => client.responses.retrieve(second.id),
+      () => client.responses.inputItems.list(second.id),
+      () => client.responses.cancel(second.id),
+      () => client.responses.delete(second.id),
+    ];
+    for (const call of refusals) {
+      const error = await apiError(call);
+      expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+      expect([error.status, error.code, error.type]).toEqual([503, 'response_store_unavailable', expect.any(String)]);
+    }
+
+    // The first run is answered while Redis is away: its answer cannot be stored, so it is not the end of it.
+    await waitFor(async () => (await failedToStore()) === 1 || undefined, { timeoutMs: 10_000, intervalMs: 50, what: 'the first run’s answer to fail to be stored' });
+    expect(callsFor('First')).toEqual([expect.objectContaining({ outcome: 'completed' })]);
+    expect((await fetch(`${gw.url}/health`)).status).toBe(200);
+    gw.sim.configure({ latencyMs: 0 });
+
+    redis = await RedisServer.start(redis.port, persistent());
+    const ended = async (id: string) =>
+      waitFor(
+        async () => {
+          const found = await client.responses.retrieve(id).catch(() => undefined);
+          return found && !PENDING.includes(found.status ?? '') ? found : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 50, what: `response ${id} to end after the outage` },
+      );
+    for (const queued of [first, second]) {
+      const done = await ended(queued.id);
+      expect(done).toMatchObject({ id: queued.id, created_at: queued.created_at, status: 'completed', background: true, store: true });
+      expect(done.output_text.length).toBeGreaterThan(0);
+    }
+    // The first ran again (its answer during the outage was never stored), the second once, the refused one never.
+    expect(callsFor('First')).toHaveLength(2);
+    expect(callsFor('Second')).toHaveLength(1);
+    expect(callsFor('Third')).toEqual([]);
+    expect(await failedToStore()).toBe(1);
+
+    // Nothing is left pending, and nothing refused was kept.
+    const inspect = new Redis(redis.url, { lazyConnect: true });
+    try {
+      await inspect.connect();
+      expect(await inspect.zrange(`${PREFIX}backgrounds:active`, 0, -1)).toEqual([]);
+      expect(await inspect.keys(`${PREFIX}background:*`)).toEqual([]);
+    } finally {
+      inspect.disconnect();
+    }
+  });
+});

@@ -1,0 +1,177 @@
+import OpenAI from 'openai';
+import { hashApiKey } from '@openrouter/ingress';
+import type { ObservedRequest } from '@openrouter/provider-simulator';
+import { apiError } from '../support/api-error';
+import { RedisServer } from '../support/infra/redis';
+import { waitFor } from '../support/infra/wait-for';
+import { startTestGateway, type TestGateway } from '../support/test-gateway';
+
+/**
+ * Background responses on two ingress replicas sharing the access store's Redis
+ * (docs/responses-api.md#background-responses): a response queued on one is read on the other by
+ * every key of its project and by no other, and runs once, on whichever replica claims it; a
+ * cancel made on the replica that does not run it stops the provider call of the one that does;
+ * and a replica stopped in the middle of a run lets it go after its shutdown grace, so that the
+ * other runs it again and answers it under the queued id.
+ */
+
+const SECRET = 'background-replicas-hash-secret';
+const SEARCH_KEY = 'sk-or-v1-bg-int-search-0000000000000000';
+const SEARCH_OTHER_KEY = 'sk-or-v1-bg-int-search-1111111111111111';
+const ADS_KEY = 'sk-or-v1-bg-int-ads-000000000000000000000';
+const LEASE_MS = 1_000;
+const GRACE_MS = 1_000;
+/** A provider call that outlasts the lease several times, the shutdown grace, and the checks made while it runs (within the provider timeout, 10 s). */
+const SLOW_MS = 6_000;
+
+const PENDING = ['queued', 'in_progress'];
+
+const chatCalls = (gw: TestGateway): ObservedRequest[] => gw.sim.requests().filter((r) => r.path === '/v1/chat/completions');
+
+/** The background responses the replica ran to their end, by status (its own count, from its metrics). */
+async function endedOn(gw: TestGateway): Promise<Record<string, number>> {
+  const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const [, status, value] of metrics.matchAll(/^openrouter_background_responses_ended_total\{[^}]*status="([a-z]+)"[^}]*\} (\d+)$/gm)) counts[status as string] = Number(value);
+  return counts;
+}
+
+describe('background responses on two replicas sharing one Redis', () => {
+  let redis: RedisServer;
+  let a: TestGateway;
+  let b: TestGateway;
+  const closed = new Set<TestGateway>();
+  const both = (): TestGateway[] => [a, b];
+
+  /** Polls the response until it has left `queued` and `in_progress`, as an application does. */
+  const ended = (client: OpenAI, id: string) =>
+    waitFor(
+      async () => {
+        const response = await client.responses.retrieve(id);
+        return PENDING.includes(response.status ?? '') ? undefined : response;
+      },
+      { timeoutMs: 30_000, intervalMs: 25, what: `response ${id} to end` },
+    );
+
+  /** The replica whose simulator got the run's provider call, and the other. */
+  const holderOf = async (): Promise<[holder: TestGateway, other: TestGateway]> => {
+    await waitFor(() => both().some((gw) => chatCalls(gw).length > 0) || undefined, { timeoutMs: 10_000, intervalMs: 10, what: 'the run to reach a provider' });
+    return chatCalls(a).length > 0 ? [a, b] : [b, a];
+  };
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    const shared = (doc: Record<string, unknown>): void => {
+      doc['ingress'] = { ...(doc['ingress'] as object), limits: { shutdownGraceMs: GRACE_MS } };
+      doc['access'] = {
+        ...(doc['access'] as object),
+        keyHashSecret: SECRET,
+        redis: { url: redis.url, keyPrefix: 'background-replicas:' },
+        orgs: [
+          { id: 'default', teams: [{ id: 'default', projects: [{ id: 'default' }] }] },
+          { id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }, { id: 'ads' }] }] },
+        ],
+        keys: [
+          { id: 'search-1', hash: hashApiKey(SECRET, SEARCH_KEY), org: 'acme', project: 'search' },
+          { id: 'search-2', hash: hashApiKey(SECRET, SEARCH_OTHER_KEY), org: 'acme', project: 'search' },
+          { id: 'ads-1', hash: hashApiKey(SECRET, ADS_KEY), org: 'acme', project: 'ads' },
+        ],
+      };
+      doc['responses'] = { background: { pollMs: 50, concurrency: 1, leaseMs: LEASE_MS } };
+    };
+    [a, b] = await Promise.all([startTestGateway({ configure: shared }), startTestGateway({ configure: shared })]);
+  });
+  afterAll(async () => {
+    await Promise.all([a, b].filter((gw) => gw && !closed.has(gw)).map((gw) => gw.close()));
+    await redis?.stop();
+  });
+  beforeEach(() => {
+    for (const gw of both()) if (!closed.has(gw)) gw.sim.reset();
+  });
+
+  it('shows a response queued on one replica on the other, to every key of the project and to no other, and runs it once', async () => {
+    // Slow enough that it is still pending when the other replica is asked.
+    for (const gw of both()) gw.sim.configure({ latencyMs: 800 });
+    const onA = a.client({ apiKey: SEARCH_KEY });
+    const onB = b.client({ apiKey: SEARCH_OTHER_KEY });
+    const queued = await onA.responses.create({ model: 'gpt-4o-mini', input: 'Name a river.', background: true, metadata: { job: 'shared' } });
+    expect(queued).toMatchObject({ status: 'queued', background: true });
+
+    const seen = await onB.responses.retrieve(queued.id);
+    expect(seen).toMatchObject({ id: queued.id, created_at: queued.created_at, background: true, metadata: { job: 'shared' }, output: [] });
+    expect(PENDING).toContain(seen.status);
+    // Another project's key finds it on neither replica, and cannot cancel it.
+    for (const gw of both()) {
+      const ads = gw.client({ apiKey: ADS_KEY });
+      expect(await apiError(() => ads.responses.retrieve(queued.id))).toMatchObject({ status: 404, code: 'response_not_found' });
+      expect(await apiError(() => ads.responses.cancel(queued.id))).toMatchObject({ status: 404 });
+    }
+
+    const done = await ended(onB, queued.id);
+    expect(done).toMatchObject({ id: queued.id, created_at: queued.created_at, status: 'completed', background: true, metadata: { job: 'shared' } });
+    expect(done.output_text.length).toBeGreaterThan(0);
+    expect(await onA.responses.retrieve(queued.id)).toMatchObject({ status: 'completed', output_text: done.output_text });
+    // One provider call over both replicas, and one replica counts it ended.
+    expect(chatCalls(a).length + chatCalls(b).length).toBe(1);
+    const [holder, other] = chatCalls(a).length === 1 ? [a, b] : [b, a];
+    expect(await endedOn(holder)).toEqual({ completed: 1 });
+    expect(await endedOn(other)).toEqual({});
+  });
+
+  it('keeps a run on its replica past the lease, and stops it when it is cancelled on the other: one provider call, aborted, and cancelled', async () => {
+    for (const gw of both()) gw.sim.configure({ latencyMs: SLOW_MS });
+    const queued = await a.client({ apiKey: SEARCH_KEY }).responses.create({ model: 'gpt-4o-mini', input: 'Take your time.', background: true });
+    const [holder, other] = await holderOf();
+    const onOther = other.client({ apiKey: SEARCH_OTHER_KEY });
+    expect((await onOther.responses.retrieve(queued.id)).status).toBe('in_progress');
+
+    // Its replica renews its claim: twice its lease later, the other has not taken it over.
+    const [call] = chatCalls(holder);
+    await waitFor(() => Date.now() - (call?.receivedAt ?? Date.now()) > 2 * LEASE_MS || undefined, { timeoutMs: 5_000, intervalMs: 50, what: 'the run to outlast two leases' });
+    expect(chatCalls(other)).toEqual([]);
+    expect(chatCalls(holder)).toEqual([expect.objectContaining({ outcome: 'pending' })]);
+
+    const cancelledAt = Date.now();
+    expect(await onOther.responses.cancel(queued.id)).toMatchObject({ id: queued.id, status: 'cancelled', background: true });
+    const done = await ended(onOther, queued.id);
+    expect(done).toMatchObject({ id: queued.id, status: 'cancelled', output: [], usage: null });
+    // The replica that ran it saw the cancel at its next look and stopped the provider call, well before it would have answered.
+    const aborted = await holder.sim.waitForRequest((r) => r.path === '/v1/chat/completions' && r.outcome !== 'pending', 5_000);
+    expect(aborted.outcome).toBe('aborted');
+    expect((aborted.endedAt ?? Number.POSITIVE_INFINITY) - cancelledAt).toBeLessThan(SLOW_MS / 2);
+    expect(await endedOn(holder)).toMatchObject({ cancelled: 1 });
+    expect((await endedOn(other))['cancelled']).toBeUndefined();
+    // Cancelled once, run once: a later cancel answers it as it ended.
+    expect((await a.client({ apiKey: SEARCH_KEY }).responses.cancel(queued.id)).status).toBe('cancelled');
+    expect(chatCalls(a).length + chatCalls(b).length).toBe(1);
+  });
+
+  it('runs a response again on the other replica when the one running it stops, under the same id, answered by the other’s provider', async () => {
+    for (const gw of both()) gw.sim.configure({ latencyMs: SLOW_MS });
+    const onA = a.client({ apiKey: SEARCH_KEY });
+    const queued = await onA.responses.create({ model: 'gpt-4o-mini', input: 'Survive a restart.', background: true });
+    const [holder, survivor] = await holderOf();
+    // The other replica answers at once, so that what it answers is its own run.
+    survivor.sim.configure({ latencyMs: 0 });
+    const completedBefore = (await endedOn(survivor))['completed'] ?? 0;
+
+    closed.add(holder);
+    const stopping = Date.now();
+    await holder.close();
+    // It waits out its shutdown grace for the run, then stops it and its provider call: not the provider's 6 s.
+    const closingMs = Date.now() - stopping;
+    expect(closingMs).toBeGreaterThanOrEqual(GRACE_MS * 0.9);
+    expect(closingMs).toBeLessThan(5_000);
+    expect(chatCalls(holder)).toEqual([expect.objectContaining({ outcome: 'aborted' })]);
+
+    const client = survivor.client({ apiKey: SEARCH_OTHER_KEY });
+    const done = await ended(client, queued.id);
+    expect(done).toMatchObject({ id: queued.id, created_at: queued.created_at, status: 'completed', background: true });
+    expect(done.output_text.length).toBeGreaterThan(0);
+    expect(chatCalls(survivor)).toEqual([expect.objectContaining({ outcome: 'completed' })]);
+    expect((await endedOn(survivor))['completed']).toBe(completedBefore + 1);
+    // It is a stored response like any other now: continued on the survivor.
+    const next = await client.responses.create({ model: 'gpt-4o-mini', previous_response_id: queued.id, input: 'And then?' });
+    expect(next).toMatchObject({ status: 'completed', previous_response_id: queued.id });
+  });
+});
