@@ -39,7 +39,7 @@ export interface BackgroundStore {
   active(limit: number): Promise<string[]>;
   /** How many responses are pending. */
   count(): Promise<number>;
-  /** Claims a pending response for `holder` for `ms`, when no one holds it; true when claimed. */
+  /** Claims a pending response for `holder` for `ms`, when no one holds it; true when claimed. One that expired is dropped from the active ones. */
   claim(id: string, holder: string, ms: number): Promise<boolean>;
   /** Extends `holder`'s claim; false when it is no longer its own. */
   renew(id: string, holder: string, ms: number): Promise<boolean>;

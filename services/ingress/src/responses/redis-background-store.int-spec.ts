@@ -156,7 +156,7 @@ describe('RedisBackgroundStore on a real Redis', () => {
     expect(await redis.pttl(`${prefix}backgrounds:active`)).toBe(-1);
   });
 
-  it('lets Redis drop a job at its expiry: then it is not found, though still listed pending until its runner finishes it', async () => {
+  it('lets Redis drop a job at its expiry: then it is not found, and leaves the pending ones when a runner tries to claim it or finishes it', async () => {
     const prefix = freshPrefix();
     const store = newStore(prefix);
     const brief = backgroundJob('acme/search', 'brief');
@@ -169,11 +169,14 @@ describe('RedisBackgroundStore on a real Redis', () => {
     expect(await store.state(id)).toBeUndefined();
     expect(await store.start(id)).toBeUndefined();
     expect(await store.cancel(id)).toBeUndefined();
-    expect(await store.claim(id, 'replica-a', 60_000)).toBe(false);
     expect(await store.active(10)).toEqual([id]);
     expect(await store.count()).toBe(1);
-    // It still takes its place until then.
+    // It still takes its place until a runner comes by.
     expect(await store.create(backgroundJob('acme/search', 'next'), TOMORROW_MS, 1)).toBe(false);
+    // A runner's claim finds it gone and drops it.
+    expect(await store.claim(id, 'replica-a', 60_000)).toBe(false);
+    expect(await store.active(10)).toEqual([]);
+    expect(await store.count()).toBe(0);
     await store.finish(id);
     expect(await store.active(10)).toEqual([]);
     expect(await store.count()).toBe(0);

@@ -41,9 +41,9 @@ if newest and tonumber(newest) >= score then score = tonumber(newest) + 1 end
 redis.call('ZADD', KEYS[1], string.format('%.0f', score), ARGV[5])
 return 1
 `;
-/** Claims a job that is still there, when no one else holds it (the holder's own claim is extended). KEYS: the job, its claim. ARGV: the holder, ms. */
+/** Claims a job that is still there, when no one else holds it (the holder's own claim is extended); one that expired leaves the active set. KEYS: the job, its claim, the active set. ARGV: the holder, ms, the id. */
 const CLAIM = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[3]) return 0 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('PEXPIRE', KEYS[2], ARGV[2]) return 1 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
@@ -125,7 +125,7 @@ export class RedisBackgroundStore implements BackgroundStore {
   }
 
   async claim(id: string, holder: string, ms: number): Promise<boolean> {
-    return Number(await this.redis.eval(CLAIM, 2, this.jobKey(id), this.claimKey(id), holder, String(ms))) === 1;
+    return Number(await this.redis.eval(CLAIM, 3, this.jobKey(id), this.claimKey(id), this.activeKey(), holder, String(ms), id)) === 1;
   }
 
   async renew(id: string, holder: string, ms: number): Promise<boolean> {
