@@ -42,7 +42,9 @@ export const responsesSchema = strictObject({
   memoryMaxBytes: numeric(z.number().int().positive()).default(256 * 1024 * 1024),
   /** The most responses one conversation (a `previous_response_id` chain) may hold. */
   maxConversationResponses: numeric(z.number().int().positive().max(10_000)).default(1_000),
-  /** The most one conversation's input and output items may hold in all (bytes of JSON), what each next turn loads and sends. */
+  /** The most items a conversation of the Conversations API may hold. */
+  maxConversationItems: numeric(z.number().int().positive().max(1_000_000)).default(10_000),
+  /** The most one conversation's input and output items may hold in all (bytes of JSON), what each next turn loads and sends (a `previous_response_id` chain, or a conversation of the Conversations API). */
   maxConversationBytes: numeric(z.number().int().positive()).default(64 * 1024 * 1024),
   background: backgroundResponsesSchema.prefault({}),
 });

@@ -20,7 +20,7 @@ export { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError, withParamRena
 export type { OpenAIErrorResponse, RateLimitKind } from './openai-errors';
 export { isAnthropicPath, toClientError, type ClientErrorResponse } from './client-errors';
 export { paramOf, validate } from './validation';
-export { inputItemView, itemView, pendingResponse, responseId, responseView, ResponsesStream, responsesToChatBody, storedInputItems, toResponse, toResponsesParam, toResponsesUsage } from './responses';
+export { conversationIdOf, inputItemView, itemView, pendingResponse, responseId, responseView, ResponsesStream, responsesToChatBody, storedInputItems, toResponse, toResponsesParam, toResponsesUsage } from './responses';
 export type { ResponsesStreamError, ResponsesStreamEvent, ResponsesTranslation } from './responses';
 export {
   AnthropicStream,

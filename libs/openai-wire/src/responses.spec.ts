@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import type { chatv1 } from '@openrouter/contracts';
 import { parseChatRequest } from './chat-request';
 import { errorOf } from './gateway-error.testing';
-import { decodeReasoning, encodeReasoning, inputItemView, pendingResponse, responseView, ResponsesStream, responsesToChatBody, storedInputItems, toResponse, toResponsesParam, type ResponsesStreamEvent } from './responses';
+import { conversationIdOf, decodeReasoning, encodeReasoning, inputItemView, pendingResponse, responseView, ResponsesStream, responsesToChatBody, storedInputItems, toResponse, toResponsesParam, type ResponsesStreamEvent } from './responses';
 
 const usage = (p: number, c: number, extra: Partial<chatv1.Usage> = {}): chatv1.Usage => ({
   promptTokens: p,
@@ -204,8 +204,8 @@ describe('responsesToChatBody', () => {
 
   it.each([
     ['previous_response_id', { previous_response_id: 'resp_1' }, 'responses are not stored on this gateway'],
-    ['conversation', { conversation: 'conv_1' }, 'the Conversations API is not served'],
-    ['conversation', { conversation: { id: 'conv_1' } }, 'the Conversations API is not served'],
+    ['conversation', { conversation: 'conv_1' }, 'conversations are not stored on this gateway'],
+    ['conversation', { conversation: { id: 'conv_1' } }, 'conversations are not stored on this gateway'],
     ['background', { background: true }, 'background'],
     ['prompt', { prompt: { id: 'pmpt_1' } }, 'stored prompt templates'],
     ['include', { include: ['reasoning.encrypted_content', 'file_search_call.results'] }, "(asked for 'file_search_call.results')"],
@@ -990,6 +990,20 @@ describe('stored responses (previous_response_id)', () => {
     expect(errorOf(() => responsesToChatBody({ model: 'm', previous_response_id: 'resp_1', input: 'x' }, { history: broken }))).toMatchObject({ param: 'previous_response_id.encrypted_content' });
     // The new input's items keep their own indexes after the stored ones.
     expect(errorOf(() => responsesToChatBody({ model: 'm', previous_response_id: 'resp_1', input: [{ role: 'user', content: 'a' }, { type: 'web_search_call' }] }, { history }))).toMatchObject({ param: 'input[1].type' });
+  });
+
+  it('translates a conversation\'s items before the new input for a caller that serves conversations, refuses it beside previous_response_id, and echoes it', () => {
+    const chat = responsesToChatBody({ model: 'claude', conversation: 'conv_1', input: [{ type: 'function_call_output', call_id: 'call_a', output: '4' }] }, { history, conversations: true });
+    expect((chat['messages'] as unknown[]).length).toBe(3);
+    expect(errorOf(() => responsesToChatBody({ model: 'm', conversation: { id: 'conv_1' }, input: 'x' }, { history: [] }))).toMatchObject({ param: 'conversation', code: 'unsupported_parameter' });
+    expect(errorOf(() => responsesToChatBody({ model: 'm', conversation: 'conv_1', previous_response_id: 'resp_1', input: 'x' }, { history: [], conversations: true }))).toMatchObject({ param: 'conversation', code: 'invalid_value' });
+    // A stored item that cannot be translated is named by the parameter that brought it in.
+    expect(errorOf(() => responsesToChatBody({ model: 'm', conversation: 'conv_1', input: 'x' }, { history: [{ type: 'reasoning', encrypted_content: 'gAAAA-not-ours' }], conversations: true }))).toMatchObject({ param: 'conversation.encrypted_content' });
+    expect(conversationIdOf({ conversation: 'conv_1' })).toBe('conv_1');
+    expect(conversationIdOf({ conversation: { id: 'conv_2' } })).toBe('conv_2');
+    expect(conversationIdOf({ input: 'x' })).toBeUndefined();
+    expect(pendingResponse({ model: 'm', conversation: { id: 'conv_2' } }, 'm', 'resp_1', 1, 'queued')['conversation']).toEqual({ id: 'conv_2' });
+    expect(pendingResponse({ model: 'm' }, 'm', 'resp_1', 1, 'queued')).not.toHaveProperty('conversation');
   });
 
   it('keeps the input items as sent, with ids, and lists messages with their text as parts', () => {

@@ -162,15 +162,18 @@ function unsupported(param: string, why: string): never {
 }
 
 const NOT_STORED = "responses are not stored on this gateway (responses.store is false); send the whole conversation in 'input'";
-const NO_CONVERSATIONS = "the Conversations API is not served by this gateway; continue a stored response with 'previous_response_id', or send the whole conversation in 'input'";
+const NO_CONVERSATIONS = "conversations are not stored on this gateway (responses.store is false); send the whole conversation in 'input'";
 
 /**
  * Parameters that need a conversation or a stored prompt, or a service the gateway does not run;
  * `previous_response_id` unless the caller continues stored responses (`stateful`).
  */
-function refuseUnsupported(b: ResponsesBody, stateful: boolean, background: boolean): void {
+function refuseUnsupported(b: ResponsesBody, stateful: boolean, background: boolean, conversations: boolean): void {
+  if (b.previous_response_id != null && b.conversation != null) {
+    throw badRequest("'previous_response_id' and 'conversation' cannot be used together: a response continues either a stored response or a conversation.", 'conversation', 'invalid_value');
+  }
   if (b.previous_response_id != null && !stateful) unsupported('previous_response_id', NOT_STORED);
-  if (b.conversation != null) unsupported('conversation', NO_CONVERSATIONS);
+  if (b.conversation != null && !(stateful && conversations)) unsupported('conversation', NO_CONVERSATIONS);
   if (b.background === true && !background) unsupported('background', 'background responses are not run by this gateway (responses.store or responses.background.enabled is false); send the request without it, or run many of them as a batch (/v1/batches)');
   if (b.prompt != null) unsupported('prompt', "stored prompt templates are not available; send the prompt in 'instructions' and 'input'");
   const included = (b.include ?? []).filter((v) => v !== ENCRYPTED_REASONING && v !== OUTPUT_LOGPROBS);
@@ -187,11 +190,14 @@ function refuseUnsupported(b: ResponsesBody, stateful: boolean, background: bool
 export interface ResponsesTranslation {
   /**
    * The conversation a request with `previous_response_id` continues, oldest first: each earlier
-   * turn's input items and then its output items, as stored. Given, `previous_response_id` is
-   * served; absent, it is refused (nothing is stored). The earlier turns' `instructions` are not
-   * carried over, as OpenAI does not carry them.
+   * turn's input items and then its output items, as stored; or the items of the conversation a
+   * request with `conversation` adds to. Given, `previous_response_id` (or, with
+   * `conversations`, `conversation`) is served; absent, it is refused (nothing is stored). The
+   * earlier turns' `instructions` are not carried over, as OpenAI does not carry them.
    */
   history?: readonly JsonObject[] | undefined;
+  /** True when the caller serves `conversation` (and hands in its items as `history`); absent, `conversation` is refused. */
+  conversations?: boolean | undefined;
   /** True when the caller runs `background: true` requests (which it then queues); absent, `background: true` is refused. */
   background?: boolean | undefined;
 }
@@ -204,14 +210,15 @@ export interface ResponsesTranslation {
 export function responsesToChatBody(body: unknown, translation: ResponsesTranslation = {}): JsonObject {
   const b = validate(responsesBody, body);
   const history = translation.history ?? [];
-  refuseUnsupported(b, translation.history !== undefined, translation.background === true);
+  refuseUnsupported(b, translation.history !== undefined, translation.background === true, translation.conversations === true);
   const messages: JsonObject[] = [];
   if (b.instructions != null && b.instructions !== '') messages.push({ role: 'system', content: b.instructions });
   const input: readonly JsonObject[] = typeof b.input === 'string' ? [{ role: 'user', content: b.input }] : (b.input ?? []);
   // The earlier turns and this one's input as one run of items, so that a turn joins across them
   // (a function call output answering the stored response's calls); a stored item that cannot be
   // translated is named by the parameter that brought it in.
-  addItems(messages, [...history, ...input], (i) => (i < history.length ? 'previous_response_id' : typeof b.input === 'string' ? 'input' : `input[${i - history.length}]`));
+  const historyParam = b.conversation != null ? 'conversation' : 'previous_response_id';
+  addItems(messages, [...history, ...input], (i) => (i < history.length ? historyParam : typeof b.input === 'string' ? 'input' : `input[${i - history.length}]`));
   if (messages.length === 0) throw badRequest("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
 
   const chat: JsonObject = { model: b.model, messages };
@@ -494,7 +501,16 @@ function envelope(request: unknown, model: string, id: string, createdAt: number
     metadata: isObject(r['metadata']) ? r['metadata'] : {},
   };
   if (typeof r['user'] === 'string') out['user'] = r['user'];
+  const conversation = conversationIdOf(r);
+  if (conversation !== undefined) out['conversation'] = { id: conversation };
   return out;
+}
+
+/** The id of the conversation a Responses request adds to (`conversation`: its id, or `{id}`), if any. */
+export function conversationIdOf(request: unknown): string | undefined {
+  const c = isObject(request) ? request['conversation'] : undefined;
+  if (typeof c === 'string') return c;
+  return isObject(c) && typeof c['id'] === 'string' ? c['id'] : undefined;
 }
 
 /**

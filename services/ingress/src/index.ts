@@ -26,6 +26,9 @@ import { StoredResponses } from './responses/stored-responses';
 import { MemoryBackgroundStore } from './responses/background-store';
 import { RedisBackgroundStore } from './responses/redis-background-store';
 import { BackgroundRunner } from './responses/background-runner';
+import { Conversations } from './conversations/conversations';
+import { MemoryConversationStore } from './conversations/memory-conversation-store';
+import { RedisConversationStore } from './conversations/redis-conversation-store';
 import { BatchRunner } from './batches/batch-runner';
 import { OwnApiClient } from './batches/own-api';
 import { MemoryBatchStore } from './batches/batch-store';
@@ -201,7 +204,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
         lifecycleStarts(config.models),
       )
     : undefined;
-  // Files of the Files API and batches, and stored responses: in the access store's Redis (every replica's), on a connection of their own for large values, when there is one; else in this process.
+  // Files of the Files API and batches, stored responses and conversations: in the access store's Redis (every replica's), on a connection of their own for large values, when there is one; else in this process.
   const bulkRedis = (config.batches.enabled || config.responses.store) && redisUrl ? connectBulkRedis(config.access.redis) : undefined;
   if (bulkRedis) logOutages(bulkRedis, logger, 'batch files and stored responses');
   if (bulkRedis && !(await whenReady(bulkRedis, 3_000))) logger.warn('Redis is not reachable yet; the Files and Batch APIs and stored responses answer 503 until it is');
@@ -209,6 +212,12 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const responseStore = config.responses.store ? (bulkRedis ? new RedisResponseStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryResponseStore({ maxResponses: config.responses.memoryMaxResponses, maxBytes: config.responses.memoryMaxBytes })) : undefined;
   const backgroundStore = responseStore && config.responses.background.enabled ? (bulkRedis ? new RedisBackgroundStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryBackgroundStore()) : undefined;
   const responses = responseStore && new StoredResponses(responseStore, config.responses, logger, telemetry.telemetry.registry, Date.now, backgroundStore);
+  const conversationStore = config.responses.store
+    ? bulkRedis
+      ? new RedisConversationStore(bulkRedis, keyPrefix, config.access.keyHashSecret)
+      : new MemoryConversationStore({ maxConversations: config.responses.memoryMaxResponses, maxBytes: config.responses.memoryMaxBytes })
+    : undefined;
+  const conversations = conversationStore && new Conversations(conversationStore, config.responses, logger, telemetry.telemetry.registry);
   const batchStore = files && (bulkRedis ? new RedisBatchStore(bulkRedis, keyPrefix, config.access.keyHashSecret, config.batches.fileRetentionDays * 86_400_000) : new MemoryBatchStore());
   const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
@@ -233,6 +242,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       fileRetentionDays: config.batches.fileRetentionDays,
       batches: batchStore && { store: batchStore, config: config.batches },
       responses,
+      conversations,
     }),
     config.ingress.http,
     logger,
@@ -310,6 +320,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       () => files?.close(),
       () => responseStore?.close(),
       () => backgroundStore?.close(),
+      () => conversationStore?.close(),
       () => ownApi?.close(),
       () => bulkRedis?.disconnect(),
       () => counters.close(),

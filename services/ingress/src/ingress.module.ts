@@ -25,6 +25,8 @@ import { FILE_STORE, type FileStore } from './batches/file-store';
 import { FilesHttpController } from './batches/files.http.controller';
 import { FilesService } from './batches/files.service';
 import { StoredResponses } from './responses/stored-responses';
+import { Conversations } from './conversations/conversations';
+import { ConversationsHttpController } from './conversations/conversations.http.controller';
 import { StoredResponsesHttpController } from './responses/stored-responses.http.controller';
 import { ResponseCache } from './cache/response-cache';
 import { OpenAIExceptionFilter } from './openai-exception.filter';
@@ -77,6 +79,8 @@ export interface IngressDependencies {
   batches?: { store: BatchStore; config: BatchesConfig } | undefined;
   /** Stored responses of the Responses API (`responses.store`); absent: nothing is stored, `previous_response_id` is refused and `/v1/responses/{id}` answers 404. */
   responses?: StoredResponses | undefined;
+  /** Conversations of the Conversations API (with `responses.store`); absent: `/v1/conversations` answers 404 and `conversation` is refused. */
+  conversations?: Conversations | undefined;
 }
 
 @Module({})
@@ -92,6 +96,7 @@ export class IngressModule {
         CompletionsHttpController,
         ResponsesHttpController,
         StoredResponsesHttpController,
+        ConversationsHttpController,
         MessagesHttpController,
         EmbeddingsHttpController,
         ModerationsHttpController,
@@ -139,6 +144,7 @@ export class IngressModule {
             ]
           : []),
         ...(deps.responses ? [{ provide: StoredResponses, useValue: deps.responses }] : []),
+        ...(deps.conversations ? [{ provide: Conversations, useValue: deps.conversations }] : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,
         KeyGuard,

@@ -128,6 +128,7 @@ async function keyOf(access: AccessService, request: FastifyRequest): Promise<Ap
 /** The caller's key (checked here, or already by `KeyGuard`) and its request context, with the traffic attributes of the body as it now is. */
 async function authenticate(access: AccessService, request: FastifyRequest): Promise<{ record: ApiKeyRecord; context: routerv1.RequestContext }> {
   const record = await keyOf(access, request);
+  request.apiKeyRecord = record;
   return { record, context: await access.contextOf(record, String(request.id), trafficAttributes(request.headers, request.body)) };
 }
 

@@ -1,8 +1,9 @@
 import { Controller, HttpCode, Inject, Injectable, Optional, Post, Req, Res, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
-import { responseView, ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, withParamRenamed, type ResponsesStreamEvent } from '@openrouter/openai-wire';
+import { conversationIdOf, responseView, ResponsesStream, responsesToChatBody, toOpenAIError, toResponse, toResponsesParam, withParamRenamed, type ResponsesStreamEvent } from '@openrouter/openai-wire';
 import { AccessService } from '../access/access.service';
+import { Conversations } from '../conversations/conversations';
 import { ApiKeyGuard, KeyGuard, requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { INTERNAL_CALL_HEADER } from '../access/internal-call';
 import { ownerOf } from '../access/owner';
@@ -26,6 +27,8 @@ export interface ResponsesTurn {
   conversation: Omit<Conversation, 'history'>;
   /** `background: true`: the request is queued, not served (docs/responses-api.md#background-responses). */
   background: boolean;
+  /** The conversation of the Conversations API it adds its input and output items to, once answered. */
+  conversationId?: string | undefined;
   /** The background response this request runs (an internal call of the runner's): its response takes its id and creation time, and says `background: true`. */
   runs?: { id: string; createdAt: number } | undefined;
 }
@@ -88,6 +91,7 @@ export class ResponsesBodyGuard implements CanActivate {
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
     @Inject(AccessService) private readonly access: AccessService,
     @Optional() @Inject(StoredResponses) private readonly stored?: StoredResponses,
+    @Optional() @Inject(Conversations) private readonly conversations?: Conversations,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -104,16 +108,26 @@ export class ResponsesBodyGuard implements CanActivate {
         code: 'unsupported_parameter',
       });
     }
+    const conversationId = conversationIdOf(request.body);
+    if (conversationId !== undefined && unstoredBy) {
+      throw new GatewayError('bad_request', `'conversation' is not supported for this key: the policy of its ${unstoredBy} keeps its responses from being stored (store_responses false); send the whole conversation in 'input'.`, {
+        param: 'conversation',
+        code: 'unsupported_parameter',
+      });
+    }
     if (unstoredBy && (request.body as Record<string, unknown>)['background'] === true) {
       throw new GatewayError('bad_request', `'background' is not supported for this key: the policy of its ${unstoredBy} keeps its responses from being stored (store_responses false), and a background response is stored.`, {
         param: 'background',
         code: 'unsupported_parameter',
       });
     }
-    // Without stored responses, the translation refuses previous_response_id by name.
-    const conversation = previous !== undefined && this.stored ? await this.stored.conversation(owner, previous) : undefined;
+    // Without stored responses, the translation refuses previous_response_id and conversation by
+    // name; with both, it refuses the pair.
+    const single = previous === undefined || conversationId === undefined;
+    const conversation = previous !== undefined && single && this.stored ? await this.stored.conversation(owner, previous) : undefined;
+    const items = conversationId !== undefined && single && this.conversations ? await this.conversations.history(owner, conversationId) : undefined;
     const canQueue = this.stored?.pending !== undefined && unstoredBy === undefined;
-    const chat = responsesToChatBody(request.body, { history: conversation?.history, background: canQueue });
+    const chat = responsesToChatBody(request.body, { history: conversation?.history ?? items, conversations: this.conversations !== undefined, background: canQueue });
     const body = request.body as Record<string, unknown>;
     const asked = body['store'] !== false;
     const background = body['background'] === true;
@@ -128,6 +142,7 @@ export class ResponsesBodyGuard implements CanActivate {
       store: asked && this.stored !== undefined && unstoredBy === undefined,
       conversation: conversation ? { ancestors: conversation.ancestors, bytes: conversation.bytes } : NEW_CONVERSATION,
       background,
+      conversationId: items ? conversationId : undefined,
       runs: await this.runOf(request),
     };
     request.responsesBody = request.body;
@@ -160,6 +175,7 @@ export class ResponsesHttpController {
     private readonly usageRecorder: UsageRecorder,
     @Optional() private readonly cache?: ResponseCache,
     @Optional() @Inject(StoredResponses) private readonly stored?: StoredResponses,
+    @Optional() @Inject(Conversations) private readonly conversations?: Conversations,
   ) {}
 
   @Post('responses')
@@ -223,18 +239,31 @@ export class ResponsesHttpController {
     const usage = this.usageRecorder.track(req, reply, 'chat');
     const turn = req.responsesTurn;
     // Kept before it is answered, so that the client's next turn finds it (on any replica).
-    const keep = turn?.store && this.stored ? keeper(this.stored, turn, req.responsesBody) : undefined;
-    await serveTranslatedChat({ router: this.router, bounds: this.bounds, cache: this.cache }, '/v1/responses', req, reply, usage, responsesApi(req.responsesBody, usage, keep, turn?.runs));
+    const stored = turn?.store === true && this.stored !== undefined;
+    const keep = turn && (stored || turn.conversationId) ? keeper(stored ? this.stored : undefined, this.conversations, turn, req.responsesBody) : undefined;
+    await serveTranslatedChat({ router: this.router, bounds: this.bounds, cache: this.cache }, '/v1/responses', req, reply, usage, responsesApi(req.responsesBody, usage, { stored, keep, runs: turn?.runs }));
   }
 }
 
 /** Keeps a response the client is about to be answered; one the store failed to keep says `store: false`. */
 type Keep = (response: ResponseJson) => Promise<void>;
 
-function keeper(stored: StoredResponses, turn: ResponsesTurn, original: unknown): Keep {
+/** Keeps the response (when it is stored), and adds its input and output items to its conversation (when it has one). */
+function keeper(stored: StoredResponses | undefined, conversations: Conversations | undefined, turn: ResponsesTurn, original: unknown): Keep {
   return async (response) => {
-    if (!(await stored.keep(turn.owner, response, original, turn.conversation))) response['store'] = false;
+    if (stored && !(await stored.keep(turn.owner, response, original, turn.conversation))) response['store'] = false;
+    if (conversations && turn.conversationId !== undefined) {
+      const output = Array.isArray(response['output']) ? (response['output'] as unknown[]).filter((item): item is ResponseJson => typeof item === 'object' && item !== null) : [];
+      await conversations.record(turn.owner, turn.conversationId, original, output);
+    }
   };
+}
+
+/** How a Responses request's answer is kept: `stored` (it says so, and keeps its reasoning for the next turn), by `keep`; `runs`, the background response it is the run of. */
+interface Keeping {
+  stored: boolean;
+  keep: Keep | undefined;
+  runs: ResponsesTurn['runs'];
 }
 
 /**
@@ -242,18 +271,18 @@ function keeper(stored: StoredResponses, turn: ResponsesTurn, original: unknown)
  * response echoes), with the cost `usage` has; kept by `keep` (with the cost) when it is stored;
  * under the id `runs` when it is the run of a background response.
  */
-function responsesApi(original: unknown, usage: UsageTrack, keep: Keep | undefined, runs: ResponsesTurn['runs']): TranslatedApi<ResponsesStreamEvent> {
+function responsesApi(original: unknown, usage: UsageTrack, { stored, keep, runs }: Keeping): TranslatedApi<ResponsesStreamEvent> {
   return {
     headers: {},
     whole: async (completion, model) => {
-      const response = usage.decorate(toResponse(completion, model, original, keep !== undefined));
+      const response = usage.decorate(toResponse(completion, model, original, stored));
       // A background response's run: the response queued under this id, answered at last.
       if (runs !== undefined) Object.assign(response, { id: runs.id, created_at: runs.createdAt, background: true });
       await keep?.(response);
       return responseView(response, original);
     },
     stream: (model) => {
-      const stream = new ResponsesStream(model, original, keep !== undefined);
+      const stream = new ResponsesStream(model, original, stored);
       return {
         translation: stream,
         ends: {
