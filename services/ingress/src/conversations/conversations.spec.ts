@@ -1,0 +1,73 @@
+import { Registry } from 'prom-client';
+import { responsesSchema } from '@openrouter/config';
+import { GatewayError } from '@openrouter/errors';
+import { createLogger } from '@openrouter/observability';
+import type { ConversationStore } from './conversation-store';
+import { Conversations } from './conversations';
+import { MemoryConversationStore } from './memory-conversation-store';
+
+const OWNER = 'acme/search';
+
+async function failure(run: () => Promise<unknown>): Promise<GatewayError> {
+  const error = await run().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof GatewayError)) throw new Error(`expected a GatewayError, got ${String(error)}`);
+  return error;
+}
+
+describe('Conversations', () => {
+  let store: MemoryConversationStore;
+  let registry: Registry;
+  let conversations: Conversations;
+  const make = (s: ConversationStore, maxConversationItems = 6): Conversations =>
+    new Conversations(s, responsesSchema.parse({ maxConversationItems, maxConversationBytes: 4_000 }), createLogger('ingress', 'silent'), registry);
+
+  beforeEach(() => {
+    store = new MemoryConversationStore({ maxConversations: 100, maxBytes: 1_000_000 });
+    registry = new Registry();
+    conversations = make(store);
+  });
+
+  const turns = async (outcome: string): Promise<number> => (await registry.getSingleMetric('openrouter_conversation_turns_total')?.get())?.values.find((v) => v.labels['outcome'] === outcome)?.value ?? 0;
+
+  it('creates a conversation with its items given ids and types, validated as a response input is', async () => {
+    const created = await conversations.create(OWNER, { items: [{ role: 'user', content: 'Hi' }, { type: 'message', role: 'assistant', content: 'Hello.' }], metadata: { topic: 'greeting' } });
+    expect(created).toMatchObject({ object: 'conversation', metadata: { topic: 'greeting' } });
+    const items = await store.items(OWNER, created.id);
+    expect(items?.map((i) => [i['type'], typeof i['id']])).toEqual([
+      ['message', 'string'],
+      ['message', 'string'],
+    ]);
+    expect(await failure(() => conversations.create(OWNER, { items: [{ type: 'item_reference', id: 'msg_1' }] }))).toMatchObject({ kind: 'bad_request', param: 'items[0]' });
+    expect(await failure(() => conversations.create(OWNER, { items: [], extra: 1 }))).toMatchObject({ kind: 'bad_request', param: 'extra' });
+    expect(await failure(() => conversations.create(OWNER, { metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])) }))).toMatchObject({ kind: 'bad_request', param: 'metadata' });
+  });
+
+  it('hands a response the conversation, refusing one that is full, and adds its turn, counting it', async () => {
+    const { id } = await conversations.create(OWNER, { items: [{ role: 'user', content: 'Remember tea.' }] });
+    expect(await conversations.history(OWNER, id)).toHaveLength(1);
+    const output = [{ id: 'msg_out_1', type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Noted.', annotations: [] }] }];
+    expect(await conversations.record(OWNER, id, { input: 'Now coffee.' }, output)).toBe(true);
+    expect((await conversations.history(OWNER, id)).map((i) => i['role'])).toEqual(['user', 'user', 'assistant']);
+    expect(await turns('added')).toBe(1);
+    // Full at 6 items: the next turn is refused before any provider is called, and a turn that no longer fits is counted as failed.
+    expect(await conversations.record(OWNER, id, { input: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] }, output)).toBe(true);
+    expect(await failure(() => conversations.history(OWNER, id))).toMatchObject({ kind: 'bad_request', param: 'conversation', code: 'conversation_too_long' });
+    expect(await conversations.record(OWNER, id, { input: 'c' }, output)).toBe(false);
+    expect(await turns('failed')).toBe(1);
+    expect(await failure(() => conversations.history('acme/ads', id))).toMatchObject({ kind: 'not_found', param: 'conversation', code: 'conversation_not_found' });
+  });
+
+  it('answers 503 while its store is away, and counts a turn it could not add without failing the answer', async () => {
+    const away = new Proxy(store, { get: (target, name) => (typeof Reflect.get(target, name) === 'function' && name !== 'constructor' ? () => Promise.reject(new Error('connection lost')) : Reflect.get(target, name)) });
+    registry = new Registry();
+    const broken = make(away);
+    expect(await failure(() => broken.create(OWNER, {}))).toMatchObject({ kind: 'unavailable', code: 'conversation_store_unavailable' });
+    expect(await failure(() => broken.history(OWNER, 'conv_x'))).toMatchObject({ kind: 'unavailable', code: 'conversation_store_unavailable' });
+    expect(await failure(() => broken.listItems(OWNER, 'conv_x', {}, false))).toMatchObject({ kind: 'unavailable' });
+    expect(await broken.record(OWNER, 'conv_x', { input: 'x' }, [])).toBe(false);
+    expect(await turns('failed')).toBe(1);
+  });
+});
