@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { hashApiKey } from '@openrouter/ingress';
 import type { ObservedRequest } from '@openrouter/provider-simulator';
@@ -11,16 +12,19 @@ import { startTestGateway, type TestGateway } from '../support/test-gateway';
  * (docs/responses-api.md#background-responses): a response queued on one is read on the other by
  * every key of its project and by no other, and runs once, on whichever replica claims it; a
  * cancel made on the replica that does not run it stops the provider call of the one that does;
- * and a replica stopped in the middle of a run lets it go after its shutdown grace, so that the
- * other runs it again and answers it under the queued id.
+ * and a replica stopped in the middle of a run lets it go after its shutdown grace (or at once,
+ * when the run only waits to be tried again), so that the other runs it again and answers it under
+ * the queued id.
  */
 
 const SECRET = 'background-replicas-hash-secret';
 const SEARCH_KEY = 'sk-or-v1-bg-int-search-0000000000000000';
 const SEARCH_OTHER_KEY = 'sk-or-v1-bg-int-search-1111111111111111';
 const ADS_KEY = 'sk-or-v1-bg-int-ads-000000000000000000000';
+const PREFIX = 'background-replicas:';
 const LEASE_MS = 1_000;
-const GRACE_MS = 1_000;
+/** Longer than a first retry's wait (0.5 to 1 s), so that a run waiting to try again is still waiting when its replica's grace begins. */
+const GRACE_MS = 2_000;
 /** A provider call that outlasts the lease several times, the shutdown grace, and the checks made while it runs (within the provider timeout, 10 s). */
 const SLOW_MS = 6_000;
 
@@ -36,12 +40,22 @@ async function endedOn(gw: TestGateway): Promise<Record<string, number>> {
   return counts;
 }
 
+/** Waits until the replica counts `count` responses ended with `status` (a run counts its end once its record is stored and it has left the pending ones). */
+const endedCount = (gw: TestGateway, status: string, count: number): Promise<true> =>
+  waitFor(async () => ((await endedOn(gw))[status] ?? 0) === count || undefined, { timeoutMs: 10_000, intervalMs: 20, what: `${count} background responses ended ${status}` });
+
 describe('background responses on two replicas sharing one Redis', () => {
   let redis: RedisServer;
   let a: TestGateway;
   let b: TestGateway;
+  /** A third replica, started once one of the first two has stopped. */
+  let c: TestGateway | undefined;
+  let configure: (doc: Record<string, unknown>) => void;
+  /** The test's own connection, to see who holds a claim. */
+  let inspect: Redis | undefined;
   const closed = new Set<TestGateway>();
   const both = (): TestGateway[] => [a, b];
+  const claimOf = (id: string): Promise<string | null> => (inspect as Redis).get(`${PREFIX}background:${id}:claim`);
 
   /** Polls the response until it has left `queued` and `in_progress`, as an application does. */
   const ended = (client: OpenAI, id: string) =>
@@ -66,7 +80,7 @@ describe('background responses on two replicas sharing one Redis', () => {
       doc['access'] = {
         ...(doc['access'] as object),
         keyHashSecret: SECRET,
-        redis: { url: redis.url, keyPrefix: 'background-replicas:' },
+        redis: { url: redis.url, keyPrefix: PREFIX },
         orgs: [
           { id: 'default', teams: [{ id: 'default', projects: [{ id: 'default' }] }] },
           { id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }, { id: 'ads' }] }] },
@@ -79,10 +93,13 @@ describe('background responses on two replicas sharing one Redis', () => {
       };
       doc['responses'] = { background: { pollMs: 50, concurrency: 1, leaseMs: LEASE_MS } };
     };
+    configure = shared;
     [a, b] = await Promise.all([startTestGateway({ configure: shared }), startTestGateway({ configure: shared })]);
+    inspect = new Redis(redis.url);
   });
   afterAll(async () => {
-    await Promise.all([a, b].filter((gw) => gw && !closed.has(gw)).map((gw) => gw.close()));
+    inspect?.disconnect();
+    await Promise.all([a, b, c].filter((gw): gw is TestGateway => gw !== undefined && !closed.has(gw)).map((gw) => gw.close()));
     await redis?.stop();
   });
   beforeEach(() => {
@@ -114,6 +131,7 @@ describe('background responses on two replicas sharing one Redis', () => {
     // One provider call over both replicas, and one replica counts it ended.
     expect(chatCalls(a).length + chatCalls(b).length).toBe(1);
     const [holder, other] = chatCalls(a).length === 1 ? [a, b] : [b, a];
+    await endedCount(holder, 'completed', 1);
     expect(await endedOn(holder)).toEqual({ completed: 1 });
     expect(await endedOn(other)).toEqual({});
   });
@@ -133,16 +151,21 @@ describe('background responses on two replicas sharing one Redis', () => {
 
     const cancelledAt = Date.now();
     expect(await onOther.responses.cancel(queued.id)).toMatchObject({ id: queued.id, status: 'cancelled', background: true });
-    const done = await ended(onOther, queued.id);
-    expect(done).toMatchObject({ id: queued.id, status: 'cancelled', output: [], usage: null });
+    // Shown cancelled at once, on both replicas.
+    expect(await ended(onOther, queued.id)).toMatchObject({ id: queued.id, status: 'cancelled' });
+    expect((await holder.client({ apiKey: SEARCH_KEY }).responses.retrieve(queued.id)).status).toBe('cancelled');
     // The replica that ran it saw the cancel at its next look and stopped the provider call, well before it would have answered.
     const aborted = await holder.sim.waitForRequest((r) => r.path === '/v1/chat/completions' && r.outcome !== 'pending', 5_000);
     expect(aborted.outcome).toBe('aborted');
     expect((aborted.endedAt ?? Number.POSITIVE_INFINITY) - cancelledAt).toBeLessThan(SLOW_MS / 2);
-    expect(await endedOn(holder)).toMatchObject({ cancelled: 1 });
+    await endedCount(holder, 'cancelled', 1);
     expect((await endedOn(other))['cancelled']).toBeUndefined();
-    // Cancelled once, run once: a later cancel answers it as it ended.
+    // It has ended: stored cancelled, without output; a later cancel answers it as it ended, and it can be deleted.
+    expect(await onOther.responses.retrieve(queued.id)).toMatchObject({ id: queued.id, status: 'cancelled', background: true, output: [], usage: null });
     expect((await a.client({ apiKey: SEARCH_KEY }).responses.cancel(queued.id)).status).toBe('cancelled');
+    await onOther.responses.delete(queued.id);
+    expect(await apiError(() => holder.client({ apiKey: SEARCH_KEY }).responses.retrieve(queued.id))).toMatchObject({ status: 404 });
+    // Cancelled once, run once.
     expect(chatCalls(a).length + chatCalls(b).length).toBe(1);
   });
 
@@ -169,9 +192,37 @@ describe('background responses on two replicas sharing one Redis', () => {
     expect(done).toMatchObject({ id: queued.id, created_at: queued.created_at, status: 'completed', background: true });
     expect(done.output_text.length).toBeGreaterThan(0);
     expect(chatCalls(survivor)).toEqual([expect.objectContaining({ outcome: 'completed' })]);
-    expect((await endedOn(survivor))['completed']).toBe(completedBefore + 1);
+    await endedCount(survivor, 'completed', completedBefore + 1);
     // It is a stored response like any other now: continued on the survivor.
     const next = await client.responses.create({ model: 'gpt-4o-mini', previous_response_id: queued.id, input: 'And then?' });
     expect(next).toMatchObject({ status: 'completed', previous_response_id: queued.id });
+  });
+
+  it('lets a response go at once when its replica stops while it waits to try it again, so that the other runs it', async () => {
+    c = await startTestGateway({ configure });
+    const live = [a, b, c].filter((gw) => !closed.has(gw));
+    // Every provider call fails with a 503: a run waits (0.5 to 1 s) and tries again.
+    for (const gw of live) {
+      gw.sim.reset();
+      gw.sim.configure({ faults: [{ kind: 'http_error', status: 503, path: 'chat' }] });
+    }
+    const queued = await c.client({ apiKey: SEARCH_KEY }).responses.create({ model: 'gpt-4o-mini', input: 'Try me again.', background: true });
+    const holder = await waitFor(() => live.find((gw) => chatCalls(gw).some((r) => r.outcome !== 'pending')), { timeoutMs: 10_000, intervalMs: 5, what: 'the first attempt to be refused' });
+    const survivor = live.find((gw) => gw !== holder) as TestGateway;
+    const claimed = await claimOf(queued.id);
+    expect(claimed).toEqual(expect.any(String));
+    survivor.sim.reset();
+
+    closed.add(holder);
+    const stopping = Date.now();
+    await holder.close();
+    expect(Date.now() - stopping).toBeLessThan(5_000);
+    // Stopped, it holds no claim: it let the response go rather than leave it to lapse (responses.background.leaseMs).
+    expect(await claimOf(queued.id)).not.toBe(claimed);
+
+    const done = await ended(survivor.client({ apiKey: SEARCH_OTHER_KEY }), queued.id);
+    expect(done).toMatchObject({ id: queued.id, status: 'completed' });
+    expect(chatCalls(holder)).toEqual([expect.objectContaining({ outcome: 'error' })]);
+    expect(chatCalls(survivor)).toEqual([expect.objectContaining({ outcome: 'completed' })]);
   });
 });

@@ -3,6 +3,7 @@ import type { BatchesConfig } from '@openrouter/config';
 import type { Logger, Registry } from '@openrouter/observability';
 import { Counter, Gauge } from 'prom-client';
 import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/internal-call';
+import { renewWhileRunning } from '../claims';
 import { AdaptiveLimit } from './adaptive-limit';
 import { parseBatchInput, type BatchLine } from './batch-lines';
 import { addTokens, NO_TOKENS, tokensOf, type BatchTokens } from './batch-usage';
@@ -129,17 +130,15 @@ export class BatchRunner {
   private async run(id: string): Promise<void> {
     const running: Running = { stop: new AbortController(), lost: false };
     this.running.set(id, running);
-    const renewal = setInterval(() => {
-      this.store.renew(id, this.holder, this.config.leaseMs).then(
-        (held) => {
-          if (held) return;
-          running.lost = true;
-          running.stop.abort();
-        },
-        (error: unknown) => this.warn(error, 'batches: a claim could not be renewed'),
-      );
-    }, Math.max(50, Math.floor(this.config.leaseMs / 3)));
-    renewal.unref();
+    const stopRenewing = renewWhileRunning(
+      () => this.store.renew(id, this.holder, this.config.leaseMs),
+      this.config.leaseMs,
+      () => {
+        running.lost = true;
+        running.stop.abort();
+      },
+      (error) => this.warn(error, 'batches: a claim could not be renewed'),
+    );
     try {
       const batch = await this.store.update(id, (b) => (b.status === 'validating' ? { ...b, status: 'in_progress', inProgressAt: nowSeconds() } : undefined));
       if (!batch || FINAL_STATUSES.has(batch.status)) {
@@ -155,7 +154,7 @@ export class BatchRunner {
       this.warn(error, `batches: batch ${id} stopped on an error; it is taken up again once its claim lapses`);
       running.lost = true;
     } finally {
-      clearInterval(renewal);
+      stopRenewing();
       this.running.delete(id);
       if (!running.lost) await this.store.release(id, this.holder).catch(() => undefined);
     }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { randomId, type BatchRecord } from './batch-record';
 import type { BatchStore } from './batch-store';
+import { until } from '../redis.testing';
 
 /**
  * The cases every {@link BatchStore} passes, run against each: the memory one (a unit spec) and
@@ -36,14 +37,7 @@ export function batchRecord(owner: string, i: number, changes: Partial<BatchReco
   };
 }
 
-/** Polls `condition` until it holds, failing after `timeoutMs`. */
-export async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 20));
-  }
-}
+export { until };
 
 const INPUT = Buffer.from('{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[]}}\n');
 

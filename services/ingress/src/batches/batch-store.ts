@@ -1,4 +1,5 @@
 import { GatewayError } from '@openrouter/errors';
+import { MemoryClaims } from '../claims';
 import { FINAL_STATUSES, type BatchRecord } from './batch-record';
 
 export const BATCH_STORE = Symbol('BATCH_STORE');
@@ -46,10 +47,12 @@ export class MemoryBatchStore implements BatchStore {
   private readonly batches = new Map<string, BatchRecord>();
   private readonly inputs = new Map<string, Buffer>();
   private readonly resultsOf = new Map<string, Map<number, string>>();
-  private readonly claims = new Map<string, { holder: string; until: number }>();
+  private readonly claims: MemoryClaims;
   private readonly activeIds = new Set<string>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(now: () => number = Date.now) {
+    this.claims = new MemoryClaims(now);
+  }
 
   async create(batch: BatchRecord, input: Buffer | undefined): Promise<void> {
     this.batches.set(batch.id, structuredClone(batch));
@@ -90,21 +93,15 @@ export class MemoryBatchStore implements BatchStore {
   }
 
   async claim(id: string, holder: string, ms: number): Promise<boolean> {
-    const claim = this.claims.get(id);
-    if (claim && claim.until > this.now() && claim.holder !== holder) return false;
-    this.claims.set(id, { holder, until: this.now() + ms });
-    return true;
+    return this.claims.claim(id, holder, ms);
   }
 
   async renew(id: string, holder: string, ms: number): Promise<boolean> {
-    const claim = this.claims.get(id);
-    if (!claim || claim.holder !== holder || claim.until <= this.now()) return false;
-    claim.until = this.now() + ms;
-    return true;
+    return this.claims.renew(id, holder, ms);
   }
 
   async release(id: string, holder: string): Promise<void> {
-    if (this.claims.get(id)?.holder === holder) this.claims.delete(id);
+    this.claims.release(id, holder);
   }
 
   async input(id: string): Promise<Buffer | undefined> {
@@ -125,7 +122,7 @@ export class MemoryBatchStore implements BatchStore {
     this.activeIds.delete(id);
     this.inputs.delete(id);
     this.resultsOf.delete(id);
-    this.claims.delete(id);
+    this.claims.drop(id);
   }
 
   async close(): Promise<void> {}

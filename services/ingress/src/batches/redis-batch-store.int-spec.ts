@@ -3,16 +3,10 @@ import { Redis } from 'ioredis';
 import type { BatchRecord } from './batch-record';
 import { batchRecord, describeBatchStore, until } from './batch-store.cases.testing';
 import { RedisBatchStore } from './redis-batch-store';
+import { testRedisUrl } from '../redis.testing';
 
 const SECRET = 'redis-batch-store-spec-secret';
 const RETENTION_MS = 30 * 86_400_000;
-
-/** The redis-server the integration project's global setup started. */
-function redisUrl(): string {
-  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
-  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
-  return url;
-}
 
 /** A prefix of its own for each store: cases never see each other's keys. */
 const freshPrefix = (): string => `batches-spec:${randomBytes(6).toString('hex')}:`;
@@ -22,8 +16,8 @@ describe('RedisBatchStore on a real Redis', () => {
   let other: Redis;
 
   beforeAll(() => {
-    redis = new Redis(redisUrl());
-    other = new Redis(redisUrl());
+    redis = new Redis(testRedisUrl());
+    other = new Redis(testRedisUrl());
   });
   afterAll(async () => {
     await Promise.all([redis?.quit(), other?.quit()]);

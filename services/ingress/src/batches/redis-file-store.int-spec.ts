@@ -4,33 +4,18 @@ import { openBytes } from '../access/sealed-text';
 import { describeFileStore, storedFile } from './file-store.cases.testing';
 import { fileSealKey, type FileStore } from './file-store';
 import { RedisFileStore } from './redis-file-store';
+import { testRedisUrl, until } from '../redis.testing';
 
 const SECRET = 'redis-file-store-spec-secret';
 
-/** The redis-server the integration project's global setup started. */
-function redisUrl(): string {
-  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
-  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
-  return url;
-}
-
 /** A prefix of its own for each store: cases never see each other's keys. */
 const freshPrefix = (): string => `files-spec:${randomBytes(6).toString('hex')}:`;
-
-/** Polls `condition` until it holds (Redis expiring keys in its own time), failing after `timeoutMs`. */
-async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 25));
-  }
-}
 
 describe('RedisFileStore on a real Redis', () => {
   let redis: Redis;
 
   beforeAll(() => {
-    redis = new Redis(redisUrl());
+    redis = new Redis(testRedisUrl());
   });
   afterAll(async () => {
     await redis?.quit();
@@ -61,7 +46,7 @@ describe('RedisFileStore on a real Redis', () => {
 
   it("is shared: another replica's store on another connection sees, reads and deletes the same files", async () => {
     const prefix = freshPrefix();
-    const other = new Redis(redisUrl());
+    const other = new Redis(testRedisUrl());
     try {
       const a = new RedisFileStore(redis, prefix, SECRET);
       const b = new RedisFileStore(other, prefix, SECRET);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ResponseJson } from '../responses/response-store';
 import { itemBytes, type ConversationLimits, type ConversationRecord, type ConversationStore } from './conversation-store';
+import { until } from '../redis.testing';
 
 /**
  * The cases every {@link ConversationStore} passes, run against each: the memory one (a unit spec)
@@ -54,14 +55,7 @@ export function turnItems(prompt: string): ResponseJson[] {
 /** The bytes `items` count for. */
 export const bytesOf = (items: ResponseJson[]): number => items.reduce((sum, item) => sum + itemBytes(item), 0);
 
-/** Polls `condition` until it holds, failing after `timeoutMs`. */
-export async function until(condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 20));
-  }
-}
+export { until };
 
 const idOf = (item: ResponseJson): string => String(item['id']);
 

@@ -1,21 +1,13 @@
 import { Registry } from 'prom-client';
 import { responsesSchema } from '@openrouter/config';
-import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
+import { failureOf } from '../gateway-error.testing';
 import type { ConversationStore } from './conversation-store';
 import { Conversations } from './conversations';
 import { MemoryConversationStore } from './memory-conversation-store';
 
 const OWNER = 'acme/search';
 
-async function failure(run: () => Promise<unknown>): Promise<GatewayError> {
-  const error = await run().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof GatewayError)) throw new Error(`expected a GatewayError, got ${String(error)}`);
-  return error;
-}
 
 describe('Conversations', () => {
   let store: MemoryConversationStore;
@@ -40,9 +32,9 @@ describe('Conversations', () => {
       ['message', 'string'],
       ['message', 'string'],
     ]);
-    expect(await failure(() => conversations.create(OWNER, { items: [{ type: 'item_reference', id: 'msg_1' }] }))).toMatchObject({ kind: 'bad_request', param: 'items[0]' });
-    expect(await failure(() => conversations.create(OWNER, { items: [], extra: 1 }))).toMatchObject({ kind: 'bad_request', param: 'extra' });
-    expect(await failure(() => conversations.create(OWNER, { metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])) }))).toMatchObject({ kind: 'bad_request', param: 'metadata' });
+    expect(await failureOf(() => conversations.create(OWNER, { items: [{ type: 'item_reference', id: 'msg_1' }] }))).toMatchObject({ kind: 'bad_request', param: 'items[0]' });
+    expect(await failureOf(() => conversations.create(OWNER, { items: [], extra: 1 }))).toMatchObject({ kind: 'bad_request', param: 'extra' });
+    expect(await failureOf(() => conversations.create(OWNER, { metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])) }))).toMatchObject({ kind: 'bad_request', param: 'metadata' });
   });
 
   it('hands a response the conversation, refusing one that is full, and adds its turn, counting it', async () => {
@@ -52,21 +44,25 @@ describe('Conversations', () => {
     expect(await conversations.record(OWNER, id, { input: 'Now coffee.' }, output)).toBe(true);
     expect((await conversations.history(OWNER, id)).map((i) => i['role'])).toEqual(['user', 'user', 'assistant']);
     expect(await turns('added')).toBe(1);
+    // An item sent again with the id it has in the conversation is not added twice.
+    const held = await conversations.history(OWNER, id);
+    expect(await conversations.record(OWNER, id, { input: [held[0], { role: 'user', content: 'Tea again?' }] }, [], new Set(held.map((i) => String(i['id']))))).toBe(true);
+    expect((await conversations.history(OWNER, id)).map((i) => i['content'])).toEqual(['Remember tea.', 'Now coffee.', expect.any(Array), 'Tea again?']);
     // Full at 6 items: the next turn is refused before any provider is called, and a turn that no longer fits is counted as failed.
-    expect(await conversations.record(OWNER, id, { input: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] }, output)).toBe(true);
-    expect(await failure(() => conversations.history(OWNER, id))).toMatchObject({ kind: 'bad_request', param: 'conversation', code: 'conversation_too_long' });
+    expect(await conversations.record(OWNER, id, { input: 'a' }, output)).toBe(true);
+    expect(await failureOf(() => conversations.history(OWNER, id))).toMatchObject({ kind: 'bad_request', param: 'conversation', code: 'conversation_too_long' });
     expect(await conversations.record(OWNER, id, { input: 'c' }, output)).toBe(false);
     expect(await turns('failed')).toBe(1);
-    expect(await failure(() => conversations.history('acme/ads', id))).toMatchObject({ kind: 'not_found', param: 'conversation', code: 'conversation_not_found' });
+    expect(await failureOf(() => conversations.history('acme/ads', id))).toMatchObject({ kind: 'not_found', param: 'conversation', code: 'conversation_not_found' });
   });
 
   it('answers 503 while its store is away, and counts a turn it could not add without failing the answer', async () => {
     const away = new Proxy(store, { get: (target, name) => (typeof Reflect.get(target, name) === 'function' && name !== 'constructor' ? () => Promise.reject(new Error('connection lost')) : Reflect.get(target, name)) });
     registry = new Registry();
     const broken = make(away);
-    expect(await failure(() => broken.create(OWNER, {}))).toMatchObject({ kind: 'unavailable', code: 'conversation_store_unavailable' });
-    expect(await failure(() => broken.history(OWNER, 'conv_x'))).toMatchObject({ kind: 'unavailable', code: 'conversation_store_unavailable' });
-    expect(await failure(() => broken.listItems(OWNER, 'conv_x', {}, false))).toMatchObject({ kind: 'unavailable' });
+    expect(await failureOf(() => broken.create(OWNER, {}))).toMatchObject({ kind: 'unavailable', code: 'conversation_store_unavailable' });
+    expect(await failureOf(() => broken.history(OWNER, 'conv_x'))).toMatchObject({ kind: 'unavailable', code: 'conversation_store_unavailable' });
+    expect(await failureOf(() => broken.listItems(OWNER, 'conv_x', {}, false))).toMatchObject({ kind: 'unavailable' });
     expect(await broken.record(OWNER, 'conv_x', { input: 'x' }, [])).toBe(false);
     expect(await turns('failed')).toBe(1);
   });

@@ -173,11 +173,13 @@ export class Conversations {
 
   /**
    * Adds a Responses request's input items and its response's output items to its conversation,
-   * once it has been answered. False when they could not be added (logged and counted): the answer
-   * goes out all the same, since it has been served and billed.
+   * once it has been answered; an input item the client sent again with the id of one of the
+   * conversation's (`held`, as the request read it) is not added twice. False when they could not
+   * be added (logged and counted): the answer goes out all the same, since it has been served and
+   * billed.
    */
-  async record(owner: string, id: string, request: unknown, output: readonly ResponseJson[]): Promise<boolean> {
-    const items = [...storedInputItems(request), ...output];
+  async record(owner: string, id: string, request: unknown, output: readonly ResponseJson[], held: ReadonlySet<string> = new Set()): Promise<boolean> {
+    const items = [...storedInputItems(request).filter((item) => !held.has(String(item['id']))), ...output];
     try {
       const outcome = await this.store.append(owner, id, items, this.limits, this.expiry());
       if (outcome !== 'added') throw new Error(`the conversation is ${outcome === 'too_long' ? 'full' : 'gone'}`);

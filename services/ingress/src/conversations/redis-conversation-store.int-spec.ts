@@ -4,16 +4,10 @@ import { openBytes, sealBytes } from '../access/sealed-text';
 import { conversationSealKey, itemBytes } from './conversation-store';
 import { bytesOf, conversationRecord, describeConversationStore, message, ROOMY, TOMORROW_MS, turnItems, until } from './conversation-store.cases.testing';
 import { RedisConversationStore } from './redis-conversation-store';
+import { testRedisUrl } from '../redis.testing';
 
 const SECRET = 'redis-conversation-store-spec-secret';
 const owner = 'acme/search';
-
-/** The redis-server the integration project's global setup started. */
-function redisUrl(): string {
-  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
-  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
-  return url;
-}
 
 /** A prefix of its own for each store: cases never see each other's keys. */
 const freshPrefix = (): string => `conversations-spec:${randomBytes(6).toString('hex')}:`;
@@ -38,7 +32,7 @@ describe('RedisConversationStore on a real Redis', () => {
   });
 
   beforeAll(() => {
-    redis = new Redis(redisUrl());
+    redis = new Redis(testRedisUrl());
   });
   afterAll(async () => {
     for (const prefix of prefixes) {
@@ -241,7 +235,7 @@ describe('RedisConversationStore on a real Redis', () => {
 
   it('never lets concurrent appends from several connections pass maxItems or maxBytes together', async () => {
     const prefix = freshPrefix();
-    const others = [new Redis(redisUrl()), new Redis(redisUrl())];
+    const others = [new Redis(testRedisUrl()), new Redis(testRedisUrl())];
     try {
       const stores = [newStore(prefix), ...others.map((connection) => new RedisConversationStore(connection, prefix, SECRET))];
       const record = conversationRecord(owner);
@@ -279,7 +273,7 @@ describe('RedisConversationStore on a real Redis', () => {
   });
 
   it('fails every read and write while Redis cannot be reached, rather than report nothing found', async () => {
-    const closed = new Redis(redisUrl(), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    const closed = new Redis(testRedisUrl(), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
     const store = new RedisConversationStore(closed, freshPrefix(), SECRET);
     const record = conversationRecord(owner);
     await expect(store.create(record, [message('unreachable')], TOMORROW_MS)).rejects.toThrow();

@@ -3,6 +3,7 @@ import type { BackgroundResponsesConfig } from '@openrouter/config';
 import type { Logger, Registry } from '@openrouter/observability';
 import { Counter, Gauge } from 'prom-client';
 import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/internal-call';
+import { renewWhileRunning } from '../claims';
 import { retryDelayMs } from '../batches/batch-runner';
 import { randomId } from '../batches/batch-record';
 import type { OwnApi } from '../batches/own-api';
@@ -18,6 +19,8 @@ type StopReason = 'cancelled' | 'lost' | 'closing';
 interface Running {
   readonly stop: AbortController;
   reason?: StopReason;
+  /** Waiting between two attempts: a replica that stops lets it go at once. */
+  waiting: boolean;
 }
 
 /** The error a failed background response shows, from the answer its run got. */
@@ -91,6 +94,8 @@ export class BackgroundRunner {
   async close(graceMs = 0): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    // A run waiting to be tried again would only find the listener closed: it goes to another replica now.
+    for (const [id, running] of this.running) if (running.waiting) this.stopRun(id, 'closing');
     const all = Promise.allSettled([...this.tasks]);
     await Promise.race([all, sleep(graceMs, undefined, { ref: false })]);
     for (const id of [...this.running.keys()]) this.stopRun(id, 'closing');
@@ -118,6 +123,11 @@ export class BackgroundRunner {
         for (const id of await this.store.active(free + this.config.concurrency)) {
           if (this.closed || this.running.size >= this.config.concurrency) break;
           if (this.running.has(id) || !(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
+          // Closed while claiming: the claim goes back at once.
+          if (this.closed) {
+            await this.store.release(id, this.holder);
+            break;
+          }
           this.track(this.run(id));
         }
       }
@@ -138,17 +148,14 @@ export class BackgroundRunner {
   }
 
   private async run(id: string): Promise<void> {
-    const running: Running = { stop: new AbortController() };
+    const running: Running = { stop: new AbortController(), waiting: false };
     this.running.set(id, running);
-    const renewal = setInterval(() => {
-      this.store.renew(id, this.holder, this.config.leaseMs).then(
-        (held) => {
-          if (!held) this.stopRun(id, 'lost');
-        },
-        (error: unknown) => this.warn(error, 'background responses: a claim could not be renewed'),
-      );
-    }, Math.max(50, Math.floor(this.config.leaseMs / 3)));
-    renewal.unref();
+    const stopRenewing = renewWhileRunning(
+      () => this.store.renew(id, this.holder, this.config.leaseMs),
+      this.config.leaseMs,
+      () => this.stopRun(id, 'lost'),
+      (error) => this.warn(error, 'background responses: a claim could not be renewed'),
+    );
     try {
       const pending = await this.store.byId(id);
       // Expired while queued, or ended by a replica that died before dropping it.
@@ -168,7 +175,7 @@ export class BackgroundRunner {
       this.warn(error, `background responses: ${id} stopped on an error; it is run again once its claim lapses`);
       running.reason = 'lost';
     } finally {
-      clearInterval(renewal);
+      stopRenewing();
       this.running.delete(id);
       if (running.reason !== 'lost') await this.store.release(id, this.holder).catch(() => undefined);
     }
@@ -206,11 +213,18 @@ export class BackgroundRunner {
         await this.end(job, 'failed', errorOf(response.statusCode, response.body));
         return;
       }
+      if (this.closed) {
+        running.reason = 'closing';
+        return;
+      }
+      running.waiting = true;
       try {
         await sleep(retryDelayMs(response, attempt), undefined, { signal: running.stop.signal });
       } catch {
         if (running.reason === 'cancelled') await this.end(job, 'cancelled');
         return;
+      } finally {
+        running.waiting = false;
       }
     }
   }

@@ -1,3 +1,4 @@
+import { MemoryClaims } from '../claims';
 import type { ResponseJson, StoredResponse } from './response-store';
 
 /**
@@ -58,9 +59,11 @@ export interface BackgroundStore {
 /** Keeps the pending responses in this process: for a gateway without Redis (one replica; gone when it stops). */
 export class MemoryBackgroundStore implements BackgroundStore {
   private readonly jobs = new Map<string, { job: BackgroundJob; state: PendingState; expiresAtMs: number }>();
-  private readonly claims = new Map<string, { holder: string; until: number }>();
+  private readonly claims: MemoryClaims;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly now: () => number = Date.now) {
+    this.claims = new MemoryClaims(now);
+  }
 
   async create(job: BackgroundJob, expiresAtMs: number, maxPending: number): Promise<boolean> {
     if ((await this.count()) >= maxPending) return false;
@@ -90,22 +93,15 @@ export class MemoryBackgroundStore implements BackgroundStore {
   }
 
   async claim(id: string, holder: string, ms: number): Promise<boolean> {
-    if (!this.live(id)) return false;
-    const claim = this.claims.get(id);
-    if (claim && claim.until > this.now() && claim.holder !== holder) return false;
-    this.claims.set(id, { holder, until: this.now() + ms });
-    return true;
+    return this.live(id) !== undefined && this.claims.claim(id, holder, ms);
   }
 
   async renew(id: string, holder: string, ms: number): Promise<boolean> {
-    const claim = this.claims.get(id);
-    if (!claim || claim.holder !== holder || claim.until <= this.now()) return false;
-    claim.until = this.now() + ms;
-    return true;
+    return this.claims.renew(id, holder, ms);
   }
 
   async release(id: string, holder: string): Promise<void> {
-    if (this.claims.get(id)?.holder === holder) this.claims.delete(id);
+    this.claims.release(id, holder);
   }
 
   async start(id: string): Promise<PendingState | undefined> {
@@ -126,7 +122,7 @@ export class MemoryBackgroundStore implements BackgroundStore {
 
   async finish(id: string): Promise<void> {
     this.jobs.delete(id);
-    this.claims.delete(id);
+    this.claims.drop(id);
   }
 
   async close(): Promise<void> {}
@@ -135,7 +131,7 @@ export class MemoryBackgroundStore implements BackgroundStore {
     const entry = this.jobs.get(id);
     if (entry && entry.expiresAtMs <= this.now()) {
       this.jobs.delete(id);
-      this.claims.delete(id);
+      this.claims.drop(id);
       return undefined;
     }
     return entry;

@@ -5,28 +5,13 @@ import type { BackgroundStore } from './background-store';
 import { backgroundJob, describeBackgroundStore } from './background-store.cases.testing';
 import { backgroundSealKey, RedisBackgroundStore } from './redis-background-store';
 import { responseSealKey } from './response-store';
+import { testRedisUrl, until } from '../redis.testing';
 
 const SECRET = 'redis-background-store-spec-secret';
 const TOMORROW_MS = Date.now() + 86_400_000;
 
-/** The redis-server the integration project's global setup started. */
-function redisUrl(): string {
-  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
-  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
-  return url;
-}
-
 /** A prefix of its own for each store: cases never see each other's keys. */
 const freshPrefix = (): string => `background-spec:${randomBytes(6).toString('hex')}:`;
-
-/** Polls `condition` until it holds (Redis expiring keys in its own time), failing after `timeoutMs`. */
-async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 25));
-  }
-}
 
 describe('RedisBackgroundStore on a real Redis', () => {
   let redis: Redis;
@@ -38,7 +23,7 @@ describe('RedisBackgroundStore on a real Redis', () => {
   };
 
   beforeAll(() => {
-    redis = new Redis(redisUrl());
+    redis = new Redis(testRedisUrl());
   });
   afterAll(async () => {
     for (const prefix of prefixes) {
@@ -202,7 +187,7 @@ describe('RedisBackgroundStore on a real Redis', () => {
 
   it('is shared: replicas on their own connections create past maxPending never, claim one holder at a time, and see each other’s changes', async () => {
     const prefix = freshPrefix();
-    const other = new Redis(redisUrl());
+    const other = new Redis(testRedisUrl());
     try {
       const a = newStore(prefix);
       const b = newStore(prefix, other);
@@ -227,7 +212,7 @@ describe('RedisBackgroundStore on a real Redis', () => {
   });
 
   it('fails a write or a read while Redis cannot be reached, rather than report nothing found', async () => {
-    const closed = new Redis(redisUrl(), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    const closed = new Redis(testRedisUrl(), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
     const store = new RedisBackgroundStore(closed, freshPrefix(), SECRET);
     const job = backgroundJob('acme/search', 'unreachable');
     const id = job.record.id;

@@ -3,22 +3,13 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { openBytes, sealBytes } from '../access/sealed-text';
 import type { BackgroundJob, BackgroundStore, PendingState } from './background-store';
-
-const jsonObject = z.record(z.string(), z.unknown());
+import { storedResponseSchema } from './redis-response-store';
 
 /** A background job as it opens from Redis: read back through this schema, never trusted as it is. */
 const backgroundJobSchema = z.object({
-  record: z.object({
-    id: z.string(),
-    owner: z.string(),
-    createdAt: z.number(),
-    response: jsonObject,
-    input: z.array(jsonObject),
-    ancestors: z.array(z.string()),
-    conversationBytes: z.number().int().nonnegative(),
-  }),
+  record: storedResponseSchema,
   keyId: z.string(),
-  request: jsonObject,
+  request: z.record(z.string(), z.unknown()),
   headers: z.record(z.string(), z.string()),
 });
 

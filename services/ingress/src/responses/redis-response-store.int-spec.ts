@@ -4,27 +4,12 @@ import { openBytes, sealBytes } from '../access/sealed-text';
 import { RedisResponseStore } from './redis-response-store';
 import { responseSealKey, type ResponseStore } from './response-store';
 import { describeResponseStore, storedResponse, TOMORROW_MS } from './response-store.cases.testing';
+import { testRedisUrl, until } from '../redis.testing';
 
 const SECRET = 'redis-response-store-spec-secret';
 
-/** The redis-server the integration project's global setup started. */
-function redisUrl(): string {
-  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
-  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
-  return url;
-}
-
 /** A prefix of its own for each store: cases never see each other's keys. */
 const freshPrefix = (): string => `responses-spec:${randomBytes(6).toString('hex')}:`;
-
-/** Polls `condition` until it holds (Redis expiring keys in its own time), failing after `timeoutMs`. */
-async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 25));
-  }
-}
 
 describe('RedisResponseStore on a real Redis', () => {
   let redis: Redis;
@@ -36,7 +21,7 @@ describe('RedisResponseStore on a real Redis', () => {
   };
 
   beforeAll(() => {
-    redis = new Redis(redisUrl());
+    redis = new Redis(testRedisUrl());
   });
   afterAll(async () => {
     for (const prefix of prefixes) {
@@ -146,7 +131,7 @@ describe('RedisResponseStore on a real Redis', () => {
 
   it("is shared: another replica's store on another connection reads and deletes the same responses", async () => {
     const prefix = freshPrefix();
-    const other = new Redis(redisUrl());
+    const other = new Redis(testRedisUrl());
     try {
       const a = newStore(prefix);
       const b = new RedisResponseStore(other, prefix, SECRET);
@@ -163,7 +148,7 @@ describe('RedisResponseStore on a real Redis', () => {
   });
 
   it('fails a write or a read while Redis cannot be reached, rather than report nothing found', async () => {
-    const closed = new Redis(redisUrl(), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    const closed = new Redis(testRedisUrl(), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
     const store = new RedisResponseStore(closed, freshPrefix(), SECRET);
     const response = storedResponse('acme/search', 'unreachable');
     await expect(store.put(response, TOMORROW_MS)).rejects.toThrow();

@@ -6,7 +6,7 @@ import { responseSealKey, type ResponseStore, type StoredResponse } from './resp
 const jsonObject = z.record(z.string(), z.unknown());
 
 /** A response's record as it opens from Redis: read back through this schema, never trusted as it is. */
-const storedResponseSchema = z.object({
+export const storedResponseSchema = z.object({
   id: z.string(),
   owner: z.string(),
   createdAt: z.number(),

@@ -1,6 +1,6 @@
 import { responsesSchema } from '@openrouter/config';
-import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
+import { failureOf } from '../gateway-error.testing';
 import { MemoryBackgroundStore, type BackgroundStore } from './background-store';
 import { MemoryResponseStore } from './memory-response-store';
 import { storedResponse } from './response-store.cases.testing';
@@ -8,16 +8,6 @@ import { NEW_CONVERSATION, StoredResponses, type BackgroundRequest } from './sto
 
 const OWNER = 'acme/search';
 const logger = createLogger('ingress', 'silent');
-
-/** The error `run` fails with. */
-async function failure(run: () => Promise<unknown>): Promise<GatewayError> {
-  const error = await run().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof GatewayError)) throw new Error(`expected a GatewayError, got ${String(error)}`);
-  return error;
-}
 
 const request = (prompt: string, owner = OWNER): BackgroundRequest => ({
   owner,
@@ -56,14 +46,14 @@ describe('StoredResponses: background responses', () => {
     const job = await pending.byId(record.id);
     expect(job).toMatchObject({ state: 'queued', job: { keyId: 'search-1', request: { input: 'Write a report.' }, headers: { 'x-openrouter-tags': 'job=nightly' } } });
     // Another project does not find it.
-    expect((await failure(() => stored.get('acme/ads', record.id))).code).toBe('response_not_found');
+    expect((await failureOf(() => stored.get('acme/ads', record.id))).code).toBe('response_not_found');
   });
 
   it('refuses a response past maxPending with 503 background_queue_full, and takes one again once one has ended', async () => {
     stored = make({ maxPending: 2 });
     const first = await stored.queue(request('one'));
     await stored.queue(request('two'));
-    const full = await failure(() => stored.queue(request('three')));
+    const full = await failureOf(() => stored.queue(request('three')));
     expect(full).toMatchObject({ kind: 'overloaded', code: 'background_queue_full', retryable: true });
     expect(full.retryAfterMs).toBeGreaterThan(0);
     await pending.finish(first.id);
@@ -104,25 +94,25 @@ describe('StoredResponses: background responses', () => {
 
   it('refuses to continue or delete a response that has not ended, and to cancel one that was not created in the background', async () => {
     const record = await stored.queue(request('Not yet.'));
-    expect(await failure(() => stored.conversation(OWNER, record.id))).toMatchObject({ kind: 'bad_request', param: 'previous_response_id', code: 'previous_response_in_progress' });
-    expect(await failure(() => stored.delete(OWNER, record.id))).toMatchObject({ kind: 'conflict', code: 'response_in_progress' });
+    expect(await failureOf(() => stored.conversation(OWNER, record.id))).toMatchObject({ kind: 'bad_request', param: 'previous_response_id', code: 'previous_response_in_progress' });
+    expect(await failureOf(() => stored.delete(OWNER, record.id))).toMatchObject({ kind: 'conflict', code: 'response_in_progress' });
     const plain = storedResponse(OWNER, 'plain');
     await responses.put(plain, Date.now() + 60_000);
-    expect(await failure(() => stored.cancel(OWNER, plain.id))).toMatchObject({ kind: 'bad_request', code: 'response_not_cancellable' });
-    expect(await failure(() => stored.cancel(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'not_found', code: 'response_not_found' });
-    expect(await failure(() => stored.cancel('acme/ads', record.id))).toMatchObject({ kind: 'not_found' });
+    expect(await failureOf(() => stored.cancel(OWNER, plain.id))).toMatchObject({ kind: 'bad_request', code: 'response_not_cancellable' });
+    expect(await failureOf(() => stored.cancel(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'not_found', code: 'response_not_found' });
+    expect(await failureOf(() => stored.cancel('acme/ads', record.id))).toMatchObject({ kind: 'not_found' });
     expect(cancels).toEqual([]);
   });
 
   it('refuses background without a pending store, and answers 503 when the pending store is away', async () => {
-    expect(await failure(() => make({ pending: undefined }).queue(request('x')))).toMatchObject({ kind: 'bad_request', param: 'background', code: 'unsupported_parameter' });
+    expect(await failureOf(() => make({ pending: undefined }).queue(request('x')))).toMatchObject({ kind: 'bad_request', param: 'background', code: 'unsupported_parameter' });
     const away = new MemoryBackgroundStore();
     const broken = new Proxy(away, {
       get: (target, name) => (name === 'create' || name === 'get' || name === 'cancel' ? () => Promise.reject(new Error('connection lost')) : Reflect.get(target, name)),
     });
     const withBroken = make({ pending: broken });
-    expect(await failure(() => withBroken.queue(request('x')))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
-    expect(await failure(() => withBroken.get(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
-    expect(await failure(() => withBroken.cancel(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
+    expect(await failureOf(() => withBroken.queue(request('x')))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
+    expect(await failureOf(() => withBroken.get(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
+    expect(await failureOf(() => withBroken.cancel(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
   });
 });

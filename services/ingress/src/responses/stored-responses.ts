@@ -89,12 +89,15 @@ export class StoredResponses {
    * response, before the others are loaded); 503 when the store is unavailable.
    */
   async conversation(owner: string, previousId: string): Promise<Conversation> {
-    const previous = await orStoreUnavailable(this.store.get(owner, previousId));
-    if (!previous && (await this.pendingOf(owner, previousId))) {
-      throw new GatewayError('bad_request', `Previous response with id '${previousId}' is a background response that has not ended yet; continue it once it has completed.`, {
-        param: 'previous_response_id',
-        code: 'previous_response_in_progress',
-      });
+    let previous = await orStoreUnavailable(this.store.get(owner, previousId));
+    if (!previous) {
+      if (await this.pendingOf(owner, previousId)) {
+        throw new GatewayError('bad_request', `Previous response with id '${previousId}' is a background response that has not ended yet; continue it once it has completed.`, {
+          param: 'previous_response_id',
+          code: 'previous_response_in_progress',
+        });
+      }
+      previous = await this.endedMeanwhile(owner, previousId);
     }
     if (!previous) {
       throw new GatewayError('not_found', `Previous response with id '${previousId}' not found.`, { param: 'previous_response_id', code: 'previous_response_not_found' });
@@ -154,9 +157,17 @@ export class StoredResponses {
 
   /** The owner's stored response (a background one that has not ended as it stands), or 404. */
   async get(owner: string, id: string): Promise<StoredResponse> {
-    const record = (await orStoreUnavailable(this.store.get(owner, id))) ?? (await this.pendingOf(owner, id));
+    const record = (await orStoreUnavailable(this.store.get(owner, id))) ?? (await this.pendingOf(owner, id)) ?? (await this.endedMeanwhile(owner, id));
     if (!record) throw notFound(id);
     return record;
+  }
+
+  /**
+   * A response not found stored, then not found pending, may have ended in between (its run
+   * stores it before it leaves the pending ones): read it once more.
+   */
+  private async endedMeanwhile(owner: string, id: string): Promise<StoredResponse | undefined> {
+    return this.pending ? orStoreUnavailable(this.store.get(owner, id)) : undefined;
   }
 
   /** Whether the owner's response `id` has ended and is stored (a background run's check). */
@@ -173,6 +184,8 @@ export class StoredResponses {
     if (await this.pendingOf(owner, id)) {
       throw new GatewayError('conflict', `Response '${id}' is a background response that has not ended; cancel it (POST /v1/responses/${id}/cancel), then delete it.`, { code: 'response_in_progress' });
     }
+    // Ended between the two reads.
+    if (this.pending && (await orStoreUnavailable(this.store.delete(owner, id)))) return;
     throw notFound(id);
   }
 
@@ -219,9 +232,14 @@ export class StoredResponses {
       }
       return ended;
     }
-    const pending = this.pending && (await orStoreUnavailable(this.pending.get(owner, id)));
-    if (!pending) throw notFound(id);
-    const state = await orStoreUnavailable(this.pending.cancel(id));
+    const store = this.pending;
+    const pending = store && (await orStoreUnavailable(store.get(owner, id)));
+    if (!store || !pending) {
+      // Ended between the two reads: answered as it ended.
+      if (await this.endedMeanwhile(owner, id)) return this.cancel(owner, id);
+      throw notFound(id);
+    }
+    const state = await orStoreUnavailable(store.cancel(id));
     this.onCancel(id);
     // Ended meanwhile (its answer came first): as it ended.
     if (state === undefined) return this.get(owner, id);

@@ -29,6 +29,8 @@ export interface ResponsesTurn {
   background: boolean;
   /** The conversation of the Conversations API it adds its input and output items to, once answered. */
   conversationId?: string | undefined;
+  /** The ids of the items that conversation held when the request read it. */
+  conversationItemIds?: ReadonlySet<string> | undefined;
   /** The background response this request runs (an internal call of the runner's): its response takes its id and creation time, and says `background: true`. */
   runs?: { id: string; createdAt: number } | undefined;
 }
@@ -143,6 +145,7 @@ export class ResponsesBodyGuard implements CanActivate {
       conversation: conversation ? { ancestors: conversation.ancestors, bytes: conversation.bytes } : NEW_CONVERSATION,
       background,
       conversationId: items ? conversationId : undefined,
+      conversationItemIds: items ? new Set(items.map((item) => String(item['id']))) : undefined,
       runs: await this.runOf(request),
     };
     request.responsesBody = request.body;
@@ -254,7 +257,7 @@ function keeper(stored: StoredResponses | undefined, conversations: Conversation
     if (stored && !(await stored.keep(turn.owner, response, original, turn.conversation))) response['store'] = false;
     if (conversations && turn.conversationId !== undefined) {
       const output = Array.isArray(response['output']) ? (response['output'] as unknown[]).filter((item): item is ResponseJson => typeof item === 'object' && item !== null) : [];
-      await conversations.record(turn.owner, turn.conversationId, original, output);
+      await conversations.record(turn.owner, turn.conversationId, original, output, turn.conversationItemIds);
     }
   };
 }
