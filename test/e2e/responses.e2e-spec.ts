@@ -375,7 +375,6 @@ describe('the Responses API through the gateway', () => {
 
   describe('refusals', () => {
     it.each<[string, Record<string, unknown>, string]>([
-      ['a conversation', { conversation: 'conv_123' }, 'conversation'],
       ['a stored prompt', { prompt: { id: 'pmpt_123' } }, 'prompt'],
       ['an include value the gateway does not serve', { include: ['reasoning.encrypted_content', 'file_search_call.results'] }, 'include'],
       ['a built-in tool', { tools: [weather, { type: 'web_search' }] }, 'tools[1].type'],
