@@ -1,3 +1,6 @@
+import type { Logger } from '@openrouter/observability';
+import { randomId } from './batches/batch-record';
+
 /**
  * Claims on work that any replica may run (batches, background responses): one holder at a time,
  * for a lease it renews while it runs, so that a replica that dies lets its work go within a lease.
@@ -47,5 +50,60 @@ export class MemoryClaims {
   /** The work is gone: so is its claim, whoever held it. */
   drop(id: string): void {
     this.claims.delete(id);
+  }
+}
+
+/**
+ * What a replica's runner of claimed work shares (batches, background responses): its holder name,
+ * a look for work every `pollMs` from `start` until `stopLooking`, the tasks it started (a closing
+ * runner waits for them), and warnings logged at most once a minute (a store that is away would
+ * otherwise log at every look).
+ */
+export abstract class ClaimRunner {
+  protected readonly holder = randomId('ingress-', 16);
+  protected readonly tasks = new Set<Promise<void>>();
+  protected closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private lastWarning = 0;
+
+  constructor(
+    protected readonly logger: Logger,
+    private readonly pollMs: number,
+    /** What a look that failed is logged as. */
+    private readonly lookFailed: string,
+  ) {}
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** One look for work: claims what it may run and starts it (`track`). */
+  protected abstract look(): Promise<void>;
+
+  /** Takes no more work; the tasks running go on. */
+  protected stopLooking(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+
+  protected track(task: Promise<void>): void {
+    this.tasks.add(task);
+    void task.finally(() => this.tasks.delete(task));
+  }
+
+  protected warn(error: unknown, message: string): void {
+    if (Date.now() - this.lastWarning < 60_000) return;
+    this.lastWarning = Date.now();
+    this.logger.warn({ err: error }, message);
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      this.look()
+        .catch((error: unknown) => this.warn(error, this.lookFailed))
+        .finally(() => this.schedule(this.pollMs));
+    }, ms);
+    this.timer.unref();
   }
 }

@@ -3,7 +3,7 @@ import type { BatchesConfig } from '@openrouter/config';
 import type { Logger, Registry } from '@openrouter/observability';
 import { Counter, Gauge } from 'prom-client';
 import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/internal-call';
-import { renewWhileRunning } from '../claims';
+import { ClaimRunner, renewWhileRunning } from '../claims';
 import { AdaptiveLimit } from './adaptive-limit';
 import { parseBatchInput, type BatchLine } from './batch-lines';
 import { addTokens, NO_TOKENS, tokensOf, type BatchTokens } from './batch-usage';
@@ -41,17 +41,12 @@ interface Running {
  * them `leaseMs` at most. Whichever replica takes a batch over skips the lines with a result: only
  * lines in flight when a replica died are run again.
  */
-export class BatchRunner {
-  private readonly holder = randomId('ingress-', 16);
+export class BatchRunner extends ClaimRunner {
   private readonly running = new Map<string, Running>();
-  private readonly tasks = new Set<Promise<void>>();
   private inFlight = 0;
   /** Lines that may run at once: `batches.concurrency`, less while lines are refused for a passing reason. */
   private readonly limit: AdaptiveLimit;
   private readonly slotWaiters = new Set<() => void>();
-  private timer: NodeJS.Timeout | undefined;
-  private closed = false;
-  private lastWarning = 0;
   private readonly lines: Counter<'outcome'>;
   private readonly ended: Counter<'status'>;
 
@@ -61,9 +56,10 @@ export class BatchRunner {
     private readonly files: FileStore,
     private readonly api: OwnApi,
     private readonly credential: InternalCallCredential,
-    private readonly logger: Logger,
+    logger: Logger,
     registry?: Registry,
   ) {
+    super(logger, config.pollMs, 'batches: the store could not be read; trying again');
     this.limit = new AdaptiveLimit(config.concurrency);
     const registers = registry ? [registry] : [];
     this.lines = new Counter({
@@ -87,44 +83,21 @@ export class BatchRunner {
     });
   }
 
-  start(): void {
-    this.schedule(0);
-  }
-
   /** Stops taking lines, waits up to `graceMs` for those in flight, and lets every claim go (another replica continues). */
   async close(graceMs = 0): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.timer);
+    this.stopLooking();
     for (const running of this.running.values()) running.stop.abort();
     const all = Promise.allSettled([...this.tasks]);
     await Promise.race([all, sleep(graceMs, undefined, { ref: false })]);
   }
 
-  private schedule(ms: number): void {
-    if (this.closed) return;
-    this.timer = setTimeout(() => void this.poll(), ms);
-    this.timer.unref();
-  }
-
-  private async poll(): Promise<void> {
-    try {
-      if (this.running.size < MAX_BATCHES) {
-        for (const id of shuffled(await this.store.active())) {
-          if (this.closed || this.running.size >= MAX_BATCHES) break;
-          if (this.running.has(id) || !(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
-          this.track(this.run(id));
-        }
-      }
-    } catch (error) {
-      this.warn(error, 'batches: the store could not be read; trying again');
-    } finally {
-      this.schedule(this.config.pollMs);
+  protected async look(): Promise<void> {
+    if (this.running.size >= MAX_BATCHES) return;
+    for (const id of shuffled(await this.store.active())) {
+      if (this.closed || this.running.size >= MAX_BATCHES) break;
+      if (this.running.has(id) || !(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
+      this.track(this.run(id));
     }
-  }
-
-  private track(task: Promise<void>): void {
-    this.tasks.add(task);
-    void task.finally(() => this.tasks.delete(task));
   }
 
   private async run(id: string): Promise<void> {
@@ -331,12 +304,6 @@ export class BatchRunner {
     await this.store.finish(id);
     this.ended.inc({ status });
     this.logger.info({ batch: id, status, completed: output.length, failed: errors.length }, 'batch ended');
-  }
-
-  private warn(error: unknown, message: string): void {
-    if (Date.now() - this.lastWarning < 60_000) return;
-    this.lastWarning = Date.now();
-    this.logger.warn({ err: error }, message);
   }
 }
 

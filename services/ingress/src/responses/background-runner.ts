@@ -3,7 +3,7 @@ import type { BackgroundResponsesConfig } from '@openrouter/config';
 import type { Logger, Registry } from '@openrouter/observability';
 import { Counter, Gauge } from 'prom-client';
 import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/internal-call';
-import { renewWhileRunning } from '../claims';
+import { ClaimRunner, renewWhileRunning } from '../claims';
 import { retryDelayMs } from '../batches/batch-runner';
 import { randomId } from '../batches/batch-record';
 import type { OwnApi } from '../batches/own-api';
@@ -48,13 +48,8 @@ function errorOf(statusCode: number, body: string): { code: string; message: str
  * would, and stores it `cancelled`. A replica that stops lets its claims go and one that dies
  * holds them `leaseMs` at most: another replica runs the response again.
  */
-export class BackgroundRunner {
-  private readonly holder = randomId('ingress-', 16);
+export class BackgroundRunner extends ClaimRunner {
   private readonly running = new Map<string, Running>();
-  private readonly tasks = new Set<Promise<void>>();
-  private timer: NodeJS.Timeout | undefined;
-  private closed = false;
-  private lastWarning = 0;
   private readonly ended: Counter<'status'>;
 
   constructor(
@@ -63,9 +58,10 @@ export class BackgroundRunner {
     private readonly responses: StoredResponses,
     private readonly api: OwnApi,
     private readonly credential: InternalCallCredential,
-    private readonly logger: Logger,
+    logger: Logger,
     registry?: Registry,
   ) {
+    super(logger, config.pollMs, 'background responses: the store could not be read; trying again');
     const registers = registry ? [registry] : [];
     this.ended = new Counter({
       name: 'openrouter_background_responses_ended_total',
@@ -81,10 +77,6 @@ export class BackgroundRunner {
     });
   }
 
-  start(): void {
-    this.schedule(0);
-  }
-
   /** A cancel made on this replica: its run, when it is here, stops at once (others see it at their next look). */
   cancelled(id: string): void {
     this.stopRun(id, 'cancelled');
@@ -92,8 +84,7 @@ export class BackgroundRunner {
 
   /** Stops taking responses, waits up to `graceMs` for those running, then stops them and lets every claim go (another replica runs them again). */
   async close(graceMs = 0): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.timer);
+    this.stopLooking();
     // A run waiting to be tried again would only find the listener closed: it goes to another replica now.
     for (const [id, running] of this.running) if (running.waiting) this.stopRun(id, 'closing');
     const all = Promise.allSettled([...this.tasks]);
@@ -109,42 +100,25 @@ export class BackgroundRunner {
     running.stop.abort();
   }
 
-  private schedule(ms: number): void {
-    if (this.closed) return;
-    this.timer = setTimeout(() => void this.poll(), ms);
-    this.timer.unref();
-  }
-
-  private async poll(): Promise<void> {
-    try {
-      const free = this.config.concurrency - this.running.size;
-      if (free > 0) {
-        // Oldest first; a few more than the free slots, as some are held by other replicas.
-        for (const id of await this.store.active(free + this.config.concurrency)) {
-          if (this.closed || this.running.size >= this.config.concurrency) break;
-          if (this.running.has(id) || !(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
-          // Closed while claiming: the claim goes back at once.
-          if (this.closed) {
-            await this.store.release(id, this.holder);
-            break;
-          }
-          this.track(this.run(id));
+  protected async look(): Promise<void> {
+    const free = this.config.concurrency - this.running.size;
+    if (free > 0) {
+      // Oldest first; a few more than the free slots, as some are held by other replicas.
+      for (const id of await this.store.active(free + this.config.concurrency)) {
+        if (this.closed || this.running.size >= this.config.concurrency) break;
+        if (this.running.has(id) || !(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
+        // Closed while claiming: the claim goes back at once.
+        if (this.closed) {
+          await this.store.release(id, this.holder);
+          break;
         }
+        this.track(this.run(id));
       }
-      // A cancel made on another replica reaches the runs here at the next look.
-      for (const id of [...this.running.keys()]) {
-        if ((await this.store.state(id)) === 'cancelling') this.stopRun(id, 'cancelled');
-      }
-    } catch (error) {
-      this.warn(error, 'background responses: the store could not be read; trying again');
-    } finally {
-      this.schedule(this.config.pollMs);
     }
-  }
-
-  private track(task: Promise<void>): void {
-    this.tasks.add(task);
-    void task.finally(() => this.tasks.delete(task));
+    // A cancel made on another replica reaches the runs here at the next look.
+    for (const id of [...this.running.keys()]) {
+      if ((await this.store.state(id)) === 'cancelling') this.stopRun(id, 'cancelled');
+    }
   }
 
   private async run(id: string): Promise<void> {
@@ -235,11 +209,5 @@ export class BackgroundRunner {
     await this.store.finish(job.record.id);
     this.ended.inc({ status });
     this.logger.info({ responseId: job.record.id, status, code: error?.code }, 'background response ended');
-  }
-
-  private warn(error: unknown, message: string): void {
-    if (Date.now() - this.lastWarning < 60_000) return;
-    this.lastWarning = Date.now();
-    this.logger.warn({ err: error }, message);
   }
 }
