@@ -1,10 +1,3 @@
-/** The redis-server the integration project's global setup started. */
-export function testRedisUrl(): string {
-  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
-  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
-  return url;
-}
-
 /** Polls `condition` until it holds (Redis expiring keys in its own time), failing after `timeoutMs`. */
 export async function until(condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -3,7 +3,13 @@ import { Redis } from 'ioredis';
 import type { BatchRecord } from './batch-record';
 import { batchRecord, describeBatchStore, until } from './batch-store.cases.testing';
 import { RedisBatchStore } from './redis-batch-store';
-import { testRedisUrl } from '../redis.testing';
+
+/** The redis-server the integration project's global setup started. */
+function testRedisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
 
 const SECRET = 'redis-batch-store-spec-secret';
 const RETENTION_MS = 30 * 86_400_000;

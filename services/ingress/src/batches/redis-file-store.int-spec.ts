@@ -4,7 +4,14 @@ import { openBytes } from '../access/sealed-text';
 import { describeFileStore, storedFile } from './file-store.cases.testing';
 import { fileSealKey, type FileStore } from './file-store';
 import { RedisFileStore } from './redis-file-store';
-import { testRedisUrl, until } from '../redis.testing';
+import { until } from '../redis.testing';
+
+/** The redis-server the integration project's global setup started. */
+function testRedisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
 
 const SECRET = 'redis-file-store-spec-secret';
 

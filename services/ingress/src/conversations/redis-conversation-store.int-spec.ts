@@ -4,7 +4,13 @@ import { openBytes, sealBytes } from '../access/sealed-text';
 import { conversationSealKey, itemBytes } from './conversation-store';
 import { bytesOf, conversationRecord, describeConversationStore, message, ROOMY, TOMORROW_MS, turnItems, until } from './conversation-store.cases.testing';
 import { RedisConversationStore } from './redis-conversation-store';
-import { testRedisUrl } from '../redis.testing';
+
+/** The redis-server the integration project's global setup started. */
+function testRedisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
 
 const SECRET = 'redis-conversation-store-spec-secret';
 const owner = 'acme/search';

@@ -5,7 +5,14 @@ import type { BackgroundStore } from './background-store';
 import { backgroundJob, describeBackgroundStore } from './background-store.cases.testing';
 import { backgroundSealKey, RedisBackgroundStore } from './redis-background-store';
 import { responseSealKey } from './response-store';
-import { testRedisUrl, until } from '../redis.testing';
+import { until } from '../redis.testing';
+
+/** The redis-server the integration project's global setup started. */
+function testRedisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
 
 const SECRET = 'redis-background-store-spec-secret';
 const TOMORROW_MS = Date.now() + 86_400_000;

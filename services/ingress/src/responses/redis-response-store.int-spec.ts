@@ -4,7 +4,14 @@ import { openBytes, sealBytes } from '../access/sealed-text';
 import { RedisResponseStore } from './redis-response-store';
 import { responseSealKey, type ResponseStore } from './response-store';
 import { describeResponseStore, storedResponse, TOMORROW_MS } from './response-store.cases.testing';
-import { testRedisUrl, until } from '../redis.testing';
+import { until } from '../redis.testing';
+
+/** The redis-server the integration project's global setup started. */
+function testRedisUrl(): string {
+  const url = process.env['OPENROUTER_TEST_REDIS_URL'];
+  if (!url) throw new Error("OPENROUTER_TEST_REDIS_URL is not set: run this suite through jest's integration project");
+  return url;
+}
 
 const SECRET = 'redis-response-store-spec-secret';
 
