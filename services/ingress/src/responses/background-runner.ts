@@ -23,6 +23,13 @@ interface Running {
   waiting: boolean;
 }
 
+/** The response a run was answered with (a JSON object, as the API answers). */
+function answerOf(body: string, id: string): Record<string, unknown> {
+  const parsed = JSON.parse(body) as unknown;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`background response ${id} was answered with something other than a response`);
+  return parsed as Record<string, unknown>;
+}
+
 /** The error a failed background response shows, from the answer its run got. */
 function errorOf(statusCode: number, body: string): { code: string; message: string } {
   try {
@@ -176,8 +183,9 @@ export class BackgroundRunner extends ClaimRunner {
         return;
       }
       if (response.statusCode < 400) {
-        // Stored by the request itself (it answers store false when the store failed: run again later).
-        if (!(await this.responses.ended(job.record.owner, id))) throw new Error(`background response ${id} was answered but could not be stored`);
+        // Stored by the request itself, unless it could not be (the answer says store false): then
+        // the answer is stored here; a store still away throws, and the response is run again.
+        if (!(await this.responses.ended(job.record.owner, id))) await this.responses.endAnswered(job, answerOf(response.body, id));
         await this.store.finish(id);
         this.ended.inc({ status: 'completed' });
         return;

@@ -92,6 +92,18 @@ describe('StoredResponses: background responses', () => {
     expect((await stored.get(OWNER, record.id)).response['status']).toBe('completed');
   });
 
+  it('stores the answer a run got when the run itself could not, under the queued id and time, unless one was stored meanwhile', async () => {
+    const record = await stored.queue(request('Answer me.'));
+    const job = (await pending.byId(record.id))?.job;
+    if (!job) throw new Error('not queued');
+    const answer = { id: 'resp_other', object: 'response', created_at: 1, status: 'completed', store: false, output: [{ type: 'message', id: 'msg_a', role: 'assistant', content: [] }] };
+    await stored.endAnswered(job, answer);
+    expect((await stored.get(OWNER, record.id)).response).toMatchObject({ id: record.id, created_at: record.createdAt, status: 'completed', background: true, store: true, output: answer.output });
+    // Again (a run that lost its claim meanwhile): what was stored stays.
+    await stored.endAnswered(job, { ...answer, status: 'incomplete' });
+    expect((await stored.get(OWNER, record.id)).response['status']).toBe('completed');
+  });
+
   it('refuses to continue or delete a response that has not ended, and to cancel one that was not created in the background', async () => {
     const record = await stored.queue(request('Not yet.'));
     expect(await failureOf(() => stored.conversation(OWNER, record.id))).toMatchObject({ kind: 'bad_request', param: 'previous_response_id', code: 'previous_response_in_progress' });

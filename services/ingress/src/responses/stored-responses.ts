@@ -261,6 +261,22 @@ export class StoredResponses {
     }
   }
 
+  /**
+   * Stores the answer a background response's run got when the run itself did not store it (its
+   * key's policy no longer keeps responses, or the store failed a moment), so that it is not run,
+   * and billed, again; an answer stored meanwhile stays as it is. Throws while the store is away.
+   */
+  async endAnswered(job: BackgroundJob, answer: ResponseJson): Promise<void> {
+    const { record } = job;
+    const output = Array.isArray(answer['output']) ? answer['output'] : [];
+    const response: ResponseJson = { ...answer, id: record.id, created_at: record.createdAt, background: true, store: true };
+    try {
+      await this.store.put({ ...record, response, conversationBytes: record.conversationBytes + jsonBytes(output) }, this.now() + this.config.retentionDays * 86_400_000);
+    } catch (failure) {
+      if (!(await this.ended(record.owner, record.id))) throw failure;
+    }
+  }
+
   /** The owner's background response that has not ended, as a retrieval shows it, or undefined. */
   private async pendingOf(owner: string, id: string): Promise<StoredResponse | undefined> {
     const pending = this.pending && (await orStoreUnavailable(this.pending.get(owner, id)));
