@@ -145,7 +145,7 @@ export class StoredResponses {
     const conversationBytes = conversation.bytes + jsonBytes(input) + jsonBytes(response['output'] ?? []);
     const record: StoredResponse = { id, owner, createdAt, response, input, ancestors: [...conversation.ancestors], conversationBytes };
     try {
-      await this.store.put(record, this.now() + this.config.retentionDays * 86_400_000);
+      await this.store.put(record, this.expiry());
       this.kept.inc({ outcome: 'stored' });
       return true;
     } catch (error) {
@@ -210,7 +210,7 @@ export class StoredResponses {
     };
     const job: BackgroundJob = { record, keyId: request.keyId, request: request.request, headers: request.headers };
     const { maxPending } = this.config.background;
-    if (!(await orStoreUnavailable(pending.create(job, this.now() + this.config.retentionDays * 86_400_000, maxPending)))) {
+    if (!(await orStoreUnavailable(pending.create(job, this.expiry(), maxPending)))) {
       throw new GatewayError('overloaded', `${maxPending} background responses are queued or running already (responses.background.maxPending); retry once some have ended.`, {
         code: 'background_queue_full',
         retryAfterMs: 5_000,
@@ -254,11 +254,7 @@ export class StoredResponses {
     const { record } = job;
     const model = typeof record.response['model'] === 'string' ? record.response['model'] : '';
     const response = pendingResponse(job.request, model, record.id, record.createdAt, status, error);
-    try {
-      await this.store.put({ ...record, response }, this.now() + this.config.retentionDays * 86_400_000);
-    } catch (failure) {
-      if (!(await this.ended(record.owner, record.id))) throw failure;
-    }
+    await this.putEnded({ ...record, response });
   }
 
   /**
@@ -270,11 +266,21 @@ export class StoredResponses {
     const { record } = job;
     const output = Array.isArray(answer['output']) ? answer['output'] : [];
     const response: ResponseJson = { ...answer, id: record.id, created_at: record.createdAt, background: true, store: true };
+    await this.putEnded({ ...record, response, conversationBytes: record.conversationBytes + jsonBytes(output) });
+  }
+
+  /** Stores how a background response ended, unless it was stored meanwhile (its run's answer, or another replica's end of it). */
+  private async putEnded(record: StoredResponse): Promise<void> {
     try {
-      await this.store.put({ ...record, response, conversationBytes: record.conversationBytes + jsonBytes(output) }, this.now() + this.config.retentionDays * 86_400_000);
+      await this.store.put(record, this.expiry());
     } catch (failure) {
       if (!(await this.ended(record.owner, record.id))) throw failure;
     }
+  }
+
+  /** When a response kept now expires: `retentionDays` from now. */
+  private expiry(): number {
+    return this.now() + this.config.retentionDays * 86_400_000;
   }
 
   /** The owner's background response that has not ended, as a retrieval shows it, or undefined. */
