@@ -14,6 +14,7 @@ import { MemoryCounterStore, RedisCounterStore } from './access/counter.store';
 import { connectBulkRedis, connectRedis, connectSubscriber, logOutages } from './access/redis-connection';
 import { AdminAuth } from './admin/admin-auth';
 import { OidcAdminAuth } from './admin/admin-oidc';
+import { redisAuditAppend, ResponsesPurge, type AuditAppend } from './admin/responses-purge.service';
 import { BillingClient } from './billing.client';
 import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
@@ -218,6 +219,9 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       : new MemoryConversationStore({ maxConversations: config.responses.memoryMaxResponses, maxBytes: config.responses.memoryMaxBytes })
     : undefined;
   const conversations = conversationStore && new Conversations(conversationStore, config.responses, logger, telemetry.telemetry.registry);
+  // Audited in the access store's log: in Redis on the stores' connection, else this process's.
+  const purgeAudit: AuditAppend = bulkRedis ? redisAuditAppend(bulkRedis, keyPrefix) : async (entry) => memoryAccess?.appendAudit(entry);
+  const responsesPurge = config.responses.store ? new ResponsesPurge(access, responseStore, conversationStore, purgeAudit, logger) : undefined;
   const batchStore = files && (bulkRedis ? new RedisBatchStore(bulkRedis, keyPrefix, config.access.keyHashSecret, config.batches.fileRetentionDays * 86_400_000) : new MemoryBatchStore());
   const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
@@ -243,6 +247,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       batches: batchStore && { store: batchStore, config: config.batches },
       responses,
       conversations,
+      responsesPurge,
     }),
     config.ingress.http,
     logger,

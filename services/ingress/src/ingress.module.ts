@@ -11,6 +11,8 @@ import { ALERT_HISTORY, AlertsHttpController } from './admin/alerts.http.control
 import { BudgetsHttpController } from './admin/budgets.http.controller';
 import { KeysHttpController } from './admin/keys.http.controller';
 import { ReportsHttpController } from './admin/reports.http.controller';
+import { ResponsesPurgeHttpController } from './admin/responses-purge.http.controller';
+import { ResponsesPurge } from './admin/responses-purge.service';
 import { EndUsersHttpController } from './admin/end-users.http.controller';
 import { ADMIN_READINESS, AdminStatusHttpController } from './admin/status.http.controller';
 import { RoutingHttpController } from './admin/routing.http.controller';
@@ -81,6 +83,8 @@ export interface IngressDependencies {
   responses?: StoredResponses | undefined;
   /** Conversations of the Conversations API (with `responses.store`); absent: `/v1/conversations` answers 404 and `conversation` is refused. */
   conversations?: Conversations | undefined;
+  /** Purges a project's stored responses and conversations (with `responses.store`); absent: the admin route answers 404. */
+  responsesPurge?: ResponsesPurge | undefined;
 }
 
 @Module({})
@@ -115,6 +119,7 @@ export class IngressModule {
         FilesHttpController,
         BatchesHttpController,
         AdminBatchesHttpController,
+        ResponsesPurgeHttpController,
       ],
       providers: [
         { provide: RouterPort, useValue: deps.router },
@@ -145,6 +150,7 @@ export class IngressModule {
           : []),
         ...(deps.responses ? [{ provide: StoredResponses, useValue: deps.responses }] : []),
         ...(deps.conversations ? [{ provide: Conversations, useValue: deps.conversations }] : []),
+        ...(deps.responsesPurge ? [{ provide: ResponsesPurge, useValue: deps.responsesPurge }] : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,
         KeyGuard,

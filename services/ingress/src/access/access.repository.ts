@@ -22,7 +22,7 @@ export type AuditEntry = z.infer<typeof auditEntrySchema>;
  * Every action the gateway writes to the audit log (the `action` of an entry). A new kind of admin
  * change adds its name here: the audit filter accepts only these.
  */
-export const AUDIT_ACTIONS = ['key.issue', 'key.revoke', 'key.update', 'key.rotate', 'org.create', 'team.create', 'project.create', 'org.update', 'team.update', 'project.update', 'budget.create', 'budget.update', 'budget.delete'] as const;
+export const AUDIT_ACTIONS = ['key.issue', 'key.revoke', 'key.update', 'key.rotate', 'org.create', 'team.create', 'project.create', 'org.update', 'team.update', 'project.update', 'budget.create', 'budget.update', 'budget.delete', 'project.responses_purge'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** An entry as the log holds it: with its id (derived from its place for one stored without, see {@link auditLogOf}). */

@@ -45,7 +45,7 @@ describe('auditQuery', () => {
 
   it('refuses an action the log does not record, naming those it does (key.create is key.issue)', () => {
     expect(() => parseInput(auditQuery, { action: 'key.issue,key.create' })).toThrow(
-      expect.objectContaining({ param: 'action', message: 'Invalid action: "key.create" is not an audit action; the actions are key.issue, key.revoke, key.update, key.rotate, org.create, team.create, project.create, org.update, team.update, project.update, budget.create, budget.update, budget.delete.' }) as GatewayError,
+      expect.objectContaining({ param: 'action', message: 'Invalid action: "key.create" is not an audit action; the actions are key.issue, key.revoke, key.update, key.rotate, org.create, team.create, project.create, org.update, team.update, project.update, budget.create, budget.update, budget.delete, project.responses_purge.' }) as GatewayError,
     );
     refused({ action: ['key.issue', 'KEY.ISSUE'] }, 'action');
   });

@@ -16,12 +16,13 @@ import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { ADMIN_OPENAPI, IDEMPOTENCY_KEY_PARAMETER } from './openapi';
 import { EndUsersHttpController } from './end-users.http.controller';
 import { ReportsHttpController } from './reports.http.controller';
+import { ResponsesPurgeHttpController } from './responses-purge.http.controller';
 import { RoutingHttpController } from './routing.http.controller';
 import { AdminStatusHttpController } from './status.http.controller';
 import { TenantsHttpController } from './tenants.http.controller';
 
 const ROLES = 'openrouter:admin-roles';
-const CONTROLLERS = [AdminBatchesHttpController, KeysHttpController, TenantsHttpController, BudgetsHttpController, ReportsHttpController, AdminStatusHttpController, AlertsHttpController, RoutingHttpController, EndUsersHttpController];
+const CONTROLLERS = [ResponsesPurgeHttpController, AdminBatchesHttpController, KeysHttpController, TenantsHttpController, BudgetsHttpController, ReportsHttpController, AdminStatusHttpController, AlertsHttpController, RoutingHttpController, EndUsersHttpController];
 
 /** The admin routes that replay with an Idempotency-Key, as Nest serves them. */
 function idempotentRoutes(): string[] {

@@ -6,6 +6,7 @@ import { endUserIdViewSchema, endUserLookupBody } from './end-users.http.control
 import { AUDIT_ACTIONS } from '../access/access.repository';
 import { alertViewSchema } from './alerts.http.controller';
 import { adminBatchViewSchema } from './batches.http.controller';
+import { responsesPurgeViewSchema } from './responses-purge.http.controller';
 import { auditEntryViewSchema, orgViewSchema, projectViewSchema, teamViewSchema } from './tenants.http.controller';
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
@@ -90,6 +91,7 @@ export const ADMIN_OPENAPI = {
       AuditEntry: z.toJSONSchema(auditEntryViewSchema),
       Alert: z.toJSONSchema(alertViewSchema),
       Batch: z.toJSONSchema(adminBatchViewSchema),
+      ResponsesPurge: z.toJSONSchema(responsesPurgeViewSchema),
       AlertList: { type: 'object', properties: { object: { const: 'list' }, data: { type: 'array', items: { $ref: '#/components/schemas/Alert' } } } },
       AuditList: {
         type: 'object',
@@ -226,6 +228,15 @@ export const ADMIN_OPENAPI = {
     },
     '/admin/v1/tenants/{org}/teams/{team}/projects/{project}': {
       patch: tenantChange('project', 'Project', [idParam('org'), idParam('team'), idParam('project')]),
+    },
+    '/admin/v1/tenants/{org}/teams/{team}/projects/{project}/responses': {
+      delete: {
+        summary:
+          "Purge the project's stored Responses-API data at once (offboarding, a request to delete its data): every stored response and every conversation with its items, whatever their expiry, in bounded batches. Answers how many of each were deleted. A response still running in the background is not touched: it is stored when it ends (cancel it first). Audited as `project.responses_purge` with the counts once done; a store failure midway is 503 (`response_store_unavailable`, `conversation_store_unavailable`; what was deleted stays deleted, a retry deletes the rest). An unknown project (or team, org), or one outside an org-scoped key's org, is 404; a project-scoped key may not purge (403 insufficient_scope); with `responses.store` off, 404 `responses_store_disabled`",
+        ...roles('admin'),
+        parameters: [idParam('org'), idParam('team'), idParam('project')],
+        responses: { 200: returns('What was deleted', 'ResponsesPurge'), 400: error, 401: error, 403: error, 404: error, 503: error },
+      },
     },
     '/admin/v1/budgets': {
       get: {

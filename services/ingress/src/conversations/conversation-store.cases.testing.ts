@@ -145,6 +145,51 @@ export function describeConversationStore(name: string, harness: ConversationSto
       expect(await store.get(owner, record.id)).toEqual({ record, items: all.length, bytes: bytesOf(all) });
     });
 
+    it('refuses an append with an item id the conversation holds, or one id twice, adding nothing of it', async () => {
+      const items = turnItems('first');
+      const record = await created(items);
+      const fresh = message('fresh');
+      const again = { ...message('again'), id: idOf(items[0] as ResponseJson) };
+      expect(await store.append(owner, record.id, [fresh, again], ROOMY, TOMORROW_MS)).toEqual({ duplicate: idOf(again) });
+      expect(await store.append(owner, record.id, [fresh, { ...message('twice'), id: idOf(fresh) }], ROOMY, TOMORROW_MS)).toEqual({ duplicate: idOf(fresh) });
+      expect(await store.items(owner, record.id)).toEqual(items);
+      expect(await store.get(owner, record.id)).toEqual({ record, items: items.length, bytes: bytesOf(items) });
+      // Once an item is deleted, its id may be added again.
+      expect(await store.deleteItem(owner, record.id, idOf(items[0] as ResponseJson), TOMORROW_MS)).toBe(true);
+      expect(await store.append(owner, record.id, [again], ROOMY, TOMORROW_MS)).toBe('added');
+      expect(await store.item(owner, record.id, idOf(again))).toEqual(again);
+    });
+
+    it('refuses to create a conversation whose items have one id twice, storing nothing', async () => {
+      const item = message('one');
+      const record = conversationRecord(owner);
+      await expect(store.create(record, [item, { ...message('two'), id: idOf(item) }], TOMORROW_MS)).rejects.toThrow(/two items/);
+      expect(await store.get(owner, record.id)).toBeUndefined();
+    });
+
+    it("purges every conversation of one owner with its items, counting them, and leaves another owner's be", async () => {
+      const first = await created(turnItems('first'));
+      const second = await created([]);
+      const gone = await created([message('deleted before')]);
+      await store.delete(owner, gone.id);
+      const other = conversationRecord('acme/ads');
+      const otherItems = turnItems('other');
+      await store.create(other, otherItems, TOMORROW_MS);
+      expect(await store.purgeOwner(owner)).toBe(2);
+      for (const id of [first.id, second.id]) {
+        expect(await store.get(owner, id)).toBeUndefined();
+        expect(await store.items(owner, id)).toBeUndefined();
+        expect(await store.append(owner, id, [message('late')], ROOMY, TOMORROW_MS)).toBe('not_found');
+      }
+      expect(await store.items('acme/ads', other.id)).toEqual(otherItems);
+      expect(await store.purgeOwner(owner)).toBe(0);
+      expect(await store.purgeOwner('nobody/never')).toBe(0);
+      // Created afterwards: kept, and purged by the next purge.
+      const later = await created([message('later')]);
+      expect(await store.get(owner, later.id)).toMatchObject({ items: 1 });
+      expect(await store.purgeOwner(owner)).toBe(1);
+    });
+
     it('appends up to maxItems and no further: past it nothing of the append is added', async () => {
       const record = await created([message('one'), message('two')]);
       const limits = { maxItems: 4, maxBytes: 1 << 24 };

@@ -38,17 +38,22 @@ export interface ItemPage {
   hasMore: boolean;
 }
 
-/** The outcome of adding items: added, no such conversation (of this owner), or past a limit (nothing added). */
-export type AppendOutcome = 'added' | 'not_found' | 'too_long';
+/**
+ * The outcome of adding items: added, no such conversation (of this owner), past a limit, or an
+ * item whose id the conversation holds already (or that comes twice in the items added):
+ * `duplicate` names it. Nothing is added but on `added`.
+ */
+export type AppendOutcome = 'added' | 'not_found' | 'too_long' | { duplicate: string };
 
 /**
- * Conversations and their items. Every item has an `id` (unique in its conversation) and a `type`
- * when it is handed in; items are kept in the order added. A conversation expires `expiresAtMs`
+ * Conversations and their items. Every item has an `id` and a `type` when it is handed in; an id
+ * is unique in its conversation (a store refuses one it holds already); items are kept in the
+ * order added. A conversation expires `expiresAtMs`
  * after its last change: every write takes the expiry it is given (an expiry is only lengthened).
  * Items are sealed with their conversation where the store is shared (Redis).
  */
 export interface ConversationStore {
-  /** Stores a new conversation with its first items. Throws when the id is taken. */
+  /** Stores a new conversation with its first items. Throws when the id is taken, or two items have one id (a caller's mistake). */
   create(record: ConversationRecord, items: ResponseJson[], expiresAtMs: number): Promise<void>;
   /** The owner's conversation and what it holds, or undefined (unknown, another owner's, expired, deleted). */
   get(owner: string, id: string): Promise<ConversationState | undefined>;
@@ -56,7 +61,7 @@ export interface ConversationStore {
   setMetadata(owner: string, id: string, metadata: Record<string, string>, expiresAtMs: number): Promise<ConversationRecord | undefined>;
   /** True when it existed (and it and its items are now gone). */
   delete(owner: string, id: string): Promise<boolean>;
-  /** Adds items at the end, all or none: none when the conversation would then hold more than `limits`. */
+  /** Adds items at the end, all or none: none when the conversation would then hold more than `limits`, or an item's id is taken. */
   append(owner: string, id: string, items: ResponseJson[], limits: ConversationLimits, expiresAtMs: number): Promise<AppendOutcome>;
   /** Every item of the owner's conversation, oldest first, or undefined when there is no such conversation. */
   items(owner: string, id: string): Promise<ResponseJson[] | undefined>;
@@ -70,6 +75,12 @@ export interface ConversationStore {
   item(owner: string, id: string, itemId: string): Promise<ResponseJson | undefined>;
   /** Removes one item; false when there is no such conversation or item. */
   deleteItem(owner: string, id: string, itemId: string, expiresAtMs: number): Promise<boolean>;
+  /**
+   * Deletes every conversation of the owner with its items, a bounded batch at a time, and answers
+   * how many there were. One created meanwhile may be deleted or kept. Throws when the store fails:
+   * what was deleted by then stays deleted, and a retry deletes the rest.
+   */
+  purgeOwner(owner: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -86,3 +97,13 @@ export const itemBytes = (item: ResponseJson): number => Buffer.byteLength(JSON.
 
 /** A failure of the conversations' store as a 503 `conversation_store_unavailable` (`storeFailureAs`). */
 export const orConversationStoreUnavailable = storeFailureAs('conversation_store_unavailable', 'Conversations cannot be read or written right now. Please retry.');
+
+/** The first id of `items` that comes twice in them or is one of `held`, or undefined. */
+export function duplicateId(items: readonly { id: string }[], held: (id: string) => boolean): string | undefined {
+  const seen = new Set<string>();
+  for (const { id } of items) {
+    if (seen.has(id) || held(id)) return id;
+    seen.add(id);
+  }
+  return undefined;
+}

@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import { responsesSchema } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { failureOf } from '../gateway-error.testing';
+import type { ResponseJson } from '../responses/response-store';
 import type { ConversationStore } from './conversation-store';
 import { Conversations } from './conversations';
 import { MemoryConversationStore } from './memory-conversation-store';
@@ -40,8 +41,10 @@ describe('Conversations', () => {
   it('hands a response the conversation, refusing one that is full, and adds its turn, counting it', async () => {
     const { id } = await conversations.create(OWNER, { items: [{ role: 'user', content: 'Remember tea.' }] });
     expect(await conversations.history(OWNER, id)).toHaveLength(1);
-    const output = [{ id: 'msg_out_1', type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Noted.', annotations: [] }] }];
-    expect(await conversations.record(OWNER, id, { input: 'Now coffee.' }, output)).toBe(true);
+    let answers = 0;
+    // Each answer's items have ids of their own, as a response's output does.
+    const output = (): ResponseJson[] => [{ id: `msg_out_${(answers += 1)}`, type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Noted.', annotations: [] }] }];
+    expect(await conversations.record(OWNER, id, { input: 'Now coffee.' }, output())).toBe(true);
     expect((await conversations.history(OWNER, id)).map((i) => i['role'])).toEqual(['user', 'user', 'assistant']);
     expect(await turns('added')).toBe(1);
     // An item sent again with the id it has in the conversation is not added twice.
@@ -49,11 +52,34 @@ describe('Conversations', () => {
     expect(await conversations.record(OWNER, id, { input: [held[0], { role: 'user', content: 'Tea again?' }] }, [], new Set(held.map((i) => String(i['id']))))).toBe(true);
     expect((await conversations.history(OWNER, id)).map((i) => i['content'])).toEqual(['Remember tea.', 'Now coffee.', expect.any(Array), 'Tea again?']);
     // Full at 6 items: the next turn is refused before any provider is called, and a turn that no longer fits is counted as failed.
-    expect(await conversations.record(OWNER, id, { input: 'a' }, output)).toBe(true);
+    expect(await conversations.record(OWNER, id, { input: 'a' }, output())).toBe(true);
     expect(await failureOf(() => conversations.history(OWNER, id))).toMatchObject({ kind: 'bad_request', param: 'conversation', code: 'conversation_too_long' });
-    expect(await conversations.record(OWNER, id, { input: 'c' }, output)).toBe(false);
+    expect(await conversations.record(OWNER, id, { input: 'c' }, output())).toBe(false);
     expect(await turns('failed')).toBe(1);
     expect(await failureOf(() => conversations.history('acme/ads', id))).toMatchObject({ kind: 'not_found', param: 'conversation', code: 'conversation_not_found' });
+  });
+
+  it("refuses items whose id the conversation holds, or that come twice, with 400 naming items[i].id, adding nothing of the request", async () => {
+    const { id } = await conversations.create(OWNER, { items: [{ type: 'message', id: 'msg_tea', role: 'user', content: 'Remember tea.' }] });
+    const added = await conversations.addItems(OWNER, id, { items: [{ type: 'message', id: 'msg_coffee', role: 'user', content: 'And coffee.' }] }, false);
+    expect(added.data.map((i) => i['id'])).toEqual(['msg_coffee']);
+    const again = { items: [{ role: 'user', content: 'New.' }, { type: 'message', id: 'msg_tea', role: 'user', content: 'Tea again.' }] };
+    expect(await failureOf(() => conversations.addItems(OWNER, id, again, false))).toMatchObject({ kind: 'bad_request', param: 'items[1].id', code: 'invalid_value', message: expect.stringContaining("'msg_tea' is already in conversation") });
+    const twice = { items: [{ type: 'message', id: 'msg_x', role: 'user', content: 'One.' }, { role: 'user', content: 'Two.' }, { type: 'message', id: 'msg_x', role: 'user', content: 'Three.' }] };
+    expect(await failureOf(() => conversations.addItems(OWNER, id, twice, false))).toMatchObject({ kind: 'bad_request', param: 'items[2].id', code: 'invalid_value' });
+    expect(await failureOf(() => conversations.create(OWNER, twice))).toMatchObject({ kind: 'bad_request', param: 'items[2].id', code: 'invalid_value' });
+    expect((await store.items(OWNER, id))?.map((i) => i['id'])).toEqual(['msg_tea', 'msg_coffee']);
+  });
+
+  it("adds a response's turn once per item id: an input item sent twice, or added meanwhile by another request, is left out, the rest added", async () => {
+    const { id } = await conversations.create(OWNER, {});
+    const tea = { type: 'message', id: 'msg_tea', role: 'user', content: 'Tea?' };
+    // Added by another request after this one read the conversation (held was read empty).
+    await conversations.addItems(OWNER, id, { items: [tea] }, false);
+    const answer = [{ id: 'msg_out', type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Tea.', annotations: [] }] }];
+    expect(await conversations.record(OWNER, id, { input: [tea, tea, { role: 'user', content: 'Milk?' }] }, answer, new Set())).toBe(true);
+    expect((await store.items(OWNER, id))?.map((i) => i['id'])).toEqual(['msg_tea', expect.any(String), 'msg_out']);
+    expect(await turns('added')).toBe(1);
   });
 
   it('answers 503 while its store is away, and counts a turn it could not add without failing the answer', async () => {

@@ -49,6 +49,30 @@ const notFound = (id: string, param?: string): GatewayError =>
 
 const idOf = (item: ResponseJson | undefined): string | null => (item && typeof item['id'] === 'string' ? item['id'] : null);
 
+/**
+ * An item id a conversation holds already, or that comes twice in one request: 400 `invalid_value`
+ * naming the item (its index in the request's `items`, the later one of two), and nothing of the
+ * request is added. An item's id is unique in its conversation, so that one retrieved or deleted by
+ * id is the one meant.
+ */
+const duplicateItem = (items: readonly ResponseJson[], itemId: string, conversationId: string | undefined, inRequest: boolean): GatewayError => {
+  const first = items.findIndex((item) => item['id'] === itemId);
+  const at = inRequest ? items.findIndex((item, i) => i > first && item['id'] === itemId) : first;
+  const where = inRequest ? 'appears more than once in items' : `is already in conversation '${conversationId ?? ''}'`;
+  return new GatewayError('bad_request', `Invalid value for 'items[${at}].id': an item with id '${itemId}' ${where}.`, { param: `items[${at}].id`, code: 'invalid_value' });
+};
+
+/** The id that comes twice in `items` (the second time), or undefined. */
+function repeatedId(items: readonly ResponseJson[]): string | undefined {
+  const seen = new Set<string>();
+  for (const item of items) {
+    const id = String(item['id']);
+    if (seen.has(id)) return id;
+    seen.add(id);
+  }
+  return undefined;
+}
+
 /** An item as the client sees it: in the input items' shape, its reasoning's `encrypted_content` only when included. */
 const itemOut = (item: ResponseJson, includeReasoning: boolean): ResponseJson => itemView(inputItemView(item), includeReasoning);
 
@@ -102,6 +126,8 @@ export class Conversations {
   async create(owner: string, body: unknown): Promise<ConversationView> {
     const parsed = parseInput(createBody, body);
     const items = clientItems(parsed.items ?? []);
+    const repeated = repeatedId(items);
+    if (repeated !== undefined) throw duplicateItem(items, repeated, undefined, true);
     this.refuseTooLong(items, { items: 0, bytes: 0 }, 'items');
     const record: ConversationRecord = { id: `conv_${randomBytes(24).toString('hex')}`, owner, createdAt: Math.floor(this.now() / 1000), metadata: parsed.metadata ?? {} };
     await orConversationStoreUnavailable(this.store.create(record, items, this.expiry()));
@@ -137,9 +163,12 @@ export class Conversations {
 
   async addItems(owner: string, id: string, body: unknown, includeReasoning: boolean): Promise<ItemList> {
     const items = clientItems(parseInput(addBody, body).items);
+    const repeated = repeatedId(items);
+    if (repeated !== undefined) throw duplicateItem(items, repeated, id, true);
     const outcome = await orConversationStoreUnavailable(this.store.append(owner, id, items, this.limits, this.expiry()));
     if (outcome === 'not_found') throw notFound(id);
     if (outcome === 'too_long') throw this.tooLong(id, 'items');
+    if (typeof outcome === 'object') throw duplicateItem(items, outcome.duplicate, id, false);
     const data = items.map((item) => itemOut(item, includeReasoning));
     return { object: 'list', data, first_id: idOf(data[0]), last_id: idOf(data.at(-1)), has_more: false };
   }
@@ -174,15 +203,29 @@ export class Conversations {
   /**
    * Adds a Responses request's input items and its response's output items to its conversation,
    * once it has been answered; an input item the client sent again with the id of one of the
-   * conversation's (`held`, as the request read it) is not added twice. False when they could not
-   * be added (logged and counted): the answer goes out all the same, since it has been served and
-   * billed.
+   * conversation's (`held`, as the request read it), or twice in the request, is not added twice
+   * (nor one added to the conversation meanwhile, which the store refuses: the rest is added without
+   * it). False when they could not be added (logged and counted): the answer goes out all the same,
+   * since it has been served and billed.
    */
   async record(owner: string, id: string, request: unknown, output: readonly ResponseJson[], held: ReadonlySet<string> = new Set()): Promise<boolean> {
-    const items = [...storedInputItems(request).filter((item) => !held.has(String(item['id']))), ...output];
+    const skipped = new Set(held);
+    const fresh = (item: ResponseJson): boolean => {
+      const itemId = String(item['id']);
+      if (skipped.has(itemId)) return false;
+      skipped.add(itemId);
+      return true;
+    };
+    let items = [...storedInputItems(request).filter(fresh), ...output];
     try {
-      const outcome = await this.store.append(owner, id, items, this.limits, this.expiry());
-      if (outcome !== 'added') throw new Error(`the conversation is ${outcome === 'too_long' ? 'full' : 'gone'}`);
+      let outcome = await this.store.append(owner, id, items, this.limits, this.expiry());
+      // An input item added to the conversation since the request read it (a concurrent request): left out, once per such id.
+      for (let retries = items.length; typeof outcome === 'object' && retries > 0; retries -= 1) {
+        const duplicate = outcome.duplicate;
+        items = items.filter((item) => item['id'] !== duplicate);
+        outcome = await this.store.append(owner, id, items, this.limits, this.expiry());
+      }
+      if (outcome !== 'added') throw new Error(`the conversation is ${outcome === 'too_long' ? 'full' : outcome === 'not_found' ? 'gone' : 'holding an item id again'}`);
       this.recorded.inc({ outcome: 'added' });
       return true;
     } catch (error) {

@@ -1,5 +1,5 @@
 import type { ResponseJson } from '../responses/response-store';
-import { itemBytes, type AppendOutcome, type ConversationLimits, type ConversationRecord, type ConversationState, type ConversationStore, type ItemPage } from './conversation-store';
+import { duplicateId, itemBytes, type AppendOutcome, type ConversationLimits, type ConversationRecord, type ConversationState, type ConversationStore, type ItemPage } from './conversation-store';
 
 interface HeldItem {
   id: string;
@@ -33,14 +33,16 @@ export interface MemoryConversationLimits {
  * past its expiry is dropped when it is next looked at. What goes in and comes out is a copy, so
  * no caller shares an object with the store.
  *
- * Item ids are taken to be new in their conversation (the gateway makes them): an id added twice is
- * kept twice, and `item` and `deleteItem` find the first of them.
+ * An append with an item id the conversation holds (or with one id twice) adds nothing; `create`
+ * with one id twice throws.
  */
 export class MemoryConversationStore implements ConversationStore {
   /** In order of their last write: the first is the first to go. */
   private readonly conversations = new Map<string, Held>();
   /** The sum of the held conversations' `bytes`. */
   private bytes = 0;
+  /** Owner → the ids of its conversations held here. */
+  private readonly owners = new Map<string, Set<string>>();
 
   /** `now` in milliseconds. */
   constructor(
@@ -51,8 +53,13 @@ export class MemoryConversationStore implements ConversationStore {
   async create(record: ConversationRecord, items: ResponseJson[], expiresAtMs: number): Promise<void> {
     if (this.live(record.id)) throw new Error(`conversation ${record.id} exists already`);
     const copies = heldItems(items);
+    const twice = duplicateId(copies, () => false);
+    if (twice !== undefined) throw new Error(`conversation ${record.id}: two items have the id ${twice}`);
     const held: Held = { record: structuredClone(record), items: [], bytes: 0, expiresAtMs };
     this.conversations.set(record.id, held);
+    const owned = this.owners.get(record.owner) ?? new Set<string>();
+    owned.add(record.id);
+    this.owners.set(record.owner, owned);
     this.add(held, copies);
     this.makeRoom(record.id);
   }
@@ -80,6 +87,9 @@ export class MemoryConversationStore implements ConversationStore {
     const held = this.owned(owner, id);
     if (!held) return 'not_found';
     const copies = heldItems(items);
+    const ids = new Set(held.items.map((h) => h.id));
+    const duplicate = duplicateId(copies, (itemId) => ids.has(itemId));
+    if (duplicate !== undefined) return { duplicate };
     const added = copies.reduce((sum, h) => sum + h.bytes, 0);
     if (held.items.length + copies.length > limits.maxItems || held.bytes + added > limits.maxBytes) return 'too_long';
     this.add(held, copies);
@@ -124,8 +134,20 @@ export class MemoryConversationStore implements ConversationStore {
     return true;
   }
 
+  async purgeOwner(owner: string): Promise<number> {
+    let deleted = 0;
+    for (const id of [...(this.owners.get(owner) ?? [])]) {
+      if (!this.owned(owner, id)) continue;
+      this.drop(id);
+      deleted += 1;
+    }
+    this.owners.delete(owner);
+    return deleted;
+  }
+
   async close(): Promise<void> {
     this.conversations.clear();
+    this.owners.clear();
     this.bytes = 0;
   }
 
@@ -161,6 +183,9 @@ export class MemoryConversationStore implements ConversationStore {
     if (!held) return;
     this.conversations.delete(id);
     this.bytes -= held.bytes;
+    const owned = this.owners.get(held.record.owner);
+    owned?.delete(id);
+    if (owned?.size === 0) this.owners.delete(held.record.owner);
   }
 
   /** The owner's conversation when it is not expired (an expired one is dropped, whoever asks). */

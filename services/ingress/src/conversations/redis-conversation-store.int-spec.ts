@@ -63,7 +63,10 @@ describe('RedisConversationStore on a real Redis', () => {
     const record = conversationRecord(owner, { metadata: { plan: marker } });
     await store.create(record, items, TOMORROW_MS);
     const keys = keysOf(prefix, record.id);
-    expect((await redis.keys(`${prefix}*`)).sort()).toEqual(Object.values(keys).sort());
+    // Its keys and its owner's index, named without the owner.
+    const written = (await redis.keys(`${prefix}*`)).filter((key) => !key.startsWith(`${prefix}conversations:owner:`));
+    expect(written.sort()).toEqual(Object.values(keys).sort());
+    expect(await redis.keys(`${prefix}conversations:owner:*`)).toEqual([expect.stringMatching(/:owner:[A-Za-z0-9_-]{43}$/)]);
 
     const sealKey = conversationSealKey(SECRET);
     const raw = (await redis.getBuffer(keys.record)) ?? Buffer.alloc(0);
@@ -267,6 +270,51 @@ describe('RedisConversationStore on a real Redis', () => {
     }
   });
 
+  it("indexes each owner's conversations as long as the latest of them, every write lengthening it", async () => {
+    const prefix = freshPrefix();
+    const store = newStore(prefix);
+    const now = Date.now();
+    const record = conversationRecord(owner);
+    await store.create(record, [], now + 60_000);
+    const [index] = (await redis.keys(`${prefix}conversations:owner:*`)) as [string];
+    expect(await redis.smembers(index)).toEqual([record.id]);
+    expect(await redis.pexpiretime(index)).toBe(now + 60_000);
+    await store.append(owner, record.id, [message('later')], ROOMY, now + 3_600_000);
+    expect(await redis.pexpiretime(index)).toBe(now + 3_600_000);
+    // One that expires sooner leaves it be.
+    const brief = conversationRecord(owner);
+    await store.create(brief, [], now + 30_000);
+    expect(await redis.pexpiretime(index)).toBe(now + 3_600_000);
+    expect(await redis.scard(index)).toBe(2);
+    // A conversation written before the index existed joins it at its next write.
+    await redis.srem(index, record.id);
+    await store.setMetadata(owner, record.id, { again: 'yes' }, now + 3_600_000);
+    expect(await redis.sismember(index, record.id)).toBe(1);
+    await store.delete(owner, brief.id);
+    expect(await redis.smembers(index)).toEqual([record.id]);
+  });
+
+  it("purges more conversations than one batch with every key of theirs, and nothing of another owner's", async () => {
+    const prefix = freshPrefix();
+    const store = newStore(prefix);
+    const count = 200 * 2 + 9;
+    const records = Array.from({ length: count }, () => conversationRecord(owner));
+    for (const [i, record] of records.entries()) await store.create(record, i % 50 === 0 ? turnItems(`turn ${i}`) : [], TOMORROW_MS);
+    const other = conversationRecord('acme/ads');
+    const otherItems = turnItems('other');
+    await store.create(other, otherItems, TOMORROW_MS);
+    // One that expired: its id lingers in the index, and is taken out without being counted.
+    const brief = conversationRecord(owner);
+    await store.create(brief, [message('brief')], Date.now() + 200);
+    await until(async () => (await redis.exists(keysOf(prefix, brief.id).record)) === 0, 'the expired conversation to go');
+    expect(await store.purgeOwner(owner)).toBe(count);
+    const left = await redis.keys(`${prefix}*`);
+    expect(left.filter((key) => !key.startsWith(`${prefix}conversations:owner:`)).sort()).toEqual(Object.values(keysOf(prefix, other.id)).sort());
+    expect(left.filter((key) => key.startsWith(`${prefix}conversations:owner:`))).toHaveLength(1);
+    expect(await store.items('acme/ads', other.id)).toEqual(otherItems);
+    expect(await store.purgeOwner(owner)).toBe(0);
+  });
+
   it('refuses an item without an id before writing anything', async () => {
     const prefix = freshPrefix();
     const store = newStore(prefix);
@@ -291,6 +339,7 @@ describe('RedisConversationStore on a real Redis', () => {
     await expect(store.deleteItem(owner, record.id, 'msg_x', TOMORROW_MS)).rejects.toThrow();
     await expect(store.setMetadata(owner, record.id, {}, TOMORROW_MS)).rejects.toThrow();
     await expect(store.delete(owner, record.id)).rejects.toThrow();
+    await expect(store.purgeOwner(owner)).rejects.toThrow();
     closed.disconnect();
   });
 });

@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { openBytes, sealBytes } from '../access/sealed-text';
-import type { ResponseJson } from '../responses/response-store';
+import { ownerIndexName, type ResponseJson } from '../responses/response-store';
 import {
   conversationSealKey,
+  duplicateId,
   itemBytes,
   type AppendOutcome,
   type ConversationLimits,
@@ -12,6 +13,9 @@ import {
   type ConversationStore,
   type ItemPage,
 } from './conversation-store';
+
+/** How many conversations `purgeOwner` takes at a time (each up to five keys, its items unlinked in the background). */
+const PURGE_BATCH = 200;
 
 /** A conversation's record as it opens from Redis: read back through this schema, never trusted as it is. */
 const recordSchema = z.object({
@@ -31,67 +35,79 @@ const countSchema = z
   .transform(Number);
 
 /**
- * Gives every key of a conversation (KEYS) one expiry: the later of the record's and ARGV[n] (Unix
- * ms), so an expiry is only lengthened. Not PEXPIREAT GT on each: a key this write created (the
- * first item's list) has no expiry yet, which GT takes as infinite and would leave so.
+ * `index(id, t)` adds the conversation `id` to its owner's index (KEYS[6]) and keeps the index at
+ * least until `t` (Unix ms, a number). `extend(at, id)` gives every key of a conversation (KEYS[1..5])
+ * one expiry: the later of the record's and `at` (Unix ms), so an expiry is only lengthened, and
+ * indexes it until then. Not PEXPIREAT GT on each: a key this write created (the first item's
+ * list, a new index) has no expiry yet, which GT takes as infinite and would leave so.
  */
 const EXTEND = `
-local function extend(at)
+local function index(id, t)
+  redis.call('SADD', KEYS[6], id)
+  if redis.call('PEXPIRETIME', KEYS[6]) < t then redis.call('PEXPIREAT', KEYS[6], string.format('%.0f', t)) end
+end
+local function extend(at, id)
   local t = tonumber(at)
   local held = redis.call('PEXPIRETIME', KEYS[1])
   if held > t then t = held end
   local s = string.format('%.0f', t)
-  for i = 1, #KEYS do redis.call('PEXPIREAT', KEYS[i], s) end
+  for i = 1, 5 do redis.call('PEXPIREAT', KEYS[i], s) end
+  index(id, t)
 end
 `;
 
 /**
- * Stores a new conversation unless its id is taken (0), with its first items. KEYS: the record,
- * ids, items, sizes, size. ARGV: the sealed record, the expiry (Unix ms), the items' bytes in all,
- * then for each item its id, sealed value and bytes. Anything left under the other keys (a record
- * gone before them) is cleared first.
+ * Stores a new conversation unless its id is taken (0), with its first items, and indexes it.
+ * KEYS: the record, ids, items, sizes, size, the owner's index. ARGV: the sealed record, the expiry
+ * (Unix ms), the items' bytes in all, the conversation's id, then for each item its id, sealed value
+ * and bytes. Anything left under the other keys (a record gone before them) is cleared first.
  */
-const CREATE = `
+const CREATE = `${EXTEND}
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return 0 end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 local n = 0
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   redis.call('RPUSH', KEYS[2], ARGV[i])
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 2])
   n = n + 1
 end
 redis.call('HSET', KEYS[5], 'items', n, 'bytes', ARGV[3])
-for i = 1, #KEYS do redis.call('PEXPIREAT', KEYS[i], ARGV[2]) end
+for i = 1, 5 do redis.call('PEXPIREAT', KEYS[i], ARGV[2]) end
+index(ARGV[4], tonumber(ARGV[2]))
 return 1
 `;
 
 /**
- * Adds items at the end, all or none. KEYS: the record, ids, items, sizes, size. ARGV: maxItems,
- * maxBytes, the expiry (Unix ms), then for each item its id, sealed value and bytes.
+ * Adds items at the end, all or none: none when one's id is held already or comes twice
+ * (`{'duplicate', id}`). KEYS: the record, ids, items, sizes, size, the owner's index. ARGV:
+ * maxItems, maxBytes, the expiry (Unix ms), the conversation's id, then for each item its id,
+ * sealed value and bytes.
  */
 const APPEND = `${EXTEND}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'not_found' end
-local n, bytes = 0, 0
-for i = 4, #ARGV, 3 do
+local n, bytes, seen = 0, 0, {}
+for i = 5, #ARGV, 3 do
+  if seen[ARGV[i]] or redis.call('HEXISTS', KEYS[4], ARGV[i]) == 1 then return {'duplicate', ARGV[i]} end
+  seen[ARGV[i]] = true
   n = n + 1
   bytes = bytes + tonumber(ARGV[i + 2])
 end
 local held = redis.call('HMGET', KEYS[5], 'items', 'bytes')
 local heldItems, heldBytes = tonumber(held[1]) or 0, tonumber(held[2]) or 0
 if heldItems + n > tonumber(ARGV[1]) or heldBytes + bytes > tonumber(ARGV[2]) then return 'too_long' end
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   redis.call('RPUSH', KEYS[2], ARGV[i])
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 2])
 end
 redis.call('HINCRBY', KEYS[5], 'items', n)
 redis.call('HINCRBY', KEYS[5], 'bytes', string.format('%.0f', bytes))
-extend(ARGV[3])
+extend(ARGV[3], ARGV[4])
 return 'added'
 `;
 
-/** Removes one item (1), or finds none (0). KEYS: the record, ids, items, sizes, size. ARGV: the item's id, the expiry (Unix ms). */
+/** Removes one item (1), or finds none (0). KEYS: the record, ids, items, sizes, size, the owner's index. ARGV: the item's id, the expiry (Unix ms), the conversation's id. */
 const DELETE_ITEM = `${EXTEND}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
@@ -100,14 +116,14 @@ local bytes = tonumber(redis.call('HGET', KEYS[4], ARGV[1])) or 0
 redis.call('HDEL', KEYS[4], ARGV[1])
 redis.call('HINCRBY', KEYS[5], 'items', -1)
 if bytes ~= 0 then redis.call('HINCRBY', KEYS[5], 'bytes', string.format('%.0f', -bytes)) end
-extend(ARGV[2])
+extend(ARGV[2], ARGV[3])
 return 1
 `;
 
-/** Replaces the record while there is one (1; 0 when it is gone). KEYS: the record, ids, items, sizes, size. ARGV: the sealed record, the expiry (Unix ms). */
+/** Replaces the record while there is one (1; 0 when it is gone). KEYS: the record, ids, items, sizes, size, the owner's index. ARGV: the sealed record, the expiry (Unix ms), the conversation's id. */
 const SET_RECORD = `${EXTEND}
 if not redis.call('SET', KEYS[1], ARGV[1], 'XX', 'KEEPTTL') then return 0 end
-extend(ARGV[2])
+extend(ARGV[2], ARGV[3])
 return 1
 `;
 
@@ -126,10 +142,14 @@ return 1
  *   checked against the limits by the script that appends, so concurrent appends from several
  *   replicas never pass them together.
  * All of them share one expiry, the latest any write was given (an expiry is only lengthened).
+ * `conversations:owner:<hmac of the owner>` is a set of each owner's conversation ids (its index,
+ * for `purgeOwner`), kept as long as the latest of them; ids of conversations that expired stay in
+ * it until a purge takes them out. A conversation written before the index existed joins it at its
+ * next write; one never written again is not purged, and goes at its expiry.
  *
  * The owner is in the sealed record: every read opens it first, and one of another owner is not
- * found. Item ids are taken to be new in their conversation (the gateway makes them), and are not
- * checked: an id appended twice would be listed and counted twice but held once. Metadata is replaced as read,
+ * found. An append with an item id the conversation holds (or one id twice) is refused by its
+ * script, so an id is listed, counted and held once. Metadata is replaced as read,
  * changed and written back: of two concurrent `setMetadata` the last to write wins.
  */
 export class RedisConversationStore implements ConversationStore {
@@ -138,15 +158,17 @@ export class RedisConversationStore implements ConversationStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    keyHashSecret: string,
+    private readonly keyHashSecret: string,
   ) {
     this.sealKey = conversationSealKey(keyHashSecret);
   }
 
   async create(record: ConversationRecord, items: ResponseJson[], expiresAtMs: number): Promise<void> {
     const sealed = this.sealItems(record.id, items);
+    const twice = duplicateId(sealed, () => false);
+    if (twice !== undefined) throw new Error(`conversation ${record.id}: two items have the id ${twice}`);
     const bytes = sealed.reduce((sum, item) => sum + item.bytes, 0);
-    const created = await this.redis.eval(CREATE, 5, ...this.keys(record.id), this.sealRecord(record), at(expiresAtMs), String(bytes), ...flat(sealed));
+    const created = await this.redis.eval(CREATE, 6, ...this.keys(record.id), this.ownerKey(record.owner), this.sealRecord(record), at(expiresAtMs), String(bytes), record.id, ...flat(sealed));
     if (Number(created) !== 1) throw new Error(`conversation ${record.id} exists already`);
   }
 
@@ -164,7 +186,7 @@ export class RedisConversationStore implements ConversationStore {
     const record = this.openRecord(owner, id, await this.redis.getBuffer(this.recordKey(id)));
     if (!record) return undefined;
     const changed: ConversationRecord = { ...record, metadata: { ...metadata } };
-    const written = await this.redis.eval(SET_RECORD, 5, ...this.keys(id), this.sealRecord(changed), at(expiresAtMs));
+    const written = await this.redis.eval(SET_RECORD, 6, ...this.keys(id), this.ownerKey(owner), this.sealRecord(changed), at(expiresAtMs), id);
     // Deleted by another request meanwhile: not brought back.
     return Number(written) === 1 ? changed : undefined;
   }
@@ -176,6 +198,7 @@ export class RedisConversationStore implements ConversationStore {
         .multi()
         .del(this.recordKey(id))
         .del(...this.keys(id).slice(1))
+        .srem(this.ownerKey(owner), id)
         .exec(),
       `conversation ${id}`,
     );
@@ -186,8 +209,9 @@ export class RedisConversationStore implements ConversationStore {
   async append(owner: string, id: string, items: ResponseJson[], limits: ConversationLimits, expiresAtMs: number): Promise<AppendOutcome> {
     if (!(await this.owned(owner, id))) return 'not_found';
     const sealed = this.sealItems(id, items);
-    const outcome = await this.redis.eval(APPEND, 5, ...this.keys(id), String(limits.maxItems), String(limits.maxBytes), at(expiresAtMs), ...flat(sealed));
+    const outcome = await this.redis.eval(APPEND, 6, ...this.keys(id), this.ownerKey(owner), String(limits.maxItems), String(limits.maxBytes), at(expiresAtMs), id, ...flat(sealed));
     if (outcome === 'added' || outcome === 'not_found' || outcome === 'too_long') return outcome;
+    if (Array.isArray(outcome) && outcome[0] === 'duplicate' && typeof outcome[1] === 'string') return { duplicate: outcome[1] };
     throw new Error(`conversation ${id}: unexpected reply to an append: ${String(outcome)}`);
   }
 
@@ -228,7 +252,32 @@ export class RedisConversationStore implements ConversationStore {
 
   async deleteItem(owner: string, id: string, itemId: string, expiresAtMs: number): Promise<boolean> {
     if (!(await this.owned(owner, id))) return false;
-    return Number(await this.redis.eval(DELETE_ITEM, 5, ...this.keys(id), itemId, at(expiresAtMs))) === 1;
+    return Number(await this.redis.eval(DELETE_ITEM, 6, ...this.keys(id), this.ownerKey(owner), itemId, at(expiresAtMs), id)) === 1;
+  }
+
+  /**
+   * Takes up to {@link PURGE_BATCH} ids of the owner's index at a time and, in one transaction,
+   * unlinks their conversations' keys (freed in the background: a long conversation does not hold
+   * Redis up) and removes them from the index, until the index is empty. An id is only taken out of
+   * the index with its keys, so a purge that fails midway leaves the rest for a retry.
+   */
+  async purgeOwner(owner: string): Promise<number> {
+    const index = this.ownerKey(owner);
+    let deleted = 0;
+    for (;;) {
+      const ids = await this.redis.srandmember(index, PURGE_BATCH);
+      if (ids.length === 0) return deleted;
+      const [records] = resultsOf(
+        await this.redis
+          .multi()
+          .unlink(...ids.map((id) => this.recordKey(id)))
+          .unlink(...ids.flatMap((id) => this.keys(id).slice(1)))
+          .srem(index, ...ids)
+          .exec(),
+        `the conversations of ${owner}`,
+      );
+      deleted += Number(records);
+    }
   }
 
   async close(): Promise<void> {
@@ -250,6 +299,10 @@ export class RedisConversationStore implements ConversationStore {
   /** Every key of a conversation, as the scripts take them: the record, ids, items, sizes, size. */
   private keys(id: string): [string, string, string, string, string] {
     return [this.recordKey(id), this.idsKey(id), this.itemsKey(id), `${this.prefix}conversation:${id}:sizes`, this.sizeKey(id)];
+  }
+
+  private ownerKey(owner: string): string {
+    return `${this.prefix}conversations:owner:${ownerIndexName(this.keyHashSecret, 'conversations', owner)}`;
   }
 
   private sizeKey(id: string): string {

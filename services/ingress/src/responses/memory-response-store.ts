@@ -27,6 +27,8 @@ export class MemoryResponseStore implements ResponseStore {
   private readonly responses = new Map<string, Held>();
   /** The sum of the held responses' `bytes`. */
   private bytes = 0;
+  /** Owner → the ids of the responses it holds here (none expired once they have been looked at). */
+  private readonly owners = new Map<string, Set<string>>();
 
   /** `now` in milliseconds. */
   constructor(
@@ -53,6 +55,9 @@ export class MemoryResponseStore implements ResponseStore {
     }
     this.responses.set(record.id, { record: JSON.parse(json) as StoredResponse, expiresAtMs, bytes });
     this.bytes += bytes;
+    const owned = this.owners.get(record.owner) ?? new Set<string>();
+    owned.add(record.id);
+    this.owners.set(record.owner, owned);
   }
 
   async get(owner: string, id: string): Promise<StoredResponse | undefined> {
@@ -71,8 +76,21 @@ export class MemoryResponseStore implements ResponseStore {
     return true;
   }
 
+  async purgeOwner(owner: string): Promise<number> {
+    let deleted = 0;
+    for (const id of [...(this.owners.get(owner) ?? [])]) {
+      const held = this.live(id);
+      if (!held || held.record.owner !== owner) continue;
+      this.drop(id);
+      deleted += 1;
+    }
+    this.owners.delete(owner);
+    return deleted;
+  }
+
   async close(): Promise<void> {
     this.responses.clear();
+    this.owners.clear();
     this.bytes = 0;
   }
 
@@ -81,6 +99,9 @@ export class MemoryResponseStore implements ResponseStore {
     if (!held) return;
     this.responses.delete(id);
     this.bytes -= held.bytes;
+    const owned = this.owners.get(held.record.owner);
+    owned?.delete(id);
+    if (owned?.size === 0) this.owners.delete(held.record.owner);
   }
 
   /** The response when it is not expired, whoever owns it (an expired one is dropped). */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { openBytes, sealBytes } from '../access/sealed-text';
 import { RedisResponseStore } from './redis-response-store';
-import { responseSealKey, type ResponseStore } from './response-store';
+import { PURGE_BATCH, responseSealKey, type ResponseStore } from './response-store';
 import { describeResponseStore, storedResponse, TOMORROW_MS } from './response-store.cases.testing';
 import { until } from '../redis.testing';
 
@@ -57,8 +57,10 @@ describe('RedisResponseStore on a real Redis', () => {
     }
     expect(JSON.parse(openBytes(responseSealKey(SECRET), raw, response.id).toString('utf8'))).toEqual(response);
     expect(() => openBytes(responseSealKey('another secret'), raw, response.id)).toThrow();
-    // The only key it wrote.
-    expect(await redis.keys(`${prefix}*`)).toEqual([`${prefix}response:${response.id}`]);
+    // The only keys it wrote: the response, and its owner's index, named without the owner.
+    const keys = (await redis.keys(`${prefix}*`)).sort();
+    expect(keys).toEqual([`${prefix}response:${response.id}`, expect.stringMatching(new RegExp(`^${prefix}responses:owner:[A-Za-z0-9_-]{43}$`))]);
+    expect(keys.join(' ')).not.toContain('acme');
   });
 
   it('does not open a value moved under another id, and leaves the original as it was', async () => {
@@ -154,6 +156,48 @@ describe('RedisResponseStore on a real Redis', () => {
     }
   });
 
+  it("indexes each owner's responses in a set that lives as long as the latest of them", async () => {
+    const prefix = freshPrefix();
+    const store = newStore(prefix);
+    const now = Date.now();
+    const first = storedResponse('acme/search', 'first');
+    const second = storedResponse('acme/search', 'second');
+    await store.put(first, now + 3_600_000);
+    const [index] = (await redis.keys(`${prefix}responses:owner:*`)) as [string];
+    expect(await redis.smembers(index)).toEqual([first.id]);
+    expect(await redis.pexpiretime(index)).toBe(now + 3_600_000);
+    // A response that expires sooner leaves the index's expiry be; a later one lengthens it.
+    await store.put(second, now + 60_000);
+    expect(await redis.pexpiretime(index)).toBe(now + 3_600_000);
+    await store.put(storedResponse('acme/search', 'third', { ancestors: [first.id] }), now + 7_200_000);
+    expect(await redis.pexpiretime(index)).toBe(now + 7_200_000);
+    expect(await redis.scard(index)).toBe(3);
+    // A delete takes the id out of the index.
+    await store.delete('acme/search', second.id);
+    expect((await redis.smembers(index)).sort()).not.toContain(second.id);
+  });
+
+  it("purges more responses than one batch, ids of expired ones included, and nothing of another owner's", async () => {
+    const prefix = freshPrefix();
+    const store = newStore(prefix);
+    const count = PURGE_BATCH * 2 + 17;
+    const mine = Array.from({ length: count }, (_, i) => storedResponse('acme/search', `turn ${i}`));
+    const others = Array.from({ length: 5 }, (_, i) => storedResponse('acme/ads', `other ${i}`));
+    for (const response of [...mine, ...others]) await store.put(response, TOMORROW_MS);
+    // One that expired: its id lingers in the index, and the purge takes it out without counting it.
+    const brief = storedResponse('acme/search', 'brief');
+    await store.put(brief, Date.now() + 200);
+    await until(async () => (await redis.exists(`${prefix}response:${brief.id}`)) === 0, 'the expired key to go');
+    expect(await store.purgeOwner('acme/search')).toBe(count);
+    expect(await redis.keys(`${prefix}response:*`)).toHaveLength(others.length);
+    expect(await store.getMany('acme/ads', others.map((r) => r.id))).toEqual(others);
+    expect(await store.get('acme/search', mine[0]?.id ?? '')).toBeUndefined();
+    // The owner's index is gone with its last id; the other owner's stays.
+    expect(await redis.keys(`${prefix}responses:owner:*`)).toHaveLength(1);
+    expect(await store.purgeOwner('acme/ads')).toBe(others.length);
+    expect(await redis.keys(`${prefix}*`)).toEqual([]);
+  });
+
   it('fails a write or a read while Redis cannot be reached, rather than report nothing found', async () => {
     const closed = new Redis(testRedisUrl(), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
     const store = new RedisResponseStore(closed, freshPrefix(), SECRET);
@@ -162,6 +206,7 @@ describe('RedisResponseStore on a real Redis', () => {
     await expect(store.get('acme/search', response.id)).rejects.toThrow();
     await expect(store.getMany('acme/search', [response.id])).rejects.toThrow();
     await expect(store.delete('acme/search', response.id)).rejects.toThrow();
+    await expect(store.purgeOwner('acme/search')).rejects.toThrow();
     closed.disconnect();
   });
 });

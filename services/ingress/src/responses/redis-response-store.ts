@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { openBytes, sealBytes } from '../access/sealed-text';
-import { responseSealKey, type ResponseStore, type StoredResponse } from './response-store';
+import { ownerIndexName, PURGE_BATCH, responseSealKey, type ResponseStore, type StoredResponse } from './response-store';
 
 const jsonObject = z.record(z.string(), z.unknown());
 
@@ -19,11 +19,16 @@ export const storedResponseSchema = z.object({
 /**
  * Stores a response unless its id is taken, expiring at its expiry, and keeps each of its
  * ancestors at least as long (GT: an expiry is only ever lengthened; an ancestor already gone stays
- * gone). KEYS: the response's key, then its ancestors'. ARGV: the sealed record, the expiry (Unix ms).
+ * gone); adds its id to its owner's index, which lives as long as the latest of its responses (a
+ * new index has no expiry, which GT would take as infinite: hence the comparison).
+ * KEYS: the owner's index, the response's key, then its ancestors'. ARGV: the id, the sealed
+ * record, the expiry (Unix ms).
  */
 const PUT = `
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return 0 end
-for i = 2, #KEYS do redis.call('PEXPIREAT', KEYS[i], ARGV[2], 'GT') end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PXAT', ARGV[3]) then return 0 end
+for i = 3, #KEYS do redis.call('PEXPIREAT', KEYS[i], ARGV[3], 'GT') end
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 return 1
 `;
 
@@ -33,6 +38,11 @@ return 1
  * key derived from `access.keyHashSecret` with the id as context, so Redis alone reveals no prompt
  * or answer and a value moved under another id does not open. Each key expires `retentionDays`
  * after the last turn of its conversation: a new turn lengthens its ancestors' expiry to its own.
+ *
+ * `responses:owner:<hmac of the owner>` is a set of the ids each owner stored (its index, for
+ * `purgeOwner`), expiring with the latest of them; the ids of responses that expired meanwhile stay
+ * in it until a purge takes them out. Responses stored before the index existed are not in it: they
+ * are not purged, and go at their expiry.
  */
 export class RedisResponseStore implements ResponseStore {
   private readonly sealKey: Buffer;
@@ -40,15 +50,15 @@ export class RedisResponseStore implements ResponseStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    keyHashSecret: string,
+    private readonly keyHashSecret: string,
   ) {
     this.sealKey = responseSealKey(keyHashSecret);
   }
 
   async put(record: StoredResponse, expiresAtMs: number): Promise<void> {
     const sealed = sealBytes(this.sealKey, Buffer.from(JSON.stringify(record), 'utf8'), record.id);
-    const keys = [record.id, ...record.ancestors].map((id) => this.key(id));
-    const stored = await this.redis.eval(PUT, keys.length, ...keys, sealed, String(Math.round(expiresAtMs)));
+    const keys = [this.ownerKey(record.owner), ...[record.id, ...record.ancestors].map((id) => this.key(id))];
+    const stored = await this.redis.eval(PUT, keys.length, ...keys, record.id, sealed, String(Math.round(expiresAtMs)));
     if (stored !== 1) throw new Error(`response ${record.id} exists already`);
   }
 
@@ -64,8 +74,33 @@ export class RedisResponseStore implements ResponseStore {
 
   async delete(owner: string, id: string): Promise<boolean> {
     if (!(await this.get(owner, id))) return false;
+    const [deleted] = resultsOf(await this.redis.multi().del(this.key(id)).srem(this.ownerKey(owner), id).exec(), `response ${id}`);
     // Deleted by another request meanwhile: that one reports it.
-    return (await this.redis.del(this.key(id))) === 1;
+    return deleted === 1;
+  }
+
+  /**
+   * Takes up to {@link PURGE_BATCH} ids of the owner's index at a time and, in one transaction,
+   * unlinks their responses (freed in the background: a large one does not hold Redis up) and
+   * removes them from the index, until the index is empty. An id is only taken out of the index
+   * with its response, so a purge that fails midway leaves the rest for a retry.
+   */
+  async purgeOwner(owner: string): Promise<number> {
+    const index = this.ownerKey(owner);
+    let deleted = 0;
+    for (;;) {
+      const ids = await this.redis.srandmember(index, PURGE_BATCH);
+      if (ids.length === 0) return deleted;
+      const [unlinked] = resultsOf(
+        await this.redis
+          .multi()
+          .unlink(...ids.map((id) => this.key(id)))
+          .srem(index, ...ids)
+          .exec(),
+        `the responses of ${owner}`,
+      );
+      deleted += Number(unlinked);
+    }
   }
 
   async close(): Promise<void> {
@@ -74,6 +109,10 @@ export class RedisResponseStore implements ResponseStore {
 
   private key(id: string): string {
     return `${this.prefix}response:${id}`;
+  }
+
+  private ownerKey(owner: string): string {
+    return `${this.prefix}responses:owner:${ownerIndexName(this.keyHashSecret, 'responses', owner)}`;
   }
 
   /** The owner's record sealed in `sealed` under `id`, or undefined (none, another owner's, or one that does not open or parse). */
@@ -89,4 +128,13 @@ export class RedisResponseStore implements ResponseStore {
     if (!parsed.success || parsed.data.id !== id || parsed.data.owner !== owner) return undefined;
     return parsed.data;
   }
+}
+
+/** The replies of a transaction, throwing the first command's error (a failed write is never taken for nothing done). */
+function resultsOf(replies: Array<[error: Error | null, result: unknown]> | null, what: string): unknown[] {
+  if (replies === null) throw new Error(`${what}: the transaction was aborted`);
+  return replies.map(([error, result]) => {
+    if (error) throw error;
+    return result;
+  });
 }

@@ -100,6 +100,34 @@ export function describeResponseStore(harness: ResponseStoreHarness): void {
     expect(await store.getMany('acme/search', [kept.id, deleted.id])).toEqual([kept, undefined]);
   });
 
+  it("purges every response of one owner, counting them, and leaves another owner's be", async () => {
+    const first = storedResponse('acme/search', 'first');
+    const second = storedResponse('acme/search', 'second', { ancestors: [first.id] });
+    const gone = storedResponse('acme/search', 'deleted before');
+    const other = storedResponse('acme/ads', 'another project');
+    for (const response of [first, second, gone, other]) await store.put(response, TOMORROW_MS);
+    await store.delete('acme/search', gone.id);
+    expect(await store.purgeOwner('acme/search')).toBe(2);
+    expect(await store.getMany('acme/search', [first.id, second.id, gone.id])).toEqual([undefined, undefined, undefined]);
+    expect(await store.get('acme/ads', other.id)).toEqual(other);
+    // Nothing left: a second purge finds nothing, and the owner stores anew afterwards.
+    expect(await store.purgeOwner('acme/search')).toBe(0);
+    expect(await store.purgeOwner('nobody/never')).toBe(0);
+    const later = storedResponse('acme/search', 'later');
+    await store.put(later, TOMORROW_MS);
+    expect(await store.get('acme/search', later.id)).toEqual(later);
+    expect(await store.purgeOwner('acme/search')).toBe(1);
+  });
+
+  it('does not count a response that expired before the purge', async () => {
+    const expired = storedResponse('acme/search', 'expired');
+    const live = storedResponse('acme/search', 'live');
+    await store.put(expired, Date.now() - 1);
+    await store.put(live, TOMORROW_MS);
+    expect(await store.purgeOwner('acme/search')).toBe(1);
+    expect(await store.get('acme/search', live.id)).toBeUndefined();
+  });
+
   it('never takes an id twice, whoever asks: the first response stays as it was', async () => {
     const response = storedResponse('acme/search', 'one');
     await store.put(response, TOMORROW_MS);

@@ -50,7 +50,27 @@ export interface ResponseStore {
   getMany(owner: string, ids: readonly string[]): Promise<Array<StoredResponse | undefined>>;
   /** True when it existed (and is now gone). */
   delete(owner: string, id: string): Promise<boolean>;
+  /**
+   * Deletes every response the owner has stored (a project's offboarding, a request to delete its
+   * data), a bounded batch at a time, and answers how many there were. A response stored meanwhile
+   * may be deleted or kept. Throws when the store fails: what was deleted by then stays deleted, and
+   * a retry deletes the rest.
+   */
+  purgeOwner(owner: string): Promise<number>;
   close(): Promise<void>;
+}
+
+/** How many ids a store's `purgeOwner` takes from its owner index at a time: each batch is one bounded step in Redis. */
+export const PURGE_BATCH = 500;
+
+/**
+ * The name an owner's index goes by in a shared store (`what`: `responses`, `conversations`): an
+ * HMAC of the owner under a key derived from `access.keyHashSecret`, so the store's key names reveal
+ * no project.
+ */
+export function ownerIndexName(keyHashSecret: string, what: string, owner: string): string {
+  const key = createHmac('sha256', keyHashSecret).update(`${what}\0owners`).digest();
+  return createHmac('sha256', key).update(owner).digest('base64url');
 }
 
 /** The Nest injection token of the gateway's {@link ResponseStore} (absent when `responses.store` is false). */
