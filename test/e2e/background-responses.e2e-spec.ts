@@ -158,9 +158,129 @@ describe.each([
     expect(chatCalls()).toBe(1);
   });
 
+  it('streams a background response from its creation to its end; any client reads the stream again, whole or after an event, from the SDK', async () => {
+    gw.sim.configure({ completionTokens: 12, tokensPerSecond: 60 });
+    const stream = search.responses.stream({ model: 'gpt-4o-mini', input: 'Stream it in the background.', background: true, metadata: { run: 'streamed' } });
+    const events: Array<{ type: string; sequence_number: number }> = [];
+    stream.on('event', (event) => events.push({ type: event.type, sequence_number: event.sequence_number }));
+    let created: OpenAI.Responses.Response | undefined;
+    stream.on('response.created', (event) => (created = event.response));
+    const final = await stream.finalResponse();
+
+    // Created and queued at once, then the run's own events, numbered on without a gap.
+    expect(created).toMatchObject({ status: 'queued', background: true, store: true, output: [], metadata: { run: 'streamed' } });
+    expect(events.slice(0, 3).map((event) => event.type)).toEqual(['response.created', 'response.queued', 'response.in_progress']);
+    expect(events.filter((event) => event.type === 'response.output_text.delta').length).toBeGreaterThan(1);
+    expect(events.at(-1)?.type).toBe('response.completed');
+    expect(events.map((event) => event.sequence_number)).toEqual(events.map((_, i) => i));
+    expect(final).toMatchObject({ id: created?.id, created_at: created?.created_at, status: 'completed', background: true, store: true, metadata: { run: 'streamed' } });
+    expect(final.output_text.length).toBeGreaterThan(0);
+    expect(chatCalls()).toBe(1);
+    // Stored as it ended.
+    const stored = await search.responses.retrieve(final.id);
+    expect(stored).toMatchObject({ id: final.id, status: 'completed', output_text: final.output_text });
+
+    // Read again from its start: the same events, in the same order.
+    const replay: Array<{ type: string; sequence_number: number }> = [];
+    for await (const event of await search.responses.retrieve(final.id, { stream: true })) replay.push({ type: event.type, sequence_number: event.sequence_number });
+    expect(replay).toEqual(events);
+    // After event 4: the rest.
+    const rest: number[] = [];
+    for await (const event of await search.responses.retrieve(final.id, { stream: true, starting_after: 4 })) rest.push(event.sequence_number);
+    expect(rest).toEqual(events.slice(5).map((event) => event.sequence_number));
+    // The SDK's own resumption (it reads from the start, and hands on the events after the one given).
+    const resumed = search.responses.stream({ response_id: final.id, starting_after: 4 });
+    const handed: number[] = [];
+    resumed.on('event', (event) => handed.push(event.sequence_number));
+    expect((await resumed.finalResponse()).output_text).toBe(final.output_text);
+    expect(handed).toEqual(rest);
+    // Nothing was run again.
+    expect(chatCalls()).toBe(1);
+  });
+
+  it('runs on when its client leaves mid-stream: the client reads on after the last event it saw, and gets the whole answer', async () => {
+    gw.sim.configure({ completionTokens: 40, tokensPerSecond: 40 });
+    const first = await search.responses.create({ model: 'gpt-4o-mini', input: 'A long one.', background: true, stream: true });
+    let id = '';
+    let seen = -1;
+    let text = '';
+    for await (const event of first) {
+      if (event.type === 'response.created') id = event.response.id;
+      seen = event.sequence_number;
+      if (event.type === 'response.output_text.delta') {
+        text += event.delta;
+        // Leaves after the first word.
+        break;
+      }
+    }
+    expect(id).toMatch(/^resp_/);
+    const types: string[] = [];
+    let firstNumber: number | undefined;
+    for await (const event of await search.responses.retrieve(id, { stream: true, starting_after: seen })) {
+      firstNumber ??= event.sequence_number;
+      types.push(event.type);
+      if (event.type === 'response.output_text.delta') text += event.delta;
+    }
+    expect(firstNumber).toBe(seen + 1);
+    expect(types.at(-1)).toBe('response.completed');
+    const done = await search.responses.retrieve(id);
+    expect(done.status).toBe('completed');
+    expect(text).toBe(done.output_text);
+    expect(chatCalls()).toBe(1);
+  });
+
+  it('ends the stream of a response cancelled mid-stream with response.failed, its status cancelled; and of a response that fails, with its error', async () => {
+    gw.sim.configure({ completionTokens: 400, tokensPerSecond: 40 });
+    const stream = await search.responses.create({ model: 'gpt-4o-mini', input: 'Go on and on.', background: true, stream: true });
+    let id = '';
+    let cancelled = false;
+    const types: string[] = [];
+    let last: OpenAI.Responses.ResponseStreamEvent | undefined;
+    for await (const event of stream) {
+      types.push(event.type);
+      last = event;
+      if (event.type === 'response.created') id = event.response.id;
+      if (event.type === 'response.output_text.delta' && !cancelled) {
+        cancelled = true;
+        expect((await search.responses.cancel(id)).status).toBe('cancelled');
+      }
+    }
+    expect(last).toMatchObject({ type: 'response.failed', response: { id, status: 'cancelled', background: true } });
+    expect(types.filter((type) => type === 'response.output_text.delta').length).toBeLessThan(400);
+    expect(await ended(id)).toMatchObject({ id, status: 'cancelled' });
+    // Read again, it ends the same way.
+    const again: string[] = [];
+    for await (const event of await search.responses.retrieve(id, { stream: true })) again.push(event.type);
+    expect(again).toEqual(types);
+
+    gw.sim.reset();
+    gw.sim.configure({ faults: [{ kind: 'http_error', status: 400, path: 'chat' }] });
+    const failing = search.responses.stream({ model: 'gpt-4o-mini', input: 'Refuse me.', background: true });
+    const failedTypes: string[] = [];
+    failing.on('event', (event) => failedTypes.push(event.type));
+    let failedId = '';
+    failing.on('response.created', (event) => (failedId = event.response.id));
+    const failedEnd = await failing.finalResponse();
+    expect(failedTypes).toEqual(['response.created', 'response.queued', 'response.failed']);
+    expect(failedEnd).toMatchObject({ id: failedId, status: 'failed', error: { code: expect.any(String), message: expect.any(String) } });
+    expect(await ended(failedId)).toMatchObject({ status: 'failed', error: failedEnd.error });
+  });
+
+  it('refuses to stream what has no stream, in OpenAI’s error shape', async () => {
+    const whole = await search.responses.create({ model: 'gpt-4o-mini', input: 'Not streamed.', background: true });
+    await ended(whole.id);
+    expect(await apiError(() => search.responses.retrieve(whole.id, { stream: true }))).toMatchObject({ status: 400, param: 'stream', code: 'response_not_streamable' });
+    const plain = await search.responses.create({ model: 'gpt-4o-mini', input: 'Plain.' });
+    expect(await apiError(() => search.responses.retrieve(plain.id, { stream: true }))).toMatchObject({ status: 400, param: 'stream', code: 'response_not_streamable' });
+    expect(await apiError(() => search.responses.retrieve('resp_unknown', { stream: true }))).toMatchObject({ status: 404, code: 'response_not_found' });
+    // Another project's streamed response is not found.
+    const streamed = await search.responses.stream({ model: 'gpt-4o-mini', input: 'Mine.', background: true }).finalResponse();
+    expect(await apiError(() => gw.client({ apiKey: ADS_KEY }).responses.retrieve(streamed.id, { stream: true }))).toMatchObject({ status: 404, code: 'response_not_found' });
+    expect(await apiError(() => search.responses.retrieve(streamed.id, { stream: true, starting_after: -3 }))).toMatchObject({ status: 400, param: 'starting_after' });
+  });
+
   it('refuses what it cannot queue, in OpenAI’s error shape, before anything is stored', async () => {
     expect(await apiError(() => search.responses.create({ model: 'gpt-4o-mini', input: 'x', background: true, store: false }))).toMatchObject({ status: 400, param: 'background', code: 'invalid_value' });
-    expect(await apiError(() => search.responses.create({ model: 'gpt-4o-mini', input: 'x', background: true, stream: true }))).toMatchObject({ status: 400, param: 'stream', code: 'unsupported_parameter' });
     expect(await apiError(() => search.responses.create({ model: 'no-such-model', input: 'x', background: true }))).toMatchObject({ status: 404, param: 'model', code: 'model_not_found' });
     expect(await apiError(() => search.responses.create({ model: 'gpt-4o-mini', input: 'x', background: true, previous_response_id: 'resp_unknown' }))).toMatchObject({ status: 404, param: 'previous_response_id' });
     expect(await apiError(() => search.responses.create({ model: 'gpt-4o-mini', input: 'x', background: true, temperature: 7 }))).toMatchObject({ status: 400, param: 'temperature' });

@@ -122,4 +122,59 @@ describe('background responses through a Redis outage', () => {
     // Every connection the gateway had is back.
     await waitFor(async () => (await gatewayConnections(back)) >= connected || undefined, { timeoutMs: 10_000, intervalMs: 50, what: 'the gateway’s Redis connections to be back' });
   });
+  it('ends a stream being read when Redis goes away with an error event saying where to read on from, and the client reads the rest once it is back', async () => {
+    const client = gw.client();
+    gw.sim.reset();
+    // 200 tokens at 40 a second: streaming still when Redis goes.
+    gw.sim.configure({ completionTokens: 200, tokensPerSecond: 40 });
+    const stream = await client.responses.create({ model: 'gpt-4o-mini', input: 'Stream through the outage.', background: true, stream: true });
+    let id = '';
+    let seen = -1;
+    let deltas = 0;
+    let told: OpenAI.Responses.ResponseStreamEvent | undefined;
+    const reading = (async () => {
+      for await (const event of stream) {
+        if (event.type === 'error') {
+          told = event;
+          continue;
+        }
+        if (event.type === 'response.created') id = event.response.id;
+        if (event.type === 'response.output_text.delta') deltas++;
+        seen = event.sequence_number;
+      }
+    })();
+    await waitFor(() => deltas >= 3 || undefined, { timeoutMs: 10_000, intervalMs: 10, what: 'the first deltas' });
+    await redis.stop();
+    await reading;
+    // Told with an error event, as a stream tells a failure, where to read on from: not ended as if the response had.
+    expect(told).toMatchObject({ type: 'error', code: 'stream_interrupted', message: expect.stringContaining(`starting_after=${seen}`) });
+    expect(seen).toBeGreaterThan(3);
+
+    gw.sim.configure({ completionTokens: 5, tokensPerSecond: 0 });
+    redis = await RedisServer.start(redis.port, persistent());
+    // Back: the rest, from the event after the last one read, to the end.
+    const rest = await waitFor(
+      async () => {
+        try {
+          const events: Array<{ type: string; sequence_number: number }> = [];
+          for await (const event of await client.responses.retrieve(id, { stream: true, starting_after: seen })) events.push({ type: event.type, sequence_number: event.sequence_number });
+          return events.at(-1)?.type === 'response.completed' ? events : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: 'the rest of the stream after the outage' },
+    );
+    expect(rest[0]?.sequence_number).toBe(seen + 1);
+    expect(rest.map((event) => event.sequence_number)).toEqual(rest.map((_, i) => seen + 1 + i));
+    expect((await client.responses.retrieve(id)).status).toBe('completed');
+    // Its run could not add its events while Redis was away: it stopped, and the response was run
+    // again, whole, once Redis was back (a stream begun would start its output anew), ending the
+    // stream with the whole answer.
+    expect(callsFor('Stream through the outage').map((r) => [r.outcome, (r.body as { stream?: boolean }).stream === true])).toEqual([
+      ['aborted', true],
+      ['completed', false],
+    ]);
+    expect(rest.map((event) => event.type)).toEqual(['response.completed']);
+  });
 });

@@ -48,8 +48,9 @@ describe('background responses on two replicas sharing one Redis', () => {
   let redis: RedisServer;
   let a: TestGateway;
   let b: TestGateway;
-  /** A third replica, started once one of the first two has stopped. */
+  /** A third replica, started once one of the first two has stopped, and a fourth once another has. */
   let c: TestGateway | undefined;
+  let d: TestGateway | undefined;
   let configure: (doc: Record<string, unknown>) => void;
   /** The test's own connection, to see who holds a claim. */
   let inspect: Redis | undefined;
@@ -99,7 +100,7 @@ describe('background responses on two replicas sharing one Redis', () => {
   });
   afterAll(async () => {
     inspect?.disconnect();
-    await Promise.all([a, b, c].filter((gw): gw is TestGateway => gw !== undefined && !closed.has(gw)).map((gw) => gw.close()));
+    await Promise.all([a, b, c, d].filter((gw): gw is TestGateway => gw !== undefined && !closed.has(gw)).map((gw) => gw.close()));
     await redis?.stop();
   });
   beforeEach(() => {
@@ -224,5 +225,55 @@ describe('background responses on two replicas sharing one Redis', () => {
     expect(done).toMatchObject({ id: queued.id, status: 'completed' });
     expect(chatCalls(holder)).toEqual([expect.objectContaining({ outcome: 'error' })]);
     expect(chatCalls(survivor)).toEqual([expect.objectContaining({ outcome: 'completed' })]);
+  });
+  it('streams a response run on one replica to a client reading it on another; when the one running it stops mid-stream, the other runs it whole and ends the stream with its answer', async () => {
+    d = await startTestGateway({ configure });
+    const live = [a, b, c, d].filter((gw): gw is TestGateway => gw !== undefined && !closed.has(gw));
+    expect(live).toHaveLength(2);
+    // A stream of 400 tokens at 40 a second: still streaming when its replica stops.
+    for (const gw of live) {
+      gw.sim.reset();
+      gw.sim.configure({ completionTokens: 400, tokensPerSecond: 40 });
+    }
+    const [first] = live as [TestGateway, TestGateway];
+    const stream = await first.client({ apiKey: SEARCH_KEY }).responses.create({ model: 'gpt-4o-mini', input: 'Survive mid-stream.', background: true, stream: true });
+    let id = '';
+    let deltas = 0;
+    for await (const event of stream) {
+      if (event.type === 'response.created') id = event.response.id;
+      if (event.type === 'response.output_text.delta' && ++deltas === 3) break;
+    }
+    const holder = live.find((gw) => chatCalls(gw).length > 0) as TestGateway;
+    const survivor = live.find((gw) => gw !== holder) as TestGateway;
+    // Its run there answers at once.
+    survivor.sim.configure({ completionTokens: 5, tokensPerSecond: 0 });
+
+    // Read on the other replica from the start: what the holder adds reaches it as it is added.
+    const seen: Array<{ type: string; sequence_number: number }> = [];
+    let end: OpenAI.Responses.ResponseStreamEvent | undefined;
+    const reading = (async () => {
+      for await (const event of await survivor.client({ apiKey: SEARCH_OTHER_KEY }).responses.retrieve(id, { stream: true })) {
+        seen.push({ type: event.type, sequence_number: event.sequence_number });
+        end = event;
+      }
+    })();
+    await waitFor(() => seen.filter((event) => event.type === 'response.output_text.delta').length >= 3 || undefined, { timeoutMs: 10_000, intervalMs: 10, what: 'the deltas streamed on the other replica' });
+
+    closed.add(holder);
+    await holder.close();
+    await reading;
+    // The holder's events, then the end the survivor's whole run made: numbered on without a gap.
+    expect(seen.slice(0, 3).map((event) => event.type)).toEqual(['response.created', 'response.queued', 'response.in_progress']);
+    expect(seen.map((event) => event.sequence_number)).toEqual(seen.map((_, i) => i));
+    expect(seen.filter((event) => event.type === 'response.failed' || event.type === 'error')).toEqual([]);
+    expect(end).toMatchObject({ type: 'response.completed', response: { id, status: 'completed', background: true } });
+    const done = await survivor.client({ apiKey: SEARCH_OTHER_KEY }).responses.retrieve(id);
+    expect(done).toMatchObject({ id, status: 'completed' });
+    const endText = end?.type === 'response.completed' ? end.response.output.flatMap((item) => (item.type === 'message' ? item.content : [])).map((part) => (part.type === 'output_text' ? part.text : '')).join('') : undefined;
+    expect(endText).toBe(done.output_text);
+    // The holder's call was cut by its shutdown; the survivor's was whole, not streamed.
+    expect(chatCalls(holder)).toEqual([expect.objectContaining({ outcome: 'aborted' })]);
+    expect(chatCalls(survivor)).toEqual([expect.objectContaining({ outcome: 'completed' })]);
+    expect((chatCalls(survivor)[0]?.body as { stream?: boolean }).stream).not.toBe(true);
   });
 });

@@ -22,7 +22,7 @@ describe('responses', () => {
       maxConversationResponses: 1_000,
       maxConversationItems: 10_000,
       maxConversationBytes: 67_108_864,
-      background: { enabled: true, concurrency: 8, maxAttempts: 5, leaseMs: 30_000, pollMs: 500, maxPending: 10_000 },
+      background: { enabled: true, concurrency: 8, maxAttempts: 5, leaseMs: 30_000, pollMs: 500, maxPending: 10_000, streamRetentionHours: 24 },
     });
   });
 
@@ -37,7 +37,7 @@ describe('responses', () => {
       maxConversationResponses: 10_000,
       maxConversationItems: 10_000,
       maxConversationBytes: 67_108_864,
-      background: { enabled: true, concurrency: 8, maxAttempts: 5, leaseMs: 30_000, pollMs: 500, maxPending: 10_000 },
+      background: { enabled: true, concurrency: 8, maxAttempts: 5, leaseMs: 30_000, pollMs: 500, maxPending: 10_000, streamRetentionHours: 24 },
     });
     expect(problems({ store: false, retentionDays: 3_650, memoryMaxResponses: 1, maxConversationResponses: 1 })).toEqual([]);
   });
@@ -45,15 +45,16 @@ describe('responses', () => {
   it('take the background settings, refusing those out of range by their path', () => {
     const env = { CONCURRENCY: '2', POLL: '50' };
     const config = parseConfig({ ...MINIMAL_CONFIG, responses: { background: { concurrency: '${CONCURRENCY}', pollMs: '${POLL}' }, maxConversationItems: 50 } }, env);
-    expect(config.responses.background).toEqual({ enabled: true, concurrency: 2, maxAttempts: 5, leaseMs: 30_000, pollMs: 50, maxPending: 10_000 });
+    expect(config.responses.background).toEqual({ enabled: true, concurrency: 2, maxAttempts: 5, leaseMs: 30_000, pollMs: 50, maxPending: 10_000, streamRetentionHours: 24 });
     expect(config.responses.maxConversationItems).toBe(50);
-    expect(problems({ background: { concurrency: 0, leaseMs: 999, pollMs: 49, maxPending: 0, enabled: 'maybe', extra: 1 }, maxConversationItems: 0 })).toEqual([
+    expect(problems({ background: { concurrency: 0, leaseMs: 999, pollMs: 49, maxPending: 0, streamRetentionHours: 721, enabled: 'maybe', extra: 1 }, maxConversationItems: 0 })).toEqual([
       expect.stringMatching(/^responses\.maxConversationItems: /),
       expect.stringMatching(/^responses\.background\.enabled: /),
       expect.stringMatching(/^responses\.background\.concurrency: /),
       expect.stringMatching(/^responses\.background\.leaseMs: /),
       expect.stringMatching(/^responses\.background\.pollMs: /),
       expect.stringMatching(/^responses\.background\.maxPending: /),
+      expect.stringMatching(/^responses\.background\.streamRetentionHours: /),
       expect.stringMatching(/^responses\.background: unknown key "extra"/),
     ]);
   });

@@ -25,6 +25,11 @@ export const backgroundResponsesSchema = strictObject({
   pollMs: numeric(z.number().int().min(50).max(60_000)).default(500),
   /** The most background responses queued or running at once, over every replica; another is refused with 503 until one ends. */
   maxPending: numeric(z.number().int().positive().max(10_000_000)).default(10_000),
+  /**
+   * How long the stream events of a background response created with `stream: true` are kept, from
+   * its creation (never longer than the response), for clients to read or resume its stream.
+   */
+  streamRetentionHours: numeric(z.number().int().positive().max(720)).default(24),
 });
 export type BackgroundResponsesConfig = z.infer<typeof backgroundResponsesSchema>;
 

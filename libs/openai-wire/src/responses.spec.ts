@@ -562,6 +562,19 @@ describe('ResponsesStream', () => {
     const output = (events[1]?.['response'] as { output: Array<{ type: string }> }).output;
     expect(output.map((o) => o.type)).toEqual(['reasoning']);
   });
+
+  it('takes the id and creation time of the background response it is the run of, and says background, in every event and the response it completes with', () => {
+    const stream = new ResponsesStream('m', {}, true, { id: 'resp_queued', createdAt: 1_700_000_000 });
+    const events = [...stream.start(), ...stream.chunk(chunk({ content: 'Hi.' }, 'stop')), ...stream.complete(usage(2, 1))];
+    const responses = events.flatMap((event) => (event['response'] ? [event['response'] as Record<string, unknown>] : []));
+    expect(responses.length).toBe(3);
+    for (const response of responses) expect(response).toMatchObject({ id: 'resp_queued', created_at: 1_700_000_000, background: true, store: true });
+    expect(stream.response).toMatchObject({ id: 'resp_queued', created_at: 1_700_000_000, background: true, status: 'completed' });
+    // Any other stream has an id of its own, and is not a background one.
+    const plain = new ResponsesStream('m', {}).start()[0]?.['response'] as Record<string, unknown>;
+    expect(plain).toMatchObject({ background: false });
+    expect(plain['id']).not.toBe('resp_queued');
+  });
 });
 
 describe("log probabilities, returned only when include asks for them, as OpenAI's Responses API returns them", () => {

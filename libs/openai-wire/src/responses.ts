@@ -713,8 +713,8 @@ interface CallItem {
  */
 export class ResponsesStream {
   private sequence = 0;
-  private readonly id = responseId('resp');
-  private readonly createdAt = nowSeconds();
+  private readonly id: string;
+  private readonly createdAt: number;
   /** Items by output index, in their final form once done. */
   private readonly output: JsonObject[] = [];
   private readonly done = new Set<number>();
@@ -730,13 +730,20 @@ export class ResponsesStream {
   private readonly include: boolean;
   private completed: JsonObject | undefined;
 
-  /** `stored`: the response is being kept (it says so, and keeps its reasoning's `encrypted_content` for the next turn). */
+  /**
+   * `stored`: the response is being kept (it says so, and keeps its reasoning's `encrypted_content`
+   * for the next turn). `background`: the background response this stream is the run of, whose id
+   * and creation time the response takes (and says `background: true`); a new id otherwise.
+   */
   constructor(
     private readonly model: string,
     private readonly request: unknown,
     private readonly stored = false,
+    private readonly background?: { id: string; createdAt: number },
   ) {
     this.include = includes(request, ENCRYPTED_REASONING);
+    this.id = background?.id ?? responseId('resp');
+    this.createdAt = background?.createdAt ?? nowSeconds();
   }
 
   /** The response `complete` ended the stream with, whole (reasoning items keep their `encrypted_content` when stored); the events carry the client's view of it. */
@@ -807,6 +814,7 @@ export class ResponsesStream {
 
   private snapshot(status: Status): JsonObject {
     const out = envelope(this.request, this.model, this.id, this.createdAt, status, this.stored);
+    if (this.background) out['background'] = true;
     if (this.serviceTier !== undefined) out['service_tier'] = this.serviceTier;
     return out;
   }

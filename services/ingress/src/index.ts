@@ -26,6 +26,8 @@ import { RedisResponseStore } from './responses/redis-response-store';
 import { StoredResponses } from './responses/stored-responses';
 import { MemoryBackgroundStore } from './responses/background-store';
 import { RedisBackgroundStore } from './responses/redis-background-store';
+import { RedisResponseEventLog } from './responses/redis-response-event-log';
+import { MemoryResponseEventLog } from './responses/response-event-log';
 import { BackgroundRunner } from './responses/background-runner';
 import { Conversations } from './conversations/conversations';
 import { MemoryConversationStore } from './conversations/memory-conversation-store';
@@ -212,7 +214,13 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const files: FileStore | undefined = config.batches.enabled ? (bulkRedis ? new RedisFileStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryFileStore()) : undefined;
   const responseStore = config.responses.store ? (bulkRedis ? new RedisResponseStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryResponseStore({ maxResponses: config.responses.memoryMaxResponses, maxBytes: config.responses.memoryMaxBytes })) : undefined;
   const backgroundStore = responseStore && config.responses.background.enabled ? (bulkRedis ? new RedisBackgroundStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryBackgroundStore()) : undefined;
-  const responses = responseStore && new StoredResponses(responseStore, config.responses, logger, telemetry.telemetry.registry, Date.now, backgroundStore);
+  // The events of streamed background responses, read by clients on any replica: each append wakes the replicas reading it through a subscriber of its own.
+  const responseEvents = backgroundStore
+    ? bulkRedis
+      ? new RedisResponseEventLog(bulkRedis, keyPrefix, config.access.keyHashSecret, config.responses.background.pollMs, connectSubscriber(config.access.redis))
+      : new MemoryResponseEventLog()
+    : undefined;
+  const responses = responseStore && new StoredResponses(responseStore, config.responses, logger, telemetry.telemetry.registry, Date.now, backgroundStore, responseEvents);
   const conversationStore = config.responses.store
     ? bulkRedis
       ? new RedisConversationStore(bulkRedis, keyPrefix, config.access.keyHashSecret)
@@ -325,6 +333,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       () => files?.close(),
       () => responseStore?.close(),
       () => backgroundStore?.close(),
+      () => responseEvents?.close(),
       () => conversationStore?.close(),
       () => ownApi?.close(),
       () => bulkRedis?.disconnect(),

@@ -1,4 +1,5 @@
 import { isIPv6 } from 'node:net';
+import { createParser } from 'eventsource-parser';
 import { Agent, request } from 'undici';
 
 /** A request to this replica's own API (over loopback HTTP, as any client), and its answer. */
@@ -9,6 +10,12 @@ export interface OwnApiRequest {
   payload: string;
   /** Aborting it leaves the request, as a client that goes away: the gateway cancels what it started. */
   signal?: AbortSignal | undefined;
+  /**
+   * Takes a streamed answer (2xx, `text/event-stream`) as it arrives: the data of the events each
+   * read of the body brought, awaited before the next read (the answer's `body` is then empty).
+   * Throwing leaves the request, as aborting does.
+   */
+  events?: ((data: string[]) => Promise<void>) | undefined;
 }
 export interface OwnApiResponse {
   statusCode: number;
@@ -37,7 +44,21 @@ export class OwnApiClient {
 
   async call(call: OwnApiRequest): Promise<OwnApiResponse> {
     const response = await request(`${this.origin}${call.url}`, { method: call.method, headers: call.headers, body: call.payload, dispatcher: this.agent, signal: call.signal });
-    return { statusCode: response.statusCode, headers: response.headers, body: await response.body.text() };
+    const streamed = call.events && response.statusCode < 300 && String(response.headers['content-type'] ?? '').startsWith('text/event-stream');
+    if (!call.events || !streamed) return { statusCode: response.statusCode, headers: response.headers, body: await response.body.text() };
+    let read: string[] = [];
+    const parser = createParser({ onEvent: (event) => read.push(event.data) });
+    const decoder = new TextDecoder();
+    for await (const chunk of response.body) {
+      parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
+      if (read.length === 0) continue;
+      const data = read;
+      read = [];
+      await call.events(data);
+    }
+    parser.feed(decoder.decode());
+    if (read.length > 0) await call.events(read);
+    return { statusCode: response.statusCode, headers: response.headers, body: '' };
   }
 
   /** Lets its connections go once the calls in flight end; again, the same. */

@@ -8,6 +8,8 @@ import { retryDelayMs } from '../batches/batch-runner';
 import { randomId } from '../batches/batch-record';
 import type { OwnApi } from '../batches/own-api';
 import type { BackgroundJob, BackgroundStore } from './background-store';
+import { END_EVENTS } from './response-event-log';
+import type { ResponseJson } from './response-store';
 import type { StoredResponses } from './stored-responses';
 
 /** The header that tells `POST /v1/responses` which background response an internal call runs (honoured only with the internal credential). */
@@ -29,6 +31,36 @@ function answerOf(body: string, id: string): Record<string, unknown> {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`background response ${id} was answered with something other than a response`);
   return parsed as Record<string, unknown>;
 }
+
+/** The events a streamed background response holds before its run adds its own: `response.created` and `response.queued`, made when it was queued. */
+const QUEUED_EVENTS = 2;
+
+/** The events of a streamed run, as its answer's data carries them. */
+function streamEventsOf(data: string[], id: string): ResponseJson[] {
+  return data.map((text) => {
+    const event = JSON.parse(text) as unknown;
+    if (typeof event !== 'object' || event === null || Array.isArray(event) || typeof (event as ResponseJson)['type'] !== 'string') {
+      throw new Error(`background response ${id}: its run streamed something other than an event`);
+    }
+    return event as ResponseJson;
+  });
+}
+
+/** Where a streamed run's events go: the number of the next one, and the last one added. */
+interface Streaming {
+  next: number;
+  /** The last event added. */
+  last?: ResponseJson;
+  /**
+   * A failure the run's stream ended with (its `error` and `response.failed` events), held back
+   * until the run is over: one that comes of this replica stopping is not the response's end (it
+   * is run again elsewhere); any other is added then, and ends it.
+   */
+  failure: ResponseJson[];
+}
+
+/** The events a streamed run's failure is told with. */
+const FAILURE_EVENTS: ReadonlySet<string> = new Set(['error', 'response.failed']);
 
 /** The error a failed background response shows, from the answer its run got. */
 function errorOf(statusCode: number, body: string): { code: string; message: string } {
@@ -141,6 +173,8 @@ export class BackgroundRunner extends ClaimRunner {
       const pending = await this.store.byId(id);
       // Expired while queued, or ended by a replica that died before dropping it.
       if (!pending || (await this.responses.ended(pending.job.record.owner, id))) {
+        // One that ended before its stream did has its end added now.
+        if (pending) await this.endStream(pending.job);
         await this.store.finish(id);
         return;
       }
@@ -162,7 +196,12 @@ export class BackgroundRunner extends ClaimRunner {
     }
   }
 
-  /** Runs the response, again while it is refused for a reason that passes, and ends it. */
+  /**
+   * Runs the response, again while it is refused for a reason that passes, and ends it. A response
+   * created with `stream: true` is run streamed, its events added to its stream as they come;
+   * unless a run before this one added some already (its replica stopped mid-stream): then it is
+   * run whole, and its stream gets only its end, the whole response.
+   */
   private async attempt(job: BackgroundJob, running: Running): Promise<void> {
     const id = job.record.id;
     const headers: Record<string, string> = {
@@ -172,20 +211,49 @@ export class BackgroundRunner extends ClaimRunner {
       [BACKGROUND_RUN_HEADER]: id,
       'x-request-id': randomId('bg_req_'),
     };
-    const payload = JSON.stringify(job.request);
+    const log = job.request['stream'] === true ? this.responses.events : undefined;
+    const logged = log ? await log.length(id) : 0;
+    const streaming: Streaming | undefined = log && logged <= QUEUED_EVENTS ? { next: logged, failure: [] } : undefined;
+    const payload = JSON.stringify(log && !streaming ? { ...job.request, stream: false } : job.request);
+    const expiresAtMs = this.responses.streamExpiry(job.record.createdAt);
+    // The run's own `response.created` is left out: the stream has the one made when it was queued.
+    const events = log && streaming
+      ? async (data: string[]): Promise<void> => {
+          const events = streamEventsOf(data, id);
+          streaming.failure.push(...events.filter((event) => FAILURE_EVENTS.has(String(event['type']))));
+          const added = events.filter((event) => event['type'] !== 'response.created' && !FAILURE_EVENTS.has(String(event['type'])));
+          if (added.length === 0) return;
+          streaming.next = await log.append(id, streaming.next, added, expiresAtMs);
+          streaming.last = added.at(-1);
+        }
+      : undefined;
     for (let attempt = 1; ; attempt++) {
       let response;
       try {
-        response = await this.api({ method: 'POST', url: '/v1/responses', headers, payload, signal: running.stop.signal });
+        response = await this.api({ method: 'POST', url: '/v1/responses', headers, payload, signal: running.stop.signal, events });
       } catch (error) {
         if (!running.stop.signal.aborted) throw error;
         if (running.reason === 'cancelled') await this.end(job, 'cancelled');
         return;
       }
       if (response.statusCode < 400) {
+        const failed = streaming?.failure.find((event) => event['type'] === 'response.failed');
+        if (log && streaming && failed) {
+          // Ended by this replica's shutdown: another runs it again.
+          if (this.closed) {
+            running.reason = 'closing';
+            return;
+          }
+          streaming.next = await log.append(id, streaming.next, streaming.failure, expiresAtMs);
+          await this.end(job, 'failed', failureOf(failed));
+          return;
+        }
+        const last = streaming?.last;
+        if (streaming && (!last || !END_EVENTS.has(String(last['type'])))) throw new Error(`background response ${id}: its run's stream ended before the response did`);
         // Stored by the request itself, unless it could not be (the answer says store false): then
         // the answer is stored here; a store still away throws, and the response is run again.
-        if (!(await this.responses.ended(job.record.owner, id))) await this.responses.endAnswered(job, answerOf(response.body, id));
+        if (!(await this.responses.ended(job.record.owner, id))) await this.responses.endAnswered(job, last ? answerOfEvent(last, id) : answerOf(response.body, id));
+        await this.endStream(job);
         await this.store.finish(id);
         this.ended.inc({ status: 'completed' });
         return;
@@ -214,8 +282,29 @@ export class BackgroundRunner extends ClaimRunner {
   /** Stores the response as it ended without an answer (unless an answer was stored meanwhile), and drops it from the pending ones. */
   private async end(job: BackgroundJob, status: 'cancelled' | 'failed', error?: { code: string; message: string }): Promise<void> {
     await this.responses.endPending(job, status, error ?? null);
+    await this.endStream(job);
     await this.store.finish(job.record.id);
     this.ended.inc({ status });
     this.logger.info({ responseId: job.record.id, status, code: error?.code }, 'background response ended');
   }
+
+  /** A streamed response that has ended has its stream ended too, when its run did not add the end (stopped, cancelled, refused, run whole). */
+  private async endStream(job: BackgroundJob): Promise<void> {
+    if (job.request['stream'] === true) await this.responses.endStream(job.record.owner, job.record.id, job.request);
+  }
+}
+
+/** A streamed run's `response.failed` event's error, as the failed response keeps it. */
+function failureOf(event: ResponseJson): { code: string; message: string } {
+  const response = event['response'] as { error?: { code?: unknown; message?: unknown } } | undefined;
+  const code = typeof response?.error?.code === 'string' ? response.error.code : 'server_error';
+  const message = typeof response?.error?.message === 'string' ? response.error.message : 'The response could not be generated.';
+  return { code, message };
+}
+
+/** The response a streamed run ended with (its `response.completed` or `response.incomplete` event's). */
+function answerOfEvent(event: ResponseJson, id: string): Record<string, unknown> {
+  const response = event['response'];
+  if (typeof response !== 'object' || response === null || Array.isArray(response)) throw new Error(`background response ${id}: its run's stream ended without its response`);
+  return response as Record<string, unknown>;
 }

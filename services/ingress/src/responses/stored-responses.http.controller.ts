@@ -1,5 +1,5 @@
-import { Controller, Delete, Get, HttpCode, Inject, Optional, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
+import { Controller, Delete, Get, HttpCode, Inject, Optional, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { GatewayError } from '@openrouter/errors';
 import { itemView, responseView } from '@openrouter/openai-wire';
@@ -7,6 +7,7 @@ import { parseInput } from '../admin/admin-input';
 import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { ownerOf } from '../access/owner';
 import type { ResponseJson } from './response-store';
+import { serveResponseStream } from './response-stream';
 import { StoredResponses } from './stored-responses';
 
 /** The `include` values a retrieval takes: the reasoning's `encrypted_content` is the only extra data kept. */
@@ -29,7 +30,7 @@ function includeOf(query: Record<string, unknown>): string[] {
 
 const retrieveQuery = z.looseObject({
   stream: z.enum(['true', 'false']).optional(),
-  starting_after: z.string().optional(),
+  starting_after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   include_obfuscation: z.enum(['true', 'false']).optional(),
 });
 
@@ -52,19 +53,19 @@ const inputItemsQuery = z.looseObject({
 export class StoredResponsesHttpController {
   constructor(@Optional() @Inject(StoredResponses) private readonly stored?: StoredResponses) {}
 
+  /**
+   * The response as it stands; with `stream=true`, the stream of a background response created
+   * with `stream: true`, from its start or after the event numbered `starting_after`.
+   */
   @Get(':id')
-  async retrieve(@Req() req: FastifyRequest, @Param('id') id: string, @Query() query: Record<string, unknown>): Promise<ResponseJson> {
+  async retrieve(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string, @Query() query: Record<string, unknown>): Promise<void> {
     const stored = this.enabled();
     const include = includeOf(query);
-    const { stream } = parseInput(retrieveQuery, query);
-    if (stream === 'true') {
-      throw new GatewayError('bad_request', "'stream' is not supported by this gateway when retrieving a response: background responses are run without a stream, so there is none to resume; retrieve the response without it until it has ended.", {
-        param: 'stream',
-        code: 'unsupported_parameter',
-      });
-    }
-    const record = await stored.get(ownerOf(requestContextOf(req)), id);
-    return responseView(record.response, { include });
+    const { stream, starting_after: after } = parseInput(retrieveQuery, query);
+    const owner = ownerOf(requestContextOf(req));
+    if (stream === 'true') return serveResponseStream(reply, stored, owner, id, after ?? -1, { include });
+    const record = await stored.get(owner, id);
+    await reply.status(200).send(responseView(record.response, { include }));
   }
 
   @Delete(':id')

@@ -2,8 +2,9 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ResponsesConfig } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
-import { inputItemView, pendingResponse, responseId, storedInputItems } from '@openrouter/openai-wire';
+import { inputItemView, pendingResponse, responseId, responseView, storedInputItems } from '@openrouter/openai-wire';
 import type { BackgroundJob, BackgroundStore, PendingState } from './background-store';
+import { END_EVENTS, EventLogConflict, type ResponseEventLog } from './response-event-log';
 import { orStoreUnavailable, type ResponseJson, type ResponseStore, type StoredResponse } from './response-store';
 
 /** What a request continuing a stored response (`previous_response_id`) is translated with, and stored under. */
@@ -72,6 +73,8 @@ export class StoredResponses {
     private readonly now: () => number = Date.now,
     /** Background responses until they end (`responses.background.enabled`); absent, `background: true` is refused. */
     readonly pending?: BackgroundStore,
+    /** The stream events of the background responses created with `stream: true`; absent, those are refused. */
+    readonly events?: ResponseEventLog,
   ) {
     this.kept = new Counter({
       name: 'openrouter_responses_stored_total',
@@ -180,13 +183,18 @@ export class StoredResponses {
    * or 404; a background response that has not ended is 409 `response_in_progress` (cancel it first).
    */
   async delete(owner: string, id: string): Promise<void> {
-    if (await orStoreUnavailable(this.store.delete(owner, id))) return;
+    if (await orStoreUnavailable(this.store.delete(owner, id))) return this.dropEvents(id);
     if (await this.pendingOf(owner, id)) {
       throw new GatewayError('conflict', `Response '${id}' is a background response that has not ended; cancel it (POST /v1/responses/${id}/cancel), then delete it.`, { code: 'response_in_progress' });
     }
     // Ended between the two reads.
-    if (this.pending && (await orStoreUnavailable(this.store.delete(owner, id)))) return;
+    if (this.pending && (await orStoreUnavailable(this.store.delete(owner, id)))) return this.dropEvents(id);
     throw notFound(id);
+  }
+
+  /** A deleted response's stream events go with it (they expire anyway: a failure only logs). */
+  private async dropEvents(id: string): Promise<void> {
+    await this.events?.delete(id).catch((error: unknown) => this.logger.warn({ err: error, responseId: id }, 'the stream events of a deleted response could not be dropped; they expire'));
   }
 
   /**
@@ -210,7 +218,17 @@ export class StoredResponses {
     };
     const job: BackgroundJob = { record, keyId: request.keyId, request: request.request, headers: request.headers };
     const { maxPending } = this.config.background;
-    if (!(await orStoreUnavailable(pending.create(job, this.expiry(), maxPending)))) {
+    // A streamed one's first events are there before any replica can run it and add its own.
+    const events = request.request['stream'] === true ? this.eventLog() : undefined;
+    const view = responseView(record.response, request.request);
+    if (events) await orStoreUnavailable(events.append(id, 0, [{ type: 'response.created', response: view }, { type: 'response.queued', response: view }], this.streamExpiry(createdAt)));
+    let queued = false;
+    try {
+      queued = await orStoreUnavailable(pending.create(job, this.expiry(), maxPending));
+    } finally {
+      if (!queued) await this.dropEvents(id);
+    }
+    if (!queued) {
       throw new GatewayError('overloaded', `${maxPending} background responses are queued or running already (responses.background.maxPending); retry once some have ended.`, {
         code: 'background_queue_full',
         retryAfterMs: 5_000,
@@ -281,6 +299,46 @@ export class StoredResponses {
   /** When a response kept now expires: `retentionDays` from now. */
   private expiry(): number {
     return this.now() + this.config.retentionDays * 86_400_000;
+  }
+
+  /** When the stream events of a response created at `createdAt` (Unix s) expire: `streamRetentionHours` after, and never after the response. */
+  streamExpiry(createdAt: number): number {
+    return Math.min(createdAt * 1000 + this.config.background.streamRetentionHours * 3_600_000, this.expiry());
+  }
+
+  /**
+   * Ends the stream of a streamed background response that has ended: appends the end event its
+   * stored record makes (`response.completed`, `response.incomplete`, or `response.failed` for one
+   * that failed or was cancelled), unless the stream has one. The run that answers it adds its own;
+   * this covers a response that ended without it (cancelled, failed before its run streamed,
+   * answered by a run that could not stream, or a run stopped between storing and logging its end).
+   * `running` while it has not ended; `gone` when there is no stream (never streamed, or expired).
+   */
+  async endStream(owner: string, id: string, request: unknown = {}): Promise<'ended' | 'running' | 'gone'> {
+    const log = this.events;
+    if (!log) return 'gone';
+    const record = await orStoreUnavailable(this.store.get(owner, id));
+    if (!record) return (await this.pendingOf(owner, id)) ? 'running' : 'gone';
+    const length = await orStoreUnavailable(log.length(id));
+    if (length === 0) return 'gone';
+    const [last] = await orStoreUnavailable(log.read(id, length - 2, 1));
+    if (last && END_EVENTS.has(last.type)) return 'ended';
+    const status = record.response['status'];
+    const type = status === 'completed' ? 'response.completed' : status === 'incomplete' ? 'response.incomplete' : 'response.failed';
+    try {
+      await orStoreUnavailable(log.append(id, length, [{ type, response: responseView(record.response, request) }], this.streamExpiry(record.createdAt)));
+    } catch (error) {
+      // Another replica ended it (or its run added an event) first: read again.
+      if (error instanceof EventLogConflict) return this.endStream(owner, id, request);
+      throw error;
+    }
+    return 'ended';
+  }
+
+  /** The stream events, or 400 when the gateway keeps none. */
+  eventLog(): ResponseEventLog {
+    if (!this.events) throw new GatewayError('bad_request', "'stream' is not supported with 'background' by this gateway: poll GET /v1/responses/{id} until the response has ended.", { param: 'stream', code: 'unsupported_parameter' });
+    return this.events;
   }
 
   /** The owner's background response that has not ended, as a retrieval shows it, or undefined. */

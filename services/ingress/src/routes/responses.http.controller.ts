@@ -10,6 +10,7 @@ import { ownerOf } from '../access/owner';
 import { BACKGROUND_RUN_HEADER } from '../responses/background-runner';
 import { ResponseCache } from '../cache/response-cache';
 import { orStoreUnavailable, type ResponseJson } from '../responses/response-store';
+import { serveResponseStream } from '../responses/response-stream';
 import { NEW_CONVERSATION, StoredResponses, type Conversation } from '../responses/stored-responses';
 import { RouterPort } from '../router.port';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
@@ -136,9 +137,7 @@ export class ResponsesBodyGuard implements CanActivate {
     if (background && !asked) {
       throw new GatewayError('bad_request', "A background response is stored while it runs and after: 'background' true needs 'store' true (the default).", { param: 'background', code: 'invalid_value' });
     }
-    if (background && body['stream'] === true) {
-      throw new GatewayError('bad_request', "'stream' is not supported with 'background' by this gateway: poll GET /v1/responses/{id} until the response has ended.", { param: 'stream', code: 'unsupported_parameter' });
-    }
+    if (background && body['stream'] === true) this.stored?.eventLog();
     request.responsesTurn = {
       owner,
       store: asked && this.stored !== undefined && unstoredBy === undefined,
@@ -235,7 +234,9 @@ export class ResponsesHttpController {
       if (typeof value === 'string') headers[name] = value;
     }
     const record = await this.stored.queue({ owner: turn.owner, keyId: key.id, model, request, headers, conversation: turn.conversation });
-    await reply.status(200).send(responseView(record.response, req.responsesBody));
+    // Streamed: its events as they are added, from its `response.created` on (docs/responses-api.md#streaming-a-background-response).
+    if (request['stream'] === true) await serveResponseStream(reply, this.stored, turn.owner, record.id, -1, request);
+    else await reply.status(200).send(responseView(record.response, req.responsesBody));
   }
 
   private async serve(req: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -285,7 +286,7 @@ function responsesApi(original: unknown, usage: UsageTrack, { stored, keep, runs
       return responseView(response, original);
     },
     stream: (model) => {
-      const stream = new ResponsesStream(model, original, stored);
+      const stream = new ResponsesStream(model, original, stored, runs);
       return {
         translation: stream,
         ends: {

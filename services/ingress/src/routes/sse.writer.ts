@@ -34,6 +34,12 @@ export class SseWriter {
     if (!this.response.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`)) await this.drained();
   }
 
+  /** A comment line, which clients skip: it keeps a quiet stream's connection from being taken for idle by proxies. */
+  async comment(text: string): Promise<void> {
+    if (this.response.destroyed) return;
+    if (!this.response.write(`: ${text}\n\n`)) await this.drained();
+  }
+
   done(): void {
     if (!this.response.destroyed) this.response.end('data: [DONE]\n\n');
   }

@@ -1,0 +1,32 @@
+import { MemoryResponseEventLog } from './response-event-log';
+import { delta, describeResponseEventLog } from './response-event-log.cases.testing';
+import { newTestResponseId } from './response-store.cases.testing';
+
+describe('MemoryResponseEventLog', () => {
+  describeResponseEventLog('the cases of every log', { log: () => new MemoryResponseEventLog() });
+
+  it('drops a response’s events at the expiry its last append gave, and starts it again from 0', async () => {
+    let now = Date.UTC(2025, 5, 1);
+    const log = new MemoryResponseEventLog(() => now);
+    const id = newTestResponseId();
+    await log.append(id, 0, [delta('a')], now + 60_000);
+    await log.append(id, 1, [delta('b')], now + 120_000);
+    now += 119_999;
+    expect(await log.length(id)).toBe(2);
+    now += 1;
+    expect(await log.length(id)).toBe(0);
+    expect(await log.read(id, -1, 10)).toEqual([]);
+    expect(await log.append(id, 0, [delta('c')], now + 1_000)).toBe(1);
+  });
+
+  it('keeps the events it was given as they were: a caller changing its objects afterwards changes nothing kept', async () => {
+    const log = new MemoryResponseEventLog();
+    const id = newTestResponseId();
+    const event = delta('kept');
+    await log.append(id, 0, [event], Date.now() + 60_000);
+    event['delta'] = 'changed';
+    const [read] = await log.read(id, -1, 1);
+    if (read) read['delta'] = 'changed too';
+    expect((await log.read(id, -1, 1))[0]?.['delta']).toBe('kept');
+  });
+});

@@ -1,0 +1,116 @@
+import type { FastifyReply } from 'fastify';
+import { GatewayError } from '@openrouter/errors';
+import { SseWriter } from '../routes/sse.writer';
+import { END_EVENTS, type StreamEvent } from './response-event-log';
+import { orStoreUnavailable } from './response-store';
+import type { StoredResponses } from './stored-responses';
+
+/** Events read from the log at a time. */
+const PAGE = 256;
+/** After this long without writing, a comment keeps the connection from being taken for idle. */
+const KEEPALIVE_MS = 15_000;
+/**
+ * After this long without an event, the reader asks whether the response ended without its end
+ * event (its run stopped between storing it and adding the end), and adds it; and whether the
+ * response is gone (deleted, or it expired while queued).
+ */
+const END_CHECK_MS = 5_000;
+
+const notStreamable = (id: string): GatewayError =>
+  new GatewayError(
+    'bad_request',
+    `Response '${id}' has no stream to read: only a background response created with 'stream' true can be streamed, for responses.background.streamRetentionHours after it was created. Retrieve it without 'stream'.`,
+    { param: 'stream', code: 'response_not_streamable' },
+  );
+
+/**
+ * Serves the stream of the owner's background response `id`, created with `stream: true`
+ * (docs/responses-api.md#streaming-a-background-response): its events numbered above `after`
+ * (all of them from -1) as server-sent events, those already there at once, then each as its run
+ * adds it, on whichever replica, until the end event (`response.completed`, `.incomplete` or
+ * `.failed`). A client that leaves stops only its reading: the response runs on, and the client
+ * reads on with `starting_after`. 404 for a response the owner cannot read; 400
+ * `response_not_streamable` for one with no stream (not created streamed, or its events expired).
+ * `request`: the Responses request, for the view of an end event added here.
+ */
+export async function serveResponseStream(reply: FastifyReply, stored: StoredResponses, owner: string, id: string, after: number, request: unknown = {}): Promise<void> {
+  const log = stored.eventLog();
+  await stored.get(owner, id);
+  let events: StreamEvent[] = await orStoreUnavailable(log.read(id, after, PAGE));
+  if (events.length === 0 && (await orStoreUnavailable(log.length(id))) === 0) throw notStreamable(id);
+
+  reply.hijack();
+  const sse = new SseWriter(reply.raw);
+  sse.open({ 'x-request-id': String(reply.request.id) });
+  let woken = false;
+  let wake: (() => void) | undefined;
+  const notify = (): void => {
+    woken = true;
+    wake?.();
+  };
+  let stopped = false;
+  const stop = (): void => {
+    stopped = true;
+    notify();
+  };
+  const unwatch = log.watch(id, notify);
+  reply.raw.once('close', stop);
+  // The server stopping ends the reading (the client resumes on another replica), not the response.
+  const shutdown = reply.request.shutdownSignal;
+  shutdown.addEventListener('abort', stop, { once: true });
+  let last = after;
+  let eventAt = Date.now();
+  let wroteAt = Date.now();
+  let checkedAt = Date.now();
+  try {
+    for (;;) {
+      for (const event of events) {
+        await sse.event(event.type, event);
+        last = event.sequence_number;
+        if (END_EVENTS.has(event.type)) return;
+      }
+      const now = Date.now();
+      if (events.length > 0) eventAt = wroteAt = now;
+      if (stopped) return;
+      if (events.length < PAGE && !woken) await sleepUntilWoken((resolve) => (wake = resolve), END_CHECK_MS);
+      wake = undefined;
+      woken = false;
+      if (stopped) return;
+      events = await orStoreUnavailable(log.read(id, last, PAGE));
+      if (events.length > 0) continue;
+      if (Date.now() - wroteAt >= KEEPALIVE_MS) {
+        await sse.comment('keepalive');
+        wroteAt = Date.now();
+      }
+      if (Date.now() - Math.max(eventAt, checkedAt) < END_CHECK_MS) continue;
+      checkedAt = Date.now();
+      const state = await stored.endStream(owner, id, request);
+      if (state === 'gone') {
+        await sse.event('error', { type: 'error', sequence_number: last + 1, code: 'response_not_found', message: `Response '${id}' was deleted, or has expired, before its stream ended.`, param: null });
+        return;
+      }
+      // Ended here: its end event is read at once.
+      if (state === 'ended') woken = true;
+    }
+  } catch (error) {
+    const message = `The stream of response '${id}' could not be read on (${error instanceof GatewayError ? error.message : 'the store failed'}); read it again with starting_after=${last}.`;
+    await sse.event('error', { type: 'error', sequence_number: last + 1, code: 'stream_interrupted', message, param: null });
+  } finally {
+    unwatch();
+    reply.raw.off('close', stop);
+    shutdown.removeEventListener('abort', stop);
+    sse.end();
+  }
+}
+
+/** Until `wake` is called (given to `register`), or `ms` have passed. */
+function sleepUntilWoken(register: (wake: () => void) => void, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      resolve();
+    }
+    register(done);
+  });
+}
