@@ -11,7 +11,7 @@ export { CIRCUIT_STATE_VALUE, RouterMetrics } from './metrics/router.metrics';
 export type { CircuitState, DeploymentCircuit } from './metrics/router.metrics';
 export { UpstreamMetrics } from './metrics/upstream.metrics';
 export { CredentialFileMetrics } from './metrics/credential-file.metrics';
-export { UsageConsumerMetrics, UsageProducerMetrics } from './metrics/usage-pipeline.metrics';
+export { LAG_READ_TIMEOUT_MS as SCRAPE_READ_TIMEOUT_MS, UsageConsumerMetrics, UsageProducerMetrics, within as readWithin } from './metrics/usage-pipeline.metrics';
 export type { PublisherReading } from './metrics/usage-pipeline.metrics';
 export { AlertingMetrics } from './metrics/alerting.metrics';
 export { ReconciliationMetrics } from './metrics/reconciliation.metrics';

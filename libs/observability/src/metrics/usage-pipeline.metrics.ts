@@ -7,8 +7,8 @@ import { FAST_BUCKETS } from './metrics-registry';
  */
 export const LAG_READ_TIMEOUT_MS = 1_000;
 
-/** The value `read` resolves to within `ms`; undefined when it fails or takes longer. */
-async function within<T>(read: Promise<T>, ms: number): Promise<T | undefined> {
+/** The value `read` resolves to within `ms`; undefined when it fails or takes longer (a metric read at scrape time that must not hold the scrape). */
+export async function within<T>(read: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
   try {

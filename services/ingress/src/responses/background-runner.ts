@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackgroundResponsesConfig } from '@openrouter/config';
-import type { Logger, Registry } from '@openrouter/observability';
+import { readWithin, SCRAPE_READ_TIMEOUT_MS, type Logger, type Registry } from '@openrouter/observability';
 import { Counter, Gauge } from 'prom-client';
 import { INTERNAL_CALL_HEADER, type InternalCallCredential } from '../access/internal-call';
 import { ClaimRunner, renewWhileRunning } from '../claims';
@@ -113,6 +113,26 @@ export class BackgroundRunner extends ClaimRunner {
       help: 'Background responses this replica is running now (at most responses.background.concurrency).',
       registers,
       collect: () => running.set(this.running.size),
+    });
+    // Over every replica (the shared store's), read at each scrape; a store away, or slow past the bound, leaves the last value.
+    const pending: Gauge = new Gauge({
+      name: 'openrouter_background_responses_pending',
+      help: 'Background responses queued or running over every replica, as the shared store holds them (every replica reports the same: take the max, not the sum).',
+      registers,
+      collect: async () => {
+        const count = await readWithin(this.store.count(), SCRAPE_READ_TIMEOUT_MS);
+        if (count !== undefined) pending.set(count);
+      },
+    });
+    const oldest: Gauge = new Gauge({
+      name: 'openrouter_background_responses_oldest_pending_seconds',
+      help: 'How long the oldest background response queued or running over every replica has waited to end, in seconds (0 when none); a queue that grows shows here first.',
+      registers,
+      collect: async () => {
+        // null: none pending; undefined: not read in time.
+        const queuedAt = await readWithin(this.store.oldest().then((at) => at ?? null), SCRAPE_READ_TIMEOUT_MS);
+        if (queuedAt !== undefined) oldest.set(queuedAt === null ? 0 : Math.max(0, (Date.now() - queuedAt) / 1000));
+      },
     });
   }
 

@@ -81,6 +81,23 @@ export function describeBackgroundStore(name: string, harness: BackgroundStoreHa
       await store.finish('resp_unknown');
     });
 
+    it('says when the oldest pending job was queued: none, then the first, then the next once the first is finished', async () => {
+      expect(await store.oldest()).toBeUndefined();
+      const clock = harness.now ?? Date.now;
+      const before = clock();
+      const [a, b] = [backgroundJob('acme/search', 'a'), backgroundJob('acme/search', 'b')];
+      await store.create(a, tomorrow, ROOMY);
+      const between = clock();
+      await store.create(b, tomorrow, ROOMY);
+      const first = await store.oldest();
+      expect(first).toBeGreaterThanOrEqual(before);
+      expect(first).toBeLessThanOrEqual(between);
+      await store.finish(a.record.id);
+      expect(await store.oldest()).toBeGreaterThanOrEqual(between);
+      await store.finish(b.record.id);
+      expect(await store.oldest()).toBeUndefined();
+    });
+
     it("shows a job to its owner only, while its runner (byId) reads it whoever owns it", async () => {
       const job = backgroundJob('acme/search', 'mine');
       await store.create(job, tomorrow, ROOMY);

@@ -40,6 +40,8 @@ export interface BackgroundStore {
   active(limit: number): Promise<string[]>;
   /** How many responses are pending. */
   count(): Promise<number>;
+  /** When the oldest pending response was queued (Unix ms), or undefined when none is. */
+  oldest(): Promise<number | undefined>;
   /** Claims a pending response for `holder` for `ms`, when no one holds it; true when claimed. One that expired is dropped from the active ones. */
   claim(id: string, holder: string, ms: number): Promise<boolean>;
   /** Extends `holder`'s claim; false when it is no longer its own. */
@@ -58,7 +60,7 @@ export interface BackgroundStore {
 
 /** Keeps the pending responses in this process: for a gateway without Redis (one replica; gone when it stops). */
 export class MemoryBackgroundStore implements BackgroundStore {
-  private readonly jobs = new Map<string, { job: BackgroundJob; state: PendingState; expiresAtMs: number }>();
+  private readonly jobs = new Map<string, { job: BackgroundJob; state: PendingState; expiresAtMs: number; queuedAtMs: number }>();
   private readonly claims: MemoryClaims;
 
   constructor(private readonly now: () => number = Date.now) {
@@ -68,7 +70,7 @@ export class MemoryBackgroundStore implements BackgroundStore {
   async create(job: BackgroundJob, expiresAtMs: number, maxPending: number): Promise<boolean> {
     if ((await this.count()) >= maxPending) return false;
     if (this.jobs.has(job.record.id)) throw new Error(`background response ${job.record.id} exists already`);
-    this.jobs.set(job.record.id, { job: structuredClone(job), state: 'queued', expiresAtMs });
+    this.jobs.set(job.record.id, { job: structuredClone(job), state: 'queued', expiresAtMs, queuedAtMs: this.now() });
     return true;
   }
 
@@ -90,6 +92,12 @@ export class MemoryBackgroundStore implements BackgroundStore {
   async count(): Promise<number> {
     this.dropExpired();
     return this.jobs.size;
+  }
+
+  async oldest(): Promise<number | undefined> {
+    this.dropExpired();
+    const [first] = this.jobs.values();
+    return first && first.queuedAtMs;
   }
 
   async claim(id: string, holder: string, ms: number): Promise<boolean> {
@@ -127,7 +135,7 @@ export class MemoryBackgroundStore implements BackgroundStore {
 
   async close(): Promise<void> {}
 
-  private live(id: string): { job: BackgroundJob; state: PendingState; expiresAtMs: number } | undefined {
+  private live(id: string): { job: BackgroundJob; state: PendingState; expiresAtMs: number; queuedAtMs: number } | undefined {
     const entry = this.jobs.get(id);
     if (entry && entry.expiresAtMs <= this.now()) {
       this.jobs.delete(id);

@@ -115,6 +115,11 @@ export class RedisBackgroundStore implements BackgroundStore {
     return this.redis.zcard(this.activeKey());
   }
 
+  async oldest(): Promise<number | undefined> {
+    const [, score] = await this.redis.zrange(this.activeKey(), '0', '0', 'WITHSCORES');
+    return score === undefined ? undefined : Number(score);
+  }
+
   async claim(id: string, holder: string, ms: number): Promise<boolean> {
     return Number(await this.redis.eval(CLAIM, 3, this.jobKey(id), this.claimKey(id), this.activeKey(), holder, String(ms), id)) === 1;
   }

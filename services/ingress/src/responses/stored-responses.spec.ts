@@ -128,3 +128,62 @@ describe('StoredResponses: background responses', () => {
     expect(await failureOf(() => withBroken.cancel(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
   });
 });
+
+describe('StoredResponses: input items of a long conversation', () => {
+  /** A memory store that notes the ids of every earlier turn it is asked for. */
+  class CountingStore extends MemoryResponseStore {
+    readonly asked: string[] = [];
+    override getMany(owner: string, ids: string[]): ReturnType<MemoryResponseStore['getMany']> {
+      this.asked.push(...ids);
+      return super.getMany(owner, ids);
+    }
+  }
+  let store: CountingStore;
+  let stored: StoredResponses;
+  /** The ids of a conversation of 30 turns, oldest first. */
+  let turns: string[];
+
+  beforeEach(async () => {
+    store = new CountingStore({ maxResponses: 100, maxBytes: 10_000_000 });
+    stored = new StoredResponses(store, responsesSchema.parse({}), logger);
+    turns = [];
+    for (let i = 0; i < 30; i++) {
+      const record = storedResponse(OWNER, `turn ${i}`, { ancestors: [...turns] });
+      await store.put(record, Date.now() + 60_000);
+      turns.push(record.id);
+    }
+  });
+
+  const last = (): string => turns.at(-1) ?? '';
+  /** Every input item of the last turn's conversation, oldest first: each turn's input, then its two output items. */
+  const everyItem = (): string[] => turns.flatMap((id, i) => (i === turns.length - 1 ? [`msg_in_${id}`] : [`msg_in_${id}`, `rs_${id}`, `msg_${id}`]));
+
+  it('reads only the last turns for the first page, newest first', async () => {
+    const page = await stored.inputItems(OWNER, last(), { limit: 5, order: 'desc' });
+    expect(page.data.map((item) => item['id'])).toEqual(everyItem().reverse().slice(0, 5));
+    expect(page.hasMore).toBe(true);
+    // One batch of earlier turns, the newest, not all 29.
+    expect(store.asked).toEqual(turns.slice(21, 29).reverse());
+  });
+
+  it('lists the same items page by page, in either order, as the whole conversation holds them', async () => {
+    for (const order of ['asc', 'desc'] as const) {
+      const seen: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await stored.inputItems(OWNER, last(), { limit: 7, order, after });
+        seen.push(...page.data.map((item) => String(item['id'])));
+        if (!page.hasMore) break;
+        after = seen.at(-1);
+      }
+      expect(seen).toEqual(order === 'asc' ? everyItem() : everyItem().reverse());
+    }
+  });
+
+  it('leaves out the items of an earlier turn that is gone, and refuses an `after` it does not hold', async () => {
+    await store.delete(OWNER, turns[28] ?? '');
+    const page = await stored.inputItems(OWNER, last(), { limit: 4, order: 'desc' });
+    expect(page.data.map((item) => item['id'])).toEqual([`msg_in_${last()}`, `msg_${turns[27]}`, `rs_${turns[27]}`, `msg_in_${turns[27]}`]);
+    expect(await failureOf(() => stored.inputItems(OWNER, last(), { limit: 4, order: 'desc', after: 'msg_unknown' }))).toMatchObject({ param: 'after', code: 'invalid_value' });
+  });
+});

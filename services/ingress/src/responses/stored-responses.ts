@@ -44,6 +44,9 @@ export interface InputItemsQuery {
   after?: string | undefined;
 }
 
+/** Earlier turns of a conversation read at once while listing its input items. */
+const TURNS_READ_AT_ONCE = 8;
+
 const notFound = (id: string): GatewayError => new GatewayError('not_found', `Response with id '${id}' not found.`, { code: 'response_not_found' });
 
 /** The items a stored response answered with (as the next turn's input takes them). */
@@ -355,20 +358,44 @@ export class StoredResponses {
   /**
    * The input items of the owner's response `id`, as OpenAI lists them: the whole conversation
    * it answered (the earlier turns' input and output items, then its own input), newest first by
-   * default, a page of `limit` after the item `after`. An earlier turn that is gone leaves its items out.
+   * default, a page of `limit` after the item `after`. An earlier turn that is gone leaves its items
+   * out. The earlier turns are read a few at a time, in the page's order, until the page is full:
+   * the first page of a long conversation reads its last turns only.
    */
   async inputItems(owner: string, id: string, query: InputItemsQuery): Promise<{ data: ResponseJson[]; hasMore: boolean }> {
     const record = await this.get(owner, id);
-    const earlier = await orStoreUnavailable(this.store.getMany(owner, record.ancestors));
-    const items = [...earlier.flatMap((turn) => (turn ? [...turn.input, ...outputOf(turn)] : [])), ...record.input].map(inputItemView);
-    if (query.order === 'desc') items.reverse();
-    let start = 0;
-    if (query.after !== undefined) {
-      const at = items.findIndex((item) => item['id'] === query.after);
-      if (at < 0) throw new GatewayError('bad_request', `Invalid value for 'after': no input item with id '${query.after}' in response '${id}'.`, { param: 'after', code: 'invalid_value' });
-      start = at + 1;
+    const data: ResponseJson[] = [];
+    let found = query.after === undefined;
+    let hasMore = false;
+    for await (const item of this.listed(owner, record, query.order)) {
+      if (!found) {
+        found = item['id'] === query.after;
+        continue;
+      }
+      if (data.length === query.limit) {
+        hasMore = true;
+        break;
+      }
+      data.push(item);
     }
-    return { data: items.slice(start, start + query.limit), hasMore: items.length > start + query.limit };
+    if (!found) throw new GatewayError('bad_request', `Invalid value for 'after': no input item with id '${query.after}' in response '${id}'.`, { param: 'after', code: 'invalid_value' });
+    return { data, hasMore };
+  }
+
+  /** The input items of `record`'s conversation in the listing's `order`, its earlier turns read `TURNS_READ_AT_ONCE` at a time as the listing gets to them. */
+  private async *listed(owner: string, record: StoredResponse, order: 'asc' | 'desc'): AsyncGenerator<ResponseJson> {
+    const own = record.input.map(inputItemView);
+    if (order === 'desc') yield* own.reverse();
+    const ancestors = order === 'asc' ? record.ancestors : [...record.ancestors].reverse();
+    for (let at = 0; at < ancestors.length; at += TURNS_READ_AT_ONCE) {
+      const turns = await orStoreUnavailable(this.store.getMany(owner, ancestors.slice(at, at + TURNS_READ_AT_ONCE)));
+      for (const turn of turns) {
+        if (!turn) continue;
+        const items = [...turn.input, ...outputOf(turn)].map(inputItemView);
+        yield* order === 'asc' ? items : items.reverse();
+      }
+    }
+    if (order === 'asc') yield* own;
   }
 }
 
