@@ -63,6 +63,8 @@ export abstract class ClaimRunner {
   protected readonly holder = randomId('ingress-', 16);
   protected readonly tasks = new Set<Promise<void>>();
   protected closed = false;
+  /** Aborted as the runner stops taking work: a wait between two tries ends at once. */
+  protected readonly closing = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private lastWarning = 0;
 
@@ -83,6 +85,7 @@ export abstract class ClaimRunner {
   /** Takes no more work; the tasks running go on. */
   protected stopLooking(): void {
     this.closed = true;
+    this.closing.abort();
     clearTimeout(this.timer);
   }
 

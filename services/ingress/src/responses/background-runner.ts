@@ -46,6 +46,9 @@ function streamEventsOf(data: string[], id: string): ResponseJson[] {
   });
 }
 
+/** How long a run's answer that its store cannot take is held and tried again, before the response is left to run again. */
+const ANSWER_KEPT_MS = 15 * 60_000;
+
 /** Where a streamed run's events go: the number of the next one, and the last one added. */
 interface Streaming {
   next: number;
@@ -270,9 +273,7 @@ export class BackgroundRunner extends ClaimRunner {
         }
         const last = streaming?.last;
         if (streaming && (!last || !END_EVENTS.has(String(last['type'])))) throw new Error(`background response ${id}: its run's stream ended before the response did`);
-        // Stored by the request itself, unless it could not be (the answer says store false): then
-        // the answer is stored here; a store still away throws, and the response is run again.
-        if (!(await this.responses.ended(job.record.owner, id))) await this.responses.endAnswered(job, last ? answerOfEvent(last, id) : answerOf(response.body, id));
+        await this.keepAnswer(job, last ? answerOfEvent(last, id) : answerOf(response.body, id));
         await this.endStream(job);
         await this.store.finish(id);
         this.ended.inc({ status: 'completed' });
@@ -306,6 +307,27 @@ export class BackgroundRunner extends ClaimRunner {
     await this.store.finish(job.record.id);
     this.ended.inc({ status });
     this.logger.info({ responseId: job.record.id, status, code: error?.code }, 'background response ended');
+  }
+
+  /**
+   * Makes sure the answer a run got is stored: by the request itself, unless it could not be (the
+   * answer says store false), then here. While the store is away, the answer is held and storing
+   * it tried again (every `pollMs`, then every 5 s) for `ANSWER_KEPT_MS`, whatever becomes of the
+   * claim meanwhile, so that the response is not run, and billed, again once the store is back. A
+   * replica that stops, or a store away longer, gives up: the response is run again.
+   */
+  private async keepAnswer(job: BackgroundJob, answer: Record<string, unknown>): Promise<void> {
+    const until = Date.now() + ANSWER_KEPT_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (!(await this.responses.ended(job.record.owner, job.record.id))) await this.responses.endAnswered(job, answer);
+        return;
+      } catch (error) {
+        if (this.closed || Date.now() >= until) throw error;
+        if (attempt === 1) this.warn(error, `background responses: the answer of ${job.record.id} could not be stored; held and tried again while the store is away`);
+        await sleep(Math.min(this.config.pollMs * attempt, 5_000), undefined, { ref: false, signal: this.closing.signal }).catch(() => undefined);
+      }
+    }
   }
 
   /** A streamed response that has ended has its stream ended too, when its run did not add the end (stopped, cancelled, refused, run whole). */
