@@ -47,6 +47,15 @@ function configure(redis: { url: string; keyPrefix: string } | undefined) {
   };
 }
 
+/** Polls `condition` until it holds, failing after 10 s. */
+async function until(condition: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((done) => setImmediate(done));
+  }
+}
+
 function adminOf(gw: () => TestGateway) {
   return async (method: string, path: string, key = TEST_ADMIN_KEY): Promise<{ status: number; json: Json }> => {
     const response = await fetch(`${gw().url}/admin/v1${path}`, { method, headers: { authorization: `Bearer ${key}` } });
@@ -74,20 +83,25 @@ describe.each([
     const conversation = await search.conversations.create({ items: [{ type: 'message', role: 'user', content: 'I like blue.' }] });
     const kept = await ads.responses.create({ model: 'gpt-4o-mini', input: 'Keep me.' });
     const keptConversation = await ads.conversations.create({ metadata: { topic: 'kept' } });
+    // Stored chat completions go with them (docs/chat-completions-store.md); each is kept once its answer was sent.
+    const completion = await search.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Purge me.' }], store: true });
+    const keptCompletion = await ads.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Keep me.' }], store: true });
+    await until(async () => (await search.chat.completions.list()).data.length === 1 && (await ads.chat.completions.list()).data.length === 1);
 
     const purged = await admin('DELETE', PURGE_PATH);
-    expect(purged).toEqual({ status: 200, json: { object: 'responses.purge', org: 'acme', team: 'platform', project: 'search', responses_deleted: 2, conversations_deleted: 1 } });
-    for (const gone of [() => search.responses.retrieve(first.id), () => search.responses.retrieve(second.id), () => search.conversations.retrieve(conversation.id)]) {
+    expect(purged).toEqual({ status: 200, json: { object: 'responses.purge', org: 'acme', team: 'platform', project: 'search', responses_deleted: 2, conversations_deleted: 1, chat_completions_deleted: 1 } });
+    for (const gone of [() => search.responses.retrieve(first.id), () => search.responses.retrieve(second.id), () => search.conversations.retrieve(conversation.id), () => search.chat.completions.retrieve(completion.id)]) {
       expect((await apiError(gone)).status).toBe(404);
     }
     expect((await apiError(() => search.responses.create({ model: 'gpt-4o-mini', input: 'Go on.', previous_response_id: second.id }))).status).toBe(404);
     expect((await ads.responses.retrieve(kept.id)).id).toBe(kept.id);
     expect((await ads.conversations.retrieve(keptConversation.id)).metadata).toEqual({ topic: 'kept' });
+    expect((await ads.chat.completions.retrieve(keptCompletion.id)).id).toBe(keptCompletion.id);
 
     // Audited with what it deleted; a second purge finds nothing, and the project stores anew.
     const audit = await admin('GET', '/audit?target=search&limit=1');
-    expect((audit.json['data'] as Json[])[0]).toMatchObject({ actor: 'dev-admin', action: 'project.responses_purge', details: { org: 'acme', team: 'platform', project: 'search', responses_deleted: 2, conversations_deleted: 1, role: 'admin' } });
-    expect((await admin('DELETE', PURGE_PATH)).json).toMatchObject({ responses_deleted: 0, conversations_deleted: 0 });
+    expect((audit.json['data'] as Json[])[0]).toMatchObject({ actor: 'dev-admin', action: 'project.responses_purge', details: { org: 'acme', team: 'platform', project: 'search', responses_deleted: 2, conversations_deleted: 1, chat_completions_deleted: 1, role: 'admin' } });
+    expect((await admin('DELETE', PURGE_PATH)).json).toMatchObject({ responses_deleted: 0, conversations_deleted: 0, chat_completions_deleted: 0 });
     const later = await search.responses.create({ model: 'gpt-4o-mini', input: 'Fresh start.' });
     expect((await search.responses.retrieve(later.id)).id).toBe(later.id);
   });

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { accessPolicyIssues, accessReferenceIssues, accessSchema, type OrgConfig } from './access.schema';
 import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schema';
 import { cacheSchema } from './cache.schema';
+import { chatCompletionsSchema } from './chat-completions.schema';
 import { batchesSchema } from './batches.schema';
 import { AUDIO_PROVIDER_TYPES, AUTO_MODEL, IMAGE_PROVIDER_TYPES, MODERATION_PROVIDER_TYPES, modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
@@ -17,6 +18,7 @@ export * from './batches.schema';
 export * from './budgets.schema';
 export * from './cache.schema';
 export * from './catalog.schema';
+export * from './chat-completions.schema';
 export * from './grpc.schema';
 export * from './guardrails.schema';
 export * from './observability.schema';
@@ -136,6 +138,7 @@ export const configSchema = strictObject({
   budgets: budgetsSchema.prefault({}),
   cache: cacheSchema.prefault({}),
   responses: responsesSchema.prefault({}),
+  chatCompletions: chatCompletionsSchema.prefault({}),
   batches: batchesSchema.prefault({}),
   observability: observabilitySchema.prefault({}),
   /** Input guardrails: rules that block or redact sensitive text in requests (docs/guardrails.md). */

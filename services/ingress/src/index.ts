@@ -24,6 +24,9 @@ import { RedisFileStore } from './batches/redis-file-store';
 import { MemoryResponseStore } from './responses/memory-response-store';
 import { RedisResponseStore } from './responses/redis-response-store';
 import { StoredResponses } from './responses/stored-responses';
+import { MemoryChatCompletionStore } from './chat-store/memory-chat-completion-store';
+import { RedisChatCompletionStore } from './chat-store/redis-chat-completion-store';
+import { StoredChatCompletions } from './chat-store/stored-chat-completions';
 import { MemoryBackgroundStore } from './responses/background-store';
 import { RedisBackgroundStore } from './responses/redis-background-store';
 import { RedisResponseEventLog } from './responses/redis-response-event-log';
@@ -208,7 +211,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       )
     : undefined;
   // Files of the Files API and batches, stored responses and conversations: in the access store's Redis (every replica's), on a connection of their own for large values, when there is one; else in this process.
-  const bulkRedis = (config.batches.enabled || config.responses.store) && redisUrl ? connectBulkRedis(config.access.redis) : undefined;
+  const bulkRedis = (config.batches.enabled || config.responses.store || config.chatCompletions.store) && redisUrl ? connectBulkRedis(config.access.redis) : undefined;
   if (bulkRedis) logOutages(bulkRedis, logger, 'batch files and stored responses');
   if (bulkRedis && !(await whenReady(bulkRedis, 3_000))) logger.warn('Redis is not reachable yet; the Files and Batch APIs and stored responses answer 503 until it is');
   const files: FileStore | undefined = config.batches.enabled ? (bulkRedis ? new RedisFileStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryFileStore()) : undefined;
@@ -227,9 +230,16 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       : new MemoryConversationStore({ maxConversations: config.responses.memoryMaxResponses, maxBytes: config.responses.memoryMaxBytes })
     : undefined;
   const conversations = conversationStore && new Conversations(conversationStore, config.responses, logger, telemetry.telemetry.registry);
+  // Chat completions created with `store: true`, kept by the gateway whatever provider answered (docs/chat-completions-store.md).
+  const chatCompletionStore = config.chatCompletions.store
+    ? bulkRedis
+      ? new RedisChatCompletionStore(bulkRedis, keyPrefix, config.access.keyHashSecret)
+      : new MemoryChatCompletionStore({ maxCompletions: config.chatCompletions.memoryMaxCompletions, maxBytes: config.chatCompletions.memoryMaxBytes })
+    : undefined;
+  const chatCompletions = chatCompletionStore && new StoredChatCompletions(chatCompletionStore, config.chatCompletions, access, logger, telemetry.telemetry.registry);
   // Audited in the access store's log: in Redis on the stores' connection, else this process's.
   const purgeAudit: AuditAppend = bulkRedis ? redisAuditAppend(bulkRedis, keyPrefix) : async (entry) => memoryAccess?.appendAudit(entry);
-  const responsesPurge = config.responses.store ? new ResponsesPurge(access, responseStore, conversationStore, purgeAudit, logger) : undefined;
+  const responsesPurge = config.responses.store || chatCompletionStore ? new ResponsesPurge(access, responseStore, conversationStore, purgeAudit, logger, Date.now, chatCompletionStore) : undefined;
   const batchStore = files && (bulkRedis ? new RedisBatchStore(bulkRedis, keyPrefix, config.access.keyHashSecret, config.batches.fileRetentionDays * 86_400_000) : new MemoryBatchStore());
   const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
@@ -255,6 +265,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       batches: batchStore && { store: batchStore, config: config.batches },
       responses,
       conversations,
+      chatCompletions,
       responsesPurge,
     }),
     config.ingress.http,
@@ -335,6 +346,11 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       () => backgroundStore?.close(),
       () => responseEvents?.close(),
       () => conversationStore?.close(),
+      // Completions still being kept are written before their store goes.
+      async () => {
+        await chatCompletions?.drain();
+        await chatCompletionStore?.close();
+      },
       () => ownApi?.close(),
       () => bulkRedis?.disconnect(),
       () => counters.close(),

@@ -27,6 +27,8 @@ import { FILE_STORE, type FileStore } from './batches/file-store';
 import { FilesHttpController } from './batches/files.http.controller';
 import { FilesService } from './batches/files.service';
 import { StoredResponses } from './responses/stored-responses';
+import { StoredChatCompletions } from './chat-store/stored-chat-completions';
+import { StoredChatCompletionsHttpController } from './chat-store/stored-chat-completions.http.controller';
 import { Conversations } from './conversations/conversations';
 import { ConversationsHttpController } from './conversations/conversations.http.controller';
 import { StoredResponsesHttpController } from './responses/stored-responses.http.controller';
@@ -83,6 +85,8 @@ export interface IngressDependencies {
   responses?: StoredResponses | undefined;
   /** Conversations of the Conversations API (with `responses.store`); absent: `/v1/conversations` answers 404 and `conversation` is refused. */
   conversations?: Conversations | undefined;
+  /** Stored chat completions (`chatCompletions.store`); absent: `store` goes to the provider as sent, and the stored-completion routes answer 404. */
+  chatCompletions?: StoredChatCompletions | undefined;
   /** Purges a project's stored responses and conversations (with `responses.store`); absent: the admin route answers 404. */
   responsesPurge?: ResponsesPurge | undefined;
 }
@@ -97,6 +101,7 @@ export class IngressModule {
       imports: [HealthModule.register('ingress', deps.readiness, deps.registry, { metrics: deps.publicMetrics !== false })],
       controllers: [
         ChatCompletionsHttpController,
+        StoredChatCompletionsHttpController,
         CompletionsHttpController,
         ResponsesHttpController,
         StoredResponsesHttpController,
@@ -150,6 +155,7 @@ export class IngressModule {
           : []),
         ...(deps.responses ? [{ provide: StoredResponses, useValue: deps.responses }] : []),
         ...(deps.conversations ? [{ provide: Conversations, useValue: deps.conversations }] : []),
+        ...(deps.chatCompletions ? [{ provide: StoredChatCompletions, useValue: deps.chatCompletions }] : []),
         ...(deps.responsesPurge ? [{ provide: ResponsesPurge, useValue: deps.responsesPurge }] : []),
         { provide: APP_FILTER, useValue: new OpenAIExceptionFilter(deps.logger) },
         ApiKeyGuard,

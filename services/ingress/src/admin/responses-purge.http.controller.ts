@@ -17,6 +17,7 @@ export const responsesPurgeViewSchema = z.strictObject({
   project: z.string(),
   responses_deleted: z.number().int().nonnegative().describe('Stored responses deleted'),
   conversations_deleted: z.number().int().nonnegative().describe('Conversations deleted, with their items'),
+  chat_completions_deleted: z.number().int().nonnegative().describe('Stored chat completions deleted'),
 });
 export type ResponsesPurgeView = z.infer<typeof responsesPurgeViewSchema>;
 
@@ -30,8 +31,8 @@ export class ResponsesPurgeHttpController {
   @Delete()
   async purge(@Req() req: FastifyRequest, @Param() params: unknown): Promise<ResponsesPurgeView> {
     const { org, team, project } = parseInput(purgePath, params);
-    if (!this.purges) throw new GatewayError('not_found', 'Stored responses are not enabled on this gateway (responses.store is false): there is nothing to purge.', { code: 'responses_store_disabled' });
+    if (!this.purges) throw new GatewayError('not_found', 'Neither responses nor chat completions are stored on this gateway (responses.store and chatCompletions.store are false): there is nothing to purge.', { code: 'responses_store_disabled' });
     const deleted = await this.purges.purge(adminOf(req), org, team, project);
-    return { object: 'responses.purge', org, team, project, responses_deleted: deleted.responses, conversations_deleted: deleted.conversations };
+    return { object: 'responses.purge', org, team, project, responses_deleted: deleted.responses, conversations_deleted: deleted.conversations, chat_completions_deleted: deleted.chatCompletions };
   }
 }

@@ -5,6 +5,7 @@ import { auditLogOf, type AuditEntry } from '../access/access.repository';
 import type { AccessService } from '../access/access.service';
 import { ownerOf } from '../access/owner';
 import { requireInScope, scopeTooNarrow } from '../access/admin-scope';
+import { orChatStoreUnavailable, type ChatCompletionStore } from '../chat-store/chat-completion-store';
 import { orConversationStoreUnavailable, type ConversationStore } from '../conversations/conversation-store';
 import { orStoreUnavailable, type ResponseStore } from '../responses/response-store';
 import { storeFailureAs } from '../store-failure';
@@ -17,6 +18,8 @@ export const RESPONSES_PURGE_ACTION = 'project.responses_purge';
 export interface PurgeOutcome {
   responses: number;
   conversations: number;
+  /** Stored chat completions (docs/chat-completions-store.md). */
+  chatCompletions: number;
 }
 
 /** Appends an entry to the admin audit log. */
@@ -35,7 +38,8 @@ const orAuditUnavailable = storeFailureAs('access_store_unavailable', "The purge
 
 /**
  * Deletes a project's stored Responses-API data at once (offboarding, a request to delete its
- * data): its stored responses and its conversations with their items, whatever their expiry. A
+ * data): its stored responses, its conversations with their items and its stored chat completions,
+ * whatever their expiry. A
  * response still running in the background is not touched: it is stored when it ends (cancel it
  * first). The purge is audited once done, with what it deleted.
  */
@@ -47,6 +51,7 @@ export class ResponsesPurge {
     private readonly audit: AuditAppend,
     private readonly logger: Logger,
     private readonly clock: () => number = Date.now,
+    private readonly chatCompletions?: ChatCompletionStore | undefined,
   ) {}
 
   /**
@@ -67,17 +72,18 @@ export class ResponsesPurge {
     const owner = ownerOf({ orgId: org, projectId: project, keyId: '' });
     const responses = this.responses ? await orStoreUnavailable(this.responses.purgeOwner(owner)) : 0;
     const conversations = this.conversations ? await orConversationStoreUnavailable(this.conversations.purgeOwner(owner)) : 0;
+    const chatCompletions = this.chatCompletions ? await orChatStoreUnavailable(this.chatCompletions.purgeOwner(owner)) : 0;
     const scope = { ...(actor.org !== undefined && { actor_org: actor.org }), ...(actor.project !== undefined && { actor_project: actor.project }) };
     const entry: AuditEntry = {
       at: new Date(this.clock()).toISOString(),
       actor: actor.id,
       action: RESPONSES_PURGE_ACTION,
       target: project,
-      details: { org, team, project, responses_deleted: responses, conversations_deleted: conversations, role: actor.role, ...scope, ...(actor.address !== undefined && { source_ip: actor.address }) },
+      details: { org, team, project, responses_deleted: responses, conversations_deleted: conversations, chat_completions_deleted: chatCompletions, role: actor.role, ...scope, ...(actor.address !== undefined && { source_ip: actor.address }) },
     };
     await orAuditUnavailable(this.audit(entry));
     this.logger.info({ audit: entry }, 'admin change');
-    return { responses, conversations };
+    return { responses, conversations, chatCompletions };
   }
 
   private exists(org: string, team: string, project: string): boolean {

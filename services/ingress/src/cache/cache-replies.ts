@@ -3,7 +3,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { toLegacyChunk, toLegacyCompletion, toOpenAIChunk, toOpenAICompletion, toOpenAIEmbeddingResponse, toOpenAIUsage, type EmbeddingEncoding } from '@openrouter/openai-wire';
 import type { TranslatedApi } from '../routes/chat.service';
-import { cutWhenStalled } from '../routes/client-connection';
+import type { ChatCompletionKeeping } from '../chat-store/stored-chat-completions';
+import { clientHasLeft, cutWhenStalled } from '../routes/client-connection';
 import { SseWriter } from '../routes/sse.writer';
 import type { UsageTrack } from '../usage/usage-recorder';
 import { replayChunks } from './cached-answer';
@@ -62,12 +63,16 @@ export async function sendChatHit(
   hit: CacheHit & { completion: chatv1.ChatCompletion },
   usage: UsageTrack,
   stallMs: number,
+  keeping?: ChatCompletionKeeping,
 ): Promise<void> {
   const completion = freshCompletion(hit.completion);
   usage.cacheHit(hit, completion.usage);
   const headers = hitHeaders(req, hit, usage);
   if (!request.stream) {
-    await reply.headers(headers).send(usage.decorate(toOpenAICompletion({ ...completion, usage: usage.tokens() }, hit.model)));
+    const body = usage.decorate(toOpenAICompletion({ ...completion, usage: usage.tokens() }, hit.model));
+    await reply.headers(headers).send(keeping ? keeping.stamp(body) : body);
+    // A request asking for `store: true` keeps its answer, a hit as any (docs/chat-completions-store.md).
+    keeping?.whole(body);
     return;
   }
   // A client that stops reading is cut after a heartbeat without progress, as on a provider's stream:
@@ -76,11 +81,13 @@ export async function sendChatHit(
   reply.hijack();
   const sse = new SseWriter(reply.raw);
   sse.open(headers);
-  for (const chunk of replayChunks(completion)) await sse.data(toOpenAIChunk(chunk, hit.model));
+  const send = (chunk: Record<string, unknown>): Promise<void> => sse.data(keeping ? keeping.chunk(chunk) : chunk);
+  for (const chunk of replayChunks(completion)) await send(toOpenAIChunk(chunk, hit.model));
   if (request.streamOptions?.includeUsage === true) {
-    await sse.data(usage.decorate(toOpenAIChunk({ id: completion.id, created: completion.created, model: completion.model, choices: [], usage: usage.tokens() }, hit.model)));
+    await send(usage.decorate(toOpenAIChunk({ id: completion.id, created: completion.created, model: completion.model, choices: [], usage: usage.tokens() }, hit.model)));
   }
   sse.done();
+  keeping?.streamEnded(!clientHasLeft(reply), usage);
 }
 
 /**

@@ -6,6 +6,7 @@ import { toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
 import { ApiKeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { cacheStatusHeaders, sendChatHit } from '../cache/cache-replies';
 import { ChatAnswerStoring } from '../cache/chat-answer-storing';
+import { StoredChatCompletions, type ChatCompletionKeeping } from '../chat-store/stored-chat-completions';
 import { ResponseCache, type CachePlan } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { clientChunks, openHttpChat, parseHttpChat } from './chat.service';
@@ -22,6 +23,7 @@ export class ChatCompletionsHttpController {
     @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
     private readonly usage: UsageRecorder,
     @Optional() private readonly cache?: ResponseCache,
+    @Optional() @Inject(StoredChatCompletions) private readonly kept?: StoredChatCompletions,
   ) {}
 
   @Post('chat/completions')
@@ -29,15 +31,17 @@ export class ChatCompletionsHttpController {
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const usage = this.usage.track(req, reply, 'chat');
     const parsed = parseHttpChat(this.bounds, req);
+    // `store: true` with the gateway keeping completions (docs/chat-completions-store.md); nothing more for any other request.
+    const keeping = parsed.store === true && this.kept ? await this.kept.keeping(req.apiKeyRecord, requestContextOf(req), parsed, req.body) : undefined;
     // The response cache, when enabled: a hit is answered here, with no routing and no provider call.
     const plan = this.cache?.plan('/v1/chat/completions', requestContextOf(req), req.body, req.headers);
     if (plan && this.cache) {
       // An identical request being answered now is waited for, until its client leaves.
       const hit = await this.cache.lookup(plan, String(req.id), clientGone(reply));
-      if (hit?.completion) return sendChatHit(req, reply, parsed, { ...hit, completion: hit.completion }, usage, this.bounds.streamStallMs);
+      if (hit?.completion) return sendChatHit(req, reply, parsed, { ...hit, completion: hit.completion }, usage, this.bounds.streamStallMs, keeping);
     }
     try {
-      await this.answer(req, reply, usage, parsed, plan);
+      await this.answer(req, reply, usage, parsed, plan, keeping);
     } finally {
       // Whatever happened: requests waiting for this one's answer go on by themselves unless it is being stored.
       if (plan) this.cache?.abandon(plan);
@@ -45,7 +49,7 @@ export class ChatCompletionsHttpController {
   }
 
   /** A fresh answer: routed, metered, sent whole or streamed, and stored when it may be. */
-  private async answer(req: FastifyRequest, reply: FastifyReply, usage: UsageTrack, parsed: chatv1.ChatRequest, plan: CachePlan | undefined): Promise<void> {
+  private async answer(req: FastifyRequest, reply: FastifyReply, usage: UsageTrack, parsed: chatv1.ChatRequest, plan: CachePlan | undefined, keeping: ChatCompletionKeeping | undefined): Promise<void> {
     // Usage is always asked of the provider (metering needs it) and shown only when the client asked.
     const { request, opened, signal, headers, clientWantsUsage } = await openHttpChat(this.router, this.bounds, req, reply, usage, parsed);
     Object.assign(headers, cacheStatusHeaders(plan));
@@ -56,8 +60,10 @@ export class ChatCompletionsHttpController {
       const completion = opened.first.completion;
       if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
       const answered = usage.completion(completion);
-      await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(toOpenAICompletion(answered, model)));
+      const body = usage.decorate(toOpenAICompletion(answered, model));
+      await reply.headers({ ...headers, ...usage.costHeaders() }).send(keeping ? keeping.stamp(body) : body);
       storing.whole(answered);
+      keeping?.whole(body);
       return;
     }
 
@@ -65,16 +71,18 @@ export class ChatCompletionsHttpController {
     const sse = new SseWriter(reply.raw);
     sse.open(headers);
     try {
-      for await (const chunk of clientChunks(opened, { usage, budget: req.budget, clientWantsUsage, observe: storing.observe })) await sse.data(chunk);
+      for await (const chunk of clientChunks(opened, { usage, budget: req.budget, clientWantsUsage, observe: storing.observe })) await sse.data(keeping ? keeping.chunk(chunk) : chunk);
       sse.done();
     } catch (error) {
       usage.failed(error);
       const told = toldOnFailure(error, signal);
       if (told) sse.fail(toOpenAIError(told).body);
       storing.streamEnded(false);
+      keeping?.streamEnded(false, usage);
       return;
     }
     // Stored only once the stream completed normally, every choice finished for a storable reason.
     storing.streamEnded(!signal.aborted);
+    keeping?.streamEnded(!signal.aborted, usage);
   }
 }

@@ -1,0 +1,173 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { openBytes, sealBytes } from '../access/sealed-text';
+import { ownerIndexName, PURGE_BATCH } from '../responses/response-store';
+import { chatCompletionSealKey, type ChatCompletionStore, type IndexPage, type StoredChatCompletion } from './chat-completion-store';
+
+const jsonObject = z.record(z.string(), z.unknown());
+
+/** A completion's record as it opens from Redis: read back through this schema, never trusted as it is. */
+export const storedChatCompletionSchema = z.object({
+  id: z.string(),
+  owner: z.string(),
+  createdAtMs: z.number(),
+  requestedModel: z.string(),
+  metadata: z.record(z.string(), z.string()),
+  completion: jsonObject,
+  messages: z.array(jsonObject),
+});
+
+/**
+ * Stores a completion unless its id is taken, expiring at its expiry, and adds it to its owner's
+ * index (scored by its creation), which lives as long as the latest of its completions (a new index
+ * has no expiry: hence the comparison). KEYS: the index, the completion's key. ARGV: the id, the
+ * sealed record, the expiry (Unix ms), the creation (Unix ms).
+ */
+const PUT = `
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PXAT', ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+return 1
+`;
+
+/**
+ * Up to ARGV[3] ids of an owner's index after the id ARGV[1] ('' for the start), oldest first when
+ * ARGV[2] is 'asc'; false when that id is not in the index. Ranks are read at the moment: completions
+ * deleted between two pages move nothing the next page has not seen.
+ */
+const IDS = `
+local start = 0
+if ARGV[1] ~= '' then
+  local rank
+  if ARGV[2] == 'asc' then rank = redis.call('ZRANK', KEYS[1], ARGV[1]) else rank = redis.call('ZREVRANK', KEYS[1], ARGV[1]) end
+  if not rank then return false end
+  start = rank + 1
+end
+local stop = start + tonumber(ARGV[3]) - 1
+if ARGV[2] == 'asc' then return redis.call('ZRANGE', KEYS[1], start, stop) end
+return redis.call('ZREVRANGE', KEYS[1], start, stop)
+`;
+
+/**
+ * The stored chat completions of a gateway with Redis (the access store's, `access.redis`), shared by
+ * every ingress replica: `<prefix>chatcmpl:<id>` holds the whole record as JSON sealed (as bytes)
+ * under a key derived from `access.keyHashSecret` with the id as context, expiring
+ * `chatCompletions.retentionDays` after its creation.
+ *
+ * `chatcmpl:owner:<hmac of the owner>` is a sorted set of the ids each owner stored, scored by their
+ * creation (Unix ms): listing pages through it by rank, and a purge takes it apart. It expires with
+ * the latest of them; an id whose completion expired meanwhile is taken out when a read finds it gone.
+ */
+export class RedisChatCompletionStore implements ChatCompletionStore {
+  private readonly sealKey: Buffer;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly keyHashSecret: string,
+  ) {
+    this.sealKey = chatCompletionSealKey(keyHashSecret);
+  }
+
+  async put(record: StoredChatCompletion, expiresAtMs: number): Promise<void> {
+    const stored = await this.redis.eval(PUT, 2, this.ownerKey(record.owner), this.key(record.id), record.id, this.seal(record), String(Math.round(expiresAtMs)), String(Math.round(record.createdAtMs)));
+    if (stored !== 1) throw new Error(`chat completion ${record.id} exists already`);
+  }
+
+  async get(owner: string, id: string): Promise<StoredChatCompletion | undefined> {
+    return this.open(owner, id, await this.redis.getBuffer(this.key(id)));
+  }
+
+  async getMany(owner: string, ids: readonly string[]): Promise<Array<StoredChatCompletion | undefined>> {
+    if (ids.length === 0) return [];
+    const values = await this.redis.mgetBuffer(...ids.map((id) => this.key(id)));
+    const gone = ids.filter((_, i) => (values[i] ?? null) === null);
+    // Expired (or deleted meanwhile): its id leaves the index, so later pages do not read it again.
+    if (gone.length > 0) await this.redis.zrem(this.ownerKey(owner), ...gone);
+    return ids.map((id, i) => this.open(owner, id, values[i] ?? null));
+  }
+
+  async ids(owner: string, page: IndexPage): Promise<string[] | undefined> {
+    const ids = (await this.redis.eval(IDS, 1, this.ownerKey(owner), page.after ?? '', page.order, String(page.count))) as string[] | null;
+    return ids ?? undefined;
+  }
+
+  async setMetadata(owner: string, id: string, metadata: Record<string, string>): Promise<StoredChatCompletion | undefined> {
+    const record = await this.get(owner, id);
+    if (!record) return undefined;
+    const changed: StoredChatCompletion = { ...record, metadata: { ...metadata } };
+    // Only over a completion still there, and with the expiry it has.
+    const set = await this.redis.set(this.key(id), this.seal(changed), 'KEEPTTL', 'XX');
+    return set === 'OK' ? changed : undefined;
+  }
+
+  async delete(owner: string, id: string): Promise<boolean> {
+    if (!(await this.get(owner, id))) return false;
+    const [deleted] = resultsOf(await this.redis.multi().del(this.key(id)).zrem(this.ownerKey(owner), id).exec(), `chat completion ${id}`);
+    // Deleted by another request meanwhile: that one reports it.
+    return deleted === 1;
+  }
+
+  /**
+   * Takes up to {@link PURGE_BATCH} ids of the owner's index at a time and, in one transaction,
+   * unlinks their completions and removes them from the index, until the index is empty. An id is
+   * only taken out of the index with its completion, so a purge that fails midway leaves the rest
+   * for a retry.
+   */
+  async purgeOwner(owner: string): Promise<number> {
+    const index = this.ownerKey(owner);
+    let deleted = 0;
+    for (;;) {
+      const ids = await this.redis.zrange(index, '0', String(PURGE_BATCH - 1));
+      if (ids.length === 0) return deleted;
+      const [unlinked] = resultsOf(
+        await this.redis
+          .multi()
+          .unlink(...ids.map((id) => this.key(id)))
+          .zrem(index, ...ids)
+          .exec(),
+        `the chat completions of ${owner}`,
+      );
+      deleted += Number(unlinked);
+    }
+  }
+
+  async close(): Promise<void> {
+    // The connection is the access store's: its owner closes it.
+  }
+
+  private seal(record: StoredChatCompletion): Buffer {
+    return sealBytes(this.sealKey, Buffer.from(JSON.stringify(record), 'utf8'), record.id);
+  }
+
+  private key(id: string): string {
+    return `${this.prefix}chatcmpl:${id}`;
+  }
+
+  private ownerKey(owner: string): string {
+    return `${this.prefix}chatcmpl:owner:${ownerIndexName(this.keyHashSecret, 'chat-completions', owner)}`;
+  }
+
+  /** The owner's record sealed in `sealed` under `id`, or undefined (none, another owner's, or one that does not open or parse). */
+  private open(owner: string, id: string, sealed: Buffer | null): StoredChatCompletion | undefined {
+    if (sealed === null) return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(openBytes(this.sealKey, sealed, id).toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    const parsed = storedChatCompletionSchema.safeParse(value);
+    if (!parsed.success || parsed.data.id !== id || parsed.data.owner !== owner) return undefined;
+    return parsed.data;
+  }
+}
+
+/** The replies of a transaction, throwing the first command's error (a failed write is never taken for nothing done). */
+function resultsOf(replies: Array<[error: Error | null, result: unknown]> | null, what: string): unknown[] {
+  if (replies === null) throw new Error(`${what}: the transaction was aborted`);
+  return replies.map(([error, result]) => {
+    if (error) throw error;
+    return result;
+  });
+}
