@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { chatCompletionsSchema } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { openBytes } from '../access/sealed-text';
-import { PURGE_BATCH } from '../responses/response-store';
+import { PURGE_BATCH } from '../redis-records';
 import { chatCompletionSealKey, type ChatCompletionStore } from './chat-completion-store';
 import { describeChatCompletionStore, storedCompletion, TOMORROW_MS } from './chat-completion-store.cases.testing';
 import { RedisChatCompletionStore } from './redis-chat-completion-store';

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { openBytes, sealBytes } from '../access/sealed-text';
-import { ownerIndexName, PURGE_BATCH } from '../responses/response-store';
+import { ownerIndexName, purgeIndexed, resultsOf } from '../redis-records';
 import { chatCompletionSealKey, type ChatCompletionStore, type IndexPage, type StoredChatCompletion } from './chat-completion-store';
 
 const jsonObject = z.record(z.string(), z.unknown());
@@ -108,28 +108,8 @@ export class RedisChatCompletionStore implements ChatCompletionStore {
     return deleted === 1;
   }
 
-  /**
-   * Takes up to {@link PURGE_BATCH} ids of the owner's index at a time and, in one transaction,
-   * unlinks their completions and removes them from the index, until the index is empty. An id is
-   * only taken out of the index with its completion, so a purge that fails midway leaves the rest
-   * for a retry.
-   */
   async purgeOwner(owner: string): Promise<number> {
-    const index = this.ownerKey(owner);
-    let deleted = 0;
-    for (;;) {
-      const ids = await this.redis.zrange(index, '0', String(PURGE_BATCH - 1));
-      if (ids.length === 0) return deleted;
-      const [unlinked] = resultsOf(
-        await this.redis
-          .multi()
-          .unlink(...ids.map((id) => this.key(id)))
-          .zrem(index, ...ids)
-          .exec(),
-        `the chat completions of ${owner}`,
-      );
-      deleted += Number(unlinked);
-    }
+    return purgeIndexed(this.redis, { key: this.ownerKey(owner), sorted: true, record: (id) => this.key(id), what: `the chat completions of ${owner}` });
   }
 
   async close(): Promise<void> {
@@ -161,13 +141,4 @@ export class RedisChatCompletionStore implements ChatCompletionStore {
     if (!parsed.success || parsed.data.id !== id || parsed.data.owner !== owner) return undefined;
     return parsed.data;
   }
-}
-
-/** The replies of a transaction, throwing the first command's error (a failed write is never taken for nothing done). */
-function resultsOf(replies: Array<[error: Error | null, result: unknown]> | null, what: string): unknown[] {
-  if (replies === null) throw new Error(`${what}: the transaction was aborted`);
-  return replies.map(([error, result]) => {
-    if (error) throw error;
-    return result;
-  });
 }

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { openBytes, sealBytes } from '../access/sealed-text';
-import { ownerIndexName, type ResponseJson } from '../responses/response-store';
+import { ownerIndexName, purgeIndexed, resultsOf } from '../redis-records';
+import type { ResponseJson } from '../responses/response-store';
 import {
   conversationSealKey,
   duplicateId,
@@ -255,29 +256,9 @@ export class RedisConversationStore implements ConversationStore {
     return Number(await this.redis.eval(DELETE_ITEM, 6, ...this.keys(id), this.ownerKey(owner), itemId, at(expiresAtMs), id)) === 1;
   }
 
-  /**
-   * Takes up to {@link PURGE_BATCH} ids of the owner's index at a time and, in one transaction,
-   * unlinks their conversations' keys (freed in the background: a long conversation does not hold
-   * Redis up) and removes them from the index, until the index is empty. An id is only taken out of
-   * the index with its keys, so a purge that fails midway leaves the rest for a retry.
-   */
+  /** Purged a few hundred at a time (a conversation is several keys). */
   async purgeOwner(owner: string): Promise<number> {
-    const index = this.ownerKey(owner);
-    let deleted = 0;
-    for (;;) {
-      const ids = await this.redis.srandmember(index, PURGE_BATCH);
-      if (ids.length === 0) return deleted;
-      const [records] = resultsOf(
-        await this.redis
-          .multi()
-          .unlink(...ids.map((id) => this.recordKey(id)))
-          .unlink(...ids.flatMap((id) => this.keys(id).slice(1)))
-          .srem(index, ...ids)
-          .exec(),
-        `the conversations of ${owner}`,
-      );
-      deleted += Number(records);
-    }
+    return purgeIndexed(this.redis, { key: this.ownerKey(owner), sorted: false, record: (id) => this.recordKey(id), others: (id) => this.keys(id).slice(1), batch: PURGE_BATCH, what: `the conversations of ${owner}` });
   }
 
   async close(): Promise<void> {
@@ -379,11 +360,3 @@ function stringsOf(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
-/** The replies of a transaction, throwing the first command's error (a failed read or write is never taken for nothing found). */
-function resultsOf(replies: Array<[error: Error | null, result: unknown]> | null, what: string): unknown[] {
-  if (replies === null) throw new Error(`${what}: the transaction was aborted`);
-  return replies.map(([error, result]) => {
-    if (error) throw error;
-    return result;
-  });
-}

@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { openBytes, sealBytes } from '../access/sealed-text';
+import { resultsOf } from '../redis-records';
 import type { BackgroundJob, BackgroundStore, PendingState } from './background-store';
 import { storedResponseSchema } from './redis-response-store';
 
@@ -189,11 +190,3 @@ function stateOf(value: unknown): PendingState | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-/** The replies of a transaction, throwing the first command's error (a failed write is never swallowed). */
-function resultsOf(replies: Array<[error: Error | null, result: unknown]> | null, what: string): unknown[] {
-  if (replies === null) throw new Error(`${what}: the transaction was aborted`);
-  return replies.map(([error, result]) => {
-    if (error) throw error;
-    return result;
-  });
-}

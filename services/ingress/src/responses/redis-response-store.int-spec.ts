@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { openBytes, sealBytes } from '../access/sealed-text';
 import { RedisResponseStore } from './redis-response-store';
-import { PURGE_BATCH, responseSealKey, type ResponseStore } from './response-store';
+import { PURGE_BATCH } from '../redis-records';
+import { responseSealKey, type ResponseStore } from './response-store';
 import { describeResponseStore, storedResponse, TOMORROW_MS } from './response-store.cases.testing';
 import { until } from '../redis.testing';
 

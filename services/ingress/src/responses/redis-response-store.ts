@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { openBytes, sealBytes } from '../access/sealed-text';
-import { ownerIndexName, PURGE_BATCH, responseSealKey, type ResponseStore, type StoredResponse } from './response-store';
+import { ownerIndexName, purgeIndexed, resultsOf } from '../redis-records';
+import { responseSealKey, type ResponseStore, type StoredResponse } from './response-store';
 
 const jsonObject = z.record(z.string(), z.unknown());
 
@@ -79,28 +80,8 @@ export class RedisResponseStore implements ResponseStore {
     return deleted === 1;
   }
 
-  /**
-   * Takes up to {@link PURGE_BATCH} ids of the owner's index at a time and, in one transaction,
-   * unlinks their responses (freed in the background: a large one does not hold Redis up) and
-   * removes them from the index, until the index is empty. An id is only taken out of the index
-   * with its response, so a purge that fails midway leaves the rest for a retry.
-   */
   async purgeOwner(owner: string): Promise<number> {
-    const index = this.ownerKey(owner);
-    let deleted = 0;
-    for (;;) {
-      const ids = await this.redis.srandmember(index, PURGE_BATCH);
-      if (ids.length === 0) return deleted;
-      const [unlinked] = resultsOf(
-        await this.redis
-          .multi()
-          .unlink(...ids.map((id) => this.key(id)))
-          .srem(index, ...ids)
-          .exec(),
-        `the responses of ${owner}`,
-      );
-      deleted += Number(unlinked);
-    }
+    return purgeIndexed(this.redis, { key: this.ownerKey(owner), sorted: false, record: (id) => this.key(id), what: `the responses of ${owner}` });
   }
 
   async close(): Promise<void> {
@@ -128,13 +109,4 @@ export class RedisResponseStore implements ResponseStore {
     if (!parsed.success || parsed.data.id !== id || parsed.data.owner !== owner) return undefined;
     return parsed.data;
   }
-}
-
-/** The replies of a transaction, throwing the first command's error (a failed write is never taken for nothing done). */
-function resultsOf(replies: Array<[error: Error | null, result: unknown]> | null, what: string): unknown[] {
-  if (replies === null) throw new Error(`${what}: the transaction was aborted`);
-  return replies.map(([error, result]) => {
-    if (error) throw error;
-    return result;
-  });
 }

@@ -60,19 +60,6 @@ export interface ResponseStore {
   close(): Promise<void>;
 }
 
-/** How many ids a store's `purgeOwner` takes from its owner index at a time: each batch is one bounded step in Redis. */
-export const PURGE_BATCH = 500;
-
-/**
- * The name an owner's index goes by in a shared store (`what`: `responses`, `conversations`): an
- * HMAC of the owner under a key derived from `access.keyHashSecret`, so the store's key names reveal
- * no project.
- */
-export function ownerIndexName(keyHashSecret: string, what: string, owner: string): string {
-  const key = createHmac('sha256', keyHashSecret).update(`${what}\0owners`).digest();
-  return createHmac('sha256', key).update(owner).digest('base64url');
-}
-
 /** The Nest injection token of the gateway's {@link ResponseStore} (absent when `responses.store` is false). */
 export const RESPONSE_STORE = Symbol('RESPONSE_STORE');
 
