@@ -147,6 +147,37 @@ describe('the response cache end to end, through the official openai SDK', () =>
     expect(upstreamChats()).toBe(1);
   });
 
+  it('keeps an answer from the cache asked for with store true as a stored completion of its own, whole and streamed, under an id of its own', async () => {
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Store my cached answer.' }], store: true, metadata: { run: 'cached' } };
+    const first = await client.chat.completions.create(body, { headers: use }).withResponse();
+    expect(first.response.headers.get('x-openrouter-cache')).toBe('miss');
+    const whole = await client.chat.completions.create(body, { headers: use }).withResponse();
+    expect(whole.response.headers.get('x-openrouter-cache')).toBe('hit');
+    const stream = await client.chat.completions.create({ ...body, stream: true }, { headers: use }).withResponse();
+    expect(stream.response.headers.get('x-openrouter-cache')).toBe('hit');
+    const chunkIds = new Set<string>();
+    let text = '';
+    for await (const chunk of stream.data) {
+      chunkIds.add(chunk.id);
+      text += chunk.choices[0]?.delta.content ?? '';
+    }
+    expect(chunkIds.size).toBe(1);
+    const ids = [first.data.id, whole.data.id, ...chunkIds];
+    expect(new Set(ids).size).toBe(3);
+    // Each answer kept as its own, once its keeping (after the answer went out) is written.
+    const kept = await waitFor(
+      async () => {
+        const page = await client.chat.completions.list({ metadata: { run: 'cached' } });
+        return page.data.length === 3 ? page.data : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 20, what: 'the three answers to be kept' },
+    );
+    expect(kept.map((completion) => completion.id).sort()).toEqual([...ids].sort());
+    for (const completion of kept) expect(completion.choices[0]?.message.content).toBe(text);
+    // One provider call for the three.
+    expect(gw.sim.requests().filter((r) => JSON.stringify(r.body).includes('Store my cached answer.'))).toHaveLength(1);
+  });
+
   it('shares entries within the project and nothing with another, bypasses without the header, and refreshes on request', async () => {
     const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'What is the capital of France?' }] };
     await client.chat.completions.create(body, { headers: use });
