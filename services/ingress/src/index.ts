@@ -221,7 +221,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const responseEvents = backgroundStore
     ? bulkRedis
       ? new RedisResponseEventLog(bulkRedis, keyPrefix, config.access.keyHashSecret, config.responses.background.pollMs, connectSubscriber(config.access.redis))
-      : new MemoryResponseEventLog()
+      : new MemoryResponseEventLog(Date.now, config.responses.memoryMaxResponses)
     : undefined;
   const responses = responseStore && new StoredResponses(responseStore, config.responses, logger, telemetry.telemetry.registry, Date.now, backgroundStore, responseEvents);
   const conversationStore = config.responses.store

@@ -19,6 +19,19 @@ describe('MemoryResponseEventLog', () => {
     expect(await log.append(id, 0, [delta('c')], now + 1_000)).toBe(1);
   });
 
+  it('keeps the logs of at most maxLogs responses, dropping the oldest for a new one', async () => {
+    const log = new MemoryResponseEventLog(Date.now, 2);
+    const [a, b, c] = [newTestResponseId(), newTestResponseId(), newTestResponseId()];
+    const later = Date.now() + 60_000;
+    await log.append(a, 0, [delta('a')], later);
+    await log.append(b, 0, [delta('b')], later);
+    // Appending to a kept log adds no log.
+    await log.append(a, 1, [delta('a again')], later);
+    expect([await log.length(a), await log.length(b)]).toEqual([2, 1]);
+    await log.append(c, 0, [delta('c')], later);
+    expect([await log.length(a), await log.length(b), await log.length(c)]).toEqual([0, 1, 1]);
+  });
+
   it('keeps the events it was given as they were: a caller changing its objects afterwards changes nothing kept', async () => {
     const log = new MemoryResponseEventLog();
     const id = newTestResponseId();

@@ -51,14 +51,18 @@ interface Log {
 
 /**
  * The stream events in this process: for a gateway without Redis (one replica; gone when it
- * stops). Expired logs are dropped as they are next touched, and by a sweep (once a minute at most) as logs are added.
+ * stops). Expired logs are dropped as they are next touched, and by a sweep (once a minute at most)
+ * as logs are added; past `maxLogs` responses, the oldest response's log is dropped for a new one.
  */
 export class MemoryResponseEventLog implements ResponseEventLog {
   private readonly logs = new Map<string, Log>();
   private readonly appended = new EventEmitter();
   private sweptAtMs = 0;
 
-  constructor(private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly maxLogs = 10_000,
+  ) {
     // One listener per stream being read: as many as there are readers.
     this.appended.setMaxListeners(0);
   }
@@ -68,6 +72,11 @@ export class MemoryResponseEventLog implements ResponseEventLog {
     if (log.events.length !== from) throw new EventLogConflict(id, from, log.events.length);
     if (log.events.length === 0) {
       this.sweep();
+      // The oldest first (a Map keeps the order logs were added in).
+      for (const oldest of this.logs.keys()) {
+        if (this.logs.size < this.maxLogs) break;
+        this.logs.delete(oldest);
+      }
       this.logs.set(id, log);
     }
     log.expiresAtMs = expiresAtMs;
