@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { z } from 'zod';
+import { openBytes } from './access/sealed-text';
 
 /**
  * What the Redis stores of the gateway's own records share (stored responses, conversations,
@@ -66,4 +68,22 @@ export async function purgeIndexed(redis: Redis, index: OwnerIndex): Promise<num
     const [unlinked] = resultsOf(await transaction.exec(), index.what);
     deleted += Number(unlinked);
   }
+}
+
+/**
+ * The owner's record sealed in `sealed` under `id` (the seal's context), read back through `schema`,
+ * never trusted as it is: undefined when there is none, it does not open or parse, or it names
+ * another id or owner.
+ */
+export function openOwned<R extends { id: string; owner: string }>(sealKey: Buffer, sealed: Buffer | null, id: string, owner: string, schema: z.ZodType<R>): R | undefined {
+  if (sealed === null) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(openBytes(sealKey, sealed, id).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success || parsed.data.id !== id || parsed.data.owner !== owner) return undefined;
+  return parsed.data;
 }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { openBytes, sealBytes } from '../access/sealed-text';
-import { ownerIndexName, purgeIndexed, resultsOf } from '../redis-records';
+import { sealBytes } from '../access/sealed-text';
+import { openOwned, ownerIndexName, purgeIndexed, resultsOf } from '../redis-records';
 import { responseSealKey, type ResponseStore, type StoredResponse } from './response-store';
 
 const jsonObject = z.record(z.string(), z.unknown());
@@ -98,15 +98,6 @@ export class RedisResponseStore implements ResponseStore {
 
   /** The owner's record sealed in `sealed` under `id`, or undefined (none, another owner's, or one that does not open or parse). */
   private open(owner: string, id: string, sealed: Buffer | null): StoredResponse | undefined {
-    if (sealed === null) return undefined;
-    let value: unknown;
-    try {
-      value = JSON.parse(openBytes(this.sealKey, sealed, id).toString('utf8'));
-    } catch {
-      return undefined;
-    }
-    const parsed = storedResponseSchema.safeParse(value);
-    if (!parsed.success || parsed.data.id !== id || parsed.data.owner !== owner) return undefined;
-    return parsed.data;
+    return openOwned(this.sealKey, sealed, id, owner, storedResponseSchema);
   }
 }
