@@ -168,13 +168,21 @@ describe('background responses through a Redis outage', () => {
     expect(rest[0]?.sequence_number).toBe(seen + 1);
     expect(rest.map((event) => event.sequence_number)).toEqual(rest.map((_, i) => seen + 1 + i));
     expect((await client.responses.retrieve(id)).status).toBe('completed');
-    // Its run could not add its events while Redis was away: it stopped, and the response was run
-    // again, whole, once Redis was back (a stream begun would start its output anew), ending the
-    // stream with the whole answer.
-    expect(callsFor('Stream through the outage').map((r) => [r.outcome, (r.body as { stream?: boolean }).stream === true])).toEqual([
-      ['aborted', true],
-      ['completed', false],
-    ]);
-    expect(rest.map((event) => event.type)).toEqual(['response.completed']);
+    // Either its run could not add its events while Redis was away: it stopped, and the response was
+    // run again, whole, once Redis was back (a stream begun would start its output anew), ending the
+    // stream with the whole answer; or the event being added as Redis went was sent again once it
+    // was back (the connection retries a command in flight once), and the run streamed on to its end.
+    const calls = callsFor('Stream through the outage').map((r) => [r.outcome, (r.body as { stream?: boolean }).stream === true]);
+    if (calls.length === 2) {
+      // The first streamed (cut, or read to its end by the gateway while its run waited on Redis), the second whole.
+      expect(calls).toEqual([
+        [expect.stringMatching(/^(aborted|completed)$/), true],
+        ['completed', false],
+      ]);
+      expect(rest.map((event) => event.type)).toEqual(['response.completed']);
+    } else {
+      expect(calls).toEqual([['completed', true]]);
+      expect(rest.filter((event) => event.type === 'response.output_text.delta').length).toBeGreaterThan(0);
+    }
   });
 });
