@@ -4,6 +4,9 @@ import { storeFailureAs } from '../store-failure';
 /** A JSON object as the Chat Completions API carries it. */
 export type ChatJson = Record<string, unknown>;
 
+/** Whether `value` is a JSON object (not null, not an array). */
+export const isChatJson = (value: unknown): value is ChatJson => typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /**
  * A chat completion kept for OpenAI's stored Chat Completions routes (docs/chat-completions-store.md):
  * created with `store: true`, whatever provider answered it. It belongs to the project of the key

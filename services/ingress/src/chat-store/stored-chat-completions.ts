@@ -8,7 +8,7 @@ import { toOpenAIUsage } from '@openrouter/openai-wire';
 import type { AccessService } from '../access/access.service';
 import type { ApiKeyRecord } from '../access/key-record';
 import { ownerOf } from '../access/owner';
-import { orChatStoreUnavailable, type ChatCompletionStore, type ChatJson, type StoredChatCompletion } from './chat-completion-store';
+import { isChatJson, orChatStoreUnavailable, type ChatCompletionStore, type ChatJson, type StoredChatCompletion } from './chat-completion-store';
 import { StreamedCompletion } from './streamed-completion';
 
 /** The ids the gateway gives the completions it keeps (and only those are looked up). */
@@ -47,8 +47,6 @@ export interface ChatList {
 const SCAN_BATCH = 100;
 
 const notFound = (id: string): GatewayError => new GatewayError('not_found', `Chat completion with id '${id}' not found.`, { code: 'chat_completion_not_found' });
-
-const isObject = (value: unknown): value is ChatJson => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** A stored completion as the routes show it: as it was answered, with its metadata as it stands. */
 export const completionView = (record: StoredChatCompletion): ChatJson => ({ ...record.completion, metadata: record.metadata });
@@ -97,8 +95,8 @@ export class StoredChatCompletions {
     request.store = undefined;
     request.metadata = {};
     if (!key || (await this.access.responsesUnstoredBy(key)) !== undefined) return undefined;
-    const sent = isObject(body) && Array.isArray(body['messages']) ? body['messages'] : [];
-    return new ChatCompletionKeeping(this, ownerOf(context), request.model, metadata, sent.filter(isObject));
+    const sent = isChatJson(body) && Array.isArray(body['messages']) ? body['messages'] : [];
+    return new ChatCompletionKeeping(this, ownerOf(context), request.model, metadata, sent.filter(isChatJson));
   }
 
   /** Keeps a completion answered to the owner, in the background: a failure is logged (its id, never its text) and counted. */
@@ -211,7 +209,7 @@ export function messageView(message: ChatJson, id: string): ChatJson {
   if (typeof content === 'string') text = content;
   else if (Array.isArray(content)) {
     parts = content;
-    const texts = content.flatMap((part) => (isObject(part) && part['type'] === 'text' && typeof part['text'] === 'string' ? [part['text']] : []));
+    const texts = content.flatMap((part) => (isChatJson(part) && part['type'] === 'text' && typeof part['text'] === 'string' ? [part['text']] : []));
     text = texts.length > 0 ? texts.join('\n') : null;
   }
   return { id, ...rest, content: text, name: typeof rest['name'] === 'string' ? rest['name'] : null, content_parts: parts };
@@ -237,19 +235,19 @@ export class ChatCompletionKeeping {
 
   /** A whole answer about to be sent: it takes the kept id. */
   stamp<T>(body: T): T {
-    if (isObject(body)) (body as ChatJson)['id'] = this.id;
+    if (isChatJson(body)) (body as ChatJson)['id'] = this.id;
     return body;
   }
 
   /** A whole answer sent (as `stamp` gave it): kept. */
   whole(body: unknown): void {
-    if (this.once() || !isObject(body)) return;
+    if (this.once() || !isChatJson(body)) return;
     this.keep(body);
   }
 
   /** A chunk about to be sent: it takes the kept id, and is gathered. */
   chunk<T>(chunk: T): T {
-    if (!isObject(chunk)) return chunk;
+    if (!isChatJson(chunk)) return chunk;
     (chunk as ChatJson)['id'] = this.id;
     (this.gathered ??= new StreamedCompletion()).add(chunk);
     return chunk;

@@ -1,6 +1,4 @@
-import type { ChatJson } from './chat-completion-store';
-
-const isObject = (value: unknown): value is ChatJson => typeof value === 'object' && value !== null && !Array.isArray(value);
+import { isChatJson, type ChatJson } from './chat-completion-store';
 
 interface ChoiceParts {
   message: ChatJson;
@@ -22,21 +20,21 @@ export class StreamedCompletion {
   private head: ChatJson = {};
 
   add(chunk: unknown): void {
-    if (!isObject(chunk)) return;
+    if (!isChatJson(chunk)) return;
     if (this.head['id'] === undefined) {
       for (const key of ['id', 'created', 'model', 'system_fingerprint', 'service_tier']) if (chunk[key] !== undefined && chunk[key] !== null) this.head[key] = chunk[key];
     }
     const choices = chunk['choices'];
     if (!Array.isArray(choices)) return;
     for (const choice of choices) {
-      if (!isObject(choice) || typeof choice['index'] !== 'number') continue;
+      if (!isChatJson(choice) || typeof choice['index'] !== 'number') continue;
       let parts = this.choices.get(choice['index']);
       if (!parts) {
         parts = { message: { role: 'assistant', content: null, refusal: null }, tools: new Map(), logprobs: null, finishReason: null };
         this.choices.set(choice['index'], parts);
       }
-      if (isObject(choice['delta'])) addDelta(parts, choice['delta']);
-      if (isObject(choice['logprobs'])) parts.logprobs = joinLists(parts.logprobs, choice['logprobs']);
+      if (isChatJson(choice['delta'])) addDelta(parts, choice['delta']);
+      if (isChatJson(choice['logprobs'])) parts.logprobs = joinLists(parts.logprobs, choice['logprobs']);
       if (typeof choice['finish_reason'] === 'string') parts.finishReason = choice['finish_reason'];
     }
   }
@@ -59,7 +57,7 @@ function addDelta(parts: ChoiceParts, delta: ChatJson): void {
   for (const [key, value] of Object.entries(delta)) {
     if (value === undefined || value === null) continue;
     if (key === 'tool_calls') {
-      if (Array.isArray(value)) for (const call of value) if (isObject(call)) addToolCall(parts.tools, call);
+      if (Array.isArray(value)) for (const call of value) if (isChatJson(call)) addToolCall(parts.tools, call);
     } else if (key === 'role') parts.message['role'] = value;
     else if (typeof value === 'string') parts.message[key] = (typeof parts.message[key] === 'string' ? parts.message[key] : '') + value;
     else parts.message[key] = value;
@@ -73,7 +71,7 @@ function addToolCall(tools: Map<number, ChatJson>, call: ChatJson): void {
   if (typeof call['type'] === 'string') tool['type'] = call['type'];
   const fn = call['function'];
   const into = tool['function'] as { name: string; arguments: string };
-  if (isObject(fn)) {
+  if (isChatJson(fn)) {
     if (typeof fn['name'] === 'string') into.name += fn['name'];
     if (typeof fn['arguments'] === 'string') into.arguments += fn['arguments'];
   }

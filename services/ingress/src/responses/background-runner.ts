@@ -8,7 +8,7 @@ import { retryDelayMs } from '../batches/batch-runner';
 import { randomId } from '../batches/batch-record';
 import type { OwnApi } from '../batches/own-api';
 import type { BackgroundJob, BackgroundStore } from './background-store';
-import { END_EVENTS } from './response-event-log';
+import { END_EVENTS, type ResponseEventLog } from './response-event-log';
 import type { ResponseJson } from './response-store';
 import type { StoredResponses } from './stored-responses';
 
@@ -51,6 +51,7 @@ const ANSWER_KEPT_MS = 15 * 60_000;
 
 /** Where a streamed run's events go: the number of the next one, and the last one added. */
 interface Streaming {
+  log: ResponseEventLog;
   next: number;
   /** The last event added. */
   last?: ResponseJson;
@@ -236,17 +237,17 @@ export class BackgroundRunner extends ClaimRunner {
     };
     const log = job.request['stream'] === true ? this.responses.events : undefined;
     const logged = log ? await log.length(id) : 0;
-    const streaming: Streaming | undefined = log && logged <= QUEUED_EVENTS ? { next: logged, failure: [] } : undefined;
+    const streaming: Streaming | undefined = log && logged <= QUEUED_EVENTS ? { log, next: logged, failure: [] } : undefined;
     const payload = JSON.stringify(log && !streaming ? { ...job.request, stream: false } : job.request);
     const expiresAtMs = this.responses.streamExpiry(job.record.createdAt);
     // The run's own `response.created` is left out: the stream has the one made when it was queued.
-    const events = log && streaming
+    const events = streaming
       ? async (data: string[]): Promise<void> => {
-          const events = streamEventsOf(data, id);
-          streaming.failure.push(...events.filter((event) => FAILURE_EVENTS.has(String(event['type']))));
-          const added = events.filter((event) => event['type'] !== 'response.created' && !FAILURE_EVENTS.has(String(event['type'])));
+          const arrived = streamEventsOf(data, id);
+          streaming.failure.push(...arrived.filter((event) => FAILURE_EVENTS.has(String(event['type']))));
+          const added = arrived.filter((event) => event['type'] !== 'response.created' && !FAILURE_EVENTS.has(String(event['type'])));
           if (added.length === 0) return;
-          streaming.next = await log.append(id, streaming.next, added, expiresAtMs);
+          streaming.next = await streaming.log.append(id, streaming.next, added, expiresAtMs);
           streaming.last = added.at(-1);
         }
       : undefined;
@@ -261,13 +262,13 @@ export class BackgroundRunner extends ClaimRunner {
       }
       if (response.statusCode < 400) {
         const failed = streaming?.failure.find((event) => event['type'] === 'response.failed');
-        if (log && streaming && failed) {
+        if (streaming && failed) {
           // Ended by this replica's shutdown: another runs it again.
           if (this.closed) {
             running.reason = 'closing';
             return;
           }
-          streaming.next = await log.append(id, streaming.next, streaming.failure, expiresAtMs);
+          streaming.next = await streaming.log.append(id, streaming.next, streaming.failure, expiresAtMs);
           await this.end(job, 'failed', failureOf(failed));
           return;
         }

@@ -222,9 +222,10 @@ export class StoredResponses {
     const job: BackgroundJob = { record, keyId: request.keyId, request: request.request, headers: request.headers };
     const { maxPending } = this.config.background;
     // A streamed one's first events are there before any replica can run it and add its own.
-    const events = request.request['stream'] === true ? this.eventLog() : undefined;
-    const view = responseView(record.response, request.request);
-    if (events) await orStoreUnavailable(events.append(id, 0, [{ type: 'response.created', response: view }, { type: 'response.queued', response: view }], this.streamExpiry(createdAt)));
+    if (request.request['stream'] === true) {
+      const view = responseView(record.response, request.request);
+      await orStoreUnavailable(this.eventLog().append(id, 0, [{ type: 'response.created', response: view }, { type: 'response.queued', response: view }], this.streamExpiry(createdAt)));
+    }
     let queued = false;
     try {
       queued = await orStoreUnavailable(pending.create(job, this.expiry(), maxPending));
