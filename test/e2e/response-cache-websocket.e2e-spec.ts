@@ -170,6 +170,43 @@ describe('the response cache for chat requests on a WebSocket (GET /v1/ws), besi
     for (const id of ids) expect(rows.get(id)).toMatchObject({ cache_hit: true, cost: '0', cache_saved_cost: firstCost, status: 'ok' });
   });
 
+  it('keeps an answer asked for with store true on a socket as a stored completion of its own, fresh or from the cache, whole and streamed', async () => {
+    const run = randomBytes(4).toString('hex');
+    const body = { ...bodyOf('Store my socket answer.'), store: true, metadata: { run } };
+    const socket = await open({ headers: { authorization: `Bearer ${gw.apiKey}`, ...use } });
+    socket.send({ type: 'chat.completions', id: 'fresh', body });
+    const [fresh] = await socket.ended('fresh');
+    expect(fresh?.headers?.['x-openrouter-cache']).toBe('miss');
+    socket.send({ type: 'chat.completions', id: 'whole', body });
+    const [whole] = await socket.ended('whole');
+    expect(whole?.headers?.['x-openrouter-cache']).toBe('hit');
+    socket.send({ type: 'chat.completions', id: 'streamed', body: { ...body, stream: true } });
+    const streamed = streamOf(await socket.ended('streamed'));
+    expect(streamed.headers['x-openrouter-cache']).toBe('hit');
+    expect(streamed.ids.size).toBe(1);
+    const ids = [fresh?.data?.id, whole?.data?.id, ...streamed.ids];
+    for (const id of ids) expect(id).toMatch(/^chatcmpl-[A-Za-z0-9_-]{32}$/);
+    expect(new Set(ids).size).toBe(3);
+    // One provider call for the three, sent neither store nor metadata.
+    const calls = gw.sim.requests().filter((r) => JSON.stringify(r.body).includes('Store my socket answer.'));
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.body).not.toHaveProperty('store');
+    expect(calls[0]?.body).not.toHaveProperty('metadata');
+    // Each answer kept as its own, once its keeping (after the answer went out) is written.
+    const kept = await waitFor(
+      async () => {
+        const page = await client.chat.completions.list({ metadata: { run } });
+        return page.data.length === 3 ? page.data : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 20, what: 'the three answers to be kept' },
+    );
+    expect(kept.map((completion) => completion.id).sort()).toEqual([...ids].sort());
+    const text = fresh?.data?.choices?.[0]?.message?.content;
+    expect(streamed.text).toBe(text);
+    for (const completion of kept) expect(completion.choices[0]?.message.content).toBe(text);
+    expect((await client.chat.completions.messages.list(ids[0] ?? '')).data.map((message) => message.content)).toEqual([body.messages[0]?.content]);
+  });
+
   it('opts a request in by its frame\'s headers (as a browser must), and answers an HTTP request from the entry the socket stored', async () => {
     const body = bodyOf('Count from one to five.');
     // The browser way: the key in the subprotocol, no header on the upgrade.

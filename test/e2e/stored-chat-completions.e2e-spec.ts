@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
+import WebSocket from 'ws';
 import { hashApiKey } from '@openrouter/ingress';
 import { apiError } from '../support/api-error';
 import { sharedRedisUrl } from '../support/infra/shared-infra';
@@ -176,6 +177,54 @@ describe.each([
     for (const id of [absent.id, unstored.id, droppedId]) expect((await apiError(() => search.chat.completions.retrieve(id))).status).toBe(404);
     expect((await apiError(() => vault.chat.completions.retrieve(policed.id))).status).toBe(404);
     expect((await vault.chat.completions.list()).data).toEqual([]);
+  });
+
+  it('keeps what a WebSocket request asks to store as an HTTP one: streamed once ended, not a dropped stream, not under a policy that keeps nothing', async () => {
+    const tag = randomBytes(4).toString('hex');
+    /** The frames of each request on one socket opened with `key`, once they all ended. */
+    const overSocket = async (key: string, requests: Array<{ id: string; body: unknown }>): Promise<Map<string, Array<{ type: string; data?: { id?: string; choices?: Array<{ delta?: { content?: string } }> } }>>> => {
+      const socket = new WebSocket(`${gw.url.replace('http', 'ws')}/v1/ws`, ['openrouter.v1'], { headers: { authorization: `Bearer ${key}` } });
+      const frames: Array<{ type: string; id: string | null }> = [];
+      const ended = new Promise<void>((resolve, reject) => {
+        socket.on('message', (data) => {
+          frames.push(JSON.parse(data.toString()) as { type: string; id: string | null });
+          if (requests.every((r) => frames.some((f) => f.id === r.id && ['completion', 'done', 'error'].includes(f.type)))) resolve();
+        });
+        socket.once('error', reject);
+      });
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      for (const request of requests) socket.send(JSON.stringify({ type: 'chat.completions', ...request }));
+      await ended;
+      socket.close();
+      return new Map(requests.map((r) => [r.id, frames.filter((f) => f.id === r.id)]));
+    };
+    const streamed = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Stream over a socket.' }], stream: true, store: true, metadata: { run: tag } };
+    const [frames] = (await overSocket(SEARCH_KEY, [{ id: 'kept', body: streamed }])).values();
+    expect(upstream().store).toBeUndefined();
+    expect(upstream().metadata).toBeUndefined();
+    const chunks = (frames ?? []).filter((f) => f.type === 'chunk');
+    const id = chunks[0]?.data?.id ?? '';
+    expect(id).toMatch(/^chatcmpl-[A-Za-z0-9_-]{32}$/);
+    expect(new Set(chunks.map((c) => c.data?.id))).toEqual(new Set([id]));
+    const stored = await storedOf(search, id);
+    expect(stored).toMatchObject({ id, object: 'chat.completion', metadata: { run: tag } });
+    expect(stored.choices[0]?.message.content).toBe(chunks.map((c) => c.data?.choices?.[0]?.delta?.content ?? '').join(''));
+    expect(stored.usage?.total_tokens).toBeGreaterThan(0);
+
+    gw.sim.configure({ completionTokens: 40, faults: [{ kind: 'drop_mid_stream', afterTokens: 3, remaining: 1 }] });
+    const dropped = (await overSocket(SEARCH_KEY, [{ id: 'dropped', body: streamed }])).get('dropped') ?? [];
+    expect(dropped.at(-1)?.type).toBe('error');
+    const droppedId = dropped.find((f) => f.type === 'chunk')?.data?.id ?? '';
+    expect(droppedId).toMatch(/^chatcmpl-/);
+    const policed = (await overSocket(VAULT_KEY, [{ id: 'policed', body: { ...streamed, stream: false } }])).get('policed') ?? [];
+    expect(policed[0]?.type).toBe('completion');
+    expect(upstream().store).toBeUndefined();
+    // One kept after them: once it is listed, the writes before it would have been too.
+    const last = await create(search, 'Kept after.', { store: true, metadata: { run: tag } });
+    await storedOf(search, last.id);
+    expect((await search.chat.completions.list({ metadata: { run: tag } })).data.map((c) => c.id).sort()).toEqual([id, last.id].sort());
+    expect((await apiError(() => search.chat.completions.retrieve(droppedId))).status).toBe(404);
+    expect((await gw.client({ apiKey: VAULT_KEY }).chat.completions.list()).data).toEqual([]);
   });
 
   it('refuses a bad query or body with 400 naming the parameter, and an unknown id with 404', async () => {

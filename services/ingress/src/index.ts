@@ -288,7 +288,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
         throw error;
       })
     : undefined;
-  const ws = new WsGateway(access, router, config.access.requests, usage, budgets, config.ingress.limits, telemetry.telemetry.tracing, cache);
+  const ws = new WsGateway(access, router, config.access.requests, usage, budgets, config.ingress.limits, telemetry.telemetry.tracing, cache, chatCompletions);
   ws.attach(app.getHttpServer());
   // Every replica runs batches and background responses: requests to its own API, as the key that created them.
   const ownApi = batchStore || backgroundStore ? new OwnApiClient(config.ingress.http.host, port, (batchStore ? config.batches.concurrency : 0) + (backgroundStore ? config.responses.background.concurrency : 0)) : undefined;

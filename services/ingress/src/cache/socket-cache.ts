@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { toOpenAIChunk, toOpenAICompletion } from '@openrouter/openai-wire';
+import type { ChatCompletionKeeping } from '../chat-store/stored-chat-completions';
 import type { UsageTrack } from '../usage/usage-recorder';
 import type { ServerFrame } from '../ws/ws-protocol';
 import { cacheHitHeaders, freshCompletion } from './cache-replies';
@@ -54,16 +55,22 @@ export function socketHitFrames(
   hit: CacheHit & { completion: chatv1.ChatCompletion },
   usage: UsageTrack,
   headers: Record<string, string> & { 'x-request-id': string },
+  /** A request asking for `store: true`: its answer takes the kept id (kept by the caller once sent). */
+  keeping?: ChatCompletionKeeping,
 ): ServerFrame[] {
   const completion = freshCompletion(hit.completion);
   usage.cacheHit(hit, completion.usage);
   const all = { ...cacheHitHeaders(headers['x-request-id'], hit, usage), ...headers };
-  if (!request.stream) return [{ type: 'completion', id, data: usage.decorate(toOpenAICompletion({ ...completion, usage: usage.tokens() }, hit.model)), headers: all }];
+  if (!request.stream) {
+    const data = usage.decorate(toOpenAICompletion({ ...completion, usage: usage.tokens() }, hit.model));
+    return [{ type: 'completion', id, data: keeping ? keeping.stamp(data) : data, headers: all }];
+  }
+  const chunkFrame = (data: Record<string, unknown>): ServerFrame => ({ type: 'chunk', id, data: keeping ? keeping.chunk(data) : data });
   const frames: ServerFrame[] = [{ type: 'start', id, headers: all }];
-  for (const chunk of replayChunks(completion)) frames.push({ type: 'chunk', id, data: toOpenAIChunk(chunk, hit.model) });
+  for (const chunk of replayChunks(completion)) frames.push(chunkFrame(toOpenAIChunk(chunk, hit.model)));
   if (clientWantsUsage) {
     const last = toOpenAIChunk({ id: completion.id, created: completion.created, model: completion.model, choices: [], usage: usage.tokens() }, hit.model);
-    frames.push({ type: 'chunk', id, data: usage.decorate(last) });
+    frames.push(chunkFrame(usage.decorate(last)));
   }
   frames.push({ type: 'done', id });
   return frames;

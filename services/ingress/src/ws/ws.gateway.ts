@@ -14,6 +14,7 @@ import { RateLimitedError, type Admission } from '../access/rate-limiter';
 import { bodyEndUser, trafficAttributes } from '../auth/api-key.guard';
 import { cacheStatusHeaders } from '../cache/cache-replies';
 import { ChatAnswerStoring } from '../cache/chat-answer-storing';
+import type { StoredChatCompletions } from '../chat-store/stored-chat-completions';
 import type { CachePlan, ResponseCache } from '../cache/response-cache';
 import { socketHitFrames, socketRequestCacheHeaders, upgradeCacheHeaders } from '../cache/socket-cache';
 import { asGatewayError } from '../openai-exception.filter';
@@ -104,6 +105,8 @@ export class WsGateway {
     private readonly tracing: Tracing = Tracing.disabled(),
     /** The response cache (`cache.enabled`), as over HTTP; absent: every request bypasses it. */
     private readonly cache?: ResponseCache,
+    /** Stored chat completions (`chatCompletions.store`), as over HTTP; absent: `store` goes to the provider as sent. */
+    private readonly kept?: StoredChatCompletions,
   ) {
     this.server = new WebSocketServer({ noServer: true, maxPayload: limits.bodyBytes, handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false) });
     access.onKeyChange((change) => this.onKeyChange(change));
@@ -317,12 +320,14 @@ export class WsGateway {
       usage = this.usage.trackExchange(exchange, 'chat');
       const request: chatv1.ChatRequest = parseChatRequest(body);
       checkChatBounds(request, this.bounds);
+      // `store: true` kept by the gateway, as over HTTP (docs/chat-completions-store.md).
+      const keeping = request.store === true && this.kept ? await this.kept.keeping(connection.record, context, request, body) : undefined;
       const clientWantsUsage = request.streamOptions?.includeUsage === true;
       // The response cache, as over HTTP (docs/caching.md): the upgrade's cache headers, or the frame's own.
       plan = this.cache?.plan('/v1/chat/completions', context, body, socketRequestCacheHeaders(connection.cacheHeaders, frameHeaders));
       const hit = plan && (await this.cache?.lookup(plan, context.requestId, signal));
       if (hit?.completion) {
-        const frames = socketHitFrames(id, request, clientWantsUsage, { ...hit, completion: hit.completion }, usage, { ...admission.headers, 'x-request-id': context.requestId });
+        const frames = socketHitFrames(id, request, clientWantsUsage, { ...hit, completion: hit.completion }, usage, { ...admission.headers, 'x-request-id': context.requestId }, keeping);
         for (const [i, frame] of frames.entries()) {
           // As a stream's chunks: each waits for the client to have read what it was sent before.
           if (i > 0) {
@@ -332,6 +337,8 @@ export class WsGateway {
           send(connection, frame);
         }
         outcome = { cancelled: false, status: 200 };
+        if (!request.stream) keeping?.whole(frames[0]?.type === 'completion' ? frames[0].data : undefined);
+        else keeping?.streamEnded(!signal.aborted, usage);
         return;
       }
       if (request.stream) request.streamOptions = { extraJson: '', ...request.streamOptions, includeUsage: true };
@@ -344,22 +351,30 @@ export class WsGateway {
         const completion = opened.first.completion;
         if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
         const answered = usage.completion(completion);
-        send(connection, { type: 'completion', id, data: usage.decorate(toOpenAICompletion(answered, served)), headers: { ...headers, ...usage.costHeaders() } });
+        const data = usage.decorate(toOpenAICompletion(answered, served));
+        send(connection, { type: 'completion', id, data: keeping ? keeping.stamp(data) : data, headers: { ...headers, ...usage.costHeaders() } });
         outcome = { cancelled: false, status: 200 };
         storing.whole(answered);
+        keeping?.whole(data);
         return;
       }
       send(connection, { type: 'start', id, headers });
-      for await (const chunk of clientChunks(opened, { usage, budget: reservation, clientWantsUsage, observe: storing.observe })) {
-        send(connection, { type: 'chunk', id, data: chunk });
-        await drained(connection, signal);
-        // What the provider already sent (held in the pipeline) is not played out to nobody: the
-        // request ends as cancelled, not as answered.
-        stopIfGone(connection, signal);
+      try {
+        for await (const chunk of clientChunks(opened, { usage, budget: reservation, clientWantsUsage, observe: storing.observe })) {
+          send(connection, { type: 'chunk', id, data: keeping ? keeping.chunk(chunk) : chunk });
+          await drained(connection, signal);
+          // What the provider already sent (held in the pipeline) is not played out to nobody: the
+          // request ends as cancelled, not as answered.
+          stopIfGone(connection, signal);
+        }
+      } catch (error) {
+        keeping?.streamEnded(false, usage);
+        throw error;
       }
       send(connection, { type: 'done', id });
       outcome = { cancelled: false, status: 200 };
       storing.streamEnded(!signal.aborted);
+      keeping?.streamEnded(!signal.aborted, usage);
     } catch (error) {
       storing?.streamEnded(false);
       usage?.failed(error);
