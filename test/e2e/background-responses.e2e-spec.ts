@@ -192,6 +192,12 @@ describe.each([
     const rest: number[] = [];
     for await (const event of await search.responses.retrieve(final.id, { stream: true, starting_after: 4 })) rest.push(event.sequence_number);
     expect(rest).toEqual(events.slice(5).map((event) => event.sequence_number));
+    // After its end event, or past it: nothing, the stream ending at once.
+    for (const startingAfter of [events.length - 1, 1_000_000]) {
+      const none: string[] = [];
+      for await (const event of await search.responses.retrieve(final.id, { stream: true, starting_after: startingAfter })) none.push(event.type);
+      expect(none).toEqual([]);
+    }
     // The SDK's own resumption (it reads from the start, and hands on the events after the one given).
     const resumed = search.responses.stream({ response_id: final.id, starting_after: 4 });
     const handed: number[] = [];

@@ -8,7 +8,7 @@ import { retryDelayMs } from '../batches/batch-runner';
 import { randomId } from '../batches/batch-record';
 import type { OwnApi } from '../batches/own-api';
 import type { BackgroundJob, BackgroundStore } from './background-store';
-import { END_EVENTS, type ResponseEventLog } from './response-event-log';
+import { END_EVENTS, EventLogConflict, type ResponseEventLog } from './response-event-log';
 import type { ResponseJson } from './response-store';
 import type { StoredResponses } from './stored-responses';
 
@@ -53,8 +53,14 @@ const ANSWER_KEPT_MS = 15 * 60_000;
 interface Streaming {
   log: ResponseEventLog;
   next: number;
-  /** The last event added. */
+  /** The run's last event (but a failure's), added or not. */
   last?: ResponseJson;
+  /**
+   * Set when the stream stopped taking this run's events (it expired during the run, or a reader or
+   * another writer ended it first): the run goes on to its end, and its answer ends the stream as
+   * far as it still can (`endStream`).
+   */
+  detached?: boolean;
   /**
    * A failure the run's stream ended with (its `error` and `response.failed` events), held back
    * until the run is over: one that comes of this replica stopping is not the response's end (it
@@ -237,9 +243,10 @@ export class BackgroundRunner extends ClaimRunner {
     };
     const log = job.request['stream'] === true ? this.responses.events : undefined;
     const logged = log ? await log.length(id) : 0;
-    const streaming: Streaming | undefined = log && logged <= QUEUED_EVENTS ? { log, next: logged, failure: [] } : undefined;
-    const payload = JSON.stringify(log && !streaming ? { ...job.request, stream: false } : job.request);
     const expiresAtMs = this.responses.streamExpiry(job.record.createdAt);
+    // Streamed only onto the stream as it was queued: not after a run that added events, nor once its events expired.
+    const streaming: Streaming | undefined = log && logged === QUEUED_EVENTS && expiresAtMs > Date.now() ? { log, next: logged, failure: [] } : undefined;
+    const payload = JSON.stringify(log && !streaming ? { ...job.request, stream: false } : job.request);
     // The run's own `response.created` is left out: the stream has the one made when it was queued.
     const events = streaming
       ? async (data: string[]): Promise<void> => {
@@ -247,8 +254,8 @@ export class BackgroundRunner extends ClaimRunner {
           streaming.failure.push(...arrived.filter((event) => FAILURE_EVENTS.has(String(event['type']))));
           const added = arrived.filter((event) => event['type'] !== 'response.created' && !FAILURE_EVENTS.has(String(event['type'])));
           if (added.length === 0) return;
-          streaming.next = await streaming.log.append(id, streaming.next, added, expiresAtMs);
           streaming.last = added.at(-1);
+          if (!streaming.detached) await this.append(streaming, id, added, expiresAtMs);
         }
       : undefined;
     for (let attempt = 1; ; attempt++) {
@@ -268,7 +275,7 @@ export class BackgroundRunner extends ClaimRunner {
             running.reason = 'closing';
             return;
           }
-          streaming.next = await streaming.log.append(id, streaming.next, streaming.failure, expiresAtMs);
+          if (!streaming.detached) await this.append(streaming, id, streaming.failure, expiresAtMs);
           await this.end(job, 'failed', failureOf(failed));
           return;
         }
@@ -331,9 +338,20 @@ export class BackgroundRunner extends ClaimRunner {
     }
   }
 
+  /** Adds a streamed run's events to its stream; one that stopped taking them (`EventLogConflict`) is let go (`detached`). */
+  private async append(streaming: Streaming, id: string, events: ResponseJson[], expiresAtMs: number): Promise<void> {
+    try {
+      streaming.next = await streaming.log.append(id, streaming.next, events, expiresAtMs);
+    } catch (error) {
+      if (!(error instanceof EventLogConflict)) throw error;
+      streaming.detached = true;
+      this.logger.info({ responseId: id }, 'background response: its stream stopped taking its run’s events (expired, or ended first); the run goes on');
+    }
+  }
+
   /** A streamed response that has ended has its stream ended too, when its run did not add the end (stopped, cancelled, refused, run whole). */
   private async endStream(job: BackgroundJob): Promise<void> {
-    if (job.request['stream'] === true) await this.responses.endStream(job.record.owner, job.record.id, job.request);
+    if (job.request['stream'] === true) await this.responses.endStream(job.record.owner, job.record.id, { runner: job.request });
   }
 }
 

@@ -1,7 +1,8 @@
 import type { FastifyReply } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { SseWriter } from '../routes/sse.writer';
-import { END_EVENTS, type StreamEvent } from './response-event-log';
+import { clientHasLeft } from '../routes/client-connection';
+import { END_EVENTS, type ResponseEventLog, type StreamEvent } from './response-event-log';
 import { orStoreUnavailable } from './response-store';
 import type { StoredResponses } from './stored-responses';
 
@@ -31,13 +32,16 @@ const notStreamable = (id: string): GatewayError =>
  * `.failed`). A client that leaves stops only its reading: the response runs on, and the client
  * reads on with `starting_after`. 404 for a response the owner cannot read; 400
  * `response_not_streamable` for one with no stream (not created streamed, or its events expired).
- * `request`: the Responses request, for the view of an end event added here.
+ * Read after its end event, it is empty.
  */
-export async function serveResponseStream(reply: FastifyReply, stored: StoredResponses, owner: string, id: string, after: number, request: unknown = {}): Promise<void> {
-  const log = stored.eventLog();
+export async function serveResponseStream(reply: FastifyReply, stored: StoredResponses, owner: string, id: string, after: number): Promise<void> {
   await stored.get(owner, id);
+  const log = stored.events;
+  if (!log) throw notStreamable(id);
   let events: StreamEvent[] = await orStoreUnavailable(log.read(id, after, PAGE));
-  if (events.length === 0 && (await orStoreUnavailable(log.length(id))) === 0) throw notStreamable(id);
+  // Nothing after `after`: no stream at all, or one that ended at or before it (answered at once, empty).
+  const ended = events.length === 0 && (await streamEnd(log, id));
+  if (ended === undefined) throw notStreamable(id);
 
   reply.hijack();
   const sse = new SseWriter(reply.raw);
@@ -58,6 +62,8 @@ export async function serveResponseStream(reply: FastifyReply, stored: StoredRes
   // The server stopping ends the reading (the client resumes on another replica), not the response.
   const shutdown = reply.request.shutdownSignal;
   shutdown.addEventListener('abort', stop, { once: true });
+  // Left (or stopping) while the stream was looked up: its `close` (or `abort`) has come and gone.
+  if (ended || clientHasLeft(reply) || shutdown.aborted) stop();
   let last = after;
   let eventAt = Date.now();
   let wroteAt = Date.now();
@@ -84,23 +90,38 @@ export async function serveResponseStream(reply: FastifyReply, stored: StoredRes
       }
       if (Date.now() - Math.max(eventAt, checkedAt) < END_CHECK_MS) continue;
       checkedAt = Date.now();
-      const state = await stored.endStream(owner, id, request);
+      const state = await stored.endStream(owner, id);
       if (state === 'gone') {
-        await sse.event('error', { type: 'error', sequence_number: last + 1, code: 'response_not_found', message: `Response '${id}' was deleted, or has expired, before its stream ended.`, param: null });
+        await sse.event('error', { type: 'error', sequence_number: last, code: 'response_not_found', message: `Response '${id}' was deleted, or has expired, before its stream ended.`, param: null });
         return;
       }
-      // Ended here: its end event is read at once.
-      if (state === 'ended') woken = true;
+      if (state === 'ended') {
+        // Its end event, added here or before: read at once, or, read already (`after` past it), nothing more.
+        events = await orStoreUnavailable(log.read(id, last, PAGE));
+        if (events.length === 0) return;
+      }
     }
   } catch (error) {
+    // Numbered as the last event read (none of the log's own numbers is skipped by a client that reads on after it).
     const message = `The stream of response '${id}' could not be read on (${error instanceof GatewayError ? error.message : 'the store failed'}); read it again with starting_after=${last}.`;
-    await sse.event('error', { type: 'error', sequence_number: last + 1, code: 'stream_interrupted', message, param: null });
+    await sse.event('error', { type: 'error', sequence_number: last, code: 'stream_interrupted', message, param: null });
   } finally {
     unwatch();
     reply.raw.off('close', stop);
     shutdown.removeEventListener('abort', stop);
     sse.end();
   }
+}
+
+/**
+ * Whether the stream of `id` has ended (its last event is an end event): undefined when there is
+ * no stream (never streamed, or expired).
+ */
+async function streamEnd(log: ResponseEventLog, id: string): Promise<boolean | undefined> {
+  const length = await orStoreUnavailable(log.length(id));
+  if (length === 0) return undefined;
+  const [last] = await orStoreUnavailable(log.read(id, length - 2, 1));
+  return last !== undefined && END_EVENTS.has(last.type);
 }
 
 /** Until `wake` is called (given to `register`), or `ms` have passed. */

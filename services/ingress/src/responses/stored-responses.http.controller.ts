@@ -63,7 +63,7 @@ export class StoredResponsesHttpController {
     const include = includeOf(query);
     const { stream, starting_after: after } = parseInput(retrieveQuery, query);
     const owner = ownerOf(requestContextOf(req));
-    if (stream === 'true') return serveResponseStream(reply, stored, owner, id, after ?? -1, { include });
+    if (stream === 'true') return serveResponseStream(reply, stored, owner, id, after ?? -1);
     const record = await stored.get(owner, id);
     await reply.status(200).send(responseView(record.response, { include }));
   }

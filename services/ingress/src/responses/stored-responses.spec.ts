@@ -3,6 +3,7 @@ import { createLogger } from '@openrouter/observability';
 import { failureOf } from '../gateway-error.testing';
 import { MemoryBackgroundStore, type BackgroundStore } from './background-store';
 import { MemoryResponseStore } from './memory-response-store';
+import { MemoryResponseEventLog } from './response-event-log';
 import { storedResponse } from './response-store.cases.testing';
 import { NEW_CONVERSATION, StoredResponses, type BackgroundRequest } from './stored-responses';
 
@@ -126,6 +127,65 @@ describe('StoredResponses: background responses', () => {
     expect(await failureOf(() => withBroken.queue(request('x')))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
     expect(await failureOf(() => withBroken.get(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
     expect(await failureOf(() => withBroken.cancel(OWNER, 'resp_unknown'))).toMatchObject({ kind: 'unavailable', code: 'response_store_unavailable' });
+  });
+});
+
+describe('StoredResponses: ending the stream of a streamed background response', () => {
+  let responses: MemoryResponseStore;
+  let pending: MemoryBackgroundStore;
+  let events: MemoryResponseEventLog;
+  let stored: StoredResponses;
+
+  beforeEach(() => {
+    responses = new MemoryResponseStore({ maxResponses: 100, maxBytes: 1_000_000 });
+    pending = new MemoryBackgroundStore();
+    events = new MemoryResponseEventLog();
+    stored = new StoredResponses(responses, responsesSchema.parse({}), logger, undefined, Date.now, pending, events);
+  });
+
+  /** A streamed response queued, its job, and its answer stored (with an encrypted reasoning item, shown only when included). */
+  async function answered(): Promise<{ id: string; job: Parameters<StoredResponses['endAnswered']>[0] }> {
+    const record = await stored.queue({ ...request('Stream me.'), request: { model: 'gpt-4o-mini', input: 'Stream me.', stream: true } });
+    const job = (await pending.byId(record.id))?.job;
+    if (!job) throw new Error('not queued');
+    const output = [{ type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: 'sealed' }];
+    await stored.endAnswered(job, { id: record.id, object: 'response', status: 'completed', output });
+    return { id: record.id, job };
+  }
+
+  it('leaves a reader without the end while the run is not over, and lets it add the end, in the default view, once it is', async () => {
+    const { id } = await answered();
+    // Stored, but its run has not finished: its runner adds the end.
+    expect(await stored.endStream(OWNER, id)).toBe('running');
+    expect((await events.read(id, -1, 10)).map((event) => event.type)).toEqual(['response.created', 'response.queued']);
+    await pending.finish(id);
+    expect(await stored.endStream(OWNER, id)).toBe('ended');
+    const [end] = await events.read(id, 1, 10);
+    expect(end).toMatchObject({ type: 'response.completed', sequence_number: 2, response: { id, status: 'completed', output: [{ type: 'reasoning', id: 'rs_1' }] } });
+    expect(JSON.stringify(end)).not.toContain('sealed');
+    // Ended: nothing more is added.
+    expect(await stored.endStream(OWNER, id)).toBe('ended');
+    expect(await events.length(id)).toBe(3);
+  });
+
+  it('lets the runner add the end while its job is pending, in its request’s view; of two adding it at once, one adds it and both answer ended', async () => {
+    const { id } = await answered();
+    const [first, second] = await Promise.all([
+      stored.endStream(OWNER, id, { runner: { include: ['reasoning.encrypted_content'] } }),
+      stored.endStream(OWNER, id, { runner: { include: ['reasoning.encrypted_content'] } }),
+    ]);
+    expect([first, second]).toEqual(['ended', 'ended']);
+    const all = await events.read(id, -1, 10);
+    expect(all.map((event) => event.type)).toEqual(['response.created', 'response.queued', 'response.completed']);
+    expect(JSON.stringify(all[2])).toContain('sealed');
+  });
+
+  it('answers gone for a response that has no stream, or none left', async () => {
+    expect(await stored.endStream(OWNER, 'resp_unknown')).toBe('gone');
+    const { id } = await answered();
+    await pending.finish(id);
+    await events.delete(id);
+    expect(await stored.endStream(OWNER, id)).toBe('gone');
   });
 });
 

@@ -317,26 +317,38 @@ export class StoredResponses {
    * this covers a response that ended without it (cancelled, failed before its run streamed,
    * answered by a run that could not stream, or a run stopped between storing and logging its end).
    * `running` while it has not ended; `gone` when there is no stream (never streamed, or expired).
+   * A `reader` (a client reading the stream) adds the end only once the response's run is over: while
+   * it is pending, its runner (or the replica that takes it over) adds it, and its view is the
+   * runner's (`request`, the job's); a reader's is the default one.
    */
-  async endStream(owner: string, id: string, request: unknown = {}): Promise<'ended' | 'running' | 'gone'> {
+  async endStream(owner: string, id: string, by: { runner: unknown } | 'reader' = 'reader'): Promise<'ended' | 'running' | 'gone'> {
     const log = this.events;
     if (!log) return 'gone';
-    const record = await orStoreUnavailable(this.store.get(owner, id));
-    if (!record) return (await this.pendingOf(owner, id)) ? 'running' : 'gone';
+    let record = await orStoreUnavailable(this.store.get(owner, id));
+    if (!record || by === 'reader') {
+      if (await this.pendingOf(owner, id)) return 'running';
+      // Stored, and its run over, between the two reads.
+      record ??= await orStoreUnavailable(this.store.get(owner, id));
+      if (!record) return 'gone';
+    }
     const length = await orStoreUnavailable(log.length(id));
     if (length === 0) return 'gone';
     const [last] = await orStoreUnavailable(log.read(id, length - 2, 1));
     if (last && END_EVENTS.has(last.type)) return 'ended';
     const status = record.response['status'];
     const type = status === 'completed' ? 'response.completed' : status === 'incomplete' ? 'response.incomplete' : 'response.failed';
-    try {
-      await orStoreUnavailable(log.append(id, length, [{ type, response: responseView(record.response, request) }], this.streamExpiry(record.createdAt)));
-    } catch (error) {
-      // Another replica ended it (or its run added an event) first: read again.
-      if (error instanceof EventLogConflict) return this.endStream(owner, id, request);
-      throw error;
-    }
-    return 'ended';
+    const view = responseView(record.response, by === 'reader' ? {} : by.runner);
+    const appended = await orStoreUnavailable(
+      log.append(id, length, [{ type, response: view }], this.streamExpiry(record.createdAt)).then(
+        () => true,
+        (error: unknown) => {
+          if (error instanceof EventLogConflict) return false;
+          throw error;
+        },
+      ),
+    );
+    // Another replica ended it (or its run added an event) first: read again.
+    return appended ? 'ended' : this.endStream(owner, id, by);
   }
 
   /** The stream events, or 400 when the gateway keeps none. */

@@ -235,7 +235,7 @@ export class ResponsesHttpController {
     }
     const record = await this.stored.queue({ owner: turn.owner, keyId: key.id, model, request, headers, conversation: turn.conversation });
     // Streamed: its events as they are added, from its `response.created` on (docs/responses-api.md#streaming-a-background-response).
-    if (request['stream'] === true) await serveResponseStream(reply, this.stored, turn.owner, record.id, -1, request);
+    if (request['stream'] === true) await serveResponseStream(reply, this.stored, turn.owner, record.id, -1);
     else await reply.status(200).send(responseView(record.response, req.responsesBody));
   }
 
