@@ -94,6 +94,23 @@ describe('RedisChatCompletionStore on a real Redis', () => {
     expect(await store.ids('acme/search', { order: 'asc', count: 5 })).toEqual([kept.id]);
   });
 
+  it('takes the ids of completions past the retention out of the index as a completion is stored: an index stored into every day does not grow', async () => {
+    const prefix = freshPrefix();
+    const store = newStore(prefix);
+    const day = 86_400_000;
+    const now = Date.now();
+    // Kept a day (expiring in a moment): created two days before the next one, past its retention.
+    const old = storedCompletion('acme/search', 'old', { createdAtMs: now - 2 * day });
+    const recent = storedCompletion('acme/search', 'recent', { createdAtMs: now - day / 2 });
+    await store.put(old, now + 60_000);
+    await store.put(recent, now + 2 * day);
+    const [index] = await redis.keys(`${prefix}chatcmpl:owner:*`);
+    expect(await redis.zrange(index ?? '', '0', '-1')).toEqual([old.id, recent.id]);
+    const fresh = storedCompletion('acme/search', 'fresh', { createdAtMs: now });
+    await store.put(fresh, now + day);
+    expect(await redis.zrange(index ?? '', '0', '-1')).toEqual([recent.id, fresh.id]);
+  });
+
   it('does not open a record moved under another id, nor one of another secret', async () => {
     const prefix = freshPrefix();
     const store = newStore(prefix);

@@ -20,11 +20,14 @@ export const storedChatCompletionSchema = z.object({
 /**
  * Stores a completion unless its id is taken, expiring at its expiry, and adds it to its owner's
  * index (scored by its creation), which lives as long as the latest of its completions (a new index
- * has no expiry: hence the comparison). KEYS: the index, the completion's key. ARGV: the id, the
- * sealed record, the expiry (Unix ms), the creation (Unix ms).
+ * has no expiry: hence the comparison). The ids created before ARGV[5] (those kept as long as this
+ * one have expired) leave the index: one stored into regularly never expires, and would otherwise
+ * grow by every completion ever kept. KEYS: the index, the completion's key. ARGV: the id, the
+ * sealed record, the expiry (Unix ms), the creation (Unix ms), the oldest creation still kept.
  */
 const PUT = `
 if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PXAT', ARGV[3]) then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[5])
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
 if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 return 1
@@ -56,7 +59,8 @@ return redis.call('ZREVRANGE', KEYS[1], start, stop)
  *
  * `chatcmpl:owner:<hmac of the owner>` is a sorted set of the ids each owner stored, scored by their
  * creation (Unix ms): listing pages through it by rank, and a purge takes it apart. It expires with
- * the latest of them; an id whose completion expired meanwhile is taken out when a read finds it gone.
+ * the latest of them; the ids that expired leave it as a completion is stored (those older than the
+ * retention) or as a read finds them gone.
  */
 export class RedisChatCompletionStore implements ChatCompletionStore {
   private readonly sealKey: Buffer;
@@ -70,7 +74,10 @@ export class RedisChatCompletionStore implements ChatCompletionStore {
   }
 
   async put(record: StoredChatCompletion, expiresAtMs: number): Promise<void> {
-    const stored = await this.redis.eval(PUT, 2, this.ownerKey(record.owner), this.key(record.id), record.id, this.seal(record), String(Math.round(expiresAtMs)), String(Math.round(record.createdAtMs)));
+    const createdAtMs = Math.round(record.createdAtMs);
+    const keptMs = Math.round(expiresAtMs) - createdAtMs;
+    const args = [record.id, this.seal(record), String(createdAtMs + keptMs), String(createdAtMs), String(createdAtMs - keptMs)];
+    const stored = await this.redis.eval(PUT, 2, this.ownerKey(record.owner), this.key(record.id), ...args);
     if (stored !== 1) throw new Error(`chat completion ${record.id} exists already`);
   }
 

@@ -6,13 +6,7 @@ import { parseInput } from '../admin/admin-input';
 import { ownerOf } from '../access/owner';
 import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import type { ChatJson } from './chat-completion-store';
-import { completionView, StoredChatCompletions, type ChatList } from './stored-chat-completions';
-
-/** OpenAI's metadata: at most 16 pairs, keys of at most 64 characters, values of at most 512. */
-const MAX_PAIRS = 16;
-const metadata = z
-  .record(z.string().min(1).max(64), z.string().max(512))
-  .refine((m) => Object.keys(m).length <= MAX_PAIRS, `at most ${MAX_PAIRS} pairs`);
+import { chatMetadata as metadata, completionView, StoredChatCompletions, type ChatList } from './stored-chat-completions';
 
 const page = {
   limit: z.coerce.number().int().min(1).max(100).default(20),

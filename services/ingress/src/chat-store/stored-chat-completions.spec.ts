@@ -95,6 +95,22 @@ describe('StoredChatCompletions', () => {
       expect(toOpenAIChatBody(request, 'm')['metadata']).toBeUndefined();
     });
 
+    it("holds the metadata it keeps to OpenAI's limits, refusing a request past them with 400 naming the pair, before the provider is called", async () => {
+      const service = make();
+      const pairs = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v']));
+      const refused: Array<[Record<string, string>, string]> = [
+        [pairs, 'metadata'],
+        [{ ['k'.repeat(65)]: 'v' }, `metadata.${'k'.repeat(65)}`],
+        [{ note: 'x'.repeat(513) }, 'metadata.note'],
+      ];
+      for (const [metadata, param] of refused) {
+        const error = await failureOf(() => keep(service, { metadata }));
+        expect([error.kind, error.code, error.param]).toEqual(['bad_request', 'invalid_value', param]);
+      }
+      const sixteen = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, 'v'.repeat(512)]));
+      expect((await keep(service, { metadata: sixteen })).keeping).toBeDefined();
+    });
+
     it('keeps a stream put together from the chunks its client was sent, with the usage and cost, once it completed', async () => {
       const service = make();
       const { keeping } = await keep(service);
@@ -207,6 +223,8 @@ describe('StoredChatCompletions', () => {
       const error = await failureOf(() => service.messages(OWNER, record.id, { limit: 2, order: 'asc', after: 'msg_x' }));
       expect([error.kind, error.param]).toEqual(['bad_request', 'after']);
       expect(messageView({ role: 'user', content: 'hi', name: 'ann' }, 'a-0')).toEqual({ id: 'a-0', role: 'user', content: 'hi', name: 'ann', content_parts: null });
+      // A message's own `id` (sent among its other fields) does not replace the listed one.
+      expect(messageView({ id: 'msg_mine', role: 'user', content: 'hi' }, 'a-1')).toEqual({ id: 'a-1', role: 'user', content: 'hi', name: null, content_parts: null });
     });
   });
 

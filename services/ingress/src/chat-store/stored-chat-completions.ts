@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { ChatCompletionsConfig } from '@openrouter/config';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { toOpenAIUsage } from '@openrouter/openai-wire';
 import type { AccessService } from '../access/access.service';
+import { parseInput } from '../admin/admin-input';
 import type { ApiKeyRecord } from '../access/key-record';
 import { ownerOf } from '../access/owner';
 import { isChatJson, orChatStoreUnavailable, type ChatCompletionStore, type ChatJson, type StoredChatCompletion } from './chat-completion-store';
@@ -42,6 +44,12 @@ export interface ChatList {
   last_id: string | null;
   has_more: boolean;
 }
+
+/** OpenAI's metadata: at most 16 pairs, keys of at most 64 characters, values of at most 512. */
+const MAX_PAIRS = 16;
+export const chatMetadata = z
+  .record(z.string().min(1).max(64), z.string().max(512))
+  .refine((m) => Object.keys(m).length <= MAX_PAIRS, `at most ${MAX_PAIRS} pairs`);
 
 /** The most ids a filtered page reads from its owner's index at a time. */
 const SCAN_BATCH = 100;
@@ -88,10 +96,11 @@ export class StoredChatCompletions {
   /**
    * How a request that asked for `store: true` is kept: undefined when its key's or a tenant's
    * policy says `storeResponses: false`. Either way the gateway takes `store` and `metadata` off
-   * what the provider is sent (it keeps them itself, or keeps nothing, as the policy says).
+   * what the provider is sent (it keeps them itself, or keeps nothing, as the policy says), and
+   * holds `metadata` to OpenAI's limits (400 naming the pair), as the provider would have.
    */
   async keeping(key: ApiKeyRecord | undefined, context: { orgId: string; projectId: string; keyId: string }, request: chatv1.ChatRequest, body: unknown): Promise<ChatCompletionKeeping | undefined> {
-    const metadata = { ...request.metadata };
+    const { metadata } = parseInput(z.object({ metadata: chatMetadata }), { metadata: { ...request.metadata } });
     request.store = undefined;
     request.metadata = {};
     if (!key || (await this.access.responsesUnstoredBy(key)) !== undefined) return undefined;
@@ -203,7 +212,7 @@ export class StoredChatCompletions {
  * its text as `content` and, when it was sent as parts, those parts as `content_parts`.
  */
 export function messageView(message: ChatJson, id: string): ChatJson {
-  const { content, ...rest } = message;
+  const { content, id: _sent, ...rest } = message;
   let text: string | null = null;
   let parts: unknown[] | null = null;
   if (typeof content === 'string') text = content;

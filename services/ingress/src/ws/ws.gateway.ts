@@ -14,7 +14,7 @@ import { RateLimitedError, type Admission } from '../access/rate-limiter';
 import { bodyEndUser, trafficAttributes } from '../auth/api-key.guard';
 import { cacheStatusHeaders } from '../cache/cache-replies';
 import { ChatAnswerStoring } from '../cache/chat-answer-storing';
-import type { StoredChatCompletions } from '../chat-store/stored-chat-completions';
+import type { ChatCompletionKeeping, StoredChatCompletions } from '../chat-store/stored-chat-completions';
 import type { CachePlan, ResponseCache } from '../cache/response-cache';
 import { socketHitFrames, socketRequestCacheHeaders, upgradeCacheHeaders } from '../cache/socket-cache';
 import { asGatewayError } from '../openai-exception.filter';
@@ -300,6 +300,8 @@ export class WsGateway {
     let usage: UsageTrack | undefined;
     let plan: CachePlan | undefined;
     let storing: ChatAnswerStoring | undefined;
+    let keeping: ChatCompletionKeeping | undefined;
+    let streamed = false;
     try {
       const model = typeof (body as { model?: unknown } | null)?.model === 'string' ? (body as { model: string }).model : '';
       const admitted = await this.access.admit(connection.record, context, model, body);
@@ -320,8 +322,9 @@ export class WsGateway {
       usage = this.usage.trackExchange(exchange, 'chat');
       const request: chatv1.ChatRequest = parseChatRequest(body);
       checkChatBounds(request, this.bounds);
+      streamed = request.stream;
       // `store: true` kept by the gateway, as over HTTP (docs/chat-completions-store.md).
-      const keeping = request.store === true && this.kept ? await this.kept.keeping(connection.record, context, request, body) : undefined;
+      keeping = request.store === true && this.kept ? await this.kept.keeping(connection.record, context, request, body) : undefined;
       const clientWantsUsage = request.streamOptions?.includeUsage === true;
       // The response cache, as over HTTP (docs/caching.md): the upgrade's cache headers, or the frame's own.
       plan = this.cache?.plan('/v1/chat/completions', context, body, socketRequestCacheHeaders(connection.cacheHeaders, frameHeaders));
@@ -359,17 +362,12 @@ export class WsGateway {
         return;
       }
       send(connection, { type: 'start', id, headers });
-      try {
-        for await (const chunk of clientChunks(opened, { usage, budget: reservation, clientWantsUsage, observe: storing.observe })) {
-          send(connection, { type: 'chunk', id, data: keeping ? keeping.chunk(chunk) : chunk });
-          await drained(connection, signal);
-          // What the provider already sent (held in the pipeline) is not played out to nobody: the
-          // request ends as cancelled, not as answered.
-          stopIfGone(connection, signal);
-        }
-      } catch (error) {
-        keeping?.streamEnded(false, usage);
-        throw error;
+      for await (const chunk of clientChunks(opened, { usage, budget: reservation, clientWantsUsage, observe: storing.observe })) {
+        send(connection, { type: 'chunk', id, data: keeping ? keeping.chunk(chunk) : chunk });
+        await drained(connection, signal);
+        // What the provider already sent (held in the pipeline) is not played out to nobody: the
+        // request ends as cancelled, not as answered.
+        stopIfGone(connection, signal);
       }
       send(connection, { type: 'done', id });
       outcome = { cancelled: false, status: 200 };
@@ -377,6 +375,8 @@ export class WsGateway {
       keeping?.streamEnded(!signal.aborted, usage);
     } catch (error) {
       storing?.streamEnded(false);
+      // A stream (answered, or replayed from the cache) that failed or was cancelled is not kept.
+      if (usage && streamed) keeping?.streamEnded(false, usage);
       usage?.failed(error);
       outcome = { cancelled: signal.aborted, status: signal.aborted ? 499 : toOpenAIError(asGatewayError(error)).status };
       throw error;
