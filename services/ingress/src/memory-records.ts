@@ -65,7 +65,11 @@ export class MemoryRecords<R extends OwnedRecord> {
     return held && held.record.owner === owner ? structuredClone(held.record) : undefined;
   }
 
-  /** Changes the owner's record in place (`change`), recounting its size; a copy of it after, or undefined when it is not kept. */
+  /**
+   * Changes the owner's record in place (`change`), recounting its size; a copy of it after, or
+   * undefined when it is not kept. A record that grew past `maxBytes` in all drops others, first in
+   * line first, as a new one would.
+   */
   update(owner: string, id: string, change: (record: R) => void): R | undefined {
     const held = this.live(id);
     if (!held || held.record.owner !== owner) return undefined;
@@ -73,6 +77,12 @@ export class MemoryRecords<R extends OwnedRecord> {
     const bytes = Buffer.byteLength(JSON.stringify(held.record), 'utf8');
     this.bytes += bytes - held.bytes;
     held.bytes = bytes;
+    if (this.bytes > this.limits.maxBytes) {
+      for (const first of [...this.held.keys()]) {
+        if (this.bytes <= this.limits.maxBytes) break;
+        if (first !== id) this.drop(first);
+      }
+    }
     return structuredClone(held.record);
   }
 

@@ -38,5 +38,17 @@ describe('MemoryChatCompletionStore', () => {
       expect(await store.get('acme/search', c?.id ?? '')).toEqual(c);
       await expect(store.put(storedCompletion('acme/search', 'y'.repeat(5_000)), now + 60_000)).rejects.toThrow(/larger/);
     });
+
+    it('holds maxBytes when a metadata change makes a completion larger: the oldest others go', async () => {
+      const store = new MemoryChatCompletionStore({ maxCompletions: 10, maxBytes: 4_000 }, () => now);
+      const [a, b, c] = ['a', 'b', 'c'].map((p) => storedCompletion('acme/search', p));
+      for (const record of [a, b, c]) if (record) await store.put(record, now + 60_000);
+      const metadata = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, 'v'.repeat(300)]));
+      expect((await store.setMetadata('acme/search', c?.id ?? '', metadata))?.metadata).toEqual(metadata);
+      expect(await store.get('acme/search', a?.id ?? '')).toBeUndefined();
+      expect((await store.get('acme/search', c?.id ?? ''))?.metadata).toEqual(metadata);
+      const kept = (await store.getMany('acme/search', [a?.id ?? '', b?.id ?? '', c?.id ?? ''])).filter((record) => record !== undefined);
+      expect(JSON.stringify(kept).length).toBeLessThanOrEqual(4_000);
+    });
   });
 });
