@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
+import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 
@@ -58,5 +59,32 @@ describe('rotating access.keyHashSecret across restarts (openai SDK)', () => {
     );
     expect(refused).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(refused).toMatchObject({ status: 401, code: 'invalid_api_key' });
+  });
+
+  it('keeps what clients stored under the old secret readable through the overlap: responses, continued; chat completions, listed with those stored since', async () => {
+    const first = await restart(A, []);
+    const key = await issue(first, 'storing');
+    const run = randomBytes(4).toString('hex');
+    const response = await first.client({ apiKey: key }).responses.create({ model: 'gpt-4o-mini', input: 'Remember the number 7.' });
+    const kept = await first.client({ apiKey: key }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Keep me.' }], store: true, metadata: { run } });
+    // Kept after the answer went out: read back before the restart.
+    const client = first.client({ apiKey: key });
+    await waitFor(async () => (await client.chat.completions.list({ metadata: { run } })).data.length === 1, { timeoutMs: 10_000, intervalMs: 20, what: 'the completion to be kept' });
+
+    const overlap = await restart(B, [A]);
+    const rotated = overlap.client({ apiKey: key });
+    expect((await rotated.responses.retrieve(response.id)).output_text).toBe(response.output_text);
+    const next = await rotated.responses.create({ model: 'gpt-4o-mini', input: 'Which number?', previous_response_id: response.id });
+    expect(next.previous_response_id).toBe(response.id);
+    expect((await rotated.chat.completions.retrieve(kept.id)).id).toBe(kept.id);
+    const since = await rotated.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Keep me too.' }], store: true, metadata: { run } });
+    const listed = await waitFor(
+      async () => {
+        const ids = (await rotated.chat.completions.list({ metadata: { run } })).data.map((completion) => completion.id);
+        return ids.length === 2 ? ids : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 20, what: 'both completions to be listed' },
+    );
+    expect(listed).toEqual([kept.id, since.id]);
   });
 });

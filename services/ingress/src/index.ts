@@ -214,33 +214,35 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const bulkRedis = (config.batches.enabled || config.responses.store || config.chatCompletions.store) && redisUrl ? connectBulkRedis(config.access.redis) : undefined;
   if (bulkRedis) logOutages(bulkRedis, logger, 'batch files and stored responses');
   if (bulkRedis && !(await whenReady(bulkRedis, 3_000))) logger.warn('Redis is not reachable yet; the Files and Batch APIs and stored responses answer 503 until it is');
-  const files: FileStore | undefined = config.batches.enabled ? (bulkRedis ? new RedisFileStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryFileStore()) : undefined;
-  const responseStore = config.responses.store ? (bulkRedis ? new RedisResponseStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryResponseStore({ maxResponses: config.responses.memoryMaxResponses, maxBytes: config.responses.memoryMaxBytes })) : undefined;
-  const backgroundStore = responseStore && config.responses.background.enabled ? (bulkRedis ? new RedisBackgroundStore(bulkRedis, keyPrefix, config.access.keyHashSecret) : new MemoryBackgroundStore()) : undefined;
+  // What these stores seal and index is keyed by the hash secret: what they kept under a previous one (while it is rotated) still opens.
+  const storeSecrets = { current: config.access.keyHashSecret, previous: config.access.previousKeyHashSecrets };
+  const files: FileStore | undefined = config.batches.enabled ? (bulkRedis ? new RedisFileStore(bulkRedis, keyPrefix, storeSecrets) : new MemoryFileStore()) : undefined;
+  const responseStore = config.responses.store ? (bulkRedis ? new RedisResponseStore(bulkRedis, keyPrefix, storeSecrets) : new MemoryResponseStore({ maxResponses: config.responses.memoryMaxResponses, maxBytes: config.responses.memoryMaxBytes })) : undefined;
+  const backgroundStore = responseStore && config.responses.background.enabled ? (bulkRedis ? new RedisBackgroundStore(bulkRedis, keyPrefix, storeSecrets) : new MemoryBackgroundStore()) : undefined;
   // The events of streamed background responses, read by clients on any replica: each append wakes the replicas reading it through a subscriber of its own.
   const responseEvents = backgroundStore
     ? bulkRedis
-      ? new RedisResponseEventLog(bulkRedis, keyPrefix, config.access.keyHashSecret, config.responses.background.pollMs, connectSubscriber(config.access.redis))
+      ? new RedisResponseEventLog(bulkRedis, keyPrefix, storeSecrets, config.responses.background.pollMs, connectSubscriber(config.access.redis))
       : new MemoryResponseEventLog(Date.now, config.responses.memoryMaxResponses)
     : undefined;
   const responses = responseStore && new StoredResponses(responseStore, config.responses, logger, telemetry.telemetry.registry, Date.now, backgroundStore, responseEvents);
   const conversationStore = config.responses.store
     ? bulkRedis
-      ? new RedisConversationStore(bulkRedis, keyPrefix, config.access.keyHashSecret)
+      ? new RedisConversationStore(bulkRedis, keyPrefix, storeSecrets)
       : new MemoryConversationStore({ maxConversations: config.responses.memoryMaxResponses, maxBytes: config.responses.memoryMaxBytes })
     : undefined;
   const conversations = conversationStore && new Conversations(conversationStore, config.responses, logger, telemetry.telemetry.registry);
   // Chat completions created with `store: true`, kept by the gateway whatever provider answered (docs/chat-completions-store.md).
   const chatCompletionStore = config.chatCompletions.store
     ? bulkRedis
-      ? new RedisChatCompletionStore(bulkRedis, keyPrefix, config.access.keyHashSecret)
+      ? new RedisChatCompletionStore(bulkRedis, keyPrefix, storeSecrets)
       : new MemoryChatCompletionStore({ maxCompletions: config.chatCompletions.memoryMaxCompletions, maxBytes: config.chatCompletions.memoryMaxBytes })
     : undefined;
   const chatCompletions = chatCompletionStore && new StoredChatCompletions(chatCompletionStore, config.chatCompletions, access, logger, telemetry.telemetry.registry);
   // Audited in the access store's log: in Redis on the stores' connection, else this process's.
   const purgeAudit: AuditAppend = bulkRedis ? redisAuditAppend(bulkRedis, keyPrefix) : async (entry) => memoryAccess?.appendAudit(entry);
   const responsesPurge = config.responses.store || chatCompletionStore ? new ResponsesPurge(access, responseStore, conversationStore, purgeAudit, logger, Date.now, chatCompletionStore) : undefined;
-  const batchStore = files && (bulkRedis ? new RedisBatchStore(bulkRedis, keyPrefix, config.access.keyHashSecret, config.batches.fileRetentionDays * 86_400_000) : new MemoryBatchStore());
+  const batchStore = files && (bulkRedis ? new RedisBatchStore(bulkRedis, keyPrefix, storeSecrets, config.batches.fileRetentionDays * 86_400_000) : new MemoryBatchStore());
   const internalListen = config.ingress.internalHttp;
   const { app, port } = await startHttpApp(
     IngressModule.register({

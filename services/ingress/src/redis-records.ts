@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
-import { openBytes } from './access/sealed-text';
+import type { SealKeys, StoreSecrets } from './access/sealed-text';
 
 /**
  * What the Redis stores of the gateway's own records share (stored responses, conversations,
@@ -30,6 +30,50 @@ export function resultsOf(replies: Array<[error: Error | null, result: unknown]>
 export function ownerIndexName(keyHashSecret: string, what: string, owner: string): string {
   const key = createHmac('sha256', keyHashSecret).update(`${what}\0owners`).digest();
   return createHmac('sha256', key).update(owner).digest('base64url');
+}
+
+/**
+ * The names an owner's index went by under the previous secrets (`access.previousKeyHashSecrets`):
+ * the ids stored before a rotation are still there, until they are moved into the current index
+ * (`mergeOwnerIndexes`) or purged.
+ */
+export function previousOwnerIndexNames(secrets: StoreSecrets, what: string, owner: string): string[] {
+  return [...new Set(secrets.previous ?? [])].filter((secret) => secret !== secrets.current).map((secret) => ownerIndexName(secret, what, owner));
+}
+
+/**
+ * Moves every id of the indexes KEYS[2..] (an owner's under previous secrets) into KEYS[1] (its
+ * current one), which then lives as long as the longer lived, and deletes them. ARGV[1]: 'z' for
+ * sorted sets (an id keeps the lower score), 's' for sets.
+ */
+const MERGE_INDEXES = `
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    -- A union's destination is written anew, without an expiry: the later of the two is set again.
+    local before = redis.call('PEXPIRETIME', KEYS[1])
+    local expiry = redis.call('PEXPIRETIME', KEYS[i])
+    if ARGV[1] == 'z' then
+      redis.call('ZUNIONSTORE', KEYS[1], 2, KEYS[1], KEYS[i], 'AGGREGATE', 'MIN')
+    else
+      redis.call('SUNIONSTORE', KEYS[1], KEYS[1], KEYS[i])
+    end
+    local keep
+    if before == -2 then keep = expiry elseif before == -1 or expiry == -1 then keep = -1 else keep = math.max(before, expiry) end
+    if keep > 0 then redis.call('PEXPIREAT', KEYS[1], keep) end
+    redis.call('DEL', KEYS[i])
+  end
+end
+return 1
+`;
+
+/**
+ * Moves an owner's ids kept under previous secrets' index names (`previous`) into its current
+ * index (`current`), in one step: what was stored before a rotation is listed with what was stored
+ * since. Nothing to do (no previous secret) costs nothing; an index already moved, one EXISTS each.
+ */
+export async function mergeOwnerIndexes(redis: Redis, current: string, previous: readonly string[], sorted: boolean): Promise<void> {
+  if (previous.length === 0) return;
+  await redis.eval(MERGE_INDEXES, 1 + previous.length, current, ...previous, sorted ? 'z' : 's');
 }
 
 /** An owner's index of record ids, and the keys each record is kept under. */
@@ -70,16 +114,23 @@ export async function purgeIndexed(redis: Redis, index: OwnerIndex): Promise<num
   }
 }
 
+/** `purgeIndexed` over each of an owner's indexes (`keys`: its current one, and those under previous secrets); how many records were there. */
+export async function purgeIndexes(redis: Redis, keys: readonly string[], index: Omit<OwnerIndex, 'key'>): Promise<number> {
+  let deleted = 0;
+  for (const key of keys) deleted += await purgeIndexed(redis, { ...index, key });
+  return deleted;
+}
+
 /**
  * The owner's record sealed in `sealed` under `id` (the seal's context), read back through `schema`,
  * never trusted as it is: undefined when there is none, it does not open or parse, or it names
  * another id or owner.
  */
-export function openOwned<R extends { id: string; owner: string }>(sealKey: Buffer, sealed: Buffer | null, id: string, owner: string, schema: z.ZodType<R>): R | undefined {
+export function openOwned<R extends { id: string; owner: string }>(keys: SealKeys, sealed: Buffer | null, id: string, owner: string, schema: z.ZodType<R>): R | undefined {
   if (sealed === null) return undefined;
   let value: unknown;
   try {
-    value = JSON.parse(openBytes(sealKey, sealed, id).toString('utf8'));
+    value = JSON.parse(keys.openBytes(sealed, id).toString('utf8'));
   } catch {
     return undefined;
   }

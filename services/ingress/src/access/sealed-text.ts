@@ -35,3 +35,51 @@ export function openBytes(key: Buffer, raw: Buffer, context = ''): Buffer {
   if (context) decipher.setAAD(Buffer.from(context, 'utf8'));
   return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]);
 }
+
+/**
+ * The secrets a store's keys are derived from: the current `access.keyHashSecret`, which seals and
+ * names, and the earlier ones still accepted (`access.previousKeyHashSecrets`), which still open and
+ * are still looked under, so that what was stored before a rotation stays readable.
+ */
+export interface StoreSecrets {
+  current: string;
+  previous?: readonly string[] | undefined;
+}
+
+/** `secrets` as a store takes them: a lone secret has no previous ones. */
+export function storeSecrets(secrets: StoreSecrets | string): StoreSecrets {
+  return typeof secrets === 'string' ? { current: secrets } : secrets;
+}
+
+/**
+ * A store's sealing keys, each derived (`derive`) from one of its secrets: what is sealed is sealed
+ * under the current secret's; what was sealed under a previous secret's still opens (the current
+ * key is tried first: a value sealed since the rotation costs one try).
+ */
+export class SealKeys {
+  readonly current: Buffer;
+  private readonly all: readonly Buffer[];
+
+  constructor(derive: (secret: string) => Buffer, secrets: StoreSecrets) {
+    this.current = derive(secrets.current);
+    this.all = [this.current, ...(secrets.previous ?? []).filter((secret) => secret !== secrets.current).map(derive)];
+  }
+
+  /** The bytes sealed under one of the keys and `context`; throws (the current key's failure) when none opens them. */
+  openBytes(raw: Buffer, context = ''): Buffer {
+    let failure: unknown;
+    for (const key of this.all) {
+      try {
+        return openBytes(key, raw, context);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    throw failure;
+  }
+
+  /** `openBytes` for a value `sealText` sealed. */
+  openText(sealed: string, context = ''): string {
+    return this.openBytes(Buffer.from(sealed, 'base64'), context).toString('utf8');
+  }
+}

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { openBytes, openText, sealBytes, sealText } from '../access/sealed-text';
+import { sealBytes, SealKeys, sealText, storeSecrets, type StoreSecrets } from '../access/sealed-text';
 import type { BatchRecord } from './batch-record';
 import type { BatchStore } from './batch-store';
 
@@ -10,6 +10,11 @@ const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('
 const SWAP = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1 end return 0`;
 /** Releases a claim only while it is the holder's. */
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/** The key batches' inputs and results are sealed under, derived from `access.keyHashSecret`. */
+function batchSealKey(keyHashSecret: string): Buffer {
+  return createHmac('sha256', keyHashSecret).update('batches\0seal').digest();
+}
 
 /**
  * Batches in the access store's Redis, shared by every ingress replica:
@@ -21,15 +26,16 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
  *   with its batch and line as context.
  */
 export class RedisBatchStore implements BatchStore {
-  private readonly sealKey: Buffer;
+  private readonly sealKeys: SealKeys;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    secret: string,
+    /** `access.keyHashSecret`, and the previous ones while it is rotated: what was sealed under those still opens. */
+    secrets: StoreSecrets | string,
     private readonly retentionMs: number,
   ) {
-    this.sealKey = createHmac('sha256', secret).update('batches\0seal').digest();
+    this.sealKeys = new SealKeys(batchSealKey, storeSecrets(secrets));
   }
 
   private key(...parts: string[]): string {
@@ -48,7 +54,7 @@ export class RedisBatchStore implements BatchStore {
       .zadd(this.key('batches', 'owner', batch.owner), batch.createdAt * 1000 + (Date.now() % 1000), batch.id)
       .pexpireat(this.key('batches', 'owner', batch.owner), expireAt);
     if (input) {
-      multi.set(this.key('batch', batch.id, 'input'), sealBytes(this.sealKey, input, `${batch.id}:input`), 'PXAT', expireAt);
+      multi.set(this.key('batch', batch.id, 'input'), sealBytes(this.sealKeys.current, input, `${batch.id}:input`), 'PXAT', expireAt);
       multi.sadd(this.key('batches', 'active'), batch.id);
     }
     await multi.exec();
@@ -124,18 +130,18 @@ export class RedisBatchStore implements BatchStore {
 
   async input(id: string): Promise<Buffer | undefined> {
     const sealed = await this.redis.getBuffer(this.key('batch', id, 'input'));
-    return sealed === null ? undefined : openBytes(this.sealKey, sealed, `${id}:input`);
+    return sealed === null ? undefined : this.sealKeys.openBytes(sealed, `${id}:input`);
   }
 
   async saveResult(id: string, index: number, result: string): Promise<void> {
     const key = this.key('batch', id, 'results');
-    await this.redis.multi().hset(key, String(index), sealText(this.sealKey, result, `${id}:${index}`)).pexpire(key, 7 * 86_400_000).exec();
+    await this.redis.multi().hset(key, String(index), sealText(this.sealKeys.current, result, `${id}:${index}`)).pexpire(key, 7 * 86_400_000).exec();
   }
 
   async results(id: string): Promise<Map<number, string>> {
     const raw = await this.redis.hgetall(this.key('batch', id, 'results'));
     const results = new Map<number, string>();
-    for (const [index, sealed] of Object.entries(raw)) results.set(Number(index), openText(this.sealKey, sealed, `${id}:${index}`));
+    for (const [index, sealed] of Object.entries(raw)) results.set(Number(index), this.sealKeys.openText(sealed, `${id}:${index}`));
     return results;
   }
 

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { openBytes, sealBytes } from '../access/sealed-text';
+import { sealBytes, SealKeys, type StoreSecrets, storeSecrets } from '../access/sealed-text';
 import { fileSealKey, type FileListQuery, type FileStore, type StoredFile } from './file-store';
 
 /** A file's record as kept in Redis: read back through this schema, never trusted as it is. */
@@ -46,19 +46,20 @@ const SCAN_CHUNK = 1_000;
  * a listing meets it. Listed by creation time, files of the same second by id.
  */
 export class RedisFileStore implements FileStore {
-  private readonly sealKey: Buffer;
+  private readonly sealKeys: SealKeys;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    keyHashSecret: string,
+    /** `access.keyHashSecret`, and the previous ones while it is rotated: what was sealed under those still opens. */
+    secrets: StoreSecrets | string,
     private readonly now: () => number = Date.now,
   ) {
-    this.sealKey = fileSealKey(keyHashSecret);
+    this.sealKeys = new SealKeys(fileSealKey, storeSecrets(secrets));
   }
 
   async put(file: StoredFile, content: Buffer): Promise<void> {
-    const sealed = sealBytes(this.sealKey, content, file.id);
+    const sealed = sealBytes(this.sealKeys.current, content, file.id);
     const stored = await this.redis.eval(
       PUT,
       3,
@@ -83,7 +84,7 @@ export class RedisFileStore implements FileStore {
     const [record, sealed] = await this.redis.mgetBuffer(this.recordKey(id), this.contentKey(id));
     const file = this.parse(record ? record.toString('utf8') : null);
     if (!file || !this.isLive(file, owner) || file.id !== id || !sealed) return undefined;
-    return openBytes(this.sealKey, sealed, id);
+    return this.sealKeys.openBytes(sealed, id);
   }
 
   async list(owner: string, query: FileListQuery): Promise<{ data: StoredFile[]; hasMore: boolean }> {

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { sealBytes } from '../access/sealed-text';
-import { openOwned, ownerIndexName, purgeIndexed, resultsOf } from '../redis-records';
+import { SealKeys, sealBytes, storeSecrets, type StoreSecrets } from '../access/sealed-text';
+import { mergeOwnerIndexes, openOwned, ownerIndexName, previousOwnerIndexNames, purgeIndexes, resultsOf } from '../redis-records';
 import { chatCompletionSealKey, type ChatCompletionStore, type IndexPage, type StoredChatCompletion } from './chat-completion-store';
 
 const jsonObject = z.record(z.string(), z.unknown());
@@ -63,14 +63,17 @@ return redis.call('ZREVRANGE', KEYS[1], start, stop)
  * retention) or as a read finds them gone.
  */
 export class RedisChatCompletionStore implements ChatCompletionStore {
-  private readonly sealKey: Buffer;
+  private readonly sealKeys: SealKeys;
+  private readonly secrets: StoreSecrets;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly keyHashSecret: string,
+    /** `access.keyHashSecret`, and the previous ones while it is rotated: what was stored under those still opens and is listed. */
+    secrets: StoreSecrets | string,
   ) {
-    this.sealKey = chatCompletionSealKey(keyHashSecret);
+    this.secrets = storeSecrets(secrets);
+    this.sealKeys = new SealKeys(chatCompletionSealKey, this.secrets);
   }
 
   async put(record: StoredChatCompletion, expiresAtMs: number): Promise<void> {
@@ -95,6 +98,8 @@ export class RedisChatCompletionStore implements ChatCompletionStore {
   }
 
   async ids(owner: string, page: IndexPage): Promise<string[] | undefined> {
+    // The first page of a list lists what was stored before a rotation of the secret too.
+    if (page.after === undefined) await mergeOwnerIndexes(this.redis, this.ownerKey(owner), this.previousOwnerKeys(owner), true);
     const ids = (await this.redis.eval(IDS, 1, this.ownerKey(owner), page.after ?? '', page.order, String(page.count))) as string[] | null;
     return ids ?? undefined;
   }
@@ -116,7 +121,7 @@ export class RedisChatCompletionStore implements ChatCompletionStore {
   }
 
   async purgeOwner(owner: string): Promise<number> {
-    return purgeIndexed(this.redis, { key: this.ownerKey(owner), sorted: true, record: (id) => this.key(id), what: `the chat completions of ${owner}` });
+    return purgeIndexes(this.redis, [this.ownerKey(owner), ...this.previousOwnerKeys(owner)], { sorted: true, record: (id) => this.key(id), what: `the chat completions of ${owner}` });
   }
 
   async close(): Promise<void> {
@@ -124,7 +129,7 @@ export class RedisChatCompletionStore implements ChatCompletionStore {
   }
 
   private seal(record: StoredChatCompletion): Buffer {
-    return sealBytes(this.sealKey, Buffer.from(JSON.stringify(record), 'utf8'), record.id);
+    return sealBytes(this.sealKeys.current, Buffer.from(JSON.stringify(record), 'utf8'), record.id);
   }
 
   private key(id: string): string {
@@ -132,11 +137,15 @@ export class RedisChatCompletionStore implements ChatCompletionStore {
   }
 
   private ownerKey(owner: string): string {
-    return `${this.prefix}chatcmpl:owner:${ownerIndexName(this.keyHashSecret, 'chat-completions', owner)}`;
+    return `${this.prefix}chatcmpl:owner:${ownerIndexName(this.secrets.current, 'chat-completions', owner)}`;
+  }
+
+  private previousOwnerKeys(owner: string): string[] {
+    return previousOwnerIndexNames(this.secrets, 'chat-completions', owner).map((name) => `${this.prefix}chatcmpl:owner:${name}`);
   }
 
   /** The owner's record sealed in `sealed` under `id`, or undefined (none, another owner's, or one that does not open or parse). */
   private open(owner: string, id: string, sealed: Buffer | null): StoredChatCompletion | undefined {
-    return openOwned(this.sealKey, sealed, id, owner, storedChatCompletionSchema);
+    return openOwned(this.sealKeys, sealed, id, owner, storedChatCompletionSchema);
   }
 }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { openBytes, sealBytes } from '../access/sealed-text';
-import { ownerIndexName, purgeIndexed, resultsOf } from '../redis-records';
+import { sealBytes, SealKeys, type StoreSecrets, storeSecrets } from '../access/sealed-text';
+import { ownerIndexName, previousOwnerIndexNames, purgeIndexes, resultsOf } from '../redis-records';
 import type { ResponseJson } from '../responses/response-store';
 import {
   conversationSealKey,
@@ -154,14 +154,17 @@ return 1
  * changed and written back: of two concurrent `setMetadata` the last to write wins.
  */
 export class RedisConversationStore implements ConversationStore {
-  private readonly sealKey: Buffer;
+  private readonly sealKeys: SealKeys;
+  private readonly secrets: StoreSecrets;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly keyHashSecret: string,
+    /** `access.keyHashSecret`, and the previous ones while it is rotated: what was sealed under those still opens. */
+    secrets: StoreSecrets | string,
   ) {
-    this.sealKey = conversationSealKey(keyHashSecret);
+    this.secrets = storeSecrets(secrets);
+    this.sealKeys = new SealKeys(conversationSealKey, this.secrets);
   }
 
   async create(record: ConversationRecord, items: ResponseJson[], expiresAtMs: number): Promise<void> {
@@ -258,7 +261,8 @@ export class RedisConversationStore implements ConversationStore {
 
   /** Purged a few hundred at a time (a conversation is several keys). */
   async purgeOwner(owner: string): Promise<number> {
-    return purgeIndexed(this.redis, { key: this.ownerKey(owner), sorted: false, record: (id) => this.recordKey(id), others: (id) => this.keys(id).slice(1), batch: PURGE_BATCH, what: `the conversations of ${owner}` });
+    const previous = previousOwnerIndexNames(this.secrets, 'conversations', owner).map((name) => `${this.prefix}conversations:owner:${name}`);
+    return purgeIndexes(this.redis, [this.ownerKey(owner), ...previous], { sorted: false, record: (id) => this.recordKey(id), others: (id) => this.keys(id).slice(1), batch: PURGE_BATCH, what: `the conversations of ${owner}` });
   }
 
   async close(): Promise<void> {
@@ -283,7 +287,7 @@ export class RedisConversationStore implements ConversationStore {
   }
 
   private ownerKey(owner: string): string {
-    return `${this.prefix}conversations:owner:${ownerIndexName(this.keyHashSecret, 'conversations', owner)}`;
+    return `${this.prefix}conversations:owner:${ownerIndexName(this.secrets.current, 'conversations', owner)}`;
   }
 
   private sizeKey(id: string): string {
@@ -291,7 +295,7 @@ export class RedisConversationStore implements ConversationStore {
   }
 
   private sealRecord(record: ConversationRecord): Buffer {
-    return sealBytes(this.sealKey, Buffer.from(JSON.stringify(record), 'utf8'), record.id);
+    return sealBytes(this.sealKeys.current, Buffer.from(JSON.stringify(record), 'utf8'), record.id);
   }
 
   /** Each item with its id, sealed under its conversation and id, and its `itemBytes`; throws when one has no id (a caller's mistake). */
@@ -300,7 +304,7 @@ export class RedisConversationStore implements ConversationStore {
       const itemId = item['id'];
       if (typeof itemId !== 'string' || itemId === '') throw new Error(`conversation ${id}: an item has no id`);
       const json = JSON.stringify(item);
-      return { id: itemId, sealed: sealBytes(this.sealKey, Buffer.from(json, 'utf8'), `${id}:${itemId}`), bytes: itemBytes(item) };
+      return { id: itemId, sealed: sealBytes(this.sealKeys.current, Buffer.from(json, 'utf8'), `${id}:${itemId}`), bytes: itemBytes(item) };
     });
   }
 
@@ -327,7 +331,7 @@ export class RedisConversationStore implements ConversationStore {
   private open(sealed: unknown, context: string): unknown {
     if (!(sealed instanceof Buffer)) return undefined;
     try {
-      return JSON.parse(openBytes(this.sealKey, sealed, context).toString('utf8'));
+      return JSON.parse(this.sealKeys.openBytes(sealed, context).toString('utf8'));
     } catch {
       return undefined;
     }

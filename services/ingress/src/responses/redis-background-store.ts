@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { openBytes, sealBytes } from '../access/sealed-text';
+import { sealBytes, SealKeys, type StoreSecrets, storeSecrets } from '../access/sealed-text';
 import { resultsOf } from '../redis-records';
 import type { BackgroundJob, BackgroundStore, PendingState } from './background-store';
 import { storedResponseSchema } from './redis-response-store';
@@ -74,19 +74,20 @@ export function backgroundSealKey(keyHashSecret: string): Buffer {
  *   stays there after its job expired (then it is not found) until the runner `finish`es it.
  */
 export class RedisBackgroundStore implements BackgroundStore {
-  private readonly sealKey: Buffer;
+  private readonly sealKeys: SealKeys;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    keyHashSecret: string,
+    /** `access.keyHashSecret`, and the previous ones while it is rotated: what was sealed under those still opens. */
+    secrets: StoreSecrets | string,
   ) {
-    this.sealKey = backgroundSealKey(keyHashSecret);
+    this.sealKeys = new SealKeys(backgroundSealKey, storeSecrets(secrets));
   }
 
   async create(job: BackgroundJob, expiresAtMs: number, maxPending: number): Promise<boolean> {
     const id = job.record.id;
-    const sealed = sealBytes(this.sealKey, Buffer.from(JSON.stringify(job), 'utf8'), id);
+    const sealed = sealBytes(this.sealKeys.current, Buffer.from(JSON.stringify(job), 'utf8'), id);
     const created = Number(
       await this.redis.eval(CREATE, 3, this.activeKey(), this.jobKey(id), this.stateKey(id), String(maxPending), sealed, String(Math.round(expiresAtMs)), String(Date.now()), id),
     );
@@ -174,7 +175,7 @@ export class RedisBackgroundStore implements BackgroundStore {
   private open(id: string, sealed: Buffer): BackgroundJob | undefined {
     let value: unknown;
     try {
-      value = JSON.parse(openBytes(this.sealKey, sealed, id).toString('utf8'));
+      value = JSON.parse(this.sealKeys.openBytes(sealed, id).toString('utf8'));
     } catch {
       return undefined;
     }

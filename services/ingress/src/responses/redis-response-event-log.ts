@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { keepSubscribed } from '@openrouter/service-runtime';
-import { openBytes, sealBytes } from '../access/sealed-text';
+import { sealBytes, SealKeys, type StoreSecrets, storeSecrets } from '../access/sealed-text';
 import { backgroundSealKey } from './redis-background-store';
 import { EventLogConflict, numbered, type ResponseEventLog, type StreamEvent } from './response-event-log';
 import type { ResponseJson } from './response-store';
@@ -28,19 +28,20 @@ return n + #ARGV - 4
  * looks every `pollMs` besides, so a notice lost (the subscriber reconnecting) only delays it.
  */
 export class RedisResponseEventLog implements ResponseEventLog {
-  private readonly sealKey: Buffer;
+  private readonly sealKeys: SealKeys;
   /** The listeners of the streams being read here, by response id. */
   private readonly watchers = new Map<string, Set<() => void>>();
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    keyHashSecret: string,
+    /** `access.keyHashSecret`, and the previous ones while it is rotated: what was sealed under those still opens. */
+    secrets: StoreSecrets | string,
     private readonly pollMs: number,
     /** A connection of this log's own for the notices (closed with it); without one, readers look every `pollMs`. */
     private readonly subscriber?: Redis,
   ) {
-    this.sealKey = backgroundSealKey(keyHashSecret);
+    this.sealKeys = new SealKeys(backgroundSealKey, storeSecrets(secrets));
     if (subscriber) {
       subscriber.on('error', () => undefined);
       keepSubscribed(subscriber, this.channel, {
@@ -52,7 +53,7 @@ export class RedisResponseEventLog implements ResponseEventLog {
   }
 
   async append(id: string, from: number, events: ResponseJson[], expiresAtMs: number): Promise<number> {
-    const sealed = events.map((event, i) => sealBytes(this.sealKey, Buffer.from(JSON.stringify(numbered(event, from + i)), 'utf8'), `${id}:${from + i}`));
+    const sealed = events.map((event, i) => sealBytes(this.sealKeys.current, Buffer.from(JSON.stringify(numbered(event, from + i)), 'utf8'), `${id}:${from + i}`));
     const count = Number(await this.redis.eval(APPEND, 1, this.key(id), String(from), String(Math.round(expiresAtMs)), this.channel, id, ...sealed));
     if (count < 0) throw new EventLogConflict(id, from, -count - 1);
     return count;
@@ -65,7 +66,7 @@ export class RedisResponseEventLog implements ResponseEventLog {
       const sequence = Number(entryId.toString('latin1').split('-')[1]) - 1;
       const sealed = fields[1];
       if (!sealed) throw new Error(`stream event ${sequence} of background response ${id} is empty`);
-      const event = JSON.parse(openBytes(this.sealKey, sealed, `${id}:${sequence}`).toString('utf8')) as ResponseJson;
+      const event = JSON.parse(this.sealKeys.openBytes(sealed, `${id}:${sequence}`).toString('utf8')) as ResponseJson;
       return numbered(event, sequence);
     });
   }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { sealBytes } from '../access/sealed-text';
-import { openOwned, ownerIndexName, purgeIndexed, resultsOf } from '../redis-records';
+import { SealKeys, sealBytes, storeSecrets, type StoreSecrets } from '../access/sealed-text';
+import { openOwned, ownerIndexName, previousOwnerIndexNames, purgeIndexes, resultsOf } from '../redis-records';
 import { responseSealKey, type ResponseStore, type StoredResponse } from './response-store';
 
 const jsonObject = z.record(z.string(), z.unknown());
@@ -46,18 +46,21 @@ return 1
  * are not purged, and go at their expiry.
  */
 export class RedisResponseStore implements ResponseStore {
-  private readonly sealKey: Buffer;
+  private readonly sealKeys: SealKeys;
+  private readonly secrets: StoreSecrets;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly keyHashSecret: string,
+    /** `access.keyHashSecret`, and the previous ones while it is rotated: what was stored under those still opens and is purged. */
+    secrets: StoreSecrets | string,
   ) {
-    this.sealKey = responseSealKey(keyHashSecret);
+    this.secrets = storeSecrets(secrets);
+    this.sealKeys = new SealKeys(responseSealKey, this.secrets);
   }
 
   async put(record: StoredResponse, expiresAtMs: number): Promise<void> {
-    const sealed = sealBytes(this.sealKey, Buffer.from(JSON.stringify(record), 'utf8'), record.id);
+    const sealed = sealBytes(this.sealKeys.current, Buffer.from(JSON.stringify(record), 'utf8'), record.id);
     const keys = [this.ownerKey(record.owner), ...[record.id, ...record.ancestors].map((id) => this.key(id))];
     const stored = await this.redis.eval(PUT, keys.length, ...keys, record.id, sealed, String(Math.round(expiresAtMs)));
     if (stored !== 1) throw new Error(`response ${record.id} exists already`);
@@ -81,7 +84,8 @@ export class RedisResponseStore implements ResponseStore {
   }
 
   async purgeOwner(owner: string): Promise<number> {
-    return purgeIndexed(this.redis, { key: this.ownerKey(owner), sorted: false, record: (id) => this.key(id), what: `the responses of ${owner}` });
+    const previous = previousOwnerIndexNames(this.secrets, 'responses', owner).map((name) => `${this.prefix}responses:owner:${name}`);
+    return purgeIndexes(this.redis, [this.ownerKey(owner), ...previous], { sorted: false, record: (id) => this.key(id), what: `the responses of ${owner}` });
   }
 
   async close(): Promise<void> {
@@ -93,11 +97,11 @@ export class RedisResponseStore implements ResponseStore {
   }
 
   private ownerKey(owner: string): string {
-    return `${this.prefix}responses:owner:${ownerIndexName(this.keyHashSecret, 'responses', owner)}`;
+    return `${this.prefix}responses:owner:${ownerIndexName(this.secrets.current, 'responses', owner)}`;
   }
 
   /** The owner's record sealed in `sealed` under `id`, or undefined (none, another owner's, or one that does not open or parse). */
   private open(owner: string, id: string, sealed: Buffer | null): StoredResponse | undefined {
-    return openOwned(this.sealKey, sealed, id, owner, storedResponseSchema);
+    return openOwned(this.sealKeys, sealed, id, owner, storedResponseSchema);
   }
 }
