@@ -53,7 +53,19 @@ function withoutQuotedText(error: unknown, depth = 0): unknown {
   return copy;
 }
 
-const serializers = { err: (error: unknown) => pino.stdSerializers.err(withoutQuotedText(error) as Error) };
+/**
+ * An error as logged: without the text a JSON.parse failure quotes, and, for a Redis command's
+ * error (ioredis attaches the command, `{ name, args }`), with the command's name only: its
+ * arguments are a store's values (sealed records, megabytes of them) and its keys.
+ */
+function serializeError(error: unknown): pino.SerializedError {
+  const serialized = pino.stdSerializers.err(withoutQuotedText(error) as Error);
+  const command: unknown = serialized['command'];
+  if (typeof command === 'object' && command !== null && 'args' in command) serialized['command'] = { name: (command as { name?: unknown }).name };
+  return serialized;
+}
+
+const serializers = { err: serializeError };
 
 /**
  * The service's JSON logger: every line has `service`, and `traceId`/`spanId` when a span is

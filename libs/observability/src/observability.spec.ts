@@ -232,6 +232,18 @@ describe('logger', () => {
     expect((parseFailure as Error).message).toContain('ANSWER-M');
   });
 
+  it("logs a Redis command's error with the command's name, not its arguments (a store's values and keys)", () => {
+    const { lines, sink } = collectingSink();
+    const logger = createLogger('ingress', 'warn', sink);
+    // As ioredis attaches it to a reply error.
+    const failure = Object.assign(new Error('OOM command not allowed when used memory > maxmemory'), { command: { name: 'eval', args: ['SCRIPT-MARKER', '2', 'prefix:chatcmpl:owner:x', Buffer.from('SEALED-MARKER')] } });
+    logger.warn({ err: failure }, 'a chat completion could not be stored');
+    const line = JSON.parse(lines[0] ?? '{}') as { err: { message: string; command: unknown } };
+    expect(line.err.message).toContain('OOM');
+    expect(line.err.command).toEqual({ name: 'eval' });
+    expect(lines.join('')).not.toMatch(/MARKER|chatcmpl/);
+  });
+
   it("keeps NestJS's start-up chatter out of an info log, and its warnings and errors in", () => {
     const { lines, sink } = collectingSink();
     const nest = new NestPinoLogger(createLogger('router', 'info', sink));
