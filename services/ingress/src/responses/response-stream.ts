@@ -32,16 +32,24 @@ const notStreamable = (id: string): GatewayError =>
  * `.failed`). A client that leaves stops only its reading: the response runs on, and the client
  * reads on with `starting_after`. 404 for a response the owner cannot read; 400
  * `response_not_streamable` for one with no stream (not created streamed, or its events expired).
- * Read after its end event, it is empty.
+ * Read after its end event, it is empty. `queued`: the first events of a response just queued (its
+ * creation's own stream), sent without reading the store first.
  */
-export async function serveResponseStream(reply: FastifyReply, stored: StoredResponses, owner: string, id: string, after: number): Promise<void> {
-  await stored.get(owner, id);
+export async function serveResponseStream(reply: FastifyReply, stored: StoredResponses, owner: string, id: string, after: number, queued?: StreamEvent[]): Promise<void> {
   const log = stored.events;
-  if (!log) throw notStreamable(id);
-  let events: StreamEvent[] = await orStoreUnavailable(log.read(id, after, PAGE));
-  // Nothing after `after`: no stream at all, or one that ended at or before it (answered at once, empty).
-  const ended = events.length === 0 && (await streamEnd(log, id));
-  if (ended === undefined) throw notStreamable(id);
+  let events: StreamEvent[];
+  let ended: boolean | undefined = false;
+  if (queued && log) {
+    // Just queued (`queued`: its first events, as its stream holds them): nothing read before they are sent, so a store failing now cannot answer an error to a response that exists.
+    events = queued.filter((event) => event.sequence_number > after);
+  } else {
+    await stored.get(owner, id);
+    if (!log) throw notStreamable(id);
+    events = await orStoreUnavailable(log.read(id, after, PAGE));
+    // Nothing after `after`: no stream at all, or one that ended at or before it (answered at once, empty).
+    ended = events.length === 0 && (await streamEnd(log, id));
+    if (ended === undefined) throw notStreamable(id);
+  }
 
   reply.hijack();
   const sse = new SseWriter(reply.raw);

@@ -4,7 +4,7 @@ import type { ResponsesConfig } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { inputItemView, pendingResponse, responseId, responseView, storedInputItems } from '@openrouter/openai-wire';
 import type { BackgroundJob, BackgroundStore, PendingState } from './background-store';
-import { END_EVENTS, EventLogConflict, type ResponseEventLog } from './response-event-log';
+import { END_EVENTS, EventLogConflict, numbered, type ResponseEventLog, type StreamEvent } from './response-event-log';
 import { orStoreUnavailable, type ResponseJson, type ResponseStore, type StoredResponse } from './response-store';
 
 /** What a request continuing a stored response (`previous_response_id`) is translated with, and stored under. */
@@ -222,10 +222,7 @@ export class StoredResponses {
     const job: BackgroundJob = { record, keyId: request.keyId, request: request.request, headers: request.headers };
     const { maxPending } = this.config.background;
     // A streamed one's first events are there before any replica can run it and add its own.
-    if (request.request['stream'] === true) {
-      const view = responseView(record.response, request.request);
-      await orStoreUnavailable(this.eventLog().append(id, 0, [{ type: 'response.created', response: view }, { type: 'response.queued', response: view }], this.streamExpiry(createdAt)));
-    }
+    if (request.request['stream'] === true) await orStoreUnavailable(this.eventLog().append(id, 0, queuedEvents(record, request.request), this.streamExpiry(createdAt)));
     let queued = false;
     try {
       queued = await orStoreUnavailable(pending.create(job, this.expiry(), maxPending));
@@ -415,4 +412,10 @@ export class StoredResponses {
 /** A pending response's record showing `status`. */
 function withStatus(record: StoredResponse, status: string): StoredResponse {
   return { ...record, response: { ...record.response, status } };
+}
+
+/** The first events of a streamed background response, as it is queued: `response.created` and `response.queued`, numbered 0 and 1. */
+export function queuedEvents(record: StoredResponse, request: unknown): StreamEvent[] {
+  const view = responseView(record.response, request);
+  return [numbered({ type: 'response.created', response: view }, 0), numbered({ type: 'response.queued', response: view }, 1)];
 }

@@ -11,7 +11,7 @@ import { BACKGROUND_RUN_HEADER } from '../responses/background-runner';
 import { ResponseCache } from '../cache/response-cache';
 import { orStoreUnavailable, type ResponseJson } from '../responses/response-store';
 import { serveResponseStream } from '../responses/response-stream';
-import { NEW_CONVERSATION, StoredResponses, type Conversation } from '../responses/stored-responses';
+import { NEW_CONVERSATION, queuedEvents, StoredResponses, type Conversation } from '../responses/stored-responses';
 import { RouterPort } from '../router.port';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
 import type { TranslatedApi } from './chat.service';
@@ -235,7 +235,7 @@ export class ResponsesHttpController {
     }
     const record = await this.stored.queue({ owner: turn.owner, keyId: key.id, model, request, headers, conversation: turn.conversation });
     // Streamed: its events as they are added, from its `response.created` on (docs/responses-api.md#streaming-a-background-response).
-    if (request['stream'] === true) await serveResponseStream(reply, this.stored, turn.owner, record.id, -1);
+    if (request['stream'] === true) await serveResponseStream(reply, this.stored, turn.owner, record.id, -1, queuedEvents(record, request));
     else await reply.status(200).send(responseView(record.response, req.responsesBody));
   }
 
