@@ -97,6 +97,29 @@ describe('BackgroundRunner: a streamed response whose stream cannot take its run
     expect(types).toEqual(['response.created', 'response.queued', 'response.in_progress', 'response.output_text.delta', 'response.completed']);
   });
 
+  it('ends a run whose stream tells a failure with its error and response.failed, once the failure is stored', async () => {
+    const id = await queued();
+    let storedFirst: boolean | undefined;
+    const log = events;
+    // The failure's events are added only once the response is stored failed.
+    const append = log.append.bind(log);
+    log.append = async (...args) => {
+      if (args[2].some((event) => event['type'] === 'response.failed')) storedFirst = (await stored.ended(OWNER, id)) === true;
+      return append(...args);
+    };
+    run(async (request) => {
+      calls.push(request);
+      const failed = { id, object: 'response', status: 'failed', output: [], error: { code: 'server_error', message: 'The provider failed.' } };
+      await request.events?.([JSON.stringify({ type: 'response.in_progress', response: { id, status: 'in_progress', output: [] } })]);
+      await request.events?.([JSON.stringify({ type: 'error', code: 'server_error', message: 'The provider failed.', param: null }), JSON.stringify({ type: 'response.failed', response: failed })]);
+      return { statusCode: 200, headers: { 'content-type': 'text/event-stream' }, body: '' };
+    });
+    await ended(id);
+    expect(storedFirst).toBe(true);
+    expect((await stored.get(OWNER, id)).response).toMatchObject({ status: 'failed', error: { code: 'server_error' } });
+    expect((await events.read(id, -1, 100)).map((event) => event.type)).toEqual(['response.created', 'response.queued', 'response.in_progress', 'error', 'response.failed']);
+  });
+
   it('streams a run onto its stream as queued, every event numbered on, when nothing stands in the way', async () => {
     const id = await queued();
     run(streamedRun(id));

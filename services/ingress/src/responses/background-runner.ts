@@ -275,8 +275,10 @@ export class BackgroundRunner extends ClaimRunner {
             running.reason = 'closing';
             return;
           }
-          if (!streaming.detached) await this.append(streaming, id, streaming.failure, expiresAtMs);
-          await this.end(job, 'failed', failureOf(failed));
+          // Its failure's events follow its failure stored: a reader never sees an end the response does not have.
+          await this.end(job, 'failed', failureOf(failed), async () => {
+            if (!streaming.detached) await this.append(streaming, id, streaming.failure, expiresAtMs);
+          });
           return;
         }
         const last = streaming?.last;
@@ -308,9 +310,13 @@ export class BackgroundRunner extends ClaimRunner {
     }
   }
 
-  /** Stores the response as it ended without an answer (unless an answer was stored meanwhile), and drops it from the pending ones. */
-  private async end(job: BackgroundJob, status: 'cancelled' | 'failed', error?: { code: string; message: string }): Promise<void> {
+  /**
+   * Stores the response as it ended without an answer (unless an answer was stored meanwhile), then
+   * ends its stream (`events`: the run's own end events, added first), and drops it from the pending ones.
+   */
+  private async end(job: BackgroundJob, status: 'cancelled' | 'failed', error?: { code: string; message: string }, events?: () => Promise<void>): Promise<void> {
     await this.responses.endPending(job, status, error ?? null);
+    await events?.();
     await this.endStream(job);
     await this.store.finish(job.record.id);
     this.ended.inc({ status });
