@@ -68,6 +68,8 @@ describe('distributed mode: every service its own process', () => {
       child.stdout?.on('data', (data: Buffer) => {
         if (name === 'ingress') ingressOutput += data.toString();
       });
+      // Read, or a service writing more than a pipe holds would wait on it for ever (its exit too).
+      child.stderr?.resume();
       children.push({ name, child });
       return child;
     };
