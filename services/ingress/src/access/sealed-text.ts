@@ -46,23 +46,22 @@ export interface StoreSecrets {
   previous?: readonly string[] | undefined;
 }
 
-/** `secrets` as a store takes them: a lone secret has no previous ones. */
-export function storeSecrets(secrets: StoreSecrets | string): StoreSecrets {
-  return typeof secrets === 'string' ? { current: secrets } : secrets;
-}
-
 /**
  * A store's sealing keys, each derived (`derive`) from one of its secrets: what is sealed is sealed
  * under the current secret's; what was sealed under a previous secret's still opens (the current
  * key is tried first: a value sealed since the rotation costs one try).
  */
 export class SealKeys {
+  /** The secrets the keys are derived from (a lone secret: no previous ones), for what else a store names by them. */
+  readonly secrets: StoreSecrets;
   readonly current: Buffer;
   private readonly all: readonly Buffer[];
 
-  constructor(derive: (secret: string) => Buffer, secrets: StoreSecrets) {
-    this.current = derive(secrets.current);
-    this.all = [this.current, ...(secrets.previous ?? []).filter((secret) => secret !== secrets.current).map(derive)];
+  constructor(derive: (secret: string) => Buffer, secrets: StoreSecrets | string) {
+    this.secrets = typeof secrets === 'string' ? { current: secrets } : secrets;
+    const { current, previous = [] } = this.secrets;
+    this.current = derive(current);
+    this.all = [this.current, ...previous.filter((secret) => secret !== current).map(derive)];
   }
 
   /** The bytes sealed under one of the keys and `context`; throws (the current key's failure) when none opens them. */

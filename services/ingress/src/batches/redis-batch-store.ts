@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { sealBytes, SealKeys, sealText, storeSecrets, type StoreSecrets } from '../access/sealed-text';
+import { sealBytes, SealKeys, sealText, type StoreSecrets } from '../access/sealed-text';
 import type { BatchRecord } from './batch-record';
 import type { BatchStore } from './batch-store';
 
@@ -35,7 +35,7 @@ export class RedisBatchStore implements BatchStore {
     secrets: StoreSecrets | string,
     private readonly retentionMs: number,
   ) {
-    this.sealKeys = new SealKeys(batchSealKey, storeSecrets(secrets));
+    this.sealKeys = new SealKeys(batchSealKey, secrets);
   }
 
   private key(...parts: string[]): string {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { sealBytes, SealKeys, type StoreSecrets, storeSecrets } from '../access/sealed-text';
+import { sealBytes, SealKeys, type StoreSecrets } from '../access/sealed-text';
 import { fileSealKey, type FileListQuery, type FileStore, type StoredFile } from './file-store';
 
 /** A file's record as kept in Redis: read back through this schema, never trusted as it is. */
@@ -55,7 +55,7 @@ export class RedisFileStore implements FileStore {
     secrets: StoreSecrets | string,
     private readonly now: () => number = Date.now,
   ) {
-    this.sealKeys = new SealKeys(fileSealKey, storeSecrets(secrets));
+    this.sealKeys = new SealKeys(fileSealKey, secrets);
   }
 
   async put(file: StoredFile, content: Buffer): Promise<void> {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { SealKeys, sealBytes, storeSecrets, type StoreSecrets } from '../access/sealed-text';
+import { SealKeys, sealBytes, type StoreSecrets } from '../access/sealed-text';
 import { mergeOwnerIndexes, openOwned, ownerIndexName, previousOwnerIndexNames, purgeIndexes, resultsOf } from '../redis-records';
 import { chatCompletionSealKey, type ChatCompletionStore, type IndexPage, type StoredChatCompletion } from './chat-completion-store';
 
@@ -64,7 +64,6 @@ return redis.call('ZREVRANGE', KEYS[1], start, stop)
  */
 export class RedisChatCompletionStore implements ChatCompletionStore {
   private readonly sealKeys: SealKeys;
-  private readonly secrets: StoreSecrets;
 
   constructor(
     private readonly redis: Redis,
@@ -72,8 +71,7 @@ export class RedisChatCompletionStore implements ChatCompletionStore {
     /** `access.keyHashSecret`, and the previous ones while it is rotated: what was stored under those still opens and is listed. */
     secrets: StoreSecrets | string,
   ) {
-    this.secrets = storeSecrets(secrets);
-    this.sealKeys = new SealKeys(chatCompletionSealKey, this.secrets);
+    this.sealKeys = new SealKeys(chatCompletionSealKey, secrets);
   }
 
   async put(record: StoredChatCompletion, expiresAtMs: number): Promise<void> {
@@ -137,11 +135,11 @@ export class RedisChatCompletionStore implements ChatCompletionStore {
   }
 
   private ownerKey(owner: string): string {
-    return `${this.prefix}chatcmpl:owner:${ownerIndexName(this.secrets.current, 'chat-completions', owner)}`;
+    return `${this.prefix}chatcmpl:owner:${ownerIndexName(this.sealKeys.secrets.current, 'chat-completions', owner)}`;
   }
 
   private previousOwnerKeys(owner: string): string[] {
-    return previousOwnerIndexNames(this.secrets, 'chat-completions', owner).map((name) => `${this.prefix}chatcmpl:owner:${name}`);
+    return previousOwnerIndexNames(this.sealKeys.secrets, 'chat-completions', owner).map((name) => `${this.prefix}chatcmpl:owner:${name}`);
   }
 
   /** The owner's record sealed in `sealed` under `id`, or undefined (none, another owner's, or one that does not open or parse). */

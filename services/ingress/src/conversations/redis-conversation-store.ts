@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { sealBytes, SealKeys, type StoreSecrets, storeSecrets } from '../access/sealed-text';
+import { sealBytes, SealKeys, type StoreSecrets } from '../access/sealed-text';
 import { ownerIndexName, previousOwnerIndexNames, purgeIndexes, resultsOf } from '../redis-records';
 import type { ResponseJson } from '../responses/response-store';
 import {
@@ -155,7 +155,6 @@ return 1
  */
 export class RedisConversationStore implements ConversationStore {
   private readonly sealKeys: SealKeys;
-  private readonly secrets: StoreSecrets;
 
   constructor(
     private readonly redis: Redis,
@@ -163,8 +162,7 @@ export class RedisConversationStore implements ConversationStore {
     /** `access.keyHashSecret`, and the previous ones while it is rotated: what was sealed under those still opens. */
     secrets: StoreSecrets | string,
   ) {
-    this.secrets = storeSecrets(secrets);
-    this.sealKeys = new SealKeys(conversationSealKey, this.secrets);
+    this.sealKeys = new SealKeys(conversationSealKey, secrets);
   }
 
   async create(record: ConversationRecord, items: ResponseJson[], expiresAtMs: number): Promise<void> {
@@ -261,7 +259,7 @@ export class RedisConversationStore implements ConversationStore {
 
   /** Purged a few hundred at a time (a conversation is several keys). */
   async purgeOwner(owner: string): Promise<number> {
-    const previous = previousOwnerIndexNames(this.secrets, 'conversations', owner).map((name) => `${this.prefix}conversations:owner:${name}`);
+    const previous = previousOwnerIndexNames(this.sealKeys.secrets, 'conversations', owner).map((name) => `${this.prefix}conversations:owner:${name}`);
     return purgeIndexes(this.redis, [this.ownerKey(owner), ...previous], { sorted: false, record: (id) => this.recordKey(id), others: (id) => this.keys(id).slice(1), batch: PURGE_BATCH, what: `the conversations of ${owner}` });
   }
 
@@ -287,7 +285,7 @@ export class RedisConversationStore implements ConversationStore {
   }
 
   private ownerKey(owner: string): string {
-    return `${this.prefix}conversations:owner:${ownerIndexName(this.secrets.current, 'conversations', owner)}`;
+    return `${this.prefix}conversations:owner:${ownerIndexName(this.sealKeys.secrets.current, 'conversations', owner)}`;
   }
 
   private sizeKey(id: string): string {

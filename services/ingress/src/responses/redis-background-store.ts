@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { sealBytes, SealKeys, type StoreSecrets, storeSecrets } from '../access/sealed-text';
+import { sealBytes, SealKeys, type StoreSecrets } from '../access/sealed-text';
 import { resultsOf } from '../redis-records';
 import type { BackgroundJob, BackgroundStore, PendingState } from './background-store';
 import { storedResponseSchema } from './redis-response-store';
@@ -82,7 +82,7 @@ export class RedisBackgroundStore implements BackgroundStore {
     /** `access.keyHashSecret`, and the previous ones while it is rotated: what was sealed under those still opens. */
     secrets: StoreSecrets | string,
   ) {
-    this.sealKeys = new SealKeys(backgroundSealKey, storeSecrets(secrets));
+    this.sealKeys = new SealKeys(backgroundSealKey, secrets);
   }
 
   async create(job: BackgroundJob, expiresAtMs: number, maxPending: number): Promise<boolean> {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { keepSubscribed } from '@openrouter/service-runtime';
-import { sealBytes, SealKeys, type StoreSecrets, storeSecrets } from '../access/sealed-text';
+import { sealBytes, SealKeys, type StoreSecrets } from '../access/sealed-text';
 import { backgroundSealKey } from './redis-background-store';
 import { EventLogConflict, numbered, type ResponseEventLog, type StreamEvent } from './response-event-log';
 import type { ResponseJson } from './response-store';
@@ -41,7 +41,7 @@ export class RedisResponseEventLog implements ResponseEventLog {
     /** A connection of this log's own for the notices (closed with it); without one, readers look every `pollMs`. */
     private readonly subscriber?: Redis,
   ) {
-    this.sealKeys = new SealKeys(backgroundSealKey, storeSecrets(secrets));
+    this.sealKeys = new SealKeys(backgroundSealKey, secrets);
     if (subscriber) {
       subscriber.on('error', () => undefined);
       keepSubscribed(subscriber, this.channel, {

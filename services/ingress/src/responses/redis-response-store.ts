@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { SealKeys, sealBytes, storeSecrets, type StoreSecrets } from '../access/sealed-text';
+import { SealKeys, sealBytes, type StoreSecrets } from '../access/sealed-text';
 import { openOwned, ownerIndexName, previousOwnerIndexNames, purgeIndexes, resultsOf } from '../redis-records';
 import { responseSealKey, type ResponseStore, type StoredResponse } from './response-store';
 
@@ -47,7 +47,6 @@ return 1
  */
 export class RedisResponseStore implements ResponseStore {
   private readonly sealKeys: SealKeys;
-  private readonly secrets: StoreSecrets;
 
   constructor(
     private readonly redis: Redis,
@@ -55,8 +54,7 @@ export class RedisResponseStore implements ResponseStore {
     /** `access.keyHashSecret`, and the previous ones while it is rotated: what was stored under those still opens and is purged. */
     secrets: StoreSecrets | string,
   ) {
-    this.secrets = storeSecrets(secrets);
-    this.sealKeys = new SealKeys(responseSealKey, this.secrets);
+    this.sealKeys = new SealKeys(responseSealKey, secrets);
   }
 
   async put(record: StoredResponse, expiresAtMs: number): Promise<void> {
@@ -84,7 +82,7 @@ export class RedisResponseStore implements ResponseStore {
   }
 
   async purgeOwner(owner: string): Promise<number> {
-    const previous = previousOwnerIndexNames(this.secrets, 'responses', owner).map((name) => `${this.prefix}responses:owner:${name}`);
+    const previous = previousOwnerIndexNames(this.sealKeys.secrets, 'responses', owner).map((name) => `${this.prefix}responses:owner:${name}`);
     return purgeIndexes(this.redis, [this.ownerKey(owner), ...previous], { sorted: false, record: (id) => this.key(id), what: `the responses of ${owner}` });
   }
 
@@ -97,7 +95,7 @@ export class RedisResponseStore implements ResponseStore {
   }
 
   private ownerKey(owner: string): string {
-    return `${this.prefix}responses:owner:${ownerIndexName(this.secrets.current, 'responses', owner)}`;
+    return `${this.prefix}responses:owner:${ownerIndexName(this.sealKeys.secrets.current, 'responses', owner)}`;
   }
 
   /** The owner's record sealed in `sealed` under `id`, or undefined (none, another owner's, or one that does not open or parse). */
