@@ -223,7 +223,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
   const responseEvents = backgroundStore
     ? bulkRedis
       ? new RedisResponseEventLog(bulkRedis, keyPrefix, storeSecrets, config.responses.background.pollMs, connectSubscriber(config.access.redis))
-      : new MemoryResponseEventLog(Date.now, config.responses.memoryMaxResponses)
+      : new MemoryResponseEventLog(Date.now, config.responses.memoryMaxResponses, config.responses.memoryMaxBytes)
     : undefined;
   const responses = responseStore && new StoredResponses(responseStore, config.responses, logger, telemetry.telemetry.registry, Date.now, backgroundStore, responseEvents);
   const conversationStore = config.responses.store

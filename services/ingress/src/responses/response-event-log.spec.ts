@@ -32,6 +32,26 @@ describe('MemoryResponseEventLog', () => {
     expect([await log.length(a), await log.length(b), await log.length(c)]).toEqual([0, 1, 1]);
   });
 
+  it('holds maxBytes of events in all, dropping the oldest responses’ logs but never the one being added to', async () => {
+    const one = Buffer.byteLength(JSON.stringify({ ...delta('x'.repeat(100)), sequence_number: 0 }), 'utf8');
+    const log = new MemoryResponseEventLog(Date.now, 100, one * 3);
+    const [a, b] = [newTestResponseId(), newTestResponseId()];
+    const later = Date.now() + 60_000;
+    await log.append(a, 0, [delta('x'.repeat(100)), delta('x'.repeat(100))], later);
+    await log.append(b, 0, [delta('x'.repeat(100))], later);
+    expect([await log.length(a), await log.length(b)]).toEqual([2, 1]);
+    // A fourth event: over the bound, the oldest other log goes.
+    await log.append(b, 1, [delta('x'.repeat(100))], later);
+    expect([await log.length(a), await log.length(b)]).toEqual([0, 2]);
+    // The one being added to stays, even past the bound alone.
+    await log.append(b, 2, [delta('x'.repeat(100)), delta('x'.repeat(100))], later);
+    expect(await log.length(b)).toBe(4);
+    // Deleted: what it held is free again.
+    await log.delete(b);
+    await log.append(a, 0, [delta('x'.repeat(100)), delta('x'.repeat(100)), delta('x'.repeat(100))], later);
+    expect(await log.length(a)).toBe(3);
+  });
+
   it('keeps the events it was given as they were: a caller changing its objects afterwards changes nothing kept', async () => {
     const log = new MemoryResponseEventLog();
     const id = newTestResponseId();

@@ -47,40 +47,57 @@ export interface ResponseEventLog {
 interface Log {
   events: StreamEvent[];
   expiresAtMs: number;
+  /** Its events' size as JSON (UTF-8 bytes): what it holds of `maxBytes`. */
+  bytes: number;
 }
 
 /**
  * The stream events in this process: for a gateway without Redis (one replica; gone when it
  * stops). Expired logs are dropped as they are next touched, and by a sweep (once a minute at most)
- * as logs are added; past `maxLogs` responses, the oldest response's log is dropped for a new one.
+ * as logs are added; past `maxLogs` responses, the oldest response's log is dropped for a new one,
+ * and past `maxBytes` of events in all, the oldest responses' logs but the one added to (a run whose
+ * log is dropped goes on without it, see `EventLogConflict`).
  */
 export class MemoryResponseEventLog implements ResponseEventLog {
   private readonly logs = new Map<string, Log>();
   private readonly appended = new EventEmitter();
   private sweptAtMs = 0;
+  /** The sum of the logs' `bytes`. */
+  private bytes = 0;
 
   constructor(
     private readonly now: () => number = Date.now,
     private readonly maxLogs = 10_000,
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
   ) {
     // One listener per stream being read: as many as there are readers.
     this.appended.setMaxListeners(0);
   }
 
   async append(id: string, from: number, events: ResponseJson[], expiresAtMs: number): Promise<number> {
-    const log = this.live(id) ?? { events: [], expiresAtMs };
+    const log = this.live(id) ?? { events: [], expiresAtMs, bytes: 0 };
     if (log.events.length !== from) throw new EventLogConflict(id, from, log.events.length);
     if (log.events.length === 0) {
       this.sweep();
       // The oldest first (a Map keeps the order logs were added in).
       for (const oldest of this.logs.keys()) {
         if (this.logs.size < this.maxLogs) break;
-        this.logs.delete(oldest);
+        this.drop(oldest);
       }
       this.logs.set(id, log);
     }
     log.expiresAtMs = expiresAtMs;
-    for (const event of events) log.events.push(numbered(structuredClone(event), log.events.length));
+    for (const event of events) {
+      const added = numbered(structuredClone(event), log.events.length);
+      log.events.push(added);
+      const bytes = Buffer.byteLength(JSON.stringify(added), 'utf8');
+      log.bytes += bytes;
+      this.bytes += bytes;
+    }
+    for (const oldest of this.logs.keys()) {
+      if (this.bytes <= this.maxBytes) break;
+      if (oldest !== id) this.drop(oldest);
+    }
     this.appended.emit(id);
     return log.events.length;
   }
@@ -101,21 +118,29 @@ export class MemoryResponseEventLog implements ResponseEventLog {
   }
 
   async delete(id: string): Promise<void> {
-    this.logs.delete(id);
+    this.drop(id);
     this.appended.emit(id);
   }
 
   async close(): Promise<void> {
     this.logs.clear();
+    this.bytes = 0;
   }
 
   private live(id: string): Log | undefined {
     const log = this.logs.get(id);
     if (log && log.expiresAtMs <= this.now()) {
-      this.logs.delete(id);
+      this.drop(id);
       return undefined;
     }
     return log;
+  }
+
+  private drop(id: string): void {
+    const log = this.logs.get(id);
+    if (!log) return;
+    this.logs.delete(id);
+    this.bytes -= log.bytes;
   }
 
   /** Drops the expired logs, once a minute at most. */
