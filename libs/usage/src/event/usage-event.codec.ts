@@ -64,12 +64,23 @@ function wireCopy(event: usagev1.UsageEvent): usagev1.UsageEvent {
   return allWellFormed(copy) ? copy : (withWellFormedStrings(copy) as usagev1.UsageEvent);
 }
 
+/** Plain loops, no callbacks: this runs for every event on the embedded mode's request path. */
 function allWellFormed(value: unknown): boolean {
-  if (typeof value === 'string') return value.isWellFormed();
-  if (typeof value !== 'object' || value === null) return true;
-  if (Array.isArray(value)) return value.every(allWellFormed);
-  for (const key in value) if (!key.isWellFormed() || !allWellFormed((value as Record<string, unknown>)[key])) return false;
-  return true;
+  switch (typeof value) {
+    case 'string':
+      return value.isWellFormed();
+    case 'object': {
+      if (value === null) return true;
+      if (Array.isArray(value)) {
+        for (const item of value) if (!allWellFormed(item)) return false;
+        return true;
+      }
+      for (const key in value) if (!allWellFormed((value as Record<string, unknown>)[key]) || !key.isWellFormed()) return false;
+      return true;
+    }
+    default:
+      return true;
+  }
 }
 
 function withWellFormedStrings(value: unknown): unknown {
