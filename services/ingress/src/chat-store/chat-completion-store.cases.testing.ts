@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { ChatCompletionStore, StoredChatCompletion } from './chat-completion-store';
+import type { ChatCompletionStore, IndexPage, StoredChatCompletion } from './chat-completion-store';
 
 /**
  * The cases every {@link ChatCompletionStore} passes, run against each: the memory one (a unit spec)
@@ -43,11 +43,16 @@ export function storedCompletion(owner: string, prompt: string, changes: Partial
   };
 }
 
+/** The ids of a page of the owner's index (undefined: `after` is an id not in it). */
+async function idsOf(store: ChatCompletionStore, owner: string, page: IndexPage): Promise<string[] | undefined> {
+  return (await store.ids(owner, page))?.map((entry) => entry.id);
+}
+
 /** The ids of every page of the owner's index, `count` at a time, following each page's last id. */
 async function allIds(store: ChatCompletionStore, owner: string, order: 'asc' | 'desc', count: number): Promise<string[]> {
   const ids: string[] = [];
   for (;;) {
-    const page = await store.ids(owner, { after: ids.at(-1), order, count });
+    const page = await idsOf(store, owner, { after: ids.at(-1), order, count });
     if (!page) throw new Error('the last id of a page was not in the index');
     ids.push(...page);
     if (page.length < count) return ids;
@@ -97,12 +102,35 @@ export function describeChatCompletionStore(harness: ChatCompletionStoreHarness)
     expect(await allIds(store, 'acme/search', 'asc', 2)).toEqual(ascending);
     expect(await allIds(store, 'acme/search', 'asc', 10)).toEqual(ascending);
     expect(await allIds(store, 'acme/search', 'desc', 3)).toEqual([...ascending].reverse());
-    expect(await store.ids('acme/search', { after: ascending[1], order: 'asc', count: 1 })).toEqual([ascending[2]]);
-    expect(await store.ids('acme/search', { after: newTestCompletionId(), order: 'asc', count: 5 })).toBeUndefined();
+    expect(await store.ids('acme/search', { after: ascending[1], order: 'asc', count: 1 })).toEqual([{ id: ascending[2], createdAtMs: base + 1000 }]);
+    expect(await idsOf(store, 'acme/search', { after: newTestCompletionId(), order: 'asc', count: 5 })).toBeUndefined();
     // Another owner's id is not in this owner's index.
-    const [theirs] = (await store.ids('acme/ads', { order: 'asc', count: 5 })) ?? [];
-    expect(await store.ids('acme/search', { after: theirs, order: 'asc', count: 5 })).toBeUndefined();
-    expect(await store.ids('acme/nobody', { order: 'desc', count: 5 })).toEqual([]);
+    const [theirs] = (await idsOf(store, 'acme/ads', { order: 'asc', count: 5 })) ?? [];
+    expect(await idsOf(store, 'acme/search', { after: theirs, order: 'asc', count: 5 })).toBeUndefined();
+    expect(await idsOf(store, 'acme/nobody', { order: 'desc', count: 5 })).toEqual([]);
+  });
+
+  it('pages on from an entry read before, after its completion has gone, either way, ties by id included', async () => {
+    const base = Date.now();
+    const made = [0, 1, 1, 1, 2].map((offset, i) => storedCompletion('acme/search', `g${i}`, { createdAtMs: base + offset * 1000 }));
+    for (const record of made) await store.put(record, TOMORROW_MS);
+    const ascending = (await store.ids('acme/search', { order: 'asc', count: 10 })) ?? [];
+    expect(ascending.map((entry) => entry.createdAtMs)).toEqual([0, 1, 1, 1, 2].map((offset) => base + offset * 1000));
+    for (const at of [0, 1, 2, 3, 4]) {
+      const entry = ascending[at];
+      if (!entry) throw new Error('no entry');
+      await store.delete('acme/search', entry.id);
+      const ids = ascending.filter((_, i) => i !== at).map((e) => e.id);
+      // Gone: as an id, it is unknown; as the entry read, it still marks where the page starts.
+      expect(await store.ids('acme/search', { after: entry.id, order: 'asc', count: 10 })).toBeUndefined();
+      expect(await idsOf(store, 'acme/search', { after: entry, order: 'asc', count: 10 })).toEqual(ids.slice(at));
+      expect(await idsOf(store, 'acme/search', { after: entry, order: 'asc', count: 1 })).toEqual(ids.slice(at, at + 1));
+      expect(await idsOf(store, 'acme/search', { after: entry, order: 'desc', count: 10 })).toEqual(ids.slice(0, at).reverse());
+      expect(await idsOf(store, 'acme/search', { after: entry, order: 'desc', count: 1 })).toEqual(ids.slice(Math.max(0, at - 1), at));
+      await store.put(made.find((record) => record.id === entry.id) ?? made[0]!, TOMORROW_MS);
+    }
+    // An entry still there is a start like its id.
+    expect(await store.ids('acme/search', { after: ascending[1], order: 'asc', count: 2 })).toEqual(ascending.slice(2, 4));
   });
 
   it('replaces the metadata of the owner’s completion only, keeping the rest', async () => {
@@ -125,7 +153,7 @@ export function describeChatCompletionStore(harness: ChatCompletionStoreHarness)
     expect(await store.delete('acme/search', record.id)).toBe(true);
     expect(await store.delete('acme/search', record.id)).toBe(false);
     expect(await store.get('acme/search', record.id)).toBeUndefined();
-    expect(await store.ids('acme/search', { order: 'asc', count: 10 })).toEqual([kept.id]);
+    expect(await idsOf(store, 'acme/search', { order: 'asc', count: 10 })).toEqual([kept.id]);
     expect(await store.setMetadata('acme/search', record.id, { a: 'b' })).toBeUndefined();
   });
 
@@ -135,12 +163,12 @@ export function describeChatCompletionStore(harness: ChatCompletionStoreHarness)
     for (const record of [...mine, theirs]) await store.put(record, TOMORROW_MS);
     expect(await store.purgeOwner('acme/search')).toBe(7);
     expect(await store.getMany('acme/search', mine.map((r) => r.id))).toEqual(mine.map(() => undefined));
-    expect(await store.ids('acme/search', { order: 'asc', count: 10 })).toEqual([]);
+    expect(await idsOf(store, 'acme/search', { order: 'asc', count: 10 })).toEqual([]);
     expect(await store.get('acme/ads', theirs.id)).toEqual(theirs);
     expect(await store.purgeOwner('acme/search')).toBe(0);
     // The owner stores again afterwards, as new.
     const again = storedCompletion('acme/search', 'after the purge');
     await store.put(again, TOMORROW_MS);
-    expect(await store.ids('acme/search', { order: 'asc', count: 10 })).toEqual([again.id]);
+    expect(await idsOf(store, 'acme/search', { order: 'asc', count: 10 })).toEqual([again.id]);
   });
 }

@@ -32,10 +32,19 @@ export interface StoredChatCompletion {
   messages: ChatJson[];
 }
 
+/** An id of an owner's index, with the creation it is ordered by. */
+export interface IndexEntry {
+  id: string;
+  createdAtMs: number;
+}
+
 /** Where to start a page of an owner's index, and which way to go. */
 export interface IndexPage {
-  /** The id the page starts after (not included); absent: from the start. */
-  after?: string | undefined;
+  /**
+   * Where the page starts (not included): an id of the index, or an entry read from it, which
+   * stays a valid start after its id has left the index (deleted or expired since). Absent: from the start.
+   */
+  after?: string | IndexEntry | undefined;
   /** `asc`: oldest first. */
   order: 'asc' | 'desc';
   count: number;
@@ -46,13 +55,18 @@ export interface ChatCompletionStore {
   put(record: StoredChatCompletion, expiresAtMs: number): Promise<void>;
   /** The owner's completion, or undefined (unknown, another owner's, expired, deleted, or one that no longer opens). */
   get(owner: string, id: string): Promise<StoredChatCompletion | undefined>;
-  /** Several of the owner's completions in one round trip, in the order asked, each as `get` gives it. */
+  /**
+   * Several of the owner's completions in one round trip, in the order asked, each as `get` gives
+   * it. The ids of those that are not there (expired, deleted) or no longer open leave the owner's
+   * index, so that no later page reads them again.
+   */
   getMany(owner: string, ids: readonly string[]): Promise<Array<StoredChatCompletion | undefined>>;
   /**
-   * Up to `count` ids of the owner's index, ordered by creation (then id), after `after`; undefined
-   * when `after` is not in the index. An id may name a completion that has expired since (`getMany` tells).
+   * Up to `count` entries of the owner's index, ordered by creation (then id), after `after`;
+   * undefined when `after` is an id not in the index. An entry may name a completion that has
+   * expired since (`getMany` tells).
    */
-  ids(owner: string, page: IndexPage): Promise<string[] | undefined>;
+  ids(owner: string, page: IndexPage): Promise<IndexEntry[] | undefined>;
   /** Replaces the owner's completion's metadata, keeping its expiry; the changed record, or undefined when there is none. */
   setMetadata(owner: string, id: string, metadata: Record<string, string>): Promise<StoredChatCompletion | undefined>;
   /** True when it existed (and is now gone). */

@@ -1,5 +1,5 @@
 import { MemoryRecords } from '../memory-records';
-import type { ChatCompletionStore, IndexPage, StoredChatCompletion } from './chat-completion-store';
+import type { ChatCompletionStore, IndexEntry, IndexPage, StoredChatCompletion } from './chat-completion-store';
 
 /** How much the store keeps (`chatCompletions.memoryMaxCompletions`, `chatCompletions.memoryMaxBytes`). */
 export interface MemoryChatCompletionLimits {
@@ -8,7 +8,7 @@ export interface MemoryChatCompletionLimits {
 }
 
 /** Listing order: by creation, then id (as Redis orders a sorted set's equal scores). */
-const before = (a: StoredChatCompletion, b: { createdAtMs: number; id: string }): boolean => a.createdAtMs < b.createdAtMs || (a.createdAtMs === b.createdAtMs && a.id < b.id);
+const before = (a: IndexEntry, b: IndexEntry): boolean => a.createdAtMs < b.createdAtMs || (a.createdAtMs === b.createdAtMs && a.id < b.id);
 
 /**
  * The stored chat completions of a gateway without Redis: in this process (gone when it stops), at
@@ -36,16 +36,22 @@ export class MemoryChatCompletionStore implements ChatCompletionStore {
     return ids.map((id) => this.records.get(owner, id));
   }
 
-  async ids(owner: string, page: IndexPage): Promise<string[] | undefined> {
+  async ids(owner: string, page: IndexPage): Promise<IndexEntry[] | undefined> {
     const owned = this.records.owned(owner).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
     const ordered = page.order === 'asc' ? owned : owned.reverse();
+    const { after } = page;
     let start = 0;
-    if (page.after !== undefined) {
-      const at = ordered.findIndex((record) => record.id === page.after);
+    if (typeof after === 'string') {
+      const at = ordered.findIndex((record) => record.id === after);
       if (at < 0) return undefined;
       start = at + 1;
+    } else if (after !== undefined) {
+      // An entry read before: the first one past it, whether or not it is still there.
+      const past = page.order === 'asc' ? (record: StoredChatCompletion) => before(after, record) : (record: StoredChatCompletion) => before(record, after);
+      start = ordered.findIndex(past);
+      if (start < 0) return [];
     }
-    return ordered.slice(start, start + page.count).map((record) => record.id);
+    return ordered.slice(start, start + page.count).map(({ id, createdAtMs }) => ({ id, createdAtMs }));
   }
 
   async setMetadata(owner: string, id: string, metadata: Record<string, string>): Promise<StoredChatCompletion | undefined> {

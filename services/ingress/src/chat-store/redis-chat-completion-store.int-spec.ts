@@ -91,7 +91,27 @@ describe('RedisChatCompletionStore on a real Redis', () => {
     const service = new StoredChatCompletions(store, chatCompletionsSchema.parse({}), { responsesUnstoredBy: async () => undefined }, createLogger('ingress', 'silent'));
     const page = await service.list('acme/search', { limit: 5, order: 'asc', metadata: {} });
     expect(page.data.map((c) => c['id'])).toEqual([kept.id]);
-    expect(await store.ids('acme/search', { order: 'asc', count: 5 })).toEqual([kept.id]);
+    expect(await store.ids('acme/search', { order: 'asc', count: 5 })).toEqual([{ id: kept.id, createdAtMs: kept.createdAtMs }]);
+  });
+
+  it('takes the ids of completions that no longer open out of the index as a list reads them, so listing pages past them', async () => {
+    const prefix = freshPrefix();
+    const store = newStore(prefix);
+    const now = Date.now();
+    const made = Array.from({ length: 102 }, (_, i) => storedCompletion('acme/search', `s${i}`, { createdAtMs: now + i }));
+    for (const record of made) await store.put(record, TOMORROW_MS);
+    // All but the last were sealed under a secret no longer known (dropped after a rotation, or damaged).
+    for (const record of made.slice(0, -1)) await redis.set(`${prefix}chatcmpl:${record.id}`, randomBytes(64), 'KEEPTTL');
+    const service = new StoredChatCompletions(store, chatCompletionsSchema.parse({ listScanLimit: 100 }), { responsesUnstoredBy: async () => undefined }, createLogger('ingress', 'silent'));
+    // A page reads 100 at most: none opens, and has_more says to go on, from the start.
+    const first = await service.list('acme/search', { limit: 2, order: 'asc', metadata: {} });
+    expect(first).toEqual({ object: 'list', data: [], first_id: null, last_id: null, has_more: true });
+    const next = await service.list('acme/search', { limit: 2, order: 'asc', metadata: {} });
+    expect(next.data.map((c) => c['id'])).toEqual([made[101]?.id]);
+    expect(next.has_more).toBe(false);
+    expect((await store.ids('acme/search', { order: 'asc', count: 10 }))?.map((entry) => entry.id)).toEqual([made[101]?.id]);
+    // Still stored, until their expiry: only the index let go of them.
+    expect(await redis.exists(`${prefix}chatcmpl:${made[0]?.id}`)).toBe(1);
   });
 
   it('takes the ids of completions past the retention out of the index as a completion is stored: an index stored into every day does not grow', async () => {

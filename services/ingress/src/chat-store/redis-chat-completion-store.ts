@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { SealKeys, sealBytes, type StoreSecrets } from '../access/sealed-text';
 import { mergeOwnerIndexes, openOwned, ownerIndexName, previousOwnerIndexNames, purgeIndexes, resultsOf } from '../redis-records';
-import { chatCompletionSealKey, type ChatCompletionStore, type IndexPage, type StoredChatCompletion } from './chat-completion-store';
+import { chatCompletionSealKey, type ChatCompletionStore, type IndexEntry, type IndexPage, type StoredChatCompletion } from './chat-completion-store';
 
 const jsonObject = z.record(z.string(), z.unknown());
 
@@ -34,23 +34,33 @@ return 1
 `;
 
 /**
- * Up to ARGV[3] ids of an owner's index after the id ARGV[1] ('' for the start), oldest first when
- * ARGV[2] is 'asc'; false when that id is not in the index. Ranks are read at the moment: completions
+ * Up to ARGV[3] entries (id, creation) of an owner's index after the id ARGV[1] ('' for the start),
+ * oldest first when ARGV[2] is 'asc'; false when that id is not in the index and no creation
+ * ARGV[4] was given for it. With one, an id that has left the index since it was read still marks
+ * where the page starts: from the first entry of its creation on, with as many more as share that
+ * creation (the caller drops those up to the id itself). Ranks are read at the moment: completions
  * deleted between two pages move nothing the next page has not seen.
  */
 const IDS = `
+local asc = ARGV[2] == 'asc'
 local start = 0
+local ties = 0
 if ARGV[1] ~= '' then
   local rank
-  if ARGV[2] == 'asc' then rank = redis.call('ZRANK', KEYS[1], ARGV[1]) else rank = redis.call('ZREVRANK', KEYS[1], ARGV[1]) end
-  if not rank then return false end
-  start = rank + 1
+  if asc then rank = redis.call('ZRANK', KEYS[1], ARGV[1]) else rank = redis.call('ZREVRANK', KEYS[1], ARGV[1]) end
+  if rank then
+    start = rank + 1
+  elseif ARGV[4] == '' then
+    return false
+  else
+    if asc then start = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[4]) else start = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[4], '+inf') end
+    ties = redis.call('ZCOUNT', KEYS[1], ARGV[4], ARGV[4])
+  end
 end
-local stop = start + tonumber(ARGV[3]) - 1
-if ARGV[2] == 'asc' then return redis.call('ZRANGE', KEYS[1], start, stop) end
-return redis.call('ZREVRANGE', KEYS[1], start, stop)
+local stop = start + tonumber(ARGV[3]) + ties - 1
+if asc then return redis.call('ZRANGE', KEYS[1], start, stop, 'WITHSCORES') end
+return redis.call('ZREVRANGE', KEYS[1], start, stop, 'WITHSCORES')
 `;
-
 /**
  * The stored chat completions of a gateway with Redis (the access store's, `access.redis`), shared by
  * every ingress replica: `<prefix>chatcmpl:<id>` holds the whole record as JSON sealed (as bytes)
@@ -60,7 +70,7 @@ return redis.call('ZREVRANGE', KEYS[1], start, stop)
  * `chatcmpl:owner:<hmac of the owner>` is a sorted set of the ids each owner stored, scored by their
  * creation (Unix ms): listing pages through it by rank, and a purge takes it apart. It expires with
  * the latest of them; the ids that expired leave it as a completion is stored (those older than the
- * retention) or as a read finds them gone.
+ * retention) or as a list finds them gone or no longer opening.
  */
 export class RedisChatCompletionStore implements ChatCompletionStore {
   private readonly sealKeys: SealKeys;
@@ -89,17 +99,31 @@ export class RedisChatCompletionStore implements ChatCompletionStore {
   async getMany(owner: string, ids: readonly string[]): Promise<Array<StoredChatCompletion | undefined>> {
     if (ids.length === 0) return [];
     const values = await this.redis.mgetBuffer(...ids.map((id) => this.key(id)));
-    const gone = ids.filter((_, i) => (values[i] ?? null) === null);
-    // Expired (or deleted meanwhile): its id leaves the index, so later pages do not read it again.
+    const records = ids.map((id, i) => this.open(owner, id, values[i] ?? null));
+    // Expired, deleted meanwhile, or sealed under a secret no longer known: its id leaves the
+    // index, so later pages do not read it again (a page of such ids would otherwise be read by
+    // every list, and a list could not page past them).
+    const gone = ids.filter((_, i) => records[i] === undefined);
     if (gone.length > 0) await this.redis.zrem(this.ownerKey(owner), ...gone);
-    return ids.map((id, i) => this.open(owner, id, values[i] ?? null));
+    return records;
   }
 
-  async ids(owner: string, page: IndexPage): Promise<string[] | undefined> {
+  async ids(owner: string, page: IndexPage): Promise<IndexEntry[] | undefined> {
+    const { after, order, count } = page;
     // The first page of a list lists what was stored before a rotation of the secret too.
-    if (page.after === undefined) await mergeOwnerIndexes(this.redis, this.ownerKey(owner), this.previousOwnerKeys(owner), true);
-    const ids = (await this.redis.eval(IDS, 1, this.ownerKey(owner), page.after ?? '', page.order, String(page.count))) as string[] | null;
-    return ids ?? undefined;
+    if (after === undefined) await mergeOwnerIndexes(this.redis, this.ownerKey(owner), this.previousOwnerKeys(owner), true);
+    const [afterId, afterMs] = typeof after === 'object' ? [after.id, String(after.createdAtMs)] : [after ?? '', ''];
+    const reply = (await this.redis.eval(IDS, 1, this.ownerKey(owner), afterId, order, String(count), afterMs)) as string[] | null;
+    if (reply === null) return undefined;
+    const entries: IndexEntry[] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) entries.push({ id: reply[i] as string, createdAtMs: Number(reply[i + 1]) });
+    if (typeof after !== 'object') return entries;
+    // Past an entry that has left the index: those of its creation up to it were read already.
+    const past = (entry: IndexEntry): boolean =>
+      order === 'asc'
+        ? entry.createdAtMs > after.createdAtMs || (entry.createdAtMs === after.createdAtMs && entry.id > after.id)
+        : entry.createdAtMs < after.createdAtMs || (entry.createdAtMs === after.createdAtMs && entry.id < after.id);
+    return entries.filter(past).slice(0, count);
   }
 
   async setMetadata(owner: string, id: string, metadata: Record<string, string>): Promise<StoredChatCompletion | undefined> {

@@ -5,10 +5,10 @@ import { createLogger } from '@openrouter/observability';
 import { parseChatRequest, toOpenAIChatBody } from '@openrouter/openai-wire';
 import type { ApiKeyRecord } from '../access/key-record';
 import { failureOf } from '../gateway-error.testing';
-import type { ChatCompletionStore, StoredChatCompletion } from './chat-completion-store';
+import type { ChatCompletionStore, IndexEntry, StoredChatCompletion } from './chat-completion-store';
 import { storedCompletion, TOMORROW_MS } from './chat-completion-store.cases.testing';
 import { MemoryChatCompletionStore } from './memory-chat-completion-store';
-import { CHAT_COMPLETION_ID, messageView, StoredChatCompletions, type ChatCompletionKeeping } from './stored-chat-completions';
+import { CHAT_COMPLETION_ID, messageView, SCAN_BATCH, StoredChatCompletions, type ChatCompletionKeeping } from './stored-chat-completions';
 
 const OWNER = 'acme/search';
 const CONTEXT = { orgId: 'acme', projectId: 'search', keyId: 'search-1' };
@@ -36,7 +36,7 @@ class FailingStore extends MemoryChatCompletionStore {
   override get(): Promise<StoredChatCompletion | undefined> {
     return Promise.reject(new Error('connection refused'));
   }
-  override ids(): Promise<string[] | undefined> {
+  override ids(): Promise<IndexEntry[] | undefined> {
     return Promise.reject(new Error('connection refused'));
   }
 }
@@ -291,6 +291,29 @@ describe('StoredChatCompletions', () => {
       expect(pages).toBe(5);
       expect(page.data.map((c) => c['id'])).toEqual([made[440]?.id]);
       expect(page.has_more).toBe(false);
+    });
+
+    it('pages on when another request deletes the completion a page has read up to, between two reads of the index', async () => {
+      // Filtered, one page reads the index in batches of SCAN_BATCH: this one, several.
+      const made = await fill(3 * SCAN_BATCH + 5);
+      const wanted = made.at(-1);
+      const service = make();
+      // Another request deletes the last completion of each batch the list reads, before the next batch.
+      const read = store.getMany.bind(store);
+      const deleted: string[] = [];
+      jest.spyOn(store, 'getMany').mockImplementation(async (owner, ids) => {
+        const records = await read(owner, ids);
+        const last = ids.at(-1);
+        if (last !== undefined && (await store.delete(owner, last))) deleted.push(last);
+        return records;
+      });
+      const page = await service.list(OWNER, { limit: 5, order: 'asc', metadata: { n: String(made.length - 1) } });
+      expect(page.data.map((c) => c['id'])).toEqual([wanted?.id]);
+      expect(page.has_more).toBe(false);
+      expect(deleted).toHaveLength(4);
+      // Newest first alike.
+      const newest = await service.list(OWNER, { limit: 5, order: 'desc', metadata: { n: '0' } });
+      expect(newest.data.map((c) => c['id'])).toEqual([made[0]?.id]);
     });
 
     it('skips completions that expired meanwhile, and pages on past them', async () => {

@@ -10,7 +10,7 @@ import type { AccessService } from '../access/access.service';
 import { parseInput } from '../admin/admin-input';
 import type { ApiKeyRecord } from '../access/key-record';
 import { ownerOf } from '../access/owner';
-import { isChatJson, orChatStoreUnavailable, type ChatCompletionStore, type ChatJson, type StoredChatCompletion } from './chat-completion-store';
+import { isChatJson, orChatStoreUnavailable, type ChatCompletionStore, type ChatJson, type IndexEntry, type StoredChatCompletion } from './chat-completion-store';
 import { StreamedCompletion } from './streamed-completion';
 
 /** The ids the gateway gives the completions it keeps (and only those are looked up). */
@@ -52,7 +52,7 @@ export const chatMetadata = z
   .refine((m) => Object.keys(m).length <= MAX_PAIRS, `at most ${MAX_PAIRS} pairs`);
 
 /** The most ids a filtered page reads from its owner's index at a time. */
-const SCAN_BATCH = 100;
+export const SCAN_BATCH = 100;
 
 const notFound = (id: string): GatewayError => new GatewayError('not_found', `Chat completion with id '${id}' not found.`, { code: 'chat_completion_not_found' });
 
@@ -165,28 +165,33 @@ export class StoredChatCompletions {
     const want = query.limit + 1;
     const budget = Math.max(this.config.listScanLimit, want);
     const found: StoredChatCompletion[] = [];
-    let cursor = query.after;
+    // The next batch starts after the last entry read, gone or not: an entry stays a valid start
+    // after its id has left the index (a completion deleted by another request meanwhile).
+    let cursor: string | IndexEntry | undefined = query.after;
+    // The last completion read that is still there: where a client's next page starts when this one is cut.
+    let lastRead = query.after;
     let scanned = 0;
     let end = false;
     while (found.length < want && !end && scanned < budget) {
       const count = Math.min(filtered ? Math.max(want - found.length, SCAN_BATCH) : want - found.length, budget - scanned);
-      const ids = await orChatStoreUnavailable(this.store.ids(owner, { after: cursor, order: query.order, count }));
-      if (ids === undefined) {
-        throw new GatewayError('bad_request', `Invalid value for 'after': no stored chat completion with id '${cursor ?? ''}'.`, { param: 'after', code: 'invalid_value' });
+      const entries: IndexEntry[] | undefined = await orChatStoreUnavailable(this.store.ids(owner, { after: cursor, order: query.order, count }));
+      if (entries === undefined) {
+        throw new GatewayError('bad_request', `Invalid value for 'after': no stored chat completion with id '${query.after ?? ''}'.`, { param: 'after', code: 'invalid_value' });
       }
-      end = ids.length < count;
-      scanned += ids.length;
-      const records = await orChatStoreUnavailable(this.store.getMany(owner, ids));
+      end = entries.length < count;
+      scanned += entries.length;
+      const records = await orChatStoreUnavailable(this.store.getMany(owner, entries.map((entry) => entry.id)));
+      cursor = entries.at(-1) ?? cursor;
       for (const record of records) {
+        // Gone ones (and ones that no longer open) have left the index: a client cannot page on from them.
         if (!record) continue;
-        // Gone ones leave the index as they are found: the next batch starts after the last one still there.
-        cursor = record.id;
+        lastRead = record.id;
         if (found.length < want && matches(record)) found.push(record);
       }
     }
     const data = found.slice(0, query.limit);
     const cut = found.length < want && !end;
-    const lastId = cut ? (cursor ?? null) : (data.at(-1)?.id ?? null);
+    const lastId = cut ? (lastRead ?? null) : (data.at(-1)?.id ?? null);
     return { object: 'list', data: data.map(completionView), first_id: data[0]?.id ?? null, last_id: lastId, has_more: found.length > query.limit || cut };
   }
 
