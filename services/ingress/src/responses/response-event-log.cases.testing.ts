@@ -1,4 +1,4 @@
-import { EventLogConflict, type ResponseEventLog } from './response-event-log';
+import { EventLogConflict, streamProgress, type ResponseEventLog } from './response-event-log';
 import { newTestResponseId } from './response-store.cases.testing';
 
 /**
@@ -68,6 +68,15 @@ export function describeResponseEventLog(name: string, harness: ResponseEventLog
       await expect(log.append(newTestResponseId(), 1, [delta('none yet')], TOMORROW_MS)).rejects.toBeInstanceOf(EventLogConflict);
       expect((await log.read(id, -1, 10)).map((event) => event['delta'])).toEqual(['a', 'b']);
       expect(await log.append(id, 2, [delta('c')], TOMORROW_MS)).toBe(3);
+    });
+
+    it('tells how far a stream has gone: none, its length, and whether its last event ends it', async () => {
+      const id = newTestResponseId();
+      expect(await streamProgress(log, id)).toBeUndefined();
+      await log.append(id, 0, [{ type: 'response.created', response: { id } }, delta('Hi')], TOMORROW_MS);
+      expect(await streamProgress(log, id)).toEqual({ length: 2, ended: false });
+      await log.append(id, 2, [{ type: 'response.incomplete', response: { id } }], TOMORROW_MS);
+      expect(await streamProgress(log, id)).toEqual({ length: 3, ended: true });
     });
 
     it('keeps each response apart, and deletes one whole', async () => {

@@ -151,6 +151,17 @@ export class MemoryResponseEventLog implements ResponseEventLog {
   }
 }
 
+/**
+ * How far the stream of `id` has gone: its number of events, and whether its last is an end event;
+ * undefined when there is no stream (never streamed, or expired).
+ */
+export async function streamProgress(log: ResponseEventLog, id: string): Promise<{ length: number; ended: boolean } | undefined> {
+  const length = await log.length(id);
+  if (length === 0) return undefined;
+  const [last] = await log.read(id, length - 2, 1);
+  return { length, ended: last !== undefined && END_EVENTS.has(last.type) };
+}
+
 /** `event` numbered `sequence`, as the log keeps it. */
 export function numbered(event: ResponseJson, sequence: number): StreamEvent {
   return { ...event, type: typeof event['type'] === 'string' ? event['type'] : 'error', sequence_number: sequence };

@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { SseWriter } from '../routes/sse.writer';
 import { clientHasLeft } from '../routes/client-connection';
-import { END_EVENTS, type ResponseEventLog, type StreamEvent } from './response-event-log';
+import { END_EVENTS, streamProgress, type StreamEvent } from './response-event-log';
 import { orStoreUnavailable } from './response-store';
 import type { StoredResponses } from './stored-responses';
 
@@ -38,7 +38,7 @@ const notStreamable = (id: string): GatewayError =>
 export async function serveResponseStream(reply: FastifyReply, stored: StoredResponses, owner: string, id: string, after: number, queued?: StreamEvent[]): Promise<void> {
   const log = stored.events;
   let events: StreamEvent[];
-  let ended: boolean | undefined = false;
+  let ended = false;
   if (queued && log) {
     // Just queued (`queued`: its first events, as its stream holds them): nothing read before they are sent, so a store failing now cannot answer an error to a response that exists.
     events = queued.filter((event) => event.sequence_number > after);
@@ -47,8 +47,11 @@ export async function serveResponseStream(reply: FastifyReply, stored: StoredRes
     if (!log) throw notStreamable(id);
     events = await orStoreUnavailable(log.read(id, after, PAGE));
     // Nothing after `after`: no stream at all, or one that ended at or before it (answered at once, empty).
-    ended = events.length === 0 && (await streamEnd(log, id));
-    if (ended === undefined) throw notStreamable(id);
+    if (events.length === 0) {
+      const progress = await orStoreUnavailable(streamProgress(log, id));
+      if (!progress) throw notStreamable(id);
+      ended = progress.ended;
+    }
   }
 
   reply.hijack();
@@ -119,17 +122,6 @@ export async function serveResponseStream(reply: FastifyReply, stored: StoredRes
     shutdown.removeEventListener('abort', stop);
     sse.end();
   }
-}
-
-/**
- * Whether the stream of `id` has ended (its last event is an end event): undefined when there is
- * no stream (never streamed, or expired).
- */
-async function streamEnd(log: ResponseEventLog, id: string): Promise<boolean | undefined> {
-  const length = await orStoreUnavailable(log.length(id));
-  if (length === 0) return undefined;
-  const [last] = await orStoreUnavailable(log.read(id, length - 2, 1));
-  return last !== undefined && END_EVENTS.has(last.type);
 }
 
 /** Until `wake` is called (given to `register`), or `ms` have passed. */

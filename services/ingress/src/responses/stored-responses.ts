@@ -4,7 +4,7 @@ import type { ResponsesConfig } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { inputItemView, pendingResponse, responseId, responseView, storedInputItems } from '@openrouter/openai-wire';
 import type { BackgroundJob, BackgroundStore, PendingState } from './background-store';
-import { END_EVENTS, EventLogConflict, numbered, type ResponseEventLog, type StreamEvent } from './response-event-log';
+import { EventLogConflict, numbered, streamProgress, type ResponseEventLog, type StreamEvent } from './response-event-log';
 import { orStoreUnavailable, type ResponseJson, type ResponseStore, type StoredResponse } from './response-store';
 
 /** What a request continuing a stored response (`previous_response_id`) is translated with, and stored under. */
@@ -328,15 +328,14 @@ export class StoredResponses {
       record ??= await orStoreUnavailable(this.store.get(owner, id));
       if (!record) return 'gone';
     }
-    const length = await orStoreUnavailable(log.length(id));
-    if (length === 0) return 'gone';
-    const [last] = await orStoreUnavailable(log.read(id, length - 2, 1));
-    if (last && END_EVENTS.has(last.type)) return 'ended';
+    const progress = await orStoreUnavailable(streamProgress(log, id));
+    if (!progress) return 'gone';
+    if (progress.ended) return 'ended';
     const status = record.response['status'];
     const type = status === 'completed' ? 'response.completed' : status === 'incomplete' ? 'response.incomplete' : 'response.failed';
     const view = responseView(record.response, by === 'reader' ? {} : by.runner);
     const appended = await orStoreUnavailable(
-      log.append(id, length, [{ type, response: view }], this.streamExpiry(record.createdAt)).then(
+      log.append(id, progress.length, [{ type, response: view }], this.streamExpiry(record.createdAt)).then(
         () => true,
         (error: unknown) => {
           if (error instanceof EventLogConflict) return false;
