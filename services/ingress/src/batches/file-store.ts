@@ -42,7 +42,7 @@ export interface FileStore {
   put(file: StoredFile, content: Buffer): Promise<void>;
   /** The file of that owner, or undefined (unknown, another owner's, expired or deleted). */
   get(owner: string, id: string): Promise<StoredFile | undefined>;
-  /** Its content, or undefined as for `get`. */
+  /** Its content, or undefined as for `get`, or when it no longer opens (sealed under a hash secret dropped since). */
   content(owner: string, id: string): Promise<Buffer | undefined>;
   list(owner: string, query: FileListQuery): Promise<{ data: StoredFile[]; hasMore: boolean }>;
   /** True when it existed (and is now gone). */

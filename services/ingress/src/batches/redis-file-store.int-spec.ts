@@ -117,6 +117,18 @@ describe('RedisFileStore on a real Redis', () => {
     expect(await redis.zcard(`${prefix}files:acme/search`)).toBe(4);
   });
 
+  it('finds no content that does not open (sealed under a secret no longer known, or damaged): the file reads as gone, not as a store failure', async () => {
+    const prefix = freshPrefix();
+    const file = storedFile('acme/search', 0, { bytes: 5 });
+    await new RedisFileStore(redis, prefix, 'a secret dropped since').put(file, Buffer.from('hello'));
+    const store = new RedisFileStore(redis, prefix, SECRET);
+    expect(await store.content('acme/search', file.id)).toBeUndefined();
+    // Under the secret as a previous one, it opens.
+    expect((await new RedisFileStore(redis, prefix, { current: SECRET, previous: ['a secret dropped since'] }).content('acme/search', file.id))?.toString()).toBe('hello');
+    await redis.set(`${prefix}file:${file.id}:content`, randomBytes(40), 'KEEPTTL');
+    expect(await store.content('acme/search', file.id)).toBeUndefined();
+  });
+
   it('finds nothing in a damaged record', async () => {
     const prefix = freshPrefix();
     const store = new RedisFileStore(redis, prefix, SECRET);

@@ -84,7 +84,12 @@ export class RedisFileStore implements FileStore {
     const [record, sealed] = await this.redis.mgetBuffer(this.recordKey(id), this.contentKey(id));
     const file = this.parse(record ? record.toString('utf8') : null);
     if (!file || !this.isLive(file, owner) || file.id !== id || !sealed) return undefined;
-    return this.sealKeys.openBytes(sealed, id);
+    try {
+      return this.sealKeys.openBytes(sealed, id);
+    } catch {
+      // Sealed under a secret no longer known (dropped after a rotation), or damaged: it will never open, as if gone.
+      return undefined;
+    }
   }
 
   async list(owner: string, query: FileListQuery): Promise<{ data: StoredFile[]; hasMore: boolean }> {
