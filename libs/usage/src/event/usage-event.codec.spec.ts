@@ -112,6 +112,21 @@ describe('usage event messages', () => {
       expect(read((event) => (event.firstTokenAtMs = LATEST_MS - 1)).ok).toBe(true);
     });
 
+    it('a cache_saved_cost that is not a decimal: the insert of every event with it would fail', () => {
+      for (const saved of ['', '0', '0.000125']) expect(read((event) => (event.cacheSavedCost = saved)).ok).toBe(true);
+      for (const saved of ['n/a', '-1', '1e-3', ' 1'])
+        expect(read((event) => (event.cacheSavedCost = saved))).toEqual({ ok: false, reason: `cache_saved_cost is not a decimal: ${JSON.stringify(saved)}` });
+    });
+
+    it("a status, operation or attempt status this consumer does not know (a newer producer's), which would be stored as none", () => {
+      expect(read((event) => (event.status = 4 as usagev1.Status))).toEqual({ ok: false, reason: 'status 4 is not one this consumer knows' });
+      expect(read((event) => (event.operation = 99 as usagev1.Operation))).toEqual({ ok: false, reason: 'operation 99 is not one this consumer knows' });
+      const attempt = { provider: 'openai', deployment: 'd', status: usagev1.AttemptStatus.ATTEMPT_STATUS_OK, errorKind: '', latencyMs: 1 };
+      expect(read((event) => (event.attempts = [attempt, { ...attempt, status: 7 as usagev1.AttemptStatus }]))).toEqual({ ok: false, reason: 'attempts[].status 7 is not one this consumer knows' });
+      expect(read((event) => (event.attempts = [attempt])).ok).toBe(true);
+      for (const operation of [usagev1.Operation.OPERATION_UNSPECIFIED, usagev1.Operation.OPERATION_SPEECH]) expect(read((event) => (event.operation = operation)).ok).toBe(true);
+    });
+
     it('an http_status past 599, which the UInt16 column would wrap (70000 was stored as 4464)', () => {
       const status = (code: number) => (event: usagev1.UsageEvent) => (event.httpStatus = code);
       for (const code of [0, 100, 200, 499, 599]) expect(read(status(code)).ok).toBe(true);

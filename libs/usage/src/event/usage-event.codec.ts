@@ -143,8 +143,20 @@ export function validateUsageEvent(event: usagev1.UsageEvent): string | undefine
   // 0 is an unknown status.
   if (event.httpStatus > LAST_HTTP_STATUS) return `http_status ${event.httpStatus} is not an HTTP status (100-599)`;
   if (event.status === usagev1.Status.STATUS_UNSPECIFIED || event.status === usagev1.Status.UNRECOGNIZED) return 'status is unspecified';
+  // A value this consumer does not know (a newer producer's) would be stored as none: kept in the dead letters until it does.
+  if (!known(usagev1.Status, event.status)) return `status ${event.status} is not one this consumer knows`;
+  if (!known(usagev1.Operation, event.operation)) return `operation ${event.operation} is not one this consumer knows`;
+  const attempt = event.attempts.find((a) => !known(usagev1.AttemptStatus, a.status));
+  if (attempt) return `attempts[].status ${attempt.status} is not one this consumer knows`;
   const cost = event.cost;
   if (!cost || !DECIMAL.test(cost.amount)) return `cost.amount is not a decimal: ${JSON.stringify(cost?.amount ?? null).slice(0, 40)}`;
   if (!CURRENCY.test(cost.currency)) return 'cost.currency is not an ISO 4217 code';
+  // Stored as a Decimal column: one that does not parse would fail the insert of every event with it.
+  if (event.cacheSavedCost !== '' && !DECIMAL.test(event.cacheSavedCost)) return `cache_saved_cost is not a decimal: ${JSON.stringify(event.cacheSavedCost).slice(0, 40)}`;
   return undefined;
+}
+
+/** Whether `value` is one of a generated protobuf enum's values (its numbers map back to names), other than UNRECOGNIZED. */
+function known(enumeration: Record<number, string>, value: number): boolean {
+  return value !== -1 && typeof enumeration[value] === 'string';
 }
