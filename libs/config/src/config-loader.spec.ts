@@ -172,6 +172,10 @@ describe('config', () => {
     expect(problems({ budgets, models: priced({ input: '1' }) })).toContain('budgets.list[0].currency: budget "b" is in EUR but model "m" is priced in USD');
     expect(problems({ budgets, models: priced({ currency: 'EUR', deployments: { d: { currency: 'GBP', input: '2' } } }) })).toContain('is priced in GBP');
     expect(problems({ budgets, models: priced({ currency: 'EUR', changes: [{ from: '2026-01-01', currency: 'USD', input: '2' }] }) })).toContain('is priced in USD');
+    // A service tier's price is charged to the same budgets.
+    expect(problems({ budgets, models: priced({ currency: 'EUR', tiers: { priority: { input: '2' } } }) })).toBe('');
+    expect(problems({ budgets, models: priced({ currency: 'EUR', tiers: { priority: { currency: 'USD', input: '2' } } }) })).toContain('is priced in USD');
+    expect(problems({ budgets, models: priced({ currency: 'EUR', tiers: { flex: { changes: [{ from: '2026-01-01', currency: 'GBP', input: '1' }] } } }) })).toContain('is priced in GBP');
   });
 
   it('rejects a price override for a deployment the model does not have', () => {

@@ -292,6 +292,16 @@ export function budgetScopeIssue(scope: BudgetConfig['scope'], org: OrgConfig | 
   return undefined;
 }
 
+/** The currency of a price, where it may set one. */
+interface PriceCurrency {
+  currency?: string | undefined;
+}
+
+/** The currencies of prices laid over a model's (a deployment's, a service tier's): its own and its changes'. */
+interface OverlaidPriceCurrencies extends PriceCurrency {
+  changes: ReadonlyArray<PriceCurrency>;
+}
+
 /**
  * A budget counts spend in its own currency and any model may be charged to it (budgets scope
  * callers, not models), so every price must be in that currency: the ledger adds costs without
@@ -300,12 +310,14 @@ export function budgetScopeIssue(scope: BudgetConfig['scope'], org: OrgConfig | 
  */
 export function budgetCurrencyIssues(
   budgets: ReadonlyArray<{ id: string; currency: string }>,
-  models: ReadonlyArray<{ id: string; pricing: { currency: string; changes: ReadonlyArray<{ currency?: string | undefined }>; deployments: Record<string, { currency?: string | undefined; changes: ReadonlyArray<{ currency?: string | undefined }> }> } }>,
+  models: ReadonlyArray<{ id: string; pricing: { currency: string; changes: ReadonlyArray<PriceCurrency>; deployments: Record<string, OverlaidPriceCurrencies>; tiers: Partial<Record<string, OverlaidPriceCurrencies>> } }>,
 ): Array<{ path: Array<string | number>; message: string }> {
   const priced = new Map<string, string>();
+  const overlaid = (o: OverlaidPriceCurrencies | undefined) => (o ? [o.currency, ...o.changes.map((c) => c.currency)] : []);
   for (const model of models) {
     const { pricing } = model;
-    const currencies = [pricing.currency, ...pricing.changes.map((c) => c.currency), ...Object.values(pricing.deployments).flatMap((d) => [d.currency, ...d.changes.map((c) => c.currency)])];
+    // The model's prices, its deployments' and its service tiers' (a tier's price is charged to the same budgets).
+    const currencies = [pricing.currency, ...pricing.changes.map((c) => c.currency), ...Object.values(pricing.deployments).flatMap(overlaid), ...Object.values(pricing.tiers).flatMap(overlaid)];
     for (const currency of currencies) if (currency !== undefined && !priced.has(currency)) priced.set(currency, model.id);
   }
   const issues: Array<{ path: Array<string | number>; message: string }> = [];
