@@ -1,5 +1,6 @@
 import { guardrailsSchema, type GuardrailsInput } from '@openrouter/config';
 import { chatv1, type adapterv1, type routerv1 } from '@openrouter/contracts';
+import { messagesToChatBody, parseChatRequest } from '@openrouter/openai-wire';
 import { unusedAdapters } from '../adapter-port.testing';
 import { RouterService, type AdapterPort } from '../router.service';
 import { POLICY_MODELS, policyConfig } from '../routing/policy-config.testing';
@@ -144,6 +145,18 @@ describe('input guardrails in the router service', () => {
     await service.embed({ context: withRules('emails'), request: embedRequest([], [{ ids: [1, 2, 3] }]) }, new AbortController().signal);
     expect(adapters.embeds[1]?.tokenInputs).toEqual([{ ids: [1, 2, 3] }]);
     expect(adapters.embeds).toHaveLength(2);
+  });
+
+  it('screens a text part kept as JSON for its other keys (cache_control) as any text part: blocked, or redacted keeping those keys', async () => {
+    const guardrails = new Guardrails(guardrailsSchema.parse({ rules: [{ id: 'codename', terms: ['falcon'], action: 'block' }, { id: 'emails', pattern: '[\\w.]+@[\\w.]+', action: 'redact' }], default: ['codename', 'emails'] }));
+    const cached = (text: string) => parseChatRequest({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text, cache_control: { type: 'ephemeral' } }] }] });
+    expect(cached('x').messages[0]?.parts?.parts[0]?.rawJson).toBeDefined();
+    expect(() => guardrails.screenChat(contextFor(), cached('tell me about Falcon'))).toThrow(expect.objectContaining({ code: CONTENT_POLICY_VIOLATION, param: 'messages[0].content[0].text' }));
+    // The Messages API's automatic caching marks the last user block so.
+    const messages = parseChatRequest(messagesToChatBody({ model: 'm', max_tokens: 10, cache_control: { type: 'ephemeral' }, messages: [{ role: 'user', content: 'tell me about Falcon' }] }));
+    expect(() => guardrails.screenChat(contextFor(), messages)).toThrow(expect.objectContaining({ code: CONTENT_POLICY_VIOLATION }));
+    const redacted = guardrails.screenChat(contextFor(), cached('mail jane@example.com'));
+    expect(JSON.parse(redacted.messages[0]?.parts?.parts[0]?.rawJson ?? '')).toEqual({ type: 'text', text: 'mail [REDACTED:emails]', cache_control: { type: 'ephemeral' } });
   });
 
   it('screens moderation inputs, texts and text parts alike, passing image parts as they are', async () => {

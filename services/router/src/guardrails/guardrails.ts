@@ -1,6 +1,7 @@
 import { effectiveGuardrails, guardrailsSchema, type GuardrailAction, type GuardrailModerationConfig, type GuardrailsConfig, type GuardrailsInput, type GuardrailStage } from '@openrouter/config';
 import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { partContent } from '@openrouter/openai-wire';
 import { AnswerScreen } from './answer-screen';
 import { compileRule, replaceMatches, type CompiledRule, type Match } from './guardrail-rules';
 
@@ -113,7 +114,7 @@ export class Guardrails {
       const text = redacted.get(`messages[${i}].content`);
       const parts = message.parts && { parts: message.parts.parts.map((part, j) => {
         const next = redacted.get(`messages[${i}].content[${j}].text`);
-        return next === undefined ? part : { ...part, text: next };
+        return next === undefined ? part : withText(part, next);
       }) };
       const toolCalls = message.toolCalls.map((call, k) => {
         const next = redacted.get(`messages[${i}].tool_calls[${k}].function.arguments`);
@@ -367,13 +368,28 @@ function chatFields(request: chatv1.ChatRequest): Field[] {
     const role = message.role;
     if (message.text !== undefined) fields.push({ param: `messages[${i}].content`, text: message.text, json: false, role });
     message.parts?.parts.forEach((part, j) => {
-      if (part.text !== undefined) fields.push({ param: `messages[${i}].content[${j}].text`, text: part.text, json: false, role });
+      const text = textOf(part);
+      if (text !== undefined) fields.push({ param: `messages[${i}].content[${j}].text`, text, json: false, role });
     });
     message.toolCalls.forEach((call, k) => {
       if (call.function) fields.push({ param: `messages[${i}].tool_calls[${k}].function.arguments`, text: call.function.arguments, json: true, role });
     });
   });
   return fields;
+}
+
+/**
+ * A content part's text: a text part's, also one kept as JSON because it carries more than its
+ * type and text (Anthropic's `cache_control`, say), which the provider reads all the same.
+ */
+function textOf(part: chatv1.ContentPart): string | undefined {
+  return part.text ?? (part.rawJson ? partContent(part).text : undefined);
+}
+
+/** The part with its text replaced, a part kept as JSON keeping its other keys. */
+function withText(part: chatv1.ContentPart, text: string): chatv1.ContentPart {
+  if (part.text !== undefined || !part.rawJson) return { ...part, text };
+  return { ...part, rawJson: JSON.stringify({ ...(JSON.parse(part.rawJson) as Record<string, unknown>), text }) };
 }
 
 /** The text inputs of an embeddings request (token-id inputs cannot be read), as `user` texts. */
