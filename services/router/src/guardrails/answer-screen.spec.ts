@@ -100,12 +100,26 @@ describe('output guardrails on a streamed answer', () => {
 
   it('screens each choice on its own: one cut, the other streamed on, done once both ended', () => {
     const s = screen(16, 2);
-    const first = s.chunk(chunk([{ index: 0, content: `key ${KEY}` }, { index: 1, content: 'hello there, friend' }]));
+    const first = s.chunk(chunk([{ index: 0, content: `key ${KEY} is` }, { index: 1, content: 'hello there, friend' }]));
     expect(first.choices.map((c) => [c.index, c.delta?.content, c.finishReason])).toEqual([[0, 'key ', CONTENT_FILTER], [1, 'hel', undefined]]);
     expect(s.done).toBe(false);
     const last = s.chunk(chunk([{ index: 0, content: 'more' }, { index: 1, content: '!', finish: 'stop' }]));
     expect(last.choices.map((c) => [c.index, c.delta?.content, c.finishReason])).toEqual([[1, 'lo there, friend!', 'stop']]);
     expect(s.done).toBe(true);
+  });
+
+  it('cuts at a term only once it is a whole word: not when more of the word may follow, nor after a letter already sent', () => {
+    const terms = [compileRule({ id: 'codename', terms: ['falcon'], action: 'block' })];
+    const termScreen = (holdback: number): AnswerScreen => new AnswerScreen(terms, holdback, 1, () => undefined);
+    // "falcon" ends the first chunks, "falconry" is the word.
+    expect(stream(termScreen(64), ['I like', ' falcon', 'ry a lot'])).toEqual({ sent: ['', '', 'I like falconry a lot'], finish: [undefined, undefined, 'stop'] });
+    expect(stream(termScreen(0), ['I like', ' falcon', 'ry a lot'])).toEqual({ sent: ['I like', ' ', 'falconry a lot'], finish: [undefined, undefined, 'stop'] });
+    // The holdback's start falls inside "superfalcon": the letter sent before it is read with it.
+    expect(stream(termScreen(4), ['I saw a superfalc', 'on today', ', yes'])).toEqual({ sent: ['I saw a super', 'falcon t', 'oday, yes'], finish: [undefined, undefined, 'stop'] });
+    // A whole word is cut, at the chunk that shows it is one, or at the end.
+    expect(stream(termScreen(64), ['I like', ' falcon', ' a lot'])).toEqual({ sent: ['', '', 'I like '], finish: [undefined, undefined, CONTENT_FILTER] });
+    expect(stream(termScreen(0), ['I like', ' falcon', ', a lot'])).toEqual({ sent: ['I like', ' ', ''], finish: [undefined, undefined, CONTENT_FILTER] });
+    expect(stream(termScreen(0), ['I like', ' falcon'])).toEqual({ sent: ['I like', ' '], finish: [undefined, CONTENT_FILTER] });
   });
 
   it("holds back streamed tool-call arguments and releases them redacted at the choice's end", () => {
@@ -174,7 +188,8 @@ describe('output guardrails: edge cases', () => {
     expect(screen().completion(completion(undefined, [{ id: 't', type: 'function', function: { name: 'f', arguments: `{"env":"A=1\\n${KEY}"}` } }])).choices[0]).toMatchObject({ finishReason: CONTENT_FILTER, message: { toolCalls: [] } });
     const s = screen(8);
     const out = [`{"env":"A=1\\n`, KEY, '"}'].map((p) => s.chunk(chunk([{ tools: [{ index: 0, arguments: p }] }])));
-    expect(out.map((c) => c.choices[0]?.finishReason)).toEqual([undefined, CONTENT_FILTER, undefined]);
+    // The key reaches the end of what came with the second chunk: it might go on, so it is cut at the third, held meanwhile.
+    expect(out.map((c) => c.choices[0]?.finishReason)).toEqual([undefined, undefined, CONTENT_FILTER]);
     expect(JSON.stringify(out)).not.toContain(KEY.slice(0, 12));
   });
 

@@ -28,36 +28,61 @@ function screenWhole(rules: readonly CompiledRule[], text: string, json: boolean
 }
 
 /**
+ * The rule's matches in `text`, read after `before` (the end of what was sent of the same text
+ * already, for a rule that looks behind a match: a term is a whole word only when the letter before
+ * it is not one), with offsets in `text`. A match starting in `before` was screened with it.
+ */
+function matchesAfter(rule: CompiledRule, text: string, json: boolean, before: string): Match[] {
+  if (before === '') return rule.matches(text, json);
+  const shift = before.length;
+  return rule
+    .matches(before + text, json)
+    .filter((m) => m.start >= shift)
+    .map((m) => ({ ...m, start: m.start - shift, end: m.end - shift }));
+}
+
+/**
  * Where the first `block` match of `text` cuts it (and by which rule); the end of the text when none
  * matches. A `redact` match the cut runs into is cut before too: no part of it is sent unredacted.
+ * `open`: more of the text may come, so a match that reaches its end is not one yet (a term may be
+ * the start of a longer word: "falcon" in "falconry"); `deferred` gets the first such match.
  */
-function blockCut(rules: readonly CompiledRule[], text: string, json: boolean): { end: number; rule: CompiledRule | undefined } {
+function blockCut(rules: readonly CompiledRule[], text: string, json: boolean, before = '', open = false): { end: number; rule: CompiledRule | undefined; deferred: Match | undefined } {
   let end = text.length;
   let blocking: CompiledRule | undefined;
+  let deferred: Match | undefined;
   for (const rule of rules) {
     if (rule.action !== 'block') continue;
-    const first = rule.matches(text, json)[0];
-    if (first && first.start < end) {
-      end = first.start;
-      blocking = rule;
+    for (const m of matchesAfter(rule, text, json, before)) {
+      if (open && m.end >= text.length) {
+        if (!deferred || m.start < deferred.start) deferred = m;
+        break;
+      }
+      if (m.start < end) {
+        end = m.start;
+        blocking = rule;
+      }
+      break;
     }
   }
-  if (blocking) for (const m of redactMatches(rules, text, json).reverse()) if (m.start < end && m.end > end) end = m.start;
-  return { end, rule: blocking };
+  // A match that may yet be one, before the first that is: nothing is cut until it is known.
+  if (deferred && deferred.start < end) return { end: text.length, rule: undefined, deferred };
+  if (blocking) for (const m of redactMatches(rules, text, json, before).reverse()) if (m.start < end && m.end > end) end = m.start;
+  return { end, rule: blocking, deferred };
 }
 
 /** Counts the `flag` matches of `text` (the text is left as it is). */
-function countFlags(rules: readonly CompiledRule[], text: string, onMatch: AnswerMatchListener, json: boolean): void {
+function countFlags(rules: readonly CompiledRule[], text: string, onMatch: AnswerMatchListener, json: boolean, before = ''): void {
   for (const rule of rules) {
     if (rule.action !== 'flag') continue;
-    const count = rule.matches(text, json).length;
+    const count = matchesAfter(rule, text, json, before).length;
     if (count > 0) onMatch(rule.id, 'flag', count);
   }
 }
 
 /** The `flag` matches of `text`: held whole, like a redaction's, so each is counted once. */
-function flagMatches(rules: readonly CompiledRule[], text: string, json: boolean): Match[] {
-  return rules.filter((r) => r.action === 'flag').flatMap((r) => r.matches(text, json));
+function flagMatches(rules: readonly CompiledRule[], text: string, json: boolean, before = ''): Match[] {
+  return rules.filter((r) => r.action === 'flag').flatMap((r) => matchesAfter(r, text, json, before));
 }
 
 /**
@@ -65,17 +90,17 @@ function flagMatches(rules: readonly CompiledRule[], text: string, json: boolean
  * Of overlapping matches the earliest (then the longest) wins. `inString`: JSON text that starts
  * inside a string (the rest of streamed arguments).
  */
-function redact(rules: readonly CompiledRule[], text: string, json: boolean, onMatch: AnswerMatchListener, upTo: number, inString = false): string {
-  const spans = redactMatches(rules, text, json).filter((m) => m.end <= upTo);
+function redact(rules: readonly CompiledRule[], text: string, json: boolean, onMatch: AnswerMatchListener, upTo: number, inString = false, before = ''): string {
+  const spans = redactMatches(rules, text, json, before).filter((m) => m.end <= upTo);
   const { text: out, counts } = replaceMatches(text.slice(0, upTo), spans, json, inString);
   for (const [rule, count] of counts) onMatch(rule, 'redact', count);
   return out;
 }
 
 /** The `redact` matches of `text`, in order, none overlapping another. */
-function redactMatches(rules: readonly CompiledRule[], text: string, json: boolean): RuleMatch[] {
+function redactMatches(rules: readonly CompiledRule[], text: string, json: boolean, before = ''): RuleMatch[] {
   const spans: RuleMatch[] = [];
-  for (const rule of rules) if (rule.action === 'redact') for (const m of rule.matches(text, json)) spans.push({ ...m, rule });
+  for (const rule of rules) if (rule.action === 'redact') for (const m of matchesAfter(rule, text, json, before)) spans.push({ ...m, rule });
   spans.sort((a, b) => a.start - b.start || b.end - a.end);
   const kept: RuleMatch[] = [];
   for (const span of spans) if (span.start >= (kept.at(-1)?.end ?? 0)) kept.push(span);
@@ -90,6 +115,8 @@ interface Held {
   text: string;
   /** Tool-call arguments: what was sent ends inside a JSON string. */
   inString: boolean;
+  /** The content: the last character sent of it, which the rules read the rest after ('' before any). */
+  before: string;
 }
 
 /**
@@ -189,7 +216,7 @@ export class AnswerScreen {
     const key = `${choice}:${tool ?? ''}`;
     const held = this.held.get(key);
     if (held) held.text += text;
-    else this.held.set(key, { choice, tool, text, inString: false });
+    else this.held.set(key, { choice, tool, text, inString: false, before: '' });
   }
 
   /**
@@ -202,7 +229,7 @@ export class AnswerScreen {
     const texts = new Map<number | undefined, string>();
     // The content first, then the tool calls in order: a cut drops what follows it.
     const mine = [...this.held].filter(([, held]) => held.choice === choice).sort(([, a], [, b]) => (a.tool ?? -1) - (b.tool ?? -1));
-    const cuts = mine.map(([, held]) => blockCut(this.rules, held.text, held.tool !== undefined));
+    const cuts = mine.map(([, held]) => blockCut(this.rules, held.text, held.tool !== undefined, held.before, !ending));
     const first = cuts.findIndex((cut) => cut.rule !== undefined);
     const blocked = first !== -1;
     mine.forEach(([key, held], i) => {
@@ -213,24 +240,29 @@ export class AnswerScreen {
         if (i > first || !cut?.rule) return;
         this.onMatch(cut.rule.id, 'block', 1);
         // A tool call's arguments cut short are not sent; the content is, up to the match.
-        if (!json) countFlags(this.rules, held.text.slice(0, cut.end), this.onMatch, json);
-        texts.set(held.tool, json ? '' : redact(this.rules, held.text, json, this.onMatch, cut.end));
+        if (!json) countFlags(this.rules, held.text.slice(0, cut.end), this.onMatch, json, held.before);
+        texts.set(held.tool, json ? '' : redact(this.rules, held.text, json, this.onMatch, cut.end, false, held.before));
         return;
       }
       const whole = ending || blocked;
       let upTo = whole ? held.text.length : this.holdbackStart(held.text, json);
       if (!whole) {
+        // A block match that may yet turn out to be none (it reaches the end of what came) is held whole, whatever the holdback.
+        const deferred = cut?.deferred;
+        if (deferred && deferred.start < upTo) upTo = deferred.start;
         // Latest first: moving the cut back before one match can only make an earlier one run into it.
-        const spans = [...redactMatches(this.rules, held.text, json), ...flagMatches(this.rules, held.text, json)].sort((x, y) => y.start - x.start);
+        const spans = [...redactMatches(this.rules, held.text, json, held.before), ...flagMatches(this.rules, held.text, json, held.before)].sort((x, y) => y.start - x.start);
         for (const m of spans) if (m.start < upTo && m.end > upTo) upTo = m.start;
         // Never half a JSON escape sequence, nor half a surrogate pair.
         const at = json ? jsonPositions(held.text, held.inString) : undefined;
         while (at && upTo > 0 && inJsonEscape(at, upTo)) upTo--;
         if (upTo > 0 && isHighSurrogate(held.text.charCodeAt(upTo - 1)) && isLowSurrogate(held.text.charCodeAt(upTo))) upTo--;
       }
-      countFlags(this.rules, held.text.slice(0, upTo), this.onMatch, json);
-      texts.set(held.tool, redact(this.rules, held.text, json, this.onMatch, upTo, held.inString));
+      countFlags(this.rules, held.text.slice(0, upTo), this.onMatch, json, held.before);
+      texts.set(held.tool, redact(this.rules, held.text, json, this.onMatch, upTo, held.inString, held.before));
       if (json) held.inString = endsInJsonString(held.text.slice(0, upTo), held.inString);
+      // The content's rules read on after its last character sent (tool-call arguments, JSON, after nothing).
+      else if (upTo > 0) held.before = lastCharacter(held.text.slice(0, upTo));
       held.text = held.text.slice(upTo);
       if (whole) this.held.delete(key);
     });
@@ -263,6 +295,12 @@ export class AnswerScreen {
       toolCalls: calls,
     };
   }
+}
+
+/** The last character of `text` (both halves of a surrogate pair). */
+function lastCharacter(text: string): string {
+  const at = text.length >= 2 && isLowSurrogate(text.charCodeAt(text.length - 1)) && isHighSurrogate(text.charCodeAt(text.length - 2)) ? text.length - 2 : text.length - 1;
+  return text.slice(at);
 }
 
 const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;

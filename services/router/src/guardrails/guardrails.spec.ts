@@ -285,9 +285,9 @@ describe('input guardrails in the router service', () => {
     const chunks = events.flatMap((e) => [e.routed?.chunk, e.chunk]).filter((c): c is chatv1.ChatChunk => c !== undefined);
     expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe('Write to [REDACTED:emails-out] with ');
     expect(chunks.at(-1)?.choices[0]?.finishReason).toBe('content_filter');
-    // The provider's stream was ended at the cut, not read to its end.
+    // The provider's stream was ended at the cut, not read to its end: the chunk after the key's shows it is whole.
     expect(ended).toBe(true);
-    expect(read).toBe(4);
+    expect(read).toBe(5);
 
     const whole: routerv1.ChatResponse[] = [];
     for await (const event of service.chat({ context: contextFor(), request: chatRequest([user('hi')]) }, new AbortController().signal)) whole.push(event);
