@@ -76,10 +76,15 @@ export class LiveStats {
     return stats;
   }
 
-  /** Expected time to the first answer event: the live average, else the configured prior. */
+  /**
+   * Expected time to the first answer event: for a stream, the live average time to first token;
+   * otherwise, to the whole answer; else the configured prior. Never the other kind's average: a
+   * deployment that served only long whole answers would look slow to start a stream, and one that
+   * served only streams fast to answer whole.
+   */
   expectedLatency(deploymentId: string, stream: boolean, prior: number | undefined): number {
     const stats = this.byDeployment.get(deploymentId);
-    const live = stream ? (stats?.ttftEwmaMs ?? stats?.latencyEwmaMs) : (stats?.latencyEwmaMs ?? stats?.ttftEwmaMs);
+    const live = stream ? stats?.ttftEwmaMs : stats?.latencyEwmaMs;
     return live ?? prior ?? UNKNOWN_LATENCY_MS;
   }
 }
