@@ -288,6 +288,12 @@ describe.each([
       const queued = await apiError(() => client.responses.create({ model: 'gpt-4o-mini', input: 'Later', background: true }));
       expect([queued.status, queued.code, queued.param]).toEqual([400, 'unsupported_parameter', 'background']);
       expect(queued.message).toContain(`the policy of its ${level}`);
+      // A body that is no object is refused as such, under this policy as under any.
+      for (const path of ['/v1/responses', '/v1/responses/input_tokens']) {
+        const refused = await fetch(`${gw.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: 'null' });
+        expect(refused.status).toBe(400);
+        expect(((await refused.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
+      }
       expect(gw.sim.requests().length).toBe(before);
       const self = (await (await fetch(`${gw.url}/v1/key`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { store_responses: unknown; policy: Record<string, unknown> | null };
       expect(self.store_responses).toEqual({ allowed: false, off_at: level });

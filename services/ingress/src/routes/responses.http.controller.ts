@@ -118,7 +118,8 @@ export class ResponsesBodyGuard implements CanActivate {
         code: 'unsupported_parameter',
       });
     }
-    if (unstoredBy && (request.body as Record<string, unknown>)['background'] === true) {
+    // Read before the body is validated (a body that is no object is refused as such below).
+    if (unstoredBy && typeof request.body === 'object' && request.body !== null && (request.body as Record<string, unknown>)['background'] === true) {
       throw new GatewayError('bad_request', `'background' is not supported for this key: the policy of its ${unstoredBy} keeps its responses from being stored (store_responses false), and a background response is stored.`, {
         param: 'background',
         code: 'unsupported_parameter',
