@@ -47,7 +47,16 @@ const ITEM_SHAPES: Readonly<Record<string, z.ZodType>> = {
   function_call_output: z.looseObject({ call_id: z.string().min(1), output: z.union([z.string(), z.array(part)]) }),
   reasoning: z.looseObject({ encrypted_content: z.string().nullish() }),
 };
-const inputItem = z.looseObject({ type: z.string().optional() }).superRefine((item, ctx) => byType(ITEM_SHAPES)({ ...item, type: item.type ?? 'message' }, ctx));
+/**
+ * The most characters of an item's own id: one that is kept (a stored response's input, a
+ * conversation's item) is addressed by it in a path (`/v1/conversations/{id}/items/{item_id}`),
+ * whose parameters the HTTP server reads up to 100 characters.
+ */
+export const MAX_ITEM_ID_LENGTH = 100;
+
+const inputItem = z
+  .looseObject({ type: z.string().optional(), id: z.string().min(1).max(MAX_ITEM_ID_LENGTH).nullish() })
+  .superRefine((item, ctx) => byType(ITEM_SHAPES)({ ...item, type: item.type ?? 'message' }, ctx));
 
 const tool = z.looseObject({ type: z.string() }).superRefine(
   byType({

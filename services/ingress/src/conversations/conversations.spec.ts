@@ -35,6 +35,11 @@ describe('Conversations', () => {
     ]);
     expect(await failureOf(() => conversations.create(OWNER, { items: [{ type: 'item_reference', id: 'msg_1' }] }))).toMatchObject({ kind: 'bad_request', param: 'items[0]' });
     expect(await failureOf(() => conversations.create(OWNER, { items: [], extra: 1 }))).toMatchObject({ kind: 'bad_request', param: 'extra' });
+    // An item's own id is a non-empty string that a path can carry (at most 100 characters).
+    const message = { type: 'message', role: 'user', content: 'x' };
+    for (const id of ['', 'm'.repeat(101), 7]) expect(await failureOf(() => conversations.create(OWNER, { items: [message, { ...message, id }] }))).toMatchObject({ kind: 'bad_request', param: 'items[1].id' });
+    const longest = await conversations.create(OWNER, { items: [{ ...message, id: 'm'.repeat(100) }, { ...message, id: null }] });
+    expect((await store.items(OWNER, longest.id))?.map((i) => String(i['id']).length)).toEqual([100, expect.any(Number)]);
     expect(await failureOf(() => conversations.create(OWNER, { metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])) }))).toMatchObject({ kind: 'bad_request', param: 'metadata' });
   });
 
