@@ -150,6 +150,8 @@ describe('batches through the gateway', () => {
       JSON.stringify({ custom_id: 'wrong-url', method: 'POST', url: '/v1/embeddings', body: { model: 'x', input: 'y' } }),
       chatLine('one', 'duplicate id'),
       chatLine('streamed', 'no', { stream: true }),
+      // Nested deeper than a request body may be (ingress.limits.jsonDepth): refused before it is parsed.
+      `{"custom_id":"deep","method":"POST","url":"/v1/chat/completions","body":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`,
     ]);
     const batch = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
     expect(batch.status).toBe('failed');
@@ -159,7 +161,9 @@ describe('batches through the gateway', () => {
       ['invalid_url', 3],
       ['duplicate_custom_id', 4],
       ['invalid_request', 5],
+      ['invalid_request', 6],
     ]);
+    expect(batch.errors?.data?.[4]?.message).toContain('nested too deeply');
     expect((await client.batches.retrieve(batch.id)).status).toBe('failed');
     expect(gw.sim.requests()).toHaveLength(0);
   });

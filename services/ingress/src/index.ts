@@ -264,7 +264,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
       cache,
       files,
       fileRetentionDays: config.batches.fileRetentionDays,
-      batches: batchStore && { store: batchStore, config: config.batches },
+      batches: batchStore && { store: batchStore, config: { ...config.batches, jsonDepth: config.ingress.limits.jsonDepth } },
       responses,
       conversations,
       chatCompletions,

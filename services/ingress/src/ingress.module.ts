@@ -22,7 +22,7 @@ import { BillingClient } from './billing.client';
 import { BudgetAdminService } from './budgets/budget-admin.service';
 import { BudgetService } from './budgets/budget.service';
 import { BATCH_STORE, type BatchStore } from './batches/batch-store';
-import { BATCHES_CONFIG, BatchesHttpController } from './batches/batches.http.controller';
+import { BATCHES_CONFIG, BatchesHttpController, type BatchesSettings } from './batches/batches.http.controller';
 import { FILE_STORE, type FileStore } from './batches/file-store';
 import { FilesHttpController } from './batches/files.http.controller';
 import { FilesService } from './batches/files.service';
@@ -80,7 +80,7 @@ export interface IngressDependencies {
   /** How long a file uploaded to `/v1/files` is kept (`batches.fileRetentionDays`). */
   fileRetentionDays?: number | undefined;
   /** Batches (`batches.enabled`, with `files`); absent: `/v1/batches` answers 404. */
-  batches?: { store: BatchStore; config: BatchesConfig } | undefined;
+  batches?: { store: BatchStore; config: BatchesSettings } | undefined;
   /** Stored responses of the Responses API (`responses.store`); absent: nothing is stored, `previous_response_id` is refused and `/v1/responses/{id}` answers 404. */
   responses?: StoredResponses | undefined;
   /** Conversations of the Conversations API (with `responses.store`); absent: `/v1/conversations` answers 404 and `conversation` is refused. */

@@ -101,6 +101,17 @@ describe('parseBatchInput', () => {
     expect(parsed.errors).toEqual([{ code: 'too_many_requests', message: expect.stringContaining('3'), param: null, line: 5 }]);
   });
 
+  it('refuses a line nested deeper than jsonDepth, as a request body would be, before parsing it', () => {
+    const nested = (levels: number): string => line('deep', { body: { ...body('deep'), x: JSON.parse(`${'['.repeat(levels)}${']'.repeat(levels)}`) as unknown } });
+    // The body and the line are two levels around `x`.
+    expect(parseBatchInput(file(line('a'), nested(126)), CHAT, 10, 128).errors).toEqual([]);
+    const refused = parseBatchInput(file(line('a'), nested(127)), CHAT, 10, 128);
+    expect(refused.errors).toEqual([{ code: 'invalid_request', message: expect.stringContaining('at most 128 levels'), param: null, line: 2 }]);
+    // Twenty thousand levels: refused as well, without a stack overflow.
+    const deep = `{"custom_id":"d","method":"POST","url":"${CHAT}","body":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`;
+    expect(parseBatchInput(file(deep), CHAT, 10, 128).errors.map((e) => e.code)).toEqual(['invalid_request']);
+  });
+
   it('refuses bytes that are not UTF-8, as one problem of the whole file', () => {
     const content = Buffer.concat([Buffer.from(`${line('a')}\n`), Buffer.from([0xff, 0xfe, 0x7b, 0x7d]), Buffer.from('\n')]);
     expect(parseBatchInput(content, CHAT, 10)).toEqual({ lines: [], errors: [{ code: 'invalid_encoding', message: expect.any(String), param: null, line: null }] });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { jsonTooDeep } from '@openrouter/service-runtime';
 import type { BatchEndpoint, BatchInputError } from './batch-record';
 
 /** One request of a batch's input file. */
@@ -25,10 +26,12 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  * The requests of a batch's input file (JSONL: one `{custom_id, method, url, body}` a line), or
  * every problem found (at most 100): not UTF-8, a line that is not such an object, a `url` other
  * than the batch's endpoint, a `custom_id` used twice, a streamed or background request (a
- * batch's answers are whole, and in its output file), no request at all, or more than `maxLines`. A file with any problem runs no line, as at
- * OpenAI.
+ * batch's answers are whole, and in its output file), no request at all, more than `maxLines`, or
+ * a line nested deeper than `jsonDepth` (`ingress.limits.jsonDepth`, as a request body: a deeper
+ * one would overflow the stack of the walks its request takes). A file with any problem runs no
+ * line, as at OpenAI.
  */
-export function parseBatchInput(content: Uint8Array, endpoint: BatchEndpoint, maxLines: number): { lines: BatchLine[]; errors: BatchInputError[] } {
+export function parseBatchInput(content: Uint8Array, endpoint: BatchEndpoint, maxLines: number, jsonDepth?: number): { lines: BatchLine[]; errors: BatchInputError[] } {
   let text: string;
   try {
     text = decoder.decode(content);
@@ -45,6 +48,10 @@ export function parseBatchInput(content: Uint8Array, endpoint: BatchEndpoint, ma
     const line = i + 1;
     if (lines.length + errors.length >= maxLines) {
       return { lines: [], errors: [{ code: 'too_many_requests', message: `The input file holds more than ${maxLines} requests, the most one batch may hold (batches.maxLines).`, param: null, line }] };
+    }
+    if (jsonDepth !== undefined && jsonTooDeep(row, jsonDepth)) {
+      errors.push({ code: 'invalid_request', message: `This line is nested too deeply: at most ${jsonDepth} levels of arrays and objects are accepted, as in a request body.`, param: null, line });
+      continue;
     }
     let value: unknown;
     try {

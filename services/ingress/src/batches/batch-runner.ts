@@ -227,7 +227,14 @@ export class BatchRunner extends ClaimRunner {
         .join(','),
     };
     if (batch.app) headers['x-openrouter-app'] = batch.app;
-    const payload = JSON.stringify(line.body);
+    let payload: string;
+    try {
+      payload = JSON.stringify(line.body);
+    } catch {
+      // Nested too deeply to be written again (a file accepted under a larger `ingress.limits.jsonDepth`): this line fails, the batch runs on.
+      this.lines.inc({ outcome: 'failed' });
+      return { ok: false, line: JSON.stringify({ id: requestId, custom_id: line.customId, response: null, error: { code: 'json_too_deep', message: 'This request is nested too deeply to be sent.' } }) };
+    }
     for (let attempt = 1; ; attempt++) {
       const response = await this.api({ method: 'POST', url: batch.endpoint, headers, payload });
       const passing = response.statusCode === 429 || response.statusCode >= 500;

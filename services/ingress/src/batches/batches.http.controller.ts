@@ -13,6 +13,9 @@ import { batchesDisabled, FILE_STORE, orUnavailable, type FileStore } from './fi
 
 export const BATCHES_CONFIG = Symbol('BATCHES_CONFIG');
 
+/** `batches`, and the deepest nesting of a request body (`ingress.limits.jsonDepth`), which each line of an input file is held to. */
+export type BatchesSettings = BatchesConfig & { jsonDepth: number };
+
 /** A batch's window: OpenAI's only one. */
 const WINDOW_SECONDS = 24 * 3600;
 
@@ -45,7 +48,7 @@ export class BatchesHttpController {
   constructor(
     @Optional() @Inject(BATCH_STORE) private readonly batches?: BatchStore,
     @Optional() @Inject(FILE_STORE) private readonly fileStore?: FileStore,
-    @Optional() @Inject(BATCHES_CONFIG) private readonly settings?: BatchesConfig,
+    @Optional() @Inject(BATCHES_CONFIG) private readonly settings?: BatchesSettings,
   ) {}
 
   @Post()
@@ -60,7 +63,7 @@ export class BatchesHttpController {
     if (file.purpose !== 'batch') throw new GatewayError('bad_request', `The file ${file.id} has purpose '${file.purpose}'; a batch reads a file uploaded with purpose 'batch'.`, { param: 'input_file_id', code: 'invalid_value' });
     const content = await orUnavailable(files.content(owner, file.id));
     if (!content) throw new GatewayError('bad_request', `No such File object: ${body.input_file_id}`, { param: 'input_file_id', code: 'invalid_value' });
-    const { lines, errors } = parseBatchInput(content, body.endpoint, config.maxLines);
+    const { lines, errors } = parseBatchInput(content, body.endpoint, config.maxLines, config.jsonDepth);
     const now = nowSeconds();
     const batch: BatchRecord = {
       id: randomId('batch_'),
@@ -114,7 +117,7 @@ export class BatchesHttpController {
   }
 
   /** The stores, when `batches.enabled`; else a 404. */
-  private enabled(): { store: BatchStore; files: FileStore; config: BatchesConfig } {
+  private enabled(): { store: BatchStore; files: FileStore; config: BatchesSettings } {
     if (!this.batches || !this.fileStore || !this.settings?.enabled) throw batchesDisabled('Batch');
     return { store: this.batches, files: this.fileStore, config: this.settings };
   }
