@@ -1,6 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
-import { batchesSchema, type BatchesConfig } from '@openrouter/config';
+import { batchesSchema } from '@openrouter/config';
 import type { AlertHistoryStore, Logger, ReadinessCheck, Registry } from '@openrouter/observability';
 import { HealthModule } from '@openrouter/service-runtime';
 import { AccessService } from './access/access.service';
