@@ -1,4 +1,11 @@
-import { retryDelayMs } from './batch-runner';
+import { batchesSchema } from '@openrouter/config';
+import { createLogger } from '@openrouter/observability';
+import { InternalCallCredential } from '../access/internal-call';
+import { until } from '../redis.testing';
+import { BatchRunner, retryDelayMs } from './batch-runner';
+import { MemoryBatchStore } from './batch-store';
+import { MemoryFileStore } from './memory-file-store';
+import type { OwnApiResponse } from './own-api';
 
 const withHeader = (value: string | string[] | number | undefined) => ({ headers: { 'retry-after': value } });
 const noHeader = { headers: {} };
@@ -60,3 +67,36 @@ describe('retryDelayMs', () => {
     expect(new Set(delays).size).toBeGreaterThan(150);
   });
 });
+
+describe('BatchRunner: a batch whose run fails', () => {
+  it('is not taken up again by the same replica before its claim would lapse, however often the replica looks', async () => {
+    const store = new (class extends MemoryBatchStore {
+      inputReads = 0;
+      polls = 0;
+      override async active(): Promise<string[]> {
+        this.polls++;
+        return super.active();
+      }
+      // A failure that lasts: every run of the batch stops on it.
+      override async input(): Promise<Buffer | undefined> {
+        this.inputReads++;
+        throw new Error('the store cannot read the input');
+      }
+    })();
+    const now = Math.floor(Date.now() / 1000);
+    await store.create(
+      { id: 'batch_failing', owner: 'acme/search', keyId: 'k', endpoint: '/v1/chat/completions', inputFileId: 'file-1', completionWindow: '24h', status: 'validating', createdAt: now, expiresAt: now + 86_400, requestCounts: { total: 1, completed: 0, failed: 0 }, metadata: null },
+      Buffer.from('{}'),
+    );
+    const api = async (): Promise<OwnApiResponse> => ({ statusCode: 200, headers: {}, body: '{}' });
+    const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50, leaseMs: 60_000 }), store, new MemoryFileStore(), api, new InternalCallCredential(), createLogger('ingress', 'silent'));
+    runner.start();
+    try {
+      await until(() => store.inputReads === 1 && store.polls >= 12, 'the replica to look a dozen times after the failure');
+      expect(store.inputReads).toBe(1);
+    } finally {
+      await runner.close();
+    }
+  });
+});
+

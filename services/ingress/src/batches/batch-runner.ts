@@ -43,6 +43,8 @@ interface Running {
  */
 export class BatchRunner extends ClaimRunner {
   private readonly running = new Map<string, Running>();
+  /** Batches whose run stopped on an error, and when this replica may take each up again (its claim's lapse, as another replica would). */
+  private readonly failedUntil = new Map<string, number>();
   private inFlight = 0;
   /** Lines that may run at once: `batches.concurrency`, less while lines are refused for a passing reason. */
   private readonly limit: AdaptiveLimit;
@@ -93,9 +95,14 @@ export class BatchRunner extends ClaimRunner {
 
   protected async look(): Promise<void> {
     if (this.running.size >= MAX_BATCHES) return;
-    for (const id of shuffled(await this.store.active())) {
+    const active = await this.store.active();
+    const now = Date.now();
+    const live = new Set(active);
+    for (const [id, until] of this.failedUntil) if (until <= now || !live.has(id)) this.failedUntil.delete(id);
+    for (const id of shuffled(active)) {
       if (this.closed || this.running.size >= MAX_BATCHES) break;
-      if (this.running.has(id) || !(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
+      // A batch whose run failed here is not run again at once (a failure that lasts would have it re-read every poll).
+      if (this.running.has(id) || this.failedUntil.has(id) || !(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
       this.track(this.run(id));
     }
   }
@@ -126,6 +133,7 @@ export class BatchRunner extends ClaimRunner {
       // Its claim lapses and a replica takes it again.
       this.warn(error, `batches: batch ${id} stopped on an error; it is taken up again once its claim lapses`);
       running.lost = true;
+      this.failedUntil.set(id, Date.now() + this.config.leaseMs);
     } finally {
       stopRenewing();
       this.running.delete(id);
