@@ -85,7 +85,7 @@ describe('BatchRunner: a batch whose run fails', () => {
     })();
     const now = Math.floor(Date.now() / 1000);
     await store.create(
-      { id: 'batch_failing', owner: 'acme/search', keyId: 'k', endpoint: '/v1/chat/completions', inputFileId: 'file-1', completionWindow: '24h', status: 'validating', createdAt: now, expiresAt: now + 86_400, requestCounts: { total: 1, completed: 0, failed: 0 }, metadata: null },
+      { id: 'batch_failing', owner: 'acme/search', keyId: 'k', endpoint: '/v1/chat/completions', inputFileId: 'file-1', completionWindow: '24h', status: 'validating', createdAt: now, expiresAt: now + 86_400, requestCounts: { total: 1, completed: 0, failed: 0 }, metadata: null, tags: {} },
       Buffer.from('{}'),
     );
     const api = async (): Promise<OwnApiResponse> => ({ statusCode: 200, headers: {}, body: '{}' });

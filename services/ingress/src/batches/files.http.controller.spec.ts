@@ -112,6 +112,8 @@ describe('the Files API at ingress', () => {
   it('retrieves it, downloads its exact bytes with its name, lists it and deletes it', async () => {
     const bytes = Buffer.from([0x00, 0xff, 0x80, 0x0a, 0xe2, 0x82, 0xac]);
     const file = await upload(bytes, 'résumé "v2".jsonl');
+    // The longest name an upload may have.
+    expect((await upload(bytes, `${'é'.repeat(249)}.jsonl`)).filename).toHaveLength(255);
     expect(await (await call('GET', `/v1/files/${file.id}`)).json()).toEqual(file);
 
     const content = await call('GET', `/v1/files/${file.id}/content`);
@@ -193,6 +195,8 @@ describe('the Files API at ingress', () => {
     ['two purposes', 'purpose', 'invalid_type', () => form([LINES, 'in.jsonl'], { purpose: ['batch', 'batch'] })],
     ['an unknown purpose', 'purpose', 'invalid_value', () => form([LINES, 'in.jsonl'], { purpose: 'snacks' })],
     ['the output purpose, which only batches write', 'purpose', 'invalid_value', () => form([LINES, 'in.jsonl'], { purpose: 'batch_output' })],
+    // Its download's Content-Disposition would carry it twice, percent-encoded: 2 500 × "é" was a 40 kB header.
+    ['a filename longer than 255 characters', 'file', 'invalid_value', () => form([LINES, `${'é'.repeat(250)}.jsonl`])],
   ])('refuses an upload with %s: 400 naming %s (%s)', async (_, param, code, body) => {
     const { status, error } = await errorOf(await call('POST', '/v1/files', body()));
     expect([status, error.param, error.code, error.type]).toEqual([400, param, code, 'invalid_request_error']);

@@ -70,8 +70,15 @@ function uploadOf(body: unknown): { filename: string; purpose: 'batch'; content:
     );
   }
   if (file.data.length === 0) throw new GatewayError('bad_request', "Invalid value for 'file': the file is empty.", { param: 'file', code: 'invalid_value' });
+  // The name comes back in the download's Content-Disposition header, twice: a long one would make a header clients refuse to read.
+  if ((file.filename ?? '').length > MAX_FILENAME_LENGTH) {
+    throw new GatewayError('bad_request', `Invalid value for 'file': its filename is longer than ${MAX_FILENAME_LENGTH} characters.`, { param: 'file', code: 'invalid_value' });
+  }
   return { filename: file.filename || 'file', purpose, content: Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength), expiresAfterSeconds: expiresAfterOf(form) };
 }
+
+/** The longest filename an upload may carry (as most file systems allow). */
+const MAX_FILENAME_LENGTH = 255;
 
 /**
  * OpenAI's `expires_after` of an upload (`expires_after[anchor]=created_at`,
