@@ -287,6 +287,11 @@ describe.each([
     const streamed = await search.responses.stream({ model: 'gpt-4o-mini', input: 'Mine.', background: true }).finalResponse();
     expect(await apiError(() => gw.client({ apiKey: ADS_KEY }).responses.retrieve(streamed.id, { stream: true }))).toMatchObject({ status: 404, code: 'response_not_found' });
     expect(await apiError(() => search.responses.retrieve(streamed.id, { stream: true, starting_after: -3 }))).toMatchObject({ status: 400, param: 'starting_after' });
+    // Written out as a whole number: an empty value is no 0.
+    for (const value of ['', '1.5', 'abc', '0x10']) {
+      const refused = await fetch(`${gw.url}/v1/responses/${streamed.id}?stream=true&starting_after=${value}`, { headers: { authorization: `Bearer ${SEARCH_KEY}` } });
+      expect([refused.status, ((await refused.json()) as { error: { param: string } }).error.param]).toEqual([400, 'starting_after']);
+    }
   });
 
   it('refuses what it cannot queue, in OpenAI’s error shape, before anything is stored', async () => {

@@ -149,6 +149,9 @@ describe.each([
     }
     expect((await ads.chat.completions.list({ metadata: { owner: 'search' } })).data).toEqual([]);
     expect((await storedOf(search, answer.id)).metadata).toEqual({ owner: 'search' });
+    // A filter on a key no completion can have is refused, not dropped (which would list every one).
+    const proto = await fetch(`${gw.url}/v1/chat/completions?metadata[__proto__]=1`, { headers: { authorization: `Bearer ${ADS_KEY}` } });
+    expect([proto.status, ((await proto.json()) as { error: { param: string } }).error.param]).toEqual([400, 'metadata[__proto__]']);
   });
 
   it('keeps nothing without store true, nor under a policy that says storeResponses false, nor for a stream the provider dropped', async () => {

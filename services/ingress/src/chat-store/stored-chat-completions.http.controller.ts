@@ -26,6 +26,8 @@ function metadataFilters(query: Record<string, unknown>): Record<string, string>
     if (key === undefined || typeof value !== 'string') {
       throw new GatewayError('bad_request', `Invalid value for '${name}': filter by metadata as metadata[key]=value, each key once.`, { param: name, code: 'invalid_value' });
     }
+    // No request body may hold this key (it is refused as a prototype change), so no completion does; as a filter it would vanish and match every one.
+    if (key === '__proto__') throw new GatewayError('bad_request', `Invalid value for '${name}': '__proto__' is not a metadata key.`, { param: name, code: 'invalid_value' });
     filters[key] = value;
   }
   return parseInput(z.object({ metadata }), { metadata: filters }).metadata;

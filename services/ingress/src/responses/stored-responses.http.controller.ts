@@ -30,7 +30,8 @@ function includeOf(query: Record<string, unknown>): string[] {
 
 const retrieveQuery = z.looseObject({
   stream: z.enum(['true', 'false']).optional(),
-  starting_after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  // A number written out: an empty value would coerce to 0.
+  starting_after: z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().max(Number.MAX_SAFE_INTEGER)).optional(),
   include_obfuscation: z.enum(['true', 'false']).optional(),
 });
 
