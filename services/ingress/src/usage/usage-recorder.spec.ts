@@ -42,6 +42,18 @@ function exchange(id: string, held: { budget?: BudgetReservation; admission?: Ad
 describe('UsageRecorder.drain', () => {
   const logger = createLogger('test', 'silent');
 
+  it('publishes the record of a request whose metrics fail: the observer never stands between a request and its record', async () => {
+    const publisher = collecting();
+    const recorder = new UsageRecorder(publisher, PriceBook.fromModels([]), logger, () => {
+      throw new Error('a metric refused its labels');
+    });
+    const ended = exchange('observed');
+    recorder.trackExchange(ended, 'chat');
+    expect(() => ended.end()).not.toThrow();
+    await recorder.drain();
+    expect(publisher.events.map((e) => e.requestId)).toEqual(['observed']);
+  });
+
   it('waits for a request cut inside a call to write its event once the call has unwound', async () => {
     const publisher = collecting();
     const recorder = new UsageRecorder(publisher, PriceBook.fromModels([]), logger);

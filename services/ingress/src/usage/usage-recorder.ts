@@ -116,8 +116,13 @@ export class UsageRecorder {
     return priceEvent(this.prices, event, calls);
   }
 
+  /** Tells the observer (metrics) of a metered request; a failure of it is logged, never thrown into the request. */
   observe(event: usagev1.UsageEvent, decision: routerv1.RouteDecision | undefined, endpoint: string | undefined): void {
-    this.observer?.(event, decision, endpoint);
+    try {
+      this.observer?.(event, decision, endpoint);
+    } catch (error) {
+      this.logger.error({ err: error, requestId: event.requestId }, 'usage: the metrics of a metered request could not be recorded');
+    }
   }
 
   publish(event: usagev1.UsageEvent, headers: Record<string, string>): void {
@@ -585,8 +590,9 @@ export class UsageTrack {
     // back), in the same turn as the budget's settle.
     void this.exchange.budget()?.settle(cost.amount);
     void this.exchange.admission()?.settle((event.tokens?.prompt ?? 0) + (event.tokens?.completion ?? 0));
-    this.recorder.observe(event, this.decision, this.exchange.endpoint);
+    // The record first: metrics never stand between a request and its usage record.
     this.recorder.publish(event, this.exchange.traceHeaders());
+    this.recorder.observe(event, this.decision, this.exchange.endpoint);
   }
 }
 
