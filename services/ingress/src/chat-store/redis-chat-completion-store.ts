@@ -61,6 +61,7 @@ local stop = start + tonumber(ARGV[3]) + ties - 1
 if asc then return redis.call('ZRANGE', KEYS[1], start, stop, 'WITHSCORES') end
 return redis.call('ZREVRANGE', KEYS[1], start, stop, 'WITHSCORES')
 `;
+
 /**
  * The stored chat completions of a gateway with Redis (the access store's, `access.redis`), shared by
  * every ingress replica: `<prefix>chatcmpl:<id>` holds the whole record as JSON sealed (as bytes)

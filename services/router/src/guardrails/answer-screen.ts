@@ -53,16 +53,13 @@ function blockCut(rules: readonly CompiledRule[], text: string, json: boolean, b
   let deferred: Match | undefined;
   for (const rule of rules) {
     if (rule.action !== 'block') continue;
-    for (const m of matchesAfter(rule, text, json, before)) {
-      if (open && m.end >= text.length) {
-        if (!deferred || m.start < deferred.start) deferred = m;
-        break;
-      }
-      if (m.start < end) {
-        end = m.start;
-        blocking = rule;
-      }
-      break;
+    const [first] = matchesAfter(rule, text, json, before);
+    if (!first) continue;
+    if (open && first.end >= text.length) {
+      if (!deferred || first.start < deferred.start) deferred = first;
+    } else if (first.start < end) {
+      end = first.start;
+      blocking = rule;
     }
   }
   // A match that may yet be one, before the first that is: nothing is cut until it is known.
