@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import type { UsageMessage } from '../bus/usage-bus';
 import { FileOutbox, OutboxFullError } from './file-outbox';
 import { LOCK_FILE, OutboxLockedError } from './outbox-lock';
+import { createLogger } from '@openrouter/observability';
 
 const message = (i: number): UsageMessage => ({ key: `org-${i % 3}`, value: Buffer.from(`payload-${i}`), headers: { n: String(i) } });
 const numbers = (records: UsageMessage[]): number[] => records.map((r) => Number(r.headers['n']));
@@ -73,6 +74,82 @@ describe('FileOutbox', () => {
     await reopened.append([message(4)]);
     expect(await drain(reopened)).toEqual([1, 2, 4]);
     await reopened.close();
+  });
+
+  describe('bytes the disk damaged', () => {
+    type Line = { level: number; msg: string; bytes?: number; copy?: string };
+    let lines: Line[];
+    const logger = () => createLogger('spec', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as Line) });
+    beforeEach(() => (lines = []));
+
+    /** The segment's path and where each of its records starts. */
+    function frames(): { path: string; starts: number[] } {
+      const segment = readdirSync(dir).find((f) => f.endsWith('.log'));
+      if (!segment) throw new Error('no segment');
+      const path = join(dir, segment);
+      const data = readFileSync(path);
+      const starts: number[] = [];
+      for (let at = 0; at < data.length; at += 8 + data.readUInt32BE(at)) starts.push(at);
+      return { path, starts };
+    }
+    function overwrite(path: string, at: number, bytes: Buffer): void {
+      const data = readFileSync(path);
+      bytes.copy(data, at);
+      writeFileSync(path, data);
+    }
+    const damagedCopies = () => readdirSync(dir).filter((f) => f.startsWith('damaged-'));
+
+    it('are set aside at start-up, and every record after them is still delivered', async () => {
+      const outbox = await FileOutbox.open(dir, { ...options, segmentBytes: 1024 * 1024 });
+      await outbox.append(Array.from({ length: 6 }, (_, i) => message(i)));
+      await outbox.close();
+      const { path, starts } = frames();
+      // One byte of record 1's payload, and a zeroed run over the end of 3 and the start of 4.
+      overwrite(path, starts[1]! + 12, Buffer.from('#'));
+      overwrite(path, starts[4]! - 3, Buffer.alloc(12));
+      const reopened = await FileOutbox.open(dir, { ...options, logger: logger() });
+      expect(reopened.size).toBe(3);
+      await reopened.append([message(6)]);
+      expect(await drain(reopened, 2)).toEqual([0, 2, 5, 6]);
+      expect(reopened.isEmpty()).toBe(true);
+      expect(reopened.bytes).toBe(0);
+      await reopened.close();
+      const skipped = lines.filter((l) => /no record skipped/.test(l.msg));
+      expect(skipped.map((l) => l.bytes)).toEqual([starts[2]! - starts[1]!, starts[5]! - starts[3]!]);
+      expect(damagedCopies().sort()).toEqual(skipped.map((l) => l.copy).sort());
+      expect(readFileSync(join(dir, skipped[0]!.copy!)).length).toBe(starts[2]! - starts[1]!);
+    });
+
+    it('are set aside when found while delivering, also a length that runs past the segment', async () => {
+      const outbox = await FileOutbox.open(dir, { ...options, segmentBytes: 1024 * 1024, logger: logger() });
+      await outbox.append(Array.from({ length: 6 }, (_, i) => message(i)));
+      const { path, starts } = frames();
+      overwrite(path, starts[1]! + 9, Buffer.from('#'));
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(1_000_000);
+      overwrite(path, starts[3]!, length);
+      await outbox.append([message(6)]);
+      expect(await drain(outbox, 10)).toEqual([0, 2, 4, 5, 6]);
+      expect(outbox.isEmpty()).toBe(true);
+      expect(lines.filter((l) => /no record skipped/.test(l.msg)).map((l) => l.bytes)).toEqual([starts[2]! - starts[1]!, starts[4]! - starts[3]!]);
+      expect(damagedCopies()).toHaveLength(2);
+      // The outbox goes on as before.
+      await outbox.append([message(7)]);
+      expect(await drain(outbox)).toEqual([7]);
+      await outbox.close();
+    });
+
+    it('at the end of a segment, found while delivering, end that segment only', async () => {
+      const outbox = await FileOutbox.open(dir, { ...options, segmentBytes: 1024 * 1024, logger: logger() });
+      await outbox.append(Array.from({ length: 3 }, (_, i) => message(i)));
+      const { path, starts } = frames();
+      overwrite(path, starts[2]! + 9, Buffer.from('#'));
+      expect(await drain(outbox)).toEqual([0, 1]);
+      expect(outbox.isEmpty()).toBe(true);
+      await outbox.append([message(3), message(4)]);
+      expect(await drain(outbox)).toEqual([3, 4]);
+      await outbox.close();
+    });
   });
 
   describe('when the disk takes less than it was given', () => {

@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '@openrouter/observability';
@@ -49,7 +49,10 @@ const READ_CHUNK = 4 * 1024 * 1024;
  * an append resolves only after the data is fsynced. A cursor file (replaced atomically) says how
  * far delivery has got; fully delivered segments are deleted. After a crash, a torn last record
  * is cut off, and records delivered but not yet acknowledged are delivered again (consumers
- * count an event once, by its id). One process at a time: the directory is locked (`OutboxLock`).
+ * count an event once, by its id). Bytes that no longer read as records with records after them
+ * (the disk damaged them) are copied aside to a `damaged-…` file, logged, and skipped, so the
+ * records after them are still delivered. One process at a time: the directory is locked
+ * (`OutboxLock`).
  *
  * The state in memory changes only once the file system did what it describes: a segment is
  * known once its file exists, and a delivered segment stays known until its file is deleted (a
@@ -66,6 +69,8 @@ export class FileOutbox {
   private activeSize = 0;
   private pendingRecords = 0;
   private pendingBytes = 0;
+  /** Damaged byte ranges `[from, to)` skipped in each segment; records follow each one. */
+  private readonly damaged = new Map<number, Array<[number, number]>>();
   private inFlightAppends = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -153,22 +158,28 @@ export class FileOutbox {
           const peek: OutboxPeek = { records: [], ends: [], segment };
           let offset = this.cursor.offset;
           while (peek.records.length < max && offset < size) {
+            const skipTo = this.damagedEnd(segment, offset);
+            if (skipTo !== undefined) {
+              offset = skipTo;
+              continue;
+            }
             const length = Math.min(READ_CHUNK, size - offset);
             const buffer = Buffer.alloc(length);
             await handle.read(buffer, 0, length, offset);
             let at = 0;
             for (;;) {
-              if (peek.records.length >= max) break;
+              if (peek.records.length >= max || this.damagedEnd(segment, offset + at) !== undefined) break;
               const frame = decodeFrame(buffer, at);
-              if (frame === 'short') break;
-              if (frame === 'corrupt') throw new Error(`usage outbox segment ${path} is corrupt at byte ${offset + at}`);
+              if (typeof frame === 'string') break;
               at += frame.length;
               peek.records.push(frame.record);
               peek.ends.push(offset + at);
             }
-            if (at === 0) {
-              if (length < READ_CHUNK) break;
-              throw new Error(`usage outbox segment ${path} holds a record larger than ${READ_CHUNK} bytes at ${offset}`);
+            if (at === 0 && this.damagedEnd(segment, offset) === undefined) {
+              // No record where one must start (the disk changed what was written, or a record
+              // larger than a read): set aside, so the records after it are still delivered.
+              await this.setAside(segment, handle, offset, size);
+              continue;
             }
             offset += at;
           }
@@ -206,6 +217,62 @@ export class FileOutbox {
       if (peek.segment !== this.current() && end >= this.sizeOf(peek.segment)) await this.dropHead();
       else await this.writeCursor(this.cursor);
     });
+  }
+
+  /** The end of the damaged range of `segment` that `offset` lies in, if it does. */
+  private damagedEnd(segment: number, offset: number): number | undefined {
+    return this.damaged.get(segment)?.find(([from, to]) => from <= offset && offset < to)?.[1];
+  }
+
+  /**
+   * Bytes at `from` that are no record (found while delivering): everything up to the next record,
+   * or to the segment's end, is set aside, and the records still pending are counted again (how
+   * many the damage took is not known otherwise).
+   */
+  private async setAside(segment: number, handle: FileHandle, from: number, size: number): Promise<void> {
+    const rest = Buffer.alloc(size - from);
+    await handle.read(rest, 0, rest.length, from);
+    const next = nextFrame(rest, 1) ?? rest.length;
+    await this.keepDamaged(segment, from, rest.subarray(0, next));
+    this.pendingRecords = await this.countPending();
+  }
+
+  /** Copies a damaged range aside for an operator, logs it, and skips it from now on. */
+  private async keepDamaged(segment: number, from: number, bytes: Buffer): Promise<void> {
+    const name = `damaged-${String(segment).padStart(12, '0')}-${from}.bin`;
+    const ranges = this.damaged.get(segment) ?? [];
+    ranges.push([from, from + bytes.length]);
+    this.damaged.set(segment, ranges);
+    const copied = await writeFile(join(this.dir, name), bytes).then(
+      () => true,
+      () => false,
+    );
+    this.options.logger?.error(
+      { dir: this.dir, segment: this.segmentPath(segment), offset: from, bytes: bytes.length, copy: copied ? name : undefined },
+      'usage outbox: bytes that read as no record skipped (damaged on disk, or an append a crash left half written); the records after them are still delivered',
+    );
+  }
+
+  /** Records from the cursor on, read from the segments (damaged ranges skipped). */
+  private async countPending(): Promise<number> {
+    let records = 0;
+    for (const segment of this.segments.filter((s) => s >= this.cursor.segment)) {
+      const data = await readFile(this.segmentPath(segment));
+      const size = Math.min(this.sizeOf(segment), data.length);
+      let at = segment === this.cursor.segment ? this.cursor.offset : 0;
+      while (at < size) {
+        const skipTo = this.damagedEnd(segment, at);
+        if (skipTo !== undefined) {
+          at = skipTo;
+          continue;
+        }
+        const frame = decodeFrame(data.subarray(0, size), at);
+        if (typeof frame === 'string') break;
+        records++;
+        at += frame.length;
+      }
+    }
+    return records;
   }
 
   /** Closes the files and releases the directory; the outbox takes nothing afterwards. */
@@ -315,6 +382,7 @@ export class FileOutbox {
       await rm(this.segmentPath(segment), { force: true });
       this.segments = this.segments.filter((s) => s !== segment);
       this.sizes.delete(segment);
+      this.damaged.delete(segment);
     }
   }
 
@@ -376,12 +444,22 @@ export class FileOutbox {
       let pendingFrom = segment === this.cursor.segment ? this.cursor.offset : 0;
       for (;;) {
         const frame = decodeFrame(data, at);
-        if (frame === 'short' || frame === 'corrupt') break;
+        if (typeof frame === 'string') {
+          // Records after bytes that are none (the disk damaged what was written, or a crash kept
+          // part of an append and not what came before it): the records are kept, the bytes set
+          // aside. A tail with no record after it is an append a crash cut short (cut off below).
+          const next = at < data.length ? nextFrame(data, at + 1) : undefined;
+          if (next === undefined) break;
+          await this.keepDamaged(segment, at, data.subarray(at, next));
+          at = next;
+          continue;
+        }
         if (at >= pendingFrom) records++;
         at += frame.length;
       }
       if (at < data.length) {
-        // A torn or corrupt tail: the append never completed, so it was never acknowledged.
+        // A torn tail: the append never completed, so it was never acknowledged.
+        this.options.logger?.warn({ segment: path, offset: at, bytes: data.length - at }, 'usage outbox: a torn last append cut off');
         const handle = await open(path, 'r+');
         await handle.truncate(at);
         await handle.sync();
@@ -428,10 +506,21 @@ function decodeFrame(buffer: Buffer, at: number): { record: UsageMessage; length
   if (buffer.length - at - HEADER_BYTES < length) return 'short';
   const payload = buffer.subarray(at + HEADER_BYTES, at + HEADER_BYTES + length);
   if (crc32(payload) !== buffer.readUInt32BE(at + 4)) return 'corrupt';
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(payload.toString('utf8')) as { k: string; h: Record<string, string>; v: string };
-    return { record: { key: parsed.k, headers: parsed.h, value: Buffer.from(parsed.v, 'base64') }, length: HEADER_BYTES + length };
+    parsed = JSON.parse(payload.toString('utf8'));
   } catch {
     return 'corrupt';
   }
+  const { k, h, v } = (parsed ?? {}) as { k?: unknown; h?: unknown; v?: unknown };
+  if (typeof k !== 'string' || typeof v !== 'string' || typeof h !== 'object' || h === null) return 'corrupt';
+  return { record: { key: k, headers: h as Record<string, string>, value: Buffer.from(v, 'base64') }, length: HEADER_BYTES + length };
+}
+
+/** The first offset from `from` on where a whole record starts, if any. */
+function nextFrame(buffer: Buffer, from: number): number | undefined {
+  for (let at = from; at + HEADER_BYTES <= buffer.length; at++) {
+    if (typeof decodeFrame(buffer, at) !== 'string') return at;
+  }
+  return undefined;
 }
