@@ -275,8 +275,13 @@ describe('WebSocket API', () => {
     client.send({ type: 'chat.completions', id: 'twice', body });
     await client.until((frames) => frames.some((f) => f.id === 'twice' && f.type === 'chunk'));
     client.send({ type: 'chat.completions', id: 'twice', body });
+    // A frame the server cannot read that names the running request: refused the same way.
+    client.send({ type: 'cancel', id: 'twice', reason: 'a field cancel frames do not have' });
     await client.until((frames) => frames.some((f) => f.id === 'twice' && f.type === 'done'));
-    expect(client.frames.filter((f) => f.type === 'error')).toEqual([expect.objectContaining({ id: null, rejected_id: 'twice', status: 400, error: { error: expect.objectContaining({ code: 'duplicate_id', param: 'id' }) } })]);
+    expect(client.frames.filter((f) => f.type === 'error')).toEqual([
+      expect.objectContaining({ id: null, rejected_id: 'twice', status: 400, error: { error: expect.objectContaining({ code: 'duplicate_id', param: 'id' }) } }),
+      expect.objectContaining({ id: null, rejected_id: 'twice', status: 400, error: { error: expect.objectContaining({ code: 'invalid_frame' }) } }),
+    ]);
     expect(client.of('twice').some((f) => f.type === 'error')).toBe(false);
     client.close();
   });
@@ -323,6 +328,19 @@ describe('WebSocket API', () => {
     await client.until((frames) => frames.some((f) => f.id === 'after-deep'));
     expect(client.frames.filter((f) => f.id === null).map((f) => (f.error as { error: { code: string } }).error.code)).toEqual(['invalid_json', 'json_too_deep']);
     expect(client.of('after-deep')[0]).toMatchObject({ type: 'completion' });
+    // The body is held to the depth an HTTP body is (the frame around it is not counted): 128
+    // levels pass the depth check (and the body's own validation answers), 129 do not.
+    const nested = (id: string, levels: number) =>
+      `{"type":"chat.completions","id":"${id}","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"metadata":${'['.repeat(levels - 1)}${']'.repeat(levels - 1)}}}`;
+    client.socket.send(nested('depth-128', 128));
+    client.socket.send(nested('depth-129', 129));
+    // The keys an HTTP body may not hold anywhere are refused here too.
+    client.socket.send('{"type":"chat.completions","id":"proto","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"metadata":{"__proto__":{"x":"1"}}}}');
+    await client.until((frames) => frames.some((f) => f.id === 'proto') && frames.some((f) => f.id === 'depth-128'));
+    expect(client.of('depth-128')[0]).toMatchObject({ type: 'error', status: 400 });
+    expect((client.of('depth-128')[0]?.error as { error: { code: string } }).error.code).not.toBe('json_too_deep');
+    expect(client.frames.filter((f) => f.id === null).map((f) => (f.error as { error: { code: string } }).error.code)).toEqual(['invalid_json', 'json_too_deep', 'json_too_deep']);
+    expect(client.of('proto')[0]).toMatchObject({ type: 'error', status: 400, error: { error: { code: 'forbidden_json_key' } } });
     client.close();
   });
 

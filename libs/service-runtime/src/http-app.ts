@@ -10,6 +10,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Listen } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
+import secureJson from 'secure-json-parse';
 import { toClientError, toOpenAIError } from '@openrouter/openai-wire';
 import { NestPinoLogger, type HttpMetrics, type Logger, type Tracing } from '@openrouter/observability';
 
@@ -106,7 +107,22 @@ function isValidJson(text: string): boolean {
   }
 }
 
-function forbiddenKey(): GatewayError {
+/**
+ * Whether parsed JSON holds a key a body may not have anywhere (`__proto__`, or `constructor`
+ * holding `prototype`): what the HTTP parser refuses, for JSON parsed elsewhere (a socket's frame).
+ */
+export function hasForbiddenJsonKey(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  try {
+    secureJson.scan(value as Record<string, unknown>, { protoAction: 'error', constructorAction: 'error' });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** The 400 for a body holding a key `hasForbiddenJsonKey` refuses. */
+export function forbiddenJsonKey(): GatewayError {
   return new GatewayError('bad_request', 'The JSON body contains a `__proto__` key, or a `constructor` key holding `prototype`; these keys are refused anywhere in a body.', { code: 'forbidden_json_key' });
 }
 
@@ -189,7 +205,7 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
     parseJson(request, text, (error, value) => {
       // Fastify says only "not valid JSON" when secure-json-parse refuses a `__proto__` key (or a
       // `constructor` holding `prototype`) in valid JSON: say which keys, so the client can act.
-      if (error && isValidJson(text)) done(forbiddenKey(), undefined);
+      if (error && isValidJson(text)) done(forbiddenJsonKey(), undefined);
       else done(error, value);
     });
   });

@@ -2,7 +2,7 @@ export { HealthHttpController, READINESS_CHECKS, SERVICE_NAME } from './health.h
 export { HealthModule, STOPPING } from './health.module';
 export { METRICS_REGISTRY, MetricsHttpController } from './metrics.http.controller';
 export { Coalesced } from './coalesced';
-export { closeWithinGrace, jsonTooDeep, startHttpApp, tooDeep } from './http-app';
+export { closeWithinGrace, forbiddenJsonKey, hasForbiddenJsonKey, jsonTooDeep, startHttpApp, tooDeep } from './http-app';
 export type { HttpAppOptions, RespondedExchange } from './http-app';
 export { closeOnSignals, handleSignals, loadServiceConfig, runServiceMain, runStoppableServiceMain } from './service-handle';
 export { describeListenFailure, ListenError } from './listen-failure';

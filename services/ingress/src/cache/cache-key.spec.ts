@@ -9,6 +9,13 @@ describe('cache key', () => {
     expect(canonicalJson([2, 1])).toBe('[2,1]');
   });
 
+  it('keeps a `__proto__` key as a field: two bodies that differ only there never share an entry', () => {
+    const planted = JSON.parse('{"model":"m","response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"properties":{"__proto__":{"type":"string"}}}}}}') as unknown;
+    const plain = JSON.parse('{"model":"m","response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"properties":{}}}}}') as unknown;
+    expect(canonicalJson(planted)).toContain('"__proto__":{"type":"string"}');
+    expect(keyMaterial(scopeIds('org', context), '/v1/chat/completions', planted, {})).not.toBe(keyMaterial(scopeIds('org', context), '/v1/chat/completions', plain, {}));
+  });
+
   it('is the same for the same request in another field order, streamed or not', () => {
     const a = keyMaterial(scopeIds('project', context), '/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }], temperature: 0 }, {});
     const b = keyMaterial(scopeIds('project', context), '/v1/chat/completions', { temperature: 0, stream: true, stream_options: { include_usage: true }, messages: [{ content: 'hi', role: 'user' }], model: 'm' }, {});

@@ -30,7 +30,8 @@ export function canonicalJson(value: unknown): string {
 function sorted(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sorted);
   if (value === null || typeof value !== 'object') return value;
-  const out: Record<string, unknown> = {};
+  // No prototype: a `__proto__` key is a field like any other, never the object's prototype.
+  const out = Object.create(null) as Record<string, unknown>;
   for (const key of Object.keys(value).sort()) {
     const v = (value as Record<string, unknown>)[key];
     if (v !== undefined) out[key] = sorted(v);

@@ -7,7 +7,7 @@ import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { Tracing, type Context, type Span } from '@openrouter/observability';
 import { parseChatRequest, toOpenAICompletion, toOpenAIError } from '@openrouter/openai-wire';
-import { jsonTooDeep, tooDeep } from '@openrouter/service-runtime';
+import { forbiddenJsonKey, hasForbiddenJsonKey, jsonTooDeep, tooDeep } from '@openrouter/service-runtime';
 import type { AccessService, KeyChange, TrafficAttributes } from '../access/access.service';
 import { hashesOf, type ApiKeyRecord } from '../access/key-record';
 import { RateLimitedError, type Admission } from '../access/rate-limiter';
@@ -204,18 +204,25 @@ export class WsGateway {
   private async onFrame(connection: Connection, text: string): Promise<void> {
     // A socket the server is closing serves nothing more, whatever its peer still sends.
     if (connection.socket.readyState !== connection.socket.OPEN) return;
-    // Held to the depth an HTTP body is, before parsing it (JSON.parse recurses).
-    if (jsonTooDeep(text, this.limits.jsonDepth)) return send(connection, errorFrame(null, tooDeep('The frame', undefined, this.limits.jsonDepth)));
+    // Held to the depth an HTTP body is, before parsing it (JSON.parse recurses): the body sits one
+    // level inside the frame, and only the body nests.
+    if (jsonTooDeep(text, this.limits.jsonDepth + 1)) return send(connection, errorFrame(null, tooDeep("The frame's body", 'body', this.limits.jsonDepth)));
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
       return send(connection, errorFrame(null, new GatewayError('bad_request', 'A frame is not valid JSON.', { code: 'invalid_json' })));
     }
+    const claimed = typeof (json as { id?: unknown } | null)?.id === 'string' ? (json as { id: string }).id : null;
+    // A refusal is tagged with the frame's id, unless a request still runs under it: the refusal
+    // would read as that request's end.
+    const refuse = (error: GatewayError): void =>
+      send(connection, claimed !== null && connection.streams.has(claimed) ? { ...errorFrame(null, error), rejected_id: claimed } : errorFrame(claimed, error));
+    // The keys an HTTP body may not hold anywhere, refused here as there.
+    if (hasForbiddenJsonKey(json)) return refuse(forbiddenJsonKey());
     const parsed = clientFrameSchema.safeParse(json);
     if (!parsed.success) {
-      const id = typeof (json as { id?: unknown } | null)?.id === 'string' ? (json as { id: string }).id : null;
-      return send(connection, errorFrame(id, new GatewayError('bad_request', 'A frame is {"type":"chat.completions","id":"…","body":{…}} (with an optional "headers":{"x-openrouter-cache":"…"} of string values) or {"type":"cancel","id":"…"}.', { code: 'invalid_frame', param: 'type' })));
+      return refuse(new GatewayError('bad_request', 'A frame is {"type":"chat.completions","id":"…","body":{…}} (with an optional "headers":{"x-openrouter-cache":"…"} of string values) or {"type":"cancel","id":"…"}.', { code: 'invalid_frame', param: 'type' }));
     }
     const frame = parsed.data;
     if (frame.type === 'cancel') {
@@ -226,9 +233,7 @@ export class WsGateway {
       return send(connection, errorFrame(frame.id, new GatewayError('unavailable', 'The server is shutting down; send the request again on a new socket.', { code: 'shutting_down' })));
     }
     if (connection.streams.has(frame.id)) {
-      // Not tagged with the id: that would read as the end of the request still running under it.
-      const refusal = errorFrame(null, new GatewayError('bad_request', `A request with the id "${frame.id}" is already in flight.`, { code: 'duplicate_id', param: 'id' }));
-      return send(connection, { ...refusal, rejected_id: frame.id });
+      return refuse(new GatewayError('bad_request', `A request with the id "${frame.id}" is already in flight.`, { code: 'duplicate_id', param: 'id' }));
     }
     if (connection.streams.size >= this.bounds.maxWebSocketStreams) {
       return send(connection, errorFrame(frame.id, new GatewayError('rate_limited', `At most ${this.bounds.maxWebSocketStreams} requests may be in flight on one socket.`, { code: 'too_many_streams' })));
