@@ -43,6 +43,7 @@ describe('parseBatchInput', () => {
       line('ok-2'),
       '42',
       line('', {}),
+      `{"custom_id":"planted","method":"POST","url":"${CHAT}","body":{"model":"m","messages":[],"metadata":{"__proto__":{"x":"1"}}}}`,
     );
     const parsed = parseBatchInput(content, CHAT, 1_000);
     expect(parsed.lines).toEqual([]);
@@ -57,6 +58,7 @@ describe('parseBatchInput', () => {
       ['duplicate_custom_id', 10, 'custom_id'],
       ['invalid_request', 12, null],
       ['invalid_request', 13, 'custom_id'],
+      ['forbidden_json_key', 14, null],
     ]);
     // Each says what is wrong, readable by whoever fixes the file.
     const messages = parsed.errors.map((e) => e.message);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jsonTooDeep } from '@openrouter/service-runtime';
+import { hasForbiddenJsonKey, jsonTooDeep } from '@openrouter/service-runtime';
 import type { BatchEndpoint, BatchInputError } from './batch-record';
 
 /** One request of a batch's input file. */
@@ -58,6 +58,10 @@ export function parseBatchInput(content: Uint8Array, endpoint: BatchEndpoint, ma
       value = JSON.parse(row);
     } catch {
       errors.push({ code: 'invalid_json_line', message: 'This line is not valid JSON.', param: null, line });
+      continue;
+    }
+    if (hasForbiddenJsonKey(value)) {
+      errors.push({ code: 'forbidden_json_key', message: 'This line holds a `__proto__` key, or a `constructor` key holding `prototype`; these keys are refused anywhere in a request, as in a request body.', param: null, line });
       continue;
     }
     const parsed = lineSchema.safeParse(value);
