@@ -132,10 +132,12 @@ describe('AccessService admin changes', () => {
     repository.publish = async () => {
       throw new Error('Redis went away');
     };
-    await expect(access.revokeKey(admin, record.id)).rejects.toThrow('Redis went away');
+    // Answered as revoked: the revocation is stored, whatever its notice does.
+    await expect(access.revokeKey(admin, record.id)).resolves.toMatchObject({ revokedAt: expect.any(String) });
     repository.publish = publish;
     await access.revokeKey(admin, record.id);
     expect((await access.listAudit(admin, 10)).map((e) => e.action)).toEqual(['key.revoke', 'key.issue']);
+    await access.close();
   });
 
   it('revokes once when revocations race: one audit entry, and every answer has the one revoked_at stored', async () => {
@@ -256,6 +258,40 @@ describe('AccessService admin changes', () => {
     await expect(announced).resolves.toEqual({ kind: 'tenants' });
     await expect(access.addTeam(admin, 'acme', { id: 'search' })).rejects.toMatchObject({ kind: 'conflict', code: 'already_exists' });
     expect((await access.listAudit(admin, 10)).map((e) => [e.action, e.target])).toEqual([['team.create', 'search']]);
+    await access.close();
+  });
+
+  it('answers a key rotated, changed or revoked though announcing it fails, and announces it again in the background', async () => {
+    const repository = new MemoryAccessRepository();
+    const access = new AccessService(ingressTestConfig({ access: { keyHashSecret: SECRET, keyCacheMs: 60_000, orgs: [{ id: 'acme' }] } }), repository, new MemoryCounterStore(), logger, undefined, undefined, { reannounceDelaysMs: [0, 0, 0] });
+    await access.start();
+    const { key: original, record } = await access.issueKey(admin, keyInput);
+    const publish = repository.publish.bind(repository);
+    let failures = 0;
+    const heard: AccessChange[] = [];
+    repository.publish = async (change) => {
+      if (failures > 0) {
+        failures--;
+        throw new Error('Redis went away');
+      }
+      await publish(change);
+      heard.push(change);
+    };
+    failures = 2;
+    // Answered as made: a retry would rotate again, ending the grace the client asked for.
+    const rotated = await access.rotateKey(admin, record.id, 3_600);
+    expect(await access.keyOf(original)).toBeDefined();
+    expect(await access.keyOf(rotated.key)).toBeDefined();
+    await eventually(() => heard.filter((c) => c.kind === 'key').length >= 1);
+    expect(new Set(heard.map((c) => (c.kind === 'key' ? c.hash : c.kind)))).toEqual(new Set([access.keys.hash(original)]));
+    failures = 1;
+    await expect(access.updateKey(admin, record.id, { name: 'renamed' })).resolves.toMatchObject({ name: 'renamed' });
+    const before = heard.length;
+    failures = 1;
+    await expect(access.revokeKey(admin, record.id)).resolves.toMatchObject({ revokedAt: expect.any(String) });
+    // Told after the revocation (one notice may stand for both changes: it says "forget this key").
+    await eventually(() => heard.slice(before).some((c) => c.kind === 'key' && c.hash === access.keys.hash(rotated.key)));
+    expect((await access.listAudit(admin, 10)).map((e) => e.action)).toEqual(['key.revoke', 'key.update', 'key.rotate', 'key.issue']);
     await access.close();
   });
 

@@ -140,6 +140,7 @@ export class AccessService {
     private readonly options: AccessServiceOptions = {},
   ) {
     this.reannouncer = new Reannouncer(() => repository.publish({ kind: 'tenants' }), 'tenant', options.reannounceDelaysMs ?? TENANT_REANNOUNCE_DELAYS_MS, logger);
+    this.keyReannouncer = new Reannouncer(() => this.publishKeyNotices(), 'key', options.reannounceDelaysMs ?? TENANT_REANNOUNCE_DELAYS_MS, logger);
     const access = config.access;
     this.tenants = new TenantDirectory(access.orgs);
     this.idempotency = new IdempotentResponses<RecordedAnswer>(options.idempotencyStore ?? new MemoryIdempotencyStore(), access.keyHashSecret, {
@@ -211,6 +212,10 @@ export class AccessService {
   /** A background announcement is pending (one at a time: an announcement says only "reload"). */
   /** Sends a tenant change's announcement again after it failed. */
   private readonly reannouncer: Reannouncer;
+  /** Sends the key notices that could not be sent with their change again, in the background. */
+  private readonly keyReannouncer: Reannouncer;
+  /** Hashes of changed keys the other replicas have not been told of yet. */
+  private readonly unannouncedKeys = new Set<string>();
   private closed = false;
 
   private async loadTenants(): Promise<boolean> {
@@ -682,7 +687,23 @@ export class AccessService {
   private async announceKey(...records: ApiKeyRecord[]): Promise<void> {
     const hashes = [...new Set(records.flatMap(hashesOf))];
     for (const hash of hashes) this.keys.forget(hash);
-    for (const hash of hashes) await this.repository.publish({ kind: 'key', hash });
+    for (const hash of hashes) this.unannouncedKeys.add(hash);
+    // The change is stored: its answer is that it was made, whatever the notice does. A 503 here
+    // would have a retry change the key again (a second rotation ends the first one's grace).
+    // Replicas not told drop their cached copy within `keyCacheMs` in any case.
+    try {
+      await this.publishKeyNotices();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'a key change was stored but could not be announced to the other replicas: announcing it again in the background');
+      this.keyReannouncer.start();
+    }
+  }
+
+  private async publishKeyNotices(): Promise<void> {
+    for (const hash of [...this.unannouncedKeys]) {
+      await this.repository.publish({ kind: 'key', hash });
+      this.unannouncedKeys.delete(hash);
+    }
   }
 
   /**
@@ -946,6 +967,7 @@ export class AccessService {
     this.closed = true;
     clearInterval(this.checker);
     this.reannouncer.close();
+    this.keyReannouncer.close();
     // The uses seen since the last write, before the store goes.
     await this.uses.close();
     await this.repository.close();
