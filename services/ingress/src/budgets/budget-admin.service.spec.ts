@@ -28,7 +28,11 @@ function budget(fields: Record<string, unknown>): BudgetConfig {
 // The tenants budgets name: acme's search and ads in the platform team, vision in labs.
 const orgs = [{ id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }, { id: 'ads' }] }, { id: 'labs', projects: [{ id: 'vision' }] }] }, { id: 'initech' }, { id: 'other' }];
 // A key from the configuration that names only its project (its team is the project's), and keys issued at run time.
-const configKeys = [{ id: 'search-config', hash: 'a'.repeat(64), org: 'acme', project: 'search' }];
+const configKeys = [
+  { id: 'search-config', hash: 'a'.repeat(64), org: 'acme', project: 'search' },
+  { id: 'ads-config', hash: 'b'.repeat(64), org: 'acme', project: 'ads' },
+  { id: 'initech-config', hash: 'c'.repeat(64), org: 'initech' },
+];
 const issued: PublicApiKey[] = [
   { id: 'key_search', prefix: '', name: '', orgId: 'acme', teamId: 'platform', projectId: 'search', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: '', source: 'issued' },
   { id: 'key_initech', prefix: '', name: '', orgId: 'initech', teamId: '', projectId: '', appId: '', allowedModels: [], limits: {}, metadata: {}, tags: {}, createdAt: '', source: 'issued' },
@@ -280,6 +284,12 @@ describe('BudgetAdminService', () => {
     expect(await refused({ org: 'acme', key: 'key_initech' })).toMatchObject({ param: 'scope.key', message: expect.stringContaining('belongs to the organisation "initech"') });
     expect(await refused({ org: 'acme', project: 'ads', key: 'key_search' })).toMatchObject({ param: 'scope.key', message: expect.stringContaining('belongs to the project "search"') });
     expect(await refused({ org: 'acme', team: 'labs', key: 'search-config' })).toMatchObject({ param: 'scope.key', message: expect.stringContaining('belongs to the team "platform"') });
+    // A scoped admin key learns nothing of a configured key outside its scope: it does not exist.
+    const notThere = (key: string) => ({ param: 'scope.key', message: `Invalid scope.key: the key "${key}" does not exist.` });
+    expect(await failure(service.create(acmeAdmin, budget({ id: 'never', scope: { org: 'acme', key: 'initech-config' } })))).toMatchObject(notThere('initech-config'));
+    expect(await failure(service.create(searchAdmin, budget({ id: 'never', scope: { org: 'acme', project: 'search', key: 'ads-config' } })))).toMatchObject(notThere('ads-config'));
+    expect(await failure(service.create(searchAdmin, budget({ id: 'never', scope: { org: 'acme', project: 'search', key: 'dev' } })))).toMatchObject(notThere('dev'));
+    expect(await refused({ org: 'acme', project: 'search', key: 'ads-config' })).toMatchObject({ param: 'scope.key', message: expect.stringContaining('belongs to the project "ads"') });
     // A key that can make no more requests: revoked, or past its expiry.
     expect(await refused({ org: 'acme', key: 'key_revoked' })).toMatchObject({ code: 'invalid_value', param: 'scope.key', message: 'Invalid scope.key: the key "key_revoked" is revoked: no request can come from it, so the budget would never apply.' });
     expect(await refused({ org: 'acme', key: 'key_expired' })).toMatchObject({ code: 'invalid_value', param: 'scope.key', message: expect.stringContaining('the key "key_expired" has expired') });

@@ -181,9 +181,11 @@ export class BudgetAdminService {
 
   /** Where a key sits: a configured one, the development key, or one issued at run time (undefined: none such the actor may see). */
   private async keyOf(directory: BudgetScopeDirectory, actor: Actor, id: string): Promise<{ org: string; team: string; project: string; ended?: string } | undefined> {
+    // A configured key (or the development key) outside the actor's scope is answered as missing,
+    // as an issued one is: naming where it sits would tell a scoped key about other tenants.
     const configured = this.config.access.keys.find((k) => k.id === id);
-    if (configured) return { org: configured.org, team: configured.team ?? '', project: configured.project ?? '' };
-    if (id === DEV_KEY.id && this.config.ingress.devKey !== 'disabled') return { org: DEV_KEY.org, team: '', project: '' };
+    if (configured) return inScope(actor, configured.org, configured.project ?? '') ? { org: configured.org, team: configured.team ?? '', project: configured.project ?? '' } : undefined;
+    if (id === DEV_KEY.id && this.config.ingress.devKey !== 'disabled') return inScope(actor, DEV_KEY.org, '') ? { org: DEV_KEY.org, team: '', project: '' } : undefined;
     try {
       const issued = await directory.getKey(actor, id);
       const ended = issued.revokedAt !== undefined ? 'is revoked' : issued.expiresAt !== undefined && Date.parse(issued.expiresAt) <= Date.now() ? 'has expired' : undefined;
