@@ -70,6 +70,7 @@ describe('access configuration', () => {
         { id: 'bad-project', hash, org: 'acme', project: 'nope' },
         { id: 'bare-org', hash, org: 'solo' },
         { id: 'bad-org', hash, org: 'ghost', project: 'x' },
+        { id: 'dev', hash, org: 'acme' },
       ],
     });
     expect(accessReferenceIssues(access).map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
@@ -77,6 +78,7 @@ describe('access configuration', () => {
       'access.keys.2.team: unknown team "nope" in "acme"',
       'access.keys.3.project: unknown project "nope" in "acme"',
       'access.keys.5.org: unknown organisation "ghost"',
+      'access.keys.6.id: "dev" is the development key\'s id (ingress.devKey): choose another',
     ]);
   });
 
@@ -124,12 +126,14 @@ describe('access configuration', () => {
           { id: 'viewer', hash, role: 'viewer' },
           { id: 'acme-fin', hash, role: 'finance', org: 'acme' },
           { id: 'viewer', hash: other, role: 'viewer' },
+          { id: 'dev-admin', hash: 'c'.repeat(64), role: 'viewer' },
         ],
       },
     });
     expect(accessReferenceIssues(access).map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
       'access.admin.keys.2.hash: the same hash as the admin key "viewer": each admin key must be a different key',
       'access.admin.keys.3.id: duplicate admin key id "viewer"',
+      'access.admin.keys.4.id: "dev-admin" is the development admin key\'s id (access.admin.devKey): choose another',
       'access.admin.devKey: is the key of the admin key "ops" (the same keyed hash): use another development admin key, or "disabled"',
     ]);
     // A generated development key, or none, cannot be one of them.

@@ -405,6 +405,11 @@ export type AccessConfig = z.infer<typeof accessSchema>;
 
 type Issue = { path: Array<string | number>; message: string };
 
+/** The id the development key (`ingress.devKey`) has: no configured key may take it. */
+export const DEV_KEY_ID = 'dev';
+/** The id the development admin key (`access.admin.devKey`) has: no admin key may take it. */
+export const DEV_ADMIN_KEY_ID = 'dev-admin';
+
 /** Keys and admin keys must name tenants that exist; ids must be unique, and admin keys distinct. */
 export function accessReferenceIssues(access: AccessConfig): Issue[] {
   const issues: Issue[] = [];
@@ -412,6 +417,8 @@ export function accessReferenceIssues(access: AccessConfig): Issue[] {
   const seen = new Set<string>();
   access.keys.forEach((key, i) => {
     if (seen.has(key.id)) issues.push({ path: ['access', 'keys', i, 'id'], message: `duplicate key id "${key.id}"` });
+    // Two keys under one id would share rate-limit counters, budgets and batch ownership.
+    if (key.id === DEV_KEY_ID) issues.push({ path: ['access', 'keys', i, 'id'], message: `"${DEV_KEY_ID}" is the development key's id (ingress.devKey): choose another` });
     seen.add(key.id);
     const org = orgs.get(key.org);
     if (!org) {
@@ -448,6 +455,8 @@ function adminKeyClashes(access: AccessConfig): Issue[] {
   const hashes = new Map<string, string>();
   access.admin.keys.forEach((key, i) => {
     if (ids.has(key.id)) issues.push({ path: ['access', 'admin', 'keys', i, 'id'], message: `duplicate admin key id "${key.id}"` });
+    // One id for two keys: one audit actor, and one idempotency namespace (answers replayed across them).
+    if (key.id === DEV_ADMIN_KEY_ID) issues.push({ path: ['access', 'admin', 'keys', i, 'id'], message: `"${DEV_ADMIN_KEY_ID}" is the development admin key's id (access.admin.devKey): choose another` });
     ids.add(key.id);
     const same = hashes.get(key.hash);
     if (same !== undefined) issues.push({ path: ['access', 'admin', 'keys', i, 'hash'], message: `the same hash as the admin key "${same}": each admin key must be a different key` });

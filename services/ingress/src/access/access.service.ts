@@ -1,6 +1,6 @@
 import { InternalCallCredential } from './internal-call';
 import { createHash } from 'node:crypto';
-import { AUTO_MODEL, policyProvidersOf, tenantPolicyIssues, type GatewayConfig, type Limits, type OrgConfig, type PolicyProviders, type ProjectConfig, type TeamConfig, type TenantPolicyConfig } from '@openrouter/config';
+import { AUTO_MODEL, DEV_KEY_ID, policyProvidersOf, tenantPolicyIssues, type GatewayConfig, type Limits, type OrgConfig, type PolicyProviders, type ProjectConfig, type TeamConfig, type TenantPolicyConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
@@ -1187,7 +1187,7 @@ function alreadyExists(what: string, id: string): GatewayError {
 
 function devRecord(hash: string, prefix: string): ApiKeyRecord {
   return {
-    id: 'dev',
+    id: DEV_KEY_ID,
     hash,
     prefix,
     name: 'development key',

@@ -1,4 +1,4 @@
-import type { AdminKeyConfig, AdminRole } from '@openrouter/config';
+import { DEV_ADMIN_KEY_ID, type AdminKeyConfig, type AdminRole } from '@openrouter/config';
 import { hashApiKey, sameDigest } from '../access/api-key';
 import type { HashSecrets } from '../access/key-directory';
 import { OidcAdminAuth } from './admin-oidc';
@@ -38,7 +38,7 @@ export class AdminAuth {
     this.secrets = [current, ...previous];
     for (const key of keys) this.add({ id: key.id, role: key.role, org: key.org, project: key.project, hash: key.hash });
     // Named without any of its characters: the audit log's actor is readable by scoped admin keys.
-    if (devKey) this.add({ id: 'dev-admin', role: 'admin', hash: hashApiKey(current, devKey) });
+    if (devKey) this.add({ id: DEV_ADMIN_KEY_ID, role: 'admin', hash: hashApiKey(current, devKey) });
   }
 
   private add(entry: AdminPrincipal & { hash: string }): void {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { alertThresholdsSchema, budgetCurrencyIssues, budgetScopeIssue, type BudgetConfig, type GatewayConfig, type OrgConfig } from '@openrouter/config';
+import { alertThresholdsSchema, budgetCurrencyIssues, budgetScopeIssue, DEV_KEY_ID, type BudgetConfig, type GatewayConfig, type OrgConfig } from '@openrouter/config';
 import { catalogEntryOf, type AccountState, type BudgetAccount, type BudgetAudit, type BudgetStore, type CatalogEntry, type SpendForecast, type StoredBudget } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
@@ -41,7 +41,7 @@ export interface BudgetPatch {
 export type BudgetScopeDirectory = Pick<AccessService, 'tenants' | 'getKey' | 'reloadTenants'>;
 
 /** The development key's id and org (`ingress.devKey`): a bare tenant no other key may name. */
-const DEV_KEY = { id: 'dev', org: 'default' };
+const DEV_KEY = { id: DEV_KEY_ID, org: 'default' };
 
 /** After a stored change could not be announced, when to announce it again (ms after each failure). */
 export const REANNOUNCE_DELAYS_MS: readonly number[] = [1_000, 5_000, 15_000];
