@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { RedisServer } from '../support/infra/redis';
 import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
@@ -65,6 +66,23 @@ describe('Idempotency-Key on the admin API, across two ingress replicas sharing 
       status: 400,
       json: { error: { code: 'invalid_idempotency_key', param: 'Idempotency-Key' } },
     });
+    // Sent twice (two header lines, which Node would join into one value "four-a, four-b").
+    const twice = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
+      const body = JSON.stringify({ name: 'four', org: 'default' });
+      const sent = httpRequest(`${b.url}/admin/v1/keys`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json', 'idempotency-key': ['four-a', 'four-b'] },
+      });
+      sent.on('response', (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, json: JSON.parse(text) as unknown }));
+      });
+      sent.on('error', reject);
+      sent.end(body);
+    });
+    expect(twice).toMatchObject({ status: 400, json: { error: { code: 'invalid_idempotency_key', message: expect.stringContaining('send it once') } } });
+    expect(((await admin(a.url, '/keys?org=default', undefined)).json['data'] as Array<{ name: string }>).some((k) => k.name === 'four')).toBe(false);
   });
 
   it('replays a tenant and a budget creation instead of answering 409 already_exists; a refused request is not stored', async () => {

@@ -91,6 +91,31 @@ describe('alerting settings', () => {
     expect(problems({ rules: [{ id: 'errors', kind: 'error_rate' }, { id: 'latency', kind: 'latency_p95' }, { id: 'spend', kind: 'spend_anomaly' }] })).toEqual([]);
   });
 
+  it('refuses a spend_anomaly rule that would keep more than 5000 buckets of spend per organisation, saying what to change', () => {
+    // An hour against 96 before it, at 10 s buckets: 34 920 buckets, some 4.5 MB an organisation.
+    expect(problems({ rules: [{ id: 'spend', kind: 'spend_anomaly', windowMs: 3_600_000, baselineWindows: 96 }] })).toEqual([
+      'rules.0.baselineWindows: with windowMs 3600000 and bucketMs 10000, keeps 34920 buckets of spend per organisation (windowMs × (baselineWindows + 1) / bucketMs); at most 5000: use fewer baseline windows, a shorter windowMs or a larger bucketMs',
+    ]);
+    // The same rule at minute buckets (5 820), and a day against the week before it at 5 min buckets (2 304).
+    expect(problems({ bucketMs: 60_000, rules: [{ id: 'spend', kind: 'spend_anomaly', windowMs: 3_600_000, baselineWindows: 96 }] })).toEqual([expect.stringMatching(/^rules\.0\.baselineWindows: .*keeps 5820 buckets/)]);
+    expect(problems({ bucketMs: 300_000, rules: [{ id: 'spend', kind: 'spend_anomaly', windowMs: 86_400_000, baselineWindows: 7 }] })).toEqual([]);
+    // Exactly at the most: 5 000 buckets.
+    expect(problems({ bucketMs: 1_000, rules: [{ id: 'spend', kind: 'spend_anomaly', windowMs: 500_000, baselineWindows: 9 }] })).toEqual([]);
+    expect(problems({ bucketMs: 1_000, rules: [{ id: 'spend', kind: 'spend_anomaly', windowMs: 500_000, baselineWindows: 10 }] })).toEqual([expect.stringMatching(/keeps 5500 buckets/)]);
+  });
+
+  it("refuses timer settings past what Node's timers hold (2^31 − 1 ms), and a delivery timeout over 10 min", () => {
+    const tooLong = 2 ** 31;
+    expect(problems({ evaluateIntervalMs: tooLong, routerPollMs: tooLong, delivery: { initialBackoffMs: tooLong, maxBackoffMs: tooLong, timeoutMs: 600_001 } }).map((p) => p.split(':')[0])).toEqual([
+      'evaluateIntervalMs',
+      'routerPollMs',
+      'delivery.timeoutMs',
+      'delivery.initialBackoffMs',
+      'delivery.maxBackoffMs',
+    ]);
+    expect(problems({ evaluateIntervalMs: tooLong - 1, routerPollMs: tooLong - 1, delivery: { initialBackoffMs: tooLong - 1, maxBackoffMs: tooLong - 1, timeoutMs: 600_000 } })).toEqual([]);
+  });
+
   it('lets a budget_threshold rule take spend crossings, forecasts or both (the default)', () => {
     const parsed = alertingSchema.parse({
       rules: [

@@ -6,6 +6,18 @@ const positive = z.number().int().positive();
 const positiveInt = numeric(positive);
 const nonNegativeInt = numeric(z.number().int().nonnegative());
 const ratio = numeric(z.number().min(0).max(1));
+/** Node's timers take at most 2^31 − 1 ms (about 24.8 days): a longer delay is taken as 1 ms, so a retry or an evaluation would come at once, again and again. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const timerMs = numeric(positive.max(MAX_TIMER_MS));
+
+/**
+ * Spend buckets a `spend_anomaly` rule looks back over at most (`windowMs` × (`baselineWindows` + 1)
+ * / `bucketMs`), each kept per organisation and added up at every evaluation. The default rule's
+ * are 810 (at 10 s buckets); 5 000 are some 650 KB and under 10 ms a round for an organisation
+ * spending in every bucket. An hour's window against 96 before it at 10 s buckets would be 35 000:
+ * 4.5 MB and 60 ms a round per organisation.
+ */
+const MAX_SPEND_BUCKETS = 5_000;
 
 export const metricsSchema = strictObject({
   /** `/metrics` on every service; off still answers, with an empty exposition. */
@@ -176,7 +188,7 @@ const ROUTER_ADDRESS = /^(?:[^\s:,[\]]+|\[[0-9A-Fa-f:.]+\]):\d+$/;
 
 export const alertingSchema = strictObject({
   /** How often rules are evaluated. */
-  evaluateIntervalMs: positiveInt.default(10_000),
+  evaluateIntervalMs: timerMs.default(10_000),
   /** Width of one aggregation bucket; windows are whole buckets. */
   bucketMs: positiveInt.default(10_000),
   /** Kafka consumer group of the alerting service. */
@@ -192,14 +204,15 @@ export const alertingSchema = strictObject({
    * compose service name. `none`: each address is one router, behind which one replica answers.
    */
   routerDiscovery: z.enum(['none', 'dns']).default('none'),
-  routerPollMs: positiveInt.default(10_000),
+  routerPollMs: timerMs.default(10_000),
   rules: z.array(alertRuleSchema).default([]),
   channels: z.array(alertChannelSchema).default([]),
   delivery: strictObject({
-    timeoutMs: positiveInt.default(5_000),
+    /** At most 10 min: a stopping replica waits this long (and a second) for a send under way. */
+    timeoutMs: numeric(positive.max(10 * 60_000)).default(5_000),
     maxAttempts: numeric(positive.max(50)).default(8),
-    initialBackoffMs: positiveInt.default(1_000),
-    maxBackoffMs: positiveInt.default(5 * 60_000),
+    initialBackoffMs: timerMs.default(1_000),
+    maxBackoffMs: timerMs.default(5 * 60_000),
     /** Notifications waiting for delivery at most; beyond it the oldest is dropped (and counted). */
     queueLimit: positiveInt.default(1_000),
   }).prefault({}),
@@ -222,6 +235,14 @@ export const alertingSchema = strictObject({
       // nothing (or a varying span) depending on where in the bucket the evaluation falls.
       if ('windowMs' in rule && rule.windowMs % a.bucketMs !== 0) {
         ctx.addIssue({ code: 'custom', path: ['rules', i, 'windowMs'], message: `must be a multiple of bucketMs (${a.bucketMs})` });
+      }
+      if (rule.kind === 'spend_anomaly' && (rule.windowMs * (rule.baselineWindows + 1)) / a.bucketMs > MAX_SPEND_BUCKETS) {
+        const buckets = Math.ceil((rule.windowMs * (rule.baselineWindows + 1)) / a.bucketMs);
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'baselineWindows'],
+          message: `with windowMs ${rule.windowMs} and bucketMs ${a.bucketMs}, keeps ${buckets} buckets of spend per organisation (windowMs × (baselineWindows + 1) / bucketMs); at most ${MAX_SPEND_BUCKETS}: use fewer baseline windows, a shorter windowMs or a larger bucketMs`,
+        });
       }
       rule.channels.forEach((c, j) => {
         if (!channels.has(c)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'channels', j], message: `unknown channel "${c}"` });

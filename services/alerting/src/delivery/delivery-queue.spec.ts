@@ -212,7 +212,7 @@ describe('delivery queue', () => {
 });
 
 describe('delivery queue on a replica that is no longer the active one', () => {
-  it('sends nothing once it may not notify, not even the retry of a delivery it started while active, and tells each dropped', async () => {
+  it('sends nothing once it may not notify, not even the retry of a delivery it started while active, and sets each aside: dropped at the close without a hand-over', async () => {
     const registry = createMetricsRegistry('alerting', { processMetrics: false });
     let active = true;
     const queue = new DeliveryQueue(settings, new AlertingMetrics(registry), logger, Math.random, () => active);
@@ -224,10 +224,11 @@ describe('delivery queue on a replica that is no longer the active one', () => {
     // The lease is lost while the first attempt's retry waits.
     active = false;
     queue.enqueue(flakyChannel(0, 'other'), notification('second'));
-    await until(() => queue.pending === 0);
+    expect(outcomes).toEqual([]);
+    // The close waits for the retry to find the lease gone.
+    await queue.close(60_000);
     expect(channel.calls).toEqual(['first']);
     expect(outcomes).toEqual(['dropped', 'dropped']);
-    await queue.close();
   });
 });
 
@@ -308,6 +309,66 @@ describe('delivery queue at shutdown: drain, then hand over', () => {
     expect(channel.calls).toEqual(['a']);
     expect(handOff.kept).toEqual([[{ channel: 'hook', notification: notification('a') }]]);
     expect(outcomes).toEqual([['a', 'handed_over']]);
+  });
+
+  it('hands over what it could not send once the lease was lost before the shutdown began: a retry due meanwhile, and what was queued after', async () => {
+    const handOff = fakeHandOff();
+    let holds = true;
+    let asked = 0;
+    const mayNotify = (): boolean => (asked++, holds);
+    const queue = new DeliveryQueue({ ...settings, initialBackoffMs: 20, maxBackoffMs: 20 }, metrics(), logger, () => 0, mayNotify, handOff);
+    const outcomes = outcomesOf(queue);
+    const channel = scripted([503]);
+    queue.enqueue(channel, notification('fired', 'firing', 'r'));
+    // The lease runs out; the retry comes due before the replica begins to stop, and resolutions
+    // owed since the last round are queued as it stops.
+    holds = false;
+    await until(() => asked === 2);
+    expect(outcomes).toEqual([]);
+    queue.enqueue(channel, notification('resolved', 'resolved', 'r'));
+    queue.enqueue(scripted([], 'other'), notification('resolved-other', 'resolved', 's'));
+    await queue.close(60_000);
+    expect(channel.calls).toEqual(['fired']);
+    expect(handOff.kept.map((kept) => kept.map((d) => [d.channel, d.notification.id]))).toEqual([
+      [
+        ['hook', 'fired'],
+        ['hook', 'resolved'],
+        ['other', 'resolved-other'],
+      ],
+    ]);
+    expect(outcomes).toEqual([
+      ['fired', 'handed_over'],
+      ['resolved', 'handed_over'],
+      ['resolved-other', 'handed_over'],
+    ]);
+  });
+
+  it('keeps a delivery whose last attempt fails after the lease was lost, and hands it over instead of giving it up', async () => {
+    const handOff = fakeHandOff();
+    let holds = true;
+    let answer = (): void => undefined;
+    const answered = new Promise<void>((done) => (answer = done));
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
+    const queue = new DeliveryQueue({ ...settings, maxAttempts: 1 }, metrics(), createLogger('delivery-spec', 'info', sink), Math.random, () => holds, handOff);
+    const outcomes = outcomesOf(queue);
+    const slow: NotificationChannel = {
+      id: 'hook',
+      kind: 'webhook',
+      async send() {
+        await answered;
+        throw new DeliveryError('the receiver answered 503', 503);
+      },
+    };
+    queue.enqueue(slow, notification('resolved', 'resolved'));
+    // The lease runs out while the only attempt is under way; it fails after.
+    holds = false;
+    answer();
+    await until(() => lines.some((l) => l.includes('last attempt')));
+    expect(outcomes).toEqual([]);
+    await queue.close(60_000);
+    expect(handOff.kept.map((kept) => kept.map((d) => d.notification.id))).toEqual([['resolved']]);
+    expect(outcomes).toEqual([['resolved', 'handed_over']]);
   });
 
   it('hands over what is left at the end of the grace in the order it was made, across rules and channels', async () => {

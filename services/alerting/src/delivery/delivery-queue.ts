@@ -6,10 +6,10 @@ import type { HandedOverDelivery } from '../state/alerting-state.repository';
 /**
  * How a delivery ended. `delivered`: the receiver took it. `refused`: the receiver answered a 4xx
  * that retrying cannot change (not retried). `given_up`: still failing after the last attempt.
- * `dropped`: pushed out of a full queue, or left unsent at shutdown with nowhere to hand it over.
- * `withdrawn`: a resolution with nothing left to say, every alert in it having fired to this
- * channel without reaching it. `handed_over`: left unsent at shutdown and kept for the next active
- * replica, which sends it.
+ * `dropped`: pushed out of a full queue, or left unsent at shutdown (or after the lease was lost)
+ * with nowhere to hand it over. `withdrawn`: a resolution with nothing left to say, every alert in
+ * it having fired to this channel without reaching it. `handed_over`: left unsent at shutdown and
+ * kept for the next active replica, which sends it.
  */
 export type DeliveryOutcome = 'delivered' | 'refused' | 'given_up' | 'dropped' | 'withdrawn' | 'handed_over';
 
@@ -29,7 +29,7 @@ interface Delivery {
   lane: string;
   attempts: number;
   sending: boolean;
-  /** Stopped at shutdown (it would have been given up, or could not be sent): waits to be handed over. */
+  /** Set aside at shutdown or on losing the lease (it would have been given up, or may not be sent): waits to be handed over. */
   parked: boolean;
   /** Its outcome has been told (a send still running at shutdown is told `dropped`, and nothing after). */
   settled: boolean;
@@ -55,7 +55,7 @@ export class DeliveryQueue {
   private readonly lanes = new Map<string, Delivery[]>();
   private readonly sending = new Map<Delivery, Promise<void>>();
   private listener: DeliveryListener = () => undefined;
-  /** Shutting down: no new delivery is taken, those queued are still tried until the grace ends. */
+  /** Shutting down: those queued are still tried until the grace ends. */
   private draining = false;
   private closed = false;
   /** Told when the queue may have nothing left it can do (see `idle`). */
@@ -66,7 +66,7 @@ export class DeliveryQueue {
     private readonly metrics: AlertingMetrics,
     private readonly logger: Logger,
     private readonly random: () => number = Math.random,
-    /** Asked right before each send: false on a replica that is no longer the active one (the send is dropped). */
+    /** Asked right before each send: false on a replica that no longer holds the lease (the delivery is set aside to hand over). */
     private readonly mayNotify: () => boolean = () => true,
     /** Where what is left undelivered at shutdown goes; without it, it is dropped. */
     private readonly handOff?: HandOff,
@@ -84,8 +84,8 @@ export class DeliveryQueue {
   /**
    * `onFinished` is called once no replica needs to send this delivery any more: delivered,
    * refused, given up, withdrawn, pushed out of a full queue, or handed over. Not when it is
-   * dropped at shutdown or because the replica may no longer notify: the next active replica may
-   * still send it (how a handed-over delivery taken from Redis stays there until it has an outcome).
+   * dropped at shutdown (with nowhere to hand it over): the next active replica may still send it
+   * (how a handed-over delivery taken from Redis stays there until it has an outcome).
    */
   enqueue(channel: NotificationChannel, notification: AlertNotification, onFinished?: () => void): void {
     const delivery: Delivery = { channel, notification, lane: `${channel.id}\u0000${notification.ruleId}`, attempts: 0, sending: false, parked: false, settled: false, ...(onFinished ? { onFinished } : {}) };
@@ -115,8 +115,8 @@ export class DeliveryQueue {
    * delivery timeout) for the sends in progress. What is left is handed over to the next active
    * replica, in order (told `handed_over`), or, without anywhere to hand it or when that fails,
    * told `dropped`, so its alerts count as not notified. During the grace a delivery that would be
-   * given up is kept to be handed over instead, and one the replica may no longer send (its lease
-   * has run out) waits for that too.
+   * given up is kept to be handed over instead; one the replica may no longer send (its lease has
+   * run out, before the shutdown or during it) has been waiting for that since.
    */
   async close(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
     if (this.draining) return;
@@ -174,10 +174,11 @@ export class DeliveryQueue {
   private attempt(delivery: Delivery): void {
     delivery.timer = undefined;
     if (!this.mayNotify()) {
-      // Another replica may be the active one by now: it notifies from the history, this one must
-      // not. While shutting down, the delivery is handed over to it instead.
-      if (this.draining) this.park(delivery);
-      else this.done(delivery, 'dropped');
+      // Another replica may be the active one by now: this one must not notify. A replica that has
+      // lost its lease stops (the queue's close follows), and the delivery is handed over to the
+      // next active one then: dropped, a resolution would be lost for good, since the history the
+      // next one reads has the alert resolved.
+      this.park(delivery);
       return;
     }
     delivery.attempts++;
@@ -206,7 +207,7 @@ export class DeliveryQueue {
     this.onProgress?.();
   }
 
-  /** Kept, unsent, to be handed over at the end of the shutdown grace. */
+  /** Kept, unsent, to be handed over at the end of the shutdown grace (nothing starts it again). */
   private park(delivery: Delivery): void {
     delivery.parked = true;
     delivery.sending = false;
@@ -271,7 +272,7 @@ export class DeliveryQueue {
       this.done(delivery, 'refused');
       return;
     }
-    if (delivery.attempts >= this.settings.maxAttempts && this.draining) {
+    if (delivery.attempts >= this.settings.maxAttempts && (this.draining || !this.mayNotify())) {
       // The next active replica tries it again (as a given-up notification is sent again at the next round).
       this.logger.warn(where, 'alert notification not delivered by its last attempt at shutdown: kept to hand over');
       this.park(delivery);

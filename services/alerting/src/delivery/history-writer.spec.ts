@@ -53,6 +53,31 @@ describe('alert history writer', () => {
     await writer.close();
   });
 
+  it('writes at its close what was appended while a batch was being written, and every batch past the first', async () => {
+    const store = new SlowStore();
+    const writer = new HistoryWriter(store, createLogger('history-spec', 'silent'));
+    writer.append([entry('first')]);
+    // Appended while the first batch is written (a delivery's outcome at shutdown), and more than one batch holds.
+    const many = Array.from({ length: 1_500 }, (_, i) => entry(`e${i}`));
+    writer.append(many);
+    const closed = writer.close(5_000);
+    store.releaseFirst();
+    await closed;
+    expect(store.written).toEqual(['first', ...many.map((e) => e.alertId)]);
+  });
+
+  it('gives up at its close on a write that fails, without retrying it, and logs what is left', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
+    let calls = 0;
+    const failing = { append: () => (calls++, Promise.reject(new Error('store down'))) };
+    const writer = new HistoryWriter(failing, createLogger('history-spec', 'info', sink), 100, 60_000, 60_000);
+    writer.append([entry('a')]);
+    await writer.close(5_000);
+    expect(calls).toBe(2);
+    expect(lines.some((l) => l.includes('alert history left unwritten at shutdown') && l.includes('"entries":1'))).toBe(true);
+  });
+
   it('stops retrying once closed: a store that keeps failing is not written to after the close', async () => {
     jest.useFakeTimers();
     try {

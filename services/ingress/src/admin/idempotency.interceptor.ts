@@ -13,13 +13,20 @@ export const REPLAYED_HEADER = 'idempotent-replayed';
 const MAX_KEY_LENGTH = 255;
 
 /**
- * The `Idempotency-Key` header: undefined when absent; 1–255 printable ASCII characters (a UUID is
- * the usual choice), sent once, else `400 invalid_idempotency_key`.
+ * The `Idempotency-Key` header, from the request's raw header lines (name, value, name, value…):
+ * undefined when absent; 1–255 printable ASCII characters (a UUID is the usual choice), sent once,
+ * else `400 invalid_idempotency_key`. Read raw because Node joins a header sent twice into one
+ * value (`a, b`), which would pass for a key of its own.
  */
-export function idempotencyKeyOf(header: string | string[] | undefined): string | undefined {
+export function idempotencyKeyOf(rawHeaders: readonly string[]): string | undefined {
+  const values: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]?.toLowerCase() === IDEMPOTENCY_KEY_HEADER) values.push(rawHeaders[i + 1] ?? '');
+  }
+  const header = values[0];
   if (header === undefined) return undefined;
   const invalid = (why: string) => new GatewayError('bad_request', `Invalid Idempotency-Key header: ${why}.`, { param: 'Idempotency-Key', code: 'invalid_idempotency_key' });
-  if (Array.isArray(header)) throw invalid('send it once');
+  if (values.length > 1) throw invalid('send it once');
   if (header.length === 0) throw invalid('it is empty');
   if (header.length > MAX_KEY_LENGTH) throw invalid(`it has ${header.length} characters, and at most ${MAX_KEY_LENGTH} are allowed`);
   if (!/^[\x20-\x7e]+$/.test(header)) throw invalid('it may hold printable ASCII characters only');
@@ -61,7 +68,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const http = context.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    const key = idempotencyKeyOf(request.headers[IDEMPOTENCY_KEY_HEADER]);
+    const key = idempotencyKeyOf(request.raw.rawHeaders);
     if (key === undefined) return next.handle();
     // As Nest answers without `@HttpCode`: 201 to a POST, 200 to anything else.
     const status = this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ?? (request.method === 'POST' ? 201 : 200);
