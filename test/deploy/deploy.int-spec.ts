@@ -419,6 +419,20 @@ describe('deploy/compose.yaml', () => {
     }
   });
 
+  it("passes the alert webhook's address and signing secret from the operator's shell to alerting", () => {
+    const shell = { ...SHELL, OPENROUTER_ALERT_WEBHOOK_URL: 'https://alerts.example.com/hook', OPENROUTER_ALERT_WEBHOOK_SECRET: 'webhook-signing-secret' };
+    const env = environmentOf((interpolateCompose(rawCompose, shell) as ComposeFile).services['alerting'] as ComposeService);
+    expect(env).toMatchObject({ OPENROUTER_ALERT_WEBHOOK_URL: 'https://alerts.example.com/hook', OPENROUTER_ALERT_WEBHOOK_SECRET: 'webhook-signing-secret' });
+    const alerting = serviceRunners.find((r) => r.program === 'alerting');
+    if (!alerting) throw new Error('no alerting service');
+    const config = loadConfigFile(alerting.configPath as string, { ...alerting.env, ...env });
+    expect(config.observability.alerting?.channels.find((c) => c.id === 'ops')).toMatchObject({ url: 'https://alerts.example.com/hook', secret: 'webhook-signing-secret' });
+  });
+
+  it("gives the embedded gateway the operator's hash secret, not the development one its file falls back to", () => {
+    expect(environmentOf(compose.services['gateway'] as ComposeService)['OPENROUTER_KEY_HASH_SECRET']).toBe(SHELL['OPENROUTER_KEY_HASH_SECRET']);
+  });
+
   it('requires, with a message, every variable the configuration needs and has no default for', () => {
     for (const runner of serviceRunners) {
       const needed = placeholders(parseYaml(readFileSync(runner.configPath as string, 'utf8')), false);
@@ -503,7 +517,8 @@ describe('the documented ways to run the distributed stack', () => {
 describe.each(runners.map((r) => [r.name, r] as const))('compose service %s', (_name, runner) => {
   it('builds from a Dockerfile that exists: Node 20 slim, npm ci, npm run build, a non-root user, a health check', () => {
     expect(existsSync(runner.dockerfile.path)).toBe(true);
-    for (const stage of runner.dockerfile.stages) expect(stage[0]?.args.split(/\s+/)[0]).toBe(NODE_BASE_IMAGE);
+    // The image, after any flag (`--platform=…`).
+    for (const stage of runner.dockerfile.stages) expect(stage[0]?.args.split(/\s+/).find((word) => !word.startsWith('--'))).toBe(NODE_BASE_IMAGE);
     const runs = runner.dockerfile.stages.flatMap((stage) => instructions(stage, 'RUN')).join('\n');
     expect(runs).toMatch(/\bnpm ci\b/);
     expect(runs).toMatch(/\bnpm run build\b/);

@@ -311,6 +311,11 @@ describe('deploy/kubernetes: the files', () => {
     // Applied unfilled, the template starts no service: the secrets it leaves as placeholders are refused.
     for (const runner of serviceRunners) {
       expect(() => parseConfig(parseYaml(configTextOf(runner), { merge: true }), runner.env, runner.workload.metadata.name)).toThrow(/OPENROUTER_INTERNAL_TOKEN|grpc\.auth\.token/);
+      // Every other secret filled, the development key's placeholder alone is refused too: it
+      // would be a working key everyone knows.
+      const devKeyLeft = { ...filled(runner.env), OPENROUTER_DEV_KEY: runner.env['OPENROUTER_DEV_KEY'] ?? '' };
+      expect(devKeyLeft['OPENROUTER_DEV_KEY']).toMatch(/^REPLACE/);
+      expect(() => parseConfig(parseYaml(configTextOf(runner), { merge: true }), devKeyLeft, runner.workload.metadata.name)).toThrow(/ingress\.devKey/);
     }
   });
 

@@ -60,6 +60,13 @@ describe('access configuration', () => {
     expect(accessSchema.safeParse({ admin: { keys: [{ id: 'p', hash, role: 'project', org: 'acme', project: 'search' }] } }).success).toBe(true);
   });
 
+  it('refuses a development key set short or with spaces (a placeholder left unfilled), and takes "", disabled or a real one', () => {
+    for (const devKey of ['REPLACE-ME', 'short', 'a key with spaces ok']) {
+      expect(accessSchema.safeParse({ admin: { devKey } }).error?.issues[0]).toMatchObject({ path: ['admin', 'devKey'], message: expect.stringContaining('at least 12 printable characters') });
+    }
+    for (const devKey of ['', 'disabled', 'sk-or-admin-0123456789abcdef']) expect(accessSchema.safeParse({ admin: { devKey } }).success).toBe(true);
+  });
+
   it('names keys that point at tenants that do not exist, and duplicate ids', () => {
     const access = accessSchema.parse({
       orgs: [{ id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }] }] }],

@@ -31,6 +31,21 @@ function tenantSchemas(object: typeof strictObject) {
 const strictTenants = tenantSchemas(strictObject);
 const storedTenants = tenantSchemas(((shape: z.core.$ZodLooseShape) => z.object(shape)) as unknown as typeof strictObject);
 
+/** The fewest characters a development key set in the configuration may have. */
+export const DEV_KEY_MIN_LENGTH = 12;
+
+/**
+ * A development key (traffic or admin): empty (generated at start-up), `disabled`, or a key of at
+ * least `DEV_KEY_MIN_LENGTH` printable characters. A short one is guessable, and a template's
+ * placeholder left unfilled (`REPLACE-ME`) would otherwise be a working key everyone knows.
+ */
+export const devKeySchema = z
+  .string()
+  .refine((key) => key === '' || key === 'disabled' || (key.length >= DEV_KEY_MIN_LENGTH && /^[\x21-\x7e]+$/.test(key)), {
+    message: `a development key is "" (generated), "disabled", or at least ${DEV_KEY_MIN_LENGTH} printable characters without spaces (e.g. sk-or-dev- and 32 hex digits: openssl rand -hex 16)`,
+  })
+  .default('');
+
 export const limitsSchema = strictTenants.limits;
 export type Limits = z.infer<typeof limitsSchema>;
 export const projectSchema = strictTenants.project;
@@ -343,7 +358,7 @@ export const accessSchema = strictObject({
   admin: strictObject({
     keys: z.array(adminKeySchema).default([]),
     /** Development admin key (any ingress); empty means generate one at start-up and print it. Set `disabled` to turn it off. */
-    devKey: z.string().default(''),
+    devKey: devKeySchema,
     /** Single sign-on for the admin API: tokens of the organisation's identity provider, beside the admin keys. */
     oidc: adminOidcSchema.optional(),
     /** Only calls from these client addresses (IPs, CIDR ranges) reach the admin API, whoever signs them; unset: any address. */
@@ -404,6 +419,7 @@ export const accessSchema = strictObject({
 export type AccessConfig = z.infer<typeof accessSchema>;
 
 type Issue = { path: Array<string | number>; message: string };
+
 
 /** The id the development key (`ingress.devKey`) has: no configured key may take it. */
 export const DEV_KEY_ID = 'dev';

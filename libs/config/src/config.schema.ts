@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { accessPolicyIssues, accessReferenceIssues, accessSchema, type OrgConfig } from './access.schema';
+import { accessPolicyIssues, accessReferenceIssues, accessSchema, devKeySchema, type OrgConfig } from './access.schema';
 import { billingSchema, budgetsSchema, type BudgetConfig } from './budgets.schema';
 import { cacheSchema } from './cache.schema';
 import { chatCompletionsSchema } from './chat-completions.schema';
@@ -55,7 +55,7 @@ export const configSchema = strictObject({
     /** Billing's gRPC address, for the report endpoints of the admin API; unset: they answer 503. */
     billing: address.optional(),
     /** Development traffic key (embedded mode); empty means generate one at start-up, `disabled` none. */
-    devKey: z.string().default(''),
+    devKey: devKeySchema,
     limits: strictObject({
       bodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
       /** The largest audio upload (`/v1/audio/transcriptions`, `/translations`): a form's whole body. OpenAI takes files up to 25 MB. */
