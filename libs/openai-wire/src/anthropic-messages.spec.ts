@@ -849,7 +849,7 @@ describe('toAnthropicError', () => {
     ['upstream_error', {}, 502, 'api_error'],
     ['overloaded', {}, 529, 'overloaded_error'],
     ['unavailable', {}, 503, 'overloaded_error'],
-    ['timeout', {}, 504, 'api_error'],
+    ['timeout', {}, 504, 'timeout_error'],
   ])('maps %s %j to %i %s', (kind, options, status, type) => {
     const response = toAnthropicError(new GatewayError(kind, 'Something.', options));
     expect(response.status).toBe(status);

@@ -793,6 +793,7 @@ export type AnthropicErrorType =
   | 'request_too_large'
   | 'rate_limit_error'
   | 'api_error'
+  | 'timeout_error'
   | 'overloaded_error';
 
 export interface AnthropicErrorBody {
@@ -868,7 +869,7 @@ export function toAnthropicError(e: GatewayError): AnthropicErrorResponse {
     case 'unavailable':
       return anthropicResponse(503, 'overloaded_error', e.message, retryAfter(e));
     case 'timeout':
-      return anthropicResponse(504, 'api_error', e.message);
+      return anthropicResponse(504, 'timeout_error', e.message);
     default: {
       const unhandled: never = kind;
       throw new Error(`Unhandled error kind ${String(unhandled)}`);
