@@ -8,7 +8,7 @@ import { AlertingService } from './alerting.service';
 import { DeliveryError, type NotificationChannel } from './channels/notification';
 import { DeliveryQueue } from './delivery/delivery-queue';
 import { HistoryWriter } from './delivery/history-writer';
-import { RedisAlertingState } from './state/alerting-state.repository';
+import { cooldownRetentionOf, RedisAlertingState } from './state/alerting-state.repository';
 
 function redisUrl(): string {
   const url = process.env['OPENROUTER_TEST_REDIS_URL'];
@@ -17,7 +17,9 @@ function redisUrl(): string {
 }
 
 const T0 = 1_750_000_000_000;
-const OPEN: RouterSnapshot = { replicas: [{ address: 'router:50051', status: { circuits: [{ provider: 'p', deployment: 'd1', state: 'open' }], grayReleases: [] } }] };
+const HOUR = 3_600_000;
+const circuit = (state: string): RouterSnapshot => ({ replicas: [{ address: 'router:50051', status: { circuits: [{ provider: 'p', deployment: 'd1', state }], grayReleases: [] } }] });
+const OPEN = circuit('open');
 
 /** A channel that records what it is sent; each send waits for `gate` (open when absent), then fails with `failing`'s status, if set. */
 function fakeChannel(id: string, options: { gate?: Promise<void>; failing?: number } = {}) {
@@ -91,7 +93,7 @@ describe('an alerting service handing its firing alerts over through Redis (real
     await first.queue.close(100);
     await first.history.close(1_000);
     // What the next active replica reads: the firing reached the chat, not the pager.
-    expect((await state.firing()).map((e) => [e.notified, [...e.channels].sort()])).toEqual([[false, ['chat']]]);
+    expect((await state.firing()).map((e) => [e.notified, [...e.channels].sort()])).toEqual([[false, ['chat', 'owed:pager']]]);
 
     now.at = T0 + 60_000;
     const chatAgain = fakeChannel('chat');
@@ -108,6 +110,41 @@ describe('an alerting service handing its firing alerts over through Redis (real
     expect(chatAgain.got).toEqual([]);
     await second.history.flushed();
     expect((await state.firing()).map((e) => [e.notified, [...e.channels].sort()])).toEqual([[true, ['chat', 'pager']]]);
+    await second.service.close();
+    await second.queue.close(100);
+    await second.history.close(1_000);
+  });
+
+  it('holds a cooldown longer than a day across a hand-over, kept as long as the rule says', async () => {
+    const daily = alertingSchema.parse({ ...config, rules: [{ id: 'circuits', kind: 'circuit_open', cooldownMs: 48 * HOUR }] });
+    const now = { at: T0 };
+    // As startAlerting keeps the state: cooldowns as long as the longest of the rules'.
+    const state = new RedisAlertingState(redis, `restart-${randomBytes(4).toString('hex')}:`, () => undefined, () => now.at, cooldownRetentionOf(daily.rules));
+    const router = { snapshot: OPEN };
+    const active = () => {
+      const metrics = new AlertingMetrics(new Registry());
+      const queue = new DeliveryQueue(daily.delivery, metrics, logger);
+      const history = new HistoryWriter(state, logger);
+      const service = new AlertingService(daily, { channels: [fakeChannel('chat').channel, fakeChannel('pager').channel], delivery: queue, history, metrics, logger, router: () => router.snapshot, clock: () => now.at, cooldowns: state });
+      return { service, queue, history };
+    };
+    const first = active();
+    first.service.evaluate();
+    await until(async () => (await state.cooldowns()).size === 1);
+    router.snapshot = circuit('closed');
+    now.at = T0 + 1_000;
+    expect(first.service.evaluate().map((t) => [t.status, t.notify])).toEqual([['resolved', true]]);
+    await first.service.close();
+    await first.queue.close(100);
+    await first.history.close(1_000);
+
+    // A day and a half later the breaker opens again, under the next active replica: still within the cooldown.
+    now.at = T0 + 36 * HOUR;
+    const second = active();
+    second.service.restoreCooldowns(await state.cooldowns());
+    expect(second.service.restore(await state.firing())).toBe(0);
+    router.snapshot = OPEN;
+    expect(second.service.evaluate().map((t) => [t.status, t.notify])).toEqual([['firing', false]]);
     await second.service.close();
     await second.queue.close(100);
     await second.history.close(1_000);

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import { alertingSchema } from '@openrouter/config';
 import { budgetv1, usagev1 } from '@openrouter/contracts';
@@ -180,6 +181,24 @@ describe('an alerting service that restarts', () => {
     now.at = T0 + 1_000;
     // Notified a minute before the restart: the rule's cooldown (15 min by default) holds it back.
     expect(service.evaluate().map((t) => [t.status, t.notify])).toEqual([['firing', false]]);
+  });
+
+  it('notifies a restored budget alert that a cooldown held back once the cooldown ends, though its crossing is not seen again', () => {
+    const now = { at: T0 };
+    const service = started(now, undefined);
+    const held = firing('budget-80|budget=b|org=acme|period=2025-06|threshold=80', 'budget-80', 'budget_threshold', { org: 'acme', budget: 'b', period: '2025-06', threshold: '80' }, T0 - 10 * 60_000, false);
+    expect(service.restore([held])).toBe(1);
+    // The previous episode reached a channel 10 min before the restart: the cooldown (15 min) ends 5 min after it.
+    service.restoreCooldowns(new Map([[held.alertId, T0 - 10 * 60_000]]));
+    expect(service.evaluate()).toEqual([]);
+    now.at = T0 + 5 * 60_000 - 1;
+    expect(service.evaluate()).toEqual([]);
+    now.at = T0 + 5 * 60_000;
+    expect(service.evaluate().map((t) => [t.status, t.notify, t.startedAt])).toEqual([['firing', true, T0 - 10 * 60_000]]);
+    expect(service.evaluate()).toEqual([]);
+    // Its hold ends an hour after it started: resolved, and notified as its firing now was.
+    now.at = T0 - 10 * 60_000 + HOUR;
+    expect(service.evaluate().map((t) => [t.status, t.notify])).toEqual([['resolved', true]]);
   });
 
   it('notifies a restored alert whose firing a cooldown held back, if it still holds', () => {
@@ -498,6 +517,32 @@ describe('an alerting service that is handed the same budget event again', () =>
     });
   });
 
+  it('skips a crossing whose amounts are not decimal text, saying which, and evaluates every rule as ever', () => {
+    const both = alertingSchema.parse({ bucketMs: 1_000, rules: [...config.rules, { id: 'errors', kind: 'error_rate', windowMs: 10_000, threshold: 0.5, minRequests: 2 }] });
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
+    const warned = createLogger('test', 'warn', sink);
+    const metrics = new AlertingMetrics(new Registry());
+    const now = { at: T0 };
+    const alerting = new AlertingService(both, { channels: [], delivery: new DeliveryQueue(both.delivery, metrics, warned), history: new HistoryWriter(undefined, warned), metrics, logger: warned, clock: () => now.at });
+    const forecast = { ...crossing, schemaVersion: 2, kind: budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_FORECAST, eventId: 'acme-monthly/2025-06/forecast-100', thresholdPercent: 100, limit: '1,000.00', projected: '1200' };
+    alerting.takeBudget(Buffer.from(budgetv1.BudgetEvent.encode(forecast).finish()));
+    alerting.observeBudget({ ...crossing, eventId: 'acme-monthly/2025-06/90', thresholdPercent: 90, spent: '9e1' });
+    alerting.observeBudget({ ...forecast, eventId: 'acme-monthly/2025-06/forecast-120', thresholdPercent: 120, limit: '1000', projected: 'NaN' });
+    alerting.observeBudget(crossing);
+    const event = emptyUsageEvent('e1', T0);
+    event.completedAtMs = T0;
+    event.attempts = Array.from({ length: 4 }, () => ({ provider: 'p', deployment: 'd', status: usagev1.AttemptStatus.ATTEMPT_STATUS_ERROR, errorKind: 'upstream_error', latencyMs: 10 }));
+    alerting.observeUsage(event);
+    now.at = T0 + 500;
+    expect(alerting.evaluate().map((t) => [t.rule.id, t.labels['threshold'] ?? t.labels['provider']])).toEqual([
+      ['budget-80', '80'],
+      ['errors', 'p'],
+    ]);
+    const skipped = lines.map((l) => JSON.parse(l) as { msg: string; fields?: string[] }).filter((l) => l.msg.includes('not a decimal'));
+    expect(skipped.map((l) => l.fields)).toEqual([['limit'], ['spent'], ['projected']]);
+  });
+
   it('evaluates nothing on a replica that is no longer the active one, and fires the crossing once it is again', () => {
     const metrics = new AlertingMetrics(new Registry());
     let active = false;
@@ -730,16 +775,18 @@ describe('an alerting service whose receiver is down', () => {
     await first.service.close();
     await first.queue.close(100);
     await first.history.close(1_000);
+    // The firing reached no channel: its entry names the one it is owed, so a restart does not take it as held back.
     expect(rows.map((r) => [r.status, r.notified, r.channels])).toEqual([
       ['firing', true, ['pager']],
-      ['firing', false, []],
+      ['firing', false, ['owed:pager']],
     ]);
 
     await receiver.up();
     now.at = T0 + 60_000;
     const second = started(receiver.url, router, rows, now);
     expect(second.service.restore(latestFiring(rows))).toBe(1);
-    expect(second.service.evaluate().map((t) => [t.status, t.notify, t.startedAt])).toEqual([['firing', true, T0]]);
+    // The same alert, due all along: sent where it is owed, with no new transition.
+    expect(second.service.evaluate()).toEqual([]);
     await until(() => second.queue.pending === 0 && receiver.got.length === 1);
     router.snapshot = CLOSED;
     now.at = T0 + 70_000;
@@ -765,7 +812,7 @@ describe('an alerting service whose receiver is down', () => {
     await history.flushed();
     expect(rows.map((r) => [r.status, r.notified, r.channels])).toEqual([
       ['firing', true, ['pager']],
-      ['firing', false, []],
+      ['firing', false, ['owed:pager']],
       ['firing', true, ['pager']],
     ]);
     const [restored] = latestFiring(rows);
@@ -801,10 +848,10 @@ describe('an alerting service whose receiver is down', () => {
     await history.flushed();
     const recorded = rows.map((r) => [r.status, r.notified, [...r.channels].sort()]);
     // The pager's give-up and the chat's delivery arrive in either order: when the give-up comes
-    // first, its entry names no channel and the chat's delivery is recorded after it. Either way
-    // the last entry before the pager got the firing names the chat.
+    // first, its entry names only the pager (owed) and the chat's delivery is recorded after it.
+    // Either way the last entry before the pager got the firing names the chat.
     const short = recorded.filter(([status, notified]) => status === 'firing' && notified === false);
-    expect([[['firing', false, ['chat']]], [['firing', false, []], ['firing', false, ['chat']]]]).toContainEqual(short);
+    expect([[['firing', false, ['chat', 'owed:pager']]], [['firing', false, ['owed:pager']], ['firing', false, ['chat', 'owed:pager']]]]).toContainEqual(short);
     expect(recorded.filter((r) => !short.includes(r))).toEqual([
       ['firing', true, ['chat', 'pager']],
       ['firing', true, ['chat', 'pager']],
@@ -854,10 +901,10 @@ describe('an alerting service whose receiver is down', () => {
     await history.close(1_000);
     expect(rows.map((r) => [r.status, r.notified, [...r.channels].sort()])).toEqual([
       ['firing', true, ['chat', 'pager']],
-      ['firing', false, []],
-      ['firing', false, ['chat']],
+      ['firing', false, ['owed:pager']],
+      ['firing', false, ['chat', 'owed:pager']],
     ]);
-    expect(latestFiring(rows)).toMatchObject([{ notified: false, channels: ['chat'] }]);
+    expect(latestFiring(rows)).toMatchObject([{ notified: false, channels: ['chat', 'owed:pager'] }]);
 
     // The next replica: the pager is sent the firing again, the chat (which has it) is not.
     now.at = T0 + 60_000;
@@ -968,5 +1015,132 @@ describe('an alerting service whose receiver is down', () => {
       ['firing', true, ['chat', 'pager']],
       ['firing', false, ['chat', 'refused:pager']],
     ]);
+  });
+});
+
+describe('an alerting service that loses its lease', () => {
+  const config = alertingSchema.parse({
+    bucketMs: 1_000,
+    delivery: { maxAttempts: 1, initialBackoffMs: 20, maxBackoffMs: 20, timeoutMs: 1_000 },
+    channels: [{ id: 'pager', kind: 'webhook', url: 'http://127.0.0.1:9/hook' }],
+    rules: [{ id: 'circuits', kind: 'circuit_open', cooldownMs: 0 }],
+  });
+  const logger = createLogger('test', 'silent');
+
+  /** A replica as startAlerting runs one with Redis: it delivers while it holds the lease, and hands over what is left when it stops. */
+  function replica(maxAttempts: number) {
+    const lease = { held: true };
+    const router = { snapshot: routerWith({ provider: 'p', deployment: 'd1', state: 'open' }) };
+    const handedOver: Array<[string, string]> = [];
+    const got: string[] = [];
+    // The receiver is down by the time the alert resolves.
+    const channel: NotificationChannel = {
+      id: 'pager',
+      kind: 'webhook',
+      async send(notification) {
+        if (notification.status === 'resolved') throw new DeliveryError('the receiver answered 503', 503);
+        got.push(notification.status);
+      },
+    };
+    const metrics = new AlertingMetrics(new Registry());
+    let asked = 0;
+    const mayDeliver = (): boolean => (asked++, lease.held);
+    const delivery = new DeliveryQueue({ ...config.delivery, maxAttempts }, metrics, logger, () => 0, mayDeliver, async (left) => {
+      handedOver.push(...left.map((d): [string, string] => [d.channel, d.notification.status]));
+    });
+    const now = { at: T0 };
+    const service = new AlertingService(config, { channels: [channel], delivery, history: new HistoryWriter(undefined, logger), metrics, logger, router: () => router.snapshot, clock: () => now.at, mayAct: () => lease.held });
+    /** Stops as startAlerting's active part does: the service, then the delivery queue. */
+    const stop = async (): Promise<void> => {
+      await service.close();
+      await delivery.close(1_000);
+    };
+    return { service, delivery, lease, router, now, got, handedOver, stop, asked: () => asked };
+  }
+
+  it('hands over a resolution given up before the lease was lost: the next active replica sends it', async () => {
+    const r = replica(1);
+    r.service.evaluate();
+    await until(() => r.got.length === 1 && r.delivery.pending === 0);
+    r.router.snapshot = routerWith({ provider: 'p', deployment: 'd1', state: 'closed' });
+    r.now.at = T0 + 10_000;
+    expect(r.service.evaluate().map((t) => t.status)).toEqual(['resolved']);
+    // Given up: owed to the pager at the next round, which never comes.
+    await until(() => r.delivery.pending === 0);
+    r.lease.held = false;
+    await r.stop();
+    expect(r.handedOver).toEqual([['pager', 'resolved']]);
+  });
+
+  it('hands over a resolution whose retry came due after the lease was lost, before the replica began to stop', async () => {
+    const r = replica(3);
+    r.service.evaluate();
+    await until(() => r.got.length === 1 && r.delivery.pending === 0);
+    r.router.snapshot = routerWith({ provider: 'p', deployment: 'd1', state: 'closed' });
+    r.now.at = T0 + 10_000;
+    r.service.evaluate();
+    const sent = r.asked();
+    r.lease.held = false;
+    // The resolution's retry finds the lease gone, before the replica begins to stop.
+    await until(() => r.asked() === sent + 1);
+    await r.stop();
+    expect(r.got).toEqual(['firing']);
+    expect(r.handedOver).toEqual([['pager', 'resolved']]);
+  });
+});
+
+describe('an alerting service whose budget alert never reached its receiver before a restart', () => {
+  const config = alertingSchema.parse({
+    delivery: { maxAttempts: 1, initialBackoffMs: 10, maxBackoffMs: 10, timeoutMs: 1_000 },
+    channels: [{ id: 'pager', kind: 'webhook', url: 'http://127.0.0.1:9/hook' }],
+    rules: [{ id: 'budget', kind: 'budget_threshold', minPercent: 80, holdMs: HOUR }],
+  });
+  const logger = createLogger('test', 'silent');
+  const crossing = budgetv1.BudgetEvent.fromPartial({ schemaVersion: 1, eventId: 'b/2025-06/80', budgetId: 'b', scope: { orgId: 'acme' }, periodKey: '2025-06', periodEndMs: T0 + 10 * 24 * HOUR, thresholdPercent: 80, spent: '80', limit: '100', currency: 'USD' });
+
+  function started(rows: AlertHistoryEntry[], now: { at: number }, receiver: { up: boolean; got: string[] }) {
+    const channel: NotificationChannel = {
+      id: 'pager',
+      kind: 'webhook',
+      async send(notification) {
+        if (!receiver.up) throw new DeliveryError('the receiver answered 503', 503);
+        receiver.got.push(notification.status);
+      },
+    };
+    const metrics = new AlertingMetrics(new Registry());
+    const queue = new DeliveryQueue(config.delivery, metrics, logger);
+    const history = new HistoryWriter({ append: async (entries) => void rows.push(...entries) }, logger);
+    const service = new AlertingService(config, { channels: [channel], delivery: queue, history, metrics, logger, clock: () => now.at });
+    return { service, queue, history };
+  }
+
+  it('sends its firing after the restart, though its crossing is not seen again, then its resolution', async () => {
+    const rows: AlertHistoryEntry[] = [];
+    const now = { at: T0 };
+    const receiver = { up: false, got: [] as string[] };
+    const first = started(rows, now, receiver);
+    first.service.observeBudget(crossing);
+    expect(first.service.evaluate().map((t) => [t.status, t.notify])).toEqual([['firing', true]]);
+    await until(() => first.queue.pending === 0);
+    now.at = T0 + 10_000;
+    await first.service.close();
+    await first.queue.close(100);
+    await first.history.close(1_000);
+    const latest = rows.at(-1);
+    expect(latest).toMatchObject({ status: 'firing', notified: false, channels: ['owed:pager'] });
+
+    receiver.up = true;
+    now.at = T0 + 60_000;
+    const second = started(rows, now, receiver);
+    expect(second.service.restore(latest ? [latest] : [])).toBe(1);
+    expect(second.service.evaluate()).toEqual([]);
+    await until(() => second.queue.pending === 0 && receiver.got.length === 1);
+    // Its hold ends an hour after it started firing: the resolution goes where the firing arrived.
+    now.at = T0 + HOUR;
+    expect(second.service.evaluate().map((t) => [t.status, t.notify])).toEqual([['resolved', true]]);
+    await until(() => second.queue.pending === 0 && receiver.got.length === 2);
+    expect(receiver.got).toEqual(['firing', 'resolved']);
+    await second.queue.close(100);
+    await second.history.close(1_000);
   });
 });

@@ -8,7 +8,7 @@ import type { RouterSnapshot } from './aggregation/router-replicas';
 import { UsageWindows } from './aggregation/usage-windows';
 import type { AlertNotification, NotificationChannel } from './channels/notification';
 import type { DeliveryListener, DeliveryQueue } from './delivery/delivery-queue';
-import { FiringNotices, type NoticeChange } from './delivery/firing-notices';
+import { FiringNotices, readFiringEntry, type NoticeChange } from './delivery/firing-notices';
 import type { HistoryWriter } from './delivery/history-writer';
 import { fingerprintOf } from './rules/alert-condition';
 import { AlertTracker, type AlertTransition, type RestoredAlert } from './rules/alert-tracker';
@@ -25,6 +25,9 @@ const PROVIDER_FAILURES = new Set(['upstream_error', 'unavailable', 'timeout', '
 
 /** Usage event ids remembered to skip copies, at most (about 90 bytes each: some 22 MB). */
 const RECENT_EVENT_IDS = 250_000;
+
+/** A budget event's amount: decimal text (budget.proto). */
+const AMOUNT = /^\d+(\.\d+)?$/;
 
 export interface AlertingServiceDependencies {
   channels: readonly NotificationChannel[];
@@ -132,6 +135,19 @@ export class AlertingService {
       this.deps.logger.warn({ kind: event.kind, eventId: event.eventId }, 'budget event of an unknown kind skipped');
       return;
     }
+    // Its amounts go into the alert's summary, worked out in decimal at every round: one that is not
+    // decimal text would fail the rule's evaluation for as long as the crossing is kept.
+    const amounts: Array<[string, string]> = [
+      ['spent', event.spent],
+      ['limit', event.limit],
+    ];
+    // A forecast without its projection (absent in budget.proto) reads as projecting 0.
+    if (kind === 'forecast' && event.projected) amounts.push(['projected', event.projected]);
+    const unreadable = amounts.filter(([, amount]) => !AMOUNT.test(amount)).map(([field]) => field);
+    if (unreadable.length > 0) {
+      this.deps.logger.warn({ eventId: event.eventId, budgetId: event.budgetId, fields: unreadable }, 'budget event with an amount that is not a decimal skipped');
+      return;
+    }
     this.deps.metrics.signals.inc({ kind: 'budget' });
     // An event without its id (an older or foreign producer) is known by what the id is made of.
     const id = event.eventId !== '' ? event.eventId : `${event.budgetId}/${event.periodKey}/${kind === 'forecast' ? 'forecast-' : ''}${event.thresholdPercent}`;
@@ -156,9 +172,10 @@ export class AlertingService {
    * history entry), so a restart neither notifies them again nor leaves them open for good. Those
    * of rules no longer configured (or now of another kind), and those only the router's status
    * could end when no router is polled, are left alone. Returns how many. An entry's `channels`
-   * are those its firing reached (or was on its way to, when `notified`) and, as `refused:<id>`,
-   * those that refused it for good: a channel missing from them is sent the firing again, a refusing
-   * one is not (as without the restart), and only those it reached are sent its resolution.
+   * are those its firing reached (or was on its way to, when `notified`), as `refused:<id>` those
+   * that refused it for good, and as `owed:<id>` those it is owed: a channel not named as reached
+   * or refusing is sent the firing again, a refusing one is not (as without the restart), and only
+   * those it reached are sent its resolution.
    */
   restore(entries: readonly AlertHistoryEntry[]): number {
     const rules = new Map(this.config.rules.map((r) => [r.id, r]));
@@ -170,11 +187,13 @@ export class AlertingService {
       if (!rule || rule.kind !== e.ruleKind || e.status !== 'firing' || !Number.isFinite(at) || !Number.isFinite(startedAt)) continue;
       if ((rule.kind === 'circuit_open' || rule.kind === 'canary_rolled_back' || rule.kind === 'router_unreachable') && !this.deps.router) continue;
       const condition = { rule, labels: e.labels, value: e.value, threshold: e.threshold, summary: e.summary };
-      // Due unless a cooldown held it back: notified, or a delivery of it was given up (an entry
-      // that lists the channels it did reach or that refused it, if any; with none it is sent again
-      // as held back). A refusal, like a delivery, started its cooldown.
-      const due = e.notified || e.channels.length > 0;
-      restored.push({ condition, startedAt, notifiedAt: due ? at : undefined, heldUntil: this.heldUntil(rule, startedAt, e.labels) });
+      // Due unless a cooldown held it back: notified, or a delivery of it failed (an entry that
+      // names the channels it reached, refused it or are owed it). A refusal, like a delivery,
+      // started its cooldown; a firing that reached no channel started none.
+      const { due, settledSomewhere } = readFiringEntry(e);
+      // A budget crossing is not seen again: its alert holds as the rule held the crossing.
+      const holds = rule.kind === 'budget_threshold';
+      restored.push({ condition, startedAt, due, notifiedAt: settledSomewhere ? at : undefined, heldUntil: this.heldUntil(rule, startedAt, e.labels), holds });
       if (due) this.notices.restore({ fingerprint: fingerprintOf(rule.id, e.labels), ...condition, status: 'firing', startedAt, at, notify: true }, e.channels, !e.notified);
     }
     this.tracker.restore(restored);
@@ -231,6 +250,7 @@ export class AlertingService {
     this.windows.prune(now);
     for (const [id, b] of this.budgets) if (b.periodEndMs > 0 && now > b.periodEndMs + 60_000) this.budgets.delete(id);
     const verdicts = evaluateRules(this.config.rules, { now, windows: this.windows, budgets: [...this.budgets.values()], router: this.deps.router?.(), observingSince: this.startedAt });
+    for (const v of verdicts) if (v.error !== undefined) this.deps.logger.error({ err: v.error, rule: v.rule.id }, 'alert rule could not be evaluated: its alerts keep their state');
     const transitions = this.tracker.apply(verdicts, now);
     this.deps.metrics.evaluations.inc();
     this.deps.metrics.firing.reset();
@@ -328,7 +348,7 @@ export class AlertingService {
    * refused it): later than the alert's previous entry, so a restart reads it as the latest.
    */
   private deliveryEntry(alert: AlertTransition, change: NoticeChange, now: number): AlertHistoryEntry {
-    return this.historyEntry({ ...alert, at: this.notices.entryTime(alert, now) }, { notified: change === 'whole', channels: this.notices.recorded(alert, false) });
+    return this.historyEntry({ ...alert, at: this.notices.entryTime(alert, now) }, { notified: change === 'whole', channels: this.notices.recorded(alert, false, this.channelIdsOf(alert.rule)) });
   }
 
   /** The ids of the channels a rule notifies: those it names, or every channel. */

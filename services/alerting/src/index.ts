@@ -16,7 +16,7 @@ import { RouterReplicaMetrics } from './sources/router-replica.metrics';
 import { RouterStatusSource } from './sources/router-status.source';
 import { ActiveReplica, type ReplicaRole } from './standby/active-replica';
 import { ActiveRoleMetrics } from './standby/active-role.metrics';
-import { RedisAlertingState, type AlertingStateRepository } from './state/alerting-state.repository';
+import { cooldownRetentionOf, RedisAlertingState, type AlertingStateRepository } from './state/alerting-state.repository';
 
 export { AlertingService } from './alerting.service';
 export type { ReplicaRole } from './standby/active-replica';
@@ -122,7 +122,8 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
       const stateRedis = createRedisClient(redis, { maxRetriesPerRequest: 1 });
       stateRedis.on('error', (error: unknown) => logger.debug({ err: error }, 'alerting state connection error'));
       cleanups.push(() => stateRedis.disconnect());
-      state = new RedisAlertingState(stateRedis, redis.keyPrefix, (what) => logger.warn(`${what} kept in Redis could not be read: skipped`));
+      // Cooldowns are kept as long as the longest a rule has: a shorter time would lose those longer than it at a hand-over.
+      state = new RedisAlertingState(stateRedis, redis.keyPrefix, (what) => logger.warn(`${what} kept in Redis could not be read: skipped`), Date.now, cooldownRetentionOf(settings.rules));
     }
     if (!store && state) {
       logger.warn('no ClickHouse server configured (usage.clickhouse.url): alert history is not kept; firing alerts are kept in Redis for the next active replica');

@@ -273,8 +273,9 @@ export class DeliveryQueue {
       return;
     }
     if (delivery.attempts >= this.settings.maxAttempts && (this.draining || !this.mayNotify())) {
-      // The next active replica tries it again (as a given-up notification is sent again at the next round).
-      this.logger.warn(where, 'alert notification not delivered by its last attempt at shutdown: kept to hand over');
+      // Shutting down, or the lease lost (the replica stops): the next active replica tries it again
+      // (as a given-up notification is sent again at the next round).
+      this.logger.warn(where, 'alert notification not delivered by its last attempt as the replica stops: kept to hand over');
       this.park(delivery);
       return;
     }

@@ -12,6 +12,14 @@ export type Notice = 'sending' | 'delivered' | 'refused';
  */
 const REFUSED = 'refused:';
 
+/**
+ * How an entry of a firing that did not reach every channel names one it is still owed (given up,
+ * or dropped): `owed:<id>`. Its restart sends the firing there again, as to any channel the entry
+ * does not name; naming it tells the entry of a firing that reached no channel from one a cooldown
+ * held back (both `notified: false`), which is not due.
+ */
+const OWED = 'owed:';
+
 /** The `channels` of a firing's history entry, as `FiringNotices.recorded` writes them. */
 function recordedChannels(notices: Iterable<readonly [string, Notice]>, sending: boolean): string[] {
   const channels: string[] = [];
@@ -27,9 +35,19 @@ function channelsKey(channels: readonly string[]): string {
   return [...channels].sort().join('\u0000');
 }
 
-/** What a firing's history entry says of each channel in its `channels`: reached, or refused for good. */
+/** What a firing's history entry says of each channel in its `channels` it settled: reached, or refused for good. */
 function readRecordedChannels(channels: readonly string[]): Map<string, 'delivered' | 'refused'> {
-  return new Map(channels.map((c) => (c.startsWith(REFUSED) ? [c.slice(REFUSED.length), 'refused'] : [c, 'delivered'])));
+  return new Map(channels.filter((c) => !c.startsWith(OWED)).map((c) => (c.startsWith(REFUSED) ? [c.slice(REFUSED.length), 'refused'] : [c, 'delivered'])));
+}
+
+/**
+ * What an alert's latest history entry of a firing says of its notification: whether it was due
+ * (false: a cooldown held it back), and whether it reached a channel or was refused there for good
+ * (either started the alert's cooldown). A due firing's entry is `notified`, or names channels: those
+ * it reached or that refused it, and those it is owed.
+ */
+export function readFiringEntry(entry: { notified: boolean; channels: readonly string[] }): { due: boolean; settledSomewhere: boolean } {
+  return { due: entry.notified || entry.channels.length > 0, settledSomewhere: entry.notified || entry.channels.some((c) => !c.startsWith(OWED)) };
 }
 
 /** What a delivery outcome changed that the alert history must be told. */
@@ -146,11 +164,15 @@ export class FiringNotices {
   /**
    * The `channels` of a history entry of an alert's firing: the channels it has reached, those that
    * refused it for good (as `refused:<id>`, so that a restart does not send it there again), and,
-   * with `sending` (the entry of the firing itself), those it is on its way to.
+   * with `sending` (the entry of the firing itself), those it is on its way to; else, of `owed` (its
+   * rule's channels), those it is owed (as `owed:<id>`).
    */
-  recorded(alert: AlertTransition, sending: boolean): string[] {
+  recorded(alert: AlertTransition, sending: boolean, owed: readonly string[] = []): string[] {
     const episode = this.episodeOf(alert);
-    return episode ? recordedChannels(episode.notices, sending) : [];
+    if (!episode) return [];
+    const channels = recordedChannels(episode.notices, sending);
+    if (!sending) for (const channel of owed) if (!episode.notices.has(channel)) channels.push(`${OWED}${channel}`);
+    return channels;
   }
 
   /** The alert resolved: the channels its resolution goes to (those that have, or will first get, its firing); then forgotten. */

@@ -44,7 +44,7 @@ export class HistoryWriter {
   /** Resolves when everything buffered so far is written (or the store keeps failing and `close` gives up). */
   async flushed(): Promise<void> {
     while ((this.buffer.length > 0 || this.writing) && !this.closed) {
-      await (this.writing ?? new Promise((done) => setTimeout(done, 20)));
+      await (this.writing ?? new Promise<void>((done) => setTimeout(done, 20)));
     }
   }
 

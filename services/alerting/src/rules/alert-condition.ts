@@ -26,6 +26,8 @@ export interface RuleVerdict {
    * none of its alerts resolves, since what is missing may be what holds them.
    */
   incomplete?: boolean;
+  /** Why the rule could not be evaluated (`known` is then false). */
+  error?: unknown;
 }
 
 /** The alert's stable id: rule and group labels, in a fixed order. */

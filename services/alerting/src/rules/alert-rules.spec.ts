@@ -223,6 +223,27 @@ describe('rule evaluation', () => {
     expect(spend?.conditions.map((c) => c.labels['org']).sort()).toEqual(['minimum', 'thrice']);
     expect(floor?.conditions.map((c) => c.labels['org'])).toEqual(['minimum']);
   });
+  it('flags no organisation that spent nothing in the window, even with minSpend 0', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    // Spent long before the window and its baseline: still kept (retention), nothing in either.
+    windows.recordSpend('idle', 'USD', T0 - 30 * 60_000, '5');
+    // Spent before the window only: a drop, not a spike.
+    windows.recordSpend('quieter', 'USD', T0 - 90_000, '5');
+    windows.recordSpend('spiking', 'USD', T0 - 5_000, '0.01');
+    const [verdict] = evaluateRules([rule({ id: 'spend', kind: 'spend_anomaly', windowMs: 60_000, baselineWindows: 2, factor: 3, minSpend: 0 })], input(windows, T0));
+    expect(verdict?.conditions.map((c) => c.labels['org'])).toEqual(['spiking']);
+  });
+
+  it('keeps the state of a rule it cannot evaluate, with the error, and evaluates the others', () => {
+    const windows = new UsageWindows(1_000, 3_600_000);
+    traffic(windows, T0 - 1_000, 'alpha', 10, 10);
+    // A crossing whose amount is not decimal text (taken without the service's check): the forecast's summary cannot be made.
+    const unreadable = { eventId: 'b/2025-06/forecast-100', budgetId: 'b', orgId: 'acme', periodKey: '2025-06', periodEndMs: T0 + 60_000, thresholdPercent: 100, spent: '10', limit: '1,000.00', currency: 'USD', receivedAtMs: T0, kind: 'forecast' as const, projected: '1200' };
+    const rules = [rule({ id: 'budget', kind: 'budget_threshold' }), rule({ id: 'errors', kind: 'error_rate', windowMs: 60_000, minRequests: 5 })];
+    const [budget, errors] = evaluateRules(rules, input(windows, T0, { budgets: [unreadable] }));
+    expect(budget).toMatchObject({ known: false, conditions: [], error: expect.any(Error) });
+    expect(errors).toMatchObject({ known: true, conditions: [{ labels: { provider: 'alpha' } }] });
+  });
 });
 
 describe('alert tracking', () => {

@@ -30,16 +30,26 @@ interface ActiveAlert {
    * its rule sees it again: until then the service has not watched enough to tell it has ended.
    */
   heldUntil?: number;
+  /** Restored, it holds until `heldUntil` whether its rule sees it again or not (see `RestoredAlert.holds`). */
+  holds?: boolean;
 }
 
 /** An alert that was firing when the service last stopped, as its history tells it. */
 export interface RestoredAlert {
   condition: AlertCondition;
   startedAt: number;
-  /** When its firing was notified; undefined when a cooldown held it back. */
+  /** Whether its firing was due to its channels; false when a cooldown held it back. */
+  due: boolean;
+  /** When its cooldown started (its firing reached a channel, or was refused there); undefined when it did not. */
   notifiedAt: number | undefined;
   /** Not resolved before this instant unless the rule sees it again (see `ActiveAlert.heldUntil`). */
   heldUntil: number;
+  /**
+   * Its rule does not see it again after the restart (a budget crossing, taken before it), and it
+   * holds until `heldUntil` all the same, as the rule would have held it: held back by a cooldown,
+   * it is due once the cooldown ends, as it would have been without the restart.
+   */
+  holds: boolean;
 }
 
 /**
@@ -70,6 +80,7 @@ export class AlertTracker {
         if (current) {
           current.condition = condition;
           current.heldUntil = undefined;
+          current.holds = undefined;
           if (!current.notified && this.outOfCooldown(fingerprint, condition.rule, now)) {
             current.notified = true;
             transitions.push(this.transition(fingerprint, current, 'firing', now, true));
@@ -84,7 +95,14 @@ export class AlertTracker {
       if (verdict.incomplete) continue;
       for (const [fingerprint, alert] of this.active) {
         if (alert.condition.rule.id !== verdict.rule.id || holding.has(fingerprint)) continue;
-        if (alert.heldUntil !== undefined && now < alert.heldUntil) continue;
+        if (alert.heldUntil !== undefined && now < alert.heldUntil) {
+          // Restored and holding though its rule does not see it: due once a cooldown that held it back ends.
+          if (alert.holds && !alert.notified && this.outOfCooldown(fingerprint, alert.condition.rule, now)) {
+            alert.notified = true;
+            transitions.push(this.transition(fingerprint, alert, 'firing', now, true));
+          }
+          continue;
+        }
         this.active.delete(fingerprint);
         transitions.push(this.transition(fingerprint, alert, 'resolved', now, alert.notified));
       }
@@ -95,13 +113,14 @@ export class AlertTracker {
 
   /**
    * Takes back the alerts that were firing when the service stopped: one that still holds is not
-   * notified again, and one that has ended is resolved, notified as its firing was.
+   * notified again (one held back by a cooldown is, once the cooldown ends), and one that has
+   * ended is resolved, notified as its firing was.
    */
   restore(alerts: readonly RestoredAlert[]): void {
     for (const a of alerts) {
       const fingerprint = fingerprintOf(a.condition.rule.id, a.condition.labels);
       if (this.active.has(fingerprint)) continue;
-      this.active.set(fingerprint, { condition: a.condition, startedAt: a.startedAt, notified: a.notifiedAt !== undefined, heldUntil: a.heldUntil });
+      this.active.set(fingerprint, { condition: a.condition, startedAt: a.startedAt, notified: a.due, heldUntil: a.heldUntil, holds: a.holds });
       if (a.notifiedAt !== undefined) this.notified(fingerprint, a.notifiedAt);
     }
   }

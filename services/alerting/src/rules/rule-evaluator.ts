@@ -38,9 +38,19 @@ export interface EvaluationInput {
 
 const percent = (v: number): string => `${(v * 100).toFixed(1)}%`;
 
-/** Evaluates every rule against the current aggregates and state. Pure: no clock, no I/O. */
+/**
+ * Evaluates every rule against the current aggregates and state. Pure: no clock, no I/O. A rule
+ * that cannot be evaluated (a bug, or data it cannot read) has its verdict unknown, with the
+ * error: its alerts keep their state, and the other rules are evaluated as ever.
+ */
 export function evaluateRules(rules: readonly AlertRuleConfig[], input: EvaluationInput): RuleVerdict[] {
-  return rules.map((rule) => evaluateRule(rule, input));
+  return rules.map((rule) => {
+    try {
+      return evaluateRule(rule, input);
+    } catch (error) {
+      return { rule, known: false, conditions: [], error };
+    }
+  });
 }
 
 function evaluateRule(rule: AlertRuleConfig, input: EvaluationInput): RuleVerdict {
@@ -148,6 +158,8 @@ function evaluateRule(rule: AlertRuleConfig, input: EvaluationInput): RuleVerdic
       // A baseline needs the trailing windows to have been watched.
       if (input.now - input.observingSince < rule.windowMs * (rule.baselineWindows + 1)) return { rule, known: true, conditions };
       for (const s of input.windows.spendWindows(rule.windowMs, rule.baselineWindows, input.now)) {
+        // Nothing spent in the window is no anomaly, whatever minSpend (0 would reach 0 × factor).
+        if (s.current.isZero()) continue;
         // In decimal, and factor × before / windows as current × windows ≥ factor × before: no rounding on either side.
         if (s.current.lt(rule.minSpend) || s.current.times(rule.baselineWindows).lt(s.before.times(rule.factor))) continue;
         const baseline = s.before.div(rule.baselineWindows);

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import type { AlertRuleConfig } from '@openrouter/config';
 import type { AlertHistoryEntry, AlertHistoryStore } from '@openrouter/observability';
 import type { AlertNotification } from '../channels/notification';
 
@@ -92,8 +93,16 @@ end
 return taken
 `;
 
-/** Cooldowns older than this are forgotten when read: no rule holds an alert back that long (at most a day unless a rule says more). */
+/** Cooldowns older than this are forgotten when read, unless told to keep them longer (`cooldownRetentionOf`). */
 const DEFAULT_COOLDOWN_RETENTION_MS = 24 * 60 * 60_000;
+
+/**
+ * How long to keep the cooldowns of alerts of `rules`: as long as the longest of theirs (a day at
+ * least), so that one longer than a day still holds after a restart or hand-over.
+ */
+export function cooldownRetentionOf(rules: ReadonlyArray<Pick<AlertRuleConfig, 'cooldownMs'>>): number {
+  return Math.max(DEFAULT_COOLDOWN_RETENTION_MS, ...rules.map((r) => r.cooldownMs));
+}
 
 /**
  * The alerting state in Redis (`<keyPrefix>alerting:outbox` and `…:outbox:delivering`, lists;
