@@ -1,3 +1,4 @@
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import WebSocket from 'ws';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
@@ -104,6 +105,16 @@ describe('model lifecycle through the gateway', () => {
     // An alias naming it goes on with its other models.
     const alias = await ask('legacy');
     expect(alias.response.headers.get('x-openrouter-model')).toBe('gpt-4o-mini');
+  });
+
+  it('counts the tokens of a request naming a retired model its replacement serves, as it would serve it; not one nothing replaces', async () => {
+    const anthropic = new Anthropic({ apiKey: gw.apiKey, baseURL: gw.url, maxRetries: 0 });
+    const counted = await anthropic.messages.countTokens({ model: 'sunset-chat', messages: [{ role: 'user', content: 'how many tokens is this?' }] });
+    expect(counted.input_tokens).toBeGreaterThan(0);
+    await expect(anthropic.messages.countTokens({ model: 'gone-chat', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 404 });
+    const inputTokens = await client.post<{ input_tokens: number }>('/responses/input_tokens', { body: { model: 'sunset-chat', input: 'how many tokens is this?' } });
+    expect(inputTokens.input_tokens).toBeGreaterThan(0);
+    await expect(client.post('/responses/input_tokens', { body: { model: 'gone-chat', input: 'hi' } })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   });
 
   it('lists a deprecated model with its dates and replacement, and no retired model', async () => {

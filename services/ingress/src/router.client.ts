@@ -74,8 +74,8 @@ export class RouterClient extends RouterPort {
     return readStream(() => this.client.speak(request, new Metadata()), signal, undefined, { peer: 'router', timeoutMs: this.timeouts.firstStreamedMs });
   }
 
-  listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {
-    return callUnary(this.client.listModels.bind(this.client), { context }, new Metadata(), undefined, this.light());
+  listModels(context: routerv1.RequestContext, includeRetired = false): Promise<routerv1.ListModelsResponse> {
+    return callUnary(this.client.listModels.bind(this.client), { context, includeRetired }, new Metadata(), undefined, this.light());
   }
 
   explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse> {

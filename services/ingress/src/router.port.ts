@@ -14,7 +14,8 @@ export abstract class RouterPort {
   abstract transcribe(request: routerv1.TranscribeRequest, signal?: AbortSignal): Promise<routerv1.TranscribeResponse>;
   /** Speech in pieces as the provider sends its audio, the decision with the first (see `chatv1.SpeechResponse`). */
   abstract speak(request: routerv1.SpeakRequest, signal: AbortSignal): AsyncGenerator<routerv1.SpeakResponse>;
-  abstract listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
+  /** The models the caller may name; `includeRetired`: also the retired ones still served by a replacement. */
+  abstract listModels(context: routerv1.RequestContext, includeRetired?: boolean): Promise<routerv1.ListModelsResponse>;
   abstract explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   abstract providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
   abstract grayReleases(): Promise<routerv1.GrayReleasesResponse>;
@@ -73,8 +74,8 @@ export class InProcessRouter extends RouterPort {
     return this.calls.speak(request, signal);
   }
 
-  listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse> {
-    return this.calls.listModels(context);
+  listModels(context: routerv1.RequestContext, includeRetired = false): Promise<routerv1.ListModelsResponse> {
+    return this.calls.listModels(context, includeRetired);
   }
 
   explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse> {

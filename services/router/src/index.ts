@@ -22,7 +22,7 @@ export interface RouterCalls {
   generateImages(request: routerv1.GenerateImagesRequest, signal?: AbortSignal): Promise<routerv1.GenerateImagesResponse>;
   transcribe(request: routerv1.TranscribeRequest, signal?: AbortSignal): Promise<routerv1.TranscribeResponse>;
   speak(request: routerv1.SpeakRequest, signal: AbortSignal): AsyncGenerator<routerv1.SpeakResponse>;
-  listModels(context: routerv1.RequestContext): Promise<routerv1.ListModelsResponse>;
+  listModels(context: routerv1.RequestContext, includeRetired?: boolean): Promise<routerv1.ListModelsResponse>;
   explain(request: routerv1.ExplainRequest): Promise<routerv1.ExplainResponse>;
   providersHealth(): Promise<routerv1.ProvidersHealthResponse>;
   grayReleases(): Promise<routerv1.GrayReleasesResponse>;
@@ -89,7 +89,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
   const generateImages = unary(methods.generateImages, (request: routerv1.GenerateImagesRequest, signal: AbortSignal) => service.generateImages(request, signal));
   const transcribe = unary(methods.transcribe, (request: routerv1.TranscribeRequest, signal: AbortSignal) => service.transcribe(request, signal));
   const speak = traceStreamInProcess(tracing, methods.speak.path, (request: routerv1.SpeakRequest, signal: AbortSignal) => service.speak(request, signal));
-  const listModels = unary(methods.listModels, (context: routerv1.RequestContext) => service.listModels(context));
+  const listModels = unary(methods.listModels, (context: routerv1.RequestContext, includeRetired: boolean) => service.listModels(context, includeRetired));
   const explain = unary(methods.explain, (request: routerv1.ExplainRequest) => service.explain(request));
   const providersHealth = unary(methods.providersHealth, () => service.providersHealth());
   const grayReleases = unary(methods.grayReleases, () => service.grayReleases());
@@ -102,7 +102,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
       generateImages: (request, signal) => callUnaryInProcess((callee) => generateImages(request, callee), signal),
       transcribe: (request, signal) => callUnaryInProcess((callee) => transcribe(request, callee), signal),
       speak: (request, signal) => callStreamInProcess((callee) => speak(request, callee), signal),
-      listModels: (context) => callUnaryInProcess(() => listModels(context)),
+      listModels: (context, includeRetired = false) => callUnaryInProcess(() => listModels(context, includeRetired)),
       explain: (request) => callUnaryInProcess(() => explain(request)),
       providersHealth: () => callUnaryInProcess(() => providersHealth()),
       grayReleases: () => callUnaryInProcess(() => grayReleases()),

@@ -66,13 +66,22 @@ describe('model lifecycle over the router gRPC API', () => {
 
   it('names the retired model its replacement served, and lists the models with their lifecycle', async () => {
     clock.time = Date.parse('2025-08-01T00:00:00Z');
-    const list = await callUnary<routerv1.ListModelsRequest, routerv1.ListModelsResponse>(client.listModels.bind(client), { context: contextFor() }, new Metadata());
+    const list = await callUnary<routerv1.ListModelsRequest, routerv1.ListModelsResponse>(client.listModels.bind(client), { context: contextFor(), includeRetired: false }, new Metadata());
     expect(list.models.find((m) => m.id === 'old')).toMatchObject({ deprecatedAt: seconds('2025-07-01'), retiresAt: seconds('2025-09-01'), replacement: 'new' });
     clock.time = Date.parse('2025-09-01T00:00:00Z');
     expect(await decisionOf('old')).toMatchObject({ model: 'new', replacedModel: 'old', deprecation: { model: 'old', replacement: 'new' } });
     expect((await embed('emb-old')).decision).toMatchObject({ model: 'emb-new', replacedModel: 'emb-old' });
-    const after = await callUnary<routerv1.ListModelsRequest, routerv1.ListModelsResponse>(client.listModels.bind(client), { context: contextFor() }, new Metadata());
+    const after = await callUnary<routerv1.ListModelsRequest, routerv1.ListModelsResponse>(client.listModels.bind(client), { context: contextFor(), includeRetired: false }, new Metadata());
     expect(after.models.map((m) => m.id)).toEqual(['new', 'emb-new', 'auto']);
+    // Asked for (count_tokens takes any name a request could): the retired names still served too,
+    // each with its replacement, under the retired name's own permission.
+    const named = await callUnary<routerv1.ListModelsRequest, routerv1.ListModelsResponse>(client.listModels.bind(client), { context: contextFor(), includeRetired: true }, new Metadata());
+    expect(named.models.filter((m) => m.id === 'old' || m.id === 'emb-old')).toEqual([
+      expect.objectContaining({ id: 'old', retiresAt: seconds('2025-09-01'), replacement: 'new' }),
+      expect.objectContaining({ id: 'emb-old', replacement: 'emb-new' }),
+    ]);
+    const onlyOld = await callUnary<routerv1.ListModelsRequest, routerv1.ListModelsResponse>(client.listModels.bind(client), { context: { ...contextFor(), allowedModels: ['old'] }, includeRetired: true }, new Metadata());
+    expect(onlyOld.models.map((m) => m.id)).toEqual(['old']);
   });
 
   it('refuses a retired model nothing replaces as not found, over the wire', async () => {

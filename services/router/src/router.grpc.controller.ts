@@ -53,7 +53,7 @@ export function routerGrpcBinding(service: RouterService, logger: Logger): GrpcS
       );
     },
 
-    listModels: unary((request: routerv1.ListModelsRequest) => service.listModels(request.context)),
+    listModels: unary((request: routerv1.ListModelsRequest) => service.listModels(request.context, request.includeRetired)),
     explain: unary((request: routerv1.ExplainRequest) => service.explain(request)),
     providersHealth: unary(() => service.providersHealth()),
     grayReleases: unary(() => service.grayReleases()),

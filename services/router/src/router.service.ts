@@ -4,6 +4,7 @@ import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { acceptBatches, callUnary, chatChunkBatching, readStream } from '@openrouter/grpc';
 import type { AdapterClients } from './adapter-clients';
+import type { CatalogModel } from './catalog/model-catalog';
 import { assignedDecision, callingDecision, decisionFor } from './explain/route-decision';
 import { explainPlan } from './explain/route-explanation';
 import { providersHealth } from './explain/providers-health';
@@ -316,19 +317,25 @@ export class RouterService {
     return async (model, texts) => (await this.routeModeration({ ...context, allowedModels: [] }, { model, texts, parts: [], extraJson: '' }, signal)).response;
   }
 
-  listModels(context: routerv1.RequestContext | undefined): routerv1.ListModelsResponse {
+  listModels(context: routerv1.RequestContext | undefined, includeRetired = false): routerv1.ListModelsResponse {
     const allowed = context?.allowedModels ?? [];
     const { catalog, planner } = this.engine;
     const now = catalog.now();
     // A model none of whose deployments the tenant's policy permits cannot serve the caller: not
-    // listed. Nor is a retired model (its id may still work, served by its replacement).
+    // listed. Nor is a retired model, unless asked for (its id still works, served by its replacement).
     const permitted = new Set(catalog.live(now).filter((m) => m.deployments.some((d) => planner.permits(d, context?.policy))));
-    const models: routerv1.ModelInfo[] = [...permitted]
-      .filter((m) => allowed.length === 0 || allowed.includes(m.id))
-      .map((m) => {
-        const notice = catalog.notice(m.id, now);
-        return { id: m.id, created: m.created, ownedBy: m.ownedBy, capabilities: m.capabilities, contextWindow: m.contextWindow, deprecatedAt: notice?.deprecatedAt ?? 0, retiresAt: notice?.retiresAt ?? 0, replacement: notice?.replacement ?? '' };
-      });
+    const info = (m: CatalogModel): routerv1.ModelInfo => {
+      const notice = catalog.notice(m.id, now);
+      return { id: m.id, created: m.created, ownedBy: m.ownedBy, capabilities: m.capabilities, contextWindow: m.contextWindow, deprecatedAt: notice?.deprecatedAt ?? 0, retiresAt: notice?.retiresAt ?? 0, replacement: notice?.replacement ?? '' };
+    };
+    const models: routerv1.ModelInfo[] = [...permitted].filter((m) => allowed.length === 0 || allowed.includes(m.id)).map(info);
+    if (includeRetired) {
+      // As routing serves them: by the replacement, under the retired name's own permission.
+      for (const m of catalog.list()) {
+        const successor = catalog.retired(m.id, now) ? catalog.serving(m.id, now) : undefined;
+        if (successor && permitted.has(successor) && (allowed.length === 0 || allowed.includes(m.id))) models.push({ ...info(m), capabilities: successor.capabilities, contextWindow: successor.contextWindow });
+      }
+    }
     // `auto` is callable like an alias, so it is listed like one (once, if an alias is called `auto`).
     // Listed with what its chat models can do: an alias of embedding models only cannot be chatted with.
     for (const name of new Set([...catalog.aliasNames(), AUTO_MODEL])) {

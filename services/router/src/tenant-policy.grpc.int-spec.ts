@@ -86,7 +86,7 @@ describe('tenant policies over the router gRPC API', () => {
     const explained = await callUnary(client.explain.bind(client), { context: contextFor({ policy: EU }), request: chat('gpt').request }, new Metadata());
     const us = explained.candidates.find((c) => c.deployment === 'gpt-us');
     expect(us).toMatchObject({ eligible: false, filteredReason: 'excluded by policy: provider us has residency us (allowed residency: eu)' });
-    const listed = await callUnary(client.listModels.bind(client), { context: contextFor({ policy: EU }) }, new Metadata());
+    const listed = await callUnary(client.listModels.bind(client), { context: contextFor({ policy: EU }), includeRetired: false }, new Metadata());
     expect(listed.models.map((m) => m.id)).not.toContain('us-only');
   });
 });

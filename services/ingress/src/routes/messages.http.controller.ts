@@ -79,8 +79,9 @@ export class MessagesHttpController {
   @UseGuards(KeyGuard, CountTokensBodyGuard, UnmeteredApiKeyGuard)
   async countTokens(@Req() req: FastifyRequest): Promise<{ input_tokens: number }> {
     const model = (req.body as { model: string }).model;
-    const { models } = await this.router.listModels(requestContextOf(req));
-    // As the chat path answers a model it cannot route for the key.
+    // Any name the chat path would serve for the key (a retired model's, by its replacement); as it
+    // answers a name it cannot route, else.
+    const { models } = await this.router.listModels(requestContextOf(req), true);
     if (!models.some((m) => m.id === model)) throw new GatewayError('not_found', `The model \`${model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
     return { input_tokens: this.promptTokens(req.body) };
   }

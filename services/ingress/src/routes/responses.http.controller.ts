@@ -214,7 +214,8 @@ export class ResponsesHttpController {
   /** The model the request names, when the key may use it; else 404 `model_not_found`, as the chat path answers a model it cannot route for the key. */
   private async knownModel(req: FastifyRequest): Promise<string> {
     const model = (req.body as { model: string }).model;
-    const { models } = await this.router.listModels(requestContextOf(req));
+    // Any name a response would be served under (a retired model's, by its replacement).
+    const { models } = await this.router.listModels(requestContextOf(req), true);
     if (!models.some((m) => m.id === model)) throw new GatewayError('not_found', `The model \`${model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
     return model;
   }

@@ -260,7 +260,15 @@ export interface SpeakResponse {
 }
 
 export interface ListModelsRequest {
-  context?: RequestContext | undefined;
+  context?:
+    | RequestContext
+    | undefined;
+  /**
+   * Also the retired models a request may still name (each served by its replacement, which is
+   * then `replacement`): for endpoints that take any name a request could (count_tokens,
+   * input_tokens). `/v1/models` leaves them out.
+   */
+  includeRetired: boolean;
 }
 
 export interface ListModelsResponse {
@@ -2307,13 +2315,16 @@ export const SpeakResponse: MessageFns<SpeakResponse> = {
 };
 
 function createBaseListModelsRequest(): ListModelsRequest {
-  return { context: undefined };
+  return { context: undefined, includeRetired: false };
 }
 
 export const ListModelsRequest: MessageFns<ListModelsRequest> = {
   encode(message: ListModelsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.context !== undefined) {
       RequestContext.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.includeRetired !== false) {
+      writer.uint32(16).bool(message.includeRetired);
     }
     return writer;
   },
@@ -2339,6 +2350,14 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
             message.context = RequestContext.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.includeRetired = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2359,6 +2378,7 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
     message.context = (object.context !== undefined && object.context !== null)
       ? RequestContext.fromPartial(object.context)
       : undefined;
+    message.includeRetired = object.includeRetired ?? false;
     return message;
   },
 };
