@@ -403,6 +403,20 @@ describe('Converse request translation: extended thinking (Claude)', () => {
     expect(disabled.inferenceConfig).toEqual({ temperature: 0.2 });
   });
 
+  it("takes Anthropic's own thinking and top_k sent as extra keys (a Messages API request) into additionalModelRequestFields, where the client's own win", async () => {
+    const messages = await claude({ max_tokens: 4000, thinking: { type: 'enabled', budget_tokens: 2000 }, top_k: 40 });
+    // top_k goes with thinking on, as Claude refuses it then.
+    expect(messages.additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 2000 } });
+    expect(messages.inferenceConfig).toEqual({ maxTokens: 4000 });
+    expect(messages).not.toHaveProperty('thinking');
+    const sampled = await claude({ top_k: 40 });
+    expect(sampled.additionalModelRequestFields).toEqual({ top_k: 40 });
+    const own = await claude({ thinking: { type: 'enabled', budget_tokens: 2000 }, additionalModelRequestFields: { thinking: { type: 'disabled' } } });
+    expect(own.additionalModelRequestFields).toEqual({ thinking: { type: 'disabled' } });
+    // Other models: not theirs to take.
+    expect((await claude({ thinking: { type: 'enabled', budget_tokens: 2000 }, top_k: 40 }, { model: 'amazon.nova-pro-v1:0' })).additionalModelRequestFields).toBeUndefined();
+  });
+
   it('with thinking on, drops a temperature other than 1, a top_p below 0.95 and top_k', async () => {
     const dropped = await claude({ reasoning_effort: 'high', temperature: 0.2, top_p: 0.5, additionalModelRequestFields: { top_k: 40 } });
     expect(dropped.inferenceConfig).toBeUndefined();

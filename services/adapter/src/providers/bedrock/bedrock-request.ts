@@ -140,6 +140,7 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   if (toolConfig) body.toolConfig = toolConfig;
 
   Object.assign(body, passthrough(r.extraJson));
+  if (claude) takeAnthropicFields(body, r.extraJson);
   if (claude && stops.length > 0) askMatchedStopSequence(body);
   const thinking = claude ? applyThinking(r, body, inference, options.thinking ?? 'adaptive') : undefined;
   if (thinking) {
@@ -182,6 +183,27 @@ function passthrough(extraJson: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of PASSTHROUGH_KEYS) if (extra[key] !== undefined && extra[key] !== null) out[key] = extra[key];
   return out;
+}
+
+/** Anthropic's own request fields a chat request may carry as extra keys (as the Messages API's are). */
+const ANTHROPIC_FIELDS = ['thinking', 'top_k'] as const;
+
+/**
+ * Claude on Bedrock takes Anthropic's own fields in `additionalModelRequestFields`: the extra keys
+ * `thinking` and `top_k` (a Messages API request's, translated) go there, unless the client set
+ * them there itself, which wins. Thinking is then read and bounded as any other (`applyThinking`).
+ */
+function takeAnthropicFields(body: ConverseBody, extraJson: string): void {
+  const extra = parseObject(extraJson);
+  const sent = body['additionalModelRequestFields'];
+  const fields: Record<string, unknown> = isObject(sent) ? { ...sent } : {};
+  let taken = false;
+  for (const key of ANTHROPIC_FIELDS) {
+    if (extra[key] === undefined || extra[key] === null || fields[key] !== undefined) continue;
+    fields[key] = extra[key];
+    taken = true;
+  }
+  if (taken) body['additionalModelRequestFields'] = fields;
 }
 
 function parseObject(json: string): Record<string, unknown> {
