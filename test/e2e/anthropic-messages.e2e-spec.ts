@@ -29,6 +29,9 @@ const weather: Anthropic.Tool = {
  * The test gateway with a Claude model on the simulated Anthropic wire, another on the simulated
  * Bedrock (Converse) wire, and a key limited to 2 requests a minute.
  */
+/** `access.requests.maxMessages` of the gateway below: low, to show what it counts. */
+const MAX_MESSAGES = 8;
+
 function startWithClaude(): Promise<TestGateway> {
   return startTestGateway({
     configure: (doc) => {
@@ -56,6 +59,7 @@ function startWithClaude(): Promise<TestGateway> {
         admin: { devKey: TEST_ADMIN_KEY },
         orgs: [{ id: 'default', teams: [{ id: 'default', projects: [{ id: 'default' }] }] }],
         keys: [{ id: 'limited', hash: hashApiKey(SECRET, LIMITED_KEY), org: 'default', project: 'default', limits: { rpm: 2 } }],
+        requests: { maxMessages: MAX_MESSAGES },
       };
     },
   });
@@ -466,6 +470,12 @@ describe('the Messages API through the gateway', () => {
   describe("Claude's extended thinking", () => {
     const thinking = { type: 'enabled', budget_tokens: 2048 } as const;
 
+    it('reaches Claude on Bedrock too, in additionalModelRequestFields', async () => {
+      const answer = await client.messages.create({ model: 'bedrock-claude', max_tokens: 4096, thinking, messages: [{ role: 'user', content: 'Weather in Oslo?' }] });
+      expect(upstream<{ additionalModelRequestFields?: unknown; inferenceConfig?: unknown }>()).toMatchObject({ additionalModelRequestFields: { thinking }, inferenceConfig: { maxTokens: 4096 } });
+      expect(answer.content[0]?.type).toBe('thinking');
+    });
+
     it('returns signed thinking first, and hands it back first in the tool turn', async () => {
       const first = await client.messages.create({ model: 'claude-chat', max_tokens: 4096, thinking, tools: [weather], messages: [{ role: 'user', content: 'Weather in Oslo?' }] });
       // The client's own thinking object reached the provider as it was sent.
@@ -613,6 +623,29 @@ describe('the Messages API through the gateway', () => {
       const counted = await rejectionOf(() => limited.messages.countTokens({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }));
       expect(counted).toBeInstanceOf(RateLimitError);
     });
+  });
+
+  it('counts the messages a client sent against maxMessages, not the chat messages they become (a system prompt, each tool result)', async () => {
+    const call = (i: number): Anthropic.ToolUseBlockParam => ({ type: 'tool_use', id: `toolu_${i}`, name: 'get_weather', input: { city: `City ${i}` } });
+    const result = (i: number): Anthropic.ToolResultBlockParam => ({ type: 'tool_result', tool_use_id: `toolu_${i}`, content: 'mild' });
+    // Eight messages, one of them three tool results: thirteen chat messages once translated.
+    const messages: Anthropic.MessageParam[] = [
+      { role: 'user', content: 'Weather in three cities?' },
+      { role: 'assistant', content: [call(1), call(2), call(3)] },
+      { role: 'user', content: [result(1), result(2), result(3)] },
+      { role: 'assistant', content: 'Mild everywhere.' },
+      { role: 'user', content: 'And tomorrow?' },
+      { role: 'assistant', content: 'Also mild.' },
+      { role: 'user', content: 'Thanks.' },
+      { role: 'user', content: 'One more question: the day after?' },
+    ];
+    expect(messages).toHaveLength(MAX_MESSAGES);
+    const answered = await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 16, system: 'Be brief.', tools: [weather], messages });
+    expect(answered.type).toBe('message');
+    expect(chatUpstream().messages.length).toBeGreaterThan(MAX_MESSAGES);
+    const over = await rejectionOf(() => client.messages.create({ model: 'gpt-4o-mini', max_tokens: 16, messages: [...messages, { role: 'user', content: 'One more.' }] }));
+    expect(over).toBeInstanceOf(BadRequestError);
+    expect(over.message).toContain(`At most ${MAX_MESSAGES} messages are accepted; the request has ${MAX_MESSAGES + 1}.`);
   });
 
   describe('count_tokens', () => {

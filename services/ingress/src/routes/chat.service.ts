@@ -62,11 +62,14 @@ export async function openHttpChat(
   return { request, opened, signal, headers: { ...routeHeaders(opened.decision), 'x-request-id': String(req.id) }, clientWantsUsage };
 }
 
-/** The chat body of an HTTP request parsed, steered by the route headers and bounded (`openHttpChat`'s first step). */
-export function parseHttpChat(bounds: RequestBounds, req: FastifyRequest): chatv1.ChatRequest {
+/**
+ * The chat body of an HTTP request parsed, steered by the route headers and bounded (`openHttpChat`'s
+ * first step); `translated`: another API's body whose own list was bounded (see `checkChatBounds`).
+ */
+export function parseHttpChat(bounds: RequestBounds, req: FastifyRequest, translated = false): chatv1.ChatRequest {
   const request = parseChatRequest(req.body);
   applyRouteHeaders(request, req.headers);
-  checkChatBounds(request, bounds);
+  checkChatBounds(request, bounds, translated);
   return request;
 }
 
@@ -268,6 +271,12 @@ export interface TranslatedStreamEnds<E> {
 export interface TranslatedApi<E extends { type: string }> {
   /** Headers of the API's own on every answer (Anthropic's `request-id`). */
   readonly headers: Record<string, string>;
+  /**
+   * The body's own list was bounded by `access.requests.maxMessages` before translation, and the
+   * translation's messages are not counted again (see `checkChatBounds`). Unset: they are (the
+   * Responses API's, which include the conversation continued).
+   */
+  readonly boundedBeforeTranslation?: boolean;
   /** The API's whole answer for a chat completion that carries the request's usage, under the public model id (once the API has done what it does before answering). */
   whole(completion: chatv1.ChatCompletion, model: string): unknown;
   /** A new translation of a stream into the API's events, with its ends. */

@@ -101,6 +101,8 @@ export class MessagesHttpController {
     return {
       // Anthropic's name for the request id, read by its SDKs (`_request_id`).
       headers: { 'request-id': String(req.id) },
+      // Its messages were counted as sent: a system prompt and each tool result become chat messages.
+      boundedBeforeTranslation: true,
       // The usage billed (the gateway's estimate when the provider reported none), as a stream's message_delta has it.
       whole: (completion, model) => toAnthropicMessage(completion, model, completion.usage),
       stream: (model) => {

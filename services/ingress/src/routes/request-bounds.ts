@@ -6,9 +6,14 @@ import { partContent } from '@openrouter/openai-wire';
 export type RequestBounds = AccessConfig['requests'];
 export const REQUEST_BOUNDS = Symbol('REQUEST_BOUNDS');
 
-/** The operator's bounds on a chat request, beyond what the schema checks; each names its parameter. */
-export function checkChatBounds(request: chatv1.ChatRequest, bounds: RequestBounds): void {
-  if (request.messages.length > bounds.maxMessages) {
+/**
+ * The operator's bounds on a chat request, beyond what the schema checks; each names its parameter.
+ * `translated`: the chat request of another API's body (the Messages API's) whose own list was
+ * bounded before translation (`refuseTooManyItems`): its messages are not counted again, since a
+ * system prompt and each tool result become messages of their own, a count the client never sent.
+ */
+export function checkChatBounds(request: chatv1.ChatRequest, bounds: RequestBounds, translated = false): void {
+  if (!translated && request.messages.length > bounds.maxMessages) {
     throw tooLarge('messages', `At most ${bounds.maxMessages} messages are accepted; the request has ${request.messages.length}.`);
   }
   for (const [param, value] of [
@@ -40,7 +45,7 @@ function checkImageCount(request: chatv1.ChatRequest, maxImages: number): void {
 /**
  * Refuses a body whose list `param` (`messages`, `input`) is longer than the messages the gateway
  * takes, before the body is validated and translated: the work of both grows with it. The chat
- * request is bounded again once translated (`checkChatBounds`).
+ * request's other bounds are checked once translated (`checkChatBounds`).
  */
 export function refuseTooManyItems(body: unknown, param: string, bounds: RequestBounds): void {
   const items = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[param] : undefined;

@@ -35,7 +35,7 @@ export async function serveTranslatedChat<E extends { type: string }>(
   api: TranslatedApi<E>,
 ): Promise<void> {
   const { bounds, cache } = deps;
-  const parsed = parseHttpChat(bounds, req);
+  const parsed = parseHttpChat(bounds, req, api.boundedBeforeTranslation === true);
   const plan = cache?.plan(endpoint, requestContextOf(req), req.body, req.headers);
   if (plan && cache) {
     // An identical request being answered now is waited for, until its client leaves.
