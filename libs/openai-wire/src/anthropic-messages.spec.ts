@@ -126,6 +126,24 @@ describe('messagesToChatBody', () => {
     ]);
   });
 
+  it('reads search results, in a user turn or a tool result, as text under their title and source', () => {
+    const result = { type: 'search_result', source: 'https://wiki.example/oslo', title: 'Oslo climate', content: [{ type: 'text', text: 'Winters are cold.' }, { type: 'text', text: 'Summers are mild.' }] };
+    const text = 'Search result: Oslo climate\nSource: https://wiki.example/oslo\n\nWinters are cold.\nSummers are mild.';
+    const chat = messagesToChatBody({
+      ...base,
+      messages: [
+        { role: 'user', content: [{ ...result, cache_control: { type: 'ephemeral' } }, { type: 'text', text: 'Summarise.' }] },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'search', input: { q: 'oslo' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [result] }] },
+      ],
+    });
+    const messages = chat['messages'] as Array<{ content: unknown }>;
+    expect(messages[0]?.content).toEqual([{ type: 'text', text, cache_control: { type: 'ephemeral' } }, { type: 'text', text: 'Summarise.' }]);
+    expect(messages[2]).toMatchObject({ role: 'tool', tool_call_id: 't1', content: [{ type: 'text', text }] });
+    // Its fields are checked as Anthropic checks them.
+    expect(() => messagesToChatBody({ ...base, messages: [{ role: 'user', content: [{ ...result, title: undefined }] }] })).toThrow(expect.objectContaining({ param: 'messages[0].content[0].title' }));
+  });
+
   it('turns a tool round trip into assistant tool_calls and tool messages, in order, thinking first in its turn', () => {
     const signed = { type: 'thinking', thinking: 'Need the weather.', signature: 'sig-1' };
     const chat = messagesToChatBody({
@@ -467,7 +485,7 @@ describe('malformed input is a 400, never a crash', () => {
     const body = (inner: unknown) => ({ ...base, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [inner] }] }] });
     const nested = errorOf(() => messagesToChatBody(body({ type: 'tool_result', tool_use_id: 't2', content: 'x' })));
     expect(nested).toMatchObject({ kind: 'bad_request', param: 'messages[0].content[0].content[0].type' });
-    expect(nested.message).toBe("Invalid value for 'messages[0].content[0].content[0].type': a tool result carries 'text', 'image' and 'document' blocks, not 'tool_result'.");
+    expect(nested.message).toBe("Invalid value for 'messages[0].content[0].content[0].type': a tool result carries 'text', 'image', 'document' and 'search_result' blocks, not 'tool_result'.");
   });
 
   /** Every value of a body, each replaced in turn by each of these, must give a result or a bad_request. */

@@ -60,9 +60,16 @@ const documentSource = z.looseObject({ type: z.string() }).superRefine(
 const textBlock = z.looseObject({ text: z.string(), cache_control: cacheControl });
 const imageBlock = z.looseObject({ source: imageSource, cache_control: cacheControl });
 const documentBlock = z.looseObject({ source: documentSource, title: z.string().nullish(), cache_control: cacheControl });
+/** A search result the client found (its own retrieval, or a tool's): where it is from, its title and its text. */
+const searchResultBlock = z.looseObject({
+  source: z.string(),
+  title: z.string(),
+  content: z.array(z.looseObject({ type: z.literal('text'), text: z.string() })),
+  cache_control: cacheControl,
+});
 
 /** What a tool result holds, checked as the same blocks of a message are; other types are refused by name when translated. */
-const toolResultContent = z.looseObject({ type: z.string() }).superRefine(byType({ text: textBlock, image: imageBlock, document: documentBlock }));
+const toolResultContent = z.looseObject({ type: z.string() }).superRefine(byType({ text: textBlock, image: imageBlock, document: documentBlock, search_result: searchResultBlock }));
 
 /** Content blocks by `type`; other types are refused by name when translated. */
 const block = z.looseObject({ type: z.string() }).superRefine(
@@ -70,6 +77,7 @@ const block = z.looseObject({ type: z.string() }).superRefine(
     text: textBlock,
     image: imageBlock,
     document: documentBlock,
+    search_result: searchResultBlock,
     tool_use: z.looseObject({ id: z.string().min(1), name: z.string().min(1), input: z.record(z.string(), z.unknown()), cache_control: cacheControl }),
     tool_result: z.looseObject({
       tool_use_id: z.string().min(1),
@@ -357,9 +365,9 @@ function refuseBlock(b: Block, param: string, role: keyof typeof CARRIERS): neve
 
 /** What a place of blocks may hold, as the refusal of another kind says it. */
 const CARRIERS: Readonly<Record<'user' | 'assistant' | 'tool result', string>> = {
-  user: "a user message carries 'text', 'image', 'document' and 'tool_result'",
+  user: "a user message carries 'text', 'image', 'document', 'search_result' and 'tool_result'",
   assistant: "an assistant message carries 'text', 'tool_use', 'thinking' and 'redacted_thinking'",
-  'tool result': "a tool result carries 'text', 'image' and 'document'",
+  'tool result': "a tool result carries 'text', 'image', 'document' and 'search_result'",
 };
 
 /** A block of a user turn (or of a tool result's content) as a chat content part, with its `cache_control`. */
@@ -372,8 +380,19 @@ function userPart(b: Block, param: string, role: 'user' | 'tool result' = 'user'
     case 'document':
       // A PDF's `file` part carries it as a text part does: the Claude adapters send it on the document block.
       return cached(documentPart(b, param), b);
+    case 'search_result':
+      return cached({ type: 'text', text: searchResultText(b) }, b);
   }
   return refuseBlock(b, param, role);
+}
+
+/**
+ * A search result as the text a chat model reads: its title and source above its text. (Anthropic
+ * can cite it by its blocks; a chat answer has no such citations, so none come back.)
+ */
+function searchResultText(b: Block): string {
+  const texts = (b['content'] as Array<{ text: string }>).map((t) => t.text);
+  return [`Search result: ${String(b['title'])}`, `Source: ${String(b['source'])}`, '', ...texts].join('\n');
 }
 
 function imagePart(source: JsonObject & { type: string }, param: string): JsonObject {
