@@ -125,6 +125,9 @@ describe('alerting as two replicas on one Redis: one active, one standing by (re
     expect((await fetch(`http://127.0.0.1:${second.httpPort}/health`)).status).toBe(200);
     expect(await metric(second.httpPort, 'openrouter_alerting_active')).toBe(0);
     expect(await metric(first.httpPort, 'openrouter_alerting_active')).toBe(1);
+    // The active one's consumer runs; the standby, which runs none, has no series (no stopped consumer to alert of).
+    expect(await metric(first.httpPort, 'openrouter_usage_consumer_running')).toBe(1);
+    expect(await (await fetch(`http://127.0.0.1:${second.httpPort}/metrics`)).text()).not.toMatch(/^openrouter_usage_consumer_running\{/m);
     expect((await readyAnswer(first.httpPort))?.body.details?.['role']).toEqual({ role: 'active' });
     await first.historyFlushed();
     expect(firings()).toHaveLength(1);

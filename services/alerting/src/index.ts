@@ -142,7 +142,8 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     if (kafkaInput) {
       // A standby is not in the consumer group: no lag of its own, and the group's consumer is the active one's.
       consumerMetrics.readLagFrom(() => active?.kafka?.lag() ?? Promise.resolve(0));
-      consumerMetrics.readRunningFrom(() => active?.kafka?.isRunning() ?? false);
+      // A standby runs no consumer: no series (a 0 would read as kafkajs having stopped it).
+      consumerMetrics.readRunningFrom(() => active?.kafka?.isRunning());
       // Not ready while kafkajs has stopped the consumer for good and fresh ones are tried; a standby consumes nothing, and is ready.
       readiness.push({
         name: 'kafka',

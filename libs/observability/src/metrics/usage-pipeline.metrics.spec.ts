@@ -14,6 +14,12 @@ describe('UsageConsumerMetrics', () => {
     expect(await registry.getSingleMetricAsString('openrouter_usage_consumer_running')).toMatch(/^openrouter_usage_consumer_running\{group="billing",service="billing"\} 1$/m);
     running = false;
     expect(await registry.getSingleMetricAsString('openrouter_usage_consumer_running')).toMatch(/^openrouter_usage_consumer_running\{group="billing",service="billing"\} 0$/m);
+    // No consumer here now (an alerting replica standing by): no series, so no alert of a stopped one.
+    let here: boolean | undefined = undefined;
+    metrics.readRunningFrom(() => here);
+    expect(await registry.getSingleMetricAsString('openrouter_usage_consumer_running')).not.toMatch(/group=/);
+    here = true;
+    expect(await registry.getSingleMetricAsString('openrouter_usage_consumer_running')).toMatch(/^openrouter_usage_consumer_running\{group="billing",service="billing"\} 1$/m);
   });
 
   it("is what the consumer alerts of deploy/prometheus/alerts.yml query", async () => {

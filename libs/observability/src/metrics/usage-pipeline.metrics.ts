@@ -64,7 +64,7 @@ export class UsageConsumerMetrics {
   readonly events: Counter<'result'>;
 
   private lag: () => Promise<number> = async () => 0;
-  private running: (() => boolean) | undefined;
+  private running: (() => boolean | undefined) | undefined;
 
   constructor(registry: Registry, consumer: string) {
     const read = (): Promise<number> => this.lag();
@@ -90,13 +90,17 @@ export class UsageConsumerMetrics {
       registers,
       collect() {
         const value = running();
-        if (value !== undefined) this.set({ group: consumer }, value ? 1 : 0);
+        if (value === undefined) this.reset();
+        else this.set({ group: consumer }, value ? 1 : 0);
       },
     });
   }
 
-  /** Where the running gauge reads from; without it (an in-process bus) the gauge has no series. */
-  readRunningFrom(running: () => boolean): void {
+  /**
+   * Where the running gauge reads from; without it (an in-process bus), or while it reads
+   * undefined (a standby replica, which runs no consumer), the gauge has no series: no false 0.
+   */
+  readRunningFrom(running: () => boolean | undefined): void {
     this.running = running;
   }
 
