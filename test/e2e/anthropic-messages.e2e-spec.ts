@@ -48,6 +48,13 @@ function startWithClaude(): Promise<TestGateway> {
           deployments: [{ id: 'sim-anthropic-chat', provider: 'sim-anthropic', model: profile.chatModel }],
         },
         {
+          // Anthropic's rates relative to input: cache reads 0.1, five-minute writes 1.25, hour-long writes 2.
+          id: 'claude-cached',
+          capabilities: ['chat', 'tools'],
+          pricing: { input: '1', output: '2', cachedInput: '0.1', cacheWrite: '1.25', cacheWrite1h: '2' },
+          deployments: [{ id: 'sim-anthropic-cached', provider: 'sim-anthropic', model: profile.chatModel }],
+        },
+        {
           id: 'bedrock-claude',
           capabilities: ['chat', 'tools'],
           pricing: { input: '1', output: '2' },
@@ -168,6 +175,25 @@ describe('the Messages API through the gateway', () => {
     expect(rows[0]?.prompt_tokens).toBeGreaterThan(0);
     expect(rows[0]?.completion_tokens).toBeGreaterThan(0);
     expect(Number(rows[0]?.cost)).toBe(Number(response.headers.get('x-openrouter-cost')));
+  });
+
+  it('bills prompt-cache writes kept an hour at cacheWrite1h and those kept five minutes at cacheWrite, then reads at cachedInput', async () => {
+    const report = 'The quarterly report covers revenue, costs and the outlook for every region. '.repeat(120);
+    const ask = (ttl: '5m' | '1h', question: string) =>
+      client.messages
+        .create({ model: 'claude-cached', max_tokens: 32, system: [{ type: 'text', text: `${ttl} ${report}`, cache_control: { type: 'ephemeral', ttl } }], messages: [{ role: 'user', content: question }] })
+        .withResponse();
+    // What the usage says, at the model's prices (per 1M tokens: input 1, output 2, read 0.1, writes 1.25 and 2).
+    const expected = (u: Anthropic.Usage, writePrice: number) => (u.input_tokens * 1 + (u.cache_read_input_tokens ?? 0) * 0.1 + (u.cache_creation_input_tokens ?? 0) * writePrice + u.output_tokens * 2) / 1e6;
+    const hour = await ask('1h', 'Summarise.');
+    expect(hour.data.usage.cache_creation_input_tokens).toBeGreaterThanOrEqual(1024);
+    expect(Number(hour.response.headers.get('x-openrouter-cost'))).toBeCloseTo(expected(hour.data.usage, 2), 12);
+    const five = await ask('5m', 'Summarise.');
+    expect(five.data.usage.cache_creation_input_tokens).toBeGreaterThanOrEqual(1024);
+    expect(Number(five.response.headers.get('x-openrouter-cost'))).toBeCloseTo(expected(five.data.usage, 1.25), 12);
+    const read = await ask('1h', 'List the risks.');
+    expect(read.data.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: hour.data.usage.cache_creation_input_tokens });
+    expect(Number(read.response.headers.get('x-openrouter-cost'))).toBeCloseTo(expected(read.data.usage, 0), 12);
   });
 
   it("reports the usage billing records, the gateway's estimate, when the provider reports none", async () => {

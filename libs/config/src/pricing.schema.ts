@@ -34,6 +34,8 @@ const priceFields = {
   cachedInput: decimal.optional(),
   /** Cache write; unset means the input price. */
   cacheWrite: decimal.optional(),
+  /** Cache write kept an hour (Anthropic's `ttl: "1h"`); unset means the cacheWrite price. */
+  cacheWrite1h: decimal.optional(),
   /** Input image tokens (an image edit's images, as GPT Image bills them); unset means the input price. */
   imageInput: decimal.optional(),
   perRequest: decimal.optional(),
@@ -88,6 +90,7 @@ export const pricingSchema = strictObject({
   output: decimal.default('0'),
   cachedInput: decimal.optional(),
   cacheWrite: decimal.optional(),
+  cacheWrite1h: decimal.optional(),
   imageInput: decimal.optional(),
   perRequest: decimal.default('0'),
   /** Per minute of audio transcribed or translated, and per 1M characters of text spoken. */

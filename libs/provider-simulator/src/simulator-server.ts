@@ -1,3 +1,4 @@
+import { PromptCache } from './core/prompt-cache';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Behaviour, DEFAULT_BEHAVIOUR, mergeBehaviour, parseBehaviourPatch } from './core/behaviour-config';
@@ -92,6 +93,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     ids: new SeededRandom(mixSeeds(seed, 0x1d5)),
     googleTokens: new GoogleTokenAuthority(options.googleServiceAccounts ?? [], options.googleAuthorizedUsers ?? [], options.googleImpersonableAccounts ?? []),
     entraTokens: new EntraTokenAuthority(options.entraApps ?? [], options.entraManagedIdentity ?? {}),
+    promptCache: new PromptCache(),
   };
 
   const control: SimulatorControl = {
@@ -107,6 +109,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       faults.reset(behaviour.faults);
       runtime.googleTokens.reset();
       runtime.entraTokens.reset();
+      runtime.promptCache.clear();
       log.clear();
     },
     requests: () => log.list(),

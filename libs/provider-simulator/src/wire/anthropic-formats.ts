@@ -58,11 +58,21 @@ export interface AnthropicUsageBody {
   input_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
+  /** The cache writes by how long they are kept. */
+  cache_creation: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number };
   output_tokens: number;
 }
 
+/** Input tokens apart from the cache's: Anthropic's `input_tokens` counts only those neither read nor written. */
 function usage(plan: MessagePlan, outputTokens: number): AnthropicUsageBody {
-  return { input_tokens: plan.inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputTokens };
+  const { readTokens, write5mTokens, write1hTokens } = plan.cache;
+  return {
+    input_tokens: plan.inputTokens - readTokens - write5mTokens - write1hTokens,
+    cache_creation_input_tokens: write5mTokens + write1hTokens,
+    cache_read_input_tokens: readTokens,
+    cache_creation: { ephemeral_5m_input_tokens: write5mTokens, ephemeral_1h_input_tokens: write1hTokens },
+    output_tokens: outputTokens,
+  };
 }
 
 function contentBlock(plan: MessagePlan): unknown {

@@ -1,5 +1,6 @@
 import type { Behaviour } from '../core/behaviour-config';
 import { finalizeContent, generateReplyPieces, TOOL_RESULT_OPENING } from '../core/reply-generator';
+import type { CacheTtl, PromptCache } from '../core/prompt-cache';
 import type { SeededRandom } from '../core/seeded-random';
 import { countPromptTokens, splitIntoTokenPieces } from '../core/token-counter';
 import { synthesizeFromSchema, synthesizeToolArguments } from '../core/tool-argument-synthesizer';
@@ -21,9 +22,20 @@ export interface MessagePlan {
   stopReason: StopReason;
   stopSequence: string | null;
   inputTokens: number;
+  /** Of `inputTokens`, those read from the prompt cache, and those written to it (by how long they are kept). */
+  cache: PromptCacheUse;
   /** Thinking and answer tokens together, as Anthropic bills them. */
   outputTokens: number;
 }
+
+export interface PromptCacheUse {
+  readTokens: number;
+  write5mTokens: number;
+  write1hTokens: number;
+}
+
+/** The fewest tokens a prefix needs to be cached (Anthropic's for its Sonnet and Opus models): shorter ones are not. */
+export const MIN_CACHEABLE_TOKENS = 1024;
 
 /** An answer the simulator refuses, in Anthropic's terms. */
 export interface MessageProblem {
@@ -37,6 +49,8 @@ export type MessagePlanResult = { ok: true; plan: MessagePlan } | { ok: false; p
 export interface PlannerContext {
   seed: number;
   ids: SeededRandom;
+  /** Where prefixes marked with `cache_control` are cached; none: nothing is. */
+  promptCache?: PromptCache;
 }
 
 /** The answer block with how it ended, before thinking is put in front of it. */
@@ -72,7 +86,60 @@ export function planMessage(request: MessagesRequest, behaviour: Behaviour, cont
   const thinkingTokens = thinking?.tokens ?? 0;
   const maxTokens = request.max_tokens - thinkingTokens;
   const answer = forced ? planToolUse(forced, maxTokens, context) : planText(request, behaviour, context, turn, maxTokens);
-  return { ok: true, plan: { id, model: request.model, inputTokens, thinking, ...answer, outputTokens: thinkingTokens + answer.outputTokens } };
+  const cache = useCache(request, inputTokens, context.promptCache);
+  return { ok: true, plan: { id, model: request.model, inputTokens, cache, thinking, ...answer, outputTokens: thinkingTokens + answer.outputTokens } };
+}
+
+/**
+ * Prompt caching as Anthropic does it: the prompt up to the last block marked `cache_control` is
+ * read from the cache when a request began with it within its time, else written (kept five
+ * minutes, or an hour with `ttl: "1h"`). A prefix shorter than MIN_CACHEABLE_TOKENS is not cached.
+ */
+function useCache(request: MessagesRequest, inputTokens: number, cache: PromptCache | undefined): PromptCacheUse {
+  const none = { readTokens: 0, write5mTokens: 0, write1hTokens: 0 };
+  const marked = cachedPrefix(request);
+  if (!cache || !marked) return none;
+  const tokens = Math.min(countPromptTokens(marked.texts), inputTokens);
+  if (tokens < MIN_CACHEABLE_TOKENS) return none;
+  if (cache.use(`${request.model}\u0000${JSON.stringify(marked.texts)}`, marked.ttl) === 'read') return { ...none, readTokens: tokens };
+  return marked.ttl === '1h' ? { ...none, write1hTokens: tokens } : { ...none, write5mTokens: tokens };
+}
+
+/** The prompt's texts (as `promptTexts` reads them) up to and including the last block marked `cache_control`, and its ttl. */
+function cachedPrefix(request: MessagesRequest): { texts: string[][]; ttl: CacheTtl } | undefined {
+  const out: string[][] = [];
+  let marked: { texts: string[][]; ttl: CacheTtl } | undefined;
+  const mark = (control: unknown): void => {
+    if (!control) return;
+    const ttl = (control as { ttl?: unknown }).ttl === '1h' ? '1h' : '5m';
+    marked = { texts: out.map((texts) => [...texts]), ttl };
+  };
+  const system = request.system;
+  if (typeof system === 'string') out.push([system]);
+  else if (system !== undefined) {
+    const texts: string[] = [];
+    out.push(texts);
+    for (const b of system) {
+      texts.push(b.text);
+      mark(b.cache_control);
+    }
+  }
+  for (const message of request.messages) {
+    const texts: string[] = [];
+    out.push(texts);
+    for (const block of blocksOf(message)) {
+      texts.push(...blockTexts(block));
+      mark(block.cache_control);
+    }
+  }
+  return marked;
+}
+
+function blockTexts(block: ContentBlock): string[] {
+  if (block.type === 'text') return [block.text];
+  if (block.type === 'tool_use') return [block.name, JSON.stringify(block.input)];
+  if (block.type === 'tool_result') return resultTexts(block);
+  return [];
 }
 
 function turnOf(messages: readonly AnthropicMessage[]): Turn {
@@ -119,13 +186,7 @@ function promptTexts(request: MessagesRequest): string[][] {
   const system = request.system;
   if (system !== undefined) out.push(typeof system === 'string' ? [system] : system.map((b) => b.text));
   for (const message of request.messages) {
-    const texts: string[] = [];
-    for (const block of blocksOf(message)) {
-      if (block.type === 'text') texts.push(block.text);
-      else if (block.type === 'tool_use') texts.push(block.name, JSON.stringify(block.input));
-      else if (block.type === 'tool_result') texts.push(...resultTexts(block));
-    }
-    out.push(texts);
+    out.push(blocksOf(message).flatMap(blockTexts));
   }
   return out;
 }

@@ -131,7 +131,7 @@ describe('Anthropic Messages wire format over HTTP', () => {
         content: [{ type: 'text', text: expect.any(String) }],
         stop_reason: 'end_turn',
         stop_sequence: null,
-        usage: { input_tokens: expect.any(Number), cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 16 },
+        usage: { input_tokens: expect.any(Number), cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 }, output_tokens: 16 },
       });
 
       const streamed = await messages({ stream: true });
@@ -145,6 +145,31 @@ describe('Anthropic Messages wire format over HTTP', () => {
       expect(text).toBe((body['content'] as { text: string }[])[0]?.text);
       expect(sequence[0]?.data['message']).toMatchObject({ content: [], stop_reason: null, usage: { input_tokens: (body['usage'] as { input_tokens: number }).input_tokens, output_tokens: 1 } });
       expect(sequence[sequence.length - 2]?.data).toEqual({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 16 } });
+    });
+
+    it('caches the prompt up to the last cache_control block: written first (kept 5 minutes or an hour), then read', async () => {
+      const long = 'The quarterly report covers revenue, costs and the outlook for every region. '.repeat(120);
+      const marked = (ttl?: string, question = 'Summarise.') => ({
+        system: [{ type: 'text', text: long, cache_control: { type: 'ephemeral', ...(ttl ? { ttl } : {}) } }],
+        messages: [{ role: 'user', content: question }],
+      });
+      const usage = async (body: Record<string, unknown>) => (await messages(body)).json()['usage'] as Record<string, number | Record<string, number>>;
+      const first = await usage(marked('1h'));
+      const written = first['cache_creation_input_tokens'] as number;
+      expect(written).toBeGreaterThanOrEqual(1024);
+      expect(first).toMatchObject({ cache_read_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: written } });
+      // The same prefix with another question after it: read, and only the rest is input.
+      const second = await usage(marked('1h', 'List the risks.'));
+      expect(second).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: written });
+      expect(second['input_tokens']).toBeLessThan(50);
+      // Another prefix, default ttl: five minutes.
+      const other = await usage({ ...marked(), system: [{ type: 'text', text: `${long} Draft.`, cache_control: { type: 'ephemeral' } }] });
+      expect(other['cache_creation']).toEqual({ ephemeral_5m_input_tokens: other['cache_creation_input_tokens'], ephemeral_1h_input_tokens: 0 });
+      // A prefix shorter than the minimum is not cached.
+      expect(await usage({ system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }] })).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+      // The cache is part of the simulator's state: a reset empties it.
+      await sim.reset();
+      expect((await usage(marked('1h')))['cache_creation_input_tokens']).toBe(written);
     });
 
     it('stops at max_tokens and at stop sequences, naming the sequence', async () => {

@@ -1,4 +1,5 @@
 import type { Behaviour, Fault } from '../core/behaviour-config';
+import type { PromptCache } from '../core/prompt-cache';
 import type { FaultInjector } from '../core/fault-injector';
 import type { SeededRandom } from '../core/seeded-random';
 import type { HttpExchange } from '../http/http-exchange';
@@ -18,6 +19,8 @@ export interface SimulatorRuntime {
   readonly googleTokens: GoogleTokenAuthority;
   /** App registrations, managed identities and issued tokens of the simulated Entra ID (Azure OpenAI). */
   readonly entraTokens: EntraTokenAuthority;
+  /** The prompt prefixes cached by requests that asked for it (Anthropic's `cache_control`). */
+  readonly promptCache: PromptCache;
 }
 
 export type WireHandler = (exchange: HttpExchange, runtime: SimulatorRuntime) => Promise<void>;

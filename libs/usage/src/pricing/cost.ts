@@ -10,6 +10,8 @@ export interface TokenCounts {
   completion: number;
   cachedRead: number;
   cacheWrite: number;
+  /** Of `cacheWrite`, the writes kept an hour (priced at `cacheWrite1h`). */
+  cacheWrite1h?: number;
   /** Audio transcribed or translated, in milliseconds (priced per minute). */
   audioMs?: number;
   /** Characters of text spoken (priced per 1M). */
@@ -26,13 +28,15 @@ export interface TokenCounts {
 export function costOf(tokens: TokenCounts, price: ResolvedPrice, chargeRequestFee: boolean): Money {
   const cached = Math.min(tokens.cachedRead, tokens.prompt);
   const written = Math.min(tokens.cacheWrite, tokens.prompt - cached);
+  const writtenForAnHour = Math.min(tokens.cacheWrite1h ?? 0, written);
   const images = Math.min(tokens.imagePrompt ?? 0, tokens.prompt - cached - written);
   const plainInput = tokens.prompt - cached - written - images;
   // Terms with no tokens are left out: most requests have no cached, cache-write or image tokens.
   let perMillion = price.input.times(plainInput);
   if (images > 0) perMillion = perMillion.plus(price.imageInput.times(images));
   if (cached > 0) perMillion = perMillion.plus(price.cachedInput.times(cached));
-  if (written > 0) perMillion = perMillion.plus(price.cacheWrite.times(written));
+  if (written > writtenForAnHour) perMillion = perMillion.plus(price.cacheWrite.times(written - writtenForAnHour));
+  if (writtenForAnHour > 0) perMillion = perMillion.plus(price.cacheWrite1h.times(writtenForAnHour));
   if (tokens.completion > 0) perMillion = perMillion.plus(price.output.times(tokens.completion));
   if (tokens.characters) perMillion = perMillion.plus(price.perMillionCharacters.times(tokens.characters));
   let cost = perMillion.dividedBy(PER_TOKENS);
@@ -92,7 +96,7 @@ export function priceEvent(
   const price = event.servedModel ? book.priceAt(event.servedModel, event.deployment, event.receivedAtMs, event.serviceTier) : undefined;
   if (!price) return unpriced(book);
   const t = event.tokens;
-  const counts = { prompt: t?.prompt ?? 0, completion: t?.completion ?? 0, cachedRead: t?.cachedRead ?? 0, cacheWrite: t?.cacheWrite ?? 0, audioMs: event.audioMs ?? 0, characters: event.characters ?? 0, imagePrompt: event.imagePromptTokens ?? 0 };
+  const counts = { prompt: t?.prompt ?? 0, completion: t?.completion ?? 0, cachedRead: t?.cachedRead ?? 0, cacheWrite: t?.cacheWrite ?? 0, cacheWrite1h: t?.cacheWrite1h ?? 0, audioMs: event.audioMs ?? 0, characters: event.characters ?? 0, imagePrompt: event.imagePromptTokens ?? 0 };
   return { amount: moneyText(costOf(counts, price, served)), currency: price.currency, priceVersion: price.version };
 }
 

@@ -43,6 +43,21 @@ describe('pricing', () => {
     expect(moneyText(costOf({ prompt: 1000, completion: 200, cachedRead: 600, cacheWrite: 100 }, price, false))).toBe('0.004455');
   });
 
+  it('prices cache writes kept an hour at cacheWrite1h, the rest of the writes at cacheWrite; unset, at cacheWrite', () => {
+    const b = book({ input: '3', output: '15', cachedInput: '0.3', cacheWrite: '3.75', cacheWrite1h: '6' });
+    const price = b.priceAt('m', 'd', JUNE);
+    if (!price) throw new Error('no price');
+    // 1000 prompt tokens: 100 written for five minutes, 400 for an hour, 500 plain. (500*3 + 100*3.75 + 400*6) / 1e6
+    expect(moneyText(costOf({ prompt: 1000, completion: 0, cachedRead: 0, cacheWrite: 500, cacheWrite1h: 400 }, price, false))).toBe('0.004275');
+    // Never more hour-long writes than writes.
+    expect(moneyText(costOf({ prompt: 1000, completion: 0, cachedRead: 0, cacheWrite: 100, cacheWrite1h: 400 }, price, false))).toBe(moneyText(costOf({ prompt: 1000, completion: 0, cachedRead: 0, cacheWrite: 100, cacheWrite1h: 100 }, price, false)));
+    expect(priceEvent(b, event('m', 'd', JUNE, { prompt: 1000, cacheWrite: 500, cacheWrite1h: 400 })).amount).toBe('0.004275');
+    // Unset: the cacheWrite price, as before it existed, and the price's version is unchanged.
+    const plain = book({ input: '3', output: '15', cachedInput: '0.3', cacheWrite: '3.75' });
+    expect(priceEvent(plain, event('m', 'd', JUNE, { prompt: 1000, cacheWrite: 500, cacheWrite1h: 400 })).amount).toBe('0.003375');
+    expect(plain.priceAt('m', 'd', JUNE)?.version).not.toBe(price.version);
+  });
+
   it('charges cached tokens at the input price when no cache price is set', () => {
     const b = book({ input: '2', output: '0' });
     expect(priceEvent(b, event('m', 'd', JUNE, { prompt: 500_000, cachedRead: 250_000 })).amount).toBe('1');

@@ -12,6 +12,8 @@ export interface ResolvedPrice {
   readonly output: Money;
   readonly cachedInput: Money;
   readonly cacheWrite: Money;
+  /** Per 1M cache-write tokens kept an hour. */
+  readonly cacheWrite1h: Money;
   /** Per 1M input image tokens (an image edit's). */
   readonly imageInput: Money;
   readonly perRequest: Money;
@@ -21,7 +23,7 @@ export interface ResolvedPrice {
   readonly perMillionCharacters: Money;
 }
 
-type Fields = Partial<Record<'currency' | 'input' | 'output' | 'cachedInput' | 'cacheWrite' | 'imageInput' | 'perRequest' | 'perAudioMinute' | 'perMillionCharacters', string>>;
+type Fields = Partial<Record<'currency' | 'input' | 'output' | 'cachedInput' | 'cacheWrite' | 'cacheWrite1h' | 'imageInput' | 'perRequest' | 'perAudioMinute' | 'perMillionCharacters', string>>;
 
 interface TimelineEntry {
   fromMs: number;
@@ -40,7 +42,7 @@ const FIELD_NAMES = ['currency', 'input', 'output', 'cachedInput', 'cacheWrite',
 /** Fields in a price's digest only when set above 0, so the prices that existed before them keep their versions. */
 const UNIT_FIELD_NAMES = ['perAudioMinute', 'perMillionCharacters'] as const;
 /** Fields in a price's digest only when set (unset, they are another field's price), for the same reason. */
-const DERIVED_FIELD_NAMES = ['imageInput'] as const;
+const DERIVED_FIELD_NAMES = ['imageInput', 'cacheWrite1h'] as const;
 
 /**
  * Every model's price timeline, from the configuration. A price applies from its `from` instant
@@ -105,6 +107,7 @@ function resolve(model: string, base: TimelineEntry, deployment: string, overlay
     output: fields.output ?? '0',
     cachedInput: fields.cachedInput ?? input,
     cacheWrite: fields.cacheWrite ?? input,
+    cacheWrite1h: fields.cacheWrite1h ?? fields.cacheWrite ?? input,
     imageInput: fields.imageInput ?? input,
     perRequest: fields.perRequest ?? '0',
     perAudioMinute: fields.perAudioMinute ?? '0',
@@ -127,6 +130,7 @@ function resolve(model: string, base: TimelineEntry, deployment: string, overlay
     output: new Money(resolved.output),
     cachedInput: new Money(resolved.cachedInput),
     cacheWrite: new Money(resolved.cacheWrite),
+    cacheWrite1h: new Money(resolved.cacheWrite1h),
     imageInput: new Money(resolved.imageInput),
     perRequest: new Money(resolved.perRequest),
     perAudioMinute: new Money(resolved.perAudioMinute),
@@ -141,6 +145,7 @@ function timelinesOf(pricing: Pricing): ModelPrices {
     output: pricing.output,
     cachedInput: pricing.cachedInput,
     cacheWrite: pricing.cacheWrite,
+    cacheWrite1h: pricing.cacheWrite1h,
     imageInput: pricing.imageInput,
     perRequest: pricing.perRequest,
     perAudioMinute: pricing.perAudioMinute,
@@ -155,7 +160,7 @@ function timelinesOf(pricing: Pricing): ModelPrices {
 /** The timeline of prices laid over the model's (a deployment's, a tier's). */
 function overlayTimeline(d: DeploymentPricing): TimelineEntry[] {
   return timeline(
-    { currency: d.currency, input: d.input, output: d.output, cachedInput: d.cachedInput, cacheWrite: d.cacheWrite, imageInput: d.imageInput, perRequest: d.perRequest, perAudioMinute: d.perAudioMinute, perMillionCharacters: d.perMillionCharacters },
+    { currency: d.currency, input: d.input, output: d.output, cachedInput: d.cachedInput, cacheWrite: d.cacheWrite, cacheWrite1h: d.cacheWrite1h, imageInput: d.imageInput, perRequest: d.perRequest, perAudioMinute: d.perAudioMinute, perMillionCharacters: d.perMillionCharacters },
     d.changes,
   );
 }

@@ -90,6 +90,7 @@ describe('WorstCasePricing for audio', () => {
       },
       { id: 'chat', pricing: { input: '1', output: '50' }, deployments: [{ id: 'c', provider: 'sim-eu', model: 'c' }] },
       { id: 'gpt-image', capabilities: ['images'], pricing: { input: '5', imageInput: '10', output: '40' }, deployments: [{ id: 'img', provider: 'sim-eu', model: 'gpt-image-1' }] },
+      { id: 'claude', pricing: { input: '3', output: '15', cacheWrite: '3.75', cacheWrite1h: '6' }, deployments: [{ id: 'cl', provider: 'sim-eu', model: 'claude' }] },
     ],
   });
   const pricing = new WorstCasePricing(config, PriceBook.fromModels(config.models));
@@ -109,6 +110,10 @@ describe('WorstCasePricing for audio', () => {
   it("reserves input at an image model's imageInput price when it is the dearer: an edit's images are billed at it", () => {
     expect(pricing.priceAt(['gpt-image'], NOW).inputMicros.toFixed()).toBe('10');
     expect(pricing.priceAt(['chat'], NOW).inputMicros.toFixed()).toBe('1');
+  });
+
+  it('reserves input at the hour-long cache write price when it is the dearest: a prompt may be written for an hour', () => {
+    expect(pricing.priceAt(['claude'], NOW).inputMicros.toFixed()).toBe('6');
   });
 
   it('prices a transcription by the minute and a speech by the character', () => {

@@ -126,7 +126,7 @@ export class WorstCasePricing {
         if (!this.permits(deployment.provider, policy)) continue;
         const p = this.prices.priceAt(model, deployment.id, atMs, tier);
         if (!p) continue;
-        input = Money.max(input, p.input, p.cachedInput, p.cacheWrite, p.imageInput);
+        input = Money.max(input, p.input, p.cachedInput, p.cacheWrite, p.cacheWrite1h, p.imageInput);
         output = Money.max(output, p.output);
         fee = Money.max(fee, p.perRequest);
         audioMinute = Money.max(audioMinute, p.perAudioMinute);

@@ -157,9 +157,10 @@ export class UsageRecorder {
   }
 }
 
-type Usage = { prompt: number; completion: number; cachedRead: number; cacheWrite: number; reasoning: number; estimated: boolean; reported: boolean };
+/** `cacheWrite1h`: of `cacheWrite`, the writes kept an hour (priced apart). */
+type Usage = { prompt: number; completion: number; cachedRead: number; cacheWrite: number; cacheWrite1h: number; reasoning: number; estimated: boolean; reported: boolean };
 
-const noUsage = (): Usage => ({ prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false, reported: false });
+const noUsage = (): Usage => ({ prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, cacheWrite1h: 0, reasoning: 0, estimated: false, reported: false });
 
 /** Adds token counts into `into` (estimated when either is). */
 function addCounts(into: Omit<Usage, 'reported'>, c: Omit<Usage, 'reported'>): void {
@@ -167,6 +168,7 @@ function addCounts(into: Omit<Usage, 'reported'>, c: Omit<Usage, 'reported'>): v
   into.completion += c.completion;
   into.cachedRead += c.cachedRead;
   into.cacheWrite += c.cacheWrite;
+  into.cacheWrite1h += c.cacheWrite1h;
   into.reasoning += c.reasoning;
   into.estimated ||= c.estimated;
 }
@@ -432,7 +434,7 @@ export class UsageTrack {
       return this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier }, calls);
     }
     // Asked for up to three times a request (headers, body, record), mostly for the same tokens.
-    const key = `${servedModel}\n${deployment}\n${status}\n${serviceTier}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}\n${audioMs}\n${characters}\n${imagePromptTokens}`;
+    const key = `${servedModel}\n${deployment}\n${status}\n${serviceTier}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}\n${tokens?.cacheWrite1h}\n${audioMs}\n${characters}\n${imagePromptTokens}`;
     if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier, audioMs, characters, imagePromptTokens }) };
     return this.priced.value;
   }
@@ -443,7 +445,7 @@ export class UsageTrack {
     const t = this.event.tokens;
     const prompt = t?.prompt ?? 0;
     const completion = t?.completion ?? 0;
-    return { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedReadTokens: t?.cachedRead ?? 0, cacheWriteTokens: t?.cacheWrite ?? 0, reasoningTokens: t?.reasoning ?? 0, estimated: t?.estimated ?? false };
+    return { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedReadTokens: t?.cachedRead ?? 0, cacheWriteTokens: t?.cacheWrite ?? 0, reasoningTokens: t?.reasoning ?? 0, estimated: t?.estimated ?? false, ...(t?.cacheWrite1h ? { cacheWrite1hTokens: t.cacheWrite1h } : {}) };
   }
 
   costHeaders(): Record<string, string> {
@@ -468,7 +470,7 @@ export class UsageTrack {
     const call = this.calls.at(-1);
     // A call's usage comes with the end of its answer.
     if (call) call.complete = true;
-    const counts = { prompt: u.promptTokens, completion: u.completionTokens, cachedRead: u.cachedReadTokens, cacheWrite: u.cacheWriteTokens, reasoning: u.reasoningTokens, estimated: u.estimated };
+    const counts = { prompt: u.promptTokens, completion: u.completionTokens, cachedRead: u.cachedReadTokens, cacheWrite: u.cacheWriteTokens, cacheWrite1h: u.cacheWrite1hTokens ?? 0, reasoning: u.reasoningTokens, estimated: u.estimated };
     for (const usage of call ? [this.usage, call.usage] : [this.usage]) {
       usage.reported = true;
       addCounts(usage, counts);
@@ -489,7 +491,7 @@ export class UsageTrack {
       // Each call by its own usage, or its estimate when that never came (a stream cut or left in that call).
       const t = noUsage();
       for (const call of this.calls) addCounts(t, callTokens(call));
-      this.event.tokens = { prompt: t.prompt, completion: t.completion, cachedRead: t.cachedRead, cacheWrite: t.cacheWrite, reasoning: t.reasoning, estimated: t.estimated };
+      this.event.tokens = eventTokens(t);
       return;
     }
     const u = this.usage;
@@ -498,7 +500,7 @@ export class UsageTrack {
       this.event.tokens = { prompt: countPromptTokens(this.exchange.body), completion: Math.ceil(this.streamedChars / 4), cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
       return;
     }
-    this.event.tokens = { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, reasoning: u.reasoning, estimated: u.estimated };
+    this.event.tokens = eventTokens(u);
   }
 
   isFinished(): boolean {
@@ -600,11 +602,16 @@ export class UsageTrack {
  * A call's tokens: its provider's usage, else (it began to answer, or was abandoned while its
  * deployment worked on it) its own prompt and the answer streamed so far.
  */
-function callTokens(call: CallMeter): TokenCounts & { reasoning: number; estimated: boolean } {
+function callTokens(call: CallMeter): Omit<Usage, 'reported'> {
   const u = call.usage;
-  if (u.reported || !(call.answered || call.abandoned)) return { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, reasoning: u.reasoning, estimated: u.estimated };
+  if (u.reported || !(call.answered || call.abandoned)) return { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, cacheWrite1h: u.cacheWrite1h, reasoning: u.reasoning, estimated: u.estimated };
   call.promptEstimate ??= call.promptTokens?.() ?? 0;
-  return { prompt: call.promptEstimate, completion: Math.ceil(call.chars / 4), cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
+  return { prompt: call.promptEstimate, completion: Math.ceil(call.chars / 4), cachedRead: 0, cacheWrite: 0, cacheWrite1h: 0, reasoning: 0, estimated: true };
+}
+
+/** A usage record's tokens; the hour-long cache writes only when there are some. */
+function eventTokens(u: Omit<Usage, 'reported'>): usagev1.Tokens {
+  return { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, reasoning: u.reasoning, estimated: u.estimated, ...(u.cacheWrite1h > 0 ? { cacheWrite1h: u.cacheWrite1h } : {}) };
 }
 
 /** The status of a request whose client went away before its response was written. */

@@ -121,6 +121,12 @@ describe('parseAnthropicMessage', () => {
     expect(parse({ usage: undefined }).usage).toBeUndefined();
   });
 
+  it('tells the cache writes kept an hour apart, as Anthropic splits them', () => {
+    const usage = { input_tokens: 10, output_tokens: 3, cache_read_input_tokens: 0, cache_creation_input_tokens: 1500, cache_creation: { ephemeral_5m_input_tokens: 300, ephemeral_1h_input_tokens: 1200 } };
+    expect(parse({ usage }).usage).toMatchObject({ promptTokens: 1510, cacheWriteTokens: 1500, cacheWrite1hTokens: 1200 });
+    expect(parse({ usage: { ...usage, cache_creation: { ephemeral_5m_input_tokens: 1500, ephemeral_1h_input_tokens: 0 } } }).usage).not.toHaveProperty('cacheWrite1hTokens');
+  });
+
   it('returns a JSON answer and a client tool call side by side when the model made both', () => {
     const c = parse(
       {

@@ -14,6 +14,8 @@ export const anthropicUsageSchema = z.looseObject({
   output_tokens: count,
   cache_creation_input_tokens: count,
   cache_read_input_tokens: count,
+  /** How the cache writes split by how long they are kept (`cache_control.ttl`): an hour's cost more. */
+  cache_creation: z.looseObject({ ephemeral_1h_input_tokens: count }).nullish(),
   output_tokens_details: z.looseObject({ thinking_tokens: count }).nullish(),
 });
 export type AnthropicUsage = z.infer<typeof anthropicUsageSchema>;
@@ -63,6 +65,8 @@ export function toCanonicalUsage(u: AnthropicUsage, thinking: readonly ThinkingB
     cacheWriteTokens: u.cache_creation_input_tokens,
     reasoningTokens: u.output_tokens_details ? u.output_tokens_details.thinking_tokens : estimatedThinkingTokens(thinking, u.output_tokens, answerTokens),
     estimated: false,
+    // Priced apart (cacheWrite1h); never more than the writes they are part of.
+    ...(u.cache_creation?.ephemeral_1h_input_tokens ? { cacheWrite1hTokens: Math.min(u.cache_creation.ephemeral_1h_input_tokens, u.cache_creation_input_tokens) } : {}),
   };
 }
 

@@ -74,7 +74,7 @@ export class AnthropicStreamTranslator {
   private readonly thinking: ThinkingBlock[] = [];
   /** The answer's visible tokens, for the reasoning estimate in the usage chunk. */
   private readonly answerTokens = new StreamedAnswerTokens();
-  private usage: AnthropicUsage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens_details: undefined };
+  private usage: AnthropicUsage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cache_creation: undefined, output_tokens_details: undefined };
   private stopReason: string | null | undefined;
   private stopSequence: string | null | undefined;
 
@@ -230,6 +230,7 @@ export class AnthropicStreamTranslator {
       if (u.input_tokens) this.usage.input_tokens = u.input_tokens;
       if (u.cache_creation_input_tokens) this.usage.cache_creation_input_tokens = u.cache_creation_input_tokens;
       if (u.cache_read_input_tokens) this.usage.cache_read_input_tokens = u.cache_read_input_tokens;
+      if (u.cache_creation) this.usage.cache_creation = u.cache_creation;
       if (u.output_tokens_details) this.usage.output_tokens_details = u.output_tokens_details;
     }
     return this.stopReason && !this.finished ? [this.finish()] : [];

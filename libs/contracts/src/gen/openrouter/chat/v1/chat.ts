@@ -168,6 +168,11 @@ export interface Usage {
   reasoningTokens: number;
   /** True when the provider reported no usage and the gateway counted tokens itself. */
   estimated: boolean;
+  /**
+   * Of cache_write_tokens, those written to be kept an hour (Anthropic's `ttl: "1h"`), priced at
+   * the model's cacheWrite1h; unset: none.
+   */
+  cacheWrite1hTokens?: number | undefined;
 }
 
 /** A complete (non-streamed) answer. */
@@ -2117,6 +2122,7 @@ function createBaseUsage(): Usage {
     cacheWriteTokens: 0,
     reasoningTokens: 0,
     estimated: false,
+    cacheWrite1hTokens: undefined,
   };
 }
 
@@ -2142,6 +2148,9 @@ export const Usage: MessageFns<Usage> = {
     }
     if (message.estimated !== false) {
       writer.uint32(56).bool(message.estimated);
+    }
+    if (message.cacheWrite1hTokens !== undefined) {
+      writer.uint32(64).uint32(message.cacheWrite1hTokens);
     }
     return writer;
   },
@@ -2215,6 +2224,14 @@ export const Usage: MessageFns<Usage> = {
             message.estimated = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.cacheWrite1hTokens = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2239,6 +2256,7 @@ export const Usage: MessageFns<Usage> = {
     message.cacheWriteTokens = object.cacheWriteTokens ?? 0;
     message.reasoningTokens = object.reasoningTokens ?? 0;
     message.estimated = object.estimated ?? false;
+    message.cacheWrite1hTokens = object.cacheWrite1hTokens ?? undefined;
     return message;
   },
 };

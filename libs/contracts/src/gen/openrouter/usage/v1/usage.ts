@@ -173,6 +173,8 @@ export interface Tokens {
   reasoning: number;
   /** The provider reported no usage and the gateway counted or estimated the tokens itself. */
   estimated: boolean;
+  /** Of cache_write, those written to be kept an hour (priced at the model's cacheWrite1h); unset: none. */
+  cacheWrite1h?: number | undefined;
 }
 
 /** The price of the request, computed at ingress from the price in effect at received_at. */
@@ -1157,7 +1159,15 @@ export const Attempt: MessageFns<Attempt> = {
 };
 
 function createBaseTokens(): Tokens {
-  return { prompt: 0, completion: 0, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false };
+  return {
+    prompt: 0,
+    completion: 0,
+    cachedRead: 0,
+    cacheWrite: 0,
+    reasoning: 0,
+    estimated: false,
+    cacheWrite1h: undefined,
+  };
 }
 
 export const Tokens: MessageFns<Tokens> = {
@@ -1179,6 +1189,9 @@ export const Tokens: MessageFns<Tokens> = {
     }
     if (message.estimated !== false) {
       writer.uint32(48).bool(message.estimated);
+    }
+    if (message.cacheWrite1h !== undefined) {
+      writer.uint32(56).uint64(message.cacheWrite1h);
     }
     return writer;
   },
@@ -1244,6 +1257,14 @@ export const Tokens: MessageFns<Tokens> = {
             message.estimated = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.cacheWrite1h = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1267,6 +1288,7 @@ export const Tokens: MessageFns<Tokens> = {
     message.cacheWrite = object.cacheWrite ?? 0;
     message.reasoning = object.reasoning ?? 0;
     message.estimated = object.estimated ?? false;
+    message.cacheWrite1h = object.cacheWrite1h ?? undefined;
     return message;
   },
 };
