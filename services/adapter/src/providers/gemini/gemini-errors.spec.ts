@@ -34,6 +34,9 @@ describe('parseGeminiErrorResponse', () => {
   it('maps token-limit errors to context_length_exceeded', () => {
     const error = parseGeminiErrorResponse(400, body(400, 'INVALID_ARGUMENT', 'The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).'), 'g');
     expect(error).toMatchObject({ kind: 'context_length_exceeded', retryable: false, code: 'context_length_exceeded' });
+    // Vertex's wording.
+    const vertex = parseGeminiErrorResponse(400, body(400, 'INVALID_ARGUMENT', 'Unable to submit request because the input token count is 1200000 but model only supports up to 1048576. Reduce the input token count and try again.'), 'vertex');
+    expect(vertex).toMatchObject({ kind: 'context_length_exceeded', code: 'context_length_exceeded' });
   });
 
   it('maps key problems to a retryable auth_failed that does not repeat Google\'s text', () => {

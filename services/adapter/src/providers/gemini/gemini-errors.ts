@@ -39,7 +39,8 @@ const BY_STATUS: Readonly<Record<string, Mapping>> = {
   UNIMPLEMENTED: { kind: 'bad_request', retryable: true },
 };
 
-const CONTEXT_LENGTH = /exceeds the maximum number of tokens|input token count.*exceeds|too many (input )?tokens|context (length|window)/i;
+// Vertex also says "the input token count is N but model only supports up to M".
+const CONTEXT_LENGTH = /exceeds the maximum number of tokens|input token count.*exceeds|input token count is \d+ but (the )?model only supports up to|too many (input )?tokens|context (length|window)/i;
 const BAD_KEY_REASONS = new Set(['API_KEY_INVALID', 'API_KEY_EXPIRED', 'API_KEY_SERVICE_BLOCKED', 'API_KEY_HTTP_REFERRER_BLOCKED', 'API_KEY_IP_ADDRESS_BLOCKED', 'API_KEY_ANDROID_APP_BLOCKED', 'API_KEY_IOS_APP_BLOCKED']);
 const MISSING_KEY = /unregistered callers|API key not valid|API key expired|missing API key/i;
 const OVERLOADED = /overloaded/i;

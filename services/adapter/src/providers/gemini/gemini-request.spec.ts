@@ -83,13 +83,28 @@ describe('toGeminiRequest', () => {
     expect(body.contents[2]).toEqual({
       role: 'user',
       parts: [
-        { functionResponse: { name: 'second', response: { result: 'chart' } } },
+        // In the order of the calls, whatever the order of the tool messages.
         { functionResponse: { name: 'first', response: { ok: true } } },
+        { functionResponse: { name: 'second', response: { result: 'chart' } } },
         { inlineData: { mimeType: 'image/png', data: PNG.base64 } },
         { text: 'and now?' },
       ],
     });
     expect(fetched).toContain('https://example.com/c.png');
+  });
+
+  it('answers two calls of one function in the order of the calls, though the results came the other way round', async () => {
+    const call = (id: string, city: string) => ({ id, type: 'function', function: { name: 'get_weather', arguments: JSON.stringify({ city }) } });
+    const body = await translate({
+      messages: [
+        { role: 'user', content: 'Weather in Paris and London?' },
+        { role: 'assistant', content: null, tool_calls: [call('paris', 'Paris'), call('london', 'London')] },
+        { role: 'tool', tool_call_id: 'london', content: 'rain' },
+        { role: 'tool', tool_call_id: 'paris', content: 'sun' },
+      ],
+    });
+    expect(body.contents[1]?.parts.map((p) => p.functionCall?.args)).toEqual([{ city: 'Paris' }, { city: 'London' }]);
+    expect(body.contents[2]?.parts).toEqual([{ functionResponse: { name: 'get_weather', response: { result: 'sun' } } }, { functionResponse: { name: 'get_weather', response: { result: 'rain' } } }]);
   });
 
   it('keeps unicode text exactly', async () => {
@@ -309,6 +324,22 @@ describe('toGeminiSchema', () => {
     ['a $ref with malformed percent-encoding', { type: 'object', properties: { a: { $ref: '#/%E0%A4%A' } } }],
   ])('gives up on %s', (_what, schema) => {
     expect(toGeminiSchema(schema)).toBeUndefined();
+  });
+
+  it('sends a small schema whose $refs would inline exponentially as JSON Schema, at once', async () => {
+    // Ten definitions, each using the next four times: inlined, 4^10 copies of the last.
+    const defs: Record<string, unknown> = {};
+    for (let i = 0; i < 10; i++) {
+      defs[`d${i}`] = i === 9 ? { type: 'object', properties: { v: { type: 'string' } } } : { type: 'object', properties: Object.fromEntries([0, 1, 2, 3].map((k) => [`p${k}`, { $ref: `#/$defs/d${i + 1}` }])) };
+    }
+    const parameters = { type: 'object', properties: { root: { $ref: '#/$defs/d0' } }, $defs: defs };
+    expect(toGeminiSchema(parameters)).toBeUndefined();
+    const body = await translate({ tools: [{ type: 'function', function: { name: 'f', parameters } }] });
+    expect(body.tools?.[0]?.functionDeclarations[0]).toEqual({ name: 'f', parametersJsonSchema: parameters });
+    // Not 29 MB of copies.
+    expect(JSON.stringify(body).length).toBeLessThan(10_000);
+    // A schema reused a few times is still inlined.
+    expect(toGeminiSchema({ type: 'object', properties: { a: { $ref: '#/$defs/x' }, b: { $ref: '#/$defs/x' } }, $defs: { x: { type: 'string' } } })).toMatchObject({ properties: { a: { type: 'STRING' }, b: { type: 'STRING' } } });
   });
 
   it('sends a tool schema whose $ref cannot be decoded as JSON Schema, for Gemini to judge', async () => {

@@ -160,6 +160,8 @@ export async function toGeminiRequest(r: chatv1.ChatRequest, loadImage: ImageLoa
   const system: { text: string }[] = [];
   const contents: GeminiContent[] = [];
   const callIds = new Set<string>();
+  /** The call each function response answers (its tool_call_id). */
+  const answering = new Map<GeminiPart, string>();
   for (let i = 0; i < r.messages.length; i++) {
     const m = r.messages[i] as chatv1.Message;
     const param = `messages[${i}]`;
@@ -174,15 +176,20 @@ export async function toGeminiRequest(r: chatv1.ChatRequest, loadImage: ImageLoa
       case 'assistant':
         push(contents, 'model', assistantParts(m, param, callIds));
         break;
-      case 'tool':
-        push(contents, 'user', await toolResultParts(m, param, toolNames, loadImage));
+      case 'tool': {
+        const parts = await toolResultParts(m, param, toolNames, loadImage);
+        if (parts[0]) answering.set(parts[0], m.toolCallId ?? '');
+        push(contents, 'user', parts);
         break;
+      }
       default:
         throw unsupported(`The role "${m.role}" is not supported by this model; send tool results with role "tool".`, `${param}.role`);
     }
   }
   if (contents.length === 0) throw invalid('At least one user or assistant message with content is required for this model.', 'messages');
-  for (const turn of contents) if (turn.role === 'user') turn.parts = functionResponsesFirst(turn.parts);
+  const callOrder = new Map([...callIds].map((id, at) => [id, at]));
+  const orderOf = (part: GeminiPart): number => callOrder.get(answering.get(part) ?? '') ?? Number.MAX_SAFE_INTEGER;
+  for (const turn of contents) if (turn.role === 'user') turn.parts = functionResponsesFirst(turn.parts, orderOf);
 
   const body: GeminiRequestBody = { contents };
   if (system.length > 0) body.systemInstruction = { parts: system };
@@ -226,10 +233,17 @@ function push(contents: GeminiContent[], role: GeminiContent['role'], parts: Gem
   else contents.push({ role, parts });
 }
 
-/** A function response turn must answer the calls before anything else the user adds. */
-function functionResponsesFirst(parts: GeminiPart[]): GeminiPart[] {
+/**
+ * A function response turn must answer the calls before anything else the user adds, and in the
+ * order of the calls: Gemini pairs a response with its call by name and position (the parts carry
+ * no call id), and OpenAI's tool messages may come in any order, so two calls of one function
+ * (`get_weather` for Paris, then London) would otherwise each get the other's result.
+ */
+function functionResponsesFirst(parts: GeminiPart[], orderOf: (part: GeminiPart) => number): GeminiPart[] {
   const responses = parts.filter((p) => p.functionResponse !== undefined);
-  if (responses.length === 0 || responses.length === parts.length) return parts;
+  if (responses.length === 0) return parts;
+  // A stable sort: responses to calls it does not know keep their places after the others.
+  responses.sort((a, b) => orderOf(a) - orderOf(b));
   return [...responses, ...parts.filter((p) => p.functionResponse === undefined)];
 }
 

@@ -68,6 +68,7 @@ describe('a Gemini candidate that ended without content', () => {
     ['SAFETY', 'content_filter'],
     ['SPII', 'content_filter'],
     ['PROHIBITED_CONTENT', 'content_filter'],
+    ['MODEL_ARMOR', 'content_filter'],
   ])('stays an answer when it ended with %s', (reason, finish) => {
     expect(fromGeminiResponse(response({ finishReason: reason }), ctx).choices[0]?.finishReason).toBe(finish);
     const translator = new GeminiStreamTranslator({ ...ctx, includeUsage: false });

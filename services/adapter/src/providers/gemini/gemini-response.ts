@@ -48,7 +48,8 @@ export const generateContentResponseSchema = z.looseObject({
 });
 export type GenerateContentResponse = z.infer<typeof generateContentResponseSchema>;
 
-const CONTENT_FILTER = new Set(['SAFETY', 'RECITATION', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'IMAGE_SAFETY', 'IMAGE_PROHIBITED_CONTENT', 'IMAGE_RECITATION']);
+/** The finish reasons of an answer a filter stopped (`MODEL_ARMOR`: Vertex's Model Armor blocked it). */
+const CONTENT_FILTER = new Set(['SAFETY', 'RECITATION', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'IMAGE_SAFETY', 'IMAGE_PROHIBITED_CONTENT', 'IMAGE_RECITATION', 'MODEL_ARMOR']);
 
 /** Gemini's finishReason as OpenAI's finish_reason; a turn that called functions ends in tool_calls. */
 export function finishReason(reason: string, hasToolCalls: boolean): string {

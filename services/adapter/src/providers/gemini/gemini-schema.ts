@@ -6,6 +6,13 @@ export function isObject(value: unknown): value is JsonObject {
 }
 
 const MAX_DEPTH = 32;
+/**
+ * The most schema nodes one conversion makes. Inlining `$ref`s copies a definition at every use,
+ * so a schema of a few definitions that each use the next several times grows exponentially (a
+ * 1.4 kB schema of ten such levels: 29 MB, seconds of the event loop); past this it is sent as
+ * JSON Schema, `$ref`s and all.
+ */
+const MAX_NODES = 10_000;
 
 /** Keywords of Gemini's Schema object copied as they are (the OpenAPI 3.0 subset it accepts). */
 const COPIED = ['title', 'description', 'minItems', 'maxItems', 'minLength', 'maxLength', 'pattern', 'minimum', 'maximum', 'minProperties', 'maxProperties', 'default', 'example'] as const;
@@ -32,6 +39,7 @@ class Inexpressible extends Error {}
  * (`parametersJsonSchema` / `responseJsonSchema`).
  */
 export function toGeminiSchema(schema: JsonObject): JsonObject | undefined {
+  nodesLeft = MAX_NODES;
   try {
     return convert(schema, schema, [], 0);
   } catch (error) {
@@ -46,8 +54,11 @@ export function hasNoProperties(schema: JsonObject): boolean {
   return (schema['type'] === undefined || schema['type'] === 'object') && (!isObject(props) || Object.keys(props).length === 0) && schema['$ref'] === undefined && !Array.isArray(schema['anyOf']) && !Array.isArray(schema['oneOf']) && !Array.isArray(schema['allOf']);
 }
 
+/** Nodes the conversion under way may still make (it is synchronous: one at a time). */
+let nodesLeft = MAX_NODES;
+
 function convert(node: unknown, root: JsonObject, refs: readonly string[], depth: number): JsonObject {
-  if (!isObject(node) || depth > MAX_DEPTH) throw new Inexpressible();
+  if (!isObject(node) || depth > MAX_DEPTH || --nodesLeft < 0) throw new Inexpressible();
   const ref = node['$ref'];
   if (typeof ref === 'string') {
     if (refs.includes(ref)) throw new Inexpressible();
