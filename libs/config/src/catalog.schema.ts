@@ -212,7 +212,6 @@ export const experimentSchema = strictObject({
 });
 export type ExperimentConfig = z.infer<typeof experimentSchema>;
 
-const instant = z.string().refine((v) => !Number.isNaN(Date.parse(v)), { message: 'must be an ISO 8601 instant, e.g. 2025-06-01T09:00:00Z' });
 
 export const grayReleaseSchema = strictObject({
   id: name,
@@ -221,8 +220,11 @@ export const grayReleaseSchema = strictObject({
   /** What serves the target today, and the model taking over. */
   baseline: name,
   canary: name,
-  /** When the first step starts; unset means when the router starts. */
-  startAt: instant.optional(),
+  /**
+   * When the first step starts; unset means when the router starts. A date or a date-time with an
+   * offset, as model lifecycles take: one without would be read in each replica's own time zone.
+   */
+  startAt: lifecycleInstant.optional(),
   /** The canary's share in percent, each step starting `afterMinutes` after `startAt`. */
   steps: z
     .array(strictObject({ afterMinutes: z.number().nonnegative(), percent: z.number().min(0).max(100) }))

@@ -248,6 +248,18 @@ describe('config', () => {
     );
   });
 
+  it("takes a gray release's startAt as a date or a date-time with an offset, nothing a time zone or a lenient parser would read", () => {
+    const release = (startAt: string) => ({
+      ...minimal,
+      models: [...minimal.models, { id: 'n', deployments: [{ provider: 'sim', model: 'up' }] }],
+      routing: { grayReleases: [{ id: 'g', target: 'm', baseline: 'm', canary: 'n', startAt, steps: [{ afterMinutes: 0, percent: 10 }] }] },
+    });
+    for (const ok of ['2025-06-01', '2025-06-01T09:00:00Z', '2025-06-01T09:00:00+02:00']) expect(parseConfig(release(ok), { SIM_KEY: 'k' }).routing.grayReleases[0]?.startAt).toBe(ok);
+    for (const bad of ['2025-06-01T09:00:00', 'June 1, 2025', '2025-06-31', '1']) {
+      expect(() => parseConfig(release(bad), { SIM_KEY: 'k' })).toThrow(/routing\.grayReleases\[0\]\.startAt/);
+    }
+  });
+
   it('reads booleans given as text from the environment', () => {
     const doc = { ...minimal, gateway: { simulator: { enabled: '${SIM:-true}' } } };
     expect(parseConfig(doc, { SIM_KEY: 'k', SIM: 'false' }).gateway.simulator.enabled).toBe(false);

@@ -34,6 +34,16 @@ describe('RoutePlanner strategies', () => {
     expect(ids(engineFor(configWith(flat)).planner.plan(planRequest('auto', { promptTokens: 100, controls: { route: { strategy: 'cost' } } })).candidates)).toEqual(['tok-1', 'flat-1']);
   });
 
+  it('cost: two costs equal in decimals tie, and quality breaks the tie (floating point would not)', () => {
+    // 0.3 a request, against 0.1 a request and 100 prompt tokens at 2000 per million: 0.3 as well.
+    const models = [
+      { id: 'flat', pricing: { perRequest: '0.3' }, quality: { default: 0.1 }, deployments: [{ id: 'flat-1', provider: 'a', model: 'f' }] },
+      { id: 'mixed', pricing: { perRequest: '0.1', input: '2000' }, quality: { default: 0.9 }, deployments: [{ id: 'mixed-1', provider: 'a', model: 'm' }] },
+    ];
+    const plan = engineFor(configWith(models)).planner.plan(planRequest('auto', { promptTokens: 100, maxOutputTokens: 10, controls: { route: { strategy: 'cost' } } }));
+    expect(ids(plan.candidates)).toEqual(['mixed-1', 'flat-1']);
+  });
+
   it("latency: a model's deployments that tie are ordered by the load balancer", () => {
     const engine = engineFor(configWith([{ id: 'm', deployments: [{ id: 'm-a', provider: 'a', model: 'm', weight: 1 }, { id: 'm-b', provider: 'b', model: 'm', weight: 9 }] }], { balancing: 'weighted' }));
     let heavy = 0;

@@ -574,12 +574,15 @@ export class RoutePlanner {
 /**
  * A request's estimated cost on a deployment, for ranking: its prompt estimate and answer length at
  * the token prices, its flat price, and the audio's minutes and the characters to speak at theirs.
+ * Rounded to 12 significant digits: two costs equal in decimals (0.1 + 0.2 against 0.3) must tie,
+ * so that quality breaks the tie, where floating point would leave 1e-17 between them, which the
+ * strategies' normalising turns into the whole score.
  */
 function costEstimate(input: PlanRequest, outputTokens: number, price: EffectivePrice): number {
   const { estimate } = price;
   const tokens = (input.promptTokens * estimate.input + outputTokens * estimate.output) / MILLION;
   const units = ((input.audioMs ?? 0) / 60_000) * estimate.perAudioMinute + ((input.characters ?? 0) * estimate.perMillionCharacters) / MILLION;
-  return tokens + estimate.perRequest + units;
+  return Number((tokens + estimate.perRequest + units).toPrecision(12));
 }
 
 /** The refusal of a request naming a retired model that nothing replaces: an unknown model, as OpenAI answers one, saying since when. */
