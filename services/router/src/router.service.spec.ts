@@ -227,6 +227,25 @@ describe('RouterService', () => {
     expect(failing.grayReleases.byId('g')?.state()).toMatchObject({ status: 'rolled_back', canaryStats: { requests: 3, errors: 3 } });
   });
 
+  it("calls no more of a canary's deployments once this very request's failure rolled the release back", async () => {
+    const engine = engineFor(
+      configWith(TWO_MODELS, {
+        retry: { baseDelayMs: 0, maxDelayMs: 0 },
+        aliases: { gr: { models: ['cheap'] } },
+        grayReleases: [{ id: 'g', target: 'gr', baseline: 'cheap', canary: 'premium', steps: [{ afterMinutes: 0, percent: 100 }], rollback: { minRequests: 1, errorRateMargin: 0 } }],
+      }),
+    );
+    engine.grayReleases.byId('g')?.record('baseline', true, 50);
+    const adapters = new FakeAdapters();
+    // The canary's first deployment fails: one failure in one call rolls the release back.
+    adapters.failures['p'] = [new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 })];
+    const served = await collect(new RouterService(engine, adapters).chat({ context: contextFor({ endUser: 'u1' }), request: chatRequest('gr', 'hi') }, new AbortController().signal));
+    expect(engine.grayReleases.byId('g')?.status()).toBe('rolled_back');
+    // Its other deployment is not tried: the baseline serves.
+    expect(adapters.seen.map((r) => r.upstreamModel)).toEqual(['p', 'c']);
+    expect(decisionOf(served)?.model).toBe('cheap');
+  });
+
   it('explains every candidate without calling a provider', () => {
     const adapters = new FakeAdapters();
     const service = new RouterService(engineFor(config), adapters);

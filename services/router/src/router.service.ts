@@ -11,7 +11,7 @@ import { providersHealth } from './explain/providers-health';
 import type { RecordedCall } from './experiments/gray-release';
 import { Guardrails, type ModerationCall } from './guardrails/guardrails';
 import { serveWithFailover, type AnswerFailureListener, type AttemptListener, type AttemptOpener, type Served } from './resilience/failover';
-import { capacityTokens, chatRequestTraits, speechRequestTraits, transcriptionRequestTraits, type PlanRequest, type RoutePlan } from './routing/route-planner';
+import { capacityTokens, chatRequestTraits, speechRequestTraits, transcriptionRequestTraits, type Candidate, type PlanRequest, type RoutePlan } from './routing/route-planner';
 import { takeRequestControls } from './routing/route-settings';
 import type { RoutingEngine } from './routing/routing-engine';
 
@@ -60,6 +60,8 @@ export function grpcAdapters(clients: AdapterClients): AdapterPort {
 interface GrayReleaseWatch {
   onAttempt: AttemptListener;
   onAnswerFailed: AnswerFailureListener;
+  /** False for the canary's deployments once the release rolled back: failover calls them no more. */
+  eligible: (candidate: Candidate) => boolean;
   /** Failover is over, served or failed. */
   settled(): void;
 }
@@ -117,6 +119,7 @@ export class RouterService {
       tokens: capacityTokens(prepared.planRequest, plan.candidates[0]?.model),
       onAttempt: routeCalls ? this.progressListener(plan, gray?.onAttempt, announce) : gray?.onAttempt,
       onAnswerFailed: gray?.onAnswerFailed,
+      eligible: gray?.eligible,
       onCall: routeCalls
         ? (candidate, earlier) => {
             called = true;
@@ -253,6 +256,7 @@ export class RouterService {
       tokens: capacityTokens(planRequest),
       onAttempt: gray?.onAttempt,
       onAnswerFailed: gray?.onAnswerFailed,
+      eligible: gray?.eligible,
       commits: carriesAudio,
     }).finally(() => gray?.settled());
     let failure: unknown;
@@ -299,7 +303,7 @@ export class RouterService {
     const planRequest = wholePlanRequest(asked, false);
     const plan = this.planned(planRequest);
     const gray = this.grayReleaseWatch(plan, planRequest.capability);
-    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt }).finally(() => gray?.settled());
+    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt, eligible: gray?.eligible }).finally(() => gray?.settled());
     served.finish();
     const decision = decisionFor(plan, served.candidate, served.attempts);
     if (unscreened) decision.unscreened = true;
@@ -443,6 +447,7 @@ export class RouterService {
       settled: () => {
         if (!attempted && unavailable) release.record(arm, false, 0);
       },
+      eligible: (candidate) => !(arm === 'canary' && candidate.via === assignment.model && release.rollback() !== undefined),
     };
   }
 

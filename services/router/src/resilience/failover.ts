@@ -72,6 +72,12 @@ export async function serveWithFailover<T>(
      * attempt's timeout still runs and a failure still moves on, since the client has seen nothing.
      */
     commits?: (event: T) => boolean;
+    /**
+     * Whether a candidate may still be called, asked before each attempt: the plan was made before
+     * failover began, and what it chose may have become wrong meanwhile (a gray release's canary
+     * rolled back by this request's own failure). Unset: every candidate may.
+     */
+    eligible?: (candidate: Candidate) => boolean;
   },
 ): Promise<Served<T>> {
   const { retry, breakers, stats, clock } = deps;
@@ -93,6 +99,7 @@ export async function serveWithFailover<T>(
         const candidate = queue[cursor++];
         if (!candidate) continue;
         if (round > 0 && !retryable.has(candidate.deployment.id)) continue;
+        if (options.eligible && !options.eligible(candidate)) continue;
         if (breakers.of(candidate.deployment.id).available()) return candidate;
       }
       // Every candidate was tried: go round again over those that failed retryably.
