@@ -45,6 +45,10 @@ describe('usage event messages', () => {
     const invalid = inProcessUsageMessage({ ...event, cost: { amount: '1e3', currency: 'USD', priceVersion: '' } });
     expect(readUsageMessage(invalid)).toEqual({ ok: false, reason: expect.stringContaining('cost.amount is not a decimal') });
     expect(usagev1.UsageEvent.decode(invalid.value).cost?.amount).toBe('1e3');
+    // Whose sums in the store's Decimal(38, 18) could overflow: refused, so no total turns negative.
+    const huge = inProcessUsageMessage({ ...event, cost: { amount: '99999999999999999999', currency: 'USD', priceVersion: '' } });
+    expect(readUsageMessage(huge)).toEqual({ ok: false, reason: expect.stringContaining('cost.amount is not a decimal') });
+    expect(readUsageMessage(inProcessUsageMessage({ ...event, cost: { amount: '999999999999.123456789012345678', currency: 'USD', priceVersion: '' } })).ok).toBe(true);
     expect(readUsageMessage({ ...message, poison: 'undecodable batch' })).toEqual({ ok: false, reason: 'undecodable batch' });
   });
 

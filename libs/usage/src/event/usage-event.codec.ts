@@ -6,7 +6,12 @@ export const USAGE_SCHEMA_VERSION = 1;
 export const USAGE_CONTENT_TYPE = 'application/x-protobuf';
 export const USAGE_SCHEMA_NAME = 'openrouter.usage.v1.UsageEvent';
 
-const DECIMAL = /^\d{1,20}(\.\d{1,18})?$/;
+/**
+ * A request's cost: at most 12 integer digits (a trillion, far beyond any request), so that sums of
+ * costs in the store's Decimal(38, 18), 20 integer digits, hold for 10^8 such events. ClickHouse
+ * does not check a Decimal sum for overflow: two 20-digit costs would sum to a negative amount.
+ */
+const DECIMAL = /^\d{1,12}(\.\d{1,18})?$/;
 const CURRENCY = /^[A-Z]{3}$/;
 const DAY_MS = 86_400_000;
 /** The first instant after ClickHouse's `DateTime` range (2106-02-07T06:28:15Z is its last second). */
