@@ -67,6 +67,11 @@ describe('access configuration', () => {
     for (const devKey of ['', 'disabled', 'sk-or-admin-0123456789abcdef']) expect(accessSchema.safeParse({ admin: { devKey } }).success).toBe(true);
   });
 
+  it('names a configured key\'s tags as reports can group by them', () => {
+    expect(accessSchema.safeParse({ keys: [{ id: 'k', hash, org: 'acme', tags: { 'cost center': 'x' } }] }).error?.issues[0]).toMatchObject({ message: expect.stringContaining('a tag name is 1 to 64 letters') });
+    expect(accessSchema.safeParse({ keys: [{ id: 'k', hash, org: 'acme', tags: { 'cost-center': 'x' } }] }).success).toBe(true);
+  });
+
   it('names keys that point at tenants that do not exist, and duplicate ids', () => {
     const access = accessSchema.parse({
       orgs: [{ id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }] }] }],

@@ -31,6 +31,20 @@ function tenantSchemas(object: typeof strictObject) {
 const strictTenants = tenantSchemas(strictObject);
 const storedTenants = tenantSchemas(((shape: z.core.$ZodLooseShape) => z.object(shape)) as unknown as typeof strictObject);
 
+/**
+ * A tag's name, wherever tags come from (a request's `x-openrouter-tags`, a key's tags) and as
+ * reports group by it (`group_by=tag:<name>`): a name reports cannot take would be recorded and
+ * never reported on.
+ */
+export const TAG_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** Names each tag of a record whose name is not a `TAG_NAME`. */
+export function checkTagNames(tags: Record<string, unknown>, ctx: z.core.$RefinementCtx): void {
+  for (const name of Object.keys(tags)) {
+    if (!TAG_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: `a tag name is 1 to 64 letters, digits, _ . : or -, not "${name.slice(0, 80)}"` });
+  }
+}
+
 /** The fewest characters a development key set in the configuration may have. */
 export const DEV_KEY_MIN_LENGTH = 12;
 
@@ -104,7 +118,7 @@ export const configKeySchema = strictObject({
   limits: limitsSchema.prefault({}),
   expiresAt: z.iso.datetime({ offset: true }).optional(),
   metadata: z.record(z.string(), z.string()).default({}),
-  tags: z.record(z.string(), z.string()).default({}),
+  tags: z.record(z.string(), z.string()).superRefine(checkTagNames).default({}),
 });
 export type ConfigKey = z.infer<typeof configKeySchema>;
 

@@ -1,3 +1,4 @@
+import { TAG_NAME } from '@openrouter/config';
 export type DimensionName =
   | 'org'
   | 'project'
@@ -58,15 +59,15 @@ export const FILTERS = {
   experiment: 'experiment',
 } as const satisfies Record<string, DimensionName>;
 
-const TAG = /^tag:([A-Za-z0-9_.:-]{1,64})$/;
+const TAG = /^tag:(.*)$/s;
 
 /** A group-by name: a dimension, or `tag:<name>` (a tag's value; raw events only). */
 export type GroupBy = { kind: 'dimension'; name: DimensionName } | { kind: 'tag'; name: string; tag: string };
 
 export function parseGroupBy(name: string): GroupBy | undefined {
   if (isDimension(name)) return { kind: 'dimension', name };
-  const tag = TAG.exec(name);
-  return tag?.[1] ? { kind: 'tag', name, tag: tag[1] } : undefined;
+  const tag = TAG.exec(name)?.[1];
+  return tag !== undefined && TAG_NAME.test(tag) ? { kind: 'tag', name, tag } : undefined;
 }
 
 /** Own keys only: `in` would also accept `constructor`, `toString` and the rest of Object.prototype. */

@@ -28,6 +28,11 @@ describe('key change input', () => {
     expect(refusal(() => updateKeyInput({ nmae: 'typo' }))).toMatchObject({ kind: 'bad_request', param: 'nmae' });
     expect(refusal(() => updateKeyInput({}))).toMatchObject({ kind: 'bad_request', code: 'invalid_value' });
     expect(refusal(() => updateKeyInput(undefined))).toMatchObject({ kind: 'bad_request', code: 'invalid_value' });
+    // A tag is named as reports can group by it (group_by=tag:<name>); metadata keys are free.
+    const badTag = refusal(() => updateKeyInput({ tags: { 'owner/team': 'x' } }));
+    expect(badTag).toMatchObject({ kind: 'bad_request', code: 'invalid_value' });
+    expect(badTag.message).toContain('a tag name is 1 to 64 letters, digits, _ . : or -');
+    expect(updateKeyInput({ metadata: { 'owner/team': 'x' }, tags: { 'cost.center:eu-1': 'x' } })).toEqual({ metadata: { 'owner/team': 'x' }, tags: { 'cost.center:eu-1': 'x' } });
   });
 
   it('explains why where a key sits, and its secret, cannot be changed', () => {

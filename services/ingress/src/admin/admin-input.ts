@@ -1,4 +1,4 @@
-import { alertThresholdsSchema, budgetAmountSchema, budgetEnforcementSchema, budgetSchema, ipRange } from '@openrouter/config';
+import { alertThresholdsSchema, budgetAmountSchema, budgetEnforcementSchema, budgetSchema, ipRange, checkTagNames } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { paramOf } from '@openrouter/openai-wire';
 import { z } from 'zod';
@@ -43,6 +43,8 @@ export function policyChange(body: PolicyBody | null | undefined): PolicyFields 
 }
 
 const labels = z.record(z.string().max(64), z.string().max(256)).refine((r) => Object.keys(r).length <= 32, 'at most 32 entries');
+/** A key's tags: added to its requests' tags, so named as tags are (reports group by them). */
+const tagLabels = labels.superRefine(checkTagNames);
 
 export const issueKeyBody = z.strictObject({
   name: z.string().max(128).default(''),
@@ -55,7 +57,7 @@ export const issueKeyBody = z.strictObject({
   limits: limits.default({}),
   expires_at: z.iso.datetime({ offset: true }).optional(),
   metadata: labels.default({}),
-  tags: labels.default({}),
+  tags: tagLabels.default({}),
 });
 
 /** A key change: the issue's rules for each field given; `expires_at: null` removes the expiry. */
@@ -67,7 +69,7 @@ export const updateKeyBody = z
     limits: limits.optional(),
     expires_at: issueKeyBody.shape.expires_at.unwrap().nullable().optional(),
     metadata: labels.optional(),
-    tags: labels.optional(),
+    tags: tagLabels.optional(),
   })
   .refine((body) => Object.values(body).some((v) => v !== undefined), 'give at least one of name, allowed_models, policy, limits, expires_at, metadata, tags');
 

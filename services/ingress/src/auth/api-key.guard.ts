@@ -1,6 +1,7 @@
 import { INTERNAL_CALL_HEADER } from '../access/internal-call';
 import { Inject, Injectable, Optional, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { TAG_NAME } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import type { routerv1 } from '@openrouter/contracts';
 import { AccessService, type TrafficAttributes } from '../access/access.service';
@@ -182,7 +183,7 @@ export function parseTags(value: string | undefined): Record<string, string> {
     if (at <= 0) continue;
     const key = pair.slice(0, at).trim();
     const v = pair.slice(at + 1).trim();
-    if (/^[A-Za-z0-9_.:-]{1,64}$/.test(key)) tags[key] = v.slice(0, 128);
+    if (TAG_NAME.test(key)) tags[key] = v.slice(0, 128);
   }
   return tags;
 }
