@@ -6,13 +6,16 @@ export interface GrpcServiceBinding {
   implementation: UntypedServiceImplementation;
 }
 
+/** The largest message a gRPC call of the gateway's carries, either way. */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
 /** Settings shared by every server and client so streams stay healthy across idle periods. */
 export const CHANNEL_OPTIONS = {
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
   'grpc.keepalive_permit_without_calls': 1,
-  'grpc.max_receive_message_length': 64 * 1024 * 1024,
-  'grpc.max_send_message_length': 64 * 1024 * 1024,
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   // Failover is the router's own (other deployments, models, backoff): grpc-js's transparent
   // retries would only buffer every message of every call in case of a retry.
   'grpc.enable_retries': 0,

@@ -1,5 +1,5 @@
 export { ERROR_TRAILER, fromGrpcError, toGrpcStatus } from './grpc-errors';
-export { CHANNEL_OPTIONS, DEFAULT_SHUTDOWN_GRACE_MS, GrpcServerHandle } from './grpc-server';
+export { CHANNEL_OPTIONS, DEFAULT_SHUTDOWN_GRACE_MS, GrpcServerHandle, MAX_MESSAGE_BYTES } from './grpc-server';
 export type { GrpcServiceBinding } from './grpc-server';
 export { GrpcSecurity, SERVICE_TOKEN_HEADER } from './grpc-security';
 export type { GrpcSecuritySettings } from './grpc-security';

@@ -1,8 +1,9 @@
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { Writable } from 'node:stream';
-import type { billingv1 } from '@openrouter/contracts';
+import { billingv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { fromGrpcError } from '@openrouter/grpc';
 import { createLogger } from '@openrouter/observability';
 import { billingGrpcBinding } from './billing.grpc.controller';
 import type { ReportsService } from './reports.service';
@@ -29,7 +30,26 @@ async function failedUsageReport(error: unknown): Promise<{ lines: LogLine[]; co
   return { lines, code };
 }
 
+/** Calls the binding's FocusExport as grpc-js would, answered with `rows` rows, under a bound of `maxBytes`. */
+async function focusExport(rows: number, maxBytes: number): Promise<{ error: (Error & { code?: number; metadata?: { get(key: string): unknown[] } }) | null; rows: number }> {
+  const row = { ...billingv1.FocusRow.fromPartial({}), billedCost: '0.000123', subAccountId: 'x'.repeat(200) };
+  const reports = { focus: () => Promise.resolve({ rows: Array.from({ length: rows }, () => row), billingPeriodStartMs: 0, billingPeriodEndMs: 0 }) } as unknown as ReportsService;
+  const implementation = billingGrpcBinding(reports, createLogger('billing-spec', 'silent'), maxBytes).implementation as billingv1.BillingServiceServer;
+  return new Promise((resolve) => {
+    const callback: sendUnaryData<billingv1.FocusExportResponse> = (error, answer) => resolve({ error: error as never, rows: answer?.rows.length ?? 0 });
+    implementation.focusExport({ request: {} } as ServerUnaryCall<billingv1.FocusExportRequest, billingv1.FocusExportResponse>, callback);
+  });
+}
+
 describe('billing gRPC binding', () => {
+  it('refuses a report within maxRows whose answer is larger than one message carries, as too large (not a failure of billing)', async () => {
+    // About 220 bytes a row: 100 rows are some 22 kB.
+    expect(await focusExport(100, 100_000)).toEqual({ error: null, rows: 100 });
+    const { error } = await focusExport(1_000, 100_000);
+    expect(error?.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(fromGrpcError(error)).toMatchObject({ kind: 'bad_request', code: 'report_too_large', message: expect.stringContaining('narrow it') });
+  });
+
   it('logs a report the caller asked for wrongly in one line, without a stack', async () => {
     const { lines, code } = await failedUsageReport(new GatewayError('bad_request', 'group_by "nope" is not a dimension.', { param: 'group_by' }));
     expect(code).toBe(GrpcStatus.INVALID_ARGUMENT);
