@@ -8,7 +8,7 @@ import { Money, type PriceBook } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { REQUEST_BOUNDS } from '@openrouter/openai-wire';
 import { renewalIntervalMs, repeatEvery, type Repeat } from './reservation-renewal';
-import { audioDemandOf, audioPromptTokens, audioUnitMicros, countWithin, imagesAsked, makesImages, paddedPromptTokens, providerCalls, requestedTier, WorstCasePricing, type AudioDemand, type CandidateQuery } from './worst-case-cost';
+import { audioDemandOf, audioPromptTokens, audioUnitMicros, countWithin, imagesAsked, makesImages, paddedPromptTokens, providerCalls, requestedTier, tierLeftToProvider, WorstCasePricing, type AudioDemand, type CandidateQuery } from './worst-case-cost';
 
 export interface ReserveInput {
   requestId: string;
@@ -90,7 +90,7 @@ export class BudgetService {
     // Each legacy prompt is a provider call of its own, with its own answers and request fee.
     const calls = whole ? 1 : providerCalls(body);
     const models = tiered ?? this.candidates(body, input, audio);
-    const price = this.pricing.priceAt(models, now, tier, input.tenant.policy);
+    const price = this.pricing.priceAt(models, now, tier, input.tenant.policy, tier === undefined && tierLeftToProvider(body));
     const choices = (audio ? 1 : image ? imagesAsked(body) : (countWithin(body['n'], REQUEST_BOUNDS.choices) ?? 1)) * calls;
     const perChoice = embedding ? 0 : this.pricing.maxOutputTokens(models, whole ? {} : body);
     const outputTokens = perChoice * choices;

@@ -3,7 +3,7 @@ import { PriceBook } from '@openrouter/usage';
 import { countTextTokens } from '../access/prompt-tokens';
 import { ingressTestConfig } from '../test-config.testing';
 import { mp3File, upload, wavFile } from './audio-file.testing';
-import { audioDemandOf, audioPromptTokens, audioUnitMicros, imagesAsked, makesImages, WorstCasePricing } from './worst-case-cost';
+import { audioDemandOf, audioPromptTokens, audioUnitMicros, imagesAsked, makesImages, requestedTier, tierLeftToProvider, WorstCasePricing } from './worst-case-cost';
 
 const NOW = Date.parse('2025-06-14T12:00:00Z');
 const TRANSCRIPTIONS = '/v1/audio/transcriptions';
@@ -91,6 +91,7 @@ describe('WorstCasePricing for audio', () => {
       { id: 'chat', pricing: { input: '1', output: '50' }, deployments: [{ id: 'c', provider: 'sim-eu', model: 'c' }] },
       { id: 'gpt-image', capabilities: ['images'], pricing: { input: '5', imageInput: '10', output: '40' }, deployments: [{ id: 'img', provider: 'sim-eu', model: 'gpt-image-1' }] },
       { id: 'claude', pricing: { input: '3', output: '15', cacheWrite: '3.75', cacheWrite1h: '6' }, deployments: [{ id: 'cl', provider: 'sim-eu', model: 'claude' }] },
+      { id: 'tiered', pricing: { input: '1', output: '2', tiers: { priority: { input: '2', output: '4' }, flex: { input: '0.5', output: '1' } } }, deployments: [{ id: 'ti', provider: 'sim-eu', model: 'tiered' }] },
     ],
   });
   const pricing = new WorstCasePricing(config, PriceBook.fromModels(config.models));
@@ -110,6 +111,23 @@ describe('WorstCasePricing for audio', () => {
   it("reserves input at an image model's imageInput price when it is the dearer: an edit's images are billed at it", () => {
     expect(pricing.priceAt(['gpt-image'], NOW).inputMicros.toFixed()).toBe('10');
     expect(pricing.priceAt(['chat'], NOW).inputMicros.toFixed()).toBe('1');
+  });
+
+  it("reserves a request that leaves the tier to the provider project at the dearest tier its model declares: it is billed at the tier that served it", () => {
+    const reserved = (body: Record<string, unknown>) => {
+      const tier = requestedTier(body);
+      const price = pricing.priceAt(['tiered'], NOW, tier, undefined, tier === undefined && tierLeftToProvider(body));
+      return [price.inputMicros.toFixed(), price.outputMicros.toFixed()];
+    };
+    // Absent, null or auto: a project set to priority serves it at priority.
+    expect(reserved({})).toEqual(['2', '4']);
+    expect(reserved({ service_tier: null })).toEqual(['2', '4']);
+    expect(reserved({ service_tier: 'auto' })).toEqual(['2', '4']);
+    // The standard tier asked for, or a tier named: its own prices.
+    expect(reserved({ service_tier: 'default' })).toEqual(['1', '2']);
+    expect(reserved({ service_tier: 'flex' })).toEqual(['0.5', '1']);
+    // A model that declares no tier: its price.
+    expect(pricing.priceAt(['chat'], NOW, undefined, undefined, true).inputMicros.toFixed()).toBe('1');
   });
 
   it('reserves input at the hour-long cache write price when it is the dearest: a prompt may be written for an hour', () => {

@@ -113,24 +113,30 @@ export class WorstCasePricing {
    * The dearest prices of `models` at `atMs`, at the service tier the request asks for (see
    * `requestedTier`), over the deployments the tenant's `policy` lets the router use: the router
    * never leaves it, so a deployment it excludes (a dearer provider, another residency) cannot be
-   * what the request costs.
+   * what the request costs. `anyTier`: the provider project chooses the tier (`auto`, or none
+   * asked for), and it is billed at the tier that served it, so the dearest of the standard price
+   * and every tier the model declares.
    */
-  priceAt(models: readonly string[], atMs: number, tier?: string, policy?: routerv1.TenantPolicy): WorstPrice {
+  priceAt(models: readonly string[], atMs: number, tier?: string, policy?: routerv1.TenantPolicy, anyTier = false): WorstPrice {
     let input = new Money(0);
     let output = new Money(0);
     let fee = new Money(0);
     let audioMinute = new Money(0);
     let characters = new Money(0);
     for (const model of models) {
+      const declared = this.catalog.get(model)?.pricing.tiers ?? {};
+      const tiers = anyTier ? [undefined, ...Object.keys(declared).filter((t) => hasTier(this.catalog.get(model), t))] : [tier];
       for (const deployment of this.deployments.get(model) ?? []) {
         if (!this.permits(deployment.provider, policy)) continue;
-        const p = this.prices.priceAt(model, deployment.id, atMs, tier);
-        if (!p) continue;
-        input = Money.max(input, p.input, p.cachedInput, p.cacheWrite, p.cacheWrite1h, p.imageInput);
-        output = Money.max(output, p.output);
-        fee = Money.max(fee, p.perRequest);
-        audioMinute = Money.max(audioMinute, p.perAudioMinute);
-        characters = Money.max(characters, p.perMillionCharacters);
+        for (const at of tiers) {
+          const p = this.prices.priceAt(model, deployment.id, atMs, at);
+          if (!p) continue;
+          input = Money.max(input, p.input, p.cachedInput, p.cacheWrite, p.cacheWrite1h, p.imageInput);
+          output = Money.max(output, p.output);
+          fee = Money.max(fee, p.perRequest);
+          audioMinute = Money.max(audioMinute, p.perAudioMinute);
+          characters = Money.max(characters, p.perMillionCharacters);
+        }
       }
     }
     return { inputMicros: input, outputMicros: output, requestMicros: fee.times(1_000_000), audioMinuteMicros: audioMinute.times(1_000_000), characterMicros: characters };
@@ -231,6 +237,16 @@ const STANDARD_TIERS = new Set(['auto', 'default', 'standard_only']);
 export function requestedTier(body: Record<string, unknown>): string | undefined {
   const tier = body['service_tier'];
   return typeof tier === 'string' && !STANDARD_TIERS.has(tier) ? tier : undefined;
+}
+
+/**
+ * Whether the provider project chooses the tier that serves the request: `service_tier` absent,
+ * `null` or `auto` (OpenAI's default; a project set to `priority` serves such requests at it).
+ * `default` and `standard_only` ask for the standard tier itself.
+ */
+export function tierLeftToProvider(body: Record<string, unknown>): boolean {
+  const tier = body['service_tier'];
+  return tier === undefined || tier === null || tier === 'auto';
 }
 
 function hasTier(model: GatewayConfig['models'][number] | undefined, tier: string): boolean {
