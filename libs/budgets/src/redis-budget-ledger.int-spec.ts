@@ -91,8 +91,25 @@ describe('the Redis budget ledger (redis-server)', () => {
     expect((await holder.reserve(request)).ok).toBe(true);
     expect((await other.read([budget.account]))[0]).toEqual({ spentMicros: 250, reservedMicros: 0 });
     expect(await control.zscore(`${prefix}{budgets}:expiry`, 'replayed')).toBeNull();
-    // A settle that finds no reservation (it expired, or Redis lost it) still counts the spend.
+    // A settle that finds no reservation (it expired, or Redis lost it) still counts the spend,
+    // once however often it is sent.
     expect(await holder.settle('never-held', [budget], 100)).toEqual([350]);
+    expect(await holder.settle('never-held', [budget], 100)).toEqual([350]);
+    // A give-back (settle at 0) that overtook its reserve: the late reserve holds nothing.
+    expect(await holder.settle('overtaken', [budget], 0)).toEqual([350]);
+    expect(await holder.reserve({ ...request, id: 'overtaken' })).toMatchObject({ ok: true });
+    expect((await other.read([budget.account]))[0]).toEqual({ spentMicros: 350, reservedMicros: 0 });
+  });
+
+  it('counts a settle resent after its reservation expired once', async () => {
+    const ledger = replica();
+    const budget = line('expired:d', 1_000);
+    expect(await ledger.reserve({ id: 'short', lines: [budget], worstMicros: 300, floorMicros: 300, ttlMs: 50 })).toEqual({ ok: true, amountMicros: 300 });
+    // Past its expiry, swept by the next call: its room is given back.
+    await until(async () => (await ledger.sweep()) > 0 || (await ledger.read([budget.account]))[0]?.reservedMicros === 0, 'the reservation to expire');
+    expect((await ledger.read([budget.account]))[0]).toEqual({ spentMicros: 0, reservedMicros: 0 });
+    expect(await ledger.settle('short', [budget], 200)).toEqual([200]);
+    expect(await ledger.settle('short', [budget], 200)).toEqual([200]);
   });
 
   it('lowers spend by no more than the allowance, however many runs and replicas ask', async () => {

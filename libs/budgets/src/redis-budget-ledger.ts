@@ -85,16 +85,16 @@ return {1, amount}
  * KEYS: expiry set, reservation record, then spent per line.
  * ARGV: record prefix, reservation id, actual, settled record's keep ms, then keep ms per line.
  * Returns each line's spend. A reservation settled already (the same settle sent again) is not
- * counted again; one no longer held for another reason (expired, or lost by Redis) is.
+ * counted again; one no longer held for another reason (expired, or lost by Redis) is, and is
+ * marked settled too, so that the same settle sent again is not counted twice, and a reserve that
+ * arrives after it (sent before, delayed) holds nothing.
  */
 const SETTLE = `${SWEEP}
 sweep(KEYS[1], ARGV[1], now)
 local record = redis.call('GET', KEYS[2])
 local again = record == '${SETTLED}'
-if record and not again then
-  unreserve(record)
-  redis.call('SET', KEYS[2], '${SETTLED}', 'PX', ARGV[4])
-end
+if record and not again then unreserve(record) end
+if not again then redis.call('SET', KEYS[2], '${SETTLED}', 'PX', ARGV[4]) end
 redis.call('ZREM', KEYS[1], ARGV[2])
 local out = {}
 for i = 3, #KEYS do
