@@ -345,7 +345,7 @@ describe('toResponse', () => {
       previous_response_id: null,
       truncation: 'disabled',
       output: [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Hello!', annotations: [], logprobs: [] }] }],
-      usage: { input_tokens: 12, input_tokens_details: { cached_tokens: 4 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: 17 },
+      usage: { input_tokens: 12, input_tokens_details: { cached_tokens: 4, cache_write_tokens: 0 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: 17 },
     });
     expect((r['output'] as Array<{ id: string }>)[0]?.id).toMatch(/^msg_/);
     expect(typeof r['completed_at']).toBe('number');

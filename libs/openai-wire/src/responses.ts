@@ -545,7 +545,8 @@ function outcome(finishReason: string | undefined): { status: 'completed' | 'inc
 export function toResponsesUsage(u: chatv1.Usage): JsonObject {
   return {
     input_tokens: u.promptTokens,
-    input_tokens_details: { cached_tokens: u.cachedReadTokens },
+    // Cache writes too, as the SDK's ResponseUsage has them (billed apart from plain input).
+    input_tokens_details: { cached_tokens: u.cachedReadTokens, cache_write_tokens: u.cacheWriteTokens },
     output_tokens: u.completionTokens,
     output_tokens_details: { reasoning_tokens: u.reasoningTokens },
     total_tokens: u.totalTokens || u.promptTokens + u.completionTokens,
