@@ -102,6 +102,11 @@ export class RedisResponseEventLog implements ResponseEventLog {
   }
 
   private key(id: string): string {
-    return `${this.prefix}background:${id}:events`;
+    return responseEventsKey(this.prefix, id);
   }
+}
+
+/** Where a response's stream of events is kept (a purge of its owner deletes it with the response). */
+export function responseEventsKey(prefix: string, id: string): string {
+  return `${prefix}background:${id}:events`;
 }

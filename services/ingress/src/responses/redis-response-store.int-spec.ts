@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { openBytes, sealBytes } from '../access/sealed-text';
+import { responseEventsKey } from './redis-response-event-log';
 import { RedisResponseStore } from './redis-response-store';
 import { PURGE_BATCH } from '../redis-records';
 import { responseSealKey, type ResponseStore } from './response-store';
@@ -185,12 +186,16 @@ describe('RedisResponseStore on a real Redis', () => {
     const mine = Array.from({ length: count }, (_, i) => storedResponse('acme/search', `turn ${i}`));
     const others = Array.from({ length: 5 }, (_, i) => storedResponse('acme/ads', `other ${i}`));
     for (const response of [...mine, ...others]) await store.put(response, TOMORROW_MS);
+    // Background responses' streamed events (a Redis stream each), which hold their answers.
+    for (const response of [mine[0], others[0]]) await redis.xadd(responseEventsKey(prefix, response?.id ?? ''), '0-1', 'event', '{}');
     // One that expired: its id lingers in the index, and the purge takes it out without counting it.
     const brief = storedResponse('acme/search', 'brief');
     await store.put(brief, Date.now() + 200);
     await until(async () => (await redis.exists(`${prefix}response:${brief.id}`)) === 0, 'the expired key to go');
     expect(await store.purgeOwner('acme/search')).toBe(count);
     expect(await redis.keys(`${prefix}response:*`)).toHaveLength(others.length);
+    expect(await redis.exists(responseEventsKey(prefix, mine[0]?.id ?? ''))).toBe(0);
+    expect(await redis.exists(responseEventsKey(prefix, others[0]?.id ?? ''))).toBe(1);
     expect(await store.getMany('acme/ads', others.map((r) => r.id))).toEqual(others);
     expect(await store.get('acme/search', mine[0]?.id ?? '')).toBeUndefined();
     // The owner's index is gone with its last id; the other owner's stays.

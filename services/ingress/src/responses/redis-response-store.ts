@@ -1,3 +1,4 @@
+import { responseEventsKey } from './redis-response-event-log';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { SealKeys, sealBytes, type StoreSecrets } from '../access/sealed-text';
@@ -83,7 +84,8 @@ export class RedisResponseStore implements ResponseStore {
 
   async purgeOwner(owner: string): Promise<number> {
     const previous = previousOwnerIndexNames(this.sealKeys.secrets, 'responses', owner).map((name) => `${this.prefix}responses:owner:${name}`);
-    return purgeIndexes(this.redis, [this.ownerKey(owner), ...previous], { sorted: false, record: (id) => this.key(id), what: `the responses of ${owner}` });
+    // A background response's streamed events go with it: they hold its whole answer.
+    return purgeIndexes(this.redis, [this.ownerKey(owner), ...previous], { sorted: false, record: (id) => this.key(id), others: (id) => [responseEventsKey(this.prefix, id)], what: `the responses of ${owner}` });
   }
 
   async close(): Promise<void> {
