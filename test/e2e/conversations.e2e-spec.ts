@@ -186,3 +186,34 @@ describe.each([
     expect(gw.sim.requests().length).toBe(before);
   });
 });
+
+describe('a conversation longer than the messages one request may have', () => {
+  let gw: TestGateway;
+  let search: OpenAI;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      configure: (doc) => {
+        configure(undefined)(doc);
+        (doc['access'] as Record<string, unknown>)['requests'] = { maxMessages: 4 };
+      },
+    });
+    search = gw.client({ apiKey: SEARCH_KEY });
+  });
+  afterAll(async () => gw?.close());
+
+  it('refuses the turn as the conversation being too long, naming it, not as too much input', async () => {
+    const conversation = await search.conversations.create({ items: Array.from({ length: 3 }, (_, i) => ({ type: 'message' as const, role: 'user' as const, content: `n${i}` })) });
+    // Three items and this input: four messages, served.
+    await expect(search.responses.create({ model: 'gpt-4o-mini', conversation: conversation.id, input: 'first' })).resolves.toMatchObject({ status: 'completed' });
+    // The turn's input and output joined it: six items and the next input are past the four.
+    const before = gw.sim.requests().length;
+    const error = await apiError(() => search.responses.create({ model: 'gpt-4o-mini', conversation: conversation.id, input: 'second' }));
+    expect(error).toMatchObject({ status: 400, param: 'conversation', code: 'conversation_too_long' });
+    expect(error.message).toContain('at most 4 (access.requests.maxMessages)');
+    // The same turn continued with previous_response_id instead: named so.
+    const first = await search.responses.create({ model: 'gpt-4o-mini', input: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }, { role: 'user', content: 'c' }] });
+    expect(await apiError(() => search.responses.create({ model: 'gpt-4o-mini', previous_response_id: first.id, input: 'd' }))).toMatchObject({ status: 400, param: 'previous_response_id', code: 'conversation_too_long' });
+    expect(gw.sim.requests().length).toBe(before + 1);
+  });
+});

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { keepSubscribed } from '@openrouter/service-runtime';
 import { sealBytes, SealKeys, type StoreSecrets } from '../access/sealed-text';
 import { backgroundSealKey } from './redis-background-store';
+import { responseEventsKey } from './redis-response-store';
 import { EventLogConflict, numbered, type ResponseEventLog, type StreamEvent } from './response-event-log';
 import type { ResponseJson } from './response-store';
 
@@ -104,9 +105,4 @@ export class RedisResponseEventLog implements ResponseEventLog {
   private key(id: string): string {
     return responseEventsKey(this.prefix, id);
   }
-}
-
-/** Where a response's stream of events is kept (a purge of its owner deletes it with the response). */
-export function responseEventsKey(prefix: string, id: string): string {
-  return `${prefix}background:${id}:events`;
 }

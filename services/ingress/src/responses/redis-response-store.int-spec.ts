@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { openBytes, sealBytes } from '../access/sealed-text';
-import { responseEventsKey } from './redis-response-event-log';
-import { RedisResponseStore } from './redis-response-store';
+import { RedisResponseStore, responseEventsKey } from './redis-response-store';
 import { PURGE_BATCH } from '../redis-records';
 import { responseSealKey, type ResponseStore } from './response-store';
 import { describeResponseStore, storedResponse, TOMORROW_MS } from './response-store.cases.testing';

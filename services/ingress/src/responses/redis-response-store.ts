@@ -1,4 +1,3 @@
-import { responseEventsKey } from './redis-response-event-log';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { SealKeys, sealBytes, type StoreSecrets } from '../access/sealed-text';
@@ -104,4 +103,9 @@ export class RedisResponseStore implements ResponseStore {
   private open(owner: string, id: string, sealed: Buffer | null): StoredResponse | undefined {
     return openOwned(this.sealKeys, sealed, id, owner, storedResponseSchema);
   }
+}
+
+/** Where a background response's stream of events is kept (`RedisResponseEventLog`; a purge of its owner deletes it with the response). */
+export function responseEventsKey(prefix: string, id: string): string {
+  return `${prefix}background:${id}:events`;
 }

@@ -132,6 +132,18 @@ export class ResponsesBodyGuard implements CanActivate {
     const items = conversationId !== undefined && single && this.conversations ? await this.conversations.history(owner, conversationId) : undefined;
     const canQueue = this.stored?.pending !== undefined && unstoredBy === undefined;
     const chat = responsesToChatBody(request.body, { history: conversation?.history ?? items, conversations: this.conversations !== undefined, background: canQueue });
+    // The conversation continued and this input are one chat request, held to the messages one
+    // request may have: past them, the conversation is what is too long (this input alone was
+    // counted above), and no later turn of it can be served.
+    const messages = Array.isArray(chat['messages']) ? chat['messages'].length : 0;
+    if ((conversation || items) && messages > this.bounds.maxMessages) {
+      const param = conversation ? 'previous_response_id' : 'conversation';
+      throw new GatewayError(
+        'bad_request',
+        `The conversation continued and this input make ${messages} messages; one request may have at most ${this.bounds.maxMessages} (access.requests.maxMessages). Start a new conversation.`,
+        { param, code: 'conversation_too_long' },
+      );
+    }
     const body = request.body as Record<string, unknown>;
     const asked = body['store'] !== false;
     const background = body['background'] === true;
