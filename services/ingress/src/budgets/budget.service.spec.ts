@@ -103,6 +103,23 @@ describe('BudgetService', () => {
     }
   });
 
+  it('settles again after a failure (a timeout, a failover), and counts the spend once', async () => {
+    const config = ingressTestConfig({ budgets: { list: [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.0005' }] } });
+    const ledger = new MemoryBudgetLedger(() => NOW);
+    let failures = 1;
+    const flaky = Object.assign(Object.create(ledger) as MemoryBudgetLedger, {
+      settle: async (...args: Parameters<MemoryBudgetLedger['settle']>) => {
+        if (failures-- > 0) throw new Error('Connection is closed.');
+        return ledger.settle(...args);
+      },
+    });
+    const events: BudgetEventPublisher = { publish: async () => undefined, close: async () => undefined };
+    const budgetService = new BudgetService(config, PriceBook.fromModels(config.models), flaky, events, createLogger('test', 'silent'), () => NOW);
+    const r = await budgetService.reserve({ requestId: 'a', tenant, body: { model: 'm', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] } });
+    await r?.settle('0.0001');
+    expect(await ledger.read(['b:2025-06-14'])).toEqual([{ spentMicros: 100, reservedMicros: 0 }]);
+  });
+
   it('reserves the prompt an earlier turn\'s tool-call arguments carry, not only message text', async () => {
     const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }]);
     const args = JSON.stringify({ rows: Array.from({ length: 100 }, (_, i) => ({ id: i, name: `item ${i}` })) });
