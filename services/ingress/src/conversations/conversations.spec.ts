@@ -34,6 +34,9 @@ describe('Conversations', () => {
       ['message', 'string'],
     ]);
     expect(await failureOf(() => conversations.create(OWNER, { items: [{ type: 'item_reference', id: 'msg_1' }] }))).toMatchObject({ kind: 'bad_request', param: 'items[0]' });
+    // Items that make no message on their own (reasoning alone) are taken, as OpenAI takes them.
+    const reasoning = await conversations.create(OWNER, { items: [{ type: 'reasoning', summary: [{ type: 'summary_text', text: 'Thinking about tea.' }] }] });
+    expect((await conversations.listItems(OWNER, reasoning.id, {}, false)).data).toEqual([expect.objectContaining({ type: 'reasoning' })]);
     expect(await failureOf(() => conversations.create(OWNER, { items: [], extra: 1 }))).toMatchObject({ kind: 'bad_request', param: 'extra' });
     // An item's own id is a non-empty string that a path can carry (at most 100 characters).
     const message = { type: 'message', role: 'user', content: 'x' };

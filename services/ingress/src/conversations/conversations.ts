@@ -83,7 +83,9 @@ const itemOut = (item: ResponseJson, includeReasoning: boolean): ResponseJson =>
 function clientItems(items: readonly unknown[]): ResponseJson[] {
   if (items.length === 0) return [];
   try {
-    responsesToChatBody({ model: 'conversation', input: items });
+    // Checked as the start of an input: items that make no message of their own (reasoning alone)
+    // are a conversation's as any others, and a later turn's input follows them.
+    responsesToChatBody({ model: 'conversation', input: [...items, { role: 'user', content: 'next' }] });
   } catch (error) {
     throw withParamRenamed(error, (param) => param.replace(/^input/, 'items'));
   }
