@@ -17,3 +17,4 @@ export { leaseTtlFor, RedisLease, SOLE_LEASE } from './lease';
 export { Reannouncer } from './reannouncer';
 export { closeEach } from './close-each';
 export type { Lease, LeaseHold } from './lease';
+export { IDEMPOTENT_WRITE_RETRY_DELAYS_MS, sendIdempotent } from './idempotent-write';

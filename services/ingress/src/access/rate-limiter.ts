@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '@openrouter/errors';
+import { sendIdempotent } from '@openrouter/service-runtime';
 import type { CounterCharge, CounterStore } from './counter.store';
 import type { GcraOutcome } from './gcra';
 
@@ -141,24 +142,13 @@ export class RateLimiter {
    * one that may have run (a timeout) included, since the store applies each take's once.
    */
   private async untilStored(send: () => Promise<void>): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await send();
-        return;
-      } catch (error) {
-        if (attempt < STORE_RETRY_DELAYS_MS.length) {
-          await new Promise((resolve) => setTimeout(resolve, STORE_RETRY_DELAYS_MS[attempt]).unref());
-          continue;
-        }
-        this.onStoreFailure(error);
-        return;
-      }
+    try {
+      await sendIdempotent(send);
+    } catch (error) {
+      this.onStoreFailure(error);
     }
   }
 }
-
-/** Waits before sending a settle or a release again: across a timeout, a reconnection or a failover. */
-const STORE_RETRY_DELAYS_MS = [250, 1_000, 4_000];
 
 /**
  * ioredis refused the command before writing it: the connection was not writable, and with no

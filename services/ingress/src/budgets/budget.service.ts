@@ -4,6 +4,7 @@ import type { routerv1 } from '@openrouter/contracts';
 import { accountAt, BudgetCatalog, budgetStoreUnavailable, forecastOf, fromMicros, ThresholdAlerts, toMicros, type AccountState, type Budget, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant, type SpendForecast } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
+import { sendIdempotent } from '@openrouter/service-runtime';
 import { Money, type PriceBook } from '@openrouter/usage';
 import { countPromptTokens } from '../access/prompt-tokens';
 import { REQUEST_BOUNDS } from '@openrouter/openai-wire';
@@ -35,9 +36,6 @@ export interface ReserveInput {
  * a process that died stops renewing, and its reservations expire. Threshold crossings are
  * published once per budget and period, and a hard budget's refusal announces its 100 %.
  */
-/** Waits before sending a settle again, as the rate limits' settles do. */
-const SETTLE_RETRY_DELAYS_MS = [250, 1_000, 4_000];
-
 export class BudgetService {
   private readonly pricing: WorstCasePricing;
   private readonly open = new Map<string, BudgetReservation>();
@@ -193,21 +191,14 @@ export class BudgetService {
     // Sent again a little later after a failure (a timeout, a reconnection, a failover): a settle
     // applies once however often it arrives, so spend is not left to billing's reconciliation
     // (which may run rarely, or not at all) for a moment's outage.
-    for (let attempt = 0; ; attempt++) {
-      try {
+    try {
+      await sendIdempotent(async () => {
         const spent = await this.ledger.settle(reservation.id, lines, actual);
         if (actual > 0) await this.alerts.publishCrossed(reservation.accounts, spent);
-        return;
-      } catch (error) {
-        const delay = SETTLE_RETRY_DELAYS_MS[attempt];
-        if (delay !== undefined) {
-          await new Promise((resolve) => setTimeout(resolve, delay).unref());
-          continue;
-        }
-        // The reservation expires on its own; the spend is corrected by billing's reconciliation.
-        this.logger.error({ err: error, reservation: reservation.id }, 'budget reservation could not be settled');
-        return;
-      }
+      });
+    } catch (error) {
+      // The reservation expires on its own; the spend is corrected by billing's reconciliation.
+      this.logger.error({ err: error, reservation: reservation.id }, 'budget reservation could not be settled');
     }
   }
 
