@@ -3,6 +3,7 @@ import { encode } from 'gpt-tokenizer';
 import OpenAI from 'openai';
 import { PROVIDER_TYPES, type ProviderType } from '@openrouter/config';
 import { anthropicThinkingSignature } from '@openrouter/provider-simulator';
+import { estimatedTokenWeight } from '@openrouter/usage';
 import { SIMULATED_PROVIDERS } from '../support/simulated-providers';
 import { SIM_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
@@ -110,17 +111,17 @@ describe('every provider family through the gateway', () => {
       it('ends a stream with the estimated usage chunk a client asked for when the server ignores stream_options', async () => {
         gw.sim.configure({ ignoreStreamOptions: true });
         const stream = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Tell me something' }], stream: true, stream_options: { include_usage: true }, max_tokens: 16 });
-        let text = '';
+        let streamed = 0;
         const chunks: OpenAI.ChatCompletionChunk[] = [];
         for await (const chunk of stream) {
           chunks.push(chunk);
-          text += chunk.choices[0]?.delta.content ?? '';
+          streamed += estimatedTokenWeight(chunk.choices[0]?.delta.content ?? '');
         }
         expect(gw.sim.requests().at(-1)?.body).toMatchObject({ stream_options: { include_usage: true } });
         const last = chunks.pop();
         expect(last?.choices).toEqual([]);
         expect(last?.usage?.prompt_tokens).toBeGreaterThan(0);
-        expect(last?.usage?.completion_tokens).toBe(Math.ceil(text.length / 4));
+        expect(last?.usage?.completion_tokens).toBe(Math.ceil(streamed));
         expect(last?.usage?.total_tokens).toBe((last?.usage?.prompt_tokens ?? 0) + (last?.usage?.completion_tokens ?? 0));
         expect(chunks.filter((c) => c.choices.length === 0 || c.usage)).toEqual([]);
       });
@@ -128,16 +129,16 @@ describe('every provider family through the gateway', () => {
       it('ends a legacy completions stream with the estimated usage when the server ignores stream_options', async () => {
         gw.sim.configure({ ignoreStreamOptions: true });
         const stream = await client.completions.create({ model, prompt: 'Tell me something', stream: true, stream_options: { include_usage: true }, max_tokens: 16 });
-        let text = '';
+        let streamed = 0;
         const chunks: OpenAI.Completion[] = [];
         for await (const chunk of stream) {
           chunks.push(chunk);
-          text += chunk.choices[0]?.text ?? '';
+          streamed += estimatedTokenWeight(chunk.choices[0]?.text ?? '');
         }
         const last = chunks.pop();
         expect(last?.choices).toEqual([]);
         expect(last?.usage?.prompt_tokens).toBeGreaterThan(0);
-        expect(last?.usage?.completion_tokens).toBe(Math.ceil(text.length / 4));
+        expect(last?.usage?.completion_tokens).toBe(Math.ceil(streamed));
       });
     }
 

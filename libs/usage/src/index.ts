@@ -26,3 +26,4 @@ export type { ClickHouseClient, ClickHouseTarget } from './clickhouse/clickhouse
 export { applyRetention, checksumOf, migrate } from './clickhouse/migration';
 export type { Migration, MigrationResult } from './clickhouse/migration';
 export { USAGE_MIGRATIONS } from './clickhouse/migrations';
+export { DENSE_CHANGE_EVERY, DENSE_CHARS_PER_TOKEN, DENSE_RUN_CHARS, estimatedTokens, estimatedTokenWeight } from './pricing/token-estimate';

@@ -1,6 +1,7 @@
 import { encode } from 'gpt-tokenizer';
 import { markFormBody } from '@openrouter/openai-wire';
-import { AUDIO_BASE64_CHARS_PER_TOKEN, countPromptTokens, countTextTokens, DEFAULT_IMAGE_TOKENS, DENSE_CHARS_PER_TOKEN, EXACT_BYTES, estimatedTokens, exactTokens, FILE_BASE64_CHARS_PER_TOKEN, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
+import { DENSE_CHARS_PER_TOKEN, estimatedTokens } from '@openrouter/usage';
+import { AUDIO_BASE64_CHARS_PER_TOKEN, countPromptTokens, countTextTokens, DEFAULT_IMAGE_TOKENS, EXACT_BYTES, exactTokens, FILE_BASE64_CHARS_PER_TOKEN, SLICE_CHARS, TextTokenCounter } from './prompt-tokens';
 
 /** Bytes from a seeded generator, so a failing run can be repeated. */
 function seededBytes(length: number, seed: number): Buffer {

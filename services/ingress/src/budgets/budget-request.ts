@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1 } from '@openrouter/contracts';
 import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
-import { outputChars } from '../usage/output-chars';
+import { outputTokens } from '../usage/output-tokens';
 import type { BudgetReservation, BudgetService } from './budget.service';
 
 declare module 'fastify' {
@@ -37,8 +37,7 @@ export async function reserveBudget(budgets: BudgetService, request: FastifyRequ
  */
 export function reservationAdmitsChunk(reservation: BudgetReservation | undefined, chunk: chatv1.ChatChunk): boolean {
   if (!reservation?.capped) return true;
-  const chars = outputChars(chunk);
-  return reservation.admitDelta(chars);
+  return reservation.admitDelta(outputTokens(chunk));
 }
 
 /**

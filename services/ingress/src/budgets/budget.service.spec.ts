@@ -149,9 +149,9 @@ describe('BudgetService', () => {
     expect(r).toMatchObject({ amountMicros: 100, capped: true });
     // (100 − 22) / 2 = 39 output tokens.
     expect(body['max_tokens']).toBe(39);
-    // 4 characters a token: 156 characters fit, the 157th does not.
-    expect(r?.admitDelta(156)).toBe(true);
-    expect(r?.admitDelta(1)).toBe(false);
+    // 39 tokens fit; a quarter of a token more (one letter) would be the 40th.
+    expect(r?.admitDelta(39)).toBe(true);
+    expect(r?.admitDelta(0.25)).toBe(false);
   });
 
   it('publishes each threshold once per period', async () => {

@@ -305,7 +305,8 @@ export class BudgetService {
 
 /** One request's hold on its budgets. */
 export class BudgetReservation {
-  private streamedChars = 0;
+  /** Output tokens streamed so far, estimated (see `outputTokens`), not rounded. */
+  private streamedTokens = 0;
 
   constructor(
     private readonly service: BudgetService,
@@ -319,15 +320,15 @@ export class BudgetReservation {
   ) {}
 
   /**
-   * Counts a streamed delta of `chars` characters; false once the answer's estimated cost
-   * (4 characters a token, at the worst-case price) would pass what is reserved, so the stream
+   * Counts a streamed delta of an estimated `tokens` of output (see `outputTokens`); false once
+   * the answer's estimated cost at the worst-case price would pass what is reserved, so the stream
    * must end before this delta is sent.
    */
-  admitDelta(chars: number): boolean {
-    const next = this.streamedChars + chars;
-    const cost = this.promptMicros.plus(this.outputMicros.times(Math.ceil(next / 4)));
+  admitDelta(tokens: number): boolean {
+    const next = this.streamedTokens + tokens;
+    const cost = this.promptMicros.plus(this.outputMicros.times(Math.ceil(next)));
     if (cost.greaterThan(this.amountMicros)) return false;
-    this.streamedChars = next;
+    this.streamedTokens = next;
     return true;
   }
 

@@ -7,6 +7,7 @@ import { BudgetService, type BudgetReservation } from '../budgets/budget.service
 import { UsageRecorder, type MeteredExchange } from '../usage/usage-recorder';
 import type { RouterPort } from '../router.port';
 import { clientChunks, openChat, type AnswerEvent, type OpenedChat } from './chat.service';
+import { estimatedTokenWeight } from '@openrouter/usage';
 
 const tenant = { orgId: 'acme', teamId: 't', projectId: 'p', keyId: 'k1', requestId: 'r', appId: '', costCenter: '', endUser: '', tags: {}, allowedModels: [] };
 // 100 micro-units: a stream of two choices starts with what that pays for and is cut there.
@@ -80,7 +81,7 @@ describe('clientChunks at a hard budget', () => {
     end();
     await new Promise((resolve) => setImmediate(resolve));
     expect(events).toHaveLength(1);
-    expect(events[0]?.tokens).toMatchObject({ estimated: true, completion: Math.ceil(('get_weather'.length + args.length) / 4) });
+    expect(events[0]?.tokens).toMatchObject({ estimated: true, completion: Math.ceil(estimatedTokenWeight('get_weather') + estimatedTokenWeight(args)) });
   });
 });
 
@@ -96,7 +97,8 @@ describe('clientChunks usage chunk', () => {
     const last = sent.at(-1);
     expect(last?.id).toBe('chatcmpl-1');
     expect(last?.choices).toEqual([]);
-    expect(last?.usage).toMatchObject({ completion_tokens: 3, total_tokens: (last?.usage?.prompt_tokens ?? 0) + 3 });
+    // 'Hello world!': 11 letters and a space at 4 a token, the '!' at 2: 3.25, rounded up.
+    expect(last?.usage).toMatchObject({ completion_tokens: 4, total_tokens: (last?.usage?.prompt_tokens ?? 0) + 4 });
     expect(last?.usage?.prompt_tokens).toBeGreaterThan(0);
     expect(last?.usage?.cost).toBeGreaterThan(0);
     expect(sent.slice(0, -1).every((c) => c.usage === undefined)).toBe(true);

@@ -141,10 +141,11 @@ describe('a usage record', () => {
     track.routed(decision);
     const message = { role: 'assistant', content: 'x'.repeat(40), toolCalls: [{ id: 't', type: 'function', function: { name: 'lookup', arguments: '{"q":"abcdefghi"}' } }], extraJson: JSON.stringify({ reasoning_content: 'y'.repeat(20) }) };
     track.completion({ id: 'w', created: 1, model: 'u', choices: [{ index: 0, message, finishReason: 'tool_calls', logprobsJson: '' }] });
-    expect(track.tokens()).toMatchObject({ completionTokens: 21, estimated: true });
+    expect(track.tokens()).toMatchObject({ completionTokens: 23, estimated: true });
     answered.end();
-    // 40 characters of text, 6 + 17 of the tool call, 20 of reasoning: 83, at four a token.
-    expect(publisher.events[0]?.tokens).toMatchObject({ prompt: countPromptTokens(answered.body), completion: 21, estimated: true });
+    // Letters at 4 a token, punctuation at 2: 40 of text (10), the tool call's name (1.5) and
+    // arguments (10 letters, 7 marks: 6), 20 of reasoning (5): 22.5, rounded up.
+    expect(publisher.events[0]?.tokens).toMatchObject({ prompt: countPromptTokens(answered.body), completion: 23, estimated: true });
   });
 
   it('estimates a stream its client left while the model was reasoning from the reasoning it streamed too', () => {

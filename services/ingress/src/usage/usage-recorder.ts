@@ -11,7 +11,7 @@ import type { BudgetReservation } from '../budgets/budget.service';
 import { requestedTier } from '../budgets/worst-case-cost';
 import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
 import { RAW_END_USER_IDS, type EndUserIds } from './end-user-ids';
-import { completionChars, outputChars } from './output-chars';
+import { completionOutputTokens, outputTokens } from './output-tokens';
 
 export type UsageOperation = 'chat' | 'completion' | 'embedding' | 'moderation' | 'image' | 'transcription' | 'translation' | 'speech';
 
@@ -186,7 +186,8 @@ interface CallMeter {
   readonly promptTokens: (() => number) | undefined;
   promptEstimate?: number;
   readonly usage: Usage;
-  chars: number;
+  /** Output tokens estimated from what it streamed (see `outputTokens`), not rounded. */
+  outputEstimate: number;
   answered: boolean;
   /** Abandoned while its deployment was working on it, before it answered: its prompt was spent. */
   abandoned: boolean;
@@ -200,7 +201,8 @@ export class UsageTrack {
   private readonly usage = noUsage();
   /** Every routed call, in order; the record names the first. */
   private readonly calls: CallMeter[] = [];
-  private streamedChars = 0;
+  /** Output tokens estimated from what was streamed (see `outputTokens`), not rounded. */
+  private streamedTokens = 0;
   private errorKind: ErrorKind | undefined;
   private finished = false;
   /** Calls in flight (`guard`): the record waits for them, so an answer that arrives is metered. */
@@ -252,7 +254,7 @@ export class UsageTrack {
     // A legacy stream's next prompt is called once the previous one's answer has ended.
     const previous = this.calls.at(-1);
     if (previous?.answered) previous.complete = true;
-    this.calls.push({ decision, promptTokens, usage: noUsage(), chars: 0, answered: false, abandoned: false, complete: false });
+    this.calls.push({ decision, promptTokens, usage: noUsage(), outputEstimate: 0, answered: false, abandoned: false, complete: false });
     this.inCall = undefined;
     if (this.event.servedModel) return;
     this.decision = decision;
@@ -324,11 +326,11 @@ export class UsageTrack {
   completion(completion: chatv1.ChatCompletion): chatv1.ChatCompletion {
     this.markFirstToken();
     // The answer's own length stands in for its output when the provider reports no usage, as a stream's does.
-    const chars = completionChars(completion);
-    this.streamedChars += chars;
+    const tokens = completionOutputTokens(completion);
+    this.streamedTokens += tokens;
     const call = this.calls.at(-1);
     if (call) {
-      call.chars += chars;
+      call.outputEstimate += tokens;
       call.answered = call.complete = true;
     }
     if (completion.serviceTier) this.servedTier = completion.serviceTier;
@@ -341,11 +343,11 @@ export class UsageTrack {
 
   chunk(chunk: chatv1.ChatChunk): void {
     if (chunk.choices.length > 0) this.markFirstToken();
-    const chars = outputChars(chunk);
-    this.streamedChars += chars;
+    const tokens = outputTokens(chunk);
+    this.streamedTokens += tokens;
     const call = this.calls.at(-1);
     if (call) {
-      call.chars += chars;
+      call.outputEstimate += tokens;
       if (chunk.choices.length > 0) call.answered = true;
     }
     if (chunk.serviceTier) this.servedTier = chunk.serviceTier;
@@ -497,7 +499,7 @@ export class UsageTrack {
     const u = this.usage;
     if (!u.reported && this.event.servedModel && (this.event.firstTokenAtMs > 0 || this.abandonedInCall)) {
       // The answer started (or was being worked on) but its usage never came (the client left): estimate what was spent.
-      this.event.tokens = { prompt: countPromptTokens(this.exchange.body), completion: Math.ceil(this.streamedChars / 4), cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
+      this.event.tokens = { prompt: countPromptTokens(this.exchange.body), completion: Math.ceil(this.streamedTokens), cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: true };
       return;
     }
     this.event.tokens = eventTokens(u);
@@ -606,7 +608,7 @@ function callTokens(call: CallMeter): Omit<Usage, 'reported'> {
   const u = call.usage;
   if (u.reported || !(call.answered || call.abandoned)) return { prompt: u.prompt, completion: u.completion, cachedRead: u.cachedRead, cacheWrite: u.cacheWrite, cacheWrite1h: u.cacheWrite1h, reasoning: u.reasoning, estimated: u.estimated };
   call.promptEstimate ??= call.promptTokens?.() ?? 0;
-  return { prompt: call.promptEstimate, completion: Math.ceil(call.chars / 4), cachedRead: 0, cacheWrite: 0, cacheWrite1h: 0, reasoning: 0, estimated: true };
+  return { prompt: call.promptEstimate, completion: Math.ceil(call.outputEstimate), cachedRead: 0, cacheWrite: 0, cacheWrite1h: 0, reasoning: 0, estimated: true };
 }
 
 /** A usage record's tokens; the hour-long cache writes only when there are some. */
