@@ -41,7 +41,7 @@ function imageModels(doc: Record<string, unknown>): void {
   const models = doc['models'] as Array<Record<string, unknown>>;
   models.push(
     { id: 'gpt-image-1', capabilities: ['images'], pricing: { input: '5', imageInput: '10', output: '40' }, deployments: [{ id: 'sim-gpt-image', provider: 'simulated', model: 'gpt-image-1' }] },
-    { id: 'dall-e-2', capabilities: ['images'], excludeFromAuto: true, pricing: { input: '0', output: '0', perRequest: '0.02' }, deployments: [{ id: 'sim-dalle-2', provider: 'simulated', model: 'dall-e-2' }] },
+    { id: 'dall-e-2', capabilities: ['images'], excludeFromAuto: true, pricing: { input: '0', output: '0', perImage: '0.02' }, deployments: [{ id: 'sim-dalle-2', provider: 'simulated', model: 'dall-e-2' }] },
   );
 }
 
@@ -54,6 +54,7 @@ interface ImageRow {
   completion_tokens: number;
   image_prompt_tokens: number;
   tokens_estimated: boolean;
+  images: number;
 }
 
 describe('image edits through the gateway', () => {
@@ -67,7 +68,7 @@ describe('image edits through the gateway', () => {
   });
   beforeEach(() => gw.sim.reset());
 
-  const usageRow = (id: string) => usageRowOf<ImageRow>(gw, 'operation, served_model, status, toString(cost) AS cost, prompt_tokens, completion_tokens, image_prompt_tokens, tokens_estimated', id);
+  const usageRow = (id: string) => usageRowOf<ImageRow>(gw, 'operation, served_model, status, toString(cost) AS cost, prompt_tokens, completion_tokens, image_prompt_tokens, tokens_estimated, images', id);
 
   it('edits one image with GPT Image: base64 PNGs, billed at the token usage the provider reports, its input image among the input tokens', async () => {
     const prompt = 'add a red hat';
@@ -120,11 +121,13 @@ describe('image edits through the gateway', () => {
     expect(gw.sim.requests().at(-1)?.body).toMatchObject({ image: { name: 'photo', type: 'image/png' } });
   });
 
-  it('serves DALL·E 2 as a URL, priced per request as it reports no usage', async () => {
-    const { data: answer, response } = await gw.client().images.edit({ model: 'dall-e-2', image: await photo(), prompt: 'a hat', response_format: 'url' }).withResponse();
+  it('serves DALL·E 2 as a URL, priced per image made as it reports no usage', async () => {
+    const { data: answer, response } = await gw.client().images.edit({ model: 'dall-e-2', image: await photo(), prompt: 'a hat', response_format: 'url', n: 3 }).withResponse();
+    expect(answer.data).toHaveLength(3);
     expect(answer.data?.[0]?.url).toMatch(/^http/);
     expect(answer.usage).toBeUndefined();
-    expect(await usageRow(response.headers.get('x-request-id') ?? '')).toMatchObject({ operation: 'image', served_model: 'dall-e-2', status: 'ok', cost: '0.02', completion_tokens: 0, tokens_estimated: true });
+    // 0.02 an image, each of the three.
+    expect(await usageRow(response.headers.get('x-request-id') ?? '')).toMatchObject({ operation: 'image', served_model: 'dall-e-2', status: 'ok', cost: '0.06', images: 3, completion_tokens: 0, tokens_estimated: true });
   });
 
   it('refuses bad input with a 400 naming the field, before any provider call', async () => {

@@ -43,6 +43,8 @@ const priceFields = {
   perAudioMinute: decimal.optional(),
   /** Per 1M characters of text spoken (TTS's way of pricing). */
   perMillionCharacters: decimal.optional(),
+  /** Per image made (DALL·E's way of pricing): each image of a generation's or an edit's answer. */
+  perImage: decimal.optional(),
 };
 
 /** A price change that takes effect at `from`; fields left out keep the value in effect before. */
@@ -96,6 +98,8 @@ export const pricingSchema = strictObject({
   /** Per minute of audio transcribed or translated, and per 1M characters of text spoken. */
   perAudioMinute: decimal.default('0'),
   perMillionCharacters: decimal.default('0'),
+  /** Per image made, on top of any tokens (DALL·E 2 and 3 bill each image of `n`). */
+  perImage: decimal.default('0'),
   changes: changeList,
   deployments: z.record(z.string().min(1), deploymentPricingSchema).default({}),
   /**

@@ -18,12 +18,14 @@ export interface TokenCounts {
   characters?: number;
   /** Of `prompt`, the input images' tokens (an image edit's), priced at `imageInput`. */
   imagePrompt?: number;
+  /** Images made (a generation's or an edit's answer), priced each at `perImage`. */
+  images?: number;
 }
 
 /**
  * The exact cost of a request at `price`. `prompt` counts every input token, cached reads and
  * cache writes included, so plain input is what is left after both; reasoning tokens are part of
- * `completion`. Audio and characters are priced by their own units, on top of any tokens. The per-request fee applies to every request a deployment answered (or began to).
+ * `completion`. Audio, characters and images made are priced by their own units, on top of any tokens. The per-request fee applies to every request a deployment answered (or began to).
  */
 export function costOf(tokens: TokenCounts, price: ResolvedPrice, chargeRequestFee: boolean): Money {
   const cached = Math.min(tokens.cachedRead, tokens.prompt);
@@ -41,6 +43,7 @@ export function costOf(tokens: TokenCounts, price: ResolvedPrice, chargeRequestF
   if (tokens.characters) perMillion = perMillion.plus(price.perMillionCharacters.times(tokens.characters));
   let cost = perMillion.dividedBy(PER_TOKENS);
   if (tokens.audioMs) cost = cost.plus(price.perAudioMinute.times(tokens.audioMs).dividedBy(MS_PER_MINUTE));
+  if (tokens.images) cost = cost.plus(price.perImage.times(tokens.images));
   return chargeRequestFee ? cost.plus(price.perRequest) : cost;
 }
 
@@ -88,7 +91,7 @@ export interface ServedTier {
  */
 export function priceEvent(
   book: PriceBook,
-  event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & Partial<Pick<usagev1.UsageEvent, 'audioMs' | 'characters' | 'imagePromptTokens'>> & ServedTier,
+  event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & Partial<Pick<usagev1.UsageEvent, 'audioMs' | 'characters' | 'imagePromptTokens' | 'images'>> & ServedTier,
   calls?: ReadonlyArray<CallTokens>,
 ): PricedUsage {
   const served = event.status === usagev1.Status.STATUS_OK || event.status === usagev1.Status.STATUS_CANCELLED;
@@ -96,7 +99,7 @@ export function priceEvent(
   const price = event.servedModel ? book.priceAt(event.servedModel, event.deployment, event.receivedAtMs, event.serviceTier) : undefined;
   if (!price) return unpriced(book);
   const t = event.tokens;
-  const counts = { prompt: t?.prompt ?? 0, completion: t?.completion ?? 0, cachedRead: t?.cachedRead ?? 0, cacheWrite: t?.cacheWrite ?? 0, cacheWrite1h: t?.cacheWrite1h ?? 0, audioMs: event.audioMs ?? 0, characters: event.characters ?? 0, imagePrompt: event.imagePromptTokens ?? 0 };
+  const counts = { prompt: t?.prompt ?? 0, completion: t?.completion ?? 0, cachedRead: t?.cachedRead ?? 0, cacheWrite: t?.cacheWrite ?? 0, cacheWrite1h: t?.cacheWrite1h ?? 0, audioMs: event.audioMs ?? 0, characters: event.characters ?? 0, imagePrompt: event.imagePromptTokens ?? 0, images: event.images ?? 0 };
   return { amount: moneyText(costOf(counts, price, served)), currency: price.currency, priceVersion: price.version };
 }
 

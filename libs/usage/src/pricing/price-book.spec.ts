@@ -153,6 +153,18 @@ describe('pricing', () => {
     expect(book({ input: '5' }).priceAt('m', 'd', JUNE)?.version).not.toBe(b.priceAt('m', 'd', JUNE)?.version);
   });
 
+  it('prices each image made at perImage, on top of tokens, laid over by deployments and changes and versioned', () => {
+    const b = book({ perImage: '0.02', perRequest: '0.001', changes: [{ from: '2025-07-01', perImage: '0.018' }], deployments: { hd: { perImage: '0.08' } } });
+    const images = { ...event('m', 'd', JUNE, { prompt: 5 }), images: 10 };
+    expect(priceEvent(b, images).amount).toBe('0.201');
+    expect(priceEvent(b, { ...images, receivedAtMs: Date.parse('2025-07-02T00:00:00Z') }).amount).toBe('0.181');
+    expect(priceEvent(b, { ...images, deployment: 'hd' }).amount).toBe('0.801');
+    // No image made (a request that failed before its answer): the fee alone, or nothing.
+    expect(priceEvent(b, { ...images, images: 0 }).amount).toBe('0.001');
+    expect(b.priceAt('m', 'hd', JUNE)?.version).not.toBe(b.priceAt('m', 'd', JUNE)?.version);
+    expect(book({ input: '0.15', output: '0.6', perImage: '0' }).priceAt('m', 'd', JUNE)?.version).toBe(book({ input: '0.15', output: '0.6' }).priceAt('m', 'd', JUNE)?.version);
+  });
+
   it('keeps the versions of prices without audio fields as they were before those fields existed', () => {
     const digest = createHash('sha256').update('currency=USD;input=0.15;output=0.6;cachedInput=0.15;cacheWrite=0.15;perRequest=0').digest('hex').slice(0, 10);
     expect(book({ input: '0.15', output: '0.6' }).priceAt('m', 'd', JUNE)?.version).toBe(`m@base#${digest}`);

@@ -21,9 +21,11 @@ export interface ResolvedPrice {
   readonly perAudioMinute: Money;
   /** Per 1M characters of text spoken. */
   readonly perMillionCharacters: Money;
+  /** Per image made. */
+  readonly perImage: Money;
 }
 
-type Fields = Partial<Record<'currency' | 'input' | 'output' | 'cachedInput' | 'cacheWrite' | 'cacheWrite1h' | 'imageInput' | 'perRequest' | 'perAudioMinute' | 'perMillionCharacters', string>>;
+type Fields = Partial<Record<'currency' | 'input' | 'output' | 'cachedInput' | 'cacheWrite' | 'cacheWrite1h' | 'imageInput' | 'perRequest' | 'perAudioMinute' | 'perMillionCharacters' | 'perImage', string>>;
 
 interface TimelineEntry {
   fromMs: number;
@@ -40,7 +42,7 @@ interface ModelPrices {
 
 const FIELD_NAMES = ['currency', 'input', 'output', 'cachedInput', 'cacheWrite', 'perRequest'] as const;
 /** Fields in a price's digest only when set above 0, so the prices that existed before them keep their versions. */
-const UNIT_FIELD_NAMES = ['perAudioMinute', 'perMillionCharacters'] as const;
+const UNIT_FIELD_NAMES = ['perAudioMinute', 'perMillionCharacters', 'perImage'] as const;
 /** Fields in a price's digest only when set (unset, they are another field's price), for the same reason. */
 const DERIVED_FIELD_NAMES = ['imageInput', 'cacheWrite1h'] as const;
 
@@ -112,6 +114,7 @@ function resolve(model: string, base: TimelineEntry, deployment: string, overlay
     perRequest: fields.perRequest ?? '0',
     perAudioMinute: fields.perAudioMinute ?? '0',
     perMillionCharacters: fields.perMillionCharacters ?? '0',
+    perImage: fields.perImage ?? '0',
   };
   const terms = FIELD_NAMES.map((f) => `${f}=${f === 'currency' ? resolved.currency : new Money(resolved[f]).toFixed()}`);
   for (const f of UNIT_FIELD_NAMES) {
@@ -135,6 +138,7 @@ function resolve(model: string, base: TimelineEntry, deployment: string, overlay
     perRequest: new Money(resolved.perRequest),
     perAudioMinute: new Money(resolved.perAudioMinute),
     perMillionCharacters: new Money(resolved.perMillionCharacters),
+    perImage: new Money(resolved.perImage),
   };
 }
 
@@ -150,6 +154,7 @@ function timelinesOf(pricing: Pricing): ModelPrices {
     perRequest: pricing.perRequest,
     perAudioMinute: pricing.perAudioMinute,
     perMillionCharacters: pricing.perMillionCharacters,
+    perImage: pricing.perImage,
   };
   const model = timeline(baseFields, pricing.changes);
   const deployments = new Map(Object.entries(pricing.deployments).map(([id, d]) => [id, overlayTimeline(d)]));
@@ -160,7 +165,7 @@ function timelinesOf(pricing: Pricing): ModelPrices {
 /** The timeline of prices laid over the model's (a deployment's, a tier's). */
 function overlayTimeline(d: DeploymentPricing): TimelineEntry[] {
   return timeline(
-    { currency: d.currency, input: d.input, output: d.output, cachedInput: d.cachedInput, cacheWrite: d.cacheWrite, cacheWrite1h: d.cacheWrite1h, imageInput: d.imageInput, perRequest: d.perRequest, perAudioMinute: d.perAudioMinute, perMillionCharacters: d.perMillionCharacters },
+    { currency: d.currency, input: d.input, output: d.output, cachedInput: d.cachedInput, cacheWrite: d.cacheWrite, cacheWrite1h: d.cacheWrite1h, imageInput: d.imageInput, perRequest: d.perRequest, perAudioMinute: d.perAudioMinute, perMillionCharacters: d.perMillionCharacters, perImage: d.perImage },
     d.changes,
   );
 }

@@ -53,6 +53,7 @@ export const USAGE_EVENT_COLUMNS = [
   'audio_ms',
   'characters',
   'image_prompt_tokens',
+  'images',
 ] as const satisfies readonly [string, ...string[]];
 
 export type UsageEventColumn = (typeof USAGE_EVENT_COLUMNS)[number];
@@ -185,5 +186,6 @@ export function toUsageRowValues(event: usagev1.UsageEvent, time: ClickHouseTime
     event.audioMs,
     event.characters,
     event.imagePromptTokens,
+    event.images ?? 0,
   ];
 }

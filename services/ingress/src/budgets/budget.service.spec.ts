@@ -305,7 +305,8 @@ describe('BudgetService', () => {
   });
 
   it('reserves each generated image whole at its model’s maximum output, never as a legacy completion, and leaves the body alone', async () => {
-    const hard = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { defaultMaxOutputTokens: 4096, maxOutputTokens: { m: 1000 } }).budgetService;
+    const models = [{ id: 'm', capabilities: ['images', 'completions'], pricing: { input: '1', output: '2' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }];
+    const hard = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { defaultMaxOutputTokens: 4096, maxOutputTokens: { m: 1000 } }, { models }).budgetService;
     const body: Record<string, unknown> = { model: 'm', prompt: 'Write a story', n: 3 };
     // "Write a story": 3 tokens, padded to ceil(3.3) + 16 = 20; 3 images × 1 000 tokens × 2.
     await expect(hard.reserve({ requestId: 'a', tenant, body, endpoint: '/v1/images/generations' })).resolves.toMatchObject({ amountMicros: 20 + 3 * 1000 * 2, capped: false });
@@ -315,15 +316,37 @@ describe('BudgetService', () => {
     const completion: Record<string, unknown> = { model: 'm', prompt: 'Write a story', n: 3 };
     await expect(hard.reserve({ requestId: 'b', tenant, body: completion, endpoint: '/v1/completions' })).resolves.toMatchObject({ amountMicros: 20 + 3 * 16 * 2 });
     // Never part of an image: a budget that cannot pay for all of it refuses, even asked to stream.
-    const short = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.005' }], { maxOutputTokens: { m: 1000 }, minStreamOutputTokens: 1 }).budgetService;
+    const short = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.005' }], { maxOutputTokens: { m: 1000 }, minStreamOutputTokens: 1 }, { models }).budgetService;
     await expect(short.reserve({ requestId: 'c', tenant, body: { model: 'm', prompt: 'x', n: 3, stream: true }, endpoint: '/v1/images/generations' })).rejects.toMatchObject({ code: 'budget_exceeded' });
+  });
+
+  it('reserves each image asked for at its per-image price (DALL·E), and only image models’ prices for an image request', async () => {
+    const deployments = (id: string) => [{ id, provider: 'sim', model: 'u' }];
+    const models = [
+      // 0.02 an image (DALL·E 2): 20,000 micro-units each.
+      { id: 'dall-e-2', capabilities: ['images'], pricing: { input: '0', output: '0', perImage: '0.02' }, deployments: deployments('dalle') },
+      // A dear chat model the request can never reach: the router sends image requests to image models only.
+      { id: 'dear-chat', pricing: { input: '75', output: '75' }, deployments: deployments('chat') },
+      { id: 'embed', capabilities: ['embeddings'], pricing: { input: '0.02' }, deployments: deployments('embed') },
+    ];
+    const routing = { aliases: { house: { models: ['dall-e-2', 'dear-chat'] } } };
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }], { defaultMaxOutputTokens: 1000 }, { models, routing });
+    const GENERATIONS = '/v1/images/generations';
+    // Ten images: 10 × 20,000, and no token price.
+    await expect(budgetService.reserve({ requestId: 'a', tenant, body: { model: 'dall-e-2', prompt: 'a cat', n: 10 }, endpoint: GENERATIONS })).resolves.toMatchObject({ amountMicros: 200_000 });
+    // No model named (the SDK's default when the server picks), or an alias with a chat member: still the image model's price alone, not 75 per 1M × 1,000 output tokens an image.
+    await expect(budgetService.reserve({ requestId: 'b', tenant, body: { prompt: 'a cat', n: 2 }, endpoint: GENERATIONS })).resolves.toMatchObject({ amountMicros: 40_000 });
+    await expect(budgetService.reserve({ requestId: 'c', tenant, body: { model: 'house', prompt: 'a cat' }, endpoint: GENERATIONS })).resolves.toMatchObject({ amountMicros: 20_000 });
+    // An embedding through `auto` is priced at the embedding models: "hi" is 1 token, padded to 18, at 0.02 per 1M.
+    const embedding = await budgetService.reserve({ requestId: 'd', tenant, body: { model: 'auto', input: 'hi' }, endpoint: '/v1/embeddings' });
+    expect(embedding?.amountMicros).toBe(1);
   });
 
   it('reserves an image edit as a generation, plus its uploaded images as prompt tokens at its models’ imageTokens, never their bytes as text', async () => {
     const deployments = [{ id: 'd', provider: 'sim', model: 'u' }];
     const models = [
-      { id: 'm', imageTokens: { max: 765 }, pricing: { input: '1', output: '2' }, deployments },
-      { id: 'plain', pricing: { input: '1', output: '2' }, deployments: [{ id: 'e', provider: 'sim', model: 'u' }] },
+      { id: 'm', capabilities: ['images'], imageTokens: { max: 765 }, pricing: { input: '1', output: '2' }, deployments },
+      { id: 'plain', capabilities: ['images'], pricing: { input: '1', output: '2' }, deployments: [{ id: 'e', provider: 'sim', model: 'u' }] },
     ];
     const hard = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '100' }], { maxOutputTokens: { m: 1000, plain: 1000 } }, { models }).budgetService;
     const png = (bytes: number) => upload(new Uint8Array(bytes).fill(0x89, 0, 1), 'a.png', 'image/png');

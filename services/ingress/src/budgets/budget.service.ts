@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { GatewayConfig } from '@openrouter/config';
+import type { Capability, GatewayConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { accountAt, BudgetCatalog, budgetStoreUnavailable, forecastOf, fromMicros, ThresholdAlerts, toMicros, type AccountState, type Budget, type BudgetAccount, type BudgetEventPublisher, type BudgetLedger, type BudgetTenant, type SpendForecast } from '@openrouter/budgets';
 import { GatewayError } from '@openrouter/errors';
@@ -99,6 +99,8 @@ export class BudgetService {
     const promptTokens = audio ? audioPromptTokens(audio) : paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls);
     let promptMicros = price.inputMicros.times(promptTokens).plus(price.requestMicros.times(calls));
     if (audio) promptMicros = promptMicros.plus(audioUnitMicros(audio, price));
+    // Each image asked for at the dearest per-image price (DALL·E's), on top of its tokens.
+    if (image) promptMicros = promptMicros.plus(price.imageMicros.times(choices));
     const worst = ceil(promptMicros.plus(price.outputMicros.times(outputTokens)));
     const minStream = this.config.budgets.minStreamOutputTokens;
     // Only a stream of text may start with part of its worst case reserved: an image or a piece of audio is made whole.
@@ -147,19 +149,22 @@ export class BudgetService {
   }
 
   /**
-   * Every public model the request may be served by (see `WorstCasePricing.candidates`); for an
-   * audio request, those of them with its capability.
+   * Every public model the request may be served by (see `WorstCasePricing.candidates`); for a
+   * request of an endpoint served only by models of one capability (images, embeddings,
+   * moderations, audio), those of them with it.
    */
   private candidates(body: Record<string, unknown>, input: ReserveInput, audio: AudioDemand | undefined): string[] {
     const model = typeof body['model'] === 'string' ? body['model'] : '';
     const controls = routeControls(body, input.headers ?? {});
     const query: CandidateQuery = { model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant };
-    if (audio) return this.pricing.servingAudio(this.pricing.candidates(query, (models) => audioPromptTokens(audio) + this.pricing.maxOutputTokens(models, {})), audio);
+    if (audio) return this.pricing.serving(this.pricing.candidates(query, (models) => audioPromptTokens(audio) + this.pricing.maxOutputTokens(models, {})), audio.kind === 'transcription' ? 'transcription' : 'speech');
     // An image request's output is no legacy completion's 16 tokens, whatever its `prompt`.
     const image = makesImages(input.endpoint);
     const embedding = !image && isEmbedding(body);
     const calls = image ? 1 : providerCalls(body);
-    return this.pricing.candidates(query, (models) => paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls) + (embedding ? 0 : this.pricing.maxOutputTokens(models, image ? {} : body)));
+    const models = this.pricing.candidates(query, (models) => paddedPromptTokens(countPromptTokens(body, () => this.pricing.imageCost(models)), calls) + (embedding ? 0 : this.pricing.maxOutputTokens(models, image ? {} : body)));
+    const capability = image ? 'images' : ENDPOINT_CAPABILITY.get(input.endpoint ?? '');
+    return capability ? this.pricing.serving(models, capability) : models;
   }
 
   /**
@@ -340,6 +345,12 @@ export class BudgetReservation {
     return this.service.settle(this, '0');
   }
 }
+
+/** Endpoints whose requests the router sends only to models of one capability (besides images and audio). */
+const ENDPOINT_CAPABILITY: ReadonlyMap<string, Capability> = new Map([
+  ['/v1/embeddings', 'embeddings'],
+  ['/v1/moderations', 'moderation'],
+]);
 
 function isEmbedding(body: Record<string, unknown>): boolean {
   return body['input'] !== undefined && body['messages'] === undefined && body['prompt'] === undefined;

@@ -140,10 +140,10 @@ describe('WorstCasePricing for audio', () => {
     expect(audioUnitMicros({ kind: 'speech', characters: 1_000, textTokens: 0 }, price).toFixed()).toBe('30000');
   });
 
-  it('keeps only the models with the capability an audio request needs', () => {
+  it('keeps only the models with the capability a request needs', () => {
     const models = ['whisper', 'tts', 'chat', 'unknown'];
-    expect(pricing.servingAudio(models, { kind: 'transcription', seconds: 1, audioTokens: 25, textTokens: 0 })).toEqual(['whisper']);
-    expect(pricing.servingAudio(models, { kind: 'speech', characters: 1, textTokens: 1 })).toEqual(['tts']);
+    expect(pricing.serving(models, 'transcription')).toEqual(['whisper']);
+    expect(pricing.serving(models, 'speech')).toEqual(['tts']);
   });
 });
 

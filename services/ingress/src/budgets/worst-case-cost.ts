@@ -1,4 +1,4 @@
-import { overridable, policyFor, type GatewayConfig } from '@openrouter/config';
+import { overridable, policyFor, type Capability, type GatewayConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { codePoints, isAudioUpload, isAudioUploadEndpoint, isFormBody, isSpeechEndpoint, LEGACY_DEFAULT_MAX_TOKENS, MAX_IMAGES_PER_REQUEST, REQUEST_BOUNDS, wavDurationMs } from '@openrouter/openai-wire';
@@ -16,6 +16,8 @@ export interface WorstPrice {
   audioMinuteMicros: Money;
   /** Micro-units per character spoken (`perMillionCharacters`, read as micro-units per character). */
   characterMicros: Money;
+  /** Micro-units per image made (`perImage`). */
+  imageMicros: Money;
 }
 
 /** The estimate of prompt tokens is padded so a provider that counts a few more is still covered. */
@@ -123,6 +125,7 @@ export class WorstCasePricing {
     let fee = new Money(0);
     let audioMinute = new Money(0);
     let characters = new Money(0);
+    let image = new Money(0);
     for (const model of models) {
       const declared = this.catalog.get(model)?.pricing.tiers ?? {};
       const tiers = anyTier ? [undefined, ...Object.keys(declared).filter((t) => hasTier(this.catalog.get(model), t))] : [tier];
@@ -136,19 +139,20 @@ export class WorstCasePricing {
           fee = Money.max(fee, p.perRequest);
           audioMinute = Money.max(audioMinute, p.perAudioMinute);
           characters = Money.max(characters, p.perMillionCharacters);
+          image = Money.max(image, p.perImage);
         }
       }
     }
-    return { inputMicros: input, outputMicros: output, requestMicros: fee.times(1_000_000), audioMinuteMicros: audioMinute.times(1_000_000), characterMicros: characters };
+    return { inputMicros: input, outputMicros: output, requestMicros: fee.times(1_000_000), audioMinuteMicros: audioMinute.times(1_000_000), characterMicros: characters, imageMicros: image.times(1_000_000) };
   }
 
   /**
-   * Those of `models` an Audio API request can be served by: the router sends a transcription or
-   * translation only to a model with the `transcription` capability, a speech only to one with
-   * `speech`, so no other model's prices (an alias's chat members, `auto`'s catalog) can be its cost.
+   * Those of `models` with `capability`: the router sends an image request only to a model with
+   * `images`, an embedding to one with `embeddings`, a transcription or translation to one with
+   * `transcription` and so on, so no other model's prices (an alias's chat members, `auto`'s
+   * catalog, a model named by no request, the OpenAI SDK's default) can be its cost.
    */
-  servingAudio(models: readonly string[], demand: AudioDemand): string[] {
-    const capability = demand.kind === 'transcription' ? 'transcription' : 'speech';
+  serving(models: readonly string[], capability: Capability): string[] {
     return models.filter((id) => this.catalog.get(id)?.capabilities.includes(capability) === true);
   }
 

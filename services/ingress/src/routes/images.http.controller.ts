@@ -17,7 +17,8 @@ import { stopIfClientLeft } from './client-connection';
  * images as prompt tokens at its models' `imageTokens`), the prompt screened by the input
  * guardrails, routed to a model with the `images` capability (the one named, else `auto` over
  * those models), and metered at the provider's token usage (GPT Image models), else at the
- * prompt's estimate and the model's `perRequest` price. An edit is served as a generation with
+ * prompt's estimate, and at the model's `perImage` price for each image the answer carries (DALL·E)
+ * and its `perRequest` price. An edit is served as a generation with
  * images: the same route, the same answer.
  */
 @Controller('v1/images')
@@ -50,7 +51,7 @@ export class ImagesHttpController {
     const result = await usage.guard(this.router.generateImages({ context: requestContextOf(req), request }));
     if (!result.decision || !result.response) throw new GatewayError('upstream_error', 'The router returned no images.');
     usage.routed(result.decision);
-    usage.images(result.response.usage, result.response.inputImageTokens);
+    usage.images(result.response.usage, result.response.inputImageTokens, result.response.data.length);
     stopIfClientLeft(reply);
     const answer = toOpenAIImageGenerationResponse(result.response);
     await reply.headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() }).send(usage.decorate(answer));

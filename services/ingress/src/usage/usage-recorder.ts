@@ -110,7 +110,7 @@ export class UsageRecorder {
   }
 
   price(
-    event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & Partial<Pick<usagev1.UsageEvent, 'audioMs' | 'characters' | 'imagePromptTokens'>> & { serviceTier?: string | undefined },
+    event: Pick<usagev1.UsageEvent, 'servedModel' | 'deployment' | 'receivedAtMs' | 'tokens' | 'status'> & Partial<Pick<usagev1.UsageEvent, 'audioMs' | 'characters' | 'imagePromptTokens' | 'images'>> & { serviceTier?: string | undefined },
     calls?: ReadonlyArray<{ servedModel: string; deployment: string; tokens: TokenCounts; served?: boolean }>,
   ): PricedUsage {
     return priceEvent(this.prices, event, calls);
@@ -361,11 +361,13 @@ export class UsageTrack {
 
   /**
    * The usage of generated images: the provider's (GPT Image models), else the prompt's estimate;
-   * of its prompt tokens, `inputImageTokens` are an edit's input images (priced at `imageInput`).
+   * of its prompt tokens, `inputImageTokens` are an edit's input images (priced at `imageInput`);
+   * `made`, the images the answer carries, each priced at `perImage` (DALL·E's way).
    */
-  images(usage: chatv1.Usage | undefined, inputImageTokens = 0): void {
+  images(usage: chatv1.Usage | undefined, inputImageTokens = 0, made = 0): void {
     if (usage) this.addUsage(usage);
     this.event.imagePromptTokens = usage ? inputImageTokens : 0;
+    this.event.images = made;
   }
 
   /**
@@ -421,7 +423,7 @@ export class UsageTrack {
   cost(): PricedUsage {
     this.fillTokens();
     if (this.cachedCost) return this.cachedCost;
-    const { servedModel, deployment, receivedAtMs, tokens, audioMs, characters, imagePromptTokens } = this.event;
+    const { servedModel, deployment, receivedAtMs, tokens, audioMs, characters, imagePromptTokens, images } = this.event;
     // Asked for the response (headers, body) before the request has ended: an answer being sent is
     // a served request, and pays the request fee as its record will.
     const status = this.event.status === usagev1.Status.STATUS_UNSPECIFIED ? usagev1.Status.STATUS_OK : this.event.status;
@@ -436,8 +438,8 @@ export class UsageTrack {
       return this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier }, calls);
     }
     // Asked for up to three times a request (headers, body, record), mostly for the same tokens.
-    const key = `${servedModel}\n${deployment}\n${status}\n${serviceTier}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}\n${tokens?.cacheWrite1h}\n${audioMs}\n${characters}\n${imagePromptTokens}`;
-    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier, audioMs, characters, imagePromptTokens }) };
+    const key = `${servedModel}\n${deployment}\n${status}\n${serviceTier}\n${tokens?.prompt}\n${tokens?.completion}\n${tokens?.cachedRead}\n${tokens?.cacheWrite}\n${tokens?.cacheWrite1h}\n${audioMs}\n${characters}\n${imagePromptTokens}\n${images}`;
+    if (this.priced?.key !== key) this.priced = { key, value: this.recorder.price({ servedModel, deployment, receivedAtMs, tokens, status, serviceTier, audioMs, characters, imagePromptTokens, images }) };
     return this.priced.value;
   }
 

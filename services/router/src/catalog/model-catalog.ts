@@ -16,8 +16,10 @@ export interface EffectivePrice {
   /** Per minute of audio transcribed or translated, and per 1M characters spoken, on top of the tokens. */
   perAudioMinute: Decimal;
   perMillionCharacters: Decimal;
+  /** Per image made, on top of the tokens. */
+  perImage: Decimal;
   /** The same as numbers, for ranking estimates (exact comparisons use the decimals). */
-  estimate: { input: number; output: number; perRequest: number; perAudioMinute: number; perMillionCharacters: number };
+  estimate: { input: number; output: number; perRequest: number; perAudioMinute: number; perMillionCharacters: number; perImage: number };
 }
 
 export interface CatalogModel extends Omit<ModelConfig, 'deployments'> {
@@ -185,6 +187,7 @@ export class ModelCatalog {
     const perRequest = new Decimal(override.perRequest);
     const perAudioMinute = new Decimal(override.perAudioMinute);
     const perMillionCharacters = new Decimal(override.perMillionCharacters);
+    const perImage = new Decimal(override.perImage);
     return {
       currency: override.currency,
       input,
@@ -192,12 +195,13 @@ export class ModelCatalog {
       perRequest,
       perAudioMinute,
       perMillionCharacters,
-      estimate: { input: input.toNumber(), output: output.toNumber(), perRequest: perRequest.toNumber(), perAudioMinute: perAudioMinute.toNumber(), perMillionCharacters: perMillionCharacters.toNumber() },
+      perImage,
+      estimate: { input: input.toNumber(), output: output.toNumber(), perRequest: perRequest.toNumber(), perAudioMinute: perAudioMinute.toNumber(), perMillionCharacters: perMillionCharacters.toNumber(), perImage: perImage.toNumber() },
     };
   }
 }
 
-type PriceFields = Pick<Pricing, 'currency' | 'input' | 'output' | 'perRequest' | 'perAudioMinute' | 'perMillionCharacters'>;
+type PriceFields = Pick<Pricing, 'currency' | 'input' | 'output' | 'perRequest' | 'perAudioMinute' | 'perMillionCharacters' | 'perImage'>;
 type PriceLike = PriceFields & Pick<Pricing, 'changes'>;
 
 function definedPrices(p: { [K in keyof PriceFields]?: string | undefined }): Partial<PriceFields> {
@@ -208,11 +212,12 @@ function definedPrices(p: { [K in keyof PriceFields]?: string | undefined }): Pa
   if (p.perRequest !== undefined) out.perRequest = p.perRequest;
   if (p.perAudioMinute !== undefined) out.perAudioMinute = p.perAudioMinute;
   if (p.perMillionCharacters !== undefined) out.perMillionCharacters = p.perMillionCharacters;
+  if (p.perImage !== undefined) out.perImage = p.perImage;
   return out;
 }
 
 function inEffect(pricing: PriceLike, now: number): PriceFields {
-  let current: PriceFields = { currency: pricing.currency, input: pricing.input, output: pricing.output, perRequest: pricing.perRequest, perAudioMinute: pricing.perAudioMinute, perMillionCharacters: pricing.perMillionCharacters };
+  let current: PriceFields = { currency: pricing.currency, input: pricing.input, output: pricing.output, perRequest: pricing.perRequest, perAudioMinute: pricing.perAudioMinute, perMillionCharacters: pricing.perMillionCharacters, perImage: pricing.perImage };
   for (const change of pricing.changes) {
     if (Date.parse(change.from) > now) break;
     current = { ...current, ...definedPrices(change) };

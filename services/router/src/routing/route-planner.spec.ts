@@ -525,6 +525,18 @@ describe('audio requests', () => {
     expect(ids(engineFor(configWith(cheaper)).planner.plan(planRequest('auto', { capability: 'transcription', ...whole, ...minute })).candidates)).toEqual(['per-minute-a', 'per-token-a']);
   });
 
+  it('cost: prices each image to make at perImage, beside a flat fee', () => {
+    // Image models answer no tokens before they run: per image (DALL·E 2) against per request.
+    const models = [
+      { id: 'per-image', capabilities: ['images'], pricing: { perImage: '0.02' }, deployments: [{ id: 'per-image-a', provider: 'a', model: 'dall-e-2' }] },
+      { id: 'per-request', capabilities: ['images'], pricing: { perRequest: '0.05' }, deployments: [{ id: 'per-request-a', provider: 'a', model: 'flat' }] },
+    ];
+    const engine = engineFor(configWith(models));
+    // Two images: 0.04 against 0.05; five: 0.10 against 0.05.
+    expect(ids(engine.planner.plan(planRequest('auto', { capability: 'images', ...whole, imagesMade: 2 })).candidates)).toEqual(['per-image-a', 'per-request-a']);
+    expect(ids(engine.planner.plan(planRequest('auto', { capability: 'images', ...whole, imagesMade: 5 })).candidates)).toEqual(['per-request-a', 'per-image-a']);
+  });
+
   it("refuses a request larger than a deployment's whole tpm naming the speech input or the audio file", () => {
     const models = [
       { id: 'stt', capabilities: ['transcription'], deployments: [{ id: 'stt-a', provider: 'a', model: 'whisper-1', tpm: 1_000 }] },

@@ -108,6 +108,8 @@ export interface PlanRequest {
   audioMs?: number | undefined;
   /** Characters to speak (priced per million); unset: none. */
   characters?: number | undefined;
+  /** Images to make (an image request's `n`, priced each at `perImage`); unset: none. */
+  imagesMade?: number | undefined;
 }
 
 export interface PlannerDependencies {
@@ -573,7 +575,8 @@ export class RoutePlanner {
 
 /**
  * A request's estimated cost on a deployment, for ranking: its prompt estimate and answer length at
- * the token prices, its flat price, and the audio's minutes and the characters to speak at theirs.
+ * the token prices, its flat price, and the audio's minutes, the characters to speak and the images
+ * to make at theirs.
  * Rounded to 12 significant digits: two costs equal in decimals (0.1 + 0.2 against 0.3) must tie,
  * so that quality breaks the tie, where floating point would leave 1e-17 between them, which the
  * strategies' normalising turns into the whole score.
@@ -581,7 +584,7 @@ export class RoutePlanner {
 function costEstimate(input: PlanRequest, outputTokens: number, price: EffectivePrice): number {
   const { estimate } = price;
   const tokens = (input.promptTokens * estimate.input + outputTokens * estimate.output) / MILLION;
-  const units = ((input.audioMs ?? 0) / 60_000) * estimate.perAudioMinute + ((input.characters ?? 0) * estimate.perMillionCharacters) / MILLION;
+  const units = ((input.audioMs ?? 0) / 60_000) * estimate.perAudioMinute + ((input.characters ?? 0) * estimate.perMillionCharacters) / MILLION + (input.imagesMade ?? 0) * estimate.perImage;
   return Number((tokens + estimate.perRequest + units).toPrecision(12));
 }
 

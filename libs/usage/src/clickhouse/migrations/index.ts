@@ -8,6 +8,7 @@ import { usageEventRequestId } from './0006-usage-event-request-id';
 import { usageEventCacheHit } from './0007-usage-event-cache-hit';
 import { usageDailyCacheHits } from './0008-usage-daily-cache-hits';
 import { usageEventAudio } from './0009-usage-event-audio';
+import { usageEventImages } from './0010-usage-event-images';
 
 /** Every ClickHouse migration, in order. Applied migrations never change: add a new one. */
-export const USAGE_MIGRATIONS: readonly Migration[] = [usageEvents, usageEventIds, usageDaily, alertHistory, usageDailySigned, usageEventRequestId, usageEventCacheHit, usageDailyCacheHits, usageEventAudio];
+export const USAGE_MIGRATIONS: readonly Migration[] = [usageEvents, usageEventIds, usageDaily, alertHistory, usageDailySigned, usageEventRequestId, usageEventCacheHit, usageDailyCacheHits, usageEventAudio, usageEventImages];

@@ -105,6 +105,11 @@ export interface UsageEvent {
    * priced at the model's `imageInput` price; the rest of the prompt at its `input` price.
    */
   imagePromptTokens: number;
+  /**
+   * Images made (a generation's or an edit's answer: its `data`), priced each at the model's
+   * `perImage` price. Unset before images were counted.
+   */
+  images?: number | undefined;
 }
 
 /**
@@ -220,6 +225,7 @@ function createBaseUsageEvent(): UsageEvent {
     audioMs: 0,
     characters: 0,
     imagePromptTokens: 0,
+    images: undefined,
   };
 }
 
@@ -317,6 +323,9 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     }
     if (message.imagePromptTokens !== 0) {
       writer.uint32(248).uint64(message.imagePromptTokens);
+    }
+    if (message.images !== undefined) {
+      writer.uint32(256).uint32(message.images);
     }
     return writer;
   },
@@ -582,6 +591,14 @@ export const UsageEvent: MessageFns<UsageEvent> = {
             message.imagePromptTokens = longToNumber(reader.uint64());
             continue;
           }
+          case 32: {
+            if (tag !== 256) {
+              break;
+            }
+
+            message.images = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -634,6 +651,7 @@ export const UsageEvent: MessageFns<UsageEvent> = {
     message.audioMs = object.audioMs ?? 0;
     message.characters = object.characters ?? 0;
     message.imagePromptTokens = object.imagePromptTokens ?? 0;
+    message.images = object.images ?? undefined;
     return message;
   },
 };
