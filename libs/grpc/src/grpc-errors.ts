@@ -35,23 +35,41 @@ function statusFor(kind: ErrorKind): status {
   }
 }
 
+/**
+ * The most characters of an error's message (and of its `param` and `code`) a status carries. The
+ * message goes out twice in the trailers (percent-encoded as `grpc-message`, up to 9 bytes a
+ * character, and in the detail), and HTTP/2 peers hold trailers to a header-list limit: past it
+ * (about 110 KB, a message quoting 12,000 CJK characters a client sent as its model) the status is
+ * never delivered and the whole connection stalls, every other call on it with it.
+ */
+export const STATUS_MESSAGE_MAX = 2_048;
+const STATUS_FIELD_MAX = 256;
+
+/** `text` cut to `max` code points, marked as cut; never halfway through a surrogate pair. */
+function bounded(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = Array.from(text.slice(0, max + 1)).slice(0, max - 1).join('');
+  return `${cut}…`;
+}
+
 /** A GatewayError as the status object a grpc-js handler passes to its callback or `destroy`. */
 export function toGrpcStatus(error: unknown): Partial<StatusObject> & { code: status; details: string; metadata: Metadata } {
   const e = GatewayError.from(error);
   const metadata = new Metadata();
+  const message = bounded(e.message, STATUS_MESSAGE_MAX);
   const detail = errorv1.ErrorDetail.encode({
     kind: e.kind,
-    message: e.message,
+    message,
     retryable: e.retryable,
-    param: e.param,
-    code: e.code,
+    param: e.param === undefined ? undefined : bounded(e.param, STATUS_FIELD_MAX),
+    code: e.code === undefined ? undefined : bounded(e.code, STATUS_FIELD_MAX),
     retryAfterMs: e.retryAfterMs,
     upstreamStatus: e.upstreamStatus,
     provider: e.provider,
     billed: e.billed && { promptTokens: e.billed.promptTokens, estimated: e.billed.estimated, model: e.billed.model ?? '', deployment: e.billed.deployment ?? '', upstreamModel: e.billed.upstreamModel ?? '' },
   }).finish();
   metadata.set(ERROR_TRAILER, Buffer.from(detail));
-  return { code: statusFor(e.kind), details: e.message, metadata };
+  return { code: statusFor(e.kind), details: message, metadata };
 }
 
 /** Anything a gRPC client call rejected with, as a GatewayError. */

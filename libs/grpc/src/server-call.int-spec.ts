@@ -1,6 +1,6 @@
 import { credentials, makeGenericClientConstructor, type Client, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
 import { GatewayError } from '@openrouter/errors';
-import { fromGrpcError } from './grpc-errors';
+import { fromGrpcError, STATUS_MESSAGE_MAX } from './grpc-errors';
 import { GrpcServerHandle } from './grpc-server';
 import { serveStream, serveUnary } from './server-call';
 
@@ -114,5 +114,22 @@ describe('serveStream and serveUnary over a real gRPC server', () => {
     expect(fromGrpcError(failure)).toMatchObject({ kind: 'not_found', message: 'no such model' });
     await seen.cancelledEvent;
     expect((await seen.signal).aborted).toBe(false);
+  });
+
+  it('delivers an error quoting a huge client text, cut short, and the connection carries the next call', async () => {
+    // 12,000 CJK characters (a model name a client sent, quoted back): whole, the status's
+    // trailers passed what HTTP/2 carries, the error never arrived and the connection stalled.
+    const quoted = '界'.repeat(12_000);
+    unaryOutcome = () => Promise.reject(new GatewayError('not_found', `The model \`${quoted}\` does not exist.`, { param: 'model', code: 'model_not_found' }));
+    expectCall();
+    const failure = fromGrpcError(await new Promise<unknown>((resolve) => client.unary(Buffer.alloc(0), (error: ServiceError | null) => resolve(error))));
+    expect(failure).toMatchObject({ kind: 'not_found', param: 'model', code: 'model_not_found' });
+    expect(failure.message.startsWith('The model `界界')).toBe(true);
+    expect(failure.message.endsWith('…')).toBe(true);
+    expect([...failure.message]).toHaveLength(STATUS_MESSAGE_MAX);
+    unaryOutcome = () => Promise.resolve(Buffer.from('next'));
+    expectCall();
+    const answer = await new Promise<Buffer>((resolve, reject) => client.unary(Buffer.alloc(0), (error: ServiceError | null, value: Buffer) => (error ? reject(error) : resolve(value))));
+    expect(answer.toString()).toBe('next');
   });
 });

@@ -5,7 +5,7 @@ import { GatewayError } from '@openrouter/errors';
 import { REQUEST_BOUNDS } from './chat-request';
 import { withParamRenamed } from './openai-errors';
 import { NO_REASONING, reasoningOf, type ThinkingBlock, unseenBlocks } from './reasoning';
-import { badRequest, isObject, type JsonObject, validate } from './validation';
+import { badRequest, isObject, type JsonObject, modelName, validate } from './validation';
 
 /**
  * Anthropic's Messages API (`POST /v1/messages`, `POST /v1/messages/count_tokens`), served by the
@@ -143,7 +143,7 @@ const contextManagement = z.looseObject({ edits: z.array(z.looseObject({ type: z
 
 /** Fields a Messages request and a token count share. */
 const shared = {
-  model: z.string().min(1),
+  model: modelName,
   messages: z.array(message).min(1),
   system: systemPrompt.nullish(),
   tools: z.array(tool).nullish(),

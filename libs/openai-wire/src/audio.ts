@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { isAudioUpload, isFormBody, wavDurationMs, type AudioUpload } from './audio-upload';
-import { badRequest, extraJson, isObject, validate } from './validation';
+import { badRequest, extraJson, isObject, modelName, validate } from './validation';
 
 /** The formats a transcription or translation may be answered in, as OpenAI names them (`json` when unset). */
 export const TRANSCRIPTION_FORMATS = ['json', 'text', 'srt', 'verbose_json', 'vtt'] as const;
@@ -19,7 +19,7 @@ export const MAX_SPEECH_INPUT_CHARS = 4096;
 const formNumber = (schema: z.ZodNumber) => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v), schema);
 
 const transcriptionForm = z.looseObject({
-  model: z.string().min(1),
+  model: modelName,
   language: z.string().optional(),
   prompt: z.string().optional(),
   response_format: z.enum(TRANSCRIPTION_FORMATS).optional(),
@@ -105,7 +105,7 @@ const speechInput = z
   });
 
 const speechBody = z.looseObject({
-  model: z.string().min(1),
+  model: modelName,
   input: speechInput,
   // A built-in voice by name, or a custom voice as `{"id": "voice_…"}`.
   voice: z.union([z.string().min(1), z.looseObject({ id: z.string().min(1) })]),

@@ -428,6 +428,7 @@ describe('parseChatRequest validation', () => {
     ['missing model', { messages: base.messages }, 'model', 'missing_required_parameter'],
     ['empty model', { ...base, model: '' }, 'model', 'invalid_value'],
     ['model of the wrong type', { ...base, model: 5 }, 'model', 'invalid_type'],
+    ['a model name past 256 characters', { ...base, model: '界'.repeat(257) }, 'model', 'invalid_value'],
     ['missing messages', { model: 'm' }, 'messages', 'missing_required_parameter'],
     ['empty messages', { model: 'm', messages: [] }, 'messages', 'invalid_value'],
     ['messages not a list', { model: 'm', messages: 'hi' }, 'messages', 'invalid_type'],

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
-import { extraJson, isObject, type JsonObject, mergeExtra, opt, REQUIRED, validate } from './validation';
+import { extraJson, isObject, type JsonObject, mergeExtra, modelName, opt, REQUIRED, validate } from './validation';
 
 const UINT32_MAX = 4_294_967_295;
 /** The bounds a request's output limit and number of choices must keep (chat and legacy completions alike). */
@@ -80,7 +80,7 @@ const responseFormat = z
   .superRefine(byType({ json_schema: z.looseObject({ json_schema: jsonSchemaFormat }) }));
 
 const chatBody = z.looseObject({
-  model: z.string().min(1),
+  model: modelName,
   messages: z.array(message).min(1),
   tools: z.array(tool).nullish(),
   tool_choice: toolChoice.nullish(),

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { parseOpenAIUsage } from './chat-response';
-import { badRequest, extraJson, isObject, type JsonObject, mergeExtra, opt, validate } from './validation';
+import { badRequest, extraJson, isObject, type JsonObject, mergeExtra, modelName, opt, validate } from './validation';
 
 export type EmbeddingEncoding = 'float' | 'base64';
 
@@ -12,7 +12,7 @@ export const MAX_EMBEDDING_INPUTS = 2048;
 const tokenIds = z.array(z.int().min(0).max(UINT32_MAX)).min(1);
 
 const embeddingBody = z.looseObject({
-  model: z.string().min(1),
+  model: modelName,
   input: z.union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)]),
   dimensions: z.int().min(1).max(UINT32_MAX).nullish(),
   encoding_format: z.enum(['float', 'base64']).nullish(),

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { isAudioUpload, isFormBody, type AudioUpload } from './audio-upload';
-import { badRequest, extraJson, isObject, type JsonObject, mergeExtra, opt, paramOf, validate } from './validation';
+import { badRequest, extraJson, isObject, type JsonObject, mergeExtra, MODEL_NAME_MAX, opt, paramOf, validate } from './validation';
 
 /** The longest prompt OpenAI takes (its GPT Image models'; DALL·E's are shorter, and the provider says so itself). */
 export const MAX_IMAGE_PROMPT_CHARS = 32_000;
@@ -11,7 +11,7 @@ export const MAX_IMAGES_PER_REQUEST = 10;
 
 const imageGenerationBody = z.looseObject({
   prompt: z.string().min(1).max(MAX_IMAGE_PROMPT_CHARS),
-  model: z.string().nullish(),
+  model: z.string().max(MODEL_NAME_MAX).nullish(),
   n: z.int().min(1).max(MAX_IMAGES_PER_REQUEST).nullish(),
   response_format: z.enum(['url', 'b64_json']).nullish(),
   user: z.string().nullish(),
@@ -51,7 +51,7 @@ const formInteger = (schema: z.ZodNumber) => z.preprocess((v) => (typeof v === '
 
 const imageEditForm = z.looseObject({
   prompt: z.string().min(1).max(MAX_IMAGE_PROMPT_CHARS),
-  model: z.string().optional(),
+  model: z.string().max(MODEL_NAME_MAX).optional(),
   n: formInteger(z.int().min(1).max(MAX_IMAGES_PER_REQUEST)).optional(),
   response_format: z.enum(['url', 'b64_json']).optional(),
   user: z.string().optional(),

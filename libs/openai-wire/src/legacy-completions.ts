@@ -4,7 +4,7 @@ import type { GatewayError } from '@openrouter/errors';
 import { addUsage, emptyUsage, toOpenAIUsage } from './chat-response';
 import { REQUEST_BOUNDS } from './chat-request';
 import { withParamRenamed } from './openai-errors';
-import { badRequest, extraJson, isObject, type JsonObject, opt, validate } from './validation';
+import { badRequest, extraJson, isObject, type JsonObject, modelName, opt, validate } from './validation';
 
 /**
  * The legacy /v1/completions body, answered through the chat path: each prompt becomes one chat
@@ -25,7 +25,7 @@ export interface LegacyCompletionRequest {
 export const LEGACY_DEFAULT_MAX_TOKENS = 16;
 
 const legacyBody = z.looseObject({
-  model: z.string().min(1),
+  model: modelName,
   prompt: z.union([z.string(), z.array(z.string()).min(1)]),
   max_tokens: z.int().min(1).max(REQUEST_BOUNDS.maxTokens).nullish(),
   temperature: z.number().min(0).max(2).nullish(),

@@ -4,7 +4,7 @@ import type { chatv1 } from '@openrouter/contracts';
 import { REQUEST_BOUNDS } from './chat-request';
 import { NO_REASONING, reasoningOf, thinkingBlock, type ThinkingBlock, unseenBlocks } from './reasoning';
 import { toStrictSchema } from './strict-schema';
-import { badRequest, isObject, type JsonObject, validate } from './validation';
+import { badRequest, isObject, type JsonObject, modelName, validate } from './validation';
 
 /**
  * OpenAI's Responses API (`POST /v1/responses`), served by the chat path: a request becomes the
@@ -86,7 +86,7 @@ const textFormat = z.looseObject({ type: z.enum(['text', 'json_object', 'json_sc
 );
 
 const responsesBody = z.strictObject({
-  model: z.string().min(1),
+  model: modelName,
   input: z.union([z.string(), z.array(inputItem)]).nullish(),
   instructions: z.string().nullish(),
   tools: z.array(tool).nullish(),

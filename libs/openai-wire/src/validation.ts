@@ -1,7 +1,16 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { GatewayError } from '@openrouter/errors';
 
 export type JsonObject = Record<string, unknown>;
+
+/**
+ * The longest model name a request may give (an id, an alias, a fine-tune's name: OpenAI's run to
+ * about 100 characters). Refusals quote the name; an unbounded one would make them as large as
+ * the body, past what a gRPC status can carry between the services.
+ */
+export const MODEL_NAME_MAX = 256;
+/** A request's `model`. */
+export const modelName = z.string().min(1).max(MODEL_NAME_MAX);
 
 export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
