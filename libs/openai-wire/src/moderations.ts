@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { badRequest, extraJson, isObject, type JsonObject, mergeExtra, modelName, paramOf, validate } from './validation';
+import { badRequest, extraJson, isObject, type JsonObject, mergeExtra, MODEL_NAME_MAX, paramOf, validate } from './validation';
 
 /**
  * The most inputs one moderations request may hold: texts in a list, or parts of one multimodal
@@ -28,7 +28,7 @@ const moderationPart = z.looseObject({ type: z.enum(['text', 'image_url']) }).su
 
 const moderationBody = z.looseObject({
   input: z.union([z.string(), z.array(z.string()).min(1).max(MAX_MODERATION_INPUTS), z.array(moderationPart).min(1).max(MAX_MODERATION_INPUTS)]),
-  model: modelName.nullish(),
+  model: z.string().max(MODEL_NAME_MAX).nullish(),
 });
 const MODERATION_KEYS: ReadonlySet<string> = new Set(Object.keys(moderationBody.shape));
 
@@ -83,7 +83,7 @@ const moderationResult = z.looseObject({
 });
 const moderationResponse = z.looseObject({
   id: z.string().nullish(),
-  model: modelName.nullish(),
+  model: z.string().max(MODEL_NAME_MAX).nullish(),
   results: z.array(moderationResult),
 });
 const RESULT_KEYS: ReadonlySet<string> = new Set(Object.keys(moderationResult.shape));
