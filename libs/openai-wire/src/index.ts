@@ -16,7 +16,8 @@ export {
 export { MAX_MODERATION_INPUTS, parseModerationRequest, parseOpenAIModerationResponse, toOpenAIModerationBody, toOpenAIModerationResponse } from './moderations';
 export { inPromptTerms, LEGACY_DEFAULT_MAX_TOKENS, parseLegacyCompletionRequest, toLegacyChunk, toLegacyCompletion } from './legacy-completions';
 export type { LegacyCompletionRequest } from './legacy-completions';
-export { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError, withParamRenamed } from './openai-errors';
+export { parseOpenAIErrorResponse, parseOpenAIStreamError, parseRetryAfter, toOpenAIError, withParamRenamed } from './openai-errors';
+export { carriesAnswer, chunkCarriesAnswer } from './answer-progress';
 export type { OpenAIErrorResponse, RateLimitKind } from './openai-errors';
 export { isAnthropicPath, toClientError, type ClientErrorResponse } from './client-errors';
 export { paramOf, validate } from './validation';

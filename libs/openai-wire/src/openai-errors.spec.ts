@@ -1,5 +1,5 @@
 import { ERROR_KINDS, type ErrorKind, GatewayError } from '@openrouter/errors';
-import { parseOpenAIErrorResponse, parseRetryAfter, toOpenAIError } from './openai-errors';
+import { parseOpenAIErrorResponse, parseOpenAIStreamError, parseRetryAfter, toOpenAIError } from './openai-errors';
 
 describe('toOpenAIError', () => {
   const table: Record<ErrorKind, [number, string, string | null]> = {
@@ -175,8 +175,84 @@ describe('parseOpenAIErrorResponse', () => {
     expect(parseOpenAIErrorResponse(400, undefined, '', 'acme').retryable).toBe(false);
   });
 
+  it('marks a 403 retryable, as a 401 and a 404: another deployment (key, region, provider) may be allowed', () => {
+    const refused = parseOpenAIErrorResponse(403, undefined, body({ message: 'Country, region, or territory not supported', code: 'unsupported_country_region_territory' }), 'acme');
+    expect(refused).toMatchObject({ kind: 'permission_denied', retryable: true, upstreamStatus: 403 });
+    expect(toOpenAIError(refused).status).toBe(502);
+  });
+
+  it("reads OpenAI's insufficient_quota 429 as a 402 is read: the gateway's account out of credit, a retryable 502 upstream_quota_exceeded, no rate limit", () => {
+    const quota = body({ message: 'You exceeded your current quota, please check your plan and billing details.', type: 'insufficient_quota', param: null, code: 'insufficient_quota' });
+    for (const error of [parseOpenAIErrorResponse(429, '20', quota, 'acme'), parseOpenAIErrorResponse(402, undefined, body({ message: 'out of credits' }), 'acme')]) {
+      expect(error).toMatchObject({ kind: 'upstream_error', code: 'upstream_quota_exceeded', retryable: true, retryAfterMs: undefined });
+      expect(toOpenAIError(error)).toMatchObject({ status: 502, headers: {}, body: { error: { type: 'server_error', code: 'upstream_quota_exceeded' } } });
+    }
+    // A rate limit (OpenAI's, Azure's `"code": "429"`) stays one.
+    expect(parseOpenAIErrorResponse(429, '3', body({ message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' }), 'acme')).toMatchObject({ kind: 'rate_limited', retryAfterMs: 3000 });
+    expect(parseOpenAIErrorResponse(429, '6', JSON.stringify({ error: { code: '429', message: 'Requests to the ChatCompletions_Create Operation … Please retry after 6 seconds.' } }), 'az')).toMatchObject({ kind: 'rate_limited', retryAfterMs: 6000 });
+  });
+
+  it("redacts the operator's OpenAI organization and project ids and Azure GUIDs from the text a client gets", () => {
+    const limited = parseOpenAIErrorResponse(
+      429,
+      undefined,
+      body({ message: 'Rate limit reached for gpt-4o in organization org-AbCdEf123456 on tokens per min (TPM): Limit 30000, Used 29000, Requested 2000.', type: 'tokens', code: 'rate_limit_exceeded' }),
+      'openai',
+    );
+    expect(limited.message).toBe('The provider "openai" is rate limiting requests: Rate limit reached for gpt-4o in organization [redacted] on tokens per min (TPM): Limit 30000, Used 29000, Requested 2000.');
+    const project = parseOpenAIErrorResponse(403, undefined, body({ message: 'Project `proj_Xy12ab34Cd56ef78Gh90ij12` does not have access to model `o3`' }), 'openai');
+    expect(project.message).not.toContain('proj_Xy12');
+    expect(project.message).toContain('Project `[redacted]` does not have access to model `o3`');
+    const azure = parseOpenAIErrorResponse(
+      403,
+      undefined,
+      JSON.stringify({ error: { code: 'PermissionDenied', message: 'The principal `4f8c2a1e-93b7-4d5e-a0c6-1b2d3e4f5a6b` lacks the required data action on /subscriptions/0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0/resourceGroups/rg.' } }),
+      'az',
+    );
+    expect(azure.message).toBe('The provider "az" refused the request: The principal `[redacted]` lacks the required data action on /subscriptions/[redacted]/resourceGroups/rg.');
+    // Words that only look alike stay.
+    expect(parseOpenAIErrorResponse(400, undefined, body({ message: 'An org-wide limit applies to proj_a.' }), 'acme').message).toBe('An org-wide limit applies to proj_a.');
+    expect(toOpenAIError(limited).body.error.message).not.toContain('AbCdEf123456');
+  });
+
   it('round-trips through toOpenAIError for the client-visible kinds', () => {
     const error = parseOpenAIErrorResponse(400, undefined, body({ message: "This model's maximum context length is 10 tokens." }), 'acme');
     expect(toOpenAIError(error)).toMatchObject({ status: 400, body: { error: { code: 'context_length_exceeded', type: 'invalid_request_error' } } });
+  });
+});
+
+describe('parseOpenAIStreamError', () => {
+  const event = (error: Record<string, unknown>): string => JSON.stringify({ error });
+
+  it.each([
+    // The event's own status: vLLM's numeric code, LiteLLM's code as digits, a `status` field.
+    ['vLLM 400', event({ object: 'error', message: 'This model has a maximum context length of 4096 tokens.', type: 'BadRequestError', param: null, code: 400 }), 'context_length_exceeded', 400, false],
+    ['LiteLLM "429"', event({ message: 'litellm.RateLimitError: slow down', type: 'None', param: 'None', code: '429' }), 'rate_limited', 429, true],
+    ['a status field', event({ message: 'not allowed', status: 403 }), 'permission_denied', 403, true],
+    // Else its code or type, as OpenAI answers them.
+    ['context_length_exceeded', event({ message: 'too long', type: 'invalid_request_error', code: 'context_length_exceeded' }), 'context_length_exceeded', 400, false],
+    ['invalid_request_error', event({ message: "Invalid 'tools'", type: 'invalid_request_error', param: 'tools', code: null }), 'bad_request', 400, false],
+    ['content_filter', event({ message: 'The response was filtered', type: null, code: 'content_filter' }), 'content_filtered', 400, false],
+    ['rate_limit_error', event({ message: 'slow down', type: 'rate_limit_error' }), 'rate_limited', 429, true],
+    ['rate_limit_exceeded', event({ message: 'slow down', type: 'requests', code: 'rate_limit_exceeded' }), 'rate_limited', 429, true],
+    ['model_not_found', event({ message: 'no such model', type: 'invalid_request_error', code: 'model_not_found' }), 'not_found', 404, true],
+    // Else a failure of the provider.
+    ['server_error', event({ message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null }), 'upstream_error', 500, true],
+    ['a bare string', JSON.stringify({ error: 'boom' }), 'upstream_error', 500, true],
+  ])('reads an error event (%s) as %s, status %i', (_name, data, kind, status, retryable) => {
+    expect(parseOpenAIStreamError(data, 'acme')).toMatchObject({ kind, upstreamStatus: status, retryable, provider: 'acme' });
+  });
+
+  it("reads insufficient_quota as the account's quota, failed over", () => {
+    expect(parseOpenAIStreamError(event({ message: 'You exceeded your current quota.', type: 'insufficient_quota', code: 'insufficient_quota' }), 'acme')).toMatchObject({
+      kind: 'upstream_error',
+      code: 'upstream_quota_exceeded',
+      retryable: true,
+    });
+  });
+
+  it("answers a content filter's refusal to the client as the 400 a non-streamed one is", () => {
+    const filtered = toOpenAIError(parseOpenAIStreamError(event({ message: 'filtered', code: 'content_filter' }), 'acme'));
+    expect(filtered).toMatchObject({ status: 400, body: { error: { type: 'invalid_request_error', code: 'content_filter' } } });
   });
 });

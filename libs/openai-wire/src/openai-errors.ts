@@ -140,7 +140,12 @@ function readProviderError(bodyText: string): ProviderErrorDetail {
 
 // Providers sometimes quote the credential they were given; it must not travel further.
 const SECRET = /\b(?:sk|pk|rk|gsk|xai|key)-[A-Za-z0-9_*.-]{6,}|\bBearer\s+\S+/gi;
-const redact = (message: string | undefined): string | undefined => message?.replace(SECRET, '[redacted]');
+// The operator's account ids: OpenAI names its organization (`org-…`) and project (`proj_…`) in
+// its 429s and 403s ("Rate limit reached for gpt-4o in organization org-… on tokens per min"),
+// and Azure names subscriptions and principals by GUID. They say nothing the client can act on
+// and tell anyone who sees the error whose account the gateway uses.
+const ACCOUNT_ID = /\b(?:org-|proj_)[A-Za-z0-9]{8,}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi;
+const redact = (message: string | undefined): string | undefined => message?.replace(SECRET, '[redacted]').replace(ACCOUNT_ID, '[redacted]');
 
 const CONTEXT_LENGTH = /maximum context length|context[_ ]length[_ ]exceeded|context window|prompt is too long/i;
 // `moderation_blocked`: GPT Image's safety system refused the prompt (type `image_generation_user_error`).
@@ -155,6 +160,11 @@ export function parseOpenAIErrorResponse(status: number, retryAfterHeader: strin
   const detail = readProviderError(bodyText);
   const base: GatewayErrorOptions = { upstreamStatus: status, provider, param: detail.param, code: detail.code };
   const withDetail = (summary: string): string => (detail.message ? `${summary}: ${detail.message}` : `${summary}.`);
+  // The gateway's account with the provider is out of credit or quota: the gateway's problem, not
+  // the client's (a 502, never the 402 that means the client's own budget), and another deployment
+  // (another account or provider) may serve.
+  const quotaExceeded = (): GatewayError =>
+    new GatewayError('upstream_error', withDetail(`The provider "${provider}" refused to bill the request`), { ...base, code: 'upstream_quota_exceeded', retryable: true });
 
   if (status === 400 || status === 422) {
     if (detail.code === 'context_length_exceeded' || CONTEXT_LENGTH.test(detail.message ?? '')) {
@@ -170,14 +180,19 @@ export function parseOpenAIErrorResponse(status: number, retryAfterHeader: strin
       // The provider's own text is dropped: it often quotes part of the key it was sent.
       return new GatewayError('auth_failed', `The provider "${provider}" rejected the gateway's credentials.`, { upstreamStatus: status, provider, code: 'upstream_auth_failed', retryable: true });
     case 402:
-      return new GatewayError('upstream_error', withDetail(`The provider "${provider}" refused to bill the request`), base);
+      return quotaExceeded();
     case 403:
-      return new GatewayError('permission_denied', withDetail(`The provider "${provider}" refused the request`), base);
+      // A refusal of the gateway's account, key or region on this deployment: another deployment
+      // (another key, region or provider) may serve, as after a 401 or 404.
+      return new GatewayError('permission_denied', withDetail(`The provider "${provider}" refused the request`), { ...base, retryable: true });
     case 404:
       return new GatewayError('not_found', withDetail(`The provider "${provider}" does not know the model or endpoint`), { ...base, retryable: true });
     case 408:
       return new GatewayError('timeout', `The provider "${provider}" timed out.`, base);
     case 429:
+      // OpenAI answers an account out of credit with a 429 too, but waiting does not cure it: a
+      // client told "rate limited" would retry for nothing.
+      if (detail.code === 'insufficient_quota' || detail.type === 'insufficient_quota') return quotaExceeded();
       return new GatewayError('rate_limited', withDetail(`The provider "${provider}" is rate limiting requests`), {
         ...base,
         code: detail.code ?? 'rate_limit_exceeded',
@@ -191,6 +206,65 @@ export function parseOpenAIErrorResponse(status: number, retryAfterHeader: strin
   }
   if (status >= 500) return new GatewayError('upstream_error', withDetail(`The provider "${provider}" failed (HTTP ${status})`), base);
   return new GatewayError('bad_request', detail.message ?? `The provider "${provider}" rejected the request (HTTP ${status}).`, base);
+}
+
+/**
+ * The HTTP status OpenAI answers each error `code` or `type` with, for an error that came without
+ * one. A code is more specific than a type (OpenAI's unknown model is type `invalid_request_error`,
+ * code `model_not_found`, and a 404), so it is looked up first.
+ */
+const ERROR_NAME_STATUS: ReadonlyMap<string, number> = new Map([
+  ['invalid_request_error', 400],
+  ['context_length_exceeded', 400],
+  ['content_filter', 400],
+  ['content_policy_violation', 400],
+  ['moderation_blocked', 400],
+  ['invalid_api_key', 401],
+  ['authentication_error', 401],
+  ['permission_error', 403],
+  ['model_not_found', 404],
+  ['not_found_error', 404],
+  ['rate_limit_exceeded', 429],
+  ['rate_limit_error', 429],
+  ['insufficient_quota', 429],
+]);
+
+/** An HTTP error status given as a number or as its digits (LiteLLM's `"code": "400"`). */
+function errorStatus(value: unknown): number | undefined {
+  const status = typeof value === 'number' ? value : typeof value === 'string' && /^\d{3}$/.test(value.trim()) ? Number(value) : undefined;
+  return status !== undefined && Number.isInteger(status) && status >= 400 && status <= 599 ? status : undefined;
+}
+
+/** The status an error event inside a stream stands for: its own, else its code's or type's, else 500. */
+function streamErrorStatus(data: string): number {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return 500;
+  }
+  if (!isObject(parsed)) return 500;
+  const inner = parsed['error'];
+  const err = isObject(inner) ? inner : parsed;
+  const own = errorStatus(err['status']) ?? errorStatus(err['code']) ?? errorStatus(parsed['status']) ?? errorStatus(parsed['code']);
+  if (own !== undefined) return own;
+  for (const name of [err['code'], err['type']]) {
+    const status = typeof name === 'string' ? ERROR_NAME_STATUS.get(name) : undefined;
+    if (status !== undefined) return status;
+  }
+  return 500;
+}
+
+/**
+ * An error event a provider sent inside a stream, after its HTTP 200 (`data: {"error":{…}}`, as
+ * OpenAI, LiteLLM and vLLM send one), as the canonical error the HTTP error it stands for would
+ * be. Its status is the event's own (`status`, or a numeric `code`: LiteLLM sends `"400"`, vLLM
+ * `400`), else the one OpenAI answers its `code` or `type` with, else 500. So a refusal of the
+ * request (too long, filtered, invalid) stays the client's error, one the router does not fail
+ * over for, and only a failure of the provider is retried elsewhere.
+ */
+export function parseOpenAIStreamError(data: string, provider: string): GatewayError {
+  return parseOpenAIErrorResponse(streamErrorStatus(data), undefined, data, provider);
 }
 
 /**

@@ -3,6 +3,7 @@ import { AUTO_MODEL, type Capability } from '@openrouter/config';
 import type { adapterv1, chatv1, routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { acceptBatches, callUnary, chatChunkBatching, readStream } from '@openrouter/grpc';
+import { carriesAnswer } from '@openrouter/openai-wire';
 import type { AdapterClients } from './adapter-clients';
 import type { CatalogModel } from './catalog/model-catalog';
 import { assignedDecision, callingDecision, decisionFor } from './explain/route-decision';
@@ -208,7 +209,7 @@ export class RouterService {
     const { unscreened } = await this.guardrails.moderateImages(context, request, this.guardrailModeration(context, signal));
     const open: AttemptOpener<adapterv1.GenerateImagesResponse> = (candidate, callSignal) =>
       once(this.adapters.generateImages({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
-    const { decision, answer } = await this.serveWhole({ context, capability: 'images', model: request.model || AUTO_MODEL, needs: [], user: request.user }, open, signal, unscreened);
+    const { decision, answer } = await this.serveWhole({ context, capability: 'images', model: request.model || AUTO_MODEL, needs: [], user: request.user, imagesMade: request.n || 1 }, open, signal, unscreened);
     if (!answer.response) throw new GatewayError('upstream_error', 'The adapter returned no images.');
     return { decision, response: answer.response };
   }
@@ -459,16 +460,10 @@ export class RouterService {
   }
 }
 
-/**
- * Whether an adapter event carries any of the answer. A chunk that only opens the message (the
- * role, an empty content: Anthropic's `message_start`, OpenAI's first chunk) does not: a provider
- * that fails or stalls after it has shown the client nothing, and the request fails over.
- */
-export function carriesAnswer(event: adapterv1.ChatResponse): boolean {
-  const chunk = event.chunk;
-  if (!chunk || chunk.usage) return true;
-  return chunk.choices.some((c) => !!c.finishReason || !!c.logprobsJson || (!!c.delta && (!!c.delta.content || c.delta.toolCalls.length > 0 || !!c.delta.refusal || !!c.delta.extraJson)));
-}
+// Whether an adapter event carries any of the answer (a provider that fails or stalls before one
+// has shown the client nothing, and the request fails over). Shared with the adapters, which must
+// agree on when an answer has begun; re-exported for the router's telemetry.
+export { carriesAnswer };
 
 /** Whether a speech piece carries audio: the first that does commits the request to its deployment. */
 export function carriesAudio(piece: adapterv1.SpeakResponse): boolean {
@@ -481,7 +476,7 @@ function speechPiece(piece: adapterv1.SpeakResponse): chatv1.SpeechResponse {
 }
 
 /** What a call to an API other than chat is planned with: its capability, model and, where it has them, a prompt estimate, audio length or characters. */
-type PlannedCall = Pick<PlanRequest, 'context' | 'capability' | 'model' | 'needs' | 'user'> & Partial<Pick<PlanRequest, 'promptTokens' | 'audioMs' | 'characters'>>;
+type PlannedCall = Pick<PlanRequest, 'context' | 'capability' | 'model' | 'needs' | 'user'> & Partial<Pick<PlanRequest, 'promptTokens' | 'audioMs' | 'characters' | 'imagesMade'>>;
 
 /** The plan request of a call to an API other than chat: no task type, context window, answer length or route controls. */
 function wholePlanRequest(asked: PlannedCall, stream: boolean): PlanRequest {

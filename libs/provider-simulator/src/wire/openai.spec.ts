@@ -420,6 +420,38 @@ describe('OpenAI wire format over HTTP', () => {
       expect(sim.requests()[0]?.outcome).toBe('dropped');
     });
 
+    it('fails a chat stream after its 200 with an error event after the given number of content tokens, as LiteLLM and vLLM do', async () => {
+      sim.configure({ faults: [{ kind: 'http_error', status: 400, code: 'context_length_exceeded', message: 'Too long.', afterTokens: 2 }] });
+      const streamed = await chat({ stream: true, stream_options: { include_usage: true } });
+      expect(streamed.status).toBe(200);
+      const events = sseEvents(streamed.text);
+      expect(events).not.toContain('[DONE]');
+      // The opening chunk, two content tokens, then the error in OpenAI's shape.
+      expect(events.slice(1, -1).map((e) => JSON.parse(e).choices[0].delta.content)).toHaveLength(2);
+      expect(JSON.parse(events[events.length - 1] ?? '')).toEqual({ error: { message: 'Too long.', type: 'invalid_request_error', param: null, code: 'context_length_exceeded' } });
+      // Without a stream, or without afterTokens, the same fault is the HTTP answer.
+      sim.configure({ faults: [{ kind: 'http_error', status: 400, afterTokens: 2 }] });
+      expect((await chat({})).status).toBe(400);
+      sim.configure({ faults: [{ kind: 'http_error', status: 400 }] });
+      expect((await chat({ stream: true })).status).toBe(400);
+    });
+
+    it("answers an Azure deployment's 429 in Azure's own shape, with retry-after and retry-after-ms", async () => {
+      sim.configure({ faults: [{ kind: 'http_error', status: 429, retryAfterSeconds: 6 }] });
+      const limited = await post('/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21', { messages: [{ role: 'user', content: 'Hi' }] });
+      expect(limited.status).toBe(429);
+      expect(limited.headers).toMatchObject({ 'retry-after': '6', 'retry-after-ms': '6000' });
+      expect(JSON.parse(limited.text)).toEqual({
+        error: {
+          code: '429',
+          message:
+            'Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 6 seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit.',
+        },
+      });
+      // OpenAI's own routes keep OpenAI's shape.
+      expect(JSON.parse((await chat({})).text).error).toMatchObject({ type: 'requests', code: 'rate_limit_exceeded' });
+    });
+
     it('never answers a timeout fault until the client gives up', async () => {
       sim.configure({ faults: [{ kind: 'timeout', remaining: 1 }] });
       const controller = new AbortController();

@@ -4,7 +4,7 @@ import { type EmbeddingInput, encodeEmbeddingBase64, generateEmbedding } from '.
 import { colourHex, imageColour, solidPng } from '../core/png-image';
 import { classifyModeration, MODERATION_CATEGORIES, type ModerationInput } from '../core/moderation-classifier';
 import { synthesizeSpeech } from '../core/simulated-audio';
-import { deliverFrames } from '../core/stream-pacer';
+import { deliverFrames, type PacedFrame } from '../core/stream-pacer';
 import { countTokens } from '../core/token-counter';
 import { SIMULATED_IMAGE_PREFIX } from '../http/control-routes';
 import type { HttpExchange } from '../http/http-exchange';
@@ -60,7 +60,10 @@ interface Prepared {
   /** The fields of a multipart form (a `form` route's body; on Azure with the deployment as `model`). */
   form: FormFields | undefined;
   model: string | undefined;
-  /** Set only for a fault that has to act while the response is written (drop_mid_stream). */
+  /**
+   * Set only for a fault that has to act while the response is written: drop_mid_stream, or an
+   * http_error with `afterTokens` on a chat stream (an error event inside the stream).
+   */
   midResponseFault: Fault | undefined;
 }
 
@@ -130,8 +133,11 @@ async function prepare(
     if (isRecord(body)) body = form ?? { ...body, model };
   }
   const fault = faultPath === undefined ? undefined : runtime.faults.select({ model, path: faultPath });
-  if (fault !== undefined && fault.kind !== 'drop_mid_stream') {
-    await applyFault(exchange, fault, model);
+  // An http_error with `afterTokens` on a chat stream fails the stream after its 200, as LiteLLM,
+  // vLLM and OpenAI itself report a failure once streaming has begun.
+  const inStream = fault?.kind === 'http_error' && fault.afterTokens !== undefined && faultPath === 'chat' && isRecord(body) && body['stream'] === true;
+  if (fault !== undefined && fault.kind !== 'drop_mid_stream' && !inStream) {
+    await applyFault(exchange, fault, model, dialect);
     return undefined;
   }
   return { behaviour, body, form, model, midResponseFault: fault };
@@ -205,14 +211,56 @@ function azureDeployment(exchange: HttpExchange): string | undefined {
   return match?.[1] === undefined ? undefined : decodeURIComponent(match[1]);
 }
 
-async function applyFault(exchange: HttpExchange, fault: Fault, model: string | undefined): Promise<void> {
+async function applyFault(exchange: HttpExchange, fault: Fault, model: string | undefined, dialect: Dialect): Promise<void> {
   if (await faultWithoutAnswer(exchange, fault)) return;
   const status = fault.status ?? 500;
   const headers: OutgoingHttpHeaders = {};
   const retryAfter = faultRetryAfterSeconds(fault, status);
   if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
+  if (dialect === 'azure' && status === 429) {
+    // Azure's own throttling answer: its code is the status's digits, with no type or param, and
+    // the wait is also sent in milliseconds.
+    if (retryAfter !== undefined) headers['retry-after-ms'] = String(retryAfter * 1000);
+    const message = fault.message ?? azureThrottleMessage(exchange, retryAfter ?? 1);
+    exchange.sendJson(status, { error: { code: fault.code ?? '429', message } }, headers);
+    return;
+  }
   const message = fault.message ?? defaultErrorMessage(status, model);
   sendError(exchange, status, message, null, fault.code ?? defaultErrorCode(status), headers);
+}
+
+/** The operation Azure names in its throttling message, by the deployment route's last segments. */
+const AZURE_OPERATIONS: Readonly<Record<string, string>> = {
+  'chat/completions': 'ChatCompletions_Create',
+  embeddings: 'Embeddings_Create',
+  'images/generations': 'ImageGenerations_Create',
+  'images/edits': 'ImageEdits_Create',
+  'audio/transcriptions': 'Transcriptions_Create',
+  'audio/translations': 'Translations_Create',
+  'audio/speech': 'Speech_Create',
+};
+
+function azureThrottleMessage(exchange: HttpExchange, seconds: number): string {
+  const route = AZURE_DEPLOYMENT_ROUTE.exec(exchange.pathname)?.[2] ?? 'chat/completions';
+  const version = new URL(exchange.req.url ?? '/', 'http://simulator').searchParams.get('api-version') ?? '';
+  return (
+    `Requests to the ${AZURE_OPERATIONS[route] ?? 'ChatCompletions_Create'} Operation under Azure OpenAI API version ${version} have exceeded token rate limit of your current OpenAI S0 pricing tier. ` +
+    `Please retry after ${seconds} seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit.`
+  );
+}
+
+/** The frames up to `afterTokens` token frames, then the fault's error event; the stream then ends, without [DONE]. */
+function withErrorEvent(frames: readonly PacedFrame[], fault: Fault, model: string | undefined): PacedFrame[] {
+  const out: PacedFrame[] = [];
+  let tokens = 0;
+  for (const frame of frames) {
+    if (frame.tokenStep !== undefined && tokens++ >= (fault.afterTokens ?? 0)) break;
+    out.push(frame);
+  }
+  const status = fault.status ?? 500;
+  const error = openAiError(fault.message ?? defaultErrorMessage(status, model), errorTypeForStatus(status), null, fault.code ?? defaultErrorCode(status));
+  out.push({ text: `data: ${JSON.stringify(error)}\n\n` });
+  return out;
 }
 
 function sendError(
@@ -238,7 +286,8 @@ const chatCompletions = (dialect: Dialect): WireHandler => async (exchange, runt
   const result = planChatCompletion(parsed.data, prepared.behaviour, runtime);
   if (!result.ok) return sendProblem(exchange, result.problem);
 
-  const dropAfterTokens = prepared.midResponseFault?.afterTokens ?? (prepared.midResponseFault ? 0 : undefined);
+  const fault = prepared.midResponseFault;
+  const dropAfterTokens = fault?.kind === 'drop_mid_stream' ? (fault.afterTokens ?? 0) : undefined;
   if (!result.stream) {
     const body = chatCompletionBody(result.plan, !prepared.behaviour.omitUsage);
     if (dropAfterTokens !== undefined) return exchange.sendTruncated(200, JSON_HEADERS, JSON.stringify(body));
@@ -246,8 +295,9 @@ const chatCompletions = (dialect: Dialect): WireHandler => async (exchange, runt
   }
   if (!exchange.open) return;
   const sink = exchange.startStream(SSE_HEADERS);
+  const frames = chatCompletionFrames(result.plan, result.includeUsage, dialect === 'azure');
   await deliverFrames(
-    chatCompletionFrames(result.plan, result.includeUsage, dialect === 'azure'),
+    fault?.kind === 'http_error' ? withErrorEvent(frames, fault, prepared.model) : frames,
     { ttftMs: prepared.behaviour.ttftMs, tokensPerSecond: prepared.behaviour.tokensPerSecond, dropAfterTokens },
     exchange.cancel,
     sink,

@@ -126,10 +126,22 @@ describe('Azure adapter with Entra ID against the simulated Azure OpenAI', () =>
     expect(modelCalls().map((r) => r.outcome)).toEqual(['completed', 'error', 'error', 'error', 'error', 'error']);
   });
 
-  it('fails with a non-retryable 502 naming AADSTS7000215 for a wrong client secret, never quoting it, and calls no model', async () => {
+  it("reads Azure's own 429 as a rate limit with its wait, and an error event inside a stream by its code: a content filter stays the client's 400", async () => {
+    const adapter = adapterFor(withSecret());
+    sim.configure({ faults: [{ kind: 'http_error', status: 429, retryAfterSeconds: 6, remaining: 1 }] });
+    const limited = await failure(collect(adapter));
+    expect(limited).toMatchObject({ kind: 'rate_limited', retryable: true, retryAfterMs: 6000, upstreamStatus: 429 });
+    expect(limited.message).toContain('have exceeded token rate limit of your current OpenAI S0 pricing tier');
+    sim.configure({ faults: [{ kind: 'http_error', status: 400, code: 'content_filter', message: 'The response was filtered.', afterTokens: 1, remaining: 1 }] });
+    const filtered = await failure(collect(adapter, { stream: true }));
+    expect(filtered).toMatchObject({ kind: 'content_filtered', code: 'content_filter', retryable: false });
+    expect(toOpenAIError(filtered).status).toBe(400);
+  });
+
+  it('fails with a retryable 502 naming AADSTS7000215 for a wrong client secret (another deployment may serve), never quoting it, and calls no model', async () => {
     const adapter = adapterFor(withSecret('Xy8Q~wrong-secret'));
     const error = await failure(collect(adapter));
-    expect(error).toMatchObject({ kind: 'auth_failed', code: 'upstream_auth_failed', retryable: false, upstreamStatus: 401, provider: 'azure-entra' });
+    expect(error).toMatchObject({ kind: 'auth_failed', code: 'upstream_auth_failed', retryable: true, upstreamStatus: 401, provider: 'azure-entra' });
     expect(error.message).toBe(
       'The provider "azure-entra" could not get an access token: Entra ID refused the gateway\'s credentials (HTTP 401 invalid_client): AADSTS7000215 invalid client secret (give the secret\'s value, not its ID).',
     );
@@ -193,7 +205,7 @@ describe('Azure adapter with Entra ID against the simulated Azure OpenAI', () =>
     await collect(adapterFor({ managedIdentity: true, authorityHost: undefined, imdsUrl }));
     await collect(adapterFor({ managedIdentity: true, authorityHost: undefined, clientId: 'ua-client', imdsUrl }));
     const missing = await failure(collect(adapterFor({ managedIdentity: true, authorityHost: undefined, clientId: 'not-assigned', imdsUrl })));
-    expect(missing).toMatchObject({ kind: 'auth_failed', retryable: false, upstreamStatus: 400 });
+    expect(missing).toMatchObject({ kind: 'auth_failed', retryable: true, upstreamStatus: 400 });
     expect(missing.message).toContain('a user-assigned managed identity with client ID not-assigned');
     expect(tokenCalls().map((r) => [r.path, r.headers['metadata']])).toEqual([
       [IMDS_TOKEN_PATH, 'true'],

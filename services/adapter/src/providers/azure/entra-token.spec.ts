@@ -34,10 +34,10 @@ describe('the client-secret grant', () => {
     [400, 'unauthorized_client', 700016, "Application with identifier 'app-id' was not found.", 'AADSTS700016 the application (clientId) was not found in the tenant'],
     [400, 'invalid_request', 90002, "Tenant 'x' not found.", 'AADSTS90002 the tenant was not found'],
     [400, 'invalid_request', 9999999, 'Something new.', 'AADSTS9999999'],
-  ])('a refusal (HTTP %i %s AADSTS%i) is a non-retryable 502 naming the problem, never the secret', async (status, error, code, text, named) => {
+  ])('a refusal (HTTP %i %s AADSTS%i) is a retryable 502 naming the problem, never the secret, so failover goes on to another deployment', async (status, error, code, text, named) => {
     const http = new FakeTokenHttp().reply(status, entraRefusal(status, error, code, `${text} ${SECRET}`));
     const refused = await failure(clientSecretGrant(app, http, 'az')());
-    expect(refused).toMatchObject({ kind: 'auth_failed', code: 'upstream_auth_failed', retryable: false, upstreamStatus: status, provider: 'az' });
+    expect(refused).toMatchObject({ kind: 'auth_failed', code: 'upstream_auth_failed', retryable: true, upstreamStatus: status, provider: 'az' });
     expect(refused.message).toContain(`Entra ID refused the gateway's credentials (HTTP ${status} ${error}): ${named}`);
     expect(refused.message).not.toContain(SECRET);
     const wire = toOpenAIError(refused);
@@ -130,12 +130,12 @@ describe('the workload identity grant', () => {
     expect(formOf(http.requests[1])['client_assertion']).toBe('eyJsecond.federated.token');
   });
 
-  it('a file that cannot be read is a non-retryable 502 naming it; a refused assertion names AADSTS70021', async () => {
+  it('a file that cannot be read is a retryable 502 naming it; a refused assertion names AADSTS70021', async () => {
     const missing = () => {
       throw Object.assign(new Error('nope'), { code: 'ENOENT' });
     };
     const unreadable = await failure(workloadIdentityGrant({ tokenUrl: TOKEN_URL, clientId: 'c', scope: SCOPE, tokenFile: '/t', readFile: missing }, new FakeTokenHttp(), 'az')());
-    expect(unreadable).toMatchObject({ kind: 'auth_failed', retryable: false, upstreamStatus: 0 });
+    expect(unreadable).toMatchObject({ kind: 'auth_failed', retryable: true, upstreamStatus: 0 });
     expect(unreadable.message).toContain('the federated token file /t cannot be read (ENOENT)');
     const http = new FakeTokenHttp().reply(400, entraRefusal(400, 'invalid_client', 70021, 'No matching federated identity record found for presented assertion.'));
     const refused = await failure(workloadIdentityGrant({ tokenUrl: TOKEN_URL, clientId: 'c', scope: SCOPE, tokenFile: '/t', readFile: () => 'eyJa.b.c' }, http, 'az')());
@@ -172,10 +172,10 @@ describe('the managed identity grant', () => {
     expect(appService.timeoutMs).toBe(5_000);
   });
 
-  it('no matching identity (400) is a non-retryable 502; IMDS 404, 429 and 5xx and no answer are retryable 503', async () => {
+  it('no matching identity (400) is a retryable 502; IMDS 404, 429 and 5xx and no answer are retryable 503', async () => {
     const imds = { kind: 'imds' as const, url: 'http://169.254.169.254/metadata/identity/oauth2/token', resource: 'https://cognitiveservices.azure.com' };
     const refused = await failure(managedIdentityGrant(imds, new FakeTokenHttp().reply(400, { error: 'invalid_request', error_description: 'Identity not found' }), 'az')());
-    expect(refused).toMatchObject({ kind: 'auth_failed', retryable: false, upstreamStatus: 400 });
+    expect(refused).toMatchObject({ kind: 'auth_failed', retryable: true, upstreamStatus: 400 });
     expect(refused.message).toContain('is a system-assigned managed identity assigned to the VM or app the gateway runs on?');
     for (const status of [404, 429, 500]) {
       expect(await failure(managedIdentityGrant(imds, new FakeTokenHttp().reply(status, {}), 'az')())).toMatchObject({ kind: 'unavailable', retryable: true, upstreamStatus: status });

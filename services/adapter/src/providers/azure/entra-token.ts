@@ -70,9 +70,14 @@ const managedIdentityRefusal = z.looseObject({
   message: z.string().optional(),
 });
 
-/** A refusal of the gateway's own credentials: retrying elsewhere with them cannot help, and the client is not at fault (502). */
+/**
+ * A refusal of the gateway's own credentials: the client is not at fault (502). It is retryable,
+ * as Azure's own 401 for a wrong `api-key` is: these credentials are this provider's only, so
+ * another deployment (another Azure resource, another provider) may serve, and each refusal
+ * counts against this deployment's circuit breaker, which opens and stops the token fetches.
+ */
 function refused(provider: string, what: string, status: number, cause: unknown): GatewayError {
-  return new GatewayError('auth_failed', `The provider "${provider}" could not get an access token: ${what}.`, { provider, code: 'upstream_auth_failed', retryable: false, upstreamStatus: status, cause });
+  return new GatewayError('auth_failed', `The provider "${provider}" could not get an access token: ${what}.`, { provider, code: 'upstream_auth_failed', retryable: true, upstreamStatus: status, cause });
 }
 
 /** The token service failed or could not be reached: another deployment may serve (503). */

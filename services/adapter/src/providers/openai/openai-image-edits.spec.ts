@@ -169,7 +169,7 @@ describe('image edits against the simulated provider', () => {
       expect(refused).toMatchObject({ kind: 'auth_failed', upstreamStatus: 401 });
       expect(refused.message).not.toContain('sk-wrong');
       sim.configure({ faults: [{ kind: 'drop_mid_stream', path: 'images', remaining: 1 }] });
-      await expect(failure(editWith(adapter, 'gpt-image-1', edit()))).resolves.toMatchObject({ kind: 'unavailable', retryable: true });
+      await expect(failure(editWith(adapter, 'gpt-image-1', edit()))).resolves.toMatchObject({ kind: 'upstream_error', retryable: true });
       expect((await editWith(adapter, 'gpt-image-1', edit())).data).toHaveLength(1);
     });
 

@@ -145,9 +145,9 @@ describe('image generation against the simulated provider', () => {
       await expect(failure(generate(adapterFor({ timeoutMs: 200 }), 'gpt-image-1', { prompt: 'x' }, 0))).resolves.toMatchObject({ kind: 'timeout', retryable: true });
     });
 
-    it('maps an answer cut midway to a retryable transport failure, and a refused key to a failed authentication', async () => {
+    it('maps an answer cut midway to a retryable failure of the provider, and a refused key to a failed authentication', async () => {
       sim.configure({ faults: [{ kind: 'drop_mid_stream', path: 'images', remaining: 1 }] });
-      await expect(failure(generate(adapterFor(), 'gpt-image-1', { prompt: 'x' }))).resolves.toMatchObject({ kind: 'unavailable', retryable: true, provider: 'sim-openai' });
+      await expect(failure(generate(adapterFor(), 'gpt-image-1', { prompt: 'x' }))).resolves.toMatchObject({ kind: 'upstream_error', retryable: true, provider: 'sim-openai' });
       const refused = await failure(generate(adapterFor({ apiKey: 'sk-wrong' }), 'gpt-image-1', { prompt: 'x' }));
       expect(refused).toMatchObject({ kind: 'auth_failed', upstreamStatus: 401 });
       expect(refused.message).not.toContain('sk-wrong');

@@ -112,9 +112,9 @@ describe('OpenAI adapter moderations against the simulated provider', () => {
     expect(refused.message).not.toContain('sk-wrong');
   });
 
-  it('maps an answer whose connection was cut midway to a retryable transport failure', async () => {
+  it('maps an answer whose connection was cut midway to a retryable failure of the provider, which was reached', async () => {
     sim.configure({ faults: [{ kind: 'drop_mid_stream', path: 'moderations' }] });
-    await expect(failure(moderate(adapterFor(), { input: 'x' }))).resolves.toMatchObject({ kind: 'unavailable', retryable: true, provider: 'sim-openai' });
+    await expect(failure(moderate(adapterFor(), { input: 'x' }))).resolves.toMatchObject({ kind: 'upstream_error', retryable: true, provider: 'sim-openai' });
   });
 
   it('reads a key file again after the provider refused the old key, as embeddings do', async () => {

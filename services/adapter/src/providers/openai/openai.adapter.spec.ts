@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { chatv1 } from '@openrouter/contracts';
-import { parseChatRequest, parseEmbeddingRequest, parseOpenAIChunk } from '@openrouter/openai-wire';
+import type { adapterv1, chatv1 } from '@openrouter/contracts';
+import { carriesAnswer, parseChatRequest, parseEmbeddingRequest, parseOpenAIChunk } from '@openrouter/openai-wire';
+import { type Fault, type RunningSimulator, startSimulator } from '@openrouter/provider-simulator';
+import { failure } from '../gateway-failure.testing';
 import type { ProviderAdapter } from '../provider-adapter';
 import { createOpenAIAdapter } from './openai.adapter';
 
@@ -91,6 +93,26 @@ describe('OpenAI adapter streaming usage', () => {
     expect(failure).toMatchObject({ kind: 'upstream_error' });
     // The reasoning the provider billed is metered, not estimated from the visible text.
     expect(metered(chunks)).toEqual({ prompt: 20, completion: 4000 });
+  });
+
+  it.each([
+    // vLLM's reasoning parser: the reasoning streams as `reasoning_content`, the running usage on every chunk.
+    ['stream-reasoning-cut', { prompt: 30, completion: 870 }],
+    // A refusal streams as `refusal` deltas, with no content.
+    ['stream-refusal-cut', { prompt: 15, completion: 3 }],
+  ])('passes on the usage of %s, whose answer had begun with reasoning or a refusal only, when it is cut before [DONE]', async (name, usage) => {
+    const chunks: chatv1.ChatChunk[] = [];
+    expect(await failure(streamUntilError(name, chunks))).toMatchObject({ kind: 'upstream_error' });
+    // The router committed the request to this deployment at those deltas: what the provider billed for them is metered.
+    expect(chunks.some((c) => c.usage === undefined && carriesAnswer({ chunk: c }))).toBe(true);
+    expect(metered(chunks)).toEqual(usage);
+    expect(chunks[chunks.length - 1]?.choices).toEqual([]);
+  });
+
+  it('reads an error event by its own status (vLLM: a 500) and passes on the usage reported before it once the answer had begun', async () => {
+    const chunks: chatv1.ChatChunk[] = [];
+    expect(await failure(streamUntilError('stream-reasoning-then-error', chunks))).toMatchObject({ kind: 'upstream_error', upstreamStatus: 500, retryable: true });
+    expect(metered(chunks)).toEqual({ prompt: 40, completion: 500 });
   });
 
   it('passes an OpenAI stream (usage only on its last, choice-less chunk) on unchanged', async () => {
@@ -227,5 +249,66 @@ describe('OpenAI adapter embeddings answers', () => {
   it('refuses `dimensions` as unsupported when the server ignored it, rather than hand back vectors of another length', async () => {
     await expect(embed('fixed-size', { input: ['a'], dimensions: 2 })).rejects.toMatchObject({ kind: 'bad_request', param: 'dimensions', code: 'unsupported_parameter' });
     expect((await embed('fixed-size', { input: ['a'], dimensions: 4 })).data[0]?.vectorF32le.byteLength).toBe(16);
+  });
+});
+
+describe('OpenAI adapter errors from the simulated provider', () => {
+  let sim: RunningSimulator;
+  const adapters: ProviderAdapter[] = [];
+
+  beforeAll(async () => {
+    sim = await startSimulator();
+  });
+  afterEach(() => sim.reset());
+  afterAll(async () => {
+    await Promise.all(adapters.map((a) => a.close()));
+    await sim.close();
+  });
+
+  function adapter(): ProviderAdapter {
+    const created = createOpenAIAdapter('sim', { type: 'openai', baseUrl: sim.baseUrl, apiKey: 'k', outputLimit: undefined, dropParams: [], headers: {}, timeoutMs: 5_000 });
+    adapters.push(created);
+    return created;
+  }
+
+  async function chat(body: Record<string, unknown>, into: adapterv1.ChatResponse[] = []): Promise<adapterv1.ChatResponse[]> {
+    const request = parseChatRequest({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], ...body });
+    for await (const event of adapter().chat({ requestId: 'r', upstreamModel: 'gpt-4o', request, timeoutMs: 5_000, signal: new AbortController().signal })) into.push(event);
+    return into;
+  }
+
+  it.each<[string, string, boolean, Partial<Fault>]>([
+    ['context_length_exceeded', 'context_length_exceeded', false, { status: 400, code: 'context_length_exceeded', message: "This model's maximum context length is 128000 tokens." }],
+    ['content_filter', 'content_filtered', false, { status: 400, code: 'content_filter', message: 'The response was filtered due to the prompt triggering content management policy.' }],
+    ['invalid_request_error', 'bad_request', false, { status: 400 }],
+    ["LiteLLM's code \"400\" on a server_error", 'bad_request', false, { status: 500, code: '400', message: 'litellm.BadRequestError: invalid tools' }],
+    ['rate_limit_exceeded', 'rate_limited', true, { status: 429 }],
+    ['server_error', 'upstream_error', true, { status: 500 }],
+  ])('reads an error event sent after the 200 (%s) as %s, retryable %s: not always as a provider failure', async (_name, kind, retryable, fault) => {
+    sim.configure({ faults: [{ kind: 'http_error', afterTokens: 0, ...fault }] });
+    expect(await failure(chat({ stream: true }))).toMatchObject({ kind, retryable, provider: 'sim' });
+  });
+
+  it('reads an error event after part of the answer the same way, the part passed on first', async () => {
+    sim.configure({ faults: [{ kind: 'http_error', status: 400, code: 'content_filter', afterTokens: 2 }] });
+    const events: adapterv1.ChatResponse[] = [];
+    expect(await failure(chat({ stream: true }, events))).toMatchObject({ kind: 'content_filtered', code: 'content_filter', retryable: false });
+    expect(events.flatMap((e) => e.chunk?.choices.map((c) => c.delta?.content ?? '') ?? []).filter(Boolean)).toHaveLength(2);
+  });
+
+  it("reads OpenAI's insufficient_quota inside a stream as the account's quota, which another deployment may not share", async () => {
+    sim.configure({ faults: [{ kind: 'http_error', status: 429, code: 'insufficient_quota', afterTokens: 0 }] });
+    expect(await failure(chat({ stream: true }))).toMatchObject({ kind: 'upstream_error', code: 'upstream_quota_exceeded', retryable: true });
+  });
+
+  it('reads a whole answer cut mid-body as the provider failing, not as a provider that could not be reached', async () => {
+    sim.configure({ faults: [{ kind: 'drop_mid_stream', path: 'chat' }] });
+    const cut = await failure(chat({}));
+    expect(cut).toMatchObject({ kind: 'upstream_error', retryable: true });
+    expect(cut.message).toBe('The provider "sim" closed the connection before the answer was complete.');
+    sim.configure({ faults: [{ kind: 'drop_mid_stream', path: 'embeddings' }] });
+    const { request } = parseEmbeddingRequest({ model: 'text-embedding-3-small', input: 'hi' });
+    const embedding = await failure(adapter().embed({ requestId: 'r', upstreamModel: 'text-embedding-3-small', request, timeoutMs: 5_000, signal: new AbortController().signal }));
+    expect(embedding).toMatchObject({ kind: 'upstream_error', message: 'The provider "sim" closed the connection before the answer was complete.' });
   });
 });

@@ -3,12 +3,14 @@ import type { ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import {
+  chunkCarriesAnswer,
   parseOpenAIChunk,
   parseOpenAICompletion,
   parseOpenAIEmbeddingResponse,
   parseOpenAIErrorResponse,
   parseOpenAIImageGenerationResponse,
   parseOpenAIModerationResponse,
+  parseOpenAIStreamError,
   toOpenAIChatBody,
   toOpenAIEmbeddingBody,
   toOpenAIImageGenerationBody,
@@ -19,7 +21,7 @@ import { embeddingResponse } from '../embedding-response';
 import { imageGenerationResponse } from '../image-generation-response';
 import { moderationResponse } from '../moderation-response';
 import { closingSecrets, CredentialFile } from '../credential-file';
-import { createUpstreamDispatcher, discardRest, type Egress, headerText, readBodyBounded, readBodyPieces, readServerSentEvents, transportError } from '../http-upstream';
+import { createUpstreamDispatcher, discardRest, type Egress, headerText, readBodyBounded, readBodyPieces, readJsonBody, readServerSentEvents } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { postFormWithAuth, postWithAuth, secretAuth, staticAuth, type UpstreamAuth } from '../upstream-auth';
 import { type AudioEndpoint, answersJson, parseOpenAITranscript, SPEECH_CONTENT_TYPES, toOpenAISpeechBody, toOpenAITranscriptionForm } from './openai-audio';
@@ -105,14 +107,9 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
     return postWithAuth(agent, auth, { url, headers, body: JSON.stringify(body), timeoutMs: call.timeoutMs || endpoints.timeoutMs, signal: call.signal, provider: id }, parseError);
   }
 
-  async function readJson(response: Awaited<ReturnType<typeof post>>, call: ProviderCall<unknown>): Promise<unknown> {
-    try {
-      return await response.body.json();
-    } catch (error) {
-      if (error instanceof SyntaxError) throw new GatewayError('upstream_error', `The provider "${id}" returned a malformed response.`, { provider: id, cause: error });
-      throw transportError(error, call.signal, id);
-    }
-  }
+  // A body cut mid-way is the provider's failure (it was reached and began to answer), never
+  // "could not be reached": readJsonBody tells the two apart.
+  const readJson = (response: Dispatcher.ResponseData, call: ProviderCall<unknown>): Promise<unknown> => readJsonBody(response, call.signal, id);
 
   const adapter: ProviderAdapter = {
     async *chat(call: ProviderCall<chatv1.ChatRequest>): AsyncGenerator<adapterv1.ChatResponse> {
@@ -138,17 +135,21 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
             // commit it to this provider).
             const reported = answered ? usage.end() : undefined;
             if (reported) yield { chunk: reported };
-            throw parseOpenAIErrorResponse(500, undefined, event.data, id);
+            throw parseOpenAIStreamError(event.data, id);
           }
           const chunk = usage.accept(parseOpenAIChunk(json));
           if (chunk) {
-            answered ||= chunk.choices.some((c) => !!c.delta?.content || (c.delta?.toolCalls.length ?? 0) > 0 || !!c.finishReason);
+            // The router's own test of a begun answer (reasoning and refusal deltas, logprobs count):
+            // had they disagreed, a stream of reasoning cut before its text would be committed by
+            // the router without the usage the provider billed for it.
+            answered ||= chunkCarriesAnswer(chunk);
             yield { chunk };
           }
         }
       } finally {
         if (done) discardRest(response.body);
-        else response.body.destroy();
+        // A body torn down may still emit an error (the socket's reset) with no one listening.
+        else response.body.on('error', () => undefined).destroy();
       }
       // A stream cut before [DONE] passes on the usage it did report (billed) once its answer had begun, then fails.
       const last = done || answered ? usage.end() : undefined;
