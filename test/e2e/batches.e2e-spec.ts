@@ -122,6 +122,24 @@ describe('batches through the gateway', () => {
     expect(listed.data.map((b) => b.id)).toContain(batch.id);
   });
 
+  it('tags each line with its batch however many tags the creating request had: batch=<id> first, then those of the request that fit', async () => {
+    const inputFileId = await upload([chatLine('t', 'tagged question')]);
+    // Sixteen tags of 40 characters: more than the 256 characters a request's tags are read from.
+    const tags = Array.from({ length: 16 }, (_, i) => `t${i}=${String(i).padStart(40, 'v')}`).join(',');
+    const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' }, { headers: { 'x-openrouter-tags': tags } });
+    const batch = await ended(created.id);
+    expect(batch).toMatchObject({ status: 'completed', request_counts: { total: 1, completed: 1, failed: 0 } });
+    const [line] = await jsonl(batch.output_file_id);
+    const rows = await waitFor(
+      async () => {
+        const found = await queryRows<{ request_id: string; t0: string }>(gw.gateway.billing.usage.store, "SELECT request_id, tags['t0'] AS t0 FROM {db:Identifier}.usage_events FINAL WHERE tags['batch'] = {batch:String}", { batch: batch.id });
+        return found.length === 1 ? found : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: 'the usage row of the tagged batch' },
+    );
+    expect(rows).toEqual([{ request_id: line?.id, t0: String(0).padStart(40, 'v') }]);
+  });
+
   it('puts a line the gateway refuses in the error file, and tries a line again while it is refused for a reason that passes', async () => {
     // The first two provider calls fail with 503 (no fallback in this catalog), then it answers.
     gw.sim.configure({ faults: [{ kind: 'http_error', status: 503, path: 'chat', remaining: 2 }] });

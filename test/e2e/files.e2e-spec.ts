@@ -112,6 +112,18 @@ describe.each([
     expect(first.has_more).toBe(true);
   });
 
+  it("deletes every file of the project in one walk of the SDK's auto-pagination, each file deleted as it is listed", async () => {
+    for (let i = 0; i < 5; i++) await search.files.create({ file: await toFile(Buffer.from(`{"n":${i}}\n`), `gone-${i}.jsonl`), purpose: 'batch' });
+    // Each next page is asked for after the last file of the one before: deleted by then.
+    let deleted = 0;
+    for await (const file of search.files.list({ limit: 2 })) {
+      await search.files.delete(file.id);
+      deleted++;
+    }
+    expect(deleted).toBeGreaterThanOrEqual(5);
+    expect((await search.files.list()).data).toEqual([]);
+  });
+
   it("keeps a project's file from every other project's key, and shows it to every key of its own", async () => {
     const file = await search.files.create({ file: await toFile(Buffer.from(LINES), 'private.jsonl'), purpose: 'batch' });
     const ads = gw.client({ apiKey: ADS_KEY });

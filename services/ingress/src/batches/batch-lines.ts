@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+import { setImmediate } from 'node:timers/promises';
 import { z } from 'zod';
 import { hasForbiddenJsonKey, jsonTooDeep } from '@openrouter/service-runtime';
 import type { BatchEndpoint, BatchInputError } from './batch-record';
@@ -20,7 +22,16 @@ const lineSchema = z.object({
   body: z.record(z.string(), z.unknown()),
 });
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+/**
+ * How long the parse runs before it lets the event loop turn: a 100 MiB file takes seconds to
+ * read, and the replica's other requests (and its claims' renewals) must not wait for it.
+ */
+const SLICE_MS = 10;
+
+/** How the parse gives the event loop its turns: `sliceMs` of work at most between two (0: after every line). */
+export interface ParseOptions {
+  sliceMs?: number | undefined;
+}
 
 /**
  * The requests of a batch's input file (JSONL: one `{custom_id, method, url, body}` a line), or
@@ -30,20 +41,30 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  * a line nested deeper than `jsonDepth` (`ingress.limits.jsonDepth`, as a request body: a deeper
  * one would overflow the stack of the walks its request takes). A file with any problem runs no
  * line, as at OpenAI.
+ *
+ * Read a line at a time (never the whole file as one string), and asynchronously: every `sliceMs`
+ * it yields to the event loop, so that a large file does not hold up the replica's other work.
  */
-export function parseBatchInput(content: Uint8Array, endpoint: BatchEndpoint, maxLines: number, jsonDepth?: number): { lines: BatchLine[]; errors: BatchInputError[] } {
-  let text: string;
-  try {
-    text = decoder.decode(content);
-  } catch {
-    return { lines: [], errors: [{ code: 'invalid_encoding', message: 'The input file is not UTF-8 text.', param: null, line: null }] };
-  }
+export async function parseBatchInput(content: Uint8Array, endpoint: BatchEndpoint, maxLines: number, jsonDepth?: number, options: ParseOptions = {}): Promise<{ lines: BatchLine[]; errors: BatchInputError[] }> {
+  const bytes = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  // Checked whole first (natively, fast), so a file that is not UTF-8 is that one problem wherever its bad bytes are.
+  if (!isUtf8(bytes)) return { lines: [], errors: [{ code: 'invalid_encoding', message: 'The input file is not UTF-8 text.', param: null, line: null }] };
+  const sliceMs = options.sliceMs ?? SLICE_MS;
+  let sliceStart = performance.now();
   const lines: BatchLine[] = [];
   const errors: BatchInputError[] = [];
   const seen = new Set<string>();
-  const rows = text.split('\n');
-  for (let i = 0; i < rows.length && errors.length < MAX_ERRORS; i++) {
-    const row = (rows[i] ?? '').trim();
+  // Lines end at '\n', a byte that is never part of a multi-byte character: each line decodes on
+  // its own. trim() drops the '\r' of CRLF files and a BOM, as it would of the whole file's text.
+  for (let start = 0, i = 0; start <= bytes.length && errors.length < MAX_ERRORS; i++) {
+    if (performance.now() - sliceStart >= sliceMs) {
+      await setImmediate();
+      sliceStart = performance.now();
+    }
+    const newline = bytes.indexOf(0x0a, start);
+    const end = newline === -1 ? bytes.length : newline;
+    const row = bytes.toString('utf8', start, end).trim();
+    start = end + 1;
     if (row === '') continue;
     const line = i + 1;
     if (lines.length + errors.length >= maxLines) {

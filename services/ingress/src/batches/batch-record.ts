@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { toOpenAIBatchUsage, type BatchTokens } from './batch-usage';
 
 type OpenAIBatchUsage = ReturnType<typeof toOpenAIBatchUsage>;
@@ -7,7 +8,8 @@ type OpenAIBatchUsage = ReturnType<typeof toOpenAIBatchUsage>;
 export const BATCH_ENDPOINTS = ['/v1/chat/completions', '/v1/embeddings', '/v1/completions', '/v1/responses', '/v1/moderations'] as const;
 export type BatchEndpoint = (typeof BATCH_ENDPOINTS)[number];
 
-export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
+export const BATCH_STATUSES = ['validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled'] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
 
 /** The statuses a batch ends in: nothing changes it after. */
 export const FINAL_STATUSES: ReadonlySet<BatchStatus> = new Set<BatchStatus>(['failed', 'completed', 'expired', 'cancelled']);
@@ -54,6 +56,52 @@ export interface BatchRecord {
   /** The creating request's app and tags (`x-openrouter-app`, `x-openrouter-tags`), given to every line. */
   app?: string | undefined;
   tags: Record<string, string>;
+}
+
+const time = z.number().optional();
+
+/**
+ * A batch as a store keeps it, read back through this schema rather than trusted as it is (a
+ * damaged value, or another kind of value under its key). Fields it does not know are kept.
+ */
+const batchRecordSchema = z.looseObject({
+  id: z.string(),
+  owner: z.string(),
+  keyId: z.string(),
+  endpoint: z.enum(BATCH_ENDPOINTS),
+  inputFileId: z.string(),
+  completionWindow: z.literal('24h'),
+  status: z.enum(BATCH_STATUSES),
+  createdAt: z.number(),
+  expiresAt: z.number(),
+  inProgressAt: time,
+  finalizingAt: time,
+  completedAt: time,
+  failedAt: time,
+  expiredAt: time,
+  cancellingAt: time,
+  cancelledAt: time,
+  outputFileId: z.string().optional(),
+  errorFileId: z.string().optional(),
+  errors: z.array(z.object({ code: z.string(), message: z.string(), param: z.string().nullable(), line: z.number().nullable() })).optional(),
+  requestCounts: z.object({ total: z.number(), completed: z.number(), failed: z.number() }),
+  usage: z.object({ input: z.number(), cached: z.number(), output: z.number(), reasoning: z.number() }).optional(),
+  metadata: z.record(z.string(), z.string()).nullable(),
+  outputExpiresAfterSeconds: z.number().optional(),
+  app: z.string().optional(),
+  tags: z.record(z.string(), z.string()),
+}) satisfies z.ZodType<BatchRecord>;
+
+/** The batch `id` stored as `raw` (JSON), or undefined when it is not one, or another batch. */
+export function parseBatchRecord(raw: string, id?: string): BatchRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  const parsed = batchRecordSchema.safeParse(value);
+  return parsed.success && (id === undefined || parsed.data.id === id) ? parsed.data : undefined;
 }
 
 /** OpenAI's Batch object. */
@@ -121,5 +169,15 @@ export function randomId(prefix: string, length = 24): string {
   }
   return out;
 }
+
+/**
+ * Whether `id` has the shape of the ids the gateway gives batches (`randomId('batch_')`): any other
+ * is no batch, and is not looked up (in Redis it could name another key of a batch, `batch:<id>:claim`).
+ */
+export function isBatchId(id: string): boolean {
+  return BATCH_ID.test(id);
+}
+
+const BATCH_ID = /^batch_[A-Za-z0-9]{24}$/;
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000);

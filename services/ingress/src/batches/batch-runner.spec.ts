@@ -2,10 +2,12 @@ import { batchesSchema } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { InternalCallCredential } from '../access/internal-call';
 import { until } from '../redis.testing';
-import { BatchRunner, retryDelayMs } from './batch-runner';
-import { MemoryBatchStore } from './batch-store';
+import { trafficAttributes } from '../auth/api-key.guard';
+import { randomId, type BatchRecord } from './batch-record';
+import { BatchRunner, batchTagsHeader, OUTPUT_LIMITS, retryDelayMs } from './batch-runner';
+import { cancelBatch, MemoryBatchStore } from './batch-store';
 import { MemoryFileStore } from './memory-file-store';
-import type { OwnApiResponse } from './own-api';
+import type { OwnApiRequest, OwnApiResponse } from './own-api';
 
 const withHeader = (value: string | string[] | number | undefined) => ({ headers: { 'retry-after': value } });
 const noHeader = { headers: {} };
@@ -100,3 +102,222 @@ describe('BatchRunner: a batch whose run fails', () => {
   });
 });
 
+
+const LOGGER = createLogger('ingress', 'silent');
+const OWNER = 'acme/search';
+
+/** A batch of `owner`, to run, created now (changes aside). */
+function batchOf(lines: number, changes: Partial<BatchRecord> = {}): BatchRecord {
+  const now = Math.floor(Date.now() / 1000);
+  return { id: randomId('batch_'), owner: OWNER, keyId: 'search-1', endpoint: '/v1/chat/completions', inputFileId: 'file-input', completionWindow: '24h', status: 'validating', createdAt: now, expiresAt: now + 86_400, requestCounts: { total: lines, completed: 0, failed: 0 }, metadata: null, tags: {}, ...changes };
+}
+
+/** An input file of `lines` chat requests, `r0` … */
+function inputOf(lines: number): Buffer {
+  return Buffer.from(Array.from({ length: lines }, (_, i) => JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'm', messages: [] } })).join('\n'));
+}
+
+/** A line of a batch's output or error file. */
+interface FileLine {
+  id: string;
+  custom_id: string;
+  response: { status_code: number; body: unknown } | null;
+  error: { code: string; message: string } | null;
+}
+
+async function linesOf(files: MemoryFileStore, fileId: string | undefined): Promise<FileLine[]> {
+  const content = fileId === undefined ? undefined : await files.content(OWNER, fileId);
+  if (!content) return [];
+  const text = content.toString('utf8');
+  expect(text.endsWith('\n')).toBe(true);
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as FileLine);
+}
+
+/** An answer of about 1 000 bytes, with a token each way. */
+const answer = (): OwnApiResponse => ({ statusCode: 200, headers: {}, body: JSON.stringify({ text: 'x'.repeat(1_000), usage: { prompt_tokens: 1, completion_tokens: 1 } }) });
+
+/** A promise and what settles it. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open = (): void => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+describe('BatchRunner: the size of a batch’s output', () => {
+  it('starts no line once its results reach resultBytes: the lines left end unrun and unbilled in the error file, batch_output_too_large, and the batch completes', async () => {
+    const store = new MemoryBatchStore();
+    const files = new MemoryFileStore();
+    const calls: OwnApiRequest[] = [];
+    const api = async (request: OwnApiRequest): Promise<OwnApiResponse> => {
+      calls.push(request);
+      return answer();
+    };
+    const batch = batchOf(10, { tags: { team: 'search' } });
+    await store.create(batch, inputOf(10));
+    // One line at a time: each starts once the one before is kept. Each result is some 1 100 to 1 250 bytes: three pass 2 500.
+    const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50, concurrency: 1 }), store, files, api, new InternalCallCredential(), LOGGER, undefined, { resultBytes: 2_500 });
+    runner.start();
+    try {
+      await until(async () => (await store.byId(batch.id))?.status === 'completed', 'the batch to complete');
+    } finally {
+      await runner.close();
+    }
+    const ended = await store.byId(batch.id);
+    expect(calls).toHaveLength(3);
+    expect(ended).toMatchObject({ status: 'completed', requestCounts: { total: 10, completed: 3, failed: 7 }, usage: { input: 3, output: 3 } });
+    expect((await linesOf(files, ended?.outputFileId)).map((l) => l.custom_id)).toEqual(['r0', 'r1', 'r2']);
+    const errors = await linesOf(files, ended?.errorFileId);
+    expect(errors.map((l) => [l.custom_id, l.error?.code])).toEqual([3, 4, 5, 6, 7, 8, 9].map((i) => [`r${i}`, 'batch_output_too_large']));
+    expect(errors[0]?.error?.message).toContain('2500 bytes');
+    expect(await store.active()).toEqual([]);
+    // Each line carries its batch's tag first, then the creating request's.
+    expect(calls[0]?.headers['x-openrouter-tags']).toBe(`batch=${batch.id},team=search`);
+  });
+
+  it('keeps no output file larger than fileBytes: answers of lines running as the results filled up that do not fit are in the error file, without their body, and the batch still ends', async () => {
+    const store = new MemoryBatchStore();
+    const files = new MemoryFileStore();
+    let calls = 0;
+    const allStarted = gate();
+    const api = async (): Promise<OwnApiResponse> => {
+      if (++calls === 4) allStarted.open();
+      await allStarted.opened;
+      return answer();
+    };
+    const batch = batchOf(6);
+    await store.create(batch, inputOf(6));
+    // Four lines start before any answers (the results are empty until then); the file takes two answers.
+    const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50, concurrency: 4 }), store, files, api, new InternalCallCredential(), LOGGER, undefined, { resultBytes: 1, fileBytes: 2_500 });
+    runner.start();
+    try {
+      await until(async () => (await store.byId(batch.id))?.status === 'completed', 'the batch to complete');
+    } finally {
+      await runner.close();
+    }
+    const ended = await store.byId(batch.id);
+    expect(calls).toBe(4);
+    // The four answers were billed: their tokens count, whether or not their body is kept.
+    expect(ended).toMatchObject({ status: 'completed', requestCounts: { total: 6, completed: 2, failed: 4 }, usage: { input: 4, output: 4 } });
+    const output = await linesOf(files, ended?.outputFileId);
+    expect(output).toHaveLength(2);
+    expect((await files.get(OWNER, ended?.outputFileId ?? ''))?.bytes).toBeLessThanOrEqual(2_500);
+    const errors = await linesOf(files, ended?.errorFileId);
+    expect(errors.map((l) => [l.response, l.error?.code])).toEqual(Array.from({ length: 4 }, () => [null, 'batch_output_too_large']));
+    // The two answered lines left out keep their request's id (their usage records are found by it), the two unrun get new ones.
+    const answered = errors.filter((l) => l.error?.message.includes('was answered'));
+    expect(answered).toHaveLength(2);
+    expect(new Set([...output, ...errors].map((l) => l.custom_id))).toEqual(new Set(['r0', 'r1', 'r2', 'r3', 'r4', 'r5']));
+    for (const l of [...output, ...errors]) expect(l.id).toMatch(/^batch_req_[0-9A-Za-z]{24}$/);
+  });
+});
+
+describe('BatchRunner: a batch that cannot be finalized', () => {
+  /** A file store that cannot take a file, and counts its tries. */
+  class FullFileStore extends MemoryFileStore {
+    puts = 0;
+    override async put(): Promise<void> {
+      this.puts++;
+      throw new Error('the file cannot be stored');
+    }
+  }
+
+  async function runUntil(batch: BatchRecord, files: FullFileStore, store: MemoryBatchStore, done: () => Promise<boolean>): Promise<void> {
+    await store.create(batch, inputOf(2));
+    const api = async (): Promise<OwnApiResponse> => answer();
+    const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50, leaseMs: 60_000 }), store, files, api, new InternalCallCredential(), LOGGER);
+    runner.start();
+    try {
+      await until(done, 'the runner to be done with the batch');
+    } finally {
+      await runner.close();
+    }
+  }
+
+  it('ends failed (batch_not_finalized) once its window and graceSeconds have passed, rather than being tried every lease until its results expire', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const batch = batchOf(2, { status: 'in_progress', createdAt: now - 86_400 - OUTPUT_LIMITS.graceSeconds - 60, expiresAt: now - OUTPUT_LIMITS.graceSeconds - 60 });
+    const store = new MemoryBatchStore();
+    const files = new FullFileStore();
+    await runUntil(batch, files, store, async () => (await store.byId(batch.id))?.status === 'failed');
+    expect(await store.byId(batch.id)).toMatchObject({ status: 'failed', failedAt: expect.any(Number), errors: [{ code: 'batch_not_finalized', message: expect.any(String), param: null, line: null }] });
+    expect(await store.active()).toEqual([]);
+    expect(files.puts).toBe(1);
+  });
+
+  it('is tried again while within its grace: still finalizing, still active', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const batch = batchOf(2, { status: 'in_progress', createdAt: now - 86_400 - 60, expiresAt: now - 60 });
+    const store = new MemoryBatchStore();
+    const files = new FullFileStore();
+    await runUntil(batch, files, store, async () => files.puts >= 1);
+    expect((await store.byId(batch.id))?.status).toBe('finalizing');
+    expect(await store.active()).toEqual([batch.id]);
+  });
+});
+
+describe('BatchRunner: a replica running as many batches as it may', () => {
+  it('ends a waiting batch that is cancelled, or whose window has passed, at once: not once a run slot frees', async () => {
+    const store = new MemoryBatchStore();
+    const files = new MemoryFileStore();
+    let calls = 0;
+    const release = gate();
+    const api = async (): Promise<OwnApiResponse> => {
+      calls++;
+      await release.opened;
+      return answer();
+    };
+    // Four batches (as many as a replica runs), each with a line that answers only at the end of the case.
+    const running = Array.from({ length: 4 }, () => batchOf(1));
+    for (const b of running) await store.create(b, inputOf(1));
+    const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50 }), store, files, api, new InternalCallCredential(), LOGGER);
+    runner.start();
+    try {
+      await until(() => calls === 4, 'the four batches to run a line each');
+      const cancelled = batchOf(3);
+      const late = batchOf(2, { expiresAt: Math.floor(Date.now() / 1000) - 1 });
+      await store.create(cancelled, inputOf(3));
+      await store.create(late, inputOf(2));
+      expect((await cancelBatch(store, cancelled.id, Math.floor(Date.now() / 1000)))?.status).toBe('cancelling');
+      await until(async () => (await store.byId(cancelled.id))?.status === 'cancelled' && (await store.byId(late.id))?.status === 'expired', 'the cancelled and the late batch to end');
+      // Neither ran a line; the four are still running theirs.
+      expect(calls).toBe(4);
+      const ended = await store.byId(cancelled.id);
+      expect(ended?.requestCounts).toEqual({ total: 3, completed: 0, failed: 3 });
+      expect((await linesOf(files, ended?.errorFileId)).map((l) => l.error?.code)).toEqual(['batch_cancelled', 'batch_cancelled', 'batch_cancelled']);
+      expect((await linesOf(files, (await store.byId(late.id))?.errorFileId)).map((l) => l.error?.code)).toEqual(['batch_expired', 'batch_expired']);
+      for (const b of running) expect((await store.byId(b.id))?.status).toBe('in_progress');
+      release.open();
+      await until(async () => (await store.active()).length === 0, 'the four batches to complete');
+    } finally {
+      release.open();
+      await runner.close();
+    }
+  });
+});
+
+describe('batchTagsHeader', () => {
+  const id = randomId('batch_');
+
+  it('puts the batch first: the receiving side reads batch=<id> however many and however long the request’s tags are', () => {
+    const tags = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`tag${i}`, 'v'.repeat(128)]));
+    const header = batchTagsHeader(id, tags);
+    expect(header.startsWith(`batch=${id},`)).toBe(true);
+    expect(header.length).toBeLessThanOrEqual(256);
+    const read = trafficAttributes({ 'x-openrouter-tags': header }, undefined).tags ?? {};
+    expect(read['batch']).toBe(id);
+    // Whole pairs only: each tag read is as it was sent.
+    for (const [name, value] of Object.entries(read)) if (name !== 'batch') expect(value).toBe(tags[name]);
+  });
+
+  it('keeps 15 of the request’s tags at most, next to the batch’s, and never lets the request’s own batch tag or a comma change it', () => {
+    const tags = { batch: 'not-this-one', odd: 'a,batch=forged', ...Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`t${i}`, `${i}`])) };
+    const read = trafficAttributes({ 'x-openrouter-tags': batchTagsHeader(id, tags) }, undefined).tags ?? {};
+    expect(read['batch']).toBe(id);
+    expect(Object.keys(read)).toHaveLength(16);
+    expect(read).not.toHaveProperty('odd');
+    expect(batchTagsHeader(id, {})).toBe(`batch=${id}`);
+  });
+});

@@ -20,13 +20,47 @@ interface LineResult {
   tokens?: BatchTokens | undefined;
 }
 
-/** Batches one replica runs at the same time (their lines share `batches.concurrency`). */
+/**
+ * Batches one replica runs at the same time (their lines share `batches.concurrency`); as many
+ * again may be ended meanwhile (cancelled, or past their window: they run no line).
+ */
 const MAX_BATCHES = 4;
+
+const MiB = 1024 * 1024;
+
+/** What a batch may write: its results are kept in Redis, and each of its files is one Redis value (512 MB at most). */
+export interface OutputLimits {
+  /**
+   * Once a batch's kept results (its output and error lines, in bytes) reach this, no more of its
+   * lines start: those left end in its error file as `batch_output_too_large`, unrun and unbilled.
+   */
+  resultBytes: number;
+  /**
+   * The most one output or error file holds. Lines running as the results reached `resultBytes`
+   * are kept; an answer that would take the output file past this (only very large answers can)
+   * is in the error file instead, as `batch_output_too_large` without its body.
+   */
+  fileBytes: number;
+  /**
+   * How long past its window a batch whose run keeps failing (its files cannot be written, say)
+   * is still taken up again; after, it ends `failed` (`batch_not_finalized`) rather than being
+   * tried every lease until its results expire. Within the day the store keeps a batch past its window.
+   */
+  graceSeconds: number;
+}
+
+export const OUTPUT_LIMITS: OutputLimits = { resultBytes: 256 * MiB, fileBytes: 448 * MiB, graceSeconds: 12 * 3600 };
+
+/** The request-side limits of `x-openrouter-tags` (`trafficAttributes`, `parseTags` in auth/api-key.guard.ts): its first 256 characters, its first 16 tags. */
+const TAGS_HEADER_CHARS = 256;
+const TAGS_HEADER_COUNT = 16;
 
 interface Running {
   /** Aborted when the batch must stop taking lines: cancelled, expired, its claim lost, or the replica closing. */
   readonly stop: AbortController;
   lost: boolean;
+  /** Taken to be ended only (cancelled or past its window), beyond `MAX_BATCHES`: it runs no line. */
+  readonly ending: boolean;
 }
 
 /**
@@ -51,6 +85,7 @@ export class BatchRunner extends ClaimRunner {
   private readonly slotWaiters = new Set<() => void>();
   private readonly lines: Counter<'outcome'>;
   private readonly ended: Counter<'status'>;
+  private readonly limits: OutputLimits;
 
   constructor(
     private readonly config: BatchesConfig,
@@ -60,8 +95,10 @@ export class BatchRunner extends ClaimRunner {
     private readonly credential: InternalCallCredential,
     logger: Logger,
     registry?: Registry,
+    limits: Partial<OutputLimits> = {},
   ) {
     super(logger, config.pollMs, 'batches: the store could not be read; trying again');
+    this.limits = { ...OUTPUT_LIMITS, ...limits };
     this.limit = new AdaptiveLimit(config.concurrency);
     const registers = registry ? [registry] : [];
     this.lines = new Counter({
@@ -94,21 +131,31 @@ export class BatchRunner extends ClaimRunner {
   }
 
   protected async look(): Promise<void> {
-    if (this.running.size >= MAX_BATCHES) return;
     const active = await this.store.active();
     const now = Date.now();
     const live = new Set(active);
     for (const [id, until] of this.failedUntil) if (until <= now || !live.has(id)) this.failedUntil.delete(id);
     for (const id of shuffled(active)) {
-      if (this.closed || this.running.size >= MAX_BATCHES) break;
+      if (this.closed) break;
       // A batch whose run failed here is not run again at once (a failure that lasts would have it re-read every poll).
-      if (this.running.has(id) || this.failedUntil.has(id) || !(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
-      this.track(this.run(id));
+      if (this.running.has(id) || this.failedUntil.has(id)) continue;
+      const endings = [...this.running.values()].filter((r) => r.ending).length;
+      let ending = false;
+      if (this.running.size - endings >= MAX_BATCHES) {
+        // Every run slot is taken, maybe for hours: a batch that runs no line more (cancelled, or
+        // past its window) is still taken, and ended now; the cancel is seen within pollMs.
+        if (endings >= MAX_BATCHES) break;
+        const batch = await this.store.byId(id);
+        if (!batch || (batch.status !== 'cancelling' && nowSeconds() < batch.expiresAt)) continue;
+        ending = true;
+      }
+      if (!(await this.store.claim(id, this.holder, this.config.leaseMs))) continue;
+      this.track(this.run(id, ending));
     }
   }
 
-  private async run(id: string): Promise<void> {
-    const running: Running = { stop: new AbortController(), lost: false };
+  private async run(id: string, ending: boolean): Promise<void> {
+    const running: Running = { stop: new AbortController(), lost: false, ending };
     this.running.set(id, running);
     const stopRenewing = renewWhileRunning(
       () => this.store.renew(id, this.holder, this.config.leaseMs),
@@ -119,17 +166,20 @@ export class BatchRunner extends ClaimRunner {
       },
       (error) => this.warn(error, 'batches: a claim could not be renewed'),
     );
+    let expiresAt: number | undefined;
     try {
       const batch = await this.store.update(id, (b) => (b.status === 'validating' ? { ...b, status: 'in_progress', inProgressAt: nowSeconds() } : undefined));
       if (!batch || FINAL_STATUSES.has(batch.status)) {
         await this.store.finish(id);
         return;
       }
+      expiresAt = batch.expiresAt;
       const input = await this.store.input(id);
-      const lines = input ? parseBatchInput(input, batch.endpoint, Number.MAX_SAFE_INTEGER).lines : [];
-      if (batch.status === 'in_progress' && input) await this.runLines(batch, lines, running);
+      const lines = input ? (await parseBatchInput(input, batch.endpoint, Number.MAX_SAFE_INTEGER)).lines : [];
+      if (batch.status === 'in_progress' && input && !ending) await this.runLines(batch, lines, running);
       if (!running.lost && !this.closed) await this.finalize(id, lines, input !== undefined);
     } catch (error) {
+      if (expiresAt !== undefined && nowSeconds() >= expiresAt + this.limits.graceSeconds && !this.closed && (await this.giveUp(id, error))) return;
       // Its claim lapses and a replica takes it again.
       this.warn(error, `batches: batch ${id} stopped on an error; it is taken up again once its claim lapses`);
       running.lost = true;
@@ -141,14 +191,42 @@ export class BatchRunner extends ClaimRunner {
     }
   }
 
+  /**
+   * Ends a batch that could not be ended its window and `graceSeconds` after: `failed`, its
+   * results dropped. True when it is ended (false: the store is away, and it is tried again later).
+   */
+  private async giveUp(id: string, error: unknown): Promise<boolean> {
+    try {
+      const now = nowSeconds();
+      const message = 'The batch could not be finalized (its output and error files could not be written) within its completion window and the grace after it.';
+      let ended = false;
+      await this.store.update(id, (b) => {
+        // Ended meanwhile (by another replica): left as it is.
+        ended = !FINAL_STATUSES.has(b.status);
+        return ended ? { ...b, status: 'failed', failedAt: now, errors: [{ code: 'batch_not_finalized', message, param: null, line: null }] } : undefined;
+      });
+      await this.store.finish(id);
+      if (ended) {
+        this.ended.inc({ status: 'failed' });
+        this.logger.error({ err: error, batch: id }, 'batch failed: it could not be finalized within its window and the grace after it');
+      }
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private async runLines(batch: BatchRecord, lines: BatchLine[], running: Running): Promise<void> {
     const done = await this.store.results(batch.id);
     const counts = { completed: 0, failed: 0 };
     let tokens = NO_TOKENS;
+    // The bytes of the results kept: the size the batch's output and error files will have.
+    let keptBytes = 0;
     for (const kept of done.values()) {
       const result = JSON.parse(kept) as LineResult;
       counts[result.ok ? 'completed' : 'failed']++;
       if (result.tokens) tokens = addTokens(tokens, result.tokens);
+      keptBytes += lineBytes(result.line);
     }
     let written = '';
     // Writes the progress when it has changed, and reads the batch whether or not: a cancel, or the
@@ -168,7 +246,8 @@ export class BatchRunner extends ClaimRunner {
       for (const line of lines) {
         if (done.has(line.index)) continue;
         if (!(await this.slot(running.stop.signal))) break;
-        if (nowSeconds() >= batch.expiresAt) {
+        // Past its window, or its results as large as a batch's may be: the lines left are not run (finalize ends them).
+        if (nowSeconds() >= batch.expiresAt || keptBytes >= this.limits.resultBytes) {
           this.release();
           break;
         }
@@ -176,6 +255,7 @@ export class BatchRunner extends ClaimRunner {
           .then(async (result) => {
             if (!result) return;
             await this.store.saveResult(batch.id, line.index, JSON.stringify(result));
+            keptBytes += lineBytes(result.line);
             counts[result.ok ? 'completed' : 'failed']++;
             if (result.tokens) tokens = addTokens(tokens, result.tokens);
           })
@@ -230,9 +310,7 @@ export class BatchRunner extends ClaimRunner {
       'content-type': 'application/json',
       [INTERNAL_CALL_HEADER]: this.credential.header(batch.keyId),
       'x-request-id': requestId,
-      'x-openrouter-tags': Object.entries({ ...batch.tags, batch: batch.id })
-        .map(([k, v]) => `${k}=${v}`)
-        .join(','),
+      'x-openrouter-tags': batchTagsHeader(batch.id, batch.tags),
     };
     if (batch.app) headers['x-openrouter-app'] = batch.app;
     let payload: string;
@@ -265,41 +343,51 @@ export class BatchRunner extends ClaimRunner {
   }
 
   /**
-   * Ends a batch whose lines have all run, or that was cancelled or outlived its window: its
-   * output file (the answered lines, in the input's order) and error file (the refused ones, and
-   * those that never ran), its final counts and status. A batch stopped for another reason (this
-   * replica closing) is left to run on.
+   * Ends a batch whose lines have all run, or that was cancelled, outlived its window or filled
+   * its results (`resultBytes`): its output file (the answered lines, in the input's order) and
+   * error file (the refused ones, and those that never ran), its final counts and status. A batch
+   * stopped for another reason (this replica closing) is left to run on.
    */
   private async finalize(id: string, lines: BatchLine[], hadInput: boolean): Promise<void> {
-    const results = await this.store.results(id);
+    const results = new Map<number, LineResult>();
+    let keptBytes = 0;
+    for (const [index, kept] of await this.store.results(id)) {
+      const result = JSON.parse(kept) as LineResult;
+      results.set(index, result);
+      keptBytes += lineBytes(result.line);
+    }
     let batch = await this.store.update(id, () => undefined);
     if (!batch || FINAL_STATUSES.has(batch.status)) return;
     const cancelled = batch.status === 'cancelling';
-    const expired = !cancelled && nowSeconds() >= batch.expiresAt && results.size < lines.length;
-    if (!cancelled && !expired && hadInput && results.size < lines.length) return;
+    const unfinished = results.size < lines.length;
+    const full = !cancelled && unfinished && keptBytes >= this.limits.resultBytes;
+    const expired = !cancelled && !full && unfinished && nowSeconds() >= batch.expiresAt;
+    if (!cancelled && !full && !expired && unfinished) return;
     batch = await this.store.update(id, (b) => (b.status === 'in_progress' ? { ...b, status: 'finalizing', finalizingAt: nowSeconds() } : undefined));
     if (!batch) return;
-    const output: string[] = [];
-    const errors: string[] = [];
-    const unrun = !hadInput ? 'input_missing' : cancelled ? 'batch_cancelled' : 'batch_expired';
+    const output = new FileLines(this.limits.fileBytes);
+    const errors = new FileLines(this.limits.fileBytes);
+    const unrun = !hadInput ? 'input_missing' : cancelled ? 'batch_cancelled' : full ? 'batch_output_too_large' : 'batch_expired';
+    const unrunMessage = unrun === 'batch_output_too_large' ? `This request was not run: the batch's results had reached ${this.limits.resultBytes} bytes, the most a batch keeps.` : UNRUN_MESSAGES[unrun];
     let tokens = NO_TOKENS;
     for (const line of lines) {
-      const kept = results.get(line.index);
-      if (kept) {
-        const result = JSON.parse(kept) as LineResult;
-        (result.ok ? output : errors).push(result.line);
-        if (result.tokens) tokens = addTokens(tokens, result.tokens);
-      } else {
-        errors.push(JSON.stringify({ id: randomId('batch_req_'), custom_id: line.customId, response: null, error: { code: unrun, message: UNRUN_MESSAGES[unrun] } }));
+      const result = results.get(line.index);
+      if (result?.tokens) tokens = addTokens(tokens, result.tokens);
+      if (!result) errors.add(JSON.stringify({ id: randomId('batch_req_'), custom_id: line.customId, response: null, error: { code: unrun, message: unrunMessage } }));
+      else if (!result.ok) errors.add(result.line);
+      else if (!output.add(result.line)) {
+        // Answered (and billed), but too large for the output file to take: its answer is left out, said in the error file.
+        const message = `This request was answered, but its answer would have made the output file larger than ${this.limits.fileBytes} bytes; it is left out.`;
+        errors.add(JSON.stringify({ id: requestIdOf(result.line), custom_id: line.customId, response: null, error: { code: 'batch_output_too_large', message } }));
       }
     }
     const owner = batch.owner;
     const createdAt = nowSeconds();
     const expiresAt = createdAt + Math.min(batch.outputExpiresAfterSeconds ?? Infinity, this.config.fileRetentionDays * 86_400);
-    const write = async (name: string, content: string[]): Promise<string | undefined> => {
-      if (content.length === 0) return undefined;
+    const write = async (name: string, content: FileLines): Promise<string | undefined> => {
+      if (content.count === 0) return undefined;
       const fileId = newFileId();
-      const body = Buffer.from(`${content.join('\n')}\n`, 'utf8');
+      const body = content.toBuffer();
       await this.files.put({ id: fileId, owner, bytes: body.length, createdAt, filename: `${id}_${name}.jsonl`, purpose: 'batch_output', expiresAt }, body);
       return fileId;
     };
@@ -307,19 +395,99 @@ export class BatchRunner extends ClaimRunner {
     const errorFileId = await write('error', errors);
     const now = nowSeconds();
     const status = !hadInput ? 'failed' : cancelled ? 'cancelled' : expired ? 'expired' : 'completed';
+    const failed = errors.count + errors.left;
+    const batchErrors = [
+      ...(status === 'failed' ? [{ code: 'input_missing', message: UNRUN_MESSAGES.input_missing, param: null, line: null }] : []),
+      ...(errors.left > 0 ? [{ code: 'batch_output_too_large', message: `${errors.left} failed requests are not in the error file: it would have been larger than ${this.limits.fileBytes} bytes.`, param: null, line: null }] : []),
+    ];
     await this.store.update(id, (b) => ({
       ...b,
       status,
       outputFileId,
       errorFileId,
-      requestCounts: { total: lines.length, completed: output.length, failed: errors.length },
+      requestCounts: { total: lines.length, completed: output.count, failed },
       usage: tokens,
-      ...(status === 'completed' ? { completedAt: now } : status === 'cancelled' ? { cancelledAt: now } : status === 'expired' ? { expiredAt: now } : { failedAt: now, errors: [{ code: 'input_missing', message: UNRUN_MESSAGES.input_missing, param: null, line: null }] }),
+      ...(status === 'completed' ? { completedAt: now } : status === 'cancelled' ? { cancelledAt: now } : status === 'expired' ? { expiredAt: now } : { failedAt: now }),
+      ...(batchErrors.length > 0 ? { errors: batchErrors } : {}),
     }));
     await this.store.finish(id);
     this.ended.inc({ status });
-    this.logger.info({ batch: id, status, completed: output.length, failed: errors.length }, 'batch ended');
+    this.logger.info({ batch: id, status, completed: output.count, failed, ...(full ? { full: keptBytes } : {}) }, 'batch ended');
   }
+}
+
+/**
+ * The lines of an output or error file, up to `maxBytes`: written into one buffer at the end
+ * (joined into one string, a file of more than about 512 MiB of text would pass V8's longest string).
+ */
+class FileLines {
+  private readonly lines: string[] = [];
+  private bytes = 0;
+  /** Lines that did not fit. */
+  left = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get count(): number {
+    return this.lines.length;
+  }
+
+  /** Adds a line when the file has room for it; false (and counted in `left`) when not. */
+  add(line: string): boolean {
+    const size = lineBytes(line);
+    if (this.bytes + size > this.maxBytes) {
+      this.left++;
+      return false;
+    }
+    this.lines.push(line);
+    this.bytes += size;
+    return true;
+  }
+
+  toBuffer(): Buffer {
+    const body = Buffer.allocUnsafe(this.bytes);
+    let offset = 0;
+    for (const line of this.lines) {
+      offset += body.write(line, offset, 'utf8');
+      body[offset++] = 0x0a;
+    }
+    return body;
+  }
+}
+
+/** A line's size in its file: its UTF-8 bytes and its newline. */
+function lineBytes(line: string): number {
+  return Buffer.byteLength(line, 'utf8') + 1;
+}
+
+/** The `id` of a result's line (its request's), or a new one. */
+function requestIdOf(line: string): string {
+  try {
+    const id = (JSON.parse(line) as { id?: unknown }).id;
+    if (typeof id === 'string') return id;
+  } catch {
+    // Not JSON: a new id.
+  }
+  return randomId('batch_req_');
+}
+
+/**
+ * A line's `x-openrouter-tags`: `batch=<id>` first, then the creating request's own tags while
+ * they fit in what the receiving side reads (its first 256 characters, 16 tags), whole pairs only.
+ * First, the batch's tag is always read, however many tags the request had.
+ */
+export function batchTagsHeader(batchId: string, tags: Record<string, string>): string {
+  const pairs = [`batch=${batchId}`];
+  let length = pairs[0]?.length ?? 0;
+  for (const [name, value] of Object.entries(tags)) {
+    if (pairs.length >= TAGS_HEADER_COUNT) break;
+    const pair = `${name}=${value}`;
+    // A comma would split it into other tags; `batch` is the batch's own.
+    if (name === 'batch' || pair.includes(',') || length + 1 + pair.length > TAGS_HEADER_CHARS) continue;
+    pairs.push(pair);
+    length += 1 + pair.length;
+  }
+  return pairs.join(',');
 }
 
 const UNRUN_MESSAGES = {

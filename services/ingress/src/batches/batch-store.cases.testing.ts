@@ -61,6 +61,21 @@ export function describeBatchStore(harness: BatchStoreHarness): void {
     expect(await store.get('acme/search', 'batch_unknown')).toBeUndefined();
   });
 
+  it("finds no batch under an id that is not a batch's, such as another key of a running batch (its claim, input or results)", async () => {
+    const batch = batchRecord('acme/search', 0);
+    await store.create(batch, INPUT);
+    expect(await store.claim(batch.id, 'replica-a', 60_000)).toBe(true);
+    await store.saveResult(batch.id, 0, '{"ok":true,"line":"a"}');
+    const change = jest.fn((b: BatchRecord) => b);
+    for (const id of [`${batch.id}:claim`, `${batch.id}:input`, `${batch.id}:results`, `${batch.id}:x`, 'batch_', '']) {
+      expect(await peer.get('acme/search', id)).toBeUndefined();
+      expect(await peer.byId(id)).toBeUndefined();
+      expect(await peer.update(id, change)).toBeUndefined();
+    }
+    expect(change).not.toHaveBeenCalled();
+    expect(await peer.get('acme/search', batch.id)).toEqual(batch);
+  });
+
   it('keeps its own copy: changing the record it was given or one it gave back changes nothing stored', async () => {
     const batch = batchRecord('acme/search', 0);
     await store.create(batch, INPUT);

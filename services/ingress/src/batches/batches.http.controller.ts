@@ -6,7 +6,7 @@ import { GatewayError } from '@openrouter/errors';
 import { parseInput } from '../admin/admin-input';
 import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { parseBatchInput } from './batch-lines';
-import { BATCH_ENDPOINTS, nowSeconds, randomId, toOpenAIBatch, type BatchRecord, type OpenAIBatch } from './batch-record';
+import { BATCH_ENDPOINTS, isBatchId, nowSeconds, randomId, toOpenAIBatch, type BatchRecord, type OpenAIBatch } from './batch-record';
 import { BATCH_STORE, cancelBatch, type BatchStore } from './batch-store';
 import { ownerOf } from '../access/owner';
 import { batchesDisabled, FILE_STORE, orUnavailable, type FileStore } from './file-store';
@@ -63,7 +63,7 @@ export class BatchesHttpController {
     if (file.purpose !== 'batch') throw new GatewayError('bad_request', `The file ${file.id} has purpose '${file.purpose}'; a batch reads a file uploaded with purpose 'batch'.`, { param: 'input_file_id', code: 'invalid_value' });
     const content = await orUnavailable(files.content(owner, file.id));
     if (!content) throw new GatewayError('bad_request', `No such File object: ${body.input_file_id}`, { param: 'input_file_id', code: 'invalid_value' });
-    const { lines, errors } = parseBatchInput(content, body.endpoint, config.maxLines, config.jsonDepth);
+    const { lines, errors } = await parseBatchInput(content, body.endpoint, config.maxLines, config.jsonDepth);
     const now = nowSeconds();
     const batch: BatchRecord = {
       id: randomId('batch_'),
@@ -80,7 +80,7 @@ export class BatchesHttpController {
       metadata: body.metadata ?? null,
       outputExpiresAfterSeconds: body.output_expires_after?.seconds,
       app: context.appId || undefined,
-      tags: { ...context.tags },
+      tags: requestTags(context.tags, req.apiKeyRecord?.tags ?? {}),
     };
     await orUnavailable(store.create(batch, errors.length > 0 ? undefined : content));
     return toOpenAIBatch(batch);
@@ -111,7 +111,10 @@ export class BatchesHttpController {
   }
 
   private async mine(req: FastifyRequest, id: string): Promise<BatchRecord> {
-    const batch = await orUnavailable(this.enabled().store.get(ownerOf(requestContextOf(req)), id));
+    const { store } = this.enabled();
+    // An id the gateway never gives is no batch (OpenAI's 404 too), and is not looked up.
+    if (!isBatchId(id)) throw notFound(id);
+    const batch = await orUnavailable(store.get(ownerOf(requestContextOf(req)), id));
     if (!batch) throw notFound(id);
     return batch;
   }
@@ -121,6 +124,15 @@ export class BatchesHttpController {
     if (!this.batches || !this.fileStore || !this.settings?.enabled) throw batchesDisabled('Batch');
     return { store: this.batches, files: this.fileStore, config: this.settings };
   }
+}
+
+/**
+ * The tags a batch gives its lines: the creating request's own, without those its key sets (the
+ * key's tags are added again to each line's request, as they are now; sent along they would only
+ * take room in the header the line's tags travel in).
+ */
+export function requestTags(contextTags: Record<string, string>, keyTags: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(contextTags).filter(([name]) => !Object.hasOwn(keyTags, name)));
 }
 
 function notFound(id: string): GatewayError {

@@ -101,6 +101,46 @@ export function describeFileStore(harness: FileStoreHarness): void {
     expect((await store.list('acme/search', { limit: 10, order: 'desc' })).data).toEqual([kept]);
   });
 
+  it('pages on after a deleted file: a client deleting each page it lists reaches every file, both ways, of a purpose too', async () => {
+    const purposes: FilePurpose[] = ['batch', 'batch_output', 'batch', 'batch_output', 'batch', 'batch'];
+    const files = purposes.map((purpose, i) => storedFile('acme/search', i, { purpose }));
+    for (const f of files) await store.put(f, Buffer.from(f.id));
+    const id = (i: number): string => (files[i] as StoredFile).id;
+    const ids = (list: { data: StoredFile[] }): string[] => list.data.map((f) => f.id);
+
+    // Deleted mid-listing: the cursor still says where the list goes on.
+    expect(await store.delete('acme/search', id(4))).toBe(true);
+    expect(ids(await store.list('acme/search', { limit: 2, order: 'desc', after: id(4) }))).toEqual([3, 2].map(id));
+    expect(ids(await store.list('acme/search', { limit: 2, order: 'asc', after: id(4) }))).toEqual([5].map(id));
+    expect(ids(await store.list('acme/search', { limit: 10, order: 'asc', purpose: 'batch_output', after: id(2) }))).toEqual([3].map(id));
+    // Not listed itself, not found, and not deleted twice.
+    expect(ids(await store.list('acme/search', { limit: 10, order: 'desc' }))).toEqual([5, 3, 2, 1, 0].map(id));
+    expect(await store.get('acme/search', id(4))).toBeUndefined();
+    expect(await store.content('acme/search', id(4))).toBeUndefined();
+    expect(await store.delete('acme/search', id(4))).toBe(false);
+
+    // "for each file in the list: delete it", a page of 2 at a time, newest first: every file goes.
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.list('acme/search', { limit: 2, order: 'desc', after });
+      for (const f of page.data) {
+        seen.push(f.id);
+        expect(await store.delete('acme/search', f.id)).toBe(true);
+      }
+      if (!page.hasMore) break;
+      after = page.data.at(-1)?.id;
+    }
+    expect(seen).toEqual([5, 3, 2, 1, 0].map(id));
+    expect(await store.list('acme/search', { limit: 10, order: 'asc' })).toEqual({ data: [], hasMore: false });
+    // Another owner's deleted file is no cursor of this one.
+    const theirs = storedFile('acme/ads', 0);
+    await store.put(theirs, Buffer.from('theirs'));
+    await store.put(storedFile('acme/search', 9), Buffer.from('mine'));
+    await store.delete('acme/ads', theirs.id);
+    expect(await store.list('acme/search', { limit: 10, order: 'asc', after: theirs.id })).toEqual({ data: [], hasMore: false });
+  });
+
   it('drops a file past its expiry: not found, not listed, not deletable', async () => {
     const live = storedFile('acme/search', 0);
     const expired = storedFile('acme/search', 1, { expiresAt: NOW - 1 });

@@ -50,6 +50,12 @@ export interface FileStore {
   close(): Promise<void>;
 }
 
+/**
+ * How long a deleted file keeps its place in its owner's list: its id still works as a page's
+ * `after` (a client deleting the files of each page as it lists them goes on to the next page).
+ */
+export const TOMBSTONE_MS = 3_600_000;
+
 /** The Nest injection token of the gateway's {@link FileStore}. */
 export const FILE_STORE = Symbol('FILE_STORE');
 

@@ -3,6 +3,7 @@ import { hashApiKey } from '../access/api-key';
 import { startIngress, type IngressHandle } from '../index';
 import type { RouterCalls } from '../router.port';
 import { ingressTestConfig } from '../test-config.testing';
+import { requestTags } from './batches.http.controller';
 
 const SECRET = 'files-controller-spec-secret';
 const SEARCH_KEY = 'sk-or-v1-files-spec-search-000000000000';
@@ -231,6 +232,31 @@ describe('the Files API at ingress', () => {
       expect(response.status).toBe(401);
       expect((await errorOf(response)).error.code).toBe('invalid_api_key');
     }
+  });
+});
+
+describe('the Batch API at ingress: ids', () => {
+  it('answers 404 batch_not_found, as OpenAI does, for an id the gateway never gives (another key of a batch among them), on retrieve and cancel', async () => {
+    const { ingress, call } = await start();
+    try {
+      const id = `batch_${'A'.repeat(24)}`;
+      for (const bad of [`${id}:claim`, `${id}:results`, `${id}:input`, 'batch_x', 'file-abc', `${id}0`]) {
+        for (const [method, path] of [
+          ['GET', `/v1/batches/${encodeURIComponent(bad)}`],
+          ['POST', `/v1/batches/${encodeURIComponent(bad)}/cancel`],
+        ] as const) {
+          expect([path, await errorOf(await call(method, path))]).toEqual([path, { status: 404, error: { message: `No such Batch object: ${bad}`, type: 'invalid_request_error', param: 'id', code: 'batch_not_found' } }]);
+        }
+      }
+    } finally {
+      await ingress.close();
+    }
+  });
+
+  it("gives a batch's lines the creating request's own tags, not those its key adds again to each line", () => {
+    expect(requestTags({ team: 'search', env: 'prod', cost: 'c1' }, { team: 'search', cost: 'other' })).toEqual({ env: 'prod' });
+    // A tag named as an object's own property is a tag like any other.
+    expect(requestTags({ constructor: 'x', toString: 'y' }, {})).toEqual({ constructor: 'x', toString: 'y' });
   });
 });
 

@@ -1,6 +1,6 @@
 import { describeFileStore, storedFile } from './file-store.cases.testing';
 import { ownerOf } from '../access/owner';
-import { fileSealKey, newFileId } from './file-store';
+import { fileSealKey, newFileId, TOMBSTONE_MS } from './file-store';
 import { MemoryFileStore } from './memory-file-store';
 
 describe('MemoryFileStore', () => {
@@ -18,6 +18,20 @@ describe('MemoryFileStore', () => {
     // Gone for good, not hidden: the clock going back does not bring it back.
     now -= 10_000;
     expect(await store.get('acme/search', file.id)).toBeUndefined();
+  });
+
+  it("keeps a deleted file's place for an hour on its clock, then drops it: its id then ends the list as any unknown one", async () => {
+    let now = Date.UTC(2025, 5, 1);
+    const store = new MemoryFileStore(() => now);
+    const at = (i: number) => storedFile('acme/search', 0, { createdAt: now / 1000 + i, expiresAt: now / 1000 + 86_400 });
+    const [older, deleted, newer] = [at(0), at(1), at(2)];
+    for (const f of [older, deleted, newer]) await store.put(f, Buffer.from('x'));
+    await store.delete('acme/search', deleted.id);
+    now += TOMBSTONE_MS - 1;
+    expect((await store.list('acme/search', { limit: 10, order: 'desc', after: deleted.id })).data).toEqual([older]);
+    now += 1;
+    expect(await store.list('acme/search', { limit: 10, order: 'desc', after: deleted.id })).toEqual({ data: [], hasMore: false });
+    expect((await store.list('acme/search', { limit: 10, order: 'desc' })).data).toEqual([newer, older]);
   });
 
   it('keeps its own copy: neither the buffer stored nor one read back changes what it holds', async () => {

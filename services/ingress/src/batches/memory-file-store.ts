@@ -1,14 +1,17 @@
-import type { FileListQuery, FileStore, StoredFile } from './file-store';
+import { TOMBSTONE_MS, type FileListQuery, type FileStore, type StoredFile } from './file-store';
 
 interface Held {
   file: StoredFile;
   content: Buffer;
+  /** Deleted: kept (without its content) until then, in ms, only for its place in the list. */
+  deletedUntil?: number | undefined;
 }
 
 /**
  * The files of a gateway without Redis: in this process (gone when it stops). A file past its
  * `expiresAt` is dropped when it is next looked at or listed. Listed by creation time, files
- * created in the same second by id, as the Redis store lists them.
+ * created in the same second by id, as the Redis store lists them; a deleted file keeps its place
+ * (a cursor may name it) for `TOMBSTONE_MS`, as in the Redis store.
  */
 export class MemoryFileStore implements FileStore {
   private readonly files = new Map<string, Held>();
@@ -33,23 +36,29 @@ export class MemoryFileStore implements FileStore {
   }
 
   async list(owner: string, query: FileListQuery): Promise<{ data: StoredFile[]; hasMore: boolean }> {
-    const nowSeconds = this.now() / 1000;
-    const mine: StoredFile[] = [];
-    for (const [id, { file }] of this.files) {
-      if (file.expiresAt <= nowSeconds) this.files.delete(id);
-      else if (file.owner === owner) mine.push(file);
+    const now = this.now();
+    const mine: Held[] = [];
+    for (const [id, held] of this.files) {
+      if (held.file.expiresAt * 1000 <= now || (held.deletedUntil !== undefined && held.deletedUntil <= now)) this.files.delete(id);
+      else if (held.file.owner === owner) mine.push(held);
     }
-    mine.sort(query.order === 'asc' ? byCreation : (a, b) => byCreation(b, a));
-    // The cursor is found among all the owner's files (it may be of another purpose); one that is gone ends the list.
-    const start = query.after === undefined ? 0 : mine.findIndex((f) => f.id === query.after) + 1;
+    mine.sort(query.order === 'asc' ? (a, b) => byCreation(a.file, b.file) : (a, b) => byCreation(b.file, a.file));
+    // The cursor is found among all the owner's files (it may be of another purpose, or deleted); one that is gone ends the list.
+    const start = query.after === undefined ? 0 : mine.findIndex((h) => h.file.id === query.after) + 1;
     if (start === 0 && query.after !== undefined) return { data: [], hasMore: false };
-    const rest = mine.slice(start).filter((f) => query.purpose === undefined || f.purpose === query.purpose);
+    const rest = mine
+      .slice(start)
+      .filter((h) => h.deletedUntil === undefined)
+      .map((h) => h.file)
+      .filter((f) => query.purpose === undefined || f.purpose === query.purpose);
     return { data: rest.slice(0, query.limit).map((f) => ({ ...f })), hasMore: rest.length > query.limit };
   }
 
   async delete(owner: string, id: string): Promise<boolean> {
-    if (!this.live(owner, id)) return false;
-    return this.files.delete(id);
+    const held = this.live(owner, id);
+    if (!held) return false;
+    this.files.set(id, { file: held.file, content: Buffer.alloc(0), deletedUntil: Math.min(held.file.expiresAt * 1000, this.now() + TOMBSTONE_MS) });
+    return true;
   }
 
   async close(): Promise<void> {
@@ -59,7 +68,7 @@ export class MemoryFileStore implements FileStore {
   /** The file when it is the owner's and not expired (an expired one is dropped). */
   private live(owner: string, id: string): Held | undefined {
     const held = this.files.get(id);
-    if (!held) return undefined;
+    if (!held || held.deletedUntil !== undefined) return undefined;
     if (held.file.expiresAt * 1000 <= this.now()) {
       this.files.delete(id);
       return undefined;

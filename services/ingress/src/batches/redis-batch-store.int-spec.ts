@@ -113,6 +113,23 @@ describe('RedisBatchStore on a real Redis', () => {
     expect(await store.list('acme/search', { limit: 10, after: older.id })).toEqual({ data: [oldest], hasMore: false });
   });
 
+  it('finds nothing in a damaged record, nor another batch under its id: neither read nor changed, and skipped when listing', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisBatchStore(redis, prefix, SECRET, RETENTION_MS);
+    const [damaged, moved, kept] = [0, 1, 2].map((i) => batchRecord('acme/search', i)) as [BatchRecord, BatchRecord, BatchRecord];
+    for (const b of [damaged, moved, kept]) await store.create(b, undefined);
+    await redis.set(`${prefix}batch:${damaged.id}`, '{not json', 'KEEPTTL');
+    // Another batch's record under this one's id.
+    await redis.set(`${prefix}batch:${moved.id}`, JSON.stringify(kept), 'KEEPTTL');
+    const change = jest.fn((b: BatchRecord) => b);
+    for (const b of [damaged, moved]) {
+      expect(await store.byId(b.id)).toBeUndefined();
+      expect(await store.update(b.id, change)).toBeUndefined();
+    }
+    expect(change).not.toHaveBeenCalled();
+    expect((await store.list('acme/search', { limit: 10 })).data).toEqual([kept]);
+  });
+
   it('leaves nothing but the batch record once a batch is finished', async () => {
     const prefix = freshPrefix();
     const store = new RedisBatchStore(redis, prefix, SECRET, RETENTION_MS);

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { sealBytes, SealKeys, sealText, type StoreSecrets } from '../access/sealed-text';
-import type { BatchRecord } from './batch-record';
+import { isBatchId, parseBatchRecord, type BatchRecord } from './batch-record';
 import type { BatchStore } from './batch-store';
 
 /** Renews a claim only while it is the holder's. */
@@ -66,8 +66,10 @@ export class RedisBatchStore implements BatchStore {
   }
 
   async byId(id: string): Promise<BatchRecord | undefined> {
+    // Only an id the gateway gives: another (`<id>:claim`, `<id>:results`) would read another key of a batch.
+    if (!isBatchId(id)) return undefined;
     const raw = await this.redis.get(this.key('batch', id));
-    return raw === null ? undefined : (JSON.parse(raw) as BatchRecord);
+    return raw === null ? undefined : parseBatchRecord(raw, id);
   }
 
   async list(owner: string, query: { limit: number; after?: string | undefined }): Promise<{ data: BatchRecord[]; hasMore: boolean }> {
@@ -89,8 +91,9 @@ export class RedisBatchStore implements BatchStore {
       const raws = await this.redis.mget(ids.map((id) => this.key('batch', id)));
       ids.forEach((id, i) => {
         const raw = raws[i];
-        if (raw === null || raw === undefined) stale.push(id);
-        else data.push(JSON.parse(raw) as BatchRecord);
+        const batch = raw === null || raw === undefined ? undefined : parseBatchRecord(raw, id);
+        if (batch) data.push(batch);
+        else if (raw === null || raw === undefined) stale.push(id);
       });
     }
     if (stale.length > 0) await this.redis.zrem(index, ...stale);
@@ -98,13 +101,15 @@ export class RedisBatchStore implements BatchStore {
   }
 
   async update(id: string, change: (batch: BatchRecord) => BatchRecord | undefined): Promise<BatchRecord | undefined> {
+    if (!isBatchId(id)) return undefined;
     const key = this.key('batch', id);
     // Compare and set: a change written meanwhile (a cancel while the runner counts) makes the
     // write fail, and the change is made again on what is stored now.
     for (let attempt = 0; attempt < 100; attempt++) {
       const raw = await this.redis.get(key);
       if (raw === null) return undefined;
-      const stored = JSON.parse(raw) as BatchRecord;
+      const stored = parseBatchRecord(raw, id);
+      if (!stored) return undefined;
       const next = change(structuredClone(stored));
       if (!next) return stored;
       if (Number(await this.redis.eval(SWAP, 1, key, raw, JSON.stringify(next))) === 1) return next;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { openBytes } from '../access/sealed-text';
 import { describeFileStore, storedFile } from './file-store.cases.testing';
-import { fileSealKey, type FileStore } from './file-store';
+import { fileSealKey, TOMBSTONE_MS, type FileStore } from './file-store';
 import { RedisFileStore } from './redis-file-store';
 import { until } from '../redis.testing';
 
@@ -63,8 +63,12 @@ describe('RedisFileStore on a real Redis', () => {
       expect((await b.content('acme/search', file.id))?.toString()).toBe('shared');
       expect(await b.delete('acme/search', file.id)).toBe(true);
       expect(await a.get('acme/search', file.id)).toBeUndefined();
-      // Nothing is left behind in Redis.
-      expect(await redis.keys(`${prefix}*`)).toEqual([]);
+      // Its content is gone; only its tombstone (an hour at most) and its place in the list are left, for a cursor naming it.
+      expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}file:${file.id}`, `${prefix}files:acme/search`]);
+      expect(await redis.get(`${prefix}file:${file.id}`)).toBe('{"deleted":true}');
+      const ttl = await redis.pttl(`${prefix}file:${file.id}`);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(TOMBSTONE_MS);
     } finally {
       await other.quit();
     }
@@ -127,6 +131,22 @@ describe('RedisFileStore on a real Redis', () => {
     expect((await new RedisFileStore(redis, prefix, { current: SECRET, previous: ['a secret dropped since'] }).content('acme/search', file.id))?.toString()).toBe('hello');
     await redis.set(`${prefix}file:${file.id}:content`, randomBytes(40), 'KEEPTTL');
     expect(await store.content('acme/search', file.id)).toBeUndefined();
+  });
+
+  it("drops a deleted file's id from the list once its tombstone has expired, when a listing meets it", async () => {
+    const prefix = freshPrefix();
+    const store = new RedisFileStore(redis, prefix, SECRET);
+    const [kept, deleted] = [storedFile('acme/search', 0), storedFile('acme/search', 1)];
+    await store.put(kept, Buffer.from('kept'));
+    await store.put(deleted, Buffer.from('deleted'));
+    await store.delete('acme/search', deleted.id);
+    expect((await store.list('acme/search', { limit: 10, order: 'desc' })).data).toEqual([kept]);
+    // Listed past, but kept as a place.
+    expect(await redis.zscore(`${prefix}files:acme/search`, deleted.id)).not.toBeNull();
+    // Its tombstone expired (as Redis does it after TOMBSTONE_MS).
+    await redis.del(`${prefix}file:${deleted.id}`);
+    expect((await store.list('acme/search', { limit: 10, order: 'desc' })).data).toEqual([kept]);
+    expect(await redis.zscore(`${prefix}files:acme/search`, deleted.id)).toBeNull();
   });
 
   it('finds nothing in a damaged record', async () => {

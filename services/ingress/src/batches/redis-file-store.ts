@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { sealBytes, SealKeys, type StoreSecrets } from '../access/sealed-text';
-import { fileSealKey, type FileListQuery, type FileStore, type StoredFile } from './file-store';
+import { fileSealKey, TOMBSTONE_MS, type FileListQuery, type FileStore, type StoredFile } from './file-store';
 
 /** A file's record as kept in Redis: read back through this schema, never trusted as it is. */
 const storedFileSchema = z.object({
@@ -34,6 +34,23 @@ if ttl < 0 or now + ttl < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[3]
 return 1
 `;
 
+/**
+ * Deletes a file, leaving a tombstone: its record is replaced by `TOMBSTONE` (expiring at ARGV[2],
+ * Unix ms), its content goes, and its id stays in its owner's list. 1 when it was a file, 0 when
+ * it was gone already (deleted by another request meanwhile: that one reports it).
+ * KEYS: record, content. ARGV: tombstone, its expiry.
+ */
+const DELETE = `
+local record = redis.call('GET', KEYS[1])
+if not record or record == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+`;
+
+/** What a deleted file's record becomes. */
+const TOMBSTONE = '{"deleted":true}';
+
 /** Ids read from an owner's list per round trip while a page is gathered. */
 const SCAN_CHUNK = 1_000;
 
@@ -43,7 +60,9 @@ const SCAN_CHUNK = 1_000;
  * content sealed under a key derived from `access.keyHashSecret` with the id as context, and
  * `<prefix>files:<owner>` the owner's ids scored by creation time. Every key expires when its file
  * does (the list with its last file); an id whose record has expired is dropped from the list when
- * a listing meets it. Listed by creation time, files of the same second by id.
+ * a listing meets it. Listed by creation time, files of the same second by id. A deleted file's
+ * record is a tombstone for `TOMBSTONE_MS` (or until the file would have expired, if sooner): the
+ * listing skips its id, and takes it as a cursor, until it expires and is dropped as any other.
  */
 export class RedisFileStore implements FileStore {
   private readonly sealKeys: SealKeys;
@@ -98,7 +117,7 @@ export class RedisFileStore implements FileStore {
     let start = 0;
     if (query.after !== undefined) {
       const rank = asc ? await this.redis.zrank(key, query.after) : await this.redis.zrevrank(key, query.after);
-      // A cursor that is gone (deleted, expired) ends the list.
+      // A cursor that is gone (never there, expired, or deleted over TOMBSTONE_MS ago) ends the list.
       if (rank === null) return { data: [], hasMore: false };
       start = rank + 1;
     }
@@ -113,7 +132,10 @@ export class RedisFileStore implements FileStore {
       start += ids.length;
       const records = await this.redis.mget(ids.map((id) => this.recordKey(id)));
       ids.forEach((id, i) => {
-        const file = this.parse(records[i] ?? null);
+        const record = records[i] ?? null;
+        // A deleted file keeps its place (a cursor may name it) until its tombstone expires.
+        if (record === TOMBSTONE) return;
+        const file = this.parse(record);
         if (!file || !this.isLive(file, owner) || file.id !== id) stale.push(id);
         else if (query.purpose === undefined || file.purpose === query.purpose) found.push(file);
       });
@@ -125,11 +147,8 @@ export class RedisFileStore implements FileStore {
   async delete(owner: string, id: string): Promise<boolean> {
     const file = await this.get(owner, id);
     if (!file) return false;
-    const results = await this.redis.multi().del(this.recordKey(id)).del(this.contentKey(id)).zrem(this.listKey(owner), id).exec();
-    const [failed] = (results ?? []).flatMap(([error]) => (error ? [error] : []));
-    if (failed) throw failed;
-    // Deleted by another request meanwhile: that one reports it.
-    return results?.[0]?.[1] === 1;
+    const tombstoneUntil = Math.min(Math.round(file.expiresAt * 1000), this.now() + TOMBSTONE_MS);
+    return Number(await this.redis.eval(DELETE, 2, this.recordKey(id), this.contentKey(id), TOMBSTONE, String(tombstoneUntil))) === 1;
   }
 
   async close(): Promise<void> {
