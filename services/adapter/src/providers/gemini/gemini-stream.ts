@@ -1,5 +1,6 @@
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { chunkCarriesAnswer } from '@openrouter/openai-wire';
 import { readGoogleError, toGatewayError } from './gemini-errors';
 import { blockedPromptError, failedCandidateError, finishReason, logprobsJson, parseGenerateContentResponse, splitParts, toCanonicalUsage, toolCallId, type UsageMetadata } from './gemini-response';
 
@@ -34,6 +35,8 @@ export class GeminiStreamTranslator {
   private model: string | undefined;
   private usage: UsageMetadata | undefined;
   private text = '';
+  /** Whether a chunk that commits the request to this provider (content, a call, reasoning) went out. */
+  private answered = false;
 
   constructor(private readonly ctx: StreamContext) {}
 
@@ -63,7 +66,11 @@ export class GeminiStreamTranslator {
       if (state.finished) return;
       const key = this.responseId ?? this.ctx.requestId;
       const parts = splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, index, at, name), state.toolCalls, this.ctx.answerTool);
-      if (parts.reasoning) out.push(this.chunk(index, { extraJson: JSON.stringify({ reasoning_content: parts.reasoning }) }));
+      if (parts.reasoning) {
+        // Billed as output (thoughtsTokenCount): an estimate counts it too.
+        this.text += parts.reasoning;
+        out.push(this.chunk(index, { extraJson: JSON.stringify({ reasoning_content: parts.reasoning }) }));
+      }
       if (parts.text) {
         state.produced = true;
         this.text += parts.text;
@@ -89,7 +96,25 @@ export class GeminiStreamTranslator {
         out.push(this.chunk(index, {}, finishReason(c.finishReason, state.toolCalls > 0)));
       }
     });
+    this.answered ||= out.some(chunkCarriesAnswer);
     return out;
+  }
+
+  /**
+   * The usage of a stream that fails once its answer has begun, as a chunk: the prompt Gemini
+   * reported (on every event), and the output it reported so far — which it often counts only on
+   * the last event, so until then the output streamed, estimated, stands in. None before the answer
+   * began (the request fails over, and a usage chunk would commit it to this provider), nor when
+   * the stream reported nothing (ingress estimates it whole then).
+   */
+  usageSoFar(): chatv1.ChatChunk[] {
+    if (!this.answered || !this.usage || !this.ctx.includeUsage) return [];
+    const reported = toCanonicalUsage(this.usage);
+    if (this.usage.candidatesTokenCount === undefined) {
+      const completionTokens = Math.max(reported.completionTokens, this.ctx.estimateUsage(this.text).completionTokens);
+      return [{ ...this.envelope(), choices: [], usage: { ...reported, completionTokens, totalTokens: reported.promptTokens + completionTokens, estimated: true } }];
+    }
+    return [{ ...this.envelope(), choices: [], usage: reported }];
   }
 
   /** Called once the body has ended: the usage chunk, or an error if the answer was cut short. */

@@ -5,6 +5,7 @@ import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import { type RunningSimulator, startSimulator } from '@openrouter/provider-simulator';
 import { ImageSource } from '../image-source';
+import { countTextTokens } from '../text-tokens';
 import type { ProviderAdapter } from '../provider-adapter';
 import { createGeminiAdapter } from './gemini.adapter';
 import { failure } from '../gateway-failure.testing';
@@ -257,7 +258,7 @@ describe('Gemini adapter against the simulated Gemini API', () => {
     await expect(failure(collect(chatRequest({ ...long, stream: true })))).resolves.toMatchObject({ kind: 'context_length_exceeded' });
   });
 
-  it('throws a GatewayError when the connection drops mid-stream, after the chunks already sent', async () => {
+  it('throws a GatewayError when the connection drops mid-stream, after the chunks already sent and the usage reported so far', async () => {
     sim.configure({ faults: [{ kind: 'drop_mid_stream', afterTokens: 3 }] });
     const seen: adapterv1.ChatResponse[] = [];
     const error = await failure(
@@ -266,7 +267,25 @@ describe('Gemini adapter against the simulated Gemini API', () => {
       })(),
     );
     expect(error).toMatchObject({ kind: 'upstream_error', retryable: true });
-    expect(contentOf(seen.map((r) => r.chunk as chatv1.ChatChunk))).not.toBe('');
+    const text = contentOf(seen.map((r) => r.chunk as chatv1.ChatChunk));
+    expect(text).not.toBe('');
+    // The provider bills what it made before the cut: its reported prompt, and (Gemini counts the
+    // output only on its last event) the output streamed, estimated — not nothing.
+    const usage = seen.at(-1)?.chunk?.usage;
+    expect(seen.at(-1)?.chunk?.choices).toEqual([]);
+    expect(usage).toMatchObject({ completionTokens: countTextTokens(text), estimated: true });
+    expect(usage?.promptTokens).toBeGreaterThan(0);
+  });
+
+  it('sends no usage for a stream cut before any of its answer, so the router may still fail over', async () => {
+    sim.configure({ faults: [{ kind: 'drop_mid_stream', afterTokens: 0 }] });
+    const seen: adapterv1.ChatResponse[] = [];
+    await failure(
+      (async () => {
+        for await (const r of adapter.chat(call(chatRequest({ stream: true, stream_options: { include_usage: true } })))) seen.push(r);
+      })(),
+    );
+    // Cut before any of the answer: no usage chunk, so the router may still fail over.
     expect(seen.some((r) => r.chunk?.usage !== undefined)).toBe(false);
   });
 

@@ -116,10 +116,13 @@ export function createGeminiWireAdapter(id: string, endpoint: GeminiEndpoint, co
         }
         ended = true;
       } catch (error) {
+        for (const chunk of translator.usageSoFar()) yield { chunk };
         throw transportError(error, call.signal, id);
       } finally {
-        if (!ended) response.body.destroy();
+        if (!ended) response.body.on('error', () => undefined).destroy();
       }
+      // A stream cut before its finish passes on the usage it reported, then fails.
+      if (!translator.finished) for (const chunk of translator.usageSoFar()) yield { chunk };
       for (const chunk of translator.end()) yield { chunk };
     },
 
