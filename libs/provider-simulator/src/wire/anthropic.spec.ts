@@ -461,6 +461,19 @@ describe('Anthropic Messages wire format over HTTP', () => {
       await sim.waitForRequest((r) => r.outcome === 'dropped');
     });
 
+    it('fails a stream with an error event after the given number of tokens, and answers a non-stream request with the HTTP error', async () => {
+      sim.configure({ faults: [{ kind: 'http_error', status: 529, afterTokens: 2 }] });
+      const streamed = await messages({ stream: true });
+      expect(streamed.status).toBe(200);
+      const list = events(streamed.text);
+      expect(list.filter((e) => e.event === 'content_block_delta')).toHaveLength(2);
+      expect(list.at(-1)).toEqual({ event: 'error', data: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } });
+      expect(list.some((e) => e.event === 'message_delta' || e.event === 'message_stop')).toBe(false);
+      const whole = await messages();
+      expect(whole.status).toBe(529);
+      expect(errorOf(whole.json()).type).toBe('overloaded_error');
+    });
+
     it('counts thinking_delta pieces as tokens when dropping a stream with thinking', async () => {
       const receive = async (afterTokens: number): Promise<string> => {
         sim.configure({ faults: [{ kind: 'drop_mid_stream', afterTokens, remaining: 1 }] });

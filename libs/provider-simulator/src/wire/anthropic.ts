@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Fault } from '../core/behaviour-config';
-import { deliverFrames } from '../core/stream-pacer';
+import { deliverFrames, type PacedFrame } from '../core/stream-pacer';
 import type { HttpExchange } from '../http/http-exchange';
 import { parseJson } from '../http/http-io';
 import { anthropicError, defaultErrorMessage, errorTypeForStatus, messageBody, messageFrames } from './anthropic-formats';
@@ -40,14 +40,17 @@ const handleMessages: WireHandler = async (exchange, runtime) => {
   if (!parsed.ok) return sendError(exchange, 400, 'invalid_request_error', 'There was an issue with the format of your request: the body is not valid JSON.');
 
   const fault = runtime.faults.select({ model, path: 'chat' });
-  if (fault !== undefined && fault.kind !== 'drop_mid_stream') return applyFault(exchange, fault, model);
+  // An http_error with `afterTokens` on a stream fails it after its 200 with an `error` event, as
+  // Anthropic reports an overloaded_error (or any other) once streaming has begun.
+  const inStream = fault?.kind === 'http_error' && fault.afterTokens !== undefined && record?.['stream'] === true;
+  if (fault !== undefined && fault.kind !== 'drop_mid_stream' && !inStream) return applyFault(exchange, fault, model);
 
   const request = messagesRequestSchema.safeParse(parsed.value);
   if (!request.success) return sendError(exchange, 400, 'invalid_request_error', describeProblem(request.error, parsed.value));
   const result = planMessage(request.data, behaviour, runtime);
   if (!result.ok) return sendError(exchange, result.problem.status, result.problem.type, result.problem.message);
 
-  const dropAfterTokens = fault ? (fault.afterTokens ?? 0) : undefined;
+  const dropAfterTokens = fault?.kind === 'drop_mid_stream' ? (fault.afterTokens ?? 0) : undefined;
   if (request.data.stream !== true) {
     const body = messageBody(result.plan);
     if (dropAfterTokens !== undefined) return exchange.sendTruncated(200, JSON_HEADERS, JSON.stringify(body));
@@ -55,8 +58,27 @@ const handleMessages: WireHandler = async (exchange, runtime) => {
   }
   if (!exchange.open) return;
   const sink = exchange.startStream(SSE_HEADERS);
-  await deliverFrames(messageFrames(result.plan), { ttftMs: behaviour.ttftMs, tokensPerSecond: behaviour.tokensPerSecond, dropAfterTokens }, exchange.cancel, sink);
+  const frames = messageFrames(result.plan);
+  await deliverFrames(
+    fault?.kind === 'http_error' ? withErrorEvent(frames, fault, model) : frames,
+    { ttftMs: behaviour.ttftMs, tokensPerSecond: behaviour.tokensPerSecond, dropAfterTokens },
+    exchange.cancel,
+    sink,
+  );
 };
+
+/** The frames up to `afterTokens` token frames, then the fault's `error` event; the stream then ends, without message_stop. */
+function withErrorEvent(frames: readonly PacedFrame[], fault: Fault, model: string | undefined): PacedFrame[] {
+  const out: PacedFrame[] = [];
+  let tokens = 0;
+  for (const frame of frames) {
+    if (frame.tokenStep !== undefined && tokens++ >= (fault.afterTokens ?? 0)) break;
+    out.push(frame);
+  }
+  const status = fault.status ?? 500;
+  out.push({ text: `event: error\ndata: ${JSON.stringify(anthropicError(fault.code ?? errorTypeForStatus(status), fault.message ?? defaultErrorMessage(status, model)))}\n\n` });
+  return out;
+}
 
 async function applyFault(exchange: HttpExchange, fault: Fault, model: string | undefined): Promise<void> {
   if (await faultWithoutAnswer(exchange, fault)) return;

@@ -75,6 +75,17 @@ describe('ImageSource data URLs', () => {
     await expect(load('data:image/png;base64,iVBORw0KGgo=')).resolves.toEqual({ mediaType: 'image/png', base64: 'iVBORw0KGgo=' });
   });
 
+  it("holds a data URL to the per-image limit (Bedrock's 3.75 MB), naming the part, as a fetched image is held", async () => {
+    const url = (bytes: number): string => `data:image/png;base64,${Buffer.alloc(bytes, 1).toString('base64')}`;
+    const loader = new ImageSource().loader({ signal: new AbortController().signal, maxBytes: 3_750_000 });
+    const refused = loader(url(5_000_000), 'messages[0].content[1]');
+    await expect(refused).rejects.toMatchObject({ kind: 'bad_request', param: 'messages[0].content[1]', code: 'invalid_image_url' });
+    await expect(refused).rejects.toThrow(/5000000 bytes, more than the 3750000/);
+    await expect(loader(url(3_750_000), 'messages[0].content[2]')).resolves.toMatchObject({ mediaType: 'image/png' });
+    // Padded payloads count their decoded bytes: one byte over is refused.
+    await expect(loader(url(3_750_001), 'messages[0].content[3]')).rejects.toMatchObject({ param: 'messages[0].content[3]' });
+  });
+
   it('refuses data that is not base64 and types providers do not take, naming the part it was given', async () => {
     await expect(load('data:image/png;base64,%%%not-base64', 'messages[2].content[1]')).rejects.toMatchObject({ kind: 'bad_request', param: 'messages[2].content[1]', code: 'invalid_image_url' });
     await expect(load('data:image/png;base64,', 'messages[0].content[0]')).rejects.toMatchObject({ param: 'messages[0].content[0]', code: 'invalid_image_url' });

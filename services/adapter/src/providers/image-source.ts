@@ -178,8 +178,13 @@ export class ImageSource {
     const inline = parseDataUrl(url);
     if (inline) {
       const image = checked(inline, param);
+      // The per-image limit holds for bytes given inline as for fetched ones: a provider with a
+      // smaller one (Bedrock's 3.75 MB) refuses a larger image without naming the part.
+      const bytes = decodedLength(image.base64);
+      const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+      if (bytes > maxBytes) throw invalidImage(`is ${bytes} bytes, more than the ${maxBytes} bytes this model takes in one image`, param);
       try {
-        budget.charge(decodedLength(image.base64));
+        budget.charge(bytes);
       } catch (error) {
         throw overBudget(budget, param, error);
       }

@@ -1,3 +1,4 @@
+import { toOpenAIError } from '@openrouter/openai-wire';
 import { anthropicStreamError, parseAnthropicErrorResponse } from './anthropic-errors';
 
 const body = (type: string, message: string, extra: Record<string, unknown> = {}) => JSON.stringify({ type: 'error', error: { type, message, ...extra }, request_id: 'req_011' });
@@ -8,7 +9,7 @@ describe('parseAnthropicErrorResponse', () => {
     [400, 'invalid_request_error', 'max_tokens: Field required', 'bad_request', false],
     [401, 'authentication_error', 'invalid x-api-key', 'auth_failed', true],
     [402, 'billing_error', 'Your credit balance is too low', 'upstream_error', true],
-    [403, 'permission_error', 'Not allowed', 'permission_denied', false],
+    [403, 'permission_error', 'Not allowed', 'permission_denied', true],
     [404, 'not_found_error', 'model: claude-nope', 'not_found', true],
     [413, 'request_too_large', 'Request exceeds the maximum allowed number of bytes.', 'bad_request', false],
     [429, 'rate_limit_error', 'Number of requests has exceeded your rate limit', 'rate_limited', true],
@@ -44,6 +45,13 @@ describe('parseAnthropicErrorResponse', () => {
   it('keeps an ordinary bad request naming an organization-free "not allowed" as the client’s error', () => {
     const error = parse(400, body('invalid_request_error', 'messages.0: tool_result blocks are only allowed in user messages'));
     expect(error).toMatchObject({ kind: 'bad_request', retryable: false });
+  });
+
+  it('answers a 403 as the documented 502 upstream_access_denied, retryable on another deployment', () => {
+    const error = parse(403, body('permission_error', 'Your API key does not have permission to use the specified resource.'));
+    expect(error).toMatchObject({ kind: 'permission_denied', code: 'upstream_access_denied', retryable: true });
+    expect(toOpenAIError(error)).toMatchObject({ status: 502, body: { error: { type: 'server_error', code: 'upstream_access_denied' } } });
+    expect(anthropicStreamError(JSON.parse(body('permission_error', 'no')), 'anthropic')).toMatchObject({ code: 'upstream_access_denied', retryable: true });
   });
 
   it('carries retry-after of a 429 and a 529 in milliseconds', () => {

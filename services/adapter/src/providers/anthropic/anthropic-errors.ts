@@ -97,7 +97,9 @@ function anthropicError(status: number, detail: AnthropicErrorDetail, provider: 
     case 402:
       return accountRefusal(status, detail, provider);
     case 403:
-      return new GatewayError('permission_denied', withDetail(`The provider "${provider}" refused the request`), base);
+      // A refusal of the gateway's key or workspace (a model it may not use): another deployment,
+      // with another key, may serve the request, as after a 401 or 404.
+      return new GatewayError('permission_denied', withDetail(`The provider "${provider}" refused the request`), { ...base, code: 'upstream_access_denied', retryable: true });
     case 404:
       return new GatewayError('not_found', withDetail(`The provider "${provider}" does not know the model or endpoint`), { ...base, retryable: true });
     case 408:

@@ -459,8 +459,24 @@ describe('toAnthropicRequest', () => {
       expect(on.temperature).toBeUndefined();
       expect(on.top_p).toBeUndefined();
       expect(on.top_k).toBeUndefined();
-      expect(await bodyOf({ reasoning_effort: 'high', temperature: 1, top_p: 0.97 })).toMatchObject({ temperature: 1, top_p: 0.97 });
-      expect(await bodyOf({ temperature: 0.2, top_p: 0.9, top_k: 40 })).toMatchObject({ temperature: 0.2, top_p: 0.9, top_k: 40 });
+      // Claude refuses the two together: temperature 1, the only one thinking takes, is Claude's default and goes.
+      const kept = await bodyOf({ reasoning_effort: 'high', temperature: 1, top_p: 0.97 });
+      expect(kept.top_p).toBe(0.97);
+      expect(kept.temperature).toBeUndefined();
+      expect(await bodyOf({ temperature: 0.2, top_k: 40 })).toMatchObject({ temperature: 0.2, top_k: 40 });
+    });
+
+    it('never sends temperature and top_p together, which Claude from Opus 4.1 on refuses: top_p goes, unless temperature is 1 (the default)', async () => {
+      const both = await bodyOf({ temperature: 0.2, top_p: 0.9 });
+      expect(both.temperature).toBe(0.2);
+      expect(both.top_p).toBeUndefined();
+      const atDefault = await bodyOf({ temperature: 1, top_p: 0.9 });
+      expect(atDefault.temperature).toBeUndefined();
+      expect(atDefault.top_p).toBe(0.9);
+      // Clamped to 1 first: the default, so top_p stays.
+      expect(await bodyOf({ temperature: 1.6, top_p: 0.8 })).toMatchObject({ top_p: 0.8 });
+      expect(await bodyOf({ top_p: 0.9 })).toMatchObject({ top_p: 0.9 });
+      expect(await bodyOf({ temperature: 0 })).toMatchObject({ temperature: 0 });
     });
 
     it('refuses thinking with a tool_choice that forces a call, and with a JSON answer (which is forced through a tool)', async () => {

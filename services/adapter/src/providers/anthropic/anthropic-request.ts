@@ -209,6 +209,13 @@ export async function toAnthropicRequest(r: chatv1.ChatRequest, upstreamModel: s
   // With thinking on, Anthropic takes temperature 1 only, no top_k and top_p from 0.95: others are dropped.
   if (r.temperature !== undefined && (!thinking || r.temperature === 1)) body.temperature = Math.min(r.temperature, MAX_TEMPERATURE);
   if (r.topP !== undefined && (!thinking || r.topP >= MIN_THINKING_TOP_P)) body.top_p = r.topP;
+  // Claude from Opus 4.1 on refuses temperature and top_p together (a 400), which many OpenAI
+  // clients send as defaults. The one whose loss changes least is dropped, for every Claude (the
+  // model id does not always tell which it is): temperature when it is 1, Claude's default, else top_p.
+  if (body.temperature !== undefined && body.top_p !== undefined) {
+    if (body.temperature === 1) delete body.temperature;
+    else delete body.top_p;
+  }
   const topK = topKOf(r.extraJson);
   if (topK !== undefined && !thinking) body.top_k = topK;
   const endUser = endUserOf(r);

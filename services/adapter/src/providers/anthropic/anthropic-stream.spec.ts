@@ -1,4 +1,5 @@
 import { ChatCompletionStream } from 'openai/lib/ChatCompletionStream';
+import type { chatv1 } from '@openrouter/contracts';
 import { toOpenAIChunk } from '@openrouter/openai-wire';
 import { AnthropicStreamTranslator } from './anthropic-stream';
 import { countTextTokens } from '../text-tokens';
@@ -141,5 +142,105 @@ describe("AnthropicStreamTranslator and Claude's reasoning tokens", () => {
 
   it('reports no reasoning for a stream without thinking, however long its output', () => {
     expect(usageOf(events(start, ...text(0, 'Hi there.'), ...end(400)))).toMatchObject({ completion_tokens: 400, completion_tokens_details: { reasoning_tokens: 0 } });
+  });
+});
+
+describe('AnthropicStreamTranslator when the stream fails mid-way', () => {
+  /** A prompt mostly read from the cache, part of it written for an hour: what a failure's usage must keep apart. */
+  const cachedStart = {
+    type: 'message_start',
+    message: {
+      id: 'msg_2',
+      model: 'claude-sonnet-4-5',
+      usage: { input_tokens: 20, cache_read_input_tokens: 100_000, cache_creation_input_tokens: 300, cache_creation: { ephemeral_1h_input_tokens: 200 }, output_tokens: 1 },
+    },
+  };
+  const overloaded = { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } };
+
+  /** The chunks that went out before the failure, the failure, and the usage the translator then has. */
+  function failAt(data: string[], includeUsage = true): { chunks: number; error: unknown; usage: chatv1.ChatChunk[] } {
+    const translator = new AnthropicStreamTranslator({ responseTool: undefined, includeUsage, provider: 'anthropic', now: 1 });
+    let chunks = 0;
+    let error: unknown;
+    try {
+      for (const d of data) chunks += translator.accept(d).length;
+    } catch (thrown) {
+      error = thrown;
+    }
+    return { chunks, error, usage: translator.usageSoFar() };
+  }
+
+  it('reports the prompt as message_start counted it, cache reads and writes apart, and the streamed output, estimated, after an error event', () => {
+    const { error, usage } = failAt(
+      events(
+        cachedStart,
+        ...thought(0, 'The user wants a greeting.', 'c2ln'),
+        { type: 'content_block_start', index: 1, content_block: { type: 'text', text: '' } },
+        { type: 'content_block_delta', index: 1, delta: { type: 'text_delta', text: 'Hello there, partial answer' } },
+        overloaded,
+      ),
+    );
+    expect(error).toMatchObject({ kind: 'overloaded', upstreamStatus: 529 });
+    const thinking = countTextTokens('The user wants a greeting.');
+    const completionTokens = thinking + countTextTokens('Hello there, partial answer');
+    expect(usage).toHaveLength(1);
+    expect(usage[0]?.choices).toEqual([]);
+    expect(usage[0]?.usage).toEqual({
+      promptTokens: 100_320,
+      completionTokens,
+      totalTokens: 100_320 + completionTokens,
+      cachedReadTokens: 100_000,
+      cacheWriteTokens: 300,
+      cacheWrite1hTokens: 200,
+      reasoningTokens: thinking,
+      estimated: true,
+    });
+  });
+
+  it("counts a thinking block still open and a tool call's name and input in the estimate", () => {
+    const { usage } = failAt(
+      events(
+        cachedStart,
+        { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
+        { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'Weather in Oslo, then.' } },
+        overloaded,
+      ),
+    );
+    expect(usage[0]?.usage).toMatchObject({ completionTokens: countTextTokens('Weather in Oslo, then.'), reasoningTokens: countTextTokens('Weather in Oslo, then.'), estimated: true });
+    const tool = failAt(
+      events(
+        cachedStart,
+        { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: 'get_weather' } },
+        { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"city":"Os' } },
+        overloaded,
+      ),
+    );
+    expect(tool.usage[0]?.usage).toMatchObject({ completionTokens: countTextTokens('get_weather') + countTextTokens('{"city":"Os'), reasoningTokens: 0, estimated: true });
+  });
+
+  it("reports message_delta's output count as it is once one came", () => {
+    const { usage } = failAt(
+      events(
+        cachedStart,
+        { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+        { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi.' } },
+        { type: 'content_block_stop', index: 0 },
+        { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 42 } },
+        overloaded,
+      ),
+    );
+    expect(usage[0]?.usage).toMatchObject({ promptTokens: 100_320, completionTokens: 42, cachedReadTokens: 100_000, estimated: false });
+  });
+
+  it('reports nothing before the answer began (the router may still fail over), nor without include_usage, nor after message_stop', () => {
+    const early = failAt(events(cachedStart, { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }, { type: 'ping' }, overloaded));
+    expect(early.chunks).toBe(1);
+    expect(early.error).toMatchObject({ kind: 'overloaded' });
+    expect(early.usage).toEqual([]);
+    const text = [{ type: 'content_block_start', index: 0, content_block: { type: 'text', text: 'Hi.' } }];
+    expect(failAt(events(cachedStart, ...text, overloaded), false).usage).toEqual([]);
+    const done = failAt(events(cachedStart, ...text, { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 2 } }, { type: 'message_stop' }));
+    expect(done.error).toBeUndefined();
+    expect(done.usage).toEqual([]);
   });
 });

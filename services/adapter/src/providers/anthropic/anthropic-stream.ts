@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
+import { chunkCarriesAnswer } from '@openrouter/openai-wire';
 import { anthropicStreamError } from './anthropic-errors';
 import { StreamedAnswerTokens, thinkingExtra, type ThinkingBlock } from '../claude-thinking';
+import { countTextTokens } from '../text-tokens';
 import { anthropicUsageSchema, type AnthropicUsage, matchedStopSequence, toCanonicalUsage, toFinishReason } from './anthropic-response';
 
 const messageStart = z.looseObject({
@@ -77,6 +79,10 @@ export class AnthropicStreamTranslator {
   private usage: AnthropicUsage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cache_creation: undefined, output_tokens_details: undefined };
   private stopReason: string | null | undefined;
   private stopSequence: string | null | undefined;
+  /** Set once a chunk that commits the router to this provider went out (`chunkCarriesAnswer`). */
+  private answered = false;
+  /** Set once a message_delta counted the output: until then message_start's placeholder (1) stands. */
+  private outputCounted = false;
 
   constructor(private readonly options: StreamOptions) {
     this.created = options.now ?? Math.floor(Date.now() / 1000);
@@ -89,6 +95,41 @@ export class AnthropicStreamTranslator {
 
   /** The chunks one event's data produces (often none). Throws GatewayError for error events and malformed data. */
   accept(data: string): chatv1.ChatChunk[] {
+    const out = this.translate(data);
+    this.answered ||= out.some(chunkCarriesAnswer);
+    return out;
+  }
+
+  /**
+   * The usage of a stream that fails once its answer has begun (an error event such as
+   * overloaded_error, a malformed event, a dropped connection), as a chunk: what Anthropic bills
+   * for it. The prompt side is message_start's count, cache reads and writes apart, which ingress
+   * cannot know: without this chunk it would price a prompt read from the cache at the full input
+   * price. The output is message_delta's count when one came; before it, message_start's count is
+   * a placeholder, so the thinking and answer streamed so far, counted by the gateway's tokenizer,
+   * stand in (`estimated`). None before the answer began (the router may still fail over, and a
+   * usage chunk would commit the request to this provider), once the stream completed, or when the
+   * request did not ask for usage.
+   */
+  usageSoFar(): chatv1.ChatChunk[] {
+    if (!this.answered || this.done || !this.options.includeUsage) return [];
+    if (this.outputCounted) return [this.usageChunk(toCanonicalUsage(this.usage, this.thinking, () => this.answerTokens.count()))];
+    let thought = 0;
+    for (const block of this.blocks.values()) if (block.kind === 'thinking') thought += countTextTokens(block.text);
+    const completionTokens = Math.max(this.usage.output_tokens, thought + this.answerTokens.count());
+    const reported = toCanonicalUsage(this.usage);
+    return [
+      this.usageChunk({
+        ...reported,
+        completionTokens,
+        totalTokens: reported.promptTokens + completionTokens,
+        reasoningTokens: this.usage.output_tokens_details ? reported.reasoningTokens : thought,
+        estimated: true,
+      }),
+    ];
+  }
+
+  private translate(data: string): chatv1.ChatChunk[] {
     if (this.done) return [];
     let json: unknown;
     try {
@@ -226,7 +267,10 @@ export class AnthropicStreamTranslator {
     const u = event.usage;
     if (u) {
       // message_delta counts are cumulative; input counts appear here only when they changed.
-      if (u.output_tokens !== undefined) this.usage.output_tokens = u.output_tokens;
+      if (u.output_tokens !== undefined) {
+        this.usage.output_tokens = u.output_tokens;
+        this.outputCounted = true;
+      }
       if (u.input_tokens) this.usage.input_tokens = u.input_tokens;
       if (u.cache_creation_input_tokens) this.usage.cache_creation_input_tokens = u.cache_creation_input_tokens;
       if (u.cache_read_input_tokens) this.usage.cache_read_input_tokens = u.cache_read_input_tokens;
@@ -241,8 +285,12 @@ export class AnthropicStreamTranslator {
     this.done = true;
     const out: chatv1.ChatChunk[] = [];
     if (!this.finished) out.push(this.finish());
-    if (this.options.includeUsage) out.push({ ...this.envelope(), choices: [], usage: toCanonicalUsage(this.usage, this.thinking, () => this.answerTokens.count()) });
+    if (this.options.includeUsage) out.push(this.usageChunk(toCanonicalUsage(this.usage, this.thinking, () => this.answerTokens.count())));
     return out;
+  }
+
+  private usageChunk(usage: chatv1.Usage): chatv1.ChatChunk {
+    return { ...this.envelope(), choices: [], usage };
   }
 
   /** The one chunk with finish_reason; a repeated message_delta only updates usage. */

@@ -4,6 +4,7 @@ import { GatewayError } from '@openrouter/errors';
 import { parseChatRequest } from '@openrouter/openai-wire';
 import { type RunningSimulator, startSimulator } from '@openrouter/provider-simulator';
 import { ImageSource } from '../image-source';
+import { countTextTokens } from '../text-tokens';
 import type { ProviderAdapter } from '../provider-adapter';
 import { createAnthropicAdapter } from './anthropic.adapter';
 
@@ -203,6 +204,50 @@ describe('Anthropic adapter against the simulated provider', () => {
     expect(thrown).toBeInstanceOf(GatewayError);
     expect(thrown).toMatchObject({ kind: 'upstream_error', retryable: true });
     expect(seen.filter((r) => r.chunk?.choices[0]?.delta?.content)).toHaveLength(3);
+  });
+
+  /** The responses a streamed call yielded before it failed, and the failure. */
+  async function failedStream(body: Record<string, unknown>): Promise<{ seen: adapterv1.ChatResponse[]; thrown: unknown }> {
+    const seen: adapterv1.ChatResponse[] = [];
+    try {
+      for await (const response of adapter.chat({ requestId: 'r', upstreamModel: MODEL, request: request({ stream: true, stream_options: { include_usage: true }, ...body }), timeoutMs: 0, signal: new AbortController().signal })) {
+        seen.push(response);
+      }
+    } catch (error) {
+      return { seen, thrown: error };
+    }
+    throw new Error('expected the stream to fail');
+  }
+
+  it('passes on the usage Anthropic bills, cache reads apart, before the error event that ends a stream once its answer has begun', async () => {
+    const long = 'The quarterly report covers revenue, costs and the outlook for every region. '.repeat(120);
+    const cached = { messages: [{ role: 'system', content: [{ type: 'text', text: long, cache_control: { type: 'ephemeral' } }] }, { role: 'user', content: 'Summarise.' }] };
+    const written = (await completion(cached)).usage?.cacheWriteTokens ?? 0;
+    expect(written).toBeGreaterThanOrEqual(1024);
+    sim.configure({ faults: [{ kind: 'http_error', status: 529, afterTokens: 3 }] });
+    const { seen, thrown } = await failedStream(cached);
+    expect(thrown).toMatchObject({ kind: 'overloaded', upstreamStatus: 529, retryable: true });
+    const streamed = seen.map((r) => r.chunk?.choices[0]?.delta?.content ?? '').join('');
+    expect(seen.filter((r) => r.chunk?.choices[0]?.delta?.content)).toHaveLength(3);
+    const last = seen[seen.length - 1]?.chunk;
+    expect(last?.choices).toEqual([]);
+    expect(last?.usage).toMatchObject({ cachedReadTokens: written, cacheWriteTokens: 0, completionTokens: countTextTokens(streamed), estimated: true });
+    expect(last?.usage?.promptTokens).toBeGreaterThan(written);
+  });
+
+  it('passes on no usage when the error event comes before the answer began, so the router may fail over', async () => {
+    sim.configure({ faults: [{ kind: 'http_error', status: 529, afterTokens: 0 }] });
+    const { seen, thrown } = await failedStream({});
+    expect(thrown).toMatchObject({ kind: 'overloaded', retryable: true });
+    expect(seen.some((r) => r.chunk?.usage)).toBe(false);
+  });
+
+  it('passes on the usage so far when the connection drops mid-stream, then fails', async () => {
+    sim.configure({ faults: [{ kind: 'drop_mid_stream', afterTokens: 2 }] });
+    const { seen, thrown } = await failedStream({});
+    expect(thrown).toMatchObject({ kind: 'upstream_error', retryable: true });
+    const streamed = seen.map((r) => r.chunk?.choices[0]?.delta?.content ?? '').join('');
+    expect(seen[seen.length - 1]?.chunk?.usage).toMatchObject({ cachedReadTokens: 0, completionTokens: countTextTokens(streamed), estimated: true });
   });
 
   it('turns a truncated JSON answer and a dropped connection into GatewayErrors', async () => {

@@ -84,16 +84,26 @@ export function createAnthropicWireAdapter(id: string, endpoint: AnthropicEndpoi
         return;
       }
       const translator = new AnthropicStreamTranslator({ responseTool, includeUsage: call.request.streamOptions?.includeUsage === true, provider: id });
+      let failed = false;
+      let failure: unknown;
       try {
         for await (const event of readServerSentEvents(response.body, call.signal, id)) {
           for (const chunk of translator.accept(event.data)) yield { chunk };
           if (translator.complete) break;
         }
+      } catch (error) {
+        failed = true;
+        failure = error;
       } finally {
         if (translator.complete) discardRest(response.body);
-        else response.body.destroy();
+        // A body torn down may still emit an error (the socket's reset) with no one listening.
+        else response.body.on('error', () => undefined).destroy();
       }
-      if (!translator.complete) throw new GatewayError('upstream_error', `The provider "${id}" ended the stream before it finished.`, { provider: id });
+      if (!failed && translator.complete) return;
+      // A stream that failed (an error event, a malformed event, a cut connection) once its answer
+      // had begun passes on the usage Anthropic bills for it, then fails.
+      for (const chunk of translator.usageSoFar()) yield { chunk };
+      throw failed ? failure : new GatewayError('upstream_error', `The provider "${id}" ended the stream before it finished.`, { provider: id });
     },
 
     async embed(call: ProviderCall<chatv1.EmbeddingRequest>): Promise<chatv1.EmbeddingResponse> {

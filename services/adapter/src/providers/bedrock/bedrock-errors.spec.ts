@@ -1,4 +1,5 @@
-import { normalizeErrorType, parseBedrockErrorResponse } from './bedrock-errors';
+import { toOpenAIError } from '@openrouter/openai-wire';
+import { normalizeErrorType, parseBedrockErrorResponse, toGatewayError } from './bedrock-errors';
 
 const SUFFIX = ':http://internal.amazon.com/coral/com.amazon.bedrock/';
 
@@ -42,6 +43,32 @@ describe('Bedrock error mapping', () => {
     expect(auth.code).toBe('upstream_auth_failed');
     const denied = parseBedrockErrorResponse(403, 'AccessDeniedException', '{"message":"User AKIAABCDEFGHIJKLMNOP is not authorized"}', 'b');
     expect(denied.message).not.toContain('AKIAABCDEFGHIJKLMNOP');
+  });
+
+  it.each([
+    'The provided model identifier is invalid.',
+    "Invocation of model ID anthropic.claude-sonnet-4-20250514-v1:0 with on-demand throughput isn't supported. Retry your request with the ID or ARN of an inference profile that contains this model.",
+  ])('maps a ValidationException about the deployment\'s model id to a retryable not_found (502 upstream_not_found): %s', (message) => {
+    const error = parseBedrockErrorResponse(400, `ValidationException${SUFFIX}`, JSON.stringify({ message }), 'b');
+    expect(error).toMatchObject({ kind: 'not_found', retryable: true, upstreamStatus: 400 });
+    expect(error.message).toContain(message);
+    expect(toOpenAIError(error)).toMatchObject({ status: 502, body: { error: { code: 'upstream_not_found' } } });
+  });
+
+  it("keeps an AccessDeniedException's text (the gateway's AWS account and role) from the client, in the cause for the log", () => {
+    const text =
+      'User: arn:aws:sts::123456789012:assumed-role/GatewayRole/i-0abc is not authorized to perform: bedrock:InvokeModelWithResponseStream on resource: arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-x';
+    const http = parseBedrockErrorResponse(403, `AccessDeniedException${SUFFIX}`, JSON.stringify({ message: text }), 'b');
+    // The same exception as a ConverseStream frame.
+    const frame = toGatewayError({ status: 403, errorType: 'accessDeniedException', message: text }, 'b');
+    for (const error of [http, frame]) {
+      expect(error).toMatchObject({ kind: 'permission_denied', retryable: true, code: 'upstream_access_denied' });
+      expect(error.message).not.toContain('123456789012');
+      expect(JSON.stringify(toOpenAIError(error).body)).not.toMatch(/123456789012|GatewayRole/);
+      expect(String(error.cause)).toContain('GatewayRole');
+    }
+    // A 403 with no error type is the same refusal.
+    expect(parseBedrockErrorResponse(403, undefined, JSON.stringify({ message: text }), 'b')).toMatchObject({ kind: 'permission_denied', retryable: true, message: expect.not.stringContaining('123456789012') });
   });
 
   it('normalises error types from headers, bodies and stream frames alike', () => {

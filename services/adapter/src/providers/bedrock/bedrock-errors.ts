@@ -15,10 +15,20 @@ interface Mapping {
   /** Status used when the failure arrives without one (a stream exception frame). */
   status: number;
   retryable?: boolean;
-  /** The provider's own text is kept unless this says otherwise (auth failures can quote credentials). */
-  hideMessage?: boolean;
+  /**
+   * What the client is told instead of the provider's own text, which is then kept in the error's
+   * `cause` (the adapter's log shows it; no response carries it): auth failures can quote
+   * credentials, and an access refusal names the gateway's AWS account and IAM role.
+   */
+  hiddenAs?: string;
   code?: string;
 }
+
+const CREDENTIALS_REFUSED = "rejected the gateway's AWS credentials";
+const ACCESS_REFUSED = "refused the gateway's AWS account access to the model";
+/** A refusal of the gateway's account (IAM policy, model access, region): another deployment may serve the request. */
+const ACCESS_DENIED: Mapping = { kind: 'permission_denied', status: 403, retryable: true, hiddenAs: ACCESS_REFUSED, code: 'upstream_access_denied' };
+const AUTH_FAILED: Mapping = { kind: 'auth_failed', status: 403, retryable: true, hiddenAs: CREDENTIALS_REFUSED, code: 'upstream_auth_failed' };
 
 /**
  * Every Bedrock Runtime error type, keyed in lower case so `ThrottlingException` (HTTP
@@ -27,12 +37,12 @@ interface Mapping {
 const BY_TYPE: ReadonlyMap<string, Mapping> = new Map<string, Mapping>([
   ['validationexception', { kind: 'bad_request', status: 400 }],
   ['serializationexception', { kind: 'bad_request', status: 400 }],
-  ['accessdeniedexception', { kind: 'permission_denied', status: 403, retryable: true, code: 'upstream_access_denied' }],
-  ['unrecognizedclientexception', { kind: 'auth_failed', status: 403, retryable: true, hideMessage: true, code: 'upstream_auth_failed' }],
-  ['invalidsignatureexception', { kind: 'auth_failed', status: 403, retryable: true, hideMessage: true, code: 'upstream_auth_failed' }],
-  ['incompletesignatureexception', { kind: 'auth_failed', status: 403, retryable: true, hideMessage: true, code: 'upstream_auth_failed' }],
-  ['missingauthenticationtokenexception', { kind: 'auth_failed', status: 403, retryable: true, hideMessage: true, code: 'upstream_auth_failed' }],
-  ['expiredtokenexception', { kind: 'auth_failed', status: 403, retryable: true, hideMessage: true, code: 'upstream_auth_failed' }],
+  ['accessdeniedexception', ACCESS_DENIED],
+  ['unrecognizedclientexception', AUTH_FAILED],
+  ['invalidsignatureexception', AUTH_FAILED],
+  ['incompletesignatureexception', AUTH_FAILED],
+  ['missingauthenticationtokenexception', AUTH_FAILED],
+  ['expiredtokenexception', AUTH_FAILED],
   ['resourcenotfoundexception', { kind: 'not_found', status: 404, retryable: true }],
   ['throttlingexception', { kind: 'rate_limited', status: 429, code: 'rate_limit_exceeded' }],
   ['toomanyrequestsexception', { kind: 'rate_limited', status: 429, code: 'rate_limit_exceeded' }],
@@ -46,6 +56,13 @@ const BY_TYPE: ReadonlyMap<string, Mapping> = new Map<string, Mapping>([
 ]);
 
 const CONTEXT_LENGTH = /too long|too many (input )?tokens|context (length|window)|maximum (input|prompt) (length|size)|exceeds? the (model'?s? )?(max|context)/i;
+/**
+ * ValidationExceptions about the deployment's model id, not the client's request: an id Bedrock
+ * does not know, or a model that must be called through an inference profile. They are the
+ * gateway's misconfiguration, as another provider's 404 for an unknown model is, and another
+ * deployment may serve the request.
+ */
+const DEPLOYMENT_MODEL = /provided model identifier is invalid|with on-demand throughput isn['’]?t supported/i;
 // AWS messages may quote access key ids; they must not travel further.
 const ACCESS_KEY_ID = /\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b/g;
 
@@ -71,7 +88,13 @@ export function toGatewayError(failure: BedrockFailure, provider: string): Gatew
   if (mapping.kind === 'bad_request' && CONTEXT_LENGTH.test(message ?? '')) {
     return new GatewayError('context_length_exceeded', `The request exceeds the model context length: ${message ?? ''}`.trim(), { ...base, code: 'context_length_exceeded' });
   }
-  if (mapping.hideMessage) return new GatewayError(mapping.kind, `The provider "${provider}" rejected the gateway's AWS credentials.`, { ...base, retryable: mapping.retryable });
+  if (type === 'validationexception' && DEPLOYMENT_MODEL.test(message ?? '')) {
+    return new GatewayError('not_found', `The provider "${provider}" does not know the model or endpoint: ${message ?? ''}`, { ...base, retryable: true });
+  }
+  if (mapping.hiddenAs !== undefined) {
+    const said = new Error(`${failure.errorType?.split(':')[0] ?? `HTTP ${failure.status}`}: ${message ?? '(no message)'}`);
+    return new GatewayError(mapping.kind, `The provider "${provider}" ${mapping.hiddenAs}.`, { ...base, retryable: mapping.retryable, cause: said });
+  }
   const text = message ? `The provider "${provider}" failed (${failure.errorType?.split(':')[0] ?? `HTTP ${failure.status}`}): ${message}` : `The provider "${provider}" failed (HTTP ${failure.status}).`;
   return new GatewayError(mapping.kind, mapping.kind === 'bad_request' && message ? message : text, {
     ...base,
@@ -86,9 +109,9 @@ function byStatus(status: number): Mapping {
     case 422:
       return { kind: 'bad_request', status };
     case 401:
-      return { kind: 'auth_failed', status, retryable: true, hideMessage: true, code: 'upstream_auth_failed' };
+      return { ...AUTH_FAILED, status };
     case 403:
-      return { kind: 'permission_denied', status };
+      return ACCESS_DENIED;
     case 404:
       return { kind: 'not_found', status, retryable: true };
     case 408:

@@ -66,6 +66,15 @@ describe('Converse request translation', () => {
     expect((await toConverseRequest(request, loader, 'meta.llama3-70b-instruct-v1:0')).body.inferenceConfig?.stopSequences).toEqual(['\n', 'END']);
   });
 
+  it("leaves whitespace-only stop sequences out for an application inference profile the provider's claudeModels lists", async () => {
+    const request = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], stop: ['\n', 'END'] });
+    const profile = 'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123';
+    const listed = await toConverseRequest(request, loader, profile, { claudeModels: [profile] });
+    expect(listed.body.inferenceConfig?.stopSequences).toEqual(['END']);
+    expect(listed.body['additionalModelResponseFieldPaths']).toEqual(['/stop_sequence']);
+    expect((await toConverseRequest(request, loader, profile)).body.inferenceConfig?.stopSequences).toEqual(['\n', 'END']);
+  });
+
   it("asks a Claude model sent stop sequences for its own stop_sequence field, beside the client's paths, and only a Claude model", async () => {
     const claude = 'anthropic.claude-3-5-sonnet-20241022-v2:0';
     const request = (body: Record<string, unknown>) => parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], ...body });
@@ -421,10 +430,20 @@ describe('Converse request translation: extended thinking (Claude)', () => {
     const dropped = await claude({ reasoning_effort: 'high', temperature: 0.2, top_p: 0.5, additionalModelRequestFields: { top_k: 40 } });
     expect(dropped.inferenceConfig).toBeUndefined();
     expect(dropped.additionalModelRequestFields).toEqual({ thinking: { type: 'adaptive' }, output_config: { effort: 'high' } });
+    // Claude refuses the two together: temperature 1, the only one thinking takes, is Claude's default and goes.
     const kept = await claude({ reasoning_effort: 'high', temperature: 1, top_p: 0.95 });
-    expect(kept.inferenceConfig).toEqual({ temperature: 1, topP: 0.95 });
-    const off = await claude({ temperature: 0.2, top_p: 0.5, additionalModelRequestFields: { top_k: 40 } });
-    expect(off).toMatchObject({ inferenceConfig: { temperature: 0.2, topP: 0.5 }, additionalModelRequestFields: { top_k: 40 } });
+    expect(kept.inferenceConfig).toEqual({ topP: 0.95 });
+    const off = await claude({ temperature: 0.2, additionalModelRequestFields: { top_k: 40 } });
+    expect(off).toMatchObject({ inferenceConfig: { temperature: 0.2 }, additionalModelRequestFields: { top_k: 40 } });
+  });
+
+  it('never sends Claude temperature and top_p together (refused from Opus 4.1 on): top_p goes, unless temperature is 1; other models keep both', async () => {
+    expect((await claude({ temperature: 0.2, top_p: 0.5 })).inferenceConfig).toEqual({ temperature: 0.2 });
+    expect((await claude({ temperature: 1, top_p: 0.5 })).inferenceConfig).toEqual({ topP: 0.5 });
+    const profile = 'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123';
+    const listed = await toConverseRequest(parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], temperature: 0.2, top_p: 0.5 }), loader, profile, { claudeModels: [profile] });
+    expect(listed.body.inferenceConfig).toEqual({ temperature: 0.2 });
+    expect((await claude({ temperature: 0.2, top_p: 0.5 }, { model: 'amazon.nova-pro-v1:0' })).inferenceConfig).toEqual({ temperature: 0.2, topP: 0.5 });
   });
 
   it('refuses a forced tool choice with thinking on (required, a named tool, json_schema), naming the parameter that turned it on', async () => {

@@ -124,7 +124,7 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
   if (r.temperature !== undefined) inference.temperature = Math.min(r.temperature, MAX_TEMPERATURE);
   if (r.topP !== undefined) inference.topP = r.topP;
   // Converse refuses an empty stop sequence, and Claude models (Anthropic's rule) a whitespace-only one ("\n"): they are left out.
-  const stops = /\banthropic\./.test(upstreamModel) ? r.stop.filter(nonBlank) : r.stop.filter((stop) => stop !== '');
+  const stops = claude ? r.stop.filter(nonBlank) : r.stop.filter((stop) => stop !== '');
   if (stops.length > MAX_STOP_SEQUENCES) throw invalid(`Bedrock takes at most ${MAX_STOP_SEQUENCES} stop sequences.`, 'stop');
   if (stops.length > 0) inference.stopSequences = [...stops];
   body.inferenceConfig = inference;
@@ -150,6 +150,14 @@ export async function toConverseRequest(r: chatv1.ChatRequest, loadImage: ImageL
     if (inference.topP !== undefined && inference.topP < MIN_THINKING_TOP_P) delete inference.topP;
   } else {
     for (const turn of messages) turn.content = turn.content.filter((b) => !isReasoning(b));
+  }
+  // Claude from Opus 4.1 on refuses temperature and top_p together (a ValidationException), which
+  // many OpenAI clients send as defaults. The one whose loss changes least is dropped, for every
+  // Claude (an inference profile's id does not tell which): temperature when it is 1, Claude's
+  // default, else top_p.
+  if (claude && inference.temperature !== undefined && inference.topP !== undefined) {
+    if (inference.temperature === 1) delete inference.temperature;
+    else delete inference.topP;
   }
   if (Object.keys(inference).length === 0) delete body.inferenceConfig;
   return { body, jsonTool: jsonTool?.toolSpec.name };

@@ -236,6 +236,28 @@ describe('Bedrock adapter against the simulated Bedrock Runtime', () => {
     if (status === 429) expect(error.retryAfterMs).toBe(2000);
   });
 
+  it("maps Bedrock's refusal of the deployment's model id to a retryable not_found, so another deployment may serve", async () => {
+    sim.configure({ faults: [{ kind: 'http_error', status: 400, code: 'ValidationException', message: 'The provided model identifier is invalid.' }] });
+    await expect(failure(collect(chatRequest({})))).resolves.toMatchObject({ kind: 'not_found', retryable: true, upstreamStatus: 400 });
+  });
+
+  it("keeps an AccessDeniedException's account and role from the error's message, streamed or not", async () => {
+    const message = 'User: arn:aws:sts::123456789012:assumed-role/GatewayRole/i-0abc is not authorized to perform: bedrock:InvokeModel';
+    sim.configure({ faults: [{ kind: 'http_error', status: 403, code: 'AccessDeniedException', message }] });
+    const error = await failure(collect(chatRequest({})));
+    expect(error).toMatchObject({ kind: 'permission_denied', retryable: true, code: 'upstream_access_denied' });
+    expect(error.message).not.toContain('123456789012');
+    sim.configure({ faults: [{ kind: 'http_error', status: 403, code: 'AccessDeniedException', message, afterTokens: 1 }] });
+    const streamed = await failure(collect(chatRequest({ stream: true })));
+    expect(streamed).toMatchObject({ kind: 'permission_denied', code: 'upstream_access_denied' });
+    expect(streamed.message).not.toContain('GatewayRole');
+  });
+
+  it('reports an answer cut mid-body as the provider failing, not as unreachable', async () => {
+    sim.configure({ faults: [{ kind: 'drop_mid_stream' }] });
+    await expect(failure(collect(chatRequest({})))).resolves.toMatchObject({ kind: 'upstream_error', retryable: true, message: expect.stringContaining('before the answer was complete') });
+  });
+
   it('maps a wrong secret to auth_failed without the provider text', async () => {
     const wrong = createBedrockAdapter('bedrock-test', configFor(sim.url, 'not-the-secret'), context);
     try {

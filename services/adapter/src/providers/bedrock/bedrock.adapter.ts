@@ -5,7 +5,7 @@ import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { providerBaseUrl, type ProviderConfigOf } from '@openrouter/config';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
-import { createUpstreamDispatcher, postJson, transportError } from '../http-upstream';
+import { createUpstreamDispatcher, postJson, readJsonBody } from '../http-upstream';
 import type { ProviderAdapter, ProviderCall, ProviderContext } from '../provider-adapter';
 import { CredentialFile, inlineSecret, type Secret } from '../credential-file';
 import { sendWithCredentials } from '../upstream-auth';
@@ -78,14 +78,9 @@ export function createBedrockAdapter(id: string, config: ProviderConfigOf<'bedro
     );
   }
 
-  async function readJson(response: Dispatcher.ResponseData, call: ProviderCall<unknown>): Promise<unknown> {
-    try {
-      return await response.body.json();
-    } catch (error) {
-      if (error instanceof SyntaxError) throw new GatewayError('upstream_error', `The provider "${id}" returned a malformed response.`, { provider: id, cause: error });
-      throw transportError(error, call.signal, id);
-    }
-  }
+  // A body cut mid-way is the provider's failure (it was reached and began to answer), never
+  // "could not be reached": readJsonBody tells the two apart.
+  const readJson = (response: Dispatcher.ResponseData, call: ProviderCall<unknown>): Promise<unknown> => readJsonBody(response, call.signal, id);
 
   async function invokeJson(modelId: string, body: Record<string, unknown>, call: ProviderCall<unknown>): Promise<{ json: unknown; inputTokens: number | undefined }> {
     const response = await send(modelId, 'invoke', JSON.stringify(body), call);
