@@ -76,13 +76,13 @@ describe('access configuration', () => {
     const access = accessSchema.parse({
       orgs: [{ id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }] }] }],
       keys: [
-        { id: 'ok', hash, org: 'acme', team: 'platform', project: 'search' },
-        { id: 'ok', hash, org: 'acme' },
-        { id: 'bad-team', hash, org: 'acme', team: 'nope' },
-        { id: 'bad-project', hash, org: 'acme', project: 'nope' },
-        { id: 'bare-org', hash, org: 'solo' },
-        { id: 'bad-org', hash, org: 'ghost', project: 'x' },
-        { id: 'dev', hash, org: 'acme' },
+        { id: 'ok', hash: '1'.repeat(64), org: 'acme', team: 'platform', project: 'search' },
+        { id: 'ok', hash: '2'.repeat(64), org: 'acme' },
+        { id: 'bad-team', hash: '3'.repeat(64), org: 'acme', team: 'nope' },
+        { id: 'bad-project', hash: '4'.repeat(64), org: 'acme', project: 'nope' },
+        { id: 'bare-org', hash: '5'.repeat(64), org: 'solo' },
+        { id: 'bad-org', hash: '6'.repeat(64), org: 'ghost', project: 'x' },
+        { id: 'dev', hash: '7'.repeat(64), org: 'acme' },
       ],
     });
     expect(accessReferenceIssues(access).map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
@@ -143,13 +143,35 @@ describe('access configuration', () => {
       },
     });
     expect(accessReferenceIssues(access).map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
-      'access.admin.keys.2.hash: the same hash as the admin key "viewer": each admin key must be a different key',
+      'access.admin.keys.2.hash: has the same keyed hash as the admin key "viewer": each admin key must be a different key, and no traffic key',
       'access.admin.keys.3.id: duplicate admin key id "viewer"',
       'access.admin.keys.4.id: "dev-admin" is the development admin key\'s id (access.admin.devKey): choose another',
-      'access.admin.devKey: is the key of the admin key "ops" (the same keyed hash): use another development admin key, or "disabled"',
+      'access.admin.devKey: has the same keyed hash as the admin key "ops": use another development admin key, or "disabled"',
     ]);
     // A generated development key, or none, cannot be one of them.
     for (const devKey of ['', 'disabled']) expect(accessReferenceIssues({ ...access, admin: { ...access.admin, devKey, keys: access.admin.keys.slice(0, 2) } })).toEqual([]);
+  });
+
+  it('refuses traffic keys that are one key, or that are an admin key or a development key (the last would silently win: another org billed, or admin rights)', () => {
+    const secret = 'traffic-clash-secret-00';
+    const of = (key: string): string => createHmac('sha256', secret).update(key).digest('hex');
+    const access = accessSchema.parse({
+      keyHashSecret: secret,
+      orgs: [{ id: 'acme' }, { id: 'globex' }],
+      keys: [
+        { id: 'acme-app', hash: of('sk-or-shared-key-1'), org: 'acme' },
+        { id: 'globex-app', hash: of('sk-or-shared-key-1'), org: 'globex' },
+        { id: 'acme-dev', hash: of('sk-or-ingress-dev-1'), org: 'acme' },
+      ],
+      admin: { devKey: 'sk-or-admin-dev-1', keys: [{ id: 'ops', hash: of('sk-or-shared-key-1'), role: 'admin' }] },
+    });
+    expect(accessReferenceIssues(access, 'sk-or-ingress-dev-1').map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'access.keys.1.hash: has the same keyed hash as the key "acme-app": each key must be a different key',
+      'ingress.devKey: has the same keyed hash as the key "acme-dev": use another development key, or "disabled"',
+      'access.admin.keys.0.hash: has the same keyed hash as the key "acme-app": each admin key must be a different key, and no traffic key',
+    ]);
+    // The development admin key that is the development traffic key.
+    expect(accessReferenceIssues({ ...access, keys: [], admin: { ...access.admin, keys: [] } }, 'sk-or-admin-dev-1').map((i) => i.message)).toEqual(['has the same keyed hash as the development key (ingress.devKey): use another development admin key, or "disabled"']);
   });
 
   it("refuses an identity provider's address that is no URL as such, not by failing the whole parse", () => {

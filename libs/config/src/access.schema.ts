@@ -440,8 +440,8 @@ export const DEV_KEY_ID = 'dev';
 /** The id the development admin key (`access.admin.devKey`) has: no admin key may take it. */
 export const DEV_ADMIN_KEY_ID = 'dev-admin';
 
-/** Keys and admin keys must name tenants that exist; ids must be unique, and admin keys distinct. */
-export function accessReferenceIssues(access: AccessConfig): Issue[] {
+/** Keys and admin keys must name tenants that exist; ids must be unique, and every key distinct (`ingressDevKey`: `ingress.devKey`). */
+export function accessReferenceIssues(access: AccessConfig, ingressDevKey = ''): Issue[] {
   const issues: Issue[] = [];
   const orgs = new Map(access.orgs.map((o) => [o.id, o]));
   const seen = new Set<string>();
@@ -471,30 +471,37 @@ export function accessReferenceIssues(access: AccessConfig): Issue[] {
     // Looked up again under the same secret: twice the work on every miss, and a rotation that did not happen.
     if (secret === access.keyHashSecret) issues.push({ path: ['access', 'previousKeyHashSecrets', i], message: 'is access.keyHashSecret itself: list only the earlier secrets still accepted' });
   });
-  return [...issues, ...adminKeyClashes(access)];
+  return [...issues, ...keyClashes(access, ingressDevKey)];
 }
 
 /**
- * Admin keys are looked up by hash: two entries with one hash would be one key with two roles (or
- * scopes), and the last would silently win; two with one id could not be told apart in the audit
- * log. The development admin key is checked too when it is set here (a generated one is random).
+ * Keys are looked up by hash: two entries with one hash would be one key with two owners, roles
+ * or scopes, and the last would silently win — a traffic key billed to another organisation, or
+ * one that is also an admin key (admin rights to anyone holding it). Two admin keys with one id
+ * could not be told apart in the audit log. The development keys are checked too when they are
+ * set here (a generated one is random): `ingressDevKey` is `ingress.devKey`.
  */
-function adminKeyClashes(access: AccessConfig): Issue[] {
+function keyClashes(access: AccessConfig, ingressDevKey = ''): Issue[] {
   const issues: Issue[] = [];
   const ids = new Set<string>();
-  const hashes = new Map<string, string>();
+  /** Hash → what holds it, as a message names it. */
+  const holders = new Map<string, string>();
+  const hashOf = (devKey: string): string | undefined => (devKey === '' || devKey === 'disabled' ? undefined : createHmac('sha256', access.keyHashSecret).update(devKey).digest('hex'));
+  const take = (hash: string | undefined, holder: string, path: Issue['path'], advice: string): void => {
+    if (hash === undefined) return;
+    const same = holders.get(hash);
+    if (same !== undefined) issues.push({ path, message: `has the same keyed hash as ${same}: ${advice}` });
+    else holders.set(hash, holder);
+  };
+  access.keys.forEach((key, i) => take(key.hash, `the key "${key.id}"`, ['access', 'keys', i, 'hash'], 'each key must be a different key'));
+  take(hashOf(ingressDevKey), 'the development key (ingress.devKey)', ['ingress', 'devKey'], 'use another development key, or "disabled"');
   access.admin.keys.forEach((key, i) => {
     if (ids.has(key.id)) issues.push({ path: ['access', 'admin', 'keys', i, 'id'], message: `duplicate admin key id "${key.id}"` });
     // One id for two keys: one audit actor, and one idempotency namespace (answers replayed across them).
     if (key.id === DEV_ADMIN_KEY_ID) issues.push({ path: ['access', 'admin', 'keys', i, 'id'], message: `"${DEV_ADMIN_KEY_ID}" is the development admin key's id (access.admin.devKey): choose another` });
     ids.add(key.id);
-    const same = hashes.get(key.hash);
-    if (same !== undefined) issues.push({ path: ['access', 'admin', 'keys', i, 'hash'], message: `the same hash as the admin key "${same}": each admin key must be a different key` });
-    else hashes.set(key.hash, key.id);
+    take(key.hash, `the admin key "${key.id}"`, ['access', 'admin', 'keys', i, 'hash'], 'each admin key must be a different key, and no traffic key');
   });
-  const devKey = access.admin.devKey;
-  const devHash = devKey === '' || devKey === 'disabled' ? undefined : createHmac('sha256', access.keyHashSecret).update(devKey).digest('hex');
-  const taken = devHash === undefined ? undefined : hashes.get(devHash);
-  if (taken !== undefined) issues.push({ path: ['access', 'admin', 'devKey'], message: `is the key of the admin key "${taken}" (the same keyed hash): use another development admin key, or "disabled"` });
+  take(hashOf(access.admin.devKey), 'the development admin key', ['access', 'admin', 'devKey'], 'use another development admin key, or "disabled"');
   return issues;
 }

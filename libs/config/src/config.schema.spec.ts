@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { ConfigError, parseConfig } from './config-loader';
 import { configSchema } from './config.schema';
@@ -125,7 +126,7 @@ describe('configured budgets', () => {
 });
 
 describe('configured keys', () => {
-  const key = (id: string, allowedModels: string[]) => ({ id, hash: 'a'.repeat(64), org: 'acme', allowedModels });
+  const key = (id: string, allowedModels: string[]) => ({ id, hash: createHash('sha256').update(id).digest('hex'), org: 'acme', allowedModels });
 
   it('allow only names a request can be matched with: a model id, an alias or auto, so a typo does not leave a key that can use nothing', () => {
     const routing = { aliases: { smart: { models: ['m'] } } };
@@ -193,6 +194,26 @@ describe('listeners of one process', () => {
         adapter: { grpc: listen(0), http: listen(0) },
       }),
     ).toEqual([]);
+  });
+});
+
+describe('request size limits', () => {
+  const MiB = 1024 * 1024;
+  const limits = (l: Record<string, number>) => ({ ingress: { ...MINIMAL_CONFIG.ingress, limits: l } });
+
+  it('let through no request one gRPC message cannot carry: a conversation continued with a full turn, or an upload, fits in 64 MiB less 4 MiB', () => {
+    // The defaults fit: a 48 MiB conversation and a 10 MiB body, a 26 MiB audio upload, a 50 MiB image edit.
+    expect(problems({})).toEqual([]);
+    expect(problems({ ...limits({ bodyBytes: 10 * MiB }), responses: { maxConversationBytes: 50 * MiB } })).toEqual([]);
+    expect(problems({ responses: { maxConversationBytes: 64 * MiB } })).toEqual([
+      "responses.maxConversationBytes: 67108864 plus ingress.limits.bodyBytes (10485760) is more than the 67108864 bytes (64 MiB) one gRPC message between the gateway's services carries, less 4194304 bytes (4 MiB) kept for the request's other fields: a conversation continued with a full turn could not be sent. Lower it to at most 52428800, or lower ingress.limits.bodyBytes",
+    ]);
+    expect(problems({ ...limits({ bodyBytes: 20 * MiB }) })).toEqual([expect.stringMatching(/^responses\.maxConversationBytes: 50331648 plus ingress\.limits\.bodyBytes \(20971520\).*at most 41943040/)]);
+    expect(problems(limits({ bodyBytes: 60 * MiB, audioBytes: 61 * MiB, imageEditBytes: 100 * MiB }))).toEqual([
+      expect.stringMatching(/^ingress\.limits\.bodyBytes: 62914560 is more than .* with room for no conversation/),
+      expect.stringMatching(/^ingress\.limits\.audioBytes: 63963136 is more than .*at most 62914560$/),
+      expect.stringMatching(/^ingress\.limits\.imageEditBytes: 104857600 is more than .*at most 62914560$/),
+    ]);
   });
 });
 

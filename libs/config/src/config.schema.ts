@@ -188,7 +188,7 @@ export const configSchema = strictObject({
     for (const id of config.adapter.providers) {
       if (!(id in config.providers)) ctx.addIssue({ code: 'custom', path: ['adapter', 'providers'], message: `unknown provider "${id}"` });
     }
-    for (const issue of accessReferenceIssues(config.access)) ctx.addIssue({ code: 'custom', ...issue });
+    for (const issue of accessReferenceIssues(config.access, config.ingress.devKey)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of accessPolicyIssues(config.access, config.providers, config.guardrails)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of guardrailModelIssues(config.guardrails, config.models)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of routingReferenceIssues(config.routing, config.models, Object.keys(config.providers))) ctx.addIssue({ code: 'custom', ...issue });
@@ -200,6 +200,7 @@ export const configSchema = strictObject({
       if (issue) ctx.addIssue({ code: 'custom', path: ['budgets', 'list', i, 'scope', issue.field], message: issue.message });
     });
     for (const issue of listenerClashes(config)) ctx.addIssue({ code: 'custom', ...issue });
+    for (const issue of grpcMessageIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
     const rollup = config.billing.rollup;
     if (rollup.reconcileIntervalMs > 0 && config.usage.clickhouse.retentionDays <= rollup.lookbackDays) {
       // The reconciliation compares each day with its raw events: once they expire it would erase the day's rollup.
@@ -233,6 +234,47 @@ export const configSchema = strictObject({
   });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
+
+/**
+ * The largest message a gRPC call between the gateway's services carries, either way (libs/grpc's
+ * `MAX_MESSAGE_BYTES`, held equal to this by its spec). A request travels whole in one message, on
+ * every hop: ingress to router, router to adapter, the embedded gateway's router to adapter too.
+ */
+export const GRPC_MESSAGE_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Room kept in a message for what a request carries besides the client's bytes: its context, the
+ * protobuf framing, fields the gateway adds. Items stored as JSON are no larger as protobuf (their
+ * escapes and keys are gone), so this is ample.
+ */
+export const GRPC_MESSAGE_HEADROOM_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Limits that let through a request no gRPC message can carry: grpc-js would refuse to send it,
+ * after the client waited and its conversation was loaded (413 `request_too_large`, see
+ * `fromGrpcError`), so the start refuses them instead. A turn of a stored conversation sends the
+ * conversation (at most `responses.maxConversationBytes`) and a new body (`ingress.limits.bodyBytes`)
+ * together; an upload (`audioBytes`, `imageEditBytes`) travels whole.
+ */
+function grpcMessageIssues(config: Pick<GatewayConfig, 'ingress' | 'responses'>): Array<{ path: Array<string | number>; message: string }> {
+  const room = GRPC_MESSAGE_MAX_BYTES - GRPC_MESSAGE_HEADROOM_BYTES;
+  const cap = `the ${GRPC_MESSAGE_MAX_BYTES} bytes (64 MiB) one gRPC message between the gateway's services carries, less ${GRPC_MESSAGE_HEADROOM_BYTES} bytes (4 MiB) kept for the request's other fields`;
+  const { bodyBytes, audioBytes, imageEditBytes } = config.ingress.limits;
+  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+  const conversation = config.responses.maxConversationBytes;
+  if (bodyBytes >= room) {
+    issues.push({ path: ['ingress', 'limits', 'bodyBytes'], message: `${bodyBytes} is more than ${cap}, with room for no conversation: a body that large could not be sent on. Lower it to well under ${room}` });
+  } else if (conversation + bodyBytes > room) {
+    issues.push({
+      path: ['responses', 'maxConversationBytes'],
+      message: `${conversation} plus ingress.limits.bodyBytes (${bodyBytes}) is more than ${cap}: a conversation continued with a full turn could not be sent. Lower it to at most ${Math.max(0, room - bodyBytes)}, or lower ingress.limits.bodyBytes`,
+    });
+  }
+  for (const [key, bytes] of [['audioBytes', audioBytes], ['imageEditBytes', imageEditBytes]] as const) {
+    if (bytes > room) issues.push({ path: ['ingress', 'limits', key], message: `${bytes} is more than ${cap}: an upload that large could not be sent on. Lower it to at most ${room}` });
+  }
+  return issues;
+}
 
 /** Hosts that bind every interface, so a port taken there is taken on each. */
 const EVERY_INTERFACE = new Set(['0.0.0.0', '::', '[::]']);

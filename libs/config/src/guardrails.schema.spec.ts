@@ -22,7 +22,7 @@ const RULES = [
 
 describe('guardrails in the configuration', () => {
   it('has no rules by default, and accepts rules of each kind with a default list', () => {
-    expect(parseConfig(MINIMAL_CONFIG, {}).guardrails).toEqual({ rules: [], default: [], outputHoldbackChars: 128, moderationFailMode: 'closed' });
+    expect(parseConfig(MINIMAL_CONFIG, {}).guardrails).toEqual({ rules: [], default: [], outputHoldbackChars: 128, moderationFailMode: 'closed', moderationTimeoutMs: 10_000 });
     expect(problems({ rules: RULES, default: ['tickets'] })).toEqual([]);
   });
 
@@ -115,6 +115,8 @@ describe('guardrails in the configuration', () => {
       expect(withModels({ rules: [rule(), rule({ id: 'watch', action: 'flag', roles: ['user'], moderation: { model: 'omni', categories: ['violence', 'self-harm/intent'], threshold: 0.4 } })], moderationFailMode: 'open' })).toEqual([]);
       const parsed = parseConfig({ ...MINIMAL_CONFIG, models: MODERATION_MODELS, guardrails: { rules: [rule()] } }, {}).guardrails;
       expect(parsed.moderationFailMode).toBe('closed');
+      expect(parsed.moderationTimeoutMs).toBe(10_000);
+      expect(withModels({ rules: [rule()], moderationTimeoutMs: 2_500 })).toEqual([]);
       expect(parsed.rules[0]).toMatchObject({ moderation: { model: 'omni' }, screen: ['input'] });
     });
 
@@ -126,13 +128,14 @@ describe('guardrails in the configuration', () => {
       expect(withModels({ rules: [rule({ terms: ['kill'] })] })).toEqual(['guardrails.rules[0]: give exactly one of detect, pattern, terms, moderation (given: terms, moderation)']);
     });
 
-    it('refuses an unknown category, a threshold outside 0–1, an unknown fail mode and an unknown key', () => {
+    it('refuses an unknown category, a threshold outside 0–1, an unknown fail mode, a moderation timeout not a whole number of ms above 0, and an unknown key', () => {
       expect(withModels({ rules: [rule({ moderation: { model: 'omni', categories: ['violence', 'violance'] } })] })).toEqual([expect.stringMatching(/^guardrails\.rules\[0\]\.moderation\.categories\[1\]: unknown moderation category "violance": name one of harassment, /)]);
       expect(withModels({ rules: [rule({ moderation: { model: 'omni', categories: [] } })] })).toEqual([expect.stringContaining('guardrails.rules[0].moderation.categories')]);
       expect(withModels({ rules: [rule({ moderation: { model: 'omni', threshold: 1.5 } })] })).toEqual([expect.stringContaining('guardrails.rules[0].moderation.threshold')]);
       expect(withModels({ rules: [rule({ moderation: { model: 'omni', threshold: -0.1 } })] })).toEqual([expect.stringContaining('guardrails.rules[0].moderation.threshold')]);
       expect(withModels({ rules: [rule({ moderation: { model: 'omni', treshold: 0.5 } })] })).toEqual([expect.stringContaining('guardrails.rules[0].moderation: unknown key "treshold"')]);
       expect(withModels({ rules: [rule()], moderationFailMode: 'ajar' })).toEqual([expect.stringContaining('guardrails.moderationFailMode')]);
+      for (const moderationTimeoutMs of [0, -1, 1.5]) expect(withModels({ rules: [rule()], moderationTimeoutMs })).toEqual([expect.stringContaining('guardrails.moderationTimeoutMs')]);
     });
 
     it('refuses a model that does not exist, cannot moderate, or is priced, naming the path and why', () => {

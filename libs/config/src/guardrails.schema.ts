@@ -146,6 +146,12 @@ export const guardrailsSchema = strictObject({
    * rule (logged and counted).
    */
   moderationFailMode: z.enum(GUARDRAIL_MODERATION_FAIL_MODES).default('closed'),
+  /**
+   * How long a request waits for a moderation rule's model, every attempt of the call together
+   * (routing.retry.deadlineMs at most); past it the model has not answered, and `moderationFailMode`
+   * applies. Short, since the request is held until the model answers, before it is even routed.
+   */
+  moderationTimeoutMs: z.number().int().positive().default(10_000),
 }).superRefine((guardrails, ctx) => {
   const first = new Map<string, number>();
   guardrails.rules.forEach((rule, i) => {

@@ -21,7 +21,7 @@ describe('responses', () => {
       memoryMaxBytes: 268_435_456,
       maxConversationResponses: 1_000,
       maxConversationItems: 10_000,
-      maxConversationBytes: 67_108_864,
+      maxConversationBytes: 50_331_648,
       background: { enabled: true, concurrency: 8, maxAttempts: 5, leaseMs: 30_000, pollMs: 500, maxPending: 10_000, streamRetentionHours: 24 },
     });
   });
@@ -36,7 +36,7 @@ describe('responses', () => {
       memoryMaxBytes: 268_435_456,
       maxConversationResponses: 10_000,
       maxConversationItems: 10_000,
-      maxConversationBytes: 67_108_864,
+      maxConversationBytes: 50_331_648,
       background: { enabled: true, concurrency: 8, maxAttempts: 5, leaseMs: 30_000, pollMs: 500, maxPending: 10_000, streamRetentionHours: 24 },
     });
     expect(problems({ store: false, retentionDays: 3_650, memoryMaxResponses: 1, maxConversationResponses: 1 })).toEqual([]);

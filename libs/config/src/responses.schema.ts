@@ -49,8 +49,13 @@ export const responsesSchema = strictObject({
   maxConversationResponses: numeric(z.number().int().positive().max(10_000)).default(1_000),
   /** The most items a conversation of the Conversations API may hold. */
   maxConversationItems: numeric(z.number().int().positive().max(1_000_000)).default(10_000),
-  /** The most one conversation's input and output items may hold in all (bytes of JSON), what each next turn loads and sends (a `previous_response_id` chain, or a conversation of the Conversations API). */
-  maxConversationBytes: numeric(z.number().int().positive()).default(64 * 1024 * 1024),
+  /**
+   * The most one conversation's input and output items may hold in all (bytes of JSON), what each
+   * next turn loads and sends (a `previous_response_id` chain, or a conversation of the
+   * Conversations API). 48 MiB: with a full new turn (`ingress.limits.bodyBytes`, 10 MiB) it still
+   * fits the 64 MiB gRPC message the turn travels in (checked at start-up).
+   */
+  maxConversationBytes: numeric(z.number().int().positive()).default(48 * 1024 * 1024),
   background: backgroundResponsesSchema.prefault({}),
 });
 export type ResponsesConfig = z.infer<typeof responsesSchema>;

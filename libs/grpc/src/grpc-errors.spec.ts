@@ -1,6 +1,8 @@
 import { Metadata, status } from '@grpc/grpc-js';
+import { GRPC_MESSAGE_MAX_BYTES } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { fromGrpcError, toGrpcStatus } from './grpc-errors';
+import { MAX_MESSAGE_BYTES } from './grpc-server';
 
 describe('fromGrpcError', () => {
   it('reads a peer refusing this service’s token as the gateway’s own failure, not the client’s bad key', () => {
@@ -18,5 +20,24 @@ describe('fromGrpcError', () => {
     expect(conflict.code).toBe(status.ALREADY_EXISTS);
     expect(fromGrpcError(conflict)).toMatchObject({ kind: 'conflict', code: 'already_exists', param: 'id' });
     expect(fromGrpcError({ code: status.ALREADY_EXISTS, details: 'exists', metadata: new Metadata() })).toMatchObject({ kind: 'conflict', retryable: false });
+  });
+
+  it('reads grpc-js refusing a message over the size limit as a 413 request_too_large for the request, a server error for an answer, and leaves other RESOURCE_EXHAUSTED as they were', () => {
+    const exhausted = (details: string) => fromGrpcError({ code: status.RESOURCE_EXHAUSTED, details, metadata: new Metadata() });
+    // This side refusing to send the request, and the peer refusing to take it: the request's size.
+    for (const details of ['Attempted to send message with a size larger than 67108864', 'Received message larger than max (70000000 vs 67108864)']) {
+      expect(exhausted(details)).toMatchObject({ kind: 'bad_request', code: 'request_too_large', retryable: false, message: expect.stringContaining('67108864 bytes (64 MiB)') });
+    }
+    expect(exhausted('Sent message larger than max (70000000 vs. 67108864)')).toMatchObject({ kind: 'internal', code: 'response_too_large' });
+    // Not a size: as before.
+    expect(exhausted('Bandwidth exhausted or memory limit exceeded')).toMatchObject({ kind: 'internal', code: undefined });
+    // A rate limit a handler reported keeps its own kind: the trailer wins.
+    expect(fromGrpcError(toGrpcStatus(new GatewayError('rate_limited', 'Too many requests larger than usual.', { retryAfterMs: 1000 })))).toMatchObject({ kind: 'rate_limited', retryAfterMs: 1000 });
+  });
+});
+
+describe('MAX_MESSAGE_BYTES', () => {
+  it('is the limit the configuration checks request sizes against at start-up', () => {
+    expect(MAX_MESSAGE_BYTES).toBe(GRPC_MESSAGE_MAX_BYTES);
   });
 });

@@ -1,6 +1,7 @@
 import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
 import { errorv1 } from '@openrouter/contracts';
 import { GatewayError, type ErrorKind } from '@openrouter/errors';
+import { MAX_MESSAGE_BYTES } from './grpc-server';
 
 /** Trailer that carries the canonical error across a gRPC hop. */
 export const ERROR_TRAILER = 'openrouter-error-bin';
@@ -104,6 +105,8 @@ export function fromGrpcError(error: unknown): GatewayError {
       return new GatewayError('unavailable', 'An internal gateway service is unavailable.', { cause: error });
     case status.ALREADY_EXISTS:
       return new GatewayError('conflict', 'The request conflicts with the current state of the resource.', { cause: error });
+    case status.RESOURCE_EXHAUSTED:
+      return messageTooLarge(serviceError.details ?? '', error) ?? GatewayError.from(error);
     case status.UNAUTHENTICATED:
       // A peer refused this service's own token (grpc.auth.token differs between the services), not
       // the client's key: the gateway is misconfigured, so a server error, never auth_failed's 401.
@@ -111,4 +114,28 @@ export function fromGrpcError(error: unknown): GatewayError {
     default:
       return GatewayError.from(error);
   }
+}
+
+/**
+ * grpc-js's own refusal of a message over the size limit of the hops (RESOURCE_EXHAUSTED, no error
+ * trailer, details saying the message is "larger than" the limit), as the gateway's error: a
+ * request too large to pass (413 `request_too_large`: what the client sent, with a conversation it
+ * continues, is more than one message carries, and sending it again will not help), or an answer
+ * too large (a server error, `response_too_large`). Every service sets the same limit
+ * (`MAX_MESSAGE_BYTES`) both ways, so a side that sends too much is refused by its own channel
+ * before the peer sees it: what the server refuses to send ("Sent message …") is an answer, and
+ * anything else (this side's "Attempted to send …", or a peer's "Received message …") the request.
+ * Undefined for any other RESOURCE_EXHAUSTED.
+ */
+function messageTooLarge(details: string, cause: unknown): GatewayError | undefined {
+  if (!/larger than/i.test(details)) return undefined;
+  const limit = `${MAX_MESSAGE_BYTES} bytes (${MAX_MESSAGE_BYTES / (1024 * 1024)} MiB)`;
+  if (/^sent message/i.test(details)) {
+    return new GatewayError('internal', `The answer is too large to pass between the gateway's services, which carry at most ${limit} in one message: ask for less at once.`, { cause, code: 'response_too_large' });
+  }
+  return new GatewayError(
+    'bad_request',
+    `The request is too large to pass between the gateway's services, which carry at most ${limit} in one message, the conversation it continues included: send less, or start a new conversation.`,
+    { cause, code: 'request_too_large' },
+  );
 }

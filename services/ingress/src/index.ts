@@ -99,13 +99,16 @@ export function generateDevKey(): string {
 /**
  * How long ingress waits on the router. A chat's first message comes when the router has a first
  * answer event, which its own retry deadline bounds (a non-streamed attempt started just before it
- * may still run a whole completion): ingress waits that long plus `grpc.callTimeoutMs`, so only a
- * router that hangs is cut, never one still failing over.
+ * may still run a whole completion), after the guardrails' moderation calls, if any, which
+ * `guardrails.moderationTimeoutMs` bounds (and `deadlineMs`, the most it is given): ingress waits
+ * all that plus `grpc.callTimeoutMs`, so only a router that hangs is cut, never one still failing
+ * over, nor one whose moderation model did not answer (its fail mode answers, open or closed).
  */
 export function routerTimeouts(config: GatewayConfig): RouterTimeouts {
   const { deadlineMs, completionTimeoutMs } = config.routing.retry;
+  const moderation = Math.min(config.guardrails.moderationTimeoutMs, deadlineMs);
   const margin = config.grpc.callTimeoutMs;
-  return { callMs: config.grpc.callTimeoutMs, firstStreamedMs: deadlineMs + margin, wholeAnswerMs: deadlineMs + completionTimeoutMs + margin };
+  return { callMs: config.grpc.callTimeoutMs, firstStreamedMs: moderation + deadlineMs + margin, wholeAnswerMs: moderation + deadlineMs + completionTimeoutMs + margin };
 }
 
 /** Starts the edge: the OpenAI-compatible HTTP API in front of the router. */

@@ -1,6 +1,8 @@
-import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { routerv1 } from '@openrouter/contracts';
-import { GrpcSecurity, GrpcServerHandle, type RouterTarget } from '@openrouter/grpc';
+import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
+import { chatv1, routerv1 } from '@openrouter/contracts';
+import { GatewayError } from '@openrouter/errors';
+import { GrpcSecurity, GrpcServerHandle, MAX_MESSAGE_BYTES, serveStream, type RouterTarget } from '@openrouter/grpc';
+import { toOpenAIError } from '@openrouter/openai-wire';
 import { healthAcrossReplicas } from './admin/router-replicas';
 import { RouterClient } from './router.client';
 
@@ -72,5 +74,70 @@ describe('RouterClient.eachReplica: status calls reach every router replica (rea
     const answers = await client.eachReplica((r) => r.providersHealth());
     expect(answers.map((x) => [x.address, x.error?.kind ?? null])).toEqual([[`127.0.0.1:${a.server.port}`, null]]);
     expect(a.calls()).toBe(1);
+  });
+});
+
+describe('RouterClient: a message over the gRPC size limit (real gRPC server)', () => {
+  let server: GrpcServerHandle;
+  let client: RouterClient;
+  let reached = 0;
+  /** What the router answers an embedding: set per test. */
+  let embedding: routerv1.EmbedResponse = { response: undefined };
+
+  beforeAll(async () => {
+    const implementation: Pick<routerv1.RouterServiceServer, 'chat' | 'embed'> = {
+      chat: (call: ServerWritableStream<routerv1.ChatRequest, routerv1.ChatResponse>) => {
+        reached += 1;
+        serveStream(call, async function* () {
+          yield { completion: { id: 'c', created: 0, model: 'm', choices: [] } };
+        }, () => undefined);
+      },
+      embed: (_call: ServerUnaryCall<routerv1.EmbedRequest, routerv1.EmbedResponse>, callback: sendUnaryData<routerv1.EmbedResponse>) => {
+        reached += 1;
+        callback(null, embedding);
+      },
+    };
+    server = await GrpcServerHandle.start('127.0.0.1', 0, [{ definition: routerv1.RouterServiceService, implementation }], security);
+    client = new RouterClient(`127.0.0.1:${server.port}`, { callMs: 10_000, firstStreamedMs: 30_000, wholeAnswerMs: 30_000 }, security);
+  });
+  afterAll(async () => {
+    client.close();
+    await server.close(0);
+  });
+  beforeEach(() => {
+    reached = 0;
+  });
+
+  const chatOf = (text: string): routerv1.ChatRequest => ({
+    context: { requestId: 'r', orgId: 'o', projectId: '', teamId: '', appId: '', costCenter: '', keyId: '', endUser: '', tags: {}, allowedModels: [] },
+    request: chatv1.ChatRequest.fromPartial({ model: 'm', messages: [{ role: 'user', text }], stream: false }),
+  });
+
+  it('refuses a request larger than one message carries with 413 request_too_large, not a 500, before the router sees it; the channel serves the next call', async () => {
+    let failure: unknown;
+    try {
+      for await (const _ of client.chat(chatOf('a'.repeat(MAX_MESSAGE_BYTES + 1024)), new AbortController().signal)) {
+        // nothing arrives
+      }
+    } catch (error) {
+      failure = error;
+    }
+    expect(failure).toBeInstanceOf(GatewayError);
+    const error = failure as GatewayError;
+    expect({ kind: error.kind, code: error.code, retryable: error.retryable }).toEqual({ kind: 'bad_request', code: 'request_too_large', retryable: false });
+    expect(error.message).toContain(`${MAX_MESSAGE_BYTES} bytes`);
+    expect(toOpenAIError(error).status).toBe(413);
+    expect(reached).toBe(0);
+    const served: routerv1.ChatResponse[] = [];
+    for await (const message of client.chat(chatOf('hello'), new AbortController().signal)) served.push(message);
+    expect(served).toHaveLength(1);
+    expect(reached).toBe(1);
+  });
+
+  it('reads an answer the router could not send for its size as a server error naming it, not the client’s 413', async () => {
+    embedding = { response: chatv1.EmbeddingResponse.fromPartial({ model: 'm', data: [{ index: 0, vectorF32le: Buffer.alloc(MAX_MESSAGE_BYTES + 1024) }] }) };
+    const refused = client.embed({ context: chatOf('').context, request: { model: 'm', texts: ['hello'], tokenInputs: [], extraJson: '' } });
+    await expect(refused).rejects.toMatchObject({ kind: 'internal', code: 'response_too_large' });
+    expect(reached).toBe(1);
   });
 });

@@ -14,9 +14,9 @@ const isAnswer = (message: routerv1.ChatResponse): boolean => message.calling ==
 export interface RouterTimeouts {
   /** Deadline of the light unary calls (model list, explain, health, gray releases). */
   callMs: number;
-  /** Until the first message of a stream (a streamed chat, speech): the router's own deadline for a first token, plus a margin. */
+  /** Until the first message of a stream (a streamed chat, speech): the router's guardrail moderation budget and its own deadline for a first token, plus a margin. */
   firstStreamedMs: number;
-  /** Until a whole answer (a non-streamed chat's first message, an embedding): the router's deadline plus one full attempt, plus a margin. */
+  /** Until a whole answer (a non-streamed chat's first message, an embedding): the router's moderation budget, its deadline and one full attempt, plus a margin. */
   wholeAnswerMs: number;
 }
 

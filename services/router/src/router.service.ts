@@ -280,11 +280,17 @@ export class RouterService {
    * its latest moderation model): the request goes to `auto`, the models with the moderation
    * capability, ranked by the strategy.
    */
-  private async routeModeration(context: routerv1.RequestContext, request: chatv1.ModerationRequest, signal: AbortSignal): Promise<{ decision: routerv1.RouteDecision; response: chatv1.ModerationResponse }> {
+  private async routeModeration(
+    context: routerv1.RequestContext,
+    request: chatv1.ModerationRequest,
+    signal: AbortSignal,
+    /** The whole call's budget, failover included (a guardrail's call); unset: as any whole answer. */
+    timeoutMs?: number,
+  ): Promise<{ decision: routerv1.RouteDecision; response: chatv1.ModerationResponse }> {
     const open: AttemptOpener<adapterv1.ModerateResponse> = (candidate, callSignal) =>
       once(this.adapters.moderate({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
     const needs: Capability[] = request.parts.some((p) => p.imageUrl !== undefined) ? ['vision'] : [];
-    const { decision, answer } = await this.serveWhole({ context, capability: 'moderation', model: request.model || AUTO_MODEL, needs, user: '' }, open, signal, false);
+    const { decision, answer } = await this.serveWhole({ context, capability: 'moderation', model: request.model || AUTO_MODEL, needs, user: '' }, open, signal, false, timeoutMs);
     if (!answer.response) throw new GatewayError('upstream_error', 'The adapter returned no moderation results.');
     return { decision, response: answer.response };
   }
@@ -300,11 +306,13 @@ export class RouterService {
     open: AttemptOpener<T>,
     signal: AbortSignal,
     unscreened: boolean,
+    /** The whole failover's budget (see `serveWithFailover`); unset: each attempt gets `completionTimeoutMs`. */
+    timeoutMs?: number,
   ): Promise<{ decision: routerv1.RouteDecision; answer: T }> {
     const planRequest = wholePlanRequest(asked, false);
     const plan = this.planned(planRequest);
     const gray = this.grayReleaseWatch(plan, planRequest.capability);
-    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt, eligible: gray?.eligible }).finally(() => gray?.settled());
+    const served = await serveWithFailover(plan, open, signal, this.engine.failover, { stream: false, tokens: capacityTokens(planRequest), onAttempt: gray?.onAttempt, eligible: gray?.eligible, timeoutMs }).finally(() => gray?.settled());
     served.finish();
     const decision = decisionFor(plan, served.candidate, served.attempts);
     if (unscreened) decision.unscreened = true;
@@ -316,10 +324,13 @@ export class RouterService {
    * moderation request under the request's context, so its tenant's provider and residency
    * policies apply to the call too, but not the key's allowed models (the operator chose the
    * model, not the client). Its usage is not recorded: the model is free (checked at start-up).
+   * The call is bounded as a whole by `timeoutMs` (`guardrails.moderationTimeoutMs`), not given a
+   * whole answer's `completionTimeoutMs`: the request waits on it before its own route is even
+   * planned, and the caller's wait for a first answer does not cover a model that hangs for minutes.
    */
   private guardrailModeration(context: routerv1.RequestContext, signal: AbortSignal): ModerationCall {
     // Made when a rule asks (most requests meet no moderation rule).
-    return async (model, texts) => (await this.routeModeration({ ...context, allowedModels: [] }, { model, texts, parts: [], extraJson: '' }, signal)).response;
+    return async (model, texts, timeoutMs) => (await this.routeModeration({ ...context, allowedModels: [] }, { model, texts, parts: [], extraJson: '' }, signal, timeoutMs)).response;
   }
 
   listModels(context: routerv1.RequestContext | undefined, includeRetired = false): routerv1.ListModelsResponse {

@@ -14,9 +14,10 @@ export type GuardrailMatchListener = (rule: string, action: GuardrailAction, cou
 
 /**
  * Asks the moderation model `model` (a model id) about `texts`, one result per text, routed as
- * the router routes any moderation request (the request's own tenant policy applying).
+ * the router routes any moderation request (the request's own tenant policy applying), within
+ * `timeoutMs` for the whole call, failover included: past it, the call fails with `timeout`.
  */
-export type ModerationCall = (model: string, texts: string[]) => Promise<chatv1.ModerationResponse>;
+export type ModerationCall = (model: string, texts: string[], timeoutMs: number) => Promise<chatv1.ModerationResponse>;
 
 /**
  * Told of a moderation rule whose model did not answer (`failure`, whose message never holds the
@@ -247,7 +248,7 @@ export class Guardrails {
    * are asked), with the non-blank texts any of its rules screens. A hit of a `block` rule refuses
    * the request, naming the first field hit (in request order), the rule and the category, never
    * the text; `flag` hits are counted, one per text. A call that failed (no deployment, a provider
-   * error, a timeout) skips its `flag` rules, and its `block` rules per `moderationFailMode`:
+   * error, no answer within `moderationTimeoutMs`) skips its `flag` rules, and its `block` rules per `moderationFailMode`:
    * `closed` refuses the request (503 guardrails_unavailable, retryable), `open` lets it go on.
    * A client that went away is not a failure of the model: its cancellation is thrown as it is.
    */
@@ -260,7 +261,9 @@ export class Guardrails {
         .filter((ask) => ask.fields.length > 0)
         .map(async (ask): Promise<ModerationVerdict> => {
           try {
-            const response = await call(ask.model, ask.fields.map((f) => f.text));
+            // Bounded by its own short timeout: the request waits on it before it is routed, and a
+            // model that hangs must meet the fail mode, not the request's own timeouts.
+            const response = await call(ask.model, ask.fields.map((f) => f.text), this.config.moderationTimeoutMs);
             if (response.results.length !== ask.fields.length) throw new GatewayError('upstream_error', `The moderation model answered ${response.results.length} results for ${ask.fields.length} texts.`);
             return { ...ask, results: response.results };
           } catch (error) {

@@ -119,17 +119,17 @@ interface Setup {
   failures: Array<[string, string, string, string]>;
 }
 
-function setup(failMode: 'closed' | 'open' = 'closed'): Setup {
+function setup(failMode: 'closed' | 'open' = 'closed', options: { moderationTimeoutMs?: number; routing?: Record<string, unknown> } = {}): Setup {
   const adapters = new FakeAdapters();
   const matches: Array<[string, string, number]> = [];
   const failures: Array<[string, string, string, string]> = [];
   const guardrails = new Guardrails(
-    { rules: RULES, moderationFailMode: failMode },
+    { rules: RULES, moderationFailMode: failMode, moderationTimeoutMs: options.moderationTimeoutMs },
     (rule, action, count) => matches.push([rule, action, count]),
     () => undefined,
     (rule, model, failure, outcome) => failures.push([rule, model, failure.kind, outcome]),
   );
-  return { adapters, matches, failures, service: new RouterService(engineFor(policyConfig({}, MODELS)), adapters, guardrails) };
+  return { adapters, matches, failures, service: new RouterService(engineFor(policyConfig(options.routing ?? {}, MODELS)), adapters, guardrails) };
 }
 
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {
@@ -299,6 +299,38 @@ describe('moderation rules in the router service', () => {
     const screened: routerv1.ChatResponse[] = [];
     for await (const event of service.chat({ context: withRules(['unsafe']), request: chatRequest([user('hello')]) }, new AbortController().signal)) screened.push(event);
     expect(screened.find((e) => e.routed)?.routed?.decision?.unscreened).toBeUndefined();
+  });
+
+  describe('a moderation model that hangs', () => {
+    // A whole answer's attempt timeout far beyond this test's own: only the guardrails' budget can end the call.
+    const routing = { retry: { baseDelayMs: 0, maxDelayMs: 0, completionTimeoutMs: 600_000 } };
+    const streamed = (text: string): chatv1.ChatRequest => ({ ...chatRequest([user(text)]), stream: true });
+
+    it('is given up after moderationTimeoutMs, not completionTimeoutMs: failing open, the streamed chat is served unscreened', async () => {
+      const { adapters, service, failures } = setup('open', { moderationTimeoutMs: 50, routing });
+      adapters.hanging = () => undefined;
+      const events: routerv1.ChatResponse[] = [];
+      for await (const event of service.chat({ context: withRules(['unsafe']), request: streamed('hello') }, new AbortController().signal)) events.push(event);
+      expect(adapters.chats).toHaveLength(1);
+      expect(failures).toEqual([['unsafe', 'mod', 'timeout', 'skipped']]);
+      expect(events.find((e) => e.routed)?.routed?.decision?.unscreened).toBe(true);
+    }, 15_000);
+
+    it('failing closed, refuses the request with the documented retryable 503 guardrails_unavailable, nothing routed', async () => {
+      const { adapters, service, failures } = setup('closed', { moderationTimeoutMs: 50, routing });
+      adapters.hanging = () => undefined;
+      await expect(chat(service, withRules(['unsafe']), streamed('hello'))).rejects.toMatchObject({ kind: 'unavailable', retryable: true, code: GUARDRAILS_UNAVAILABLE, message: expect.stringContaining('did not answer (timeout)') });
+      expect(adapters.chats).toEqual([]);
+      expect(failures).toEqual([['unsafe', 'mod', 'timeout', 'refused']]);
+    }, 15_000);
+
+    it('is given no more than routing.retry.deadlineMs, when that is the shorter', async () => {
+      const { adapters, service, failures } = setup('open', { moderationTimeoutMs: 600_000, routing: { retry: { ...routing.retry, deadlineMs: 50 } } });
+      adapters.hanging = () => undefined;
+      await chat(service, withRules(['unsafe']), streamed('hello'));
+      expect(adapters.chats).toHaveLength(1);
+      expect(failures).toEqual([['unsafe', 'mod', 'timeout', 'skipped']]);
+    }, 15_000);
   });
 
   it('applies the tenant policy to the moderation call: routed within its residency, refused (closed) when the model has no permitted deployment', async () => {

@@ -287,6 +287,63 @@ describe('failover', () => {
     await expect(serveWithFailover(plan(), slow, new AbortController().signal, engine.failover, { stream: true, tokens: 1 })).rejects.toMatchObject({ kind: 'timeout' });
   });
 
+  describe('a whole call given timeoutMs (a guardrail’s moderation call)', () => {
+    // completionTimeoutMs far beyond this test's own timeout: only the call's budget can stop an attempt.
+    const bounded = configWith(TWO_MODELS, { retry: { completionTimeoutMs: 600_000, baseDelayMs: 0, maxDelayMs: 0 } });
+    /** An attempt that answers only by failing once its signal aborts, the clock then `elapsed` further. */
+    const hang = (signal: AbortSignal, clock: ManualClock, elapsed: number, reasons: unknown[]): AsyncGenerator<string> =>
+      (async function* () {
+        await new Promise((_, reject) =>
+          signal.addEventListener('abort', () => {
+            reasons.push(signal.reason);
+            clock.advance(elapsed);
+            reject(new GatewayError('cancelled', 'aborted'));
+          }),
+        );
+        yield 'never';
+      })();
+
+    it('stops a non-streamed attempt at the budget, not completionTimeoutMs, and answers with its timeout', async () => {
+      const clock = new ManualClock();
+      const engine = engineFor(bounded, clock);
+      const reasons: unknown[] = [];
+      const told: Array<[string, boolean]> = [];
+      const onAttempt: AttemptListener = (_candidate, attempt, _failure, cutShort) => told.push([attempt.errorKind, cutShort]);
+      const open: AttemptOpener<string> = (_candidate, signal) => hang(signal, clock, 30, reasons);
+      await expect(serveWithFailover(engine.planner.plan(planRequest('premium')), open, new AbortController().signal, engine.failover, { stream: false, tokens: 1, timeoutMs: 30, onAttempt })).rejects.toMatchObject({ kind: 'timeout' });
+      // It had the whole budget: its timeout counts against its deployment. The budget spent, no other attempt starts.
+      expect(told).toEqual([['timeout', false]]);
+      expect(reasons).toEqual([expect.objectContaining({ kind: 'timeout' })]);
+    }, 15_000);
+
+    it('gives a later attempt only what is left of the budget, holds its timeout against no one, and answers with the failure before it', async () => {
+      const clock = new ManualClock();
+      const engine = engineFor(bounded, clock);
+      const reasons: unknown[] = [];
+      const told: Array<[string, string, boolean]> = [];
+      const onAttempt: AttemptListener = (candidate, attempt, _failure, cutShort) => told.push([candidate.deployment.id, attempt.errorKind, cutShort]);
+      let calls = 0;
+      const open: AttemptOpener<string> = (_candidate, signal) => {
+        calls += 1;
+        if (calls > 1) return hang(signal, clock, 10, reasons);
+        // The first deployment fails after 20 ms of the call's 30.
+        clock.advance(20);
+        return (async function* () {
+          yield* [];
+          throw new GatewayError('upstream_error', 'boom', { upstreamStatus: 500 });
+        })();
+      };
+      await expect(serveWithFailover(engine.planner.plan(planRequest('premium')), open, new AbortController().signal, engine.failover, { stream: false, tokens: 1, timeoutMs: 30, onAttempt })).rejects.toMatchObject({ kind: 'upstream_error' });
+      expect(told.map(([, kind, cutShort]) => [kind, cutShort])).toEqual([
+        ['upstream_error', false],
+        ['timeout', true],
+      ]);
+      expect(reasons).toEqual([expect.objectContaining({ kind: 'timeout' })]);
+      const second = told[1]?.[0] ?? '';
+      expect(engine.breakers.of(second).snapshot()).toMatchObject({ consecutiveFailures: 0 });
+    }, 15_000);
+  });
+
   it('a request refused for its own fault neither closes a half-open circuit nor keeps its probe slot', async () => {
     const clock = new ManualClock();
     const engine = engineFor(config, clock);

@@ -78,10 +78,23 @@ export async function serveWithFailover<T>(
      * rolled back by this request's own failure). Unset: every candidate may.
      */
     eligible?: (candidate: Candidate) => boolean;
+    /**
+     * The most the whole failover may take, attempts and backoffs together, for a call something
+     * else waits on (a guardrail's moderation call, before its request is routed): the deadline is
+     * the earlier of this and `deadlineMs`, and no attempt runs past it, a non-streamed one
+     * included (which otherwise gets `completionTimeoutMs`). Unset: `deadlineMs` only stops new attempts.
+     */
+    timeoutMs?: number;
   },
 ): Promise<Served<T>> {
   const { retry, breakers, stats, clock } = deps;
-  const deadline = clock.now() + retry.deadlineMs;
+  const budget = options.timeoutMs;
+  const deadline = clock.now() + Math.min(retry.deadlineMs, budget ?? Infinity);
+  // The time one attempt may take, left alone by the deadline (a bounded call's whole budget at most).
+  const attemptTimeoutMs = Math.min(options.stream ? retry.attemptTimeoutMs : retry.completionTimeoutMs, budget ?? Infinity);
+  // Streams and bounded calls: the deadline cuts an attempt short. An unbounded non-streamed
+  // attempt is not: a long generation is not abandoned and paid for twice.
+  const deadlineBounds = options.stream || budget !== undefined;
   const attempts: routerv1.RouteAttempt[] = [];
   let queue = [...plan.candidates];
   /** Every deployment queued for this request, tried or not: a larger-context fallback adds none twice. */
@@ -146,9 +159,9 @@ export async function serveWithFailover<T>(
     signal.addEventListener('abort', onAbort, { once: true });
     let timedOut = false;
     const left = deadline - clock.now();
-    // The deadline, not the attempt's own timeout, bounds a later streamed attempt with less time
-    // left than `attemptTimeoutMs` (the first one always has the whole budget).
-    const cutShort = options.stream && attempts.length > 0 && left < retry.attemptTimeoutMs;
+    // The deadline, not the attempt's own timeout, bounds a later attempt with less time left than
+    // its own timeout (the first one always has the whole budget).
+    const cutShort = deadlineBounds && attempts.length > 0 && left < attemptTimeoutMs;
     const timer = setTimeout(
       () => {
         timedOut = true;
@@ -156,7 +169,7 @@ export async function serveWithFailover<T>(
         call.abort(new GatewayError('timeout', `The deployment ${candidate.deployment.id} did not answer in time.`));
       },
       // A non-streamed answer arrives whole: its attempt gets the time a full generation takes.
-      options.stream ? Math.max(1, Math.min(retry.attemptTimeoutMs, left)) : retry.completionTimeoutMs,
+      deadlineBounds ? Math.max(1, Math.min(attemptTimeoutMs, left)) : attemptTimeoutMs,
     );
     let iterator: AsyncIterator<T>;
     const held: T[] = [];

@@ -1,0 +1,28 @@
+import { parseConfig } from '@openrouter/config';
+import { routerTimeouts } from './index';
+
+const config = (extra: Record<string, unknown> = {}) =>
+  parseConfig(
+    {
+      version: 1,
+      ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
+      router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
+      adapter: { grpc: { port: 0 }, http: { port: 0 } },
+      billing: { http: { port: 0 } },
+      alerting: { http: { port: 0 } },
+      providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
+      models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
+      ...extra,
+    },
+    {},
+  );
+
+describe('routerTimeouts', () => {
+  it('waits for the guardrails’ moderation budget before the router’s own deadline: a moderation model that hangs meets its fail mode, not a 504', () => {
+    // Defaults: 10 s of moderation, a 60 s deadline, a 300 s whole attempt, a 5 s margin.
+    expect(routerTimeouts(config())).toEqual({ callMs: 5_000, firstStreamedMs: 75_000, wholeAnswerMs: 375_000 });
+    const shortDeadline = config({ routing: { retry: { deadlineMs: 4_000 } }, guardrails: { moderationTimeoutMs: 20_000 } });
+    // The router gives a moderation call no more than its deadline.
+    expect(routerTimeouts(shortDeadline).firstStreamedMs).toBe(4_000 + 4_000 + 5_000);
+  });
+});
