@@ -87,7 +87,7 @@ export class KafkaUsageSource implements UsageSource {
             } catch (error) {
               this.logger.warn({ err: error, partition: batch.partition, offset: chunk[0]?.origin?.offset, events: chunk.length, retryInMs: delay }, 'usage batch not stored; retrying, offsets not committed');
               await new Promise((done) => setTimeout(done, delay));
-              await heartbeat().catch(() => undefined);
+              await heartbeat().catch(rethrowRebalance);
               delay = Math.min(delay * 2, c.retryMaxMs);
             }
           }
@@ -161,3 +161,18 @@ class KafkaRecordMessage implements UsageMessage {
     return headerText(this.record.headers);
   }
 }
+
+/**
+ * The group is rebalancing, or this member left it (its session lapsed): the heartbeat's answer
+ * that it must rejoin. Thrown out of the batch handler, kafkajs rejoins and the chunk, uncommitted,
+ * goes to whichever member owns its partition then. Swallowed, the member kept retrying a
+ * failing store on partitions it might no longer own, held every rebalance up for its whole
+ * timeout, and stored what the new owner had already stored once the store came back.
+ */
+const REJOIN_ERRORS: ReadonlySet<string> = new Set(['REBALANCE_IN_PROGRESS', 'UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'FENCED_INSTANCE_ID']);
+
+/** Rethrows a heartbeat's demand to rejoin; other heartbeat failures (the broker away a moment) wait for the next try. */
+function rethrowRebalance(error: unknown): void {
+  if (error instanceof Error && REJOIN_ERRORS.has((error as Error & { type?: unknown }).type as string)) throw error;
+}
+
