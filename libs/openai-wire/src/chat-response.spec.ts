@@ -165,6 +165,8 @@ describe('usage', () => {
   it('reads missing totals and details as sums and zeros; null as absent', () => {
     expect(parseOpenAIUsage({ prompt_tokens: 3, completion_tokens: 4 })).toEqual({ promptTokens: 3, completionTokens: 4, totalTokens: 7, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false });
     expect(parseOpenAIUsage({ prompt_tokens: 3, completion_tokens: 4, prompt_cache_hit_tokens: 2 })?.cachedReadTokens).toBe(2);
+    // A count past 2^53 (a provider's bug) is held to it: the usage record could not carry it at all.
+    expect(parseOpenAIUsage({ prompt_tokens: 1e21, completion_tokens: 4 })?.promptTokens).toBe(Number.MAX_SAFE_INTEGER);
     expect(parseOpenAIUsage(null)).toBeUndefined();
   });
 });

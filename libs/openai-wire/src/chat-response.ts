@@ -3,7 +3,11 @@ import { GatewayError } from '@openrouter/errors';
 import { isObject, type JsonObject, jsonText, jsonValue, mergeExtra } from './validation';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.trunc(v) : 0);
+/**
+ * A count a provider reported: a whole number, at most 2^53 − 1 (a larger one cannot be carried
+ * exactly, nor encoded in the usage record's protobuf: the record would be lost).
+ */
+const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.min(Math.trunc(v), Number.MAX_SAFE_INTEGER) : 0);
 const EMPTY: JsonObject = {};
 const objectOrEmpty = (v: unknown): JsonObject => (isObject(v) ? v : EMPTY);
 const indexOr = (v: unknown, fallback: number): number => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : fallback);

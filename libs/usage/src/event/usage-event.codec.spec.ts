@@ -137,5 +137,22 @@ describe('usage event messages', () => {
       expect(read(status(600))).toEqual({ ok: false, reason: 'http_status 600 is not an HTTP status (100-599)' });
       expect(read(status(70_000))).toEqual({ ok: false, reason: 'http_status 70000 is not an HTTP status (100-599)' });
     });
+
+    it('a count that is no whole number its column holds: ClickHouse refuses 1e+21 (every insert of its batch) and wraps what lies past 2^64', () => {
+      // In process: protobuf cannot even encode such a count, so only an in-process event can carry one.
+      const read = (change: (event: usagev1.UsageEvent) => void): ReturnType<typeof readUsageMessage> => {
+        const event = storableEvent('e');
+        change(event);
+        return readUsageMessage(inProcessUsageMessage(event));
+      };
+      const tokens = (prompt: number) => (event: usagev1.UsageEvent) => (event.tokens = { prompt, completion: 1, cachedRead: 0, cacheWrite: 0, reasoning: 0, estimated: false });
+      for (const prompt of [0, 1, Number.MAX_SAFE_INTEGER]) expect(read(tokens(prompt)).ok).toBe(true);
+      expect(read(tokens(1e21))).toEqual({ ok: false, reason: 'tokens.prompt is not a whole number from 0 to 2^53 - 1: 1e+21' });
+      expect(read(tokens(-1)).ok).toBe(false);
+      expect(read(tokens(1.5)).ok).toBe(false);
+      expect(read((event) => (event.audioMs = 2e19))).toEqual({ ok: false, reason: 'audio_ms is not a whole number from 0 to 2^53 - 1: 20000000000000000000' });
+      expect(read((event) => (event.images = 2 ** 32))).toEqual({ ok: false, reason: 'images is not a whole number from 0 to 4294967295: 4294967296' });
+      expect(read((event) => (event.latencyMs = 2 ** 32 - 1)).ok).toBe(true);
+    });
   });
 });

@@ -158,6 +158,39 @@ export function validateUsageEvent(event: usagev1.UsageEvent): string | undefine
   if (!CURRENCY.test(cost.currency)) return 'cost.currency is not an ISO 4217 code';
   // Stored as a Decimal column: one that does not parse would fail the insert of every event with it.
   if (event.cacheSavedCost !== '' && !DECIMAL.test(event.cacheSavedCost)) return `cache_saved_cost is not a decimal: ${JSON.stringify(event.cacheSavedCost).slice(0, 40)}`;
+  return quantityProblem(event);
+}
+
+const UINT32_MAX = 4_294_967_295;
+
+/**
+ * The first count of the event that is no whole number its column holds: a provider that reports
+ * 1e21 tokens would otherwise fail every insert of the batch it is in (ClickHouse refuses `1e+21`,
+ * and wraps what lies between 2^64 and that silently), and, in-process, could be neither stored
+ * nor spilled (protobuf refuses it), so it was retried in memory for good. Counts up to 2^53 − 1
+ * (every integer a number holds exactly); 32-bit columns up to theirs.
+ */
+function quantityProblem(event: usagev1.UsageEvent): string | undefined {
+  const t = event.tokens;
+  const wide: Array<[string, number | undefined]> = [
+    ['tokens.prompt', t?.prompt],
+    ['tokens.completion', t?.completion],
+    ['tokens.cached_read', t?.cachedRead],
+    ['tokens.cache_write', t?.cacheWrite],
+    ['tokens.cache_write_1h', t?.cacheWrite1h],
+    ['tokens.reasoning', t?.reasoning],
+    ['audio_ms', event.audioMs],
+    ['characters', event.characters],
+    ['image_prompt_tokens', event.imagePromptTokens],
+  ];
+  for (const [name, value] of wide) if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) return `${name} is not a whole number from 0 to 2^53 - 1: ${String(value).slice(0, 40)}`;
+  const narrow: Array<[string, number | undefined]> = [
+    ['latency_ms', event.latencyMs],
+    ['ttft_ms', event.ttftMs],
+    ['images', event.images],
+    ...event.attempts.map((a, i): [string, number] => [`attempts[${i}].latency_ms`, a.latencyMs]),
+  ];
+  for (const [name, value] of narrow) if (value !== undefined && !(Number.isInteger(value) && value >= 0 && value <= UINT32_MAX)) return `${name} is not a whole number from 0 to ${UINT32_MAX}: ${String(value).slice(0, 40)}`;
   return undefined;
 }
 
