@@ -11,16 +11,30 @@ function chunk(id: string, body: Uint8Array, statedSize?: number): Chunk {
   return { id, body, statedSize };
 }
 
-/** A `fmt ` chunk of PCM audio. */
-function fmt(sampleRate: number, channels: number, bitsPerSample: number): Chunk {
-  const body = Buffer.alloc(16);
-  const blockAlign = (channels * bitsPerSample) / 8;
-  body.writeUInt16LE(1, 0);
+/** A `fmt ` chunk's fields; those left out are what a well-formed PCM header says. */
+interface FmtFields {
+  format?: number;
+  byteRate?: number;
+  blockAlign?: number;
+  /** WAVE_FORMAT_EXTENSIBLE's real format tag (its sub-format GUID's first two bytes): a 40-byte chunk. */
+  subFormat?: number;
+}
+
+/** A `fmt ` chunk of PCM audio (or as `fields` say). */
+function fmt(sampleRate: number, channels: number, bitsPerSample: number, fields: FmtFields = {}): Chunk {
+  const body = Buffer.alloc(fields.subFormat === undefined ? 16 : 40);
+  const blockAlign = fields.blockAlign ?? channels * Math.ceil(bitsPerSample / 8);
+  body.writeUInt16LE(fields.format ?? (fields.subFormat === undefined ? 1 : 0xfffe), 0);
   body.writeUInt16LE(channels, 2);
   body.writeUInt32LE(sampleRate, 4);
-  body.writeUInt32LE(sampleRate * blockAlign, 8);
+  body.writeUInt32LE(fields.byteRate ?? sampleRate * blockAlign, 8);
   body.writeUInt16LE(blockAlign, 12);
   body.writeUInt16LE(bitsPerSample, 14);
+  if (fields.subFormat !== undefined) {
+    body.writeUInt16LE(22, 16);
+    body.writeUInt16LE(bitsPerSample, 18);
+    body.writeUInt16LE(fields.subFormat, 24);
+  }
   return chunk('fmt ', body);
 }
 
@@ -73,6 +87,38 @@ describe('wavDurationMs', () => {
     const file = wav(1_000);
     const padded = Buffer.concat([Buffer.from('garbage!'), file, Buffer.from('tail')]);
     expect(wavDurationMs(new Uint8Array(padded.buffer, padded.byteOffset + 8, file.length))).toBe(1_000);
+  });
+
+  it('reads the length a decoder plays from the sample rate and frame size, never from the byte rate alone', () => {
+    // Ten minutes of 16 kHz mono 16-bit audio whose header claims 4 GB a second: still ten minutes, not 4 ms.
+    const tenMinutes = new Uint8Array(16_000 * 2 * 600);
+    expect(wavDurationMs(riff([fmt(16_000, 1, 16, { byteRate: 0xffffffff }), chunk('data', tenMinutes)]))).toBeUndefined();
+    expect(wavDurationMs(riff([fmt(16_000, 1, 16), chunk('data', tenMinutes)]))).toBe(600_000);
+    // A frame of 24-bit stereo is 6 bytes; a trailing part of a frame plays nothing.
+    expect(wavDurationMs(riff([fmt(48_000, 2, 24), chunk('data', new Uint8Array(48_000 * 6 + 5))]))).toBe(1_000);
+  });
+
+  it('reads IEEE float, A-law and µ-law audio, and PCM or float in WAVE_FORMAT_EXTENSIBLE', () => {
+    expect(wavDurationMs(riff([fmt(16_000, 1, 32, { format: 3 }), chunk('data', new Uint8Array(64_000))]))).toBe(1_000);
+    expect(wavDurationMs(riff([fmt(8_000, 1, 8, { format: 6 }), chunk('data', new Uint8Array(4_000))]))).toBe(500);
+    expect(wavDurationMs(riff([fmt(8_000, 1, 8, { format: 7 }), chunk('data', new Uint8Array(8_000))]))).toBe(1_000);
+    expect(wavDurationMs(riff([fmt(44_100, 2, 16, { subFormat: 1 }), chunk('data', new Uint8Array(176_400))]))).toBe(1_000);
+    expect(wavDurationMs(riff([fmt(48_000, 1, 32, { subFormat: 3 }), chunk('data', new Uint8Array(96_000))]))).toBe(500);
+  });
+
+  it.each([
+    ['a byte rate that disagrees with the rate and frame', fmt(16_000, 1, 16, { byteRate: 0xffffffff })],
+    ['a byte rate a little off', fmt(16_000, 1, 16, { byteRate: 32_001 })],
+    ['a frame size that disagrees with channels and sample size', fmt(16_000, 1, 16, { blockAlign: 4096, byteRate: 16_000 * 4096 })],
+    ['compressed audio (IMA ADPCM), whose length needs decoding', fmt(16_000, 1, 4, { format: 0x11, blockAlign: 256, byteRate: 8_110 })],
+    ['MP3 inside a WAV', fmt(16_000, 1, 0, { format: 0x55, blockAlign: 1, byteRate: 4_000 })],
+    ['compressed audio in WAVE_FORMAT_EXTENSIBLE', fmt(16_000, 1, 16, { subFormat: 0x11 })],
+    ['WAVE_FORMAT_EXTENSIBLE cut to 16 bytes', fmt(16_000, 1, 16, { format: 0xfffe })],
+    ['no channels', fmt(16_000, 0, 16, { blockAlign: 0, byteRate: 0 })],
+    ['a sample rate no audio is recorded at (4 GHz)', fmt(0xffffffff, 1, 8, { byteRate: 0xffffffff })],
+    ['a sample rate no audio is recorded at (10 Hz)', fmt(10, 1, 16)],
+  ])('is undefined for a header with %s', (_name, format) => {
+    expect(wavDurationMs(riff([format, chunk('data', new Uint8Array(32_000))]))).toBeUndefined();
   });
 
   it.each([

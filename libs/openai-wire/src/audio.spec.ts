@@ -64,7 +64,7 @@ describe('parseTranscriptionRequest', () => {
     });
   });
 
-  it.each(['json', 'text', 'srt', 'verbose_json', 'vtt'])('takes response_format %s', (format) => {
+  it.each(['json', 'text', 'srt', 'verbose_json', 'vtt', 'diarized_json'])('takes response_format %s', (format) => {
     expect(parseTranscriptionRequest(form({ file: upload(), model: 'whisper-1', response_format: format }), { translate: false }).responseFormat).toBe(format);
   });
 
@@ -209,7 +209,7 @@ describe('audio formats', () => {
   });
 
   it('tells JSON transcriptions from text ones', () => {
-    expect([undefined, 'json', 'verbose_json', 'text', 'srt', 'vtt'].map(isJsonTranscription)).toEqual([true, true, true, false, false, false]);
+    expect([undefined, 'json', 'verbose_json', 'diarized_json', 'text', 'srt', 'vtt'].map(isJsonTranscription)).toEqual([true, true, true, true, false, false, false]);
   });
 
   it('counts code points', () => {

@@ -4,8 +4,11 @@ import { GatewayError } from '@openrouter/errors';
 import { isAudioUpload, isFormBody, wavDurationMs, type AudioUpload } from './audio-upload';
 import { badRequest, extraJson, isObject, modelName, validate } from './validation';
 
-/** The formats a transcription or translation may be answered in, as OpenAI names them (`json` when unset). */
-export const TRANSCRIPTION_FORMATS = ['json', 'text', 'srt', 'verbose_json', 'vtt'] as const;
+/**
+ * The formats a transcription or translation may be answered in, as OpenAI names them (`json` when
+ * unset). `diarized_json` is gpt-4o-transcribe-diarize's: the text with segments labelled by speaker.
+ */
+export const TRANSCRIPTION_FORMATS = ['json', 'text', 'srt', 'verbose_json', 'vtt', 'diarized_json'] as const;
 export type TranscriptionFormat = (typeof TRANSCRIPTION_FORMATS)[number];
 
 /** The audio formats speech may be answered in (`mp3` when unset). */
@@ -159,7 +162,7 @@ export function speechContentType(format: string | undefined): string {
   }
 }
 
-/** Whether a transcription in `format` (unset: `json`) is a JSON object; else it is text (`text`, `srt`, `vtt`). */
+/** Whether a transcription in `format` (unset: `json`) is a JSON object (`json`, `verbose_json`, `diarized_json`); else it is text (`text`, `srt`, `vtt`). */
 export function isJsonTranscription(format: string | undefined): boolean {
-  return format === undefined || format === 'json' || format === 'verbose_json';
+  return format === undefined || format === 'json' || format === 'verbose_json' || format === 'diarized_json';
 }

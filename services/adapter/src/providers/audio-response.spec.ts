@@ -47,6 +47,15 @@ describe('transcriptionResponse', () => {
     expect(transcriptionResponse(request({ responseFormat: 'srt' }), { body: '1\n00:00:01,000 --> 00:00:09,000\nx\n' }, 'p').audioMs).toBe(9_000);
   });
 
+  it('bills a subtitle answer at its last cue when the file’s header says less (a header is the client’s word), and at the header when it says more', () => {
+    const srt = { body: '1\n00:00:00,000 --> 00:09:59,000\nten minutes of talk\n' };
+    // A header forged to read 4 ms of a ten-minute file.
+    expect(transcriptionResponse(request({ responseFormat: 'srt', durationMs: 4 }), srt, 'p').audioMs).toBe(599_000);
+    // Silence after the last words: the header's length, which is what was sent.
+    expect(transcriptionResponse(request({ responseFormat: 'srt', durationMs: 600_000 }), srt, 'p').audioMs).toBe(600_000);
+    expect(transcriptionResponse(request({ responseFormat: 'vtt', durationMs: 2_000 }), { body: 'WEBVTT\n\nno cues' }, 'p').audioMs).toBe(2_000);
+  });
+
   it("takes a token-billed model's tokens as reported, and estimates the others from the prompt and the text", () => {
     const tokens = transcriptionResponse(request({ prompt: 'ignored' }), { body: '{}', json: { text: 'x', usage: { type: 'tokens', inputTokens: 30, outputTokens: 5, totalTokens: 35 } } }, 'p');
     expect(tokens.usage).toEqual({ promptTokens: 30, completionTokens: 5, totalTokens: 35, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: false });

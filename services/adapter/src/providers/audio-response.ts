@@ -37,8 +37,8 @@ export interface ProviderTranscript {
  * Usage is the provider's tokens when it reports them (token-billed models); otherwise the
  * gateway's count, marked estimated: the request's prompt as input, the transcript's text (a
  * subtitle file's cue text) as output. `audioMs` is what the provider reports (`usage.seconds`,
- * else verbose_json's `duration`), else the gateway's reading of the file (`durationMs`), else a
- * subtitle file's last cue end, else 0.
+ * else verbose_json's `duration`), else the longer of the gateway's reading of the file
+ * (`durationMs`, 0 when unknown) and a subtitle file's last cue end, else 0.
  */
 export function transcriptionResponse(request: chatv1.AudioTranscriptionRequest, answer: ProviderTranscript, provider: string): chatv1.AudioTranscriptionResponse {
   const { json } = answer;
@@ -75,8 +75,10 @@ function audioMsOf(request: chatv1.AudioTranscriptionRequest, answer: ProviderTr
   if (usage?.type === 'duration') return Math.round(usage.seconds * 1000);
   const duration = answer.json?.durationSeconds;
   if (duration !== undefined) return Math.round(duration * 1000);
-  if (request.durationMs > 0) return request.durationMs;
-  return answer.json === undefined ? (lastCueEndMs(answer.body) ?? 0) : 0;
+  // Neither is the provider's word: the file's header is the client's, so a subtitle file's last
+  // cue, which is where the provider heard speech, bills the audio when it runs past the header.
+  const cueEnd = answer.json === undefined ? (lastCueEndMs(answer.body) ?? 0) : 0;
+  return Math.max(request.durationMs, cueEnd);
 }
 
 // `00:01:02,345 --> 00:01:04,000` (SRT) or `01:02.345 --> 01:04.000` (WebVTT, hours optional).

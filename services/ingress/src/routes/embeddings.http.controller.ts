@@ -13,8 +13,12 @@ import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
 import { EMBEDDING_INPUT_LIMITS, type EmbeddingInputLimits } from './embedding-input-limit';
 
 /**
- * Refuses an input longer than the model takes, after `KeyGuard` checked the caller's key and
- * before `ApiKeyGuard` charges rate limits and reserves the budget: nothing is held for it.
+ * Refuses an input longer than the model takes, once `ApiKeyGuard` has admitted the request: the
+ * inputs are tokenized only for a caller whose key is valid and whose rate limits take one more
+ * request, so a caller over its limits costs no tokenizing at all. What the admission held for a
+ * refused request (its token estimate, its budget reservation) is given back when it is answered,
+ * as for any request refused before it was metered; the request itself counts against the key's
+ * request limit.
  */
 @Injectable()
 export class EmbeddingInputGuard implements CanActivate {
@@ -27,7 +31,7 @@ export class EmbeddingInputGuard implements CanActivate {
 }
 
 @Controller('v1')
-@UseGuards(KeyGuard, EmbeddingInputGuard, ApiKeyGuard)
+@UseGuards(KeyGuard, ApiKeyGuard, EmbeddingInputGuard)
 export class EmbeddingsHttpController {
   constructor(
     private readonly router: RouterPort,

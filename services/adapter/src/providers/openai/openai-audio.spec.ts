@@ -616,6 +616,22 @@ describe('audio answers of other servers', () => {
     'other-usage': (res) => json(res, { text: 'hello there', usage: { type: 'credits', credits: 2 }, x_groq: { id: 'req_1' } }),
     'plain-text': (res) => json(res, 'hello there\n', 'text/plain'),
     'own-format': (res) => json(res, { text: 'hello there', speakers: ['A'], duration: 1.5 }),
+    // gpt-4o-transcribe-diarize's shape, sent by a server that labels it as text.
+    diarized: (res) =>
+      json(
+        res,
+        {
+          task: 'transcribe',
+          duration: 4.2,
+          text: 'Hi. Hello.',
+          segments: [
+            { type: 'transcript.text.segment', id: 'seg_0', start: 0, end: 1.1, text: 'Hi.', speaker: 'A' },
+            { type: 'transcript.text.segment', id: 'seg_1', start: 1.4, end: 4.2, text: 'Hello.', speaker: 'B' },
+          ],
+          usage: { type: 'tokens', input_tokens: 70, output_tokens: 4, total_tokens: 74 },
+        },
+        'text/plain',
+      ),
     'hours-vtt': (res) => json(res, 'WEBVTT\n\n01:02:03.450 --> 01:02:04.5\nlate words\n', 'text/plain'),
     'speech-json': (res) => json(res, { id: 'not audio' }),
     'speech-empty': (res) => {
@@ -697,8 +713,16 @@ describe('audio answers of other servers', () => {
     expect(answer.audioMs).toBe(2_500);
   });
 
+  it('reads a diarized_json answer as JSON whatever its media type: its tokens, its length, its speakers passed on', async () => {
+    const answer = await transcribe('diarized', transcription({ responseFormat: 'diarized_json', durationMs: 0 }));
+    expect(answer).toMatchObject({ contentType: 'application/json', audioMs: 4_200 });
+    expect(answer.usage).toMatchObject({ promptTokens: 70, completionTokens: 4, totalTokens: 74, estimated: false });
+    expect(JSON.parse(answer.body)).toMatchObject({ segments: [{ speaker: 'A' }, { speaker: 'B' }] });
+    expect(seen.at(-1)?.path).toBe('/diarized/audio/transcriptions');
+  });
+
   it("takes a format it does not know as what the answer's media type says", async () => {
-    const own = await transcribe('own-format', transcription({ responseFormat: 'diarized_json', durationMs: 0 }));
+    const own = await transcribe('own-format', transcription({ responseFormat: 'speaker_json', durationMs: 0 }));
     expect(own).toMatchObject({ contentType: 'application/json', audioMs: 1_500 });
     const vtt = await transcribe('hours-vtt', transcription({ responseFormat: 'custom_vtt', durationMs: 0 }));
     expect(vtt).toMatchObject({ contentType: 'text/plain; charset=utf-8', audioMs: 3_724_500 });

@@ -24,11 +24,12 @@ export function providerTranscriptFormat(asked: string | undefined, translate = 
 
 /**
  * Whether the provider's answer to a transcription in the client's format is JSON: `json` (the
- * default), `verbose_json` and `text` (asked as `json`) are; `srt` and `vtt` are text; a format
- * the gateway does not know (a compatible server's own) is what the answer's media type says.
+ * default), `verbose_json`, `diarized_json` and `text` (asked as `json`) are; `srt` and `vtt` are
+ * text; a format the gateway does not know (a compatible server's own) is what the answer's media
+ * type says.
  */
 export function answersJson(asked: string | undefined, contentType: string | undefined): boolean {
-  if (asked === undefined || asked === 'json' || asked === 'verbose_json' || asked === 'text') return true;
+  if (asked === undefined || asked === 'json' || asked === 'verbose_json' || asked === 'diarized_json' || asked === 'text') return true;
   if (asked === 'srt' || asked === 'vtt') return false;
   return contentType?.split(';')[0]?.trim().toLowerCase() === 'application/json';
 }
