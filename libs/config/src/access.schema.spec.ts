@@ -70,6 +70,8 @@ describe('access configuration', () => {
   it('names a configured key\'s tags as reports can group by them', () => {
     expect(accessSchema.safeParse({ keys: [{ id: 'k', hash, org: 'acme', tags: { 'cost center': 'x' } }] }).error?.issues[0]).toMatchObject({ message: expect.stringContaining('a tag name is 1 to 64 letters') });
     expect(accessSchema.safeParse({ keys: [{ id: 'k', hash, org: 'acme', tags: { 'cost-center': 'x' } }] }).success).toBe(true);
+    // `batch` is the Batch API's own tag on each line: a key's tags win over a request's, so a key may not set it.
+    expect(accessSchema.safeParse({ keys: [{ id: 'k', hash, org: 'acme', tags: { batch: 'nightly' } }] }).error?.issues[0]).toMatchObject({ path: ['keys', 0, 'tags', 'batch'], message: expect.stringContaining('the tag the Batch API gives each line') });
   });
 
   it('names keys that point at tenants that do not exist, and duplicate ids', () => {

@@ -45,6 +45,19 @@ export function checkTagNames(tags: Record<string, unknown>, ctx: z.core.$Refine
   }
 }
 
+/** The tag the Batch API gives each line it runs: its batch's id (docs/batches.md). */
+export const BATCH_TAG = 'batch';
+
+/**
+ * A key's tags: named as any tag is, and never `batch`. A key's tags win over a request's, so a
+ * key tagged `batch` would put every line of its batches under that one value, and reports could
+ * no longer tell its batches apart.
+ */
+export function checkKeyTagNames(tags: Record<string, unknown>, ctx: z.core.$RefinementCtx): void {
+  checkTagNames(tags, ctx);
+  if (Object.hasOwn(tags, BATCH_TAG)) ctx.addIssue({ code: 'custom', path: [BATCH_TAG], message: `"${BATCH_TAG}" is the tag the Batch API gives each line it runs (its batch's id): a key may not set it` });
+}
+
 /** The fewest characters a development key set in the configuration may have. */
 export const DEV_KEY_MIN_LENGTH = 12;
 
@@ -118,7 +131,7 @@ export const configKeySchema = strictObject({
   limits: limitsSchema.prefault({}),
   expiresAt: z.iso.datetime({ offset: true }).optional(),
   metadata: z.record(z.string(), z.string()).default({}),
-  tags: z.record(z.string(), z.string()).superRefine(checkTagNames).default({}),
+  tags: z.record(z.string(), z.string()).superRefine(checkKeyTagNames).default({}),
 });
 export type ConfigKey = z.infer<typeof configKeySchema>;
 

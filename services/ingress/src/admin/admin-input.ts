@@ -1,4 +1,4 @@
-import { alertThresholdsSchema, budgetAmountSchema, budgetEnforcementSchema, budgetSchema, ipRange, checkTagNames } from '@openrouter/config';
+import { alertThresholdsSchema, budgetAmountSchema, budgetEnforcementSchema, budgetSchema, ipRange, checkKeyTagNames } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { paramOf } from '@openrouter/openai-wire';
 import { z } from 'zod';
@@ -44,7 +44,7 @@ export function policyChange(body: PolicyBody | null | undefined): PolicyFields 
 
 const labels = z.record(z.string().max(64), z.string().max(256)).refine((r) => Object.keys(r).length <= 32, 'at most 32 entries');
 /** A key's tags: added to its requests' tags, so named as tags are (reports group by them). */
-const tagLabels = labels.superRefine(checkTagNames);
+const tagLabels = labels.superRefine(checkKeyTagNames);
 
 export const issueKeyBody = z.strictObject({
   name: z.string().max(128).default(''),
