@@ -1,21 +1,7 @@
-import { parseConfig } from '@openrouter/config';
 import { routerTimeouts } from './index';
+import { ingressTestConfig } from './test-config.testing';
 
-const config = (extra: Record<string, unknown> = {}) =>
-  parseConfig(
-    {
-      version: 1,
-      ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
-      router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-      adapter: { grpc: { port: 0 }, http: { port: 0 } },
-      billing: { http: { port: 0 } },
-      alerting: { http: { port: 0 } },
-      providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
-      models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
-      ...extra,
-    },
-    {},
-  );
+const config = (extra: Record<string, unknown> = {}) => ingressTestConfig(extra);
 
 describe('routerTimeouts', () => {
   it('waits for the guardrails’ moderation budget before the router’s own deadline: a moderation model that hangs meets its fail mode, not a 504', () => {
