@@ -1,7 +1,10 @@
 import { z } from 'zod';
-import { decimal, identifier, listenSchema, numeric, port, strictObject } from './primitives';
+import { decimal, identifier, kafkaTopic, listenSchema, MAX_TIMER_MS, numeric, port, strictObject, TIMER_TOO_LONG } from './primitives';
 
 const positiveInt = numeric(z.number().int().positive());
+/** Durations waited for with a timer (an interval, a renewal): at most MAX_TIMER_MS. */
+const positiveMs = numeric(z.number().int().positive().max(MAX_TIMER_MS, TIMER_TOO_LONG));
+const nonNegativeMs = numeric(z.number().int().nonnegative().max(MAX_TIMER_MS, TIMER_TOO_LONG));
 
 /** An IANA time zone that this runtime knows (`Europe/Berlin`, `UTC`). */
 const timeZone = z.string().refine(
@@ -115,9 +118,9 @@ export const budgetsSchema = strictObject({
    * A reservation neither settled nor renewed within this long is returned to the budget. A
    * running request renews its own every third of this, so only a crashed process's expire.
    */
-  reservationTtlMs: positiveInt.default(15 * 60_000),
+  reservationTtlMs: positiveMs.default(15 * 60_000),
   /** Kafka topic of threshold crossings (the brokers are `usage.kafka`'s). */
-  topic: z.string().min(1).default('openrouter.budget.v1'),
+  topic: kafkaTopic.default('openrouter.budget.v1'),
   /**
    * What happens to a request under a budget when Redis cannot be reached or does not answer in
    * time: `closed` refuses it with 503 (no budget is ever overspent), `open` admits it unreserved.
@@ -139,7 +142,7 @@ export const budgetsSchema = strictObject({
     minElapsedFraction: numeric(z.number().gt(0).lt(1)).default(0.1),
   }).prefault({}),
   /** Billing compares Redis spend with ClickHouse this often and corrects drift; 0 disables it. */
-  reconcileIntervalMs: numeric(z.number().int().nonnegative()).default(5 * 60_000),
+  reconcileIntervalMs: nonNegativeMs.default(5 * 60_000),
   list: z.array(budgetSchema).default([]),
 })
   .superRefine((b, ctx) => {
@@ -179,10 +182,10 @@ export const billingSchema = strictObject({
    */
   rollup: strictObject({
     /** How often; 0 disables it. */
-    reconcileIntervalMs: numeric(z.number().int().nonnegative()).default(60 * 60_000),
+    reconcileIntervalMs: nonNegativeMs.default(60 * 60_000),
     lookbackDays: numeric(z.number().int().min(1).max(400)).default(7),
     /** A day is corrected only when two reads this far apart agree (no insert was half-way). */
-    settleMs: numeric(z.number().int().nonnegative()).default(2_000),
+    settleMs: nonNegativeMs.default(2_000),
   }).prefault({}),
   reports: strictObject({
     /**

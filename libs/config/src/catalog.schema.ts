@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decimal, strictObject } from './primitives';
+import { decimal, MAX_TIMER_MS, strictObject, TIMER_TOO_LONG } from './primitives';
 import { pricingSchema } from './pricing.schema';
 
 export const CAPABILITIES = ['chat', 'tools', 'vision', 'json_object', 'json_schema', 'embeddings', 'completions', 'moderation', 'images', 'transcription', 'speech'] as const;
@@ -33,6 +33,9 @@ export const AUTO_MODEL = 'auto';
 const unit = z.number().min(0).max(1);
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
+/** Durations waited for with a timer (a deadline, a backoff, a sync interval): at most MAX_TIMER_MS. */
+const positiveMs = positiveInt.max(MAX_TIMER_MS, TIMER_TOO_LONG);
+const nonNegativeMs = nonNegativeInt.max(MAX_TIMER_MS, TIMER_TOO_LONG);
 /**
  * A name the gateway sends back in response headers (`x-openrouter-model`, `-deployment`,
  * `-experiment`, `-route-reason`): a header value takes no character outside visible ASCII, so a
@@ -237,7 +240,7 @@ export const grayReleaseSchema = strictObject({
     p95LatencyMargin: z.number().nonnegative().default(0.5),
     /** Calls of each arm needed in the window before a verdict. */
     minRequests: positiveInt.default(20),
-    windowMs: positiveInt.default(300_000),
+    windowMs: positiveMs.default(300_000),
   }).prefault({}),
 });
 export type GrayReleaseConfig = z.infer<typeof grayReleaseSchema>;
@@ -248,9 +251,9 @@ export const breakerSchema = strictObject({
   /** Error rate over the window that opens the circuit, once `minRequests` were seen. */
   errorRate: unit.default(0.5),
   minRequests: positiveInt.default(20),
-  windowMs: positiveInt.default(30_000),
+  windowMs: positiveMs.default(30_000),
   /** How long an open circuit stays open before one probe is let through. */
-  cooldownMs: positiveInt.default(30_000),
+  cooldownMs: positiveMs.default(30_000),
 }).prefault({});
 export type BreakerSettings = z.infer<typeof breakerSchema>;
 
@@ -258,20 +261,20 @@ export const retrySchema = strictObject({
   /** Calls per request, the first included. */
   maxAttempts: positiveInt.default(4),
   /** Time budget to get a first answer event, across every attempt and backoff: no attempt starts after it. */
-  deadlineMs: positiveInt.default(60_000),
+  deadlineMs: positiveMs.default(60_000),
   /** Time one streamed attempt may take to produce its first answer event. */
-  attemptTimeoutMs: positiveInt.default(30_000),
+  attemptTimeoutMs: positiveMs.default(30_000),
   /**
    * Time one non-streamed attempt may take to return its whole answer (its only event). Not cut
    * short by `deadlineMs`, which only stops new attempts: a long generation is not abandoned
    * and paid for twice.
    */
-  completionTimeoutMs: positiveInt.default(300_000),
+  completionTimeoutMs: positiveMs.default(300_000),
   /** Full-jitter exponential backoff between attempts. */
-  baseDelayMs: nonNegativeInt.default(50),
-  maxDelayMs: nonNegativeInt.default(2_000),
+  baseDelayMs: nonNegativeMs.default(50),
+  maxDelayMs: nonNegativeMs.default(2_000),
   /** A Retry-After longer than this takes the deployment out of rotation instead of being waited for. */
-  maxRetryAfterMs: nonNegativeInt.default(10_000),
+  maxRetryAfterMs: nonNegativeMs.default(10_000),
 }).prefault({});
 export type RetrySettings = z.infer<typeof retrySchema>;
 
@@ -311,7 +314,7 @@ export const routingSchema = strictObject({
    * How often a router reads the gray releases' kept state (a rollback made by another replica);
    * with `access.redis` set the state is shared there, else kept in `<gateway.dataDir>/router`.
    */
-  grayReleaseSyncMs: positiveInt.default(2_000),
+  grayReleaseSyncMs: positiveMs.default(2_000),
   /** Seed of the router's random draws (load balancing, jitter); unset means a random seed per process. */
   seed: z.number().int().optional(),
 });

@@ -27,6 +27,13 @@ describe('config', () => {
     expect(problems).toEqual([]);
   });
 
+  it("reads only the environment's own variables: the members every object inherits are none", () => {
+    const problems: string[] = [];
+    const env = readRuntimeEnv({ HOME: '/home/gw' }).vars;
+    expect(interpolate({ a: '${constructor}', b: '${toString:-fallback}', c: '${__proto__}', d: '${HOME}' }, env, '', problems)).toEqual({ a: '', b: 'fallback', c: '', d: '/home/gw' });
+    expect(problems).toEqual(['a: environment variable constructor is not set', 'c: environment variable __proto__ is not set']);
+  });
+
   it('refuses a placeholder nested in a default, naming the path but not the text', () => {
     const problems: string[] = [];
     expect(interpolate({ key: 'sk-${A:-${B}}' }, { B: 'b' }, '', problems)).toEqual({ key: 'sk-}' });

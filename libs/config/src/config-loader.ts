@@ -62,7 +62,9 @@ function interpolateText(text: string, env: Env, path: string, problems: string[
       problems.push(`${path}: placeholders do not nest: the default of \${${name}:-…} holds a "\${" (a default cannot hold a literal "\${"; outside placeholders write $\${)`);
       continue;
     }
-    const found = env[name];
+    // Own variables only: the environment is a plain object, whose inherited members
+    // (`${constructor}`, `${toString}`) are no variables.
+    const found = Object.hasOwn(env, name) ? env[name] : undefined;
     if (found !== undefined && found !== '') result += found;
     else if (fallback !== undefined) result += fallback;
     else problems.push(`${path}: environment variable ${name} is not set`);

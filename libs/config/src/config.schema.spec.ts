@@ -262,3 +262,123 @@ describe('image models', () => {
     ]);
   });
 });
+
+describe('Kafka topics and consumer groups', () => {
+  const kafka = (kafkaSettings: Record<string, unknown> = {}) => ({ bus: 'kafka', kafka: { brokers: ['kafka:9092'], ...kafkaSettings } });
+
+  it('give alerting a consumer group of its own: in billing’s it would commit usage partitions billing never stored', () => {
+    expect(problems({ usage: kafka(), observability: { alerting: { consumerGroup: 'billing' } } })).toEqual([
+      expect.stringMatching(/^observability\.alerting\.consumerGroup: "billing" is usage\.kafka\.consumerGroup too \(billing's\): .*billing would lose usage/),
+    ]);
+    expect(problems({ usage: kafka({ consumerGroup: 'metering' }), observability: { alerting: { consumerGroup: 'metering' } } })).toHaveLength(1);
+    expect(problems({ usage: kafka({ consumerGroup: 'metering' }), observability: { alerting: { consumerGroup: 'billing' } } })).toEqual([]);
+  });
+
+  it('give the usage events, their dead letters and the budget events a topic each: a poison message sent back to the usage topic would loop for ever', () => {
+    expect(problems({ usage: kafka({ dlqTopic: 'openrouter.usage.v1' }) })).toEqual(['usage.kafka.dlqTopic: "openrouter.usage.v1" is usage.kafka.topic too: the usage events, their dead letters and the budget events each need a topic of their own']);
+    expect(problems({ usage: kafka(), budgets: { topic: 'openrouter.usage.v1' } })).toEqual([expect.stringMatching(/^budgets\.topic: "openrouter\.usage\.v1" is usage\.kafka\.topic too/)]);
+    expect(problems({ usage: kafka(), budgets: { topic: 'openrouter.usage.v1.dlq' } })).toEqual([expect.stringMatching(/^budgets\.topic: "openrouter\.usage\.v1\.dlq" is usage\.kafka\.dlqTopic too/)]);
+    // Kafka takes "." and "_" as one in topic names, and refuses to create the second of two such.
+    expect(problems({ usage: kafka({ dlqTopic: 'openrouter_usage_v1' }) })).toEqual([expect.stringMatching(/^usage\.kafka\.dlqTopic: "openrouter_usage_v1" is one topic with usage\.kafka\.topic \("openrouter\.usage\.v1"\) to Kafka/)]);
+  });
+
+  it('refuses topic names Kafka refuses: other characters than letters, digits, ".", "_" and "-", "." and "..", more than 249 characters', () => {
+    expect(problems({ usage: kafka({ topic: 'usage events' }) })).toEqual(['usage.kafka.topic: a topic name takes only letters, digits, ".", "_" and "-" (Kafka refuses any other character, spaces included)']);
+    expect(problems({ usage: kafka({ dlqTopic: '..' }), budgets: { topic: 'budget/v1' } })).toEqual([
+      'usage.kafka.dlqTopic: a topic cannot be named "." or ".." (Kafka refuses them)',
+      expect.stringMatching(/^budgets\.topic: a topic name takes only/),
+    ]);
+    expect(problems({ usage: kafka({ topic: 'u'.repeat(250) }) })).toEqual(['usage.kafka.topic: is 250 characters long: Kafka takes topic names of at most 249']);
+    expect(problems({ usage: kafka({ topic: '' }) })).toEqual(['usage.kafka.topic: name a topic (it is empty)']);
+    expect(problems({ usage: kafka({ topic: `Usage-events_2.${'x'.repeat(234)}` }) })).toEqual([]);
+  });
+
+  it('are checked with the in-process bus too: the file may be switched to Kafka', () => {
+    expect(problems({ usage: { kafka: { dlqTopic: 'openrouter.usage.v1' } } })).toHaveLength(1);
+  });
+});
+
+describe('durations waited for with a timer', () => {
+  const tooLong = 2 ** 31;
+  const message = 'must be at most 2147483647 (ms, about 24.8 days), the longest a Node.js timer waits: a longer one would fire after 1 ms';
+
+  it("are refused past 2^31 − 1 ms, which Node's timers take as 1 ms (a timeout firing at once, a retry or a poll coming again and again)", () => {
+    const found = problems({
+      ingress: { ...MINIMAL_CONFIG.ingress, limits: { shutdownGraceMs: tooLong } },
+      grpc: { shutdownGraceMs: tooLong, callTimeoutMs: tooLong, reportTimeoutMs: tooLong, resolveIntervalMs: tooLong, maxConnectionAgeMs: tooLong },
+      providers: { sim: { ...MINIMAL_CONFIG.providers.sim, timeoutMs: tooLong, credentialFileCheckIntervalMs: tooLong } },
+      routing: {
+        retry: { deadlineMs: tooLong, attemptTimeoutMs: tooLong, completionTimeoutMs: tooLong, baseDelayMs: tooLong, maxDelayMs: tooLong, maxRetryAfterMs: tooLong },
+        breaker: { windowMs: tooLong, cooldownMs: tooLong },
+        grayReleaseSyncMs: tooLong,
+      },
+      usage: {
+        kafka: { sendTimeoutMs: tooLong, connectionTimeoutMs: tooLong, lingerMs: tooLong },
+        outbox: { replayIntervalMs: tooLong },
+        clickhouse: { requestTimeoutMs: tooLong },
+        consumer: { coalesceLingerMs: tooLong, maxWaitMs: tooLong, retryInitialMs: String(tooLong), retryMaxMs: tooLong },
+      },
+      budgets: { reservationTtlMs: tooLong, reconcileIntervalMs: tooLong },
+      billing: { http: { port: 0 }, rollup: { reconcileIntervalMs: tooLong, settleMs: tooLong } },
+      guardrails: { moderationTimeoutMs: tooLong },
+      observability: { tracing: { exportTimeoutMs: tooLong } },
+      access: { requests: { webSocketHeartbeatMs: tooLong, streamStallMs: tooLong } },
+    });
+    expect(found.map((p) => p.split(': ')[0]).sort()).toEqual(
+      [
+        'ingress.limits.shutdownGraceMs',
+        'grpc.shutdownGraceMs',
+        'grpc.callTimeoutMs',
+        'grpc.reportTimeoutMs',
+        'grpc.resolveIntervalMs',
+        'grpc.maxConnectionAgeMs',
+        'providers.sim.timeoutMs',
+        'providers.sim.credentialFileCheckIntervalMs',
+        'routing.retry.deadlineMs',
+        'routing.retry.attemptTimeoutMs',
+        'routing.retry.completionTimeoutMs',
+        'routing.retry.baseDelayMs',
+        'routing.retry.maxDelayMs',
+        'routing.retry.maxRetryAfterMs',
+        'routing.breaker.windowMs',
+        'routing.breaker.cooldownMs',
+        'routing.grayReleaseSyncMs',
+        'usage.kafka.sendTimeoutMs',
+        'usage.kafka.connectionTimeoutMs',
+        'usage.kafka.lingerMs',
+        'usage.outbox.replayIntervalMs',
+        'usage.clickhouse.requestTimeoutMs',
+        'usage.consumer.coalesceLingerMs',
+        'usage.consumer.maxWaitMs',
+        'usage.consumer.retryInitialMs',
+        'usage.consumer.retryMaxMs',
+        'budgets.reservationTtlMs',
+        'budgets.reconcileIntervalMs',
+        'billing.rollup.reconcileIntervalMs',
+        'billing.rollup.settleMs',
+        'guardrails.moderationTimeoutMs',
+        'observability.tracing.exportTimeoutMs',
+        'access.requests.webSocketHeartbeatMs',
+        'access.requests.streamStallMs',
+      ].sort(),
+    );
+    expect(new Set(found.map((p) => p.slice(p.indexOf(': ') + 2)))).toEqual(new Set([message]));
+  });
+
+  it('are taken up to 2^31 − 1 ms', () => {
+    const most = tooLong - 1;
+    expect(
+      problems({
+        ingress: { ...MINIMAL_CONFIG.ingress, limits: { shutdownGraceMs: most } },
+        grpc: { shutdownGraceMs: most, reportTimeoutMs: most },
+        routing: { retry: { deadlineMs: most, attemptTimeoutMs: most, completionTimeoutMs: most } },
+        observability: { tracing: { exportTimeoutMs: most } },
+        access: { requests: { streamStallMs: most } },
+      }),
+    ).toEqual([]);
+  });
+
+  it('leave alone what no timer waits for: the retention of the usage topics (30 days by default) is Kafka’s', () => {
+    expect(problems({ usage: { kafka: { retentionMs: 400 * 24 * 60 * 60_000 } } })).toEqual([]);
+  });
+});

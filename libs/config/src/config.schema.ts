@@ -8,7 +8,7 @@ import { AUDIO_PROVIDER_TYPES, AUTO_MODEL, IMAGE_PROVIDER_TYPES, MODERATION_PROV
 import { grpcAuthSchema, grpcTlsSchema } from './grpc.schema';
 import { guardrailModelIssues, guardrailsSchema } from './guardrails.schema';
 import { observabilitySchema } from './observability.schema';
-import { address, flag, host, identifier, ipRange, listenSchema, port, strictObject, type Listen } from './primitives';
+import { address, flag, host, identifier, ipRange, kafkaTopicsCollide, listenSchema, MAX_TIMER_MS, port, strictObject, TIMER_TOO_LONG, type Listen } from './primitives';
 import { providerSchema } from './providers.schema';
 import { responsesSchema } from './responses.schema';
 import { usageSchema } from './usage.schema';
@@ -64,7 +64,7 @@ export const configSchema = strictObject({
       imageEditBytes: z.number().int().positive().default(50 * 1024 * 1024),
       /** Deepest nesting of arrays and objects accepted in a JSON body or the x-openrouter-route header. */
       jsonDepth: z.number().int().positive().default(128),
-      shutdownGraceMs: z.number().int().nonnegative().default(10_000),
+      shutdownGraceMs: z.number().int().nonnegative().max(MAX_TIMER_MS, TIMER_TOO_LONG).default(10_000),
     }).default({ bodyBytes: 10 * 1024 * 1024, audioBytes: 26 * 1024 * 1024, imageEditBytes: 50 * 1024 * 1024, jsonDepth: 128, shutdownGraceMs: 10_000 }),
   }),
   router: strictObject({
@@ -97,11 +97,11 @@ export const configSchema = strictObject({
      * How long a gRPC server (router, adapter, billing) lets calls in flight finish at shutdown
      * before it cuts them: just under the orchestrator's grace (compose: stop_grace_period 20s).
      */
-    shutdownGraceMs: z.number().int().nonnegative().default(15_000),
+    shutdownGraceMs: z.number().int().nonnegative().max(MAX_TIMER_MS, TIMER_TOO_LONG).default(15_000),
     /** Deadline of a unary call to the router (model list, embeddings, explain, health). */
-    callTimeoutMs: z.number().int().positive().default(5_000),
+    callTimeoutMs: z.number().int().positive().max(MAX_TIMER_MS, TIMER_TOO_LONG).default(5_000),
     /** Deadline of a report call to billing: reports scan the usage store. */
-    reportTimeoutMs: z.number().int().positive().default(60_000),
+    reportTimeoutMs: z.number().int().positive().max(MAX_TIMER_MS, TIMER_TOO_LONG).default(60_000),
     /**
      * How a client spreads its calls over the addresses a peer's name resolves to: `round_robin`
      * (a connection to each, calls in turn) or `pick_first` (one connection, to the first that answers).
@@ -114,6 +114,7 @@ export const configSchema = strictObject({
     resolveIntervalMs: z
       .number()
       .int()
+      .max(MAX_TIMER_MS, TIMER_TOO_LONG)
       .refine((ms) => ms === 0 || ms >= 1_000, 'must be at least 1000 (ms), or 0 for only when a connection breaks or is renewed')
       .default(30_000),
     /**
@@ -125,6 +126,7 @@ export const configSchema = strictObject({
       .number()
       .int()
       .nonnegative()
+      .max(MAX_TIMER_MS, TIMER_TOO_LONG)
       .refine((ms) => ms === 0 || ms >= 1_000, 'must be at least 1000 (ms), or 0 for never')
       .default(300_000),
     auth: grpcAuthSchema,
@@ -201,6 +203,8 @@ export const configSchema = strictObject({
     });
     for (const issue of listenerClashes(config)) ctx.addIssue({ code: 'custom', ...issue });
     for (const issue of grpcMessageIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
+    for (const issue of kafkaNameIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
+    for (const issue of accessTimerIssues(config.access)) ctx.addIssue({ code: 'custom', ...issue });
     const rollup = config.billing.rollup;
     if (rollup.reconcileIntervalMs > 0 && config.usage.clickhouse.retentionDays <= rollup.lookbackDays) {
       // The reconciliation compares each day with its raw events: once they expire it would erase the day's rollup.
@@ -274,6 +278,51 @@ function grpcMessageIssues(config: Pick<GatewayConfig, 'ingress' | 'responses'>)
     if (bytes > room) issues.push({ path: ['ingress', 'limits', key], message: `${bytes} is more than ${cap}: an upload that large could not be sent on. Lower it to at most ${room}` });
   }
   return issues;
+}
+
+/**
+ * The Kafka topics and consumer groups, against each other. Each topic has one purpose: dead
+ * letters sent back to the usage topic would be consumed, fail and be sent again for ever, and
+ * budget events on it would be read as usage events (and refused as poison). Billing and alerting
+ * each read every usage event, so each needs a consumer group of its own: in one group they would
+ * share the partitions, each committing what the other never saw, and billing would lose usage.
+ * Topics whose names differ only by `.` and `_` are one to Kafka, which refuses to create the second.
+ * Checked with either bus: a file written for the in-process bus may be switched to Kafka.
+ */
+function kafkaNameIssues(config: Pick<GatewayConfig, 'usage' | 'budgets' | 'observability'>): Array<{ path: Array<string | number>; message: string }> {
+  const { topic, dlqTopic, consumerGroup } = config.usage.kafka;
+  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+  const topics: Array<[Array<string | number>, string, string]> = [
+    [['usage', 'kafka', 'topic'], 'usage.kafka.topic', topic],
+    [['usage', 'kafka', 'dlqTopic'], 'usage.kafka.dlqTopic', dlqTopic],
+    [['budgets', 'topic'], 'budgets.topic', config.budgets.topic],
+  ];
+  topics.forEach(([path, , name], i) => {
+    const earlier = topics.slice(0, i).find(([, , other]) => kafkaTopicsCollide(name, other));
+    if (!earlier) return;
+    const [, setting, other] = earlier;
+    const same = other === name ? `is ${setting} too` : `is one topic with ${setting} ("${other}") to Kafka, which takes "." and "_" in topic names as the same`;
+    issues.push({ path, message: `"${name}" ${same}: the usage events, their dead letters and the budget events each need a topic of their own` });
+  });
+  if (config.observability.alerting.consumerGroup === consumerGroup) {
+    issues.push({
+      path: ['observability', 'alerting', 'consumerGroup'],
+      message: `"${consumerGroup}" is usage.kafka.consumerGroup too (billing's): alerting would share the usage topic's partitions with billing, each committing events the other never read, and billing would lose usage. Give alerting a group of its own`,
+    });
+  }
+  return issues;
+}
+
+/**
+ * Access settings waited for with a timer (see MAX_TIMER_MS): checked here, with the other
+ * cross-checks, rather than in access.schema.ts, whose shape they keep.
+ */
+function accessTimerIssues(access: Pick<GatewayConfig['access'], 'requests'>): Array<{ path: Array<string | number>; message: string }> {
+  const timers: Array<[Array<string | number>, number]> = [
+    [['access', 'requests', 'webSocketHeartbeatMs'], access.requests.webSocketHeartbeatMs],
+    [['access', 'requests', 'streamStallMs'], access.requests.streamStallMs],
+  ];
+  return timers.filter(([, ms]) => ms > MAX_TIMER_MS).map(([path]) => ({ path, message: TIMER_TOO_LONG }));
 }
 
 /** Hosts that bind every interface, so a port taken there is taken on each. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { strictObject } from './primitives';
+import { MAX_TIMER_MS, strictObject, TIMER_TOO_LONG } from './primitives';
 
 /** The built-in detectors a rule may name (`detect`); their exact rules are in docs/guardrails.md. */
 export const GUARDRAIL_DETECTORS = ['email', 'phone', 'credit_card', 'iban', 'us_ssn', 'ipv4', 'secret'] as const;
@@ -151,7 +151,7 @@ export const guardrailsSchema = strictObject({
    * (routing.retry.deadlineMs at most); past it the model has not answered, and `moderationFailMode`
    * applies. Short, since the request is held until the model answers, before it is even routed.
    */
-  moderationTimeoutMs: z.number().int().positive().default(10_000),
+  moderationTimeoutMs: z.number().int().positive().max(MAX_TIMER_MS, TIMER_TOO_LONG).default(10_000),
 }).superRefine((guardrails, ctx) => {
   const first = new Map<string, number>();
   guardrails.rules.forEach((rule, i) => {

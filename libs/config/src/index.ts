@@ -4,4 +4,6 @@ export { DEFAULT_CONFIG_PATH, loadConfig, NO_PROXY_ENV, readGoogleAdcEnv, readPr
 export type { GoogleAdcEnv, ProxyEnv, RuntimeEnv } from './runtime-env';
 export { readAzureIdentityEnv } from './azure-identity-env';
 export type { AzureIdentityEnv } from './azure-identity-env';
+export { configWarnings, DEVELOPMENT_KEY_HASH_SECRET, emitConfigWarning } from './config-warnings';
+export type { ConfigWarning } from './config-warnings';
 export { embeddingInputTokenLimit, knownEmbeddingInputTokens } from './embedding-input-limits';

@@ -1,4 +1,4 @@
-import { alertingSchema } from './observability.schema';
+import { alertingSchema, tracingSchema } from './observability.schema';
 
 const problems = (input: unknown): string[] => {
   const result = alertingSchema.safeParse(input);
@@ -143,5 +143,33 @@ describe('alerting settings', () => {
     ]);
     // Only budget_threshold rules have kinds.
     expect(problems({ rules: [{ id: 'errors', kind: 'error_rate', kinds: ['spent'] }] })).toEqual([expect.stringMatching(/^rules\.0: .*kinds/)]);
+  });
+});
+
+describe('tracing settings', () => {
+  const tracing = (input: unknown): string[] => {
+    const result = tracingSchema.safeParse(input);
+    return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+
+  it('refuse an OTLP endpoint that is not an http(s) URL, where every export would fail silently, without quoting it', () => {
+    for (const otlpEndpoint of ['otel-collector:4318/v1/traces', 'not a url', 'ftp://collector/v1/traces']) {
+      expect(tracing({ enabled: true, otlpEndpoint })).toEqual(['otlpEndpoint: must be an http:// or https:// URL']);
+    }
+    const found = tracing({ otlpEndpoint: 'https://tenant:s3cret@otlp.example.com/v1/traces' });
+    expect(found).toEqual([expect.stringMatching(/^otlpEndpoint: must not contain credentials .*observability\.tracing\.headers/)]);
+    expect(found.join()).not.toContain('s3cret');
+    expect(tracing({ enabled: true, otlpEndpoint: 'http://otel-collector:4318/v1/traces' })).toEqual([]);
+    expect(tracing({ enabled: true, otlpEndpoint: '' })).toEqual([]);
+  });
+
+  it("refuse exporter headers Node's HTTP client would refuse on every export, naming the header but never its value", () => {
+    const found = tracing({ headers: { 'x team': 'a', authorization: 'Bearer s3cret\r\n' } });
+    expect(found).toEqual([
+      "headers.x team: is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only; no spaces or colons)",
+      'headers.authorization: header value must not contain a line break (CR, LF) or NUL',
+    ]);
+    expect(found.join()).not.toContain('s3cret');
+    expect(tracing({ headers: { authorization: 'Bearer abc', 'x-honeycomb-team': 'k' } })).toEqual([]);
   });
 });

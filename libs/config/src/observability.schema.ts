@@ -1,14 +1,13 @@
 import { z } from 'zod';
-import { flag, identifier, numeric, strictObject } from './primitives';
+import { flag, httpHeaders, httpUrl, identifier, MAX_TIMER_MS, numeric, strictObject, TIMER_TOO_LONG } from './primitives';
 
 /** Counts, durations and ratios, which may come from the environment as text. */
 const positive = z.number().int().positive();
 const positiveInt = numeric(positive);
 const nonNegativeInt = numeric(z.number().int().nonnegative());
 const ratio = numeric(z.number().min(0).max(1));
-/** Node's timers take at most 2^31 − 1 ms (about 24.8 days): a longer delay is taken as 1 ms, so a retry or an evaluation would come at once, again and again. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const timerMs = numeric(positive.max(MAX_TIMER_MS));
+/** A duration waited for with a timer: a retry or an evaluation past MAX_TIMER_MS would come at once, again and again. */
+const timerMs = numeric(positive.max(MAX_TIMER_MS, TIMER_TOO_LONG));
 
 /**
  * Spend buckets a `spend_anomaly` rule looks back over at most (`windowMs` × (`baselineWindows` + 1)
@@ -30,10 +29,14 @@ export type MetricsConfig = z.infer<typeof metricsSchema>;
 export const tracingSchema = strictObject({
   /** Off: no spans are made, no context is carried, nothing is exported. */
   enabled: flag.default(false),
-  /** OTLP/HTTP traces endpoint, e.g. `http://otel-collector:4318/v1/traces`; '' with tracing on exports nowhere. */
-  otlpEndpoint: z.string().default(''),
-  /** Extra headers for the exporter (an API key of a tracing backend: use `${VAR}`). */
-  headers: z.record(z.string(), z.string()).default({}),
+  /**
+   * OTLP/HTTP traces endpoint, e.g. `http://otel-collector:4318/v1/traces`; '' with tracing on
+   * exports nowhere. Without a scheme (`otel-collector:4318/…`) every export would fail, so it is
+   * refused here, as is a URL with credentials, which the exporter's errors would repeat.
+   */
+  otlpEndpoint: z.union([z.literal(''), httpUrl('send them in observability.tracing.headers, e.g. authorization: "Bearer ${OTLP_TOKEN}"')]).default(''),
+  /** Extra headers for the exporter (an API key of a tracing backend: use `${VAR}`); checked as HTTP headers (see `httpHeaders`). */
+  headers: httpHeaders.default({}),
   /**
    * Fraction of new traces recorded. Inside the gateway a call follows its caller's decision; at the
    * edge (ingress) a client's `traceparent` gives the trace its id, and this ratio decides.
@@ -45,7 +48,7 @@ export const tracingSchema = strictObject({
    * requests recorded and exported, whatever `sampleRatio` says.
    */
   trustClientSampling: flag.default(false),
-  exportTimeoutMs: positiveInt.default(10_000),
+  exportTimeoutMs: timerMs.default(10_000),
 });
 export type TracingConfig = z.infer<typeof tracingSchema>;
 
@@ -136,38 +139,12 @@ export type AlertRuleConfig = z.infer<typeof alertRuleSchema>;
 /**
  * A receiver's URL: http or https, since notifications are POSTed with fetch (which would fail every
  * delivery of a `file:` or `ftp:` URL with a bare TypeError; better refused at start-up). Credentials
- * in it (`https://user:token@host/…`) are refused: fetch does not send them, and they would end up
- * in logs; put them in `headers` (`authorization`) instead.
+ * in it are refused: fetch does not send them, and they would end up in logs.
  */
-const receiverUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).refine(
-  (url) => {
-    try {
-      const parsed = new URL(url);
-      return parsed.username === '' && parsed.password === '';
-    } catch {
-      return true;
-    }
-  },
-  { message: 'must not contain credentials (user:password@); send them in headers, e.g. authorization: "Basic ${WEBHOOK_AUTH}"' },
-);
+const receiverUrl = httpUrl('send them in headers, e.g. authorization: "Basic ${WEBHOOK_AUTH}"');
 
-/** An HTTP header name: an RFC 7230 token (letters, digits and ``!#$%&'*+-.^_`|~``), nothing else. */
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-/**
- * Extra request headers of a receiver. Names must be header tokens and values free of CR, LF and
- * NUL: fetch refuses anything else with a bare TypeError on every delivery, so the mistake is
- * reported here, at start-up, naming the header (never its value, which may be a credential).
- */
-const receiverHeaders = z
-  .record(z.string(), z.string())
-  .superRefine((headers, ctx) => {
-    for (const [name, value] of Object.entries(headers)) {
-      if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid header name (letters, digits and !#$%&\'*+-.^_`|~ only; no spaces or colons)' });
-      if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: 'custom', path: [name], message: 'header value must not contain a line break (CR, LF) or NUL' });
-    }
-  })
-  .default({});
+/** Extra request headers of a receiver: fetch refuses a bad one on every delivery (see `httpHeaders`). */
+const receiverHeaders = httpHeaders.default({});
 
 export const alertChannelSchema = z.discriminatedUnion('kind', [
   strictObject({

@@ -159,3 +159,77 @@ export const ipRange = z.string().superRefine((value, ctx) => {
     ctx.addIssue({ code: 'custom', message: `"${value}": the prefix length of an IPv${family} range is 0–${family === 4 ? 32 : 128}` });
   }
 });
+
+/**
+ * Node's timers take at most 2^31 − 1 ms (about 24.8 days): a longer delay is taken as 1 ms (with
+ * a TimeoutOverflowWarning), so a timeout would fire at once and a retry, a poll or an evaluation
+ * come again and again. Every duration the gateway waits for with a timer is held to it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The problem of a duration past {@link MAX_TIMER_MS}: `z.number().int().positive().max(MAX_TIMER_MS, TIMER_TOO_LONG)`. */
+export const TIMER_TOO_LONG = `must be at most ${MAX_TIMER_MS} (ms, about 24.8 days), the longest a Node.js timer waits: a longer one would fire after 1 ms`;
+
+/** Characters Kafka allows in a topic name. */
+const KAFKA_TOPIC = /^[A-Za-z0-9._-]+$/;
+
+/**
+ * A Kafka topic name as brokers take it: at most 249 of letters, digits, `.`, `_` and `-`, and
+ * neither `.` nor `..`. Any other would be accepted here and refused by the broker at the first
+ * send or subscription (a space from an environment variable, say), long after the start.
+ */
+export const kafkaTopic = z.string().superRefine((name, ctx) => {
+  if (name === '') ctx.addIssue({ code: 'custom', message: 'name a topic (it is empty)' });
+  else if (name === '.' || name === '..') ctx.addIssue({ code: 'custom', message: 'a topic cannot be named "." or ".." (Kafka refuses them)' });
+  else if (name.length > 249) ctx.addIssue({ code: 'custom', message: `is ${name.length} characters long: Kafka takes topic names of at most 249` });
+  else if (!KAFKA_TOPIC.test(name)) ctx.addIssue({ code: 'custom', message: 'a topic name takes only letters, digits, ".", "_" and "-" (Kafka refuses any other character, spaces included)' });
+});
+
+/**
+ * Whether two topic names are one to Kafka's metrics, which write `.` as `_`: a broker refuses to
+ * create a topic whose name collides with an existing one so (`usage.v1` and `usage_v1`).
+ */
+export function kafkaTopicsCollide(a: string, b: string): boolean {
+  return a.replaceAll('.', '_') === b.replaceAll('.', '_');
+}
+
+/** An HTTP header name: an RFC 7230 token (letters, digits and ``!#$%&'*+-.^_`|~``), nothing else. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** What Node's HTTP clients (node:http, undici, fetch) take in a header value: tab, visible ASCII, space and Latin-1. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * Extra request headers sent with every call (an alert receiver's, a provider's, the trace
+ * exporter's). Names must be header tokens, and values hold no control character (a CR or LF from
+ * a `${VAR}` read from a file with a line break, most often) and nothing beyond Latin-1: Node's HTTP
+ * clients refuse anything else on every call, with a bare TypeError. The mistake is reported here,
+ * at start-up, naming the header (never its value, which may be a credential).
+ */
+export const httpHeaders = z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid header name (letters, digits and !#$%&\'*+-.^_`|~ only; no spaces or colons)' });
+    if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: 'custom', path: [name], message: 'header value must not contain a line break (CR, LF) or NUL' });
+    else if (!HEADER_VALUE.test(value)) ctx.addIssue({ code: 'custom', path: [name], message: 'header value must hold only printable characters: no control character but tab, nothing beyond Latin-1 (U+00FF)' });
+  }
+});
+
+/**
+ * The URL of an HTTP endpoint the gateway sends to (an alert receiver, the trace exporter): http or
+ * https, since anything else would fail every call with a bare error, better refused at start-up.
+ * Credentials in it (`https://user:token@host/…`) are refused: they would end up in logs and error
+ * messages; `advice` says where to put them instead (a header). Problems never quote the URL.
+ */
+export function httpUrl(advice: string) {
+  return z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).refine(
+    (url) => {
+      try {
+        const parsed = new URL(url);
+        return parsed.username === '' && parsed.password === '';
+      } catch {
+        return true;
+      }
+    },
+    { message: `must not contain credentials (user:password@); ${advice}` },
+  );
+}

@@ -83,6 +83,25 @@ describe("a provider's proxy", () => {
     ]);
     expect(problems({ type: 'openai', baseUrl: 'https://api.openai.com/v1', headers: { 'OpenAI-Organization': 'org-1' } })).toEqual([]);
   });
+
+  it('refuses headers the HTTP client would refuse on every call, naming the header but never its value', () => {
+    // A line break comes in with a ${VAR} read from a file that ends with one.
+    const found = problems({
+      type: 'openai',
+      baseUrl: 'https://api.openai.com/v1',
+      headers: { 'x team': 'a', 'x-org:': 'b', 'x-key': 's3cret-value\n', 'x-nul': 'a\u0000b', 'x-ctl': 's3cret\u0007', 'x-wide': 'costs €' },
+    });
+    expect(found).toEqual([
+      "providers.vx.headers.x team: is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only; no spaces or colons)",
+      "providers.vx.headers.x-org:: is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only; no spaces or colons)",
+      'providers.vx.headers.x-key: header value must not contain a line break (CR, LF) or NUL',
+      'providers.vx.headers.x-nul: header value must not contain a line break (CR, LF) or NUL',
+      'providers.vx.headers.x-ctl: header value must hold only printable characters: no control character but tab, nothing beyond Latin-1 (U+00FF)',
+      'providers.vx.headers.x-wide: header value must hold only printable characters: no control character but tab, nothing beyond Latin-1 (U+00FF)',
+    ]);
+    expect(found.join('\n')).not.toContain('s3cret');
+    expect(problems({ type: 'openai', baseUrl: 'https://api.openai.com/v1', headers: { 'X-Tenant_Id.v2': 'café\tcrème', 'x-env': '${SIM_ENV:-prod}' } })).toEqual([]);
+  });
 });
 
 describe("a provider's secret in a file", () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { flag, numeric, strictObject } from './primitives';
+import { flag, httpHeaders, MAX_TIMER_MS, numeric, strictObject, TIMER_TOO_LONG } from './primitives';
 import { residencyLabel } from './tenant-policy.schema';
 
 /** Every provider family the adapter speaks; each has a folder under services/adapter/src/providers. */
@@ -25,12 +25,13 @@ export function isProxyUrl(value: string): boolean {
 
 const common = {
   /** Extra headers sent with every call to this provider. */
-  headers: z
-    .record(z.string(), z.string())
+  // Checked as HTTP headers (see `httpHeaders`): a bad name, or a line break a `${VAR}` brought into
+  // a value, would have the HTTP client refuse every call to the provider.
+  headers: httpHeaders
     // The HTTP client refuses the header on every call (it belongs to the proxy, which takes its credentials from `proxy`).
     .refine((headers) => !Object.keys(headers).some((name) => name.toLowerCase() === 'proxy-authorization'), 'Proxy-Authorization cannot be sent as a header: put the proxy\'s credentials in its URL (`proxy` or HTTPS_PROXY)')
     .default({}),
-  timeoutMs: numeric(z.number().int().positive()).default(600_000),
+  timeoutMs: numeric(z.number().int().positive().max(MAX_TIMER_MS, TIMER_TOO_LONG)).default(600_000),
   /** This provider's calls through this forward proxy, or `none`: direct. Unset: HTTPS_PROXY / HTTP_PROXY / NO_PROXY decide. */
   proxy: z
     .string()
@@ -42,7 +43,7 @@ const common = {
    * How often (ms) the adapter checks this provider's credential files (`apiKeyFile` and the other
    * `…File` secrets) for a change. Unset: DEFAULT_CREDENTIAL_FILE_CHECK_INTERVAL_MS.
    */
-  credentialFileCheckIntervalMs: numeric(z.number().int().min(100)).optional(),
+  credentialFileCheckIntervalMs: numeric(z.number().int().min(100).max(MAX_TIMER_MS, TIMER_TOO_LONG)).optional(),
 };
 
 /** How often the adapter checks a credential file for a change unless the provider sets `credentialFileCheckIntervalMs`. */

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { loadConfigFile } from './config-loader';
 import { ConfigError } from './config-loader';
 import type { GatewayConfig } from './config.schema';
+import { configWarnings, emitConfigWarning, type ConfigWarning } from './config-warnings';
 import { isProxyUrl } from './providers.schema';
 
 /** The one place the process environment is read. Everything else receives typed values. */
@@ -18,9 +19,15 @@ export function readRuntimeEnv(env: NodeJS.ProcessEnv = process.env, cwd: string
   return { configPath: resolve(cwd, env['OPENROUTER_CONFIG'] || DEFAULT_CONFIG_PATH), vars: { ...env } };
 }
 
-/** Loads the configuration named by OPENROUTER_CONFIG (or the embedded default). */
-export function loadConfig(runtime: RuntimeEnv = readRuntimeEnv()): GatewayConfig {
-  return loadConfigFile(runtime.configPath, runtime.vars);
+/**
+ * Loads the configuration named by OPENROUTER_CONFIG (or the embedded default). What it accepts but
+ * should not run with (see `configWarnings`) is passed to `warn`: by default printed on standard
+ * error at once, as every service loads its configuration here before it starts.
+ */
+export function loadConfig(runtime: RuntimeEnv = readRuntimeEnv(), warn: (warning: ConfigWarning) => void = emitConfigWarning): GatewayConfig {
+  const config = loadConfigFile(runtime.configPath, runtime.vars);
+  for (const warning of configWarnings(config)) warn(warning);
+  return config;
 }
 
 /**

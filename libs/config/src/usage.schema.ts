@@ -1,10 +1,12 @@
 import { z } from 'zod';
-import { flag, numeric, strictObject } from './primitives';
+import { flag, kafkaTopic, MAX_TIMER_MS, numeric, strictObject, TIMER_TOO_LONG } from './primitives';
 
 /** Counts and durations, which may come from the environment as text. */
 const positive = z.number().int().positive();
 const positiveInt = numeric(positive);
-const nonNegativeInt = numeric(z.number().int().nonnegative());
+/** Durations waited for with a timer (a timeout, a linger, a backoff): at most MAX_TIMER_MS. */
+const positiveMs = numeric(positive.max(MAX_TIMER_MS, TIMER_TOO_LONG));
+const nonNegativeMs = numeric(z.number().int().nonnegative().max(MAX_TIMER_MS, TIMER_TOO_LONG));
 
 /** Broker addresses as a list or as one comma-separated string (an environment variable). */
 const brokerList = z
@@ -17,8 +19,9 @@ const ClickHouseIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'lette
 export const kafkaUsageSchema = strictObject({
   brokers: brokerList.default([]),
   clientId: z.string().min(1).default('openrouter'),
-  topic: z.string().min(1).default('openrouter.usage.v1'),
-  dlqTopic: z.string().min(1).default('openrouter.usage.v1.dlq'),
+  topic: kafkaTopic.default('openrouter.usage.v1'),
+  /** Where messages that can never be stored go; a topic of its own (a poison message sent back to `topic` would loop). */
+  dlqTopic: kafkaTopic.default('openrouter.usage.v1.dlq'),
   /** Created at start-up when missing (the broker must allow it; production creates them ahead). */
   partitions: positiveInt.default(6),
   replicationFactor: positiveInt.default(1),
@@ -29,10 +32,10 @@ export const kafkaUsageSchema = strictObject({
   retentionMs: numeric(z.number().int().refine((ms) => ms === -1 || ms >= 60 * 60_000, 'at least an hour (3600000), or -1 to keep messages for good')).default(30 * 24 * 60 * 60_000),
   consumerGroup: z.string().min(1).default('billing'),
   /** A send that takes longer goes to the outbox instead (it may still arrive: consumers dedupe). */
-  sendTimeoutMs: positiveInt.default(5_000),
-  connectionTimeoutMs: positiveInt.default(3_000),
+  sendTimeoutMs: positiveMs.default(5_000),
+  connectionTimeoutMs: positiveMs.default(3_000),
   /** Producer batching: wait at most this long to fill a batch of at most `batchMaxEvents`. */
-  lingerMs: nonNegativeInt.default(5),
+  lingerMs: nonNegativeMs.default(5),
   batchMaxEvents: positiveInt.default(3_000),
   /**
    * Events of one organisation sent together as one `UsageEventBatch` message, at most (1 sends a
@@ -64,7 +67,7 @@ export const outboxSchema = strictObject({
   maxBytes: positiveInt.default(1024 * 1024 * 1024),
   segmentBytes: positiveInt.default(16 * 1024 * 1024),
   /** How often a non-empty outbox retries Kafka. */
-  replayIntervalMs: positiveInt.default(1_000),
+  replayIntervalMs: positiveMs.default(1_000),
 });
 export type OutboxConfig = z.infer<typeof outboxSchema>;
 
@@ -77,7 +80,7 @@ export const clickhouseSchema = strictObject({
   /** chDB data directory; '' means `<gateway.dataDir>/clickhouse`, ':memory:' a throw-away one. */
   embedded: strictObject({ path: z.string().default('') }).prefault({}),
   database: ClickHouseIdentifier.default('openrouter'),
-  requestTimeoutMs: positiveInt.default(30_000),
+  requestTimeoutMs: positiveMs.default(30_000),
   /** Raw usage events are kept this long; the daily rollups are kept for good. At most 50 years (DateTime range). */
   retentionDays: numeric(positive.max(18_250)).default(400),
 })
@@ -93,15 +96,15 @@ export const usageConsumerSchema = strictObject({
    */
   batchMaxEvents: positiveInt.default(30_000),
   /** When no insert runs, how long the first partition's chunk waits for the others of its fetch. */
-  coalesceLingerMs: nonNegativeInt.default(5),
+  coalesceLingerMs: nonNegativeMs.default(5),
   /** Kafka fetch tuning: wait up to this long for `minBytes` so inserts are large. */
-  maxWaitMs: positiveInt.default(1_000),
+  maxWaitMs: positiveMs.default(1_000),
   minBytes: positiveInt.default(1024 * 1024),
   maxBytesPerPartition: positiveInt.default(8 * 1024 * 1024),
   partitionsConsumedConcurrently: positiveInt.default(3),
   /** Backoff between retries of a failed insert (the batch is retried until it succeeds). */
-  retryInitialMs: positiveInt.default(200),
-  retryMaxMs: positiveInt.default(10_000),
+  retryInitialMs: positiveMs.default(200),
+  retryMaxMs: positiveMs.default(10_000),
 });
 export type UsageConsumerConfig = z.infer<typeof usageConsumerSchema>;
 

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { Metadata } from '@grpc/grpc-js';
-import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { context, diag, ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
+import { globalErrorHandler } from '@opentelemetry/core';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { tracingSchema } from '@openrouter/config';
 import { createLogger, NestPinoLogger } from './logger';
@@ -9,6 +10,7 @@ import { createMetricsRegistry } from './metrics/metrics-registry';
 import { RouterMetrics } from './metrics/router.metrics';
 import { extractFromMetadata, injectIntoMetadata, tracingClientOptions } from './tracing/grpc-tracing';
 import { spanErrorMessage, Tracing } from './tracing/tracing';
+import { createTelemetry } from './telemetry';
 import { UpstreamInstrumentation } from './upstream-instrumentation';
 
 describe('metrics registries', () => {
@@ -211,6 +213,32 @@ describe('logger', () => {
     expect(lines.join('')).not.toContain('sk-secret');
   });
 
+  it('redacts a secret field at any depth and in any case, in errors and their causes too, without changing what was logged', () => {
+    const { lines, sink } = collectingSink();
+    const logger = createLogger('adapter', 'info', sink);
+    const upstream = { headers: { authorization: 'Bearer sk-nested-1', 'content-type': 'application/json' } };
+    const provider = { openai: { apiKey: 'sk-nested-2', baseUrl: 'https://api.openai.com/v1' } };
+    // An HTTP client's error carries the request it failed, headers and all.
+    const cause = Object.assign(new Error('socket hang up'), { config: { headers: { 'X-Api-Key': 'sk-nested-3' } } });
+    const failure = Object.assign(new Error('request failed', { cause }), { config: { headers: { Authorization: 'Bearer sk-nested-4' } } });
+    logger.info({ upstream, provider, list: [{ password: 'sk-nested-5' }] }, 'deep');
+    logger.warn({ err: failure, attempt: { error: cause } }, 'failed');
+    const [deep, failed] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(deep).toMatchObject({ upstream: { headers: { authorization: '[redacted]', 'content-type': 'application/json' } }, provider: { openai: { apiKey: '[redacted]', baseUrl: 'https://api.openai.com/v1' } }, list: [{ password: '[redacted]' }] });
+    expect(failed).toMatchObject({ err: { message: 'request failed: socket hang up', config: { headers: { Authorization: '[redacted]' } } }, attempt: { error: { config: { headers: { 'X-Api-Key': '[redacted]' } } } } });
+    expect(lines.join('')).not.toMatch(/sk-nested/);
+    // What the caller logged is as it was.
+    expect(upstream.headers.authorization).toBe('Bearer sk-nested-1');
+    expect(failure.config.headers.Authorization).toBe('Bearer sk-nested-4');
+    expect(failure.message).toBe('request failed');
+  });
+
+  it("keeps a Kafka message's key: it names an organisation, not a secret", () => {
+    const { lines, sink } = collectingSink();
+    createLogger('billing', 'info', sink).error({ reason: 'undecodable', key: 'acme' }, 'poison usage message dropped');
+    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ reason: 'undecodable', key: 'acme' });
+  });
+
   it('does not quote the text a JSON.parse failure quotes (a provider answer, a client body), anywhere in the cause chain', () => {
     const { lines, sink } = collectingSink();
     const logger = createLogger('adapter', 'debug', sink);
@@ -254,6 +282,41 @@ describe('logger', () => {
       [40, 'NestApplication', 'something odd'],
       [50, 'ExceptionHandler', 'it broke'],
     ]);
+  });
+});
+
+describe('tracing diagnostics', () => {
+  afterEach(() => diag.disable());
+
+  it("logs OpenTelemetry's own errors (a span export that failed) through the service's logger, never silently", () => {
+    const { lines, sink } = collectingSink();
+    createTelemetry('billing', { metrics: { enabled: false, processMetrics: false }, tracing: tracingSchema.parse({ enabled: true, otlpEndpoint: 'http://127.0.0.1:1/v1/traces' }) }, { logger: createLogger('billing', 'info', sink) });
+    // What the batch span processor does with a failed export.
+    globalErrorHandler(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }));
+    diag.warn('Dropped 3 spans because maxQueueSize reached');
+    diag.info('chatter');
+    const logged = lines.map((l) => JSON.parse(l) as { level: number; msg: string; service: string; component: string });
+    expect(logged).toEqual([
+      expect.objectContaining({ level: 50, service: 'billing', component: 'opentelemetry', msg: expect.stringContaining('ECONNREFUSED') }),
+      expect.objectContaining({ level: 40, service: 'billing', component: 'opentelemetry', msg: 'Dropped 3 spans because maxQueueSize reached' }),
+    ]);
+  });
+
+  it('are left alone with tracing off', () => {
+    const { lines, sink } = collectingSink();
+    createTelemetry('billing', { metrics: { enabled: false, processMetrics: false }, tracing: tracingSchema.parse({ enabled: false }) }, { logger: createLogger('billing', 'info', sink) });
+    diag.error('not routed');
+    expect(lines).toEqual([]);
+  });
+});
+
+describe('consumer spans', () => {
+  it('fail with the kind of the error, never its message (stored text, a client input)', async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracing = Tracing.create('billing', tracingSchema.parse({ enabled: true }), { spanExporter: exporter });
+    const failure = Object.assign(new Error('row 7: "my secret prompt" is not valid'), { kind: 'bad_request', code: 'invalid_value' });
+    await expect(tracing.consume('openrouter.usage.v1 process', [{}], () => Promise.reject(failure))).rejects.toBe(failure);
+    expect(exporter.getFinishedSpans().map((s) => s.status)).toEqual([{ code: SpanStatusCode.ERROR, message: 'bad_request (invalid_value)' }]);
   });
 });
 

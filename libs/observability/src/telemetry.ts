@@ -1,4 +1,5 @@
 import type { ObservabilityConfig } from '@openrouter/config';
+import { createLogger } from './logger';
 import { createMetricsRegistry, Registry } from './metrics/metrics-registry';
 import { Tracing, type TracingOptions } from './tracing/tracing';
 
@@ -20,9 +21,15 @@ class SilentRegistry extends Registry {
   }
 }
 
+/**
+ * A service's telemetry. With tracing on, OpenTelemetry's own warnings (a failed span export) go to
+ * `options.logger`, the service's; a service that gives none has them logged by a logger of its
+ * name at `warn`, to the same standard output.
+ */
 export function createTelemetry(service: string, config: Pick<ObservabilityConfig, 'metrics' | 'tracing'>, options: TelemetryOptions = {}): Telemetry {
   const registry = config.metrics.enabled ? createMetricsRegistry(service, { processMetrics: config.metrics.processMetrics }) : new SilentRegistry();
-  const tracing = Tracing.create(service, config.tracing, options);
+  const logger = config.tracing.enabled ? (options.logger ?? createLogger(service, 'warn')) : undefined;
+  const tracing = Tracing.create(service, config.tracing, { ...options, ...(logger ? { logger } : {}) });
   return {
     service,
     registry,

@@ -37,11 +37,16 @@ export interface BillingHandle extends ServiceHandle {
  * so meanwhile), the usage pipeline into it and the report RPCs. Resolves when all of it runs.
  */
 export async function startBilling(config: GatewayConfig, logger: Logger, deps: BillingDependencies = {}): Promise<BillingHandle> {
-  const telemetry = createTelemetry('billing', config.observability, deps.telemetry);
+  const telemetry = createTelemetry('billing', config.observability, { logger, ...deps.telemetry });
   const consumerMetrics = new UsageConsumerMetrics(telemetry.registry, config.usage.kafka.consumerGroup);
   const store = openUsageStore(config, logger, deps.stopping);
+  // Billing serves `/ready` from the beginning, to say what it waits for, but is ready only once
+  // the whole start is done: its store migrated, the usage pipeline consuming (its Kafka consumer
+  // joined its group) and the report RPCs listening. Until then `starting` fails; it is taken out
+  // of the list when the start is done.
+  const starting: ReadinessCheck = { name: 'starting', check: async () => false };
   // `/ready` reads this list on each request: the pipeline's checks join it once it runs.
-  const readiness: ReadinessCheck[] = [store.wait.readiness('clickhouse')];
+  const readiness: ReadinessCheck[] = [store.wait.readiness('clickhouse'), starting];
   let http: Awaited<ReturnType<typeof startHttpApp>> | undefined;
   let usage: UsagePipelineHandle | undefined;
   let reports: ReportsHandle | undefined;
@@ -53,6 +58,7 @@ export async function startBilling(config: GatewayConfig, logger: Logger, deps: 
     readiness.push(...pipeline.readiness);
     consumerMetrics.readLagFrom(() => pipeline.lag());
     reports = await startReports(config, pipeline, logger, telemetry.registry, deps.budgetEvents);
+    readiness.splice(readiness.indexOf(starting), 1);
     logger.info({ httpPort: http.port, grpcPort: reports.grpcPort }, 'billing started');
     const read = reports;
     const listening = http;

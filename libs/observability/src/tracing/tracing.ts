@@ -1,12 +1,13 @@
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { context, defaultTextMapGetter, defaultTextMapSetter, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
+import { context, defaultTextMapGetter, defaultTextMapSetter, diag, DiagLogLevel, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type DiagLogger, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, SamplingDecision, SimpleSpanProcessor, TraceIdRatioBasedSampler, type Sampler, type SamplingResult, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { TracingConfig } from '@openrouter/config';
+import type { Logger } from 'pino';
 
 export type { Context, Span, SpanExporter, Tracer };
 
@@ -18,6 +19,57 @@ export interface TracingOptions {
    * decision is the client's, followed only with `trustClientSampling`; its trace id is kept.
    */
   edge?: boolean;
+  /**
+   * Where OpenTelemetry's own warnings and errors go (a span export that failed: the collector
+   * unreachable, refusing the headers); see {@link routeDiagnostics}. Without one they are dropped.
+   */
+  logger?: Logger;
+}
+
+/**
+ * OpenTelemetry's diagnostics as log lines: `warn` and `error` at `warn` and `error`, with
+ * `component: opentelemetry`. Without a diagnostic logger OpenTelemetry says nothing at all: an
+ * exporter that fails every export (a collector down, an endpoint refusing the credentials) would
+ * leave the traces missing without a word.
+ */
+class PinoDiagLogger implements DiagLogger {
+  private readonly log: Logger;
+
+  constructor(logger: Logger) {
+    this.log = logger.child({ component: 'opentelemetry' });
+  }
+
+  error(message: string, ...args: unknown[]): void {
+    this.log.error(PinoDiagLogger.fields(args), message);
+  }
+  warn(message: string, ...args: unknown[]): void {
+    this.log.warn(PinoDiagLogger.fields(args), message);
+  }
+  info(message: string, ...args: unknown[]): void {
+    this.log.info(PinoDiagLogger.fields(args), message);
+  }
+  debug(message: string, ...args: unknown[]): void {
+    this.log.debug(PinoDiagLogger.fields(args), message);
+  }
+  verbose(message: string, ...args: unknown[]): void {
+    this.log.trace(PinoDiagLogger.fields(args), message);
+  }
+
+  /** The arguments of a message: an error as `err` (serialized, with its stack), anything else as `details`. */
+  private static fields(args: unknown[]): Record<string, unknown> {
+    const err = args.find((a) => a instanceof Error);
+    const details = args.filter((a) => a !== err);
+    return { ...(err ? { err } : {}), ...(details.length > 0 ? { details } : {}) };
+  }
+}
+
+/**
+ * Routes OpenTelemetry's diagnostics (at `warn` and above) to `logger`. They are the process's, one
+ * logger for every tracer in it: the last service of the embedded gateway to start tracing is the
+ * one its lines name.
+ */
+export function routeDiagnostics(logger: Logger): void {
+  diag.setLogger(new PinoDiagLogger(logger), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
 }
 
 const propagator = new W3CTraceContextPropagator();
@@ -51,6 +103,20 @@ function sampler(config: TracingConfig, edge: boolean): Sampler {
 }
 const NOOP_TRACER = new ProxyTracerProvider().getTracer('openrouter');
 
+/** Whether this process's asynchronous context manager is registered. */
+let contextManagerRegistered = false;
+
+/**
+ * Registers the process's asynchronous context manager, once: there is one per process by
+ * OpenTelemetry's design, and a second registration (another service of the embedded gateway) is
+ * refused with an error to the diagnostics, which are logged.
+ */
+function registerContextManager(): void {
+  if (contextManagerRegistered) return;
+  contextManagerRegistered = true;
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+}
+
 /**
  * A service's tracer. Disabled, it is free: no provider, no context manager, no spans, no
  * propagation work — callers check `enabled` before doing anything per request. Enabled, each
@@ -71,6 +137,7 @@ export class Tracing {
 
   static create(service: string, config: TracingConfig, options: TracingOptions = {}): Tracing {
     if (!config.enabled) return Tracing.disabled();
+    if (options.logger) routeDiagnostics(options.logger);
     const processors: SpanProcessor[] = [];
     if (options.spanExporter) processors.push(new SimpleSpanProcessor(options.spanExporter));
     else if (config.otlpEndpoint) {
@@ -81,8 +148,7 @@ export class Tracing {
       sampler: sampler(config, options.edge === true),
       spanProcessors: processors,
     });
-    // Returns false when the process has one already (another service of the embedded gateway).
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    registerContextManager();
     return new Tracing(true, provider.getTracer(`openrouter-${service}`), provider);
   }
 
@@ -124,7 +190,8 @@ export class Tracing {
     try {
       return await context.with(trace.setSpan(ROOT_CONTEXT, span), work);
     } catch (error) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+      // Never the error's message (a stored row's text, a client's input): spans are exported as logs are shipped.
+      span.setStatus({ code: SpanStatusCode.ERROR, message: spanErrorMessage(error) });
       throw error;
     } finally {
       span.end();

@@ -1,5 +1,6 @@
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { billingv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
@@ -7,6 +8,11 @@ import { fromGrpcError } from '@openrouter/grpc';
 import { createLogger } from '@openrouter/observability';
 import { billingGrpcBinding } from './billing.grpc.controller';
 import type { ReportsService } from './reports.service';
+
+/** A server call as grpc-js hands one to a handler: its request, and the events it emits ('cancelled'). */
+function serverCall<Req, Res>(request: Req): ServerUnaryCall<Req, Res> {
+  return Object.assign(new EventEmitter(), { request }) as unknown as ServerUnaryCall<Req, Res>;
+}
 
 interface LogLine {
   level: number;
@@ -25,7 +31,7 @@ async function failedUsageReport(error: unknown): Promise<{ lines: LogLine[]; co
   const implementation = binding.implementation as billingv1.BillingServiceServer;
   const code = await new Promise<number | undefined>((resolve) => {
     const callback: sendUnaryData<billingv1.UsageReportResponse> = (err) => resolve(err?.code);
-    implementation.usageReport({ request: {} } as ServerUnaryCall<billingv1.UsageReportRequest, billingv1.UsageReportResponse>, callback);
+    implementation.usageReport(serverCall({} as billingv1.UsageReportRequest), callback);
   });
   return { lines, code };
 }
@@ -37,7 +43,7 @@ async function focusExport(rows: number, maxBytes: number): Promise<{ error: (Er
   const implementation = billingGrpcBinding(reports, createLogger('billing-spec', 'silent'), maxBytes).implementation as billingv1.BillingServiceServer;
   return new Promise((resolve) => {
     const callback: sendUnaryData<billingv1.FocusExportResponse> = (error, answer) => resolve({ error: error as never, rows: answer?.rows.length ?? 0 });
-    implementation.focusExport({ request: {} } as ServerUnaryCall<billingv1.FocusExportRequest, billingv1.FocusExportResponse>, callback);
+    implementation.focusExport(serverCall({} as billingv1.FocusExportRequest), callback);
   });
 }
 
@@ -55,6 +61,26 @@ describe('billing gRPC binding', () => {
     expect(code).toBe(GrpcStatus.INVALID_ARGUMENT);
     expect(lines).toEqual([expect.objectContaining({ level: 30, msg: 'report refused', rpc: 'UsageReport', kind: 'bad_request' })]);
     expect(lines[0]?.err).toBeUndefined();
+  });
+
+  it('aborts the report of a call its client cancels (or whose deadline passes), so its query stops, and logs it in one line', async () => {
+    const lines: LogLine[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(JSON.parse(chunk.toString()) as LogLine), done()) });
+    let given: AbortSignal | undefined;
+    // The store's query ends when its signal is aborted, as @clickhouse/client's does.
+    const usage = (_request: billingv1.UsageReportRequest, signal?: AbortSignal): Promise<never> =>
+      new Promise((_resolve, reject) => {
+        given = signal;
+        signal?.addEventListener('abort', () => reject(new Error('The user aborted a request.')), { once: true });
+      });
+    const implementation = billingGrpcBinding({ usage } as unknown as ReportsService, createLogger('billing-spec', 'info', sink)).implementation as billingv1.BillingServiceServer;
+    const call = serverCall<billingv1.UsageReportRequest, billingv1.UsageReportResponse>({} as billingv1.UsageReportRequest);
+    const answered = new Promise<number | undefined>((resolve) => implementation.usageReport(call, (err) => resolve(err?.code)));
+    expect(given?.aborted).toBe(false);
+    call.emit('cancelled');
+    await answered;
+    expect(given?.aborted).toBe(true);
+    expect(lines).toEqual([expect.objectContaining({ level: 30, msg: 'report cancelled: the caller left or its deadline passed', rpc: 'UsageReport' })]);
   });
 
   it('logs billing failing a report as a warning, with its stack', async () => {

@@ -1,7 +1,7 @@
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { billingv1 } from '@openrouter/contracts';
 import { GatewayError, type ErrorKind } from '@openrouter/errors';
-import { MAX_MESSAGE_BYTES, toGrpcStatus, type GrpcServiceBinding } from '@openrouter/grpc';
+import { MAX_MESSAGE_BYTES, serveUnary, type GrpcServiceBinding } from '@openrouter/grpc';
 import type { Logger } from '@openrouter/observability';
 import type { ReportsService } from './reports.service';
 
@@ -14,30 +14,38 @@ const CALLER_MISTAKES: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['bad_request
  */
 const MAX_REPORT_BYTES = MAX_MESSAGE_BYTES - 64 * 1024;
 
-/** gRPC transport only: each report RPC calls the service; failures map to gRPC status. */
+/**
+ * gRPC transport only: each report RPC calls the service; failures map to gRPC status. A call the
+ * client cancels, or whose deadline (`grpc.reportTimeoutMs`) passes, aborts its report: the query
+ * it runs in ClickHouse is cancelled rather than left scanning for an answer nobody reads.
+ */
 export function billingGrpcBinding(reports: ReportsService, logger: Logger, maxBytes = MAX_REPORT_BYTES): GrpcServiceBinding {
   const unary =
-    <Req, Res>(name: string, work: (request: Req) => Promise<Res>, type: { encode(message: Res): { finish(): Uint8Array } }) =>
+    <Req, Res>(name: string, work: (request: Req, signal: AbortSignal) => Promise<Res>, type: { encode(message: Res): { finish(): Uint8Array } }) =>
     (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      const fail = (error: unknown): void => {
-        // A report asked for wrongly (bad filter, unknown group, too large) is the caller's mistake:
-        // said in one line. Anything else is billing's own failure, logged with its stack.
-        if (error instanceof GatewayError && CALLER_MISTAKES.has(error.kind)) logger.info({ rpc: name, kind: error.kind, code: error.code }, 'report refused');
-        else logger.warn({ err: error, rpc: name }, 'report failed');
-        callback(toGrpcStatus(error));
-      };
-      work(call.request).then((response) => {
-        const bytes = type.encode(response).finish().byteLength;
-        if (bytes > maxBytes) fail(tooLargeToSend(name, bytes, maxBytes));
-        else callback(null, response);
-      }, fail);
+      serveUnary(call, callback, async (signal) => {
+        try {
+          const response = await work(call.request, signal);
+          const bytes = type.encode(response).finish().byteLength;
+          if (bytes > maxBytes) throw tooLargeToSend(name, bytes, maxBytes);
+          return response;
+        } catch (error) {
+          // A report asked for wrongly (bad filter, unknown group, too large) is the caller's mistake:
+          // said in one line, as is one the caller gave up on. Anything else is billing's own
+          // failure, logged with its stack.
+          if (signal.aborted) logger.info({ rpc: name }, 'report cancelled: the caller left or its deadline passed');
+          else if (error instanceof GatewayError && CALLER_MISTAKES.has(error.kind)) logger.info({ rpc: name, kind: error.kind, code: error.code }, 'report refused');
+          else logger.warn({ err: error, rpc: name }, 'report failed');
+          throw error;
+        }
+      });
     };
   const implementation: billingv1.BillingServiceServer = {
-    usageReport: unary('UsageReport', (r: billingv1.UsageReportRequest) => reports.usage(r), billingv1.UsageReportResponse),
-    invoice: unary('Invoice', (r: billingv1.InvoiceRequest) => reports.invoice(r), billingv1.InvoiceResponse),
-    chargeback: unary('Chargeback', (r: billingv1.ChargebackRequest) => reports.chargeback(r), billingv1.ChargebackResponse),
-    focusExport: unary('FocusExport', (r: billingv1.FocusExportRequest) => reports.focus(r), billingv1.FocusExportResponse),
-    experimentReport: unary('ExperimentReport', (r: billingv1.ExperimentReportRequest) => reports.experiment(r), billingv1.ExperimentReportResponse),
+    usageReport: unary('UsageReport', (r: billingv1.UsageReportRequest, signal) => reports.usage(r, signal), billingv1.UsageReportResponse),
+    invoice: unary('Invoice', (r: billingv1.InvoiceRequest, signal) => reports.invoice(r, signal), billingv1.InvoiceResponse),
+    chargeback: unary('Chargeback', (r: billingv1.ChargebackRequest, signal) => reports.chargeback(r, signal), billingv1.ChargebackResponse),
+    focusExport: unary('FocusExport', (r: billingv1.FocusExportRequest, signal) => reports.focus(r, signal), billingv1.FocusExportResponse),
+    experimentReport: unary('ExperimentReport', (r: billingv1.ExperimentReportRequest, signal) => reports.experiment(r, signal), billingv1.ExperimentReportResponse),
   };
   return { definition: billingv1.BillingServiceService, implementation };
 }

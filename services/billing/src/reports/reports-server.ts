@@ -1,6 +1,7 @@
 import type { GatewayConfig } from '@openrouter/config';
 import { budgetCatalogFor, KafkaBudgetPublisher, RedisBudgetLedger, ThresholdAlerts, type BudgetEventPublisher } from '@openrouter/budgets';
 import { GrpcSecurity, GrpcServerHandle } from '@openrouter/grpc';
+import { createClickHouse, type ClickHouseTarget } from '@openrouter/usage';
 import { ReconciliationMetrics, type Logger, type Registry } from '@openrouter/observability';
 import { createRedisClient, leaseTtlFor, RedisLease, SOLE_LEASE, type Lease } from '@openrouter/service-runtime';
 import { BudgetReconciler } from '../budgets/budget-reconciler';
@@ -28,8 +29,17 @@ export interface ReportsHandle {
 export async function startReports(config: GatewayConfig, usage: UsagePipelineHandle, logger: Logger, registry: Registry, budgetEvents?: BudgetEventPublisher): Promise<ReportsHandle> {
   const metrics = new ReconciliationMetrics(registry);
   const repository = new ClickHouseReportsRepository(usage.store.client, usage.store.database);
-  const service = new ReportsService(repository, config.billing, { retentionDays: config.usage.clickhouse.retentionDays });
-  const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)], GrpcSecurity.fromConfig(config.grpc));
+  const reportStore = reportClient(config, usage.store, logger);
+  // A report's queries are bounded by the report call's deadline (and cancelled with the call).
+  const reportRepository = new ClickHouseReportsRepository(reportStore.client, usage.store.database, { maxExecutionMs: config.grpc.reportTimeoutMs });
+  const service = new ReportsService(reportRepository, config.billing, { retentionDays: config.usage.clickhouse.retentionDays });
+  const closeReportStore = async (): Promise<void> => {
+    if (reportStore !== usage.store) await reportStore.client.close();
+  };
+  const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)], GrpcSecurity.fromConfig(config.grpc)).catch(async (error: unknown) => {
+    await closeReportStore();
+    throw error;
+  });
   const { url: redisUrl, keyPrefix } = config.access.redis;
   // Connected at a job's first run; a failure to reach Redis fails that run, which logs it.
   const leases = redisUrl ? createRedisClient(config.access.redis, { lazyConnect: true, maxRetriesPerRequest: 1, commandTimeout: 5_000 }) : undefined;
@@ -71,7 +81,22 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
       await budgets?.close();
       await ownEvents?.close();
       await rollup.close();
+      await closeReportStore();
       leases?.disconnect();
     },
   };
+}
+
+/**
+ * The store the report RPCs read. A report may take as long as its call (`grpc.reportTimeoutMs`,
+ * 60 s by default), longer than a ClickHouse server's requests are given (`usage.clickhouse.
+ * requestTimeoutMs`, 30 s, for the pipeline's inserts): a report taking between the two would fail
+ * at ClickHouse while its caller still waited. Over HTTP, reports have a client of their own, whose
+ * requests may take the longer of the two. chDB runs in this process, with no request timeout, and
+ * one data directory per process: the pipeline's is used.
+ */
+export function reportClient(config: GatewayConfig, store: ClickHouseTarget, logger: Logger): ClickHouseTarget {
+  const { clickhouse } = config.usage;
+  if (store.kind !== 'server' || clickhouse.requestTimeoutMs >= config.grpc.reportTimeoutMs) return store;
+  return createClickHouse({ ...clickhouse, requestTimeoutMs: config.grpc.reportTimeoutMs }, config.gateway.dataDir, logger);
 }

@@ -80,8 +80,9 @@ export interface UsageSource {
 
 /** Where reports read usage: the raw events and the daily rollup in ClickHouse. */
 export interface ReportsRepository {
-  usage(query: UsageQuery): Promise<UsageSource>;
-  experiment(experiment: string, fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<ArmAggregate[]>;
+  /** `signal`, where given: aborted, it cancels the query in the store (a report its caller left). */
+  usage(query: UsageQuery, signal?: AbortSignal): Promise<UsageSource>;
+  experiment(experiment: string, fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>, signal?: AbortSignal): Promise<ArmAggregate[]>;
   /**
    * Spend per account window: sum of cost of `filters`' events received in [fromMs, toMs), each
    * event counted once however often it was stored.
@@ -133,8 +134,8 @@ const SUMS: Readonly<Record<Source, string>> = {
  */
 const ROLLUP_NOT_EMPTY = ['requests', 'errors', 'prompt_tokens', 'completion_tokens', 'cached_read_tokens', 'cache_write_tokens', 'reasoning_tokens', 'sum(usage_daily.cost)', 'cache_hits', 'sum(usage_daily.cache_saved_cost)'].map((c) => `${c} != 0`).join(' OR ');
 
-/** The aggregate query of `query` over `source`, its values all bound parameters. */
-function aggregateSql(query: UsageQuery, source: Source, database: string): { sql: string; params: Record<string, unknown> } {
+/** The aggregate query of `query` over `source`, its values all bound parameters; `settings` end it (see {@link querySettings}). */
+function aggregateSql(query: UsageQuery, source: Source, database: string, settings: string[] = []): { sql: string; params: Record<string, unknown> } {
   const column = (name: DimensionName): string => (source === 'rollup' ? (DIMENSIONS[name].rollup ?? DIMENSIONS[name].raw) : DIMENSIONS[name].raw);
   const params: Record<string, unknown> = { db: database };
   const dims = query.groupBy.map((g, i) => {
@@ -156,6 +157,7 @@ function aggregateSql(query: UsageQuery, source: Source, database: string): { sq
     where.unshift("received_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')", "received_at < fromUnixTimestamp64Milli({to:Int64}, 'UTC')");
   }
   let limit = '';
+  const clauses = [...settings];
   if (query.limit !== undefined) {
     if (!Number.isSafeInteger(query.limit) || query.limit < 1) throw new RangeError(`a report's row limit must be a positive integer, not ${query.limit}`);
     params['limit'] = query.limit;
@@ -163,15 +165,21 @@ function aggregateSql(query: UsageQuery, source: Source, database: string): { sq
     // holds more than the limit (TOO_MANY_ROWS), so a report of millions of groups (a tag, keys over
     // years) is refused early rather than grown in billing's memory. A SETTINGS clause, not the
     // client's settings: chDB runs those as SET statements that outlive the query in its session.
-    limit = `\nLIMIT {limit:UInt64}\nSETTINGS max_rows_to_group_by = ${query.limit}, group_by_overflow_mode = 'throw'`;
+    limit = '\nLIMIT {limit:UInt64}';
+    clauses.push(`max_rows_to_group_by = ${query.limit}`, "group_by_overflow_mode = 'throw'");
   }
   const sql = `SELECT [${dims.map((d) => `toString(${d})`).join(', ')}] AS d, currency,
     ${SUMS[source]}
 FROM {db:Identifier}.${source === 'rollup' ? 'usage_daily' : 'usage_events FINAL'}
 WHERE ${where.join(' AND ')}
 GROUP BY d, currency${source === 'rollup' ? `\nHAVING ${ROLLUP_NOT_EMPTY}` : ''}
-ORDER BY d, currency${limit}`;
+ORDER BY d, currency${limit}${settingsClause(clauses)}`;
   return { sql, params };
+}
+
+/** The SETTINGS clause that ends a query with `settings`; nothing without any. */
+function settingsClause(settings: readonly string[]): string {
+  return settings.length > 0 ? `\nSETTINGS ${settings.join(', ')}` : '';
 }
 
 function toAggregate(r: RawAggregate): UsageAggregate {
@@ -199,13 +207,28 @@ function toAggregate(r: RawAggregate): UsageAggregate {
  * `spend`).
  */
 export class ClickHouseReportsRepository implements ReportsRepository {
+  /**
+   * `options.maxExecutionMs`: how long one query may run in ClickHouse, which stops it then itself
+   * (`max_execution_time`): a report's query should not outlive the report call, and a ClickHouse
+   * server does not stop a query when its client goes away. Unset: no bound of its own.
+   */
   constructor(
     private readonly client: ClickHouseClient,
     private readonly database: string,
+    private readonly options: { maxExecutionMs?: number } = {},
   ) {}
 
-  usage(query: UsageQuery): Promise<UsageSource> {
-    return this.aggregate(query, rollupAnswers(query) ? 'rollup' : 'events');
+  /**
+   * What ends every query of this repository: a SETTINGS clause, not the client's settings, which
+   * chDB runs as SET statements that outlive the query in its session.
+   */
+  private querySettings(): string[] {
+    const { maxExecutionMs } = this.options;
+    return maxExecutionMs === undefined ? [] : [`max_execution_time = ${Math.ceil(maxExecutionMs / 1000)}`];
+  }
+
+  usage(query: UsageQuery, signal?: AbortSignal): Promise<UsageSource> {
+    return this.aggregate(query, rollupAnswers(query) ? 'rollup' : 'events', signal);
   }
 
   /**
@@ -215,7 +238,7 @@ export class ClickHouseReportsRepository implements ReportsRepository {
    * digest per group however many events the range has, where `quantilesExact` would hold every
    * latency of the range in memory (chDB runs inside billing); its percentiles are approximate.
    */
-  async experiment(experiment: string, fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>): Promise<ArmAggregate[]> {
+  async experiment(experiment: string, fromMs: number, toMs: number, filters: ReadonlyArray<[DimensionName, string]>, signal?: AbortSignal): Promise<ArmAggregate[]> {
     const params: Record<string, unknown> = { db: this.database, experiment, from: fromMs, to: toMs };
     const where = ['experiment = {experiment:String}', "received_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')", "received_at < fromUnixTimestamp64Milli({to:Int64}, 'UTC')"];
     filters.forEach(([name, value], i) => {
@@ -247,8 +270,9 @@ FROM (
   GROUP BY arm, currency
 )
 GROUP BY arm
-ORDER BY arm`,
+ORDER BY arm${settingsClause(this.querySettings())}`,
       params,
+      signal,
     );
     // A percentile of no values (no request produced a token) is null or NaN.
     const ms = (v: number | null | undefined): number => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : 0);
@@ -279,10 +303,10 @@ ORDER BY arm`,
     return rows.map((r) => ({ currency: r.currency, cost: r.cost, requests: r.requests }));
   }
 
-  private async aggregate(query: UsageQuery, source: Source): Promise<UsageSource> {
-    const { sql, params } = aggregateSql(query, source, this.database);
+  private async aggregate(query: UsageQuery, source: Source, signal?: AbortSignal): Promise<UsageSource> {
+    const { sql, params } = aggregateSql(query, source, this.database, this.querySettings());
     try {
-      const rows = await this.rows<RawAggregate>(sql, params);
+      const rows = await this.rows<RawAggregate>(sql, params, signal);
       return { source, rows: rows.map(toAggregate) };
     } catch (error) {
       if (query.limit !== undefined && isTooManyRows(error)) throw new TooManyGroupsError(query.limit);
@@ -290,8 +314,9 @@ ORDER BY arm`,
     }
   }
 
-  private async rows<T>(query: string, params: Record<string, unknown>): Promise<T[]> {
-    const result = await this.client.query({ query, query_params: params, format: 'JSONEachRow' });
+  /** `signal` aborts the query: the HTTP request to a ClickHouse server (which then cancels the query), or chDB's run. */
+  private async rows<T>(query: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<T[]> {
+    const result = await this.client.query({ query, query_params: params, format: 'JSONEachRow', ...(signal ? { abort_signal: signal } : {}) });
     return result.json<T>();
   }
 }

@@ -134,16 +134,17 @@ export class ReportsService {
    * The usage rows of one report, refused when there are more than `maxRows`. The store is asked
    * for one row more than allowed, so an oversized report is known without reading it whole.
    */
-  private async rows(query: UsageQuery, report: string, narrow: string): Promise<UsageSource> {
+  private async rows(query: UsageQuery, report: string, narrow: string, signal?: AbortSignal): Promise<UsageSource> {
     const { maxRows } = this.config.reports;
-    const result = await this.repository.usage({ ...query, limit: maxRows + 1 }).catch((error: unknown) => {
+    const result = await this.repository.usage({ ...query, limit: maxRows + 1 }, signal).catch((error: unknown) => {
       throw error instanceof TooManyGroupsError ? tooLarge(report, maxRows, narrow) : error;
     });
     if (result.rows.length > maxRows) throw tooLarge(report, maxRows, narrow);
     return result;
   }
 
-  async usage(request: billingv1.UsageReportRequest): Promise<billingv1.UsageReportResponse> {
+  /** `signal`, on every report: aborted when its caller is gone, which cancels the store's query. */
+  async usage(request: billingv1.UsageReportRequest, signal?: AbortSignal): Promise<billingv1.UsageReportResponse> {
     if (!(request.toMs > request.fromMs)) throw new GatewayError('bad_request', '`to` must be after `from`.', { param: 'to', code: 'invalid_value' });
     const groupBy: GroupBy[] = [];
     for (const name of request.groupBy) {
@@ -158,7 +159,7 @@ export class ReportsService {
     }
     const query: UsageQuery = { fromMs: request.fromMs, toMs: request.toMs, groupBy, filters };
     this.requireRawEventsKept(query);
-    const result = await this.rows(query, 'usage report', 'narrow the period (`from`, `to`), group by fewer dimensions or filter');
+    const result = await this.rows(query, 'usage report', 'narrow the period (`from`, `to`), group by fewer dimensions or filter', signal);
     // Costs in different currencies are not added up: the total's cost is given only for one currency.
     const costByCurrency = sumByCurrency(result.rows.map((r) => ({ currency: r.currency, amount: r.cost })));
     const cacheSavedCostByCurrency = sumByCurrency(result.rows.map((r) => ({ currency: r.currency, amount: r.cacheSavedCost })));
@@ -176,11 +177,11 @@ export class ReportsService {
     };
   }
 
-  async invoice(request: billingv1.InvoiceRequest): Promise<billingv1.InvoiceResponse> {
+  async invoice(request: billingv1.InvoiceRequest, signal?: AbortSignal): Promise<billingv1.InvoiceResponse> {
     if (!request.orgId) throw new GatewayError('bad_request', 'Name the organisation.', { param: 'org', code: 'invalid_value' });
     const window = monthWindow(request.month);
     const filters: Filters = [...scopeFilters(request.scope), ['org', request.orgId]];
-    const { rows } = await this.rows({ ...window, groupBy: [{ kind: 'dimension', name: 'model' }], filters }, 'invoice', 'an invoice has one line per model and currency of its month, so only raising the limit helps');
+    const { rows } = await this.rows({ ...window, groupBy: [{ kind: 'dimension', name: 'model' }], filters }, 'invoice', 'an invoice has one line per model and currency of its month, so only raising the limit helps', signal);
     const lines = rows.map((r) => ({
       model: r.dimensions[0] ?? '',
       currency: r.currency,
@@ -205,7 +206,7 @@ export class ReportsService {
    * spend they avoided (`cacheHits`, `cacheSavedCost`) are counted like requests: a cost centre's
    * own, never allocated.
    */
-  async chargeback(request: billingv1.ChargebackRequest): Promise<billingv1.ChargebackResponse> {
+  async chargeback(request: billingv1.ChargebackRequest, signal?: AbortSignal): Promise<billingv1.ChargebackResponse> {
     const window = monthWindow(request.month);
     const allocation =
       request.allocation === billingv1.Allocation.ALLOCATION_UNSPECIFIED || request.allocation === billingv1.Allocation.UNRECOGNIZED
@@ -226,6 +227,7 @@ export class ReportsService {
       },
       'chargeback',
       'ask for one org (`org`)',
+      signal,
     );
     const shared = new Set(this.config.chargeback.sharedCostCenters);
     // Per org and currency: direct spend per cost centre, and the pool of shared and untagged spend.
@@ -273,12 +275,12 @@ export class ReportsService {
     };
   }
 
-  async focus(request: billingv1.FocusExportRequest): Promise<billingv1.FocusExportResponse> {
+  async focus(request: billingv1.FocusExportRequest, signal?: AbortSignal): Promise<billingv1.FocusExportResponse> {
     const window = monthWindow(request.month);
     const filters: Filters = scopeFilters(request.scope);
     if (request.orgId) filters.push(['org', request.orgId]);
     const names: DimensionName[] = ['day', 'org', 'project', 'team', 'app', 'cost_center', 'model', 'provider'];
-    const { rows } = await this.rows({ ...window, groupBy: names.map((name) => ({ kind: 'dimension', name })), filters }, 'FOCUS export', 'export one org at a time (`org`)');
+    const { rows } = await this.rows({ ...window, groupBy: names.map((name) => ({ kind: 'dimension', name })), filters }, 'FOCUS export', 'export one org at a time (`org`)', signal);
     return {
       billingPeriodStartMs: window.fromMs,
       billingPeriodEndMs: window.toMs,
@@ -319,7 +321,7 @@ export class ReportsService {
    * the oldest one kept is refused, while the default start (the 30 days before `to`, never before
    * 1970) is moved up to it, so a report that names no start is not refused for one it never chose.
    */
-  async experiment(request: billingv1.ExperimentReportRequest): Promise<billingv1.ExperimentReportResponse> {
+  async experiment(request: billingv1.ExperimentReportRequest, signal?: AbortSignal): Promise<billingv1.ExperimentReportResponse> {
     if (!request.experiment) throw new GatewayError('bad_request', 'Name the experiment.', { param: 'id', code: 'invalid_value' });
     const reader = 'the experiment report, which reads them';
     // Read once: the default start and the check against it must see the same instant.
@@ -333,7 +335,7 @@ export class ReportsService {
       this.requireKept(fromMs, reader, 'Ask for a later `from`.', oldest);
     }
     if (!(request.toMs > fromMs)) throw new GatewayError('bad_request', '`to` must be after `from`.', { param: 'to', code: 'invalid_value' });
-    const arms = await this.repository.experiment(request.experiment, fromMs, request.toMs, scopeFilters(request.scope));
+    const arms = await this.repository.experiment(request.experiment, fromMs, request.toMs, scopeFilters(request.scope), signal);
     const per = (value: Money | number | string, requests: number, places: number): string =>
       requests > 0 ? new Money(value).dividedBy(requests).toDecimalPlaces(places, Money.ROUND_HALF_EVEN).toFixed() : '0';
     return {
