@@ -35,7 +35,7 @@ export { DIRECT_EGRESS, type Egress } from './providers/http-upstream';
  */
 export async function startAdapter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}, egress: Egress = { proxyEnv: readProxyEnv() }): Promise<AdapterHandle> {
   const security = GrpcSecurity.fromConfig(config.grpc);
-  const telemetry = createTelemetry('adapter', config.observability, telemetryOptions);
+  const telemetry = createTelemetry('adapter', config.observability, { logger, ...telemetryOptions });
   const service = new AdapterService(config, PROVIDER_REGISTRY, new UpstreamInstrumentation(telemetry.registry, telemetry.tracing), logger, egress, new CredentialFileMetrics(telemetry.registry));
   const { httpProxy, httpsProxy, noProxy } = egress.proxyEnv;
   if (mayProxy(egress)) {

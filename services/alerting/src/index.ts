@@ -73,7 +73,7 @@ function channelsOf(config: GatewayConfig): NotificationChannel[] {
  */
 export async function startAlerting(config: GatewayConfig, logger: Logger, deps: AlertingDependencies = {}): Promise<AlertingHandle> {
   const settings = config.observability.alerting;
-  const telemetry = createTelemetry('alerting', config.observability, deps.telemetry);
+  const telemetry = createTelemetry('alerting', config.observability, { logger, ...deps.telemetry });
   const metrics = new AlertingMetrics(telemetry.registry);
   const consumerMetrics = new UsageConsumerMetrics(telemetry.registry, settings.consumerGroup);
   const own = deps.store ? undefined : config.usage.clickhouse.url ? createClickHouse(config.usage.clickhouse, config.gateway.dataDir, logger) : undefined;

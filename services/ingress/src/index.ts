@@ -113,7 +113,7 @@ export function routerTimeouts(config: GatewayConfig): RouterTimeouts {
 
 /** Starts the edge: the OpenAI-compatible HTTP API in front of the router. */
 export async function startIngress(config: GatewayConfig, logger: Logger, options: IngressOptions = {}): Promise<IngressHandle> {
-  const telemetry = new IngressTelemetry(createTelemetry('ingress', config.observability, { ...options.telemetry, edge: true }), logger, config.observability.log.debugSizes);
+  const telemetry = new IngressTelemetry(createTelemetry('ingress', config.observability, { logger, ...options.telemetry, edge: true }), logger, config.observability.log.debugSizes);
   const alertHistory = alertHistoryFor(config, options.analyticsStore);
   const devKeyGenerated = config.ingress.devKey === '';
   // `disabled`: no development key at all (production, where keys are issued through the admin API).

@@ -41,7 +41,7 @@ export interface RouterOptions {
 /** Starts the router: gRPC for ingress, HTTP for health. */
 export async function startRouter(config: GatewayConfig, logger: Logger, telemetryOptions: TelemetryOptions = {}, options: RouterOptions = {}): Promise<RouterHandle> {
   const security = GrpcSecurity.fromConfig(config.grpc);
-  const telemetry = createTelemetry('router', config.observability, telemetryOptions);
+  const telemetry = createTelemetry('router', config.observability, { logger, ...telemetryOptions });
   const metrics = new RouterMetrics(telemetry.registry);
   const adapters = new AdapterClients(config.router.adapters, security, tracingClientOptions(telemetry.tracing));
   const engine = createRoutingEngine(config);
