@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import OpenAI from 'openai';
 import { budgetv1 } from '@openrouter/contracts';
@@ -123,7 +124,21 @@ describe('budgets through the gateway', () => {
     // then some 160 output tokens at 0.6 each: at 20 tokens a second it runs for several seconds,
     // until the gateway cuts it at its reservation), and requests made while it runs.
     const ttlMs = 1_500;
-    const gw = await startTestGateway({ configure: withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: '0.0001', enforcement: 'hard' }], true, { reservationTtlMs: ttlMs }) });
+    const keyPrefix = `budgets-e2e-${randomBytes(4).toString('hex')}:`;
+    const gw = await startTestGateway({
+      configure: (doc) => {
+        withBudgets([{ id: 'org-daily', scope: { org: 'default' }, period: 'daily', amount: '0.0001', enforcement: 'hard' }], true, { reservationTtlMs: ttlMs })(doc);
+        doc['access'] = { ...(doc['access'] as object), redis: { url: sharedRedisUrl(), keyPrefix } };
+      },
+    });
+    // The ledger's reservations in Redis: each id scored with the time (Redis's, ms) it expires at, moved on by every renewal.
+    const inspect = new Redis(sharedRedisUrl());
+    const expiries = async (): Promise<Map<string, number>> => {
+      const flat = await inspect.zrange(`${keyPrefix}{budgets}:expiry`, '0', '-1', 'WITHSCORES');
+      const map = new Map<string, number>();
+      for (let i = 0; i + 1 < flat.length; i += 2) map.set(flat[i] as string, Number(flat[i + 1]));
+      return map;
+    };
     try {
       gw.sim.configure({ completionTokens: 400, tokensPerSecond: 20 });
       const client = gw.client();
@@ -131,7 +146,6 @@ describe('budgets through the gateway', () => {
         () => 200,
         (error: unknown) => (error instanceof OpenAI.APIError ? (error.status ?? 0) : Promise.reject(error)),
       );
-      const startedAt = Date.now();
       const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'Tell me a long story' }] });
       let ended = false;
       const reading = (async () => {
@@ -141,8 +155,15 @@ describe('budgets through the gateway', () => {
         return text;
       })();
       expect(await ask()).toBe(402);
-      // Twice the ttl later the stream still runs, and still holds what it reserved.
-      await waitFor(() => Date.now() - startedAt > 2 * ttlMs || undefined, { what: 'two ttls to pass' });
+      // The stream's reservation, as Redis holds it, and when it first expires.
+      const [reservation, firstExpiry] = await waitFor(async () => {
+        const held = [...(await expiries())];
+        return held.length === 1 ? held[0] : undefined;
+      }, { what: "the stream's reservation in Redis" });
+      // Renewed until Redis has it expire more than two ttls after it first would have, by Redis's
+      // own clock: a renewal more than two ttls after it was made. The stream still runs, and still
+      // holds what it reserved.
+      await waitFor(async () => ((await expiries()).get(reservation) ?? 0) > firstExpiry + 2 * ttlMs || undefined, { timeoutMs: 10_000, intervalMs: 20, what: 'the reservation renewed past two ttls' });
       expect(ended).toBe(false);
       expect(await ask()).toBe(402);
       expect((await reading).length).toBeGreaterThan(0);
@@ -152,6 +173,7 @@ describe('budgets through the gateway', () => {
       }, { what: 'the stream settled' });
       expect(new Money(status?.spent ?? '1').lessThanOrEqualTo('0.0001')).toBe(true);
     } finally {
+      inspect.disconnect();
       await gw.close();
     }
   }, 60_000);

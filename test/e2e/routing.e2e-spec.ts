@@ -91,11 +91,13 @@ describe('routing end to end with injected provider faults', () => {
 
   it('waits out a 429 Retry-After on the only deployment and succeeds', async () => {
     gw.sim.configure({ faults: [{ kind: 'http_error', status: 429, model: 'solo-a', retryAfterSeconds: 1, remaining: 1 }] });
-    const started = Date.now();
     const { headers } = await ask('solo');
     expect(headers.get('x-openrouter-attempts')).toBe('2');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    const [refused, retried] = gw.sim.requests().filter((r) => r.model === 'solo-a');
     expect(gw.sim.requests().filter((r) => r.model === 'solo-a')).toHaveLength(2);
+    // The second call came a Retry-After after the first was refused, by the times the provider recorded.
+    expect(refused).toMatchObject({ outcome: 'error' });
+    expect((retried?.receivedAt ?? 0) - (refused?.endedAt ?? Number.POSITIVE_INFINITY)).toBeGreaterThanOrEqual(900);
   });
 
   it('moves on from a deployment that does not answer in time', async () => {

@@ -50,7 +50,14 @@ describe('usage pipeline under failures (real broker, chDB)', () => {
     const brokers = sharedKafkaBrokers();
     const config = usageTestConfig({ brokers });
     const prices = PriceBook.fromModels(config.models);
-    const billing = await startBilling(config, logger);
+    // Each failed insert is logged by the consumer before it tries again: counted here.
+    let failedInserts = 0;
+    const watched = createLogger('usage-failures-spec', 'warn', {
+      write: (line: string) => {
+        if ((JSON.parse(line) as { msg?: string }).msg === 'usage batch not stored; retrying, offsets not committed') failedInserts++;
+      },
+    });
+    const billing = await startBilling(config, watched);
     const publisher = await KafkaUsagePublisher.start({ kafka: config.usage.kafka, outbox: config.usage.outbox, clientName: 'spec' }, logger);
     const admin = new Kafka({ clientId: 'failures-spec', brokers, logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
@@ -71,7 +78,8 @@ describe('usage pipeline under failures (real broker, chDB)', () => {
       await waitFor(async () => (await billing.usage.lag()) === messages, { timeoutMs: 30_000, what: 'the events on the topic' });
       // The consumer fetched them and keeps failing: nothing may be committed meanwhile.
       await waitFor(async () => billing.usage.stats().batches === 0 && (await committed()) === 0 && (await billing.usage.lag()) === messages, { timeoutMs: 5_000, what: 'no commit' });
-      await new Promise((done) => setTimeout(done, 1_500));
+      // Once the consumer has failed and tried again at least twice, still nothing is committed.
+      await waitFor(() => failedInserts >= 2 || undefined, { timeoutMs: 30_000, intervalMs: 20, what: 'two failed inserts' });
       expect(await committed()).toBe(0);
       expect(billing.usage.stats().stored).toBe(0);
 

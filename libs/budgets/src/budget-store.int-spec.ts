@@ -184,8 +184,8 @@ describe('budgets created at run time, in Redis (redis-server)', () => {
       await until(() => subscribed(1), "replica b's subscription to drop");
       await a.store.update('while-away', () => budget('while-away'));
       await a.store.publish();
-      // Published to nobody: replica b cannot know.
-      await new Promise((done) => setTimeout(done, 200));
+      // Published to replica a alone: once a has heard it, b, which cannot, still lacks it.
+      await until(() => a.catalog.entry('while-away') !== undefined, "replica a to load the budget");
       expect(b.catalog.entry('while-away')).toBeUndefined();
       proxy.restore();
       await until(() => b.catalog.entry('while-away') !== undefined, 'replica b to load the budget created while its subscription was down');

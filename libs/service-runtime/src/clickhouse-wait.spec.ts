@@ -66,7 +66,13 @@ describe('waitForClickHouse', () => {
       maxDelayMs: 20,
     });
     const check = wait.readiness('clickhouse');
-    for (let i = 0; i < 200 && Number((await check.details?.())?.['tries']) < 3; i++) await new Promise((done) => setTimeout(done, 10));
+    // Polled until it has tried three times (NaN, when the details name no tries, ends it too: failed below).
+    let tries = 0;
+    for (let i = 0; i < 200 && tries < 3; i++) {
+      tries = Number((await check.details?.())?.['tries']);
+      if (tries < 3) await new Promise((done) => setTimeout(done, 10));
+    }
+    expect(tries).toBeGreaterThanOrEqual(3);
     expect(await check.check()).toBe(false);
     expect(prepared).toBe(0);
     wait.stop();

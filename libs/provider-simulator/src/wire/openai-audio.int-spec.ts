@@ -211,7 +211,6 @@ describe('OpenAI audio wire format over HTTP', () => {
       expect(pieces).toBeGreaterThan(3);
       sim.reset();
       sim.configure({ ttftMs: 30, tokensPerSecond: 20 });
-      const started = Date.now();
       const response = await fetch(`${sim.url}/v1/audio/speech`, { method: 'POST', body: JSON.stringify({ ...request, response_format: 'wav' }), headers: { 'content-type': 'application/json' } });
       expect(response.headers.get('content-type')).toBe('audio/wav');
       const reader = (response.body as ReadableStream<Uint8Array>).getReader();
@@ -224,9 +223,9 @@ describe('OpenAI audio wire format over HTTP', () => {
       expect(sim.requests()[0]).toMatchObject({ path: '/v1/audio/speech', outcome: 'pending' });
       for (let next = await reader.read(); !next.done; next = await reader.read()) received.push(next.value);
       expect(Buffer.concat(received)).toEqual(whole.bytes);
-      // ttft, then a piece every 50 ms.
-      expect(Date.now() - started).toBeGreaterThanOrEqual(30 + (pieces - 1) * 50 - 5);
-      await sim.waitForRequest((r) => r.outcome === 'completed');
+      // ttft, then a piece every 50 ms: so long between the times the simulator recorded it received and answered it.
+      const answered = await sim.waitForRequest((r) => r.outcome === 'completed');
+      expect((answered.endedAt ?? 0) - answered.receivedAt).toBeGreaterThanOrEqual(30 + (pieces - 1) * 50 - 5);
     });
 
     it('cuts the audio after afterTokens pieces for drop_mid_stream, having sent those pieces', async () => {
@@ -398,9 +397,10 @@ describe('OpenAI audio wire format over HTTP', () => {
 
     it('waits latencyMs, and leaves usage out with omitUsage', async () => {
       sim.configure({ latencyMs: 40, omitUsage: true });
-      const started = Date.now();
       const body = JSON.parse((await transcribe({ response_format: 'verbose_json' })).text);
-      expect(Date.now() - started).toBeGreaterThanOrEqual(35);
+      // Answered latencyMs after it was received, by the times the simulator recorded.
+      const answered = await sim.waitForRequest((r) => r.path === '/v1/audio/transcriptions' && r.outcome !== 'pending');
+      expect((answered.endedAt ?? 0) - answered.receivedAt).toBeGreaterThanOrEqual(35);
       expect(body).not.toHaveProperty('usage');
       expect(JSON.parse((await transcribe({})).text)).toEqual({ text: WHISPER_TEXT });
       const sse = await speak({ model: 'gpt-4o-mini-tts', input: 'Hi', voice: 'alloy', stream_format: 'sse' });

@@ -470,15 +470,18 @@ describe('OpenAI wire format over HTTP', () => {
   });
 
   it('delays by latencyMs and paces tokens by ttft / tokensPerSecond', async () => {
+    // How long the simulator took over a request, from the times it recorded: received, and answered.
+    const answeredIn = async (stream: boolean): Promise<number> => {
+      const answered = await sim.waitForRequest((r) => r.stream === stream && r.outcome !== 'pending', 5_000);
+      return (answered.endedAt ?? 0) - answered.receivedAt;
+    };
     sim.configure({ latencyMs: 30 });
-    let started = Date.now();
     await chat({});
-    expect(Date.now() - started).toBeGreaterThanOrEqual(25);
+    expect(await answeredIn(false)).toBeGreaterThanOrEqual(25);
 
     sim.configure({ latencyMs: 0, ttftMs: 40, tokensPerSecond: 200, completionTokens: 5 });
-    started = Date.now();
     const streamed = await chat({ stream: true });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(40 + 4 * 5 - 5);
+    expect(await answeredIn(true)).toBeGreaterThanOrEqual(40 + 4 * 5 - 5);
     expect(sseEvents(streamed.text)).toHaveLength(1 + 5 + 1 + 1);
   });
 });

@@ -32,11 +32,18 @@ const coalescerOver = (handler: (messages: UsageMessage[]) => Promise<void>, max
 const settle = (): Promise<void> => new Promise((done) => setImmediate(done));
 
 describe('UsageBatchCoalescer', () => {
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
   it('stores the chunks that arrive together in one call and resolves each', async () => {
+    jest.useFakeTimers();
     const handler = new ControlledHandler();
     const coalescer = coalescerOver(handler.handle, 100, 1);
     const done = [coalescer.handle(chunk('a', 3)), coalescer.handle(chunk('b', 2)), coalescer.handle(chunk('c', 1))];
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Held for the linger (1 ms), then stored together.
+    expect(handler.calls).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
     expect(handler.calls.map((c) => c.map((m) => m.key))).toEqual([['a0', 'a1', 'a2', 'b0', 'b1', 'c0']]);
     handler.succeed();
     await expect(Promise.all(done)).resolves.toEqual([undefined, undefined, undefined]);
@@ -63,17 +70,19 @@ describe('UsageBatchCoalescer', () => {
   });
 
   it('rejects every chunk of a failed call, so none of them is committed, and goes on with the next', async () => {
+    jest.useFakeTimers();
     const handler = new ControlledHandler();
     const coalescer = coalescerOver(handler.handle, 100, 1);
     const a = coalescer.handle(chunk('a', 1));
     const b = coalescer.handle(chunk('b', 1));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await jest.advanceTimersByTimeAsync(1);
+    expect(handler.calls).toHaveLength(1);
     handler.fail(new Error('clickhouse is down'));
     await expect(a).rejects.toThrow('clickhouse is down');
     await expect(b).rejects.toThrow('clickhouse is down');
     // The retry of one partition's chunk is stored on its own.
     const retry = coalescer.handle(chunk('a', 1));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await jest.advanceTimersByTimeAsync(1);
     expect(handler.calls).toHaveLength(2);
     handler.succeed();
     await expect(retry).resolves.toBeUndefined();

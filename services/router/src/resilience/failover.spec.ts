@@ -130,14 +130,23 @@ describe('failover', () => {
   });
 
   it('waits for a deployment cooling down within maxRetryAfterMs before calling it', async () => {
-    const clock = { now: () => Date.now() };
-    const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { maxRetryAfterMs: 1000 } }), clock as ManualClock);
-    engine.breakers.coolDown('cheap-a', Date.now() + 60);
-    const { open, calls } = scripted({});
-    const started = Date.now();
-    await serve(engine, open, 'cheap');
-    expect(calls).toEqual(['cheap-a']);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(50);
+    // Fake timers: the engine's clock (Date.now) and its wait (setTimeout) move only as the test says.
+    jest.useFakeTimers();
+    try {
+      const clock = { now: () => Date.now() };
+      const engine = engineFor(configWith([TWO_MODELS[0]], { retry: { maxRetryAfterMs: 1000 } }), clock as ManualClock);
+      engine.breakers.coolDown('cheap-a', Date.now() + 60);
+      const { open, calls } = scripted({});
+      const served = serve(engine, open, 'cheap');
+      // Not called while it cools down; called once it has.
+      await jest.advanceTimersByTimeAsync(59);
+      expect(calls).toEqual([]);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(calls).toEqual(['cheap-a']);
+      expect((await served).candidate.deployment.id).toBe('cheap-a');
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('gives up at the deadline', async () => {
