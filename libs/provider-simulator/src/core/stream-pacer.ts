@@ -77,3 +77,14 @@ function dropIndex(frames: readonly PacedFrame[], tokens: number): number {
   }
   return lastToken >= 0 ? lastToken + 1 : Math.min(1, frames.length);
 }
+
+/** `frames` up to their `afterTokens`-th token frame: where a fault cuts a stream. */
+export function framesBefore(frames: readonly PacedFrame[], afterTokens: number): PacedFrame[] {
+  const out: PacedFrame[] = [];
+  let tokens = 0;
+  for (const frame of frames) {
+    if (frame.tokenStep !== undefined && tokens++ >= afterTokens) break;
+    out.push(frame);
+  }
+  return out;
+}

@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Fault } from '../core/behaviour-config';
-import { deliverFrames, type PacedFrame } from '../core/stream-pacer';
+import { deliverFrames, framesBefore, type PacedFrame } from '../core/stream-pacer';
 import type { HttpExchange } from '../http/http-exchange';
 import { parseJson } from '../http/http-io';
 import { anthropicError, defaultErrorMessage, errorTypeForStatus, messageBody, messageFrames } from './anthropic-formats';
@@ -69,12 +69,7 @@ const handleMessages: WireHandler = async (exchange, runtime) => {
 
 /** The frames up to `afterTokens` token frames, then the fault's `error` event; the stream then ends, without message_stop. */
 function withErrorEvent(frames: readonly PacedFrame[], fault: Fault, model: string | undefined): PacedFrame[] {
-  const out: PacedFrame[] = [];
-  let tokens = 0;
-  for (const frame of frames) {
-    if (frame.tokenStep !== undefined && tokens++ >= (fault.afterTokens ?? 0)) break;
-    out.push(frame);
-  }
+  const out = framesBefore(frames, fault.afterTokens ?? 0);
   const status = fault.status ?? 500;
   out.push({ text: `event: error\ndata: ${JSON.stringify(anthropicError(fault.code ?? errorTypeForStatus(status), fault.message ?? defaultErrorMessage(status, model)))}\n\n` });
   return out;

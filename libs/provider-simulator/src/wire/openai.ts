@@ -4,7 +4,7 @@ import { type EmbeddingInput, encodeEmbeddingBase64, generateEmbedding } from '.
 import { colourHex, imageColour, solidPng } from '../core/png-image';
 import { classifyModeration, MODERATION_CATEGORIES, type ModerationInput } from '../core/moderation-classifier';
 import { synthesizeSpeech } from '../core/simulated-audio';
-import { deliverFrames, type PacedFrame } from '../core/stream-pacer';
+import { deliverFrames, framesBefore, type PacedFrame } from '../core/stream-pacer';
 import { countTokens } from '../core/token-counter';
 import { SIMULATED_IMAGE_PREFIX } from '../http/control-routes';
 import type { HttpExchange } from '../http/http-exchange';
@@ -251,12 +251,7 @@ function azureThrottleMessage(exchange: HttpExchange, seconds: number): string {
 
 /** The frames up to `afterTokens` token frames, then the fault's error event; the stream then ends, without [DONE]. */
 function withErrorEvent(frames: readonly PacedFrame[], fault: Fault, model: string | undefined): PacedFrame[] {
-  const out: PacedFrame[] = [];
-  let tokens = 0;
-  for (const frame of frames) {
-    if (frame.tokenStep !== undefined && tokens++ >= (fault.afterTokens ?? 0)) break;
-    out.push(frame);
-  }
+  const out = framesBefore(frames, fault.afterTokens ?? 0);
   const status = fault.status ?? 500;
   const error = openAiError(fault.message ?? defaultErrorMessage(status, model), errorTypeForStatus(status), null, fault.code ?? defaultErrorCode(status));
   out.push({ text: `data: ${JSON.stringify(error)}\n\n` });
