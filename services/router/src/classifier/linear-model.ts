@@ -1,5 +1,5 @@
 import { TASK_TYPES, type TaskType } from '@openrouter/config';
-import { taskFeatures } from './task-features';
+import { taskFeatures, visitTaskFeatures } from './task-features';
 
 /** The shipped weights of the task classifier: a linear model over `taskFeatures` (one weight per feature and label). */
 export interface TaskClassifierWeights {
@@ -118,14 +118,14 @@ export class LinearTaskModel {
 
   private score(system: string, user: string): Float64Array {
     const scores = Float64Array.from(this.priors);
-    const seen = new Set<string>();
-    for (const feature of taskFeatures(system, user)) {
-      if (seen.has(feature)) continue;
-      seen.add(feature);
+    // Each known feature counts once: one row per feature, so a row seen is a feature seen.
+    const seen = new Set<Float64Array>();
+    visitTaskFeatures(system, user, (feature) => {
       const row = this.rows.get(feature);
-      if (!row) continue;
+      if (!row || seen.has(row)) return;
+      seen.add(row);
       for (let c = 0; c < scores.length; c++) scores[c] = (scores[c] ?? 0) + (row[c] ?? 0);
-    }
+    });
     return scores;
   }
 }

@@ -15,7 +15,7 @@ const STOP_WORDS: ReadonlySet<string> = new Set(
   'a an the and or but of to in on at for with by from as is are was were be been it this that these those i you me my your we our he she they them his her its do does did so if then than into about can could would should will shall may might must not no yes please just'.split(' '),
 );
 
-const CODE_CUES = /[{};]|=>|\(\)|==|!=|<\/|::|#include|\bdef |\bfunc |\bconst |\bvar |\blet |\breturn\b|\bimport |\bclass |console\.|\w+\.\w+\(/;
+const CODE_CUES = /[{};]|=>|\(\)|==|!=|<\/|::|#include|\bdef |\bfunc |\bconst |\bvar |\blet |\breturn\b|\bimport |\bclass |console\.|\w\.\w+\(/;
 const ARITHMETIC = /\d\s*[-+*/^=×÷]\s*\d|[a-z]\^\d|\d[a-z]\b|√|∫|∑/;
 const NON_LATIN = /[\p{Script=Cyrillic}\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Devanagari}\p{Script=Thai}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Han}\p{Script=Hangul}]/u;
 const WORD = /[a-z\u00c0-\u024f]+|\d+/g;
@@ -47,15 +47,16 @@ function stem(word: string): string {
   return word;
 }
 
-function addWords(text: string, prefix: string, out: string[]): void {
-  const lower = text.toLowerCase();
+function addWords(lower: string, prefix: string, visit: (feature: string) => void): void {
   let previous = '';
   WORD.lastIndex = 0;
   for (let match = WORD.exec(lower); match; match = WORD.exec(lower)) {
     const raw = match[0];
     if (raw.length === 1 && raw !== 'x') continue;
-    if (/^\d+$/.test(raw)) {
-      out.push(`${prefix}#num`);
+    // A match is all digits or has none: its first character tells which.
+    const first = raw.charCodeAt(0);
+    if (first >= 48 && first <= 57) {
+      visit(`${prefix}#num`);
       previous = '';
       continue;
     }
@@ -64,9 +65,9 @@ function addWords(text: string, prefix: string, out: string[]): void {
       continue;
     }
     const word = stem(raw);
-    out.push(prefix + word);
-    if (word.length > 6) out.push(`${prefix}~${word.slice(0, 6)}`);
-    if (previous) out.push(`${prefix}${previous}_${word}`);
+    visit(prefix + word);
+    if (word.length > 6) visit(`${prefix}~${word.slice(0, 6)}`);
+    if (previous) visit(`${prefix}${previous}_${word}`);
     previous = word;
   }
 }
@@ -77,22 +78,28 @@ function cut(text: string): string {
 
 /** The features of one request; `system` may be empty. */
 export function taskFeatures(system: string, user: string): string[] {
+  const out: string[] = [];
+  visitTaskFeatures(system, user, (feature) => out.push(feature));
+  return out;
+}
+
+/**
+ * Hands each feature of one request to `visit`, in `taskFeatures`' order (repeats included): the
+ * classifier's hot path, which builds no list.
+ */
+export function visitTaskFeatures(system: string, user: string, visit: (feature: string) => void): void {
   const text = cut(user);
   // The system prompt is read as far as the user turn is: its words and its cues alike.
   const systemText = cut(system);
-  const out: string[] = [];
-  addWords(text, '', out);
-  if (systemText) addWords(systemText, 'sys:', out);
   const lower = text.toLowerCase();
-  for (const [task, cue] of TASK_CUES) if (cue.test(lower)) out.push(`#cue:${task}`);
-  if (systemText) {
-    const lowerSystem = systemText.toLowerCase();
-    for (const [task, cue] of TASK_CUES) if (cue.test(lowerSystem)) out.push(`#sys-cue:${task}`);
-  }
-  if (CODE_CUES.test(text)) out.push('#code-symbols');
-  if (ARITHMETIC.test(text)) out.push('#arithmetic');
-  if (NON_LATIN.test(text)) out.push('#non-latin');
-  if (user.length > 600) out.push('#long-input');
-  if (/:\s*\S/.test(text) && text.length - text.indexOf(':') > 80) out.push('#payload');
-  return out;
+  const lowerSystem = systemText ? systemText.toLowerCase() : '';
+  addWords(lower, '', visit);
+  if (lowerSystem) addWords(lowerSystem, 'sys:', visit);
+  for (const [task, cue] of TASK_CUES) if (cue.test(lower)) visit(`#cue:${task}`);
+  if (lowerSystem) for (const [task, cue] of TASK_CUES) if (cue.test(lowerSystem)) visit(`#sys-cue:${task}`);
+  if (CODE_CUES.test(text)) visit('#code-symbols');
+  if (ARITHMETIC.test(text)) visit('#arithmetic');
+  if (NON_LATIN.test(text)) visit('#non-latin');
+  if (user.length > 600) visit('#long-input');
+  if (/:\s*\S/.test(text) && text.length - text.indexOf(':') > 80) visit('#payload');
 }
