@@ -41,6 +41,13 @@ describe('cached answers', () => {
     expect(whole?.usage).toEqual(usage);
   });
 
+  it('keeps the first name of a tool call that its later deltas repeat, as some OpenAI-compatible upstreams do', () => {
+    const answer = new StreamedAnswer();
+    answer.add(chunk([{ index: 0, delta: delta({ toolCalls: [{ index: 0, id: 'call_1', type: 'function', name: 'get_weather', arguments: '{"city":' }] }), logprobsJson: '' }]));
+    answer.add(chunk([{ index: 0, delta: delta({ toolCalls: [{ index: 0, name: 'get_weather', arguments: '"Oslo"}' }] }), finishReason: 'tool_calls', logprobsJson: '' }]));
+    expect(answer.whole(usage)?.choices[0]?.message?.toolCalls).toEqual([{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }]);
+  });
+
   it('does not store a stream with an unfinished choice, a filtered one, or provider-specific fields', () => {
     const unfinished = new StreamedAnswer();
     unfinished.add(chunk([{ index: 0, delta: delta({ content: 'cut' }), logprobsJson: '' }]));

@@ -71,7 +71,9 @@ export class StreamedAnswer {
         const tool = parts.tools.get(call.index) ?? { id: '', type: 'function', name: '', arguments: '' };
         if (call.id) tool.id = call.id;
         if (call.type) tool.type = call.type;
-        if (call.name) tool.name += call.name;
+        // The first name is the call's: an OpenAI-compatible upstream may repeat it on later deltas,
+        // which must not double it (libs/openai-wire's Responses stream keeps the first name too).
+        if (call.name && !tool.name) tool.name = call.name;
         if (call.arguments) tool.arguments += call.arguments;
         parts.tools.set(call.index, tool);
       }

@@ -118,8 +118,8 @@ describe('StoredChatCompletions', () => {
       const chunks = [
         { id: 'x', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', system_fingerprint: 'fp_1', choices: [{ index: 0, delta: { role: 'assistant', content: 'Bl' }, logprobs: null, finish_reason: null }] },
         { id: 'x', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: 'ue', reasoning_content: 'think' }, logprobs: null, finish_reason: null }] },
-        { id: 'x', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'get_', arguments: '{"ci' } }] }, logprobs: null, finish_reason: null }] },
-        { id: 'x', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { name: 'weather', arguments: 'ty":"Oslo"}' } }] }, logprobs: null, finish_reason: 'tool_calls' }] },
+        { id: 'x', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"ci' } }] }, logprobs: null, finish_reason: null }] },
+        { id: 'x', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { name: 'get_weather', arguments: 'ty":"Oslo"}' } }] }, logprobs: null, finish_reason: 'tool_calls' }] },
       ];
       for (const chunk of chunks) expect(keeping.chunk(chunk).id).toBe(keeping.id);
       keeping.streamEnded(true, usage);

@@ -12,8 +12,9 @@ interface ChoiceParts {
  * The chunks of a streamed chat completion, as its client was sent them (OpenAI's
  * `chat.completion.chunk` objects), put together into the `chat.completion` they amount to: each
  * choice's text fields (`content`, `refusal`, `reasoning_content`, …) joined, its tool calls by
- * index with their arguments joined, its log probabilities' lists joined, any other field as its
- * last chunk gave it; the usage is the caller's (the client may not have asked for its chunk).
+ * index with their arguments joined (a name repeated on later deltas kept once), its log
+ * probabilities' lists joined, any other field as its last chunk gave it; the usage is the
+ * caller's (the client may not have asked for its chunk).
  */
 export class StreamedCompletion {
   private readonly choices = new Map<number, ChoiceParts>();
@@ -72,7 +73,9 @@ function addToolCall(tools: Map<number, ChatJson>, call: ChatJson): void {
   const fn = call['function'];
   const into = tool['function'] as { name: string; arguments: string };
   if (isChatJson(fn)) {
-    if (typeof fn['name'] === 'string') into.name += fn['name'];
+    // The first name is the call's: an OpenAI-compatible upstream may repeat it on later deltas,
+    // which must not double it (the SDK's own accumulator replaces it rather than appending).
+    if (typeof fn['name'] === 'string' && !into.name) into.name = fn['name'];
     if (typeof fn['arguments'] === 'string') into.arguments += fn['arguments'];
   }
   tools.set(index, tool);

@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { SseWriter } from '../routes/sse.writer';
-import { clientHasLeft } from '../routes/client-connection';
+import { clientHasLeft, cutWhenStalled } from '../routes/client-connection';
 import { END_EVENTS, streamProgress, type StreamEvent } from './response-event-log';
 import { orStoreUnavailable } from './response-store';
 import type { StoredResponses } from './stored-responses';
@@ -32,10 +32,11 @@ const notStreamable = (id: string): GatewayError =>
  * `.failed`). A client that leaves stops only its reading: the response runs on, and the client
  * reads on with `starting_after`. 404 for a response the owner cannot read; 400
  * `response_not_streamable` for one with no stream (not created streamed, or its events expired).
- * Read after its end event, it is empty. `queued`: the first events of a response just queued (its
- * creation's own stream), sent without reading the store first.
+ * Read after its end event, it is empty. A client that stops reading without closing is cut after
+ * `stallMs` (`access.requests.streamStallMs`), as any stream is. `queued`: the first events of a
+ * response just queued (its creation's own stream), sent without reading the store first.
  */
-export async function serveResponseStream(reply: FastifyReply, stored: StoredResponses, owner: string, id: string, after: number, queued?: StreamEvent[]): Promise<void> {
+export async function serveResponseStream(reply: FastifyReply, stored: StoredResponses, owner: string, id: string, after: number, stallMs: number, queued?: StreamEvent[]): Promise<void> {
   const log = stored.events;
   let events: StreamEvent[];
   let ended = false;
@@ -57,6 +58,9 @@ export async function serveResponseStream(reply: FastifyReply, stored: StoredRes
   reply.hijack();
   const sse = new SseWriter(reply.raw);
   sse.open({ 'x-request-id': String(reply.request.id) });
+  // A client that stops reading without closing would otherwise hold its watch, the socket and the
+  // events written to it until the server stops: cut, it reads as the client gone.
+  cutWhenStalled(reply.raw, stallMs);
   let woken = false;
   let wake: (() => void) | undefined;
   const notify = (): void => {
@@ -71,10 +75,17 @@ export async function serveResponseStream(reply: FastifyReply, stored: StoredRes
   const unwatch = log.watch(id, notify);
   reply.raw.once('close', stop);
   // The server stopping ends the reading (the client resumes on another replica), not the response.
+  // A write its client has not taken is not waited for: the connection is cut rather than held
+  // until the server cuts every connection left.
   const shutdown = reply.request.shutdownSignal;
-  shutdown.addEventListener('abort', stop, { once: true });
+  const onShutdown = (): void => {
+    if (reply.raw.writableNeedDrain) reply.raw.destroy();
+    stop();
+  };
+  shutdown.addEventListener('abort', onShutdown, { once: true });
   // Left (or stopping) while the stream was looked up: its `close` (or `abort`) has come and gone.
-  if (ended || clientHasLeft(reply) || shutdown.aborted) stop();
+  if (ended || clientHasLeft(reply)) stop();
+  if (shutdown.aborted) onShutdown();
   let last = after;
   let eventAt = Date.now();
   let wroteAt = Date.now();
@@ -82,6 +93,8 @@ export async function serveResponseStream(reply: FastifyReply, stored: StoredRes
   try {
     for (;;) {
       for (const event of events) {
+        // Stopped: nothing more is written (the client reads on with `starting_after`).
+        if (stopped) return;
         await sse.event(event.type, event);
         last = event.sequence_number;
         if (END_EVENTS.has(event.type)) return;
@@ -119,7 +132,7 @@ export async function serveResponseStream(reply: FastifyReply, stored: StoredRes
   } finally {
     unwatch();
     reply.raw.off('close', stop);
-    shutdown.removeEventListener('abort', stop);
+    shutdown.removeEventListener('abort', onShutdown);
     sse.end();
   }
 }

@@ -6,6 +6,7 @@ import { itemView, responseView } from '@openrouter/openai-wire';
 import { parseInput } from '../admin/admin-input';
 import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
 import { ownerOf } from '../access/owner';
+import { REQUEST_BOUNDS, type RequestBounds } from '../routes/request-bounds';
 import type { ResponseJson } from './response-store';
 import { serveResponseStream } from './response-stream';
 import { StoredResponses } from './stored-responses';
@@ -52,7 +53,10 @@ const inputItemsQuery = z.looseObject({
 @Controller('v1/responses')
 @UseGuards(UnmeteredApiKeyGuard)
 export class StoredResponsesHttpController {
-  constructor(@Optional() @Inject(StoredResponses) private readonly stored?: StoredResponses) {}
+  constructor(
+    @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
+    @Optional() @Inject(StoredResponses) private readonly stored?: StoredResponses,
+  ) {}
 
   /**
    * The response as it stands; with `stream=true`, the stream of a background response created
@@ -64,7 +68,7 @@ export class StoredResponsesHttpController {
     const include = includeOf(query);
     const { stream, starting_after: after } = parseInput(retrieveQuery, query);
     const owner = ownerOf(requestContextOf(req));
-    if (stream === 'true') return serveResponseStream(reply, stored, owner, id, after ?? -1);
+    if (stream === 'true') return serveResponseStream(reply, stored, owner, id, after ?? -1, this.bounds.streamStallMs);
     const record = await stored.get(owner, id);
     await reply.status(200).send(responseView(record.response, { include }));
   }

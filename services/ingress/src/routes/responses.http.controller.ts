@@ -249,7 +249,7 @@ export class ResponsesHttpController {
     }
     const record = await this.stored.queue({ owner: turn.owner, keyId: key.id, model, request, headers, conversation: turn.conversation });
     // Streamed: its events as they are added, from its `response.created` on (docs/responses-api.md#streaming-a-background-response).
-    if (request['stream'] === true) await serveResponseStream(reply, this.stored, turn.owner, record.id, -1, queuedEvents(record, request));
+    if (request['stream'] === true) await serveResponseStream(reply, this.stored, turn.owner, record.id, -1, this.bounds.streamStallMs, queuedEvents(record, request));
     else await reply.status(200).send(responseView(record.response, req.responsesBody));
   }
 
