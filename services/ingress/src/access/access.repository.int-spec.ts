@@ -68,7 +68,11 @@ describe('the access store on Redis (redis-server)', () => {
 
   /** A replica of its own (own connections) on the keys under `prefix`. */
   async function replica(prefix: string, orgLockWaitMs?: number): Promise<AccessService> {
-    const repository = new RedisAccessRepository({ url: redisUrl() }, prefix, orgLockWaitMs === undefined ? {} : { orgLockWaitMs });
+    return replicaOn(new RedisAccessRepository({ url: redisUrl() }, prefix, orgLockWaitMs === undefined ? {} : { orgLockWaitMs }));
+  }
+
+  /** A replica on this store (a test can then step in between its reads and its writes). */
+  async function replicaOn(repository: RedisAccessRepository): Promise<AccessService> {
     expect(await repository.ready()).toBe(true);
     const service = new AccessService(config, repository, new MemoryCounterStore(), logger, undefined);
     services.push(service);
@@ -91,6 +95,50 @@ describe('the access store on Redis (redis-server)', () => {
     expect(stored.revokedAt).toBeDefined();
     expect(new Set(answers.map((k) => k.revokedAt))).toEqual(new Set([stored.revokedAt]));
     expect(await auditActions(prefix)).toEqual(['key.revoke', 'key.issue']);
+  });
+
+  it('refuses a rotation another replica made between its read of the key and its write (409 key_changed): the secret clients hold keeps its grace', async () => {
+    const prefix = freshPrefix();
+    const a = await replica(prefix);
+    const repository = new RedisAccessRepository({ url: redisUrl() }, prefix);
+    const b = await replicaOn(repository);
+    const { key: first, record } = await a.issueKey(admin, keyInput);
+    const rotate = repository.rotateKey.bind(repository);
+    let second = '';
+    repository.rotateKey = async (...args) => {
+      repository.rotateKey = rotate;
+      second = (await a.rotateKey({ id: 'pipeline-1', role: 'admin' }, record.id, 86_400)).key;
+      return rotate(...args);
+    };
+    await expect(b.rotateKey({ id: 'pipeline-2', role: 'admin' }, record.id, 86_400)).rejects.toMatchObject({ kind: 'conflict', code: 'key_changed' });
+    for (const service of [a, b]) {
+      expect((await service.keyOf(first))?.id).toBe(record.id);
+      expect((await service.keyOf(second))?.id).toBe(record.id);
+    }
+    const entries = (await control.lrange(`${prefix}audit`, 0, -1)).map((e) => JSON.parse(e) as AuditEntry);
+    expect(entries.map((e) => [e.action, e.actor, e.details['previous_prefix']])).toEqual([
+      ['key.rotate', 'pipeline-1', first.slice(0, 14)],
+      ['key.issue', 'ops', undefined],
+    ]);
+  });
+
+  it('revokes a key another replica rotated without a grace between the revocation reading it and writing it', async () => {
+    const prefix = freshPrefix();
+    const a = await replica(prefix);
+    const repository = new RedisAccessRepository({ url: redisUrl() }, prefix);
+    const b = await replicaOn(repository);
+    const { record } = await a.issueKey(admin, keyInput);
+    const revoke = repository.revokeKey.bind(repository);
+    let second = '';
+    repository.revokeKey = async (...args) => {
+      repository.revokeKey = revoke;
+      second = (await a.rotateKey(admin, record.id, 0)).key;
+      return revoke(...args);
+    };
+    const revoked = await b.revokeKey(admin, record.id);
+    expect(revoked).toMatchObject({ id: record.id, prefix: second.slice(0, 14), revokedAt: expect.any(String) });
+    for (const service of [a, b]) expect(await service.keyOf(second)).toBeUndefined();
+    expect(await auditActions(prefix)).toEqual(['key.revoke', 'key.rotate', 'key.issue']);
   });
 
   it("answers a change that waited out another's hold on the org's lock with a retryable tenant_busy, not as Redis unreachable", async () => {

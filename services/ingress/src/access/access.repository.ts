@@ -78,11 +78,12 @@ export interface AccessRepository {
   /** Saves a key and, with `audit`, its audit entry in the same write: both or neither. */
   saveKey(record: ApiKeyRecord, audit?: AuditEntry): Promise<void>;
   /**
-   * Revokes a key as one atomic step, on any replica: `revokedAt` is set and `audit` appended
-   * only while the stored record is not revoked, so concurrent revocations write one entry and
-   * one time. Undefined when no key has the hash.
+   * Revokes the key of this id as one atomic step, on any replica: `revokedAt` is set and `audit`
+   * appended only while the stored record is not revoked, so concurrent revocations write one
+   * entry and one time; a key rotated meanwhile is revoked under its new hash. Undefined when no
+   * key has the id.
    */
-  revokeKey(hash: string, revokedAt: string, audit: AuditEntry): Promise<Revocation | undefined>;
+  revokeKey(id: string, revokedAt: string, audit: AuditEntry): Promise<Revocation | undefined>;
   /**
    * Changes the key of this id as one atomic step with its audit entry, on any replica: `change`
    * gets the record as stored (and may throw: its error is thrown as it is, nothing is written);
@@ -342,6 +343,13 @@ export class MemoryAccessRepository implements AccessRepository {
     return next.record;
   }
   async keyById(id: string) {
+    return this.storedById(id);
+  }
+  /**
+   * Read in the same step as the change that follows it is written (no await between): of changes
+   * of one key at once, each then reads what the one before wrote, as Redis's compare-and-set has it.
+   */
+  private storedById(id: string): ApiKeyRecord | undefined {
     return [...this.keys.values()].find((k) => k.id === id);
   }
   async saveKey(record: ApiKeyRecord, audit?: AuditEntry) {
@@ -349,9 +357,8 @@ export class MemoryAccessRepository implements AccessRepository {
     for (const hash of record.formerHashes ?? []) this.aliases.set(hash, record.hash);
     if (audit) this.appendAudit(audit);
   }
-  async revokeKey(hash: string, revokedAt: string, audit: AuditEntry) {
-    // By any of its hashes: it may have been re-indexed under the current hash secret meanwhile.
-    const stored = this.stored(hash);
+  async revokeKey(id: string, revokedAt: string, audit: AuditEntry) {
+    const stored = this.storedById(id);
     if (!stored) return undefined;
     if (stored.revokedAt !== undefined) return { record: stored, revoked: false };
     const record = { ...stored, revokedAt };
@@ -359,14 +366,14 @@ export class MemoryAccessRepository implements AccessRepository {
     return { record, revoked: true };
   }
   async updateKey(id: string, change: (stored: ApiKeyRecord) => ApiKeyRecord, audit: AuditEntry) {
-    const stored = await this.keyById(id);
+    const stored = this.storedById(id);
     if (!stored) return undefined;
     const record = { ...change(stored), hash: stored.hash };
     await this.saveKey(record, audit);
     return record;
   }
   async rotateKey(id: string, change: (stored: ApiKeyRecord) => ApiKeyRecord, _graceMs: number, audit: AuditEntry) {
-    const stored = await this.keyById(id);
+    const stored = this.storedById(id);
     if (!stored) return undefined;
     const record = change(stored);
     this.keys.delete(stored.hash);
@@ -556,26 +563,12 @@ export class RedisAccessRepository implements AccessRepository {
       await execAll(write);
     });
   }
-  async revokeKey(hash: string, revokedAt: string, audit: AuditEntry) {
-    return this.call(async () => {
-      for (let attempt = 0; attempt < REVOKE_ATTEMPTS; attempt++) {
-        // The record's place: `hash` may have become an alias (re-indexed under the current hash secret since it was read).
-        let key = `${this.prefix}key:${hash}`;
-        let raw = await this.redis.get(key);
-        const alias = aliasOf(raw);
-        if (alias !== undefined) {
-          key = `${this.prefix}key:${alias}`;
-          raw = await this.redis.get(key);
-        }
-        const stored = parseRecord(raw);
-        if (raw === null || !stored) return undefined;
-        if (stored.revokedAt !== undefined) return { record: stored, revoked: false };
-        const record = { ...stored, revokedAt };
-        const written = await this.redis.eval(REPLACE_KEY, 3, key, this.auditLog.key, this.auditLog.sequence, raw, JSON.stringify(record), auditJson(audit), this.auditLog.keep);
-        if (written === 1) return { record, revoked: true };
-      }
-      // Only a record rewritten again and again (never by a revocation, which ends the loop) gets here.
-      throw new GatewayError('overloaded', 'The key is being changed by other requests. Please retry.', { code: 'key_busy' });
+  async revokeKey(id: string, revokedAt: string, audit: AuditEntry) {
+    return this.replaceById(id, async (key, raw, stored) => {
+      if (stored.revokedAt !== undefined) return { record: stored, revoked: false };
+      const record = { ...stored, revokedAt };
+      const written = await this.redis.eval(REPLACE_KEY, 3, key, this.auditLog.key, this.auditLog.sequence, raw, JSON.stringify(record), auditJson(audit), this.auditLog.keep);
+      return written === 1 ? { record, revoked: true } : undefined;
     });
   }
   async updateKey(id: string, change: (stored: ApiKeyRecord) => ApiKeyRecord, audit: AuditEntry) {
@@ -622,7 +615,7 @@ export class RedisAccessRepository implements AccessRepository {
    * Reads the key of this id and writes it with `write` (a compare-and-set on the record as read,
    * answering undefined when it lost), again while it loses: another change or rotation won.
    */
-  private async replaceById(id: string, write: (key: string, raw: string, stored: ApiKeyRecord) => Promise<ApiKeyRecord | undefined>): Promise<ApiKeyRecord | undefined> {
+  private async replaceById<T>(id: string, write: (key: string, raw: string, stored: ApiKeyRecord) => Promise<T | undefined>): Promise<T | undefined> {
     return this.call(async () => {
       for (let attempt = 0; attempt < REVOKE_ATTEMPTS; attempt++) {
         const hash = await this.redis.hget(`${this.prefix}key-ids`, id);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { OrgConfig } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { AdminAuth } from '../admin/admin-auth';
@@ -611,8 +612,9 @@ describe('end-user limits', () => {
     },
   });
 
-  async function limitsFor(project: string | undefined, endUser: string): Promise<ApplicableLimit[]> {
-    const access = new AccessService(endUserConfig, new MemoryAccessRepository(), new MemoryCounterStore(), logger, undefined);
+  async function limitsFor(project: string | undefined, endUser: string, keyHashSecret = SECRET): Promise<ApplicableLimit[]> {
+    const config = keyHashSecret === SECRET ? endUserConfig : ingressTestConfig({ access: { ...endUserConfig.access, keyHashSecret } });
+    const access = new AccessService(config, new MemoryAccessRepository(), new MemoryCounterStore(), logger, undefined);
     await access.start();
     const { key } = await access.issueKey(admin, { ...keyInput, org: 'chatco', project });
     const found = await access.authenticate(key, 'r', { endUser }, undefined);
@@ -634,6 +636,16 @@ describe('end-user limits', () => {
     expect((await limitsFor('tools', 'x')).map((l) => [l.kind, l.perMinute])).toEqual([['requests', 50], ['tokens', 9000]]);
     // A key of no project: counted within the organisation.
     expect((await limitsFor(undefined, 'x'))[0]).toMatchObject({ id: expect.stringMatching(/^chatco\/\/[0-9a-f]{32}$/) as string, shown: 'the end user (x-openrouter-user or user) in organisation chatco' });
+  });
+
+  it("names an end user's counters by a keyed digest of its id, never its plain SHA-256 (a guessed e-mail address could be tested against it)", async () => {
+    const [limit] = await limitsFor('bot', 'alice@example.com');
+    const digest = limit?.id.split('/')[2];
+    expect(digest).toMatch(/^[0-9a-f]{32}$/);
+    expect(createHash('sha256').update('alice@example.com').digest('hex')).not.toContain(digest);
+    // Keyed by access.keyHashSecret: another secret, another name; the same one, the same.
+    expect((await limitsFor('bot', 'alice@example.com', 'another-unit-test-secret'))[0]?.id).not.toBe(limit?.id);
+    expect((await limitsFor('bot', 'alice@example.com'))[0]?.id).toBe(limit?.id);
   });
 
   it('charges a request that names no end user to none', async () => {

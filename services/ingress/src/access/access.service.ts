@@ -1,5 +1,5 @@
 import { InternalCallCredential } from './internal-call';
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { AUTO_MODEL, DEV_KEY_ID, policyProvidersOf, tenantPolicyIssues, type GatewayConfig, type Limits, type OrgConfig, type PolicyProviders, type ProjectConfig, type TeamConfig, type TenantPolicyConfig } from '@openrouter/config';
 import type { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
@@ -128,6 +128,8 @@ export class AccessService {
   private readonly uses: KeyUses;
   /** Requests this process makes to its own API on a key's behalf (a batch's lines). */
   readonly internalCalls = new InternalCallCredential();
+  /** The key of the end users' digests in their rate-limit counters' names (derived from `access.keyHashSecret`). */
+  private readonly endUserCounterKey: Buffer;
 
   constructor(
     config: GatewayConfig,
@@ -153,6 +155,7 @@ export class AccessService {
       this.logger.warn({ err: error }, 'a key found under a previous access.keyHashSecret could not be re-indexed under the current one; it was accepted, and its next use tries again'),
     );
     this.defaults = access.rateLimits;
+    this.endUserCounterKey = createHmac('sha256', access.keyHashSecret).update('end-user-limits').digest();
     this.modelMaxOutput = config.budgets.maxOutputTokens;
     this.audio = config.budgets.audio;
     this.maxAskedTokens = access.requests.maxTokens;
@@ -514,8 +517,9 @@ export class AccessService {
     const endUser = this.endUserLimitsAt(placement);
     if (context.endUser && (endUser.rpm || endUser.tpm)) {
       const within = context.projectId ? `project ${context.orgId}/${context.projectId}` : `organisation ${context.orgId}`;
-      // A digest: the id a client sends is free text of up to 256 characters.
-      const id = `${context.orgId}/${context.projectId}/${createHash('sha256').update(context.endUser).digest('hex').slice(0, 32)}`;
+      // A keyed digest: the id a client sends is free text of up to 256 characters, often an e-mail
+      // address, and a plain hash in a counter's name would let anyone reading Redis test guesses.
+      const id = `${context.orgId}/${context.projectId}/${createHmac('sha256', this.endUserCounterKey).update(context.endUser).digest('hex').slice(0, 32)}`;
       const shown = `the end user (x-openrouter-user or user) in ${within}`;
       if (endUser.rpm) limits.push({ scope: 'end_user', id, kind: 'requests', perMinute: endUser.rpm, shown });
       if (endUser.tpm) limits.push({ scope: 'end_user', id, kind: 'tokens', perMinute: endUser.tpm, shown });
@@ -600,15 +604,17 @@ export class AccessService {
    * Revokes a key. Revoked and audited in one atomic write, only if it was not revoked yet: of
    * concurrent revocations (on any replicas) one writes, the others answer the key as it wrote
    * it; and a retry after a failure further on (the notice) finds the revocation recorded. Every
-   * replica is told each time, in case it missed an earlier notice.
+   * replica is told each time, in case it missed an earlier notice. Written by the key's id, not
+   * the hash read here: a rotation in between (on any replica) moves the key to another hash, and
+   * the revocation is of the key, whatever its secret has become.
    */
   async revokeKey(actor: Actor, id: string): Promise<PublicApiKey> {
     const found = await this.visibleKey(actor, id);
     const entry = this.auditEntry(actor, 'key.revoke', id, { org: found.orgId, team: found.teamId, project: found.projectId });
-    const outcome = found.revokedAt ? { record: found, revoked: false } : await this.repository.revokeKey(found.hash, new Date().toISOString(), entry);
+    const outcome = found.revokedAt ? { record: found, revoked: false } : await this.repository.revokeKey(id, new Date().toISOString(), entry);
     if (!outcome) throw keyNotFound(id);
     if (outcome.revoked) this.logAudit(entry);
-    // As read and as revoked: it may have been re-indexed under the current hash secret in between.
+    // As read and as revoked: it may have been rotated, or re-indexed under the current hash secret, in between.
     await this.announceKey(found, outcome.record);
     return publicView(outcome.record);
   }
@@ -651,6 +657,9 @@ export class AccessService {
    * audit trail go on); the earlier secret keeps working for `graceSeconds` (0: refused at once).
    * A secret an earlier rotation's grace still accepted is refused from now on: two at most.
    * Rotated and audited (`key.rotate`) in one atomic write; every replica forgets the key at once.
+   * Only while the key still has the secret read here: a rotation that another one (on any
+   * replica) overtook is refused (409 `key_changed`), as rotating again on top of the winner would
+   * end the grace of the secret its clients hold and audit it as replacing that one.
    */
   async rotateKey(actor: Actor, id: string, graceSeconds: number): Promise<{ key: string; record: PublicApiKey }> {
     const found = await this.visibleKey(actor, id);
@@ -658,12 +667,14 @@ export class AccessService {
     const key = generateApiKey();
     const hash = this.keys.hash(key);
     const graceMs = graceSeconds * 1000;
+    // `previous_prefix` is the stored secret's: the write below goes ahead only while it is the one read.
     const entry = this.auditEntry(actor, 'key.rotate', id, { org: found.orgId, team: found.teamId, project: found.projectId, prefix: displayPrefix(key), previous_prefix: found.prefix, grace_seconds: graceSeconds });
     let replaced: ApiKeyRecord = found;
     const written = await this.repository.rotateKey(
       id,
       (stored) => {
         if (stored.revokedAt !== undefined) throw keyRevoked(id, 'rotated');
+        if (!sameSecret(stored, found)) throw keyChanged(id);
         replaced = stored;
         const { previousHash: _hash, previousExpiresAt: _until, formerHashes: former, previousFormerHashes: _former, ...rest } = stored;
         // The replaced secret stays accepted for the grace under every hash secret it was known by (a hash secret being rotated too).
@@ -1175,6 +1186,19 @@ function withKeyChanges(stored: ApiKeyRecord, input: UpdateKeyInput): ApiKeyReco
 
 function keyRevoked(id: string, what: 'changed' | 'rotated'): GatewayError {
   return new GatewayError('conflict', `The key "${id}" is revoked and cannot be ${what}; issue a new key instead.`, { param: 'id', code: 'key_revoked' });
+}
+
+/** A rotation overtaken by another: the key no longer has the secret the caller read. */
+function keyChanged(id: string): GatewayError {
+  return new GatewayError('conflict', `The key "${id}" was rotated by another request meanwhile; read it again (GET /admin/v1/keys/${id}) and retry if it still needs a new secret.`, { param: 'id', code: 'key_changed' });
+}
+
+/**
+ * Whether `stored` still has the secret `read` had: the same hash, or that hash among those it was
+ * re-indexed from (a hash secret being rotated meanwhile moves a record, its secret unchanged).
+ */
+function sameSecret(stored: ApiKeyRecord, read: ApiKeyRecord): boolean {
+  return stored.hash === read.hash || (stored.formerHashes ?? []).includes(read.hash);
 }
 
 function keyNotFound(id: string): GatewayError {

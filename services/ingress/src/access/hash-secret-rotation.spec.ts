@@ -149,6 +149,23 @@ describe('rotating access.keyHashSecret', () => {
     }
   });
 
+  it('rotates a key re-indexed under the new secret between the rotation reading it and writing it: the same secret, not another rotation', async () => {
+    const repository = new MemoryAccessRepository();
+    const old = await replica(repository, OLD);
+    const { key, record } = await old.issueKey(admin, keyInput);
+    const rotate = repository.rotateKey.bind(repository);
+    repository.rotateKey = async (...args) => {
+      repository.rotateKey = rotate;
+      expect(await repository.reindexKey(hashApiKey(OLD, key), hashApiKey(NEW, key))).toBeDefined();
+      return rotate(...args);
+    };
+    const { key: second } = await old.rotateKey(admin, record.id, 3_600);
+    for (const service of [await replica(repository, OLD), await replica(repository, NEW, [OLD])]) {
+      expect((await service.keyOf(key))?.id).toBe(record.id);
+      expect((await service.keyOf(second))?.id).toBe(record.id);
+    }
+  });
+
   it('re-indexes the replaced secret of a rotation made under the old secret for the rest of its grace', async () => {
     const repository = new MemoryAccessRepository();
     const old = await replica(repository, OLD);

@@ -168,6 +168,77 @@ describe('rotating a key', () => {
   });
 });
 
+describe('changes of one key racing', () => {
+  it('refuses a rotation that another one overtook (409 key_changed): the secret clients hold keeps its grace, and the audit names what was replaced', async () => {
+    const { a, b, repository } = await replicas();
+    const { key: first, record } = await a.issueKey(admin, keyInput);
+    // Replica a rotates between b's read of the key and b's write.
+    const rotate = repository.rotateKey.bind(repository);
+    let second: string | undefined;
+    repository.rotateKey = async (...args) => {
+      repository.rotateKey = rotate;
+      second = (await a.rotateKey({ id: 'pipeline-1', role: 'admin' }, record.id, 86_400)).key;
+      return rotate(...args);
+    };
+    const refused = await refusal(b.rotateKey({ id: 'pipeline-2', role: 'admin' }, record.id, 86_400));
+    expect(refused).toMatchObject({ kind: 'conflict', code: 'key_changed', param: 'id' });
+    expect(refused.message).toContain('read it again');
+    // The first rotation stands as made: its new secret, and the one every client held during its grace.
+    for (const replica of [a, b]) {
+      expect((await replica.keyOf(first))?.id).toBe(record.id);
+      expect((await replica.keyOf(second ?? ''))?.id).toBe(record.id);
+    }
+    const { entries } = await repository.readAudit({ direction: 'older', count: 5 });
+    expect(entries.map((e) => [e.action, e.actor, e.details['previous_prefix']])).toEqual([
+      ['key.rotate', 'pipeline-1', first.slice(0, 14)],
+      ['key.issue', 'ops', undefined],
+    ]);
+  });
+
+  it('makes one of two rotations sent at once and refuses the other: one record, its secret and the one it replaced', async () => {
+    const { a, b, repository } = await replicas();
+    const { key: first, record } = await a.issueKey(admin, keyInput);
+    const answers = await Promise.allSettled([a.rotateKey(admin, record.id, 3_600), b.rotateKey(admin, record.id, 3_600)]);
+    const made = answers.flatMap((answer) => (answer.status === 'fulfilled' ? [answer.value] : []));
+    const refused = answers.flatMap((answer) => (answer.status === 'rejected' ? [answer.reason as unknown] : []));
+    expect(made).toHaveLength(1);
+    expect(refused).toEqual([expect.objectContaining({ kind: 'conflict', code: 'key_changed' })]);
+    expect((await repository.listKeys({ limit: 10 })).records.map((r) => r.prefix)).toEqual([made[0]?.key.slice(0, 14)]);
+    expect((await a.keyOf(first))?.id).toBe(record.id);
+    expect((await b.keyOf(made[0]?.key ?? ''))?.id).toBe(record.id);
+  });
+
+  it('rotates a key changed otherwise meanwhile (its secret the same), keeping the change', async () => {
+    const { a, b, repository } = await replicas();
+    const { key: first, record } = await a.issueKey(admin, keyInput);
+    const rotate = repository.rotateKey.bind(repository);
+    repository.rotateKey = async (...args) => {
+      repository.rotateKey = rotate;
+      await a.updateKey(admin, record.id, { name: 'ci-2' });
+      return rotate(...args);
+    };
+    const { key: second, record: rotated } = await b.rotateKey(admin, record.id, 3_600);
+    expect(rotated).toMatchObject({ name: 'ci-2', prefix: second.slice(0, 14) });
+    expect((await a.keyOf(first))?.id).toBe(record.id);
+  });
+
+  it('revokes a key rotated (without a grace) between the revocation reading it and writing it: under its new secret', async () => {
+    const { a, b, repository } = await replicas();
+    const { record } = await a.issueKey(admin, keyInput);
+    const revoke = repository.revokeKey.bind(repository);
+    let second: string | undefined;
+    repository.revokeKey = async (...args) => {
+      repository.revokeKey = revoke;
+      second = (await b.rotateKey(admin, record.id, 0)).key;
+      return revoke(...args);
+    };
+    const revoked = await a.revokeKey(admin, record.id);
+    expect(revoked).toMatchObject({ id: record.id, prefix: second?.slice(0, 14), revokedAt: expect.any(String) });
+    for (const replica of [a, b]) expect(await replica.keyOf(second ?? '')).toBeUndefined();
+    expect((await b.getKey(admin, record.id)).revokedAt).toBe(revoked.revokedAt);
+  });
+});
+
 describe('acceptsHash', () => {
   const hash = (c: string) => c.repeat(64);
   const record: ApiKeyRecord = {

@@ -163,7 +163,7 @@ export const ADMIN_OPENAPI = {
     '/admin/v1/keys/{id}/rotate': {
       post: {
         summary:
-          'Give a key a new secret under the same id (usage, budgets, rate limits and audit trail go on); the old secret keeps working for grace_seconds (default 86400, at most 604800; 0: refused at once), then is an unknown key (401). Rotating again during a grace ends the earlier grace at once. A revoked key is 409 key_revoked; a configured key, or another org\'s (or project\'s) key to a scoped key, is 404',
+          'Give a key a new secret under the same id (usage, budgets, rate limits and audit trail go on); the old secret keeps working for grace_seconds (default 86400, at most 604800; 0: refused at once), then is an unknown key (401). Rotating again during a grace ends the earlier grace at once. A revoked key is 409 key_revoked; a rotation overtaken by another one of the same key (it no longer has the secret read) is 409 key_changed, nothing written: read the key again and retry if it still needs a new secret; a configured key, or another org\'s (or project\'s) key to a scoped key, is 404',
         ...roles('admin'),
         parameters: [idParam('id'), IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: false, content: { 'application/json': { schema: { $ref: '#/components/schemas/RotateKey' } } } },
@@ -173,7 +173,7 @@ export const ADMIN_OPENAPI = {
           401: error,
           403: error,
           404: error,
-          409: { ...error, description: '`key_revoked`: a revoked key cannot be rotated; `idempotency_key_in_use`: a request with this Idempotency-Key is in progress' },
+          409: { ...error, description: '`key_revoked`: a revoked key cannot be rotated; `key_changed`: another rotation of the key was made meanwhile; `idempotency_key_in_use`: a request with this Idempotency-Key is in progress' },
           422: idempotent[422],
           503: error,
         },

@@ -192,4 +192,23 @@ describe('trafficAttributes', () => {
     expect(trafficAttributes({}, { user: 7, safety_identifier: null }).endUser).toBeUndefined();
     expect(trafficAttributes({}, undefined).endUser).toBeUndefined();
   });
+
+  it('reads the tags of the first 256 characters of x-openrouter-tags, leaving out whole a tag the limit cuts through', () => {
+    const tagsOf = (header: string): Record<string, string> => trafficAttributes({ 'x-openrouter-tags': header }, undefined).tags ?? {};
+    // 291 characters: team10's value is cut at the 256th, so team10 is left out (never `platform-`).
+    const twelve = Array.from({ length: 12 }, (_, i) => `team${i}=platform-search-${i}`).join(',');
+    expect(twelve.length).toBeGreaterThan(256);
+    const read = tagsOf(twelve);
+    expect(Object.keys(read)).toEqual(Array.from({ length: 10 }, (_, i) => `team${i}`));
+    expect(read['team9']).toBe('platform-search-9');
+    // A tag ending exactly at the limit (the next character a comma) is whole.
+    const exact = `a=${'x'.repeat(125)},b=${'y'.repeat(125)}`;
+    expect(exact.length).toBe(255);
+    expect(tagsOf(`${exact}z,c=1`)).toEqual({ a: 'x'.repeat(125), b: `${'y'.repeat(125)}z` });
+    // One tag longer than the limit: none.
+    expect(tagsOf(`a=${'x'.repeat(300)}`)).toEqual({});
+    // Within the limit, a value is cut to 128 characters, and 16 tags are read at most.
+    expect(tagsOf(`env=prod,feature=${'x'.repeat(200)}`)).toEqual({ env: 'prod', feature: 'x'.repeat(128) });
+    expect(Object.keys(tagsOf(Array.from({ length: 20 }, (_, i) => `t${i}=v`).join(',')))).toHaveLength(16);
+  });
 });

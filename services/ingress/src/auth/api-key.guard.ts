@@ -161,7 +161,8 @@ export function trafficAttributes(headers: FastifyRequest['headers'], body: unkn
     const value = headers[name];
     return typeof value === 'string' && value.length > 0 ? value.slice(0, 256) : undefined;
   };
-  return { app: header('x-openrouter-app'), endUser: header('x-openrouter-user') ?? bodyEndUser(body), tags: parseTags(header('x-openrouter-tags')) };
+  const tags = headers['x-openrouter-tags'];
+  return { app: header('x-openrouter-app'), endUser: header('x-openrouter-user') ?? bodyEndUser(body), tags: parseTags(typeof tags === 'string' ? tags : undefined) };
 }
 
 /** The end user a request body names: OpenAI's `user`, else its successor `safety_identifier` (non-empty strings, cut to 256 characters). */
@@ -174,11 +175,25 @@ export function bodyEndUser(body: unknown): string | undefined {
   return undefined;
 }
 
-/** `team=search,env=prod` → { team: 'search', env: 'prod' } (at most 16 tags). */
+/** How much of `x-openrouter-tags` is read: its first 256 characters, its first 16 tags (docs/access.md#tenancy). */
+const TAGS_HEADER_CHARS = 256;
+const TAGS_HEADER_COUNT = 16;
+
+/**
+ * `team=search,env=prod` → { team: 'search', env: 'prod' }: the tags of the header's first
+ * {@link TAGS_HEADER_CHARS} characters, {@link TAGS_HEADER_COUNT} at most. A tag the character
+ * limit cuts through is left out, never recorded with part of its value.
+ */
 export function parseTags(value: string | undefined): Record<string, string> {
   const tags: Record<string, string> = {};
   if (!value) return tags;
-  for (const pair of value.split(',').slice(0, 16)) {
+  let read = value;
+  if (value.length > TAGS_HEADER_CHARS) {
+    read = value.slice(0, TAGS_HEADER_CHARS);
+    // Whole only when the character after the limit ends it.
+    if (value[TAGS_HEADER_CHARS] !== ',') read = read.slice(0, Math.max(0, read.lastIndexOf(',')));
+  }
+  for (const pair of read.split(',').slice(0, TAGS_HEADER_COUNT)) {
     const at = pair.indexOf('=');
     if (at <= 0) continue;
     const key = pair.slice(0, at).trim();
