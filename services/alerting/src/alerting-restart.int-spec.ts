@@ -4,9 +4,10 @@ import { Registry } from 'prom-client';
 import { alertingSchema } from '@openrouter/config';
 import { AlertingMetrics, createLogger } from '@openrouter/observability';
 import type { RouterSnapshot } from './aggregation/router-replicas';
-import { AlertingService } from './alerting.service';
+import { AlertingService, COOLDOWN_PRUNE_MS } from './alerting.service';
 import { DeliveryError, type NotificationChannel } from './channels/notification';
 import { DeliveryQueue } from './delivery/delivery-queue';
+import { sendHandedOver } from './delivery/handed-over';
 import { HistoryWriter } from './delivery/history-writer';
 import { cooldownRetentionOf, RedisAlertingState } from './state/alerting-state.repository';
 
@@ -148,5 +149,125 @@ describe('an alerting service handing its firing alerts over through Redis (real
     await second.service.close();
     await second.queue.close(100);
     await second.history.close(1_000);
+  });
+
+  it('prunes the cooldowns past their retention while it stays active, every hour', async () => {
+    const now = { at: T0 };
+    const keyPrefix = `restart-${randomBytes(4).toString('hex')}:`;
+    const state = new RedisAlertingState(redis, keyPrefix, () => undefined, () => now.at, cooldownRetentionOf(config.rules));
+    // An alert notified two days ago, under an earlier active replica.
+    await state.saveCooldown('circuits|deployment=gone|provider=p', T0 - 48 * HOUR);
+    const active = replica(state, [fakeChannel('chat').channel, fakeChannel('pager').channel], now);
+    // Read as they are: `cooldowns()` would prune them.
+    const kept = async (): Promise<string[]> => (await redis.hkeys(`${keyPrefix}alerting:cooldowns`)).sort();
+    active.service.evaluate();
+    await until(async () => (await kept()).length === 2);
+    now.at = T0 + COOLDOWN_PRUNE_MS - 1;
+    active.service.evaluate();
+    await active.service.close();
+    expect(await kept()).toEqual(['circuits|deployment=d1|provider=p', 'circuits|deployment=gone|provider=p']);
+    now.at = T0 + COOLDOWN_PRUNE_MS;
+    active.service.evaluate();
+    await until(async () => (await kept()).length === 1);
+    expect(await kept()).toEqual(['circuits|deployment=d1|provider=p']);
+    await active.queue.close(100);
+    await active.history.close(1_000);
+  });
+});
+
+/** What a replica that stopped left in Redis, taken up by the next active replica as startAlerting does. */
+describe('an alerting service taking over the notifications a stopped replica handed over (real Redis)', () => {
+  const logger = createLogger('test', 'silent');
+  let redis: Redis;
+
+  beforeAll(async () => {
+    redis = new Redis(redisUrl(), { lazyConnect: true });
+    await redis.connect();
+  });
+  afterAll(() => redis?.disconnect());
+
+  function replica(config: ReturnType<typeof alertingSchema.parse>, state: RedisAlertingState, channel: NotificationChannel, now: { at: number }) {
+    const metrics = new AlertingMetrics(new Registry());
+    const queue = new DeliveryQueue(config.delivery, metrics, logger, () => 0, () => true, (left) => state.handOff(left));
+    const history = new HistoryWriter(state, logger);
+    const service = new AlertingService(config, { channels: [channel], delivery: queue, history, metrics, logger, router: () => OPEN, clock: () => now.at, cooldowns: state });
+    return { service, queue, history };
+  }
+
+  it('takes no more of them than its delivery queue has room for: the rest wait in Redis, none is pushed out and lost', async () => {
+    const config = alertingSchema.parse({ delivery: { queueLimit: 3, timeoutMs: 2_000 }, channels: [{ id: 'pager', kind: 'webhook', url: 'http://127.0.0.1:9/pager' }], rules: [] });
+    const keyPrefix = `handed-${randomBytes(4).toString('hex')}:`;
+    const state = new RedisAlertingState(redis, keyPrefix, () => undefined);
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    await state.handOff(ids.map((id) => ({ channel: 'pager', notification: { id, status: 'resolved', ruleId: `rule-${id}`, ruleKind: 'circuit_open', severity: 'warning', alerts: [], sentAt: T0 } })));
+    let open = (): void => undefined;
+    const gate = new Promise<void>((done) => (open = done));
+    const { channel, got } = fakeChannel('pager', { gate });
+    const next = replica(config, state, channel, { at: T0 });
+    const finishing = new Set<Promise<void>>();
+    expect(await sendHandedOver(state, next.service, next.queue, logger, true, finishing)).toBe(true);
+    expect(next.queue.pending).toBe(3);
+    expect(await redis.llen(`${keyPrefix}alerting:outbox`)).toBe(2);
+    // Full: a later round takes nothing more until those have an outcome.
+    expect(await sendHandedOver(state, next.service, next.queue, logger, false, finishing)).toBe(true);
+    expect(next.queue.pending).toBe(3);
+    open();
+    await until(() => next.queue.pending === 0);
+    expect(await sendHandedOver(state, next.service, next.queue, logger, false, finishing)).toBe(true);
+    await until(() => next.queue.pending === 0 && got.length === 5);
+    await Promise.all(finishing);
+    expect(await redis.llen(`${keyPrefix}alerting:outbox`)).toBe(0);
+    expect(await redis.llen(`${keyPrefix}alerting:outbox:delivering`)).toBe(0);
+    await next.queue.close(100);
+  });
+
+  it('sends a firing that was being sent again when its replica stopped once, not also again as owed by the history', async () => {
+    const config = alertingSchema.parse({
+      delivery: { maxAttempts: 1, initialBackoffMs: 10, maxBackoffMs: 10, timeoutMs: 2_000 },
+      channels: [{ id: 'pager', kind: 'webhook', url: 'http://127.0.0.1:9/pager' }],
+      rules: [{ id: 'circuits', kind: 'circuit_open', cooldownMs: 0 }],
+    });
+    const keyPrefix = `handed-${randomBytes(4).toString('hex')}:`;
+    const state = new RedisAlertingState(redis, keyPrefix, () => undefined);
+    const now = { at: T0 };
+    // Refused at first (given up), the firing's second send hangs until the shutdown has begun, then fails.
+    let fail: (error: Error) => void = () => undefined;
+    let sends = 0;
+    const down: NotificationChannel = {
+      id: 'pager',
+      kind: 'webhook',
+      send: () => (++sends === 1 ? Promise.reject(new DeliveryError('the receiver answered 503', 503)) : new Promise((_, reject) => (fail = reject))),
+    };
+    const first = replica(config, state, down, now);
+    first.service.evaluate();
+    await until(() => first.queue.pending === 0);
+    now.at = T0 + 10_000;
+    first.service.evaluate();
+    await until(() => sends === 2);
+    await first.service.close();
+    const closing = first.queue.close(1_000);
+    fail(new DeliveryError('the receiver answered 503', 503));
+    await closing;
+    await first.history.close(1_000);
+    expect(await redis.llen(`${keyPrefix}alerting:outbox`)).toBe(1);
+    expect((await state.firing()).map((e) => [e.notified, e.channels])).toEqual([[false, ['owed:pager']]]);
+
+    now.at = T0 + 20_000;
+    const up = fakeChannel('pager');
+    const next = replica(config, state, up.channel, now);
+    expect(next.service.restore(await state.firing())).toBe(1);
+    const finishing = new Set<Promise<void>>();
+    expect(await sendHandedOver(state, next.service, next.queue, logger, true, finishing)).toBe(true);
+    next.service.evaluate();
+    await until(() => next.queue.pending === 0 && up.got.length === 1);
+    now.at = T0 + 30_000;
+    next.service.evaluate();
+    await until(() => next.queue.pending === 0);
+    expect(up.got).toEqual(['firing']);
+    await next.history.flushed();
+    expect((await state.firing()).map((e) => [e.notified, e.channels])).toEqual([[true, ['pager']]]);
+    await next.service.close();
+    await next.queue.close(100);
+    await next.history.close(1_000);
   });
 });

@@ -12,6 +12,7 @@ import { DeliveryError, type NotificationChannel } from './channels/notification
 import { WebhookChannel } from './channels/webhook.channel';
 import { DeliveryQueue } from './delivery/delivery-queue';
 import { HistoryWriter } from './delivery/history-writer';
+import type { HandedOverDelivery } from './state/alerting-state.repository';
 import type { RouterReplicaStatus, RouterSnapshot } from './aggregation/router-replicas';
 
 const T0 = 1_750_000_000_000;
@@ -594,6 +595,16 @@ async function flakyReceiver(answer = 204) {
   };
 }
 
+/** What `ClickHouseAlertHistory.firing` reads: each alert's latest entry, if it is `firing`. */
+function latestFiring(rows: readonly AlertHistoryEntry[]): AlertHistoryEntry[] {
+  const latest = new Map<string, AlertHistoryEntry>();
+  for (const row of rows) {
+    const seen = latest.get(row.alertId);
+    if (!seen || Date.parse(row.at) > Date.parse(seen.at) || (row.at === seen.at && row.status === 'resolved')) latest.set(row.alertId, row);
+  }
+  return [...latest.values()].filter((e) => e.status === 'firing');
+}
+
 async function until(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 1_000 && !condition(); i++) await new Promise((done) => setTimeout(done, 5));
   if (!condition()) throw new Error('condition never held');
@@ -630,16 +641,6 @@ describe('an alerting service whose receiver is down', () => {
     await service.close();
     await queue.close(100);
     await history.close(1_000);
-  }
-
-  /** What `ClickHouseAlertHistory.firing` reads: each alert's latest entry, if it is `firing`. */
-  function latestFiring(rows: readonly AlertHistoryEntry[]): AlertHistoryEntry[] {
-    const latest = new Map<string, AlertHistoryEntry>();
-    for (const row of rows) {
-      const seen = latest.get(row.alertId);
-      if (!seen || Date.parse(row.at) > Date.parse(seen.at) || (row.at === seen.at && row.status === 'resolved')) latest.set(row.alertId, row);
-    }
-    return [...latest.values()].filter((e) => e.status === 'firing');
   }
 
   it('sends a firing it gave up on again in the next round, so the receiver sees it fire before it resolves', async () => {
@@ -1086,6 +1087,75 @@ describe('an alerting service that loses its lease', () => {
     await r.stop();
     expect(r.got).toEqual(['firing']);
     expect(r.handedOver).toEqual([['pager', 'resolved']]);
+  });
+});
+
+describe('an alerting service taking over a firing that was being sent again when the previous active replica stopped', () => {
+  const config = alertingSchema.parse({
+    bucketMs: 1_000,
+    delivery: { maxAttempts: 1, initialBackoffMs: 10, maxBackoffMs: 10, timeoutMs: 1_000 },
+    channels: [{ id: 'pager', kind: 'webhook', url: 'http://127.0.0.1:9/hook' }],
+    rules: [{ id: 'circuits', kind: 'circuit_open', cooldownMs: 0 }],
+  });
+  const logger = createLogger('test', 'silent');
+  const router = { snapshot: routerWith({ provider: 'p', deployment: 'd1', state: 'open' }) };
+
+  /** A replica with history kept in `rows`, whose delivery queue hands what is left at shutdown to `handedOver`. */
+  function replica(channel: NotificationChannel, rows: AlertHistoryEntry[], now: { at: number }, handedOver: HandedOverDelivery[] = []) {
+    const metrics = new AlertingMetrics(new Registry());
+    const queue = new DeliveryQueue(config.delivery, metrics, logger, () => 0, () => true, async (left) => void handedOver.push(...left));
+    const history = new HistoryWriter({ append: async (entries) => void rows.push(...entries) }, logger);
+    const service = new AlertingService(config, { channels: [channel], delivery: queue, history, metrics, logger, router: () => router.snapshot, clock: () => now.at });
+    return { service, queue, history };
+  }
+
+  it('delivers it once: the history says the channel is owed it, but the hand-over is on its way', async () => {
+    const rows: AlertHistoryEntry[] = [];
+    const now = { at: T0 };
+    // The receiver refuses connections at first; the firing's second send then hangs until the shutdown has begun.
+    let fail: (error: Error) => void = () => undefined;
+    let sends = 0;
+    const down: NotificationChannel = {
+      id: 'pager',
+      kind: 'webhook',
+      send: () => (++sends === 1 ? Promise.reject(new Error('ECONNREFUSED')) : new Promise((_, reject) => (fail = reject))),
+    };
+    const handedOver: HandedOverDelivery[] = [];
+    const first = replica(down, rows, now, handedOver);
+    first.service.evaluate();
+    // Given up: the next round sends it again.
+    await until(() => first.queue.pending === 0);
+    now.at = T0 + 10_000;
+    first.service.evaluate();
+    await until(() => sends === 2);
+    // The shutdown begins while that send is under way; it fails then, and is handed over.
+    await first.service.close();
+    const closing = first.queue.close(1_000);
+    fail(new DeliveryError('the receiver answered 503', 503));
+    await closing;
+    await first.history.close(1_000);
+    expect(handedOver.map((h) => [h.channel, h.notification.status])).toEqual([['pager', 'firing']]);
+    // What the next active replica reads: the pager is owed the firing.
+    expect(latestFiring(rows).map((e) => [e.notified, e.channels])).toEqual([[false, ['owed:pager']]]);
+
+    const got: string[] = [];
+    const up: NotificationChannel = { id: 'pager', kind: 'webhook', send: async (n) => void got.push(n.id) };
+    now.at = T0 + 20_000;
+    const second = replica(up, rows, now);
+    expect(second.service.restore(latestFiring(rows))).toBe(1);
+    // As startAlerting takes the outbox: after the restore, before the first round.
+    let finished = 0;
+    for (const { channel, notification } of handedOver) expect(second.service.deliverHandedOver(channel, notification, () => finished++)).toBe(true);
+    second.service.evaluate();
+    await until(() => second.queue.pending === 0 && finished === 1);
+    now.at = T0 + 30_000;
+    second.service.evaluate();
+    await until(() => second.queue.pending === 0);
+    expect(got).toEqual(handedOver.map((h) => h.notification.id));
+    // Delivered: the history says so, for the next restart.
+    await second.history.close(1_000);
+    expect(latestFiring(rows).map((e) => [e.notified, e.channels])).toEqual([[true, ['pager']]]);
+    await second.queue.close(100);
   });
 });
 

@@ -26,6 +26,9 @@ const PROVIDER_FAILURES = new Set(['upstream_error', 'unavailable', 'timeout', '
 /** Usage event ids remembered to skip copies, at most (about 90 bytes each: some 22 MB). */
 const RECENT_EVENT_IDS = 250_000;
 
+/** How often the cooldowns kept for the next active replica are pruned, while this one stays active (it prunes them as it becomes active). */
+export const COOLDOWN_PRUNE_MS = 60 * 60_000;
+
 /** A budget event's amount: decimal text (budget.proto). */
 const AMOUNT = /^\d+(\.\d+)?$/;
 
@@ -42,8 +45,11 @@ export interface AlertingServiceDependencies {
   clock?: () => number;
   /** False on a replica that is no longer the active one: it evaluates nothing more (another may be notifying). */
   mayAct?: () => boolean;
-  /** Where each alert's cooldown start is kept for the next active replica (with Redis); without it, cooldowns live in memory. */
-  cooldowns?: { saveCooldown(fingerprint: string, at: number): Promise<void> };
+  /**
+   * Where each alert's cooldown start is kept for the next active replica (with Redis); without it,
+   * cooldowns live in memory. Those past their retention are pruned every `COOLDOWN_PRUNE_MS`.
+   */
+  cooldowns?: { saveCooldown(fingerprint: string, at: number): Promise<void>; pruneCooldowns(): Promise<number> };
 }
 
 /** One alert's notification to one channel. */
@@ -67,6 +73,8 @@ export class AlertingService {
   private readonly notices = new FiringNotices();
   private readonly clock: () => number;
   private readonly startedAt: number;
+  /** When the kept cooldowns were last pruned (as it started, they were: `RedisAlertingState.cooldowns`). */
+  private cooldownsPrunedAt: number;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -75,6 +83,7 @@ export class AlertingService {
   ) {
     this.clock = deps.clock ?? Date.now;
     this.startedAt = this.clock();
+    this.cooldownsPrunedAt = this.startedAt;
     this.windows = new UsageWindows(config.bucketMs, retentionOf(config));
     this.recentEvents = new RecentEventIds(RECENT_EVENT_IDS, retentionOf(config));
     deps.delivery.listen(this.settled);
@@ -205,6 +214,20 @@ export class AlertingService {
     for (const [fingerprint, at] of cooldowns) this.tracker.notified(fingerprint, at);
   }
 
+  /**
+   * Queues a notification a replica that stopped handed over (through Redis), after `restore`;
+   * false when its channel is no longer configured. The channel of a firing in it is not owed that
+   * firing again from the history (see `FiringNotices.handedOver`): a hand-over is never also sent
+   * again as owed. `onFinished` is called as `DeliveryQueue.enqueue` says.
+   */
+  deliverHandedOver(channelId: string, notification: AlertNotification, onFinished: () => void): boolean {
+    const channel = this.deps.channels.find((c) => c.id === channelId);
+    if (!channel) return false;
+    if (notification.status === 'firing') for (const alert of notification.alerts) this.notices.handedOver(alert, channelId);
+    this.deps.delivery.enqueue(channel, notification, onFinished);
+    return true;
+  }
+
   /** Until when a restored alert of `rule` cannot be told to have ended, unless its rule sees it again. */
   private heldUntil(rule: AlertRuleConfig, startedAt: number, labels: Record<string, string>): number {
     switch (rule.kind) {
@@ -267,7 +290,21 @@ export class AlertingService {
       this.deps.logger.info({ alert: t.fingerprint, rule: t.rule.id, status: t.status, notify: t.notify, labels: t.labels, value: t.value }, t.status === 'firing' ? 'alert firing' : 'alert resolved');
     }
     this.notify(sends, now);
+    this.pruneCooldowns(now);
     return transitions;
+  }
+
+  /** Once every `COOLDOWN_PRUNE_MS`, in the background: the kept cooldowns past their retention are forgotten. */
+  private pruneCooldowns(now: number): void {
+    const kept = this.deps.cooldowns;
+    if (!kept || now - this.cooldownsPrunedAt < COOLDOWN_PRUNE_MS) return;
+    this.cooldownsPrunedAt = now;
+    kept.pruneCooldowns().then(
+      (removed) => {
+        if (removed > 0) this.deps.logger.debug({ removed }, 'alert cooldowns past their retention pruned');
+      },
+      (error: unknown) => this.deps.logger.warn({ err: error }, 'alert cooldowns past their retention could not be pruned: tried again in an hour'),
+    );
   }
 
   /**

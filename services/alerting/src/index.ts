@@ -10,6 +10,7 @@ import type { NotificationChannel } from './channels/notification';
 import { SlackChannel } from './channels/slack.channel';
 import { WebhookChannel } from './channels/webhook.channel';
 import { DeliveryQueue } from './delivery/delivery-queue';
+import { sendHandedOver } from './delivery/handed-over';
 import { HistoryWriter } from './delivery/history-writer';
 import { KafkaAlertSource } from './sources/kafka-alert.source';
 import { RouterReplicaMetrics } from './sources/router-replica.metrics';
@@ -203,7 +204,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
           let retaken = false;
           let taking: Promise<void> | undefined;
           const takeHandedOver = (): Promise<void> =>
-            (taking ??= sendHandedOver(state, channels, delivery, logger, !retaken, finishing)
+            (taking ??= sendHandedOver(state, service, delivery, logger, !retaken, finishing)
               .then((taken) => {
                 retaken ||= taken;
               })
@@ -272,42 +273,6 @@ async function restoreCooldowns(service: AlertingService, state: AlertingStateRe
   } catch (error) {
     logger.warn({ err: error }, 'alert cooldowns could not be read from Redis: alerts firing again may be notified before their cooldown ends');
   }
-}
-
-/**
- * Queues the notifications a stopped replica handed over (with `retake`, also those a previous
- * active replica had taken and not finished); each is removed from Redis once its delivery has an
- * outcome, and those of a channel no longer configured at once. False when Redis could not be read.
- */
-async function sendHandedOver(state: AlertingStateRepository, channels: readonly NotificationChannel[], delivery: DeliveryQueue, logger: Logger, retake: boolean, finishing: Set<Promise<void>>): Promise<boolean> {
-  let handed;
-  try {
-    handed = await state.claimHandedOver({ retake });
-  } catch (error) {
-    logger.warn({ err: error }, 'alert notifications handed over by a stopped replica could not be read from Redis; trying again');
-    return false;
-  }
-  if (handed.length === 0) return true;
-  const finish = (receipt: string): void => {
-    const removed = state
-      .finishHandedOver(receipt)
-      .catch((error: unknown) => logger.warn({ err: error }, 'a handed-over alert notification could not be removed from Redis: the next active replica may send it again'))
-      .finally(() => finishing.delete(removed));
-    finishing.add(removed);
-  };
-  const byId = new Map(channels.map((c) => [c.id, c]));
-  let queued = 0;
-  for (const { channel, notification, receipt } of handed) {
-    const found = byId.get(channel);
-    if (!found) {
-      finish(receipt);
-      continue;
-    }
-    delivery.enqueue(found, notification, () => finish(receipt));
-    queued++;
-  }
-  logger.info({ queued, skipped: handed.length - queued }, 'alert notifications handed over by a stopped replica queued for delivery');
-  return true;
 }
 
 /** What was firing when alerting last stopped, from its history; a store that cannot say is no reason not to start. */

@@ -76,6 +76,11 @@ export class DeliveryQueue {
     return this.queued.size;
   }
 
+  /** How many more deliveries it takes before a full queue pushes out its oldest. */
+  get room(): number {
+    return Math.max(0, this.settings.queueLimit - this.queued.size);
+  }
+
   /** Where outcomes go (one listener: the alerting service). */
   listen(listener: DeliveryListener): void {
     this.listener = listener;

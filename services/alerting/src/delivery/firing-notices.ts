@@ -120,6 +120,17 @@ export class FiringNotices {
   }
 
   /**
+   * A firing handed over by a replica that stopped is on its way to `channel` from this one: the
+   * channel is no longer owed it here. The history it was restored from says it is when the firing
+   * was being sent again (after a give-up) as that replica stopped, and the next round would
+   * otherwise send the channel a second copy. The delivery's outcome settles it as any other's.
+   */
+  handedOver(alert: AlertTransition, channel: string): void {
+    const episode = this.episodeOf(alert);
+    if (episode && !episode.notices.has(channel)) episode.notices.set(channel, 'sending');
+  }
+
+  /**
    * When a history entry of `alert`'s firing made at `now` is to be stamped: later than the alert's
    * previous entry (two outcomes may come within one millisecond), so a restart reads the last one
    * written as the latest.

@@ -20,18 +20,22 @@ export interface AlertingStateRepository extends Pick<AlertHistoryStore, 'append
   /** Keeps deliveries for the next active replica, in order. */
   handOff(deliveries: readonly HandedOverDelivery[]): Promise<void>;
   /**
-   * Takes the deliveries handed over, oldest first, into delivery: they stay in the store until
-   * `finishHandedOver` is told of each, so a replica that dies before sending them loses none.
-   * With `retake`, also those already in delivery — taken by a previous active replica that never
-   * told their outcome (a replica takes these once, as it becomes the active one).
+   * Takes the deliveries handed over, oldest first, into delivery, at most `limit` of them (what the
+   * delivery queue has room for: more would push out what it holds): they stay in the store until
+   * `finishHandedOver` is told of each, so a replica that dies before sending them loses none. With
+   * `retake`, those already in delivery — taken by a previous active replica that never told their
+   * outcome (a replica takes these once, as it becomes the active one) — are first put back ahead of
+   * the others, to be taken as they are.
    */
-  claimHandedOver(options?: { retake?: boolean }): Promise<ClaimedDelivery[]>;
+  claimHandedOver(options?: { retake?: boolean; limit?: number }): Promise<ClaimedDelivery[]>;
   /** A claimed delivery has an outcome (or no channel left to go to): it is no longer kept. */
   finishHandedOver(receipt: string): Promise<void>;
   /** When each alert (by fingerprint) last had a notification reach a channel (ms since the epoch). */
   cooldowns(): Promise<Map<string, number>>;
   /** An alert's notification reached a channel at `at`. */
   saveCooldown(fingerprint: string, at: number): Promise<void>;
+  /** Forgets the cooldowns past their retention (as `cooldowns` does when it reads them); returns how many. */
+  pruneCooldowns(): Promise<number>;
 }
 
 const transitionSchema = z
@@ -77,13 +81,18 @@ export const OUTBOX_LIMIT = 10_000;
 
 /**
  * Moves the oldest of the outbox (KEYS[1]) to the in-delivery list (KEYS[2]) while it holds fewer
- * than ARGV[1], in one step; returns what was moved, after what was already in delivery when
- * ARGV[2] is '1'. LPOP + RPUSH rather than LMOVE: the same on every Redis version.
+ * than ARGV[1], and ARGV[3] at most, in one step; returns what was moved. When ARGV[2] is '1', what
+ * was already in delivery is first put back at the front of the outbox, in its order. LPOP + RPUSH
+ * rather than LMOVE: the same on every Redis version.
  */
 const CLAIM_SCRIPT = `
+if ARGV[2] == '1' then
+  local stranded = redis.call('LRANGE', KEYS[2], 0, -1)
+  for i = #stranded, 1, -1 do redis.call('LPUSH', KEYS[1], stranded[i]) end
+  redis.call('DEL', KEYS[2])
+end
 local taken = {}
-if ARGV[2] == '1' then taken = redis.call('LRANGE', KEYS[2], 0, -1) end
-local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[2])
+local room = math.min(tonumber(ARGV[1]) - redis.call('LLEN', KEYS[2]), tonumber(ARGV[3]))
 for i = 1, room do
   local item = redis.call('LPOP', KEYS[1])
   if not item then break end
@@ -92,6 +101,21 @@ for i = 1, room do
 end
 return taken
 `;
+
+/**
+ * Removes each field ARGV[i] of the hash KEYS[1] whose value is still ARGV[i + 1]: a cooldown found
+ * stale is not removed if it was saved again meanwhile. Returns how many were removed.
+ */
+const FORGET_SCRIPT = `
+local removed = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then removed = removed + redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return removed
+`;
+
+/** Cooldown fields read per HSCAN step, and removed per script run, when pruning. */
+const PRUNE_BATCH = 500;
 
 /** Cooldowns older than this are forgotten when read, unless told to keep them longer (`cooldownRetentionOf`). */
 const DEFAULT_COOLDOWN_RETENTION_MS = 24 * 60 * 60_000;
@@ -140,8 +164,9 @@ export class RedisAlertingState implements AlertingStateRepository {
     if (!replies || failed) throw failed?.[0] ?? new Error('the alert delivery outbox could not be written');
   }
 
-  async claimHandedOver(options: { retake?: boolean } = {}): Promise<ClaimedDelivery[]> {
-    const items = (await this.redis.eval(CLAIM_SCRIPT, 2, this.outboxKey, this.deliveringKey, String(IN_DELIVERY_LIMIT), options.retake ? '1' : '0')) as string[];
+  async claimHandedOver(options: { retake?: boolean; limit?: number } = {}): Promise<ClaimedDelivery[]> {
+    const limit = Math.max(0, Math.floor(options.limit ?? IN_DELIVERY_LIMIT));
+    const items = (await this.redis.eval(CLAIM_SCRIPT, 2, this.outboxKey, this.deliveringKey, String(IN_DELIVERY_LIMIT), options.retake ? '1' : '0', String(limit))) as string[];
     const read: ClaimedDelivery[] = [];
     for (const item of items) {
       const parsed = handedOverSchema.safeParse(parseJson(item));
@@ -164,18 +189,56 @@ export class RedisAlertingState implements AlertingStateRepository {
     const all = await this.redis.hgetall(this.cooldownsKey);
     const now = this.clock();
     const kept = new Map<string, number>();
-    const stale: string[] = [];
+    const stale: Array<[string, string]> = [];
     for (const [fingerprint, text] of Object.entries(all)) {
-      const at = Number(text);
-      if (Number.isFinite(at) && now - at <= this.cooldownRetentionMs) kept.set(fingerprint, at);
-      else stale.push(fingerprint);
+      const at = this.keptCooldown(text, now);
+      if (at !== undefined) kept.set(fingerprint, at);
+      else stale.push([fingerprint, text]);
     }
-    if (stale.length > 0) await this.redis.hdel(this.cooldownsKey, ...stale);
+    await this.forgetCooldowns(stale);
     return kept;
   }
 
   async saveCooldown(fingerprint: string, at: number): Promise<void> {
     await this.redis.hset(this.cooldownsKey, fingerprint, String(at));
+  }
+
+  /**
+   * Read in steps (HSCAN), so a large hash neither blocks Redis nor comes back in one reply. The
+   * active replica saves a cooldown at every delivery and reads the hash only as it becomes active:
+   * without this, one that stays active for months keeps every alert it ever notified.
+   */
+  async pruneCooldowns(): Promise<number> {
+    const now = this.clock();
+    let removed = 0;
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(this.cooldownsKey, cursor, 'COUNT', PRUNE_BATCH);
+      cursor = next;
+      const stale: Array<[string, string]> = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const fingerprint = flat[i] ?? '';
+        const text = flat[i + 1] ?? '';
+        if (this.keptCooldown(text, now) === undefined) stale.push([fingerprint, text]);
+      }
+      removed += await this.forgetCooldowns(stale);
+    } while (cursor !== '0');
+    return removed;
+  }
+
+  /** A kept cooldown's start, unless it is unreadable or past its retention at `now`. */
+  private keptCooldown(text: string, now: number): number | undefined {
+    const at = Number(text);
+    return Number.isFinite(at) && now - at <= this.cooldownRetentionMs ? at : undefined;
+  }
+
+  /** Removes these cooldowns (fingerprint, the value found stale) unless saved again meanwhile. */
+  private async forgetCooldowns(stale: ReadonlyArray<[string, string]>): Promise<number> {
+    let removed = 0;
+    for (let i = 0; i < stale.length; i += PRUNE_BATCH) {
+      removed += Number(await this.redis.eval(FORGET_SCRIPT, 1, this.cooldownsKey, ...stale.slice(i, i + PRUNE_BATCH).flat()));
+    }
+    return removed;
   }
 
   /** Keeps each alert's latest entry while it fires; a resolution removes it. Entries come in the order they were made. */
