@@ -91,6 +91,17 @@ describe('alerting settings', () => {
     expect(problems({ rules: [{ id: 'errors', kind: 'error_rate' }, { id: 'latency', kind: 'latency_p95' }, { id: 'spend', kind: 'spend_anomaly' }] })).toEqual([]);
   });
 
+  it('refuses an error_rate or latency_p95 window of more than 5000 buckets, saying what to change', () => {
+    // A day at 1 s buckets: 86 400 buckets, some 22 MB a provider or deployment.
+    expect(problems({ bucketMs: 1_000, rules: [{ id: 'errors', kind: 'error_rate', windowMs: 86_400_000 }] })).toEqual([
+      'rules.0.windowMs: with bucketMs 1000, keeps 86400 buckets of calls per provider and deployment (windowMs / bucketMs); at most 5000: use a shorter windowMs or a larger bucketMs',
+    ]);
+    expect(problems({ bucketMs: 1_000, rules: [{ id: 'latency', kind: 'latency_p95', windowMs: 5_001_000 }] })).toEqual([expect.stringMatching(/^rules\.0\.windowMs: .*keeps 5001 buckets/)]);
+    // Exactly at the most, and a day at 20 s buckets (4 320).
+    expect(problems({ bucketMs: 1_000, rules: [{ id: 'latency', kind: 'latency_p95', windowMs: 5_000_000 }] })).toEqual([]);
+    expect(problems({ bucketMs: 20_000, rules: [{ id: 'errors', kind: 'error_rate', windowMs: 86_400_000 }] })).toEqual([]);
+  });
+
   it('refuses a spend_anomaly rule that would keep more than 5000 buckets of spend per organisation, saying what to change', () => {
     // An hour against 96 before it, at 10 s buckets: 34 920 buckets, some 4.5 MB an organisation.
     expect(problems({ rules: [{ id: 'spend', kind: 'spend_anomaly', windowMs: 3_600_000, baselineWindows: 96 }] })).toEqual([

@@ -18,6 +18,15 @@ const timerMs = numeric(positive.max(MAX_TIMER_MS, TIMER_TOO_LONG));
  */
 const MAX_SPEND_BUCKETS = 5_000;
 
+/**
+ * Buckets an `error_rate` or `latency_p95` window spans at most (`windowMs` / `bucketMs`), each kept
+ * per provider and per deployment (with a latency histogram, some 260 bytes) and added up at every
+ * evaluation. 5 000 are some 1.3 MB and 15 ms a round per series; a day's window at 1 s buckets
+ * would be 86 400: 22 MB and 265 ms a round per series (the spend kept per organisation grows with
+ * it too, since every series is kept as long as the longest window).
+ */
+const MAX_ATTEMPT_BUCKETS = 5_000;
+
 export const metricsSchema = strictObject({
   /** `/metrics` on every service; off still answers, with an empty exposition. */
   enabled: flag.default(true),
@@ -212,6 +221,13 @@ export const alertingSchema = strictObject({
       // nothing (or a varying span) depending on where in the bucket the evaluation falls.
       if ('windowMs' in rule && rule.windowMs % a.bucketMs !== 0) {
         ctx.addIssue({ code: 'custom', path: ['rules', i, 'windowMs'], message: `must be a multiple of bucketMs (${a.bucketMs})` });
+      }
+      if ((rule.kind === 'error_rate' || rule.kind === 'latency_p95') && rule.windowMs / a.bucketMs > MAX_ATTEMPT_BUCKETS) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'windowMs'],
+          message: `with bucketMs ${a.bucketMs}, keeps ${Math.ceil(rule.windowMs / a.bucketMs)} buckets of calls per provider and deployment (windowMs / bucketMs); at most ${MAX_ATTEMPT_BUCKETS}: use a shorter windowMs or a larger bucketMs`,
+        });
       }
       if (rule.kind === 'spend_anomaly' && (rule.windowMs * (rule.baselineWindows + 1)) / a.bucketMs > MAX_SPEND_BUCKETS) {
         const buckets = Math.ceil((rule.windowMs * (rule.baselineWindows + 1)) / a.bucketMs);
